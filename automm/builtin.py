@@ -1,0 +1,12 @@
+"""The explicit list of built-in plugins, registered before any third-party plugin."""
+
+__all__ = ["DEFAULT_PLUGINS"]
+
+DEFAULT_PLUGINS = (
+    "automm.components.image",
+    "automm.components.text",
+    "automm.components.tabular",
+    "automm.components.fusions",
+    "automm.components.augmentations",
+    "automm.roles",
+)

@@ -1,0 +1,141 @@
+"""The interfaces every encoder, fusion and augmentation implements.
+
+Data flow for one input (a column, or all tabular columns together)::
+
+    raw value --encoder.preprocess(value, augment)--> sample (tensor or dict of tensors)
+    [samples] --encoder.collate(samples)--> batch --encoder(batch)--> (B, output_dim)
+
+``preprocess`` runs in DataLoader workers, so it must be cheap to call and must not
+touch the network. ``fit`` learns preprocessing state (vocabularies, statistics) from
+the training values and builds the layers that depend on it; ``get_state`` /
+``set_state`` round-trip that state as JSON for :meth:`automm.AutoMM.save`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING"]
+
+
+class _Missing:
+    """Marker for a sample that lacks this input (no image, empty text)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self):
+        return (_Missing, ())
+
+
+MISSING = _Missing()
+
+
+class Encoder(nn.Module):
+    """Turns one input's raw values into a fixed-width embedding.
+
+    Subclasses set ``modality`` and ``output_dim`` and implement ``preprocess`` and
+    ``forward``; most also override ``fit`` (to learn a vocabulary) and ``collate``
+    (to pad sequences). Hyperparameters are the constructor's keyword arguments.
+    """
+
+    modality: str = ""
+    output_dim: int = 0
+    #: True when the encoder holds pretrained weights that stay frozen: the core may
+    #: then cache its outputs. Set by the encoder.
+    frozen: bool = False
+
+    def fit(self, values: Sequence[Any]) -> "Encoder":
+        """Learn preprocessing state from the training values (``MISSING`` included)."""
+        return self
+
+    def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> Any:
+        """Turn one raw value (or ``MISSING``) into a sample; apply ``augment`` to the
+        modality's natural representation (image tensor in [0, 1], token list) if given.
+        Must return a placeholder of the usual shape for ``MISSING``."""
+        raise NotImplementedError
+
+    def collate(self, samples: list[Any]) -> Any:
+        """Stack samples into a batch (default: ``torch.stack`` or per-key stack)."""
+        return default_collate(samples)
+
+    def get_state(self) -> dict:
+        """JSON-serialisable preprocessing state learned by ``fit``."""
+        return {}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore ``get_state()`` output and build the layers that depend on it."""
+
+    def forward(self, batch: Any) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def default_collate(samples: list[Any]) -> Any:
+    first = samples[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack(samples)
+    if isinstance(first, dict):
+        return {key: default_collate([s[key] for s in samples]) for key in first}
+    if isinstance(first, (int, float)):
+        return torch.tensor(samples)
+    raise TypeError(f"cannot collate samples of type {type(first).__name__}")
+
+
+class Fusion(nn.Module):
+    """Combines one embedding per input into one vector per sample.
+
+    Constructed as ``factory(input_dims, n_outputs, **hyperparameters)`` where
+    ``input_dims`` maps input name to embedding width. ``forward(embeddings, masks)``
+    receives ``{name: (B, D_name)}`` and ``{name: (B,) bool}`` (True where the sample
+    has that input) and returns ``(B, output_dim)``. A fusion that already produces
+    predictions (``late``) sets ``produces_outputs = True`` and ``output_dim = n_outputs``;
+    the model then adds no head.
+    """
+
+    output_dim: int = 0
+    produces_outputs: bool = False
+
+    def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Augmentation:
+    """A training-time change to one sample of one modality.
+
+    ``__call__(value, generator)`` receives the modality's natural representation
+    (an image tensor (C, H, W) in [0, 1]; a list of text tokens) and a
+    ``torch.Generator``, and returns a value of the same kind.
+    """
+
+    modality: str = ""
+
+    def __call__(self, value: Any, generator: torch.Generator) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+class BatchAugmentation:
+    """A training-time change to a whole batch, applied inside the model step.
+
+    ``apply_masks(masks, generator)`` may drop inputs (modality dropout);
+    ``apply_fused(fused, targets, generator)`` may mix fused embeddings and soft
+    targets (mixup) and returns ``(fused, targets)``; targets are one-hot or soft
+    class probabilities for classification and values for regression.
+    """
+
+    modality: str = "batch"
+
+    def apply_masks(self, masks: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return masks
+
+    def apply_fused(self, fused: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return fused, targets

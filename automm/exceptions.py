@@ -1,0 +1,34 @@
+"""Exceptions raised by automm."""
+
+from __future__ import annotations
+
+__all__ = ["AutoMMError", "PluginError", "UnknownComponentError", "InputError", "NotFittedError", "ModelFormatError"]
+
+from sklearn.exceptions import NotFittedError as _SkNotFitted
+
+
+class AutoMMError(Exception):
+    """Base class of automm's own errors."""
+
+
+class PluginError(AutoMMError):
+    """A plugin registered something invalid, or could not be loaded."""
+
+
+class UnknownComponentError(AutoMMError, KeyError):
+    """A component name that no installed plugin registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InputError(AutoMMError, ValueError):
+    """Bad input data or arguments, detected before any training."""
+
+
+class NotFittedError(_SkNotFitted):
+    """``predict`` (or similar) called before ``fit``."""
+
+
+class ModelFormatError(AutoMMError):
+    """A saved model directory that cannot be loaded."""

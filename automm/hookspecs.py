@@ -1,0 +1,71 @@
+"""Hook specifications: the contract between the automm core and its plugins.
+
+A plugin is any object or module with functions marked ``@automm.hookimpl`` and named as below.
+Built-in components are registered through these same hooks (see :mod:`automm.builtin`);
+third-party packages are found through the ``automm`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import pluggy
+
+PROJECT_NAME = "automm"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+__all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
+
+
+@hookspec
+def automm_register_encoders(register: Callable[..., None]) -> None:
+    """Register encoders by calling ``register`` once per encoder.
+
+    ``register(name, factory, *, modality, output_dim=None, defaults=None,
+    search_space=None, description="")``:
+
+    - ``name``: unique lower-case identifier (letters, digits, ``_``, ``-``).
+    - ``factory(**hyperparameters)`` returns an :class:`automm.Encoder`.
+    - ``modality``: the input it encodes (``"image"``, ``"text"``, ``"tabular"``,
+      or a new modality such as ``"audio"``).
+    - ``output_dim``: the embedding width, an int or ``f(hyperparameters) -> int``;
+      it must equal the built encoder's ``output_dim``.
+    - ``defaults``: default hyperparameters (JSON-serialisable values).
+    - ``search_space(trial, prefix) -> dict``: suggests hyperparameters on an Optuna
+      trial, every parameter name starting with ``prefix``; returns keyword arguments
+      for ``factory`` (without the prefix).
+    """
+
+
+@hookspec
+def automm_register_fusions(register: Callable[..., None]) -> None:
+    """Register fusions by calling ``register`` once per fusion.
+
+    ``register(name, factory, *, defaults=None, search_space=None, description="")``
+    where ``factory(input_dims, n_outputs, **hyperparameters)`` returns an
+    :class:`automm.Fusion` combining one embedding per input.
+    """
+
+
+@hookspec
+def automm_register_augmentations(register: Callable[..., None]) -> None:
+    """Register augmentations by calling ``register`` once per augmentation.
+
+    ``register(name, factory, *, modality, defaults=None, search_space=None,
+    description="")``: ``modality`` is the modality whose samples it changes
+    (``"image"``, ``"text"``, ...) or ``"batch"`` for augmentations applied to a
+    whole training batch (modality dropout, mixup). ``factory(**hyperparameters)``
+    returns an :class:`automm.Augmentation`.
+    """
+
+
+@hookspec(firstresult=True)
+def automm_infer_column_role(name: str, values: Sequence[Any]) -> str | None:
+    """Return the role of a data column (``"image"``, ``"text"``, ``"numeric"``,
+    ``"categorical"``, or a plugin modality such as ``"audio"``), or ``None`` to let
+    the next plugin decide. ``values`` holds the column's non-missing values (a sample
+    of them for large columns). The first non-``None`` answer wins; the built-in rules
+    run last.
+    """

@@ -1,0 +1,234 @@
+"""Plugin discovery and the component registries (``list_*`` / ``create_*``).
+
+The built-in plugins (an explicit list in :mod:`automm.builtin`) are always registered;
+third-party plugins come from the ``automm`` entry-point group unless the environment
+variable ``AUTOMM_DISABLE_PLUGIN_AUTOLOAD`` is set to a true value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .exceptions import UnknownComponentError, PluginError
+
+__all__ = [
+    "ComponentSpec",
+    "Registry",
+    "get_registry",
+    "reset_registry",
+    "list_encoders",
+    "list_fusions",
+    "list_augmentations",
+    "create_encoder",
+    "create_fusion",
+    "create_augmentation",
+    "get_plugin_manager",
+    "DISABLE_AUTOLOAD_ENV",
+    "ENTRY_POINT_GROUP",
+]
+
+DISABLE_AUTOLOAD_ENV = "AUTOMM_DISABLE_PLUGIN_AUTOLOAD"
+ENTRY_POINT_GROUP = "automm"
+KINDS = ("encoder", "fusion", "augmentation")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What a plugin registered for one component."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    provider: str
+    package: str | None = None
+    modality: str | None = None
+    output_dim: int | Callable[[dict], int] | None = None
+    defaults: dict = field(default_factory=dict)
+    search_space: Callable[..., dict] | None = None
+    description: str = ""
+
+    def hyperparameters(self, **overrides: Any) -> dict:
+        """Defaults updated with ``overrides``."""
+        params = dict(self.defaults)
+        params.update(overrides)
+        return params
+
+    def expected_output_dim(self, **overrides: Any) -> int | None:
+        if self.output_dim is None:
+            return None
+        if callable(self.output_dim):
+            return int(self.output_dim(self.hyperparameters(**overrides)))
+        return int(self.output_dim)
+
+    def create(self, *args: Any, **overrides: Any) -> Any:
+        return self.factory(*args, **self.hyperparameters(**overrides))
+
+    def suggest(self, trial: Any, prefix: str | None = None) -> dict:
+        """Hyperparameters for this component suggested on an Optuna ``trial``."""
+        if self.search_space is None:
+            return {}
+        return dict(self.search_space(trial, prefix if prefix is not None else f"{self.name}."))
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+class Registry:
+    """All components known to one plugin manager, by kind and name."""
+
+    def __init__(self, plugin_manager: pluggy.PluginManager):
+        self.plugin_manager = plugin_manager
+        self._specs: dict[str, dict[str, ComponentSpec]] = {kind: {} for kind in KINDS}
+        self._collect()
+
+    # -- collection -----------------------------------------------------------------
+    def _package_of(self, plugin: object) -> str | None:
+        for plugin_obj, dist in self.plugin_manager.list_plugin_distinfo():
+            if plugin_obj is plugin:
+                return f"{dist.project_name} {dist.version}"
+        return None
+
+    def _collect(self) -> None:
+        hooks = {
+            "encoder": self.plugin_manager.hook.automm_register_encoders,
+            "fusion": self.plugin_manager.hook.automm_register_fusions,
+            "augmentation": self.plugin_manager.hook.automm_register_augmentations,
+        }
+        for kind, caller in hooks.items():
+            # Call each implementation separately so that every registration knows its provider.
+            for impl in reversed(caller.get_hookimpls()):
+                register = self._make_register(kind, impl.plugin_name, self._package_of(impl.plugin))
+                impl.function(register=register)
+
+    def _make_register(self, kind: str, provider: str, package: str | None) -> Callable[..., None]:
+        def register(name: str, factory: Callable[..., Any], *, modality: str | None = None,
+                     output_dim: Any = None, defaults: dict | None = None,
+                     search_space: Callable[..., dict] | None = None, description: str = "") -> None:
+            self._add(ComponentSpec(kind=kind, name=name, factory=factory, provider=provider, package=package,
+                                    modality=modality, output_dim=output_dim, defaults=dict(defaults or {}),
+                                    search_space=search_space, description=description))
+        return register
+
+    def _add(self, spec: ComponentSpec) -> None:
+        where = f"{spec.kind} registered by plugin {spec.provider!r}"
+        if not isinstance(spec.name, str) or not _NAME_RE.match(spec.name):
+            raise PluginError(f"invalid {where}: name {spec.name!r} must be lower-case letters, digits, '_' or '-', "
+                              "starting with a letter")
+        if not callable(spec.factory):
+            raise PluginError(f"invalid {where}: factory for {spec.name!r} is not callable")
+        if spec.kind in ("encoder", "augmentation") and not spec.modality:
+            raise PluginError(f"invalid {where}: {spec.kind} {spec.name!r} needs a modality=")
+        if spec.search_space is not None and not callable(spec.search_space):
+            raise PluginError(f"invalid {where}: search_space for {spec.name!r} is not callable")
+        existing = self._specs[spec.kind].get(spec.name)
+        if existing is not None:
+            raise PluginError(f"duplicate {spec.kind} name {spec.name!r}: registered by plugin {existing.provider!r}"
+                              f" and by plugin {spec.provider!r}")
+        self._specs[spec.kind][spec.name] = spec
+
+    # -- queries ----------------------------------------------------------------------
+    def names(self, kind: str, pattern: str | None = None, modality: str | None = None) -> list[str]:
+        specs = self._specs[kind].values()
+        return sorted(s.name for s in specs
+                      if (pattern is None or fnmatch.fnmatch(s.name, pattern))
+                      and (modality is None or s.modality == modality))
+
+    def specs(self, kind: str) -> list[ComponentSpec]:
+        return [self._specs[kind][n] for n in sorted(self._specs[kind])]
+
+    def get(self, kind: str, name: str) -> ComponentSpec:
+        try:
+            return self._specs[kind][name]
+        except KeyError:
+            known = sorted(self._specs[kind])
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownComponentError(
+                f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known) or '(none)'}") from None
+
+    def modalities(self) -> list[str]:
+        return sorted({s.modality for s in self._specs["encoder"].values() if s.modality})
+
+
+def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginManager:
+    """A plugin manager with the hookspecs, the built-in plugins and (unless disabled)
+    the plugins of the ``automm`` entry-point group."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    from .builtin import DEFAULT_PLUGINS
+
+    for module_name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(module_name), name=module_name)
+    if load_entrypoints is None:
+        load_entrypoints = not _truthy(os.environ.get(DISABLE_AUTOLOAD_ENV))
+    if load_entrypoints:
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:  # a broken third-party plugin must name itself
+            raise PluginError(f"failed to load a plugin from entry-point group {ENTRY_POINT_GROUP!r}: {exc!r}") from exc
+    return pm
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = Registry(get_plugin_manager())
+        return _registry
+
+
+def reset_registry(plugins: Iterable[object] = ()) -> Registry:
+    """Rebuild the registry (after installing a plugin, or with extra in-process
+    ``plugins`` registered, as tests do). Returns the new registry."""
+    global _registry
+    with _lock:
+        pm = get_plugin_manager()
+        for plugin in plugins:
+            pm.register(plugin)
+        _registry = Registry(pm)
+        return _registry
+
+
+def _lister(kind: str):
+    def list_components(pattern: str | None = None, modality: str | None = None) -> list[str]:
+        return get_registry().names(kind, pattern, modality)
+    list_components.__name__ = f"list_{kind}s"
+    list_components.__doc__ = f"Names of registered {kind}s, optionally filtered by glob ``pattern`` and ``modality``."
+    return list_components
+
+
+list_encoders = _lister("encoder")
+list_fusions = _lister("fusion")
+list_augmentations = _lister("augmentation")
+
+
+def create_encoder(name: str, **hyperparameters: Any):
+    """Build the encoder ``name`` with its defaults updated by ``hyperparameters``."""
+    return get_registry().get("encoder", name).create(**hyperparameters)
+
+
+def create_fusion(name: str, input_dims: dict[str, int], n_outputs: int, **hyperparameters: Any):
+    """Build the fusion ``name`` for inputs of the given widths."""
+    return get_registry().get("fusion", name).create(dict(input_dims), int(n_outputs), **hyperparameters)
+
+
+def create_augmentation(name: str, **hyperparameters: Any):
+    """Build the augmentation ``name``."""
+    return get_registry().get("augmentation", name).create(**hyperparameters)
