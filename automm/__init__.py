@@ -1,0 +1,24 @@
+"""automm: plugin-based multimodal AutoML (images + texts + tables) on PyTorch.
+
+>>> from automm import AutoMM
+>>> clf = AutoMM(random_state=0).fit(X_img, X_txt, y)   # doctest: +SKIP
+"""
+
+from .hookspecs import hookimpl
+from .exceptions import (AutoMMError, InputError, ModelFormatError, NotFittedError, PluginError,
+                         UnknownComponentError)
+from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
+from .registry import (create_augmentation, create_encoder, create_fusion, get_registry, list_augmentations,
+                       list_encoders, list_fusions, reset_registry)
+from .estimator import AutoMM, AutoMMClassifier, AutoMMRegressor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoMM", "AutoMMClassifier", "AutoMMRegressor",
+    "Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "hookimpl",
+    "list_encoders", "list_fusions", "list_augmentations",
+    "create_encoder", "create_fusion", "create_augmentation", "get_registry", "reset_registry",
+    "AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "UnknownComponentError",
+    "__version__",
+]

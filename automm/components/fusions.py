@@ -1,0 +1,269 @@
+"""Built-in fusions: ``concat`` (the default), ``attention``, ``gated`` and ``late``.
+
+Every fusion is built as ``factory(input_dims, n_outputs, **hyperparameters)`` and called
+as ``fusion(embeddings, masks)`` with ``{name: (B, D)}`` embeddings and ``{name: (B,)}``
+boolean masks (True where the sample has that input). Inputs are always handled in
+``sorted(name)`` order. A missing input's embedding is replaced by zeros *before* any layer
+touches it, so its values (even NaN) never influence the output, and a sample that lacks
+every input still gets a finite output.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from automm.components.base import Fusion
+from automm.hookspecs import hookimpl
+
+__all__ = [
+    "ConcatFusion",
+    "AttentionFusion",
+    "GatedFusion",
+    "LateFusion",
+    "concat_search_space",
+    "attention_search_space",
+    "gated_search_space",
+    "late_search_space",
+    "automm_register_fusions",
+]
+
+
+# -- shared helpers ----------------------------------------------------------------------
+
+def _sorted_input_names(input_dims: Mapping[str, int]) -> list[str]:
+    if not input_dims:
+        raise ValueError("a fusion needs at least one input; input_dims is empty")
+    for name, dim in input_dims.items():
+        if int(dim) <= 0:
+            raise ValueError(f"input {name!r} has invalid embedding width {dim!r}")
+    return sorted(input_dims)
+
+
+def _presence(masks: Mapping[str, torch.Tensor], name: str, embedding: torch.Tensor) -> torch.Tensor:
+    """The (B,) bool presence mask of ``name``; all present when ``masks`` lacks it."""
+    mask = masks.get(name)
+    if mask is None:
+        return torch.ones(embedding.shape[0], dtype=torch.bool, device=embedding.device)
+    return mask.to(device=embedding.device, dtype=torch.bool).reshape(embedding.shape[0])
+
+
+def _zero_missing(values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """``values`` (B, ...) with the rows of missing samples replaced by zeros."""
+    shape = (present.shape[0],) + (1,) * (values.dim() - 1)
+    return torch.where(present.reshape(shape), values, torch.zeros((), dtype=values.dtype, device=values.device))
+
+
+def _masked_softmax(logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Softmax over dim 1 restricted to present entries; rows with nothing present give zeros."""
+    any_present = present.any(dim=1, keepdim=True)
+    filled = logits.masked_fill(~present, float("-inf"))
+    filled = torch.where(any_present, filled, torch.zeros_like(filled))
+    return torch.softmax(filled, dim=1) * present.to(logits.dtype)
+
+
+class _MaskedInputsFusion(Fusion):
+    """Base for fusions that normalise each input with its own LayerNorm."""
+
+    def __init__(self, input_dims: Mapping[str, int]):
+        super().__init__()
+        self.input_names = _sorted_input_names(input_dims)
+        self.input_dims = {name: int(input_dims[name]) for name in self.input_names}
+        # ModuleList (not ModuleDict): input names may contain '.', which ModuleDict rejects.
+        self.input_norms = nn.ModuleList(nn.LayerNorm(self.input_dims[name]) for name in self.input_names)
+
+    def _normalised_inputs(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+                           ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per input: LayerNorm of the embedding, zeroed where missing; plus the (B, K) presence."""
+        missing = [name for name in self.input_names if name not in embeddings]
+        if missing:
+            raise KeyError(f"{type(self).__name__} expects embeddings for inputs {self.input_names}; "
+                           f"missing {missing}")
+        normalised, presence = [], []
+        for name, norm in zip(self.input_names, self.input_norms):
+            embedding = embeddings[name]
+            present = _presence(masks, name, embedding)
+            normalised.append(_zero_missing(norm(_zero_missing(embedding, present)), present))
+            presence.append(present)
+        return normalised, torch.stack(presence, dim=1)
+
+
+# -- concat ------------------------------------------------------------------------------
+
+class ConcatFusion(_MaskedInputsFusion):
+    """Per input LayerNorm + Linear to ``proj_dim`` (zeroed where missing) and a 1-dim
+    "present" flag, all concatenated and passed through ``n_layers`` GELU layers of width
+    ``hidden_dim``. ``output_dim`` is ``hidden_dim``, or the concatenation's width when
+    ``n_layers == 0``."""
+
+    defaults = {"proj_dim": 128, "hidden_dim": 256, "n_layers": 1, "dropout": 0.1}
+
+    def __init__(self, input_dims: Mapping[str, int], n_outputs: int, proj_dim: int = 128,
+                 hidden_dim: int = 256, n_layers: int = 1, dropout: float = 0.1):
+        super().__init__(input_dims)
+        if n_layers < 0:
+            raise ValueError(f"n_layers must be >= 0, got {n_layers}")
+        self.projections = nn.ModuleList(nn.Linear(self.input_dims[name], proj_dim) for name in self.input_names)
+        width = len(self.input_names) * (proj_dim + 1)
+        layers: list[nn.Module] = []
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, hidden_dim), nn.GELU(), nn.Dropout(dropout)]
+            width = hidden_dim
+        self.mlp = nn.Sequential(*layers)
+        self.output_dim = width
+
+    def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        normalised, presence = self._normalised_inputs(embeddings, masks)
+        parts = []
+        for index, (values, projection) in enumerate(zip(normalised, self.projections)):
+            present = presence[:, index]
+            parts.append(_zero_missing(projection(values), present))
+            parts.append(present.to(parts[-1].dtype).unsqueeze(1))
+        return self.mlp(torch.cat(parts, dim=1))
+
+
+def concat_search_space(trial: Any, prefix: str) -> dict:
+    return {
+        "proj_dim": trial.suggest_categorical(f"{prefix}proj_dim", [32, 64, 128]),
+        "hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim", [64, 128, 256]),
+        "n_layers": trial.suggest_int(f"{prefix}n_layers", 0, 2),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.3),
+    }
+
+
+# -- attention ---------------------------------------------------------------------------
+
+class AttentionFusion(_MaskedInputsFusion):
+    """Each input becomes one token (LayerNorm + Linear to ``d_model`` + a learned input
+    embedding); a learned [CLS] token attends over the present tokens through ``n_layers``
+    pre-norm Transformer encoder layers. Output: the final (normalised) CLS state."""
+
+    defaults = {"d_model": 64, "n_heads": 4, "n_layers": 1, "ff_multiplier": 2, "dropout": 0.1}
+
+    def __init__(self, input_dims: Mapping[str, int], n_outputs: int, d_model: int = 64, n_heads: int = 4,
+                 n_layers: int = 1, ff_multiplier: int = 2, dropout: float = 0.1):
+        super().__init__(input_dims)
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.projections = nn.ModuleList(nn.Linear(self.input_dims[name], d_model) for name in self.input_names)
+        self.input_embeddings = nn.Parameter(torch.randn(len(self.input_names), d_model) * 0.02)
+        self.cls_token = nn.Parameter(torch.randn(d_model) * 0.02)
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward=ff_multiplier * d_model,
+                                           dropout=dropout, activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.output_norm = nn.LayerNorm(d_model)
+        self.output_dim = d_model
+
+    def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        normalised, presence = self._normalised_inputs(embeddings, masks)
+        tokens = [projection(values) for values, projection in zip(normalised, self.projections)]
+        tokens = torch.stack(tokens, dim=1) + self.input_embeddings.to(tokens[0].dtype)
+        tokens = torch.where(presence.unsqueeze(2), tokens, torch.zeros((), dtype=tokens.dtype, device=tokens.device))
+        batch_size = tokens.shape[0]
+        cls = self.cls_token.to(tokens.dtype).expand(batch_size, 1, -1)
+        sequence = torch.cat([cls, tokens], dim=1)
+        cls_is_never_masked = torch.zeros(batch_size, 1, dtype=torch.bool, device=presence.device)
+        padding_mask = torch.cat([cls_is_never_masked, ~presence], dim=1)
+        encoded = self.encoder(sequence, src_key_padding_mask=padding_mask)
+        return self.output_norm(encoded[:, 0])
+
+
+def attention_search_space(trial: Any, prefix: str) -> dict:
+    return {
+        "d_model": trial.suggest_categorical(f"{prefix}d_model", [32, 64, 128]),
+        "n_heads": trial.suggest_categorical(f"{prefix}n_heads", [2, 4]),
+        "n_layers": trial.suggest_int(f"{prefix}n_layers", 1, 2),
+        "ff_multiplier": trial.suggest_categorical(f"{prefix}ff_multiplier", [2, 4]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.3),
+    }
+
+
+# -- gated -------------------------------------------------------------------------------
+
+class GatedFusion(_MaskedInputsFusion):
+    """Gated multimodal unit: ``h_i = tanh(W_i LN(x_i))`` (width ``hidden_dim``) and gate
+    weights ``z = masked_softmax(G [LN(x_1), ..., LN(x_K), present flags])`` over the
+    present inputs; output ``sum_i z_i h_i`` (zeros when every input is missing)."""
+
+    defaults = {"hidden_dim": 128, "dropout": 0.1}
+
+    def __init__(self, input_dims: Mapping[str, int], n_outputs: int, hidden_dim: int = 128,
+                 dropout: float = 0.1):
+        super().__init__(input_dims)
+        self.transforms = nn.ModuleList(nn.Linear(self.input_dims[name], hidden_dim) for name in self.input_names)
+        gate_width = sum(self.input_dims.values()) + len(self.input_names)
+        self.gate = nn.Linear(gate_width, len(self.input_names))
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = hidden_dim
+
+    def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        normalised, presence = self._normalised_inputs(embeddings, masks)
+        hidden = torch.stack([torch.tanh(transform(values)) for values, transform in zip(normalised, self.transforms)],
+                             dim=1)
+        gate_input = torch.cat(normalised + [presence.to(normalised[0].dtype)], dim=1)
+        weights = _masked_softmax(self.gate(gate_input), presence)
+        return (weights.unsqueeze(2) * self.dropout(hidden)).sum(dim=1)
+
+
+def gated_search_space(trial: Any, prefix: str) -> dict:
+    return {
+        "hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim", [64, 128, 256]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.3),
+    }
+
+
+# -- late --------------------------------------------------------------------------------
+
+class LateFusion(_MaskedInputsFusion):
+    """One prediction head per input (LayerNorm → Linear(``hidden_dim``) → GELU → dropout →
+    Linear(n_outputs)) averaged with learned per-input weights (softmax over the present
+    inputs). Produces predictions itself: ``produces_outputs = True``,
+    ``output_dim = n_outputs``; zeros when every input is missing."""
+
+    defaults = {"hidden_dim": 64, "dropout": 0.1}
+    produces_outputs = True
+
+    def __init__(self, input_dims: Mapping[str, int], n_outputs: int, hidden_dim: int = 64, dropout: float = 0.1):
+        super().__init__(input_dims)
+        if int(n_outputs) < 1:
+            raise ValueError(f"late fusion needs n_outputs >= 1, got {n_outputs}")
+        # The LayerNorm of each head is ``input_norms`` from the base class.
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(self.input_dims[name], hidden_dim), nn.GELU(), nn.Dropout(dropout),
+                          nn.Linear(hidden_dim, int(n_outputs)))
+            for name in self.input_names)
+        self.input_weight_logits = nn.Parameter(torch.zeros(len(self.input_names)))
+        self.output_dim = int(n_outputs)
+
+    def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        normalised, presence = self._normalised_inputs(embeddings, masks)
+        outputs = torch.stack([head(values) for values, head in zip(normalised, self.heads)], dim=1)
+        logits = self.input_weight_logits.to(outputs.dtype).expand(presence.shape[0], -1)
+        weights = _masked_softmax(logits, presence)
+        return (weights.unsqueeze(2) * outputs).sum(dim=1)
+
+
+def late_search_space(trial: Any, prefix: str) -> dict:
+    return {
+        "hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim", [32, 64, 128]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.3),
+    }
+
+
+# -- registration ------------------------------------------------------------------------
+
+@hookimpl
+def automm_register_fusions(register):
+    register("concat", ConcatFusion, defaults=dict(ConcatFusion.defaults), search_space=concat_search_space,
+             description="Per-input LayerNorm + projection and presence flags, concatenated, then an MLP (default).")
+    register("attention", AttentionFusion, defaults=dict(AttentionFusion.defaults),
+             search_space=attention_search_space,
+             description="One token per input plus a [CLS] token through a Transformer encoder; missing inputs masked.")
+    register("gated", GatedFusion, defaults=dict(GatedFusion.defaults), search_space=gated_search_space,
+             description="Gated multimodal unit: softmax gates over present inputs weight tanh projections.")
+    register("late", LateFusion, defaults=dict(LateFusion.defaults), search_space=late_search_space,
+             description="Late fusion: one prediction head per input, averaged with learned per-input weights.")

@@ -1,0 +1,316 @@
+"""Image loading and the built-in image encoders (``cnn``, ``resnet``), trained from scratch.
+
+Both encoders take square RGB images of side ``image_size`` and are sized to train on a CPU:
+the first convolution has stride 2, so the largest feature map is a quarter of the input.
+"""
+
+from __future__ import annotations
+
+import io
+import numbers
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
+from torch.nn import functional as F
+
+from automm.components.base import MISSING, Encoder
+from automm.exceptions import InputError
+from automm.hookspecs import hookimpl
+
+__all__ = [
+    "load_image",
+    "ImageEncoder",
+    "CNNEncoder",
+    "ResNetEncoder",
+    "cnn_search_space",
+    "resnet_search_space",
+    "automm_register_encoders",
+]
+
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_WHITE = (255, 255, 255, 255)
+
+
+# -- loading ----------------------------------------------------------------------------
+
+def load_image(value: Any, draft_size: int | None = None) -> Image.Image:
+    """Load ``value`` as an RGB PIL image.
+
+    Accepts a file path (``str`` or ``pathlib.Path``), the bytes of an encoded image file,
+    a numpy array of shape (H, W) or (H, W, C) with C in 1, 3, 4 (uint8, or float in
+    [0, 1]), or a PIL image of any mode. Greyscale becomes RGB; transparent pixels are
+    composited onto white. ``draft_size`` lets JPEG files decode at a reduced scale that
+    still covers ``draft_size`` x ``draft_size`` pixels (much faster for big photos).
+    Raises :class:`~automm.exceptions.InputError` for anything else.
+    """
+    if isinstance(value, Image.Image):
+        return _to_rgb(value)
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if not path.is_file():
+            raise InputError(f"image file not found: {str(path)!r}")
+        return _decode(path, str(path), draft_size)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        if len(value) == 0:
+            raise InputError("cannot load an image from empty bytes")
+        return _decode(io.BytesIO(bytes(value)), f"<{len(value)} bytes>", draft_size)
+    if isinstance(value, np.ndarray):
+        return _array_to_image(value)
+    raise InputError(f"cannot load an image from a value of type {type(value).__name__}; expected a file path, "
+                     "encoded image bytes, a numpy array (H, W) or (H, W, C), or a PIL image")
+
+
+def _decode(source: Any, description: str, draft_size: int | None) -> Image.Image:
+    try:
+        with Image.open(source) as opened:
+            if draft_size and opened.format == "JPEG":
+                opened.draft("RGB", (int(draft_size), int(draft_size)))
+            opened.load()
+            rgb = _to_rgb(ImageOps.exif_transpose(opened))
+            # closing the file releases ``opened``'s pixels, so never return it itself
+            return rgb.copy() if rgb is opened else rgb
+    except UnidentifiedImageError:
+        raise InputError(f"not a readable image file: {description}") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt files
+        raise InputError(f"cannot decode image {description}: {exc}") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB, compositing transparency onto white."""
+    if img.mode in _HIGH_DEPTH_MODES:
+        img = _high_depth_to_l(img)
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE)
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode == "RGB":
+        return img
+    try:
+        return img.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise InputError(f"cannot convert an image of mode {img.mode!r} to RGB: {exc}") from None
+
+
+def _high_depth_to_l(img: Image.Image) -> Image.Image:
+    """16/32-bit integer greyscale (scaled from 16 bits) or float greyscale (in [0, 1]) to 8 bits."""
+    pixels = np.asarray(img, dtype=np.float64)
+    scale = 255.0 if img.mode == "F" else 255.0 / 65535.0
+    return Image.fromarray(np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8), mode="L")
+
+
+def _array_to_image(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if not ((array.ndim == 2) or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        raise InputError(f"image arrays must have shape (H, W) or (H, W, C) with C in 1, 3 or 4 (channels last); "
+                         f"got shape {tuple(array.shape)}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(f"image array has no pixels: shape {tuple(array.shape)}")
+    if array.dtype == np.uint8:
+        pixels = array
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise InputError("float image array contains NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 1.0:
+            raise InputError(f"float image arrays must hold values in [0, 1]; got values in [{low:g}, {high:g}] "
+                             "(pass uint8 for 0..255 pixels)")
+        pixels = np.rint(array * 255.0).astype(np.uint8)
+    else:
+        raise InputError(f"image arrays must be uint8 (0..255) or float (0..1); got dtype {array.dtype}")
+    mode = {2: "L", 3: "RGB", 4: "RGBA"}[pixels.shape[2] if pixels.ndim == 3 else 2]
+    return _to_rgb(Image.fromarray(np.ascontiguousarray(pixels), mode=mode))
+
+
+# -- encoders ---------------------------------------------------------------------------
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InputError(f"hyperparameter {name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _check_dropout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
+        raise InputError(f"hyperparameter dropout must be a number in [0, 1); got {value!r}")
+    return float(value)
+
+
+class ImageEncoder(Encoder):
+    """Base class of image encoders: turns any :func:`load_image` input into a normalised
+    (3, image_size, image_size) tensor; subclasses build layers and implement ``forward``."""
+
+    modality = "image"
+
+    def __init__(self, image_size: int = 64):
+        super().__init__()
+        self.image_size = _check_positive_int("image_size", image_size)
+
+    def preprocess(self, value: Any, augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """Image -> float tensor (3, S, S), normalised to [-1, 1]; ``MISSING`` -> zeros.
+
+        ``augment`` receives the resized tensor with values in [0, 1]; its result is
+        clamped to [0, 1] (and resized back to S x S if it changed size)."""
+        size = self.image_size
+        if value is MISSING:
+            return torch.zeros(3, size, size)
+        img = load_image(value, draft_size=size)
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+        if augment is not None:
+            x = augment(x)
+            if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[0] != 3:
+                raise InputError(f"image augmentation must return a (3, H, W) tensor; got "
+                                 f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            if x.shape[1:] != (size, size):
+                x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+            x = x.float().clamp(0.0, 1.0)
+        return (x - 0.5) / 0.5
+
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, state) -> None:
+        """Nothing to restore: the layers do not depend on data."""
+
+    def _channels_last(self, batch: torch.Tensor) -> torch.Tensor:
+        # channels-last convolutions are markedly faster on CPU (oneDNN); the weights are
+        # converted once in the subclass constructors.
+        return batch.contiguous(memory_format=torch.channels_last)
+
+
+def _stage_channels(width: int, depth: int) -> list[int]:
+    """Channels per stage: doubling from ``width``, capped at ``8 * width``."""
+    return [min(width * 2 ** i, 8 * width) for i in range(depth)]
+
+
+class CNNEncoder(ImageEncoder):
+    """A plain CNN: ``depth`` blocks of Conv3x3-BatchNorm-ReLU-MaxPool2 (the first conv with
+    stride 2), global average pooling, dropout and a linear projection to ``output_dim``."""
+
+    def __init__(self, image_size: int = 64, width: int = 32, depth: int = 3, output_dim: int = 128,
+                 dropout: float = 0.1):
+        super().__init__(image_size=image_size)
+        width = _check_positive_int("width", width)
+        depth = _check_positive_int("depth", depth)
+        self.output_dim = _check_positive_int("output_dim", output_dim)
+        dropout = _check_dropout(dropout)
+        if self.image_size < 2 ** (depth + 1):
+            raise InputError(f"image_size={self.image_size} is too small for a cnn of depth={depth}: "
+                             f"it needs at least {2 ** (depth + 1)} pixels")
+        layers: list[nn.Module] = []
+        in_channels = 3
+        for index, channels in enumerate(_stage_channels(width, depth)):
+            layers += [nn.Conv2d(in_channels, channels, 3, stride=2 if index == 0 else 1, padding=1, bias=False),
+                       nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            in_channels = channels
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.projection = nn.Linear(in_channels, self.output_dim)
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        features = self.features(self._channels_last(batch))
+        return self.projection(self.dropout(features.mean(dim=(2, 3))))
+
+
+class _BasicBlock(nn.Module):
+    """Two 3x3 conv + BN layers with a skip connection (1x1 conv when the shape changes)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        nn.init.zeros_(self.bn2.weight)  # each block starts as the identity: stabler early training
+        self.skip: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.skip = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                      nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.skip(x), inplace=True)
+
+
+class ResNetEncoder(ImageEncoder):
+    """A small residual network: a stride-2 conv stem, ``depth`` stages of
+    ``blocks_per_stage`` basic blocks (stride 2 between stages, channels doubling from
+    ``width``), global average pooling, dropout and a linear projection to ``output_dim``."""
+
+    def __init__(self, image_size: int = 64, width: int = 32, depth: int = 3, blocks_per_stage: int = 1,
+                 output_dim: int = 128, dropout: float = 0.1):
+        super().__init__(image_size=image_size)
+        width = _check_positive_int("width", width)
+        depth = _check_positive_int("depth", depth)
+        blocks_per_stage = _check_positive_int("blocks_per_stage", blocks_per_stage)
+        self.output_dim = _check_positive_int("output_dim", output_dim)
+        dropout = _check_dropout(dropout)
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        blocks: list[nn.Module] = []
+        in_channels = width
+        for stage, channels in enumerate(_stage_channels(width, depth)):
+            for block in range(blocks_per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1
+                blocks.append(_BasicBlock(in_channels, channels, stride))
+                in_channels = channels
+        self.stages = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(dropout)
+        self.projection = nn.Linear(in_channels, self.output_dim)
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        features = self.stages(self.stem(self._channels_last(batch)))
+        return self.projection(self.dropout(features.mean(dim=(2, 3))))
+
+
+# -- search spaces ----------------------------------------------------------------------
+
+def cnn_search_space(trial: Any, prefix: str) -> dict:
+    """Suggest ``cnn`` hyperparameters on an Optuna trial (parameter names start with ``prefix``)."""
+    return {
+        "image_size": trial.suggest_categorical(f"{prefix}image_size", [48, 64, 96]),
+        "width": trial.suggest_categorical(f"{prefix}width", [16, 32, 48]),
+        "depth": trial.suggest_int(f"{prefix}depth", 2, 4),
+        "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [64, 128, 256]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.3),
+    }
+
+
+def resnet_search_space(trial: Any, prefix: str) -> dict:
+    """Suggest ``resnet`` hyperparameters on an Optuna trial (parameter names start with ``prefix``)."""
+    return {
+        "image_size": trial.suggest_categorical(f"{prefix}image_size", [48, 64, 96]),
+        "width": trial.suggest_categorical(f"{prefix}width", [16, 32, 48]),
+        "depth": trial.suggest_int(f"{prefix}depth", 2, 4),
+        "blocks_per_stage": trial.suggest_int(f"{prefix}blocks_per_stage", 1, 2),
+        "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [64, 128, 256]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.3),
+    }
+
+
+# -- plugin hook ------------------------------------------------------------------------
+
+CNN_DEFAULTS = {"image_size": 64, "width": 32, "depth": 3, "output_dim": 128, "dropout": 0.1}
+RESNET_DEFAULTS = {"image_size": 64, "width": 32, "depth": 3, "blocks_per_stage": 1, "output_dim": 128,
+                   "dropout": 0.1}
+
+
+@hookimpl
+def automm_register_encoders(register):
+    register("cnn", CNNEncoder, modality="image", output_dim=lambda hp: hp["output_dim"],
+             defaults=dict(CNN_DEFAULTS), search_space=cnn_search_space,
+             description="small CNN trained from scratch (conv-BN-ReLU-maxpool blocks, global average pool)")
+    register("resnet", ResNetEncoder, modality="image", output_dim=lambda hp: hp["output_dim"],
+             defaults=dict(RESNET_DEFAULTS), search_space=resnet_search_space,
+             description="small residual network trained from scratch (basic blocks, global average pool)")

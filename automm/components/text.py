@@ -1,0 +1,525 @@
+"""Text encoders: a language-agnostic tokenizer, a vocabulary, and three encoders.
+
+- ``hashed_ngram`` (default): hashed word unigrams/bigrams and character n-grams fed to
+  an ``EmbeddingBag``; needs no vocabulary, so it handles any language and unseen words.
+- ``gru``: learned vocabulary, bidirectional GRU, masked mean pooling.
+- ``transformer``: learned vocabulary, small transformer encoder trained from scratch.
+
+Augmentations receive the list of tokens produced by :func:`tokenize`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import zlib
+from collections import Counter
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..hookspecs import hookimpl
+from .base import MISSING, Encoder
+
+__all__ = [
+    "tokenize",
+    "Vocabulary",
+    "HashedNgramEncoder",
+    "GRUTextEncoder",
+    "TransformerTextEncoder",
+    "hashed_ngram_search_space",
+    "gru_search_space",
+    "transformer_search_space",
+    "automm_register_encoders",
+]
+
+# ----------------------------------------------------------------------------------------
+# Tokenizer
+# ----------------------------------------------------------------------------------------
+
+#: Unicode blocks of scripts usually written without spaces between words; every
+#: character in them becomes its own token.
+_NO_SPACE_RANGES = (
+    (0x0E00, 0x0EFF),    # Thai, Lao
+    (0x0F00, 0x0FFF),    # Tibetan
+    (0x1000, 0x109F),    # Myanmar
+    (0x1780, 0x17FF),    # Khmer
+    (0x1950, 0x19FF),    # Tai Le, New Tai Lue, Khmer Symbols
+    (0x1A20, 0x1AAF),    # Tai Tham
+    (0x1B00, 0x1B7F),    # Balinese
+    (0x2E80, 0x2FDF),    # CJK Radicals, Kangxi Radicals
+    (0x3005, 0x3007),    # ideographic iteration / closing mark, number zero
+    (0x3021, 0x3029),    # Hangzhou numerals
+    (0x3040, 0x30FF),    # Hiragana, Katakana
+    (0x3100, 0x312F),    # Bopomofo
+    (0x31A0, 0x31FF),    # Bopomofo Extended, CJK Strokes, Katakana Phonetic Extensions
+    (0x3400, 0x4DBF),    # CJK Unified Ideographs Extension A
+    (0x4E00, 0x9FFF),    # CJK Unified Ideographs
+    (0xA000, 0xA4CF),    # Yi
+    (0xA980, 0xA9FF),    # Javanese, Myanmar Extended-B
+    (0xAA60, 0xAA7F),    # Myanmar Extended-A
+    (0xF900, 0xFAFF),    # CJK Compatibility Ideographs
+    (0xFF66, 0xFF9F),    # halfwidth Katakana (NFKC normally widens these)
+    (0x16FE0, 0x16FFF),  # ideographic symbols
+    (0x1B000, 0x1B16F),  # Kana Supplement / Extended
+    (0x20000, 0x323AF),  # CJK Unified Ideographs Extensions B..H, Compatibility Supplement
+)
+
+_WORD, _SINGLE, _SPACE, _SKIP, _MARK, _SCRIPT, _SCRIPT_MARK = range(7)
+
+
+def _in_no_space_script(code: int) -> bool:
+    return any(low <= code <= high for low, high in _NO_SPACE_RANGES)
+
+
+@lru_cache(maxsize=1 << 16)
+def _char_class(char: str) -> int:
+    """How the tokenizer treats one (normalised) character."""
+    if char.isspace():
+        return _SPACE
+    code = ord(char)
+    if 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF or 0x1F3FB <= code <= 0x1F3FF:
+        return _SKIP  # variation selectors, skin-tone modifiers
+    category = unicodedata.category(char)
+    if _in_no_space_script(code):
+        return _SCRIPT_MARK if category[0] == "M" else _SCRIPT
+    if category[0] in "LN":
+        return _WORD
+    if category[0] == "M":
+        return _MARK  # combining mark: part of the word it follows
+    if category in ("Cc", "Cf", "Cs", "Co", "Cn"):
+        return _SKIP  # controls, zero-width joiners, unassigned
+    return _SINGLE  # punctuation, symbols, emoji
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is MISSING:
+        return True
+    try:
+        return bool(value != value)  # NaN (float, numpy, pandas)
+    except (TypeError, ValueError):
+        return True  # pandas.NA and other values whose comparison is undefined
+
+
+def tokenize(text: Any) -> list[str]:
+    """Split ``text`` into lower-cased tokens, deterministically, for any language.
+
+    NFKC normalisation and ``casefold``; runs of letters/digits (with their combining
+    marks) form words; each punctuation mark, symbol or emoji is one token; characters
+    of scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar,
+    ...) are one token each. Non-strings are converted with ``str()``; ``MISSING``,
+    ``None`` and NaN give ``[]``.
+    """
+    if _is_missing(text):
+        return []
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    elif not isinstance(text, str):
+        text = str(text)
+    text = unicodedata.normalize("NFKC", text).casefold()
+    tokens: list[str] = []
+    word: list[str] = []  # characters of the word being read
+    after_script_char = False  # last token is a character of a script written without spaces
+    for char in text:
+        kind = _char_class(char)
+        if kind == _WORD or (kind == _MARK and word):
+            word.append(char)
+            continue
+        if kind == _SKIP and word:
+            continue  # e.g. a zero-width joiner inside a word does not split it
+        if word:
+            tokens.append("".join(word))
+            word.clear()
+            after_script_char = False
+        if kind == _SCRIPT_MARK and after_script_char:
+            tokens[-1] += char  # a vowel sign or tone mark stays with its consonant
+        elif kind in (_SCRIPT, _SCRIPT_MARK, _SINGLE):
+            tokens.append(char)
+            after_script_char = kind == _SCRIPT
+        elif kind == _SPACE:
+            after_script_char = False
+    if word:
+        tokens.append("".join(word))
+    return tokens
+
+
+def _tokens_for(value: Any, augment: Callable[[list[str]], list[str]] | None, max_length: int) -> list[str]:
+    """Tokenize, apply ``augment`` to a non-empty token list, truncate to ``max_length``."""
+    tokens = tokenize(value)
+    if augment is not None and tokens:
+        tokens = list(augment(tokens))
+    return tokens[:max_length]
+
+
+# ----------------------------------------------------------------------------------------
+# Vocabulary
+# ----------------------------------------------------------------------------------------
+
+class Vocabulary:
+    """Token ↔ id mapping learned from training texts.
+
+    Id 0 is padding, id 1 unknown; the learned tokens follow, most frequent first,
+    ties broken alphabetically. ``max_size`` counts every entry, padding and unknown
+    included; tokens seen fewer than ``min_freq`` times are dropped.
+    """
+
+    PAD = 0
+    UNK = 1
+    PAD_TOKEN = "<pad>"
+    UNK_TOKEN = "<unk>"
+
+    def __init__(self, tokens: Sequence[str] = (), min_freq: int = 1, max_size: int = 20000):
+        if max_size < 2:
+            raise ValueError("max_size must be at least 2 (padding and unknown)")
+        self.min_freq = int(min_freq)
+        self.max_size = int(max_size)
+        self.tokens: list[str] = [self.PAD_TOKEN, self.UNK_TOKEN] + [t for t in tokens][: self.max_size - 2]
+        self._index = {token: i for i, token in enumerate(self.tokens)}
+
+    @classmethod
+    def build(cls, token_lists: Iterable[Sequence[str]], min_freq: int = 1, max_size: int = 20000) -> "Vocabulary":
+        """Learn a vocabulary from an iterable of token lists."""
+        counts: Counter[str] = Counter()
+        for tokens in token_lists:
+            counts.update(tokens)
+        kept = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
+        return cls(kept, min_freq=min_freq, max_size=max_size)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._index
+
+    def token_to_id(self, token: str) -> int:
+        return self._index.get(token, self.UNK)
+
+    def id_to_token(self, index: int) -> str:
+        return self.tokens[index]
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        get = self._index.get
+        return [get(token, self.UNK) for token in tokens]
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form (learned tokens only; the specials are implied)."""
+        return {"tokens": self.tokens[2:], "min_freq": self.min_freq, "max_size": self.max_size}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Vocabulary":
+        return cls(list(data["tokens"]), min_freq=int(data.get("min_freq", 1)),
+                   max_size=int(data.get("max_size", len(data["tokens"]) + 2)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Vocabulary(size={len(self)}, min_freq={self.min_freq}, max_size={self.max_size})"
+
+
+# ----------------------------------------------------------------------------------------
+# Shared pieces
+# ----------------------------------------------------------------------------------------
+
+def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``states`` (B, T, D) over positions where ``mask`` (B, T) is True; zeros
+    for rows without any such position."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+class _VocabularyTextEncoder(Encoder):
+    """Base for encoders over a learned vocabulary: fit/get_state/set_state, padded
+    id preprocessing and a collate that trims to the longest text in the batch."""
+
+    modality = "text"
+
+    def __init__(self, max_length: int, output_dim: int, min_freq: int, max_vocab_size: int):
+        super().__init__()
+        if max_length < 1:
+            raise ValueError("max_length must be at least 1")
+        self.max_length = int(max_length)
+        self.output_dim = int(output_dim)
+        self.min_freq = int(min_freq)
+        self.max_vocab_size = int(max_vocab_size)
+        self.vocab: Vocabulary | None = None
+
+    def fit(self, values: Sequence[Any]) -> "_VocabularyTextEncoder":
+        vocab = Vocabulary.build((tokenize(v) for v in values), self.min_freq, self.max_vocab_size)
+        self._set_vocabulary(vocab)
+        return self
+
+    def get_state(self) -> dict:
+        self._require_fitted()
+        return {"vocab": self.vocab.to_dict()}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self._set_vocabulary(Vocabulary.from_dict(state["vocab"]))
+
+    def _set_vocabulary(self, vocab: Vocabulary) -> None:
+        self.vocab = vocab
+        self._build_layers(len(vocab))
+
+    def _build_layers(self, vocab_size: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _require_fitted(self) -> None:
+        if self.vocab is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(values) or set_state(state) first")
+
+    def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
+        self._require_fitted()
+        ids = self.vocab.encode(_tokens_for(value, augment, self.max_length))
+        padded = torch.zeros(self.max_length, dtype=torch.long)
+        if ids:
+            padded[: len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return {"ids": padded, "length": torch.tensor(len(ids), dtype=torch.long)}
+
+    def collate(self, samples: list[dict]) -> dict:
+        lengths = torch.stack([s["length"] for s in samples])
+        longest = max(int(lengths.max()), 1)
+        ids = torch.stack([s["ids"][:longest] for s in samples])
+        return {"ids": ids, "length": lengths}
+
+
+# ----------------------------------------------------------------------------------------
+# GRU
+# ----------------------------------------------------------------------------------------
+
+class GRUTextEncoder(_VocabularyTextEncoder):
+    """Embedding + bidirectional GRU + masked mean pooling + linear projection."""
+
+    def __init__(self, max_length: int = 32, emb_dim: int = 64, hidden_dim: int = 64, num_layers: int = 1,
+                 output_dim: int = 128, dropout: float = 0.1, min_freq: int = 1, max_vocab_size: int = 20000):
+        super().__init__(max_length, output_dim, min_freq, max_vocab_size)
+        self.emb_dim = int(emb_dim)
+        self.hidden_dim = int(hidden_dim)
+        self.num_layers = int(num_layers)
+        self.dropout_p = float(dropout)
+        self.embedding: nn.Embedding | None = None
+        self.gru = nn.GRU(self.emb_dim, self.hidden_dim, num_layers=self.num_layers, batch_first=True,
+                          bidirectional=True, dropout=self.dropout_p if self.num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(self.dropout_p)
+        self.project = nn.Linear(2 * self.hidden_dim, self.output_dim)
+
+    def _build_layers(self, vocab_size: int) -> None:
+        self.embedding = nn.Embedding(vocab_size, self.emb_dim, padding_idx=Vocabulary.PAD)
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if self.embedding is None:
+            raise RuntimeError("GRUTextEncoder is not fitted: call fit(values) or set_state(state) first")
+        ids, lengths = batch["ids"], batch["length"]
+        embedded = self.dropout(self.embedding(ids))
+        # Empty texts run over one padding step; pooling then ignores it (mask is all False).
+        packed = pack_padded_sequence(embedded, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False)
+        states, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=ids.shape[1])
+        mask = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) < lengths.unsqueeze(1)
+        return self.project(self.dropout(_masked_mean(states, mask)))
+
+
+# ----------------------------------------------------------------------------------------
+# Transformer
+# ----------------------------------------------------------------------------------------
+
+class TransformerTextEncoder(_VocabularyTextEncoder):
+    """Small transformer encoder trained from scratch: token + learned positional
+    embeddings, pre-norm encoder layers with a key padding mask, masked mean pooling,
+    linear projection."""
+
+    def __init__(self, max_length: int = 32, d_model: int = 64, n_heads: int = 4, n_layers: int = 2,
+                 ff_dim: int = 128, output_dim: int = 128, dropout: float = 0.1, min_freq: int = 1,
+                 max_vocab_size: int = 20000):
+        super().__init__(max_length, output_dim, min_freq, max_vocab_size)
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.d_model = int(d_model)
+        self.n_heads = int(n_heads)
+        self.n_layers = int(n_layers)
+        self.ff_dim = int(ff_dim)
+        self.dropout_p = float(dropout)
+        self.token_embedding: nn.Embedding | None = None
+        self.position_embedding = nn.Embedding(self.max_length, self.d_model)
+        layer = nn.TransformerEncoderLayer(self.d_model, self.n_heads, self.ff_dim, self.dropout_p,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, self.n_layers, norm=nn.LayerNorm(self.d_model),
+                                             enable_nested_tensor=False)
+        self.dropout = nn.Dropout(self.dropout_p)
+        self.project = nn.Linear(self.d_model, self.output_dim)
+        nn.init.normal_(self.position_embedding.weight, std=0.02)
+
+    def _build_layers(self, vocab_size: int) -> None:
+        self.token_embedding = nn.Embedding(vocab_size, self.d_model, padding_idx=Vocabulary.PAD)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        with torch.no_grad():
+            self.token_embedding.weight[Vocabulary.PAD].zero_()
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if self.token_embedding is None:
+            raise RuntimeError("TransformerTextEncoder is not fitted: call fit(values) or set_state(state) first")
+        ids, lengths = batch["ids"], batch["length"]
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        hidden = self.dropout(self.token_embedding(ids) + self.position_embedding(positions).unsqueeze(0))
+        mask = positions.unsqueeze(0) < lengths.unsqueeze(1)  # True at real tokens
+        # An all-padding row would make attention NaN: let it attend to its first position.
+        attend = mask.clone()
+        attend[:, 0] = True
+        hidden = self.encoder(hidden, src_key_padding_mask=~attend)
+        return self.project(self.dropout(_masked_mean(hidden, mask)))
+
+
+# ----------------------------------------------------------------------------------------
+# Hashed n-grams
+# ----------------------------------------------------------------------------------------
+
+# crc32 start values separating the feature kinds (unigram, bigram, character n-gram).
+_SEED_WORD, _SEED_BIGRAM, _SEED_CHAR = 0x5EED0001, 0x5EED0002, 0x5EED0003
+
+
+@lru_cache(maxsize=1 << 17)
+def _word_feature_ids(word: str, char_min: int, char_max: int, n_buckets: int) -> tuple[int, ...]:
+    """Bucket ids of a word's unigram and of the character n-grams of ``<word>``."""
+    ids = [zlib.crc32(word.encode("utf-8"), _SEED_WORD) % n_buckets]
+    padded = f"<{word}>"
+    for n in range(char_min, min(char_max, len(padded)) + 1):
+        for start in range(len(padded) - n + 1):
+            ids.append(zlib.crc32(padded[start:start + n].encode("utf-8"), _SEED_CHAR) % n_buckets)
+    return tuple(ids)
+
+
+class HashedNgramEncoder(Encoder):
+    """Bag of hashed word unigrams, word bigrams and character n-grams.
+
+    Each word ``w`` contributes its unigram and the character n-grams
+    (``char_ngram_min`` ≤ n ≤ ``char_ngram_max``) of ``<w>``; each pair of adjacent
+    words contributes a bigram. Features are hashed with a stable hash (crc32 of
+    UTF-8) into ``n_buckets`` buckets and averaged by an ``EmbeddingBag``, then
+    LayerNorm, an optional hidden layer (``hidden_dim`` > 0) and a linear projection.
+    Needs no vocabulary, so ``fit`` does nothing and any language works.
+    """
+
+    modality = "text"
+
+    def __init__(self, max_length: int = 32, n_buckets: int = 2 ** 17, emb_dim: int = 96,
+                 char_ngram_min: int = 2, char_ngram_max: int = 5, word_bigrams: bool = True,
+                 hidden_dim: int = 0, output_dim: int = 128, dropout: float = 0.1):
+        super().__init__()
+        if not 1 <= char_ngram_min <= char_ngram_max:
+            raise ValueError("need 1 <= char_ngram_min <= char_ngram_max")
+        if max_length < 1 or n_buckets < 1:
+            raise ValueError("max_length and n_buckets must be positive")
+        self.max_length = int(max_length)
+        self.n_buckets = int(n_buckets)
+        self.emb_dim = int(emb_dim)
+        self.char_ngram_min = int(char_ngram_min)
+        self.char_ngram_max = int(char_ngram_max)
+        self.word_bigrams = bool(word_bigrams)
+        self.hidden_dim = int(hidden_dim)
+        self.output_dim = int(output_dim)
+        self.dropout_p = float(dropout)
+        self.embedding = nn.EmbeddingBag(self.n_buckets, self.emb_dim, mode="mean")
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        self.norm = nn.LayerNorm(self.emb_dim)
+        self.dropout = nn.Dropout(self.dropout_p)
+        if self.hidden_dim > 0:
+            self.hidden = nn.Sequential(nn.Linear(self.emb_dim, self.hidden_dim), nn.GELU(), nn.Dropout(self.dropout_p))
+            self.project = nn.Linear(self.hidden_dim, self.output_dim)
+        else:
+            self.hidden = nn.Identity()
+            self.project = nn.Linear(self.emb_dim, self.output_dim)
+
+    def feature_ids(self, tokens: Sequence[str]) -> list[int]:
+        """Bucket ids of all features of a token list."""
+        ids: list[int] = []
+        for token in tokens:
+            ids.extend(_word_feature_ids(token, self.char_ngram_min, self.char_ngram_max, self.n_buckets))
+        if self.word_bigrams:
+            for first, second in zip(tokens, tokens[1:]):
+                ids.append(zlib.crc32(f"{first} {second}".encode("utf-8"), _SEED_BIGRAM) % self.n_buckets)
+        return ids
+
+    def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> torch.Tensor:
+        return torch.tensor(self.feature_ids(_tokens_for(value, augment, self.max_length)), dtype=torch.long)
+
+    def collate(self, samples: list[torch.Tensor]) -> dict:
+        lengths = torch.tensor([len(s) for s in samples], dtype=torch.long)
+        offsets = torch.zeros(len(samples), dtype=torch.long)
+        if len(samples) > 1:
+            offsets[1:] = torch.cumsum(lengths[:-1], 0)
+        ids = torch.cat(samples) if samples else torch.zeros(0, dtype=torch.long)
+        return {"ids": ids.long(), "offsets": offsets}
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        bags = self.embedding(batch["ids"], batch["offsets"])  # empty bags give zeros
+        return self.project(self.hidden(self.dropout(self.norm(bags))))
+
+
+# ----------------------------------------------------------------------------------------
+# Search spaces and registration
+# ----------------------------------------------------------------------------------------
+
+def hashed_ngram_search_space(trial: Any, prefix: str) -> dict:
+    """Optuna search space for ``hashed_ngram`` (CPU-sized)."""
+    return {
+        "n_buckets": trial.suggest_categorical(f"{prefix}n_buckets", [2 ** 15, 2 ** 16, 2 ** 17]),
+        "emb_dim": trial.suggest_categorical(f"{prefix}emb_dim", [48, 64, 96, 128]),
+        "char_ngram_min": trial.suggest_int(f"{prefix}char_ngram_min", 1, 3),
+        "char_ngram_max": trial.suggest_int(f"{prefix}char_ngram_max", 3, 6),
+        "hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim", [0, 128, 256]),
+        "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [64, 128, 256]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.4),
+    }
+
+
+def gru_search_space(trial: Any, prefix: str) -> dict:
+    """Optuna search space for ``gru`` (CPU-sized)."""
+    return {
+        "max_length": trial.suggest_categorical(f"{prefix}max_length", [16, 32, 64]),
+        "emb_dim": trial.suggest_categorical(f"{prefix}emb_dim", [32, 64, 128]),
+        "hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim", [32, 64, 128]),
+        "num_layers": trial.suggest_int(f"{prefix}num_layers", 1, 2),
+        "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [64, 128, 256]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.4),
+    }
+
+
+def transformer_search_space(trial: Any, prefix: str) -> dict:
+    """Optuna search space for ``transformer`` (CPU-sized)."""
+    return {
+        "max_length": trial.suggest_categorical(f"{prefix}max_length", [16, 32, 64]),
+        "d_model": trial.suggest_categorical(f"{prefix}d_model", [32, 64, 128]),
+        "n_heads": trial.suggest_categorical(f"{prefix}n_heads", [2, 4]),
+        "n_layers": trial.suggest_int(f"{prefix}n_layers", 1, 3),
+        "ff_dim": trial.suggest_categorical(f"{prefix}ff_dim", [64, 128, 256]),
+        "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [64, 128, 256]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.3),
+    }
+
+
+_HASHED_NGRAM_DEFAULTS = {"max_length": 32, "n_buckets": 2 ** 17, "emb_dim": 96, "char_ngram_min": 2,
+                          "char_ngram_max": 5, "word_bigrams": True, "hidden_dim": 0, "output_dim": 128,
+                          "dropout": 0.1}
+_GRU_DEFAULTS = {"max_length": 32, "emb_dim": 64, "hidden_dim": 64, "num_layers": 1, "output_dim": 128,
+                 "dropout": 0.1, "min_freq": 1, "max_vocab_size": 20000}
+_TRANSFORMER_DEFAULTS = {"max_length": 32, "d_model": 64, "n_heads": 4, "n_layers": 2, "ff_dim": 128,
+                         "output_dim": 128, "dropout": 0.1, "min_freq": 1, "max_vocab_size": 20000}
+
+
+def _output_dim(hyperparameters: Mapping[str, Any]) -> int:
+    return int(hyperparameters["output_dim"])
+
+
+@hookimpl
+def automm_register_encoders(register: Callable[..., None]) -> None:
+    """Register the built-in text encoders."""
+    register("hashed_ngram", HashedNgramEncoder, modality="text", output_dim=_output_dim,
+             defaults=dict(_HASHED_NGRAM_DEFAULTS), search_space=hashed_ngram_search_space,
+             description="Hashed word uni/bigrams and character n-grams in an EmbeddingBag; "
+                         "fast, vocabulary-free, any language (default text encoder).")
+    register("gru", GRUTextEncoder, modality="text", output_dim=_output_dim, defaults=dict(_GRU_DEFAULTS),
+             search_space=gru_search_space,
+             description="Learned vocabulary, bidirectional GRU, masked mean pooling.")
+    register("transformer", TransformerTextEncoder, modality="text", output_dim=_output_dim,
+             defaults=dict(_TRANSFORMER_DEFAULTS), search_space=transformer_search_space,
+             description="Small transformer encoder trained from scratch on a learned vocabulary.")

@@ -1,0 +1,343 @@
+"""From user input to batches: input normalisation, validation, roles, dataset, collation.
+
+User input arrives either as several positional inputs (``fit(X_img, X_txt, y)``), each one
+column, or as one table (a pandas DataFrame or a dict of equal-length columns). Both become a
+:class:`Table` (named columns of equal length). Columns get roles (image, text, numeric,
+categorical, or a plugin's modality); roles group into :class:`InputSpec` s, one per encoder:
+each image/text/... column is its own input, all numeric and categorical columns share one
+``tabular`` input.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .components.base import MISSING, Encoder
+from .exceptions import InputError
+from .roles import modality_of_role
+
+__all__ = [
+    "Table",
+    "InputSpec",
+    "is_missing",
+    "as_table",
+    "infer_roles",
+    "build_input_specs",
+    "validate_images",
+    "MultimodalDataset",
+    "BatchCollator",
+    "take",
+]
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, pandas NA, an empty/blank string or :data:`MISSING`."""
+    if value is None or value is MISSING:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    if isinstance(value, str):
+        return not value.strip()
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return False
+
+
+def take(column: Sequence[Any], indices: Sequence[int]) -> Sequence[Any]:
+    if isinstance(column, np.ndarray):
+        return column[np.asarray(indices, dtype=int)]
+    return [column[i] for i in indices]
+
+
+@dataclass
+class Table:
+    """Named columns of equal length; ``positional`` when built from positional inputs."""
+
+    columns: dict[str, Sequence[Any]]
+    positional: bool = False
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def subset(self, indices: Sequence[int]) -> "Table":
+        return Table({k: take(v, indices) for k, v in self.columns.items()}, self.positional)
+
+
+def _column_from_array(name: str, value: Any) -> Sequence[Any]:
+    """One positional input as one column (a list, or an ndarray indexed by row)."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        pd = None
+    if pd is not None and isinstance(value, pd.DataFrame):
+        if value.shape[1] != 1:
+            raise InputError(f"{name}: a positional input must be one column, got a DataFrame with "
+                             f"{value.shape[1]} columns; pass the whole table as the only input instead")
+        value = value.iloc[:, 0]
+    if pd is not None and isinstance(value, pd.Series):
+        return value.tolist()
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            raise InputError(f"{name}: expected one value per sample, got a 0-d array")
+        if value.ndim == 1:
+            return value.tolist() if value.dtype != object else list(value)
+        if value.ndim == 2 and value.shape[1] == 1 and not np.issubdtype(value.dtype, np.number):
+            return list(value[:, 0])
+        if value.ndim in (3, 4):  # a stack of images (N, H, W[, C])
+            return value
+        raise InputError(f"{name}: cannot use an array of shape {value.shape} as one input column; "
+                         "images need (N, H, W) or (N, H, W, C)")
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise InputError(f"{name}: expected a sequence with one value per sample, got {type(value).__name__}")
+    return list(value)
+
+
+def as_table(inputs: Sequence[Any], argument: str = "X") -> Table:
+    """Normalise ``fit``/``predict`` inputs to a :class:`Table`.
+
+    One DataFrame, dict of columns, or 2-D numeric array → named columns; otherwise each
+    positional input is one column, named ``x0``, ``x1``, ...
+    """
+    if not inputs:
+        raise InputError(f"{argument}: no input given; pass images and/or texts (or one table of columns)")
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        pd = None
+    if len(inputs) == 1:
+        (x,) = inputs
+        if pd is not None and isinstance(x, pd.DataFrame):
+            if x.shape[1] == 0:
+                raise InputError(f"{argument}: the DataFrame has no columns")
+            names = [str(c) for c in x.columns]
+            if len(set(names)) != len(names):
+                raise InputError(f"{argument}: column names must be unique, got {names}")
+            table = Table({str(c): x[c].tolist() for c in x.columns})
+        elif isinstance(x, Mapping):
+            if not x:
+                raise InputError(f"{argument}: the dict of columns is empty")
+            table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
+        elif isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.number):
+            table = Table({f"x{j}": x[:, j].tolist() for j in range(x.shape[1])}, positional=True)
+        else:
+            table = Table({"x0": _column_from_array(argument, x)}, positional=True)
+    else:
+        table = Table({f"x{i}": _column_from_array(f"{argument} input {i}", v) for i, v in enumerate(inputs)},
+                      positional=True)
+    lengths = {name: len(col) for name, col in table.columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise InputError(f"{argument}: inputs have different lengths: {lengths}")
+    if len(table) == 0:
+        raise InputError(f"{argument}: empty input (0 samples)")
+    return table
+
+
+def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_manager: Any,
+                known_roles: Sequence[str]) -> dict[str, str]:
+    """Role of every column: ``column_types`` where given, else asked of the plugins."""
+    column_types = dict(column_types or {})
+    unknown_cols = sorted(set(column_types) - set(table.names))
+    if unknown_cols:
+        raise InputError(f"column_types: columns {unknown_cols} are not in the data; columns are {table.names}")
+    roles = {}
+    for name, column in table.columns.items():
+        if name in column_types:
+            role = column_types[name]
+            if role not in known_roles:
+                raise InputError(f"column_types[{name!r}]: unknown role {role!r}; known roles: {sorted(known_roles)}")
+            roles[name] = role
+            continue
+        if isinstance(column, np.ndarray) and column.ndim >= 3:
+            roles[name] = "image"
+            continue
+        present = [v for v in column[: 5000] if not is_missing(v)][:500]
+        if not present:
+            raise InputError(f"column {name!r}: every value is missing; drop it or give its role in column_types")
+        role = plugin_manager.hook.automm_infer_column_role(name=name, values=present)
+        roles[name] = role
+    return roles
+
+
+@dataclass
+class InputSpec:
+    """One encoder's input: a column (image, text, ...) or all tabular columns together."""
+
+    name: str
+    modality: str
+    columns: list[str]
+    column_roles: dict[str, str] = field(default_factory=dict)
+
+    def values(self, table: Table) -> list[Any]:
+        """Raw values per sample, with :data:`MISSING` for missing ones."""
+        if self.modality == "tabular":
+            cols = [table.columns[c] for c in self.columns]
+            return [{c: (MISSING if is_missing(col[i]) else col[i]) for c, col in zip(self.columns, cols)}
+                    for i in range(len(table))]
+        column = table.columns[self.columns[0]]
+        return [MISSING if _missing_cell(column[i]) else column[i] for i in range(len(column))]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "modality": self.modality, "columns": list(self.columns),
+                "column_roles": dict(self.column_roles)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "InputSpec":
+        return cls(data["name"], data["modality"], list(data["columns"]), dict(data.get("column_roles", {})))
+
+
+def _missing_cell(value: Any) -> bool:
+    return not isinstance(value, np.ndarray) and is_missing(value)
+
+
+def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:
+    """Group columns into encoder inputs, in column order, named ``<modality>_<k>``."""
+    specs: list[InputSpec] = []
+    counts: dict[str, int] = {}
+    tabular = [c for c, r in roles.items() if modality_of_role(r) == "tabular"]
+    for column, role in roles.items():
+        modality = modality_of_role(role)
+        if modality == "tabular":
+            if column == tabular[0]:
+                specs.append(InputSpec("tabular", "tabular", tabular, {c: roles[c] for c in tabular}))
+            continue
+        k = counts.get(modality, 0)
+        counts[modality] = k + 1
+        specs.append(InputSpec(f"{modality}_{k}", modality, [column], {column: role}))
+    return specs
+
+
+def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5) -> None:
+    """Raise :class:`InputError` naming the first unreadable images (paths missing or not
+    images, undecodable bytes, arrays of the wrong shape or dtype). Reads headers only."""
+    from PIL import Image
+
+    if isinstance(column, np.ndarray):
+        if column.ndim == 4 and column.shape[-1] not in (1, 3, 4):
+            raise InputError(f"column {column_name!r}: image array of shape {column.shape} must have 1, 3 or 4 channels")
+        if not (np.issubdtype(column.dtype, np.number) or column.dtype == bool):
+            raise InputError(f"column {column_name!r}: image array has dtype {column.dtype}, expected numbers")
+        return
+    problems = []
+    for row, value in enumerate(column):
+        if _missing_cell(value):
+            continue
+        reason = None
+        if isinstance(value, (str, os.PathLike)):
+            if not os.path.isfile(value):
+                reason = "file not found"
+            else:
+                try:
+                    with Image.open(value):
+                        pass
+                except Exception as exc:  # noqa: BLE001 - any failure means unreadable
+                    reason = f"not a readable image ({type(exc).__name__})"
+        elif isinstance(value, (bytes, bytearray)):
+            try:
+                with Image.open(io.BytesIO(value)):
+                    pass
+            except Exception as exc:  # noqa: BLE001
+                reason = f"bytes are not a readable image ({type(exc).__name__})"
+        elif isinstance(value, np.ndarray):
+            if value.ndim not in (2, 3) or (value.ndim == 3 and value.shape[-1] not in (1, 3, 4)):
+                reason = f"array of shape {value.shape}, expected (H, W) or (H, W, 1|3|4)"
+            elif not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+                reason = f"array of dtype {value.dtype}"
+        elif not isinstance(value, Image.Image):
+            reason = f"unsupported type {type(value).__name__}"
+        if reason:
+            problems.append((row, value, reason))
+    if problems:
+        listed = "; ".join(f"row {r} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
+        more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+        raise InputError(f"column {column_name!r}: {len(problems)} image(s) cannot be read: {listed}{more}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, (str, os.PathLike)) else type(value).__name__
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+class MultimodalDataset(torch.utils.data.Dataset):
+    """Samples for training or prediction: raw values are preprocessed lazily (in
+    DataLoader workers), with per-sample augmentations seeded by (seed, epoch, index)."""
+
+    def __init__(self, values: Mapping[str, Sequence[Any]], encoders: Mapping[str, Encoder],
+                 targets: np.ndarray | None = None,
+                 augmentations: Mapping[str, Sequence[Callable]] | None = None, seed: int = 0):
+        self.values = dict(values)
+        self.encoders = dict(encoders)
+        self.targets = targets
+        self.augmentations = {k: list(v) for k, v in (augmentations or {}).items() if v}
+        self.seed = int(seed)
+        self.epoch = 0
+        self._length = len(next(iter(self.values.values())))
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _augmenter(self, name: str, index: int) -> Callable | None:
+        augs = self.augmentations.get(self.encoders[name].modality)
+        if not augs:
+            return None
+        generator = torch.Generator()
+        generator.manual_seed(hash_seed(self.seed, self.epoch, index, name))
+
+        def augment(value: Any) -> Any:
+            for aug in augs:
+                value = aug(value, generator)
+            return value
+        return augment
+
+    def __getitem__(self, index: int) -> dict:
+        inputs, masks = {}, {}
+        for name, encoder in self.encoders.items():
+            value = self.values[name][index]
+            present = not (value is MISSING)
+            if isinstance(value, dict):  # a tabular row is present if any cell is
+                present = any(v is not MISSING for v in value.values())
+            inputs[name] = encoder.preprocess(value, self._augmenter(name, index) if present else None)
+            masks[name] = present
+        sample = {"inputs": inputs, "masks": masks, "index": index}
+        if self.targets is not None:
+            sample["target"] = self.targets[index]
+        return sample
+
+
+def hash_seed(*parts: Any) -> int:
+    """A stable 63-bit seed from its parts (unlike ``hash``, equal across processes)."""
+    import zlib
+
+    return zlib.crc32(repr(parts).encode()) * 2654435761 % (2**63 - 1)
+
+
+class BatchCollator:
+    """Collates samples with each encoder's own ``collate``."""
+
+    def __init__(self, encoders: Mapping[str, Encoder]):
+        self.encoders = dict(encoders)
+
+    def __call__(self, samples: list[dict]) -> dict:
+        batch = {
+            "inputs": {name: enc.collate([s["inputs"][name] for s in samples]) for name, enc in self.encoders.items()},
+            "masks": {name: torch.tensor([s["masks"][name] for s in samples], dtype=torch.bool) for name in self.encoders},
+            "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
+        }
+        if "target" in samples[0]:
+            batch["target"] = torch.as_tensor(np.stack([s["target"] for s in samples]))
+        return batch

@@ -1,0 +1,577 @@
+"""The scikit-learn estimators: :class:`AutoMM`, :class:`AutoMMClassifier`, :class:`AutoMMRegressor`."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import registry as _registry
+from .components.base import MISSING
+from .data import (BatchCollator, InputSpec, MultimodalDataset, Table, as_table, build_input_specs, infer_roles,
+                   is_missing, validate_images)
+from .exceptions import InputError, NotFittedError
+from .model import MultimodalNet
+from .training import (EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, resolve_device)
+
+__all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
+
+#: The encoder used for a modality when ``encoders`` does not name one.
+DEFAULT_ENCODERS = {"image": "cnn", "text": "hashed_ngram", "tabular": "tabular"}
+#: Augmentations used when ``augmentations="default"`` (only those whose modality is present apply).
+DEFAULT_AUGMENTATIONS = ("random_resized_crop", "horizontal_flip", "token_dropout", "modality_dropout")
+PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
+
+
+def _component_choice(value: Any, argument: str) -> tuple[str, dict]:
+    """``"name"`` or ``{"name": ..., **hyperparameters}`` → (name, hyperparameters)."""
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        params = dict(value)
+        return params.pop("name"), params
+    raise InputError(f"{argument}: expected a component name or a dict with a 'name' key, got {value!r}")
+
+
+def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
+    if y is None:
+        if len(args) < 2:
+            raise InputError(f"{method}: expected inputs followed by labels y, e.g. {method}(X_img, X_txt, y) "
+                             f"or {method}(X, y)")
+        return args[:-1], args[-1]
+    return args, y
+
+
+class AutoMM(BaseEstimator):
+    """Multimodal AutoML estimator: images, texts and table columns in, a trained model out.
+
+    Use it with positional inputs, one column each (``fit(X_img, X_txt, y)``), or with one
+    table of named columns (``fit(X, y)`` with a DataFrame or a dict of columns), which is
+    how scikit-learn's tools call it. The problem type is inferred from ``y`` unless given.
+
+    Parameters
+    ----------
+    problem_type : "auto", "binary", "multiclass" or "regression".
+    column_types : dict column → role ("image", "text", "numeric", "categorical", or a plugin
+        modality); columns not listed are inferred.
+    encoders : dict modality-or-column → encoder name or ``{"name": ..., **hyperparameters}``;
+        unlisted modalities use :data:`DEFAULT_ENCODERS`.
+    fusion : fusion name or ``{"name": ..., **hyperparameters}``.
+    augmentations : "default", None, or a list of names / ``{"name": ..., **hyperparameters}``.
+    time_limit : seconds for the whole ``fit``; the best model so far is kept when time is up.
+    max_epochs, batch_size ("auto": sized to the device), learning_rate, weight_decay,
+    label_smoothing, patience (early-stopping epochs; 0 disables), holdout_frac (validation share),
+    class_weight (None, "balanced" or dict label → weight), head_dropout.
+    device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    amp : mixed precision on CUDA (ignored on CPU).
+    num_workers : DataLoader worker processes, or "auto" (sized to the CPUs when images are decoded).
+    random_state : int seed for splits, initialisation, shuffling and augmentation.
+    verbose : 0 silent, 1 a progress bar, 2 also one line per epoch.
+    """
+
+    def __init__(self, *, problem_type="auto", column_types=None, encoders=None, fusion="concat",
+                 augmentations="default", time_limit=None, max_epochs=20, batch_size="auto",
+                 learning_rate=2e-3, weight_decay=1e-2, label_smoothing=0.05, patience=4, holdout_frac=0.1,
+                 class_weight=None, head_dropout=0.1, device="auto", amp=True, num_workers="auto",
+                 random_state=None, verbose=0):
+        self.problem_type = problem_type
+        self.column_types = column_types
+        self.encoders = encoders
+        self.fusion = fusion
+        self.augmentations = augmentations
+        self.time_limit = time_limit
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.patience = patience
+        self.holdout_frac = holdout_frac
+        self.class_weight = class_weight
+        self.head_dropout = head_dropout
+        self.device = device
+        self.amp = amp
+        self.num_workers = num_workers
+        self.random_state = random_state
+        self.verbose = verbose
+
+    _forced_problem_type: str | None = None
+
+    # ------------------------------------------------------------------ validation
+    def _validate_params(self) -> None:
+        def positive_number(name: str, allow_none: bool = False, integer: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+            if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or not math.isfinite(value):
+                expected = "a positive integer" if integer else "a positive number"
+                raise InputError(f"{name}: expected {expected}{' or None' if allow_none else ''}, got {value!r}")
+
+        if self.problem_type not in PROBLEM_TYPES:
+            raise InputError(f"problem_type: expected one of {PROBLEM_TYPES}, got {self.problem_type!r}")
+        positive_number("time_limit", allow_none=True)
+        positive_number("max_epochs", integer=True)
+        if self.batch_size != "auto":
+            positive_number("batch_size", integer=True)
+        positive_number("learning_rate")
+        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            raise InputError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.label_smoothing, (int, float)) or not 0 <= self.label_smoothing < 1:
+            raise InputError(f"label_smoothing: expected a number in [0, 1), got {self.label_smoothing!r}")
+        if not isinstance(self.patience, (int, np.integer)) or isinstance(self.patience, bool) or self.patience < 0:
+            raise InputError(f"patience: expected an integer >= 0, got {self.patience!r}")
+        if not isinstance(self.holdout_frac, (int, float)) or not 0 < self.holdout_frac < 1:
+            raise InputError(f"holdout_frac: expected a number in (0, 1), got {self.holdout_frac!r}")
+        if not isinstance(self.head_dropout, (int, float)) or not 0 <= self.head_dropout < 1:
+            raise InputError(f"head_dropout: expected a number in [0, 1), got {self.head_dropout!r}")
+        if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
+            raise InputError(f"num_workers: expected 'auto' or an integer >= 0, got {self.num_workers!r}")
+        if self.random_state is not None and not isinstance(self.random_state, (int, np.integer)):
+            raise InputError(f"random_state: expected an int or None, got {self.random_state!r}")
+        if self.class_weight not in (None, "balanced") and not isinstance(self.class_weight, Mapping):
+            raise InputError(f"class_weight: expected None, 'balanced' or a dict label -> weight, got {self.class_weight!r}")
+        if self.encoders is not None and not isinstance(self.encoders, Mapping):
+            raise InputError(f"encoders: expected a dict modality-or-column -> encoder, got {self.encoders!r}")
+        if self.column_types is not None and not isinstance(self.column_types, Mapping):
+            raise InputError(f"column_types: expected a dict column -> role, got {self.column_types!r}")
+        try:
+            resolve_device(self.device)
+        except (ValueError, RuntimeError) as exc:
+            raise InputError(f"device: {exc}") from None
+
+    def _resolve_problem_type(self, y: np.ndarray) -> str:
+        from sklearn.utils.multiclass import type_of_target
+
+        requested = self._forced_problem_type or self.problem_type
+        if requested == "regression":
+            try:
+                return "regression" if np.asarray(y, dtype=float) is not None else "regression"
+            except (TypeError, ValueError):
+                raise InputError("y: regression needs numeric labels") from None
+        kind = type_of_target(y)
+        if requested == "auto":
+            if kind == "continuous":
+                return "regression"
+            if kind in ("binary", "multiclass"):
+                return kind
+            raise InputError(f"y: cannot infer the problem type from labels of type {kind!r}; "
+                             "pass problem_type= explicitly")
+        return requested
+
+    @staticmethod
+    def _labels_array(y: Any) -> np.ndarray:
+        try:
+            import pandas as pd
+
+            if isinstance(y, pd.DataFrame):
+                if y.shape[1] != 1:
+                    raise InputError(f"y: expected one label column, got a DataFrame with {y.shape[1]} columns")
+                y = y.iloc[:, 0]
+            if isinstance(y, pd.Series):
+                y = y.to_numpy(dtype=object if y.dtype == object or str(y.dtype) in ("string", "category") else None)
+        except ImportError:  # pragma: no cover
+            pass
+        if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
+            raise InputError(f"y: expected one label per sample, got {type(y).__name__}")
+        arr = np.asarray(y)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr.ravel()
+        if arr.ndim != 1:
+            raise InputError(f"y: expected a 1-d sequence of labels, got shape {arr.shape}")
+        if len(arr) == 0:
+            raise InputError("y: no labels (0 samples)")
+        missing = [i for i, v in enumerate(arr.tolist()) if is_missing(v) and not isinstance(v, str)]
+        missing += [i for i, v in enumerate(arr.tolist()) if isinstance(v, str) and not v.strip()]
+        if missing:
+            rows = ", ".join(map(str, sorted(missing)[:5]))
+            raise InputError(f"y: {len(missing)} missing labels (None/NaN/empty), first at rows {rows}")
+        if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
+            arr = arr.astype(float) if any(isinstance(v, float) for v in arr.tolist()) else arr.astype(int)
+        return arr
+
+    # ------------------------------------------------------------------ component resolution
+    def _known_roles(self, reg: _registry.Registry) -> list[str]:
+        return sorted({"image", "text", "numeric", "categorical", *reg.modalities()} - {"tabular"})
+
+    def _resolve_encoders(self, specs: Sequence[InputSpec], reg: _registry.Registry) -> list[tuple[str, dict]]:
+        choices = dict(self.encoders or {})
+        allowed = {s.modality for s in specs} | {c for s in specs for c in s.columns}
+        unknown = sorted(set(map(str, choices)) - allowed)
+        if unknown:
+            raise InputError(f"encoders: keys {unknown} match neither a modality nor a column of the data "
+                             f"(modalities {sorted({s.modality for s in specs})}, columns "
+                             f"{[c for s in specs for c in s.columns]})")
+        resolved = []
+        for spec in specs:
+            raw = next((choices[c] for c in spec.columns if c in choices), choices.get(spec.modality))
+            if raw is None:
+                default = DEFAULT_ENCODERS.get(spec.modality)
+                candidates = reg.names("encoder", modality=spec.modality)
+                if default not in candidates:
+                    if not candidates:
+                        raise InputError(f"no encoder is installed for modality {spec.modality!r} (input "
+                                         f"{spec.columns}); install a plugin that provides one")
+                    default = candidates[0]
+                raw = default
+            name, params = _component_choice(raw, f"encoders[{spec.modality!r}]")
+            component = reg.get("encoder", name)
+            if component.modality != spec.modality:
+                raise InputError(f"encoders: {name!r} encodes {component.modality!r}, but input {spec.columns} "
+                                 f"is {spec.modality!r}; choose one of {reg.names('encoder', modality=spec.modality)}")
+            resolved.append((name, component.hyperparameters(**params)))
+        return resolved
+
+    def _resolve_augmentations(self, reg: _registry.Registry, modalities: set[str]) -> list[tuple[str, dict]]:
+        if self.augmentations is None:
+            return []
+        if self.augmentations == "default":
+            available = set(reg.names("augmentation"))
+            items = [n for n in DEFAULT_AUGMENTATIONS if n in available]
+        elif isinstance(self.augmentations, (list, tuple)):
+            items = list(self.augmentations)
+        else:
+            raise InputError(f"augmentations: expected 'default', None or a list, got {self.augmentations!r}")
+        resolved = []
+        for item in items:
+            name, params = _component_choice(item, "augmentations")
+            component = reg.get("augmentation", name)
+            if component.modality == "batch" or component.modality in modalities:
+                resolved.append((name, component.hyperparameters(**params)))
+        return resolved
+
+    def _build_components(self, specs, encoder_choices, reg):
+        encoders = {}
+        for spec, (name, params) in zip(specs, encoder_choices):
+            kwargs = dict(params)
+            if spec.modality == "tabular":
+                kwargs["column_roles"] = dict(spec.column_roles)
+            encoders[spec.name] = reg.get("encoder", name).factory(**kwargs)
+        return encoders
+
+    # ------------------------------------------------------------------ fit
+    def _prepare(self, args: tuple, y: Any):
+        """Validate everything that can be validated before training."""
+        self._validate_params()
+        reg = _registry.get_registry()
+        table = as_table(args)
+        labels = self._labels_array(y)
+        if len(labels) != len(table):
+            raise InputError(f"y: {len(labels)} labels for {len(table)} samples")
+        roles = infer_roles(table, self.column_types, reg.plugin_manager, self._known_roles(reg))
+        specs = build_input_specs(roles)
+        for column, role in roles.items():
+            if role == "image":
+                validate_images(column, table.columns[column])
+        encoder_choices = self._resolve_encoders(specs, reg)
+        fusion_name, fusion_params = _component_choice(self.fusion, "fusion")
+        fusion_params = reg.get("fusion", fusion_name).hyperparameters(**fusion_params)
+        aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs})
+        problem_type = self._resolve_problem_type(labels)
+        return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
+
+    def _encode_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
+        if problem_type == "regression":
+            try:
+                values = labels.astype(float)
+            except (TypeError, ValueError):
+                raise InputError("y: regression needs numeric labels") from None
+            if not np.all(np.isfinite(values)):
+                raise InputError("y: regression labels must be finite numbers")
+            self.target_mean_ = float(values.mean())
+            self.target_std_ = float(values.std()) or 1.0
+            return ((values - self.target_mean_) / self.target_std_).astype(np.float32)
+        classes, encoded = np.unique(labels, return_inverse=True)
+        if len(classes) < 2:
+            raise InputError(f"y: only one class ({classes[0]!r}) in the labels; classification needs at least 2")
+        self.classes_ = classes
+        return encoded.astype(np.int64)
+
+    def _class_weights(self, encoded: np.ndarray) -> list[float] | None:
+        if self.class_weight is None or self.problem_type_ == "regression":
+            return None
+        counts = np.bincount(encoded, minlength=len(self.classes_)).astype(float)
+        if self.class_weight == "balanced":
+            weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
+        else:
+            unknown = [k for k in self.class_weight if k not in set(self.classes_.tolist())]
+            if unknown:
+                raise InputError(f"class_weight: labels {unknown} are not among the classes {self.classes_.tolist()}")
+            weights = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
+        return (weights / (weights * counts).sum() * counts.sum()).tolist()
+
+    def _holdout_split(self, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(targets)
+        indices = np.arange(n)
+        if n < 10:  # too few samples to hold any out: validate on the training data
+            return indices, indices
+        from sklearn.model_selection import train_test_split
+
+        n_valid = max(1, int(round(self.holdout_frac * n)))
+        stratify = None
+        if self.problem_type_ != "regression":
+            counts = np.bincount(targets)
+            if counts[counts > 0].min() >= 2 and n_valid >= len(counts):
+                stratify = targets
+        train, valid = train_test_split(indices, test_size=n_valid, random_state=seed, stratify=stratify)
+        return np.sort(train), np.sort(valid)
+
+    def _resolved_batch_size(self, device: torch.device) -> int:
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        return 128 if device.type == "cuda" else 32
+
+    def _resolved_num_workers(self, specs: Sequence[InputSpec]) -> int:
+        if self.num_workers != "auto":
+            return int(self.num_workers)
+        heavy = any(s.modality not in ("text", "tabular") for s in specs)
+        return min(4, max(1, (os.cpu_count() or 1) - 1)) if heavy else 0
+
+    def fit(self, *X, y=None):
+        """Train on ``X`` (positional inputs, or one table) and labels ``y`` (the last
+        positional argument, or ``y=``). Returns ``self``."""
+        start = time.monotonic()
+        X, y = _split_labels(X, y, "fit")
+        (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
+         problem_type) = self._prepare(X, y)
+        for attr in ("classes_", "target_mean_", "target_std_"):
+            self.__dict__.pop(attr, None)
+        self.problem_type_ = problem_type
+        targets = self._encode_targets(labels, problem_type)
+        seed = int(self.random_state) if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
+        device = resolve_device(self.device)
+
+        self.input_positional_ = table.positional
+        self.columns_ = table.names
+        self.n_features_in_ = len(table.names)
+        if not table.positional and all(isinstance(c, str) for c in table.names) and _is_dataframe(X[0]):
+            self.feature_names_in_ = np.asarray(table.names, dtype=object)
+        else:
+            self.__dict__.pop("feature_names_in_", None)
+        self.column_roles_ = roles
+        self.inputs_ = specs
+        self.encoder_choices_ = {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)}
+        self.fusion_choice_ = {"name": fusion_choice[0], **fusion_choice[1]}
+        self.augmentation_choices_ = [{"name": n, **p} for n, p in aug_choices]
+        self.seed_ = seed
+
+        torch.manual_seed(seed)
+        np.random.seed(seed % (2**32))
+        train_idx, valid_idx = self._holdout_split(targets, seed)
+        values = {spec.name: spec.values(table) for spec in specs}
+        encoders = self._build_components(specs, encoder_choices, reg)
+        for spec in specs:
+            train_values = [values[spec.name][i] for i in train_idx]
+            encoders[spec.name].fit(train_values)
+        input_dims = {name: int(enc.output_dim) for name, enc in encoders.items()}
+        n_outputs = 1 if problem_type == "regression" else len(self.classes_)
+        fusion = reg.get("fusion", fusion_choice[0]).factory(input_dims, n_outputs, **fusion_choice[1])
+        model = MultimodalNet(encoders, fusion, n_outputs, head_dropout=self.head_dropout)
+
+        sample_augs: dict[str, list] = {}
+        batch_augs = []
+        for name, params in aug_choices:
+            component = reg.get("augmentation", name)
+            aug = component.factory(**params)
+            if component.modality == "batch":
+                batch_augs.append(aug)
+            else:
+                sample_augs.setdefault(component.modality, []).append(aug)
+
+        batch_size = self._resolved_batch_size(device)
+        workers = self._resolved_num_workers(specs)
+        collate = BatchCollator(encoders)
+        subset = lambda idx: {k: [v[i] for i in idx] for k, v in values.items()}  # noqa: E731
+        train_set = MultimodalDataset(subset(train_idx), encoders, targets[train_idx], sample_augs, seed)
+        valid_set = MultimodalDataset(subset(valid_idx), encoders, targets[valid_idx], None, seed)
+        pin = device.type == "cuda"
+        train_loader = make_loader(train_set, batch_size, True, workers, seed, collate, pin)
+        valid_loader = make_loader(valid_set, batch_size * 2, False, workers, seed, collate, pin)
+
+        deadline = None
+        if self.time_limit is not None:
+            reserve = min(30.0, 0.05 * float(self.time_limit))
+            deadline = start + float(self.time_limit) - reserve
+        self.class_weights_ = self._class_weights(targets)
+        config = TrainingConfig(
+            max_epochs=int(self.max_epochs), learning_rate=float(self.learning_rate),
+            weight_decay=float(self.weight_decay), label_smoothing=float(self.label_smoothing),
+            patience=int(self.patience), problem_type=problem_type, class_weights=self.class_weights_,
+            amp=bool(self.amp), deadline=deadline, seed=seed)
+        callbacks = [EarlyStopping(self.patience)] + self._extra_callbacks()
+        if self.verbose:
+            callbacks.append(ProgressBar(int(self.max_epochs)))
+        trainer = Trainer(model, config, device, callbacks, batch_augs)
+        trainer.fit(train_loader, valid_loader, targets[valid_idx])
+        if self.verbose >= 2:
+            for record in trainer.history:
+                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()})
+        self.model_ = trainer.model.eval()
+        self.device_ = device
+        self.history_ = trainer.history
+        self.best_epoch_ = trainer.best_epoch
+        self.best_score_ = trainer.best_score
+        self.stop_reason_ = trainer.stop_reason or "max_epochs reached"
+        self.batch_size_ = batch_size
+        self.num_workers_ = workers
+        self.fit_seconds_ = time.monotonic() - start
+        return self
+
+    def _extra_callbacks(self) -> list:
+        """Callbacks added by subclasses (the search adds its pruning reporter)."""
+        return []
+
+    # ------------------------------------------------------------------ prediction
+    def _check_fitted(self) -> None:
+        try:
+            check_is_fitted(self, "model_")
+        except Exception:
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet: call fit() before "
+                                 "predict, predict_proba, score, transform or save") from None
+
+    def _table_for_prediction(self, X: tuple) -> Table:
+        self._check_fitted()
+        table = as_table(X)
+        if self.input_positional_:
+            if not table.positional or len(table.names) != len(self.columns_):
+                got = len(table.names) if table.positional else f"a table with columns {table.names}"
+                raise InputError(f"X: the model was fitted on {len(self.columns_)} positional input(s), got {got}")
+        else:
+            missing = [c for c in self.columns_ if c not in table.columns]
+            if missing:
+                raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}")
+            table = Table({c: table.columns[c] for c in self.columns_})
+        for column, role in self.column_roles_.items():
+            if role == "image":
+                validate_images(column, table.columns[column])
+        return table
+
+    def _loader(self, table: Table):
+        values = {spec.name: spec.values(table) for spec in self.inputs_}
+        encoders = dict(self.model_.encoders.items())
+        dataset = MultimodalDataset(values, encoders)
+        return make_loader(dataset, self.batch_size_ * 2, False, self.num_workers_, 0, BatchCollator(encoders),
+                           self.device_.type == "cuda")
+
+    def _raw_outputs(self, X: tuple) -> np.ndarray:
+        table = self._table_for_prediction(X)
+        model = self.model_.to(self.device_).eval()
+        use_amp = bool(self.amp) and self.device_.type == "cuda"
+        chunks = []
+        from .model import move_to_device
+
+        with torch.no_grad(), torch.autocast(device_type=self.device_.type, enabled=use_amp):
+            for batch in self._loader(table):
+                batch = move_to_device(batch, self.device_)
+                chunks.append(model(batch["inputs"], batch["masks"]).float().cpu())
+        return torch.cat(chunks).numpy()
+
+    def predict_proba(self, *X):
+        """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``."""
+        self._check_fitted()
+        if self.problem_type_ == "regression":
+            raise AttributeError("predict_proba is not available for regression")
+        logits = torch.from_numpy(self._raw_outputs(X))
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, *X):
+        """Predicted labels (classification, as in ``classes_``) or values (regression)."""
+        self._check_fitted()
+        outputs = self._raw_outputs(X)
+        if self.problem_type_ == "regression":
+            return outputs.reshape(-1) * self.target_std_ + self.target_mean_
+        return self.classes_[outputs.argmax(1)]
+
+    def transform(self, *X):
+        """The fused embedding, one row per sample."""
+        table = self._table_for_prediction(X)
+        model = self.model_.to(self.device_).eval()
+        from .model import move_to_device
+
+        chunks = []
+        with torch.no_grad():
+            for batch in self._loader(table):
+                batch = move_to_device(batch, self.device_)
+                chunks.append(model.embed(batch["inputs"], batch["masks"]).float().cpu())
+        return torch.cat(chunks).numpy()
+
+    def score(self, *X, y=None, sample_weight=None):
+        """Accuracy (classification) or R² (regression) on ``X`` and ``y``."""
+        X, y = _split_labels(X, y, "score")
+        self._check_fitted()
+        labels = self._labels_array(y)
+        predictions = self.predict(*X)
+        if len(labels) != len(predictions):
+            raise InputError(f"y: {len(labels)} labels for {len(predictions)} samples")
+        if self.problem_type_ == "regression":
+            from sklearn.metrics import r2_score
+
+            return float(r2_score(labels.astype(float), predictions, sample_weight=sample_weight))
+        from sklearn.metrics import accuracy_score
+
+        return float(accuracy_score(labels, predictions, sample_weight=sample_weight))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the fitted model to directory ``path`` atomically; returns the path."""
+        self._check_fitted()
+        from .persistence import save_model
+
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "auto") -> "AutoMM":
+        """Load a model written by :meth:`save` (no pickle is executed)."""
+        from .persistence import load_model
+
+        return load_model(path, device=device, expected_class=cls)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+def _is_dataframe(x: Any) -> bool:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, pd.DataFrame)
+
+
+class AutoMMClassifier(ClassifierMixin, AutoMM):
+    """:class:`AutoMM` for classification (scikit-learn treats it as a classifier:
+    stratified CV, accuracy scoring)."""
+
+    score = AutoMM.score
+
+    def _resolve_problem_type(self, y):
+        if self.problem_type == "regression":
+            raise InputError("problem_type: AutoMMClassifier cannot do regression; use AutoMMRegressor")
+        kind = super()._resolve_problem_type(y)
+        if kind == "regression":
+            from sklearn.utils.multiclass import type_of_target
+
+            raise InputError(f"y: AutoMMClassifier needs class labels, got {type_of_target(y)!r} values; "
+                             "use AutoMMRegressor for regression")
+        return kind
+
+
+class AutoMMRegressor(RegressorMixin, AutoMM):
+    """:class:`AutoMM` for regression (scikit-learn treats it as a regressor: R² scoring)."""
+
+    _forced_problem_type = "regression"
+    score = AutoMM.score
+
+    def predict_proba(self, *X):  # pragma: no cover - regression has no probabilities
+        raise AttributeError("AutoMMRegressor has no predict_proba")

@@ -1,0 +1,238 @@
+"""Saving and loading fitted models as plain files: JSON + safetensors, no pickle.
+
+A model directory holds ``automm.json`` (format version, library versions, estimator class
+and parameters, problem type, classes, inputs, components and their hyperparameters),
+``preprocessing.json`` (each encoder's learned state, e.g. vocabularies) and
+``weights.safetensors``. Writing goes to a temporary sibling directory that replaces the
+target only once complete, so an interrupted save never leaves a half-written model and
+never destroys the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .exceptions import ModelFormatError, UnknownComponentError
+
+__all__ = ["save_model", "load_model", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
+
+FORMAT_VERSION = 1
+MANIFEST = "automm.json"
+WEIGHTS = "weights.safetensors"
+PREPROCESSING = "preprocessing.json"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot store a value of type {type(value).__name__} in {MANIFEST}")
+
+
+def _encode_classes(classes: np.ndarray) -> dict:
+    return {"dtype": classes.dtype.str if classes.dtype != object else "object", "values": _jsonable(classes)}
+
+
+def _decode_classes(data: dict) -> np.ndarray:
+    if data["dtype"] == "object":
+        return np.array(data["values"], dtype=object)
+    return np.array(data["values"], dtype=np.dtype(data["dtype"]))
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, ensure_ascii=False, allow_nan=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import automm
+
+    found = {"automm": automm.__version__, "torch": torch.__version__}
+    for name in ("numpy", "scikit-learn", "safetensors"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover
+            pass
+    return found
+
+
+def manifest_of(estimator) -> dict:
+    from . import registry
+
+    reg = registry.get_registry()
+
+    def provenance(kind: str, name: str) -> dict:
+        spec = reg.get(kind, name)
+        return {"plugin": spec.provider, "package": spec.package}
+
+    params = {k: v for k, v in estimator.get_params(deep=False).items()}
+    manifest = {
+        "format": "automm-model",
+        "format_version": FORMAT_VERSION,
+        "versions": _versions(),
+        "estimator": type(estimator).__name__,
+        "params": _jsonable(params),
+        "problem_type": estimator.problem_type_,
+        "input_positional": estimator.input_positional_,
+        "columns": list(estimator.columns_),
+        "column_roles": dict(estimator.column_roles_),
+        "inputs": [spec.to_dict() for spec in estimator.inputs_],
+        "encoders": {name: {**choice, **provenance("encoder", choice["name"])}
+                     for name, choice in estimator.encoder_choices_.items()},
+        "fusion": {**estimator.fusion_choice_, **provenance("fusion", estimator.fusion_choice_["name"])},
+        "head_dropout": float(estimator.head_dropout),
+        "n_outputs": int(estimator.model_.n_outputs),
+        "batch_size": int(estimator.batch_size_),
+        "seed": int(estimator.seed_),
+        "history": _jsonable(estimator.history_),
+        "best_epoch": int(estimator.best_epoch_),
+    }
+    if estimator.problem_type_ == "regression":
+        manifest["target"] = {"mean": estimator.target_mean_, "std": estimator.target_std_}
+    else:
+        manifest["classes"] = _encode_classes(estimator.classes_)
+    if getattr(estimator, "feature_names_in_", None) is not None:
+        manifest["feature_names_in"] = list(estimator.feature_names_in_)
+    return manifest
+
+
+def save_model(estimator, path: str | os.PathLike) -> str:
+    """Write ``estimator`` to directory ``path``; replaces a previous automm model there
+    only after the new one is complete. Refuses to overwrite anything else."""
+    from safetensors.torch import save_file
+
+    target = Path(path).resolve()
+    if target.exists():
+        if not target.is_dir():
+            raise FileExistsError(f"path: {str(target)!r} exists and is not a directory; not overwriting it")
+        if any(target.iterdir()) and not (target / MANIFEST).is_file():
+            raise FileExistsError(f"path: {str(target)!r} is a non-empty directory that is not an automm model; "
+                                  "not overwriting it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    manifest = manifest_of(estimator)
+    preprocessing = {name: _jsonable(enc.get_state()) for name, enc in estimator.model_.encoders.items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in estimator.model_.state_dict().items()}
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        save_file(state, str(staging / WEIGHTS), metadata={"format": "automm-model"})
+        _write_json(staging / PREPROCESSING, preprocessing)
+        _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
+        if target.exists():
+            retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, retired)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                os.replace(retired, target)
+                raise
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
+def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
+    """Rebuild an estimator saved by :func:`save_model`."""
+    from safetensors.torch import load_file
+
+    from . import estimator as estimator_module
+    from . import registry
+    from .data import InputSpec
+    from .model import MultimodalNet
+    from .training import resolve_device
+
+    directory = Path(path)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise ModelFormatError(f"path: {str(directory)!r} holds no automm model (no {MANIFEST})")
+    with open(manifest_path, encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    if manifest.get("format") != "automm-model" or manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFormatError(f"{manifest_path}: unsupported format {manifest.get('format')!r} version "
+                               f"{manifest.get('format_version')!r}; this automm reads version {FORMAT_VERSION}")
+    with open(directory / PREPROCESSING, encoding="utf-8") as handle:
+        preprocessing = json.load(handle)
+
+    reg = registry.get_registry()
+
+    def component(kind: str, info: dict):
+        try:
+            return reg.get(kind, info["name"])
+        except UnknownComponentError:
+            package = info.get("package") or info.get("plugin")
+            raise ModelFormatError(f"the model needs {kind} {info['name']!r} from plugin {info.get('plugin')!r}"
+                                   f" (package {package!r}), which is not installed") from None
+
+    cls_name = manifest["estimator"]
+    cls = getattr(estimator_module, cls_name, None) or expected_class or estimator_module.AutoMM
+    params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}
+    estimator = cls(**params)
+    inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
+    encoders = {}
+    for spec in inputs:
+        info = manifest["encoders"][spec.name]
+        hyper = {k: v for k, v in info.items() if k not in ("name", "plugin", "package")}
+        if spec.modality == "tabular":
+            hyper["column_roles"] = dict(spec.column_roles)
+        encoder = component("encoder", info).factory(**hyper)
+        encoder.set_state(preprocessing.get(spec.name, {}))
+        encoders[spec.name] = encoder
+    fusion_info = manifest["fusion"]
+    fusion_hyper = {k: v for k, v in fusion_info.items() if k not in ("name", "plugin", "package")}
+    input_dims = {name: int(enc.output_dim) for name, enc in encoders.items()}
+    fusion = component("fusion", fusion_info).factory(input_dims, manifest["n_outputs"], **fusion_hyper)
+    model = MultimodalNet(encoders, fusion, manifest["n_outputs"], head_dropout=manifest["head_dropout"])
+    try:
+        model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+    except (RuntimeError, OSError) as exc:
+        raise ModelFormatError(f"{directory / WEIGHTS}: weights do not match the described model: {exc}") from None
+    device_ = resolve_device(device)
+    estimator.model_ = model.to(device_).eval()
+    estimator.device_ = device_
+    estimator.problem_type_ = manifest["problem_type"]
+    estimator.input_positional_ = manifest["input_positional"]
+    estimator.columns_ = manifest["columns"]
+    estimator.n_features_in_ = len(manifest["columns"])
+    estimator.column_roles_ = manifest["column_roles"]
+    estimator.inputs_ = inputs
+    estimator.encoder_choices_ = {k: {kk: vv for kk, vv in v.items() if kk not in ("plugin", "package")}
+                                  for k, v in manifest["encoders"].items()}
+    estimator.fusion_choice_ = {k: v for k, v in fusion_info.items() if k not in ("plugin", "package")}
+    estimator.batch_size_ = manifest["batch_size"]
+    estimator.num_workers_ = estimator._resolved_num_workers(inputs)
+    estimator.seed_ = manifest["seed"]
+    estimator.history_ = manifest["history"]
+    estimator.best_epoch_ = manifest["best_epoch"]
+    if "classes" in manifest:
+        estimator.classes_ = _decode_classes(manifest["classes"])
+    if "target" in manifest:
+        estimator.target_mean_ = manifest["target"]["mean"]
+        estimator.target_std_ = manifest["target"]["std"]
+    if "feature_names_in" in manifest:
+        estimator.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
+    return estimator

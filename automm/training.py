@@ -1,0 +1,296 @@
+"""The training loop: small replaceable steps, callbacks, a per-epoch history.
+
+:class:`Trainer` runs AdamW with linear warm-up and cosine decay, label smoothing and class
+weights, early stopping on a holdout split, a wall-clock deadline (the best model so far is
+kept when time runs out), mixed precision and CUDA placement when a GPU is used.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .model import MultimodalNet, move_to_device
+
+__all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
+           "make_loader", "resolve_device"]
+
+
+class TimeLimitReached(Exception):
+    """Raised inside the loop when the deadline passes; the trainer catches it."""
+
+
+@dataclass
+class TrainingConfig:
+    """Hyperparameters of one training run."""
+
+    max_epochs: int = 20
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_fraction: float = 0.05
+    label_smoothing: float = 0.05
+    patience: int = 4
+    grad_clip: float = 1.0
+    problem_type: str = "multiclass"  # binary | multiclass | regression
+    class_weights: Sequence[float] | None = None
+    amp: bool = False
+    deadline: float | None = None  # time.monotonic() value; None = no limit
+    seed: int = 0
+
+
+class Callback:
+    """Hooks called by :class:`Trainer`; every method is a no-op by default."""
+
+    def on_train_begin(self, trainer: "Trainer") -> None: ...
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None: ...
+    def on_batch_end(self, trainer: "Trainer", loss: float) -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", record: dict) -> None: ...
+    def on_train_end(self, trainer: "Trainer") -> None: ...
+
+
+class EarlyStopping(Callback):
+    """Stops when the validation score has not improved for ``patience`` epochs."""
+
+    def __init__(self, patience: int):
+        self.patience = int(patience)
+
+    def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
+        if self.patience > 0 and record["epoch"] - trainer.best_epoch >= self.patience:
+            trainer.stop_reason = f"no improvement for {self.patience} epochs"
+            trainer.should_stop = True
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over epochs showing the latest losses and score."""
+
+    def __init__(self, total: int, description: str = "automm"):
+        self.total, self.description, self.bar = total, description, None
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.description, unit="epoch", leave=True)
+
+    def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
+        self.bar.set_postfix(train_loss=f"{record['train_loss']:.4f}", valid_loss=f"{record['valid_loss']:.4f}",
+                             valid_score=f"{record['valid_score']:.4f}")
+        self.bar.update(1)
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as torch reads it."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: CUDA is not available on this machine")
+    return resolved
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, collate_fn: Callable,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
+        generator=generator, pin_memory=pin_memory, persistent_workers=False,
+        prefetch_factor=4 if num_workers > 0 else None)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None) -> torch.Tensor:
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    per_class = -targets * log_probs
+    if class_weights is not None:
+        per_class = per_class * class_weights
+    return per_class.sum(-1).mean()
+
+
+class Trainer:
+    """Trains a :class:`MultimodalNet`; ``history`` holds one dict per epoch.
+
+    The steps (:meth:`training_step`, :meth:`compute_loss`, :meth:`evaluate`) are small
+    methods so that a subclass or a callback can replace one without copying the loop.
+    """
+
+    def __init__(self, model: MultimodalNet, config: TrainingConfig, device: torch.device,
+                 callbacks: Sequence[Callback] = (), batch_augmentations: Sequence[Any] = ()):
+        self.model = model.to(device)
+        self.config = config
+        self.device = device
+        self.callbacks = list(callbacks)
+        self.batch_augmentations = list(batch_augmentations)
+        self.history: list[dict] = []
+        self.best_epoch = 0
+        self.best_score = -math.inf
+        self.best_loss = math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_valid_outputs: np.ndarray | None = None
+        self.should_stop = False
+        self.stop_reason = ""
+        self.steps = 0
+        self.generator = torch.Generator()
+        self.generator.manual_seed(config.seed)
+        self.class_weights = (torch.tensor(config.class_weights, dtype=torch.float32, device=device)
+                              if config.class_weights is not None else None)
+        use_amp = bool(config.amp) and device.type == "cuda"
+        self.amp_dtype = (torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16)
+        self.use_amp = use_amp
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and self.amp_dtype == torch.float16)
+
+    # -- steps ------------------------------------------------------------------------
+    @property
+    def is_classification(self) -> bool:
+        return self.config.problem_type != "regression"
+
+    def soft_targets(self, target: torch.Tensor) -> torch.Tensor:
+        if not self.is_classification:
+            return target.float().view(-1, 1)
+        n = self.model.n_outputs
+        smoothing = self.config.label_smoothing
+        one_hot = torch.nn.functional.one_hot(target.long(), n).float()
+        return one_hot * (1 - smoothing) + smoothing / n
+
+    def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.is_classification:
+            return soft_cross_entropy(outputs, targets, self.class_weights)
+        return torch.nn.functional.mse_loss(outputs.float(), targets)
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
+
+    def training_step(self, batch: dict) -> float:
+        batch = move_to_device(batch, self.device, non_blocking=True)
+        masks = batch["masks"]
+        for aug in self.batch_augmentations:
+            masks = aug.apply_masks(masks, self.generator)
+        targets = self.soft_targets(batch["target"])
+        with self._autocast():
+            fused = self.model.embed(batch["inputs"], masks)
+            for aug in self.batch_augmentations:
+                fused, targets = aug.apply_fused(fused, targets, self.generator)
+            outputs = self.model.head(fused)
+        loss = self.compute_loss(outputs, targets)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {self.steps}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.steps += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def predict_outputs(self, loader) -> np.ndarray:
+        """Raw model outputs (logits or standardised values) for every sample of ``loader``."""
+        self.model.eval()
+        chunks = []
+        for batch in loader:
+            batch = move_to_device(batch, self.device, non_blocking=True)
+            with self._autocast():
+                chunks.append(self.model(batch["inputs"], batch["masks"]).float().cpu())
+        return torch.cat(chunks).numpy()
+
+    def evaluate(self, loader, targets: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """(loss, score, outputs) on a validation loader; score is accuracy or −MSE."""
+        outputs = self.predict_outputs(loader)
+        out_t = torch.from_numpy(outputs)
+        tgt_t = torch.as_tensor(targets)
+        if self.is_classification:
+            loss = float(torch.nn.functional.cross_entropy(out_t, tgt_t.long()))
+            score = float((outputs.argmax(1) == targets).mean())
+        else:
+            loss = float(torch.nn.functional.mse_loss(out_t.view(-1), tgt_t.float().view(-1)))
+            score = -loss
+        return loss, score, outputs
+
+    def configure_optimizer(self, steps_per_epoch: int) -> None:
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.config.learning_rate)
+        total = max(1, steps_per_epoch * self.config.max_epochs)
+        warmup = max(1, int(self.config.warmup_fraction * total))
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+
+    def _check_deadline(self) -> None:
+        if self.config.deadline is not None and time.monotonic() > self.config.deadline:
+            raise TimeLimitReached
+
+    # -- loop ------------------------------------------------------------------------
+    def fit(self, train_loader, valid_loader, valid_targets: np.ndarray) -> "Trainer":
+        self.configure_optimizer(len(train_loader))
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        try:
+            for epoch in range(1, self.config.max_epochs + 1):
+                if self.should_stop:
+                    break
+                self.run_epoch(epoch, train_loader, valid_loader, valid_targets)
+        finally:
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self
+
+    def run_epoch(self, epoch: int, train_loader, valid_loader, valid_targets: np.ndarray) -> dict:
+        start = time.monotonic()
+        if hasattr(train_loader.dataset, "epoch"):
+            train_loader.dataset.epoch = epoch
+        for cb in self.callbacks:
+            cb.on_epoch_begin(self, epoch)
+        self.model.train()
+        losses, timed_out = [], False
+        try:
+            for batch in train_loader:
+                losses.append(self.training_step(batch))
+                for cb in self.callbacks:
+                    cb.on_batch_end(self, losses[-1])
+                self._check_deadline()
+        except TimeLimitReached:
+            timed_out = True
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                  "train_seconds": time.monotonic() - start, "lr": self.scheduler.get_last_lr()[0],
+                  "batches": len(losses), "complete": not timed_out}
+        valid_loss, valid_score, outputs = self.evaluate(valid_loader, valid_targets)
+        improved = valid_score > self.best_score or (valid_score == self.best_score and valid_loss < self.best_loss)
+        if improved:
+            self.best_epoch, self.best_score, self.best_loss = epoch, valid_score, valid_loss
+            self.best_state = copy.deepcopy({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+            self.best_valid_outputs = outputs
+        record.update(valid_loss=valid_loss, valid_score=valid_score, best=improved,
+                      seconds=time.monotonic() - start)
+        self.history.append(record)
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, record)
+        if timed_out:
+            self.should_stop = True
+            self.stop_reason = "time limit reached"
+        return record

@@ -1,0 +1,53 @@
+"""Shared fixtures: the real data folder (skipped when absent) and registry isolation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$AUTOMM_DATA`` or ``<repo>/../shared/data``."""
+    return Path(os.environ.get("AUTOMM_DATA", REPO.parent / "shared" / "data"))
+
+
+def require_dataset(name: str) -> Path:
+    """The folder of dataset ``name`` (``fashion``, ``emoji``), or skip the test with a reason."""
+    folder = shared_data_dir() / name
+    if not (folder / f"{name}.csv").is_file():
+        pytest.skip(f"real data {folder} is absent (set AUTOMM_DATA to the shared data folder)")
+    return folder
+
+
+@pytest.fixture
+def fashion_dir() -> Path:
+    return require_dataset("fashion")
+
+
+@pytest.fixture
+def emoji_dir() -> Path:
+    return require_dataset("emoji")
+
+
+@pytest.fixture
+def emoji_sample():
+    from automm.datasets import load_emoji_sample
+
+    return load_emoji_sample()
+
+
+@pytest.fixture
+def fresh_registry():
+    """Yields ``register(*plugins)`` that rebuilds the registry with extra in-process plugins;
+    the default registry is restored afterwards."""
+    import automm
+
+    def register(*plugins):
+        return automm.reset_registry(plugins)
+
+    yield register
+    automm.reset_registry()

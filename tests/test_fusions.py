@@ -1,0 +1,272 @@
+"""Tests for the built-in fusions (automm.components.fusions)."""
+
+from __future__ import annotations
+
+import inspect
+
+import optuna
+import pytest
+import torch
+from torch import nn
+
+from automm.components.base import Fusion
+from automm.components.fusions import (
+    AttentionFusion,
+    ConcatFusion,
+    GatedFusion,
+    LateFusion,
+    attention_search_space,
+    automm_register_fusions,
+    concat_search_space,
+    gated_search_space,
+    late_search_space,
+)
+
+FUSIONS = {
+    "concat": (ConcatFusion, concat_search_space),
+    "attention": (AttentionFusion, attention_search_space),
+    "gated": (GatedFusion, gated_search_space),
+    "late": (LateFusion, late_search_space),
+}
+# Small widths keep every test fast; "b.text" checks that dotted input names work.
+INPUT_DIMS = {"b.text": 6, "a_image": 10, "c": 3}
+N_OUTPUTS = 3
+BATCH = 8
+
+
+def build(name: str, **hyperparameters) -> Fusion:
+    factory, _ = FUSIONS[name]
+    torch.manual_seed(0)
+    return factory(dict(INPUT_DIMS), N_OUTPUTS, **hyperparameters)
+
+
+def random_batch(seed: int = 0, batch: int = BATCH) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {name: torch.randn(batch, dim, generator=generator) for name, dim in INPUT_DIMS.items()}
+
+
+def all_present(batch: int = BATCH) -> dict[str, torch.Tensor]:
+    return {name: torch.ones(batch, dtype=torch.bool) for name in INPUT_DIMS}
+
+
+def some_missing(batch: int = BATCH) -> dict[str, torch.Tensor]:
+    masks = all_present(batch)
+    masks["a_image"][::2] = False
+    masks["c"][1::3] = False
+    masks["b.text"][0] = False  # sample 0 lacks every input
+    masks["a_image"][0] = False
+    masks["c"][0] = False
+    return masks
+
+
+@pytest.fixture(params=sorted(FUSIONS))
+def fusion_name(request) -> str:
+    return request.param
+
+
+def test_output_shape_and_flags(fusion_name):
+    fusion = build(fusion_name).eval()
+    out = fusion(random_batch(), all_present())
+    assert isinstance(fusion, Fusion)
+    assert out.shape == (BATCH, fusion.output_dim)
+    assert fusion.produces_outputs is (fusion_name == "late")
+    if fusion_name == "late":
+        assert fusion.output_dim == N_OUTPUTS
+
+
+def test_default_output_dims():
+    assert build("concat").output_dim == 256
+    assert build("attention").output_dim == 64
+    assert build("gated").output_dim == 128
+    assert build("concat", n_layers=0, proj_dim=8).output_dim == len(INPUT_DIMS) * 9
+    out = build("concat", n_layers=0, proj_dim=8).eval()(random_batch(), all_present())
+    assert out.shape == (BATCH, len(INPUT_DIMS) * 9)
+
+
+def test_defaults_match_constructor_signature(fusion_name):
+    factory, _ = FUSIONS[fusion_name]
+    parameters = inspect.signature(factory).parameters
+    hyperparameters = {name: p.default for name, p in parameters.items() if name not in ("input_dims", "n_outputs")}
+    assert hyperparameters == factory.defaults
+
+
+def test_finite_with_some_and_all_inputs_missing(fusion_name):
+    fusion = build(fusion_name).eval()
+    out = fusion(random_batch(), some_missing())
+    assert torch.isfinite(out).all()
+    none_present = {name: torch.zeros(BATCH, dtype=torch.bool) for name in INPUT_DIMS}
+    out = fusion(random_batch(), none_present)
+    assert out.shape == (BATCH, fusion.output_dim)
+    assert torch.isfinite(out).all()
+
+
+def test_masked_inputs_do_not_influence_output(fusion_name):
+    fusion = build(fusion_name).eval()
+    masks = some_missing()
+    embeddings = random_batch(seed=1)
+    reference = fusion(embeddings, masks)
+    changed = {name: values.clone() for name, values in embeddings.items()}
+    for name, values in changed.items():
+        values[~masks[name]] = torch.randn(int((~masks[name]).sum()), values.shape[1]) * 1e3
+    changed["c"][~masks["c"]] = float("nan")
+    out = fusion(changed, masks)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
+    # Present values, by contrast, do matter.
+    changed["b.text"][masks["b.text"]] += 1.0
+    assert not torch.allclose(fusion(changed, masks), reference, atol=1e-4)
+
+
+def test_output_is_per_sample(fusion_name):
+    fusion = build(fusion_name).eval()
+    embeddings, masks = random_batch(), some_missing()
+    full = fusion(embeddings, masks)
+    single = fusion({k: v[3:4] for k, v in embeddings.items()}, {k: v[3:4] for k, v in masks.items()})
+    torch.testing.assert_close(single, full[3:4], atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_reach_every_parameter(fusion_name):
+    fusion = build(fusion_name).train()
+    embeddings = {name: values.requires_grad_() for name, values in random_batch().items()}
+    out = fusion(embeddings, all_present())
+    out.pow(2).sum().backward()
+    for param_name, param in fusion.named_parameters():
+        assert param.grad is not None, param_name
+        assert torch.isfinite(param.grad).all(), param_name
+    for projection_list in ("projections", "transforms", "heads"):
+        for module in getattr(fusion, projection_list, []):
+            weights = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
+            assert all(w.grad.abs().sum() > 0 for w in weights)
+    for name, values in embeddings.items():
+        assert values.grad is not None and values.grad.abs().sum() > 0, name
+
+
+def test_gradients_finite_when_inputs_missing(fusion_name):
+    fusion = build(fusion_name).train()
+    embeddings = random_batch()
+    embeddings["c"][~some_missing()["c"]] = float("nan")
+    out = fusion(embeddings, some_missing())
+    out.sum().backward()
+    for param_name, param in fusion.named_parameters():
+        if param.grad is not None:
+            assert torch.isfinite(param.grad).all(), param_name
+
+
+def test_concat_large_scale_input_does_not_dominate():
+    fusion = build("concat", dropout=0.0).eval()
+    embeddings = random_batch()
+    embeddings["a_image"] = embeddings["a_image"] * 1000.0
+    reference = fusion(embeddings, all_present())
+    changed = dict(embeddings)
+    changed["b.text"] = torch.randn_like(embeddings["b.text"])
+    out = fusion(changed, all_present())
+    # B's change moves the output about as much as changing the huge input A does.
+    moved_by_b = (out - reference).abs().mean()
+    changed_a = dict(embeddings)
+    changed_a["a_image"] = torch.randn_like(embeddings["a_image"]) * 1000.0
+    moved_by_a = (fusion(changed_a, all_present()) - reference).abs().mean()
+    assert moved_by_b > 1e-3
+    assert moved_by_b > 0.1 * moved_by_a
+
+
+def test_missing_mask_key_means_present(fusion_name):
+    fusion = build(fusion_name).eval()
+    embeddings = random_batch()
+    masks = all_present()
+    del masks["c"]
+    torch.testing.assert_close(fusion(embeddings, masks), fusion(embeddings, all_present()))
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        ConcatFusion({}, 2)
+    with pytest.raises(ValueError):
+        AttentionFusion({"a": 4}, 2, d_model=30, n_heads=4)
+    with pytest.raises(KeyError):
+        ConcatFusion({"a": 4, "b": 4}, 2)({"a": torch.zeros(2, 4)}, {"a": torch.ones(2, dtype=torch.bool)})
+
+
+FIXED_PARAMS = {
+    "concat": {"proj_dim": 32, "hidden_dim": 64, "n_layers": 2, "dropout": 0.05},
+    "attention": {"d_model": 32, "n_heads": 2, "n_layers": 2, "ff_multiplier": 4, "dropout": 0.05},
+    "gated": {"hidden_dim": 64, "dropout": 0.05},
+    "late": {"hidden_dim": 32, "dropout": 0.05},
+}
+
+
+def test_search_space_with_fixed_trial(fusion_name):
+    factory, search_space = FUSIONS[fusion_name]
+    prefix = f"fusion.{fusion_name}."
+    trial = optuna.trial.FixedTrial({prefix + key: value for key, value in FIXED_PARAMS[fusion_name].items()})
+    params = search_space(trial, prefix)
+    assert params == FIXED_PARAMS[fusion_name]
+    assert set(params) <= set(factory.defaults)
+    fusion = factory(dict(INPUT_DIMS), N_OUTPUTS, **params).eval()
+    out = fusion(random_batch(), some_missing())
+    assert out.shape == (BATCH, fusion.output_dim) and torch.isfinite(out).all()
+
+
+def test_search_space_with_real_study(fusion_name):
+    factory, search_space = FUSIONS[fusion_name]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        trial = study.ask()
+        params = search_space(trial, "f.")
+        assert all(name.startswith("f.") for name in trial.params)
+        fusion = factory(dict(INPUT_DIMS), N_OUTPUTS, **params)
+        assert fusion(random_batch(), all_present()).shape[1] == fusion.output_dim
+        study.tell(trial, 0.0)
+
+
+def test_registration_hook():
+    registered = {}
+
+    def register(name, factory, **kwargs):
+        registered[name] = (factory, kwargs)
+
+    automm_register_fusions(register)
+    assert set(registered) == set(FUSIONS)
+    for name, (factory, kwargs) in registered.items():
+        assert factory is FUSIONS[name][0]
+        assert kwargs["defaults"] == factory.defaults
+        assert kwargs["search_space"] is FUSIONS[name][1]
+        assert kwargs["description"]
+
+
+def test_learns_from_the_informative_input(fusion_name):
+    """Only input B carries the label; A is noise and is sometimes missing."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    n, n_classes = 256, 2
+    labels = torch.randint(0, n_classes, (n,), generator=generator)
+    direction = torch.randn(8, generator=generator)
+    embeddings = {
+        "a": torch.randn(n, 16, generator=generator) * 50.0,
+        "b": torch.randn(n, 8, generator=generator) * 0.5 + (labels.float() * 2 - 1)[:, None] * direction,
+    }
+    masks = {"a": torch.rand(n, generator=generator) > 0.2, "b": torch.ones(n, dtype=torch.bool)}
+    factory, _ = FUSIONS[fusion_name]
+    fusion = factory({"a": 16, "b": 8}, n_classes)
+    head = nn.Identity() if fusion.produces_outputs else nn.Linear(fusion.output_dim, n_classes)
+    model = nn.ModuleDict({"fusion": fusion, "head": head})
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        for start in range(0, n, 64):
+            batch = slice(start, start + 64)
+            logits = head(fusion({k: v[batch] for k, v in embeddings.items()}, {k: v[batch] for k, v in masks.items()}))
+            loss = nn.functional.cross_entropy(logits, labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        # Fresh samples from the same distribution.
+        test_labels = torch.randint(0, n_classes, (n,), generator=generator)
+        test_embeddings = {
+            "a": torch.randn(n, 16, generator=generator) * 50.0,
+            "b": torch.randn(n, 8, generator=generator) * 0.5 + (test_labels.float() * 2 - 1)[:, None] * direction,
+        }
+        predictions = head(fusion(test_embeddings, masks)).argmax(dim=1)
+    accuracy = (predictions == test_labels).float().mean().item()
+    assert accuracy >= 0.9, accuracy
