@@ -15,11 +15,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
 from .components.base import MISSING
-from .data import (BatchCollator, InputSpec, MultimodalDataset, Table, as_table, build_input_specs, infer_roles,
-                   is_missing, validate_images)
+from .data import InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, validate_images
 from .exceptions import InputError, NotFittedError
-from .model import MultimodalNet
-from .training import (EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, resolve_device)
+from .data import BatchCollator, MultimodalDataset
+from .model import move_to_device
+from .pipeline import Candidate, PreparedData, train_candidate
+from .training import make_loader, resolve_device
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
 
@@ -72,6 +73,19 @@ class AutoMM(BaseEstimator):
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     amp : mixed precision on CUDA (ignored on CPU).
     num_workers : DataLoader worker processes, or "auto" (sized to the CPUs when images are decoded).
+    n_trials : number of search trials; None searches until ``time_limit`` when one is given,
+        else trains the one default configuration.
+    search_space : dict narrowing or widening the search (see :mod:`automm.search`).
+    sampler : "tpe" (multivariate, grouped), "random", "cmaes", "nsgaii" or an Optuna sampler.
+    pruner : "median", "hyperband", "successive_halving", "none" or an Optuna pruner.
+    storage, study_name : an Optuna storage URL (journal file, PostgreSQL, ...) and study name
+        shared by several workers.
+    n_jobs : parallel trials (processes) on CPU; with GPUs, one trial per GPU.
+    ensemble_size : >1 builds a greedy ensemble of the best trials.
+    objectives : "score", or ("score", "latency") / ("score", "params") for a multi-objective search.
+    plot_dir : directory where plots of the search are written, or None.
+    cache_dir : directory for cached features of frozen pretrained encoders (None: a default
+        under the user's cache directory).
     random_state : int seed for splits, initialisation, shuffling and augmentation.
     verbose : 0 silent, 1 a progress bar, 2 also one line per epoch.
     """
@@ -80,6 +94,8 @@ class AutoMM(BaseEstimator):
                  augmentations="default", time_limit=None, max_epochs=20, batch_size="auto",
                  learning_rate=2e-3, weight_decay=1e-2, label_smoothing=0.05, patience=4, holdout_frac=0.1,
                  class_weight=None, head_dropout=0.1, device="auto", amp=True, num_workers="auto",
+                 n_trials=None, search_space=None, sampler="tpe", pruner="median", storage=None, study_name=None,
+                 n_jobs=1, ensemble_size=1, objectives="score", plot_dir=None, cache_dir=None,
                  random_state=None, verbose=0):
         self.problem_type = problem_type
         self.column_types = column_types
@@ -99,6 +115,17 @@ class AutoMM(BaseEstimator):
         self.device = device
         self.amp = amp
         self.num_workers = num_workers
+        self.n_trials = n_trials
+        self.search_space = search_space
+        self.sampler = sampler
+        self.pruner = pruner
+        self.storage = storage
+        self.study_name = study_name
+        self.n_jobs = n_jobs
+        self.ensemble_size = ensemble_size
+        self.objectives = objectives
+        self.plot_dir = plot_dir
+        self.cache_dir = cache_dir
         self.random_state = random_state
         self.verbose = verbose
 
@@ -247,15 +274,6 @@ class AutoMM(BaseEstimator):
                 resolved.append((name, component.hyperparameters(**params)))
         return resolved
 
-    def _build_components(self, specs, encoder_choices, reg):
-        encoders = {}
-        for spec, (name, params) in zip(specs, encoder_choices):
-            kwargs = dict(params)
-            if spec.modality == "tabular":
-                kwargs["column_roles"] = dict(spec.column_roles)
-            encoders[spec.name] = reg.get("encoder", name).factory(**kwargs)
-        return encoders
-
     # ------------------------------------------------------------------ fit
     def _prepare(self, args: tuple, y: Any):
         """Validate everything that can be validated before training."""
@@ -357,72 +375,58 @@ class AutoMM(BaseEstimator):
             self.__dict__.pop("feature_names_in_", None)
         self.column_roles_ = roles
         self.inputs_ = specs
-        self.encoder_choices_ = {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)}
-        self.fusion_choice_ = {"name": fusion_choice[0], **fusion_choice[1]}
-        self.augmentation_choices_ = [{"name": n, **p} for n, p in aug_choices]
         self.seed_ = seed
 
-        torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
         train_idx, valid_idx = self._holdout_split(targets, seed)
-        values = {spec.name: spec.values(table) for spec in specs}
-        encoders = self._build_components(specs, encoder_choices, reg)
-        for spec in specs:
-            train_values = [values[spec.name][i] for i in train_idx]
-            encoders[spec.name].fit(train_values)
-        input_dims = {name: int(enc.output_dim) for name, enc in encoders.items()}
-        n_outputs = 1 if problem_type == "regression" else len(self.classes_)
-        fusion = reg.get("fusion", fusion_choice[0]).factory(input_dims, n_outputs, **fusion_choice[1])
-        model = MultimodalNet(encoders, fusion, n_outputs, head_dropout=self.head_dropout)
-
-        sample_augs: dict[str, list] = {}
-        batch_augs = []
-        for name, params in aug_choices:
-            component = reg.get("augmentation", name)
-            aug = component.factory(**params)
-            if component.modality == "batch":
-                batch_augs.append(aug)
-            else:
-                sample_augs.setdefault(component.modality, []).append(aug)
-
-        batch_size = self._resolved_batch_size(device)
-        workers = self._resolved_num_workers(specs)
-        collate = BatchCollator(encoders)
-        subset = lambda idx: {k: [v[i] for i in idx] for k, v in values.items()}  # noqa: E731
-        train_set = MultimodalDataset(subset(train_idx), encoders, targets[train_idx], sample_augs, seed)
-        valid_set = MultimodalDataset(subset(valid_idx), encoders, targets[valid_idx], None, seed)
-        pin = device.type == "cuda"
-        train_loader = make_loader(train_set, batch_size, True, workers, seed, collate, pin)
-        valid_loader = make_loader(valid_set, batch_size * 2, False, workers, seed, collate, pin)
-
+        data = PreparedData(
+            inputs=specs, values={spec.name: spec.values(table) for spec in specs}, targets=targets,
+            problem_type=problem_type, n_outputs=1 if problem_type == "regression" else len(self.classes_),
+            train_index=train_idx, valid_index=valid_idx, seed=seed, device=device,
+            num_workers=self._resolved_num_workers(specs), class_weights=self._class_weights(targets),
+            amp=bool(self.amp))
+        config = {
+            "encoders": {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)},
+            "fusion": {"name": fusion_choice[0], **fusion_choice[1]},
+            "augmentations": [{"name": n, **p} for n, p in aug_choices],
+            "training": {"learning_rate": float(self.learning_rate), "weight_decay": float(self.weight_decay),
+                         "batch_size": self._resolved_batch_size(device), "max_epochs": int(self.max_epochs),
+                         "label_smoothing": float(self.label_smoothing), "head_dropout": float(self.head_dropout),
+                         "patience": int(self.patience)},
+        }
         deadline = None
         if self.time_limit is not None:
             reserve = min(30.0, 0.05 * float(self.time_limit))
             deadline = start + float(self.time_limit) - reserve
-        self.class_weights_ = self._class_weights(targets)
-        config = TrainingConfig(
-            max_epochs=int(self.max_epochs), learning_rate=float(self.learning_rate),
-            weight_decay=float(self.weight_decay), label_smoothing=float(self.label_smoothing),
-            patience=int(self.patience), problem_type=problem_type, class_weights=self.class_weights_,
-            amp=bool(self.amp), deadline=deadline, seed=seed)
-        callbacks = [EarlyStopping(self.patience)] + self._extra_callbacks()
-        if self.verbose:
-            callbacks.append(ProgressBar(int(self.max_epochs)))
-        trainer = Trainer(model, config, device, callbacks, batch_augs)
-        trainer.fit(train_loader, valid_loader, targets[valid_idx])
-        if self.verbose >= 2:
-            for record in trainer.history:
-                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()})
-        self.model_ = trainer.model.eval()
-        self.device_ = device
-        self.history_ = trainer.history
-        self.best_epoch_ = trainer.best_epoch
-        self.best_score_ = trainer.best_score
-        self.stop_reason_ = trainer.stop_reason or "max_epochs reached"
-        self.batch_size_ = batch_size
-        self.num_workers_ = workers
+        candidate = self._fit_candidates(data, config, deadline)
+        self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
         return self
+
+    def _fit_candidates(self, data: PreparedData, config: dict, deadline: float | None) -> Candidate:
+        """Train the model(s) and return the one to keep: the search when one is asked for
+        (see :func:`automm.search.search_requested`), else the one configuration."""
+        from . import search
+
+        if search.search_requested(self):
+            return search.run_search(self, data, config, deadline)
+        return train_candidate(data, config, deadline=deadline, callbacks=self._extra_callbacks(),
+                               verbose=self.verbose)
+
+    def _adopt(self, candidate: Candidate, data: PreparedData) -> None:
+        self.config_ = candidate.config
+        self.encoder_choices_ = dict(candidate.config["encoders"])
+        self.fusion_choice_ = dict(candidate.config["fusion"])
+        self.augmentation_choices_ = list(candidate.config["augmentations"])
+        self.class_weights_ = data.class_weights
+        self.model_ = candidate.model.eval()
+        self.device_ = data.device
+        self.history_ = candidate.history
+        self.best_epoch_ = candidate.best_epoch
+        self.best_score_ = candidate.best_score
+        self.stop_reason_ = candidate.stop_reason
+        self.batch_size_ = int(candidate.config["training"]["batch_size"])
+        self.num_workers_ = data.num_workers
 
     def _extra_callbacks(self) -> list:
         """Callbacks added by subclasses (the search adds its pruning reporter)."""
@@ -465,7 +469,6 @@ class AutoMM(BaseEstimator):
         model = self.model_.to(self.device_).eval()
         use_amp = bool(self.amp) and self.device_.type == "cuda"
         chunks = []
-        from .model import move_to_device
 
         with torch.no_grad(), torch.autocast(device_type=self.device_.type, enabled=use_amp):
             for batch in self._loader(table):
@@ -493,7 +496,6 @@ class AutoMM(BaseEstimator):
         """The fused embedding, one row per sample."""
         table = self._table_for_prediction(X)
         model = self.model_.to(self.device_).eval()
-        from .model import move_to_device
 
         chunks = []
         with torch.no_grad():

@@ -99,10 +99,11 @@ def manifest_of(estimator) -> dict:
         "columns": list(estimator.columns_),
         "column_roles": dict(estimator.column_roles_),
         "inputs": [spec.to_dict() for spec in estimator.inputs_],
-        "encoders": {name: {**choice, **provenance("encoder", choice["name"])}
-                     for name, choice in estimator.encoder_choices_.items()},
-        "fusion": {**estimator.fusion_choice_, **provenance("fusion", estimator.fusion_choice_["name"])},
-        "head_dropout": float(estimator.head_dropout),
+        "config": _jsonable(estimator.config_),
+        "components": [{"kind": "encoder", "input": name, "name": choice["name"], **provenance("encoder", choice["name"])}
+                       for name, choice in estimator.config_["encoders"].items()]
+                      + [{"kind": "fusion", "name": estimator.config_["fusion"]["name"],
+                          **provenance("fusion", estimator.config_["fusion"]["name"])}],
         "n_outputs": int(estimator.model_.n_outputs),
         "batch_size": int(estimator.batch_size_),
         "seed": int(estimator.seed_),
@@ -163,7 +164,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     from . import estimator as estimator_module
     from . import registry
     from .data import InputSpec
-    from .model import MultimodalNet
+    from .pipeline import build_model
     from .training import resolve_device
 
     directory = Path(path)
@@ -179,34 +180,21 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         preprocessing = json.load(handle)
 
     reg = registry.get_registry()
-
-    def component(kind: str, info: dict):
+    for info in manifest["components"]:
         try:
-            return reg.get(kind, info["name"])
+            reg.get(info["kind"], info["name"])
         except UnknownComponentError:
-            package = info.get("package") or info.get("plugin")
-            raise ModelFormatError(f"the model needs {kind} {info['name']!r} from plugin {info.get('plugin')!r}"
-                                   f" (package {package!r}), which is not installed") from None
+            raise ModelFormatError(
+                f"the model needs {info['kind']} {info['name']!r} from plugin {info.get('plugin')!r} (package "
+                f"{info.get('package') or 'unknown'}), which is not installed; install it to load this model") from None
 
     cls_name = manifest["estimator"]
     cls = getattr(estimator_module, cls_name, None) or expected_class or estimator_module.AutoMM
     params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
-    encoders = {}
-    for spec in inputs:
-        info = manifest["encoders"][spec.name]
-        hyper = {k: v for k, v in info.items() if k not in ("name", "plugin", "package")}
-        if spec.modality == "tabular":
-            hyper["column_roles"] = dict(spec.column_roles)
-        encoder = component("encoder", info).factory(**hyper)
-        encoder.set_state(preprocessing.get(spec.name, {}))
-        encoders[spec.name] = encoder
-    fusion_info = manifest["fusion"]
-    fusion_hyper = {k: v for k, v in fusion_info.items() if k not in ("name", "plugin", "package")}
-    input_dims = {name: int(enc.output_dim) for name, enc in encoders.items()}
-    fusion = component("fusion", fusion_info).factory(input_dims, manifest["n_outputs"], **fusion_hyper)
-    model = MultimodalNet(encoders, fusion, manifest["n_outputs"], head_dropout=manifest["head_dropout"])
+    config = manifest["config"]
+    model = build_model(inputs, config, manifest["n_outputs"], states=preprocessing)
     try:
         model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
     except (RuntimeError, OSError) as exc:
@@ -220,9 +208,10 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator.n_features_in_ = len(manifest["columns"])
     estimator.column_roles_ = manifest["column_roles"]
     estimator.inputs_ = inputs
-    estimator.encoder_choices_ = {k: {kk: vv for kk, vv in v.items() if kk not in ("plugin", "package")}
-                                  for k, v in manifest["encoders"].items()}
-    estimator.fusion_choice_ = {k: v for k, v in fusion_info.items() if k not in ("plugin", "package")}
+    estimator.config_ = config
+    estimator.encoder_choices_ = dict(config["encoders"])
+    estimator.fusion_choice_ = dict(config["fusion"])
+    estimator.augmentation_choices_ = list(config.get("augmentations", []))
     estimator.batch_size_ = manifest["batch_size"]
     estimator.num_workers_ = estimator._resolved_num_workers(inputs)
     estimator.seed_ = manifest["seed"]

@@ -1,0 +1,195 @@
+"""The ``tabular`` encoder: all numeric and categorical columns of a row in one MLP.
+
+Each raw value is one row as a mapping ``{column: value}`` (or ``MISSING`` for the whole
+row). Numeric columns are standardised with training mean/std (missing values become 0
+plus a 0/1 missing flag); categorical columns are looked up in per-column vocabularies
+(index 0 = unknown or missing) and embedded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..hookspecs import hookimpl
+from .base import MISSING, Encoder
+
+__all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+#: Standardised values are clipped to this magnitude so that outliers cannot dominate.
+_CLIP = 10.0
+
+
+def _cell(row: Any, column: str) -> Any:
+    """The value of ``column`` in ``row`` (None when the row or the cell is absent)."""
+    if row is None or row is MISSING:
+        return None
+    getter = getattr(row, "get", None)
+    if getter is None:
+        raise TypeError(f"a tabular row must be a mapping of column to value, got {type(row).__name__}")
+    return getter(column)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is MISSING:
+        return True
+    try:
+        return bool(value != value)  # NaN
+    except (TypeError, ValueError):
+        return True  # pandas.NA and the like
+
+
+def _to_float(value: Any) -> float:
+    """``value`` as a float; NaN when missing or not a number."""
+    if _is_missing(value):
+        return math.nan
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def _category_key(value: Any) -> str | None:
+    """The string a category is compared by (``3``, ``3.0`` and ``"3"`` agree); None when missing."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value)
+    return text if text.strip() else None
+
+
+class TabularEncoder(Encoder):
+    """MLP over standardised numerics, their missing flags and categorical embeddings.
+
+    ``column_roles`` maps each column to ``"numeric"`` or ``"categorical"`` (the core
+    passes it). ``max_categories`` caps each column's vocabulary (most frequent kept,
+    ties broken by the string); rarer and unseen categories share index 0 with missing.
+    """
+
+    modality = "tabular"
+
+    def __init__(self, column_roles: Mapping[str, str], emb_dim: int = 16, hidden_dim: int = 64,
+                 output_dim: int = 64, dropout: float = 0.1, max_categories: int = 1000):
+        super().__init__()
+        unknown = {c: r for c, r in column_roles.items() if r not in (NUMERIC, CATEGORICAL)}
+        if unknown:
+            raise ValueError(f"tabular columns must be 'numeric' or 'categorical', got {unknown}")
+        if not column_roles:
+            raise ValueError("the tabular encoder needs at least one column")
+        self.numeric_columns = [c for c, r in column_roles.items() if r == NUMERIC]
+        self.categorical_columns = [c for c, r in column_roles.items() if r == CATEGORICAL]
+        self.emb_dim = int(emb_dim)
+        self.hidden_dim = int(hidden_dim)
+        self.output_dim = int(output_dim)
+        self.dropout_p = float(dropout)
+        self.max_categories = int(max_categories)
+        self.numeric_mean: list[float] | None = None
+        self.numeric_std: list[float] | None = None
+        self.categories: dict[str, list[str]] | None = None
+        self._category_index: dict[str, dict[str, int]] = {}
+        self.embeddings = nn.ModuleList()
+        self.mlp: nn.Sequential | None = None
+
+    @property
+    def column_roles(self) -> dict[str, str]:
+        roles = {c: NUMERIC for c in self.numeric_columns}
+        roles.update({c: CATEGORICAL for c in self.categorical_columns})
+        return roles
+
+    # -- preprocessing state -------------------------------------------------------------
+    def fit(self, values: Sequence[Any]) -> "TabularEncoder":
+        means, stds = [], []
+        for column in self.numeric_columns:
+            numbers = [x for x in (_to_float(_cell(row, column)) for row in values) if not math.isnan(x)]
+            mean = sum(numbers) / len(numbers) if numbers else 0.0
+            var = sum((x - mean) ** 2 for x in numbers) / len(numbers) if numbers else 0.0
+            std = math.sqrt(var)
+            means.append(mean)
+            stds.append(std if std > 1e-12 and math.isfinite(std) else 1.0)
+        categories = {}
+        for column in self.categorical_columns:
+            counts = Counter(k for k in (_category_key(_cell(row, column)) for row in values) if k is not None)
+            ranked = sorted(counts, key=lambda k: (-counts[k], k))
+            categories[column] = ranked[: self.max_categories]
+        self.set_state({"numeric_columns": self.numeric_columns, "categorical_columns": self.categorical_columns,
+                        "numeric_mean": means, "numeric_std": stds, "categories": categories})
+        return self
+
+    def get_state(self) -> dict:
+        self._require_fitted()
+        return {"numeric_columns": list(self.numeric_columns), "categorical_columns": list(self.categorical_columns),
+                "numeric_mean": list(self.numeric_mean), "numeric_std": list(self.numeric_std),
+                "categories": {c: list(v) for c, v in self.categories.items()}}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.numeric_columns = list(state["numeric_columns"])
+        self.categorical_columns = list(state["categorical_columns"])
+        self.numeric_mean = [float(x) for x in state["numeric_mean"]]
+        self.numeric_std = [float(x) for x in state["numeric_std"]]
+        self.categories = {c: [str(k) for k in state["categories"][c]] for c in self.categorical_columns}
+        self._category_index = {c: {k: i + 1 for i, k in enumerate(keys)} for c, keys in self.categories.items()}
+        self._build_layers()
+
+    def _build_layers(self) -> None:
+        self.embeddings = nn.ModuleList(nn.Embedding(len(self.categories[c]) + 1, self.emb_dim)
+                                        for c in self.categorical_columns)
+        input_dim = 2 * len(self.numeric_columns) + self.emb_dim * len(self.categorical_columns)
+        self.mlp = nn.Sequential(nn.Linear(input_dim, self.hidden_dim), nn.GELU(), nn.Dropout(self.dropout_p),
+                                 nn.Linear(self.hidden_dim, self.output_dim))
+
+    def _require_fitted(self) -> None:
+        if self.mlp is None:
+            raise RuntimeError("TabularEncoder is not fitted: call fit(rows) or set_state(state) first")
+
+    # -- samples -----------------------------------------------------------------------
+    def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> dict:
+        """One row → {"numeric", "numeric_missing", "categorical"}; ``augment`` (if given)
+        receives and returns the row mapping."""
+        self._require_fitted()
+        row = value
+        if augment is not None and row is not MISSING and row is not None:
+            row = augment(row)
+        raw = [_to_float(_cell(row, c)) for c in self.numeric_columns]
+        missing = [math.isnan(x) for x in raw]
+        numeric = [0.0 if m else max(-_CLIP, min(_CLIP, (x - mu) / sd))
+                   for x, m, mu, sd in zip(raw, missing, self.numeric_mean, self.numeric_std)]
+        categorical = [self._category_index[c].get(_category_key(_cell(row, c)), 0) for c in self.categorical_columns]
+        return {"numeric": torch.tensor(numeric, dtype=torch.float32),
+                "numeric_missing": torch.tensor(missing, dtype=torch.float32),
+                "categorical": torch.tensor(categorical, dtype=torch.long)}
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        self._require_fitted()
+        parts = [batch["numeric"].float(), batch["numeric_missing"].float()]
+        categorical = batch["categorical"]
+        parts.extend(embedding(categorical[:, i]) for i, embedding in enumerate(self.embeddings))
+        return self.mlp(torch.cat(parts, dim=1))
+
+
+def tabular_search_space(trial: Any, prefix: str) -> dict:
+    """Optuna search space for ``tabular`` (CPU-sized)."""
+    return {
+        "emb_dim": trial.suggest_categorical(f"{prefix}emb_dim", [8, 16, 32]),
+        "hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim", [32, 64, 128, 256]),
+        "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [32, 64, 128]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.4),
+    }
+
+
+_TABULAR_DEFAULTS = {"emb_dim": 16, "hidden_dim": 64, "output_dim": 64, "dropout": 0.1, "max_categories": 1000}
+
+
+@hookimpl
+def automm_register_encoders(register: Callable[..., None]) -> None:
+    """Register the ``tabular`` encoder (the core passes ``column_roles``)."""
+    register("tabular", TabularEncoder, modality="tabular", output_dim=lambda hp: int(hp["output_dim"]),
+             defaults=dict(_TABULAR_DEFAULTS), search_space=tabular_search_space,
+             description="Standardised numerics with missing flags and categorical embeddings, through an MLP.")

@@ -1,0 +1,155 @@
+"""One candidate model: from prepared data and a configuration to a trained network.
+
+:class:`PreparedData` is everything ``fit`` learns about the data before training (columns,
+roles, inputs, encoded targets, the holdout split). A *configuration* is a JSON-able dict::
+
+    {"encoders": {input_name: {"name": ..., **hyperparameters}},
+     "fusion": {"name": ..., **hyperparameters},
+     "augmentations": [{"name": ..., **hyperparameters}, ...],
+     "training": {"learning_rate": ..., "weight_decay": ..., "batch_size": ..., "max_epochs": ...,
+                  "label_smoothing": ..., "head_dropout": ..., "patience": ...}}
+
+:func:`train_candidate` builds the encoders (fitting their preprocessing on the training
+split), the fusion and the head, and trains them; the default fit trains one candidate and
+the search trains many.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from . import registry as _registry
+from .data import BatchCollator, InputSpec, MultimodalDataset
+from .model import MultimodalNet
+from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader
+
+__all__ = ["PreparedData", "Candidate", "train_candidate", "build_model", "TRAINING_KEYS"]
+
+TRAINING_KEYS = ("learning_rate", "weight_decay", "batch_size", "max_epochs", "label_smoothing", "head_dropout",
+                 "patience")
+
+
+@dataclass
+class PreparedData:
+    """Validated training data, ready for any candidate configuration."""
+
+    inputs: list[InputSpec]
+    values: dict[str, list[Any]]           # input name -> raw values per sample (MISSING where absent)
+    targets: np.ndarray                     # class indices (int64) or standardised values (float32)
+    problem_type: str
+    n_outputs: int
+    train_index: np.ndarray
+    valid_index: np.ndarray
+    seed: int
+    device: torch.device
+    num_workers: int
+    class_weights: list[float] | None = None
+    amp: bool = True
+
+    def subset(self, index: np.ndarray) -> dict[str, list[Any]]:
+        return {name: [column[i] for i in index] for name, column in self.values.items()}
+
+    @property
+    def valid_targets(self) -> np.ndarray:
+        return self.targets[self.valid_index]
+
+
+@dataclass
+class Candidate:
+    """A trained candidate: the model (best epoch), its history and holdout outputs."""
+
+    config: dict
+    model: MultimodalNet
+    history: list[dict]
+    best_epoch: int
+    best_score: float
+    valid_outputs: np.ndarray | None
+    stop_reason: str
+    seconds: float
+    extras: dict = field(default_factory=dict)
+
+
+def _split(choice: dict) -> tuple[str, dict]:
+    params = dict(choice)
+    return params.pop("name"), params
+
+
+def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
+                fit_values: dict[str, list[Any]] | None = None,
+                states: dict[str, dict] | None = None) -> MultimodalNet:
+    """Encoders (fitted on ``fit_values`` or restored from ``states``), fusion and head."""
+    reg = _registry.get_registry()
+    encoders = {}
+    for spec in inputs:
+        name, params = _split(config["encoders"][spec.name])
+        if spec.modality == "tabular":
+            params["column_roles"] = dict(spec.column_roles)
+        encoder = reg.get("encoder", name).factory(**params)
+        if fit_values is not None:
+            encoder.fit(fit_values[spec.name])
+        elif states is not None:
+            encoder.set_state(states.get(spec.name, {}))
+        encoders[spec.name] = encoder
+    input_dims = {name: int(enc.output_dim) for name, enc in encoders.items()}
+    fusion_name, fusion_params = _split(config["fusion"])
+    fusion = reg.get("fusion", fusion_name).factory(input_dims, n_outputs, **fusion_params)
+    return MultimodalNet(encoders, fusion, n_outputs, head_dropout=config["training"].get("head_dropout", 0.1))
+
+
+def _augmentations(config: dict) -> tuple[dict[str, list], list]:
+    reg = _registry.get_registry()
+    per_modality: dict[str, list] = {}
+    batch = []
+    for choice in config.get("augmentations", []):
+        name, params = _split(choice)
+        component = reg.get("augmentation", name)
+        aug = component.factory(**params)
+        if component.modality == "batch":
+            batch.append(aug)
+        else:
+            per_modality.setdefault(component.modality, []).append(aug)
+    return per_modality, batch
+
+
+def train_candidate(data: PreparedData, config: dict, *, deadline: float | None = None,
+                    callbacks: Sequence[Callback] = (), verbose: int = 0,
+                    device: torch.device | None = None, seed: int | None = None) -> Candidate:
+    """Build and train one candidate; the returned model holds its best epoch's weights."""
+    start = time.monotonic()
+    seed = data.seed if seed is None else int(seed)
+    device = device or data.device
+    training = config["training"]
+    torch.manual_seed(seed)
+    model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index))
+    sample_augs, batch_augs = _augmentations(config)
+    encoders = dict(model.encoders.items())
+    collate = BatchCollator(encoders)
+    batch_size = int(training["batch_size"])
+    pin = device.type == "cuda"
+    train_set = MultimodalDataset(data.subset(data.train_index), encoders, data.targets[data.train_index],
+                                  sample_augs, seed)
+    valid_set = MultimodalDataset(data.subset(data.valid_index), encoders, data.valid_targets, None, seed)
+    train_loader = make_loader(train_set, batch_size, True, data.num_workers, seed, collate, pin)
+    valid_loader = make_loader(valid_set, batch_size * 2, False, data.num_workers, seed, collate, pin)
+    trainer_config = TrainingConfig(
+        max_epochs=int(training["max_epochs"]), learning_rate=float(training["learning_rate"]),
+        weight_decay=float(training["weight_decay"]), label_smoothing=float(training["label_smoothing"]),
+        patience=int(training["patience"]), problem_type=data.problem_type, class_weights=data.class_weights,
+        amp=data.amp, deadline=deadline, seed=seed)
+    all_callbacks = [EarlyStopping(trainer_config.patience), *callbacks]
+    if verbose:
+        all_callbacks.append(ProgressBar(trainer_config.max_epochs))
+    trainer = Trainer(model, trainer_config, device, all_callbacks, batch_augs)
+    trainer.fit(train_loader, valid_loader, data.valid_targets)
+    if verbose >= 2:
+        for record in trainer.history:
+            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()})
+    return Candidate(config=config, model=trainer.model.eval(), history=trainer.history,
+                     best_epoch=trainer.best_epoch, best_score=trainer.best_score,
+                     valid_outputs=trainer.best_valid_outputs, stop_reason=trainer.stop_reason or "max_epochs reached",
+                     seconds=time.monotonic() - start)

@@ -1,0 +1,180 @@
+"""End-to-end behaviour of AutoMM on real (embedded) data and on edge cases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from automm import AutoMM, AutoMMClassifier, AutoMMRegressor, InputError, NotFittedError, UnknownComponentError
+
+from helpers import tiny
+
+
+@pytest.fixture(scope="module")
+def emoji_split():
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample()
+    return frame[frame.split == "train"].reset_index(drop=True), frame[frame.split == "test"].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(emoji_split):
+    train, _ = emoji_split
+    return AutoMM(**tiny(max_epochs=3)).fit(train["image"].tolist(), train["name"].tolist(), train["category"].tolist())
+
+
+def test_fit_predict_proba_score_transform_positional(fitted, emoji_split):
+    _, test = emoji_split
+    images, texts = test["image"].tolist(), test["name"].tolist()
+    assert set(fitted.classes_) == set(test["category"])
+    proba = fitted.predict_proba(images, texts)
+    assert proba.shape == (len(test), len(fitted.classes_))
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    predictions = fitted.predict(images, texts)
+    assert set(predictions) <= set(fitted.classes_)
+    np.testing.assert_array_equal(predictions, fitted.classes_[proba.argmax(1)])
+    score = fitted.score(images, texts, test["category"])
+    assert score == pytest.approx(np.mean(predictions == test["category"].to_numpy()))
+    embedding = fitted.transform(images, texts)
+    assert embedding.shape[0] == len(test) and embedding.ndim == 2
+    assert fitted.column_roles_ == {"x0": "image", "x1": "text"}
+    assert len(fitted.history_) >= 1 and {"epoch", "train_loss", "valid_loss", "valid_score"} <= set(fitted.history_[0])
+
+
+def test_learns_from_text_alone(emoji_split):
+    train, test = emoji_split
+    clf = AutoMM(**tiny(max_epochs=15, learning_rate=5e-3)).fit(train["name"].tolist(), train["category"].tolist())
+    chance = test["category"].value_counts(normalize=True).max()
+    assert clf.score(test["name"].tolist(), test["category"].tolist()) > chance + 0.15
+
+
+def test_deterministic_under_random_state(emoji_split):
+    train, test = emoji_split
+    args = (train["image"].tolist()[:120], train["name"].tolist()[:120], train["category"].tolist()[:120])
+    a = AutoMM(**tiny(max_epochs=1)).fit(*args).predict_proba(test["image"].tolist()[:20], test["name"].tolist()[:20])
+    b = AutoMM(**tiny(max_epochs=1)).fit(*args).predict_proba(test["image"].tolist()[:20], test["name"].tolist()[:20])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
+    train, test = emoji_split
+    frame = train[["image", "name"]].copy()
+    frame["n_words"] = frame["name"].str.split().str.len().astype(float)
+    frame["first_word"] = frame["name"].str.split().str[0]
+    frame.loc[::5, "image"] = None          # no picture
+    frame.loc[1::7, "name"] = ""            # empty text
+    frame.loc[2::9, "n_words"] = np.nan
+    clf = AutoMM(**tiny()).fit(frame, train["category"])
+    assert clf.column_roles_["n_words"] == "numeric"
+    assert clf.column_roles_["first_word"] == "categorical"
+    assert [s.modality for s in clf.inputs_] == ["image", "text", "tabular"]
+    query = frame.head(12).copy()
+    query.loc[0, "image"] = None
+    query.loc[0, "name"] = ""
+    query.loc[1, "first_word"] = "never-seen-category"
+    assert len(clf.predict(query)) == 12
+    with pytest.raises(InputError, match="first_word"):
+        clf.predict(query.drop(columns=["first_word"]))
+
+
+def test_image_arrays_pil_greyscale_and_transparent(emoji_split):
+    train, _ = emoji_split
+    rng = np.random.default_rng(0)
+    n = 40
+    labels = np.array(["dark", "light"] * (n // 2))
+    arrays = np.stack([np.full((24, 24, 3), 40 if lab == "dark" else 220, np.uint8) for lab in labels])
+    arrays = (arrays + rng.integers(0, 20, arrays.shape)).astype(np.uint8)
+    clf = AutoMM(**tiny(max_epochs=4)).fit(arrays, labels)
+    assert clf.column_roles_ == {"x0": "image"}
+    grey = [Image.fromarray(a[..., 0], mode="L") for a in arrays]
+    rgba = [Image.fromarray(np.dstack([a, np.full((24, 24), 255, np.uint8)]), mode="RGBA") for a in arrays]
+    assert clf.predict(grey).shape == (n,) and clf.predict(rgba).shape == (n,)
+    assert clf.predict(arrays[:, :, :, 0]).shape == (n,)   # (N, H, W) greyscale stack
+
+
+def test_regression(emoji_split):
+    train, test = emoji_split
+    y = train["name"].str.len().astype(float)
+    reg = AutoMMRegressor(**tiny(max_epochs=4)).fit(train["name"].tolist(), y)
+    assert reg.problem_type_ == "regression"
+    pred = reg.predict(test["name"].tolist())
+    assert pred.dtype.kind == "f" and pred.shape == (len(test),)
+    assert np.isfinite(reg.score(test["name"].tolist(), test["name"].str.len().astype(float)))
+    assert AutoMM(**tiny(max_epochs=1)).fit(train["name"].tolist(), y).problem_type_ == "regression"
+
+
+def test_binary_problem_keeps_original_labels(emoji_split):
+    train, _ = emoji_split
+    y = np.where(train["category"] == "Flags", 10, 20)
+    clf = AutoMMClassifier(**tiny(max_epochs=1)).fit(train["name"].tolist(), y)
+    assert clf.problem_type_ == "binary"
+    assert clf.classes_.tolist() == [10, 20]
+    assert set(clf.predict(train["name"].tolist()[:10])) <= {10, 20}
+
+
+def test_time_limit_keeps_best_model_so_far(emoji_split):
+    import time
+
+    train, _ = emoji_split
+    start = time.monotonic()
+    clf = AutoMM(**tiny(max_epochs=500, patience=0, time_limit=6)).fit(
+        train["image"].tolist(), train["name"].tolist(), train["category"].tolist())
+    elapsed = time.monotonic() - start
+    assert elapsed < 6 + 3
+    assert clf.stop_reason_ == "time limit reached"
+    assert len(clf.predict(train["image"].tolist()[:5], train["name"].tolist()[:5])) == 5
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("args, message", [
+    ((["a b", "c d", "e f"], [0, 1]), "2 labels for 3 samples"),
+    (([], []), "empty"),
+    ((["a b", "c d", "e f"], ["x", "x", "x"]), "only one class"),
+    ((["a b", "c d", "e f"], ["x", None, "y"]), "missing labels"),
+    ((["a b", "c d", "e f"], [0.0, np.nan, 1.0]), "missing labels"),
+    ((["a b", "c d"], ["x", "y", "z"][:2] + []), None),
+])
+def test_bad_labels_and_lengths(args, message):
+    if message is None:
+        return
+    with pytest.raises(InputError, match=message):
+        AutoMM(**tiny()).fit(*args)
+
+
+def test_mismatched_input_lengths():
+    with pytest.raises(InputError, match="different lengths"):
+        AutoMM(**tiny()).fit(["a.png", "b.png"], ["one", "two", "three"], [0, 1, 0])
+
+
+def test_missing_image_files_are_named_before_training(tmp_path):
+    good = tmp_path / "ok.png"
+    Image.new("RGB", (8, 8)).save(good)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    paths = [str(good), str(tmp_path / "missing.png"), str(broken), str(good)]
+    with pytest.raises(InputError, match=r"2 image\(s\) cannot be read: row 1 .*file not found; row 2 .*not a readable"):
+        AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h"], [0, 1, 0, 1])
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(InputError, match="time_limit"):
+        AutoMM(time_limit=-1).fit(["a b", "c d"], [0, 1])
+    with pytest.raises(InputError, match="max_epochs"):
+        AutoMM(max_epochs=0).fit(["a b", "c d"], [0, 1])
+    with pytest.raises(UnknownComponentError, match=r"unknown fusion 'concatt'. Did you mean 'concat'\?.*Known fusions: attention, concat"):
+        AutoMM(fusion="concatt").fit(["a b", "c d"], [0, 1])
+    with pytest.raises(InputError, match="encoders.*'cnn' encodes 'image'"):
+        AutoMM(encoders={"text": "cnn"}).fit(["a b", "c d"], [0, 1])
+
+
+def test_predict_before_fit_and_wrong_number_of_inputs(fitted, emoji_split):
+    _, test = emoji_split
+    with pytest.raises(NotFittedError, match="not fitted"):
+        AutoMM().predict(["a"])
+    with pytest.raises(InputError, match="2 positional input"):
+        fitted.predict(test["name"].tolist())
+    with pytest.raises(InputError, match="shape"):
+        fitted.predict(np.zeros((3, 4, 4, 7)), ["a", "b", "c"])

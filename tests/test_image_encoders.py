@@ -1,0 +1,350 @@
+"""Tests of image loading, preprocessing and the built-in image encoders (cnn, resnet)."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pluggy
+import pytest
+import torch
+from PIL import Image
+
+from automm import hookspecs
+from automm.components import image as image_module
+from automm.components.base import MISSING
+from automm.components.image import (CNNEncoder, ImageEncoder, ResNetEncoder, cnn_search_space, load_image,
+                                     resnet_search_space)
+from automm.exceptions import InputError
+
+ENCODERS = {"cnn": CNNEncoder, "resnet": ResNetEncoder}
+SEARCH_SPACES = {"cnn": cnn_search_space, "resnet": resnet_search_space}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread():
+    """Tiny models gain nothing from threads, and threads stall badly on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def shared_data_dir() -> Path:
+    """Real data: ``$AUTOMM_DATA`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("AUTOMM_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def registered_encoders() -> dict[str, dict]:
+    """What the module's hook registers, keyed by name."""
+    calls: dict[str, dict] = {}
+
+    def register(name, factory, **options):
+        calls[name] = dict(options, factory=factory)
+
+    image_module.automm_register_encoders(register=register)
+    return calls
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# -- load_image -------------------------------------------------------------------------
+
+def test_load_image_from_path_str_and_pathlib(tmp_path):
+    path = tmp_path / "red.png"
+    Image.new("RGB", (10, 6), (255, 0, 0)).save(path)
+    for value in (str(path), path):
+        img = load_image(value)
+        assert img.mode == "RGB" and img.size == (10, 6)
+        assert img.getpixel((3, 3)) == (255, 0, 0)
+
+
+def test_load_image_from_bytes():
+    img = load_image(png_bytes(Image.new("RGB", (5, 7), (0, 128, 255))))
+    assert img.mode == "RGB" and img.size == (5, 7) and img.getpixel((0, 0)) == (0, 128, 255)
+
+
+def test_load_image_greyscale_arrays_become_rgb():
+    grey = np.full((4, 6), 100, dtype=np.uint8)
+    for array in (grey, grey[:, :, None]):
+        img = load_image(array)
+        assert img.mode == "RGB" and img.size == (6, 4) and img.getpixel((0, 0)) == (100, 100, 100)
+
+
+def test_load_image_rgb_uint8_and_float_arrays():
+    array = np.zeros((3, 4, 3), dtype=np.uint8)
+    array[..., 1] = 200
+    assert load_image(array).getpixel((2, 1)) == (0, 200, 0)
+    floats = np.zeros((3, 4, 3), dtype=np.float32)
+    floats[..., 2] = 1.0
+    floats[..., 0] = 0.5
+    assert load_image(floats).getpixel((0, 0)) == (128, 0, 255)
+    assert load_image(np.ones((2, 2), dtype=np.float64)).getpixel((1, 1)) == (255, 255, 255)
+
+
+def test_load_image_rgba_array_transparent_pixels_become_white():
+    array = np.zeros((2, 2, 4), dtype=np.uint8)
+    array[0, 0] = (255, 0, 0, 255)      # opaque red
+    array[0, 1] = (0, 0, 255, 0)        # fully transparent blue -> white
+    array[1, 0] = (0, 0, 0, 128)        # half-transparent black -> mid grey
+    img = load_image(array)
+    assert img.mode == "RGB"
+    assert img.getpixel((0, 0)) == (255, 0, 0)
+    assert img.getpixel((1, 0)) == (255, 255, 255)
+    assert all(abs(c - 127) <= 1 for c in img.getpixel((0, 1)))
+
+
+def test_load_image_palette_with_transparency_and_la_modes():
+    palette_img = Image.new("P", (3, 3), 0)
+    palette_img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette_img.putpixel((1, 1), 1)
+    palette_img.info["transparency"] = 0
+    for value in (palette_img, png_bytes(palette_img)):
+        img = load_image(value)
+        assert img.mode == "RGB"
+        assert img.getpixel((0, 0)) == (255, 255, 255)   # transparent index -> white
+        assert img.getpixel((1, 1)) == (255, 0, 0)
+
+    la = Image.new("LA", (2, 1), (50, 255))
+    la.putpixel((1, 0), (0, 0))
+    img = load_image(la)
+    assert img.getpixel((0, 0)) == (50, 50, 50) and img.getpixel((1, 0)) == (255, 255, 255)
+
+
+def test_load_image_other_pil_modes():
+    assert load_image(Image.new("L", (2, 2), 30)).getpixel((0, 0)) == (30, 30, 30)
+    assert load_image(Image.new("1", (2, 2), 1)).getpixel((0, 0)) == (255, 255, 255)
+    assert load_image(Image.new("CMYK", (2, 2), (0, 0, 0, 0))).getpixel((0, 0)) == (255, 255, 255)
+    sixteen_bit = Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16))
+    assert load_image(sixteen_bit).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_load_image_draft_size_decodes_jpeg_at_reduced_scale(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (800, 600), (10, 200, 30)).save(path, quality=90)
+    full = load_image(path)
+    drafted = load_image(path, draft_size=64)
+    assert full.size == (800, 600)
+    assert 64 <= min(drafted.size) < 600 and drafted.mode == "RGB"
+    assert load_image(path.read_bytes(), draft_size=64).size == drafted.size
+
+
+@pytest.mark.parametrize("value, message", [
+    (12345, "type int"),
+    (None, "type NoneType"),
+    (torch.zeros(3, 4, 4), "type Tensor"),
+    (np.zeros((3, 8, 8), dtype=np.uint8), "shape (3, 8, 8)"),
+    (np.zeros((4, 4, 2), dtype=np.uint8), "shape (4, 4, 2)"),
+    (np.zeros((2, 2, 2, 3), dtype=np.uint8), "shape (2, 2, 2, 3)"),
+    (np.zeros((0, 4), dtype=np.uint8), "no pixels"),
+    (np.full((2, 2), 2.0), "[0, 1]"),
+    (np.full((2, 2), np.nan), "NaN"),
+    (np.zeros((2, 2), dtype=np.int64), "dtype int64"),
+    (b"", "empty bytes"),
+    (b"definitely not an image", "not a readable image"),
+    ("/no/such/file.png", "not found"),
+])
+def test_load_image_bad_inputs_raise_input_error(value, message):
+    with pytest.raises(InputError) as excinfo:
+        load_image(value)
+    assert message in str(excinfo.value)
+
+
+def test_load_image_truncated_file_raises_input_error(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(buffer, format="JPEG")
+    with pytest.raises(InputError):
+        load_image(buffer.getvalue()[:200])
+
+
+# -- preprocess -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_preprocess_shape_and_range(name):
+    encoder = ENCODERS[name](image_size=32)
+    rng = np.random.default_rng(0)
+    sample = encoder.preprocess(rng.integers(0, 256, size=(50, 70, 3), dtype=np.uint8))
+    assert sample.shape == (3, 32, 32) and sample.dtype == torch.float32
+    assert sample.min() >= -1.0 and sample.max() <= 1.0
+    white = encoder.preprocess(Image.new("RGB", (32, 32), (255, 255, 255)))
+    black = encoder.preprocess(Image.new("RGB", (10, 10), (0, 0, 0)))
+    assert torch.allclose(white, torch.ones(3, 32, 32)) and torch.allclose(black, -torch.ones(3, 32, 32))
+
+
+def test_preprocess_missing_gives_zeros():
+    sample = CNNEncoder(image_size=48).preprocess(MISSING)
+    assert sample.shape == (3, 48, 48) and not sample.any()
+
+
+def test_preprocess_calls_augment_on_unit_range_tensor():
+    seen = []
+
+    def flip_to_black(x):
+        seen.append((tuple(x.shape), float(x.min()), float(x.max())))
+        return torch.zeros_like(x)
+
+    encoder = CNNEncoder(image_size=16)
+    sample = encoder.preprocess(Image.new("RGB", (40, 20), (255, 255, 255)), augment=flip_to_black)
+    assert seen == [((3, 16, 16), 1.0, 1.0)]
+    assert torch.allclose(sample, -torch.ones(3, 16, 16))
+
+
+def test_preprocess_resizes_and_clamps_augment_output():
+    encoder = CNNEncoder(image_size=16)
+    sample = encoder.preprocess(Image.new("RGB", (16, 16)), augment=lambda x: torch.full((3, 20, 24), 3.0))
+    assert sample.shape == (3, 16, 16) and torch.allclose(sample, torch.ones(3, 16, 16))
+    with pytest.raises(InputError):
+        encoder.preprocess(Image.new("RGB", (16, 16)), augment=lambda x: x[0])
+
+
+def test_collate_and_state_round_trip():
+    encoder = ResNetEncoder(image_size=16, width=8, depth=2)
+    batch = encoder.collate([encoder.preprocess(MISSING), encoder.preprocess(np.zeros((5, 5), dtype=np.uint8))])
+    assert batch.shape == (2, 3, 16, 16)
+    state = encoder.get_state()
+    assert state == {}
+    encoder.set_state(state)
+
+
+def test_real_images_preprocess():
+    data = shared_data_dir()
+    jpgs = sorted((data / "fashion" / "images").glob("*.jpg"))[:1]
+    pngs = sorted((data / "emoji" / "images").glob("*.png"))[:1]
+    if not jpgs or not pngs:
+        pytest.skip(f"real image data not found under {data} (set AUTOMM_DATA)")
+    encoder = CNNEncoder(image_size=64)
+    for path in jpgs + pngs:
+        sample = encoder.preprocess(path)
+        assert sample.shape == (3, 64, 64) and -1.0 <= sample.min() <= sample.max() <= 1.0
+    emoji = load_image(pngs[0])  # transparent background -> white corners
+    assert emoji.mode == "RGB" and emoji.getpixel((0, 0)) == (255, 255, 255)
+    assert encoder(torch.stack([encoder.preprocess(p) for p in jpgs + pngs])).shape == (2, 128)
+
+
+# -- encoders ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, hyperparameters", [
+    ("cnn", dict(image_size=48, width=16, depth=4, output_dim=40, dropout=0.2)),
+    ("cnn", dict(image_size=20, width=8, depth=2, output_dim=7, dropout=0.0)),
+    ("resnet", dict(image_size=48, width=16, depth=4, blocks_per_stage=2, output_dim=40, dropout=0.2)),
+    ("resnet", dict(image_size=24, width=8, depth=2, blocks_per_stage=1, output_dim=9, dropout=0.0)),
+])
+def test_forward_shape_equals_output_dim(name, hyperparameters):
+    encoder = ENCODERS[name](**hyperparameters)
+    assert encoder.modality == "image" and encoder.output_dim == hyperparameters["output_dim"]
+    size = hyperparameters["image_size"]
+    out = encoder(torch.randn(3, 3, size, size))
+    assert out.shape == (3, hyperparameters["output_dim"]) and torch.isfinite(out).all()
+    encoder.eval()
+    assert encoder(torch.randn(1, 3, size, size)).shape == (1, hyperparameters["output_dim"])
+
+
+@pytest.mark.parametrize("cls", [CNNEncoder, ResNetEncoder])
+@pytest.mark.parametrize("bad", [dict(width=0), dict(depth=-1), dict(output_dim=2.5), dict(dropout=1.0),
+                                 dict(image_size=0), dict(blocks_per_stage=0)])
+def test_bad_hyperparameters_raise_input_error(cls, bad):
+    if "blocks_per_stage" in bad and cls is CNNEncoder:
+        bad = dict(width=True)
+    with pytest.raises(InputError):
+        cls(**bad)
+
+
+def test_cnn_rejects_images_too_small_for_its_depth():
+    with pytest.raises(InputError, match="too small"):
+        CNNEncoder(image_size=8, depth=3)
+    assert CNNEncoder(image_size=16, depth=3, width=4)(torch.randn(2, 3, 16, 16)).shape == (2, 128)
+    # strided convolutions keep at least one pixel, so the resnet accepts tiny images
+    assert ResNetEncoder(image_size=8, depth=3, width=4)(torch.randn(2, 3, 8, 8)).shape == (2, 128)
+
+
+def test_registration_defaults_cover_constructor_and_output_dim_matches():
+    calls = registered_encoders()
+    assert set(calls) == {"cnn", "resnet"}
+    for name, options in calls.items():
+        factory = options["factory"]
+        assert options["modality"] == "image" and options["description"]
+        parameters = set(inspect.signature(factory).parameters)
+        assert set(options["defaults"]) == parameters
+        encoder = factory(**options["defaults"])
+        assert isinstance(encoder, ImageEncoder)
+        assert encoder.output_dim == options["output_dim"](options["defaults"])
+        for key, default in options["defaults"].items():
+            assert inspect.signature(factory).parameters[key].default == default
+
+
+def test_hook_registers_through_pluggy():
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(image_module)
+    names = []
+    pm.hook.automm_register_encoders(register=lambda name, factory, **options: names.append(name))
+    assert sorted(names) == ["cnn", "resnet"]
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_search_space_under_fixed_trial_builds_encoder(name):
+    prefix = f"image.{name}."
+    params = {"image_size": 48, "width": 16, "depth": 2, "output_dim": 64, "dropout": 0.25}
+    if name == "resnet":
+        params["blocks_per_stage"] = 2
+    trial = optuna.trial.FixedTrial({prefix + key: value for key, value in params.items()})
+    kwargs = SEARCH_SPACES[name](trial, prefix)
+    assert kwargs == params
+    assert set(kwargs) == set(registered_encoders()[name]["defaults"])
+    encoder = ENCODERS[name](**kwargs)
+    assert encoder(torch.randn(2, 3, 48, 48)).shape == (2, 64)
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_search_space_under_real_study_builds_encoders(name):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(4):
+        trial = study.ask()
+        kwargs = SEARCH_SPACES[name](trial, "enc.")
+        assert all(param.startswith("enc.") for param in trial.params)
+        encoder = ENCODERS[name](**kwargs)
+        assert encoder.output_dim == kwargs["output_dim"]
+        study.tell(trial, 0.0)
+
+
+def make_two_class_images(n_per_class: int, size: int, seed: int = 0):
+    """Class 0: bright left half; class 1: bright right half; both with noise."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label in (0, 1):
+        for _ in range(n_per_class):
+            array = rng.uniform(0.0, 0.3, size=(size, size, 3))
+            half = slice(0, size // 2) if label == 0 else slice(size // 2, size)
+            array[:, half] += 0.6
+            images.append(np.clip(array, 0.0, 1.0))
+            labels.append(label)
+    return images, torch.tensor(labels)
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_encoder_trains_on_separable_images(name):
+    torch.manual_seed(0)
+    encoder = ENCODERS[name](image_size=32, width=8, depth=2, output_dim=16)
+    head = torch.nn.Linear(encoder.output_dim, 2)
+    images, labels = make_two_class_images(16, 40)
+    batch = encoder.collate([encoder.preprocess(image) for image in images])
+    optimizer = torch.optim.Adam(list(encoder.parameters()) + list(head.parameters()), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        optimizer.zero_grad()
+        logits = head(encoder(batch))
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert (logits.argmax(1) == labels).float().mean().item() >= 0.9

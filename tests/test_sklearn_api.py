@@ -1,0 +1,67 @@
+"""AutoMM follows scikit-learn's estimator rules (checked with scikit-learn's own checks)."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.utils import estimator_checks as checks
+
+from automm import AutoMM, AutoMMClassifier, AutoMMRegressor
+
+from helpers import tiny
+
+ESTIMATORS = [AutoMM, AutoMMClassifier, AutoMMRegressor]
+CHECKS = [
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_do_not_raise_errors_in_init_or_set_params",
+    "check_estimator_tags_renamed",
+    "check_valid_tag_types",
+    "check_mixin_order",
+]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", CHECKS)
+def test_scikit_learn_api_checks(cls, check):
+    getattr(checks, check)(cls.__name__, cls())
+
+
+def test_init_only_stores_parameters_and_clone_round_trips():
+    params = tiny(time_limit=30, verbose=0)
+    est = AutoMM(**params)
+    assert est.get_params()["time_limit"] == 30
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    est.set_params(max_epochs=7)
+    assert est.max_epochs == 7
+
+
+def test_constructor_does_not_validate():
+    est = AutoMM(max_epochs=-3, fusion="no-such-fusion")  # validation belongs to fit
+    assert est.max_epochs == -3
+
+
+def test_classifier_and_regressor_are_recognised():
+    assert is_classifier(AutoMMClassifier())
+    assert is_regressor(AutoMMRegressor())
+    assert not is_classifier(AutoMM()) and not is_regressor(AutoMM())
+
+
+def test_cross_val_score_and_grid_search_on_dict_of_columns(emoji_sample):
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    frame = emoji_sample[emoji_sample.split == "train"].reset_index(drop=True)
+    X = {"image": frame["image"].tolist(), "name": frame["name"].tolist()}
+    import pandas as pd
+
+    X = pd.DataFrame(X)
+    scores = cross_val_score(AutoMMClassifier(**tiny(max_epochs=1)), X, frame["category"], cv=2)
+    assert scores.shape == (2,) and np.all((0 <= scores) & (scores <= 1))
+    grid = GridSearchCV(AutoMMClassifier(**tiny(max_epochs=1)), {"learning_rate": [1e-3, 3e-3]}, cv=2)
+    grid.fit(X, frame["category"])
+    assert grid.best_params_["learning_rate"] in (1e-3, 3e-3)
+    assert set(grid.predict(X.head(5))) <= set(frame["category"])
