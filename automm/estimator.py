@@ -230,11 +230,11 @@ class AutoMM(BaseEstimator):
 
     def _resolve_encoders(self, specs: Sequence[InputSpec], reg: _registry.Registry) -> list[tuple[str, dict]]:
         choices = dict(self.encoders or {})
-        allowed = {s.modality for s in specs} | {c for s in specs for c in s.columns}
+        allowed = set(reg.modalities()) | {c for s in specs for c in s.columns}
         unknown = sorted(set(map(str, choices)) - allowed)
         if unknown:
             raise InputError(f"encoders: keys {unknown} match neither a modality nor a column of the data "
-                             f"(modalities {sorted({s.modality for s in specs})}, columns "
+                             f"(modalities {reg.modalities()}, columns "
                              f"{[c for s in specs for c in s.columns]})")
         resolved = []
         for spec in specs:

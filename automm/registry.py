@@ -108,7 +108,7 @@ class Registry:
         }
         for kind, caller in hooks.items():
             # Call each implementation separately so that every registration knows its provider.
-            for impl in reversed(caller.get_hookimpls()):
+            for impl in caller.get_hookimpls():
                 register = self._make_register(kind, impl.plugin_name, self._package_of(impl.plugin))
                 impl.function(register=register)
 
@@ -201,9 +201,19 @@ def reset_registry(plugins: Iterable[object] = ()) -> Registry:
     with _lock:
         pm = get_plugin_manager()
         for plugin in plugins:
-            pm.register(plugin)
+            pm.register(plugin, name=_plugin_name(plugin))
         _registry = Registry(pm)
         return _registry
+
+
+def _plugin_name(plugin: object) -> str:
+    """A readable name for an in-process plugin: its module, or its class's qualified name."""
+    import types
+
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    cls = plugin if isinstance(plugin, type) else type(plugin)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _lister(kind: str):

@@ -264,6 +264,9 @@ def test_cnn_rejects_images_too_small_for_its_depth():
     assert CNNEncoder(image_size=16, depth=3, width=4)(torch.randn(2, 3, 16, 16)).shape == (2, 128)
     # strided convolutions keep at least one pixel, so the resnet accepts tiny images
     assert ResNetEncoder(image_size=8, depth=3, width=4)(torch.randn(2, 3, 8, 8)).shape == (2, 128)
+    assert ResNetEncoder(image_size=5, depth=4, width=4)(torch.randn(2, 3, 5, 5)).shape == (2, 128)
+    with pytest.raises(InputError, match="too small"):
+        ResNetEncoder(image_size=3)
 
 
 def test_registration_defaults_cover_constructor_and_output_dim_matches():

@@ -1,7 +1,7 @@
 """Image loading and the built-in image encoders (``cnn``, ``resnet``), trained from scratch.
 
 Both encoders take square RGB images of side ``image_size`` and are sized to train on a CPU:
-the first convolution has stride 2, so the largest feature map is a quarter of the input.
+their first layer downsamples by 4 (a stride-2 convolution, then a 2x2 max pool).
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ class _BasicBlock(nn.Module):
 
 
 class ResNetEncoder(ImageEncoder):
-    """A small residual network: a stride-2 conv stem, ``depth`` stages of
+    """A small residual network: a conv stem (stride-2 conv, BN, ReLU, 2x2 max pool), ``depth`` stages of
     ``blocks_per_stage`` basic blocks (stride 2 between stages, channels doubling from
     ``width``), global average pooling, dropout and a linear projection to ``output_dim``."""
 
@@ -255,8 +255,10 @@ class ResNetEncoder(ImageEncoder):
         blocks_per_stage = _check_positive_int("blocks_per_stage", blocks_per_stage)
         self.output_dim = _check_positive_int("output_dim", output_dim)
         dropout = _check_dropout(dropout)
+        if self.image_size < 4:
+            raise InputError(f"image_size={self.image_size} is too small for a resnet: it needs at least 4 pixels")
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.MaxPool2d(2))
         blocks: list[nn.Module] = []
         in_channels = width
         for stage, channels in enumerate(_stage_channels(width, depth)):

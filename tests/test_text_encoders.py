@@ -1,0 +1,302 @@
+"""Tokenizer, vocabulary and the three text encoders (CPU, seconds each)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+
+import optuna
+import pluggy
+import pytest
+import torch
+from torch import nn
+
+from automm import hookspecs
+from automm.components import text as text_module
+from automm.components.base import MISSING
+from automm.components.text import (GRUTextEncoder, HashedNgramEncoder, TransformerTextEncoder, Vocabulary,
+                                    gru_search_space, hashed_ngram_search_space, tokenize,
+                                    transformer_search_space)
+
+# -- tokenizer ---------------------------------------------------------------------------------
+
+
+def test_tokenize_english_lowercases_and_splits_words():
+    assert tokenize("Turtle Check Men Navy Blue Shirt") == ["turtle", "check", "men", "navy", "blue", "shirt"]
+
+
+def test_tokenize_punctuation_is_one_token_each():
+    assert tokenize("Hello, world!! (v2.0)") == ["hello", ",", "world", "!", "!", "(", "v2", ".", "0", ")"]
+
+
+def test_tokenize_normalises_width_and_case():
+    assert tokenize("ＡＢＣ１２３ Straße") == ["abc123", "strasse"]
+
+
+def test_tokenize_chinese_one_token_per_character():
+    assert tokenize("我爱北京") == ["我", "爱", "北", "京"]
+
+
+def test_tokenize_japanese_mixed_scripts():
+    assert tokenize("東京タワーへ行く。Tokyo") == ["東", "京", "タ", "ワ", "ー", "へ", "行", "く", "。", "tokyo"]
+
+
+def test_tokenize_thai_keeps_marks_with_their_consonant():
+    tokens = tokenize("ภาษาไทย ง่าย")
+    assert "".join(tokens) == "ภาษาไทยง่าย"
+    assert "ง่" in tokens and len(tokens) == 10
+
+
+def test_tokenize_other_scripts_with_spaces_keep_words():
+    assert tokenize("Привет, мир") == ["привет", ",", "мир"]
+    assert tokenize("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]
+    assert tokenize("안녕하세요 세계") == ["안녕하세요", "세계"]
+
+
+def test_tokenize_emoji_are_tokens_without_modifiers():
+    assert tokenize("I ❤️ pizza 🍕👍🏽 👨‍👩‍👧") == ["i", "❤", "pizza", "🍕", "👍", "👨", "👩", "👧"]
+
+
+def test_tokenize_numbers_and_missing_values():
+    assert tokenize(42) == ["42"]
+    assert tokenize(3.5) == ["3", ".", "5"]
+    for missing in (None, MISSING, float("nan"), ""):
+        assert tokenize(missing) == []
+
+
+def test_tokenize_is_deterministic():
+    text = "Nike Men's Air Max 2090 — 運動鞋 รองเท้า 👟"
+    assert tokenize(text) == tokenize(text) == tokenize(str(text))
+
+
+# -- vocabulary ----------------------------------------------------------------------------------
+
+
+def test_vocabulary_order_min_freq_max_size_and_round_trip():
+    token_lists = [["b", "a", "c"], ["a", "b"], ["d"], ["a"]]
+    vocab = Vocabulary.build(token_lists)
+    assert vocab.tokens == ["<pad>", "<unk>", "a", "b", "c", "d"]  # by count, then alphabetically
+    assert vocab.encode(["a", "zzz"]) == [2, Vocabulary.UNK]
+    assert Vocabulary.build(token_lists, min_freq=2).tokens[2:] == ["a", "b"]
+    assert len(Vocabulary.build(token_lists, max_size=4)) == 4
+    restored = Vocabulary.from_dict(json.loads(json.dumps(vocab.to_dict())))
+    assert restored == vocab and restored.encode(["c", "d"]) == vocab.encode(["c", "d"])
+    assert Vocabulary.build(reversed(token_lists)).tokens == vocab.tokens
+
+
+# -- encoders ------------------------------------------------------------------------------------
+
+ENCODERS = {
+    "hashed_ngram": (HashedNgramEncoder, dict(n_buckets=4096, emb_dim=24, hidden_dim=32, output_dim=20,
+                                              char_ngram_min=1, char_ngram_max=4, max_length=16)),
+    "gru": (GRUTextEncoder, dict(emb_dim=16, hidden_dim=12, num_layers=2, output_dim=20, max_length=10)),
+    "transformer": (TransformerTextEncoder, dict(d_model=16, n_heads=2, n_layers=1, ff_dim=32, output_dim=20,
+                                                 max_length=10)),
+}
+SEARCH_SPACES = {"hashed_ngram": hashed_ngram_search_space, "gru": gru_search_space,
+                 "transformer": transformer_search_space}
+TEXTS = ["red cotton shirt for men", "blue denim jeans", "", MISSING, "我爱北京 tokyo 東京", "ผ้าไหม สีแดง", None,
+         "a very long title " * 10]
+
+POSITIVE = ["red apple pie", "fresh apple juice", "apple tart with cream", "green apple", "apple cake slice",
+            "sweet apple", "baked apple crumble", "apple and pear"]
+NEGATIVE = ["fast car engine", "car wheel repair", "new car tyres", "car door handle", "blue sports car",
+            "old car battery", "car seat cover", "car and truck"]
+
+
+def _batch(encoder, values, augment=None):
+    return encoder.collate([encoder.preprocess(v, augment) for v in values])
+
+
+@pytest.fixture(params=sorted(ENCODERS))
+def encoder_case(request):
+    cls, params = ENCODERS[request.param]
+    return request.param, cls, params
+
+
+def test_output_shape_and_finite_for_missing_and_empty(encoder_case):
+    _, cls, params = encoder_case
+    torch.manual_seed(0)
+    encoder = cls(**params).fit(TEXTS)
+    assert encoder.modality == "text" and encoder.output_dim == 20
+    out = encoder(_batch(encoder, TEXTS))
+    assert out.shape == (len(TEXTS), 20)
+    assert torch.isfinite(out).all()
+    only_missing = encoder(_batch(encoder, [MISSING, ""]))
+    assert torch.isfinite(only_missing).all()
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in encoder.parameters() if p.grad is not None)
+
+
+def test_augment_is_applied_to_tokens(encoder_case):
+    _, cls, params = encoder_case
+    encoder = cls(**params).fit(["red shirt", "blue jeans"])
+    seen = []
+
+    def swap_colour(tokens):
+        seen.append(list(tokens))
+        return ["blue" if t == "red" else t for t in tokens]
+
+    augmented = encoder.preprocess("Red Shirt", swap_colour)
+    assert seen == [["red", "shirt"]]
+    plain = encoder.preprocess("blue shirt")
+    if isinstance(plain, dict):
+        assert all(torch.equal(augmented[k], plain[k]) for k in plain)
+    else:
+        assert torch.equal(augmented, plain)
+
+
+def test_state_round_trip_gives_identical_outputs(encoder_case):
+    _, cls, params = encoder_case
+    torch.manual_seed(0)
+    encoder = cls(**params).fit(TEXTS).eval()
+    state = json.loads(json.dumps(encoder.get_state()))
+    restored = cls(**params)
+    restored.set_state(state)
+    restored.load_state_dict(encoder.state_dict())
+    restored.eval()
+    values = TEXTS + ["unseen words here"]
+    with torch.no_grad():
+        assert torch.equal(encoder(_batch(encoder, values)), restored(_batch(restored, values)))
+
+
+def test_vocabulary_encoders_raise_before_fit():
+    for cls in (GRUTextEncoder, TransformerTextEncoder):
+        with pytest.raises(RuntimeError, match="not fitted"):
+            cls().preprocess("hello")
+
+
+def test_search_space_builds_working_encoder(encoder_case):
+    name, cls, _ = encoder_case
+    fixed = {"hashed_ngram": {"n_buckets": 2 ** 15, "emb_dim": 48, "char_ngram_min": 2, "char_ngram_max": 4,
+                              "hidden_dim": 128, "output_dim": 64, "dropout": 0.2},
+             "gru": {"max_length": 16, "emb_dim": 32, "hidden_dim": 32, "num_layers": 2, "output_dim": 64,
+                     "dropout": 0.2},
+             "transformer": {"max_length": 16, "d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64,
+                             "output_dim": 64, "dropout": 0.1}}[name]
+    trial = optuna.trial.FixedTrial({f"text.{key}": value for key, value in fixed.items()})
+    params = SEARCH_SPACES[name](trial, "text.")
+    assert params == fixed
+    encoder = cls(**params).fit(TEXTS)
+    assert encoder(_batch(encoder, TEXTS)).shape == (len(TEXTS), 64)
+
+
+def test_tiny_training_separates_two_classes(encoder_case):
+    _, cls, params = encoder_case
+    torch.manual_seed(0)
+    texts = POSITIVE + NEGATIVE
+    labels = torch.tensor([1] * len(POSITIVE) + [0] * len(NEGATIVE))
+    encoder = cls(**params).fit(texts)
+    head = nn.Linear(encoder.output_dim, 2)
+    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=1e-2)
+    batch = _batch(encoder, texts)
+    for _ in range(40):
+        loss = nn.functional.cross_entropy(head(encoder(batch)), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    encoder.eval()
+    with torch.no_grad():
+        accuracy = (head(encoder(batch)).argmax(1) == labels).float().mean().item()
+    assert accuracy > 0.9, accuracy
+
+
+# -- hashed n-grams specifics --------------------------------------------------------------------
+
+
+def test_hashed_ngram_features_are_stable_and_cover_ngrams():
+    encoder = HashedNgramEncoder(n_buckets=2 ** 20, emb_dim=1, char_ngram_min=2, char_ngram_max=5)
+    ids = encoder.preprocess("White Shirt")
+    # "<white>" and "<shirt>" each: 6 bigrams + 5 trigrams + 4 four-grams + 3 five-grams, 1 unigram; 1 bigram
+    assert ids.dtype == torch.long and len(ids) == 2 * (1 + 6 + 5 + 4 + 3) + 1
+    assert ids.tolist() == HashedNgramEncoder(n_buckets=2 ** 20, emb_dim=1).preprocess("white  SHIRT").tolist()
+    assert int(ids.max()) < 2 ** 20 and int(ids.min()) >= 0
+    # independent of Python's per-process hash seed: crc32-based, fixed expectation
+    import zlib
+    assert ids[0].item() == zlib.crc32("white".encode(), text_module._SEED_WORD) % 2 ** 20
+    assert HashedNgramEncoder().preprocess(MISSING).numel() == 0
+    assert HashedNgramEncoder().fit(["anything"]).get_state() == {}
+
+
+def test_hashed_ngram_collate_offsets_and_empty_bags_are_zero():
+    encoder = HashedNgramEncoder(n_buckets=1024, emb_dim=8, output_dim=8)
+    samples = [encoder.preprocess(v) for v in ["", "ab", MISSING, "abc d", None]]
+    batch = encoder.collate(samples)
+    lengths = [len(s) for s in samples]
+    assert batch["ids"].numel() == sum(lengths)
+    assert batch["offsets"].tolist() == [0, 0, lengths[1], lengths[1], lengths[1] + lengths[3]]
+    bags = encoder.embedding(batch["ids"], batch["offsets"])
+    assert torch.equal(bags[[0, 2, 4]], torch.zeros(3, 8))
+    assert torch.isfinite(encoder(batch)).all()
+
+
+# -- registration -----------------------------------------------------------------------------------
+
+
+def _registrations():
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(text_module)
+    found = {}
+
+    def register(name, factory, **kwargs):
+        found[name] = (factory, kwargs)
+
+    pm.hook.automm_register_encoders(register=register)
+    return found
+
+
+def test_hook_registers_three_encoders_with_matching_output_dim():
+    found = _registrations()
+    assert set(found) == {"hashed_ngram", "gru", "transformer"}
+    for name, (factory, kwargs) in found.items():
+        assert kwargs["modality"] == "text" and kwargs["description"]
+        defaults = kwargs["defaults"]
+        json.dumps(defaults)
+        encoder = factory(**defaults)
+        assert encoder.output_dim == kwargs["output_dim"](defaults) == 128
+        changed = dict(defaults, output_dim=48)
+        assert factory(**changed).output_dim == kwargs["output_dim"](changed) == 48
+        assert callable(kwargs["search_space"])
+
+
+# -- real product titles --------------------------------------------------------------------------
+
+
+def _fashion_rows(fashion_dir):
+    with open(fashion_dir / "fashion.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_hashed_ngram_on_fashion_titles(fashion_dir):
+    rows = _fashion_rows(fashion_dir)
+    train = [r for r in rows if r["split"] == "train"][:3000]
+    test = [r for r in rows if r["split"] == "test"][:1000]
+    classes = sorted({r["masterCategory"] for r in train})
+    index = {c: i for i, c in enumerate(classes)}
+    test = [r for r in test if r["masterCategory"] in index]
+    torch.manual_seed(0)
+    encoder = HashedNgramEncoder(n_buckets=2 ** 15, emb_dim=32, output_dim=32).fit(
+        [r["productDisplayName"] for r in train])
+    start = time.perf_counter()
+    train_x = [encoder.preprocess(r["productDisplayName"]) for r in train]
+    assert time.perf_counter() - start < 10.0
+    assert all(len(x) > 0 for x in train_x[:100])
+    train_y = torch.tensor([index[r["masterCategory"]] for r in train])
+    head = nn.Linear(encoder.output_dim, len(classes))
+    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(60):
+        chosen = torch.randint(len(train_x), (64,), generator=generator)
+        loss = nn.functional.cross_entropy(head(encoder(encoder.collate([train_x[i] for i in chosen]))),
+                                           train_y[chosen])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    encoder.eval()
+    with torch.no_grad():
+        logits = head(encoder(encoder.collate([encoder.preprocess(r["productDisplayName"]) for r in test])))
+    accuracy = (logits.argmax(1) == torch.tensor([index[r["masterCategory"]] for r in test])).float().mean().item()
+    assert not math.isnan(accuracy) and accuracy > 0.85
