@@ -59,7 +59,9 @@ class AutoMM(BaseEstimator):
 
     Parameters
     ----------
-    problem_type : "auto", "binary", "multiclass" or "regression".
+    problem_type : "auto", "binary", "multiclass" or "regression". "auto" reads ``y``: non-numeric
+        labels and numbers with few distinct values are classes; floats with more than 10 distinct
+        values, and integers with more than 20 mostly distinct values, are a regression target.
     column_types : dict column → role ("image", "text", "numeric", "categorical", or a plugin
         modality); columns not listed are inferred.
     encoders : dict modality-or-column → encoder name or ``{"name": ..., **hyperparameters}``;
@@ -185,7 +187,7 @@ class AutoMM(BaseEstimator):
                 raise InputError("y: regression needs numeric labels") from None
         kind = type_of_target(y)
         if requested == "auto":
-            if kind == "continuous":
+            if kind == "continuous" or _looks_like_regression(y):
                 return "regression"
             if kind in ("binary", "multiclass"):
                 return kind
@@ -541,6 +543,17 @@ class AutoMM(BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _looks_like_regression(y: np.ndarray) -> bool:
+    """Numeric labels with many distinct values (float labels: more than 10 distinct values; integer
+    labels: more than 20 and more than half of them distinct) are treated as regression targets."""
+    if y.dtype.kind not in "fiu":
+        return False
+    n_unique = len(np.unique(y))
+    if y.dtype.kind == "f":
+        return n_unique > 10
+    return n_unique > 20 and n_unique > 0.5 * len(y)
 
 
 def _is_dataframe(x: Any) -> bool:

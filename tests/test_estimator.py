@@ -61,7 +61,7 @@ def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
     train, test = emoji_split
     frame = train[["image", "name"]].copy()
     frame["n_words"] = frame["name"].str.split().str.len().astype(float)
-    frame["first_word"] = frame["name"].str.split().str[0]
+    frame["first_word"] = frame["name"].str[0]
     frame.loc[::5, "image"] = None          # no picture
     frame.loc[1::7, "name"] = ""            # empty text
     frame.loc[2::9, "n_words"] = np.nan
@@ -167,7 +167,7 @@ def test_bad_parameters_are_named():
     with pytest.raises(UnknownComponentError, match=r"unknown fusion 'concatt'. Did you mean 'concat'\?.*Known fusions: attention, concat"):
         AutoMM(fusion="concatt").fit(["a b", "c d"], [0, 1])
     with pytest.raises(InputError, match="encoders.*'cnn' encodes 'image'"):
-        AutoMM(encoders={"text": "cnn"}).fit(["a b", "c d"], [0, 1])
+        AutoMM(encoders={"text": "cnn"}).fit(["a long text here", "another long text"], [0, 1])
 
 
 def test_predict_before_fit_and_wrong_number_of_inputs(fitted, emoji_split):

@@ -20,6 +20,16 @@ from automm.components.text import (GRUTextEncoder, HashedNgramEncoder, Transfor
                                     gru_search_space, hashed_ngram_search_space, tokenize,
                                     transformer_search_space)
 
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models train faster on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # -- tokenizer ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,155 @@
+"""The ``tabular`` encoder: statistics, vocabularies, edge cases, round trip, registration."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import optuna
+import pluggy
+import pytest
+import torch
+from torch import nn
+
+from automm import hookspecs
+from automm.components import tabular as tabular_module
+from automm.components.base import MISSING
+from automm.components.tabular import TabularEncoder, tabular_search_space
+
+ROLES = {"price": "numeric", "colour": "categorical", "weight": "numeric", "size": "categorical"}
+ROWS = [
+    {"price": 10.0, "colour": "red", "weight": 1.0, "size": "M"},
+    {"price": 20.0, "colour": "blue", "weight": None, "size": "L"},
+    {"price": float("nan"), "colour": "red", "weight": 3.0, "size": None},
+    {"price": 30.0, "colour": None, "weight": np.float64(5.0), "size": "M"},
+    MISSING,
+]
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _batch(encoder, rows):
+    return encoder.collate([encoder.preprocess(r) for r in rows])
+
+
+def test_fit_learns_statistics_ignoring_missing_and_vocabularies():
+    encoder = TabularEncoder(ROLES).fit(ROWS)
+    state = encoder.get_state()
+    assert state["numeric_columns"] == ["price", "weight"]
+    assert state["categorical_columns"] == ["colour", "size"]
+    assert state["numeric_mean"] == pytest.approx([20.0, 3.0])
+    assert state["numeric_std"] == pytest.approx([math.sqrt(200 / 3), math.sqrt(8 / 3)])
+    assert state["categories"] == {"colour": ["red", "blue"], "size": ["M", "L"]}
+    json.dumps(state)
+
+
+def test_preprocess_standardises_flags_missing_and_maps_unseen_to_zero():
+    encoder = TabularEncoder(ROLES).fit(ROWS)
+    sample = encoder.preprocess({"price": 20.0, "colour": "green", "weight": float("nan"), "size": "L"})
+    assert sample["numeric"].tolist() == pytest.approx([0.0, 0.0])
+    assert sample["numeric_missing"].tolist() == [0.0, 1.0]
+    assert sample["categorical"].tolist() == [0, 2]  # unseen colour -> 0; "L" is the second size
+    missing_row = encoder.preprocess(MISSING)
+    assert missing_row["numeric_missing"].tolist() == [1.0, 1.0]
+    assert missing_row["categorical"].tolist() == [0, 0]
+    assert encoder.preprocess({"price": "n/a"})["numeric_missing"].tolist() == [1.0, 1.0]
+
+
+def test_categories_compared_as_strings():
+    encoder = TabularEncoder({"code": "categorical"}).fit([{"code": 3}, {"code": "4"}, {"code": 3.0}])
+    assert encoder.get_state()["categories"]["code"] == ["3", "4"]
+    assert encoder.preprocess({"code": "3"})["categorical"].tolist() == [1]
+    assert encoder.preprocess({"code": 4})["categorical"].tolist() == [2]
+
+
+def test_max_categories_keeps_most_frequent():
+    rows = [{"c": v} for v in "aaabbc"]
+    encoder = TabularEncoder({"c": "categorical"}, max_categories=2).fit(rows)
+    assert encoder.get_state()["categories"]["c"] == ["a", "b"]
+    assert encoder.preprocess({"c": "c"})["categorical"].tolist() == [0]
+
+
+def test_forward_shape_and_finite_with_nan_and_missing_rows():
+    torch.manual_seed(0)
+    encoder = TabularEncoder(ROLES, emb_dim=4, hidden_dim=12, output_dim=7).fit(ROWS)
+    assert encoder.modality == "tabular" and encoder.output_dim == 7
+    out = encoder(_batch(encoder, ROWS + [{"price": float("inf"), "colour": "unseen"}]))
+    assert out.shape == (6, 7) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("roles", [{"a": "numeric", "b": "numeric"}, {"x": "categorical"}])
+def test_only_numeric_or_only_categorical(roles):
+    rows = [{"a": 1.0, "b": 2.0, "x": "u"}, {"a": 3.0, "b": None, "x": "v"}]
+    encoder = TabularEncoder(roles, output_dim=5).fit(rows)
+    batch = _batch(encoder, rows + [MISSING])
+    assert encoder(batch).shape == (3, 5)
+
+
+def test_invalid_roles_and_unfitted_use_raise():
+    with pytest.raises(ValueError):
+        TabularEncoder({"a": "image"})
+    with pytest.raises(ValueError):
+        TabularEncoder({})
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TabularEncoder({"a": "numeric"}).preprocess({"a": 1.0})
+
+
+def test_state_round_trip_gives_identical_outputs():
+    torch.manual_seed(0)
+    encoder = TabularEncoder(ROLES, emb_dim=4, hidden_dim=8, output_dim=6).fit(ROWS).eval()
+    restored = TabularEncoder(ROLES, emb_dim=4, hidden_dim=8, output_dim=6)
+    restored.set_state(json.loads(json.dumps(encoder.get_state())))
+    restored.load_state_dict(encoder.state_dict())
+    restored.eval()
+    rows = ROWS + [{"price": 12.5, "colour": "purple", "weight": 2.0, "size": "L"}]
+    with torch.no_grad():
+        assert torch.equal(encoder(_batch(encoder, rows)), restored(_batch(restored, rows)))
+
+
+def test_tiny_training_learns_from_numeric_and_categorical():
+    torch.manual_seed(0)
+    generator = np.random.default_rng(0)
+    rows, labels = [], []
+    for i in range(64):
+        colour = ["red", "blue"][i % 2]
+        value = float(generator.normal())
+        rows.append({"value": value, "colour": colour})
+        labels.append(int((value > 0) ^ (colour == "red")))
+    encoder = TabularEncoder({"value": "numeric", "colour": "categorical"}, hidden_dim=32, output_dim=16).fit(rows)
+    head = nn.Linear(16, 2)
+    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=2e-2)
+    batch, target = _batch(encoder, rows), torch.tensor(labels)
+    for _ in range(80):
+        loss = nn.functional.cross_entropy(head(encoder(batch)), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    encoder.eval()
+    with torch.no_grad():
+        accuracy = (head(encoder(batch)).argmax(1) == target).float().mean().item()
+    assert accuracy > 0.9
+
+
+def test_search_space_and_registration():
+    trial = optuna.trial.FixedTrial({"tab.emb_dim": 8, "tab.hidden_dim": 32, "tab.output_dim": 32, "tab.dropout": 0.0})
+    params = tabular_search_space(trial, "tab.")
+    assert params == {"emb_dim": 8, "hidden_dim": 32, "output_dim": 32, "dropout": 0.0}
+    encoder = TabularEncoder(ROLES, **params).fit(ROWS)
+    assert encoder(_batch(encoder, ROWS)).shape == (len(ROWS), 32)
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(tabular_module)
+    found = {}
+    pm.hook.automm_register_encoders(register=lambda name, factory, **kw: found.setdefault(name, (factory, kw)))
+    factory, kwargs = found["tabular"]
+    assert kwargs["modality"] == "tabular"
+    built = factory(column_roles=ROLES, **kwargs["defaults"])
+    assert built.output_dim == kwargs["output_dim"](kwargs["defaults"]) == 64
