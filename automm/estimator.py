@@ -386,7 +386,7 @@ class AutoMM(BaseEstimator):
             problem_type=problem_type, n_outputs=1 if problem_type == "regression" else len(self.classes_),
             train_index=train_idx, valid_index=valid_idx, seed=seed, device=device,
             num_workers=self._resolved_num_workers(specs), class_weights=self._class_weights(targets),
-            amp=bool(self.amp))
+            amp=bool(self.amp), cache_dir=self.cache_dir)
         config = {
             "encoders": {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)},
             "fusion": {"name": fusion_choice[0], **fusion_choice[1]},
@@ -462,6 +462,8 @@ class AutoMM(BaseEstimator):
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}
         encoders = dict(self.model_.encoders.items())
+        for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
+            encoder.prepare(values[name], cache_dir=getattr(self, "cache_dir", None))
         dataset = MultimodalDataset(values, encoders)
         return make_loader(dataset, self.batch_size_ * 2, False, self.num_workers_, 0, BatchCollator(encoders),
                            self.device_.type == "cuda")

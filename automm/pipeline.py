@@ -50,6 +50,7 @@ class PreparedData:
     num_workers: int
     class_weights: list[float] | None = None
     amp: bool = True
+    cache_dir: str | None = None            # feature cache of frozen pretrained encoders (Encoder.prepare)
 
     def subset(self, index: np.ndarray) -> dict[str, list[Any]]:
         return {name: [column[i] for i in index] for name, column in self.values.items()}
@@ -126,6 +127,9 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     training = config["training"]
     torch.manual_seed(seed)
     model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index))
+    # Encoder.prepare hook: once per input with every value (train + valid), before the loaders.
+    for name, encoder in model.encoders.items():
+        encoder.prepare(data.values[name], cache_dir=data.cache_dir)
     sample_augs, batch_augs = _augmentations(config)
     encoders = dict(model.encoders.items())
     collate = BatchCollator(encoders)

@@ -2,6 +2,7 @@
 
 Data flow for one input (a column, or all tabular columns together)::
 
+    [values] --encoder.prepare(values)--> (optional, once per input: e.g. cache features)
     raw value --encoder.preprocess(value, augment)--> sample (tensor or dict of tensors)
     [samples] --encoder.collate(samples)--> batch --encoder(batch)--> (B, output_dim)
 
@@ -58,6 +59,16 @@ class Encoder(nn.Module):
     def fit(self, values: Sequence[Any]) -> "Encoder":
         """Learn preprocessing state from the training values (``MISSING`` included)."""
         return self
+
+    def prepare(self, values: Sequence[Any], *, cache_dir: str | None = None) -> None:
+        """Optional: called by the core once with all values of this input (training and
+        validation values before training, the new values before prediction), in the main
+        process, before any DataLoader is built; ``fit`` has already run. Default: nothing.
+
+        A frozen pretrained encoder overrides it to compute (or read from its feature
+        cache under ``cache_dir``, ``None`` meaning its default place) the features of
+        every value in batches, so that ``preprocess`` only looks them up.
+        """
 
     def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> Any:
         """Turn one raw value (or ``MISSING``) into a sample; apply ``augment`` to the

@@ -176,7 +176,7 @@ class Vocabulary:
             raise ValueError("max_size must be at least 2 (padding and unknown)")
         self.min_freq = int(min_freq)
         self.max_size = int(max_size)
-        self.tokens: list[str] = [self.PAD_TOKEN, self.UNK_TOKEN] + [t for t in tokens][: self.max_size - 2]
+        self.tokens: list[str] = [self.PAD_TOKEN, self.UNK_TOKEN] + list(tokens)[: self.max_size - 2]
         self._index = {token: i for i, token in enumerate(self.tokens)}
 
     @classmethod

