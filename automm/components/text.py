@@ -414,7 +414,7 @@ class HashedNgramEncoder(Encoder):
 
     modality = "text"
 
-    def __init__(self, max_length: int = 32, n_buckets: int = 2 ** 17, emb_dim: int = 96,
+    def __init__(self, max_length: int = 32, n_buckets: int = 2 ** 16, emb_dim: int = 96,
                  char_ngram_min: int = 2, char_ngram_max: int = 5, word_bigrams: bool = True,
                  hidden_dim: int = 0, output_dim: int = 128, dropout: float = 0.1):
         super().__init__()
@@ -519,7 +519,7 @@ def transformer_search_space(trial: Any, prefix: str) -> dict:
     }
 
 
-_HASHED_NGRAM_DEFAULTS = {"max_length": 32, "n_buckets": 2 ** 17, "emb_dim": 96, "char_ngram_min": 2,
+_HASHED_NGRAM_DEFAULTS = {"max_length": 32, "n_buckets": 2 ** 16, "emb_dim": 96, "char_ngram_min": 2,
                           "char_ngram_max": 5, "word_bigrams": True, "hidden_dim": 0, "output_dim": 128,
                           "dropout": 0.1}
 _GRU_DEFAULTS = {"max_length": 32, "emb_dim": 64, "hidden_dim": 64, "num_layers": 1, "output_dim": 128,

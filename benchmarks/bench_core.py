@@ -1,0 +1,140 @@
+"""Core benchmark: default AutoMM on the shared data, fused vs single-modality, and the
+training-loop overhead against a hand-written torch loop.
+
+    python benchmarks/bench_core.py                          # all tasks, modes both/image/text, 600 s each
+    python benchmarks/bench_core.py --tasks emoji-category --time-limit 120
+    python benchmarks/bench_core.py --loop-ratio             # per-epoch time: automm vs plain torch loop
+
+Each fit runs in its own process so that peak memory is measured per run. Figures are printed
+as a table and, with --out, written as JSON. Data: $AUTOMM_DATA or ../shared/data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import load_task  # noqa: E402
+
+TASKS = ("fashion-subcategory", "fashion-usage", "emoji-category")
+MODES = ("both", "image", "text")
+#: scikit-learn alone (word 1-2-gram + char 2-5-gram TF-IDF on the text, logistic regression), measured here.
+REFERENCE = {"fashion-subcategory": 0.993, "fashion-usage": 0.964, "emoji-category": 0.744}
+
+
+def run_one(task: str, mode: str, time_limit: float, seed: int) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from automm import AutoMM
+
+    train, test, image, text, label = load_task(task)
+    columns = {"both": [image, text], "image": [image], "text": [text]}[mode]
+    start = time.perf_counter()
+    clf = AutoMM(random_state=seed, time_limit=time_limit).fit(train[columns], train[label])
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    predictions = clf.predict(test[columns])
+    predict_seconds = time.perf_counter() - start
+    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return {"task": task, "mode": mode, "n_train": len(train), "n_test": len(test),
+            "accuracy": float(accuracy_score(test[label], predictions)),
+            "macro_f1": float(f1_score(test[label], predictions, average="macro")),
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "peak_memory_mb": peak,
+            "epochs": len(clf.history_), "stop_reason": clf.stop_reason_, "config": clf.config_}
+
+
+def loop_ratio(task: str, epochs: int = 2, seed: int = 0) -> dict:
+    """Seconds per training epoch: AutoMM's trainer vs a plain loop over the same model and data."""
+    import torch
+
+    from automm import AutoMM
+    from automm.data import BatchCollator, MultimodalDataset
+    from automm.pipeline import build_model
+    from automm.training import make_loader
+
+    train, _, image, text, label = load_task(task)
+    columns = [image, text]
+    clf = AutoMM(random_state=seed, max_epochs=epochs, patience=0, augmentations=None,
+                 label_smoothing=0.0).fit(train[columns], train[label])
+    automm_epoch = sum(r["train_seconds"] for r in clf.history_) / len(clf.history_)
+
+    # The same model, data pipeline and optimiser, trained by a hand-written loop.
+    from automm.data import Table
+
+    table = Table({c: train[c].tolist() for c in columns})
+    values = {spec.name: spec.values(table) for spec in clf.inputs_}
+    targets = torch.as_tensor(clf.classes_.searchsorted(train[label].to_numpy()))
+    torch.manual_seed(seed)
+    model = build_model(clf.inputs_, clf.config_, len(clf.classes_), fit_values=values)
+    encoders = dict(model.encoders.items())
+    dataset = MultimodalDataset(values, encoders, targets.numpy())
+    loader = make_loader(dataset, clf.batch_size_, True, clf.num_workers_, seed, BatchCollator(encoders))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=clf.learning_rate, weight_decay=clf.weight_decay)
+    times = []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for batch in loader:
+            loss = torch.nn.functional.cross_entropy(model(batch["inputs"], batch["masks"]), batch["target"])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        times.append(time.perf_counter() - start)
+    plain_epoch = sum(times) / len(times)
+    return {"task": task, "automm_epoch_seconds": automm_epoch, "plain_loop_epoch_seconds": plain_epoch,
+            "ratio": automm_epoch / plain_epoch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--time-limit", type=float, default=600)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loop-ratio", action="store_true", help="measure trainer overhead instead")
+    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--child", nargs=2, metavar=("TASK", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(run_one(*args.child, args.time_limit, args.seed)), flush=True)
+        return
+    if args.loop_ratio:
+        result = loop_ratio("fashion-subcategory", seed=args.seed)
+        print(json.dumps(result, indent=2))
+        return
+    results = []
+    for task in args.tasks:
+        for mode in args.modes:
+            proc = subprocess.run([sys.executable, __file__, "--child", task, mode, "--time-limit",
+                                   str(args.time_limit), "--seed", str(args.seed)],
+                                  capture_output=True, text=True)
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+            if proc.returncode or not lines:
+                print(f"{task} {mode}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                continue
+            result = json.loads(lines[-1][7:])
+            results.append(result)
+            print(f"{task:22s} {mode:6s} acc {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
+                  f"fit {result['fit_seconds']:6.1f}s  predict {result['predict_seconds']:5.1f}s  "
+                  f"peak {result['peak_memory_mb']:6.0f} MB  epochs {result['epochs']} ({result['stop_reason']})  "
+                  f"reference {REFERENCE[task]:.3f}", flush=True)
+    for task in args.tasks:
+        by_mode = {r["mode"]: r["accuracy"] for r in results if r["task"] == task}
+        if "both" in by_mode:
+            singles = [v for m, v in by_mode.items() if m != "both"]
+            print(f"{task}: fused {by_mode['both']:.4f} vs reference {REFERENCE[task]:.3f} "
+                  f"({'beats' if by_mode['both'] >= REFERENCE[task] else 'below'}); "
+                  f"vs best single modality {max(singles) if singles else float('nan'):.4f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

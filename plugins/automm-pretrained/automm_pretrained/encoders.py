@@ -1,0 +1,473 @@
+"""The pretrained encoders ``minilm`` (text) and ``efficientnet_lite0`` (image).
+
+Each runs in one of two modes, chosen by the hyperparameter ``trainable_layers``:
+
+* ``0`` — **frozen** (``encoder.frozen is True``): the network never changes, so each
+  input's feature vector is computed once and cached on disk (see :mod:`.cache`). The
+  core calls :meth:`~automm.Encoder.prepare` with every value of the input before
+  building its loaders; ``prepare`` computes the missing features in batches (texts
+  sorted by length) and keeps them in memory, ``preprocess`` looks a value's features up
+  by its content digest and ``forward`` passes them through. The module then has no
+  parameters: a saved model holds no copy of the pretrained weights, only their SHA-256,
+  which :meth:`set_state` checks against the installed weight package (a mismatch raises
+  :class:`~.weights.WeightsMismatchError` rather than silently producing other features).
+  Sample augmentations do not apply to a frozen encoder (its features are fixed); batch
+  augmentations (modality dropout, mixup) still do.
+* ``N > 0`` — **fine-tuning**: the encoder owns a copy of the network, trains its top
+  ``N`` layers (MiniLM: transformer layers; EfficientNet: the head, then MBConv blocks
+  from the top) and runs the rest without gradients and in eval mode. The whole network
+  is part of the model's ``state_dict`` and so of the saved ``weights.safetensors``.
+
+Preprocessing belongs to the encoder: MiniLM uses the checkpoint's own WordPiece
+tokeniser (lower-casing, [CLS]/[SEP], truncation to ``max_length``) and mean pooling over
+real tokens (then L2 normalisation when ``normalize``); EfficientNet-Lite0 resizes to
+``image_size`` squared (bilinear, no crop: product photos keep their edges) and normalises
+with the ImageNet mean/std (``normalization="imagenet"``) or the (x - 127) / 128 of the
+original TF-Lite training (``"lite"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+from automm.components.base import MISSING, Encoder
+from automm.exceptions import InputError
+
+from .cache import FeatureCache
+from .weights import WeightsMismatchError, file_sha256, package_version, weights_location
+
+__all__ = ["PretrainedEncoder", "MiniLMEncoder", "EfficientNetLite0Encoder", "minilm_search_space",
+           "efficientnet_lite0_search_space", "MINILM_DEFAULTS", "EFFICIENTNET_LITE0_DEFAULTS",
+           "shared_backbone", "clear_shared_backbones"]
+
+log = logging.getLogger(__name__)
+
+#: Bump when preprocessing code changes in a way that changes features (invalidates caches).
+FEATURE_VERSION = 1
+
+_backbones: dict[tuple, nn.Module] = {}
+_backbones_lock = threading.Lock()
+
+
+def shared_backbone(key: tuple, loader: Callable[[], nn.Module]) -> nn.Module:
+    """One read-only (eval, no-grad) network per process and ``key``, loaded on first use;
+    frozen encoders share it instead of each holding a copy."""
+    with _backbones_lock:
+        model = _backbones.get(key)
+        if model is None:
+            model = loader().eval()
+            for param in model.parameters():
+                param.requires_grad_(False)
+            _backbones[key] = model
+        return model
+
+
+def clear_shared_backbones() -> None:
+    with _backbones_lock:
+        _backbones.clear()
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+            high is not None and value > high):
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise InputError(f"hyperparameter {name} must be an integer {bounds}; got {value!r}")
+    return int(value)
+
+
+class PretrainedEncoder(Encoder):
+    """Shared machinery of the frozen/fine-tuned pretrained encoders (see the module doc).
+
+    Subclasses set ``name`` and ``output_dim`` and implement ``_load``,
+    ``_cache_params``, ``_sample`` (one value → network input), ``_collate_samples`` and
+    ``_encode`` (network, collated batch → (B, output_dim))."""
+
+    name = ""
+    weights_name = ""  # key of weights.WEIGHT_PACKAGES
+    paths_are_files = False
+
+    def __init__(self, trainable_layers: int = 0, max_trainable: int = 1, feature_batch_size: int = 64,
+                 cache_dir: str | None = None):
+        super().__init__()
+        self.trainable_layers = _check_int("trainable_layers", trainable_layers, 0, max_trainable)
+        self.feature_batch_size = _check_int("feature_batch_size", feature_batch_size, 1)
+        self.frozen = self.trainable_layers == 0
+        self.cache_dir = cache_dir
+        self._root: str | None = None
+        self._features: dict[bytes, torch.Tensor] = {}
+        self._cache: FeatureCache | None = None
+        self.last_prepare: dict = {}
+
+    def _setup(self) -> None:
+        """Called at the end of a subclass's ``__init__``: fine-tuning mode loads its own
+        copy of the network (frozen mode shares one per process, loaded on first use)."""
+        self.weights_path()  # fail early, naming the package to install, when it is missing
+        if not self.frozen:
+            self.backbone = self._load()
+            self._freeze_bottom()
+
+    # -- weights -------------------------------------------------------------------
+    def weights_path(self):
+        return weights_location(self.weights_name)
+
+    def weights_sha256(self) -> str:
+        path = self.weights_path()
+        return file_sha256(self._weights_file(path))
+
+    def _weights_file(self, location):
+        return location
+
+    def _load(self) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _shared(self) -> nn.Module:
+        return shared_backbone((self.name, str(self.weights_path())), self._load)
+
+    def _trainable_modules(self) -> list[nn.Module]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _freeze_bottom(self) -> None:
+        for param in self.backbone.parameters():
+            param.requires_grad_(False)
+        for module in self._trainable_modules():
+            for param in module.parameters():
+                param.requires_grad_(True)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.frozen and mode:
+            # frozen layers keep eval behaviour (no dropout noise, BatchNorm statistics fixed)
+            self.backbone.eval()
+            for module in self._trainable_modules():
+                module.train(True)
+        return self
+
+    # -- feature cache ---------------------------------------------------------------
+    def _cache_params(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def feature_cache(self, cache_dir: str | None = None) -> FeatureCache:
+        """The disk cache of this encoder's features (``cache_dir`` > the encoder's own
+        ``cache_dir`` hyperparameter > ``$AUTOMM_CACHE_DIR`` > ``~/.cache/automm``)."""
+        from .cache import resolve_cache_dir
+
+        if cache_dir is not None:
+            self._root = str(cache_dir)
+        root = resolve_cache_dir(self._root if self._root is not None else self.cache_dir)
+        if self._cache is None or self._cache.root != root:
+            sha = self.weights_sha256()
+            params = dict(self._cache_params(), feature_version=FEATURE_VERSION, weights_sha256=sha)
+            self._cache = FeatureCache(root, f"{self.name}-{sha[:16]}", params, paths=self.paths_are_files)
+        return self._cache
+
+    def prepare(self, values: Sequence[Any], *, cache_dir: str | None = None) -> None:
+        """Frozen mode: make the features of every present value available in memory,
+        from the cache or computed now in batches (and written to the cache)."""
+        if not self.frozen:
+            return
+        import time
+
+        start = time.monotonic()
+        cache = self.feature_cache(cache_dir)
+        todo: dict[bytes, Any] = {}
+        hits = 0
+        for value in values:
+            if value is MISSING:
+                continue
+            key = cache.key(self._cache_value(value))
+            if key in self._features or key in todo:
+                continue
+            found = cache.get_by_key(key)
+            if found is not None:
+                self._features[key] = found
+                hits += 1
+            else:
+                todo[key] = value
+        if todo:
+            log.info("%s: computing features of %d inputs (%d cached)", self.name, len(todo), hits)
+            keys = list(todo)
+            for key, vector in zip(keys, self.compute_features([todo[k] for k in keys])):
+                self._features[key] = cache.put_by_key(key, vector)
+        self.last_prepare = {"cached": hits, "computed": len(todo), "seconds": time.monotonic() - start}
+
+    def _cache_value(self, value: Any) -> Any:
+        """What identifies a value's content for the cache (texts: the string)."""
+        return value
+
+    @torch.no_grad()
+    def compute_features(self, values: Sequence[Any]) -> torch.Tensor:
+        """Features (n, output_dim) of present values through the pretrained network, in
+        batches of ``feature_batch_size`` (no cache involved)."""
+        network = self._shared() if self.frozen else self.backbone
+        device = next(network.parameters()).device
+        if self.frozen and torch.cuda.is_available() and device.type != "cuda":
+            network.to("cuda")  # the shared network: features on the GPU when there is one
+            device = torch.device("cuda")
+        was_training = network.training
+        network.eval()
+        out = torch.empty(len(values), self.output_dim)
+        try:
+            for index_batch in self._batches(values):
+                samples = [self._sample(values[i], None) for i in index_batch]
+                batch = _to_device(self._collate_samples(samples), device)
+                out[torch.as_tensor(index_batch)] = self._encode(network, batch).float().cpu()
+        finally:
+            network.train(was_training)
+        return out
+
+    def _batches(self, values: Sequence[Any]) -> list[list[int]]:
+        order = list(range(len(values)))
+        size = self.feature_batch_size
+        return [order[i:i + size] for i in range(0, len(order), size)]
+
+    # -- Encoder interface -----------------------------------------------------------
+    def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> Any:
+        if self.frozen:
+            if value is MISSING:
+                return torch.zeros(self.output_dim)
+            cache = self.feature_cache()
+            key = cache.key(self._cache_value(value))
+            found = self._features.get(key)
+            if found is None:  # prepare() was not called for this value: compute it alone
+                found = cache.get_by_key(key)
+                if found is None:
+                    found = cache.put_by_key(key, self.compute_features([value])[0])
+                self._features[key] = found
+            return found
+        return self._sample(value, augment)
+
+    def collate(self, samples: list[Any]) -> Any:
+        if self.frozen:
+            return torch.stack(samples)
+        return self._collate_samples(samples)
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        if self.frozen:
+            return batch.float()
+        return self._encode(self.backbone, batch, trainable=True)
+
+    def get_state(self) -> dict:
+        return {"weights_package": f"{self._package()}=={package_version(self.weights_name)}",
+                "weights_sha256": self.weights_sha256(), "feature_version": FEATURE_VERSION}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        expected = state.get("weights_sha256")
+        if self.frozen and expected and expected != self.weights_sha256():
+            raise WeightsMismatchError(
+                f"{self.name}: the model was trained on the features of {state.get('weights_package')} "
+                f"(weights sha256 {expected[:12]}...), but the installed weights differ (sha256 "
+                f"{self.weights_sha256()[:12]}...); install {state.get('weights_package')}")
+
+    def _package(self) -> str:
+        from .weights import WEIGHT_PACKAGES
+
+        return WEIGHT_PACKAGES[self.weights_name][0]
+
+    # abstract pieces ------------------------------------------------------------------
+    def _sample(self, value: Any, augment: Callable | None) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _collate_samples(self, samples: list[Any]) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _encode(self, network: nn.Module, batch: Any, trainable: bool = False) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = None  # rebuilt lazily in the receiving process
+        return state
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+# ----------------------------------------------------------------------------------------
+# MiniLM
+# ----------------------------------------------------------------------------------------
+
+class MiniLMEncoder(PretrainedEncoder):
+    """all-MiniLM-L6-v2 sentence embeddings (384-d): WordPiece tokens (lower-cased,
+    truncated to ``max_length``), 6 BERT layers, mean pooling over real tokens, then L2
+    normalisation when ``normalize``. ``trainable_layers`` (0-6) fine-tunes the top layers."""
+
+    modality = "text"
+    name = "minilm"
+    weights_name = "minilm"
+    output_dim = 384
+
+    def __init__(self, trainable_layers: int = 0, max_length: int = 128, normalize: bool = True,
+                 feature_batch_size: int = 128, cache_dir: str | None = None):
+        super().__init__(trainable_layers, 6, feature_batch_size, cache_dir)
+        self.max_length = _check_int("max_length", max_length, 2, 512)
+        self.normalize = bool(normalize)
+        self._tokenizer = None
+        self._setup()
+
+    def _weights_file(self, location):
+        return location / "model.safetensors"
+
+    def _load(self) -> nn.Module:
+        from .bert import load_bert
+
+        return load_bert(self.weights_path())
+
+    def _trainable_modules(self) -> list[nn.Module]:
+        layers = list(self.backbone.encoder.layer)
+        return layers[len(layers) - self.trainable_layers:]
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from .bert import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.weights_path(), self.max_length)
+        return self._tokenizer
+
+    def _cache_params(self) -> dict:
+        return {"max_length": self.max_length, "normalize": self.normalize, "pooling": "mean"}
+
+    @staticmethod
+    def _text(value: Any) -> str:
+        return "" if value is MISSING else str(value)
+
+    def _cache_value(self, value: Any) -> Any:
+        return self._text(value)
+
+    def tokenize(self, value: Any, augment: Callable | None = None) -> list[int]:
+        text = self._text(value)
+        if augment is not None:  # token augmentations act on the words; the tokeniser runs after
+            words = augment(text.split())
+            text = " ".join(str(w) for w in words)
+        return self.tokenizer.encode(text).ids
+
+    def _sample(self, value: Any, augment: Callable | None) -> torch.Tensor:
+        return torch.tensor(self.tokenize(value, augment), dtype=torch.long)
+
+    def _collate_samples(self, samples: list[torch.Tensor]) -> dict:
+        longest = max(len(s) for s in samples)
+        ids = torch.zeros(len(samples), longest, dtype=torch.long)
+        attend = torch.zeros(len(samples), longest, dtype=torch.bool)
+        for row, sample in enumerate(samples):
+            ids[row, :len(sample)] = sample
+            attend[row, :len(sample)] = True
+        return {"ids": ids, "attend": attend}
+
+    def _batches(self, values: Sequence[Any]) -> list[list[int]]:
+        # sort by token count so that each batch pads little
+        lengths = [len(e.ids) for e in self.tokenizer.encode_batch([self._text(v) for v in values])]
+        order = sorted(range(len(values)), key=lambda i: lengths[i])
+        size = self.feature_batch_size
+        return [order[i:i + size] for i in range(0, len(order), size)]
+
+    def _encode(self, network: nn.Module, batch: dict, trainable: bool = False) -> torch.Tensor:
+        from .bert import masked_mean
+
+        first = network.num_layers - self.trainable_layers if trainable else None
+        hidden = network(batch["ids"], batch["attend"], first)
+        pooled = masked_mean(hidden, batch["attend"])
+        return F.normalize(pooled, dim=1) if self.normalize else pooled
+
+
+def minilm_search_space(trial: Any, prefix: str) -> dict:
+    """Frozen (cached features) or fine-tuning the top 1-2 layers. Preprocessing is not
+    searched: every change of it would mean computing all features again."""
+    return {"trainable_layers": trial.suggest_categorical(f"{prefix}trainable_layers", [0, 1, 2])}
+
+
+MINILM_DEFAULTS = {"trainable_layers": 0, "max_length": 128, "normalize": True, "feature_batch_size": 128,
+                   "cache_dir": None}
+
+
+# ----------------------------------------------------------------------------------------
+# EfficientNet-Lite0
+# ----------------------------------------------------------------------------------------
+
+_IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+_IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+NORMALIZATIONS = ("imagenet", "lite")
+
+
+class EfficientNetLite0Encoder(PretrainedEncoder):
+    """EfficientNet-Lite0 ImageNet features (1280-d, global average pool). Images of any
+    kind :func:`automm.components.image.load_image` reads are resized to ``image_size``
+    squared and normalised. ``trainable_layers`` (0-17) fine-tunes the head and then
+    MBConv blocks from the top."""
+
+    modality = "image"
+    name = "efficientnet_lite0"
+    weights_name = "efficientnet_lite0"
+    output_dim = 1280
+    paths_are_files = True
+
+    def __init__(self, trainable_layers: int = 0, image_size: int = 224, normalization: str = "imagenet",
+                 feature_batch_size: int = 32, cache_dir: str | None = None):
+        from .efficientnet import LITE0_BLOCKS
+
+        super().__init__(trainable_layers, LITE0_BLOCKS + 1, feature_batch_size, cache_dir)
+        self.image_size = _check_int("image_size", image_size, 32, 1024)
+        if normalization not in NORMALIZATIONS:
+            raise InputError(f"hyperparameter normalization must be one of {NORMALIZATIONS}; got {normalization!r}")
+        self.normalization = normalization
+        self._setup()
+        if not self.frozen:
+            self.backbone.to(memory_format=torch.channels_last)
+
+    def _load(self) -> nn.Module:
+        from .efficientnet import load_efficientnet_lite0
+
+        return load_efficientnet_lite0(self.weights_path())
+
+    def _trainable_modules(self) -> list[nn.Module]:
+        return self.backbone.units_from_top(self.trainable_layers)
+
+    def _cache_params(self) -> dict:
+        return {"image_size": self.image_size, "normalization": self.normalization, "resize": "bilinear-squash"}
+
+    def _sample(self, value: Any, augment: Callable | None) -> torch.Tensor:
+        from automm.components.image import load_image
+
+        size = self.image_size
+        if value is MISSING:
+            return torch.zeros(3, size, size)
+        img = load_image(value, draft_size=size)
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+        if augment is not None:
+            x = augment(x)
+            if x.shape[1:] != (size, size):
+                x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+            x = x.float().clamp(0.0, 1.0)
+        if self.normalization == "imagenet":
+            return (x - _IMAGENET_MEAN) / _IMAGENET_STD
+        return (x * 255.0 - 127.0) / 128.0
+
+    def _collate_samples(self, samples: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(samples)
+
+    def _encode(self, network: nn.Module, batch: torch.Tensor, trainable: bool = False) -> torch.Tensor:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        return network(batch, self.trainable_layers if trainable else -1)
+
+
+def efficientnet_lite0_search_space(trial: Any, prefix: str) -> dict:
+    """Frozen (cached features) or fine-tuning the head / the head and the last block."""
+    return {"trainable_layers": trial.suggest_categorical(f"{prefix}trainable_layers", [0, 1, 2])}
+
+
+EFFICIENTNET_LITE0_DEFAULTS = {"trainable_layers": 0, "image_size": 224, "normalization": "imagenet",
+                               "feature_batch_size": 32, "cache_dir": None}
