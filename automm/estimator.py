@@ -539,6 +539,20 @@ class AutoMM(BaseEstimator):
 
         return load_model(path, device=device, expected_class=cls)
 
+    @classmethod
+    def from_recipe(cls, recipe) -> "AutoMM":
+        """An unfitted estimator from a YAML recipe (file path) or a recipe mapping; see
+        :mod:`automm.recipes` (``from_recipe_with_data`` also reads the recipe's data)."""
+        from .recipes import from_recipe
+
+        return from_recipe(recipe, cls=cls)
+
+    def to_recipe(self) -> dict:
+        """A recipe mapping that rebuilds this estimator (for a fitted one, with the seed it used)."""
+        from .recipes import to_recipe
+
+        return to_recipe(self)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None

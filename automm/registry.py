@@ -34,6 +34,7 @@ __all__ = [
     "create_augmentation",
     "get_plugin_manager",
     "DISABLE_AUTOLOAD_ENV",
+    "PluginLoadWarning",
     "ENTRY_POINT_GROUP",
 ]
 
@@ -94,11 +95,8 @@ class Registry:
         self._collect()
 
     # -- collection -----------------------------------------------------------------
-    def _package_of(self, plugin: object) -> str | None:
-        for plugin_obj, dist in self.plugin_manager.list_plugin_distinfo():
-            if plugin_obj is plugin:
-                return f"{dist.project_name} {dist.version}"
-        return None
+    def _package_of(self, plugin_name: str) -> str | None:
+        return _distributions(self.plugin_manager).get(plugin_name)
 
     def _collect(self) -> None:
         hooks = {
@@ -109,7 +107,7 @@ class Registry:
         for kind, caller in hooks.items():
             # Call each implementation separately so that every registration knows its provider.
             for impl in caller.get_hookimpls():
-                register = self._make_register(kind, impl.plugin_name, self._package_of(impl.plugin))
+                register = self._make_register(kind, impl.plugin_name, self._package_of(impl.plugin_name))
                 impl.function(register=register)
 
     def _make_register(self, kind: str, provider: str, package: str | None) -> Callable[..., None]:
@@ -174,11 +172,42 @@ def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginMan
     if load_entrypoints is None:
         load_entrypoints = not _truthy(os.environ.get(DISABLE_AUTOLOAD_ENV))
     if load_entrypoints:
-        try:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as exc:  # a broken third-party plugin must name itself
-            raise PluginError(f"failed to load a plugin from entry-point group {ENTRY_POINT_GROUP!r}: {exc!r}") from exc
+        _load_entry_point_plugins(pm)
     return pm
+
+
+class PluginLoadWarning(UserWarning):
+    """An installed plugin could not be imported; automm goes on without it."""
+
+
+def _load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
+    """Register every plugin of the ``automm`` entry-point group. A plugin that fails to import
+    is skipped with a :class:`PluginLoadWarning` naming it and its distribution, so one broken
+    package does not take the built-ins down with it."""
+    import warnings
+    from importlib.metadata import distributions
+
+    for dist in distributions():
+        for entry_point in dist.entry_points:
+            if entry_point.group != ENTRY_POINT_GROUP:
+                continue
+            if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure of third-party code
+                warnings.warn(f"automm plugin {entry_point.name!r} from {dist.metadata['Name']} {dist.version} "
+                              f"could not be loaded and is skipped: {exc!r}", PluginLoadWarning, stacklevel=3)
+                continue
+            pm.register(plugin, name=entry_point.name)
+            _distributions(pm)[entry_point.name] = f"{dist.metadata['Name']} {dist.version}"
+
+
+def _distributions(pm: pluggy.PluginManager) -> dict[str, str]:
+    """Plugin name → "distribution version" for plugins loaded from entry points."""
+    if not hasattr(pm, "automm_distributions"):
+        pm.automm_distributions = {}
+    return pm.automm_distributions
 
 
 _lock = threading.Lock()

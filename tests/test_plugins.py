@@ -11,7 +11,17 @@ from automm import Encoder, PluginError, UnknownComponentError, hookimpl
 from automm.registry import DISABLE_AUTOLOAD_ENV
 
 
-def test_builtin_components_are_registered_through_hooks():
+@pytest.fixture
+def builtin_only(monkeypatch):
+    """A registry with the built-in plugins only (installed plugins switched off)."""
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    automm.reset_registry()
+    yield
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV)
+    automm.reset_registry()
+
+
+def test_builtin_components_are_registered_through_hooks(builtin_only):
     assert {"cnn", "resnet", "gru", "transformer", "hashed_ngram", "tabular"} <= set(automm.list_encoders())
     assert set(automm.list_fusions()) >= {"concat", "attention", "gated", "late"}
     assert {"random_resized_crop", "horizontal_flip", "color_jitter", "token_dropout", "token_swap",
@@ -22,7 +32,7 @@ def test_builtin_components_are_registered_through_hooks():
     assert spec.provider == "automm.components.image"
 
 
-def test_unknown_name_lists_known_names():
+def test_unknown_name_lists_known_names(builtin_only):
     with pytest.raises(UnknownComponentError, match="unknown encoder 'cnnn'. Did you mean 'cnn'.*Known encoders: cnn, gru"):
         automm.create_encoder("cnnn")
 
@@ -129,3 +139,19 @@ def test_entry_point_plugin_is_discovered_from_package_metadata(installed_distri
 def test_autoload_can_be_switched_off(installed_distribution, monkeypatch):
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
     assert "hello" not in automm.reset_registry().names("encoder")
+
+
+def test_a_broken_installed_plugin_is_skipped_with_a_warning_naming_it(tmp_path, monkeypatch):
+    dist = tmp_path / "automm_broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: automm-broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[automm]\nbroken = automm_broken_module_that_is_missing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    from automm.registry import PluginLoadWarning
+
+    with pytest.warns(PluginLoadWarning, match="'broken' from automm-broken 0.1 could not be loaded"):
+        registry = automm.reset_registry()
+    assert "cnn" in registry.names("encoder")
+    monkeypatch.undo()
+    automm.reset_registry()

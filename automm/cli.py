@@ -1,0 +1,552 @@
+"""The ``automm`` command line (also ``python -m automm``).
+
+Subcommands: ``fit``, ``predict``, ``evaluate``, ``validate``, ``plugins``, ``worker``; ``automm
+SUBCOMMAND --help`` describes each. Results go to stdout, progress and errors to stderr.
+
+Exit codes: 0 success; 2 usage errors and recipe errors (nothing was done); 1 any other
+failure (unreadable data, a model directory that is not one, a failed fit, ...); 130 when
+interrupted. User errors print one message and no traceback; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROG = "automm"
+DEFAULT_OUTPUT_ROOT = "automm-models"
+
+
+class UsageError(Exception):
+    """A command-line mistake found after parsing (exit code 2)."""
+
+
+# ---------------------------------------------------------------------------------- output helpers
+class _Out:
+    """Where a command writes: results to stdout, messages to stderr unless quiet."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+    @staticmethod
+    def result(text: str = "") -> None:
+        print(text, file=sys.stdout)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None, indent: str = "  ") -> str:
+    """Rows as aligned text columns."""
+    cells = [[_format_value(v) for v in row] for row in rows]
+    if headers:
+        cells.insert(0, list(headers))
+    if not cells:
+        return ""
+    widths = [max(len(row[i]) if i < len(row) else 0 for row in cells) for i in range(max(map(len, cells)))]
+    lines = [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    if headers:
+        lines.insert(1, indent + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _json(payload: Any) -> str:
+    def default(value: Any) -> Any:
+        try:
+            import numpy as np
+
+            if isinstance(value, np.generic):
+                return value.item()
+            if isinstance(value, np.ndarray):
+                return value.tolist()
+        except ImportError:  # pragma: no cover
+            pass
+        return str(value)
+
+    def clean(value: Any) -> Any:  # NaN/inf are not JSON
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+    return json.dumps(clean(payload), indent=2, default=default, ensure_ascii=False)
+
+
+def _parse_filters(items: Sequence[str] | None) -> list[tuple[str, str]]:
+    filters = []
+    for item in items or ():
+        if "=" not in item or not item.split("=", 1)[0]:
+            raise UsageError(f"--filter: expected COLUMN=VALUE, found {item!r}")
+        column, value = item.split("=", 1)
+        filters.append((column, value))
+    return filters
+
+
+def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str]):
+    """A data file for predict/evaluate: rows kept by ``filters``, relative image paths
+    resolved against the file's folder (else the current directory)."""
+    from .recipes import _suggest, read_table, resolve_image_paths
+
+    frame = read_table(path)
+    for column, value in filters:
+        if column not in frame.columns:
+            raise UsageError(f"--filter: no column {column!r} in {path}{_suggest(column, list(frame.columns))}")
+        frame = frame[frame[column].astype(str) == value]
+    if len(frame) == 0:
+        from .exceptions import InputError
+
+        raise InputError(f"{path}: no rows" + (" left after --filter" if filters else ""))
+    frame = resolve_image_paths(frame.reset_index(drop=True), [Path(path).resolve().parent, Path.cwd()], roles)
+    return frame
+
+
+def _load_model(model_dir: str, device: str):
+    from .estimator import AutoMM
+    from .exceptions import ModelFormatError
+
+    if not os.path.exists(model_dir):
+        raise FileNotFoundError(f"model directory not found: {model_dir!r}")
+    if not os.path.isdir(model_dir):
+        raise ModelFormatError(f"{model_dir!r} is not a model directory")
+    return AutoMM.load(model_dir, device=device)
+
+
+def _model_inputs(estimator, frame, data_path: str) -> tuple:
+    """The positional inputs ``predict`` needs, taken from the columns of ``frame``."""
+    from .exceptions import InputError
+    from .recipes import _suggest
+
+    missing = [c for c in estimator.columns_ if c not in frame.columns]
+    if missing:
+        hints = "".join(_suggest(c, list(frame.columns)) for c in missing[:1])
+        raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on{hints}; "
+                         f"its columns are {', '.join(map(str, frame.columns))}")
+    if estimator.input_positional_:
+        return tuple(frame[c].tolist() for c in estimator.columns_)
+    return (frame[list(estimator.columns_)],)
+
+
+# ---------------------------------------------------------------------------------- fit
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .recipes import fit_recipe, load_recipe
+
+    out = _Out(args.quiet or args.json)
+    overrides = list(args.overrides or [])
+    recipe = load_recipe(args.recipe, overrides, check_data=True, require_data=True)
+    verbose = 0 if (args.quiet or args.json) else (recipe.params().get("verbose") or 1)
+    output_dir = args.output or recipe.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, recipe.name)
+    out.log(f"recipe {args.recipe}: valid")
+    result = fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir)
+    summary = result.summary()
+    leaderboard = getattr(result.estimator, "leaderboard_", None)
+    if args.json:
+        if leaderboard is not None and hasattr(leaderboard, "to_dict"):
+            summary["leaderboard"] = leaderboard.head(50).to_dict(orient="records")
+        out.result(_json(summary))
+        return EXIT_OK
+    if args.quiet:
+        out.result(str(result.model_dir))
+        return EXIT_OK
+    out.result(_fit_report(summary, leaderboard))
+    return EXIT_OK
+
+
+def _fit_report(summary: dict, leaderboard: Any) -> str:
+    problem = summary["problem_type"] + (f", {summary['n_classes']} classes" if "n_classes" in summary else "")
+    encoders = ", ".join(f"{k}: {v}" for k, v in summary["components"]["encoders"].items())
+    rows = [
+        ("recipe", summary["recipe"]),
+        ("data", summary["data"]),
+        ("label", f"{summary['label']} ({problem})"),
+        ("rows", f"{summary['train_rows']} train, {summary['test_rows']} test"),
+        ("encoders", encoders),
+        ("fusion", summary["components"]["fusion"]),
+        ("epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}"
+                   + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else "")),
+        ("validation score", summary["validation_score"]),
+        ("fit time", f"{summary['fit_seconds']:.1f} s"),
+        ("model", summary["model_dir"]),
+    ]
+    test = summary.get("test")
+    if test:
+        headline = summary["metric"]
+        rows.append((f"test {headline}", test.get(headline)))
+        rows += [(f"test {k}", v) for k, v in test.items() if k not in ("n", headline)]
+    else:
+        rows.append(("test", "no test set in the recipe"))
+    text = "\nsummary\n" + _table(rows)
+    if leaderboard is not None and hasattr(leaderboard, "head") and len(leaderboard):
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", 12, "display.width", 160, "display.max_colwidth", 40):
+            text += (f"\n\nleaderboard (top {min(10, len(leaderboard))} of {len(leaderboard)} trials)\n"
+                     + leaderboard.head(10).to_string(index=False))
+    return text
+
+
+# ---------------------------------------------------------------------------------- predict / evaluate
+def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    out = _Out(args.quiet)
+    filters = _parse_filters(args.filter)
+    estimator = _load_model(args.model_dir, args.device)
+    frame = _read_data(args.data, filters, estimator.column_roles_)
+    keep = list(args.keep or [])
+    absent = [c for c in keep if c not in frame.columns]
+    if absent:
+        raise UsageError(f"--keep: no column(s) {absent} in {args.data}")
+    inputs = _model_inputs(estimator, frame, args.data)
+    result = frame[keep].copy() if keep else pd.DataFrame(index=frame.index)
+    result["prediction"] = estimator.predict(*inputs)
+    if args.proba:
+        if estimator.problem_type_ == "regression":
+            raise UsageError("--proba: a regression model has no class probabilities")
+        probabilities = estimator.predict_proba(*inputs)
+        for j, label in enumerate(estimator.classes_):
+            result[f"proba_{label}"] = probabilities[:, j]
+    if args.output in (None, "-"):
+        result.to_csv(sys.stdout, index=False)
+    else:
+        target = Path(args.output)
+        if target.parent and not target.parent.exists():
+            raise FileNotFoundError(f"-o: folder {str(target.parent)!r} does not exist")
+        result.to_csv(target, index=False)
+        out.log(f"wrote {len(result)} predictions to {args.output}")
+    return EXIT_OK
+
+
+def _recipe_label(model_dir: str) -> str | None:
+    import yaml
+
+    file = Path(model_dir) / "recipe.yaml"
+    if not file.is_file():
+        return None
+    try:
+        content = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    data = content.get("data") if isinstance(content, dict) else None
+    label = data.get("label") if isinstance(data, dict) else None
+    return label if isinstance(label, str) else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import is_missing
+    from .exceptions import InputError
+    from .recipes import _suggest, compute_metrics
+
+    out = _Out(args.quiet or args.json)
+    filters = _parse_filters(args.filter)
+    label = args.label or _recipe_label(args.model_dir)
+    estimator = _load_model(args.model_dir, args.device)
+    if label is None:
+        raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
+    frame = _read_data(args.data, filters, estimator.column_roles_)
+    if label not in frame.columns:
+        raise InputError(f"{args.data}: no label column {label!r}{_suggest(label, list(frame.columns))}; columns "
+                         f"are {', '.join(map(str, frame.columns))}")
+    present = [not is_missing(v) for v in frame[label].tolist()]
+    if not all(present):
+        out.log(f"ignoring {len(present) - sum(present)} rows without a label")
+        frame = frame[present].reset_index(drop=True)
+        if len(frame) == 0:
+            raise InputError(f"{args.data}: no rows with a label in column {label!r}")
+    predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
+    metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions)
+    if args.json:
+        out.result(_json({"model": args.model_dir, "data": args.data, "label": label,
+                          "problem_type": estimator.problem_type_, "metrics": metrics}))
+    else:
+        out.result(_table([(k, v) for k, v in metrics.items()], headers=("metric", "value")))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------- validate
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .recipes import RecipeError, dump_recipe, load_recipe
+
+    try:
+        recipe = load_recipe(args.recipe, list(args.overrides or []), check_data=not args.no_data,
+                             require_data=True)
+    except RecipeError as exc:
+        if args.json:
+            _Out.result(_json({"recipe": args.recipe, "valid": False,
+                               "problems": [p.to_dict() for p in exc.problems]}))
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    if args.json:
+        _Out.result(_json({"recipe": args.recipe, "valid": True, "problems": []}))
+    elif args.show:
+        _Out.result(dump_recipe(recipe.content).rstrip())
+    elif not args.quiet:
+        _Out.result(f"{args.recipe}: valid" + (" (data files not read)" if args.no_data else ""))
+        _Out.result(_table(recipe.describe()))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------- plugins
+def _plugin_inventory() -> dict:
+    from . import __version__
+    from .builtin import DEFAULT_PLUGINS
+    from .registry import KINDS, get_registry
+
+    reg = get_registry()
+    pm = reg.plugin_manager
+    packages = {}
+    for plugin, dist in pm.list_plugin_distinfo():
+        packages[id(plugin)] = f"{dist.project_name} {dist.version}"
+    components = []
+    for kind in KINDS:
+        for spec in reg.specs(kind):
+            package = spec.package or (f"automm {__version__} (built-in)" if spec.provider in DEFAULT_PLUGINS else None)
+            components.append({"kind": kind, "name": spec.name, "modality": spec.modality, "plugin": spec.provider,
+                               "package": package, "description": spec.description})
+    plugins = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        builtin = name in DEFAULT_PLUGINS
+        package = packages.get(id(plugin)) or (f"automm {__version__} (built-in)" if builtin else None)
+        plugins.append({"name": name, "package": package, "builtin": builtin,
+                        "components": sum(1 for c in components if c["plugin"] == name)})
+    return {"plugins": plugins, "components": components}
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    inventory = _plugin_inventory()
+    if args.json:
+        _Out.result(_json(inventory))
+        return EXIT_OK
+    plugins, components = inventory["plugins"], inventory["components"]
+    _Out.result(f"plugins ({len(plugins)})")
+    _Out.result(_table([(p["name"], p["package"] or "-", p["components"]) for p in plugins],
+                       headers=("plugin", "package", "components")))
+    _Out.result(f"\ncomponents ({len(components)})")
+    _Out.result(_table([(c["kind"], c["name"], c["modality"] or "-", c["plugin"], c["package"] or "-")
+                        for c in components], headers=("kind", "name", "modality", "plugin", "package")))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------- worker
+def cmd_worker(args: argparse.Namespace) -> int:
+    import inspect
+
+    try:
+        from .worker import run_worker
+    except ImportError as exc:
+        if exc.name in ("automm.worker", None) or "automm.worker" in str(exc):
+            from .exceptions import AutoMMError
+
+            raise AutoMMError("automm worker needs automm.worker.run_worker (the distributed search), which this "
+                              "installation of automm does not provide yet") from None
+        raise
+    available = {"storage": args.storage, "study_name": args.study, "n_trials": args.n_trials,
+                 "time_limit": args.time_limit, "verbose": 0 if args.quiet else 1}
+    if args.recipe is not None:
+        from .recipes import load_recipe
+
+        recipe = load_recipe(args.recipe, list(args.overrides or []), check_data=True, require_data=True)
+        available["recipe"] = recipe
+    elif args.overrides:
+        raise UsageError("worker: --set needs --recipe")
+    try:
+        parameters = inspect.signature(run_worker).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        parameters = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    kwargs = {k: v for k, v in available.items()
+              if (takes_any or k in parameters) and (v is not None or k in ("storage", "study_name"))}
+    if args.recipe is not None and "recipe" not in kwargs:
+        raise UsageError("worker: this automm's run_worker does not take a recipe; drop --recipe")
+    _Out(args.quiet).log(f"joining study {args.study!r} on {_redact(args.storage)}")
+    result = run_worker(**kwargs)
+    if isinstance(result, (int, float)) and not isinstance(result, bool):
+        _Out(args.quiet).log(f"worker finished: {result} trial(s)")
+    return EXIT_OK
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+# ---------------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # exit 2 with usage, as argparse does, and a hint
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress or messages on stderr")
+    common.add_argument("--debug", action="store_true", help="show the traceback of any error")
+    override = argparse.ArgumentParser(add_help=False)
+    override.add_argument("--set", dest="overrides", action="append", metavar="KEY.PATH=VALUE",
+                          help="set a recipe key (value read as YAML), e.g. --set training.max_epochs=5; repeatable")
+
+    parser = _Parser(prog=PROG, description="automm: multimodal AutoML (images, texts, tables) from YAML recipes.",
+                     epilog="Exit codes: 0 success, 1 failure, 2 usage or recipe error. "
+                            "Run 'automm SUBCOMMAND --help' for details.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", dest="top_debug", action="store_true", help="show the traceback of any error")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("fit", parents=[common, override], help="train from a recipe and save the model",
+                       description="Validate RECIPE, read its data, train, save the model (with a recipe.yaml that "
+                                   "reproduces it) and print a summary: validation score, leaderboard when there "
+                                   "was a search, test metrics when the recipe has a test set. Progress goes to "
+                                   "stderr, the summary to stdout.")
+    p.add_argument("recipe", help="YAML recipe file")
+    p.add_argument("--output", "-o", metavar="DIR",
+                   help=f"model directory (default: the recipe's output.dir, else {DEFAULT_OUTPUT_ROOT}/RECIPE_NAME)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (and nothing on stderr)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", parents=[common], help="predict labels (and probabilities) for a data file",
+                       description="Predict with a saved model for every row of DATA (CSV/TSV/Parquet); relative "
+                                   "image paths are resolved against DATA's folder. Writes CSV with a 'prediction' "
+                                   "column (and proba_<class> columns with --proba).")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'automm fit' or AutoMM.save")
+    p.add_argument("data", metavar="DATA", help="data file with the model's input columns")
+    p.add_argument("--output", "-o", metavar="OUT.csv", default="-", help="output CSV (default: stdout)")
+    p.add_argument("--proba", action="store_true", help="add one probability column per class")
+    p.add_argument("--keep", action="append", metavar="COLUMN", help="copy this input column to the output "
+                                                                     "(e.g. an id); repeatable")
+    p.add_argument("--filter", action="append", metavar="COLUMN=VALUE", help="only rows where COLUMN equals VALUE; "
+                                                                             "repeatable")
+    p.add_argument("--device", default="cpu", help="torch device for prediction (default: cpu)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", parents=[common], help="score a saved model on labelled data",
+                       description="Score a saved model on DATA: accuracy, balanced accuracy, macro/weighted F1 for "
+                                   "classification; R2, RMSE, MAE for regression.")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--label", metavar="COLUMN", help="label column (default: the one in MODEL_DIR/recipe.yaml)")
+    p.add_argument("--filter", action="append", metavar="COLUMN=VALUE", help="only rows where COLUMN equals VALUE, "
+                                                                             "e.g. --filter split=test; repeatable")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--device", default="cpu", help="torch device for prediction (default: cpu)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("validate", parents=[common, override], help="check a recipe without running it",
+                       description="Check RECIPE (and the header of its data files) and report every problem with "
+                                   "its key path. Exit 0 when valid, 2 otherwise.")
+    p.add_argument("recipe", help="YAML recipe file")
+    p.add_argument("--no-data", action="store_true", help="do not read the data files (check the recipe alone)")
+    p.add_argument("--json", action="store_true", help='print {"valid": ..., "problems": [{"path", "message"}]}')
+    p.add_argument("--show", action="store_true", help="print the recipe as used (overrides and ${ENV} applied)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plugins", parents=[common], help="list installed plugins and their components",
+                       description="List the installed plugins (built-in and from the 'automm' entry-point group) "
+                                   "and every component with its kind, modality, plugin and package.")
+    p.add_argument("--json", action="store_true", help="print the inventory as JSON")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("worker", parents=[common, override], help="join a running search study",
+                       description="Run trials of a search study shared through an Optuna storage (a journal file "
+                                   "or PostgreSQL), alongside other workers on this or other machines.")
+    p.add_argument("--storage", required=True, metavar="URL", help="Optuna storage URL, e.g. "
+                                                                    "postgresql://user:pass@host/db")
+    p.add_argument("--study", required=True, metavar="NAME", help="study name")
+    p.add_argument("--recipe", metavar="RECIPE", help="the recipe of the study (its data and settings)")
+    p.add_argument("--n-trials", type=int, metavar="N", help="stop after N trials")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.set_defaults(func=cmd_worker)
+    return parser
+
+
+# ---------------------------------------------------------------------------------- main
+def _user_error_types() -> tuple[type, ...]:
+    from sklearn.exceptions import NotFittedError
+
+    from .exceptions import AutoMMError
+
+    return (AutoMMError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+            PermissionError, NotFittedError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code) if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    debug = bool(getattr(args, "debug", False) or args.top_debug)
+    from .recipes import RecipeError
+
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except RecipeError as exc:
+        return _fail(exc, EXIT_USAGE, debug)
+    except UsageError as exc:
+        return _fail(exc, EXIT_USAGE, debug)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (e.g. '| head')
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:  # pragma: no cover
+            pass
+        return EXIT_FAILURE
+    except _user_error_types() as exc:
+        return _fail(exc, EXIT_FAILURE, debug)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unexpected failure: short message unless --debug
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"{PROG}: error: {type(exc).__name__}: {exc}\n(unexpected; rerun with --debug for the traceback)",
+                  file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _fail(exc: BaseException, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    message = str(exc)
+    if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in message:
+        message = f"{message}: {exc.filename}"
+    elif isinstance(exc, OSError) and exc.filename and exc.strerror:
+        message = f"{exc.strerror}: {exc.filename}"
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

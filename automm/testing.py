@@ -1,0 +1,676 @@
+"""A conformance kit for plugin authors: check a component against automm's contracts.
+
+Call these from your plugin's tests (plain functions, usable with pytest or anything else);
+each raises :class:`ConformanceError` (an ``AssertionError``) naming the component and the
+broken contract, and returns a small report when everything holds::
+
+    from automm.testing import check_component_registration, check_encoder
+
+    def test_my_plugin_registers_cleanly():
+        check_component_registration(my_plugin_module)
+
+    def test_my_encoder():
+        check_encoder("my_encoder", ["some", "sample", "values"], output_dim=16)
+
+What is checked (see each function for details):
+
+* the registration: name, modality, factory, JSON-serialisable defaults, declared
+  ``output_dim`` (an int or a function of the hyperparameters);
+* the declared output width equals the built component's ``output_dim`` and the width of
+  the tensor its ``forward`` returns;
+* the search-space function suggests only parameters whose names start with the prefix,
+  replays identically under :class:`optuna.trial.FixedTrial`, and returns keyword
+  arguments the factory accepts;
+* ``get_state`` is JSON-serialisable and, with the ``state_dict`` written through
+  safetensors, rebuilds a component giving identical outputs (what ``AutoMM.save`` /
+  ``AutoMM.load`` do);
+* it runs on CPU, handles a missing value (:data:`~automm.MISSING`), gives finite
+  outputs, passes gradients when it is not frozen, and is deterministic under a seed;
+* augmentations return a value of the same kind and depend only on the generator.
+
+The kit follows the core's protocol: an encoder is built by its factory, ``fit`` on the
+training values (with a missing one among them), ``prepare``\\ d with all values (with a
+temporary ``cache_dir``), then ``preprocess``/``collate``/``forward``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
+from .registry import ComponentSpec, Registry, get_plugin_manager, get_registry
+
+__all__ = [
+    "ConformanceError",
+    "ComponentReport",
+    "check_encoder",
+    "check_fusion",
+    "check_augmentation",
+    "check_search_space",
+    "check_component_registration",
+    "check_role_inference",
+    "default_sample",
+]
+
+
+class ConformanceError(AssertionError):
+    """A component breaks one of automm's contracts."""
+
+
+@dataclass
+class ComponentReport:
+    """What a check found: the spec, the hyperparameters used, the outputs computed, and
+    the hyperparameters each search-space draw returned."""
+
+    spec: ComponentSpec
+    hyperparameters: dict
+    output_dim: int | None = None
+    outputs: torch.Tensor | None = None
+    search_draws: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+def _fail(spec: ComponentSpec | str, message: str) -> None:
+    name = spec if isinstance(spec, str) else f"{spec.kind} {spec.name!r} (plugin {spec.provider!r})"
+    raise ConformanceError(f"{name}: {message}")
+
+
+def _resolve(kind: str, name_or_spec: str | ComponentSpec, registry: Registry | None) -> ComponentSpec:
+    if isinstance(name_or_spec, ComponentSpec):
+        if name_or_spec.kind != kind:
+            _fail(name_or_spec, f"expected a {kind}, got a {name_or_spec.kind}")
+        return name_or_spec
+    return (registry or get_registry()).get(kind, name_or_spec)
+
+
+def _json_roundtrip(spec: ComponentSpec, what: str, value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        _fail(spec, f"{what} is not JSON-serialisable: {exc}")
+
+
+def _safetensors_roundtrip(spec: ComponentSpec, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The module's state_dict as AutoMM.save writes it and AutoMM.load reads it back."""
+    from safetensors.torch import load, save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    try:
+        return load(save(state)) if state else {}
+    except Exception as exc:  # noqa: BLE001 - e.g. shared (tied) tensors
+        _fail(spec, f"state_dict cannot be written with safetensors: {exc}")
+
+
+def _assert_close(spec: ComponentSpec, what: str, first: torch.Tensor, second: torch.Tensor,
+                  atol: float) -> None:
+    if first.shape != second.shape:
+        _fail(spec, f"{what}: shapes differ, {tuple(first.shape)} vs {tuple(second.shape)}")
+    if not torch.allclose(first.float(), second.float(), atol=atol, rtol=0.0, equal_nan=False):
+        diff = (first.float() - second.float()).abs().max().item()
+        _fail(spec, f"{what}: outputs differ (max abs difference {diff:.3g} > {atol:g})")
+
+
+def _check_output(spec: ComponentSpec, what: str, out: Any, batch_size: int, width: int | None) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor):
+        _fail(spec, f"{what} must return a tensor, got {type(out).__name__}")
+    if out.dim() != 2 or out.shape[0] != batch_size:
+        _fail(spec, f"{what} must return shape (batch={batch_size}, width), got {tuple(out.shape)}")
+    if width is not None and out.shape[1] != width:
+        _fail(spec, f"{what} returned width {out.shape[1]}, but the component declares output_dim={width}")
+    if not torch.is_floating_point(out):
+        _fail(spec, f"{what} must return floating-point values, got {out.dtype}")
+    if not torch.isfinite(out).all():
+        _fail(spec, f"{what} returned NaN or infinite values")
+    if out.device.type != "cpu":
+        _fail(spec, f"{what} returned a tensor on {out.device}; on CPU inputs it must stay on CPU")
+    return out
+
+
+def _declared_dim(spec: ComponentSpec, hyperparameters: Mapping[str, Any]) -> int | None:
+    try:
+        return spec.expected_output_dim(**hyperparameters)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"its output_dim function fails on hyperparameters {dict(hyperparameters)}: {exc!r}")
+
+
+def _named_parameters_requiring_grad(module: torch.nn.Module) -> list[str]:
+    return [name for name, p in module.named_parameters() if p.requires_grad]
+
+
+def default_sample(modality: str) -> Any:
+    """A natural sample for a modality's augmentations: an image tensor (3, 32, 32) in
+    [0, 1], a token list, or a tabular row. Other modalities must pass their own."""
+    generator = torch.Generator().manual_seed(0)
+    if modality == "image":
+        return torch.rand(3, 32, 32, generator=generator)
+    if modality == "text":
+        return "the quick brown fox jumps over the lazy dog".split()
+    if modality == "tabular":
+        return {"a": 1.5, "b": "x"}
+    raise ValueError(f"no default sample for modality {modality!r}; pass sample=...")
+
+
+# -- search spaces -----------------------------------------------------------------------
+
+def check_search_space(name_or_spec: str | ComponentSpec, kind: str = "encoder", *, prefix: str | None = None,
+                       n_draws: int = 3, seed: int = 0, registry: Registry | None = None) -> list[dict]:
+    """Run the component's search space on real Optuna trials (``n_draws`` random ones),
+    check that every parameter name starts with ``prefix`` (default ``"<name>."``), that
+    replaying the same values through :class:`optuna.trial.FixedTrial` returns the same
+    keyword arguments, and that these are JSON-serialisable and keyword-shaped (no
+    prefix left in them). Returns the keyword arguments of each draw (factory kwargs)."""
+    import optuna
+
+    spec = _resolve(kind, name_or_spec, registry)
+    if spec.search_space is None:
+        return []
+    prefix = f"{spec.name}." if prefix is None else prefix
+    draws = []
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        for _ in range(max(1, n_draws)):
+            trial = study.ask()
+            try:
+                kwargs = spec.suggest(trial, prefix)
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"search space fails on an Optuna trial: {exc!r}")
+            if not isinstance(kwargs, dict):
+                _fail(spec, f"search space must return a dict of factory keyword arguments, got {type(kwargs).__name__}")
+            wrong = [p for p in trial.params if not p.startswith(prefix)]
+            if wrong:
+                _fail(spec, f"search space suggested parameters {wrong} that do not start with the prefix {prefix!r}")
+            leaked = [k for k in kwargs if not isinstance(k, str) or k.startswith(prefix) or not k.isidentifier()]
+            if leaked:
+                _fail(spec, f"search space must return factory keyword names (no prefix), got keys {leaked}")
+            _json_roundtrip(spec, "the search space's hyperparameters", kwargs)
+            try:
+                replayed = spec.suggest(optuna.trial.FixedTrial(dict(trial.params)), prefix)
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"search space fails under optuna.trial.FixedTrial({trial.params}): {exc!r}")
+            if replayed != kwargs:
+                _fail(spec, f"search space is not a function of the trial's parameters: {kwargs} on the trial, "
+                            f"{replayed} when replayed with FixedTrial")
+            study.tell(trial, 0.0)
+            draws.append(kwargs)
+    finally:
+        optuna.logging.set_verbosity(previous)
+    return draws
+
+
+# -- encoders ----------------------------------------------------------------------------
+
+def _build_encoder(spec: ComponentSpec, hyperparameters: Mapping[str, Any], seed: int) -> Encoder:
+    torch.manual_seed(seed)
+    try:
+        encoder = spec.create(**hyperparameters)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"factory fails with hyperparameters {dict(spec.hyperparameters(**hyperparameters))}: {exc!r}")
+    if not isinstance(encoder, Encoder):
+        _fail(spec, f"factory must return an automm.Encoder, got {type(encoder).__name__}")
+    return encoder
+
+
+def _encode(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], augment: Callable | None = None
+            ) -> torch.Tensor:
+    try:
+        samples = [encoder.preprocess(v, augment if v is not MISSING else None) for v in values]
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"preprocess fails: {exc!r}")
+    try:
+        batch = encoder.collate(samples)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"collate fails on {len(samples)} samples: {exc!r}")
+    try:
+        return encoder(batch)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"forward fails: {exc!r}")
+
+
+def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any], *,
+                  missing_value: Any = MISSING, seed: int = 0, atol: float = 1e-5, check_search: bool = True,
+                  build_search_draws: bool = True, n_search_draws: int = 2, check_pickle: bool = True,
+                  cache_dir: str | None = None, registry: Registry | None = None,
+                  **hyperparameters: Any) -> ComponentReport:
+    """Check an encoder on ``sample_values`` (a few raw values of its modality, at least
+    two, none missing; ``missing_value`` is added as the core would pass a missing one)
+    with the registered defaults updated by ``hyperparameters``.
+
+    Checks the registration (modality, declared output width), the protocol (``fit`` →
+    ``prepare`` → ``preprocess`` → ``collate`` → ``forward``) on CPU in eval mode, output
+    shape/dtype/finiteness, that a missing value works alone and mixed with present ones,
+    that ``preprocess`` accepts an (identity) ``augment``, that a non-frozen encoder passes
+    gradients to some parameter in training mode, determinism (two builds under the same
+    seed agree), pickling (DataLoader workers), the save/load round trip (JSON state +
+    safetensors ``state_dict`` into a fresh build under another seed gives identical
+    outputs), and the search space (see :func:`check_search_space`; with
+    ``build_search_draws`` every draw must also build an encoder of the declared width)."""
+    spec = _resolve("encoder", name_or_spec, registry)
+    values = list(sample_values)
+    if len(values) < 2:
+        _fail(spec, "check_encoder needs at least two sample values")
+    if not spec.modality:
+        _fail(spec, "an encoder must be registered with a modality")
+    hp = spec.hyperparameters(**hyperparameters)
+    _json_roundtrip(spec, "the default hyperparameters", spec.defaults)
+    declared = _declared_dim(spec, hp)
+    report = ComponentReport(spec=spec, hyperparameters=hp)
+    all_values = values + [missing_value]
+
+    with tempfile.TemporaryDirectory(prefix="automm-check-") as tmp:
+        cache = cache_dir or tmp
+
+        def trained(seed_: int) -> Encoder:
+            encoder = _build_encoder(spec, hyperparameters, seed_)
+            if encoder.modality and encoder.modality != spec.modality:
+                _fail(spec, f"registered for modality {spec.modality!r} but the encoder says {encoder.modality!r}")
+            try:
+                fitted = encoder.fit(all_values)
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"fit fails on the sample values (with a missing one): {exc!r}")
+            if fitted is not None and fitted is not encoder:
+                _fail(spec, "fit must return self (or None)")
+            try:
+                encoder.prepare(all_values, cache_dir=cache)
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"prepare fails: {exc!r}")
+            return encoder.eval()
+
+        encoder = trained(seed)
+        width = int(encoder.output_dim)
+        if declared is not None and declared != width:
+            _fail(spec, f"declares output_dim={declared} for {hp}, but the built encoder has output_dim={width}")
+        report.output_dim = width
+        with torch.no_grad():
+            out = _check_output(spec, "forward", _encode(spec, encoder, all_values), len(all_values), width)
+            alone = _check_output(spec, "forward on a batch of one missing value",
+                                  _encode(spec, encoder, [missing_value]), 1, width)
+            del alone
+            single = _check_output(spec, "forward on a batch of one value", _encode(spec, encoder, values[:1]), 1, width)
+            _assert_close(spec, "a value encoded alone vs in a batch (eval mode)", single, out[:1], max(atol, 1e-4))
+            augmented = _encode(spec, encoder, values, augment=lambda x: x)
+            _check_output(spec, "forward after preprocess(value, augment=identity)", augmented, len(values), width)
+        report.outputs = out
+
+        # determinism under a seed
+        again = trained(seed)
+        with torch.no_grad():
+            _assert_close(spec, f"two builds under seed {seed} (deterministic)", out,
+                          _encode(spec, again, all_values), atol)
+
+        # gradients (on the second build: training mode may update statistics such as BatchNorm's)
+        if not again.frozen:
+            trainable = _named_parameters_requiring_grad(again)
+            if not trainable:
+                _fail(spec, "is not frozen (frozen=False) but has no trainable parameters; set frozen=True")
+            again.train()
+            torch.manual_seed(seed)
+            loss = _encode(spec, again, all_values).float().pow(2).mean()
+            loss.backward()
+            with_grad = [n for n, p in again.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+            if not with_grad:
+                _fail(spec, "no parameter receives a gradient from forward's output in training mode")
+        elif _named_parameters_requiring_grad(again):
+            report.notes.append("frozen=True but some parameters require gradients (e.g. a trainable adapter)")
+        del again
+
+        # pickling (DataLoader workers started with spawn receive the encoder pickled)
+        if check_pickle:
+            try:
+                clone = pickle.loads(pickle.dumps(encoder))
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"cannot be pickled (DataLoader worker processes need it): {exc!r}")
+            with torch.no_grad():
+                _assert_close(spec, "a pickled copy", out, _encode(spec, clone.eval(), all_values), atol)
+
+        # save / load round trip
+        try:
+            state = encoder.get_state()
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"get_state fails: {exc!r}")
+        if not isinstance(state, Mapping):
+            _fail(spec, f"get_state must return a dict, got {type(state).__name__}")
+        state = _json_roundtrip(spec, "get_state()", dict(state))
+        weights = _safetensors_roundtrip(spec, encoder)
+        restored = _build_encoder(spec, hyperparameters, seed + 1)
+        try:
+            restored.set_state(state)
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"set_state(get_state()) fails: {exc!r}")
+        try:
+            restored.load_state_dict(weights, strict=True)
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"load_state_dict(state_dict) after set_state fails: {exc}")
+        try:
+            restored.prepare(all_values, cache_dir=cache)
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"prepare fails on a restored encoder: {exc!r}")
+        with torch.no_grad():
+            _assert_close(spec, "save/load round trip (get_state + state_dict into a new build)", out,
+                          _encode(spec, restored.eval(), all_values), atol)
+
+    # search space
+    if check_search and spec.search_space is not None:
+        draws = check_search_space(spec, "encoder", n_draws=n_search_draws, seed=seed)
+        report.search_draws = draws
+        if build_search_draws:
+            for draw in draws:
+                params = dict(hyperparameters)
+                params.update(draw)
+                built = _build_encoder(spec, params, seed)
+                expected = _declared_dim(spec, spec.hyperparameters(**params))
+                if expected is not None and expected != int(built.output_dim):
+                    _fail(spec, f"declares output_dim={expected} for search draw {draw}, but the built encoder "
+                                f"has output_dim={built.output_dim}")
+    return report
+
+
+# -- fusions -----------------------------------------------------------------------------
+
+def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int] | None = None,
+                 n_outputs: int = 3, *, batch_size: int = 6, seed: int = 0, atol: float = 1e-5,
+                 check_search: bool = True, n_search_draws: int = 2, registry: Registry | None = None,
+                 **hyperparameters: Any) -> ComponentReport:
+    """Check a fusion built as ``factory(input_dims, n_outputs, **hyperparameters)``:
+    output shape (``output_dim``; ``n_outputs`` when ``produces_outputs``), finite outputs
+    with some inputs missing and with every input of a sample missing, that a missing
+    input's embedding (even NaN) does not change the output, gradients, determinism,
+    the state_dict round trip, and the search space (every draw must build and run)."""
+    spec = _resolve("fusion", name_or_spec, registry)
+    dims = dict(input_dims or {"image_0": 8, "text_0": 5, "tabular": 3})
+    hp = spec.hyperparameters(**hyperparameters)
+    _json_roundtrip(spec, "the default hyperparameters", spec.defaults)
+    report = ComponentReport(spec=spec, hyperparameters=hp)
+    generator = torch.Generator().manual_seed(seed)
+    embeddings = {name: torch.randn(batch_size, d, generator=generator) for name, d in dims.items()}
+    names = sorted(dims)
+    masks = {name: torch.ones(batch_size, dtype=torch.bool) for name in names}
+    for i, name in enumerate(names):  # sample i lacks input i; the last sample lacks everything
+        if i < batch_size - 1:
+            masks[name][i] = False
+        masks[name][batch_size - 1] = False
+
+    def build(seed_: int, params: Mapping[str, Any]) -> Fusion:
+        torch.manual_seed(seed_)
+        try:
+            fusion = spec.create(dict(dims), int(n_outputs), **params)
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"factory(input_dims={dims}, n_outputs={n_outputs}) fails with {dict(params)}: {exc!r}")
+        if not isinstance(fusion, Fusion):
+            _fail(spec, f"factory must return an automm.Fusion, got {type(fusion).__name__}")
+        return fusion.eval()
+
+    def run(fusion: Fusion, embs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        try:
+            return fusion(dict(embs), dict(masks))
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"forward fails: {exc!r}")
+
+    fusion = build(seed, hyperparameters)
+    width = int(fusion.output_dim)
+    if fusion.produces_outputs and width != int(n_outputs):
+        _fail(spec, f"produces_outputs=True but output_dim={width} != n_outputs={n_outputs}")
+    with torch.no_grad():
+        out = _check_output(spec, "forward", run(fusion, embeddings), batch_size, width)
+        poisoned = {name: torch.where(masks[name].unsqueeze(1), emb, torch.full_like(emb, float("nan")))
+                    for name, emb in embeddings.items()}
+        _assert_close(spec, "missing inputs replaced by NaN must not change the output", out,
+                      _check_output(spec, "forward with NaN in missing inputs", run(fusion, poisoned), batch_size,
+                                    width), atol)
+    report.output_dim, report.outputs = width, out
+
+    fusion.train()
+    params = _named_parameters_requiring_grad(fusion)
+    if params:
+        torch.manual_seed(seed)
+        run(fusion, embeddings).pow(2).mean().backward()
+        if not any(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.parameters()):
+            _fail(spec, "no parameter receives a gradient in training mode")
+    fusion.eval()
+
+    with torch.no_grad():
+        _assert_close(spec, f"two builds under seed {seed} (deterministic)", out,
+                      run(build(seed, hyperparameters), embeddings), atol)
+        restored = build(seed + 1, hyperparameters)
+        try:
+            restored.load_state_dict(_safetensors_roundtrip(spec, fusion), strict=True)
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"load_state_dict(state_dict) fails: {exc}")
+        _assert_close(spec, "state_dict round trip", out, run(restored, embeddings), atol)
+        try:
+            pickle.loads(pickle.dumps(fusion))
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"cannot be pickled: {exc!r}")
+
+    if check_search and spec.search_space is not None:
+        report.search_draws = check_search_space(spec, "fusion", n_draws=n_search_draws, seed=seed)
+        for draw in report.search_draws:
+            params_ = dict(hyperparameters)
+            params_.update(draw)
+            with torch.no_grad():
+                built = build(seed, params_)
+                _check_output(spec, f"forward of search draw {draw}", run(built, embeddings), batch_size,
+                              int(built.output_dim))
+    return report
+
+
+# -- augmentations -----------------------------------------------------------------------
+
+def _same_kind(spec: ComponentSpec, before: Any, after: Any) -> None:
+    if isinstance(before, torch.Tensor):
+        if not isinstance(after, torch.Tensor):
+            _fail(spec, f"must return a tensor for a tensor sample, got {type(after).__name__}")
+        if after.dim() != before.dim() or after.shape[0] != before.shape[0] or after.dtype != before.dtype:
+            _fail(spec, f"changed the sample's kind: {tuple(before.shape)} {before.dtype} -> "
+                        f"{tuple(after.shape)} {after.dtype}")
+        if torch.is_floating_point(after) and not torch.isfinite(after).all():
+            _fail(spec, "returned NaN or infinite values")
+    elif isinstance(before, (list, tuple)):
+        if not isinstance(after, (list, tuple)):
+            _fail(spec, f"must return a list for a list sample, got {type(after).__name__}")
+    elif isinstance(before, Mapping):
+        if not isinstance(after, Mapping):
+            _fail(spec, f"must return a mapping for a mapping sample, got {type(after).__name__}")
+    elif type(after) is not type(before):
+        _fail(spec, f"returned a {type(after).__name__} for a {type(before).__name__} sample")
+
+
+def _equal(first: Any, second: Any) -> bool:
+    if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor):
+        return first.shape == second.shape and torch.equal(first, second)
+    if isinstance(first, Mapping) and isinstance(second, Mapping):
+        return first.keys() == second.keys() and all(_equal(first[k], second[k]) for k in first)
+    if isinstance(first, (list, tuple)) and isinstance(second, (list, tuple)):
+        return len(first) == len(second) and all(_equal(a, b) for a, b in zip(first, second))
+    if isinstance(first, np.ndarray) or isinstance(second, np.ndarray):
+        return bool(np.array_equal(first, second))
+    return first == second
+
+
+def check_augmentation(name_or_spec: str | ComponentSpec, sample: Any = None, *, seed: int = 0, n_calls: int = 8,
+                       check_search: bool = True, n_search_draws: int = 2, registry: Registry | None = None,
+                       **hyperparameters: Any) -> ComponentReport:
+    """Check an augmentation. Sample augmentations are called on ``sample`` (default:
+    :func:`default_sample` of the modality) ``n_calls`` times: each result must be of the
+    same kind, the sample must not be modified in place, and the same generator seed must
+    give the same result. Batch augmentations (modality ``"batch"``) are checked on masks
+    (same keys, shapes and dtype; a dropped input may only turn True into False) and on
+    fused embeddings with soft targets (same shapes; targets still sum to 1)."""
+    spec = _resolve("augmentation", name_or_spec, registry)
+    if not spec.modality:
+        _fail(spec, "an augmentation must be registered with a modality (or 'batch')")
+    hp = spec.hyperparameters(**hyperparameters)
+    _json_roundtrip(spec, "the default hyperparameters", spec.defaults)
+    report = ComponentReport(spec=spec, hyperparameters=hp)
+
+    def build(params: Mapping[str, Any]):
+        try:
+            return spec.create(**params)
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"factory fails with {dict(spec.hyperparameters(**params))}: {exc!r}")
+
+    def exercise(aug: Any) -> None:
+        if spec.modality == "batch":
+            if not isinstance(aug, BatchAugmentation):
+                _fail(spec, f"a 'batch' augmentation must be an automm.BatchAugmentation, got {type(aug).__name__}")
+            _exercise_batch(spec, aug, seed, n_calls)
+        else:
+            if not isinstance(aug, Augmentation) and not callable(aug):
+                _fail(spec, f"must be an automm.Augmentation (callable), got {type(aug).__name__}")
+            value = default_sample(spec.modality) if sample is None else sample
+            _exercise_sample(spec, aug, value, seed, n_calls)
+
+    exercise(build(hyperparameters))
+    try:
+        pickle.loads(pickle.dumps(build(hyperparameters)))
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"cannot be pickled (DataLoader workers need it): {exc!r}")
+    if check_search and spec.search_space is not None:
+        report.search_draws = check_search_space(spec, "augmentation", n_draws=n_search_draws, seed=seed)
+        for draw in report.search_draws:
+            params = dict(hyperparameters)
+            params.update(draw)
+            exercise(build(params))
+    return report
+
+
+def _exercise_sample(spec: ComponentSpec, aug: Any, value: Any, seed: int, n_calls: int) -> None:
+    original = copy.deepcopy(value)
+    for call in range(n_calls):
+        try:
+            first = aug(copy.deepcopy(value) if call % 2 else value, torch.Generator().manual_seed(seed + call))
+            second = aug(copy.deepcopy(value), torch.Generator().manual_seed(seed + call))
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"fails on the sample: {exc!r}")
+        _same_kind(spec, value, first)
+        if not _equal(first, second):
+            _fail(spec, "is not deterministic: the same generator seed gave different results")
+        if not _equal(value, original):
+            _fail(spec, "modified its input sample in place; return a new value instead")
+
+
+def _exercise_batch(spec: ComponentSpec, aug: BatchAugmentation, seed: int, n_calls: int) -> None:
+    batch = 8
+    for call in range(n_calls):
+        generator_seed = seed + call
+        masks = {"image_0": torch.tensor([True, True, False, True, True, False, True, True]),
+                 "text_0": torch.tensor([True, False, True, True, True, True, False, True])}
+        results = []
+        for _ in range(2):
+            try:
+                results.append(aug.apply_masks({k: v.clone() for k, v in masks.items()},
+                                               torch.Generator().manual_seed(generator_seed)))
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"apply_masks fails: {exc!r}")
+        new = results[0]
+        if set(new) != set(masks):
+            _fail(spec, f"apply_masks changed the inputs: {sorted(masks)} -> {sorted(new)}")
+        for name in masks:
+            if new[name].shape != masks[name].shape or new[name].dtype != torch.bool:
+                _fail(spec, f"apply_masks must keep (B,) bool masks; {name}: {tuple(new[name].shape)} {new[name].dtype}")
+            if (new[name] & ~masks[name]).any():
+                _fail(spec, f"apply_masks turned a missing input ({name}) into a present one")
+        if not all(torch.equal(results[0][k], results[1][k]) for k in masks):
+            _fail(spec, "apply_masks is not deterministic under the same generator seed")
+        g = torch.Generator().manual_seed(1000 + generator_seed)
+        fused = torch.randn(batch, 6, generator=g)
+        targets = torch.softmax(torch.randn(batch, 3, generator=g), dim=1)
+        outs = []
+        for _ in range(2):
+            try:
+                outs.append(aug.apply_fused(fused.clone(), targets.clone(), torch.Generator().manual_seed(generator_seed)))
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"apply_fused fails: {exc!r}")
+        (new_fused, new_targets), (again_fused, again_targets) = outs
+        if new_fused.shape != fused.shape or new_targets.shape != targets.shape:
+            _fail(spec, "apply_fused must keep the shapes of the fused embeddings and the targets")
+        if not torch.allclose(new_targets.sum(1), torch.ones(batch), atol=1e-5):
+            _fail(spec, "apply_fused must keep soft class targets summing to 1")
+        if not (torch.equal(new_fused, again_fused) and torch.equal(new_targets, again_targets)):
+            _fail(spec, "apply_fused is not deterministic under the same generator seed")
+
+
+# -- registration ------------------------------------------------------------------------
+
+def check_component_registration(plugin: Any, *, build_encoders: bool = False,
+                                 expected: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[ComponentSpec]]:
+    """Register ``plugin`` (a module or object with ``@automm.hookimpl`` functions) in a
+    private registry beside the built-ins (the process-wide registry is not touched) and
+    check what it registers: valid unique names (a clash with a built-in or another
+    component fails), callable factories, a modality for encoders and augmentations,
+    JSON-serialisable defaults, a callable search space, and an ``output_dim`` that is an
+    int or works on the defaults. ``build_encoders=True`` also builds each encoder with its
+    defaults and compares the widths. ``expected`` (kind → names) must all be registered.
+    Returns the plugin's specs by kind (``encoder``, ``fusion``, ``augmentation``)."""
+    from .registry import _plugin_name
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    name = _plugin_name(plugin)
+    if pm.is_registered(plugin) or pm.has_plugin(name):
+        registry = Registry(pm)
+    else:
+        try:
+            pm.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001
+            _fail(f"plugin {name!r}", f"cannot be registered with pluggy: {exc!r}")
+        try:
+            registry = Registry(pm)
+        except Exception as exc:  # noqa: BLE001
+            _fail(f"plugin {name!r}", f"registration fails: {exc}")
+    found: dict[str, list[ComponentSpec]] = {}
+    for kind in ("encoder", "fusion", "augmentation"):
+        found[kind] = [s for s in registry.specs(kind) if s.provider == name]
+    if not any(found.values()) and not _has_role_hook(plugin):
+        _fail(f"plugin {name!r}", "registers no encoder, fusion or augmentation and infers no column role")
+    for kind, specs in found.items():
+        for spec in specs:
+            _json_roundtrip(spec, "the default hyperparameters", spec.defaults)
+            if spec.search_space is not None and not callable(spec.search_space):
+                _fail(spec, "search_space is not callable")
+            if kind == "encoder":
+                if spec.output_dim is None:
+                    _fail(spec, "an encoder must declare output_dim (an int or a function of the hyperparameters)")
+                declared = _declared_dim(spec, spec.defaults)
+                if declared is None or declared <= 0:
+                    _fail(spec, f"declares a non-positive output_dim {declared}")
+                if build_encoders:
+                    built = _build_encoder(spec, {}, 0)
+                    if int(built.output_dim) != declared:
+                        _fail(spec, f"declares output_dim={declared} but builds with {built.output_dim}")
+    for kind, names in (expected or {}).items():
+        missing = sorted(set(names) - {s.name for s in found.get(kind, [])})
+        if missing:
+            _fail(f"plugin {name!r}", f"does not register the {kind}s {missing}")
+    return found
+
+
+def _has_role_hook(plugin: Any) -> bool:
+    return callable(getattr(plugin, "automm_infer_column_role", None))
+
+
+def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_role: str,
+                         column_name: str = "column") -> str:
+    """Check that, with ``plugin`` registered (beside the built-ins, in a private plugin
+    manager), column-role inference gives ``expected_role`` for a column holding
+    ``column_values``. Returns the role."""
+    from .registry import _plugin_name
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    if not pm.is_registered(plugin):
+        pm.register(plugin, name=_plugin_name(plugin))
+    role = pm.hook.automm_infer_column_role(name=column_name, values=list(column_values))
+    if role != expected_role:
+        raise ConformanceError(f"plugin {_plugin_name(plugin)!r}: column {column_name!r} inferred as {role!r}, "
+                               f"expected {expected_role!r}")
+    return role

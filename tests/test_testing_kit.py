@@ -1,0 +1,179 @@
+"""The conformance kit (automm.testing) run over every built-in component, and shown to
+catch broken components."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+import automm
+from automm import MISSING, Encoder, Fusion, hookimpl
+from automm.builtin import DEFAULT_PLUGINS
+from automm.testing import (ConformanceError, check_augmentation, check_component_registration, check_encoder,
+                            check_fusion, check_role_inference, check_search_space)
+
+TEXTS = ["a red cotton shirt", "blue denim jeans for men", "", "watch", "the quick brown fox"]
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8), rng.random((16, 16)),
+            rng.integers(0, 256, size=(40, 30, 4), dtype=np.uint8)]
+
+
+TINY_ENCODERS = {
+    "cnn": (_images, {"image_size": 16, "width": 4, "depth": 2, "output_dim": 8}),
+    "resnet": (_images, {"image_size": 16, "width": 4, "depth": 2, "output_dim": 8}),
+    "hashed_ngram": (lambda: TEXTS, {"n_buckets": 512, "emb_dim": 8, "output_dim": 8}),
+    "gru": (lambda: TEXTS, {"max_length": 8, "emb_dim": 8, "hidden_dim": 8, "output_dim": 8}),
+    "transformer": (lambda: TEXTS, {"max_length": 8, "d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16,
+                                    "output_dim": 8}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY_ENCODERS))
+def test_builtin_encoder_conforms(name):
+    values, hp = TINY_ENCODERS[name]
+    # search draws are full-size models: check their search space without building them
+    report = check_encoder(name, values(), build_search_draws=False, **hp)
+    assert report.outputs.shape == (len(values()) + 1, 8)
+    assert report.search_draws
+
+
+def test_tabular_encoder_conforms():
+    roles = {"price": "numeric", "colour": "categorical"}
+    rows = [{"price": 3.5, "colour": "red"}, {"price": MISSING, "colour": "blue"},
+            {"price": 10.0, "colour": MISSING}, {"price": 7, "colour": "red"}]
+    report = check_encoder("tabular", rows, missing_value={"price": MISSING, "colour": MISSING},
+                           column_roles=roles, emb_dim=4, hidden_dim=8, output_dim=6)
+    assert report.output_dim == 6
+
+
+@pytest.mark.parametrize("name", ["concat", "attention", "gated", "late"])
+def test_builtin_fusion_conforms(name):
+    small = {"concat": {"proj_dim": 8, "hidden_dim": 8}, "attention": {"d_model": 8, "n_heads": 2},
+             "gated": {"hidden_dim": 8}, "late": {"hidden_dim": 8}}[name]
+    report = check_fusion(name, {"image_0": 6, "text_0": 4}, n_outputs=3, **small)
+    assert report.outputs.shape[0] == 6
+
+
+@pytest.mark.parametrize("name", ["random_resized_crop", "horizontal_flip", "color_jitter", "token_dropout",
+                                  "token_swap", "modality_dropout", "mixup"])
+def test_builtin_augmentation_conforms(name):
+    check_augmentation(name)
+
+
+@pytest.mark.parametrize("module", DEFAULT_PLUGINS)
+def test_builtin_plugins_register_cleanly(module):
+    check_component_registration(importlib.import_module(module))
+
+
+def test_builtin_role_inference():
+    check_role_inference(importlib.import_module("automm.roles"), ["a.png", "b.jpg"], "image")
+
+
+# -- the kit catches broken components ---------------------------------------------------
+
+class _WrongWidth(Encoder):
+    modality = "text"
+    output_dim = 4
+
+    def __init__(self, declared=4):
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 5)
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([0.0 if value is MISSING else float(len(str(value)))])
+
+    def forward(self, batch):
+        return self.linear(batch)
+
+
+class _Unseeded(_WrongWidth):
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+
+    def forward(self, batch):
+        return self.linear(batch) + torch.rand(batch.shape[0], 5)  # not driven by the seed: breaks determinism
+
+
+class _NoMissing(_WrongWidth):
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([float(len(value))])  # len(MISSING) fails
+
+
+class _LeakyFusion(Fusion):
+    def __init__(self, input_dims, n_outputs):
+        super().__init__()
+        self.names = sorted(input_dims)
+        self.linear = torch.nn.Linear(sum(input_dims.values()), 4)
+        self.output_dim = 4
+
+    def forward(self, embeddings, masks):
+        return self.linear(torch.cat([embeddings[n] for n in self.names], dim=1))  # ignores masks
+
+
+def _bad_space(trial, prefix):
+    return {"width": trial.suggest_int("width", 1, 4)}  # no prefix
+
+
+class _BrokenPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("wrong_width", _WrongWidth, modality="text", output_dim=4)
+        register("unseeded", _Unseeded, modality="text", output_dim=5)
+        register("no_missing", _NoMissing, modality="text", output_dim=5)
+        register("bad_space", _Unseeded, modality="text", output_dim=5, search_space=_bad_space)
+
+    @hookimpl
+    def automm_register_fusions(self, register):
+        register("leaky", _LeakyFusion)
+
+
+@pytest.fixture
+def broken(fresh_registry):
+    return fresh_registry(_BrokenPlugin())
+
+
+def test_kit_catches_a_wrong_declared_width(broken):
+    with pytest.raises(ConformanceError, match="wrong_width.*width 5.*output_dim=4"):
+        check_encoder("wrong_width", ["a", "bb"])
+
+
+def test_kit_catches_nondeterminism(broken):
+    with pytest.raises(ConformanceError, match="unseeded.*(deterministic|alone vs in a batch)"):
+        check_encoder("unseeded", ["a", "bb"])
+
+
+def test_kit_catches_missing_value_failures(broken):
+    with pytest.raises(ConformanceError, match="no_missing.*preprocess fails"):
+        check_encoder("no_missing", ["a", "bb"])
+
+
+def test_kit_catches_unprefixed_search_parameters(broken):
+    with pytest.raises(ConformanceError, match="do not start with the prefix 'bad_space.'"):
+        check_search_space("bad_space")
+
+
+def test_kit_catches_a_fusion_that_reads_missing_inputs(broken):
+    with pytest.raises(ConformanceError, match="leaky.*(NaN|missing)"):
+        check_fusion("leaky")
+
+
+def test_kit_catches_invalid_defaults():
+    class BadDefaults:
+        @hookimpl
+        def automm_register_fusions(self, register):
+            register("bad_defaults", _LeakyFusion, defaults={"x": object()})
+
+    with pytest.raises(ConformanceError, match="not JSON-serialisable"):
+        check_component_registration(BadDefaults())
+    assert "bad_defaults" not in automm.list_fusions()  # the process-wide registry is untouched
