@@ -1,0 +1,117 @@
+"""The training loop: callbacks, history, early stopping, deadline, device handling."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from automm import AutoMM, InputError, create_encoder, create_fusion
+from automm.data import BatchCollator, MultimodalDataset
+from automm.model import MultimodalNet
+from automm.training import Callback, Trainer, TrainingConfig, make_loader, resolve_device
+
+
+def _setup(n=64, seed=0):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    texts = [("red apple sweet" if y else "blue ocean deep") + f" {i}" for i, y in enumerate(labels)]
+    encoder = create_encoder("hashed_ngram", n_buckets=1024, emb_dim=16, output_dim=16)
+    encoder.fit(texts)
+    encoders = {"text_0": encoder}
+    model = MultimodalNet(encoders, create_fusion("concat", {"text_0": 16}, 2, proj_dim=16, hidden_dim=16), 2)
+    dataset = MultimodalDataset({"text_0": texts}, encoders, labels.astype(np.int64))
+    loader = make_loader(dataset, 16, True, 0, seed, BatchCollator(encoders))
+    valid = make_loader(dataset, 32, False, 0, seed, BatchCollator(encoders))
+    return model, loader, valid, labels
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, trainer):
+        self.events.append("begin")
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.events.append(f"epoch{epoch}")
+
+    def on_batch_end(self, trainer, loss):
+        self.events.append("batch")
+
+    def on_epoch_end(self, trainer, record):
+        self.events.append(f"end{record['epoch']}")
+
+    def on_train_end(self, trainer):
+        self.events.append("finish")
+
+
+def test_callbacks_history_and_best_state():
+    model, loader, valid, labels = _setup()
+    recorder = Recorder()
+    trainer = Trainer(model, TrainingConfig(max_epochs=3, problem_type="binary", learning_rate=5e-3),
+                      torch.device("cpu"), [recorder])
+    trainer.fit(loader, valid, labels)
+    assert recorder.events[0] == "begin" and recorder.events[-1] == "finish"
+    assert recorder.events.count("batch") == 3 * len(loader)
+    assert [r["epoch"] for r in trainer.history] == [1, 2, 3]
+    assert {"train_loss", "valid_loss", "valid_score", "lr", "seconds", "best"} <= set(trainer.history[0])
+    assert trainer.best_score == max(r["valid_score"] for r in trainer.history)
+    assert trainer.best_score > 0.9
+
+
+def test_early_stopping_stops_after_patience():
+    model, loader, valid, labels = _setup()
+
+    class NeverBetter(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.best_epoch = 1  # pretend nothing after epoch 1 improved
+
+    from automm.training import EarlyStopping
+
+    trainer = Trainer(model, TrainingConfig(max_epochs=20, problem_type="binary"), torch.device("cpu"),
+                      [NeverBetter(), EarlyStopping(2)])
+    trainer.fit(loader, valid, labels)
+    assert len(trainer.history) == 3 and "no improvement" in trainer.stop_reason
+
+
+def test_deadline_stops_mid_epoch_and_keeps_a_model():
+    model, loader, valid, labels = _setup()
+    trainer = Trainer(model, TrainingConfig(max_epochs=1000, problem_type="binary",
+                                            deadline=time.monotonic() + 1.0), torch.device("cpu"))
+    start = time.monotonic()
+    trainer.fit(loader, valid, labels)
+    assert time.monotonic() - start < 5
+    assert trainer.stop_reason == "time limit reached"
+    assert trainer.best_state is not None
+
+
+def test_nan_loss_is_reported():
+    model, loader, valid, labels = _setup()
+    with torch.no_grad():
+        model.head[1].weight.fill_(float("nan"))
+    trainer = Trainer(model, TrainingConfig(max_epochs=1, problem_type="binary"), torch.device("cpu"))
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        trainer.fit(loader, valid, labels)
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_asking_for_cuda_without_a_gpu_fails_before_training():
+    with pytest.raises(InputError, match="device: .*CUDA is not available"):
+        AutoMM(device="cuda").fit(["a long text", "another long text"], [0, 1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_with_mixed_precision():  # runs on GPU machines only
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample().head(64)
+    clf = AutoMM(device="cuda", amp=True, max_epochs=1, random_state=0).fit(frame[["image", "name"]], frame["category"])
+    assert next(clf.model_.parameters()).device.type == "cuda"
+    assert len(clf.predict(frame[["image", "name"]])) == 64
