@@ -110,7 +110,8 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
     frame = read_table(path)
     for column, value in filters:
         if column not in frame.columns:
-            raise UsageError(f"--filter: no column {column!r} in {path}{_suggest(column, list(frame.columns))}")
+            raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
+                             f"{', '.join(map(str, frame.columns))}{_suggest(column, list(frame.columns))}")
         frame = frame[frame[column].astype(str) == value]
     if len(frame) == 0:
         from .exceptions import InputError
@@ -138,9 +139,9 @@ def _model_inputs(estimator, frame, data_path: str) -> tuple:
 
     missing = [c for c in estimator.columns_ if c not in frame.columns]
     if missing:
-        hints = "".join(_suggest(c, list(frame.columns)) for c in missing[:1])
-        raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on{hints}; "
-                         f"its columns are {', '.join(map(str, frame.columns))}")
+        hint = _suggest(missing[0], list(frame.columns)) if len(missing) == 1 else ""
+        raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on; "
+                         f"its columns are {', '.join(map(str, frame.columns))}{hint}")
     if estimator.input_positional_:
         return tuple(frame[c].tolist() for c in estimator.columns_)
     return (frame[list(estimator.columns_)],)
@@ -264,8 +265,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
     frame = _read_data(args.data, filters, estimator.column_roles_)
     if label not in frame.columns:
-        raise InputError(f"{args.data}: no label column {label!r}{_suggest(label, list(frame.columns))}; columns "
-                         f"are {', '.join(map(str, frame.columns))}")
+        problem = UsageError if args.label else InputError
+        raise problem(f"{args.data}: no label column {label!r}; columns are {', '.join(map(str, frame.columns))}"
+                      f"{_suggest(label, list(frame.columns))}")
     present = [not is_missing(v) for v in frame[label].tolist()]
     if not all(present):
         out.log(f"ignoring {len(present) - sum(present)} rows without a label")
@@ -350,40 +352,55 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- worker
+def _find_run_worker():
+    """``automm.worker.run_worker`` or, where the search provides it, ``automm.search.run_worker``."""
+    import importlib
+
+    for module_name in ("automm.worker", "automm.search"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        function = getattr(module, "run_worker", None)
+        if callable(function):
+            return function
+    from .exceptions import AutoMMError
+
+    raise AutoMMError("automm worker needs run_worker from the distributed search (automm.worker or "
+                      "automm.search), which this installation of automm does not provide")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import inspect
 
-    try:
-        from .worker import run_worker
-    except ImportError as exc:
-        if exc.name in ("automm.worker", None) or "automm.worker" in str(exc):
-            from .exceptions import AutoMMError
-
-            raise AutoMMError("automm worker needs automm.worker.run_worker (the distributed search), which this "
-                              "installation of automm does not provide yet") from None
-        raise
-    available = {"storage": args.storage, "study_name": args.study, "n_trials": args.n_trials,
-                 "time_limit": args.time_limit, "verbose": 0 if args.quiet else 1}
+    out = _Out(args.quiet)
+    run_worker = _find_run_worker()
+    inputs: tuple = ()
+    labels = None
     if args.recipe is not None:
         from .recipes import load_recipe
 
         recipe = load_recipe(args.recipe, list(args.overrides or []), check_data=True, require_data=True)
-        available["recipe"] = recipe
+        data = recipe.load_data()
+        inputs, labels = (data.X_train,), data.y_train
+        out.log(f"data: {data.source}: {len(data.X_train)} train rows (must be what the study's fit was given)")
     elif args.overrides:
         raise UsageError("worker: --set needs --recipe")
+    options = {"device": args.device, "n_jobs": args.n_jobs, "artifact_dir": args.artifact_dir, "wait": args.wait,
+               "verbose": 0 if args.quiet else 1}
     try:
         parameters = inspect.signature(run_worker).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        options = {k: v for k, v in options.items() if v is not None and (takes_any or k in parameters)}
     except (TypeError, ValueError):  # pragma: no cover
-        parameters = {}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    kwargs = {k: v for k, v in available.items()
-              if (takes_any or k in parameters) and (v is not None or k in ("storage", "study_name"))}
-    if args.recipe is not None and "recipe" not in kwargs:
-        raise UsageError("worker: this automm's run_worker does not take a recipe; drop --recipe")
-    _Out(args.quiet).log(f"joining study {args.study!r} on {_redact(args.storage)}")
-    result = run_worker(**kwargs)
-    if isinstance(result, (int, float)) and not isinstance(result, bool):
-        _Out(args.quiet).log(f"worker finished: {result} trial(s)")
+        options = {k: v for k, v in options.items() if v is not None}
+    out.log(f"joining study {args.study!r} on {_redact(args.storage)}")
+    trials = run_worker(args.storage, args.study, *inputs, y=labels, **options)
+    out.log(f"done: this worker ran {trials} trial(s)")
+    if not args.quiet:
+        _Out.result(str(trials))
     return EXIT_OK
 
 
@@ -473,13 +490,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", parents=[common, override], help="join a running search study",
                        description="Run trials of a search study shared through an Optuna storage (a journal file "
-                                   "or PostgreSQL), alongside other workers on this or other machines.")
+                                   "or PostgreSQL), alongside other workers on this or other machines, until the "
+                                   "study's n_trials or time limit is reached or its fit finishes. Prints the "
+                                   "number of trials this worker ran.")
     p.add_argument("--storage", required=True, metavar="URL", help="Optuna storage URL, e.g. "
                                                                     "postgresql://user:pass@host/db")
     p.add_argument("--study", required=True, metavar="NAME", help="study name")
-    p.add_argument("--recipe", metavar="RECIPE", help="the recipe of the study (its data and settings)")
-    p.add_argument("--n-trials", type=int, metavar="N", help="stop after N trials")
-    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--recipe", metavar="RECIPE", help="the recipe whose 'automm fit' created the study: its "
+                                                        "training data are used when the study holds no copy of them")
+    p.add_argument("--device", default=None, help="where this worker trains: auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--n-jobs", type=int, default=None, metavar="N", help="trials in parallel processes here")
+    p.add_argument("--artifact-dir", metavar="DIR", help="a folder the fit process can read, for this worker's best "
+                                                         "models")
+    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                   help="how long to wait for the study to appear (default: 60)")
     p.set_defaults(func=cmd_worker)
     return parser
 

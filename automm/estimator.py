@@ -74,7 +74,8 @@ class AutoMM(BaseEstimator):
     class_weight (None, "balanced" or dict label → weight), head_dropout.
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     amp : mixed precision on CUDA (ignored on CPU).
-    num_workers : DataLoader worker processes, or "auto" (sized to the CPUs when images are decoded).
+    num_workers : DataLoader worker processes, or "auto": half the CPUs (at most 4) when images or
+        other media are decoded and more than 2 CPUs exist, else 0 (decoding in the training process).
     n_trials : number of search trials; None searches until ``time_limit`` when one is given,
         else trains the one default configuration.
     search_space : dict narrowing or widening the search (see :mod:`automm.search`).
@@ -175,6 +176,9 @@ class AutoMM(BaseEstimator):
             resolve_device(self.device)
         except (ValueError, RuntimeError) as exc:
             raise InputError(f"device: {exc}") from None
+        from . import search
+
+        search.validate_params(self)
 
     def _resolve_problem_type(self, y: np.ndarray) -> str:
         from sklearn.utils.multiclass import type_of_target
@@ -250,12 +254,20 @@ class AutoMM(BaseEstimator):
                                          f"{spec.columns}); install a plugin that provides one")
                     default = candidates[0]
                 raw = default
-            name, params = _component_choice(raw, f"encoders[{spec.modality!r}]")
-            component = reg.get("encoder", name)
-            if component.modality != spec.modality:
-                raise InputError(f"encoders: {name!r} encodes {component.modality!r}, but input {spec.columns} "
-                                 f"is {spec.modality!r}; choose one of {reg.names('encoder', modality=spec.modality)}")
-            resolved.append((name, component.hyperparameters(**params)))
+            # A list is a set of choices for the search; the first is the default configuration's.
+            options = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+            if not options:
+                raise InputError(f"encoders[{spec.modality!r}]: an empty list of choices")
+            checked = []
+            for option in options:
+                name, params = _component_choice(option, f"encoders[{spec.modality!r}]")
+                component = reg.get("encoder", name)
+                if component.modality != spec.modality:
+                    raise InputError(f"encoders: {name!r} encodes {component.modality!r}, but input {spec.columns} "
+                                     f"is {spec.modality!r}; choose one of "
+                                     f"{reg.names('encoder', modality=spec.modality)}")
+                checked.append((name, component.hyperparameters(**params)))
+            resolved.append(checked[0])
         return resolved
 
     def _resolve_augmentations(self, reg: _registry.Registry, modalities: set[str]) -> list[tuple[str, dict]]:
@@ -291,8 +303,15 @@ class AutoMM(BaseEstimator):
             if role == "image":
                 validate_images(column, table.columns[column])
         encoder_choices = self._resolve_encoders(specs, reg)
-        fusion_name, fusion_params = _component_choice(self.fusion, "fusion")
-        fusion_params = reg.get("fusion", fusion_name).hyperparameters(**fusion_params)
+        # A list is a set of choices for the search; the first is the default configuration's.
+        fusion_options = list(self.fusion) if isinstance(self.fusion, (list, tuple)) else [self.fusion]
+        if not fusion_options:
+            raise InputError("fusion: an empty list of choices")
+        fusion_checked = []
+        for option in fusion_options:
+            option_name, option_params = _component_choice(option, "fusion")
+            fusion_checked.append((option_name, reg.get("fusion", option_name).hyperparameters(**option_params)))
+        fusion_name, fusion_params = fusion_checked[0]
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs})
         problem_type = self._resolve_problem_type(labels)
         return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
@@ -351,8 +370,11 @@ class AutoMM(BaseEstimator):
     def _resolved_num_workers(self, specs: Sequence[InputSpec]) -> int:
         if self.num_workers != "auto":
             return int(self.num_workers)
+        # Worker processes pay off when decoding (images, audio) can overlap with training on spare
+        # cores; on 2 cores or fewer they only compete with the training threads.
         heavy = any(s.modality not in ("text", "tabular") for s in specs)
-        return min(4, max(1, (os.cpu_count() or 1) - 1)) if heavy else 0
+        cpus = os.cpu_count() or 1
+        return min(4, cpus // 2) if heavy and cpus > 2 else 0
 
     def fit(self, *X, y=None):
         """Train on ``X`` (positional inputs, or one table) and labels ``y`` (the last
@@ -429,6 +451,13 @@ class AutoMM(BaseEstimator):
         self.stop_reason_ = candidate.stop_reason
         self.batch_size_ = int(candidate.config["training"]["batch_size"])
         self.num_workers_ = data.num_workers
+        # The search's results (leaderboard_, ensemble_, ...); a fit without search has none.
+        from .search import RESULT_ATTRIBUTES
+
+        for attr in RESULT_ATTRIBUTES:
+            self.__dict__.pop(attr, None)
+            if attr in candidate.extras:
+                setattr(self, attr, candidate.extras[attr])
 
     def _extra_callbacks(self) -> list:
         """Callbacks added by subclasses (the search adds its pruning reporter)."""
@@ -470,6 +499,8 @@ class AutoMM(BaseEstimator):
 
     def _raw_outputs(self, X: tuple) -> np.ndarray:
         table = self._table_for_prediction(X)
+        if self.__dict__.get("ensemble_") is not None:  # averaged member probabilities (automm.ensemble)
+            return self.ensemble_.raw_outputs(self, table)
         model = self.model_.to(self.device_).eval()
         use_amp = bool(self.amp) and self.device_.type == "cuda"
         chunks = []

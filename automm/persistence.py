@@ -3,7 +3,9 @@
 A model directory holds ``automm.json`` (format version, library versions, estimator class
 and parameters, problem type, classes, inputs, components and their hyperparameters),
 ``preprocessing.json`` (each encoder's learned state, e.g. vocabularies) and
-``weights.safetensors``. Writing goes to a temporary sibling directory that replaces the
+``weights.safetensors``; an ensemble (a search with ``ensemble_size > 1``) stores its first
+member there and every other member's preprocessing and weights under ``members/<k>/``, the
+members' configurations and weights in the manifest (format version 2). Writing goes to a temporary sibling directory that replaces the
 target only once complete, so an interrupted save never leaves a half-written model and
 never destroys the previous one.
 """
@@ -25,7 +27,8 @@ from .exceptions import ModelFormatError, UnknownComponentError
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the version this code reads; single models are still written as version 1
+MEMBERS = "members"
 MANIFEST = "automm.json"
 WEIGHTS = "weights.safetensors"
 PREPROCESSING = "preprocessing.json"
@@ -87,13 +90,19 @@ def manifest_of(estimator) -> dict:
         spec = reg.get(kind, name)
         return {"plugin": spec.provider, "package": spec.package}
 
-    params = {k: v for k, v in estimator.get_params(deep=False).items()}
+    params, not_stored = {}, []
+    for key, value in estimator.get_params(deep=False).items():
+        try:
+            params[key] = _jsonable(value)
+        except TypeError:  # e.g. an Optuna sampler object: loaded as the parameter's default
+            not_stored.append(key)
+    ensemble = estimator.__dict__.get("ensemble_")
     manifest = {
         "format": "automm-model",
-        "format_version": FORMAT_VERSION,
+        "format_version": 1 if ensemble is None else 2,
         "versions": _versions(),
         "estimator": type(estimator).__name__,
-        "params": _jsonable(params),
+        "params": params,
         "problem_type": estimator.problem_type_,
         "input_positional": estimator.input_positional_,
         "columns": list(estimator.columns_),
@@ -116,7 +125,34 @@ def manifest_of(estimator) -> dict:
         manifest["classes"] = _encode_classes(estimator.classes_)
     if getattr(estimator, "feature_names_in_", None) is not None:
         manifest["feature_names_in"] = list(estimator.feature_names_in_)
+    if not_stored:
+        manifest["params_not_stored"] = not_stored
+    if ensemble is not None:
+        if ensemble.members[0].model is not estimator.model_:
+            raise ValueError("ensemble_: its first member must be model_")
+        members = []
+        for k, member in enumerate(ensemble.members):
+            members.append({"path": "" if k == 0 else f"{MEMBERS}/{k}", "trial": int(member.trial),
+                            "weight": float(member.weight), "score": _jsonable(float(member.score)),
+                            "batch_size": int(member.batch_size), "config": _jsonable(member.config)})
+            if k:
+                known = {(c["kind"], c["name"]) for c in manifest["components"]}
+                for kind, name in [("encoder", c["name"]) for c in member.config["encoders"].values()] + [
+                        ("fusion", member.config["fusion"]["name"])]:
+                    if (kind, name) not in known:
+                        manifest["components"].append({"kind": kind, "name": name, **provenance(kind, name)})
+                        known.add((kind, name))
+        manifest["ensemble"] = {"problem_type": ensemble.problem_type, "members": members}
     return manifest
+
+
+def _write_member(model, directory: Path) -> None:
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS), metadata={"format": "automm-model"})
+    _write_json(directory / PREPROCESSING, {name: _jsonable(enc.get_state()) for name, enc in model.encoders.items()})
 
 
 def save_model(estimator, path: str | os.PathLike) -> str:
@@ -139,6 +175,10 @@ def save_model(estimator, path: str | os.PathLike) -> str:
     try:
         save_file(state, str(staging / WEIGHTS), metadata={"format": "automm-model"})
         _write_json(staging / PREPROCESSING, preprocessing)
+        ensemble = estimator.__dict__.get("ensemble_")
+        for info, member in zip(manifest.get("ensemble", {}).get("members", [])[1:],
+                                ensemble.members[1:] if ensemble is not None else []):
+            _write_member(member.model, staging / info["path"])
         _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
         if target.exists():
             retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
@@ -224,4 +264,39 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         estimator.target_std_ = manifest["target"]["std"]
     if "feature_names_in" in manifest:
         estimator.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
+    if "ensemble" in manifest:
+        estimator.ensemble_ = _load_ensemble(directory, manifest, inputs, estimator.model_, device_)
     return estimator
+
+
+def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, device):
+    """The ensemble of a model directory (its first member is the already loaded model)."""
+    import re
+
+    from safetensors.torch import load_file
+
+    from .ensemble import Ensemble, EnsembleMember
+    from .pipeline import build_model
+
+    members = []
+    for k, info in enumerate(manifest["ensemble"]["members"]):
+        path = info.get("path", "")
+        if (k == 0 and path != "") or (k > 0 and not re.fullmatch(rf"{MEMBERS}/[0-9]+", str(path))):
+            raise ModelFormatError(f"{directory / MANIFEST}: bad ensemble member path {path!r}")
+        if k == 0:
+            model = first_model
+        else:
+            member_dir = directory / path
+            try:
+                with open(member_dir / PREPROCESSING, encoding="utf-8") as handle:
+                    states = json.load(handle)
+                model = build_model(inputs, info["config"], manifest["n_outputs"], states=states)
+                model.load_state_dict(load_file(str(member_dir / WEIGHTS)), strict=True)
+            except (RuntimeError, OSError, ValueError) as exc:
+                raise ModelFormatError(f"{member_dir}: ensemble member {k} cannot be loaded: {exc}") from None
+            model = model.to(device).eval()
+        score = info.get("score")
+        members.append(EnsembleMember(trial=int(info["trial"]), weight=float(info["weight"]), config=info["config"],
+                                      model=model, batch_size=int(info["batch_size"]),
+                                      score=float(score) if isinstance(score, (int, float)) else float("nan")))
+    return Ensemble(members, manifest["ensemble"]["problem_type"])

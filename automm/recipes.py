@@ -17,7 +17,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       split_column: split           # take train/test rows from one file by this column ...
       train_values: [train]         # ... rows whose value is one of these train (default "train")
       test_values: [test]           # ... and these test (default "test"; other rows are ignored)
-      max_rows: 1000                # random subsample of at most this many train (and test) rows
+      max_rows: 1000                # a fixed random subsample of at most this many train (and test) rows
     problem:
       type: auto                    # auto | binary | multiclass | regression
       metric: accuracy              # test metric reported: accuracy, balanced_accuracy, macro_f1,
@@ -136,9 +136,12 @@ CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted
 REGRESSION_METRICS = ("r2", "rmse", "mae")
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
-SAMPLERS = ("tpe", "random", "cmaes", "nsgaii")
-PRUNERS = ("median", "hyperband", "successive_halving", "none")
-OBJECTIVES = ("score", "latency", "params")
+try:  # the search's own lists, when this automm has the search
+    from .search import OBJECTIVES, PRUNERS, SAMPLERS
+except ImportError:  # pragma: no cover
+    SAMPLERS = ("tpe", "random", "cmaes", "nsgaii")
+    PRUNERS = ("median", "hyperband", "successive_halving", "none")
+    OBJECTIVES = ("score", "latency", "params")
 FORMATS = ("csv", "tsv", "parquet")
 SAMPLES = ("emoji",)
 BASE_ROLES = ("image", "text", "numeric", "categorical")
@@ -215,6 +218,9 @@ def _suggest(found: Any, candidates: Iterable[Any]) -> str:
         lowered = {c.lower(): c for c in names}
         if found.lower() in lowered:
             close = [lowered[found.lower()]]
+        elif len(found) >= 2:  # an abbreviation of exactly one candidate
+            starts = [c for c in names if c.lower().startswith(found.lower())]
+            close = starts if len(starts) == 1 else []
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -357,8 +363,8 @@ class _Checker:
         """``name`` is a column of the data (when the data's columns are known)."""
         if self.columns is None or name in self.columns:
             return True
-        self.report(path, f"no column {name!r} in the data{_suggest(name, self.columns)}; columns are "
-                          f"{', '.join(self.columns)}")
+        self.report(path, f"no column {name!r} in the data; columns are {', '.join(self.columns)}"
+                          f"{_suggest(name, self.columns)}")
         return False
 
 
@@ -721,8 +727,9 @@ def _check_choice(ck: _Checker, kind: str, value: Any, path: str, modality: str 
     if spec is None:
         preferred = reg.names(kind, modality=modality) if modality else reg.names(kind)
         hint = _suggest(name, preferred) or _suggest(name, reg.names(kind))
-        ck.report(name_path, f"unknown {kind} {name!r}{hint}; installed {kind}s"
-                             f"{' for ' + repr(modality) if modality else ''}: {', '.join(preferred) or '(none)'}")
+        ck.report(name_path, f"unknown {kind} {name!r}; installed {kind}s"
+                             f"{' for ' + repr(modality) if modality else ''}: {', '.join(preferred) or '(none)'}"
+                             + (f"; {hint[2:]}" if hint else ""))
         return
     if kind == "encoder" and modality is not None and spec.modality != modality:
         ck.report(name_path, f"{kind} {name!r} encodes {spec.modality!r}, not {modality!r}; "
@@ -861,7 +868,7 @@ def _check_search(ck: _Checker, section: Any) -> None:
         "n_trials": lambda v, path: ck.integer(v, path, minimum=1, null_ok=True),
         "time_limit": lambda v, path: ck.number(v, path, low=0, low_open=True, null_ok=True),
         "sampler": lambda v, path: ck.one_of(v, path, SAMPLERS),
-        "pruner": lambda v, path: ck.one_of(v, path, PRUNERS),
+        "pruner": lambda v, path: ck.one_of(v, path, PRUNERS, null_ok=True),
         "storage": lambda v, path: ck.string(v, path, null_ok=True, what="a storage URL"),
         "study_name": lambda v, path: ck.string(v, path, null_ok=True),
         "n_jobs": lambda v, path: _check_n_jobs(ck, v, path),
@@ -883,15 +890,15 @@ def _check_n_jobs(ck: _Checker, value: Any, path: str) -> None:
 def _check_objectives(ck: _Checker, value: Any, path: str) -> None:
     if value == "score":
         return
-    if isinstance(value, list) and value:
-        names = ck.string_list(value, path, "objective names")
-        for i, name in enumerate(names or []):
-            if name not in OBJECTIVES:
-                ck.expected(f"{path}[{i}]", f"one of {_quoted(OBJECTIVES)}", name, OBJECTIVES)
-        if names is not None and "score" not in names:
-            ck.report(path, "a multi-objective search needs 'score' among its objectives")
+    second = [o for o in OBJECTIVES if o != "score"]
+    if isinstance(value, list) and 1 <= len(value) <= 2:
+        for i, name in enumerate(value):
+            if i == 0 and name != "score":
+                ck.expected(f"{path}[0]", "'score' (the first objective)", name, ["score"])
+            elif i == 1 and name not in second:
+                ck.expected(f"{path}[1]", f"one of {_quoted(second)}", name, second)
         return
-    ck.expected(path, f"'score' or a list of objectives from {_quoted(OBJECTIVES)}", value, ["score"])
+    ck.expected(path, f"'score' or a list [score, {' | '.join(second)}]", value, ["score"])
 
 
 def _check_output(ck: _Checker, section: Any) -> None:
@@ -906,10 +913,13 @@ def _check_output(ck: _Checker, section: Any) -> None:
         ck.integer(section["verbose"], "output.verbose", minimum=0, maximum=3)
 
 
-def _check(recipe: Mapping, *, check_data: bool, require_data: bool, base_dir: Path) -> list[Problem]:
+def _check(recipe: Mapping, *, check_data: bool, require_data: bool, base_dir: Path,
+           known: Sequence[Problem] = ()) -> list[Problem]:
+    """``known`` problems (e.g. unset environment variables) are kept, first."""
     from . import registry as _registry
 
     ck = _Checker(check_data=check_data, base_dir=base_dir, registry=_registry.get_registry())
+    ck.problems.extend(known)
     ck.mapping(recipe, "", TOP_KEYS, null_ok=False)
     if "version" in recipe:
         ck.one_of(recipe["version"], "version", (RECIPE_VERSION,))
@@ -923,7 +933,58 @@ def _check(recipe: Mapping, *, check_data: bool, require_data: bool, base_dir: P
     _check_training(ck, recipe.get("training"))
     _check_search(ck, recipe.get("search"))
     _check_output(ck, recipe.get("output"))
+    _check_with_estimator(ck, recipe)
     return ck.problems
+
+
+_MESSAGE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\]]*\])*)\s*:\s*(.*)$", re.S)
+
+
+def _check_with_estimator(ck: _Checker, recipe: Mapping) -> None:
+    """AutoMM's own parameter checks (and the search's, e.g. the ``search_space`` format and
+    storage URLs) on the parameters the checks above accepted; each failure is reported at its
+    key path and the check repeats without that parameter, so that all are found."""
+    from .estimator import AutoMM
+
+    flagged = [p.path for p in ck.problems]
+    params = {}
+    for param, path in PARAM_PATHS.items():
+        found, value = _get(recipe, path)
+        if found and not any(f == path or f.startswith(path + ".") or f.startswith(path + "[") for f in flagged):
+            params[param] = value
+    params["device"] = "cpu"  # whether a GPU is there is for fit to say, on the machine that runs it
+    for _ in range(len(PARAM_PATHS)):
+        try:
+            AutoMM(**params)._validate_params()
+            return
+        except (InputError, TypeError, ValueError) as exc:
+            message = str(exc)
+            match = _MESSAGE_RE.match(message)
+            name = match.group(1) if match else None
+            if name not in PARAM_PATHS:
+                ck.report("", message)
+                return
+            subscripts = re.findall(r"\[\s*'?\"?([^\]'\"]*)'?\"?\s*\]", match.group(2))
+            ck.report(".".join([PARAM_PATHS[name], *subscripts]), _with_suggestions(match.group(3)))
+            if name not in params:
+                return
+            del params[name]
+
+
+def _with_suggestions(message: str) -> str:
+    """Adds "did you mean" to a message of the form "unknown keys [...]; expected some of [...]"."""
+    import ast
+
+    match = re.search(r"unknown keys (\[.*?\]); expected (?:some |one )?of (\[.*?\])", message)
+    if not match:
+        return message
+    try:
+        unknown, expected = ast.literal_eval(match.group(1)), ast.literal_eval(match.group(2))
+    except (ValueError, SyntaxError):
+        return message
+    hints = [f"{key!r} → {_suggest(key, expected)[len('; did you mean '):-1]}" for key in unknown
+             if _suggest(key, expected)]
+    return message + (f"; did you mean {', '.join(hints)}?" if hints else "")
 
 
 # ---------------------------------------------------------------------------------- the Recipe
@@ -1014,8 +1075,7 @@ class Recipe:
         return context
 
     def _data_file(self, value: str) -> Path:
-        file = Path(os.path.expanduser(value))
-        return file if file.is_absolute() else (self.base_dir / file)
+        return Path(os.path.abspath(self.base_dir / os.path.expanduser(value)))
 
     def describe(self) -> list[tuple[str, str]]:
         """(what, value) rows summarising the recipe, for ``automm validate``."""
@@ -1058,8 +1118,6 @@ class Recipe:
                                                "and data.label)")], self.source)
         label = data["label"]
         fmt = data.get("format")
-        seed = self.content.get("seed")
-        seed = int(seed) if _is_int(seed) else 0
         train = test = None
         folder = self.base_dir
         if data.get("sample"):
@@ -1097,8 +1155,9 @@ class Recipe:
         if not features:
             raise RecipeError([Problem("data.columns", "no feature columns left besides the label")], self.source)
         max_rows = data.get("max_rows")
-        train = _subsample(train, max_rows, seed)
-        test = _subsample(test, max_rows, seed + 1) if test is not None else None
+        # A fixed subsample, whatever the seed: the same recipe always sees the same rows.
+        train = _subsample(train, max_rows, 0)
+        test = _subsample(test, max_rows, 1) if test is not None else None
         roles = data.get("column_types") or {}
         train = resolve_image_paths(train, [folder, self.base_dir], roles)
         if test is not None and frame is not None:
@@ -1223,14 +1282,37 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
 
 
 # ---------------------------------------------------------------------------------- public API
+MAX_RECIPE_NODES = 100_000
+
+
+def _too_large(content: Any, limit: int = MAX_RECIPE_NODES) -> bool:
+    """More than ``limit`` values once YAML aliases are expanded (a "billion laughs" file)."""
+    stack, seen = [content], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return False
+
+
 def _load_content(recipe: Any, base_dir: str | os.PathLike | None) -> tuple[dict, str | None, Path]:
     if isinstance(recipe, Recipe):
         return copy.deepcopy(recipe.content), recipe.source, recipe.base_dir
     if isinstance(recipe, Mapping):
+        if _too_large(recipe):
+            raise RecipeError(f"more than {MAX_RECIPE_NODES} values: not a recipe")
         content = copy.deepcopy(dict(recipe))
         return content, None, Path(base_dir) if base_dir is not None else Path.cwd()
     if isinstance(recipe, (str, os.PathLike)):
         content = read_recipe_file(recipe)
+        if _too_large(content):
+            raise RecipeError(f"more than {MAX_RECIPE_NODES} values (YAML aliases expanded): not a recipe",
+                              source=str(recipe))
         folder = Path(base_dir) if base_dir is not None else Path(recipe).resolve().parent
         return content, str(recipe), folder
     raise RecipeError(f"expected a recipe file path or a mapping, found {_show(recipe)}")
@@ -1249,7 +1331,7 @@ def load_recipe(recipe: Any, overrides: Iterable[str] = (), *, base_dir: str | o
         raise RecipeError(exc.problems, source) from None
     problems: list[Problem] = []
     content = _interpolate(content, "", problems)
-    problems += _check(content, check_data=check_data, require_data=require_data, base_dir=folder)
+    problems = _check(content, check_data=check_data, require_data=require_data, base_dir=folder, known=problems)
     if problems:
         raise RecipeError(_unique(problems), source)
     return Recipe(content=content, source=source, base_dir=folder)
@@ -1354,7 +1436,7 @@ def dump_recipe(recipe: Mapping) -> str:
     """YAML text of a recipe mapping (key order kept)."""
     import yaml
 
-    return yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+    return yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
 
 
 # ---------------------------------------------------------------------------------- metrics and fit

@@ -160,8 +160,8 @@ RESULT_ATTRIBUTES = ("leaderboard_", "ensemble_", "pareto_front_", "best_trial_"
 #: Largest JSON copy of the training data stored in the study for :func:`run_worker`.
 MAX_STORED_DATA_BYTES = 64 * 2**20
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
-HEARTBEAT_INTERVAL = int(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
-HEARTBEAT_GRACE = int(os.environ.get("AUTOMM_HEARTBEAT_GRACE", "60"))
+HEARTBEAT_INTERVAL = float(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
+HEARTBEAT_GRACE = float(os.environ.get("AUTOMM_HEARTBEAT_GRACE", "60"))
 #: How often a trial lost with its worker is retried.
 MAX_RETRY = 2
 
@@ -198,6 +198,8 @@ def _objectives(value: Any) -> tuple[str, ...]:
 
 def search_requested(estimator) -> bool:
     """True when ``fit`` should search rather than train the one default configuration."""
+    if getattr(estimator, "_automm_worker", None) is not None:
+        return True
     n_trials = estimator.n_trials
     if n_trials is not None and n_trials > 1:
         return True
@@ -640,7 +642,14 @@ def _split_choice(item: Any, where: str) -> tuple[str, dict]:
 
 
 def _fixed_values(specs: Mapping[str, dict]) -> dict:
-    return {k: copy.deepcopy(s["value"]) for k, s in specs.items() if "value" in s}
+    """The values that ``specs`` fix (a value, or a single choice)."""
+    fixed = {}
+    for key, spec in specs.items():
+        if "value" in spec:
+            fixed[key] = copy.deepcopy(spec["value"])
+        elif "choices" in spec and len(spec["choices"]) == 1:
+            fixed[key] = copy.deepcopy(spec["choices"][0])
+    return fixed
 
 
 def _default_config(desc: Mapping[str, Any], base: Mapping[str, Any], reg: _registry.Registry) -> dict:
@@ -671,12 +680,7 @@ def _default_config(desc: Mapping[str, Any], base: Mapping[str, Any], reg: _regi
         if entry["mode"] == "on" and name not in present:
             augmentations.append({"name": name, **reg.get("augmentation", name).hyperparameters(),
                                   **_fixed_values(entry["params"])})
-    training = dict(base["training"])
-    for key, spec in desc["training"].items():
-        if "value" in spec:
-            training[key] = spec["value"]
-        elif "choices" in spec and len(spec["choices"]) == 1:
-            training[key] = spec["choices"][0]
+    training = {**base["training"], **_fixed_values(desc["training"])}
     return {"encoders": encoders, "fusion": fusion, "augmentations": augmentations, "training": training}
 
 
@@ -711,6 +715,8 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
                              "or journal:///path/file.log")
         if scheme == "postgres":
             text = "postgresql" + text[len("postgres"):]
+        if text.startswith("postgresql://"):
+            text = _postgres_driver() + text[len("postgresql"):]
         return "rdb", text
     if text.endswith((".log", ".journal", ".jsonl")):
         return "journal", os.path.abspath(text)
@@ -718,6 +724,16 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         return "rdb", "sqlite:///" + os.path.abspath(text)
     raise InputError(f"storage: {text!r} is neither a storage URL (sqlite:///..., postgresql://...) nor a journal "
                      "file (journal:///path, or a path ending in .log or .journal)")
+
+
+def _postgres_driver() -> str:
+    """``postgresql+<driver>`` for the PostgreSQL driver installed (SQLAlchemy's default,
+    psycopg 3, or psycopg2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2"
+    return "postgresql"
 
 
 def make_storage(kind: str, value: Any):
@@ -741,17 +757,20 @@ def make_storage(kind: str, value: Any):
                     value, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
                     grace_period=HEARTBEAT_GRACE,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
-        except ModuleNotFoundError as exc:
-            raise InputError(f"storage: {value.split('://')[0]} needs the database driver {exc.name!r} "
-                             "(for PostgreSQL: pip install psycopg2-binary)") from None
+        except ImportError as exc:
+            raise InputError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
+                             "pip install psycopg2-binary)") from None
     raise ValueError(f"unknown storage kind {kind!r}")
 
 
 def _own_heartbeats(storage) -> bool:
-    """automm's heartbeats for storages shared by processes that have none of their own."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
+    """automm's heartbeats for storages shared by processes that have none of their own
+    (RDB storages have Optuna's)."""
+    import optuna
 
-    return not isinstance(storage, __import__("optuna").storages.InMemoryStorage) and not is_heartbeat_enabled(storage)
+    if isinstance(storage, optuna.storages.InMemoryStorage):
+        return False
+    return not (isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None)
 
 
 @dataclass
@@ -788,8 +807,7 @@ def _make_sampler(settings: _Settings, worker_index: int):
         if sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         startup = 10 if n is None else int(min(10, max(3, n // 4)))
-        tpe = optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=startup,
-                                         warn_independent_sampling=False)
+        tpe = optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=startup)
         if sampler == "cmaes":
             try:
                 import cmaes  # noqa: F401
@@ -809,7 +827,7 @@ def _make_pruner(settings: _Settings):
     if isinstance(pruner, optuna.pruners.BasePruner):
         return pruner
     if pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     if pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, settings.max_epochs),
                                               reduction_factor=3)
@@ -1143,23 +1161,23 @@ def _fail_lost_trials(study, storage) -> None:
     from optuna.trial import TrialState
 
     now = time.time()
+    grace = max(HEARTBEAT_GRACE, 2 * HEARTBEAT_INTERVAL)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         last = t.system_attrs.get(_HEARTBEAT, 0.0)
         if t.datetime_start is not None:
             last = max(last, t.datetime_start.timestamp())
-        if now - last <= HEARTBEAT_GRACE:
+        if now - last <= grace:
             continue
         try:
+            storage.set_trial_user_attr(t._trial_id, _ATTR + "reason", f"worker lost: no heartbeat for {now - last:.0f} s")
             if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 continue
         except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
-            continue
+            continue  # finished meanwhile, or another worker declared it lost first
         frozen = storage.get_trial(t._trial_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
-        storage.set_trial_user_attr(t._trial_id, _ATTR + "reason",
-                                    f"worker lost: no heartbeat for {now - last:.0f} s")
 
 
 def _stop_reason(study, ctx: _Context) -> str | None:
@@ -1253,6 +1271,8 @@ def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: i
         return
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
     previous = torch.get_num_threads()
+    with contextlib.suppress(Exception):  # imported by the first optimizer: import once, before forking
+        __import__("importlib").import_module("torch._dynamo")
     children = []
     try:
         for index in range(1, n_jobs):
@@ -1285,9 +1305,16 @@ def _hash(payload: Any) -> str:
 
 
 def _data_fingerprint(data: PreparedData) -> str:
+    """The data's identity (inputs and targets; not the holdout split, which a resumed study keeps)."""
     return _hash({"inputs": [s.to_dict() for s in data.inputs], "targets": np.asarray(data.targets).tolist(),
-                  "valid": np.asarray(data.valid_index).tolist(), "problem_type": data.problem_type,
-                  "n_outputs": data.n_outputs})
+                  "problem_type": data.problem_type, "n_outputs": data.n_outputs})
+
+
+def _with_stored_split(data: PreparedData, spec: Mapping[str, Any]) -> PreparedData:
+    """``data`` with the study's holdout split and seed (so that every trial of a study, in any
+    process or run, is scored on the same holdout)."""
+    return replace(data, train_index=np.asarray(spec["train_index"], dtype=np.int64),
+                   valid_index=np.asarray(spec["valid_index"], dtype=np.int64), seed=int(spec["seed"]))
 
 
 def _json_params(estimator) -> dict:
@@ -1374,7 +1401,9 @@ def _open_study(storage, study_name: str, settings: _Settings, worker_index: int
                                load_if_exists=True)
 
 
-def _prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: dict | None) -> None:
+def _prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Callable[[], dict | None]) -> dict | None:
+    """Store the search's specification in a new study, or check that an existing one holds
+    the same search; returns the stored specification of an existing study (else None)."""
     attrs = study.user_attrs
     existing = attrs.get(_FINGERPRINT)
     if existing is None:
@@ -1382,12 +1411,14 @@ def _prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: d
             raise InputError(f"study {study.study_name!r} already holds trials that automm did not create; "
                              "choose another study_name")
         study.set_user_attr(_SPEC, spec)
-        study.set_user_attr(_DATA, payload)
+        study.set_user_attr(_DATA, payload())
         study.set_user_attr(_DATA_FINGERPRINT, data_fp)
         study.set_user_attr(_FINGERPRINT, fingerprint)
-    elif existing != fingerprint:
+        return None
+    if existing != fingerprint:
         raise InputError(f"study {study.study_name!r} holds a search over other data or another search space; "
                          "choose another study_name (or the same data and settings to resume it)")
+    return attrs[_SPEC]
 
 
 # ==========================================================================================
@@ -1417,13 +1448,14 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
 
     worker = getattr(estimator, "_automm_worker", None)
     if worker is not None:
-        raise _WorkerFinished(_run_worker_with_data(worker, data))
+        raise _WorkerFinished(_run_worker_with_data(worker, data, estimator))
 
     settings = _settings_from(estimator, data)
     space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type)
     spec = _study_spec(estimator, data, space, settings)
     data_fp = _data_fingerprint(data)
     fingerprint = _hash({"data": data_fp, "space": spec["space"], "objectives": spec["objectives"]})
+    shared = estimator.storage is not None
     n_jobs = _n_processes(estimator)
     devices = _cuda_devices(data, estimator.device)
     kind, value = parse_storage(estimator.storage)
@@ -1442,7 +1474,11 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}")
         with _optuna_quiet(settings.verbose):
             study = _open_study(storage, study_name, settings)
-            _prepare_study(study, spec, fingerprint, data_fp, _data_payload(data, estimator.column_roles_))
+            stored = _prepare_study(study, spec, fingerprint, data_fp,
+                                    lambda: _data_payload(data, estimator.column_roles_) if shared else None)
+            if stored is not None:  # resuming: keep the study's holdout split
+                ctx.data = data = _with_stored_split(data, stored)
+                estimator.seed_ = data.seed
             remaining = None if deadline is None else deadline - time.monotonic()
             study.set_user_attr(_BUDGET, {"n_trials": settings.n_trials,
                                           "deadline_unix": None if remaining is None else time.time() + remaining})
@@ -1579,8 +1615,10 @@ def _pareto_frame(points: Sequence[tuple[int, float, float]], chosen: int, secon
 
 def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score",)):
     """A pandas DataFrame with one row per trial (skipped over-budget trials left out), the
-    best first: number, state, score, [latency_ms | n_params], encoders, fusion,
-    augmentations, params, epochs, best_epoch, seconds, reason, default, worker."""
+    best first: number, state, score (best holdout score), [latency_ms | n_params], encoders,
+    fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
+    best_epoch, seconds (wall), reason (failure, stop or pruning reason), default (the
+    default configuration's trial), worker (host:pid), start and complete (local times)."""
     import pandas as pd
 
     retried_as: dict[int, int] = {}
@@ -1606,6 +1644,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             "epochs": attrs.get(_ATTR + "epochs"), "best_epoch": attrs.get(_ATTR + "best_epoch"),
             "seconds": attrs.get(_ATTR + "seconds"), "reason": reason,
             "default": bool(attrs.get(_ATTR + "default", False)), "worker": attrs.get(_ATTR + "worker"),
+            "start": t.datetime_start, "complete": t.datetime_complete,
         }
         if len(objectives) > 1:
             key = _second_objective(objectives)
@@ -1613,7 +1652,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
         rows.append(row)
     columns = ["number", "state", "score"] + ([_second_objective(objectives)] if len(objectives) > 1 else []) + [
         "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "seconds", "reason",
-        "default", "worker"]
+        "default", "worker", "start", "complete"]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame["score"] = frame["score"].astype(float)
@@ -1626,9 +1665,6 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
     multi-objective search) as PNG files in ``plot_dir``; returns the paths written. Needs
     matplotlib (``pip install automm[plots]``); otherwise warns and writes nothing."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False) if not os.environ.get("MPLBACKEND") else None
         import matplotlib.pyplot as plt
         from optuna.visualization import matplotlib as ovm
     except ImportError:
@@ -1765,7 +1801,7 @@ def _data_from_spec(spec: dict, payload: dict, estimator) -> PreparedData:
         train_index=np.asarray(spec["train_index"], dtype=np.int64),
         valid_index=np.asarray(spec["valid_index"], dtype=np.int64), seed=int(spec["seed"]),
         device=resolve_device(estimator.device), num_workers=estimator._resolved_num_workers(inputs),
-        class_weights=spec["class_weights"], amp=bool(spec["amp"]))
+        class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator.cache_dir)
 
 
 def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator=None) -> int:
@@ -1779,6 +1815,7 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
         if probe.user_attrs.get(_DATA_FINGERPRINT) != _data_fingerprint(data):
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r} "
                              "(pass exactly what fit was given)")
+        data = _with_stored_split(data, spec)
         budget = probe.user_attrs.get(_BUDGET) or {}
         deadline = None
         if budget.get("deadline_unix") is not None:

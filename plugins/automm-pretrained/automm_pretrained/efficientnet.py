@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["EfficientNetLite0", "load_efficientnet_lite0", "LITE0_BLOCKS"]
+__all__ = ["EfficientNetLite0", "load_efficientnet_lite0", "fold_batchnorm", "LITE0_BLOCKS"]
 
 #: (kernel, stride, expand ratio, input channels, output channels, repeats) per stage
 _STAGES = [
@@ -42,12 +42,12 @@ class _SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
         if s == 1:
-            return F.conv2d(x, self.weight, None, 1, k // 2, 1, self.groups)
+            return F.conv2d(x, self.weight, self.bias, 1, k // 2, 1, self.groups)
         height, width = x.shape[-2:]
         pad_h = max((math.ceil(height / s) - 1) * s + k - height, 0)
         pad_w = max((math.ceil(width / s) - 1) * s + k - width, 0)
         x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-        return F.conv2d(x, self.weight, None, s, 0, 1, self.groups)
+        return F.conv2d(x, self.weight, self.bias, s, 0, 1, self.groups)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -146,4 +146,28 @@ def load_efficientnet_lite0(path: str | Path) -> EfficientNetLite0:
     if missing or unexpected:
         raise ValueError(f"{path}: checkpoint does not match EfficientNet-Lite0: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
+    return model.eval()
+
+
+@torch.no_grad()
+def _fold(conv: _SameConv2d, bn: nn.BatchNorm2d) -> None:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    bias = bn.bias - bn.running_mean * scale
+    conv.bias = nn.Parameter(bias if conv.bias is None else bias + conv.bias * scale, requires_grad=False)
+
+
+def fold_batchnorm(model: EfficientNetLite0) -> EfficientNetLite0:
+    """Fold every BatchNorm into the convolution before it, in place (inference only: the
+    result computes the same function in eval mode, faster; it must not be trained)."""
+    pairs = [(model, "_conv_stem", "_bn0"), (model, "_conv_head", "_bn1")]
+    for block in model._blocks:
+        if block.has_expand:
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    for owner, conv_name, bn_name in pairs:
+        bn = getattr(owner, bn_name)
+        if isinstance(bn, nn.BatchNorm2d):
+            _fold(getattr(owner, conv_name), bn)
+            setattr(owner, bn_name, nn.Identity())
     return model.eval()

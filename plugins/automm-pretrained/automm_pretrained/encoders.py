@@ -46,7 +46,7 @@ from .weights import WeightsMismatchError, file_sha256, package_version, weights
 
 __all__ = ["PretrainedEncoder", "MiniLMEncoder", "EfficientNetLite0Encoder", "minilm_search_space",
            "efficientnet_lite0_search_space", "MINILM_DEFAULTS", "EFFICIENTNET_LITE0_DEFAULTS",
-           "shared_backbone", "clear_shared_backbones"]
+           "shared_backbone", "clear_shared_backbones", "trainable_layer_choices"]
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,12 @@ class PretrainedEncoder(Encoder):
     def _load(self) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _load_for_inference(self) -> nn.Module:
+        """The network for frozen feature extraction (may be optimised for inference)."""
+        return self._load()
+
     def _shared(self) -> nn.Module:
-        return shared_backbone((self.name, str(self.weights_path())), self._load)
+        return shared_backbone((self.name, str(self.weights_path())), self._load_for_inference)
 
     def _trainable_modules(self) -> list[nn.Module]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -159,6 +163,8 @@ class PretrainedEncoder(Encoder):
         ``cache_dir`` hyperparameter > ``$AUTOMM_CACHE_DIR`` > ``~/.cache/automm``)."""
         from .cache import resolve_cache_dir
 
+        if cache_dir is None and self._cache is not None:
+            return self._cache  # the per-sample path (preprocess): no file system calls
         if cache_dir is not None:
             self._root = str(cache_dir)
         root = resolve_cache_dir(self._root if self._root is not None else self.cache_dir)
@@ -202,7 +208,7 @@ class PretrainedEncoder(Encoder):
         """What identifies a value's content for the cache (texts: the string)."""
         return value
 
-    @torch.no_grad()
+    @torch.no_grad()  # not inference_mode: the features later feed autograd graphs of the heads
     def compute_features(self, values: Sequence[Any]) -> torch.Tensor:
         """Features (n, output_dim) of present values through the pretrained network, in
         batches of ``feature_batch_size`` (no cache involved)."""
@@ -382,10 +388,20 @@ class MiniLMEncoder(PretrainedEncoder):
         return F.normalize(pooled, dim=1) if self.normalize else pooled
 
 
+def trainable_layer_choices() -> list[int]:
+    """``trainable_layers`` choices of the search spaces: frozen or the top 1-2 layers with a
+    CUDA GPU; only frozen on CPU, where one fine-tuning epoch (a full forward of every sample
+    through the network) costs minutes and a time-limited search would spend its budget
+    there. Widen it with ``search_space={"encoders": {"image": {"efficientnet_lite0":
+    {"trainable_layers": [0, 1, 2]}}}}``."""
+    return [0, 1, 2] if torch.cuda.is_available() else [0]
+
+
 def minilm_search_space(trial: Any, prefix: str) -> dict:
-    """Frozen (cached features) or fine-tuning the top 1-2 layers. Preprocessing is not
-    searched: every change of it would mean computing all features again."""
-    return {"trainable_layers": trial.suggest_categorical(f"{prefix}trainable_layers", [0, 1, 2])}
+    """Frozen (cached features) or fine-tuning the top layers (see
+    :func:`trainable_layer_choices`). Preprocessing is not searched: every change of it would
+    mean computing all features again."""
+    return {"trainable_layers": trial.suggest_categorical(f"{prefix}trainable_layers", trainable_layer_choices())}
 
 
 MINILM_DEFAULTS = {"trainable_layers": 0, "max_length": 128, "normalize": True, "feature_batch_size": 128,
@@ -431,6 +447,12 @@ class EfficientNetLite0Encoder(PretrainedEncoder):
 
         return load_efficientnet_lite0(self.weights_path())
 
+    def _load_for_inference(self) -> nn.Module:
+        from .efficientnet import fold_batchnorm
+
+        # BatchNorm folded into the convolutions and channels-last memory: ~1.5x faster on CPU
+        return fold_batchnorm(self._load()).to(memory_format=torch.channels_last)
+
     def _trainable_modules(self) -> list[nn.Module]:
         return self.backbone.units_from_top(self.trainable_layers)
 
@@ -465,8 +487,9 @@ class EfficientNetLite0Encoder(PretrainedEncoder):
 
 
 def efficientnet_lite0_search_space(trial: Any, prefix: str) -> dict:
-    """Frozen (cached features) or fine-tuning the head / the head and the last block."""
-    return {"trainable_layers": trial.suggest_categorical(f"{prefix}trainable_layers", [0, 1, 2])}
+    """Frozen (cached features) or fine-tuning the head / the head and the last block (see
+    :func:`trainable_layer_choices`); the image size is not searched (features again)."""
+    return {"trainable_layers": trial.suggest_categorical(f"{prefix}trainable_layers", trainable_layer_choices())}
 
 
 EFFICIENTNET_LITE0_DEFAULTS = {"trainable_layers": 0, "image_size": 224, "normalization": "imagenet",

@@ -1,0 +1,189 @@
+"""Benchmark of the automm-pretrained plugin (issue 5), on the real data in ``$AUTOMM_DATA``
+or ``../shared/data`` with the fixed ``split`` columns.
+
+Parts (``--parts``, default all):
+
+* ``throughput`` — images and texts per second through the pretrained encoders (feature
+  extraction only: EfficientNet-Lite0 at 224 px on fashion photos, MiniLM on fashion titles);
+* ``cache`` — wall time of a 20-trial search over fusions/heads on the frozen encoders, in a
+  fresh process with an empty feature cache, then in another fresh process with the cache
+  warm (only the disk cache carries over);
+* ``accuracy`` — test accuracy of ``AutoMM(time_limit=...)`` with the plugin installed and
+  the search free to choose every registered encoder, against the same search restricted to
+  the core's from-scratch encoders, same ``time_limit``. ``--pretrained-only`` restricts the
+  first run to the pretrained encoders instead.
+
+Usage::
+
+    python benchmarks/bench_pretrained.py --parts throughput
+    python benchmarks/bench_pretrained.py --parts cache --tasks emoji-category
+    python benchmarks/bench_pretrained.py --parts accuracy --tasks fashion-subcategory --time-limit 600
+
+Each result is printed as one JSON line (``"part": ...``) after a readable line.
+"""
+
+from __future__ import annotations
+
+import os
+
+# On a shared 2-core machine OpenMP's busy waiting makes small torch ops up to 100x slower
+# when another process holds a core; passive waiting avoids that (set before torch loads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+TASKS = ("fashion-subcategory", "fashion-usage", "emoji-category")
+FROZEN = {"image": {"name": "efficientnet_lite0", "trainable_layers": 0},
+          "text": {"name": "minilm", "trainable_layers": 0}}
+SCRATCH_SPACE = {"encoders": {"image": ["cnn", "resnet"], "text": ["hashed_ngram", "gru", "transformer"]}}
+PRETRAINED_SPACE = {"encoders": {"image": {"efficientnet_lite0": {"trainable_layers": 0}},
+                                 "text": {"minilm": {"trainable_layers": 0}}}}
+
+
+def emit(part: str, message: str, **record) -> None:
+    print(message, flush=True)
+    print(json.dumps({"part": part, **record}), flush=True)
+
+
+def load(task: str):
+    from common import load_task
+
+    train, test, image, text, label = load_task(task)
+    return train[[image, text]], train[label], test[[image, text]], test[label]
+
+
+# -- throughput --------------------------------------------------------------------------
+
+def throughput(n_images: int, n_texts: int) -> None:
+    import torch
+
+    import automm
+
+    train, _, image, text, _ = __import__("common").load_task("fashion-subcategory")
+    images = list(train[image][: n_images + 16])
+    texts = [str(t) for t in train[text][: n_texts + 64]]
+    encoder = automm.create_encoder("efficientnet_lite0")
+    encoder.compute_features(images[:16])  # warm-up (loads the network)
+    start = time.perf_counter()
+    encoder.compute_features(images[16:])
+    seconds = time.perf_counter() - start
+    per_1000 = seconds / n_images * 1000
+    emit("throughput", f"efficientnet_lite0 (224 px, {torch.get_num_threads()} threads): {n_images / seconds:.1f} "
+         f"images/s, {per_1000:.1f} s per 1,000 images (decoding + resizing included)",
+         encoder="efficientnet_lite0", items=n_images, seconds=seconds, per_second=n_images / seconds,
+         seconds_per_1000=per_1000, threads=torch.get_num_threads(), load_average=os.getloadavg()[0])
+    encoder = automm.create_encoder("minilm")
+    encoder.compute_features(texts[:64])
+    start = time.perf_counter()
+    encoder.compute_features(texts[64:])
+    seconds = time.perf_counter() - start
+    per_1000 = seconds / n_texts * 1000
+    emit("throughput", f"minilm (max_length 128): {n_texts / seconds:.1f} texts/s, {per_1000:.2f} s per 1,000 texts "
+         "(tokenisation included)", encoder="minilm", items=n_texts, seconds=seconds,
+         per_second=n_texts / seconds, seconds_per_1000=per_1000, threads=torch.get_num_threads(),
+         load_average=os.getloadavg()[0])
+
+
+# -- feature cache -----------------------------------------------------------------------
+
+def search_run(task: str, cache_dir: str, trials: int) -> dict:
+    """One search over fusions/heads on frozen encoders (run in a fresh process)."""
+    from automm import AutoMM
+
+    X, y, X_test, y_test = load(task)
+    start = time.perf_counter()
+    model = AutoMM(encoders=FROZEN, n_trials=trials, augmentations=None, cache_dir=cache_dir, random_state=0,
+                   max_epochs=20)
+    model.fit(X, y)
+    fit_seconds = time.perf_counter() - start
+    prepare = {name: enc.last_prepare for name, enc in model.model_.encoders.items()
+               if hasattr(enc, "last_prepare")}
+    accuracy = model.score(X_test, y_test)
+    finished = [row for row in getattr(model, "leaderboard_", []) if row.get("state") == "COMPLETE"]
+    return {"fit_seconds": fit_seconds, "trials": len(getattr(model, "leaderboard_", [])),
+            "complete_trials": len(finished), "test_accuracy": accuracy, "prepare": prepare,
+            "fusion": model.config_["fusion"]["name"]}
+
+
+def cache_effect(task: str, trials: int, cache_dir: str | None) -> None:
+    folder = cache_dir or tempfile.mkdtemp(prefix="automm-bench-cache-")
+    results = {}
+    for run in ("cold", "warm"):
+        command = [sys.executable, __file__, "--_search-run", task, "--cache-dir", folder, "--trials", str(trials)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        results[run] = json.loads(output.strip().splitlines()[-1])
+        r = results[run]
+        emit("cache", f"{task}: {trials}-trial search on frozen features, {run} cache: {r['fit_seconds']:.1f} s "
+             f"({r['fit_seconds'] / max(1, r['trials']):.1f} s per trial), test accuracy {r['test_accuracy']:.4f}",
+             task=task, run=run, **r)
+    speedup = results["cold"]["fit_seconds"] / results["warm"]["fit_seconds"]
+    emit("cache", f"{task}: warm cache is {speedup:.1f}x faster", task=task, speedup=speedup)
+
+
+# -- accuracy ----------------------------------------------------------------------------
+
+def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_only: bool, baseline: bool) -> None:
+    from automm import AutoMM
+
+    X, y, X_test, y_test = load(task)
+    runs = [("pretrained-only" if pretrained_only else "plugin-installed",
+             PRETRAINED_SPACE if pretrained_only else None)]
+    if baseline:
+        runs.append(("from-scratch", SCRATCH_SPACE))
+    for label, space in runs:
+        start = time.perf_counter()
+        model = AutoMM(time_limit=time_limit, search_space=space, cache_dir=cache_dir, random_state=0)
+        model.fit(X, y)
+        seconds = time.perf_counter() - start
+        score = model.score(X_test, y_test)
+        chosen = {name: choice["name"] for name, choice in model.config_["encoders"].items()}
+        emit("accuracy", f"{task} [{label}]: test accuracy {score:.4f} in {seconds:.0f} s "
+             f"(encoders {chosen}, fusion {model.config_['fusion']['name']}, "
+             f"{len(getattr(model, 'leaderboard_', []))} trials)",
+             task=task, run=label, test_accuracy=score, seconds=seconds, time_limit=time_limit, encoders=chosen,
+             fusion=model.config_["fusion"]["name"], trials=len(getattr(model, "leaderboard_", [])),
+             n_train=len(X), n_test=len(X_test))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="throughput,cache,accuracy")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--time-limit", type=float, default=600.0)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--cache-dir", default=None, help="feature cache (default: a fresh temporary folder "
+                        "for the cache part, $AUTOMM_CACHE_DIR or ~/.cache/automm otherwise)")
+    parser.add_argument("--n-images", type=int, default=256)
+    parser.add_argument("--n-texts", type=int, default=1000)
+    parser.add_argument("--pretrained-only", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--_search-run", dest="search_run", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.search_run:
+        print(json.dumps(search_run(args.search_run, args.cache_dir, args.trials)))
+        return
+    parts = args.parts.split(",")
+    tasks = [t for t in args.tasks.split(",") if t]
+    print(f"# OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, cpus={os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    if "throughput" in parts:
+        throughput(args.n_images, args.n_texts)
+    if "cache" in parts:
+        for task in tasks:
+            cache_effect(task, args.trials, args.cache_dir)
+    if "accuracy" in parts:
+        for task in tasks:
+            accuracy(task, args.time_limit, args.cache_dir, args.pretrained_only, not args.no_baseline)
+
+
+if __name__ == "__main__":
+    main()

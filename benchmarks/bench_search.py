@@ -1,0 +1,162 @@
+"""Search benchmark (issue 3): what the Optuna search buys on fashion subCategory.
+
+    python benchmarks/bench_search.py                          # time_limit=900 s per run (about an hour)
+    python benchmarks/bench_search.py --time-limit 120         # a reduced run
+    python benchmarks/bench_search.py --parts accuracy pruning --out results.json
+
+Parts (each fit in its own process; image + productDisplayName; classes with >= 30 train
+rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data):
+
+1. accuracy: test accuracy of the untuned default (``n_trials=1``: the core configuration under
+   the same time limit), of the searched model (best trial) and of the ensemble
+   (``ensemble_size``) of the same search;
+2. pruning: the same search (budget, seed) with the median pruner and without pruning: trials
+   finished, best validation score, and the wall time at which the pruned search first reached
+   the unpruned search's best validation score, as a share of the time the unpruned search
+   took to reach it (target: at most 0.5);
+3. parallel: two worker processes sharing one journal storage (``n_jobs=2``) vs one process:
+   trials per hour (target >= 1.7x on 2 cores where trials are not thread-bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import load_task  # noqa: E402
+
+PARTS = ("accuracy", "pruning", "parallel")
+RUNS = {  # run name -> (parts needing it, AutoMM parameters besides time_limit and random_state)
+    "default": (("accuracy",), {"n_trials": 1}),
+    "search": (("accuracy", "pruning", "parallel"), {"pruner": "median"}),
+    "search-no-pruning": (("pruning",), {"pruner": "none"}),
+    "search-2-workers": (("parallel",), {"pruner": "median", "n_jobs": 2}),
+}
+
+
+def _timeline(board) -> list[dict]:
+    """(seconds since the first trial started, score, state) per finished trial."""
+    finished = board[board["complete"].notna()]
+    if not len(finished):
+        return []
+    origin = board["start"].dropna().min()
+    return sorted(({"t": (row["complete"] - origin).total_seconds(), "score": row["score"], "state": row["state"],
+                    "number": int(row["number"])} for _, row in finished.iterrows()), key=lambda r: r["t"])
+
+
+def run_one(task: str, run: str, time_limit: float, seed: int, ensemble_size: int) -> dict:
+    from sklearn.metrics import accuracy_score
+
+    from automm import AutoMM
+
+    train, test, image, text, label = load_task(task)
+    columns = [image, text]
+    params = dict(RUNS[run][1], random_state=seed, time_limit=time_limit)
+    if run == "search":
+        params["ensemble_size"] = ensemble_size
+    journal = None
+    if run == "search-2-workers":
+        journal = tempfile.mkdtemp(prefix="automm-bench-") + "/study.log"
+        params["storage"] = journal
+    start = time.perf_counter()
+    clf = AutoMM(**params).fit(train[columns], train[label])
+    fit_seconds = time.perf_counter() - start
+    result = {"task": task, "run": run, "params": {k: v for k, v in params.items() if k != "storage"},
+              "n_train": len(train), "n_test": len(test), "fit_seconds": fit_seconds,
+              "accuracy": float(accuracy_score(test[label], clf.predict(test[columns]))),
+              "valid_score": float(clf.best_score_), "config": clf.config_}
+    board = getattr(clf, "leaderboard_", None)
+    if board is not None:
+        states = board["state"].value_counts().to_dict()
+        result.update(trials=len(board), states=states, best_trial=int(clf.best_trial_),
+                      best_valid=float(board["score"].max()), timeline=_timeline(board),
+                      trials_per_hour=3600.0 * len(board) / fit_seconds,
+                      workers=int(board["worker"].nunique()),
+                      leaderboard=[{k: (None if v != v else v) for k, v in row.items()}
+                                   for row in board[["number", "state", "score", "encoders", "fusion", "epochs",
+                                                     "seconds", "reason"]].to_dict("records")])
+        ensemble = getattr(clf, "ensemble_", None)
+        if ensemble is not None:
+            result["ensemble_accuracy"] = result["accuracy"]
+            result["ensemble"] = ensemble.describe()
+            del clf.ensemble_  # the best trial alone
+            result["accuracy"] = float(accuracy_score(test[label], clf.predict(test[columns])))
+        else:
+            result["ensemble_accuracy"] = result["accuracy"]
+            result["ensemble"] = None
+    return result
+
+
+def _reach_time(timeline: list[dict], target: float) -> float | None:
+    for point in timeline:
+        if point["score"] is not None and point["score"] >= target - 1e-12:
+            return point["t"]
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="fashion-subcategory")
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--time-limit", type=float, default=900)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ensemble-size", type=int, default=5)
+    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--child", metavar="RUN", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(run_one(args.task, args.child, args.time_limit, args.seed, args.ensemble_size),
+                                     default=str), flush=True)
+        return
+    results: dict[str, dict] = {}
+    for run, (parts, _) in RUNS.items():
+        if not set(parts) & set(args.parts):
+            continue
+        proc = subprocess.run([sys.executable, __file__, "--child", run, "--task", args.task, "--time-limit",
+                               str(args.time_limit), "--seed", str(args.seed), "--ensemble-size",
+                               str(args.ensemble_size)], capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            print(f"{run}: failed\n{proc.stderr[-3000:]}", file=sys.stderr)
+            continue
+        result = results[run] = json.loads(lines[-1][7:])
+        extra = ""
+        if "trials" in result:
+            extra = (f"  trials {result['trials']} {result['states']}  best valid {result['best_valid']:.4f}  "
+                     f"{result['trials_per_hour']:.0f} trials/h  workers {result['workers']}")
+        print(f"{run:18s} test acc {result['accuracy']:.4f}  fit {result['fit_seconds']:6.1f}s{extra}", flush=True)
+
+    print()
+    if "accuracy" in args.parts and {"default", "search"} <= set(results):
+        d, s = results["default"], results["search"]
+        members = len(s["ensemble"]) if s["ensemble"] else 1
+        print(f"accuracy: default {d['accuracy']:.4f}  searched {s['accuracy']:.4f}  "
+              f"ensemble ({members} member(s)) {s['ensemble_accuracy']:.4f}   [time_limit {args.time_limit:.0f} s each]")
+    if "pruning" in args.parts and {"search", "search-no-pruning"} <= set(results):
+        p, n = results["search"], results["search-no-pruning"]
+        target = n["best_valid"]
+        t_unpruned = _reach_time(n["timeline"], target)
+        t_pruned = _reach_time(p["timeline"], target)
+        share = (t_pruned / t_unpruned) if (t_pruned is not None and t_unpruned) else None
+        print(f"pruning: with median pruner {p['trials']} trials {p['states']} best valid {p['best_valid']:.4f}; "
+              f"without {n['trials']} trials best valid {n['best_valid']:.4f}")
+        print(f"pruning: unpruned best {target:.4f} reached after {t_unpruned if t_unpruned is not None else float('nan'):.0f} s "
+              f"without pruning, {'never' if t_pruned is None else f'{t_pruned:.0f} s'} with pruning"
+              + ("" if share is None else f" (share {share:.2f}; target <= 0.5: {'met' if share <= 0.5 else 'not met'})"))
+    if "parallel" in args.parts and {"search", "search-2-workers"} <= set(results):
+        one, two = results["search"], results["search-2-workers"]
+        ratio = two["trials_per_hour"] / one["trials_per_hour"] if one["trials_per_hour"] else float("nan")
+        print(f"parallel: 1 process {one['trials_per_hour']:.0f} trials/h, 2 processes on one journal "
+              f"{two['trials_per_hour']:.0f} trials/h: {ratio:.2f}x (target >= 1.7x)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

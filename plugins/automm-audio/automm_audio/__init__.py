@@ -1,0 +1,62 @@
+"""automm-audio: an ``audio`` modality for automm.
+
+Installing this distribution registers (through the ``automm`` entry-point group):
+
+* the encoder ``audio_cnn`` (log-mel spectrogram → small CNN) with its search space;
+* the augmentations ``audio_time_shift``, ``audio_noise`` and ``spec_augment``
+  (modality ``"audio"``);
+* a column-role rule: columns of ``.wav`` paths, ``{"array": ..., "sample_rate": ...}``
+  dicts or ``(samples, sample_rate)`` tuples get the role ``"audio"``.
+
+>>> AutoMM().fit(pd.DataFrame({"clip": wav_paths, "caption": texts}), y)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from automm.hookspecs import hookimpl
+
+from .augmentations import (BackgroundNoise, SpecAugment, TimeShift, noise_search_space, spec_augment_search_space,
+                            time_shift_search_space)
+from .encoder import AUDIO_CNN_DEFAULTS, AudioCNNEncoder, audio_cnn_search_space
+from .signal import LogMelSpectrogram, load_audio, looks_like_audio, mel_filterbank, read_wav, write_wav
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioCNNEncoder", "audio_cnn_search_space", "TimeShift", "BackgroundNoise", "SpecAugment",
+    "LogMelSpectrogram", "mel_filterbank", "load_audio", "read_wav", "write_wav", "looks_like_audio",
+    "automm_register_encoders", "automm_register_augmentations", "automm_infer_column_role", "__version__",
+]
+
+
+def _output_dim(hyperparameters: dict) -> int:
+    return int(hyperparameters["output_dim"])
+
+
+@hookimpl
+def automm_register_encoders(register):
+    register("audio_cnn", AudioCNNEncoder, modality="audio", output_dim=_output_dim,
+             defaults=dict(AUDIO_CNN_DEFAULTS), search_space=audio_cnn_search_space,
+             description="Log-mel spectrogram (mel filterbank in torch) through a small CNN trained from scratch.")
+
+
+@hookimpl
+def automm_register_augmentations(register):
+    register("audio_time_shift", TimeShift, modality="audio", defaults=dict(TimeShift.defaults),
+             search_space=time_shift_search_space, description="Shift audio in time, filling with silence.")
+    register("audio_noise", BackgroundNoise, modality="audio", defaults=dict(BackgroundNoise.defaults),
+             search_space=noise_search_space, description="Add white background noise at a random SNR.")
+    register("spec_augment", SpecAugment, modality="audio", defaults=dict(SpecAugment.defaults),
+             search_space=spec_augment_search_space,
+             description="SpecAugment-style frequency and time masking of the log-mel spectrogram.")
+
+
+@hookimpl
+def automm_infer_column_role(name: str, values: Sequence[Any]) -> str | None:
+    """``"audio"`` when at least 80% of the column's values look like audio."""
+    values = list(values)
+    if values and sum(looks_like_audio(v) for v in values) >= 0.8 * len(values):
+        return "audio"
+    return None

@@ -1,0 +1,154 @@
+"""The ``audio_cnn`` encoder: log-mel spectrogram → small CNN → embedding.
+
+``preprocess`` loads a value (see :func:`~automm_audio.signal.load_audio`), mixes it to
+mono, resamples it to ``sample_rate``, centre-crops or zero-pads it to ``duration``
+seconds and computes its log-mel spectrogram (n_mels, frames). Augmentations receive that
+spectrogram (the natural representation of audio in automm: natural-log mel power) and
+return one of the same shape; it is then standardised with the mean and standard
+deviation ``fit`` measured on the training values. The network stacks ``depth`` blocks of
+Conv3x3-BatchNorm-ReLU-MaxPool2, pools over frequency and time (mean and max), and
+projects to ``output_dim``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from automm.components.base import MISSING, Encoder
+from automm.exceptions import InputError
+
+from .signal import LogMelSpectrogram, fix_length, load_audio, read_wav, resample
+
+__all__ = ["AudioCNNEncoder", "audio_cnn_search_space", "AUDIO_CNN_DEFAULTS"]
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"hyperparameter {name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+class AudioCNNEncoder(Encoder):
+    modality = "audio"
+
+    def __init__(self, sample_rate: int = 16000, duration: float = 2.0, n_mels: int = 64, n_fft: int = 512,
+                 hop_length: int = 160, width: int = 16, depth: int = 3, output_dim: int = 128,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.sample_rate = _positive_int("sample_rate", sample_rate)
+        if not isinstance(duration, (int, float)) or not duration > 0:
+            raise InputError(f"hyperparameter duration must be a positive number of seconds; got {duration!r}")
+        self.duration = float(duration)
+        self.n_samples = max(1, int(round(self.duration * self.sample_rate)))
+        self.n_mels = _positive_int("n_mels", n_mels)
+        self.n_fft = _positive_int("n_fft", n_fft)
+        self.hop_length = _positive_int("hop_length", hop_length)
+        self.width = _positive_int("width", width)
+        self.depth = _positive_int("depth", depth)
+        self.output_dim = _positive_int("output_dim", output_dim)
+        if not 0 <= float(dropout) < 1:
+            raise InputError(f"hyperparameter dropout must be in [0, 1); got {dropout!r}")
+        if self.n_fft // 2 + 1 < self.n_mels:
+            raise InputError(f"n_fft={self.n_fft} gives {self.n_fft // 2 + 1} frequency bins, fewer than "
+                             f"n_mels={self.n_mels}")
+        self.melspec = LogMelSpectrogram(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
+        self.n_frames = self.melspec.frames(self.n_samples)
+        if min(self.n_mels, self.n_frames) < 2 ** self.depth:
+            raise InputError(f"a {self.n_mels}x{self.n_frames} spectrogram is too small for depth={self.depth} "
+                             f"(each block halves it); lower depth or raise n_mels/duration")
+        self.mean, self.std = 0.0, 1.0
+        layers: list[nn.Module] = []
+        channels_in = 1
+        for index in range(self.depth):
+            channels = min(self.width * 2 ** index, 8 * self.width)
+            layers += [nn.Conv2d(channels_in, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            channels_in = channels
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(float(dropout))
+        self.project = nn.Linear(2 * channels_in, self.output_dim)
+
+    # -- preprocessing ---------------------------------------------------------------------
+    def waveform(self, value: Any) -> torch.Tensor:
+        """The value as ``n_samples`` mono samples at ``sample_rate``."""
+        samples, rate = load_audio(value, self.sample_rate)
+        wave = resample(torch.from_numpy(samples), rate, self.sample_rate)
+        return fix_length(wave, self.n_samples)
+
+    def spectrogram(self, value: Any) -> torch.Tensor:
+        with torch.no_grad():
+            return self.melspec(self.waveform(value))
+
+    def fit(self, values: Sequence[Any]) -> "AudioCNNEncoder":
+        """Measure the mean and standard deviation of the log-mel values (up to 256 samples)."""
+        present = [v for v in values if v is not MISSING]
+        if present:
+            step = max(1, len(present) // 256)
+            specs = torch.stack([self.spectrogram(v) for v in present[::step][:256]])
+            self.mean = float(specs.mean())
+            self.std = float(specs.std()) or 1.0
+        return self
+
+    def prepare(self, values: Sequence[Any], *, cache_dir: str | None = None) -> None:
+        """Check, before any training, that every WAV path can be read (headers only)."""
+        problems = []
+        for row, value in enumerate(values):
+            if isinstance(value, (str, os.PathLike)):
+                if not os.path.isfile(value):
+                    problems.append(f"row {row} ({str(value)!r}): file not found")
+                    continue
+                try:
+                    with open(value, "rb") as handle:
+                        head = handle.read(12)
+                    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                        problems.append(f"row {row} ({str(value)!r}): not a WAV file")
+                except OSError as exc:
+                    problems.append(f"row {row} ({str(value)!r}): {exc}")
+        if problems:
+            more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+            raise InputError(f"{len(problems)} audio value(s) cannot be read: {'; '.join(problems[:5])}{more}")
+
+    def preprocess(self, value: Any, augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        if value is MISSING:
+            return torch.zeros(1, self.n_mels, self.n_frames)
+        spec = self.spectrogram(value)
+        if augment is not None:
+            spec = augment(spec)
+            if not isinstance(spec, torch.Tensor) or spec.shape != (self.n_mels, self.n_frames):
+                raise InputError(f"audio augmentations must return a ({self.n_mels}, {self.n_frames}) spectrogram; got "
+                                 f"{tuple(spec.shape) if isinstance(spec, torch.Tensor) else type(spec).__name__}")
+        return ((spec - self.mean) / self.std).unsqueeze(0).float()
+
+    def get_state(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.mean = float(state.get("mean", 0.0))
+        self.std = float(state.get("std", 1.0)) or 1.0
+
+    # -- network ----------------------------------------------------------------------------
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        maps = self.features(batch)
+        pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
+        return self.project(self.dropout(pooled))
+
+
+def audio_cnn_search_space(trial: Any, prefix: str) -> dict:
+    """CPU-sized search space of ``audio_cnn``."""
+    return {
+        "n_mels": trial.suggest_categorical(f"{prefix}n_mels", [32, 48, 64]),
+        "width": trial.suggest_categorical(f"{prefix}width", [8, 16, 32]),
+        "depth": trial.suggest_int(f"{prefix}depth", 2, 4),
+        "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [64, 128, 256]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.4),
+    }
+
+
+AUDIO_CNN_DEFAULTS = {"sample_rate": 16000, "duration": 2.0, "n_mels": 64, "n_fft": 512, "hop_length": 160,
+                      "width": 16, "depth": 3, "output_dim": 128, "dropout": 0.1}

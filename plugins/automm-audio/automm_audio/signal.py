@@ -1,0 +1,265 @@
+"""Audio input and features: WAV reading (stdlib ``wave``, plus IEEE-float WAV), mono
+mixing, resampling, fixed-length framing, and the log-mel spectrogram in torch with a mel
+filterbank built here (HTK mel scale, triangular filters).
+
+Accepted raw values (:func:`load_audio`):
+
+* a path (``str`` / ``os.PathLike``) of a ``.wav`` file, or the bytes of one;
+* ``{"array": samples, "sample_rate": rate}`` (also ``"sampling_rate"``, as in
+  Hugging Face datasets);
+* a tuple ``(samples, rate)``;
+* a bare 1-D array of samples, taken to be at the encoder's sample rate.
+
+Samples are a 1-D array (mono) or 2-D (channels first or last; the shorter axis is the
+channel axis), integers (scaled by their type's range) or floats in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import wave
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from automm.exceptions import InputError
+
+__all__ = ["AUDIO_EXTENSIONS", "load_audio", "read_wav", "write_wav", "resample", "fix_length",
+           "mel_filterbank", "hz_to_mel", "mel_to_hz", "LogMelSpectrogram", "looks_like_audio"]
+
+AUDIO_EXTENSIONS = (".wav", ".wave")
+
+
+# -- reading -----------------------------------------------------------------------------
+
+def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
+    if width == 1:  # 8-bit WAV is unsigned
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    elif width == 3:
+        bytes3 = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        ints = bytes3[:, 0] | (bytes3[:, 1] << 8) | (bytes3[:, 2] << 16)
+        ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
+        data = ints.astype(np.float32) / float(1 << 23)
+    elif width == 4:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / float(1 << 31)
+    else:
+        raise InputError(f"unsupported WAV sample width: {width} bytes")
+    return data.reshape(-1, channels)
+
+
+def _read_float_wav(data: bytes, description: str) -> tuple[np.ndarray, int]:
+    """A RIFF/WAVE file with IEEE-float samples (format 3), which :mod:`wave` refuses."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise InputError(f"not a WAV file: {description}")
+    position, fmt, samples = 12, None, None
+    while position + 8 <= len(data):
+        chunk, size = data[position:position + 4], struct.unpack_from("<I", data, position + 4)[0]
+        body = data[position + 8:position + 8 + size]
+        if chunk == b"fmt ":
+            fmt = struct.unpack_from("<HHIIHH", body)
+        elif chunk == b"data":
+            samples = body
+        position += 8 + size + (size & 1)
+    if fmt is None or samples is None:
+        raise InputError(f"WAV file without fmt or data chunk: {description}")
+    tag, channels, rate, _, _, bits = fmt
+    if tag == 0xFFFE and len(samples):  # WAVE_FORMAT_EXTENSIBLE: trust the bit depth
+        tag = 3 if bits in (32, 64) else 1
+    if tag != 3 or bits not in (32, 64):
+        raise InputError(f"unsupported WAV encoding (format tag {tag}, {bits} bits): {description}")
+    dtype = "<f4" if bits == 32 else "<f8"
+    usable = len(samples) - len(samples) % (channels * bits // 8)
+    return np.frombuffer(samples[:usable], dtype=dtype).astype(np.float32).reshape(-1, channels), int(rate)
+
+
+def read_wav(source: str | os.PathLike | bytes) -> tuple[np.ndarray, int]:
+    """(samples (n, channels) float32 in [-1, 1], sample rate) of a WAV file or its bytes."""
+    description = f"<{len(source)} bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    try:
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb").read()
+    except OSError as exc:
+        raise InputError(f"cannot read audio file {description}: {exc}") from None
+    try:
+        with wave.open(io.BytesIO(data), "rb") as handle:
+            channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
+            raw = handle.readframes(handle.getnframes())
+        return _pcm_to_float(raw, width, channels), int(rate)
+    except (wave.Error, EOFError) as exc:
+        if str(exc).startswith("unknown format"):  # IEEE float or extensible WAV
+            return _read_float_wav(data, description)
+        raise InputError(f"not a readable WAV file: {description} ({exc})") from None
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write mono or (n, channels) float samples in [-1, 1] as 16-bit PCM WAV."""
+    array = np.asarray(samples, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[:, None]
+    pcm = (np.clip(array, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wave.open(os.fspath(path), "wb") as handle:
+        handle.setnchannels(array.shape[1])
+        handle.setsampwidth(2)
+        handle.setframerate(int(sample_rate))
+        handle.writeframes(pcm.tobytes())
+
+
+def _to_mono_float(samples: Any, description: str) -> np.ndarray:
+    array = np.asarray(samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples)
+    if array.ndim == 2:
+        channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
+        if np.issubdtype(array.dtype, np.integer):
+            array = array.astype(np.float64) / float(np.iinfo(array.dtype).max + 1)
+        array = array.astype(np.float32).mean(axis=channel_axis)
+    elif array.ndim != 1:
+        raise InputError(f"audio samples must be 1-D (mono) or 2-D (channels), got shape {array.shape}: {description}")
+    if np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float64) / float(np.iinfo(array.dtype).max + 1)
+    elif array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise InputError(f"audio samples must be numbers, got dtype {array.dtype}: {description}")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise InputError(f"audio samples contain NaN or infinite values: {description}")
+    return array
+
+
+def load_audio(value: Any, default_rate: int) -> tuple[np.ndarray, int]:
+    """Any accepted raw value (see the module doc) → (mono float32 samples, sample rate)."""
+    if isinstance(value, (str, os.PathLike)):
+        samples, rate = read_wav(value)
+        return samples.mean(axis=1).astype(np.float32), rate
+    if isinstance(value, (bytes, bytearray)):
+        samples, rate = read_wav(bytes(value))
+        return samples.mean(axis=1).astype(np.float32), rate
+    if isinstance(value, dict):
+        array = value.get("array", value.get("samples"))
+        rate = value.get("sample_rate", value.get("sampling_rate"))
+        if array is None or rate is None:
+            raise InputError("an audio dict needs 'array' and 'sample_rate' (or 'sampling_rate') keys; got keys "
+                             f"{sorted(value)}")
+        return _to_mono_float(array, "dict"), _check_rate(rate)
+    if isinstance(value, tuple) and len(value) == 2 and np.isscalar(value[1]):
+        return _to_mono_float(value[0], "tuple"), _check_rate(value[1])
+    if isinstance(value, (np.ndarray, torch.Tensor, list)):
+        return _to_mono_float(value, "array"), int(default_rate)
+    raise InputError(f"cannot read audio from a {type(value).__name__}; expected a .wav path, WAV bytes, "
+                     "{'array': samples, 'sample_rate': rate}, (samples, rate) or a 1-D array")
+
+
+def _check_rate(rate: Any) -> int:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or not rate > 0:
+        raise InputError(f"audio sample rate must be a positive number, got {rate!r}")
+    return int(round(float(rate)))
+
+
+def looks_like_audio(value: Any) -> bool:
+    """Whether a column value is audio: a .wav path, or samples with a sample rate."""
+    if isinstance(value, (str, os.PathLike)):
+        return str(value).lower().endswith(AUDIO_EXTENSIONS)
+    if isinstance(value, dict):
+        return "array" in value and ("sample_rate" in value or "sampling_rate" in value)
+    if isinstance(value, tuple) and len(value) == 2:
+        samples, rate = value
+        return (isinstance(samples, (np.ndarray, torch.Tensor)) and 1 <= samples.ndim <= 2
+                and isinstance(rate, (int, np.integer)) and not isinstance(rate, bool) and rate > 0)
+    return False
+
+
+# -- resampling and framing --------------------------------------------------------------
+
+@lru_cache(maxsize=32)
+def _lowpass(cutoff: float, taps: int = 63) -> torch.Tensor:
+    """A Hann-windowed sinc low-pass FIR (``cutoff`` as a fraction of the Nyquist rate)."""
+    n = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
+    kernel = cutoff * torch.sinc(cutoff * n) * torch.hann_window(taps, periodic=False, dtype=torch.float64)
+    return (kernel / kernel.sum()).float()
+
+
+def resample(samples: torch.Tensor, rate: int, target: int) -> torch.Tensor:
+    """Resample a 1-D signal from ``rate`` to ``target`` Hz: anti-alias low-pass (when
+    downsampling), then linear interpolation."""
+    if rate == target or samples.numel() == 0:
+        return samples
+    x = samples.float().view(1, 1, -1)
+    if target < rate:
+        kernel = _lowpass(0.95 * target / rate).view(1, 1, -1)
+        x = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (kernel.shape[-1] // 2,) * 2), kernel)
+    length = max(1, int(round(samples.numel() * target / rate)))
+    return torch.nn.functional.interpolate(x, size=length, mode="linear", align_corners=False).view(-1)
+
+
+def fix_length(samples: torch.Tensor, length: int) -> torch.Tensor:
+    """Centre-crop or zero-pad (both sides) to exactly ``length`` samples."""
+    n = samples.numel()
+    if n == length:
+        return samples
+    if n > length:
+        start = (n - length) // 2
+        return samples[start:start + length]
+    before = (length - n) // 2
+    return torch.nn.functional.pad(samples, (before, length - n - before))
+
+
+# -- mel spectrogram ---------------------------------------------------------------------
+
+def hz_to_mel(hz: torch.Tensor | float) -> torch.Tensor:
+    """HTK mel scale: 2595 log10(1 + f / 700)."""
+    return 2595.0 * torch.log10(1.0 + torch.as_tensor(hz, dtype=torch.float64) / 700.0)
+
+
+def mel_to_hz(mel: torch.Tensor | float) -> torch.Tensor:
+    return 700.0 * (10.0 ** (torch.as_tensor(mel, dtype=torch.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, f_min: float = 0.0,
+                   f_max: float | None = None) -> torch.Tensor:
+    """(n_mels, n_fft // 2 + 1) triangular filters, equally spaced on the mel scale between
+    ``f_min`` and ``f_max`` (default: Nyquist), each normalised to unit area (Slaney-style
+    2 / bandwidth), so that loudness does not depend on a band's width."""
+    f_max = sample_rate / 2 if f_max is None else float(f_max)
+    if not 0 <= f_min < f_max <= sample_rate / 2:
+        raise ValueError(f"need 0 <= f_min < f_max <= sample_rate / 2, got {f_min}, {f_max}, {sample_rate}")
+    bins = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    edges = mel_to_hz(torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2,
+                                     dtype=torch.float64))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - lower) / (centre - lower)
+    falling = (upper - bins[None, :]) / (upper - centre)
+    filters = torch.clamp(torch.minimum(rising, falling), min=0.0)
+    filters = filters * (2.0 / (upper - lower))
+    return filters.float()
+
+
+class LogMelSpectrogram(torch.nn.Module):
+    """Waveform (..., samples) → natural-log mel power spectrogram (..., n_mels, frames):
+    a Hann-windowed STFT (centred, reflect padding), power, the mel filterbank, ``log(x + 1e-6)``."""
+
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 512, hop_length: int = 160, n_mels: int = 64,
+                 f_min: float = 20.0, f_max: float | None = None):
+        super().__init__()
+        self.sample_rate, self.n_fft, self.hop_length, self.n_mels = int(sample_rate), int(n_fft), int(hop_length), int(n_mels)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        self.register_buffer("filters", mel_filterbank(self.n_mels, self.n_fft, self.sample_rate, f_min, f_max),
+                             persistent=False)
+
+    def frames(self, n_samples: int) -> int:
+        return n_samples // self.hop_length + 1
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        shape = waveform.shape
+        flat = waveform.reshape(-1, shape[-1]).float()
+        spec = torch.stft(flat, self.n_fft, self.hop_length, window=self.window, center=True, pad_mode="reflect",
+                          return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(self.filters, power)
+        return torch.log(mel + 1e-6).reshape(*shape[:-1], self.n_mels, -1)
+
+
+def signal_power_db(samples: np.ndarray) -> float:
+    return 10.0 * math.log10(float(np.mean(np.square(samples))) + 1e-12)

@@ -1,0 +1,61 @@
+"""A tiny end-to-end AutoMM fit on an audio + text DataFrame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from audio_signals import CLASSES, make_signal
+
+from automm import AutoMM
+from automm_audio import write_wav
+
+TINY = {"name": "audio_cnn", "sample_rate": 8000, "duration": 1.0, "n_mels": 32, "n_fft": 256, "hop_length": 80,
+        "width": 8, "depth": 3, "output_dim": 32}
+WORDS = {"low_tone": "hum", "high_tone": "beep", "chirp_up": "sweep", "noise_burst": "crackle"}
+
+
+def _dataset(folder, n_per_class, seed):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(n_per_class * len(CLASSES)):
+        label = CLASSES[index % len(CLASSES)]
+        rate = int(rng.choice([8000, 16000, 22050]))
+        samples = make_signal(label, rng, rate)
+        if index % 3 == 0:
+            path = folder / f"{seed}-{index}.wav"
+            write_wav(path, samples, rate)
+            clip = str(path)
+        else:
+            clip = {"array": samples, "sample_rate": rate}
+        # the caption names the class only half of the time (and sometimes wrongly)
+        hint = WORDS[label] if rng.random() < 0.5 else WORDS[CLASSES[rng.integers(len(CLASSES))]]
+        rows.append({"clip": clip, "caption": f"recording number {index} {hint}", "label": label})
+    frame = pd.DataFrame(rows)
+    return frame[["clip", "caption"]], frame["label"]
+
+
+def test_audio_and_text_fit_predict_save_load(tmp_path):
+    X, y = _dataset(tmp_path, 16, seed=0)
+    X_test, y_test = _dataset(tmp_path, 6, seed=1)
+    model = AutoMM(encoders={"audio": TINY, "text": {"name": "hashed_ngram", "n_buckets": 4096, "emb_dim": 16,
+                                                     "output_dim": 16}},
+                   fusion={"name": "concat", "proj_dim": 16, "hidden_dim": 32},
+                   augmentations=["audio_time_shift", "spec_augment", {"name": "audio_noise", "p": 0.3}],
+                   max_epochs=12, batch_size=16, learning_rate=3e-3, num_workers=0, random_state=0)
+    model.fit(X, y)
+    assert model.column_roles_ == {"clip": "audio", "caption": "text"}  # inferred by the plugin
+    assert model.config_["encoders"]["audio_0"]["name"] == "audio_cnn"
+    assert model.score(X_test, y_test) >= 0.75  # 4 classes: the audio carries the answer
+    path = model.save(tmp_path / "model")
+    loaded = AutoMM.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), atol=1e-5)
+
+
+def test_missing_audio_is_handled(tmp_path):
+    X, y = _dataset(tmp_path, 4, seed=2)
+    X.loc[[0, 5], "clip"] = None
+    model = AutoMM(encoders={"audio": dict(TINY, depth=2), "text": {"name": "hashed_ngram", "n_buckets": 1024,
+                                                                    "emb_dim": 8, "output_dim": 8}},
+                   max_epochs=1, batch_size=8, num_workers=0, random_state=0, augmentations=None)
+    model.fit(X, y)
+    assert model.predict(X).shape == (len(X),)

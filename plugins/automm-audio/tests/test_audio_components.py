@@ -1,0 +1,90 @@
+"""The audio plugin's components against automm's contracts (automm.testing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from audio_signals import CLASSES, make_signal
+
+import automm
+import automm_audio
+from automm.testing import (check_augmentation, check_component_registration, check_encoder,
+                            check_role_inference)
+from automm_audio import write_wav
+
+TINY = {"sample_rate": 8000, "duration": 0.5, "n_mels": 16, "n_fft": 128, "hop_length": 80, "width": 4,
+        "depth": 2, "output_dim": 12}
+
+
+def _values(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "clip.wav"
+    write_wav(path, make_signal("chirp_up", rng, 16000), 16000)
+    return [str(path), {"array": make_signal("low_tone", rng, 8000), "sample_rate": 8000},
+            (make_signal("noise_burst", rng, 22050), 22050), make_signal("high_tone", rng, 8000)]
+
+
+def test_plugin_registers_cleanly_and_is_discovered():
+    found = check_component_registration(
+        automm_audio, expected={"encoder": ["audio_cnn"],
+                                "augmentation": ["audio_time_shift", "audio_noise", "spec_augment"]})
+    assert {s.modality for s in found["augmentation"]} == {"audio"}
+    assert "audio" in automm.get_registry().modalities()
+    assert automm.list_encoders(modality="audio") == ["audio_cnn"]
+
+
+def test_audio_cnn_conforms(tmp_path):
+    report = check_encoder("audio_cnn", _values(tmp_path), **TINY)
+    assert report.outputs.shape == (5, 12)
+    assert all(set(d) >= {"n_mels", "width", "depth"} for d in report.search_draws)
+
+
+@pytest.mark.parametrize("name", ["audio_time_shift", "audio_noise", "spec_augment"])
+def test_audio_augmentations_conform(name):
+    spectrogram = automm.create_encoder("audio_cnn", **TINY).spectrogram(
+        (make_signal("chirp_up", np.random.default_rng(1), 8000), 8000))
+    check_augmentation(name, spectrogram, p=1.0)
+
+
+def test_augmentations_change_what_they_say():
+    encoder = automm.create_encoder("audio_cnn", **TINY)
+    spec = encoder.spectrogram((make_signal("low_tone", np.random.default_rng(2), 8000, seconds=0.5), 8000))
+    g = torch.Generator().manual_seed(0)
+    shifted = automm.create_augmentation("audio_time_shift", max_shift=0.3, p=1.0)(spec, g)
+    assert shifted.shape == spec.shape and not torch.equal(shifted, spec)
+    noisy = automm.create_augmentation("audio_noise", snr_min=0.0, snr_max=0.0, p=1.0)(spec, g)
+    assert (noisy >= spec - 1e-5).all()  # adding noise power never lowers a bin
+    quiet = spec.exp().mean()
+    assert 1.5 < float(noisy.exp().mean() / quiet) < 2.6  # 0 dB SNR: about twice the power
+    masked = automm.create_augmentation("spec_augment", freq_masks=1, freq_width=4, time_masks=0, p=1.0)(spec, g)
+    changed_rows = (masked != spec).any(dim=1).nonzero().flatten().tolist()
+    assert len(changed_rows) <= 4 and changed_rows == list(range(changed_rows[0], changed_rows[0] + len(changed_rows))) \
+        if changed_rows else True
+
+
+def test_role_inference_recognises_audio_columns(tmp_path):
+    values = _values(tmp_path)
+    check_role_inference(automm_audio, ["a.wav", "b.WAV", "c.wav"], "audio")
+    check_role_inference(automm_audio, [values[1], values[1]], "audio")
+    check_role_inference(automm_audio, [values[2], values[2]], "audio")
+    # other columns fall through to the built-in rules
+    check_role_inference(automm_audio, ["a.png", "b.png"], "image")
+    check_role_inference(automm_audio, ["red", "blue", "red"], "categorical")
+
+
+def test_unreadable_audio_is_reported_before_training(tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"not a wav")
+    encoder = automm.create_encoder("audio_cnn", **TINY)
+    with pytest.raises(automm.InputError, match=r"2 audio value\(s\).*row 0.*not a WAV.*row 1.*not found"):
+        encoder.prepare([str(tmp_path / "bad.wav"), str(tmp_path / "nope.wav"), automm.MISSING])
+
+
+def test_search_space_sizes_stay_valid():
+    # every draw of the search space must build for the default duration (no too-deep nets)
+    spec = automm.get_registry().get("encoder", "audio_cnn")
+    from automm.testing import check_search_space
+
+    for draw in check_search_space(spec, n_draws=6):
+        built = automm.create_encoder("audio_cnn", **draw)
+        assert built.output_dim == draw["output_dim"]

@@ -1,0 +1,81 @@
+"""AutoMM with the pretrained encoders: fit, warm-cache refit, save/load, prediction."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automm import AutoMM
+from automm.datasets import load_emoji_sample
+from automm_pretrained import clear_memory_cache, content_digest
+
+FROZEN = {"image": {"name": "efficientnet_lite0", "image_size": 64}, "text": {"name": "minilm"}}
+
+
+def _emoji(n_train=120, n_test=40):
+    frame = load_emoji_sample()
+    top = frame["category"].value_counts().index[:3]
+    frame = frame[frame["category"].isin(top)]
+    train = frame[frame.split == "train"].head(n_train)
+    test = frame[frame.split == "test"].head(n_test)
+    return train[["image", "name"]], train["category"], test[["image", "name"]], test["category"]
+
+
+def _distinct(frame):
+    return len({content_digest(p, paths=True) for p in frame["image"]}) + len(set(frame["name"]))
+
+
+def _model(cache_dir, **overrides):
+    params = dict(encoders=FROZEN, fusion={"name": "concat", "proj_dim": 32, "hidden_dim": 64}, max_epochs=8,
+                  batch_size=32, num_workers=0, random_state=0, cache_dir=str(cache_dir), augmentations=None,
+                  learning_rate=3e-3)
+    params.update(overrides)
+    return AutoMM(**params)
+
+
+def test_fit_with_frozen_encoders_reuses_cached_features_and_saves_without_backbones(tmp_path):
+    X, y, X_test, y_test = _emoji()
+    start = time.monotonic()
+    model = _model(tmp_path / "cache").fit(X, y)
+    first = time.monotonic() - start
+    files = list((tmp_path / "cache" / "features").rglob("*.f32"))
+    assert len(files) == _distinct(X)  # one feature file per distinct image and per distinct text
+    assert model.score(X_test, y_test) > 0.6  # 3 classes; frozen features separate them well
+    assert len(list((tmp_path / "cache" / "features").rglob("*.f32"))) == _distinct(pd.concat([X, X_test]))
+
+    clear_memory_cache()  # a new process would start with an empty memory layer: the disk serves it
+    start = time.monotonic()
+    warm = _model(tmp_path / "cache", fusion="gated").fit(X, y)
+    second = time.monotonic() - start
+    for encoder in warm.model_.encoders.values():
+        assert encoder.last_prepare["computed"] == 0
+    assert second < first + 1.0
+
+    path = warm.save(tmp_path / "model")
+    weights = Path(path) / "weights.safetensors"
+    assert weights.stat().st_size < 2_000_000  # no copy of MiniLM (90 MB) or EfficientNet (19 MB)
+    loaded = AutoMM.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), warm.predict_proba(X_test), atol=1e-6)
+
+
+def test_fine_tuned_encoder_saves_its_weights(tmp_path):
+    X, y, X_test, _ = _emoji(n_train=24, n_test=6)
+    model = _model(tmp_path / "cache", encoders={"text": {"name": "minilm", "trainable_layers": 1}},
+                   max_epochs=1, learning_rate=1e-4).fit(X[["name"]], y)
+    assert model.model_.encoders["text_0"].frozen is False
+    path = model.save(tmp_path / "model")
+    assert (Path(path) / "weights.safetensors").stat().st_size > 50_000_000  # the whole network is saved
+    loaded = AutoMM.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(X_test[["name"]]), model.predict_proba(X_test[["name"]]),
+                               atol=1e-5)
+
+
+@pytest.mark.slow
+def test_dataloader_workers_use_the_prepared_features(tmp_path):
+    X, y, X_test, y_test = _emoji(n_train=60, n_test=20)
+    model = _model(tmp_path / "cache", num_workers=2, max_epochs=2).fit(X, y)
+    assert model.predict(X_test).shape == (len(X_test),)

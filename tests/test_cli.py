@@ -1,0 +1,386 @@
+"""The ``automm`` command line: every subcommand end to end in a subprocess (``python -m
+automm``), with its error paths and exit codes; finer error paths in-process through ``main``.
+
+Starting Python with torch costs seconds on a contended CPU, so the independent subprocesses
+of this module are started together (``runs`` fixture) and each test checks its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from automm import AutoMM
+from automm.cli import main
+from automm.datasets import EMOJI_SAMPLE_DIR
+
+from conftest import REPO
+
+QUICKSTART = REPO / "recipes" / "quickstart.yaml"
+EMOJI_CSV = EMOJI_SAMPLE_DIR / "emoji_sample.csv"
+TINY_SETS = [
+    "--set", "training.max_epochs=1",
+    "--set", "data.max_rows=60",
+    "--set", "components.encoders.image={name: cnn, image_size: 16, width: 4, depth: 1, output_dim: 16}",
+    "--set", "components.encoders.text={name: hashed_ngram, n_buckets: 1024, emb_dim: 8, output_dim: 16}",
+    "--set", "components.fusion={name: concat, proj_dim: 16, hidden_dim: 16}",
+    "--set", "components.augmentations=null",
+]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def no_traceback(self) -> bool:
+        return "Traceback" not in self.err and "Traceback" not in self.out
+
+
+class Runs:
+    """Subprocesses started at once, collected on demand."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.procs: dict[str, tuple[subprocess.Popen, Path, Path]] = {}
+        self.results: dict[str, Result] = {}
+
+    def start(self, name: str, *args: str, command: list[str] | None = None, plugins: bool = False) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        if not plugins:  # third-party plugins only slow these runs down
+            env["AUTOMM_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        out, err = self.folder / f"{name}.out", self.folder / f"{name}.err"
+        with open(out, "w") as stdout, open(err, "w") as stderr:
+            proc = subprocess.Popen((command or [sys.executable, "-m", "automm"]) + list(args), cwd=self.folder,
+                                    stdout=stdout, stderr=stderr, env=env, stdin=subprocess.DEVNULL)
+        self.procs[name] = (proc, out, err)
+
+    def get(self, name: str, *args: str, timeout: float = 600, **options) -> Result:
+        """The result of run ``name`` (started now with ``args`` if it was not started)."""
+        if name not in self.procs:
+            self.start(name, *args, **options)
+        if name not in self.results:
+            proc, out, err = self.procs[name]
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                proc.kill()
+                raise
+            self.results[name] = Result(proc.returncode, out.read_text(), err.read_text())
+        return self.results[name]
+
+    def stop(self) -> None:
+        for proc, _, _ in self.procs.values():
+            if proc.poll() is None:  # pragma: no cover - only after a failed test
+                proc.kill()
+                proc.wait()
+
+
+BAD_RECIPE = """\
+data:
+  sample: emoji
+  label: categroy
+search:
+  pruner: medain
+training:
+  max_epochs: ten
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runs(tmp_path_factory):
+    """Starts one subprocess per subcommand at the start of this module, so that they run while
+    the in-process tests do. predict and evaluate use a model fitted in-process by
+    ``fit_recipe`` (what ``automm fit`` runs), so that they need not wait for the 'fit' run."""
+    from automm.recipes import fit_recipe
+
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "bad.yaml").write_text(BAD_RECIPE)
+    runs = Runs(folder)
+    # The error path where the success path is checked in-process; the 'slow' tests add more
+    # subprocesses, started when they ask.
+    runs.start("fit", "fit", str(QUICKSTART), *TINY_SETS, "-o", "model")
+    runs.start("validate_bad", "validate", "bad.yaml")
+    runs.start("plugins", "plugins", "--json", plugins=True)
+    runs.start("worker", "worker", "--storage", f"journal:///{folder}/missing.log", "--study", "nope", "--wait", "0")
+    overrides = [a for a in TINY_SETS if a != "--set"]
+    fit_recipe(QUICKSTART, overrides, output_dir=str(folder / "model0"), verbose=0)
+    runs.start("predict", "predict", "model0", str(EMOJI_CSV), "--filter", "split=test", "--proba", "--keep", "name",
+               "-o", "predictions.csv")
+    runs.start("evaluate", "evaluate", "model0", str(EMOJI_CSV), "--filter", "split=test", "--json")
+    yield runs
+    runs.stop()
+
+
+# ---------------------------------------------------------------------------------- in-process
+def run(capsys, *args):
+    code = main(list(map(str, args)))
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+@pytest.fixture(scope="module")
+def regression_files(tmp_path_factory):
+    """A small regression table (numbers and a categorical column) and its recipe."""
+    folder = tmp_path_factory.mktemp("regression")
+    rng = np.random.RandomState(0)
+    x = rng.uniform(0, 1, size=(120, 2))
+    colour = rng.choice(["red", "green", "blue"], size=120)
+    y = 3 * x[:, 0] - x[:, 1] + (colour == "red") + rng.normal(0, 0.05, 120)
+    frame = pd.DataFrame({"id": np.arange(120), "a": x[:, 0], "b": x[:, 1], "colour": colour, "price": y,
+                          "part": ["train"] * 90 + ["test"] * 30})
+    frame.to_csv(folder / "houses.csv", index=False)
+    (folder / "recipe.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "houses.csv", "label": "price", "columns": ["a", "b", "colour"], "split_column": "part"},
+        "problem": {"type": "regression", "metric": "rmse"},
+        "training": {"max_epochs": 3, "batch_size": 32, "num_workers": 0, "learning_rate": 0.01},
+        "output": {"dir": str(folder / "model")},
+        "seed": 0}))
+    return folder
+
+
+def test_fit_json_then_evaluate_and_predict_a_regression_in_process(capsys, regression_files):
+    folder = regression_files
+    result = run(capsys, "fit", folder / "recipe.yaml", "--json")
+    assert result.code == 0 and result.err == ""
+    summary = json.loads(result.out)
+    assert summary["problem_type"] == "regression" and summary["metric"] == "rmse"
+    assert summary["test"]["n"] == 30 and {"r2", "rmse", "mae"} <= set(summary["test"])
+    assert summary["model_dir"] == str(folder / "model")
+
+    result = run(capsys, "evaluate", folder / "model", folder / "houses.csv", "--filter", "part=test")
+    assert result.code == 0 and "rmse" in result.out and "r2" in result.out
+    result = run(capsys, "evaluate", folder / "model", folder / "houses.csv", "--label", "price", "--json")
+    assert json.loads(result.out)["metrics"]["n"] == 120
+
+    result = run(capsys, "predict", folder / "model", folder / "houses.csv", "--keep", "id", "--quiet")
+    frame = pd.read_csv(__import__("io").StringIO(result.out))
+    assert result.code == 0 and list(frame.columns) == ["id", "prediction"] and len(frame) == 120
+
+    result = run(capsys, "predict", folder / "model", folder / "houses.csv", "--proba")
+    assert result.code == 2 and "regression" in result.err
+    result = run(capsys, "predict", folder / "model", folder / "houses.csv", "--filter", "prt=test")
+    assert result.code == 2 and "did you mean 'part'" in result.err
+    result = run(capsys, "evaluate", folder / "model", folder / "houses.csv", "--label", "prise")
+    assert result.code == 2 and "did you mean 'price'" in result.err
+    (folder / "no_a.csv").write_text("b,colour,price\n0.1,red,1.0\n")
+    result = run(capsys, "predict", folder / "model", folder / "no_a.csv")
+    assert result.code == 1 and "lacks the column(s) ['a']" in result.err and result.no_traceback()
+
+
+def test_fit_quiet_prints_only_the_model_directory(capsys, regression_files, tmp_path):
+    result = run(capsys, "fit", regression_files / "recipe.yaml", "--quiet", "-o", tmp_path / "m",
+                 "--set", "training.max_epochs=1")
+    assert result.code == 0 and result.err == "" and result.out.strip() == str(tmp_path / "m")
+
+
+def test_evaluate_needs_a_label_when_the_model_has_no_recipe(capsys, regression_files, tmp_path):
+    X = pd.read_csv(regression_files / "houses.csv")
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(X[["a", "b"]], X["price"])
+    model.save(tmp_path / "bare")
+    result = run(capsys, "evaluate", tmp_path / "bare", regression_files / "houses.csv")
+    assert result.code == 2 and "--label" in result.err
+
+
+def test_validate_options(capsys, tmp_path, monkeypatch):
+    result = run(capsys, "validate", QUICKSTART, "--json")
+    assert result.code == 0 and json.loads(result.out) == {"recipe": str(QUICKSTART), "valid": True, "problems": []}
+    result = run(capsys, "validate", QUICKSTART, "--show", "--set", "training.max_epochs=3")
+    assert result.code == 0 and yaml.safe_load(result.out)["training"]["max_epochs"] == 3
+    (tmp_path / "bad.yaml").write_text(BAD_RECIPE)
+    result = run(capsys, "validate", tmp_path / "bad.yaml", "--json")
+    report = json.loads(result.out)
+    assert result.code == 2 and not report["valid"]
+    assert {p["path"] for p in report["problems"]} == {"data.label", "search.pruner", "training.max_epochs"}
+    result = run(capsys, "validate", tmp_path / "missing.yaml")
+    assert result.code == 2 and "not found" in result.err
+    result = run(capsys, "validate", QUICKSTART, "--set", "training")
+    assert result.code == 2 and "KEY.PATH=VALUE" in result.err
+    monkeypatch.delenv("AUTOMM_STORAGE", raising=False)
+    postgres = REPO / "recipes" / "fashion_postgres.yaml"
+    result = run(capsys, "validate", postgres, "--no-data")
+    assert result.code == 2 and "AUTOMM_STORAGE is not set" in result.err
+    result = run(capsys, "validate", postgres, "--no-data", "--set", "search.storage=postgresql://u@h/db")
+    assert result.code == 0, result.err
+
+
+def test_plugins_table(capsys):
+    result = run(capsys, "plugins")
+    assert result.code == 0 and "hashed_ngram" in result.out and "automm.components.text" in result.out
+
+
+def test_help_everywhere(capsys):
+    for command in ([], ["fit"], ["predict"], ["evaluate"], ["validate"], ["plugins"], ["worker"]):
+        result = run(capsys, *command, "--help")
+        assert result.code == 0 and "usage: automm" in result.out
+    result = run(capsys)
+    assert result.code == 2 and "SUBCOMMAND" in result.err
+
+
+def test_usage_and_recipe_errors_exit_2(capsys, tmp_path):
+    result = run(capsys, "fitt", "x.yaml")
+    assert result.code == 2 and "invalid choice" in result.err
+    result = run(capsys, "predict", "model_only")
+    assert result.code == 2 and "required" in result.err
+    result = run(capsys, "fit", QUICKSTART, "--set", "training.max_epochs=0", "--set", "search.prunner=none",
+                 "-o", tmp_path / "never")
+    assert result.code == 2 and result.no_traceback() and "did you mean 'pruner'" in result.err
+    assert "training.max_epochs" in result.err and not (tmp_path / "never").exists()
+
+
+def test_user_errors_have_no_traceback_unless_debug(capsys, tmp_path):
+    (tmp_path / "notamodel").mkdir()
+    result = run(capsys, "predict", tmp_path / "notamodel", EMOJI_CSV)
+    assert result.code == 1 and result.no_traceback() and "holds no automm model" in result.err
+    result = run(capsys, "predict", tmp_path / "notamodel", EMOJI_CSV, "--debug")
+    assert result.code == 1 and "Traceback" in result.err
+
+
+def test_unexpected_errors_and_interrupts(capsys, monkeypatch):
+    import automm.cli as cli
+
+    def boom(args):
+        raise RuntimeError("kaput")
+    monkeypatch.setattr(cli, "cmd_plugins", boom)
+    result = run(capsys, "plugins")
+    assert result.code == 1 and "kaput" in result.err and "--debug" in result.err and result.no_traceback()
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "cmd_plugins", interrupted)
+    assert run(capsys, "plugins").code == 130
+
+
+def test_storage_passwords_are_not_printed():
+    from automm.cli import _redact
+
+    assert _redact("postgresql://automm:s3cret@db:5432/x") == "postgresql://automm:***@db:5432/x"
+    assert _redact("journal:///tmp/a.log") == "journal:///tmp/a.log"
+
+
+@pytest.mark.slow
+def test_worker_joins_a_study_created_by_fit(tmp_path, capsys):
+    """fit searches on a journal storage; a worker started afterwards joins, finds the study
+    finished and exits 0 (a concurrent worker is exercised by the search's own tests)."""
+    from automm import search
+
+    if not hasattr(search, "run_worker"):
+        pytest.skip("the search has no run_worker yet")
+    storage = f"journal:///{tmp_path}/study.log"
+    result = run(capsys, "fit", QUICKSTART, *TINY_SETS, "--set", "search.n_trials=2", "--set",
+                 f"search.storage={storage}", "--set", "search.study_name=cli-test", "-o", tmp_path / "m", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["leaderboard"]
+    proc = subprocess.run([sys.executable, "-m", "automm", "worker", "--storage", storage, "--study", "cli-test",
+                           "--recipe", str(QUICKSTART), *TINY_SETS, "--wait", "5", "--device", "cpu"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                          env=dict(os.environ, AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().isdigit()
+
+
+# ---------------------------------------------------------------------------------- subprocesses (last: they ran meanwhile)
+def test_fit_trains_prints_a_summary_and_saves_the_model(runs):
+    result = runs.get("fit")
+    fitted = runs.folder / "model"
+    assert result.code == 0 and result.no_traceback(), result.err
+    assert "summary" in result.out and "test accuracy" in result.out and "validation score" in result.out
+    assert "fitting" in result.err and "saved the model" in result.err  # progress on stderr
+    assert sorted(p.name for p in fitted.iterdir()) == ["automm.json", "preprocessing.json", "recipe.yaml",
+                                                        "weights.safetensors"]
+    reproduced = yaml.safe_load((fitted / "recipe.yaml").read_text())
+    assert reproduced["seed"] == 0 and reproduced["training"]["max_epochs"] == 1
+    assert AutoMM.from_recipe(str(fitted / "recipe.yaml")).get_params() == AutoMM.load(fitted).get_params()
+
+
+def test_predict_writes_labels_and_probabilities(runs):
+    result = runs.get("predict")
+    assert result.code == 0, result.err
+    frame = pd.read_csv(runs.folder / "predictions.csv")
+    assert len(frame) == 108 and list(frame.columns[:2]) == ["name", "prediction"]
+    probabilities = frame[[c for c in frame.columns if c.startswith("proba_")]].to_numpy()
+    assert probabilities.shape == (108, 9)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-4)
+
+
+def test_evaluate_prints_json_metrics(runs):
+    result = runs.get("evaluate")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["label"] == "category" and report["problem_type"] == "multiclass"  # label from recipe.yaml
+    assert report["metrics"]["n"] == 108 and set(report["metrics"]) >= {"accuracy", "macro_f1"}
+
+
+@pytest.mark.slow
+def test_validate_accepts_a_good_recipe(runs):
+    result = runs.get("validate", "validate", str(QUICKSTART))
+    assert result.code == 0 and "valid" in result.out and "category" in result.out
+
+
+def test_validate_reports_every_problem_and_exits_2(runs):
+    result = runs.get("validate_bad")
+    assert result.code == 2 and result.no_traceback() and result.out == ""
+    for text in ("data.label", "did you mean 'category'", "search.pruner", "did you mean 'median'",
+                 "training.max_epochs", "3 problems"):
+        assert text in result.err
+
+
+@pytest.mark.slow
+def test_fit_with_a_bad_override_does_nothing_and_exits_2(runs):
+    result = runs.get("fit_bad", "fit", str(QUICKSTART), "--set", "training.max_epochs=0", "--set",
+                      "search.prunner=none", "-o", "never")
+    assert result.code == 2 and result.no_traceback()
+    assert "training.max_epochs" in result.err and "did you mean 'pruner'" in result.err
+    assert not (runs.folder / "never").exists()
+
+
+def test_plugins_lists_every_component_with_its_source(runs):
+    result = runs.get("plugins")
+    assert result.code == 0, result.err
+    inventory = json.loads(result.out)
+    builtin = {p["name"] for p in inventory["plugins"] if p["builtin"]}
+    assert {"automm.components.image", "automm.components.text"} <= builtin
+    components = {(c["kind"], c["name"]): c for c in inventory["components"]}
+    assert components[("encoder", "cnn")]["modality"] == "image"
+    assert components[("encoder", "cnn")]["package"].startswith("automm ")
+    assert components[("fusion", "concat")]["plugin"] == "automm.components.fusions"
+    assert all(c["plugin"] and c["package"] for c in inventory["components"])
+
+
+def test_worker_on_a_missing_study_fails_cleanly(runs):
+    result = runs.get("worker")
+    assert result.code == 1 and result.no_traceback()
+    assert "nope" in result.err
+
+
+@pytest.mark.slow
+def test_usage_errors_exit_2_with_usage(runs):
+    result = runs.get("usage", "fitt", "x.yaml")
+    assert result.code == 2 and "usage:" in result.err and "invalid choice" in result.err
+
+
+@pytest.mark.slow
+def test_predict_with_a_missing_model_exits_1_without_traceback(runs):
+    result = runs.get("predict_missing", "predict", "no_such_model", str(EMOJI_CSV), "-o", "p.csv")
+    assert result.code == 1 and result.no_traceback() and "no_such_model" in result.err
+
+
+@pytest.mark.slow
+def test_console_script(runs):
+    script = shutil.which("automm")
+    if not script:
+        pytest.skip("the automm console script is not on PATH")
+    result = runs.get("script", "--version", command=[script])
+    assert result.code == 0 and result.out.startswith("automm ")
+
+

@@ -1,0 +1,549 @@
+"""YAML recipes: schema ↔ AutoMM parameters, validation (all problems, key paths, did-you-mean),
+overrides and environment variables, data loading, round trips, shipped recipes, fuzzing."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import math
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from automm import AutoMM, AutoMMRegressor, hookimpl
+from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, RecipeError, apply_overrides, compute_metrics,
+                            dump_recipe, fit_recipe, from_recipe_with_data, load_recipe, read_recipe_file,
+                            to_recipe, validate_recipe)
+
+from conftest import REPO, shared_data_dir
+from helpers import tiny
+
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+
+#: Small enough for seconds on a contended CPU: pictures 16 px, tiny networks, 1 epoch.
+TINY_COMPONENTS = {
+    "encoders": {"image": {"name": "cnn", "image_size": 16, "width": 4, "depth": 1, "output_dim": 16},
+                 "text": {"name": "hashed_ngram", "n_buckets": 1024, "emb_dim": 8, "output_dim": 16}},
+    "fusion": {"name": "concat", "proj_dim": 16, "hidden_dim": 16},
+    "augmentations": None,
+}
+
+
+def emoji_recipe(**sections):
+    recipe = {
+        "version": 1,
+        "data": {"sample": "emoji", "label": "category", "split_column": "split", "columns": ["image", "name"],
+                 "max_rows": 80},
+        "problem": {"type": "multiclass", "metric": "accuracy"},
+        "components": copy.deepcopy(TINY_COMPONENTS),
+        "training": {"max_epochs": 1, "batch_size": 32, "num_workers": 0},
+        "seed": 0,
+    }
+    recipe.update(sections)
+    return recipe
+
+
+def problems_of(recipe, **kwargs):
+    return {p.path: p.message for p in validate_recipe(recipe, **kwargs)}
+
+
+# ---------------------------------------------------------------------------------- the mapping
+def test_every_automm_parameter_has_a_recipe_key_and_back():
+    """A parameter added to AutoMM fails here until it is given a place in recipes."""
+    assert set(PARAM_PATHS) == set(AutoMM().get_params(deep=False))
+    for path in PARAM_PATHS.values():
+        section, _, key = path.partition(".")
+        assert section in TOP_KEYS
+        assert (key in SECTION_KEYS[section]) if key else section in ("seed",)
+    assert len(set(PARAM_PATHS.values())) == len(PARAM_PATHS)
+
+
+def _non_default_params():
+    return dict(problem_type="multiclass", column_types={"name": "text"},
+                encoders={"image": {"name": "resnet", "width": 8}, "text": ["hashed_ngram", "gru"]},
+                fusion=["concat", {"name": "gated", "hidden_dim": 32}],
+                augmentations=["horizontal_flip", {"name": "mixup", "alpha": 0.4}], time_limit=60.5,
+                max_epochs=3, batch_size=16, learning_rate=0.01, weight_decay=0.0, label_smoothing=0.0, patience=0,
+                holdout_frac=0.2, class_weight={"Flags": 2.0, "Symbols": 0.5}, head_dropout=0.0, device="cpu",
+                amp=False, num_workers=0, n_trials=7, search_space={"training": {"learning_rate": {"low": 0.001, "high": 0.01, "log": True}}},
+                sampler="random", pruner="hyperband", storage="sqlite:///study.db", study_name="s1", n_jobs=2,
+                ensemble_size=1, objectives=("score", "latency"), plot_dir="plots", cache_dir="cache",
+                random_state=123, verbose=2)
+
+
+def _normalise(value):
+    if isinstance(value, tuple):
+        return [_normalise(v) for v in value]
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("params", [{}, "non-default"], ids=["defaults", "non-defaults"])
+def test_to_recipe_and_from_recipe_round_trip_every_parameter(params, tmp_path):
+    params = _non_default_params() if params == "non-default" else params
+    assert set(_non_default_params()) == set(AutoMM().get_params())  # the test sets every parameter
+    original = AutoMM(**params)
+    recipe = original.to_recipe()
+    file = tmp_path / "r.yaml"
+    file.write_text(dump_recipe(recipe))
+    assert yaml.safe_load(file.read_text()) == recipe
+    rebuilt = AutoMM.from_recipe(str(file))
+    assert _normalise(rebuilt.get_params()) == _normalise(original.get_params())
+    assert _normalise(AutoMM.from_recipe(recipe).get_params()) == _normalise(original.get_params())
+
+
+def test_to_recipe_of_a_regressor_says_regression():
+    recipe = AutoMMRegressor(random_state=1).to_recipe()
+    assert recipe["problem"]["type"] == "regression"
+    assert isinstance(AutoMMRegressor.from_recipe(recipe), AutoMMRegressor)
+
+
+def test_to_recipe_refuses_objects_it_cannot_write():
+    with pytest.raises(RecipeError, match=r"search\.sampler: a object object cannot be written"):
+        AutoMM(sampler=object()).to_recipe()
+
+
+def test_to_recipe_escapes_dollar_braces():
+    est = AutoMM(study_name="cost ${not a var}")
+    assert AutoMM.from_recipe(est.to_recipe()).study_name == "cost ${not a var}"
+
+
+# ---------------------------------------------------------------------------------- validation
+def test_valid_recipe_gives_the_parameters():
+    recipe = load_recipe(emoji_recipe(search={"n_trials": 3, "pruner": "none"}))
+    params = recipe.params()
+    assert params["n_trials"] == 3 and params["pruner"] == "none" and params["random_state"] == 0
+    assert params["encoders"]["image"]["name"] == "cnn" and "time_limit" not in params
+    assert recipe.label == "category" and recipe.metric == "accuracy"
+
+
+def test_all_problems_are_reported_with_paths_expected_found_and_suggestions():
+    recipe = emoji_recipe(
+        search={"pruner": "medain", "samplr": "tpe", "n_trials": 0, "objectives": ["score", "latnecy"]},
+        training={"max_epochs": "10", "learning_rate": -1, "holdout_frac": 1.5, "device": "gpu", "amp": "yes"},
+        problem={"type": "multi", "metric": "acc"},
+        output={"dir": 5},
+        sed=1,
+    )
+    recipe["components"]["encoders"]["image"]["widht"] = 4
+    recipe["components"]["encoders"]["text"]["name"] = "hashed_ngrams"
+    recipe["components"]["fusion"] = "concatt"
+    recipe["data"]["label"] = "categroy"
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe)
+    error = info.value
+    found = {p.path: p.message for p in error.problems}
+    assert isinstance(error, ValueError)
+    assert "search.pruner" in found and "did you mean 'median'" in found["search.pruner"]
+    assert "expected one of 'median'" in found["search.pruner"] and "found 'medain'" in found["search.pruner"]
+    assert "unknown key" in found["search.samplr"] and "did you mean 'sampler'" in found["search.samplr"]
+    assert "positive integer" in found["search.n_trials"]
+    assert "did you mean 'latency'" in found["search.objectives[1]"]
+    assert "found '10'" in found["training.max_epochs"]
+    assert {"training.learning_rate", "training.holdout_frac", "training.device", "training.amp"} <= set(found)
+    assert "did you mean 'multiclass'" in found["problem.type"]
+    assert "output.dir" in found
+    assert "did you mean 'seed'" in found["sed"]
+    assert "did you mean 'width'" in found["components.encoders.image.widht"]
+    assert "unknown encoder 'hashed_ngrams'" in found["components.encoders.text.name"]
+    assert "did you mean 'hashed_ngram'" in found["components.encoders.text.name"]
+    assert "did you mean 'concat'" in found["components.fusion"]
+    assert "did you mean 'category'" in found["data.label"]
+    assert "did you mean" in found["problem.metric"] and len(error.problems) == 17
+    assert str(error).count("\n  - ") == len(error.problems)
+
+
+def test_unknown_keys_and_sections_are_errors():
+    found = problems_of({"data": {"sample": "emoji", "label": "category", "lable": "x"}, "extra": {},
+                         "trainig": {"max_epochs": 2}})
+    assert "did you mean 'label'" in found["data.lable"]
+    assert "unknown key" in found["extra"]
+    assert "did you mean 'training'" in found["trainig"]
+
+
+def test_required_and_conflicting_data_keys():
+    assert "data.label" in problems_of({"data": {"sample": "emoji"}})
+    assert "no data source" in problems_of({"data": {"label": "y"}})["data"]
+    assert "only one data source" in problems_of({"data": {"sample": "emoji", "path": "x.csv", "label": "y"}},
+                                                 check_data=False)["data"]
+    assert "needs data.train" in problems_of({"data": {"path": "a.csv", "test": "b.csv", "label": "y"}},
+                                             check_data=False)["data.test"]
+    assert "needs data.split_column" in problems_of({"data": {"sample": "emoji", "label": "category",
+                                                              "test_values": "test"}})["data.test_values"]
+    assert "data" in problems_of({}, require_data=True)
+    assert problems_of({}) == {}  # an estimator-only recipe is fine for from_recipe
+
+
+def test_data_columns_are_checked_against_the_file(tmp_path):
+    (tmp_path / "d.csv").write_text("text,price,label\nred shoe,3,a\nblue hat,4,b\n")
+    base = {"data": {"path": str(tmp_path / "d.csv"), "label": "label", "columns": ["text", "prize"],
+                     "column_types": {"txt": "text", "price": "numerc"}}}
+    found = problems_of(base)
+    assert "did you mean 'price'" in found["data.columns[1]"]
+    assert "did you mean 'text'" in found["data.column_types.txt"]
+    assert "did you mean 'numeric'" in found["data.column_types.price"]
+    assert "file not found" in problems_of({"data": {"path": "nope.csv", "label": "y"}})["data.path"]
+    assert "format" in problems_of({"data": {"path": "data.txt", "label": "y"}}, check_data=False)["data.path"]
+    assert problems_of({"data": {"path": "data.txt", "label": "y", "format": "csv"}}, check_data=False) == {}
+
+
+def test_encoder_keys_and_modalities_are_checked():
+    recipe = emoji_recipe()
+    recipe["components"]["encoders"] = {"imag": "cnn", "text": "cnn", "name": "gru"}
+    found = problems_of(recipe)
+    assert "did you mean 'image'" in found["components.encoders.imag"]
+    assert "encodes 'image', not 'text'" in found["components.encoders.text"]
+    assert "components.encoders.name" not in found  # a column may name its encoder
+
+
+class _ShoutPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("shout", lambda output_dim=8: None, modality="text", defaults={"output_dim": 8})
+
+
+def test_component_names_of_installed_plugins_are_known_and_suggested(fresh_registry):
+    fresh_registry(_ShoutPlugin())
+    recipe = emoji_recipe()
+    recipe["components"]["encoders"]["text"] = ["shout", {"name": "shout", "output_dim": 4}]
+    assert validate_recipe(recipe) == []
+    recipe["components"]["encoders"]["text"] = "shoot"
+    assert "did you mean 'shout'" in problems_of(recipe)["components.encoders.text"]
+
+
+def test_lists_of_component_choices_are_checked_item_by_item():
+    recipe = emoji_recipe()
+    recipe["components"]["fusion"] = ["concat", {"name": "gatd"}, 3, []]
+    recipe["components"]["augmentations"] = ["horizontal_flip", "flipp"]
+    found = problems_of(recipe)
+    assert "did you mean 'gated'" in found["components.fusion[1].name"]
+    assert "components.fusion[2]" in found and "components.fusion[3]" in found
+    assert "components.augmentations[1]" in found
+
+
+def test_metric_must_suit_the_problem_type():
+    assert "regression metric" in problems_of(emoji_recipe(problem={"type": "multiclass",
+                                                                    "metric": "rmse"}))["problem.metric"]
+    assert "classification metric" in problems_of(emoji_recipe(problem={"type": "regression",
+                                                                        "metric": "macro_f1"}))["problem.metric"]
+
+
+# ---------------------------------------------------------------------------------- files, overrides, env
+def test_yaml_files_are_read_safely(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("data: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(RecipeError, match="not valid YAML at line 1"):
+        read_recipe_file(evil)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("data:\n  label: [a, b\n")
+    with pytest.raises(RecipeError, match="line"):
+        load_recipe(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(RecipeError, match="expected a mapping of sections"):
+        load_recipe(listing)
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe(tmp_path / "missing.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n")
+    assert load_recipe(empty).params() == {}
+
+
+def test_overrides_set_nested_keys_with_yaml_values():
+    recipe = apply_overrides({"training": {"max_epochs": 5}}, [
+        "training.max_epochs=2", "search.n_trials=3", "components.fusion={name: gated, hidden_dim: 8}",
+        "search.storage=sqlite:///a=b.db", "training.device=cpu", "search.study_name=null"])
+    assert recipe["training"] == {"max_epochs": 2, "device": "cpu"}
+    assert recipe["search"] == {"n_trials": 3, "storage": "sqlite:///a=b.db", "study_name": None}
+    assert recipe["components"]["fusion"] == {"name": "gated", "hidden_dim": 8}
+    with pytest.raises(RecipeError) as info:
+        apply_overrides({"components": {"fusion": "concat"}}, ["components.fusion.proj_dim=4", "novalue", "=3"])
+    assert len(info.value.problems) == 3 and "not a mapping" in str(info.value)
+    assert "did you mean 'max_epochs'" in str(pytest.raises(
+        RecipeError, load_recipe, emoji_recipe(), ["training.max_epoch=3"]).value)
+
+
+def test_environment_variables_in_values(monkeypatch):
+    monkeypatch.setenv("AUTOMM_TEST_DB", "postgresql://u:p@h/db")
+    monkeypatch.delenv("AUTOMM_TEST_UNSET", raising=False)
+    recipe = load_recipe(emoji_recipe(search={"storage": "${AUTOMM_TEST_DB}", "study_name": "${AUTOMM_TEST_UNSET:-s}",
+                                              "pruner": "none"}, description="costs $${price}"))
+    assert recipe.params()["storage"] == "postgresql://u:p@h/db" and recipe.params()["study_name"] == "s"
+    assert recipe.content["description"] == "costs ${price}"
+    found = problems_of(emoji_recipe(search={"storage": "${AUTOMM_TEST_UNSET}"}))
+    assert "AUTOMM_TEST_UNSET is not set" in found["search.storage"]
+    assert validate_recipe(emoji_recipe(search={"storage": "${AUTOMM_TEST_UNSET}"}),
+                           ["search.storage=sqlite:///x.db"]) == []
+
+
+# ---------------------------------------------------------------------------------- data
+def test_data_from_one_file_with_a_split_column_and_relative_images(tmp_path, emoji_sample):
+    data_dir = tmp_path / "data"
+    (data_dir / "pics").mkdir(parents=True)
+    frame = emoji_sample.head(40).copy()
+    names = []
+    for i, path in enumerate(frame["image"]):
+        target = data_dir / "pics" / f"{i}.png"
+        target.write_bytes(Path(path).read_bytes())
+        names.append(f"pics/{i}.png")
+    frame["image"] = names
+    frame["split"] = ["fit"] * 30 + ["hold"] * 10
+    frame.to_csv(data_dir / "items.csv", index=False)
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    (recipe_dir / "r.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "../data/items.csv", "label": "category", "split_column": "split",
+                 "train_values": "fit", "test_values": ["hold"]}}))
+    data = load_recipe(recipe_dir / "r.yaml", require_data=True).load_data()
+    assert len(data.X_train) == 30 and len(data.X_test) == 10
+    assert list(data.X_train.columns) == ["image", "name"]
+    assert all(os.path.isfile(p) and os.path.isabs(p) for p in data.X_train["image"])
+    with pytest.raises(RecipeError, match="no rows of column 'split'"):
+        load_recipe(recipe_dir / "r.yaml", ["data.train_values=[train]"]).load_data()
+
+
+def test_data_from_train_and_test_files_with_images_relative_to_the_recipe(tmp_path, emoji_sample):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "tables").mkdir()
+    frame = emoji_sample.head(24).copy()
+    frame["image"] = [f"images/{Path(p).name}" for p in frame["image"]]
+    for path in emoji_sample.head(24)["image"]:
+        (tmp_path / "images" / Path(path).name).write_bytes(Path(path).read_bytes())
+    frame.head(16).to_csv(tmp_path / "tables" / "train.csv", index=False)
+    frame.tail(8).to_csv(tmp_path / "tables" / "test.csv", index=False)
+    recipe = load_recipe({"data": {"train": "tables/train.csv", "test": "tables/test.csv", "label": "category",
+                                   "columns": ["image", "name"], "max_rows": 12}}, base_dir=tmp_path)
+    data = recipe.load_data()
+    assert len(data.X_train) == 12 and len(data.X_test) == 8
+    assert all(p.startswith(str(tmp_path / "images")) for p in data.X_test["image"])
+
+
+def test_compute_metrics():
+    m = compute_metrics("multiclass", np.array(["a", "b", "b", "c"]), np.array(["a", "b", "c", "c"]))
+    assert m["n"] == 4 and m["accuracy"] == 0.75 and 0 < m["macro_f1"] < 1
+    r = compute_metrics("regression", np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
+    assert math.isclose(r["mae"], 1 / 3) and math.isclose(r["rmse"], math.sqrt(1 / 3)) and r["r2"] == 0.5
+
+
+# ---------------------------------------------------------------------------------- reproducibility
+def test_fitted_model_to_recipe_reproduces_it_on_cpu():
+    recipe = emoji_recipe()
+    del recipe["seed"]  # the fitted model's recipe records the seed it drew
+    estimator, data = from_recipe_with_data(recipe)
+    estimator.fit(data.X_train, data.y_train)
+    written = estimator.to_recipe()
+    assert written["seed"] == estimator.seed_ and written["data"]["label"] == "category"
+    again, data_again = from_recipe_with_data(yaml.safe_load(dump_recipe(written)))
+    again.fit(data_again.X_train, data_again.y_train)
+    np.testing.assert_array_equal(data.X_test, data_again.X_test)
+    np.testing.assert_allclose(again.predict_proba(data.X_test), estimator.predict_proba(data.X_test), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------- shipped recipes
+def _fashion_available() -> bool:
+    return (shared_data_dir() / "fashion" / "fashion.csv").is_file() and \
+        shared_data_dir().resolve() == (REPO.parent / "shared" / "data").resolve()
+
+
+def _needs_plugins(path: Path) -> list[str]:
+    """Component names a recipe uses that are not installed (plugin recipes skip without them)."""
+    from automm import get_registry
+
+    reg = get_registry()
+    content = yaml.safe_load(path.read_text())
+    components = content.get("components") or {}
+    wanted = []
+    for choice in (components.get("encoders") or {}).values():
+        for item in choice if isinstance(choice, list) else [choice]:
+            wanted.append(("encoder", item if isinstance(item, str) else item["name"]))
+    return [name for kind, name in wanted if name not in reg.names(kind)]
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_every_shipped_recipe_validates(path, monkeypatch):
+    monkeypatch.setenv("AUTOMM_STORAGE", "postgresql://automm:secret@localhost:5432/automm")
+    missing = _needs_plugins(path)
+    if missing:
+        pytest.skip(f"{path.name} needs components {missing} from a plugin that is not installed")
+    uses_fashion = "shared/data/fashion" in path.read_text()
+    recipe = load_recipe(path, check_data=not uses_fashion or _fashion_available(), require_data=True)
+    assert recipe.label and recipe.output_dir
+    assert recipe.content.get("description")
+
+
+def test_shipped_recipes_cover_the_issue():
+    names = {p.name for p in RECIPES}
+    assert {"quickstart.yaml", "fashion.yaml", "fashion_search.yaml", "fashion_postgres.yaml"} <= names
+    postgres = load_recipe(REPO / "recipes" / "fashion_postgres.yaml", ["search.storage=postgresql://h/db"],
+                           check_data=False)
+    assert postgres.params()["storage"] == "postgresql://h/db" and postgres.params()["study_name"]
+    search = load_recipe(REPO / "recipes" / "fashion_search.yaml", check_data=False).params()
+    assert search["time_limit"] and search["ensemble_size"] > 1 and isinstance(search["fusion"], list)
+
+
+def test_quickstart_recipe_runs_with_a_tiny_budget(tmp_path):
+    overrides = [f"components.{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
+                 for k, v in TINY_COMPONENTS.items()] + ["training.max_epochs=1", "data.max_rows=60"]
+    result = fit_recipe(REPO / "recipes" / "quickstart.yaml", overrides, output_dir=str(tmp_path / "m"))
+    assert result.test_metrics["n"] == 60 and 0 <= result.test_metrics["accuracy"] <= 1
+    assert (tmp_path / "m" / "recipe.yaml").is_file() and result.summary()["n_classes"] == 9
+    rebuilt = AutoMM.from_recipe(str(tmp_path / "m" / "recipe.yaml"))
+    assert rebuilt.get_params() == result.estimator.get_params()
+
+
+@pytest.mark.slow
+def test_fashion_recipe_runs_with_a_tiny_budget(tmp_path):
+    if not _fashion_available():
+        pytest.skip("../shared/data/fashion is absent")
+    overrides = ["training.max_epochs=1", "data.max_rows=64", "training.num_workers=0",
+                 "components.encoders.image={name: cnn, image_size: 16, width: 4, depth: 1, output_dim: 16}"]
+    result = fit_recipe(REPO / "recipes" / "fashion.yaml", overrides, output_dir=str(tmp_path / "m"))
+    assert result.test_metrics["n"] == 64 and "macro_f1" in result.test_metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fashion_search.yaml"])
+def test_search_recipe_runs_with_a_tiny_budget(name, tmp_path):
+    from automm import search
+
+    if not _fashion_available():
+        pytest.skip("../shared/data/fashion is absent")
+    if not search.search_requested(AutoMM(n_trials=2)):
+        pytest.skip("the search (automm.search) is not implemented yet")
+    overrides = ["search.n_trials=2", "search.time_limit=120", "search.ensemble_size=2", "training.max_epochs=1",
+                 "data.max_rows=64", "training.num_workers=0", "output.plot_dir=null"]
+    result = fit_recipe(REPO / "recipes" / name, overrides, output_dir=str(tmp_path / "m"))
+    assert result.test_metrics["n"] == 64
+
+
+# ---------------------------------------------------------------------------------- fuzzing
+_VALUES = [None, True, False, 0, 1, -1, 2.5, -0.5, float("nan"), float("inf"), 10**40, "", " ", "x", "auto",
+           "default", "cnn", "concat", "median", "balanced", "score", "category", "image", "${AUTOMM_FUZZ_UNSET}",
+           [], [None], [1, "a"], ["cnn", "resnet"], ["score", "params"], {}, {"name": 5}, {"name": "cnn"},
+           {"name": "cnn", "widht": 3}, {"a": {"b": [1]}}, {1: 2}, {None: "x"}, {True: 1},
+           datetime.date(2024, 1, 2), b"bytes", [[["deep"]]]]
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield prefix + (key,)
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield prefix + (i,)
+            yield from _paths(value, prefix + (i,))
+
+
+def _parent(root, path):
+    node = root
+    for key in path[:-1]:
+        node = node[key]
+    return node
+
+
+def _typo(rng: random.Random, word: str) -> str:
+    if not word:
+        return "x"
+    i = rng.randrange(len(word))
+    kind = rng.randrange(3)
+    if kind == 0:
+        return word[:i] + word[i + 1:] or "y"
+    if kind == 1:
+        return word[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz_") + word[i:]
+    return word[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + word[i + 1:]
+
+
+def _mutate(rng: random.Random, recipe: dict) -> dict:
+    recipe = copy.deepcopy(recipe)
+    for _ in range(rng.randint(1, 3)):
+        paths = list(_paths(recipe))
+        op = rng.randrange(6)
+        if not paths or op == 0:  # a whole section or the recipe's top level gets a random value
+            key = rng.choice(list(TOP_KEYS) + ["extra"])
+            recipe[key] = copy.deepcopy(rng.choice(_VALUES))
+            continue
+        path = rng.choice(paths)
+        parent = _parent(recipe, path)
+        key = path[-1]
+        if op == 1:  # wrong type / random value
+            parent[key] = copy.deepcopy(rng.choice(_VALUES))
+        elif op == 2:  # deleted key or item
+            del parent[key]
+        elif op == 3 and isinstance(parent, dict) and isinstance(key, str):  # misspelled key
+            parent[_typo(rng, key)] = parent.pop(key)
+        elif op == 4 and isinstance(parent, dict):  # unknown or non-string key added
+            parent[rng.choice(["bogus", 3, None, True, _typo(rng, str(key))])] = copy.deepcopy(rng.choice(_VALUES))
+        elif isinstance(parent[key], str):  # misspelled value
+            parent[key] = _typo(rng, parent[key])
+    return recipe
+
+
+def _fuzz_base() -> dict:
+    recipe = emoji_recipe(
+        search={"n_trials": 2, "time_limit": 30, "sampler": "tpe", "pruner": "median", "storage": None,
+                "study_name": "s", "n_jobs": 1, "ensemble_size": 1, "objectives": ["score", "latency"],
+                "search_space": {"training": {"learning_rate": [0.001, 0.01]},
+                                 "encoders": {"image": ["cnn", "resnet"]}}},
+        output={"dir": "out", "plot_dir": None, "verbose": 0}, description="fuzz")
+    recipe["training"].update({"learning_rate": 0.01, "weight_decay": 0.0, "label_smoothing": 0.1, "patience": 2,
+                               "holdout_frac": 0.2, "class_weight": {"Flags": 2.0}, "head_dropout": 0.1,
+                               "device": "cpu", "amp": False, "cache_dir": None})
+    recipe["components"]["augmentations"] = ["horizontal_flip", {"name": "mixup", "alpha": 0.3}]
+    recipe["components"]["encoders"]["text"] = ["hashed_ngram", {"name": "gru", "hidden_dim": 8}]
+    recipe["data"]["column_types"] = {"name": "text"}
+    return recipe
+
+
+def test_fuzzed_recipes_give_recipe_errors_never_tracebacks():
+    """Hundreds of seeded mutations of a valid recipe: each either validates (and then AutoMM's own
+    checks accept the parameters) or raises RecipeError with key paths, never anything else."""
+    rng = random.Random(20240501)
+    base = _fuzz_base()
+    assert validate_recipe(base) == []
+    outcomes = {"valid": 0, "invalid": 0}
+    for i in range(400):
+        mutated = _mutate(rng, base)
+        try:
+            recipe = load_recipe(mutated, require_data=rng.random() < 0.5)
+        except RecipeError as exc:
+            assert exc.problems and all(isinstance(p.path, str) and p.message for p in exc.problems), mutated
+            outcomes["invalid"] += 1
+            continue
+        except Exception as exc:  # pragma: no cover - the failure this test looks for
+            raise AssertionError(f"mutation {i} raised {type(exc).__name__}: {exc}\nrecipe: {mutated!r}") from exc
+        recipe.estimator()._validate_params()  # what the recipe accepts, AutoMM accepts
+        outcomes["valid"] += 1
+    assert outcomes["invalid"] > 200 and outcomes["valid"] > 10, outcomes
+
+
+def test_fuzzed_yaml_text_gives_recipe_errors_never_tracebacks(tmp_path):
+    rng = random.Random(7)
+    text = (REPO / "recipes" / "quickstart.yaml").read_text()
+    alphabet = ":-[]{}#&*!|>'\"%@`,?\n\t  abcxyz019.$"
+    file = tmp_path / "r.yaml"
+    for i in range(150):
+        chars = list(text)
+        for _ in range(rng.randint(1, 6)):
+            j = rng.randrange(len(chars))
+            op = rng.randrange(3)
+            if op == 0:
+                del chars[j]
+            elif op == 1:
+                chars.insert(j, rng.choice(alphabet))
+            else:
+                chars[j] = rng.choice(alphabet)
+        file.write_text("".join(chars))
+        try:
+            load_recipe(file)
+        except RecipeError:
+            pass
+        except Exception as exc:  # pragma: no cover
+            raise AssertionError(f"text mutation {i} raised {type(exc).__name__}: {exc}\n{''.join(chars)}") from exc

@@ -1,0 +1,531 @@
+"""The Optuna search: space, pruning, failures, budget, parallel and resumed studies, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+import automm
+from automm import AutoMM, Encoder, InputError, hookimpl
+from automm import search
+from automm.data import InputSpec
+from automm.ensemble import greedy_selection
+from automm.search import SearchError, SearchSpace
+
+# Text-only, tiny components (fixed by dicts: the search varies dropouts, n-gram ranges,
+# augmentations and training hyperparameters): a trial takes a fraction of a second.
+SMALL = dict(encoders={"text": {"name": "hashed_ngram", "n_buckets": 2048, "emb_dim": 16, "output_dim": 16}},
+             fusion={"name": "concat", "proj_dim": 16, "hidden_dim": 16}, max_epochs=2, batch_size=32,
+             num_workers=0, random_state=0)
+POSTGRES_URL = os.environ.get("AUTOMM_TEST_POSTGRES_URL", "postgresql://automm:automm@127.0.0.1:5432/automm")
+
+
+def small(**overrides):
+    params = dict(SMALL)
+    params.update(overrides)
+    return params
+
+
+@pytest.fixture(scope="module")
+def texts():
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample()
+    train = frame[frame.split == "train"].head(120)
+    test = frame[frame.split == "test"].head(40)
+    return train["name"].tolist(), train["category"].tolist(), test["name"].tolist(), test["category"].tolist()
+
+
+@pytest.fixture
+def builtin_registry(monkeypatch):
+    """Only the built-in components (installed plugins switched off), restored afterwards."""
+    monkeypatch.setenv(automm.registry.DISABLE_AUTOLOAD_ENV, "1")
+    automm.reset_registry()
+    yield automm.get_registry()
+    monkeypatch.delenv(automm.registry.DISABLE_AUTOLOAD_ENV)
+    automm.reset_registry()
+
+
+class BrokenEncoder(Encoder):
+    """A text encoder whose forward pass raises (or returns NaN)."""
+
+    modality = "text"
+
+    def __init__(self, output_dim=4, failure="raise"):
+        super().__init__()
+        self.output_dim, self.failure = output_dim, failure
+        self.linear = torch.nn.Linear(1, output_dim)
+
+    def preprocess(self, value, augment=None):
+        return torch.zeros(1)
+
+    def forward(self, batch):
+        if self.failure == "raise":
+            raise RuntimeError("boom from the broken encoder")
+        return self.linear(batch) * float("nan")
+
+
+class BrokenPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("broken", BrokenEncoder, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 4, "failure": "raise"},
+                 search_space=lambda trial, prefix: {"output_dim": trial.suggest_categorical(f"{prefix}output_dim",
+                                                                                              [4, 8])})
+
+
+class PruneAllButFirst(optuna.pruners.BasePruner):
+    """Prunes every trial but trial 0 at its first report."""
+
+    def prune(self, study, trial):
+        return trial.number > 0
+
+
+def _inputs():
+    return [InputSpec("image_0", "image", ["x0"], {"x0": "image"}), InputSpec("text_0", "text", ["x1"], {"x1": "text"})]
+
+
+def _space(estimator, inputs=None) -> SearchSpace:
+    """The space ``fit`` would search for ``estimator`` on one image and one text column."""
+    inputs = inputs or _inputs()
+    reg = automm.get_registry()
+    estimator._validate_params()
+    estimator.problem_type_ = "multiclass"
+    encoders = estimator._resolve_encoders(inputs, reg)
+    fusion = estimator.fusion[0] if isinstance(estimator.fusion, list) else estimator.fusion
+    name, params = automm.estimator._component_choice(fusion, "fusion")
+    config = {"encoders": {s.name: {"name": n, **p} for s, (n, p) in zip(inputs, encoders)},
+              "fusion": {"name": name, **reg.get("fusion", name).hyperparameters(**params)},
+              "augmentations": [{"name": n, **p} for n, p in
+                                estimator._resolve_augmentations(reg, {s.modality for s in inputs})],
+              "training": {"learning_rate": estimator.learning_rate, "weight_decay": estimator.weight_decay,
+                           "batch_size": estimator._resolved_batch_size(torch.device("cpu")),
+                           "max_epochs": estimator.max_epochs, "label_smoothing": estimator.label_smoothing,
+                           "head_dropout": estimator.head_dropout, "patience": estimator.patience}}
+    return SearchSpace.from_estimator(estimator, inputs, config)
+
+
+def _sampled(space: SearchSpace, seed: int = 0):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    return trial, space.suggest(trial)
+
+
+# ------------------------------------------------------------------------ when to search
+
+def test_search_is_requested_only_when_asked():
+    assert not search.search_requested(AutoMM())
+    assert not search.search_requested(AutoMM(n_trials=1))
+    assert search.search_requested(AutoMM(n_trials=2))
+    assert search.search_requested(AutoMM(time_limit=60))
+    assert not search.search_requested(AutoMM(time_limit=60, n_trials=1))
+    assert search.search_requested(AutoMM(n_trials=1, storage="study.log"))
+    assert search.search_requested(AutoMM(search_space={}))
+    assert search.search_requested(AutoMM(encoders={"text": ["gru", "hashed_ngram"]}))
+    assert search.search_requested(AutoMM(fusion=["concat", "gated"]))
+    assert search.search_requested(AutoMM(ensemble_size=3))
+    assert search.search_requested(AutoMM(objectives=("score", "latency")))
+
+
+def test_single_trial_fit_keeps_the_fast_default_path(texts):
+    X, y, _, _ = texts
+    model = AutoMM(**small(max_epochs=1)).fit(X, y)
+    assert not hasattr(model, "leaderboard_") and not hasattr(model, "ensemble_")
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(n_trials=0), "n_trials"),
+    (dict(sampler="grid"), "sampler"),
+    (dict(pruner="sometimes"), "pruner"),
+    (dict(storage="ftp://host/db"), "storage"),
+    (dict(storage="study.txt"), "storage"),
+    (dict(n_jobs=0), "n_jobs"),
+    (dict(ensemble_size=0), "ensemble_size"),
+    (dict(objectives=("latency",)), "objectives"),
+    (dict(objectives=("score", "latency"), ensemble_size=2), "ensemble_size"),
+    (dict(search_space={"encoder": {}}), "unknown keys"),
+    (dict(search_space={"training": {"lr": 0.1}}), "unknown keys"),
+    (dict(search_space={"training": {"learning_rate": {"low": 1.0, "high": 0.1}}}), "above high"),
+    (dict(search_space={"encoders": {"text": ["resnet"]}}), "encodes 'image'"),
+    (dict(encoders={"text": []}), "empty list"),
+    (dict(fusion=["concat", "no-such-fusion"]), "unknown fusion"),
+])
+def test_bad_search_parameters_fail_before_training(params, message, texts):
+    X, y, _, _ = texts
+    with pytest.raises((InputError, automm.UnknownComponentError), match=message):
+        AutoMM(**small(**{"n_trials": 2, **params})).fit(X[:20], y[:20])
+
+
+# ------------------------------------------------------------------------ the space
+
+def test_space_is_define_by_run_with_prefixed_component_parameters(builtin_registry):
+    space = _space(AutoMM())
+    desc = space.description
+    assert list(desc["encoders"]["image_0"]) == ["cnn", "resnet"]          # the default first
+    assert list(desc["encoders"]["text_0"])[0] == "hashed_ngram"
+    assert set(desc["encoders"]["text_0"]) == {"hashed_ngram", "gru", "transformer"}
+    assert list(desc["fusion"])[0] == "concat" and set(desc["fusion"]) == {"concat", "attention", "gated", "late"}
+    assert set(desc["augmentations"]) == set(automm.list_augmentations())
+
+    for seed in range(4):
+        trial, config = _sampled(space, seed)
+        image, text, fusion = config["encoders"]["image_0"]["name"], config["encoders"]["text_0"]["name"], \
+            config["fusion"]["name"]
+        for name in trial.params:
+            assert name in ("image_0.encoder", "text_0.encoder", "fusion") or name.startswith(
+                (f"image_0.{image}.", f"text_0.{text}.", f"fusion.{fusion}.", "augment.", "training.")), name
+        # the same parameters on a FixedTrial give the same configuration
+        assert space.suggest(optuna.trial.FixedTrial(trial.params)) == config
+        assert 1e-4 <= config["training"]["learning_rate"] <= 1e-2
+        assert config["training"]["patience"] == 4
+
+    fixed = {"image_0.encoder": "resnet", "image_0.resnet.image_size": 48, "image_0.resnet.width": 16,
+             "image_0.resnet.depth": 2, "image_0.resnet.blocks_per_stage": 2, "image_0.resnet.output_dim": 64,
+             "image_0.resnet.dropout": 0.2, "text_0.encoder": "gru", "text_0.gru.max_length": 16,
+             "text_0.gru.emb_dim": 32, "text_0.gru.hidden_dim": 32, "text_0.gru.num_layers": 1,
+             "text_0.gru.output_dim": 64, "text_0.gru.dropout": 0.0, "fusion": "gated",
+             "fusion.gated.hidden_dim": 64, "fusion.gated.dropout": 0.1,
+             **{f"augment.{a}": False for a in automm.list_augmentations()},
+             "augment.horizontal_flip": True, "augment.horizontal_flip.p": 0.25,
+             "training.learning_rate": 1e-3, "training.weight_decay": 1e-4, "training.batch_size": 64,
+             "training.max_epochs": 15, "training.label_smoothing": 0.1, "training.head_dropout": 0.2}
+    config = space.suggest(optuna.trial.FixedTrial(fixed))
+    assert config["encoders"]["image_0"] == {"name": "resnet", "image_size": 48, "width": 16, "depth": 2,
+                                             "blocks_per_stage": 2, "output_dim": 64, "dropout": 0.2}
+    assert config["encoders"]["text_0"]["name"] == "gru" and config["encoders"]["text_0"]["min_freq"] == 1
+    assert config["fusion"]["name"] == "gated" and config["fusion"]["hidden_dim"] == 64
+    assert config["augmentations"] == [{"name": "horizontal_flip", "p": 0.25}]
+    assert config["training"] == {"learning_rate": 1e-3, "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 15,
+                                  "label_smoothing": 0.1, "head_dropout": 0.2, "patience": 4}
+    json.dumps(config)  # configurations are plain JSON
+
+
+def test_default_configuration_is_the_first_point_of_the_space(builtin_registry):
+    estimator = AutoMM(augmentations=["horizontal_flip", "token_dropout"], max_epochs=7)
+    space = _space(estimator)
+    default = space.default_config
+    assert default["encoders"]["image_0"]["name"] == "cnn" and default["fusion"]["name"] == "concat"
+    assert [a["name"] for a in default["augmentations"]] == ["horizontal_flip", "token_dropout"]
+    assert default["training"]["max_epochs"] == 7 and default["training"]["learning_rate"] == 2e-3
+    assert set(space.description["augmentations"]) == {"horizontal_flip", "token_dropout"}
+    assert space.description["training"]["max_epochs"] == {"low": 3, "high": 7, "log": False}
+
+
+def test_arguments_and_search_space_narrow_fix_and_widen(builtin_registry):
+    estimator = AutoMM(
+        encoders={"image": ["cnn"], "text": {"name": "hashed_ngram", "n_buckets": 4096}},
+        fusion=["concat", {"name": "gated", "hidden_dim": 64}], batch_size=32,
+        search_space={
+            "encoders": {"x1": {"hashed_ngram": {"emb_dim": [32, 64], "word_bigrams": [True, False]}}},
+            "augmentations": {"mixup": False, "horizontal_flip": True,
+                              "token_swap": {"p": {"low": 0.1, "high": 0.2}}},
+            "training": {"learning_rate": {"low": 1e-3, "high": 5e-3, "log": True}, "max_epochs": 3,
+                         "batch_size": [16, 32]}})
+    space = _space(estimator)
+    names = set()
+    for seed in range(6):
+        trial, config = _sampled(space, seed)
+        names |= set(trial.params)
+        assert config["encoders"]["image_0"]["name"] == "cnn"
+        assert config["encoders"]["text_0"]["n_buckets"] == 4096               # fixed by the argument
+        assert config["encoders"]["text_0"]["emb_dim"] in (32, 64)
+        assert isinstance(config["encoders"]["text_0"]["word_bigrams"], bool)  # widened
+        assert config["training"]["max_epochs"] == 3
+        assert 1e-3 <= config["training"]["learning_rate"] <= 5e-3
+        augs = {a["name"]: a for a in config["augmentations"]}
+        assert "horizontal_flip" in augs and "mixup" not in augs
+        if "token_swap" in augs:
+            assert 0.1 <= augs["token_swap"]["p"] <= 0.2
+        if config["fusion"]["name"] == "gated":
+            assert config["fusion"]["hidden_dim"] == 64
+    assert "image_0.encoder" not in names and "text_0.encoder" not in names and "fusion" in names
+    assert "text_0.hashed_ngram.n_buckets" not in names and "text_0.hashed_ngram.word_bigrams" in names
+    assert "training.max_epochs" not in names and "augment.horizontal_flip" not in names
+    assert "augment.mixup" not in names and "augment.horizontal_flip.p" in names
+    assert "fusion.gated.hidden_dim" not in names
+    distributions = trial.distributions
+    assert distributions["training.learning_rate"] == optuna.distributions.FloatDistribution(1e-3, 5e-3, log=True)
+    assert distributions["training.batch_size"] == optuna.distributions.CategoricalDistribution([16, 32])
+    default = space.default_config
+    assert default["training"]["max_epochs"] == 3
+    assert {a["name"] for a in default["augmentations"]} >= {"horizontal_flip"}
+    assert "mixup" not in {a["name"] for a in default["augmentations"]}
+
+
+def test_a_plugin_installed_later_joins_the_search(builtin_registry, fresh_registry):
+    fresh_registry(BrokenPlugin())
+    space = _space(AutoMM())
+    assert "broken" in space.description["encoders"]["text_0"]
+    trial, _ = _sampled(space)
+    params = {k: v for k, v in trial.params.items() if not k.startswith("text_0.")}
+    params.update({"text_0.encoder": "broken", "text_0.broken.output_dim": 8})
+    config = space.suggest(optuna.trial.FixedTrial(params))
+    assert config["encoders"]["text_0"] == {"name": "broken", "output_dim": 8, "failure": "raise"}
+
+
+# ------------------------------------------------------------------------ searches
+
+@pytest.fixture(scope="module")
+def searched(texts):
+    X, y, _, _ = texts
+    return AutoMM(**small(n_trials=5, ensemble_size=3, pruner="none", max_epochs=4,
+                          search_space={"training": {"learning_rate": {"low": 3e-3, "high": 3e-2, "log": True}}})
+                  ).fit(X, y)
+
+
+def test_leaderboard_lists_every_trial_with_the_default_first(searched):
+    board = searched.leaderboard_
+    assert len(board) == 5 and sorted(board["number"]) == [0, 1, 2, 3, 4]
+    assert {"number", "state", "score", "encoders", "fusion", "augmentations", "params", "epochs", "seconds",
+            "reason", "default"} <= set(board.columns)
+    assert list(board["state"].unique()) == ["COMPLETE"]
+    default = board[board["number"] == 0].iloc[0]
+    assert default["default"] and default["params"] == {} and default["encoders"] == "text_0=hashed_ngram"
+    assert board["score"].is_monotonic_decreasing
+    assert (board["epochs"] >= 1).all() and (board["seconds"] > 0).all()
+    # the search never ends worse on the holdout than the default configuration
+    assert searched.best_score_ >= default["score"]
+    assert searched.best_trial_ in set(board["number"])
+    assert searched.study_name_.startswith("automm-")
+
+
+def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, tmp_path):
+    _, _, X_test, _ = texts
+    ensemble = searched.ensemble_
+    assert len(ensemble.members) >= 2
+    assert ensemble.members[0].model is searched.model_
+    assert sum(ensemble.weights) == pytest.approx(1.0)
+    proba = searched.predict_proba(X_test)
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    outputs = ensemble.member_outputs(searched, searched._table_for_prediction((X_test,)))
+    members = [torch.softmax(torch.from_numpy(o), 1).numpy() for o in outputs]
+    np.testing.assert_allclose(proba, sum(w * p for w, p in zip(ensemble.weights, members)), atol=1e-5)
+
+    path = searched.save(tmp_path / "model")
+    assert sorted(os.listdir(path)) == ["automm.json", "members", "preprocessing.json", "weights.safetensors"]
+    assert sorted(os.listdir(os.path.join(path, "members"))) == [str(k) for k in range(1, len(ensemble.members))]
+    manifest = json.loads((tmp_path / "model" / "automm.json").read_text())
+    assert [m["trial"] for m in manifest["ensemble"]["members"]] == [m.trial for m in ensemble.members]
+    loaded = AutoMM.load(path)
+    assert len(loaded.ensemble_.members) == len(ensemble.members)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
+    np.testing.assert_array_equal(loaded.predict(X_test), searched.predict(X_test))
+
+
+def test_greedy_selection_never_worse_than_the_best_model():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 3, size=60)
+    outputs = []
+    for k in range(4):  # each model knows the right class on its own third of the samples
+        logits = rng.normal(size=(60, 3))
+        known = np.arange(60) % 4 != k
+        logits[known, targets[known]] += 2.5
+        outputs.append(logits)
+    weights, (accuracy, _) = greedy_selection(outputs, targets, "multiclass")
+    singles = [float(np.mean(o.argmax(1) == targets)) for o in outputs]
+    assert weights.sum() == pytest.approx(1.0) and (weights > 0).sum() >= 2
+    assert accuracy >= max(singles)
+    weights, _ = greedy_selection([outputs[0], outputs[0].copy()], targets, "multiclass")
+    assert weights[0] == 1.0  # ties go to the better-ranked model
+
+
+def test_a_search_prunes(texts):
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=3, pruner=PruneAllButFirst())).fit(X, y)
+    board = model.leaderboard_.set_index("number")
+    assert board.loc[0, "state"] == "COMPLETE" and board.loc[0, "epochs"] == 2
+    for number in (1, 2):
+        assert board.loc[number, "state"] == "PRUNED"
+        assert board.loc[number, "epochs"] == 1 and board.loc[number, "reason"] == "pruned at epoch 1"
+    assert model.best_trial_ == 0
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(texts, fresh_registry):
+    fresh_registry(BrokenPlugin())
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=5, encoders={"text": [SMALL["encoders"]["text"], "broken"]},
+                           sampler=optuna.samplers.RandomSampler(seed=3), pruner="none")).fit(X, y)
+    board = model.leaderboard_
+    failed = board[board["state"] == "FAIL"]
+    assert len(failed) >= 1 and len(board) == 5
+    assert failed["reason"].str.contains("RuntimeError: boom from the broken encoder").all()
+    assert (failed["encoders"] == "text_0=broken").all()
+    assert model.config_["encoders"]["text_0"]["name"] == "hashed_ngram"
+
+
+def test_when_every_trial_fails_fit_raises_with_the_reasons(texts, fresh_registry):
+    fresh_registry(BrokenPlugin())
+    X, y, _, _ = texts
+    with pytest.raises(SearchError, match=r"all 3 trials of the search failed: trial 0: RuntimeError: boom.*; "
+                                          r"trial 1: .*; trial 2: "):
+        AutoMM(**small(n_trials=3, encoders={"text": "broken"},
+                       search_space={"encoders": {"text": {"broken": {"failure": ["raise", "nan"]}}}})).fit(X, y)
+    with pytest.raises(SearchError, match=r"trial 0: non-finite loss \(FloatingPointError"):
+        AutoMM(**small(n_trials=2, encoders={"text": {"name": "broken", "failure": "nan"}})).fit(X, y)
+
+
+def test_time_limit_bounds_the_whole_search(texts):
+    X, y, _, _ = texts
+    start = time.monotonic()
+    model = AutoMM(**small(time_limit=6, max_epochs=200, patience=0)).fit(X, y)
+    elapsed = time.monotonic() - start
+    assert elapsed < 6 + 2.5
+    assert len(model.leaderboard_) >= 1
+    assert model.leaderboard_.iloc[0]["reason"] == "time limit reached" or len(model.leaderboard_) > 1
+
+
+def test_multi_objective_search_reports_the_pareto_front_and_writes_plots(texts, tmp_path):
+    pytest.importorskip("matplotlib")
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=4, objectives=("score", "params"), plot_dir=tmp_path / "plots")).fit(X, y)
+    front = model.pareto_front_
+    assert {"number", "score", "n_params", "chosen"} <= set(front.columns) and front["chosen"].sum() == 1
+    chosen = front[front["chosen"]].iloc[0]
+    assert chosen["number"] == model.best_trial_
+    assert chosen["score"] >= front["score"].max() - 0.01 * abs(front["score"].max())
+    assert "n_params" in model.leaderboard_.columns
+    assert (tmp_path / "plots" / "optimization_history.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "pareto_front.png").is_file()
+
+
+def test_pareto_rule_prefers_the_cheapest_model_within_one_percent():
+    points = [(0, 0.900, 50.0), (1, 0.895, 10.0), (2, 0.800, 1.0), (3, 0.899, 20.0)]
+    assert search.choose_from_pareto(points) == 1
+    assert search.choose_from_pareto([(0, 0.5, 3.0)]) == 0
+
+
+# ------------------------------------------------------------------------ parallel and shared studies
+
+def test_two_processes_share_a_journal_study(texts, tmp_path):
+    X, y, _, _ = texts
+    journal = tmp_path / "study.log"
+    model = AutoMM(**small(n_trials=6, n_jobs=2, storage=f"journal://{journal}", pruner="none")).fit(X, y)
+    board = model.leaderboard_
+    assert len(board) == 6 and (board["state"] == "COMPLETE").all()
+    assert board["worker"].nunique() == 2
+    study = optuna.load_study(study_name=model.study_name_, storage=search.make_storage("journal", str(journal)))
+    assert len(study.trials) >= 6 and study.user_attrs["automm:status"] == "done"
+
+
+def _postgres_or_skip():
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg2 is not installed (pip install automm[test])")
+    import sqlalchemy
+
+    url = search.parse_storage(POSTGRES_URL)[1]
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} ({type(exc).__name__}); .ci/services starts one")
+    return POSTGRES_URL
+
+
+def test_two_processes_share_a_postgresql_study(texts):
+    url = _postgres_or_skip()
+    X, y, _, _ = texts
+    name = f"automm-test-{uuid.uuid4().hex[:12]}"
+    model = AutoMM(**small(n_trials=6, n_jobs=2, storage=url, study_name=name, pruner="none")).fit(X, y)
+    board = model.leaderboard_
+    assert len(board) == 6 and board["worker"].nunique() == 2 and model.study_name_ == name
+    study = optuna.load_study(study_name=name, storage=search.make_storage(*search.parse_storage(url)))
+    assert study.user_attrs["automm:spec"]["objectives"] == ["score"] and study.user_attrs["automm:data"] is not None
+    optuna.delete_study(study_name=name, storage=search.make_storage(*search.parse_storage(url)))
+
+
+FIT_SCRIPT = """
+import json, sys
+from automm import AutoMM
+from automm.datasets import load_emoji_sample
+params = json.loads(sys.argv[1])
+frame = load_emoji_sample()
+train = frame[frame.split == "train"].head(120)
+AutoMM(**params).fit(train["name"].tolist(), train["category"].tolist())
+"""
+
+WORKER_SCRIPT = """
+import sys
+from automm.search import run_worker
+print("imported", flush=True)
+print("trials", run_worker(sys.argv[1], sys.argv[2], wait=60))
+"""
+
+
+def _python(script: str, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_worker_process_joins_a_running_study(texts, tmp_path):
+    X, y, _, _ = texts
+    storage = str(tmp_path / "shared.journal")
+    name = "joined-study"
+    worker = _python(WORKER_SCRIPT, storage, name)
+    try:
+        first = worker.stdout.readline()  # the worker has imported automm and waits for the study
+        assert first.strip() == "imported", first + worker.stdout.read()
+        model = AutoMM(**small(time_limit=8, max_epochs=4, storage=storage, study_name=name, pruner="none")).fit(X, y)
+        out, _ = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, out
+    assert model.leaderboard_["worker"].nunique() == 2, out
+    ran = int(out.strip().splitlines()[-1].split()[-1])
+    assert ran >= 1 and (model.leaderboard_["worker"].str.endswith(f":{worker.pid}")).sum() == ran
+
+
+def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, monkeypatch):
+    X, y, _, _ = texts
+    journal = str(tmp_path / "resume.log")
+    params = small(n_trials=6, max_epochs=6, storage=journal, study_name="resumable", pruner="none")
+    storage = search.make_storage("journal", journal)
+    process = _python(FIT_SCRIPT, json.dumps(params))
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                trials = optuna.load_study(study_name="resumable", storage=storage).trials
+            except KeyError:
+                continue
+            states = [t.state.name for t in trials]
+            if states.count("COMPLETE") >= 2 and "RUNNING" in states:
+                break
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        process.kill()
+    before = {t.number: (t.state.name, t.value) for t in optuna.load_study(study_name="resumable",
+                                                                             storage=storage).trials}
+    finished = {n: v for n, (s, v) in before.items() if s == "COMPLETE"}
+    running = [n for n, (s, _) in before.items() if s == "RUNNING"]
+    assert len(finished) >= 2 and running, before
+
+    monkeypatch.setattr(search, "HEARTBEAT_GRACE", 1)
+    monkeypatch.setattr(search, "HEARTBEAT_INTERVAL", 0.5)
+    time.sleep(1.5)
+    model = AutoMM(**params).fit(X, y)
+    board = model.leaderboard_.set_index("number")
+    for number, value in finished.items():  # nothing finished is lost
+        assert board.loc[number, "state"] == "COMPLETE" and board.loc[number, "score"] == pytest.approx(value)
+    for number in running:  # the killed trial failed, and was retried
+        assert board.loc[number, "state"] == "FAIL"
+        assert "worker lost" in board.loc[number, "reason"] and "retried as trial" in board.loc[number, "reason"]
+    counted = board[~((board["state"] == "FAIL") & board["reason"].str.contains("retried", na=False))]
+    assert len(counted) == 6 and (counted["state"] == "COMPLETE").all()
+    assert model.predict(X[:3]).shape == (3,)
