@@ -11,6 +11,7 @@ interrupted. User errors print one message and no traceback; ``--debug`` adds th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -157,7 +158,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     verbose = 0 if (args.quiet or args.json) else (recipe.params().get("verbose") or 1)
     output_dir = args.output or recipe.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, recipe.name)
     out.log(f"recipe {args.recipe}: valid")
-    result = fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir)
+    # Progress printed by the training or the search goes to stderr: stdout is for the result.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir)
     summary = result.summary()
     leaderboard = getattr(result.estimator, "leaderboard_", None)
     if args.json:
@@ -185,6 +188,10 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         ("epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}"
                    + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else "")),
         ("validation score", summary["validation_score"]),
+        *([("search", f"{summary['trials']} trials"
+                      + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]
+          if "trials" in summary else []),
+        *([("ensemble", f"{summary['ensemble_size']} models")] if summary.get("ensemble_size") else []),
         ("fit time", f"{summary['fit_seconds']:.1f} s"),
         ("model", summary["model_dir"]),
     ]
@@ -197,12 +204,31 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         rows.append(("test", "no test set in the recipe"))
     text = "\nsummary\n" + _table(rows)
     if leaderboard is not None and hasattr(leaderboard, "head") and len(leaderboard):
-        import pandas as pd
-
-        with pd.option_context("display.max_columns", 12, "display.width", 160, "display.max_colwidth", 40):
-            text += (f"\n\nleaderboard (top {min(10, len(leaderboard))} of {len(leaderboard)} trials)\n"
-                     + leaderboard.head(10).to_string(index=False))
+        text += (f"\n\nleaderboard (top {min(10, len(leaderboard))} of {len(leaderboard)} trials)\n"
+                 + _leaderboard_table(leaderboard.head(10)))
     return text
+
+
+LEADERBOARD_COLUMNS = ("number", "state", "score", "encoders", "fusion", "augmentations", "epochs", "best_epoch",
+                       "seconds", "reason")
+
+
+def _leaderboard_table(frame) -> str:
+    """The leaderboard's readable columns (parameters and configurations are in --json)."""
+    columns = [c for c in LEADERBOARD_COLUMNS if c in frame.columns]
+    if not columns:
+        columns = [c for c in frame.columns
+                   if all(v is None or isinstance(v, (str, int, float, bool)) for v in frame[c].tolist())][:8]
+
+    def cell(value: Any) -> Any:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        text = value if isinstance(value, float) else str(value)
+        return text if isinstance(text, float) or len(text) <= 48 else text[:45] + "..."
+    rows = [[cell(v) for v in record] for record in frame[columns].itertuples(index=False, name=None)]
+    return _table(rows, headers=columns)
 
 
 # ---------------------------------------------------------------------------------- predict / evaluate

@@ -17,6 +17,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       split_column: split           # take train/test rows from one file by this column ...
       train_values: [train]         # ... rows whose value is one of these train (default "train")
       test_values: [test]           # ... and these test (default "test"; other rows are ignored)
+      min_class_rows: 30            # drop classes with fewer training rows (from train and test)
       max_rows: 1000                # a fixed random subsample of at most this many train (and test) rows
     problem:
       type: auto                    # auto | binary | multiclass | regression
@@ -120,7 +121,7 @@ PARAM_PATHS: dict[str, str] = {
 #: The keys each section accepts, in the order :func:`to_recipe` writes them.
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "data": ("sample", "path", "train", "test", "format", "label", "columns", "column_types", "split_column",
-             "train_values", "test_values", "max_rows"),
+             "train_values", "test_values", "min_class_rows", "max_rows"),
     "problem": ("type", "metric"),
     "components": ("encoders", "fusion", "augmentations"),
     "training": ("max_epochs", "batch_size", "learning_rate", "weight_decay", "label_smoothing", "patience",
@@ -664,9 +665,9 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
                     ck.report(where, f"{name!r} is not one of data.columns")
             if ck.one_of(role, where, known_roles):
                 ck.column_roles[name] = role
-    max_rows = get("max_rows")
-    if max_rows is not None:
-        ck.integer(max_rows, "data.max_rows", minimum=1, null_ok=True)
+    for key in ("max_rows", "min_class_rows"):
+        if get(key) is not None:
+            ck.integer(get(key), f"data.{key}", minimum=1, null_ok=True)
     if features is not None and ck.columns is not None:
         ck.columns = [c for c in ck.columns if c in features]
     elif ck.columns is not None:
@@ -1154,6 +1155,13 @@ class Recipe:
         features = list(data.get("columns") or [c for c in train.columns if c not in (label, data.get("split_column"))])
         if not features:
             raise RecipeError([Problem("data.columns", "no feature columns left besides the label")], self.source)
+        dropped: list = []
+        if data.get("min_class_rows"):
+            counts = train[label].value_counts()
+            dropped = sorted(counts[counts < int(data["min_class_rows"])].index.tolist(), key=str)
+            if dropped:
+                train = train[~train[label].isin(dropped)]
+                test = test[~test[label].isin(dropped)] if test is not None and label in test.columns else test
         max_rows = data.get("max_rows")
         # A fixed subsample, whatever the seed: the same recipe always sees the same rows.
         train = _subsample(train, max_rows, 0)
@@ -1165,7 +1173,8 @@ class Recipe:
         if len(train) == 0:
             raise RecipeError([Problem("data", f"no training rows in {what}")], self.source)
         result = RecipeData(X_train=train[features].reset_index(drop=True),
-                            y_train=train[label].reset_index(drop=True), label=label, source=what)
+                            y_train=train[label].reset_index(drop=True), label=label, source=what,
+                            dropped_classes=dropped)
         if test is not None and len(test):
             if label not in test.columns:
                 raise RecipeError([Problem("data.test", f"the test data has no label column {label!r}")],
@@ -1218,6 +1227,7 @@ class RecipeData:
     source: str
     X_test: Any = None
     y_test: Any = None
+    dropped_classes: list = field(default_factory=list)  # by data.min_class_rows
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -1504,6 +1514,15 @@ class FitResult:
         }
         if est.problem_type_ != "regression":
             summary["n_classes"] = int(len(est.classes_))
+        # What a search left on the estimator (automm.search), when there was one.
+        leaderboard = getattr(est, "leaderboard_", None)
+        if leaderboard is not None and hasattr(leaderboard, "__len__"):
+            summary["trials"] = int(len(leaderboard))
+        if getattr(est, "study_name_", None):
+            summary["study_name"] = str(est.study_name_)
+        members = getattr(getattr(est, "ensemble_", None), "members", None)
+        if members:
+            summary["ensemble_size"] = len(members)
         return summary
 
 
@@ -1522,6 +1541,9 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     test_rows = f", {len(data.X_test)} test rows" if data.X_test is not None else ", no test set"
     log(f"data: {data.source}: {len(data.X_train)} train rows{test_rows}; label {data.label!r}; "
         f"features {', '.join(map(str, data.X_train.columns))}")
+    if data.dropped_classes:
+        shown = ", ".join(map(str, data.dropped_classes[:10])) + (" ..." if len(data.dropped_classes) > 10 else "")
+        log(f"data.min_class_rows: dropped {len(data.dropped_classes)} rare classes ({shown})")
     log("fitting ...")
     estimator.fit(data.X_train, data.y_train)
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")

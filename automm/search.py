@@ -106,8 +106,13 @@ stored configuration when the time limit allows.
 Results
 -------
 ``leaderboard_`` (every trial: number, state, score, components, parameters, epochs, wall
-seconds, reason), ``best_trial_``, ``study_name_``, and with ``ensemble_size > 1`` an
-``ensemble_`` chosen by greedy selection (see :mod:`automm.ensemble`). With
+seconds, reason; see :func:`leaderboard_frame`), ``best_trial_`` (the trial whose model is
+``model_``: the best validation score, complete trials before pruned ones) and ``study_name_``.
+With ``ensemble_size > 1``, greedy selection with replacement over the holdout outputs of the
+``ensemble_size`` best trials (see :mod:`automm.ensemble`) may keep several of them as
+``ensemble_``: ``predict``/``predict_proba`` then average the members' probabilities with the
+selection weights (``transform`` still gives ``model_``'s embedding); only the models needed
+are kept in memory (the best ``ensemble_size``), none is retrained. With
 ``objectives=("score", "latency")`` (milliseconds per sample, measured on the holdout) or
 ``("score", "params")`` the search is multi-objective (NSGA-II, no pruning), ``pareto_front_``
 lists the Pareto set and the model chosen is, among the Pareto trials whose score is within 1%
@@ -224,8 +229,15 @@ def _is_int(value: Any) -> bool:
 
 
 def validate_params(estimator) -> None:
-    """Check the search parameters of ``estimator`` (called by ``fit`` before anything else)."""
-    import optuna
+    """Check the search parameters of ``estimator`` (called by ``fit`` before anything else;
+    imports Optuna only to check objects given as sampler, pruner or storage)."""
+    def is_instance(value: Any, kind: str) -> bool:
+        if value is None or isinstance(value, (str, os.PathLike, int, float)):
+            return False
+        import optuna
+
+        return isinstance(value, {"sampler": optuna.samplers.BaseSampler, "pruner": optuna.pruners.BasePruner,
+                                  "storage": optuna.storages.BaseStorage}[kind])
 
     if estimator.n_trials is not None and (not _is_int(estimator.n_trials) or estimator.n_trials < 1):
         raise InputError(f"n_trials: expected a positive integer or None, got {estimator.n_trials!r}")
@@ -234,10 +246,15 @@ def validate_params(estimator) -> None:
             raise InputError(f"search_space: expected a dict (see automm.search), got {estimator.search_space!r}")
         _check_search_space_structure(estimator.search_space)
     sampler = estimator.sampler
-    if not (isinstance(sampler, optuna.samplers.BaseSampler) or sampler in SAMPLERS):
+    if not (is_instance(sampler, "sampler") or (isinstance(sampler, str) and sampler in SAMPLERS)):
         raise InputError(f"sampler: expected one of {SAMPLERS} or an Optuna sampler, got {sampler!r}")
+    if sampler == "cmaes":
+        import importlib.util
+
+        if importlib.util.find_spec("cmaes") is None:
+            raise InputError("sampler='cmaes' needs the cmaes package: pip install cmaes")
     pruner = estimator.pruner
-    if not (pruner is None or isinstance(pruner, optuna.pruners.BasePruner) or pruner in PRUNERS):
+    if not (pruner is None or is_instance(pruner, "pruner") or (isinstance(pruner, str) and pruner in PRUNERS)):
         raise InputError(f"pruner: expected one of {PRUNERS}, None or an Optuna pruner, got {pruner!r}")
     if estimator.storage is not None:
         parse_storage(estimator.storage)
@@ -260,8 +277,7 @@ def validate_params(estimator) -> None:
                          "with a multi-objective search")
     if estimator.plot_dir is not None and not isinstance(estimator.plot_dir, (str, os.PathLike)):
         raise InputError(f"plot_dir: expected a directory path or None, got {estimator.plot_dir!r}")
-    if (estimator.n_jobs != 1 and estimator.storage is not None
-            and isinstance(estimator.storage, optuna.storages.BaseStorage)):
+    if estimator.n_jobs != 1 and is_instance(estimator.storage, "storage"):
         raise InputError("n_jobs: worker processes cannot share a storage object; pass a storage URL or a journal "
                          "file path instead")
 
@@ -691,13 +707,13 @@ def _default_config(desc: Mapping[str, Any], base: Mapping[str, Any], reg: _regi
 def parse_storage(storage: Any) -> tuple[str, Any]:
     """``(kind, value)`` for a ``storage`` argument: ``("memory", None)``, ``("journal", path)``,
     ``("rdb", url)`` or ``("object", storage)``."""
-    import optuna
-
     if storage is None:
         return "memory", None
-    if isinstance(storage, optuna.storages.BaseStorage):
-        return "object", storage
     if not isinstance(storage, (str, os.PathLike)):
+        import optuna
+
+        if isinstance(storage, optuna.storages.BaseStorage):
+            return "object", storage
         raise InputError(f"storage: expected an Optuna storage URL, a journal file path or a storage object, "
                          f"got {storage!r}")
     text = os.fspath(storage)
@@ -1087,6 +1103,8 @@ def _objective(trial, ctx: _Context):
     try:
         with heartbeat:
             candidate = _train(ctx, config, trial, device, reporter)
+            if not math.isfinite(float(candidate.best_score)):
+                raise FloatingPointError("no finite validation score")
             extra = {}
             if "latency" in settings.objectives:
                 extra["latency_ms"] = _measure_latency(candidate.model, ctx.data,
@@ -1112,37 +1130,46 @@ def _objective(trial, ctx: _Context):
         trial.set_user_attr(_ATTR + key, value)
     if candidate.config is not config:
         trial.set_user_attr(_ATTR + "config", candidate.config)
-    if not math.isfinite(score):
-        raise FloatingPointError("no finite validation score")
     pruned = reporter.pruned_at is not None
     if settings.verbose:
         what = f"pruned at epoch {reporter.pruned_at}" if pruned else f"score {score:.4f}"
         print(f"[automm] trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s", flush=True)
     if len(settings.objectives) > 1:
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
-        ctx.pool.offer(trial.number, (score, second), candidate, storage, trial._trial_id)
+        _keep(ctx, trial, (score, second), candidate)
         return score, second
-    ctx.pool.offer(trial.number, _rank_key(not pruned, score), candidate, storage, trial._trial_id)
+    _keep(ctx, trial, _rank_key(not pruned, score), candidate)
     if pruned:
         raise optuna.TrialPruned(f"pruned at epoch {reporter.pruned_at}")
     return score
 
 
+def _keep(ctx: _Context, trial, key: Any, candidate: Candidate) -> None:
+    try:
+        ctx.pool.offer(trial.number, key, candidate, ctx.storage, trial._trial_id)
+    except Exception as exc:  # noqa: BLE001 - the trial's result stands; only its model is not kept
+        warnings.warn(f"trial {trial.number}: could not keep its trained model: {exc!r}")
+
+
 def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _TrialReporter) -> Candidate:
     """train_candidate, retrying with half the batch size after CUDA running out of memory."""
+    import gc
+
     callbacks = [*ctx.callbacks, reporter]
     while True:
+        batch = int(config["training"]["batch_size"])
         try:
             return train_candidate(ctx.data, config, deadline=ctx.deadline, callbacks=callbacks,
                                    verbose=max(0, ctx.settings.verbose - 1), device=device)
         except Exception as exc:
-            batch = int(config["training"]["batch_size"])
             if device.type != "cuda" or not _is_oom(exc) or batch <= 1:
                 raise
-            torch.cuda.empty_cache()
-            config = copy.deepcopy(config)
-            config["training"]["batch_size"] = batch // 2
-            trial.set_user_attr(_ATTR + "oom_retries", int(trial.user_attrs.get(_ATTR + "oom_retries", 0)) + 1)
+        # out of the except block, so that the failed attempt's tensors can be freed
+        gc.collect()
+        torch.cuda.empty_cache()
+        config = copy.deepcopy(config)
+        config["training"]["batch_size"] = batch // 2
+        trial.set_user_attr(_ATTR + "oom_retries", int(trial.user_attrs.get(_ATTR + "oom_retries", 0)) + 1)
 
 
 def _components(config: Mapping[str, Any]) -> str:
@@ -1180,6 +1207,25 @@ def _fail_lost_trials(study, storage) -> None:
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
 
 
+def _has_result(study) -> bool:
+    from optuna.trial import TrialState
+
+    return any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) or t.state == TrialState.RUNNING
+               for t in study.get_trials(deepcopy=False))
+
+
+def _fail_trials_of(study, storage, workers: set[str], reason: str) -> None:
+    """Mark the running trials of ``workers`` (host:pid) failed with ``reason``."""
+    import optuna
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get(_ATTR + "worker") in workers:
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, KeyError):
+                storage.set_trial_user_attr(t._trial_id, _ATTR + "reason", reason)
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
 def _stop_reason(study, ctx: _Context) -> str | None:
     attrs = study.user_attrs
     if attrs.get(_STATUS) == "done":
@@ -1187,8 +1233,8 @@ def _stop_reason(study, ctx: _Context) -> str | None:
     if ctx.deadline is not None:
         remaining = ctx.deadline - time.monotonic()
         typical = float(np.median(ctx.durations)) if ctx.durations else 0.0
-        if remaining <= max(0.5, min(30.0, 0.25 * typical)):
-            return "time limit reached"
+        if remaining <= max(0.5, min(30.0, 0.25 * typical)) and (ctx.durations or _has_result(study)):
+            return "time limit reached"  # (the first trial of a study always starts: fit needs a model)
     if ctx.settings.n_trials is not None:
         if len(_budget_trials(study.get_trials(deepcopy=False))) >= ctx.settings.n_trials:
             return "n_trials reached"
@@ -1287,13 +1333,18 @@ def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: i
             child.join(timeout)
     finally:
         torch.set_num_threads(previous)
+        stopped = []
         for child in children:
             if child.is_alive():
                 child.terminate()
                 child.join(5)
+                stopped.append(child.pid)
             if child.is_alive():  # pragma: no cover
                 child.kill()
                 child.join()
+        if stopped:
+            _fail_trials_of(study, ctx.storage, {f"{socket.gethostname()}:{pid}" for pid in stopped},
+                            "stopped at the time limit (its process was terminated)")
 
 
 # ==========================================================================================
@@ -1318,10 +1369,14 @@ def _with_stored_split(data: PreparedData, spec: Mapping[str, Any]) -> PreparedD
 
 
 def _json_params(estimator) -> dict:
+    """The estimator's parameters as JSON (objects as None; the storage, which may hold a
+    password, and the study name left out: a worker is given them)."""
     from .persistence import _jsonable
 
     params = {}
     for key, value in estimator.get_params(deep=False).items():
+        if key in ("storage", "study_name"):
+            continue
         try:
             params[key] = _jsonable(value)
         except TypeError:
@@ -1570,7 +1625,7 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
 
     candidates: list[tuple[int, Candidate]] = []
     wanted = 1 if multi else ctx.settings.ensemble_size
-    for position, number in enumerate(order[: max(wanted * 2, 2) if wanted > 1 else len(order)]):
+    for number in order[: max(wanted * 2, 2) if wanted > 1 else len(order)]:
         candidate = _obtain(number, by_number[number], ctx, deadline, allow_retrain=not candidates)
         if candidate is not None:
             candidates.append((number, candidate))
@@ -1587,7 +1642,8 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
         members = [EnsembleMember(trial=n, weight=float(w), config=c.config, model=c.model,
                                   batch_size=int(c.config["training"]["batch_size"]), score=float(c.best_score))
                    for (n, c), w in zip(candidates, weights) if w > 0]
-        members.sort(key=lambda m: (-m.weight, -m.score, m.trial))
+        # the best trial first (it is model_), then by weight
+        members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial))
         if len(members) > 1:
             extras["ensemble_"] = Ensemble(members, ctx.data.problem_type)
             best_number = members[0].trial

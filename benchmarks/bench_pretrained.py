@@ -108,10 +108,21 @@ def search_run(task: str, cache_dir: str, trials: int) -> dict:
     prepare = {name: enc.last_prepare for name, enc in model.model_.encoders.items()
                if hasattr(enc, "last_prepare")}
     accuracy = model.score(X_test, y_test)
-    finished = [row for row in getattr(model, "leaderboard_", []) if row.get("state") == "COMPLETE"]
-    return {"fit_seconds": fit_seconds, "trials": len(getattr(model, "leaderboard_", [])),
-            "complete_trials": len(finished), "test_accuracy": accuracy, "prepare": prepare,
-            "fusion": model.config_["fusion"]["name"]}
+    board = _leaderboard(model)
+    return {"fit_seconds": fit_seconds, "trials": len(board),
+            "complete_trials": sum(1 for row in board if str(row.get("state", "")).upper() == "COMPLETE"),
+            "test_accuracy": accuracy, "prepare": prepare, "fusion": model.config_["fusion"]["name"],
+            "seconds_per_trial": [round(float(row.get("seconds", row.get("wall_seconds", 0.0)) or 0.0), 2)
+                                  for row in board]}
+
+
+def _leaderboard(model) -> list[dict]:
+    board = getattr(model, "leaderboard_", None)
+    if board is None:
+        return []
+    if hasattr(board, "to_dict"):  # a pandas DataFrame
+        return board.to_dict("records")
+    return [dict(row) for row in board]
 
 
 def cache_effect(task: str, trials: int, cache_dir: str | None) -> None:
@@ -148,9 +159,9 @@ def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_onl
         chosen = {name: choice["name"] for name, choice in model.config_["encoders"].items()}
         emit("accuracy", f"{task} [{label}]: test accuracy {score:.4f} in {seconds:.0f} s "
              f"(encoders {chosen}, fusion {model.config_['fusion']['name']}, "
-             f"{len(getattr(model, 'leaderboard_', []))} trials)",
+             f"{len(_leaderboard(model))} trials)",
              task=task, run=label, test_accuracy=score, seconds=seconds, time_limit=time_limit, encoders=chosen,
-             fusion=model.config_["fusion"]["name"], trials=len(getattr(model, "leaderboard_", [])),
+             fusion=model.config_["fusion"]["name"], trials=len(_leaderboard(model)),
              n_train=len(X), n_test=len(X_test))
 
 

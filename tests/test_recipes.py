@@ -335,6 +335,7 @@ def test_compute_metrics():
 # ---------------------------------------------------------------------------------- reproducibility
 def test_fitted_model_to_recipe_reproduces_it_on_cpu():
     recipe = emoji_recipe()
+    recipe["data"]["max_rows"] = 40
     del recipe["seed"]  # the fitted model's recipe records the seed it drew
     estimator, data = from_recipe_with_data(recipe)
     estimator.fit(data.X_train, data.y_train)
@@ -376,6 +377,16 @@ def test_every_shipped_recipe_validates(path, monkeypatch):
     recipe = load_recipe(path, check_data=not uses_fashion or _fashion_available(), require_data=True)
     assert recipe.label and recipe.output_dir
     assert recipe.content.get("description")
+
+
+def test_aliases_cannot_blow_up_a_recipe(tmp_path):
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i, name in enumerate("bcdefgh"):
+        previous = "abcdefgh"[i]
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    (tmp_path / "laughs.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RecipeError, match="more than 100000 values"):
+        load_recipe(tmp_path / "laughs.yaml")
 
 
 def test_shipped_recipes_cover_the_issue():
@@ -421,6 +432,20 @@ def test_search_recipe_runs_with_a_tiny_budget(name, tmp_path):
                  "data.max_rows=64", "training.num_workers=0", "output.plot_dir=null"]
     result = fit_recipe(REPO / "recipes" / name, overrides, output_dir=str(tmp_path / "m"))
     assert result.test_metrics["n"] == 64
+
+
+PLUGIN_RECIPES = [p for p in RECIPES if p.name.startswith("pretrained")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PLUGIN_RECIPES, ids=[p.name for p in PLUGIN_RECIPES])
+def test_plugin_recipes_run_with_a_tiny_budget(path, tmp_path):
+    missing = _needs_plugins(path)
+    if missing:
+        pytest.skip(f"{path.name} needs components {missing} from a plugin that is not installed")
+    overrides = ["training.max_epochs=1", "data.max_rows=32", f"training.cache_dir={tmp_path / 'cache'}"]
+    result = fit_recipe(path, overrides, output_dir=str(tmp_path / "m"))
+    assert result.test_metrics["n"] == 32
 
 
 # ---------------------------------------------------------------------------------- fuzzing
@@ -499,6 +524,7 @@ def _fuzz_base() -> dict:
     recipe["components"]["augmentations"] = ["horizontal_flip", {"name": "mixup", "alpha": 0.3}]
     recipe["components"]["encoders"]["text"] = ["hashed_ngram", {"name": "gru", "hidden_dim": 8}]
     recipe["data"]["column_types"] = {"name": "text"}
+    recipe["data"]["min_class_rows"] = 2
     return recipe
 
 
@@ -509,7 +535,7 @@ def test_fuzzed_recipes_give_recipe_errors_never_tracebacks():
     base = _fuzz_base()
     assert validate_recipe(base) == []
     outcomes = {"valid": 0, "invalid": 0}
-    for i in range(400):
+    for i in range(300):
         mutated = _mutate(rng, base)
         try:
             recipe = load_recipe(mutated, require_data=rng.random() < 0.5)
@@ -521,7 +547,7 @@ def test_fuzzed_recipes_give_recipe_errors_never_tracebacks():
             raise AssertionError(f"mutation {i} raised {type(exc).__name__}: {exc}\nrecipe: {mutated!r}") from exc
         recipe.estimator()._validate_params()  # what the recipe accepts, AutoMM accepts
         outcomes["valid"] += 1
-    assert outcomes["invalid"] > 200 and outcomes["valid"] > 10, outcomes
+    assert outcomes["invalid"] > 150 and outcomes["valid"] > 10, outcomes
 
 
 def test_fuzzed_yaml_text_gives_recipe_errors_never_tracebacks(tmp_path):
@@ -529,7 +555,7 @@ def test_fuzzed_yaml_text_gives_recipe_errors_never_tracebacks(tmp_path):
     text = (REPO / "recipes" / "quickstart.yaml").read_text()
     alphabet = ":-[]{}#&*!|>'\"%@`,?\n\t  abcxyz019.$"
     file = tmp_path / "r.yaml"
-    for i in range(150):
+    for i in range(100):
         chars = list(text)
         for _ in range(rng.randint(1, 6)):
             j = rng.randrange(len(chars))

@@ -377,9 +377,9 @@ def test_when_every_trial_fails_fit_raises_with_the_reasons(texts, fresh_registr
 def test_time_limit_bounds_the_whole_search(texts):
     X, y, _, _ = texts
     start = time.monotonic()
-    model = AutoMM(**small(time_limit=6, max_epochs=200, patience=0)).fit(X, y)
+    model = AutoMM(**small(time_limit=4, max_epochs=200, patience=0)).fit(X, y)
     elapsed = time.monotonic() - start
-    assert elapsed < 6 + 2.5
+    assert elapsed < 4 + 2.5
     assert len(model.leaderboard_) >= 1
     assert model.leaderboard_.iloc[0]["reason"] == "time limit reached" or len(model.leaderboard_) > 1
 
@@ -387,7 +387,7 @@ def test_time_limit_bounds_the_whole_search(texts):
 def test_multi_objective_search_reports_the_pareto_front_and_writes_plots(texts, tmp_path):
     pytest.importorskip("matplotlib")
     X, y, _, _ = texts
-    model = AutoMM(**small(n_trials=4, objectives=("score", "params"), plot_dir=tmp_path / "plots")).fit(X, y)
+    model = AutoMM(**small(n_trials=3, objectives=("score", "params"), plot_dir=tmp_path / "plots")).fit(X, y)
     front = model.pareto_front_
     assert {"number", "score", "n_params", "chosen"} <= set(front.columns) and front["chosen"].sum() == 1
     chosen = front[front["chosen"]].iloc[0]
@@ -396,6 +396,36 @@ def test_multi_objective_search_reports_the_pareto_front_and_writes_plots(texts,
     assert "n_params" in model.leaderboard_.columns
     assert (tmp_path / "plots" / "optimization_history.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "pareto_front.png").is_file()
+
+
+def test_cuda_out_of_memory_retries_with_half_the_batch(monkeypatch):
+    calls = []
+
+    def train_candidate(data, config, **kwargs):
+        calls.append(config["training"]["batch_size"])
+        if config["training"]["batch_size"] > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return "trained"
+
+    class Trial:
+        user_attrs = {}
+
+        def set_user_attr(self, key, value):
+            self.user_attrs[key] = value
+
+    monkeypatch.setattr(search, "train_candidate", train_candidate)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    ctx = search._Context(data=None, space=None, settings=search._Settings(("score",), "tpe", "none", 0, 2, 1, 2, 0),
+                          storage=None, study_name="s", deadline=None, pool=search._ModelPool(1))
+    trial = Trial()
+    config = {"training": {"batch_size": 32}}
+    assert search._train(ctx, config, trial, torch.device("cuda"), None) == "trained"
+    assert calls == [32, 16, 8] and trial.user_attrs["automm:oom_retries"] == 2
+    assert config["training"]["batch_size"] == 32  # the trial's recorded configuration is not changed in place
+    calls.clear()
+    with pytest.raises(torch.OutOfMemoryError):  # on the CPU nothing is retried
+        search._train(ctx, config, trial, torch.device("cpu"), None)
+    assert calls == [32]
 
 
 def test_pareto_rule_prefers_the_cheapest_model_within_one_percent():
@@ -439,9 +469,9 @@ def test_two_processes_share_a_postgresql_study(texts):
     url = _postgres_or_skip()
     X, y, _, _ = texts
     name = f"automm-test-{uuid.uuid4().hex[:12]}"
-    model = AutoMM(**small(n_trials=6, n_jobs=2, storage=url, study_name=name, pruner="none")).fit(X, y)
+    model = AutoMM(**small(n_trials=4, n_jobs=2, storage=url, study_name=name, pruner="none")).fit(X, y)
     board = model.leaderboard_
-    assert len(board) == 6 and board["worker"].nunique() == 2 and model.study_name_ == name
+    assert len(board) == 4 and board["worker"].nunique() == 2 and model.study_name_ == name
     study = optuna.load_study(study_name=name, storage=search.make_storage(*search.parse_storage(url)))
     assert study.user_attrs["automm:spec"]["objectives"] == ["score"] and study.user_attrs["automm:data"] is not None
     optuna.delete_study(study_name=name, storage=search.make_storage(*search.parse_storage(url)))
@@ -479,7 +509,7 @@ def test_a_worker_process_joins_a_running_study(texts, tmp_path):
     try:
         first = worker.stdout.readline()  # the worker has imported automm and waits for the study
         assert first.strip() == "imported", first + worker.stdout.read()
-        model = AutoMM(**small(time_limit=8, max_epochs=4, storage=storage, study_name=name, pruner="none")).fit(X, y)
+        model = AutoMM(**small(time_limit=6, max_epochs=4, storage=storage, study_name=name, pruner="none")).fit(X, y)
         out, _ = worker.communicate(timeout=60)
     finally:
         worker.kill()
@@ -492,7 +522,7 @@ def test_a_worker_process_joins_a_running_study(texts, tmp_path):
 def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, monkeypatch):
     X, y, _, _ = texts
     journal = str(tmp_path / "resume.log")
-    params = small(n_trials=6, max_epochs=6, storage=journal, study_name="resumable", pruner="none")
+    params = small(n_trials=5, max_epochs=5, storage=journal, study_name="resumable", pruner="none")
     storage = search.make_storage("journal", journal)
     process = _python(FIT_SCRIPT, json.dumps(params))
     try:
@@ -527,5 +557,5 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
         assert board.loc[number, "state"] == "FAIL"
         assert "worker lost" in board.loc[number, "reason"] and "retried as trial" in board.loc[number, "reason"]
     counted = board[~((board["state"] == "FAIL") & board["reason"].str.contains("retried", na=False))]
-    assert len(counted) == 6 and (counted["state"] == "COMPLETE").all()
+    assert len(counted) == 5 and (counted["state"] == "COMPLETE").all()
     assert model.predict(X[:3]).shape == (3,)

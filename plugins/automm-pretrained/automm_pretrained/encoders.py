@@ -200,8 +200,12 @@ class PretrainedEncoder(Encoder):
         if todo:
             log.info("%s: computing features of %d inputs (%d cached)", self.name, len(todo), hits)
             keys = list(todo)
-            for key, vector in zip(keys, self.compute_features([todo[k] for k in keys])):
-                self._features[key] = cache.put_by_key(key, vector)
+            chunk = 1024  # written to the cache chunk by chunk: an interrupted run keeps its progress
+            for begin in range(0, len(keys), chunk):
+                part = keys[begin:begin + chunk]
+                for key, vector in zip(part, self.compute_features([todo[k] for k in part])):
+                    self._features[key] = cache.put_by_key(key, vector)
+                log.info("%s: %d/%d features computed", self.name, begin + len(part), len(keys))
         self.last_prepare = {"cached": hits, "computed": len(todo), "seconds": time.monotonic() - start}
 
     def _cache_value(self, value: Any) -> Any:
