@@ -1083,7 +1083,6 @@ def _measure_latency(model, data: PreparedData, batch_size: int, device: torch.d
 
 def _objective(trial, ctx: _Context):
     import optuna
-    from optuna.trial import TrialState
 
     storage, settings = ctx.storage, ctx.settings
     attrs = trial.user_attrs
@@ -1499,8 +1498,6 @@ def _n_processes(estimator) -> int:
 def run_search(estimator, data: PreparedData, config: dict, deadline: float | None) -> Candidate:
     """Search (see the module documentation) and return the chosen candidate; its ``extras``
     hold the estimator's result attributes (:data:`RESULT_ATTRIBUTES`)."""
-    import optuna
-
     worker = getattr(estimator, "_automm_worker", None)
     if worker is not None:
         raise _WorkerFinished(_run_worker_with_data(worker, data, estimator))
