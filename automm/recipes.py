@@ -1111,8 +1111,6 @@ class Recipe:
     # -- data --------------------------------------------------------------------------------
     def load_data(self) -> "RecipeData":
         """Read the recipe's data: train (and test) features and labels, image paths resolved."""
-        import pandas as pd
-
         data = self.section("data")
         if not data:
             raise RecipeError([Problem("data", "missing: this needs data (data.sample, data.path or data.train, "

@@ -98,13 +98,17 @@ training:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def runs(tmp_path_factory):
-    """Starts one subprocess per subcommand at the start of this module, so that they run while
-    the in-process tests do. predict and evaluate use a model fitted in-process by
-    ``fit_recipe`` (what ``automm fit`` runs), so that they need not wait for the 'fit' run."""
+def _started_runs(request, tmp_path_factory):
+    """Starts one subprocess per subcommand at the start of this module (when a selected test
+    asks for ``runs``), so that they run while the in-process tests do. predict and evaluate use
+    a model fitted in-process by ``fit_recipe`` (what ``automm fit`` runs), so that they need
+    not wait for the 'fit' run."""
     from automm.recipes import fit_recipe
 
     folder = tmp_path_factory.mktemp("cli")
+    if not any("runs" in item.fixturenames for item in request.session.items):
+        yield Runs(folder)
+        return
     (folder / "bad.yaml").write_text(BAD_RECIPE)
     runs = Runs(folder)
     # The error path where the success path is checked in-process; the 'slow' tests add more
@@ -120,6 +124,11 @@ def runs(tmp_path_factory):
     runs.start("evaluate", "evaluate", "model0", str(EMOJI_CSV), "--filter", "split=test", "--json")
     yield runs
     runs.stop()
+
+
+@pytest.fixture(scope="module")
+def runs(_started_runs):
+    return _started_runs
 
 
 # ---------------------------------------------------------------------------------- in-process

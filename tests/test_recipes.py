@@ -17,10 +17,9 @@ import yaml
 from automm import AutoMM, AutoMMRegressor, hookimpl
 from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, RecipeError, apply_overrides, compute_metrics,
                             dump_recipe, fit_recipe, from_recipe_with_data, load_recipe, read_recipe_file,
-                            to_recipe, validate_recipe)
+                            validate_recipe)
 
 from conftest import REPO, shared_data_dir
-from helpers import tiny
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 

@@ -489,7 +489,7 @@ AutoMM(**params).fit(train["name"].tolist(), train["category"].tolist())
 
 WORKER_SCRIPT = """
 import sys
-from automm.search import run_worker
+from automm.worker import run_worker
 print("imported", flush=True)
 print("trials", run_worker(sys.argv[1], sys.argv[2], wait=60))
 """

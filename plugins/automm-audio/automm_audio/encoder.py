@@ -12,7 +12,6 @@ projects to ``output_dim``.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,7 +22,7 @@ from torch import nn
 from automm.components.base import MISSING, Encoder
 from automm.exceptions import InputError
 
-from .signal import LogMelSpectrogram, fix_length, load_audio, read_wav, resample
+from .signal import LogMelSpectrogram, fix_length, load_audio, resample
 
 __all__ = ["AudioCNNEncoder", "audio_cnn_search_space", "AUDIO_CNN_DEFAULTS"]
 
