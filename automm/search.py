@@ -133,6 +133,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -152,6 +153,7 @@ from .pipeline import Candidate, PreparedData, TRAINING_KEYS, build_model, train
 from .training import Callback
 
 __all__ = ["search_requested", "run_search", "run_worker", "validate_params", "SearchSpace", "SearchError",
+           "TimeLimitExceeded",
            "make_storage", "parse_storage", "choose_from_pareto", "DEFAULT_N_TRIALS", "SAMPLERS", "PRUNERS",
            "OBJECTIVES", "RESULT_ATTRIBUTES", "MAX_STORED_DATA_BYTES"]
 
@@ -167,6 +169,8 @@ MAX_STORED_DATA_BYTES = 64 * 2**20
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
 HEARTBEAT_INTERVAL = float(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
 HEARTBEAT_GRACE = float(os.environ.get("AUTOMM_HEARTBEAT_GRACE", "60"))
+#: Least seconds a trial may run past the deadline before it is interrupted (see :func:`_hard_stop`).
+MIN_HARD_GRACE = 10.0
 #: How often a trial lost with its worker is retried.
 MAX_RETRY = 2
 
@@ -181,6 +185,11 @@ _log = logging.getLogger("automm.search")
 
 class SearchError(AutoMMError):
     """No trial of the search produced a model; the message lists the trials' reasons."""
+
+
+class TimeLimitExceeded(AutoMMError):
+    """A trial ran past the time limit in code that does not watch it (e.g. a pretrained
+    encoder's feature extraction); raised by an alarm so that ``time_limit`` stays a hard limit."""
 
 
 class _WorkerFinished(Exception):
@@ -983,6 +992,7 @@ class _Context:
     child_artifact_dir: str | None = None
     worker_tag: str = ""
     durations: list = field(default_factory=list)
+    hard_grace: float = 10.0              # seconds past the deadline before a trial is interrupted
 
 
 class _TrialReporter(Callback):
@@ -1029,6 +1039,31 @@ class _Heartbeat:
     def __exit__(self, *exc) -> None:
         self.stop_event.set()
         self.thread.join(timeout=max(5.0, self.interval))
+
+
+def _on_alarm(signum, frame) -> None:
+    raise TimeLimitExceeded("the trial ran past the time limit in code that does not watch it (e.g. feature "
+                            "extraction of a pretrained encoder) and was interrupted")
+
+
+@contextlib.contextmanager
+def _hard_stop(deadline: float | None):
+    """Interrupt the block (raising :class:`TimeLimitExceeded`) at ``deadline`` (a
+    ``time.monotonic()`` value): main thread of a POSIX process only, and only when no other
+    alarm is set."""
+    usable = (deadline is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread()
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    if not usable:
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - time.monotonic()))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -1100,8 +1135,10 @@ def _objective(trial, ctx: _Context):
     heartbeat = _Heartbeat(storage, trial._trial_id, HEARTBEAT_INTERVAL) if ctx.heartbeat else contextlib.nullcontext()
     start = time.monotonic()
     try:
+        hard_deadline = None if ctx.deadline is None else ctx.deadline + ctx.hard_grace
         with heartbeat:
-            candidate = _train(ctx, config, trial, device, reporter)
+            with _hard_stop(hard_deadline):
+                candidate = _train(ctx, config, trial, device, reporter)
             if not math.isfinite(float(candidate.best_score)):
                 raise FloatingPointError("no finite validation score")
             extra = {}
@@ -1479,6 +1516,14 @@ def _prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: C
 # fit's search
 # ==========================================================================================
 
+def _hard_grace(deadline: float | None) -> float:
+    """Seconds a trial may run past the search's deadline (finishing the epoch's evaluation)
+    before it is interrupted: 5% of the remaining budget, at least 10 s."""
+    if deadline is None:
+        return MIN_HARD_GRACE
+    return max(MIN_HARD_GRACE, 0.05 * (deadline - time.monotonic()))
+
+
 def _settings_from(estimator, data: PreparedData) -> _Settings:
     n_trials = estimator.n_trials
     if n_trials is None and estimator.time_limit is None:
@@ -1523,7 +1568,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        deadline=deadline, pool=_ModelPool(keep, None, multi), callbacks=estimator._extra_callbacks(),
                        heartbeat=kind != "memory" and _own_heartbeats(storage),
                        child_artifact_dir=os.path.join(tmpdir, "models"),
-                       worker_tag=f"{socket.gethostname()}:{os.getpid()}")
+                       worker_tag=f"{socket.gethostname()}:{os.getpid()}",
+                       hard_grace=_hard_grace(deadline))
         with _optuna_quiet(settings.verbose):
             study = _open_study(storage, study_name, settings)
             stored = _prepare_study(study, spec, fingerprint, data_fp,
@@ -1884,7 +1930,7 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
                        pool=_ModelPool(keep, request.artifact_dir, multi),
                        callbacks=estimator._extra_callbacks() if estimator is not None else [],
                        heartbeat=_own_heartbeats(storage), child_artifact_dir=request.artifact_dir,
-                       worker_tag=f"{socket.gethostname()}:{os.getpid()}")
+                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=_hard_grace(deadline))
         if request.artifact_dir is not None:
             os.makedirs(request.artifact_dir, exist_ok=True)
         study = optuna.load_study(study_name=request.study_name, storage=storage,

@@ -66,6 +66,11 @@ class BrokenEncoder(Encoder):
         self.output_dim, self.failure = output_dim, failure
         self.linear = torch.nn.Linear(1, output_dim)
 
+    def fit(self, values):
+        if self.failure == "sleep":  # e.g. a long feature extraction that does not watch the deadline
+            time.sleep(60)
+        return self
+
     def preprocess(self, value, augment=None):
         return torch.zeros(1)
 
@@ -382,6 +387,16 @@ def test_time_limit_bounds_the_whole_search(texts):
     assert elapsed < 4 + 2.5
     assert len(model.leaderboard_) >= 1
     assert model.leaderboard_.iloc[0]["reason"] == "time limit reached" or len(model.leaderboard_) > 1
+
+
+def test_a_trial_that_ignores_the_deadline_is_interrupted(texts, fresh_registry, monkeypatch):
+    fresh_registry(BrokenPlugin())
+    monkeypatch.setattr(search, "MIN_HARD_GRACE", 1.0)
+    X, y, _, _ = texts
+    start = time.monotonic()
+    with pytest.raises(SearchError, match="TimeLimitExceeded: the trial ran past the time limit"):
+        AutoMM(**small(time_limit=3, encoders={"text": {"name": "broken", "failure": "sleep"}})).fit(X, y)
+    assert time.monotonic() - start < 3 + 1 + 2
 
 
 def test_multi_objective_search_reports_the_pareto_front_and_writes_plots(texts, tmp_path):

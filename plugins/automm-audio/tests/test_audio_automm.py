@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest  # noqa: E402
+
+pytest.importorskip("automm_audio", reason="the automm-audio plugin is not installed (pip install ./plugins/automm-audio[test])")
+
 import numpy as np
 import pandas as pd
 from audio_signals import CLASSES, make_signal

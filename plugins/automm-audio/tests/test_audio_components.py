@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest  # noqa: E402
+
+pytest.importorskip("automm_audio", reason="the automm-audio plugin is not installed (pip install ./plugins/automm-audio[test])")
+
 import numpy as np
-import pytest
 import torch
 from audio_signals import make_signal
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest  # noqa: E402
+
+pytest.importorskip("automm_audio", reason="the automm-audio plugin is not installed (pip install ./plugins/automm-audio[test])")
+
 import struct
 import wave
 
 import numpy as np
-import pytest
 import torch
 
 from automm import InputError

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest  # noqa: E402
+
+pytest.importorskip("automm_pretrained", reason="the automm-pretrained plugin is not installed (pip install ./plugins/automm-pretrained[test])")
+
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from automm import AutoMM
 from automm.datasets import load_emoji_sample

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest  # noqa: E402
+
+pytest.importorskip("automm_pretrained", reason="the automm-pretrained plugin is not installed (pip install ./plugins/automm-pretrained[test])")
+
 import multiprocessing
 import os
 import shutil

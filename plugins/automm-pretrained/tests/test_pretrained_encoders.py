@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest  # noqa: E402
+
+pytest.importorskip("automm_pretrained", reason="the automm-pretrained plugin is not installed (pip install ./plugins/automm-pretrained[test])")
+
 import importlib.util
 
 import numpy as np
-import pytest
 import torch
 
 import automm
