@@ -71,8 +71,12 @@ objectives are given), ``"random"``, ``"cmaes"`` (needs the ``cmaes`` package), 
 Optuna sampler object; seeded by ``random_state``. ``pruner``: ``"median"``, ``"hyperband"``,
 ``"successive_halving"``, ``"none"`` or an Optuna pruner; every epoch reports the best
 validation score so far (``trial.report``) and a pruned trial stops at once. ``time_limit`` is a
-hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch;
-``n_trials`` bounds the number of trials in the study (finished ones of a resumed study count;
+hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch; a
+trial stuck in code that does not watch the deadline (e.g. a pretrained encoder's first
+feature extraction) is interrupted :data:`MIN_HARD_GRACE` seconds (or 5% of the budget) later
+and fails (main thread of a POSIX process); with room for several trials, one trial trains at
+most :data:`TRIAL_TIME_FRACTION` of the search's time, so that a slow default configuration
+cannot take the whole budget. ``n_trials`` bounds the number of trials in the study (finished ones of a resumed study count;
 :data:`DEFAULT_N_TRIALS` when neither is given). A trial that raises (NaN loss, out of memory, a
 broken plugin, ...) is recorded as failed with its reason and the search goes on (CUDA out of
 memory first retries with half the batch size); ``fit`` raises :class:`SearchError` with the
@@ -169,6 +173,9 @@ MAX_STORED_DATA_BYTES = 64 * 2**20
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
 HEARTBEAT_INTERVAL = float(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
 HEARTBEAT_GRACE = float(os.environ.get("AUTOMM_HEARTBEAT_GRACE", "60"))
+#: With a time limit, the largest share of the search's time one trial may train (so that a
+#: search explores at least 1 / TRIAL_TIME_FRACTION configurations).
+TRIAL_TIME_FRACTION = 1 / 3
 #: Least seconds a trial may run past the deadline before it is interrupted (see :func:`_hard_stop`).
 MIN_HARD_GRACE = 10.0
 #: How often a trial lost with its worker is retried.
@@ -993,6 +1000,8 @@ class _Context:
     worker_tag: str = ""
     durations: list = field(default_factory=list)
     hard_grace: float = 10.0              # seconds past the deadline before a trial is interrupted
+    attempts: int = 0                     # trials this process started
+    trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
 
 
 class _TrialReporter(Callback):
@@ -1135,10 +1144,11 @@ def _objective(trial, ctx: _Context):
     heartbeat = _Heartbeat(storage, trial._trial_id, HEARTBEAT_INTERVAL) if ctx.heartbeat else contextlib.nullcontext()
     start = time.monotonic()
     try:
-        hard_deadline = None if ctx.deadline is None else ctx.deadline + ctx.hard_grace
+        trial_deadline = _trial_deadline(ctx)
+        hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
         with heartbeat:
             with _hard_stop(hard_deadline):
-                candidate = _train(ctx, config, trial, device, reporter)
+                candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
             if not math.isfinite(float(candidate.best_score)):
                 raise FloatingPointError("no finite validation score")
             extra = {}
@@ -1187,7 +1197,16 @@ def _keep(ctx: _Context, trial, key: Any, candidate: Candidate) -> None:
         warnings.warn(f"trial {trial.number}: could not keep its trained model: {exc!r}")
 
 
-def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _TrialReporter) -> Candidate:
+def _trial_deadline(ctx: _Context) -> float | None:
+    """The search's deadline, or sooner when each trial may use only a share of the budget."""
+    if ctx.trial_seconds is None:
+        return ctx.deadline
+    own = time.monotonic() + ctx.trial_seconds
+    return own if ctx.deadline is None else min(ctx.deadline, own)
+
+
+def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _TrialReporter,
+           deadline: float | None = None) -> Candidate:
     """train_candidate, retrying with half the batch size after CUDA running out of memory."""
     import gc
 
@@ -1195,7 +1214,7 @@ def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _
     while True:
         batch = int(config["training"]["batch_size"])
         try:
-            return train_candidate(ctx.data, config, deadline=ctx.deadline, callbacks=callbacks,
+            return train_candidate(ctx.data, config, deadline=deadline, callbacks=callbacks,
                                    verbose=max(0, ctx.settings.verbose - 1), device=device)
         except Exception as exc:
             if device.type != "cuda" or not _is_oom(exc) or batch <= 1:
@@ -1269,7 +1288,7 @@ def _stop_reason(study, ctx: _Context) -> str | None:
     if ctx.deadline is not None:
         remaining = ctx.deadline - time.monotonic()
         typical = float(np.median(ctx.durations)) if ctx.durations else 0.0
-        if remaining <= max(0.5, min(30.0, 0.25 * typical)) and (ctx.durations or _has_result(study)):
+        if remaining <= max(0.5, min(30.0, 0.25 * typical)) and (ctx.attempts or _has_result(study)):
             return "time limit reached"  # (the first trial of a study always starts: fit needs a model)
     if ctx.settings.n_trials is not None:
         if len(_budget_trials(study.get_trials(deepcopy=False))) >= ctx.settings.n_trials:
@@ -1287,6 +1306,7 @@ def _worker_loop(ctx: _Context, study) -> int:
             _fail_lost_trials(study, ctx.storage)
         if _stop_reason(study, ctx) is not None:
             return ran
+        ctx.attempts += 1
         try:
             study.optimize(lambda trial: _objective(trial, ctx), n_trials=1, catch=(Exception,))
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -1303,6 +1323,7 @@ def _child_main(ctx: _Context, storage_ref: tuple[str, Any], index: int, threads
         ctx.storage = make_storage(*storage_ref)
         ctx.pool = _ModelPool(ctx.pool.k, ctx.child_artifact_dir, ctx.pool.multi)
         ctx.durations = []
+        ctx.attempts = 0
         ctx.worker_tag = f"{socket.gethostname()}:{os.getpid()}"
         with _optuna_quiet(ctx.settings.verbose):
             study = optuna.load_study(study_name=ctx.study_name, storage=ctx.storage,
@@ -1516,6 +1537,13 @@ def _prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: C
 # fit's search
 # ==========================================================================================
 
+def _trial_seconds(settings: _Settings, deadline: float | None) -> float | None:
+    """With a time limit and room for several trials: the search's time x TRIAL_TIME_FRACTION."""
+    if deadline is None or settings.n_trials == 1:
+        return None
+    return max(1.0, TRIAL_TIME_FRACTION * (deadline - time.monotonic()))
+
+
 def _hard_grace(deadline: float | None) -> float:
     """Seconds a trial may run past the search's deadline (finishing the epoch's evaluation)
     before it is interrupted: 5% of the remaining budget, at least 10 s."""
@@ -1569,7 +1597,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        heartbeat=kind != "memory" and _own_heartbeats(storage),
                        child_artifact_dir=os.path.join(tmpdir, "models"),
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}",
-                       hard_grace=_hard_grace(deadline))
+                       hard_grace=_hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
         with _optuna_quiet(settings.verbose):
             study = _open_study(storage, study_name, settings)
             stored = _prepare_study(study, spec, fingerprint, data_fp,
@@ -1579,7 +1607,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 estimator.seed_ = data.seed
             remaining = None if deadline is None else deadline - time.monotonic()
             study.set_user_attr(_BUDGET, {"n_trials": settings.n_trials,
-                                          "deadline_unix": None if remaining is None else time.time() + remaining})
+                                          "deadline_unix": None if remaining is None else time.time() + remaining,
+                                          "trial_seconds": ctx.trial_seconds})
             study.set_user_attr(_STATUS, "running")
             if not any(t.user_attrs.get(_ATTR + "default") for t in study.get_trials(deepcopy=False)):
                 study.enqueue_trial({}, user_attrs={_ATTR + "default": True})
@@ -1833,6 +1862,11 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, device: st
     wait : seconds to wait for the study to appear (a worker may start before ``fit``).
     verbose : 0 quiet, 1 a line per trial, 2 also Optuna's log.
 
+    The worker samples the study's stored space with the study's sampler and pruner by name
+    (a sampler or pruner that ``fit`` was given as an object becomes TPE / median here) and
+    stops at the study's ``n_trials``, at its time limit (``fit``'s deadline, as wall-clock time)
+    or when the ``fit`` that created it has finished.
+
     Returns the number of trials this worker ran (in this process). Command line:
     ``automm worker --storage URL --study NAME``.
     """
@@ -1930,7 +1964,8 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
                        pool=_ModelPool(keep, request.artifact_dir, multi),
                        callbacks=estimator._extra_callbacks() if estimator is not None else [],
                        heartbeat=_own_heartbeats(storage), child_artifact_dir=request.artifact_dir,
-                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=_hard_grace(deadline))
+                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=_hard_grace(deadline),
+                       trial_seconds=budget.get("trial_seconds"))
         if request.artifact_dir is not None:
             os.makedirs(request.artifact_dir, exist_ok=True)
         study = optuna.load_study(study_name=request.study_name, storage=storage,

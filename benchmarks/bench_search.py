@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--ensemble-size", type=int, default=5)
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--cache", choices=("warm", "fresh"), default="warm")
+    parser.add_argument("--cache-dir", help="with --cache warm: an already warmed cache to reuse")
     parser.add_argument("--child", metavar="RUN", help=argparse.SUPPRESS)
     parser.add_argument("--warm", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -154,13 +155,14 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     env = dict(os.environ)
-    cache = tempfile.mkdtemp(prefix="automm-bench-cache-")
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="automm-bench-cache-")
     if args.cache == "warm":
         env["AUTOMM_CACHE_DIR"] = cache
         proc = subprocess.run([sys.executable, __file__, "--warm", cache, "--task", args.task], capture_output=True,
                               text=True, env=env)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        print(f"feature cache warmed: {lines[-1][7:] if lines else proc.stderr[-2000:]}", flush=True)
+        print(f"feature cache {cache} warmed (seconds per encoder): {lines[-1][7:] if lines else proc.stderr[-2000:]}",
+              flush=True)
     for run, (parts, _) in RUNS.items():
         if not set(parts) & set(args.parts):
             continue

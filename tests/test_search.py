@@ -385,8 +385,9 @@ def test_time_limit_bounds_the_whole_search(texts):
     model = AutoMM(**small(time_limit=4, max_epochs=200, patience=0)).fit(X, y)
     elapsed = time.monotonic() - start
     assert elapsed < 4 + 2.5
-    assert len(model.leaderboard_) >= 1
-    assert model.leaderboard_.iloc[0]["reason"] == "time limit reached" or len(model.leaderboard_) > 1
+    board = model.leaderboard_
+    assert len(board) >= 2  # one trial may take at most a third of the search's time
+    assert (board["reason"] == "time limit reached").all() and (board["seconds"] < 4 / 3 + 1.5).all()
 
 
 def test_a_trial_that_ignores_the_deadline_is_interrupted(texts, fresh_registry, monkeypatch):
@@ -511,7 +512,8 @@ print("trials", run_worker(sys.argv[1], sys.argv[2], wait=60))
 
 
 def _python(script: str, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # builtin components only (faster start; these tests use nothing else)
+    env = dict(os.environ, OMP_NUM_THREADS="1", AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1")
     return subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -537,7 +539,7 @@ def test_a_worker_process_joins_a_running_study(texts, tmp_path):
 def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, monkeypatch):
     X, y, _, _ = texts
     journal = str(tmp_path / "resume.log")
-    params = small(n_trials=5, max_epochs=5, storage=journal, study_name="resumable", pruner="none")
+    params = small(n_trials=4, max_epochs=5, storage=journal, study_name="resumable", pruner="none")
     storage = search.make_storage("journal", journal)
     process = _python(FIT_SCRIPT, json.dumps(params))
     try:
@@ -549,7 +551,7 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
             except KeyError:
                 continue
             states = [t.state.name for t in trials]
-            if states.count("COMPLETE") >= 2 and "RUNNING" in states:
+            if states.count("COMPLETE") >= 1 and "RUNNING" in states:
                 break
         process.send_signal(signal.SIGKILL)
         process.wait(10)
@@ -559,7 +561,7 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
                                                                              storage=storage).trials}
     finished = {n: v for n, (s, v) in before.items() if s == "COMPLETE"}
     running = [n for n, (s, _) in before.items() if s == "RUNNING"]
-    assert len(finished) >= 2 and running, before
+    assert len(finished) >= 1 and running, before
 
     monkeypatch.setattr(search, "HEARTBEAT_GRACE", 1)
     monkeypatch.setattr(search, "HEARTBEAT_INTERVAL", 0.5)
@@ -572,5 +574,5 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
         assert board.loc[number, "state"] == "FAIL"
         assert "worker lost" in board.loc[number, "reason"] and "retried as trial" in board.loc[number, "reason"]
     counted = board[~((board["state"] == "FAIL") & board["reason"].str.contains("retried", na=False))]
-    assert len(counted) == 5 and (counted["state"] == "COMPLETE").all()
+    assert len(counted) == 4 and (counted["state"] == "COMPLETE").all()
     assert model.predict(X[:3]).shape == (3,)
