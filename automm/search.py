@@ -178,6 +178,8 @@ HEARTBEAT_GRACE = float(os.environ.get("AUTOMM_HEARTBEAT_GRACE", "60"))
 TRIAL_TIME_FRACTION = 1 / 3
 #: Least seconds a trial may run past the deadline before it is interrupted (see :func:`_hard_stop`).
 MIN_HARD_GRACE = 10.0
+#: Seconds after which the lock of a journal file left by a killed process is broken.
+JOURNAL_LOCK_GRACE = 10
 #: How often a trial lost with its worker is retried.
 MAX_RETRY = 2
 
@@ -771,7 +773,7 @@ def _postgres_driver() -> str:
 def make_storage(kind: str, value: Any):
     """An Optuna storage for :func:`parse_storage`'s result (a new connection each call)."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
     if kind == "memory":
         return optuna.storages.InMemoryStorage()
@@ -779,7 +781,10 @@ def make_storage(kind: str, value: Any):
         return value
     if kind == "journal":
         Path(value).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(value)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a grace period under 3 s is warned about)
+            lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
+        return JournalStorage(JournalFileBackend(str(value), lock_obj=lock))
     if kind == "rdb":
         engine_kwargs = {"pool_pre_ping": True} if not value.startswith("sqlite") else {"connect_args": {"timeout": 60}}
         try:
@@ -1058,21 +1063,28 @@ def _on_alarm(signum, frame) -> None:
 @contextlib.contextmanager
 def _hard_stop(deadline: float | None):
     """Interrupt the block (raising :class:`TimeLimitExceeded`) at ``deadline`` (a
-    ``time.monotonic()`` value): main thread of a POSIX process only, and only when no other
-    alarm is set."""
-    usable = (deadline is not None and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread()
-              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
-    if not usable:
+    ``time.monotonic()`` value), with ``SIGALRM``: main thread of a POSIX process only. An alarm
+    already set (e.g. pytest-timeout's) is kept: when it is due first, nothing is armed; else it
+    is set again, for the time it had left, when the block ends."""
+    if deadline is None or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - time.monotonic()))
+    delay = max(0.01, deadline - time.monotonic())
+    previous_delay, previous_interval = signal.getitimer(signal.ITIMER_REAL)
+    if previous_delay and previous_delay <= delay:
+        yield
+        return
+    previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
+    armed = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, delay)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_delay:
+            left = previous_delay - (time.monotonic() - armed)
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, left), previous_interval)
 
 
 def _failure_reason(exc: BaseException) -> str:

@@ -400,6 +400,24 @@ def test_a_trial_that_ignores_the_deadline_is_interrupted(texts, fresh_registry,
     assert time.monotonic() - start < 3 + 1 + 2
 
 
+def test_the_hard_stop_keeps_an_alarm_already_set():
+    previous_handler = signal.getsignal(signal.SIGALRM)
+    previous = signal.getitimer(signal.ITIMER_REAL)
+    fired = []
+    try:
+        signal.signal(signal.SIGALRM, lambda *args: fired.append(True))
+        signal.setitimer(signal.ITIMER_REAL, 50.0)
+        with pytest.raises(search.TimeLimitExceeded):
+            with search._hard_stop(time.monotonic() + 0.2):
+                time.sleep(5)
+        assert 45 < signal.getitimer(signal.ITIMER_REAL)[0] <= 50 and not fired
+        with search._hard_stop(time.monotonic() + 100):  # the earlier alarm stays in charge
+            assert 45 < signal.getitimer(signal.ITIMER_REAL)[0] <= 50
+    finally:
+        signal.signal(signal.SIGALRM, previous_handler)
+        signal.setitimer(signal.ITIMER_REAL, *previous)
+
+
 def test_multi_objective_search_reports_the_pareto_front_and_writes_plots(texts, tmp_path):
     pytest.importorskip("matplotlib")
     X, y, _, _ = texts
@@ -540,6 +558,7 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
     X, y, _, _ = texts
     journal = str(tmp_path / "resume.log")
     params = small(n_trials=4, max_epochs=5, storage=journal, study_name="resumable", pruner="none")
+    monkeypatch.setattr(search, "JOURNAL_LOCK_GRACE", 2)  # the killed process may hold the journal's lock
     storage = search.make_storage("journal", journal)
     process = _python(FIT_SCRIPT, json.dumps(params))
     try:
