@@ -1851,6 +1851,7 @@ class _WorkerRequest:
     artifact_dir: str | None
     n_jobs: int
     verbose: int
+    storage: Any = None          # an open storage to reuse (else opened from storage_ref)
 
 
 def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, device: str = "auto", n_jobs: int = 1,
@@ -1898,7 +1899,7 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, device: st
                   plot_dir=None)
     estimator = cls(**params)
     request = _WorkerRequest(storage_ref, study_name, spec, None if artifact_dir is None else os.path.abspath(artifact_dir),
-                             int(n_jobs), int(verbose))
+                             int(n_jobs), int(verbose), storage=backend)
     if X or y is not None:
         estimator._automm_worker = request
         try:
@@ -1954,7 +1955,7 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
     import optuna
 
     spec = request.spec
-    storage = make_storage(*request.storage_ref)
+    storage = request.storage if request.storage is not None else make_storage(*request.storage_ref)
     with _optuna_quiet(request.verbose):
         probe = optuna.load_study(study_name=request.study_name, storage=storage)
         if probe.user_attrs.get(_DATA_FINGERPRINT) != _data_fingerprint(data):

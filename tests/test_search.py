@@ -442,7 +442,8 @@ def test_cuda_out_of_memory_retries_with_half_the_batch(monkeypatch):
         return "trained"
 
     class Trial:
-        user_attrs = {}
+        def __init__(self):
+            self.user_attrs = {}
 
         def set_user_attr(self, key, value):
             self.user_attrs[key] = value
@@ -495,7 +496,8 @@ def _postgres_or_skip():
             pass
         engine.dispose()
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} ({type(exc).__name__}); .ci/services starts one")
+        where = POSTGRES_URL.rsplit("@", 1)[-1]
+        pytest.skip(f"no PostgreSQL server at {where} ({type(exc).__name__}); .ci/services starts one")
     return POSTGRES_URL
 
 
@@ -536,15 +538,18 @@ def _python(script: str, *args: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def test_a_worker_process_joins_a_running_study(texts, tmp_path):
+@pytest.mark.parametrize("kind", ["journal", pytest.param("postgresql", marks=pytest.mark.slow)])
+def test_a_worker_process_joins_a_running_study(kind, texts, tmp_path):
     X, y, _, _ = texts
-    storage = str(tmp_path / "shared.journal")
-    name = "joined-study"
+    storage = str(tmp_path / "shared.journal") if kind == "journal" else _postgres_or_skip()
+    name = f"joined-study-{uuid.uuid4().hex[:8]}"
     worker = _python(WORKER_SCRIPT, storage, name)
     try:
         first = worker.stdout.readline()  # the worker has imported automm and waits for the study
         assert first.strip() == "imported", first + worker.stdout.read()
-        model = AutoMM(**small(time_limit=6, max_epochs=4, storage=storage, study_name=name, pruner="none")).fit(X, y)
+        budget = 6 if kind == "journal" else 15  # (opening a PostgreSQL study takes a worker longer)
+        model = AutoMM(**small(time_limit=budget, max_epochs=4, storage=storage, study_name=name, pruner="none")
+                       ).fit(X, y)
         out, _ = worker.communicate(timeout=60)
     finally:
         worker.kill()
@@ -552,6 +557,8 @@ def test_a_worker_process_joins_a_running_study(texts, tmp_path):
     assert model.leaderboard_["worker"].nunique() == 2, out
     ran = int(out.strip().splitlines()[-1].split()[-1])
     assert ran >= 1 and (model.leaderboard_["worker"].str.endswith(f":{worker.pid}")).sum() == ran
+    if kind == "postgresql":
+        optuna.delete_study(study_name=name, storage=search.make_storage(*search.parse_storage(storage)))
 
 
 def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, monkeypatch):
