@@ -31,14 +31,7 @@ DEFAULT_AUGMENTATIONS = ("random_resized_crop", "horizontal_flip", "token_dropou
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
 
 
-def _component_choice(value: Any, argument: str) -> tuple[str, dict]:
-    """``"name"`` or ``{"name": ..., **hyperparameters}`` → (name, hyperparameters)."""
-    if isinstance(value, str):
-        return value, {}
-    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
-        params = dict(value)
-        return params.pop("name"), params
-    raise InputError(f"{argument}: expected a component name or a dict with a 'name' key, got {value!r}")
+_component_choice = _registry.split_component_choice
 
 
 def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:

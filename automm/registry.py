@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import pluggy
 
@@ -36,6 +36,7 @@ __all__ = [
     "DISABLE_AUTOLOAD_ENV",
     "PluginLoadWarning",
     "ENTRY_POINT_GROUP",
+    "split_component_choice",
 ]
 
 DISABLE_AUTOLOAD_ENV = "AUTOMM_DISABLE_PLUGIN_AUTOLOAD"
@@ -233,6 +234,19 @@ def reset_registry(plugins: Iterable[object] = ()) -> Registry:
             pm.register(plugin, name=_plugin_name(plugin))
         _registry = Registry(pm)
         return _registry
+
+
+def split_component_choice(value: Any, argument: str) -> tuple[str, dict]:
+    """``"name"`` or ``{"name": ..., **hyperparameters}`` → ``(name, hyperparameters)``; anything
+    else raises :class:`~automm.exceptions.InputError` naming ``argument``."""
+    from .exceptions import InputError
+
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        params = dict(value)
+        return params.pop("name"), params
+    raise InputError(f"{argument}: expected a component name or a dict with a 'name' key, got {value!r}")
 
 
 def _plugin_name(plugin: object) -> str:

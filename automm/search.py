@@ -666,13 +666,7 @@ def _init_default(cls, name: str) -> Any:
     return inspect.signature(cls.__init__).parameters[name].default
 
 
-def _split_choice(item: Any, where: str) -> tuple[str, dict]:
-    if isinstance(item, str):
-        return item, {}
-    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
-        params = dict(item)
-        return params.pop("name"), params
-    raise InputError(f"{where}: expected a name or a dict with a 'name' key, got {item!r}")
+_split_choice = _registry.split_component_choice
 
 
 def _fixed_values(specs: Mapping[str, dict]) -> dict:
