@@ -23,6 +23,7 @@ from automm.exceptions import InputError
 from automm.hookspecs import hookimpl
 
 __all__ = [
+    "image_tensor",
     "load_image",
     "ImageEncoder",
     "CNNEncoder",
@@ -142,6 +143,28 @@ def _check_dropout(value: Any) -> float:
     return float(value)
 
 
+
+def image_tensor(value: Any, size: int, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+                 ) -> torch.Tensor:
+    """One image (anything :func:`load_image` reads) as a float tensor
+    (3, size, size) in [0, 1], squashed to the square with bilinear resampling; ``augment`` is
+    applied to that tensor, its result clamped to [0, 1] and resized back if its size changed.
+    Encoders handle ``MISSING`` and apply their own normalisation."""
+    img = load_image(value, draft_size=size)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+    if augment is not None:
+        x = augment(x)
+        if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[0] != 3:
+            raise InputError(f"image augmentation must return a (3, H, W) tensor; got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if x.shape[1:] != (size, size):
+            x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+        x = x.float().clamp(0.0, 1.0)
+    return x
+
+
 class ImageEncoder(Encoder):
     """Base class of image encoders: turns any :func:`load_image` input into a normalised
     (3, image_size, image_size) tensor; subclasses build layers and implement ``forward``."""
@@ -157,22 +180,9 @@ class ImageEncoder(Encoder):
 
         ``augment`` receives the resized tensor with values in [0, 1]; its result is
         clamped to [0, 1] (and resized back to S x S if it changed size)."""
-        size = self.image_size
         if value is MISSING:
-            return torch.zeros(3, size, size)
-        img = load_image(value, draft_size=size)
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.Resampling.BILINEAR)
-        x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-        if augment is not None:
-            x = augment(x)
-            if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[0] != 3:
-                raise InputError(f"image augmentation must return a (3, H, W) tensor; got "
-                                 f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-            if x.shape[1:] != (size, size):
-                x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-            x = x.float().clamp(0.0, 1.0)
-        return (x - 0.5) / 0.5
+            return torch.zeros(3, self.image_size, self.image_size)
+        return (image_tensor(value, self.image_size, augment) - 0.5) / 0.5
 
     def get_state(self) -> dict:
         return {}

@@ -34,7 +34,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
@@ -464,20 +463,11 @@ class EfficientNetLite0Encoder(PretrainedEncoder):
         return {"image_size": self.image_size, "normalization": self.normalization, "resize": "bilinear-squash"}
 
     def _sample(self, value: Any, augment: Callable | None) -> torch.Tensor:
-        from automm.components.image import load_image
+        from automm.components.image import image_tensor
 
-        size = self.image_size
         if value is MISSING:
-            return torch.zeros(3, size, size)
-        img = load_image(value, draft_size=size)
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.Resampling.BILINEAR)
-        x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-        if augment is not None:
-            x = augment(x)
-            if x.shape[1:] != (size, size):
-                x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-            x = x.float().clamp(0.0, 1.0)
+            return torch.zeros(3, self.image_size, self.image_size)
+        x = image_tensor(value, self.image_size, augment)
         if self.normalization == "imagenet":
             return (x - _IMAGENET_MEAN) / _IMAGENET_STD
         return (x * 255.0 - 127.0) / 128.0
