@@ -9,7 +9,7 @@ from .exceptions import (AutoMMError, InputError, ModelFormatError, NotFittedErr
                          UnknownComponentError)
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
 from .registry import (create_augmentation, create_encoder, create_fusion, get_registry, list_augmentations,
-                       list_encoders, list_fusions, reset_registry)
+                       list_datasets, list_encoders, list_fusions, load_dataset, reset_registry)
 from .estimator import AutoMM, AutoMMClassifier, AutoMMRegressor
 
 __version__ = "0.1.0"
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AutoMM", "AutoMMClassifier", "AutoMMRegressor",
     "Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "hookimpl",
-    "list_encoders", "list_fusions", "list_augmentations",
+    "list_encoders", "list_fusions", "list_augmentations", "list_datasets", "load_dataset",
     "create_encoder", "create_fusion", "create_augmentation", "get_registry", "reset_registry",
     "AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "UnknownComponentError",
     "__version__",

@@ -9,4 +9,5 @@ DEFAULT_PLUGINS = (
     "automm.components.fusions",
     "automm.components.augmentations",
     "automm.roles",
+    "automm.datasets",
 )

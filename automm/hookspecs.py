@@ -61,6 +61,19 @@ def automm_register_augmentations(register: Callable[..., None]) -> None:
     """
 
 
+@hookspec
+def automm_register_datasets(register: Callable[..., None]) -> None:
+    """Register small example datasets by calling ``register`` once per dataset.
+
+    ``register(name, loader, *, columns=None, description="")``: ``loader()`` returns a
+    pandas DataFrame whose ``split`` column holds ``"train"`` or ``"test"`` and whose other
+    columns are ready to fit on (file paths absolute, or in-memory values); ``columns``
+    lists its column names, so that recipes are checked without loading the data. Recipes
+    name a dataset with ``data.sample``; :func:`automm.load_dataset` loads one. A loader
+    must not touch the network.
+    """
+
+
 @hookspec(firstresult=True)
 def automm_infer_column_role(name: str, values: Sequence[Any]) -> str | None:
     """Return the role of a data column (``"image"``, ``"text"``, ``"numeric"``,

@@ -6,7 +6,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
     version: 1                      # recipe format version
     description: free text
     data:                           # one source: sample | path | train (+ test)
-      sample: emoji                 #   the sample embedded in automm
+      sample: emoji                 #   a registered sample dataset (automm.list_datasets())
       path: data.csv                #   one CSV/TSV/Parquet file (relative to the recipe's folder)
       train: train.csv              #   or separate files
       test: test.csv
@@ -71,6 +71,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .exceptions import AutoMMError, InputError
+from . import registry as _registry
 
 __all__ = [
     "RecipeError", "Problem", "Recipe", "RecipeData", "FitResult", "PARAM_PATHS", "SECTION_KEYS", "METRICS",
@@ -144,7 +145,6 @@ except ImportError:  # pragma: no cover
     PRUNERS = ("median", "hyperband", "successive_halving", "none")
     OBJECTIVES = ("score", "latency", "params")
 FORMATS = ("csv", "tsv", "parquet")
-SAMPLES = ("emoji",)
 BASE_ROLES = ("image", "text", "numeric", "categorical")
 _SEED_MAX = 2**32 - 1
 
@@ -518,11 +518,11 @@ def _header(file: Path, fmt: str) -> list[str]:
 
 
 def _sample_columns(name: str) -> list[str]:
-    from .datasets import EMOJI_SAMPLE_DIR
-
-    if name == "emoji":
-        return _header(EMOJI_SAMPLE_DIR / "emoji_sample.csv", "csv")
-    raise KeyError(name)  # pragma: no cover - names are checked first
+    """Columns of the registered dataset ``name`` (declared by its plugin, else loaded)."""
+    spec = _registry.get_registry().get("dataset", name)
+    if spec.columns is not None:
+        return list(spec.columns)
+    return [str(c) for c in _registry.load_dataset(name).columns]
 
 
 def _check_file(ck: _Checker, value: Any, path: str, fmt_declared: Any) -> list[str] | None:
@@ -590,7 +590,8 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
     columns: list[str] | None = None
     test_columns: list[str] | None = None
     if get("sample") is not None:
-        if ck.one_of(get("sample"), "data.sample", SAMPLES):
+        samples = _registry.get_registry().names("dataset")
+        if ck.one_of(get("sample"), "data.sample", samples):
             columns = _sample_columns(get("sample"))
     if get("path") is not None:
         columns = _check_file(ck, get("path"), "data.path", fmt)
@@ -1083,7 +1084,7 @@ class Recipe:
         data = self.section("data")
         rows = []
         if data.get("sample"):
-            rows.append(("data", f"sample {data['sample']!r} (embedded in automm)"))
+            rows.append(("data", f"sample dataset {data['sample']!r}"))
         for key in ("path", "train", "test"):
             if data.get(key):
                 rows.append((f"data.{key}", str(self._data_file(data[key]))))
@@ -1120,10 +1121,8 @@ class Recipe:
         train = test = None
         folder = self.base_dir
         if data.get("sample"):
-            from .datasets import load_emoji_sample
-
-            frame = load_emoji_sample()
-            what = f"the embedded {data['sample']} sample"
+            frame = _registry.load_dataset(data["sample"])
+            what = f"the {data['sample']} sample dataset"
         elif data.get("path"):
             file = self._data_file(data["path"])
             frame, folder = read_table(file, fmt), file.parent

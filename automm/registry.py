@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pluggy
 
@@ -29,6 +29,8 @@ __all__ = [
     "list_encoders",
     "list_fusions",
     "list_augmentations",
+    "list_datasets",
+    "load_dataset",
     "create_encoder",
     "create_fusion",
     "create_augmentation",
@@ -41,7 +43,7 @@ __all__ = [
 
 DISABLE_AUTOLOAD_ENV = "AUTOMM_DISABLE_PLUGIN_AUTOLOAD"
 ENTRY_POINT_GROUP = "automm"
-KINDS = ("encoder", "fusion", "augmentation")
+KINDS = ("encoder", "fusion", "augmentation", "dataset")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 
@@ -59,6 +61,7 @@ class ComponentSpec:
     defaults: dict = field(default_factory=dict)
     search_space: Callable[..., dict] | None = None
     description: str = ""
+    columns: tuple[str, ...] | None = None  # datasets only: the loader's column names
 
     def hyperparameters(self, **overrides: Any) -> dict:
         """Defaults updated with ``overrides``."""
@@ -104,6 +107,7 @@ class Registry:
             "encoder": self.plugin_manager.hook.automm_register_encoders,
             "fusion": self.plugin_manager.hook.automm_register_fusions,
             "augmentation": self.plugin_manager.hook.automm_register_augmentations,
+            "dataset": self.plugin_manager.hook.automm_register_datasets,
         }
         for kind, caller in hooks.items():
             # Call each implementation separately so that every registration knows its provider.
@@ -114,10 +118,12 @@ class Registry:
     def _make_register(self, kind: str, provider: str, package: str | None) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], *, modality: str | None = None,
                      output_dim: Any = None, defaults: dict | None = None,
-                     search_space: Callable[..., dict] | None = None, description: str = "") -> None:
+                     search_space: Callable[..., dict] | None = None, description: str = "",
+                     columns: Sequence[str] | None = None) -> None:
             self._add(ComponentSpec(kind=kind, name=name, factory=factory, provider=provider, package=package,
                                     modality=modality, output_dim=output_dim, defaults=dict(defaults or {}),
-                                    search_space=search_space, description=description))
+                                    search_space=search_space, description=description,
+                                    columns=None if columns is None else tuple(str(c) for c in columns)))
         return register
 
     def _add(self, spec: ComponentSpec) -> None:
@@ -270,6 +276,7 @@ def _lister(kind: str):
 list_encoders = _lister("encoder")
 list_fusions = _lister("fusion")
 list_augmentations = _lister("augmentation")
+list_datasets = _lister("dataset")
 
 
 def create_encoder(name: str, **hyperparameters: Any):
@@ -285,3 +292,11 @@ def create_fusion(name: str, input_dims: dict[str, int], n_outputs: int, **hyper
 def create_augmentation(name: str, **hyperparameters: Any):
     """Build the augmentation ``name``."""
     return get_registry().get("augmentation", name).create(**hyperparameters)
+
+
+def load_dataset(name: str):
+    """The registered example dataset ``name`` as a pandas DataFrame (with a ``split`` column)."""
+    frame = get_registry().get("dataset", name).factory()
+    if "split" not in getattr(frame, "columns", ()):
+        raise PluginError(f"dataset {name!r}: its loader must return a DataFrame with a 'split' column")
+    return frame

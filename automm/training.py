@@ -226,13 +226,24 @@ class Trainer:
         return loss, score, outputs
 
     def configure_optimizer(self, steps_per_epoch: int) -> None:
-        decay, no_decay = [], []
+        # A module may set ``learning_rate_scale`` (e.g. a sparse embedding table, whose rows
+        # see few updates): its parameters, and those of its children, train at lr * scale.
+        scales: dict[int, float] = {}
+        for module in self.model.modules():  # parents before children: the innermost scale wins
+            scale = getattr(module, "learning_rate_scale", None)
+            if scale is not None:
+                for param in module.parameters():
+                    scales[id(param)] = float(scale)
+        groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
         for name, param in self.model.named_parameters():
             if not param.requires_grad:
                 continue
-            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+            decays = not (param.ndim <= 1 or name.endswith(".bias"))
+            groups.setdefault((decays, scales.get(id(param), 1.0)), []).append(param)
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": params, "weight_decay": self.config.weight_decay if decays else 0.0,
+              "lr": self.config.learning_rate * scale}
+             for (decays, scale), params in sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))],
             lr=self.config.learning_rate, fused=_fused_adamw_supported(self.device))
         total = max(1, steps_per_epoch * self.config.max_epochs)
         warmup = max(1, int(self.config.warmup_fraction * total))

@@ -93,6 +93,49 @@ def test_invalid_registration_is_rejected(fresh_registry):
         fresh_registry(Bad())
 
 
+def test_a_plugin_dataset_is_listed_loaded_and_used_by_a_recipe(fresh_registry, tmp_path):
+    import pandas as pd
+
+    from automm.recipes import RecipeError, fit_recipe, load_recipe
+
+    def load_words():
+        words = ["red apple", "green pear", "ripe banana", "sour lemon"] * 6
+        return pd.DataFrame({"text": words, "label": [w.split()[1] for w in words],
+                             "split": ["train"] * 16 + ["test"] * 8})
+
+    class WordsPlugin:
+        @hookimpl
+        def automm_register_datasets(self, register):
+            register("fruit_words", load_words, columns=("text", "label", "split"), description="fruit names")
+
+    fresh_registry(WordsPlugin())
+    assert "emoji" in automm.list_datasets() and "fruit_words" in automm.list_datasets()
+    assert list(automm.load_dataset("fruit_words").columns) == ["text", "label", "split"]
+    recipe = {"data": {"sample": "fruit_words", "label": "label", "split_column": "split"},
+              "training": {"max_epochs": 1, "num_workers": 0}, "output": {"dir": str(tmp_path / "m")}}
+    result = fit_recipe(recipe)
+    assert result.test_metrics["n"] == 8
+    with pytest.raises(RecipeError, match=r"data.sample.*did you mean 'fruit_words'"):
+        load_recipe(dict(recipe, data={"sample": "fruit_word", "label": "label"}))
+    with pytest.raises(RecipeError, match=r"data.label.*'labl'"):
+        load_recipe(dict(recipe, data={"sample": "fruit_words", "label": "labl"}))
+
+
+def test_a_dataset_loader_must_give_a_split_column(fresh_registry):
+    import pandas as pd
+
+    class NoSplit:
+        @hookimpl
+        def automm_register_datasets(self, register):
+            register("no_split", lambda: pd.DataFrame({"x": [1]}))
+
+    fresh_registry(NoSplit())
+    with pytest.raises(PluginError, match="dataset 'no_split'.*'split' column"):
+        automm.load_dataset("no_split")
+    with pytest.raises(UnknownComponentError, match="Known datasets: emoji"):
+        automm.load_dataset("nope")
+
+
 @pytest.fixture
 def installed_distribution(tmp_path, monkeypatch):
     """A real distribution on sys.path: a module plus a dist-info with an ``automm`` entry point."""

@@ -433,7 +433,7 @@ def test_search_recipe_runs_with_a_tiny_budget(name, tmp_path):
     assert result.test_metrics["n"] == 64
 
 
-PLUGIN_RECIPES = [p for p in RECIPES if p.name.startswith("pretrained")]
+PLUGIN_RECIPES = [p for p in RECIPES if p.name.startswith(("pretrained", "audio"))]
 
 
 @pytest.mark.slow

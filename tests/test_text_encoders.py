@@ -153,7 +153,7 @@ def test_augment_is_applied_to_tokens(encoder_case):
     assert seen == [["red", "shirt"]]
     plain = encoder.preprocess("blue shirt")
     if isinstance(plain, dict):
-        assert all(torch.equal(augmented[k], plain[k]) for k in plain)
+        assert all(torch.equal(torch.as_tensor(augmented[k]), torch.as_tensor(plain[k])) for k in plain)
     else:
         assert torch.equal(augmented, plain)
 
@@ -218,28 +218,55 @@ def test_tiny_training_separates_two_classes(encoder_case):
 
 def test_hashed_ngram_features_are_stable_and_cover_ngrams():
     encoder = HashedNgramEncoder(n_buckets=2 ** 20, emb_dim=1, char_ngram_min=2, char_ngram_max=5)
-    ids = encoder.preprocess("White Shirt")
-    # "<white>" and "<shirt>" each: 6 bigrams + 5 trigrams + 4 four-grams + 3 five-grams, 1 unigram; 1 bigram
-    assert ids.dtype == torch.long and len(ids) == 2 * (1 + 6 + 5 + 4 + 3) + 1
-    assert ids.tolist() == HashedNgramEncoder(n_buckets=2 ** 20, emb_dim=1).preprocess("white  SHIRT").tolist()
+    sample = encoder.preprocess("White Shirt")
+    ids = sample["ids"]
+    # words first: 2 unigrams and 1 bigram; then "<white>" and "<shirt>" each: 6 bigrams + 5 trigrams
+    # + 4 four-grams + 3 five-grams
+    assert sample["n_words"] == 3
+    assert ids.dtype == torch.long and len(ids) == 3 + 2 * (6 + 5 + 4 + 3)
+    assert ids.tolist() == HashedNgramEncoder(n_buckets=2 ** 20, emb_dim=1).preprocess("white  SHIRT")["ids"].tolist()
     assert int(ids.max()) < 2 ** 20 and int(ids.min()) >= 0
     # independent of Python's per-process hash seed: crc32-based, fixed expectation
     import zlib
     assert ids[0].item() == zlib.crc32("white".encode(), text_module._SEED_WORD) % 2 ** 20
-    assert HashedNgramEncoder().preprocess(MISSING).numel() == 0
+    assert HashedNgramEncoder().preprocess(MISSING)["ids"].numel() == 0
     assert HashedNgramEncoder().fit(["anything"]).get_state() == {}
+
+
+def test_hashed_ngram_learns_idf_and_normalises_word_and_character_blocks():
+    encoder = HashedNgramEncoder(n_buckets=2 ** 16, emb_dim=4, output_dim=4)
+    encoder.fit(["red shirt", "blue shirt", "red shoe", MISSING, ""])
+    shirt, red, blue = (encoder.preprocess(w)["ids"][0] for w in ("shirt", "red", "blue"))
+    # rarer words weigh more: log((1 + 3 documents) / (1 + document frequency)) + 1
+    assert encoder.idf[shirt].item() == pytest.approx(math.log(4 / 3) + 1)
+    assert encoder.idf[blue].item() == pytest.approx(math.log(4 / 2) + 1)
+    assert encoder.idf[blue].item() > encoder.idf[red].item()
+    # the idf is a buffer: saved and restored with the weights
+    restored = HashedNgramEncoder(n_buckets=2 ** 16, emb_dim=4, output_dim=4)
+    restored.load_state_dict(encoder.state_dict())
+    assert torch.equal(restored.idf, encoder.idf)
+    # each text's word block and character block are L2-normalised: repeating a text changes nothing
+    unigrams = HashedNgramEncoder(n_buckets=2 ** 16, emb_dim=4, output_dim=4, word_bigrams=False, dropout=0.0)
+    unigrams.fit(["red shirt", "blue shirt", "red shoe"]).eval()
+    with torch.no_grad():
+        out = unigrams(unigrams.collate([unigrams.preprocess(t) for t in ("red shirt", "red shirt red shirt",
+                                                                          "blue shirt")]))
+    assert torch.allclose(out[0], out[1], atol=1e-3) and not torch.allclose(out[0], out[2], atol=1e-2)
 
 
 def test_hashed_ngram_collate_offsets_and_empty_bags_are_zero():
     encoder = HashedNgramEncoder(n_buckets=1024, emb_dim=8, output_dim=8)
     samples = [encoder.preprocess(v) for v in ["", "ab", MISSING, "abc d", None]]
     batch = encoder.collate(samples)
-    lengths = [len(s) for s in samples]
-    assert batch["ids"].numel() == sum(lengths)
+    lengths = [len(s["ids"]) for s in samples]
+    assert batch["ids"].numel() == sum(lengths) == batch["block"].numel()
     assert batch["offsets"].tolist() == [0, 0, lengths[1], lengths[1], lengths[1] + lengths[3]]
     bags = encoder.embedding(batch["ids"], batch["offsets"])
     assert torch.equal(bags[[0, 2, 4]], torch.zeros(3, 8))
-    assert torch.isfinite(encoder(batch)).all()
+    out = encoder(batch)
+    assert torch.isfinite(out).all()
+    # an empty text gives the same embedding as a missing one
+    assert torch.allclose(out[0], out[2]) and torch.allclose(out[0], out[4])
 
 
 # -- registration -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -402,14 +403,17 @@ def _word_feature_cache(char_min: int, char_max: int, n_buckets: int) -> dict[st
 
 
 class HashedNgramEncoder(Encoder):
-    """Bag of hashed word unigrams, word bigrams and character n-grams.
+    """TF-IDF-weighted bag of hashed word n-grams and character n-grams.
 
     Each word ``w`` contributes its unigram and the character n-grams
-    (``char_ngram_min`` ≤ n ≤ ``char_ngram_max``) of ``<w>``; each pair of adjacent
+    (``char_ngram_min`` <= n <= ``char_ngram_max``) of ``<w>``; each pair of adjacent
     words contributes a bigram. Features are hashed with a stable hash (crc32 of
-    UTF-8) into ``n_buckets`` buckets and averaged by an ``EmbeddingBag``, then
-    LayerNorm, an optional hidden layer (``hidden_dim`` > 0) and a linear projection.
-    Needs no vocabulary, so ``fit`` does nothing and any language works.
+    UTF-8) into ``n_buckets`` buckets. ``fit`` learns each bucket's inverse document
+    frequency from the training texts; a text's word features and its character
+    features are each IDF-weighted and L2-normalised as two blocks (so the many
+    character n-grams do not drown the few words), summed through an ``EmbeddingBag``,
+    then LayerNorm, an optional hidden layer (``hidden_dim`` > 0) and a linear
+    projection. Needs no vocabulary, so any language and any unseen word works.
     """
 
     modality = "text"
@@ -431,8 +435,12 @@ class HashedNgramEncoder(Encoder):
         self.hidden_dim = int(hidden_dim)
         self.output_dim = int(output_dim)
         self.dropout_p = float(dropout)
-        self.embedding = nn.EmbeddingBag(self.n_buckets, self.emb_dim, mode="mean")
+        self.embedding = nn.EmbeddingBag(self.n_buckets, self.emb_dim, mode="sum")
         nn.init.normal_(self.embedding.weight, std=0.1)
+        # Each row is updated only by the few texts containing its n-grams: train it faster.
+        self.embedding.learning_rate_scale = 5.0
+        # Inverse document frequency per bucket: learned by ``fit``, saved with the weights.
+        self.register_buffer("idf", torch.ones(self.n_buckets))
         self.norm = nn.LayerNorm(self.emb_dim)
         self.dropout = nn.Dropout(self.dropout_p)
         if self.hidden_dim > 0:
@@ -442,38 +450,64 @@ class HashedNgramEncoder(Encoder):
             self.hidden = nn.Identity()
             self.project = nn.Linear(self.emb_dim, self.output_dim)
 
-    def feature_ids(self, tokens: Sequence[str]) -> array:
-        """Bucket ids (an ``array('q')``) of all features of a token list."""
-        ids = array("q")
+    def feature_ids(self, tokens: Sequence[str]) -> tuple[array, array]:
+        """Bucket ids (two ``array('q')``) of a token list: word features (unigrams, then
+        bigrams) and character n-gram features."""
+        words, chars = array("q"), array("q")
         cache = _word_feature_cache(self.char_ngram_min, self.char_ngram_max, self.n_buckets)
         for token in tokens:
             word_ids = cache.get(token)
             if word_ids is None:
                 word_ids = cache[token] = _word_feature_ids(token, self.char_ngram_min, self.char_ngram_max,
                                                             self.n_buckets)
-            ids.extend(word_ids)
+            words.append(word_ids[0])
+            chars.extend(word_ids[1:])
         if self.word_bigrams:
             n_buckets = self.n_buckets
             for first, second in zip(tokens, tokens[1:]):
-                ids.append(zlib.crc32(f"{first} {second}".encode("utf-8"), _SEED_BIGRAM) % n_buckets)
-        return ids
+                words.append(zlib.crc32(f"{first} {second}".encode("utf-8"), _SEED_BIGRAM) % n_buckets)
+        return words, chars
 
-    def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> torch.Tensor:
-        ids = self.feature_ids(_tokens_for(value, augment, self.max_length))
+    def fit(self, values: Sequence[Any]) -> "HashedNgramEncoder":
+        """Learn the inverse document frequency of every bucket from the training texts."""
+        document_frequency = np.zeros(self.n_buckets, dtype=np.int64)
+        n_documents = 0
+        for value in values:
+            words, chars = self.feature_ids(_tokens_for(value, None, self.max_length))
+            if words or chars:
+                n_documents += 1
+                document_frequency[np.unique(np.frombuffer(words + chars, dtype=np.int64))] += 1
+        idf = np.log((1.0 + n_documents) / (1.0 + document_frequency)) + 1.0
+        self.idf.copy_(torch.from_numpy(idf.astype(np.float32)))
+        return self
+
+    def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
+        words, chars = self.feature_ids(_tokens_for(value, augment, self.max_length))
+        ids = words + chars
         if not ids:
-            return torch.zeros(0, dtype=torch.long)
-        return torch.frombuffer(ids, dtype=torch.long)  # shares the array's memory; much faster than torch.tensor
+            return {"ids": torch.zeros(0, dtype=torch.long), "n_words": 0}
+        # frombuffer shares the array's memory; much faster than torch.tensor
+        return {"ids": torch.frombuffer(ids, dtype=torch.long), "n_words": len(words)}
 
-    def collate(self, samples: list[torch.Tensor]) -> dict:
-        lengths = torch.tensor([len(s) for s in samples], dtype=torch.long)
+    def collate(self, samples: list[dict]) -> dict:
+        lengths = torch.tensor([len(s["ids"]) for s in samples], dtype=torch.long)
         offsets = torch.zeros(len(samples), dtype=torch.long)
         if len(samples) > 1:
             offsets[1:] = torch.cumsum(lengths[:-1], 0)
-        ids = torch.cat(samples) if samples else torch.zeros(0, dtype=torch.long)
-        return {"ids": ids.long(), "offsets": offsets}
+        ids = torch.cat([s["ids"] for s in samples]) if samples else torch.zeros(0, dtype=torch.long)
+        # block of each feature: 2 * sample index + (0 for word features, 1 for character n-grams)
+        block = torch.repeat_interleave(torch.arange(len(samples)) * 2, lengths)
+        block += torch.cat([torch.arange(n) >= s["n_words"] for s, n in zip(samples, lengths.tolist())]).long() \
+            if samples else torch.zeros(0, dtype=torch.long)
+        return {"ids": ids.long(), "offsets": offsets, "block": block}
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        bags = self.embedding(batch["ids"], batch["offsets"])  # empty bags give zeros
+        ids, offsets, block = batch["ids"], batch["offsets"], batch["block"]
+        weights = self.idf[ids]
+        norms = torch.zeros(2 * len(offsets), device=weights.device, dtype=weights.dtype)
+        norms = norms.index_add(0, block, weights * weights).sqrt()
+        weights = weights / norms[block]
+        bags = self.embedding(ids, offsets, per_sample_weights=weights)  # empty bags give zeros
         return self.project(self.hidden(self.dropout(self.norm(bags))))
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["load_emoji_sample", "EMOJI_SAMPLE_DIR"]
+from ..hookspecs import hookimpl
+
+__all__ = ["load_emoji_sample", "EMOJI_SAMPLE_DIR", "automm_register_datasets"]
 
 EMOJI_SAMPLE_DIR = Path(__file__).resolve().parent / "emoji_sample"
 
@@ -18,3 +20,9 @@ def load_emoji_sample():
     frame = pd.read_csv(EMOJI_SAMPLE_DIR / "emoji_sample.csv")
     frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
     return frame
+
+
+@hookimpl
+def automm_register_datasets(register):
+    register("emoji", load_emoji_sample, columns=("image", "name", "category", "split"),
+             description="396 emoji: picture (PNG) and name, label category (9 classes); embedded, CC BY 4.0.")

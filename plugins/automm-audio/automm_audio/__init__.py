@@ -5,6 +5,7 @@ Installing this distribution registers (through the ``automm`` entry-point group
 * the encoder ``audio_cnn`` (log-mel spectrogram → small CNN) with its search space;
 * the augmentations ``audio_time_shift``, ``audio_noise`` and ``spec_augment``
   (modality ``"audio"``);
+* the sample dataset ``tones`` (generated clips with captions, see :mod:`automm_audio.datasets`);
 * a column-role rule: columns of ``.wav`` paths, ``{"array": ..., "sample_rate": ...}``
   dicts or ``(samples, sample_rate)`` tuples get the role ``"audio"``.
 
@@ -19,6 +20,7 @@ from automm.hookspecs import hookimpl
 
 from .augmentations import (BackgroundNoise, SpecAugment, TimeShift, noise_search_space, spec_augment_search_space,
                             time_shift_search_space)
+from .datasets import automm_register_datasets, load_tones_sample
 from .encoder import AUDIO_CNN_DEFAULTS, AudioCNNEncoder, audio_cnn_search_space
 from .signal import LogMelSpectrogram, load_audio, looks_like_audio, mel_filterbank, read_wav, write_wav
 
@@ -27,7 +29,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AudioCNNEncoder", "audio_cnn_search_space", "TimeShift", "BackgroundNoise", "SpecAugment",
     "LogMelSpectrogram", "mel_filterbank", "load_audio", "read_wav", "write_wav", "looks_like_audio",
-    "automm_register_encoders", "automm_register_augmentations", "automm_infer_column_role", "__version__",
+    "load_tones_sample", "automm_register_encoders", "automm_register_augmentations",
+    "automm_register_datasets", "automm_infer_column_role", "__version__",
 ]
 
 

@@ -8,10 +8,10 @@ pytest.importorskip("automm_audio", reason="the automm-audio plugin is not insta
 
 import numpy as np
 import pandas as pd
-from audio_signals import CLASSES, make_signal
 
 from automm import AutoMM
 from automm_audio import write_wav
+from automm_audio.datasets import CLASSES, make_signal
 
 TINY = {"name": "audio_cnn", "sample_rate": 8000, "duration": 1.0, "n_mels": 32, "n_fft": 256, "hop_length": 80,
         "width": 8, "depth": 3, "output_dim": 32}

@@ -8,13 +8,13 @@ pytest.importorskip("automm_audio", reason="the automm-audio plugin is not insta
 
 import numpy as np
 import torch
-from audio_signals import make_signal
 
 import automm
 import automm_audio
 from automm.testing import (check_augmentation, check_component_registration, check_encoder,
                             check_role_inference)
 from automm_audio import write_wav
+from automm_audio.datasets import make_signal
 
 TINY = {"sample_rate": 8000, "duration": 0.5, "n_mels": 16, "n_fft": 128, "hop_length": 80, "width": 4,
         "depth": 2, "output_dim": 12}
