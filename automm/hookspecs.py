@@ -24,7 +24,7 @@ def automm_register_encoders(register: Callable[..., None]) -> None:
     """Register encoders by calling ``register`` once per encoder.
 
     ``register(name, factory, *, modality, output_dim=None, defaults=None,
-    search_space=None, description="")``:
+    search_space=None, description="", tags=())``:
 
     - ``name``: unique lower-case identifier (letters, digits, ``_``, ``-``).
     - ``factory(**hyperparameters)`` returns an :class:`automm.Encoder`.
@@ -36,6 +36,9 @@ def automm_register_encoders(register: Callable[..., None]) -> None:
     - ``search_space(trial, prefix) -> dict``: suggests hyperparameters on an Optuna
       trial, every parameter name starting with ``prefix``; returns keyword arguments
       for ``factory`` (without the prefix).
+    - ``tags``: labels such as ``"pretrained"`` (pretrained weights whose defaults run
+      frozen on cached features): the search tries the default configuration with such
+      encoders right after the default itself, since it is cheap and usually strong.
     """
 
 

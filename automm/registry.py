@@ -62,6 +62,7 @@ class ComponentSpec:
     search_space: Callable[..., dict] | None = None
     description: str = ""
     columns: tuple[str, ...] | None = None  # datasets only: the loader's column names
+    tags: tuple[str, ...] = ()  # e.g. ("pretrained",): the search tries such encoders early
 
     def hyperparameters(self, **overrides: Any) -> dict:
         """Defaults updated with ``overrides``."""
@@ -119,11 +120,12 @@ class Registry:
         def register(name: str, factory: Callable[..., Any], *, modality: str | None = None,
                      output_dim: Any = None, defaults: dict | None = None,
                      search_space: Callable[..., dict] | None = None, description: str = "",
-                     columns: Sequence[str] | None = None) -> None:
+                     columns: Sequence[str] | None = None, tags: Sequence[str] = ()) -> None:
             self._add(ComponentSpec(kind=kind, name=name, factory=factory, provider=provider, package=package,
                                     modality=modality, output_dim=output_dim, defaults=dict(defaults or {}),
                                     search_space=search_space, description=description,
-                                    columns=None if columns is None else tuple(str(c) for c in columns)))
+                                    columns=None if columns is None else tuple(str(c) for c in columns),
+                                    tags=tuple(str(t) for t in tags)))
         return register
 
     def _add(self, spec: ComponentSpec) -> None:

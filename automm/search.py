@@ -624,6 +624,7 @@ class SearchSpace:
 
         description = {"encoders": encoders, "fusion": fusions, "augmentations": augmentations, "training": training}
         description["default"] = _default_config(description, base_config, reg)
+        description["presets"] = _pretrained_presets(description, reg)
         return cls(description)
 
     # -- use -----------------------------------------------------------------------------
@@ -631,6 +632,11 @@ class SearchSpace:
     def default_config(self) -> dict:
         """The configuration of the first trial (the estimator's default, within the space)."""
         return copy.deepcopy(self.description["default"])
+
+    @property
+    def presets(self) -> list[dict]:
+        """Configurations tried right after the default (see :func:`_pretrained_presets`)."""
+        return copy.deepcopy(self.description.get("presets", []))
 
     def suggest(self, trial: Any) -> dict:
         """A configuration sampled on ``trial`` (an Optuna ``Trial`` or ``FixedTrial``)."""
@@ -710,6 +716,28 @@ def _default_config(desc: Mapping[str, Any], base: Mapping[str, Any], reg: _regi
                                   **_fixed_values(entry["params"])})
     training = {**base["training"], **_fixed_values(desc["training"])}
     return {"encoders": encoders, "fusion": fusion, "augmentations": augmentations, "training": training}
+
+
+def _pretrained_presets(desc: Mapping[str, Any], reg: _registry.Registry) -> list[dict]:
+    """The default configuration with every input whose choices include an encoder tagged
+    ``"pretrained"`` switched to it (with its defaults: frozen, on cached features), and the
+    per-sample augmentations of those inputs' modalities dropped (frozen features ignore
+    them). Cheap and usually strong, so the search tries it second; none when no input has
+    such a choice."""
+    default = desc["default"]
+    encoders = copy.deepcopy(default["encoders"])
+    switched: set[str] = set()
+    for input_name, choices in desc["encoders"].items():
+        pretrained = [n for n in choices if "pretrained" in reg.get("encoder", n).tags]
+        if pretrained and encoders[input_name]["name"] not in pretrained:
+            spec = reg.get("encoder", pretrained[0])
+            encoders[input_name] = {"name": spec.name, **spec.hyperparameters(), **_fixed_values(choices[spec.name])}
+            switched.add(str(spec.modality))
+    if not switched:
+        return []
+    augmentations = [copy.deepcopy(a) for a in default["augmentations"]
+                     if reg.get("augmentation", a["name"]).modality not in switched]
+    return [{**copy.deepcopy(default), "encoders": encoders, "augmentations": augmentations}]
 
 
 # ==========================================================================================
@@ -1143,7 +1171,13 @@ def _objective(trial, ctx: _Context):
             trial.set_user_attr(_ATTR + "skipped", True)
             raise optuna.TrialPruned("n_trials reached by other workers")
     is_default = bool(attrs.get(_ATTR + "default"))
-    config = ctx.space.default_config if is_default else ctx.space.suggest(trial)
+    preset = attrs.get(_ATTR + "preset")
+    if is_default:
+        config = ctx.space.default_config
+    elif preset is not None:
+        config = ctx.space.presets[int(preset)]
+    else:
+        config = ctx.space.suggest(trial)
     trial.set_user_attr(_ATTR + "config", config)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device
     reporter = _TrialReporter(trial, report=len(settings.objectives) == 1)
@@ -1618,6 +1652,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             study.set_user_attr(_STATUS, "running")
             if not any(t.user_attrs.get(_ATTR + "default") for t in study.get_trials(deepcopy=False)):
                 study.enqueue_trial({}, user_attrs={_ATTR + "default": True})
+                for index in range(len(space.presets)):  # then the cheap pretrained variant(s)
+                    study.enqueue_trial({}, user_attrs={_ATTR + "preset": index})
             try:
                 _run_processes(ctx, study, (kind, value), n_jobs, devices)
             finally:

@@ -278,13 +278,61 @@ def test_a_plugin_installed_later_joins_the_search(builtin_registry, fresh_regis
     assert config["encoders"]["text_0"] == {"name": "broken", "output_dim": 8, "failure": "raise"}
 
 
+class FrozenFeatures(Encoder):
+    """Stands for a frozen pretrained text encoder: a fixed random projection of character counts."""
+
+    modality = "text"
+
+    def __init__(self, output_dim=8):
+        super().__init__()
+        self.output_dim = output_dim
+        self.register_buffer("projection", torch.randn(64, output_dim, generator=torch.Generator().manual_seed(0)))
+
+    def preprocess(self, value, augment=None):
+        counts = torch.zeros(64)
+        for char in str(value):
+            counts[ord(char) % 64] += 1
+        return counts
+
+    def forward(self, batch):
+        return batch @ self.projection
+
+
+class PretrainedPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("frozen_chars", FrozenFeatures, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 8}, tags=("pretrained",))
+
+
+def test_pretrained_encoders_are_tried_right_after_the_default(builtin_registry, fresh_registry, texts):
+    fresh_registry(PretrainedPlugin())
+    assert automm.get_registry().get("encoder", "frozen_chars").tags == ("pretrained",)
+    space = _space(AutoMM())
+    (preset,) = space.presets
+    default = space.default_config
+    assert preset["encoders"]["text_0"] == {"name": "frozen_chars", "output_dim": 8}
+    assert preset["encoders"]["image_0"] == default["encoders"]["image_0"]  # no pretrained image encoder
+    # augmentations of the switched modality are dropped (frozen features ignore them); others stay
+    assert "token_dropout" in {a["name"] for a in default["augmentations"]}
+    assert {a["name"] for a in preset["augmentations"]} == {a["name"] for a in default["augmentations"]
+                                                            if a["name"] != "token_dropout"}
+    # no preset when the arguments leave no pretrained choice
+    assert _space(AutoMM(encoders={"text": ["hashed_ngram", "gru"]})).presets == []
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=3, pruner="none", encoders={"text": ["hashed_ngram", "frozen_chars"]})).fit(X, y)
+    board = model.leaderboard_.sort_values("number")
+    assert board["encoders"].iloc[0] == "x0=hashed_ngram" or board["encoders"].iloc[0] == "text_0=hashed_ngram"
+    assert board["encoders"].iloc[1] in ("x0=frozen_chars", "text_0=frozen_chars")
+
+
 # ------------------------------------------------------------------------ searches
 
 @pytest.fixture(scope="module")
 def searched(texts):
     X, y, _, _ = texts
     return AutoMM(**small(n_trials=5, ensemble_size=3, pruner="none", max_epochs=4,
-                          search_space={"training": {"learning_rate": {"low": 3e-3, "high": 3e-2, "log": True}}})
+                          search_space={"training": {"learning_rate": {"low": 1e-3, "high": 5e-3, "log": True}}})
                   ).fit(X, y)
 
 

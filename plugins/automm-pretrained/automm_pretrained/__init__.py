@@ -34,11 +34,11 @@ __all__ = [
 @hookimpl
 def automm_register_encoders(register):
     register("minilm", MiniLMEncoder, modality="text", output_dim=MiniLMEncoder.output_dim,
-             defaults=dict(MINILM_DEFAULTS), search_space=minilm_search_space,
+             defaults=dict(MINILM_DEFAULTS), search_space=minilm_search_space, tags=("pretrained",),
              description="all-MiniLM-L6-v2 sentence embeddings (384-d, mean pooling); frozen with cached "
                          "features, or fine-tunes its top trainable_layers.")
     register("efficientnet_lite0", EfficientNetLite0Encoder, modality="image",
              output_dim=EfficientNetLite0Encoder.output_dim, defaults=dict(EFFICIENTNET_LITE0_DEFAULTS),
-             search_space=efficientnet_lite0_search_space,
+             search_space=efficientnet_lite0_search_space, tags=("pretrained",),
              description="EfficientNet-Lite0 ImageNet features (1280-d, 224 px); frozen with cached features, "
                          "or fine-tunes its top trainable_layers.")
