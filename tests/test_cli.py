@@ -365,6 +365,7 @@ def test_plugins_lists_every_component_with_its_source(runs):
     assert components[("encoder", "cnn")]["modality"] == "image"
     assert components[("encoder", "cnn")]["package"].startswith("automm ")
     assert components[("fusion", "concat")]["plugin"] == "automm.components.fusions"
+    assert components[("dataset", "emoji")]["plugin"] == "automm.datasets"
     assert all(c["plugin"] and c["package"] for c in inventory["components"])
 
 

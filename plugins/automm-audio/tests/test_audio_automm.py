@@ -63,3 +63,18 @@ def test_missing_audio_is_handled(tmp_path):
                    max_epochs=1, batch_size=8, num_workers=0, random_state=0, augmentations=None)
     model.fit(X, y)
     assert model.predict(X).shape == (len(X),)
+
+
+def test_tones_sample_dataset_is_registered_deterministic_and_inferred_as_audio():
+    import automm
+    assert "tones" in automm.list_datasets()
+    spec = automm.get_registry().get("dataset", "tones")
+    assert spec.package and spec.package.startswith("automm-audio")
+    frame = automm.load_dataset("tones")
+    assert list(frame.columns) == list(spec.columns)
+    assert frame["split"].value_counts().to_dict() == {"train": 160, "test": 80}
+    assert frame["label"].nunique() == len(CLASSES)
+    again = automm.load_dataset("tones")
+    np.testing.assert_array_equal(frame["clip"][7]["array"], again["clip"][7]["array"])
+    hook = automm.get_registry().plugin_manager.hook.automm_infer_column_role
+    assert hook(name="clip", values=list(frame["clip"][:20])) == "audio"
