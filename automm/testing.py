@@ -610,9 +610,11 @@ def check_component_registration(plugin: Any, *, build_encoders: bool = False,
     check what it registers: valid unique names (a clash with a built-in or another
     component fails), callable factories, a modality for encoders and augmentations,
     JSON-serialisable defaults, a callable search space, and an ``output_dim`` that is an
-    int or works on the defaults. ``build_encoders=True`` also builds each encoder with its
-    defaults and compares the widths. ``expected`` (kind → names) must all be registered.
-    Returns the plugin's specs by kind (``encoder``, ``fusion``, ``augmentation``)."""
+    int or works on the defaults; each sample dataset loads as a DataFrame with a ``split``
+    column of ``train``/``test`` rows and the columns it declares. ``build_encoders=True``
+    also builds each encoder with its defaults and compares the widths. ``expected`` (kind →
+    names) must all be registered. Returns the plugin's specs by kind (``encoder``,
+    ``fusion``, ``augmentation``, ``dataset``)."""
     from .registry import _plugin_name
 
     pm = get_plugin_manager(load_entrypoints=False)
@@ -629,10 +631,12 @@ def check_component_registration(plugin: Any, *, build_encoders: bool = False,
         except Exception as exc:  # noqa: BLE001
             _fail(f"plugin {name!r}", f"registration fails: {exc}")
     found: dict[str, list[ComponentSpec]] = {}
-    for kind in ("encoder", "fusion", "augmentation"):
+    for kind in ("encoder", "fusion", "augmentation", "dataset"):
         found[kind] = [s for s in registry.specs(kind) if s.provider == name]
     if not any(found.values()) and not _has_role_hook(plugin):
-        _fail(f"plugin {name!r}", "registers no encoder, fusion or augmentation and infers no column role")
+        _fail(f"plugin {name!r}", "registers no encoder, fusion, augmentation or dataset and infers no column role")
+    for spec in found["dataset"]:
+        _check_dataset(spec)
     for kind, specs in found.items():
         for spec in specs:
             _json_roundtrip(spec, "the default hyperparameters", spec.defaults)
@@ -653,6 +657,21 @@ def check_component_registration(plugin: Any, *, build_encoders: bool = False,
         if missing:
             _fail(f"plugin {name!r}", f"does not register the {kind}s {missing}")
     return found
+
+
+def _check_dataset(spec: ComponentSpec) -> None:
+    try:
+        frame = spec.factory()
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"its loader raised {exc!r}")
+    columns = [str(c) for c in getattr(frame, "columns", [])]
+    if not hasattr(frame, "iloc") or "split" not in columns:
+        _fail(spec, "its loader must return a pandas DataFrame with a 'split' column")
+    splits = set(frame["split"])
+    if not {"train", "test"} <= splits:
+        _fail(spec, f"its 'split' column must hold 'train' and 'test' rows, found {sorted(map(str, splits))}")
+    if spec.columns is not None and list(spec.columns) != columns:
+        _fail(spec, f"declares columns {list(spec.columns)} but loads {columns}")
 
 
 def _has_role_hook(plugin: Any) -> bool:

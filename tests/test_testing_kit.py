@@ -177,3 +177,31 @@ def test_kit_catches_invalid_defaults():
     with pytest.raises(ConformanceError, match="not JSON-serialisable"):
         check_component_registration(BadDefaults())
     assert "bad_defaults" not in automm.list_fusions()  # the process-wide registry is untouched
+
+
+def test_kit_checks_sample_datasets():
+    import pandas as pd
+
+    class Datasets:
+        @hookimpl
+        def automm_register_datasets(self, register):
+            register("only_train", lambda: pd.DataFrame({"x": [1, 2], "split": ["train", "train"]}))
+
+    class WrongColumns:
+        @hookimpl
+        def automm_register_datasets(self, register):
+            register("wrong_columns", lambda: pd.DataFrame({"x": [1, 2], "split": ["train", "test"]}),
+                     columns=("x", "y", "split"))
+
+    with pytest.raises(ConformanceError, match="only_train.*'train' and 'test' rows"):
+        check_component_registration(Datasets())
+    with pytest.raises(ConformanceError, match=r"wrong_columns.*declares columns \['x', 'y', 'split'\] but loads"):
+        check_component_registration(WrongColumns())
+
+    class Good:
+        @hookimpl
+        def automm_register_datasets(self, register):
+            register("two_rows", lambda: pd.DataFrame({"x": [1, 2], "split": ["train", "test"]}),
+                     columns=("x", "split"))
+
+    assert [s.name for s in check_component_registration(Good())["dataset"]] == ["two_rows"]

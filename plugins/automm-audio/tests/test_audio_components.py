@@ -31,7 +31,8 @@ def _values(tmp_path):
 def test_plugin_registers_cleanly_and_is_discovered():
     found = check_component_registration(
         automm_audio, expected={"encoder": ["audio_cnn"],
-                                "augmentation": ["audio_time_shift", "audio_noise", "spec_augment"]})
+                                "augmentation": ["audio_time_shift", "audio_noise", "spec_augment"],
+                                "dataset": ["tones"]})
     assert {s.modality for s in found["augmentation"]} == {"audio"}
     assert "audio" in automm.get_registry().modalities()
     assert automm.list_encoders(modality="audio") == ["audio_cnn"]
