@@ -243,7 +243,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             [{"params": params, "weight_decay": self.config.weight_decay if decays else 0.0,
               "lr": self.config.learning_rate * scale}
-             for (decays, scale), params in sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))],
+             for (decays, scale), params in groups.items()],
             lr=self.config.learning_rate, fused=_fused_adamw_supported(self.device))
         total = max(1, steps_per_epoch * self.config.max_epochs)
         warmup = max(1, int(self.config.warmup_fraction * total))

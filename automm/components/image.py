@@ -143,7 +143,6 @@ def _check_dropout(value: Any) -> float:
     return float(value)
 
 
-
 def image_tensor(value: Any, size: int, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
                  ) -> torch.Tensor:
     """One image (anything :func:`load_image` reads) as a float tensor

@@ -496,9 +496,10 @@ class HashedNgramEncoder(Encoder):
             offsets[1:] = torch.cumsum(lengths[:-1], 0)
         ids = torch.cat([s["ids"] for s in samples]) if samples else torch.zeros(0, dtype=torch.long)
         # block of each feature: 2 * sample index + (0 for word features, 1 for character n-grams)
-        block = torch.repeat_interleave(torch.arange(len(samples)) * 2, lengths)
-        block += torch.cat([torch.arange(n) >= s["n_words"] for s, n in zip(samples, lengths.tolist())]).long() \
-            if samples else torch.zeros(0, dtype=torch.long)
+        n_words = torch.tensor([s["n_words"] for s in samples], dtype=torch.long)
+        position = torch.arange(len(ids)) - torch.repeat_interleave(offsets, lengths)
+        is_char = position >= torch.repeat_interleave(n_words, lengths)
+        block = torch.repeat_interleave(torch.arange(len(samples)) * 2, lengths) + is_char.long()
         return {"ids": ids.long(), "offsets": offsets, "block": block}
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
