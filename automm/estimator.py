@@ -77,7 +77,8 @@ class AutoMM(BaseEstimator):
     storage, study_name : an Optuna storage URL (journal file, PostgreSQL, ...) and study name
         shared by several workers.
     n_jobs : parallel trials (processes) on CPU; with GPUs, one trial per GPU.
-    ensemble_size : >1 builds a greedy ensemble of the best trials.
+    ensemble_size : how many of the best trials a search may combine in a greedy ensemble
+        (1: the best trial alone); "auto": 3 in a single-objective search, else 1.
     objectives : "score", or ("score", "latency") / ("score", "params") for a multi-objective search.
     plot_dir : directory where plots of the search are written, or None.
     cache_dir : directory for cached features of frozen pretrained encoders (None: a default
@@ -88,10 +89,10 @@ class AutoMM(BaseEstimator):
 
     def __init__(self, *, problem_type="auto", column_types=None, encoders=None, fusion="concat",
                  augmentations="default", time_limit=None, max_epochs=20, batch_size="auto",
-                 learning_rate=2e-3, weight_decay=1e-2, label_smoothing=0.05, patience=4, holdout_frac=0.1,
+                 learning_rate=2e-3, weight_decay=1e-2, label_smoothing=0.05, patience=8, holdout_frac=0.1,
                  class_weight=None, head_dropout=0.1, device="auto", amp=True, num_workers="auto",
                  n_trials=None, search_space=None, sampler="tpe", pruner="median", storage=None, study_name=None,
-                 n_jobs=1, ensemble_size=1, objectives="score", plot_dir=None, cache_dir=None,
+                 n_jobs=1, ensemble_size="auto", objectives="score", plot_dir=None, cache_dir=None,
                  random_state=None, verbose=0):
         self.problem_type = problem_type
         self.column_types = column_types

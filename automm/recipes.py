@@ -874,7 +874,7 @@ def _check_search(ck: _Checker, section: Any) -> None:
         "storage": lambda v, path: ck.string(v, path, null_ok=True, what="a storage URL"),
         "study_name": lambda v, path: ck.string(v, path, null_ok=True),
         "n_jobs": lambda v, path: _check_n_jobs(ck, v, path),
-        "ensemble_size": lambda v, path: ck.integer(v, path, minimum=1),
+        "ensemble_size": lambda v, path: ck.integer(v, path, minimum=1, extra=("auto",)),
         "objectives": lambda v, path: _check_objectives(ck, v, path),
         "search_space": lambda v, path: ck.mapping(v, path),
     }

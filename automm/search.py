@@ -112,7 +112,8 @@ Results
 ``leaderboard_`` (every trial: number, state, score, components, parameters, epochs, wall
 seconds, reason; see :func:`leaderboard_frame`), ``best_trial_`` (the trial whose model is
 ``model_``: the best validation score, complete trials before pruned ones) and ``study_name_``.
-With ``ensemble_size > 1``, greedy selection with replacement over the holdout outputs of the
+With ``ensemble_size > 1`` (``"auto"``, the default: 3 in a single-objective search), greedy
+selection with replacement by holdout log-loss over the holdout outputs of the
 ``ensemble_size`` best trials (see :mod:`automm.ensemble`) may keep several of them as
 ``ensemble_``: ``predict``/``predict_proba`` then average the members' probabilities with the
 selection weights (``transform`` still gives ``model_``'s embedding); only the models needed
@@ -163,6 +164,9 @@ __all__ = ["search_requested", "run_search", "run_worker", "validate_params", "S
 
 #: Trials when a search is requested without ``n_trials`` and without ``time_limit``.
 DEFAULT_N_TRIALS = 20
+#: ``ensemble_size="auto"`` in a single-objective search: averaging a few good models of
+#: different configurations rarely loses and, on small data, often gains a point or more.
+AUTO_ENSEMBLE_SIZE = 3
 SAMPLERS = ("tpe", "random", "cmaes", "nsgaii")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 OBJECTIVES = ("score", "latency", "params")
@@ -280,8 +284,8 @@ def validate_params(estimator) -> None:
         raise InputError(f"study_name: expected a non-empty string or None, got {estimator.study_name!r}")
     if not _is_int(estimator.n_jobs) or not (estimator.n_jobs >= 1 or estimator.n_jobs == -1):
         raise InputError(f"n_jobs: expected a positive integer or -1 (all CPUs), got {estimator.n_jobs!r}")
-    if not _is_int(estimator.ensemble_size) or estimator.ensemble_size < 1:
-        raise InputError(f"ensemble_size: expected a positive integer, got {estimator.ensemble_size!r}")
+    if estimator.ensemble_size != "auto" and (not _is_int(estimator.ensemble_size) or estimator.ensemble_size < 1):
+        raise InputError(f"ensemble_size: expected a positive integer or 'auto', got {estimator.ensemble_size!r}")
     try:
         objectives = _objectives(estimator.objectives)
     except TypeError:
@@ -290,7 +294,7 @@ def validate_params(estimator) -> None:
             or any(o not in OBJECTIVES for o in objectives) or len(set(objectives)) != len(objectives)):
         raise InputError(f"objectives: expected 'score', ('score', 'latency') or ('score', 'params'), "
                          f"got {estimator.objectives!r}")
-    if len(objectives) > 1 and estimator.ensemble_size > 1:
+    if len(objectives) > 1 and _is_int(estimator.ensemble_size) and estimator.ensemble_size > 1:
         raise InputError("ensemble_size: an ensemble is chosen by validation score only; use ensemble_size=1 "
                          "with a multi-objective search")
     if estimator.plot_dir is not None and not isinstance(estimator.plot_dir, (str, os.PathLike)):
@@ -1599,8 +1603,16 @@ def _settings_from(estimator, data: PreparedData) -> _Settings:
     random_state = estimator.random_state
     return _Settings(objectives=_objectives(estimator.objectives), sampler=estimator.sampler,
                      pruner=estimator.pruner, seed=int(random_state if random_state is not None else data.seed),
-                     n_trials=n_trials, ensemble_size=int(estimator.ensemble_size),
+                     n_trials=n_trials, ensemble_size=resolved_ensemble_size(estimator),
                      max_epochs=int(estimator.max_epochs), verbose=int(estimator.verbose or 0))
+
+
+def resolved_ensemble_size(estimator) -> int:
+    """``ensemble_size`` as a number: "auto" is :data:`AUTO_ENSEMBLE_SIZE` in a
+    single-objective search (a multi-objective search picks one model from its Pareto set)."""
+    if estimator.ensemble_size != "auto":
+        return int(estimator.ensemble_size)
+    return AUTO_ENSEMBLE_SIZE if len(_objectives(estimator.objectives)) == 1 else 1
 
 
 def _n_processes(estimator) -> int:

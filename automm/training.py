@@ -3,6 +3,11 @@
 :class:`Trainer` runs AdamW with linear warm-up and cosine decay, label smoothing and class
 weights, early stopping on a holdout split, a wall-clock deadline (the best model so far is
 kept when time runs out), mixed precision and CUDA placement when a GPU is used.
+
+With a deadline the cosine schedule is fitted to the time: after each epoch the trainer
+estimates how many more epochs fit before the deadline and, when fewer than planned, plans
+that many and anneals the learning rate from its current value to zero over them. A run cut
+short by time therefore ends annealed, not at a high learning rate mid-schedule.
 """
 
 from __future__ import annotations
@@ -36,7 +41,13 @@ class TrainingConfig:
     weight_decay: float = 1e-2
     warmup_fraction: float = 0.05
     label_smoothing: float = 0.05
-    patience: int = 4
+    patience: int = 8
+    #: with a deadline, shorten the schedule so that it ends annealed before the deadline.
+    fit_schedule_to_deadline: bool = True
+    #: what picks the kept epoch and drives early stopping: "loss" (validation log-loss for
+    #: classification, MSE for regression; smooth, so a small holdout does not pick a lucky
+    #: early epoch) or "score" (validation accuracy / −MSE, ties broken by loss).
+    monitor: str = "loss"
     grad_clip: float = 1.0
     problem_type: str = "multiclass"  # binary | multiclass | regression
     class_weights: Sequence[float] | None = None
@@ -56,7 +67,7 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stops when the validation score has not improved for ``patience`` epochs."""
+    """Stops when the kept epoch (see ``TrainingConfig.monitor``) is ``patience`` epochs old."""
 
     def __init__(self, patience: int):
         self.patience = int(patience)
@@ -132,6 +143,8 @@ class Trainer:
 
     def __init__(self, model: MultimodalNet, config: TrainingConfig, device: torch.device,
                  callbacks: Sequence[Callback] = (), batch_augmentations: Sequence[Any] = ()):
+        if config.monitor not in ("loss", "score"):
+            raise ValueError(f"monitor must be 'loss' or 'score', got {config.monitor!r}")
         self.model = model.to(device)
         self.config = config
         self.device = device
@@ -212,6 +225,14 @@ class Trainer:
                 chunks.append(self.model(batch["inputs"], batch["masks"]).float().cpu())
         return torch.cat(chunks).numpy()
 
+    def is_improvement(self, valid_loss: float, valid_score: float) -> bool:
+        """Whether this epoch's validation result beats the kept one, by ``config.monitor``."""
+        if not math.isfinite(valid_loss):  # keep something, but never prefer a diverged epoch
+            return self.best_epoch == 0
+        if self.config.monitor == "score":
+            return valid_score > self.best_score or (valid_score == self.best_score and valid_loss < self.best_loss)
+        return valid_loss < self.best_loss or (valid_loss == self.best_loss and valid_score > self.best_score)
+
     def evaluate(self, loader, targets: np.ndarray) -> tuple[float, float, np.ndarray]:
         """(loss, score, outputs) on a validation loader; score is accuracy or −MSE."""
         outputs = self.predict_outputs(loader)
@@ -245,15 +266,46 @@ class Trainer:
               "lr": self.config.learning_rate * scale}
              for (decays, scale), params in groups.items()],
             lr=self.config.learning_rate, fused=_fused_adamw_supported(self.device))
-        total = max(1, steps_per_epoch * self.config.max_epochs)
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.planned_epochs = int(self.config.max_epochs)
+        total = self.steps_per_epoch * self.planned_epochs
         warmup = max(1, int(self.config.warmup_fraction * total))
+        # Linear warm-up to step ``warmup``, then a cosine from ``factor`` at step ``start`` to
+        # zero at step ``end``; plan_remaining_epochs moves these, keeping the rate continuous.
+        self._plan = (warmup, warmup, 1.0, total)
 
         def schedule(step: int) -> float:
+            warmup, start, factor, end = self._plan
             if step < warmup:
                 return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.5 * (1 + math.cos(math.pi * progress))
+            progress = min(1.0, max(0, step - start) / max(1, end - start))
+            return factor * 0.5 * (1 + math.cos(math.pi * progress))
+        self._schedule = schedule
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+
+    def plan_remaining_epochs(self, epoch: int) -> None:
+        """After ``epoch``, with a deadline: plan as many epochs as fit before it (at the
+        recent epoch time plus 10%; at least one more, at most ``max_epochs``) and anneal
+        from the current learning rate to zero at their end."""
+        if self.config.deadline is None or not self.config.fit_schedule_to_deadline or self.should_stop:
+            return
+        recent = [r["seconds"] for r in self.history if r.get("complete")][-3:]
+        if not recent:
+            return
+        fits = int((self.config.deadline - time.monotonic()) // (1.1 * float(np.median(recent))))
+        planned = min(int(self.config.max_epochs), epoch + max(1, fits))
+        if planned == self.planned_epochs or epoch >= self.planned_epochs:
+            return
+        self.planned_epochs = planned
+        now, end = self.scheduler.last_epoch, planned * self.steps_per_epoch  # LambdaLR counts steps
+        warmup = self._plan[0]
+        if now < warmup:  # still warming up: shorten the warm-up with the schedule
+            warmup = max(1, int(self.config.warmup_fraction * end))
+            if warmup > now:
+                self._plan = (warmup, warmup, 1.0, max(warmup + 1, end))
+                return
+        self._plan = (min(warmup, now), now, self._schedule(now), max(now + 1, end))
+
 
     def _check_deadline(self) -> None:
         if self.config.deadline is not None and time.monotonic() > self.config.deadline:
@@ -268,7 +320,12 @@ class Trainer:
             for epoch in range(1, self.config.max_epochs + 1):
                 if self.should_stop:
                     break
+                if epoch > self.planned_epochs:
+                    self.stop_reason = (f"schedule fitted to the time limit: {self.planned_epochs} of "
+                                        f"{self.config.max_epochs} epochs")
+                    break
                 self.run_epoch(epoch, train_loader, valid_loader, valid_targets)
+                self.plan_remaining_epochs(epoch)
         finally:
             for cb in self.callbacks:
                 cb.on_train_end(self)
@@ -296,7 +353,7 @@ class Trainer:
                   "train_seconds": time.monotonic() - start, "lr": self.scheduler.get_last_lr()[0],
                   "batches": len(losses), "complete": not timed_out}
         valid_loss, valid_score, outputs = self.evaluate(valid_loader, valid_targets)
-        improved = valid_score > self.best_score or (valid_score == self.best_score and valid_loss < self.best_loss)
+        improved = self.is_improvement(valid_loss, valid_score)
         if improved:
             self.best_epoch, self.best_score, self.best_loss = epoch, valid_score, valid_loss
             self.best_state = copy.deepcopy({k: v.detach().clone() for k, v in self.model.state_dict().items()})

@@ -12,6 +12,7 @@ as a table and, with --out, written as JSON. Data: $AUTOMM_DATA or ../shared/dat
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import subprocess
@@ -43,7 +44,15 @@ def run_one(task: str, mode: str, time_limit: float, seed: int) -> dict:
     predict_seconds = time.perf_counter() - start
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    return {"task": task, "mode": mode, "n_train": len(train), "n_test": len(test),
+    extra = {}
+    if getattr(clf, "ensemble_", None) is not None:  # what the best trial alone scores on the test set
+        single = copy.copy(clf)
+        del single.ensemble_
+        extra = {"best_trial_accuracy": float(accuracy_score(test[label], single.predict(test[columns]))),
+                 "ensemble_members": len(clf.ensemble_.members)}
+    board = getattr(clf, "leaderboard_", None)
+    return {"task": task, "mode": mode, "n_train": len(train), "n_test": len(test), **extra,
+            "trials": 0 if board is None else len(board),
             "accuracy": float(accuracy_score(test[label], predictions)),
             "macro_f1": float(f1_score(test[label], predictions, average="macro")),
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "peak_memory_mb": peak,
@@ -124,6 +133,8 @@ def main() -> None:
             print(f"{task:22s} {mode:6s} acc {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
                   f"fit {result['fit_seconds']:6.1f}s  predict {result['predict_seconds']:5.1f}s  "
                   f"peak {result['peak_memory_mb']:6.0f} MB  epochs {result['epochs']} ({result['stop_reason']})  "
+                  f"trials {result['trials']}  ensemble {result.get('ensemble_members', 1)} "
+                  f"(best trial alone {result.get('best_trial_accuracy', result['accuracy']):.4f})  "
                   f"reference {REFERENCE[task]:.3f}", flush=True)
     for task in args.tasks:
         by_mode = {r["mode"]: r["accuracy"] for r in results if r["task"] == task}

@@ -122,7 +122,8 @@ def test_time_limit_keeps_best_model_so_far(emoji_split):
         train["image"].tolist(), train["name"].tolist(), train["category"].tolist())
     elapsed = time.monotonic() - start
     assert elapsed < 6 + 3
-    assert clf.stop_reason_ == "time limit reached"
+    # the schedule was fitted to the time (it ends annealed), or the deadline cut an epoch
+    assert clf.stop_reason_.startswith(("schedule fitted to the time limit", "time limit reached"))
     assert len(clf.predict(train["image"].tolist()[:5], train["name"].tolist()[:5])) == 5
 
 

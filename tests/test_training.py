@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from automm import AutoMM, InputError, create_encoder, create_fusion
 from automm.data import BatchCollator, MultimodalDataset
@@ -57,8 +58,28 @@ def test_callbacks_history_and_best_state():
     assert recorder.events.count("batch") == 3 * len(loader)
     assert [r["epoch"] for r in trainer.history] == [1, 2, 3]
     assert {"train_loss", "valid_loss", "valid_score", "lr", "seconds", "best"} <= set(trainer.history[0])
-    assert trainer.best_score == max(r["valid_score"] for r in trainer.history)
+    kept = min(trainer.history, key=lambda r: r["valid_loss"])  # monitor="loss" by default
+    assert (trainer.best_epoch, trainer.best_score) == (kept["epoch"], kept["valid_score"])
     assert trainer.best_score > 0.9
+
+
+@pytest.mark.parametrize("monitor, kept_epoch", [("loss", 3), ("score", 1)])
+def test_monitor_picks_the_kept_epoch(monitor, kept_epoch):
+    # A small holdout: epoch 1 is a lucky accuracy spike, epoch 3 the best log-loss.
+    trainer = Trainer(nn.Linear(2, 2), TrainingConfig(monitor=monitor), torch.device("cpu"))
+    for epoch, (loss, score) in enumerate([(0.98, 0.77), (1.10, 0.72), (0.91, 0.75), (0.95, 0.75)], start=1):
+        if trainer.is_improvement(loss, score):
+            trainer.best_epoch, trainer.best_loss, trainer.best_score = epoch, loss, score
+    assert trainer.best_epoch == kept_epoch
+
+
+def test_monitor_never_prefers_a_diverged_epoch_and_rejects_unknown_values():
+    trainer = Trainer(nn.Linear(2, 2), TrainingConfig(), torch.device("cpu"))
+    assert trainer.is_improvement(float("nan"), 0.5)  # nothing kept yet: keep something
+    trainer.best_epoch, trainer.best_loss, trainer.best_score = 1, 0.9, 0.5
+    assert not trainer.is_improvement(float("nan"), 0.99)
+    with pytest.raises(ValueError, match="monitor must be 'loss' or 'score'"):
+        Trainer(nn.Linear(2, 2), TrainingConfig(monitor="accuracy"), torch.device("cpu"))
 
 
 def test_early_stopping_stops_after_patience():
@@ -85,6 +106,36 @@ def test_deadline_stops_mid_epoch_and_keeps_a_model():
     assert time.monotonic() - start < 5
     assert trainer.stop_reason == "time limit reached"
     assert trainer.best_state is not None
+
+
+def test_schedule_is_fitted_to_the_deadline():
+    import torch._dynamo  # noqa: F401  (the first fused AdamW imports it: seconds, outside the timing)
+
+    model, loader, valid, labels = _setup()  # 4 batches per epoch
+
+    class Slow(Callback):
+        def on_batch_end(self, trainer, loss):
+            time.sleep(0.1)  # an epoch takes about 0.4 s
+
+    start = time.monotonic()
+    trainer = Trainer(model, TrainingConfig(max_epochs=100, problem_type="binary", patience=0,
+                                            deadline=start + 3.0), torch.device("cpu"), [Slow()])
+    trainer.fit(loader, valid, labels)
+    epochs = len(trainer.history)
+    assert 3 <= epochs < 100 and trainer.planned_epochs == epochs
+    assert "schedule fitted to the time limit" in trainer.stop_reason
+    assert time.monotonic() - start < 3.0 and all(r["complete"] for r in trainer.history)
+    rates = [r["lr"] for r in trainer.history]
+    assert rates[-1] == 0.0 and max(rates) > 0  # it ended annealed
+    assert all(b <= a + 1e-12 for a, b in zip(rates[1:], rates[2:]))  # and decayed without jumps up
+
+    # switched off, the same run keeps the long schedule and stops at the deadline mid-way
+    model, loader, valid, labels = _setup()
+    trainer = Trainer(model, TrainingConfig(max_epochs=100, problem_type="binary", patience=0,
+                                            deadline=time.monotonic() + 1.0, fit_schedule_to_deadline=False),
+                      torch.device("cpu"), [Slow()])
+    trainer.fit(loader, valid, labels)
+    assert trainer.stop_reason == "time limit reached" and trainer.history[-1]["lr"] > 0.5 * trainer.config.learning_rate
 
 
 def test_nan_loss_is_reported():
