@@ -306,7 +306,6 @@ class Trainer:
                 return
         self._plan = (min(warmup, now), now, self._schedule(now), max(now + 1, end))
 
-
     def _check_deadline(self) -> None:
         if self.config.deadline is not None and time.monotonic() > self.config.deadline:
             raise TimeLimitReached
