@@ -1356,6 +1356,22 @@ def _worker_loop(ctx: _Context, study) -> int:
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # this worker was declared lost meanwhile; its trial is retried elsewhere
         ran += 1
+        release_memory()
+
+
+def release_memory() -> None:
+    """Free what the last trial left: its reference cycles now, and the C heap's free pages
+    back to the system (glibc). Trials build models of very different sizes; without this
+    the heap kept their freed memory (emoji text search, 100 s: resident 0.6-1.2 GB per
+    trial without, 0.5-0.65 GB with)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to trim
+        pass
 
 
 def _child_main(ctx: _Context, storage_ref: tuple[str, Any], index: int, threads: int) -> None:
