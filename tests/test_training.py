@@ -99,7 +99,8 @@ def test_early_stopping_stops_after_patience():
 
 def test_deadline_stops_mid_epoch_and_keeps_a_model():
     model, loader, valid, labels = _setup()
-    trainer = Trainer(model, TrainingConfig(max_epochs=1000, problem_type="binary",
+    # the schedule is not fitted here (see the next test), so the deadline falls mid-epoch
+    trainer = Trainer(model, TrainingConfig(max_epochs=1000, problem_type="binary", fit_schedule_to_deadline=False,
                                             deadline=time.monotonic() + 1.0), torch.device("cpu"))
     start = time.monotonic()
     trainer.fit(loader, valid, labels)
