@@ -1363,7 +1363,7 @@ def release_memory() -> None:
     """Free what the last trial left: its reference cycles now, and the C heap's free pages
     back to the system (glibc). Trials build models of very different sizes; without this
     the heap kept their freed memory (emoji text search, 100 s: resident 0.6-1.2 GB per
-    trial without, 0.5-0.65 GB with)."""
+    trial without, 0.5-0.86 GB with)."""
     import ctypes
     import gc
 
