@@ -133,6 +133,7 @@ import copy
 import hashlib
 import json
 import logging
+import functools
 import math
 import multiprocessing
 import os
@@ -1364,14 +1365,23 @@ def release_memory() -> None:
     back to the system (glibc). Trials build models of very different sizes; without this
     the heap kept their freed memory (emoji text search, 100 s: resident 0.6-1.2 GB per
     trial without, 0.5-0.86 GB with)."""
-    import ctypes
     import gc
 
     gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, loaded once; None where the C library is not glibc."""
+    import ctypes
+
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to trim
-        pass
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # macOS, musl, Windows: nothing to trim
+        return None
 
 
 def _child_main(ctx: _Context, storage_ref: tuple[str, Any], index: int, threads: int) -> None:
