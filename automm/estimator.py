@@ -63,7 +63,8 @@ class AutoMM(BaseEstimator):
     augmentations : "default", None, or a list of names / ``{"name": ..., **hyperparameters}``.
     time_limit : seconds for the whole ``fit``; the best model so far is kept when time is up.
     max_epochs, batch_size ("auto": sized to the device), learning_rate, weight_decay,
-    label_smoothing, patience (early-stopping epochs; 0 disables), holdout_frac (validation share),
+    label_smoothing, patience (early-stopping epochs, counted once the learning rate has decayed to
+    half its peak; 0 disables), holdout_frac (validation share),
     class_weight (None, "balanced" or dict label → weight), head_dropout.
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     amp : mixed precision on CUDA (ignored on CPU).

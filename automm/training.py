@@ -67,13 +67,31 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stops when the kept epoch (see ``TrainingConfig.monitor``) is ``patience`` epochs old."""
+    """Stops when the kept epoch (see ``TrainingConfig.monitor``) is ``patience`` epochs old,
+    counting only epochs that end with the learning rate at or below ``lr_fraction`` of its
+    peak.
 
-    def __init__(self, patience: int):
+    While the rate is high the holdout loss is noisy and often above that of the first,
+    barely trained epoch; the end of the cosine schedule is where it usually falls lowest.
+    On emoji (145 holdout rows), stopping 8 epochs after epoch 1 at 60% of the peak rate
+    kept epoch 1 (test accuracy 0.62); the full schedule ends at 0.76."""
+
+    def __init__(self, patience: int, lr_fraction: float = 0.5):
         self.patience = int(patience)
+        self.lr_fraction = float(lr_fraction)
+        self.armed_at: int | None = None
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        self.armed_at = None
 
     def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
-        if self.patience > 0 and record["epoch"] - trainer.best_epoch >= self.patience:
+        if self.patience <= 0:
+            return
+        if self.armed_at is None:
+            if trainer.lr_fraction() > self.lr_fraction:
+                return
+            self.armed_at = record["epoch"]
+        if record["epoch"] - max(trainer.best_epoch, self.armed_at - 1) >= self.patience:
             trainer.stop_reason = f"no improvement for {self.patience} epochs"
             trainer.should_stop = True
 
@@ -282,6 +300,10 @@ class Trainer:
             return factor * 0.5 * (1 + math.cos(math.pi * progress))
         self._schedule = schedule
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+
+    def lr_fraction(self) -> float:
+        """The learning rate of the next step as a fraction of the peak (0 at the end)."""
+        return float(self._schedule(self.scheduler.last_epoch))
 
     def plan_remaining_epochs(self, epoch: int) -> None:
         """After ``epoch``, with a deadline: plan as many epochs as fit before it (at the

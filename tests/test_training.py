@@ -92,9 +92,31 @@ def test_early_stopping_stops_after_patience():
     from automm.training import EarlyStopping
 
     trainer = Trainer(model, TrainingConfig(max_epochs=20, problem_type="binary"), torch.device("cpu"),
-                      [NeverBetter(), EarlyStopping(2)])
+                      [NeverBetter(), EarlyStopping(2, lr_fraction=1.0)])
     trainer.fit(loader, valid, labels)
     assert len(trainer.history) == 3 and "no improvement" in trainer.stop_reason
+
+
+def test_early_stopping_waits_for_the_learning_rate_to_decay():
+    model, loader, valid, labels = _setup()
+
+    class NeverBetter(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.best_epoch = 1
+
+    from automm.training import EarlyStopping
+
+    trainer = Trainer(model, TrainingConfig(max_epochs=20, problem_type="binary"), torch.device("cpu"),
+                      [NeverBetter(), EarlyStopping(3)])  # default: armed at half the peak rate
+    trainer.fit(loader, valid, labels)
+    peak = trainer.config.learning_rate
+    armed = next(epoch for epoch in range(1, 21) if _next_lr(trainer, epoch) <= 0.5 * peak)
+    assert len(trainer.history) == armed + 2 < 20 and "no improvement for 3 epochs" in trainer.stop_reason
+
+
+def _next_lr(trainer, epoch):
+    """The rate after ``epoch`` epochs (the next step's), from the trainer's own schedule."""
+    return trainer.config.learning_rate * trainer._schedule(epoch * trainer.steps_per_epoch)
 
 
 def test_deadline_stops_mid_epoch_and_keeps_a_model():
