@@ -25,7 +25,7 @@ from torch import nn
 from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
-           "make_loader", "resolve_device"]
+           "make_loader", "resolve_device", "calibrated_log_loss"]
 
 
 class TimeLimitReached(Exception):
@@ -44,9 +44,10 @@ class TrainingConfig:
     patience: int = 8
     #: with a deadline, shorten the schedule so that it ends annealed before the deadline.
     fit_schedule_to_deadline: bool = True
-    #: what picks the kept epoch and drives early stopping: "loss" (validation log-loss for
-    #: classification, MSE for regression; smooth, so a small holdout does not pick a lucky
-    #: early epoch) or "score" (validation accuracy / −MSE, ties broken by loss).
+    #: what picks the kept epoch and drives early stopping: "loss" (validation log-loss after
+    #: temperature scaling for classification, MSE for regression; smooth, so a small holdout
+    #: does not pick a lucky early epoch) or "score" (validation accuracy / −MSE, ties broken
+    #: by loss).
     monitor: str = "loss"
     grad_clip: float = 1.0
     problem_type: str = "multiclass"  # binary | multiclass | regression
@@ -147,6 +148,39 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, class_weight
     return per_class.sum(-1).mean()
 
 
+def calibrated_log_loss(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Log-loss of ``logits`` after the best temperature scaling: ``min over b > 0 of
+    cross_entropy(b * logits, targets)`` (``b`` from 1e-2 to 1e2, golden-section search on
+    ``log b``; the loss is convex in ``b``).
+
+    It judges how well the logits rank the classes, not how confident they are. The plain
+    log-loss prefers a barely trained epoch: its predictions are nearly uniform, so it is
+    never confidently wrong. On emoji (145 holdout rows, seed 1), epoch 1 (accuracy 0.669)
+    had a lower plain log-loss than every later epoch (accuracy 0.72-0.74), and was kept."""
+    logits = logits.float()
+    if not bool(torch.isfinite(logits).all()):
+        return float("nan")
+    targets = targets.long()
+
+    def loss(log_b: float) -> float:
+        return float(torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets))
+
+    low, high = math.log(1e-2), math.log(1e2)
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    fa, fb = loss(a), loss(b)
+    for _ in range(40):  # interval shrinks by 0.618 each step: ~1e-8 of log(1e4)
+        if fa <= fb:
+            high, b, fb = b, a, fa
+            a = high - ratio * (high - low)
+            fa = loss(a)
+        else:
+            low, a, fa = a, b, fb
+            b = low + ratio * (high - low)
+            fb = loss(b)
+    return min(fa, fb, loss(0.0))
+
+
 def _fused_adamw_supported(device: torch.device) -> bool:
     """The fused AdamW kernel (about 10x faster on CPU for large embedding tables)."""
     return device.type in ("cpu", "cuda")
@@ -174,6 +208,7 @@ class Trainer:
         self.best_loss = math.inf
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_valid_outputs: np.ndarray | None = None
+        self.last_raw_loss = math.nan
         self.should_stop = False
         self.stop_reason = ""
         self.steps = 0
@@ -252,12 +287,15 @@ class Trainer:
         return valid_loss < self.best_loss or (valid_loss == self.best_loss and valid_score > self.best_score)
 
     def evaluate(self, loader, targets: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """(loss, score, outputs) on a validation loader; score is accuracy or −MSE."""
+        """(loss, score, outputs) on a validation loader: for classification the log-loss after
+        temperature scaling (see :func:`calibrated_log_loss`) and the accuracy, for regression
+        the MSE and −MSE. The plain log-loss goes to ``last_raw_loss``."""
         outputs = self.predict_outputs(loader)
         out_t = torch.from_numpy(outputs)
         tgt_t = torch.as_tensor(targets)
         if self.is_classification:
-            loss = float(torch.nn.functional.cross_entropy(out_t, tgt_t.long()))
+            self.last_raw_loss = float(torch.nn.functional.cross_entropy(out_t, tgt_t.long()))
+            loss = calibrated_log_loss(out_t, tgt_t.long())
             score = float((outputs.argmax(1) == targets).mean())
         else:
             loss = float(torch.nn.functional.mse_loss(out_t.view(-1), tgt_t.float().view(-1)))
@@ -379,6 +417,8 @@ class Trainer:
             self.best_epoch, self.best_score, self.best_loss = epoch, valid_score, valid_loss
             self.best_state = copy.deepcopy({k: v.detach().clone() for k, v in self.model.state_dict().items()})
             self.best_valid_outputs = outputs
+        if self.is_classification:
+            record["valid_raw_loss"] = self.last_raw_loss
         record.update(valid_loss=valid_loss, valid_score=valid_score, best=improved,
                       seconds=time.monotonic() - start)
         self.history.append(record)

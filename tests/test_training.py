@@ -1,5 +1,6 @@
 """The training loop: callbacks, history, early stopping, deadline, device handling."""
 
+import math
 import time
 
 import numpy as np
@@ -189,3 +190,23 @@ def test_cuda_training_with_mixed_precision():  # runs on GPU machines only
     clf = AutoMM(device="cuda", amp=True, max_epochs=1, random_state=0).fit(frame[["image", "name"]], frame["category"])
     assert next(clf.model_.parameters()).device.type == "cuda"
     assert len(clf.predict(frame[["image", "name"]])) == 64
+
+
+def test_calibrated_log_loss_ignores_confidence_and_ranks_accuracy():
+    from automm.training import calibrated_log_loss
+
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.randint(0, 4, (300,), generator=generator)
+    noise = torch.randn(300, 4, generator=generator)
+    good = noise.clone()
+    good[torch.arange(300), targets] += 2.0  # mostly right, but grossly overconfident below
+    weak = noise.clone()
+    weak[torch.arange(300), targets] += 0.5
+    overconfident, timid = good * 20, weak * 0.1  # timid: near-uniform, like a first epoch
+    raw = torch.nn.functional.cross_entropy
+    assert raw(overconfident, targets) > raw(timid, targets)  # the plain log-loss prefers the timid model
+    assert calibrated_log_loss(overconfident, targets) < calibrated_log_loss(timid, targets)
+    # invariant to the logits' scale, and never above the plain log-loss
+    assert calibrated_log_loss(good * 8, targets) == pytest.approx(calibrated_log_loss(good, targets), rel=1e-4)
+    assert calibrated_log_loss(timid, targets) <= float(raw(timid, targets)) + 1e-7
+    assert math.isnan(calibrated_log_loss(torch.full((2, 3), float("nan")), torch.tensor([0, 1])))
