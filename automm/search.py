@@ -918,8 +918,21 @@ def _optuna_quiet(verbose: int):
 # Trained models of the best trials: memory, or files for other processes
 # ==========================================================================================
 
-def _rank_key(state_complete: bool, score: float) -> tuple:
-    return (bool(state_complete), float(score) if math.isfinite(score) else -math.inf)
+def _rank_key(state_complete: bool, score: float, loss: float | None = None) -> tuple:
+    """Better trials sort higher: complete before pruned, then holdout score, then (ties are
+    common on a small holdout) lower holdout loss. Nothing timing-dependent, so a search
+    ranks its trials the same way whatever the machine's speed."""
+    loss_value = float(loss) if loss is not None and math.isfinite(loss) else math.inf
+    return (bool(state_complete), float(score) if math.isfinite(score) else -math.inf, -loss_value)
+
+
+def _kept_loss(candidate: Candidate) -> float | None:
+    """The holdout loss of a candidate's kept epoch (None when unknown or not finite)."""
+    for record in candidate.history:
+        if record.get("epoch") == candidate.best_epoch:
+            value = record.get("valid_loss")
+            return float(value) if value is not None and math.isfinite(value) else None
+    return None
 
 
 def _write_candidate(candidate: Candidate, directory: Path) -> None:
@@ -1215,7 +1228,8 @@ def _objective(trial, ctx: _Context):
     seconds = time.monotonic() - start
     ctx.durations.append(seconds)
     score = float(candidate.best_score)
-    for key, value in {"score": score if math.isfinite(score) else None, "epochs": len(candidate.history),
+    loss = _kept_loss(candidate)
+    for key, value in {"score": score if math.isfinite(score) else None, "loss": loss, "epochs": len(candidate.history),
                        "best_epoch": int(candidate.best_epoch), "seconds": seconds,
                        "stop_reason": candidate.stop_reason, **extra}.items():
         trial.set_user_attr(_ATTR + key, value)
@@ -1229,7 +1243,7 @@ def _objective(trial, ctx: _Context):
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
         _keep(ctx, trial, (score, second), candidate)
         return score, second
-    _keep(ctx, trial, _rank_key(not pruned, score), candidate)
+    _keep(ctx, trial, _rank_key(not pruned, score, loss), candidate)
     if pruned:
         raise optuna.TrialPruned(f"pruned at epoch {reporter.pruned_at}")
     return score
@@ -1760,8 +1774,9 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
         if failed:
             raise SearchError(f"all {len(failed)} trials of the search failed: {reasons}")
         raise SearchError("no trial of the search finished (the time limit is too short for one epoch?)")
-    ranked = sorted(usable, key=lambda t: (t.state == TrialState.COMPLETE, _trial_score(t),
-                                           -float(t.user_attrs.get(_ATTR + "seconds") or 0.0)), reverse=True)
+    # the pool's order (see _rank_key), then the earlier trial
+    ranked = sorted(usable, key=lambda t: (*_rank_key(t.state == TrialState.COMPLETE, _trial_score(t),
+                                                      t.user_attrs.get(_ATTR + "loss")), -t.number), reverse=True)
     extras: dict[str, Any] = {"leaderboard_": leaderboard}
     multi = len(ctx.settings.objectives) > 1
     if multi:

@@ -659,3 +659,11 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
     counted = board[~((board["state"] == "FAIL") & board["reason"].str.contains("retried", na=False))]
     assert len(counted) == 4 and (counted["state"] == "COMPLETE").all()
     assert model.predict(X[:3]).shape == (3,)
+
+
+def test_trials_rank_by_state_score_then_loss_never_by_time():
+    key = search._rank_key
+    assert key(True, 0.90, 0.50) > key(False, 0.95, 0.10)  # a complete trial before a pruned one
+    assert key(True, 0.95, 0.90) > key(True, 0.90, 0.10)  # then the holdout score
+    assert key(True, 0.90, 0.30) > key(True, 0.90, 0.40)  # a tie (small holdout): the lower loss
+    assert key(True, 0.90, 0.40) > key(True, 0.90, None) == key(True, 0.90, float("nan"))
