@@ -16,6 +16,7 @@ the search trains many.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -73,6 +74,13 @@ class Candidate:
     stop_reason: str
     seconds: float
     extras: dict = field(default_factory=dict)
+
+    @property
+    def best_loss(self) -> float | None:
+        """The holdout loss of the kept epoch (None when unknown or not finite)."""
+        record = next((r for r in self.history if r.get("epoch") == self.best_epoch), {})
+        value = record.get("valid_loss")
+        return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _split(choice: dict) -> tuple[str, dict]:

@@ -130,10 +130,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import logging
-import functools
 import math
 import multiprocessing
 import os
@@ -926,15 +926,6 @@ def _rank_key(state_complete: bool, score: float, loss: float | None = None) -> 
     return (bool(state_complete), float(score) if math.isfinite(score) else -math.inf, -loss_value)
 
 
-def _kept_loss(candidate: Candidate) -> float | None:
-    """The holdout loss of a candidate's kept epoch (None when unknown or not finite)."""
-    for record in candidate.history:
-        if record.get("epoch") == candidate.best_epoch:
-            value = record.get("valid_loss")
-            return float(value) if value is not None and math.isfinite(value) else None
-    return None
-
-
 def _write_candidate(candidate: Candidate, directory: Path) -> None:
     from safetensors.torch import save_file
 
@@ -1228,7 +1219,7 @@ def _objective(trial, ctx: _Context):
     seconds = time.monotonic() - start
     ctx.durations.append(seconds)
     score = float(candidate.best_score)
-    loss = _kept_loss(candidate)
+    loss = candidate.best_loss
     for key, value in {"score": score if math.isfinite(score) else None, "loss": loss, "epochs": len(candidate.history),
                        "best_epoch": int(candidate.best_epoch), "seconds": seconds,
                        "stop_reason": candidate.stop_reason, **extra}.items():

@@ -294,8 +294,9 @@ class Trainer:
         out_t = torch.from_numpy(outputs)
         tgt_t = torch.as_tensor(targets)
         if self.is_classification:
-            self.last_raw_loss = float(torch.nn.functional.cross_entropy(out_t, tgt_t.long()))
-            loss = calibrated_log_loss(out_t, tgt_t.long())
+            tgt_t = tgt_t.long()
+            self.last_raw_loss = float(torch.nn.functional.cross_entropy(out_t, tgt_t))
+            loss = calibrated_log_loss(out_t, tgt_t)
             score = float((outputs.argmax(1) == targets).mean())
         else:
             loss = float(torch.nn.functional.mse_loss(out_t.view(-1), tgt_t.float().view(-1)))
