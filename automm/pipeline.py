@@ -7,7 +7,8 @@ roles, inputs, encoded targets, the holdout split). A *configuration* is a JSON-
      "fusion": {"name": ..., **hyperparameters},
      "augmentations": [{"name": ..., **hyperparameters}, ...],
      "training": {"learning_rate": ..., "weight_decay": ..., "batch_size": ..., "max_epochs": ...,
-                  "label_smoothing": ..., "head_dropout": ..., "patience": ...}}
+                  "label_smoothing": ..., "head_dropout": ..., "patience": ...,
+                  "seed_offset": 0}}   # optional: trains with the data's seed + this (a replicate)
 
 :func:`train_candidate` builds the encoders (fitting their preprocessing on the training
 split), the fusion and the head, and trains them; the default fit trains one candidate and
@@ -130,9 +131,9 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
                     device: torch.device | None = None, seed: int | None = None) -> Candidate:
     """Build and train one candidate; the returned model holds its best epoch's weights."""
     start = time.monotonic()
-    seed = data.seed if seed is None else int(seed)
-    device = device or data.device
     training = config["training"]
+    seed = data.seed + int(training.get("seed_offset", 0)) if seed is None else int(seed)
+    device = device or data.device
     torch.manual_seed(seed)
     model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index))
     # Encoder.prepare hook: once per input with every value (train + valid), before the loaders.

@@ -316,7 +316,7 @@ class PretrainedPlugin:
 def test_pretrained_encoders_are_tried_right_after_the_default(builtin_registry, fresh_registry, texts):
     fresh_registry(PretrainedPlugin())
     assert automm.get_registry().get("encoder", "frozen_chars").tags == ("pretrained",)
-    space = _space(AutoMM())
+    space = _space(AutoMM(ensemble_size=1))  # no replicates: see the test below
     (preset,) = space.presets
     default = space.default_config
     assert preset["encoders"]["text_0"] == {"name": "frozen_chars", "output_dim": 8}
@@ -326,7 +326,7 @@ def test_pretrained_encoders_are_tried_right_after_the_default(builtin_registry,
     assert {a["name"] for a in preset["augmentations"]} == {a["name"] for a in default["augmentations"]
                                                             if a["name"] != "token_dropout"}
     # no preset when the arguments leave no pretrained choice
-    assert _space(AutoMM(encoders={"text": ["hashed_ngram", "gru"]})).presets == []
+    assert _space(AutoMM(encoders={"text": ["hashed_ngram", "gru"]}, ensemble_size=1)).presets == []
     X, y, _, _ = texts
     model = AutoMM(**small(n_trials=3, pruner="none", encoders={"text": ["hashed_ngram", "frozen_chars"]})).fit(X, y)
     board = model.leaderboard_.sort_values("number")
@@ -334,12 +334,49 @@ def test_pretrained_encoders_are_tried_right_after_the_default(builtin_registry,
     assert board["encoders"].iloc[1] in ("x0=frozen_chars", "text_0=frozen_chars")
 
 
+def test_an_ensembling_search_replicates_the_default_and_the_pretrained_variant(builtin_registry, fresh_registry,
+                                                                              texts, monkeypatch):
+    fresh_registry(PretrainedPlugin())
+    space = _space(AutoMM())  # ensemble_size="auto": 3
+    default = space.default_config
+    pretrained, default_again, pretrained_again = space.presets
+    assert pretrained["encoders"]["text_0"]["name"] == "frozen_chars"
+    for original, replicate in ((default, default_again), (pretrained, pretrained_again)):
+        assert replicate["training"].pop("seed_offset") == 1
+        assert replicate == original
+    assert "seed_offset" not in default["training"]
+    # a search ending in one model has no use for replicates
+    assert _space(AutoMM(encoders={"text": ["hashed_ngram", "gru"]}, ensemble_size=1)).presets == []
+    assert len(_space(AutoMM(encoders={"text": ["hashed_ngram", "gru"]}, objectives=["score", "latency"])).presets) == 0
+
+    # in a search, the replicate is the second trial and trains with the next seed
+    import automm.pipeline
+
+    seeds = []
+    real_make_loader = automm.pipeline.make_loader
+
+    def make_loader(dataset, batch_size, shuffle, num_workers, seed, *args):
+        if shuffle:
+            seeds.append(seed)
+        return real_make_loader(dataset, batch_size, shuffle, num_workers, seed, *args)
+
+    monkeypatch.setattr(automm.pipeline, "make_loader", make_loader)
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=2, pruner="none")).fit(X, y)
+    board = model.leaderboard_.sort_values("number")
+    first, second = board["config"].iloc[0], board["config"].iloc[1]
+    assert second["training"].pop("seed_offset") == 1 and first == second
+    assert board["default"].tolist() == [True, False]
+    assert seeds == [model.seed_, model.seed_ + 1]
+
+
 # ------------------------------------------------------------------------ searches
 
 @pytest.fixture(scope="module")
 def searched(texts):
     X, y, _, _ = texts
-    return AutoMM(**small(n_trials=5, ensemble_size=3, pruner="none", max_epochs=8, holdout_frac=0.25,
+    # random_state=1: a seed whose 5 trials end in an ensemble of more than one model
+    return AutoMM(**small(n_trials=5, ensemble_size=3, pruner="none", max_epochs=8, holdout_frac=0.25, random_state=1,
                           search_space={"training": {"learning_rate": {"low": 3e-3, "high": 1e-2, "log": True}}})
                   ).fit(X, y)
 
