@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["EnsembleMember", "Ensemble", "greedy_selection", "combine"]
+__all__ = ["EnsembleMember", "Ensemble", "ensemble_members", "greedy_selection", "combine"]
 
 #: Rounds of greedy selection.
 DEFAULT_ROUNDS = 25
@@ -90,7 +90,19 @@ class EnsembleMember:
     config: dict
     model: Any           # automm.model.MultimodalNet
     batch_size: int
-    score: float         # its own holdout score
+    score: float         # its own holdout score (a bag's: out-of-fold)
+    fold: int | None = None  # which fold of a bagged trial (None: not bagged)
+
+
+def ensemble_members(trial: int, candidate, weight: float) -> list[EnsembleMember]:
+    """The members a trial's candidate (``automm.pipeline.Candidate``) contributes with
+    ``weight``: itself, or each fold model of a bag with an equal share."""
+    common = dict(trial=int(trial), config=candidate.config, batch_size=int(candidate.config["training"]["batch_size"]),
+                  score=float(candidate.best_score))
+    if candidate.bag is None:
+        return [EnsembleMember(weight=float(weight), model=candidate.model, **common)]
+    share = float(weight) / len(candidate.bag)
+    return [EnsembleMember(weight=share, model=model, fold=k, **common) for k, model in enumerate(candidate.bag)]
 
 
 class Ensemble:
@@ -108,7 +120,7 @@ class Ensemble:
 
     def describe(self) -> list[dict]:
         """Trial number, weight, holdout score and components of every member."""
-        return [{"trial": m.trial, "weight": m.weight, "score": m.score,
+        return [{"trial": m.trial, "fold": m.fold, "weight": m.weight, "score": m.score,
                  "encoders": {k: v["name"] for k, v in m.config["encoders"].items()},
                  "fusion": m.config["fusion"]["name"]} for m in self.members]
 

@@ -19,7 +19,7 @@ from .data import InputSpec, Table, as_table, build_input_specs, infer_roles, is
 from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
 from .model import move_to_device
-from .pipeline import Candidate, PreparedData, train_candidate
+from .pipeline import Candidate, PreparedData, bag_folds_for, train_bagged, train_candidate
 from .training import make_loader, resolve_device
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
@@ -80,6 +80,11 @@ class AutoMM(BaseEstimator):
     n_jobs : parallel trials (processes) on CPU; with GPUs, one trial per GPU.
     ensemble_size : how many of the best trials a search may combine in a greedy ensemble
         (1: the best trial alone); "auto": 3 in a single-objective search, else 1.
+    bag_folds : k-fold bagging: a configuration is trained once per fold of all the rows
+        (training and holdout), scored on its out-of-fold predictions and predicts by
+        averaging its fold models. "auto": 5 folds for configurations whose encoders are all
+        frozen (pretrained, on cached features: seconds per fold), else the holdout alone;
+        1: never; k >= 2: always (k times the training).
     objectives : "score", or ("score", "latency") / ("score", "params") for a multi-objective search.
     plot_dir : directory where plots of the search are written, or None.
     cache_dir : directory for cached features of frozen pretrained encoders (None: a default
@@ -93,7 +98,7 @@ class AutoMM(BaseEstimator):
                  learning_rate=2e-3, weight_decay=1e-2, label_smoothing=0.05, patience=8, holdout_frac=0.1,
                  class_weight=None, head_dropout=0.1, device="auto", amp=True, num_workers="auto",
                  n_trials=None, search_space=None, sampler="tpe", pruner="median", storage=None, study_name=None,
-                 n_jobs=1, ensemble_size="auto", objectives="score", plot_dir=None, cache_dir=None,
+                 n_jobs=1, ensemble_size="auto", bag_folds="auto", objectives="score", plot_dir=None, cache_dir=None,
                  random_state=None, verbose=0):
         self.problem_type = problem_type
         self.column_types = column_types
@@ -121,6 +126,7 @@ class AutoMM(BaseEstimator):
         self.study_name = study_name
         self.n_jobs = n_jobs
         self.ensemble_size = ensemble_size
+        self.bag_folds = bag_folds
         self.objectives = objectives
         self.plot_dir = plot_dir
         self.cache_dir = cache_dir
@@ -429,6 +435,15 @@ class AutoMM(BaseEstimator):
 
         if search.search_requested(self):
             return search.run_search(self, data, config, deadline)
+        n_folds = bag_folds_for(self.bag_folds, data.inputs, config)
+        if n_folds > 1:
+            from .ensemble import Ensemble, ensemble_members
+
+            candidate = train_bagged(data, config, n_folds, deadline=deadline, callbacks=self._extra_callbacks(),
+                                     verbose=self.verbose)
+            if candidate.bag is not None:
+                candidate.extras["ensemble_"] = Ensemble(ensemble_members(0, candidate, 1.0), data.problem_type)
+            return candidate
         return train_candidate(data, config, deadline=deadline, callbacks=self._extra_callbacks(),
                                verbose=self.verbose)
 

@@ -135,6 +135,8 @@ def manifest_of(estimator) -> dict:
             members.append({"path": "" if k == 0 else f"{MEMBERS}/{k}", "trial": int(member.trial),
                             "weight": float(member.weight), "score": _jsonable(float(member.score)),
                             "batch_size": int(member.batch_size), "config": _jsonable(member.config)})
+            if member.fold is not None:
+                members[-1]["fold"] = int(member.fold)
             if k:
                 known = {(c["kind"], c["name"]) for c in manifest["components"]}
                 for kind, name in [("encoder", c["name"]) for c in member.config["encoders"].values()] + [
@@ -298,5 +300,6 @@ def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, d
         score = info.get("score")
         members.append(EnsembleMember(trial=int(info["trial"]), weight=float(info["weight"]), config=info["config"],
                                       model=model, batch_size=int(info["batch_size"]),
-                                      score=float(score) if isinstance(score, (int, float)) else float("nan")))
+                                      score=float(score) if isinstance(score, (int, float)) else float("nan"),
+                                      fold=int(info["fold"]) if isinstance(info.get("fold"), int) else None))
     return Ensemble(members, manifest["ensemble"]["problem_type"])

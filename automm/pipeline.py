@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,9 +28,10 @@ import torch
 from . import registry as _registry
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
-from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader
+from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, calibrated_log_loss, make_loader
 
-__all__ = ["PreparedData", "Candidate", "train_candidate", "build_model", "TRAINING_KEYS"]
+__all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "has_trainable_encoders", "bag_folds_for",
+           "build_model", "TRAINING_KEYS"]
 
 TRAINING_KEYS = ("learning_rate", "weight_decay", "batch_size", "max_epochs", "label_smoothing", "head_dropout",
                  "patience")
@@ -75,12 +76,19 @@ class Candidate:
     stop_reason: str
     seconds: float
     extras: dict = field(default_factory=dict)
+    bag: list[MultimodalNet] | None = None     # a bagged candidate's fold models (``model`` is the first)
+    oof_outputs: np.ndarray | None = None      # a bagged candidate's out-of-fold outputs, one row per sample
+    oof_loss: float | None = None              # ... and their loss (see :func:`train_bagged`)
 
     @property
     def best_loss(self) -> float | None:
-        """The holdout loss of the kept epoch (None when unknown or not finite)."""
-        record = next((r for r in self.history if r.get("epoch") == self.best_epoch), {})
-        value = record.get("valid_loss")
+        """The validation loss of the kept epoch, or of the out-of-fold outputs of a bagged
+        candidate (None when unknown or not finite)."""
+        if self.bag is not None:
+            value = self.oof_loss
+        else:
+            record = next((r for r in self.history if r.get("epoch") == self.best_epoch), {})
+            value = record.get("valid_loss")
         return float(value) if value is not None and math.isfinite(value) else None
 
 
@@ -166,3 +174,96 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
                      best_epoch=trainer.best_epoch, best_score=trainer.best_score,
                      valid_outputs=trainer.best_valid_outputs, stop_reason=trainer.stop_reason or "max_epochs reached",
                      seconds=time.monotonic() - start)
+
+
+def has_trainable_encoders(inputs: Sequence[InputSpec], config: dict) -> bool:
+    """Whether any encoder of ``config`` has trainable parameters. One without (a frozen
+    pretrained encoder on cached features) gives every sample the same features in every
+    trial, so training on them costs seconds: such a candidate can afford k-fold bagging."""
+    reg = _registry.get_registry()
+    for spec in inputs:
+        name, params = _split(config["encoders"][spec.name])
+        if spec.modality == "tabular":
+            params["column_roles"] = dict(spec.column_roles)
+        encoder = reg.get("encoder", name).factory(**params)
+        if any(p.requires_grad for p in encoder.parameters()):
+            return True
+    return False
+
+
+def bag_folds_for(bag_folds: Any, inputs: Sequence[InputSpec], config: dict) -> int:
+    """The number of folds a candidate trains: ``bag_folds`` when it is a number, and for
+    ``"auto"`` :data:`AUTO_BAG_FOLDS` when no encoder is trainable, else 1 (the holdout)."""
+    if bag_folds == "auto":
+        return 1 if has_trainable_encoders(inputs, config) else AUTO_BAG_FOLDS
+    return int(bag_folds or 1)
+
+
+#: Folds of ``bag_folds="auto"`` for candidates whose encoders are all frozen.
+AUTO_BAG_FOLDS = 5
+
+
+def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n_folds`` (train rows, validation rows) splits of every row of ``data``, stratified
+    for classification when every class has at least ``n_folds`` rows."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    rows = np.sort(np.concatenate([data.train_index, data.valid_index]))
+    targets = data.targets[rows]
+    stratify = False
+    if data.problem_type != "regression":
+        counts = np.bincount(targets.astype(np.int64))
+        stratify = bool(counts[counts > 0].min() >= n_folds)
+    splitter = (StratifiedKFold(n_folds, shuffle=True, random_state=data.seed % (2**32)) if stratify
+                else KFold(n_folds, shuffle=True, random_state=data.seed % (2**32)))
+    return [(rows[a], rows[b]) for a, b in splitter.split(rows, targets if stratify else None)]
+
+
+def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,
+                 callbacks: Sequence[Callback] = (), verbose: int = 0,
+                 device: torch.device | None = None) -> Candidate:
+    """Train ``config`` once per fold of a k-fold split of all the rows (training and holdout
+    together) and return the bag: its fold models predict by averaging (see
+    :mod:`automm.ensemble`), and its score and loss are those of the out-of-fold outputs, one
+    per row, so a search ranks bagged candidates on every row rather than on the small holdout.
+    ``valid_outputs`` are the out-of-fold outputs of the holdout rows (comparable with an
+    unbagged candidate's). ``callbacks`` (the search's pruning reporter) see the first fold
+    only; when it stops that fold early (pruned), the other folds are not trained and the
+    first fold's candidate comes back unbagged, without holdout outputs. Each fold may use an
+    equal share of the time left before ``deadline``."""
+    start = time.monotonic()
+    folds = _folds(data, n_folds)
+    oof = None
+    models, histories, scores = [], [], []
+    first = None
+    for index, (train_rows, valid_rows) in enumerate(folds):
+        fold_deadline = None
+        if deadline is not None:
+            fold_deadline = time.monotonic() + (deadline - time.monotonic()) / (n_folds - index)
+        fold_data = replace(data, train_index=train_rows, valid_index=valid_rows)
+        fold = train_candidate(fold_data, config, deadline=fold_deadline, callbacks=callbacks if index == 0 else (),
+                               verbose=verbose, device=device)
+        if index == 0:
+            first = fold
+            if fold.stop_reason.startswith("pruned"):
+                return replace(fold, valid_outputs=None, seconds=time.monotonic() - start)
+        if fold.valid_outputs is None:
+            raise FloatingPointError(f"fold {index + 1} of {n_folds} has no finite validation outputs")
+        if oof is None:
+            oof = np.zeros((len(data.targets), fold.valid_outputs.shape[1]), dtype=np.float32)
+        oof[valid_rows] = fold.valid_outputs
+        models.append(fold.model)
+        histories.append(fold.history)
+        scores.append(fold.best_score)
+    rows = np.sort(np.concatenate([data.train_index, data.valid_index]))
+    targets = data.targets[rows]
+    if data.problem_type == "regression":
+        loss = float(np.mean((oof[rows].reshape(-1) - targets.reshape(-1)) ** 2))
+        score = -loss
+    else:
+        loss = calibrated_log_loss(torch.from_numpy(oof[rows]), torch.as_tensor(targets).long())
+        score = float(np.mean(oof[rows].argmax(1) == targets))
+    return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
+                     best_score=score, valid_outputs=oof[data.valid_index], stop_reason=first.stop_reason,
+                     seconds=time.monotonic() - start, bag=models, oof_outputs=oof, oof_loss=loss,
+                     extras={"fold_histories": histories, "fold_scores": scores})

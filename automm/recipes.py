@@ -33,7 +33,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       max_epochs: 10                #   patience, holdout_frac, class_weight, head_dropout, device, amp,
                                     #   num_workers, cache_dir
     search:                         # n_trials, time_limit, sampler, pruner, storage, study_name, n_jobs,
-      n_trials: 20                  #   ensemble_size, objectives, search_space
+      n_trials: 20                  #   ensemble_size, bag_folds, objectives, search_space
     output:
       dir: models/emoji             # model directory (relative to the current directory)
       plot_dir: null                # search plots
@@ -113,6 +113,7 @@ PARAM_PATHS: dict[str, str] = {
     "study_name": "search.study_name",
     "n_jobs": "search.n_jobs",
     "ensemble_size": "search.ensemble_size",
+    "bag_folds": "search.bag_folds",
     "objectives": "search.objectives",
     "plot_dir": "output.plot_dir",
     "verbose": "output.verbose",
@@ -128,7 +129,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "training": ("max_epochs", "batch_size", "learning_rate", "weight_decay", "label_smoothing", "patience",
                  "holdout_frac", "class_weight", "head_dropout", "device", "amp", "num_workers", "cache_dir"),
     "search": ("n_trials", "time_limit", "sampler", "pruner", "storage", "study_name", "n_jobs", "ensemble_size",
-               "objectives", "search_space"),
+               "bag_folds", "objectives", "search_space"),
     "output": ("dir", "plot_dir", "verbose"),
 }
 TOP_KEYS = ("version", "description", "data", "problem", "components", "training", "search", "output", "seed")
@@ -875,6 +876,7 @@ def _check_search(ck: _Checker, section: Any) -> None:
         "study_name": lambda v, path: ck.string(v, path, null_ok=True),
         "n_jobs": lambda v, path: _check_n_jobs(ck, v, path),
         "ensemble_size": lambda v, path: ck.integer(v, path, minimum=1, extra=("auto",)),
+        "bag_folds": lambda v, path: ck.integer(v, path, minimum=1, extra=("auto",)),
         "objectives": lambda v, path: _check_objectives(ck, v, path),
         "search_space": lambda v, path: ck.mapping(v, path),
     }
@@ -1100,7 +1102,7 @@ class Recipe:
             if key in params:
                 rows.append((key, _inline(params[key])))
         search = {k: params[k] for k in ("n_trials", "time_limit", "sampler", "pruner", "storage", "study_name",
-                                          "n_jobs", "ensemble_size", "objectives") if k in params}
+                                          "n_jobs", "ensemble_size", "bag_folds", "objectives") if k in params}
         if search:
             rows.append(("search", ", ".join(f"{k}={_inline(v)}" for k, v in search.items())))
         if self.output_dir:

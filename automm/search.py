@@ -120,7 +120,15 @@ selection with replacement by holdout log-loss over the holdout outputs of the
 ``ensemble_size`` best trials (see :mod:`automm.ensemble`) may keep several of them as
 ``ensemble_``: ``predict``/``predict_proba`` then average the members' probabilities with the
 selection weights (``transform`` still gives ``model_``'s embedding); only the models needed
-are kept in memory (the best ``ensemble_size``), none is retrained. With
+are kept in memory (the best ``ensemble_size``), none is retrained.
+
+k-fold bagging (``bag_folds``): a trial whose configuration is bagged (by default, "auto",
+those whose encoders are all frozen: seconds per fold on cached features) trains once per fold
+of all the rows (:func:`automm.pipeline.train_bagged`); its score and loss are those of its
+out-of-fold outputs, every row, and its model is the average of its fold models (in
+``ensemble_``, one member per fold). Only the first fold reports to the pruner. When every
+candidate for the ensemble is a bag, greedy selection runs on the out-of-fold outputs of every
+row instead of the holdout's. With
 ``objectives=("score", "latency")`` (milliseconds per sample, measured on the holdout) or
 ``("score", "params")`` the search is multi-objective (NSGA-II, no pruning), ``pareto_front_``
 lists the Pareto set and the model chosen is, among the Pareto trials whose score is within 1%
@@ -158,7 +166,8 @@ import torch
 
 from . import registry as _registry
 from .exceptions import AutoMMError, InputError
-from .pipeline import Candidate, PreparedData, TRAINING_KEYS, build_model, train_candidate
+from .pipeline import (Candidate, PreparedData, TRAINING_KEYS, bag_folds_for, build_model, train_bagged,
+                       train_candidate)
 from .training import Callback
 
 __all__ = ["search_requested", "run_search", "run_worker", "validate_params", "SearchSpace", "SearchError",
@@ -301,6 +310,11 @@ def validate_params(estimator) -> None:
     if len(objectives) > 1 and _is_int(estimator.ensemble_size) and estimator.ensemble_size > 1:
         raise InputError("ensemble_size: an ensemble is chosen by validation score only; use ensemble_size=1 "
                          "with a multi-objective search")
+    bag_folds = estimator.bag_folds
+    if bag_folds != "auto" and (not _is_int(bag_folds) or bag_folds < 1):
+        raise InputError(f"bag_folds: expected 'auto', 1 (no bagging) or a number of folds >= 2, got {bag_folds!r}")
+    if len(objectives) > 1 and _is_int(bag_folds) and bag_folds > 1:
+        raise InputError("bag_folds: a multi-objective search measures one model per trial; use bag_folds=1 or 'auto'")
     if estimator.plot_dir is not None and not isinstance(estimator.plot_dir, (str, os.PathLike)):
         raise InputError(f"plot_dir: expected a directory path or None, got {estimator.plot_dir!r}")
     if estimator.n_jobs != 1 and is_instance(estimator.storage, "storage"):
@@ -877,6 +891,7 @@ class _Settings:
     ensemble_size: int
     max_epochs: int
     verbose: int
+    bag_folds: Any = 1           # "auto" or a number of folds (see pipeline.bag_folds_for)
 
 
 def _make_sampler(settings: _Settings, worker_index: int):
@@ -959,18 +974,28 @@ def _write_candidate(candidate: Candidate, directory: Path) -> None:
 
     from .persistence import _jsonable
 
+    def write_model(model, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(folder / "weights.safetensors"))
+        with open(folder / "preprocessing.json", "w", encoding="utf-8") as handle:
+            json.dump({n: _jsonable(e.get_state()) for n, e in model.encoders.items()}, handle)
+
     staging = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in candidate.model.state_dict().items()}
-    save_file(state, str(staging / "weights.safetensors"))
-    with open(staging / "preprocessing.json", "w", encoding="utf-8") as handle:
-        json.dump({n: _jsonable(e.get_state()) for n, e in candidate.model.encoders.items()}, handle)
+    write_model(candidate.model, staging)
+    for index, model in enumerate((candidate.bag or [])[1:], start=1):
+        write_model(model, staging / f"fold-{index}")
     if candidate.valid_outputs is not None:
         np.save(staging / "valid_outputs.npy", np.asarray(candidate.valid_outputs), allow_pickle=False)
+    if candidate.oof_outputs is not None:
+        np.save(staging / "oof_outputs.npy", np.asarray(candidate.oof_outputs), allow_pickle=False)
     meta = {"config": candidate.config, "history": _jsonable(candidate.history), "best_epoch": candidate.best_epoch,
             "best_score": _jsonable(candidate.best_score), "stop_reason": candidate.stop_reason,
-            "seconds": candidate.seconds, "n_outputs": int(candidate.model.n_outputs)}
+            "seconds": candidate.seconds, "n_outputs": int(candidate.model.n_outputs),
+            "folds": len(candidate.bag) if candidate.bag is not None else 0,
+            "oof_loss": _jsonable(candidate.oof_loss)}
     with open(staging / "candidate.json", "w", encoding="utf-8") as handle:
         json.dump(meta, handle)
     shutil.rmtree(directory, ignore_errors=True)
@@ -982,16 +1007,27 @@ def _read_candidate(directory: Path, data: PreparedData) -> Candidate:
 
     with open(directory / "candidate.json", encoding="utf-8") as handle:
         meta = json.load(handle)
-    with open(directory / "preprocessing.json", encoding="utf-8") as handle:
-        states = json.load(handle)
-    model = build_model(data.inputs, meta["config"], meta["n_outputs"], states=states)
-    model.load_state_dict(load_file(str(directory / "weights.safetensors")), strict=True)
-    outputs_path = directory / "valid_outputs.npy"
-    outputs = np.load(outputs_path, allow_pickle=False) if outputs_path.is_file() else None
+
+    def read_model(folder: Path):
+        with open(folder / "preprocessing.json", encoding="utf-8") as handle:
+            states = json.load(handle)
+        model = build_model(data.inputs, meta["config"], meta["n_outputs"], states=states)
+        model.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
+        return model.to(data.device).eval()
+
+    def read_array(name: str) -> np.ndarray | None:
+        path = directory / name
+        return np.load(path, allow_pickle=False) if path.is_file() else None
+
+    model = read_model(directory)
+    folds = int(meta.get("folds") or 0)
+    bag = [model] + [read_model(directory / f"fold-{k}") for k in range(1, folds)] if folds else None
     score = meta["best_score"]
-    return Candidate(config=meta["config"], model=model.to(data.device).eval(), history=meta["history"],
+    return Candidate(config=meta["config"], model=model, history=meta["history"],
                      best_epoch=meta["best_epoch"], best_score=float(score) if score is not None else -math.inf,
-                     valid_outputs=outputs, stop_reason=meta["stop_reason"], seconds=meta["seconds"])
+                     valid_outputs=read_array("valid_outputs.npy"), stop_reason=meta["stop_reason"],
+                     seconds=meta["seconds"], bag=bag, oof_outputs=read_array("oof_outputs.npy"),
+                     oof_loss=meta.get("oof_loss"))
 
 
 class _ModelPool:
@@ -1289,9 +1325,14 @@ def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _
     import gc
 
     callbacks = [*ctx.callbacks, reporter]
+    n_folds = bag_folds_for(ctx.settings.bag_folds, ctx.data.inputs, config) if ctx.data is not None else 1
+    trial.set_user_attr(_ATTR + "folds", n_folds)
     while True:
         batch = int(config["training"]["batch_size"])
         try:
+            if n_folds > 1:
+                return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=callbacks,
+                                    verbose=max(0, ctx.settings.verbose - 1), device=device)
             return train_candidate(ctx.data, config, deadline=deadline, callbacks=callbacks,
                                    verbose=max(0, ctx.settings.verbose - 1), device=device)
         except Exception as exc:
@@ -1601,6 +1642,7 @@ def _study_spec(estimator, data: PreparedData, space: SearchSpace, settings: _Se
         "pruner": settings.pruner if isinstance(settings.pruner, str) or settings.pruner is None else "median",
         "ensemble_size": settings.ensemble_size,
         "max_epochs": settings.max_epochs,
+        "bag_folds": settings.bag_folds,
     }
 
 
@@ -1660,10 +1702,12 @@ def _settings_from(estimator, data: PreparedData) -> _Settings:
     if n_trials is None and estimator.time_limit is None:
         n_trials = DEFAULT_N_TRIALS
     random_state = estimator.random_state
-    return _Settings(objectives=_objectives(estimator.objectives), sampler=estimator.sampler,
+    objectives = _objectives(estimator.objectives)
+    return _Settings(objectives=objectives, sampler=estimator.sampler,
                      pruner=estimator.pruner, seed=int(random_state if random_state is not None else data.seed),
                      n_trials=n_trials, ensemble_size=resolved_ensemble_size(estimator),
-                     max_epochs=int(estimator.max_epochs), verbose=int(estimator.verbose or 0))
+                     max_epochs=int(estimator.max_epochs), verbose=int(estimator.verbose or 0),
+                     bag_folds=1 if len(objectives) > 1 else estimator.bag_folds)
 
 
 def resolved_ensemble_size(estimator) -> int:
@@ -1690,7 +1734,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type)
     spec = _study_spec(estimator, data, space, settings)
     data_fp = _data_fingerprint(data)
-    fingerprint = _hash({"data": data_fp, "space": spec["space"], "objectives": spec["objectives"]})
+    fingerprint = _hash({"data": data_fp, "space": spec["space"], "objectives": spec["objectives"],
+                         "bag_folds": spec["bag_folds"]})
     shared = estimator.storage is not None
     n_jobs = _n_processes(estimator)
     devices = _cuda_devices(data, estimator.device)
@@ -1765,6 +1810,9 @@ def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_ret
         return None
     if ctx.settings.verbose:
         print(f"[automm] retraining trial {number} (its model is in another process)", flush=True)
+    n_folds = int(trial.user_attrs.get(_ATTR + "folds") or 1)
+    if n_folds > 1:
+        return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=ctx.callbacks)
     return train_candidate(ctx.data, config, deadline=deadline, callbacks=ctx.callbacks, verbose=0)
 
 
@@ -1780,7 +1828,7 @@ def choose_from_pareto(points: Sequence[tuple[int, float, float]], tolerance: fl
 def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candidate:
     from optuna.trial import TrialState
 
-    from .ensemble import Ensemble, EnsembleMember, greedy_selection
+    from .ensemble import Ensemble, ensemble_members, greedy_selection
 
     trials = study.get_trials(deepcopy=False)
     leaderboard = leaderboard_frame(trials, ctx.settings.objectives)
@@ -1822,14 +1870,20 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
                           "to retrain one")
     best_number, best = candidates[0]
     extras["best_trial_"] = best_number
-    if wanted > 1 and len(candidates) > 1 and all(c.valid_outputs is not None for _, c in candidates):
-        weights, _ = greedy_selection([c.valid_outputs for _, c in candidates], ctx.data.valid_targets,
-                                      ctx.data.problem_type)
-        members = [EnsembleMember(trial=n, weight=float(w), config=c.config, model=c.model,
-                                  batch_size=int(c.config["training"]["batch_size"]), score=float(c.best_score))
-                   for (n, c), w in zip(candidates, weights) if w > 0]
-        # the best trial first (it is model_), then by weight
-        members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial))
+    # a pruned bagged trial has only its first fold and no holdout outputs: it cannot join an ensemble
+    pool = [(n, c) for n, c in candidates if c.valid_outputs is not None]
+    if pool and pool[0][0] != best_number:
+        pool = []
+    if len(pool) > 1 or (pool and pool[0][1].bag is not None):
+        if all(c.oof_outputs is not None for _, c in pool):  # bags: select on every row, not the holdout
+            rows = np.sort(np.concatenate([ctx.data.train_index, ctx.data.valid_index]))
+            outputs, targets = [c.oof_outputs[rows] for _, c in pool], ctx.data.targets[rows]
+        else:
+            outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets
+        weights = np.ones(1) if len(pool) == 1 else greedy_selection(outputs, targets, ctx.data.problem_type)[0]
+        members = [member for (n, c), w in zip(pool, weights) if w > 0 for member in ensemble_members(n, c, float(w))]
+        # the best trial first (its first fold is model_), then by weight
+        members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial, m.fold or 0))
         if len(members) > 1:
             extras["ensemble_"] = Ensemble(members, ctx.data.problem_type)
             best_number = members[0].trial
@@ -1859,7 +1913,8 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
     """A pandas DataFrame with one row per trial (skipped over-budget trials left out), the
     best first: number, state, score (best holdout score), [latency_ms | n_params], encoders,
     fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
-    best_epoch, seconds (wall), reason (failure, stop or pruning reason), default (the
+    best_epoch (of the first fold when bagged), folds (1: holdout; k: k-fold bag, score
+    out-of-fold), seconds (wall), reason (failure, stop or pruning reason), default (the
     default configuration's trial), worker (host:pid), start and complete (local times)."""
     import pandas as pd
 
@@ -1884,7 +1939,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             "augmentations": ", ".join(a["name"] for a in config.get("augmentations") or []) if config else None,
             "params": dict(t.params), "config": config or None,
             "epochs": attrs.get(_ATTR + "epochs"), "best_epoch": attrs.get(_ATTR + "best_epoch"),
-            "seconds": attrs.get(_ATTR + "seconds"), "reason": reason,
+            "folds": attrs.get(_ATTR + "folds"), "seconds": attrs.get(_ATTR + "seconds"), "reason": reason,
             "default": bool(attrs.get(_ATTR + "default", False)), "worker": attrs.get(_ATTR + "worker"),
             "start": t.datetime_start, "complete": t.datetime_complete,
         }
@@ -1893,8 +1948,8 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             row[key] = attrs.get(_ATTR + key)
         rows.append(row)
     columns = ["number", "state", "score"] + ([_second_objective(objectives)] if len(objectives) > 1 else []) + [
-        "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "seconds", "reason",
-        "default", "worker", "start", "complete"]
+        "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "folds", "seconds",
+        "reason", "default", "worker", "start", "complete"]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame["score"] = frame["score"].astype(float)
@@ -2071,7 +2126,8 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
         settings = _Settings(objectives=tuple(spec["objectives"]), sampler=spec["sampler"], pruner=spec["pruner"],
                              seed=(int(spec["seed"]) + os.getpid() * 104729) % (2**31 - 1),
                              n_trials=budget.get("n_trials"), ensemble_size=int(spec["ensemble_size"]),
-                             max_epochs=int(spec["max_epochs"]), verbose=request.verbose)
+                             max_epochs=int(spec["max_epochs"]), verbose=request.verbose,
+                             bag_folds=spec.get("bag_folds", 1))
         multi = len(settings.objectives) > 1
         keep = 0 if request.artifact_dir is None else (1 if multi else max(1, settings.ensemble_size))
         ctx = _Context(data=data, space=SearchSpace(spec["space"]), settings=settings, storage=storage,

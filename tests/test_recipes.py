@@ -70,7 +70,7 @@ def _non_default_params():
                 holdout_frac=0.2, class_weight={"Flags": 2.0, "Symbols": 0.5}, head_dropout=0.0, device="cpu",
                 amp=False, num_workers=0, n_trials=7, search_space={"training": {"learning_rate": {"low": 0.001, "high": 0.01, "log": True}}},
                 sampler="random", pruner="hyperband", storage="sqlite:///study.db", study_name="s1", n_jobs=2,
-                ensemble_size=1, objectives=("score", "latency"), plot_dir="plots", cache_dir="cache",
+                ensemble_size=1, bag_folds=1, objectives=("score", "latency"), plot_dir="plots", cache_dir="cache",
                 random_state=123, verbose=2)
 
 

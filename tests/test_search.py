@@ -658,7 +658,8 @@ def test_a_worker_process_joins_a_running_study(kind, texts, tmp_path):
 def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, monkeypatch):
     X, y, _, _ = texts
     journal = str(tmp_path / "resume.log")
-    params = small(n_trials=4, max_epochs=5, storage=journal, study_name="resumable", pruner="none")
+    # trials of a second or more, so that the poll below sees one finished while the next runs
+    params = small(n_trials=4, max_epochs=10, storage=journal, study_name="resumable", pruner="none")
     monkeypatch.setattr(search, "JOURNAL_LOCK_GRACE", 2)  # the killed process may hold the journal's lock
     storage = search.make_storage("journal", journal)
     process = _python(FIT_SCRIPT, json.dumps(params))
@@ -704,3 +705,109 @@ def test_trials_rank_by_state_score_then_loss_never_by_time():
     assert key(True, 0.95, 0.90) > key(True, 0.90, 0.10)  # then the holdout score
     assert key(True, 0.90, 0.30) > key(True, 0.90, 0.40)  # a tie (small holdout): the lower loss
     assert key(True, 0.90, 0.40) > key(True, 0.90, None) == key(True, 0.90, float("nan"))
+
+
+# ------------------------------------------------------------------------ k-fold bagging
+
+FROZEN = {"text": {"name": "frozen_chars", "output_dim": 8}}
+
+
+def test_folds_partition_every_row_and_keep_each_class_in_each_fold():
+    from automm.pipeline import PreparedData, _folds
+
+    targets = np.repeat(np.arange(3), [10, 15, 25]).astype(np.int64)
+    rows = np.arange(len(targets))
+    data = PreparedData(inputs=[], values={}, targets=targets, problem_type="multiclass", n_outputs=3,
+                        train_index=rows[::2], valid_index=rows[1::2], seed=0, device=torch.device("cpu"),
+                        num_workers=0)
+    folds = _folds(data, 5)
+    assert len(folds) == 5
+    validated = np.sort(np.concatenate([valid for _, valid in folds]))
+    np.testing.assert_array_equal(validated, rows)  # each row validated exactly once
+    for train, valid in folds:
+        assert not set(train) & set(valid) and len(train) + len(valid) == len(rows)
+        assert set(targets[valid]) == {0, 1, 2}  # stratified
+    # a class with fewer rows than folds: plain k-fold, still a partition
+    data.targets = np.array([0] * 3 + [1] * 47)
+    validated = np.sort(np.concatenate([valid for _, valid in _folds(data, 5)]))
+    np.testing.assert_array_equal(validated, rows)
+
+
+def test_a_search_bags_trials_whose_encoders_are_all_frozen(builtin_registry, fresh_registry, texts, tmp_path):
+    fresh_registry(PretrainedPlugin())
+    X, y, X_test, _ = texts
+    model = AutoMM(**small(n_trials=3, pruner="none", encoders=FROZEN, ensemble_size=1)).fit(X, y)
+    assert model.leaderboard_["folds"].tolist() == [5, 5, 5]
+    ensemble = model.ensemble_  # the chosen trial's 5 fold models, averaged
+    assert [m.fold for m in ensemble.members] == [0, 1, 2, 3, 4]
+    assert {m.trial for m in ensemble.members} == {model.best_trial_}
+    assert ensemble.weights == pytest.approx([0.2] * 5)
+    assert ensemble.members[0].model is model.model_
+    assert len({id(m.model) for m in ensemble.members}) == 5
+    proba = model.predict_proba(X_test)
+    outputs = ensemble.member_outputs(model, model._table_for_prediction((X_test,)))
+    np.testing.assert_allclose(proba, np.mean([torch.softmax(torch.from_numpy(o), 1).numpy() for o in outputs], 0),
+                               atol=1e-5)
+    loaded = AutoMM.load(model.save(tmp_path / "bagged"))
+    assert [m.fold for m in loaded.ensemble_.members] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
+
+
+def test_a_bag_is_scored_on_its_out_of_fold_outputs(builtin_registry, fresh_registry, texts, monkeypatch):
+    import automm.estimator
+    from automm.data import BatchCollator, MultimodalDataset
+    from automm.pipeline import _folds, train_bagged
+    from automm.training import make_loader
+
+    fresh_registry(PretrainedPlugin())
+    seen = []
+
+    def recording(data, config, n_folds, **kwargs):
+        seen.append((data, train_bagged(data, config, n_folds, **kwargs)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(automm.estimator, "train_bagged", recording)
+    X, y, _, _ = texts
+    AutoMM(encoders=FROZEN, fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8}, max_epochs=3, num_workers=0,
+           random_state=0).fit(X, y)
+    (data, bag), = seen
+    rows = np.arange(len(X))
+    assert bag.best_score == pytest.approx(np.mean(bag.oof_outputs.argmax(1) == data.targets))
+    np.testing.assert_array_equal(bag.valid_outputs, bag.oof_outputs[data.valid_index])
+    assert bag.best_loss == bag.oof_loss and np.isfinite(bag.oof_loss)
+    for model, (_, valid) in zip(bag.bag, _folds(data, 5)):  # each row's output comes from the fold that left it out
+        encoders = dict(model.encoders.items())
+        loader = make_loader(MultimodalDataset(data.subset(valid), encoders), 64, False, 0, 0, BatchCollator(encoders))
+        with torch.no_grad():
+            outputs = torch.cat([model(b["inputs"], b["masks"]) for b in loader]).numpy()
+        np.testing.assert_allclose(outputs, bag.oof_outputs[valid], atol=1e-5)
+    assert len(rows) == sum(len(v) for _, v in _folds(data, 5))
+
+
+def test_bag_folds_chooses_which_trials_are_bagged(builtin_registry, fresh_registry, texts):
+    fresh_registry(PretrainedPlugin())
+    X, y, _, _ = texts
+    # "auto": trainable encoders train on the holdout split alone
+    assert AutoMM(**small(n_trials=2, pruner="none")).fit(X, y).leaderboard_["folds"].tolist() == [1, 1]
+    # a number bags every trial; 1 bags none
+    bagged = AutoMM(**small(n_trials=2, pruner="none", bag_folds=3, ensemble_size=1)).fit(X, y)
+    assert bagged.leaderboard_["folds"].tolist() == [3, 3] and len(bagged.ensemble_.members) == 3
+    plain = AutoMM(**small(n_trials=2, pruner="none", encoders=FROZEN, bag_folds=1, ensemble_size=1)).fit(X, y)
+    assert plain.leaderboard_["folds"].tolist() == [1, 1] and not hasattr(plain, "ensemble_")
+    # without a search, the one configuration is bagged the same way
+    single = AutoMM(encoders=FROZEN, fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8}, max_epochs=2,
+                    num_workers=0, random_state=0).fit(X, y)
+    assert not hasattr(single, "leaderboard_") and [m.fold for m in single.ensemble_.members] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("value", [0, -2, 2.5, True, "all"])
+def test_bad_bag_folds_is_refused_before_training(value, texts):
+    X, y, _, _ = texts
+    with pytest.raises(InputError, match="bag_folds"):
+        AutoMM(**small(bag_folds=value)).fit(X, y)
+
+
+def test_bagging_and_two_objectives_are_refused(texts):
+    X, y, _, _ = texts
+    with pytest.raises(InputError, match="bag_folds"):
+        AutoMM(**small(bag_folds=3, ensemble_size=1, objectives=("score", "latency"))).fit(X, y)
