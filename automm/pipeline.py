@@ -30,7 +30,7 @@ from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
 from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, calibrated_log_loss, make_loader
 
-__all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "has_trainable_encoders", "bag_folds_for",
+__all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "bag_folds_for",
            "build_model", "TRAINING_KEYS"]
 
 TRAINING_KEYS = ("learning_rate", "weight_decay", "batch_size", "max_epochs", "label_smoothing", "head_dropout",
@@ -176,26 +176,25 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
                      seconds=time.monotonic() - start)
 
 
-def has_trainable_encoders(inputs: Sequence[InputSpec], config: dict) -> bool:
-    """Whether any encoder of ``config`` has trainable parameters. One without (a frozen
-    pretrained encoder on cached features) gives every sample the same features in every
-    trial, so training on them costs seconds: such a candidate can afford k-fold bagging."""
+def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
+    """Whether every encoder of ``config`` declares itself ``frozen`` (pretrained weights that
+    never change, outputs cached). Such a candidate trains only its fusion and head on the
+    same features in every trial, in seconds: it can afford k-fold bagging."""
     reg = _registry.get_registry()
     for spec in inputs:
         name, params = _split(config["encoders"][spec.name])
         if spec.modality == "tabular":
             params["column_roles"] = dict(spec.column_roles)
-        encoder = reg.get("encoder", name).factory(**params)
-        if any(p.requires_grad for p in encoder.parameters()):
-            return True
-    return False
+        if not getattr(reg.get("encoder", name).factory(**params), "frozen", False):
+            return False
+    return True
 
 
 def bag_folds_for(bag_folds: Any, inputs: Sequence[InputSpec], config: dict) -> int:
     """The number of folds a candidate trains: ``bag_folds`` when it is a number, and for
-    ``"auto"`` :data:`AUTO_BAG_FOLDS` when no encoder is trainable, else 1 (the holdout)."""
+    ``"auto"`` :data:`AUTO_BAG_FOLDS` when every encoder is frozen, else 1 (the holdout)."""
     if bag_folds == "auto":
-        return 1 if has_trainable_encoders(inputs, config) else AUTO_BAG_FOLDS
+        return AUTO_BAG_FOLDS if all_encoders_frozen(inputs, config) else 1
     return int(bag_folds or 1)
 
 

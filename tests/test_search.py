@@ -294,6 +294,7 @@ class FrozenFeatures(Encoder):
     def __init__(self, output_dim=8):
         super().__init__()
         self.output_dim = output_dim
+        self.frozen = True
         self.register_buffer("projection", torch.randn(64, output_dim, generator=torch.Generator().manual_seed(0)))
 
     def preprocess(self, value, augment=None):
