@@ -754,7 +754,7 @@ def test_a_search_bags_trials_whose_encoders_are_all_frozen(builtin_registry, fr
     np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
 
 
-def test_a_bag_is_scored_on_its_out_of_fold_outputs(builtin_registry, fresh_registry, texts, monkeypatch):
+def test_a_bag_is_scored_on_its_out_of_fold_outputs(builtin_registry, fresh_registry, texts, monkeypatch, tmp_path):
     import automm.estimator
     from automm.data import BatchCollator, MultimodalDataset
     from automm.pipeline import _folds, train_bagged
@@ -783,6 +783,16 @@ def test_a_bag_is_scored_on_its_out_of_fold_outputs(builtin_registry, fresh_regi
             outputs = torch.cat([model(b["inputs"], b["masks"]) for b in loader]).numpy()
         np.testing.assert_allclose(outputs, bag.oof_outputs[valid], atol=1e-5)
     assert len(rows) == sum(len(v) for _, v in _folds(data, 5))
+
+    # a worker process hands its bags to fit through files: every fold model and the out-of-fold outputs
+    search._write_candidate(bag, tmp_path / "trial-0")
+    again = search._read_candidate(tmp_path / "trial-0", data)
+    assert len(again.bag) == 5 and again.model is again.bag[0] and again.best_loss == pytest.approx(bag.best_loss)
+    np.testing.assert_array_equal(again.oof_outputs, bag.oof_outputs)
+    np.testing.assert_array_equal(again.valid_outputs, bag.valid_outputs)
+    for read, written in zip(again.bag, bag.bag):
+        for key, value in written.state_dict().items():
+            torch.testing.assert_close(read.state_dict()[key], value)
 
 
 def test_bag_folds_chooses_which_trials_are_bagged(builtin_registry, fresh_registry, texts):
