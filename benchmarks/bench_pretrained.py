@@ -142,7 +142,8 @@ def cache_effect(task: str, trials: int, cache_dir: str | None) -> None:
 
 # -- accuracy ----------------------------------------------------------------------------
 
-def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_only: bool, baseline: bool) -> None:
+def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_only: bool, baseline: bool,
+             seed: int = 0) -> None:
     from automm import AutoMM
 
     X, y, X_test, y_test = load(task)
@@ -152,17 +153,23 @@ def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_onl
         runs.append(("from-scratch", SCRATCH_SPACE))
     for label, space in runs:
         start = time.perf_counter()
-        model = AutoMM(time_limit=time_limit, search_space=space, cache_dir=cache_dir, random_state=0)
+        model = AutoMM(time_limit=time_limit, search_space=space, cache_dir=cache_dir, random_state=seed)
         model.fit(X, y)
         seconds = time.perf_counter() - start
         score = model.score(X_test, y_test)
         chosen = {name: choice["name"] for name, choice in model.config_["encoders"].items()}
+        board = _leaderboard(model)
+        ensemble = getattr(model, "ensemble_", None)
+        members: dict[int, float] = {}  # trial -> its weight (a bag's folds summed)
+        for member in ensemble.describe() if ensemble is not None else []:
+            members[member["trial"]] = round(members.get(member["trial"], 0.0) + member["weight"], 3)
+        bagged = sum(1 for row in board if (row.get("folds") or 1) > 1)
         emit("accuracy", f"{task} [{label}]: test accuracy {score:.4f} in {seconds:.0f} s "
              f"(encoders {chosen}, fusion {model.config_['fusion']['name']}, "
-             f"{len(_leaderboard(model))} trials)",
-             task=task, run=label, test_accuracy=score, seconds=seconds, time_limit=time_limit, encoders=chosen,
-             fusion=model.config_["fusion"]["name"], trials=len(_leaderboard(model)),
-             n_train=len(X), n_test=len(X_test))
+             f"{len(board)} trials, {bagged} bagged; ensemble (trial, weight): {members or 'none'})",
+             task=task, run=label, seed=seed, test_accuracy=score, seconds=seconds, time_limit=time_limit,
+             encoders=chosen, fusion=model.config_["fusion"]["name"], trials=len(board), bagged_trials=bagged,
+             ensemble=members, best_trial=getattr(model, "best_trial_", None), n_train=len(X), n_test=len(X_test))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-texts", type=int, default=1000)
     parser.add_argument("--pretrained-only", action="store_true")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="random_state of the accuracy runs")
     parser.add_argument("--_search-run", dest="search_run", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.search_run:
@@ -193,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             cache_effect(task, args.trials, args.cache_dir)
     if "accuracy" in parts:
         for task in tasks:
-            accuracy(task, args.time_limit, args.cache_dir, args.pretrained_only, not args.no_baseline)
+            accuracy(task, args.time_limit, args.cache_dir, args.pretrained_only, not args.no_baseline, args.seed)
 
 
 if __name__ == "__main__":
