@@ -648,7 +648,7 @@ class SearchSpace:
         description["default"] = _default_config(description, base_config, reg)
         presets = _pretrained_presets(description, reg)
         if resolved_ensemble_size(estimator) > 1:
-            presets += _replicates([description["default"], *presets])
+            presets += _replicates([description["default"], *presets], REPLICATES)
         description["presets"] = presets
         return cls(description)
 
@@ -767,12 +767,13 @@ def _pretrained_presets(desc: Mapping[str, Any], reg: _registry.Registry) -> lis
     return [{**copy.deepcopy(default), "encoders": encoders, "augmentations": augmentations}]
 
 
-#: ``training.seed_offset`` of the replicates that :func:`_replicates` adds.
-REPLICATE_SEED_OFFSET = 1
+#: How many times :func:`_replicates` repeats each configuration (seed offsets 1, 2, ...).
+REPLICATES = 1
 
 
-def _replicates(configs: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """Each configuration again, trained with another seed (``training.seed_offset``).
+def _replicates(configs: Sequence[Mapping[str, Any]], count: int) -> list[dict]:
+    """Each configuration again ``count`` times, trained with other seeds
+    (``training.seed_offset`` 1 to ``count``), all first replicates before any second one.
 
     With a budget for only a few trials (a from-scratch fused model on a few thousand rows
     and 2 CPU cores gets three or four in ten minutes), a randomly sampled configuration is
@@ -780,10 +781,11 @@ def _replicates(configs: Sequence[Mapping[str, Any]]) -> list[dict]:
     strong configuration err differently, and their average has a lower holdout loss than
     either, so the greedy ensemble takes both: variance reduction, not a wider search."""
     replicates = []
-    for config in configs:
-        replicate = copy.deepcopy(dict(config))
-        replicate["training"] = {**replicate["training"], "seed_offset": REPLICATE_SEED_OFFSET}
-        replicates.append(replicate)
+    for offset in range(1, count + 1):
+        for config in configs:
+            replicate = copy.deepcopy(dict(config))
+            replicate["training"] = {**replicate["training"], "seed_offset": offset}
+            replicates.append(replicate)
     return replicates
 
 

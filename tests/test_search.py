@@ -346,6 +346,10 @@ def test_an_ensembling_search_replicates_the_default_and_the_pretrained_variant(
         assert replicate["training"].pop("seed_offset") == 1
         assert replicate == original
     assert "seed_offset" not in default["training"]
+    # more replicates: every configuration's first replicate, then every second one
+    twice = search._replicates([default, pretrained], 2)
+    assert [(c["encoders"]["text_0"]["name"], c["training"]["seed_offset"]) for c in twice] == [
+        ("hashed_ngram", 1), ("frozen_chars", 1), ("hashed_ngram", 2), ("frozen_chars", 2)]
     # a search ending in one model has no use for replicates
     assert _space(AutoMM(encoders={"text": ["hashed_ngram", "gru"]}, ensemble_size=1)).presets == []
     assert len(_space(AutoMM(encoders={"text": ["hashed_ngram", "gru"]}, objectives=["score", "latency"])).presets) == 0
