@@ -712,6 +712,17 @@ def test_trials_rank_by_state_score_then_loss_never_by_time():
     assert key(True, 0.90, 0.40) > key(True, 0.90, None) == key(True, 0.90, float("nan"))
 
 
+def test_an_accuracy_on_few_rows_ranks_below_a_slightly_lower_one_on_many():
+    key = search._rank_key
+    # 0.90 on a 145-row holdout (one standard error 0.025) against 0.885 out-of-fold on 1,446 rows (0.008)
+    assert key(True, 0.885, 0.4, rows=1446) > key(True, 0.90, 0.4, rows=145)
+    assert key(True, 0.95, 0.4, rows=1446) < key(True, 0.99, 0.4, rows=145)  # a clear lead still wins
+    # on the same rows, the order of the scores is kept
+    scores = [0.12, 0.3, 0.5, 0.51, 0.7, 0.9, 0.99, 1.0]
+    assert sorted(scores, key=lambda s: key(True, s, None, rows=12)) == scores
+    assert key(True, 0.9, 0.4, rows=None) == key(True, 0.9, 0.4)  # regression scores: no bound
+
+
 # ------------------------------------------------------------------------ k-fold bagging
 
 FROZEN = {"text": {"name": "frozen_chars", "output_dim": 8}}
