@@ -435,7 +435,7 @@ class AutoMM(BaseEstimator):
 
         if search.search_requested(self):
             return search.run_search(self, data, config, deadline)
-        n_folds = bag_folds_for(self.bag_folds, data.inputs, config)
+        n_folds = bag_folds_for(self.bag_folds, data, config)
         if n_folds > 1:
             from .ensemble import Ensemble, ensemble_members
 

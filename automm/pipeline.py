@@ -28,7 +28,7 @@ import torch
 from . import registry as _registry
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
-from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, calibrated_log_loss, make_loader
+from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, validation_metrics
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "bag_folds_for",
            "build_model", "TRAINING_KEYS"]
@@ -54,6 +54,11 @@ class PreparedData:
     class_weights: list[float] | None = None
     amp: bool = True
     cache_dir: str | None = None            # feature cache of frozen pretrained encoders (Encoder.prepare)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Every row of the split, training and holdout (sorted): what k-fold bagging splits."""
+        return np.sort(np.concatenate([self.train_index, self.valid_index]))
 
     def subset(self, index: np.ndarray) -> dict[str, list[Any]]:
         return {name: [column[i] for i in index] for name, column in self.values.items()}
@@ -97,6 +102,14 @@ def _split(choice: dict) -> tuple[str, dict]:
     return params.pop("name"), params
 
 
+def _make_encoder(spec: InputSpec, config: dict, reg: _registry.Registry):
+    """The (unfitted) encoder ``config`` chooses for input ``spec``."""
+    name, params = _split(config["encoders"][spec.name])
+    if spec.modality == "tabular":
+        params["column_roles"] = dict(spec.column_roles)
+    return reg.get("encoder", name).factory(**params)
+
+
 def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
                 fit_values: dict[str, list[Any]] | None = None,
                 states: dict[str, dict] | None = None) -> MultimodalNet:
@@ -104,10 +117,7 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
     reg = _registry.get_registry()
     encoders = {}
     for spec in inputs:
-        name, params = _split(config["encoders"][spec.name])
-        if spec.modality == "tabular":
-            params["column_roles"] = dict(spec.column_roles)
-        encoder = reg.get("encoder", name).factory(**params)
+        encoder = _make_encoder(spec, config, reg)
         if fit_values is not None:
             encoder.fit(fit_values[spec.name])
         elif states is not None:
@@ -181,20 +191,14 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
     never change, outputs cached). Such a candidate trains only its fusion and head on the
     same features in every trial, in seconds: it can afford k-fold bagging."""
     reg = _registry.get_registry()
-    for spec in inputs:
-        name, params = _split(config["encoders"][spec.name])
-        if spec.modality == "tabular":
-            params["column_roles"] = dict(spec.column_roles)
-        if not getattr(reg.get("encoder", name).factory(**params), "frozen", False):
-            return False
-    return True
+    return all(getattr(_make_encoder(spec, config, reg), "frozen", False) for spec in inputs)
 
 
-def bag_folds_for(bag_folds: Any, inputs: Sequence[InputSpec], config: dict) -> int:
+def bag_folds_for(bag_folds: Any, data: PreparedData, config: dict) -> int:
     """The number of folds a candidate trains: ``bag_folds`` when it is a number, and for
     ``"auto"`` :data:`AUTO_BAG_FOLDS` when every encoder is frozen, else 1 (the holdout)."""
     if bag_folds == "auto":
-        return AUTO_BAG_FOLDS if all_encoders_frozen(inputs, config) else 1
+        return AUTO_BAG_FOLDS if all_encoders_frozen(data.inputs, config) else 1
     return int(bag_folds or 1)
 
 
@@ -207,7 +211,7 @@ def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarra
     for classification when every class has at least ``n_folds`` rows."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    rows = np.sort(np.concatenate([data.train_index, data.valid_index]))
+    rows = data.rows
     targets = data.targets[rows]
     stratify = False
     if data.problem_type != "regression":
@@ -233,7 +237,7 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     start = time.monotonic()
     folds = _folds(data, n_folds)
     oof = None
-    models, histories, scores = [], [], []
+    models = []
     first = None
     for index, (train_rows, valid_rows) in enumerate(folds):
         fold_deadline = None
@@ -252,17 +256,8 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
             oof = np.zeros((len(data.targets), fold.valid_outputs.shape[1]), dtype=np.float32)
         oof[valid_rows] = fold.valid_outputs
         models.append(fold.model)
-        histories.append(fold.history)
-        scores.append(fold.best_score)
-    rows = np.sort(np.concatenate([data.train_index, data.valid_index]))
-    targets = data.targets[rows]
-    if data.problem_type == "regression":
-        loss = float(np.mean((oof[rows].reshape(-1) - targets.reshape(-1)) ** 2))
-        score = -loss
-    else:
-        loss = calibrated_log_loss(torch.from_numpy(oof[rows]), torch.as_tensor(targets).long())
-        score = float(np.mean(oof[rows].argmax(1) == targets))
+    rows = data.rows
+    loss, score = validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression")
     return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
                      best_score=score, valid_outputs=oof[data.valid_index], stop_reason=first.stop_reason,
-                     seconds=time.monotonic() - start, bag=models, oof_outputs=oof, oof_loss=loss,
-                     extras={"fold_histories": histories, "fold_scores": scores})
+                     seconds=time.monotonic() - start, bag=models, oof_outputs=oof, oof_loss=loss)

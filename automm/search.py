@@ -1298,8 +1298,9 @@ def _objective(trial, ctx: _Context):
     score = float(candidate.best_score)
     loss = candidate.best_loss
     # rows the score was measured on (an accuracy's precision: see _rank_key)
-    rows = (len(candidate.oof_outputs) if candidate.bag is not None else len(ctx.data.valid_index)
-            ) if ctx.data.problem_type != "regression" else None
+    rows = None
+    if ctx.data.problem_type != "regression":
+        rows = len(ctx.data.rows) if candidate.bag is not None else len(ctx.data.valid_index)
     for key, value in {"score": score if math.isfinite(score) else None, "loss": loss, "rows": rows,
                        "epochs": len(candidate.history), "best_epoch": int(candidate.best_epoch), "seconds": seconds,
                        "stop_reason": candidate.stop_reason, **extra}.items():
@@ -1341,7 +1342,7 @@ def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _
     import gc
 
     callbacks = [*ctx.callbacks, reporter]
-    n_folds = bag_folds_for(ctx.settings.bag_folds, ctx.data.inputs, config) if ctx.data is not None else 1
+    n_folds = bag_folds_for(ctx.settings.bag_folds, ctx.data, config)
     trial.set_user_attr(_ATTR + "folds", n_folds)
     while True:
         batch = int(config["training"]["batch_size"])
@@ -1893,7 +1894,7 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
         pool = []
     if len(pool) > 1 or (pool and pool[0][1].bag is not None):
         if all(c.oof_outputs is not None for _, c in pool):  # bags: select on every row, not the holdout
-            rows = np.sort(np.concatenate([ctx.data.train_index, ctx.data.valid_index]))
+            rows = ctx.data.rows
             outputs, targets = [c.oof_outputs[rows] for _, c in pool], ctx.data.targets[rows]
         else:
             outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets

@@ -25,7 +25,7 @@ from torch import nn
 from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
-           "make_loader", "resolve_device", "calibrated_log_loss"]
+           "make_loader", "resolve_device", "calibrated_log_loss", "validation_metrics"]
 
 
 class TimeLimitReached(Exception):
@@ -181,6 +181,16 @@ def calibrated_log_loss(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return min(fa, fb, loss(0.0))
 
 
+def validation_metrics(outputs: np.ndarray, targets: np.ndarray, classification: bool) -> tuple[float, float]:
+    """(loss, score) of validation outputs: for classification the log-loss after temperature
+    scaling (:func:`calibrated_log_loss`) and the accuracy, for regression the MSE and −MSE."""
+    out_t, tgt_t = torch.from_numpy(np.asarray(outputs)), torch.as_tensor(targets)
+    if classification:
+        return calibrated_log_loss(out_t, tgt_t.long()), float((np.asarray(outputs).argmax(1) == targets).mean())
+    loss = float(torch.nn.functional.mse_loss(out_t.float().view(-1), tgt_t.float().view(-1)))
+    return loss, -loss
+
+
 def _fused_adamw_supported(device: torch.device) -> bool:
     """The fused AdamW kernel (about 10x faster on CPU for large embedding tables)."""
     return device.type in ("cpu", "cuda")
@@ -287,20 +297,13 @@ class Trainer:
         return valid_loss < self.best_loss or (valid_loss == self.best_loss and valid_score > self.best_score)
 
     def evaluate(self, loader, targets: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """(loss, score, outputs) on a validation loader: for classification the log-loss after
-        temperature scaling (see :func:`calibrated_log_loss`) and the accuracy, for regression
-        the MSE and −MSE. The plain log-loss goes to ``last_raw_loss``."""
+        """(loss, score, outputs) on a validation loader (see :func:`validation_metrics`). The
+        plain log-loss goes to ``last_raw_loss``."""
         outputs = self.predict_outputs(loader)
-        out_t = torch.from_numpy(outputs)
-        tgt_t = torch.as_tensor(targets)
         if self.is_classification:
-            tgt_t = tgt_t.long()
-            self.last_raw_loss = float(torch.nn.functional.cross_entropy(out_t, tgt_t))
-            loss = calibrated_log_loss(out_t, tgt_t)
-            score = float((outputs.argmax(1) == targets).mean())
-        else:
-            loss = float(torch.nn.functional.mse_loss(out_t.view(-1), tgt_t.float().view(-1)))
-            score = -loss
+            self.last_raw_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(outputs),
+                                                                         torch.as_tensor(targets).long()))
+        loss, score = validation_metrics(outputs, targets, self.is_classification)
         return loss, score, outputs
 
     def configure_optimizer(self, steps_per_epoch: int) -> None:
