@@ -18,7 +18,9 @@ search with no change here. The first trial of a study is the default configurat
 default. Next come the presets: the default with every input that can use a frozen pretrained
 encoder switched to it (cheap on cached features), then, when the search ends in an ensemble,
 a replicate (the same configuration with another seed) of each of those, which the ensemble
-can average. Sampled configurations follow.
+can average. Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
+default and the presets: every trial is then sampled (to compare samplers or pruners on their
+own, or when the default is known to be a poor start).
 
 What is searched, from the estimator's arguments:
 
@@ -37,8 +39,8 @@ What is searched, from the estimator's arguments:
 ``search_space=`` format
 ------------------------
 A dict of plain values (JSON/YAML-friendly; recipes pass it through unchanged) with any of the
-keys ``encoders``, ``fusion``, ``augmentations``, ``training``; it takes precedence over the
-arguments above::
+keys ``encoders``, ``fusion``, ``augmentations``, ``training`` and ``warm_start`` (true or false,
+see above); it takes precedence over the arguments above::
 
     search_space = {
         "encoders": {                       # key: a modality ("image") or an input/column name
@@ -322,13 +324,16 @@ def validate_params(estimator) -> None:
                          "file path instead")
 
 
-_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training")
+_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training", "warm_start")
 
 
 def _check_search_space_structure(space: Mapping) -> None:
     unknown = sorted(set(map(str, space)) - set(_SPACE_KEYS))
     if unknown:
         raise InputError(f"search_space: unknown keys {unknown}; expected some of {list(_SPACE_KEYS)}")
+    warm_start = space.get("warm_start", True)
+    if not isinstance(warm_start, (bool, np.bool_)):
+        raise InputError(f"search_space['warm_start']: expected true or false, got {warm_start!r}")
     encoders = space.get("encoders")
     if encoders is not None and not isinstance(encoders, Mapping):
         raise InputError(f"search_space['encoders']: expected a dict modality-or-input -> choices, got {encoders!r}")
@@ -650,6 +655,7 @@ class SearchSpace:
         if resolved_ensemble_size(estimator) > 1:
             presets += _replicates([description["default"], *presets], REPLICATES)
         description["presets"] = presets
+        description["warm_start"] = bool(user.get("warm_start", True))
         return cls(description)
 
     # -- use -----------------------------------------------------------------------------
@@ -657,6 +663,12 @@ class SearchSpace:
     def default_config(self) -> dict:
         """The configuration of the first trial (the estimator's default, within the space)."""
         return copy.deepcopy(self.description["default"])
+
+    @property
+    def warm_start(self) -> bool:
+        """Whether the search starts with the default configuration and the presets
+        (``search_space["warm_start"]``, true unless set false)."""
+        return bool(self.description.get("warm_start", True))
 
     @property
     def presets(self) -> list[dict]:
@@ -1783,7 +1795,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                                           "deadline_unix": None if remaining is None else time.time() + remaining,
                                           "trial_seconds": ctx.trial_seconds})
             study.set_user_attr(_STATUS, "running")
-            if not any(t.user_attrs.get(_ATTR + "default") for t in study.get_trials(deepcopy=False)):
+            if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
+                                            for t in study.get_trials(deepcopy=False)):
                 study.enqueue_trial({}, user_attrs={_ATTR + "default": True})
                 for index in range(len(space.presets)):  # then pretrained variants and replicates
                     study.enqueue_trial({}, user_attrs={_ATTR + "preset": index})

@@ -375,6 +375,18 @@ def test_an_ensembling_search_replicates_the_default_and_the_pretrained_variant(
     assert seeds == [model.seed_, model.seed_ + 1]
 
 
+def test_warm_start_false_samples_every_trial(builtin_registry, fresh_registry, texts):
+    fresh_registry(PretrainedPlugin())
+    X, y, _, _ = texts
+    space = {"warm_start": False, "training": {"learning_rate": {"low": 3e-3, "high": 1e-2, "log": True}}}
+    model = AutoMM(**small(n_trials=3, pruner="none", random_state=3, search_space=space)).fit(X, y)
+    board = model.leaderboard_.sort_values("number")
+    assert board["default"].tolist() == [False, False, False]
+    assert all(params for params in board["params"])  # every trial sampled, none enqueued
+    with pytest.raises(InputError, match=r"search_space\['warm_start'\]: expected true or false"):
+        AutoMM(**small(n_trials=2, search_space={"warm_start": "no"})).fit(X[:20], y[:20])
+
+
 # ------------------------------------------------------------------------ searches
 
 @pytest.fixture(scope="module")
