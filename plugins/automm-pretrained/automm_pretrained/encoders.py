@@ -41,6 +41,7 @@ from automm.components.base import MISSING, Encoder
 from automm.exceptions import InputError
 
 from .cache import FeatureCache
+from .heap import heap_allocations
 from .weights import WeightsMismatchError, file_sha256, package_version, weights_location
 
 __all__ = ["PretrainedEncoder", "MiniLMEncoder", "EfficientNetLite0Encoder", "minilm_search_space",
@@ -224,10 +225,11 @@ class PretrainedEncoder(Encoder):
         network.eval()
         out = torch.empty(len(values), self.output_dim)
         try:
-            for index_batch in self._batches(values):
-                samples = [self._sample(values[i], None) for i in index_batch]
-                batch = _to_device(self._collate_samples(samples), device)
-                out[torch.as_tensor(index_batch)] = self._encode(network, batch).float().cpu()
+            with heap_allocations():  # no page faults for each batch's large activations
+                for index_batch in self._batches(values):
+                    samples = [self._sample(values[i], None) for i in index_batch]
+                    batch = _to_device(self._collate_samples(samples), device)
+                    out[torch.as_tensor(index_batch)] = self._encode(network, batch).float().cpu()
         finally:
             network.train(was_training)
         return out
