@@ -3,8 +3,8 @@
 glibc serves an allocation above its mmap threshold (never more than 32 MiB) with a fresh
 ``mmap`` and unmaps it when it is freed. A 224-px CNN batch has activations of 50-150 MiB,
 so every batch page-faults them in again from zeroed pages: on 2 CPU cores that kernel time
-was as large as the convolutions themselves (EfficientNet-Lite0, batch 32: 68 s per 1,000
-images, half of it system time; 33 s without). :func:`heap_allocations` turns ``mmap`` off
+was as large as the convolutions themselves (EfficientNet-Lite0, batch 32, 2 threads: 42 s per
+1,000 images; 20 s without it). :func:`heap_allocations` turns ``mmap`` off
 for the duration and restores glibc's steady-state thresholds afterwards, trimming what was
 freed. ``AUTOMM_MALLOC_TUNING=0`` turns it off; elsewhere than glibc it does nothing.
 """
