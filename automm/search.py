@@ -1312,7 +1312,7 @@ def _objective(trial, ctx: _Context):
     # rows the score was measured on (an accuracy's precision: see _rank_key)
     rows = None
     if ctx.data.problem_type != "regression":
-        rows = len(ctx.data.rows) if candidate.bag is not None else len(ctx.data.valid_index)
+        rows = len(ctx.data.valid_index) + (len(ctx.data.train_index) if candidate.bag is not None else 0)
     for key, value in {"score": score if math.isfinite(score) else None, "loss": loss, "rows": rows,
                        "epochs": len(candidate.history), "best_epoch": int(candidate.best_epoch), "seconds": seconds,
                        "stop_reason": candidate.stop_reason, **extra}.items():

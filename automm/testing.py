@@ -85,6 +85,15 @@ def _fail(spec: ComponentSpec | str, message: str) -> None:
     raise ConformanceError(f"{name}: {message}")
 
 
+def _worker_copy(spec: ComponentSpec, component: Any) -> Any:
+    """``component`` as a DataLoader worker started with spawn receives it: pickled and
+    unpickled in this process (the kit's own object, never bytes read from anywhere)."""
+    try:
+        return pickle.loads(pickle.dumps(component))
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"cannot be pickled (DataLoader worker processes need it): {exc!r}")
+
+
 def _resolve(kind: str, name_or_spec: str | ComponentSpec, registry: Registry | None) -> ComponentSpec:
     if isinstance(name_or_spec, ComponentSpec):
         if name_or_spec.kind != kind:
@@ -327,10 +336,7 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
 
         # pickling (DataLoader workers started with spawn receive the encoder pickled)
         if check_pickle:
-            try:
-                clone = pickle.loads(pickle.dumps(encoder))
-            except Exception as exc:  # noqa: BLE001
-                _fail(spec, f"cannot be pickled (DataLoader worker processes need it): {exc!r}")
+            clone = _worker_copy(spec, encoder)
             with torch.no_grad():
                 _assert_close(spec, "a pickled copy", out, _encode(spec, clone.eval(), all_values), atol)
 
@@ -448,10 +454,7 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
         except Exception as exc:  # noqa: BLE001
             _fail(spec, f"load_state_dict(state_dict) fails: {exc}")
         _assert_close(spec, "state_dict round trip", out, run(restored, embeddings), atol)
-        try:
-            pickle.loads(pickle.dumps(fusion))
-        except Exception as exc:  # noqa: BLE001
-            _fail(spec, f"cannot be pickled: {exc!r}")
+        _worker_copy(spec, fusion)
 
     if check_search and spec.search_space is not None:
         report.search_draws = check_search_space(spec, "fusion", n_draws=n_search_draws, seed=seed)
@@ -532,10 +535,7 @@ def check_augmentation(name_or_spec: str | ComponentSpec, sample: Any = None, *,
             _exercise_sample(spec, aug, value, seed, n_calls)
 
     exercise(build(hyperparameters))
-    try:
-        pickle.loads(pickle.dumps(build(hyperparameters)))
-    except Exception as exc:  # noqa: BLE001
-        _fail(spec, f"cannot be pickled (DataLoader workers need it): {exc!r}")
+    _worker_copy(spec, build(hyperparameters))
     if check_search and spec.search_space is not None:
         report.search_draws = check_search_space(spec, "augmentation", n_draws=n_search_draws, seed=seed)
         for draw in report.search_draws:

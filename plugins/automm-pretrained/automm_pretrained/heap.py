@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -31,15 +32,21 @@ _lock = threading.Lock()
 _depth = 0
 
 
-def _glibc():
-    if os.environ.get(MALLOC_TUNING_ENV, "1").strip() == "0":
-        return None
+@functools.cache
+def _load_glibc():
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 - glibc only (not musl, not macOS)
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except (OSError, AttributeError):
         return None
+
+
+def _glibc():
+    """The C library when it is glibc and the tuning is not switched off, else None."""
+    if os.environ.get(MALLOC_TUNING_ENV, "1").strip() == "0":
+        return None
+    return _load_glibc()
 
 
 @contextlib.contextmanager
