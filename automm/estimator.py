@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
 from .components.base import MISSING
+from .components.image_cache import image_cache
 from .data import InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, validate_images
 from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
@@ -423,7 +424,8 @@ class AutoMM(BaseEstimator):
         if self.time_limit is not None:
             reserve = min(30.0, 0.05 * float(self.time_limit))
             deadline = start + float(self.time_limit) - reserve
-        candidate = self._fit_candidates(data, config, deadline)
+        with image_cache():  # decoded images shared by every epoch and trial of this fit
+            candidate = self._fit_candidates(data, config, deadline)
         self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
         return self
@@ -509,6 +511,10 @@ class AutoMM(BaseEstimator):
 
     def _raw_outputs(self, X: tuple) -> np.ndarray:
         table = self._table_for_prediction(X)
+        with image_cache():  # an ensemble's members decode each image once
+            return self._raw_outputs_of_table(table)
+
+    def _raw_outputs_of_table(self, table: Table) -> np.ndarray:
         if self.__dict__.get("ensemble_") is not None:  # averaged member probabilities (automm.ensemble)
             return self.ensemble_.raw_outputs(self, table)
         model = self.model_.to(self.device_).eval()

@@ -167,6 +167,7 @@ import numpy as np
 import torch
 
 from . import registry as _registry
+from .components.image_cache import image_cache
 from .exceptions import AutoMMError, InputError
 from .pipeline import (Candidate, PreparedData, TRAINING_KEYS, bag_folds_for, build_model, train_bagged,
                        train_candidate)
@@ -2173,7 +2174,8 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
         study = optuna.load_study(study_name=request.study_name, storage=storage,
                                   sampler=_make_sampler(settings, 0), pruner=_make_pruner(settings))
         devices = _cuda_devices(data, estimator.device if estimator is not None else "auto")
-        _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
+        with image_cache():
+            _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
         # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
         mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
         return len(mine)

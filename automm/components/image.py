@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from automm.components.base import MISSING, Encoder
+from automm.components.image_cache import cached_pixels
 from automm.exceptions import InputError
 from automm.hookspecs import hookimpl
 
@@ -143,16 +144,23 @@ def _check_dropout(value: Any) -> float:
     return float(value)
 
 
+def _decoded_pixels(value: Any, size: int) -> torch.Tensor:
+    """One image as uint8 pixels (3, size, size), squashed to the square (bilinear)."""
+    img = load_image(value, draft_size=size)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
 def image_tensor(value: Any, size: int, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
                  ) -> torch.Tensor:
     """One image (anything :func:`load_image` reads) as a float tensor
     (3, size, size) in [0, 1], squashed to the square with bilinear resampling; ``augment`` is
     applied to that tensor, its result clamped to [0, 1] and resized back if its size changed.
+    Inside :func:`automm.components.image_cache.image_cache` the decoded pixels are reused.
     Encoders handle ``MISSING`` and apply their own normalisation."""
-    img = load_image(value, draft_size=size)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
-    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+    # .float() copies: the (possibly cached, shared) uint8 pixels are never modified
+    x = cached_pixels(value, size, _decoded_pixels).float().div_(255.0)
     if augment is not None:
         x = augment(x)
         if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[0] != 3:

@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from automm.components.base import MISSING, Encoder
+from automm.components.image_cache import suspend_image_cache
 from automm.exceptions import InputError
 
 from .cache import FeatureCache
@@ -225,7 +226,8 @@ class PretrainedEncoder(Encoder):
         network.eval()
         out = torch.empty(len(values), self.output_dim)
         try:
-            with heap_allocations():  # no page faults for each batch's large activations
+            # no page faults for each batch's large activations; the pixels are not needed again
+            with heap_allocations(), suspend_image_cache():
                 for index_batch in self._batches(values):
                     samples = [self._sample(values[i], None) for i in index_batch]
                     batch = _to_device(self._collate_samples(samples), device)

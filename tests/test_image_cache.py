@@ -1,0 +1,141 @@
+"""Tests of the decoded-image cache shared by the epochs and trials of one fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from automm import AutoMM
+from automm.components import image as image_module
+from automm.components.image import image_tensor
+from automm.components.image_cache import (cache_stats, image_cache, image_cache_budget, suspend_image_cache)
+
+
+@pytest.fixture
+def count_decodes(monkeypatch):
+    """Counts calls of ``load_image`` (the file decode) made by ``image_tensor``."""
+    calls = []
+    real = image_module.load_image
+
+    def counting(value, draft_size=None):
+        calls.append(value)
+        return real(value, draft_size=draft_size)
+
+    monkeypatch.setattr(image_module, "load_image", counting)
+    return calls
+
+
+@pytest.fixture
+def png_paths(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_repeated_images_decode_once_inside_the_scope_with_identical_pixels(png_paths, count_decodes):
+    uncached = [image_tensor(p, 16) for p in png_paths]
+    assert len(count_decodes) == 3
+    with image_cache():
+        first = [image_tensor(p, 16) for p in png_paths]
+        second = [image_tensor(p, 16) for p in png_paths]
+        assert cache_stats()["entries"] == 3 and cache_stats()["hits"] == 3
+    assert len(count_decodes) == 6  # the second pass came from the cache
+    for a, b, c in zip(uncached, first, second):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    assert cache_stats() is None  # freed when the scope ends
+    image_tensor(png_paths[0], 16)
+    assert len(count_decodes) == 7  # nothing kept outside a scope
+
+
+def test_each_side_is_cached_separately(png_paths):
+    with image_cache():
+        small, large = image_tensor(png_paths[0], 8), image_tensor(png_paths[0], 16)
+        assert small.shape == (3, 8, 8) and large.shape == (3, 16, 16)
+        assert cache_stats()["entries"] == 2
+
+
+def test_augmentations_never_modify_the_cached_pixels(png_paths):
+    def blacken(x):
+        return x.mul_(0.0)  # an in-place augmentation
+
+    with image_cache():
+        clean = image_tensor(png_paths[0], 16)
+        assert image_tensor(png_paths[0], 16, blacken).abs().sum() == 0
+        assert torch.equal(image_tensor(png_paths[0], 16), clean)
+
+
+def test_arrays_are_keyed_by_identity_and_kept_alive(count_decodes):
+    rng = np.random.default_rng(1)
+    with image_cache():
+        values = [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(2)]
+        a = image_tensor(values[0], 8)
+        b = image_tensor(values[1], 8)
+        assert not torch.equal(a, b)
+        assert torch.equal(image_tensor(values[0], 8), a)
+        assert len(count_decodes) == 2
+        # a new array built after the old one is dropped never gets the old one's pixels
+        del values[0]
+        fresh = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+        assert torch.equal(image_tensor(fresh, 8), _uncached(fresh, 8))
+
+
+def _uncached(value, size):
+    with suspend_image_cache():
+        return image_tensor(value, size)
+
+
+def test_the_budget_bounds_the_cache_and_zero_turns_it_off(png_paths, monkeypatch, count_decodes):
+    one_image = 3 * 16 * 16  # bytes of one cached image at side 16
+    monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", str(1.5 * one_image / 2 ** 20))
+    with image_cache():
+        for _ in range(2):
+            for p in png_paths:
+                image_tensor(p, 16)
+        stats = cache_stats()
+        assert stats["entries"] == 1 and stats["bytes"] <= stats["budget"]
+    assert len(count_decodes) == 5  # only the first image was served from the cache
+    monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", "0")
+    assert image_cache_budget() == 0
+    with image_cache():
+        assert cache_stats() is None
+    monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="AUTOMM_IMAGE_CACHE_MB"):
+        image_cache_budget()
+
+
+def test_nested_scopes_share_one_cache_and_suspend_bypasses_it(png_paths, count_decodes):
+    with image_cache():
+        image_tensor(png_paths[0], 16)
+        with image_cache():
+            image_tensor(png_paths[0], 16)
+            assert cache_stats()["hits"] == 1
+        assert cache_stats() is not None  # the inner scope does not free the outer one's cache
+        with suspend_image_cache():
+            image_tensor(png_paths[1], 16)
+        assert cache_stats()["entries"] == 1
+    assert len(count_decodes) == 2
+
+
+def test_a_fit_with_the_cache_equals_one_without(emoji_sample, monkeypatch):
+    """The cache changes the speed of a fit, never its result (augmentations included)."""
+    rows = emoji_sample[emoji_sample.split == "train"].head(60)
+    X, y = rows[["image", "name"]], rows["category"]
+
+    def fitted_probabilities():
+        torch.set_num_threads(1)
+        clf = AutoMM(random_state=0, max_epochs=2, n_trials=1, encoders={"image": "cnn", "text": "hashed_ngram"},
+                     augmentations=["random_resized_crop", "horizontal_flip"])
+        return clf.fit(X, y).predict_proba(X), clf.history_
+
+    monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", "0")
+    without, history_without = fitted_probabilities()
+    monkeypatch.delenv("AUTOMM_IMAGE_CACHE_MB")
+    with_cache, history_with = fitted_probabilities()
+    np.testing.assert_array_equal(without, with_cache)
+    assert [r["train_loss"] for r in history_without] == [r["train_loss"] for r in history_with]
