@@ -287,6 +287,9 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self._length = len(next(iter(self.values.values())))
+        # inputs whose sample never changes (Encoder.static_preprocess): computed once, here
+        self._static = {name: [encoder.preprocess(value, None) for value in self.values[name]]
+                        for name, encoder in self.encoders.items() if getattr(encoder, "static_preprocess", False)}
 
     def __len__(self) -> int:
         return self._length
@@ -311,7 +314,11 @@ class MultimodalDataset(torch.utils.data.Dataset):
             present = not (value is MISSING)
             if isinstance(value, dict):  # a tabular row is present if any cell is
                 present = any(v is not MISSING for v in value.values())
-            inputs[name] = encoder.preprocess(value, self._augmenter(name, index) if present else None)
+            static = self._static.get(name)
+            if static is not None:
+                inputs[name] = static[index]
+            else:
+                inputs[name] = encoder.preprocess(value, self._augmenter(name, index) if present else None)
             masks[name] = present
         sample = {"inputs": inputs, "masks": masks, "index": index}
         if self.targets is not None:

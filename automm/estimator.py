@@ -20,7 +20,8 @@ from .data import InputSpec, Table, as_table, build_input_specs, infer_roles, is
 from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
 from .model import move_to_device
-from .pipeline import Candidate, PreparedData, bag_folds_for, train_bagged, train_candidate
+from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, scale_frozen_batch, train_bagged,
+                       train_candidate)
 from .training import make_loader, resolve_device
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
@@ -63,7 +64,8 @@ class AutoMM(BaseEstimator):
     fusion : fusion name or ``{"name": ..., **hyperparameters}``.
     augmentations : "default", None, or a list of names / ``{"name": ..., **hyperparameters}``.
     time_limit : seconds for the whole ``fit``; the best model so far is kept when time is up.
-    max_epochs, batch_size ("auto": sized to the device), learning_rate, weight_decay,
+    max_epochs, batch_size ("auto": sized to the device, and 8 times larger for a model whose encoders are
+    all frozen), learning_rate, weight_decay,
     label_smoothing, patience (early-stopping epochs, counted once the learning rate has decayed to
     half its peak; 0 disables), holdout_frac (validation share),
     class_weight (None, "balanced" or dict label → weight), head_dropout.
@@ -369,6 +371,10 @@ class AutoMM(BaseEstimator):
             return int(self.batch_size)
         return 128 if device.type == "cuda" else 32
 
+    def _frozen_batch_scale(self) -> int:
+        """How much larger an automatic batch is for a model whose encoders are all frozen."""
+        return FROZEN_BATCH_SCALE if self.batch_size == "auto" else 1
+
     def _resolved_num_workers(self, specs: Sequence[InputSpec]) -> int:
         if self.num_workers != "auto":
             return int(self.num_workers)
@@ -437,6 +443,7 @@ class AutoMM(BaseEstimator):
 
         if search.search_requested(self):
             return search.run_search(self, data, config, deadline)
+        config = scale_frozen_batch(config, data.inputs, self._frozen_batch_scale())
         n_folds = bag_folds_for(self.bag_folds, data, config)
         if n_folds > 1:
             from .ensemble import Ensemble, ensemble_members

@@ -17,6 +17,8 @@ the search trains many.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -30,8 +32,8 @@ from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
 from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, validation_metrics
 
-__all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "bag_folds_for",
-           "build_model", "TRAINING_KEYS"]
+__all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "scale_frozen_batch",
+           "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS"]
 
 TRAINING_KEYS = ("learning_rate", "weight_decay", "batch_size", "max_epochs", "label_smoothing", "head_dropout",
                  "patience")
@@ -191,7 +193,36 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
     never change, outputs cached). Such a candidate trains only its fusion and head on the
     same features in every trial, in seconds: it can afford k-fold bagging."""
     reg = _registry.get_registry()
-    return all(getattr(_make_encoder(spec, config, reg), "frozen", False) for spec in inputs)
+    for spec in inputs:
+        name, params = _split(config["encoders"][spec.name])
+        if spec.modality == "tabular":
+            params["column_roles"] = dict(spec.column_roles)
+        if not _is_frozen(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str)):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _is_frozen(factory: Any, params_json: str) -> bool:
+    # An encoder's ``frozen`` follows from its constructor arguments; building one can load
+    # pretrained weights, so each choice is built once per process.
+    return bool(getattr(factory(**json.loads(params_json)), "frozen", False))
+
+
+#: ``batch_size="auto"`` is multiplied by this for a candidate whose encoders are all frozen.
+#: Its fusion and head train on feature vectors, where each step's fixed cost dominates: on
+#: 2 CPU cores, frozen EfficientNet-Lite0 + MiniLM bags took 174 s at batch 32, 82 s at 128 and
+#: 56 s at 256 (fashion subCategory; test accuracy 0.9914, 0.9925, 0.9930).
+FROZEN_BATCH_SCALE = 8
+
+
+def scale_frozen_batch(config: dict, inputs: Sequence[InputSpec], scale: int) -> dict:
+    """``config`` with its batch size multiplied by ``scale`` when every encoder is frozen
+    (a new dict; ``config`` itself when nothing changes)."""
+    if scale <= 1 or not all_encoders_frozen(inputs, config):
+        return config
+    training = dict(config["training"], batch_size=int(config["training"]["batch_size"]) * int(scale))
+    return {**config, "training": training}
 
 
 def bag_folds_for(bag_folds: Any, data: PreparedData, config: dict) -> int:

@@ -33,7 +33,7 @@ What is searched, from the estimator's arguments:
   batch augmentations) is switched on or off by the search; a list → those listed; ``None`` → none.
 * training: ``learning_rate`` (log-uniform 1e-4..1e-2), ``weight_decay`` (log 1e-5..0.1),
   ``batch_size`` (half, equal or double the device default when ``batch_size="auto"``, else
-  fixed), ``max_epochs`` (``max_epochs // 2 .. max_epochs``: the estimator's value is the largest
+  fixed; with ``"auto"``, 8 times that when every chosen encoder is frozen), ``max_epochs`` (``max_epochs // 2 .. max_epochs``: the estimator's value is the largest
   a trial trains), ``label_smoothing`` (0..0.2), ``head_dropout`` (0..0.4); ``patience`` fixed.
 
 ``search_space=`` format
@@ -169,8 +169,8 @@ import torch
 from . import registry as _registry
 from .components.image_cache import image_cache
 from .exceptions import AutoMMError, InputError
-from .pipeline import (Candidate, PreparedData, TRAINING_KEYS, bag_folds_for, build_model, train_bagged,
-                       train_candidate)
+from .pipeline import (Candidate, PreparedData, TRAINING_KEYS, bag_folds_for, build_model, scale_frozen_batch,
+                       train_bagged, train_candidate)
 from .training import Callback
 
 __all__ = ["search_requested", "run_search", "run_worker", "validate_params", "SearchSpace", "SearchError",
@@ -657,6 +657,7 @@ class SearchSpace:
             presets += _replicates([description["default"], *presets], REPLICATES)
         description["presets"] = presets
         description["warm_start"] = bool(user.get("warm_start", True))
+        description["frozen_batch_scale"] = estimator._frozen_batch_scale()
         return cls(description)
 
     # -- use -----------------------------------------------------------------------------
@@ -670,6 +671,12 @@ class SearchSpace:
         """Whether the search starts with the default configuration and the presets
         (``search_space["warm_start"]``, true unless set false)."""
         return bool(self.description.get("warm_start", True))
+
+    @property
+    def frozen_batch_scale(self) -> int:
+        """The batch-size multiplier of configurations whose encoders are all frozen
+        (:func:`automm.pipeline.scale_frozen_batch`; 1 when the user fixed ``batch_size``)."""
+        return int(self.description.get("frozen_batch_scale", 1))
 
     @property
     def presets(self) -> list[dict]:
@@ -1277,6 +1284,7 @@ def _objective(trial, ctx: _Context):
         config = ctx.space.presets[int(preset)]
     else:
         config = ctx.space.suggest(trial)
+    config = scale_frozen_batch(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
     trial.set_user_attr(_ATTR + "config", config)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device
     reporter = _TrialReporter(trial, report=len(settings.objectives) == 1)

@@ -259,7 +259,8 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
     Checks the registration (modality, declared output width), the protocol (``fit`` →
     ``prepare`` → ``preprocess`` → ``collate`` → ``forward``) on CPU in eval mode, output
     shape/dtype/finiteness, that a missing value works alone and mixed with present ones,
-    that ``preprocess`` accepts an (identity) ``augment``, that a non-frozen encoder passes
+    that ``preprocess`` accepts an (identity) ``augment`` (and, for an encoder declaring
+    ``static_preprocess``, ignores it and returns the same sample every time), that a non-frozen encoder passes
     gradients to some parameter in training mode, determinism (two builds under the same
     seed agree), pickling (DataLoader workers), the save/load round trip (JSON state +
     safetensors ``state_dict`` into a fresh build under another seed gives identical
@@ -310,6 +311,8 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             _assert_close(spec, "a value encoded alone vs in a batch (eval mode)", single, out[:1], max(atol, 1e-4))
             augmented = _encode(spec, encoder, values, augment=lambda x: x)
             _check_output(spec, "forward after preprocess(value, augment=identity)", augmented, len(values), width)
+        if getattr(encoder, "static_preprocess", False):
+            _check_static_preprocess(spec, encoder, values)
         report.outputs = out
 
         # determinism under a seed
@@ -380,6 +383,26 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
                     _fail(spec, f"declares output_dim={expected} for search draw {draw}, but the built encoder "
                                 f"has output_dim={built.output_dim}")
     return report
+
+
+def _check_static_preprocess(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any]) -> None:
+    """``static_preprocess=True`` promises one sample per value, whatever ``augment`` is: the core
+    then preprocesses each row once and reuses the sample in every epoch."""
+    def forbidden(value: Any) -> Any:
+        raise _AugmentCalled
+
+    for value in values:
+        first = encoder.preprocess(value, None)
+        try:
+            second = encoder.preprocess(value, forbidden)
+        except _AugmentCalled:
+            _fail(spec, "declares static_preprocess=True, but preprocess applied augment")
+        if not _equal(first, second):
+            _fail(spec, "declares static_preprocess=True, but preprocess gave two different samples for one value")
+
+
+class _AugmentCalled(Exception):
+    pass
 
 
 # -- fusions -----------------------------------------------------------------------------

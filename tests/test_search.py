@@ -849,3 +849,63 @@ def test_bagging_and_two_objectives_are_refused(texts):
     X, y, _, _ = texts
     with pytest.raises(InputError, match="bag_folds"):
         AutoMM(**small(bag_folds=3, ensemble_size=1, objectives=("score", "latency"))).fit(X, y)
+
+
+# ------------------------------------------------------------- frozen features: batch size
+
+class CountedFrozenFeatures(FrozenFeatures):
+    built = 0
+
+    def __init__(self, output_dim=8):
+        super().__init__(output_dim)
+        type(self).built += 1
+
+
+class CountedPretrainedPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("frozen_chars", CountedFrozenFeatures, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 8}, tags=("pretrained",))
+
+
+def test_an_automatic_batch_is_eight_times_larger_when_every_encoder_is_frozen(builtin_registry, fresh_registry,
+                                                                               texts):
+    from automm.pipeline import FROZEN_BATCH_SCALE
+
+    fresh_registry(PretrainedPlugin())
+    X, y, _, _ = texts
+    one = dict(max_epochs=1, num_workers=0, random_state=0, fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8})
+    frozen = AutoMM(encoders=FROZEN, bag_folds=1, **one).fit(X, y)
+    assert frozen.config_["training"]["batch_size"] == 32 * FROZEN_BATCH_SCALE == frozen.batch_size_
+    # a batch size the user chose is kept; a model that trains an encoder keeps the device default
+    assert AutoMM(encoders=FROZEN, bag_folds=1, batch_size=16, **one).fit(X, y).config_["training"]["batch_size"] == 16
+    assert AutoMM(**one).fit(X, y).config_["training"]["batch_size"] == 32
+    # in a search, each trial's recorded configuration holds the batch size it trained with
+    searched = AutoMM(**small(n_trials=3, pruner="none", batch_size="auto", ensemble_size=1,
+                              encoders={"text": ["hashed_ngram", "frozen_chars"]})).fit(X, y)
+    board = searched.leaderboard_.sort_values("number")
+    assert board["encoders"].iloc[1].endswith("=frozen_chars")  # the pretrained preset
+    batches = [c["training"]["batch_size"] for c in board["config"]]
+    assert batches[:2] == [32, 32 * FROZEN_BATCH_SCALE]
+
+
+def test_whether_encoders_are_frozen_is_decided_once_per_choice(builtin_registry, fresh_registry, texts):
+    from automm.data import InputSpec
+    from automm.pipeline import all_encoders_frozen, scale_frozen_batch
+
+    fresh_registry(CountedPretrainedPlugin())
+    inputs = [InputSpec(name="text_0", modality="text", columns=("x0",))]
+    config = {"encoders": {"text_0": {"name": "frozen_chars", "output_dim": 8}},
+              "training": {"batch_size": 32}}
+    CountedFrozenFeatures.built = 0
+    for _ in range(5):
+        assert all_encoders_frozen(inputs, config)
+    assert scale_frozen_batch(config, inputs, 8)["training"]["batch_size"] == 256
+    assert scale_frozen_batch(config, inputs, 1) is config
+    assert config["training"]["batch_size"] == 32  # not modified in place
+    assert CountedFrozenFeatures.built == 1
+    other = {**config, "encoders": {"text_0": {"name": "frozen_chars", "output_dim": 4}}}
+    assert all_encoders_frozen(inputs, other) and CountedFrozenFeatures.built == 2
+    unfrozen = {**config, "encoders": {"text_0": {"name": "hashed_ngram"}}}
+    assert not all_encoders_frozen(inputs, unfrozen)
+    assert scale_frozen_batch(unfrozen, inputs, 8) is unfrozen

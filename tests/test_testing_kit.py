@@ -121,6 +121,21 @@ class _LeakyFusion(Fusion):
         return self.linear(torch.cat([embeddings[n] for n in self.names], dim=1))  # ignores masks
 
 
+class _FalselyStatic(_WrongWidth):
+    """Declares static samples, yet augments them."""
+
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+        self.static_preprocess = True
+
+    def preprocess(self, value, augment=None):
+        text = "" if value is MISSING else str(value)
+        if augment is not None:
+            text = "".join(augment(list(text)))
+        return torch.tensor([float(len(text))])
+
+
 def _bad_space(trial, prefix):
     return {"width": trial.suggest_int("width", 1, 4)}  # no prefix
 
@@ -131,6 +146,7 @@ class _BrokenPlugin:
         register("wrong_width", _WrongWidth, modality="text", output_dim=4)
         register("unseeded", _Unseeded, modality="text", output_dim=5)
         register("no_missing", _NoMissing, modality="text", output_dim=5)
+        register("falsely_static", _FalselyStatic, modality="text", output_dim=5)
         register("bad_space", _Unseeded, modality="text", output_dim=5, search_space=_bad_space)
 
     @hookimpl
@@ -156,6 +172,11 @@ def test_kit_catches_nondeterminism(broken):
 def test_kit_catches_missing_value_failures(broken):
     with pytest.raises(ConformanceError, match="no_missing.*preprocess fails"):
         check_encoder("no_missing", ["a", "bb"])
+
+
+def test_kit_catches_an_encoder_whose_static_samples_are_augmented(broken):
+    with pytest.raises(ConformanceError, match="falsely_static.*static_preprocess=True, but preprocess applied augment"):
+        check_encoder("falsely_static", ["a", "bb"])
 
 
 def test_kit_catches_unprefixed_search_parameters(broken):

@@ -210,3 +210,44 @@ def test_calibrated_log_loss_ignores_confidence_and_ranks_accuracy():
     assert calibrated_log_loss(good * 8, targets) == pytest.approx(calibrated_log_loss(good, targets), rel=1e-4)
     assert calibrated_log_loss(timid, targets) <= float(raw(timid, targets)) + 1e-7
     assert math.isnan(calibrated_log_loss(torch.full((2, 3), float("nan")), torch.tensor([0, 1])))
+
+
+class LookedUpFeatures(nn.Module):
+    """An encoder whose samples are feature vectors looked up per value (like cached frozen features)."""
+
+    modality = "text"
+    output_dim = 4
+
+    def __init__(self, static):
+        super().__init__()
+        self.static_preprocess = static
+        self.calls = []
+
+    def preprocess(self, value, augment=None):
+        self.calls.append((value, augment))
+        return torch.full((4,), float(len(value)))
+
+    def collate(self, samples):
+        return torch.stack(samples)
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_static_samples_are_preprocessed_once_per_row_and_never_augmented(static):
+    from automm.components.augmentations import TokenDropout
+
+    texts = ["a", "bb", "ccc", "dddd", "eeeee"]
+    encoder = LookedUpFeatures(static)
+    dataset = MultimodalDataset({"text_0": texts}, {"text_0": encoder}, np.zeros(5, dtype=np.int64),
+                                augmentations={"text": [TokenDropout(0.5)]}, seed=0)
+    loader = make_loader(dataset, 2, True, 0, 0, BatchCollator({"text_0": encoder}))
+    for epoch in range(3):
+        dataset.epoch = epoch
+        for batch in loader:
+            expected = torch.tensor([float(len(texts[i])) for i in batch["index"]])
+            assert torch.equal(batch["inputs"]["text_0"][:, 0], expected)
+    if static:
+        assert sorted(v for v, _ in encoder.calls) == sorted(texts)  # once per row, for all epochs
+        assert all(augment is None for _, augment in encoder.calls)
+    else:
+        assert len(encoder.calls) == 3 * len(texts)
+        assert all(augment is not None for _, augment in encoder.calls)

@@ -55,6 +55,10 @@ class Encoder(nn.Module):
     #: True when the encoder holds pretrained weights that stay frozen: the core may
     #: then cache its outputs. Set by the encoder.
     frozen: bool = False
+    #: True when ``preprocess(value)`` ignores ``augment`` and returns the same small sample
+    #: for a value every time (e.g. a feature vector looked up in a cache): the core then calls
+    #: it once per row and reuses that sample in every epoch. Set by the encoder.
+    static_preprocess: bool = False
 
     def fit(self, values: Sequence[Any]) -> "Encoder":
         """Learn preprocessing state from the training values (``MISSING`` included)."""

@@ -101,6 +101,7 @@ class PretrainedEncoder(Encoder):
         self.trainable_layers = _check_int("trainable_layers", trainable_layers, 0, max_trainable)
         self.feature_batch_size = _check_int("feature_batch_size", feature_batch_size, 1)
         self.frozen = self.trainable_layers == 0
+        self.static_preprocess = self.frozen  # a feature vector looked up once per row
         self.cache_dir = cache_dir
         self._root: str | None = None
         self._features: dict[bytes, torch.Tensor] = {}
