@@ -33,8 +33,9 @@ What is searched, from the estimator's arguments:
   batch augmentations) is switched on or off by the search; a list → those listed; ``None`` → none.
 * training: ``learning_rate`` (log-uniform 1e-4..1e-2), ``weight_decay`` (log 1e-5..0.1),
   ``batch_size`` (half, equal or double the device default when ``batch_size="auto"``, else
-  fixed; with ``"auto"``, 8 times that when every chosen encoder is frozen), ``max_epochs`` (``max_epochs // 2 .. max_epochs``: the estimator's value is the largest
-  a trial trains), ``label_smoothing`` (0..0.2), ``head_dropout`` (0..0.4); ``patience`` fixed.
+  fixed; with ``"auto"``, 8 times that when every chosen encoder is frozen), ``max_epochs``
+  (``max_epochs // 2 .. max_epochs``: the estimator's value is the largest a trial trains),
+  ``label_smoothing`` (0..0.2), ``head_dropout`` (0..0.4); ``patience`` fixed.
 
 ``search_space=`` format
 ------------------------

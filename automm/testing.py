@@ -86,10 +86,12 @@ def _fail(spec: ComponentSpec | str, message: str) -> None:
 
 
 def _worker_copy(spec: ComponentSpec, component: Any) -> Any:
-    """``component`` as a DataLoader worker started with spawn receives it: pickled and
-    unpickled in this process (the kit's own object, never bytes read from anywhere)."""
+    """``component`` as a DataLoader worker started with spawn receives it: it must pickle
+    (``pickle.dumps``), and the copy is rebuilt through the same reduce / ``__getstate__`` /
+    ``__setstate__`` protocol by ``copy.deepcopy``, so no pickle is ever loaded."""
     try:
-        return pickle.loads(pickle.dumps(component))
+        pickle.dumps(component)
+        return copy.deepcopy(component)
     except Exception as exc:  # noqa: BLE001
         _fail(spec, f"cannot be pickled (DataLoader worker processes need it): {exc!r}")
 
