@@ -909,3 +909,39 @@ def test_whether_encoders_are_frozen_is_decided_once_per_choice(builtin_registry
     unfrozen = {**config, "encoders": {"text_0": {"name": "hashed_ngram"}}}
     assert not all_encoders_frozen(inputs, unfrozen)
     assert scale_frozen_batch(unfrozen, inputs, 8) is unfrozen
+
+
+def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_higher_range(builtin_registry,
+                                                                                        fresh_registry, texts):
+    from automm.search import FROZEN_LEARNING_RATE
+
+    fresh_registry(PretrainedPlugin())
+    X, y, _, _ = texts
+    space = {"warm_start": False, "encoders": {"text": {"hashed_ngram": {"n_buckets": 2048, "emb_dim": 16},
+                                                        "frozen_chars": {}}},
+             "fusion": {"concat": {"proj_dim": 8, "hidden_dim": 8}}, "augmentations": []}
+    searched = AutoMM(**small(n_trials=8, pruner="none", sampler="random", batch_size="auto", ensemble_size=1,
+                              bag_folds=1, max_epochs=1, search_space=space)).fit(X, y)
+    board = searched.leaderboard_
+    frozen = board["encoders"].str.endswith("=frozen_chars")
+    assert frozen.any() and (~frozen).any()
+    for _, row in board.iterrows():
+        rate = row["config"]["training"]["learning_rate"]
+        if row["encoders"].endswith("=frozen_chars"):
+            assert FROZEN_LEARNING_RATE["low"] <= rate <= FROZEN_LEARNING_RATE["high"]
+            assert row["params"]["training.frozen_learning_rate"] == rate
+            assert "training.learning_rate" not in row["params"]
+        else:
+            assert row["params"]["training.learning_rate"] == rate
+            assert "training.frozen_learning_rate" not in row["params"]
+    # a learning-rate range the user gave, or a batch size the user fixed, applies to every configuration
+    for overrides in ({"search_space": {**space, "training": {"learning_rate": {"low": 1e-4, "high": 2e-4,
+                                                                                "log": True}}}},
+                      {"search_space": space, "batch_size": 32}):
+        narrowed = AutoMM(**small(**{**dict(n_trials=4, pruner="none", sampler="random", batch_size="auto",
+                                            ensemble_size=1, bag_folds=1, max_epochs=1), **overrides})).fit(X, y)
+        board = narrowed.leaderboard_
+        assert board["encoders"].str.endswith("=frozen_chars").any()
+        assert all("training.frozen_learning_rate" not in p for p in board["params"])
+        if "training" in overrides["search_space"]:
+            assert all(1e-4 <= c["training"]["learning_rate"] <= 2e-4 for c in board["config"])
