@@ -51,6 +51,14 @@ def run_one(task: str, mode: str, time_limit: float, seed: int) -> dict:
         extra = {"best_trial_accuracy": float(accuracy_score(test[label], single.predict(test[columns]))),
                  "ensemble_members": len(clf.ensemble_.members)}
     board = getattr(clf, "leaderboard_", None)
+    if board is not None:  # what each trial did, for the record
+        extra["leaderboard"] = [
+            {"number": int(r.number), "state": r.state, "score": None if r.score != r.score else round(float(r.score), 4),
+             "encoders": r.encoders, "fusion": r.fusion, "epochs": r.epochs, "best_epoch": r.best_epoch,
+             "seconds": None if r.seconds is None else round(float(r.seconds), 1), "reason": r.reason,
+             "default": bool(r.default)} for r in board.itertuples()]
+    if getattr(clf, "ensemble_", None) is not None:
+        extra["ensemble"] = {str(m.trial): round(m.weight, 3) for m in clf.ensemble_.members}
     return {"task": task, "mode": mode, "n_train": len(train), "n_test": len(test), **extra,
             "trials": 0 if board is None else len(board),
             "accuracy": float(accuracy_score(test[label], predictions)),
@@ -136,13 +144,19 @@ def main() -> None:
                   f"trials {result['trials']}  ensemble {result.get('ensemble_members', 1)} "
                   f"(best trial alone {result.get('best_trial_accuracy', result['accuracy']):.4f})  "
                   f"reference {REFERENCE[task]:.3f}", flush=True)
+            for row in result.get("leaderboard", []):
+                weight = result.get("ensemble", {}).get(str(row["number"]))
+                print(f"    trial {row['number']:3d} {row['state']:8s} score {row['score']}  {row['encoders']}, "
+                      f"{row['fusion']}  epochs {row['epochs']} (best {row['best_epoch']})  {row['seconds']} s"
+                      + ("  [default]" if row["default"] else "") + ("" if weight is None else f"  weight {weight}")
+                      + (f"  ({row['reason']})" if row["reason"] else ""), flush=True)
     for task in args.tasks:
         by_mode = {r["mode"]: r["accuracy"] for r in results if r["task"] == task}
         if "both" in by_mode:
             singles = [v for m, v in by_mode.items() if m != "both"]
             print(f"{task}: fused {by_mode['both']:.4f} vs reference {REFERENCE[task]:.3f} "
                   f"({'beats' if by_mode['both'] >= REFERENCE[task] else 'below'}); "
-                  f"vs best single modality {max(singles) if singles else float('nan'):.4f}")
+                  + (f"vs best single modality {max(singles):.4f}" if singles else "single modalities not run"))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
 
