@@ -671,7 +671,7 @@ class SearchSpace:
         description["warm_start"] = bool(user.get("warm_start", True))
         description["frozen_batch_scale"] = estimator._frozen_batch_scale()
         if description["frozen_batch_scale"] > 1 and "learning_rate" not in (user.get("training") or {}):
-            description["frozen_training"] = {"learning_rate": dict(FROZEN_LEARNING_RATE)}
+            description["frozen_learning_rate"] = dict(FROZEN_LEARNING_RATE)
         return cls(description)
 
     # -- use -----------------------------------------------------------------------------
@@ -703,8 +703,8 @@ class SearchSpace:
         """A configuration sampled on ``trial`` (an Optuna ``Trial`` or ``FixedTrial``).
 
         ``frozen(config)`` tells whether a configuration's encoders are all frozen; for one that
-        is, training parameters listed under the description's ``"frozen_training"`` are sampled
-        from that range instead, as ``training.frozen_<key>`` (see :data:`FROZEN_LEARNING_RATE`).
+        is, the learning rate is sampled from the description's ``"frozen_learning_rate"`` (when
+        present) as ``training.frozen_learning_rate`` (see :data:`FROZEN_LEARNING_RATE`).
         """
         reg = _registry.get_registry()
         desc = self.description
@@ -724,15 +724,11 @@ class SearchSpace:
             if on:
                 params = _suggest_component(trial, reg.get("augmentation", name), f"augment.{name}.", entry["params"])
                 augmentations.append({"name": name, **params})
-        frozen_training = desc.get("frozen_training") or {}
-        if frozen_training and (frozen is None or not frozen({"encoders": encoders})):
-            frozen_training = {}
-        training = {}
-        for key, spec in desc["training"].items():
-            if key in frozen_training:
-                training[key] = _suggest_spec(trial, f"training.frozen_{key}", frozen_training[key])
-            else:
-                training[key] = _suggest_spec(trial, f"training.{key}", spec)
+        specs = {key: (f"training.{key}", spec) for key, spec in desc["training"].items()}
+        frozen_rate = desc.get("frozen_learning_rate")
+        if frozen_rate is not None and frozen is not None and frozen({"encoders": encoders}):
+            specs["learning_rate"] = ("training.frozen_learning_rate", frozen_rate)
+        training = {key: _suggest_spec(trial, name, spec) for key, (name, spec) in specs.items()}
         config = {"encoders": encoders, "fusion": fusion, "augmentations": augmentations, "training": training}
         return json.loads(json.dumps(config))
 

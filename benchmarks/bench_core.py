@@ -29,6 +29,11 @@ MODES = ("both", "image", "text")
 REFERENCE = {"fashion-subcategory": 0.993, "fashion-usage": 0.964, "emoji-category": 0.744}
 
 
+def _rounded(value, digits: int):
+    """``value`` rounded, or None when it is missing (None or NaN in the leaderboard)."""
+    return None if value is None or value != value else round(float(value), digits)
+
+
 def run_one(task: str, mode: str, time_limit: float, seed: int) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -49,16 +54,14 @@ def run_one(task: str, mode: str, time_limit: float, seed: int) -> dict:
         single = copy.copy(clf)
         del single.ensemble_
         extra = {"best_trial_accuracy": float(accuracy_score(test[label], single.predict(test[columns]))),
-                 "ensemble_members": len(clf.ensemble_.members)}
+                 "ensemble_members": len(clf.ensemble_.members),
+                 "ensemble": {str(m.trial): round(m.weight, 3) for m in clf.ensemble_.members}}
     board = getattr(clf, "leaderboard_", None)
     if board is not None:  # what each trial did, for the record
         extra["leaderboard"] = [
-            {"number": int(r.number), "state": r.state, "score": None if r.score != r.score else round(float(r.score), 4),
-             "encoders": r.encoders, "fusion": r.fusion, "epochs": r.epochs, "best_epoch": r.best_epoch,
-             "seconds": None if r.seconds is None else round(float(r.seconds), 1), "reason": r.reason,
-             "default": bool(r.default)} for r in board.itertuples()]
-    if getattr(clf, "ensemble_", None) is not None:
-        extra["ensemble"] = {str(m.trial): round(m.weight, 3) for m in clf.ensemble_.members}
+            {"number": int(r.number), "state": r.state, "score": _rounded(r.score, 4), "encoders": r.encoders,
+             "fusion": r.fusion, "epochs": r.epochs, "best_epoch": r.best_epoch, "seconds": _rounded(r.seconds, 1),
+             "reason": r.reason, "default": bool(r.default)} for r in board.itertuples()]
     return {"task": task, "mode": mode, "n_train": len(train), "n_test": len(test), **extra,
             "trials": 0 if board is None else len(board),
             "accuracy": float(accuracy_score(test[label], predictions)),

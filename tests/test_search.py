@@ -920,8 +920,8 @@ def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_highe
     space = {"warm_start": False, "encoders": {"text": {"hashed_ngram": {"n_buckets": 2048, "emb_dim": 16},
                                                         "frozen_chars": {}}},
              "fusion": {"concat": {"proj_dim": 8, "hidden_dim": 8}}, "augmentations": []}
-    searched = AutoMM(**small(n_trials=8, pruner="none", sampler="random", batch_size="auto", ensemble_size=1,
-                              bag_folds=1, max_epochs=1, search_space=space)).fit(X, y)
+    common = dict(pruner="none", sampler="random", batch_size="auto", ensemble_size=1, bag_folds=1, max_epochs=1)
+    searched = AutoMM(**small(n_trials=8, search_space=space, **common)).fit(X, y)
     board = searched.leaderboard_
     frozen = board["encoders"].str.endswith("=frozen_chars")
     assert frozen.any() and (~frozen).any()
@@ -938,8 +938,7 @@ def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_highe
     for overrides in ({"search_space": {**space, "training": {"learning_rate": {"low": 1e-4, "high": 2e-4,
                                                                                 "log": True}}}},
                       {"search_space": space, "batch_size": 32}):
-        narrowed = AutoMM(**small(**{**dict(n_trials=4, pruner="none", sampler="random", batch_size="auto",
-                                            ensemble_size=1, bag_folds=1, max_epochs=1), **overrides})).fit(X, y)
+        narrowed = AutoMM(**small(n_trials=4, **{**common, **overrides})).fit(X, y)
         board = narrowed.leaderboard_
         assert board["encoders"].str.endswith("=frozen_chars").any()
         assert all("training.frozen_learning_rate" not in p for p in board["params"])
