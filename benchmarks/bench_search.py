@@ -4,6 +4,7 @@
     python benchmarks/bench_search.py --time-limit 120         # a reduced run
     python benchmarks/bench_search.py --parts accuracy pruning --out results.json
     python benchmarks/bench_search.py --parts pruning --sampled-only   # pruning on sampled trials only
+    python benchmarks/bench_search.py --parts pruning --space frozen   # a search over fusions and heads
 
 Parts (each fit in its own process; image + productDisplayName; classes with >= 30 train
 rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data):
@@ -16,7 +17,10 @@ rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data
    the unpruned search's best validation score, as a share of the time the unpruned search
    took to reach it (target: at most 0.5). A search starts with the default configuration (and
    its presets), which no pruner stops and which is often the best trial; ``--sampled-only``
-   measures the searches with every trial sampled instead;
+   measures the searches with every trial sampled instead; ``--space frozen`` restricts the
+   encoders to the frozen pretrained ones (automm-pretrained, cached features: seconds per
+   trial, every trial sampled), the search over fusions, heads and training hyperparameters
+   where a 900 s budget holds dozens of trials rather than four;
 3. parallel: two worker processes sharing one journal storage (``n_jobs=2``) vs one process:
    trials per hour (target >= 1.7x on 2 cores where trials are not thread-bound).
 
@@ -59,7 +63,14 @@ def _timeline(board) -> list[dict]:
                     "number": int(row["number"])} for _, row in finished.iterrows()), key=lambda r: r["t"])
 
 
-def run_one(task: str, run: str, time_limit: float, seed: int, ensemble_size: int, sampled_only: bool = False) -> dict:
+#: ``--space frozen``: every trial sampled, the encoders fixed to the frozen pretrained ones
+FROZEN_SPACE = {"warm_start": False,
+                "encoders": {"image": {"efficientnet_lite0": {"trainable_layers": 0}},
+                             "text": {"minilm": {"trainable_layers": 0}}}}
+
+
+def run_one(task: str, run: str, time_limit: float, seed: int, ensemble_size: int, sampled_only: bool = False,
+            space: str = "default") -> dict:
     from sklearn.metrics import accuracy_score
 
     from automm import AutoMM
@@ -71,6 +82,8 @@ def run_one(task: str, run: str, time_limit: float, seed: int, ensemble_size: in
         params["ensemble_size"] = ensemble_size
     if sampled_only and run != "default":
         params["search_space"] = {"warm_start": False}
+    if space == "frozen" and run != "default":
+        params["search_space"] = FROZEN_SPACE
     journal = None
     if run == "search-2-workers":
         journal = tempfile.mkdtemp(prefix="automm-bench-") + "/study.log"
@@ -148,6 +161,9 @@ def main() -> None:
     parser.add_argument("--sampled-only", action="store_true",
                         help="searches sample every trial (search_space={'warm_start': False}): no default "
                              "configuration or presets first, so that pruning acts on every trial")
+    parser.add_argument("--space", choices=("default", "frozen"), default="default",
+                        help="frozen: searches over fusions and heads on the frozen pretrained encoders only "
+                             "(needs automm-pretrained; every trial sampled)")
     parser.add_argument("--child", metavar="RUN", help=argparse.SUPPRESS)
     parser.add_argument("--warm", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -156,7 +172,7 @@ def main() -> None:
         return
     if args.child:
         print("RESULT " + json.dumps(run_one(args.task, args.child, args.time_limit, args.seed, args.ensemble_size,
-                                             args.sampled_only), default=str), flush=True)
+                                             args.sampled_only, args.space), default=str), flush=True)
         return
     import os
     import shutil
@@ -179,7 +195,8 @@ def main() -> None:
             env["AUTOMM_CACHE_DIR"] = tempfile.mkdtemp(prefix="automm-bench-cache-")
         proc = subprocess.run([sys.executable, __file__, "--child", run, "--task", args.task, "--time-limit",
                                str(args.time_limit), "--seed", str(args.seed), "--ensemble-size",
-                               str(args.ensemble_size), *(["--sampled-only"] if args.sampled_only else [])],
+                               str(args.ensemble_size), "--space", args.space,
+                               *(["--sampled-only"] if args.sampled_only else [])],
                               capture_output=True, text=True, env=env)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode or not lines:
