@@ -13,9 +13,9 @@ rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data
    the same time limit), of the searched model (best trial) and of the ensemble
    (``ensemble_size``) of the same search;
 2. pruning: the same search (budget, seed) with the median pruner and without pruning: trials
-   finished, best validation score, and the wall time at which the pruned search first reached
-   the unpruned search's best validation score, as a share of the time the unpruned search
-   took to reach it (target: at most 0.5). A search starts with the default configuration (and
+   finished, best validation score of a finished trial, and the wall time at which the pruned
+   search first finished a trial reaching the unpruned search's best validation score, as a
+   share of the time the unpruned search took to reach it (target: at most 0.5). A search starts with the default configuration (and
    its presets), which no pruner stops and which is often the best trial; ``--sampled-only``
    measures the searches with every trial sampled instead; ``--space frozen`` restricts the
    encoders to the frozen pretrained ones (automm-pretrained, cached features: seconds per
@@ -51,6 +51,14 @@ RUNS = {  # run name -> (parts needing it, AutoMM parameters besides time_limit 
     "search-no-pruning": (("pruning",), {"pruner": "none"}),
     "search-2-workers": (("parallel",), {"pruner": "median", "n_jobs": 2}),
 }
+
+
+def _best_complete_score(board) -> float:
+    """The best validation score of a finished (not pruned) trial: a pruned trial reports the
+    score it had when stopped (a bag's: its first fold's), which the search never ranks above a
+    finished trial's."""
+    complete = board[board["state"] == "COMPLETE"]["score"].dropna()
+    return float(complete.max()) if len(complete) else float("nan")
 
 
 def _timeline(board) -> list[dict]:
@@ -99,7 +107,7 @@ def run_one(task: str, run: str, time_limit: float, seed: int, ensemble_size: in
     if board is not None:
         states = board["state"].value_counts().to_dict()
         result.update(trials=len(board), states=states, best_trial=int(clf.best_trial_),
-                      best_valid=float(board["score"].max()), timeline=_timeline(board),
+                      best_valid=_best_complete_score(board), timeline=_timeline(board),
                       trials_per_hour=3600.0 * len(board) / fit_seconds,
                       workers=int(board["worker"].nunique()),
                       leaderboard=[{k: (None if v != v else v) for k, v in row.items()}
@@ -143,7 +151,7 @@ def warm_cache(task: str, cache_dir: str) -> dict:
 
 def _reach_time(timeline: list[dict], target: float) -> float | None:
     for point in timeline:
-        if point["score"] is not None and point["score"] >= target - 1e-12:
+        if point["state"] == "COMPLETE" and point["score"] is not None and point["score"] >= target - 1e-12:
             return point["t"]
     return None
 
