@@ -1154,7 +1154,7 @@ class _Context:
     device_queue: Any = None              # queue.Queue of torch.device (one trial per GPU)
     child_artifact_dir: str | None = None
     worker_tag: str = ""
-    durations: list = field(default_factory=list)
+    durations: list = field(default_factory=list)  # seconds of this process's trials that were not pruned
     hard_grace: float = 10.0              # seconds past the deadline before a trial is interrupted
     attempts: int = 0                     # trials this process started
     trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
@@ -1338,7 +1338,8 @@ def _objective(trial, ctx: _Context):
         if ctx.device_queue is not None:
             ctx.device_queue.put(device)
     seconds = time.monotonic() - start
-    ctx.durations.append(seconds)
+    if reporter.pruned_at is None:  # what a trial that runs to its end takes (see _stop_reason)
+        ctx.durations.append(seconds)
     score = float(candidate.best_score)
     loss = candidate.best_loss
     # rows the score was measured on (an accuracy's precision: see _rank_key)
@@ -1462,6 +1463,10 @@ def _fail_trials_of(study, storage, workers: set[str], reason: str) -> None:
 
 
 def _stop_reason(study, ctx: _Context) -> str | None:
+    """Why no further trial should start, or None. Near the deadline: when less than a quarter
+    of a typical unpruned trial's time is left (at most 30 s), since a trial cut that short
+    (or pruned) cannot join the result; pruned trials do not count as typical, so that a search
+    that prunes most trials does not start one in its last seconds."""
     attrs = study.user_attrs
     if attrs.get(_STATUS) == "done":
         return "the study is finished"

@@ -466,6 +466,25 @@ def test_a_search_prunes(texts):
     assert model.best_trial_ == 0
 
 
+def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, monkeypatch):
+    from types import SimpleNamespace
+
+    study = optuna.create_study()
+    ctx = SimpleNamespace(deadline=time.monotonic() + 10, durations=[60.0, 80.0], attempts=3,
+                          settings=SimpleNamespace(n_trials=None))
+    assert search._stop_reason(study, ctx) == "time limit reached"  # 10 s left < a quarter of 70 s
+    ctx.deadline = time.monotonic() + 25
+    assert search._stop_reason(study, ctx) is None
+
+    # pruned trials are short and cannot join the result: they do not make a trial look typical
+    typical = []
+    original = search._stop_reason
+    monkeypatch.setattr(search, "_stop_reason", lambda s, c: typical.append(list(c.durations)) or original(s, c))
+    X, y, _, _ = texts
+    AutoMM(**small(n_trials=3, pruner=PruneAllButFirst())).fit(X, y)
+    assert [len(d) for d in typical] == [0, 1, 1, 1]  # before each trial and at the end: trial 0 only
+
+
 def test_failing_trials_are_recorded_and_the_search_goes_on(texts, fresh_registry):
     fresh_registry(BrokenPlugin())
     X, y, _, _ = texts
