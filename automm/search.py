@@ -1338,7 +1338,7 @@ def _objective(trial, ctx: _Context):
         if ctx.device_queue is not None:
             ctx.device_queue.put(device)
     seconds = time.monotonic() - start
-    if reporter.pruned_at is None:  # what a trial that runs to its end takes (see _stop_reason)
+    if reporter.pruned_at is None:  # see _stop_reason
         ctx.durations.append(seconds)
     score = float(candidate.best_score)
     loss = candidate.best_loss

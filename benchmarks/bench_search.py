@@ -15,8 +15,9 @@ rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data
 2. pruning: the same search (budget, seed) with the median pruner and without pruning: trials
    finished, best validation score of a finished trial, and the wall time at which the pruned
    search first finished a trial reaching the unpruned search's best validation score, as a
-   share of the time the unpruned search took to reach it (target: at most 0.5). A search starts with the default configuration (and
-   its presets), which no pruner stops and which is often the best trial; ``--sampled-only``
+   share of the time the unpruned search took to reach it (target: at most 0.5). A search
+   starts with the default configuration (and its presets), which no pruner stops and which
+   is often the best trial; ``--sampled-only``
    measures the searches with every trial sampled instead; ``--space frozen`` restricts the
    encoders to the frozen pretrained ones (automm-pretrained, cached features: seconds per
    trial, every trial sampled), the search over fusions, heads and training hyperparameters
@@ -88,10 +89,8 @@ def run_one(task: str, run: str, time_limit: float, seed: int, ensemble_size: in
     params = dict(RUNS[run][1], random_state=seed, time_limit=time_limit)
     if run == "search":
         params["ensemble_size"] = ensemble_size
-    if sampled_only and run != "default":
-        params["search_space"] = {"warm_start": False}
-    if space == "frozen" and run != "default":
-        params["search_space"] = FROZEN_SPACE
+    if run != "default" and (space == "frozen" or sampled_only):
+        params["search_space"] = FROZEN_SPACE if space == "frozen" else {"warm_start": False}
     journal = None
     if run == "search-2-workers":
         journal = tempfile.mkdtemp(prefix="automm-bench-") + "/study.log"
