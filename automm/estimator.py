@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -14,7 +13,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
-from .components.base import MISSING
 from .components.image_cache import image_cache
 from .data import InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, validate_images
 from .exceptions import InputError, NotFittedError

@@ -1,7 +1,6 @@
 """End-to-end behaviour of AutoMM on real (embedded) data and on edge cases."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
