@@ -59,7 +59,8 @@ def test_callbacks_history_and_best_state():
     assert recorder.events.count("batch") == 3 * len(loader)
     assert [r["epoch"] for r in trainer.history] == [1, 2, 3]
     assert {"train_loss", "valid_loss", "valid_score", "lr", "seconds", "best"} <= set(trainer.history[0])
-    kept = min(trainer.history, key=lambda r: r["valid_loss"])  # monitor="loss" by default
+    settled = [r for r in trainer.history if r["settled"]] or trainer.history
+    kept = min(settled, key=lambda r: r["valid_loss"])  # monitor="loss" by default
     assert (trainer.best_epoch, trainer.best_score) == (kept["epoch"], kept["valid_score"])
     assert trainer.best_score > 0.9
 
@@ -69,9 +70,40 @@ def test_monitor_picks_the_kept_epoch(monitor, kept_epoch):
     # A small holdout: epoch 1 is a lucky accuracy spike, epoch 3 the best log-loss.
     trainer = Trainer(nn.Linear(2, 2), TrainingConfig(monitor=monitor), torch.device("cpu"))
     for epoch, (loss, score) in enumerate([(0.98, 0.77), (1.10, 0.72), (0.91, 0.75), (0.95, 0.75)], start=1):
-        if trainer.is_improvement(loss, score):
-            trainer.best_epoch, trainer.best_loss, trainer.best_score = epoch, loss, score
+        trainer.keep_if_better(epoch, loss, score, None)
     assert trainer.best_epoch == kept_epoch
+
+
+def test_a_settled_epoch_is_kept_over_a_lucky_one_at_a_high_learning_rate():
+    # Fashion usage, default model, seed 2 (holdout loss, holdout accuracy, settled?): epoch 5
+    # had the lowest loss at 90% of the peak rate; the settled epochs score higher.
+    epochs = [(0.130, 0.952, False), (0.100, 0.967, False), (0.097, 0.970, False), (0.114, 0.970, True),
+              (0.101, 0.977, True), (0.103, 0.978, True)]
+    trainer = Trainer(nn.Linear(2, 2), TrainingConfig(), torch.device("cpu"))
+    kept = [trainer.keep_if_better(epoch, loss, score, None, settled)
+            for epoch, (loss, score, settled) in enumerate(epochs, start=1)]
+    assert kept == [True, True, True, True, True, False]  # the first settled epoch replaces epoch 3
+    assert (trainer.best_epoch, trainer.best_settled) == (5, True)
+    assert not trainer.keep_if_better(7, 0.05, 0.99, None, settled=False)  # never back to an unsettled one
+    # a run that never settles (cut short by time) keeps its lowest-loss epoch
+    trainer = Trainer(nn.Linear(2, 2), TrainingConfig(), torch.device("cpu"))
+    for epoch, (loss, score, _) in enumerate(epochs[:3], start=1):
+        trainer.keep_if_better(epoch, loss, score, None, settled=False)
+    assert trainer.best_epoch == 3
+
+
+def test_settled_means_past_the_warm_up_and_below_the_fraction():
+    model, loader, valid, labels = _setup()  # 4 batches per epoch
+    # 100 epochs with a 20% warm-up: the rate ends epoch 1 at a fraction of its peak, still rising
+    trainer = Trainer(model, TrainingConfig(max_epochs=100, warmup_fraction=0.2, problem_type="binary", patience=0),
+                      torch.device("cpu"))
+    trainer.configure_optimizer(len(loader))
+    trainer.scheduler.last_epoch = 4  # after epoch 1
+    assert trainer.lr_fraction() < 0.5 and not trainer.is_settled()
+    trainer.scheduler.last_epoch = 4 * 20  # after the warm-up, at the peak
+    assert trainer.lr_fraction() == pytest.approx(1.0) and not trainer.is_settled()
+    trainer.scheduler.last_epoch = 4 * 70  # past the middle of the cosine
+    assert trainer.lr_fraction() < 0.5 and trainer.is_settled() and not trainer.is_settled(0.1)
 
 
 def test_monitor_never_prefers_a_diverged_epoch_and_rejects_unknown_values():
