@@ -516,8 +516,23 @@ def test_time_limit_bounds_the_whole_search(texts):
     elapsed = time.monotonic() - start
     assert elapsed < 4 + 2.5
     board = model.leaderboard_
-    assert len(board) >= 2  # one trial may take at most a third of the search's time
-    assert board["reason"].str.contains("time limit").all() and (board["seconds"] < 4 / 3 + 1.5).all()
+    assert len(board) >= 2  # the default may take at most half the search's time, a sampled trial a third
+    assert board["reason"].str.contains("time limit").all() and (board["seconds"] < 4 / 2 + 1.5).all()
+    sampled = board[board["params"].map(bool)]
+    assert (sampled["seconds"] < 4 / 3 + 1.5).all()
+
+
+def test_the_default_and_its_replicates_may_train_longer_than_a_sampled_trial():
+    from types import SimpleNamespace
+
+    now = time.monotonic()
+    ctx = SimpleNamespace(deadline=now + 600, trial_seconds=200.0)
+    assert search._trial_deadline(ctx) == pytest.approx(now + 200, abs=1)
+    assert search._trial_deadline(ctx, warm_start=True) == pytest.approx(now + 300, abs=1)
+    ctx.deadline = now + 250  # never past the search's deadline
+    assert search._trial_deadline(ctx, warm_start=True) == ctx.deadline
+    ctx.trial_seconds = None  # no share (one trial, or no time limit): the search's deadline
+    assert search._trial_deadline(ctx, warm_start=True) == ctx.deadline
 
 
 def test_a_trial_that_ignores_the_deadline_is_interrupted(texts, fresh_registry, monkeypatch):
