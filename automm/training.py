@@ -16,7 +16,6 @@ settled epochs only.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass
@@ -318,7 +317,7 @@ class Trainer:
         if not self.is_improvement(valid_loss, valid_score, settled):
             return False
         self.best_epoch, self.best_score, self.best_loss, self.best_settled = epoch, valid_score, valid_loss, settled
-        self.best_state = copy.deepcopy({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.best_valid_outputs = outputs
         return True
 
