@@ -78,7 +78,9 @@ Sampling, pruning, budget, failures
 objectives are given), ``"random"``, ``"cmaes"`` (needs the ``cmaes`` package), ``"nsgaii"`` or an
 Optuna sampler object; seeded by ``random_state``. ``pruner``: ``"median"``, ``"hyperband"``,
 ``"successive_halving"``, ``"none"`` or an Optuna pruner; every epoch reports the best
-validation score so far (``trial.report``) and a pruned trial stops at once. ``time_limit`` is a
+validation score so far (``trial.report``) and a pruned trial stops at once; the default, its
+presets and their replicates report too but are never pruned (they are the baseline and the
+ensemble's planned members). ``time_limit`` is a
 hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch; a
 trial stuck in code that does not watch the deadline (e.g. a pretrained encoder's first
 feature extraction) is interrupted :data:`MIN_HARD_GRACE` seconds (or 5% of the budget) later
@@ -1168,10 +1170,14 @@ class _Context:
 
 
 class _TrialReporter(Callback):
-    """Reports the best validation score so far after every epoch and stops a pruned trial."""
+    """Reports the best validation score so far after every epoch and stops a pruned trial.
 
-    def __init__(self, trial: Any, report: bool):
-        self.trial, self.report, self.pruned_at = trial, report, None
+    With ``prunable=False`` (the default configuration, its presets and their replicates:
+    the baseline and the ensemble's planned members) the scores are still reported, so that
+    the pruner can compare later trials with them, but the trial is never stopped."""
+
+    def __init__(self, trial: Any, report: bool, prunable: bool = True):
+        self.trial, self.report, self.prunable, self.pruned_at = trial, report, prunable, None
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         if not self.report:
@@ -1181,7 +1187,7 @@ class _TrialReporter(Callback):
         if not math.isfinite(value):
             return
         self.trial.report(value, epoch)
-        if self.trial.should_prune():
+        if self.prunable and self.trial.should_prune():
             self.pruned_at = epoch
             trainer.should_stop = True
             trainer.stop_reason = f"pruned at epoch {epoch}"
@@ -1317,11 +1323,12 @@ def _objective(trial, ctx: _Context):
     config = scale_frozen_batch(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
     trial.set_user_attr(_ATTR + "config", config)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device
-    reporter = _TrialReporter(trial, report=len(settings.objectives) == 1)
+    warm_start = is_default or preset is not None
+    reporter = _TrialReporter(trial, report=len(settings.objectives) == 1, prunable=not warm_start)
     heartbeat = _Heartbeat(storage, trial._trial_id, HEARTBEAT_INTERVAL) if ctx.heartbeat else contextlib.nullcontext()
     start = time.monotonic()
     try:
-        trial_deadline = _trial_deadline(ctx, warm_start=is_default or preset is not None)
+        trial_deadline = _trial_deadline(ctx, warm_start=warm_start)
         hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
         with heartbeat:
             with _hard_stop(hard_deadline):
