@@ -12,7 +12,7 @@ rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data
 1. accuracy: test accuracy of the untuned default (``n_trials=1``: the core configuration under
    the same time limit), of the searched model (best trial) and of the ensemble
    (``ensemble_size``) of the same search;
-2. pruning: the same search (budget, seed) with the median pruner and without pruning: trials
+2. pruning: the same search (budget, seed) with a pruner (``--pruner``, default median) and without pruning: trials
    finished, best validation score of a finished trial, and the wall time at which the pruned
    search first finished a trial reaching the unpruned search's best validation score, as a
    share of the time the unpruned search took to reach it (target: at most 0.5). A search
@@ -79,7 +79,7 @@ FROZEN_SPACE = {"warm_start": False,
 
 
 def run_one(task: str, run: str, time_limit: float, seed: int, ensemble_size: int, sampled_only: bool = False,
-            space: str = "default") -> dict:
+            space: str = "default", pruner: str = "median") -> dict:
     from sklearn.metrics import accuracy_score
 
     from automm import AutoMM
@@ -87,6 +87,8 @@ def run_one(task: str, run: str, time_limit: float, seed: int, ensemble_size: in
     train, test, image, text, label = load_task(task)
     columns = [image, text]
     params = dict(RUNS[run][1], random_state=seed, time_limit=time_limit)
+    if params.get("pruner") == "median":  # the pruned runs
+        params["pruner"] = pruner
     if run == "search":
         params["ensemble_size"] = ensemble_size
     if run != "default" and (space == "frozen" or sampled_only):
@@ -171,6 +173,8 @@ def main() -> None:
     parser.add_argument("--space", choices=("default", "frozen"), default="default",
                         help="frozen: searches over fusions and heads on the frozen pretrained encoders only "
                              "(needs automm-pretrained; every trial sampled)")
+    parser.add_argument("--pruner", choices=("median", "hyperband", "successive_halving"), default="median",
+                        help="the pruner of the pruned runs (default: median, automm's default)")
     parser.add_argument("--child", metavar="RUN", help=argparse.SUPPRESS)
     parser.add_argument("--warm", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -179,7 +183,7 @@ def main() -> None:
         return
     if args.child:
         print("RESULT " + json.dumps(run_one(args.task, args.child, args.time_limit, args.seed, args.ensemble_size,
-                                             args.sampled_only, args.space), default=str), flush=True)
+                                             args.sampled_only, args.space, args.pruner), default=str), flush=True)
         return
     import os
     import shutil
@@ -202,7 +206,7 @@ def main() -> None:
             env["AUTOMM_CACHE_DIR"] = tempfile.mkdtemp(prefix="automm-bench-cache-")
         proc = subprocess.run([sys.executable, __file__, "--child", run, "--task", args.task, "--time-limit",
                                str(args.time_limit), "--seed", str(args.seed), "--ensemble-size",
-                               str(args.ensemble_size), "--space", args.space,
+                               str(args.ensemble_size), "--space", args.space, "--pruner", args.pruner,
                                *(["--sampled-only"] if args.sampled_only else [])],
                               capture_output=True, text=True, env=env)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -228,7 +232,7 @@ def main() -> None:
         t_unpruned = _reach_time(n["timeline"], target)
         t_pruned = _reach_time(p["timeline"], target)
         share = (t_pruned / t_unpruned) if (t_pruned is not None and t_unpruned) else None
-        print(f"pruning: with median pruner {p['trials']} trials {p['states']} best valid {p['best_valid']:.4f}; "
+        print(f"pruning: with {args.pruner} pruner {p['trials']} trials {p['states']} best valid {p['best_valid']:.4f}; "
               f"without {n['trials']} trials best valid {n['best_valid']:.4f}")
         print(f"pruning: unpruned best {target:.4f} reached after {t_unpruned if t_unpruned is not None else float('nan'):.0f} s "
               f"without pruning, {'never' if t_pruned is None else f'{t_pruned:.0f} s'} with pruning"
