@@ -506,7 +506,7 @@ def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, 
     original = search._stop_reason
     monkeypatch.setattr(search, "_stop_reason", lambda s, c: typical.append(list(c.durations)) or original(s, c))
     X, y, _, _ = texts
-    AutoMM(**small(n_trials=3, pruner=PruneAllButFirst())).fit(X, y)
+    AutoMM(**small(n_trials=3, ensemble_size=1, pruner=PruneAllButFirst())).fit(X, y)  # no replicate
     assert [len(d) for d in typical] == [0, 1, 1, 1]  # before each trial and at the end: trial 0 only
 
 
