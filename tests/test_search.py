@@ -469,18 +469,19 @@ def test_a_search_prunes(texts):
 class PruneEverything(optuna.pruners.BasePruner):
     """Prunes every trial it is asked about; records the steps every trial of the study reported."""
 
-    reported: dict = {}
+    def __init__(self):
+        self.reported: dict[int, list[int]] = {}
 
     def prune(self, study, trial):
         for other in study.get_trials(deepcopy=False):
-            PruneEverything.reported[other.number] = sorted(other.intermediate_values)
+            self.reported[other.number] = sorted(other.intermediate_values)
         return True
 
 
 def test_the_default_and_its_replicate_report_but_are_never_pruned(texts):
     X, y, _, _ = texts
-    PruneEverything.reported = {}
-    model = AutoMM(**small(n_trials=4, ensemble_size=2, pruner=PruneEverything())).fit(X, y)
+    pruner = PruneEverything()
+    model = AutoMM(**small(n_trials=4, ensemble_size=2, pruner=pruner)).fit(X, y)
     board = model.leaderboard_.set_index("number")
     assert board.loc[1, "config"]["training"]["seed_offset"] == 1  # trial 1 is the default's replicate
     for number in (0, 1):
@@ -488,7 +489,7 @@ def test_the_default_and_its_replicate_report_but_are_never_pruned(texts):
     for number in (2, 3):  # sampled trials
         assert board.loc[number, "state"] == "PRUNED" and board.loc[number, "reason"] == "pruned at epoch 1"
     # the replicate's epochs were reported (so the pruner compares later trials with them)
-    assert PruneEverything.reported[1] == [1, 2]
+    assert pruner.reported[1] == [1, 2]
 
 
 def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, monkeypatch):
