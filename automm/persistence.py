@@ -5,14 +5,16 @@ and parameters, problem type, classes, inputs, components and their hyperparamet
 ``preprocessing.json`` (each encoder's learned state, e.g. vocabularies) and
 ``weights.safetensors``; an ensemble (a search with ``ensemble_size > 1``) stores its first
 member there and every other member's preprocessing and weights under ``members/<k>/``, the
-members' configurations and weights in the manifest (format version 2). Writing goes to a temporary sibling directory that replaces the
-target only once complete, so an interrupted save never leaves a half-written model and
+members' configurations, weights and temperatures in the manifest (format version 2; 3 when
+a member's logits are scaled by a temperature). Writing goes to a temporary sibling directory
+that replaces the target only once complete, so an interrupted save never leaves a half-written model and
 never destroys the previous one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -27,7 +29,8 @@ from .exceptions import ModelFormatError, UnknownComponentError
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 2  # the version this code reads; single models are still written as version 1
+FORMAT_VERSION = 3  # the version this code reads; single models are still written as version 1, ensembles
+#: as 2, or 3 when a member has a temperature (which a version-2 reader would ignore)
 MEMBERS = "members"
 MANIFEST = "automm.json"
 WEIGHTS = "weights.safetensors"
@@ -99,7 +102,7 @@ def manifest_of(estimator) -> dict:
     ensemble = estimator.__dict__.get("ensemble_")
     manifest = {
         "format": "automm-model",
-        "format_version": 1 if ensemble is None else 2,
+        "format_version": 1 if ensemble is None else 3 if any(m.temperature != 1.0 for m in ensemble.members) else 2,
         "versions": _versions(),
         "estimator": type(estimator).__name__,
         "params": params,
@@ -137,6 +140,8 @@ def manifest_of(estimator) -> dict:
                             "batch_size": int(member.batch_size), "config": _jsonable(member.config)})
             if member.fold is not None:
                 members[-1]["fold"] = int(member.fold)
+            if member.temperature != 1.0:
+                members[-1]["temperature"] = float(member.temperature)
             if k:
                 known = {(c["kind"], c["name"]) for c in manifest["components"]}
                 for kind, name in [("encoder", c["name"]) for c in member.config["encoders"].values()] + [
@@ -298,8 +303,12 @@ def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, d
                 raise ModelFormatError(f"{member_dir}: ensemble member {k} cannot be loaded: {exc}") from None
             model = model.to(device).eval()
         score = info.get("score")
+        temperature = info.get("temperature", 1.0)
+        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+            raise ModelFormatError(f"{directory / MANIFEST}: ensemble member {k} has a bad temperature {temperature!r}")
         members.append(EnsembleMember(trial=int(info["trial"]), weight=float(info["weight"]), config=info["config"],
                                       model=model, batch_size=int(info["batch_size"]),
                                       score=float(score) if isinstance(score, (int, float)) else float("nan"),
-                                      fold=int(info["fold"]) if isinstance(info.get("fold"), int) else None))
+                                      fold=int(info["fold"]) if isinstance(info.get("fold"), int) else None,
+                                      temperature=float(temperature)))
     return Ensemble(members, manifest["ensemble"]["problem_type"])

@@ -1912,7 +1912,7 @@ def choose_from_pareto(points: Sequence[tuple[int, float, float]], tolerance: fl
 def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candidate:
     from optuna.trial import TrialState
 
-    from .ensemble import Ensemble, ensemble_members, greedy_selection
+    from .ensemble import Ensemble, calibrate, ensemble_members, greedy_selection
 
     trials = study.get_trials(deepcopy=False)
     leaderboard = leaderboard_frame(trials, ctx.settings.objectives)
@@ -1965,8 +1965,11 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
             outputs, targets = [c.oof_outputs[rows] for _, c in pool], ctx.data.targets[rows]
         else:
             outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets
-        weights = np.ones(1) if len(pool) == 1 else greedy_selection(outputs, targets, ctx.data.problem_type)[0]
-        members = [member for (n, c), w in zip(pool, weights) if w > 0 for member in ensemble_members(n, c, float(w))]
+        temperatures = calibrate(outputs, targets, ctx.data.problem_type) if len(pool) > 1 else [1.0]
+        scaled = [o * t for o, t in zip(outputs, temperatures)]
+        weights = np.ones(1) if len(pool) == 1 else greedy_selection(scaled, targets, ctx.data.problem_type)[0]
+        members = [member for (n, c), w, t in zip(pool, weights, temperatures) if w > 0
+                   for member in ensemble_members(n, c, float(w), t)]
         # the best trial first (its first fold is model_), then by weight
         members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial, m.fold or 0))
         if len(members) > 1:

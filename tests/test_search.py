@@ -423,7 +423,9 @@ def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, t
     proba = searched.predict_proba(X_test)
     np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
     outputs = ensemble.member_outputs(searched, searched._table_for_prediction((X_test,)))
-    members = [torch.softmax(torch.from_numpy(o), 1).numpy() for o in outputs]
+    temperatures = [m.temperature for m in ensemble.members]
+    assert all(0.01 <= t <= 100 for t in temperatures) and any(t != 1.0 for t in temperatures)
+    members = [torch.softmax(torch.from_numpy(o) * t, 1).numpy() for o, t in zip(outputs, temperatures)]
     np.testing.assert_allclose(proba, sum(w * p for w, p in zip(ensemble.weights, members)), atol=1e-5)
 
     path = searched.save(tmp_path / "model")
@@ -431,6 +433,8 @@ def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, t
     assert sorted(os.listdir(os.path.join(path, "members"))) == [str(k) for k in range(1, len(ensemble.members))]
     manifest = json.loads((tmp_path / "model" / "automm.json").read_text())
     assert [m["trial"] for m in manifest["ensemble"]["members"]] == [m.trial for m in ensemble.members]
+    assert [m.get("temperature", 1.0) for m in manifest["ensemble"]["members"]] == temperatures
+    assert manifest["format_version"] == 3
     loaded = AutoMM.load(path)
     assert len(loaded.ensemble_.members) == len(ensemble.members)
     np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
