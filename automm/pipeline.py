@@ -31,6 +31,7 @@ from . import registry as _registry
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
 from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, validation_metrics
+from .linear import LINEAR_SOLVER, train_linear
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS"]
@@ -119,6 +120,8 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
     reg = _registry.get_registry()
     encoders = {}
     for spec in inputs:
+        if spec.name not in config["encoders"]:  # a configuration may leave an input out (automm.linear)
+            continue
         encoder = _make_encoder(spec, config, reg)
         if fit_values is not None:
             encoder.fit(fit_values[spec.name])
@@ -149,9 +152,13 @@ def _augmentations(config: dict) -> tuple[dict[str, list], list]:
 def train_candidate(data: PreparedData, config: dict, *, deadline: float | None = None,
                     callbacks: Sequence[Callback] = (), verbose: int = 0,
                     device: torch.device | None = None, seed: int | None = None) -> Candidate:
-    """Build and train one candidate; the returned model holds its best epoch's weights."""
+    """Build and train one candidate; the returned model holds its best epoch's weights.
+    A configuration with ``training.solver == "lbfgs"`` is the search's linear model
+    (:func:`automm.linear.train_linear`)."""
     start = time.monotonic()
     training = config["training"]
+    if training.get("solver") == LINEAR_SOLVER:
+        return train_linear(data, config, deadline=deadline)
     seed = data.seed + int(training.get("seed_offset", 0)) if seed is None else int(seed)
     device = device or data.device
     torch.manual_seed(seed)
@@ -194,6 +201,8 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
     same features in every trial, in seconds: it can afford k-fold bagging."""
     reg = _registry.get_registry()
     for spec in inputs:
+        if spec.name not in config["encoders"]:
+            continue
         name, params = _split(config["encoders"][spec.name])
         if spec.modality == "tabular":
             params["column_roles"] = dict(spec.column_roles)

@@ -175,6 +175,7 @@ import torch
 from . import registry as _registry
 from .components.image_cache import image_cache
 from .exceptions import AutoMMError, InputError
+from .linear import LINEAR_SOLVER, linear_config
 from .pipeline import (Candidate, PreparedData, TRAINING_KEYS, all_encoders_frozen, bag_folds_for, build_model,
                        scale_frozen_batch, train_bagged, train_candidate)
 from .training import Callback
@@ -337,16 +338,17 @@ def validate_params(estimator) -> None:
                          "file path instead")
 
 
-_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training", "warm_start")
+_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training", "warm_start", "linear_model")
 
 
 def _check_search_space_structure(space: Mapping) -> None:
     unknown = sorted(set(map(str, space)) - set(_SPACE_KEYS))
     if unknown:
         raise InputError(f"search_space: unknown keys {unknown}; expected some of {list(_SPACE_KEYS)}")
-    warm_start = space.get("warm_start", True)
-    if not isinstance(warm_start, (bool, np.bool_)):
-        raise InputError(f"search_space['warm_start']: expected true or false, got {warm_start!r}")
+    for key in ("warm_start", "linear_model"):
+        value = space.get(key, True)
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputError(f"search_space[{key!r}]: expected true or false, got {value!r}")
     encoders = space.get("encoders")
     if encoders is not None and not isinstance(encoders, Mapping):
         raise InputError(f"search_space['encoders']: expected a dict modality-or-input -> choices, got {encoders!r}")
@@ -561,7 +563,7 @@ class SearchSpace:
     # -- construction ------------------------------------------------------------------
     @classmethod
     def from_estimator(cls, estimator, inputs: Sequence[Any], base_config: Mapping[str, Any],
-                       device_type: str = "cpu") -> "SearchSpace":
+                       device_type: str = "cpu", n_outputs: int | None = None) -> "SearchSpace":
         reg = _registry.get_registry()
         user = dict(estimator.search_space or {})
         _check_search_space_structure(user)
@@ -593,7 +595,8 @@ class SearchSpace:
                 choices = arg_choices
             else:
                 default = base_config["encoders"][spec.name]["name"]
-                names = [default] + [n for n in reg.names("encoder", modality=spec.modality) if n != default]
+                names = [default] + [n for n in reg.names("encoder", modality=spec.modality)
+                                     if n != default and "manual" not in reg.get("encoder", n).tags]
                 choices = {n: {} for n in names}
             encoders[spec.name] = choices
 
@@ -609,7 +612,8 @@ class SearchSpace:
             fusions = arg_fusions
         else:
             default = base_config["fusion"]["name"]
-            fusions = {n: {} for n in [default] + [n for n in reg.names("fusion") if n != default]}
+            fusions = {n: {} for n in [default] + [n for n in reg.names("fusion")
+                                                   if n != default and "manual" not in reg.get("fusion", n).tags]}
 
         modalities = {spec.modality for spec in inputs}
         augmentations: dict[str, dict] = {}
@@ -673,9 +677,15 @@ class SearchSpace:
 
         description = {"encoders": encoders, "fusion": fusions, "augmentations": augmentations, "training": training}
         description["default"] = _default_config(description, base_config, reg)
-        presets = _pretrained_presets(description, reg)
+        pretrained = _pretrained_presets(description, reg)
+        presets = list(pretrained)
         if resolved_ensemble_size(estimator) > 1:
-            presets += _replicates([description["default"], *presets], REPLICATES)
+            linear = None
+            if n_outputs is not None and bool(user.get("linear_model", True)):
+                fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
+                linear = linear_config(inputs, fixed, description["default"]["training"], n_outputs)
+            presets += [linear] if linear is not None else []
+            presets += _replicates([description["default"], *pretrained], REPLICATES)
         description["presets"] = presets
         description["warm_start"] = bool(user.get("warm_start", True))
         description["frozen_batch_scale"] = estimator._frozen_batch_scale()
@@ -1352,7 +1362,7 @@ def _objective(trial, ctx: _Context):
         if ctx.device_queue is not None:
             ctx.device_queue.put(device)
     seconds = time.monotonic() - start
-    if reporter.pruned_at is None:  # see _stop_reason
+    if reporter.pruned_at is None and config["training"].get("solver") != LINEAR_SOLVER:  # see _stop_reason
         ctx.durations.append(seconds)
     score = float(candidate.best_score)
     loss = candidate.best_loss
@@ -1814,7 +1824,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         raise _WorkerFinished(_run_worker_with_data(worker, data, estimator))
 
     settings = _settings_from(estimator, data)
-    space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type)
+    space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs)
     spec = _study_spec(estimator, data, space, settings)
     data_fp = _data_fingerprint(data)
     fingerprint = _hash({"data": data_fp, "space": spec["space"], "objectives": spec["objectives"],

@@ -117,7 +117,7 @@ def test_time_limit_keeps_best_model_so_far(emoji_split):
 
     train, _ = emoji_split
     start = time.monotonic()
-    clf = AutoMM(**tiny(max_epochs=500, patience=0, time_limit=6)).fit(
+    clf = AutoMM(**tiny(max_epochs=500, patience=0, time_limit=6, ensemble_size=1)).fit(
         train["image"].tolist(), train["name"].tolist(), train["category"].tolist())
     elapsed = time.monotonic() - start
     assert elapsed < 6 + 3

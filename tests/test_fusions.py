@@ -14,6 +14,7 @@ from automm.components.fusions import (
     AttentionFusion,
     ConcatFusion,
     GatedFusion,
+    SumFusion,
     LateFusion,
     attention_search_space,
     automm_register_fusions,
@@ -227,7 +228,9 @@ def test_registration_hook():
         registered[name] = (factory, kwargs)
 
     automm_register_fusions(register)
-    assert set(registered) == set(FUSIONS)
+    assert set(registered) == set(FUSIONS) | {"sum"}
+    factory, kwargs = registered.pop("sum")
+    assert factory is SumFusion and kwargs["tags"] == ("manual",) and kwargs["search_space"] is None
     for name, (factory, kwargs) in registered.items():
         assert factory is FUSIONS[name][0]
         assert kwargs["defaults"] == factory.defaults
@@ -280,3 +283,15 @@ def test_learns_from_the_informative_input(fusion_name):
         torch.set_num_threads(threads)
     accuracy = (predictions == test_labels).float().mean().item()
     assert accuracy >= 0.9, accuracy
+
+
+def test_sum_fusion_adds_present_inputs_and_a_bias():
+    fusion = SumFusion({"b": 3, "a": 3}, 3)
+    with torch.no_grad():
+        fusion.bias.copy_(torch.tensor([1.0, 0.0, -1.0]))
+    a, b = torch.ones(2, 3), torch.full((2, 3), float("nan"))
+    out = fusion({"a": a, "b": b}, {"a": torch.tensor([True, True]), "b": torch.tensor([False, False])})
+    assert fusion.produces_outputs and fusion.output_dim == 3
+    torch.testing.assert_close(out, torch.tensor([[2.0, 1.0, 0.0]] * 2))  # the missing input (NaN) never counts
+    with pytest.raises(ValueError, match="as wide as the outputs"):
+        SumFusion({"a": 4}, 3)

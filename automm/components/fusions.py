@@ -23,6 +23,7 @@ __all__ = [
     "AttentionFusion",
     "GatedFusion",
     "LateFusion",
+    "SumFusion",
     "concat_search_space",
     "attention_search_space",
     "gated_search_space",
@@ -254,6 +255,35 @@ def late_search_space(trial: Any, prefix: str) -> dict:
     }
 
 
+# -- sum ---------------------------------------------------------------------------------
+
+class SumFusion(Fusion):
+    """The sum of the present inputs' embeddings, each ``n_outputs`` wide, plus a bias: the
+    encoders' outputs are already predictions (logits), as with ``hashed_ngram`` in its
+    ``linear`` form, and the whole model stays linear. No normalisation, no hidden layer.
+    ``produces_outputs = True``; the bias alone when every input is missing. Tagged
+    ``"manual"``: a search tries it only when it is named (the search's linear model uses it)."""
+
+    defaults: dict = {}
+    produces_outputs = True
+
+    def __init__(self, input_dims: Mapping[str, int], n_outputs: int):
+        super().__init__()
+        self.input_names = _sorted_input_names(input_dims)
+        wrong = {name: int(dim) for name, dim in input_dims.items() if int(dim) != int(n_outputs)}
+        if wrong:
+            raise ValueError(f"sum fusion needs every input as wide as the outputs ({n_outputs}); got {wrong}")
+        self.output_dim = int(n_outputs)
+        self.bias = nn.Parameter(torch.zeros(self.output_dim))
+
+    def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        total = self.bias.expand(next(iter(embeddings.values())).shape[0], -1)
+        for name in self.input_names:
+            values = embeddings[name]
+            total = total + _zero_missing(values.to(total.dtype), _presence(masks, name, values))
+        return total
+
+
 # -- registration ------------------------------------------------------------------------
 
 @hookimpl
@@ -267,3 +297,6 @@ def automm_register_fusions(register):
              description="Gated multimodal unit: softmax gates over present inputs weight tanh projections.")
     register("late", LateFusion, defaults=dict(LateFusion.defaults), search_space=late_search_space,
              description="Late fusion: one prediction head per input, averaged with learned per-input weights.")
+    register("sum", SumFusion, defaults=dict(SumFusion.defaults), search_space=None, tags=("manual",),
+             description="The inputs' embeddings (each as wide as the outputs) summed with a bias: a linear model "
+                         "over linear encoders. Searched only when named.")

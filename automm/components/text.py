@@ -414,13 +414,18 @@ class HashedNgramEncoder(Encoder):
     character n-grams do not drown the few words), summed through an ``EmbeddingBag``,
     then LayerNorm, an optional hidden layer (``hidden_dim`` > 0) and a linear
     projection. Needs no vocabulary, so any language and any unseen word works.
+
+    With ``linear=True`` the output is the weighted bag itself, ``output_dim`` wide
+    (``emb_dim``, ``hidden_dim`` and ``dropout`` unused; weights start at zero): a linear
+    function of the normalised TF-IDF vector, what the search's linear model
+    (:mod:`automm.linear`) is made of.
     """
 
     modality = "text"
 
     def __init__(self, max_length: int = 32, n_buckets: int = 2 ** 16, emb_dim: int = 96,
                  char_ngram_min: int = 2, char_ngram_max: int = 5, word_bigrams: bool = True,
-                 hidden_dim: int = 0, output_dim: int = 128, dropout: float = 0.1):
+                 hidden_dim: int = 0, output_dim: int = 128, dropout: float = 0.1, linear: bool = False):
         super().__init__()
         if not 1 <= char_ngram_min <= char_ngram_max:
             raise ValueError("need 1 <= char_ngram_min <= char_ngram_max")
@@ -435,12 +440,17 @@ class HashedNgramEncoder(Encoder):
         self.hidden_dim = int(hidden_dim)
         self.output_dim = int(output_dim)
         self.dropout_p = float(dropout)
+        self.linear = bool(linear)
+        # Inverse document frequency per bucket: learned by ``fit``, saved with the weights.
+        self.register_buffer("idf", torch.ones(self.n_buckets))
+        if self.linear:
+            self.embedding = nn.EmbeddingBag(self.n_buckets, self.output_dim, mode="sum")
+            nn.init.zeros_(self.embedding.weight)
+            return
         self.embedding = nn.EmbeddingBag(self.n_buckets, self.emb_dim, mode="sum")
         nn.init.normal_(self.embedding.weight, std=0.1)
         # Each row is updated only by the few texts containing its n-grams: train it faster.
         self.embedding.learning_rate_scale = 5.0
-        # Inverse document frequency per bucket: learned by ``fit``, saved with the weights.
-        self.register_buffer("idf", torch.ones(self.n_buckets))
         self.norm = nn.LayerNorm(self.emb_dim)
         self.dropout = nn.Dropout(self.dropout_p)
         if self.hidden_dim > 0:
@@ -502,13 +512,20 @@ class HashedNgramEncoder(Encoder):
         block = torch.repeat_interleave(torch.arange(len(samples)) * 2, lengths) + is_char.long()
         return {"ids": ids.long(), "offsets": offsets, "block": block}
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        ids, offsets, block = batch["ids"], batch["offsets"], batch["block"]
-        weights = self.idf[ids]
-        norms = torch.zeros(2 * len(offsets), device=weights.device, dtype=weights.dtype)
+    def feature_weights(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The weight of each of ``batch["ids"]``: its IDF, the word and character blocks of
+        each text each normalised to unit L2 norm (a bucket that occurs twice counts twice)."""
+        weights = self.idf[batch["ids"]]
+        block = batch["block"]
+        norms = torch.zeros(2 * len(batch["offsets"]), device=weights.device, dtype=weights.dtype)
         norms = norms.index_add(0, block, weights * weights).sqrt()
-        weights = weights / norms[block]
-        bags = self.embedding(ids, offsets, per_sample_weights=weights)  # empty bags give zeros
+        return weights / norms[block]
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        weights = self.feature_weights(batch)
+        bags = self.embedding(batch["ids"], batch["offsets"], per_sample_weights=weights)  # empty bags give zeros
+        if self.linear:
+            return bags
         return self.project(self.hidden(self.dropout(self.norm(bags))))
 
 
@@ -556,7 +573,7 @@ def transformer_search_space(trial: Any, prefix: str) -> dict:
 
 _HASHED_NGRAM_DEFAULTS = {"max_length": 32, "n_buckets": 2 ** 16, "emb_dim": 96, "char_ngram_min": 2,
                           "char_ngram_max": 5, "word_bigrams": True, "hidden_dim": 0, "output_dim": 128,
-                          "dropout": 0.1}
+                          "dropout": 0.1, "linear": False}
 _GRU_DEFAULTS = {"max_length": 32, "emb_dim": 64, "hidden_dim": 64, "num_layers": 1, "output_dim": 128,
                  "dropout": 0.1, "min_freq": 1, "max_vocab_size": 20000}
 _TRANSFORMER_DEFAULTS = {"max_length": 32, "d_model": 64, "n_heads": 4, "n_layers": 2, "ff_dim": 128,
