@@ -549,7 +549,8 @@ class AutoMM(BaseEstimator):
         return self.classes_[outputs.argmax(1)]
 
     def transform(self, *X):
-        """The fused embedding, one row per sample."""
+        """The fused embedding of ``model_`` (the best trial's model), one row per sample. When
+        the best trial of a search is its linear model (fusion ``sum``), that is its logits."""
         table = self._table_for_prediction(X)
         model = self.model_.to(self.device_).eval()
 

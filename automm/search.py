@@ -17,8 +17,10 @@ search with no change here. The first trial of a study is the default configurat
 ``fit`` trains without a search), so the search never ends worse on the holdout than the
 default. Next come the presets: the default with every input that can use a frozen pretrained
 encoder switched to it (cheap on cached features), then, when the search ends in an ensemble,
-a replicate (the same configuration with another seed) of each of those, which the ensemble
-can average. Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
+the linear model on the texts' hashed n-grams (:mod:`automm.linear`; seconds, and it errs
+differently from the networks; ``search_space={"linear_model": False}`` leaves it out) and a
+replicate (the same configuration with another seed) of the default and of its pretrained
+variant, which the ensemble can average. Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
 default and the presets: every trial is then sampled (to compare samplers or pruners on their
 own, or when the default is known to be a poor start).
 
@@ -27,7 +29,8 @@ What is searched, from the estimator's arguments:
 * ``encoders``: a modality or column not named → every registered encoder of that modality
   (the default one first); a name or ``{"name": ..., **hyperparameters}`` → that encoder only,
   with the hyperparameters given fixed and the others searched; a list of names/dicts → those.
-* ``fusion``: left at its default ``"concat"`` → every registered fusion; a name other than the
+* ``fusion``: left at its default ``"concat"`` → every registered fusion not tagged ``"manual"``
+  (``sum``; the same holds for encoders); a name other than the
   default, or a dict → that fusion only (a dict's hyperparameters fixed); a list → those.
 * ``augmentations``: ``"default"`` → every registered augmentation of a present modality (and
   batch augmentations) is switched on or off by the search; a list → those listed; ``None`` → none.
@@ -42,8 +45,8 @@ What is searched, from the estimator's arguments:
 ``search_space=`` format
 ------------------------
 A dict of plain values (JSON/YAML-friendly; recipes pass it through unchanged) with any of the
-keys ``encoders``, ``fusion``, ``augmentations``, ``training`` and ``warm_start`` (true or false,
-see above); it takes precedence over the arguments above::
+keys ``encoders``, ``fusion``, ``augmentations``, ``training``, ``warm_start`` and ``linear_model``
+(true or false, see above); it takes precedence over the arguments above::
 
     search_space = {
         "encoders": {                       # key: a modality ("image") or an input/column name
