@@ -61,7 +61,7 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
                                "linear": True, "output_dim": int(n_outputs)}
     if not encoders:
         return None
-    training = {**dict(base_training), "solver": LINEAR_SOLVER}
+    training = {**base_training, "solver": LINEAR_SOLVER}
     return {"encoders": encoders, "fusion": {"name": "sum"}, "augmentations": [], "training": training}
 
 
@@ -80,6 +80,7 @@ def _design(model, values: Mapping[str, Sequence[Any]], columns: dict[str, np.nd
     for name in sorted(encoders):
         encoder, inputs = encoders[name], batch["inputs"][name]
         ids = inputs["ids"]
+        ids_np = ids.numpy()
         with torch.no_grad():
             weights = encoder.feature_weights(inputs)
         lengths = torch.diff(torch.cat([inputs["offsets"], torch.tensor([len(ids)])]))
@@ -87,9 +88,9 @@ def _design(model, values: Mapping[str, Sequence[Any]], columns: dict[str, np.nd
         present = batch["masks"][name][row]
         if found:
             columns[name] = np.unique(ids[present].numpy())
-        position = np.searchsorted(columns[name], ids.numpy())
+        position = np.searchsorted(columns[name], ids_np)
         known = present.numpy() & (position < len(columns[name]))
-        known[known] = columns[name][position[known]] == ids.numpy()[known]
+        known[known] = columns[name][position[known]] == ids_np[known]
         rows.append(row[known])
         cols.append(torch.from_numpy(position[known]) + offset)
         vals.append(weights[torch.from_numpy(known)])
@@ -125,14 +126,13 @@ def train_linear(data, config: dict, *, deadline: float | None = None):
     if classification and data.class_weights is not None:
         class_weights = torch.as_tensor(data.class_weights, dtype=torch.float32)
     n, k = train_x.shape[0], int(data.n_outputs)
-    train_csr, train_t = _csr(train_x), _csr(train_x.t().coalesce())
+    train_csr, train_t, valid_csr = _csr(train_x), _csr(train_x.t().coalesce()), _csr(valid_x)
     if classification:
         sample_weights = torch.ones(n) if class_weights is None else class_weights[targets]
         sample_weights = sample_weights / sample_weights.sum()
         onehot = torch.nn.functional.one_hot(targets, k).float()
     weight = torch.zeros(train_x.shape[1], k)
     bias = torch.zeros(k)
-    weight.grad, bias.grad = torch.zeros_like(weight), torch.zeros_like(bias)
 
     def data_loss_and_gradient() -> tuple[float, torch.Tensor]:
         """The mean loss and its gradient with respect to the outputs (by hand: autograd
@@ -170,7 +170,7 @@ def train_linear(data, config: dict, *, deadline: float | None = None):
             stop_reason = "time limit"
             break
         with torch.no_grad():
-            outputs = (_csr(valid_x) @ weight + bias).numpy()
+            outputs = (valid_csr @ weight + bias).numpy()
         valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification)
         history.append({"epoch": index, "l2_c": c, "train_loss": train_loss, "valid_loss": valid_loss,
                         "valid_score": valid_score, "seconds": time.monotonic() - start})

@@ -484,6 +484,13 @@ def _fixed_params(params: Mapping[str, Any]) -> dict:
     return {str(k): {"value": v} for k, v in params.items()}
 
 
+def _searched_by_default(reg: _registry.Registry, kind: str, default: str, modality: str | None = None) -> list[str]:
+    """``default`` first, then every other registered component of ``kind`` (and ``modality``)
+    not tagged ``"manual"`` (those are searched only when named)."""
+    return [default] + [n for n in reg.names(kind, modality=modality)
+                        if n != default and "manual" not in reg.get(kind, n).tags]
+
+
 def _component_choices(raw: Any, kind: str, where: str, reg: _registry.Registry,
                        modality: str | None = None) -> dict[str, dict]:
     """Choices as an ordered dict ``name -> {param: spec}``."""
@@ -598,8 +605,7 @@ class SearchSpace:
                 choices = arg_choices
             else:
                 default = base_config["encoders"][spec.name]["name"]
-                names = [default] + [n for n in reg.names("encoder", modality=spec.modality)
-                                     if n != default and "manual" not in reg.get("encoder", n).tags]
+                names = _searched_by_default(reg, "encoder", default, spec.modality)
                 choices = {n: {} for n in names}
             encoders[spec.name] = choices
 
@@ -615,8 +621,7 @@ class SearchSpace:
             fusions = arg_fusions
         else:
             default = base_config["fusion"]["name"]
-            fusions = {n: {} for n in [default] + [n for n in reg.names("fusion")
-                                                   if n != default and "manual" not in reg.get("fusion", n).tags]}
+            fusions = {n: {} for n in _searched_by_default(reg, "fusion", default)}
 
         modalities = {spec.modality for spec in inputs}
         augmentations: dict[str, dict] = {}
