@@ -38,7 +38,10 @@ def automm_register_encoders(register: Callable[..., None]) -> None:
       for ``factory`` (without the prefix).
     - ``tags``: labels such as ``"pretrained"`` (pretrained weights whose defaults run
       frozen on cached features): the search tries the default configuration with such
-      encoders right after the default itself, since it is cheap and usually strong.
+      encoders right after the default itself, since it is cheap and usually strong;
+      ``"linear"`` (the encoder has a linear form: it accepts ``linear=True`` and
+      ``output_dim``, and implements ``linear_design`` and ``set_linear_weight``; the
+      search's linear model is built from such encoders, see :mod:`automm.linear`).
     """
 
 

@@ -94,6 +94,24 @@ class Encoder(nn.Module):
     def forward(self, batch: Any) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
+    # -- the optional linear form (encoders registered with the tag "linear") -------------
+    # Constructed with ``linear=True`` and ``output_dim=k``, such an encoder's output is
+    # ``linear_design(batch) @ W`` for a (features, k) weight ``W`` that starts at zero. The
+    # search's linear model (:mod:`automm.linear`) sums these outputs over the inputs and
+    # fits every ``W`` at once by regularised logistic (or ridge) regression.
+
+    def linear_design(self, batch: Any) -> torch.Tensor:
+        """Linear form: the (rows, features) matrix of a collated batch that the linear
+        weight multiplies, sparse (COO) or dense; the core zeroes the rows of missing
+        values. Sparse features are used as they are; dense ones are standardised by the
+        linear model's fit (and the standardisation folded back into the weight and bias)."""
+        raise NotImplementedError(f"{type(self).__name__} has no linear form")
+
+    def set_linear_weight(self, weight: torch.Tensor) -> None:
+        """Linear form: set ``W`` (features, ``output_dim``), so that ``forward`` returns
+        ``linear_design(batch) @ weight``."""
+        raise NotImplementedError(f"{type(self).__name__} has no linear form")
+
 
 def default_collate(samples: list[Any]) -> Any:
     first = samples[0]

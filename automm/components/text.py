@@ -521,6 +521,22 @@ class HashedNgramEncoder(Encoder):
         norms = norms.index_add(0, block, weights * weights).sqrt()
         return weights / norms[block]
 
+    def linear_design(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted bags as a sparse (texts, ``n_buckets``) matrix (linear form)."""
+        n_texts = len(batch["offsets"])
+        lengths = torch.diff(torch.cat([batch["offsets"], torch.tensor([len(batch["ids"])])]))
+        rows = torch.repeat_interleave(torch.arange(n_texts), lengths)
+        with torch.no_grad():
+            weights = self.feature_weights(batch).float()
+        return torch.sparse_coo_tensor(torch.stack([rows, batch["ids"]]), weights, (n_texts, self.n_buckets),
+                                       check_invariants=False).coalesce()  # ids < n_buckets by construction
+
+    def set_linear_weight(self, weight: torch.Tensor) -> None:
+        if not self.linear:
+            raise RuntimeError("set_linear_weight needs hashed_ngram's linear form (linear=True)")
+        with torch.no_grad():
+            self.embedding.weight.copy_(weight)
+
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         weights = self.feature_weights(batch)
         bags = self.embedding(batch["ids"], batch["offsets"], per_sample_weights=weights)  # empty bags give zeros
@@ -588,7 +604,7 @@ def _output_dim(hyperparameters: Mapping[str, Any]) -> int:
 def automm_register_encoders(register: Callable[..., None]) -> None:
     """Register the built-in text encoders."""
     register("hashed_ngram", HashedNgramEncoder, modality="text", output_dim=_output_dim,
-             defaults=dict(_HASHED_NGRAM_DEFAULTS), search_space=hashed_ngram_search_space,
+             defaults=dict(_HASHED_NGRAM_DEFAULTS), search_space=hashed_ngram_search_space, tags=("linear",),
              description="Hashed word uni/bigrams and character n-grams in an EmbeddingBag; "
                          "fast, vocabulary-free, any language (default text encoder).")
     register("gru", GRUTextEncoder, modality="text", output_dim=_output_dim, defaults=dict(_GRU_DEFAULTS),

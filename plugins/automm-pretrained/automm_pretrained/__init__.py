@@ -31,14 +31,23 @@ __all__ = [
 ]
 
 
+def _output_dim(encoder_class):
+    """The declared width: the features, or ``output_dim`` in the linear form."""
+    def output_dim(hyperparameters: dict) -> int:
+        if hyperparameters.get("linear"):
+            return int(hyperparameters["output_dim"])
+        return encoder_class.feature_dim
+    return output_dim
+
+
 @hookimpl
 def automm_register_encoders(register):
-    register("minilm", MiniLMEncoder, modality="text", output_dim=MiniLMEncoder.output_dim,
-             defaults=dict(MINILM_DEFAULTS), search_space=minilm_search_space, tags=("pretrained",),
+    register("minilm", MiniLMEncoder, modality="text", output_dim=_output_dim(MiniLMEncoder),
+             defaults=dict(MINILM_DEFAULTS), search_space=minilm_search_space, tags=("pretrained", "linear"),
              description="all-MiniLM-L6-v2 sentence embeddings (384-d, mean pooling); frozen with cached "
                          "features, or fine-tunes its top trainable_layers.")
     register("efficientnet_lite0", EfficientNetLite0Encoder, modality="image",
-             output_dim=EfficientNetLite0Encoder.output_dim, defaults=dict(EFFICIENTNET_LITE0_DEFAULTS),
-             search_space=efficientnet_lite0_search_space, tags=("pretrained",),
+             output_dim=_output_dim(EfficientNetLite0Encoder), defaults=dict(EFFICIENTNET_LITE0_DEFAULTS),
+             search_space=efficientnet_lite0_search_space, tags=("pretrained", "linear"),
              description="EfficientNet-Lite0 ImageNet features (1280-d, 224 px); frozen with cached features, "
                          "or fine-tunes its top trainable_layers.")

@@ -87,19 +87,37 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
 class PretrainedEncoder(Encoder):
     """Shared machinery of the frozen/fine-tuned pretrained encoders (see the module doc).
 
-    Subclasses set ``name`` and ``output_dim`` and implement ``_load``,
+    Subclasses set ``name`` and ``feature_dim`` and implement ``_load``,
     ``_cache_params``, ``_sample`` (one value → network input), ``_collate_samples`` and
-    ``_encode`` (network, collated batch → (B, output_dim))."""
+    ``_encode`` (network, collated batch → (B, feature_dim)).
+
+    The linear form (``linear=True``, frozen only): the cached features times a weight
+    ``output_dim`` wide, fitted by the search's linear model (:mod:`automm.linear`).
+    Otherwise ``output_dim`` is the feature width and must be left at None (or equal it)."""
 
     name = ""
     weights_name = ""  # key of weights.WEIGHT_PACKAGES
     paths_are_files = False
+    feature_dim = 0
 
     def __init__(self, trainable_layers: int = 0, max_trainable: int = 1, feature_batch_size: int = 64,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, linear: bool = False, output_dim: int | None = None):
         super().__init__()
         self.trainable_layers = _check_int("trainable_layers", trainable_layers, 0, max_trainable)
         self.feature_batch_size = _check_int("feature_batch_size", feature_batch_size, 1)
+        self.linear = bool(linear)
+        if self.linear:
+            if self.trainable_layers:
+                raise InputError(f"{self.name}: the linear form uses frozen features; got trainable_layers="
+                                 f"{self.trainable_layers} with linear=True")
+            self.output_dim = _check_int("output_dim", output_dim, 1)
+            self.linear_layer = nn.Linear(self.feature_dim, self.output_dim, bias=False)
+            nn.init.zeros_(self.linear_layer.weight)
+        else:
+            if output_dim is not None and int(output_dim) != self.feature_dim:
+                raise InputError(f"{self.name}: output_dim is the feature width {self.feature_dim} unless "
+                                 f"linear=True; got {output_dim}")
+            self.output_dim = self.feature_dim
         self.frozen = self.trainable_layers == 0
         self.static_preprocess = self.frozen  # a feature vector looked up once per row
         self.cache_dir = cache_dir
@@ -216,7 +234,7 @@ class PretrainedEncoder(Encoder):
 
     @torch.no_grad()  # not inference_mode: the features later feed autograd graphs of the heads
     def compute_features(self, values: Sequence[Any]) -> torch.Tensor:
-        """Features (n, output_dim) of present values through the pretrained network, in
+        """Features (n, feature_dim) of present values through the pretrained network, in
         batches of ``feature_batch_size`` (no cache involved)."""
         network = self._shared() if self.frozen else self.backbone
         device = next(network.parameters()).device
@@ -225,7 +243,7 @@ class PretrainedEncoder(Encoder):
             device = torch.device("cuda")
         was_training = network.training
         network.eval()
-        out = torch.empty(len(values), self.output_dim)
+        out = torch.empty(len(values), self.feature_dim)
         try:
             # no page faults for each batch's large activations; the pixels are not needed again
             with heap_allocations(), suspend_image_cache():
@@ -246,7 +264,7 @@ class PretrainedEncoder(Encoder):
     def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> Any:
         if self.frozen:
             if value is MISSING:
-                return torch.zeros(self.output_dim)
+                return torch.zeros(self.feature_dim)
             cache = self.feature_cache()
             key = cache.key(self._cache_value(value))
             found = self._features.get(key)
@@ -264,9 +282,23 @@ class PretrainedEncoder(Encoder):
         return self._collate_samples(samples)
 
     def forward(self, batch: Any) -> torch.Tensor:
+        if self.linear:
+            return self.linear_layer(batch.float())
         if self.frozen:
             return batch.float()
         return self._encode(self.backbone, batch, trainable=True)
+
+    def linear_design(self, batch: Any) -> torch.Tensor:
+        """The rows' cached features (dense; frozen mode)."""
+        if not self.frozen:
+            raise RuntimeError(f"{self.name}: the linear form needs frozen features (trainable_layers=0)")
+        return batch.float()
+
+    def set_linear_weight(self, weight: torch.Tensor) -> None:
+        if not self.linear:
+            raise RuntimeError(f"{self.name}: set_linear_weight needs the linear form (linear=True)")
+        with torch.no_grad():
+            self.linear_layer.weight.copy_(weight.t())
 
     def get_state(self) -> dict:
         return {"weights_package": f"{self._package()}=={package_version(self.weights_name)}",
@@ -321,11 +353,12 @@ class MiniLMEncoder(PretrainedEncoder):
     modality = "text"
     name = "minilm"
     weights_name = "minilm"
-    output_dim = 384
+    feature_dim = 384
 
     def __init__(self, trainable_layers: int = 0, max_length: int = 128, normalize: bool = True,
-                 feature_batch_size: int = 128, cache_dir: str | None = None):
-        super().__init__(trainable_layers, 6, feature_batch_size, cache_dir)
+                 feature_batch_size: int = 128, cache_dir: str | None = None, linear: bool = False,
+                 output_dim: int | None = None):
+        super().__init__(trainable_layers, 6, feature_batch_size, cache_dir, linear, output_dim)
         self.max_length = _check_int("max_length", max_length, 2, 512)
         self.normalize = bool(normalize)
         self._tokenizer = None
@@ -413,7 +446,7 @@ def minilm_search_space(trial: Any, prefix: str) -> dict:
 
 
 MINILM_DEFAULTS = {"trainable_layers": 0, "max_length": 128, "normalize": True, "feature_batch_size": 128,
-                   "cache_dir": None}
+                   "cache_dir": None, "linear": False, "output_dim": None}
 
 
 # ----------------------------------------------------------------------------------------
@@ -434,14 +467,15 @@ class EfficientNetLite0Encoder(PretrainedEncoder):
     modality = "image"
     name = "efficientnet_lite0"
     weights_name = "efficientnet_lite0"
-    output_dim = 1280
+    feature_dim = 1280
     paths_are_files = True
 
     def __init__(self, trainable_layers: int = 0, image_size: int = 224, normalization: str = "imagenet",
-                 feature_batch_size: int = 32, cache_dir: str | None = None):
+                 feature_batch_size: int = 32, cache_dir: str | None = None, linear: bool = False,
+                 output_dim: int | None = None):
         from .efficientnet import LITE0_BLOCKS
 
-        super().__init__(trainable_layers, LITE0_BLOCKS + 1, feature_batch_size, cache_dir)
+        super().__init__(trainable_layers, LITE0_BLOCKS + 1, feature_batch_size, cache_dir, linear, output_dim)
         self.image_size = _check_int("image_size", image_size, 32, 1024)
         if normalization not in NORMALIZATIONS:
             raise InputError(f"hyperparameter normalization must be one of {NORMALIZATIONS}; got {normalization!r}")
@@ -492,4 +526,4 @@ def efficientnet_lite0_search_space(trial: Any, prefix: str) -> dict:
 
 
 EFFICIENTNET_LITE0_DEFAULTS = {"trainable_layers": 0, "image_size": 224, "normalization": "imagenet",
-                               "feature_batch_size": 32, "cache_dir": None}
+                               "feature_batch_size": 32, "cache_dir": None, "linear": False, "output_dim": None}
