@@ -26,6 +26,8 @@ What is checked (see each function for details):
   ``AutoMM.load`` do);
 * it runs on CPU, handles a missing value (:data:`~automm.MISSING`), gives finite
   outputs, passes gradients when it is not frozen, and is deterministic under a seed;
+* an encoder tagged ``"linear"`` has a linear form: with ``linear=True, output_dim=k``
+  its ``forward`` equals ``linear_design(batch) @ W`` after ``set_linear_weight(W)``;
 * augmentations return a value of the same kind and depend only on the generator.
 
 The kit follows the core's protocol: an encoder is built by its factory, ``fit`` on the
@@ -252,7 +254,7 @@ def _encode(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], augmen
 def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any], *,
                   missing_value: Any = MISSING, seed: int = 0, atol: float = 1e-5, check_search: bool = True,
                   build_search_draws: bool = True, n_search_draws: int = 2, check_pickle: bool = True,
-                  cache_dir: str | None = None, registry: Registry | None = None,
+                  check_linear: bool = True, cache_dir: str | None = None, registry: Registry | None = None,
                   **hyperparameters: Any) -> ComponentReport:
     """Check an encoder on ``sample_values`` (a few raw values of its modality, at least
     two, none missing; ``missing_value`` is added as the core would pass a missing one)
@@ -266,8 +268,10 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
     gradients to some parameter in training mode, determinism (two builds under the same
     seed agree), pickling (DataLoader workers), the save/load round trip (JSON state +
     safetensors ``state_dict`` into a fresh build under another seed gives identical
-    outputs), and the search space (see :func:`check_search_space`; with
-    ``build_search_draws`` every draw must also build an encoder of the declared width)."""
+    outputs), the search space (see :func:`check_search_space`; with
+    ``build_search_draws`` every draw must also build an encoder of the declared width) and,
+    for an encoder tagged ``"linear"`` (unless ``check_linear`` is false, e.g. where
+    ``hyperparameters`` rule the linear form out), its linear form."""
     spec = _resolve("encoder", name_or_spec, registry)
     values = list(sample_values)
     if len(values) < 2:
@@ -371,6 +375,10 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             _assert_close(spec, "save/load round trip (get_state + state_dict into a new build)", out,
                           _encode(spec, restored.eval(), all_values), atol)
 
+        if check_linear and "linear" in spec.tags:
+            _check_linear_form(spec, hyperparameters, all_values, cache, seed, atol)
+            report.notes.append("linear form checked")
+
     # search space
     if check_search and spec.search_space is not None:
         draws = check_search_space(spec, "encoder", n_draws=n_search_draws, seed=seed)
@@ -385,6 +393,41 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
                     _fail(spec, f"declares output_dim={expected} for search draw {draw}, but the built encoder "
                                 f"has output_dim={built.output_dim}")
     return report
+
+
+def _check_linear_form(spec: ComponentSpec, hyperparameters: Mapping[str, Any], values: Sequence[Any],
+                       cache: str, seed: int, atol: float, n_outputs: int = 3) -> None:
+    """An encoder tagged ``"linear"``: built with ``linear=True, output_dim=n_outputs`` it has
+    that width, ``linear_design`` gives one row per value, and after ``set_linear_weight(W)``
+    its ``forward`` equals ``linear_design(batch) @ W``."""
+    params = {**hyperparameters, "linear": True, "output_dim": n_outputs}
+    declared = _declared_dim(spec, spec.hyperparameters(**params))
+    encoder = _build_encoder(spec, params, seed)
+    if declared != n_outputs or int(encoder.output_dim) != n_outputs:
+        _fail(spec, f"is tagged 'linear', but with linear=True, output_dim={n_outputs} it declares output_dim="
+                    f"{declared} and builds output_dim={encoder.output_dim}")
+    try:
+        encoder.fit(values)
+        encoder.prepare(values, cache_dir=cache)
+        batch = encoder.collate([encoder.preprocess(v, None) for v in values])
+        design = encoder.linear_design(batch)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"linear form: fit, prepare, preprocess, collate or linear_design fails: {exc!r}")
+    if not isinstance(design, torch.Tensor) or design.dim() != 2 or design.shape[0] != len(values):
+        _fail(spec, f"linear_design must return a (rows, features) tensor with {len(values)} rows, got "
+                    f"{getattr(design, 'shape', type(design).__name__)}")
+    dense = design.to_dense().float() if design.is_sparse else design.float()
+    if not torch.isfinite(dense).all():
+        _fail(spec, "linear_design returns non-finite values")
+    weight = torch.randn(design.shape[1], n_outputs, generator=torch.Generator().manual_seed(seed))
+    try:
+        encoder.set_linear_weight(weight)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"set_linear_weight fails on a ({design.shape[1]}, {n_outputs}) weight: {exc!r}")
+    with torch.no_grad():
+        out = _check_output(spec, "forward in the linear form", encoder.eval()(batch), len(values), n_outputs)
+    _assert_close(spec, "linear form: forward(batch) vs linear_design(batch) @ weight", out, dense @ weight,
+                  max(atol, 1e-4))
 
 
 def _check_static_preprocess(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any]) -> None:

@@ -47,37 +47,143 @@ def _config(data: PreparedData) -> dict:
     return config
 
 
+def _forward(model, values) -> np.ndarray:
+    from automm.data import BatchCollator, MultimodalDataset
+
+    encoders = dict(model.encoders.items())
+    dataset = MultimodalDataset(values, encoders)
+    batch = BatchCollator(encoders)([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        return model(batch["inputs"], batch["masks"]).numpy()
+
+
 def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_only, emoji):
     from sklearn.linear_model import LogisticRegression
 
     train, _ = emoji
     classes = sorted(set(train["category"]))
     data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
-    candidate = train_linear(data, _config(data))
+    candidate = train_linear(data, _config(data), refit=False)
     assert [r["l2_c"] for r in candidate.history] == list(L2_GRID)
     kept = candidate.history[candidate.best_epoch - 1]
     assert kept["valid_loss"] == min(r["valid_loss"] for r in candidate.history)  # the lowest holdout loss is kept
     assert candidate.best_score == kept["valid_score"]
 
     # the same problem solved by scikit-learn: C * sum of log-losses + ||W||^2 / 2, intercept free
-    train_x, _ = raw_design(candidate.model, data.subset(data.train_index))["text_0"]
-    valid_x, _ = raw_design(candidate.model, data.subset(data.valid_index))["text_0"]
-    seen = np.unique(train_x.indices()[1].numpy())  # buckets of the training texts: the solver's columns
-    reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(
-        train_x.to_dense().numpy()[:, seen], data.targets[data.train_index])
-    expected = reference.predict_proba(valid_x.to_dense().numpy()[:, seen])
+    def design(index, seen=None):
+        matrix = raw_design(candidate.model, data.subset(index))["text_0"][0].to_dense().numpy()
+        seen = np.flatnonzero(matrix.any(0)) if seen is None else seen  # buckets seen in the fit: the columns
+        return matrix[:, seen], seen
+
+    train_x, seen = design(data.train_index)
+    reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(train_x, data.targets[data.train_index])
+    expected = reference.predict_proba(design(data.valid_index, seen)[0])
     got = torch.softmax(torch.from_numpy(candidate.valid_outputs), 1).numpy()[:, reference.classes_]
     assert np.abs(got - expected).max() < 0.02
 
     # the model itself (hashed_ngram in its linear form, sum fusion) gives the same outputs
-    encoders = dict(candidate.model.encoders.items())
-    from automm.data import BatchCollator, MultimodalDataset
+    np.testing.assert_allclose(_forward(candidate.model, data.subset(data.valid_index)), candidate.valid_outputs,
+                               atol=1e-4)
 
-    dataset = MultimodalDataset(data.subset(data.valid_index), encoders)
-    batch = BatchCollator(encoders)([dataset[i] for i in range(len(dataset))])
-    with torch.no_grad():
-        outputs = candidate.model(batch["inputs"], batch["masks"]).numpy()
-    np.testing.assert_allclose(outputs, candidate.valid_outputs, atol=1e-4)
+    # by default the kept strength is fitted once more on the training and holdout rows; the
+    # holdout outputs (what the ensemble weighs) stay those of the training rows' fit
+    refitted = train_linear(data, _config(data))
+    assert "refit" in refitted.stop_reason and refitted.best_epoch == candidate.best_epoch
+    np.testing.assert_allclose(refitted.valid_outputs, candidate.valid_outputs, atol=1e-5)
+    every_row = data.rows
+    all_x, seen = design(every_row)
+    reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(all_x, data.targets[every_row])
+    got = torch.softmax(torch.from_numpy(_forward(refitted.model, data.subset(every_row))), 1).numpy()
+    assert np.abs(got[:, reference.classes_] - reference.predict_proba(all_x)).max() < 0.02
+
+
+class ColourStats(automm.Encoder):
+    """A test encoder with a dense linear form: an image's per-channel mean and spread."""
+
+    modality = "image"
+    static_preprocess = True
+    frozen = True  # fixed features, like a frozen pretrained encoder's
+
+    def __init__(self, size: int = 16, linear: bool = False, output_dim: int = 6):
+        super().__init__()
+        self.size, self.linear = size, linear
+        self.output_dim = output_dim if linear else 6
+        if linear:
+            self.linear_layer = torch.nn.Linear(6, output_dim, bias=False)
+            torch.nn.init.zeros_(self.linear_layer.weight)
+
+    def preprocess(self, value, augment=None):
+        from automm.components.image import image_tensor
+
+        if value is MISSING:
+            return torch.zeros(6)
+        pixels = image_tensor(value, self.size)
+        return torch.cat([pixels.mean((1, 2)), pixels.std((1, 2))]) * torch.tensor([1.0, 1, 1, 50, 50, 50])
+
+    def linear_design(self, batch):
+        return batch
+
+    def set_linear_weight(self, weight):
+        with torch.no_grad():
+            self.linear_layer.weight.copy_(weight.t())
+
+    def forward(self, batch):
+        return self.linear_layer(batch) if self.linear else batch
+
+
+class ColourStatsPlugin:
+    @automm.hookimpl
+    def automm_register_encoders(self, register):
+        register("colour_stats", ColourStats, modality="image", tags=("linear",),
+                 output_dim=lambda hp: hp["output_dim"] if hp["linear"] else 6,
+                 defaults={"size": 16, "linear": False, "output_dim": 6})
+
+
+def test_dense_features_are_standardised_for_the_fit_and_folded_back_into_the_model(builtin_only, fresh_registry,
+                                                                                     emoji):
+    from sklearn.linear_model import LogisticRegression
+
+    from automm.testing import check_encoder
+
+    fresh_registry(ColourStatsPlugin())
+    train, _ = emoji
+    assert "linear form checked" in check_encoder("colour_stats", train["image"].tolist()[:4]).notes
+    images, texts = train["image"].tolist(), train["name"].tolist()
+    images[0] = images[1] = MISSING  # row 0 is a holdout row, row 1 a training row
+    classes = sorted(set(train["category"]))
+    rows = np.arange(len(texts))
+    data = PreparedData(inputs=[InputSpec("image_0", "image", ["image"], {"image": "image"}),
+                                InputSpec("text_0", "text", ["name"], {"name": "text"})],
+                        values={"image_0": images, "text_0": texts},
+                        targets=np.array([classes.index(c) for c in train["category"]]), problem_type="multiclass",
+                        n_outputs=len(classes), train_index=rows[rows % 4 != 0], valid_index=rows[rows % 4 == 0],
+                        seed=0, device=torch.device("cpu"), num_workers=0)
+    config = linear_config(data.inputs, {"image_0": {"cnn": {}, "colour_stats": {}}, "text_0": {"hashed_ngram": {}}},
+                           {"batch_size": 32}, data.n_outputs)
+    assert config["encoders"]["image_0"]["name"] == "colour_stats"  # the image's only encoder with a linear form
+    candidate = train_linear(data, config, refit=False)
+    kept = candidate.history[candidate.best_epoch - 1]
+
+    # scikit-learn on the matrix the solver sees: the text's seen buckets, and the colour
+    # statistics standardised on the present training rows and scaled by 1 / sqrt(6)
+    def features(index, seen=None, stats=None):
+        design = raw_design(candidate.model, data.subset(index))
+        text = design["text_0"][0].to_dense().numpy()
+        colour, present = (t.numpy() for t in design["image_0"])
+        seen = np.flatnonzero(text.any(0)) if seen is None else seen
+        stats = (colour[present].mean(0), colour[present].std(0)) if stats is None else stats
+        return np.hstack([text[:, seen], (colour - stats[0]) / stats[1] / np.sqrt(6)]), seen, stats
+
+    train_x, seen, stats = features(data.train_index)
+    valid_x, _, _ = features(data.valid_index, seen, stats)
+    reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(train_x, data.targets[data.train_index])
+    got = torch.softmax(torch.from_numpy(candidate.valid_outputs), 1).numpy()[:, reference.classes_]
+    assert np.abs(got - reference.predict_proba(valid_x)).max() < 0.02
+
+    # the model, with the standardisation folded into its weights and bias, gives the same
+    # outputs, the holdout row without an image included
+    np.testing.assert_allclose(_forward(candidate.model, data.subset(data.valid_index)), candidate.valid_outputs,
+                               atol=1e-3)
 
 
 def test_the_linear_model_regresses_and_a_missing_text_gets_the_bias(builtin_only, emoji):
@@ -123,7 +229,7 @@ def test_a_search_trains_the_linear_model_on_the_texts_alone_and_keeps_it_throug
         AutoMM(**params, search_space={"linear_model": "yes"}).fit(*X, train["category"].tolist())
 
 
-def test_no_linear_model_without_a_text_input_or_without_hashed_ngram(builtin_only):
+def test_no_linear_model_without_an_encoder_that_has_a_linear_form(builtin_only):
     image = InputSpec("image_0", "image", ["image"], {"image": "image"})
     text = InputSpec("text_0", "text", ["name"], {"name": "text"})
     assert linear_config([image], {"image_0": {"cnn": {}}}, {}, 3) is None

@@ -50,7 +50,7 @@ def test_minilm_frozen_conforms():
 
 
 def test_minilm_fine_tuning_conforms():
-    report = check_encoder("minilm", TEXTS, trainable_layers=1, check_search=False)
+    report = check_encoder("minilm", TEXTS, trainable_layers=1, check_search=False, check_linear=False)
     encoder = automm.create_encoder("minilm", trainable_layers=1)
     assert not encoder.frozen
     trainable = {n.split(".")[3] for n, p in encoder.named_parameters() if p.requires_grad}
@@ -65,13 +65,27 @@ def test_efficientnet_frozen_conforms():
 
 def test_efficientnet_fine_tuning_conforms_and_keeps_frozen_layers_in_eval():
     check_encoder("efficientnet_lite0", _images()[:2], image_size=64, trainable_layers=1, check_search=False,
-                  check_pickle=False)
+                  check_pickle=False, check_linear=False)
     encoder = automm.create_encoder("efficientnet_lite0", image_size=64, trainable_layers=2).train()
     assert encoder.backbone._bn0.training is False and encoder.backbone._blocks[0].training is False
     assert encoder.backbone._bn1.training is True and encoder.backbone._blocks[-1].training is True
     trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith(("backbone._conv_head", "backbone._bn1", "backbone._blocks.15."))
                              for n in trainable)
+
+
+def test_the_linear_form_is_the_cached_features_times_a_weight():
+    report = check_encoder("efficientnet_lite0", _images(), image_size=64, check_search=False)
+    assert "linear form checked" in report.notes  # the kit's contract for encoders tagged "linear"
+    encoder = automm.create_encoder("efficientnet_lite0", image_size=64, linear=True, output_dim=3)
+    assert encoder.output_dim == 3 and encoder.frozen
+    assert automm.get_registry().get("encoder", "efficientnet_lite0").expected_output_dim(linear=True,
+                                                                                          output_dim=3) == 3
+    assert not encoder.linear_layer.weight.any()  # starts at zero, as hashed_ngram's linear form
+    with pytest.raises(automm.InputError, match="linear form uses frozen features"):
+        automm.create_encoder("minilm", linear=True, output_dim=3, trainable_layers=1)
+    with pytest.raises(automm.InputError, match="output_dim is the feature width 384"):
+        automm.create_encoder("minilm", output_dim=3)
 
 
 def test_frozen_encoders_hold_no_weights_and_have_the_documented_preprocessing():
