@@ -54,7 +54,9 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
     ``encoder_choices`` maps each input to its encoder choices (``{encoder name:
     hyperparameters the user fixed}``). Each input whose choices include an encoder with a
     linear form (registered with the tag ``"linear"``) takes part through the first such one,
-    from-scratch encoders before pretrained ones (on fashion, logistic regression on TF-IDF
+    with the hyperparameters its class prefers for it (a ``linear_defaults`` dict, if any)
+    unless the user fixed them; from-scratch encoders before pretrained ones (on fashion,
+    logistic regression on TF-IDF
     with the image features beat the same with MiniLM sentence embeddings: 55 against 81
     test errors on usage, 13 against 16 on subCategory; ``benchmarks/RESULTS.md``, session 13).
     """
@@ -69,7 +71,8 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
             continue
         name, fixed = min(linear, key=lambda pair: "pretrained" in reg.get("encoder", pair[0]).tags)
         spec = reg.get("encoder", name)
-        encoders[item.name] = {"name": name, **spec.hyperparameters(), **dict(fixed or {}),
+        preferred = getattr(spec.factory, "linear_defaults", None) or {}  # e.g. hashed_ngram's larger n_buckets
+        encoders[item.name] = {"name": name, **spec.hyperparameters(), **dict(preferred), **dict(fixed or {}),
                                "linear": True, "output_dim": int(n_outputs)}
     if not encoders:
         return None

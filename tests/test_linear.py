@@ -81,7 +81,11 @@ def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_on
     got = torch.softmax(torch.from_numpy(candidate.valid_outputs), 1).numpy()[:, reference.classes_]
     assert np.abs(got - expected).max() < 0.02
 
-    # the model itself (hashed_ngram in its linear form, sum fusion) gives the same outputs
+    # the model itself (hashed_ngram in its linear form, sum fusion) gives the same outputs,
+    # keeping weight rows only for the buckets of the training texts
+    encoder = candidate.model.encoders["text_0"]
+    assert encoder.n_buckets == 2 ** 18  # the linear form's preferred default (linear_defaults)
+    assert encoder.embedding.weight.shape[0] == len(encoder.kept_buckets) + 1 == len(seen) + 1
     np.testing.assert_allclose(_forward(candidate.model, data.subset(data.valid_index)), candidate.valid_outputs,
                                atol=1e-4)
 
