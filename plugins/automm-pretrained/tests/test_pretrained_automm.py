@@ -82,3 +82,22 @@ def test_dataloader_workers_use_the_prepared_features(tmp_path):
     X, y, X_test, y_test = _emoji(n_train=60, n_test=20)
     model = _model(tmp_path / "cache", num_workers=2, max_epochs=2).fit(X, y)
     assert model.predict(X_test).shape == (len(X_test),)
+
+
+def test_the_searchs_linear_model_takes_the_frozen_image_features(tmp_path):
+    X, y, X_test, y_test = _emoji()
+    space = {"encoders": {"image": {"cnn": {"image_size": 32, "depth": 2}, "efficientnet_lite0": {"image_size": 64}},
+                          "text": {"hashed_ngram": {}, "minilm": {}}}}
+    model = AutoMM(n_trials=3, max_epochs=2, batch_size=32, num_workers=0, random_state=0, ensemble_size=3,
+                   cache_dir=str(tmp_path / "cache"), search_space=space).fit(X, y)
+    board = model.leaderboard_.set_index("number")
+    linear = board[board["fusion"] == "sum"]
+    assert len(linear) == 1 and linear.iloc[0]["state"] == "COMPLETE"
+    encoders = linear.iloc[0]["config"]["encoders"]
+    # the image through EfficientNet-Lite0's linear form (cached features times a weight), the
+    # text through hashed n-grams (from-scratch encoders first)
+    assert encoders["image_0"]["name"] == "efficientnet_lite0" and encoders["image_0"]["linear"] is True
+    assert encoders["text_0"]["name"] == "hashed_ngram" and encoders["text_0"]["linear"] is True
+    proba = model.predict_proba(X_test)
+    loaded = AutoMM.load(model.save(tmp_path / "model"))
+    np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
