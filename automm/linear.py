@@ -2,7 +2,7 @@
 linear features (a text's hashed n-grams, a frozen pretrained encoder's cached features).
 
 A fitted network and a linear model on TF-IDF features err differently, and the linear model
-costs seconds (2-9 s on the shared sets, 2 CPU cores). The search trains it as one of its first
+costs seconds (3-11 s on the shared sets, 2 CPU cores). The search trains it as one of its first
 trials (see :func:`linear_config`) and the ensemble takes it where the holdout says it helps.
 On the same trained models, the ensemble with it (and with temperatures, see
 :mod:`automm.ensemble`) made 12 / 61 / 112 test errors on fashion subCategory / usage / emoji,
@@ -56,9 +56,9 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
     linear form (registered with the tag ``"linear"``) takes part through the first such one,
     with the hyperparameters its class prefers for it (a ``linear_defaults`` dict, if any)
     unless the user fixed them; from-scratch encoders before pretrained ones (on fashion,
-    logistic regression on TF-IDF
-    with the image features beat the same with MiniLM sentence embeddings: 55 against 81
-    test errors on usage, 13 against 16 on subCategory; ``benchmarks/RESULTS.md``, session 13).
+    logistic regression on TF-IDF with the image features beat the same with MiniLM sentence
+    embeddings: 55 against 81 test errors on usage, 13 against 16 on subCategory;
+    ``benchmarks/RESULTS.md``, session 13).
     """
     from . import registry as _registry
 
