@@ -53,7 +53,8 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
 
     ``encoder_choices`` maps each input to its encoder choices (``{encoder name:
     hyperparameters the user fixed}``). Each input whose choices include an encoder with a
-    linear form (registered with the tag ``"linear"``) takes part through the first such one,
+    linear form (registered with the tag ``"linear"``) takes part through the first such one
+    that builds with what the user fixed,
     with the hyperparameters its class prefers for it (a ``linear_defaults`` dict, if any)
     unless the user fixed them; from-scratch encoders before pretrained ones (on fashion,
     logistic regression on TF-IDF with the image features beat the same with MiniLM sentence
@@ -67,17 +68,29 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
     for item in inputs:
         choices = list((encoder_choices.get(item.name) or {}).items())
         linear = [(name, fixed) for name, fixed in choices if "linear" in reg.get("encoder", name).tags]
-        if not linear:
-            continue
-        name, fixed = min(linear, key=lambda pair: "pretrained" in reg.get("encoder", pair[0]).tags)
-        spec = reg.get("encoder", name)
-        preferred = getattr(spec.factory, "linear_defaults", None) or {}  # e.g. hashed_ngram's larger n_buckets
-        encoders[item.name] = {"name": name, **spec.hyperparameters(), **dict(preferred), **dict(fixed or {}),
-                               "linear": True, "output_dim": int(n_outputs)}
+        for name, fixed in sorted(linear, key=lambda pair: "pretrained" in reg.get("encoder", pair[0]).tags):
+            spec = reg.get("encoder", name)
+            preferred = getattr(spec.factory, "linear_defaults", None) or {}  # e.g. hashed_ngram's larger n_buckets
+            params = {**spec.hyperparameters(), **dict(preferred), **dict(fixed or {}), "linear": True,
+                      "output_dim": int(n_outputs)}
+            if fixed and not _builds(spec, params):
+                continue  # what the user fixed rules the linear form out (e.g. fine-tuning layers)
+            encoders[item.name] = {"name": name, **params}
+            break
     if not encoders:
         return None
     training = {**base_training, "solver": LINEAR_SOLVER}
     return {"encoders": encoders, "fusion": {"name": "sum"}, "augmentations": [], "training": training}
+
+
+def _builds(spec, params: Mapping[str, Any]) -> bool:
+    params = dict(params)
+    params.pop("name", None)
+    try:
+        spec.factory(**params)
+    except Exception:  # noqa: BLE001 - any reason this encoder cannot take part: the next one, or none
+        return False
+    return True
 
 
 def raw_design(model, values: Mapping[str, Sequence[Any]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -101,3 +101,18 @@ def test_the_searchs_linear_model_takes_the_frozen_image_features(tmp_path):
     proba = model.predict_proba(X_test)
     loaded = AutoMM.load(model.save(tmp_path / "model"))
     np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
+
+
+def test_a_fine_tuning_choice_the_user_fixed_keeps_the_image_out_of_the_linear_model():
+    from automm.data import InputSpec
+    from automm.linear import linear_config
+
+    image = InputSpec("image_0", "image", ["image"], {"image": "image"})
+    text = InputSpec("text_0", "text", ["name"], {"name": "text"})
+    frozen = linear_config([image, text], {"image_0": {"efficientnet_lite0": {}}, "text_0": {"hashed_ngram": {}}}, {}, 3)
+    assert set(frozen["encoders"]) == {"image_0", "text_0"}
+    tuned = linear_config([image, text], {"image_0": {"efficientnet_lite0": {"trainable_layers": 1}},
+                                          "text_0": {"hashed_ngram": {}}}, {}, 3)
+    assert set(tuned["encoders"]) == {"text_0"}  # the linear form needs frozen features
+    minilm = linear_config([text], {"text_0": {"minilm": {}}}, {}, 3)
+    assert minilm["encoders"]["text_0"]["name"] == "minilm"  # the only choice with a linear form
