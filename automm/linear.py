@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from .components.base import find_sorted
 from .data import BatchCollator, MultimodalDataset
 from .training import TimeLimitReached, validation_metrics
 
@@ -84,8 +85,6 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
 
 
 def _builds(spec, params: Mapping[str, Any]) -> bool:
-    params = dict(params)
-    params.pop("name", None)
     try:
         spec.factory(**params)
     except Exception:  # noqa: BLE001 - any reason this encoder cannot take part: the next one, or none
@@ -141,9 +140,7 @@ class _Block:
         if not self.sparse:
             return (design - self.mean) * self.scale, None
         indices, values = design.indices(), design.values()
-        position = torch.searchsorted(self.columns, indices[1])
-        known = position < len(self.columns)
-        known[known.clone()] = self.columns[position[known]] == indices[1][known]
+        position, known = find_sorted(self.columns, indices[1])
         matrix = torch.sparse_coo_tensor(torch.stack([indices[0][known], position[known]]), values[known],
                                          (design.shape[0], len(self.columns)), check_invariants=False).coalesce()
         return _csr(matrix), _csr(matrix.t().coalesce())
@@ -174,17 +171,18 @@ def _outputs(parts: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], bia
 class _Objective:
     """The penalised training loss on some rows, minimised in place by :meth:`solve`."""
 
-    def __init__(self, parts: list[tuple[torch.Tensor, torch.Tensor | None]], targets: np.ndarray,
-                 classification: bool, class_weights: Sequence[float] | None, n_outputs: int):
-        self.parts, self.classification = parts, classification
-        self.n = len(targets)
-        targets = torch.as_tensor(targets)
-        if classification:
+    def __init__(self, parts: list[tuple[torch.Tensor, torch.Tensor | None]], data, index: np.ndarray):
+        """``parts``: each block's matrix (and transpose) over ``data``'s rows ``index``."""
+        self.parts = parts
+        self.classification = data.problem_type != "regression"
+        self.n = len(index)
+        targets = torch.as_tensor(data.targets[index])
+        if self.classification:
             weights = torch.ones(self.n)
-            if class_weights is not None:
-                weights = torch.as_tensor(class_weights, dtype=torch.float32)[targets.long()]
+            if data.class_weights is not None:
+                weights = torch.as_tensor(data.class_weights, dtype=torch.float32)[targets.long()]
             self.sample_weights = weights / weights.sum()
-            self.onehot = torch.nn.functional.one_hot(targets.long(), n_outputs).float()
+            self.onehot = torch.nn.functional.one_hot(targets.long(), int(data.n_outputs)).float()
         else:
             self.targets = targets.float().view(-1, 1)
 
@@ -250,10 +248,7 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     blocks = [_Block(name, *train_raw[name]) for name in sorted(raw)]
     valid_rows = np.arange(n_train, len(rows))
     valid_parts = [block.transform(_rows(raw[block.name][0], valid_rows))[0] for block in blocks]
-    classification = data.problem_type != "regression"
-    class_weights = data.class_weights if classification else None
-    objective = _Objective([block.transform(train_raw[block.name][0]) for block in blocks],
-                           data.targets[data.train_index], classification, class_weights, int(data.n_outputs))
+    objective = _Objective([block.transform(train_raw[block.name][0]) for block in blocks], data, data.train_index)
     del train_raw
     k = int(data.n_outputs)
     weights = [torch.zeros(block.n_columns, k) for block in blocks]
@@ -273,7 +268,7 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
             break
         with torch.no_grad():
             outputs = _outputs(valid_parts, weights, bias).numpy()
-        valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification)
+        valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, objective.classification)
         history.append({"epoch": index, "l2_c": c, "train_loss": train_loss, "valid_loss": valid_loss,
                         "valid_score": valid_score, "seconds": time.monotonic() - start})
         if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):
@@ -283,7 +278,7 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     _, best_epoch, best_score, best_outputs, best_weights, best_bias = best
     del objective, valid_parts
     if refit and stop_reason != "time limit":
-        refitted = _refit(raw, blocks, best_weights, best_bias, data, L2_GRID[best_epoch - 1], deadline)
+        refitted = _refit(raw, rows, blocks, best_weights, best_bias, data, L2_GRID[best_epoch - 1], deadline)
         if refitted is not None:
             blocks, best_weights, best_bias = refitted
             stop_reason = "l2 grid done; refit on the training and holdout rows"
@@ -299,12 +294,10 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
                      stop_reason=stop_reason, seconds=time.monotonic() - start)
 
 
-def _refit(raw: Mapping[str, tuple[torch.Tensor, torch.Tensor]], blocks: list[_Block], weights: list[torch.Tensor],
-           bias: torch.Tensor, data, c: float, deadline: float | None):
-    """The fit at strength ``c`` on all of ``raw``'s rows (training then holdout), started
+def _refit(raw: Mapping[str, tuple[torch.Tensor, torch.Tensor]], rows: np.ndarray, blocks: list[_Block],
+           weights: list[torch.Tensor], bias: torch.Tensor, data, c: float, deadline: float | None):
+    """The fit at strength ``c`` on all of ``raw``'s rows (``data``'s rows ``rows``), started
     from the training rows' solution: (blocks, weights, bias), or None at the deadline."""
-    classification = data.problem_type != "regression"
-    targets = data.targets[np.concatenate([data.train_index, data.valid_index])]
     new_blocks, start_weights = [], []
     for block, weight in zip(blocks, weights):
         new = _Block(block.name, *raw[block.name])
@@ -314,8 +307,7 @@ def _refit(raw: Mapping[str, tuple[torch.Tensor, torch.Tensor]], blocks: list[_B
             start[torch.searchsorted(new.columns, block.columns)] = weight
         new_blocks.append(new)
         start_weights.append(start)
-    objective = _Objective([block.transform(raw[block.name][0]) for block in new_blocks], targets, classification,
-                           data.class_weights if classification else None, int(data.n_outputs))
+    objective = _Objective([block.transform(raw[block.name][0]) for block in new_blocks], data, rows)
     start_bias = bias.clone()
     try:
         objective.solve(c, start_weights, start_bias, deadline)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-__all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING"]
+__all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "find_sorted"]
 
 
 class _Missing:
@@ -111,6 +111,15 @@ class Encoder(nn.Module):
         """Linear form: set ``W`` (features, ``output_dim``), so that ``forward`` returns
         ``linear_design(batch) @ weight``."""
         raise NotImplementedError(f"{type(self).__name__} has no linear form")
+
+
+def find_sorted(sorted_values: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each of ``values`` sits in the ascending, duplicate-free ``sorted_values``: its
+    position, and whether it is there at all (a position of a missing value is meaningless)."""
+    position = torch.searchsorted(sorted_values, values)
+    found = position < len(sorted_values)
+    found[found.clone()] = sorted_values[position[found]] == values[found]
+    return position, found
 
 
 def default_collate(samples: list[Any]) -> Any:

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..hookspecs import hookimpl
-from .base import MISSING, Encoder
+from .base import MISSING, Encoder, find_sorted
 
 __all__ = [
     "tokenize",
@@ -569,11 +569,8 @@ class HashedNgramEncoder(Encoder):
         position among the kept buckets (the zero row for the others)."""
         if not self.linear or self.kept_buckets is None:
             return ids
-        kept = self.kept_buckets
-        position = torch.searchsorted(kept, ids)
-        found = position < len(kept)
-        found[found.clone()] = kept[position[found]] == ids[found]
-        return torch.where(found, position, torch.full_like(position, len(kept)))
+        position, found = find_sorted(self.kept_buckets, ids)
+        return torch.where(found, position, torch.full_like(position, len(self.kept_buckets)))
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         weights = self.feature_weights(batch)
