@@ -30,6 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .components.stack import describe_encoder
+
 __all__ = ["EnsembleMember", "Ensemble", "ensemble_members", "greedy_selection", "calibrate", "combine"]
 
 #: Rounds of greedy selection.
@@ -146,7 +148,7 @@ class Ensemble:
     def describe(self) -> list[dict]:
         """Trial number, weight, holdout score and components of every member."""
         return [{"trial": m.trial, "fold": m.fold, "weight": m.weight, "score": m.score, "temperature": m.temperature,
-                 "encoders": {k: v["name"] for k, v in m.config["encoders"].items()},
+                 "encoders": {k: describe_encoder(v) for k, v in m.config["encoders"].items()},
                  "fusion": m.config["fusion"]["name"]} for m in self.members]
 
     def member_outputs(self, estimator, table) -> list[np.ndarray]:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .components.base import find_sorted
+from .components.stack import STACK, EncoderStack
 from .data import BatchCollator, MultimodalDataset
 from .training import TimeLimitReached, validation_metrics
 
@@ -69,6 +70,7 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
     for item in inputs:
         choices = list((encoder_choices.get(item.name) or {}).items())
         linear = [(name, fixed) for name, fixed in choices if "linear" in reg.get("encoder", name).tags]
+        parts = []
         for name, fixed in sorted(linear, key=lambda pair: "pretrained" in reg.get("encoder", pair[0]).tags):
             spec = reg.get("encoder", name)
             preferred = getattr(spec.factory, "linear_defaults", None) or {}  # e.g. hashed_ngram's larger n_buckets
@@ -76,8 +78,11 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
                       "output_dim": int(n_outputs)}
             if fixed and not _builds(spec, params):
                 continue  # what the user fixed rules the linear form out (e.g. fine-tuning layers)
-            encoders[item.name] = {"name": name, **params}
-            break
+            parts.append({"name": name, **params})
+        if len(parts) == 1:
+            encoders[item.name] = parts[0]
+        elif parts:
+            encoders[item.name] = {"name": STACK, "parts": parts}
     if not encoders:
         return None
     training = {**base_training, "solver": LINEAR_SOLVER}
@@ -92,15 +97,30 @@ def _builds(spec, params: Mapping[str, Any]) -> bool:
     return True
 
 
+def _linear_units(model) -> dict[str, tuple[str, int | None, Any]]:
+    """The model's linear forms by key: an input's encoder (key: the input's name) or each
+    part of an input's stack (key: ``name[k]``), as (input name, part index or None, encoder)."""
+    units = {}
+    for name, encoder in model.encoders.items():
+        if isinstance(encoder, EncoderStack):
+            for k, part in enumerate(encoder.parts):
+                units[f"{name}[{k}]"] = (name, k, part)
+        else:
+            units[name] = (name, None, encoder)
+    return units
+
+
 def raw_design(model, values: Mapping[str, Sequence[Any]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Each input's ``linear_design`` of ``values`` (all rows in one batch), the rows of missing
-    values zeroed (sparse COO, coalesced, or dense float32), with the rows' presence (bool)."""
+    """Each linear form's ``linear_design`` of ``values`` (all rows in one batch), keyed as
+    :func:`_linear_units` keys them, the rows of missing values zeroed (sparse COO, coalesced,
+    or dense float32), with the rows' presence (bool)."""
     encoders = dict(model.encoders.items())
     dataset = MultimodalDataset(values, encoders)
     batch = BatchCollator(encoders)([dataset[i] for i in range(len(dataset))])
     designs = {}
-    for name in sorted(encoders):
-        design = encoders[name].linear_design(batch["inputs"][name])
+    for key, (name, part, encoder) in sorted(_linear_units(model).items()):
+        inputs = batch["inputs"][name] if part is None else batch["inputs"][name][part]
+        design = encoder.linear_design(inputs)
         present = torch.as_tensor(batch["masks"][name], dtype=torch.bool)
         if design.is_sparse:
             design = design.coalesce()
@@ -109,7 +129,7 @@ def raw_design(model, values: Mapping[str, Sequence[Any]]) -> dict[str, tuple[to
                                              design.shape, check_invariants=False).coalesce()
         else:
             design = design.float() * present[:, None]
-        designs[name] = (design, present)
+        designs[key] = (design, present)
     return designs
 
 
@@ -284,9 +304,10 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
             stop_reason = "l2 grid done; refit on the training and holdout rows"
     with torch.no_grad():  # the solution into the model: each input's weight, then the bias
         total_bias = best_bias.clone()
+        units = _linear_units(model)
         for block, weight in zip(blocks, best_weights):
             encoder_weight, bias_part = block.unfold(weight)
-            model.encoders[block.name].set_linear_weight(encoder_weight)
+            units[block.name][2].set_linear_weight(encoder_weight)
             total_bias += bias_part
         model.fusion.bias.copy_(total_bias)
     return Candidate(config=config, model=model, history=history, best_epoch=best_epoch,

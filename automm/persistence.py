@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .exceptions import ModelFormatError, UnknownComponentError
+from .components.stack import encoder_names
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
 
@@ -112,8 +113,8 @@ def manifest_of(estimator) -> dict:
         "column_roles": dict(estimator.column_roles_),
         "inputs": [spec.to_dict() for spec in estimator.inputs_],
         "config": _jsonable(estimator.config_),
-        "components": [{"kind": "encoder", "input": name, "name": choice["name"], **provenance("encoder", choice["name"])}
-                       for name, choice in estimator.config_["encoders"].items()]
+        "components": [{"kind": "encoder", "input": name, "name": part, **provenance("encoder", part)}
+                       for name, choice in estimator.config_["encoders"].items() for part in encoder_names(choice)]
                       + [{"kind": "fusion", "name": estimator.config_["fusion"]["name"],
                           **provenance("fusion", estimator.config_["fusion"]["name"])}],
         "n_outputs": int(estimator.model_.n_outputs),
@@ -144,7 +145,7 @@ def manifest_of(estimator) -> dict:
                 members[-1]["temperature"] = float(member.temperature)
             if k:
                 known = {(c["kind"], c["name"]) for c in manifest["components"]}
-                for kind, name in [("encoder", c["name"]) for c in member.config["encoders"].values()] + [
+                for kind, name in [("encoder", n) for c in member.config["encoders"].values() for n in encoder_names(c)] + [
                         ("fusion", member.config["fusion"]["name"])]:
                     if (kind, name) not in known:
                         manifest["components"].append({"kind": kind, "name": name, **provenance(kind, name)})

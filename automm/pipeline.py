@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import registry as _registry
+from .components.stack import STACK, EncoderStack
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
 from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, validation_metrics
@@ -106,8 +107,16 @@ def _split(choice: dict) -> tuple[str, dict]:
 
 
 def _make_encoder(spec: InputSpec, config: dict, reg: _registry.Registry):
-    """The (unfitted) encoder ``config`` chooses for input ``spec``."""
-    name, params = _split(config["encoders"][spec.name])
+    """The (unfitted) encoder ``config`` chooses for input ``spec`` (a stack of encoders when
+    the choice is one, see :mod:`automm.components.stack`)."""
+    choice = config["encoders"][spec.name]
+    if choice["name"] == STACK:
+        return EncoderStack([_build_encoder(spec, part, reg) for part in choice["parts"]])
+    return _build_encoder(spec, choice, reg)
+
+
+def _build_encoder(spec: InputSpec, choice: dict, reg: _registry.Registry):
+    name, params = _split(choice)
     if spec.modality == "tabular":
         params["column_roles"] = dict(spec.column_roles)
     return reg.get("encoder", name).factory(**params)
@@ -203,11 +212,13 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
     for spec in inputs:
         if spec.name not in config["encoders"]:
             continue
-        name, params = _split(config["encoders"][spec.name])
-        if spec.modality == "tabular":
-            params["column_roles"] = dict(spec.column_roles)
-        if not _is_frozen(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str)):
-            return False
+        choice = config["encoders"][spec.name]
+        for part in choice["parts"] if choice["name"] == STACK else [choice]:
+            name, params = _split(part)
+            if spec.modality == "tabular":
+                params["column_roles"] = dict(spec.column_roles)
+            if not _is_frozen(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str)):
+                return False
     return True
 
 

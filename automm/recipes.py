@@ -72,6 +72,7 @@ import numpy as np
 
 from .exceptions import AutoMMError, InputError
 from . import registry as _registry
+from .components.stack import describe_encoder
 
 __all__ = [
     "RecipeError", "Problem", "Recipe", "RecipeData", "FitResult", "PARAM_PATHS", "SECTION_KEYS", "METRICS",
@@ -1500,7 +1501,7 @@ class FitResult:
             "problem_type": est.problem_type_,
             "train_rows": int(len(self.data.X_train)),
             "test_rows": int(len(self.data.X_test)) if self.data.X_test is not None else 0,
-            "components": {"encoders": {k: v.get("name") for k, v in est.config_["encoders"].items()},
+            "components": {"encoders": {k: describe_encoder(v) for k, v in est.config_["encoders"].items()},
                            "fusion": est.config_["fusion"].get("name")},
             "best_epoch": int(est.best_epoch_),
             "epochs_run": len(est.history_ or []),

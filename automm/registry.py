@@ -45,6 +45,8 @@ DISABLE_AUTOLOAD_ENV = "AUTOMM_DISABLE_PLUGIN_AUTOLOAD"
 ENTRY_POINT_GROUP = "automm"
 KINDS = ("encoder", "fusion", "augmentation", "dataset")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
+#: A configuration's stack of encoders on one input (``automm.components.stack``), never registered.
+RESERVED_ENCODER_NAME = "stack"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,9 @@ class Registry:
         if not isinstance(spec.name, str) or not _NAME_RE.match(spec.name):
             raise PluginError(f"invalid {where}: name {spec.name!r} must be lower-case letters, digits, '_' or '-', "
                               "starting with a letter")
+        if spec.kind == "encoder" and spec.name == RESERVED_ENCODER_NAME:
+            raise PluginError(f"invalid {where}: the encoder name {spec.name!r} is reserved (a configuration's "
+                              "stack of encoders on one input); choose another name")
         if not callable(spec.factory):
             raise PluginError(f"invalid {where}: factory for {spec.name!r} is not callable")
         if spec.kind in ("encoder", "augmentation") and not spec.modality:

@@ -178,6 +178,7 @@ import torch
 
 from . import registry as _registry
 from .components.image_cache import image_cache
+from .components.stack import describe_encoder
 from .exceptions import AutoMMError, InputError
 from .linear import LINEAR_SOLVER, linear_config
 from .pipeline import (Candidate, PreparedData, TRAINING_KEYS, all_encoders_frozen, bag_folds_for, build_model,
@@ -1116,11 +1117,14 @@ def _read_candidate(directory: Path, data: PreparedData) -> Candidate:
 
 class _ModelPool:
     """The best trials' trained models of one process: at most ``k`` (the non-dominated ones
-    in a multi-objective search), in memory or, with ``directory``, as files."""
+    in a multi-objective search), in memory or, with ``directory``, as files. A single-objective
+    pool also keeps the linear model (see :func:`_is_linear`) whatever its rank: the ensemble
+    always weighs it."""
 
     def __init__(self, k: int, directory: str | None = None, multi: bool = False):
         self.k, self.directory, self.multi = int(k), directory, multi
         self.entries: dict[int, tuple[Any, Candidate | None]] = {}
+        self.pinned: set[int] = set()
         self.lock = threading.Lock()
 
     def path(self, number: int) -> Path:
@@ -1131,6 +1135,8 @@ class _ModelPool:
             return
         with self.lock:
             self.entries[number] = (key, candidate)
+            if not self.multi and _is_linear(candidate.config):
+                self.pinned.add(number)
             evicted = self._evict()
             if number in evicted:
                 return
@@ -1151,7 +1157,8 @@ class _ModelPool:
             for n in dominated:
                 del self.entries[n]
             return dominated
-        order = sorted(self.entries, key=lambda n: (self.entries[n][0], -n), reverse=True)
+        order = sorted((n for n in self.entries if n not in self.pinned), key=lambda n: (self.entries[n][0], -n),
+                       reverse=True)
         evicted = order[self.k:]
         for n in evicted:
             del self.entries[n]
@@ -1445,7 +1452,7 @@ def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _
 
 
 def _components(config: Mapping[str, Any]) -> str:
-    encoders = ", ".join(f"{k}={v['name']}" for k, v in config["encoders"].items())
+    encoders = ", ".join(f"{k}={describe_encoder(v)}" for k, v in config["encoders"].items())
     return f"{encoders}; fusion={config['fusion']['name']}"
 
 
@@ -1892,6 +1899,14 @@ def _trial_score(t) -> float:
     return float(score)
 
 
+def _is_linear(config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` is the search's linear model (:mod:`automm.linear`). It errs
+    differently from the networks and costs seconds, so the ensemble always weighs it, even
+    when its holdout score ranks it below the trials the pool would otherwise keep (on emoji,
+    145 holdout rows, those were all networks; session 13, RESULTS.md)."""
+    return (config.get("training") or {}).get("solver") == LINEAR_SOLVER
+
+
 def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_retrain: bool) -> Candidate | None:
     """The trained model of trial ``number``: from memory, from a worker's files, or retrained."""
     candidate = ctx.pool.get(number)
@@ -1972,6 +1987,14 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
     if not candidates:
         raise SearchError("the models of the best trials are not available here and the time limit leaves no time "
                           "to retrain one")
+    if wanted > 1:  # the linear model joins the ensemble's pool whatever its holdout rank
+        chosen = {n for n, _ in candidates}
+        for number in order:
+            trial = by_number[number]
+            if number not in chosen and _is_linear(trial.user_attrs.get(_ATTR + "config") or {}):
+                candidate = _obtain(number, trial, ctx, deadline, allow_retrain=True)
+                if candidate is not None:
+                    candidates.append((number, candidate))
     best_number, best = candidates[0]
     extras["best_trial_"] = best_number
     # a pruned bagged trial has only its first fold and no holdout outputs: it cannot join an ensemble
@@ -2041,7 +2064,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             reason = f"{reason or 'failed'}; retried as trial {retried_as[t.number]}"
         row = {
             "number": t.number, "state": state, "score": attrs.get(_ATTR + "score"),
-            "encoders": ", ".join(f"{k}={v.get('name')}" for k, v in (config.get("encoders") or {}).items()) or None,
+            "encoders": ", ".join(f"{k}={describe_encoder(v)}" for k, v in (config.get("encoders") or {}).items()) or None,
             "fusion": (config.get("fusion") or {}).get("name"),
             "augmentations": ", ".join(a["name"] for a in config.get("augmentations") or []) if config else None,
             "params": dict(t.params), "config": config or None,

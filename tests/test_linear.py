@@ -190,6 +190,85 @@ def test_dense_features_are_standardised_for_the_fit_and_folded_back_into_the_mo
                                atol=1e-3)
 
 
+class ColourQuantiles(ColourStats):
+    """A second dense linear form on images: per-channel quartiles."""
+
+    def preprocess(self, value, augment=None):
+        from automm.components.image import image_tensor
+
+        if value is MISSING:
+            return torch.zeros(6)
+        pixels = image_tensor(value, self.size).flatten(1)
+        return torch.cat([pixels.quantile(0.25, dim=1), pixels.quantile(0.75, dim=1)])
+
+
+class ColourQuantilesPlugin:
+    @automm.hookimpl
+    def automm_register_encoders(self, register):
+        register("colour_quantiles", ColourQuantiles, modality="image", tags=("linear",),
+                 output_dim=lambda hp: hp["output_dim"] if hp["linear"] else 6,
+                 defaults={"size": 16, "linear": False, "output_dim": 6})
+
+
+def test_an_input_with_several_linear_forms_takes_part_through_all_of_them(builtin_only, fresh_registry, emoji):
+    from sklearn.linear_model import LogisticRegression
+
+    from automm.components.stack import EncoderStack
+    from automm.pipeline import build_model
+
+    fresh_registry(ColourStatsPlugin(), ColourQuantilesPlugin())
+    train, _ = emoji
+    images = train["image"].tolist()
+    images[1] = MISSING
+    classes = sorted(set(train["category"]))
+    rows = np.arange(len(images))
+    data = PreparedData(inputs=[InputSpec("image_0", "image", ["image"], {"image": "image"})],
+                        values={"image_0": images}, targets=np.array([classes.index(c) for c in train["category"]]),
+                        problem_type="multiclass", n_outputs=len(classes), train_index=rows[rows % 4 != 0],
+                        valid_index=rows[rows % 4 == 0], seed=0, device=torch.device("cpu"), num_workers=0)
+    choices = {"image_0": {"colour_quantiles": {}, "cnn": {}, "colour_stats": {"size": 12}}}
+    config = linear_config(data.inputs, choices, {"batch_size": 32}, data.n_outputs)
+    stack = config["encoders"]["image_0"]
+    assert stack["name"] == "stack"  # every choice with a linear form, in the order given
+    assert [(p["name"], p.get("size")) for p in stack["parts"]] == [("colour_quantiles", 16), ("colour_stats", 12)]
+    candidate = train_linear(data, config, refit=False)
+    assert isinstance(candidate.model.encoders["image_0"], EncoderStack)
+    kept = candidate.history[candidate.best_epoch - 1]
+
+    # scikit-learn on the two blocks side by side, each standardised and scaled by 1 / sqrt(6)
+    def features(index, stats=None):
+        design = raw_design(candidate.model, data.subset(index))
+        assert sorted(design) == ["image_0[0]", "image_0[1]"]
+        blocks = [design[key][0].numpy() for key in sorted(design)]
+        present = design["image_0[0]"][1].numpy()
+        stats = stats or [(b[present].mean(0), b[present].std(0)) for b in blocks]
+        return np.hstack([(b - m) / sd / np.sqrt(6) for b, (m, sd) in zip(blocks, stats)]), stats
+
+    train_x, stats = features(data.train_index)
+    reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(train_x, data.targets[data.train_index])
+    got = torch.softmax(torch.from_numpy(candidate.valid_outputs), 1).numpy()[:, reference.classes_]
+    assert np.abs(got - reference.predict_proba(features(data.valid_index, stats)[0])).max() < 0.02
+
+    # the stack's output is the sum of its parts' folded linear forms; it round-trips through
+    # its state and weights as a saved model does
+    valid = data.subset(data.valid_index)
+    np.testing.assert_allclose(_forward(candidate.model, valid), candidate.valid_outputs, atol=1e-3)
+    states = {name: encoder.get_state() for name, encoder in candidate.model.encoders.items()}
+    rebuilt = build_model(data.inputs, config, data.n_outputs, states=states).eval()
+    rebuilt.load_state_dict(candidate.model.state_dict(), strict=True)
+    np.testing.assert_allclose(_forward(rebuilt, valid), _forward(candidate.model, valid), atol=1e-6)
+
+
+def test_no_plugin_may_register_the_stack_name(fresh_registry):
+    class Squatter:
+        @automm.hookimpl
+        def automm_register_encoders(self, register):
+            register("stack", ColourStats, modality="image")
+
+    with pytest.raises(automm.PluginError, match="'stack' is reserved"):
+        fresh_registry(Squatter())
+
+
 def test_the_linear_model_regresses_and_a_missing_text_gets_the_bias(builtin_only, emoji):
     train, _ = emoji
     texts = train["name"].tolist()

@@ -1010,3 +1010,26 @@ def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_highe
         assert all("training.frozen_learning_rate" not in p for p in board["params"])
         if "training" in overrides["search_space"]:
             assert all(1e-4 <= c["training"]["learning_rate"] <= 2e-4 for c in board["config"])
+
+
+def test_the_model_pool_keeps_the_linear_model_whatever_its_rank():
+    from automm.linear import LINEAR_SOLVER
+    from automm.pipeline import Candidate
+
+    def candidate(solver=None):
+        training = {"solver": solver} if solver else {}
+        return Candidate(config={"training": training}, model=None, history=[], best_epoch=1, best_score=0.0,
+                         valid_outputs=None, stop_reason="", seconds=0.0)
+
+    pool = search._ModelPool(2)
+    pool.offer(0, (0.5,), candidate())
+    pool.offer(1, (0.1,), candidate(LINEAR_SOLVER))  # the worst holdout score
+    for number, score in [(2, 0.6), (3, 0.7), (4, 0.2)]:
+        pool.offer(number, (score,), candidate())
+    assert sorted(pool.entries) == [1, 2, 3]  # the two best networks and the linear model
+    assert pool.get(1).config["training"]["solver"] == LINEAR_SOLVER
+
+    multi = search._ModelPool(1, multi=True)  # a Pareto pool keeps what is not dominated, nothing pinned
+    multi.offer(0, (0.5, 1.0), candidate(LINEAR_SOLVER))
+    multi.offer(1, (0.6, 0.5), candidate())
+    assert sorted(multi.entries) == [1]

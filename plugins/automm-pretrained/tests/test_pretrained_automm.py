@@ -6,6 +6,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("automm_pretrained", reason="the automm-pretrained plugin is not installed (pip install ./plugins/automm-pretrained[test])")
 
+import json
 import time
 from pathlib import Path
 
@@ -95,12 +96,22 @@ def test_the_searchs_linear_model_takes_the_frozen_image_features(tmp_path):
     assert len(linear) == 1 and linear.iloc[0]["state"] == "COMPLETE"
     encoders = linear.iloc[0]["config"]["encoders"]
     # the image through EfficientNet-Lite0's linear form (cached features times a weight), the
-    # text through hashed n-grams (from-scratch encoders first)
+    # text through both of its choices' linear forms: hashed n-grams and MiniLM's sentence embedding
     assert encoders["image_0"]["name"] == "efficientnet_lite0" and encoders["image_0"]["linear"] is True
-    assert encoders["text_0"]["name"] == "hashed_ngram" and encoders["text_0"]["linear"] is True
+    assert encoders["text_0"]["name"] == "stack"
+    assert [(p["name"], p["linear"]) for p in encoders["text_0"]["parts"]] == [("hashed_ngram", True), ("minilm", True)]
+    assert "text_0=hashed_ngram+minilm" in linear.iloc[0]["encoders"]
     proba = model.predict_proba(X_test)
-    loaded = AutoMM.load(model.save(tmp_path / "model"))
+    path = model.save(tmp_path / "model")
+    loaded = AutoMM.load(path)
     np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
+    # the saved description names every encoder a kept model needs, a stack's parts included
+    from automm.components.stack import encoder_names
+
+    configs = [m.config for m in model.ensemble_.members] if getattr(model, "ensemble_", None) else [model.config_]
+    needed = {n for config in configs for choice in config["encoders"].values() for n in encoder_names(choice)}
+    manifest = json.loads((Path(path) / "automm.json").read_text())
+    assert {c["name"] for c in manifest["components"] if c["kind"] == "encoder"} == needed
 
 
 def test_a_fine_tuning_choice_the_user_fixed_keeps_the_image_out_of_the_linear_model():
