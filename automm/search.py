@@ -18,8 +18,8 @@ search with no change here. The first trial of a study is the default configurat
 default. Next come the presets: the default with every input that can use a frozen pretrained
 encoder switched to it (cheap on cached features), then, when the search ends in an ensemble,
 the linear model on the inputs' linear features, such as the texts' hashed n-grams and frozen
-image features (:mod:`automm.linear`; seconds, and it errs
-differently from the networks; ``search_space={"linear_model": False}`` leaves it out) and a
+image features (:mod:`automm.linear`; seconds, and it errs differently from the networks, so
+the ensemble's pool always holds it; ``search_space={"linear_model": False}`` leaves it out) and a
 replicate (the same configuration with another seed) of the default and of its pretrained
 variant, which the ensemble can average. Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
 default and the presets: every trial is then sampled (to compare samplers or pruners on their
