@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import registry as _registry
-from .components.stack import STACK, EncoderStack
+from .components.stack import STACK, EncoderStack, encoder_parts
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
 from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, validation_metrics
@@ -212,8 +212,7 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
     for spec in inputs:
         if spec.name not in config["encoders"]:
             continue
-        choice = config["encoders"][spec.name]
-        for part in choice["parts"] if choice["name"] == STACK else [choice]:
+        for part in encoder_parts(config["encoders"][spec.name]):
             name, params = _split(part)
             if spec.modality == "tabular":
                 params["column_roles"] = dict(spec.column_roles)

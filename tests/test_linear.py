@@ -135,12 +135,18 @@ class ColourStats(automm.Encoder):
         return self.linear_layer(batch) if self.linear else batch
 
 
-class ColourStatsPlugin:
-    @automm.hookimpl
-    def automm_register_encoders(self, register):
-        register("colour_stats", ColourStats, modality="image", tags=("linear",),
-                 output_dim=lambda hp: hp["output_dim"] if hp["linear"] else 6,
-                 defaults={"size": 16, "linear": False, "output_dim": 6})
+def image_plugin(name: str, encoder_class: type):
+    """A plugin registering a test image encoder with a linear form (six features)."""
+
+    class Plugin:
+        @automm.hookimpl
+        def automm_register_encoders(self, register):
+            register(name, encoder_class, modality="image", tags=("linear",),
+                     output_dim=lambda hp: hp["output_dim"] if hp["linear"] else 6,
+                     defaults={"size": 16, "linear": False, "output_dim": 6})
+
+    Plugin.__qualname__ = f"{name}_plugin"  # the plugin's name for pluggy: one per encoder
+    return Plugin()
 
 
 def test_dense_features_are_standardised_for_the_fit_and_folded_back_into_the_model(builtin_only, fresh_registry,
@@ -149,7 +155,7 @@ def test_dense_features_are_standardised_for_the_fit_and_folded_back_into_the_mo
 
     from automm.testing import check_encoder
 
-    fresh_registry(ColourStatsPlugin())
+    fresh_registry(image_plugin("colour_stats", ColourStats))
     train, _ = emoji
     assert "linear form checked" in check_encoder("colour_stats", train["image"].tolist()[:4]).notes
     images, texts = train["image"].tolist(), train["name"].tolist()
@@ -202,21 +208,13 @@ class ColourQuantiles(ColourStats):
         return torch.cat([pixels.quantile(0.25, dim=1), pixels.quantile(0.75, dim=1)])
 
 
-class ColourQuantilesPlugin:
-    @automm.hookimpl
-    def automm_register_encoders(self, register):
-        register("colour_quantiles", ColourQuantiles, modality="image", tags=("linear",),
-                 output_dim=lambda hp: hp["output_dim"] if hp["linear"] else 6,
-                 defaults={"size": 16, "linear": False, "output_dim": 6})
-
-
 def test_an_input_with_several_linear_forms_takes_part_through_all_of_them(builtin_only, fresh_registry, emoji):
     from sklearn.linear_model import LogisticRegression
 
     from automm.components.stack import EncoderStack
     from automm.pipeline import build_model
 
-    fresh_registry(ColourStatsPlugin(), ColourQuantilesPlugin())
+    fresh_registry(image_plugin("colour_stats", ColourStats), image_plugin("colour_quantiles", ColourQuantiles))
     train, _ = emoji
     images = train["image"].tolist()
     images[1] = MISSING

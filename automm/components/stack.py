@@ -20,17 +20,21 @@ from torch import nn
 from ..registry import RESERVED_ENCODER_NAME
 from .base import Encoder
 
-__all__ = ["STACK", "EncoderStack", "encoder_names", "describe_encoder"]
+__all__ = ["STACK", "EncoderStack", "encoder_parts", "encoder_names", "describe_encoder"]
 
 #: The encoder name of a stack in a configuration (no plugin may register it).
 STACK = RESERVED_ENCODER_NAME
 
 
+def encoder_parts(choice: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The registered encoders' choices an encoder choice consists of: a stack's parts, in
+    order, or the choice itself."""
+    return list(choice["parts"]) if choice["name"] == STACK else [choice]
+
+
 def encoder_names(choice: Mapping[str, Any]) -> list[str]:
     """The registered encoder names an encoder choice needs (a stack's parts, in order)."""
-    if choice["name"] == STACK:
-        return [str(part["name"]) for part in choice["parts"]]
-    return [str(choice["name"])]
+    return [str(part["name"]) for part in encoder_parts(choice)]
 
 
 def describe_encoder(choice: Mapping[str, Any]) -> str:
