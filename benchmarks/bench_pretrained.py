@@ -145,6 +145,7 @@ def cache_effect(task: str, trials: int, cache_dir: str | None) -> None:
 def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_only: bool, baseline: bool,
              seed: int = 0) -> None:
     from automm import AutoMM
+    from automm.components.stack import describe_encoder
 
     X, y, X_test, y_test = load(task)
     runs = [("pretrained-only" if pretrained_only else "plugin-installed",
@@ -157,7 +158,7 @@ def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_onl
         model.fit(X, y)
         seconds = time.perf_counter() - start
         score = model.score(X_test, y_test)
-        chosen = {name: choice["name"] for name, choice in model.config_["encoders"].items()}
+        chosen = {name: describe_encoder(choice) for name, choice in model.config_["encoders"].items()}
         board = _leaderboard(model)
         ensemble = getattr(model, "ensemble_", None)
         members: dict[int, float] = {}  # trial -> its weight (a bag's folds summed)
