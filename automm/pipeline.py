@@ -110,16 +110,17 @@ def _make_encoder(spec: InputSpec, config: dict, reg: _registry.Registry):
     """The (unfitted) encoder ``config`` chooses for input ``spec`` (a stack of encoders when
     the choice is one, see :mod:`automm.components.stack`)."""
     choice = config["encoders"][spec.name]
-    if choice["name"] == STACK:
-        return EncoderStack([_build_encoder(spec, part, reg) for part in choice["parts"]])
-    return _build_encoder(spec, choice, reg)
+    encoders = [reg.get("encoder", name).factory(**params)
+                for name, params in (_encoder_arguments(spec, part) for part in encoder_parts(choice))]
+    return EncoderStack(encoders) if choice["name"] == STACK else encoders[0]
 
 
-def _build_encoder(spec: InputSpec, choice: dict, reg: _registry.Registry):
+def _encoder_arguments(spec: InputSpec, choice: dict) -> tuple[str, dict]:
+    """A registered encoder's name and constructor arguments for input ``spec``."""
     name, params = _split(choice)
     if spec.modality == "tabular":
         params["column_roles"] = dict(spec.column_roles)
-    return reg.get("encoder", name).factory(**params)
+    return name, params
 
 
 def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
@@ -213,9 +214,7 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
         if spec.name not in config["encoders"]:
             continue
         for part in encoder_parts(config["encoders"][spec.name]):
-            name, params = _split(part)
-            if spec.modality == "tabular":
-                params["column_roles"] = dict(spec.column_roles)
+            name, params = _encoder_arguments(spec, part)
             if not _is_frozen(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str)):
                 return False
     return True
