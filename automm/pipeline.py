@@ -22,7 +22,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -273,7 +273,8 @@ def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarra
 
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,
                  callbacks: Sequence[Callback] = (), verbose: int = 0,
-                 device: torch.device | None = None) -> Candidate:
+                 device: torch.device | None = None,
+                 on_fold_end: Callable[[int, int, float], bool] | None = None) -> Candidate:
     """Train ``config`` once per fold of a k-fold split of all the rows (training and holdout
     together) and return the bag: its fold models predict by averaging (see
     :mod:`automm.ensemble`), and its score and loss are those of the out-of-fold outputs, one
@@ -281,8 +282,11 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     ``valid_outputs`` are the out-of-fold outputs of the holdout rows (comparable with an
     unbagged candidate's). ``callbacks`` (the search's pruning reporter) see the first fold
     only; when it stops that fold early (pruned), the other folds are not trained and the
-    first fold's candidate comes back unbagged, without holdout outputs. Each fold may use an
-    equal share of the time left before ``deadline``."""
+    first fold's candidate comes back unbagged, without holdout outputs. ``on_fold_end(done,
+    n_folds, score)`` is called after every fold but the last with the out-of-fold score of the
+    rows of the folds done so far; when it returns True (pruned) the bag stops there and comes
+    back the same way, its score that partial out-of-fold score. Each fold may use an equal
+    share of the time left before ``deadline``."""
     start = time.monotonic()
     folds = _folds(data, n_folds)
     oof = None
@@ -305,6 +309,12 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
             oof = np.zeros((len(data.targets), fold.valid_outputs.shape[1]), dtype=np.float32)
         oof[valid_rows] = fold.valid_outputs
         models.append(fold.model)
+        if on_fold_end is not None and index + 1 < n_folds:
+            done = np.concatenate([valid for _, valid in folds[: index + 1]])
+            _, partial = validation_metrics(oof[done], data.targets[done], data.problem_type != "regression")
+            if on_fold_end(index + 1, n_folds, partial):
+                return replace(first, valid_outputs=None, best_score=partial, seconds=time.monotonic() - start,
+                               stop_reason=f"pruned after fold {index + 1} of {n_folds}")
     rows = data.rows
     loss, score = validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression")
     return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,

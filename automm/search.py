@@ -138,7 +138,9 @@ k-fold bagging (``bag_folds``): a trial whose configuration is bagged (by defaul
 those whose encoders are all frozen: seconds per fold on cached features) trains once per fold
 of all the rows (:func:`automm.pipeline.train_bagged`); its score and loss are those of its
 out-of-fold outputs, every row, and its model is the average of its fold models (in
-``ensemble_``, one member per fold). Only the first fold reports to the pruner. When every
+``ensemble_``, one member per fold). The first fold reports its epochs to the pruner; with the
+median (or a percentile) pruner the bag then reports its out-of-fold score so far after each
+fold but the last, and a pruned bag stops before its remaining folds. When every
 candidate for the ensemble is a bag, greedy selection runs on the out-of-fold outputs of every
 row instead of the holdout's. With
 ``objectives=("score", "latency")`` (milliseconds per sample, measured on the holdout) or
@@ -1195,15 +1197,28 @@ class _Context:
     trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
 
 
+#: A bag's report after its fold ``k`` goes at step ``FOLD_REPORT_STEP + k``, past any epoch.
+FOLD_REPORT_STEP = 10_000
+
+
 class _TrialReporter(Callback):
     """Reports the best validation score so far after every epoch and stops a pruned trial.
 
+    A bag (k-fold trial) reports its first fold's epochs, then, with ``fold_reports``, the
+    out-of-fold score of the folds done after each fold but the last
+    (:meth:`on_fold_end`, step :data:`FOLD_REPORT_STEP` + folds done): a bag that survives its
+    first fold can still be stopped before its other folds, which are most of its cost.
     With ``prunable=False`` (the default configuration, its presets and their replicates:
     the baseline and the ensemble's planned members) the scores are still reported, so that
     the pruner can compare later trials with them, but the trial is never stopped."""
 
-    def __init__(self, trial: Any, report: bool, prunable: bool = True):
-        self.trial, self.report, self.prunable, self.pruned_at = trial, report, prunable, None
+    def __init__(self, trial: Any, report: bool, prunable: bool = True, fold_reports: bool = False):
+        self.trial, self.report, self.prunable, self.fold_reports = trial, report, prunable, fold_reports
+        self.pruned_reason: str | None = None
+
+    @property
+    def pruned(self) -> bool:
+        return self.pruned_reason is not None
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         if not self.report:
@@ -1214,9 +1229,18 @@ class _TrialReporter(Callback):
             return
         self.trial.report(value, epoch)
         if self.prunable and self.trial.should_prune():
-            self.pruned_at = epoch
+            self.pruned_reason = trainer.stop_reason = f"pruned at epoch {epoch}"
             trainer.should_stop = True
-            trainer.stop_reason = f"pruned at epoch {epoch}"
+
+    def on_fold_end(self, done: int, n_folds: int, score: float) -> bool:
+        """After fold ``done`` of a bag: report its out-of-fold ``score`` so far; True stops the bag."""
+        if not (self.report and self.fold_reports) or not math.isfinite(score):
+            return False
+        self.trial.report(float(score), FOLD_REPORT_STEP + int(done))
+        if self.prunable and self.trial.should_prune():
+            self.pruned_reason = f"pruned after fold {done} of {n_folds}"
+            return True
+        return False
 
 
 class _Heartbeat:
@@ -1350,7 +1374,10 @@ def _objective(trial, ctx: _Context):
     trial.set_user_attr(_ATTR + "config", config)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device
     warm_start = is_default or preset is not None
-    reporter = _TrialReporter(trial, report=len(settings.objectives) == 1, prunable=not warm_start)
+    # fold reports only for pruners that compare trials step by step (median, percentile);
+    # Hyperband and successive halving count epochs as their resource
+    reporter = _TrialReporter(trial, report=len(settings.objectives) == 1, prunable=not warm_start,
+                              fold_reports=isinstance(trial.study.pruner, optuna.pruners.PercentilePruner))
     heartbeat = _Heartbeat(storage, trial._trial_id, HEARTBEAT_INTERVAL) if ctx.heartbeat else contextlib.nullcontext()
     start = time.monotonic()
     try:
@@ -1378,7 +1405,7 @@ def _objective(trial, ctx: _Context):
         if ctx.device_queue is not None:
             ctx.device_queue.put(device)
     seconds = time.monotonic() - start
-    if reporter.pruned_at is None and config["training"].get("solver") != LINEAR_SOLVER:  # see _stop_reason
+    if not reporter.pruned and config["training"].get("solver") != LINEAR_SOLVER:  # see _stop_reason
         ctx.durations.append(seconds)
     score = float(candidate.best_score)
     loss = candidate.best_loss
@@ -1392,9 +1419,9 @@ def _objective(trial, ctx: _Context):
         trial.set_user_attr(_ATTR + key, value)
     if candidate.config is not config:
         trial.set_user_attr(_ATTR + "config", candidate.config)
-    pruned = reporter.pruned_at is not None
+    pruned = reporter.pruned
     if settings.verbose:
-        what = f"pruned at epoch {reporter.pruned_at}" if pruned else f"score {score:.4f}"
+        what = reporter.pruned_reason if pruned else f"score {score:.4f}"
         print(f"[automm] trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s", flush=True)
     if len(settings.objectives) > 1:
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
@@ -1402,7 +1429,7 @@ def _objective(trial, ctx: _Context):
         return score, second
     _keep(ctx, trial, _rank_key(not pruned, score, loss, rows), candidate)
     if pruned:
-        raise optuna.TrialPruned(f"pruned at epoch {reporter.pruned_at}")
+        raise optuna.TrialPruned(reporter.pruned_reason)
     return score
 
 
@@ -1437,7 +1464,8 @@ def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _
         try:
             if n_folds > 1:
                 return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=callbacks,
-                                    verbose=max(0, ctx.settings.verbose - 1), device=device)
+                                    verbose=max(0, ctx.settings.verbose - 1), device=device,
+                                    on_fold_end=reporter.on_fold_end)
             return train_candidate(ctx.data, config, deadline=deadline, callbacks=callbacks,
                                    verbose=max(0, ctx.settings.verbose - 1), device=device)
         except Exception as exc:

@@ -904,6 +904,57 @@ def test_bag_folds_chooses_which_trials_are_bagged(builtin_registry, fresh_regis
     assert not hasattr(single, "leaderboard_") and [m.fold for m in single.ensemble_.members] == [0, 1, 2, 3, 4]
 
 
+class PruneAfterTheFirstFold(optuna.pruners.PercentilePruner):
+    """A percentile pruner (so bags report their folds) that prunes a sampled trial at its
+    first fold's report and records the steps each trial had reported when asked."""
+
+    def __init__(self):
+        super().__init__(50.0)
+        self.reported: dict[int, list[int]] = {}
+
+    def prune(self, study, trial):
+        for other in study.get_trials(deepcopy=False):
+            self.reported[other.number] = sorted(other.intermediate_values)
+        return trial.number > 0 and trial.last_step == search.FOLD_REPORT_STEP + 1
+
+
+def test_a_bag_can_be_pruned_between_its_folds(builtin_registry, fresh_registry, texts, monkeypatch):
+    import automm.pipeline
+
+    fresh_registry(PretrainedPlugin())
+    X, y, _, _ = texts
+    folds_trained = []
+    original = automm.pipeline.train_candidate
+
+    def counting(data, config, **kwargs):
+        folds_trained.append(len(data.train_index))
+        return original(data, config, **kwargs)
+
+    monkeypatch.setattr(automm.pipeline, "train_candidate", counting)
+    pruner = PruneAfterTheFirstFold()
+    model = AutoMM(**small(n_trials=2, pruner=pruner, bag_folds=3, ensemble_size=1,
+                           search_space={"linear_model": False})).fit(X, y)
+    board = model.leaderboard_.set_index("number")
+    # the default bag reported its epochs, then its out-of-fold score after folds 1 and 2 (not 3: that is its value)
+    assert board.loc[0, "state"] == "COMPLETE" and board.loc[0, "folds"] == 3
+    assert pruner.reported[0][-2:] == [search.FOLD_REPORT_STEP + 1, search.FOLD_REPORT_STEP + 2]
+    assert pruner.reported[0][:-2] == list(range(1, board.loc[0, "epochs"] + 1))
+    # the sampled bag survived its epochs and was stopped after its first fold: two folds never trained
+    assert board.loc[1, "state"] == "PRUNED" and board.loc[1, "reason"] == "pruned after fold 1 of 3"
+    assert len(folds_trained) == 3 + 1
+    assert model.best_trial_ == 0 and len(model.ensemble_.members) == 3
+
+
+def test_only_step_by_step_pruners_see_a_bags_folds(builtin_registry, fresh_registry, texts):
+    fresh_registry(PretrainedPlugin())
+    X, y, _, _ = texts
+    pruner = PruneEverything()  # not a percentile pruner: epochs are its only steps (Hyperband's resource)
+    AutoMM(**small(n_trials=2, pruner=pruner, bag_folds=3, ensemble_size=1,
+                   search_space={"linear_model": False})).fit(X, y)
+    assert all(step < search.FOLD_REPORT_STEP for steps in pruner.reported.values() for step in steps)
+    assert pruner.reported[0]  # the default's epochs were reported
+
+
 @pytest.mark.parametrize("value", [0, -2, 2.5, True, "all"])
 def test_bad_bag_folds_is_refused_before_training(value, texts):
     X, y, _, _ = texts
