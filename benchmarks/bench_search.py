@@ -15,7 +15,9 @@ rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data
 2. pruning: the same search (budget, seed) with a pruner (``--pruner``, default median) and without pruning: trials
    finished, best validation score of a finished trial, and the wall time at which the pruned
    search first finished a trial reaching the unpruned search's best validation score, as a
-   share of the time the unpruned search took to reach it (target: at most 0.5). A search
+   share of the time the unpruned search took to reach it (target: at most 0.5), and that share
+   at equal machine speed (the runs' times for the leading trials both trained alike set the
+   ratio: this machine's speed drifts by tens of percent between runs). A search
    starts with the default configuration (and its presets), which no pruner stops and which
    is often the best trial; ``--sampled-only``
    measures the searches with every trial sampled instead; ``--space frozen`` restricts the
@@ -157,6 +159,24 @@ def _reach_time(timeline: list[dict], target: float) -> float | None:
     return None
 
 
+def _speed_ratio(pruned: dict, unpruned: dict) -> tuple[float, int] | None:
+    """(seconds of the pruned run / seconds of the unpruned run, trials) over the leading trials
+    that both runs trained alike (same number, complete in both, same epochs and score: the same
+    configuration, since both searches sample the same first trials): how much faster the
+    machine ran the pruned search, which the wall-time share mixes in."""
+    ours = {row["number"]: row for row in pruned["leaderboard"]}
+    theirs = {row["number"]: row for row in unpruned["leaderboard"]}
+    a = b = 0.0
+    n = 0
+    while n in ours and n in theirs:
+        x, y = ours[n], theirs[n]
+        if not (x["state"] == y["state"] == "COMPLETE" and x["epochs"] == y["epochs"]
+                and x["score"] is not None and y["score"] is not None and abs(x["score"] - y["score"]) < 1e-9):
+            break
+        a, b, n = a + x["seconds"], b + y["seconds"], n + 1
+    return (a / b, n) if n and b > 0 else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="fashion-subcategory")
@@ -237,6 +257,10 @@ def main() -> None:
         print(f"pruning: unpruned best {target:.4f} reached after {t_unpruned if t_unpruned is not None else float('nan'):.0f} s "
               f"without pruning, {'never' if t_pruned is None else f'{t_pruned:.0f} s'} with pruning"
               + ("" if share is None else f" (share {share:.2f}; target <= 0.5: {'met' if share <= 0.5 else 'not met'})"))
+        speed = _speed_ratio(p, n)
+        if speed is not None and share is not None:
+            print(f"pruning: the {speed[1]} leading trials both searches trained alike took {speed[0]:.2f}x as long in the "
+                  f"pruned run; at equal machine speed the share would be {share / speed[0]:.2f}")
     if "parallel" in args.parts and {"search", "search-2-workers"} <= set(results):
         one, two = results["search"], results["search-2-workers"]
         ratio = two["trials_per_hour"] / one["trials_per_hour"] if one["trials_per_hour"] else float("nan")
