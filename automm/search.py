@@ -126,7 +126,8 @@ Results
 -------
 ``leaderboard_`` (every trial: number, state, score, components, parameters, epochs, wall
 seconds, reason; see :func:`leaderboard_frame`), ``best_trial_`` (the trial whose model is
-``model_``: the best validation score, complete trials before pruned ones) and ``study_name_``.
+``model_``: the best validation score, complete trials before pruned ones, unless the ensemble's
+selection keeps one other model alone) and ``study_name_``.
 With ``ensemble_size > 1`` (``"auto"``, the default: 3 in a single-objective search), greedy
 selection with replacement by holdout log-loss over the holdout outputs of the
 ``ensemble_size`` best trials (see :mod:`automm.ensemble`) may keep several of them as
@@ -2044,9 +2045,11 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
         members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial, m.fold or 0))
         if len(members) > 1:
             extras["ensemble_"] = Ensemble(members, ctx.data.problem_type)
-            best_number = members[0].trial
-            best = next(c for n, c in candidates if n == best_number)
-            extras["best_trial_"] = best_number
+        # the selection's choice, also when it keeps one model that is not the best-ranked
+        # (e.g. the linear model over a bag whose out-of-fold score ranks it first)
+        best_number = members[0].trial
+        best = next(c for n, c in candidates if n == best_number)
+        extras["best_trial_"] = best_number
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,

@@ -1063,6 +1063,27 @@ def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_highe
             assert all(1e-4 <= c["training"]["learning_rate"] <= 2e-4 for c in board["config"])
 
 
+def test_when_selection_keeps_one_model_that_model_is_the_result(texts, monkeypatch):
+    import automm.ensemble
+
+    X, y, _, _ = texts
+    chosen = []
+
+    def second_alone(outputs, targets, problem_type, rounds=25):
+        weights = np.zeros(len(outputs))
+        weights[1] = 1.0
+        chosen.append(len(outputs))
+        return weights, (0.0, 0.0)
+
+    monkeypatch.setattr(automm.ensemble, "greedy_selection", second_alone)
+    model = AutoMM(**small(n_trials=3, ensemble_size=2, pruner="none", search_space={"linear_model": False})).fit(X, y)
+    assert chosen == [2] and not hasattr(model, "ensemble_")
+    ranked = model.leaderboard_["number"].tolist()
+    assert model.best_trial_ == ranked[1] != ranked[0]  # the selection's choice, not the best-ranked trial
+    config = model.leaderboard_.set_index("number").loc[model.best_trial_, "config"]
+    assert model.config_ == config
+
+
 def test_the_model_pool_keeps_the_linear_model_whatever_its_rank():
     from automm.linear import LINEAR_SOLVER
     from automm.pipeline import Candidate
