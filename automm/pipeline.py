@@ -283,10 +283,11 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     unbagged candidate's). ``callbacks`` (the search's pruning reporter) see the first fold
     only; when it stops that fold early (pruned), the other folds are not trained and the
     first fold's candidate comes back unbagged, without holdout outputs. ``on_fold_end(done,
-    n_folds, score)`` is called after every fold but the last with the out-of-fold score of the
-    rows of the folds done so far; when it returns True (pruned) the bag stops there and comes
-    back the same way, its score that partial out-of-fold score. Each fold may use an equal
-    share of the time left before ``deadline``."""
+    n_folds, score)``, when given, is called after every fold but the last with the
+    out-of-fold score of the rows of the folds done so far (computed only then); when it
+    returns True (pruned) the bag stops there and comes back the same way, its score that
+    partial out-of-fold score. Each fold may use an equal share of the time left before
+    ``deadline``."""
     start = time.monotonic()
     folds = _folds(data, n_folds)
     oof = None

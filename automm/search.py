@@ -1205,8 +1205,8 @@ FOLD_REPORT_STEP = 10_000
 class _TrialReporter(Callback):
     """Reports the best validation score so far after every epoch and stops a pruned trial.
 
-    A bag (k-fold trial) reports its first fold's epochs, then, with ``fold_reports``, the
-    out-of-fold score of the folds done after each fold but the last
+    A bag (k-fold trial) reports its first fold's epochs, then, with ``fold_reports`` (which
+    implies ``report``), the out-of-fold score of the folds done after each fold but the last
     (:meth:`on_fold_end`, step :data:`FOLD_REPORT_STEP` + folds done): a bag that survives its
     first fold can still be stopped before its other folds, which are most of its cost.
     With ``prunable=False`` (the default configuration, its presets and their replicates:
@@ -1214,7 +1214,8 @@ class _TrialReporter(Callback):
     the pruner can compare later trials with them, but the trial is never stopped."""
 
     def __init__(self, trial: Any, report: bool, prunable: bool = True, fold_reports: bool = False):
-        self.trial, self.report, self.prunable, self.fold_reports = trial, report, prunable, fold_reports
+        self.trial, self.report, self.prunable = trial, report, prunable
+        self.fold_reports = report and fold_reports
         self.pruned_reason: str | None = None
 
     @property
@@ -1235,7 +1236,7 @@ class _TrialReporter(Callback):
 
     def on_fold_end(self, done: int, n_folds: int, score: float) -> bool:
         """After fold ``done`` of a bag: report its out-of-fold ``score`` so far; True stops the bag."""
-        if not (self.report and self.fold_reports) or not math.isfinite(score):
+        if not math.isfinite(score):
             return False
         self.trial.report(float(score), FOLD_REPORT_STEP + int(done))
         if self.prunable and self.trial.should_prune():
@@ -1466,7 +1467,7 @@ def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _
             if n_folds > 1:
                 return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=callbacks,
                                     verbose=max(0, ctx.settings.verbose - 1), device=device,
-                                    on_fold_end=reporter.on_fold_end)
+                                    on_fold_end=reporter.on_fold_end if reporter.fold_reports else None)
             return train_candidate(ctx.data, config, deadline=deadline, callbacks=callbacks,
                                    verbose=max(0, ctx.settings.verbose - 1), device=device)
         except Exception as exc:
