@@ -184,6 +184,7 @@ from .components.image_cache import image_cache
 from .components.stack import describe_encoder
 from .exceptions import AutoMMError, InputError
 from .linear import LINEAR_SOLVER, linear_config
+from .neighbors import NEIGHBORS_SOLVER, neighbors_config
 from .pipeline import (Candidate, PreparedData, TRAINING_KEYS, all_encoders_frozen, bag_folds_for, build_model,
                        scale_frozen_batch, train_bagged, train_candidate)
 from .training import Callback
@@ -346,14 +347,14 @@ def validate_params(estimator) -> None:
                          "file path instead")
 
 
-_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training", "warm_start", "linear_model")
+_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training", "warm_start", "linear_model", "neighbors_model")
 
 
 def _check_search_space_structure(space: Mapping) -> None:
     unknown = sorted(set(map(str, space)) - set(_SPACE_KEYS))
     if unknown:
         raise InputError(f"search_space: unknown keys {unknown}; expected some of {list(_SPACE_KEYS)}")
-    for key in ("warm_start", "linear_model"):
+    for key in ("warm_start", "linear_model", "neighbors_model"):
         value = space.get(key, True)
         if not isinstance(value, (bool, np.bool_)):
             raise InputError(f"search_space[{key!r}]: expected true or false, got {value!r}")
@@ -578,7 +579,10 @@ class SearchSpace:
     # -- construction ------------------------------------------------------------------
     @classmethod
     def from_estimator(cls, estimator, inputs: Sequence[Any], base_config: Mapping[str, Any],
-                       device_type: str = "cpu", n_outputs: int | None = None) -> "SearchSpace":
+                       device_type: str = "cpu", n_outputs: int | None = None,
+                       problem_type: str | None = None) -> "SearchSpace":
+        """The space for ``estimator`` on ``inputs``; ``n_outputs`` and ``problem_type`` (of the
+        prepared data) let it add the linear and nearest-neighbour models to the presets."""
         reg = _registry.get_registry()
         user = dict(estimator.search_space or {})
         _check_search_space_structure(user)
@@ -698,6 +702,11 @@ class SearchSpace:
                 fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
                 linear = linear_config(inputs, fixed, description["default"]["training"], n_outputs)
             presets += [linear] if linear is not None else []
+            if n_outputs is not None and bool(user.get("neighbors_model", True)):
+                fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
+                neighbors = neighbors_config(inputs, fixed, description["default"]["training"], n_outputs,
+                                             regression=(problem_type == "regression") if problem_type else n_outputs == 1)
+                presets += [neighbors] if neighbors is not None else []
             presets += _replicates([description["default"], *pretrained], REPLICATES)
         description["presets"] = presets
         description["warm_start"] = bool(user.get("warm_start", True))
@@ -1121,8 +1130,8 @@ def _read_candidate(directory: Path, data: PreparedData) -> Candidate:
 class _ModelPool:
     """The best trials' trained models of one process: at most ``k`` (the non-dominated ones
     in a multi-objective search), in memory or, with ``directory``, as files. A single-objective
-    pool also keeps the linear model (see :func:`_is_linear`) whatever its rank: the ensemble
-    always weighs it."""
+    pool also keeps the linear and nearest-neighbour models (see :func:`_always_weighed`)
+    whatever their rank: the ensemble always weighs them."""
 
     def __init__(self, k: int, directory: str | None = None, multi: bool = False):
         self.k, self.directory, self.multi = int(k), directory, multi
@@ -1138,7 +1147,7 @@ class _ModelPool:
             return
         with self.lock:
             self.entries[number] = (key, candidate)
-            if not self.multi and _is_linear(candidate.config):
+            if not self.multi and _always_weighed(candidate.config):
                 self.pinned.add(number)
             evicted = self._evict()
             if number in evicted:
@@ -1407,7 +1416,7 @@ def _objective(trial, ctx: _Context):
         if ctx.device_queue is not None:
             ctx.device_queue.put(device)
     seconds = time.monotonic() - start
-    if not reporter.pruned and config["training"].get("solver") != LINEAR_SOLVER:  # see _stop_reason
+    if not reporter.pruned and not _always_weighed(config):  # (no epochs) see _stop_reason
         ctx.durations.append(seconds)
     score = float(candidate.best_score)
     loss = candidate.best_loss
@@ -1870,7 +1879,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         raise _WorkerFinished(_run_worker_with_data(worker, data, estimator))
 
     settings = _settings_from(estimator, data)
-    space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs)
+    space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
+                                       data.problem_type)
     spec = _study_spec(estimator, data, space, settings)
     data_fp = _data_fingerprint(data)
     fingerprint = _hash({"data": data_fp, "space": spec["space"], "objectives": spec["objectives"],
@@ -1929,12 +1939,13 @@ def _trial_score(t) -> float:
     return float(score)
 
 
-def _is_linear(config: Mapping[str, Any]) -> bool:
-    """Whether ``config`` is the search's linear model (:mod:`automm.linear`). It errs
-    differently from the networks and costs seconds, so the ensemble always weighs it, even
-    when its holdout score ranks it below the trials the pool would otherwise keep (on emoji,
-    145 holdout rows, those were all networks; session 13, RESULTS.md)."""
-    return (config.get("training") or {}).get("solver") == LINEAR_SOLVER
+def _always_weighed(config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` is the search's linear model (:mod:`automm.linear`) or its
+    nearest-neighbour model (:mod:`automm.neighbors`). They err differently from the networks
+    and cost seconds, so the ensemble always weighs them, even when their holdout score ranks
+    them below the trials the pool would otherwise keep (on emoji, 145 holdout rows, those were
+    all networks; session 13, RESULTS.md)."""
+    return (config.get("training") or {}).get("solver") in (LINEAR_SOLVER, NEIGHBORS_SOLVER)
 
 
 def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_retrain: bool) -> Candidate | None:
@@ -2017,11 +2028,11 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
     if not candidates:
         raise SearchError("the models of the best trials are not available here and the time limit leaves no time "
                           "to retrain one")
-    if wanted > 1:  # the linear model joins the ensemble's pool whatever its holdout rank
+    if wanted > 1:  # the linear and nearest-neighbour models join the pool whatever their holdout rank
         chosen = {n for n, _ in candidates}
         for number in order:
             trial = by_number[number]
-            if number not in chosen and _is_linear(trial.user_attrs.get(_ATTR + "config") or {}):
+            if number not in chosen and _always_weighed(trial.user_attrs.get(_ATTR + "config") or {}):
                 candidate = _obtain(number, trial, ctx, deadline, allow_retrain=True)
                 if candidate is not None:
                     candidates.append((number, candidate))

@@ -1,4 +1,6 @@
-"""Built-in fusions: ``concat`` (the default), ``attention``, ``gated`` and ``late``.
+"""Built-in fusions: ``concat`` (the default), ``attention``, ``gated`` and ``late``; ``sum``
+(the search's linear model) and ``neighbors`` (its nearest-neighbour model) are only used when
+named.
 
 Every fusion is built as ``factory(input_dims, n_outputs, **hyperparameters)`` and called
 as ``fusion(embeddings, masks)`` with ``{name: (B, D)}`` embeddings and ``{name: (B,)}``
@@ -24,6 +26,7 @@ __all__ = [
     "GatedFusion",
     "LateFusion",
     "SumFusion",
+    "NeighborsFusion",
     "concat_search_space",
     "attention_search_space",
     "gated_search_space",
@@ -284,6 +287,131 @@ class SumFusion(Fusion):
         return total
 
 
+# -- neighbors ---------------------------------------------------------------------------
+
+class NeighborsFusion(Fusion):
+    """k nearest neighbours among remembered rows: the search's nearest-neighbour model over
+    frozen pretrained embeddings (:mod:`automm.neighbors`). ``produces_outputs = True``.
+
+    Built empty; :meth:`remember` stores the reference rows as buffers (so the saved model
+    carries them): each input's embedding standardised on those rows, scaled to unit norm
+    (zero where the input is missing) and divided by ``sqrt(number of inputs)``, concatenated,
+    in float16, with the rows' targets. The similarity of two rows is then the mean over
+    inputs of the cosine of their standardised embeddings. A row's ``k`` most similar
+    reference rows vote with weights ``exp(temperature * (similarity - the nearest's))``.
+    Classification: the log of the normalised votes, each class floored at ``SMOOTHING /
+    n_classes``; regression (``regression=True``, one output): the weighted mean target.
+    Tagged ``"manual"``: a search never samples it."""
+
+    defaults: dict = {"k": 10, "temperature": 20.0, "regression": False}
+    produces_outputs = True
+
+    #: The share of probability spread evenly over the classes (no class gets log(0)).
+    SMOOTHING = 0.01
+    #: Reference rows compared at once (bounds the similarity matrix's memory).
+    CHUNK = 4096
+
+    def __init__(self, input_dims: Mapping[str, int], n_outputs: int, k: int = 10, temperature: float = 20.0,
+                 regression: bool = False):
+        super().__init__()
+        self.input_names = _sorted_input_names(input_dims)
+        self.widths = [int(input_dims[name]) for name in self.input_names]
+        if isinstance(k, bool) or int(k) != k or int(k) < 1:
+            raise ValueError(f"neighbors fusion: k must be a positive integer, got {k!r}")
+        if not float(temperature) > 0:
+            raise ValueError(f"neighbors fusion: temperature must be positive, got {temperature!r}")
+        self.k, self.temperature, self.regression = int(k), float(temperature), bool(regression)
+        if self.regression and int(n_outputs) != 1:
+            raise ValueError(f"neighbors fusion: regression has one output, got n_outputs={n_outputs}")
+        self.output_dim = int(n_outputs)
+        width = sum(self.widths)
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("scale", torch.ones(width))
+        self.register_buffer("bank", torch.zeros(0, width, dtype=torch.float16))
+        self.register_buffer("bank_targets", torch.zeros(0))
+
+    @property
+    def n_remembered(self) -> int:
+        return int(self.bank.shape[0])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("bank", "bank_targets"):  # the saved rows decide the buffers' length
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                setattr(self, name, torch.empty_like(saved, device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _rows(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        blocks, start = [], 0
+        for name, width in zip(self.input_names, self.widths):
+            values = embeddings[name].float()
+            present = _presence(masks, name, values)
+            values = (_zero_missing(values, present) - self.mean[start:start + width]) * self.scale[start:start + width]
+            values = nn.functional.normalize(values, dim=1) * present.unsqueeze(1).to(values.dtype)
+            blocks.append(values)
+            start += width
+        return torch.cat(blocks, dim=1) / len(self.input_names) ** 0.5
+
+    @torch.no_grad()
+    def remember(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
+                 targets: torch.Tensor) -> None:
+        """Keep these rows (``{name: (N, D)}`` embeddings, ``{name: (N,)}`` masks, ``(N,)``
+        targets: class indices, or values for regression) as the reference rows, replacing any
+        remembered before; the standardisation is fitted on them."""
+        means, scales = [], []
+        for name, width in zip(self.input_names, self.widths):
+            values = embeddings[name].float()
+            rows = values[_presence(masks, name, values)]
+            if len(rows) > 1:
+                std = rows.std(0, unbiased=False)
+                means.append(rows.mean(0))
+                scales.append(torch.where(std > 1e-6, 1.0 / std, torch.ones_like(std)))
+            else:
+                means.append(torch.zeros(width, device=values.device))
+                scales.append(torch.ones(width, device=values.device))
+        self.mean = torch.cat(means).to(self.mean.device)
+        self.scale = torch.cat(scales).to(self.scale.device)
+        self.bank = self._rows(embeddings, masks).to(self.bank.device, torch.float16)
+        self.bank_targets = torch.as_tensor(targets, dtype=torch.float32).reshape(-1).to(self.bank.device)
+        if len(self.bank_targets) != len(self.bank):
+            raise ValueError(f"remember: {len(self.bank)} rows but {len(self.bank_targets)} targets")
+
+    @torch.no_grad()
+    def neighbours(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
+                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The similarities and indices (each ``(B, k)``, most similar first) of each row's
+        ``k`` nearest remembered rows (fewer when fewer are remembered)."""
+        if not self.n_remembered:
+            raise RuntimeError("neighbors fusion: no rows remembered; call remember() first")
+        queries = self._rows(embeddings, masks)
+        k = min(int(k), self.n_remembered)
+        best_values = best_indices = None
+        for start in range(0, self.n_remembered, self.CHUNK):
+            similarity = queries @ self.bank[start:start + self.CHUNK].float().t()
+            values, indices = similarity.topk(min(k, similarity.shape[1]), dim=1)
+            indices = indices + start
+            if best_values is not None:
+                values, order = torch.cat([best_values, values], 1).topk(k, dim=1)
+                indices = torch.cat([best_indices, indices], 1).gather(1, order)
+            best_values, best_indices = values, indices
+        return best_values, best_indices
+
+    def vote(self, similarities: torch.Tensor, indices: torch.Tensor, temperature: float) -> torch.Tensor:
+        """The outputs (see the class documentation) from :meth:`neighbours`' result."""
+        weights = torch.exp(float(temperature) * (similarities - similarities[:, :1]))
+        targets = self.bank_targets[indices]
+        if self.regression:
+            return ((weights * targets).sum(1) / weights.sum(1)).unsqueeze(1)
+        votes = torch.zeros(len(indices), self.output_dim, device=weights.device)
+        votes.scatter_add_(1, targets.long(), weights)
+        probabilities = votes / votes.sum(1, keepdim=True)
+        return torch.log((1 - self.SMOOTHING) * probabilities + self.SMOOTHING / self.output_dim)
+
+    def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        similarities, indices = self.neighbours(embeddings, masks, self.k)
+        return self.vote(similarities, indices, self.temperature)
+
+
 # -- registration ------------------------------------------------------------------------
 
 @hookimpl
@@ -300,3 +428,8 @@ def automm_register_fusions(register):
     register("sum", SumFusion, defaults=dict(SumFusion.defaults), search_space=None, tags=("manual",),
              description="The inputs' embeddings (each as wide as the outputs) summed with a bias: a linear model "
                          "over linear encoders. Searched only when named.")
+    register("neighbors", NeighborsFusion, defaults=dict(NeighborsFusion.defaults), search_space=None,
+             tags=("manual",),
+             description="k nearest remembered rows by the mean cosine of the inputs' standardised embeddings, "
+                         "voting (classification) or averaging (regression): the search's nearest-neighbour "
+                         "model over frozen pretrained features. Searched only when named.")

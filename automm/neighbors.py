@@ -1,0 +1,156 @@
+"""The search's nearest-neighbour model: k nearest training rows by frozen pretrained embeddings.
+
+Rows that look alike (the same product photographed again, a title reworded) tend to share
+their labels, labelling quirks included, and a nearest-neighbour vote uses that where a
+linear model or a network smooths it away. On fashion usage, averaging the votes over frozen
+EfficientNet-Lite0 + MiniLM embeddings with logistic regression's probabilities made 50-53 test
+errors against 64 for logistic regression alone; on subCategory 10-11 against 12; on emoji it
+neither helped nor hurt (``benchmarks/RESULTS.md``, session 16).
+
+It is an ordinary :class:`~automm.model.MultimodalNet`: each input with an encoder tagged
+``"pretrained"`` among its choices takes part through the first one whose defaults (with what
+the user fixed) run frozen, and the ``neighbors`` fusion
+(:class:`~automm.components.fusions.NeighborsFusion`) remembers the rows and votes. Other
+inputs are left out. :func:`train_neighbors` computes (or reads from the feature cache) every
+row's embeddings once, remembers the training rows, picks ``k`` and the vote's temperature
+from :data:`K_GRID` x :data:`TEMPERATURE_GRID` by the holdout loss (temperature-scaled
+log-loss; MSE for regression), and then remembers the training and holdout rows together.
+The ensemble takes it where the holdout says it helps; it is never bagged or pruned.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .data import BatchCollator, MultimodalDataset
+from .training import validation_metrics
+
+__all__ = ["NEIGHBORS_SOLVER", "K_GRID", "TEMPERATURE_GRID", "neighbors_config", "train_neighbors"]
+
+#: ``training.solver`` of a nearest-neighbour configuration.
+NEIGHBORS_SOLVER = "neighbors"
+
+#: Numbers of neighbours tried.
+K_GRID = (5, 10, 20, 40)
+
+#: Vote temperatures tried (the weight of a neighbour is exp(temperature * (its similarity −
+#: the nearest's)); similarities are mean cosines, so 10 is a mild and 50 a sharp preference).
+TEMPERATURE_GRID = (10.0, 20.0, 50.0)
+
+#: Rows embedded at once.
+EMBED_BATCH = 1024
+
+
+def neighbors_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                     base_training: Mapping[str, Any], n_outputs: int, regression: bool) -> dict | None:
+    """The nearest-neighbour model's configuration, or None when no input has a frozen
+    pretrained encoder among its choices.
+
+    ``encoder_choices`` maps each input to its encoder choices (``{encoder name:
+    hyperparameters the user fixed}``); an input takes part through its first choice tagged
+    ``"pretrained"`` that builds frozen with what the user fixed.
+    """
+    from . import registry as _registry
+
+    reg = _registry.get_registry()
+    encoders = {}
+    for item in inputs:
+        for name, fixed in (encoder_choices.get(item.name) or {}).items():
+            spec = reg.get("encoder", name)
+            if "pretrained" not in spec.tags:
+                continue
+            params = {**spec.hyperparameters(), **dict(fixed or {})}
+            if _builds_frozen(spec, params):
+                encoders[item.name] = {"name": name, **params}
+                break
+    if not encoders:
+        return None
+    fusion = {"name": "neighbors", "k": 10, "temperature": 20.0, "regression": bool(regression)}
+    del n_outputs  # the fusion takes it from the model
+    return {"encoders": encoders, "fusion": fusion, "augmentations": [],
+            "training": {**base_training, "solver": NEIGHBORS_SOLVER}}
+
+
+def _builds_frozen(spec, params: Mapping[str, Any]) -> bool:
+    try:
+        encoder = spec.factory(**params)
+    except Exception:  # noqa: BLE001 - any reason this encoder cannot take part: the next one, or none
+        return False
+    return bool(getattr(encoder, "frozen", False))
+
+
+@torch.no_grad()
+def _embed(model, values: Mapping[str, Sequence[Any]]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Every row's embedding per input (float32) and presence (bool)."""
+    encoders = dict(model.encoders.items())
+    dataset = MultimodalDataset(values, encoders)
+    collate = BatchCollator(encoders)
+    embeddings: dict[str, list[torch.Tensor]] = {name: [] for name in encoders}
+    masks: dict[str, list[torch.Tensor]] = {name: [] for name in encoders}
+    for start in range(0, len(dataset), EMBED_BATCH):
+        batch = collate([dataset[i] for i in range(start, min(len(dataset), start + EMBED_BATCH))])
+        for name, encoded in model.encode(batch["inputs"]).items():
+            embeddings[name].append(encoded.float().cpu())
+            masks[name].append(torch.as_tensor(batch["masks"][name], dtype=torch.bool))
+    return ({name: torch.cat(parts) for name, parts in embeddings.items()},
+            {name: torch.cat(parts) for name, parts in masks.items()})
+
+
+def _take(tensors: Mapping[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
+    return {name: tensor[rows] for name, tensor in tensors.items()}
+
+
+def train_neighbors(data, config: dict, *, deadline: float | None = None, refit: bool = True):
+    """Fit the nearest-neighbour configuration ``config`` (see the module documentation) and
+    return a :class:`~automm.pipeline.Candidate`: one ``history`` record per (k, temperature)
+    with the training rows remembered, the one with the lowest holdout loss kept (as
+    ``best_epoch``, and in the returned configuration's fusion), its holdout outputs as
+    ``valid_outputs``. With ``refit`` the model then remembers the training and holdout rows
+    together, so ``valid_outputs`` stay honest while predictions use every row. Runs on the
+    CPU; raises ``TimeoutError`` when the deadline passes before the holdout is scored."""
+    from .pipeline import Candidate, build_model
+
+    start = time.monotonic()
+    classification = data.problem_type != "regression"
+    model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index)).eval()
+    for name, encoder in model.encoders.items():  # frozen pretrained features: computed or read once
+        encoder.prepare(data.values[name], cache_dir=data.cache_dir)
+    rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout
+    embeddings, masks = _embed(model, data.subset(rows))
+    targets = torch.as_tensor(np.asarray(data.targets[rows], dtype=np.float32))
+    n_train = len(data.train_index)
+    fusion = model.fusion
+    fusion.remember(_take(embeddings, slice(0, n_train)), _take(masks, slice(0, n_train)), targets[:n_train])
+    similarities, indices = fusion.neighbours(_take(embeddings, slice(n_train, None)),
+                                              _take(masks, slice(n_train, None)), max(K_GRID))
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError("the nearest-neighbour model did not score its holdout before the deadline")
+
+    history: list[dict] = []
+    best = None
+    for k in K_GRID:
+        for temperature in TEMPERATURE_GRID:
+            outputs = fusion.vote(similarities[:, :k], indices[:, :k], temperature).numpy()
+            valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification)
+            history.append({"epoch": len(history) + 1, "k": k, "temperature": temperature, "valid_loss": valid_loss,
+                            "valid_score": valid_score, "seconds": time.monotonic() - start})
+            if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):
+                best = (valid_loss, len(history), valid_score, outputs, k, temperature)
+    if best is None:
+        raise FloatingPointError("the nearest-neighbour model's holdout loss is not finite")
+    _, best_epoch, best_score, best_outputs, fusion.k, fusion.temperature = best
+    config = copy.deepcopy(config)
+    config["fusion"].update(k=fusion.k, temperature=fusion.temperature)
+    stop_reason = "k and temperature grid done"
+    if refit and (deadline is None or time.monotonic() < deadline):
+        fusion.remember(embeddings, masks, targets)
+        stop_reason += "; remembers the training and holdout rows"
+    return Candidate(config=config, model=model, history=history, best_epoch=best_epoch,
+                     best_score=float(best_score), valid_outputs=np.asarray(best_outputs, dtype=np.float32),
+                     stop_reason=stop_reason, seconds=time.monotonic() - start)
