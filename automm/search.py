@@ -19,7 +19,10 @@ default. Next come the presets: the default with every input that can use a froz
 encoder switched to it (cheap on cached features), then, when the search ends in an ensemble,
 the linear model on the inputs' linear features, such as the texts' hashed n-grams and frozen
 image features (:mod:`automm.linear`; seconds, and it errs differently from the networks, so
-the ensemble's pool always holds it; ``search_space={"linear_model": False}`` leaves it out) and a
+the ensemble's pool always holds it; ``search_space={"linear_model": False}`` leaves it out), the
+nearest-neighbour model on the inputs' frozen pretrained embeddings, when a pretrained encoder is
+among the choices (:mod:`automm.neighbors`; likewise always in the pool,
+``search_space={"neighbors_model": False}`` leaves it out) and a
 replicate (the same configuration with another seed) of the default and of its pretrained
 variant, which the ensemble can average. Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
 default and the presets: every trial is then sampled (to compare samplers or pruners on their
@@ -31,7 +34,7 @@ What is searched, from the estimator's arguments:
   (the default one first); a name or ``{"name": ..., **hyperparameters}`` → that encoder only,
   with the hyperparameters given fixed and the others searched; a list of names/dicts → those.
 * ``fusion``: left at its default ``"concat"`` → every registered fusion not tagged ``"manual"``
-  (``sum``; the same holds for encoders); a name other than the
+  (``sum``, ``neighbors``; the same holds for encoders); a name other than the
   default, or a dict → that fusion only (a dict's hyperparameters fixed); a list → those.
 * ``augmentations``: ``"default"`` → every registered augmentation of a present modality (and
   batch augmentations) is switched on or off by the search; a list → those listed; ``None`` → none.
@@ -46,8 +49,8 @@ What is searched, from the estimator's arguments:
 ``search_space=`` format
 ------------------------
 A dict of plain values (JSON/YAML-friendly; recipes pass it through unchanged) with any of the
-keys ``encoders``, ``fusion``, ``augmentations``, ``training``, ``warm_start`` and ``linear_model``
-(true or false, see above); it takes precedence over the arguments above::
+keys ``encoders``, ``fusion``, ``augmentations``, ``training``, ``warm_start``, ``linear_model``
+and ``neighbors_model`` (true or false, see above); it takes precedence over the arguments above::
 
     search_space = {
         "encoders": {                       # key: a modality ("image") or an input/column name

@@ -14,6 +14,7 @@ from automm.components.fusions import (
     AttentionFusion,
     ConcatFusion,
     GatedFusion,
+    NeighborsFusion,
     SumFusion,
     LateFusion,
     attention_search_space,
@@ -228,9 +229,10 @@ def test_registration_hook():
         registered[name] = (factory, kwargs)
 
     automm_register_fusions(register)
-    assert set(registered) == set(FUSIONS) | {"sum"}
-    factory, kwargs = registered.pop("sum")
-    assert factory is SumFusion and kwargs["tags"] == ("manual",) and kwargs["search_space"] is None
+    assert set(registered) == set(FUSIONS) | {"sum", "neighbors"}
+    for name, manual in (("sum", SumFusion), ("neighbors", NeighborsFusion)):
+        factory, kwargs = registered.pop(name)
+        assert factory is manual and kwargs["tags"] == ("manual",) and kwargs["search_space"] is None
     for name, (factory, kwargs) in registered.items():
         assert factory is FUSIONS[name][0]
         assert kwargs["defaults"] == factory.defaults

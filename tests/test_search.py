@@ -1084,8 +1084,9 @@ def test_when_selection_keeps_one_model_that_model_is_the_result(texts, monkeypa
     assert model.config_ == config
 
 
-def test_the_model_pool_keeps_the_linear_model_whatever_its_rank():
+def test_the_model_pool_keeps_the_linear_and_neighbors_models_whatever_their_rank():
     from automm.linear import LINEAR_SOLVER
+    from automm.neighbors import NEIGHBORS_SOLVER
     from automm.pipeline import Candidate
 
     def candidate(solver=None):
@@ -1095,11 +1096,13 @@ def test_the_model_pool_keeps_the_linear_model_whatever_its_rank():
 
     pool = search._ModelPool(2)
     pool.offer(0, (0.5,), candidate())
-    pool.offer(1, (0.1,), candidate(LINEAR_SOLVER))  # the worst holdout score
+    pool.offer(1, (0.1,), candidate(LINEAR_SOLVER))  # the worst holdout scores
+    pool.offer(5, (0.15,), candidate(NEIGHBORS_SOLVER))
     for number, score in [(2, 0.6), (3, 0.7), (4, 0.2)]:
         pool.offer(number, (score,), candidate())
-    assert sorted(pool.entries) == [1, 2, 3]  # the two best networks and the linear model
+    assert sorted(pool.entries) == [1, 2, 3, 5]  # the two best networks, the linear and neighbors models
     assert pool.get(1).config["training"]["solver"] == LINEAR_SOLVER
+    assert pool.get(5).config["training"]["solver"] == NEIGHBORS_SOLVER
 
     multi = search._ModelPool(1, multi=True)  # a Pareto pool keeps what is not dominated, nothing pinned
     multi.offer(0, (0.5, 1.0), candidate(LINEAR_SOLVER))
