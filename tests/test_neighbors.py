@@ -240,6 +240,22 @@ def test_train_neighbors_picks_k_and_temperature_on_the_holdout_then_remembers_e
                                                                 == data.valid_targets).mean()
 
 
+def test_train_neighbors_regresses(builtin_only, fresh_registry, emoji):
+    fresh_registry(PretrainedPlugin())
+    train = emoji[0].head(120)
+    data = _data(train)
+    values = (train["category"] == train["category"].mode()[0]).to_numpy(np.float32)  # the commonest category
+    data.targets, data.problem_type, data.n_outputs = (values - values.mean()) / values.std(), "regression", 1
+    config = neighbors_config(data.inputs, {"text_0": {"char_counts": {}}}, {"batch_size": 32}, 1, regression=True)
+    candidate = train_neighbors(data, config)
+    assert candidate.valid_outputs.shape == (len(data.valid_index), 1)
+    kept = candidate.history[candidate.best_epoch - 1]
+    mse = float(np.mean((candidate.valid_outputs.ravel() - data.valid_targets) ** 2))
+    assert kept["valid_loss"] == pytest.approx(mse, rel=1e-4)
+    assert mse < 0.8 * float(np.var(data.valid_targets))  # well below the constant prediction's error
+    assert kept["valid_score"] == pytest.approx(-mse, rel=1e-4)
+
+
 def test_no_neighbors_model_without_a_frozen_pretrained_encoder(builtin_only, fresh_registry):
     fresh_registry(PretrainedPlugin())
     image = InputSpec("image_0", "image", ["image"], {"image": "image"})

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -708,9 +709,10 @@ print("trials", run_worker(sys.argv[1], sys.argv[2], wait=60))
 """
 
 
-def _python(script: str, *args: str) -> subprocess.Popen:
-    # builtin components only (faster start; these tests use nothing else)
-    env = dict(os.environ, OMP_NUM_THREADS="1", AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1")
+def _python(script: str, *args: str, tmp: Path) -> subprocess.Popen:
+    # builtin components only (faster start; these tests use nothing else); temporary files
+    # under ``tmp``, so that a process killed with SIGKILL leaves its folder there, not in /tmp
+    env = dict(os.environ, OMP_NUM_THREADS="1", AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1", TMPDIR=str(tmp))
     return subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -720,7 +722,7 @@ def test_a_worker_process_joins_a_running_study(kind, texts, tmp_path):
     X, y, _, _ = texts
     storage = str(tmp_path / "shared.journal") if kind == "journal" else _postgres_or_skip()
     name = f"joined-study-{uuid.uuid4().hex[:8]}"
-    worker = _python(WORKER_SCRIPT, storage, name)
+    worker = _python(WORKER_SCRIPT, storage, name, tmp=tmp_path)
     try:
         first = worker.stdout.readline()  # the worker has imported automm and waits for the study
         assert first.strip() == "imported", first + worker.stdout.read()
@@ -745,7 +747,7 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
     params = small(n_trials=4, max_epochs=10, storage=journal, study_name="resumable", pruner="none")
     monkeypatch.setattr(search, "JOURNAL_LOCK_GRACE", 2)  # the killed process may hold the journal's lock
     storage = search.make_storage("journal", journal)
-    process = _python(FIT_SCRIPT, json.dumps(params))
+    process = _python(FIT_SCRIPT, json.dumps(params), tmp=tmp_path)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

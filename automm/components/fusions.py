@@ -383,17 +383,18 @@ class NeighborsFusion(Fusion):
         ``k`` nearest remembered rows (fewer when fewer are remembered)."""
         if not self.n_remembered:
             raise RuntimeError("neighbors fusion: no rows remembered; call remember() first")
-        queries = self._rows(embeddings, masks)
         k = min(int(k), self.n_remembered)
         best_values = best_indices = None
-        for start in range(0, self.n_remembered, self.CHUNK):
-            similarity = queries @ self.bank[start:start + self.CHUNK].float().t()
-            values, indices = similarity.topk(min(k, similarity.shape[1]), dim=1)
-            indices = indices + start
-            if best_values is not None:
-                values, order = torch.cat([best_values, values], 1).topk(k, dim=1)
-                indices = torch.cat([best_indices, indices], 1).gather(1, order)
-            best_values, best_indices = values, indices
+        with torch.autocast(self.bank.device.type, enabled=False):  # similarities in float32, also under AMP
+            queries = self._rows(embeddings, masks)
+            for start in range(0, self.n_remembered, self.CHUNK):
+                similarity = queries @ self.bank[start:start + self.CHUNK].float().t()
+                values, indices = similarity.topk(min(k, similarity.shape[1]), dim=1)
+                indices = indices + start
+                if best_values is not None:
+                    values, order = torch.cat([best_values, values], 1).topk(k, dim=1)
+                    indices = torch.cat([best_indices, indices], 1).gather(1, order)
+                best_values, best_indices = values, indices
         return best_values, best_indices
 
     def vote(self, similarities: torch.Tensor, indices: torch.Tensor, temperature: float) -> torch.Tensor:
