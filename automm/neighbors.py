@@ -31,7 +31,7 @@ import torch
 from .data import BatchCollator, MultimodalDataset
 from .training import validation_metrics
 
-__all__ = ["NEIGHBORS_SOLVER", "K_GRID", "TEMPERATURE_GRID", "neighbors_config", "train_neighbors"]
+__all__ = ["NEIGHBORS_SOLVER", "K_GRID", "TEMPERATURE_GRID", "is_neighbors", "neighbors_config", "train_neighbors"]
 
 #: ``training.solver`` of a nearest-neighbour configuration.
 NEIGHBORS_SOLVER = "neighbors"
@@ -45,6 +45,14 @@ TEMPERATURE_GRID = (10.0, 20.0, 50.0)
 
 #: Rows embedded at once.
 EMBED_BATCH = 1024
+
+
+def is_neighbors(config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` is a nearest-neighbour model: the search's (``training.solver``), or
+    any configuration whose fusion is ``neighbors`` (a user may name it; it learns by
+    remembering rows, not by gradient steps)."""
+    return ((config.get("training") or {}).get("solver") == NEIGHBORS_SOLVER
+            or (config.get("fusion") or {}).get("name") == "neighbors")
 
 
 def neighbors_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[str, Mapping[str, Any]]],

@@ -33,7 +33,7 @@ from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
 from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, validation_metrics
 from .linear import LINEAR_SOLVER, train_linear
-from .neighbors import NEIGHBORS_SOLVER, train_neighbors
+from .neighbors import is_neighbors, train_neighbors
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS"]
@@ -165,13 +165,13 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
                     device: torch.device | None = None, seed: int | None = None) -> Candidate:
     """Build and train one candidate; the returned model holds its best epoch's weights.
     A configuration with ``training.solver == "lbfgs"`` is the search's linear model
-    (:func:`automm.linear.train_linear`), one with ``"neighbors"`` its nearest-neighbour model
-    (:func:`automm.neighbors.train_neighbors`)."""
+    (:func:`automm.linear.train_linear`); one with ``"neighbors"`` (or the ``neighbors`` fusion)
+    a nearest-neighbour model (:func:`automm.neighbors.train_neighbors`)."""
     start = time.monotonic()
     training = config["training"]
     if training.get("solver") == LINEAR_SOLVER:
         return train_linear(data, config, deadline=deadline)
-    if training.get("solver") == NEIGHBORS_SOLVER:
+    if is_neighbors(config):
         return train_neighbors(data, config, deadline=deadline)
     seed = data.seed + int(training.get("seed_offset", 0)) if seed is None else int(seed)
     device = device or data.device
@@ -252,7 +252,7 @@ def bag_folds_for(bag_folds: Any, data: PreparedData, config: dict) -> int:
     ``"auto"`` :data:`AUTO_BAG_FOLDS` when every encoder is frozen, else 1 (the holdout). The
     linear and nearest-neighbour models (a ``training.solver``) are never bagged: they are
     fitted again on every row once their settings are chosen on the holdout."""
-    if config["training"].get("solver") in (LINEAR_SOLVER, NEIGHBORS_SOLVER):
+    if config["training"].get("solver") == LINEAR_SOLVER or is_neighbors(config):
         return 1
     if bag_folds == "auto":
         return AUTO_BAG_FOLDS if all_encoders_frozen(data.inputs, config) else 1

@@ -296,3 +296,15 @@ def test_a_search_trains_the_neighbors_model_and_keeps_it_through_save(builtin_o
     assert "neighbors" not in set(without.leaderboard_["fusion"])
     with pytest.raises(InputError, match=r"search_space\['neighbors_model'\]: expected true or false"):
         AutoMM(**params, search_space={"neighbors_model": 1}).fit(*X, train["category"].tolist())
+
+
+def test_naming_the_neighbors_fusion_fits_a_nearest_neighbour_model(builtin_only, fresh_registry, emoji):
+    fresh_registry(PretrainedPlugin())
+    train, test = emoji
+    X, X_test = ((frame["image"].tolist(), frame["name"].tolist()) for frame in (train, test))
+    model = AutoMM(encoders={"image": "colour_stats", "text": "char_counts"}, fusion="neighbors", bag_folds=3,
+                   num_workers=0, random_state=0).fit(*X, train["category"].tolist())
+    assert model.config_["fusion"]["k"] in K_GRID and model.config_["fusion"]["temperature"] in TEMPERATURE_GRID
+    assert model.model_.fusion.n_remembered == len(train)  # every row, in one model: never bagged
+    majority = float(test["category"].value_counts(normalize=True).max())
+    assert model.score(*X_test, test["category"].tolist()) > majority + 0.1

@@ -300,10 +300,12 @@ class NeighborsFusion(Fusion):
     inputs of the cosine of their standardised embeddings. A row's ``k`` most similar
     reference rows vote with weights ``exp(temperature * (similarity - the nearest's))``.
     Classification: the log of the normalised votes, each class floored at ``SMOOTHING /
-    n_classes``; regression (``regression=True``, one output): the weighted mean target.
+    n_classes``; regression (``regression=True``, one output; by default when ``n_outputs`` is 1):
+    the weighted mean target. Trained by :func:`automm.neighbors.train_neighbors`, which
+    remembers the rows (a configuration naming this fusion needs no gradient steps).
     Tagged ``"manual"``: a search never samples it."""
 
-    defaults: dict = {"k": 10, "temperature": 20.0, "regression": False}
+    defaults: dict = {"k": 10, "temperature": 20.0, "regression": None}
     produces_outputs = True
 
     #: The share of probability spread evenly over the classes (no class gets log(0)).
@@ -312,7 +314,7 @@ class NeighborsFusion(Fusion):
     CHUNK = 4096
 
     def __init__(self, input_dims: Mapping[str, int], n_outputs: int, k: int = 10, temperature: float = 20.0,
-                 regression: bool = False):
+                 regression: bool | None = None):
         super().__init__()
         self.input_names = _sorted_input_names(input_dims)
         self.widths = [int(input_dims[name]) for name in self.input_names]
@@ -320,6 +322,8 @@ class NeighborsFusion(Fusion):
             raise ValueError(f"neighbors fusion: k must be a positive integer, got {k!r}")
         if not float(temperature) > 0:
             raise ValueError(f"neighbors fusion: temperature must be positive, got {temperature!r}")
+        if regression is None:  # automm gives classification one output per class, regression one
+            regression = int(n_outputs) == 1
         self.k, self.temperature, self.regression = int(k), float(temperature), bool(regression)
         if self.regression and int(n_outputs) != 1:
             raise ValueError(f"neighbors fusion: regression has one output, got n_outputs={n_outputs}")
