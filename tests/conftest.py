@@ -40,6 +40,28 @@ def emoji_sample():
     return load_emoji_sample()
 
 
+@pytest.fixture(scope="session")
+def emoji_split():
+    """The embedded emoji sample's (train, test) rows, each indexed from 0."""
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample()
+    return frame[frame.split == "train"].reset_index(drop=True), frame[frame.split == "test"].reset_index(drop=True)
+
+
+@pytest.fixture
+def builtin_only(monkeypatch):
+    """A registry with the built-in plugins only (installed plugins switched off)."""
+    import automm
+    from automm.registry import DISABLE_AUTOLOAD_ENV
+
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    automm.reset_registry()
+    yield
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV)
+    automm.reset_registry()
+
+
 @pytest.fixture
 def fresh_registry():
     """Yields ``register(*plugins)`` that rebuilds the registry with extra in-process plugins;

@@ -12,3 +12,16 @@ def tiny(**overrides):
     params = dict(TINY)
     params.update(overrides)
     return params
+
+
+def forward_rows(model, values):
+    """``model``'s outputs (numpy) for every row of ``values`` (``{input name: column}``), in one batch."""
+    import torch
+
+    from automm.data import BatchCollator, MultimodalDataset
+
+    encoders = dict(model.encoders.items())
+    dataset = MultimodalDataset(values, encoders)
+    batch = BatchCollator(encoders)([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        return model(batch["inputs"], batch["masks"]).numpy()

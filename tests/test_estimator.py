@@ -10,14 +10,6 @@ from helpers import tiny
 
 
 @pytest.fixture(scope="module")
-def emoji_split():
-    from automm.datasets import load_emoji_sample
-
-    frame = load_emoji_sample()
-    return frame[frame.split == "train"].reset_index(drop=True), frame[frame.split == "test"].reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
 def fitted(emoji_split):
     train, _ = emoji_split
     return AutoMM(**tiny(max_epochs=3)).fit(train["image"].tolist(), train["name"].tolist(), train["category"].tolist())

@@ -14,22 +14,7 @@ from automm.exceptions import InputError
 from automm.linear import L2_GRID, LINEAR_SOLVER, linear_config, raw_design, train_linear
 from automm.pipeline import PreparedData
 
-
-@pytest.fixture(scope="module")
-def emoji():
-    from automm.datasets import load_emoji_sample
-
-    frame = load_emoji_sample()
-    return frame[frame.split == "train"], frame[frame.split == "test"]
-
-
-@pytest.fixture
-def builtin_only(monkeypatch):
-    monkeypatch.setenv(automm.registry.DISABLE_AUTOLOAD_ENV, "1")
-    automm.reset_registry()
-    yield
-    monkeypatch.delenv(automm.registry.DISABLE_AUTOLOAD_ENV)
-    automm.reset_registry()
+from helpers import forward_rows
 
 
 def _text_data(texts, targets, problem_type="multiclass", n_outputs=None, valid_every=4) -> PreparedData:
@@ -47,20 +32,10 @@ def _config(data: PreparedData) -> dict:
     return config
 
 
-def _forward(model, values) -> np.ndarray:
-    from automm.data import BatchCollator, MultimodalDataset
-
-    encoders = dict(model.encoders.items())
-    dataset = MultimodalDataset(values, encoders)
-    batch = BatchCollator(encoders)([dataset[i] for i in range(len(dataset))])
-    with torch.no_grad():
-        return model(batch["inputs"], batch["masks"]).numpy()
-
-
-def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_only, emoji):
+def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_only, emoji_split):
     from sklearn.linear_model import LogisticRegression
 
-    train, _ = emoji
+    train, _ = emoji_split
     classes = sorted(set(train["category"]))
     data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
     candidate = train_linear(data, _config(data), refit=False)
@@ -86,7 +61,7 @@ def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_on
     encoder = candidate.model.encoders["text_0"]
     assert encoder.n_buckets == 2 ** 18  # the linear form's preferred default (linear_defaults)
     assert encoder.embedding.weight.shape[0] == len(encoder.kept_buckets) + 1 == len(seen) + 1
-    np.testing.assert_allclose(_forward(candidate.model, data.subset(data.valid_index)), candidate.valid_outputs,
+    np.testing.assert_allclose(forward_rows(candidate.model, data.subset(data.valid_index)), candidate.valid_outputs,
                                atol=1e-4)
 
     # by default the kept strength is fitted once more on the training and holdout rows; the
@@ -97,7 +72,7 @@ def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_on
     every_row = data.rows
     all_x, seen = design(every_row)
     reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(all_x, data.targets[every_row])
-    got = torch.softmax(torch.from_numpy(_forward(refitted.model, data.subset(every_row))), 1).numpy()
+    got = torch.softmax(torch.from_numpy(forward_rows(refitted.model, data.subset(every_row))), 1).numpy()
     assert np.abs(got[:, reference.classes_] - reference.predict_proba(all_x)).max() < 0.02
 
 
@@ -150,13 +125,13 @@ def image_plugin(name: str, encoder_class: type):
 
 
 def test_dense_features_are_standardised_for_the_fit_and_folded_back_into_the_model(builtin_only, fresh_registry,
-                                                                                     emoji):
+                                                                                     emoji_split):
     from sklearn.linear_model import LogisticRegression
 
     from automm.testing import check_encoder
 
     fresh_registry(image_plugin("colour_stats", ColourStats))
-    train, _ = emoji
+    train, _ = emoji_split
     assert "linear form checked" in check_encoder("colour_stats", train["image"].tolist()[:4]).notes
     images, texts = train["image"].tolist(), train["name"].tolist()
     images[0] = images[1] = MISSING  # row 0 is a holdout row, row 1 a training row
@@ -192,7 +167,7 @@ def test_dense_features_are_standardised_for_the_fit_and_folded_back_into_the_mo
 
     # the model, with the standardisation folded into its weights and bias, gives the same
     # outputs, the holdout row without an image included
-    np.testing.assert_allclose(_forward(candidate.model, data.subset(data.valid_index)), candidate.valid_outputs,
+    np.testing.assert_allclose(forward_rows(candidate.model, data.subset(data.valid_index)), candidate.valid_outputs,
                                atol=1e-3)
 
 
@@ -208,14 +183,14 @@ class ColourQuantiles(ColourStats):
         return torch.cat([pixels.quantile(0.25, dim=1), pixels.quantile(0.75, dim=1)])
 
 
-def test_an_input_with_several_linear_forms_takes_part_through_all_of_them(builtin_only, fresh_registry, emoji):
+def test_an_input_with_several_linear_forms_takes_part_through_all_of_them(builtin_only, fresh_registry, emoji_split):
     from sklearn.linear_model import LogisticRegression
 
     from automm.components.stack import EncoderStack
     from automm.pipeline import build_model
 
     fresh_registry(image_plugin("colour_stats", ColourStats), image_plugin("colour_quantiles", ColourQuantiles))
-    train, _ = emoji
+    train, _ = emoji_split
     images = train["image"].tolist()
     images[1] = MISSING
     classes = sorted(set(train["category"]))
@@ -250,11 +225,11 @@ def test_an_input_with_several_linear_forms_takes_part_through_all_of_them(built
     # the stack's output is the sum of its parts' folded linear forms; it round-trips through
     # its state and weights as a saved model does
     valid = data.subset(data.valid_index)
-    np.testing.assert_allclose(_forward(candidate.model, valid), candidate.valid_outputs, atol=1e-3)
+    np.testing.assert_allclose(forward_rows(candidate.model, valid), candidate.valid_outputs, atol=1e-3)
     states = {name: encoder.get_state() for name, encoder in candidate.model.encoders.items()}
     rebuilt = build_model(data.inputs, config, data.n_outputs, states=states).eval()
     rebuilt.load_state_dict(candidate.model.state_dict(), strict=True)
-    np.testing.assert_allclose(_forward(rebuilt, valid), _forward(candidate.model, valid), atol=1e-6)
+    np.testing.assert_allclose(forward_rows(rebuilt, valid), forward_rows(candidate.model, valid), atol=1e-6)
 
 
 def test_no_plugin_may_register_the_stack_name(fresh_registry):
@@ -267,8 +242,8 @@ def test_no_plugin_may_register_the_stack_name(fresh_registry):
         fresh_registry(Squatter())
 
 
-def test_the_linear_model_regresses_and_a_missing_text_gets_the_bias(builtin_only, emoji):
-    train, _ = emoji
+def test_the_linear_model_regresses_and_a_missing_text_gets_the_bias(builtin_only, emoji_split):
+    train, _ = emoji_split
     texts = train["name"].tolist()
     lengths = np.array([len(t) for t in texts], dtype=np.float32)
     targets = (lengths - lengths.mean()) / lengths.std()
@@ -287,8 +262,8 @@ def test_the_linear_model_regresses_and_a_missing_text_gets_the_bias(builtin_onl
         torch.testing.assert_close(model(batch["inputs"], batch["masks"])[0], model.fusion.bias)
 
 
-def test_a_search_trains_the_linear_model_on_the_texts_alone_and_keeps_it_through_save(builtin_only, emoji, tmp_path):
-    train, test = emoji
+def test_a_search_trains_the_linear_model_on_the_texts_alone_and_keeps_it_through_save(builtin_only, emoji_split, tmp_path):
+    train, test = emoji_split
     train = train.head(150)
     X = (train["image"].tolist(), train["name"].tolist())
     params = dict(n_trials=3, max_epochs=2, batch_size=16, num_workers=0, random_state=0, ensemble_size=3,

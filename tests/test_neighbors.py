@@ -14,22 +14,7 @@ from automm.exceptions import InputError
 from automm.neighbors import K_GRID, NEIGHBORS_SOLVER, TEMPERATURE_GRID, neighbors_config, train_neighbors
 from automm.pipeline import PreparedData, bag_folds_for
 
-
-@pytest.fixture(scope="module")
-def emoji():
-    from automm.datasets import load_emoji_sample
-
-    frame = load_emoji_sample()
-    return frame[frame.split == "train"], frame[frame.split == "test"]
-
-
-@pytest.fixture
-def builtin_only(monkeypatch):
-    monkeypatch.setenv(automm.registry.DISABLE_AUTOLOAD_ENV, "1")
-    automm.reset_registry()
-    yield
-    monkeypatch.delenv(automm.registry.DISABLE_AUTOLOAD_ENV)
-    automm.reset_registry()
+from helpers import forward_rows
 
 
 class ColourStats(automm.Encoder):
@@ -82,16 +67,6 @@ class PretrainedPlugin:
         register("colour_stats", ColourStats, modality="image", output_dim=6, tags=("pretrained",),
                  defaults={"size": 16, "trainable_layers": 0})
         register("char_counts", CharCounts, modality="text", output_dim=32, tags=("pretrained",))
-
-
-def _forward(model, values) -> np.ndarray:
-    from automm.data import BatchCollator, MultimodalDataset
-
-    encoders = dict(model.encoders.items())
-    dataset = MultimodalDataset(values, encoders)
-    batch = BatchCollator(encoders)([dataset[i] for i in range(len(dataset))])
-    with torch.no_grad():
-        return model(batch["inputs"], batch["masks"]).numpy()
 
 
 def _fusion(dims, n_outputs=3, **kw) -> NeighborsFusion:
@@ -215,9 +190,9 @@ def _reference_outputs(data, train_rows, query_rows, k, temperature):
 
 
 def test_train_neighbors_picks_k_and_temperature_on_the_holdout_then_remembers_every_row(builtin_only, fresh_registry,
-                                                                                        emoji):
+                                                                                        emoji_split):
     fresh_registry(PretrainedPlugin())
-    data = _data(emoji[0])
+    data = _data(emoji_split[0])
     config = neighbors_config(data.inputs, {"image_0": {"cnn": {}, "colour_stats": {}}, "text_0": {"char_counts": {}}},
                               {"batch_size": 32}, data.n_outputs, regression=False)
     assert config["training"]["solver"] == NEIGHBORS_SOLVER and config["fusion"]["name"] == "neighbors"
@@ -235,14 +210,14 @@ def test_train_neighbors_picks_k_and_temperature_on_the_holdout_then_remembers_e
     assert (candidate.valid_outputs.argmax(1) == expected.argmax(1)).mean() > 0.97
     # the returned model remembers the holdout rows too: each of them now finds itself
     assert candidate.model.fusion.n_remembered == len(data.rows)
-    outputs = _forward(candidate.model, data.subset(data.valid_index))
+    outputs = forward_rows(candidate.model, data.subset(data.valid_index))
     assert (outputs.argmax(1) == data.valid_targets).mean() > (candidate.valid_outputs.argmax(1)
                                                                 == data.valid_targets).mean()
 
 
-def test_train_neighbors_regresses(builtin_only, fresh_registry, emoji):
+def test_train_neighbors_regresses(builtin_only, fresh_registry, emoji_split):
     fresh_registry(PretrainedPlugin())
-    train = emoji[0].head(120)
+    train = emoji_split[0].head(120)
     data = _data(train)
     values = (train["category"] == train["category"].mode()[0]).to_numpy(np.float32)  # the commonest category
     data.targets, data.problem_type, data.n_outputs = (values - values.mean()) / values.std(), "regression", 1
@@ -271,10 +246,10 @@ def test_no_neighbors_model_without_a_frozen_pretrained_encoder(builtin_only, fr
     assert config["fusion"]["regression"] is True
 
 
-def test_a_search_trains_the_neighbors_model_and_keeps_it_through_save(builtin_only, fresh_registry, emoji,
+def test_a_search_trains_the_neighbors_model_and_keeps_it_through_save(builtin_only, fresh_registry, emoji_split,
                                                                       tmp_path):
     fresh_registry(PretrainedPlugin())
-    train, test = emoji
+    train, test = emoji_split
     train = train.head(200)
     X = (train["image"].tolist(), train["name"].tolist())
     params = dict(n_trials=4, max_epochs=2, batch_size=16, num_workers=0, random_state=0, ensemble_size=2,
@@ -298,9 +273,9 @@ def test_a_search_trains_the_neighbors_model_and_keeps_it_through_save(builtin_o
         AutoMM(**params, search_space={"neighbors_model": 1}).fit(*X, train["category"].tolist())
 
 
-def test_naming_the_neighbors_fusion_fits_a_nearest_neighbour_model(builtin_only, fresh_registry, emoji):
+def test_naming_the_neighbors_fusion_fits_a_nearest_neighbour_model(builtin_only, fresh_registry, emoji_split):
     fresh_registry(PretrainedPlugin())
-    train, test = emoji
+    train, test = emoji_split
     X, X_test = ((frame["image"].tolist(), frame["name"].tolist()) for frame in (train, test))
     model = AutoMM(encoders={"image": "colour_stats", "text": "char_counts"}, fusion="neighbors", bag_folds=3,
                    num_workers=0, random_state=0).fit(*X, train["category"].tolist())

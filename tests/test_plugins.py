@@ -11,16 +11,6 @@ from automm import Encoder, PluginError, UnknownComponentError, hookimpl
 from automm.registry import DISABLE_AUTOLOAD_ENV
 
 
-@pytest.fixture
-def builtin_only(monkeypatch):
-    """A registry with the built-in plugins only (installed plugins switched off)."""
-    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
-    automm.reset_registry()
-    yield
-    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV)
-    automm.reset_registry()
-
-
 def test_builtin_components_are_registered_through_hooks(builtin_only):
     assert {"cnn", "resnet", "gru", "transformer", "hashed_ngram", "tabular"} <= set(automm.list_encoders())
     assert set(automm.list_fusions()) >= {"concat", "attention", "gated", "late"}
