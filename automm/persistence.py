@@ -30,8 +30,9 @@ from .components.stack import encoder_names
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 3  # the version this code reads; single models are still written as version 1, ensembles
-#: as 2, or 3 when a member has a temperature (which a version-2 reader would ignore)
+FORMAT_VERSION = 4  # the version this code reads; single models are still written as version 1, ensembles
+#: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
+#: ensemble pools probabilities logarithmically (which a version-3 reader would average)
 MEMBERS = "members"
 MANIFEST = "automm.json"
 WEIGHTS = "weights.safetensors"
@@ -103,7 +104,7 @@ def manifest_of(estimator) -> dict:
     ensemble = estimator.__dict__.get("ensemble_")
     manifest = {
         "format": "automm-model",
-        "format_version": 1 if ensemble is None else 3 if any(m.temperature != 1.0 for m in ensemble.members) else 2,
+        "format_version": _format_version(ensemble),
         "versions": _versions(),
         "estimator": type(estimator).__name__,
         "params": params,
@@ -150,7 +151,7 @@ def manifest_of(estimator) -> dict:
                     if (kind, name) not in known:
                         manifest["components"].append({"kind": kind, "name": name, **provenance(kind, name)})
                         known.add((kind, name))
-        manifest["ensemble"] = {"problem_type": ensemble.problem_type, "members": members}
+        manifest["ensemble"] = {"problem_type": ensemble.problem_type, "pooling": ensemble.pooling, "members": members}
     return manifest
 
 
@@ -277,13 +278,22 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     return estimator
 
 
+def _format_version(ensemble) -> int:
+    """The oldest format that holds ``ensemble`` (None: a single model) in full."""
+    if ensemble is None:
+        return 1
+    if getattr(ensemble, "pooling", "linear") != "linear":
+        return 4
+    return 3 if any(m.temperature != 1.0 for m in ensemble.members) else 2
+
+
 def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, device):
     """The ensemble of a model directory (its first member is the already loaded model)."""
     import re
 
     from safetensors.torch import load_file
 
-    from .ensemble import Ensemble, EnsembleMember
+    from .ensemble import POOLINGS, Ensemble, EnsembleMember
     from .pipeline import build_model
 
     members = []
@@ -312,4 +322,8 @@ def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, d
                                       score=float(score) if isinstance(score, (int, float)) else float("nan"),
                                       fold=int(info["fold"]) if isinstance(info.get("fold"), int) else None,
                                       temperature=float(temperature)))
-    return Ensemble(members, manifest["ensemble"]["problem_type"])
+    pooling = manifest["ensemble"].get("pooling", "linear")
+    if pooling not in POOLINGS:
+        raise ModelFormatError(f"{directory / MANIFEST}: unknown ensemble pooling {pooling!r}; expected one of "
+                               f"{list(POOLINGS)}")
+    return Ensemble(members, manifest["ensemble"]["problem_type"], pooling)

@@ -1990,7 +1990,7 @@ def choose_from_pareto(points: Sequence[tuple[int, float, float]], tolerance: fl
 def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candidate:
     from optuna.trial import TrialState
 
-    from .ensemble import Ensemble, calibrate, ensemble_members, greedy_selection
+    from .ensemble import Ensemble, calibrate, ensemble_members, select_ensemble
 
     trials = study.get_trials(deepcopy=False)
     leaderboard = leaderboard_frame(trials, ctx.settings.objectives)
@@ -2053,13 +2053,14 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
             outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets
         temperatures = calibrate(outputs, targets, ctx.data.problem_type) if len(pool) > 1 else [1.0]
         scaled = [o * t for o, t in zip(outputs, temperatures)]
-        weights = np.ones(1) if len(pool) == 1 else greedy_selection(scaled, targets, ctx.data.problem_type)[0]
+        weights, pooling = ((np.ones(1), "linear") if len(pool) == 1
+                            else select_ensemble(scaled, targets, ctx.data.problem_type))
         members = [member for (n, c), w, t in zip(pool, weights, temperatures) if w > 0
                    for member in ensemble_members(n, c, float(w), t)]
         # the best trial first (its first fold is model_), then by weight
         members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial, m.fold or 0))
         if len(members) > 1:
-            extras["ensemble_"] = Ensemble(members, ctx.data.problem_type)
+            extras["ensemble_"] = Ensemble(members, ctx.data.problem_type, pooling)
         # the selection's choice, also when it keeps one model that is not the best-ranked
         # (e.g. the linear model over a bag whose out-of-fold score ranks it first)
         best_number = members[0].trial

@@ -426,8 +426,12 @@ def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, t
     outputs = ensemble.member_outputs(searched, searched._table_for_prediction((X_test,)))
     temperatures = [m.temperature for m in ensemble.members]
     assert all(0.01 <= t <= 100 for t in temperatures) and any(t != 1.0 for t in temperatures)
-    members = [torch.softmax(torch.from_numpy(o) * t, 1).numpy() for o, t in zip(outputs, temperatures)]
-    np.testing.assert_allclose(proba, sum(w * p for w, p in zip(ensemble.weights, members)), atol=1e-5)
+    members = [torch.log_softmax(torch.from_numpy(o) * t, 1).numpy() for o, t in zip(outputs, temperatures)]
+    if ensemble.pooling == "linear":  # the weighted mean of the probabilities
+        expected = sum(w * np.exp(p) for w, p in zip(ensemble.weights, members))
+    else:  # their weighted geometric mean, renormalised
+        expected = torch.softmax(torch.from_numpy(sum(w * p for w, p in zip(ensemble.weights, members))), 1).numpy()
+    np.testing.assert_allclose(proba, expected, atol=1e-5)
 
     path = searched.save(tmp_path / "model")
     assert sorted(os.listdir(path)) == ["automm.json", "members", "preprocessing.json", "weights.safetensors"]
@@ -435,11 +439,45 @@ def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, t
     manifest = json.loads((tmp_path / "model" / "automm.json").read_text())
     assert [m["trial"] for m in manifest["ensemble"]["members"]] == [m.trial for m in ensemble.members]
     assert [m.get("temperature", 1.0) for m in manifest["ensemble"]["members"]] == temperatures
-    assert manifest["format_version"] == 3
+    assert manifest["ensemble"]["pooling"] == ensemble.pooling
+    assert manifest["format_version"] == (3 if ensemble.pooling == "linear" else 4)
     loaded = AutoMM.load(path)
-    assert len(loaded.ensemble_.members) == len(ensemble.members)
+    assert len(loaded.ensemble_.members) == len(ensemble.members) and loaded.ensemble_.pooling == ensemble.pooling
     np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
     np.testing.assert_array_equal(loaded.predict(X_test), searched.predict(X_test))
+
+    other = "logarithmic" if ensemble.pooling == "linear" else "linear"  # the other pooling travels too
+    loaded.ensemble_.pooling = other
+    manifest = json.loads((Path(loaded.save(tmp_path / "other")) / "automm.json").read_text())
+    assert manifest["ensemble"]["pooling"] == other and manifest["format_version"] == (3 if other == "linear" else 4)
+    np.testing.assert_allclose(AutoMM.load(tmp_path / "other").predict_proba(X_test), loaded.predict_proba(X_test),
+                               atol=1e-6)
+
+
+def test_the_selection_pools_probabilities_the_way_the_holdout_prefers():
+    from automm.ensemble import combine, select_ensemble
+
+    targets = np.arange(200) % 3
+    right = np.full((200, 3), -4.0)
+    right[np.arange(200), targets] = 4.0
+    # two models each confidently wrong on its own fifth of the rows: averaging the probabilities
+    # forgives either one's error, a geometric mean does not
+    first, second = right.copy(), right.copy()
+    first[:40] = np.roll(right[:40], 1, axis=1)
+    second[40:80] = np.roll(right[40:80], 1, axis=1)
+    weights, pooling = select_ensemble([first, second], targets, "multiclass")
+    assert pooling == "linear" and weights == pytest.approx([0.5, 0.5], abs=0.1)
+    # two weak models whose evidence adds up: a geometric mean sharpens what both believe
+    rng = np.random.default_rng(0)
+    weak = [right * 0.1 + rng.normal(scale=0.3, size=right.shape) for _ in range(2)]
+    weights, pooling = select_ensemble(weak, targets, "multiclass")
+    assert pooling == "logarithmic" and weights.min() > 0
+    pooled = combine(weak, weights, "multiclass", pooling)
+    log_mean = sum(w * (o - np.log(np.exp(o).sum(1, keepdims=True))) for w, o in zip(weights, weak))
+    np.testing.assert_allclose(np.exp(pooled), np.exp(log_mean) / np.exp(log_mean).sum(1, keepdims=True), atol=1e-5)
+    assert select_ensemble([o[:, :1] for o in weak], targets.astype(float), "regression")[1] == "linear"
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        combine(weak, weights, "multiclass", "median")
 
 
 def test_greedy_selection_never_worse_than_the_best_model():
@@ -1075,9 +1113,9 @@ def test_when_selection_keeps_one_model_that_model_is_the_result(texts, monkeypa
         weights = np.zeros(len(outputs))
         weights[1] = 1.0
         chosen.append(len(outputs))
-        return weights, (0.0, 0.0)
+        return weights, "linear"
 
-    monkeypatch.setattr(automm.ensemble, "greedy_selection", second_alone)
+    monkeypatch.setattr(automm.ensemble, "select_ensemble", second_alone)
     model = AutoMM(**small(n_trials=3, ensemble_size=2, pruner="none", search_space={"linear_model": False})).fit(X, y)
     assert chosen == [2] and not hasattr(model, "ensemble_")
     ranked = model.leaderboard_["number"].tolist()
