@@ -165,12 +165,15 @@ def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_onl
         for member in ensemble.describe() if ensemble is not None else []:
             members[member["trial"]] = round(members.get(member["trial"], 0.0) + member["weight"], 3)
         bagged = sum(1 for row in board if (row.get("folds") or 1) > 1)
+        pooling = ensemble.pooling if ensemble is not None else None
         emit("accuracy", f"{task} [{label}]: test accuracy {score:.4f} in {seconds:.0f} s "
              f"(encoders {chosen}, fusion {model.config_['fusion']['name']}, "
-             f"{len(board)} trials, {bagged} bagged; ensemble (trial, weight): {members or 'none'})",
+             f"{len(board)} trials, {bagged} bagged; ensemble (trial, weight): {members or 'none'}"
+             f"{f', {pooling} pooling' if pooling else ''})",
              task=task, run=label, seed=seed, test_accuracy=score, seconds=seconds, time_limit=time_limit,
              encoders=chosen, fusion=model.config_["fusion"]["name"], trials=len(board), bagged_trials=bagged,
-             ensemble=members, best_trial=getattr(model, "best_trial_", None), n_train=len(X), n_test=len(X_test))
+             ensemble=members, pooling=pooling, best_trial=getattr(model, "best_trial_", None), n_train=len(X),
+             n_test=len(X_test))
 
 
 def main(argv: list[str] | None = None) -> None:
