@@ -22,6 +22,7 @@ The ensemble takes it where the holdout says it helps; it is never bagged or pru
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from typing import Any, Mapping, Sequence
@@ -57,7 +58,7 @@ def is_neighbors(config: Mapping[str, Any]) -> bool:
 
 
 def neighbors_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                     base_training: Mapping[str, Any], n_outputs: int, regression: bool) -> dict | None:
+                     base_training: Mapping[str, Any], regression: bool) -> dict | None:
     """The nearest-neighbour model's configuration, or None when no input has a frozen
     pretrained encoder among its choices.
 
@@ -75,23 +76,25 @@ def neighbors_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mappin
             if "pretrained" not in spec.tags:
                 continue
             params = {**spec.hyperparameters(), **dict(fixed or {})}
-            if _builds_frozen(spec, params):
+            if _runs_frozen(spec.factory, params):
                 encoders[item.name] = {"name": name, **params}
                 break
     if not encoders:
         return None
     fusion = {"name": "neighbors", "k": 10, "temperature": 20.0, "regression": bool(regression)}
-    del n_outputs  # the fusion takes it from the model
     return {"encoders": encoders, "fusion": fusion, "augmentations": [],
             "training": {**base_training, "solver": NEIGHBORS_SOLVER}}
 
 
-def _builds_frozen(spec, params: Mapping[str, Any]) -> bool:
+def _runs_frozen(factory, params: Mapping[str, Any]) -> bool:
+    """Whether the encoder builds with ``params`` and is frozen (decided once per choice, see
+    :func:`automm.pipeline.all_encoders_frozen`)."""
+    from .pipeline import _is_frozen
+
     try:
-        encoder = spec.factory(**params)
+        return _is_frozen(factory, json.dumps(params, sort_keys=True, default=str))
     except Exception:  # noqa: BLE001 - any reason this encoder cannot take part: the next one, or none
         return False
-    return bool(getattr(encoder, "frozen", False))
 
 
 @torch.no_grad()

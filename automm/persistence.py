@@ -282,7 +282,7 @@ def _format_version(ensemble) -> int:
     """The oldest format that holds ``ensemble`` (None: a single model) in full."""
     if ensemble is None:
         return 1
-    if getattr(ensemble, "pooling", "linear") != "linear":
+    if ensemble.pooling != "linear":
         return 4
     return 3 if any(m.temperature != 1.0 for m in ensemble.members) else 2
 

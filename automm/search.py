@@ -700,16 +700,15 @@ class SearchSpace:
         pretrained = _pretrained_presets(description, reg)
         presets = list(pretrained)
         if resolved_ensemble_size(estimator) > 1:
-            linear = None
+            fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
+            base_training = description["default"]["training"]
+            linear = neighbors = None
             if n_outputs is not None and bool(user.get("linear_model", True)):
-                fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
-                linear = linear_config(inputs, fixed, description["default"]["training"], n_outputs)
-            presets += [linear] if linear is not None else []
+                linear = linear_config(inputs, fixed, base_training, n_outputs)
             if n_outputs is not None and bool(user.get("neighbors_model", True)):
-                fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
-                neighbors = neighbors_config(inputs, fixed, description["default"]["training"], n_outputs,
-                                             regression=(problem_type == "regression") if problem_type else n_outputs == 1)
-                presets += [neighbors] if neighbors is not None else []
+                regression = (problem_type == "regression") if problem_type else n_outputs == 1
+                neighbors = neighbors_config(inputs, fixed, base_training, regression=regression)
+            presets += [config for config in (linear, neighbors) if config is not None]
             presets += _replicates([description["default"], *pretrained], REPLICATES)
         description["presets"] = presets
         description["warm_start"] = bool(user.get("warm_start", True))

@@ -194,7 +194,7 @@ def test_train_neighbors_picks_k_and_temperature_on_the_holdout_then_remembers_e
     fresh_registry(PretrainedPlugin())
     data = _data(emoji_split[0])
     config = neighbors_config(data.inputs, {"image_0": {"cnn": {}, "colour_stats": {}}, "text_0": {"char_counts": {}}},
-                              {"batch_size": 32}, data.n_outputs, regression=False)
+                              {"batch_size": 32}, regression=False)
     assert config["training"]["solver"] == NEIGHBORS_SOLVER and config["fusion"]["name"] == "neighbors"
     assert config["encoders"]["image_0"]["name"] == "colour_stats"  # the image's pretrained choice
     assert bag_folds_for(5, data, config) == 1  # never bagged: it remembers every row instead
@@ -221,7 +221,7 @@ def test_train_neighbors_regresses(builtin_only, fresh_registry, emoji_split):
     data = _data(train)
     values = (train["category"] == train["category"].mode()[0]).to_numpy(np.float32)  # the commonest category
     data.targets, data.problem_type, data.n_outputs = (values - values.mean()) / values.std(), "regression", 1
-    config = neighbors_config(data.inputs, {"text_0": {"char_counts": {}}}, {"batch_size": 32}, 1, regression=True)
+    config = neighbors_config(data.inputs, {"text_0": {"char_counts": {}}}, {"batch_size": 32}, regression=True)
     candidate = train_neighbors(data, config)
     assert candidate.valid_outputs.shape == (len(data.valid_index), 1)
     kept = candidate.history[candidate.best_epoch - 1]
@@ -235,12 +235,12 @@ def test_no_neighbors_model_without_a_frozen_pretrained_encoder(builtin_only, fr
     fresh_registry(PretrainedPlugin())
     image = InputSpec("image_0", "image", ["image"], {"image": "image"})
     text = InputSpec("text_0", "text", ["name"], {"name": "text"})
-    assert neighbors_config([image, text], {"image_0": {"cnn": {}}, "text_0": {"hashed_ngram": {}}}, {}, 3,
+    assert neighbors_config([image, text], {"image_0": {"cnn": {}}, "text_0": {"hashed_ngram": {}}}, {},
                             regression=False) is None
     # fine-tuning, as the user fixed it, is not a frozen embedding
-    assert neighbors_config([image], {"image_0": {"colour_stats": {"trainable_layers": 1}}}, {}, 3,
+    assert neighbors_config([image], {"image_0": {"colour_stats": {"trainable_layers": 1}}}, {},
                             regression=False) is None
-    config = neighbors_config([image, text], {"image_0": {"colour_stats": {"size": 8}}, "text_0": {"gru": {}}}, {}, 1,
+    config = neighbors_config([image, text], {"image_0": {"colour_stats": {"size": 8}}, "text_0": {"gru": {}}}, {},
                               regression=True)
     assert list(config["encoders"]) == ["image_0"] and config["encoders"]["image_0"]["size"] == 8
     assert config["fusion"]["regression"] is True
