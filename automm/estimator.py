@@ -73,7 +73,7 @@ class AutoMM(BaseEstimator):
         other media are decoded and more than 2 CPUs exist, else 0 (decoding in the training process).
     n_trials : number of search trials; None searches until ``time_limit`` when one is given,
         else trains the one default configuration.
-    search_space : dict narrowing or widening the search (see :mod:`automm.search`).
+    search_space : dict narrowing or widening the search (see :mod:`automm.search_space`).
     sampler : "tpe" (multivariate, grouped), "random", "cmaes", "nsgaii" or an Optuna sampler.
     pruner : "median", "hyperband", "successive_halving", "none" or an Optuna pruner.
     storage, study_name : an Optuna storage URL (journal file, PostgreSQL, ...) and study name

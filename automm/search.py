@@ -5,79 +5,17 @@
 a ``storage``; a ``search_space``; a list of choices as an encoder or fusion argument;
 ``ensemble_size > 1``; or two ``objectives``.
 
-The space (define-by-run)
--------------------------
-For every input (``image_0``, ``text_0``, ``tabular``, ...) the trial chooses an encoder among
-the allowed ones for its modality, then asks that component for its own hyperparameters
-(the ``search_space`` function the plugin registered) under the prefix ``"<input>.<encoder>."``;
-then the fusion (``"fusion"``, prefix ``"fusion.<name>."``), each candidate augmentation on or
-off (``"augment.<name>"``, prefix ``"augment.<name>."``) and the training hyperparameters
-(``"training.<key>"``). Choices come from the registry, so a plugin installed later joins the
-search with no change here. The first trial of a study is the default configuration (what
-``fit`` trains without a search), so the search never ends worse on the holdout than the
-default. Next come the presets: the default with every input that can use a frozen pretrained
-encoder switched to it (cheap on cached features), then, when the search ends in an ensemble,
-the linear model on the inputs' linear features, such as the texts' hashed n-grams and frozen
-image features (:mod:`automm.linear`; seconds, and it errs differently from the networks, so
-the ensemble's pool always holds it; ``search_space={"linear_model": False}`` leaves it out), the
-nearest-neighbour model on the inputs' frozen pretrained embeddings, when a pretrained encoder is
-among the choices (:mod:`automm.neighbors`; likewise always in the pool,
-``search_space={"neighbors_model": False}`` leaves it out) and a
-replicate (the same configuration with another seed) of the default and of its pretrained
-variant, which the ensemble can average. Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
-default and the presets: every trial is then sampled (to compare samplers or pruners on their
-own, or when the default is known to be a poor start).
-
-What is searched, from the estimator's arguments:
-
-* ``encoders``: a modality or column not named → every registered encoder of that modality
-  (the default one first); a name or ``{"name": ..., **hyperparameters}`` → that encoder only,
-  with the hyperparameters given fixed and the others searched; a list of names/dicts → those.
-* ``fusion``: left at its default ``"concat"`` → every registered fusion not tagged ``"manual"``
-  (``sum``, ``neighbors``; the same holds for encoders); a name other than the
-  default, or a dict → that fusion only (a dict's hyperparameters fixed); a list → those.
-* ``augmentations``: ``"default"`` → every registered augmentation of a present modality (and
-  batch augmentations) is switched on or off by the search; a list → those listed; ``None`` → none.
-* training: ``learning_rate`` (log-uniform 1e-4..1e-2; 1e-3..1e-2, as the separate parameter
-  ``training.frozen_learning_rate``, when every chosen encoder is frozen and the batch is 8 times
-  larger, see below), ``weight_decay`` (log 1e-5..0.1),
-  ``batch_size`` (half, equal or double the device default when ``batch_size="auto"``, else
-  fixed; with ``"auto"``, 8 times that when every chosen encoder is frozen), ``max_epochs``
-  (``max_epochs // 2 .. max_epochs``: the estimator's value is the largest a trial trains),
-  ``label_smoothing`` (0..0.2), ``head_dropout`` (0..0.4); ``patience`` fixed.
-
-``search_space=`` format
-------------------------
-A dict of plain values (JSON/YAML-friendly; recipes pass it through unchanged) with any of the
-keys ``encoders``, ``fusion``, ``augmentations``, ``training``, ``warm_start``, ``linear_model``
-and ``neighbors_model`` (true or false, see above); it takes precedence over the arguments above::
-
-    search_space = {
-        "encoders": {                       # key: a modality ("image") or an input/column name
-            "image": ["cnn", "resnet"],     # choose among these, each with its own space
-            "text": {"hashed_ngram": {"emb_dim": [32, 64]}, "gru": {}},  # name -> parameter specs
-        },
-        "fusion": {"concat": {"hidden_dim": {"low": 32, "high": 256, "log": True}}, "gated": {}},
-        "augmentations": {"mixup": False,                 # never
-                          "horizontal_flip": True,        # always on (its strength searched)
-                          "random_resized_crop": {"min_scale": [0.5, 0.8]}},  # on/off searched
-        "training": {"learning_rate": {"low": 1e-4, "high": 3e-3, "log": True},
-                     "max_epochs": 10, "batch_size": [16, 32]},
-    }
-
-Component choices: a name, a list of names (or ``{"name": ..., **fixed}`` dicts), or a dict
-``name -> parameter specs`` (``{}`` or ``null``: the component's own space). Augmentation entries:
-``false`` (excluded), ``true`` (always on), ``"search"`` / ``null`` (on/off searched), a dict of
-parameter specs (on/off searched), optionally with ``"enabled": true|false|"search"``; a list of
-names restricts the candidates to those. Parameter specs (names as the component's space
-function suggests them, e.g. ``"image_size"``, ``"min_scale"``, or any hyperparameter name of the
-component, which widens the space):
-
-* a scalar (number, string, bool, null) or ``{"value": x}`` → fixed (``{"value": [0.5, 1.0]}`` for
-  a list-valued hyperparameter);
-* a list or ``{"choices": [...]}`` → categorical;
-* ``{"low": a, "high": b}`` with optional ``"log": true`` and ``"step"`` → integer range when
-  ``a``, ``b`` (and ``step``) are integers, else float range.
+The space
+---------
+:mod:`automm.search_space` builds it from the estimator's arguments and ``search_space=`` (its
+documentation gives the format): for every input the encoder among the allowed ones and that
+component's own hyperparameters, the fusion, each candidate augmentation on or off, the
+training hyperparameters. The first trial of a study is the default configuration (what ``fit``
+trains without a search), so the search never ends worse on the holdout than the default. Next
+come the presets (the default with frozen pretrained encoders, the linear model
+(:mod:`automm.linear`), the nearest-neighbour model (:mod:`automm.neighbors`), replicates);
+sampled configurations follow. ``search_space={"warm_start": False}`` skips the default and the
+presets: every trial is then sampled.
 
 Sampling, pruning, budget, failures
 -----------------------------------
@@ -182,14 +120,19 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import registry as _registry
+from . import storage as _storage
 from .components.image_cache import image_cache
 from .components.stack import describe_encoder
 from .exceptions import AutoMMError, InputError
-from .linear import LINEAR_SOLVER, linear_config
-from .neighbors import NEIGHBORS_SOLVER, neighbors_config
-from .pipeline import (Candidate, PreparedData, TRAINING_KEYS, all_encoders_frozen, bag_folds_for, build_model,
-                       scale_frozen_batch, train_bagged, train_candidate)
+from .leaderboard import TRIAL_ATTR as _ATTR
+from .leaderboard import choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, write_plots
+from .linear import LINEAR_SOLVER
+from .neighbors import NEIGHBORS_SOLVER
+from .pipeline import (Candidate, PreparedData, all_encoders_frozen, bag_folds_for, build_model, scale_frozen_batch,
+                       train_bagged, train_candidate)
+from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
+                           resolved_ensemble_size)
+from .storage import make_storage, own_heartbeats, parse_storage
 from .training import Callback
 
 __all__ = ["search_requested", "run_search", "run_worker", "validate_params", "SearchSpace", "SearchError",
@@ -199,9 +142,6 @@ __all__ = ["search_requested", "run_search", "run_worker", "validate_params", "S
 
 #: Trials when a search is requested without ``n_trials`` and without ``time_limit``.
 DEFAULT_N_TRIALS = 20
-#: ``ensemble_size="auto"`` in a single-objective search: averaging a few good models of
-#: different configurations rarely loses and, on small data, often gains a point or more.
-AUTO_ENSEMBLE_SIZE = 3
 SAMPLERS = ("tpe", "random", "cmaes", "nsgaii")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 OBJECTIVES = ("score", "latency", "params")
@@ -209,9 +149,6 @@ OBJECTIVES = ("score", "latency", "params")
 RESULT_ATTRIBUTES = ("leaderboard_", "ensemble_", "pareto_front_", "best_trial_", "study_name_")
 #: Largest JSON copy of the training data stored in the study for :func:`run_worker`.
 MAX_STORED_DATA_BYTES = 64 * 2**20
-#: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
-HEARTBEAT_INTERVAL = float(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
-HEARTBEAT_GRACE = float(os.environ.get("AUTOMM_HEARTBEAT_GRACE", "60"))
 #: With a time limit, the largest share of the search's time one trial may train (so that a
 #: search explores at least 1 / TRIAL_TIME_FRACTION configurations).
 TRIAL_TIME_FRACTION = 1 / 3
@@ -223,16 +160,10 @@ TRIAL_TIME_FRACTION = 1 / 3
 WARM_START_TIME_FRACTION = 1 / 2
 #: Least seconds a trial may run past the deadline before it is interrupted (see :func:`_hard_stop`).
 MIN_HARD_GRACE = 10.0
-#: Seconds after which the lock of a journal file left by a killed process is broken.
-JOURNAL_LOCK_GRACE = 10
-#: How often a trial lost with its worker is retried.
-MAX_RETRY = 2
 
-_ATTR = "automm:"
 _SPEC, _DATA, _FINGERPRINT, _DATA_FINGERPRINT = "automm:spec", "automm:data", "automm:fingerprint", "automm:data_fp"
 _BUDGET, _STATUS = "automm:budget", "automm:status"
 _HEARTBEAT = "automm:heartbeat"
-_TRAINING_NAMES = tuple(k for k in TRAINING_KEYS)
 
 _log = logging.getLogger("automm.search")
 
@@ -258,11 +189,6 @@ class _WorkerFinished(Exception):
 # When to search, parameter validation
 # ==========================================================================================
 
-def _objectives(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
-
 
 def search_requested(estimator) -> bool:
     """True when ``fit`` should search rather than train the one default configuration."""
@@ -287,9 +213,6 @@ def search_requested(estimator) -> bool:
         return False
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
 
 def validate_params(estimator) -> None:
     """Check the search parameters of ``estimator`` (called by ``fit`` before anything else;
@@ -306,8 +229,8 @@ def validate_params(estimator) -> None:
         raise InputError(f"n_trials: expected a positive integer or None, got {estimator.n_trials!r}")
     if estimator.search_space is not None:
         if not isinstance(estimator.search_space, Mapping):
-            raise InputError(f"search_space: expected a dict (see automm.search), got {estimator.search_space!r}")
-        _check_search_space_structure(estimator.search_space)
+            raise InputError(f"search_space: expected a dict (see automm.search_space), got {estimator.search_space!r}")
+        check_search_space_structure(estimator.search_space)
     sampler = estimator.sampler
     if not (is_instance(sampler, "sampler") or (isinstance(sampler, str) and sampler in SAMPLERS)):
         raise InputError(f"sampler: expected one of {SAMPLERS} or an Optuna sampler, got {sampler!r}")
@@ -350,621 +273,9 @@ def validate_params(estimator) -> None:
                          "file path instead")
 
 
-_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training", "warm_start", "linear_model", "neighbors_model")
-
-
-def _check_search_space_structure(space: Mapping) -> None:
-    unknown = sorted(set(map(str, space)) - set(_SPACE_KEYS))
-    if unknown:
-        raise InputError(f"search_space: unknown keys {unknown}; expected some of {list(_SPACE_KEYS)}")
-    for key in ("warm_start", "linear_model", "neighbors_model"):
-        value = space.get(key, True)
-        if not isinstance(value, (bool, np.bool_)):
-            raise InputError(f"search_space[{key!r}]: expected true or false, got {value!r}")
-    encoders = space.get("encoders")
-    if encoders is not None and not isinstance(encoders, Mapping):
-        raise InputError(f"search_space['encoders']: expected a dict modality-or-input -> choices, got {encoders!r}")
-    training = space.get("training")
-    if training is not None:
-        if not isinstance(training, Mapping):
-            raise InputError(f"search_space['training']: expected a dict, got {training!r}")
-        bad = sorted(set(map(str, training)) - set(_TRAINING_NAMES))
-        if bad:
-            raise InputError(f"search_space['training']: unknown keys {bad}; expected some of {list(_TRAINING_NAMES)}")
-        for key, value in training.items():
-            _param_spec(value, f"search_space['training'][{key!r}]")
-    augmentations = space.get("augmentations")
-    if augmentations is not None and not isinstance(augmentations, (Mapping, list, tuple)):
-        raise InputError(f"search_space['augmentations']: expected a dict or a list, got {augmentations!r}")
-
-
-# ==========================================================================================
-# Parameter specs and the space
-# ==========================================================================================
-
-_CHOICE_TYPES = (type(None), bool, int, float, str)
-
-
-def _param_spec(value: Any, where: str) -> dict:
-    """Normalise one parameter spec to ``{"value": x}``, ``{"choices": [...]}`` or a range."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, Mapping):
-        keys = set(value)
-        if keys == {"value"}:
-            return {"value": value["value"]}
-        if keys == {"choices"}:
-            value = value["choices"]
-        elif {"low", "high"} <= keys and keys <= {"low", "high", "log", "step"}:
-            low, high, step, log = value["low"], value["high"], value.get("step"), bool(value.get("log", False))
-            for name, number in (("low", low), ("high", high), ("step", step)):
-                if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
-                    raise InputError(f"{where}: {name} must be a number, got {number!r}")
-            if low > high:
-                raise InputError(f"{where}: low {low!r} is above high {high!r}")
-            if log and (low <= 0 or step not in (None, 1)):
-                raise InputError(f"{where}: a log range needs low > 0 and no step")
-            spec = {"low": low, "high": high, "log": log}
-            if step is not None:
-                spec["step"] = step
-            return spec
-        else:
-            raise InputError(f"{where}: expected a value, a list of choices, {{'value': ...}}, {{'choices': [...]}} "
-                             f"or {{'low': ..., 'high': ...[, 'log': ..., 'step': ...]}}, got {dict(value)!r}")
-    if isinstance(value, (list, tuple)):
-        choices = [v.item() if isinstance(v, np.generic) else v for v in value]
-        if not choices:
-            raise InputError(f"{where}: an empty list of choices")
-        if not all(isinstance(c, _CHOICE_TYPES) for c in choices):
-            raise InputError(f"{where}: choices must be numbers, strings, booleans or null, got {choices!r}; "
-                             "use {'value': [...]} to fix a list-valued hyperparameter")
-        return {"choices": choices}
-    if isinstance(value, _CHOICE_TYPES):
-        return {"value": value}
-    raise InputError(f"{where}: cannot use {value!r} as a parameter spec")
-
-
-def _is_int_range(spec: Mapping) -> bool:
-    return all(_is_int(spec.get(k)) for k in ("low", "high")) and (spec.get("step") is None or _is_int(spec["step"]))
-
-
-def _suggest_spec(trial: Any, name: str, spec: Mapping) -> Any:
-    if "value" in spec:
-        return copy.deepcopy(spec["value"])
-    if "choices" in spec:
-        choices = list(spec["choices"])
-        return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
-    if spec["low"] == spec["high"]:
-        return spec["low"]
-    if _is_int_range(spec):
-        return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), step=int(spec.get("step") or 1),
-                                 log=bool(spec.get("log")))
-    return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), step=spec.get("step"),
-                               log=bool(spec.get("log")))
-
-
-class _ScopedTrial:
-    """Passes a component's ``suggest_*`` calls to the trial, replacing the distribution of a
-    parameter the user narrowed (or its value, when fixed)."""
-
-    def __init__(self, trial: Any, prefix: str, overrides: Mapping[str, dict]):
-        self._trial, self._prefix, self._overrides = trial, prefix, overrides
-        self.consumed: set[str] = set()
-
-    def _override(self, name: str) -> dict | None:
-        key = name[len(self._prefix):] if name.startswith(self._prefix) else name
-        if key in self._overrides:
-            self.consumed.add(key)
-            return self._overrides[key]
-        return None
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        spec = self._override(name)
-        return self._trial.suggest_categorical(name, choices) if spec is None else _suggest_spec(self._trial, name, spec)
-
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
-        spec = self._override(name)
-        if spec is None:
-            return self._trial.suggest_int(name, low, high, step=step, log=log)
-        return _suggest_spec(self._trial, name, spec)
-
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
-        spec = self._override(name)
-        if spec is None:
-            return self._trial.suggest_float(name, low, high, step=step, log=log)
-        return _suggest_spec(self._trial, name, spec)
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._trial, attribute)
-
-
-def _suggest_component(trial: Any, component: _registry.ComponentSpec, prefix: str, overrides: Mapping[str, dict]) -> dict:
-    """The component's own space (narrowed or fixed by ``overrides``), widened by overrides it
-    does not suggest, on top of its defaults."""
-    scoped = _ScopedTrial(trial, prefix, overrides)
-    params = component.suggest(scoped, prefix) if component.search_space is not None else {}
-    for key, spec in overrides.items():
-        if key not in scoped.consumed:
-            params[key] = _suggest_spec(trial, prefix + key, spec)
-    return component.hyperparameters(**params)
-
-
-def _fixed_params(params: Mapping[str, Any]) -> dict:
-    return {str(k): {"value": v} for k, v in params.items()}
-
-
-def _searched_by_default(reg: _registry.Registry, kind: str, default: str, modality: str | None = None) -> list[str]:
-    """``default`` first, then every other registered component of ``kind`` (and ``modality``)
-    not tagged ``"manual"`` (those are searched only when named)."""
-    return [default] + [n for n in reg.names(kind, modality=modality)
-                        if n != default and "manual" not in reg.get(kind, n).tags]
-
-
-def _component_choices(raw: Any, kind: str, where: str, reg: _registry.Registry,
-                       modality: str | None = None) -> dict[str, dict]:
-    """Choices as an ordered dict ``name -> {param: spec}``."""
-    def check(name: Any) -> str:
-        if not isinstance(name, str):
-            raise InputError(f"{where}: expected component names, got {name!r}")
-        component = reg.get(kind, name)
-        if modality is not None and component.modality != modality:
-            raise InputError(f"{where}: {name!r} encodes {component.modality!r}, not {modality!r}; choose among "
-                             f"{reg.names(kind, modality=modality)}")
-        return name
-
-    choices: dict[str, dict] = {}
-    if isinstance(raw, str):
-        choices[check(raw)] = {}
-    elif isinstance(raw, Mapping) and "name" in raw:
-        params = dict(raw)
-        choices[check(params.pop("name"))] = _fixed_params(params)
-    elif isinstance(raw, Mapping):
-        for name, specs in raw.items():
-            if specs in (None, True):
-                specs = {}
-            if not isinstance(specs, Mapping):
-                raise InputError(f"{where}[{name!r}]: expected a dict of parameter specs, got {specs!r}")
-            choices[check(name)] = {str(k): _param_spec(v, f"{where}[{name!r}][{k!r}]") for k, v in specs.items()}
-    elif isinstance(raw, (list, tuple)) and raw:
-        for item in raw:
-            if isinstance(item, str):
-                choices.setdefault(check(item), {})
-            elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
-                params = dict(item)
-                choices[check(params.pop("name"))] = _fixed_params(params)
-            else:
-                raise InputError(f"{where}: expected names or {{'name': ...}} dicts in the list, got {item!r}")
-    else:
-        raise InputError(f"{where}: expected a name, a list of choices or a dict name -> parameter specs, got {raw!r}")
-    return choices
-
-
-def _training_space(estimator, base_training: Mapping[str, Any], device_type: str) -> dict[str, dict]:
-    max_epochs = int(base_training["max_epochs"])
-    batch = int(base_training["batch_size"])
-    space = {
-        "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
-        "weight_decay": {"low": 1e-5, "high": 0.1, "log": True},
-        "batch_size": ({"choices": sorted({max(1, batch // 2), batch, batch * 2})} if estimator.batch_size == "auto"
-                       else {"value": batch}),
-        "max_epochs": ({"low": max(1, max_epochs // 2), "high": max_epochs, "log": False} if max_epochs > 1
-                       else {"value": max_epochs}),
-        "label_smoothing": {"low": 0.0, "high": 0.2, "log": False},
-        "head_dropout": {"low": 0.0, "high": 0.4, "log": False},
-        "patience": {"value": int(base_training["patience"])},
-    }
-    if estimator.problem_type_ == "regression":
-        space["label_smoothing"] = {"value": float(base_training["label_smoothing"])}
-    return space
-
-
-#: The learning-rate range of a sampled configuration whose encoders are all frozen, when its
-#: batch is :data:`automm.pipeline.FROZEN_BATCH_SCALE` times larger. Such a head takes few steps
-#: (fashion subCategory: 30 per epoch at batch 256) and a low rate leaves it underfitted: 5-fold
-#: bags of frozen EfficientNet-Lite0 + MiniLM, batch 256, 16 epochs, scored 0.82 at 3e-4 and 0.87
-#: at 6e-4 against 0.87-0.90 from 1e-3 to 1.6e-2 on emoji; on fashion subCategory 0.9887 at 3e-4
-#: against 0.9909-0.9930 from 1e-3 to 1e-2.
-FROZEN_LEARNING_RATE = {"low": 1e-3, "high": 1e-2, "log": True}
-
-
-class SearchSpace:
-    """The define-by-run space of one search, described by plain JSON (stored in the study,
-    so every worker samples the same space)::
-
-        {"encoders": {input: {encoder: {param: spec}}}, "fusion": {fusion: {param: spec}},
-         "augmentations": {name: {"mode": "search"|"on", "params": {param: spec}}},
-         "training": {key: spec}, "default": <the default configuration>}
-    """
-
-    def __init__(self, description: Mapping[str, Any]):
-        self.description = json.loads(json.dumps(description))
-
-    # -- construction ------------------------------------------------------------------
-    @classmethod
-    def from_estimator(cls, estimator, inputs: Sequence[Any], base_config: Mapping[str, Any],
-                       device_type: str = "cpu", n_outputs: int | None = None,
-                       problem_type: str | None = None) -> "SearchSpace":
-        """The space for ``estimator`` on ``inputs``; ``n_outputs`` and ``problem_type`` (of the
-        prepared data) let it add the linear and nearest-neighbour models to the presets."""
-        reg = _registry.get_registry()
-        user = dict(estimator.search_space or {})
-        _check_search_space_structure(user)
-        args = dict(estimator.encoders or {})
-        user_encoders = dict(user.get("encoders") or {})
-        known = set(reg.modalities()) | {c for spec in inputs for c in spec.columns} | {spec.name for spec in inputs}
-        unknown = sorted(set(map(str, user_encoders)) - known)
-        if unknown:
-            raise InputError(f"search_space['encoders']: keys {unknown} match no modality, input or column "
-                             f"(inputs {[s.name for s in inputs]})")
-
-        def lookup(mapping: Mapping, spec) -> Any:
-            for key in (spec.name, *spec.columns, spec.modality):
-                if key in mapping:
-                    return mapping[key]
-            return None
-
-        encoders = {}
-        for spec in inputs:
-            where = f"encoders for input {spec.name!r}"
-            from_arg = lookup(args, spec)
-            from_space = lookup(user_encoders, spec)
-            arg_choices = (_component_choices(from_arg, "encoder", where, reg, spec.modality)
-                           if from_arg is not None else None)
-            if from_space is not None:
-                space_choices = _component_choices(from_space, "encoder", f"search_space[{where}]", reg, spec.modality)
-                choices = {n: {**(arg_choices or {}).get(n, {}), **p} for n, p in space_choices.items()}
-            elif arg_choices is not None:
-                choices = arg_choices
-            else:
-                default = base_config["encoders"][spec.name]["name"]
-                names = _searched_by_default(reg, "encoder", default, spec.modality)
-                choices = {n: {} for n in names}
-            encoders[spec.name] = choices
-
-        fusion_arg = estimator.fusion
-        fusion_default = _init_default(type(estimator), "fusion")
-        arg_fusions = None
-        if not (isinstance(fusion_arg, str) and fusion_arg == fusion_default):
-            arg_fusions = _component_choices(fusion_arg, "fusion", "fusion", reg)
-        if user.get("fusion") is not None:
-            space_fusions = _component_choices(user["fusion"], "fusion", "search_space['fusion']", reg)
-            fusions = {n: {**(arg_fusions or {}).get(n, {}), **p} for n, p in space_fusions.items()}
-        elif arg_fusions is not None:
-            fusions = arg_fusions
-        else:
-            default = base_config["fusion"]["name"]
-            fusions = {n: {} for n in _searched_by_default(reg, "fusion", default)}
-
-        modalities = {spec.modality for spec in inputs}
-        augmentations: dict[str, dict] = {}
-        if estimator.augmentations == "default":
-            for name in reg.names("augmentation"):
-                component = reg.get("augmentation", name)
-                if component.modality == "batch" or component.modality in modalities:
-                    augmentations[name] = {"mode": "search", "params": {}}
-        elif isinstance(estimator.augmentations, (list, tuple)):
-            for item in estimator.augmentations:
-                name, params = _split_choice(item, "augmentations")
-                reg.get("augmentation", name)
-                augmentations[name] = {"mode": "search", "params": _fixed_params(params)}
-        user_augs = user.get("augmentations")
-        if isinstance(user_augs, (list, tuple)):
-            restricted = {}
-            for item in user_augs:
-                name, params = _split_choice(item, "search_space['augmentations']")
-                reg.get("augmentation", name)
-                entry = augmentations.get(name, {"mode": "search", "params": {}})
-                entry["params"] = {**entry["params"], **_fixed_params(params)}
-                restricted[name] = entry
-            augmentations = restricted
-        elif isinstance(user_augs, Mapping):
-            for name, value in user_augs.items():
-                reg.get("augmentation", name)
-                where = f"search_space['augmentations'][{name!r}]"
-                mode, specs = "search", {}
-                if value is False:
-                    augmentations.pop(name, None)
-                    continue
-                if value is True:
-                    mode = "on"
-                elif value in (None, "search"):
-                    pass
-                elif isinstance(value, Mapping):
-                    specs = dict(value)
-                    enabled = specs.pop("enabled", "search")
-                    if enabled is False:
-                        augmentations.pop(name, None)
-                        continue
-                    if enabled not in (True, "search"):
-                        raise InputError(f"{where}['enabled']: expected true, false or 'search', got {enabled!r}")
-                    mode = "on" if enabled is True else "search"
-                else:
-                    raise InputError(f"{where}: expected true, false, 'search', null or a dict of parameter specs, "
-                                     f"got {value!r}")
-                entry = augmentations.get(name, {"mode": mode, "params": {}})
-                entry["mode"] = mode
-                entry["params"] = {**entry["params"],
-                                   **{str(k): _param_spec(v, f"{where}[{k!r}]") for k, v in specs.items()}}
-                augmentations[name] = entry
-        for name in list(augmentations):
-            component = reg.get("augmentation", name)
-            if component.modality != "batch" and component.modality not in modalities:
-                del augmentations[name]
-
-        training = _training_space(estimator, base_config["training"], device_type)
-        for key, value in (user.get("training") or {}).items():
-            training[str(key)] = _param_spec(value, f"search_space['training'][{key!r}]")
-
-        description = {"encoders": encoders, "fusion": fusions, "augmentations": augmentations, "training": training}
-        description["default"] = _default_config(description, base_config, reg)
-        pretrained = _pretrained_presets(description, reg)
-        presets = list(pretrained)
-        if resolved_ensemble_size(estimator) > 1:
-            fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
-            base_training = description["default"]["training"]
-            linear = neighbors = None
-            if n_outputs is not None and bool(user.get("linear_model", True)):
-                linear = linear_config(inputs, fixed, base_training, n_outputs)
-            if n_outputs is not None and bool(user.get("neighbors_model", True)):
-                regression = (problem_type == "regression") if problem_type else n_outputs == 1
-                neighbors = neighbors_config(inputs, fixed, base_training, regression=regression)
-            presets += [config for config in (linear, neighbors) if config is not None]
-            presets += _replicates([description["default"], *pretrained], REPLICATES)
-        description["presets"] = presets
-        description["warm_start"] = bool(user.get("warm_start", True))
-        description["frozen_batch_scale"] = estimator._frozen_batch_scale()
-        if description["frozen_batch_scale"] > 1 and "learning_rate" not in (user.get("training") or {}):
-            description["frozen_learning_rate"] = dict(FROZEN_LEARNING_RATE)
-        return cls(description)
-
-    # -- use -----------------------------------------------------------------------------
-    @property
-    def default_config(self) -> dict:
-        """The configuration of the first trial (the estimator's default, within the space)."""
-        return copy.deepcopy(self.description["default"])
-
-    @property
-    def warm_start(self) -> bool:
-        """Whether the search starts with the default configuration and the presets
-        (``search_space["warm_start"]``, true unless set false)."""
-        return bool(self.description.get("warm_start", True))
-
-    @property
-    def frozen_batch_scale(self) -> int:
-        """The batch-size multiplier of configurations whose encoders are all frozen
-        (:func:`automm.pipeline.scale_frozen_batch`; 1 when the user fixed ``batch_size``)."""
-        return int(self.description.get("frozen_batch_scale", 1))
-
-    @property
-    def presets(self) -> list[dict]:
-        """Configurations tried right after the default, in order: the pretrained variants
-        (:func:`_pretrained_presets`), then, when the search ends in an ensemble, a replicate of
-        the default and of each pretrained variant (:func:`_replicates`)."""
-        return copy.deepcopy(self.description.get("presets", []))
-
-    def suggest(self, trial: Any, frozen: Callable[[dict], bool] | None = None) -> dict:
-        """A configuration sampled on ``trial`` (an Optuna ``Trial`` or ``FixedTrial``).
-
-        ``frozen(config)`` tells whether a configuration's encoders are all frozen; for one that
-        is, the learning rate is sampled from the description's ``"frozen_learning_rate"`` (when
-        present) as ``training.frozen_learning_rate`` (see :data:`FROZEN_LEARNING_RATE`).
-        """
-        reg = _registry.get_registry()
-        desc = self.description
-        encoders = {}
-        for input_name, choices in desc["encoders"].items():
-            names = list(choices)
-            name = names[0] if len(names) == 1 else trial.suggest_categorical(f"{input_name}.encoder", names)
-            params = _suggest_component(trial, reg.get("encoder", name), f"{input_name}.{name}.", choices[name])
-            encoders[input_name] = {"name": name, **params}
-        names = list(desc["fusion"])
-        name = names[0] if len(names) == 1 else trial.suggest_categorical("fusion", names)
-        fusion = {"name": name, **_suggest_component(trial, reg.get("fusion", name), f"fusion.{name}.",
-                                                     desc["fusion"][name])}
-        augmentations = []
-        for name, entry in desc["augmentations"].items():
-            on = entry["mode"] == "on" or trial.suggest_categorical(f"augment.{name}", [False, True])
-            if on:
-                params = _suggest_component(trial, reg.get("augmentation", name), f"augment.{name}.", entry["params"])
-                augmentations.append({"name": name, **params})
-        specs = {key: (f"training.{key}", spec) for key, spec in desc["training"].items()}
-        frozen_rate = desc.get("frozen_learning_rate")
-        if frozen_rate is not None and frozen is not None and frozen({"encoders": encoders}):
-            specs["learning_rate"] = ("training.frozen_learning_rate", frozen_rate)
-        training = {key: _suggest_spec(trial, name, spec) for key, (name, spec) in specs.items()}
-        config = {"encoders": encoders, "fusion": fusion, "augmentations": augmentations, "training": training}
-        return json.loads(json.dumps(config))
-
-    def to_json(self) -> dict:
-        return copy.deepcopy(self.description)
-
-
-def _init_default(cls, name: str) -> Any:
-    import inspect
-
-    return inspect.signature(cls.__init__).parameters[name].default
-
-
-_split_choice = _registry.split_component_choice
-
-
-def _fixed_values(specs: Mapping[str, dict]) -> dict:
-    """The values that ``specs`` fix (a value, or a single choice)."""
-    fixed = {}
-    for key, spec in specs.items():
-        if "value" in spec:
-            fixed[key] = copy.deepcopy(spec["value"])
-        elif "choices" in spec and len(spec["choices"]) == 1:
-            fixed[key] = copy.deepcopy(spec["choices"][0])
-    return fixed
-
-
-def _default_config(desc: Mapping[str, Any], base: Mapping[str, Any], reg: _registry.Registry) -> dict:
-    """The estimator's default configuration moved inside the space: components the space
-    excludes replaced by its first choice, fixed values applied."""
-    encoders = {}
-    for input_name, choices in desc["encoders"].items():
-        current = dict(base["encoders"][input_name])
-        name = current.pop("name")
-        if name not in choices:
-            name = next(iter(choices))
-            current = reg.get("encoder", name).hyperparameters()
-        encoders[input_name] = {"name": name, **current, **_fixed_values(choices[name])}
-    current = dict(base["fusion"])
-    name = current.pop("name")
-    if name not in desc["fusion"]:
-        name = next(iter(desc["fusion"]))
-        current = reg.get("fusion", name).hyperparameters()
-    fusion = {"name": name, **current, **_fixed_values(desc["fusion"][name])}
-    augmentations = []
-    present = set()
-    for choice in base["augmentations"]:
-        if choice["name"] in desc["augmentations"]:
-            entry = desc["augmentations"][choice["name"]]
-            augmentations.append({**choice, **_fixed_values(entry["params"])})
-            present.add(choice["name"])
-    for name, entry in desc["augmentations"].items():
-        if entry["mode"] == "on" and name not in present:
-            augmentations.append({"name": name, **reg.get("augmentation", name).hyperparameters(),
-                                  **_fixed_values(entry["params"])})
-    training = {**base["training"], **_fixed_values(desc["training"])}
-    return {"encoders": encoders, "fusion": fusion, "augmentations": augmentations, "training": training}
-
-
-def _pretrained_presets(desc: Mapping[str, Any], reg: _registry.Registry) -> list[dict]:
-    """The default configuration with every input whose choices include an encoder tagged
-    ``"pretrained"`` switched to it (with its defaults: frozen, on cached features), and the
-    per-sample augmentations of those inputs' modalities dropped (frozen features ignore
-    them). Cheap and usually strong, so the search tries it second; none when no input has
-    such a choice."""
-    default = desc["default"]
-    encoders = copy.deepcopy(default["encoders"])
-    switched: set[str] = set()
-    for input_name, choices in desc["encoders"].items():
-        pretrained = [n for n in choices if "pretrained" in reg.get("encoder", n).tags]
-        if pretrained and encoders[input_name]["name"] not in pretrained:
-            spec = reg.get("encoder", pretrained[0])
-            encoders[input_name] = {"name": spec.name, **spec.hyperparameters(), **_fixed_values(choices[spec.name])}
-            switched.add(str(spec.modality))
-    if not switched:
-        return []
-    augmentations = [copy.deepcopy(a) for a in default["augmentations"]
-                     if reg.get("augmentation", a["name"]).modality not in switched]
-    return [{**copy.deepcopy(default), "encoders": encoders, "augmentations": augmentations}]
-
-
-#: How many times :func:`_replicates` repeats each configuration (seed offsets 1, 2, ...).
-REPLICATES = 1
-
-
-def _replicates(configs: Sequence[Mapping[str, Any]], count: int) -> list[dict]:
-    """Each configuration again ``count`` times, trained with other seeds
-    (``training.seed_offset`` 1 to ``count``), all first replicates before any second one.
-
-    With a budget for only a few trials (a from-scratch fused model on a few thousand rows
-    and 2 CPU cores gets three or four in ten minutes), a randomly sampled configuration is
-    usually worse than the default, and the ensemble has nothing to average. Two seeds of a
-    strong configuration err differently, and their average has a lower holdout loss than
-    either, so the greedy ensemble takes both: variance reduction, not a wider search."""
-    replicates = []
-    for offset in range(1, count + 1):
-        for config in configs:
-            replicate = copy.deepcopy(dict(config))
-            replicate["training"] = {**replicate["training"], "seed_offset": offset}
-            replicates.append(replicate)
-    return replicates
-
-
 # ==========================================================================================
 # Storages, samplers, pruners
 # ==========================================================================================
-
-def parse_storage(storage: Any) -> tuple[str, Any]:
-    """``(kind, value)`` for a ``storage`` argument: ``("memory", None)``, ``("journal", path)``,
-    ``("rdb", url)`` or ``("object", storage)``."""
-    if storage is None:
-        return "memory", None
-    if not isinstance(storage, (str, os.PathLike)):
-        import optuna
-
-        if isinstance(storage, optuna.storages.BaseStorage):
-            return "object", storage
-        raise InputError(f"storage: expected an Optuna storage URL, a journal file path or a storage object, "
-                         f"got {storage!r}")
-    text = os.fspath(storage)
-    if not text:
-        raise InputError("storage: empty string")
-    if text.startswith("journal://"):
-        path = text[len("journal://"):]
-        if not path:
-            raise InputError(f"storage: {text!r} names no file; use journal:///path/to/study.log")
-        return "journal", os.path.abspath(path)
-    if "://" in text:
-        scheme = text.split("://", 1)[0].split("+", 1)[0]
-        if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql"):
-            raise InputError(f"storage: unsupported URL scheme {scheme!r}; use sqlite://, postgresql://, mysql:// "
-                             "or journal:///path/file.log")
-        if scheme == "postgres":
-            text = "postgresql" + text[len("postgres"):]
-        if text.startswith("postgresql://"):
-            text = _postgres_driver() + text[len("postgresql"):]
-        return "rdb", text
-    if text.endswith((".log", ".journal", ".jsonl")):
-        return "journal", os.path.abspath(text)
-    if text.endswith((".db", ".sqlite", ".sqlite3")):
-        return "rdb", "sqlite:///" + os.path.abspath(text)
-    raise InputError(f"storage: {text!r} is neither a storage URL (sqlite:///..., postgresql://...) nor a journal "
-                     "file (journal:///path, or a path ending in .log or .journal)")
-
-
-def _postgres_driver() -> str:
-    """``postgresql+<driver>`` for the PostgreSQL driver installed (SQLAlchemy's default,
-    psycopg 3, or psycopg2)."""
-    import importlib.util
-
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-        return "postgresql+psycopg2"
-    return "postgresql"
-
-
-def make_storage(kind: str, value: Any):
-    """An Optuna storage for :func:`parse_storage`'s result (a new connection each call)."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
-
-    if kind == "memory":
-        return optuna.storages.InMemoryStorage()
-    if kind == "object":
-        return value
-    if kind == "journal":
-        Path(value).parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # (a grace period under 3 s is warned about)
-            lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
-        return JournalStorage(JournalFileBackend(str(value), lock_obj=lock))
-    if kind == "rdb":
-        engine_kwargs = {"pool_pre_ping": True} if not value.startswith("sqlite") else {"connect_args": {"timeout": 60}}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    value, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
-                    grace_period=HEARTBEAT_GRACE,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
-        except ImportError as exc:
-            raise InputError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
-                             "pip install psycopg2-binary)") from None
-    raise ValueError(f"unknown storage kind {kind!r}")
-
-
-def _own_heartbeats(storage) -> bool:
-    """automm's heartbeats for storages shared by processes that have none of their own
-    (RDB storages have Optuna's)."""
-    import optuna
-
-    if isinstance(storage, optuna.storages.InMemoryStorage):
-        return False
-    return not (isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None)
 
 
 @dataclass
@@ -1391,7 +702,8 @@ def _objective(trial, ctx: _Context):
     # Hyperband and successive halving count epochs as their resource
     reporter = _TrialReporter(trial, report=len(settings.objectives) == 1, prunable=not warm_start,
                               fold_reports=isinstance(trial.study.pruner, optuna.pruners.PercentilePruner))
-    heartbeat = _Heartbeat(storage, trial._trial_id, HEARTBEAT_INTERVAL) if ctx.heartbeat else contextlib.nullcontext()
+    heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.HEARTBEAT_INTERVAL) if ctx.heartbeat
+                 else contextlib.nullcontext())
     start = time.monotonic()
     try:
         trial_deadline = _trial_deadline(ctx, warm_start=warm_start)
@@ -1508,7 +820,7 @@ def _fail_lost_trials(study, storage) -> None:
     from optuna.trial import TrialState
 
     now = time.time()
-    grace = max(HEARTBEAT_GRACE, 2 * HEARTBEAT_INTERVAL)
+    grace = max(_storage.HEARTBEAT_GRACE, 2 * _storage.HEARTBEAT_INTERVAL)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         last = t.system_attrs.get(_HEARTBEAT, 0.0)
         if t.datetime_start is not None:
@@ -1524,7 +836,7 @@ def _fail_lost_trials(study, storage) -> None:
         frozen = storage.get_trial(t._trial_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=_storage.MAX_RETRY)(study, frozen)
 
 
 def _has_result(study) -> bool:
@@ -1860,13 +1172,6 @@ def _settings_from(estimator, data: PreparedData) -> _Settings:
                      bag_folds=1 if len(objectives) > 1 else estimator.bag_folds)
 
 
-def resolved_ensemble_size(estimator) -> int:
-    """``ensemble_size`` as a number: "auto" is :data:`AUTO_ENSEMBLE_SIZE` in a
-    single-objective search (a multi-objective search picks one model from its Pareto set)."""
-    if estimator.ensemble_size != "auto":
-        return int(estimator.ensemble_size)
-    return AUTO_ENSEMBLE_SIZE if len(_objectives(estimator.objectives)) == 1 else 1
-
 
 def _n_processes(estimator) -> int:
     n = estimator.n_jobs
@@ -1901,7 +1206,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         keep = 1 if multi else max(1, settings.ensemble_size)
         ctx = _Context(data=data, space=space, settings=settings, storage=storage, study_name=study_name,
                        deadline=deadline, pool=_ModelPool(keep, None, multi), callbacks=estimator._extra_callbacks(),
-                       heartbeat=kind != "memory" and _own_heartbeats(storage),
+                       heartbeat=kind != "memory" and own_heartbeats(storage),
                        child_artifact_dir=os.path.join(tmpdir, "models"),
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}",
                        hard_grace=_hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
@@ -1977,15 +1282,6 @@ def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_ret
     return train_candidate(ctx.data, config, deadline=deadline, callbacks=ctx.callbacks, verbose=0)
 
 
-def choose_from_pareto(points: Sequence[tuple[int, float, float]], tolerance: float = 0.01) -> int:
-    """The trial number chosen from a Pareto set of ``(number, score, cost)``: among the trials
-    whose score is within ``tolerance`` (relative) of the best score, the cheapest; ties go to
-    the better score, then the lower number."""
-    best = max(score for _, score, _ in points)
-    eligible = [p for p in points if p[1] >= best - tolerance * abs(best)]
-    return min(eligible, key=lambda p: (p[2], -p[1], p[0]))[0]
-
-
 def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candidate:
     from optuna.trial import TrialState
 
@@ -2009,11 +1305,11 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
     extras: dict[str, Any] = {"leaderboard_": leaderboard}
     multi = len(ctx.settings.objectives) > 1
     if multi:
-        second = _second_objective(ctx.settings.objectives)
+        second = second_objective(ctx.settings.objectives)
         pareto = [t for t in study.best_trials if t.user_attrs.get(_ATTR + second) is not None]
         points = [(t.number, _trial_score(t), float(t.user_attrs[_ATTR + second])) for t in pareto]
         chosen = choose_from_pareto(points) if points else ranked[0].number
-        extras["pareto_front_"] = _pareto_frame(points, chosen, second)
+        extras["pareto_front_"] = pareto_frame(points, chosen, second)
         order = [chosen] + [t.number for t in ranked if t.number != chosen]
     else:
         order = [t.number for t in ranked]
@@ -2071,105 +1367,6 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
                        best_score=best.best_score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras)
     return result
-
-
-def _second_objective(objectives: Sequence[str]) -> str:
-    return "latency_ms" if "latency" in objectives else "n_params"
-
-
-def _pareto_frame(points: Sequence[tuple[int, float, float]], chosen: int, second: str):
-    import pandas as pd
-
-    frame = pd.DataFrame(points, columns=["number", "score", second])
-    frame["chosen"] = frame["number"] == chosen
-    return frame.sort_values(["score", second], ascending=[False, True]).reset_index(drop=True)
-
-
-def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score",)):
-    """A pandas DataFrame with one row per trial (skipped over-budget trials left out), the
-    best first: number, state, score (best holdout score), [latency_ms | n_params], encoders,
-    fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
-    best_epoch (of the first fold when bagged), folds (1: holdout; k: k-fold bag, score
-    out-of-fold), seconds (wall), reason (failure, stop or pruning reason), default (the
-    default configuration's trial), worker (host:pid), start and complete (local times)."""
-    import pandas as pd
-
-    retried_as: dict[int, int] = {}
-    for t in trials:
-        for original in t.system_attrs.get("retry_history", []):
-            retried_as[original] = t.number
-    rows = []
-    for t in trials:
-        attrs = t.user_attrs
-        if attrs.get(_ATTR + "skipped"):
-            continue
-        config = attrs.get(_ATTR + "config") or {}
-        state = t.state.name
-        reason = attrs.get(_ATTR + "reason") if state == "FAIL" else attrs.get(_ATTR + "stop_reason")
-        if state == "FAIL" and t.number in retried_as:
-            reason = f"{reason or 'failed'}; retried as trial {retried_as[t.number]}"
-        row = {
-            "number": t.number, "state": state, "score": attrs.get(_ATTR + "score"),
-            "encoders": ", ".join(f"{k}={describe_encoder(v)}" for k, v in (config.get("encoders") or {}).items()) or None,
-            "fusion": (config.get("fusion") or {}).get("name"),
-            "augmentations": ", ".join(a["name"] for a in config.get("augmentations") or []) if config else None,
-            "params": dict(t.params), "config": config or None,
-            "epochs": attrs.get(_ATTR + "epochs"), "best_epoch": attrs.get(_ATTR + "best_epoch"),
-            "folds": attrs.get(_ATTR + "folds"), "seconds": attrs.get(_ATTR + "seconds"), "reason": reason,
-            "default": bool(attrs.get(_ATTR + "default", False)), "worker": attrs.get(_ATTR + "worker"),
-            "start": t.datetime_start, "complete": t.datetime_complete,
-        }
-        if len(objectives) > 1:
-            key = _second_objective(objectives)
-            row[key] = attrs.get(_ATTR + key)
-        rows.append(row)
-    columns = ["number", "state", "score"] + ([_second_objective(objectives)] if len(objectives) > 1 else []) + [
-        "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "folds", "seconds",
-        "reason", "default", "worker", "start", "complete"]
-    frame = pd.DataFrame(rows, columns=columns)
-    if len(frame):
-        frame["score"] = frame["score"].astype(float)
-        frame = frame.sort_values(["score", "number"], ascending=[False, True], na_position="last")
-    return frame.reset_index(drop=True)
-
-
-def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = ("score",)) -> list[str]:
-    """Optimisation history and parameter importances (and the Pareto front of a
-    multi-objective search) as PNG files in ``plot_dir``; returns the paths written. Needs
-    matplotlib (``pip install automm[plots]``); otherwise warns and writes nothing."""
-    try:
-        import matplotlib.pyplot as plt
-        from optuna.visualization import matplotlib as ovm
-    except ImportError:
-        warnings.warn("plot_dir: matplotlib is not installed (pip install automm[plots]); no plots written")
-        return []
-    directory = Path(plot_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    multi = len(objectives) > 1
-    score = (lambda t: t.values[0]) if multi else None
-    jobs: list[tuple[str, Callable[[], Any]]] = [
-        ("optimization_history.png",
-         lambda: ovm.plot_optimization_history(study, target=score, target_name="validation score")),
-        ("param_importances.png",
-         lambda: ovm.plot_param_importances(study, target=score, target_name="validation score")),
-    ]
-    if multi:
-        jobs.append(("pareto_front.png", lambda: ovm.plot_pareto_front(
-            study, target_names=["validation score", _second_objective(objectives)])))
-    written = []
-    for name, make in jobs:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                axes = make()
-            figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
-            figure.tight_layout()
-            figure.savefig(directory / name, dpi=100)
-            plt.close(figure)
-            written.append(str(directory / name))
-        except Exception as exc:  # noqa: BLE001 - e.g. too few finished trials for importances
-            warnings.warn(f"plot_dir: could not draw {name}: {exc}")
-    return written
 
 
 # ==========================================================================================
@@ -2310,7 +1507,7 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
                        study_name=request.study_name, deadline=deadline,
                        pool=_ModelPool(keep, request.artifact_dir, multi),
                        callbacks=estimator._extra_callbacks() if estimator is not None else [],
-                       heartbeat=_own_heartbeats(storage), child_artifact_dir=request.artifact_dir,
+                       heartbeat=own_heartbeats(storage), child_artifact_dir=request.artifact_dir,
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=_hard_grace(deadline),
                        trial_seconds=budget.get("trial_seconds"))
         if request.artifact_dir is not None:

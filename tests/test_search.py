@@ -18,7 +18,7 @@ import torch
 
 import automm
 from automm import AutoMM, Encoder, InputError, hookimpl
-from automm import search
+from automm import search, search_space, storage as automm_storage
 from automm.data import InputSpec
 from automm.ensemble import greedy_selection
 from automm.search import SearchError, SearchSpace
@@ -145,9 +145,9 @@ def test_search_is_requested_only_when_asked():
 
 def test_ensemble_size_auto_is_three_in_a_single_objective_search_else_one():
     assert AutoMM().ensemble_size == "auto"
-    assert search.resolved_ensemble_size(AutoMM()) == search.AUTO_ENSEMBLE_SIZE == 3
-    assert search.resolved_ensemble_size(AutoMM(objectives=("score", "latency"))) == 1
-    assert search.resolved_ensemble_size(AutoMM(ensemble_size=1)) == 1
+    assert search_space.resolved_ensemble_size(AutoMM()) == search_space.AUTO_ENSEMBLE_SIZE == 3
+    assert search_space.resolved_ensemble_size(AutoMM(objectives=("score", "latency"))) == 1
+    assert search_space.resolved_ensemble_size(AutoMM(ensemble_size=1)) == 1
 
 
 def test_single_trial_fit_keeps_the_fast_default_path(texts):
@@ -348,7 +348,7 @@ def test_an_ensembling_search_replicates_the_default_and_the_pretrained_variant(
         assert replicate == original
     assert "seed_offset" not in default["training"]
     # more replicates: every configuration's first replicate, then every second one
-    twice = search._replicates([default, pretrained], 2)
+    twice = search_space._replicates([default, pretrained], 2)
     assert [(c["encoders"]["text_0"]["name"], c["training"]["seed_offset"]) for c in twice] == [
         ("hashed_ngram", 1), ("frozen_chars", 1), ("hashed_ngram", 2), ("frozen_chars", 2)]
     # a search ending in one model has no use for replicates
@@ -783,7 +783,7 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
     journal = str(tmp_path / "resume.log")
     # trials of a second or more, so that the poll below sees one finished while the next runs
     params = small(n_trials=4, max_epochs=10, storage=journal, study_name="resumable", pruner="none")
-    monkeypatch.setattr(search, "JOURNAL_LOCK_GRACE", 2)  # the killed process may hold the journal's lock
+    monkeypatch.setattr(automm_storage, "JOURNAL_LOCK_GRACE", 2)  # the killed process may hold the journal's lock
     storage = search.make_storage("journal", journal)
     process = _python(FIT_SCRIPT, json.dumps(params), tmp=tmp_path)
     try:
@@ -807,8 +807,8 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
     running = [n for n, (s, _) in before.items() if s == "RUNNING"]
     assert len(finished) >= 1 and running, before
 
-    monkeypatch.setattr(search, "HEARTBEAT_GRACE", 1)
-    monkeypatch.setattr(search, "HEARTBEAT_INTERVAL", 0.5)
+    monkeypatch.setattr(automm_storage, "HEARTBEAT_GRACE", 1)
+    monkeypatch.setattr(automm_storage, "HEARTBEAT_INTERVAL", 0.5)
     time.sleep(1.5)
     model = AutoMM(**params).fit(X, y)
     board = model.leaderboard_.set_index("number")
@@ -1070,7 +1070,7 @@ def test_whether_encoders_are_frozen_is_decided_once_per_choice(builtin_registry
 
 def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_higher_range(builtin_registry,
                                                                                         fresh_registry, texts):
-    from automm.search import FROZEN_LEARNING_RATE
+    from automm.search_space import FROZEN_LEARNING_RATE
 
     fresh_registry(PretrainedPlugin())
     X, y, _, _ = texts

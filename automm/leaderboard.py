@@ -1,0 +1,126 @@
+"""What a finished study reports: the leaderboard, the model chosen from a Pareto set, plots."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+import os
+
+import numpy as np
+
+from .components.stack import describe_encoder
+
+__all__ = ["leaderboard_frame", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective", "TRIAL_ATTR"]
+
+#: The prefix of automm's user attributes on an Optuna trial (``"automm:score"``, ...).
+TRIAL_ATTR = "automm:"
+_ATTR = TRIAL_ATTR
+
+
+def choose_from_pareto(points: Sequence[tuple[int, float, float]], tolerance: float = 0.01) -> int:
+    """The trial number chosen from a Pareto set of ``(number, score, cost)``: among the trials
+    whose score is within ``tolerance`` (relative) of the best score, the cheapest; ties go to
+    the better score, then the lower number."""
+    best = max(score for _, score, _ in points)
+    eligible = [p for p in points if p[1] >= best - tolerance * abs(best)]
+    return min(eligible, key=lambda p: (p[2], -p[1], p[0]))[0]
+
+
+def second_objective(objectives: Sequence[str]) -> str:
+    return "latency_ms" if "latency" in objectives else "n_params"
+
+
+def pareto_frame(points: Sequence[tuple[int, float, float]], chosen: int, second: str):
+    import pandas as pd
+
+    frame = pd.DataFrame(points, columns=["number", "score", second])
+    frame["chosen"] = frame["number"] == chosen
+    return frame.sort_values(["score", second], ascending=[False, True]).reset_index(drop=True)
+
+
+def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score",)):
+    """A pandas DataFrame with one row per trial (skipped over-budget trials left out), the
+    best first: number, state, score (best holdout score), [latency_ms | n_params], encoders,
+    fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
+    best_epoch (of the first fold when bagged), folds (1: holdout; k: k-fold bag, score
+    out-of-fold), seconds (wall), reason (failure, stop or pruning reason), default (the
+    default configuration's trial), worker (host:pid), start and complete (local times)."""
+    import pandas as pd
+
+    retried_as: dict[int, int] = {}
+    for t in trials:
+        for original in t.system_attrs.get("retry_history", []):
+            retried_as[original] = t.number
+    rows = []
+    for t in trials:
+        attrs = t.user_attrs
+        if attrs.get(_ATTR + "skipped"):
+            continue
+        config = attrs.get(_ATTR + "config") or {}
+        state = t.state.name
+        reason = attrs.get(_ATTR + "reason") if state == "FAIL" else attrs.get(_ATTR + "stop_reason")
+        if state == "FAIL" and t.number in retried_as:
+            reason = f"{reason or 'failed'}; retried as trial {retried_as[t.number]}"
+        row = {
+            "number": t.number, "state": state, "score": attrs.get(_ATTR + "score"),
+            "encoders": ", ".join(f"{k}={describe_encoder(v)}" for k, v in (config.get("encoders") or {}).items()) or None,
+            "fusion": (config.get("fusion") or {}).get("name"),
+            "augmentations": ", ".join(a["name"] for a in config.get("augmentations") or []) if config else None,
+            "params": dict(t.params), "config": config or None,
+            "epochs": attrs.get(_ATTR + "epochs"), "best_epoch": attrs.get(_ATTR + "best_epoch"),
+            "folds": attrs.get(_ATTR + "folds"), "seconds": attrs.get(_ATTR + "seconds"), "reason": reason,
+            "default": bool(attrs.get(_ATTR + "default", False)), "worker": attrs.get(_ATTR + "worker"),
+            "start": t.datetime_start, "complete": t.datetime_complete,
+        }
+        if len(objectives) > 1:
+            key = second_objective(objectives)
+            row[key] = attrs.get(_ATTR + key)
+        rows.append(row)
+    columns = ["number", "state", "score"] + ([second_objective(objectives)] if len(objectives) > 1 else []) + [
+        "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "folds", "seconds",
+        "reason", "default", "worker", "start", "complete"]
+    frame = pd.DataFrame(rows, columns=columns)
+    if len(frame):
+        frame["score"] = frame["score"].astype(float)
+        frame = frame.sort_values(["score", "number"], ascending=[False, True], na_position="last")
+    return frame.reset_index(drop=True)
+
+
+def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = ("score",)) -> list[str]:
+    """Optimisation history and parameter importances (and the Pareto front of a
+    multi-objective search) as PNG files in ``plot_dir``; returns the paths written. Needs
+    matplotlib (``pip install automm[plots]``); otherwise warns and writes nothing."""
+    try:
+        import matplotlib.pyplot as plt
+        from optuna.visualization import matplotlib as ovm
+    except ImportError:
+        warnings.warn("plot_dir: matplotlib is not installed (pip install automm[plots]); no plots written")
+        return []
+    directory = Path(plot_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    multi = len(objectives) > 1
+    score = (lambda t: t.values[0]) if multi else None
+    jobs: list[tuple[str, Callable[[], Any]]] = [
+        ("optimization_history.png",
+         lambda: ovm.plot_optimization_history(study, target=score, target_name="validation score")),
+        ("param_importances.png",
+         lambda: ovm.plot_param_importances(study, target=score, target_name="validation score")),
+    ]
+    if multi:
+        jobs.append(("pareto_front.png", lambda: ovm.plot_pareto_front(
+            study, target_names=["validation score", second_objective(objectives)])))
+    written = []
+    for name, make in jobs:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                axes = make()
+            figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
+            figure.tight_layout()
+            figure.savefig(directory / name, dpi=100)
+            plt.close(figure)
+            written.append(str(directory / name))
+        except Exception as exc:  # noqa: BLE001 - e.g. too few finished trials for importances
+            warnings.warn(f"plot_dir: could not draw {name}: {exc}")
+    return written

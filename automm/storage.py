@@ -1,0 +1,116 @@
+"""Optuna storages for shared studies: what a ``storage`` argument names, and the storage itself.
+
+A URL (``sqlite:///file.db``, ``postgresql://user:pw@host/db``: an ``RDBStorage`` with Optuna's
+heartbeats, a stale trial retried up to :data:`MAX_RETRY` times), a journal file
+(``"journal:///path/study.log"`` or a path ending in ``.log``/``.journal``: one machine, many
+processes; automm's own heartbeats detect trials of killed workers, see :func:`own_heartbeats`)
+or an Optuna storage object.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .exceptions import InputError
+
+__all__ = ["parse_storage", "make_storage", "own_heartbeats", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE",
+           "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
+
+#: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
+HEARTBEAT_INTERVAL = float(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
+HEARTBEAT_GRACE = float(os.environ.get("AUTOMM_HEARTBEAT_GRACE", "60"))
+#: Seconds after which the lock of a journal file left by a killed process is broken.
+JOURNAL_LOCK_GRACE = 10
+#: How often a trial lost with its worker is retried.
+MAX_RETRY = 2
+
+
+def parse_storage(storage: Any) -> tuple[str, Any]:
+    """``(kind, value)`` for a ``storage`` argument: ``("memory", None)``, ``("journal", path)``,
+    ``("rdb", url)`` or ``("object", storage)``."""
+    if storage is None:
+        return "memory", None
+    if not isinstance(storage, (str, os.PathLike)):
+        import optuna
+
+        if isinstance(storage, optuna.storages.BaseStorage):
+            return "object", storage
+        raise InputError(f"storage: expected an Optuna storage URL, a journal file path or a storage object, "
+                         f"got {storage!r}")
+    text = os.fspath(storage)
+    if not text:
+        raise InputError("storage: empty string")
+    if text.startswith("journal://"):
+        path = text[len("journal://"):]
+        if not path:
+            raise InputError(f"storage: {text!r} names no file; use journal:///path/to/study.log")
+        return "journal", os.path.abspath(path)
+    if "://" in text:
+        scheme = text.split("://", 1)[0].split("+", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql"):
+            raise InputError(f"storage: unsupported URL scheme {scheme!r}; use sqlite://, postgresql://, mysql:// "
+                             "or journal:///path/file.log")
+        if scheme == "postgres":
+            text = "postgresql" + text[len("postgres"):]
+        if text.startswith("postgresql://"):
+            text = _postgres_driver() + text[len("postgresql"):]
+        return "rdb", text
+    if text.endswith((".log", ".journal", ".jsonl")):
+        return "journal", os.path.abspath(text)
+    if text.endswith((".db", ".sqlite", ".sqlite3")):
+        return "rdb", "sqlite:///" + os.path.abspath(text)
+    raise InputError(f"storage: {text!r} is neither a storage URL (sqlite:///..., postgresql://...) nor a journal "
+                     "file (journal:///path, or a path ending in .log or .journal)")
+
+
+def _postgres_driver() -> str:
+    """``postgresql+<driver>`` for the PostgreSQL driver installed (SQLAlchemy's default,
+    psycopg 3, or psycopg2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2"
+    return "postgresql"
+
+
+def make_storage(kind: str, value: Any):
+    """An Optuna storage for :func:`parse_storage`'s result (a new connection each call)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
+
+    if kind == "memory":
+        return optuna.storages.InMemoryStorage()
+    if kind == "object":
+        return value
+    if kind == "journal":
+        Path(value).parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a grace period under 3 s is warned about)
+            lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
+        return JournalStorage(JournalFileBackend(str(value), lock_obj=lock))
+    if kind == "rdb":
+        engine_kwargs = {"pool_pre_ping": True} if not value.startswith("sqlite") else {"connect_args": {"timeout": 60}}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    value, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
+                    grace_period=HEARTBEAT_GRACE,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        except ImportError as exc:
+            raise InputError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
+                             "pip install psycopg2-binary)") from None
+    raise ValueError(f"unknown storage kind {kind!r}")
+
+
+def own_heartbeats(storage) -> bool:
+    """automm's heartbeats for storages shared by processes that have none of their own
+    (RDB storages have Optuna's)."""
+    import optuna
+
+    if isinstance(storage, optuna.storages.InMemoryStorage):
+        return False
+    return not (isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None)
