@@ -32,8 +32,8 @@ feature extraction) is interrupted :data:`MIN_HARD_GRACE` seconds (or 5% of the 
 and fails (main thread of a POSIX process); with room for several trials, a sampled trial
 trains at most :data:`TRIAL_TIME_FRACTION` of the search's time and the default, its presets
 and their replicates at most :data:`WARM_START_TIME_FRACTION`, so that a slow default
-configuration cannot take the whole budget. ``n_trials`` bounds the number of trials in the study (finished ones of a resumed study count;
-:data:`DEFAULT_N_TRIALS` when neither is given). A trial that raises (NaN loss, out of memory, a
+configuration cannot take the whole budget. ``n_trials`` bounds the number of trials in the
+study (finished ones of a resumed study count; :data:`DEFAULT_N_TRIALS` when neither is given). A trial that raises (NaN loss, out of memory, a
 broken plugin, ...) is recorded as failed with its reason and the search goes on (CUDA out of
 memory first retries with half the batch size); ``fit`` raises :class:`SearchError` with the
 reasons only when no trial produced a model.
@@ -66,8 +66,8 @@ stored configuration when the time limit allows.
 Results
 -------
 ``leaderboard_`` (every trial: number, state, score, components, parameters, epochs, wall
-seconds, reason; see :func:`leaderboard_frame`), ``best_trial_`` (the trial whose model is
-``model_``: the best validation score, complete trials before pruned ones, unless the ensemble's
+seconds, reason; see :func:`automm.leaderboard.leaderboard_frame`), ``best_trial_`` (the trial
+whose model is ``model_``: the best validation score, complete trials before pruned ones, unless the ensemble's
 selection keeps one other model alone) and ``study_name_``.
 With ``ensemble_size > 1`` (``"auto"``, the default: 3 in a single-objective search), greedy
 selection with replacement by holdout log-loss over the holdout outputs of the
