@@ -33,8 +33,8 @@ and fails (main thread of a POSIX process); with room for several trials, a samp
 trains at most :data:`TRIAL_TIME_FRACTION` of the search's time and the default, its presets
 and their replicates at most :data:`WARM_START_TIME_FRACTION`, so that a slow default
 configuration cannot take the whole budget. ``n_trials`` bounds the number of trials in the
-study (finished ones of a resumed study count; :data:`DEFAULT_N_TRIALS` when neither is given). A trial that raises (NaN loss, out of memory, a
-broken plugin, ...) is recorded as failed with its reason and the search goes on (CUDA out of
+study (finished ones of a resumed study count; :data:`DEFAULT_N_TRIALS` when neither is
+given). A trial that raises (NaN loss, out of memory, a broken plugin, ...) is recorded as failed with its reason and the search goes on (CUDA out of
 memory first retries with half the batch size); ``fit`` raises :class:`SearchError` with the
 reasons only when no trial produced a model.
 
