@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
-import os
 
 import numpy as np
 
@@ -15,7 +15,6 @@ __all__ = ["leaderboard_frame", "write_plots", "choose_from_pareto", "pareto_fra
 
 #: The prefix of automm's user attributes on an Optuna trial (``"automm:score"``, ...).
 TRIAL_ATTR = "automm:"
-_ATTR = TRIAL_ATTR
 
 
 def choose_from_pareto(points: Sequence[tuple[int, float, float]], tolerance: float = 0.01) -> int:
@@ -55,27 +54,27 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
     rows = []
     for t in trials:
         attrs = t.user_attrs
-        if attrs.get(_ATTR + "skipped"):
+        if attrs.get(TRIAL_ATTR + "skipped"):
             continue
-        config = attrs.get(_ATTR + "config") or {}
+        config = attrs.get(TRIAL_ATTR + "config") or {}
         state = t.state.name
-        reason = attrs.get(_ATTR + "reason") if state == "FAIL" else attrs.get(_ATTR + "stop_reason")
+        reason = attrs.get(TRIAL_ATTR + "reason") if state == "FAIL" else attrs.get(TRIAL_ATTR + "stop_reason")
         if state == "FAIL" and t.number in retried_as:
             reason = f"{reason or 'failed'}; retried as trial {retried_as[t.number]}"
         row = {
-            "number": t.number, "state": state, "score": attrs.get(_ATTR + "score"),
+            "number": t.number, "state": state, "score": attrs.get(TRIAL_ATTR + "score"),
             "encoders": ", ".join(f"{k}={describe_encoder(v)}" for k, v in (config.get("encoders") or {}).items()) or None,
             "fusion": (config.get("fusion") or {}).get("name"),
             "augmentations": ", ".join(a["name"] for a in config.get("augmentations") or []) if config else None,
             "params": dict(t.params), "config": config or None,
-            "epochs": attrs.get(_ATTR + "epochs"), "best_epoch": attrs.get(_ATTR + "best_epoch"),
-            "folds": attrs.get(_ATTR + "folds"), "seconds": attrs.get(_ATTR + "seconds"), "reason": reason,
-            "default": bool(attrs.get(_ATTR + "default", False)), "worker": attrs.get(_ATTR + "worker"),
+            "epochs": attrs.get(TRIAL_ATTR + "epochs"), "best_epoch": attrs.get(TRIAL_ATTR + "best_epoch"),
+            "folds": attrs.get(TRIAL_ATTR + "folds"), "seconds": attrs.get(TRIAL_ATTR + "seconds"), "reason": reason,
+            "default": bool(attrs.get(TRIAL_ATTR + "default", False)), "worker": attrs.get(TRIAL_ATTR + "worker"),
             "start": t.datetime_start, "complete": t.datetime_complete,
         }
         if len(objectives) > 1:
             key = second_objective(objectives)
-            row[key] = attrs.get(_ATTR + key)
+            row[key] = attrs.get(TRIAL_ATTR + key)
         rows.append(row)
     columns = ["number", "state", "score"] + ([second_objective(objectives)] if len(objectives) > 1 else []) + [
         "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "folds", "seconds",
