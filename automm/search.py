@@ -522,6 +522,15 @@ class _Context:
 
 #: A bag's report after its fold ``k`` goes at step ``FOLD_REPORT_STEP + k``, past any epoch.
 FOLD_REPORT_STEP = 10_000
+#: With ``pruner="median"``, a trial is not pruned before this share of its planned epochs (nor
+#: before epoch 2). Learning curves cross: on emoji, frozen features, late fusion scored 0.69 /
+#: 0.80 after epochs 1 / 2 and ended at 0.865 on average, gated fusion 0.75 / 0.83 and ended at
+#: 0.857. Pruned from epoch 2, the search stopped every late-fusion trial, TPE learned from those
+#: stops and sampled gated fusion in 297 of 378 trials, and its best finished trial (0.873) stayed
+#: below the unpruned search's (0.885). On recorded curves (five searches, emoji and fashion) a
+#: quarter of the schedule kept 2-4 of the 5 best trials, against 1-2 from epoch 2, at about half
+#: the epochs of training every trial to its end.
+PRUNING_WARMUP_FRACTION = 0.25
 
 
 class _TrialReporter(Callback):
@@ -533,11 +542,15 @@ class _TrialReporter(Callback):
     first fold can still be stopped before its other folds, which are most of its cost.
     With ``prunable=False`` (the default configuration, its presets and their replicates:
     the baseline and the ensemble's planned members) the scores are still reported, so that
-    the pruner can compare later trials with them, but the trial is never stopped."""
+    the pruner can compare later trials with them, but the trial is never stopped.
+    ``warmup_fraction``: no epoch before that share of the trial's planned epochs is pruned
+    (see :data:`PRUNING_WARMUP_FRACTION`)."""
 
-    def __init__(self, trial: Any, report: bool, prunable: bool = True, fold_reports: bool = False):
+    def __init__(self, trial: Any, report: bool, prunable: bool = True, fold_reports: bool = False,
+                 warmup_fraction: float = 0.0):
         self.trial, self.report, self.prunable = trial, report, prunable
         self.fold_reports = report and fold_reports
+        self.warmup_fraction = float(warmup_fraction)
         self.pruned_reason: str | None = None
 
     @property
@@ -552,7 +565,8 @@ class _TrialReporter(Callback):
         if not math.isfinite(value):
             return
         self.trial.report(value, epoch)
-        if self.prunable and self.trial.should_prune():
+        warming_up = epoch < math.ceil(self.warmup_fraction * int(getattr(trainer, "planned_epochs", 0) or 0))
+        if self.prunable and not warming_up and self.trial.should_prune():
             self.pruned_reason = trainer.stop_reason = f"pruned at epoch {epoch}"
             trainer.should_stop = True
 
@@ -701,7 +715,8 @@ def _objective(trial, ctx: _Context):
     # fold reports only for pruners that compare trials step by step (median, percentile);
     # Hyperband and successive halving count epochs as their resource
     reporter = _TrialReporter(trial, report=len(settings.objectives) == 1, prunable=not warm_start,
-                              fold_reports=isinstance(trial.study.pruner, optuna.pruners.PercentilePruner))
+                              fold_reports=isinstance(trial.study.pruner, optuna.pruners.PercentilePruner),
+                              warmup_fraction=PRUNING_WARMUP_FRACTION if settings.pruner == "median" else 0.0)
     heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.HEARTBEAT_INTERVAL) if ctx.heartbeat
                  else contextlib.nullcontext())
     start = time.monotonic()
