@@ -23,9 +23,10 @@ Sampling, pruning, budget, failures
 objectives are given), ``"random"``, ``"cmaes"`` (needs the ``cmaes`` package), ``"nsgaii"`` or an
 Optuna sampler object; seeded by ``random_state``. ``pruner``: ``"median"``, ``"hyperband"``,
 ``"successive_halving"``, ``"none"`` or an Optuna pruner; every epoch reports the best
-validation score so far (``trial.report``) and a pruned trial stops at once; the default, its
-presets and their replicates report too but are never pruned (they are the baseline and the
-ensemble's planned members). ``time_limit`` is a
+validation score so far (``trial.report``) and a pruned trial stops at once; with
+``"median"`` no trial is pruned before :data:`PRUNING_WARMUP_FRACTION` of its planned epochs.
+The default, its presets and their replicates report too but are never pruned (they are the
+baseline and the ensemble's planned members). ``time_limit`` is a
 hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch; a
 trial stuck in code that does not watch the deadline (e.g. a pretrained encoder's first
 feature extraction) is interrupted :data:`MIN_HARD_GRACE` seconds (or 5% of the budget) later

@@ -509,6 +509,47 @@ def test_a_search_prunes(texts):
     assert model.best_trial_ == 0
 
 
+def test_the_median_pruner_spares_the_first_quarter_of_a_trials_schedule(texts, monkeypatch):
+    from types import SimpleNamespace
+
+    class AlwaysPrune:
+        def __init__(self):
+            self.steps, self.asked = [], []
+
+        def report(self, value, step):
+            self.steps.append(step)
+
+        def should_prune(self):
+            self.asked.append(self.steps[-1])
+            return True
+
+    trainer = SimpleNamespace(best_score=0.5, planned_epochs=12, stop_reason=None, should_stop=False)
+    trial = AlwaysPrune()
+    reporter = search._TrialReporter(trial, report=True, warmup_fraction=0.25)
+    for epoch in (1, 2, 3):
+        reporter.on_epoch_end(trainer, {"epoch": epoch})
+    assert trial.steps == [1, 2, 3]  # every epoch reported, so later trials are compared with these values
+    assert trial.asked == [3] and reporter.pruned_reason == "pruned at epoch 3" and trainer.should_stop
+    trainer.should_stop = False
+    eager = search._TrialReporter(AlwaysPrune(), report=True)  # no warm-up: pruned at its first report
+    eager.on_epoch_end(trainer, {"epoch": 1})
+    assert eager.pruned_reason == "pruned at epoch 1"
+
+    # the search gives the warm-up to its own median pruner only; a pruner object is the user's to configure
+    fractions = []
+    original = search._TrialReporter
+
+    def recording(*args, **kwargs):
+        fractions.append(kwargs.get("warmup_fraction", 0.0))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(search, "_TrialReporter", recording)
+    X, y, _, _ = texts
+    AutoMM(**small(n_trials=2, ensemble_size=1, pruner="median")).fit(X, y)
+    AutoMM(**small(n_trials=2, ensemble_size=1, pruner=optuna.pruners.MedianPruner())).fit(X, y)
+    assert fractions == [search.PRUNING_WARMUP_FRACTION] * 2 + [0.0] * 2 and search.PRUNING_WARMUP_FRACTION == 0.25
+
+
 class PruneEverything(optuna.pruners.BasePruner):
     """Prunes every trial it is asked about; records the steps every trial of the study reported."""
 
