@@ -566,7 +566,7 @@ class _TrialReporter(Callback):
         if not math.isfinite(value):
             return
         self.trial.report(value, epoch)
-        warming_up = epoch < math.ceil(self.warmup_fraction * int(getattr(trainer, "planned_epochs", 0) or 0))
+        warming_up = epoch < math.ceil(self.warmup_fraction * trainer.planned_epochs)
         if self.prunable and not warming_up and self.trial.should_prune():
             self.pruned_reason = trainer.stop_reason = f"pruned at epoch {epoch}"
             trainer.should_stop = True
