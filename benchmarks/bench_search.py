@@ -17,7 +17,8 @@ rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data
    search first finished a trial reaching the unpruned search's best validation score, as a
    share of the time the unpruned search took to reach it (target: at most 0.5), and that share
    at equal machine speed (the runs' times for the leading trials both trained alike set the
-   ratio: this machine's speed drifts by tens of percent between runs). A search
+   ratio: this machine's speed drifts by tens of percent between runs), and, for every level the
+   unpruned search's best passed on its way, when each search first reached it. A search
    starts with the default configuration (and its presets), which no pruner stops and which
    is often the best trial; ``--sampled-only``
    measures the searches with every trial sampled instead; ``--space frozen`` restricts the
@@ -159,6 +160,18 @@ def _reach_time(timeline: list[dict], target: float) -> float | None:
     return None
 
 
+def _milestones(pruned: list[dict], unpruned: list[dict]) -> list[tuple[float, float, float | None]]:
+    """(score, seconds without pruning, seconds with pruning or None) for every level at which
+    the unpruned search's best finished trial improved: the whole race, not only its last step,
+    which on a flat landscape is often a single validation row decided late."""
+    levels, best = [], float("-inf")
+    for point in unpruned:
+        if point["state"] == "COMPLETE" and point["score"] is not None and point["score"] > best:
+            best = point["score"]
+            levels.append((best, point["t"], _reach_time(pruned, best)))
+    return levels
+
+
 def _speed_ratio(pruned: dict, unpruned: dict) -> tuple[float, int] | None:
     """(seconds of the pruned run / seconds of the unpruned run, trials) over the leading trials
     that both runs trained alike (same number, complete in both, same epochs and score: the same
@@ -257,6 +270,12 @@ def main() -> None:
         print(f"pruning: unpruned best {target:.4f} reached after {t_unpruned if t_unpruned is not None else float('nan'):.0f} s "
               f"without pruning, {'never' if t_pruned is None else f'{t_pruned:.0f} s'} with pruning"
               + ("" if share is None else f" (share {share:.2f}; target <= 0.5: {'met' if share <= 0.5 else 'not met'})"))
+        levels = _milestones(p["timeline"], n["timeline"])
+        if levels:
+            print("pruning: each level the unpruned search's best passed, and when each search first reached it "
+                  "(score: s without / s with pruning):")
+            print("    " + ", ".join(f"{score:.4f}: {a:.0f} / {'never' if b is None else f'{b:.0f}'}"
+                                     for score, a, b in levels))
         speed = _speed_ratio(p, n)
         if speed is not None and share is not None:
             print(f"pruning: the {speed[1]} leading trials both searches trained alike took {speed[0]:.2f}x as long in the "
