@@ -174,6 +174,10 @@ def accuracy(task: str, time_limit: float, cache_dir: str | None, pretrained_onl
              encoders=chosen, fusion=model.config_["fusion"]["name"], trials=len(board), bagged_trials=bagged,
              ensemble=members, pooling=pooling, best_trial=getattr(model, "best_trial_", None), n_train=len(X),
              n_test=len(X_test))
+        for row in board:  # what the budget was spent on
+            print(f"    trial {row.get('number')}: {row.get('state')} score {row.get('score')} "
+                  f"{(row.get('seconds') or 0):.0f} s, {row.get('encoders')} {row.get('fusion')}, "
+                  f"folds {row.get('folds')}, {row.get('reason') or ''}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
