@@ -35,7 +35,8 @@ from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingCon
 from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
 
-__all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "scale_frozen_batch",
+__all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen",
+           "augmentable_modalities", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS"]
 
 TRAINING_KEYS = ("learning_rate", "weight_decay", "batch_size", "max_epochs", "label_smoothing", "head_dropout",
@@ -224,11 +225,35 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=256)
+def augmentable_modalities(inputs: Sequence[InputSpec], config: dict) -> set[str]:
+    """The modalities whose per-sample augmentations can act in ``config``: those of the inputs
+    whose encoder applies ``augment`` (every encoder but one with ``static_preprocess``, such as a
+    frozen pretrained encoder reading cached features; a stack applies it when any part does).
+    An augmentation of another modality would change nothing in a trial, so the search neither
+    samples nor lists it (:meth:`automm.search_space.SearchSpace.suggest`)."""
+    reg = _registry.get_registry()
+    live = set()
+    for spec in inputs:
+        if spec.name not in config["encoders"] or spec.modality in live:
+            continue
+        for part in encoder_parts(config["encoders"][spec.name]):
+            name, params = _encoder_arguments(spec, part)
+            if not _encoder_flags(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str))[1]:
+                live.add(spec.modality)
+                break
+    return live
+
+
 def _is_frozen(factory: Any, params_json: str) -> bool:
-    # An encoder's ``frozen`` follows from its constructor arguments; building one can load
-    # pretrained weights, so each choice is built once per process.
-    return bool(getattr(factory(**json.loads(params_json)), "frozen", False))
+    return _encoder_flags(factory, params_json)[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _encoder_flags(factory: Any, params_json: str) -> tuple[bool, bool]:
+    # (frozen, static_preprocess): both follow from an encoder's constructor arguments;
+    # building one can load pretrained weights, so each choice is built once per process.
+    encoder = factory(**json.loads(params_json))
+    return bool(getattr(encoder, "frozen", False)), bool(getattr(encoder, "static_preprocess", False))
 
 
 #: ``batch_size="auto"`` is multiplied by this for a candidate whose encoders are all frozen.

@@ -129,8 +129,8 @@ from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, write_plots
 from .linear import LINEAR_SOLVER
 from .neighbors import NEIGHBORS_SOLVER
-from .pipeline import (Candidate, PreparedData, all_encoders_frozen, bag_folds_for, build_model, scale_frozen_batch,
-                       train_bagged, train_candidate)
+from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
+                       build_model, scale_frozen_batch, train_bagged, train_candidate)
 from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -708,7 +708,8 @@ def _objective(trial, ctx: _Context):
     elif preset is not None:
         config = ctx.space.presets[int(preset)]
     else:
-        config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c))
+        config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
+                                   augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
     config = scale_frozen_batch(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
     trial.set_user_attr(_ATTR + "config", config)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device

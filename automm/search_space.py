@@ -33,6 +33,10 @@ What is searched, from the estimator's arguments:
   default, or a dict → that fusion only (a dict's hyperparameters fixed); a list → those.
 * ``augmentations``: ``"default"`` → every registered augmentation of a present modality (and
   batch augmentations) is switched on or off by the search; a list → those listed; ``None`` → none.
+  A trial samples a per-sample augmentation only when one of its encoders of that modality
+  applies it: an encoder with ``static_preprocess`` (a frozen pretrained encoder reading cached
+  features) ignores augmentations, so on such a trial they would be parameters that change
+  nothing, noise for the sampler and false entries in the leaderboard.
 * training: ``learning_rate`` (log-uniform 1e-4..1e-2; 1e-3..1e-2, as the separate parameter
   ``training.frozen_learning_rate``, when every chosen encoder is frozen and the batch is 8 times
   larger, see below), ``weight_decay`` (log 1e-5..0.1),
@@ -511,12 +515,19 @@ class SearchSpace:
         the default and of each pretrained variant (:func:`_replicates`)."""
         return copy.deepcopy(self.description.get("presets", []))
 
-    def suggest(self, trial: Any, frozen: Callable[[dict], bool] | None = None) -> dict:
+    def suggest(self, trial: Any, frozen: Callable[[dict], bool] | None = None,
+                augmentable: Callable[[dict], set[str]] | None = None) -> dict:
         """A configuration sampled on ``trial`` (an Optuna ``Trial`` or ``FixedTrial``).
 
         ``frozen(config)`` tells whether a configuration's encoders are all frozen; for one that
         is, the learning rate is sampled from the description's ``"frozen_learning_rate"`` (when
         present) as ``training.frozen_learning_rate`` (see :data:`FROZEN_LEARNING_RATE`).
+        ``augmentable(config)`` names the modalities whose per-sample augmentations can act on
+        the configuration's encoders (:func:`automm.pipeline.augmentable_modalities`); the
+        per-sample augmentations of any other modality are neither sampled nor listed, so that
+        neither the sampler nor the leaderboard sees parameters that changed nothing (a frozen
+        encoder reads the same cached features whatever the augmentation). Batch augmentations
+        always act. Without it, every augmentation is sampled.
         """
         reg = _registry.get_registry()
         desc = self.description
@@ -530,8 +541,12 @@ class SearchSpace:
         name = names[0] if len(names) == 1 else trial.suggest_categorical("fusion", names)
         fusion = {"name": name, **_suggest_component(trial, reg.get("fusion", name), f"fusion.{name}.",
                                                      desc["fusion"][name])}
+        live = None if augmentable is None else augmentable({"encoders": encoders})
         augmentations = []
         for name, entry in desc["augmentations"].items():
+            modality = reg.get("augmentation", name).modality
+            if live is not None and modality != "batch" and modality not in live:
+                continue
             on = entry["mode"] == "on" or trial.suggest_categorical(f"augment.{name}", [False, True])
             if on:
                 params = _suggest_component(trial, reg.get("augmentation", name), f"augment.{name}.", entry["params"])

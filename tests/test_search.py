@@ -1109,6 +1109,58 @@ def test_whether_encoders_are_frozen_is_decided_once_per_choice(builtin_registry
     assert scale_frozen_batch(unfrozen, inputs, 8) is unfrozen
 
 
+class CachedFeatures(FrozenFeatures):
+    """A frozen encoder that declares it ignores ``augment`` (features read from a cache)."""
+
+    def __init__(self, output_dim=8):
+        super().__init__(output_dim)
+        self.static_preprocess = True
+
+
+class CachedFeaturesPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("cached_chars", CachedFeatures, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 8})
+
+
+def test_augmentations_that_cannot_act_on_a_trials_encoders_are_neither_sampled_nor_listed(builtin_registry,
+                                                                                            fresh_registry, texts):
+    from automm.components.stack import STACK
+    from automm.pipeline import augmentable_modalities
+
+    fresh_registry(CachedFeaturesPlugin())
+    text = InputSpec(name="text_0", modality="text", columns=("x0",))
+    image = InputSpec(name="image_0", modality="image", columns=("x1",))
+    cached, hashed = {"name": "cached_chars", "output_dim": 8}, {"name": "hashed_ngram"}
+    assert augmentable_modalities([text], {"encoders": {"text_0": cached}}) == set()
+    assert augmentable_modalities([text], {"encoders": {"text_0": hashed}}) == {"text"}
+    # a stack applies augment when any of its parts does
+    assert augmentable_modalities([text], {"encoders": {"text_0": {"name": STACK, "parts": [cached, hashed]}}}) \
+        == {"text"}
+    assert augmentable_modalities([text, image], {"encoders": {"text_0": cached, "image_0": {"name": "cnn"}}}) \
+        == {"image"}
+    # a search choosing per trial between cached features and a trained encoder: token dropout
+    # (a text augmentation) is sampled only with the trained one, mixup (a batch one) always
+    X, y, _, _ = texts
+    space = {"warm_start": False, "encoders": {"text": {"hashed_ngram": {"n_buckets": 2048, "emb_dim": 16},
+                                                        "cached_chars": {}}},
+             "fusion": {"concat": {"proj_dim": 8, "hidden_dim": 8}}, "augmentations": ["token_dropout", "mixup"]}
+    board = AutoMM(**small(n_trials=8, search_space=space, pruner="none", sampler="random", ensemble_size=1,
+                           bag_folds=1, max_epochs=1)).fit(X, y).leaderboard_
+    is_cached = board["encoders"].str.endswith("=cached_chars")
+    assert is_cached.any() and (~is_cached).any()
+    for cached_row, (_, row) in zip(is_cached, board.iterrows()):
+        names = {a["name"] for a in row["config"]["augmentations"]}
+        assert "augment.mixup" in row["params"]
+        if cached_row:
+            assert not any(key.startswith("augment.token_dropout") for key in row["params"])
+            assert "token_dropout" not in names
+        else:
+            assert "augment.token_dropout" in row["params"]
+            assert ("token_dropout" in names) == row["params"]["augment.token_dropout"]
+
+
 def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_higher_range(builtin_registry,
                                                                                         fresh_registry, texts):
     from automm.search_space import FROZEN_LEARNING_RATE
