@@ -23,8 +23,11 @@ Sampling, pruning, budget, failures
 objectives are given), ``"random"``, ``"cmaes"`` (needs the ``cmaes`` package), ``"nsgaii"`` or an
 Optuna sampler object; seeded by ``random_state``. ``pruner``: ``"median"``, ``"hyperband"``,
 ``"successive_halving"``, ``"none"`` or an Optuna pruner; every epoch reports the best
-validation score so far (``trial.report``) and a pruned trial stops at once; with
-``"median"`` no trial is pruned before :data:`PRUNING_WARMUP_FRACTION` of its planned epochs.
+validation score so far (``trial.report``) and a pruned trial stops at once. ``"median"`` is
+:class:`automm.pruning.ArchitectureMedianPruner`: the median rule among the finished trials of
+the same architecture (fusion and encoders), none stopped before three of its architecture have
+finished, so that a slow-starting architecture is first seen at its finished score; and no
+trial is pruned before :data:`PRUNING_WARMUP_FRACTION` of its planned epochs.
 The default, its presets and their replicates report too but are never pruned (they are the
 baseline and the ensemble's planned members). ``time_limit`` is a
 hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch; a
@@ -334,7 +337,9 @@ def _make_pruner(settings: _Settings):
     if isinstance(pruner, optuna.pruners.BasePruner):
         return pruner
     if pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+        from .pruning import ArchitectureMedianPruner
+
+        return ArchitectureMedianPruner(n_startup_trials=3, n_warmup_steps=2)
     if pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, settings.max_epochs),
                                               reduction_factor=3)
@@ -716,8 +721,11 @@ def _objective(trial, ctx: _Context):
     warm_start = is_default or preset is not None
     # fold reports only for pruners that compare trials step by step (median, percentile);
     # Hyperband and successive halving count epochs as their resource
+    from .pruning import ArchitectureMedianPruner
+
+    step_pruner = isinstance(trial.study.pruner, (optuna.pruners.PercentilePruner, ArchitectureMedianPruner))
     reporter = _TrialReporter(trial, report=len(settings.objectives) == 1, prunable=not warm_start,
-                              fold_reports=isinstance(trial.study.pruner, optuna.pruners.PercentilePruner),
+                              fold_reports=step_pruner,
                               warmup_fraction=PRUNING_WARMUP_FRACTION if settings.pruner == "median" else 0.0)
     heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.HEARTBEAT_INTERVAL) if ctx.heartbeat
                  else contextlib.nullcontext())

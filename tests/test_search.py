@@ -536,18 +536,64 @@ def test_the_median_pruner_spares_the_first_quarter_of_a_trials_schedule(texts, 
     assert eager.pruned_reason == "pruned at epoch 1"
 
     # the search gives the warm-up to its own median pruner only; a pruner object is the user's to configure
-    fractions = []
+    # (the median rule among trials of one architecture); both median pruners get fold reports
+    from automm.pruning import ArchitectureMedianPruner
+
+    fractions, pruners, folds = [], [], []
     original = search._TrialReporter
 
-    def recording(*args, **kwargs):
+    def recording(trial, *args, **kwargs):
         fractions.append(kwargs.get("warmup_fraction", 0.0))
-        return original(*args, **kwargs)
+        pruners.append(type(trial.study.pruner))
+        folds.append(kwargs.get("fold_reports"))
+        return original(trial, *args, **kwargs)
 
     monkeypatch.setattr(search, "_TrialReporter", recording)
     X, y, _, _ = texts
     AutoMM(**small(n_trials=2, ensemble_size=1, pruner="median")).fit(X, y)
     AutoMM(**small(n_trials=2, ensemble_size=1, pruner=optuna.pruners.MedianPruner())).fit(X, y)
     assert fractions == [search.PRUNING_WARMUP_FRACTION] * 2 + [0.0] * 2 and search.PRUNING_WARMUP_FRACTION == 0.25
+    assert pruners == [ArchitectureMedianPruner] * 2 + [optuna.pruners.MedianPruner] * 2 and all(folds)
+
+
+def test_the_median_pruner_compares_a_trial_with_finished_trials_of_its_own_architecture():
+    from automm.leaderboard import TRIAL_ATTR
+    from automm.pruning import ArchitectureMedianPruner, architecture_of
+
+    def config(fusion):
+        return {"encoders": {"text_0": {"name": "hashed_ngram"}}, "fusion": {"name": fusion}}
+
+    pruner = ArchitectureMedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def run(fusion, curve, finish=True):
+        trial = study.ask()
+        trial.set_user_attr(TRIAL_ATTR + "config", config(fusion))
+        for step, value in enumerate(curve, 1):
+            trial.report(value, step)
+        if finish:
+            study.tell(trial, curve[-1])
+        return trial
+
+    for _ in range(3):  # three finished attention trials that start fast
+        run("attention", [0.80, 0.84, 0.86, 0.87])
+    # a late-fusion trial that starts slowly: nothing of its architecture has finished yet
+    slow = run("late", [0.60, 0.70, 0.75], finish=False)
+    frozen = study._storage.get_trial(slow._trial_id)
+    assert architecture_of(frozen) == ("late", (("text_0", "hashed_ngram"),))
+    assert not pruner.prune(study, frozen)
+    study.tell(slow, 0.75)
+    # a weak attention trial is stopped against its own kind, not before the warm-up step
+    weak = run("attention", [0.70, 0.75, 0.78], finish=False)
+    assert pruner.prune(study, study._storage.get_trial(weak._trial_id))
+    early = run("attention", [0.70], finish=False)
+    assert not pruner.prune(study, study._storage.get_trial(early._trial_id))
+    study.tell(weak, state=optuna.trial.TrialState.PRUNED)
+    study.tell(early, state=optuna.trial.TrialState.PRUNED)
+    for _ in range(2):  # three late-fusion trials finished: late fusion is now judged among its own
+        run("late", [0.60, 0.70, 0.80, 0.90])
+    assert not pruner.prune(study, study._storage.get_trial(run("late", [0.60, 0.71, 0.80], False)._trial_id))
+    assert pruner.prune(study, study._storage.get_trial(run("late", [0.55, 0.60, 0.65], False)._trial_id))
 
 
 class PruneEverything(optuna.pruners.BasePruner):
