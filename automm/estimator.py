@@ -75,7 +75,9 @@ class AutoMM(BaseEstimator):
         else trains the one default configuration.
     search_space : dict narrowing or widening the search (see :mod:`automm.search_space`).
     sampler : "tpe" (multivariate, grouped), "random", "cmaes", "nsgaii" or an Optuna sampler.
-    pruner : "median", "hyperband", "successive_halving", "none" or an Optuna pruner.
+    pruner : "median" (the median rule among finished trials of the same architecture,
+        :class:`automm.pruning.ArchitectureMedianPruner`), "hyperband", "successive_halving",
+        "none" or an Optuna pruner.
     storage, study_name : an Optuna storage URL (journal file, PostgreSQL, ...) and study name
         shared by several workers.
     n_jobs : parallel trials (processes) on CPU; with GPUs, one trial per GPU.
