@@ -30,7 +30,7 @@ __all__ = ["ArchitectureMedianPruner", "architecture_of"]
 
 
 def architecture_of(trial: FrozenTrial) -> tuple | None:
-    """(fusion, (input, encoder) pairs) of the configuration a trial trains (its ``automm.config``
+    """(fusion, (input, encoder) pairs) of the configuration a trial trains (its ``automm:config``
     user attribute, written before training), or None for a trial without one."""
     config = trial.user_attrs.get(TRIAL_ATTR + "config")
     if not isinstance(config, dict):
