@@ -214,15 +214,8 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
     """Whether every encoder of ``config`` declares itself ``frozen`` (pretrained weights that
     never change, outputs cached). Such a candidate trains only its fusion and head on the
     same features in every trial, in seconds: it can afford k-fold bagging."""
-    reg = _registry.get_registry()
-    for spec in inputs:
-        if spec.name not in config["encoders"]:
-            continue
-        for part in encoder_parts(config["encoders"][spec.name]):
-            name, params = _encoder_arguments(spec, part)
-            if not _is_frozen(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str)):
-                return False
-    return True
+    return all(frozen for spec in inputs if spec.name in config["encoders"]
+               for frozen, _ in _part_flags(spec, config["encoders"][spec.name]))
 
 
 def augmentable_modalities(inputs: Sequence[InputSpec], config: dict) -> set[str]:
@@ -231,17 +224,16 @@ def augmentable_modalities(inputs: Sequence[InputSpec], config: dict) -> set[str
     frozen pretrained encoder reading cached features; a stack applies it when any part does).
     An augmentation of another modality would change nothing in a trial, so the search neither
     samples nor lists it (:meth:`automm.search_space.SearchSpace.suggest`)."""
+    return {spec.modality for spec in inputs if spec.name in config["encoders"]
+            and not all(static for _, static in _part_flags(spec, config["encoders"][spec.name]))}
+
+
+def _part_flags(spec: InputSpec, choice: dict):
+    """(frozen, static_preprocess) of each registered encoder input ``spec``'s choice consists of."""
     reg = _registry.get_registry()
-    live = set()
-    for spec in inputs:
-        if spec.name not in config["encoders"] or spec.modality in live:
-            continue
-        for part in encoder_parts(config["encoders"][spec.name]):
-            name, params = _encoder_arguments(spec, part)
-            if not _encoder_flags(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str))[1]:
-                live.add(spec.modality)
-                break
-    return live
+    for part in encoder_parts(choice):
+        name, params = _encoder_arguments(spec, part)
+        yield _encoder_flags(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str))
 
 
 def _is_frozen(factory: Any, params_json: str) -> bool:

@@ -544,12 +544,12 @@ class SearchSpace:
         live = None if augmentable is None else augmentable({"encoders": encoders})
         augmentations = []
         for name, entry in desc["augmentations"].items():
-            modality = reg.get("augmentation", name).modality
-            if live is not None and modality != "batch" and modality not in live:
+            component = reg.get("augmentation", name)
+            if live is not None and component.modality != "batch" and component.modality not in live:
                 continue
             on = entry["mode"] == "on" or trial.suggest_categorical(f"augment.{name}", [False, True])
             if on:
-                params = _suggest_component(trial, reg.get("augmentation", name), f"augment.{name}.", entry["params"])
+                params = _suggest_component(trial, component, f"augment.{name}.", entry["params"])
                 augmentations.append({"name": name, **params})
         specs = {key: (f"training.{key}", spec) for key, spec in desc["training"].items()}
         frozen_rate = desc.get("frozen_learning_rate")
