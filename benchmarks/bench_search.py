@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=900)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ensemble-size", type=int, default=5)
-    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--out", help="write the results as JSON here (default: a new temporary folder)")
     parser.add_argument("--cache", choices=("warm", "fresh"), default="warm")
     parser.add_argument("--cache-dir", help="with --cache warm: an already warmed cache to reuse")
     parser.add_argument("--sampled-only", action="store_true",
@@ -285,8 +285,11 @@ def main() -> None:
         ratio = two["trials_per_hour"] / one["trials_per_hour"] if one["trials_per_hour"] else float("nan")
         print(f"parallel: 1 process {one['trials_per_hour']:.0f} trials/h, 2 processes on one journal "
               f"{two['trials_per_hour']:.0f} trials/h: {ratio:.2f}x (target >= 1.7x)")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    # every run's leaderboard and timeline, kept even without --out: a 30-minute comparison is
+    # not worth rerunning to see which trials made the difference
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="automm-bench-results-")) / "results.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"results (every trial of every run): {out}")
 
 
 if __name__ == "__main__":
