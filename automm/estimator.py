@@ -218,6 +218,9 @@ class AutoMM(BaseEstimator):
             pass
         if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
             raise InputError(f"y: expected one label per sample, got {type(y).__name__}")
+        # a list mixing strings with NaN would become the string 'nan' in a numpy array: look
+        # for missing labels in the values as given
+        given = np.asarray(y, dtype=object).ravel().tolist()
         arr = np.asarray(y)
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr.ravel()
@@ -225,8 +228,8 @@ class AutoMM(BaseEstimator):
             raise InputError(f"y: expected a 1-d sequence of labels, got shape {arr.shape}")
         if len(arr) == 0:
             raise InputError("y: no labels (0 samples)")
-        missing = [i for i, v in enumerate(arr.tolist()) if is_missing(v) and not isinstance(v, str)]
-        missing += [i for i, v in enumerate(arr.tolist()) if isinstance(v, str) and not v.strip()]
+        missing = [i for i, v in enumerate(given) if is_missing(v) and not isinstance(v, str)]
+        missing += [i for i, v in enumerate(given) if isinstance(v, str) and not v.strip()]
         if missing:
             rows = ", ".join(map(str, sorted(missing)[:5]))
             raise InputError(f"y: {len(missing)} missing labels (None/NaN/empty), first at rows {rows}")
