@@ -206,6 +206,18 @@ def save_model(estimator, path: str | os.PathLike) -> str:
     return str(target)
 
 
+def _read_json(path: Path) -> dict:
+    """A model file's JSON object, or :class:`ModelFormatError` naming the file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: cannot be read as JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ModelFormatError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
     """Rebuild an estimator saved by :func:`save_model`."""
     from safetensors.torch import load_file
@@ -220,13 +232,11 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise ModelFormatError(f"path: {str(directory)!r} holds no automm model (no {MANIFEST})")
-    with open(manifest_path, encoding="utf-8") as handle:
-        manifest = json.load(handle)
+    manifest = _read_json(manifest_path)
     if manifest.get("format") != "automm-model" or manifest.get("format_version", 0) > FORMAT_VERSION:
         raise ModelFormatError(f"{manifest_path}: unsupported format {manifest.get('format')!r} version "
                                f"{manifest.get('format_version')!r}; this automm reads version {FORMAT_VERSION}")
-    with open(directory / PREPROCESSING, encoding="utf-8") as handle:
-        preprocessing = json.load(handle)
+    preprocessing = _read_json(directory / PREPROCESSING)
 
     reg = registry.get_registry()
     for info in manifest["components"]:
@@ -246,8 +256,9 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     model = build_model(inputs, config, manifest["n_outputs"], states=preprocessing)
     try:
         model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
-    except (RuntimeError, OSError) as exc:
-        raise ModelFormatError(f"{directory / WEIGHTS}: weights do not match the described model: {exc}") from None
+    except Exception as exc:  # safetensors raises its own error type for an unreadable file
+        raise ModelFormatError(f"{directory / WEIGHTS}: weights cannot be read or do not match the described "
+                               f"model: {exc}") from None
     device_ = resolve_device(device)
     estimator.model_ = model.to(device_).eval()
     estimator.device_ = device_
@@ -310,7 +321,7 @@ def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, d
                     states = json.load(handle)
                 model = build_model(inputs, info["config"], manifest["n_outputs"], states=states)
                 model.load_state_dict(load_file(str(member_dir / WEIGHTS)), strict=True)
-            except (RuntimeError, OSError, ValueError) as exc:
+            except Exception as exc:  # includes safetensors' own error type
                 raise ModelFormatError(f"{member_dir}: ensemble member {k} cannot be loaded: {exc}") from None
             model = model.to(device).eval()
         score = info.get("score")

@@ -92,3 +92,17 @@ def test_loading_a_model_whose_plugin_is_missing_names_component_and_plugin(mode
 def test_load_rejects_non_model_directory(tmp_path):
     with pytest.raises(ModelFormatError, match="no automm model"):
         AutoMM.load(tmp_path)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (("weights.safetensors", b"garbage"), r"weights\.safetensors: weights cannot be read"),
+    (("automm.json", b"{not json"), r"automm\.json: cannot be read as JSON"),
+    (("preprocessing.json", b"[1, 2]"), r"preprocessing\.json: expected a JSON object"),
+])
+def test_load_of_a_damaged_model_names_the_damaged_file(model, tmp_path, damage, message):
+    path = tmp_path / "m"
+    model.save(path)
+    name, content = damage
+    (path / name).write_bytes(content)
+    with pytest.raises(ModelFormatError, match=message):
+        AutoMM.load(path)
