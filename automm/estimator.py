@@ -228,10 +228,9 @@ class AutoMM(BaseEstimator):
             raise InputError(f"y: expected a 1-d sequence of labels, got shape {arr.shape}")
         if len(arr) == 0:
             raise InputError("y: no labels (0 samples)")
-        missing = [i for i, v in enumerate(given) if is_missing(v) and not isinstance(v, str)]
-        missing += [i for i, v in enumerate(given) if isinstance(v, str) and not v.strip()]
+        missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]
         if missing:
-            rows = ", ".join(map(str, sorted(missing)[:5]))
+            rows = ", ".join(map(str, missing[:5]))
             raise InputError(f"y: {len(missing)} missing labels (None/NaN/empty), first at rows {rows}")
         if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
             arr = arr.astype(float) if any(isinstance(v, float) for v in arr.tolist()) else arr.astype(int)

@@ -220,6 +220,7 @@ def _read_json(path: Path) -> dict:
 
 def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
     """Rebuild an estimator saved by :func:`save_model`."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from . import estimator as estimator_module
@@ -256,7 +257,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     model = build_model(inputs, config, manifest["n_outputs"], states=preprocessing)
     try:
         model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
-    except Exception as exc:  # safetensors raises its own error type for an unreadable file
+    except (RuntimeError, OSError, SafetensorError) as exc:
         raise ModelFormatError(f"{directory / WEIGHTS}: weights cannot be read or do not match the described "
                                f"model: {exc}") from None
     device_ = resolve_device(device)
@@ -302,6 +303,7 @@ def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, d
     """The ensemble of a model directory (its first member is the already loaded model)."""
     import re
 
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .ensemble import POOLINGS, Ensemble, EnsembleMember
@@ -317,11 +319,10 @@ def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, d
         else:
             member_dir = directory / path
             try:
-                with open(member_dir / PREPROCESSING, encoding="utf-8") as handle:
-                    states = json.load(handle)
+                states = _read_json(member_dir / PREPROCESSING)
                 model = build_model(inputs, info["config"], manifest["n_outputs"], states=states)
                 model.load_state_dict(load_file(str(member_dir / WEIGHTS)), strict=True)
-            except Exception as exc:  # includes safetensors' own error type
+            except (RuntimeError, OSError, ValueError, SafetensorError, ModelFormatError) as exc:
                 raise ModelFormatError(f"{member_dir}: ensemble member {k} cannot be loaded: {exc}") from None
             model = model.to(device).eval()
         score = info.get("score")
