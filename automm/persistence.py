@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -155,20 +154,44 @@ def manifest_of(estimator) -> dict:
     return manifest
 
 
-def _write_member(model, directory: Path) -> None:
-    from safetensors.torch import save_file
+def write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> None:
+    """Write ``model``'s ``state_dict`` to ``path`` as safetensors (synced to disk when ``sync``).
 
-    directory.mkdir(parents=True, exist_ok=True)
+    Written through :func:`open`, so the file's mode follows the umask like every other file of
+    the model (safetensors' own ``save_file`` creates files readable by their owner only, which
+    hides a saved model from the rest of a team or from a search worker run as another user)."""
+    from safetensors.torch import save
+
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS), metadata={"format": "automm-model"})
+    payload = save(state, metadata=metadata)
+    with open(path, "wb") as handle:
+        handle.write(payload)
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def make_staging_dir(parent: Path, prefix: str) -> Path:
+    """A new, uniquely named directory in ``parent`` whose mode follows the umask
+    (:func:`tempfile.mkdtemp` makes it owner-only, and it becomes the saved model's folder)."""
+    while True:
+        path = parent / f"{prefix}{uuid.uuid4().hex[:12]}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
+def _write_member(model, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    write_weights(model, directory / WEIGHTS, metadata={"format": "automm-model"})
     _write_json(directory / PREPROCESSING, {name: _jsonable(enc.get_state()) for name, enc in model.encoders.items()})
 
 
 def save_model(estimator, path: str | os.PathLike) -> str:
     """Write ``estimator`` to directory ``path``; replaces a previous automm model there
     only after the new one is complete. Refuses to overwrite anything else."""
-    from safetensors.torch import save_file
-
     target = Path(path).resolve()
     if target.exists():
         if not target.is_dir():
@@ -179,10 +202,9 @@ def save_model(estimator, path: str | os.PathLike) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     manifest = manifest_of(estimator)
     preprocessing = {name: _jsonable(enc.get_state()) for name, enc in estimator.model_.encoders.items()}
-    state = {k: v.detach().cpu().contiguous() for k, v in estimator.model_.state_dict().items()}
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    staging = make_staging_dir(target.parent, f".{target.name}.saving-")
     try:
-        save_file(state, str(staging / WEIGHTS), metadata={"format": "automm-model"})
+        write_weights(estimator.model_, staging / WEIGHTS, metadata={"format": "automm-model"})
         _write_json(staging / PREPROCESSING, preprocessing)
         ensemble = estimator.__dict__.get("ensemble_")
         for info, member in zip(manifest.get("ensemble", {}).get("members", [])[1:],

@@ -386,14 +386,11 @@ def _rank_key(state_complete: bool, score: float, loss: float | None = None, row
 
 
 def _write_candidate(candidate: Candidate, directory: Path) -> None:
-    from safetensors.torch import save_file
-
-    from .persistence import _jsonable
+    from .persistence import _jsonable, write_weights
 
     def write_model(model, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(folder / "weights.safetensors"))
+        write_weights(model, folder / "weights.safetensors", sync=False)
         with open(folder / "preprocessing.json", "w", encoding="utf-8") as handle:
             json.dump({n: _jsonable(e.get_state()) for n, e in model.encoders.items()}, handle)
 

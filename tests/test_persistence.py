@@ -46,6 +46,20 @@ def test_files_hold_no_pickle(model, tmp_path):
         assert head != b"\x80\x04" and head[:1] != b"\x80", f"{name} looks like a pickle"
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_files_follow_the_umask(model, tmp_path, umask):
+    # safetensors and mkdtemp create owner-only files; a model saved for a team must be readable by it
+    previous = os.umask(umask)
+    try:
+        path = model.save(tmp_path / "model")
+    finally:
+        os.umask(previous)
+    assert os.stat(path).st_mode & 0o777 == 0o777 & ~umask
+    for name in os.listdir(path):
+        assert os.stat(os.path.join(path, name)).st_mode & 0o777 == 0o666 & ~umask, name
+
+
 def test_saving_over_a_model_replaces_it_whole_and_refuses_other_directories(model, tmp_path):
     target = tmp_path / "model"
     model.save(target)

@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import secrets
 import struct
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -242,7 +242,7 @@ class FeatureCache:
         buffer.write(vector.numpy().astype("<f4", copy=False).tobytes())
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, tmp = _create_temporary(path)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(buffer.getvalue())
@@ -260,6 +260,19 @@ class FeatureCache:
 
     def put(self, value: Any, features: torch.Tensor) -> torch.Tensor:
         return self.put_by_key(self.key(value), features)
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """Open a new, uniquely named temporary file beside ``path`` for writing. Its mode follows
+    the umask (:func:`tempfile.mkstemp` makes it owner-only), so a cache directory shared by a
+    team stays readable by all of them."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def _safe_name(text: str) -> str:

@@ -59,6 +59,17 @@ def test_round_trip_and_rejection_of_damaged_or_foreign_files(tmp_path):
     assert not [p for p in tmp_path.rglob("*.tmp")]  # no temporary files left behind
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_cache_files_follow_the_umask_so_a_team_can_share_the_directory(tmp_path):
+    cache = FeatureCache(tmp_path, "enc-test", {"size": 8}, memory=False)
+    previous = os.umask(0o022)
+    try:
+        cache.put("one", torch.arange(4.0))
+    finally:
+        os.umask(previous)
+    assert os.stat(cache.path_of(cache.key("one"))).st_mode & 0o777 == 0o644
+
+
 def test_key_depends_on_preprocessing_and_namespace(tmp_path):
     base = FeatureCache(tmp_path, "enc-a", {"image_size": 224})
     assert base.key("x") != FeatureCache(tmp_path, "enc-a", {"image_size": 160}).key("x")
