@@ -39,7 +39,8 @@ def pareto_frame(points: Sequence[tuple[int, float, float]], chosen: int, second
 
 
 def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score",)):
-    """A pandas DataFrame with one row per trial (skipped over-budget trials left out), the
+    """A pandas DataFrame with one row per trial (skipped over-budget trials and queued ones that
+    never started, such as a preset the budget left no room for, left out), the
     best first: number, state, score (best holdout score), [latency_ms | n_params], encoders,
     fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
     best_epoch (of the first fold when bagged), folds (1: holdout; k: k-fold bag, score
@@ -54,7 +55,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
     rows = []
     for t in trials:
         attrs = t.user_attrs
-        if attrs.get(TRIAL_ATTR + "skipped"):
+        if attrs.get(TRIAL_ATTR + "skipped") or t.state.name == "WAITING":
             continue
         config = attrs.get(TRIAL_ATTR + "config") or {}
         state = t.state.name

@@ -11,7 +11,7 @@ session 12).
 
 It is an ordinary :class:`~automm.model.MultimodalNet` (so saving, loading, prediction and the
 ensemble need nothing special): each input that has encoders with a linear form (tag
-``"linear"``: ``hashed_ngram``, and a plugin's frozen pretrained encoders) among its choices
+``"linear"``: ``hashed_ngram``, ``tabular``, and a plugin's frozen pretrained encoders) among its choices
 through each of them with ``linear=True`` (several on one input: an
 :class:`~automm.components.stack.EncoderStack`), whose output is its features times a weight
 ``n_outputs`` wide, summed by the ``sum`` fusion with a bias. Other inputs are left out. :func:`train_linear`
@@ -77,7 +77,7 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
             preferred = getattr(spec.factory, "linear_defaults", None) or {}  # e.g. hashed_ngram's larger n_buckets
             params = {**spec.hyperparameters(), **dict(preferred), **dict(fixed or {}), "linear": True,
                       "output_dim": int(n_outputs)}
-            if fixed and not _builds(spec, params):
+            if fixed and not _builds(spec, item, {"name": name, **params}):
                 continue  # what the user fixed rules the linear form out (e.g. fine-tuning layers)
             parts.append({"name": name, **params})
         if len(parts) == 1:
@@ -90,9 +90,11 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
     return {"encoders": encoders, "fusion": {"name": "sum"}, "augmentations": [], "training": training}
 
 
-def _builds(spec, params: Mapping[str, Any]) -> bool:
+def _builds(spec, item, choice: Mapping[str, Any]) -> bool:
+    from .pipeline import _encoder_arguments
+
     try:
-        spec.factory(**params)
+        spec.factory(**_encoder_arguments(item, dict(choice))[1])
     except Exception:  # noqa: BLE001 - any reason this encoder cannot take part: the next one, or none
         return False
     return True

@@ -232,6 +232,56 @@ def test_an_input_with_several_linear_forms_takes_part_through_all_of_them(built
     np.testing.assert_allclose(forward_rows(rebuilt, valid), forward_rows(candidate.model, valid), atol=1e-6)
 
 
+def test_table_columns_take_part_through_the_tabular_linear_form(builtin_only):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    n = 400
+    price = rng.normal(50.0, 10.0, n)
+    colour = rng.choice(["red", "blue", "green"], n)
+    targets = np.where(price > 60, 2, (colour != "red").astype(int))  # expensive: 2; else red 0, the others 1
+    flip = rng.random(n) < 0.1
+    targets[flip] = rng.integers(0, 3, flip.sum())
+    rows = [{"price": MISSING if i % 17 == 0 else float(p), "colour": MISSING if i % 23 == 0 else c}
+            for i, (p, c) in enumerate(zip(price, colour))]
+    spec = InputSpec("tabular", "tabular", ["price", "colour"], {"price": "numeric", "colour": "categorical"})
+    index = np.arange(n)
+    data = PreparedData(inputs=[spec], values={"tabular": rows}, targets=targets, problem_type="multiclass",
+                        n_outputs=3, train_index=index[index % 4 != 0], valid_index=index[index % 4 == 0], seed=0,
+                        device=torch.device("cpu"), num_workers=0)
+    config = linear_config(data.inputs, {"tabular": {"tabular": {}}}, {"batch_size": 32}, 3)
+    assert config["encoders"]["tabular"]["linear"] is True
+    candidate = train_linear(data, config, refit=False)
+
+    # the design: standardised price, its missing flag, a one-hot of the colour's index (0: missing
+    # or unknown), each row scaled by 1 / sqrt(2 columns)
+    encoder = candidate.model.encoders["tabular"]
+    design = raw_design(candidate.model, data.subset(data.train_index))["tabular"][0].to_dense().numpy()
+    train_rows = [rows[i] for i in data.train_index]
+    prices = np.array([np.nan if r["price"] is MISSING else r["price"] for r in train_rows])
+    expected_price = np.where(np.isnan(prices), 0.0, (prices - np.nanmean(prices)) / np.nanstd(prices))
+    absent = np.array([r["price"] is MISSING and r["colour"] is MISSING for r in train_rows])
+    assert absent.sum() == 1 and not design[absent].any()  # a row with no value: the bias alone
+    design_present = design[~absent] * np.sqrt(2)
+    np.testing.assert_allclose(design_present[:, 0], expected_price[~absent], atol=1e-4)
+    np.testing.assert_array_equal(design_present[:, 1] > 0.5, np.isnan(prices[~absent]))
+    one_hot = design_present[:, 2:]
+    np.testing.assert_allclose(one_hot.sum(1), 1.0, atol=1e-6)
+    categories = encoder.categories["colour"]
+    for row, hot in zip([r for r, a in zip(train_rows, absent) if not a], one_hot.argmax(1)):
+        assert hot == (0 if row["colour"] is MISSING else categories.index(row["colour"]) + 1)
+
+    # the fit is scikit-learn's logistic regression on that design, and the model computes it
+    kept = candidate.history[candidate.best_epoch - 1]
+    reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(design, targets[data.train_index])
+    valid = raw_design(candidate.model, data.subset(data.valid_index))["tabular"][0].to_dense().numpy()
+    got = torch.softmax(torch.from_numpy(candidate.valid_outputs), 1).numpy()
+    assert np.abs(got - reference.predict_proba(valid)).max() < 0.02
+    np.testing.assert_allclose(forward_rows(candidate.model, data.subset(data.valid_index)), candidate.valid_outputs,
+                               atol=1e-4)
+    assert candidate.best_score > 0.8  # the columns carry the label (10% of it flipped at random)
+
+
 def test_no_plugin_may_register_the_stack_name(fresh_registry):
     class Squatter:
         @automm.hookimpl
@@ -295,6 +345,10 @@ def test_no_linear_model_without_an_encoder_that_has_a_linear_form(builtin_only)
     assert list(config["encoders"]) == ["text_0"]  # images are left out
     assert config["encoders"]["text_0"]["n_buckets"] == 512  # what the user fixed is kept
     assert config["encoders"]["text_0"]["linear"] is True and config["encoders"]["text_0"]["output_dim"] == 3
+    table = InputSpec("tabular", "tabular", ["price", "colour"], {"price": "numeric", "colour": "categorical"})
+    config = linear_config([image, table], {"image_0": {"cnn": {}}, "tabular": {"tabular": {"emb_dim": 8}}}, {}, 3)
+    assert list(config["encoders"]) == ["tabular"]  # a table takes part, even with hyperparameters fixed
+    assert config["encoders"]["tabular"]["linear"] is True
 
 
 def test_calibrate_sharpens_under_confident_and_softens_over_confident_logits():

@@ -415,6 +415,21 @@ def test_leaderboard_lists_every_trial_with_the_default_first(searched):
     assert searched.study_name_.startswith("automm-")
 
 
+def test_leaderboard_leaves_out_queued_trials_that_never_started():
+    # a search enqueues its presets up front; those the budget leaves out never ran and are not trials
+    import optuna
+
+    from automm.leaderboard import leaderboard_frame
+
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({}, user_attrs={"automm:default": True})
+    study.enqueue_trial({}, user_attrs={"automm:preset": 0})
+    study.optimize(lambda trial: 0.5, n_trials=1)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "WAITING"]
+    board = leaderboard_frame(study.trials)
+    assert list(board["number"]) == [0] and bool(board["default"].iloc[0])
+
+
 def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, tmp_path):
     _, _, X_test, _ = texts
     ensemble = searched.ensemble_

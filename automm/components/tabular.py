@@ -4,6 +4,12 @@ Each raw value is one row as a mapping ``{column: value}`` (or ``MISSING`` for t
 row). Numeric columns are standardised with training mean/std (missing values become 0
 plus a 0/1 missing flag); categorical columns are looked up in per-column vocabularies
 (index 0 = unknown or missing) and embedded.
+
+With ``linear=True`` the encoder is instead a linear function of the row (its linear form, what
+the search's linear model, :mod:`automm.linear`, is made of): the standardised numerics, their
+missing flags and a one-hot of each categorical column's index, the row scaled by
+1 / sqrt(number of columns) so that it weighs about as much as a text's normalised bag, times a
+weight ``output_dim`` wide that starts at zero.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ class TabularEncoder(Encoder):
     modality = "tabular"
 
     def __init__(self, column_roles: Mapping[str, str], emb_dim: int = 16, hidden_dim: int = 64,
-                 output_dim: int = 64, dropout: float = 0.1, max_categories: int = 1000):
+                 output_dim: int = 64, dropout: float = 0.1, max_categories: int = 1000, linear: bool = False):
         super().__init__()
         unknown = {c: r for c, r in column_roles.items() if r not in (NUMERIC, CATEGORICAL)}
         if unknown:
@@ -91,12 +97,14 @@ class TabularEncoder(Encoder):
         self.output_dim = int(output_dim)
         self.dropout_p = float(dropout)
         self.max_categories = int(max_categories)
+        self.linear = bool(linear)
         self.numeric_mean: list[float] | None = None
         self.numeric_std: list[float] | None = None
         self.categories: dict[str, list[str]] | None = None
         self._category_index: dict[str, dict[str, int]] = {}
         self.embeddings = nn.ModuleList()
         self.mlp: nn.Sequential | None = None
+        self.linear_weight: nn.Parameter | None = None
 
     @property
     def column_roles(self) -> dict[str, str]:
@@ -139,6 +147,15 @@ class TabularEncoder(Encoder):
         self._build_layers()
 
     def _build_layers(self) -> None:
+        if self.linear:
+            sizes = [len(self.categories[c]) + 1 for c in self.categorical_columns]
+            offsets = [2 * len(self.numeric_columns)]
+            for size in sizes:
+                offsets.append(offsets[-1] + size)
+            self.register_buffer("category_offsets", torch.tensor(offsets[:-1], dtype=torch.long), persistent=False)
+            self.linear_weight = nn.Parameter(torch.zeros(offsets[-1], self.output_dim))
+            self.linear_scale = 1.0 / math.sqrt(max(1, len(self.numeric_columns) + len(self.categorical_columns)))
+            return
         self.embeddings = nn.ModuleList(nn.Embedding(len(self.categories[c]) + 1, self.emb_dim)
                                         for c in self.categorical_columns)
         input_dim = 2 * len(self.numeric_columns) + self.emb_dim * len(self.categorical_columns)
@@ -146,7 +163,7 @@ class TabularEncoder(Encoder):
                                  nn.Linear(self.hidden_dim, self.output_dim))
 
     def _require_fitted(self) -> None:
-        if self.mlp is None:
+        if self.mlp is None and self.linear_weight is None:
             raise RuntimeError("TabularEncoder is not fitted: call fit(rows) or set_state(state) first")
 
     # -- samples -----------------------------------------------------------------------
@@ -168,10 +185,45 @@ class TabularEncoder(Encoder):
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         self._require_fitted()
+        if self.linear:
+            return self._linear_forward(batch)
         parts = [batch["numeric"].float(), batch["numeric_missing"].float()]
         categorical = batch["categorical"]
         parts.extend(embedding(categorical[:, i]) for i, embedding in enumerate(self.embeddings))
         return self.mlp(torch.cat(parts, dim=1))
+
+    # -- the linear form (linear=True) ------------------------------------------------------
+    def _linear_forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        numeric = torch.cat([batch["numeric"].float(), batch["numeric_missing"].float()], dim=1)
+        weight = self.linear_weight
+        out = numeric @ weight[: numeric.shape[1]]
+        if len(self.categorical_columns):
+            out = out + weight[batch["categorical"] + self.category_offsets].sum(1)
+        return out * self.linear_scale
+
+    def linear_design(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The rows as a sparse (rows, features) matrix: standardised numerics, missing flags and
+        one one-hot block per categorical column, scaled by 1 / sqrt(number of columns)."""
+        self._require_fitted()
+        numeric = torch.cat([batch["numeric"].float(), batch["numeric_missing"].float()], dim=1).to_sparse()
+        indices, values = [numeric.indices()], [numeric.values()]
+        categorical = batch["categorical"]
+        if len(self.categorical_columns):
+            rows = torch.arange(categorical.shape[0]).repeat_interleave(categorical.shape[1])
+            columns = (categorical + self.category_offsets).reshape(-1)
+            indices.append(torch.stack([rows, columns]))
+            values.append(torch.ones(len(rows)))
+        shape = (categorical.shape[0], self.linear_weight.shape[0])
+        return torch.sparse_coo_tensor(torch.cat(indices, dim=1), torch.cat(values) * self.linear_scale, shape,
+                                       check_invariants=False).coalesce()
+
+    def set_linear_weight(self, weight: torch.Tensor) -> None:
+        """Set the linear form's weight (features, ``output_dim``)."""
+        if not self.linear:
+            raise RuntimeError("set_linear_weight needs tabular's linear form (linear=True)")
+        self._require_fitted()
+        with torch.no_grad():
+            self.linear_weight.copy_(weight.detach().to(self.linear_weight.dtype))
 
 
 def tabular_search_space(trial: Any, prefix: str) -> dict:
@@ -184,12 +236,13 @@ def tabular_search_space(trial: Any, prefix: str) -> dict:
     }
 
 
-_TABULAR_DEFAULTS = {"emb_dim": 16, "hidden_dim": 64, "output_dim": 64, "dropout": 0.1, "max_categories": 1000}
+_TABULAR_DEFAULTS = {"emb_dim": 16, "hidden_dim": 64, "output_dim": 64, "dropout": 0.1, "max_categories": 1000,
+                     "linear": False}
 
 
 @hookimpl
 def automm_register_encoders(register: Callable[..., None]) -> None:
     """Register the ``tabular`` encoder (the core passes ``column_roles``)."""
     register("tabular", TabularEncoder, modality="tabular", output_dim=lambda hp: int(hp["output_dim"]),
-             defaults=dict(_TABULAR_DEFAULTS), search_space=tabular_search_space,
+             defaults=dict(_TABULAR_DEFAULTS), search_space=tabular_search_space, tags=("linear",),
              description="Standardised numerics with missing flags and categorical embeddings, through an MLP.")
