@@ -335,7 +335,8 @@ class AutoMM(BaseEstimator):
             return ((values - self.target_mean_) / self.target_std_).astype(np.float32)
         classes, encoded = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
-            raise InputError(f"y: only one class ({classes[0]!r}) in the labels; classification needs at least 2")
+            only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
+            raise InputError(f"y: only one class ({only!r}) in the labels; classification needs at least 2")
         self.classes_ = classes
         return encoded.astype(np.int64)
 

@@ -124,7 +124,7 @@ def test_time_limit_keeps_best_model_so_far(emoji_split):
 @pytest.mark.parametrize("args, message", [
     ((["a b", "c d", "e f"], [0, 1]), "2 labels for 3 samples"),
     (([], []), "empty"),
-    ((["a b", "c d", "e f"], ["x", "x", "x"]), "only one class"),
+    ((["a b", "c d", "e f"], ["x", "x", "x"]), r"only one class \('x'\)"),
     ((["a b", "c d", "e f"], ["x", None, "y"]), "missing labels"),
     ((["a b", "c d", "e f"], [0.0, np.nan, 1.0]), "missing labels"),
     # strings and NaN in one list: numpy alone would turn the NaN into a class named 'nan'
