@@ -93,7 +93,8 @@ class AutoMM(BaseEstimator):
     cache_dir : directory for cached features of frozen pretrained encoders (None: a default
         under the user's cache directory).
     random_state : int seed for splits, initialisation, shuffling and augmentation.
-    verbose : 0 silent, 1 a progress bar, 2 also one line per epoch.
+    verbose : 0 silent, 1 a progress bar (a search: a line per trial, then what it kept), 2 also one
+        line per epoch (a search: also Optuna's log).
     """
 
     def __init__(self, *, problem_type="auto", column_types=None, encoders=None, fusion="concat",

@@ -1385,10 +1385,31 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
         extras["best_trial_"] = best_number
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
+    if ctx.settings.verbose:
+        print(f"[automm] {_summary(trials, extras.get('ensemble_'), best_number, best.best_score)}", flush=True)
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=best.best_score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras)
     return result
+
+
+def _summary(trials: Sequence[Any], ensemble, best_number: int, best_score: float) -> str:
+    """One line on what the search did and what it kept (printed when ``verbose``)."""
+    states = [t.state.name for t in trials if not t.user_attrs.get(_ATTR + "skipped")]
+    counts = ", ".join(f"{states.count(state)} {word}" for state, word in
+                       (("COMPLETE", "finished"), ("PRUNED", "pruned"), ("FAIL", "failed")) if state in states)
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    took = f" in {(max(ends) - min(starts)).total_seconds():.0f} s" if starts and ends else ""
+    if ensemble is not None:
+        weights: dict[int, float] = {}
+        for member in ensemble.members:
+            weights[member.trial] = weights.get(member.trial, 0.0) + member.weight
+        kept = (f"an ensemble of trials {', '.join(f'{n} ({w:.2f})' for n, w in weights.items())}, "
+                f"{ensemble.pooling} pooling")
+    else:
+        kept = f"trial {best_number} (holdout score {best_score:.4f})"
+    return f"search done: {len(states)} trials ({counts}){took}; kept {kept}"
 
 
 # ==========================================================================================

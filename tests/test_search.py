@@ -415,6 +415,15 @@ def test_leaderboard_lists_every_trial_with_the_default_first(searched):
     assert searched.study_name_.startswith("automm-")
 
 
+def test_verbose_search_prints_a_line_per_trial_and_what_it_kept(texts, capsys):
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=3, ensemble_size=1, max_epochs=2, verbose=1, random_state=0)).fit(X, y)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[automm]")]
+    assert [line.split(":")[0] for line in lines[:3]] == ["[automm] trial 0", "[automm] trial 1", "[automm] trial 2"]
+    assert lines[-1].startswith("[automm] search done: 3 trials (3 finished) in ")
+    assert lines[-1].endswith(f"kept trial {model.best_trial_} (holdout score {model.best_score_:.4f})")
+
+
 def test_leaderboard_leaves_out_queued_trials_that_never_started():
     # a search enqueues its presets up front; those the budget leaves out never ran and are not trials
     import optuna
