@@ -153,3 +153,30 @@ def test_search_space_and_registration():
     assert kwargs["modality"] == "tabular"
     built = factory(column_roles=ROLES, **kwargs["defaults"])
     assert built.output_dim == kwargs["output_dim"](kwargs["defaults"]) == 64
+
+
+@pytest.mark.parametrize("roles", [ROLES, {"colour": "categorical"}, {"price": "numeric"}], ids=["mixed", "categories", "numbers"])
+def test_linear_form_outputs_its_design_times_the_weight(roles):
+    rows = [MISSING if row is MISSING else {c: row[c] for c in roles} for row in ROWS]
+    encoder = TabularEncoder(roles, linear=True, output_dim=3).fit(rows)
+    batch = _batch(encoder, rows)
+    design = encoder.linear_design(batch).to_dense()
+    n_numeric = sum(r == "numeric" for r in roles.values())
+    widths = [len(encoder.categories[c]) + 1 for c in encoder.categorical_columns]
+    assert design.shape == (len(rows), 2 * n_numeric + sum(widths))
+    # each categorical block is one-hot (index 0: missing or unknown), the row scaled by 1/sqrt(columns)
+    scale = 1 / math.sqrt(len(roles))
+    start = 2 * n_numeric
+    for width in widths:
+        torch.testing.assert_close(design[:, start:start + width].sum(1), torch.full((len(rows),), scale))
+        start += width
+    assert torch.equal(encoder(batch), torch.zeros(len(rows), 3))  # the weight starts at zero
+    weight = torch.randn(design.shape[1], 3, generator=torch.Generator().manual_seed(0))
+    encoder.set_linear_weight(weight)
+    torch.testing.assert_close(encoder(batch), design @ weight)
+    restored = TabularEncoder(roles, linear=True, output_dim=3)  # as a saved model is loaded
+    restored.set_state(json.loads(json.dumps(encoder.get_state())))
+    restored.load_state_dict(encoder.state_dict())
+    torch.testing.assert_close(restored(_batch(restored, rows)), design @ weight)
+    with pytest.raises(RuntimeError, match="linear form"):
+        TabularEncoder(roles).fit(rows).set_linear_weight(weight)
