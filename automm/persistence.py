@@ -154,7 +154,7 @@ def manifest_of(estimator) -> dict:
     return manifest
 
 
-def write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> None:
+def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> None:
     """Write ``model``'s ``state_dict`` to ``path`` as safetensors (synced to disk when ``sync``).
 
     Written through :func:`open`, so the file's mode follows the umask like every other file of
@@ -171,7 +171,7 @@ def write_weights(model, path: Path, metadata: dict | None = None, sync: bool = 
             os.fsync(handle.fileno())
 
 
-def make_staging_dir(parent: Path, prefix: str) -> Path:
+def _make_staging_dir(parent: Path, prefix: str) -> Path:
     """A new, uniquely named directory in ``parent`` whose mode follows the umask
     (:func:`tempfile.mkdtemp` makes it owner-only, and it becomes the saved model's folder)."""
     while True:
@@ -183,9 +183,11 @@ def make_staging_dir(parent: Path, prefix: str) -> Path:
             continue
 
 
-def _write_member(model, directory: Path) -> None:
+def write_model_files(model, directory: Path, sync: bool = True) -> None:
+    """Write one model's weights and its encoders' preprocessing state into ``directory``
+    (the weights synced to disk when ``sync``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    write_weights(model, directory / WEIGHTS, metadata={"format": "automm-model"})
+    _write_weights(model, directory / WEIGHTS, metadata={"format": "automm-model"}, sync=sync)
     _write_json(directory / PREPROCESSING, {name: _jsonable(enc.get_state()) for name, enc in model.encoders.items()})
 
 
@@ -201,15 +203,13 @@ def save_model(estimator, path: str | os.PathLike) -> str:
                                   "not overwriting it")
     target.parent.mkdir(parents=True, exist_ok=True)
     manifest = manifest_of(estimator)
-    preprocessing = {name: _jsonable(enc.get_state()) for name, enc in estimator.model_.encoders.items()}
-    staging = make_staging_dir(target.parent, f".{target.name}.saving-")
+    staging = _make_staging_dir(target.parent, f".{target.name}.saving-")
     try:
-        write_weights(estimator.model_, staging / WEIGHTS, metadata={"format": "automm-model"})
-        _write_json(staging / PREPROCESSING, preprocessing)
+        write_model_files(estimator.model_, staging)
         ensemble = estimator.__dict__.get("ensemble_")
         for info, member in zip(manifest.get("ensemble", {}).get("members", [])[1:],
                                 ensemble.members[1:] if ensemble is not None else []):
-            _write_member(member.model, staging / info["path"])
+            write_model_files(member.model, staging / info["path"])
         _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
         if target.exists():
             retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"

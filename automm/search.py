@@ -386,20 +386,14 @@ def _rank_key(state_complete: bool, score: float, loss: float | None = None, row
 
 
 def _write_candidate(candidate: Candidate, directory: Path) -> None:
-    from .persistence import _jsonable, write_weights
-
-    def write_model(model, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_weights(model, folder / "weights.safetensors", sync=False)
-        with open(folder / "preprocessing.json", "w", encoding="utf-8") as handle:
-            json.dump({n: _jsonable(e.get_state()) for n, e in model.encoders.items()}, handle)
+    from .persistence import _jsonable, write_model_files
 
     staging = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    write_model(candidate.model, staging)
+    write_model_files(candidate.model, staging, sync=False)  # a scratch copy: its weights need not wait for the disk
     for index, model in enumerate((candidate.bag or [])[1:], start=1):
-        write_model(model, staging / f"fold-{index}")
+        write_model_files(model, staging / f"fold-{index}", sync=False)
     if candidate.valid_outputs is not None:
         np.save(staging / "valid_outputs.npy", np.asarray(candidate.valid_outputs), allow_pickle=False)
     if candidate.oof_outputs is not None:
@@ -1386,21 +1380,23 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
-        print(f"[automm] {_summary(trials, extras.get('ensemble_'), best_number, best.best_score)}", flush=True)
+        print(f"[automm] {_summary(leaderboard, extras.get('ensemble_'), best_number, best.best_score)}", flush=True)
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=best.best_score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras)
     return result
 
 
-def _summary(trials: Sequence[Any], ensemble, best_number: int, best_score: float) -> str:
-    """One line on what the search did and what it kept (printed when ``verbose``)."""
-    states = [t.state.name for t in trials if not t.user_attrs.get(_ATTR + "skipped")]
-    counts = ", ".join(f"{states.count(state)} {word}" for state, word in
+def _summary(leaderboard, ensemble, best_number: int, best_score: float) -> str:
+    """One line on what the search did (its trials as ``leaderboard_`` lists them) and what it
+    kept (printed when ``verbose``)."""
+    import pandas as pd
+
+    states = leaderboard["state"].value_counts()
+    counts = ", ".join(f"{states[state]} {word}" for state, word in
                        (("COMPLETE", "finished"), ("PRUNED", "pruned"), ("FAIL", "failed")) if state in states)
-    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
-    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
-    took = f" in {(max(ends) - min(starts)).total_seconds():.0f} s" if starts and ends else ""
+    span = leaderboard["complete"].max() - leaderboard["start"].min()
+    took = "" if pd.isna(span) else f" in {span.total_seconds():.0f} s"
     if ensemble is not None:
         weights: dict[int, float] = {}
         for member in ensemble.members:
@@ -1409,7 +1405,7 @@ def _summary(trials: Sequence[Any], ensemble, best_number: int, best_score: floa
                 f"{ensemble.pooling} pooling")
     else:
         kept = f"trial {best_number} (holdout score {best_score:.4f})"
-    return f"search done: {len(states)} trials ({counts}){took}; kept {kept}"
+    return f"search done: {len(leaderboard)} trials ({counts}){took}; kept {kept}"
 
 
 # ==========================================================================================

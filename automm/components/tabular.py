@@ -193,8 +193,13 @@ class TabularEncoder(Encoder):
         return self.mlp(torch.cat(parts, dim=1))
 
     # -- the linear form (linear=True) ------------------------------------------------------
+    @staticmethod
+    def _numeric_block(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The standardised numerics and their missing flags, side by side (the design's first columns)."""
+        return torch.cat([batch["numeric"].float(), batch["numeric_missing"].float()], dim=1)
+
     def _linear_forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        numeric = torch.cat([batch["numeric"].float(), batch["numeric_missing"].float()], dim=1)
+        numeric = self._numeric_block(batch)
         weight = self.linear_weight
         out = numeric @ weight[: numeric.shape[1]]
         if len(self.categorical_columns):
@@ -205,7 +210,7 @@ class TabularEncoder(Encoder):
         """The rows as a sparse (rows, features) matrix: standardised numerics, missing flags and
         one one-hot block per categorical column, scaled by 1 / sqrt(number of columns)."""
         self._require_fitted()
-        numeric = torch.cat([batch["numeric"].float(), batch["numeric_missing"].float()], dim=1).to_sparse()
+        numeric = self._numeric_block(batch).to_sparse()
         indices, values = [numeric.indices()], [numeric.values()]
         categorical = batch["categorical"]
         if len(self.categorical_columns):
