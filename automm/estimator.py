@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -390,7 +391,23 @@ class AutoMM(BaseEstimator):
 
     def fit(self, *X, y=None):
         """Train on ``X`` (positional inputs, or one table) and labels ``y`` (the last
-        positional argument, or ``y=``). Returns ``self``."""
+        positional argument, or ``y=``). Returns ``self``.
+
+        Ctrl-C (``KeyboardInterrupt``) during a search stops it: the trials finished so far
+        make the model, with a warning; without a search it ends training with the best epoch
+        so far. Interrupted before any result (or a second time), and whenever ``fit`` raises,
+        the estimator keeps the state it had before the call: a fitted estimator still
+        predicts with its earlier model."""
+        earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            for name in [name for name in vars(self) if _is_learned(name)]:
+                del self.__dict__[name]
+            self.__dict__.update(earlier)
+            raise
+
+    def _fit(self, X: tuple, y: Any):
         start = time.monotonic()
         X, y = _split_labels(X, y, "fit")
         (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
@@ -457,8 +474,12 @@ class AutoMM(BaseEstimator):
             if candidate.bag is not None:
                 candidate.extras["ensemble_"] = Ensemble(ensemble_members(0, candidate, 1.0), data.problem_type)
             return candidate
-        return train_candidate(data, config, deadline=deadline, callbacks=self._extra_callbacks(),
-                               verbose=self.verbose)
+        candidate = train_candidate(data, config, deadline=deadline, callbacks=self._extra_callbacks(),
+                                    verbose=self.verbose, stop_on_interrupt=True)
+        if candidate.interrupted:
+            warnings.warn(f"fit interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept "
+                          f"epoch {candidate.best_epoch} (holdout score {candidate.best_score:.4f})", stacklevel=4)
+        return candidate
 
     def _adopt(self, candidate: Candidate, data: PreparedData) -> None:
         self.config_ = candidate.config
@@ -618,6 +639,11 @@ class AutoMM(BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _is_learned(name: str) -> bool:
+    """Whether ``name`` is a learned attribute (scikit-learn's convention: a trailing underscore)."""
+    return name.endswith("_") and not name.startswith("_")
 
 
 def _looks_like_regression(y: np.ndarray) -> bool:

@@ -90,6 +90,7 @@ class Candidate:
     bag: list[MultimodalNet] | None = None     # a bagged candidate's fold models (``model`` is the first)
     oof_outputs: np.ndarray | None = None      # a bagged candidate's out-of-fold outputs, one row per sample
     oof_loss: float | None = None              # ... and their loss (see :func:`train_bagged`)
+    interrupted: bool = False                  # training stopped by Ctrl-C (``stop_on_interrupt``)
 
     @property
     def best_loss(self) -> float | None:
@@ -163,8 +164,11 @@ def _augmentations(config: dict) -> tuple[dict[str, list], list]:
 
 def train_candidate(data: PreparedData, config: dict, *, deadline: float | None = None,
                     callbacks: Sequence[Callback] = (), verbose: int = 0,
-                    device: torch.device | None = None, seed: int | None = None) -> Candidate:
+                    device: torch.device | None = None, seed: int | None = None,
+                    stop_on_interrupt: bool = False) -> Candidate:
     """Build and train one candidate; the returned model holds its best epoch's weights.
+    With ``stop_on_interrupt``, Ctrl-C after the first scored epoch ends training with the best
+    epoch so far (``interrupted`` is then set) instead of raising ``KeyboardInterrupt``.
     A configuration with ``training.solver == "lbfgs"`` is the search's linear model
     (:func:`automm.linear.train_linear`); one with ``"neighbors"`` (or the ``neighbors`` fusion)
     a nearest-neighbour model (:func:`automm.neighbors.train_neighbors`)."""
@@ -195,7 +199,7 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
         max_epochs=int(training["max_epochs"]), learning_rate=float(training["learning_rate"]),
         weight_decay=float(training["weight_decay"]), label_smoothing=float(training["label_smoothing"]),
         patience=int(training["patience"]), problem_type=data.problem_type, class_weights=data.class_weights,
-        amp=data.amp, deadline=deadline, seed=seed)
+        amp=data.amp, deadline=deadline, seed=seed, stop_on_interrupt=stop_on_interrupt)
     all_callbacks = [EarlyStopping(trainer_config.patience), *callbacks]
     if verbose:
         all_callbacks.append(ProgressBar(trainer_config.max_epochs))
@@ -207,7 +211,7 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     return Candidate(config=config, model=trainer.model.eval(), history=trainer.history,
                      best_epoch=trainer.best_epoch, best_score=trainer.best_score,
                      valid_outputs=trainer.best_valid_outputs, stop_reason=trainer.stop_reason or "max_epochs reached",
-                     seconds=time.monotonic() - start)
+                     seconds=time.monotonic() - start, interrupted=trainer.interrupted)
 
 
 def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:

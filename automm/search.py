@@ -40,7 +40,12 @@ configuration cannot take the whole budget. ``n_trials`` bounds the number of tr
 study (finished ones of a resumed study count; :data:`DEFAULT_N_TRIALS` when neither is
 given). A trial that raises (NaN loss, out of memory, a broken plugin, ...) is recorded as failed with its reason and the search goes on (CUDA out of
 memory first retries with half the batch size); ``fit`` raises :class:`SearchError` with the
-reasons only when no trial produced a model.
+reasons only when no trial produced a model. Ctrl-C (``KeyboardInterrupt``) stops the search:
+no trial starts after it, the running ones are recorded as failed (:data:`INTERRUPTED_REASON`;
+trials in other threads stop at their next batch, forked search processes are stopped, as they
+ignore SIGINT and leave it to the parent) and the trials finished so far make the result, with a
+warning and nothing retrained; with no finished trial, or on a second Ctrl-C while trials in
+threads are stopping, ``KeyboardInterrupt`` propagates.
 
 Parallelism, storages, workers
 ------------------------------
@@ -174,6 +179,10 @@ _log = logging.getLogger("automm.search")
 
 class SearchError(AutoMMError):
     """No trial of the search produced a model; the message lists the trials' reasons."""
+
+
+class SearchInterrupted(AutoMMError):
+    """Stops a trial running in another thread than the one Ctrl-C interrupted."""
 
 
 class TimeLimitExceeded(AutoMMError):
@@ -515,7 +524,12 @@ class _Context:
     hard_grace: float = 10.0              # seconds past the deadline before a trial is interrupted
     attempts: int = 0                     # trials this process started
     trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
+    interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: start nothing more
+    aborted: bool = False                 # Ctrl-C twice: no result
 
+
+#: The failure reason of a trial stopped by Ctrl-C.
+INTERRUPTED_REASON = "interrupted (KeyboardInterrupt)"
 
 #: A bag's report after its fold ``k`` goes at step ``FOLD_REPORT_STEP + k``, past any epoch.
 FOLD_REPORT_STEP = 10_000
@@ -544,8 +558,9 @@ class _TrialReporter(Callback):
     (see :data:`PRUNING_WARMUP_FRACTION`)."""
 
     def __init__(self, trial: Any, report: bool, prunable: bool = True, fold_reports: bool = False,
-                 warmup_fraction: float = 0.0):
+                 warmup_fraction: float = 0.0, interrupted: threading.Event | None = None):
         self.trial, self.report, self.prunable = trial, report, prunable
+        self.interrupted = interrupted
         self.fold_reports = report and fold_reports
         self.warmup_fraction = float(warmup_fraction)
         self.pruned_reason: str | None = None
@@ -553,6 +568,11 @@ class _TrialReporter(Callback):
     @property
     def pruned(self) -> bool:
         return self.pruned_reason is not None
+
+    def on_batch_end(self, trainer, loss: float) -> None:
+        # Ctrl-C reaches the main thread only: trials in other threads (one per GPU) stop here
+        if self.interrupted is not None and self.interrupted.is_set():
+            raise SearchInterrupted("the search was interrupted (KeyboardInterrupt)")
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         if not self.report:
@@ -687,6 +707,17 @@ def _measure_latency(model, data: PreparedData, batch_size: int, device: torch.d
 
 
 def _objective(trial, ctx: _Context):
+    """Train and score the configuration of ``trial`` (see :func:`_run_objective`); a trial cut
+    short by Ctrl-C is recorded as interrupted before the study marks it failed."""
+    try:
+        return _run_objective(trial, ctx)
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            trial.set_user_attr(_ATTR + "reason", INTERRUPTED_REASON)
+        raise
+
+
+def _run_objective(trial, ctx: _Context):
     import optuna
 
     storage, settings = ctx.storage, ctx.settings
@@ -717,7 +748,8 @@ def _objective(trial, ctx: _Context):
     step_pruner = isinstance(trial.study.pruner, (optuna.pruners.PercentilePruner, ArchitectureMedianPruner))
     reporter = _TrialReporter(trial, report=len(settings.objectives) == 1, prunable=not warm_start,
                               fold_reports=step_pruner,
-                              warmup_fraction=PRUNING_WARMUP_FRACTION if settings.pruner == "median" else 0.0)
+                              warmup_fraction=PRUNING_WARMUP_FRACTION if settings.pruner == "median" else 0.0,
+                              interrupted=ctx.interrupted)
     heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.HEARTBEAT_INTERVAL) if ctx.heartbeat
                  else contextlib.nullcontext())
     start = time.monotonic()
@@ -879,6 +911,8 @@ def _stop_reason(study, ctx: _Context) -> str | None:
     of a typical unpruned trial's time is left (at most 30 s), since a trial cut that short
     (or pruned) cannot join the result; pruned trials do not count as typical, so that a search
     that prunes most trials does not start one in its last seconds."""
+    if ctx.interrupted.is_set():
+        return "interrupted"
     attrs = study.user_attrs
     if attrs.get(_STATUS) == "done":
         return "the study is finished"
@@ -908,8 +942,25 @@ def _worker_loop(ctx: _Context, study) -> int:
             study.optimize(lambda trial: _objective(trial, ctx), n_trials=1, catch=(Exception,))
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # this worker was declared lost meanwhile; its trial is retried elsewhere
+        except Exception as exc:
+            # Ctrl-C inside Optuna's bookkeeping of a trial can surface as another error
+            # (its handler's own failure); it is still the user's interrupt
+            if _during_interrupt(exc):
+                raise KeyboardInterrupt from exc
+            raise
         ran += 1
         release_memory()
+
+
+def _during_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a ``KeyboardInterrupt`` was being handled."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def release_memory() -> None:
@@ -940,6 +991,9 @@ def _child_main(ctx: _Context, storage_ref: tuple[str, Any], index: int, threads
     """Entry point of a forked search process."""
     import optuna
 
+    # Ctrl-C in a terminal reaches the whole process group: the parent alone handles it (it
+    # stops this process and records its running trial as interrupted)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         torch.set_num_threads(threads)
         ctx.storage = make_storage(*storage_ref)
@@ -971,17 +1025,36 @@ def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: i
         for device in devices:
             ctx.device_queue.put(device)
         errors: list[BaseException] = []
+        stopped: list[int] = []
 
-        def loop() -> None:
+        def loop(index: int) -> None:
             try:
                 _worker_loop(ctx, study)
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
-        threads = [threading.Thread(target=loop, name=f"automm-gpu-{i}") for i in range(len(devices))]
+            finally:
+                stopped.append(index)
+
+        def wait_for_threads() -> None:
+            # polled, not Thread.join: a join interrupted by Ctrl-C can return early on later
+            # calls (CPython before 3.13), before the thread has stopped
+            while len(stopped) < len(threads):
+                time.sleep(0.05)
+            for t in threads:
+                t.join()
+
+        threads = [threading.Thread(target=loop, args=(i,), name=f"automm-gpu-{i}") for i in range(len(devices))]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            wait_for_threads()
+        except KeyboardInterrupt:  # the other threads' trials stop at their next batch
+            ctx.interrupted.set()
+            try:
+                wait_for_threads()
+            except KeyboardInterrupt:  # Ctrl-C again: stop waiting, no result
+                ctx.aborted = True
+            raise
         if errors:
             raise errors[0]
         return
@@ -1006,7 +1079,11 @@ def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: i
             child.start()
             children.append(child)
         torch.set_num_threads(threads)
-        _worker_loop(ctx, study)
+        try:
+            _worker_loop(ctx, study)
+        except KeyboardInterrupt:
+            ctx.interrupted.set()
+            raise
         for child in children:
             timeout = None if ctx.deadline is None else max(1.0, ctx.deadline - time.monotonic() + 10.0)
             child.join(timeout)
@@ -1021,7 +1098,10 @@ def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: i
             if child.is_alive():  # pragma: no cover
                 child.kill()
                 child.join()
-        if stopped:
+        if ctx.interrupted.is_set():  # (a child interrupted between trials may leave one running)
+            _fail_trials_of(study, ctx.storage, {f"{socket.gethostname()}:{child.pid}" for child in children},
+                            INTERRUPTED_REASON)
+        elif stopped:
             _fail_trials_of(study, ctx.storage, {f"{socket.gethostname()}:{pid}" for pid in stopped},
                             "stopped at the time limit (its process was terminated)")
 
@@ -1245,14 +1325,32 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                     study.enqueue_trial({}, user_attrs={_ATTR + "preset": index})
             try:
                 _run_processes(ctx, study, (kind, value), n_jobs, devices)
+            except KeyboardInterrupt:
+                ctx.interrupted.set()
+                _fail_trials_of(study, storage, {ctx.worker_tag}, INTERRUPTED_REASON)
+                if ctx.aborted or not _usable_trials(study.get_trials(deepcopy=False)):
+                    raise
             finally:
                 with contextlib.suppress(Exception):
                     study.set_user_attr(_STATUS, "done")
-            result = _conclude(estimator, study, ctx, deadline)
+            if ctx.interrupted.is_set():
+                finished = len(_usable_trials(study.get_trials(deepcopy=False)))
+                warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
+                              f"trials finished so far (leaderboard_ lists every trial)", stacklevel=5)
+            # after Ctrl-C, nothing is retrained: the user asked for the result now
+            result = _conclude(estimator, study, ctx, time.monotonic() if ctx.interrupted.is_set() else deadline)
         result.extras["study_name_"] = study_name
         return result
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _usable_trials(trials: Sequence[Any]) -> list[Any]:
+    """Finished or pruned trials with a score: those whose model can be the result."""
+    from optuna.trial import TrialState
+
+    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            and math.isfinite(_trial_score(t)) and not t.user_attrs.get(_ATTR + "skipped")]
 
 
 def _trial_score(t) -> float:
@@ -1305,8 +1403,7 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
 
     trials = study.get_trials(deepcopy=False)
     leaderboard = leaderboard_frame(trials, ctx.settings.objectives)
-    usable = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-              and math.isfinite(_trial_score(t)) and not t.user_attrs.get(_ATTR + "skipped")]
+    usable = _usable_trials(trials)
     if not usable:
         failed = [t for t in trials if t.state == TrialState.FAIL]
         reasons = "; ".join(f"trial {t.number}: {t.user_attrs.get(_ATTR + 'reason', 'unknown reason')}"
@@ -1380,14 +1477,15 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
-        print(f"[automm] {_summary(leaderboard, extras.get('ensemble_'), best_number, best.best_score)}", flush=True)
+        print(f"[automm] {_summary(leaderboard, extras.get('ensemble_'), best_number, best.best_score, ctx.interrupted.is_set())}",
+              flush=True)
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=best.best_score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras)
     return result
 
 
-def _summary(leaderboard, ensemble, best_number: int, best_score: float) -> str:
+def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool = False) -> str:
     """One line on what the search did (its trials as ``leaderboard_`` lists them) and what it
     kept (printed when ``verbose``)."""
     import pandas as pd
@@ -1405,7 +1503,7 @@ def _summary(leaderboard, ensemble, best_number: int, best_score: float) -> str:
                 f"{ensemble.pooling} pooling")
     else:
         kept = f"trial {best_number} (holdout score {best_score:.4f})"
-    return f"search done: {len(leaderboard)} trials ({counts}){took}; kept {kept}"
+    return f"search {'interrupted' if interrupted else 'done'}: {len(leaderboard)} trials ({counts}){took}; kept {kept}"
 
 
 # ==========================================================================================

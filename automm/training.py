@@ -65,6 +65,9 @@ class TrainingConfig:
     amp: bool = False
     deadline: float | None = None  # time.monotonic() value; None = no limit
     seed: int = 0
+    #: on ``KeyboardInterrupt`` (Ctrl-C) after at least one epoch was scored: stop, keep the
+    #: best epoch so far and set ``Trainer.interrupted`` (as skorch does), instead of raising.
+    stop_on_interrupt: bool = False
 
 
 class Callback:
@@ -238,6 +241,7 @@ class Trainer:
         self.last_raw_loss = math.nan
         self.should_stop = False
         self.stop_reason = ""
+        self.interrupted = False
         self.steps = 0
         self.generator = torch.Generator()
         self.generator.manual_seed(config.seed)
@@ -426,6 +430,11 @@ class Trainer:
                     break
                 self.run_epoch(epoch, train_loader, valid_loader, valid_targets)
                 self.plan_remaining_epochs(epoch)
+        except KeyboardInterrupt:
+            if not self.config.stop_on_interrupt or self.best_state is None:
+                raise
+            self.interrupted = True
+            self.stop_reason = f"interrupted (KeyboardInterrupt) in epoch {len(self.history) + 1}"
         finally:
             for cb in self.callbacks:
                 cb.on_train_end(self)

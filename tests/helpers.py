@@ -1,4 +1,10 @@
-"""Small settings that keep estimator tests CPU-sized (seconds each)."""
+"""Small settings that keep estimator tests CPU-sized (seconds each), and test callbacks."""
+
+import signal
+import threading
+import time
+
+from automm.training import Callback
 
 TINY = dict(
     encoders={"image": {"name": "cnn", "image_size": 32, "width": 8, "depth": 2, "output_dim": 32},
@@ -25,3 +31,30 @@ def forward_rows(model, values):
     batch = BatchCollator(encoders)([dataset[i] for i in range(len(dataset))])
     with torch.no_grad():
         return model(batch["inputs"], batch["masks"]).numpy()
+
+
+class CtrlC(Callback):
+    """Sends SIGINT to the main thread (as Ctrl-C in a terminal does) at the first batch of
+    epoch ``epoch`` of the ``at``-th training run it sees, so that the interrupt lands inside
+    that run."""
+
+    def __init__(self, at: int = 1, epoch: int = 1):
+        self.at, self.epoch = at, epoch
+        self.runs, self.sent, self.lock = 0, False, threading.Lock()
+        self.epochs: dict[int, int] = {}  # thread -> epoch of its current run
+
+    def on_train_begin(self, trainer) -> None:
+        with self.lock:
+            self.runs += 1
+
+    def on_epoch_begin(self, trainer, epoch: int) -> None:
+        self.epochs[threading.get_ident()] = epoch
+
+    def on_batch_end(self, trainer, loss: float) -> None:
+        with self.lock:  # (trials in threads share this callback: one signal only)
+            send = (self.runs >= self.at and self.epochs.get(threading.get_ident(), 1) >= self.epoch
+                    and not self.sent)
+            self.sent = self.sent or send
+        if send:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.5)  # (in the main thread the signal interrupts this sleep)

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from automm import AutoMM, AutoMMClassifier, AutoMMRegressor, InputError, NotFittedError, UnknownComponentError
+from automm.training import Callback
 
 from helpers import tiny
 
@@ -170,3 +171,44 @@ def test_predict_before_fit_and_wrong_number_of_inputs(fitted, emoji_split):
         fitted.predict(test["name"].tolist())
     with pytest.raises(InputError, match="shape"):
         fitted.predict(np.zeros((3, 4, 4, 7)), ["a", "b", "c"])
+
+
+# ---------------------------------------------------------------- Ctrl-C and failed fits
+
+
+def test_ctrl_c_ends_training_with_the_best_epoch_so_far(emoji_split, monkeypatch):
+    from helpers import CtrlC
+
+    train, test = emoji_split
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(epoch=3)])
+    model = AutoMM(**tiny(max_epochs=20))
+    with pytest.warns(UserWarning, match=r"fit interrupted \(KeyboardInterrupt\) after 2 epochs: kept epoch [12]"):
+        assert model.fit(train["name"].tolist(), train["category"].tolist()) is model
+    assert len(model.history_) == 2 and model.best_epoch_ in (1, 2)
+    assert model.stop_reason_ == "interrupted (KeyboardInterrupt) in epoch 3"
+    assert model.predict(test["name"].tolist()[:4]).shape == (4,)
+
+
+def test_a_fit_that_raises_keeps_the_earlier_model(emoji_split, monkeypatch):
+    from helpers import CtrlC
+
+    train, test = emoji_split
+    texts = test["name"].tolist()
+    model = AutoMM(**tiny(max_epochs=1)).fit(train["name"].tolist(), train["category"].tolist())
+    before, classes, model_ = model.predict_proba(texts), model.classes_, model.model_
+    relabelled = ["even" if i % 2 else "odd" for i in range(len(train))]
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(epoch=1)])  # before any epoch ends
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(train["name"].tolist(), relabelled)
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [Exploding()])
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(train["image"].tolist(), train["name"].tolist(), relabelled)
+    # not a mix of the new labels (or inputs) and the old network
+    assert model.model_ is model_ and list(model.classes_) == list(classes) and model.input_positional_
+    assert len(model.inputs_) == 1
+    np.testing.assert_array_equal(model.predict_proba(texts), before)
+
+
+class Exploding(Callback):
+    def on_epoch_end(self, trainer, record) -> None:
+        raise RuntimeError("boom")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +24,8 @@ from automm import search, search_space, storage as automm_storage
 from automm.data import InputSpec
 from automm.ensemble import greedy_selection
 from automm.search import SearchError, SearchSpace
+
+from helpers import CtrlC
 
 # Text-only, tiny components (fixed by dicts: the search varies dropouts, n-gram ranges,
 # augmentations and training hyperparameters): a trial takes a fraction of a second.
@@ -651,7 +655,7 @@ def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, 
 
     study = optuna.create_study()
     ctx = SimpleNamespace(deadline=time.monotonic() + 10, durations=[60.0, 80.0], attempts=3,
-                          settings=SimpleNamespace(n_trials=None))
+                          settings=SimpleNamespace(n_trials=None), interrupted=threading.Event())
     assert search._stop_reason(study, ctx) == "time limit reached"  # 10 s left < a quarter of 70 s
     ctx.deadline = time.monotonic() + 25
     assert search._stop_reason(study, ctx) is None
@@ -1311,3 +1315,90 @@ def test_the_model_pool_keeps_the_linear_and_neighbors_models_whatever_their_ran
     multi.offer(0, (0.5, 1.0), candidate(LINEAR_SOLVER))
     multi.offer(1, (0.6, 0.5), candidate())
     assert sorted(multi.entries) == [1]
+
+
+def test_ctrl_c_stops_the_search_and_the_finished_trials_make_the_model(texts, monkeypatch):
+    X, y, X_test, _ = texts
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=3)])
+    model = AutoMM(**small(n_trials=8, ensemble_size=1, pruner="none", verbose=1))
+    with pytest.warns(UserWarning, match=r"search interrupted \(KeyboardInterrupt\): the model is chosen from the "
+                                         r"2 trials finished so far"):
+        assert model.fit(X, y) is model
+    board = model.leaderboard_.set_index("number")
+    assert sorted(board.index) == [0, 1, 2]  # nothing started after the interrupt
+    assert (board.loc[[0, 1], "state"] == "COMPLETE").all()
+    assert board.loc[2, "state"] == "FAIL" and board.loc[2, "reason"] == search.INTERRUPTED_REASON
+    assert model.best_trial_ in (0, 1) and model.predict(X_test[:4]).shape == (4,)
+
+
+def test_ctrl_c_before_any_trial_finished_raises_and_keeps_the_earlier_model(texts, monkeypatch):
+    X, y, X_test, _ = texts
+    model = AutoMM(**small(n_trials=2, ensemble_size=1)).fit(X, y)
+    before, classes, board = model.predict_proba(X_test), model.classes_, model.leaderboard_
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X[:60], ["a" if i % 2 else "b" for i in range(60)])
+    assert list(model.classes_) == list(classes) and model.leaderboard_ is board
+    np.testing.assert_array_equal(model.predict_proba(X_test), before)
+
+
+def test_ctrl_c_stops_trials_running_in_other_threads(texts, monkeypatch):
+    # one trial per GPU runs in threads; Ctrl-C reaches the main thread only. Two CPU
+    # "devices" take the same path here.
+    X, y, _, _ = texts
+    monkeypatch.setattr(search, "_cuda_devices", lambda data, requested: [torch.device("cpu")] * 2)
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=4)])
+    params = small(n_trials=30, ensemble_size=1, pruner="none", max_epochs=30)
+    with pytest.warns(UserWarning, match="search interrupted"):
+        model = AutoMM(**params).fit(X, y)
+    assert not [t for t in threading.enumerate() if t.name.startswith("automm-gpu")]  # all stopped
+    board = model.leaderboard_
+    assert len(board) < 30 and (board["state"] != "RUNNING").all()
+    assert (board["state"] == "COMPLETE").sum() >= 1
+    stopped = board[board["state"] == "FAIL"]["reason"]
+    assert len(stopped) >= 1 and stopped.str.contains("interrupted").all()
+
+
+INTERRUPT_SCRIPT = r"""
+import json, sys, warnings
+from automm import AutoMM
+from automm.datasets import load_emoji_sample
+frame = load_emoji_sample()
+train = frame[frame.split == "train"].head(120)
+model = AutoMM(**json.loads(sys.argv[1]))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model.fit(train["name"].tolist(), train["category"].tolist())
+print("RESULT", json.dumps({"states": model.leaderboard_["state"].tolist(), "reasons": model.leaderboard_["reason"].tolist(),
+                            "warnings": [str(w.message) for w in caught], "predicted": len(model.predict(["cat face"]))}))
+"""
+
+
+def test_ctrl_c_in_a_terminal_stops_a_search_running_in_two_processes(tmp_path):
+    # a real Ctrl-C: SIGINT to the whole process group (the fit and its forked search process)
+    params = small(n_trials=200, n_jobs=2, ensemble_size=1, pruner="none", max_epochs=6, verbose=1)
+    env = dict(os.environ, OMP_NUM_THREADS="1", AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1", TMPDIR=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, json.dumps(params)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    try:
+        for line in process.stdout:  # wait for three finished trials
+            lines.append(line)
+            if sum(": score " in seen for seen in lines) >= 3:
+                break
+        os.killpg(process.pid, signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    out = "".join(lines) + out
+    assert process.returncode == 0, out
+    result = json.loads(out.split("RESULT ", 1)[1])
+    # (a trial may print its score and be interrupted before the study records it)
+    assert result["states"].count("COMPLETE") >= 2 and "RUNNING" not in result["states"], out
+    assert len(result["states"]) < 200 and result["predicted"] == 1
+    failed = [r for s, r in zip(result["states"], result["reasons"]) if s == "FAIL"]
+    assert all(r == search.INTERRUPTED_REASON for r in failed), out
+    assert any("search interrupted" in w for w in result["warnings"]), out
+    assert "Traceback" not in out, out
