@@ -41,7 +41,9 @@ study (finished ones of a resumed study count; :data:`DEFAULT_N_TRIALS` when nei
 given). A trial that raises (NaN loss, out of memory, a broken plugin, ...) is recorded as failed with its reason and the search goes on (CUDA out of
 memory first retries with half the batch size); ``fit`` raises :class:`SearchError` with the
 reasons only when no trial produced a model. Ctrl-C (``KeyboardInterrupt``) stops the search:
-no trial starts after it, the running ones are recorded as failed (:data:`INTERRUPTED_REASON`;
+no trial starts after it, a trial that has trained is recorded in full first (in the main
+thread the interrupt lands only inside a trial's training, see :class:`_InterruptGate`), the
+ones still training are recorded as failed (:data:`INTERRUPTED_REASON`;
 trials in other threads stop at their next batch, forked search processes are stopped, as they
 ignore SIGINT and leave it to the parent) and the trials finished so far make the result, with a
 warning and nothing retrained; with no finished trial, or on a second Ctrl-C while trials in
@@ -504,6 +506,56 @@ class _ModelPool:
 # One trial
 # ==========================================================================================
 
+class _InterruptGate:
+    """Lets Ctrl-C (SIGINT, raised as ``KeyboardInterrupt``) land where a search loses nothing
+    but the trial in training: inside :meth:`open` blocks (a trial's training). Elsewhere in a
+    :meth:`closed` block (sampling, keeping a trained model, Optuna's record of a finished trial)
+    an interrupt is held, and raised when the block ends or the next :meth:`open` block begins.
+    Acts in the main thread, with Python's default SIGINT handler in place; else a no-op."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.active = False
+
+    def _hold(self, signum, frame) -> None:
+        self.pending = True
+
+    @staticmethod
+    def _applies() -> bool:
+        return (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+    @contextlib.contextmanager
+    def closed(self):
+        if self.active or not self._applies():
+            yield
+            return
+        self.pending, self.active = False, True
+        signal.signal(signal.SIGINT, self._hold)
+        try:
+            yield
+        finally:
+            self.active = False
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def open(self):
+        if not self.active or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            if self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+            yield
+        finally:
+            signal.signal(signal.SIGINT, self._hold)
+
+
 @dataclass
 class _Context:
     """Everything a search process needs to run trials (inherited by forked processes)."""
@@ -526,6 +578,7 @@ class _Context:
     trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
     interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: start nothing more
     aborted: bool = False                 # Ctrl-C twice: no result
+    interrupt_gate: _InterruptGate = field(default_factory=_InterruptGate)
 
 
 #: The failure reason of a trial stopped by Ctrl-C.
@@ -757,7 +810,7 @@ def _run_objective(trial, ctx: _Context):
         trial_deadline = _trial_deadline(ctx, warm_start=warm_start)
         hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
         with heartbeat:
-            with _hard_stop(hard_deadline):
+            with _hard_stop(hard_deadline), ctx.interrupt_gate.open():
                 candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
             if not math.isfinite(float(candidate.best_score)):
                 raise FloatingPointError("no finite validation score")
@@ -933,21 +986,23 @@ def _worker_loop(ctx: _Context, study) -> int:
 
     ran = 0
     while True:
-        if ctx.heartbeat:
-            _fail_lost_trials(study, ctx.storage)
-        if _stop_reason(study, ctx) is not None:
-            return ran
-        ctx.attempts += 1
-        try:
-            study.optimize(lambda trial: _objective(trial, ctx), n_trials=1, catch=(Exception,))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # this worker was declared lost meanwhile; its trial is retried elsewhere
-        except Exception as exc:
-            # Ctrl-C inside Optuna's bookkeeping of a trial can surface as another error
-            # (its handler's own failure); it is still the user's interrupt
-            if _during_interrupt(exc):
-                raise KeyboardInterrupt from exc
-            raise
+        with ctx.interrupt_gate.closed():  # Ctrl-C lands in a trial's training, or after its records
+            if ctx.heartbeat:
+                _fail_lost_trials(study, ctx.storage)
+            if _stop_reason(study, ctx) is not None:
+                return ran
+            ctx.attempts += 1
+            try:
+                study.optimize(lambda trial: _objective(trial, ctx), n_trials=1, catch=(Exception,))
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # this worker was declared lost meanwhile; its trial is retried elsewhere
+            except Exception as exc:
+                # Ctrl-C inside Optuna's bookkeeping of a trial (where the gate does not hold
+                # it: a handler of the user's own) can surface as another error; it is still
+                # the user's interrupt
+                if _during_interrupt(exc):
+                    raise KeyboardInterrupt from exc
+                raise
         ran += 1
         release_memory()
 
@@ -1336,7 +1391,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             if ctx.interrupted.is_set():
                 finished = len(_usable_trials(study.get_trials(deepcopy=False)))
                 warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
-                              f"trials finished so far (leaderboard_ lists every trial)", stacklevel=5)
+                              f"trial{'s' if finished != 1 else ''} finished so far (leaderboard_ lists every trial)",
+                              stacklevel=5)
             # after Ctrl-C, nothing is retrained: the user asked for the result now
             result = _conclude(estimator, study, ctx, time.monotonic() if ctx.interrupted.is_set() else deadline)
         result.extras["study_name_"] = study_name

@@ -1331,6 +1331,25 @@ def test_ctrl_c_stops_the_search_and_the_finished_trials_make_the_model(texts, m
     assert model.best_trial_ in (0, 1) and model.predict(X_test[:4]).shape == (4,)
 
 
+def test_ctrl_c_after_a_trial_trained_keeps_that_trial(texts, monkeypatch):
+    # an interrupt while a trained trial is being recorded waits for the record to be complete
+    X, y, _, _ = texts
+    keep = search._keep
+
+    def keep_then_ctrl_c(ctx, trial, key, candidate):
+        if trial.number == 1:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.2)
+        keep(ctx, trial, key, candidate)
+
+    monkeypatch.setattr(search, "_keep", keep_then_ctrl_c)
+    with pytest.warns(UserWarning, match="chosen from the 2 trials finished so far"):
+        model = AutoMM(**small(n_trials=8, ensemble_size=2, pruner="none")).fit(X, y)
+    board = model.leaderboard_.set_index("number")
+    assert sorted(board.index) == [0, 1] and (board["state"] == "COMPLETE").all()
+    assert model.best_trial_ in (0, 1)
+
+
 def test_ctrl_c_before_any_trial_finished_raises_and_keeps_the_earlier_model(texts, monkeypatch):
     X, y, X_test, _ = texts
     model = AutoMM(**small(n_trials=2, ensemble_size=1)).fit(X, y)
