@@ -1136,12 +1136,12 @@ def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: i
         torch.set_num_threads(threads)
         try:
             _worker_loop(ctx, study)
+            for child in children:
+                timeout = None if ctx.deadline is None else max(1.0, ctx.deadline - time.monotonic() + 10.0)
+                child.join(timeout)
         except KeyboardInterrupt:
             ctx.interrupted.set()
             raise
-        for child in children:
-            timeout = None if ctx.deadline is None else max(1.0, ctx.deadline - time.monotonic() + 10.0)
-            child.join(timeout)
     finally:
         torch.set_num_threads(previous)
         stopped = []
@@ -1153,7 +1153,7 @@ def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: i
             if child.is_alive():  # pragma: no cover
                 child.kill()
                 child.join()
-        if ctx.interrupted.is_set():  # (a child interrupted between trials may leave one running)
+        if ctx.interrupted.is_set():  # the trials the stopped processes were running
             _fail_trials_of(study, ctx.storage, {f"{socket.gethostname()}:{child.pid}" for child in children},
                             INTERRUPTED_REASON)
         elif stopped:
