@@ -240,15 +240,29 @@ def _read_json(path: Path) -> dict:
     return value
 
 
-def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
-    """Rebuild an estimator saved by :func:`save_model`."""
+def read_model_files(directory: Path, inputs: list, config: dict, n_outputs: int):
+    """The model that :func:`write_model_files` wrote into ``directory``, built from ``config``
+    (on the CPU, in evaluation mode); :class:`ModelFormatError` when its files cannot be read
+    or do not match ``config``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from .pipeline import build_model
+
+    model = build_model(inputs, config, n_outputs, states=_read_json(directory / PREPROCESSING))
+    try:
+        model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+    except (RuntimeError, OSError, SafetensorError) as exc:
+        raise ModelFormatError(f"{directory / WEIGHTS}: weights cannot be read or do not match the described "
+                               f"model: {exc}") from None
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
+    """Rebuild an estimator saved by :func:`save_model`."""
     from . import estimator as estimator_module
     from . import registry
     from .data import InputSpec
-    from .pipeline import build_model
     from .training import resolve_device
 
     directory = Path(path)
@@ -259,8 +273,6 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     if manifest.get("format") != "automm-model" or manifest.get("format_version", 0) > FORMAT_VERSION:
         raise ModelFormatError(f"{manifest_path}: unsupported format {manifest.get('format')!r} version "
                                f"{manifest.get('format_version')!r}; this automm reads version {FORMAT_VERSION}")
-    preprocessing = _read_json(directory / PREPROCESSING)
-
     reg = registry.get_registry()
     for info in manifest["components"]:
         try:
@@ -276,12 +288,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     config = manifest["config"]
-    model = build_model(inputs, config, manifest["n_outputs"], states=preprocessing)
-    try:
-        model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
-    except (RuntimeError, OSError, SafetensorError) as exc:
-        raise ModelFormatError(f"{directory / WEIGHTS}: weights cannot be read or do not match the described "
-                               f"model: {exc}") from None
+    model = read_model_files(directory, inputs, config, manifest["n_outputs"])
     device_ = resolve_device(device)
     estimator.model_ = model.to(device_).eval()
     estimator.device_ = device_
@@ -325,11 +332,7 @@ def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, d
     """The ensemble of a model directory (its first member is the already loaded model)."""
     import re
 
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from .ensemble import POOLINGS, Ensemble, EnsembleMember
-    from .pipeline import build_model
 
     members = []
     for k, info in enumerate(manifest["ensemble"]["members"]):
@@ -341,12 +344,10 @@ def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, d
         else:
             member_dir = directory / path
             try:
-                states = _read_json(member_dir / PREPROCESSING)
-                model = build_model(inputs, info["config"], manifest["n_outputs"], states=states)
-                model.load_state_dict(load_file(str(member_dir / WEIGHTS)), strict=True)
-            except (RuntimeError, OSError, ValueError, SafetensorError, ModelFormatError) as exc:
+                model = read_model_files(member_dir, inputs, info["config"], manifest["n_outputs"])
+            except (RuntimeError, OSError, ValueError, ModelFormatError) as exc:
                 raise ModelFormatError(f"{member_dir}: ensemble member {k} cannot be loaded: {exc}") from None
-            model = model.to(device).eval()
+            model = model.to(device)
         score = info.get("score")
         temperature = info.get("temperature", 1.0)
         if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:

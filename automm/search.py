@@ -140,7 +140,7 @@ from .leaderboard import choose_from_pareto, leaderboard_frame, pareto_frame, se
 from .linear import LINEAR_SOLVER
 from .neighbors import NEIGHBORS_SOLVER
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
-                       build_model, scale_frozen_batch, train_bagged, train_candidate)
+                       scale_frozen_batch, train_bagged, train_candidate)
 from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -421,17 +421,13 @@ def _write_candidate(candidate: Candidate, directory: Path) -> None:
 
 
 def _read_candidate(directory: Path, data: PreparedData) -> Candidate:
-    from safetensors.torch import load_file
+    from .persistence import read_model_files
 
     with open(directory / "candidate.json", encoding="utf-8") as handle:
         meta = json.load(handle)
 
     def read_model(folder: Path):
-        with open(folder / "preprocessing.json", encoding="utf-8") as handle:
-            states = json.load(handle)
-        model = build_model(data.inputs, meta["config"], meta["n_outputs"], states=states)
-        model.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
-        return model.to(data.device).eval()
+        return read_model_files(folder, data.inputs, meta["config"], meta["n_outputs"]).to(data.device)
 
     def read_array(name: str) -> np.ndarray | None:
         path = directory / name
