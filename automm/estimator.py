@@ -192,9 +192,10 @@ class AutoMM(BaseEstimator):
         requested = self._forced_problem_type or self.problem_type
         if requested == "regression":
             try:
-                return "regression" if np.asarray(y, dtype=float) is not None else "regression"
+                np.asarray(y, dtype=float)
             except (TypeError, ValueError):
                 raise InputError("y: regression needs numeric labels") from None
+            return "regression"
         kind = type_of_target(y)
         if requested == "auto":
             if kind == "continuous" or _looks_like_regression(y):
