@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -45,6 +46,25 @@ class _Out:
     @staticmethod
     def result(text: str = "") -> None:
         print(text, file=sys.stdout)
+
+
+@contextlib.contextmanager
+def _warnings_as_messages(quiet: bool, debug: bool):
+    """Warnings raised while a command runs, as ``automm: warning: ...`` lines on stderr (none
+    when ``quiet``; Python's own format, with the source line, under ``--debug``)."""
+    if debug:
+        yield
+        return
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        else:
+            def show(message, category, filename, lineno, file=None, line=None) -> None:
+                kind = "" if category is UserWarning else f" ({category.__name__})"
+                print(f"{PROG}: warning{kind}: {message}", file=sys.stderr, flush=True)
+
+            warnings.showwarning = show
+        yield
 
 
 def _format_value(value: Any) -> str:
@@ -557,8 +577,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False) or args.top_debug)
     from .recipes import RecipeError
 
+    quiet = bool(getattr(args, "quiet", False) or getattr(args, "json", False))
     try:
-        code = args.func(args)
+        with _warnings_as_messages(quiet, debug):
+            code = args.func(args)
         sys.stdout.flush()
         return code
     except RecipeError as exc:

@@ -396,3 +396,25 @@ def test_console_script(runs):
     assert result.code == 0 and result.out.startswith("automm ")
 
 
+
+
+def test_warnings_are_short_messages_on_stderr(capsys, monkeypatch):
+    import warnings
+
+    import automm.cli as cli
+
+    def warns(args):
+        warnings.warn("search interrupted: kept what finished")
+        warnings.warn("overflow", RuntimeWarning)
+        return cli.EXIT_OK
+    monkeypatch.setattr(cli, "cmd_plugins", warns)
+    result = run(capsys, "plugins")
+    assert result.code == 0 and result.out == ""
+    assert result.err.splitlines() == ["automm: warning: search interrupted: kept what finished",
+                                       "automm: warning (RuntimeWarning): overflow"]
+    with warnings.catch_warnings(record=True) as caught:  # --debug: left to Python's warnings
+        warnings.simplefilter("always")
+        result = run(capsys, "plugins", "--debug")
+    assert "automm: warning" not in result.err and [w.category for w in caught] == [UserWarning, RuntimeWarning]
+    result = run(capsys, "plugins", "--quiet")
+    assert result.code == 0 and result.err == ""
