@@ -47,7 +47,9 @@ ones still training are recorded as failed (:data:`INTERRUPTED_REASON`;
 trials in other threads stop at their next batch, forked search processes are stopped, as they
 ignore SIGINT and leave it to the parent) and the trials finished so far make the result, with a
 warning and nothing retrained; with no finished trial, or on a second Ctrl-C while trials in
-threads are stopping, ``KeyboardInterrupt`` propagates.
+threads are stopping, ``KeyboardInterrupt`` propagates. With a ``storage``, a retry of each
+interrupted trial is queued: they do not count towards ``n_trials``, and running the same fit
+again resumes the study and trains them first.
 
 Parallelism, storages, workers
 ------------------------------
@@ -936,6 +938,23 @@ def _fail_lost_trials(study, storage) -> None:
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=_storage.MAX_RETRY)(study, frozen)
 
 
+def _retry_interrupted(study) -> None:
+    """Queue a retry of each trial that Ctrl-C cut short (as for a trial of a killed worker):
+    it does not count towards ``n_trials``, and a resumed study trains it again."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=_storage.MAX_RETRY)
+    for t in trials:
+        if (t.state == TrialState.FAIL and t.user_attrs.get(_ATTR + "reason") == INTERRUPTED_REASON
+                and t.number not in retried):
+            retry(study, t)
+
+
 def _has_result(study) -> bool:
     from optuna.trial import TrialState
 
@@ -1379,6 +1398,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             except KeyboardInterrupt:
                 ctx.interrupted.set()
                 _fail_trials_of(study, storage, {ctx.worker_tag}, INTERRUPTED_REASON)
+                if shared:  # the same fit run again resumes the study: it trains them again
+                    _retry_interrupted(study)
                 if ctx.aborted or not _usable_trials(study.get_trials(deepcopy=False)):
                     raise
             finally:

@@ -1421,3 +1421,26 @@ def test_ctrl_c_in_a_terminal_stops_a_search_running_in_two_processes(tmp_path):
     assert all(r == search.INTERRUPTED_REASON for r in failed), out
     assert any("search interrupted" in w for w in result["warnings"]), out
     assert "Traceback" not in out, out
+
+
+def test_a_study_interrupted_by_ctrl_c_resumes_and_retrains_the_interrupted_trial(texts, tmp_path, monkeypatch):
+    X, y, _, _ = texts
+    params = small(n_trials=3, ensemble_size=1, pruner="none", storage=str(tmp_path / "study.log"),
+                   study_name="interrupted")
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])  # in the default, trial 0
+    with pytest.raises(KeyboardInterrupt):  # nothing finished yet
+        AutoMM(**params).fit(X, y)
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=2)])  # in trial 1
+    with pytest.warns(UserWarning, match="from the 1 trial finished so far"):
+        first = AutoMM(**params).fit(X, y)
+    # the default (trial 0, interrupted) was retried, and finished, as trial 1; trial 2 was interrupted
+    assert first.leaderboard_.set_index("number")["state"].to_dict() == {0: "FAIL", 1: "COMPLETE", 2: "FAIL"}
+    monkeypatch.undo()
+    model = AutoMM(**params).fit(X, y)
+    board = model.leaderboard_.set_index("number")
+    assert board.loc[0, "reason"] == f"{search.INTERRUPTED_REASON}; retried as trial 1"
+    assert bool(board.loc[1, "default"]) and board.loc[1, "state"] == "COMPLETE"
+    assert board.loc[2, "reason"] == f"{search.INTERRUPTED_REASON}; retried as trial 3"
+    assert board.loc[3, "params"] == board.loc[2, "params"] and board.loc[3, "state"] == "COMPLETE"
+    # interrupted trials do not count towards n_trials: three finished
+    assert (board["state"] == "COMPLETE").sum() == 3 and len(board) == 5
