@@ -49,7 +49,8 @@ ignore SIGINT and leave it to the parent) and the trials finished so far make th
 warning and nothing retrained; with no finished trial, or on a second Ctrl-C while trials in
 threads are stopping, ``KeyboardInterrupt`` propagates. With a ``storage``, a retry of each
 interrupted trial is queued: they do not count towards ``n_trials``, and running the same fit
-again resumes the study and trains them first.
+again resumes the study and trains them first; a worker (:func:`run_worker`) stopped by Ctrl-C
+queues a retry of its trial the same way, for the study's other processes.
 
 Parallelism, storages, workers
 ------------------------------
@@ -1726,7 +1727,12 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
                                   sampler=_make_sampler(settings, 0), pruner=_make_pruner(settings))
         devices = _cuda_devices(data, estimator.device if estimator is not None else "auto")
         with image_cache():
-            _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
+            try:
+                _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
+            except KeyboardInterrupt:  # another worker (or the fit, resumed) trains the trial again
+                _fail_trials_of(study, storage, {ctx.worker_tag}, INTERRUPTED_REASON)
+                _retry_interrupted(study)
+                raise
         # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
         mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
         return len(mine)

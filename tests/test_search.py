@@ -1444,3 +1444,19 @@ def test_a_study_interrupted_by_ctrl_c_resumes_and_retrains_the_interrupted_tria
     assert board.loc[3, "params"] == board.loc[2, "params"] and board.loc[3, "state"] == "COMPLETE"
     # interrupted trials do not count towards n_trials: three finished
     assert (board["state"] == "COMPLETE").sum() == 3 and len(board) == 5
+
+
+def test_a_worker_stopped_by_ctrl_c_leaves_its_trial_to_be_retried(texts, tmp_path, monkeypatch):
+    X, y, _, _ = texts
+    journal = str(tmp_path / "study.log")
+    AutoMM(**small(n_trials=1, storage=journal, study_name="shared", ensemble_size=1)).fit(X, y)
+    study = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal))
+    study.set_user_attr(search._STATUS, "running")  # as while the fit still runs, with room for more trials
+    study.set_user_attr(search._BUDGET, {"n_trials": 5, "deadline_unix": None, "trial_seconds": None})
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])
+    with pytest.raises(KeyboardInterrupt):
+        automm.search.run_worker(journal, "shared", X, y=y)
+    trials = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal)).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "WAITING"]
+    assert trials[1].user_attrs[search._ATTR + "reason"] == search.INTERRUPTED_REASON
+    assert trials[2].system_attrs["retry_history"] == [1] and trials[2].params == trials[1].params
