@@ -396,7 +396,7 @@ class AutoMM(BaseEstimator):
 
         Ctrl-C (``KeyboardInterrupt``) during a search stops it: the trials finished so far
         make the model, with a warning; without a search it ends training with the best epoch
-        so far. Interrupted before any result (or a second time), and whenever ``fit`` raises,
+        so far (a bagged fit, with its finished fold models). Interrupted before any result (or a second time), and whenever ``fit`` raises,
         the estimator keeps the state it had before the call: a fitted estimator still
         predicts with its earlier model."""
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
@@ -471,9 +471,11 @@ class AutoMM(BaseEstimator):
             from .ensemble import Ensemble, ensemble_members
 
             candidate = train_bagged(data, config, n_folds, deadline=deadline, callbacks=self._extra_callbacks(),
-                                     verbose=self.verbose)
+                                     verbose=self.verbose, stop_on_interrupt=True)
             if candidate.bag is not None:
                 candidate.extras["ensemble_"] = Ensemble(ensemble_members(0, candidate, 1.0), data.problem_type)
+            if candidate.interrupted:
+                warnings.warn(f"fit {candidate.stop_reason}", stacklevel=4)
             return candidate
         candidate = train_candidate(data, config, deadline=deadline, callbacks=self._extra_callbacks(),
                                     verbose=self.verbose, stop_on_interrupt=True)

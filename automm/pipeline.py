@@ -303,7 +303,8 @@ def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarra
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,
                  callbacks: Sequence[Callback] = (), verbose: int = 0,
                  device: torch.device | None = None,
-                 on_fold_end: Callable[[int, int, float], bool] | None = None) -> Candidate:
+                 on_fold_end: Callable[[int, int, float], bool] | None = None,
+                 stop_on_interrupt: bool = False) -> Candidate:
     """Train ``config`` once per fold of a k-fold split of all the rows (training and holdout
     together) and return the bag: its fold models predict by averaging (see
     :mod:`automm.ensemble`), and its score and loss are those of the out-of-fold outputs, one
@@ -316,7 +317,9 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     out-of-fold score of the rows of the folds done so far (computed only then); when it
     returns True (pruned) the bag stops there and comes back the same way, its score that
     partial out-of-fold score. Each fold may use an equal share of the time left before
-    ``deadline``."""
+    ``deadline``. With ``stop_on_interrupt``, Ctrl-C ends the bag with the fold models finished
+    so far (the first fold alone, at its best epoch so far, when it is the one interrupted):
+    ``interrupted`` is set, and there are no out-of-fold or holdout outputs."""
     start = time.monotonic()
     folds = _folds(data, n_folds)
     oof = None
@@ -327,8 +330,24 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
         if deadline is not None:
             fold_deadline = time.monotonic() + (deadline - time.monotonic()) / (n_folds - index)
         fold_data = replace(data, train_index=train_rows, valid_index=valid_rows)
-        fold = train_candidate(fold_data, config, deadline=fold_deadline, callbacks=callbacks if index == 0 else (),
-                               verbose=verbose, device=device)
+        try:
+            fold = train_candidate(fold_data, config, deadline=fold_deadline, callbacks=callbacks if index == 0 else (),
+                                   verbose=verbose, device=device, stop_on_interrupt=stop_on_interrupt)
+        except KeyboardInterrupt:
+            if not (stop_on_interrupt and models):
+                raise
+            fold = None
+        if fold is None or fold.interrupted:
+            if not models:  # the first fold: its best epoch so far
+                return replace(fold, valid_outputs=None, seconds=time.monotonic() - start,
+                               stop_reason=f"{fold.stop_reason} of fold 1 of {n_folds}: kept its epoch "
+                                           f"{fold.best_epoch}")
+            reason = (f"interrupted (KeyboardInterrupt) in fold {index + 1} of {n_folds}: kept the {len(models)} "
+                      f"fold model{'s' if len(models) > 1 else ''} trained")
+            return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
+                             best_score=first.best_score, valid_outputs=None, stop_reason=reason,
+                             seconds=time.monotonic() - start, bag=models if len(models) > 1 else None,
+                             interrupted=True)
         if index == 0:
             first = fold
             if fold.stop_reason.startswith("pruned"):

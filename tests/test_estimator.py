@@ -212,3 +212,27 @@ def test_a_fit_that_raises_keeps_the_earlier_model(emoji_split, monkeypatch):
 class Exploding(Callback):
     def on_epoch_end(self, trainer, record) -> None:
         raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("run, epoch, message, folds", [
+    (3, 1, r"fit interrupted \(KeyboardInterrupt\) in fold 3 of 5: kept the 2 fold models trained", 2),
+    (2, 1, r"fit interrupted \(KeyboardInterrupt\) in fold 2 of 5: kept the 1 fold model trained", 1),
+    (1, 2, r"fit interrupted \(KeyboardInterrupt\) in epoch 2 of fold 1 of 5: kept its epoch 1", 1),
+])
+def test_ctrl_c_ends_a_bagged_fit_with_its_finished_folds(emoji_split, monkeypatch, run, epoch, message, folds):
+    from automm import pipeline
+    from helpers import CtrlC
+
+    train, test = emoji_split
+    train_fold, calls = pipeline.train_candidate, []
+
+    def train_candidate(*args, callbacks=(), **kwargs):  # Ctrl-C in the run-th fold
+        calls.append(1)
+        extra = [CtrlC(epoch=epoch)] if len(calls) == run else []
+        return train_fold(*args, callbacks=[*callbacks, *extra], **kwargs)
+    monkeypatch.setattr(pipeline, "train_candidate", train_candidate)
+    model = AutoMM(**tiny(max_epochs=2, bag_folds=5))
+    with pytest.warns(UserWarning, match=message):
+        model.fit(train["name"].tolist(), train["category"].tolist())
+    kept = len(model.ensemble_.members) if hasattr(model, "ensemble_") else 1
+    assert kept == folds and model.predict(test["name"].tolist()[:4]).shape == (4,)
