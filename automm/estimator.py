@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from typing import Any, Mapping, Sequence
@@ -396,7 +397,10 @@ class AutoMM(BaseEstimator):
 
         Ctrl-C (``KeyboardInterrupt``) during a search stops it: the trials finished so far
         make the model, with a warning; without a search it ends training with the best epoch
-        so far (a bagged fit, with its finished fold models). Interrupted before any result (or a second time), and whenever ``fit`` raises,
+        so far (a bagged fit, with its finished fold models). Called by scikit-learn's model
+        selection (``cross_val_score``, ``GridSearchCV``, ...), where stopping one fit would
+        only move on to the next, Ctrl-C propagates. Interrupted before any result (or a
+        second time), and whenever ``fit`` raises,
         the estimator keeps the state it had before the call: a fitted estimator still
         predicts with its earlier model."""
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
@@ -453,32 +457,33 @@ class AutoMM(BaseEstimator):
             reserve = min(30.0, 0.05 * float(self.time_limit))
             deadline = start + float(self.time_limit) - reserve
         with image_cache():  # decoded images shared by every epoch and trial of this fit
-            candidate = self._fit_candidates(data, config, deadline)
+            candidate = self._fit_candidates(data, config, deadline, graceful=not _called_by_model_selection())
         self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
         return self
 
-    def _fit_candidates(self, data: PreparedData, config: dict, deadline: float | None) -> Candidate:
+    def _fit_candidates(self, data: PreparedData, config: dict, deadline: float | None,
+                        graceful: bool = True) -> Candidate:
         """Train the model(s) and return the one to keep: the search when one is asked for
         (see :func:`automm.search.search_requested`), else the one configuration."""
         from . import search
 
         if search.search_requested(self):
-            return search.run_search(self, data, config, deadline)
+            return search.run_search(self, data, config, deadline, graceful=graceful)
         config = scale_frozen_batch(config, data.inputs, self._frozen_batch_scale())
         n_folds = bag_folds_for(self.bag_folds, data, config)
         if n_folds > 1:
             from .ensemble import Ensemble, ensemble_members
 
             candidate = train_bagged(data, config, n_folds, deadline=deadline, callbacks=self._extra_callbacks(),
-                                     verbose=self.verbose, stop_on_interrupt=True)
+                                     verbose=self.verbose, stop_on_interrupt=graceful)
             if candidate.bag is not None:
                 candidate.extras["ensemble_"] = Ensemble(ensemble_members(0, candidate, 1.0), data.problem_type)
             if candidate.interrupted:
                 warnings.warn(f"fit {candidate.stop_reason}", stacklevel=4)
             return candidate
         candidate = train_candidate(data, config, deadline=deadline, callbacks=self._extra_callbacks(),
-                                    verbose=self.verbose, stop_on_interrupt=True)
+                                    verbose=self.verbose, stop_on_interrupt=graceful)
         if candidate.interrupted:
             warnings.warn(f"fit interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept "
                           f"epoch {candidate.best_epoch} (holdout score {candidate.best_score:.4f})", stacklevel=4)
@@ -642,6 +647,17 @@ class AutoMM(BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _called_by_model_selection() -> bool:
+    """Whether this ``fit`` runs inside scikit-learn's model selection (cross-validation, grid
+    search): a frame of ``sklearn.model_selection`` on the call stack."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("sklearn.model_selection"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _is_learned(name: str) -> bool:

@@ -46,8 +46,9 @@ thread the interrupt lands only inside a trial's training, see :class:`_Interrup
 ones still training are recorded as failed (:data:`INTERRUPTED_REASON`;
 trials in other threads stop at their next batch, forked search processes are stopped, as they
 ignore SIGINT and leave it to the parent) and the trials finished so far make the result, with a
-warning and nothing retrained; with no finished trial, or on a second Ctrl-C while trials in
-threads are stopping, ``KeyboardInterrupt`` propagates. With a ``storage``, a retry of each
+warning and nothing retrained; with no finished trial, on a second Ctrl-C while trials in
+threads are stopping, or when ``fit`` runs inside scikit-learn's model selection,
+``KeyboardInterrupt`` propagates. With a ``storage``, a retry of each
 interrupted trial is queued: they do not count towards ``n_trials``, and running the same fit
 again resumes the study and trains them first; a worker (:func:`run_worker`) stopped by Ctrl-C
 queues a retry of its trial the same way, for the study's other processes.
@@ -1345,9 +1346,11 @@ def _n_processes(estimator) -> int:
     return (os.cpu_count() or 1) if n == -1 else int(n)
 
 
-def run_search(estimator, data: PreparedData, config: dict, deadline: float | None) -> Candidate:
+def run_search(estimator, data: PreparedData, config: dict, deadline: float | None,
+               graceful: bool = True) -> Candidate:
     """Search (see the module documentation) and return the chosen candidate; its ``extras``
-    hold the estimator's result attributes (:data:`RESULT_ATTRIBUTES`)."""
+    hold the estimator's result attributes (:data:`RESULT_ATTRIBUTES`). Without ``graceful``,
+    Ctrl-C propagates (after recording the interrupted trials) instead of ending the search."""
     worker = getattr(estimator, "_automm_worker", None)
     if worker is not None:
         raise _WorkerFinished(_run_worker_with_data(worker, data, estimator))
@@ -1401,7 +1404,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 _fail_trials_of(study, storage, {ctx.worker_tag}, INTERRUPTED_REASON)
                 if shared:  # the same fit run again resumes the study: it trains them again
                     _retry_interrupted(study)
-                if ctx.aborted or not _usable_trials(study.get_trials(deepcopy=False)):
+                if not graceful or ctx.aborted or not _usable_trials(study.get_trials(deepcopy=False)):
                     raise
             finally:
                 with contextlib.suppress(Exception):

@@ -236,3 +236,19 @@ def test_ctrl_c_ends_a_bagged_fit_with_its_finished_folds(emoji_split, monkeypat
         model.fit(train["name"].tolist(), train["category"].tolist())
     kept = len(model.ensemble_.members) if hasattr(model, "ensemble_") else 1
     assert kept == folds and model.predict(test["name"].tolist()[:4]).shape == (4,)
+
+
+@pytest.mark.parametrize("search", [False, True])
+def test_ctrl_c_inside_cross_validation_stops_the_whole_loop(emoji_split, monkeypatch, search):
+    # stopping one fit gracefully would only move cross_val_score on to the next fold
+    from sklearn.model_selection import cross_val_score
+
+    from helpers import CtrlC
+
+    train, _ = emoji_split
+    callback = CtrlC(at=2, epoch=2)  # in the second training run, after an epoch
+    monkeypatch.setattr(AutoMMClassifier, "_extra_callbacks", lambda self: [callback])
+    params = tiny(max_epochs=3, **({"n_trials": 3, "ensemble_size": 1, "pruner": "none"} if search else {}))
+    with pytest.raises(KeyboardInterrupt):
+        cross_val_score(AutoMMClassifier(**params), train[["name"]], train["category"], cv=3)
+    assert callback.runs == 2  # nothing trained after the interrupt
