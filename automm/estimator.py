@@ -400,9 +400,8 @@ class AutoMM(BaseEstimator):
         so far (a bagged fit, with its finished fold models). Called by scikit-learn's model
         selection (``cross_val_score``, ``GridSearchCV``, ...), where stopping one fit would
         only move on to the next, Ctrl-C propagates. Interrupted before any result (or a
-        second time), and whenever ``fit`` raises,
-        the estimator keeps the state it had before the call: a fitted estimator still
-        predicts with its earlier model."""
+        second time), and whenever ``fit`` raises, the estimator keeps the state it had before
+        the call: a fitted estimator still predicts with its earlier model."""
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
         try:
             return self._fit(X, y)

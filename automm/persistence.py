@@ -290,7 +290,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     config = manifest["config"]
     model = read_model_files(directory, inputs, config, manifest["n_outputs"])
     device_ = resolve_device(device)
-    estimator.model_ = model.to(device_).eval()
+    estimator.model_ = model.to(device_)
     estimator.device_ = device_
     estimator.problem_type_ = manifest["problem_type"]
     estimator.input_positional_ = manifest["input_positional"]

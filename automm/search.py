@@ -578,6 +578,7 @@ class _Context:
     trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
     interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: start nothing more
     aborted: bool = False                 # Ctrl-C twice: no result
+    outlives_fit: bool = False            # the study is the user's (a storage): trials cut short are retried
     interrupt_gate: _InterruptGate = field(default_factory=_InterruptGate)
 
 
@@ -1091,7 +1092,20 @@ def _cuda_devices(data: PreparedData, requested: Any) -> list[torch.device]:
 
 
 def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
-    """Run the search in this process and, as asked, in forked processes or GPU threads."""
+    """Run the search in this process and, as asked, in forked processes or GPU threads. On
+    Ctrl-C, the trials this process was running are recorded as interrupted (and, in a study
+    that outlives the fit, queued for a retry) before ``KeyboardInterrupt`` propagates."""
+    try:
+        _run_trials(ctx, study, storage_ref, n_jobs, devices)
+    except KeyboardInterrupt:
+        ctx.interrupted.set()
+        _fail_trials_of(study, ctx.storage, {ctx.worker_tag}, INTERRUPTED_REASON)
+        if ctx.outlives_fit:
+            _retry_interrupted(study)
+        raise
+
+
+def _run_trials(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
     if len(devices) > 1:
         ctx.device_queue = queue.Queue()
         for device in devices:
@@ -1377,6 +1391,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         ctx = _Context(data=data, space=space, settings=settings, storage=storage, study_name=study_name,
                        deadline=deadline, pool=_ModelPool(keep, None, multi), callbacks=estimator._extra_callbacks(),
                        heartbeat=kind != "memory" and own_heartbeats(storage),
+                       outlives_fit=shared,  # the same fit run again resumes it
                        child_artifact_dir=os.path.join(tmpdir, "models"),
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}",
                        hard_grace=_hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
@@ -1400,10 +1415,6 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             try:
                 _run_processes(ctx, study, (kind, value), n_jobs, devices)
             except KeyboardInterrupt:
-                ctx.interrupted.set()
-                _fail_trials_of(study, storage, {ctx.worker_tag}, INTERRUPTED_REASON)
-                if shared:  # the same fit run again resumes the study: it trains them again
-                    _retry_interrupted(study)
                 if not graceful or ctx.aborted or not _usable_trials(study.get_trials(deepcopy=False)):
                     raise
             finally:
@@ -1721,7 +1732,7 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
                        study_name=request.study_name, deadline=deadline,
                        pool=_ModelPool(keep, request.artifact_dir, multi),
                        callbacks=estimator._extra_callbacks() if estimator is not None else [],
-                       heartbeat=own_heartbeats(storage), child_artifact_dir=request.artifact_dir,
+                       heartbeat=own_heartbeats(storage), outlives_fit=True, child_artifact_dir=request.artifact_dir,
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=_hard_grace(deadline),
                        trial_seconds=budget.get("trial_seconds"))
         if request.artifact_dir is not None:
@@ -1730,12 +1741,7 @@ def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator
                                   sampler=_make_sampler(settings, 0), pruner=_make_pruner(settings))
         devices = _cuda_devices(data, estimator.device if estimator is not None else "auto")
         with image_cache():
-            try:
-                _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
-            except KeyboardInterrupt:  # another worker (or the fit, resumed) trains the trial again
-                _fail_trials_of(study, storage, {ctx.worker_tag}, INTERRUPTED_REASON)
-                _retry_interrupted(study)
-                raise
+            _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
         # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
         mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
         return len(mine)
