@@ -203,6 +203,9 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         ("data", summary["data"]),
         ("label", f"{summary['label']} ({problem})"),
         ("rows", f"{summary['train_rows']} train, {summary['test_rows']} test"),
+        *([("sample weights", f"column {summary['weight_column']!r}"
+                              + ("" if summary.get("test_weighted") else " (not in the test data: test unweighted)"))]
+          if summary.get("weight_column") else []),
         ("encoders", encoders),
         ("fusion", summary["components"]["fusion"]),
         ("epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}"
@@ -283,7 +286,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _recipe_label(model_dir: str) -> str | None:
+def _recipe_data_key(model_dir: str, key: str) -> str | None:
+    """``data.<key>`` (a column name) of the recipe saved with the model, if any."""
     import yaml
 
     file = Path(model_dir) / "recipe.yaml"
@@ -294,8 +298,8 @@ def _recipe_label(model_dir: str) -> str | None:
     except (OSError, yaml.YAMLError):
         return None
     data = content.get("data") if isinstance(content, dict) else None
-    label = data.get("label") if isinstance(data, dict) else None
-    return label if isinstance(label, str) else None
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -305,7 +309,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
-    label = args.label or _recipe_label(args.model_dir)
+    label = args.label or _recipe_data_key(args.model_dir, "label")
     estimator = _load_model(args.model_dir, args.device)
     if label is None:
         raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
@@ -320,10 +324,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         frame = frame[present].reset_index(drop=True)
         if len(frame) == 0:
             raise InputError(f"{args.data}: no rows with a label in column {label!r}")
+    weights = None
+    weight_column = args.weight_column or _recipe_data_key(args.model_dir, "weight_column")
+    if weight_column is not None and (args.weight_column or weight_column in frame.columns):
+        if weight_column not in frame.columns:
+            raise UsageError(f"--weight-column: {args.data} has no column {weight_column!r}; columns are "
+                             f"{', '.join(map(str, frame.columns))}{_suggest(weight_column, list(frame.columns))}")
+        import numpy as np
+        import pandas as pd
+
+        weights = pd.to_numeric(frame[weight_column], errors="coerce").to_numpy(dtype=float)
+        if not (np.isfinite(weights) & (weights >= 0)).all():
+            raise InputError(f"{args.data}: the weight column {weight_column!r} needs numbers >= 0 in every row")
     predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
-    metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions)
+    metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights)
     if args.json:
         out.result(_json({"model": args.model_dir, "data": args.data, "label": label,
+                          "weight_column": weight_column if weights is not None else None,
                           "problem_type": estimator.problem_type_, "metrics": metrics}))
     else:
         out.result(_table([(k, v) for k, v in metrics.items()], headers=("metric", "value")))
@@ -425,12 +442,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     run_worker = _find_run_worker()
     inputs: tuple = ()
     labels = None
+    options_weights: dict = {}
     if args.recipe is not None:
         from .recipes import load_recipe
 
         recipe = load_recipe(args.recipe, list(args.overrides or []), check_data=True, require_data=True)
         data = recipe.load_data()
         inputs, labels = (data.X_train,), data.y_train
+        if data.w_train is not None:
+            options_weights = {"sample_weight": data.w_train}
         out.log(f"data: {data.source}: {len(data.X_train)} train rows (must be what the study's fit was given)")
     elif args.overrides:
         raise UsageError("worker: --set needs --recipe")
@@ -443,7 +463,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except (TypeError, ValueError):  # pragma: no cover
         options = {k: v for k, v in options.items() if v is not None}
     out.log(f"joining study {args.study!r} on {_redact(args.storage)}")
-    trials = run_worker(args.storage, args.study, *inputs, y=labels, **options)
+    trials = run_worker(args.storage, args.study, *inputs, y=labels, **options_weights, **options)
     out.log(f"done: this worker ran {trials} trial(s)")
     if not args.quiet:
         _Out.result(str(trials))
@@ -513,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--label", metavar="COLUMN", help="label column (default: the one in MODEL_DIR/recipe.yaml)")
+    p.add_argument("--weight-column", metavar="COLUMN",
+                   help="weigh the metrics by this column (default: data.weight_column of MODEL_DIR/recipe.yaml, "
+                        "when the data have it)")
     p.add_argument("--filter", action="append", metavar="COLUMN=VALUE", help="only rows where COLUMN equals VALUE, "
                                                                              "e.g. --filter split=test; repeatable")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")

@@ -72,20 +72,25 @@ def _check_pooling(pooling: str) -> str:
     return pooling
 
 
-def _criterion(prediction: np.ndarray, targets: np.ndarray, problem_type: str) -> tuple[float, float]:
+def _criterion(prediction: np.ndarray, targets: np.ndarray, problem_type: str,
+               sample_weights: np.ndarray | None = None) -> tuple[float, float]:
     if problem_type == "regression":
-        return (-float(np.mean((prediction.reshape(-1) - targets.reshape(-1).astype(np.float64)) ** 2)), 0.0)
+        squared = (prediction.reshape(-1) - targets.reshape(-1).astype(np.float64)) ** 2
+        return (-float(np.average(squared, weights=sample_weights)), 0.0)
     labels = targets.astype(np.int64)
-    accuracy = float(np.mean(prediction.argmax(1) == labels))
-    log_loss = -float(np.mean(np.log(np.clip(prediction[np.arange(len(labels)), labels], 1e-12, 1.0))))
+    accuracy = float(np.average(prediction.argmax(1) == labels, weights=sample_weights))
+    log_loss = -float(np.average(np.log(np.clip(prediction[np.arange(len(labels)), labels], 1e-12, 1.0)),
+                                 weights=sample_weights))
     return accuracy, -log_loss
 
 
 def greedy_selection(outputs: Sequence[np.ndarray], targets: np.ndarray, problem_type: str,
-                     rounds: int = DEFAULT_ROUNDS, pooling: str = "linear") -> tuple[np.ndarray, tuple[float, float]]:
+                     rounds: int = DEFAULT_ROUNDS, pooling: str = "linear",
+                     sample_weights: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """Weights (summing to 1) over ``outputs`` (raw holdout outputs of each model, best model
     first) and the pooled prediction's holdout (accuracy, −log-loss), or (−MSE, 0) for
-    regression (whose values are always averaged)."""
+    regression (whose values are always averaged); means over the rows weighted by their
+    ``sample_weights`` when given."""
     if not outputs:
         raise ValueError("greedy_selection: no models")
     logarithmic = _check_pooling(pooling) == "logarithmic" and problem_type != "regression"
@@ -96,7 +101,7 @@ def greedy_selection(outputs: Sequence[np.ndarray], targets: np.ndarray, problem
     pooled = _softmax if logarithmic else (lambda mean: mean)
 
     def key(prediction: np.ndarray) -> tuple[float, float]:
-        first, second = _criterion(prediction, targets, problem_type)
+        first, second = _criterion(prediction, targets, problem_type, sample_weights)
         return (first, second) if problem_type == "regression" else (second, first)  # log-loss first
 
     counts = np.zeros(len(predictions), dtype=np.int64)
@@ -109,38 +114,42 @@ def greedy_selection(outputs: Sequence[np.ndarray], targets: np.ndarray, problem
         total = total + predictions[choice]
         if best_key is None or keys[choice] > best_key:
             best_key, best_counts, best_total = keys[choice], counts.copy(), pooled(total / step)
-    return best_counts / best_counts.sum(), _criterion(best_total, targets, problem_type)
+    return best_counts / best_counts.sum(), _criterion(best_total, targets, problem_type, sample_weights)
 
 
 def select_ensemble(outputs: Sequence[np.ndarray], targets: np.ndarray, problem_type: str,
-                    rounds: int = DEFAULT_ROUNDS) -> tuple[np.ndarray, str]:
+                    rounds: int = DEFAULT_ROUNDS, sample_weights: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """Weights over ``outputs`` and the pooling: :func:`greedy_selection` under each of
     :data:`POOLINGS` for a classifier, the one with the best holdout (−log-loss, accuracy)
     kept (linear on a tie); regression averages values ("linear")."""
     if problem_type == "regression":
-        return greedy_selection(outputs, targets, problem_type, rounds)[0], "linear"
+        return greedy_selection(outputs, targets, problem_type, rounds, sample_weights=sample_weights)[0], "linear"
     best = None
     for pooling in POOLINGS:
-        weights, (accuracy, neg_log_loss) = greedy_selection(outputs, targets, problem_type, rounds, pooling)
+        weights, (accuracy, neg_log_loss) = greedy_selection(outputs, targets, problem_type, rounds, pooling,
+                                                             sample_weights)
         if best is None or (neg_log_loss, accuracy) > best[0]:
             best = ((neg_log_loss, accuracy), weights, pooling)
     return best[1], best[2]
 
 
-def calibrate(outputs: Sequence[np.ndarray], targets: np.ndarray, problem_type: str) -> list[float]:
+def calibrate(outputs: Sequence[np.ndarray], targets: np.ndarray, problem_type: str,
+              sample_weights: np.ndarray | None = None) -> list[float]:
     """Each classifier's temperature: the multiplier of its raw outputs (logits) that minimises
-    the log-loss on ``targets`` (:func:`automm.training.best_temperature`); 1.0 for regression
-    and for outputs that are not finite."""
+    the log-loss on ``targets`` (weighted by ``sample_weights`` when given;
+    :func:`automm.training.best_temperature`); 1.0 for regression and for outputs that are not
+    finite."""
     from .training import best_temperature
 
     if problem_type == "regression":
         return [1.0] * len(outputs)
     labels = torch.as_tensor(np.asarray(targets).astype(np.int64))
+    weights = None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights), dtype=torch.float32)
     temperatures = []
     for output in outputs:
         logits = torch.as_tensor(np.asarray(output, dtype=np.float32))
         finite = bool(torch.isfinite(logits).all())
-        temperatures.append(float(best_temperature(logits, labels)[0]) if finite else 1.0)
+        temperatures.append(float(best_temperature(logits, labels, weights)[0]) if finite else 1.0)
     return temperatures
 
 

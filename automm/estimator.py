@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
@@ -235,7 +236,8 @@ class AutoMM(BaseEstimator):
         missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]
         if missing:
             rows = ", ".join(map(str, missing[:5]))
-            raise InputError(f"y: {len(missing)} missing labels (None/NaN/empty), first at rows {rows}")
+            raise InputError(f"y: {len(missing)} missing label{'s' if len(missing) > 1 else ''} (None/NaN/empty), "
+                             f"first at row{'s' if len(missing) > 1 else ''} {rows}")
         if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
             arr = arr.astype(float) if any(isinstance(v, float) for v in arr.tolist()) else arr.astype(int)
         return arr
@@ -344,10 +346,29 @@ class AutoMM(BaseEstimator):
         self.classes_ = classes
         return encoded.astype(np.int64)
 
-    def _class_weights(self, encoded: np.ndarray) -> list[float] | None:
+    def _drop_unweighted(self, table: Table, targets: np.ndarray, weights: np.ndarray | None
+                         ) -> tuple[Table, np.ndarray, np.ndarray | None]:
+        """The rows of positive weight, their targets and their weights scaled to a mean of 1
+        (None when all are equal: the fit is then exactly the unweighted one)."""
+        if weights is None:
+            return table, targets, None
+        kept = np.flatnonzero(weights > 0)
+        if len(kept) < len(weights):
+            table, targets, weights = table.subset(kept), targets[kept], weights[kept]
+            if self.problem_type_ != "regression" and len(np.unique(targets)) < 2:
+                only = self.classes_[int(targets[0])]
+                only = only.item() if isinstance(only, np.generic) else only
+                raise InputError(f"sample_weight: the samples of positive weight hold only one class ({only!r}); "
+                                 "classification needs at least 2")
+        if np.all(weights == weights[0]):
+            return table, targets, None
+        return table, targets, (weights / weights.mean()).astype(np.float32)
+
+    def _class_weights(self, encoded: np.ndarray, sample_weights: np.ndarray | None = None) -> list[float] | None:
         if self.class_weight is None or self.problem_type_ == "regression":
             return None
-        counts = np.bincount(encoded, minlength=len(self.classes_)).astype(float)
+        # "balanced": every class the same total (sample) weight
+        counts = np.bincount(encoded, weights=sample_weights, minlength=len(self.classes_)).astype(float)
         if self.class_weight == "balanced":
             weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
         else:
@@ -391,9 +412,15 @@ class AutoMM(BaseEstimator):
         cpus = os.cpu_count() or 1
         return min(4, cpus // 2) if heavy and cpus > 2 else 0
 
-    def fit(self, *X, y=None):
+    def fit(self, *X, y=None, sample_weight=None):
         """Train on ``X`` (positional inputs, or one table) and labels ``y`` (the last
         positional argument, or ``y=``). Returns ``self``.
+
+        ``sample_weight``: one number >= 0 per sample, or None (every sample counts once). A
+        sample of weight 2 counts as two in the training losses (as if it were there twice), and
+        every holdout loss and score (the kept epoch, the search's ranking of trials, the
+        ensemble's selection) is a weighted mean; samples of weight 0 are left out altogether.
+        Only the weights' ratios matter.
 
         Ctrl-C (``KeyboardInterrupt``) during a search stops it: the trials finished so far
         make the model, with a warning; without a search it ends training with the best epoch
@@ -404,22 +431,24 @@ class AutoMM(BaseEstimator):
         the call: a fitted estimator still predicts with its earlier model."""
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
         try:
-            return self._fit(X, y)
+            return self._fit(X, y, sample_weight)
         except BaseException:
             for name in [name for name in vars(self) if _is_learned(name)]:
                 del self.__dict__[name]
             self.__dict__.update(earlier)
             raise
 
-    def _fit(self, X: tuple, y: Any):
+    def _fit(self, X: tuple, y: Any, sample_weight: Any = None):
         start = time.monotonic()
         X, y = _split_labels(X, y, "fit")
         (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
          problem_type) = self._prepare(X, y)
+        weights = _check_sample_weight(sample_weight, len(labels))
         for attr in ("classes_", "target_mean_", "target_std_"):
             self.__dict__.pop(attr, None)
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type)
+        table, targets, weights = self._drop_unweighted(table, targets, weights)
         seed = int(self.random_state) if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
         device = resolve_device(self.device)
 
@@ -440,8 +469,8 @@ class AutoMM(BaseEstimator):
             inputs=specs, values={spec.name: spec.values(table) for spec in specs}, targets=targets,
             problem_type=problem_type, n_outputs=1 if problem_type == "regression" else len(self.classes_),
             train_index=train_idx, valid_index=valid_idx, seed=seed, device=device,
-            num_workers=self._resolved_num_workers(specs), class_weights=self._class_weights(targets),
-            amp=bool(self.amp), cache_dir=self.cache_dir)
+            num_workers=self._resolved_num_workers(specs), class_weights=self._class_weights(targets, weights),
+            amp=bool(self.amp), cache_dir=self.cache_dir, sample_weights=weights)
         config = {
             "encoders": {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)},
             "fusion": {"name": fusion_choice[0], **fusion_choice[1]},
@@ -566,11 +595,16 @@ class AutoMM(BaseEstimator):
                 chunks.append(model(batch["inputs"], batch["masks"]).float().cpu())
         return torch.cat(chunks).numpy()
 
+    def _has_probabilities(self) -> bool:
+        """Whether ``predict_proba`` exists: not for a regressor, nor once fitted to a regression
+        (scikit-learn's tools test ``hasattr(estimator, "predict_proba")``)."""
+        return self._forced_problem_type != "regression" and self.__dict__.get("problem_type_") != "regression"
+
+    @available_if(_has_probabilities)
     def predict_proba(self, *X):
-        """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``."""
+        """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``
+        (classification only: a regressor has no ``predict_proba`` attribute)."""
         self._check_fitted()
-        if self.problem_type_ == "regression":
-            raise AttributeError("predict_proba is not available for regression")
         logits = torch.from_numpy(self._raw_outputs(X))
         return torch.softmax(logits, dim=1).numpy()
 
@@ -596,10 +630,12 @@ class AutoMM(BaseEstimator):
         return torch.cat(chunks).numpy()
 
     def score(self, *X, y=None, sample_weight=None):
-        """Accuracy (classification) or R² (regression) on ``X`` and ``y``."""
+        """Accuracy (classification) or R² (regression) on ``X`` and ``y``, weighted by
+        ``sample_weight`` when given."""
         X, y = _split_labels(X, y, "score")
         self._check_fitted()
         labels = self._labels_array(y)
+        sample_weight = _check_sample_weight(sample_weight, len(labels))
         predictions = self.predict(*X)
         if len(labels) != len(predictions):
             raise InputError(f"y: {len(labels)} labels for {len(predictions)} samples")
@@ -646,6 +682,45 @@ class AutoMM(BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+    """``sample_weight`` as a float64 array of ``n_samples`` finite numbers >= 0 with a positive
+    sum (None stays None); :class:`InputError` naming what is wrong otherwise."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, (int, float, np.number)) and not isinstance(sample_weight, bool):
+        sample_weight = np.full(n_samples, float(sample_weight))
+    try:
+        import pandas as pd
+
+        if isinstance(sample_weight, (pd.Series, pd.DataFrame)):
+            sample_weight = sample_weight.to_numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(sample_weight, (str, bytes)) or not hasattr(sample_weight, "__len__"):
+        raise InputError(f"sample_weight: expected one number per sample, got {type(sample_weight).__name__}")
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("sample_weight: expected numbers, got values that are not numeric") from None
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights.ravel()
+    if weights.ndim != 1:
+        raise InputError(f"sample_weight: expected a 1-d sequence of numbers, got shape {weights.shape}")
+    if len(weights) != n_samples:
+        raise InputError(f"sample_weight: {len(weights)} weights for {n_samples} samples")
+    bad = np.flatnonzero(~np.isfinite(weights))
+    if len(bad):
+        raise InputError(f"sample_weight: {len(bad)} weights are NaN or infinite, first at "
+                         f"row{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}")
+    negative = np.flatnonzero(weights < 0)
+    if len(negative):
+        raise InputError(f"sample_weight: weights must be >= 0; {len(negative)} are negative, first at "
+                         f"row{'s' if len(negative) > 1 else ''} {', '.join(map(str, negative[:5]))}")
+    if not weights.sum() > 0:
+        raise InputError("sample_weight: every weight is zero; at least one sample needs a positive weight")
+    return weights
 
 
 def _called_by_model_selection() -> bool:
@@ -707,5 +782,4 @@ class AutoMMRegressor(RegressorMixin, AutoMM):
     _forced_problem_type = "regression"
     score = AutoMM.score
 
-    def predict_proba(self, *X):  # pragma: no cover - regression has no probabilities
-        raise AttributeError("AutoMMRegressor has no predict_proba")
+

@@ -200,14 +200,17 @@ class _Objective:
         self.classification = data.problem_type != "regression"
         self.n = len(index)
         targets = torch.as_tensor(data.targets[index])
+        weights = torch.ones(self.n)
+        if data.sample_weights is not None:
+            weights = torch.as_tensor(data.sample_weights[index], dtype=torch.float32)
         if self.classification:
-            weights = torch.ones(self.n)
             if data.class_weights is not None:
-                weights = torch.as_tensor(data.class_weights, dtype=torch.float32)[targets.long()]
-            self.sample_weights = weights / weights.sum()
+                weights = weights * torch.as_tensor(data.class_weights, dtype=torch.float32)[targets.long()]
             self.onehot = torch.nn.functional.one_hot(targets.long(), int(data.n_outputs)).float()
         else:
             self.targets = targets.float().view(-1, 1)
+        # each row's share of the mean loss (the penalty's scale stays that of n unweighted rows)
+        self.sample_weights = weights / weights.sum()
 
     def data_loss_and_gradient(self, weights, bias) -> tuple[float, torch.Tensor]:
         """The mean loss and its gradient with respect to the outputs (by hand: autograd
@@ -218,7 +221,8 @@ class _Objective:
             loss = -(self.sample_weights * (log_probs * self.onehot).sum(1)).sum()
             return float(loss), (log_probs.exp() - self.onehot) * self.sample_weights[:, None]
         residual = outputs - self.targets
-        return float((residual * residual).mean()), 2.0 * residual / residual.numel()
+        shares = self.sample_weights[:, None]
+        return float((shares * residual * residual).sum()), 2.0 * residual * shares
 
     def solve(self, c: float, weights: list[torch.Tensor], bias: torch.Tensor, deadline: float | None) -> float:
         """Minimise the loss plus ``||W||^2 / (2 c n)`` from the current ``weights`` and
@@ -291,7 +295,8 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
             break
         with torch.no_grad():
             outputs = _outputs(valid_parts, weights, bias).numpy()
-        valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, objective.classification)
+        valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, objective.classification,
+                                                     data.valid_weights)
         history.append({"epoch": index, "l2_c": c, "train_loss": train_loss, "valid_loss": valid_loss,
                         "valid_score": valid_score, "seconds": time.monotonic() - start})
         if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):

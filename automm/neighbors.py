@@ -136,9 +136,12 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout
     embeddings, masks = _embed(model, data.subset(rows))
     targets = torch.as_tensor(np.asarray(data.targets[rows], dtype=np.float32))
+    weights = data.weights(rows)
+    weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
     n_train = len(data.train_index)
     fusion = model.fusion
-    fusion.remember(_take(embeddings, slice(0, n_train)), _take(masks, slice(0, n_train)), targets[:n_train])
+    fusion.remember(_take(embeddings, slice(0, n_train)), _take(masks, slice(0, n_train)), targets[:n_train],
+                    None if weights is None else weights[:n_train])
     similarities, indices = fusion.neighbours(_take(embeddings, slice(n_train, None)),
                                               _take(masks, slice(n_train, None)), max(K_GRID))
     if deadline is not None and time.monotonic() >= deadline:
@@ -149,7 +152,8 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     for k in K_GRID:
         for temperature in TEMPERATURE_GRID:
             outputs = fusion.vote(similarities[:, :k], indices[:, :k], temperature).numpy()
-            valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification)
+            valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification,
+                                                         data.valid_weights)
             history.append({"epoch": len(history) + 1, "k": k, "temperature": temperature, "valid_loss": valid_loss,
                             "valid_score": valid_score, "seconds": time.monotonic() - start})
             if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):
@@ -161,7 +165,7 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     config["fusion"].update(k=fusion.k, temperature=fusion.temperature)
     stop_reason = "k and temperature grid done"
     if refit and (deadline is None or time.monotonic() < deadline):
-        fusion.remember(embeddings, masks, targets)
+        fusion.remember(embeddings, masks, targets, weights)
         stop_reason += "; remembers the training and holdout rows"
     return Candidate(config=config, model=model, history=history, best_epoch=best_epoch,
                      best_score=float(best_score), valid_outputs=np.asarray(best_outputs, dtype=np.float32),

@@ -60,6 +60,9 @@ class PreparedData:
     class_weights: list[float] | None = None
     amp: bool = True
     cache_dir: str | None = None            # feature cache of frozen pretrained encoders (Encoder.prepare)
+    #: one positive weight per row (``fit``'s ``sample_weight``, mean 1), or None: every row counts
+    #: once. Training losses and every holdout loss and score are then weighted means.
+    sample_weights: np.ndarray | None = None
 
     @property
     def rows(self) -> np.ndarray:
@@ -72,6 +75,14 @@ class PreparedData:
     @property
     def valid_targets(self) -> np.ndarray:
         return self.targets[self.valid_index]
+
+    def weights(self, index: np.ndarray) -> np.ndarray | None:
+        """The sample weights of rows ``index`` (None when every row counts once)."""
+        return None if self.sample_weights is None else self.sample_weights[index]
+
+    @property
+    def valid_weights(self) -> np.ndarray | None:
+        return self.weights(self.valid_index)
 
 
 @dataclass
@@ -204,7 +215,7 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     if verbose:
         all_callbacks.append(ProgressBar(trainer_config.max_epochs))
     trainer = Trainer(model, trainer_config, device, all_callbacks, batch_augs)
-    trainer.fit(train_loader, valid_loader, data.valid_targets)
+    trainer.fit(train_loader, valid_loader, data.valid_targets, data.weights(data.train_index), data.valid_weights)
     if verbose >= 2:
         for record in trainer.history:
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()})
@@ -360,12 +371,14 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
         models.append(fold.model)
         if on_fold_end is not None and index + 1 < n_folds:
             done = np.concatenate([valid for _, valid in folds[: index + 1]])
-            _, partial = validation_metrics(oof[done], data.targets[done], data.problem_type != "regression")
+            _, partial = validation_metrics(oof[done], data.targets[done], data.problem_type != "regression",
+                                            data.weights(done))
             if on_fold_end(index + 1, n_folds, partial):
                 return replace(first, valid_outputs=None, best_score=partial, seconds=time.monotonic() - start,
                                stop_reason=f"pruned after fold {index + 1} of {n_folds}")
     rows = data.rows
-    loss, score = validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression")
+    loss, score = validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression",
+                                     data.weights(rows))
     return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
                      best_score=score, valid_outputs=oof[data.valid_index], stop_reason=first.stop_reason,
                      seconds=time.monotonic() - start, bag=models, oof_outputs=oof, oof_loss=loss)

@@ -12,11 +12,12 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       test: test.csv
       format: csv                   # csv | tsv | parquet (else from the file name)
       label: category               # *required*: the label column
-      columns: [image, name]        # feature columns (default: all but label and split_column)
+      columns: [image, name]        # feature columns (default: all but label, split and weight columns)
       column_types: {image: image}  # role per column (image, text, numeric, categorical, plugin modality)
       split_column: split           # take train/test rows from one file by this column ...
       train_values: [train]         # ... rows whose value is one of these train (default "train")
       test_values: [test]           # ... and these test (default "test"; other rows are ignored)
+      weight_column: weight         # each row's sample weight (fit's sample_weight; test metrics weighted)
       min_class_rows: 30            # drop classes with fewer training rows (from train and test)
       max_rows: 1000                # a fixed random subsample of at most this many train (and test) rows
     problem:
@@ -124,7 +125,7 @@ PARAM_PATHS: dict[str, str] = {
 #: The keys each section accepts, in the order :func:`to_recipe` writes them.
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "data": ("sample", "path", "train", "test", "format", "label", "columns", "column_types", "split_column",
-             "train_values", "test_values", "min_class_rows", "max_rows"),
+             "train_values", "test_values", "weight_column", "min_class_rows", "max_rows"),
     "problem": ("type", "metric"),
     "components": ("encoders", "fusion", "augmentations"),
     "training": ("max_epochs", "batch_size", "learning_rate", "weight_decay", "label_smoothing", "patience",
@@ -574,7 +575,8 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
     # A data section holding only column types (as to_recipe writes for an estimator built
     # without data) names no data; that is fine unless data is needed.
     describes_data = require or any(k in data for k in ("sample", "path", "train", "test", "label", "columns",
-                                                        "split_column", "train_values", "test_values"))
+                                                        "split_column", "train_values", "test_values",
+                                                        "weight_column"))
     if get("test") is not None and get("train") is None:
         ck.report("data.test", "needs data.train (to take test rows from one file, use data.path with "
                                "data.split_column)")
@@ -640,6 +642,14 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
         if train_v & test_v:
             ck.report("data.test_values", f"values {sorted(train_v & test_v)} are also train values")
 
+    weight_column = get("weight_column")
+    if weight_column is not None and ck.string(weight_column, "data.weight_column", what="a column name"):
+        ck.column(weight_column, "data.weight_column")
+        if weight_column == label:
+            ck.report("data.weight_column", "is the label column")
+        elif weight_column == split_column:
+            ck.report("data.weight_column", "is the split column")
+
     features = None
     if get("columns") is not None:
         features = ck.string_list(get("columns"), "data.columns", "column names")
@@ -651,6 +661,8 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
                     ck.report(f"data.columns[{i}]", f"{name!r} is the label column (data.label)")
                 elif name == split_column:
                     ck.report(f"data.columns[{i}]", f"{name!r} is the split column (data.split_column)")
+                elif name == weight_column:
+                    ck.report(f"data.columns[{i}]", f"{name!r} is the weight column (data.weight_column)")
                 elif test_columns is not None and name not in test_columns:
                     ck.report(f"data.columns[{i}]", f"{name!r} is not in the test file")
 
@@ -674,7 +686,7 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
     if features is not None and ck.columns is not None:
         ck.columns = [c for c in ck.columns if c in features]
     elif ck.columns is not None:
-        ck.columns = [c for c in ck.columns if c not in (label, split_column)]
+        ck.columns = [c for c in ck.columns if c not in (label, split_column, weight_column)]
 
 
 # ---------------------------------------------------------------------------------- component checks
@@ -1096,6 +1108,8 @@ class Recipe:
                                   f"test {data.get('test_values', 'test')!r}"))
         if data.get("label"):
             rows.append(("label", str(data["label"])))
+        if data.get("weight_column"):
+            rows.append(("sample weights", f"column {data['weight_column']!r}"))
         params = self.params()
         rows.append(("problem", str(params.get("problem_type", "auto"))
                      + (f", metric {self.metric}" if self.metric else "")))
@@ -1148,11 +1162,14 @@ class Recipe:
                                           data.get("test_values", "test"), self.source)
             else:
                 train = frame
-        missing = [c for c in [label] + list(data.get("columns") or []) if c not in train.columns]
+        weight_column = data.get("weight_column")
+        missing = [c for c in [label] + list(data.get("columns") or []) + [weight_column]
+                   if c is not None and c not in train.columns]
         if missing:
             raise RecipeError([Problem("data", f"columns {missing} are not in {what}; columns are "
                                                f"{', '.join(map(str, train.columns))}")], self.source)
-        features = list(data.get("columns") or [c for c in train.columns if c not in (label, data.get("split_column"))])
+        features = list(data.get("columns") or [c for c in train.columns
+                                                if c not in (label, data.get("split_column"), weight_column)])
         if not features:
             raise RecipeError([Problem("data.columns", "no feature columns left besides the label")], self.source)
         dropped: list = []
@@ -1175,6 +1192,8 @@ class Recipe:
         result = RecipeData(X_train=train[features].reset_index(drop=True),
                             y_train=train[label].reset_index(drop=True), label=label, source=what,
                             dropped_classes=dropped)
+        if weight_column is not None:
+            result.w_train = _weights(train, weight_column, what, self.source)
         if test is not None and len(test):
             if label not in test.columns:
                 raise RecipeError([Problem("data.test", f"the test data has no label column {label!r}")],
@@ -1185,7 +1204,23 @@ class Recipe:
                                   self.source)
             result.X_test = test[features].reset_index(drop=True)
             result.y_test = test[label].reset_index(drop=True)
+            if weight_column is not None and weight_column in test.columns:
+                result.w_test = _weights(test, weight_column, f"the test data of {what}", self.source)
         return result
+
+
+def _weights(frame, column: str, what: str, source: str | None) -> np.ndarray:
+    """Column ``column`` of ``frame`` as sample weights: :class:`RecipeError` at
+    ``data.weight_column`` when a value is missing, not a number or negative."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+    if len(bad):
+        shown = ", ".join(repr(frame[column].iloc[i]) for i in bad[:3])
+        raise RecipeError([Problem("data.weight_column", f"column {column!r} of {what} needs numbers >= 0; "
+                                                         f"{len(bad)} rows are not ({shown})")], source)
+    return values
 
 
 def _inline(value: Any) -> str:
@@ -1228,6 +1263,8 @@ class RecipeData:
     X_test: Any = None
     y_test: Any = None
     dropped_classes: list = field(default_factory=list)  # by data.min_class_rows
+    w_train: Any = None   # sample weights (data.weight_column), or None
+    w_test: Any = None
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -1450,29 +1487,31 @@ def dump_recipe(recipe: Mapping) -> str:
 
 
 # ---------------------------------------------------------------------------------- metrics and fit
-def compute_metrics(problem_type: str, y_true: Any, y_pred: Any) -> dict:
+def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: Any = None) -> dict:
     """Accuracy, balanced accuracy, macro/weighted F1 (classification) or R², RMSE, MAE
-    (regression), plus ``n``."""
+    (regression), plus ``n``; each weighted by ``sample_weight`` when given."""
     from sklearn import metrics
 
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if problem_type == "regression":
         y_true = y_true.astype(float)
         y_pred = y_pred.astype(float)
-        return {"n": int(len(y_true)), "r2": float(metrics.r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
-                "rmse": float(np.sqrt(metrics.mean_squared_error(y_true, y_pred))),
-                "mae": float(metrics.mean_absolute_error(y_true, y_pred))}
+        return {"n": int(len(y_true)),
+                "r2": float(metrics.r2_score(y_true, y_pred, sample_weight=w)) if len(y_true) > 1 else float("nan"),
+                "rmse": float(np.sqrt(metrics.mean_squared_error(y_true, y_pred, sample_weight=w))),
+                "mae": float(metrics.mean_absolute_error(y_true, y_pred, sample_weight=w))}
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if y_true.dtype != y_pred.dtype:  # e.g. labels read back from CSV as numbers vs strings
             y_true, y_pred = y_true.astype(str), y_pred.astype(str)
-        return {"n": int(len(y_true)), "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
-                "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred)),
-                "macro_f1": float(metrics.f1_score(y_true, y_pred, average="macro")),
-                "weighted_f1": float(metrics.f1_score(y_true, y_pred, average="weighted"))}
+        return {"n": int(len(y_true)), "accuracy": float(metrics.accuracy_score(y_true, y_pred, sample_weight=w)),
+                "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred, sample_weight=w)),
+                "macro_f1": float(metrics.f1_score(y_true, y_pred, average="macro", sample_weight=w)),
+                "weighted_f1": float(metrics.f1_score(y_true, y_pred, average="weighted", sample_weight=w))}
 
 
 @dataclass
@@ -1512,6 +1551,10 @@ class FitResult:
             "metric": self.metric,
             "test": self.test_metrics,
         }
+        weight_column = self.recipe.section("data").get("weight_column")
+        if weight_column:
+            summary["weight_column"] = weight_column
+            summary["test_weighted"] = self.data.w_test is not None
         if est.problem_type_ != "regression":
             summary["n_classes"] = int(len(est.classes_))
         # What a search left on the estimator (automm.search), when there was one.
@@ -1545,7 +1588,7 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         shown = ", ".join(map(str, data.dropped_classes[:10])) + (" ..." if len(data.dropped_classes) > 10 else "")
         log(f"data.min_class_rows: dropped {len(data.dropped_classes)} rare classes ({shown})")
     log("fitting ...")
-    estimator.fit(data.X_train, data.y_train)
+    estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train)
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     target = output_dir or loaded.output_dir
@@ -1560,6 +1603,7 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     test_metrics = None
     if data.X_test is not None:
         predictions = estimator.predict(data.X_test)
-        test_metrics = compute_metrics(estimator.problem_type_, data.y_test.to_numpy(), predictions)
+        test_metrics = compute_metrics(estimator.problem_type_, data.y_test.to_numpy(), predictions,
+                                       sample_weight=data.w_test)
     return FitResult(estimator=estimator, recipe=loaded, data=data, model_dir=model_dir, test_metrics=test_metrics,
                      seconds=time.monotonic() - start)

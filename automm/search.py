@@ -1202,8 +1202,16 @@ def _hash(payload: Any) -> str:
 
 def _data_fingerprint(data: PreparedData) -> str:
     """The data's identity (inputs and targets; not the holdout split, which a resumed study keeps)."""
-    return _hash({"inputs": [s.to_dict() for s in data.inputs], "targets": np.asarray(data.targets).tolist(),
-                  "problem_type": data.problem_type, "n_outputs": data.n_outputs})
+    identity = {"inputs": [s.to_dict() for s in data.inputs], "targets": np.asarray(data.targets).tolist(),
+                "problem_type": data.problem_type, "n_outputs": data.n_outputs}
+    if data.sample_weights is not None:  # (absent without weights: older studies keep their fingerprint)
+        identity["sample_weights"] = _weights_json(data.sample_weights)
+    return _hash(identity)
+
+
+def _weights_json(weights: np.ndarray | None) -> list[float] | None:
+    """Sample weights as JSON numbers (float32 precision, what training uses), or None."""
+    return None if weights is None else [float(w) for w in np.asarray(weights, dtype=np.float32)]
 
 
 def _with_stored_split(data: PreparedData, spec: Mapping[str, Any]) -> PreparedData:
@@ -1279,6 +1287,7 @@ def _study_spec(estimator, data: PreparedData, space: SearchSpace, settings: _Se
         "valid_index": np.asarray(data.valid_index).tolist(),
         "seed": int(data.seed),
         "class_weights": data.class_weights,
+        "sample_weights": _weights_json(data.sample_weights),
         "amp": bool(data.amp),
         "space": space.to_json(),
         "objectives": list(settings.objectives),
@@ -1545,12 +1554,15 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
         if all(c.oof_outputs is not None for _, c in pool):  # bags: select on every row, not the holdout
             rows = ctx.data.rows
             outputs, targets = [c.oof_outputs[rows] for _, c in pool], ctx.data.targets[rows]
+            row_weights = ctx.data.weights(rows)
         else:
             outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets
-        temperatures = calibrate(outputs, targets, ctx.data.problem_type) if len(pool) > 1 else [1.0]
+            row_weights = ctx.data.valid_weights
+        temperatures = (calibrate(outputs, targets, ctx.data.problem_type, row_weights) if len(pool) > 1
+                        else [1.0])
         scaled = [o * t for o, t in zip(outputs, temperatures)]
         weights, pooling = ((np.ones(1), "linear") if len(pool) == 1
-                            else select_ensemble(scaled, targets, ctx.data.problem_type))
+                            else select_ensemble(scaled, targets, ctx.data.problem_type, sample_weights=row_weights))
         members = [member for (n, c), w, t in zip(pool, weights, temperatures) if w > 0
                    for member in ensemble_members(n, c, float(w), t)]
         # the best trial first (its first fold is model_), then by weight
@@ -1609,8 +1621,9 @@ class _WorkerRequest:
     storage: Any = None          # an open storage to reuse (else opened from storage_ref)
 
 
-def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, device: str = "auto", n_jobs: int = 1,
-               artifact_dir: str | os.PathLike | None = None, wait: float = 60.0, verbose: int = 0) -> int:
+def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_weight: Any = None,
+               device: str = "auto", n_jobs: int = 1, artifact_dir: str | os.PathLike | None = None,
+               wait: float = 60.0, verbose: int = 0) -> int:
     """Join the automm study ``study_name`` in ``storage`` and run its trials until the
     study's ``n_trials`` or time limit is reached or the ``fit`` that created it finishes.
 
@@ -1622,6 +1635,8 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, device: st
     *X, y : the training data, only needed when the study holds no copy of it (data that are not
         plain JSON, e.g. in-memory image arrays, or larger than ``MAX_STORED_DATA_BYTES``); they
         must be exactly what ``fit`` was given (their fingerprint is checked).
+    sample_weight : with ``X, y``, the ``sample_weight`` that ``fit`` was given (part of the
+        fingerprint); a study holding its data holds its weights too.
     device : "auto", "cpu", "cuda", "cuda:1", ...: where this worker trains (with several GPUs and
         "auto", one trial per GPU).
     n_jobs : trials in parallel processes on this machine (CPU).
@@ -1658,7 +1673,7 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, device: st
     if X or y is not None:
         estimator._automm_worker = request
         try:
-            estimator.fit(*X, y=y)
+            estimator.fit(*X, y=y, sample_weight=sample_weight)
         except _WorkerFinished as done:
             return done.trials
         raise AutoMMError("the worker's fit did not reach the search")  # pragma: no cover
@@ -1702,7 +1717,9 @@ def _data_from_spec(spec: dict, payload: dict, estimator) -> PreparedData:
         train_index=np.asarray(spec["train_index"], dtype=np.int64),
         valid_index=np.asarray(spec["valid_index"], dtype=np.int64), seed=int(spec["seed"]),
         device=resolve_device(estimator.device), num_workers=estimator._resolved_num_workers(inputs),
-        class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator.cache_dir)
+        class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator.cache_dir,
+        sample_weights=(None if spec.get("sample_weights") is None
+                        else np.asarray(spec["sample_weights"], dtype=np.float32)))
 
 
 def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator=None) -> int:

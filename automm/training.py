@@ -28,7 +28,8 @@ from torch import nn
 from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
-           "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics"]
+           "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
+           "soft_cross_entropy", "weighted_mean"]
 
 
 class TimeLimitReached(Exception):
@@ -153,24 +154,44 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed:
         prefetch_factor=4 if num_workers > 0 else None)
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None) -> torch.Tensor:
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None,
+                       sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean cross-entropy of ``logits`` against soft ``targets`` (rows of class
+    probabilities), each class's term scaled by ``class_weights`` and each row's by
+    ``sample_weights`` (normalised to a mean of 1 over the training rows, so a row of weight 2
+    counts as two rows in expectation)."""
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     per_class = -targets * log_probs
     if class_weights is not None:
         per_class = per_class * class_weights
-    return per_class.sum(-1).mean()
+    per_row = per_class.sum(-1)
+    if sample_weights is not None:
+        per_row = per_row * sample_weights
+    return per_row.mean()
 
 
-def best_temperature(logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The mean of ``values`` (one per row), weighted by ``weights`` when given."""
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum()
+
+
+def best_temperature(logits: torch.Tensor, targets: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> tuple[float, float]:
     """``(b, loss)``: the multiplier ``b`` of ``logits`` (from 1e-2 to 1e2; golden-section search
-    on ``log b``, the loss being convex in ``b``) with the lowest cross-entropy, and that loss.
-    ``b`` > 1 sharpens under-confident logits (label smoothing makes them so), ``b`` < 1
-    softens over-confident ones."""
+    on ``log b``, the loss being convex in ``b``) with the lowest cross-entropy (weighted by the
+    rows' ``weights`` when given), and that loss. ``b`` > 1 sharpens under-confident logits
+    (label smoothing makes them so), ``b`` < 1 softens over-confident ones."""
     logits = logits.float()
     targets = targets.long()
+    weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
 
     def loss(log_b: float) -> float:
-        return float(torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets))
+        if weights is None:
+            return float(torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets))
+        per_row = torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets, reduction="none")
+        return float(weighted_mean(per_row, weights))
 
     low, high = math.log(1e-2), math.log(1e2)
     ratio = (math.sqrt(5) - 1) / 2
@@ -188,7 +209,7 @@ def best_temperature(logits: torch.Tensor, targets: torch.Tensor) -> tuple[float
     return min((fa, math.exp(a)), (fb, math.exp(b)), (loss(0.0), 1.0))[::-1]
 
 
-def calibrated_log_loss(logits: torch.Tensor, targets: torch.Tensor) -> float:
+def calibrated_log_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> float:
     """Log-loss of ``logits`` after the best temperature scaling (:func:`best_temperature`).
 
     It judges how well the logits rank the classes, not how confident they are. The plain
@@ -197,16 +218,24 @@ def calibrated_log_loss(logits: torch.Tensor, targets: torch.Tensor) -> float:
     had a lower plain log-loss than every later epoch (accuracy 0.72-0.74), and was kept."""
     if not bool(torch.isfinite(logits.float()).all()):
         return float("nan")
-    return best_temperature(logits, targets)[1]
+    return best_temperature(logits, targets, weights)[1]
 
 
-def validation_metrics(outputs: np.ndarray, targets: np.ndarray, classification: bool) -> tuple[float, float]:
+def validation_metrics(outputs: np.ndarray, targets: np.ndarray, classification: bool,
+                       weights: np.ndarray | None = None) -> tuple[float, float]:
     """(loss, score) of validation outputs: for classification the log-loss after temperature
-    scaling (:func:`calibrated_log_loss`) and the accuracy, for regression the MSE and −MSE."""
+    scaling (:func:`calibrated_log_loss`) and the accuracy, for regression the MSE and −MSE;
+    each a mean over the rows weighted by their ``weights`` (sample weights) when given."""
     out_t, tgt_t = torch.from_numpy(np.asarray(outputs)), torch.as_tensor(targets)
+    w_t = None if weights is None else torch.as_tensor(np.asarray(weights), dtype=torch.float32)
     if classification:
-        return calibrated_log_loss(out_t, tgt_t.long()), float((np.asarray(outputs).argmax(1) == targets).mean())
-    loss = float(torch.nn.functional.mse_loss(out_t.float().view(-1), tgt_t.float().view(-1)))
+        correct = np.asarray(outputs).argmax(1) == np.asarray(targets)
+        accuracy = correct.mean() if weights is None else np.average(correct, weights=np.asarray(weights))
+        return calibrated_log_loss(out_t, tgt_t.long(), w_t), float(accuracy)
+    if w_t is None:
+        loss = float(torch.nn.functional.mse_loss(out_t.float().view(-1), tgt_t.float().view(-1)))
+    else:
+        loss = float(weighted_mean((out_t.float().view(-1) - tgt_t.float().view(-1)) ** 2, w_t))
     return loss, -loss
 
 
@@ -247,6 +276,8 @@ class Trainer:
         self.generator.manual_seed(config.seed)
         self.class_weights = (torch.tensor(config.class_weights, dtype=torch.float32, device=device)
                               if config.class_weights is not None else None)
+        self.train_weights: torch.Tensor | None = None   # per training row, by dataset index (see fit)
+        self.valid_weights: np.ndarray | None = None
         use_amp = bool(config.amp) and device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16)
         self.use_amp = use_amp
@@ -265,10 +296,21 @@ class Trainer:
         one_hot = torch.nn.functional.one_hot(target.long(), n).float()
         return one_hot * (1 - smoothing) + smoothing / n
 
-    def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The batch's training loss; ``weights``: the rows' sample weights (mean 1 over the
+        training rows), or None."""
         if self.is_classification:
-            return soft_cross_entropy(outputs, targets, self.class_weights)
-        return torch.nn.functional.mse_loss(outputs.float(), targets)
+            return soft_cross_entropy(outputs, targets, self.class_weights, weights)
+        if weights is None:
+            return torch.nn.functional.mse_loss(outputs.float(), targets)
+        return (((outputs.float() - targets) ** 2).mean(1) * weights).mean()
+
+    def batch_weights(self, batch: dict) -> torch.Tensor | None:
+        """The sample weights of a training batch's rows (None without sample weights)."""
+        if self.train_weights is None:
+            return None
+        return self.train_weights[batch["index"].to(self.train_weights.device)]
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
@@ -279,12 +321,19 @@ class Trainer:
         for aug in self.batch_augmentations:
             masks = aug.apply_masks(masks, self.generator)
         targets = self.soft_targets(batch["target"])
+        weights = self.batch_weights(batch)
         with self._autocast():
             fused = self.model.embed(batch["inputs"], masks)
+            if self.batch_augmentations and weights is not None:
+                # the rows' weights ride along as the targets' last column: an augmentation that
+                # mixes rows (mixup) mixes their weights as it mixes their targets
+                targets = torch.cat([targets, weights.to(targets.dtype).unsqueeze(1)], dim=1)
             for aug in self.batch_augmentations:
                 fused, targets = aug.apply_fused(fused, targets, self.generator)
+            if self.batch_augmentations and weights is not None:
+                targets, weights = targets[:, :-1], targets[:, -1]
             outputs = self.model.head(fused)
-        loss = self.compute_loss(outputs, targets)
+        loss = self.compute_loss(outputs, targets, weights)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.steps}")
         self.optimizer.zero_grad(set_to_none=True)
@@ -335,10 +384,12 @@ class Trainer:
         """(loss, score, outputs) on a validation loader (see :func:`validation_metrics`). The
         plain log-loss goes to ``last_raw_loss``."""
         outputs = self.predict_outputs(loader)
+        weights = self.valid_weights
         if self.is_classification:
-            self.last_raw_loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(outputs),
-                                                                         torch.as_tensor(targets).long()))
-        loss, score = validation_metrics(outputs, targets, self.is_classification)
+            per_row = torch.nn.functional.cross_entropy(torch.from_numpy(outputs), torch.as_tensor(targets).long(),
+                                                        reduction="none")
+            self.last_raw_loss = float(weighted_mean(per_row, None if weights is None else torch.as_tensor(weights)))
+        loss, score = validation_metrics(outputs, targets, self.is_classification, weights)
         return loss, score, outputs
 
     def configure_optimizer(self, steps_per_epoch: int) -> None:
@@ -416,7 +467,15 @@ class Trainer:
             raise TimeLimitReached
 
     # -- loop ------------------------------------------------------------------------
-    def fit(self, train_loader, valid_loader, valid_targets: np.ndarray) -> "Trainer":
+    def fit(self, train_loader, valid_loader, valid_targets: np.ndarray, train_weights: np.ndarray | None = None,
+            valid_weights: np.ndarray | None = None) -> "Trainer":
+        """Train; ``train_weights`` / ``valid_weights``: sample weights of the training rows (by
+        their index in ``train_loader``'s dataset, normalised to mean 1) and of the validation
+        rows, or None. The validation loss and score are then weighted means."""
+        if train_weights is not None:
+            weights = torch.as_tensor(np.asarray(train_weights, dtype=np.float32))
+            self.train_weights = (weights / weights.mean()).to(self.device)
+        self.valid_weights = None if valid_weights is None else np.asarray(valid_weights, dtype=np.float64)
         self.configure_optimizer(len(train_loader))
         for cb in self.callbacks:
             cb.on_train_begin(self)

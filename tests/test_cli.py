@@ -187,6 +187,49 @@ def test_fit_json_then_evaluate_and_predict_a_regression_in_process(capsys, regr
     assert result.code == 1 and "lacks the column(s) ['a']" in result.err and result.no_traceback()
 
 
+def test_a_weight_column_weighs_the_fit_and_the_test_metrics(capsys, regression_files, tmp_path):
+    """data.weight_column: fit's sample_weight, the test metrics weighted; evaluate reads it from
+    the saved recipe; a bad weight is a recipe error before any training."""
+    frame = pd.read_csv(regression_files / "houses.csv")
+    frame["w"] = np.where(frame["colour"] == "red", 5.0, 1.0)
+    frame.loc[frame.index % 9 == 0, "w"] = 0.0
+    frame.to_csv(tmp_path / "houses.csv", index=False)
+    recipe = yaml.safe_load((regression_files / "recipe.yaml").read_text())
+    recipe["data"] = {"path": "houses.csv", "label": "price", "split_column": "part", "weight_column": "w",
+                      "columns": ["a", "b", "colour"]}
+    recipe["output"] = {"dir": str(tmp_path / "model")}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    result = run(capsys, "fit", tmp_path / "recipe.yaml", "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["weight_column"] == "w" and summary["test_weighted"]
+    from automm import AutoMM
+    from automm.recipes import compute_metrics
+
+    model = AutoMM.load(tmp_path / "model")
+    test = frame[frame.part == "test"]
+    predictions = model.predict(test[["a", "b", "colour"]])
+    weighted = compute_metrics("regression", test["price"], predictions, sample_weight=test["w"])
+    assert summary["test"]["rmse"] == pytest.approx(weighted["rmse"], rel=1e-6)
+    assert weighted["rmse"] != pytest.approx(compute_metrics("regression", test["price"], predictions)["rmse"],
+                                             rel=1e-4)
+    result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "houses.csv", "--filter", "part=test", "--json")
+    out = json.loads(result.out)
+    assert out["weight_column"] == "w" and out["metrics"]["rmse"] == pytest.approx(weighted["rmse"], rel=1e-6)
+    result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "houses.csv", "--weight-column", "wt")
+    assert result.code == 2 and "did you mean 'w'" in result.err
+
+    frame.loc[3, "w"] = -1.0
+    frame.to_csv(tmp_path / "houses.csv", index=False)
+    result = run(capsys, "fit", tmp_path / "recipe.yaml", "-o", tmp_path / "other")
+    assert result.code == 2 and "data.weight_column" in result.err and "-1.0" in result.err
+    assert not (tmp_path / "other").exists()
+    recipe["data"]["weight_column"] = "weight"
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    result = run(capsys, "validate", tmp_path / "recipe.yaml")
+    assert result.code == 2 and "data.weight_column" in result.err
+
+
 def test_fit_quiet_prints_only_the_model_directory(capsys, regression_files, tmp_path):
     result = run(capsys, "fit", regression_files / "recipe.yaml", "--quiet", "-o", tmp_path / "m",
                  "--set", "training.max_epochs=1")

@@ -126,11 +126,11 @@ def test_time_limit_keeps_best_model_so_far(emoji_split):
     ((["a b", "c d", "e f"], [0, 1]), "2 labels for 3 samples"),
     (([], []), "empty"),
     ((["a b", "c d", "e f"], ["x", "x", "x"]), r"only one class \('x'\)"),
-    ((["a b", "c d", "e f"], ["x", None, "y"]), "missing labels"),
-    ((["a b", "c d", "e f"], [0.0, np.nan, 1.0]), "missing labels"),
+    ((["a b", "c d", "e f"], ["x", None, "y"]), "missing label"),
+    ((["a b", "c d", "e f"], [0.0, np.nan, 1.0]), "missing label"),
     # strings and NaN in one list: numpy alone would turn the NaN into a class named 'nan'
-    ((["a b", "c d", "e f"], ["x", np.nan, "y"]), "missing labels"),
-    ((["a b", "c d", "e f"], ["x", "  ", "y"]), "missing labels"),
+    ((["a b", "c d", "e f"], ["x", np.nan, "y"]), "missing label"),
+    ((["a b", "c d", "e f"], ["x", "  ", "y"]), "missing label"),
 ])
 def test_bad_labels_and_lengths(args, message):
     with pytest.raises(InputError, match=message):

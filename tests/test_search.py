@@ -1276,7 +1276,7 @@ def test_when_selection_keeps_one_model_that_model_is_the_result(texts, monkeypa
     X, y, _, _ = texts
     chosen = []
 
-    def second_alone(outputs, targets, problem_type, rounds=25):
+    def second_alone(outputs, targets, problem_type, rounds=25, sample_weights=None):
         weights = np.zeros(len(outputs))
         weights[1] = 1.0
         chosen.append(len(outputs))

@@ -30,6 +30,34 @@ def test_scikit_learn_api_checks(cls, check):
     getattr(checks, check)(cls.__name__, cls())
 
 
+FITTING_CHECKS = [
+    "check_sample_weights_pandas_series",
+    "check_sample_weights_list",
+    "check_sample_weights_shape",
+    "check_sample_weights_not_overwritten",
+    "check_all_zero_sample_weights_error",
+    "check_classifiers_one_label_sample_weights",
+]
+# Not run: check_sample_weight_equivalence_on_dense_data (a weight of 2 = the row repeated) cannot
+# hold exactly for a network trained by minibatches with a holdout split; tests/test_sample_weight.py
+# checks the equivalence where it is exact (losses, holdout metrics, the ensemble, the linear model)
+# and that weight 0 removes a row exactly.
+
+
+@pytest.mark.parametrize("cls", [AutoMMClassifier, AutoMMRegressor], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", FITTING_CHECKS)
+def test_scikit_learn_sample_weight_checks(cls, check):
+    getattr(checks, check)(cls.__name__, cls(max_epochs=1, num_workers=0, random_state=0))
+
+
+def test_a_regressor_has_no_predict_proba():
+    assert not hasattr(AutoMMRegressor(), "predict_proba")
+    assert hasattr(AutoMMClassifier(), "predict_proba") and hasattr(AutoMM(), "predict_proba")
+    fitted = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(
+        [f"item {i}" for i in range(40)], np.linspace(0.0, 1.0, 40))
+    assert fitted.problem_type_ == "regression" and not hasattr(fitted, "predict_proba")
+
+
 def test_init_only_stores_parameters_and_clone_round_trips():
     params = tiny(time_limit=30, verbose=0)
     est = AutoMM(**params)

@@ -298,7 +298,8 @@ class NeighborsFusion(Fusion):
     (zero where the input is missing) and divided by ``sqrt(number of inputs)``, concatenated,
     in float16, with the rows' targets. The similarity of two rows is then the mean over
     inputs of the cosine of their standardised embeddings. A row's ``k`` most similar
-    reference rows vote with weights ``exp(temperature * (similarity - the nearest's))``.
+    reference rows vote with weights ``exp(temperature * (similarity - the nearest's))``, each
+    times the row's sample weight when the rows were remembered with weights.
     Classification: the log of the normalised votes, each class floored at ``SMOOTHING /
     n_classes``; regression (``regression=True``, one output; by default when ``n_outputs`` is 1):
     the weighted mean target. Trained by :func:`automm.neighbors.train_neighbors`, which
@@ -333,13 +334,16 @@ class NeighborsFusion(Fusion):
         self.register_buffer("scale", torch.ones(width))
         self.register_buffer("bank", torch.zeros(0, width, dtype=torch.float16))
         self.register_buffer("bank_targets", torch.zeros(0))
+        self.register_buffer("bank_weights", torch.zeros(0))  # empty: every row's vote counts once
 
     @property
     def n_remembered(self) -> int:
         return int(self.bank.shape[0])
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("bank", "bank_targets"):  # the saved rows decide the buffers' length
+        # a model saved before sample weights has no bank_weights: every row counts once
+        state_dict.setdefault(prefix + "bank_weights", torch.zeros(0))
+        for name in ("bank", "bank_targets", "bank_weights"):  # the saved rows decide the buffers' length
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved, device=getattr(self, name).device))
@@ -358,10 +362,11 @@ class NeighborsFusion(Fusion):
 
     @torch.no_grad()
     def remember(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
-                 targets: torch.Tensor) -> None:
+                 targets: torch.Tensor, weights: torch.Tensor | None = None) -> None:
         """Keep these rows (``{name: (N, D)}`` embeddings, ``{name: (N,)}`` masks, ``(N,)``
-        targets: class indices, or values for regression) as the reference rows, replacing any
-        remembered before; the standardisation is fitted on them."""
+        targets: class indices, or values for regression; ``(N,)`` positive sample weights that
+        scale their votes, or None) as the reference rows, replacing any remembered before; the
+        standardisation is fitted on them."""
         means, scales = [], []
         for name, width in zip(self.input_names, self.widths):
             values = embeddings[name].float()
@@ -379,6 +384,10 @@ class NeighborsFusion(Fusion):
         self.bank_targets = torch.as_tensor(targets, dtype=torch.float32).reshape(-1).to(self.bank.device)
         if len(self.bank_targets) != len(self.bank):
             raise ValueError(f"remember: {len(self.bank)} rows but {len(self.bank_targets)} targets")
+        self.bank_weights = (torch.zeros(0) if weights is None
+                             else torch.as_tensor(weights, dtype=torch.float32).reshape(-1)).to(self.bank.device)
+        if weights is not None and len(self.bank_weights) != len(self.bank):
+            raise ValueError(f"remember: {len(self.bank)} rows but {len(self.bank_weights)} weights")
 
     @torch.no_grad()
     def neighbours(self, embeddings: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor],
@@ -404,6 +413,8 @@ class NeighborsFusion(Fusion):
     def vote(self, similarities: torch.Tensor, indices: torch.Tensor, temperature: float) -> torch.Tensor:
         """The outputs (see the class documentation) from :meth:`neighbours`' result."""
         weights = torch.exp(float(temperature) * (similarities - similarities[:, :1]))
+        if len(self.bank_weights):
+            weights = weights * self.bank_weights[indices]
         targets = self.bank_targets[indices]
         if self.regression:
             return ((weights * targets).sum(1) / weights.sum(1)).unsqueeze(1)

@@ -1,0 +1,264 @@
+"""``fit(..., sample_weight=...)``: weights count as repeated rows in every loss and holdout
+score, weight 0 leaves a row out, and bad weights fail before any training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from automm import AutoMM, AutoMMClassifier, AutoMMRegressor
+from automm.components.fusions import NeighborsFusion
+from automm.data import InputSpec
+from automm.ensemble import calibrate, select_ensemble
+from automm.exceptions import InputError
+from automm.linear import linear_config, train_linear
+from automm.pipeline import PreparedData
+from automm.training import Trainer, TrainingConfig, soft_cross_entropy, validation_metrics
+
+from helpers import tiny
+
+RNG = np.random.default_rng(0)
+
+
+def _repeat(array, counts):
+    return np.repeat(np.asarray(array), counts, axis=0)
+
+
+# ------------------------------------------------------------------ weighted means = repeated rows
+def test_holdout_metrics_weight_rows_as_repeats():
+    outputs = RNG.normal(size=(40, 3)).astype(np.float32) * 3
+    targets = RNG.integers(0, 3, 40)
+    counts = RNG.integers(1, 4, 40)
+    weighted = validation_metrics(outputs, targets, True, counts.astype(float))
+    repeated = validation_metrics(_repeat(outputs, counts), _repeat(targets, counts), True)
+    assert weighted == pytest.approx(repeated, rel=1e-5)
+    assert weighted != pytest.approx(validation_metrics(outputs, targets, True), rel=1e-3)
+
+    values = RNG.normal(size=(40, 1)).astype(np.float32)
+    real = RNG.normal(size=40).astype(np.float32)
+    assert validation_metrics(values, real, False, counts.astype(float)) == pytest.approx(
+        validation_metrics(_repeat(values, counts), _repeat(real, counts), False), rel=1e-5)
+
+
+def test_the_training_loss_weights_rows_as_repeats():
+    logits = torch.randn(30, 4)
+    soft = torch.nn.functional.one_hot(torch.randint(0, 4, (30,)), 4).float()
+    counts = torch.randint(1, 4, (30,))
+    weights = counts.float() / counts.float().mean()  # the trainer scales weights to mean 1
+    repeated = soft_cross_entropy(logits.repeat_interleave(counts, 0), soft.repeat_interleave(counts, 0), None)
+    assert float(soft_cross_entropy(logits, soft, None, weights)) == pytest.approx(float(repeated), rel=1e-5)
+
+
+def test_the_ensemble_calibrates_and_selects_on_weighted_rows():
+    targets = RNG.integers(0, 3, 60)
+    good = np.eye(3)[targets] * 2 + RNG.normal(size=(60, 3))
+    other = np.eye(3)[(targets + (np.arange(60) % 2)) % 3] * 3 + RNG.normal(size=(60, 3))  # wrong on odd rows
+    counts = np.where(np.arange(60) % 2 == 0, 5, 1)  # the rows it gets right weigh five times
+    outputs = [good.astype(np.float32), other.astype(np.float32)]
+    assert calibrate(outputs, targets, "multiclass", counts) == pytest.approx(
+        calibrate([_repeat(o, counts) for o in outputs], _repeat(targets, counts), "multiclass"), rel=2e-3)
+    weights, pooling = select_ensemble(outputs, targets, "multiclass", sample_weights=counts)
+    expected = select_ensemble([_repeat(o, counts) for o in outputs], _repeat(targets, counts), "multiclass")
+    assert pooling == expected[1] and weights == pytest.approx(expected[0])
+
+
+def test_the_linear_model_is_weighted_logistic_regression(builtin_only, emoji_split):
+    from sklearn.linear_model import LogisticRegression
+
+    from automm.linear import raw_design
+
+    train, _ = emoji_split
+    classes = sorted(set(train["category"]))
+    texts = train["name"].tolist()
+    targets = np.array([classes.index(c) for c in train["category"]])
+    weights = RNG.uniform(0.1, 3.0, len(texts))
+    weights = (weights / weights.mean()).astype(np.float32)
+    rows = np.arange(len(texts))
+    data = PreparedData(inputs=[InputSpec("text_0", "text", ["name"], {"name": "text"})], values={"text_0": texts},
+                        targets=targets, problem_type="multiclass", n_outputs=len(classes),
+                        train_index=rows[rows % 4 != 0], valid_index=rows[rows % 4 == 0], seed=0,
+                        device=torch.device("cpu"), num_workers=0, sample_weights=weights)
+    config = linear_config(data.inputs, {"text_0": {"hashed_ngram": {}}}, {"batch_size": 32}, len(classes))
+    candidate = train_linear(data, config, refit=False)
+    kept = candidate.history[candidate.best_epoch - 1]
+
+    def design(index, seen=None):
+        matrix = raw_design(candidate.model, data.subset(index))["text_0"][0].to_dense().numpy()
+        seen = np.flatnonzero(matrix.any(0)) if seen is None else seen
+        return matrix[:, seen], seen
+
+    # ours: the weighted mean log-loss + ||W||^2 / (2 C n); scikit-learn's: C * sum(w * log-loss) + ||W||^2 / 2
+    train_x, seen = design(data.train_index)
+    w = weights[data.train_index]
+    reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(
+        train_x, targets[data.train_index], sample_weight=len(w) * w / w.sum())
+    expected = reference.predict_proba(design(data.valid_index, seen)[0])
+    got = torch.softmax(torch.from_numpy(candidate.valid_outputs), 1).numpy()[:, reference.classes_]
+    assert np.abs(got - expected).max() < 0.02
+    unweighted = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(train_x, targets[data.train_index])
+    assert np.abs(unweighted.predict_proba(design(data.valid_index, seen)[0]) - expected).max() > 0.05
+    # its holdout loss and score are the weighted ones
+    assert (kept["valid_loss"], kept["valid_score"]) == pytest.approx(validation_metrics(
+        candidate.valid_outputs, data.valid_targets, True, data.valid_weights), rel=1e-6)
+
+
+def test_the_neighbours_vote_weights_rows_and_keeps_them_through_the_state_dict():
+    fusion = NeighborsFusion({"a": 2}, 2, k=2, temperature=1.0)
+    bank = {"a": torch.tensor([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])}
+    masks = {"a": torch.ones(4, dtype=torch.bool)}
+    # the query's two nearest rows are equally near: labels 0 and 1, weights 1 and 3
+    fusion.remember(bank, masks, torch.tensor([0, 1, 0, 0]), torch.tensor([1.0, 3.0, 1.0, 1.0]))
+    query = {"a": torch.tensor([[1.0, 0.0]])}
+    probabilities = torch.softmax(fusion(query, {"a": torch.ones(1, dtype=torch.bool)}), 1)
+    assert float(probabilities[0, 1]) == pytest.approx(0.75, abs=0.02)  # 3 of the 4 votes' weight
+    copy = NeighborsFusion({"a": 2}, 2, k=2, temperature=1.0)
+    copy.load_state_dict(fusion.state_dict())
+    assert torch.equal(copy.bank_weights, fusion.bank_weights)
+    # a model saved before sample weights (no bank_weights) loads, every row counting once
+    old = {k: v for k, v in fusion.state_dict().items() if k != "bank_weights"}
+    copy.load_state_dict(old)
+    assert len(copy.bank_weights) == 0
+    assert float(torch.softmax(copy(query, {"a": torch.ones(1, dtype=torch.bool)}), 1)[0, 1]) == pytest.approx(
+        0.5, abs=0.02)
+
+
+class _Recorder:
+    """A batch augmentation that records the targets it sees and changes nothing."""
+
+    modality = "batch"
+
+    def __init__(self):
+        self.widths = []
+
+    def apply_masks(self, masks, generator):
+        return masks
+
+    def apply_fused(self, fused, targets, generator):
+        self.widths.append(targets.shape[1])
+        return fused, targets
+
+
+def test_batch_augmentations_see_the_weights_as_the_targets_last_column():
+    from automm.components.fusions import ConcatFusion
+    from automm.model import MultimodalNet
+
+    class Identity(torch.nn.Module):
+        output_dim = 4
+
+        def forward(self, x):
+            return x
+
+    def trainer(augmentations):
+        torch.manual_seed(0)
+        model = MultimodalNet({"x": Identity()}, ConcatFusion({"x": 4}, 3), 3)
+        t = Trainer(model, TrainingConfig(max_epochs=1), torch.device("cpu"), batch_augmentations=augmentations)
+        t.configure_optimizer(1)
+        t.train_weights = torch.tensor([0.5, 1.5, 1.0, 1.0])
+        return t
+
+    batch = {"inputs": {"x": torch.randn(4, 4)}, "masks": {"x": torch.ones(4, dtype=torch.bool)},
+             "target": torch.tensor([0, 1, 2, 1]), "index": torch.arange(4)}
+    recorder = _Recorder()
+    with_aug, without = trainer([recorder]), trainer([])
+    torch.manual_seed(1)  # (the same head dropout in both steps)
+    loss = with_aug.training_step(dict(batch))
+    torch.manual_seed(1)
+    assert loss == pytest.approx(without.training_step(dict(batch)), rel=1e-6)
+    assert recorder.widths == [3 + 1]
+
+
+# ------------------------------------------------------------------ the estimator
+def _conflicting_texts():
+    """'red' rows: 24 labelled warm, 8 labelled cold; 'blue' rows: cold."""
+    texts = ["red apple"] * 24 + ["red apple"] * 8 + ["blue sea"] * 32
+    labels = ["warm"] * 24 + ["cold"] * 8 + ["cold"] * 32
+    return texts, labels
+
+
+def test_weights_decide_between_conflicting_labels():
+    texts, labels = _conflicting_texts()
+    params = dict(encoders={"text": {"name": "hashed_ngram", "n_buckets": 512, "emb_dim": 16, "output_dim": 16}},
+                  fusion={"name": "concat", "proj_dim": 16, "hidden_dim": 16}, augmentations=None, max_epochs=8,
+                  batch_size=8, learning_rate=1e-2, num_workers=0, random_state=0)
+    plain = AutoMMClassifier(**params).fit(texts, labels)
+    assert plain.predict(["red apple"])[0] == "warm"
+    weights = [1.0] * 24 + [10.0] * 8 + [1.0] * 32  # the 8 cold 'red' rows now outweigh the 24 warm ones
+    weighted = AutoMMClassifier(**params).fit(texts, labels, sample_weight=weights)
+    assert weighted.predict(["red apple"])[0] == "cold"
+    assert weighted.predict(["blue sea"])[0] == "cold"
+
+
+def test_zero_weight_rows_are_left_out_exactly(emoji_split):
+    train, test = emoji_split
+    X = train[["image", "name"]].reset_index(drop=True)
+    y = train["category"].reset_index(drop=True)
+    # the same rows again with shuffled labels, at weight 0, and every real row at weight 3
+    noise = X.sample(frac=0.5, random_state=0).reset_index(drop=True)
+    X2 = pd.concat([X, noise], ignore_index=True)
+    y2 = pd.concat([y, y.sample(frac=1.0, random_state=1).iloc[:len(noise)]], ignore_index=True)
+    weights = np.r_[np.full(len(X), 3.0), np.zeros(len(noise))]
+    params = tiny(max_epochs=2)
+    clean = AutoMM(**params).fit(X, y)
+    weighted = AutoMM(**params).fit(X2, y2, sample_weight=weights)
+    probe = test[["image", "name"]].head(40)
+    assert np.allclose(clean.predict_proba(probe), weighted.predict_proba(probe), atol=1e-6)
+    assert list(weighted.classes_) == list(clean.classes_)
+    assert [r["valid_loss"] for r in weighted.history_] == [r["valid_loss"] for r in clean.history_]
+
+
+def test_weights_in_a_search_with_bagging_and_regression():
+    rng = np.random.default_rng(1)
+    words = np.array(["alpha", "beta", "gamma", "delta"])
+    picks = rng.integers(0, 4, 120)
+    texts = [f"{words[p]} item {i % 7}" for i, p in enumerate(picks)]
+    values = picks * 1.5 + rng.normal(scale=0.2, size=120)
+    weights = rng.uniform(0.2, 3.0, 120)
+    est = AutoMMRegressor(encoders={"text": ["hashed_ngram"]}, n_trials=3, max_epochs=3, bag_folds=2,
+                          search_space={"linear_model": True}, num_workers=0, random_state=0)
+    est.fit(texts, values, sample_weight=weights)
+    assert est.leaderboard_["state"].eq("COMPLETE").sum() >= 2
+    assert est.score(texts, values, sample_weight=weights) > 0.5
+
+
+def test_pandas_series_and_lists_are_accepted_and_not_modified():
+    texts, labels = _conflicting_texts()
+    weights = pd.Series(np.linspace(0.5, 2.0, len(texts)), index=np.arange(100, 100 + len(texts)))
+    before = weights.copy()
+    est = AutoMMClassifier(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(texts, labels,
+                                                                                      sample_weight=weights)
+    assert weights.equals(before)
+    AutoMMClassifier(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(
+        texts, labels, sample_weight=weights.tolist())
+    assert 0 <= est.score(texts, labels, sample_weight=weights) <= 1
+
+
+@pytest.mark.parametrize("weights, message", [
+    (np.ones(3), "3 weights for 64 samples"),
+    (np.r_[-1.0, np.ones(63)], "must be >= 0; 1 are negative, first at row 0"),
+    (np.r_[np.ones(10), np.nan, np.ones(53)], "NaN or infinite, first at row 10"),
+    (np.zeros(64), "every weight is zero"),
+    (["heavy"] * 64, "not numeric"),
+    (np.ones((64, 2)), "1-d"),
+    ("heavy", "expected one number per sample"),
+    (np.r_[np.zeros(32), np.ones(32)], r"only one class \('cold'\)"),
+])
+def test_bad_weights_fail_before_training_naming_sample_weight(weights, message):
+    texts, labels = _conflicting_texts()
+    with pytest.raises(InputError, match=rf"sample_weight: .*{message}"):
+        AutoMM(**tiny()).fit(texts, labels, sample_weight=weights)
+
+
+def test_scikit_learn_routes_sample_weight_to_fit_and_score():
+    import sklearn
+    from sklearn.model_selection import cross_validate
+
+    texts, labels = _conflicting_texts()
+    X = pd.DataFrame({"name": texts})
+    weights = np.linspace(0.5, 2.0, len(texts))
+    est = AutoMMClassifier(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"}))
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = est.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
+        scores = cross_validate(est, X, labels, cv=2, params={"sample_weight": weights})
+    assert scores["test_score"].shape == (2,)
