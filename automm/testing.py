@@ -577,7 +577,9 @@ def check_augmentation(name_or_spec: str | ComponentSpec, sample: Any = None, *,
     same kind, the sample must not be modified in place, and the same generator seed must
     give the same result. Batch augmentations (modality ``"batch"``) are checked on masks
     (same keys, shapes and dtype; a dropped input may only turn True into False) and on
-    fused embeddings with soft targets (same shapes; targets still sum to 1)."""
+    fused embeddings with soft targets (same shapes; targets still sum to 1; targets carrying
+    the sample weights as one more last column keep their width, the class columns mixed as
+    without it)."""
     spec = _resolve("augmentation", name_or_spec, registry)
     if not spec.modality:
         _fail(spec, "an augmentation must be registered with a modality (or 'batch')")
@@ -667,6 +669,17 @@ def _exercise_batch(spec: ComponentSpec, aug: BatchAugmentation, seed: int, n_ca
             _fail(spec, "apply_fused must keep soft class targets summing to 1")
         if not (torch.equal(new_fused, again_fused) and torch.equal(new_targets, again_targets)):
             _fail(spec, "apply_fused is not deterministic under the same generator seed")
+        # with sample weights the targets carry the rows' weights as one more last column
+        weighted = torch.cat([targets, torch.rand(batch, 1, generator=g) + 0.5], dim=1)
+        try:
+            _, out = aug.apply_fused(fused.clone(), weighted.clone(), torch.Generator().manual_seed(generator_seed))
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"apply_fused fails on targets with the sample weights' column: {exc!r}")
+        if out.shape != weighted.shape:
+            _fail(spec, "apply_fused must keep the targets' width when they carry the sample weights' column")
+        if not torch.allclose(out[:, :-1], new_targets, atol=1e-5):
+            _fail(spec, "apply_fused must treat the sample weights' last column apart from the class targets "
+                        "(mixing rows mixes their weights)")
 
 
 # -- registration ------------------------------------------------------------------------

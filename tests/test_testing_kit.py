@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import automm
-from automm import MISSING, Encoder, Fusion, hookimpl
+from automm import MISSING, BatchAugmentation, Encoder, Fusion, hookimpl
 from automm.builtin import DEFAULT_PLUGINS
 from automm.testing import (ConformanceError, check_augmentation, check_component_registration, check_encoder,
                             check_fusion, check_role_inference, check_search_space)
@@ -136,6 +136,13 @@ class _FalselyStatic(_WrongWidth):
         return torch.tensor([float(len(text))])
 
 
+class _WeightBlindSmoothing(BatchAugmentation):
+    """Smooths the targets over every column: mixes the sample weights' column into the classes."""
+
+    def apply_fused(self, fused, targets, generator):
+        return fused, 0.9 * targets + 0.1 / targets.shape[1]
+
+
 def _bad_space(trial, prefix):
     return {"width": trial.suggest_int("width", 1, 4)}  # no prefix
 
@@ -152,6 +159,10 @@ class _BrokenPlugin:
     @hookimpl
     def automm_register_fusions(self, register):
         register("leaky", _LeakyFusion)
+
+    @hookimpl
+    def automm_register_augmentations(self, register):
+        register("weight_blind", _WeightBlindSmoothing, modality="batch")
 
 
 @pytest.fixture
@@ -182,6 +193,11 @@ def test_kit_catches_an_encoder_whose_static_samples_are_augmented(broken):
 def test_kit_catches_unprefixed_search_parameters(broken):
     with pytest.raises(ConformanceError, match="do not start with the prefix 'bad_space.'"):
         check_search_space("bad_space")
+
+
+def test_kit_catches_a_batch_augmentation_that_mixes_the_sample_weights_into_the_classes(broken):
+    with pytest.raises(ConformanceError, match="sample weights' last column"):
+        check_augmentation("weight_blind")
 
 
 def test_kit_catches_a_fusion_that_reads_missing_inputs(broken):

@@ -171,7 +171,9 @@ class BatchAugmentation:
     ``apply_masks(masks, generator)`` may drop inputs (modality dropout);
     ``apply_fused(fused, targets, generator)`` may mix fused embeddings and soft
     targets (mixup) and returns ``(fused, targets)``; targets are one-hot or soft
-    class probabilities for classification and values for regression.
+    class probabilities for classification and values for regression. When the fit has
+    sample weights, the targets carry one more last column, the rows' weights: treat it as
+    part of the targets (mixing rows mixes their weights), keep the width.
     """
 
     modality: str = "batch"
