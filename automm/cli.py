@@ -202,7 +202,9 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         ("recipe", summary["recipe"]),
         ("data", summary["data"]),
         ("label", f"{summary['label']} ({problem})"),
-        ("rows", f"{summary['train_rows']} train, {summary['test_rows']} test"),
+        ("rows", f"{summary['train_rows']} train, "
+                 + (f"{summary['validation_rows']} validation, " if summary.get("validation_rows") else "")
+                 + f"{summary['test_rows']} test"),
         *([("sample weights", f"column {summary['weight_column']!r}"
                               + ("" if summary.get("test_weighted") else " (not in the test data: test unweighted)"))]
           if summary.get("weight_column") else []),
@@ -449,8 +451,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe, list(args.overrides or []), check_data=True, require_data=True)
         data = recipe.load_data()
         inputs, labels = (data.X_train,), data.y_train
-        if data.w_train is not None:
-            options_weights = {"sample_weight": data.w_train}
+        options_weights = {k: v for k, v in {"sample_weight": data.w_train, "X_val": data.X_val, "y_val": data.y_val,
+                                             "sample_weight_val": data.w_val}.items() if v is not None}
         out.log(f"data: {data.source}: {len(data.X_train)} train rows (must be what the study's fit was given)")
     elif args.overrides:
         raise UsageError("worker: --set needs --recipe")

@@ -68,7 +68,7 @@ class AutoMM(BaseEstimator):
     max_epochs, batch_size ("auto": sized to the device, and 8 times larger for a model whose encoders are
     all frozen), learning_rate, weight_decay,
     label_smoothing, patience (early-stopping epochs, counted once the learning rate has decayed to
-    half its peak; 0 disables), holdout_frac (validation share),
+    half its peak; 0 disables), holdout_frac (validation share; unused when ``fit`` is given ``X_val``),
     class_weight (None, "balanced" or dict label → weight), head_dropout.
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     amp : mixed precision on CUDA (ignored on CPU).
@@ -209,20 +209,20 @@ class AutoMM(BaseEstimator):
         return requested
 
     @staticmethod
-    def _labels_array(y: Any) -> np.ndarray:
+    def _labels_array(y: Any, name: str = "y") -> np.ndarray:
         try:
             import pandas as pd
 
             if isinstance(y, pd.DataFrame):
                 if y.shape[1] != 1:
-                    raise InputError(f"y: expected one label column, got a DataFrame with {y.shape[1]} columns")
+                    raise InputError(f"{name}: expected one label column, got a DataFrame with {y.shape[1]} columns")
                 y = y.iloc[:, 0]
             if isinstance(y, pd.Series):
                 y = y.to_numpy(dtype=object if y.dtype == object or str(y.dtype) in ("string", "category") else None)
         except ImportError:  # pragma: no cover
             pass
         if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
-            raise InputError(f"y: expected one label per sample, got {type(y).__name__}")
+            raise InputError(f"{name}: expected one label per sample, got {type(y).__name__}")
         # a list mixing strings with NaN would become the string 'nan' in a numpy array: look
         # for missing labels in the values as given
         given = np.asarray(y, dtype=object).ravel().tolist()
@@ -230,13 +230,13 @@ class AutoMM(BaseEstimator):
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr.ravel()
         if arr.ndim != 1:
-            raise InputError(f"y: expected a 1-d sequence of labels, got shape {arr.shape}")
+            raise InputError(f"{name}: expected a 1-d sequence of labels, got shape {arr.shape}")
         if len(arr) == 0:
-            raise InputError("y: no labels (0 samples)")
+            raise InputError(f"{name}: no labels (0 samples)")
         missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]
         if missing:
             rows = ", ".join(map(str, missing[:5]))
-            raise InputError(f"y: {len(missing)} missing label{'s' if len(missing) > 1 else ''} (None/NaN/empty), "
+            raise InputError(f"{name}: {len(missing)} missing label{'s' if len(missing) > 1 else ''} (None/NaN/empty), "
                              f"first at row{'s' if len(missing) > 1 else ''} {rows}")
         if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
             arr = arr.astype(float) if any(isinstance(v, float) for v in arr.tolist()) else arr.astype(int)
@@ -346,23 +346,86 @@ class AutoMM(BaseEstimator):
         self.classes_ = classes
         return encoded.astype(np.int64)
 
-    def _drop_unweighted(self, table: Table, targets: np.ndarray, weights: np.ndarray | None
-                         ) -> tuple[Table, np.ndarray, np.ndarray | None]:
-        """The rows of positive weight, their targets and their weights scaled to a mean of 1
-        (None when all are equal: the fit is then exactly the unweighted one)."""
+    def _drop_unweighted(self, table: Table, targets: np.ndarray, weights: np.ndarray | None,
+                         is_train: np.ndarray | None = None):
+        """The rows of positive weight: (table, targets, weights scaled to a mean of 1 or None
+        when all are equal (the fit is then exactly the unweighted one), ``is_train`` (which
+        rows are training rows, not validation rows; None when there are no validation rows))."""
         if weights is None:
-            return table, targets, None
+            return table, targets, None, is_train
         kept = np.flatnonzero(weights > 0)
         if len(kept) < len(weights):
             table, targets, weights = table.subset(kept), targets[kept], weights[kept]
-            if self.problem_type_ != "regression" and len(np.unique(targets)) < 2:
-                only = self.classes_[int(targets[0])]
+            is_train = None if is_train is None else is_train[kept]
+            train_targets = targets if is_train is None else targets[is_train]
+            if self.problem_type_ != "regression" and len(np.unique(train_targets)) < 2:
+                only = self.classes_[int(train_targets[0])]
                 only = only.item() if isinstance(only, np.generic) else only
                 raise InputError(f"sample_weight: the samples of positive weight hold only one class ({only!r}); "
                                  "classification needs at least 2")
         if np.all(weights == weights[0]):
-            return table, targets, None
-        return table, targets, (weights / weights.mean()).astype(np.float32)
+            return table, targets, None, is_train
+        return table, targets, (weights / weights.mean()).astype(np.float32), is_train
+
+    def _validation_data(self, table: Table, roles: Mapping[str, str], X_val: Any, y_val: Any,
+                         sample_weight_val: Any) -> tuple[Table, np.ndarray, np.ndarray | None] | None:
+        """``fit``'s validation data checked against the training table: (table with its
+        columns, labels, weights or None), or None when there are none."""
+        if X_val is None and y_val is None:
+            if sample_weight_val is not None:
+                raise InputError("sample_weight_val: given without X_val and y_val")
+            return None
+        if X_val is None or y_val is None:
+            given, other = ("y_val", "X_val") if X_val is None else ("X_val", "y_val")
+            raise InputError(f"{other}: {given} was given without it; validation data need both X_val and y_val")
+        if table.positional:
+            if len(table.names) > 1 or (isinstance(X_val, tuple) and len(X_val) == 1):
+                if not isinstance(X_val, (tuple, list)) or len(X_val) != len(table.names):
+                    raise InputError(f"X_val: fit was given {len(table.names)} positional inputs; pass X_val as a "
+                                     f"tuple of {len(table.names)} inputs in the same order")
+                inputs = tuple(X_val)
+            else:
+                inputs = (X_val,)
+            val_table = _validation_table(inputs)
+            val_table = Table(dict(zip(table.names, val_table.columns.values())), True)
+        else:
+            val_table = _validation_table((X_val,))
+            if val_table.positional:
+                raise InputError(f"X_val: fit was given a table with columns {table.names}; pass X_val as a table "
+                                 "with the same columns")
+            missing = [c for c in table.names if c not in val_table.columns]
+            if missing:
+                raise InputError(f"X_val: columns {missing} of X are missing; got columns {val_table.names}")
+            val_table = Table({c: val_table.columns[c] for c in table.names})
+        labels = self._labels_array(y_val, "y_val")
+        if len(labels) != len(val_table):
+            raise InputError(f"y_val: {len(labels)} labels for {len(val_table)} validation samples")
+        for column, role in roles.items():
+            if role == "image":
+                try:
+                    validate_images(column, val_table.columns[column])
+                except InputError as exc:
+                    raise InputError(f"X_val: {exc}") from None
+        weights = _check_sample_weight(sample_weight_val, len(labels), "sample_weight_val")
+        return val_table, labels, weights
+
+    def _encode_validation_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
+        """``y_val`` encoded as the training targets are (class indices, standardised values)."""
+        if problem_type == "regression":
+            try:
+                values = labels.astype(float)
+            except (TypeError, ValueError):
+                raise InputError("y_val: regression needs numeric labels") from None
+            if not np.all(np.isfinite(values)):
+                raise InputError("y_val: regression labels must be finite numbers")
+            return ((values - self.target_mean_) / self.target_std_).astype(np.float32)
+        index = {(c.item() if isinstance(c, np.generic) else c): i for i, c in enumerate(self.classes_)}
+        plain = [v.item() if isinstance(v, np.generic) else v for v in labels.tolist()]
+        unknown = sorted({v for v in plain if v not in index}, key=str)
+        if unknown:
+            raise InputError(f"y_val: labels {unknown[:5]} do not occur in y; the classes are "
+                             f"{[k for k in index][:10]}{' ...' if len(index) > 10 else ''}")
+        return np.asarray([index[v] for v in plain], dtype=np.int64)
 
     def _class_weights(self, encoded: np.ndarray, sample_weights: np.ndarray | None = None) -> list[float] | None:
         if self.class_weight is None or self.problem_type_ == "regression":
@@ -412,7 +475,7 @@ class AutoMM(BaseEstimator):
         cpus = os.cpu_count() or 1
         return min(4, cpus // 2) if heavy and cpus > 2 else 0
 
-    def fit(self, *X, y=None, sample_weight=None):
+    def fit(self, *X, y=None, sample_weight=None, X_val=None, y_val=None, sample_weight_val=None):
         """Train on ``X`` (positional inputs, or one table) and labels ``y`` (the last
         positional argument, or ``y=``). Returns ``self``.
 
@@ -421,6 +484,14 @@ class AutoMM(BaseEstimator):
         every holdout loss and score (the kept epoch, the search's ranking of trials, the
         ensemble's selection) is a weighted mean; samples of weight 0 are left out altogether.
         Only the weights' ratios matter.
+
+        ``X_val``, ``y_val`` (and ``sample_weight_val``): validation data, used instead of a
+        random ``holdout_frac`` of the rows. ``X_val`` has the inputs of ``X``: the same columns
+        for a table, the same number of positional inputs as a tuple (one input: the column
+        itself). Every choice made on the holdout (the kept epoch, early stopping, the search's
+        ranking and pruning, the ensemble's selection) is then made on them, and no model
+        trains on them (bags fold the training rows only; the linear and nearest-neighbour
+        models are not refitted with them). Their labels must be classes of ``y``.
 
         Ctrl-C (``KeyboardInterrupt``) during a search stops it: the trials finished so far
         make the model, with a warning; without a search it ends training with the best epoch
@@ -431,24 +502,35 @@ class AutoMM(BaseEstimator):
         the call: a fitted estimator still predicts with its earlier model."""
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
         try:
-            return self._fit(X, y, sample_weight)
+            return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val))
         except BaseException:
             for name in [name for name in vars(self) if _is_learned(name)]:
                 del self.__dict__[name]
             self.__dict__.update(earlier)
             raise
 
-    def _fit(self, X: tuple, y: Any, sample_weight: Any = None):
+    def _fit(self, X: tuple, y: Any, sample_weight: Any = None, validation: tuple = (None, None, None)):
         start = time.monotonic()
         X, y = _split_labels(X, y, "fit")
         (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
          problem_type) = self._prepare(X, y)
         weights = _check_sample_weight(sample_weight, len(labels))
+        val = self._validation_data(table, roles, *validation)
         for attr in ("classes_", "target_mean_", "target_std_"):
             self.__dict__.pop(attr, None)
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type)
-        table, targets, weights = self._drop_unweighted(table, targets, weights)
+        is_train = None
+        if val is not None:  # the validation rows after the training rows
+            val_table, val_labels, val_weights = val
+            n_train, n_val = len(targets), len(val_labels)
+            targets = np.concatenate([targets, self._encode_validation_targets(val_labels, problem_type)])
+            table = _concat_tables(table, val_table)
+            if weights is not None or val_weights is not None:
+                weights = np.concatenate([np.ones(n_train) if weights is None else weights,
+                                          np.ones(n_val) if val_weights is None else val_weights])
+            is_train = np.arange(n_train + n_val) < n_train
+        table, targets, weights, is_train = self._drop_unweighted(table, targets, weights, is_train)
         seed = int(self.random_state) if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
         device = resolve_device(self.device)
 
@@ -464,13 +546,16 @@ class AutoMM(BaseEstimator):
         self.seed_ = seed
 
         np.random.seed(seed % (2**32))
-        train_idx, valid_idx = self._holdout_split(targets, seed)
+        if is_train is not None:
+            train_idx, valid_idx = np.flatnonzero(is_train), np.flatnonzero(~is_train)
+        else:
+            train_idx, valid_idx = self._holdout_split(targets, seed)
         data = PreparedData(
             inputs=specs, values={spec.name: spec.values(table) for spec in specs}, targets=targets,
             problem_type=problem_type, n_outputs=1 if problem_type == "regression" else len(self.classes_),
             train_index=train_idx, valid_index=valid_idx, seed=seed, device=device,
             num_workers=self._resolved_num_workers(specs), class_weights=self._class_weights(targets, weights),
-            amp=bool(self.amp), cache_dir=self.cache_dir, sample_weights=weights)
+            amp=bool(self.amp), cache_dir=self.cache_dir, sample_weights=weights, holdout_given=val is not None)
         config = {
             "encoders": {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)},
             "fusion": {"name": fusion_choice[0], **fusion_choice[1]},
@@ -684,9 +769,28 @@ class AutoMM(BaseEstimator):
         return tags
 
 
-def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+def _validation_table(inputs: tuple) -> Table:
+    try:
+        return as_table(inputs)
+    except InputError as exc:
+        raise InputError(f"X_val: {exc}") from None
+
+
+def _concat_tables(first: Table, second: Table) -> Table:
+    """The rows of ``first`` then those of ``second`` (same column names)."""
+    columns = {}
+    for name, values in first.columns.items():
+        other = second.columns[name]
+        if isinstance(values, np.ndarray) and isinstance(other, np.ndarray) and values.ndim == other.ndim > 1:
+            columns[name] = np.concatenate([values, other])  # stacks of images
+        else:
+            columns[name] = list(values) + list(other)
+    return Table(columns, first.positional)
+
+
+def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample_weight") -> np.ndarray | None:
     """``sample_weight`` as a float64 array of ``n_samples`` finite numbers >= 0 with a positive
-    sum (None stays None); :class:`InputError` naming what is wrong otherwise."""
+    sum (None stays None); :class:`InputError` naming ``name`` and what is wrong otherwise."""
     if sample_weight is None:
         return None
     if isinstance(sample_weight, (int, float, np.number)) and not isinstance(sample_weight, bool):
@@ -699,27 +803,27 @@ def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | Non
     except ImportError:  # pragma: no cover
         pass
     if isinstance(sample_weight, (str, bytes)) or not hasattr(sample_weight, "__len__"):
-        raise InputError(f"sample_weight: expected one number per sample, got {type(sample_weight).__name__}")
+        raise InputError(f"{name}: expected one number per sample, got {type(sample_weight).__name__}")
     try:
         weights = np.asarray(sample_weight, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InputError("sample_weight: expected numbers, got values that are not numeric") from None
+        raise InputError(f"{name}: expected numbers, got values that are not numeric") from None
     if weights.ndim == 2 and weights.shape[1] == 1:
         weights = weights.ravel()
     if weights.ndim != 1:
-        raise InputError(f"sample_weight: expected a 1-d sequence of numbers, got shape {weights.shape}")
+        raise InputError(f"{name}: expected a 1-d sequence of numbers, got shape {weights.shape}")
     if len(weights) != n_samples:
-        raise InputError(f"sample_weight: {len(weights)} weights for {n_samples} samples")
+        raise InputError(f"{name}: {len(weights)} weights for {n_samples} samples")
     bad = np.flatnonzero(~np.isfinite(weights))
     if len(bad):
-        raise InputError(f"sample_weight: {len(bad)} weights are NaN or infinite, first at "
+        raise InputError(f"{name}: {len(bad)} weights are NaN or infinite, first at "
                          f"row{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}")
     negative = np.flatnonzero(weights < 0)
     if len(negative):
-        raise InputError(f"sample_weight: weights must be >= 0; {len(negative)} are negative, first at "
+        raise InputError(f"{name}: weights must be >= 0; {len(negative)} are negative, first at "
                          f"row{'s' if len(negative) > 1 else ''} {', '.join(map(str, negative[:5]))}")
     if not weights.sum() > 0:
-        raise InputError("sample_weight: every weight is zero; at least one sample needs a positive weight")
+        raise InputError(f"{name}: every weight is zero; at least one sample needs a positive weight")
     return weights
 
 

@@ -259,7 +259,8 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     strength on the training and holdout rows together (a second or two; logistic regression on
     fashion and emoji made 0-5 fewer test errors with the holdout's 10% more rows, RESULTS.md
     session 13), so ``valid_outputs`` stay honest while the model uses every row; when the
-    deadline comes first the training rows' fit is kept. Runs on the CPU. Training callbacks do
+    deadline comes first, or when the holdout is the user's validation data (never trained on),
+    the training rows' fit is kept. Runs on the CPU. Training callbacks do
     not apply: its steps are not epochs, and the search never prunes it."""
     from .pipeline import Candidate, build_model
 
@@ -305,7 +306,7 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
         raise TimeoutError("the linear model did not finish one fit before the deadline")
     _, best_epoch, best_score, best_outputs, best_weights, best_bias = best
     del objective, valid_parts
-    if refit and stop_reason != "time limit":
+    if refit and stop_reason != "time limit" and not data.holdout_given:  # never on the user's validation rows
         refitted = _refit(raw, rows, blocks, best_weights, best_bias, data, L2_GRID[best_epoch - 1], deadline)
         if refitted is not None:
             blocks, best_weights, best_bias = refitted

@@ -124,7 +124,8 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     with the training rows remembered, the one with the lowest holdout loss kept (as
     ``best_epoch``, and in the returned configuration's fusion), its holdout outputs as
     ``valid_outputs``. With ``refit`` the model then remembers the training and holdout rows
-    together, so ``valid_outputs`` stay honest while predictions use every row. Runs on the
+    together (not when the holdout is the user's validation data, never trained on), so
+    ``valid_outputs`` stay honest while predictions use every row. Runs on the
     CPU; raises ``TimeoutError`` when the deadline passes before the holdout is scored."""
     from .pipeline import Candidate, build_model
 
@@ -164,7 +165,7 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     config = copy.deepcopy(config)
     config["fusion"].update(k=fusion.k, temperature=fusion.temperature)
     stop_reason = "k and temperature grid done"
-    if refit and (deadline is None or time.monotonic() < deadline):
+    if refit and not data.holdout_given and (deadline is None or time.monotonic() < deadline):
         fusion.remember(embeddings, masks, targets, weights)
         stop_reason += "; remembers the training and holdout rows"
     return Candidate(config=config, model=model, history=history, best_epoch=best_epoch,

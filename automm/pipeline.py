@@ -63,10 +63,17 @@ class PreparedData:
     #: one positive weight per row (``fit``'s ``sample_weight``, mean 1), or None: every row counts
     #: once. Training losses and every holdout loss and score are then weighted means.
     sample_weights: np.ndarray | None = None
+    #: the holdout is the user's validation data (``fit``'s ``X_val``, ``y_val``): no model
+    #: trains on it (bags fold the training rows only, the linear and nearest-neighbour models
+    #: are not refitted with it); else it is a random share of the rows, which they use.
+    holdout_given: bool = False
 
     @property
     def rows(self) -> np.ndarray:
-        """Every row of the split, training and holdout (sorted): what k-fold bagging splits."""
+        """The rows a model may train on, sorted: what k-fold bagging splits. Every row, training
+        and holdout, unless the holdout is the user's validation data (the training rows then)."""
+        if self.holdout_given:
+            return np.sort(self.train_index)
         return np.sort(np.concatenate([self.train_index, self.valid_index]))
 
     def subset(self, index: np.ndarray) -> dict[str, list[Any]]:
@@ -321,7 +328,10 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     :mod:`automm.ensemble`), and its score and loss are those of the out-of-fold outputs, one
     per row, so a search ranks bagged candidates on every row rather than on the small holdout.
     ``valid_outputs`` are the out-of-fold outputs of the holdout rows (comparable with an
-    unbagged candidate's). ``callbacks`` (the search's pruning reporter) see the first fold
+    unbagged candidate's). When the holdout is the user's validation data
+    (``data.holdout_given``), the folds split the training rows only, and the bag's score, loss
+    and ``valid_outputs`` are its averaged fold models' on the validation rows (no
+    ``oof_outputs``). ``callbacks`` (the search's pruning reporter) see the first fold
     only; when it stops that fold early (pruned), the other folds are not trained and the
     first fold's candidate comes back unbagged, without holdout outputs. ``on_fold_end(done,
     n_folds, score)``, when given, is called after every fold but the last with the
@@ -376,9 +386,35 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
             if on_fold_end(index + 1, n_folds, partial):
                 return replace(first, valid_outputs=None, best_score=partial, seconds=time.monotonic() - start,
                                stop_reason=f"pruned after fold {index + 1} of {n_folds}")
+    classification = data.problem_type != "regression"
+    if data.holdout_given:  # the bag is scored on the user's validation rows, which it never trained on
+        outputs = _bag_outputs(models, data, data.valid_index, config, device or data.device)
+        loss, score = validation_metrics(outputs, data.valid_targets, classification, data.valid_weights)
+        return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
+                         best_score=score, valid_outputs=outputs, stop_reason=first.stop_reason,
+                         seconds=time.monotonic() - start, bag=models, oof_loss=loss)
     rows = data.rows
-    loss, score = validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression",
-                                     data.weights(rows))
+    loss, score = validation_metrics(oof[rows], data.targets[rows], classification, data.weights(rows))
     return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
                      best_score=score, valid_outputs=oof[data.valid_index], stop_reason=first.stop_reason,
                      seconds=time.monotonic() - start, bag=models, oof_outputs=oof, oof_loss=loss)
+
+
+@torch.no_grad()
+def _bag_outputs(models: Sequence[MultimodalNet], data: PreparedData, index: np.ndarray, config: dict,
+                 device: torch.device) -> np.ndarray:
+    """The bag's outputs on rows ``index``: its fold models' probabilities averaged (as
+    log-probabilities; values averaged for regression), as the ensemble pools them."""
+    from .ensemble import combine
+    from .model import move_to_device
+
+    outputs = []
+    for model in models:
+        model = model.to(device).eval()
+        encoders = dict(model.encoders.items())
+        loader = make_loader(MultimodalDataset(data.subset(index), encoders), int(config["training"]["batch_size"]) * 2,
+                             False, data.num_workers, data.seed, BatchCollator(encoders), device.type == "cuda")
+        chunks = [model(batch["inputs"], batch["masks"]).float().cpu()
+                  for batch in (move_to_device(b, device) for b in loader)]
+        outputs.append(torch.cat(chunks).numpy())
+    return combine(outputs, [1.0] * len(outputs), data.problem_type)

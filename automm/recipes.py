@@ -10,6 +10,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       path: data.csv                #   one CSV/TSV/Parquet file (relative to the recipe's folder)
       train: train.csv              #   or separate files
       test: test.csv
+      valid: valid.csv              #   optional validation data (fit's X_val, y_val) instead of a random holdout
       format: csv                   # csv | tsv | parquet (else from the file name)
       label: category               # *required*: the label column
       columns: [image, name]        # feature columns (default: all but label, split and weight columns)
@@ -17,6 +18,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       split_column: split           # take train/test rows from one file by this column ...
       train_values: [train]         # ... rows whose value is one of these train (default "train")
       test_values: [test]           # ... and these test (default "test"; other rows are ignored)
+      valid_values: [valid]         # ... and these validation (fit's X_val, y_val; default: none)
       weight_column: weight         # each row's sample weight (fit's sample_weight; test metrics weighted)
       min_class_rows: 30            # drop classes with fewer training rows (from train and test)
       max_rows: 1000                # a fixed random subsample of at most this many train (and test) rows
@@ -124,8 +126,9 @@ PARAM_PATHS: dict[str, str] = {
 
 #: The keys each section accepts, in the order :func:`to_recipe` writes them.
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "data": ("sample", "path", "train", "test", "format", "label", "columns", "column_types", "split_column",
-             "train_values", "test_values", "weight_column", "min_class_rows", "max_rows"),
+    "data": ("sample", "path", "train", "test", "valid", "format", "label", "columns", "column_types",
+             "split_column", "train_values", "test_values", "valid_values", "weight_column", "min_class_rows",
+             "max_rows"),
     "problem": ("type", "metric"),
     "components": ("encoders", "fusion", "augmentations"),
     "training": ("max_epochs", "batch_size", "learning_rate", "weight_decay", "label_smoothing", "patience",
@@ -574,12 +577,13 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
     sources = [k for k in ("sample", "path", "train") if get(k) is not None]
     # A data section holding only column types (as to_recipe writes for an estimator built
     # without data) names no data; that is fine unless data is needed.
-    describes_data = require or any(k in data for k in ("sample", "path", "train", "test", "label", "columns",
-                                                        "split_column", "train_values", "test_values",
-                                                        "weight_column"))
-    if get("test") is not None and get("train") is None:
-        ck.report("data.test", "needs data.train (to take test rows from one file, use data.path with "
-                               "data.split_column)")
+    describes_data = require or any(k in data for k in ("sample", "path", "train", "test", "valid", "label",
+                                                        "columns", "split_column", "train_values", "test_values",
+                                                        "valid_values", "weight_column"))
+    for key in ("test", "valid"):
+        if get(key) is not None and get("train") is None:
+            ck.report(f"data.{key}", f"needs data.train (to take {key} rows from one file, use data.path with "
+                                     f"data.split_column and data.{key}_values)")
     if not describes_data:
         pass
     elif not sources:
@@ -603,6 +607,9 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
         columns = _check_file(ck, get("train"), "data.train", fmt)
     if get("test") is not None:
         test_columns = _check_file(ck, get("test"), "data.test", fmt)
+    valid_columns = None
+    if get("valid") is not None:
+        valid_columns = _check_file(ck, get("valid"), "data.valid", fmt)
     ck.columns = columns
 
     label = get("label")
@@ -615,6 +622,9 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
         if test_columns is not None and label not in test_columns:
             ck.report("data.test", f"the test file has no label column {label!r}; its columns are "
                                    f"{', '.join(test_columns)}")
+        if valid_columns is not None and label not in valid_columns:
+            ck.report("data.valid", f"the validation file has no label column {label!r}; its columns are "
+                                    f"{', '.join(valid_columns)}")
 
     split_column = get("split_column")
     if split_column is not None:
@@ -624,7 +634,7 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
             ck.column(split_column, "data.split_column")
             if split_column == label:
                 ck.report("data.split_column", "is the label column")
-    for key in ("train_values", "test_values"):
+    for key in ("train_values", "test_values", "valid_values"):
         value = get(key)
         if value is None:
             continue
@@ -641,6 +651,15 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
                                    else [get("test_values")]) if _is_scalar(v)}
         if train_v & test_v:
             ck.report("data.test_values", f"values {sorted(train_v & test_v)} are also train values")
+    if isinstance(get("valid_values"), (str, int, float, list)):
+        valid_v = {str(v) for v in (get("valid_values") if isinstance(get("valid_values"), list)
+                                    else [get("valid_values")]) if _is_scalar(v)}
+        for key, default in (("train_values", "train"), ("test_values", "test")):
+            other = get(key, default)
+            other_v = {str(v) for v in (other if isinstance(other, list) else [other]) if _is_scalar(v)}
+            if valid_v & other_v:
+                ck.report("data.valid_values", f"values {sorted(valid_v & other_v)} are also "
+                                               f"{key.split('_')[0]} values")
 
     weight_column = get("weight_column")
     if weight_column is not None and ck.string(weight_column, "data.weight_column", what="a column name"):
@@ -665,6 +684,8 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
                     ck.report(f"data.columns[{i}]", f"{name!r} is the weight column (data.weight_column)")
                 elif test_columns is not None and name not in test_columns:
                     ck.report(f"data.columns[{i}]", f"{name!r} is not in the test file")
+                elif valid_columns is not None and name not in valid_columns:
+                    ck.report(f"data.columns[{i}]", f"{name!r} is not in the validation file")
 
     known_roles = sorted(set(BASE_ROLES) | set(ck.registry.modalities()) - {"tabular"})
     column_types = get("column_types")
@@ -1080,7 +1101,7 @@ class Recipe:
         data = self.section("data")
         if data:
             data = copy.deepcopy(data)
-            for key in ("path", "train", "test"):
+            for key in ("path", "train", "test", "valid"):
                 if isinstance(data.get(key), str):
                     data[key] = str(self._data_file(data[key]))
             data.pop("column_types", None)  # a parameter, written from the estimator
@@ -1100,12 +1121,13 @@ class Recipe:
         rows = []
         if data.get("sample"):
             rows.append(("data", f"sample dataset {data['sample']!r}"))
-        for key in ("path", "train", "test"):
+        for key in ("path", "train", "test", "valid"):
             if data.get(key):
                 rows.append((f"data.{key}", str(self._data_file(data[key]))))
         if data.get("split_column"):
             rows.append(("split", f"column {data['split_column']!r}: train {data.get('train_values', 'train')!r}, "
-                                  f"test {data.get('test_values', 'test')!r}"))
+                                  f"test {data.get('test_values', 'test')!r}"
+                                  + (f", validation {data['valid_values']!r}" if data.get("valid_values") else "")))
         if data.get("label"):
             rows.append(("label", str(data["label"])))
         if data.get("weight_column"):
@@ -1135,7 +1157,7 @@ class Recipe:
                                                "and data.label)")], self.source)
         label = data["label"]
         fmt = data.get("format")
-        train = test = None
+        train = test = valid = None
         folder = self.base_dir
         if data.get("sample"):
             frame = _registry.load_dataset(data["sample"])
@@ -1154,12 +1176,20 @@ class Recipe:
                 test = resolve_image_paths(test, [test_file.parent, self.base_dir],
                                            data.get("column_types") or {})
                 what += f" + {test_file}"
+            if data.get("valid"):
+                valid_file = self._data_file(data["valid"])
+                valid = read_table(valid_file, fmt)
+                valid = resolve_image_paths(valid, [valid_file.parent, self.base_dir],
+                                            data.get("column_types") or {})
+                what += f" + {valid_file}"
             frame = None
         if frame is not None:
             split_column = data.get("split_column")
             if split_column:
                 train, test = _split_rows(frame, split_column, data.get("train_values", "train"),
                                           data.get("test_values", "test"), self.source)
+                if data.get("valid_values") is not None:
+                    valid = _rows_with(frame, split_column, data["valid_values"])
             else:
                 train = frame
         weight_column = data.get("weight_column")
@@ -1179,14 +1209,18 @@ class Recipe:
             if dropped:
                 train = train[~train[label].isin(dropped)]
                 test = test[~test[label].isin(dropped)] if test is not None and label in test.columns else test
+                valid = valid[~valid[label].isin(dropped)] if valid is not None and label in valid.columns else valid
         max_rows = data.get("max_rows")
         # A fixed subsample, whatever the seed: the same recipe always sees the same rows.
         train = _subsample(train, max_rows, 0)
         test = _subsample(test, max_rows, 1) if test is not None else None
+        valid = _subsample(valid, max_rows, 2) if valid is not None else None
         roles = data.get("column_types") or {}
         train = resolve_image_paths(train, [folder, self.base_dir], roles)
         if test is not None and frame is not None:
             test = resolve_image_paths(test, [folder, self.base_dir], roles)
+        if valid is not None and frame is not None:
+            valid = resolve_image_paths(valid, [folder, self.base_dir], roles)
         if len(train) == 0:
             raise RecipeError([Problem("data", f"no training rows in {what}")], self.source)
         result = RecipeData(X_train=train[features].reset_index(drop=True),
@@ -1194,6 +1228,18 @@ class Recipe:
                             dropped_classes=dropped)
         if weight_column is not None:
             result.w_train = _weights(train, weight_column, what, self.source)
+        if valid is not None:
+            if len(valid) == 0:
+                raise RecipeError([Problem("data.valid_values" if frame is not None else "data.valid",
+                                           f"no validation rows in {what}")], self.source)
+            absent = [c for c in [label, *features] if c not in valid.columns]
+            if absent:
+                raise RecipeError([Problem("data.valid", f"the validation data lack the columns {absent}")],
+                                  self.source)
+            result.X_val = valid[features].reset_index(drop=True)
+            result.y_val = valid[label].reset_index(drop=True)
+            if weight_column is not None and weight_column in valid.columns:
+                result.w_val = _weights(valid, weight_column, f"the validation data of {what}", self.source)
         if test is not None and len(test):
             if label not in test.columns:
                 raise RecipeError([Problem("data.test", f"the test data has no label column {label!r}")],
@@ -1232,6 +1278,12 @@ def _inline(value: Any) -> str:
         return repr(value)
 
 
+def _rows_with(frame, column: str, values: Any):
+    """The rows of ``frame`` whose ``column`` (as text) is one of ``values`` (a value or a list)."""
+    wanted = [str(x) for x in (values if isinstance(values, list) else [values])]
+    return frame[frame[column].astype(str).isin(wanted)]
+
+
 def _split_rows(frame, column: str, train_values: Any, test_values: Any, source: str | None):
     values = frame[column].astype(str)
     as_list = lambda v: [str(x) for x in (v if isinstance(v, list) else [v])]  # noqa: E731
@@ -1265,6 +1317,9 @@ class RecipeData:
     dropped_classes: list = field(default_factory=list)  # by data.min_class_rows
     w_train: Any = None   # sample weights (data.weight_column), or None
     w_test: Any = None
+    X_val: Any = None     # validation data (data.valid or data.valid_values), or None
+    y_val: Any = None
+    w_val: Any = None
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -1540,6 +1595,7 @@ class FitResult:
             "problem_type": est.problem_type_,
             "train_rows": int(len(self.data.X_train)),
             "test_rows": int(len(self.data.X_test)) if self.data.X_test is not None else 0,
+            "validation_rows": int(len(self.data.X_val)) if self.data.X_val is not None else 0,
             "components": {"encoders": {k: describe_encoder(v) for k, v in est.config_["encoders"].items()},
                            "fusion": est.config_["fusion"].get("name")},
             "best_epoch": int(est.best_epoch_),
@@ -1582,13 +1638,16 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         estimator.set_params(verbose=int(verbose))
     data = loaded.load_data()
     test_rows = f", {len(data.X_test)} test rows" if data.X_test is not None else ", no test set"
+    if data.X_val is not None:
+        test_rows = f", {len(data.X_val)} validation rows" + test_rows
     log(f"data: {data.source}: {len(data.X_train)} train rows{test_rows}; label {data.label!r}; "
         f"features {', '.join(map(str, data.X_train.columns))}")
     if data.dropped_classes:
         shown = ", ".join(map(str, data.dropped_classes[:10])) + (" ..." if len(data.dropped_classes) > 10 else "")
         log(f"data.min_class_rows: dropped {len(data.dropped_classes)} rare classes ({shown})")
     log("fitting ...")
-    estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train)
+    estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
+                  sample_weight_val=data.w_val)
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     target = output_dir or loaded.output_dir

@@ -839,7 +839,7 @@ def _run_objective(trial, ctx: _Context):
     # rows the score was measured on (an accuracy's precision: see _rank_key)
     rows = None
     if ctx.data.problem_type != "regression":
-        rows = len(ctx.data.valid_index) + (len(ctx.data.train_index) if candidate.bag is not None else 0)
+        rows = len(ctx.data.rows) if candidate.oof_outputs is not None else len(ctx.data.valid_index)
     for key, value in {"score": score if math.isfinite(score) else None, "loss": loss, "rows": rows,
                        "epochs": len(candidate.history), "best_epoch": int(candidate.best_epoch), "seconds": seconds,
                        "stop_reason": candidate.stop_reason, **extra}.items():
@@ -1206,6 +1206,8 @@ def _data_fingerprint(data: PreparedData) -> str:
                 "problem_type": data.problem_type, "n_outputs": data.n_outputs}
     if data.sample_weights is not None:  # (absent without weights: older studies keep their fingerprint)
         identity["sample_weights"] = _weights_json(data.sample_weights)
+    if data.holdout_given:  # the user's validation rows are part of the data
+        identity["validation_rows"] = np.asarray(data.valid_index).tolist()
     return _hash(identity)
 
 
@@ -1288,6 +1290,7 @@ def _study_spec(estimator, data: PreparedData, space: SearchSpace, settings: _Se
         "seed": int(data.seed),
         "class_weights": data.class_weights,
         "sample_weights": _weights_json(data.sample_weights),
+        "holdout_given": bool(data.holdout_given),
         "amp": bool(data.amp),
         "space": space.to_json(),
         "objectives": list(settings.objectives),
@@ -1622,6 +1625,7 @@ class _WorkerRequest:
 
 
 def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_weight: Any = None,
+               X_val: Any = None, y_val: Any = None, sample_weight_val: Any = None,
                device: str = "auto", n_jobs: int = 1, artifact_dir: str | os.PathLike | None = None,
                wait: float = 60.0, verbose: int = 0) -> int:
     """Join the automm study ``study_name`` in ``storage`` and run its trials until the
@@ -1635,8 +1639,8 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     *X, y : the training data, only needed when the study holds no copy of it (data that are not
         plain JSON, e.g. in-memory image arrays, or larger than ``MAX_STORED_DATA_BYTES``); they
         must be exactly what ``fit`` was given (their fingerprint is checked).
-    sample_weight : with ``X, y``, the ``sample_weight`` that ``fit`` was given (part of the
-        fingerprint); a study holding its data holds its weights too.
+    sample_weight, X_val, y_val, sample_weight_val : with ``X, y``, what ``fit`` was given of
+        these (part of the fingerprint); a study holding its data holds them too.
     device : "auto", "cpu", "cuda", "cuda:1", ...: where this worker trains (with several GPUs and
         "auto", one trial per GPU).
     n_jobs : trials in parallel processes on this machine (CPU).
@@ -1673,7 +1677,8 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     if X or y is not None:
         estimator._automm_worker = request
         try:
-            estimator.fit(*X, y=y, sample_weight=sample_weight)
+            estimator.fit(*X, y=y, sample_weight=sample_weight, X_val=X_val, y_val=y_val,
+                          sample_weight_val=sample_weight_val)
         except _WorkerFinished as done:
             return done.trials
         raise AutoMMError("the worker's fit did not reach the search")  # pragma: no cover
@@ -1719,7 +1724,8 @@ def _data_from_spec(spec: dict, payload: dict, estimator) -> PreparedData:
         device=resolve_device(estimator.device), num_workers=estimator._resolved_num_workers(inputs),
         class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator.cache_dir,
         sample_weights=(None if spec.get("sample_weights") is None
-                        else np.asarray(spec["sample_weights"], dtype=np.float32)))
+                        else np.asarray(spec["sample_weights"], dtype=np.float32)),
+        holdout_given=bool(spec.get("holdout_given", False)))
 
 
 def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator=None) -> int:

@@ -230,6 +230,32 @@ def test_a_weight_column_weighs_the_fit_and_the_test_metrics(capsys, regression_
     assert result.code == 2 and "data.weight_column" in result.err
 
 
+def test_validation_rows_from_the_split_column(capsys, regression_files, tmp_path):
+    """data.valid_values: rows of the split column used as fit's X_val, y_val."""
+    frame = pd.read_csv(regression_files / "houses.csv")
+    frame.loc[60:89, "part"] = "valid"
+    frame.to_csv(tmp_path / "houses.csv", index=False)
+    recipe = yaml.safe_load((regression_files / "recipe.yaml").read_text())
+    recipe["data"].update(path="houses.csv", valid_values="valid")
+    recipe["output"] = {"dir": str(tmp_path / "model")}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    result = run(capsys, "fit", tmp_path / "recipe.yaml", "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert (summary["train_rows"], summary["validation_rows"], summary["test_rows"]) == (60, 30, 30)
+    result = run(capsys, "fit", tmp_path / "recipe.yaml")
+    assert "60 train, 30 validation, 30 test" in result.out
+
+    recipe["data"]["valid_values"] = ["valid", "train"]
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    result = run(capsys, "validate", tmp_path / "recipe.yaml")
+    assert result.code == 2 and "data.valid_values" in result.err and "also train values" in result.err
+    recipe["data"] = {"path": "houses.csv", "label": "price", "valid": "houses.csv"}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    result = run(capsys, "validate", tmp_path / "recipe.yaml")
+    assert result.code == 2 and "data.valid: needs data.train" in result.err
+
+
 def test_fit_quiet_prints_only_the_model_directory(capsys, regression_files, tmp_path):
     result = run(capsys, "fit", regression_files / "recipe.yaml", "--quiet", "-o", tmp_path / "m",
                  "--set", "training.max_epochs=1")

@@ -262,3 +262,65 @@ def test_scikit_learn_routes_sample_weight_to_fit_and_score():
         est = est.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
         scores = cross_validate(est, X, labels, cv=2, params={"sample_weight": weights})
     assert scores["test_score"].shape == (2,)
+
+
+# ------------------------------------------------------------------ validation data (X_val, y_val)
+def test_validation_data_replace_the_holdout_and_are_never_trained_on(emoji_split):
+    train, test = emoji_split
+    X, y = train[["image", "name"]].reset_index(drop=True), train["category"].reset_index(drop=True)
+    X_val, y_val = test[["image", "name"]].head(60), test["category"].head(60)
+    params = tiny(max_epochs=2)
+    est = AutoMM(**params).fit(X, y, X_val=X_val, y_val=y_val)
+    # the kept epoch is chosen on the validation rows: its score is the model's accuracy on them
+    assert est.best_score_ == pytest.approx(est.score(X_val, y_val), abs=1e-6)
+    assert est.n_features_in_ == 2 and set(est.classes_) == set(y)
+    # other validation labels change nothing the model trains on, only how its epochs are scored
+    shuffled = y_val.sample(frac=1.0, random_state=3).to_numpy()
+    other = AutoMM(**params).fit(X, y, X_val=X_val, y_val=shuffled)
+    assert [r["train_loss"] for r in other.history_] == [r["train_loss"] for r in est.history_]
+    assert [r["valid_loss"] for r in other.history_] != [r["valid_loss"] for r in est.history_]
+
+
+def test_validation_data_in_a_search_with_a_bag_and_the_linear_model(builtin_only):
+    rng = np.random.default_rng(2)
+    words = np.array(["alpha", "beta", "gamma"])
+    picks = rng.integers(0, 3, 150)
+    texts = [f"{words[p]} thing {i % 5}" for i, p in enumerate(picks)]
+    labels = words[picks]
+    X_val, y_val = texts[100:], labels[100:]
+    est = AutoMMClassifier(encoders={"text": ["hashed_ngram"]}, n_trials=3, max_epochs=3, bag_folds=2,
+                           num_workers=0, random_state=0)
+    est.fit(texts[:100], labels[:100], X_val=X_val, y_val=y_val, sample_weight_val=np.linspace(1, 2, 50))
+    board = est.leaderboard_
+    linear = board[board["fusion"] == "sum"]
+    assert len(linear) == 1 and "refit" not in str(linear["reason"].iloc[0])  # not refitted with X_val
+    bags = board[board["folds"].fillna(1) > 1]
+    assert len(bags) >= 1 and est.score(X_val, y_val) > 0.9
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(X_val=["red apple"]), "y_val: X_val was given without it"),
+    (dict(y_val=["warm"]), "X_val: y_val was given without it"),
+    (dict(sample_weight_val=[1.0]), "sample_weight_val: given without X_val and y_val"),
+    (dict(X_val=["red apple", "blue sea"], y_val=["warm"]), "y_val: 1 labels for 2 validation samples"),
+    (dict(X_val=["red apple"], y_val=["hot"]), r"y_val: labels \['hot'\] do not occur in y"),
+    (dict(X_val=["red apple"], y_val=[None]), "y_val: 1 missing label"),
+    (dict(X_val=["red apple"], y_val=["warm"], sample_weight_val=[-1.0]), "sample_weight_val: weights must be >= 0"),
+])
+def test_bad_validation_data_fail_before_training(kwargs, message):
+    texts, labels = _conflicting_texts()
+    with pytest.raises(InputError, match=message):
+        AutoMM(**tiny()).fit(texts, labels, **kwargs)
+    if "y_val" in kwargs and len(kwargs.get("X_val", ())) == 1:
+        with pytest.raises(InputError, match="X_val: fit was given 2 positional inputs; pass X_val as a tuple"):
+            AutoMM(**tiny()).fit(texts, texts, labels, **kwargs)
+
+
+def test_validation_data_must_have_the_columns_of_X(emoji_split):
+    train, test = emoji_split
+    with pytest.raises(InputError, match=r"X_val: columns \['name'\] of X are missing"):
+        AutoMM(**tiny()).fit(train[["image", "name"]], train["category"], X_val=test[["image"]],
+                             y_val=test["category"])
+    with pytest.raises(InputError, match="X_val: .*does-not-exist.png"):
+        AutoMM(**tiny()).fit(train["image"].tolist(), train["name"].tolist(), train["category"].tolist(),
+                             X_val=(["does-not-exist.png"], ["x"]), y_val=[train["category"].iloc[0]])
