@@ -330,12 +330,7 @@ class AutoMM(BaseEstimator):
 
     def _encode_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
         if problem_type == "regression":
-            try:
-                values = labels.astype(float)
-            except (TypeError, ValueError):
-                raise InputError("y: regression needs numeric labels") from None
-            if not np.all(np.isfinite(values)):
-                raise InputError("y: regression labels must be finite numbers")
+            values = _regression_values(labels, "y")
             self.target_mean_ = float(values.mean())
             self.target_std_ = float(values.std()) or 1.0
             return ((values - self.target_mean_) / self.target_std_).astype(np.float32)
@@ -412,12 +407,7 @@ class AutoMM(BaseEstimator):
     def _encode_validation_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
         """``y_val`` encoded as the training targets are (class indices, standardised values)."""
         if problem_type == "regression":
-            try:
-                values = labels.astype(float)
-            except (TypeError, ValueError):
-                raise InputError("y_val: regression needs numeric labels") from None
-            if not np.all(np.isfinite(values)):
-                raise InputError("y_val: regression labels must be finite numbers")
+            values = _regression_values(labels, "y_val")
             return ((values - self.target_mean_) / self.target_std_).astype(np.float32)
         index = {(c.item() if isinstance(c, np.generic) else c): i for i, c in enumerate(self.classes_)}
         plain = [v.item() if isinstance(v, np.generic) else v for v in labels.tolist()]
@@ -767,6 +757,17 @@ class AutoMM(BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _regression_values(labels: np.ndarray, name: str) -> np.ndarray:
+    """Regression labels as finite floats; :class:`InputError` naming ``name`` otherwise."""
+    try:
+        values = labels.astype(float)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: regression needs numeric labels") from None
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{name}: regression labels must be finite numbers")
+    return values
 
 
 def _validation_table(inputs: tuple) -> Table:

@@ -1232,27 +1232,25 @@ class Recipe:
             if len(valid) == 0:
                 raise RecipeError([Problem("data.valid_values" if frame is not None else "data.valid",
                                            f"no validation rows in {what}")], self.source)
-            absent = [c for c in [label, *features] if c not in valid.columns]
-            if absent:
-                raise RecipeError([Problem("data.valid", f"the validation data lack the columns {absent}")],
-                                  self.source)
-            result.X_val = valid[features].reset_index(drop=True)
-            result.y_val = valid[label].reset_index(drop=True)
-            if weight_column is not None and weight_column in valid.columns:
-                result.w_val = _weights(valid, weight_column, f"the validation data of {what}", self.source)
+            result.X_val, result.y_val, result.w_val = _labelled_part(valid, features, label, weight_column, "valid",
+                                                                      f"the validation data of {what}", self.source)
         if test is not None and len(test):
-            if label not in test.columns:
-                raise RecipeError([Problem("data.test", f"the test data has no label column {label!r}")],
-                                  self.source)
-            absent = [c for c in features if c not in test.columns]
-            if absent:
-                raise RecipeError([Problem("data.test", f"the test data lacks feature columns {absent}")],
-                                  self.source)
-            result.X_test = test[features].reset_index(drop=True)
-            result.y_test = test[label].reset_index(drop=True)
-            if weight_column is not None and weight_column in test.columns:
-                result.w_test = _weights(test, weight_column, f"the test data of {what}", self.source)
+            result.X_test, result.y_test, result.w_test = _labelled_part(test, features, label, weight_column, "test",
+                                                                         f"the test data of {what}", self.source)
         return result
+
+
+def _labelled_part(frame, features: list, label: str, weight_column: str | None, key: str, what: str,
+                   source: str | None) -> tuple[Any, Any, np.ndarray | None]:
+    """(features, labels, sample weights or None) of the test or validation rows ``frame``;
+    :class:`RecipeError` at ``data.<key>`` when it lacks the label or a feature column."""
+    absent = [c for c in [label, *features] if c not in frame.columns]
+    if absent:
+        raise RecipeError([Problem(f"data.{key}", f"{what} lack the columns {absent}")], source)
+    weights = None
+    if weight_column is not None and weight_column in frame.columns:
+        weights = _weights(frame, weight_column, what, source)
+    return frame[features].reset_index(drop=True), frame[label].reset_index(drop=True), weights
 
 
 def _weights(frame, column: str, what: str, source: str | None) -> np.ndarray:

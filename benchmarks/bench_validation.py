@@ -1,0 +1,74 @@
+"""Benchmark of ``fit(..., X_val=..., y_val=...)`` on the real data in ``$AUTOMM_DATA`` or
+``../shared/data`` (fixed ``split`` columns): what it costs that no model trains on the user's
+validation rows.
+
+The same share of the training rows (``--share``, default 0.1, stratified, fixed seed) is held
+out twice: once by ``AutoMM`` itself (``holdout_frac``; the linear and nearest-neighbour models
+are refitted with those rows and bags fold every row), once passed as ``X_val, y_val`` (nothing
+trains on them). Printed per run: test accuracy, fit seconds, trials, what the ensemble kept.
+
+Usage::
+
+    python benchmarks/bench_validation.py --task fashion-subcategory --time-limit 120
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_pretrained.py
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from sklearn.model_selection import train_test_split
+
+    from automm import AutoMM
+    from common import load_task
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="fashion-subcategory")
+    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--share", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    train, test, image, text, label = load_task(args.task)
+    columns = [image, text]
+    fit_rows, val_rows = train_test_split(train.index.to_numpy(), test_size=args.share, random_state=args.seed,
+                                          stratify=train[label])
+    fit, val = train.loc[fit_rows], train.loc[val_rows]
+    print(f"# {args.task}: {len(fit)} + {len(val)} train rows, {len(test)} test rows, cpus={os.cpu_count()}",
+          flush=True)
+    runs = {
+        "holdout": dict(X=train[columns], y=train[label], kwargs={}),
+        "X_val": dict(X=fit[columns], y=fit[label], kwargs={"X_val": val[columns], "y_val": val[label]}),
+    }
+    for name, run in runs.items():
+        start = time.perf_counter()
+        model = AutoMM(time_limit=args.time_limit, random_state=args.seed, holdout_frac=args.share)
+        model.fit(run["X"], run["y"], **run["kwargs"])
+        seconds = time.perf_counter() - start
+        errors = int((model.predict(test[columns]) != test[label].to_numpy(dtype=object)).sum())
+        ensemble = getattr(model, "ensemble_", None)
+        kept: dict[int, float] = {}
+        for member in ensemble.describe() if ensemble is not None else []:
+            kept[member["trial"]] = round(kept.get(member["trial"], 0.0) + member["weight"], 3)
+        trials = len(getattr(model, "leaderboard_", []))
+        accuracy = 1 - errors / len(test)
+        print(f"{name:8s}: test accuracy {accuracy:.4f} ({errors} errors) in {seconds:.0f} s, {trials} trials, "
+              f"ensemble {kept or model.__dict__.get('best_trial_')}", flush=True)
+        print(json.dumps({"run": name, "task": args.task, "test_accuracy": accuracy, "errors": errors,
+                          "seconds": seconds, "trials": trials, "ensemble": kept, "seed": args.seed,
+                          "time_limit": args.time_limit}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
