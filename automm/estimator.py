@@ -69,7 +69,8 @@ class AutoMM(BaseEstimator):
     all frozen), learning_rate, weight_decay,
     label_smoothing, patience (early-stopping epochs, counted once the learning rate has decayed to
     half its peak; 0 disables), holdout_frac (validation share; unused when ``fit`` is given ``X_val``),
-    class_weight (None, "balanced" or dict label → weight), head_dropout.
+    class_weight (None, "balanced": each class the same total sample weight over the rows trained on,
+    or dict label → weight), head_dropout.
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     amp : mixed precision on CUDA (ignored on CPU).
     num_workers : DataLoader worker processes, or "auto": half the CPUs (at most 4) when images or
@@ -540,11 +541,14 @@ class AutoMM(BaseEstimator):
             train_idx, valid_idx = np.flatnonzero(is_train), np.flatnonzero(~is_train)
         else:
             train_idx, valid_idx = self._holdout_split(targets, seed)
+        # class_weight="balanced" counts the rows models train on: not the user's validation rows
+        counted = train_idx if is_train is not None else np.arange(len(targets))
+        class_weights = self._class_weights(targets[counted], None if weights is None else weights[counted])
         data = PreparedData(
             inputs=specs, values={spec.name: spec.values(table) for spec in specs}, targets=targets,
             problem_type=problem_type, n_outputs=1 if problem_type == "regression" else len(self.classes_),
             train_index=train_idx, valid_index=valid_idx, seed=seed, device=device,
-            num_workers=self._resolved_num_workers(specs), class_weights=self._class_weights(targets, weights),
+            num_workers=self._resolved_num_workers(specs), class_weights=class_weights,
             amp=bool(self.amp), cache_dir=self.cache_dir, sample_weights=weights, holdout_given=val is not None)
         config = {
             "encoders": {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)},

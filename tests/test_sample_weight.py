@@ -324,3 +324,16 @@ def test_validation_data_must_have_the_columns_of_X(emoji_split):
     with pytest.raises(InputError, match="X_val: .*does-not-exist.png"):
         AutoMM(**tiny()).fit(train["image"].tolist(), train["name"].tolist(), train["category"].tolist(),
                              X_val=(["does-not-exist.png"], ["x"]), y_val=[train["category"].iloc[0]])
+
+
+def test_balanced_class_weights_count_sample_weights_over_the_training_rows():
+    texts, labels = _conflicting_texts()  # 24 warm, 40 cold
+    weights = np.where(np.asarray(labels) == "cold", 0.5, 1.0)  # totals: warm 24, cold 20
+    params = tiny(max_epochs=1, encoders={"text": "hashed_ngram"}, class_weight="balanced")
+    est = AutoMMClassifier(**params).fit(texts, labels, sample_weight=weights)
+    per_class = dict(zip(est.classes_, est.class_weights_))
+    assert per_class["warm"] * 24 == pytest.approx(per_class["cold"] * 20)
+    # validation rows (all cold here) do not count
+    alone = AutoMMClassifier(**params).fit(texts, labels)
+    with_val = AutoMMClassifier(**params).fit(texts, labels, X_val=["blue sea"] * 30, y_val=["cold"] * 30)
+    assert with_val.class_weights_ == pytest.approx(alone.class_weights_)
