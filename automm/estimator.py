@@ -58,6 +58,11 @@ class AutoMM(BaseEstimator):
     problem_type : "auto", "binary", "multiclass" or "regression". "auto" reads ``y``: non-numeric
         labels and numbers with few distinct values are classes; floats with more than 10 distinct
         values, and integers with more than 20 mostly distinct values, are a regression target.
+    metric : what every holdout score measures, and so what the search ranks trials by (and prunes
+        on, and reports in ``leaderboard_``): "auto" (accuracy; for regression the mean squared
+        error), "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"; for regression "r2" and
+        "rmse" (ranked as the mean squared error) or "mae". The kept epoch and the ensemble's
+        weights are still chosen by holdout log-loss (MSE), which ranks models more smoothly.
     column_types : dict column → role ("image", "text", "numeric", "categorical", or a plugin
         modality); columns not listed are inferred.
     encoders : dict modality-or-column → encoder name or ``{"name": ..., **hyperparameters}``;
@@ -101,7 +106,7 @@ class AutoMM(BaseEstimator):
         line per epoch (a search: also Optuna's log).
     """
 
-    def __init__(self, *, problem_type="auto", column_types=None, encoders=None, fusion="concat",
+    def __init__(self, *, problem_type="auto", metric="auto", column_types=None, encoders=None, fusion="concat",
                  augmentations="default", time_limit=None, max_epochs=20, batch_size="auto",
                  learning_rate=2e-3, weight_decay=1e-2, label_smoothing=0.05, patience=8, holdout_frac=0.1,
                  class_weight=None, head_dropout=0.1, device="auto", amp=True, num_workers="auto",
@@ -109,6 +114,7 @@ class AutoMM(BaseEstimator):
                  n_jobs=1, ensemble_size="auto", bag_folds="auto", objectives="score", plot_dir=None, cache_dir=None,
                  random_state=None, verbose=0):
         self.problem_type = problem_type
+        self.metric = metric
         self.column_types = column_types
         self.encoders = encoders
         self.fusion = fusion
@@ -342,6 +348,21 @@ class AutoMM(BaseEstimator):
         self.classes_ = classes
         return encoded.astype(np.int64)
 
+    def _check_metric(self, problem_type: str) -> None:
+        from .training import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+        known = ("auto", *CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+        if not isinstance(self.metric, str) or self.metric not in known:
+            from .recipes import _suggest
+
+            raise InputError(f"metric: expected one of {list(known)}, got {self.metric!r}{_suggest(self.metric, known)}")
+        if problem_type == "regression" and self.metric in CLASSIFICATION_METRICS:
+            raise InputError(f"metric: {self.metric!r} is a classification metric, but y is a regression target; "
+                             f"use one of {list(REGRESSION_METRICS)}")
+        if problem_type != "regression" and self.metric in REGRESSION_METRICS:
+            raise InputError(f"metric: {self.metric!r} is a regression metric, but y holds classes; "
+                             f"use one of {list(CLASSIFICATION_METRICS)}")
+
     def _drop_unweighted(self, table: Table, targets: np.ndarray, weights: np.ndarray | None,
                          is_train: np.ndarray | None = None):
         """The rows of positive weight: (table, targets, weights scaled to a mean of 1 or None
@@ -509,6 +530,7 @@ class AutoMM(BaseEstimator):
         val = self._validation_data(table, roles, *validation)
         for attr in ("classes_", "target_mean_", "target_std_"):
             self.__dict__.pop(attr, None)
+        self._check_metric(problem_type)
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type)
         is_train = None
@@ -549,7 +571,8 @@ class AutoMM(BaseEstimator):
             problem_type=problem_type, n_outputs=1 if problem_type == "regression" else len(self.classes_),
             train_index=train_idx, valid_index=valid_idx, seed=seed, device=device,
             num_workers=self._resolved_num_workers(specs), class_weights=class_weights,
-            amp=bool(self.amp), cache_dir=self.cache_dir, sample_weights=weights, holdout_given=val is not None)
+            amp=bool(self.amp), cache_dir=self.cache_dir, sample_weights=weights, holdout_given=val is not None,
+            metric=self.metric)
         config = {
             "encoders": {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)},
             "fusion": {"name": fusion_choice[0], **fusion_choice[1]},

@@ -297,7 +297,7 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
         with torch.no_grad():
             outputs = _outputs(valid_parts, weights, bias).numpy()
         valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, objective.classification,
-                                                     data.valid_weights)
+                                                     data.valid_weights, data.metric)
         history.append({"epoch": index, "l2_c": c, "train_loss": train_loss, "valid_loss": valid_loss,
                         "valid_score": valid_score, "seconds": time.monotonic() - start})
         if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):

@@ -154,7 +154,7 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
         for temperature in TEMPERATURE_GRID:
             outputs = fusion.vote(similarities[:, :k], indices[:, :k], temperature).numpy()
             valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification,
-                                                         data.valid_weights)
+                                                         data.valid_weights, data.metric)
             history.append({"epoch": len(history) + 1, "k": k, "temperature": temperature, "valid_loss": valid_loss,
                             "valid_score": valid_score, "seconds": time.monotonic() - start})
             if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):

@@ -67,6 +67,9 @@ class PreparedData:
     #: trains on it (bags fold the training rows only, the linear and nearest-neighbour models
     #: are not refitted with it); else it is a random share of the rows, which they use.
     holdout_given: bool = False
+    #: what every holdout score measures (``fit``'s ``metric``; see
+    #: :func:`automm.training.validation_metrics`)
+    metric: str = "auto"
 
     @property
     def rows(self) -> np.ndarray:
@@ -217,7 +220,7 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
         max_epochs=int(training["max_epochs"]), learning_rate=float(training["learning_rate"]),
         weight_decay=float(training["weight_decay"]), label_smoothing=float(training["label_smoothing"]),
         patience=int(training["patience"]), problem_type=data.problem_type, class_weights=data.class_weights,
-        amp=data.amp, deadline=deadline, seed=seed, stop_on_interrupt=stop_on_interrupt)
+        metric=data.metric, amp=data.amp, deadline=deadline, seed=seed, stop_on_interrupt=stop_on_interrupt)
     all_callbacks = [EarlyStopping(trainer_config.patience), *callbacks]
     if verbose:
         all_callbacks.append(ProgressBar(trainer_config.max_epochs))
@@ -382,19 +385,20 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
         if on_fold_end is not None and index + 1 < n_folds:
             done = np.concatenate([valid for _, valid in folds[: index + 1]])
             _, partial = validation_metrics(oof[done], data.targets[done], data.problem_type != "regression",
-                                            data.weights(done))
+                                            data.weights(done), data.metric)
             if on_fold_end(index + 1, n_folds, partial):
                 return replace(first, valid_outputs=None, best_score=partial, seconds=time.monotonic() - start,
                                stop_reason=f"pruned after fold {index + 1} of {n_folds}")
     classification = data.problem_type != "regression"
     if data.holdout_given:  # the bag is scored on the user's validation rows, which it never trained on
         outputs = _bag_outputs(models, data, data.valid_index, config, device or data.device)
-        loss, score = validation_metrics(outputs, data.valid_targets, classification, data.valid_weights)
+        loss, score = validation_metrics(outputs, data.valid_targets, classification, data.valid_weights,
+                                         data.metric)
         return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
                          best_score=score, valid_outputs=outputs, stop_reason=first.stop_reason,
                          seconds=time.monotonic() - start, bag=models, oof_loss=loss)
     rows = data.rows
-    loss, score = validation_metrics(oof[rows], data.targets[rows], classification, data.weights(rows))
+    loss, score = validation_metrics(oof[rows], data.targets[rows], classification, data.weights(rows), data.metric)
     return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
                      best_score=score, valid_outputs=oof[data.valid_index], stop_reason=first.stop_reason,
                      seconds=time.monotonic() - start, bag=models, oof_outputs=oof, oof_loss=loss)

@@ -24,8 +24,9 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       max_rows: 1000                # a fixed random subsample of at most this many train (and test) rows
     problem:
       type: auto                    # auto | binary | multiclass | regression
-      metric: accuracy              # test metric reported: accuracy, balanced_accuracy, macro_f1,
-                                    #   weighted_f1 (classification); r2, rmse, mae (regression)
+      metric: accuracy              # what trials are ranked by and the test metric reported: auto,
+                                    #   accuracy, balanced_accuracy, macro_f1, weighted_f1
+                                    #   (classification); r2, rmse, mae (regression)
     components:
       encoders:                     # per modality or column: a name, {name: ..., hyperparameters},
         image: {name: cnn, width: 16}   # or a list of such choices for the search
@@ -44,7 +45,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
     seed: 0                         # random_state
 
 Every :class:`~automm.AutoMM` constructor parameter has one key (:data:`PARAM_PATHS`); ``data``
-and ``output.dir`` and ``problem.metric`` are the recipe's own. Relative data paths are resolved
+and ``output.dir`` are the recipe's own. Relative data paths are resolved
 against the recipe file's folder (the current directory for a recipe given as a dict); relative
 image paths inside the data against the data file's folder, else the recipe's folder. Output
 paths (``output.dir``, ``output.plot_dir``, ``training.cache_dir``) and storage URLs are used as
@@ -91,6 +92,7 @@ RECIPE_VERSION = 1
 #: a parameter it cannot place.
 PARAM_PATHS: dict[str, str] = {
     "problem_type": "problem.type",
+    "metric": "problem.metric",
     "column_types": "data.column_types",
     "encoders": "components.encoders",
     "fusion": "components.fusion",
@@ -833,7 +835,7 @@ def _check_problem(ck: _Checker, section: Any) -> None:
     if "type" in section:
         ck.one_of(ptype, "problem.type", PROBLEM_TYPES)
     metric = section.get("metric")
-    if metric is not None and ck.one_of(metric, "problem.metric", METRICS):
+    if metric is not None and ck.one_of(metric, "problem.metric", ("auto", *METRICS)):
         if ptype == "regression" and metric in CLASSIFICATION_METRICS:
             ck.report("problem.metric", f"{metric!r} is a classification metric but problem.type is regression; "
                                         f"use one of {_quoted(REGRESSION_METRICS)}")
@@ -1068,7 +1070,9 @@ class Recipe:
 
     @property
     def metric(self) -> str | None:
-        return self.section("problem").get("metric")
+        """``problem.metric`` when the recipe names one (not "auto")."""
+        metric = self.section("problem").get("metric")
+        return None if metric == "auto" else metric
 
     @property
     def output_dir(self) -> str | None:

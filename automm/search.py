@@ -1291,6 +1291,7 @@ def _study_spec(estimator, data: PreparedData, space: SearchSpace, settings: _Se
         "class_weights": data.class_weights,
         "sample_weights": _weights_json(data.sample_weights),
         "holdout_given": bool(data.holdout_given),
+        "metric": data.metric,
         "amp": bool(data.amp),
         "space": space.to_json(),
         "objectives": list(settings.objectives),
@@ -1386,8 +1387,11 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                                        data.problem_type)
     spec = _study_spec(estimator, data, space, settings)
     data_fp = _data_fingerprint(data)
-    fingerprint = _hash({"data": data_fp, "space": spec["space"], "objectives": spec["objectives"],
-                         "bag_folds": spec["bag_folds"]})
+    identity = {"data": data_fp, "space": spec["space"], "objectives": spec["objectives"],
+                "bag_folds": spec["bag_folds"]}
+    if data.metric != "auto":  # trials scored by another metric are another study (absent: older studies' fingerprints)
+        identity["metric"] = data.metric
+    fingerprint = _hash(identity)
     shared = estimator.storage is not None
     n_jobs = _n_processes(estimator)
     devices = _cuda_devices(data, estimator.device)
@@ -1725,7 +1729,7 @@ def _data_from_spec(spec: dict, payload: dict, estimator) -> PreparedData:
         class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator.cache_dir,
         sample_weights=(None if spec.get("sample_weights") is None
                         else np.asarray(spec["sample_weights"], dtype=np.float32)),
-        holdout_given=bool(spec.get("holdout_given", False)))
+        holdout_given=bool(spec.get("holdout_given", False)), metric=spec.get("metric", "auto"))
 
 
 def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator=None) -> int:

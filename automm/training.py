@@ -29,7 +29,8 @@ from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
            "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
-           "soft_cross_entropy", "weighted_mean"]
+           "soft_cross_entropy", "weighted_mean", "classification_score", "CLASSIFICATION_METRICS",
+           "REGRESSION_METRICS"]
 
 
 class TimeLimitReached(Exception):
@@ -62,6 +63,8 @@ class TrainingConfig:
     settled_lr_fraction: float = 0.5
     grad_clip: float = 1.0
     problem_type: str = "multiclass"  # binary | multiclass | regression
+    #: what the validation score measures (see :func:`validation_metrics`)
+    metric: str = "auto"
     class_weights: Sequence[float] | None = None
     amp: bool = False
     deadline: float | None = None  # time.monotonic() value; None = no limit
@@ -221,21 +224,59 @@ def calibrated_log_loss(logits: torch.Tensor, targets: torch.Tensor, weights: to
     return best_temperature(logits, targets, weights)[1]
 
 
+#: What a validation score can measure (``metric=``; ``"auto"``: accuracy, or for regression the
+#: negated mean squared error). ``r2`` and ``rmse`` rank regression models as the mean squared
+#: error does, so their score is that too; ``mae`` scores the negated mean absolute error (of
+#: standardised targets).
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+REGRESSION_METRICS = ("r2", "rmse", "mae")
+
+
+def classification_score(predicted: np.ndarray, targets: np.ndarray, metric: str = "accuracy",
+                         weights: np.ndarray | None = None) -> float:
+    """``metric`` (one of :data:`CLASSIFICATION_METRICS`, ``"auto"`` = accuracy) of predicted
+    class indices, rows weighted by ``weights``: accuracy; balanced accuracy (the mean recall
+    of the classes present in ``targets``); the F1 score averaged over the classes present in
+    ``targets`` or predicted, equally (``macro_f1``) or by their (weighted) support."""
+    predicted, targets = np.asarray(predicted).astype(np.int64), np.asarray(targets).astype(np.int64)
+    correct = predicted == targets
+    if metric in ("auto", "accuracy"):
+        return float(correct.mean() if weights is None else np.average(correct, weights=np.asarray(weights)))
+    w = np.ones(len(targets)) if weights is None else np.asarray(weights, dtype=np.float64)
+    n = int(max(predicted.max(initial=0), targets.max(initial=0))) + 1
+    support = np.bincount(targets, weights=w, minlength=n)
+    hits = np.bincount(targets[correct], weights=w[correct], minlength=n)
+    if metric == "balanced_accuracy":
+        present = support > 0
+        return float(np.mean(hits[present] / support[present]))
+    called = np.bincount(predicted, weights=w, minlength=n)
+    classes = (support > 0) | (called > 0)
+    f1 = np.where(classes, 2 * hits / np.maximum(support + called, 1e-300), 0.0)
+    if metric == "macro_f1":
+        return float(f1[classes].mean())
+    if metric == "weighted_f1":
+        return float((f1 * support).sum() / support.sum())
+    raise ValueError(f"metric must be one of {['auto', *CLASSIFICATION_METRICS]}, got {metric!r}")
+
+
 def validation_metrics(outputs: np.ndarray, targets: np.ndarray, classification: bool,
-                       weights: np.ndarray | None = None) -> tuple[float, float]:
+                       weights: np.ndarray | None = None, metric: str = "auto") -> tuple[float, float]:
     """(loss, score) of validation outputs: for classification the log-loss after temperature
-    scaling (:func:`calibrated_log_loss`) and the accuracy, for regression the MSE and −MSE;
-    each a mean over the rows weighted by their ``weights`` (sample weights) when given."""
+    scaling (:func:`calibrated_log_loss`) and ``metric`` (:func:`classification_score`;
+    accuracy by default), for regression the MSE and −MSE (−MAE for ``metric="mae"``); each
+    over the rows weighted by their ``weights`` (sample weights) when given."""
     out_t, tgt_t = torch.from_numpy(np.asarray(outputs)), torch.as_tensor(targets)
     w_t = None if weights is None else torch.as_tensor(np.asarray(weights), dtype=torch.float32)
     if classification:
-        correct = np.asarray(outputs).argmax(1) == np.asarray(targets)
-        accuracy = correct.mean() if weights is None else np.average(correct, weights=np.asarray(weights))
-        return calibrated_log_loss(out_t, tgt_t.long(), w_t), float(accuracy)
+        score = classification_score(np.asarray(outputs).argmax(1), np.asarray(targets), metric, weights)
+        return calibrated_log_loss(out_t, tgt_t.long(), w_t), score
+    errors = out_t.float().view(-1) - tgt_t.float().view(-1)
     if w_t is None:
         loss = float(torch.nn.functional.mse_loss(out_t.float().view(-1), tgt_t.float().view(-1)))
     else:
-        loss = float(weighted_mean((out_t.float().view(-1) - tgt_t.float().view(-1)) ** 2, w_t))
+        loss = float(weighted_mean(errors ** 2, w_t))
+    if metric == "mae":
+        return loss, -float(weighted_mean(errors.abs(), w_t))
     return loss, -loss
 
 
@@ -389,7 +430,7 @@ class Trainer:
             per_row = torch.nn.functional.cross_entropy(torch.from_numpy(outputs), torch.as_tensor(targets).long(),
                                                         reduction="none")
             self.last_raw_loss = float(weighted_mean(per_row, None if weights is None else torch.as_tensor(weights)))
-        loss, score = validation_metrics(outputs, targets, self.is_classification, weights)
+        loss, score = validation_metrics(outputs, targets, self.is_classification, weights, self.config.metric)
         return loss, score, outputs
 
     def configure_optimizer(self, steps_per_epoch: int) -> None:

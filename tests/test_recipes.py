@@ -62,7 +62,7 @@ def test_every_automm_parameter_has_a_recipe_key_and_back():
 
 
 def _non_default_params():
-    return dict(problem_type="multiclass", column_types={"name": "text"},
+    return dict(problem_type="multiclass", metric="macro_f1", column_types={"name": "text"},
                 encoders={"image": {"name": "resnet", "width": 8}, "text": ["hashed_ngram", "gru"]},
                 fusion=["concat", {"name": "gated", "hidden_dim": 32}],
                 augmentations=["horizontal_flip", {"name": "mixup", "alpha": 0.4}], time_limit=60.5,

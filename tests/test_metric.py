@@ -1,0 +1,90 @@
+"""``metric=``: what every holdout score measures, so what the search ranks, prunes and reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from automm import AutoMM, AutoMMClassifier, AutoMMRegressor
+from automm.exceptions import InputError
+from automm.recipes import from_recipe
+from automm.training import classification_score
+
+from helpers import tiny
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+@pytest.mark.parametrize("weighted", [False, True])
+def test_classification_scores_match_scikit_learn(weighted):
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 5, 300)
+    predicted = np.where(rng.random(300) < 0.6, targets, rng.integers(0, 6, 300))  # class 5 only predicted
+    weights = rng.uniform(0.1, 3.0, 300) if weighted else None
+    expected = {"accuracy": skm.accuracy_score(targets, predicted, sample_weight=weights),
+                "balanced_accuracy": skm.balanced_accuracy_score(targets, predicted, sample_weight=weights),
+                "macro_f1": skm.f1_score(targets, predicted, average="macro", sample_weight=weights),
+                "weighted_f1": skm.f1_score(targets, predicted, average="weighted", sample_weight=weights)}
+    for metric, value in expected.items():
+        assert classification_score(predicted, targets, metric, weights) == pytest.approx(value, abs=1e-12), metric
+
+
+def _skewed(n=120, seed=0):
+    """Texts of three classes, one rare; one word of the text tells the class."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["common", "middle", "rare"], size=n, p=[0.7, 0.2, 0.1])
+    texts = [f"{label} item {i % 11} {rng.choice(['x', 'y', 'z'])}" for i, label in enumerate(labels)]
+    return texts, labels
+
+
+@pytest.mark.parametrize("metric, score", [
+    ("macro_f1", lambda y, p: skm.f1_score(y, p, average="macro")),
+    ("balanced_accuracy", skm.balanced_accuracy_score),
+])
+def test_the_holdout_score_is_the_chosen_metric(metric, score):
+    texts, labels = _skewed()
+    X_val, y_val = texts[90:], labels[90:]
+    params = tiny(max_epochs=2, encoders={"text": "hashed_ngram"}, metric=metric)
+    est = AutoMMClassifier(**params).fit(texts[:90], labels[:90], X_val=X_val, y_val=y_val)
+    assert est.best_score_ == pytest.approx(score(y_val, est.predict(X_val)), abs=1e-9)
+
+    search = AutoMMClassifier(**tiny(encoders={"text": ["hashed_ngram"]}, metric=metric, n_trials=3,
+                                     ensemble_size=1, max_epochs=2))
+    search.fit(texts[:90], labels[:90], X_val=X_val, y_val=y_val)
+    best = search.leaderboard_.set_index("number").loc[search.best_trial_, "score"]
+    assert best == pytest.approx(score(y_val, search.predict(X_val)), abs=1e-9)
+    assert best == search.leaderboard_["score"].max()
+
+
+def test_regression_by_mean_absolute_error():
+    rng = np.random.default_rng(1)
+    picks = rng.integers(0, 4, 80)
+    texts = [f"word{p} item {i % 5}" for i, p in enumerate(picks)]
+    values = picks * 2.0 + rng.normal(scale=0.1, size=80)
+    est = AutoMMRegressor(**tiny(max_epochs=3, encoders={"text": "hashed_ngram"}, metric="mae"))
+    est.fit(texts[:60], values[:60], X_val=texts[60:], y_val=values[60:])
+    mae = skm.mean_absolute_error(values[60:], est.predict(texts[60:])) / est.target_std_  # standardised
+    assert est.best_score_ == pytest.approx(-mae, rel=1e-4)
+
+
+@pytest.mark.parametrize("metric, message", [
+    ("macro-f1", "did you mean 'macro_f1'"),
+    ("r2", "'r2' is a regression metric, but y holds classes"),
+    (3, "expected one of"),
+])
+def test_a_bad_metric_fails_before_training(metric, message):
+    texts, labels = _skewed(40)
+    with pytest.raises(InputError, match=f"metric: .*{message}"):
+        AutoMM(**tiny(metric=metric)).fit(texts, labels)
+
+
+def test_a_classification_metric_for_a_regression_target_fails():
+    with pytest.raises(InputError, match="'macro_f1' is a classification metric"):
+        AutoMMRegressor(**tiny(metric="macro_f1")).fit([f"t {i}" for i in range(30)], np.linspace(0, 1, 30))
+
+
+def test_a_recipe_names_the_metric_once():
+    est = from_recipe({"problem": {"metric": "balanced_accuracy"}})
+    assert est.metric == "balanced_accuracy"
+    assert est.to_recipe()["problem"]["metric"] == "balanced_accuracy"
+    assert from_recipe({}).metric == "auto"
