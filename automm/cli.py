@@ -212,7 +212,7 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         ("fusion", summary["components"]["fusion"]),
         ("epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}"
                    + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else "")),
-        ("validation score", summary["validation_score"]),
+        (f"validation {summary.get('validation_metric', 'score')}", summary["validation_score"]),
         *([("search", f"{summary['trials']} trials"
                       + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]
           if "trials" in summary else []),

@@ -1544,6 +1544,14 @@ def dump_recipe(recipe: Mapping) -> str:
 
 
 # ---------------------------------------------------------------------------------- metrics and fit
+def _score_name(metric: str, problem_type: str) -> str:
+    """What an estimator's holdout score (``best_score_``) is, for people: its ``metric``, or
+    for regression the negated mean squared (absolute) error of the standardised targets."""
+    if problem_type == "regression":
+        return "neg_mae (standardised)" if metric == "mae" else "neg_mse (standardised)"
+    return "accuracy" if metric == "auto" else metric
+
+
 def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: Any = None) -> dict:
     """Accuracy, balanced accuracy, macro/weighted F1 (classification) or R², RMSE, MAE
     (regression), plus ``n``; each weighted by ``sample_weight`` when given."""
@@ -1603,6 +1611,7 @@ class FitResult:
             "best_epoch": int(est.best_epoch_),
             "epochs_run": len(est.history_ or []),
             "validation_score": float(est.best_score_) if est.best_score_ is not None else None,
+            "validation_metric": _score_name(est.metric, est.problem_type_),
             "stop_reason": getattr(est, "stop_reason_", None),
             "fit_seconds": round(float(getattr(est, "fit_seconds_", self.seconds)), 2),
             "model_dir": self.model_dir,

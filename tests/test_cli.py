@@ -374,7 +374,7 @@ def test_fit_trains_prints_a_summary_and_saves_the_model(runs):
     result = runs.get("fit")
     fitted = runs.folder / "model"
     assert result.code == 0 and result.no_traceback(), result.err
-    assert "summary" in result.out and "test accuracy" in result.out and "validation score" in result.out
+    assert "summary" in result.out and "test accuracy" in result.out and "validation accuracy" in result.out
     assert "fitting" in result.err and "saved the model" in result.err  # progress on stderr
     assert sorted(p.name for p in fitted.iterdir()) == ["automm.json", "preprocessing.json", "recipe.yaml",
                                                         "weights.safetensors"]
