@@ -1460,3 +1460,26 @@ def test_a_worker_stopped_by_ctrl_c_leaves_its_trial_to_be_retried(texts, tmp_pa
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "WAITING"]
     assert trials[1].user_attrs[search._ATTR + "reason"] == search.INTERRUPTED_REASON
     assert trials[2].system_attrs["retry_history"] == [1] and trials[2].params == trials[1].params
+
+
+def test_a_worker_rebuilds_validation_rows_weights_and_metric_from_the_study(texts, tmp_path):
+    """A worker without data rebuilds them from the study (holdout given, sample weights, metric):
+    the same data fingerprint, so it joins; a worker given other weights is refused."""
+    X, y, X_test, y_test = texts
+    journal = str(tmp_path / "study.log")
+    weights = np.linspace(0.5, 2.0, len(X))
+    test_labels = [label if label in set(y) else y[0] for label in y_test]
+    AutoMM(**small(n_trials=1, storage=journal, study_name="shared", ensemble_size=1, metric="macro_f1")).fit(
+        X, y, sample_weight=weights, X_val=X_test, y_val=test_labels)
+    study = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal))
+    spec = study.user_attrs[search._SPEC]
+    data = search._data_from_spec(spec, study.user_attrs[search._DATA], AutoMM(**small()))
+    assert data.holdout_given and data.metric == "macro_f1"
+    assert list(data.valid_index) == list(range(len(X), len(X) + len(X_test)))
+    assert np.allclose(data.sample_weights[: len(X)] / data.sample_weights[0], weights / weights[0], rtol=1e-6)
+    assert search._data_fingerprint(data) == study.user_attrs[search._DATA_FINGERPRINT]
+    study.set_user_attr(search._STATUS, "running")
+    study.set_user_attr(search._BUDGET, {"n_trials": 2, "deadline_unix": None, "trial_seconds": None})
+    assert automm.search.run_worker(journal, "shared", wait=5) >= 1
+    with pytest.raises(InputError, match="differ from those of study"):
+        automm.search.run_worker(journal, "shared", X, y=y, X_val=X_test, y_val=test_labels, wait=5)
