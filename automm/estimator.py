@@ -261,6 +261,18 @@ class AutoMM(BaseEstimator):
             raise InputError(f"encoders: keys {unknown} match neither a modality nor a column of the data "
                              f"(modalities {reg.modalities()}, columns "
                              f"{[c for s in specs for c in s.columns]})")
+        # An encoder named for a modality the data lack, while some columns were read as table
+        # values: likely texts taken for categories (short, repeated), so the user's choice would
+        # go unused without a word.
+        present = {s.modality for s in specs}
+        unused = sorted(k for k in map(str, choices) if k in set(reg.modalities()) - present - {"tabular"})
+        tabular = [c for s in specs if s.modality == "tabular" for c in s.columns]
+        if unused and tabular:
+            roles = {c: r for s in specs for c, r in s.column_roles.items()}
+            warnings.warn(f"encoders: no input of the data is {' or '.join(map(repr, unused))}, so "
+                          f"{', '.join(f'encoders[{k!r}]' for k in unused)} is not used; the columns' roles are "
+                          f"{roles} (column_types= sets a column's role, e.g. column_types="
+                          f"{{{tabular[0]!r}: {unused[0]!r}}})", UserWarning, stacklevel=5)
         resolved = []
         for spec in specs:
             raw = next((choices[c] for c in spec.columns if c in choices), choices.get(spec.modality))

@@ -1,5 +1,7 @@
 """End-to-end behaviour of AutoMM on real (embedded) data and on edge cases."""
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -252,3 +254,16 @@ def test_ctrl_c_inside_cross_validation_stops_the_whole_loop(emoji_split, monkey
     with pytest.raises(KeyboardInterrupt):
         cross_val_score(AutoMMClassifier(**params), train[["name"]], train["category"], cv=3)
     assert callback.runs == 2  # nothing trained after the interrupt
+
+
+def test_an_encoder_named_for_a_modality_the_data_lack_is_reported():
+    """Short one-word texts are read as categories: the text encoder the user named would be
+    silently unused; the warning names the roles and how to set one."""
+    words, labels = ["LOUD!", "quiet", "HEY!!", "calm"] * 5, ["loud", "quiet", "loud", "quiet"] * 5
+    with pytest.warns(UserWarning, match=r"encoders\['text'\] is not used; the columns' roles are "
+                                         r"\{'x0': 'categorical'\}.*column_types=\{'x0': 'text'\}") as record:
+        AutoMM(**tiny(encoders={"text": "gru"}, max_epochs=1)).fit(words, labels)
+    assert record[0].filename == __file__  # points at the user's call
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AutoMM(**tiny(encoders={"text": "gru"}, max_epochs=1, column_types={"x0": "text"})).fit(words, labels)

@@ -171,8 +171,9 @@ def test_batch_augmentations_see_the_weights_as_the_targets_last_column():
 
 # ------------------------------------------------------------------ the estimator
 def _conflicting_texts():
-    """'red' rows: 24 labelled warm, 8 labelled cold; 'blue' rows: cold."""
-    texts = ["red apple"] * 24 + ["red apple"] * 8 + ["blue sea"] * 32
+    """'red apple' rows: 24 labelled warm, 8 labelled cold; 'blue sea' rows: cold (numbered, so
+    that they are read as texts, not as categories; the numbers tell no label apart)."""
+    texts = [f"red apple {i % 8}" for i in range(32)] + [f"blue sea {i % 8}" for i in range(32)]
     labels = ["warm"] * 24 + ["cold"] * 8 + ["cold"] * 32
     return texts, labels
 

@@ -1,0 +1,55 @@
+"""The README's Python code runs as written (a newcomer pastes it): the quickstart, the
+scikit-learn example, and the plugin author's guide from encoder to conformance check."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import automm
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_blocks(after: str, until: str) -> list[str]:
+    """The ```python blocks of the README between headings ``after`` and ``until``."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split(after, 1)[1].split(until, 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_python_quickstart_runs(tmp_path, monkeypatch, capsys):
+    quickstart, cross_validation = _python_blocks("## Python quickstart", "### Main parameters")[:2]
+    monkeypatch.chdir(tmp_path)  # it saves "emoji_model" in the current folder
+    # as written, but fewer epochs (the test checks that the code works, not how well it learns)
+    quickstart = quickstart.replace("max_epochs=10", "max_epochs=2")
+    assert "max_epochs=2" in quickstart
+    namespace: dict = {}
+    exec(compile(quickstart, "README quickstart", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert re.search(r"accuracy: 0\.\d+", printed)
+    assert (tmp_path / "emoji_model" / "automm.json").is_file()
+    assert list(namespace["same"].classes_) == list(namespace["clf"].classes_)
+    exec(compile(cross_validation, "README cross-validation", "exec"), namespace)
+    assert namespace["scores"].shape == (3,)
+
+
+def test_the_plugin_authors_guide_runs(fresh_registry, tmp_path, monkeypatch):
+    encoder_code, conformance_code = _python_blocks("## Plugin author's guide", "## Data used by tests")[:2]
+    path = tmp_path / "automm_shout.py"  # the guide's file, imported as an installed module would be
+    path.write_text(encoder_code, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("automm_shout", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "automm_shout", module)  # (removed again after the test)
+    spec.loader.exec_module(module)
+    fresh_registry(module)
+    assert "shout" in automm.list_encoders()
+    namespace: dict = {}
+    exec(compile(conformance_code, "README conformance", "exec"), namespace)
+    namespace["test_shout_conforms"]()
+    clf = automm.AutoMM(encoders={"text": "shout"}, max_epochs=1, num_workers=0, random_state=0)
+    texts = [f"HEY THERE FRIEND {i}!!" if i % 2 else f"hello there friend {i}" for i in range(20)]
+    clf.fit(texts, ["loud" if i % 2 else "quiet" for i in range(20)])
+    assert [choice["name"] for choice in clf.config_["encoders"].values()] == ["shout"]
