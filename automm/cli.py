@@ -307,7 +307,7 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import is_missing
     from .exceptions import InputError
-    from .recipes import _suggest, compute_metrics
+    from .recipes import _suggest, _weight_column_values, compute_metrics
 
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
@@ -332,12 +332,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if weight_column not in frame.columns:
             raise UsageError(f"--weight-column: {args.data} has no column {weight_column!r}; columns are "
                              f"{', '.join(map(str, frame.columns))}{_suggest(weight_column, list(frame.columns))}")
-        import numpy as np
-        import pandas as pd
-
-        weights = pd.to_numeric(frame[weight_column], errors="coerce").to_numpy(dtype=float)
-        if not (np.isfinite(weights) & (weights >= 0)).all():
-            raise InputError(f"{args.data}: the weight column {weight_column!r} needs numbers >= 0 in every row")
+        weights, problem = _weight_column_values(frame, weight_column)
+        if problem:
+            raise InputError(f"{args.data}: {problem}")
     predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
     metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights)
     if args.json:

@@ -78,6 +78,17 @@ class Table:
     def subset(self, indices: Sequence[int]) -> "Table":
         return Table({k: take(v, indices) for k, v in self.columns.items()}, self.positional)
 
+    def concat(self, other: "Table") -> "Table":
+        """This table's rows, then ``other``'s (which has the same column names)."""
+        columns = {}
+        for name, values in self.columns.items():
+            more = other.columns[name]
+            if isinstance(values, np.ndarray) and isinstance(more, np.ndarray) and values.ndim == more.ndim > 1:
+                columns[name] = np.concatenate([values, more])  # stacks of images
+            else:
+                columns[name] = list(values) + list(more)
+        return Table(columns, self.positional)
+
 
 def _column_from_array(name: str, value: Any) -> Sequence[Any]:
     """One positional input as one column (a list, or an ndarray indexed by row)."""
@@ -220,6 +231,13 @@ def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:
         counts[modality] = k + 1
         specs.append(InputSpec(f"{modality}_{k}", modality, [column], {column: role}))
     return specs
+
+
+def validate_image_columns(table: Table, roles: Mapping[str, str]) -> None:
+    """:func:`validate_images` on every column of ``table`` whose role is ``image``."""
+    for column, role in roles.items():
+        if role == "image":
+            validate_images(column, table.columns[column])
 
 
 def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5) -> None:

@@ -217,27 +217,21 @@ class Ensemble:
     def member_outputs(self, estimator, table) -> list[np.ndarray]:
         """Each member's raw outputs on ``table`` (already validated by the estimator)."""
         from .data import BatchCollator, MultimodalDataset
-        from .model import move_to_device
-        from .training import make_loader
+        from .training import make_loader, model_outputs
 
         device = estimator.device_
         use_amp = bool(estimator.amp) and device.type == "cuda"
         values = {spec.name: spec.values(table) for spec in estimator.inputs_}
         results = []
         for member in self.members:
-            model = member.model.to(device).eval()
+            model = member.model
             encoders = dict(model.encoders.items())
             for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
                 if hasattr(encoder, "prepare"):
                     encoder.prepare(values[name], cache_dir=getattr(estimator, "cache_dir", None))
             loader = make_loader(MultimodalDataset(values, encoders), max(1, member.batch_size) * 2, False,
                                  estimator.num_workers_, 0, BatchCollator(encoders), device.type == "cuda")
-            chunks = []
-            with torch.no_grad(), torch.autocast(device_type=device.type, enabled=use_amp):
-                for batch in loader:
-                    batch = move_to_device(batch, device)
-                    chunks.append(model(batch["inputs"], batch["masks"]).float().cpu())
-            results.append(torch.cat(chunks).numpy())
+            results.append(model_outputs(model, loader, device, amp=use_amp))
         return results
 
     def raw_outputs(self, estimator, table) -> np.ndarray:

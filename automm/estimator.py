@@ -17,13 +17,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
 from .components.image_cache import image_cache
-from .data import InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, validate_images
+from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing,
+                   validate_image_columns)
 from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
-from .model import move_to_device
 from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, scale_frozen_batch, train_bagged,
                        train_candidate)
-from .training import make_loader, resolve_device
+from .training import make_loader, model_outputs, resolve_device
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
 
@@ -330,9 +330,7 @@ class AutoMM(BaseEstimator):
             raise InputError(f"y: {len(labels)} labels for {len(table)} samples")
         roles = infer_roles(table, self.column_types, reg.plugin_manager, self._known_roles(reg))
         specs = build_input_specs(roles)
-        for column, role in roles.items():
-            if role == "image":
-                validate_images(column, table.columns[column])
+        validate_image_columns(table, roles)
         encoder_choices = self._resolve_encoders(specs, reg)
         # A list is a set of choices for the search; the first is the default configuration's.
         fusion_options = list(self.fusion) if isinstance(self.fusion, (list, tuple)) else [self.fusion]
@@ -374,6 +372,20 @@ class AutoMM(BaseEstimator):
         if problem_type != "regression" and self.metric in REGRESSION_METRICS:
             raise InputError(f"metric: {self.metric!r} is a regression metric, but y holds classes; "
                              f"use one of {list(CLASSIFICATION_METRICS)}")
+
+    def _with_validation_rows(self, table: Table, targets: np.ndarray, weights: np.ndarray | None, val,
+                              problem_type: str):
+        """(table, targets, weights, ``is_train``) with the validation rows, if any, after the
+        training rows (``is_train`` marks the training rows; None without validation rows)."""
+        if val is None:
+            return table, targets, weights, None
+        val_table, val_labels, val_weights = val
+        n_train, n_val = len(targets), len(val_labels)
+        targets = np.concatenate([targets, self._encode_validation_targets(val_labels, problem_type)])
+        if weights is not None or val_weights is not None:
+            weights = np.concatenate([np.ones(n_train) if weights is None else weights,
+                                      np.ones(n_val) if val_weights is None else val_weights])
+        return table.concat(val_table), targets, weights, np.arange(n_train + n_val) < n_train
 
     def _drop_unweighted(self, table: Table, targets: np.ndarray, weights: np.ndarray | None,
                          is_train: np.ndarray | None = None):
@@ -429,12 +441,10 @@ class AutoMM(BaseEstimator):
         labels = self._labels_array(y_val, "y_val")
         if len(labels) != len(val_table):
             raise InputError(f"y_val: {len(labels)} labels for {len(val_table)} validation samples")
-        for column, role in roles.items():
-            if role == "image":
-                try:
-                    validate_images(column, val_table.columns[column])
-                except InputError as exc:
-                    raise InputError(f"X_val: {exc}") from None
+        try:
+            validate_image_columns(val_table, roles)
+        except InputError as exc:
+            raise InputError(f"X_val: {exc}") from None
         weights = _check_sample_weight(sample_weight_val, len(labels), "sample_weight_val")
         return val_table, labels, weights
 
@@ -545,17 +555,8 @@ class AutoMM(BaseEstimator):
         self._check_metric(problem_type)
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type)
-        is_train = None
-        if val is not None:  # the validation rows after the training rows
-            val_table, val_labels, val_weights = val
-            n_train, n_val = len(targets), len(val_labels)
-            targets = np.concatenate([targets, self._encode_validation_targets(val_labels, problem_type)])
-            table = _concat_tables(table, val_table)
-            if weights is not None or val_weights is not None:
-                weights = np.concatenate([np.ones(n_train) if weights is None else weights,
-                                          np.ones(n_val) if val_weights is None else val_weights])
-            is_train = np.arange(n_train + n_val) < n_train
-        table, targets, weights, is_train = self._drop_unweighted(table, targets, weights, is_train)
+        table, targets, weights, is_train = self._drop_unweighted(*self._with_validation_rows(
+            table, targets, weights, val, problem_type))
         seed = int(self.random_state) if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
         device = resolve_device(self.device)
 
@@ -677,9 +678,7 @@ class AutoMM(BaseEstimator):
             if missing:
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}")
             table = Table({c: table.columns[c] for c in self.columns_})
-        for column, role in self.column_roles_.items():
-            if role == "image":
-                validate_images(column, table.columns[column])
+        validate_image_columns(table, self.column_roles_)
         return table
 
     def _loader(self, table: Table):
@@ -699,15 +698,8 @@ class AutoMM(BaseEstimator):
     def _raw_outputs_of_table(self, table: Table) -> np.ndarray:
         if self.__dict__.get("ensemble_") is not None:  # averaged member probabilities (automm.ensemble)
             return self.ensemble_.raw_outputs(self, table)
-        model = self.model_.to(self.device_).eval()
-        use_amp = bool(self.amp) and self.device_.type == "cuda"
-        chunks = []
-
-        with torch.no_grad(), torch.autocast(device_type=self.device_.type, enabled=use_amp):
-            for batch in self._loader(table):
-                batch = move_to_device(batch, self.device_)
-                chunks.append(model(batch["inputs"], batch["masks"]).float().cpu())
-        return torch.cat(chunks).numpy()
+        return model_outputs(self.model_, self._loader(table), self.device_,
+                             amp=bool(self.amp) and self.device_.type == "cuda")
 
     def _has_probabilities(self) -> bool:
         """Whether ``predict_proba`` exists: not for a regressor, nor once fitted to a regression
@@ -734,14 +726,7 @@ class AutoMM(BaseEstimator):
         """The fused embedding of ``model_`` (the best trial's model), one row per sample. When
         the best trial of a search is its linear model (fusion ``sum``), that is its logits."""
         table = self._table_for_prediction(X)
-        model = self.model_.to(self.device_).eval()
-
-        chunks = []
-        with torch.no_grad():
-            for batch in self._loader(table):
-                batch = move_to_device(batch, self.device_)
-                chunks.append(model.embed(batch["inputs"], batch["masks"]).float().cpu())
-        return torch.cat(chunks).numpy()
+        return model_outputs(self.model_, self._loader(table), self.device_, embed=True)
 
     def score(self, *X, y=None, sample_weight=None):
         """Accuracy (classification) or R² (regression) on ``X`` and ``y``, weighted by
@@ -814,18 +799,6 @@ def _validation_table(inputs: tuple) -> Table:
         return as_table(inputs)
     except InputError as exc:
         raise InputError(f"X_val: {exc}") from None
-
-
-def _concat_tables(first: Table, second: Table) -> Table:
-    """The rows of ``first`` then those of ``second`` (same column names)."""
-    columns = {}
-    for name, values in first.columns.items():
-        other = second.columns[name]
-        if isinstance(values, np.ndarray) and isinstance(other, np.ndarray) and values.ndim == other.ndim > 1:
-            columns[name] = np.concatenate([values, other])  # stacks of images
-        else:
-            columns[name] = list(values) + list(other)
-    return Table(columns, first.positional)
 
 
 def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample_weight") -> np.ndarray | None:

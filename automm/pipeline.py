@@ -31,7 +31,8 @@ from . import registry as _registry
 from .components.stack import STACK, EncoderStack, encoder_parts
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .model import MultimodalNet
-from .training import Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, validation_metrics
+from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, model_outputs,
+                       validation_metrics)
 from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
 
@@ -404,21 +405,16 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
                      seconds=time.monotonic() - start, bag=models, oof_outputs=oof, oof_loss=loss)
 
 
-@torch.no_grad()
 def _bag_outputs(models: Sequence[MultimodalNet], data: PreparedData, index: np.ndarray, config: dict,
                  device: torch.device) -> np.ndarray:
     """The bag's outputs on rows ``index``: its fold models' probabilities averaged (as
     log-probabilities; values averaged for regression), as the ensemble pools them."""
     from .ensemble import combine
-    from .model import move_to_device
 
     outputs = []
     for model in models:
-        model = model.to(device).eval()
         encoders = dict(model.encoders.items())
         loader = make_loader(MultimodalDataset(data.subset(index), encoders), int(config["training"]["batch_size"]) * 2,
                              False, data.num_workers, data.seed, BatchCollator(encoders), device.type == "cuda")
-        chunks = [model(batch["inputs"], batch["masks"]).float().cpu()
-                  for batch in (move_to_device(b, device) for b in loader)]
-        outputs.append(torch.cat(chunks).numpy())
+        outputs.append(model_outputs(model, loader, device))
     return combine(outputs, [1.0] * len(outputs), data.problem_type)

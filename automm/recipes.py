@@ -77,6 +77,7 @@ import numpy as np
 from .exceptions import AutoMMError, InputError
 from . import registry as _registry
 from .components.stack import describe_encoder
+from .training import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 __all__ = [
     "RecipeError", "Problem", "Recipe", "RecipeData", "FitResult", "PARAM_PATHS", "SECTION_KEYS", "METRICS",
@@ -142,8 +143,6 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
 TOP_KEYS = ("version", "description", "data", "problem", "components", "training", "search", "output", "seed")
 SCALAR_TOP_KEYS = ("version", "description", "seed")
 
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
-REGRESSION_METRICS = ("r2", "rmse", "mae")
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
 try:  # the search's own lists, when this automm has the search
@@ -1174,18 +1173,14 @@ class Recipe:
             file = self._data_file(data["train"])
             train, folder = read_table(file, fmt), file.parent
             what = str(file)
-            if data.get("test"):
-                test_file = self._data_file(data["test"])
-                test = read_table(test_file, fmt)
-                test = resolve_image_paths(test, [test_file.parent, self.base_dir],
-                                           data.get("column_types") or {})
-                what += f" + {test_file}"
-            if data.get("valid"):
-                valid_file = self._data_file(data["valid"])
-                valid = read_table(valid_file, fmt)
-                valid = resolve_image_paths(valid, [valid_file.parent, self.base_dir],
-                                            data.get("column_types") or {})
-                what += f" + {valid_file}"
+            parts = {}
+            for key in ("test", "valid"):  # separate files, their image paths relative to each
+                if data.get(key):
+                    part_file = self._data_file(data[key])
+                    parts[key] = resolve_image_paths(read_table(part_file, fmt), [part_file.parent, self.base_dir],
+                                                     data.get("column_types") or {})
+                    what += f" + {part_file}"
+            test, valid = parts.get("test"), parts.get("valid")
             frame = None
         if frame is not None:
             split_column = data.get("split_column")
@@ -1257,17 +1252,25 @@ def _labelled_part(frame, features: list, label: str, weight_column: str | None,
     return frame[features].reset_index(drop=True), frame[label].reset_index(drop=True), weights
 
 
-def _weights(frame, column: str, what: str, source: str | None) -> np.ndarray:
-    """Column ``column`` of ``frame`` as sample weights: :class:`RecipeError` at
-    ``data.weight_column`` when a value is missing, not a number or negative."""
+def _weight_column_values(frame, column: str) -> tuple[np.ndarray, str | None]:
+    """Column ``column`` of ``frame`` as sample weights, and what is wrong with it (None when
+    every value is a number >= 0)."""
     import pandas as pd
 
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
-    if len(bad):
-        shown = ", ".join(repr(frame[column].iloc[i]) for i in bad[:3])
-        raise RecipeError([Problem("data.weight_column", f"column {column!r} of {what} needs numbers >= 0; "
-                                                         f"{len(bad)} rows are not ({shown})")], source)
+    if not len(bad):
+        return values, None
+    shown = ", ".join(repr(frame[column].iloc[i]) for i in bad[:3])
+    return values, f"column {column!r} needs numbers >= 0; {len(bad)} rows are not ({shown})"
+
+
+def _weights(frame, column: str, what: str, source: str | None) -> np.ndarray:
+    """Column ``column`` of ``frame`` as sample weights: :class:`RecipeError` at
+    ``data.weight_column`` when a value is missing, not a number or negative."""
+    values, problem = _weight_column_values(frame, column)
+    if problem:
+        raise RecipeError([Problem("data.weight_column", f"{problem} in {what}")], source)
     return values
 
 

@@ -29,7 +29,7 @@ from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
            "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
-           "soft_cross_entropy", "weighted_mean", "classification_score", "CLASSIFICATION_METRICS",
+           "soft_cross_entropy", "weighted_mean", "classification_score", "model_outputs", "CLASSIFICATION_METRICS",
            "REGRESSION_METRICS"]
 
 
@@ -271,13 +271,26 @@ def validation_metrics(outputs: np.ndarray, targets: np.ndarray, classification:
         score = classification_score(np.asarray(outputs).argmax(1), np.asarray(targets), metric, weights)
         return calibrated_log_loss(out_t, tgt_t.long(), w_t), score
     errors = out_t.float().view(-1) - tgt_t.float().view(-1)
-    if w_t is None:
-        loss = float(torch.nn.functional.mse_loss(out_t.float().view(-1), tgt_t.float().view(-1)))
-    else:
-        loss = float(weighted_mean(errors ** 2, w_t))
+    loss = float(weighted_mean(errors ** 2, w_t))
     if metric == "mae":
         return loss, -float(weighted_mean(errors.abs(), w_t))
     return loss, -loss
+
+
+@torch.no_grad()
+def model_outputs(model: MultimodalNet, loader, device: torch.device, *, amp: bool = False,
+                  amp_dtype: torch.dtype | None = None, embed: bool = False) -> np.ndarray:
+    """``model``'s raw outputs (logits or standardised values; with ``embed``, its fused
+    embeddings) for every batch of ``loader``, in evaluation mode on ``device``, under autocast
+    when ``amp`` (``amp_dtype``: the device's default when None); float32, on the CPU."""
+    model = model.to(device).eval()
+    forward = model.embed if embed else model
+    chunks = []
+    with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
+        for batch in loader:
+            batch = move_to_device(batch, device, non_blocking=True)
+            chunks.append(forward(batch["inputs"], batch["masks"]).float().cpu())
+    return torch.cat(chunks).numpy()
 
 
 def _fused_adamw_supported(device: torch.device) -> bool:
@@ -363,15 +376,16 @@ class Trainer:
             masks = aug.apply_masks(masks, self.generator)
         targets = self.soft_targets(batch["target"])
         weights = self.batch_weights(batch)
+        # the rows' weights ride along as the targets' last column: an augmentation that mixes
+        # rows (mixup) mixes their weights as it mixes their targets
+        carried = bool(self.batch_augmentations) and weights is not None
         with self._autocast():
             fused = self.model.embed(batch["inputs"], masks)
-            if self.batch_augmentations and weights is not None:
-                # the rows' weights ride along as the targets' last column: an augmentation that
-                # mixes rows (mixup) mixes their weights as it mixes their targets
+            if carried:
                 targets = torch.cat([targets, weights.to(targets.dtype).unsqueeze(1)], dim=1)
             for aug in self.batch_augmentations:
                 fused, targets = aug.apply_fused(fused, targets, self.generator)
-            if self.batch_augmentations and weights is not None:
+            if carried:
                 targets, weights = targets[:, :-1], targets[:, -1]
             outputs = self.model.head(fused)
         loss = self.compute_loss(outputs, targets, weights)
@@ -388,16 +402,9 @@ class Trainer:
         self.steps += 1
         return float(loss.detach())
 
-    @torch.no_grad()
     def predict_outputs(self, loader) -> np.ndarray:
         """Raw model outputs (logits or standardised values) for every sample of ``loader``."""
-        self.model.eval()
-        chunks = []
-        for batch in loader:
-            batch = move_to_device(batch, self.device, non_blocking=True)
-            with self._autocast():
-                chunks.append(self.model(batch["inputs"], batch["masks"]).float().cpu())
-        return torch.cat(chunks).numpy()
+        return model_outputs(self.model, loader, self.device, amp=self.use_amp, amp_dtype=self.amp_dtype)
 
     def is_improvement(self, valid_loss: float, valid_score: float, settled: bool = True) -> bool:
         """Whether this epoch's validation result beats the kept one: a settled epoch beats an
