@@ -3,9 +3,9 @@
 User input arrives either as several positional inputs (``fit(X_img, X_txt, y)``), each one
 column, or as one table (a pandas DataFrame or a dict of equal-length columns). Both become a
 :class:`Table` (named columns of equal length). Columns get roles (image, text, numeric,
-categorical, or a plugin's modality); roles group into :class:`InputSpec` s, one per encoder:
-each image/text/... column is its own input, all numeric and categorical columns share one
-``tabular`` input.
+categorical, datetime, or a plugin's modality); roles group into :class:`InputSpec` s, one per
+encoder: each image/text/... column is its own input, all numeric, categorical and datetime
+columns share one ``tabular`` input.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from .components.base import MISSING, Encoder
 from .exceptions import InputError
-from .roles import modality_of_role
+from .roles import as_datetime, modality_of_role
 
 __all__ = [
     "Table",
@@ -30,6 +30,8 @@ __all__ = [
     "as_table",
     "infer_roles",
     "build_input_specs",
+    "validate_columns",
+    "validate_datetimes",
     "validate_images",
     "MultimodalDataset",
     "BatchCollator",
@@ -45,6 +47,8 @@ def is_missing(value: Any) -> bool:
         return math.isnan(value)
     if isinstance(value, str):
         return not value.strip()
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(value))
     try:
         import pandas as pd
 
@@ -106,8 +110,8 @@ def _column_from_array(name: str, value: Any) -> Sequence[Any]:
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
             raise InputError(f"{name}: expected one value per sample, got a 0-d array")
-        if value.ndim == 1:
-            return value.tolist() if value.dtype != object else list(value)
+        if value.ndim == 1:  # datetime64 stays itself (tolist gives nanoseconds as ints)
+            return value.tolist() if value.dtype.kind not in "OMm" else list(value)
         if value.ndim == 2 and value.shape[1] == 1 and not np.issubdtype(value.dtype, np.number):
             return list(value[:, 0])
         if value.ndim in (3, 4):  # a stack of images (N, H, W[, C])
@@ -233,11 +237,30 @@ def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:
     return specs
 
 
-def validate_image_columns(table: Table, roles: Mapping[str, str]) -> None:
-    """:func:`validate_images` on every column of ``table`` whose role is ``image``."""
+def validate_columns(table: Table, roles: Mapping[str, str]) -> None:
+    """:func:`validate_images` on every column of ``table`` whose role is ``image``,
+    :func:`validate_datetimes` on every ``datetime`` one."""
     for column, role in roles.items():
         if role == "image":
             validate_images(column, table.columns[column])
+        elif role == "datetime":
+            validate_datetimes(column, table.columns[column])
+
+
+#: The share of a date-time column's present values that may be unreadable (they count as missing).
+DATETIME_TOLERANCE = 0.05
+
+
+def validate_datetimes(column_name: str, column: Sequence[Any]) -> None:
+    """Raise :class:`InputError` when more than :data:`DATETIME_TOLERANCE` of the column's present
+    values are not dates or times (see :func:`automm.roles.as_datetime`); fewer count as missing."""
+    present = [(row, v) for row, v in enumerate(column) if not is_missing(v)]
+    bad = [(row, v) for row, v in present if as_datetime(v) is None]
+    if len(bad) > DATETIME_TOLERANCE * len(present):
+        shown = ", ".join(f"{v!r} at row {row}" for row, v in bad[:3])
+        raise InputError(f"column {column_name!r}: {len(bad)} of {len(present)} values are not dates or times "
+                         f"({shown}); give datetimes, dates, numpy datetime64 or ISO 8601 strings "
+                         "('2024-03-05', '2024-03-05 14:30'), or another role in column_types")
 
 
 def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5) -> None:

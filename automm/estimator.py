@@ -18,9 +18,10 @@ from sklearn.utils.validation import check_is_fitted
 from . import registry as _registry
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing,
-                   validate_image_columns)
+                   validate_columns)
 from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
+from .roles import BASE_ROLES
 from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, scale_frozen_batch, train_bagged,
                        train_candidate)
 from .training import make_loader, model_outputs, resolve_device
@@ -63,7 +64,7 @@ class AutoMM(BaseEstimator):
         error), "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"; for regression "r2" and
         "rmse" (ranked as the mean squared error) or "mae". The kept epoch and the ensemble's
         weights are still chosen by holdout log-loss (MSE), which ranks models more smoothly.
-    column_types : dict column → role ("image", "text", "numeric", "categorical", or a plugin
+    column_types : dict column → role ("image", "text", "numeric", "categorical", "datetime", or a plugin
         modality); columns not listed are inferred.
     encoders : dict modality-or-column → encoder name or ``{"name": ..., **hyperparameters}``;
         unlisted modalities use :data:`DEFAULT_ENCODERS`.
@@ -251,7 +252,7 @@ class AutoMM(BaseEstimator):
 
     # ------------------------------------------------------------------ component resolution
     def _known_roles(self, reg: _registry.Registry) -> list[str]:
-        return sorted({"image", "text", "numeric", "categorical", *reg.modalities()} - {"tabular"})
+        return sorted({*BASE_ROLES, *reg.modalities()} - {"tabular"})
 
     def _resolve_encoders(self, specs: Sequence[InputSpec], reg: _registry.Registry) -> list[tuple[str, dict]]:
         choices = dict(self.encoders or {})
@@ -330,7 +331,7 @@ class AutoMM(BaseEstimator):
             raise InputError(f"y: {len(labels)} labels for {len(table)} samples")
         roles = infer_roles(table, self.column_types, reg.plugin_manager, self._known_roles(reg))
         specs = build_input_specs(roles)
-        validate_image_columns(table, roles)
+        validate_columns(table, roles)
         encoder_choices = self._resolve_encoders(specs, reg)
         # A list is a set of choices for the search; the first is the default configuration's.
         fusion_options = list(self.fusion) if isinstance(self.fusion, (list, tuple)) else [self.fusion]
@@ -442,7 +443,7 @@ class AutoMM(BaseEstimator):
         if len(labels) != len(val_table):
             raise InputError(f"y_val: {len(labels)} labels for {len(val_table)} validation samples")
         try:
-            validate_image_columns(val_table, roles)
+            validate_columns(val_table, roles)
         except InputError as exc:
             raise InputError(f"X_val: {exc}") from None
         weights = _check_sample_weight(sample_weight_val, len(labels), "sample_weight_val")
@@ -678,7 +679,7 @@ class AutoMM(BaseEstimator):
             if missing:
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}")
             table = Table({c: table.columns[c] for c in self.columns_})
-        validate_image_columns(table, self.column_roles_)
+        validate_columns(table, self.column_roles_)
         return table
 
     def _loader(self, table: Table):

@@ -29,7 +29,9 @@ def automm_register_encoders(register: Callable[..., None]) -> None:
     - ``name``: unique lower-case identifier (letters, digits, ``_``, ``-``).
     - ``factory(**hyperparameters)`` returns an :class:`automm.Encoder`.
     - ``modality``: the input it encodes (``"image"``, ``"text"``, ``"tabular"``,
-      or a new modality such as ``"audio"``).
+      or a new modality such as ``"audio"``). A ``tabular`` encoder's factory also receives
+      ``column_roles``: each table column's role, ``"numeric"``, ``"categorical"`` or
+      ``"datetime"`` (see :func:`automm.roles.as_datetime` for reading the latter).
     - ``output_dim``: the embedding width, an int or ``f(hyperparameters) -> int``;
       it must equal the built encoder's ``output_dim``.
     - ``defaults``: default hyperparameters (JSON-serialisable values).
@@ -83,7 +85,7 @@ def automm_register_datasets(register: Callable[..., None]) -> None:
 @hookspec(firstresult=True)
 def automm_infer_column_role(name: str, values: Sequence[Any]) -> str | None:
     """Return the role of a data column (``"image"``, ``"text"``, ``"numeric"``,
-    ``"categorical"``, or a plugin modality such as ``"audio"``), or ``None`` to let
+    ``"categorical"``, ``"datetime"``, or a plugin modality such as ``"audio"``), or ``None`` to let
     the next plugin decide. ``values`` holds the column's non-missing values (a sample
     of them for large columns). The first non-``None`` answer wins; the built-in rules
     run last.

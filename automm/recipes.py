@@ -77,6 +77,7 @@ import numpy as np
 from .exceptions import AutoMMError, InputError
 from . import registry as _registry
 from .components.stack import describe_encoder
+from .roles import BASE_ROLES
 from .training import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 __all__ = [
@@ -152,7 +153,6 @@ except ImportError:  # pragma: no cover
     PRUNERS = ("median", "hyperband", "successive_halving", "none")
     OBJECTIVES = ("score", "latency", "params")
 FORMATS = ("csv", "tsv", "parquet")
-BASE_ROLES = ("image", "text", "numeric", "categorical")
 _SEED_MAX = 2**32 - 1
 
 

@@ -6,18 +6,26 @@ modality (for example audio files) through ``automm_infer_column_role``.
 
 from __future__ import annotations
 
+import datetime
 import os
+import re
 from typing import Any, Sequence
 
 import numpy as np
 
 from .hookspecs import hookimpl
 
-__all__ = ["IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "infer_role_builtin", "modality_of_role", "looks_like_image_path"]
+__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "modality_of_role",
+           "looks_like_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+#: The roles automm knows without plugins (a plugin's modality is a role too).
+BASE_ROLES = ("image", "text", "numeric", "categorical", "datetime")
 #: Roles whose columns share one tabular input; every other role is its own modality.
-ROLE_TO_MODALITY = {"numeric": "tabular", "categorical": "tabular"}
+ROLE_TO_MODALITY = {"numeric": "tabular", "categorical": "tabular", "datetime": "tabular"}
+#: A date or date-time written in ISO 8601 (what a CSV file holds): ``2024-03-05``,
+#: ``2024-03-05 14:30``, ``2024-03-05T14:30:00.5+01:00``, ``...Z``.
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
 
 
 def modality_of_role(role: str) -> str:
@@ -26,6 +34,34 @@ def modality_of_role(role: str) -> str:
 
 def looks_like_image_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike)) and str(value).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def as_datetime(value: Any) -> datetime.datetime | None:
+    """``value`` as a :class:`datetime.datetime` when it is a point in time: a ``datetime`` (a
+    pandas ``Timestamp`` is one), a ``date`` (at midnight), a numpy ``datetime64`` or an ISO 8601
+    string; None for anything else and for missing times (``NaT``). Time zones are kept."""
+    if isinstance(value, datetime.datetime):
+        return None if value != value else value  # NaT is a datetime that is not equal to itself
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day)
+    if isinstance(value, np.datetime64):
+        if np.isnat(value):
+            return None
+        moment = value.astype("datetime64[us]").item()
+        return moment if isinstance(moment, datetime.datetime) else None  # out of datetime's range
+    if isinstance(value, str):
+        text = value.strip()
+        if not _ISO_DATETIME.fullmatch(text):
+            return None
+        if "." in text:  # fromisoformat takes at most 6 digits of a second
+            head, _, tail = text.partition(".")
+            digits = len(tail) - len(tail.lstrip("0123456789"))
+            text = head + "." + tail[:min(digits, 6)].ljust(6, "0") + tail[digits:]
+        try:
+            return datetime.datetime.fromisoformat(text)
+        except ValueError:  # e.g. 2024-02-30
+            return None
+    return None
 
 
 def _is_image_object(value: Any) -> bool:
@@ -41,8 +77,8 @@ def _is_image_object(value: Any) -> bool:
 
 
 def infer_role_builtin(values: Sequence[Any]) -> str:
-    """The built-in rules: image objects or image paths → ``image``; numbers →
-    ``numeric``; strings with several words or mostly unique → ``text``; other strings
+    """The built-in rules: image objects or image paths → ``image``; dates and times (objects or
+    ISO 8601 strings, 95% of the values) → ``datetime``; numbers → ``numeric``; strings with several words or mostly unique → ``text``; other strings
     → ``categorical``."""
     values = list(values)
     if not values:
@@ -51,6 +87,8 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
         return "image"
     if sum(looks_like_image_path(v) for v in values) >= 0.8 * len(values):
         return "image"
+    if sum(as_datetime(v) is not None for v in values) >= 0.95 * len(values):
+        return "datetime"
     if all(isinstance(v, (bool, int, float, np.number, np.bool_)) for v in values):
         return "numeric"
     texts = [str(v) for v in values]

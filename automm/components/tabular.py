@@ -1,9 +1,14 @@
-"""The ``tabular`` encoder: all numeric and categorical columns of a row in one MLP.
+"""The ``tabular`` encoder: all numeric, categorical and date-time columns of a row in one MLP.
 
 Each raw value is one row as a mapping ``{column: value}`` (or ``MISSING`` for the whole
 row). Numeric columns are standardised with training mean/std (missing values become 0
 plus a 0/1 missing flag); categorical columns are looked up in per-column vocabularies
-(index 0 = unknown or missing) and embedded.
+(index 0 = unknown or missing) and embedded. A date-time column (values that
+:func:`automm.roles.as_datetime` reads: datetimes, dates, ``datetime64``, ISO 8601 strings)
+becomes two numbers, the time in years since 1970 (its trend) and the day of the month, and
+up to three categories, the month, the weekday and, when the training times are not all
+midnight, the hour: its *features*, treated like numeric and categorical columns named
+``"column:part"``.
 
 With ``linear=True`` the encoder is instead a linear function of the row (its linear form, what
 the search's linear model, :mod:`automm.linear`, is made of): the standardised numerics, their
@@ -14,6 +19,7 @@ weight ``output_dim`` wide that starts at zero.
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections import Counter
 from typing import Any, Callable, Mapping, Sequence
@@ -22,12 +28,18 @@ import torch
 from torch import nn
 
 from ..hookspecs import hookimpl
+from ..roles import as_datetime
 from .base import MISSING, Encoder
 
 __all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+DATETIME = "datetime"
+#: A date-time column's features: numbers (standardised), then categories (embedded).
+DATETIME_NUMERIC_PARTS = ("time", "day")
+DATETIME_CATEGORICAL_PARTS = ("month", "weekday", "hour")
+_SECONDS_PER_YEAR = 365.2425 * 86400
 #: Standardised values are clipped to this magnitude so that outliers cannot dominate.
 _CLIP = 10.0
 
@@ -62,6 +74,21 @@ def _to_float(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
+def _datetime_part(value: Any, part: str) -> float | str | None:
+    """One feature of a date-time cell (None when missing or not a date-time): ``time`` (years
+    since 1970, the instant for aware times, naive ones read as UTC) and ``day`` as numbers,
+    ``month``, ``weekday`` (0 = Monday) and ``hour`` (wall-clock) as category keys."""
+    moment = None if _is_missing(value) else as_datetime(value)
+    if moment is None:
+        return None
+    if part == "time":
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
+        return aware.timestamp() / _SECONDS_PER_YEAR
+    if part == "day":
+        return float(moment.day)
+    return str({"month": moment.month, "weekday": moment.weekday(), "hour": moment.hour}[part])
+
+
 def _category_key(value: Any) -> str | None:
     """The string a category is compared by (``3``, ``3.0`` and ``"3"`` agree); None when missing."""
     if _is_missing(value):
@@ -75,8 +102,8 @@ def _category_key(value: Any) -> str | None:
 class TabularEncoder(Encoder):
     """MLP over standardised numerics, their missing flags and categorical embeddings.
 
-    ``column_roles`` maps each column to ``"numeric"`` or ``"categorical"`` (the core
-    passes it). ``max_categories`` caps each column's vocabulary (most frequent kept,
+    ``column_roles`` maps each column to ``"numeric"``, ``"categorical"`` or ``"datetime"``
+    (the core passes it). ``max_categories`` caps each column's vocabulary (most frequent kept,
     ties broken by the string); rarer and unseen categories share index 0 with missing.
     """
 
@@ -85,13 +112,19 @@ class TabularEncoder(Encoder):
     def __init__(self, column_roles: Mapping[str, str], emb_dim: int = 16, hidden_dim: int = 64,
                  output_dim: int = 64, dropout: float = 0.1, max_categories: int = 1000, linear: bool = False):
         super().__init__()
-        unknown = {c: r for c, r in column_roles.items() if r not in (NUMERIC, CATEGORICAL)}
+        unknown = {c: r for c, r in column_roles.items() if r not in (NUMERIC, CATEGORICAL, DATETIME)}
         if unknown:
-            raise ValueError(f"tabular columns must be 'numeric' or 'categorical', got {unknown}")
+            raise ValueError(f"tabular columns must be 'numeric', 'categorical' or 'datetime', got {unknown}")
         if not column_roles:
             raise ValueError("the tabular encoder needs at least one column")
         self.numeric_columns = [c for c, r in column_roles.items() if r == NUMERIC]
         self.categorical_columns = [c for c, r in column_roles.items() if r == CATEGORICAL]
+        self.datetime_columns = [c for c, r in column_roles.items() if r == DATETIME]
+        clashes = sorted({f"{c}:{p}" for c in self.datetime_columns
+                          for p in DATETIME_NUMERIC_PARTS + DATETIME_CATEGORICAL_PARTS} & set(column_roles))
+        if clashes:
+            raise ValueError(f"columns {clashes} have the names of date-time features; rename them")
+        self.datetime_hours: list[str] = []  # the date-time columns whose hour is a feature (set by fit)
         self.emb_dim = int(emb_dim)
         self.hidden_dim = int(hidden_dim)
         self.output_dim = int(output_dim)
@@ -110,55 +143,80 @@ class TabularEncoder(Encoder):
     def column_roles(self) -> dict[str, str]:
         roles = {c: NUMERIC for c in self.numeric_columns}
         roles.update({c: CATEGORICAL for c in self.categorical_columns})
+        roles.update({c: DATETIME for c in self.datetime_columns})
         return roles
+
+    @property
+    def numeric_features(self) -> list[str]:
+        """What is standardised: the numeric columns, then each date-time column's numbers."""
+        return self.numeric_columns + [f"{c}:{p}" for c in self.datetime_columns for p in DATETIME_NUMERIC_PARTS]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        """What is embedded: the categorical columns, then each date-time column's categories."""
+        return self.categorical_columns + [f"{c}:{p}" for c in self.datetime_columns for p in DATETIME_CATEGORICAL_PARTS
+                                           if p != "hour" or c in self.datetime_hours]
+
+    def _value(self, row: Any, feature: str) -> Any:
+        """The cell of a column, or a date-time column's part (``"column:part"``)."""
+        column, _, part = feature.rpartition(":")
+        if part in DATETIME_NUMERIC_PARTS + DATETIME_CATEGORICAL_PARTS and column in self.datetime_columns:
+            return _datetime_part(_cell(row, column), part)
+        return _cell(row, feature)
 
     # -- preprocessing state -------------------------------------------------------------
     def fit(self, values: Sequence[Any]) -> "TabularEncoder":
+        self.datetime_hours = [c for c in self.datetime_columns
+                               if len({_datetime_part(_cell(row, c), "hour") for row in values} - {None}) > 1]
         means, stds = [], []
-        for column in self.numeric_columns:
-            numbers = [x for x in (_to_float(_cell(row, column)) for row in values) if not math.isnan(x)]
+        for column in self.numeric_features:
+            numbers = [x for x in (_to_float(self._value(row, column)) for row in values) if not math.isnan(x)]
             mean = sum(numbers) / len(numbers) if numbers else 0.0
             var = sum((x - mean) ** 2 for x in numbers) / len(numbers) if numbers else 0.0
             std = math.sqrt(var)
             means.append(mean)
             stds.append(std if std > 1e-12 and math.isfinite(std) else 1.0)
         categories = {}
-        for column in self.categorical_columns:
-            counts = Counter(k for k in (_category_key(_cell(row, column)) for row in values) if k is not None)
+        for column in self.categorical_features:
+            counts = Counter(k for k in (_category_key(self._value(row, column)) for row in values) if k is not None)
             ranked = sorted(counts, key=lambda k: (-counts[k], k))
             categories[column] = ranked[: self.max_categories]
         self.set_state({"numeric_columns": self.numeric_columns, "categorical_columns": self.categorical_columns,
+                        "datetime_columns": self.datetime_columns, "datetime_hours": self.datetime_hours,
                         "numeric_mean": means, "numeric_std": stds, "categories": categories})
         return self
 
     def get_state(self) -> dict:
         self._require_fitted()
         return {"numeric_columns": list(self.numeric_columns), "categorical_columns": list(self.categorical_columns),
+                "datetime_columns": list(self.datetime_columns), "datetime_hours": list(self.datetime_hours),
                 "numeric_mean": list(self.numeric_mean), "numeric_std": list(self.numeric_std),
                 "categories": {c: list(v) for c, v in self.categories.items()}}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         self.numeric_columns = list(state["numeric_columns"])
         self.categorical_columns = list(state["categorical_columns"])
+        self.datetime_columns = list(state.get("datetime_columns", []))  # absent from models saved before them
+        self.datetime_hours = list(state.get("datetime_hours", []))
         self.numeric_mean = [float(x) for x in state["numeric_mean"]]
         self.numeric_std = [float(x) for x in state["numeric_std"]]
-        self.categories = {c: [str(k) for k in state["categories"][c]] for c in self.categorical_columns}
+        self.categories = {c: [str(k) for k in state["categories"][c]] for c in self.categorical_features}
         self._category_index = {c: {k: i + 1 for i, k in enumerate(keys)} for c, keys in self.categories.items()}
         self._build_layers()
 
     def _build_layers(self) -> None:
+        numeric, categorical = self.numeric_features, self.categorical_features
         if self.linear:
-            sizes = [len(self.categories[c]) + 1 for c in self.categorical_columns]
-            offsets = [2 * len(self.numeric_columns)]
+            sizes = [len(self.categories[c]) + 1 for c in categorical]
+            offsets = [2 * len(numeric)]
             for size in sizes:
                 offsets.append(offsets[-1] + size)
             self.register_buffer("category_offsets", torch.tensor(offsets[:-1], dtype=torch.long), persistent=False)
             self.linear_weight = nn.Parameter(torch.zeros(offsets[-1], self.output_dim))
-            self.linear_scale = 1.0 / math.sqrt(max(1, len(self.numeric_columns) + len(self.categorical_columns)))
+            self.linear_scale = 1.0 / math.sqrt(max(1, len(numeric) + len(categorical)))
             return
-        self.embeddings = nn.ModuleList(nn.Embedding(len(self.categories[c]) + 1, self.emb_dim)
-                                        for c in self.categorical_columns)
-        input_dim = 2 * len(self.numeric_columns) + self.emb_dim * len(self.categorical_columns)
+        self.embeddings = nn.ModuleList(nn.Embedding(len(self.categories[c]) + 1, self.emb_dim) for c in categorical)
+        input_dim = 2 * len(numeric) + self.emb_dim * len(categorical)
         self.mlp = nn.Sequential(nn.Linear(input_dim, self.hidden_dim), nn.GELU(), nn.Dropout(self.dropout_p),
                                  nn.Linear(self.hidden_dim, self.output_dim))
 
@@ -174,11 +232,12 @@ class TabularEncoder(Encoder):
         row = value
         if augment is not None and row is not MISSING and row is not None:
             row = augment(row)
-        raw = [_to_float(_cell(row, c)) for c in self.numeric_columns]
+        raw = [_to_float(self._value(row, c)) for c in self.numeric_features]
         missing = [math.isnan(x) for x in raw]
         numeric = [0.0 if m else max(-_CLIP, min(_CLIP, (x - mu) / sd))
                    for x, m, mu, sd in zip(raw, missing, self.numeric_mean, self.numeric_std)]
-        categorical = [self._category_index[c].get(_category_key(_cell(row, c)), 0) for c in self.categorical_columns]
+        categorical = [self._category_index[c].get(_category_key(self._value(row, c)), 0)
+                       for c in self.categorical_features]
         return {"numeric": torch.tensor(numeric, dtype=torch.float32),
                 "numeric_missing": torch.tensor(missing, dtype=torch.float32),
                 "categorical": torch.tensor(categorical, dtype=torch.long)}
@@ -202,7 +261,7 @@ class TabularEncoder(Encoder):
         numeric = self._numeric_block(batch)
         weight = self.linear_weight
         out = numeric @ weight[: numeric.shape[1]]
-        if len(self.categorical_columns):
+        if len(self.categorical_features):
             out = out + weight[batch["categorical"] + self.category_offsets].sum(1)
         return out * self.linear_scale
 
@@ -213,7 +272,7 @@ class TabularEncoder(Encoder):
         numeric = self._numeric_block(batch).to_sparse()
         indices, values = [numeric.indices()], [numeric.values()]
         categorical = batch["categorical"]
-        if len(self.categorical_columns):
+        if len(self.categorical_features):
             rows = torch.arange(categorical.shape[0]).repeat_interleave(categorical.shape[1])
             columns = (categorical + self.category_offsets).reshape(-1)
             indices.append(torch.stack([rows, columns]))

@@ -1,0 +1,175 @@
+"""Date-time columns: reading points in time, the ``datetime`` role, the tabular encoder's
+features of a date, and what fit / predict / save do with them."""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from automm import AutoMMClassifier, InputError
+from automm.components.base import MISSING
+from automm.components.tabular import TabularEncoder
+from automm.data import as_table, is_missing
+from automm.roles import as_datetime, infer_role_builtin
+
+UTC = datetime.timezone.utc
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2024-03-05", datetime.datetime(2024, 3, 5)),
+    (" 2024-03-05 14:30 ", datetime.datetime(2024, 3, 5, 14, 30)),
+    ("2024-03-05T14:30:00Z", datetime.datetime(2024, 3, 5, 14, 30, tzinfo=UTC)),
+    ("2024-03-05T14:30:00.123456789+01:00",
+     datetime.datetime(2024, 3, 5, 14, 30, 0, 123456, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))),
+    (pd.Timestamp("2024-03-05 06:00"), datetime.datetime(2024, 3, 5, 6)),
+    (datetime.date(2024, 3, 5), datetime.datetime(2024, 3, 5)),
+    (np.datetime64("2024-03-05T06:00", "ns"), datetime.datetime(2024, 3, 5, 6)),
+])
+def test_as_datetime_reads_points_in_time(value, expected):
+    assert as_datetime(value) == expected
+
+
+@pytest.mark.parametrize("value", ["2024-02-30", "2024", "05/03/2024", "yesterday", 2024, 3.5, None, pd.NaT,
+                                   np.datetime64("NaT"), b"2024-03-05"])
+def test_as_datetime_rejects_what_is_not_one(value):
+    assert as_datetime(value) is None
+
+
+def test_missing_times_are_missing():
+    assert is_missing(np.datetime64("NaT")) and is_missing(pd.NaT)
+    assert not is_missing(np.datetime64("2024-01-01"))
+
+
+def test_role_inference_finds_dates_as_objects_and_iso_strings():
+    days = pd.date_range("2024-01-01", periods=40, freq="D")
+    assert infer_role_builtin(list(days)) == "datetime"
+    assert infer_role_builtin([d.strftime("%Y-%m-%d") for d in days]) == "datetime"
+    assert infer_role_builtin([d.date() for d in days]) == "datetime"
+    assert infer_role_builtin([d.year for d in days]) == "numeric"  # years as numbers stay numbers
+    # a column that is mostly something else is not taken for dates
+    mixed = [d.strftime("%Y-%m-%d") for d in days[:30]] + ["unknown"] * 10
+    assert infer_role_builtin(mixed) != "datetime"
+
+
+def test_a_numpy_datetime64_column_keeps_its_times():
+    """``datetime64[ns].tolist()`` gives integers (nanoseconds); the column must stay times."""
+    times = np.array(["2024-01-01", "2024-06-01", "NaT"], dtype="datetime64[ns]")
+    table = as_table([{"when": times, "n": [1, 2, 3]}])
+    assert [as_datetime(v) for v in table.columns["when"][:2]] == [datetime.datetime(2024, 1, 1),
+                                                                    datetime.datetime(2024, 6, 1)]
+    assert is_missing(table.columns["when"][2])
+
+
+def _rows(times):
+    return [{"when": t} for t in times]
+
+
+def test_encoder_features_of_a_date_column():
+    days = ["2024-01-01", "2024-01-06", "2024-02-15", None]  # a Monday, a Saturday, a Thursday, missing
+    encoder = TabularEncoder({"when": "datetime"}).fit(_rows(days))
+    assert encoder.numeric_features == ["when:time", "when:day"]
+    assert encoder.categorical_features == ["when:month", "when:weekday"]  # every time is midnight: no hour
+    state = encoder.get_state()
+    assert state["categories"]["when:weekday"] == ["0", "3", "5"]
+    sample = encoder.preprocess({"when": "2024-01-06"})
+    index = encoder._category_index
+    assert sample["categorical"].tolist() == [index["when:month"]["1"], index["when:weekday"]["5"]]
+    assert sample["numeric_missing"].tolist() == [0.0, 0.0]
+    # later times have larger standardised trend values
+    later = encoder.preprocess({"when": "2024-02-15"})["numeric"][0]
+    assert later > sample["numeric"][0]
+    for row in (MISSING, {"when": None}, {"when": "not a date"}):
+        missing = encoder.preprocess(row)
+        assert missing["numeric_missing"].tolist() == [1.0, 1.0]
+        assert missing["categorical"].tolist() == [0, 0]
+
+
+def test_hour_is_a_feature_only_when_times_of_day_vary():
+    encoder = TabularEncoder({"when": "datetime", "x": "numeric"}).fit(
+        [{"when": pd.Timestamp("2024-01-01 08:00"), "x": 1.0}, {"when": pd.Timestamp("2024-01-01 17:30"), "x": 2.0}])
+    assert encoder.categorical_features == ["when:month", "when:weekday", "when:hour"]
+    assert encoder.numeric_features == ["x", "when:time", "when:day"]
+    assert encoder.get_state()["categories"]["when:hour"] == ["17", "8"]
+
+
+def test_aware_times_use_the_instant_for_the_trend_and_the_wall_clock_for_the_calendar():
+    paris = datetime.timezone(datetime.timedelta(hours=1))
+    encoder = TabularEncoder({"when": "datetime"}).fit(_rows(["2024-01-01T00:30:00+01:00", "2024-01-01T10:00:00Z"]))
+    same_instant = [encoder.preprocess({"when": v})["numeric"][0].item()
+                    for v in ("2023-12-31T23:30:00Z", datetime.datetime(2024, 1, 1, 0, 30, tzinfo=paris))]
+    assert same_instant[0] == pytest.approx(same_instant[1])
+    assert encoder._value({"when": "2024-01-01T00:30:00+01:00"}, "when:hour") == "0"
+
+
+def test_state_round_trip_and_a_state_saved_before_date_columns():
+    rows = _rows(pd.date_range("2024-01-01 06:00", periods=30, freq="13h"))
+    encoder = TabularEncoder({"when": "datetime"}, output_dim=8).fit(rows)
+    restored = TabularEncoder({"when": "datetime"}, output_dim=8)
+    restored.set_state(encoder.get_state())
+    restored.load_state_dict(encoder.state_dict())
+    batch = encoder.collate([encoder.preprocess(r) for r in rows])
+    encoder.eval(), restored.eval()
+    assert torch.equal(encoder(batch), restored(batch))
+    old = TabularEncoder({"x": "numeric"})
+    old.set_state({"numeric_columns": ["x"], "categorical_columns": [], "numeric_mean": [0.0], "numeric_std": [1.0],
+                   "categories": {}})
+    assert old.datetime_columns == [] and old.numeric_features == ["x"]
+
+
+def test_linear_form_covers_the_date_features():
+    rows = _rows(pd.date_range("2024-01-01", periods=20, freq="5D"))
+    encoder = TabularEncoder({"when": "datetime"}, linear=True, output_dim=3).fit(rows)
+    batch = encoder.collate([encoder.preprocess(r) for r in rows])
+    width = 2 * 2 + len(encoder.categories["when:month"]) + 1 + len(encoder.categories["when:weekday"]) + 1
+    assert encoder.linear_weight.shape == (width, 3)
+    encoder.set_linear_weight(torch.randn(width, 3))
+    assert torch.allclose(encoder(batch), encoder.linear_design(batch).to_dense() @ encoder.linear_weight, atol=1e-5)
+
+
+def test_feature_names_may_not_clash_with_columns():
+    with pytest.raises(ValueError, match="when:month"):
+        TabularEncoder({"when": "datetime", "when:month": "numeric"})
+
+
+def _weekend_task(n=480, seed=0):
+    """Orders whose label is whether they were placed at a weekend: only the date tells."""
+    rng = np.random.default_rng(seed)
+    when = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    X = pd.DataFrame({"when": when, "amount": rng.normal(size=n).round(2)})
+    y = np.where(when.day_of_week >= 5, "weekend", "weekday")
+    return X, y
+
+
+def test_fit_learns_from_a_date_column_and_saves_it(tmp_path):
+    X, y = _weekend_task()
+    clf = AutoMMClassifier(max_epochs=12, batch_size=32, random_state=0, num_workers=0, augmentations=None)
+    clf.fit(X.iloc[:400], y[:400])
+    assert clf.column_roles_ == {"when": "datetime", "amount": "numeric"}
+    assert clf.score(X.iloc[400:], y[400:]) >= 0.95
+    clf.save(tmp_path / "model")
+    loaded = AutoMMClassifier.load(tmp_path / "model")
+    # the same dates as ISO strings (what a CSV file holds) give the same predictions
+    as_text = X.iloc[400:].assign(when=X.when.iloc[400:].dt.strftime("%Y-%m-%d"))
+    np.testing.assert_allclose(loaded.predict_proba(as_text), clf.predict_proba(X.iloc[400:]), atol=1e-6)
+
+
+def test_unreadable_dates_fail_before_training_and_rare_ones_count_as_missing():
+    X, y = _weekend_task(n=100)
+    words = X.assign(when=["soon"] * 50 + X.when.iloc[50:].dt.strftime("%Y-%m-%d").tolist())
+    clf = AutoMMClassifier(max_epochs=1, column_types={"when": "datetime"}, num_workers=0)
+    with pytest.raises(InputError, match=r"column 'when': 50 of 100 values are not dates or times \('soon' at row 0"):
+        clf.fit(words, y)
+    assert not hasattr(clf, "classes_")
+    fitted = AutoMMClassifier(max_epochs=1, batch_size=32, num_workers=0, random_state=0).fit(X, y)
+    with pytest.raises(InputError, match="column 'when'"):
+        fitted.predict(X.assign(when="later"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one_odd = X.astype({"when": object})
+        one_odd.loc[3, "when"] = "later"
+        assert len(fitted.predict(one_odd)) == len(X)
