@@ -6,7 +6,8 @@
 
 from .hookspecs import hookimpl
 from .exceptions import (AutoMMError, InputError, ModelFormatError, NotFittedError, PluginError,
-                         UnknownComponentError)
+                         TimeLimitExceeded, UnknownComponentError)
+from .deadlines import check_deadline, time_left
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
 from .registry import (create_augmentation, create_encoder, create_fusion, get_registry, list_augmentations,
                        list_datasets, list_encoders, list_fusions, load_dataset, reset_registry)
@@ -19,6 +20,8 @@ __all__ = [
     "Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "hookimpl",
     "list_encoders", "list_fusions", "list_augmentations", "list_datasets", "load_dataset",
     "create_encoder", "create_fusion", "create_augmentation", "get_registry", "reset_registry",
-    "AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "UnknownComponentError",
+    "check_deadline", "time_left",
+    "AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "TimeLimitExceeded",
+    "UnknownComponentError",
     "__version__",
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["AutoMMError", "PluginError", "UnknownComponentError", "InputError", "NotFittedError", "ModelFormatError"]
+__all__ = ["AutoMMError", "PluginError", "UnknownComponentError", "InputError", "NotFittedError", "ModelFormatError",
+           "TimeLimitExceeded"]
 
 from sklearn.exceptions import NotFittedError as _SkNotFitted
 
@@ -32,3 +33,9 @@ class NotFittedError(_SkNotFitted):
 
 class ModelFormatError(AutoMMError):
     """A saved model directory that cannot be loaded."""
+
+
+class TimeLimitExceeded(AutoMMError):
+    """Work ran past the time limit: raised by :func:`automm.deadlines.check_deadline` in code that
+    watches the deadline itself (a pretrained encoder's feature extraction), and by the search's
+    alarm in a trial stuck in code that does not. The search records the trial as failed."""

@@ -30,10 +30,11 @@ finished, so that a slow-starting architecture is first seen at its finished sco
 trial is pruned before :data:`PRUNING_WARMUP_FRACTION` of its planned epochs.
 The default, its presets and their replicates report too but are never pruned (they are the
 baseline and the ensemble's planned members). ``time_limit`` is a
-hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch; a
-trial stuck in code that does not watch the deadline (e.g. a pretrained encoder's first
-feature extraction) is interrupted :data:`MIN_HARD_GRACE` seconds (or 5% of the budget) later
-and fails (main thread of a POSIX process); with room for several trials, a sampled trial
+hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch (a
+pretrained encoder computing features stops there too, through
+:func:`automm.deadlines.check_deadline`, and the trial fails with its progress cached); a
+trial stuck in code that does not watch the deadline is interrupted :data:`MIN_HARD_GRACE`
+seconds (or 5% of the budget) later and fails (main thread of a POSIX process); with room for several trials, a sampled trial
 trains at most :data:`TRIAL_TIME_FRACTION` of the search's time and the default, its presets
 and their replicates at most :data:`WARM_START_TIME_FRACTION`, so that a slow default
 configuration cannot take the whole budget. ``n_trials`` bounds the number of trials in the
@@ -138,7 +139,8 @@ import torch
 from . import storage as _storage
 from .components.image_cache import image_cache
 from .components.stack import describe_encoder
-from .exceptions import AutoMMError, InputError
+from .deadlines import deadline_scope
+from .exceptions import AutoMMError, InputError, TimeLimitExceeded
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, write_plots
 from .linear import LINEAR_SOLVER
@@ -189,11 +191,6 @@ class SearchError(AutoMMError):
 
 class SearchInterrupted(AutoMMError):
     """Stops a trial running in another thread than the one Ctrl-C interrupted."""
-
-
-class TimeLimitExceeded(AutoMMError):
-    """A trial ran past the time limit in code that does not watch it (e.g. a pretrained
-    encoder's feature extraction); raised by an alarm so that ``time_limit`` stays a hard limit."""
 
 
 class _WorkerFinished(Exception):
@@ -679,8 +676,8 @@ class _Heartbeat:
 
 
 def _on_alarm(signum, frame) -> None:
-    raise TimeLimitExceeded("the trial ran past the time limit in code that does not watch it (e.g. feature "
-                            "extraction of a pretrained encoder) and was interrupted")
+    raise TimeLimitExceeded("the trial ran past the time limit in code that does not watch it (e.g. a plugin's "
+                            "Encoder.prepare that does not call automm.check_deadline) and was interrupted")
 
 
 @contextlib.contextmanager
@@ -811,7 +808,7 @@ def _run_objective(trial, ctx: _Context):
         trial_deadline = _trial_deadline(ctx, warm_start=warm_start)
         hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
         with heartbeat:
-            with _hard_stop(hard_deadline), ctx.interrupt_gate.open():
+            with _hard_stop(hard_deadline), deadline_scope(trial_deadline), ctx.interrupt_gate.open():
                 candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
             if not math.isfinite(float(candidate.best_score)):
                 raise FloatingPointError("no finite validation score")

@@ -76,6 +76,12 @@ class BrokenEncoder(Encoder):
             time.sleep(60)
         return self
 
+    def prepare(self, values, *, cache_dir=None):
+        if self.failure == "prepare":  # a long feature extraction that watches it
+            for batch in range(600):
+                time.sleep(0.1)
+                automm.check_deadline(f"batch {batch} of 600")
+
     def preprocess(self, value, augment=None):
         return torch.zeros(1)
 
@@ -729,6 +735,16 @@ def test_a_trial_that_ignores_the_deadline_is_interrupted(texts, fresh_registry,
     with pytest.raises(SearchError, match="TimeLimitExceeded: the trial ran past the time limit"):
         AutoMM(**small(time_limit=3, encoders={"text": {"name": "broken", "failure": "sleep"}})).fit(X, y)
     assert time.monotonic() - start < 3 + 1 + 2
+
+
+def test_work_that_watches_the_deadline_stops_at_it(texts, fresh_registry, monkeypatch):
+    fresh_registry(BrokenPlugin())
+    monkeypatch.setattr(search, "MIN_HARD_GRACE", 30.0)  # the alarm would come far later
+    X, y, _, _ = texts
+    start = time.monotonic()
+    with pytest.raises(SearchError, match=r"TimeLimitExceeded: stopped at the time limit: batch \d+ of 600"):
+        AutoMM(**small(time_limit=3, encoders={"text": {"name": "broken", "failure": "prepare"}})).fit(X, y)
+    assert time.monotonic() - start < 3 + 2
 
 
 def test_the_hard_stop_keeps_an_alarm_already_set():

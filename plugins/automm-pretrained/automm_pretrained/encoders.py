@@ -28,9 +28,10 @@ original TF-Lite training (``"lite"``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from automm.components.base import MISSING, Encoder
+from automm.deadlines import check_deadline
 from automm.components.image_cache import suspend_image_cache
 from automm.exceptions import InputError
 
@@ -217,25 +219,42 @@ class PretrainedEncoder(Encoder):
                 hits += 1
             else:
                 todo[key] = value
+        computed = 0
+        self.last_prepare = {"cached": hits, "computed": 0, "seconds": 0.0}
         if todo:
             log.info("%s: computing features of %d inputs (%d cached)", self.name, len(todo), hits)
             keys = list(todo)
-            chunk = 1024  # written to the cache chunk by chunk: an interrupted run keeps its progress
-            for begin in range(0, len(keys), chunk):
-                part = keys[begin:begin + chunk]
-                for key, vector in zip(part, self.compute_features([todo[k] for k in part])):
-                    self._features[key] = cache.put_by_key(key, vector)
-                log.info("%s: %d/%d features computed", self.name, begin + len(part), len(keys))
-        self.last_prepare = {"cached": hits, "computed": len(todo), "seconds": time.monotonic() - start}
+            logged = time.monotonic()
+            # written to the cache batch by batch: a run stopped at its deadline (or killed) keeps its progress
+            with contextlib.closing(self.iter_features([todo[k] for k in keys])) as batches:
+                for index_batch, vectors in batches:
+                    for i, vector in zip(index_batch, vectors):
+                        self._features[keys[i]] = cache.put_by_key(keys[i], vector)
+                    computed += len(index_batch)
+                    self.last_prepare.update(computed=computed, seconds=time.monotonic() - start)
+                    if time.monotonic() - logged > 30 or computed == len(keys):
+                        log.info("%s: %d/%d features computed", self.name, computed, len(keys))
+                        logged = time.monotonic()
+                    if computed < len(keys):
+                        check_deadline(f"{self.name} computed the features of {computed} of {len(keys)} inputs "
+                                       "(kept in its feature cache for the next fit)")
+        self.last_prepare["seconds"] = time.monotonic() - start
 
     def _cache_value(self, value: Any) -> Any:
         """What identifies a value's content for the cache (texts: the string)."""
         return value
 
-    @torch.no_grad()  # not inference_mode: the features later feed autograd graphs of the heads
     def compute_features(self, values: Sequence[Any]) -> torch.Tensor:
         """Features (n, feature_dim) of present values through the pretrained network, in
         batches of ``feature_batch_size`` (no cache involved)."""
+        out = torch.empty(len(values), self.feature_dim)
+        with contextlib.closing(self.iter_features(values)) as batches:
+            for index_batch, vectors in batches:
+                out[torch.as_tensor(index_batch)] = vectors
+        return out
+
+    def iter_features(self, values: Sequence[Any]) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """:meth:`compute_features` batch by batch: (positions in ``values``, their features)."""
         network = self._shared() if self.frozen else self.backbone
         device = next(network.parameters()).device
         if self.frozen and torch.cuda.is_available() and device.type != "cuda":
@@ -243,17 +262,17 @@ class PretrainedEncoder(Encoder):
             device = torch.device("cuda")
         was_training = network.training
         network.eval()
-        out = torch.empty(len(values), self.feature_dim)
         try:
             # no page faults for each batch's large activations; the pixels are not needed again
             with heap_allocations(), suspend_image_cache():
                 for index_batch in self._batches(values):
                     samples = [self._sample(values[i], None) for i in index_batch]
                     batch = _to_device(self._collate_samples(samples), device)
-                    out[torch.as_tensor(index_batch)] = self._encode(network, batch).float().cpu()
+                    with torch.no_grad():  # not inference_mode: the features later feed the heads' autograd graphs
+                        vectors = self._encode(network, batch).float().cpu()
+                    yield index_batch, vectors
         finally:
             network.train(was_training)
-        return out
 
     def _batches(self, values: Sequence[Any]) -> list[list[int]]:
         order = list(range(len(values)))

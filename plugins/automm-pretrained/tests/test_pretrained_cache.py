@@ -106,6 +106,29 @@ def test_parallel_writers_and_readers_never_see_partial_or_wrong_features(tmp_pa
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
+def test_feature_extraction_stops_at_the_deadline_and_keeps_its_progress(tmp_path):
+    """Inside a trial's deadline scope a frozen encoder stops between batches when time is up
+    (the search then fails the trial at its deadline, not at the alarm seconds later), and the
+    features it computed are cached for the next fit."""
+    import time
+
+    from automm.deadlines import deadline_scope
+
+    texts = [f"product number {i} in the catalogue" for i in range(10)]
+    cache_dir = str(tmp_path / "cache")
+    encoder = automm.create_encoder("minilm", feature_batch_size=4)
+    with deadline_scope(time.monotonic() - 1):
+        with pytest.raises(automm.TimeLimitExceeded, match="minilm computed the features of 4 of 10 inputs"):
+            encoder.prepare(texts, cache_dir=cache_dir)
+    assert encoder.last_prepare["computed"] == 4
+    clear_memory_cache()
+    again = automm.create_encoder("minilm", feature_batch_size=4)
+    again.prepare(texts, cache_dir=cache_dir)  # no deadline: the rest
+    assert again.last_prepare == {**again.last_prepare, "cached": 4, "computed": 6}
+    fresh = automm.create_encoder("minilm").compute_features(texts)
+    assert torch.allclose(torch.stack([again.preprocess(t) for t in texts]), fresh, atol=1e-5)
+
+
 def test_frozen_encoder_computes_each_input_once_and_follows_content(tmp_path):
     red = _png(tmp_path / "red.png", (255, 0, 0))
     blue = _png(tmp_path / "blue.png", (0, 0, 255))

@@ -1,0 +1,52 @@
+"""The deadline of the work in progress, for code that runs long outside the training loop.
+
+The search runs each trial inside :func:`deadline_scope` (its share of ``time_limit``). The
+trainer, the linear and the nearest-neighbour models watch their deadline themselves; code that
+the core calls and that may run for minutes, such as a pretrained encoder computing features in
+:meth:`automm.Encoder.prepare`, calls :func:`check_deadline` between batches (and keeps what it
+has computed, e.g. in its cache) so that the trial stops at its deadline rather than being
+interrupted by the search's alarm some seconds later. Outside a scope (a fit without a time
+limit, prediction) there is no deadline and :func:`check_deadline` does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import time
+from typing import Iterator
+
+from .exceptions import TimeLimitExceeded
+
+__all__ = ["check_deadline", "deadline_scope", "time_left"]
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("automm_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Run the block with ``deadline`` (a ``time.monotonic()`` value, or None for none) as the
+    current deadline; within an outer scope the earlier of the two holds. Per thread."""
+    outer = _deadline.get()
+    if deadline is None or (outer is not None and outer <= deadline):
+        yield
+        return
+    token = _deadline.set(float(deadline))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def time_left() -> float | None:
+    """Seconds until the current deadline (negative once past), or None when there is none."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def check_deadline(doing: str = "") -> None:
+    """Raise :class:`automm.TimeLimitExceeded` when the current deadline has passed; ``doing``
+    says what was stopped (it becomes the failed trial's reason)."""
+    left = time_left()
+    if left is not None and left <= 0:
+        raise TimeLimitExceeded(f"stopped at the time limit{': ' + doing if doing else ''}")

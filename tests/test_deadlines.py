@@ -1,0 +1,46 @@
+"""The deadline of the work in progress (automm.deadlines): scopes, nesting, threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import automm
+from automm.deadlines import check_deadline, deadline_scope, time_left
+
+
+def test_no_deadline_outside_a_scope():
+    assert time_left() is None
+    check_deadline("anything")  # does nothing
+
+
+def test_a_scope_sets_the_deadline_and_the_earlier_of_two_holds():
+    now = time.monotonic()
+    with deadline_scope(now + 100):
+        assert 99 < time_left() <= 100
+        with deadline_scope(now + 10):
+            assert 9 < time_left() <= 10
+        with deadline_scope(now + 1000):  # a later inner deadline does not extend the outer one
+            assert 99 < time_left() <= 100
+        with deadline_scope(None):
+            assert 99 < time_left() <= 100
+        assert 99 < time_left() <= 100
+    assert time_left() is None
+
+
+def test_check_deadline_raises_once_past_saying_what_stopped():
+    with deadline_scope(time.monotonic() - 0.001):
+        with pytest.raises(automm.TimeLimitExceeded, match="stopped at the time limit: features of 3 of 9 inputs"):
+            check_deadline("features of 3 of 9 inputs")
+    check_deadline()
+
+
+def test_a_scope_belongs_to_its_thread():
+    seen = []
+    with deadline_scope(time.monotonic() + 50):
+        thread = threading.Thread(target=lambda: seen.append(time_left()))
+        thread.start()
+        thread.join()
+    assert seen == [None]
