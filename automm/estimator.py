@@ -22,6 +22,7 @@ from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, i
 from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
+from .deadlines import deadline_scope
 from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, scale_frozen_batch, train_bagged,
                        train_candidate)
 from .training import make_loader, model_outputs, resolve_device
@@ -70,7 +71,9 @@ class AutoMM(BaseEstimator):
         unlisted modalities use :data:`DEFAULT_ENCODERS`.
     fusion : fusion name or ``{"name": ..., **hyperparameters}``.
     augmentations : "default", None, or a list of names / ``{"name": ..., **hyperparameters}``.
-    time_limit : seconds for the whole ``fit``; the best model so far is kept when time is up.
+    time_limit : seconds for the whole ``fit``; the best model so far is kept when time is up
+        (with none yet, e.g. frozen features still being computed, ``fit`` raises
+        :class:`automm.TimeLimitExceeded`).
     max_epochs, batch_size ("auto": sized to the device, and 8 times larger for a model whose encoders are
     all frozen), learning_rate, weight_decay,
     label_smoothing, patience (early-stopping epochs, counted once the learning rate has decayed to
@@ -609,11 +612,17 @@ class AutoMM(BaseEstimator):
     def _fit_candidates(self, data: PreparedData, config: dict, deadline: float | None,
                         graceful: bool = True) -> Candidate:
         """Train the model(s) and return the one to keep: the search when one is asked for
-        (see :func:`automm.search.search_requested`), else the one configuration."""
+        (see :func:`automm.search.search_requested`), else the one configuration (whose one-off
+        work, such as computing frozen features, stops at the deadline too: with no model to
+        keep, ``fit`` then raises :class:`TimeLimitExceeded`)."""
         from . import search
 
         if search.search_requested(self):
             return search.run_search(self, data, config, deadline, graceful=graceful)
+        with deadline_scope(deadline):
+            return self._fit_one(data, config, deadline, graceful)
+
+    def _fit_one(self, data: PreparedData, config: dict, deadline: float | None, graceful: bool) -> Candidate:
         config = scale_frozen_batch(config, data.inputs, self._frozen_batch_scale())
         n_folds = bag_folds_for(self.bag_folds, data, config)
         if n_folds > 1:

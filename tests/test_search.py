@@ -747,6 +747,19 @@ def test_work_that_watches_the_deadline_stops_at_it(texts, fresh_registry, monke
     assert time.monotonic() - start < 3 + 2
 
 
+def test_one_configuration_with_a_time_limit_stops_its_one_off_work_at_the_deadline(texts, fresh_registry):
+    """No search (n_trials=1): nothing else to keep, so fit raises at the deadline instead of
+    running on."""
+    fresh_registry(BrokenPlugin())
+    X, y, _, _ = texts
+    model = AutoMM(**small(time_limit=3, n_trials=1, encoders={"text": {"name": "broken", "failure": "prepare"}}))
+    start = time.monotonic()
+    with pytest.raises(automm.TimeLimitExceeded, match=r"stopped at the time limit: batch \d+ of 600"):
+        model.fit(X, y)
+    assert time.monotonic() - start < 3 + 1
+    assert not hasattr(model, "model_")
+
+
 def test_the_hard_stop_keeps_an_alarm_already_set():
     previous_handler = signal.getsignal(signal.SIGALRM)
     previous = signal.getitimer(signal.ITIMER_REAL)
