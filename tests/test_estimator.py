@@ -134,6 +134,7 @@ def test_time_limit_keeps_best_model_so_far(emoji_split):
     ((["a b", "c d", "e f"], ["x", np.nan, "y"]), "missing label"),
     ((["a b", "c d", "e f"], ["x", "  ", "y"]), "missing label"),
 ])
+@pytest.mark.filterwarnings("ignore:encoders:UserWarning")  # three short texts read as a category
 def test_bad_labels_and_lengths(args, message):
     with pytest.raises(InputError, match=message):
         AutoMM(**tiny()).fit(*args)
