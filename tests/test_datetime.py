@@ -173,3 +173,25 @@ def test_unreadable_dates_fail_before_training_and_rare_ones_count_as_missing():
         one_odd = X.astype({"when": object})
         one_odd.loc[3, "when"] = "later"
         assert len(fitted.predict(one_odd)) == len(X)
+
+
+def test_a_recipe_reads_iso_dates_from_a_csv_file(tmp_path, capsys):
+    """A CSV file holds dates as strings: the recipe's table reads them as a datetime column."""
+    import json
+
+    import yaml
+
+    from automm.cli import main
+
+    X, y = _weekend_task()
+    X.assign(when=X.when.dt.strftime("%Y-%m-%d"), label=y, part=["train"] * 400 + ["test"] * 80).to_csv(
+        tmp_path / "orders.csv", index=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "orders.csv", "label": "label", "split_column": "part"},
+        "training": {"max_epochs": 12, "batch_size": 32, "num_workers": 0},
+        "components": {"augmentations": None},
+        "output": {"dir": str(tmp_path / "model")}, "seed": 0}))
+    assert main(["fit", str(tmp_path / "recipe.yaml"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["test"]["accuracy"] >= 0.95
+    assert AutoMMClassifier.load(tmp_path / "model").column_roles_["when"] == "datetime"
