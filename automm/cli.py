@@ -213,10 +213,10 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         ("epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}"
                    + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else "")),
         (f"validation {summary.get('validation_metric', 'score')}", summary["validation_score"]),
-        *([("search", f"{summary['trials']} trials"
+        *([("search", _trials_line(summary["trials"])
                       + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]
           if "trials" in summary else []),
-        *([("ensemble", f"{summary['ensemble_size']} models")] if summary.get("ensemble_size") else []),
+        *([("ensemble", _ensemble_line(summary["ensemble"]))] if summary.get("ensemble") else []),
         ("fit time", f"{summary['fit_seconds']:.1f} s"),
         ("model", summary["model_dir"]),
     ]
@@ -232,6 +232,16 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         text += (f"\n\nleaderboard (top {min(10, len(leaderboard))} of {len(leaderboard)} trials)\n"
                  + _leaderboard_table(leaderboard.head(10)))
     return text
+
+
+def _trials_line(trials: dict) -> str:
+    counts = ", ".join(f"{trials[k]} {k}" for k in ("finished", "pruned", "failed") if trials.get(k))
+    return f"{trials['total']} trials" + (f" ({counts})" if counts else "")
+
+
+def _ensemble_line(ensemble: dict) -> str:
+    members = ", ".join(f"trial {m['trial']} ({m['weight']:.2f})" for m in ensemble["members"])
+    return f"{members}; {ensemble['pooling']} pooling"
 
 
 LEADERBOARD_COLUMNS = ("number", "state", "score", "encoders", "fusion", "augmentations", "epochs", "best_epoch",

@@ -664,6 +664,54 @@ class AutoMM(BaseEstimator):
             if attr in candidate.extras:
                 setattr(self, attr, candidate.extras[attr])
 
+    def fit_summary(self) -> dict:
+        """What ``fit`` did and kept, in plain values (``automm fit`` prints the same):
+        ``problem_type`` (and ``n_classes``), each column's role (``columns``), the kept model's
+        ``components``, its holdout score (``validation_score``, measured as
+        ``validation_metric``), ``epochs_run``, ``best_epoch`` and ``stop_reason``; after a
+        search, its ``trials`` by state, the ``best_trial`` and the ``ensemble`` (pooling and
+        each member trial's weight and components); ``fit_seconds``. A loaded model has what its
+        directory keeps (the components, columns, epochs and ensemble)."""
+        self._check_fitted()
+        from .components.stack import describe_encoder
+        from .leaderboard import trial_counts
+        from .training import holdout_score_name
+
+        state = self.__dict__
+        score = state.get("best_score_")
+        summary = {"problem_type": self.problem_type_}
+        if self.problem_type_ != "regression":
+            summary["n_classes"] = int(len(self.classes_))
+        summary.update({
+            "columns": dict(self.column_roles_),
+            "components": {"encoders": {k: describe_encoder(v) for k, v in self.config_["encoders"].items()},
+                           "fusion": self.config_["fusion"].get("name")},
+            "validation_metric": holdout_score_name(self.metric, self.problem_type_),
+            "validation_score": None if score is None else float(score),
+            "epochs_run": len(self.history_ or []),
+            "best_epoch": int(self.best_epoch_),
+            "stop_reason": state.get("stop_reason_"),
+        })
+        leaderboard = state.get("leaderboard_")
+        if leaderboard is not None and len(leaderboard):
+            summary["trials"] = trial_counts(leaderboard)
+        for attr, key in (("best_trial_", "best_trial"), ("study_name_", "study_name")):
+            if state.get(attr) is not None:
+                summary[key] = state[attr]
+        ensemble = state.get("ensemble_")
+        if ensemble is not None:
+            members: dict[int, dict] = {}
+            for member in ensemble.describe():  # a bag's folds are one trial
+                kept = members.setdefault(member["trial"], {"trial": member["trial"], "weight": 0.0, "models": 0,
+                                                            "encoders": member["encoders"], "fusion": member["fusion"]})
+                kept["weight"] += float(member["weight"])
+                kept["models"] += 1
+            summary["ensemble"] = {"pooling": ensemble.pooling, "models": len(ensemble.members),
+                                   "members": list(members.values())}
+        if state.get("fit_seconds_") is not None:
+            summary["fit_seconds"] = round(float(self.fit_seconds_), 2)
+        return summary
+
     def _extra_callbacks(self) -> list:
         """Callbacks added by subclasses (the search adds its pruning reporter)."""
         return []
@@ -674,7 +722,7 @@ class AutoMM(BaseEstimator):
             check_is_fitted(self, "model_")
         except Exception:
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet: call fit() before "
-                                 "predict, predict_proba, score, transform or save") from None
+                                 "predict, predict_proba, score, transform, fit_summary or save") from None
 
     def _table_for_prediction(self, X: tuple) -> Table:
         self._check_fitted()

@@ -11,7 +11,7 @@ import numpy as np
 
 from .components.stack import describe_encoder
 
-__all__ = ["leaderboard_frame", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective", "TRIAL_ATTR"]
+__all__ = ["leaderboard_frame", "trial_counts", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective", "TRIAL_ATTR"]
 
 #: The prefix of automm's user attributes on an Optuna trial (``"automm:score"``, ...).
 TRIAL_ATTR = "automm:"
@@ -85,6 +85,13 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
         frame["score"] = frame["score"].astype(float)
         frame = frame.sort_values(["score", "number"], ascending=[False, True], na_position="last")
     return frame.reset_index(drop=True)
+
+
+def trial_counts(frame) -> dict[str, int]:
+    """A leaderboard's trials: ``total``, then how many ``finished``, were ``pruned``, ``failed``."""
+    states = frame["state"].value_counts()
+    return {"total": int(len(frame)), **{word: int(states.get(state, 0)) for state, word in
+                                         (("COMPLETE", "finished"), ("PRUNED", "pruned"), ("FAIL", "failed"))}}
 
 
 def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = ("score",)) -> list[str]:

@@ -76,7 +76,6 @@ import numpy as np
 
 from .exceptions import AutoMMError, InputError
 from . import registry as _registry
-from .components.stack import describe_encoder
 from .roles import BASE_ROLES
 from .training import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
@@ -1547,14 +1546,6 @@ def dump_recipe(recipe: Mapping) -> str:
 
 
 # ---------------------------------------------------------------------------------- metrics and fit
-def _score_name(metric: str, problem_type: str) -> str:
-    """What an estimator's holdout score (``best_score_``) is, for people: its ``metric``, or
-    for regression the negated mean squared (absolute) error of the standardised targets."""
-    if problem_type == "regression":
-        return "neg_mae (standardised)" if metric == "mae" else "neg_mse (standardised)"
-    return "accuracy" if metric == "auto" else metric
-
-
 def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: Any = None) -> dict:
     """Accuracy, balanced accuracy, macro/weighted F1 (classification) or R², RMSE, MAE
     (regression), plus ``n``; each weighted by ``sample_weight`` when given."""
@@ -1600,23 +1591,16 @@ class FitResult:
         return "r2" if self.estimator.problem_type_ == "regression" else "accuracy"
 
     def summary(self) -> dict:
-        est = self.estimator
+        """The recipe's data and results, with the estimator's :meth:`~automm.AutoMM.fit_summary`."""
         summary = {
             "recipe": self.recipe.source or self.recipe.name,
             "data": self.data.source,
             "label": self.data.label,
-            "problem_type": est.problem_type_,
             "train_rows": int(len(self.data.X_train)),
             "test_rows": int(len(self.data.X_test)) if self.data.X_test is not None else 0,
             "validation_rows": int(len(self.data.X_val)) if self.data.X_val is not None else 0,
-            "components": {"encoders": {k: describe_encoder(v) for k, v in est.config_["encoders"].items()},
-                           "fusion": est.config_["fusion"].get("name")},
-            "best_epoch": int(est.best_epoch_),
-            "epochs_run": len(est.history_ or []),
-            "validation_score": float(est.best_score_) if est.best_score_ is not None else None,
-            "validation_metric": _score_name(est.metric, est.problem_type_),
-            "stop_reason": getattr(est, "stop_reason_", None),
-            "fit_seconds": round(float(getattr(est, "fit_seconds_", self.seconds)), 2),
+            "fit_seconds": round(self.seconds, 2),
+            **self.estimator.fit_summary(),
             "model_dir": self.model_dir,
             "metric": self.metric,
             "test": self.test_metrics,
@@ -1625,17 +1609,6 @@ class FitResult:
         if weight_column:
             summary["weight_column"] = weight_column
             summary["test_weighted"] = self.data.w_test is not None
-        if est.problem_type_ != "regression":
-            summary["n_classes"] = int(len(est.classes_))
-        # What a search left on the estimator (automm.search), when there was one.
-        leaderboard = getattr(est, "leaderboard_", None)
-        if leaderboard is not None and hasattr(leaderboard, "__len__"):
-            summary["trials"] = int(len(leaderboard))
-        if getattr(est, "study_name_", None):
-            summary["study_name"] = str(est.study_name_)
-        members = getattr(getattr(est, "ensemble_", None), "members", None)
-        if members:
-            summary["ensemble_size"] = len(members)
         return summary
 
 

@@ -142,7 +142,8 @@ from .components.stack import describe_encoder
 from .deadlines import deadline_scope
 from .exceptions import AutoMMError, InputError, TimeLimitExceeded
 from .leaderboard import TRIAL_ATTR as _ATTR
-from .leaderboard import choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, write_plots
+from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
+                          write_plots)
 from .linear import LINEAR_SOLVER
 from .neighbors import NEIGHBORS_SOLVER
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
@@ -1594,9 +1595,7 @@ def _summary(leaderboard, ensemble, best_number: int, best_score: float, interru
     kept (printed when ``verbose``)."""
     import pandas as pd
 
-    states = leaderboard["state"].value_counts()
-    counts = ", ".join(f"{states[state]} {word}" for state, word in
-                       (("COMPLETE", "finished"), ("PRUNED", "pruned"), ("FAIL", "failed")) if state in states)
+    counts = ", ".join(f"{n} {word}" for word, n in trial_counts(leaderboard).items() if word != "total" and n)
     span = leaderboard["complete"].max() - leaderboard["start"].min()
     took = "" if pd.isna(span) else f" in {span.total_seconds():.0f} s"
     if ensemble is not None:

@@ -29,9 +29,18 @@ from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
            "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
-           "soft_cross_entropy", "weighted_mean", "classification_score", "model_outputs", "CLASSIFICATION_METRICS",
+           "soft_cross_entropy", "weighted_mean", "classification_score", "holdout_score_name", "model_outputs", "CLASSIFICATION_METRICS",
            "REGRESSION_METRICS"]
 
+
+
+def holdout_score_name(metric: str, problem_type: str) -> str:
+    """What a holdout score (``best_score_``, the leaderboard's ``score``) is, for people: the
+    ``metric``, or for regression the negated mean squared (absolute) error of the standardised
+    targets."""
+    if problem_type == "regression":
+        return "neg_mae (standardised)" if metric == "mae" else "neg_mse (standardised)"
+    return "accuracy" if metric == "auto" else metric
 
 class TimeLimitReached(Exception):
     """Raised inside the loop when the deadline passes; the trainer catches it."""

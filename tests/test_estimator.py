@@ -36,6 +36,18 @@ def test_fit_predict_proba_score_transform_positional(fitted, emoji_split):
     assert len(fitted.history_) >= 1 and {"epoch", "train_loss", "valid_loss", "valid_score"} <= set(fitted.history_[0])
 
 
+def test_fit_summary_of_one_configuration(fitted):
+    summary = fitted.fit_summary()
+    assert summary == {
+        "problem_type": "multiclass", "n_classes": len(fitted.classes_), "columns": {"x0": "image", "x1": "text"},
+        "components": {"encoders": {"image_0": "cnn", "text_0": "hashed_ngram"}, "fusion": "concat"},
+        "validation_metric": "accuracy", "validation_score": fitted.best_score_,
+        "epochs_run": len(fitted.history_), "best_epoch": fitted.best_epoch_, "stop_reason": fitted.stop_reason_,
+        "fit_seconds": round(fitted.fit_seconds_, 2)}  # no search: no trials, no ensemble
+    with pytest.raises(NotFittedError, match="call fit"):
+        AutoMM().fit_summary()
+
+
 def test_learns_from_text_alone(emoji_split):
     train, test = emoji_split
     clf = AutoMM(**tiny(max_epochs=15, learning_rate=5e-3)).fit(train["name"].tolist(), train["category"].tolist())

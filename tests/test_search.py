@@ -425,6 +425,29 @@ def test_leaderboard_lists_every_trial_with_the_default_first(searched):
     assert searched.study_name_.startswith("automm-")
 
 
+def test_fit_summary_says_what_the_search_did_and_kept(searched, tmp_path):
+    summary = searched.fit_summary()
+    board = searched.leaderboard_
+    assert summary["problem_type"] == "multiclass" and summary["n_classes"] == len(searched.classes_)
+    assert summary["columns"] == {"x0": "text"}
+    assert summary["trials"] == {"total": 5, "finished": 5, "pruned": 0, "failed": 0}
+    assert summary["best_trial"] == searched.best_trial_ and summary["study_name"] == searched.study_name_
+    assert summary["validation_metric"] == "accuracy" and summary["validation_score"] == searched.best_score_
+    assert summary["validation_score"] == board.loc[board["number"] == searched.best_trial_, "score"].iloc[0]
+    assert summary["components"] == {"encoders": {"text_0": "hashed_ngram"}, "fusion": "concat"}
+    assert summary["epochs_run"] == len(searched.history_) and summary["fit_seconds"] > 0
+    ensemble = summary["ensemble"]
+    assert ensemble["pooling"] == searched.ensemble_.pooling and ensemble["models"] == len(searched.ensemble_.members)
+    assert {m["trial"] for m in ensemble["members"]} == {m.trial for m in searched.ensemble_.members}
+    assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1.0)
+    assert ensemble["members"][0]["trial"] == searched.best_trial_
+    json.dumps(summary)
+    loaded = AutoMM.load(searched.save(tmp_path / "model")).fit_summary()  # what the directory keeps
+    assert {k: loaded[k] for k in ("columns", "components", "epochs_run", "best_epoch", "ensemble")} == \
+        {k: summary[k] for k in ("columns", "components", "epochs_run", "best_epoch", "ensemble")}
+    assert "trials" not in loaded
+
+
 def test_verbose_search_prints_a_line_per_trial_and_what_it_kept(texts, capsys):
     X, y, _, _ = texts
     model = AutoMM(**small(n_trials=3, ensemble_size=1, max_epochs=2, verbose=1, random_state=0)).fit(X, y)
