@@ -208,6 +208,8 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         *([("sample weights", f"column {summary['weight_column']!r}"
                               + ("" if summary.get("test_weighted") else " (not in the test data: test unweighted)"))]
           if summary.get("weight_column") else []),
+        *([("columns", ", ".join(f"{k}: {v}" for k, v in summary["columns"].items()))] if summary.get("columns")
+          else []),
         ("encoders", encoders),
         ("fusion", summary["components"]["fusion"]),
         ("epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}"
