@@ -78,7 +78,7 @@ def _is_image_object(value: Any) -> bool:
 
 def infer_role_builtin(values: Sequence[Any]) -> str:
     """The built-in rules: image objects or image paths → ``image``; dates and times (objects or
-    ISO 8601 strings, 95% of the values) → ``datetime``; numbers → ``numeric``; strings with several words or mostly unique → ``text``; other strings
+    ISO 8601 strings, 95% of the values) → ``datetime``; numbers (and durations) → ``numeric``; strings with several words or mostly unique → ``text``; other strings
     → ``categorical``."""
     values = list(values)
     if not values:
@@ -89,8 +89,8 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
         return "image"
     if sum(as_datetime(v) is not None for v in values) >= 0.95 * len(values):
         return "datetime"
-    if all(isinstance(v, (bool, int, float, np.number, np.bool_)) for v in values):
-        return "numeric"
+    if all(isinstance(v, (bool, int, float, np.number, np.bool_, datetime.timedelta)) for v in values):
+        return "numeric"  # durations count as seconds
     texts = [str(v) for v in values]
     mean_words = float(np.mean([len(t.split()) for t in texts]))
     unique_ratio = len(set(texts)) / len(texts)

@@ -195,3 +195,14 @@ def test_a_recipe_reads_iso_dates_from_a_csv_file(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["test"]["accuracy"] >= 0.95
     assert AutoMMClassifier.load(tmp_path / "model").column_roles_["when"] == "datetime"
+
+
+def test_durations_are_numbers_of_seconds():
+    hours = pd.to_timedelta(np.arange(30), unit="h")
+    assert infer_role_builtin(list(hours)) == "numeric"
+    table = as_table([{"took": hours.to_numpy(), "n": list(range(30))}])  # timedelta64[ns] stays durations
+    assert infer_role_builtin(table.columns["took"]) == "numeric"
+    rows = [{"took": v} for v in [pd.Timedelta("1h"), np.timedelta64(3, "h"), datetime.timedelta(hours=2), pd.NaT]]
+    encoder = TabularEncoder({"took": "numeric"}).fit(rows)
+    assert encoder.get_state()["numeric_mean"] == [pytest.approx(7200.0)]
+    assert encoder.preprocess(rows[3])["numeric_missing"].tolist() == [1.0]

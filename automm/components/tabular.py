@@ -24,6 +24,7 @@ import math
 from collections import Counter
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,9 +65,13 @@ def _is_missing(value: Any) -> bool:
 
 
 def _to_float(value: Any) -> float:
-    """``value`` as a float; NaN when missing or not a number."""
+    """``value`` as a float (a duration in seconds); NaN when missing or not a number."""
     if _is_missing(value):
         return math.nan
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, np.timedelta64):
+        return float(value / np.timedelta64(1, "s"))
     try:
         number = float(value)
     except (TypeError, ValueError):
