@@ -732,6 +732,10 @@ class AutoMM(BaseEstimator):
                 got = len(table.names) if table.positional else f"a table with columns {table.names}"
                 raise InputError(f"X: the model was fitted on {len(self.columns_)} positional input(s), got {got}")
         else:
+            if table.positional:
+                raise InputError(f"X: the model was fitted on a table with columns {self.columns_}, got "
+                                 f"{len(table.names)} positional input(s); pass a pandas DataFrame or a dict of "
+                                 "columns (for a list of records, pandas.DataFrame(records))")
             missing = [c for c in self.columns_ if c not in table.columns]
             if missing:
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}")

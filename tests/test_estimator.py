@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -82,6 +83,11 @@ def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
     assert len(clf.predict(query)) == 12
     with pytest.raises(InputError, match="first_word"):
         clf.predict(query.drop(columns=["first_word"]))
+    records = query.to_dict("records")  # a list of dicts is one positional input, not a table
+    with pytest.raises(InputError, match=r"fitted on a table with columns \['image', 'name', 'n_words', "
+                                         r"'first_word'\], got 1 positional input.*pandas.DataFrame\(records\)"):
+        clf.predict(records)
+    assert (clf.predict(pd.DataFrame(records)) == clf.predict(query)).all()
 
 
 def test_image_arrays_pil_greyscale_and_transparent(emoji_split):
