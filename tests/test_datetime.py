@@ -103,7 +103,7 @@ def test_aware_times_use_the_instant_for_the_trend_and_the_wall_clock_for_the_ca
     same_instant = [encoder.preprocess({"when": v})["numeric"][0].item()
                     for v in ("2023-12-31T23:30:00Z", datetime.datetime(2024, 1, 1, 0, 30, tzinfo=paris))]
     assert same_instant[0] == pytest.approx(same_instant[1])
-    assert encoder._value({"when": "2024-01-01T00:30:00+01:00"}, "when:hour") == "0"
+    assert encoder._values({"when": "2024-01-01T00:30:00+01:00"}, ["when:hour"]) == ["0"]
 
 
 def test_state_round_trip_and_a_state_saved_before_date_columns():

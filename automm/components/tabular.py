@@ -79,19 +79,16 @@ def _to_float(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
-def _datetime_part(value: Any, part: str) -> float | str | None:
-    """One feature of a date-time cell (None when missing or not a date-time): ``time`` (years
+def _datetime_parts(value: Any) -> dict[str, float | str]:
+    """The features of a date-time cell (empty when missing or not a date-time): ``time`` (years
     since 1970, the instant for aware times, naive ones read as UTC) and ``day`` as numbers,
     ``month``, ``weekday`` (0 = Monday) and ``hour`` (wall-clock) as category keys."""
     moment = None if _is_missing(value) else as_datetime(value)
     if moment is None:
-        return None
-    if part == "time":
-        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
-        return aware.timestamp() / _SECONDS_PER_YEAR
-    if part == "day":
-        return float(moment.day)
-    return str({"month": moment.month, "weekday": moment.weekday(), "hour": moment.hour}[part])
+        return {}
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
+    return {"time": aware.timestamp() / _SECONDS_PER_YEAR, "day": float(moment.day), "month": str(moment.month),
+            "weekday": str(moment.weekday()), "hour": str(moment.hour)}
 
 
 def _category_key(value: Any) -> str | None:
@@ -162,28 +159,36 @@ class TabularEncoder(Encoder):
         return self.categorical_columns + [f"{c}:{p}" for c in self.datetime_columns for p in DATETIME_CATEGORICAL_PARTS
                                            if p != "hour" or c in self.datetime_hours]
 
-    def _value(self, row: Any, feature: str) -> Any:
-        """The cell of a column, or a date-time column's part (``"column:part"``)."""
-        column, _, part = feature.rpartition(":")
-        if part in DATETIME_NUMERIC_PARTS + DATETIME_CATEGORICAL_PARTS and column in self.datetime_columns:
-            return _datetime_part(_cell(row, column), part)
-        return _cell(row, feature)
+    def _values(self, row: Any, features: Sequence[str]) -> list[Any]:
+        """The row's value of each feature: a column's cell, or a date-time column's part
+        (``"column:part"``; None when missing), each date-time cell read once."""
+        parts = {c: _datetime_parts(_cell(row, c)) for c in self.datetime_columns}
+        values = []
+        for feature in features:
+            column, _, part = feature.rpartition(":")
+            if column in parts and part in DATETIME_NUMERIC_PARTS + DATETIME_CATEGORICAL_PARTS:
+                values.append(parts[column].get(part))
+            else:
+                values.append(_cell(row, feature))
+        return values
 
     # -- preprocessing state -------------------------------------------------------------
     def fit(self, values: Sequence[Any]) -> "TabularEncoder":
         self.datetime_hours = [c for c in self.datetime_columns
-                               if len({_datetime_part(_cell(row, c), "hour") for row in values} - {None}) > 1]
+                               if len({_datetime_parts(_cell(row, c)).get("hour") for row in values} - {None}) > 1]
+        numeric_features, categorical_features = self.numeric_features, self.categorical_features
+        rows = [self._values(row, numeric_features + categorical_features) for row in values]
         means, stds = [], []
-        for column in self.numeric_features:
-            numbers = [x for x in (_to_float(self._value(row, column)) for row in values) if not math.isnan(x)]
+        for j, column in enumerate(numeric_features):
+            numbers = [x for x in (_to_float(row[j]) for row in rows) if not math.isnan(x)]
             mean = sum(numbers) / len(numbers) if numbers else 0.0
             var = sum((x - mean) ** 2 for x in numbers) / len(numbers) if numbers else 0.0
             std = math.sqrt(var)
             means.append(mean)
             stds.append(std if std > 1e-12 and math.isfinite(std) else 1.0)
         categories = {}
-        for column in self.categorical_features:
-            counts = Counter(k for k in (_category_key(self._value(row, column)) for row in values) if k is not None)
+        for j, column in enumerate(categorical_features, start=len(numeric_features)):
+            counts = Counter(k for k in (_category_key(row[j]) for row in rows) if k is not None)
             ranked = sorted(counts, key=lambda k: (-counts[k], k))
             categories[column] = ranked[: self.max_categories]
         self.set_state({"numeric_columns": self.numeric_columns, "categorical_columns": self.categorical_columns,
@@ -237,12 +242,14 @@ class TabularEncoder(Encoder):
         row = value
         if augment is not None and row is not MISSING and row is not None:
             row = augment(row)
-        raw = [_to_float(self._value(row, c)) for c in self.numeric_features]
+        numeric_features, categorical_features = self.numeric_features, self.categorical_features
+        cells = self._values(row, numeric_features + categorical_features)
+        raw = [_to_float(x) for x in cells[:len(numeric_features)]]
         missing = [math.isnan(x) for x in raw]
         numeric = [0.0 if m else max(-_CLIP, min(_CLIP, (x - mu) / sd))
                    for x, m, mu, sd in zip(raw, missing, self.numeric_mean, self.numeric_std)]
-        categorical = [self._category_index[c].get(_category_key(self._value(row, c)), 0)
-                       for c in self.categorical_features]
+        categorical = [self._category_index[c].get(_category_key(x), 0)
+                       for c, x in zip(categorical_features, cells[len(numeric_features):])]
         return {"numeric": torch.tensor(numeric, dtype=torch.float32),
                 "numeric_missing": torch.tensor(missing, dtype=torch.float32),
                 "categorical": torch.tensor(categorical, dtype=torch.long)}
