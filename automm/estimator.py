@@ -23,8 +23,9 @@ from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
 from .deadlines import deadline_scope
-from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, scale_frozen_batch, train_bagged,
-                       train_candidate)
+from .decision import decide
+from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, candidate_decision_weights,
+                       scale_frozen_batch, train_bagged, train_candidate)
 from .training import make_loader, model_outputs, resolve_device
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
@@ -65,6 +66,8 @@ class AutoMM(BaseEstimator):
         error), "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"; for regression "r2" and
         "rmse" (ranked as the mean squared error) or "mae". The kept epoch and the ensemble's
         weights are still chosen by holdout log-loss (MSE), which ranks models more smoothly.
+        Under a classification metric other than accuracy, ``predict`` follows a decision rule
+        fitted to it on the holdout (class weights, :mod:`automm.decision`; ``decision_weights_``).
     column_types : dict column → role ("image", "text", "numeric", "categorical", "datetime", or a plugin
         modality); columns not listed are inferred.
     encoders : dict modality-or-column → encoder name or ``{"name": ..., **hyperparameters}``;
@@ -620,7 +623,9 @@ class AutoMM(BaseEstimator):
         if search.search_requested(self):
             return search.run_search(self, data, config, deadline, graceful=graceful)
         with deadline_scope(deadline):
-            return self._fit_one(data, config, deadline, graceful)
+            candidate = self._fit_one(data, config, deadline, graceful)
+        candidate.decision_weights = candidate_decision_weights(data, candidate)
+        return candidate
 
     def _fit_one(self, data: PreparedData, config: dict, deadline: float | None, graceful: bool) -> Candidate:
         config = scale_frozen_batch(config, data.inputs, self._frozen_batch_scale())
@@ -654,6 +659,7 @@ class AutoMM(BaseEstimator):
         self.best_epoch_ = candidate.best_epoch
         self.best_score_ = candidate.best_score
         self.stop_reason_ = candidate.stop_reason
+        self.decision_weights_ = candidate.decision_weights
         self.batch_size_ = int(candidate.config["training"]["batch_size"])
         self.num_workers_ = data.num_workers
         # The search's results (leaderboard_, ensemble_, ...); a fit without search has none.
@@ -708,6 +714,9 @@ class AutoMM(BaseEstimator):
                 kept["models"] += 1
             summary["ensemble"] = {"pooling": ensemble.pooling, "models": len(ensemble.members),
                                    "members": list(members.values())}
+        if state.get("decision_weights_") is not None:  # automm.decision
+            summary["decision_weights"] = {str(c): float(w)
+                                           for c, w in zip(self.classes_, self.decision_weights_)}
         if state.get("fit_seconds_") is not None:
             summary["fit_seconds"] = round(float(self.fit_seconds_), 2)
         return summary
@@ -782,7 +791,7 @@ class AutoMM(BaseEstimator):
         outputs = self._raw_outputs(X)
         if self.problem_type_ == "regression":
             return outputs.reshape(-1) * self.target_std_ + self.target_mean_
-        return self.classes_[outputs.argmax(1)]
+        return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))]
 
     def transform(self, *X):
         """The fused embedding of ``model_`` (the best trial's model), one row per sample. When

@@ -29,9 +29,10 @@ from .components.stack import encoder_names
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 4  # the version this code reads; single models are still written as version 1, ensembles
+FORMAT_VERSION = 5  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
-#: ensemble pools probabilities logarithmically (which a version-3 reader would average)
+#: ensemble pools probabilities logarithmically (which a version-3 reader would average); 5 when the
+#: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax)
 MEMBERS = "members"
 MANIFEST = "automm.json"
 WEIGHTS = "weights.safetensors"
@@ -103,7 +104,7 @@ def manifest_of(estimator) -> dict:
     ensemble = estimator.__dict__.get("ensemble_")
     manifest = {
         "format": "automm-model",
-        "format_version": _format_version(ensemble),
+        "format_version": _format_version(ensemble, estimator.__dict__.get("decision_weights_")),
         "versions": _versions(),
         "estimator": type(estimator).__name__,
         "params": params,
@@ -123,6 +124,8 @@ def manifest_of(estimator) -> dict:
         "history": _jsonable(estimator.history_),
         "best_epoch": int(estimator.best_epoch_),
     }
+    if estimator.__dict__.get("decision_weights_") is not None:
+        manifest["decision_weights"] = [float(w) for w in estimator.decision_weights_]
     if estimator.problem_type_ == "regression":
         manifest["target"] = {"mean": estimator.target_mean_, "std": estimator.target_std_}
     else:
@@ -314,13 +317,18 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         estimator.target_std_ = manifest["target"]["std"]
     if "feature_names_in" in manifest:
         estimator.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
+    estimator.decision_weights_ = (np.asarray(manifest["decision_weights"], dtype=np.float64)
+                                   if "decision_weights" in manifest else None)
     if "ensemble" in manifest:
         estimator.ensemble_ = _load_ensemble(directory, manifest, inputs, estimator.model_, device_)
     return estimator
 
 
-def _format_version(ensemble) -> int:
-    """The oldest format that holds ``ensemble`` (None: a single model) in full."""
+def _format_version(ensemble, decision_weights=None) -> int:
+    """The oldest format that holds ``ensemble`` (None: a single model) and the decision rule's
+    ``decision_weights`` in full (an older reader would ignore them and predict otherwise)."""
+    if decision_weights is not None:
+        return 5
     if ensemble is None:
         return 1
     if ensemble.pooling != "linear":

@@ -30,6 +30,7 @@ import torch
 from . import registry as _registry
 from .components.stack import STACK, EncoderStack, encoder_parts
 from .data import BatchCollator, InputSpec, MultimodalDataset
+from .decision import class_priors, fit_decision_weights
 from .model import MultimodalNet
 from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, model_outputs,
                        validation_metrics)
@@ -37,6 +38,7 @@ from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen",
+           "decision_weights", "candidate_decision_weights",
            "augmentable_modalities", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS"]
 
@@ -113,6 +115,7 @@ class Candidate:
     oof_outputs: np.ndarray | None = None      # a bagged candidate's out-of-fold outputs, one row per sample
     oof_loss: float | None = None              # ... and their loss (see :func:`train_bagged`)
     interrupted: bool = False                  # training stopped by Ctrl-C (``stop_on_interrupt``)
+    decision_weights: np.ndarray | None = None  # the decision rule's class weights (see automm.decision)
 
     @property
     def best_loss(self) -> float | None:
@@ -124,6 +127,23 @@ class Candidate:
             record = next((r for r in self.history if r.get("epoch") == self.best_epoch), {})
             value = record.get("valid_loss")
         return float(value) if value is not None and math.isfinite(value) else None
+
+
+def decision_weights(data: PreparedData, outputs: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """The class weights of :mod:`automm.decision`'s rule for ``data.metric``, fitted on
+    ``outputs`` (raw, as ``predict`` sees them) of ``rows``; None for regression and accuracy."""
+    if data.problem_type == "regression" or data.metric in ("auto", "accuracy") or outputs is None:
+        return None
+    train = data.train_index
+    priors = class_priors(data.targets[train], data.n_outputs, data.weights(train))
+    return fit_decision_weights(outputs, data.targets[rows], priors, data.metric, data.weights(rows))
+
+
+def candidate_decision_weights(data: PreparedData, candidate: Candidate) -> np.ndarray | None:
+    """:func:`decision_weights` on a candidate's out-of-fold outputs (a bag) or holdout outputs."""
+    if candidate.oof_outputs is not None:
+        return decision_weights(data, candidate.oof_outputs[data.rows], data.rows)
+    return decision_weights(data, candidate.valid_outputs, data.valid_index)
 
 
 def _split(choice: dict) -> tuple[str, dict]:

@@ -147,7 +147,7 @@ from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, s
 from .linear import LINEAR_SOLVER
 from .neighbors import NEIGHBORS_SOLVER
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
-                       scale_frozen_batch, train_bagged, train_candidate)
+                       candidate_decision_weights, decision_weights, scale_frozen_batch, train_bagged, train_candidate)
 from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -1501,7 +1501,7 @@ def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_ret
 def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candidate:
     from optuna.trial import TrialState
 
-    from .ensemble import Ensemble, calibrate, ensemble_members, select_ensemble
+    from .ensemble import Ensemble, calibrate, combine, ensemble_members, select_ensemble
 
     trials = study.get_trials(deepcopy=False)
     leaderboard = leaderboard_frame(trials, ctx.settings.objectives)
@@ -1556,7 +1556,8 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
     if pool and pool[0][0] != best_number:
         pool = []
     if len(pool) > 1 or (pool and pool[0][1].bag is not None):
-        if all(c.oof_outputs is not None for _, c in pool):  # bags: select on every row, not the holdout
+        outputs_are_oof = all(c.oof_outputs is not None for _, c in pool)
+        if outputs_are_oof:  # bags: select on every row, not the holdout
             rows = ctx.data.rows
             outputs, targets = [c.oof_outputs[rows] for _, c in pool], ctx.data.targets[rows]
             row_weights = ctx.data.weights(rows)
@@ -1574,6 +1575,8 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
         members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial, m.fold or 0))
         if len(members) > 1:
             extras["ensemble_"] = Ensemble(members, ctx.data.problem_type, pooling)
+            decision = decision_weights(ctx.data, combine(scaled, weights, ctx.data.problem_type, pooling),
+                                        ctx.data.rows if outputs_are_oof else ctx.data.valid_index)
         # the selection's choice, also when it keeps one model that is not the best-ranked
         # (e.g. the linear model over a bag whose out-of-fold score ranks it first)
         best_number = members[0].trial
@@ -1584,9 +1587,11 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
     if ctx.settings.verbose:
         print(f"[automm] {_summary(leaderboard, extras.get('ensemble_'), best_number, best.best_score, ctx.interrupted.is_set())}",
               flush=True)
+    if "ensemble_" not in extras:  # one model: its own outputs decide
+        decision = candidate_decision_weights(ctx.data, best)
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=best.best_score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
-                       seconds=best.seconds, extras=extras)
+                       seconds=best.seconds, extras=extras, decision_weights=decision)
     return result
 
 

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn.model_selection import train_test_split
 
     from automm import AutoMM
-    from common import load_task
+    from common import fit_trials, kept_models, load_task
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="fashion-subcategory")
@@ -57,14 +57,10 @@ def main(argv: list[str] | None = None) -> None:
         model.fit(run["X"], run["y"], **run["kwargs"])
         seconds = time.perf_counter() - start
         errors = int((model.predict(test[columns]) != test[label].to_numpy(dtype=object)).sum())
-        ensemble = getattr(model, "ensemble_", None)
-        kept: dict[int, float] = {}
-        for member in ensemble.describe() if ensemble is not None else []:
-            kept[member["trial"]] = round(kept.get(member["trial"], 0.0) + member["weight"], 3)
-        trials = len(getattr(model, "leaderboard_", []))
+        kept, trials = kept_models(model), fit_trials(model)
         accuracy = 1 - errors / len(test)
         print(f"{name:8s}: test accuracy {accuracy:.4f} ({errors} errors) in {seconds:.0f} s, {trials} trials, "
-              f"ensemble {kept or model.__dict__.get('best_trial_')}", flush=True)
+              f"kept {kept}", flush=True)
         print(json.dumps({"run": name, "task": args.task, "test_accuracy": accuracy, "errors": errors,
                           "seconds": seconds, "trials": trials, "ensemble": kept, "seed": args.seed,
                           "time_limit": args.time_limit}), flush=True)

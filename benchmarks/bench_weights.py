@@ -51,7 +51,7 @@ def corrupt(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np
 
 def main(argv: list[str] | None = None) -> None:
     from automm import AutoMM
-    from common import load_task
+    from common import fit_trials, kept_models, load_task
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="fashion-subcategory")
@@ -82,16 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         predictions = model.predict(X_test)
         errors = int((predictions != test[label].to_numpy(dtype=object)).sum())
         accuracy = 1.0 - errors / len(X_test)
-        ensemble = getattr(model, "ensemble_", None)
-        kept: dict[int, float] = {}
-        for member in ensemble.describe() if ensemble is not None else []:
-            kept[member["trial"]] = round(kept.get(member["trial"], 0.0) + member["weight"], 3)
-        trials = len(getattr(model, "leaderboard_", []))
+        kept, trials = kept_models(model), fit_trials(model)
         what = {"clean": "true labels", "noisy": "noisy labels, weight 1",
                 "weighted": f"noisy labels, doubtful rows weight {args.weight}",
                 "dropped": "noisy labels, doubtful rows weight 0"}[name]
         print(f"{name:9s} ({what}): test accuracy {accuracy:.4f} ({errors} errors) in {seconds:.0f} s, "
-              f"{trials} trials, ensemble {kept or {'trial': model.__dict__.get('best_trial_')}}", flush=True)
+              f"{trials} trials, kept {kept}", flush=True)
         print(json.dumps({"run": name, "task": args.task, "test_accuracy": accuracy, "errors": errors,
                           "seconds": seconds, "trials": trials, "ensemble": kept, "time_limit": args.time_limit,
                           "noise": args.noise, "weight": args.weight, "seed": args.seed}), flush=True)

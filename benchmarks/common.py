@@ -35,3 +35,17 @@ def load_task(task: str) -> tuple[pd.DataFrame, pd.DataFrame, str, str, str]:
         keep = set(counts[counts >= 30].index)
         train, test = train[train[label].isin(keep)], test[test[label].isin(keep)]
     return train.reset_index(drop=True), test.reset_index(drop=True), "image", text, label
+
+
+def kept_models(model) -> dict:
+    """What a fitted ``AutoMM`` kept, from its ``fit_summary()``: ``{trial: weight}`` of its
+    ensemble, or ``{"trial": best trial}`` (``{}`` without a search)."""
+    summary = model.fit_summary()
+    if summary.get("ensemble"):
+        return {m["trial"]: round(m["weight"], 3) for m in summary["ensemble"]["members"]}
+    return {"trial": summary["best_trial"]} if "best_trial" in summary else {}
+
+
+def fit_trials(model) -> int:
+    """The number of trials of a fitted ``AutoMM``'s search (0 without one)."""
+    return model.fit_summary().get("trials", {}).get("total", 0)

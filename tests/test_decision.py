@@ -1,0 +1,95 @@
+"""The decision rule (automm.decision): class weights fitted for the metric, used by predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from automm import AutoMM
+from automm.decision import PRIOR_EXPONENTS, class_priors, decide, fit_decision_weights
+from automm.training import classification_score
+
+
+def test_class_priors_are_weighted_shares_with_a_floor():
+    priors = class_priors(np.array([0, 0, 0, 1]), 3)
+    assert priors.sum() == pytest.approx(1.0)
+    assert priors[0] / priors[1] == pytest.approx(3.0) and priors[2] == pytest.approx(0.5 * priors[1])
+    weighted = class_priors(np.array([0, 1]), 2, weights=np.array([1.0, 3.0]))
+    assert weighted.tolist() == pytest.approx([0.25, 0.75])
+
+
+def test_decide_weighs_probabilities():
+    logits = np.log(np.array([[0.7, 0.3], [0.9, 0.1]]))
+    assert decide(logits).tolist() == [0, 0]
+    assert decide(logits, np.array([1.0, 4.0])).tolist() == [1, 0]  # 0.3 * 4 > 0.7; 0.1 * 4 < 0.9
+
+
+def _rare_class_holdout(n_common=900, n_rare=100, seed=0):
+    """Outputs of a calibrated model that never gives the rare class (1) more than 0.45."""
+    rng = np.random.default_rng(seed)
+    targets = np.array([0] * n_common + [1] * n_rare)
+    p_rare = np.where(targets == 1, rng.uniform(0.1, 0.45, len(targets)), rng.uniform(0.0, 0.2, len(targets)))
+    return np.log(np.stack([1 - p_rare, p_rare], 1)), targets
+
+
+def test_weights_are_fitted_for_the_metric_and_only_when_they_help():
+    outputs, targets = _rare_class_holdout()
+    priors = class_priors(targets, 2)
+    assert classification_score(decide(outputs), targets, "balanced_accuracy") == 0.5  # argmax: never the rare class
+    weights = fit_decision_weights(outputs, targets, priors, "balanced_accuracy")
+    assert weights is not None and weights[1] > weights[0] and weights.max() == 1.0
+    alphas = [a for a in PRIOR_EXPONENTS if np.allclose(weights, (priors ** -a) / (priors ** -a).max())]
+    assert len(alphas) == 1 and alphas[0] > 0
+    assert classification_score(decide(outputs, weights), targets, "balanced_accuracy") > 0.8
+    assert fit_decision_weights(outputs, targets, priors, "macro_f1") is not None
+    assert fit_decision_weights(outputs, targets, priors, "accuracy") is None  # argmax is accuracy's rule
+    confident = np.log(np.eye(2)[targets] * 0.98 + 0.01)  # argmax is already perfect: nothing to change
+    assert fit_decision_weights(confident, targets, priors, "balanced_accuracy") is None
+    assert fit_decision_weights(np.full_like(outputs, np.nan), targets, priors, "macro_f1") is None
+
+
+def _texts(n, seed):
+    """A rare class (10%) whose marker word also appears in 10% of the common class's texts:
+    a calibrated model gives the rare class about 0.4 where the word is, never the argmax."""
+    rng = np.random.default_rng(seed)
+    filler = ["red", "blue", "green", "small", "large", "round", "square", "soft", "hard", "bright", "dark", "old"]
+    labels = np.where(rng.random(n) < 0.1, "rare", "common")
+    texts = []
+    for label in labels:
+        words = list(rng.choice(filler, 4))
+        if rng.random() < (0.6 if label == "rare" else 0.1):
+            words.insert(int(rng.integers(0, 4)), "zeta")
+        texts.append(" ".join(words))
+    return texts, labels
+
+
+SMALL = dict(encoders={"text": {"name": "hashed_ngram", "n_buckets": 1024, "emb_dim": 16, "output_dim": 16}},
+             fusion={"name": "concat", "proj_dim": 16, "hidden_dim": 16}, augmentations=None, max_epochs=8,
+             batch_size=64, learning_rate=0.01, holdout_frac=0.3, num_workers=0, random_state=0)
+
+
+def test_predict_follows_the_metric_and_the_rule_is_saved(tmp_path):
+    X, y = _texts(800, seed=0)
+    X_test, y_test = _texts(1000, seed=1)
+    model = AutoMM(metric="balanced_accuracy", **SMALL).fit(X, y)
+    weights = dict(zip(model.classes_, model.decision_weights_))
+    assert weights["rare"] > weights["common"]
+    assert model.fit_summary()["decision_weights"] == {c: pytest.approx(w) for c, w in weights.items()}
+    by_rule = model.predict(X_test)
+    by_argmax = model.classes_[model.predict_proba(X_test).argmax(1)]
+    codes = {c: i for i, c in enumerate(model.classes_)}
+
+    def balanced(predicted):
+        return classification_score(np.array([codes[p] for p in predicted]), np.array([codes[t] for t in y_test]),
+                                    "balanced_accuracy")
+
+    assert balanced(by_rule) > balanced(by_argmax) + 0.1
+    path = model.save(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "automm.json").read_text())["format_version"] == 5
+    np.testing.assert_array_equal(AutoMM.load(path).predict(X_test), by_rule)
+
+    plain = AutoMM(**SMALL).fit(X, y)  # accuracy: the most probable class
+    assert plain.decision_weights_ is None and "decision_weights" not in plain.fit_summary()
+    np.testing.assert_array_equal(plain.predict(X_test), plain.classes_[plain.predict_proba(X_test).argmax(1)])
