@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         outputs = model._raw_outputs((test[columns],))
         codes = {c: i for i, c in enumerate(model.classes_)}
         targets = np.array([codes.get(v, -1) for v in test[label]])
+        known = targets >= 0  # rows of a label never seen in training are left out
+        outputs, targets = outputs[known], targets[known]
         weights = model.decision_weights_
         result = {}
         for rule, w in (("argmax", None), ("fitted", weights)):
