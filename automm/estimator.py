@@ -676,8 +676,9 @@ class AutoMM(BaseEstimator):
         ``components``, its holdout score (``validation_score``, measured as
         ``validation_metric``), ``epochs_run``, ``best_epoch`` and ``stop_reason``; after a
         search, its ``trials`` by state, the ``best_trial`` and the ``ensemble`` (pooling and
-        each member trial's weight and components); ``fit_seconds``. A loaded model has what its
-        directory keeps (the components, columns, epochs and ensemble)."""
+        each member trial's weight and components); the ``decision_weights`` of ``predict``'s
+        rule when the metric set them (:mod:`automm.decision`); ``fit_seconds``. A loaded model
+        has what its directory keeps (the components, columns, epochs, ensemble and rule)."""
         self._check_fitted()
         from .components.stack import describe_encoder
         from .leaderboard import trial_counts
