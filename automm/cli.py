@@ -219,6 +219,7 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
                       + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]
           if "trials" in summary else []),
         *([("ensemble", _ensemble_line(summary["ensemble"]))] if summary.get("ensemble") else []),
+        *([("decision", _decision_line(summary["decision_weights"]))] if summary.get("decision_weights") else []),
         ("fit time", f"{summary['fit_seconds']:.1f} s"),
         ("model", summary["model_dir"]),
     ]
@@ -244,6 +245,12 @@ def _trials_line(trials: dict) -> str:
 def _ensemble_line(ensemble: dict) -> str:
     members = ", ".join(f"trial {m['trial']} ({m['weight']:.2f})" for m in ensemble["members"])
     return f"{members}; {ensemble['pooling']} pooling"
+
+
+def _decision_line(weights: dict) -> str:
+    ranked = sorted(weights.items(), key=lambda item: -item[1])
+    shown = ", ".join(f"{c} {w:.3g}" for c, w in ranked[:6]) + (", ..." if len(ranked) > 6 else "")
+    return f"class probabilities weighted for the metric: {shown}"
 
 
 LEADERBOARD_COLUMNS = ("number", "state", "score", "encoders", "fusion", "augmentations", "epochs", "best_epoch",

@@ -93,3 +93,23 @@ def test_predict_follows_the_metric_and_the_rule_is_saved(tmp_path):
     plain = AutoMM(**SMALL).fit(X, y)  # accuracy: the most probable class
     assert plain.decision_weights_ is None and "decision_weights" not in plain.fit_summary()
     np.testing.assert_array_equal(plain.predict(X_test), plain.classes_[plain.predict_proba(X_test).argmax(1)])
+
+
+def test_the_command_line_reports_the_rule(tmp_path, capsys):
+    import pandas as pd
+    import yaml
+
+    from automm.cli import main
+
+    X, y = _texts(800, seed=0)
+    pd.DataFrame({"text": X, "label": y}).to_csv(tmp_path / "rare.csv", index=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "rare.csv", "label": "label", "column_types": {"text": "text"}},
+        "problem": {"type": "multiclass", "metric": "balanced_accuracy"},
+        "components": {"encoders": {"text": SMALL["encoders"]["text"]}, "fusion": SMALL["fusion"],
+                       "augmentations": None},
+        "training": {k: SMALL[k] for k in ("max_epochs", "batch_size", "learning_rate", "holdout_frac", "num_workers")},
+        "output": {"dir": str(tmp_path / "model")}, "seed": 0}))
+    assert main(["fit", str(tmp_path / "recipe.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "class probabilities weighted for the metric: rare 1, common 0." in out
