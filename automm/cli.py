@@ -326,7 +326,7 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import is_missing
     from .exceptions import InputError
-    from .recipes import _suggest, _weight_column_values, compute_metrics
+    from .recipes import _suggest, _weight_column_values, compute_metrics, positive_class
 
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
@@ -355,7 +355,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if problem:
             raise InputError(f"{args.data}: {problem}")
     predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
-    metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights)
+    metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights,
+                              positive=positive_class(estimator))
     if args.json:
         out.result(_json({"model": args.model_dir, "data": args.data, "label": label,
                           "weight_column": weight_column if weights is not None else None,

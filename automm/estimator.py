@@ -63,7 +63,8 @@ class AutoMM(BaseEstimator):
         values, and integers with more than 20 mostly distinct values, are a regression target.
     metric : what every holdout score measures, and so what the search ranks trials by (and prunes
         on, and reports in ``leaderboard_``): "auto" (accuracy; for regression the mean squared
-        error), "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"; for regression "r2" and
+        error), "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", for a binary problem
+        "f1" (of the positive class: the second of ``classes_``); for regression "r2" and
         "rmse" (ranked as the mean squared error) or "mae". The kept epoch and the ensemble's
         weights are still chosen by holdout log-loss (MSE), which ranks models more smoothly.
         Under a classification metric other than accuracy, ``predict`` follows a decision rule
@@ -366,7 +367,7 @@ class AutoMM(BaseEstimator):
         return encoded.astype(np.int64)
 
     def _check_metric(self, problem_type: str) -> None:
-        from .training import CLASSIFICATION_METRICS, REGRESSION_METRICS
+        from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
 
         known = ("auto", *CLASSIFICATION_METRICS, *REGRESSION_METRICS)
         if not isinstance(self.metric, str) or self.metric not in known:
@@ -379,6 +380,9 @@ class AutoMM(BaseEstimator):
         if problem_type != "regression" and self.metric in REGRESSION_METRICS:
             raise InputError(f"metric: {self.metric!r} is a regression metric, but y holds classes; "
                              f"use one of {list(CLASSIFICATION_METRICS)}")
+        if problem_type == "multiclass" and self.metric in BINARY_METRICS:
+            raise InputError(f"metric: {self.metric!r} is the F1 score of a binary problem's positive class, but y "
+                             "holds more than two classes; use 'macro_f1' or 'weighted_f1'")
 
     def _with_validation_rows(self, table: Table, targets: np.ndarray, weights: np.ndarray | None, val,
                               problem_type: str):

@@ -24,9 +24,10 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       max_rows: 1000                # a fixed random subsample of at most this many train (and test) rows
     problem:
       type: auto                    # auto | binary | multiclass | regression
-      metric: accuracy              # what trials are ranked by and the test metric reported: auto,
-                                    #   accuracy, balanced_accuracy, macro_f1, weighted_f1
-                                    #   (classification); r2, rmse, mae (regression)
+      metric: accuracy              # what trials are ranked by, predict's decision rule targets and
+                                    #   the test metric reported: auto, accuracy, balanced_accuracy,
+                                    #   macro_f1, weighted_f1, f1 (binary) (classification); r2,
+                                    #   rmse, mae (regression)
     components:
       encoders:                     # per modality or column: a name, {name: ..., hyperparameters},
         image: {name: cnn, width: 16}   # or a list of such choices for the search
@@ -77,13 +78,13 @@ import numpy as np
 from .exceptions import AutoMMError, InputError
 from . import registry as _registry
 from .roles import BASE_ROLES
-from .training import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 __all__ = [
     "RecipeError", "Problem", "Recipe", "RecipeData", "FitResult", "PARAM_PATHS", "SECTION_KEYS", "METRICS",
     "SAMPLERS", "PRUNERS", "load_recipe", "validate_recipe", "read_recipe_file", "apply_overrides",
     "from_recipe", "from_recipe_with_data", "to_recipe", "fit_recipe", "compute_metrics", "read_table",
-    "resolve_image_paths", "dump_recipe",
+    "resolve_image_paths", "dump_recipe", "positive_class",
 ]
 
 RECIPE_VERSION = 1
@@ -840,6 +841,9 @@ def _check_problem(ck: _Checker, section: Any) -> None:
         if ptype in ("binary", "multiclass") and metric in REGRESSION_METRICS:
             ck.report("problem.metric", f"{metric!r} is a regression metric but problem.type is {ptype}; "
                                         f"use one of {_quoted(CLASSIFICATION_METRICS)}")
+        if ptype == "multiclass" and metric in BINARY_METRICS:
+            ck.report("problem.metric", f"{metric!r} is the F1 score of a binary problem's positive class but "
+                                        "problem.type is multiclass; use 'macro_f1' or 'weighted_f1'")
 
 
 def _check_training(ck: _Checker, section: Any) -> None:
@@ -1546,8 +1550,18 @@ def dump_recipe(recipe: Mapping) -> str:
 
 
 # ---------------------------------------------------------------------------------- metrics and fit
-def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: Any = None) -> dict:
-    """Accuracy, balanced accuracy, macro/weighted F1 (classification) or R², RMSE, MAE
+def positive_class(estimator) -> Any:
+    """A fitted binary classifier's positive class (the second of ``classes_``), else None."""
+    if getattr(estimator, "problem_type_", None) != "binary":
+        return None
+    positive = estimator.classes_[1]
+    return positive.item() if isinstance(positive, np.generic) else positive
+
+
+def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: Any = None,
+                    positive: Any = None) -> dict:
+    """Accuracy, balanced accuracy, macro/weighted F1 and, for a binary problem with its
+    ``positive`` class given, the positive class's F1 (classification), or R², RMSE, MAE
     (regression), plus ``n``; each weighted by ``sample_weight`` when given."""
     from sklearn import metrics
 
@@ -1567,10 +1581,14 @@ def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: 
         warnings.simplefilter("ignore")
         if y_true.dtype != y_pred.dtype:  # e.g. labels read back from CSV as numbers vs strings
             y_true, y_pred = y_true.astype(str), y_pred.astype(str)
-        return {"n": int(len(y_true)), "accuracy": float(metrics.accuracy_score(y_true, y_pred, sample_weight=w)),
-                "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred, sample_weight=w)),
-                "macro_f1": float(metrics.f1_score(y_true, y_pred, average="macro", sample_weight=w)),
-                "weighted_f1": float(metrics.f1_score(y_true, y_pred, average="weighted", sample_weight=w))}
+            positive = None if positive is None else str(positive)
+        result = {"n": int(len(y_true)), "accuracy": float(metrics.accuracy_score(y_true, y_pred, sample_weight=w)),
+                  "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred, sample_weight=w)),
+                  "macro_f1": float(metrics.f1_score(y_true, y_pred, average="macro", sample_weight=w)),
+                  "weighted_f1": float(metrics.f1_score(y_true, y_pred, average="weighted", sample_weight=w))}
+        if problem_type == "binary" and positive is not None:
+            result["f1"] = float(metrics.f1_score(y_true == positive, y_pred == positive, sample_weight=w))
+        return result
 
 
 @dataclass
@@ -1650,6 +1668,6 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     if data.X_test is not None:
         predictions = estimator.predict(data.X_test)
         test_metrics = compute_metrics(estimator.problem_type_, data.y_test.to_numpy(), predictions,
-                                       sample_weight=data.w_test)
+                                       sample_weight=data.w_test, positive=positive_class(estimator))
     return FitResult(estimator=estimator, recipe=loaded, data=data, model_dir=model_dir, test_metrics=test_metrics,
                      seconds=time.monotonic() - start)

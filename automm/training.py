@@ -30,7 +30,7 @@ from .model import MultimodalNet, move_to_device
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
            "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
            "soft_cross_entropy", "weighted_mean", "classification_score", "holdout_score_name", "model_outputs", "CLASSIFICATION_METRICS",
-           "REGRESSION_METRICS"]
+           "REGRESSION_METRICS", "BINARY_METRICS"]
 
 
 
@@ -237,8 +237,11 @@ def calibrated_log_loss(logits: torch.Tensor, targets: torch.Tensor, weights: to
 #: negated mean squared error). ``r2`` and ``rmse`` rank regression models as the mean squared
 #: error does, so their score is that too; ``mae`` scores the negated mean absolute error (of
 #: standardised targets).
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "f1")
 REGRESSION_METRICS = ("r2", "rmse", "mae")
+#: Metrics of a binary problem only: ``f1`` is the F1 score of the positive class, the second of
+#: ``classes_`` (sorted: 1 of 0/1, True of False/True, "yes" of "no"/"yes").
+BINARY_METRICS = ("f1",)
 
 
 def classification_score(predicted: np.ndarray, targets: np.ndarray, metric: str = "accuracy",
@@ -246,7 +249,8 @@ def classification_score(predicted: np.ndarray, targets: np.ndarray, metric: str
     """``metric`` (one of :data:`CLASSIFICATION_METRICS`, ``"auto"`` = accuracy) of predicted
     class indices, rows weighted by ``weights``: accuracy; balanced accuracy (the mean recall
     of the classes present in ``targets``); the F1 score averaged over the classes present in
-    ``targets`` or predicted, equally (``macro_f1``) or by their (weighted) support."""
+    ``targets`` or predicted, equally (``macro_f1``) or by their (weighted) support; ``f1``: the
+    F1 score of class 1 (a binary problem's positive class)."""
     predicted, targets = np.asarray(predicted).astype(np.int64), np.asarray(targets).astype(np.int64)
     correct = predicted == targets
     if metric in ("auto", "accuracy"):
@@ -265,6 +269,8 @@ def classification_score(predicted: np.ndarray, targets: np.ndarray, metric: str
         return float(f1[classes].mean())
     if metric == "weighted_f1":
         return float((f1 * support).sum() / support.sum())
+    if metric == "f1":
+        return float(f1[1]) if n > 1 else 0.0
     raise ValueError(f"metric must be one of {['auto', *CLASSIFICATION_METRICS]}, got {metric!r}")
 
 

@@ -113,3 +113,19 @@ def test_the_command_line_reports_the_rule(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "recipe.yaml")]) == 0
     out = capsys.readouterr().out
     assert "class probabilities weighted for the metric: rare 1, common 0." in out
+
+
+def test_binary_f1_of_the_positive_class():
+    from sklearn.metrics import f1_score
+
+    from automm.recipes import positive_class
+
+    X, y = _texts(800, seed=0)
+    X_test, y_test = _texts(1000, seed=1)
+    model = AutoMM(metric="f1", **SMALL).fit(X, y)
+    assert positive_class(model) == "rare" and model.problem_type_ == "binary"
+    weights = dict(zip(model.classes_, model.decision_weights_))
+    assert weights["rare"] > weights["common"]
+    by_argmax = model.classes_[model.predict_proba(X_test).argmax(1)]
+    by_rule = model.predict(X_test)
+    assert f1_score(y_test == "rare", by_rule == "rare") > f1_score(y_test == "rare", by_argmax == "rare") + 0.1

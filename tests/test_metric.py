@@ -27,6 +27,10 @@ def test_classification_scores_match_scikit_learn(weighted):
                 "weighted_f1": skm.f1_score(targets, predicted, average="weighted", sample_weight=weights)}
     for metric, value in expected.items():
         assert classification_score(predicted, targets, metric, weights) == pytest.approx(value, abs=1e-12), metric
+    binary_targets, binary_predicted = targets % 2, predicted % 2
+    assert classification_score(binary_predicted, binary_targets, "f1", weights) == pytest.approx(
+        skm.f1_score(binary_targets, binary_predicted, sample_weight=weights), abs=1e-12)
+    assert classification_score(np.zeros(4), np.zeros(4), "f1") == 0.0  # no positive anywhere
 
 
 def _skewed(n=120, seed=0):
@@ -46,13 +50,16 @@ def test_the_holdout_score_is_the_chosen_metric(metric, score):
     X_val, y_val = texts[90:], labels[90:]
     params = tiny(max_epochs=2, encoders={"text": "hashed_ngram"}, metric=metric)
     est = AutoMMClassifier(**params).fit(texts[:90], labels[:90], X_val=X_val, y_val=y_val)
-    assert est.best_score_ == pytest.approx(score(y_val, est.predict(X_val)), abs=1e-9)
+    by_argmax = est.classes_[est.predict_proba(X_val).argmax(1)]
+    assert est.best_score_ == pytest.approx(score(y_val, by_argmax), abs=1e-9)
+    # predict's rule (automm.decision) was fitted for the metric on these rows: never worse there
+    assert score(y_val, est.predict(X_val)) >= est.best_score_ - 1e-9
 
     search = AutoMMClassifier(**tiny(encoders={"text": ["hashed_ngram"]}, metric=metric, n_trials=3,
                                      ensemble_size=1, max_epochs=2))
     search.fit(texts[:90], labels[:90], X_val=X_val, y_val=y_val)
     best = search.leaderboard_.set_index("number").loc[search.best_trial_, "score"]
-    assert best == pytest.approx(score(y_val, search.predict(X_val)), abs=1e-9)
+    assert best == pytest.approx(score(y_val, search.classes_[search.predict_proba(X_val).argmax(1)]), abs=1e-9)
     assert best == search.leaderboard_["score"].max()
 
 
@@ -69,6 +76,7 @@ def test_regression_by_mean_absolute_error():
 
 @pytest.mark.parametrize("metric, message", [
     ("macro-f1", "did you mean 'macro_f1'"),
+    ("f1", "'f1' is the F1 score of a binary problem's positive class, but y holds more than two classes"),
     ("r2", "'r2' is a regression metric, but y holds classes"),
     (3, "expected one of"),
 ])
@@ -81,6 +89,17 @@ def test_a_bad_metric_fails_before_training(metric, message):
 def test_a_classification_metric_for_a_regression_target_fails():
     with pytest.raises(InputError, match="'macro_f1' is a classification metric"):
         AutoMMRegressor(**tiny(metric="macro_f1")).fit([f"t {i}" for i in range(30)], np.linspace(0, 1, 30))
+
+
+def test_binary_f1_is_the_positive_class_s_and_tested_in_recipes():
+    from automm.recipes import compute_metrics, validate_recipe
+
+    y_true, y_pred = np.array(["no", "yes", "yes", "no"]), np.array(["yes", "yes", "no", "no"])
+    assert compute_metrics("binary", y_true, y_pred, positive="yes")["f1"] == pytest.approx(0.5)
+    assert "f1" not in compute_metrics("multiclass", y_true, y_pred)
+    problems = validate_recipe({"data": {"sample": "emoji", "label": "category"},
+                                "problem": {"type": "multiclass", "metric": "f1"}})
+    assert any("binary problem's positive class" in str(p) for p in problems)
 
 
 def test_a_recipe_names_the_metric_once():
