@@ -56,13 +56,10 @@ def fit_decision_weights(outputs: np.ndarray, targets: np.ndarray, priors: np.nd
     if metric in ("auto", "accuracy") or not np.isfinite(outputs).all():
         return None
     targets = np.asarray(targets, dtype=np.int64)
-    best_alpha, best_score = 0.0, -np.inf
+    best_weights, best_score = None, -np.inf
     for alpha in PRIOR_EXPONENTS:
         weights = None if alpha == 0 else np.asarray(priors, dtype=np.float64) ** -alpha
         score = classification_score(decide(outputs, weights), targets, metric, sample_weights)
         if score > best_score + 1e-12:
-            best_alpha, best_score = alpha, score
-    if best_alpha == 0:
-        return None
-    weights = np.asarray(priors, dtype=np.float64) ** -best_alpha
-    return weights / weights.max()
+            best_weights, best_score = weights, score
+    return None if best_weights is None else best_weights / best_weights.max()

@@ -214,6 +214,17 @@ class Ensemble:
                  "encoders": {k: describe_encoder(v) for k, v in m.config["encoders"].items()},
                  "fusion": m.config["fusion"]["name"]} for m in self.members]
 
+    def by_trial(self) -> list[dict]:
+        """The members grouped by trial (a bag's folds are one trial), in member order: trial,
+        summed weight, number of models, components."""
+        trials: dict[int, dict] = {}
+        for member in self.describe():
+            kept = trials.setdefault(member["trial"], {"trial": member["trial"], "weight": 0.0, "models": 0,
+                                                       "encoders": member["encoders"], "fusion": member["fusion"]})
+            kept["weight"] += float(member["weight"])
+            kept["models"] += 1
+        return list(trials.values())
+
     def member_outputs(self, estimator, table) -> list[np.ndarray]:
         """Each member's raw outputs on ``table`` (already validated by the estimator)."""
         from .data import BatchCollator, MultimodalDataset

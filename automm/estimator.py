@@ -26,7 +26,7 @@ from .deadlines import deadline_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, candidate_decision_weights,
                        scale_frozen_batch, train_bagged, train_candidate)
-from .training import make_loader, model_outputs, resolve_device
+from .training import holdout_score_name, make_loader, model_outputs, resolve_device
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
 
@@ -686,7 +686,6 @@ class AutoMM(BaseEstimator):
         self._check_fitted()
         from .components.stack import describe_encoder
         from .leaderboard import trial_counts
-        from .training import holdout_score_name
 
         state = self.__dict__
         score = state.get("best_score_")
@@ -711,14 +710,8 @@ class AutoMM(BaseEstimator):
                 summary[key] = state[attr]
         ensemble = state.get("ensemble_")
         if ensemble is not None:
-            members: dict[int, dict] = {}
-            for member in ensemble.describe():  # a bag's folds are one trial
-                kept = members.setdefault(member["trial"], {"trial": member["trial"], "weight": 0.0, "models": 0,
-                                                            "encoders": member["encoders"], "fusion": member["fusion"]})
-                kept["weight"] += float(member["weight"])
-                kept["models"] += 1
             summary["ensemble"] = {"pooling": ensemble.pooling, "models": len(ensemble.members),
-                                   "members": list(members.values())}
+                                   "members": ensemble.by_trial()}
         if state.get("decision_weights_") is not None:  # automm.decision
             summary["decision_weights"] = {str(c): float(w)
                                            for c, w in zip(self.classes_, self.decision_weights_)}

@@ -1604,11 +1604,8 @@ def _summary(leaderboard, ensemble, best_number: int, best_score: float, interru
     span = leaderboard["complete"].max() - leaderboard["start"].min()
     took = "" if pd.isna(span) else f" in {span.total_seconds():.0f} s"
     if ensemble is not None:
-        weights: dict[int, float] = {}
-        for member in ensemble.members:
-            weights[member.trial] = weights.get(member.trial, 0.0) + member.weight
-        kept = (f"an ensemble of trials {', '.join(f'{n} ({w:.2f})' for n, w in weights.items())}, "
-                f"{ensemble.pooling} pooling")
+        trials = ", ".join(f"{t['trial']} ({t['weight']:.2f})" for t in ensemble.by_trial())
+        kept = f"an ensemble of trials {trials}, {ensemble.pooling} pooling"
     else:
         kept = f"trial {best_number} (holdout score {best_score:.4f})"
     return f"search {'interrupted' if interrupted else 'done'}: {len(leaderboard)} trials ({counts}){took}; kept {kept}"

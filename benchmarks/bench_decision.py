@@ -18,7 +18,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_pretrained.py
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -35,13 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     from automm import AutoMM
     from automm.decision import decide
     from automm.training import classification_score
-    from common import fit_trials, kept_models, load_task
+    from common import fit_trials, kept_models, load_task, task_parser
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="fashion-usage")
+    parser = task_parser(__doc__, "fashion-usage")
     parser.add_argument("--metrics", default="balanced_accuracy,macro_f1")
-    parser.add_argument("--time-limit", type=float, default=120.0)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     train, test, image, text, label = load_task(args.task)

@@ -26,7 +26,6 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_pretrained.py
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -51,14 +50,11 @@ def corrupt(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np
 
 def main(argv: list[str] | None = None) -> None:
     from automm import AutoMM
-    from common import fit_trials, kept_models, load_task
+    from common import fit_trials, kept_models, load_task, task_parser
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="fashion-subcategory")
-    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser = task_parser(__doc__, "fashion-subcategory")
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument("--weight", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="clean,noisy,weighted,dropped")
     args = parser.parse_args(argv)
 

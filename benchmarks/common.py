@@ -49,3 +49,15 @@ def kept_models(model) -> dict:
 def fit_trials(model) -> int:
     """The number of trials of a fitted ``AutoMM``'s search (0 without one)."""
     return model.fit_summary().get("trials", {}).get("total", 0)
+
+
+def task_parser(description: str, task: str, time_limit: float = 120.0):
+    """An argument parser with the options every one-task benchmark takes: ``--task``,
+    ``--time-limit`` and ``--seed`` (add the script's own, then ``parse_args``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default=task)
+    parser.add_argument("--time-limit", type=float, default=time_limit)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser

@@ -159,10 +159,15 @@ class TabularEncoder(Encoder):
         return self.categorical_columns + [f"{c}:{p}" for c in self.datetime_columns for p in DATETIME_CATEGORICAL_PARTS
                                            if p != "hour" or c in self.datetime_hours]
 
-    def _values(self, row: Any, features: Sequence[str]) -> list[Any]:
+    def _datetime_cells(self, row: Any) -> dict[str, dict]:
+        """Each date-time column's features in ``row`` (see :func:`_datetime_parts`)."""
+        return {c: _datetime_parts(_cell(row, c)) for c in self.datetime_columns}
+
+    def _values(self, row: Any, features: Sequence[str], parts: Mapping[str, dict] | None = None) -> list[Any]:
         """The row's value of each feature: a column's cell, or a date-time column's part
-        (``"column:part"``; None when missing), each date-time cell read once."""
-        parts = {c: _datetime_parts(_cell(row, c)) for c in self.datetime_columns}
+        (``"column:part"``; None when missing), from ``parts`` (:meth:`_datetime_cells` of the
+        row) when given, else each date-time cell read once."""
+        parts = self._datetime_cells(row) if parts is None else parts
         values = []
         for feature in features:
             column, _, part = feature.rpartition(":")
@@ -174,10 +179,11 @@ class TabularEncoder(Encoder):
 
     # -- preprocessing state -------------------------------------------------------------
     def fit(self, values: Sequence[Any]) -> "TabularEncoder":
+        cells = [self._datetime_cells(row) for row in values]
         self.datetime_hours = [c for c in self.datetime_columns
-                               if len({_datetime_parts(_cell(row, c)).get("hour") for row in values} - {None}) > 1]
+                               if len({parts[c].get("hour") for parts in cells} - {None}) > 1]
         numeric_features, categorical_features = self.numeric_features, self.categorical_features
-        rows = [self._values(row, numeric_features + categorical_features) for row in values]
+        rows = [self._values(row, numeric_features + categorical_features, parts) for row, parts in zip(values, cells)]
         means, stds = [], []
         for j, column in enumerate(numeric_features):
             numbers = [x for x in (_to_float(row[j]) for row in rows) if not math.isnan(x)]
