@@ -268,11 +268,12 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
     images, undecodable bytes, arrays of the wrong shape or dtype). Reads headers only."""
     from PIL import Image
 
-    if isinstance(column, np.ndarray):
-        if column.ndim == 4 and column.shape[-1] not in (1, 3, 4):
-            raise InputError(f"column {column_name!r}: image array of shape {column.shape} must have 1, 3 or 4 channels")
-        if not (np.issubdtype(column.dtype, np.number) or column.dtype == bool):
-            raise InputError(f"column {column_name!r}: image array has dtype {column.dtype}, expected numbers")
+    from .components.image import array_image_problem
+
+    if isinstance(column, np.ndarray) and column.dtype != object:
+        problem = array_image_problem(column, stacked=True)
+        if problem is not None:
+            raise InputError(f"column {column_name!r}: {problem}")
         return
     problems = []
     for row, value in enumerate(column):
@@ -280,7 +281,11 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
             continue
         reason = None
         if isinstance(value, (str, os.PathLike)):
-            if not os.path.isfile(value):
+            if _is_url(value):
+                reason = "a URL; automm reads local files only (it never downloads), so download the images first"
+            elif os.path.isdir(value):
+                reason = "a directory, not an image file"
+            elif not os.path.isfile(value):
                 reason = "file not found"
             else:
                 try:
@@ -295,10 +300,7 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
             except Exception as exc:  # noqa: BLE001
                 reason = f"bytes are not a readable image ({type(exc).__name__})"
         elif isinstance(value, np.ndarray):
-            if value.ndim not in (2, 3) or (value.ndim == 3 and value.shape[-1] not in (1, 3, 4)):
-                reason = f"array of shape {value.shape}, expected (H, W) or (H, W, 1|3|4)"
-            elif not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
-                reason = f"array of dtype {value.dtype}"
+            reason = array_image_problem(value)
         elif not isinstance(value, Image.Image):
             reason = f"unsupported type {type(value).__name__}"
         if reason:
@@ -307,6 +309,10 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
         listed = "; ".join(f"row {r} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
         more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
         raise InputError(f"column {column_name!r}: {len(problems)} image(s) cannot be read: {listed}{more}")
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and "://" in value[:16] and value.split("://", 1)[0].isalpha()
 
 
 def _short(value: Any) -> str:

@@ -578,6 +578,14 @@ class _Context:
     aborted: bool = False                 # Ctrl-C twice: no result
     outlives_fit: bool = False            # the study is the user's (a storage): trials cut short are retried
     interrupt_gate: _InterruptGate = field(default_factory=_InterruptGate)
+    failures: list = field(default_factory=list)  # reasons of this process's failed trials
+    succeeded: bool = False               # a trial of this process trained a model
+
+
+#: A process whose first this many trials all failed for one same reason stops searching: the
+#: cause is the data or the set-up (a plugin that cannot load, a dependency missing), not a
+#: configuration, and every further trial would fail the same way until the time is up.
+SYSTEMATIC_FAILURES = 5
 
 
 #: The failure reason of a trial stopped by Ctrl-C.
@@ -822,6 +830,8 @@ def _run_objective(trial, ctx: _Context):
     except Exception as exc:
         reason = _failure_reason(exc)
         trial.set_user_attr(_ATTR + "reason", reason)
+        if reason != INTERRUPTED_REASON:
+            ctx.failures.append(reason)
         trial.set_user_attr(_ATTR + "seconds", time.monotonic() - start)
         if settings.verbose:
             print(f"[automm] trial {trial.number} failed: {reason}", flush=True)
@@ -830,6 +840,7 @@ def _run_objective(trial, ctx: _Context):
         if ctx.device_queue is not None:
             ctx.device_queue.put(device)
     seconds = time.monotonic() - start
+    ctx.succeeded = True
     if not reporter.pruned and not _always_weighed(config):  # (no epochs) see _stop_reason
         ctx.durations.append(seconds)
     score = float(candidate.best_score)
@@ -982,6 +993,8 @@ def _stop_reason(study, ctx: _Context) -> str | None:
     that prunes most trials does not start one in its last seconds."""
     if ctx.interrupted.is_set():
         return "interrupted"
+    if _systematic_failure(ctx) is not None:
+        return "every trial failed the same way"
     attrs = study.user_attrs
     if attrs.get(_STATUS) == "done":
         return "the study is finished"
@@ -994,6 +1007,14 @@ def _stop_reason(study, ctx: _Context) -> str | None:
         if len(_budget_trials(study.get_trials(deepcopy=False))) >= ctx.settings.n_trials:
             return "n_trials reached"
     return None
+
+
+def _systematic_failure(ctx: _Context) -> str | None:
+    """The one reason of this process's first :data:`SYSTEMATIC_FAILURES` trials, when they all
+    failed with it (see there), else None."""
+    if ctx.succeeded or len(ctx.failures) < SYSTEMATIC_FAILURES or len(set(ctx.failures)) > 1:
+        return None
+    return ctx.failures[0]
 
 
 def _worker_loop(ctx: _Context, study) -> int:
@@ -1498,6 +1519,21 @@ def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_ret
     return train_candidate(ctx.data, config, deadline=deadline, callbacks=ctx.callbacks, verbose=0)
 
 
+def _grouped_reasons(failed: Sequence[Any], shown: int = 5) -> str:
+    """The failure reasons of ``failed`` trials, each once with the trials that had it."""
+    by_reason: dict[str, list[int]] = {}
+    for t in failed:
+        by_reason.setdefault(t.user_attrs.get(_ATTR + "reason", "unknown reason"), []).append(t.number)
+    parts = []
+    for reason, numbers in list(by_reason.items())[:shown]:
+        which = f"trial {numbers[0]}" if len(numbers) == 1 else \
+            f"trials {', '.join(map(str, numbers[:3]))}{', ...' if len(numbers) > 3 else ''} ({len(numbers)})"
+        parts.append(f"{which}: {reason}")
+    hidden = len(by_reason) - shown
+    more = f"; and {hidden} other reason{'s' if hidden > 1 else ''}" if hidden > 0 else ""
+    return "; ".join(parts) + more
+
+
 def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candidate:
     from optuna.trial import TrialState
 
@@ -1508,10 +1544,8 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
     usable = _usable_trials(trials)
     if not usable:
         failed = [t for t in trials if t.state == TrialState.FAIL]
-        reasons = "; ".join(f"trial {t.number}: {t.user_attrs.get(_ATTR + 'reason', 'unknown reason')}"
-                            for t in failed[:20])
         if failed:
-            raise SearchError(f"all {len(failed)} trials of the search failed: {reasons}")
+            raise SearchError(f"all {len(failed)} trials of the search failed: {_grouped_reasons(failed)}")
         raise SearchError("no trial of the search finished (the time limit is too short for one epoch?)")
     # the pool's order (see _rank_key), then the earlier trial
     ranked = sorted(usable, key=lambda t: (*_rank_key(t.state == TrialState.COMPLETE, _trial_score(t),

@@ -171,6 +171,28 @@ def test_missing_image_files_are_named_before_training(tmp_path):
     paths = [str(good), str(tmp_path / "missing.png"), str(broken), str(good)]
     with pytest.raises(InputError, match=r"2 image\(s\) cannot be read: row 1 .*file not found; row 2 .*not a readable"):
         AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h"], [0, 1, 0, 1])
+    paths = [str(good), "https://example.com/a.png", str(tmp_path), str(good), str(good)]
+    with pytest.raises(InputError, match=r"row 1 \('https://example.com/a.png'\): a URL; automm reads local files only "
+                                         r".*; row 2 .*: a directory, not an image file"):
+        AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h", "i j"], [0, 1, 0, 1, 0])
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.random.default_rng(0).uniform(0, 16, (6, 8, 8)), r"values in \[0, 1\]; got values in \[0\.\d+, 15\.\d+\] "
+                                                          r"\(divide by 15\.\d+, its maximum"),  # sklearn's digits
+    (np.full((6, 8, 8), 300), r"0\.\.255; got values in 300\.\.300"),
+    (np.zeros((6, 8, 8, 2), np.uint8), r"\(N, H, W\) or \(N, H, W, C\).*shape \(6, 8, 8, 2\)"),
+    ([np.zeros((8, 8), np.uint8)] * 5 + [np.full((8, 8), -1.0)], r"row 5 \(ndarray\): float image arrays"),
+])
+def test_unusable_image_arrays_are_named_before_training(images, message, monkeypatch):
+    import automm.estimator
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", no_training)
+    with pytest.raises(InputError, match=r"column 'x0': .*" + message):
+        AutoMM(**tiny()).fit(images, [0, 1] * 3)
 
 
 def test_bad_parameters_are_named():

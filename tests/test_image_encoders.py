@@ -91,6 +91,12 @@ def test_load_image_rgb_uint8_and_float_arrays():
     assert load_image(np.ones((2, 2), dtype=np.float64)).getpixel((1, 1)) == (255, 255, 255)
 
 
+def test_load_image_integer_and_boolean_arrays():
+    # np.array(list of lists) gives int64: pixels 0..255 all the same
+    assert load_image(np.array([[0, 128], [255, 7]])).getpixel((1, 0)) == (128, 128, 128)
+    assert load_image(np.array([[True, False]])).getpixel((0, 0)) == (255, 255, 255)
+
+
 def test_load_image_rgba_array_transparent_pixels_become_white():
     array = np.zeros((2, 2, 4), dtype=np.uint8)
     array[0, 0] = (255, 0, 0, 255)      # opaque red
@@ -148,7 +154,9 @@ def test_load_image_draft_size_decodes_jpeg_at_reduced_scale(tmp_path):
     (np.zeros((0, 4), dtype=np.uint8), "no pixels"),
     (np.full((2, 2), 2.0), "[0, 1]"),
     (np.full((2, 2), np.nan), "NaN"),
-    (np.zeros((2, 2), dtype=np.int64), "dtype int64"),
+    (np.full((2, 2), 256, dtype=np.int64), "0..255; got values in 256..256"),
+    (np.full((2, 2), 16.0), "divide by 16"),
+    (np.zeros((2, 2), dtype=np.complex64), "dtype complex64"),
     (b"", "empty bytes"),
     (b"definitely not an image", "not a readable image"),
     ("/no/such/file.png", "not found"),

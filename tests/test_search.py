@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import re
 import time
 import uuid
 from pathlib import Path
@@ -684,7 +685,7 @@ def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, 
 
     study = optuna.create_study()
     ctx = SimpleNamespace(deadline=time.monotonic() + 10, durations=[60.0, 80.0], attempts=3,
-                          settings=SimpleNamespace(n_trials=None), interrupted=threading.Event())
+                          settings=SimpleNamespace(n_trials=None), interrupted=threading.Event(), failures=[], succeeded=True)
     assert search._stop_reason(study, ctx) == "time limit reached"  # 10 s left < a quarter of 70 s
     ctx.deadline = time.monotonic() + 25
     assert search._stop_reason(study, ctx) is None
@@ -714,12 +715,41 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(texts, fresh_registr
 def test_when_every_trial_fails_fit_raises_with_the_reasons(texts, fresh_registry):
     fresh_registry(BrokenPlugin())
     X, y, _, _ = texts
-    with pytest.raises(SearchError, match=r"all 3 trials of the search failed: trial 0: RuntimeError: boom.*; "
-                                          r"trial 1: .*; trial 2: "):
+    with pytest.raises(SearchError) as raised:
         AutoMM(**small(n_trials=3, encoders={"text": "broken"},
                        search_space={"encoders": {"text": {"broken": {"failure": ["raise", "nan"]}}}})).fit(X, y)
-    with pytest.raises(SearchError, match=r"trial 0: non-finite loss \(FloatingPointError"):
+    # each reason once, with the trials that had it
+    message = str(raised.value)
+    assert re.match(r"all 3 trials of the search failed: trials? 0\b.*: RuntimeError: boom", message)
+    assert message.count("RuntimeError: boom") == 1 and message.count("non-finite loss") <= 1
+    with pytest.raises(SearchError, match=r"trials 0, 1 \(2\): non-finite loss \(FloatingPointError"):
         AutoMM(**small(n_trials=2, encoders={"text": {"name": "broken", "failure": "nan"}})).fit(X, y)
+
+
+def test_the_failure_reasons_are_grouped():
+    from types import SimpleNamespace
+
+    def failed(number, reason):
+        return SimpleNamespace(number=number, user_attrs={search._ATTR + "reason": reason})
+
+    trials = [failed(0, "A"), failed(1, "B"), failed(2, "A"), failed(3, "A"), failed(4, "A"), failed(5, "C")]
+    assert search._grouped_reasons(trials) == "trials 0, 2, 3, ... (4): A; trial 1: B; trial 5: C"
+    assert search._grouped_reasons(trials, shown=2) == "trials 0, 2, 3, ... (4): A; trial 1: B; and 1 other reason"
+
+
+def test_a_search_whose_trials_all_fail_the_same_way_stops_early(texts, fresh_registry):
+    # the cause is the set-up, not a configuration: no point failing until the time is up
+    fresh_registry(BrokenPlugin())
+    X, y, _, _ = texts
+    start = time.monotonic()
+    with pytest.raises(SearchError, match=r"all 5 trials of the search failed: trials 0, 1, 2, \.\.\. \(5\): "
+                                          r"RuntimeError: boom from the broken encoder$"):
+        AutoMM(**small(time_limit=120, encoders={"text": "broken"})).fit(X, y)
+    assert time.monotonic() - start < 30
+    # different reasons: a configuration's fault, the search goes on to its budget
+    with pytest.raises(SearchError, match="all 7 trials of the search failed"):
+        AutoMM(**small(n_trials=7, encoders={"text": "broken"}, sampler=optuna.samplers.RandomSampler(seed=0),
+                       search_space={"encoders": {"text": {"broken": {"failure": ["raise", "nan"]}}}})).fit(X, y)
 
 
 def test_time_limit_bounds_the_whole_search(texts):

@@ -106,26 +106,49 @@ def _high_depth_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8), mode="L")
 
 
-def _array_to_image(array: np.ndarray) -> Image.Image:
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if not ((array.ndim == 2) or (array.ndim == 3 and array.shape[2] in (3, 4))):
-        raise InputError(f"image arrays must have shape (H, W) or (H, W, C) with C in 1, 3 or 4 (channels last); "
-                         f"got shape {tuple(array.shape)}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise InputError(f"image array has no pixels: shape {tuple(array.shape)}")
-    if array.dtype == np.uint8:
-        pixels = array
-    elif np.issubdtype(array.dtype, np.floating):
+def array_image_problem(array: np.ndarray, stacked: bool = False) -> str | None:
+    """What makes ``array`` unusable as an image (one image, or with ``stacked`` a stack
+    of images along the first axis), or None. Pixels are uint8 or other integers in
+    0..255, booleans (0 / 255) or floats in [0, 1]; the channels come last (1, 3 or 4)."""
+    shape = tuple(array.shape[1:] if stacked else array.shape)
+    if not ((len(shape) == 2) or (len(shape) == 3 and shape[2] in (1, 3, 4))):
+        what = "stacked image arrays must have shape (N, H, W) or (N, H, W, C)" if stacked else \
+            "image arrays must have shape (H, W) or (H, W, C)"
+        return f"{what} with C in 1, 3 or 4 (channels last); got shape {tuple(array.shape)}"
+    if shape[0] == 0 or shape[1] == 0:
+        return f"image array has no pixels: shape {tuple(array.shape)}"
+    if array.dtype == np.uint8 or array.dtype == bool or array.size == 0:
+        return None
+    if np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
-            raise InputError("float image array contains NaN or infinite values")
+            return "float image array contains NaN or infinite values"
         low, high = float(array.min()), float(array.max())
         if low < 0.0 or high > 1.0:
-            raise InputError(f"float image arrays must hold values in [0, 1]; got values in [{low:g}, {high:g}] "
-                             "(pass uint8 for 0..255 pixels)")
+            hint = f"divide by {high:g}, its maximum, " if low >= 0.0 and high > 1.0 else ""
+            return (f"float image arrays must hold values in [0, 1]; got values in [{low:g}, {high:g}] "
+                    f"({hint}or pass uint8 for 0..255 pixels)")
+        return None
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            return (f"integer image arrays must hold values in 0..255; got values in {low}..{high} "
+                    "(scale them, or pass floats in [0, 1])")
+        return None
+    return f"image arrays must hold numbers (uint8 0..255 or float 0..1); got dtype {array.dtype}"
+
+
+def _array_to_image(array: np.ndarray) -> Image.Image:
+    problem = array_image_problem(array)
+    if problem is not None:
+        raise InputError(problem)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if np.issubdtype(array.dtype, np.floating):
         pixels = np.rint(array * 255.0).astype(np.uint8)
+    elif array.dtype == bool:
+        pixels = array.astype(np.uint8) * 255
     else:
-        raise InputError(f"image arrays must be uint8 (0..255) or float (0..1); got dtype {array.dtype}")
+        pixels = array.astype(np.uint8, copy=False)
     mode = {2: "L", 3: "RGB", 4: "RGBA"}[pixels.shape[2] if pixels.ndim == 3 else 2]
     return _to_rgb(Image.fromarray(np.ascontiguousarray(pixels), mode=mode))
 
