@@ -308,7 +308,12 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
     if problems:
         listed = "; ".join(f"row {r} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
         more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
-        raise InputError(f"column {column_name!r}: {len(problems)} image(s) cannot be read: {listed}{more}")
+        relative_missing = sum(why == "file not found" and not os.path.isabs(v) for _, v, why in problems)
+        hint = ""
+        if relative_missing >= max(1, 0.5 * len(column)):
+            hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
+                    "or join them to the folder they are relative to (e.g. the CSV file's)")
+        raise InputError(f"column {column_name!r}: {len(problems)} image(s) cannot be read: {listed}{more}{hint}")
 
 
 def _is_url(value: Any) -> bool:

@@ -230,13 +230,18 @@ class AutoMM(BaseEstimator):
 
             if isinstance(y, pd.DataFrame):
                 if y.shape[1] != 1:
-                    raise InputError(f"{name}: expected one label column, got a DataFrame with {y.shape[1]} columns")
+                    raise InputError(f"{name}: expected one label column, got a DataFrame with {y.shape[1]} columns "
+                                     "(for several targets, one model each: "
+                                     "sklearn.multioutput.MultiOutputClassifier(AutoMMClassifier()))")
                 y = y.iloc[:, 0]
             if isinstance(y, pd.Series):
                 y = y.to_numpy(dtype=object if y.dtype == object or str(y.dtype) in ("string", "category") else None)
         except ImportError:  # pragma: no cover
             pass
-        if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
+        if isinstance(y, str):
+            raise InputError(f"{name}: expected one label per sample, got the string {y!r}; to take the labels "
+                             f"from a column of the table: fit(frame.drop(columns={y!r}), frame[{y!r}])")
+        if isinstance(y, bytes) or not hasattr(y, "__len__"):
             raise InputError(f"{name}: expected one label per sample, got {type(y).__name__}")
         # a list mixing strings with NaN would become the string 'nan' in a numpy array: look
         # for missing labels in the values as given
@@ -245,7 +250,9 @@ class AutoMM(BaseEstimator):
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr.ravel()
         if arr.ndim != 1:
-            raise InputError(f"{name}: expected a 1-d sequence of labels, got shape {arr.shape}")
+            raise InputError(f"{name}: expected a 1-d sequence of labels, got shape {arr.shape}"
+                             + (" (for several targets, one model each: sklearn.multioutput.MultiOutputClassifier "
+                                "or MultiOutputRegressor around AutoMM)" if arr.ndim == 2 else ""))
         if len(arr) == 0:
             raise InputError(f"{name}: no labels (0 samples)")
         missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]

@@ -17,20 +17,21 @@ def data_dir() -> Path:
 
 def load_task(task: str) -> tuple[pd.DataFrame, pd.DataFrame, str, str, str]:
     """(train, test, image column, text column, label column) for ``fashion-subcategory``,
-    ``fashion-usage``, ``fashion-mastercategory`` or ``emoji-category``; image paths absolute,
-    split by the fixed ``split`` column."""
+    ``fashion-usage``, ``fashion-mastercategory``, ``fashion-basecolour`` or ``emoji-category``;
+    image paths absolute, split by the fixed ``split`` column; for subCategory and baseColour,
+    the classes with at least 30 training rows."""
     dataset, target = task.split("-", 1)
     folder = data_dir() / dataset
     frame = pd.read_csv(folder / f"{dataset}.csv")
     frame["image"] = [str(folder / p) for p in frame["image"]]
     if dataset == "fashion":
         text, label = "productDisplayName", {"subcategory": "subCategory", "usage": "usage",
-                                             "mastercategory": "masterCategory"}[target]
+                                             "mastercategory": "masterCategory", "basecolour": "baseColour"}[target]
     else:
         text, label = "name", "category"
     frame = frame[frame[label].notna() & frame[text].notna()]
     train, test = frame[frame.split == "train"], frame[frame.split == "test"]
-    if task == "fashion-subcategory":  # classes with at least 30 training rows
+    if task in ("fashion-subcategory", "fashion-basecolour"):  # classes with at least 30 training rows
         counts = train[label].value_counts()
         keep = set(counts[counts >= 30].index)
         train, test = train[train[label].isin(keep)], test[test[label].isin(keep)]

@@ -177,6 +177,32 @@ def test_missing_image_files_are_named_before_training(tmp_path):
         AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h", "i j"], [0, 1, 0, 1, 0])
 
 
+def test_relative_image_paths_that_are_missing_get_a_hint(tmp_path, monkeypatch):
+    # paths relative to a CSV file's folder, read from another working directory
+    (tmp_path / "images").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / name)
+    paths = ["images/a.png", "images/b.png"] * 2
+    monkeypatch.chdir(tmp_path / "images")
+    with pytest.raises(InputError, match=r"4 image\(s\) cannot be read: .*relative paths are read from the working "
+                                         r"directory \(.*images\)"):
+        AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h"], [0, 1, 0, 1])
+    monkeypatch.chdir(tmp_path)
+    model = AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h"], [0, 1, 0, 1])
+    assert model.predict(paths[:1], ["a b"]).shape == (1,)
+
+
+@pytest.mark.parametrize("y, message", [
+    ("label", r"got the string 'label'; to take the labels from a column of the table: "
+              r"fit\(frame.drop\(columns='label'\), frame\['label'\]\)"),
+    (np.zeros((4, 2)), r"shape \(4, 2\) \(for several targets, one model each: sklearn.multioutput"),
+    (pd.DataFrame({"a": [0, 1] * 2, "b": [1, 0] * 2}), r"2 columns \(for several targets.*MultiOutputClassifier"),
+])
+def test_labels_of_the_wrong_shape_say_what_to_pass(y, message):
+    with pytest.raises(InputError, match=r"^y: .*" + message):
+        AutoMM(**tiny()).fit(pd.DataFrame({"text": ["a b", "c d", "e f", "g h"]}), y)
+
+
 @pytest.mark.parametrize("images, message", [
     (np.random.default_rng(0).uniform(0, 16, (6, 8, 8)), r"values in \[0, 1\]; got values in \[0\.\d+, 15\.\d+\] "
                                                           r"\(divide by 15\.\d+, its maximum"),  # sklearn's digits
