@@ -1,6 +1,6 @@
 """The ``automm`` command line (also ``python -m automm``).
 
-Subcommands: ``fit``, ``predict``, ``evaluate``, ``validate``, ``plugins``, ``worker``; ``automm
+Subcommands: ``init``, ``fit``, ``predict``, ``evaluate``, ``validate``, ``plugins``, ``worker``; ``automm
 SUBCOMMAND --help`` describes each. Results go to stdout, progress and errors to stderr.
 
 Exit codes: 0 success; 2 usage errors and recipe errors (nothing was done); 1 any other
@@ -366,6 +366,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------- init
+def cmd_init(args: argparse.Namespace) -> int:
+    from .drafting import draft_recipe
+    from .recipes import load_recipe
+
+    target = None if args.output in (None, "-") else Path(args.output)
+    if target is not None and target.exists() and not args.force:
+        raise UsageError(f"{str(target)!r} exists; pass --force to replace it")
+    recipe_dir = target.parent if target is not None else Path.cwd()
+    time_limit = None if args.no_search else args.time_limit
+    draft = draft_recipe(args.data, args.label, recipe_dir=recipe_dir, time_limit=time_limit)
+    load_recipe(draft.content, base_dir=recipe_dir, check_data=True, require_data=True)  # as 'fit' will read it
+    text = draft.to_yaml(Path(args.data).name)
+    if target is None:
+        _Out.result(text.rstrip())
+        return EXIT_OK
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, target)  # never a half-written recipe
+    out = _Out(args.quiet)
+    roles = ", ".join(f"{c} ({r})" for c, r in draft.roles.items())
+    out.log(f"wrote {target}: {args.label!r} from {roles}"
+            + (f"; left out {', '.join(draft.left_out)}" if draft.left_out else ""))
+    out.log(f"next: automm fit {target}")
+    _Out.result(str(target))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------- validate
 def cmd_validate(args: argparse.Namespace) -> int:
     from .recipes import RecipeError, dump_recipe, load_recipe
@@ -519,6 +547,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", dest="top_debug", action="store_true", help="show the traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("init", parents=[common], help="draft a recipe for a data file",
+                       description="Read DATA (CSV/TSV/Parquet), infer each column's role, leave out identifiers "
+                                   "and constant columns, find a split column (split, fold, set, ... with train "
+                                   "and test values), infer the problem type from the label, and write a recipe "
+                                   "that 'automm fit' runs as it is, with comments on what was inferred.")
+    p.add_argument("data", metavar="DATA", help="data file: one row per sample, a column per input and the label")
+    p.add_argument("--label", required=True, metavar="COLUMN", help="the column to predict")
+    p.add_argument("--output", "-o", metavar="RECIPE.yaml", default="-",
+                   help="recipe file to write (default: stdout; data paths are written relative to its folder)")
+    p.add_argument("--force", action="store_true", help="replace RECIPE.yaml if it exists")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--time-limit", type=float, default=600, metavar="SECONDS",
+                        help="the search's budget (default: 600)")
+    budget.add_argument("--no-search", action="store_true", help="one default model instead of a search")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("fit", parents=[common, override], help="train from a recipe and save the model",
                        description="Validate RECIPE, read its data, train, save the model (with a recipe.yaml that "

@@ -1,0 +1,216 @@
+"""A first recipe for a data file: what ``automm init DATA --label COLUMN`` writes.
+
+It reads the file, infers each column's role with the rules ``fit`` uses (and the installed
+plugins' rules), leaves out columns that cannot help (identifiers: a distinct integer or code
+per row; a single value; every value missing), finds a split column (``split``, ``fold``,
+``set``, ... holding ``train`` and ``test`` values), infers the problem type from the label and
+writes all of it, with comments saying what was inferred, as a recipe that ``automm fit`` runs
+unchanged and a user edits freely. The data file's path is written relative to the recipe's
+folder, as recipes read it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .exceptions import InputError
+
+__all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT"]
+
+#: Seconds of search a drafted recipe asks for: the budget the benchmarks measure.
+DEFAULT_TIME_LIMIT = 600
+#: Names of columns that tell the rows of one file apart (compared in lower case).
+SPLIT_COLUMN_NAMES = ("split", "fold", "set", "subset", "partition", "dataset")
+_TRAIN_VALUES = ("train", "training")
+_TEST_VALUES = ("test", "testing")
+_VALID_VALUES = ("valid", "validation", "val", "dev")
+#: A column whose name says it is an identifier: ``id``, ``user_id``, ``productId``, ``ID``.
+_ID_NAME = re.compile(r"^(?:id|ID|Id)$|[_\s-](?:id|ID|Id)$|(?<=[a-z])(?:Id|ID)$|^index$|^Unnamed: \d+$")
+#: Classes with fewer training rows than this are pointed out (``data.min_class_rows``).
+RARE_CLASS_ROWS = 5
+#: Rows read to infer the roles (as ``fit`` does).
+_SAMPLE_ROWS = 5000
+
+
+@dataclass
+class RecipeDraft:
+    """A drafted recipe (``content``, a recipe mapping) and what was decided, for the comments."""
+
+    content: dict
+    roles: dict[str, str]
+    left_out: dict[str, str] = field(default_factory=dict)  # column -> why
+    notes: list[str] = field(default_factory=list)
+
+    def to_yaml(self, source: str) -> str:
+        """The recipe as YAML text, headed by comments on what was inferred from ``source``."""
+        from .recipes import dump_recipe
+
+        lines = [f"# Drafted by 'automm init' from {source}: check it, then run 'automm fit' on this file.",
+                 "# Column roles were inferred from the values; change data.column_types where one is wrong."]
+        for column, why in self.left_out.items():
+            lines.append(f"# Left out: {column!r} ({why}); add it to data.columns to use it.")
+        lines += [f"# {note}" for note in self.notes]
+        return "\n".join(lines) + "\n" + dump_recipe(self.content)
+
+
+def _present(values: list[Any]) -> list[Any]:
+    from .data import is_missing
+
+    return [v for v in values if not is_missing(v)]
+
+
+def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
+    """Whether a column tells rows apart and so cannot generalise to new ones: a distinct value
+    in (nearly) every row that is named like an id (``id``, ``user_id``, ``productId``), or
+    integers that only increase down the file (a row number), or one-word codes that all hold
+    a digit (``SKU-0012``, a UUID). Distinct numbers or words alone are not enough: a price in
+    cents or an emoji's short name is distinct per row and still informative."""
+    present = _present(values)
+    if len(present) < max(2, 0.95 * n_rows) or len(set(map(str, present))) != len(present):
+        return False
+    if _ID_NAME.search(name):
+        return True
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
+        return bool(np.all(np.diff(np.asarray(present, dtype=np.int64)) > 0))
+    return all(isinstance(v, str) and len(v.split()) == 1 and any(ch.isdigit() for ch in v)
+               and not os.path.splitext(v)[1] for v in present)
+
+
+def _split_column(frame, label: str) -> tuple[str, list, list, list] | None:
+    """(column, train values, test values, validation values) of the first column named like a
+    split whose values include a train and a test value."""
+    for column in frame.columns:
+        if column == label or str(column).lower() not in SPLIT_COLUMN_NAMES:
+            continue
+        values = [v for v in frame[column].dropna().unique().tolist()]
+        lowered = {str(v).strip().lower(): v for v in values}
+        train = [lowered[k] for k in _TRAIN_VALUES if k in lowered]
+        test = [lowered[k] for k in _TEST_VALUES if k in lowered]
+        valid = [lowered[k] for k in _VALID_VALUES if k in lowered]
+        if train and test:
+            return str(column), train, test, valid
+    return None
+
+
+def _path_from(folder: Path, file: Path) -> str:
+    """``file`` relative to ``folder`` when it is near (at most two levels up), else absolute."""
+    absolute = file.resolve()
+    try:
+        relative = Path(os.path.relpath(absolute, folder.resolve()))
+    except ValueError:  # another drive (Windows)
+        return absolute.as_posix()
+    return relative.as_posix() if relative.parts[:3].count("..") <= 2 else absolute.as_posix()
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.PathLike = ".",
+                 time_limit: float | None = DEFAULT_TIME_LIMIT, name: str | None = None) -> RecipeDraft:
+    """Draft a recipe that trains on ``data`` (a CSV, TSV or Parquet file) to predict ``label``.
+
+    ``recipe_dir`` is the folder the recipe will be written to (the data path is written
+    relative to it); ``time_limit`` the search's budget (None: one default model, no search).
+    Raises :class:`InputError` when the file cannot be read or has no column ``label``.
+    """
+    from . import registry as _registry
+    from .data import as_table, infer_roles
+    from .estimator import AutoMM
+    from .recipes import read_table, resolve_image_paths
+    from .roles import BASE_ROLES
+
+    data = Path(data)
+    frame = read_table(data)
+    columns = [str(c) for c in frame.columns]
+    if len(set(columns)) != len(columns):
+        raise InputError(f"{str(data)!r}: column names must be unique, got {columns}")
+    if label not in columns:
+        from difflib import get_close_matches
+
+        close = get_close_matches(label, columns, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InputError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(columns)}")
+    frame.columns = columns
+    labelled = frame[frame[label].notna()]
+    if labelled.empty:
+        raise InputError(f"--label: every value of column {label!r} in {str(data)!r} is missing")
+    sample = labelled.head(_SAMPLE_ROWS)
+    notes: list[str] = []
+    left_out: dict[str, str] = {}
+
+    split = _split_column(frame, label)
+    used = [c for c in columns if c != label and (split is None or c != split[0])]
+    for column in list(used):
+        values = sample[column].tolist()
+        present = _present(values)
+        if not present:
+            left_out[column] = "every value is missing"
+        elif len(set(map(str, present))) == 1 and len(present) > 1:
+            left_out[column] = f"one value, {present[0]!r}"
+        elif _is_identifier(column, values, len(sample)):
+            left_out[column] = "a distinct value per row: an identifier"
+    used = [c for c in used if c not in left_out]
+    if not used:
+        raise InputError(f"{str(data)!r}: no column is left to learn {label!r} from "
+                         f"(left out: {', '.join(f'{c} ({why})' for c, why in left_out.items()) or 'none'})")
+
+    registry = _registry.get_registry()
+    known = sorted({*BASE_ROLES, *registry.modalities()} - {"tabular"})
+    # image paths are read relative to the data file's folder, as a recipe reads them
+    resolved = resolve_image_paths(sample[used], [data.parent])
+    roles = infer_roles(as_table([resolved]), None, registry.plugin_manager, known)
+
+    estimator = AutoMM()
+    labels = estimator._labels_array(labelled[label])
+    problem_type = estimator._resolve_problem_type(labels)
+    if problem_type != "regression":
+        training = labelled if split is None else labelled[labelled[split[0]].isin(split[1])]
+        counts = training[label].astype(str).value_counts()
+        notes.append(f"The label {label!r} has {len(counts)} classes: problem.type {problem_type}.")
+        rare = counts[counts < RARE_CLASS_ROWS]
+        if len(rare):
+            notes.append(f"{len(rare)} of them have fewer than {RARE_CLASS_ROWS} training rows "
+                         f"({', '.join(map(repr, rare.index[:5]))}{', ...' if len(rare) > 5 else ''}); "
+                         f"data.min_class_rows: {RARE_CLASS_ROWS} would leave them out.")
+    else:
+        notes.append(f"The label {label!r} holds numbers: problem.type regression (set it to multiclass if they "
+                     "are class codes).")
+
+    data_path = _path_from(Path(recipe_dir), data)
+    section: dict[str, Any] = {"path": Path(data_path).as_posix(), "label": label}
+    if split is not None:
+        column, train, test, valid = split
+        section.update(split_column=column, train_values=[_plain(v) for v in train],
+                       test_values=[_plain(v) for v in test])
+        if valid:
+            section["valid_values"] = [_plain(v) for v in valid]
+        rows = {k: int(frame[column].isin(v).sum()) for k, v in (("train", train), ("test", test), ("valid", valid))}
+        notes.append(f"Rows split by column {column!r}: {rows['train']} train, {rows['test']} test"
+                     + (f", {rows['valid']} validation" if valid else "") + ".")
+    else:
+        notes.append("No split column found: every row trains (the score is the holdout's); to keep test rows "
+                     "apart, give data.split_column with data.train_values / data.test_values, or data.train "
+                     "and data.test files.")
+    section["columns"] = used
+    section["column_types"] = {c: roles[c] for c in used}
+
+    stem = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", data.stem).strip("-") or "model"
+    content: dict[str, Any] = {
+        "version": 1,
+        "description": f"{label} from {', '.join(used)} (drafted by automm init from {data.name})",
+        "data": section,
+        "problem": {"type": problem_type, "metric": "auto"},
+    }
+    if time_limit is not None:
+        content["search"] = {"time_limit": float(time_limit) if not float(time_limit).is_integer()
+                             else int(time_limit)}
+    content["output"] = {"dir": f"automm-models/{stem}"}
+    content["seed"] = 0
+    return RecipeDraft(content, {c: roles[c] for c in used}, left_out, notes)

@@ -1,0 +1,140 @@
+"""``automm init``: a recipe drafted from a data file runs under ``automm fit`` as written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from automm.cli import main
+from automm.datasets import EMOJI_SAMPLE_DIR
+from automm.drafting import _is_identifier, draft_recipe
+from automm.exceptions import InputError
+from automm.recipes import load_recipe
+
+
+
+@pytest.fixture
+def emoji_folder(tmp_path) -> Path:
+    """The embedded emoji sample as a user's folder: the CSV (with an id column, a constant
+    column and a product code added) beside its images."""
+    folder = tmp_path / "data"
+    shutil.copytree(EMOJI_SAMPLE_DIR, folder)
+    frame = pd.read_csv(folder / "emoji_sample.csv")
+    frame.insert(0, "emoji_id", np.arange(len(frame)) * 7 + 3)
+    frame["source"] = "twemoji"
+    frame["sku"] = [f"E-{i:05d}" for i in range(len(frame))]
+    frame.to_csv(folder / "emoji.csv", index=False)
+    return folder
+
+
+def test_a_draft_infers_roles_split_and_problem_and_leaves_out_what_cannot_help(emoji_folder, tmp_path):
+    draft = draft_recipe(emoji_folder / "emoji.csv", "category", recipe_dir=tmp_path, time_limit=120)
+    data = draft.content["data"]
+    assert data["path"] == "data/emoji.csv" and data["label"] == "category"
+    assert (data["split_column"], data["train_values"], data["test_values"]) == ("split", ["train"], ["test"])
+    assert data["columns"] == ["image", "name"]
+    assert data["column_types"] == {"image": "image", "name": "text"}
+    assert set(draft.left_out) == {"emoji_id", "source", "sku"}
+    assert "identifier" in draft.left_out["emoji_id"] and "one value" in draft.left_out["source"]
+    assert draft.content["problem"] == {"type": "multiclass", "metric": "auto"}
+    assert draft.content["search"] == {"time_limit": 120}
+    assert draft.content["output"] == {"dir": "automm-models/emoji"}
+    # as 'automm fit' reads it: valid, data found relative to the recipe's folder
+    load_recipe(draft.content, base_dir=tmp_path, check_data=True, require_data=True)
+    text = draft.to_yaml("emoji.csv")
+    assert "# Left out: 'emoji_id' (a distinct value per row: an identifier)" in text
+    assert "Rows split by column 'split': 288 train, 108 test." in text
+    assert yaml.safe_load(text) == draft.content
+
+
+def test_init_writes_a_recipe_that_fit_runs(emoji_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    target = recipes / "emoji.yaml"
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(target),
+                 "--no-search"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(target) and f"next: automm fit {target}" in captured.err
+    recipe = yaml.safe_load(target.read_text())
+    assert recipe["data"]["path"] == "../data/emoji.csv" and "search" not in recipe
+    tiny = ["--set", "training.max_epochs=1", "--set", "data.max_rows=60",
+            "--set", "components.encoders.image={name: cnn, image_size: 16, width: 4, depth: 1, output_dim: 16}",
+            "--set", "components.encoders.text={name: hashed_ngram, n_buckets: 1024, emb_dim: 8, output_dim: 16}"]
+    assert main(["fit", str(target), "-q", *tiny]) == 0
+    model_dir = Path(capsys.readouterr().out.strip())
+    assert model_dir == tmp_path / "automm-models" / "emoji" and (model_dir / "recipe.yaml").is_file()
+
+    # nothing already written is replaced unless asked
+    before = target.read_text()
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(target)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and target.read_text() == before
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(target), "--force",
+                 "--time-limit", "30"]) == 0
+    assert yaml.safe_load(target.read_text())["search"] == {"time_limit": 30}
+    # without -o, the recipe goes to stdout, its data path relative to the working directory
+    capsys.readouterr()
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["path"] == "data/emoji.csv"
+
+
+def test_a_label_that_is_not_a_column_is_named_with_a_suggestion(emoji_folder, capsys):
+    with pytest.raises(InputError, match=r"no column 'Category'; did you mean 'category'\? Its columns: emoji_id, "):
+        draft_recipe(emoji_folder / "emoji.csv", "Category")
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "Category"]) == 1
+    assert "did you mean 'category'" in capsys.readouterr().err
+
+
+def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["red", "blue", "green", "small", "large", "soft", "hard", "round"]
+    frame = pd.DataFrame({
+        "description": [" ".join(rng.choice(words, 4)) for _ in range(60)],
+        "weight": rng.normal(10, 2, 60).round(2),
+        "price": rng.uniform(1, 100, 60).round(2),
+    })
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    draft = draft_recipe(tmp_path / "items.csv", "price", recipe_dir=tmp_path)
+    assert draft.content["problem"]["type"] == "regression"
+    assert draft.content["data"]["column_types"] == {"description": "text", "weight": "numeric"}
+    assert "split_column" not in draft.content["data"]
+    assert any("No split column found" in note for note in draft.notes)
+
+    frame["kind"] = ["common"] * 57 + ["rare", "rare", "odd"]
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    draft = draft_recipe(tmp_path / "items.csv", "kind", recipe_dir=tmp_path)
+    assert draft.content["problem"]["type"] == "multiclass"
+    assert "price" in draft.content["data"]["columns"]
+    assert any("2 of them have fewer than 5 training rows ('rare', 'odd')" in note for note in draft.notes)
+
+
+@pytest.mark.parametrize("name, values, expected", [
+    ("id", [3, 1, 2], True),                    # named an id, distinct
+    ("productId", ["a", "b", "c"], True),
+    ("row", [1, 2, 5], True),                   # integers increasing down the file: a row number
+    ("price_cents", [300, 120, 250], False),    # distinct numbers that are measurements
+    ("sku", ["A-1", "B-2", "C-3"], True),       # codes holding digits
+    ("short_name", ["grin", "smile", "wink"], False),  # distinct words: informative
+    ("image", ["1.png", "2.png", "3.png"], False),
+    ("id", [1, 1, 2], False),                   # repeats: not an identifier
+    ("paid", [3, 1, 2], False),                 # 'id' inside a word is not a name saying id
+])
+def test_identifiers(name, values, expected):
+    assert _is_identifier(name, values, len(values)) is expected
+
+
+def test_a_draft_for_the_shared_fashion_file(fashion_dir, tmp_path):
+    csv = fashion_dir / "fashion.csv"
+    draft = draft_recipe(csv, "subCategory", recipe_dir=tmp_path)
+    data = draft.content["data"]
+    assert data["column_types"] == {"image": "image", "productDisplayName": "text", "gender": "categorical",
+                                    "baseColour": "categorical", "season": "categorical", "usage": "categorical",
+                                    "masterCategory": "categorical"}
+    assert list(draft.left_out) == ["id"] and data["split_column"] == "split"
+    assert any("fewer than 5 training rows" in note and "'Saree'" in note for note in draft.notes)
+    load_recipe(draft.content, base_dir=tmp_path, check_data=True, require_data=True)
