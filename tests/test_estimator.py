@@ -188,8 +188,9 @@ def test_relative_image_paths_that_are_missing_get_a_hint(tmp_path, monkeypatch)
                                          r"directory \(.*images\)"):
         AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h"], [0, 1, 0, 1])
     monkeypatch.chdir(tmp_path)
-    model = AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h"], [0, 1, 0, 1])
-    assert model.predict(paths[:1], ["a b"]).shape == (1,)
+    texts = ["a red cup", "the blue hat", "one green box", "big yellow car"]
+    model = AutoMM(**tiny()).fit(paths, texts, [0, 1, 0, 1])
+    assert model.predict(paths[:1], texts[:1]).shape == (1,)
 
 
 @pytest.mark.parametrize("y, message", [
