@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -237,16 +238,28 @@ def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:
     return specs
 
 
-def validate_columns(table: Table, roles: Mapping[str, str]) -> None:
+def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
     """:func:`validate_images` on every column of ``table`` whose role is ``image``,
-    :func:`validate_datetimes` on every ``datetime`` one."""
+    :func:`validate_datetimes` on every ``datetime`` one. Returns ``table`` with the few
+    unreadable images that :data:`IMAGE_TOLERANCE` allows made missing (with a warning)."""
+    columns = dict(table.columns)
     for column, role in roles.items():
         if role == "image":
-            validate_images(column, table.columns[column])
+            unreadable = validate_images(column, table.columns[column])
+            if unreadable:
+                values = list(table.columns[column])
+                for row in unreadable:
+                    values[row] = None
+                columns[column] = values
         elif role == "datetime":
             validate_datetimes(column, table.columns[column])
+    return table if columns == table.columns else Table(columns, table.positional)
 
 
+#: The share of an image column's present values that may be unreadable (files missing, not
+#: images; they count as missing, with a warning): a scraped set of thousands of photos with a
+#: few broken files still trains; more than this is a mistake to fix (a wrong folder, URLs).
+IMAGE_TOLERANCE = 0.05
 #: The share of a date-time column's present values that may be unreadable (they count as missing).
 DATETIME_TOLERANCE = 0.05
 
@@ -263,9 +276,12 @@ def validate_datetimes(column_name: str, column: Sequence[Any]) -> None:
                          "('2024-03-05', '2024-03-05 14:30'), or another role in column_types")
 
 
-def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5) -> None:
+def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5,
+                    tolerance: float = IMAGE_TOLERANCE) -> list[int]:
     """Raise :class:`InputError` naming the first unreadable images (paths missing or not
-    images, undecodable bytes, arrays of the wrong shape or dtype). Reads headers only."""
+    images, undecodable bytes, arrays of the wrong shape or dtype) when more than ``tolerance``
+    of the present values are unreadable; otherwise warn and return the unreadable rows (to be
+    treated as missing). Reads headers only."""
     from PIL import Image
 
     from .components.image import array_image_problem
@@ -274,11 +290,12 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
         problem = array_image_problem(column, stacked=True)
         if problem is not None:
             raise InputError(f"column {column_name!r}: {problem}")
-        return
-    problems = []
+        return []
+    problems, present = [], 0
     for row, value in enumerate(column):
         if _missing_cell(value):
             continue
+        present += 1
         reason = None
         if isinstance(value, (str, os.PathLike)):
             if _is_url(value):
@@ -305,15 +322,20 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
             reason = f"unsupported type {type(value).__name__}"
         if reason:
             problems.append((row, value, reason))
-    if problems:
-        listed = "; ".join(f"row {r} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
-        more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
-        relative_missing = sum(why == "file not found" and not os.path.isabs(v) for _, v, why in problems)
-        hint = ""
-        if relative_missing >= max(1, 0.5 * len(column)):
-            hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
-                    "or join them to the folder they are relative to (e.g. the CSV file's)")
-        raise InputError(f"column {column_name!r}: {len(problems)} image(s) cannot be read: {listed}{more}{hint}")
+    if not problems:
+        return []
+    listed = "; ".join(f"row {r} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
+    more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+    if len(problems) <= tolerance * present:
+        warnings.warn(f"column {column_name!r}: {len(problems)} of {present} images cannot be read and count as "
+                      f"missing: {listed}{more}", UserWarning, stacklevel=3)
+        return [row for row, _, _ in problems]
+    relative_missing = sum(why == "file not found" and not os.path.isabs(v) for _, v, why in problems)
+    hint = ""
+    if relative_missing >= max(1, 0.5 * len(column)):
+        hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
+                "or join them to the folder they are relative to (e.g. the CSV file's)")
+    raise InputError(f"column {column_name!r}: {len(problems)} image(s) cannot be read: {listed}{more}{hint}")
 
 
 def _is_url(value: Any) -> bool:

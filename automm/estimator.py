@@ -345,7 +345,7 @@ class AutoMM(BaseEstimator):
             raise InputError(f"y: {len(labels)} labels for {len(table)} samples")
         roles = infer_roles(table, self.column_types, reg.plugin_manager, self._known_roles(reg))
         specs = build_input_specs(roles)
-        validate_columns(table, roles)
+        table = validate_columns(table, roles)
         encoder_choices = self._resolve_encoders(specs, reg)
         # A list is a set of choices for the search; the first is the default configuration's.
         fusion_options = list(self.fusion) if isinstance(self.fusion, (list, tuple)) else [self.fusion]
@@ -460,7 +460,7 @@ class AutoMM(BaseEstimator):
         if len(labels) != len(val_table):
             raise InputError(f"y_val: {len(labels)} labels for {len(val_table)} validation samples")
         try:
-            validate_columns(val_table, roles)
+            val_table = validate_columns(val_table, roles)
         except InputError as exc:
             raise InputError(f"X_val: {exc}") from None
         weights = _check_sample_weight(sample_weight_val, len(labels), "sample_weight_val")
@@ -754,8 +754,7 @@ class AutoMM(BaseEstimator):
             if missing:
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}")
             table = Table({c: table.columns[c] for c in self.columns_})
-        validate_columns(table, self.column_roles_)
-        return table
+        return validate_columns(table, self.column_roles_)
 
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}

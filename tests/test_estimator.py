@@ -177,6 +177,28 @@ def test_missing_image_files_are_named_before_training(tmp_path):
         AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h", "i j"], [0, 1, 0, 1, 0])
 
 
+def test_a_few_unreadable_images_count_as_missing_with_a_warning(tmp_path):
+    # a scraped set of photos with a broken file or two still trains; more is a mistake to fix
+    rng = np.random.default_rng(0)
+    labels = ["dark", "light"] * 20
+    paths = []
+    for i, label in enumerate(labels):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((12, 12, 3), 30 if label == "dark" else 220, np.uint8)).save(path)
+        paths.append(str(path))
+    paths[3] = str(tmp_path / "gone.png")
+    texts = [" ".join(rng.choice(["a", "plain", "small", "photo", "of", "it"], 3)) for _ in labels]
+    with pytest.warns(UserWarning, match=r"column 'x0': 1 of 40 images cannot be read and count as missing: "
+                                         r"row 3 \('.*gone.png'\): file not found"):
+        model = AutoMM(**tiny()).fit(paths, texts, labels)
+    with pytest.warns(UserWarning, match="1 of 40 images cannot be read"):
+        assert len(model.predict(paths, texts)) == 40
+    paths[5] = str(tmp_path / "also_gone.png")
+    paths[7] = "https://example.com/x.png"
+    with pytest.raises(InputError, match=r"column 'x0': 3 image\(s\) cannot be read"):
+        model.predict(paths, texts)
+
+
 def test_relative_image_paths_that_are_missing_get_a_hint(tmp_path, monkeypatch):
     # paths relative to a CSV file's folder, read from another working directory
     (tmp_path / "images").mkdir()
