@@ -40,8 +40,10 @@ and their replicates at most :data:`WARM_START_TIME_FRACTION`, so that a slow de
 configuration cannot take the whole budget. ``n_trials`` bounds the number of trials in the
 study (finished ones of a resumed study count; :data:`DEFAULT_N_TRIALS` when neither is
 given). A trial that raises (NaN loss, out of memory, a broken plugin, ...) is recorded as failed with its reason and the search goes on (CUDA out of
-memory first retries with half the batch size); ``fit`` raises :class:`SearchError` with the
-reasons only when no trial produced a model. Ctrl-C (``KeyboardInterrupt``) stops the search:
+memory first retries with half the batch size), unless a process's first :data:`SYSTEMATIC_FAILURES`
+trials all failed for one reason (the data or the set-up, not a configuration: it stops);
+``fit`` raises :class:`SearchError` with the reasons, each once with its trials, only when no
+trial produced a model. Ctrl-C (``KeyboardInterrupt``) stops the search:
 no trial starts after it, a trial that has trained is recorded in full first (in the main
 thread the interrupt lands only inside a trial's training, see :class:`_InterruptGate`), the
 ones still training are recorded as failed (:data:`INTERRUPTED_REASON`;
