@@ -306,16 +306,17 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
                 reason = "file not found"
             else:
                 try:
-                    with Image.open(value):
-                        pass
-                except Exception as exc:  # noqa: BLE001 - any failure means unreadable
-                    reason = f"not a readable image ({type(exc).__name__})"
+                    with open(value, "rb") as file:
+                        reason = _image_file_problem(file)
+                except OSError as exc:
+                    reason = f"cannot be opened ({type(exc).__name__})"
+                if reason:
+                    reason = f"not a readable image ({reason})" if not reason.startswith("truncated") else reason
         elif isinstance(value, (bytes, bytearray)):
-            try:
-                with Image.open(io.BytesIO(value)):
-                    pass
-            except Exception as exc:  # noqa: BLE001
-                reason = f"bytes are not a readable image ({type(exc).__name__})"
+            reason = _image_file_problem(io.BytesIO(value))
+            if reason:
+                reason = f"bytes are not a readable image ({reason})" if not reason.startswith("truncated") else \
+                    f"bytes of a {reason}"
         elif isinstance(value, np.ndarray):
             reason = array_image_problem(value)
         elif not isinstance(value, Image.Image):
@@ -336,6 +337,40 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
         hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
                 "or join them to the folder they are relative to (e.g. the CSV file's)")
     raise InputError(f"column {column_name!r}: {len(problems)} image(s) cannot be read: {listed}{more}{hint}")
+
+
+#: Where a complete file of these formats ends: JPEG's end-of-image marker (in its last bytes:
+#: some writers pad after it), PNG's IEND chunk.
+_END_MARKERS = {"JPEG": (b"\xff\xd9", 1024), "PNG": (b"IEND\xaeB`\x82", 12)}
+
+
+def _image_file_problem(file) -> str | None:
+    """Why the open binary ``file`` is not a readable image, or None. Reads the header, and for
+    JPEG and PNG the file's last bytes: a file cut short (an interrupted copy or download) has a
+    valid header and fails only when decoded, inside training; where the end marker is missing
+    the image is decoded to be sure."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            marker = _END_MARKERS.get(image.format)
+            if marker is None:
+                return None
+            end, span = marker
+            file.seek(0, io.SEEK_END)
+            size = file.tell()
+            file.seek(max(0, size - span))
+            if end in file.read(span):
+                return None
+            file.seek(0)
+            with Image.open(file) as again:
+                again.load()
+    except Exception as exc:  # noqa: BLE001 - any failure means unreadable
+        text = str(exc)
+        if "truncated" in text:
+            return "truncated image file (cut short: re-copy it)"
+        return type(exc).__name__
+    return None
 
 
 def _is_url(value: Any) -> bool:

@@ -1,6 +1,7 @@
 """End-to-end behaviour of AutoMM on real (embedded) data and on edge cases."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,6 +176,32 @@ def test_missing_image_files_are_named_before_training(tmp_path):
     with pytest.raises(InputError, match=r"row 1 \('https://example.com/a.png'\): a URL; automm reads local files only "
                                          r".*; row 2 .*: a directory, not an image file"):
         AutoMM(**tiny()).fit(paths, ["a b", "c d", "e f", "g h", "i j"], [0, 1, 0, 1, 0])
+
+
+def test_truncated_image_files_are_found_before_training(tmp_path):
+    # a copy cut short has a valid header and used to fail only when decoded, in every trial
+    from automm.data import validate_images
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    paths = []
+    for fmt in ("PNG", "JPEG"):
+        whole = tmp_path / f"whole.{fmt.lower()}"
+        Image.fromarray(pixels).save(whole, format=fmt)
+        cut = tmp_path / f"cut.{fmt.lower()}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+        padded = tmp_path / f"padded.{fmt.lower()}"  # bytes after the end marker are fine
+        padded.write_bytes(whole.read_bytes() + b"\0" * 64)
+        paths += [str(whole), str(cut), str(padded)]
+    with pytest.raises(InputError, match=r"2 image\(s\) cannot be read: row 1 \('.*cut.png'\): truncated image file "
+                                         r"\(cut short: re-copy it\); row 4 \('.*cut.jpeg'\): truncated"):
+        validate_images("photo", paths)
+    data = Path(paths[0]).read_bytes()
+    with pytest.raises(InputError, match=r"row 1 \(bytes\): bytes of a truncated image file"):
+        validate_images("photo", [data, data[:-40]])
+    with pytest.raises(InputError, match=r"row 0 .*: truncated image file"):
+        AutoMM(**tiny()).fit([paths[1]] + [paths[0]] * 3, ["a red cup", "the blue hat", "one green box", "a car"],
+                             [0, 1, 0, 1])
 
 
 def test_a_few_unreadable_images_count_as_missing_with_a_warning(tmp_path):
