@@ -169,15 +169,41 @@ def _model_inputs(estimator, frame, data_path: str) -> tuple:
 
 
 # ---------------------------------------------------------------------------------- fit
+def _recipe_or_draft(args: argparse.Namespace):
+    """The recipe ``automm fit`` runs: RECIPE read, or a data file's drafted recipe (``--label``)."""
+    from .recipes import _data_format, load_recipe
+
+    overrides = list(args.overrides or [])
+    is_data = Path(args.recipe).suffix.lower() not in (".yaml", ".yml") and \
+        _data_format(Path(args.recipe), None) is not None
+    if not is_data:
+        if args.label is not None:
+            raise UsageError("--label goes with a data file (automm fit DATA.csv --label COLUMN); a recipe names its "
+                             "label in data.label")
+        return load_recipe(args.recipe, overrides, check_data=True, require_data=True)
+    if args.label is None:
+        raise UsageError(f"{args.recipe} is a data file: name the column to predict with --label COLUMN "
+                         f"(or draft a recipe to edit first: automm init {args.recipe} --label COLUMN -o recipe.yaml)")
+    from .drafting import draft_recipe
+
+    draft = draft_recipe(args.recipe, args.label, recipe_dir=Path.cwd())
+    out = _Out(args.quiet or args.json)
+    out.log(f"drafted a recipe from {args.recipe}: {args.label!r} from "
+            + ", ".join(f"{c} ({r})" for c, r in draft.roles.items())
+            + (f"; left out {', '.join(draft.left_out)}" if draft.left_out else ""))
+    recipe = load_recipe(draft.content, overrides, base_dir=Path.cwd(), check_data=True, require_data=True)
+    recipe.source = args.recipe
+    return recipe
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
-    from .recipes import fit_recipe, load_recipe
+    from .recipes import fit_recipe
 
     out = _Out(args.quiet or args.json)
-    overrides = list(args.overrides or [])
-    recipe = load_recipe(args.recipe, overrides, check_data=True, require_data=True)
+    recipe = _recipe_or_draft(args)
     verbose = 0 if (args.quiet or args.json) else (recipe.params().get("verbose") or 1)
     output_dir = args.output or recipe.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, recipe.name)
-    out.log(f"recipe {args.recipe}: valid")
+    out.log(f"recipe {args.recipe}: valid" if args.label is None else f"recipe drafted from {args.recipe}: valid")
     # Progress printed by the training or the search goes to stderr: stdout is for the result.
     with contextlib.redirect_stdout(sys.stderr):
         result = fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir)
@@ -569,7 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "reproduces it) and print a summary: validation score, leaderboard when there "
                                    "was a search, test metrics when the recipe has a test set. Progress goes to "
                                    "stderr, the summary to stdout.")
-    p.add_argument("recipe", help="YAML recipe file")
+    p.add_argument("recipe", metavar="RECIPE", help="YAML recipe file, or a data file (CSV/TSV/Parquet) with --label")
+    p.add_argument("--label", metavar="COLUMN", help="with a data file: the column to predict; the recipe is "
+                                                     "drafted as 'automm init' drafts it (--set changes it) and "
+                                                     "saved with the model")
     p.add_argument("--output", "-o", metavar="DIR",
                    help=f"model directory (default: the recipe's output.dir, else {DEFAULT_OUTPUT_ROOT}/RECIPE_NAME)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (and nothing on stderr)")

@@ -1204,6 +1204,11 @@ class Recipe:
                                                 if c not in (label, data.get("split_column"), weight_column)])
         if not features:
             raise RecipeError([Problem("data.columns", "no feature columns left besides the label")], self.source)
+        # rows without a label can neither train nor be scored (as automm evaluate ignores them)
+        unlabelled: dict[str, int] = {}
+        train = _labelled_rows(train, label, "train", unlabelled)
+        test = _labelled_rows(test, label, "test", unlabelled)
+        valid = _labelled_rows(valid, label, "validation", unlabelled)
         dropped: list = []
         if data.get("min_class_rows"):
             counts = train[label].value_counts()
@@ -1227,7 +1232,7 @@ class Recipe:
             raise RecipeError([Problem("data", f"no training rows in {what}")], self.source)
         result = RecipeData(X_train=train[features].reset_index(drop=True),
                             y_train=train[label].reset_index(drop=True), label=label, source=what,
-                            dropped_classes=dropped)
+                            dropped_classes=dropped, unlabelled_rows=unlabelled)
         if weight_column is not None:
             result.w_train = _weights(train, weight_column, what, self.source)
         if valid is not None:
@@ -1240,6 +1245,19 @@ class Recipe:
             result.X_test, result.y_test, result.w_test = _labelled_part(test, features, label, weight_column, "test",
                                                                          f"the test data of {what}", self.source)
         return result
+
+
+def _labelled_rows(frame, label: str, part: str, counts: dict[str, int]):
+    """The rows of ``frame`` (None stays None) that have a label; counts the others in ``counts``."""
+    if frame is None or label not in frame.columns:
+        return frame
+    from .data import is_missing
+
+    keep = [not is_missing(v) for v in frame[label].tolist()]
+    if all(keep):
+        return frame
+    counts[part] = len(keep) - sum(keep)
+    return frame[keep]
 
 
 def _labelled_part(frame, features: list, label: str, weight_column: str | None, key: str, what: str,
@@ -1323,6 +1341,7 @@ class RecipeData:
     X_test: Any = None
     y_test: Any = None
     dropped_classes: list = field(default_factory=list)  # by data.min_class_rows
+    unlabelled_rows: dict = field(default_factory=dict)   # rows left out for a missing label, per part
     w_train: Any = None   # sample weights (data.weight_column), or None
     w_test: Any = None
     X_val: Any = None     # validation data (data.valid or data.valid_values), or None
@@ -1647,6 +1666,8 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         test_rows = f", {len(data.X_val)} validation rows" + test_rows
     log(f"data: {data.source}: {len(data.X_train)} train rows{test_rows}; label {data.label!r}; "
         f"features {', '.join(map(str, data.X_train.columns))}")
+    if data.unlabelled_rows:
+        log("left out rows without a label: " + ", ".join(f"{n} {part}" for part, n in data.unlabelled_rows.items()))
     if data.dropped_classes:
         shown = ", ".join(map(str, data.dropped_classes[:10])) + (" ..." if len(data.dropped_classes) > 10 else "")
         log(f"data.min_class_rows: dropped {len(data.dropped_classes)} rare classes ({shown})")

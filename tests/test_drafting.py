@@ -138,3 +138,29 @@ def test_a_draft_for_the_shared_fashion_file(fashion_dir, tmp_path):
     assert list(draft.left_out) == ["id"] and data["split_column"] == "split"
     assert any("fewer than 5 training rows" in note and "'Saree'" in note for note in draft.notes)
     load_recipe(draft.content, base_dir=tmp_path, check_data=True, require_data=True)
+
+
+def test_fit_drafts_the_recipe_of_a_data_file_given_a_label(emoji_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    frame = pd.read_csv(emoji_folder / "emoji.csv")
+    frame.loc[[0, int((frame["split"] == "test").idxmax())], "category"] = None  # a train and a test row unlabelled
+    frame.to_csv(emoji_folder / "emoji.csv", index=False)
+    tiny = ["--set", "training.max_epochs=1", "--set", "search.n_trials=1", "--set", "data.max_rows=60",
+            "--set", "components.encoders.image={name: cnn, image_size: 16, width: 4, depth: 1, output_dim: 16}",
+            "--set", "components.encoders.text={name: hashed_ngram, n_buckets: 1024, emb_dim: 8, output_dim: 16}"]
+    assert main(["fit", str(emoji_folder / "emoji.csv"), "--label", "category", "--set", "search.time_limit=null",
+                 *tiny]) == 0
+    captured = capsys.readouterr()
+    assert "drafted a recipe from" in captured.err and "left out emoji_id, source, sku" in captured.err
+    assert "left out rows without a label: 1 train, 1 test" in captured.err
+    assert "test accuracy" in captured.out
+    saved = yaml.safe_load((tmp_path / "automm-models" / "emoji" / "recipe.yaml").read_text())
+    assert saved["data"]["label"] == "category" and saved["data"]["columns"] == ["image", "name"]
+
+    # a data file needs --label; a recipe names its own
+    assert main(["fit", str(emoji_folder / "emoji.csv")]) == 2
+    assert "is a data file: name the column to predict with --label COLUMN" in capsys.readouterr().err
+    recipe = tmp_path / "r.yaml"
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(recipe)]) == 0
+    assert main(["fit", str(recipe), "--label", "category"]) == 2
+    assert "--label goes with a data file" in capsys.readouterr().err

@@ -308,6 +308,21 @@ def test_data_from_one_file_with_a_split_column_and_relative_images(tmp_path, em
         load_recipe(recipe_dir / "r.yaml", ["data.train_values=[train]"]).load_data()
 
 
+def test_rows_without_a_label_are_left_out_of_every_part(tmp_path, emoji_sample):
+    # a data file with a few blank labels: they can neither train nor be scored
+    frame = emoji_sample.head(40).copy()
+    frame["split"] = ["train"] * 30 + ["test"] * 6 + ["valid"] * 4
+    frame.loc[[2, 5], "category"] = None
+    frame.loc[31, "category"] = "  "
+    frame.loc[37, "category"] = float("nan")
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    recipe = {"data": {"path": "items.csv", "label": "category", "split_column": "split", "valid_values": "valid"}}
+    data = load_recipe(recipe, base_dir=tmp_path, require_data=True).load_data()
+    assert (len(data.X_train), len(data.X_test), len(data.X_val)) == (28, 5, 3)
+    assert data.unlabelled_rows == {"train": 2, "test": 1, "validation": 1}
+    assert not data.y_train.isna().any() and not data.y_test.isna().any()
+
+
 def test_data_from_train_and_test_files_with_images_relative_to_the_recipe(tmp_path, emoji_sample):
     (tmp_path / "images").mkdir()
     (tmp_path / "tables").mkdir()
