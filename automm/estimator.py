@@ -689,7 +689,7 @@ class AutoMM(BaseEstimator):
         search, its ``trials`` by state, the ``best_trial`` and the ``ensemble`` (pooling and
         each member trial's weight and components); the ``decision_weights`` of ``predict``'s
         rule when the metric set them (:mod:`automm.decision`); ``fit_seconds``. A loaded model
-        has what its directory keeps (the components, columns, epochs, ensemble and rule)."""
+        says the same: its directory keeps these facts (manifest key ``fit``)."""
         self._check_fitted()
         from .components.stack import describe_encoder
         from .leaderboard import trial_counts
@@ -712,6 +712,8 @@ class AutoMM(BaseEstimator):
         leaderboard = state.get("leaderboard_")
         if leaderboard is not None and len(leaderboard):
             summary["trials"] = trial_counts(leaderboard)
+        elif state.get("trial_counts_") is not None:  # a loaded model: what its directory recorded
+            summary["trials"] = dict(state["trial_counts_"])
         for attr, key in (("best_trial_", "best_trial"), ("study_name_", "study_name")):
             if state.get(attr) is not None:
                 summary[key] = state[attr]

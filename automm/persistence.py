@@ -126,6 +126,9 @@ def manifest_of(estimator) -> dict:
     }
     if estimator.__dict__.get("decision_weights_") is not None:
         manifest["decision_weights"] = [float(w) for w in estimator.decision_weights_]
+    record = _fit_record(estimator)
+    if record:
+        manifest["fit"] = record
     if estimator.problem_type_ == "regression":
         manifest["target"] = {"mean": estimator.target_mean_, "std": estimator.target_std_}
     else:
@@ -319,9 +322,33 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         estimator.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
     estimator.decision_weights_ = (np.asarray(manifest["decision_weights"], dtype=np.float64)
                                    if "decision_weights" in manifest else None)
+    for key, attr in _FIT_RECORD:  # what fit did (fit_summary); absent from older directories
+        if key in manifest.get("fit", {}):
+            setattr(estimator, attr, manifest["fit"][key])
     if "ensemble" in manifest:
         estimator.ensemble_ = _load_ensemble(directory, manifest, inputs, estimator.model_, device_)
     return estimator
+
+
+#: What ``fit`` did, kept with the model for :meth:`~automm.AutoMM.fit_summary` (manifest key
+#: ``fit``; nothing prediction reads): manifest key -> the estimator's attribute.
+_FIT_RECORD = (("validation_score", "best_score_"), ("stop_reason", "stop_reason_"),
+               ("fit_seconds", "fit_seconds_"), ("best_trial", "best_trial_"), ("study_name", "study_name_"),
+               ("trials", "trial_counts_"))
+
+
+def _fit_record(estimator) -> dict:
+    """The ``fit`` record of a fitted ``estimator`` (see :data:`_FIT_RECORD`)."""
+    from .leaderboard import trial_counts
+
+    state = estimator.__dict__
+    leaderboard = state.get("leaderboard_")
+    values = {"validation_score": state.get("best_score_"), "stop_reason": state.get("stop_reason_"),
+              "fit_seconds": state.get("fit_seconds_"), "best_trial": state.get("best_trial_"),
+              "study_name": state.get("study_name_"),
+              "trials": trial_counts(leaderboard) if leaderboard is not None and len(leaderboard)
+              else state.get("trial_counts_")}
+    return {key: _jsonable(value) for key, value in values.items() if value is not None}
 
 
 def _format_version(ensemble, decision_weights=None) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
-import re
 import time
 import uuid
 from pathlib import Path
@@ -443,10 +443,17 @@ def test_fit_summary_says_what_the_search_did_and_kept(searched, tmp_path):
     assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1.0)
     assert ensemble["members"][0]["trial"] == searched.best_trial_
     json.dumps(summary)
-    loaded = AutoMM.load(searched.save(tmp_path / "model")).fit_summary()  # what the directory keeps
-    assert {k: loaded[k] for k in ("columns", "components", "epochs_run", "best_epoch", "ensemble")} == \
+    directory = searched.save(tmp_path / "model")
+    assert AutoMM.load(directory).fit_summary() == summary  # the directory keeps what fit did
+    # a directory written before it kept the record (manifest key "fit") still loads and says the rest
+    manifest_path = Path(directory) / "automm.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["fit"]
+    manifest_path.write_text(json.dumps(manifest))
+    older = AutoMM.load(directory).fit_summary()
+    assert {k: older[k] for k in ("columns", "components", "epochs_run", "best_epoch", "ensemble")} == \
         {k: summary[k] for k in ("columns", "components", "epochs_run", "best_epoch", "ensemble")}
-    assert "trials" not in loaded
+    assert "trials" not in older and older["validation_score"] is None
 
 
 def test_verbose_search_prints_a_line_per_trial_and_what_it_kept(texts, capsys):
