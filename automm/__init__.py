@@ -12,6 +12,7 @@ from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, 
 from .registry import (create_augmentation, create_encoder, create_fusion, get_registry, list_augmentations,
                        list_datasets, list_encoders, list_fusions, load_dataset, reset_registry)
 from .estimator import AutoMM, AutoMMClassifier, AutoMMRegressor
+from .folders import read_image_folder
 
 __version__ = "0.1.0"
 
@@ -20,7 +21,7 @@ __all__ = [
     "Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "hookimpl",
     "list_encoders", "list_fusions", "list_augmentations", "list_datasets", "load_dataset",
     "create_encoder", "create_fusion", "create_augmentation", "get_registry", "reset_registry",
-    "check_deadline", "time_left",
+    "check_deadline", "time_left", "read_image_folder",
     "AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "TimeLimitExceeded",
     "UnknownComponentError",
     "__version__",

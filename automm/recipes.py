@@ -152,7 +152,7 @@ except ImportError:  # pragma: no cover
     SAMPLERS = ("tpe", "random", "cmaes", "nsgaii")
     PRUNERS = ("median", "hyperband", "successive_halving", "none")
     OBJECTIVES = ("score", "latency", "params")
-FORMATS = ("csv", "tsv", "parquet")
+FORMATS = ("csv", "tsv", "parquet", "folder")  # folder: class folders of images (automm.folders)
 _SEED_MAX = 2**32 - 1
 
 
@@ -495,6 +495,8 @@ def apply_overrides(recipe: Mapping, overrides: Iterable[str]) -> dict:
 def _data_format(file: Path, declared: str | None) -> str | None:
     if declared:
         return declared
+    if file.is_dir():
+        return "folder"
     suffixes = [s.lower() for s in file.suffixes]
     while suffixes and suffixes[-1] in (".gz", ".bz2", ".zip", ".xz", ".zst"):
         suffixes.pop()
@@ -514,6 +516,10 @@ def _parquet_engine() -> str | None:
 def _header(file: Path, fmt: str) -> list[str]:
     import pandas as pd
 
+    if fmt == "folder":
+        from .folders import folder_columns
+
+        return folder_columns(file)
     if fmt == "parquet":
         if _parquet_engine() == "pyarrow":
             import pyarrow.parquet as pq
@@ -552,7 +558,10 @@ def _check_file(ck: _Checker, value: Any, path: str, fmt_declared: Any) -> list[
         relative = "" if Path(value).is_absolute() else f" (relative paths are resolved against {ck.base_dir})"
         ck.report(path, f"file not found: {str(file)!r}{relative}")
         return None
-    if not file.is_file():
+    if fmt == "folder" and not file.is_dir():
+        ck.expected(path, "a folder of images (data.format: folder)", f"{value} (a file)")
+        return None
+    if fmt != "folder" and not file.is_file():
         ck.expected(path, "a file", f"{value} (a directory)")
         return None
     if fmt is None:
@@ -1351,15 +1360,21 @@ class RecipeData:
 
 # ---------------------------------------------------------------------------------- tables
 def read_table(path: str | os.PathLike, fmt: str | None = None):
-    """A DataFrame from a CSV/TSV/Parquet file; :class:`InputError` naming the file if unreadable."""
+    """A DataFrame from a CSV/TSV/Parquet file, or from a folder of images (class folders:
+    :func:`automm.folders.read_image_folder`); :class:`InputError` naming the file if unreadable."""
     import pandas as pd
 
     file = Path(path)
+    if file.is_dir() and fmt in (None, "folder"):
+        from .folders import read_image_folder
+
+        return read_image_folder(file)
     if not file.is_file():
         raise FileNotFoundError(f"data file not found: {str(file)!r}")
     fmt = _data_format(file, fmt)
     if fmt is None:
-        raise InputError(f"{str(file)!r}: cannot tell the format from the name; use a .csv, .tsv or .parquet file")
+        raise InputError(f"{str(file)!r}: cannot tell the format from the name; use a .csv, .tsv or .parquet file, "
+                         "or a folder of images")
     try:
         if fmt == "parquet":
             if _parquet_engine() is None:

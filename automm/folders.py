@@ -1,0 +1,70 @@
+"""Image folders as tables: the layout image datasets are often shipped in.
+
+``photos/cat/1.jpg, photos/dog/2.jpg`` (one folder per class), optionally under split folders
+(``photos/train/cat/1.jpg, photos/test/cat/9.jpg``), or images directly in the folder (no
+label: what ``predict`` reads). :func:`read_image_folder` turns such a folder into the table
+automm takes everywhere else (``image``, ``label``, ``split`` columns), so ``AutoMM().fit``,
+recipes (``data.path`` naming the folder) and ``automm init`` / ``fit`` / ``predict`` /
+``evaluate`` read it like a CSV file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .exceptions import InputError
+from .roles import IMAGE_EXTENSIONS
+
+__all__ = ["read_image_folder", "SPLIT_FOLDER_NAMES", "FOLDER_COLUMNS"]
+
+#: Top-level folder names read as splits (their subfolders are then the classes).
+SPLIT_FOLDER_NAMES = ("train", "training", "test", "testing", "valid", "validation", "val", "dev")
+#: The columns of a folder's table, in order (``split`` only when the folder has split folders).
+FOLDER_COLUMNS = ("image", "label", "split")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (not hidden), sorted by name."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def folder_columns(path: str | os.PathLike) -> list[str]:
+    """The columns :func:`read_image_folder` gives for ``path``, without listing every image."""
+    subfolders = _subfolders(Path(path))
+    split = bool(subfolders) and all(p.name.lower() in SPLIT_FOLDER_NAMES for p in subfolders)
+    return list(FOLDER_COLUMNS if split else FOLDER_COLUMNS[:2])
+
+
+def read_image_folder(path: str | os.PathLike):
+    """A pandas DataFrame of the images under ``path``: ``image`` (absolute path), ``label``
+    (the name of the class folder holding it; None for an image directly in ``path``) and,
+    when every folder directly in ``path`` is named like a split (``train``, ``test``,
+    ``valid``, ...: :data:`SPLIT_FOLDER_NAMES`), ``split`` (that name). Images are the files
+    with an image extension; hidden files and deeper folders are left out. Raises
+    :class:`InputError` when ``path`` is not a folder or holds no image."""
+    import pandas as pd
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise InputError(f"{str(path)!r} is not a folder")
+    rows: list[tuple] = []
+    subfolders = _subfolders(root)
+    split = bool(subfolders) and all(p.name.lower() in SPLIT_FOLDER_NAMES for p in subfolders)
+    parts = [(p, p.name) for p in subfolders] if split else [(root, None)]
+    for folder, split_name in parts:
+        for image in _images_in(folder):
+            rows.append((str(image.resolve()), None, split_name))
+        for class_folder in _subfolders(folder):
+            for image in _images_in(class_folder):
+                rows.append((str(image.resolve()), class_folder.name, split_name))
+    if not rows:
+        layout = "class folders of images (photos/cat/1.jpg), optionally under train/ and test/ folders"
+        raise InputError(f"{str(path)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); expected {layout}")
+    frame = pd.DataFrame(rows, columns=list(FOLDER_COLUMNS))
+    return frame if split else frame.drop(columns="split")
