@@ -575,11 +575,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
 
     p = sub.add_parser("init", parents=[common], help="draft a recipe for a data file",
-                       description="Read DATA (a CSV/TSV/Parquet file, or a folder of class folders of images), infer each column's role, leave out identifiers "
-                                   "and constant columns, find a split column (split, fold, set, ... with train "
-                                   "and test values), infer the problem type from the label, and write a recipe "
-                                   "that 'automm fit' runs as it is, with comments on what was inferred.")
-    p.add_argument("data", metavar="DATA", help="data file: one row per sample, a column per input and the label")
+                       description="Read DATA (a CSV/TSV/Parquet file, or a folder of class folders of images), "
+                                   "infer each column's role, leave out identifiers and constant columns, find a "
+                                   "split column (split, fold, set, ... with train and test values), infer the "
+                                   "problem type from the label, and write a recipe that 'automm fit' runs as it "
+                                   "is, with comments on what was inferred.")
+    p.add_argument("data", metavar="DATA", help="data file (one row per sample, a column per input and the label) "
+                                                "or image folder (columns image, label, split)")
     p.add_argument("--label", required=True, metavar="COLUMN", help="the column to predict")
     p.add_argument("--output", "-o", metavar="RECIPE.yaml", default="-",
                    help="recipe file to write (default: stdout; data paths are written relative to its folder)")
@@ -595,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "reproduces it) and print a summary: validation score, leaderboard when there "
                                    "was a search, test metrics when the recipe has a test set. Progress goes to "
                                    "stderr, the summary to stdout.")
-    p.add_argument("recipe", metavar="RECIPE", help="YAML recipe file, or a data file (CSV/TSV/Parquet) or image folder with --label")
+    p.add_argument("recipe", metavar="RECIPE",
+                   help="YAML recipe file, or a data file (CSV/TSV/Parquet) or image folder with --label")
     p.add_argument("--label", metavar="COLUMN", help="with a data file: the column to predict; the recipe is "
                                                      "drafted as 'automm init' drafts it (--set changes it) and "
                                                      "saved with the model")
@@ -606,8 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", parents=[common], help="predict labels (and probabilities) for a data file",
                        description="Predict with a saved model for every row of DATA (CSV/TSV/Parquet, or a "
-                                   "folder of images); relative image paths are resolved against DATA's folder. Writes CSV with a 'prediction' "
-                                   "column (and proba_<class> columns with --proba).")
+                                   "folder of images); relative image paths are resolved against DATA's folder. "
+                                   "Writes CSV with a 'prediction' column (and proba_<class> columns with --proba).")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'automm fit' or AutoMM.save")
     p.add_argument("data", metavar="DATA", help="data file with the model's input columns")
     p.add_argument("--output", "-o", metavar="OUT.csv", default="-", help="output CSV (default: stdout)")
