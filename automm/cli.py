@@ -187,10 +187,7 @@ def _recipe_or_draft(args: argparse.Namespace):
     from .drafting import draft_recipe
 
     draft = draft_recipe(args.recipe, args.label, recipe_dir=Path.cwd())
-    out = _Out(args.quiet or args.json)
-    out.log(f"drafted a recipe from {args.recipe}: {args.label!r} from "
-            + ", ".join(f"{c} ({r})" for c, r in draft.roles.items())
-            + (f"; left out {', '.join(draft.left_out)}" if draft.left_out else ""))
+    _Out(args.quiet or args.json).log(f"drafted a recipe from {args.recipe}: {draft.describe()}")
     recipe = load_recipe(draft.content, overrides, base_dir=Path.cwd(), check_data=True, require_data=True)
     recipe.source = args.recipe
     return recipe
@@ -350,9 +347,8 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import is_missing
     from .exceptions import InputError
-    from .recipes import _suggest, _weight_column_values, compute_metrics, positive_class
+    from .recipes import _labelled_rows, _suggest, _weight_column_values, compute_metrics, positive_class
 
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
@@ -365,10 +361,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         problem = UsageError if args.label else InputError
         raise problem(f"{args.data}: no label column {label!r}; columns are {', '.join(map(str, frame.columns))}"
                       f"{_suggest(label, list(frame.columns))}")
-    present = [not is_missing(v) for v in frame[label].tolist()]
-    if not all(present):
-        out.log(f"ignoring {len(present) - sum(present)} rows without a label")
-        frame = frame[present].reset_index(drop=True)
+    unlabelled: dict[str, int] = {}
+    frame = _labelled_rows(frame, label, "rows", unlabelled)
+    if unlabelled:
+        out.log(f"ignoring {unlabelled['rows']} rows without a label")
+        frame = frame.reset_index(drop=True)
         if len(frame) == 0:
             raise InputError(f"{args.data}: no rows with a label in column {label!r}")
     weights = None
@@ -412,9 +409,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, target)  # never a half-written recipe
     out = _Out(args.quiet)
-    roles = ", ".join(f"{c} ({r})" for c, r in draft.roles.items())
-    out.log(f"wrote {target}: {args.label!r} from {roles}"
-            + (f"; left out {', '.join(draft.left_out)}" if draft.left_out else ""))
+    out.log(f"wrote {target}: {draft.describe()}")
     out.log(f"next: automm fit {target}")
     _Out.result(str(target))
     return EXIT_OK

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import InputError
+from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
 
 __all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT"]
 
@@ -27,9 +28,6 @@ __all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT"]
 DEFAULT_TIME_LIMIT = 600
 #: Names of columns that tell the rows of one file apart (compared in lower case).
 SPLIT_COLUMN_NAMES = ("split", "fold", "set", "subset", "partition", "dataset")
-_TRAIN_VALUES = ("train", "training")
-_TEST_VALUES = ("test", "testing")
-_VALID_VALUES = ("valid", "validation", "val", "dev")
 #: A column whose name says it is an identifier: ``id``, ``user_id``, ``productId``, ``ID``.
 _ID_NAME = re.compile(r"^(?:id|ID|Id)$|[_\s-](?:id|ID|Id)$|(?<=[a-z])(?:Id|ID)$|^index$|^Unnamed: \d+$")
 #: Classes with fewer training rows than this are pointed out (``data.min_class_rows``).
@@ -57,6 +55,12 @@ class RecipeDraft:
             lines.append(f"# Left out: {column!r} ({why}); add it to data.columns to use it.")
         lines += [f"# {note}" for note in self.notes]
         return "\n".join(lines) + "\n" + dump_recipe(self.content)
+
+    def describe(self) -> str:
+        """One line: the label, the columns used with their roles, the columns left out."""
+        used = ", ".join(f"{c} ({r})" for c, r in self.roles.items())
+        left_out = f"; left out {', '.join(self.left_out)}" if self.left_out else ""
+        return f"{self.content['data']['label']!r} from {used}{left_out}"
 
 
 def _present(values: list[Any]) -> list[Any]:
@@ -90,9 +94,9 @@ def _split_column(frame, label: str) -> tuple[str, list, list, list] | None:
             continue
         values = [v for v in frame[column].dropna().unique().tolist()]
         lowered = {str(v).strip().lower(): v for v in values}
-        train = [lowered[k] for k in _TRAIN_VALUES if k in lowered]
-        test = [lowered[k] for k in _TEST_VALUES if k in lowered]
-        valid = [lowered[k] for k in _VALID_VALUES if k in lowered]
+        train = [lowered[k] for k in TRAIN_NAMES if k in lowered]
+        test = [lowered[k] for k in TEST_NAMES if k in lowered]
+        valid = [lowered[k] for k in VALID_NAMES if k in lowered]
         if train and test:
             return str(column), train, test, valid
     return None
@@ -123,7 +127,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     from . import registry as _registry
     from .data import as_table, infer_roles
     from .estimator import AutoMM
-    from .recipes import read_table, resolve_image_paths
+    from .recipes import _labelled_rows, read_table, resolve_image_paths
     from .roles import BASE_ROLES
 
     data = Path(data)
@@ -138,7 +142,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise InputError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(columns)}")
     frame.columns = columns
-    labelled = frame[frame[label].notna()]
+    labelled = _labelled_rows(frame, label, "rows", {})
     if labelled.empty:
         raise InputError(f"--label: every value of column {label!r} in {str(data)!r} is missing")
     sample = labelled.head(_SAMPLE_ROWS)

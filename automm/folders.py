@@ -16,10 +16,14 @@ from pathlib import Path
 from .exceptions import InputError
 from .roles import IMAGE_EXTENSIONS
 
-__all__ = ["read_image_folder", "SPLIT_FOLDER_NAMES", "FOLDER_COLUMNS"]
+__all__ = ["read_image_folder", "SPLIT_FOLDER_NAMES", "FOLDER_COLUMNS", "TRAIN_NAMES", "TEST_NAMES", "VALID_NAMES"]
 
+#: Names of the parts of a data set (folder names here; split column values for ``automm init``).
+TRAIN_NAMES = ("train", "training")
+TEST_NAMES = ("test", "testing")
+VALID_NAMES = ("valid", "validation", "val", "dev")
 #: Top-level folder names read as splits (their subfolders are then the classes).
-SPLIT_FOLDER_NAMES = ("train", "training", "test", "testing", "valid", "validation", "val", "dev")
+SPLIT_FOLDER_NAMES = TRAIN_NAMES + TEST_NAMES + VALID_NAMES
 #: The columns of a folder's table, in order (``split`` only when the folder has split folders).
 FOLDER_COLUMNS = ("image", "label", "split")
 
@@ -34,11 +38,14 @@ def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _is_split_layout(subfolders: list[Path]) -> bool:
+    """Whether the folders directly in a root are all named like splits."""
+    return bool(subfolders) and all(p.name.lower() in SPLIT_FOLDER_NAMES for p in subfolders)
+
+
 def folder_columns(path: str | os.PathLike) -> list[str]:
     """The columns :func:`read_image_folder` gives for ``path``, without listing every image."""
-    subfolders = _subfolders(Path(path))
-    split = bool(subfolders) and all(p.name.lower() in SPLIT_FOLDER_NAMES for p in subfolders)
-    return list(FOLDER_COLUMNS if split else FOLDER_COLUMNS[:2])
+    return list(FOLDER_COLUMNS if _is_split_layout(_subfolders(Path(path))) else FOLDER_COLUMNS[:2])
 
 
 def read_image_folder(path: str | os.PathLike):
@@ -55,7 +62,7 @@ def read_image_folder(path: str | os.PathLike):
         raise InputError(f"{str(path)!r} is not a folder")
     rows: list[tuple] = []
     subfolders = _subfolders(root)
-    split = bool(subfolders) and all(p.name.lower() in SPLIT_FOLDER_NAMES for p in subfolders)
+    split = _is_split_layout(subfolders)
     parts = [(p, p.name) for p in subfolders] if split else [(root, None)]
     for folder, split_name in parts:
         for image in _images_in(folder):

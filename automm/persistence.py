@@ -331,24 +331,16 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
 
 
 #: What ``fit`` did, kept with the model for :meth:`~automm.AutoMM.fit_summary` (manifest key
-#: ``fit``; nothing prediction reads): manifest key -> the estimator's attribute.
+#: ``fit``; nothing prediction reads): the summary's key -> the estimator's attribute.
 _FIT_RECORD = (("validation_score", "best_score_"), ("stop_reason", "stop_reason_"),
                ("fit_seconds", "fit_seconds_"), ("best_trial", "best_trial_"), ("study_name", "study_name_"),
                ("trials", "trial_counts_"))
 
 
 def _fit_record(estimator) -> dict:
-    """The ``fit`` record of a fitted ``estimator`` (see :data:`_FIT_RECORD`)."""
-    from .leaderboard import trial_counts
-
-    state = estimator.__dict__
-    leaderboard = state.get("leaderboard_")
-    values = {"validation_score": state.get("best_score_"), "stop_reason": state.get("stop_reason_"),
-              "fit_seconds": state.get("fit_seconds_"), "best_trial": state.get("best_trial_"),
-              "study_name": state.get("study_name_"),
-              "trials": trial_counts(leaderboard) if leaderboard is not None and len(leaderboard)
-              else state.get("trial_counts_")}
-    return {key: _jsonable(value) for key, value in values.items() if value is not None}
+    """The ``fit`` record of a fitted ``estimator``: those keys of its ``fit_summary()``."""
+    summary = estimator.fit_summary()
+    return {key: _jsonable(summary[key]) for key, _ in _FIT_RECORD if summary.get(key) is not None}
 
 
 def _format_version(ensemble, decision_weights=None) -> int:
