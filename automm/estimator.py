@@ -40,6 +40,18 @@ PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
 _component_choice = _registry.split_component_choice
 
 
+def _barely_trained(candidate: Candidate, time_limit: Any) -> str:
+    """The warning for a kept model that the time limit stopped inside its first epoch."""
+    record = candidate.history[-1]
+    batches, planned, seconds = record.get("batches") or 0, record.get("epoch_batches"), record.get("train_seconds")
+    epoch = ""
+    if batches and planned and seconds:
+        epoch = f"; one epoch of it takes about {seconds / batches * planned:.0f} s here"
+    return (f"time_limit={time_limit}: the model kept did not finish one pass over the training rows "
+            f"({candidate.cut_in_first_epoch}; holdout score {candidate.best_score:.4f}){epoch}: more time "
+            "gives a better model")
+
+
 def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
     if y is None:
         if len(args) < 2:
@@ -619,6 +631,8 @@ class AutoMM(BaseEstimator):
             deadline = start + float(self.time_limit) - reserve
         with image_cache():  # decoded images shared by every epoch and trial of this fit
             candidate = self._fit_candidates(data, config, deadline, graceful=not _called_by_model_selection())
+        if candidate.cut_in_first_epoch:
+            warnings.warn(_barely_trained(candidate, self.time_limit), stacklevel=3)
         self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
         return self

@@ -128,6 +128,19 @@ class Candidate:
             value = record.get("valid_loss")
         return float(value) if value is not None and math.isfinite(value) else None
 
+    @property
+    def cut_in_first_epoch(self) -> str | None:
+        """Why this network is not trained enough to judge its configuration, or None: the
+        time limit stopped it (its first fold's, for a bag) inside its first epoch, so every
+        epoch of its history is incomplete and its holdout score measures a model that saw part
+        of the training rows once (on fashion, 0.02-0.2 where a finished epoch scores 0.95)."""
+        if not self.history or any(record.get("complete", True) for record in self.history):
+            return None
+        record = self.history[-1]
+        batches, planned = record.get("batches", 0), record.get("epoch_batches")
+        done = f"{batches} of {planned} batches" if planned else f"{batches} batches"
+        return f"time limit reached in its first epoch ({done})"
+
 
 def decision_weights(data: PreparedData, outputs: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     """The class weights of :mod:`automm.decision`'s rule for ``data.metric``, fitted on
@@ -362,7 +375,9 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     out-of-fold score of the rows of the folds done so far (computed only then); when it
     returns True (pruned) the bag stops there and comes back the same way, its score that
     partial out-of-fold score. Each fold may use an equal share of the time left before
-    ``deadline``. With ``stop_on_interrupt``, Ctrl-C ends the bag with the fold models finished
+    ``deadline``; a fold that it stops inside its first epoch (:attr:`Candidate.cut_in_first_epoch`)
+    ends the bag the same way, its score that of the folds trained before (the first fold: as
+    it is, for the search to judge). With ``stop_on_interrupt``, Ctrl-C ends the bag with the fold models finished
     so far (the first fold alone, at its best epoch so far, when it is the one interrupted):
     ``interrupted`` is set, and there are no out-of-fold or holdout outputs."""
     start = time.monotonic()
@@ -395,8 +410,15 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
                              interrupted=True)
         if index == 0:
             first = fold
-            if fold.stop_reason.startswith("pruned"):
+            if fold.stop_reason.startswith("pruned") or fold.cut_in_first_epoch:
                 return replace(fold, valid_outputs=None, seconds=time.monotonic() - start)
+        elif fold.cut_in_first_epoch:  # its out-of-fold outputs would be those of an untrained model
+            done = np.concatenate([valid for _, valid in folds[:index]])
+            _, partial = validation_metrics(oof[done], data.targets[done], data.problem_type != "regression",
+                                            data.weights(done), data.metric)
+            return replace(first, valid_outputs=None, best_score=partial, seconds=time.monotonic() - start,
+                           stop_reason=f"{fold.cut_in_first_epoch} of fold {index + 1} of {n_folds}: kept fold 1, "
+                                       f"scored out of fold on the {index} fold{'s' if index > 1 else ''} trained")
         if fold.valid_outputs is None:
             raise FloatingPointError(f"fold {index + 1} of {n_folds} has no finite validation outputs")
         if oof is None:

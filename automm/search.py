@@ -14,7 +14,10 @@ training hyperparameters. The first trial of a study is the default configuratio
 trains without a search), so the search never ends worse on the holdout than the default. Next
 come the presets (the default with frozen pretrained encoders, the linear model
 (:mod:`automm.linear`), the nearest-neighbour model (:mod:`automm.neighbors`), replicates);
-sampled configurations follow. ``search_space={"warm_start": False}`` skips the default and the
+sampled configurations follow. Under a time limit the linear and nearest-neighbour models run
+first, before the default: they cost seconds where a network may need minutes per epoch, so
+even a budget too short for one epoch of the default ends with a model that finished (fashion
+subCategory, ``time_limit=20``: 0.995 test accuracy instead of 0.986; see :func:`_warm_start_queue`). ``search_space={"warm_start": False}`` skips the default and the
 presets: every trial is then sampled.
 
 Sampling, pruning, budget, failures
@@ -30,9 +33,13 @@ finished, so that a slow-starting architecture is first seen at its finished sco
 trial is pruned before :data:`PRUNING_WARMUP_FRACTION` of its planned epochs.
 The default, its presets and their replicates report too but are never pruned (they are the
 baseline and the ensemble's planned members). ``time_limit`` is a
-hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch (a
-pretrained encoder computing features stops there too, through
-:func:`automm.deadlines.check_deadline`, and the trial fails with its progress cached); a
+hard wall clock for the whole fit: trials stop at the deadline and keep their best epoch; a
+network that it stops inside its first epoch (a bag: its first fold; a later fold ends the bag
+there, scored on the folds trained) is recorded as pruned ("time limit reached in its first
+epoch (k of n batches)"), not scored as if trained, since it has not seen every row once, and
+reports nothing to the pruner; ``fit`` warns when the model it keeps is such a one. A
+pretrained encoder computing features stops at the deadline too, through
+:func:`automm.deadlines.check_deadline`, and the trial fails with its progress cached; a
 trial stuck in code that does not watch the deadline is interrupted :data:`MIN_HARD_GRACE`
 seconds (or 5% of the budget) later and fails (main thread of a POSIX process); with room for several trials, a sampled trial
 trains at most :data:`TRIAL_TIME_FRACTION` of the search's time and the default, its presets
@@ -641,8 +648,8 @@ class _TrialReporter(Callback):
             return
         epoch = int(record["epoch"])
         value = float(trainer.best_score)
-        if not math.isfinite(value):
-            return
+        if not math.isfinite(value) or not record.get("complete", True):
+            return  # an epoch the time limit cut is no point of a learning curve
         self.trial.report(value, epoch)
         warming_up = epoch < math.ceil(self.warmup_fraction * trainer.planned_epochs)
         if self.prunable and not warming_up and self.trial.should_prune():
@@ -843,6 +850,11 @@ def _run_objective(trial, ctx: _Context):
             ctx.device_queue.put(device)
     seconds = time.monotonic() - start
     ctx.succeeded = True
+    if candidate.cut_in_first_epoch and not reporter.pruned:
+        # too slow for its share of the budget: its score measures a model that never saw every
+        # row, not the configuration; pruned, it ranks below every finished trial
+        reporter.pruned_reason = candidate.cut_in_first_epoch
+        candidate = replace(candidate, stop_reason=candidate.cut_in_first_epoch)
     if not reporter.pruned and not _always_weighed(config):  # (no epochs) see _stop_reason
         ctx.durations.append(seconds)
     score = float(candidate.best_score)
@@ -1446,9 +1458,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             study.set_user_attr(_STATUS, "running")
             if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
                                             for t in study.get_trials(deepcopy=False)):
-                study.enqueue_trial({}, user_attrs={_ATTR + "default": True})
-                for index in range(len(space.presets)):  # then pretrained variants and replicates
-                    study.enqueue_trial({}, user_attrs={_ATTR + "preset": index})
+                for attrs in _warm_start_queue(space, deadline is not None):
+                    study.enqueue_trial({}, user_attrs=attrs)
             try:
                 _run_processes(ctx, study, (kind, value), n_jobs, devices)
             except KeyboardInterrupt:
@@ -1468,6 +1479,19 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         return result
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _warm_start_queue(space: SearchSpace, timed: bool) -> list[dict]:
+    """The user attributes of the trials a search starts with, in order: the default, then the
+    presets (pretrained variants, the linear and nearest-neighbour models, replicates). Under a
+    time limit (``timed``) the linear and nearest-neighbour models come first: they cost seconds
+    where the default network may need minutes, so any budget ends with a model that finished."""
+    presets = list(enumerate(space.presets))
+    cheap = [index for index, config in presets if timed and _always_weighed(config)]
+    queue = [{_ATTR + "preset": index} for index in cheap]
+    queue.append({_ATTR + "default": True})
+    queue += [{_ATTR + "preset": index} for index, _ in presets if index not in cheap]
+    return queue
 
 
 def _usable_trials(trials: Sequence[Any]) -> list[Any]:

@@ -42,6 +42,14 @@ def holdout_score_name(metric: str, problem_type: str) -> str:
         return "neg_mae (standardised)" if metric == "mae" else "neg_mse (standardised)"
     return "accuracy" if metric == "auto" else metric
 
+def _length(loader) -> int | None:
+    """Batches per epoch of ``loader`` (None for an iterable without a length)."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
 class TimeLimitReached(Exception):
     """Raised inside the loop when the deadline passes; the trainer catches it."""
 
@@ -580,9 +588,11 @@ class Trainer:
                 self._check_deadline()
         except TimeLimitReached:
             timed_out = True
+        planned = _length(train_loader)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                   "train_seconds": time.monotonic() - start, "lr": self.scheduler.get_last_lr()[0],
-                  "batches": len(losses), "complete": not timed_out}
+                  "batches": len(losses), "epoch_batches": planned,
+                  "complete": not timed_out or (planned is not None and len(losses) >= planned)}
         valid_loss, valid_score, outputs = self.evaluate(valid_loader, valid_targets)
         settled = self.is_settled()
         improved = self.keep_if_better(epoch, valid_loss, valid_score, outputs, settled)
