@@ -124,11 +124,32 @@ def _column_from_array(name: str, value: Any) -> Sequence[Any]:
     return list(value)
 
 
+def _records(value: Any) -> bool:
+    """Whether ``value`` is a list of records (dicts, one per sample; None for an empty one)."""
+    return (isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value)
+            and all(v is None or isinstance(v, Mapping) for v in value))
+
+
+def _records_table(records: Sequence[Any], argument: str) -> "Table":
+    """A table of ``records``: a column per key (in the order first seen), None where a record
+    lacks it, as ``pandas.DataFrame(records)`` gives."""
+    names: dict[Any, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record or {}))
+    if not names:
+        raise InputError(f"{argument}: the records (dicts) have no keys")
+    columns = {str(k): [None if r is None else r.get(k) for r in records] for k in names}
+    if len(columns) != len(names):
+        raise InputError(f"{argument}: record keys must differ as strings, got {list(names)}")
+    return Table(columns)
+
+
 def as_table(inputs: Sequence[Any], argument: str = "X") -> Table:
     """Normalise ``fit``/``predict`` inputs to a :class:`Table`.
 
-    One DataFrame, dict of columns, or 2-D numeric array → named columns; otherwise each
-    positional input is one column, named ``x0``, ``x1``, ...
+    One DataFrame, dict of columns, list of records (dicts, one per sample) or 2-D numeric
+    array → named columns; otherwise each positional input is one column, named ``x0``,
+    ``x1``, ...
     """
     if not inputs:
         raise InputError(f"{argument}: no input given; pass images and/or texts (or one table of columns)")
@@ -151,6 +172,8 @@ def as_table(inputs: Sequence[Any], argument: str = "X") -> Table:
             table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
         elif isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.number):
             table = Table({f"x{j}": x[:, j].tolist() for j in range(x.shape[1])}, positional=True)
+        elif _records(x):
+            table = _records_table(x, argument)
         else:
             table = Table({"x0": _column_from_array(argument, x)}, positional=True)
     else:
@@ -185,6 +208,15 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
         present = [v for v in column[: 5000] if not is_missing(v)][:500]
         if not present:
             raise InputError(f"column {name!r}: every value is missing; drop it or give its role in column_types")
+        nested = next((v for v in present if isinstance(v, Mapping)), None)
+        if nested is not None:
+            where = f"input {name[1:]}" if table.positional else f"column {name!r}"
+            fix = ("a list of records (dicts) is read as a table only as the one input: pass it alone, or "
+                   "pandas.DataFrame(records)" if table.positional else
+                   "flatten them (pandas.json_normalize) or leave the column out")
+            example = repr(nested)
+            example = example if len(example) < 80 else example[:76] + "...}"
+            raise InputError(f"{where}: values are dicts, e.g. {example}; {fix}")
         role = plugin_manager.hook.automm_infer_column_role(name=name, values=present)
         roles[name] = role
     return roles

@@ -764,8 +764,8 @@ class AutoMM(BaseEstimator):
         else:
             if table.positional:
                 raise InputError(f"X: the model was fitted on a table with columns {self.columns_}, got "
-                                 f"{len(table.names)} positional input(s); pass a pandas DataFrame or a dict of "
-                                 "columns (for a list of records, pandas.DataFrame(records))")
+                                 f"{len(table.names)} positional input(s); pass a pandas DataFrame, a dict of "
+                                 "columns or a list of records (dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
             if missing:
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}")

@@ -84,11 +84,27 @@ def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
     assert len(clf.predict(query)) == 12
     with pytest.raises(InputError, match="first_word"):
         clf.predict(query.drop(columns=["first_word"]))
-    records = query.to_dict("records")  # a list of dicts is one positional input, not a table
+    records = query.to_dict("records")  # a list of dicts (one per sample) is a table too
+    assert (clf.predict(records) == clf.predict(query)).all()
     with pytest.raises(InputError, match=r"fitted on a table with columns \['image', 'name', 'n_words', "
-                                         r"'first_word'\], got 1 positional input.*pandas.DataFrame\(records\)"):
-        clf.predict(records)
-    assert (clf.predict(pd.DataFrame(records)) == clf.predict(query)).all()
+                                         r"'first_word'\], got 2 positional input.*a list of records"):
+        clf.predict(query["image"], query["name"])
+
+
+def test_a_list_of_records_is_a_table(emoji_split):
+    train, _ = emoji_split
+    records = [{"picture": image, "name": name} for image, name in zip(train["image"], train["name"])]
+    records[3] = {"name": records[3]["name"]}  # a key missing from a record: a missing value
+    clf = AutoMM(**tiny()).fit(records, train["category"])
+    assert clf.column_roles_ == {"picture": "image", "name": "text"} and clf.columns_ == ["picture", "name"]
+    assert list(clf.predict(records[:4])) == list(clf.predict(pd.DataFrame(records[:4])))
+    # values that are dicts are never read as texts: each case says what to pass
+    nested = [{"meta": {"colour": "red"}, "name": name} for name in train["name"]]
+    with pytest.raises(InputError, match=r"column 'meta': values are dicts, e.g. \{'colour': 'red'\}; flatten them "
+                                         r"\(pandas.json_normalize\)"):
+        AutoMM(**tiny()).fit(nested, train["category"])
+    with pytest.raises(InputError, match=r"input 1: values are dicts.*only as the one input"):
+        AutoMM(**tiny()).fit(train["image"], records, train["category"])
 
 
 def test_image_arrays_pil_greyscale_and_transparent(emoji_split):
