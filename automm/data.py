@@ -144,12 +144,24 @@ def _records_table(records: Sequence[Any], argument: str) -> "Table":
     return Table(columns)
 
 
-def as_table(inputs: Sequence[Any], argument: str = "X") -> Table:
+def _claimed_by_a_modality(values: Sequence[Any], plugin_manager: Any) -> bool:
+    """Whether the role rules read ``values`` (dicts) as one column of a modality rather than
+    as text (the built-in rule's reading of anything unknown)."""
+    if plugin_manager is None:
+        return False
+    present = [v for v in values[:5000] if v is not None][:500]
+    role = plugin_manager.hook.automm_infer_column_role(name="x0", values=present)
+    return role not in (None, "text", "categorical")
+
+
+def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, plugin_manager: Any = None) -> Table:
     """Normalise ``fit``/``predict`` inputs to a :class:`Table`.
 
     One DataFrame, dict of columns, list of records (dicts, one per sample) or 2-D numeric
     array → named columns; otherwise each positional input is one column, named ``x0``,
-    ``x1``, ...
+    ``x1``, ... A list of dicts stays one column when ``records`` is false, or when a plugin's
+    role rule (asked through ``plugin_manager``) claims its dicts as values of a modality
+    (an audio plugin's ``{"array": ..., "sampling_rate": ...}`` clips).
     """
     if not inputs:
         raise InputError(f"{argument}: no input given; pass images and/or texts (or one table of columns)")
@@ -172,7 +184,7 @@ def as_table(inputs: Sequence[Any], argument: str = "X") -> Table:
             table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
         elif isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.number):
             table = Table({f"x{j}": x[:, j].tolist() for j in range(x.shape[1])}, positional=True)
-        elif _records(x):
+        elif records and _records(x) and not _claimed_by_a_modality(x, plugin_manager):
             table = _records_table(x, argument)
         else:
             table = Table({"x0": _column_from_array(argument, x)}, positional=True)
@@ -208,8 +220,9 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
         present = [v for v in column[: 5000] if not is_missing(v)][:500]
         if not present:
             raise InputError(f"column {name!r}: every value is missing; drop it or give its role in column_types")
+        role = plugin_manager.hook.automm_infer_column_role(name=name, values=present)
         nested = next((v for v in present if isinstance(v, Mapping)), None)
-        if nested is not None:
+        if nested is not None and role in ("text", "categorical"):  # dicts no role rule claims
             where = f"input {name[1:]}" if table.positional else f"column {name!r}"
             fix = ("a list of records (dicts) is read as a table only as the one input: pass it alone, or "
                    "pandas.DataFrame(records)" if table.positional else
@@ -217,7 +230,6 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             example = repr(nested)
             example = example if len(example) < 80 else example[:76] + "...}"
             raise InputError(f"{where}: values are dicts, e.g. {example}; {fix}")
-        role = plugin_manager.hook.automm_infer_column_role(name=name, values=present)
         roles[name] = role
     return roles
 
@@ -273,7 +285,8 @@ def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:
 def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
     """:func:`validate_images` on every column of ``table`` whose role is ``image``,
     :func:`validate_datetimes` on every ``datetime`` one. Returns ``table`` with the few
-    unreadable images that :data:`IMAGE_TOLERANCE` allows made missing (with a warning)."""
+    unreadable images that :data:`IMAGE_TOLERANCE` allows made missing (with a warning), and
+    the list cells of text and categorical columns (tags) joined into texts."""
     columns = dict(table.columns)
     for column, role in roles.items():
         if role == "image":
@@ -285,7 +298,31 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
                 columns[column] = values
         elif role == "datetime":
             validate_datetimes(column, table.columns[column])
+        elif role in ("text", "categorical"):
+            columns[column] = _items_as_text(column, table.columns[column])
     return table if columns == table.columns else Table(columns, table.positional)
+
+
+def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
+    """A text or categorical column with its list cells (tags) joined into texts
+    (:func:`automm.roles.joined_items`); raises :class:`InputError` for vectors of numbers,
+    which no text or category encoder can use."""
+    from .roles import LIST_TYPES, is_number_vector, joined_items
+
+    if isinstance(column, np.ndarray) and column.dtype.kind != "O":
+        return column
+    listed = [row for row, v in enumerate(column) if isinstance(v, LIST_TYPES)]
+    if not listed:
+        return column
+    vector = next((column[row] for row in listed if is_number_vector(column[row])), None)
+    if vector is not None:
+        raise InputError(f"column {column_name!r}: values are vectors of numbers (e.g. {len(vector)} numbers: "
+                         f"{list(vector)[:3]}...); give each number its own column, e.g. "
+                         f"pandas.DataFrame(frame[{column_name!r}].tolist()).add_prefix('{column_name}_')")
+    values = list(column)
+    for row in listed:
+        values[row] = joined_items(values[row])
+    return values
 
 
 #: The share of an image column's present values that may be unreadable (files missing, not

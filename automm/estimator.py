@@ -351,7 +351,7 @@ class AutoMM(BaseEstimator):
         """Validate everything that can be validated before training."""
         self._validate_params()
         reg = _registry.get_registry()
-        table = as_table(args)
+        table = as_table(args, plugin_manager=reg.plugin_manager)
         labels = self._labels_array(y)
         if len(labels) != len(table):
             raise InputError(f"y: {len(labels)} labels for {len(table)} samples")
@@ -457,7 +457,7 @@ class AutoMM(BaseEstimator):
                 inputs = tuple(X_val)
             else:
                 inputs = (X_val,)
-            val_table = _validation_table(inputs)
+            val_table = _validation_table(inputs, records=False)
             val_table = Table(dict(zip(table.names, val_table.columns.values())), True)
         else:
             val_table = _validation_table((X_val,))
@@ -756,7 +756,7 @@ class AutoMM(BaseEstimator):
 
     def _table_for_prediction(self, X: tuple) -> Table:
         self._check_fitted()
-        table = as_table(X)
+        table = as_table(X, records=not self.input_positional_)
         if self.input_positional_:
             if not table.positional or len(table.names) != len(self.columns_):
                 got = len(table.names) if table.positional else f"a table with columns {table.names}"
@@ -885,9 +885,9 @@ def _regression_values(labels: np.ndarray, name: str) -> np.ndarray:
     return values
 
 
-def _validation_table(inputs: tuple) -> Table:
+def _validation_table(inputs: tuple, records: bool = True) -> Table:
     try:
-        return as_table(inputs)
+        return as_table(inputs, records=records)
     except InputError as exc:
         raise InputError(f"X_val: {exc}") from None
 

@@ -88,5 +88,7 @@ def automm_infer_column_role(name: str, values: Sequence[Any]) -> str | None:
     ``"categorical"``, ``"datetime"``, or a plugin modality such as ``"audio"``), or ``None`` to let
     the next plugin decide. ``values`` holds the column's non-missing values (a sample
     of them for large columns). The first non-``None`` answer wins; the built-in rules
-    run last.
+    run last. A lone list of dicts given to ``fit`` is read as records (a table, one dict per
+    sample) unless this hook claims its dicts for a modality other than text or categorical
+    (an audio clip ``{"array": ..., "sample_rate": ...}``); it is then asked with ``name="x0"``.
     """

@@ -76,11 +76,35 @@ def _is_image_object(value: Any) -> bool:
     return isinstance(value, Image.Image)
 
 
+#: Cell values read as a list of items (tags, keywords, categories): joined into one text.
+LIST_TYPES = (list, tuple, set, frozenset)
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool, int, float, np.number, np.bool_))
+
+
+def is_number_vector(value: Any) -> bool:
+    """Whether ``value`` is a list (or tuple) of numbers: a vector, such as an embedding."""
+    return (isinstance(value, LIST_TYPES) and len(value) > 0
+            and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in value))
+
+
+def joined_items(value: Any) -> Any:
+    """A list, tuple or set of words or other scalars (tags: ``["red", "cotton"]``) as one text
+    (``"red, cotton"``; a set's items sorted), so that text and category encoders read its items;
+    anything else unchanged."""
+    if isinstance(value, LIST_TYPES) and all(_scalar(v) for v in value):
+        items = [str(v) for v in value]
+        return ", ".join(sorted(items) if isinstance(value, (set, frozenset)) else items)
+    return value
+
+
 def infer_role_builtin(values: Sequence[Any]) -> str:
     """The built-in rules: image objects or image paths → ``image``; dates and times (objects or
     ISO 8601 strings, 95% of the values) → ``datetime``; numbers (and durations) → ``numeric``; strings with several words or mostly unique → ``text``; other strings
     → ``categorical``."""
-    values = list(values)
+    values = [joined_items(v) for v in values]
     if not values:
         return "categorical"
     if sum(_is_image_object(v) for v in values) >= 0.8 * len(values):

@@ -57,6 +57,26 @@ def test_learns_from_text_alone(emoji_split):
     assert clf.score(test["name"].tolist(), test["category"].tolist()) > chance + 0.15
 
 
+def test_lists_of_words_are_read_as_texts_and_vectors_are_refused(emoji_split):
+    train, test = emoji_split
+    words = pd.DataFrame({"words": train["name"].str.split()})  # tags: ["grinning", "face"]
+    clf = AutoMM(**tiny(max_epochs=15, learning_rate=5e-3)).fit(words, train["category"])
+    assert clf.column_roles_ == {"words": "text"}
+    query = pd.DataFrame({"words": test["name"].str.split()})
+    chance = test["category"].value_counts(normalize=True).max()
+    assert clf.score(query, test["category"]) > chance + 0.15
+    joined = pd.DataFrame({"words": [", ".join(w) for w in query["words"]]})  # what the model reads
+    np.testing.assert_array_equal(clf.predict_proba(query), clf.predict_proba(joined))
+    as_sets = pd.DataFrame({"words": [set(w) for w in query["words"]]})  # a set's items in sorted order
+    as_sorted = pd.DataFrame({"words": [", ".join(sorted(set(w))) for w in query["words"]]})
+    np.testing.assert_array_equal(clf.predict_proba(as_sets), clf.predict_proba(as_sorted))
+    # a column of number vectors (embeddings) is no text: the error says how to expand it
+    vectors = pd.DataFrame({"embedding": [[0.5, 0.25, float(i)] for i in range(len(train))]})
+    with pytest.raises(InputError, match=r"column 'embedding': values are vectors of numbers \(e.g. 3 numbers: "
+                                         r"\[0.5, 0.25, 0.0\]...\); give each number its own column.*add_prefix"):
+        AutoMM(**tiny()).fit(vectors, train["category"])
+
+
 def test_deterministic_under_random_state(emoji_split):
     train, test = emoji_split
     args = (train["image"].tolist()[:120], train["name"].tolist()[:120], train["category"].tolist()[:120])

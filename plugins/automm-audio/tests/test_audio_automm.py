@@ -65,6 +65,20 @@ def test_missing_audio_is_handled(tmp_path):
     assert model.predict(X).shape == (len(X),)
 
 
+def test_a_list_of_clip_dicts_is_one_audio_input_not_a_table_of_records(tmp_path):
+    # automm reads a lone list of dicts as records (a table), unless a role rule claims the dicts
+    X, y = _dataset(tmp_path, 4, seed=3)
+    clips = [{"array": np.zeros(4000) if isinstance(c, str) else c["array"], "sample_rate": 8000} for c in X["clip"]]
+    model = AutoMM(encoders={"audio": dict(TINY, depth=2)}, max_epochs=1, batch_size=8, num_workers=0,
+                   random_state=0, augmentations=None)
+    model.fit(clips, y)
+    assert model.column_roles_ == {"x0": "audio"} and model.input_positional_
+    assert model.predict(clips[:3]).shape == (3,)
+    labels = list(y)  # validation data given the same way
+    model.fit(clips[6:], labels[6:], X_val=clips[:6], y_val=labels[:6])
+    assert model.input_positional_ and model.predict(clips[:2]).shape == (2,)
+
+
 def test_tones_sample_dataset_is_registered_deterministic_and_inferred_as_audio():
     import automm
     assert "tones" in automm.list_datasets()
