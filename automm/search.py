@@ -15,9 +15,10 @@ trains without a search), so the search never ends worse on the holdout than the
 come the presets (the default with frozen pretrained encoders, the linear model
 (:mod:`automm.linear`), the nearest-neighbour model (:mod:`automm.neighbors`), replicates);
 sampled configurations follow. Under a time limit the linear and nearest-neighbour models run
-first, before the default: they cost seconds where a network may need minutes per epoch, so
-even a budget too short for one epoch of the default ends with a model that finished (fashion
-subCategory, ``time_limit=20``: 0.995 test accuracy instead of 0.986; see :func:`_warm_start_queue`). ``search_space={"warm_start": False}`` skips the default and the
+first, before the default, when their features are cached: they cost seconds where a network
+may need minutes per epoch, so even a budget too short for one epoch of the default ends with
+a model that finished (fashion subCategory, ``time_limit=20``: 0.995 test accuracy instead of
+0.986; see :func:`_cheap_first`). ``search_space={"warm_start": False}`` skips the default and the
 presets: every trial is then sampled.
 
 Sampling, pruning, budget, failures
@@ -156,7 +157,8 @@ from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, s
 from .linear import LINEAR_SOLVER
 from .neighbors import NEIGHBORS_SOLVER
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
-                       candidate_decision_weights, decision_weights, scale_frozen_batch, train_bagged, train_candidate)
+                       candidate_decision_weights, decision_weights, pending_share, scale_frozen_batch, train_bagged,
+                       train_candidate)
 from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -1458,7 +1460,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             study.set_user_attr(_STATUS, "running")
             if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
                                             for t in study.get_trials(deepcopy=False)):
-                for attrs in _warm_start_queue(space, deadline is not None):
+                for attrs in _warm_start_queue(space, _cheap_first(data, space, deadline)):
                     study.enqueue_trial({}, user_attrs=attrs)
             try:
                 _run_processes(ctx, study, (kind, value), n_jobs, devices)
@@ -1481,13 +1483,34 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def _warm_start_queue(space: SearchSpace, timed: bool) -> list[dict]:
+#: The largest share of an input's values that may still need their one-off work (features to
+#: compute) for the linear and nearest-neighbour models to count as cheap (:func:`_cheap_first`).
+CHEAP_PENDING_SHARE = 0.05
+
+
+def _cheap_first(data: PreparedData, space: SearchSpace, deadline: float | None) -> bool:
+    """Whether the linear and nearest-neighbour models run before the default: under a time
+    limit, when their encoders have (almost) no one-off work left (:func:`pending_share`: frozen
+    features cached, or none needed). With a cold feature cache they would compute every feature
+    within their share of the budget (fashion: minutes) and could leave the default no time; the
+    default then runs first, as without a time limit, and the frozen bag computes the features."""
+    if deadline is None:
+        return False
+    try:
+        return all(pending_share(data, config) <= CHEAP_PENDING_SHARE
+                   for config in space.presets if _always_weighed(config))
+    except Exception:  # noqa: BLE001 - a probe that fails only keeps the usual order
+        return False
+
+
+def _warm_start_queue(space: SearchSpace, cheap_first: bool) -> list[dict]:
     """The user attributes of the trials a search starts with, in order: the default, then the
-    presets (pretrained variants, the linear and nearest-neighbour models, replicates). Under a
-    time limit (``timed``) the linear and nearest-neighbour models come first: they cost seconds
-    where the default network may need minutes, so any budget ends with a model that finished."""
+    presets (pretrained variants, the linear and nearest-neighbour models, replicates). With
+    ``cheap_first`` (:func:`_cheap_first`) the linear and nearest-neighbour models come first:
+    they cost seconds where the default network may need minutes, so any budget ends with a
+    model that finished."""
     presets = list(enumerate(space.presets))
-    cheap = [index for index, config in presets if timed and _always_weighed(config)]
+    cheap = [index for index, config in presets if cheap_first and _always_weighed(config)]
     queue = [{_ATTR + "preset": index} for index in cheap]
     queue.append({_ATTR + "default": True})
     queue += [{_ATTR + "preset": index} for index, _ in presets if index not in cheap]

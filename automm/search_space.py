@@ -10,8 +10,8 @@ off (``"augment.<name>"``, prefix ``"augment.<name>."``) and the training hyperp
 (``"training.<key>"``). Choices come from the registry, so a plugin installed later joins the
 search with no change here. The first trial of a study is the default configuration (what
 ``fit`` trains without a search), so the search never ends worse on the holdout than the
-default (under a time limit the linear and nearest-neighbour models, which cost seconds, run
-before it: :func:`automm.search._warm_start_queue`). Next come the presets: the default with every input that can use a frozen pretrained
+default (under a time limit, with their features cached, the linear and nearest-neighbour
+models, which cost seconds, run before it: :func:`automm.search._cheap_first`). Next come the presets: the default with every input that can use a frozen pretrained
 encoder switched to it (cheap on cached features), then, when the search ends in an ensemble,
 the linear model on the inputs' linear features, such as the texts' hashed n-grams and frozen
 image features (:mod:`automm.linear`; seconds, and it errs differently from the networks, so

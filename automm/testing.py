@@ -24,6 +24,7 @@ What is checked (see each function for details):
 * ``get_state`` is JSON-serialisable and, with the ``state_dict`` written through
   safetensors, rebuilds a component giving identical outputs (what ``AutoMM.save`` /
   ``AutoMM.load`` do);
+* ``pending_share`` is 0.0 for the values just ``prepare``\\ d (no one-off work left);
 * it runs on CPU, handles a missing value (:data:`~automm.MISSING`), gives finite
   outputs, passes gradients when it is not frozen, and is deterministic under a seed;
 * an encoder tagged ``"linear"`` has a linear form: with ``linear=True, output_dim=k``
@@ -301,6 +302,13 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
                 encoder.prepare(all_values, cache_dir=cache)
             except Exception as exc:  # noqa: BLE001
                 _fail(spec, f"prepare fails: {exc!r}")
+            try:
+                pending = float(encoder.pending_share(all_values, cache_dir=cache))
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"pending_share fails: {exc!r}")
+            if pending != 0.0:  # prepare did the one-off work of exactly these values
+                _fail(spec, f"pending_share says {pending} of the values just prepared still need their one-off "
+                            "work; it must be 0.0 for them (a share from 0.0 to 1.0)")
             return encoder.eval()
 
         encoder = trained(seed)

@@ -136,6 +136,17 @@ class _FalselyStatic(_WrongWidth):
         return torch.tensor([float(len(text))])
 
 
+class _NeverPrepared(_WrongWidth):
+    """Says its one-off work is pending even for the values it has just prepared."""
+
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+
+    def pending_share(self, values, *, cache_dir=None):
+        return 1.0
+
+
 class _WeightBlindSmoothing(BatchAugmentation):
     """Smooths the targets over every column: mixes the sample weights' column into the classes."""
 
@@ -154,6 +165,7 @@ class _BrokenPlugin:
         register("unseeded", _Unseeded, modality="text", output_dim=5)
         register("no_missing", _NoMissing, modality="text", output_dim=5)
         register("falsely_static", _FalselyStatic, modality="text", output_dim=5)
+        register("never_prepared", _NeverPrepared, modality="text", output_dim=5)
         register("bad_space", _Unseeded, modality="text", output_dim=5, search_space=_bad_space)
 
     @hookimpl
@@ -188,6 +200,11 @@ def test_kit_catches_missing_value_failures(broken):
 def test_kit_catches_an_encoder_whose_static_samples_are_augmented(broken):
     with pytest.raises(ConformanceError, match="falsely_static.*static_preprocess=True, but preprocess applied augment"):
         check_encoder("falsely_static", ["a", "bb"])
+
+
+def test_kit_catches_one_off_work_still_pending_after_prepare(broken):
+    with pytest.raises(ConformanceError, match="never_prepared.*pending_share says 1.0 of the values just prepared"):
+        check_encoder("never_prepared", ["a", "bb"])
 
 
 def test_kit_catches_unprefixed_search_parameters(broken):

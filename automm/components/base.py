@@ -74,6 +74,16 @@ class Encoder(nn.Module):
         every value in batches, so that ``preprocess`` only looks them up.
         """
 
+    def pending_share(self, values: Sequence[Any], *, cache_dir: str | None = None) -> float:
+        """Optional: the share of ``values`` (as :meth:`prepare` gets them) whose one-off work
+        :meth:`prepare` would still have to do, from 0.0 (none: the default) to 1.0; an estimate
+        from a sample is enough. A frozen pretrained encoder answers the share of features not
+        yet in its cache. Under a time limit the search runs its cheap models (linear,
+        nearest-neighbour) first only when their encoders have nothing pending: computing every
+        feature is not cheap.
+        """
+        return 0.0
+
     def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> Any:
         """Turn one raw value (or ``MISSING``) into a sample; apply ``augment`` to the
         modality's natural representation (image tensor in [0, 1], token list) if given.

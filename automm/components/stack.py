@@ -69,6 +69,9 @@ class EncoderStack(Encoder):
         for part in self.parts:
             part.prepare(values, cache_dir=cache_dir)
 
+    def pending_share(self, values: Sequence[Any], *, cache_dir: str | None = None) -> float:
+        return max(float(part.pending_share(values, cache_dir=cache_dir)) for part in self.parts)
+
     def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> tuple:
         return tuple(part.preprocess(value, augment) for part in self.parts)
 

@@ -240,6 +240,21 @@ class PretrainedEncoder(Encoder):
                                        "(kept in its feature cache for the next fit)")
         self.last_prepare["seconds"] = time.monotonic() - start
 
+    def pending_share(self, values: Sequence[Any], *, cache_dir: str | None = None, sample: int = 64) -> float:
+        """Frozen mode: the share of up to ``sample`` present values, evenly spaced, whose
+        features are neither in memory nor in the cache (what :meth:`prepare` would compute);
+        0.0 when fine-tuning (no one-off work)."""
+        if not self.frozen:
+            return 0.0
+        present = [value for value in values if value is not MISSING]
+        if not present:
+            return 0.0
+        probe = [present[i] for i in np.unique(np.linspace(0, len(present) - 1, sample).astype(int))]
+        cache = self.feature_cache(cache_dir)
+        keys = [cache.key(self._cache_value(value)) for value in probe]
+        pending = sum(1 for key in keys if key not in self._features and cache.get_by_key(key) is None)
+        return pending / len(keys)
+
     def _cache_value(self, value: Any) -> Any:
         """What identifies a value's content for the cache (texts: the string)."""
         return value

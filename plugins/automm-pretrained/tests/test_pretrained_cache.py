@@ -167,6 +167,22 @@ def test_cached_features_equal_fresh_computation(tmp_path):
     assert torch.allclose(cached, alone, atol=1e-5)
 
 
+def test_pending_share_says_how_much_of_the_features_prepare_would_compute(tmp_path):
+    from automm.data import MISSING
+
+    texts = [f"product title number {i}" for i in range(100)] + [MISSING]
+    encoder = automm.create_encoder("minilm")
+    assert encoder.pending_share(texts, cache_dir=str(tmp_path)) == 1.0  # a cold cache: every feature
+    encoder.prepare(texts[:50], cache_dir=str(tmp_path))
+    clear_memory_cache()
+    fresh = automm.create_encoder("minilm")  # nothing in memory: the disk cache answers
+    assert 0.3 < fresh.pending_share(texts, cache_dir=str(tmp_path)) < 0.7
+    fresh.prepare(texts, cache_dir=str(tmp_path))
+    assert fresh.pending_share(texts, cache_dir=str(tmp_path)) == 0.0
+    assert fresh.pending_share([MISSING], cache_dir=str(tmp_path)) == 0.0
+    assert automm.create_encoder("minilm", trainable_layers=1).pending_share(["new words"]) == 0.0  # no one-off work
+
+
 def test_preprocess_without_prepare_still_works(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path))
     encoder = automm.create_encoder("minilm")
