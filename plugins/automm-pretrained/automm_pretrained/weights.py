@@ -9,9 +9,11 @@ located with :mod:`importlib` without importing anything heavy; a missing packag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import threading
 from pathlib import Path
@@ -68,17 +70,62 @@ _digests: dict[tuple, str] = {}
 _lock = threading.Lock()
 
 
+#: The file, in the default cache directory, that keeps weights digests between processes.
+DIGESTS_FILE = "weights-sha256.json"
+
+
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a weights file, computed once per process (per size and mtime)."""
+    """SHA-256 of a weights file, computed once per process and remembered between processes
+    (:data:`DIGESTS_FILE` in the default cache directory) by path, size, mtime and inode: a fit
+    whose features are all cached then never reads the weights (100 MB: 0.1 s from the page
+    cache, 4 s from a cold disk on 2 cores). A file replaced (pip reinstall) gets a new mtime
+    and inode, so it is hashed again."""
     st = os.stat(path)
     stamp = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     with _lock:
         if stamp in _digests:
             return _digests[stamp]
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
+    key = f"{stamp[0]}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    value = _stored_digests().get(key)
+    if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
+        value = digest.hexdigest()
+        _store_digest(key, value)
     with _lock:
-        _digests[stamp] = digest.hexdigest()
-    return _digests[stamp]
+        _digests[stamp] = value
+    return value
+
+
+def _digests_path() -> Path:
+    from .cache import default_cache_dir
+
+    return default_cache_dir() / DIGESTS_FILE
+
+
+def _stored_digests() -> dict:
+    try:
+        with open(_digests_path(), encoding="utf-8") as handle:
+            stored = json.load(handle)
+    except (OSError, ValueError):  # absent, unreadable or damaged: hash again
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _store_digest(key: str, value: str) -> None:
+    """Add one digest to :data:`DIGESTS_FILE`, written atomically (a read-only or full disk
+    only costs hashing again; concurrent writers may drop each other's entry, never damage it)."""
+    path = _digests_path()
+    stored = _stored_digests()
+    stored[key] = value
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(stored, handle, indent=0, sort_keys=True)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)

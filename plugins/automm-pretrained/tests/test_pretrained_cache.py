@@ -6,6 +6,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("automm_pretrained", reason="the automm-pretrained plugin is not installed (pip install ./plugins/automm-pretrained[test])")
 
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -181,6 +182,34 @@ def test_pending_share_says_how_much_of_the_features_prepare_would_compute(tmp_p
     assert fresh.pending_share(texts, cache_dir=str(tmp_path)) == 0.0
     assert fresh.pending_share([MISSING], cache_dir=str(tmp_path)) == 0.0
     assert automm.create_encoder("minilm", trainable_layers=1).pending_share(["new words"]) == 0.0  # no one-off work
+
+
+def test_weights_digests_are_remembered_between_processes(tmp_path, monkeypatch):
+    import json
+
+    from automm_pretrained import weights
+
+    monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights, "_digests", {})
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(b"some weights" * 1000)
+    digest = weights.file_sha256(blob)
+    assert digest == hashlib.sha256(blob.read_bytes()).hexdigest()
+    stored = json.loads((tmp_path / "cache" / weights.DIGESTS_FILE).read_text())
+    assert list(stored.values()) == [digest]
+    # a new process (no in-process memo) takes it from the file without reading the weights
+    monkeypatch.setattr(weights, "_digests", {})
+    monkeypatch.setattr(weights.hashlib, "sha256", None)
+    assert weights.file_sha256(blob) == digest
+    monkeypatch.undo()
+    monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights, "_digests", {})
+    # replaced weights (new content, mtime, size) are hashed again; a damaged file only costs hashing
+    blob.write_bytes(b"other weights")
+    assert weights.file_sha256(blob) == hashlib.sha256(b"other weights").hexdigest()
+    (tmp_path / "cache" / weights.DIGESTS_FILE).write_text("{not json")
+    monkeypatch.setattr(weights, "_digests", {})
+    assert weights.file_sha256(blob) == hashlib.sha256(b"other weights").hexdigest()
 
 
 def test_preprocess_without_prepare_still_works(tmp_path, monkeypatch):
