@@ -149,9 +149,13 @@ def _claimed_by_a_modality(values: Sequence[Any], plugin_manager: Any) -> bool:
     as text (the built-in rule's reading of anything unknown)."""
     if plugin_manager is None:
         return False
-    present = [v for v in values[:5000] if v is not None][:500]
-    role = plugin_manager.hook.automm_infer_column_role(name="x0", values=present)
+    role = plugin_manager.hook.automm_infer_column_role(name="x0", values=_role_sample(values))
     return role not in (None, "text", "categorical")
+
+
+def _role_sample(column: Sequence[Any]) -> list[Any]:
+    """The present values the role rules are asked about: up to 500 among the first 5,000."""
+    return [v for v in column[:5000] if not is_missing(v)][:500]
 
 
 def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, plugin_manager: Any = None) -> Table:
@@ -217,7 +221,7 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
         if isinstance(column, np.ndarray) and column.ndim >= 3:
             roles[name] = "image"
             continue
-        present = [v for v in column[: 5000] if not is_missing(v)][:500]
+        present = _role_sample(column)
         if not present:
             raise InputError(f"column {name!r}: every value is missing; drop it or give its role in column_types")
         role = plugin_manager.hook.automm_infer_column_role(name=name, values=present)
@@ -300,7 +304,8 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
             validate_datetimes(column, table.columns[column])
         elif role in ("text", "categorical"):
             columns[column] = _items_as_text(column, table.columns[column])
-    return table if columns == table.columns else Table(columns, table.positional)
+    changed = any(columns[name] is not values for name, values in table.columns.items())
+    return Table(columns, table.positional) if changed else table
 
 
 def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:

@@ -397,6 +397,13 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     start = time.monotonic()
     folds = _folds(data, n_folds)
     oof = None
+
+    def oof_score(done: int) -> float:
+        """The out-of-fold score of the rows of the first ``done`` folds."""
+        rows = np.concatenate([valid for _, valid in folds[:done]])
+        return validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression",
+                                  data.weights(rows), data.metric)[1]
+
     models = []
     first = None
     for index, (train_rows, valid_rows) in enumerate(folds):
@@ -427,10 +434,7 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
             if fold.stop_reason.startswith("pruned") or fold.cut_in_first_epoch:
                 return replace(fold, valid_outputs=None, seconds=time.monotonic() - start)
         elif fold.cut_in_first_epoch:  # its out-of-fold outputs would be those of an untrained model
-            done = np.concatenate([valid for _, valid in folds[:index]])
-            _, partial = validation_metrics(oof[done], data.targets[done], data.problem_type != "regression",
-                                            data.weights(done), data.metric)
-            return replace(first, valid_outputs=None, best_score=partial, seconds=time.monotonic() - start,
+            return replace(first, valid_outputs=None, best_score=oof_score(index), seconds=time.monotonic() - start,
                            stop_reason=f"{fold.cut_in_first_epoch} of fold {index + 1} of {n_folds}: kept fold 1, "
                                        f"scored out of fold on the {index} fold{'s' if index > 1 else ''} trained")
         if fold.valid_outputs is None:
@@ -440,9 +444,7 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
         oof[valid_rows] = fold.valid_outputs
         models.append(fold.model)
         if on_fold_end is not None and index + 1 < n_folds:
-            done = np.concatenate([valid for _, valid in folds[: index + 1]])
-            _, partial = validation_metrics(oof[done], data.targets[done], data.problem_type != "regression",
-                                            data.weights(done), data.metric)
+            partial = oof_score(index + 1)
             if on_fold_end(index + 1, n_folds, partial):
                 return replace(first, valid_outputs=None, best_score=partial, seconds=time.monotonic() - start,
                                stop_reason=f"pruned after fold {index + 1} of {n_folds}")

@@ -42,6 +42,7 @@ def holdout_score_name(metric: str, problem_type: str) -> str:
         return "neg_mae (standardised)" if metric == "mae" else "neg_mse (standardised)"
     return "accuracy" if metric == "auto" else metric
 
+
 def _length(loader) -> int | None:
     """Batches per epoch of ``loader`` (None for an iterable without a length)."""
     try:

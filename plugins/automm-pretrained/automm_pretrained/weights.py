@@ -86,14 +86,15 @@ def file_sha256(path: str | os.PathLike) -> str:
         if stamp in _digests:
             return _digests[stamp]
     key = f"{stamp[0]}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-    value = _stored_digests().get(key)
+    stored = _stored_digests()
+    value = stored.get(key)
     if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(chunk)
         value = digest.hexdigest()
-        _store_digest(key, value)
+        _store_digest(stored, key, value)
     with _lock:
         _digests[stamp] = value
     return value
@@ -114,11 +115,11 @@ def _stored_digests() -> dict:
     return stored if isinstance(stored, dict) else {}
 
 
-def _store_digest(key: str, value: str) -> None:
-    """Add one digest to :data:`DIGESTS_FILE`, written atomically (a read-only or full disk
-    only costs hashing again; concurrent writers may drop each other's entry, never damage it)."""
+def _store_digest(stored: dict, key: str, value: str) -> None:
+    """Write ``stored`` (what :data:`DIGESTS_FILE` held) with one digest added, atomically (a
+    read-only or full disk only costs hashing again; concurrent writers may drop each other's
+    entry, never damage the file)."""
     path = _digests_path()
-    stored = _stored_digests()
     stored[key] = value
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
