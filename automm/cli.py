@@ -169,6 +169,16 @@ def _model_inputs(estimator, frame, data_path: str) -> tuple:
 
 
 # ---------------------------------------------------------------------------------- fit
+def _draft(data, label: str, **kwargs):
+    """A data file's drafted recipe; a ``--label`` that names no column is a usage error."""
+    from .drafting import LabelColumnError, draft_recipe
+
+    try:
+        return draft_recipe(data, label, **kwargs)
+    except LabelColumnError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _recipe_or_draft(args: argparse.Namespace):
     """The recipe ``automm fit`` runs: RECIPE read, or a data file's drafted recipe (``--label``)."""
     from .recipes import _data_format, load_recipe
@@ -184,9 +194,7 @@ def _recipe_or_draft(args: argparse.Namespace):
     if args.label is None:
         raise UsageError(f"{args.recipe} is a data file: name the column to predict with --label COLUMN "
                          f"(or draft a recipe to edit first: automm init {args.recipe} --label COLUMN -o recipe.yaml)")
-    from .drafting import draft_recipe
-
-    draft = draft_recipe(args.recipe, args.label, recipe_dir=Path.cwd())
+    draft = _draft(args.recipe, args.label, recipe_dir=Path.cwd())
     _Out(args.quiet or args.json).log(f"drafted a recipe from {args.recipe}: {draft.describe()}")
     recipe = load_recipe(draft.content, overrides, base_dir=Path.cwd(), check_data=True, require_data=True)
     recipe.source = args.recipe
@@ -391,7 +399,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- init
 def cmd_init(args: argparse.Namespace) -> int:
-    from .drafting import draft_recipe
     from .recipes import load_recipe
 
     target = None if args.output in (None, "-") else Path(args.output)
@@ -399,7 +406,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UsageError(f"{str(target)!r} exists; pass --force to replace it")
     recipe_dir = target.parent if target is not None else Path.cwd()
     time_limit = None if args.no_search else args.time_limit
-    draft = draft_recipe(args.data, args.label, recipe_dir=recipe_dir, time_limit=time_limit)
+    draft = _draft(args.data, args.label, recipe_dir=recipe_dir, time_limit=time_limit)
     load_recipe(draft.content, base_dir=recipe_dir, check_data=True, require_data=True)  # as 'fit' will read it
     text = draft.to_yaml(Path(args.data).name)
     if target is None:

@@ -22,7 +22,11 @@ import numpy as np
 from .exceptions import InputError
 from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
 
-__all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT"]
+__all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT", "LabelColumnError"]
+
+
+class LabelColumnError(InputError):
+    """The label named is not a column of the data file (a usage error on the command line)."""
 
 #: Seconds of search a drafted recipe asks for: the budget the benchmarks measure.
 DEFAULT_TIME_LIMIT = 600
@@ -127,7 +131,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     from . import registry as _registry
     from .data import as_table, infer_roles
     from .estimator import AutoMM
-    from .recipes import _labelled_rows, read_table, resolve_image_paths
+    from .recipes import _labelled_rows, _suggest, read_table, resolve_image_paths
     from .roles import BASE_ROLES
 
     data = Path(data)
@@ -136,11 +140,8 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     if len(set(columns)) != len(columns):
         raise InputError(f"{str(data)!r}: column names must be unique, got {columns}")
     if label not in columns:
-        from difflib import get_close_matches
-
-        close = get_close_matches(label, columns, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InputError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(columns)}")
+        hint = _suggest(label, columns) or "."
+        raise LabelColumnError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(columns)}")
     frame.columns = columns
     labelled = _labelled_rows(frame, label, "rows", {})
     if labelled.empty:

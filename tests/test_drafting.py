@@ -86,8 +86,13 @@ def test_init_writes_a_recipe_that_fit_runs(emoji_folder, tmp_path, capsys, monk
 def test_a_label_that_is_not_a_column_is_named_with_a_suggestion(emoji_folder, capsys):
     with pytest.raises(InputError, match=r"no column 'Category'; did you mean 'category'\? Its columns: emoji_id, "):
         draft_recipe(emoji_folder / "emoji.csv", "Category")
-    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "Category"]) == 1
+    with pytest.raises(InputError, match=r"no column 'kind'\. Its columns: emoji_id, "):
+        draft_recipe(emoji_folder / "emoji.csv", "kind")
+    # on the command line, a usage error (exit code 2) for 'init' and 'fit' alike
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "Category"]) == 2
     assert "did you mean 'category'" in capsys.readouterr().err
+    assert main(["fit", str(emoji_folder / "emoji.csv"), "--label", "kind"]) == 2
+    assert "--label: " in capsys.readouterr().err
 
 
 def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
