@@ -120,7 +120,8 @@ def _column_from_array(name: str, value: Any) -> Sequence[Any]:
         raise InputError(f"{name}: cannot use an array of shape {value.shape} as one input column; "
                          "images need (N, H, W) or (N, H, W, C)")
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-        raise InputError(f"{name}: expected a sequence with one value per sample, got {type(value).__name__}")
+        raise InputError(f"{name}: expected a sequence with one value per sample, got {type(value).__name__} "
+                         f"(for one sample, pass a list of one: [value])")
     return list(value)
 
 

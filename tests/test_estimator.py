@@ -326,6 +326,9 @@ def test_predict_before_fit_and_wrong_number_of_inputs(fitted, emoji_split):
         fitted.predict(test["name"].tolist())
     with pytest.raises(InputError, match="shape"):
         fitted.predict(np.zeros((3, 4, 4, 7)), ["a", "b", "c"])
+    # one sample given bare rather than as a list of one
+    with pytest.raises(InputError, match=r"X input 0: expected a sequence .* got str \(for one sample, pass a list"):
+        fitted.predict(test["image"].iloc[0], test["name"].iloc[0])
 
 
 # ---------------------------------------------------------------- Ctrl-C and failed fits
