@@ -865,9 +865,14 @@ def _run_objective(trial, ctx: _Context):
     rows = None
     if ctx.data.problem_type != "regression":
         rows = len(ctx.data.rows) if candidate.oof_outputs is not None else len(ctx.data.valid_index)
+    stop_reason = candidate.stop_reason
+    if trial.user_attrs.get(_ATTR + "oom_retries"):
+        stop_reason = (f"{stop_reason}; " if stop_reason else "") + (
+            f"out of GPU memory with batch {config['training']['batch_size']}: "
+            f"trained with batch {candidate.config['training']['batch_size']}")
     for key, value in {"score": score if math.isfinite(score) else None, "loss": loss, "rows": rows,
                        "epochs": len(candidate.history), "best_epoch": int(candidate.best_epoch), "seconds": seconds,
-                       "stop_reason": candidate.stop_reason, **extra}.items():
+                       "stop_reason": stop_reason, **extra}.items():
         trial.set_user_attr(_ATTR + key, value)
     if candidate.config is not config:
         trial.set_user_attr(_ATTR + "config", candidate.config)

@@ -937,6 +937,28 @@ def test_cuda_out_of_memory_retries_with_half_the_batch(monkeypatch):
     assert calls == [32]
 
 
+def test_a_trial_out_of_gpu_memory_says_so_in_the_leaderboard(texts, monkeypatch):
+    # two "GPUs" (the one-trial-per-GPU threads) whose trainings run out of memory above
+    # batch 8; the fake device is swapped for the CPU where the training really runs
+    X, y, _, _ = texts
+    real = search.train_candidate
+
+    def train_candidate(data, config, device=None, **kwargs):
+        if device.type == "cuda" and config["training"]["batch_size"] > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(data, config, device=torch.device("cpu"), **kwargs)
+
+    monkeypatch.setattr(search, "train_candidate", train_candidate)
+    monkeypatch.setattr(search, "_cuda_devices", lambda data, requested: [torch.device("cuda")] * 2)
+    model = AutoMM(**small(n_trials=2, ensemble_size=1, pruner="none", max_epochs=2, batch_size=32,
+                           search_space={"linear_model": False})).fit(X, y)
+    board = model.leaderboard_
+    assert (board["state"] == "COMPLETE").all()
+    assert board["reason"].str.endswith("out of GPU memory with batch 32: trained with batch 8").all()
+    assert {c["training"]["batch_size"] for c in board["config"]} == {8}  # what was trained
+    assert model.config_["training"]["batch_size"] == 8
+
+
 def test_pareto_rule_prefers_the_cheapest_model_within_one_percent():
     points = [(0, 0.900, 50.0), (1, 0.895, 10.0), (2, 0.800, 1.0), (3, 0.899, 20.0)]
     assert search.choose_from_pareto(points) == 1

@@ -1,0 +1,259 @@
+"""The GPU paths, checked on a machine with CUDA: one short script for a session lent a GPU.
+
+Every test runs on the CPU; the code that only runs with CUDA (placement, mixed precision, the
+retry after running out of GPU memory, one trial per GPU in threads) is checked here, on the
+embedded emoji sample (no other data needed), in about a minute:
+
+    python benchmarks/gpu_check.py                 # on a CUDA machine; --out DIR writes gpu_check.json
+    python benchmarks/gpu_check.py --device cpu    # the same script on the CPU (what CUDA adds is skipped)
+
+Checks (each prints PASS, FAIL or SKIP with its figures; the exit code is 1 when one fails):
+
+1. ``placement``: ``AutoMM(device="auto")`` trains on CUDA, every epoch under autocast (bfloat16
+   where the GPU supports it, else float16 with a gradient scaler), predicts there, and its saved
+   model loaded on the CPU predicts the same classes (probabilities within 0.02: mixed precision).
+2. ``oom_retry``: with the process allowed a small share of the GPU's memory
+   (``torch.cuda.set_per_process_memory_fraction``), a trial whose batch does not fit is retried
+   with half the batch until it does; the leaderboard records the retries and the search ends
+   with a model. The memory share is restored afterwards.
+3. ``gpu_threads``: one trial per GPU. The search's device queue gets two slots per GPU (a
+   machine with one GPU then runs two trials at once on it, the path a machine with two takes),
+   trials run concurrently in the ``automm-gpu-*`` threads, each on CUDA, and the search ends
+   with every trial finished.
+4. ``pytest``: the tests that need CUDA (``tests/test_training.py -k cuda``).
+
+On a device machine with no internet (packages cannot be installed there), carry what its
+Python lacks as wheels. Here, in the repository root, once:
+
+    echo /.whl/ >> .git/info/exclude
+    python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
+        -d .whl optuna alembic sqlalchemy mako colorlog greenlet
+
+then run (carry ``.whl``):
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \\
+        PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from automm import AutoMM  # noqa: E402
+from automm import search as _search  # noqa: E402
+from automm.datasets import load_emoji_sample  # noqa: E402
+from automm.training import Callback  # noqa: E402
+
+
+class Skip(Exception):
+    """A check that cannot run on this machine."""
+
+
+class EpochProbe(Callback):
+    """Records, at the end of every epoch, where and how the trainer ran it."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict] = []
+        self.lock = threading.Lock()
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        entry = {"device": str(trainer.device), "amp": bool(trainer.use_amp),
+                 "amp_dtype": str(trainer.amp_dtype).replace("torch.", ""), "scaler": bool(trainer.scaler.is_enabled()),
+                 "parameters_on": sorted({p.device.type for p in trainer.model.parameters()}),
+                 "thread": threading.current_thread().name,
+                 "end": time.monotonic(), "seconds": float(record.get("seconds", float("nan")))}
+        with self.lock:
+            self.epochs.append(entry)
+
+
+def _probed(probe: EpochProbe):
+    """An ``_extra_callbacks`` that adds ``probe`` to every training, the search's trials too."""
+    return lambda self: [probe]
+
+
+def _emoji():
+    frame = load_emoji_sample()
+    train, test = frame[frame.split == "train"], frame[frame.split == "test"]
+    return train[["image", "name"]], train["category"], test[["image", "name"]], test["category"]
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
+
+
+def check_placement(device: str) -> dict:
+    X, y, X_test, y_test = _emoji()
+    probe = EpochProbe()
+    original = AutoMM._extra_callbacks
+    AutoMM._extra_callbacks = _probed(probe)
+    try:
+        start = time.perf_counter()
+        model = AutoMM(device=device, amp=True, max_epochs=4, random_state=0).fit(X, y)
+        seconds = time.perf_counter() - start
+    finally:
+        AutoMM._extra_callbacks = original
+    cuda = model.device_.type == "cuda"
+    _require(model.device_.type == torch.device(device if device != "auto" else
+                                                ("cuda" if torch.cuda.is_available() else "cpu")).type,
+             f"device_ is {model.device_}")
+    _require(bool(probe.epochs), "no epoch was recorded")
+    for epoch in probe.epochs:
+        _require(epoch["parameters_on"] == [model.device_.type], f"parameters on {epoch['parameters_on']}")
+        _require(epoch["amp"] == cuda, f"autocast {'off' if cuda else 'on'} on {model.device_}")
+        if cuda:
+            bf16 = torch.cuda.is_bf16_supported()
+            _require(epoch["amp_dtype"] == ("bfloat16" if bf16 else "float16"), f"autocast dtype {epoch['amp_dtype']}")
+            _require(epoch["scaler"] == (not bf16), "gradient scaler " + ("on with bfloat16" if bf16 else "off with float16"))
+    proba = model.predict_proba(X_test)
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(Path(folder) / "model")
+        on_cpu = AutoMM.load(Path(folder) / "model", device="cpu")
+        proba_cpu = on_cpu.predict_proba(X_test)
+    _require(on_cpu.device_.type == "cpu", f"loaded on {on_cpu.device_}")
+    agree = float((proba.argmax(1) == proba_cpu.argmax(1)).mean())
+    gap = float(np.abs(proba - proba_cpu).max())
+    _require(gap < 0.02, f"probabilities on {model.device_} and on the CPU differ by {gap:.4f}")
+    return {"device": str(model.device_), "amp_dtype": probe.epochs[0]["amp_dtype"] if cuda else None,
+            "epochs": len(probe.epochs), "fit_seconds": round(seconds, 2),
+            "epoch_seconds": [round(e["seconds"], 3) for e in probe.epochs],
+            "test_accuracy": round(float(model.score(X_test, y_test)), 4),
+            "cpu_reload_same_class": round(agree, 4), "cpu_reload_max_proba_gap": round(gap, 5)}
+
+
+def check_oom_retry(device: str) -> dict:
+    if device == "cpu" or not torch.cuda.is_available():
+        raise Skip("needs CUDA")
+    X, y, _, _ = _emoji()
+    probe = EpochProbe()
+    total = torch.cuda.get_device_properties(0).total_memory
+    allowed = 1.0 * 2**30  # bytes: a 256-image batch of 256-px pictures through a 64-wide ResNet needs far more
+    original = AutoMM._extra_callbacks
+    AutoMM._extra_callbacks = _probed(probe)
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(allowed / total, 0)
+    try:
+        model = AutoMM(device=device, n_trials=2, ensemble_size=1, pruner="none", random_state=0, max_epochs=1,
+                       batch_size=256, encoders={"image": {"name": "resnet", "image_size": 256, "width": 64},
+                                                 "text": "hashed_ngram"},
+                       fusion={"name": "concat"}, augmentations=None).fit(X, y)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, 0)
+        AutoMM._extra_callbacks = original
+        torch.cuda.empty_cache()
+    board = model.leaderboard_
+    default = board[board["default"]]  # the first trial: the estimator's own configuration, batch 256
+    _require(len(default) == 1 and default["state"].iloc[0] == "COMPLETE",
+             f"the default trial: {board[['default', 'state', 'reason']].to_dict('records')}")
+    batch = int(default["config"].iloc[0]["training"]["batch_size"])
+    _require(batch < 256, f"the default trial trained with batch {batch}: nothing was retried")
+    _require("out of GPU memory with batch 256" in str(default["reason"].iloc[0]),
+             f"its reason: {default['reason'].iloc[0]!r}")
+    finished = board[board["state"] == "COMPLETE"]
+    batches = [int(c["training"]["batch_size"]) for c in finished["config"]]
+    _require(all(e["device"].startswith("cuda") for e in probe.epochs), "an epoch ran off the GPU")
+    return {"memory_allowed_gib": round(allowed / 2**30, 2), "batch_sizes_trained": batches,
+            "reasons": finished["reason"].tolist(), "states": board["state"].tolist()}
+
+
+def check_gpu_threads(device: str) -> dict:
+    cuda = device != "cpu" and torch.cuda.is_available()
+    gpus = torch.cuda.device_count() if cuda else 0
+    slots = [torch.device(f"cuda:{i}") for i in range(gpus) for _ in range(2)] if cuda else [torch.device("cpu")] * 2
+    X, y, _, _ = _emoji()
+    probe = EpochProbe()
+    original_cb, original_devices = AutoMM._extra_callbacks, _search._cuda_devices
+    AutoMM._extra_callbacks = _probed(probe)
+    _search._cuda_devices = lambda data, requested: list(slots)
+    try:
+        start = time.perf_counter()
+        model = AutoMM(device=device, n_trials=6, ensemble_size=2, pruner="none", random_state=0, max_epochs=3,
+                       search_space={"warm_start": False}).fit(X, y)
+        seconds = time.perf_counter() - start
+    finally:
+        AutoMM._extra_callbacks, _search._cuda_devices = original_cb, original_devices
+    board = model.leaderboard_
+    threads = sorted({e["thread"] for e in probe.epochs})
+    devices = sorted({e["device"] for e in probe.epochs})
+    _require(len(board) == 6 and (board["state"] == "COMPLETE").all(),
+             f"states {board['state'].tolist()}, reasons {board['reason'].tolist()}")
+    _require(len(threads) == len(slots) and all(t.startswith("automm-gpu-") for t in threads),
+             f"epochs ran in threads {threads}, expected {len(slots)} automm-gpu-* threads")
+    _require(devices == sorted({str(s) for s in slots}), f"epochs ran on {devices}")
+    return {"slots": [str(s) for s in slots], "threads": threads, "devices": devices, "trials": len(board),
+            "search_seconds": round(seconds, 2), "trial_seconds": [round(float(s), 2) for s in board["seconds"]]}
+
+
+def check_pytest(device: str) -> dict:
+    if device == "cpu" or not torch.cuda.is_available():
+        raise Skip("needs CUDA")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+                             "tests/test_training.py", "-k", "cuda", "-o", "addopts="],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+    _require(result.returncode == 0, "pytest: " + " | ".join(tail))
+    return {"pytest": tail[-1] if tail else ""}
+
+
+CHECKS = {"placement": check_placement, "oom_retry": check_oom_retry, "gpu_threads": check_gpu_threads,
+          "pytest": check_pytest}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
+    parser.add_argument("--checks", default=",".join(CHECKS), help="comma-separated, of: " + ", ".join(CHECKS))
+    parser.add_argument("--out", default=None, help="folder for gpu_check.json")
+    args = parser.parse_args(argv)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    machine = {"torch": torch.__version__, "cuda_available": torch.cuda.is_available(),
+               "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+               if torch.cuda.is_available() else [], "device": device}
+    print(json.dumps(machine), flush=True)
+    results, failed = {"machine": machine}, False
+    for name in [c.strip() for c in args.checks.split(",") if c.strip()]:
+        if name not in CHECKS:
+            parser.error(f"--checks: unknown check {name!r}; known: {', '.join(CHECKS)}")
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                figures = CHECKS[name](device)
+            status = "PASS"
+        except Skip as exc:
+            status, figures = "SKIP", {"reason": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - every check runs and reports
+            status, figures = "FAIL", {"error": f"{type(exc).__name__}: {exc}",
+                                       "traceback": traceback.format_exc(limit=6)}
+            failed = True
+        figures["check_seconds"] = round(time.perf_counter() - start, 2)
+        results[name] = {"status": status, **figures}
+        print(f"{status} {name}: {json.dumps({k: v for k, v in figures.items() if k != 'traceback'})}", flush=True)
+        if status == "FAIL":
+            print(figures["traceback"], flush=True)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "gpu_check.json").write_text(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
