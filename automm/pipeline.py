@@ -38,6 +38,7 @@ from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "pending_share",
+           "prepare_encoders",
            "decision_weights", "candidate_decision_weights",
            "augmentable_modalities", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS"]
@@ -291,6 +292,26 @@ def pending_share(data: PreparedData, config: dict) -> float:
     return share
 
 
+def prepare_encoders(data: PreparedData, config: dict) -> None:
+    """Do now, for every row, the one-off work that ``config``'s encoders have pending
+    (:meth:`automm.Encoder.pending_share`: a frozen pretrained encoder's features not yet
+    cached), so that what follows starts after it: :func:`train_bagged`'s folds then share the
+    time left rather than the first fold spending its share on it. Each such encoder is fitted
+    on the training rows and prepared as :func:`train_candidate` does, then dropped (what stays
+    is its cache); encoders with nothing pending are not touched."""
+    reg = _registry.get_registry()
+    train_values = None
+    for spec in data.inputs:
+        if spec.name not in config["encoders"]:
+            continue
+        encoder = _make_encoder(spec, config, reg)
+        values = data.values[spec.name]
+        if encoder.pending_share(values, cache_dir=data.cache_dir) > 0:
+            train_values = data.subset(data.train_index) if train_values is None else train_values
+            encoder.fit(train_values[spec.name])
+            encoder.prepare(values, cache_dir=data.cache_dir)
+
+
 def augmentable_modalities(inputs: Sequence[InputSpec], config: dict) -> set[str]:
     """The modalities whose per-sample augmentations can act in ``config``: those of the inputs
     whose encoder applies ``augment`` (every encoder but one with ``static_preprocess``, such as a
@@ -404,6 +425,7 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
         return validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression",
                                   data.weights(rows), data.metric)[1]
 
+    prepare_encoders(data, config)  # before the folds share the time: see prepare_encoders
     models = []
     first = None
     for index, (train_rows, valid_rows) in enumerate(folds):

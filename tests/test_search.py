@@ -1246,6 +1246,64 @@ def test_a_bag_whose_fold_the_time_limit_cuts_in_its_first_epoch_ends_there(buil
     assert model.model_ is bag.model and not hasattr(model, "ensemble_")
 
 
+class SlowToPrepare(FrozenFeatures):
+    """A frozen encoder with one-off work (as a cold feature cache): its first ``prepare`` takes
+    ``SECONDS``, after which nothing is pending."""
+
+    SECONDS = 5.0
+    prepared: list[float] = []
+
+    def pending_share(self, values, *, cache_dir=None):
+        return 0.0 if SlowToPrepare.prepared else 1.0
+
+    def prepare(self, values, *, cache_dir=None):
+        if not SlowToPrepare.prepared:
+            time.sleep(SlowToPrepare.SECONDS)
+            SlowToPrepare.prepared.append(time.monotonic())
+
+
+class SlowToPreparePlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("slow_chars", SlowToPrepare, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 8}, tags=("pretrained",))
+
+
+def test_a_bag_shares_the_time_left_after_its_encoders_one_off_work(builtin_registry, fresh_registry, texts,
+                                                                    monkeypatch):
+    # a cold feature cache: the features take 5 s of a 20-s budget. Each fold used to get its
+    # share of the time counted before the features, so the first fold spent its share
+    # computing them and was stopped after one epoch (on fashion: inside its first epoch, and
+    # the bag was lost); the work is now done before the folds share the time left.
+    import automm.estimator
+    import automm.pipeline as pipeline
+
+    fresh_registry(SlowToPreparePlugin())
+    monkeypatch.setattr(SlowToPrepare, "prepared", [])
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(pipeline.train_bagged(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(automm.estimator, "train_bagged", recording)
+    X, y, X_test, _ = texts
+    weight = torch.zeros(1, requires_grad=True)  # the first optimizer step's imports, paid before the clock runs
+    weight.sum().backward()
+    torch.optim.AdamW([weight]).step()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = AutoMM(encoders={"text": "slow_chars"}, fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8},
+                       max_epochs=2, bag_folds=5, n_trials=1, time_limit=20, num_workers=0, random_state=0).fit(X, y)
+    assert len(SlowToPrepare.prepared) == 1
+    assert not [w for w in caught if "did not finish" in str(w.message)]
+    bag, = seen
+    assert bag.bag is not None and len(bag.bag) == 5  # every fold trained
+    assert len(bag.history) == 2 and bag.stop_reason == "max_epochs reached"  # not cut by the time limit
+    assert bag.oof_outputs is not None
+    assert len(model.predict(X_test)) == len(X_test)
+
+
 def test_bag_folds_chooses_which_trials_are_bagged(builtin_registry, fresh_registry, texts):
     fresh_registry(PretrainedPlugin())
     X, y, _, _ = texts
