@@ -25,7 +25,7 @@ from .roles import BASE_ROLES
 from .deadlines import deadline_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, candidate_decision_weights,
-                       scale_frozen_batch, train_bagged, train_candidate)
+                       retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
 from .training import holdout_score_name, make_loader, model_outputs, resolve_device
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
@@ -653,20 +653,31 @@ class AutoMM(BaseEstimator):
         return candidate
 
     def _fit_one(self, data: PreparedData, config: dict, deadline: float | None, graceful: bool) -> Candidate:
+        """The one configuration trained (bagged as ``bag_folds`` says); on CUDA, out of GPU
+        memory, again with half the batch size, with a warning."""
         config = scale_frozen_batch(config, data.inputs, self._frozen_batch_scale())
         n_folds = bag_folds_for(self.bag_folds, data, config)
+
+        def train(config: dict) -> Candidate:
+            if n_folds > 1:
+                return train_bagged(data, config, n_folds, deadline=deadline, callbacks=self._extra_callbacks(),
+                                    verbose=self.verbose, stop_on_interrupt=graceful)
+            return train_candidate(data, config, deadline=deadline, callbacks=self._extra_callbacks(),
+                                   verbose=self.verbose, stop_on_interrupt=graceful)
+
+        def warn(batch: int, smaller: int) -> None:
+            warnings.warn(f"out of GPU memory with batch_size={batch}: training again with batch_size={smaller}",
+                          stacklevel=6)
+
+        candidate = retry_with_smaller_batches(train, config, data.device, on_retry=warn)
         if n_folds > 1:
             from .ensemble import Ensemble, ensemble_members
 
-            candidate = train_bagged(data, config, n_folds, deadline=deadline, callbacks=self._extra_callbacks(),
-                                     verbose=self.verbose, stop_on_interrupt=graceful)
             if candidate.bag is not None:
                 candidate.extras["ensemble_"] = Ensemble(ensemble_members(0, candidate, 1.0), data.problem_type)
             if candidate.interrupted:
                 warnings.warn(f"fit {candidate.stop_reason}", stacklevel=4)
             return candidate
-        candidate = train_candidate(data, config, deadline=deadline, callbacks=self._extra_callbacks(),
-                                    verbose=self.verbose, stop_on_interrupt=graceful)
         if candidate.interrupted:
             warnings.warn(f"fit interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept "
                           f"epoch {candidate.best_epoch} (holdout score {candidate.best_score:.4f})", stacklevel=4)

@@ -38,7 +38,7 @@ from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "pending_share",
-           "prepare_encoders",
+           "prepare_encoders", "retry_with_smaller_batches", "is_out_of_memory",
            "decision_weights", "candidate_decision_weights",
            "augmentable_modalities", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS"]
@@ -269,6 +269,37 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
                      best_epoch=trainer.best_epoch, best_score=trainer.best_score,
                      valid_outputs=trainer.best_valid_outputs, stop_reason=trainer.stop_reason or "max_epochs reached",
                      seconds=time.monotonic() - start, interrupted=trainer.interrupted)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the machine or the GPU ran out of memory."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(exc, (MemoryError, oom_type)) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
+
+
+def retry_with_smaller_batches(train: Callable[[dict], Candidate], config: dict, device: torch.device,
+                               on_retry: Callable[[int, int], None] | None = None) -> Candidate:
+    """``train(config)``; on CUDA, after running out of GPU memory, again with half the batch
+    size, until it fits (or the batch is 1 and the error is raised). ``on_retry(batch, smaller)``
+    is told of each retry. ``config`` itself is not changed: a retry trains a copy, which the
+    candidate returned carries."""
+    import copy
+    import gc
+
+    while True:
+        batch = int(config["training"]["batch_size"])
+        try:
+            return train(config)
+        except Exception as exc:
+            if device.type != "cuda" or not is_out_of_memory(exc) or batch <= 1:
+                raise
+        # out of the except block, so that the failed attempt's tensors can be freed
+        gc.collect()
+        torch.cuda.empty_cache()
+        config = copy.deepcopy(config)
+        config["training"]["batch_size"] = batch // 2
+        if on_retry is not None:
+            on_retry(batch, batch // 2)
 
 
 def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:

@@ -48,7 +48,7 @@ and their replicates at most :data:`WARM_START_TIME_FRACTION`, so that a slow de
 configuration cannot take the whole budget. ``n_trials`` bounds the number of trials in the
 study (finished ones of a resumed study count; :data:`DEFAULT_N_TRIALS` when neither is
 given). A trial that raises (NaN loss, out of memory, a broken plugin, ...) is recorded as failed with its reason and the search goes on (CUDA out of
-memory first retries with half the batch size), unless a process's first :data:`SYSTEMATIC_FAILURES`
+memory first retries with half the batch size, until it fits; the trial's reason then says so), unless a process's first :data:`SYSTEMATIC_FAILURES`
 trials all failed for one reason (the data or the set-up, not a configuration: it stops);
 ``fit`` raises :class:`SearchError` with the reasons, each once with its trials, only when no
 trial produced a model. Ctrl-C (``KeyboardInterrupt``) stops the search:
@@ -157,8 +157,8 @@ from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, s
 from .linear import LINEAR_SOLVER
 from .neighbors import NEIGHBORS_SOLVER
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
-                       candidate_decision_weights, decision_weights, pending_share, scale_frozen_batch, train_bagged,
-                       train_candidate)
+                       candidate_decision_weights, decision_weights, is_out_of_memory, pending_share,
+                       retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
 from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -731,14 +731,9 @@ def _failure_reason(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, FloatingPointError):
         text = f"non-finite loss ({text})"
-    elif _is_oom(exc):
+    elif is_out_of_memory(exc):
         text = f"out of memory ({text})"
     return text if len(text) <= 500 else text[:497] + "..."
-
-
-def _is_oom(exc: BaseException) -> bool:
-    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
-    return isinstance(exc, (MemoryError, oom_type)) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
 
 
 def _budget_trials(trials: Sequence[Any]) -> list[Any]:
@@ -910,30 +905,25 @@ def _trial_deadline(ctx: _Context, warm_start: bool = False) -> float | None:
 
 def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _TrialReporter,
            deadline: float | None = None) -> Candidate:
-    """train_candidate, retrying with half the batch size after CUDA running out of memory."""
-    import gc
-
+    """train_candidate (or train_bagged), retrying with half the batch size after CUDA runs out
+    of memory (:func:`automm.pipeline.retry_with_smaller_batches`; counted in the trial's
+    ``oom_retries``)."""
     callbacks = [*ctx.callbacks, reporter]
     n_folds = bag_folds_for(ctx.settings.bag_folds, ctx.data, config)
     trial.set_user_attr(_ATTR + "folds", n_folds)
-    while True:
-        batch = int(config["training"]["batch_size"])
-        try:
-            if n_folds > 1:
-                return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=callbacks,
-                                    verbose=max(0, ctx.settings.verbose - 1), device=device,
-                                    on_fold_end=reporter.on_fold_end if reporter.fold_reports else None)
-            return train_candidate(ctx.data, config, deadline=deadline, callbacks=callbacks,
-                                   verbose=max(0, ctx.settings.verbose - 1), device=device)
-        except Exception as exc:
-            if device.type != "cuda" or not _is_oom(exc) or batch <= 1:
-                raise
-        # out of the except block, so that the failed attempt's tensors can be freed
-        gc.collect()
-        torch.cuda.empty_cache()
-        config = copy.deepcopy(config)
-        config["training"]["batch_size"] = batch // 2
+
+    def train(config: dict) -> Candidate:
+        if n_folds > 1:
+            return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=callbacks,
+                                verbose=max(0, ctx.settings.verbose - 1), device=device,
+                                on_fold_end=reporter.on_fold_end if reporter.fold_reports else None)
+        return train_candidate(ctx.data, config, deadline=deadline, callbacks=callbacks,
+                               verbose=max(0, ctx.settings.verbose - 1), device=device)
+
+    def count(batch: int, smaller: int) -> None:
         trial.set_user_attr(_ATTR + "oom_retries", int(trial.user_attrs.get(_ATTR + "oom_retries", 0)) + 1)
+
+    return retry_with_smaller_batches(train, config, device, on_retry=count)
 
 
 def _components(config: Mapping[str, Any]) -> str:

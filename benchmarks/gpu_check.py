@@ -13,9 +13,10 @@ Checks (each prints PASS, FAIL or SKIP with its figures; the exit code is 1 when
    where the GPU supports it, else float16 with a gradient scaler), predicts there, and its saved
    model loaded on the CPU predicts the same classes (probabilities within 0.02: mixed precision).
 2. ``oom_retry``: with the process allowed a small share of the GPU's memory
-   (``torch.cuda.set_per_process_memory_fraction``), a trial whose batch does not fit is retried
-   with half the batch until it does; the leaderboard records the retries and the search ends
-   with a model. The memory share is restored afterwards.
+   (``torch.cuda.set_per_process_memory_fraction``), a fit whose batch does not fit is trained
+   again with half the batch until it does: without a search with a warning, in a search each
+   trial (its leaderboard reason says so), and both end with a model. The memory share is
+   restored afterwards.
 3. ``gpu_threads``: one trial per GPU. The search's device queue gets two slots per GPU (a
    machine with one GPU then runs two trials at once on it, the path a machine with two takes),
    trials run concurrently in the ``automm-gpu-*`` threads, each on CUDA, and the search ends
@@ -148,11 +149,14 @@ def check_oom_retry(device: str) -> dict:
     AutoMM._extra_callbacks = _probed(probe)
     torch.cuda.empty_cache()
     torch.cuda.set_per_process_memory_fraction(allowed / total, 0)
+    big = dict(device=device, random_state=0, max_epochs=1, batch_size=256, augmentations=None,
+               encoders={"image": {"name": "resnet", "image_size": 256, "width": 64}, "text": "hashed_ngram"})
     try:
-        model = AutoMM(device=device, n_trials=2, ensemble_size=1, pruner="none", random_state=0, max_epochs=1,
-                       batch_size=256, encoders={"image": {"name": "resnet", "image_size": 256, "width": 64},
-                                                 "text": "hashed_ngram"},
-                       fusion={"name": "concat"}, augmentations=None).fit(X, y)
+        with warnings.catch_warnings(record=True) as caught:  # a fit without search: retried with a warning
+            warnings.simplefilter("always")
+            single = AutoMM(**big).fit(X, y)
+        told = [str(w.message) for w in caught if "out of GPU memory" in str(w.message)]
+        model = AutoMM(n_trials=2, ensemble_size=1, pruner="none", fusion={"name": "concat"}, **big).fit(X, y)
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, 0)
         AutoMM._extra_callbacks = original
@@ -167,8 +171,12 @@ def check_oom_retry(device: str) -> dict:
              f"its reason: {default['reason'].iloc[0]!r}")
     finished = board[board["state"] == "COMPLETE"]
     batches = [int(c["training"]["batch_size"]) for c in finished["config"]]
+    single_batch = int(single.config_["training"]["batch_size"])
+    _require(single_batch < 256 and told and told[0].startswith("out of GPU memory with batch_size=256"),
+             f"the fit without search: batch {single_batch}, warnings {told}")
     _require(all(e["device"].startswith("cuda") for e in probe.epochs), "an epoch ran off the GPU")
     return {"memory_allowed_gib": round(allowed / 2**30, 2), "batch_sizes_trained": batches,
+            "single_fit_batch": single_batch, "single_fit_warnings": told,
             "reasons": finished["reason"].tolist(), "states": board["state"].tolist()}
 
 

@@ -937,6 +937,42 @@ def test_cuda_out_of_memory_retries_with_half_the_batch(monkeypatch):
     assert calls == [32]
 
 
+def test_retry_with_smaller_batches_halves_the_batch_until_it_fits():
+    from automm.pipeline import retry_with_smaller_batches
+
+    tried, told = [], []
+
+    def train(config):
+        tried.append(config["training"]["batch_size"])
+        if config["training"]["batch_size"] > 8:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return config
+
+    config = {"training": {"batch_size": 64}}
+    trained = retry_with_smaller_batches(train, config, torch.device("cuda"), lambda b, s: told.append((b, s)))
+    assert tried == [64, 32, 16, 8] and told == [(64, 32), (32, 16), (16, 8)]
+    assert trained["training"]["batch_size"] == 8 and config["training"]["batch_size"] == 64
+    tried.clear()
+    with pytest.raises(RuntimeError, match="out of memory"):  # on the CPU nothing is retried
+        retry_with_smaller_batches(train, config, torch.device("cpu"))
+    assert tried == [64]
+
+    def never_fits(config):
+        tried.append(config["training"]["batch_size"])
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    tried.clear()
+    with pytest.raises(torch.OutOfMemoryError):  # down to a batch of one, then the error
+        retry_with_smaller_batches(never_fits, {"training": {"batch_size": 4}}, torch.device("cuda"))
+    assert tried == [4, 2, 1]
+
+    def broken(config):
+        raise ValueError("not a memory problem")
+
+    with pytest.raises(ValueError):
+        retry_with_smaller_batches(broken, config, torch.device("cuda"), lambda b, s: pytest.fail("retried"))
+
+
 def test_a_trial_out_of_gpu_memory_says_so_in_the_leaderboard(texts, monkeypatch):
     # two "GPUs" (the one-trial-per-GPU threads) whose trainings run out of memory above
     # batch 8; the fake device is swapped for the CPU where the training really runs
