@@ -779,7 +779,8 @@ class AutoMM(BaseEstimator):
                                  "columns or a list of records (dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
             if missing:
-                raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}")
+                raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names} (to "
+                                 "predict without one, give its column with None in every row)")
             table = Table({c: table.columns[c] for c in self.columns_})
         return validate_columns(table, self.column_roles_)
 

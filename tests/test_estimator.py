@@ -102,8 +102,9 @@ def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
     query.loc[0, "name"] = ""
     query.loc[1, "first_word"] = "never-seen-category"
     assert len(clf.predict(query)) == 12
-    with pytest.raises(InputError, match="first_word"):
-        clf.predict(query.drop(columns=["first_word"]))
+    with pytest.raises(InputError, match=r"columns \['image'\] seen in fit are missing.*give its column with None"):
+        clf.predict(query.drop(columns=["image"]))
+    assert len(clf.predict(query.assign(image=None))) == 12  # as the error says: without pictures
     records = query.to_dict("records")  # a list of dicts (one per sample) is a table too
     assert (clf.predict(records) == clf.predict(query)).all()
     with pytest.raises(InputError, match=r"fitted on a table with columns \['image', 'name', 'n_words', "
