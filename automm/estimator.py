@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import sys
@@ -779,7 +780,11 @@ class AutoMM(BaseEstimator):
                                  "columns or a list of records (dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
             if missing:
-                raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names} (to "
+                unknown = [str(c) for c in table.names if c not in self.columns_]
+                renamed = [f"{close[0]!r} to {c!r}" for c in missing
+                           if (close := difflib.get_close_matches(str(c), unknown, n=1))]
+                hint = f"; rename {', '.join(renamed)}?" if renamed else ""
+                raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint} (to "
                                  "predict without one, give its column with None in every row)")
             table = Table({c: table.columns[c] for c in self.columns_})
         return validate_columns(table, self.column_roles_)

@@ -105,6 +105,9 @@ def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
     with pytest.raises(InputError, match=r"columns \['image'\] seen in fit are missing.*give its column with None"):
         clf.predict(query.drop(columns=["image"]))
     assert len(clf.predict(query.assign(image=None))) == 12  # as the error says: without pictures
+    with pytest.raises(InputError, match=r"columns \['first_word'\] seen in fit are missing; got columns \[.*\]; "
+                                         r"rename 'firstword' to 'first_word'\?"):
+        clf.predict(query.rename(columns={"first_word": "firstword"}))
     records = query.to_dict("records")  # a list of dicts (one per sample) is a table too
     assert (clf.predict(records) == clf.predict(query)).all()
     with pytest.raises(InputError, match=r"fitted on a table with columns \['image', 'name', 'n_words', "
