@@ -201,6 +201,19 @@ def _recipe_or_draft(args: argparse.Namespace):
     return recipe
 
 
+def _training_line(summary: dict) -> tuple[str, str]:
+    """How the kept model was trained: epochs, or the settings the linear or the
+    nearest-neighbour model tried and the one it kept."""
+    reason = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
+    kept = summary.get("kept_setting") or {}
+    if summary.get("solver") == "lbfgs" and "l2_c" in kept:
+        return "L2 penalty", f"C = {kept['l2_c']:g} kept of {summary['epochs_run']} strengths tried{reason}"
+    if summary.get("solver") == "neighbors" and "k" in kept:
+        return "neighbours", (f"k = {kept['k']}, temperature {kept['temperature']:g} kept of "
+                              f"{summary['epochs_run']} settings tried{reason}")
+    return "epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}{reason}"
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .recipes import fit_recipe
 
@@ -243,8 +256,7 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
           else []),
         ("encoders", encoders),
         ("fusion", summary["components"]["fusion"]),
-        ("epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}"
-                   + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else "")),
+        _training_line(summary),
         (f"validation {summary.get('validation_metric', 'score')}", summary["validation_score"]),
         *([("search", _trials_line(summary["trials"])
                       + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]

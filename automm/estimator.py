@@ -711,7 +711,10 @@ class AutoMM(BaseEstimator):
         """What ``fit`` did and kept, in plain values (``automm fit`` prints the same):
         ``problem_type`` (and ``n_classes``), each column's role (``columns``), the kept model's
         ``components``, its holdout score (``validation_score``, measured as
-        ``validation_metric``), ``epochs_run``, ``best_epoch`` and ``stop_reason``; after a
+        ``validation_metric``), ``epochs_run``, ``best_epoch`` and ``stop_reason`` (for the
+        search's linear or nearest-neighbour model, ``solver`` is set and its "epochs" are the
+        settings it tried, the one kept in ``kept_setting``: ``l2_c``, or ``k`` and
+        ``temperature``); after a
         search, its ``trials`` by state, the ``best_trial`` and the ``ensemble`` (pooling and
         each member trial's weight and components); the ``decision_weights`` of ``predict``'s
         rule when the metric set them (:mod:`automm.decision`); ``fit_seconds``. A loaded model
@@ -735,6 +738,13 @@ class AutoMM(BaseEstimator):
             "best_epoch": int(self.best_epoch_),
             "stop_reason": state.get("stop_reason_"),
         })
+        from .neighbors import NEIGHBORS_SOLVER, is_neighbors
+
+        solver = NEIGHBORS_SOLVER if is_neighbors(self.config_) else self.config_["training"].get("solver")
+        if solver:  # the linear or nearest-neighbour model: its "epochs" are the settings it tried
+            summary["solver"] = solver
+            kept = (self.history_ or [{}])[max(0, int(self.best_epoch_) - 1)] if self.history_ else {}
+            summary["kept_setting"] = {k: kept[k] for k in ("l2_c", "k", "temperature") if k in kept}
         leaderboard = state.get("leaderboard_")
         if leaderboard is not None and len(leaderboard):
             summary["trials"] = trial_counts(leaderboard)

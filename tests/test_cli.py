@@ -487,3 +487,12 @@ def test_warnings_are_short_messages_on_stderr(capsys, monkeypatch):
     assert "automm: warning" not in result.err and [w.category for w in caught] == [UserWarning, RuntimeWarning]
     result = run(capsys, "plugins", "--quiet")
     assert result.code == 0 and result.err == ""
+
+
+def test_the_fit_report_says_how_the_kept_model_was_trained():
+    from automm.cli import _training_line
+
+    base = {"epochs_run": 7, "best_epoch": 5, "stop_reason": "l2 grid done"}
+    assert _training_line({**base, "solver": "lbfgs", "kept_setting": {"l2_c": 100.0}}) == (
+        "L2 penalty", "C = 100 kept of 7 strengths tried (l2 grid done)")
+    assert _training_line({**base, "stop_reason": "max_epochs reached"}) == ("epochs", "7 run, best 5 (max_epochs reached)")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import automm
+from automm.cli import _training_line
 from automm import AutoMM
 from automm.components.fusions import NeighborsFusion
 from automm.data import MISSING, InputSpec
@@ -281,5 +282,12 @@ def test_naming_the_neighbors_fusion_fits_a_nearest_neighbour_model(builtin_only
                    num_workers=0, random_state=0).fit(*X, train["category"].tolist())
     assert model.config_["fusion"]["k"] in K_GRID and model.config_["fusion"]["temperature"] in TEMPERATURE_GRID
     assert model.model_.fusion.n_remembered == len(train)  # every row, in one model: never bagged
+    # what fit says it kept: the (k, temperature) setting chosen, not "epochs"
+    summary = model.fit_summary()
+    kept = {"k": model.config_["fusion"]["k"], "temperature": model.config_["fusion"]["temperature"]}
+    assert summary["solver"] == "neighbors" and summary["kept_setting"] == kept
+    assert _training_line(summary) == ("neighbours", f"k = {kept['k']}, temperature {kept['temperature']:g} kept of "
+                                                     f"{len(K_GRID) * len(TEMPERATURE_GRID)} settings tried "
+                                                     f"({summary['stop_reason']})")
     majority = float(test["category"].value_counts(normalize=True).max())
     assert model.score(*X_test, test["category"].tolist()) > majority + 0.1
