@@ -25,6 +25,7 @@ import os
 import secrets
 import struct
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
@@ -254,12 +255,27 @@ class FeatureCache:
                     pass
                 raise
             self.writes += 1
-        except OSError:
-            pass  # a read-only or full disk only costs recomputation later
+        except OSError as exc:  # a read-only or full disk only costs recomputation later: said once
+            _warn_unwritable(self.root, exc)
         return vector
 
     def put(self, value: Any, features: torch.Tensor) -> torch.Tensor:
         return self.put_by_key(self.key(value), features)
+
+
+_unwritable_warned: set[str] = set()
+_unwritable_lock = threading.Lock()
+
+
+def _warn_unwritable(root: Path, exc: OSError) -> None:
+    """Warn, once per cache directory and process, that features cannot be stored there."""
+    with _unwritable_lock:
+        if str(root) in _unwritable_warned:
+            return
+        _unwritable_warned.add(str(root))
+    warnings.warn(f"automm-pretrained: cannot write the feature cache under {str(root)!r} ({type(exc).__name__}: "
+                  f"{exc}); the features are used but not kept, so every fit computes them again. Give a writable "
+                  f"folder as AutoMM(cache_dir=...) or ${CACHE_ENV}.", RuntimeWarning, stacklevel=2)
 
 
 def _create_temporary(path: Path) -> tuple[int, str]:

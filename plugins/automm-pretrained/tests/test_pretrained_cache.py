@@ -10,6 +10,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import warnings
 
 import numpy as np
 import torch
@@ -220,12 +221,17 @@ def test_preprocess_without_prepare_still_works(tmp_path, monkeypatch):
     assert list((tmp_path / "features").rglob("*.f32"))
 
 
-def test_unwritable_cache_only_costs_recomputation(tmp_path):
+def test_unwritable_cache_only_costs_recomputation_and_says_so_once(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache directory should be")
     encoder = automm.create_encoder("minilm")
-    encoder.prepare(["hello"], cache_dir=str(blocker))
+    with pytest.warns(RuntimeWarning, match=r"cannot write the feature cache under '.*not-a-dir'.*every fit "
+                                            r"computes them again.*AUTOMM_CACHE_DIR"):
+        encoder.prepare(["hello", "world"], cache_dir=str(blocker))
     assert encoder.preprocess("hello").shape == (384,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per directory: not for every feature, nor every fit
+        automm.create_encoder("minilm").prepare(["again", "more"], cache_dir=str(blocker))
 
 
 def test_array_images_are_keyed_by_pixels(tmp_path):
