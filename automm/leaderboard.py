@@ -105,7 +105,11 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
         warnings.warn("plot_dir: matplotlib is not installed (pip install automm[plots]); no plots written")
         return []
     directory = Path(plot_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # the search is done: its model matters more than its plots
+        warnings.warn(f"plot_dir: cannot create the folder {str(directory)!r} ({exc}); no plots written")
+        return []
     multi = len(objectives) > 1
     score = (lambda t: t.values[0]) if multi else None
     jobs: list[tuple[str, Callable[[], Any]]] = [

@@ -207,9 +207,13 @@ def save_model(estimator, path: str | os.PathLike) -> str:
         if any(target.iterdir()) and not (target / MANIFEST).is_file():
             raise FileExistsError(f"path: {str(target)!r} is a non-empty directory that is not an automm model; "
                                   "not overwriting it")
-    target.parent.mkdir(parents=True, exist_ok=True)
     manifest = manifest_of(estimator)
-    staging = _make_staging_dir(target.parent, f".{target.name}.saving-")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = _make_staging_dir(target.parent, f".{target.name}.saving-")
+    except OSError as exc:  # named by the folder asked for, not by the staging folder's name
+        raise OSError(exc.errno, f"path: cannot write a model in {str(target.parent)!r} "
+                                 f"({exc.strerror or exc})") from None
     try:
         write_model_files(estimator.model_, staging)
         ensemble = estimator.__dict__.get("ensemble_")

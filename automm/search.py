@@ -1412,6 +1412,12 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     if worker is not None:
         raise _WorkerFinished(_run_worker_with_data(worker, data, estimator))
 
+    if estimator.plot_dir is not None:  # before the trials: a search is not run for plots it cannot write
+        try:
+            Path(estimator.plot_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"plot_dir: cannot create the folder {str(estimator.plot_dir)!r} "
+                             f"({type(exc).__name__}: {exc.strerror or exc})") from None
     settings = _settings_from(estimator, data)
     space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
                                        data.problem_type)

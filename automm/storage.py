@@ -86,11 +86,15 @@ def make_storage(kind: str, value: Any):
     if kind == "object":
         return value
     if kind == "journal":
-        Path(value).parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # (a grace period under 3 s is warned about)
-            lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
-        return JournalStorage(JournalFileBackend(str(value), lock_obj=lock))
+        try:
+            Path(value).parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (a grace period under 3 s is warned about)
+                lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
+            return JournalStorage(JournalFileBackend(str(value), lock_obj=lock))
+        except OSError as exc:
+            raise InputError(f"storage: cannot open the journal file {str(value)!r} ({type(exc).__name__}: "
+                             f"{exc.strerror or exc})") from None
     if kind == "rdb":
         engine_kwargs = {"pool_pre_ping": True} if not value.startswith("sqlite") else {"connect_args": {"timeout": 60}}
         try:

@@ -93,6 +93,14 @@ def test_failed_save_keeps_the_previous_model(model, data, tmp_path, monkeypatch
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
 
 
+def test_a_model_cannot_be_saved_where_no_folder_can_be_made(model, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("where a folder should be")
+    with pytest.raises(OSError, match=r"path: cannot write a model in '.*a-file'"):
+        model.save(blocker / "model")
+    assert blocker.read_text() == "where a folder should be"
+
+
 def test_loading_a_model_whose_plugin_is_missing_names_component_and_plugin(model, tmp_path):
     path = tmp_path / "m"
     model.save(path)

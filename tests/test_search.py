@@ -193,6 +193,25 @@ def test_bad_search_parameters_fail_before_training(params, message, texts):
         AutoMM(**small(**{"n_trials": 2, **params})).fit(X[:20], y[:20])
 
 
+def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_path, monkeypatch):
+    X, y, _, _ = texts
+    blocker = tmp_path / "a-file"
+    blocker.write_text("where a folder should be")
+    ran = []
+    monkeypatch.setattr(search, "_worker_loop", lambda ctx, study: ran.append(1))
+    with pytest.raises(InputError, match=r"plot_dir: cannot create the folder '.*a-file/plots' \((NotADirectory|"
+                                         r"FileExists)Error"):
+        AutoMM(**small(n_trials=2, plot_dir=blocker / "plots")).fit(X[:40], y[:40])
+    with pytest.raises(InputError, match=r"storage: cannot open the journal file '.*a-file/study.log'"):
+        AutoMM(**small(n_trials=2, storage=f"journal://{blocker / 'study.log'}")).fit(X[:40], y[:40])
+    assert not ran  # no trial started
+    # after a search, plots that cannot be written only warn: the model is kept
+    from automm.leaderboard import write_plots
+
+    with pytest.warns(UserWarning, match="plot_dir: cannot create the folder .*no plots written"):
+        assert write_plots(optuna.create_study(), blocker / "plots") == []
+
+
 # ------------------------------------------------------------------------ the space
 
 def test_space_is_define_by_run_with_prefixed_component_parameters(builtin_registry):
