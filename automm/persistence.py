@@ -27,7 +27,7 @@ import torch
 from .exceptions import ModelFormatError, UnknownComponentError
 from .components.stack import encoder_names
 
-__all__ = ["save_model", "load_model", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
+__all__ = ["save_model", "load_model", "check_save_target", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
 
 FORMAT_VERSION = 5  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
@@ -197,23 +197,42 @@ def write_model_files(model, directory: Path, sync: bool = True) -> None:
     _write_json(directory / PREPROCESSING, {name: _jsonable(enc.get_state()) for name, enc in model.encoders.items()})
 
 
+def _refuse_to_overwrite(target: Path, argument: str = "path") -> None:
+    if target.exists():
+        if not target.is_dir():
+            raise FileExistsError(f"{argument}: {str(target)!r} exists and is not a directory; not overwriting it")
+        if any(target.iterdir()) and not (target / MANIFEST).is_file():
+            raise FileExistsError(f"{argument}: {str(target)!r} is a non-empty directory that is not an automm "
+                                  "model; not overwriting it")
+
+
+def _staging_dir(target: Path, argument: str = "path") -> Path:
+    """A new staging folder beside ``target`` (its parents made); an error names ``target``'s folder."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return _make_staging_dir(target.parent, f".{target.name}.saving-")
+    except OSError as exc:  # named by the folder asked for, not by the staging folder's name
+        raise OSError(exc.errno, f"{argument}: cannot write a model in {str(target.parent)!r} "
+                                 f"({exc.strerror or exc})") from None
+
+
+def check_save_target(path: str | os.PathLike, argument: str = "path") -> None:
+    """Raise now what :func:`save_model` would raise for ``path`` before writing anything (not
+    a model's folder, or a folder where nothing can be written; the message starts with
+    ``argument``), so that a long fit is not run for a model that cannot be saved. Leaves no
+    trace but the parent folders it made."""
+    target = Path(path).resolve()
+    _refuse_to_overwrite(target, argument)
+    shutil.rmtree(_staging_dir(target, argument), ignore_errors=True)
+
+
 def save_model(estimator, path: str | os.PathLike) -> str:
     """Write ``estimator`` to directory ``path``; replaces a previous automm model there
     only after the new one is complete. Refuses to overwrite anything else."""
     target = Path(path).resolve()
-    if target.exists():
-        if not target.is_dir():
-            raise FileExistsError(f"path: {str(target)!r} exists and is not a directory; not overwriting it")
-        if any(target.iterdir()) and not (target / MANIFEST).is_file():
-            raise FileExistsError(f"path: {str(target)!r} is a non-empty directory that is not an automm model; "
-                                  "not overwriting it")
+    _refuse_to_overwrite(target)
     manifest = manifest_of(estimator)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = _make_staging_dir(target.parent, f".{target.name}.saving-")
-    except OSError as exc:  # named by the folder asked for, not by the staging folder's name
-        raise OSError(exc.errno, f"path: cannot write a model in {str(target.parent)!r} "
-                                 f"({exc.strerror or exc})") from None
+    staging = _staging_dir(target)
     try:
         write_model_files(estimator.model_, staging)
         ensemble = estimator.__dict__.get("ensemble_")

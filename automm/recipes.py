@@ -1686,12 +1686,16 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     if data.dropped_classes:
         shown = ", ".join(map(str, data.dropped_classes[:10])) + (" ..." if len(data.dropped_classes) > 10 else "")
         log(f"data.min_class_rows: dropped {len(data.dropped_classes)} rare classes ({shown})")
+    target = output_dir or loaded.output_dir
+    if save and target:  # before the fit: a long fit whose model cannot be saved would be lost
+        from .persistence import check_save_target
+
+        check_save_target(target, "output.dir" if output_dir is None else "output directory")
     log("fitting ...")
     estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
                   sample_weight_val=data.w_val)
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
-    target = output_dir or loaded.output_dir
     if save and target:
         model_dir = estimator.save(target)
         reproduce = to_recipe(estimator)

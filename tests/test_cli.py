@@ -496,3 +496,14 @@ def test_the_fit_report_says_how_the_kept_model_was_trained():
     assert _training_line({**base, "solver": "lbfgs", "kept_setting": {"l2_c": 100.0}}) == (
         "L2 penalty", "C = 100 kept of 7 strengths tried (l2 grid done)")
     assert _training_line({**base, "stop_reason": "max_epochs reached"}) == ("epochs", "7 run, best 5 (max_epochs reached)")
+
+
+def test_fit_refuses_an_output_folder_it_cannot_save_to_before_fitting(capsys, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a model")
+    monkeypatch.setattr(AutoMM, "fit", lambda *args, **kwargs: pytest.fail("fitted a model it could not save"))
+    result = run(capsys, "fit", QUICKSTART, "-o", blocker)
+    assert result.code == 1 and "output directory: " in result.err and "exists and is not a directory" in result.err
+    result = run(capsys, "fit", QUICKSTART, "-o", blocker / "model")
+    assert result.code == 1 and "output directory: cannot write a model in " in result.err
+    assert blocker.read_text() == "not a model"
