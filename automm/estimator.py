@@ -206,6 +206,10 @@ class AutoMM(BaseEstimator):
             raise InputError(f"class_weight: expected None, 'balanced' or a dict label -> weight, got {self.class_weight!r}")
         if self.encoders is not None and not isinstance(self.encoders, Mapping):
             raise InputError(f"encoders: expected a dict modality-or-column -> encoder, got {self.encoders!r}")
+        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
+            raise InputError(f"cache_dir: expected a directory path or None, got {self.cache_dir!r}")
+        if not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
+            raise InputError(f"verbose: expected an integer >= 0 (0 silent, 1 progress, 2 more), got {self.verbose!r}")
         if self.column_types is not None and not isinstance(self.column_types, Mapping):
             raise InputError(f"column_types: expected a dict column -> role, got {self.column_types!r}")
         try:
@@ -517,7 +521,11 @@ class AutoMM(BaseEstimator):
         stratify = None
         if self.problem_type_ != "regression":
             counts = np.bincount(targets)
-            if counts[counts > 0].min() >= 2 and n_valid >= len(counts):
+            n_classes = int((counts > 0).sum())
+            if n - n_valid < n_classes:
+                raise InputError(f"holdout_frac: {self.holdout_frac} of the {n} samples leaves {n - n_valid} to train "
+                                 f"on, fewer than the {n_classes} classes; use a smaller holdout_frac")
+            if counts[counts > 0].min() >= 2 and n_valid >= n_classes:
                 stratify = targets
         train, valid = train_test_split(indices, test_size=n_valid, random_state=seed, stratify=stratify)
         return np.sort(train), np.sort(valid)

@@ -320,6 +320,19 @@ def test_bad_parameters_are_named():
         AutoMM(fusion="concatt").fit(["a b", "c d"], [0, 1])
     with pytest.raises(InputError, match="encoders.*'cnn' encodes 'image'"):
         AutoMM(encoders={"text": "cnn"}).fit(["a long text here", "another long text"], [0, 1])
+    with pytest.raises(InputError, match=r"cache_dir: expected a directory path or None, got 5"):
+        AutoMM(cache_dir=5).fit(["a b", "c d"], [0, 1])
+    with pytest.raises(InputError, match=r"verbose: expected an integer >= 0"):
+        AutoMM(verbose="loud").fit(["a b", "c d"], [0, 1])
+
+
+def test_a_holdout_that_leaves_too_few_rows_to_train_on_is_named(emoji_split):
+    train, _ = emoji_split  # 9 classes
+    texts, labels = train["name"].tolist()[:120], train["category"].tolist()[:120]
+    with pytest.raises(InputError, match=r"holdout_frac: 0.95 of the 120 samples leaves 6 to train on, fewer than "
+                                         r"the 9 classes"):
+        AutoMM(holdout_frac=0.95, max_epochs=1).fit(texts, labels)
+    assert len(AutoMM(holdout_frac=0.5, max_epochs=1).fit(texts, labels).classes_) == 9
 
 
 def test_predict_before_fit_and_wrong_number_of_inputs(fitted, emoji_split):
