@@ -62,6 +62,12 @@ def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
     return args, y
 
 
+def _one_hot(values: np.ndarray) -> bool:
+    """Whether a 2-d array is one-hot encoded labels: 0/1 (or booleans), exactly one 1 per row."""
+    return (values.ndim == 2 and values.size > 0 and values.dtype.kind in "biuf" and bool(np.isin(values, (0, 1)).all())
+            and bool((values.sum(axis=1) == 1).all()))
+
+
 class AutoMM(BaseEstimator):
     """Multimodal AutoML estimator: images, texts and table columns in, a trained model out.
 
@@ -247,9 +253,12 @@ class AutoMM(BaseEstimator):
 
             if isinstance(y, pd.DataFrame):
                 if y.shape[1] != 1:
+                    values = y.to_numpy()
+                    hint = ("one-hot encoded labels (dummies): pass each row's class, e.g. y.idxmax(axis=1)"
+                            if _one_hot(values) else "for several targets, one model each: "
+                            "sklearn.multioutput.MultiOutputClassifier(AutoMMClassifier())")
                     raise InputError(f"{name}: expected one label column, got a DataFrame with {y.shape[1]} columns "
-                                     "(for several targets, one model each: "
-                                     "sklearn.multioutput.MultiOutputClassifier(AutoMMClassifier()))")
+                                     f"({hint})")
                 y = y.iloc[:, 0]
             if isinstance(y, pd.Series):
                 y = y.to_numpy(dtype=object if y.dtype == object or str(y.dtype) in ("string", "category") else None)
@@ -267,9 +276,13 @@ class AutoMM(BaseEstimator):
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr.ravel()
         if arr.ndim != 1:
-            raise InputError(f"{name}: expected a 1-d sequence of labels, got shape {arr.shape}"
-                             + (" (for several targets, one model each: sklearn.multioutput.MultiOutputClassifier "
-                                "or MultiOutputRegressor around AutoMM)" if arr.ndim == 2 else ""))
+            hint = ""
+            if _one_hot(arr):
+                hint = " (one-hot encoded labels: pass each row's class, e.g. y.argmax(axis=1))"
+            elif arr.ndim == 2:
+                hint = (" (for several targets, one model each: sklearn.multioutput.MultiOutputClassifier or "
+                        "MultiOutputRegressor around AutoMM)")
+            raise InputError(f"{name}: expected a 1-d sequence of labels, got shape {arr.shape}{hint}")
         if len(arr) == 0:
             raise InputError(f"{name}: no labels (0 samples)")
         missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]

@@ -286,7 +286,10 @@ def test_relative_image_paths_that_are_missing_get_a_hint(tmp_path, monkeypatch)
     ("label", r"got the string 'label'; to take the labels from a column of the table: "
               r"fit\(frame.drop\(columns='label'\), frame\['label'\]\)"),
     (np.zeros((4, 2)), r"shape \(4, 2\) \(for several targets, one model each: sklearn.multioutput"),
-    (pd.DataFrame({"a": [0, 1] * 2, "b": [1, 0] * 2}), r"2 columns \(for several targets.*MultiOutputClassifier"),
+    (pd.DataFrame({"a": [0, 1, 1, 0], "b": [1, 1, 0, 0]}), r"2 columns \(for several targets.*MultiOutputClassifier"),
+    (np.eye(2)[[0, 1, 1, 0]], r"shape \(4, 2\) \(one-hot encoded labels: pass each row's class, e.g. "
+                              r"y.argmax\(axis=1\)\)"),
+    (pd.get_dummies(pd.Series(["x", "y", "y", "x"])), r"2 columns \(one-hot encoded labels \(dummies\).*idxmax"),
 ])
 def test_labels_of_the_wrong_shape_say_what_to_pass(y, message):
     with pytest.raises(InputError, match=r"^y: .*" + message):
