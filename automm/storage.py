@@ -107,7 +107,22 @@ def make_storage(kind: str, value: Any):
         except ImportError as exc:
             raise InputError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
                              "pip install psycopg2-binary)") from None
+        except Exception as exc:  # noqa: BLE001 - the database cannot be reached or opened
+            if type(exc).__module__.split(".")[0] != "sqlalchemy":
+                raise
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise InputError(f"storage: cannot open the database {_without_password(value)} ({reason})") from None
     raise ValueError(f"unknown storage kind {kind!r}")
+
+
+def _without_password(url: str) -> str:
+    """``url`` as it may be shown: its password replaced by ``***``."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL sqlalchemy can parse: show its scheme only
+        return url.split("://")[0] + "://..."
 
 
 def own_heartbeats(storage) -> bool:

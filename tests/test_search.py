@@ -204,6 +204,12 @@ def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_p
         AutoMM(**small(n_trials=2, plot_dir=blocker / "plots")).fit(X[:40], y[:40])
     with pytest.raises(InputError, match=r"storage: cannot open the journal file '.*a-file/study.log'"):
         AutoMM(**small(n_trials=2, storage=f"journal://{blocker / 'study.log'}")).fit(X[:40], y[:40])
+    with pytest.raises(InputError, match=r"storage: cannot open the database sqlite:///.*a-file/study.db \(unable "):
+        AutoMM(**small(n_trials=2, storage=f"sqlite:///{blocker / 'study.db'}")).fit(X[:40], y[:40])
+    with pytest.raises(InputError, match=r"storage: cannot open the database postgresql.*://automm:\*\*\*@127.0.0.1:1/"
+                                         r"db \(.*refused") as caught:  # no server there; the password not shown
+        AutoMM(**small(n_trials=2, storage="postgresql://automm:s3cret@127.0.0.1:1/db")).fit(X[:40], y[:40])
+    assert "s3cret" not in str(caught.value)
     assert not ran  # no trial started
     # after a search, plots that cannot be written only warn: the model is kept
     from automm.leaderboard import write_plots
