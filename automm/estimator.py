@@ -290,6 +290,12 @@ class AutoMM(BaseEstimator):
             rows = ", ".join(map(str, missing[:5]))
             raise InputError(f"{name}: {len(missing)} missing label{'s' if len(missing) > 1 else ''} (None/NaN/empty), "
                              f"first at row{'s' if len(missing) > 1 else ''} {rows}")
+        text = next((v for v in given if isinstance(v, str)), None)
+        number = next((v for v in given if isinstance(v, (int, float, np.number))
+                       and not isinstance(v, (bool, np.bool_))), None)
+        if text is not None and number is not None:  # numpy would turn every label into a string
+            raise InputError(f"{name}: labels mix strings and numbers (e.g. {text!r} and {number!r}), so predict would "
+                             f"return {str(number)!r} for {number!r}; give them one type, e.g. [str(v) for v in y]")
         if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
             arr = arr.astype(float) if any(isinstance(v, float) for v in arr.tolist()) else arr.astype(int)
         return arr

@@ -329,6 +329,13 @@ def test_bad_parameters_are_named():
         AutoMM(verbose="loud").fit(["a b", "c d"], [0, 1])
 
 
+def test_labels_mixing_strings_and_numbers_are_refused():
+    # numpy would make every label a string: predict would return '1' where y held 1
+    with pytest.raises(InputError, match=r"y: labels mix strings and numbers \(e.g. 'other' and 1\), so predict "
+                                         r"would return '1' for 1; give them one type"):
+        AutoMM(max_epochs=1).fit(["a b", "c d", "e f", "g h"], [1, "other", 1, "other"])
+
+
 def test_a_holdout_that_leaves_too_few_rows_to_train_on_is_named(emoji_split):
     train, _ = emoji_split  # 9 classes
     texts, labels = train["name"].tolist()[:120], train["category"].tolist()[:120]
