@@ -324,7 +324,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     out = _Out(args.quiet)
     filters = _parse_filters(args.filter)
+    target = None if args.output in (None, "-") else Path(args.output)
+    if target is not None:  # before predicting: predictions that cannot be written would be lost
+        if not target.parent.is_dir():
+            raise UsageError(f"-o: folder {str(target.parent)!r} does not exist")
+        if target.is_dir():
+            raise UsageError(f"-o: {str(target)!r} is a folder; name the CSV file to write")
     estimator = _load_model(args.model_dir, args.device)
+    if args.proba and estimator.problem_type_ == "regression":
+        raise UsageError("--proba: a regression model has no class probabilities")
     frame = _read_data(args.data, filters, estimator.column_roles_)
     keep = list(args.keep or [])
     absent = [c for c in keep if c not in frame.columns]
@@ -334,18 +342,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = frame[keep].copy() if keep else pd.DataFrame(index=frame.index)
     result["prediction"] = estimator.predict(*inputs)
     if args.proba:
-        if estimator.problem_type_ == "regression":
-            raise UsageError("--proba: a regression model has no class probabilities")
         probabilities = estimator.predict_proba(*inputs)
         for j, label in enumerate(estimator.classes_):
             result[f"proba_{label}"] = probabilities[:, j]
-    if args.output in (None, "-"):
+    if target is None:
         result.to_csv(sys.stdout, index=False)
     else:
-        target = Path(args.output)
-        if target.parent and not target.parent.exists():
-            raise FileNotFoundError(f"-o: folder {str(target.parent)!r} does not exist")
-        result.to_csv(target, index=False)
+        temporary = target.with_name(f".{target.name}.writing")
+        try:
+            result.to_csv(temporary, index=False)
+            os.replace(temporary, target)  # an earlier file there is replaced whole or not at all
+        finally:
+            temporary.unlink(missing_ok=True)
         out.log(f"wrote {len(result)} predictions to {args.output}")
     return EXIT_OK
 

@@ -186,6 +186,16 @@ def test_fit_json_then_evaluate_and_predict_a_regression_in_process(capsys, regr
     result = run(capsys, "predict", folder / "model", folder / "no_a.csv")
     assert result.code == 1 and "lacks the column(s) ['a']" in result.err and result.no_traceback()
 
+    # -o: a file that cannot be written is refused before predicting; an earlier file is replaced whole
+    result = run(capsys, "predict", folder / "model", folder / "houses.csv", "-o", folder / "nowhere" / "p.csv")
+    assert result.code == 2 and "-o: folder" in result.err and "does not exist" in result.err
+    result = run(capsys, "predict", folder / "model", folder / "houses.csv", "-o", folder)
+    assert result.code == 2 and "is a folder" in result.err
+    (folder / "p.csv").write_text("an earlier file\n")
+    result = run(capsys, "predict", folder / "model", folder / "houses.csv", "-o", folder / "p.csv", "--keep", "id")
+    assert result.code == 0 and len(pd.read_csv(folder / "p.csv")) == 120
+    assert not [p for p in folder.iterdir() if p.name.startswith(".p.csv")]  # no temporary file left
+
 
 def test_a_weight_column_weighs_the_fit_and_the_test_metrics(capsys, regression_files, tmp_path):
     """data.weight_column: fit's sample_weight, the test metrics weighted; evaluate reads it from
