@@ -566,10 +566,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _redact(url: str) -> str:
-    """A storage URL without its password."""
-    import re
+    """A storage URL without its password (:func:`automm.storage.redact_url`)."""
+    from .storage import redact_url
 
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    return redact_url(url)
 
 
 # ---------------------------------------------------------------------------------- parser

@@ -16,7 +16,7 @@ from typing import Any
 
 from .exceptions import InputError
 
-__all__ = ["parse_storage", "make_storage", "own_heartbeats", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE",
+__all__ = ["parse_storage", "make_storage", "own_heartbeats", "redact_url", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE",
            "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
 
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
@@ -111,18 +111,15 @@ def make_storage(kind: str, value: Any):
             if type(exc).__module__.split(".")[0] != "sqlalchemy":
                 raise
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise InputError(f"storage: cannot open the database {_without_password(value)} ({reason})") from None
+            raise InputError(f"storage: cannot open the database {redact_url(value)} ({reason})") from None
     raise ValueError(f"unknown storage kind {kind!r}")
 
 
-def _without_password(url: str) -> str:
-    """``url`` as it may be shown: its password replaced by ``***``."""
-    try:
-        from sqlalchemy.engine import make_url
+def redact_url(url: str) -> str:
+    """A storage URL as it may be shown: its password replaced by ``***``."""
+    import re
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a URL sqlalchemy can parse: show its scheme only
-        return url.split("://")[0] + "://..."
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def own_heartbeats(storage) -> bool:
