@@ -310,37 +310,35 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
                for frozen, _ in _part_flags(spec, config["encoders"][spec.name]))
 
 
+def _pending_work(data: PreparedData, config: dict):
+    """``(input spec, its unfitted encoder, the share of its values with one-off work pending)``
+    for each input of ``config`` (:meth:`automm.Encoder.pending_share`)."""
+    reg = _registry.get_registry()
+    for spec in data.inputs:
+        if spec.name in config["encoders"]:
+            encoder = _make_encoder(spec, config, reg)
+            yield spec, encoder, float(encoder.pending_share(data.values[spec.name], cache_dir=data.cache_dir))
+
+
 def pending_share(data: PreparedData, config: dict) -> float:
     """The largest share of an input's values whose one-off work ``config``'s encoders would
     still do before training (:meth:`automm.Encoder.pending_share`: a frozen pretrained
     encoder's features not yet cached); 0.0 when there is none."""
-    reg = _registry.get_registry()
-    share = 0.0
-    for spec in data.inputs:
-        if spec.name in config["encoders"]:
-            encoder = _make_encoder(spec, config, reg)
-            share = max(share, float(encoder.pending_share(data.values[spec.name], cache_dir=data.cache_dir)))
-    return share
+    return max((share for _, _, share in _pending_work(data, config)), default=0.0)
 
 
 def prepare_encoders(data: PreparedData, config: dict) -> None:
     """Do now, for every row, the one-off work that ``config``'s encoders have pending
-    (:meth:`automm.Encoder.pending_share`: a frozen pretrained encoder's features not yet
-    cached), so that what follows starts after it: :func:`train_bagged`'s folds then share the
-    time left rather than the first fold spending its share on it. Each such encoder is fitted
-    on the training rows and prepared as :func:`train_candidate` does, then dropped (what stays
-    is its cache); encoders with nothing pending are not touched."""
-    reg = _registry.get_registry()
+    (:func:`pending_share`), so that what follows starts after it: :func:`train_bagged`'s folds
+    then share the time left rather than the first fold spending its share on it. Each such
+    encoder is fitted on the training rows and prepared as :func:`train_candidate` does, then
+    dropped (what stays is its cache); encoders with nothing pending are not touched."""
     train_values = None
-    for spec in data.inputs:
-        if spec.name not in config["encoders"]:
-            continue
-        encoder = _make_encoder(spec, config, reg)
-        values = data.values[spec.name]
-        if encoder.pending_share(values, cache_dir=data.cache_dir) > 0:
+    for spec, encoder, share in _pending_work(data, config):
+        if share > 0:
             train_values = data.subset(data.train_index) if train_values is None else train_values
             encoder.fit(train_values[spec.name])
-            encoder.prepare(values, cache_dir=data.cache_dir)
+            encoder.prepare(data.values[spec.name], cache_dir=data.cache_dir)
 
 
 def augmentable_modalities(inputs: Sequence[InputSpec], config: dict) -> set[str]:
