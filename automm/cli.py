@@ -204,11 +204,14 @@ def _recipe_or_draft(args: argparse.Namespace):
 def _training_line(summary: dict) -> tuple[str, str]:
     """How the kept model was trained: epochs, or the settings the linear or the
     nearest-neighbour model tried and the one it kept."""
+    from .linear import LINEAR_SOLVER
+    from .neighbors import NEIGHBORS_SOLVER
+
     reason = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
     kept = summary.get("kept_setting") or {}
-    if summary.get("solver") == "lbfgs" and "l2_c" in kept:
+    if summary.get("solver") == LINEAR_SOLVER and "l2_c" in kept:
         return "L2 penalty", f"C = {kept['l2_c']:g} kept of {summary['epochs_run']} strengths tried{reason}"
-    if summary.get("solver") == "neighbors" and "k" in kept:
+    if summary.get("solver") == NEIGHBORS_SOLVER and "k" in kept:
         return "neighbours", (f"k = {kept['k']}, temperature {kept['temperature']:g} kept of "
                               f"{summary['epochs_run']} settings tried{reason}")
     return "epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}{reason}"

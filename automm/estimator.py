@@ -770,7 +770,7 @@ class AutoMM(BaseEstimator):
         solver = NEIGHBORS_SOLVER if is_neighbors(self.config_) else self.config_["training"].get("solver")
         if solver:  # the linear or nearest-neighbour model: its "epochs" are the settings it tried
             summary["solver"] = solver
-            kept = (self.history_ or [{}])[max(0, int(self.best_epoch_) - 1)] if self.history_ else {}
+            kept = self.history_[max(0, int(self.best_epoch_) - 1)] if self.history_ else {}
             summary["kept_setting"] = {k: kept[k] for k in ("l2_c", "k", "temperature") if k in kept}
         leaderboard = state.get("leaderboard_")
         if leaderboard is not None and len(leaderboard):

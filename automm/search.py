@@ -861,7 +861,7 @@ def _run_objective(trial, ctx: _Context):
     if ctx.data.problem_type != "regression":
         rows = len(ctx.data.rows) if candidate.oof_outputs is not None else len(ctx.data.valid_index)
     stop_reason = candidate.stop_reason
-    if trial.user_attrs.get(_ATTR + "oom_retries"):
+    if candidate.config["training"]["batch_size"] != config["training"]["batch_size"]:  # retried out of memory
         stop_reason = (f"{stop_reason}; " if stop_reason else "") + (
             f"out of GPU memory with batch {config['training']['batch_size']}: "
             f"trained with batch {candidate.config['training']['batch_size']}")
