@@ -19,7 +19,7 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -322,6 +322,17 @@ def _leaderboard_table(frame) -> str:
 
 
 # ---------------------------------------------------------------------------------- predict / evaluate
+def _write_whole(target: Path, write: Callable[[Path], Any]) -> None:
+    """``write(path)`` to a temporary name beside ``target``, then renamed over it: an earlier
+    file there is replaced whole or not at all; no temporary file is left behind."""
+    temporary = target.with_name(f".{target.name}.writing")
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -351,12 +362,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if target is None:
         result.to_csv(sys.stdout, index=False)
     else:
-        temporary = target.with_name(f".{target.name}.writing")
-        try:
-            result.to_csv(temporary, index=False)
-            os.replace(temporary, target)  # an earlier file there is replaced whole or not at all
-        finally:
-            temporary.unlink(missing_ok=True)
+        _write_whole(target, lambda path: result.to_csv(path, index=False))
         out.log(f"wrote {len(result)} predictions to {args.output}")
     return EXIT_OK
 
@@ -435,9 +441,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if target is None:
         _Out.result(text.rstrip())
         return EXIT_OK
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, target)  # never a half-written recipe
+    _write_whole(target, lambda path: path.write_text(text, encoding="utf-8"))  # never a half-written recipe
     out = _Out(args.quiet)
     out.log(f"wrote {target}: {draft.describe()}")
     out.log(f"next: automm fit {target}")
