@@ -43,6 +43,7 @@ then run (carry ``.whl``):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -80,15 +81,25 @@ class EpochProbe(Callback):
         entry = {"device": str(trainer.device), "amp": bool(trainer.use_amp),
                  "amp_dtype": str(trainer.amp_dtype).replace("torch.", ""), "scaler": bool(trainer.scaler.is_enabled()),
                  "parameters_on": sorted({p.device.type for p in trainer.model.parameters()}),
-                 "thread": threading.current_thread().name,
-                 "end": time.monotonic(), "seconds": float(record.get("seconds", float("nan")))}
+                 "thread": threading.current_thread().name, "seconds": float(record.get("seconds", float("nan")))}
         with self.lock:
             self.epochs.append(entry)
 
 
-def _probed(probe: EpochProbe):
-    """An ``_extra_callbacks`` that adds ``probe`` to every training, the search's trials too."""
-    return lambda self: [probe]
+@contextlib.contextmanager
+def _probing():
+    """An :class:`EpochProbe` added to every training (the search's trials too) inside the block."""
+    probe, original = EpochProbe(), AutoMM._extra_callbacks
+    AutoMM._extra_callbacks = lambda self: [probe]
+    try:
+        yield probe
+    finally:
+        AutoMM._extra_callbacks = original
+
+
+def _need_cuda(device: str) -> None:
+    if device == "cpu" or not torch.cuda.is_available():
+        raise Skip("needs CUDA")
 
 
 def _emoji():
@@ -104,19 +115,12 @@ def _require(condition: bool, message: str) -> None:
 
 def check_placement(device: str) -> dict:
     X, y, X_test, y_test = _emoji()
-    probe = EpochProbe()
-    original = AutoMM._extra_callbacks
-    AutoMM._extra_callbacks = _probed(probe)
-    try:
+    with _probing() as probe:
         start = time.perf_counter()
         model = AutoMM(device=device, amp=True, max_epochs=4, random_state=0).fit(X, y)
         seconds = time.perf_counter() - start
-    finally:
-        AutoMM._extra_callbacks = original
     cuda = model.device_.type == "cuda"
-    _require(model.device_.type == torch.device(device if device != "auto" else
-                                                ("cuda" if torch.cuda.is_available() else "cpu")).type,
-             f"device_ is {model.device_}")
+    _require(model.device_.type == torch.device(device).type, f"device_ is {model.device_}")
     _require(bool(probe.epochs), "no epoch was recorded")
     for epoch in probe.epochs:
         _require(epoch["parameters_on"] == [model.device_.type], f"parameters on {epoch['parameters_on']}")
@@ -142,27 +146,23 @@ def check_placement(device: str) -> dict:
 
 
 def check_oom_retry(device: str) -> dict:
-    if device == "cpu" or not torch.cuda.is_available():
-        raise Skip("needs CUDA")
+    _need_cuda(device)
     X, y, _, _ = _emoji()
-    probe = EpochProbe()
     total = torch.cuda.get_device_properties(0).total_memory
     allowed = 1.0 * 2**30  # bytes: a 256-image batch of 256-px pictures through a 64-wide ResNet needs far more
-    original = AutoMM._extra_callbacks
-    AutoMM._extra_callbacks = _probed(probe)
-    torch.cuda.empty_cache()
-    torch.cuda.set_per_process_memory_fraction(allowed / total, 0)
     big = dict(device=device, random_state=0, max_epochs=1, batch_size=256, augmentations=None,
                encoders={"image": {"name": "resnet", "image_size": 256, "width": 64}, "text": "hashed_ngram"})
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(allowed / total, 0)
     try:
-        with warnings.catch_warnings(record=True) as caught:  # a fit without search: retried with a warning
-            warnings.simplefilter("always")
-            single = AutoMM(**big).fit(X, y)
-        told = [str(w.message) for w in caught if "out of GPU memory" in str(w.message)]
-        model = AutoMM(n_trials=2, ensemble_size=1, pruner="none", fusion={"name": "concat"}, **big).fit(X, y)
+        with _probing() as probe:
+            with warnings.catch_warnings(record=True) as caught:  # a fit without search: retried with a warning
+                warnings.simplefilter("always")
+                single = AutoMM(**big).fit(X, y)
+            told = [str(w.message) for w in caught if "out of GPU memory" in str(w.message)]
+            model = AutoMM(n_trials=2, ensemble_size=1, pruner="none", fusion={"name": "concat"}, **big).fit(X, y)
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, 0)
-        AutoMM._extra_callbacks = original
         torch.cuda.empty_cache()
     board = model.leaderboard_
     default = board[board["default"]]  # the first trial: the estimator's own configuration, batch 256
@@ -188,17 +188,16 @@ def check_gpu_threads(device: str) -> dict:
     gpus = torch.cuda.device_count() if cuda else 0
     slots = [torch.device(f"cuda:{i}") for i in range(gpus) for _ in range(2)] if cuda else [torch.device("cpu")] * 2
     X, y, _, _ = _emoji()
-    probe = EpochProbe()
-    original_cb, original_devices = AutoMM._extra_callbacks, _search._cuda_devices
-    AutoMM._extra_callbacks = _probed(probe)
+    original_devices = _search._cuda_devices
     _search._cuda_devices = lambda data, requested: list(slots)
     try:
-        start = time.perf_counter()
-        model = AutoMM(device=device, n_trials=6, ensemble_size=2, pruner="none", random_state=0, max_epochs=3,
-                       search_space={"warm_start": False}).fit(X, y)
-        seconds = time.perf_counter() - start
+        with _probing() as probe:
+            start = time.perf_counter()
+            model = AutoMM(device=device, n_trials=6, ensemble_size=2, pruner="none", random_state=0, max_epochs=3,
+                           search_space={"warm_start": False}).fit(X, y)
+            seconds = time.perf_counter() - start
     finally:
-        AutoMM._extra_callbacks, _search._cuda_devices = original_cb, original_devices
+        _search._cuda_devices = original_devices
     board = model.leaderboard_
     threads = sorted({e["thread"] for e in probe.epochs})
     devices = sorted({e["device"] for e in probe.epochs})
@@ -230,31 +229,24 @@ def _pretrained_plugin():
 
 
 def check_pretrained(device: str) -> dict:
-    if device == "cpu" or not torch.cuda.is_available():
-        raise Skip("needs CUDA")
+    _need_cuda(device)
     _pretrained_plugin()
     X, y, X_test, y_test = _emoji()
     images, test_images = X["image"].tolist(), X_test["image"].tolist()
     figures = {}
-    with tempfile.TemporaryDirectory() as cache:
-        probe = EpochProbe()
-        original = AutoMM._extra_callbacks
-        AutoMM._extra_callbacks = _probed(probe)
-        try:
-            start = time.perf_counter()
-            frozen = AutoMM(device=device, encoders={"image": "efficientnet_lite0"}, max_epochs=5, cache_dir=cache,
-                            random_state=0).fit(images, y)
-            figures["frozen_fit_seconds"] = round(time.perf_counter() - start, 2)
-            cached = sum(1 for f in Path(cache).rglob("*") if f.is_file())
-            _require(cached > 0, "the frozen features were not cached")
-            figures["frozen_test_accuracy"] = round(float(frozen.score(test_images, y_test)), 4)
-            probe.epochs.clear()
-            start = time.perf_counter()
-            tuned = AutoMM(device=device, encoders={"image": {"name": "efficientnet_lite0", "trainable_layers": 2}},
-                           max_epochs=3, cache_dir=cache, random_state=0).fit(images, y)
-            figures["fine_tuned_fit_seconds"] = round(time.perf_counter() - start, 2)
-        finally:
-            AutoMM._extra_callbacks = original
+    with tempfile.TemporaryDirectory() as cache, _probing() as probe:
+        start = time.perf_counter()
+        frozen = AutoMM(device=device, encoders={"image": "efficientnet_lite0"}, max_epochs=5, cache_dir=cache,
+                        random_state=0).fit(images, y)
+        figures["frozen_fit_seconds"] = round(time.perf_counter() - start, 2)
+        cached = sum(1 for f in Path(cache).rglob("*") if f.is_file())
+        _require(cached > 0, "the frozen features were not cached")
+        figures["frozen_test_accuracy"] = round(float(frozen.score(test_images, y_test)), 4)
+        probe.epochs.clear()
+        start = time.perf_counter()
+        tuned = AutoMM(device=device, encoders={"image": {"name": "efficientnet_lite0", "trainable_layers": 2}},
+                       max_epochs=3, cache_dir=cache, random_state=0).fit(images, y)
+        figures["fine_tuned_fit_seconds"] = round(time.perf_counter() - start, 2)
     trainable = [p for p in tuned.model_.parameters() if p.requires_grad]
     _require(bool(trainable) and all(p.device.type == "cuda" for p in trainable), "fine-tuned layers not on CUDA")
     _require(probe.epochs and all(e["amp"] for e in probe.epochs), "fine-tuning epochs not under autocast")
@@ -265,8 +257,7 @@ def check_pretrained(device: str) -> dict:
 
 
 def check_pytest(device: str) -> dict:
-    if device == "cpu" or not torch.cuda.is_available():
-        raise Skip("needs CUDA")
+    _need_cuda(device)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
                              "tests/test_training.py", "-k", "cuda", "-o", "addopts="],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
