@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import sys
@@ -817,9 +816,10 @@ class AutoMM(BaseEstimator):
                                  "columns or a list of records (dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
             if missing:
+                from .recipes import _close_match
+
                 unknown = [str(c) for c in table.names if c not in self.columns_]
-                renamed = [f"{close[0]!r} to {c!r}" for c in missing
-                           if (close := difflib.get_close_matches(str(c), unknown, n=1))]
+                renamed = [f"{close!r} to {c!r}" for c in missing if (close := _close_match(str(c), unknown))]
                 hint = f"; rename {', '.join(renamed)}?" if renamed else ""
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint} (to "
                                  "predict without one, give its column with None in every row)")

@@ -217,9 +217,10 @@ def _show(value: Any) -> str:
     return f"{text if len(text) <= 60 else text[:57] + '...'} ({type(value).__name__})"
 
 
-def _suggest(found: Any, candidates: Iterable[Any]) -> str:
+def _close_match(found: Any, candidates: Iterable[Any]) -> str | None:
+    """The candidate name ``found`` is most likely a misspelling, other case or abbreviation of."""
     if not isinstance(found, str):
-        return ""
+        return None
     names = [c for c in candidates if isinstance(c, str)]
     close = difflib.get_close_matches(found, names, n=1, cutoff=0.6)
     if not close:
@@ -229,7 +230,12 @@ def _suggest(found: Any, candidates: Iterable[Any]) -> str:
         elif len(found) >= 2:  # an abbreviation of exactly one candidate
             starts = [c for c in names if c.lower().startswith(found.lower())]
             close = starts if len(starts) == 1 else []
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def _suggest(found: Any, candidates: Iterable[Any]) -> str:
+    close = _close_match(found, candidates)
+    return f"; did you mean {close!r}?" if close is not None else ""
 
 
 def _quoted(choices: Iterable[Any]) -> str:
