@@ -516,6 +516,70 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------- cache
+def _size(nbytes: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return ""  # pragma: no cover
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    import datetime
+
+    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d")
+
+
+def _usage_record(usage) -> dict:
+    return {"namespace": usage.namespace, "files": usage.files, "bytes": usage.bytes, "first_use": usage.first_use,
+            "last_use": usage.last_use, "orphans": usage.orphans}
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .feature_cache import cache_usage, clear_cache, resolve_cache_dir
+
+    root = resolve_cache_dir(args.cache_dir)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--cache-dir: {str(root)!r} is a file, not a cache directory")
+    if args.action == "clear":
+        from .exceptions import InputError
+
+        try:
+            removed = clear_cache(root, encoder=args.encoder, unused_days=args.unused_days, dry_run=args.dry_run)
+        except InputError as exc:  # a misspelt --encoder, a negative --unused-days
+            argument, _, message = str(exc).partition(":")
+            raise UsageError(f"--{argument.replace('_', '-')}:{message}") from exc
+    elif args.encoder is not None or args.unused_days is not None or args.dry_run:
+        raise UsageError("--encoder, --unused-days and --dry-run go with 'automm cache clear'")
+    if args.action == "clear":
+        if args.json:
+            _Out.result(_json(dict(_usage_record(removed), cache_dir=str(root), dry_run=args.dry_run)))
+            return EXIT_OK
+        verb = "would delete" if args.dry_run else "deleted"
+        line = f"{verb} {removed.files} feature files ({_size(removed.bytes)}) under {root}"
+        if removed.orphans:
+            line += f", and {removed.orphans} temporary files left by interrupted writes"
+        _Out.result(line)
+        return EXIT_OK
+    usages = cache_usage(root)
+    if args.json:
+        _Out.result(_json({"cache_dir": str(root), "namespaces": [_usage_record(u) for u in usages]}))
+        return EXIT_OK
+    total = sum(u.bytes for u in usages)
+    _Out.result(f"feature cache: {root} ({_size(total)} in {sum(u.files for u in usages)} files)")
+    if usages:
+        _Out.result(_table([(u.namespace, u.files, _size(u.bytes), _when(u.first_use), _when(u.last_use))
+                            for u in usages], headers=("encoder (weights)", "files", "size", "least recent use",
+                                                        "last use")))
+    orphans = sum(u.orphans for u in usages)
+    if orphans:
+        _Out.result(f"{orphans} temporary files left by interrupted writes ('automm cache clear' removes them)")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------- worker
 def _find_run_worker():
     """``automm.worker.run_worker`` or, where the search provides it, ``automm.search.run_worker``."""
@@ -680,6 +744,23 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and every component with its kind, modality, plugin and package.")
     p.add_argument("--json", action="store_true", help="print the inventory as JSON")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("cache", parents=[common], help="show or clear the feature cache",
+                       description="Show what the feature cache of frozen pretrained encoders holds (per encoder "
+                                   "and weights: files, size, least recent and last use), or clear it. Clearing "
+                                   "only costs recomputation: the next fit computes the features it misses, and "
+                                   "fits running meanwhile are safe.")
+    p.add_argument("action", nargs="?", choices=("info", "clear"), default="info",
+                   help="info (default): what the cache holds; clear: delete cached features")
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: $AUTOMM_CACHE_DIR, else "
+                                                       "~/.cache/automm), as given to AutoMM(cache_dir=...)")
+    p.add_argument("--encoder", metavar="NAME", help="clear: only this encoder's features (e.g. minilm), or a "
+                                                     "namespace pattern (efficientnet_lite0-*)")
+    p.add_argument("--unused-days", type=float, metavar="DAYS", help="clear: only features no fit has used for "
+                                                                     "DAYS days")
+    p.add_argument("--dry-run", action="store_true", help="clear: say what would be deleted, delete nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("worker", parents=[common, override], help="join a running search study",
                        description="Run trials of a search study shared through an Optuna storage (a journal file "

@@ -310,7 +310,7 @@ def test_plugins_table(capsys):
 
 
 def test_help_everywhere(capsys):
-    for command in ([], ["init"], ["fit"], ["predict"], ["evaluate"], ["validate"], ["plugins"], ["worker"]):
+    for command in ([], ["init"], ["fit"], ["predict"], ["evaluate"], ["validate"], ["plugins"], ["cache"], ["worker"]):
         result = run(capsys, *command, "--help")
         assert result.code == 0 and "usage: automm" in result.out
     result = run(capsys)

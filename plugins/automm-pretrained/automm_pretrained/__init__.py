@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from automm.hookspecs import hookimpl
 
-from .cache import CACHE_ENV, FeatureCache, clear_memory_cache, content_digest, default_cache_dir
+from automm.feature_cache import CACHE_ENV, FeatureCache, clear_memory_cache, content_digest, default_cache_dir
 from .encoders import (EFFICIENTNET_LITE0_DEFAULTS, MINILM_DEFAULTS, EfficientNetLite0Encoder, MiniLMEncoder,
                        PretrainedEncoder, efficientnet_lite0_search_space, minilm_search_space)
 from .weights import MissingWeightsError, WeightsMismatchError

@@ -42,8 +42,8 @@ from automm.components.base import MISSING, Encoder
 from automm.deadlines import check_deadline
 from automm.components.image_cache import suspend_image_cache
 from automm.exceptions import InputError
+from automm.feature_cache import FeatureCache, resolve_cache_dir
 
-from .cache import FeatureCache
 from .heap import heap_allocations
 from .weights import WeightsMismatchError, file_sha256, package_version, weights_location
 
@@ -183,8 +183,6 @@ class PretrainedEncoder(Encoder):
     def feature_cache(self, cache_dir: str | None = None) -> FeatureCache:
         """The disk cache of this encoder's features (``cache_dir`` > the encoder's own
         ``cache_dir`` hyperparameter > ``$AUTOMM_CACHE_DIR`` > ``~/.cache/automm``)."""
-        from .cache import resolve_cache_dir
-
         if cache_dir is None and self._cache is not None:
             return self._cache  # the per-sample path (preprocess): no file system calls
         if cache_dir is not None:

@@ -101,7 +101,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _digests_path() -> Path:
-    from .cache import default_cache_dir
+    from automm.feature_cache import default_cache_dir
 
     return default_cache_dir() / DIGESTS_FILE
 

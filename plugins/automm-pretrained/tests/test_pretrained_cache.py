@@ -1,4 +1,5 @@
-"""The feature cache: keyed by content, atomic, safe between processes, never wrong."""
+"""The pretrained encoders on the feature cache (automm.feature_cache): each input computed once, features
+equal to a fresh computation, progress kept at a deadline, an unwritable cache tolerated."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import pytest  # noqa: E402
 pytest.importorskip("automm_pretrained", reason="the automm-pretrained plugin is not installed (pip install ./plugins/automm-pretrained[test])")
 
 import hashlib
-import multiprocessing
 import os
-import shutil
 import warnings
 
 import numpy as np
@@ -17,95 +16,12 @@ import torch
 from PIL import Image
 
 import automm
-from automm_pretrained import FeatureCache, clear_memory_cache, content_digest
-from automm_pretrained.cache import MAGIC
+from automm_pretrained import clear_memory_cache
 
 
 def _png(path, colour):
     Image.new("RGB", (20, 20), colour).save(path)
     return str(path)
-
-
-def test_content_digest_reads_file_bytes_not_the_path(tmp_path):
-    a = _png(tmp_path / "a.png", (255, 0, 0))
-    b = _png(tmp_path / "b.png", (255, 0, 0))
-    c = _png(tmp_path / "c.png", (0, 0, 255))
-    assert content_digest(a, paths=True) == content_digest(b, paths=True)
-    assert content_digest(a, paths=True) != content_digest(c, paths=True)
-    before = content_digest(a, paths=True)
-    _png(tmp_path / "a.png", (0, 255, 0))  # the same path, new content
-    os.utime(a, ns=(os.stat(a).st_atime_ns, os.stat(a).st_mtime_ns + 10_000_000))
-    assert content_digest(a, paths=True) != before
-    assert content_digest("a.png") != content_digest(a, paths=True)  # a text is keyed by its characters
-
-
-def test_round_trip_and_rejection_of_damaged_or_foreign_files(tmp_path):
-    cache = FeatureCache(tmp_path, "enc-test", {"size": 8}, memory=False)
-    one, two = torch.arange(4.0), torch.arange(4.0) + 10
-    key_one, key_two = cache.key("one"), cache.key("two")
-    cache.put_by_key(key_one, one)
-    cache.put_by_key(key_two, two)
-    assert torch.equal(cache.get_by_key(key_one), one)
-    # a file copied over another key's file is refused (the stored key digest differs)
-    shutil.copyfile(cache.path_of(key_one), cache.path_of(key_two))
-    assert cache.get_by_key(key_two) is None
-    # a truncated file is refused
-    data = cache.path_of(key_one).read_bytes()
-    cache.path_of(key_one).write_bytes(data[:-3])
-    assert cache.get_by_key(key_one) is None
-    cache.path_of(key_one).write_bytes(b"junk")
-    assert cache.get_by_key(key_one) is None
-    cache.put_by_key(key_one, one)  # rewritten
-    assert torch.equal(cache.get_by_key(key_one), one)
-    assert cache.path_of(key_one).read_bytes().startswith(MAGIC)
-    assert not [p for p in tmp_path.rglob("*.tmp")]  # no temporary files left behind
-
-
-@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
-def test_cache_files_follow_the_umask_so_a_team_can_share_the_directory(tmp_path):
-    cache = FeatureCache(tmp_path, "enc-test", {"size": 8}, memory=False)
-    previous = os.umask(0o022)
-    try:
-        cache.put("one", torch.arange(4.0))
-    finally:
-        os.umask(previous)
-    assert os.stat(cache.path_of(cache.key("one"))).st_mode & 0o777 == 0o644
-
-
-def test_key_depends_on_preprocessing_and_namespace(tmp_path):
-    base = FeatureCache(tmp_path, "enc-a", {"image_size": 224})
-    assert base.key("x") != FeatureCache(tmp_path, "enc-a", {"image_size": 160}).key("x")
-    assert base.key("x") != FeatureCache(tmp_path, "enc-b", {"image_size": 224}).key("x")
-    assert base.key("x") == FeatureCache(tmp_path / "elsewhere", "enc-a", {"image_size": 224}).key("x")
-
-
-def _writer(root, n, rounds):
-    cache = FeatureCache(root, "enc-parallel", {}, memory=False)
-    for _ in range(rounds):
-        for i in range(n):
-            cache.put(f"value {i}", torch.full((256,), float(i)))
-
-
-def test_parallel_writers_and_readers_never_see_partial_or_wrong_features(tmp_path):
-    n, rounds = 40, 5
-    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    writers = [context.Process(target=_writer, args=(str(tmp_path), n, rounds)) for _ in range(2)]
-    for process in writers:
-        process.start()
-    reader = FeatureCache(tmp_path, "enc-parallel", {}, memory=False)
-    seen = 0
-    while any(p.is_alive() for p in writers):
-        for i in range(n):
-            found = reader.get(f"value {i}")
-            if found is not None:
-                seen += 1
-                assert torch.equal(found, torch.full((256,), float(i)))
-    for process in writers:
-        process.join()
-        assert process.exitcode == 0
-    for i in range(n):
-        assert torch.equal(reader.get(f"value {i}"), torch.full((256,), float(i)))
-    assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
 def test_feature_extraction_stops_at_the_deadline_and_keeps_its_progress(tmp_path):

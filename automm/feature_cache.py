@@ -1,4 +1,8 @@
-"""A disk cache of per-sample feature vectors, shared by processes and runs.
+"""A disk cache of per-sample feature vectors, shared by processes, runs and plugins.
+
+Any encoder whose features never change (frozen pretrained weights) can keep them here, keyed
+by what each input contains; ``automm-pretrained`` does. ``AutoMM(cache_dir=...)`` reaches an
+encoder as ``Encoder.prepare(values, cache_dir=...)``; ``None`` means :func:`default_cache_dir`.
 
 Layout: ``<cache_dir>/features/<namespace>/<xx>/<key>.f32`` where ``namespace`` names the
 encoder and its weights, ``key`` is the SHA-256 of (namespace, preprocessing parameters,
@@ -13,6 +17,11 @@ writers of one key write the same bytes; the last rename wins). A reader checks 
 magic, the stored key digest and the length before trusting a file, so a file can never
 be taken for another input's features; a damaged file is ignored and rewritten.
 
+A file's modification time is its last use (a read moves it forward, at most once a
+day), so :func:`clear_cache` can drop what no fit has used for a while; ``automm cache``
+shows and clears the cache from the command line. Clearing while fits run is safe: a
+reader that misses a file computes the features again.
+
 A process-wide in-memory layer (bounded, least recently used first out) in front of the
 disk makes repeated trials in one process cost a dictionary look-up per sample.
 """
@@ -23,17 +32,21 @@ import hashlib
 import io
 import os
 import secrets
+import re
 import struct
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
-__all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache", "content_digest", "key_digest"]
+__all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache", "content_digest", "key_digest",
+           "clear_memory_cache", "CacheUsage", "cache_usage", "clear_cache"]
 
 CACHE_ENV = "AUTOMM_CACHE_DIR"
 MAGIC = b"AMMFEAT1"
@@ -220,15 +233,16 @@ class FeatureCache:
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
-        except FileNotFoundError:
-            return None
-        except OSError:
+                modified = os.fstat(handle.fileno()).st_mtime
+        except OSError:  # absent (or removed by a clear meanwhile), unreadable: computed again
             return None
         if len(data) < _HEADER.size:
             return None
         magic, stored_key, n = _HEADER.unpack_from(data)
         if magic != MAGIC or stored_key != key or len(data) != _HEADER.size + 4 * n:
             return None  # foreign, damaged or truncated: treat as absent (it gets rewritten)
+        if time.time() - modified > _TOUCH_AFTER_S:
+            _mark_used(path)
         array = np.frombuffer(data, dtype="<f4", count=n, offset=_HEADER.size)
         return torch.from_numpy(array.astype(np.float32, copy=True))
 
@@ -242,7 +256,6 @@ class FeatureCache:
         buffer.write(_HEADER.pack(MAGIC, key, vector.numel()))
         buffer.write(vector.numpy().astype("<f4", copy=False).tobytes())
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = _create_temporary(path)
             try:
                 with os.fdopen(fd, "wb") as handle:
@@ -273,24 +286,195 @@ def _warn_unwritable(root: Path, exc: OSError) -> None:
         if str(root) in _unwritable_warned:
             return
         _unwritable_warned.add(str(root))
-    warnings.warn(f"automm-pretrained: cannot write the feature cache under {str(root)!r} ({type(exc).__name__}: "
+    warnings.warn(f"automm: cannot write the feature cache under {str(root)!r} ({type(exc).__name__}: "
                   f"{exc}); the features are used but not kept, so every fit computes them again. Give a writable "
                   f"folder as AutoMM(cache_dir=...) or ${CACHE_ENV}.", RuntimeWarning, stacklevel=2)
 
 
 def _create_temporary(path: Path) -> tuple[int, str]:
-    """Open a new, uniquely named temporary file beside ``path`` for writing. Its mode follows
+    """Open a new, uniquely named temporary file beside ``path`` for writing (its folder made
+    first, and again if a concurrent :func:`clear_cache` removed it meanwhile). Its mode follows
     the umask (:func:`tempfile.mkstemp` makes it owner-only), so a cache directory shared by a
     team stays readable by all of them."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
+    attempts = 10
+    for attempt in range(attempts):
         tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
             continue
+        except FileNotFoundError:  # a folder on the way removed by a clear: make it again
+            if attempt == attempts - 1:
+                raise
+    raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover - 48 random bits each
 
 
 def _safe_name(text: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
     return keep[:120] or "default"
+
+
+# -- what the cache holds, and clearing it -----------------------------------------------
+
+_TOUCH_AFTER_S = 86400.0          # a read marks a file used when its last mark is older than a day
+_ORPHAN_AFTER_S = 3600.0          # a temporary file this old was left by a writer that died
+_FEATURE_FILE = re.compile(r"[0-9a-f]{64}\.f32")
+_TEMPORARY_FILE = re.compile(r"\.[0-9a-f]{64}\.f32\.[0-9a-f]+\.tmp")
+_SHARD = re.compile(r"[0-9a-f]{2}")
+
+
+def _mark_used(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only (shared) cache: its files just keep their age
+        pass
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """What one namespace (an encoder and its weights) holds in a cache directory."""
+
+    namespace: str
+    files: int = 0
+    bytes: int = 0
+    first_use: float | None = None   # POSIX time of the least recently used file
+    last_use: float | None = None    # ... and of the most recently used one
+    orphans: int = 0                 # temporary files left by writers that died
+
+
+def _namespaces(root: Path) -> list[Path]:
+    try:
+        return sorted(entry for entry in (root / "features").iterdir() if entry.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _walk(directory: Path) -> Iterator[tuple[str, os.DirEntry]]:
+    """``("feature" | "orphan", entry)`` for each of a namespace's feature files and temporary
+    files older than an hour; anything else in the folder is not the cache's and is left alone."""
+    now = time.time()
+    try:
+        shards = [entry for entry in os.scandir(directory) if entry.is_dir() and _SHARD.fullmatch(entry.name)]
+    except OSError:
+        return
+    for shard in shards:
+        try:
+            entries = list(os.scandir(shard.path))
+        except OSError:
+            continue
+        for entry in entries:
+            if _FEATURE_FILE.fullmatch(entry.name):
+                yield "feature", entry
+            elif _TEMPORARY_FILE.fullmatch(entry.name):
+                try:
+                    if now - entry.stat().st_mtime > _ORPHAN_AFTER_S:
+                        yield "orphan", entry
+                except OSError:
+                    continue
+
+
+def _usage(directory: Path, keep: Any = None) -> tuple[CacheUsage, list[os.DirEntry]]:
+    """The usage of one namespace folder and the entries ``keep(kind, mtime)`` selects."""
+    files = size = orphans = 0
+    first = last = None
+    selected = []
+    for kind, entry in _walk(directory):
+        try:
+            st = entry.stat()
+        except OSError:  # removed meanwhile
+            continue
+        if kind == "orphan":
+            orphans += 1
+        else:
+            files += 1
+            size += st.st_size
+            first = st.st_mtime if first is None else min(first, st.st_mtime)
+            last = st.st_mtime if last is None else max(last, st.st_mtime)
+        if keep is not None and keep(kind, st.st_mtime):
+            selected.append((entry, kind, st))
+    return CacheUsage(directory.name, files, size, first, last, orphans), selected
+
+
+def cache_usage(cache_dir: str | os.PathLike | None = None) -> list[CacheUsage]:
+    """One :class:`CacheUsage` per namespace under ``cache_dir`` (``None``: the default)."""
+    root = resolve_cache_dir(cache_dir)
+    return [_usage(directory)[0] for directory in _namespaces(root)]
+
+
+def _matching(root: Path, encoder: str | None) -> list[Path]:
+    import fnmatch
+
+    namespaces = _namespaces(root)
+    if encoder is None:
+        return namespaces
+    pattern = str(encoder)
+    wildcard = any(c in pattern for c in "*?[")
+    chosen = [d for d in namespaces if fnmatch.fnmatchcase(d.name, pattern)
+              or (not wildcard and d.name.rsplit("-", 1)[0] == pattern)]
+    if not chosen:
+        from .exceptions import InputError
+        from .recipes import _suggest
+
+        names = sorted({d.name.rsplit("-", 1)[0] for d in namespaces})
+        held = f"features of {', '.join(repr(d.name) for d in namespaces)}" if namespaces else "no features"
+        raise InputError(f"encoder: no features of {pattern!r} in the cache under {str(root)!r}, which holds {held}"
+                         + _suggest(pattern, names))
+    return chosen
+
+
+def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | None = None,
+                unused_days: float | None = None, dry_run: bool = False) -> CacheUsage:
+    """Delete cached features; returns what was (``dry_run``: would be) deleted, summed.
+
+    ``encoder``: only this encoder's namespaces (its name, e.g. ``"minilm"``, or a namespace
+    pattern such as ``"efficientnet_lite0-*"``); ``unused_days``: only files no fit has read or
+    written for that many days. Temporary files left by writers that died are always removed.
+    Only the cache's own files are touched (``features/<namespace>/<xx>/<sha256>.f32``); empty
+    folders go too. Safe while fits run: what they miss they compute again."""
+    if unused_days is not None:
+        try:
+            days = float(unused_days)
+        except (TypeError, ValueError):
+            days = -1.0
+        if isinstance(unused_days, bool) or not days >= 0:  # NaN too
+            from .exceptions import InputError
+
+            raise InputError(f"unused_days: expected a number of days >= 0 (or None), got {unused_days!r}")
+        unused_days = days
+    root = resolve_cache_dir(cache_dir)
+    cutoff = None if unused_days is None else time.time() - unused_days * 86400.0
+
+    def keep(kind: str, mtime: float) -> bool:
+        return kind == "orphan" or cutoff is None or mtime < cutoff
+
+    files = size = orphans = 0
+    first = last = None
+    for directory in _matching(root, encoder):
+        for entry, kind, st in _usage(directory, keep)[1]:
+            if not dry_run:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:  # removed meanwhile by another clear
+                    continue
+            if kind == "orphan":
+                orphans += 1
+                continue
+            files += 1
+            size += st.st_size
+            first = st.st_mtime if first is None else min(first, st.st_mtime)
+            last = st.st_mtime if last is None else max(last, st.st_mtime)
+        if not dry_run:
+            for shard in sorted(directory.iterdir()) if directory.is_dir() else []:
+                if _SHARD.fullmatch(shard.name):
+                    _remove_if_empty(shard)
+            _remove_if_empty(directory)
+    return CacheUsage(encoder or "*", files, size, first, last, orphans)
+
+
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:  # not empty (kept files, or one written meanwhile), or gone already
+        pass

@@ -1,0 +1,257 @@
+"""The feature cache (automm.feature_cache): keyed by content, atomic, safe between processes, never
+wrong; what it holds shown and cleared (``automm cache``) without touching anything else."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+from automm.cli import main
+from automm.exceptions import InputError
+from automm.feature_cache import MAGIC, FeatureCache, cache_usage, clear_cache, content_digest
+
+DAY = 86400.0
+
+
+def _png(path, colour):
+    Image.new("RGB", (20, 20), colour).save(path)
+    return str(path)
+
+
+def test_content_digest_reads_file_bytes_not_the_path(tmp_path):
+    a = _png(tmp_path / "a.png", (255, 0, 0))
+    b = _png(tmp_path / "b.png", (255, 0, 0))
+    c = _png(tmp_path / "c.png", (0, 0, 255))
+    assert content_digest(a, paths=True) == content_digest(b, paths=True)
+    assert content_digest(a, paths=True) != content_digest(c, paths=True)
+    before = content_digest(a, paths=True)
+    _png(tmp_path / "a.png", (0, 255, 0))  # the same path, new content
+    os.utime(a, ns=(os.stat(a).st_atime_ns, os.stat(a).st_mtime_ns + 10_000_000))
+    assert content_digest(a, paths=True) != before
+    assert content_digest("a.png") != content_digest(a, paths=True)  # a text is keyed by its characters
+
+
+def test_round_trip_and_rejection_of_damaged_or_foreign_files(tmp_path):
+    cache = FeatureCache(tmp_path, "enc-test", {"size": 8}, memory=False)
+    one, two = torch.arange(4.0), torch.arange(4.0) + 10
+    key_one, key_two = cache.key("one"), cache.key("two")
+    cache.put_by_key(key_one, one)
+    cache.put_by_key(key_two, two)
+    assert torch.equal(cache.get_by_key(key_one), one)
+    # a file copied over another key's file is refused (the stored key digest differs)
+    shutil.copyfile(cache.path_of(key_one), cache.path_of(key_two))
+    assert cache.get_by_key(key_two) is None
+    # a truncated file is refused
+    data = cache.path_of(key_one).read_bytes()
+    cache.path_of(key_one).write_bytes(data[:-3])
+    assert cache.get_by_key(key_one) is None
+    cache.path_of(key_one).write_bytes(b"junk")
+    assert cache.get_by_key(key_one) is None
+    cache.put_by_key(key_one, one)  # rewritten
+    assert torch.equal(cache.get_by_key(key_one), one)
+    assert cache.path_of(key_one).read_bytes().startswith(MAGIC)
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # no temporary files left behind
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_cache_files_follow_the_umask_so_a_team_can_share_the_directory(tmp_path):
+    cache = FeatureCache(tmp_path, "enc-test", {"size": 8}, memory=False)
+    previous = os.umask(0o022)
+    try:
+        cache.put("one", torch.arange(4.0))
+    finally:
+        os.umask(previous)
+    assert os.stat(cache.path_of(cache.key("one"))).st_mode & 0o777 == 0o644
+
+
+def test_key_depends_on_preprocessing_and_namespace(tmp_path):
+    base = FeatureCache(tmp_path, "enc-a", {"image_size": 224})
+    assert base.key("x") != FeatureCache(tmp_path, "enc-a", {"image_size": 160}).key("x")
+    assert base.key("x") != FeatureCache(tmp_path, "enc-b", {"image_size": 224}).key("x")
+    assert base.key("x") == FeatureCache(tmp_path / "elsewhere", "enc-a", {"image_size": 224}).key("x")
+
+
+def _writer(root, n, rounds):
+    cache = FeatureCache(root, "enc-parallel", {}, memory=False)
+    for _ in range(rounds):
+        for i in range(n):
+            cache.put(f"value {i}", torch.full((256,), float(i)))
+
+
+def test_parallel_writers_and_readers_never_see_partial_or_wrong_features(tmp_path):
+    n, rounds = 40, 5
+    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    writers = [context.Process(target=_writer, args=(str(tmp_path), n, rounds)) for _ in range(2)]
+    for process in writers:
+        process.start()
+    reader = FeatureCache(tmp_path, "enc-parallel", {}, memory=False)
+    seen = 0
+    while any(p.is_alive() for p in writers):
+        for i in range(n):
+            found = reader.get(f"value {i}")
+            if found is not None:
+                seen += 1
+                assert torch.equal(found, torch.full((256,), float(i)))
+    for process in writers:
+        process.join()
+        assert process.exitcode == 0
+    for i in range(n):
+        assert torch.equal(reader.get(f"value {i}"), torch.full((256,), float(i)))
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+# -- what the cache holds, and clearing it ---------------------------------------------
+
+def _fill(root, namespace, n, age_days=0.0, first=0):
+    """``n`` cached features in ``namespace`` (inputs ``first`` ...), last used ``age_days`` ago; their paths."""
+    cache = FeatureCache(root, namespace, {}, memory=False)
+    paths = []
+    for i in range(first, first + n):
+        key = cache.key(f"{namespace} {i}")
+        cache.put_by_key(key, torch.full((16,), float(i)))
+        path = cache.path_of(key)
+        stamp = time.time() - age_days * DAY
+        os.utime(path, (stamp, stamp))
+        paths.append(path)
+    return paths
+
+
+def _orphan(beside, age_s):
+    """A temporary file as a writer killed mid-write leaves it."""
+    path = beside.parent / f".{beside.name}.0123456789ab.tmp"
+    path.write_bytes(MAGIC)
+    os.utime(path, (time.time() - age_s, time.time() - age_s))
+    return path
+
+
+def test_usage_counts_each_encoders_files_and_ignores_what_is_not_the_caches(tmp_path):
+    _fill(tmp_path, "minilm-aaaa", 3, age_days=5)
+    _fill(tmp_path, "efficientnet_lite0-bbbb", 2)
+    (tmp_path / "features" / "minilm-aaaa" / "notes.txt").write_text("mine")
+    (tmp_path / "weights-sha256.json").write_text("{}")
+    usage = {u.namespace: u for u in cache_usage(tmp_path)}
+    assert sorted(usage) == ["efficientnet_lite0-bbbb", "minilm-aaaa"]
+    assert usage["minilm-aaaa"].files == 3 and usage["efficientnet_lite0-bbbb"].files == 2
+    assert usage["minilm-aaaa"].bytes == 3 * (44 + 16 * 4)  # header + 16 float32 values per file
+    assert usage["minilm-aaaa"].last_use < time.time() - 4 * DAY < usage["efficientnet_lite0-bbbb"].first_use
+    assert cache_usage(tmp_path / "absent") == []
+
+
+def test_clear_by_encoder_and_age_keeps_the_rest_and_foreign_files(tmp_path):
+    old = _fill(tmp_path, "minilm-aaaa", 3, age_days=40)
+    recent = _fill(tmp_path, "minilm-aaaa", 2, first=3)  # other inputs, used today
+    images = _fill(tmp_path, "efficientnet_lite0-bbbb", 2, age_days=40)
+    foreign = tmp_path / "features" / "minilm-aaaa" / "notes.txt"
+    foreign.write_text("mine")
+    digests = tmp_path / "weights-sha256.json"
+    digests.write_text("{}")
+
+    preview = clear_cache(tmp_path, encoder="minilm", unused_days=30, dry_run=True)
+    assert (preview.files, preview.orphans) == (3, 0) and all(p.exists() for p in old)
+    removed = clear_cache(tmp_path, encoder="minilm", unused_days=30)
+    assert removed.files == 3 and removed.bytes == preview.bytes
+    assert not any(p.exists() for p in old) and all(p.exists() for p in recent + images)
+
+    removed = clear_cache(tmp_path, encoder="efficientnet_lite0-*")
+    assert removed.files == 2 and not any(p.exists() for p in images)
+    assert not (tmp_path / "features" / "efficientnet_lite0-bbbb").exists()  # emptied folders go too
+    removed = clear_cache(tmp_path)
+    assert removed.files == 2 and cache_usage(tmp_path)[0].files == 0
+    assert foreign.read_text() == "mine" and digests.read_text() == "{}"
+
+
+def test_clear_removes_only_temporary_files_too_old_to_be_a_live_write(tmp_path):
+    (path,) = _fill(tmp_path, "minilm-aaaa", 1)
+    stale, live = _orphan(path, age_s=2 * 3600), _orphan(path.with_name("f" * 64 + ".f32"), age_s=5)
+    assert cache_usage(tmp_path)[0].orphans == 1
+    removed = clear_cache(tmp_path, unused_days=1)
+    assert (removed.files, removed.orphans) == (0, 1)
+    assert not stale.exists() and live.exists() and path.exists()
+
+
+def test_a_read_marks_an_old_file_used_so_age_clearing_spares_it(tmp_path):
+    (old,) = _fill(tmp_path, "minilm-aaaa", 1, age_days=40)
+    (fresh,) = _fill(tmp_path, "minilm-aaaa-2", 1, age_days=0.5)
+    fresh_stamp = os.stat(fresh).st_mtime
+    assert FeatureCache(tmp_path, "minilm-aaaa", {}, memory=False).get("minilm-aaaa 0") is not None
+    assert os.stat(old).st_mtime > time.time() - 60
+    FeatureCache(tmp_path, "minilm-aaaa-2", {}, memory=False).get("minilm-aaaa-2 0")
+    assert os.stat(fresh).st_mtime == fresh_stamp  # marked at most once a day: reads stay reads
+    assert clear_cache(tmp_path, unused_days=30).files == 0 and old.exists()
+
+
+def test_a_misspelt_encoder_or_a_bad_age_names_the_argument(tmp_path):
+    _fill(tmp_path, "minilm-aaaa", 1)
+    with pytest.raises(InputError, match=r"encoder: no features of 'minilmm'.*'minilm-aaaa'; did you mean 'minilm'"):
+        clear_cache(tmp_path, encoder="minilmm")
+    for days in (-1, "soon", float("nan"), True):
+        with pytest.raises(InputError, match="unused_days: expected a number of days >= 0"):
+            clear_cache(tmp_path, unused_days=days)
+    assert cache_usage(tmp_path)[0].files == 1
+
+
+def test_writers_survive_a_clear_running_beside_them(tmp_path):
+    cache = FeatureCache(tmp_path, "enc-busy", {}, memory=False)
+    stop = threading.Event()
+
+    def clear_repeatedly():
+        while not stop.is_set():
+            clear_cache(tmp_path)
+
+    clearer = threading.Thread(target=clear_repeatedly)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed write would warn "cannot write the feature cache"
+        clearer.start()
+        try:
+            for i in range(300):
+                features = torch.full((8,), float(i))
+                cache.put(f"v{i}", features)
+                found = cache.get(f"v{i}")
+                assert found is None or torch.equal(found, features)
+        finally:
+            stop.set()
+            clearer.join()
+    assert cache.writes == 300
+
+
+def _cli(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cache_command_shows_and_clears(tmp_path, capsys):
+    _fill(tmp_path, "minilm-aaaa", 3, age_days=40)
+    _fill(tmp_path, "efficientnet_lite0-bbbb", 2)
+    code, out, _ = _cli(capsys, "cache", "--cache-dir", tmp_path)
+    assert code == 0 and "minilm-aaaa" in out and "efficientnet_lite0-bbbb" in out and "5 files" in out
+    code, out, _ = _cli(capsys, "cache", "--cache-dir", tmp_path, "--json")
+    assert {n["namespace"]: n["files"] for n in json.loads(out)["namespaces"]} == {
+        "efficientnet_lite0-bbbb": 2, "minilm-aaaa": 3}
+    code, out, _ = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path, "--unused-days", 30, "--dry-run")
+    assert code == 0 and out.startswith("would delete 3 feature files")
+    assert sum(u.files for u in cache_usage(tmp_path)) == 5
+    code, out, _ = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path, "--unused-days", 30)
+    assert code == 0 and out.startswith("deleted 3 feature files")
+    assert [(u.namespace, u.files) for u in cache_usage(tmp_path)] == [("efficientnet_lite0-bbbb", 2)]
+
+
+def test_cache_command_refuses_bad_arguments_with_exit_2(tmp_path, capsys):
+    _fill(tmp_path, "minilm-aaaa", 1)
+    code, _, err = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path, "--encoder", "minlm")
+    assert code == 2 and "--encoder: no features of 'minlm'" in err and "did you mean 'minilm'" in err
+    code, _, err = _cli(capsys, "cache", "--cache-dir", tmp_path, "--unused-days", 3)
+    assert code == 2 and "go with 'automm cache clear'" in err
+    (tmp_path / "file").write_text("x")
+    code, _, err = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path / "file")
+    assert code == 2 and "is a file, not a cache directory" in err
+    assert cache_usage(tmp_path)[0].files == 1
