@@ -93,3 +93,21 @@ def test_cross_val_score_and_grid_search_on_dict_of_columns(emoji_sample):
     grid.fit(X, frame["category"])
     assert grid.best_params_["learning_rate"] in (1e-3, 3e-3)
     assert set(grid.predict(X.head(5))) <= set(frame["category"])
+
+
+def test_permutation_importance_tells_which_column_carries_the_label(emoji_split):
+    """scikit-learn's permutation importance works on a table of columns: shuffling the emoji's
+    name costs accuracy, shuffling a column of another row's names (no information) does not."""
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+
+    train, test = emoji_split
+    rng = np.random.RandomState(0)
+
+    def table(frame):
+        return pd.DataFrame({"name": frame["name"], "other": frame["name"].to_numpy()[rng.permutation(len(frame))]})
+
+    model = AutoMMClassifier(**tiny(max_epochs=6, learning_rate=1e-2)).fit(table(train), train["category"])
+    result = permutation_importance(model, table(test), test["category"], n_repeats=3, random_state=0)
+    name, other = result.importances_mean
+    assert name > 0.1 and abs(other) < name / 3
