@@ -181,9 +181,10 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
         notes.append(f"The label {label!r} has {len(counts)} classes: problem.type {problem_type}.")
         rare = counts[counts < RARE_CLASS_ROWS]
         if len(rare):
-            notes.append(f"{len(rare)} of them have fewer than {RARE_CLASS_ROWS} training rows "
+            one = len(rare) == 1
+            notes.append(f"{len(rare)} of them {'has' if one else 'have'} fewer than {RARE_CLASS_ROWS} training rows "
                          f"({', '.join(map(repr, rare.index[:5]))}{', ...' if len(rare) > 5 else ''}); "
-                         f"data.min_class_rows: {RARE_CLASS_ROWS} would leave them out.")
+                         f"data.min_class_rows: {RARE_CLASS_ROWS} would leave {'it' if one else 'them'} out.")
     else:
         notes.append(f"The label {label!r} holds numbers: problem.type regression (set it to multiclass if they "
                      "are class codes).")
