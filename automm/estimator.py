@@ -125,8 +125,8 @@ class AutoMM(BaseEstimator):
         1: never; k >= 2: always (k times the training).
     objectives : "score", or ("score", "latency") / ("score", "params") for a multi-objective search.
     plot_dir : directory where plots of the search are written, or None.
-    cache_dir : directory for cached features of frozen pretrained encoders (None: a default
-        under the user's cache directory).
+    cache_dir : directory for cached features of frozen pretrained encoders (None:
+        ``$AUTOMM_CACHE_DIR``, else ``~/.cache/automm``); ``automm cache`` shows and clears it.
     random_state : int seed for splits, initialisation, shuffling and augmentation.
     verbose : 0 silent, 1 a progress bar (a search: a line per trial, then what it kept), 2 also one
         line per epoch (a search: also Optuna's log).

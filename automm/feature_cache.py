@@ -40,7 +40,7 @@ import warnings
 from collections import OrderedDict
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -375,8 +375,10 @@ def _walk(directory: Path) -> Iterator[tuple[str, os.DirEntry]]:
                     continue
 
 
-def _usage(directory: Path, keep: Any = None) -> tuple[CacheUsage, list[os.DirEntry]]:
-    """The usage of one namespace folder and the entries ``keep(kind, mtime)`` selects."""
+def _usage(directory: Path, keep: Callable[[str, float], bool] | None = None
+           ) -> tuple[CacheUsage, list[tuple[os.DirEntry, str, os.stat_result]]]:
+    """The usage of one namespace folder, and ``(entry, kind, stat)`` of the files that
+    ``keep(kind, mtime)`` selects."""
     files = size = orphans = 0
     first = last = None
     selected = []
