@@ -26,6 +26,7 @@ from .deadlines import deadline_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, candidate_decision_weights,
                        retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
+from .progress import verbose_logging
 from .training import holdout_score_name, make_loader, model_outputs, resolve_device
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
@@ -592,8 +593,10 @@ class AutoMM(BaseEstimator):
         second time), and whenever ``fit`` raises, the estimator keeps the state it had before
         the call: a fitted estimator still predicts with its earlier model."""
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
+        verbose = self.verbose if isinstance(self.verbose, (int, np.integer)) else 0  # checked in _fit
         try:
-            return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val))
+            with verbose_logging(verbose):  # plugins' progress (e.g. features computed) printed too
+                return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val))
         except BaseException:
             for name in [name for name in vars(self) if _is_learned(name)]:
                 del self.__dict__[name]

@@ -159,6 +159,7 @@ from .neighbors import NEIGHBORS_SOLVER
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
                        candidate_decision_weights, decision_weights, is_out_of_memory, pending_share,
                        retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
+from .progress import verbose_logging
 from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -1775,7 +1776,8 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
                          "pass the same X, y as fit to run_worker")
     estimator._validate_params()
     data = _data_from_spec(spec, payload, estimator)
-    return _run_worker_with_data(request, data, estimator)
+    with verbose_logging(int(verbose)):
+        return _run_worker_with_data(request, data, estimator)
 
 
 def _wait_for_study(storage, study_name: str, wait: float) -> dict:

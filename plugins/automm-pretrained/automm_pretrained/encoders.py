@@ -51,7 +51,7 @@ __all__ = ["PretrainedEncoder", "MiniLMEncoder", "EfficientNetLite0Encoder", "mi
            "efficientnet_lite0_search_space", "MINILM_DEFAULTS", "EFFICIENTNET_LITE0_DEFAULTS",
            "shared_backbone", "clear_shared_backbones", "trainable_layer_choices"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("automm.pretrained")  # shown by AutoMM(verbose>=1): automm.progress
 
 #: Bump when preprocessing code changes in a way that changes features (invalidates caches).
 FEATURE_VERSION = 1
@@ -220,7 +220,8 @@ class PretrainedEncoder(Encoder):
         computed = 0
         self.last_prepare = {"cached": hits, "computed": 0, "seconds": 0.0}
         if todo:
-            log.info("%s: computing features of %d inputs (%d cached)", self.name, len(todo), hits)
+            log.info("%s: computing the features of %d %ss (%d found in the cache under %s)", self.name,
+                     len(todo), self.modality, hits, cache.root)
             keys = list(todo)
             logged = time.monotonic()
             # written to the cache batch by batch: a run stopped at its deadline (or killed) keeps its progress
@@ -231,7 +232,9 @@ class PretrainedEncoder(Encoder):
                     computed += len(index_batch)
                     self.last_prepare.update(computed=computed, seconds=time.monotonic() - start)
                     if time.monotonic() - logged > 30 or computed == len(keys):
-                        log.info("%s: %d/%d features computed", self.name, computed, len(keys))
+                        log.info("%s: %d of %d computed (%.0f s)%s", self.name, computed, len(keys),
+                                 time.monotonic() - start, "; later fits read them from the cache"
+                                 if computed == len(keys) else "")
                         logged = time.monotonic()
                     if computed < len(keys):
                         check_deadline(f"{self.name} computed the features of {computed} of {len(keys)} inputs "

@@ -157,3 +157,16 @@ def test_array_images_are_keyed_by_pixels(tmp_path):
     encoder.prepare([black, white], cache_dir=str(tmp_path))
     assert encoder.last_prepare["computed"] == 2
     assert not torch.equal(encoder.preprocess(black), encoder.preprocess(white))
+
+
+def test_computing_features_is_logged_where_a_verbose_fit_shows_it(tmp_path, caplog):
+    import logging
+
+    encoder = automm.create_encoder("minilm")
+    with caplog.at_level(logging.INFO, logger="automm"):
+        encoder.prepare(["hello there", "general kenobi"], cache_dir=str(tmp_path))
+        automm.create_encoder("minilm").prepare(["hello there"], cache_dir=str(tmp_path))  # cached: nothing to say
+    messages = [(r.name, r.getMessage()) for r in caplog.records]
+    assert messages[0] == ("automm.pretrained", f"minilm: computing the features of 2 texts (0 found in the cache "
+                                                f"under {tmp_path})")
+    assert messages[-1][1].startswith("minilm: 2 of 2 computed") and len(messages) == 2

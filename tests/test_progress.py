@@ -1,0 +1,93 @@
+"""Progress that plugins log (``logging.getLogger("automm.<plugin>")``) is shown by a verbose
+fit, nowhere otherwise, and an application's own logging configuration is left alone."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+import automm
+from automm import MISSING
+from automm.progress import verbose_logging
+
+from helpers import tiny
+
+
+class SlowStart(automm.Encoder):
+    """Stands for a frozen pretrained encoder whose one-off work is worth telling the user about."""
+
+    modality = "text"
+    static_preprocess = True
+    frozen = True
+
+    def __init__(self):
+        super().__init__()
+        self.output_dim = 8
+
+    def prepare(self, values, *, cache_dir=None):
+        logging.getLogger("automm.slowstart").info("slow_start: computing the features of %d texts", len(values))
+
+    def preprocess(self, value, augment=None):
+        return torch.full((8,), float(len("" if value is MISSING else str(value))))
+
+    def forward(self, batch):
+        return batch.float()
+
+
+class SlowStartPlugin:
+    @automm.hookimpl
+    def automm_register_encoders(self, register):
+        register("slow_start", SlowStart, modality="text", output_dim=8, tags=("pretrained",))
+
+
+def _fit(verbose):
+    texts = [f"item {i} " + ("with a longer description" if i % 2 else "short") for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    params = tiny(max_epochs=1, verbose=verbose)
+    params["encoders"] = {"text": "slow_start"}
+    return automm.AutoMM(**params).fit(texts, labels)
+
+
+def test_a_verbose_fit_prints_what_a_plugin_logs_and_a_quiet_one_does_not(fresh_registry, capsys):
+    fresh_registry(SlowStartPlugin())
+    _fit(verbose=1)
+    out = capsys.readouterr().out
+    assert "[automm] slow_start: computing the features of 40 texts" in out
+    _fit(verbose=0)
+    assert "slow_start" not in capsys.readouterr().out
+    logger = logging.getLogger("automm")
+    assert logger.handlers == [] and logger.level == logging.NOTSET and logger.propagate  # as it was
+
+
+def test_an_application_that_configured_the_automm_logger_keeps_its_configuration(fresh_registry, capsys):
+    fresh_registry(SlowStartPlugin())
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("automm")
+    handler = Collect()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        _fit(verbose=1)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    assert "slow_start: computing the features of 40 texts" in records  # where the application sends them
+    assert "[automm] slow_start" not in capsys.readouterr().out  # and not printed a second time
+
+
+def test_nested_verbose_scopes_print_each_record_once_and_restore_the_logger(capsys):
+    log = logging.getLogger("automm.test")
+    with verbose_logging(1):
+        with verbose_logging(2):
+            log.info("inner")
+        log.info("outer")
+        log.debug("detail")  # DEBUG only from verbose 3
+    log.info("after")
+    assert capsys.readouterr().out.splitlines() == ["[automm] inner", "[automm] outer"]
+    assert logging.getLogger("automm").handlers == []
