@@ -237,8 +237,8 @@ class PretrainedEncoder(Encoder):
                                  if computed == len(keys) else "")
                         logged = time.monotonic()
                     if computed < len(keys):
-                        check_deadline(f"{self.name} computed the features of {computed} of {len(keys)} inputs "
-                                       "(kept in its feature cache for the next fit)")
+                        check_deadline(f"{self.name} computed the features of {computed} of {len(keys)} "
+                                       f"{self.modality}s (kept in its feature cache for the next fit)")
         self.last_prepare["seconds"] = time.monotonic() - start
 
     def pending_share(self, values: Sequence[Any], *, cache_dir: str | None = None, sample: int = 64) -> float:

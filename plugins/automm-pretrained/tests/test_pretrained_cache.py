@@ -36,7 +36,7 @@ def test_feature_extraction_stops_at_the_deadline_and_keeps_its_progress(tmp_pat
     cache_dir = str(tmp_path / "cache")
     encoder = automm.create_encoder("minilm", feature_batch_size=4)
     with deadline_scope(time.monotonic() - 1):
-        with pytest.raises(automm.TimeLimitExceeded, match="minilm computed the features of 4 of 10 inputs"):
+        with pytest.raises(automm.TimeLimitExceeded, match="minilm computed the features of 4 of 10 texts"):
             encoder.prepare(texts, cache_dir=cache_dir)
     assert encoder.last_prepare["computed"] == 4
     clear_memory_cache()
