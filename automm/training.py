@@ -4,7 +4,10 @@
 weights, early stopping on a holdout split, a wall-clock deadline (the best model so far is
 kept when time runs out), mixed precision and CUDA placement when a GPU is used.
 
-With a deadline the cosine schedule is fitted to the time: after each epoch the trainer
+With a deadline, training stops when one more batch and then the holdout evaluation (timed
+on the last epoch; before the first, estimated from the batches' time) would not end before
+it, so that what was trained is evaluated in time. The cosine schedule is fitted to the time
+too: after each epoch the trainer
 estimates how many more epochs fit before the deadline and, when fewer than planned, plans
 that many and anneals the learning rate from its current value to zero over them. A run cut
 short by time therefore ends annealed, not at a high learning rate mid-schedule.
@@ -52,7 +55,7 @@ def _length(loader) -> int | None:
 
 
 class TimeLimitReached(Exception):
-    """Raised inside the loop when the deadline passes; the trainer catches it."""
+    """Raised by a training step (the linear model's L-BFGS) when the deadline passes; its caller catches it."""
 
 
 @dataclass
@@ -350,6 +353,8 @@ class Trainer:
         self.stop_reason = ""
         self.interrupted = False
         self.steps = 0
+        self._evaluation_seconds: float | None = None  # the last holdout evaluation's duration
+        self._batch_seconds = 0.0                       # a training batch's recent duration
         self.generator = torch.Generator()
         self.generator.manual_seed(config.seed)
         self.class_weights = (torch.tensor(config.class_weights, dtype=torch.float32, device=device)
@@ -534,9 +539,21 @@ class Trainer:
                 return
         self._plan = (min(warmup, now), now, self._schedule(now), max(now + 1, end))
 
-    def _check_deadline(self) -> None:
-        if self.config.deadline is not None and time.monotonic() > self.config.deadline:
-            raise TimeLimitReached
+    def _evaluation_reserve(self, batch_seconds: float, valid_loader) -> float:
+        """Seconds to keep for the holdout evaluation that ends an epoch: the last one's
+        duration, or before the first, half a training batch's time per holdout batch (a
+        forward pass without the backward one; the holdout's images not yet decoded)."""
+        if self._evaluation_seconds is not None:
+            return self._evaluation_seconds
+        return 0.5 * batch_seconds * (_length(valid_loader) or 0)
+
+    def _next_batch_fits(self, batch_seconds: float, valid_loader) -> bool:
+        """Whether one more training batch and then the holdout evaluation end before the
+        deadline (``batch_seconds``: a batch's recent time)."""
+        if self.config.deadline is None:
+            return True
+        finish = time.monotonic() + batch_seconds + self._evaluation_reserve(batch_seconds, valid_loader)
+        return finish <= self.config.deadline
 
     # -- loop ------------------------------------------------------------------------
     def fit(self, train_loader, valid_loader, valid_targets: np.ndarray, train_weights: np.ndarray | None = None,
@@ -559,6 +576,9 @@ class Trainer:
                     self.stop_reason = (f"schedule fitted to the time limit: {self.planned_epochs} of "
                                         f"{self.config.max_epochs} epochs")
                     break
+                if epoch > 1 and not self._next_batch_fits(self._batch_seconds, valid_loader):
+                    self.stop_reason = "time limit reached"  # not even one more batch and its evaluation
+                    break
                 self.run_epoch(epoch, train_loader, valid_loader, valid_targets)
                 self.plan_remaining_epochs(epoch)
         except KeyboardInterrupt:
@@ -580,21 +600,27 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
         self.model.train()
-        losses, timed_out = [], False
-        try:
-            for batch in train_loader:
-                losses.append(self.training_step(batch))
-                for cb in self.callbacks:
-                    cb.on_batch_end(self, losses[-1])
-                self._check_deadline()
-        except TimeLimitReached:
-            timed_out = True
+        losses, timed_out, batch_seconds = [], False, []
+        mark = time.monotonic()
+        for batch in train_loader:
+            losses.append(self.training_step(batch))
+            for cb in self.callbacks:
+                cb.on_batch_end(self, losses[-1])
+            batch_seconds.append(time.monotonic() - mark)
+            mark = time.monotonic()
+            if not self._next_batch_fits(float(np.median(batch_seconds[-20:])), valid_loader):
+                timed_out = True  # stopped with time left to evaluate what was trained
+                break
+        if batch_seconds:
+            self._batch_seconds = float(np.median(batch_seconds[-20:]))
         planned = _length(train_loader)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                   "train_seconds": time.monotonic() - start, "lr": self.scheduler.get_last_lr()[0],
                   "batches": len(losses), "epoch_batches": planned,
                   "complete": not timed_out or (planned is not None and len(losses) >= planned)}
+        evaluation_start = time.monotonic()
         valid_loss, valid_score, outputs = self.evaluate(valid_loader, valid_targets)
+        self._evaluation_seconds = time.monotonic() - evaluation_start
         settled = self.is_settled()
         improved = self.keep_if_better(epoch, valid_loss, valid_score, outputs, settled)
         if self.is_classification:

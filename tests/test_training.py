@@ -194,6 +194,40 @@ def test_schedule_is_fitted_to_the_deadline():
     assert trainer.stop_reason == "time limit reached" and trainer.history[-1]["lr"] > 0.5 * trainer.config.learning_rate
 
 
+class SlowLoader:
+    """A loader whose every batch takes ``seconds`` more to arrive."""
+
+    def __init__(self, loader, seconds):
+        self.loader, self.seconds, self.dataset = loader, seconds, loader.dataset
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            time.sleep(self.seconds)
+            yield batch
+
+
+def test_training_stops_in_time_for_the_holdout_evaluation_to_end_by_the_deadline():
+    import torch._dynamo  # noqa: F401  (the first fused AdamW imports it: seconds, outside the timing)
+
+    model, loader, valid, labels = _setup()  # 4 training batches, 2 holdout batches
+
+    class Slow(Callback):
+        def on_batch_end(self, trainer, loss):
+            time.sleep(0.1)
+
+    start = time.monotonic()
+    deadline = start + 2.8  # epoch 1: 0.4 s training + 1 s evaluation; epoch 2 cannot end its training
+    trainer = Trainer(model, TrainingConfig(max_epochs=100, problem_type="binary", patience=0, deadline=deadline,
+                                            fit_schedule_to_deadline=False), torch.device("cpu"), [Slow()])
+    trainer.fit(loader, SlowLoader(valid, 0.5), labels)
+    assert trainer.stop_reason == "time limit reached" and trainer.history[0]["complete"]
+    assert len(trainer.history) == 1 or trainer.history[1]["batches"] < 4  # epoch 2 stopped part-way, if begun
+    assert time.monotonic() < deadline + 0.3  # before: an evaluation began at the deadline and ended 1 s past it
+
+
 def test_nan_loss_is_reported():
     model, loader, valid, labels = _setup()
     with torch.no_grad():
