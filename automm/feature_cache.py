@@ -139,33 +139,34 @@ def key_digest(namespace: str, params: Mapping[str, Any], content: str) -> bytes
 # -- the cache ---------------------------------------------------------------------------
 
 class _MemoryLayer:
-    """Process-wide LRU map key digest → float32 tensor, bounded in bytes."""
+    """Process-wide LRU map key digest → (float32 tensor, the cache folder it is stored in),
+    bounded in bytes."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = int(max_bytes)
-        self.items: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.items: OrderedDict[bytes, tuple[torch.Tensor, Path]] = OrderedDict()
         self.nbytes = 0
         self.lock = threading.Lock()
 
-    def get(self, key: bytes) -> torch.Tensor | None:
+    def get(self, key: bytes) -> tuple[torch.Tensor, Path] | None:
         with self.lock:
             item = self.items.get(key)
             if item is not None:
                 self.items.move_to_end(key)
             return item
 
-    def put(self, key: bytes, value: torch.Tensor) -> None:
+    def put(self, key: bytes, value: torch.Tensor, root: Path) -> None:
         size = value.numel() * value.element_size()
         if size > self.max_bytes:
             return
         with self.lock:
             old = self.items.pop(key, None)
             if old is not None:
-                self.nbytes -= old.numel() * old.element_size()
-            self.items[key] = value
+                self.nbytes -= old[0].numel() * old[0].element_size()
+            self.items[key] = (value, root)
             self.nbytes += size
             while self.nbytes > self.max_bytes and self.items:
-                _, dropped = self.items.popitem(last=False)
+                _, (dropped, _) = self.items.popitem(last=False)
                 self.nbytes -= dropped.numel() * dropped.element_size()
 
     def clear(self) -> None:
@@ -212,17 +213,20 @@ class FeatureCache:
     # reading -----------------------------------------------------------------------
     def get_by_key(self, key: bytes) -> torch.Tensor | None:
         if self.memory:
-            found = _MEMORY.get(key)
-            if found is not None:
+            remembered = _MEMORY.get(key)
+            if remembered is not None:
+                vector, root = remembered
+                if root != self.root:  # computed for another cache folder in this process: keep it here too
+                    self.put_by_key(key, vector)
                 self.hits += 1
-                return found
+                return vector
         found = self._read(key)
         if found is None:
             self.misses += 1
             return None
         self.hits += 1
         if self.memory:
-            _MEMORY.put(key, found)
+            _MEMORY.put(key, found, self.root)
         return found
 
     def get(self, value: Any) -> torch.Tensor | None:
@@ -250,7 +254,7 @@ class FeatureCache:
     def put_by_key(self, key: bytes, features: torch.Tensor) -> torch.Tensor:
         vector = features.detach().to("cpu", torch.float32).reshape(-1).contiguous()
         if self.memory:
-            _MEMORY.put(key, vector)
+            _MEMORY.put(key, vector, self.root)
         path = self.path_of(key)
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC, key, vector.numel()))

@@ -255,3 +255,11 @@ def test_cache_command_refuses_bad_arguments_with_exit_2(tmp_path, capsys):
     code, _, err = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path / "file")
     assert code == 2 and "is a file, not a cache directory" in err
     assert cache_usage(tmp_path)[0].files == 1
+
+
+def test_features_remembered_from_one_folder_are_stored_in_another_when_read_there(tmp_path):
+    first = FeatureCache(tmp_path / "a", "enc-two", {})
+    first.put("x", torch.arange(4.0))
+    second = FeatureCache(tmp_path / "b", "enc-two", {})
+    assert torch.equal(second.get("x"), torch.arange(4.0))  # from this process's memory: no recomputation
+    assert cache_usage(tmp_path / "b")[0].files == 1  # and now in the second folder too, for other processes

@@ -53,3 +53,37 @@ def test_the_plugin_authors_guide_runs(fresh_registry, tmp_path, monkeypatch):
     texts = [f"HEY THERE FRIEND {i}!!" if i % 2 else f"hello there friend {i}" for i in range(20)]
     clf.fit(texts, ["loud" if i % 2 else "quiet" for i in range(20)])
     assert [choice["name"] for choice in clf.config_["encoders"].values()] == ["shout"]
+
+
+def test_the_frozen_encoder_sketch_caches_its_features_and_joins_a_search(fresh_registry, tmp_path, monkeypatch,
+                                                                          emoji_split):
+    from automm.feature_cache import cache_usage
+    from automm.testing import check_encoder
+
+    code = _python_blocks("### A frozen pretrained encoder", "## Data used by tests")[0]
+    path = tmp_path / "automm_colours.py"
+    path.write_text(code, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("automm_colours", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "automm_colours", module)
+    spec.loader.exec_module(module)
+    fresh_registry(module)
+    train, test = emoji_split
+    check_encoder("colours", train["image"].tolist()[:4])
+    cache = tmp_path / "cache"
+    clf = automm.AutoMM(encoders={"image": "colours", "text": "hashed_ngram"}, max_epochs=2, num_workers=0,
+                        random_state=0, cache_dir=str(cache))
+    clf.fit(train[["image", "name"]], train["category"])
+    (usage,) = cache_usage(cache)
+    assert usage.namespace == "colours-v1" and usage.files == distinct_pictures(train)  # by content, not path
+    encoder = clf.model_.encoders["image_0"]
+    assert encoder.pending_share(train["image"].tolist(), cache_dir=str(cache)) == 0.0
+    assert encoder.pending_share(test["image"].tolist(), cache_dir=str(cache)) > 0.0  # not prepared yet
+    clf.predict(test[["image", "name"]])
+    assert cache_usage(cache)[0].files == distinct_pictures(train, test)
+
+
+def distinct_pictures(*frames) -> int:
+    from automm.feature_cache import content_digest
+
+    return len({content_digest(path, paths=True) for frame in frames for path in frame["image"]})
