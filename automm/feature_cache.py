@@ -457,12 +457,16 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | No
 
     files = size = orphans = 0
     first = last = None
+    refused: list[tuple[str, OSError]] = []
     for directory in _matching(root, encoder):
         for entry, kind, st in _usage(directory, keep)[1]:
             if not dry_run:
                 try:
                     os.unlink(entry.path)
                 except FileNotFoundError:  # removed meanwhile by another clear
+                    continue
+                except OSError as exc:  # e.g. another user's files in a shared cache
+                    refused.append((entry.path, exc))
                     continue
             if kind == "orphan":
                 orphans += 1
@@ -476,6 +480,10 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | No
                 if _SHARD.fullmatch(shard.name):
                     _remove_if_empty(shard)
             _remove_if_empty(directory)
+    if refused:
+        path, exc = refused[0]
+        warnings.warn(f"could not delete {len(refused)} of the cache's files (the first, {path}: "
+                      f"{exc.strerror or exc}); the others were deleted", RuntimeWarning, stacklevel=2)
     return CacheUsage(encoder or "*", files, size, first, last, orphans)
 
 

@@ -263,3 +263,20 @@ def test_features_remembered_from_one_folder_are_stored_in_another_when_read_the
     second = FeatureCache(tmp_path / "b", "enc-two", {})
     assert torch.equal(second.get("x"), torch.arange(4.0))  # from this process's memory: no recomputation
     assert cache_usage(tmp_path / "b")[0].files == 1  # and now in the second folder too, for other processes
+
+
+def test_files_that_cannot_be_deleted_are_counted_out_and_named_in_a_warning(tmp_path, monkeypatch):
+    (kept,) = _fill(tmp_path, "minilm-aaaa", 1)
+    gone = _fill(tmp_path, "efficientnet_lite0-bbbb", 2)
+    unlink = os.unlink
+
+    def refuse_one(path, *args, **kwargs):  # as another user's file in a shared cache is refused
+        if str(path) == str(kept):
+            raise PermissionError(13, "Permission denied", str(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse_one)
+    with pytest.warns(RuntimeWarning, match=r"could not delete 1 of the cache's files \(the first, .*minilm-aaaa.*"
+                                            r"Permission denied\); the others were deleted"):
+        removed = clear_cache(tmp_path)
+    assert removed.files == 2 and kept.exists() and not any(p.exists() for p in gone)
