@@ -533,50 +533,45 @@ def _when(stamp: float | None) -> str:
     return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d")
 
 
-def _usage_record(usage) -> dict:
-    return {"namespace": usage.namespace, "files": usage.files, "bytes": usage.bytes, "first_use": usage.first_use,
-            "last_use": usage.last_use, "orphans": usage.orphans}
-
-
 def cmd_cache(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .exceptions import InputError
     from .feature_cache import cache_usage, clear_cache, resolve_cache_dir
 
     root = resolve_cache_dir(args.cache_dir)
     if root.exists() and not root.is_dir():
         raise UsageError(f"--cache-dir: {str(root)!r} is a file, not a cache directory")
-    if args.action == "clear":
-        from .exceptions import InputError
-
-        try:
-            removed = clear_cache(root, encoder=args.encoder, unused_days=args.unused_days, dry_run=args.dry_run)
-        except InputError as exc:  # a misspelt --encoder, a negative --unused-days
-            argument, _, message = str(exc).partition(":")
-            raise UsageError(f"--{argument.replace('_', '-')}:{message}") from exc
-    elif args.encoder is not None or args.unused_days is not None or args.dry_run:
-        raise UsageError("--encoder, --unused-days and --dry-run go with 'automm cache clear'")
-    if args.action == "clear":
+    if args.action != "clear":
+        if args.encoder is not None or args.unused_days is not None or args.dry_run:
+            raise UsageError("--encoder, --unused-days and --dry-run go with 'automm cache clear'")
+        usages = cache_usage(root)
         if args.json:
-            _Out.result(_json(dict(_usage_record(removed), cache_dir=str(root), dry_run=args.dry_run)))
+            _Out.result(_json({"cache_dir": str(root), "namespaces": [asdict(u) for u in usages]}))
             return EXIT_OK
-        verb = "would delete" if args.dry_run else "deleted"
-        line = f"{verb} {removed.files} feature files ({_size(removed.bytes)}) under {root}"
-        if removed.orphans:
-            line += f", and {removed.orphans} temporary files left by interrupted writes"
-        _Out.result(line)
+        _Out.result(f"feature cache: {root} ({_size(sum(u.bytes for u in usages))} in "
+                    f"{sum(u.files for u in usages)} files)")
+        if usages:
+            _Out.result(_table([(u.namespace, u.files, _size(u.bytes), _when(u.first_use), _when(u.last_use))
+                                for u in usages], headers=("encoder (weights)", "files", "size", "least recent use",
+                                                            "last use")))
+        orphans = sum(u.orphans for u in usages)
+        if orphans:
+            _Out.result(f"{orphans} temporary files left by interrupted writes ('automm cache clear' removes them)")
         return EXIT_OK
-    usages = cache_usage(root)
+    try:
+        removed = clear_cache(root, encoder=args.encoder, unused_days=args.unused_days, dry_run=args.dry_run)
+    except InputError as exc:  # a misspelt --encoder, a negative --unused-days
+        argument, _, message = str(exc).partition(":")
+        raise UsageError(f"--{argument.replace('_', '-')}:{message}") from exc
     if args.json:
-        _Out.result(_json({"cache_dir": str(root), "namespaces": [_usage_record(u) for u in usages]}))
+        _Out.result(_json(dict(asdict(removed), cache_dir=str(root), dry_run=args.dry_run)))
         return EXIT_OK
-    total = sum(u.bytes for u in usages)
-    _Out.result(f"feature cache: {root} ({_size(total)} in {sum(u.files for u in usages)} files)")
-    if usages:
-        _Out.result(_table([(u.namespace, u.files, _size(u.bytes), _when(u.first_use), _when(u.last_use))
-                            for u in usages], headers=("encoder (weights)", "files", "size", "least recent use",
-                                                        "last use")))
-    orphans = sum(u.orphans for u in usages)
-    if orphans:
-        _Out.result(f"{orphans} temporary files left by interrupted writes ('automm cache clear' removes them)")
+    line = (f"{'would delete' if args.dry_run else 'deleted'} {removed.files} feature files "
+            f"({_size(removed.bytes)}) under {root}")
+    if removed.orphans:
+        line += f", and {removed.orphans} temporary files left by interrupted writes"
+    _Out.result(line)
     return EXIT_OK
 
 
