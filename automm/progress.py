@@ -22,7 +22,8 @@ __all__ = ["LOGGER_NAME", "verbose_logging"]
 LOGGER_NAME = "automm"
 
 _lock = threading.Lock()
-_depth = 0
+_depth = 0                                  # verbose scopes open (nested or in other threads)
+_saved: list = [logging.NOTSET, True]       # the logger's level and propagate before the first
 
 
 class _StdoutHandler(logging.Handler):
@@ -55,7 +56,7 @@ def verbose_logging(verbose: int) -> Iterator[None]:
         else:
             engaged = True
             if _depth == 0:
-                _verbose_logging_state[:] = [logger.level, logger.propagate]
+                _saved[:] = [logger.level, logger.propagate]
                 logger.addHandler(_HANDLER)
                 logger.setLevel(logging.DEBUG if verbose >= 3 else logging.INFO)
                 logger.propagate = False
@@ -68,8 +69,5 @@ def verbose_logging(verbose: int) -> Iterator[None]:
                 _depth -= 1
                 if _depth == 0:
                     logger.removeHandler(_HANDLER)
-                    logger.setLevel(_verbose_logging_state[0])
-                    logger.propagate = _verbose_logging_state[1]
-
-
-_verbose_logging_state: list = [logging.NOTSET, True]
+                    logger.setLevel(_saved[0])
+                    logger.propagate = _saved[1]
