@@ -333,6 +333,17 @@ def _write_whole(target: Path, write: Callable[[Path], Any]) -> None:
         temporary.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _progress_on_stderr(quiet: bool):
+    """Around a prediction: what plugins report of their work (e.g. features being computed for
+    new images, which can take minutes) as ``[automm] ...`` lines on stderr; stdout is for the
+    result."""
+    from .progress import verbose_logging
+
+    with contextlib.redirect_stdout(sys.stderr), verbose_logging(0 if quiet else 1):
+        yield
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -354,9 +365,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--keep: no column(s) {absent} in {args.data}")
     inputs = _model_inputs(estimator, frame, args.data)
     result = frame[keep].copy() if keep else pd.DataFrame(index=frame.index)
-    result["prediction"] = estimator.predict(*inputs)
-    if args.proba:
-        probabilities = estimator.predict_proba(*inputs)
+    with _progress_on_stderr(args.quiet):
+        result["prediction"] = estimator.predict(*inputs)
+        probabilities = estimator.predict_proba(*inputs) if args.proba else None
+    if probabilities is not None:
         for j, label in enumerate(estimator.classes_):
             result[f"proba_{label}"] = probabilities[:, j]
     if target is None:
@@ -414,7 +426,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         weights, problem = _weight_column_values(frame, weight_column)
         if problem:
             raise InputError(f"{args.data}: {problem}")
-    predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
+    with _progress_on_stderr(args.quiet or args.json):
+        predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
     metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights,
                               positive=positive_class(estimator))
     if args.json:

@@ -91,3 +91,21 @@ def test_nested_verbose_scopes_print_each_record_once_and_restore_the_logger(cap
     log.info("after")
     assert capsys.readouterr().out.splitlines() == ["[automm] inner", "[automm] outer"]
     assert logging.getLogger("automm").handlers == []
+
+
+def test_automm_predict_reports_a_plugins_work_on_stderr_and_keeps_stdout_for_the_csv(fresh_registry, tmp_path,
+                                                                                      capsys):
+    import pandas as pd
+
+    from automm.cli import main
+
+    fresh_registry(SlowStartPlugin())
+    _fit(verbose=0).save(tmp_path / "model")
+    data = tmp_path / "new.csv"
+    pd.DataFrame({"x0": [f"new text {i}" for i in range(5)]}).to_csv(data, index=False)
+    assert main(["predict", str(tmp_path / "model"), str(data)]) == 0
+    captured = capsys.readouterr()
+    assert "[automm] slow_start: computing the features of 5 texts" in captured.err
+    assert captured.out.splitlines()[0] == "prediction" and len(captured.out.splitlines()) == 6
+    assert main(["predict", str(tmp_path / "model"), str(data), "--quiet"]) == 0
+    assert "slow_start" not in capsys.readouterr().err
