@@ -19,7 +19,9 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
+
+from .files import replace_whole
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -322,17 +324,6 @@ def _leaderboard_table(frame) -> str:
 
 
 # ---------------------------------------------------------------------------------- predict / evaluate
-def _write_whole(target: Path, write: Callable[[Path], Any]) -> None:
-    """``write(path)`` to a temporary name beside ``target``, then renamed over it: an earlier
-    file there is replaced whole or not at all; no temporary file is left behind."""
-    temporary = target.with_name(f".{target.name}.writing")
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def _progress_on_stderr(quiet: bool):
     """Around a prediction: what plugins report of their work (e.g. features being computed for
@@ -374,7 +365,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if target is None:
         result.to_csv(sys.stdout, index=False)
     else:
-        _write_whole(target, lambda path: result.to_csv(path, index=False))
+        replace_whole(target, lambda path: result.to_csv(path, index=False))
         out.log(f"wrote {len(result)} predictions to {args.output}")
     return EXIT_OK
 
@@ -454,7 +445,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if target is None:
         _Out.result(text.rstrip())
         return EXIT_OK
-    _write_whole(target, lambda path: path.write_text(text, encoding="utf-8"))  # never a half-written recipe
+    replace_whole(target, lambda path: path.write_text(text, encoding="utf-8"))  # never a half-written recipe
     out = _Out(args.quiet)
     out.log(f"wrote {target}: {draft.describe()}")
     out.log(f"next: automm fit {target}")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import secrets
 import re
 import struct
 import threading
@@ -44,6 +43,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
+
+from .files import create_temporary
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache", "content_digest", "key_digest",
            "clear_memory_cache", "CacheUsage", "cache_usage", "clear_cache"]
@@ -260,7 +261,7 @@ class FeatureCache:
         buffer.write(_HEADER.pack(MAGIC, key, vector.numel()))
         buffer.write(vector.numpy().astype("<f4", copy=False).tobytes())
         try:
-            fd, tmp = _create_temporary(path)
+            fd, tmp = create_temporary(path)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(buffer.getvalue())
@@ -293,26 +294,6 @@ def _warn_unwritable(root: Path, exc: OSError) -> None:
     warnings.warn(f"automm: cannot write the feature cache under {str(root)!r} ({type(exc).__name__}: "
                   f"{exc}); the features are used but not kept, so every fit computes them again. Give a writable "
                   f"folder as AutoMM(cache_dir=...) or ${CACHE_ENV}.", RuntimeWarning, stacklevel=2)
-
-
-def _create_temporary(path: Path) -> tuple[int, str]:
-    """Open a new, uniquely named temporary file beside ``path`` for writing (its folder made
-    first, and again if a concurrent :func:`clear_cache` removed it meanwhile). Its mode follows
-    the umask (:func:`tempfile.mkstemp` makes it owner-only), so a cache directory shared by a
-    team stays readable by all of them."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    attempts = 10
-    for attempt in range(attempts):
-        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-        except FileNotFoundError:  # a folder on the way removed by a clear: make it again
-            if attempt == attempts - 1:
-                raise
-    raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover - 48 random bits each
 
 
 def _safe_name(text: str) -> str:

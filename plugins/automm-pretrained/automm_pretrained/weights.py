@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 from automm.exceptions import AutoMMError, ModelFormatError
+from automm.files import replace_whole
 
 __all__ = ["MissingWeightsError", "WeightsMismatchError", "WEIGHT_PACKAGES", "weights_location", "file_sha256",
            "package_version"]
@@ -119,14 +120,7 @@ def _store_digest(stored: dict, key: str, value: str) -> None:
     """Write ``stored`` (what :data:`DIGESTS_FILE` held) with one digest added, atomically (a
     read-only or full disk only costs hashing again; concurrent writers may drop each other's
     entry, never damage the file)."""
-    path = _digests_path()
     stored[key] = value
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(stored, handle, indent=0, sort_keys=True)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+    text = json.dumps(stored, indent=0, sort_keys=True)
+    with contextlib.suppress(OSError):
+        replace_whole(_digests_path(), lambda path: path.write_text(text, encoding="utf-8"))

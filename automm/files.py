@@ -1,0 +1,47 @@
+"""Files written whole or not at all: a reader (another process, a later run) sees the old
+file or the new one, never a part, and a failure leaves no temporary file behind."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["create_temporary", "replace_whole"]
+
+
+def create_temporary(path: str | os.PathLike) -> tuple[int, str]:
+    """Open a new, uniquely named temporary file ``.<name>.<random>.tmp`` beside ``path`` for
+    writing; returns its descriptor and name. Its folder is made first, and again if a
+    concurrent clear of the feature cache removed it meanwhile. Its mode follows the umask
+    (:func:`tempfile.mkstemp` makes it owner-only), so a cache directory shared by a team stays
+    readable by all of them."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    attempts = 10
+    for attempt in range(attempts):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # a folder on the way removed by a clear: make it again
+            if attempt == attempts - 1:
+                raise
+    raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover - 48 random bits each
+
+
+def replace_whole(target: str | os.PathLike, write: Callable[[Path], Any]) -> None:
+    """``write(path)`` to a new temporary file beside ``target``, then renamed over it
+    (:func:`os.replace`, atomic): an earlier file there is replaced whole or not at all, and
+    concurrent writers never share a temporary file."""
+    target = Path(target)
+    fd, temporary = create_temporary(target)
+    os.close(fd)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, target)
+    finally:
+        Path(temporary).unlink(missing_ok=True)

@@ -1,0 +1,22 @@
+"""Files written whole or not at all (automm.files): predictions, recipes, the cache's files."""
+
+from __future__ import annotations
+
+import pytest
+
+from automm.files import replace_whole
+
+
+def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "predictions.csv"
+    target.write_text("earlier\n")
+
+    def fails_half_way(path):
+        path.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        replace_whole(target, fails_half_way)
+    assert target.read_text() == "earlier\n" and sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
+    replace_whole(target, lambda path: path.write_text("new\n"))
+    assert target.read_text() == "new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
