@@ -196,13 +196,16 @@ class PretrainedEncoder(Encoder):
 
     def prepare(self, values: Sequence[Any], *, cache_dir: str | None = None) -> None:
         """Frozen mode: make the features of every present value available in memory,
-        from the cache or computed now in batches (and written to the cache)."""
+        from the cache or computed now in batches (and written to the cache). Only these
+        values' features are kept in memory (those of an earlier call are let go), so a model
+        that predicts batch after batch, as a service does, holds one batch's features."""
         if not self.frozen:
             return
         import time
 
         start = time.monotonic()
         cache = self.feature_cache(cache_dir)
+        earlier, self._features = self._features, {}
         todo: dict[bytes, Any] = {}
         hits = 0
         for value in values:
@@ -211,12 +214,15 @@ class PretrainedEncoder(Encoder):
             key = cache.key(self._cache_value(value))
             if key in self._features or key in todo:
                 continue
-            found = cache.get_by_key(key)
+            found = earlier.get(key)
+            if found is None:
+                found = cache.get_by_key(key)
+                hits += found is not None
             if found is not None:
                 self._features[key] = found
-                hits += 1
             else:
                 todo[key] = value
+        del earlier
         computed = 0
         self.last_prepare = {"cached": hits, "computed": 0, "seconds": 0.0}
         if todo:

@@ -170,3 +170,18 @@ def test_computing_features_is_logged_where_a_verbose_fit_shows_it(tmp_path, cap
     assert messages[0] == ("automm.pretrained", f"minilm: computing the features of 2 texts (0 found in the cache "
                                                 f"under {tmp_path})")
     assert messages[-1][1].startswith("minilm: 2 of 2 computed") and len(messages) == 2
+
+
+def test_a_model_predicting_batch_after_batch_holds_one_batchs_features(tmp_path):
+    """A service predicts request after request: the encoder keeps the features of the last
+    call's values only (before, every input ever seen stayed in memory), and earlier values
+    still work, read back from the disk cache."""
+    encoder = automm.create_encoder("minilm")
+    first = [f"request one, text {i}" for i in range(6)]
+    second = [f"request two, text {i}" for i in range(4)]
+    encoder.prepare(first, cache_dir=str(tmp_path))
+    before = encoder.preprocess(first[0]).clone()
+    encoder.prepare(second + first[:1], cache_dir=str(tmp_path))
+    assert len(encoder._features) == 5 and encoder.last_prepare["computed"] == 4
+    assert torch.equal(encoder.preprocess(first[0]), before)
+    assert torch.equal(encoder.preprocess(first[3]), encoder.feature_cache().get(first[3]))
