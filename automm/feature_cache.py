@@ -71,6 +71,7 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
 # -- content digests ---------------------------------------------------------------------
 
 _file_digests: dict[tuple, str] = {}
+_MAX_FILE_DIGESTS = 200_000  # about 60 MB of memoised digests
 _file_digests_lock = threading.Lock()
 
 
@@ -91,6 +92,9 @@ def _file_digest(path: str | os.PathLike) -> str:
     value = "file:" + digest.hexdigest()
     with _file_digests_lock:
         _file_digests[stamp] = value
+        if len(_file_digests) > _MAX_FILE_DIGESTS:  # a long-lived process sees new paths without end
+            for old in list(_file_digests)[:_MAX_FILE_DIGESTS // 2]:  # the oldest half
+                del _file_digests[old]
     return value
 
 

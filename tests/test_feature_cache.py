@@ -280,3 +280,14 @@ def test_files_that_cannot_be_deleted_are_counted_out_and_named_in_a_warning(tmp
                                             r"Permission denied\); the others were deleted"):
         removed = clear_cache(tmp_path)
     assert removed.files == 2 and kept.exists() and not any(p.exists() for p in gone)
+
+
+def test_memoised_file_digests_stay_bounded_in_a_long_lived_process(tmp_path, monkeypatch):
+    import automm.feature_cache as feature_cache
+
+    monkeypatch.setattr(feature_cache, "_MAX_FILE_DIGESTS", 10)
+    monkeypatch.setattr(feature_cache, "_file_digests", {})
+    paths = [_png(tmp_path / f"{i}.png", (i, 0, 0)) for i in range(25)]
+    digests = [content_digest(path, paths=True) for path in paths]
+    assert len(feature_cache._file_digests) <= 10 and len(set(digests)) == 25
+    assert content_digest(paths[0], paths=True) == digests[0]  # forgotten, computed again alike
