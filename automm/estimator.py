@@ -129,8 +129,9 @@ class AutoMM(BaseEstimator):
     cache_dir : directory for cached features of frozen pretrained encoders (None:
         ``$AUTOMM_CACHE_DIR``, else ``~/.cache/automm``); ``automm cache`` shows and clears it.
     random_state : int seed for splits, initialisation, shuffling and augmentation.
-    verbose : 0 silent, 1 a progress bar (a search: a line per trial, then what it kept), 2 also one
-        line per epoch (a search: also Optuna's log).
+    verbose : 0 silent, 1 a progress bar (a search: a line per trial, then what it kept) and what
+        plugins log of their work (e.g. features being computed; :mod:`automm.progress`), 2 also
+        one line per epoch (a search: also Optuna's log).
     """
 
     def __init__(self, *, problem_type="auto", metric="auto", column_types=None, encoders=None, fusion="concat",
