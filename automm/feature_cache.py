@@ -39,7 +39,7 @@ import warnings
 from collections import OrderedDict
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -340,9 +340,10 @@ def _namespaces(root: Path) -> list[Path]:
         return []
 
 
-def _walk(directory: Path) -> Iterator[tuple[str, os.DirEntry]]:
-    """``("feature" | "orphan", entry)`` for each of a namespace's feature files and temporary
-    files older than an hour; anything else in the folder is not the cache's and is left alone."""
+def _walk(directory: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """``("feature" | "orphan", path, stat)`` for each of a namespace's feature files and
+    temporary files older than an hour; anything else in the folder is not the cache's and is
+    left alone."""
     now = time.time()
     try:
         shards = [entry for entry in os.scandir(directory) if entry.is_dir() and _SHARD.fullmatch(entry.name)]
@@ -354,44 +355,30 @@ def _walk(directory: Path) -> Iterator[tuple[str, os.DirEntry]]:
         except OSError:
             continue
         for entry in entries:
-            if _FEATURE_FILE.fullmatch(entry.name):
-                yield "feature", entry
-            elif _TEMPORARY_FILE.fullmatch(entry.name):
-                try:
-                    if now - entry.stat().st_mtime > _ORPHAN_AFTER_S:
-                        yield "orphan", entry
-                except OSError:
-                    continue
+            kind = ("feature" if _FEATURE_FILE.fullmatch(entry.name)
+                    else "orphan" if _TEMPORARY_FILE.fullmatch(entry.name) else None)
+            if kind is None:
+                continue
+            try:
+                st = entry.stat()
+            except OSError:  # removed meanwhile
+                continue
+            if kind == "feature" or now - st.st_mtime > _ORPHAN_AFTER_S:
+                yield kind, entry.path, st
 
 
-def _usage(directory: Path, keep: Callable[[str, float], bool] | None = None
-           ) -> tuple[CacheUsage, list[tuple[os.DirEntry, str, os.stat_result]]]:
-    """The usage of one namespace folder, and ``(entry, kind, stat)`` of the files that
-    ``keep(kind, mtime)`` selects."""
-    files = size = orphans = 0
-    first = last = None
-    selected = []
-    for kind, entry in _walk(directory):
-        try:
-            st = entry.stat()
-        except OSError:  # removed meanwhile
-            continue
-        if kind == "orphan":
-            orphans += 1
-        else:
-            files += 1
-            size += st.st_size
-            first = st.st_mtime if first is None else min(first, st.st_mtime)
-            last = st.st_mtime if last is None else max(last, st.st_mtime)
-        if keep is not None and keep(kind, st.st_mtime):
-            selected.append((entry, kind, st))
-    return CacheUsage(directory.name, files, size, first, last, orphans), selected
+def _summary(namespace: str, files: Sequence[tuple[str, str, os.stat_result]]) -> CacheUsage:
+    """``files`` (as :func:`_walk` yields them) counted and summed."""
+    features = [st for kind, _, st in files if kind == "feature"]
+    stamps = [st.st_mtime for st in features]
+    return CacheUsage(namespace, len(features), sum(st.st_size for st in features), min(stamps, default=None),
+                      max(stamps, default=None), sum(1 for kind, _, _ in files if kind == "orphan"))
 
 
 def cache_usage(cache_dir: str | os.PathLike | None = None) -> list[CacheUsage]:
     """One :class:`CacheUsage` per namespace under ``cache_dir`` (``None``: the default)."""
     root = resolve_cache_dir(cache_dir)
-    return [_usage(directory)[0] for directory in _namespaces(root)]
+    return [_summary(directory.name, list(_walk(directory))) for directory in _namespaces(root)]
 
 
 def _matching(root: Path, encoder: str | None) -> list[Path]:
@@ -437,29 +424,21 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | No
     root = resolve_cache_dir(cache_dir)
     cutoff = None if unused_days is None else time.time() - unused_days * 86400.0
 
-    def keep(kind: str, mtime: float) -> bool:
-        return kind == "orphan" or cutoff is None or mtime < cutoff
-
-    files = size = orphans = 0
-    first = last = None
+    deleted: list[tuple[str, str, os.stat_result]] = []
     refused: list[tuple[str, OSError]] = []
     for directory in _matching(root, encoder):
-        for entry, kind, st in _usage(directory, keep)[1]:
+        for kind, path, st in _walk(directory):
+            if kind == "feature" and cutoff is not None and st.st_mtime >= cutoff:
+                continue  # used recently: kept
             if not dry_run:
                 try:
-                    os.unlink(entry.path)
+                    os.unlink(path)
                 except FileNotFoundError:  # removed meanwhile by another clear
                     continue
                 except OSError as exc:  # e.g. another user's files in a shared cache
-                    refused.append((entry.path, exc))
+                    refused.append((path, exc))
                     continue
-            if kind == "orphan":
-                orphans += 1
-                continue
-            files += 1
-            size += st.st_size
-            first = st.st_mtime if first is None else min(first, st.st_mtime)
-            last = st.st_mtime if last is None else max(last, st.st_mtime)
+            deleted.append((kind, path, st))
         if not dry_run:
             for shard in sorted(directory.iterdir()) if directory.is_dir() else []:
                 if _SHARD.fullmatch(shard.name):
@@ -469,7 +448,7 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | No
         path, exc = refused[0]
         warnings.warn(f"could not delete {len(refused)} of the cache's files (the first, {path}: "
                       f"{exc.strerror or exc}); the others were deleted", RuntimeWarning, stacklevel=2)
-    return CacheUsage(encoder or "*", files, size, first, last, orphans)
+    return _summary(encoder or "*", deleted)
 
 
 def _remove_if_empty(directory: Path) -> None:
