@@ -13,8 +13,8 @@ __all__ = ["create_temporary", "replace_whole"]
 
 def create_temporary(path: str | os.PathLike) -> tuple[int, str]:
     """Open a new, uniquely named temporary file ``.<name>.<random>.tmp`` beside ``path`` for
-    writing; returns its descriptor and name. Its folder is made first, and again if a
-    concurrent clear of the feature cache removed it meanwhile. Its mode follows the umask
+    writing; returns its descriptor and name. Its folder is made when missing (also when a
+    concurrent clear of the feature cache removed it meanwhile). Its mode follows the umask
     (:func:`tempfile.mkstemp` makes it owner-only), so a cache directory shared by a team stays
     readable by all of them."""
     path = Path(path)
@@ -23,13 +23,16 @@ def create_temporary(path: str | os.PathLike) -> tuple[int, str]:
     for attempt in range(attempts):
         tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
             continue
-        except FileNotFoundError:  # a folder on the way removed by a clear: make it again
+        except FileNotFoundError:  # no folder yet, or one removed by a clear: made (again) only then
             if attempt == attempts - 1:
                 raise
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except FileNotFoundError:  # a clear removed a folder above it meanwhile: try again
+                continue
     raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover - 48 random bits each
 
 

@@ -354,7 +354,7 @@ class Trainer:
         self.interrupted = False
         self.steps = 0
         self._evaluation_seconds: float | None = None  # the last holdout evaluation's duration
-        self._batch_seconds = 0.0                       # a training batch's recent duration
+        self._batch_seconds: list[float] = []          # the last epoch's recent batch durations
         self.generator = torch.Generator()
         self.generator.manual_seed(config.seed)
         self.class_weights = (torch.tensor(config.class_weights, dtype=torch.float32, device=device)
@@ -547,13 +547,13 @@ class Trainer:
             return self._evaluation_seconds
         return 0.5 * batch_seconds * (_length(valid_loader) or 0)
 
-    def _next_batch_fits(self, batch_seconds: float, valid_loader) -> bool:
+    def _next_batch_fits(self, batch_seconds: list[float], valid_loader) -> bool:
         """Whether one more training batch and then the holdout evaluation end before the
-        deadline (``batch_seconds``: a batch's recent time)."""
+        deadline (``batch_seconds``: the batches' times so far; their recent median counts)."""
         if self.config.deadline is None:
             return True
-        finish = time.monotonic() + batch_seconds + self._evaluation_reserve(batch_seconds, valid_loader)
-        return finish <= self.config.deadline
+        batch = float(np.median(batch_seconds[-20:])) if batch_seconds else 0.0
+        return time.monotonic() + batch + self._evaluation_reserve(batch, valid_loader) <= self.config.deadline
 
     # -- loop ------------------------------------------------------------------------
     def fit(self, train_loader, valid_loader, valid_targets: np.ndarray, train_weights: np.ndarray | None = None,
@@ -608,11 +608,11 @@ class Trainer:
                 cb.on_batch_end(self, losses[-1])
             batch_seconds.append(time.monotonic() - mark)
             mark = time.monotonic()
-            if not self._next_batch_fits(float(np.median(batch_seconds[-20:])), valid_loader):
+            if not self._next_batch_fits(batch_seconds, valid_loader):
                 timed_out = True  # stopped with time left to evaluate what was trained
                 break
         if batch_seconds:
-            self._batch_seconds = float(np.median(batch_seconds[-20:]))
+            self._batch_seconds = batch_seconds[-20:]
         planned = _length(train_loader)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                   "train_seconds": time.monotonic() - start, "lr": self.scheduler.get_last_lr()[0],
