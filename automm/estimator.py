@@ -129,7 +129,8 @@ class AutoMM(BaseEstimator):
     cache_dir : directory for cached features of frozen pretrained encoders (None:
         ``$AUTOMM_CACHE_DIR``, else ``~/.cache/automm``); ``automm cache`` shows and clears it.
     random_state : int seed for splits, initialisation, shuffling and augmentation.
-    verbose : 0 silent, 1 a progress bar (a search: a line per trial, then what it kept) and what
+    verbose : 0 silent, 1 the epochs' progress on stderr (a bar in a terminal or a notebook, one
+        line per epoch in a log file; a search: a line per trial, then what it kept) and what
         plugins log of their work (e.g. features being computed; :mod:`automm.progress`), 2 also
         one line per epoch (a search: also Optuna's log).
     """

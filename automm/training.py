@@ -20,6 +20,7 @@ settled epochs only.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -136,24 +137,48 @@ class EarlyStopping(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over epochs showing the latest losses and score."""
+    """Progress over epochs with the latest losses and score, on stderr: a tqdm bar in a
+    terminal or a notebook; elsewhere (a log file, a batch job, a pipe), where a bar's
+    carriage returns would pile up on one line, one plain line per epoch."""
 
-    def __init__(self, total: int, description: str = "automm"):
-        self.total, self.description, self.bar = total, description, None
+    def __init__(self, total: int, description: str = "automm", stream: Any = None):
+        self.total, self.description, self.stream, self.bar = total, description, stream, None
+        self.started = 0.0
+
+    def _stream(self):
+        return self.stream if self.stream is not None else sys.stderr
+
+    def _interactive(self) -> bool:
+        stream = self._stream()
+        try:
+            if stream.isatty():
+                return True
+        except (AttributeError, ValueError):  # no isatty, or a closed stream
+            return False
+        return "ipykernel" in sys.modules and stream is sys.stderr  # a notebook shows tqdm's widget
 
     def on_train_begin(self, trainer: "Trainer") -> None:
-        from tqdm.auto import tqdm
+        self.started = time.monotonic()
+        if self._interactive():
+            from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, desc=self.description, unit="epoch", leave=True)
+            self.bar = tqdm(total=self.total, desc=self.description, unit="epoch", leave=True, file=self.stream)
 
     def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
-        self.bar.set_postfix(train_loss=f"{record['train_loss']:.4f}", valid_loss=f"{record['valid_loss']:.4f}",
-                             valid_score=f"{record['valid_score']:.4f}")
-        self.bar.update(1)
+        values = {name: f"{record[name]:.4f}" for name in ("train_loss", "valid_loss", "valid_score")}
+        if self.bar is not None:
+            self.bar.set_postfix(**values)
+            self.bar.update(1)
+            return
+        shown = "  ".join(f"{name} {value}" for name, value in values.items())
+        planned = max(self.total, int(record["epoch"]))
+        print(f"{self.description}: epoch {record['epoch']}/{planned}  {shown}  "
+              f"({time.monotonic() - self.started:.1f} s)", file=self._stream(), flush=True)
 
     def on_train_end(self, trainer: "Trainer") -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -1,5 +1,6 @@
 """The training loop: callbacks, history, early stopping, deadline, device handling."""
 
+import io
 import math
 import time
 
@@ -11,7 +12,7 @@ from torch import nn
 from automm import AutoMM, InputError, create_encoder, create_fusion
 from automm.data import BatchCollator, MultimodalDataset
 from automm.model import MultimodalNet
-from automm.training import Callback, Trainer, TrainingConfig, make_loader, resolve_device
+from automm.training import Callback, ProgressBar, Trainer, TrainingConfig, make_loader, resolve_device
 
 
 def _setup(n=64, seed=0):
@@ -63,6 +64,31 @@ def test_callbacks_history_and_best_state():
     kept = min(settled, key=lambda r: r["valid_loss"])  # monitor="loss" by default
     assert (trainer.best_epoch, trainer.best_score) == (kept["epoch"], kept["valid_score"])
     assert trainer.best_score > 0.9
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_one_line_per_epoch_off_a_terminal_and_a_bar_on_one():
+    # a bar's carriage returns pile up on one line in a log file; a log gets one line per epoch
+    model, loader, valid, labels = _setup()
+    log = io.StringIO()
+    trainer = Trainer(model, TrainingConfig(max_epochs=3, problem_type="binary", learning_rate=5e-3),
+                      torch.device("cpu"), [ProgressBar(3, stream=log)])
+    trainer.fit(loader, valid, labels)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 3
+    for epoch, (line, record) in enumerate(zip(lines, trainer.history), start=1):
+        assert line.startswith(f"automm: epoch {epoch}/3  train_loss {record['train_loss']:.4f}")
+        assert f"valid_score {record['valid_score']:.4f}" in line
+
+    terminal = _Terminal()
+    model, loader, valid, labels = _setup()
+    Trainer(model, TrainingConfig(max_epochs=2, problem_type="binary"), torch.device("cpu"),
+            [ProgressBar(2, stream=terminal)]).fit(loader, valid, labels)
+    assert "\r" in terminal.getvalue() and "2/2" in terminal.getvalue() and "epoch 1/2" not in terminal.getvalue()
 
 
 @pytest.mark.parametrize("monitor, kept_epoch", [("loss", 3), ("score", 1)])
