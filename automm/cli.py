@@ -580,31 +580,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- worker
-def _find_run_worker():
-    """``automm.worker.run_worker`` or, where the search provides it, ``automm.search.run_worker``."""
-    import importlib
-
-    for module_name in ("automm.worker", "automm.search"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        function = getattr(module, "run_worker", None)
-        if callable(function):
-            return function
-    from .exceptions import AutoMMError
-
-    raise AutoMMError("automm worker needs run_worker from the distributed search (automm.worker or "
-                      "automm.search), which this installation of automm does not provide")
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
-    import inspect
+    from .storage import redact_url
+    from .worker import run_worker
 
     out = _Out(args.quiet)
-    run_worker = _find_run_worker()
     inputs: tuple = ()
     labels = None
     options_weights: dict = {}
@@ -621,25 +601,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError("worker: --set needs --recipe")
     options = {"device": args.device, "n_jobs": args.n_jobs, "artifact_dir": args.artifact_dir, "wait": args.wait,
                "verbose": 0 if args.quiet else 1}
-    try:
-        parameters = inspect.signature(run_worker).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-        options = {k: v for k, v in options.items() if v is not None and (takes_any or k in parameters)}
-    except (TypeError, ValueError):  # pragma: no cover
-        options = {k: v for k, v in options.items() if v is not None}
-    out.log(f"joining study {args.study!r} on {_redact(args.storage)}")
+    options = {k: v for k, v in options.items() if v is not None}
+    out.log(f"joining study {args.study!r} on {redact_url(args.storage)}")
     trials = run_worker(args.storage, args.study, *inputs, y=labels, **options_weights, **options)
     out.log(f"done: this worker ran {trials} trial(s)")
     if not args.quiet:
         _Out.result(str(trials))
     return EXIT_OK
-
-
-def _redact(url: str) -> str:
-    """A storage URL without its password (:func:`automm.storage.redact_url`)."""
-    from .storage import redact_url
-
-    return redact_url(url)
 
 
 # ---------------------------------------------------------------------------------- parser

@@ -3,7 +3,7 @@
 The core and plugins report progress that a user waits through (features being computed, a
 worker's trials) as ``logging`` records at INFO on the ``automm`` logger or a child of it
 (``logging.getLogger("automm.<plugin>")``). They show nowhere by default, as library logs
-should not; :func:`verbose_logging`, which ``AutoMM.fit`` and :func:`automm.search.run_worker`
+should not; :func:`verbose_logging`, which ``AutoMM.fit`` and :func:`automm.worker.run_worker`
 open when ``verbose >= 1``, prints them as ``[automm] message`` lines beside the search's
 per-trial lines, unless the application has given the ``automm`` logger handlers of its own.
 """

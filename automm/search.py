@@ -53,7 +53,7 @@ trials all failed for one reason (the data or the set-up, not a configuration: i
 ``fit`` raises :class:`SearchError` with the reasons, each once with its trials, only when no
 trial produced a model. Ctrl-C (``KeyboardInterrupt``) stops the search:
 no trial starts after it, a trial that has trained is recorded in full first (in the main
-thread the interrupt lands only inside a trial's training, see :class:`_InterruptGate`), the
+thread the interrupt lands only inside a trial's training, see :class:`automm.interrupts.InterruptGate`), the
 ones still training are recorded as failed (:data:`INTERRUPTED_REASON`;
 trials in other threads stop at their next batch, forked search processes are stopped, as they
 ignore SIGINT and leave it to the parent) and the trials finished so far make the result, with a
@@ -61,7 +61,7 @@ warning and nothing retrained; with no finished trial, on a second Ctrl-C while 
 threads are stopping, or when ``fit`` runs inside scikit-learn's model selection,
 ``KeyboardInterrupt`` propagates. With a ``storage``, a retry of each
 interrupted trial is queued: they do not count towards ``n_trials``, and running the same fit
-again resumes the study and trains them first; a worker (:func:`run_worker`) stopped by Ctrl-C
+again resumes the study and trains them first; a worker (:func:`automm.worker.run_worker`) stopped by Ctrl-C
 queues a retry of its trial the same way, for the study's other processes.
 
 Parallelism, storages, workers
@@ -78,16 +78,16 @@ the search settings, so that restarting the same ``fit`` after a crash (even ``k
 resumes the study: finished trials are kept and count towards ``n_trials``, trials of dead
 workers are retried.
 
-:func:`run_worker` joins a running study from another process or machine (``automm worker
+:func:`automm.worker.run_worker` joins a running study from another process or machine (``automm worker
 --storage URL --study NAME``). The study stores, as JSON user attributes, everything a worker
 needs: the search space, the estimator's parameters, the holdout split and, when the training
-data are JSON-able and under :data:`MAX_STORED_DATA_BYTES` (file paths, texts, numbers), the data
+data are JSON-able and under :data:`automm.study.MAX_STORED_DATA_BYTES` (file paths, texts, numbers), the data
 themselves (image paths made absolute: a worker on another machine needs the same files at the
 same paths). Otherwise the worker must be given the same ``X, y`` as ``fit``; their fingerprint
 is checked. Trained models stay where they were trained: ``fit`` uses models from its own
 process and from its ``n_jobs`` processes; a worker started with ``artifact_dir`` (a folder
-``fit`` can read) leaves its best models there; any other chosen trial is retrained from its
-stored configuration when the time limit allows.
+``fit`` can read) leaves its best models there (:mod:`automm.trial_models`); any other chosen
+trial is retrained from its stored configuration when the time limit allows.
 
 Results
 -------
@@ -124,8 +124,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
-import json
 import logging
 import math
 import multiprocessing
@@ -141,31 +139,31 @@ import traceback
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from . import storage as _storage
-from .components.image_cache import image_cache
 from .components.stack import describe_encoder
 from .deadlines import deadline_scope
+from .interrupts import InterruptGate, during_interrupt, hard_stop
 from .exceptions import AutoMMError, InputError, TimeLimitExceeded
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
-from .linear import LINEAR_SOLVER
-from .neighbors import NEIGHBORS_SOLVER
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
                        candidate_decision_weights, decision_weights, is_out_of_memory, pending_share,
                        retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
-from .progress import verbose_logging
 from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
+from .study import (MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, prepare_study, search_fingerprint, study_spec,
+                    with_stored_split)
 from .training import Callback
+from .trial_models import ModelPool, always_weighed, read_candidate
 
-__all__ = ["search_requested", "run_search", "run_worker", "validate_params", "SearchSpace", "SearchError",
+__all__ = ["search_requested", "run_search", "validate_params", "SearchSpace", "SearchError",
            "TimeLimitExceeded",
            "make_storage", "parse_storage", "choose_from_pareto", "DEFAULT_N_TRIALS", "SAMPLERS", "PRUNERS",
            "OBJECTIVES", "RESULT_ATTRIBUTES", "MAX_STORED_DATA_BYTES"]
@@ -177,8 +175,6 @@ PRUNERS = ("median", "hyperband", "successive_halving", "none")
 OBJECTIVES = ("score", "latency", "params")
 #: Estimator attributes set from a search (removed again by a fit without search).
 RESULT_ATTRIBUTES = ("leaderboard_", "ensemble_", "pareto_front_", "best_trial_", "study_name_")
-#: Largest JSON copy of the training data stored in the study for :func:`run_worker`.
-MAX_STORED_DATA_BYTES = 64 * 2**20
 #: With a time limit, the largest share of the search's time one trial may train (so that a
 #: search explores at least 1 / TRIAL_TIME_FRACTION configurations).
 TRIAL_TIME_FRACTION = 1 / 3
@@ -188,10 +184,9 @@ TRIAL_TIME_FRACTION = 1 / 3
 #: epochs instead of 10-11; test accuracy of the ensemble on fashion usage 0.9630 / 0.9661
 #: against 0.9614 / 0.9624 on two seeds, subCategory unchanged).
 WARM_START_TIME_FRACTION = 1 / 2
-#: Least seconds a trial may run past the deadline before it is interrupted (see :func:`_hard_stop`).
+#: Least seconds a trial may run past the deadline before it is interrupted (see :func:`automm.interrupts.hard_stop`).
 MIN_HARD_GRACE = 10.0
 
-_SPEC, _DATA, _FINGERPRINT, _DATA_FINGERPRINT = "automm:spec", "automm:data", "automm:fingerprint", "automm:data_fp"
 _BUDGET, _STATUS = "automm:budget", "automm:status"
 _HEARTBEAT = "automm:heartbeat"
 
@@ -207,7 +202,7 @@ class SearchInterrupted(AutoMMError):
 
 
 class _WorkerFinished(Exception):
-    """Raised through ``fit`` when it ran as a worker (see :func:`run_worker`)."""
+    """Raised through ``fit`` when it ran as a worker (see :func:`automm.worker.run_worker`)."""
 
     def __init__(self, trials: int):
         super().__init__(trials)
@@ -240,7 +235,6 @@ def search_requested(estimator) -> bool:
         return len(_objectives(estimator.objectives)) > 1
     except TypeError:
         return False
-
 
 
 def validate_params(estimator) -> None:
@@ -410,160 +404,9 @@ def _rank_key(state_complete: bool, score: float, loss: float | None = None, row
     return (bool(state_complete), value, -loss_value)
 
 
-def _write_candidate(candidate: Candidate, directory: Path) -> None:
-    from .persistence import _jsonable, write_model_files
-
-    staging = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    write_model_files(candidate.model, staging, sync=False)  # a scratch copy: its weights need not wait for the disk
-    for index, model in enumerate((candidate.bag or [])[1:], start=1):
-        write_model_files(model, staging / f"fold-{index}", sync=False)
-    if candidate.valid_outputs is not None:
-        np.save(staging / "valid_outputs.npy", np.asarray(candidate.valid_outputs), allow_pickle=False)
-    if candidate.oof_outputs is not None:
-        np.save(staging / "oof_outputs.npy", np.asarray(candidate.oof_outputs), allow_pickle=False)
-    meta = {"config": candidate.config, "history": _jsonable(candidate.history), "best_epoch": candidate.best_epoch,
-            "best_score": _jsonable(candidate.best_score), "stop_reason": candidate.stop_reason,
-            "seconds": candidate.seconds, "n_outputs": int(candidate.model.n_outputs),
-            "folds": len(candidate.bag) if candidate.bag is not None else 0,
-            "oof_loss": _jsonable(candidate.oof_loss)}
-    with open(staging / "candidate.json", "w", encoding="utf-8") as handle:
-        json.dump(meta, handle)
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(staging, directory)
-
-
-def _read_candidate(directory: Path, data: PreparedData) -> Candidate:
-    from .persistence import read_model_files
-
-    with open(directory / "candidate.json", encoding="utf-8") as handle:
-        meta = json.load(handle)
-
-    def read_model(folder: Path):
-        return read_model_files(folder, data.inputs, meta["config"], meta["n_outputs"]).to(data.device)
-
-    def read_array(name: str) -> np.ndarray | None:
-        path = directory / name
-        return np.load(path, allow_pickle=False) if path.is_file() else None
-
-    model = read_model(directory)
-    folds = int(meta.get("folds") or 0)
-    bag = [model] + [read_model(directory / f"fold-{k}") for k in range(1, folds)] if folds else None
-    score = meta["best_score"]
-    return Candidate(config=meta["config"], model=model, history=meta["history"],
-                     best_epoch=meta["best_epoch"], best_score=float(score) if score is not None else -math.inf,
-                     valid_outputs=read_array("valid_outputs.npy"), stop_reason=meta["stop_reason"],
-                     seconds=meta["seconds"], bag=bag, oof_outputs=read_array("oof_outputs.npy"),
-                     oof_loss=meta.get("oof_loss"))
-
-
-class _ModelPool:
-    """The best trials' trained models of one process: at most ``k`` (the non-dominated ones
-    in a multi-objective search), in memory or, with ``directory``, as files. A single-objective
-    pool also keeps the linear and nearest-neighbour models (see :func:`_always_weighed`)
-    whatever their rank: the ensemble always weighs them."""
-
-    def __init__(self, k: int, directory: str | None = None, multi: bool = False):
-        self.k, self.directory, self.multi = int(k), directory, multi
-        self.entries: dict[int, tuple[Any, Candidate | None]] = {}
-        self.pinned: set[int] = set()
-        self.lock = threading.Lock()
-
-    def path(self, number: int) -> Path:
-        return Path(self.directory) / f"trial-{number}"
-
-    def offer(self, number: int, key: Any, candidate: Candidate, storage=None, trial_id: int | None = None) -> None:
-        if self.k <= 0:
-            return
-        with self.lock:
-            self.entries[number] = (key, candidate)
-            if not self.multi and _always_weighed(candidate.config):
-                self.pinned.add(number)
-            evicted = self._evict()
-            if number in evicted:
-                return
-            if self.directory is not None:
-                _write_candidate(candidate, self.path(number))
-                self.entries[number] = (key, None)
-                if storage is not None and trial_id is not None:
-                    storage.set_trial_user_attr(trial_id, _ATTR + "artifact", str(self.path(number)))
-            for old in evicted:
-                if self.directory is not None:
-                    shutil.rmtree(self.path(old), ignore_errors=True)
-
-    def _evict(self) -> list[int]:
-        if self.multi:
-            keys = {n: e[0] for n, e in self.entries.items()}
-            dominated = [n for n, (s, c) in keys.items()
-                         if any((s2 >= s and c2 <= c) and (s2 > s or c2 < c) for m, (s2, c2) in keys.items() if m != n)]
-            for n in dominated:
-                del self.entries[n]
-            return dominated
-        order = sorted((n for n in self.entries if n not in self.pinned), key=lambda n: (self.entries[n][0], -n),
-                       reverse=True)
-        evicted = order[self.k:]
-        for n in evicted:
-            del self.entries[n]
-        return evicted
-
-    def get(self, number: int) -> Candidate | None:
-        entry = self.entries.get(number)
-        return entry[1] if entry is not None else None
-
-
 # ==========================================================================================
 # One trial
 # ==========================================================================================
-
-class _InterruptGate:
-    """Lets Ctrl-C (SIGINT, raised as ``KeyboardInterrupt``) land where a search loses nothing
-    but the trial in training: inside :meth:`open` blocks (a trial's training). Elsewhere in a
-    :meth:`closed` block (sampling, keeping a trained model, Optuna's record of a finished trial)
-    an interrupt is held, and raised when the block ends or the next :meth:`open` block begins.
-    Acts in the main thread, with Python's default SIGINT handler in place; else a no-op."""
-
-    def __init__(self) -> None:
-        self.pending = False
-        self.active = False
-
-    def _hold(self, signum, frame) -> None:
-        self.pending = True
-
-    @staticmethod
-    def _applies() -> bool:
-        return (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-
-    @contextlib.contextmanager
-    def closed(self):
-        if self.active or not self._applies():
-            yield
-            return
-        self.pending, self.active = False, True
-        signal.signal(signal.SIGINT, self._hold)
-        try:
-            yield
-        finally:
-            self.active = False
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def open(self):
-        if not self.active or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            if self.pending:
-                self.pending = False
-                raise KeyboardInterrupt
-            yield
-        finally:
-            signal.signal(signal.SIGINT, self._hold)
 
 
 @dataclass
@@ -576,7 +419,7 @@ class _Context:
     storage: Any
     study_name: str
     deadline: float | None                # time.monotonic() value
-    pool: _ModelPool
+    pool: ModelPool
     callbacks: list = field(default_factory=list)
     heartbeat: bool = False
     device_queue: Any = None              # queue.Queue of torch.device (one trial per GPU)
@@ -589,7 +432,7 @@ class _Context:
     interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: start nothing more
     aborted: bool = False                 # Ctrl-C twice: no result
     outlives_fit: bool = False            # the study is the user's (a storage): trials cut short are retried
-    interrupt_gate: _InterruptGate = field(default_factory=_InterruptGate)
+    interrupt_gate: InterruptGate = field(default_factory=InterruptGate)
     failures: list = field(default_factory=list)  # reasons of this process's failed trials
     succeeded: bool = False               # a trial of this process trained a model
 
@@ -696,38 +539,6 @@ class _Heartbeat:
         self.thread.join(timeout=max(5.0, self.interval))
 
 
-def _on_alarm(signum, frame) -> None:
-    raise TimeLimitExceeded("the trial ran past the time limit in code that does not watch it (e.g. a plugin's "
-                            "Encoder.prepare that does not call automm.check_deadline) and was interrupted")
-
-
-@contextlib.contextmanager
-def _hard_stop(deadline: float | None):
-    """Interrupt the block (raising :class:`TimeLimitExceeded`) at ``deadline`` (a
-    ``time.monotonic()`` value), with ``SIGALRM``: main thread of a POSIX process only. An alarm
-    already set (e.g. pytest-timeout's) is kept: when it is due first, nothing is armed; else it
-    is set again, for the time it had left, when the block ends."""
-    if deadline is None or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    delay = max(0.01, deadline - time.monotonic())
-    previous_delay, previous_interval = signal.getitimer(signal.ITIMER_REAL)
-    if previous_delay and previous_delay <= delay:
-        yield
-        return
-    previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
-    armed = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, delay)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous_handler)
-        if previous_delay:
-            left = previous_delay - (time.monotonic() - armed)
-            signal.setitimer(signal.ITIMER_REAL, max(0.001, left), previous_interval)
-
-
 def _failure_reason(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, FloatingPointError):
@@ -824,7 +635,7 @@ def _run_objective(trial, ctx: _Context):
         trial_deadline = _trial_deadline(ctx, warm_start=warm_start)
         hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
         with heartbeat:
-            with _hard_stop(hard_deadline), deadline_scope(trial_deadline), ctx.interrupt_gate.open():
+            with hard_stop(hard_deadline), deadline_scope(trial_deadline), ctx.interrupt_gate.open():
                 candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
             if not math.isfinite(float(candidate.best_score)):
                 raise FloatingPointError("no finite validation score")
@@ -853,7 +664,7 @@ def _run_objective(trial, ctx: _Context):
         # row, not the configuration; pruned, it ranks below every finished trial
         reporter.pruned_reason = candidate.cut_in_first_epoch
         candidate = replace(candidate, stop_reason=candidate.cut_in_first_epoch)
-    if not reporter.pruned and not _always_weighed(config):  # (no epochs) see _stop_reason
+    if not reporter.pruned and not always_weighed(config):  # (no epochs) see _stop_reason
         ctx.durations.append(seconds)
     score = float(candidate.best_score)
     loss = candidate.best_loss
@@ -1049,22 +860,11 @@ def _worker_loop(ctx: _Context, study) -> int:
                 # Ctrl-C inside Optuna's bookkeeping of a trial (where the gate does not hold
                 # it: a handler of the user's own) can surface as another error; it is still
                 # the user's interrupt
-                if _during_interrupt(exc):
+                if during_interrupt(exc):
                     raise KeyboardInterrupt from exc
                 raise
         ran += 1
         release_memory()
-
-
-def _during_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised while a ``KeyboardInterrupt`` was being handled."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def release_memory() -> None:
@@ -1101,7 +901,7 @@ def _child_main(ctx: _Context, storage_ref: tuple[str, Any], index: int, threads
     try:
         torch.set_num_threads(threads)
         ctx.storage = make_storage(*storage_ref)
-        ctx.pool = _ModelPool(ctx.pool.k, ctx.child_artifact_dir, ctx.pool.multi)
+        ctx.pool = ModelPool(ctx.pool.k, ctx.child_artifact_dir, ctx.pool.multi)
         ctx.durations = []
         ctx.attempts = 0
         ctx.worker_tag = f"{socket.gethostname()}:{os.getpid()}"
@@ -1227,112 +1027,6 @@ def _run_trials(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: int,
 # The study: creation, stored specification, fingerprints
 # ==========================================================================================
 
-def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _data_fingerprint(data: PreparedData) -> str:
-    """The data's identity (inputs and targets; not the holdout split, which a resumed study keeps)."""
-    identity = {"inputs": [s.to_dict() for s in data.inputs], "targets": np.asarray(data.targets).tolist(),
-                "problem_type": data.problem_type, "n_outputs": data.n_outputs}
-    if data.sample_weights is not None:  # (absent without weights: older studies keep their fingerprint)
-        identity["sample_weights"] = _weights_json(data.sample_weights)
-    if data.holdout_given:  # the user's validation rows are part of the data
-        identity["validation_rows"] = np.asarray(data.valid_index).tolist()
-    return _hash(identity)
-
-
-def _weights_json(weights: np.ndarray | None) -> list[float] | None:
-    """Sample weights as JSON numbers (float32 precision, what training uses), or None."""
-    return None if weights is None else [float(w) for w in np.asarray(weights, dtype=np.float32)]
-
-
-def _with_stored_split(data: PreparedData, spec: Mapping[str, Any]) -> PreparedData:
-    """``data`` with the study's holdout split and seed (so that every trial of a study, in any
-    process or run, is scored on the same holdout)."""
-    return replace(data, train_index=np.asarray(spec["train_index"], dtype=np.int64),
-                   valid_index=np.asarray(spec["valid_index"], dtype=np.int64), seed=int(spec["seed"]))
-
-
-def _json_params(estimator) -> dict:
-    """The estimator's parameters as JSON (objects as None; the storage, which may hold a
-    password, and the study name left out: a worker is given them)."""
-    from .persistence import _jsonable
-
-    params = {}
-    for key, value in estimator.get_params(deep=False).items():
-        if key in ("storage", "study_name"):
-            continue
-        try:
-            params[key] = _jsonable(value)
-        except TypeError:
-            params[key] = None
-    return params
-
-
-def _data_payload(data: PreparedData, roles: Mapping[str, str]) -> dict | None:
-    """The training table as JSON (image paths absolute), or None when it is not plain data."""
-    from .components.base import MISSING
-
-    def plain(value: Any, role: str) -> Any:
-        if value is MISSING or value is None:
-            return None
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if isinstance(value, str) and role == "image" and os.path.exists(value):
-            return os.path.abspath(value)
-        if isinstance(value, (str, int, float, bool)):
-            return value
-        raise TypeError
-
-    columns: dict[str, list] = {}
-    try:
-        for spec in data.inputs:
-            values = data.values[spec.name]
-            if spec.modality == "tabular":
-                for column in spec.columns:
-                    columns[column] = [plain(row.get(column, MISSING), "tabular") for row in values]
-            else:
-                column = spec.columns[0]
-                columns[column] = [plain(v, roles.get(column, spec.modality)) for v in values]
-    except TypeError:
-        return None
-    payload = {"columns": columns}
-    if len(json.dumps(payload)) > MAX_STORED_DATA_BYTES:
-        return None
-    return payload
-
-
-def _study_spec(estimator, data: PreparedData, space: SearchSpace, settings: _Settings) -> dict:
-    return {
-        "format": 1,
-        "estimator": type(estimator).__name__,
-        "params": _json_params(estimator),
-        "inputs": [s.to_dict() for s in data.inputs],
-        "problem_type": data.problem_type,
-        "n_outputs": int(data.n_outputs),
-        "targets": np.asarray(data.targets).tolist(),
-        "train_index": np.asarray(data.train_index).tolist(),
-        "valid_index": np.asarray(data.valid_index).tolist(),
-        "seed": int(data.seed),
-        "class_weights": data.class_weights,
-        "sample_weights": _weights_json(data.sample_weights),
-        "holdout_given": bool(data.holdout_given),
-        "metric": data.metric,
-        "amp": bool(data.amp),
-        "space": space.to_json(),
-        "objectives": list(settings.objectives),
-        "sampler": settings.sampler if isinstance(settings.sampler, str) else "tpe",
-        "pruner": settings.pruner if isinstance(settings.pruner, str) or settings.pruner is None else "median",
-        "ensemble_size": settings.ensemble_size,
-        "max_epochs": settings.max_epochs,
-        "bag_folds": settings.bag_folds,
-    }
-
 
 def _directions(objectives: Sequence[str]) -> list[str]:
     return ["maximize"] + ["minimize"] * (len(objectives) - 1)
@@ -1344,26 +1038,6 @@ def _open_study(storage, study_name: str, settings: _Settings, worker_index: int
     return optuna.create_study(storage=storage, study_name=study_name, sampler=_make_sampler(settings, worker_index),
                                pruner=_make_pruner(settings), directions=_directions(settings.objectives),
                                load_if_exists=True)
-
-
-def _prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Callable[[], dict | None]) -> dict | None:
-    """Store the search's specification in a new study, or check that an existing one holds
-    the same search; returns the stored specification of an existing study (else None)."""
-    attrs = study.user_attrs
-    existing = attrs.get(_FINGERPRINT)
-    if existing is None:
-        if study.get_trials(deepcopy=False):
-            raise InputError(f"study {study.study_name!r} already holds trials that automm did not create; "
-                             "choose another study_name")
-        study.set_user_attr(_SPEC, spec)
-        study.set_user_attr(_DATA, payload())
-        study.set_user_attr(_DATA_FINGERPRINT, data_fp)
-        study.set_user_attr(_FINGERPRINT, fingerprint)
-        return None
-    if existing != fingerprint:
-        raise InputError(f"study {study.study_name!r} holds a search over other data or another search space; "
-                         "choose another study_name (or the same data and settings to resume it)")
-    return attrs[_SPEC]
 
 
 # ==========================================================================================
@@ -1398,7 +1072,6 @@ def _settings_from(estimator, data: PreparedData) -> _Settings:
                      bag_folds=1 if len(objectives) > 1 else estimator.bag_folds)
 
 
-
 def _n_processes(estimator) -> int:
     n = estimator.n_jobs
     return (os.cpu_count() or 1) if n == -1 else int(n)
@@ -1411,7 +1084,9 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     Ctrl-C propagates (after recording the interrupted trials) instead of ending the search."""
     worker = getattr(estimator, "_automm_worker", None)
     if worker is not None:
-        raise _WorkerFinished(_run_worker_with_data(worker, data, estimator))
+        from .worker import run_worker_with_data
+
+        raise _WorkerFinished(run_worker_with_data(worker, data, estimator))
 
     if estimator.plot_dir is not None:  # before the trials: a search is not run for plots it cannot write
         try:
@@ -1422,13 +1097,9 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     settings = _settings_from(estimator, data)
     space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
                                        data.problem_type)
-    spec = _study_spec(estimator, data, space, settings)
-    data_fp = _data_fingerprint(data)
-    identity = {"data": data_fp, "space": spec["space"], "objectives": spec["objectives"],
-                "bag_folds": spec["bag_folds"]}
-    if data.metric != "auto":  # trials scored by another metric are another study (absent: older studies' fingerprints)
-        identity["metric"] = data.metric
-    fingerprint = _hash(identity)
+    spec = study_spec(estimator, data, space, settings)
+    data_fp = data_fingerprint(data)
+    fingerprint = search_fingerprint(spec, data_fp, data.metric)
     shared = estimator.storage is not None
     n_jobs = _n_processes(estimator)
     devices = _cuda_devices(data, estimator.device)
@@ -1442,7 +1113,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         multi = len(settings.objectives) > 1
         keep = 1 if multi else max(1, settings.ensemble_size)
         ctx = _Context(data=data, space=space, settings=settings, storage=storage, study_name=study_name,
-                       deadline=deadline, pool=_ModelPool(keep, None, multi), callbacks=estimator._extra_callbacks(),
+                       deadline=deadline, pool=ModelPool(keep, None, multi), callbacks=estimator._extra_callbacks(),
                        heartbeat=kind != "memory" and own_heartbeats(storage),
                        outlives_fit=shared,  # the same fit run again resumes it
                        child_artifact_dir=os.path.join(tmpdir, "models"),
@@ -1450,10 +1121,10 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        hard_grace=_hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
         with _optuna_quiet(settings.verbose):
             study = _open_study(storage, study_name, settings)
-            stored = _prepare_study(study, spec, fingerprint, data_fp,
-                                    lambda: _data_payload(data, estimator.column_roles_) if shared else None)
+            stored = prepare_study(study, spec, fingerprint, data_fp,
+                                    lambda: data_payload(data, estimator.column_roles_) if shared else None)
             if stored is not None:  # resuming: keep the study's holdout split
-                ctx.data = data = _with_stored_split(data, stored)
+                ctx.data = data = with_stored_split(data, stored)
                 estimator.seed_ = data.seed
             remaining = None if deadline is None else deadline - time.monotonic()
             study.set_user_attr(_BUDGET, {"n_trials": settings.n_trials,
@@ -1500,7 +1171,7 @@ def _cheap_first(data: PreparedData, space: SearchSpace, deadline: float | None)
         return False
     try:
         return all(pending_share(data, config) <= CHEAP_PENDING_SHARE
-                   for config in space.presets if _always_weighed(config))
+                   for config in space.presets if always_weighed(config))
     except Exception:  # noqa: BLE001 - a probe that fails only keeps the usual order
         return False
 
@@ -1512,7 +1183,7 @@ def _warm_start_queue(space: SearchSpace, cheap_first: bool) -> list[dict]:
     they cost seconds where the default network may need minutes, so any budget ends with a
     model that finished."""
     presets = list(enumerate(space.presets))
-    cheap = [index for index, config in presets if cheap_first and _always_weighed(config)]
+    cheap = [index for index, config in presets if cheap_first and always_weighed(config)]
     queue = [{_ATTR + "preset": index} for index in cheap]
     queue.append({_ATTR + "default": True})
     queue += [{_ATTR + "preset": index} for index, _ in presets if index not in cheap]
@@ -1534,15 +1205,6 @@ def _trial_score(t) -> float:
     return float(score)
 
 
-def _always_weighed(config: Mapping[str, Any]) -> bool:
-    """Whether ``config`` is the search's linear model (:mod:`automm.linear`) or its
-    nearest-neighbour model (:mod:`automm.neighbors`). They err differently from the networks
-    and cost seconds, so the ensemble always weighs them, even when their holdout score ranks
-    them below the trials the pool would otherwise keep (on emoji, 145 holdout rows, those were
-    all networks; session 13, RESULTS.md)."""
-    return (config.get("training") or {}).get("solver") in (LINEAR_SOLVER, NEIGHBORS_SOLVER)
-
-
 def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_retrain: bool) -> Candidate | None:
     """The trained model of trial ``number``: from memory, from a worker's files, or retrained."""
     candidate = ctx.pool.get(number)
@@ -1551,7 +1213,7 @@ def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_ret
     path = trial.user_attrs.get(_ATTR + "artifact")
     if path and os.path.isfile(os.path.join(path, "candidate.json")):
         try:
-            return _read_candidate(Path(path), ctx.data)
+            return read_candidate(Path(path), ctx.data)
         except Exception as exc:  # noqa: BLE001 - fall back to retraining
             _log.warning("could not read the model of trial %d from %s: %r", number, path, exc)
     if not allow_retrain:
@@ -1630,7 +1292,7 @@ def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candid
         chosen = {n for n, _ in candidates}
         for number in order:
             trial = by_number[number]
-            if number not in chosen and _always_weighed(trial.user_attrs.get(_ATTR + "config") or {}):
+            if number not in chosen and always_weighed(trial.user_attrs.get(_ATTR + "config") or {}):
                 candidate = _obtain(number, trial, ctx, deadline, allow_retrain=True)
                 if candidate is not None:
                     candidates.append((number, candidate))
@@ -1694,165 +1356,3 @@ def _summary(leaderboard, ensemble, best_number: int, best_score: float, interru
     else:
         kept = f"trial {best_number} (holdout score {best_score:.4f})"
     return f"search {'interrupted' if interrupted else 'done'}: {len(leaderboard)} trials ({counts}){took}; kept {kept}"
-
-
-# ==========================================================================================
-# Workers joining a study from another process or machine
-# ==========================================================================================
-
-@dataclass
-class _WorkerRequest:
-    storage_ref: tuple[str, Any]
-    study_name: str
-    spec: dict
-    artifact_dir: str | None
-    n_jobs: int
-    verbose: int
-    storage: Any = None          # an open storage to reuse (else opened from storage_ref)
-
-
-def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_weight: Any = None,
-               X_val: Any = None, y_val: Any = None, sample_weight_val: Any = None,
-               device: str = "auto", n_jobs: int = 1, artifact_dir: str | os.PathLike | None = None,
-               wait: float = 60.0, verbose: int = 0) -> int:
-    """Join the automm study ``study_name`` in ``storage`` and run its trials until the
-    study's ``n_trials`` or time limit is reached or the ``fit`` that created it finishes.
-
-    Parameters
-    ----------
-    storage : the study's storage, as ``fit`` was given it: a URL (``postgresql://...``,
-        ``sqlite:///...``) or a journal file (``journal:///path/study.log``, ``path.log``).
-    study_name : the study's name (``fit`` sets ``study_name_``; by default ``automm-<fingerprint>``).
-    *X, y : the training data, only needed when the study holds no copy of it (data that are not
-        plain JSON, e.g. in-memory image arrays, or larger than ``MAX_STORED_DATA_BYTES``); they
-        must be exactly what ``fit`` was given (their fingerprint is checked).
-    sample_weight, X_val, y_val, sample_weight_val : with ``X, y``, what ``fit`` was given of
-        these (part of the fingerprint); a study holding its data holds them too.
-    device : "auto", "cpu", "cuda", "cuda:1", ...: where this worker trains (with several GPUs and
-        "auto", one trial per GPU).
-    n_jobs : trials in parallel processes on this machine (CPU).
-    artifact_dir : a folder the ``fit`` process can read (e.g. shared storage) where this worker
-        leaves the trained models of its best trials, so that ``fit`` need not retrain them.
-    wait : seconds to wait for the study to appear (a worker may start before ``fit``).
-    verbose : 0 quiet, 1 a line per trial, 2 also Optuna's log.
-
-    The worker samples the study's stored space with the study's sampler and pruner by name
-    (a sampler or pruner that ``fit`` was given as an object becomes TPE / median here) and
-    stops at the study's ``n_trials``, at its time limit (``fit``'s deadline, as wall-clock time)
-    or when the ``fit`` that created it has finished.
-
-    Returns the number of trials this worker ran (in this process). Command line:
-    ``automm worker --storage URL --study NAME``.
-    """
-    import optuna
-
-    storage_ref = parse_storage(storage)
-    if storage_ref[0] == "memory":
-        raise InputError("storage: a worker needs the study's storage (URL or journal file)")
-    backend = make_storage(*storage_ref)
-    spec = _wait_for_study(backend, study_name, wait)
-    from . import estimator as estimator_module
-
-    cls = getattr(estimator_module, spec["estimator"], estimator_module.AutoMM)
-    known = cls().get_params(deep=False)
-    params = {k: v for k, v in spec["params"].items() if k in known and v is not None}
-    params.update(device=device, n_jobs=n_jobs, verbose=verbose, random_state=spec["seed"], storage=None,
-                  plot_dir=None)
-    estimator = cls(**params)
-    request = _WorkerRequest(storage_ref, study_name, spec, None if artifact_dir is None else os.path.abspath(artifact_dir),
-                             int(n_jobs), int(verbose), storage=backend)
-    if X or y is not None:
-        estimator._automm_worker = request
-        try:
-            estimator.fit(*X, y=y, sample_weight=sample_weight, X_val=X_val, y_val=y_val,
-                          sample_weight_val=sample_weight_val)
-        except _WorkerFinished as done:
-            return done.trials
-        raise AutoMMError("the worker's fit did not reach the search")  # pragma: no cover
-    study = optuna.load_study(study_name=study_name, storage=backend)
-    payload = study.user_attrs.get(_DATA)
-    if payload is None:
-        raise InputError(f"study {study_name!r} holds no copy of its training data (not plain JSON, or too large): "
-                         "pass the same X, y as fit to run_worker")
-    estimator._validate_params()
-    data = _data_from_spec(spec, payload, estimator)
-    with verbose_logging(int(verbose)):
-        return _run_worker_with_data(request, data, estimator)
-
-
-def _wait_for_study(storage, study_name: str, wait: float) -> dict:
-    import optuna
-
-    end = time.monotonic() + max(0.0, float(wait))
-    while True:
-        try:
-            study = optuna.load_study(study_name=study_name, storage=storage)
-            spec = study.user_attrs.get(_SPEC)
-            if spec is not None and study.user_attrs.get(_FINGERPRINT):
-                return spec
-        except KeyError:
-            pass
-        if time.monotonic() >= end:
-            raise InputError(f"no automm study {study_name!r} in the storage (waited {wait:.0f} s)")
-        time.sleep(min(1.0, max(0.05, end - time.monotonic())))
-
-
-def _data_from_spec(spec: dict, payload: dict, estimator) -> PreparedData:
-    from .data import InputSpec, Table
-    from .training import resolve_device
-
-    inputs = [InputSpec.from_dict(d) for d in spec["inputs"]]
-    table = Table(dict(payload["columns"]))
-    targets = np.asarray(spec["targets"], dtype=np.float32 if spec["problem_type"] == "regression" else np.int64)
-    return PreparedData(
-        inputs=inputs, values={s.name: s.values(table) for s in inputs}, targets=targets,
-        problem_type=spec["problem_type"], n_outputs=int(spec["n_outputs"]),
-        train_index=np.asarray(spec["train_index"], dtype=np.int64),
-        valid_index=np.asarray(spec["valid_index"], dtype=np.int64), seed=int(spec["seed"]),
-        device=resolve_device(estimator.device), num_workers=estimator._resolved_num_workers(inputs),
-        class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator.cache_dir,
-        sample_weights=(None if spec.get("sample_weights") is None
-                        else np.asarray(spec["sample_weights"], dtype=np.float32)),
-        holdout_given=bool(spec.get("holdout_given", False)), metric=spec.get("metric", "auto"))
-
-
-def _run_worker_with_data(request: _WorkerRequest, data: PreparedData, estimator=None) -> int:
-    """The worker's search loop over ``data`` (checked against the study's data)."""
-    import optuna
-
-    spec = request.spec
-    storage = request.storage if request.storage is not None else make_storage(*request.storage_ref)
-    with _optuna_quiet(request.verbose):
-        probe = optuna.load_study(study_name=request.study_name, storage=storage)
-        if probe.user_attrs.get(_DATA_FINGERPRINT) != _data_fingerprint(data):
-            raise InputError(f"the data given to the worker differ from those of study {request.study_name!r} "
-                             "(pass exactly what fit was given)")
-        data = _with_stored_split(data, spec)
-        budget = probe.user_attrs.get(_BUDGET) or {}
-        deadline = None
-        if budget.get("deadline_unix") is not None:
-            deadline = time.monotonic() + (float(budget["deadline_unix"]) - time.time())
-        settings = _Settings(objectives=tuple(spec["objectives"]), sampler=spec["sampler"], pruner=spec["pruner"],
-                             seed=(int(spec["seed"]) + os.getpid() * 104729) % (2**31 - 1),
-                             n_trials=budget.get("n_trials"), ensemble_size=int(spec["ensemble_size"]),
-                             max_epochs=int(spec["max_epochs"]), verbose=request.verbose,
-                             bag_folds=spec.get("bag_folds", 1))
-        multi = len(settings.objectives) > 1
-        keep = 0 if request.artifact_dir is None else (1 if multi else max(1, settings.ensemble_size))
-        ctx = _Context(data=data, space=SearchSpace(spec["space"]), settings=settings, storage=storage,
-                       study_name=request.study_name, deadline=deadline,
-                       pool=_ModelPool(keep, request.artifact_dir, multi),
-                       callbacks=estimator._extra_callbacks() if estimator is not None else [],
-                       heartbeat=own_heartbeats(storage), outlives_fit=True, child_artifact_dir=request.artifact_dir,
-                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=_hard_grace(deadline),
-                       trial_seconds=budget.get("trial_seconds"))
-        if request.artifact_dir is not None:
-            os.makedirs(request.artifact_dir, exist_ok=True)
-        study = optuna.load_study(study_name=request.study_name, storage=storage,
-                                  sampler=_make_sampler(settings, 0), pruner=_make_pruner(settings))
-        devices = _cuda_devices(data, estimator.device if estimator is not None else "auto")
-        with image_cache():
-            _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
-        # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
-        mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
-        return len(mine)

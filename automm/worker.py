@@ -7,12 +7,152 @@
 
 The study (created by ``AutoMM(storage=..., n_trials=... or time_limit=...).fit(...)``) holds,
 as JSON user attributes, the search space, the estimator's parameters, the holdout split
-and, for plain data (paths, texts, numbers), a copy of the training data; otherwise pass the
-same ``X, y`` as ``fit``. See :mod:`automm.search` for the details.
+and, for plain data (paths, texts, numbers), a copy of the training data (:mod:`automm.study`);
+otherwise pass the same ``X, y`` as ``fit``. A worker runs the study's trials with the search's
+own loop (:mod:`automm.search`), in this process or ``n_jobs`` forked ones, one per GPU with
+several GPUs.
 """
 
 from __future__ import annotations
 
-from .search import run_worker
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["run_worker"]
+from .components.image_cache import image_cache
+from .exceptions import AutoMMError, InputError
+from .leaderboard import TRIAL_ATTR as _ATTR
+from .pipeline import PreparedData
+from .progress import verbose_logging
+from .search import (_BUDGET, _Context, _cuda_devices, _hard_grace, _make_pruner, _make_sampler, _optuna_quiet,
+                     _run_processes, _Settings, _WorkerFinished)
+from .search_space import SearchSpace
+from .storage import make_storage, own_heartbeats, parse_storage
+from .study import DATA_ATTR, DATA_FINGERPRINT_ATTR, data_fingerprint, data_from_spec, wait_for_study, with_stored_split
+from .trial_models import ModelPool
+
+__all__ = ["run_worker", "run_worker_with_data", "WorkerRequest"]
+
+
+@dataclass
+class WorkerRequest:
+    storage_ref: tuple[str, Any]
+    study_name: str
+    spec: dict
+    artifact_dir: str | None
+    n_jobs: int
+    verbose: int
+    storage: Any = None          # an open storage to reuse (else opened from storage_ref)
+
+
+def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_weight: Any = None,
+               X_val: Any = None, y_val: Any = None, sample_weight_val: Any = None,
+               device: str = "auto", n_jobs: int = 1, artifact_dir: str | os.PathLike | None = None,
+               wait: float = 60.0, verbose: int = 0) -> int:
+    """Join the automm study ``study_name`` in ``storage`` and run its trials until the
+    study's ``n_trials`` or time limit is reached or the ``fit`` that created it finishes.
+
+    Parameters
+    ----------
+    storage : the study's storage, as ``fit`` was given it: a URL (``postgresql://...``,
+        ``sqlite:///...``) or a journal file (``journal:///path/study.log``, ``path.log``).
+    study_name : the study's name (``fit`` sets ``study_name_``; by default ``automm-<fingerprint>``).
+    *X, y : the training data, only needed when the study holds no copy of it (data that are not
+        plain JSON, e.g. in-memory image arrays, or larger than ``MAX_STORED_DATA_BYTES``); they
+        must be exactly what ``fit`` was given (their fingerprint is checked).
+    sample_weight, X_val, y_val, sample_weight_val : with ``X, y``, what ``fit`` was given of
+        these (part of the fingerprint); a study holding its data holds them too.
+    device : "auto", "cpu", "cuda", "cuda:1", ...: where this worker trains (with several GPUs and
+        "auto", one trial per GPU).
+    n_jobs : trials in parallel processes on this machine (CPU).
+    artifact_dir : a folder the ``fit`` process can read (e.g. shared storage) where this worker
+        leaves the trained models of its best trials, so that ``fit`` need not retrain them.
+    wait : seconds to wait for the study to appear (a worker may start before ``fit``).
+    verbose : 0 quiet, 1 a line per trial, 2 also Optuna's log.
+
+    The worker samples the study's stored space with the study's sampler and pruner by name
+    (a sampler or pruner that ``fit`` was given as an object becomes TPE / median here) and
+    stops at the study's ``n_trials``, at its time limit (``fit``'s deadline, as wall-clock time)
+    or when the ``fit`` that created it has finished.
+
+    Returns the number of trials this worker ran (in this process). Command line:
+    ``automm worker --storage URL --study NAME``.
+    """
+    import optuna
+
+    storage_ref = parse_storage(storage)
+    if storage_ref[0] == "memory":
+        raise InputError("storage: a worker needs the study's storage (URL or journal file)")
+    backend = make_storage(*storage_ref)
+    spec = wait_for_study(backend, study_name, wait)
+    from . import estimator as estimator_module
+
+    cls = getattr(estimator_module, spec["estimator"], estimator_module.AutoMM)
+    known = cls().get_params(deep=False)
+    params = {k: v for k, v in spec["params"].items() if k in known and v is not None}
+    params.update(device=device, n_jobs=n_jobs, verbose=verbose, random_state=spec["seed"], storage=None,
+                  plot_dir=None)
+    estimator = cls(**params)
+    request = WorkerRequest(storage_ref, study_name, spec, None if artifact_dir is None else os.path.abspath(artifact_dir),
+                             int(n_jobs), int(verbose), storage=backend)
+    if X or y is not None:
+        estimator._automm_worker = request
+        try:
+            estimator.fit(*X, y=y, sample_weight=sample_weight, X_val=X_val, y_val=y_val,
+                          sample_weight_val=sample_weight_val)
+        except _WorkerFinished as done:
+            return done.trials
+        raise AutoMMError("the worker's fit did not reach the search")  # pragma: no cover
+    study = optuna.load_study(study_name=study_name, storage=backend)
+    payload = study.user_attrs.get(DATA_ATTR)
+    if payload is None:
+        raise InputError(f"study {study_name!r} holds no copy of its training data (not plain JSON, or too large): "
+                         "pass the same X, y as fit to run_worker")
+    estimator._validate_params()
+    data = data_from_spec(spec, payload, estimator)
+    with verbose_logging(int(verbose)):
+        return run_worker_with_data(request, data, estimator)
+
+
+def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=None) -> int:
+    """The worker's search loop over ``data`` (checked against the study's data)."""
+    import optuna
+
+    spec = request.spec
+    storage = request.storage if request.storage is not None else make_storage(*request.storage_ref)
+    with _optuna_quiet(request.verbose):
+        probe = optuna.load_study(study_name=request.study_name, storage=storage)
+        if probe.user_attrs.get(DATA_FINGERPRINT_ATTR) != data_fingerprint(data):
+            raise InputError(f"the data given to the worker differ from those of study {request.study_name!r} "
+                             "(pass exactly what fit was given)")
+        data = with_stored_split(data, spec)
+        budget = probe.user_attrs.get(_BUDGET) or {}
+        deadline = None
+        if budget.get("deadline_unix") is not None:
+            deadline = time.monotonic() + (float(budget["deadline_unix"]) - time.time())
+        settings = _Settings(objectives=tuple(spec["objectives"]), sampler=spec["sampler"], pruner=spec["pruner"],
+                             seed=(int(spec["seed"]) + os.getpid() * 104729) % (2**31 - 1),
+                             n_trials=budget.get("n_trials"), ensemble_size=int(spec["ensemble_size"]),
+                             max_epochs=int(spec["max_epochs"]), verbose=request.verbose,
+                             bag_folds=spec.get("bag_folds", 1))
+        multi = len(settings.objectives) > 1
+        keep = 0 if request.artifact_dir is None else (1 if multi else max(1, settings.ensemble_size))
+        ctx = _Context(data=data, space=SearchSpace(spec["space"]), settings=settings, storage=storage,
+                       study_name=request.study_name, deadline=deadline,
+                       pool=ModelPool(keep, request.artifact_dir, multi),
+                       callbacks=estimator._extra_callbacks() if estimator is not None else [],
+                       heartbeat=own_heartbeats(storage), outlives_fit=True, child_artifact_dir=request.artifact_dir,
+                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=_hard_grace(deadline),
+                       trial_seconds=budget.get("trial_seconds"))
+        if request.artifact_dir is not None:
+            os.makedirs(request.artifact_dir, exist_ok=True)
+        study = optuna.load_study(study_name=request.study_name, storage=storage,
+                                  sampler=_make_sampler(settings, 0), pruner=_make_pruner(settings))
+        devices = _cuda_devices(data, estimator.device if estimator is not None else "auto")
+        with image_cache():
+            _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
+        # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
+        mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
+        return len(mine)

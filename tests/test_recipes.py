@@ -436,12 +436,8 @@ def test_fashion_recipe_runs_with_a_tiny_budget(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fashion_search.yaml"])
 def test_search_recipe_runs_with_a_tiny_budget(name, tmp_path):
-    from automm import search
-
     if not _fashion_available():
         pytest.skip("../shared/data/fashion is absent")
-    if not search.search_requested(AutoMM(n_trials=2)):
-        pytest.skip("the search (automm.search) is not implemented yet")
     overrides = ["search.n_trials=2", "search.time_limit=120", "search.ensemble_size=2", "training.max_epochs=1",
                  "data.max_rows=64", "training.num_workers=0", "output.plot_dir=null"]
     result = fit_recipe(REPO / "recipes" / name, overrides, output_dir=str(tmp_path / "m"))

@@ -21,8 +21,11 @@ import pytest
 import torch
 
 import automm
+import automm.worker
 from automm import AutoMM, Encoder, InputError, hookimpl
-from automm import search, search_space, storage as automm_storage
+from automm import interrupts, search, search_space, trial_models
+from automm import storage as automm_storage
+from automm import study as study_module
 from automm.data import InputSpec
 from automm.ensemble import greedy_selection
 from automm.search import SearchError, SearchSpace
@@ -907,10 +910,10 @@ def test_the_hard_stop_keeps_an_alarm_already_set():
         signal.signal(signal.SIGALRM, lambda *args: fired.append(True))
         signal.setitimer(signal.ITIMER_REAL, 50.0)
         with pytest.raises(search.TimeLimitExceeded):
-            with search._hard_stop(time.monotonic() + 0.2):
+            with interrupts.hard_stop(time.monotonic() + 0.2):
                 time.sleep(5)
         assert 45 < signal.getitimer(signal.ITIMER_REAL)[0] <= 50 and not fired
-        with search._hard_stop(time.monotonic() + 100):  # the earlier alarm stays in charge
+        with interrupts.hard_stop(time.monotonic() + 100):  # the earlier alarm stays in charge
             assert 45 < signal.getitimer(signal.ITIMER_REAL)[0] <= 50
     finally:
         signal.signal(signal.SIGALRM, previous_handler)
@@ -950,7 +953,7 @@ def test_cuda_out_of_memory_retries_with_half_the_batch(monkeypatch):
     monkeypatch.setattr(search, "train_candidate", train_candidate)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     ctx = search._Context(data=None, space=None, settings=search._Settings(("score",), "tpe", "none", 0, 2, 1, 2, 0),
-                          storage=None, study_name="s", deadline=None, pool=search._ModelPool(1))
+                          storage=None, study_name="s", deadline=None, pool=trial_models.ModelPool(1))
     trial = Trial()
     config = {"training": {"batch_size": 32}}
     assert search._train(ctx, config, trial, torch.device("cuda"), None) == "trained"
@@ -1259,8 +1262,8 @@ def test_a_bag_is_scored_on_its_out_of_fold_outputs(builtin_registry, fresh_regi
     assert len(rows) == sum(len(v) for _, v in _folds(data, 5))
 
     # a worker process hands its bags to fit through files: every fold model and the out-of-fold outputs
-    search._write_candidate(bag, tmp_path / "trial-0")
-    again = search._read_candidate(tmp_path / "trial-0", data)
+    trial_models.write_candidate(bag, tmp_path / "trial-0")
+    again = trial_models.read_candidate(tmp_path / "trial-0", data)
     assert len(again.bag) == 5 and again.model is again.bag[0] and again.best_loss == pytest.approx(bag.best_loss)
     np.testing.assert_array_equal(again.oof_outputs, bag.oof_outputs)
     np.testing.assert_array_equal(again.valid_outputs, bag.valid_outputs)
@@ -1623,7 +1626,7 @@ def test_the_model_pool_keeps_the_linear_and_neighbors_models_whatever_their_ran
         return Candidate(config={"training": training}, model=None, history=[], best_epoch=1, best_score=0.0,
                          valid_outputs=None, stop_reason="", seconds=0.0)
 
-    pool = search._ModelPool(2)
+    pool = trial_models.ModelPool(2)
     pool.offer(0, (0.5,), candidate())
     pool.offer(1, (0.1,), candidate(LINEAR_SOLVER))  # the worst holdout scores
     pool.offer(5, (0.15,), candidate(NEIGHBORS_SOLVER))
@@ -1633,7 +1636,7 @@ def test_the_model_pool_keeps_the_linear_and_neighbors_models_whatever_their_ran
     assert pool.get(1).config["training"]["solver"] == LINEAR_SOLVER
     assert pool.get(5).config["training"]["solver"] == NEIGHBORS_SOLVER
 
-    multi = search._ModelPool(1, multi=True)  # a Pareto pool keeps what is not dominated, nothing pinned
+    multi = trial_models.ModelPool(1, multi=True)  # a Pareto pool keeps what is not dominated, nothing pinned
     multi.offer(0, (0.5, 1.0), candidate(LINEAR_SOLVER))
     multi.offer(1, (0.6, 0.5), candidate())
     assert sorted(multi.entries) == [1]
@@ -1777,7 +1780,7 @@ def test_a_worker_stopped_by_ctrl_c_leaves_its_trial_to_be_retried(texts, tmp_pa
     study.set_user_attr(search._BUDGET, {"n_trials": 5, "deadline_unix": None, "trial_seconds": None})
     monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])
     with pytest.raises(KeyboardInterrupt):
-        automm.search.run_worker(journal, "shared", X, y=y)
+        automm.worker.run_worker(journal, "shared", X, y=y)
     trials = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal)).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "WAITING"]
     assert trials[1].user_attrs[search._ATTR + "reason"] == search.INTERRUPTED_REASON
@@ -1794,14 +1797,14 @@ def test_a_worker_rebuilds_validation_rows_weights_and_metric_from_the_study(tex
     AutoMM(**small(n_trials=1, storage=journal, study_name="shared", ensemble_size=1, metric="macro_f1")).fit(
         X, y, sample_weight=weights, X_val=X_test, y_val=test_labels)
     study = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal))
-    spec = study.user_attrs[search._SPEC]
-    data = search._data_from_spec(spec, study.user_attrs[search._DATA], AutoMM(**small()))
+    spec = study.user_attrs[study_module.SPEC_ATTR]
+    data = study_module.data_from_spec(spec, study.user_attrs[study_module.DATA_ATTR], AutoMM(**small()))
     assert data.holdout_given and data.metric == "macro_f1"
     assert list(data.valid_index) == list(range(len(X), len(X) + len(X_test)))
     assert np.allclose(data.sample_weights[: len(X)] / data.sample_weights[0], weights / weights[0], rtol=1e-6)
-    assert search._data_fingerprint(data) == study.user_attrs[search._DATA_FINGERPRINT]
+    assert study_module.data_fingerprint(data) == study.user_attrs[study_module.DATA_FINGERPRINT_ATTR]
     study.set_user_attr(search._STATUS, "running")
     study.set_user_attr(search._BUDGET, {"n_trials": 2, "deadline_unix": None, "trial_seconds": None})
-    assert automm.search.run_worker(journal, "shared", wait=5) >= 1
+    assert automm.worker.run_worker(journal, "shared", wait=5) >= 1
     with pytest.raises(InputError, match="differ from those of study"):
-        automm.search.run_worker(journal, "shared", X, y=y, X_val=X_test, y_val=test_labels, wait=5)
+        automm.worker.run_worker(journal, "shared", X, y=y, X_val=X_test, y_val=test_labels, wait=5)

@@ -1,0 +1,107 @@
+"""Stopping a search's trials safely: Ctrl-C only where nothing but the trial in training is
+lost (:class:`InterruptGate`), and a hard stop of a trial stuck past its deadline in code that
+does not watch it (:func:`hard_stop`)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+
+from .exceptions import TimeLimitExceeded
+
+__all__ = ["InterruptGate", "hard_stop", "during_interrupt"]
+
+
+class InterruptGate:
+    """Lets Ctrl-C (SIGINT, raised as ``KeyboardInterrupt``) land where a search loses nothing
+    but the trial in training: inside :meth:`open` blocks (a trial's training). Elsewhere in a
+    :meth:`closed` block (sampling, keeping a trained model, Optuna's record of a finished trial)
+    an interrupt is held, and raised when the block ends or the next :meth:`open` block begins.
+    Acts in the main thread, with Python's default SIGINT handler in place; else a no-op."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.active = False
+
+    def _hold(self, signum, frame) -> None:
+        self.pending = True
+
+    @staticmethod
+    def _applies() -> bool:
+        return (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+    @contextlib.contextmanager
+    def closed(self):
+        if self.active or not self._applies():
+            yield
+            return
+        self.pending, self.active = False, True
+        signal.signal(signal.SIGINT, self._hold)
+        try:
+            yield
+        finally:
+            self.active = False
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def open(self):
+        if not self.active or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            if self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+            yield
+        finally:
+            signal.signal(signal.SIGINT, self._hold)
+
+
+def _on_alarm(signum, frame) -> None:
+    raise TimeLimitExceeded("the trial ran past the time limit in code that does not watch it (e.g. a plugin's "
+                            "Encoder.prepare that does not call automm.check_deadline) and was interrupted")
+
+
+@contextlib.contextmanager
+def hard_stop(deadline: float | None):
+    """Interrupt the block (raising :class:`TimeLimitExceeded`) at ``deadline`` (a
+    ``time.monotonic()`` value), with ``SIGALRM``: main thread of a POSIX process only. An alarm
+    already set (e.g. pytest-timeout's) is kept: when it is due first, nothing is armed; else it
+    is set again, for the time it had left, when the block ends."""
+    if deadline is None or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    delay = max(0.01, deadline - time.monotonic())
+    previous_delay, previous_interval = signal.getitimer(signal.ITIMER_REAL)
+    if previous_delay and previous_delay <= delay:
+        yield
+        return
+    previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
+    armed = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, delay)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_delay:
+            left = previous_delay - (time.monotonic() - armed)
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, left), previous_interval)
+
+
+def during_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a ``KeyboardInterrupt`` was being handled."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
