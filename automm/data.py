@@ -453,8 +453,10 @@ def _is_url(value: Any) -> bool:
 
 
 def _short(value: Any) -> str:
+    """A value for a message: a path's repr, its middle elided when long (its file name, at the
+    end, is what the reader needs), else the value's type."""
     text = repr(value) if isinstance(value, (str, os.PathLike)) else type(value).__name__
-    return text if len(text) < 80 else text[:77] + "..."
+    return text if len(text) < 80 else text[:28] + "..." + text[-48:]
 
 
 class MultimodalDataset(torch.utils.data.Dataset):

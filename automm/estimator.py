@@ -116,7 +116,7 @@ class AutoMM(BaseEstimator):
         "none" or an Optuna pruner.
     storage, study_name : an Optuna storage URL (journal file, PostgreSQL, ...) and study name
         shared by several workers.
-    n_jobs : parallel trials (processes) on CPU; with GPUs, one trial per GPU.
+    n_jobs : parallel trials: processes on the CPU; on CUDA, threads, one per GPU or n_jobs when larger.
     ensemble_size : how many of the best trials a search may combine in a greedy ensemble
         (1: the best trial alone); "auto": 3 in a single-objective search, else 1.
     bag_folds : k-fold bagging: a configuration is trained once per fold of all the rows

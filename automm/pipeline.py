@@ -525,5 +525,5 @@ def _bag_outputs(models: Sequence[MultimodalNet], data: PreparedData, index: np.
         encoders = dict(model.encoders.items())
         loader = make_loader(MultimodalDataset(data.subset(index), encoders), int(config["training"]["batch_size"]) * 2,
                              False, data.num_workers, data.seed, BatchCollator(encoders), device.type == "cuda")
-        outputs.append(model_outputs(model, loader, device))
+        outputs.append(model_outputs(model, loader, device, amp=data.amp))  # as the fold models will predict
     return combine(outputs, [1.0] * len(outputs), data.problem_type)

@@ -68,7 +68,9 @@ Parallelism, storages, workers
 ------------------------------
 Without GPUs, ``n_jobs > 1`` runs trials in that many processes (forked, sharing one study; an
 in-memory study becomes a temporary journal file). With CUDA GPUs (``device="auto"`` or
-``"cuda"``), one trial runs per GPU, the GPU ids handed out through a queue. ``storage`` is an
+``"cuda"``), trials run in threads, one per GPU or ``n_jobs`` when larger (several then share a
+GPU), the GPU ids handed out through a queue; never in forked processes, which cannot use CUDA
+once the process they were forked from has. ``storage`` is an
 Optuna storage: a URL (``sqlite:///file.db``, ``postgresql://user:pw@host/db``: an
 ``RDBStorage`` with heartbeats, a stale trial is retried), a journal file
 (``"journal:///path/study.log"`` or a path ending in ``.log``/``.journal``; automm's own
@@ -936,7 +938,21 @@ def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: i
         raise
 
 
+def _gpu_slots(devices: list[torch.device], n_jobs: int) -> list[torch.device]:
+    """The devices of the trials run at once on CUDA: one per GPU, or ``n_jobs`` when it asks for
+    more (handed out round-robin, so several trials share a GPU; ``-1`` means one per GPU)."""
+    count = max(len(devices), n_jobs if n_jobs > 0 else 0)
+    return [devices[i % len(devices)] for i in range(count)]
+
+
 def _run_trials(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
+    # On CUDA, trials run in threads and never in forked processes: a process forked after this one
+    # has used CUDA (the default trial already has) cannot use it.
+    if devices:
+        devices = _gpu_slots(devices, n_jobs)
+        if len(devices) == 1:
+            _worker_loop(ctx, study)
+            return
     if len(devices) > 1:
         ctx.device_queue = queue.Queue()
         for device in devices:
@@ -1106,7 +1122,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     kind, value = parse_storage(estimator.storage)
     tmpdir = tempfile.mkdtemp(prefix="automm-search-")
     try:
-        if kind == "memory" and n_jobs > 1 and len(devices) <= 1:
+        if kind == "memory" and n_jobs > 1 and not devices:  # processes share a study through a file
             kind, value = "journal", os.path.join(tmpdir, "study.log")
         study_name = estimator.study_name or f"automm-{fingerprint[:16]}"
         storage = make_storage(kind, value)

@@ -252,6 +252,46 @@ def _encode(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], augmen
         _fail(spec, f"forward fails: {exc!r}")
 
 
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor in a preprocessed sample (a tensor, or dicts, lists and tuples of them)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in _tensors(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _check_preprocess_off_device(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], atol: float) -> None:
+    """``preprocess`` runs in the data loader on the CPU while the trainer has moved the network to
+    its device (a GPU): a copy moved to PyTorch's ``meta`` device (parameters and buffers with no
+    data, so this runs on any machine) must preprocess exactly as the original does, on the CPU."""
+    moved = copy.deepcopy(encoder)
+    try:
+        moved.to("meta")
+    except Exception:  # noqa: BLE001 - a module that cannot be moved there is not this check's business
+        return
+    with torch.no_grad():
+        try:
+            samples = [moved.preprocess(v, None) for v in values]
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, "preprocess fails once the network is moved to another device (the trainer moves it to "
+                        "the GPU while the data loader preprocesses on the CPU; keep preprocessing tensors out of "
+                        f"the module's parameters, buffers and children): {exc!r}")
+        expected = [encoder.preprocess(v, None) for v in values]
+    for got, want in zip(samples, expected):
+        got_tensors, want_tensors = _tensors(got), _tensors(want)
+        off = sorted({str(t.device) for t in got_tensors if t.device.type != "cpu"})
+        if off:
+            _fail(spec, f"preprocess returns tensors on {off} once the network is moved there; samples must stay "
+                        "on the CPU (the trainer moves each batch to its device)")
+        if len(got_tensors) != len(want_tensors):
+            _fail(spec, "preprocess returns different samples once the network is moved to another device")
+        for first, second in zip(want_tensors, got_tensors):
+            _assert_close(spec, "preprocess with the network on another device vs on the CPU", first, second, atol)
+
+
 def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any], *,
                   missing_value: Any = MISSING, seed: int = 0, atol: float = 1e-5, check_search: bool = True,
                   build_search_draws: bool = True, n_search_draws: int = 2, check_pickle: bool = True,
@@ -267,7 +307,8 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
     that ``preprocess`` accepts an (identity) ``augment`` (and, for an encoder declaring
     ``static_preprocess``, ignores it and returns the same sample every time), that a non-frozen encoder passes
     gradients to some parameter in training mode, determinism (two builds under the same
-    seed agree), pickling (DataLoader workers), the save/load round trip (JSON state +
+    seed agree), pickling (DataLoader workers), that ``preprocess`` gives the same CPU samples
+    once the network is moved to another device (the trainer's GPU), the save/load round trip (JSON state +
     safetensors ``state_dict`` into a fresh build under another seed gives identical
     outputs), the search space (see :func:`check_search_space`; with
     ``build_search_draws`` every draw must also build an encoder of the declared width) and,
@@ -356,6 +397,8 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             clone = _worker_copy(spec, encoder)
             with torch.no_grad():
                 _assert_close(spec, "a pickled copy", out, _encode(spec, clone.eval(), all_values), atol)
+
+        _check_preprocess_off_device(spec, encoder, all_values, atol)
 
         # save / load round trip
         try:

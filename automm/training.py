@@ -33,7 +33,8 @@ from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
            "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
-           "soft_cross_entropy", "weighted_mean", "classification_score", "holdout_score_name", "model_outputs", "CLASSIFICATION_METRICS",
+           "soft_cross_entropy", "weighted_mean", "classification_score", "holdout_score_name", "model_outputs", "autocast_dtype",
+           "CLASSIFICATION_METRICS",
            "REGRESSION_METRICS", "BINARY_METRICS"]
 
 
@@ -329,16 +330,26 @@ def validation_metrics(outputs: np.ndarray, targets: np.ndarray, classification:
     return loss, -loss
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The mixed-precision type on ``device``: bfloat16 where the GPU supports it (no gradient
+    scaler needed), else float16. Training, its holdout scores and prediction all use it, so a
+    model predicts as it was scored."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
 @torch.no_grad()
 def model_outputs(model: MultimodalNet, loader, device: torch.device, *, amp: bool = False,
                   amp_dtype: torch.dtype | None = None, embed: bool = False) -> np.ndarray:
     """``model``'s raw outputs (logits or standardised values; with ``embed``, its fused
     embeddings) for every batch of ``loader``, in evaluation mode on ``device``, under autocast
-    when ``amp`` (``amp_dtype``: the device's default when None); float32, on the CPU."""
+    when ``amp`` (``amp_dtype``: :func:`autocast_dtype` when None); float32, on the CPU."""
     model = model.to(device).eval()
     forward = model.embed if embed else model
     chunks = []
-    with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
+    amp = amp and device.type == "cuda"
+    with torch.autocast(device_type=device.type, dtype=amp_dtype or autocast_dtype(device), enabled=amp):
         for batch in loader:
             batch = move_to_device(batch, device, non_blocking=True)
             chunks.append(forward(batch["inputs"], batch["masks"]).float().cpu())
@@ -387,7 +398,7 @@ class Trainer:
         self.train_weights: torch.Tensor | None = None   # per training row, by dataset index (see fit)
         self.valid_weights: np.ndarray | None = None
         use_amp = bool(config.amp) and device.type == "cuda"
-        self.amp_dtype = (torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16)
+        self.amp_dtype = autocast_dtype(device)
         self.use_amp = use_amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and self.amp_dtype == torch.float16)
 

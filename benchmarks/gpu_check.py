@@ -17,10 +17,10 @@ Checks (each prints PASS, FAIL or SKIP with its figures; the exit code is 1 when
    again with half the batch until it does: without a search with a warning, in a search each
    trial (its leaderboard reason says so), and both end with a model. The memory share is
    restored afterwards.
-3. ``gpu_threads``: one trial per GPU. The search's device queue gets two slots per GPU (a
-   machine with one GPU then runs two trials at once on it, the path a machine with two takes),
-   trials run concurrently in the ``automm-gpu-*`` threads, each on CUDA, and the search ends
-   with every trial finished.
+3. ``gpu_threads``: trials on CUDA run in threads. ``n_jobs`` twice the number of GPUs gives two
+   slots per GPU (a machine with one GPU then runs two trials at once on it, the path a machine
+   with two takes, and never forks a process, which could not use CUDA); trials run concurrently
+   in the ``automm-gpu-*`` threads, each on CUDA, and the search ends with every trial finished.
 4. ``pretrained``: automm-pretrained's EfficientNet-Lite0 (from ``plugins/`` when not installed; its
    weights package must be): frozen features computed on the GPU and cached, then fine-tuning its
    top 2 layers on CUDA under autocast (skipped when the plugin or the weights are missing).
@@ -186,15 +186,18 @@ def check_oom_retry(device: str) -> dict:
 def check_gpu_threads(device: str) -> dict:
     cuda = device != "cpu" and torch.cuda.is_available()
     gpus = torch.cuda.device_count() if cuda else 0
-    slots = [torch.device(f"cuda:{i}") for i in range(gpus) for _ in range(2)] if cuda else [torch.device("cpu")] * 2
+    slots = [torch.device(f"cuda:{i % gpus}") for i in range(2 * gpus)] if cuda else [torch.device("cpu")] * 2
     X, y, _, _ = _emoji()
     original_devices = _search._cuda_devices
-    _search._cuda_devices = lambda data, requested: list(slots)
+    if not cuda:  # the CPU stands for one GPU: the same threads as on a machine with one
+        _search._cuda_devices = lambda data, requested: [torch.device("cpu")]
     try:
         with _probing() as probe:
             start = time.perf_counter()
-            model = AutoMM(device=device, n_trials=6, ensemble_size=2, pruner="none", random_state=0, max_epochs=3,
-                           search_space={"warm_start": False}).fit(X, y)
+            # n_jobs twice the GPUs: two trials share each GPU, in threads (a forked process could
+            # not use CUDA once the default trial has used it in this one)
+            model = AutoMM(device=device, n_trials=6, n_jobs=len(slots), ensemble_size=2, pruner="none",
+                           random_state=0, max_epochs=3, search_space={"warm_start": False}).fit(X, y)
             seconds = time.perf_counter() - start
     finally:
         _search._cuda_devices = original_devices

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -209,8 +210,10 @@ def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_p
         AutoMM(**small(n_trials=2, storage=f"journal://{blocker / 'study.log'}")).fit(X[:40], y[:40])
     with pytest.raises(InputError, match=r"storage: cannot open the database sqlite:///.*a-file/study.db \(unable "):
         AutoMM(**small(n_trials=2, storage=f"sqlite:///{blocker / 'study.db'}")).fit(X[:40], y[:40])
-    with pytest.raises(InputError, match=r"storage: cannot open the database postgresql.*://automm:\*\*\*@127.0.0.1:1/"
-                                         r"db \(.*refused") as caught:  # no server there; the password not shown
+    # no server there (or, on a machine without psycopg2, no driver); the password is never shown
+    refused = (r"storage: cannot open the database postgresql.*://automm:\*\*\*@127.0.0.1:1/db \(.*refused"
+               if importlib.util.find_spec("psycopg2") else r"storage: postgresql needs a database driver .*psycopg2")
+    with pytest.raises(InputError, match=refused) as caught:
         AutoMM(**small(n_trials=2, storage="postgresql://automm:s3cret@127.0.0.1:1/db")).fit(X[:40], y[:40])
     assert "s3cret" not in str(caught.value)
     assert not ran  # no trial started
@@ -1247,7 +1250,7 @@ def test_a_bag_is_scored_on_its_out_of_fold_outputs(builtin_registry, fresh_regi
     monkeypatch.setattr(automm.estimator, "train_bagged", recording)
     X, y, _, _ = texts
     AutoMM(encoders=FROZEN, fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8}, max_epochs=3, num_workers=0,
-           random_state=0).fit(X, y)
+           random_state=0, device="cpu").fit(X, y)  # the CPU: the outputs below are recomputed there, in full precision
     (data, bag), = seen
     rows = np.arange(len(X))
     assert bag.best_score == pytest.approx(np.mean(bag.oof_outputs.argmax(1) == data.targets))
@@ -1473,17 +1476,18 @@ def test_an_automatic_batch_is_eight_times_larger_when_every_encoder_is_frozen(b
     X, y, _, _ = texts
     one = dict(max_epochs=1, num_workers=0, random_state=0, fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8})
     frozen = AutoMM(encoders=FROZEN, bag_folds=1, **one).fit(X, y)
-    assert frozen.config_["training"]["batch_size"] == 32 * FROZEN_BATCH_SCALE == frozen.batch_size_
+    default = AutoMM()._resolved_batch_size(frozen.device_)  # the device's: 32 on the CPU, 128 on CUDA
+    assert frozen.config_["training"]["batch_size"] == default * FROZEN_BATCH_SCALE == frozen.batch_size_
     # a batch size the user chose is kept; a model that trains an encoder keeps the device default
     assert AutoMM(encoders=FROZEN, bag_folds=1, batch_size=16, **one).fit(X, y).config_["training"]["batch_size"] == 16
-    assert AutoMM(**one).fit(X, y).config_["training"]["batch_size"] == 32
+    assert AutoMM(**one).fit(X, y).config_["training"]["batch_size"] == default
     # in a search, each trial's recorded configuration holds the batch size it trained with
     searched = AutoMM(**small(n_trials=3, pruner="none", batch_size="auto", ensemble_size=1,
                               encoders={"text": ["hashed_ngram", "frozen_chars"]})).fit(X, y)
     board = searched.leaderboard_.sort_values("number")
     assert board["encoders"].iloc[1].endswith("=frozen_chars")  # the pretrained preset
     batches = [c["training"]["batch_size"] for c in board["config"]]
-    assert batches[:2] == [32, 32 * FROZEN_BATCH_SCALE]
+    assert batches[:2] == [default, default * FROZEN_BATCH_SCALE]
 
 
 def test_whether_encoders_are_frozen_is_decided_once_per_choice(builtin_registry, fresh_registry, texts):
@@ -1684,6 +1688,28 @@ def test_ctrl_c_before_any_trial_finished_raises_and_keeps_the_earlier_model(tex
         model.fit(X[:60], ["a" if i % 2 else "b" for i in range(60)])
     assert list(model.classes_) == list(classes) and model.leaderboard_ is board
     np.testing.assert_array_equal(model.predict_proba(X_test), before)
+
+
+def test_trials_on_cuda_run_in_threads_one_per_gpu_or_n_jobs_and_never_in_forked_processes(texts, monkeypatch):
+    cuda = [torch.device("cuda:0"), torch.device("cuda:1")]
+    assert search._gpu_slots(cuda, 1) == cuda and search._gpu_slots(cuda, -1) == cuda
+    assert search._gpu_slots(cuda, 3) == [cuda[0], cuda[1], cuda[0]]
+    assert search._gpu_slots(cuda[:1], 2) == [cuda[0]] * 2
+    # one "GPU" (the CPU here) and n_jobs=2: a process forked once CUDA is in use could not use it
+    # (every trial it ran failed on the H200), so the trials run in two threads in this process
+    X, y, _, _ = texts
+    monkeypatch.setattr(search, "_cuda_devices", lambda data, requested: [torch.device("cpu")])
+    monkeypatch.setattr(search.multiprocessing, "get_context", lambda method=None: pytest.fail("forked"))
+    seen = set()
+
+    class Where(Callback):
+        def on_epoch_end(self, trainer, record):
+            seen.add(threading.current_thread().name)
+
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [Where()])
+    model = AutoMM(**small(n_trials=4, n_jobs=2, ensemble_size=1, pruner="none", max_epochs=2)).fit(X, y)
+    assert (model.leaderboard_["state"] == "COMPLETE").all()
+    assert seen == {"automm-gpu-0", "automm-gpu-1"}
 
 
 def test_ctrl_c_stops_trials_running_in_other_threads(texts, monkeypatch):

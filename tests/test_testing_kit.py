@@ -147,6 +147,19 @@ class _NeverPrepared(_WrongWidth):
         return 1.0
 
 
+class _PreprocessesWithABuffer(_WrongWidth):
+    """Scales its samples by a registered buffer: moved to the GPU with the network, it no longer
+    preprocesses on the CPU (the audio plugin's spectrogram window once did this)."""
+
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+        self.register_buffer("scale", torch.tensor([0.5]), persistent=False)
+
+    def preprocess(self, value, augment=None):
+        return super().preprocess(value, augment) * self.scale
+
+
 class _WeightBlindSmoothing(BatchAugmentation):
     """Smooths the targets over every column: mixes the sample weights' column into the classes."""
 
@@ -166,6 +179,7 @@ class _BrokenPlugin:
         register("no_missing", _NoMissing, modality="text", output_dim=5)
         register("falsely_static", _FalselyStatic, modality="text", output_dim=5)
         register("never_prepared", _NeverPrepared, modality="text", output_dim=5)
+        register("device_bound", _PreprocessesWithABuffer, modality="text", output_dim=5)
         register("bad_space", _Unseeded, modality="text", output_dim=5, search_space=_bad_space)
 
     @hookimpl
@@ -205,6 +219,12 @@ def test_kit_catches_an_encoder_whose_static_samples_are_augmented(broken):
 def test_kit_catches_one_off_work_still_pending_after_prepare(broken):
     with pytest.raises(ConformanceError, match="never_prepared.*pending_share says 1.0 of the values just prepared"):
         check_encoder("never_prepared", ["a", "bb"])
+
+
+def test_kit_catches_preprocessing_that_moves_with_the_network(broken):
+    with pytest.raises(ConformanceError, match="device_bound.*(preprocess fails once the network is moved|"
+                                               "tensors on \\['meta'\\])"):
+        check_encoder("device_bound", ["a", "bb"])
 
 
 def test_kit_catches_unprefixed_search_parameters(broken):

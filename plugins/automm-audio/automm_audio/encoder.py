@@ -56,7 +56,11 @@ class AudioCNNEncoder(Encoder):
         if self.n_fft // 2 + 1 < self.n_mels:
             raise InputError(f"n_fft={self.n_fft} gives {self.n_fft // 2 + 1} frequency bins, fewer than "
                              f"n_mels={self.n_mels}")
-        self.melspec = LogMelSpectrogram(self.sample_rate, self.n_fft, self.hop_length, self.n_mels)
+        # Preprocessing runs in the data loader, on the CPU, while the trainer moves the network to its
+        # device: the spectrogram transform (its window and filterbank) is kept out of the module's
+        # children so that ``.to("cuda")`` leaves it on the CPU with the waveforms it is given.
+        object.__setattr__(self, "melspec", LogMelSpectrogram(self.sample_rate, self.n_fft, self.hop_length,
+                                                              self.n_mels))
         self.n_frames = self.melspec.frames(self.n_samples)
         if min(self.n_mels, self.n_frames) < 2 ** self.depth:
             raise InputError(f"a {self.n_mels}x{self.n_frames} spectrogram is too small for depth={self.depth} "
