@@ -228,6 +228,7 @@ class Ensemble:
     def member_outputs(self, estimator, table) -> list[np.ndarray]:
         """Each member's raw outputs on ``table`` (already validated by the estimator)."""
         from .data import BatchCollator, MultimodalDataset
+        from .devices import device_scope
         from .training import make_loader, model_outputs
 
         device = estimator.device_
@@ -237,9 +238,10 @@ class Ensemble:
         for member in self.members:
             model = member.model
             encoders = dict(model.encoders.items())
-            for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
-                if hasattr(encoder, "prepare"):
-                    encoder.prepare(values[name], cache_dir=getattr(estimator, "cache_dir", None))
+            with device_scope(device):
+                for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
+                    if hasattr(encoder, "prepare"):
+                        encoder.prepare(values[name], cache_dir=getattr(estimator, "cache_dir", None))
             loader = make_loader(MultimodalDataset(values, encoders), max(1, member.batch_size) * 2, False,
                                  estimator.num_workers_, 0, BatchCollator(encoders), device.type == "cuda")
             results.append(model_outputs(model, loader, device, amp=use_amp))

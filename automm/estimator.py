@@ -23,6 +23,7 @@ from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
 from .deadlines import deadline_scope
+from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, candidate_decision_weights,
                        retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
@@ -678,8 +679,9 @@ class AutoMM(BaseEstimator):
         from . import search
 
         if search.search_requested(self):
-            return search.run_search(self, data, config, deadline, graceful=graceful)
-        with deadline_scope(deadline):
+            with device_scope(data.device):
+                return search.run_search(self, data, config, deadline, graceful=graceful)
+        with deadline_scope(deadline), device_scope(data.device):
             candidate = self._fit_one(data, config, deadline, graceful)
         candidate.decision_weights = candidate_decision_weights(data, candidate)
         return candidate
@@ -834,8 +836,9 @@ class AutoMM(BaseEstimator):
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}
         encoders = dict(self.model_.encoders.items())
-        for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
-            encoder.prepare(values[name], cache_dir=getattr(self, "cache_dir", None))
+        with device_scope(self.device_):
+            for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
+                encoder.prepare(values[name], cache_dir=getattr(self, "cache_dir", None))
         dataset = MultimodalDataset(values, encoders)
         return make_loader(dataset, self.batch_size_ * 2, False, self.num_workers_, 0, BatchCollator(encoders),
                            self.device_.type == "cuda")

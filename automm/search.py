@@ -149,6 +149,7 @@ import torch
 from . import storage as _storage
 from .components.stack import describe_encoder
 from .deadlines import deadline_scope
+from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
 from .exceptions import AutoMMError, InputError, TimeLimitExceeded
 from .leaderboard import TRIAL_ATTR as _ATTR
@@ -637,7 +638,8 @@ def _run_objective(trial, ctx: _Context):
         trial_deadline = _trial_deadline(ctx, warm_start=warm_start)
         hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
         with heartbeat:
-            with hard_stop(hard_deadline), deadline_scope(trial_deadline), ctx.interrupt_gate.open():
+            with hard_stop(hard_deadline), deadline_scope(trial_deadline), device_scope(device), \
+                    ctx.interrupt_gate.open():
                 candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
             if not math.isfinite(float(candidate.best_score)):
                 raise FloatingPointError("no finite validation score")

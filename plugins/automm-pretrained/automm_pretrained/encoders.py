@@ -39,6 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from automm.components.base import MISSING, Encoder
+from automm.devices import compute_device
 from automm.deadlines import check_deadline
 from automm.components.image_cache import suspend_image_cache
 from automm.exceptions import InputError
@@ -60,16 +61,20 @@ _backbones: dict[tuple, nn.Module] = {}
 _backbones_lock = threading.Lock()
 
 
-def shared_backbone(key: tuple, loader: Callable[[], nn.Module]) -> nn.Module:
-    """One read-only (eval, no-grad) network per process and ``key``, loaded on first use;
-    frozen encoders share it instead of each holding a copy."""
+def shared_backbone(key: tuple, loader: Callable[[], nn.Module], device: torch.device | str = "cpu") -> nn.Module:
+    """One read-only (eval, no-grad) network per process, ``key`` and ``device``, loaded on first
+    use; frozen encoders share it instead of each holding a copy (one per device: trials on two
+    GPUs in two threads never move one network under each other)."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" are one device
+        device = torch.device("cuda", torch.cuda.current_device())
     with _backbones_lock:
-        model = _backbones.get(key)
+        model = _backbones.get((*key, str(device)))
         if model is None:
-            model = loader().eval()
+            model = loader().eval().to(device)
             for param in model.parameters():
                 param.requires_grad_(False)
-            _backbones[key] = model
+            _backbones[(*key, str(device))] = model
         return model
 
 
@@ -154,8 +159,8 @@ class PretrainedEncoder(Encoder):
         """The network for frozen feature extraction (may be optimised for inference)."""
         return self._load()
 
-    def _shared(self) -> nn.Module:
-        return shared_backbone((self.name, str(self.weights_path())), self._load_for_inference)
+    def _shared(self, device: torch.device | str = "cpu") -> nn.Module:
+        return shared_backbone((self.name, str(self.weights_path())), self._load_for_inference, device)
 
     def _trainable_modules(self) -> list[nn.Module]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -277,11 +282,9 @@ class PretrainedEncoder(Encoder):
 
     def iter_features(self, values: Sequence[Any]) -> Iterator[tuple[list[int], torch.Tensor]]:
         """:meth:`compute_features` batch by batch: (positions in ``values``, their features)."""
-        network = self._shared() if self.frozen else self.backbone
+        # frozen: the shared network on the device of the fit or prediction in progress
+        network = self._shared(_feature_device()) if self.frozen else self.backbone
         device = next(network.parameters()).device
-        if self.frozen and torch.cuda.is_available() and device.type != "cuda":
-            network.to("cuda")  # the shared network: features on the GPU when there is one
-            device = torch.device("cuda")
         was_training = network.training
         network.eval()
         try:
@@ -372,6 +375,17 @@ class PretrainedEncoder(Encoder):
         state = self.__dict__.copy()
         state["_cache"] = None  # rebuilt lazily in the receiving process
         return state
+
+
+def _feature_device() -> torch.device:
+    """Where frozen features are computed: the device of the fit, trial or prediction in progress
+    (:func:`automm.devices.compute_device`: a fit with ``device="cpu"`` keeps them on the CPU);
+    outside one, the GPU when CUDA is usable in this process, else the CPU."""
+    device = compute_device()
+    if device is not None:
+        return device
+    usable = torch.cuda.is_available() and not torch.cuda._is_in_bad_fork()  # a forked child cannot use CUDA
+    return torch.device("cuda" if usable else "cpu")
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

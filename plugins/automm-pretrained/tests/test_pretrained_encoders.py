@@ -155,3 +155,25 @@ def test_missing_text_gives_zeros_and_empty_text_gives_features():
     batch = encoder.collate([encoder.preprocess(v) for v in [MISSING, "", "hello"]])
     out = encoder(batch)
     assert torch.equal(out[0], torch.zeros(384)) and out[1].norm() > 0.5
+
+
+def test_frozen_features_are_computed_where_the_fit_runs(monkeypatch):
+    # a fit with device="cpu" on a machine with a GPU keeps the features on the CPU (it once moved
+    # the network to CUDA whenever CUDA was available); outside a fit, the GPU when usable
+    from automm.devices import device_scope
+    from automm_pretrained import encoders
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: False)
+    with device_scope("cpu"):
+        assert encoders._feature_device() == torch.device("cpu")
+    assert encoders._feature_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: True)  # a child forked after CUDA was used
+    assert encoders._feature_device() == torch.device("cpu")
+    # inside a fit's scope the network really is there and the features come back on the CPU
+    encoder = automm.create_encoder("minilm")
+    with device_scope("cpu"):
+        features = encoder.compute_features(TEXTS[:2])
+    assert features.shape == (2, 384) and features.device.type == "cpu"
+    shared = [m for key, m in encoders._backbones.items() if key[0] == "minilm"]
+    assert shared and all(next(m.parameters()).device.type == "cpu" for m in shared)

@@ -1,0 +1,78 @@
+"""``automm.devices``: an encoder's one-off work (``Encoder.prepare``) learns where the fit, a
+search trial or a prediction runs, so a frozen encoder computes its features there (a fit with
+``device="cpu"`` on a machine with a GPU keeps them on the CPU)."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+import automm
+from automm import AutoMM, Encoder, MISSING, hookimpl
+from automm.devices import compute_device, device_scope
+from automm import search
+
+from helpers import tiny
+
+
+def test_a_scope_sets_the_device_per_thread_and_restores_the_outer_one():
+    assert compute_device() is None
+    with device_scope("cpu"):
+        assert compute_device() == torch.device("cpu")
+        with device_scope("meta"):
+            assert compute_device() == torch.device("meta")
+        assert compute_device() == torch.device("cpu")
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(compute_device()))
+        thread.start()
+        thread.join()
+        assert seen == [None]  # a thread sets its own (a search's GPU threads: each its GPU)
+    assert compute_device() is None
+
+
+class _Recording(Encoder):
+    """Records where ``prepare`` was asked to work."""
+
+    modality = "text"
+    seen: list = []
+
+    def __init__(self, output_dim=4):
+        super().__init__()
+        self.output_dim = output_dim
+        self.linear = torch.nn.Linear(1, output_dim)
+
+    def prepare(self, values, *, cache_dir=None):
+        _Recording.seen.append((threading.current_thread().name, compute_device()))
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([0.0 if value is MISSING else float(len(str(value)))])
+
+    def forward(self, batch):
+        return self.linear(batch)
+
+
+class _RecordingPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("recording", _Recording, modality="text", output_dim=4)
+
+
+def test_prepare_runs_on_the_device_of_the_fit_the_trial_and_the_prediction(fresh_registry, monkeypatch):
+    fresh_registry(_RecordingPlugin())
+    texts = [f"{text} number {i}" for i, text in enumerate(["a red cup", "the blue hat", "one green box"] * 8)]
+    labels = [0, 1] * 12
+    _Recording.seen = []
+    model = AutoMM(**tiny(encoders={"text": "recording"}, device="cpu")).fit(texts, labels)
+    assert {device for _, device in _Recording.seen} == {torch.device("cpu")}
+    _Recording.seen = []
+    model.predict(["a new text"])
+    assert _Recording.seen and {device for _, device in _Recording.seen} == {torch.device("cpu")}
+    # trials in the GPU threads (two CPU "GPUs" here): each trial's own device, in its own thread
+    monkeypatch.setattr(search, "_cuda_devices", lambda data, requested: [torch.device("cpu")] * 2)
+    _Recording.seen = []
+    AutoMM(**tiny(encoders={"text": "recording"}, n_trials=4, ensemble_size=1, pruner="none",
+                  search_space={"linear_model": False})).fit(texts, labels)
+    in_threads = [device for thread, device in _Recording.seen if thread.startswith("automm-gpu-")]
+    assert in_threads and set(in_threads) == {torch.device("cpu")}
+    assert automm.devices.compute_device() is None  # nothing leaks out of the fit
