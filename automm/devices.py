@@ -24,10 +24,17 @@ _device: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("a
 @contextlib.contextmanager
 def device_scope(device: torch.device | str | None) -> Iterator[None]:
     """Run the block with ``device`` as the device of its work (None: no device set). Per thread:
-    a thread started inside the block does not inherit it."""
-    token = _device.set(None if device is None else torch.device(device))
+    a thread started inside the block does not inherit it. A CUDA device with an index is also
+    CUDA's current device in the block, so code that says only ``"cuda"`` (or ``.cuda()``) in a
+    search trial's thread lands on that trial's GPU."""
+    device = None if device is None else torch.device(device)
+    token = _device.set(device)
     try:
-        yield
+        if device is not None and device.type == "cuda" and device.index is not None:
+            with torch.cuda.device(device):
+                yield
+        else:
+            yield
     finally:
         _device.reset(token)
 

@@ -31,6 +31,29 @@ def test_a_scope_sets_the_device_per_thread_and_restores_the_outer_one():
     assert compute_device() is None
 
 
+def test_a_gpu_with_an_index_is_also_cudas_current_device_in_the_scope(monkeypatch):
+    entered = []
+
+    class Recorder:
+        def __init__(self, device):
+            self.device = device
+
+        def __enter__(self):
+            entered.append(self.device)
+
+        def __exit__(self, *exc):
+            entered.append("exit")
+
+    monkeypatch.setattr(torch.cuda, "device", Recorder)
+    with device_scope("cuda:1"):
+        assert compute_device() == torch.device("cuda:1") and entered == [torch.device("cuda:1")]
+    assert entered[-1] == "exit"
+    entered.clear()
+    with device_scope("cpu"), device_scope("cuda"):  # no index: CUDA's current device stays as it is
+        pass
+    assert entered == []
+
+
 class _Recording(Encoder):
     """Records where ``prepare`` was asked to work."""
 
