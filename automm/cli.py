@@ -740,7 +740,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", metavar="RECIPE", help="the recipe whose 'automm fit' created the study: its "
                                                         "training data are used when the study holds no copy of them")
     p.add_argument("--device", default=None, help="where this worker trains: auto (default), cpu, cuda, cuda:1, ...")
-    p.add_argument("--n-jobs", type=int, default=None, metavar="N", help="trials in parallel processes here")
+    p.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                   help="trials run at once here: processes on the CPU; on CUDA, threads (one per GPU, or N if more)")
     p.add_argument("--artifact-dir", metavar="DIR", help="a folder the fit process can read, for this worker's best "
                                                          "models")
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",

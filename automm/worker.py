@@ -9,8 +9,8 @@ The study (created by ``AutoMM(storage=..., n_trials=... or time_limit=...).fit(
 as JSON user attributes, the search space, the estimator's parameters, the holdout split
 and, for plain data (paths, texts, numbers), a copy of the training data (:mod:`automm.study`);
 otherwise pass the same ``X, y`` as ``fit``. A worker runs the study's trials with the search's
-own loop (:mod:`automm.search`), in this process or ``n_jobs`` forked ones, one per GPU with
-several GPUs.
+own loop (:mod:`automm.search`), in this process or ``n_jobs`` forked ones on the CPU; on CUDA in
+threads, one per GPU or ``n_jobs`` when larger.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
         these (part of the fingerprint); a study holding its data holds them too.
     device : "auto", "cpu", "cuda", "cuda:1", ...: where this worker trains (with several GPUs and
         "auto", one trial per GPU).
-    n_jobs : trials in parallel processes on this machine (CPU).
+    n_jobs : trials run at once here: forked processes on the CPU; on CUDA, threads (one per GPU or n_jobs).
     artifact_dir : a folder the ``fit`` process can read (e.g. shared storage) where this worker
         leaves the trained models of its best trials, so that ``fit`` need not retrain them.
     wait : seconds to wait for the study to appear (a worker may start before ``fit``).
