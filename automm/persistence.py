@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .exceptions import ModelFormatError, UnknownComponentError
+from .exceptions import InputError, ModelFormatError, UnknownComponentError
 from .components.stack import encoder_names
 
 __all__ = ["save_model", "load_model", "check_save_target", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
@@ -294,6 +294,10 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     from .data import InputSpec
     from .training import resolve_device
 
+    try:
+        device_ = resolve_device(device)
+    except ValueError as exc:
+        raise InputError(f"device: {exc}") from None
     directory = Path(path)
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
@@ -318,7 +322,6 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     config = manifest["config"]
     model = read_model_files(directory, inputs, config, manifest["n_outputs"])
-    device_ = resolve_device(device)
     estimator.model_ = model.to(device_)
     estimator.device_ = device_
     estimator.problem_type_ = manifest["problem_type"]

@@ -183,14 +183,34 @@ class ProgressBar(Callback):
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else as torch reads it."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
+    """``"auto"`` → CUDA when available, else CPU; anything else as torch reads it, checked to be
+    usable here (a ValueError says why not: no CUDA, a GPU index this machine lacks, a backend
+    this PyTorch cannot allocate on), so that a wrong device fails before any work."""
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r}: CUDA is not available on this machine")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        hint = " (did you mean 'cuda'?)" if str(device).lower().startswith("gpu") else ""
+        raise ValueError(f"{device!r} is not a device: expected 'auto', 'cpu', 'cuda' or 'cuda:N'{hint}") from None
+    if resolved.type == "meta":
+        raise ValueError(f"{str(device)!r} holds no data and cannot train; use 'cpu' or a GPU")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{str(device)!r}: CUDA is not available on this machine")
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"{str(device)!r}: this machine has {count} CUDA device(s), cuda:0 to "
+                             f"cuda:{count - 1}")
+    elif resolved.type != "cpu":
+        backend = torch.backends.mps if resolved.type == "mps" else getattr(torch, resolved.type, None)
+        if hasattr(backend, "is_available") and not backend.is_available():
+            raise ValueError(f"{str(device)!r}: {resolved.type.upper()} is not available on this machine")
+        try:
+            torch.empty(1, device=resolved)
+        except Exception as exc:  # noqa: BLE001 - any backend's refusal reads the same to the user
+            first = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{str(device)!r} cannot be used here ({first})") from None
     return resolved
 
 

@@ -268,6 +268,29 @@ def test_device_resolution():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@pytest.mark.parametrize("device, message", [
+    ("gpu", r"'gpu' is not a device: expected 'auto', 'cpu', 'cuda' or 'cuda:N' \(did you mean 'cuda'\?\)"),
+    ("meta", "'meta' holds no data and cannot train"),
+    ("vulkan", r"'vulkan' cannot be used here \(Could not run"),
+])
+def test_a_device_this_machine_cannot_train_on_is_named_before_training(device, message):
+    with pytest.raises(InputError, match="device: " + message):
+        AutoMM(device=device).fit(["a long text", "another long text"], [0, 1])
+
+
+def test_loading_a_model_for_a_device_this_machine_lacks_fails_before_reading_it(tmp_path):
+    with pytest.raises(InputError, match=r"device: 'gpu' is not a device.*did you mean 'cuda'"):
+        AutoMM.load(tmp_path / "no-model-here", device="gpu")  # the device is checked first
+
+
+def test_a_gpu_index_this_machine_lacks_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"'cuda:2': this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
+        resolve_device("cuda:2")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
 def test_asking_for_cuda_without_a_gpu_fails_before_training():
     with pytest.raises(InputError, match="device: .*CUDA is not available"):
