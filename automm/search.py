@@ -190,7 +190,10 @@ WARM_START_TIME_FRACTION = 1 / 2
 #: Least seconds a trial may run past the deadline before it is interrupted (see :func:`automm.interrupts.hard_stop`).
 MIN_HARD_GRACE = 10.0
 
-_BUDGET, _STATUS = "automm:budget", "automm:status"
+# The study's budget and status (user attributes). Those names below without a leading underscore but
+# not in __all__ (SearchSettings, SearchContext, make_sampler, make_pruner, optuna_quiet, cuda_devices,
+# run_trial_loops, hard_grace, WorkerFinished) are the search loop's parts that automm.worker shares.
+BUDGET_ATTR, STATUS_ATTR = "automm:budget", "automm:status"
 _HEARTBEAT = "automm:heartbeat"
 
 _log = logging.getLogger("automm.search")
@@ -204,7 +207,7 @@ class SearchInterrupted(AutoMMError):
     """Stops a trial running in another thread than the one Ctrl-C interrupted."""
 
 
-class _WorkerFinished(Exception):
+class WorkerFinished(Exception):
     """Raised through ``fit`` when it ran as a worker (see :func:`automm.worker.run_worker`)."""
 
     def __init__(self, trials: int):
@@ -305,7 +308,7 @@ def validate_params(estimator) -> None:
 
 
 @dataclass
-class _Settings:
+class SearchSettings:
     """What a search process needs besides the data (JSON-able)."""
 
     objectives: tuple[str, ...]
@@ -319,7 +322,7 @@ class _Settings:
     bag_folds: Any = 1           # "auto" or a number of folds (see pipeline.bag_folds_for)
 
 
-def _make_sampler(settings: _Settings, worker_index: int):
+def make_sampler(settings: SearchSettings, worker_index: int):
     import optuna
 
     seed = (settings.seed + 7919 * worker_index) % (2**31 - 1)
@@ -350,7 +353,7 @@ def _make_sampler(settings: _Settings, worker_index: int):
         return tpe
 
 
-def _make_pruner(settings: _Settings):
+def make_pruner(settings: SearchSettings):
     import optuna
 
     pruner = settings.pruner
@@ -371,7 +374,7 @@ def _make_pruner(settings: _Settings):
 
 
 @contextlib.contextmanager
-def _optuna_quiet(verbose: int):
+def optuna_quiet(verbose: int):
     import optuna
 
     previous = optuna.logging.get_verbosity()
@@ -413,12 +416,12 @@ def _rank_key(state_complete: bool, score: float, loss: float | None = None, row
 
 
 @dataclass
-class _Context:
+class SearchContext:
     """Everything a search process needs to run trials (inherited by forked processes)."""
 
     data: PreparedData
     space: SearchSpace
-    settings: _Settings
+    settings: SearchSettings
     storage: Any
     study_name: str
     deadline: float | None                # time.monotonic() value
@@ -587,7 +590,7 @@ def _measure_latency(model, data: PreparedData, batch_size: int, device: torch.d
     return 1000.0 * best / max(1, len(index))
 
 
-def _objective(trial, ctx: _Context):
+def _objective(trial, ctx: SearchContext):
     """Train and score the configuration of ``trial`` (see :func:`_run_objective`); a trial cut
     short by Ctrl-C is recorded as interrupted before the study marks it failed."""
     try:
@@ -598,7 +601,7 @@ def _objective(trial, ctx: _Context):
         raise
 
 
-def _run_objective(trial, ctx: _Context):
+def _run_objective(trial, ctx: SearchContext):
     import optuna
 
     storage, settings = ctx.storage, ctx.settings
@@ -701,14 +704,14 @@ def _run_objective(trial, ctx: _Context):
     return score
 
 
-def _keep(ctx: _Context, trial, key: Any, candidate: Candidate) -> None:
+def _keep(ctx: SearchContext, trial, key: Any, candidate: Candidate) -> None:
     try:
         ctx.pool.offer(trial.number, key, candidate, ctx.storage, trial._trial_id)
     except Exception as exc:  # noqa: BLE001 - the trial's result stands; only its model is not kept
         warnings.warn(f"trial {trial.number}: could not keep its trained model: {exc!r}")
 
 
-def _trial_deadline(ctx: _Context, warm_start: bool = False) -> float | None:
+def _trial_deadline(ctx: SearchContext, warm_start: bool = False) -> float | None:
     """The search's deadline, or sooner when each trial may use only a share of the budget
     (:data:`WARM_START_TIME_FRACTION` for the default, presets and replicates, else
     :data:`TRIAL_TIME_FRACTION`)."""
@@ -719,7 +722,7 @@ def _trial_deadline(ctx: _Context, warm_start: bool = False) -> float | None:
     return own if ctx.deadline is None else min(ctx.deadline, own)
 
 
-def _train(ctx: _Context, config: dict, trial, device: torch.device, reporter: _TrialReporter,
+def _train(ctx: SearchContext, config: dict, trial, device: torch.device, reporter: _TrialReporter,
            deadline: float | None = None) -> Candidate:
     """train_candidate (or train_bagged), retrying with half the batch size after CUDA runs out
     of memory (:func:`automm.pipeline.retry_with_smaller_batches`; counted in the trial's
@@ -813,7 +816,7 @@ def _fail_trials_of(study, storage, workers: set[str], reason: str) -> None:
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
-def _stop_reason(study, ctx: _Context) -> str | None:
+def _stop_reason(study, ctx: SearchContext) -> str | None:
     """Why no further trial should start, or None. Near the deadline: when less than a quarter
     of a typical unpruned trial's time is left (at most 30 s), since a trial cut that short
     (or pruned) cannot join the result; pruned trials do not count as typical, so that a search
@@ -823,7 +826,7 @@ def _stop_reason(study, ctx: _Context) -> str | None:
     if _systematic_failure(ctx) is not None:
         return "every trial failed the same way"
     attrs = study.user_attrs
-    if attrs.get(_STATUS) == "done":
+    if attrs.get(STATUS_ATTR) == "done":
         return "the study is finished"
     if ctx.deadline is not None:
         remaining = ctx.deadline - time.monotonic()
@@ -836,7 +839,7 @@ def _stop_reason(study, ctx: _Context) -> str | None:
     return None
 
 
-def _systematic_failure(ctx: _Context) -> str | None:
+def _systematic_failure(ctx: SearchContext) -> str | None:
     """The one reason of this process's first :data:`SYSTEMATIC_FAILURES` trials, when they all
     failed with it (see there), else None."""
     if ctx.succeeded or len(ctx.failures) < SYSTEMATIC_FAILURES or len(set(ctx.failures)) > 1:
@@ -844,7 +847,7 @@ def _systematic_failure(ctx: _Context) -> str | None:
     return ctx.failures[0]
 
 
-def _worker_loop(ctx: _Context, study) -> int:
+def _worker_loop(ctx: SearchContext, study) -> int:
     """Run trials of ``study`` until its budget, the deadline or the study's end."""
     import optuna
 
@@ -895,7 +898,7 @@ def _malloc_trim():
         return None
 
 
-def _child_main(ctx: _Context, storage_ref: tuple[str, Any], index: int, threads: int) -> None:
+def _child_main(ctx: SearchContext, storage_ref: tuple[str, Any], index: int, threads: int) -> None:
     """Entry point of a forked search process."""
     import optuna
 
@@ -909,16 +912,16 @@ def _child_main(ctx: _Context, storage_ref: tuple[str, Any], index: int, threads
         ctx.durations = []
         ctx.attempts = 0
         ctx.worker_tag = f"{socket.gethostname()}:{os.getpid()}"
-        with _optuna_quiet(ctx.settings.verbose):
+        with optuna_quiet(ctx.settings.verbose):
             study = optuna.load_study(study_name=ctx.study_name, storage=ctx.storage,
-                                      sampler=_make_sampler(ctx.settings, index), pruner=_make_pruner(ctx.settings))
+                                      sampler=make_sampler(ctx.settings, index), pruner=make_pruner(ctx.settings))
             _worker_loop(ctx, study)
     except BaseException:  # noqa: BLE001 - report, then leave with an error status
         traceback.print_exc()
         raise
 
 
-def _cuda_devices(data: PreparedData, requested: Any) -> list[torch.device]:
+def cuda_devices(data: PreparedData, requested: Any) -> list[torch.device]:
     if data.device.type != "cuda" or not torch.cuda.is_available():
         return []
     if isinstance(requested, str) and requested in ("auto", "cuda"):
@@ -926,7 +929,7 @@ def _cuda_devices(data: PreparedData, requested: Any) -> list[torch.device]:
     return [data.device]
 
 
-def _run_processes(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
+def run_trial_loops(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
     """Run the search in this process and, as asked, in forked processes or GPU threads. On
     Ctrl-C, the trials this process was running are recorded as interrupted (and, in a study
     that outlives the fit, queued for a retry) before ``KeyboardInterrupt`` propagates."""
@@ -947,7 +950,7 @@ def _gpu_slots(devices: list[torch.device], n_jobs: int) -> list[torch.device]:
     return [devices[i % len(devices)] for i in range(count)]
 
 
-def _run_trials(ctx: _Context, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
+def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
     # On CUDA, trials run in threads and never in forked processes: a process forked after this one
     # has used CUDA (the default trial already has) cannot use it.
     if devices:
@@ -1050,11 +1053,11 @@ def _directions(objectives: Sequence[str]) -> list[str]:
     return ["maximize"] + ["minimize"] * (len(objectives) - 1)
 
 
-def _open_study(storage, study_name: str, settings: _Settings, worker_index: int = 0):
+def _open_study(storage, study_name: str, settings: SearchSettings, worker_index: int = 0):
     import optuna
 
-    return optuna.create_study(storage=storage, study_name=study_name, sampler=_make_sampler(settings, worker_index),
-                               pruner=_make_pruner(settings), directions=_directions(settings.objectives),
+    return optuna.create_study(storage=storage, study_name=study_name, sampler=make_sampler(settings, worker_index),
+                               pruner=make_pruner(settings), directions=_directions(settings.objectives),
                                load_if_exists=True)
 
 
@@ -1062,14 +1065,14 @@ def _open_study(storage, study_name: str, settings: _Settings, worker_index: int
 # fit's search
 # ==========================================================================================
 
-def _trial_seconds(settings: _Settings, deadline: float | None) -> float | None:
+def _trial_seconds(settings: SearchSettings, deadline: float | None) -> float | None:
     """With a time limit and room for several trials: the search's time x TRIAL_TIME_FRACTION."""
     if deadline is None or settings.n_trials == 1:
         return None
     return max(1.0, TRIAL_TIME_FRACTION * (deadline - time.monotonic()))
 
 
-def _hard_grace(deadline: float | None) -> float:
+def hard_grace(deadline: float | None) -> float:
     """Seconds a trial may run past the search's deadline (finishing the epoch's evaluation)
     before it is interrupted: 5% of the remaining budget, at least 10 s."""
     if deadline is None:
@@ -1077,13 +1080,13 @@ def _hard_grace(deadline: float | None) -> float:
     return max(MIN_HARD_GRACE, 0.05 * (deadline - time.monotonic()))
 
 
-def _settings_from(estimator, data: PreparedData) -> _Settings:
+def _settings_from(estimator, data: PreparedData) -> SearchSettings:
     n_trials = estimator.n_trials
     if n_trials is None and estimator.time_limit is None:
         n_trials = DEFAULT_N_TRIALS
     random_state = estimator.random_state
     objectives = _objectives(estimator.objectives)
-    return _Settings(objectives=objectives, sampler=estimator.sampler,
+    return SearchSettings(objectives=objectives, sampler=estimator.sampler,
                      pruner=estimator.pruner, seed=int(random_state if random_state is not None else data.seed),
                      n_trials=n_trials, ensemble_size=resolved_ensemble_size(estimator),
                      max_epochs=int(estimator.max_epochs), verbose=int(estimator.verbose or 0),
@@ -1104,7 +1107,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     if worker is not None:
         from .worker import run_worker_with_data
 
-        raise _WorkerFinished(run_worker_with_data(worker, data, estimator))
+        raise WorkerFinished(run_worker_with_data(worker, data, estimator))
 
     if estimator.plot_dir is not None:  # before the trials: a search is not run for plots it cannot write
         try:
@@ -1120,7 +1123,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     fingerprint = search_fingerprint(spec, data_fp, data.metric)
     shared = estimator.storage is not None
     n_jobs = _n_processes(estimator)
-    devices = _cuda_devices(data, estimator.device)
+    devices = cuda_devices(data, estimator.device)
     kind, value = parse_storage(estimator.storage)
     tmpdir = tempfile.mkdtemp(prefix="automm-search-")
     try:
@@ -1130,14 +1133,14 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         storage = make_storage(kind, value)
         multi = len(settings.objectives) > 1
         keep = 1 if multi else max(1, settings.ensemble_size)
-        ctx = _Context(data=data, space=space, settings=settings, storage=storage, study_name=study_name,
+        ctx = SearchContext(data=data, space=space, settings=settings, storage=storage, study_name=study_name,
                        deadline=deadline, pool=ModelPool(keep, None, multi), callbacks=estimator._extra_callbacks(),
                        heartbeat=kind != "memory" and own_heartbeats(storage),
                        outlives_fit=shared,  # the same fit run again resumes it
                        child_artifact_dir=os.path.join(tmpdir, "models"),
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}",
-                       hard_grace=_hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
-        with _optuna_quiet(settings.verbose):
+                       hard_grace=hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
+        with optuna_quiet(settings.verbose):
             study = _open_study(storage, study_name, settings)
             stored = prepare_study(study, spec, fingerprint, data_fp,
                                     lambda: data_payload(data, estimator.column_roles_) if shared else None)
@@ -1145,22 +1148,22 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 ctx.data = data = with_stored_split(data, stored)
                 estimator.seed_ = data.seed
             remaining = None if deadline is None else deadline - time.monotonic()
-            study.set_user_attr(_BUDGET, {"n_trials": settings.n_trials,
+            study.set_user_attr(BUDGET_ATTR, {"n_trials": settings.n_trials,
                                           "deadline_unix": None if remaining is None else time.time() + remaining,
                                           "trial_seconds": ctx.trial_seconds})
-            study.set_user_attr(_STATUS, "running")
+            study.set_user_attr(STATUS_ATTR, "running")
             if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
                                             for t in study.get_trials(deepcopy=False)):
                 for attrs in _warm_start_queue(space, _cheap_first(data, space, deadline)):
                     study.enqueue_trial({}, user_attrs=attrs)
             try:
-                _run_processes(ctx, study, (kind, value), n_jobs, devices)
+                run_trial_loops(ctx, study, (kind, value), n_jobs, devices)
             except KeyboardInterrupt:
                 if not graceful or ctx.aborted or not _usable_trials(study.get_trials(deepcopy=False)):
                     raise
             finally:
                 with contextlib.suppress(Exception):
-                    study.set_user_attr(_STATUS, "done")
+                    study.set_user_attr(STATUS_ATTR, "done")
             if ctx.interrupted.is_set():
                 finished = len(_usable_trials(study.get_trials(deepcopy=False)))
                 warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
@@ -1223,7 +1226,7 @@ def _trial_score(t) -> float:
     return float(score)
 
 
-def _obtain(number: int, trial, ctx: _Context, deadline: float | None, allow_retrain: bool) -> Candidate | None:
+def _obtain(number: int, trial, ctx: SearchContext, deadline: float | None, allow_retrain: bool) -> Candidate | None:
     """The trained model of trial ``number``: from memory, from a worker's files, or retrained."""
     candidate = ctx.pool.get(number)
     if candidate is not None:
@@ -1265,7 +1268,7 @@ def _grouped_reasons(failed: Sequence[Any], shown: int = 5) -> str:
     return "; ".join(parts) + more
 
 
-def _conclude(estimator, study, ctx: _Context, deadline: float | None) -> Candidate:
+def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> Candidate:
     from optuna.trial import TrialState
 
     from .ensemble import Ensemble, calibrate, combine, ensemble_members, select_ensemble

@@ -26,8 +26,9 @@ from .exceptions import AutoMMError, InputError
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .pipeline import PreparedData
 from .progress import verbose_logging
-from .search import (_BUDGET, _Context, _cuda_devices, _hard_grace, _make_pruner, _make_sampler, _optuna_quiet,
-                     _run_processes, _Settings, _WorkerFinished)
+from . import search
+from .search import (BUDGET_ATTR, SearchContext, SearchSettings, WorkerFinished, hard_grace, make_pruner, make_sampler,
+                     optuna_quiet, run_trial_loops)
 from .search_space import SearchSpace
 from .storage import make_storage, own_heartbeats, parse_storage
 from .study import DATA_ATTR, DATA_FINGERPRINT_ATTR, data_fingerprint, data_from_spec, wait_for_study, with_stored_split
@@ -102,7 +103,7 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
         try:
             estimator.fit(*X, y=y, sample_weight=sample_weight, X_val=X_val, y_val=y_val,
                           sample_weight_val=sample_weight_val)
-        except _WorkerFinished as done:
+        except WorkerFinished as done:
             return done.trials
         raise AutoMMError("the worker's fit did not reach the search")  # pragma: no cover
     study = optuna.load_study(study_name=study_name, storage=backend)
@@ -122,37 +123,37 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
 
     spec = request.spec
     storage = request.storage if request.storage is not None else make_storage(*request.storage_ref)
-    with _optuna_quiet(request.verbose):
+    with optuna_quiet(request.verbose):
         probe = optuna.load_study(study_name=request.study_name, storage=storage)
         if probe.user_attrs.get(DATA_FINGERPRINT_ATTR) != data_fingerprint(data):
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r} "
                              "(pass exactly what fit was given)")
         data = with_stored_split(data, spec)
-        budget = probe.user_attrs.get(_BUDGET) or {}
+        budget = probe.user_attrs.get(BUDGET_ATTR) or {}
         deadline = None
         if budget.get("deadline_unix") is not None:
             deadline = time.monotonic() + (float(budget["deadline_unix"]) - time.time())
-        settings = _Settings(objectives=tuple(spec["objectives"]), sampler=spec["sampler"], pruner=spec["pruner"],
+        settings = SearchSettings(objectives=tuple(spec["objectives"]), sampler=spec["sampler"], pruner=spec["pruner"],
                              seed=(int(spec["seed"]) + os.getpid() * 104729) % (2**31 - 1),
                              n_trials=budget.get("n_trials"), ensemble_size=int(spec["ensemble_size"]),
                              max_epochs=int(spec["max_epochs"]), verbose=request.verbose,
                              bag_folds=spec.get("bag_folds", 1))
         multi = len(settings.objectives) > 1
         keep = 0 if request.artifact_dir is None else (1 if multi else max(1, settings.ensemble_size))
-        ctx = _Context(data=data, space=SearchSpace(spec["space"]), settings=settings, storage=storage,
+        ctx = SearchContext(data=data, space=SearchSpace(spec["space"]), settings=settings, storage=storage,
                        study_name=request.study_name, deadline=deadline,
                        pool=ModelPool(keep, request.artifact_dir, multi),
                        callbacks=estimator._extra_callbacks() if estimator is not None else [],
                        heartbeat=own_heartbeats(storage), outlives_fit=True, child_artifact_dir=request.artifact_dir,
-                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=_hard_grace(deadline),
+                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=hard_grace(deadline),
                        trial_seconds=budget.get("trial_seconds"))
         if request.artifact_dir is not None:
             os.makedirs(request.artifact_dir, exist_ok=True)
         study = optuna.load_study(study_name=request.study_name, storage=storage,
-                                  sampler=_make_sampler(settings, 0), pruner=_make_pruner(settings))
-        devices = _cuda_devices(data, estimator.device if estimator is not None else "auto")
+                                  sampler=make_sampler(settings, 0), pruner=make_pruner(settings))
+        devices = search.cuda_devices(data, estimator.device if estimator is not None else "auto")
         with image_cache():
-            _run_processes(ctx, study, request.storage_ref, request.n_jobs, devices)
+            run_trial_loops(ctx, study, request.storage_ref, request.n_jobs, devices)
         # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
         mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
         return len(mine)

@@ -193,9 +193,9 @@ def check_gpu_threads(device: str) -> dict:
     gpus = torch.cuda.device_count() if cuda else 0
     slots = [torch.device(f"cuda:{i % gpus}") for i in range(2 * gpus)] if cuda else [torch.device("cpu")] * 2
     X, y, _, _ = _emoji()
-    original_devices = _search._cuda_devices
+    original_devices = _search.cuda_devices
     if not cuda:  # the CPU stands for one GPU: the same threads as on a machine with one
-        _search._cuda_devices = lambda data, requested: [torch.device("cpu")]
+        _search.cuda_devices = lambda data, requested: [torch.device("cpu")]
     try:
         with _probing() as probe:
             start = time.perf_counter()
@@ -205,7 +205,7 @@ def check_gpu_threads(device: str) -> dict:
                            random_state=0, max_epochs=3, search_space={"warm_start": False}).fit(X, y)
             seconds = time.perf_counter() - start
     finally:
-        _search._cuda_devices = original_devices
+        _search.cuda_devices = original_devices
     board = model.leaderboard_
     threads = sorted({e["thread"] for e in probe.epochs})
     devices = sorted({e["device"] for e in probe.epochs})

@@ -92,7 +92,7 @@ def test_prepare_runs_on_the_device_of_the_fit_the_trial_and_the_prediction(fres
     model.predict(["a new text"])
     assert _Recording.seen and {device for _, device in _Recording.seen} == {torch.device("cpu")}
     # trials in the GPU threads (two CPU "GPUs" here): each trial's own device, in its own thread
-    monkeypatch.setattr(search, "_cuda_devices", lambda data, requested: [torch.device("cpu")] * 2)
+    monkeypatch.setattr(search, "cuda_devices", lambda data, requested: [torch.device("cpu")] * 2)
     _Recording.seen = []
     AutoMM(**tiny(encoders={"text": "recording"}, n_trials=4, ensemble_size=1, pruner="none",
                   search_space={"linear_model": False})).fit(texts, labels)

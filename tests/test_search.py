@@ -955,7 +955,7 @@ def test_cuda_out_of_memory_retries_with_half_the_batch(monkeypatch):
 
     monkeypatch.setattr(search, "train_candidate", train_candidate)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    ctx = search._Context(data=None, space=None, settings=search._Settings(("score",), "tpe", "none", 0, 2, 1, 2, 0),
+    ctx = search.SearchContext(data=None, space=None, settings=search.SearchSettings(("score",), "tpe", "none", 0, 2, 1, 2, 0),
                           storage=None, study_name="s", deadline=None, pool=trial_models.ModelPool(1))
     trial = Trial()
     config = {"training": {"batch_size": 32}}
@@ -1016,7 +1016,7 @@ def test_a_trial_out_of_gpu_memory_says_so_in_the_leaderboard(texts, monkeypatch
         return real(data, config, device=torch.device("cpu"), **kwargs)
 
     monkeypatch.setattr(search, "train_candidate", train_candidate)
-    monkeypatch.setattr(search, "_cuda_devices", lambda data, requested: [torch.device("cuda")] * 2)
+    monkeypatch.setattr(search, "cuda_devices", lambda data, requested: [torch.device("cuda")] * 2)
     model = AutoMM(**small(n_trials=2, ensemble_size=1, pruner="none", max_epochs=2, batch_size=32,
                            search_space={"linear_model": False})).fit(X, y)
     board = model.leaderboard_
@@ -1698,7 +1698,7 @@ def test_trials_on_cuda_run_in_threads_one_per_gpu_or_n_jobs_and_never_in_forked
     # one "GPU" (the CPU here) and n_jobs=2: a process forked once CUDA is in use could not use it
     # (every trial it ran failed on the H200), so the trials run in two threads in this process
     X, y, _, _ = texts
-    monkeypatch.setattr(search, "_cuda_devices", lambda data, requested: [torch.device("cpu")])
+    monkeypatch.setattr(search, "cuda_devices", lambda data, requested: [torch.device("cpu")])
     monkeypatch.setattr(search.multiprocessing, "get_context", lambda method=None: pytest.fail("forked"))
     seen = set()
 
@@ -1716,7 +1716,7 @@ def test_ctrl_c_stops_trials_running_in_other_threads(texts, monkeypatch):
     # one trial per GPU runs in threads; Ctrl-C reaches the main thread only. Two CPU
     # "devices" take the same path here.
     X, y, _, _ = texts
-    monkeypatch.setattr(search, "_cuda_devices", lambda data, requested: [torch.device("cpu")] * 2)
+    monkeypatch.setattr(search, "cuda_devices", lambda data, requested: [torch.device("cpu")] * 2)
     monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=4)])
     params = small(n_trials=30, ensemble_size=1, pruner="none", max_epochs=30)
     with pytest.warns(UserWarning, match="search interrupted"):
@@ -1802,8 +1802,8 @@ def test_a_worker_stopped_by_ctrl_c_leaves_its_trial_to_be_retried(texts, tmp_pa
     journal = str(tmp_path / "study.log")
     AutoMM(**small(n_trials=1, storage=journal, study_name="shared", ensemble_size=1)).fit(X, y)
     study = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal))
-    study.set_user_attr(search._STATUS, "running")  # as while the fit still runs, with room for more trials
-    study.set_user_attr(search._BUDGET, {"n_trials": 5, "deadline_unix": None, "trial_seconds": None})
+    study.set_user_attr(search.STATUS_ATTR, "running")  # as while the fit still runs, with room for more trials
+    study.set_user_attr(search.BUDGET_ATTR, {"n_trials": 5, "deadline_unix": None, "trial_seconds": None})
     monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])
     with pytest.raises(KeyboardInterrupt):
         automm.worker.run_worker(journal, "shared", X, y=y)
@@ -1829,8 +1829,8 @@ def test_a_worker_rebuilds_validation_rows_weights_and_metric_from_the_study(tex
     assert list(data.valid_index) == list(range(len(X), len(X) + len(X_test)))
     assert np.allclose(data.sample_weights[: len(X)] / data.sample_weights[0], weights / weights[0], rtol=1e-6)
     assert study_module.data_fingerprint(data) == study.user_attrs[study_module.DATA_FINGERPRINT_ATTR]
-    study.set_user_attr(search._STATUS, "running")
-    study.set_user_attr(search._BUDGET, {"n_trials": 2, "deadline_unix": None, "trial_seconds": None})
+    study.set_user_attr(search.STATUS_ATTR, "running")
+    study.set_user_attr(search.BUDGET_ATTR, {"n_trials": 2, "deadline_unix": None, "trial_seconds": None})
     assert automm.worker.run_worker(journal, "shared", wait=5) >= 1
     with pytest.raises(InputError, match="differ from those of study"):
         automm.worker.run_worker(journal, "shared", X, y=y, X_val=X_test, y_val=test_labels, wait=5)
