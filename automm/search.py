@@ -619,8 +619,9 @@ def _run_objective(trial, ctx: SearchContext):
     elif preset is not None:
         config = ctx.space.presets[int(preset)]
     else:
-        config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
-                                   augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
+        with device_scope(ctx.data.device):  # a component's space may depend on it (fine-tuning only on a GPU)
+            config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
+                                       augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
     config = scale_frozen_batch(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
     trial.set_user_attr(_ATTR + "config", config)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device

@@ -75,10 +75,16 @@ class _Recording(Encoder):
         return self.linear(batch)
 
 
+def _recording_space(trial, prefix):
+    _Recording.seen.append(("space", compute_device()))
+    return {"output_dim": trial.suggest_categorical(f"{prefix}output_dim", [4, 8])}
+
+
 class _RecordingPlugin:
     @hookimpl
     def automm_register_encoders(self, register):
-        register("recording", _Recording, modality="text", output_dim=4)
+        register("recording", _Recording, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 4}, search_space=_recording_space)
 
 
 def test_prepare_runs_on_the_device_of_the_fit_the_trial_and_the_prediction(fresh_registry, monkeypatch):
@@ -98,4 +104,7 @@ def test_prepare_runs_on_the_device_of_the_fit_the_trial_and_the_prediction(fres
                   search_space={"linear_model": False})).fit(texts, labels)
     in_threads = [device for thread, device in _Recording.seen if thread.startswith("automm-gpu-")]
     assert in_threads and set(in_threads) == {torch.device("cpu")}
+    # sampled trials draw their configuration knowing the device too (a space may depend on it)
+    in_spaces = [device for what, device in _Recording.seen if what == "space"]
+    assert in_spaces and set(in_spaces) == {torch.device("cpu")}
     assert automm.devices.compute_device() is None  # nothing leaks out of the fit

@@ -485,12 +485,15 @@ class MiniLMEncoder(PretrainedEncoder):
 
 
 def trainable_layer_choices() -> list[int]:
-    """``trainable_layers`` choices of the search spaces: frozen or the top 1-2 layers with a
-    CUDA GPU; only frozen on CPU, where one fine-tuning epoch (a full forward of every sample
-    through the network) costs minutes and a time-limited search would spend its budget
-    there. Widen it with ``search_space={"encoders": {"image": {"efficientnet_lite0":
-    {"trainable_layers": [0, 1, 2]}}}}``."""
-    return [0, 1, 2] if torch.cuda.is_available() else [0]
+    """``trainable_layers`` choices of the search spaces: frozen or the top 1-2 layers when the
+    search trains on a CUDA GPU (:func:`automm.devices.compute_device`; outside a search, when
+    one is available); only frozen on the CPU, where one fine-tuning epoch (a full forward of
+    every sample through the network) costs minutes and a time-limited search would spend its
+    budget there, also on a machine with a GPU that the fit was told not to use. Widen it with
+    ``search_space={"encoders": {"image": {"efficientnet_lite0": {"trainable_layers": [0, 1, 2]}}}}``."""
+    device = compute_device()
+    on_gpu = device.type == "cuda" if device is not None else torch.cuda.is_available()
+    return [0, 1, 2] if on_gpu else [0]
 
 
 def minilm_search_space(trial: Any, prefix: str) -> dict:

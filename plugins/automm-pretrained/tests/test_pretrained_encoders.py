@@ -177,3 +177,15 @@ def test_frozen_features_are_computed_where_the_fit_runs(monkeypatch):
     assert features.shape == (2, 384) and features.device.type == "cpu"
     shared = [m for key, m in encoders._backbones.items() if key[0] == "minilm"]
     assert shared and all(next(m.parameters()).device.type == "cpu" for m in shared)
+
+
+def test_fine_tuning_is_searched_only_where_the_search_trains_on_a_gpu(monkeypatch):
+    from automm.devices import device_scope
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with a GPU
+    assert trainable_layer_choices() == [0, 1, 2]
+    with device_scope("cuda"):
+        assert trainable_layer_choices() == [0, 1, 2]
+    with device_scope("cpu"):  # AutoMM(device="cpu") there: fine-tuning on the CPU would eat the budget
+        assert trainable_layer_choices() == [0]
+
