@@ -33,9 +33,8 @@ from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
            "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
-           "soft_cross_entropy", "weighted_mean", "classification_score", "holdout_score_name", "model_outputs", "autocast_dtype",
-           "CLASSIFICATION_METRICS",
-           "REGRESSION_METRICS", "BINARY_METRICS"]
+           "soft_cross_entropy", "weighted_mean", "classification_score", "holdout_score_name", "model_outputs",
+           "autocast_dtype", "CLASSIFICATION_METRICS", "REGRESSION_METRICS", "BINARY_METRICS"]
 
 
 
