@@ -162,8 +162,8 @@ def _role_sample(column: Sequence[Any]) -> list[Any]:
 def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, plugin_manager: Any = None) -> Table:
     """Normalise ``fit``/``predict`` inputs to a :class:`Table`.
 
-    One DataFrame, dict of columns, list of records (dicts, one per sample) or 2-D numeric
-    array → named columns; otherwise each positional input is one column, named ``x0``,
+    One DataFrame, dict of columns, list of records (dicts, one per sample) or 2-D array
+    (numbers, strings or objects, as scikit-learn's transformers pass them on) → named columns; otherwise each positional input is one column, named ``x0``,
     ``x1``, ... A list of dicts stays one column when ``records`` is false, or when a plugin's
     role rule (asked through ``plugin_manager``) claims its dicts as values of a modality
     (an audio plugin's ``{"array": ..., "sampling_rate": ...}`` clips).
@@ -187,8 +187,9 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             if not x:
                 raise InputError(f"{argument}: the dict of columns is empty")
             table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
-        elif isinstance(x, np.ndarray) and x.ndim == 2 and np.issubdtype(x.dtype, np.number):
-            table = Table({f"x{j}": x[:, j].tolist() for j in range(x.shape[1])}, positional=True)
+        elif isinstance(x, np.ndarray) and x.ndim == 2:  # numbers, strings or objects (what pipelines pass on)
+            table = Table({f"x{j}": _column_from_array(argument, x[:, j]) for j in range(x.shape[1])},
+                          positional=True)
         elif records and _records(x) and not _claimed_by_a_modality(x, plugin_manager):
             table = _records_table(x, argument)
         else:

@@ -111,3 +111,20 @@ def test_permutation_importance_tells_which_column_carries_the_label(emoji_split
     result = permutation_importance(model, table(test), test["category"], n_repeats=3, random_state=0)
     name, other = result.importances_mean
     assert name > 0.1 and abs(other) < name / 3
+
+
+def test_a_pipeline_passing_an_object_array_on_trains_on_its_columns(emoji_split):
+    """Transformers hand the next step a 2-D array, of objects where the columns are paths and
+    texts (``SimpleImputer`` on strings): it is a table whose columns keep their roles."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    train, test = emoji_split
+    X_train = train[["image", "name"]].copy()
+    X_train.loc[::7, "name"] = np.nan  # what the imputer is there for
+    pipe = make_pipeline(SimpleImputer(strategy="constant", fill_value=""),
+                         AutoMMClassifier(**tiny(max_epochs=6, learning_rate=1e-2)))
+    pipe.fit(X_train, train["category"])
+    model = pipe[-1]
+    assert model.column_roles_ == {"x0": "image", "x1": "text"}
+    assert pipe.score(test[["image", "name"]], test["category"]) > 0.4  # 9 classes: chance is about 0.11
