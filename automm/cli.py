@@ -128,13 +128,14 @@ def _parse_filters(items: Sequence[str] | None) -> list[tuple[str, str]]:
 def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str]):
     """A data file for predict/evaluate: rows kept by ``filters``, relative image paths
     resolved against the file's folder (else the current directory)."""
-    from .recipes import _suggest, read_table, resolve_image_paths
+    from .suggestions import did_you_mean
+    from .tables import read_table, resolve_image_paths
 
     frame = read_table(path)
     for column, value in filters:
         if column not in frame.columns:
             raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
-                             f"{', '.join(map(str, frame.columns))}{_suggest(column, list(frame.columns))}")
+                             f"{', '.join(map(str, frame.columns))}{did_you_mean(column, list(frame.columns))}")
         frame = frame[frame[column].astype(str) == value]
     if len(frame) == 0:
         from .exceptions import InputError
@@ -158,11 +159,11 @@ def _load_model(model_dir: str, device: str):
 def _model_inputs(estimator, frame, data_path: str) -> tuple:
     """The positional inputs ``predict`` needs, taken from the columns of ``frame``."""
     from .exceptions import InputError
-    from .recipes import _suggest
+    from .suggestions import did_you_mean
 
     missing = [c for c in estimator.columns_ if c not in frame.columns]
     if missing:
-        hint = _suggest(missing[0], list(frame.columns)) if len(missing) == 1 else ""
+        hint = did_you_mean(missing[0], list(frame.columns)) if len(missing) == 1 else ""
         raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on; "
                          f"its columns are {', '.join(map(str, frame.columns))}{hint}")
     if estimator.input_positional_:
@@ -183,11 +184,12 @@ def _draft(data, label: str, **kwargs):
 
 def _recipe_or_draft(args: argparse.Namespace):
     """The recipe ``automm fit`` runs: RECIPE read, or a data file's drafted recipe (``--label``)."""
-    from .recipes import _data_format, load_recipe
+    from .recipes import load_recipe
+    from .tables import data_format
 
     overrides = list(args.overrides or [])
     is_data = Path(args.recipe).suffix.lower() not in (".yaml", ".yml") and \
-        _data_format(Path(args.recipe), None) is not None
+        data_format(Path(args.recipe), None) is not None
     if not is_data:
         if args.label is not None:
             raise UsageError("--label goes with a data file (automm fit DATA.csv --label COLUMN); a recipe names its "
@@ -388,7 +390,9 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .exceptions import InputError
-    from .recipes import _labelled_rows, _suggest, _weight_column_values, compute_metrics, positive_class
+    from .evaluation import compute_metrics, positive_class
+    from .suggestions import did_you_mean
+    from .tables import labelled_rows, weight_column_values
 
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
@@ -400,9 +404,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if label not in frame.columns:
         problem = UsageError if args.label else InputError
         raise problem(f"{args.data}: no label column {label!r}; columns are {', '.join(map(str, frame.columns))}"
-                      f"{_suggest(label, list(frame.columns))}")
+                      f"{did_you_mean(label, list(frame.columns))}")
     unlabelled: dict[str, int] = {}
-    frame = _labelled_rows(frame, label, "rows", unlabelled)
+    frame = labelled_rows(frame, label, "rows", unlabelled)
     if unlabelled:
         out.log(f"ignoring {unlabelled['rows']} rows without a label")
         frame = frame.reset_index(drop=True)
@@ -413,8 +417,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if weight_column is not None and (args.weight_column or weight_column in frame.columns):
         if weight_column not in frame.columns:
             raise UsageError(f"--weight-column: {args.data} has no column {weight_column!r}; columns are "
-                             f"{', '.join(map(str, frame.columns))}{_suggest(weight_column, list(frame.columns))}")
-        weights, problem = _weight_column_values(frame, weight_column)
+                             f"{', '.join(map(str, frame.columns))}{did_you_mean(weight_column, list(frame.columns))}")
+        weights, problem = weight_column_values(frame, weight_column)
         if problem:
             raise InputError(f"{args.data}: {problem}")
     with _progress_on_stderr(args.quiet or args.json):

@@ -131,7 +131,8 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     from . import registry as _registry
     from .data import as_table, infer_roles
     from .estimator import AutoMM
-    from .recipes import _labelled_rows, _suggest, read_table, resolve_image_paths
+    from .suggestions import did_you_mean
+    from .tables import labelled_rows, read_table, resolve_image_paths
     from .roles import BASE_ROLES
 
     data = Path(data)
@@ -140,10 +141,10 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     if len(set(columns)) != len(columns):
         raise InputError(f"{str(data)!r}: column names must be unique, got {columns}")
     if label not in columns:
-        hint = _suggest(label, columns) or "."
+        hint = did_you_mean(label, columns) or "."
         raise LabelColumnError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(columns)}")
     frame.columns = columns
-    labelled = _labelled_rows(frame, label, "rows", {})
+    labelled = labelled_rows(frame, label, "rows", {})
     if labelled.empty:
         raise InputError(f"--label: every value of column {label!r} in {str(data)!r} is missing")
     sample = labelled.head(_SAMPLE_ROWS)

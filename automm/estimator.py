@@ -417,9 +417,9 @@ class AutoMM(BaseEstimator):
 
         known = ("auto", *CLASSIFICATION_METRICS, *REGRESSION_METRICS)
         if not isinstance(self.metric, str) or self.metric not in known:
-            from .recipes import _suggest
+            from .suggestions import did_you_mean
 
-            raise InputError(f"metric: expected one of {list(known)}, got {self.metric!r}{_suggest(self.metric, known)}")
+            raise InputError(f"metric: expected one of {list(known)}, got {self.metric!r}{did_you_mean(self.metric, known)}")
         if problem_type == "regression" and self.metric in CLASSIFICATION_METRICS:
             raise InputError(f"metric: {self.metric!r} is a classification metric, but y is a regression target; "
                              f"use one of {list(REGRESSION_METRICS)}")
@@ -823,10 +823,10 @@ class AutoMM(BaseEstimator):
                                  "columns or a list of records (dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
             if missing:
-                from .recipes import _close_match
+                from .suggestions import close_match
 
                 unknown = [str(c) for c in table.names if c not in self.columns_]
-                renamed = [f"{close!r} to {c!r}" for c in missing if (close := _close_match(str(c), unknown))]
+                renamed = [f"{close!r} to {c!r}" for c in missing if (close := close_match(str(c), unknown))]
                 hint = f"; rename {', '.join(renamed)}?" if renamed else ""
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint} (to "
                                  "predict without one, give its column with None in every row)")

@@ -393,12 +393,12 @@ def _matching(root: Path, encoder: str | None) -> list[Path]:
               or (not wildcard and d.name.rsplit("-", 1)[0] == pattern)]
     if not chosen:
         from .exceptions import InputError
-        from .recipes import _suggest
+        from .suggestions import did_you_mean
 
         names = sorted({d.name.rsplit("-", 1)[0] for d in namespaces})
         held = f"features of {', '.join(repr(d.name) for d in namespaces)}" if namespaces else "no features"
         raise InputError(f"encoder: no features of {pattern!r} in the cache under {str(root)!r}, which holds {held}"
-                         + _suggest(pattern, names))
+                         + did_you_mean(pattern, names))
     return chosen
 
 

@@ -7,7 +7,6 @@ variable ``AUTOMM_DISABLE_PLUGIN_AUTOLOAD`` is set to a true value.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 import os
@@ -20,6 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .exceptions import UnknownComponentError, PluginError
+from .suggestions import close_match
 
 __all__ = [
     "ComponentSpec",
@@ -165,8 +165,8 @@ class Registry:
             return self._specs[kind][name]
         except KeyError:
             known = sorted(self._specs[kind])
-            close = difflib.get_close_matches(str(name), known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            close = close_match(str(name), known)
+            hint = f" Did you mean {close!r}?" if close else ""
             raise UnknownComponentError(
                 f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known) or '(none)'}") from None
 

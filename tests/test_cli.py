@@ -217,7 +217,7 @@ def test_a_weight_column_weighs_the_fit_and_the_test_metrics(capsys, regression_
     summary = json.loads(result.out)
     assert summary["weight_column"] == "w" and summary["test_weighted"]
     from automm import AutoMM
-    from automm.recipes import compute_metrics
+    from automm.evaluation import compute_metrics
 
     model = AutoMM.load(tmp_path / "model", device="cpu")
     test = frame[frame.part == "test"]

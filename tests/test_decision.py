@@ -118,7 +118,7 @@ def test_the_command_line_reports_the_rule(tmp_path, capsys):
 def test_binary_f1_of_the_positive_class():
     from sklearn.metrics import f1_score
 
-    from automm.recipes import positive_class
+    from automm.evaluation import positive_class
 
     X, y = _texts(800, seed=0)
     X_test, y_test = _texts(1000, seed=1)

@@ -93,7 +93,8 @@ def test_a_classification_metric_for_a_regression_target_fails():
 
 
 def test_binary_f1_is_the_positive_class_s_and_tested_in_recipes():
-    from automm.recipes import compute_metrics, validate_recipe
+    from automm.evaluation import compute_metrics
+    from automm.recipes import validate_recipe
 
     y_true, y_pred = np.array(["no", "yes", "yes", "no"]), np.array(["yes", "yes", "no", "no"])
     assert compute_metrics("binary", y_true, y_pred, positive="yes")["f1"] == pytest.approx(0.5)

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from automm import AutoMM, AutoMMRegressor, hookimpl
-from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, RecipeError, apply_overrides, compute_metrics,
-                            dump_recipe, fit_recipe, from_recipe_with_data, load_recipe, read_recipe_file,
-                            validate_recipe)
+from automm.evaluation import compute_metrics
+from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, RecipeError, apply_overrides, dump_recipe,
+                            fit_recipe, from_recipe_with_data, load_recipe, read_recipe_file, validate_recipe)
 
 from conftest import REPO, shared_data_dir
 

@@ -1,0 +1,50 @@
+"""Test metrics of a fitted model's predictions: what ``automm fit`` and ``automm evaluate`` report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["compute_metrics", "positive_class"]
+
+
+def positive_class(estimator) -> Any:
+    """A fitted binary classifier's positive class (the second of ``classes_``), else None."""
+    if getattr(estimator, "problem_type_", None) != "binary":
+        return None
+    positive = estimator.classes_[1]
+    return positive.item() if isinstance(positive, np.generic) else positive
+
+
+def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: Any = None,
+                    positive: Any = None) -> dict:
+    """Accuracy, balanced accuracy, macro/weighted F1 and, for a binary problem with its
+    ``positive`` class given, the positive class's F1 (classification), or R², RMSE, MAE
+    (regression), plus ``n``; each weighted by ``sample_weight`` when given."""
+    from sklearn import metrics
+
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if problem_type == "regression":
+        y_true = y_true.astype(float)
+        y_pred = y_pred.astype(float)
+        return {"n": int(len(y_true)),
+                "r2": float(metrics.r2_score(y_true, y_pred, sample_weight=w)) if len(y_true) > 1 else float("nan"),
+                "rmse": float(np.sqrt(metrics.mean_squared_error(y_true, y_pred, sample_weight=w))),
+                "mae": float(metrics.mean_absolute_error(y_true, y_pred, sample_weight=w))}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if y_true.dtype != y_pred.dtype:  # e.g. labels read back from CSV as numbers vs strings
+            y_true, y_pred = y_true.astype(str), y_pred.astype(str)
+            positive = None if positive is None else str(positive)
+        result = {"n": int(len(y_true)), "accuracy": float(metrics.accuracy_score(y_true, y_pred, sample_weight=w)),
+                  "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred, sample_weight=w)),
+                  "macro_f1": float(metrics.f1_score(y_true, y_pred, average="macro", sample_weight=w)),
+                  "weighted_f1": float(metrics.f1_score(y_true, y_pred, average="weighted", sample_weight=w))}
+        if problem_type == "binary" and positive is not None:
+            result["f1"] = float(metrics.f1_score(y_true == positive, y_pred == positive, sample_weight=w))
+        return result

@@ -1,0 +1,148 @@
+"""Data files as tables: reading CSV, TSV, Parquet files and image folders, their headers,
+image paths relative to a folder, and the label and weight columns of labelled rows.
+
+Shared by recipes (:mod:`automm.recipes`), the command line and ``automm init``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .exceptions import InputError
+
+__all__ = ["read_table", "read_header", "data_format", "parquet_engine", "resolve_image_paths", "labelled_rows",
+           "weight_column_values"]
+
+
+def data_format(file: Path, declared: str | None) -> str | None:
+    if declared:
+        return declared
+    if file.is_dir():
+        return "folder"
+    suffixes = [s.lower() for s in file.suffixes]
+    while suffixes and suffixes[-1] in (".gz", ".bz2", ".zip", ".xz", ".zst"):
+        suffixes.pop()
+    last = suffixes[-1] if suffixes else ""
+    return {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}.get(last)
+
+
+def parquet_engine() -> str | None:
+    import importlib.util
+
+    for engine in ("pyarrow", "fastparquet"):
+        if importlib.util.find_spec(engine) is not None:
+            return engine
+    return None
+
+
+def read_header(file: Path, fmt: str) -> list[str]:
+    import pandas as pd
+
+    if fmt == "folder":
+        from .folders import folder_columns
+
+        return folder_columns(file)
+    if fmt == "parquet":
+        if parquet_engine() == "pyarrow":
+            import pyarrow.parquet as pq
+
+            return [str(c) for c in pq.read_schema(str(file)).names]
+        return [str(c) for c in pd.read_parquet(file).columns]
+    frame = pd.read_csv(file, nrows=0, sep="\t" if fmt == "tsv" else ",")
+    return [str(c) for c in frame.columns]
+
+
+def read_table(path: str | os.PathLike, fmt: str | None = None):
+    """A DataFrame from a CSV/TSV/Parquet file, or from a folder of images (class folders:
+    :func:`automm.folders.read_image_folder`); :class:`InputError` naming the file if unreadable."""
+    import pandas as pd
+
+    file = Path(path)
+    if file.is_dir() and fmt in (None, "folder"):
+        from .folders import read_image_folder
+
+        return read_image_folder(file)
+    if not file.is_file():
+        raise FileNotFoundError(f"data file not found: {str(file)!r}")
+    fmt = data_format(file, fmt)
+    if fmt is None:
+        raise InputError(f"{str(file)!r}: cannot tell the format from the name; use a .csv, .tsv or .parquet file, "
+                         "or a folder of images")
+    try:
+        if fmt == "parquet":
+            if parquet_engine() is None:
+                raise InputError(f"{str(file)!r}: reading Parquet needs the pyarrow package: pip install pyarrow")
+            return pd.read_parquet(file)
+        return pd.read_csv(file, sep="\t" if fmt == "tsv" else ",")
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - parser/encoding errors in a user's file
+        raise InputError(f"{str(file)!r}: cannot read it as {fmt}: {type(exc).__name__}: {exc}") from None
+
+
+def _image_columns(frame, roles: Mapping[str, str]) -> list[str]:
+    from .roles import looks_like_image_path
+
+    columns = []
+    for column in frame.columns:
+        role = roles.get(column)
+        if role is not None:
+            if role == "image":
+                columns.append(column)
+            continue
+        values = [v for v in frame[column].head(500).tolist() if isinstance(v, str) and v.strip()]
+        if values and sum(looks_like_image_path(v) for v in values) >= 0.8 * len(values):
+            columns.append(column)
+    return columns
+
+
+def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str] | None = None):
+    """A copy of ``frame`` whose relative image paths (in columns of role image, or that look
+    like image paths) point into the first of ``folders`` where the file exists (else the first)."""
+    columns = _image_columns(frame, roles or {})
+    if not columns:
+        return frame
+    frame = frame.copy()
+    folders = [Path(f) for f in folders]
+
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip() or "://" in value or os.path.isabs(value):
+            return value
+        for folder in folders:
+            candidate = folder / value
+            if candidate.exists():
+                return str(candidate)
+        return str(folders[0] / value)
+    for column in columns:
+        frame[column] = [resolve(v) for v in frame[column].tolist()]
+    return frame
+
+
+def labelled_rows(frame, label: str, part: str, counts: dict[str, int]):
+    """The rows of ``frame`` (None stays None) that have a label; counts the others in ``counts``."""
+    if frame is None or label not in frame.columns:
+        return frame
+    from .data import is_missing
+
+    keep = [not is_missing(v) for v in frame[label].tolist()]
+    if all(keep):
+        return frame
+    counts[part] = len(keep) - sum(keep)
+    return frame[keep]
+
+
+def weight_column_values(frame, column: str) -> tuple[np.ndarray, str | None]:
+    """Column ``column`` of ``frame`` as sample weights, and what is wrong with it (None when
+    every value is a number >= 0)."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+    if not len(bad):
+        return values, None
+    shown = ", ".join(repr(frame[column].iloc[i]) for i in bad[:3])
+    return values, f"column {column!r} needs numbers >= 0; {len(bad)} rows are not ({shown})"
