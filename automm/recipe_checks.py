@@ -149,6 +149,7 @@ class RecipeError(AutoMMError, ValueError):
 
 
 def join_path(path: str, key: Any) -> str:
+    """The key path of ``key`` under ``path`` (``search`` + ``pruner`` → ``search.pruner``)."""
     return f"{path}.{key}" if path else str(key)
 
 
@@ -748,8 +749,11 @@ def _check_output(ck: _Checker, section: Any) -> None:
 
 
 def check_recipe(recipe: Mapping, *, check_data: bool, require_data: bool, base_dir: Path,
-           known: Sequence[Problem] = ()) -> list[Problem]:
-    """``known`` problems (e.g. unset environment variables) are kept, first."""
+                 known: Sequence[Problem] = ()) -> list[Problem]:
+    """Every problem of ``recipe`` (a mapping, overrides and environment variables applied);
+    ``check_data`` reads the data files' headers (relative paths against ``base_dir``),
+    ``require_data`` makes the data section mandatory. ``known`` problems (e.g. unset
+    environment variables) are kept, first."""
     from . import registry as _registry
 
     ck = _Checker(check_data=check_data, base_dir=base_dir, registry=_registry.get_registry())
@@ -822,6 +826,7 @@ def _with_suggestions(message: str) -> str:
 
 
 def get_key_path(mapping: Mapping, path: str) -> tuple[bool, Any]:
+    """(found, value) at the dotted key ``path`` of a nested mapping."""
     node: Any = mapping
     for key in path.split("."):
         if not isinstance(node, Mapping) or key not in node:
@@ -831,6 +836,7 @@ def get_key_path(mapping: Mapping, path: str) -> tuple[bool, Any]:
 
 
 def set_key_path(mapping: dict, path: str, value: Any) -> None:
+    """Set the dotted key ``path`` of a nested dict, creating the mappings on the way."""
     keys = path.split(".")
     node = mapping
     for key in keys[:-1]:

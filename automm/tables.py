@@ -19,6 +19,8 @@ __all__ = ["read_table", "read_header", "data_format", "parquet_engine", "resolv
 
 
 def data_format(file: Path, declared: str | None) -> str | None:
+    """``declared``, else the format ``file``'s name says (a compression suffix skipped), 'folder'
+    for a directory; None when the name says nothing."""
     if declared:
         return declared
     if file.is_dir():
@@ -31,6 +33,7 @@ def data_format(file: Path, declared: str | None) -> str | None:
 
 
 def parquet_engine() -> str | None:
+    """The installed package pandas can read Parquet with, or None."""
     import importlib.util
 
     for engine in ("pyarrow", "fastparquet"):
@@ -40,6 +43,7 @@ def parquet_engine() -> str | None:
 
 
 def read_header(file: Path, fmt: str) -> list[str]:
+    """The column names of a data file (or an image folder's table) without reading its rows."""
     import pandas as pd
 
     if fmt == "folder":
