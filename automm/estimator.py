@@ -476,7 +476,14 @@ class AutoMM(BaseEstimator):
         if X_val is None or y_val is None:
             given, other = ("y_val", "X_val") if X_val is None else ("X_val", "y_val")
             raise InputError(f"{other}: {given} was given without it; validation data need both X_val and y_val")
-        if table.positional:
+        if table.positional and isinstance(X_val, np.ndarray) and X_val.ndim == 2:  # a table by position, as X
+            val_table = _validation_table((X_val,), records=False)
+            if len(val_table.names) != len(table.names):
+                n = len(val_table.names)
+                raise InputError(f"X_val: an array of {n} column{'s' if n != 1 else ''}; fit was given "
+                                 f"{len(table.names)} ({', '.join(table.names)})")
+            val_table = Table(dict(zip(table.names, val_table.columns.values())), True)
+        elif table.positional:
             if len(table.names) > 1 or (isinstance(X_val, tuple) and len(X_val) == 1):
                 if not isinstance(X_val, (tuple, list)) or len(X_val) != len(table.names):
                     raise InputError(f"X_val: fit was given {len(table.names)} positional inputs; pass X_val as a "

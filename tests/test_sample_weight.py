@@ -327,6 +327,19 @@ def test_validation_data_must_have_the_columns_of_X(emoji_split):
                              X_val=(["does-not-exist.png"], ["x"]), y_val=[train["category"].iloc[0]])
 
 
+
+def test_an_array_fitted_model_takes_its_validation_data_as_an_array(emoji_split):
+    """X as a 2-D array (what a pipeline passes on): X_val is one the same shape, its columns by position."""
+    train, test = emoji_split
+    X, X_val = train[["image", "name"]].to_numpy(), test[["image", "name"]].head(60).to_numpy()
+    y_val = test["category"].head(60)
+    est = AutoMM(**tiny(max_epochs=2)).fit(X, train["category"], X_val=X_val, y_val=y_val)
+    assert est.column_roles_ == {"x0": "image", "x1": "text"}
+    assert est.best_score_ == pytest.approx(est.score(X_val, y_val), abs=1e-6)
+    with pytest.raises(InputError, match=r"X_val: an array of 1 column; fit was given 2 \(x0, x1\)"):
+        AutoMM(**tiny()).fit(X, train["category"], X_val=X_val[:, :1], y_val=y_val)
+
+
 def test_balanced_class_weights_count_sample_weights_over_the_training_rows():
     texts, labels = _conflicting_texts()  # 24 warm, 40 cold
     weights = np.where(np.asarray(labels) == "cold", 0.5, 1.0)  # totals: warm 24, cold 20
