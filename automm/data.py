@@ -22,7 +22,7 @@ import torch
 
 from .components.base import MISSING, Encoder
 from .exceptions import InputError
-from .roles import as_datetime, modality_of_role
+from .roles import as_datetime, looks_like_image_path, modality_of_role
 
 __all__ = [
     "Table",
@@ -125,6 +125,54 @@ def _column_from_array(name: str, value: Any) -> Sequence[Any]:
     return list(value)
 
 
+#: Leading bytes of encoded images: PNG, JPEG, GIF, BMP, TIFF (both byte orders), WebP (after RIFF).
+_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+_NOT_AN_IMAGE_RECORD = object()
+
+
+def _image_record(value: Mapping) -> Any:
+    """An image cell as Hugging Face ``datasets`` (and its Parquet files) store it,
+    ``{"bytes": ..., "path": ...}``: its encoded bytes, else its image path, None when it has
+    neither; :data:`_NOT_AN_IMAGE_RECORD` for any other mapping."""
+    if not value or not set(value) <= {"bytes", "path"}:
+        return _NOT_AN_IMAGE_RECORD
+    data, path = value.get("bytes"), value.get("path")
+    if isinstance(data, (bytes, bytearray)) and data:
+        image = data.startswith(_IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        return bytes(data) if image else _NOT_AN_IMAGE_RECORD
+    if data is not None and not (isinstance(data, (bytes, bytearray)) and not data):
+        return _NOT_AN_IMAGE_RECORD
+    if path is None or (isinstance(path, str) and not path.strip()):
+        return None
+    return path if looks_like_image_path(path) else _NOT_AN_IMAGE_RECORD
+
+
+def _unwrap_image_records(column: Sequence[Any]) -> Sequence[Any]:
+    """``column`` with its image records (see :func:`_image_record`) replaced by their bytes or
+    path, when every value present is one; otherwise ``column`` itself."""
+    if not isinstance(column, list):
+        return column
+    first = next((v for v in column if not is_missing(v)), None)
+    if not isinstance(first, Mapping):
+        return column
+    unwrapped = []
+    for value in column:
+        if isinstance(value, Mapping):
+            value = _image_record(value)
+            if value is _NOT_AN_IMAGE_RECORD:
+                return column
+        elif not is_missing(value):
+            return column
+        unwrapped.append(value)
+    return unwrapped
+
+
+def _image_records_only(values: Sequence[Any]) -> bool:
+    """Whether the values present are all image records (one image column, not a table)."""
+    column = list(values)
+    return _unwrap_image_records(column) is not column
+
+
 def _records(value: Any) -> bool:
     """Whether ``value`` is a list of records (dicts, one per sample; None for an empty one)."""
     return (isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value)
@@ -190,7 +238,8 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
         elif isinstance(x, np.ndarray) and x.ndim == 2:  # numbers, strings or objects (what pipelines pass on)
             table = Table({f"x{j}": _column_from_array(argument, x[:, j]) for j in range(x.shape[1])},
                           positional=True)
-        elif records and _records(x) and not _claimed_by_a_modality(x, plugin_manager):
+        elif (records and _records(x) and not _claimed_by_a_modality(x, plugin_manager)
+              and not _image_records_only(x)):
             table = _records_table(x, argument)
         else:
             table = Table({"x0": _column_from_array(argument, x)}, positional=True)
@@ -200,6 +249,7 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
     lengths = {name: len(col) for name, col in table.columns.items()}
     if len(set(lengths.values())) > 1:
         raise InputError(f"{argument}: inputs have different lengths: {lengths}")
+    table.columns = {name: _unwrap_image_records(column) for name, column in table.columns.items()}
     if len(table) == 0:
         raise InputError(f"{argument}: empty input (0 samples)")
     return table

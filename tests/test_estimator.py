@@ -136,6 +136,37 @@ def test_a_list_of_records_is_a_table(emoji_split):
         AutoMM(**tiny()).fit(train["image"], records, train["category"])
 
 
+
+def test_image_records_as_hugging_face_datasets_store_them(emoji_split, tmp_path):
+    """An image cell ``{"bytes": ..., "path": ...}`` (a ``datasets`` Image column in pandas, or
+    read from its Parquet files) is that image: its bytes, else its path."""
+    train, test = emoji_split
+
+    def records(frame, with_bytes=True):
+        return [{"bytes": Path(p).read_bytes() if with_bytes else None, "path": p} for p in frame["image"]]
+
+    frame = pd.DataFrame({"image": records(train), "name": train["name"]})
+    frame.loc[5, "image"] = None  # a missing image stays missing
+    clf = AutoMM(**tiny(max_epochs=2)).fit(frame, train["category"])
+    assert clf.column_roles_ == {"image": "image", "name": "text"}
+    by_path = clf.predict(test[["image", "name"]])
+    as_bytes = clf.predict(pd.DataFrame({"image": records(test), "name": test["name"]}))
+    as_paths = clf.predict(pd.DataFrame({"image": records(test, with_bytes=False), "name": test["name"]}))
+    assert list(as_bytes) == list(by_path) and list(as_paths) == list(by_path)
+    parquet = tmp_path / "images.parquet"
+    pd.DataFrame({"image": records(test), "name": test["name"]}).to_parquet(parquet)
+    assert list(clf.predict(pd.read_parquet(parquet))) == list(by_path)
+    # positional: one column of records, alone or beside the names
+    alone = AutoMM(**tiny(max_epochs=1)).fit(records(train), train["category"])
+    assert alone.column_roles_ == {"x0": "image"}
+    assert AutoMM(**tiny(max_epochs=1)).fit(records(train), train["name"], train["category"]).column_roles_ == {
+        "x0": "image", "x1": "text"}
+    # records of other bytes (a sound, say) are not images: still refused as dicts
+    sounds = [{"bytes": b"RIFF\x24\x00\x00\x00WAVEfmt ", "path": "a.wav"} for _ in range(len(train))]
+    with pytest.raises(InputError, match="column 'sound': values are dicts"):
+        AutoMM(**tiny()).fit(pd.DataFrame({"sound": sounds, "name": train["name"]}), train["category"])
+
+
 def test_image_arrays_pil_greyscale_and_transparent(emoji_split):
     train, _ = emoji_split
     rng = np.random.default_rng(0)

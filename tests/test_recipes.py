@@ -339,6 +339,22 @@ def test_data_from_train_and_test_files_with_images_relative_to_the_recipe(tmp_p
     assert all(p.startswith(str(tmp_path / "images")) for p in data.X_test["image"])
 
 
+
+def test_data_from_a_parquet_file_with_image_records(tmp_path, emoji_sample):
+    """A Parquet file as a ``datasets`` export writes it: images as {bytes, path} records."""
+    frame = emoji_sample.head(30).copy()
+    frame["image"] = [{"bytes": Path(p).read_bytes(), "path": Path(p).name} for p in frame["image"]]
+    frame.to_parquet(tmp_path / "items.parquet")
+    recipe = {"data": {"path": "items.parquet", "label": "category", "split_column": "split"}}
+    data = load_recipe(recipe, base_dir=tmp_path, require_data=True).load_data()
+    assert list(data.X_train.columns) == ["image", "name"] and len(data.X_train) + len(data.X_test) == 30
+    with pytest.raises(RecipeError, match=r"data.label: .*did you mean 'category'"):  # the header read, not the rows
+        load_recipe({"data": {"path": "items.parquet", "label": "categroy"}}, base_dir=tmp_path)
+    estimator = load_recipe(recipe, ["training.max_epochs=1"], base_dir=tmp_path).estimator()
+    estimator.fit(data.X_train, data.y_train)
+    assert estimator.column_roles_ == {"image": "image", "name": "text"}
+
+
 def test_compute_metrics():
     m = compute_metrics("multiclass", np.array(["a", "b", "b", "c"]), np.array(["a", "b", "c", "c"]))
     assert m["n"] == 4 and m["accuracy"] == 0.75 and 0 < m["macro_f1"] < 1
