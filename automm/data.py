@@ -1,8 +1,9 @@
 """From user input to batches: input normalisation, validation, roles, dataset, collation.
 
 User input arrives either as several positional inputs (``fit(X_img, X_txt, y)``), each one
-column, or as one table (a pandas DataFrame or a dict of equal-length columns). Both become a
-:class:`Table` (named columns of equal length). Columns get roles (image, text, numeric,
+column, or as one table (a pandas DataFrame, a dict of equal-length columns, a list of records
+or a 2-D array). Both become a :class:`Table` (named columns of equal length); image records
+``{"bytes", "path"}`` (Hugging Face ``datasets``) become their bytes or path. Columns get roles (image, text, numeric,
 categorical, datetime, or a plugin's modality); roles group into :class:`InputSpec` s, one per
 encoder: each image/text/... column is its own input, all numeric, categorical and datetime
 columns share one ``tabular`` input.
