@@ -3,10 +3,10 @@
 User input arrives either as several positional inputs (``fit(X_img, X_txt, y)``), each one
 column, or as one table (a pandas DataFrame, a dict of equal-length columns, a list of records
 or a 2-D array). Both become a :class:`Table` (named columns of equal length); image records
-``{"bytes", "path"}`` (Hugging Face ``datasets``) become their bytes or path. Columns get roles (image, text, numeric,
-categorical, datetime, or a plugin's modality); roles group into :class:`InputSpec` s, one per
-encoder: each image/text/... column is its own input, all numeric, categorical and datetime
-columns share one ``tabular`` input.
+``{"bytes", "path"}`` (Hugging Face ``datasets``) become their bytes or path. Columns get roles
+(image, text, numeric, categorical, datetime, or a plugin's modality); roles group into
+:class:`InputSpec` s, one per encoder: each image/text/... column is its own input, all
+numeric, categorical and datetime columns share one ``tabular`` input.
 """
 
 from __future__ import annotations
@@ -212,10 +212,12 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
     """Normalise ``fit``/``predict`` inputs to a :class:`Table`.
 
     One DataFrame, dict of columns, list of records (dicts, one per sample) or 2-D array
-    (numbers, strings or objects, as scikit-learn's transformers pass them on) → named columns; otherwise each positional input is one column, named ``x0``,
-    ``x1``, ... A list of dicts stays one column when ``records`` is false, or when a plugin's
-    role rule (asked through ``plugin_manager``) claims its dicts as values of a modality
-    (an audio plugin's ``{"array": ..., "sampling_rate": ...}`` clips).
+    (numbers, strings or objects, as scikit-learn's transformers pass them on) → named
+    columns; otherwise each positional input is one column, named ``x0``, ``x1``, ... A list
+    of dicts stays one column when ``records`` is false, when a plugin's role rule (asked
+    through ``plugin_manager``) claims its dicts as values of a modality (an audio plugin's
+    ``{"array": ..., "sampling_rate": ...}`` clips), or when they are image records
+    (``{"bytes": ..., "path": ...}``). Image records become their bytes or path.
     """
     if not inputs:
         raise InputError(f"{argument}: no input given; pass images and/or texts (or one table of columns)")
