@@ -138,40 +138,32 @@ def _image_record(value: Mapping) -> Any:
     if not value or not set(value) <= {"bytes", "path"}:
         return _NOT_AN_IMAGE_RECORD
     data, path = value.get("bytes"), value.get("path")
-    if isinstance(data, (bytes, bytearray)) and data:
+    if data is not None and not isinstance(data, (bytes, bytearray)):
+        return _NOT_AN_IMAGE_RECORD
+    if data:
         image = data.startswith(_IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
         return bytes(data) if image else _NOT_AN_IMAGE_RECORD
-    if data is not None and not (isinstance(data, (bytes, bytearray)) and not data):
-        return _NOT_AN_IMAGE_RECORD
     if path is None or (isinstance(path, str) and not path.strip()):
         return None
     return path if looks_like_image_path(path) else _NOT_AN_IMAGE_RECORD
 
 
-def _unwrap_image_records(column: Sequence[Any]) -> Sequence[Any]:
-    """``column`` with its image records (see :func:`_image_record`) replaced by their bytes or
-    path, when every value present is one; otherwise ``column`` itself."""
+def _image_record_column(column: Sequence[Any]) -> bool:
+    """Whether ``column`` is a list whose values present are all image records (see
+    :func:`_image_record`), at least one of them."""
     if not isinstance(column, list):
-        return column
+        return False
     first = next((v for v in column if not is_missing(v)), None)
-    if not isinstance(first, Mapping):
+    return isinstance(first, Mapping) and all(
+        _image_record(v) is not _NOT_AN_IMAGE_RECORD if isinstance(v, Mapping) else is_missing(v) for v in column)
+
+
+def _unwrap_image_records(column: Sequence[Any]) -> Sequence[Any]:
+    """``column`` with its image records replaced by their bytes or path when it is an image
+    record column; otherwise ``column`` itself."""
+    if not _image_record_column(column):
         return column
-    unwrapped = []
-    for value in column:
-        if isinstance(value, Mapping):
-            value = _image_record(value)
-            if value is _NOT_AN_IMAGE_RECORD:
-                return column
-        elif not is_missing(value):
-            return column
-        unwrapped.append(value)
-    return unwrapped
-
-
-def _image_records_only(values: Sequence[Any]) -> bool:
-    """Whether the values present are all image records (one image column, not a table)."""
-    column = list(values)
-    return _unwrap_image_records(column) is not column
+    return [_image_record(v) if isinstance(v, Mapping) else v for v in column]
 
 
 def _records(value: Any) -> bool:
@@ -242,7 +234,7 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             table = Table({f"x{j}": _column_from_array(argument, x[:, j]) for j in range(x.shape[1])},
                           positional=True)
         elif (records and _records(x) and not _claimed_by_a_modality(x, plugin_manager)
-              and not _image_records_only(x)):
+              and not _image_record_column(list(x))):
             table = _records_table(x, argument)
         else:
             table = Table({"x0": _column_from_array(argument, x)}, positional=True)

@@ -476,22 +476,22 @@ class AutoMM(BaseEstimator):
         if X_val is None or y_val is None:
             given, other = ("y_val", "X_val") if X_val is None else ("X_val", "y_val")
             raise InputError(f"{other}: {given} was given without it; validation data need both X_val and y_val")
-        if table.positional and isinstance(X_val, np.ndarray) and X_val.ndim == 2:  # a table by position, as X
-            val_table = _validation_table((X_val,), records=False)
-            if len(val_table.names) != len(table.names):
+        if table.positional:
+            if isinstance(X_val, np.ndarray) and X_val.ndim == 2:  # a table by position, as X
+                val_table = _validation_table((X_val,), records=False)
                 n = len(val_table.names)
-                raise InputError(f"X_val: an array of {n} column{'s' if n != 1 else ''}; fit was given "
-                                 f"{len(table.names)} ({', '.join(table.names)})")
-            val_table = Table(dict(zip(table.names, val_table.columns.values())), True)
-        elif table.positional:
-            if len(table.names) > 1 or (isinstance(X_val, tuple) and len(X_val) == 1):
-                if not isinstance(X_val, (tuple, list)) or len(X_val) != len(table.names):
-                    raise InputError(f"X_val: fit was given {len(table.names)} positional inputs; pass X_val as a "
-                                     f"tuple of {len(table.names)} inputs in the same order")
-                inputs = tuple(X_val)
+                if n != len(table.names):
+                    raise InputError(f"X_val: an array of {n} column{'s' if n != 1 else ''}; fit was given "
+                                     f"{len(table.names)} ({', '.join(table.names)})")
             else:
-                inputs = (X_val,)
-            val_table = _validation_table(inputs, records=False)
+                if len(table.names) > 1 or (isinstance(X_val, tuple) and len(X_val) == 1):
+                    if not isinstance(X_val, (tuple, list)) or len(X_val) != len(table.names):
+                        raise InputError(f"X_val: fit was given {len(table.names)} positional inputs; pass X_val as "
+                                         f"a tuple of {len(table.names)} inputs in the same order")
+                    inputs = tuple(X_val)
+                else:
+                    inputs = (X_val,)
+                val_table = _validation_table(inputs, records=False)
             val_table = Table(dict(zip(table.names, val_table.columns.values())), True)
         else:
             val_table = _validation_table((X_val,))

@@ -20,7 +20,7 @@ import numpy as np
 from .exceptions import AutoMMError, InputError
 from . import registry as _registry
 from .roles import BASE_ROLES
-from .suggestions import did_you_mean
+from .suggestions import close_match, did_you_mean
 from .tables import data_format, parquet_engine, read_header
 from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
 
@@ -754,8 +754,6 @@ def check_recipe(recipe: Mapping, *, check_data: bool, require_data: bool, base_
     ``check_data`` reads the data files' headers (relative paths against ``base_dir``),
     ``require_data`` makes the data section mandatory. ``known`` problems (e.g. unset
     environment variables) are kept, first."""
-    from . import registry as _registry
-
     ck = _Checker(check_data=check_data, base_dir=base_dir, registry=_registry.get_registry())
     ck.problems.extend(known)
     ck.mapping(recipe, "", TOP_KEYS, null_ok=False)
@@ -820,8 +818,7 @@ def _with_suggestions(message: str) -> str:
         unknown, expected = ast.literal_eval(match.group(1)), ast.literal_eval(match.group(2))
     except (ValueError, SyntaxError):
         return message
-    hints = [f"{key!r} → {did_you_mean(key, expected)[len('; did you mean '):-1]}" for key in unknown
-             if did_you_mean(key, expected)]
+    hints = [f"{key!r} → {close!r}" for key in unknown if (close := close_match(key, expected)) is not None]
     return message + (f"; did you mean {', '.join(hints)}?" if hints else "")
 
 
