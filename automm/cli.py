@@ -485,13 +485,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _plugin_inventory() -> dict:
     from . import __version__
     from .builtin import DEFAULT_PLUGINS
-    from .registry import KINDS, get_registry
+    from .registry import KINDS, get_registry, skipped_plugins
 
     reg = get_registry()
     pm = reg.plugin_manager
-    packages = {}
-    for plugin, dist in pm.list_plugin_distinfo():
-        packages[id(plugin)] = f"{dist.project_name} {dist.version}"
     components = []
     for kind in KINDS:
         for spec in reg.specs(kind):
@@ -503,10 +500,11 @@ def _plugin_inventory() -> dict:
         if plugin is None:  # blocked
             continue
         builtin = name in DEFAULT_PLUGINS
-        package = packages.get(id(plugin)) or (f"automm {__version__} (built-in)" if builtin else None)
+        package = reg.package_of(name) or (f"automm {__version__} (built-in)" if builtin else None)
         plugins.append({"name": name, "package": package, "builtin": builtin,
                         "components": sum(1 for c in components if c["plugin"] == name)})
-    return {"plugins": plugins, "components": components}
+    skipped = [{"name": name, **info} for name, info in sorted(skipped_plugins().items())]
+    return {"plugins": plugins, "components": components, "skipped": skipped}
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -518,6 +516,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     _Out.result(f"plugins ({len(plugins)})")
     _Out.result(_table([(p["name"], p["package"] or "-", p["components"]) for p in plugins],
                        headers=("plugin", "package", "components")))
+    if inventory["skipped"]:
+        _Out.result(f"\nskipped plugins ({len(inventory['skipped'])})")
+        _Out.result(_table([(p["name"], p["package"] or "-", p["reason"]) for p in inventory["skipped"]],
+                           headers=("plugin", "package", "why")))
     _Out.result(f"\ncomponents ({len(components)})")
     _Out.result(_table([(c["kind"], c["name"], c["modality"] or "-", c["plugin"], c["package"] or "-")
                         for c in components], headers=("kind", "name", "modality", "plugin", "package")))

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .components.base import Encoder, Fusion
+from .exceptions import PluginError
 
 __all__ = ["MultimodalNet", "move_to_device"]
 
@@ -30,7 +31,14 @@ class MultimodalNet(nn.Module):
             self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(fusion.output_dim, self.n_outputs))
 
     def encode(self, inputs: Mapping[str, object]) -> dict[str, torch.Tensor]:
-        return {name: encoder(inputs[name]) for name, encoder in self.encoders.items()}
+        embeddings = {}
+        for name, encoder in self.encoders.items():
+            embedding = encoder(inputs[name])
+            if embedding.dim() != 2 or embedding.shape[-1] != encoder.output_dim:
+                raise PluginError(f"encoder {type(encoder).__name__} of input {name!r} returned a tensor of shape "
+                                  f"{tuple(embedding.shape)}; its output_dim says (batch, {encoder.output_dim})")
+            embeddings[name] = embedding
+        return embeddings
 
     def embed(self, inputs: Mapping[str, object], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
         embeddings = self.encode(inputs)

@@ -287,6 +287,20 @@ def read_model_files(directory: Path, inputs: list, config: dict, n_outputs: int
     return model.eval()
 
 
+def _why_missing(plugin: str | None) -> str:
+    """Why a component a model needs is not registered: its plugin skipped, autoloading off, or
+    the plugin not installed."""
+    from . import registry
+
+    skipped = registry.skipped_plugins()
+    if plugin in skipped:
+        return f"which is installed but skipped: {skipped[plugin]['reason']}"
+    if registry.autoload_disabled():
+        return (f"which is not loaded: {registry.DISABLE_AUTOLOAD_ENV} is set, so only the built-in plugins are; "
+                "unset it (or install the plugin) to load this model")
+    return "which is not installed; install it to load this model"
+
+
 def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
     """Rebuild an estimator saved by :func:`save_model`."""
     from . import estimator as estimator_module
@@ -313,7 +327,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         except UnknownComponentError:
             raise ModelFormatError(
                 f"the model needs {info['kind']} {info['name']!r} from plugin {info.get('plugin')!r} (package "
-                f"{info.get('package') or 'unknown'}), which is not installed; install it to load this model") from None
+                f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'))}") from None
 
     cls_name = manifest["estimator"]
     cls = getattr(estimator_module, cls_name, None) or expected_class or estimator_module.AutoMM

@@ -39,6 +39,8 @@ __all__ = [
     "PluginLoadWarning",
     "ENTRY_POINT_GROUP",
     "split_component_choice",
+    "skipped_plugins",
+    "autoload_disabled",
 ]
 
 DISABLE_AUTOLOAD_ENV = "AUTOMM_DISABLE_PLUGIN_AUTOLOAD"
@@ -47,6 +49,8 @@ KINDS = ("encoder", "fusion", "augmentation", "dataset")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
 #: A configuration's stack of encoders on one input (``automm.components.stack``), never registered.
 RESERVED_ENCODER_NAME = "stack"
+#: The keyword arguments of the ``register`` callback a registration hook receives.
+REGISTER_KEYWORDS = ("modality", "output_dim", "defaults", "search_space", "description", "columns", "tags")
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,15 @@ class ComponentSpec:
         """Hyperparameters for this component suggested on an Optuna ``trial``."""
         if self.search_space is None:
             return {}
-        return dict(self.search_space(trial, prefix if prefix is not None else f"{self.name}."))
+        try:
+            return dict(self.search_space(trial, prefix if prefix is not None else f"{self.name}."))
+        except Exception as exc:
+            import optuna
+
+            if isinstance(exc, optuna.TrialPruned):
+                raise
+            raise PluginError(f"the search space of {self.kind} {self.name!r} (plugin {self.provider!r}) raised "
+                              f"{type(exc).__name__}: {exc}") from exc
 
 
 def _truthy(value: str | None) -> bool:
@@ -102,10 +114,26 @@ class Registry:
         self._collect()
 
     # -- collection -----------------------------------------------------------------
-    def _package_of(self, plugin_name: str) -> str | None:
+    def package_of(self, plugin_name: str) -> str | None:
+        """``"distribution version"`` of an entry-point plugin, None for an in-process one."""
         return _distributions(self.plugin_manager).get(plugin_name)
 
     def _collect(self) -> None:
+        """Every plugin's components. An entry-point plugin whose registration fails (its hook
+        raises, a duplicate or invalid name) is unregistered and skipped with a
+        :class:`PluginLoadWarning`, and the collection starts again without it; an in-process
+        plugin's failure (a built-in, or one given to :func:`reset_registry`) raises."""
+        while True:
+            self._specs = {kind: {} for kind in KINDS}
+            failure = self._collect_once()
+            if failure is None:
+                return
+            plugin_name, exc = failure
+            package = self.package_of(plugin_name)
+            self.plugin_manager.unregister(name=plugin_name)
+            _skip_plugin(self.plugin_manager, plugin_name, package, f"its components could not be registered: {exc}")
+
+    def _collect_once(self) -> tuple[str, Exception] | None:
         hooks = {
             "encoder": self.plugin_manager.hook.automm_register_encoders,
             "fusion": self.plugin_manager.hook.automm_register_fusions,
@@ -115,14 +143,28 @@ class Registry:
         for kind, caller in hooks.items():
             # Call each implementation separately so that every registration knows its provider.
             for impl in caller.get_hookimpls():
-                register = self._make_register(kind, impl.plugin_name, self._package_of(impl.plugin_name))
-                impl.function(register=register)
+                package = self.package_of(impl.plugin_name)
+                register = self._make_register(kind, impl.plugin_name, package)
+                try:
+                    impl.function(register=register)
+                except Exception as exc:  # noqa: BLE001 - third-party code
+                    if package is None:  # not from an entry point: the author is here, fail loudly
+                        raise
+                    return impl.plugin_name, exc
+        return None
 
     def _make_register(self, kind: str, provider: str, package: str | None) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], *, modality: str | None = None,
                      output_dim: Any = None, defaults: dict | None = None,
                      search_space: Callable[..., dict] | None = None, description: str = "",
-                     columns: Sequence[str] | None = None, tags: Sequence[str] = ()) -> None:
+                     columns: Sequence[str] | None = None, tags: Sequence[str] = (), **unknown: Any) -> None:
+            if unknown:
+                key = sorted(unknown)[0]
+                close = close_match(key, REGISTER_KEYWORDS)
+                hint = f" (did you mean {close!r}?)" if close else ""
+                raise PluginError(f"{kind} {name!r} registered by plugin {provider!r}: register() got an unknown "
+                                  f"keyword {key!r}{hint}; it takes name, factory and "
+                                  f"{', '.join(REGISTER_KEYWORDS)}")
             self._add(ComponentSpec(kind=kind, name=name, factory=factory, provider=provider, package=package,
                                     modality=modality, output_dim=output_dim, defaults=dict(defaults or {}),
                                     search_space=search_space, description=description,
@@ -174,6 +216,11 @@ class Registry:
         return sorted({s.modality for s in self._specs["encoder"].values() if s.modality})
 
 
+def autoload_disabled() -> bool:
+    """Whether ``AUTOMM_DISABLE_PLUGIN_AUTOLOAD`` turns entry-point plugins off."""
+    return _truthy(os.environ.get(DISABLE_AUTOLOAD_ENV))
+
+
 def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginManager:
     """A plugin manager with the hookspecs, the built-in plugins and (unless disabled)
     the plugins of the ``automm`` entry-point group."""
@@ -184,21 +231,22 @@ def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginMan
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
     if load_entrypoints is None:
-        load_entrypoints = not _truthy(os.environ.get(DISABLE_AUTOLOAD_ENV))
+        load_entrypoints = not autoload_disabled()
     if load_entrypoints:
         _load_entry_point_plugins(pm)
     return pm
 
 
 class PluginLoadWarning(UserWarning):
-    """An installed plugin could not be imported; automm goes on without it."""
+    """An installed plugin could not be loaded or registered, or implements a hook automm
+    does not have; automm goes on without it (or without that hook)."""
 
 
 def _load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
     """Register every plugin of the ``automm`` entry-point group. A plugin that fails to import
-    is skipped with a :class:`PluginLoadWarning` naming it and its distribution, so one broken
-    package does not take the built-ins down with it."""
-    import warnings
+    or to register (a hook whose arguments are not the hook's) is skipped with a
+    :class:`PluginLoadWarning` naming it and its distribution, so one broken package does not
+    take the built-ins down with it; a hook name automm does not know is warned about."""
     from importlib.metadata import distributions
 
     for dist in distributions():
@@ -207,14 +255,47 @@ def _load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
                 continue
             if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
                 continue
+            package = f"{dist.metadata['Name']} {dist.version}"
             try:
                 plugin = entry_point.load()
             except Exception as exc:  # noqa: BLE001 - any import failure of third-party code
-                warnings.warn(f"automm plugin {entry_point.name!r} from {dist.metadata['Name']} {dist.version} "
-                              f"could not be loaded and is skipped: {exc!r}", PluginLoadWarning, stacklevel=3)
+                _skip_plugin(pm, entry_point.name, package, f"could not be loaded: {exc!r}")
                 continue
-            pm.register(plugin, name=entry_point.name)
-            _distributions(pm)[entry_point.name] = f"{dist.metadata['Name']} {dist.version}"
+            try:
+                pm.register(plugin, name=entry_point.name)
+            except Exception as exc:  # noqa: BLE001 - pluggy's validation of third-party hooks
+                if pm.get_plugin(entry_point.name) is not None:  # pluggy registers before it validates
+                    pm.unregister(name=entry_point.name)
+                _skip_plugin(pm, entry_point.name, package, "could not be registered: " + " ".join(str(exc).split()))
+                continue
+            _distributions(pm)[entry_point.name] = package
+            _warn_unknown_hooks(pm, plugin, entry_point.name, package)
+
+
+def _skip_plugin(pm: pluggy.PluginManager, name: str, package: str | None, reason: str) -> None:
+    """Record (for ``automm plugins``) and warn that plugin ``name`` is left out."""
+    import warnings
+
+    _skipped(pm)[name] = {"package": package, "reason": reason}
+    warnings.warn(f"automm plugin {name!r}" + (f" from {package}" if package else "") + f" is skipped: {reason} "
+                  f"(uninstall it, or set {DISABLE_AUTOLOAD_ENV}=1 to load only the built-ins)",
+                  PluginLoadWarning, stacklevel=4)
+
+
+def _warn_unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str, package: str) -> None:
+    """Warn about a plugin's ``@hookimpl`` functions that name no automm hook (a typo such as
+    ``automm_register_encoder``): pluggy keeps them and never calls them."""
+    import warnings
+
+    known = sorted(n for n in dir(hookspecs) if n.startswith("automm_"))
+    for caller in pm.get_hookcallers(plugin) or ():
+        if caller.has_spec():
+            continue
+        close = close_match(caller.name, known)
+        hint = f"did you mean {close!r}? " if close else ""
+        warnings.warn(f"automm plugin {name!r} from {package} implements {caller.name!r}, which is not an automm "
+                      f"hook, so it is never called ({hint}the hooks: {', '.join(known)})",
+                      PluginLoadWarning, stacklevel=4)
 
 
 def _distributions(pm: pluggy.PluginManager) -> dict[str, str]:
@@ -222,6 +303,17 @@ def _distributions(pm: pluggy.PluginManager) -> dict[str, str]:
     if not hasattr(pm, "automm_distributions"):
         pm.automm_distributions = {}
     return pm.automm_distributions
+
+
+def skipped_plugins() -> dict[str, dict]:
+    """Installed plugins left out of the registry: name → ``{"package", "reason"}``."""
+    return dict(_skipped(get_registry().plugin_manager))
+
+
+def _skipped(pm: pluggy.PluginManager) -> dict[str, dict]:
+    if not hasattr(pm, "automm_skipped"):
+        pm.automm_skipped = {}
+    return pm.automm_skipped
 
 
 _lock = threading.Lock()

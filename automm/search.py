@@ -554,6 +554,18 @@ def _failure_reason(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
+def _record_failure(trial, ctx: SearchContext, exc: BaseException, seconds: float) -> None:
+    """A failed trial's reason and time on the trial (the leaderboard's ``reason``) and in the
+    search's list of failures (what ``fit`` raises with when every trial fails)."""
+    reason = _failure_reason(exc)
+    trial.set_user_attr(_ATTR + "reason", reason)
+    if reason != INTERRUPTED_REASON:
+        ctx.failures.append(reason)
+    trial.set_user_attr(_ATTR + "seconds", seconds)
+    if ctx.settings.verbose:
+        print(f"[automm] trial {trial.number} failed: {reason}", flush=True)
+
+
 def _budget_trials(trials: Sequence[Any]) -> list[Any]:
     """Trials that count towards ``n_trials``: not skipped, not a failure retried elsewhere."""
     from optuna.trial import TrialState
@@ -619,9 +631,13 @@ def _run_objective(trial, ctx: SearchContext):
     elif preset is not None:
         config = ctx.space.presets[int(preset)]
     else:
-        with device_scope(ctx.data.device):  # a component's space may depend on it (fine-tuning only on a GPU)
-            config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
-                                       augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
+        try:
+            with device_scope(ctx.data.device):  # a component's space may depend on it (fine-tuning only on a GPU)
+                config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
+                                           augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
+        except Exception as exc:  # a plugin's search-space function: a failed trial with its reason
+            _record_failure(trial, ctx, exc, seconds=0.0)
+            raise
     config = scale_frozen_batch(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
     trial.set_user_attr(_ATTR + "config", config)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device
@@ -654,13 +670,7 @@ def _run_objective(trial, ctx: SearchContext):
             if "params" in settings.objectives:
                 extra["n_params"] = int(sum(p.numel() for p in candidate.model.parameters()))
     except Exception as exc:
-        reason = _failure_reason(exc)
-        trial.set_user_attr(_ATTR + "reason", reason)
-        if reason != INTERRUPTED_REASON:
-            ctx.failures.append(reason)
-        trial.set_user_attr(_ATTR + "seconds", time.monotonic() - start)
-        if settings.verbose:
-            print(f"[automm] trial {trial.number} failed: {reason}", flush=True)
+        _record_failure(trial, ctx, exc, seconds=time.monotonic() - start)
         raise
     finally:
         if ctx.device_queue is not None:

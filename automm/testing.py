@@ -364,9 +364,16 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             del alone
             single = _check_output(spec, "forward on a batch of one value", _encode(spec, encoder, values[:1]), 1, width)
             _assert_close(spec, "a value encoded alone vs in a batch (eval mode)", single, out[:1], max(atol, 1e-4))
-            augmented = _encode(spec, encoder, values, augment=lambda x: x)
+            augment_calls = []
+
+            def identity(value: Any) -> Any:
+                augment_calls.append(1)
+                return value
+
+            augmented = _encode(spec, encoder, values, augment=identity)
             _check_output(spec, "forward after preprocess(value, augment=identity)", augmented, len(values), width)
-        if getattr(encoder, "static_preprocess", False):
+        static = bool(getattr(encoder, "static_preprocess", False))
+        if static:
             _check_static_preprocess(spec, encoder, values)
         report.outputs = out
 
@@ -443,6 +450,8 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
                 if expected is not None and expected != int(built.output_dim):
                     _fail(spec, f"declares output_dim={expected} for search draw {draw}, but the built encoder "
                                 f"has output_dim={built.output_dim}")
+    if not static and not augment_calls:
+        _check_augment_ignored(spec, registry or get_registry(), report)
     return report
 
 
@@ -495,6 +504,20 @@ def _check_static_preprocess(spec: ComponentSpec, encoder: Encoder, values: Sequ
             _fail(spec, "declares static_preprocess=True, but preprocess applied augment")
         if not _equal(first, second):
             _fail(spec, "declares static_preprocess=True, but preprocess gave two different samples for one value")
+
+
+def _check_augment_ignored(spec: ComponentSpec, registry: Registry, report: ComponentReport) -> None:
+    """An encoder whose ``preprocess`` never applies ``augment`` must say so with
+    ``static_preprocess = True``: otherwise the search samples its modality's augmentations for
+    trials that use it, and they change nothing."""
+    names = registry.names("augmentation", modality=spec.modality)
+    if not names:
+        report.notes.append(f"preprocess ignores augment (no {spec.modality} augmentation is registered now)")
+        return
+    _fail(spec, f"preprocess never applies augment, yet static_preprocess is False: the search would sample "
+                f"{spec.modality} augmentations ({', '.join(names)}) for trials with this encoder, and they would "
+                "change nothing; apply augment to the value's natural form (an image tensor in [0, 1], a token "
+                "list) or set static_preprocess = True")
 
 
 class _AugmentCalled(Exception):

@@ -183,8 +183,186 @@ def test_a_broken_installed_plugin_is_skipped_with_a_warning_naming_it(tmp_path,
     monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
     from automm.registry import PluginLoadWarning
 
-    with pytest.warns(PluginLoadWarning, match="'broken' from automm-broken 0.1 could not be loaded"):
+    with pytest.warns(PluginLoadWarning, match="'broken' from automm-broken 0.1 is skipped: could not be loaded"):
         registry = automm.reset_registry()
     assert "cnn" in registry.names("encoder")
     monkeypatch.undo()
     automm.reset_registry()
+
+
+def _install_fake_plugin(tmp_path, monkeypatch, module: str, source: str, version: str = "0.1") -> str:
+    """A distribution ``automm-<module>`` with one ``automm`` entry point, as pip would leave it."""
+    import importlib
+
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    dist = tmp_path / f"{module}-{version}.dist-info"
+    dist.mkdir()
+    name = module.replace("_", "-")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text(f"[automm]\n{module} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    importlib.invalidate_caches()
+    return f"{name} {version}"
+
+
+_PLUGIN_HEADER = """
+    import torch
+    from automm import Encoder, hookimpl
+
+    class Width(Encoder):
+        modality = "text"
+        static_preprocess = True
+        def __init__(self, output_dim=2):
+            super().__init__()
+            self.output_dim = output_dim
+            self.linear = torch.nn.Linear(1, output_dim)
+        def preprocess(self, value, augment=None):
+            return torch.tensor([float(len(str(value)))])
+        def forward(self, batch):
+            return self.linear(batch)
+"""
+
+# What a plugin author gets wrong, and what each installed package then does to automm.
+_BROKEN_PLUGINS = {
+    "a hook argument not named register": ("""
+    @hookimpl
+    def automm_register_encoders(regster):
+        regster("typo_arg", Width, modality="text")
+    """, "could not be registered: .*regster"),
+    "a registration hook that raises": ("""
+    @hookimpl
+    def automm_register_encoders(register):
+        raise RuntimeError("the weights package is missing")
+    """, "its components could not be registered: the weights package is missing"),
+    "a name a built-in has": ("""
+    @hookimpl
+    def automm_register_encoders(register):
+        register("cnn", Width, modality="text")
+    """, "duplicate encoder name 'cnn': registered by plugin 'automm.components.image' and by plugin"),
+    "a register keyword misspelt": ("""
+    @hookimpl
+    def automm_register_encoders(register):
+        register("typo_kw", Width, modallity="text")
+    """, "unknown keyword 'modallity' \\(did you mean 'modality'\\?\\)"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(_BROKEN_PLUGINS))
+def test_an_installed_plugin_that_cannot_register_is_skipped_and_listed(mistake, tmp_path, monkeypatch, capsys):
+    from automm.cli import main
+    from automm.registry import PluginLoadWarning, skipped_plugins
+
+    source, reason = _BROKEN_PLUGINS[mistake]
+    module = "automm_faulty_" + mistake.replace(" ", "_").replace("-", "_")[:20]
+    package = _install_fake_plugin(tmp_path, monkeypatch, module, _PLUGIN_HEADER + source)
+    try:
+        with pytest.warns(PluginLoadWarning, match=f"{module!r} from {package} is skipped: .*{reason}"):
+            registry = automm.reset_registry()
+        assert {"cnn", "hashed_ngram"} <= set(registry.names("encoder"))
+        assert registry.get("encoder", "cnn").provider == "automm.components.image"
+        assert module not in dict(registry.plugin_manager.list_name_plugin())
+        assert set(skipped_plugins()) == {module}
+        assert main(["plugins"]) == 0  # the command that diagnoses it still works, and says why
+        out = capsys.readouterr().out
+        assert "skipped plugins (1)" in out and module in out
+    finally:
+        sys.modules.pop(module, None)
+        monkeypatch.undo()
+        automm.reset_registry()
+
+
+def test_an_in_process_plugin_that_cannot_register_raises(fresh_registry):
+    class Clashing:
+        @hookimpl
+        def automm_register_encoders(self, register):
+            register("cnn", ConstantEncoder, modality="text")
+
+    with pytest.raises(PluginError, match="duplicate encoder name 'cnn'"):
+        fresh_registry(Clashing())
+
+
+def test_a_misspelt_hook_name_is_warned_about_with_the_right_one(tmp_path, monkeypatch):
+    from automm.registry import PluginLoadWarning
+
+    package = _install_fake_plugin(tmp_path, monkeypatch, "automm_singular", _PLUGIN_HEADER + """
+    @hookimpl
+    def automm_register_encoder(register):
+        register("singular", Width, modality="text")
+    """)
+    try:
+        with pytest.warns(PluginLoadWarning, match=f"'automm_singular' from {package} implements "
+                                                   "'automm_register_encoder', which is not an automm hook, so it is "
+                                                   "never called \\(did you mean 'automm_register_encoders'"):
+            registry = automm.reset_registry()
+        assert "singular" not in registry.names("encoder")
+    finally:
+        sys.modules.pop("automm_singular", None)
+        monkeypatch.undo()
+        automm.reset_registry()
+
+
+def test_automm_plugins_names_the_package_of_an_installed_plugin(installed_distribution, monkeypatch, capsys):
+    from automm.cli import main
+
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    automm.reset_registry()
+    assert main(["plugins", "--json"]) == 0
+    import json
+
+    plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}
+    assert plugins["hello"]["package"] == "automm-hello-plugin 1.2.3"
+    assert plugins["hello"]["components"] == 1
+
+
+def test_loading_a_model_with_autoloading_off_says_so(installed_distribution, monkeypatch, tmp_path):
+    from automm.exceptions import ModelFormatError
+
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    automm.reset_registry()
+    clf = automm.AutoMM(encoders={"text": "hello"}, column_types={"x0": "text"}, max_epochs=1, random_state=0,
+                        num_workers=0)
+    clf.fit(["a", "bb", "ccc", "dddd"] * 4, ["s", "l", "l", "l"] * 4)
+    clf.save(tmp_path / "model")
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    automm.reset_registry()
+    with pytest.raises(ModelFormatError, match=f"'hello'.*not loaded: {DISABLE_AUTOLOAD_ENV} is set"):
+        automm.AutoMM.load(tmp_path / "model")
+
+
+class WrongWidthEncoder(ConstantEncoder):
+    def forward(self, batch):
+        return super().forward(batch)[:, :1]  # narrower than its output_dim
+
+
+def test_an_encoder_narrower_than_its_output_dim_is_named(fresh_registry):
+    class Plugin:
+        @hookimpl
+        def automm_register_encoders(self, register):
+            register("narrow", WrongWidthEncoder, modality="text", defaults={"output_dim": 3})
+
+    fresh_registry(Plugin())
+    clf = automm.AutoMM(encoders={"text": "narrow"}, column_types={"x0": "text"}, max_epochs=1, num_workers=0)
+    with pytest.raises(PluginError, match=r"encoder WrongWidthEncoder of input 'text_0' returned a tensor of shape "
+                                          r"\(\d+, 1\); its output_dim says \(batch, 3\)"):
+        clf.fit(["a", "bb", "ccc", "dddd"] * 4, ["s", "l", "l", "l"] * 4)
+
+
+def test_a_search_space_that_raises_fails_its_trials_with_the_reason(fresh_registry):
+    from automm.search import SearchError
+
+    def broken_space(trial, prefix):
+        raise ValueError("oops")
+
+    class Plugin:
+        @hookimpl
+        def automm_register_encoders(self, register):
+            register("spaceless", ConstantEncoder, modality="text", defaults={"output_dim": 3},
+                     search_space=broken_space)
+
+    fresh_registry(Plugin())
+    clf = automm.AutoMM(encoders={"text": "spaceless"}, column_types={"x0": "text"}, n_trials=2, max_epochs=1,
+                        num_workers=0, random_state=0,
+                        search_space={"warm_start": False, "linear_model": False, "neighbors_model": False})
+    with pytest.raises(SearchError, match="the search space of encoder 'spaceless' .*raised ValueError: oops"):
+        clf.fit(["a", "bb", "ccc", "dddd"] * 4, ["s", "l", "l", "l"] * 4)
