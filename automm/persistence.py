@@ -8,7 +8,8 @@ member there and every other member's preprocessing and weights under ``members/
 members' configurations, weights and temperatures in the manifest (format version 2; 3 when
 a member's logits are scaled by a temperature). Writing goes to a temporary sibling directory
 that replaces the target only once complete, so an interrupted save never leaves a half-written model and
-never destroys the previous one.
+never destroys the previous one; the other files of a model's folder (notes, predictions, plots)
+are carried into the new one (hard links, no copying where the file system allows).
 """
 
 from __future__ import annotations
@@ -241,6 +242,8 @@ def save_model(estimator, path: str | os.PathLike) -> str:
             write_model_files(member.model, staging / info["path"])
         _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
         if target.exists():
+            _carry_other_files(target, staging)
+            inside = _working_directory_inside(target)
             retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(target, retired)
             try:
@@ -248,6 +251,8 @@ def save_model(estimator, path: str | os.PathLike) -> str:
             except BaseException:
                 os.replace(retired, target)
                 raise
+            if inside is not None:  # the process worked in the folder replaced: on in the new one
+                os.chdir(target / inside)
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, target)
@@ -255,6 +260,42 @@ def save_model(estimator, path: str | os.PathLike) -> str:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return str(target)
+
+
+#: What a saved model consists of, replaced by the next save; anything else in its folder is kept
+#: (``automm fit``'s ``recipe.yaml`` too: the command writes it again after saving).
+MODEL_ENTRIES = (MANIFEST, WEIGHTS, PREPROCESSING, MEMBERS)
+
+
+def _carry_other_files(target: Path, staging: Path) -> None:
+    """Give the new model's folder every entry of the old one that is not part of the model (a
+    user's notes, predictions, plots): hard links where the file system allows, copies
+    elsewhere, so that the old files stay whole until the new folder is in place."""
+    for entry in target.iterdir():
+        if entry.name in MODEL_ENTRIES or entry.name.startswith(f".{target.name}."):
+            continue
+        destination = staging / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, destination, symlinks=True, copy_function=_link_or_copy)
+        elif entry.is_symlink():
+            os.symlink(os.readlink(entry), destination)
+        else:
+            _link_or_copy(entry, destination)
+
+
+def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _working_directory_inside(folder: Path) -> Path | None:
+    """The working directory relative to ``folder`` when it is ``folder`` or inside it."""
+    try:
+        return Path.cwd().resolve().relative_to(folder)
+    except (OSError, ValueError):
+        return None
 
 
 def _read_json(path: Path) -> dict:

@@ -75,6 +75,31 @@ def test_saving_over_a_model_replaces_it_whole_and_refuses_other_directories(mod
     assert (precious / "thesis.txt").read_text() == "keep me"
 
 
+def test_saving_over_a_model_keeps_the_other_files_of_its_folder(model, data, tmp_path, monkeypatch):
+    X, _ = data
+    target = tmp_path / "model"
+    model.save(target)
+    (target / "notes.txt").write_text("why this model")
+    (target / "recipe.yaml").write_text("label: category\n")  # what automm fit leaves beside a model
+    (target / "plots").mkdir()
+    (target / "plots" / "history.png").write_bytes(b"\x89PNG...")
+    model.save(target / "plots" / "older")  # a model nested in it is a file tree like any other
+    if os.name == "posix":
+        os.symlink("notes.txt", target / "latest-notes")
+    monkeypatch.chdir(target)  # saved from inside its own folder: the process keeps a working directory
+    model.save(".")
+    assert os.getcwd() == str(target)
+    assert (target / "notes.txt").read_text() == "why this model"
+    assert (target / "recipe.yaml").read_text() == "label: category\n"
+    assert (target / "plots" / "history.png").read_bytes() == b"\x89PNG..."
+    np.testing.assert_allclose(AutoMM.load(target / "plots" / "older").predict_proba(X), model.predict_proba(X),
+                               atol=1e-6)
+    if os.name == "posix":
+        assert (target / "latest-notes").is_symlink() and (target / "latest-notes").read_text() == "why this model"
+    np.testing.assert_allclose(AutoMM.load(target).predict_proba(X), model.predict_proba(X), atol=1e-6)
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
+
+
 def test_failed_save_keeps_the_previous_model(model, data, tmp_path, monkeypatch):
     X, _ = data
     target = tmp_path / "model"
@@ -85,11 +110,13 @@ def test_failed_save_keeps_the_previous_model(model, data, tmp_path, monkeypatch
     def broken_write(path, payload):
         raise OSError("disk full")
 
+    (target / "notes.txt").write_text("keep me")
     monkeypatch.setattr(persistence, "_write_json", broken_write)
     with pytest.raises(OSError, match="disk full"):
         model.save(target)
     monkeypatch.undo()
     np.testing.assert_allclose(AutoMM.load(target).predict_proba(X), before)
+    assert (target / "notes.txt").read_text() == "keep me"
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
 
 
