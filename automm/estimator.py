@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -605,15 +606,19 @@ class AutoMM(BaseEstimator):
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
         verbose = self.verbose if isinstance(self.verbose, (int, np.integer)) else 0  # checked in _fit
         try:
-            with verbose_logging(verbose):  # plugins' progress (e.g. features computed) printed too
-                return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val))
+            # without random_state, one draw from numpy's global generator seeds the fit (as
+            # scikit-learn's estimators draw); otherwise fit leaves the global generators alone
+            drawn = int(np.random.randint(0, 2**31 - 1)) if self.random_state is None else None
+            with verbose_logging(verbose), global_random_state_kept():
+                return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val), drawn)
         except BaseException:
             for name in [name for name in vars(self) if _is_learned(name)]:
                 del self.__dict__[name]
             self.__dict__.update(earlier)
             raise
 
-    def _fit(self, X: tuple, y: Any, sample_weight: Any = None, validation: tuple = (None, None, None)):
+    def _fit(self, X: tuple, y: Any, sample_weight: Any = None, validation: tuple = (None, None, None),
+             drawn_seed: int | None = None):
         start = time.monotonic()
         X, y = _split_labels(X, y, "fit")
         (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
@@ -627,7 +632,7 @@ class AutoMM(BaseEstimator):
         targets = self._encode_targets(labels, problem_type)
         table, targets, weights, is_train = self._drop_unweighted(*self._with_validation_rows(
             table, targets, weights, val, problem_type))
-        seed = int(self.random_state) if self.random_state is not None else int(np.random.randint(0, 2**31 - 1))
+        seed = int(self.random_state) if self.random_state is not None else int(drawn_seed)
         device = resolve_device(self.device)
 
         self.input_positional_ = table.positional
@@ -1009,6 +1014,20 @@ def _called_by_model_selection() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+@contextlib.contextmanager
+def global_random_state_kept():
+    """Run a block that seeds numpy's and torch's global generators (a fit does, so that a seed
+    gives the same model), then put back the states they had: a user's own random draws around a
+    fit go on as if it had not run."""
+    numpy_state = np.random.get_state()
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
 
 
 def _is_learned(name: str) -> bool:

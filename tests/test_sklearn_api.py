@@ -128,3 +128,23 @@ def test_a_pipeline_passing_an_object_array_on_trains_on_its_columns(emoji_split
     model = pipe[-1]
     assert model.column_roles_ == {"x0": "image", "x1": "text"}
     assert pipe.score(test[["image", "name"]], test["category"]) > 0.4  # 9 classes: chance is about 0.11
+
+
+def test_fit_leaves_the_global_random_generators_alone(emoji_split):
+    import torch
+
+    train, _ = emoji_split
+    X, y = train[["image", "name"]].head(96), train["category"].head(96)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    expected = np.random.rand(), torch.rand(1).item()
+    np.random.seed(123)
+    torch.manual_seed(123)
+    AutoMMClassifier(**tiny(max_epochs=1, random_state=7)).fit(X, y)
+    assert (np.random.rand(), torch.rand(1).item()) == expected  # a user's draws go on as without the fit
+    # without random_state, each fit draws its seed from numpy's generator: two fits, two seeds
+    np.random.seed(5)
+    first = AutoMMClassifier(**tiny(max_epochs=1, random_state=None)).fit(X, y).seed_
+    second = AutoMMClassifier(**tiny(max_epochs=1, random_state=None)).fit(X, y).seed_
+    np.random.seed(5)
+    assert [first, second] == [np.random.randint(0, 2**31 - 1), np.random.randint(0, 2**31 - 1)]
