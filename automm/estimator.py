@@ -8,7 +8,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -182,38 +182,36 @@ class AutoMM(BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self) -> None:
-        def positive_number(name: str, allow_none: bool = False, integer: bool = False) -> None:
+        def number(name: str, expected: str, valid: Callable[[float], bool], integer: bool = False,
+                   allow_none: bool = False) -> None:
+            """``name`` must be a finite int or float (numpy scalars too), and ``valid``."""
             value = getattr(self, name)
             if value is None and allow_none:
                 return
             kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-            if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or not math.isfinite(value):
-                expected = "a positive integer" if integer else "a positive number"
+            if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) \
+                    or not valid(value):
                 raise InputError(f"{name}: expected {expected}{' or None' if allow_none else ''}, got {value!r}")
 
         if self.problem_type not in PROBLEM_TYPES:
             raise InputError(f"problem_type: expected one of {PROBLEM_TYPES}, got {self.problem_type!r}")
-        positive_number("time_limit", allow_none=True)
-        positive_number("max_epochs", integer=True)
+        number("time_limit", "a positive number of seconds", lambda v: v > 0, allow_none=True)
+        number("max_epochs", "a positive integer", lambda v: v > 0, integer=True)
         if self.batch_size != "auto":
-            positive_number("batch_size", integer=True)
-        positive_number("learning_rate")
-        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
-            raise InputError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
-        if not isinstance(self.label_smoothing, (int, float)) or not 0 <= self.label_smoothing < 1:
-            raise InputError(f"label_smoothing: expected a number in [0, 1), got {self.label_smoothing!r}")
-        if not isinstance(self.patience, (int, np.integer)) or isinstance(self.patience, bool) or self.patience < 0:
-            raise InputError(f"patience: expected an integer >= 0, got {self.patience!r}")
-        if not isinstance(self.holdout_frac, (int, float)) or not 0 < self.holdout_frac < 1:
-            raise InputError(f"holdout_frac: expected a number in (0, 1), got {self.holdout_frac!r}")
-        if not isinstance(self.head_dropout, (int, float)) or not 0 <= self.head_dropout < 1:
-            raise InputError(f"head_dropout: expected a number in [0, 1), got {self.head_dropout!r}")
-        if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
-            raise InputError(f"num_workers: expected 'auto' or an integer >= 0, got {self.num_workers!r}")
-        if self.random_state is not None and not isinstance(self.random_state, (int, np.integer)):
-            raise InputError(f"random_state: expected an int or None, got {self.random_state!r}")
-        if self.class_weight not in (None, "balanced") and not isinstance(self.class_weight, Mapping):
-            raise InputError(f"class_weight: expected None, 'balanced' or a dict label -> weight, got {self.class_weight!r}")
+            number("batch_size", "'auto' or a positive integer", lambda v: v > 0, integer=True)
+        number("learning_rate", "a positive number", lambda v: v > 0)
+        number("weight_decay", "a number >= 0", lambda v: v >= 0)
+        number("label_smoothing", "a number in [0, 1)", lambda v: 0 <= v < 1)
+        number("patience", "an integer >= 0", lambda v: v >= 0, integer=True)
+        number("holdout_frac", "a number in (0, 1)", lambda v: 0 < v < 1)
+        number("head_dropout", "a number in [0, 1)", lambda v: 0 <= v < 1)
+        if self.num_workers != "auto":
+            number("num_workers", "'auto' or an integer >= 0", lambda v: v >= 0, integer=True)
+        number("random_state", "an integer in [0, 2**32 - 1]", lambda v: 0 <= v < 2**32, integer=True,
+               allow_none=True)
+        if not isinstance(self.amp, (bool, np.bool_)):
+            raise InputError(f"amp: expected True or False, got {self.amp!r}")
+        self._check_class_weight()
         if self.encoders is not None and not isinstance(self.encoders, Mapping):
             raise InputError(f"encoders: expected a dict modality-or-column -> encoder, got {self.encoders!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
@@ -229,6 +227,18 @@ class AutoMM(BaseEstimator):
         from . import search
 
         search.validate_params(self)
+
+    def _check_class_weight(self) -> None:
+        weights = self.class_weight
+        if weights is None or (isinstance(weights, str) and weights == "balanced"):
+            return
+        if not isinstance(weights, Mapping):
+            raise InputError(f"class_weight: expected None, 'balanced' or a dict label -> weight, got {weights!r}")
+        wrong = {label: w for label, w in weights.items()
+                 if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating))
+                 or not math.isfinite(w) or w < 0}
+        if wrong:
+            raise InputError(f"class_weight: weights must be finite numbers >= 0; wrong: {wrong!r}")
 
     def _resolve_problem_type(self, y: np.ndarray) -> str:
         from sklearn.utils.multiclass import type_of_target
@@ -352,6 +362,7 @@ class AutoMM(BaseEstimator):
                     raise InputError(f"encoders: {name!r} encodes {component.modality!r}, but input {spec.columns} "
                                      f"is {spec.modality!r}; choose one of "
                                      f"{reg.names('encoder', modality=spec.modality)}")
+                component.check_hyperparameters(params, f"encoders[{spec.modality!r}]")
                 checked.append((name, component.hyperparameters(**params)))
             resolved.append(checked[0])
         return resolved
@@ -370,6 +381,7 @@ class AutoMM(BaseEstimator):
         for item in items:
             name, params = _component_choice(item, "augmentations")
             component = reg.get("augmentation", name)
+            component.check_hyperparameters(params, "augmentations")
             if component.modality == "batch" or component.modality in modalities:
                 resolved.append((name, component.hyperparameters(**params)))
         return resolved
@@ -394,7 +406,9 @@ class AutoMM(BaseEstimator):
         fusion_checked = []
         for option in fusion_options:
             option_name, option_params = _component_choice(option, "fusion")
-            fusion_checked.append((option_name, reg.get("fusion", option_name).hyperparameters(**option_params)))
+            component = reg.get("fusion", option_name)
+            component.check_hyperparameters(option_params, "fusion")
+            fusion_checked.append((option_name, component.hyperparameters(**option_params)))
         fusion_name, fusion_params = fusion_checked[0]
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs})
         problem_type = self._resolve_problem_type(labels)
@@ -538,6 +552,8 @@ class AutoMM(BaseEstimator):
             if unknown:
                 raise InputError(f"class_weight: labels {unknown} are not among the classes {self.classes_.tolist()}")
             weights = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
+            if not (weights * counts).sum() > 0:
+                raise InputError(f"class_weight: {self.class_weight!r} gives every training row the weight 0")
         return (weights / (weights * counts).sum() * counts.sum()).tolist()
 
     def _holdout_split(self, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -661,6 +677,9 @@ class AutoMM(BaseEstimator):
             num_workers=self._resolved_num_workers(specs), class_weights=class_weights,
             amp=bool(self.amp), cache_dir=self.cache_dir, sample_weights=weights, holdout_given=val is not None,
             metric=self.metric)
+        if self.bag_folds != "auto" and int(self.bag_folds) > len(data.rows):
+            raise InputError(f"bag_folds: {self.bag_folds} folds need at least as many training rows; there are "
+                             f"{len(data.rows)}")
         config = {
             "encoders": {spec.name: {"name": n, **p} for spec, (n, p) in zip(specs, encoder_choices)},
             "fusion": {"name": fusion_choice[0], **fusion_choice[1]},

@@ -83,6 +83,29 @@ class ComponentSpec:
             return int(self.output_dim(self.hyperparameters(**overrides)))
         return int(self.output_dim)
 
+    def check_hyperparameters(self, params: Mapping[str, Any], argument: str) -> None:
+        """Raise :class:`~automm.exceptions.InputError` naming ``argument`` when ``params`` holds a
+        name the factory does not take (a factory taking ``**kwargs`` takes any)."""
+        import inspect
+
+        from .exceptions import InputError
+
+        try:
+            parameters = inspect.signature(self.factory).parameters.values()
+        except (TypeError, ValueError):  # a builtin or C factory: nothing to check against
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return
+        taken = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if self.kind == "fusion":
+            taken = taken[2:]  # (input_dims, n_outputs, **hyperparameters)
+        unknown = [key for key in params if key not in taken]
+        if unknown:
+            close = close_match(str(unknown[0]), taken)
+            hint = f" (did you mean {close!r}?)" if close else ""
+            raise InputError(f"{argument}: {self.kind} {self.name!r} has no hyperparameter {unknown[0]!r}{hint}; "
+                             f"it takes {', '.join(taken) or 'none'}")
+
     def create(self, *args: Any, **overrides: Any) -> Any:
         return self.factory(*args, **self.hyperparameters(**overrides))
 

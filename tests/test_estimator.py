@@ -369,6 +369,53 @@ def test_bad_parameters_are_named():
         AutoMM(verbose="loud").fit(["a b", "c d"], [0, 1])
 
 
+@pytest.mark.parametrize("params, message", [
+    (dict(weight_decay=float("nan")), r"weight_decay: expected a number >= 0, got nan"),
+    (dict(learning_rate=float("inf")), r"learning_rate: expected a positive number, got inf"),
+    (dict(label_smoothing="0.1"), r"label_smoothing: expected a number in \[0, 1\), got '0.1'"),
+    (dict(random_state=-1), r"random_state: expected an integer in \[0, 2\*\*32 - 1\] or None, got -1"),
+    (dict(random_state=2**40), r"random_state: expected an integer"),
+    (dict(amp="no"), r"amp: expected True or False, got 'no'"),
+    (dict(class_weight={0: -5}), r"class_weight: weights must be finite numbers >= 0; wrong: \{0: -5\}"),
+    (dict(class_weight={0: "2"}), r"class_weight: weights must be finite numbers >= 0; wrong: \{0: '2'\}"),
+    (dict(class_weight={0: float("nan")}), r"class_weight: weights must be finite"),
+    (dict(class_weight={0: 0, 1: 0}), r"class_weight: \{0: 0, 1: 0\} gives every training row the weight 0"),
+    (dict(bag_folds=10000), r"bag_folds: 10000 folds need at least as many training rows; there are 12"),
+    (dict(encoders={"text": {"name": "hashed_ngram", "n_bucket": 64}}),
+     r"encoders\['text'\]: encoder 'hashed_ngram' has no hyperparameter 'n_bucket' \(did you mean 'n_buckets'\?\)"),
+    (dict(fusion={"name": "concat", "hidden": 8}), r"fusion: fusion 'concat' has no hyperparameter 'hidden'"),
+    (dict(augmentations=[{"name": "token_dropout", "rate": 0.1}]),
+     r"augmentations: augmentation 'token_dropout' has no hyperparameter 'rate'"),
+])
+def test_wrong_parameter_values_are_named_before_training(params, message, monkeypatch):
+    import automm.estimator
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", no_training)
+    with pytest.raises(InputError, match=message):
+        AutoMM(max_epochs=1, **params).fit([f"title {i} of item {i % 5}" for i in range(12)], [0, 1, 1] * 4)
+
+
+def test_numpy_scalars_are_numbers_for_every_parameter(monkeypatch):
+    # what GridSearchCV passes when its grid is a numpy array
+    import automm.estimator
+
+    class TrainingReached(Exception):
+        pass
+
+    def reached(*args, **kwargs):
+        raise TrainingReached
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", reached)
+    clf = AutoMM(weight_decay=np.float32(0.01), holdout_frac=np.float64(0.2), label_smoothing=np.float32(0.1),
+                 head_dropout=np.float32(0.1), num_workers=np.int64(0), max_epochs=np.int64(1),
+                 patience=np.int32(2), random_state=np.int64(3), amp=np.bool_(True))
+    with pytest.raises(TrainingReached):  # validation passed
+        clf.fit(["a b", "c d", "e f"] * 4, [0, 1, 1] * 4)
+
+
 def test_labels_mixing_strings_and_numbers_are_refused():
     # numpy would make every label a string: predict would return '1' where y held 1
     with pytest.raises(InputError, match=r"y: labels mix strings and numbers \(e.g. 'other' and 1\), so predict "
