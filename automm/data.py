@@ -219,6 +219,12 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
         pd = None
     if len(inputs) == 1:
         (x,) = inputs
+        if pd is not None and not isinstance(x, pd.DataFrame) and hasattr(x, "schema") and hasattr(x, "to_pandas"):
+            x = x.to_pandas()  # a pyarrow Table (or a polars DataFrame): its columns, by name
+        elif _is_sparse_matrix(x):
+            x = _densified(x, argument)
+        elif _number_rows(x):
+            x = np.asarray(x, dtype=float)  # a list of rows of numbers, as scikit-learn reads X
         if pd is not None and isinstance(x, pd.DataFrame):
             if x.shape[1] == 0:
                 raise InputError(f"{argument}: the DataFrame has no columns")
@@ -250,10 +256,38 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
     return table
 
 
+#: A sparse matrix (scikit-learn's one-hot or TF-IDF output) at most this wide becomes dense columns.
+MAX_SPARSE_COLUMNS = 1024
+
+
+def _is_sparse_matrix(x: Any) -> bool:
+    return hasattr(x, "tocsr") and hasattr(x, "nnz") and len(getattr(x, "shape", ())) == 2
+
+
+def _densified(x: Any, argument: str) -> np.ndarray:
+    """A scipy sparse matrix as a dense 2-D array (a table of numeric columns), or an error when
+    it is too wide to be one (a TF-IDF matrix: automm reads the texts themselves)."""
+    rows, columns = x.shape
+    if columns > MAX_SPARSE_COLUMNS:
+        raise InputError(f"{argument}: a sparse matrix of {columns} columns (e.g. TF-IDF or one-hot features); "
+                         f"automm takes at most {MAX_SPARSE_COLUMNS} such columns, as numbers. Give it the raw "
+                         "columns instead (texts as strings: its text encoders build their own features)")
+    return np.asarray(x.toarray())
+
+
+def _number_rows(x: Any) -> bool:
+    """Whether ``x`` is a list of equal-length lists (or tuples) of numbers: rows of a table."""
+    if not isinstance(x, (list, tuple)) or not x or not all(isinstance(row, (list, tuple)) for row in x):
+        return False
+    width = len(x[0])
+    return width > 0 and all(len(row) == width for row in x) and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for row in x for v in row)
+
+
 def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_manager: Any,
                 known_roles: Sequence[str]) -> dict[str, str]:
     """Role of every column: ``column_types`` where given, else asked of the plugins."""
-    column_types = dict(column_types or {})
+    column_types = {str(k): v for k, v in (column_types or {}).items()}  # a table's names are strings
     unknown_cols = sorted(set(column_types) - set(table.names))
     if unknown_cols:
         raise InputError(f"column_types: columns {unknown_cols} are not in the data; columns are {table.names}")

@@ -319,7 +319,7 @@ class AutoMM(BaseEstimator):
         return sorted({*BASE_ROLES, *reg.modalities()} - {"tabular"})
 
     def _resolve_encoders(self, specs: Sequence[InputSpec], reg: _registry.Registry) -> list[tuple[str, dict]]:
-        choices = dict(self.encoders or {})
+        choices = {str(k): v for k, v in (self.encoders or {}).items()}  # column names are strings in the table
         allowed = set(reg.modalities()) | {c for s in specs for c in s.columns}
         unknown = sorted(set(map(str, choices)) - allowed)
         if unknown:
@@ -849,9 +849,13 @@ class AutoMM(BaseEstimator):
                 raise InputError(f"X: the model was fitted on {len(self.columns_)} positional input(s), got {got}")
         else:
             if table.positional:
-                raise InputError(f"X: the model was fitted on a table with columns {self.columns_}, got "
-                                 f"{len(table.names)} positional input(s); pass a pandas DataFrame, a dict of "
-                                 "columns or a list of records (dicts)")
+                n = len(table.names)
+                got = (f"an array of {n} unnamed column{'s' if n != 1 else ''}" if len(X) == 1
+                       else f"{n} positional inputs")
+                hint = (f" (e.g. pandas.DataFrame(X, columns={self.columns_}))"
+                        if len(X) == 1 and n == len(self.columns_) else "")
+                raise InputError(f"X: the model was fitted on a table with columns {self.columns_}, got {got}; pass "
+                                 f"a pandas DataFrame{hint}, a dict of columns or a list of records (dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
             if missing:
                 from .suggestions import close_match

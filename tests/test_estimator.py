@@ -120,6 +120,39 @@ def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
         clf.predict(query["image"], query["name"])
 
 
+def test_a_fitted_table_named_when_an_unnamed_array_comes_to_predict(emoji_split):
+    train, _ = emoji_split
+    X = train[["image", "name"]].head(60)
+    clf = AutoMM(**tiny(max_epochs=1)).fit(X, train["category"].head(60))
+    with pytest.raises(InputError, match=r"got an array of 2 unnamed columns; pass a pandas DataFrame \(e.g. "
+                                         r"pandas.DataFrame\(X, columns=\['image', 'name'\]\)\)"):
+        clf.predict(X.to_numpy())
+
+
+def test_other_table_forms_scikit_learn_users_pass(emoji_split):
+    import pyarrow as pa
+    import scipy.sparse as sparse
+
+    train, _ = emoji_split
+    X, y = train[["image", "name"]].head(80).reset_index(drop=True), train["category"].head(80)
+    # a pyarrow Table: its named columns
+    clf = AutoMM(**tiny(max_epochs=1)).fit(pa.Table.from_pandas(X), y)
+    assert clf.column_roles_ == {"image": "image", "name": "text"}
+    assert (clf.predict(pa.Table.from_pandas(X.head(5))) == clf.predict(X.head(5))).all()
+    # a list of rows of numbers, and a sparse matrix (one-hot output): numeric columns x0, x1, ...
+    rows = [[float(len(n)), float(n.count(" "))] for n in X["name"]]
+    assert AutoMM(max_epochs=1).fit(rows, y).column_roles_ == {"x0": "numeric", "x1": "numeric"}
+    one_hot = sparse.csr_matrix(np.eye(3)[np.arange(80) % 3])
+    assert AutoMM(max_epochs=1).fit(one_hot, y).column_roles_ == {"x0": "numeric", "x1": "numeric", "x2": "numeric"}
+    with pytest.raises(InputError, match=r"X: a sparse matrix of 5000 columns .*Give it the raw columns"):
+        AutoMM(max_epochs=1).fit(sparse.random(80, 5000, density=0.01, format="csr"), y)
+    # integer column names (pandas.read_csv(header=None)) in column_types and encoders
+    numbered = X.set_axis([0, 1], axis=1)
+    clf = AutoMM(**tiny(max_epochs=1, encoders={1: "hashed_ngram", 0: "cnn"}), column_types={0: "image"})
+    assert clf.fit(numbered, y).column_roles_ == {"0": "image", "1": "text"}
+    assert clf.config_["encoders"]["text_0"]["name"] == "hashed_ngram"
+
+
 def test_a_list_of_records_is_a_table(emoji_split):
     train, _ = emoji_split
     records = [{"picture": image, "name": name} for image, name in zip(train["image"], train["name"])]
