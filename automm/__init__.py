@@ -5,7 +5,7 @@
 """
 
 from .hookspecs import hookimpl
-from .exceptions import (AutoMMError, InputError, ModelFormatError, NotFittedError, PluginError,
+from .exceptions import (AutoMMError, InputError, ModelFormatError, NotFittedError, PluginError, SearchError,
                          TimeLimitExceeded, UnknownComponentError)
 from .deadlines import check_deadline, time_left
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
@@ -22,7 +22,7 @@ __all__ = [
     "list_encoders", "list_fusions", "list_augmentations", "list_datasets", "load_dataset",
     "create_encoder", "create_fusion", "create_augmentation", "get_registry", "reset_registry",
     "check_deadline", "time_left", "read_image_folder",
-    "AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "TimeLimitExceeded",
+    "AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "SearchError", "TimeLimitExceeded",
     "UnknownComponentError",
     "__version__",
 ]

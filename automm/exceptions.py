@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["AutoMMError", "PluginError", "UnknownComponentError", "InputError", "NotFittedError", "ModelFormatError",
-           "TimeLimitExceeded"]
+           "TimeLimitExceeded", "SearchError"]
 
 from sklearn.exceptions import NotFittedError as _SkNotFitted
 
@@ -38,4 +38,9 @@ class ModelFormatError(AutoMMError):
 class TimeLimitExceeded(AutoMMError):
     """Work ran past the time limit: raised by :func:`automm.deadlines.check_deadline` in code that
     watches the deadline itself (a pretrained encoder's feature extraction), and by the search's
-    alarm in a trial stuck in code that does not. The search records the trial as failed."""
+    alarm in a trial stuck in code that does not. The search records the trial as failed. ``fit``
+    raises it when its ``time_limit`` ends before any model has finished."""
+
+
+class SearchError(AutoMMError):
+    """No trial of the search produced a model; the message lists the trials' reasons."""

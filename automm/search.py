@@ -151,7 +151,7 @@ from .components.stack import describe_encoder
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
-from .exceptions import AutoMMError, InputError, TimeLimitExceeded
+from .exceptions import AutoMMError, InputError, SearchError, TimeLimitExceeded
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
@@ -197,10 +197,6 @@ BUDGET_ATTR, STATUS_ATTR = "automm:budget", "automm:status"
 _HEARTBEAT = "automm:heartbeat"
 
 _log = logging.getLogger("automm.search")
-
-
-class SearchError(AutoMMError):
-    """No trial of the search produced a model; the message lists the trials' reasons."""
 
 
 class SearchInterrupted(AutoMMError):
@@ -1289,6 +1285,11 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     usable = _usable_trials(trials)
     if not usable:
         failed = [t for t in trials if t.state == TrialState.FAIL]
+        reasons = [t.user_attrs.get(_ATTR + "reason", "") for t in failed]
+        if deadline is not None and all(r.startswith(("TimeoutError", "TimeLimitExceeded")) for r in reasons):
+            what = f" ({_grouped_reasons(failed)})" if failed else ""
+            raise TimeLimitExceeded(f"time_limit={estimator.time_limit:g} s ended before any model finished{what}; "
+                                    "give fit more time")
         if failed:
             raise SearchError(f"all {len(failed)} trials of the search failed: {_grouped_reasons(failed)}")
         raise SearchError("no trial of the search finished (the time limit is too short for one epoch?)")

@@ -44,3 +44,10 @@ def test_a_scope_belongs_to_its_thread():
         thread.start()
         thread.join()
     assert seen == [None]
+
+
+def test_a_time_limit_too_short_for_any_model_raises_time_limit_exceeded(builtin_only, emoji_sample):
+    frame = emoji_sample.head(200)
+    with pytest.raises(automm.TimeLimitExceeded, match=r"time_limit=0.01 s ended before any model finished.*"
+                                                       r"give fit more time"):
+        automm.AutoMMClassifier(time_limit=0.01, random_state=0).fit(frame[["image", "name"]], frame["category"])
