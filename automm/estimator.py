@@ -417,8 +417,9 @@ class AutoMM(BaseEstimator):
     def _encode_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
         if problem_type == "regression":
             values = _regression_values(labels, "y")
-            self.target_mean_ = float(values.mean())
-            self.target_std_ = float(values.std()) or 1.0
+            scale = float(np.abs(values).max()) or 1.0  # no overflow in the squares of huge targets
+            self.target_mean_ = float((values / scale).mean() * scale)
+            self.target_std_ = float((values / scale).std() * scale) or 1.0
             return ((values - self.target_mean_) / self.target_std_).astype(np.float32)
         classes, encoded = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
@@ -907,7 +908,7 @@ class AutoMM(BaseEstimator):
         self._check_fitted()
         outputs = self._raw_outputs(X)
         if self.problem_type_ == "regression":
-            return outputs.reshape(-1) * self.target_std_ + self.target_mean_
+            return outputs.reshape(-1).astype(np.float64) * self.target_std_ + self.target_mean_
         return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))]
 
     def transform(self, *X):

@@ -180,3 +180,18 @@ def test_linear_form_outputs_its_design_times_the_weight(roles):
     torch.testing.assert_close(restored(_batch(restored, rows)), design @ weight)
     with pytest.raises(RuntimeError, match="linear form"):
         TabularEncoder(roles).fit(rows).set_linear_weight(weight)
+
+
+def test_huge_numbers_train_and_predict_without_overflow():
+    # squares of 1e160 overflow a float; float32 outputs times a huge target scale did too
+    import pandas as pd
+
+    from automm import AutoMMRegressor
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 2, 120)
+    X = pd.DataFrame({"big": x * 1e160, "noise": rng.normal(size=120)})
+    model = AutoMMRegressor(max_epochs=3, num_workers=0, random_state=0).fit(X, x * 1e200)
+    predicted = model.predict(X)
+    assert np.isfinite(predicted).all()
+    assert np.corrcoef(predicted / 1e200, x)[0, 1] > 0.9

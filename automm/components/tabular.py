@@ -186,10 +186,12 @@ class TabularEncoder(Encoder):
         rows = [self._values(row, numeric_features + categorical_features, parts) for row, parts in zip(values, cells)]
         means, stds = [], []
         for j, column in enumerate(numeric_features):
-            numbers = [x for x in (_to_float(row[j]) for row in rows) if not math.isnan(x)]
-            mean = sum(numbers) / len(numbers) if numbers else 0.0
-            var = sum((x - mean) ** 2 for x in numbers) / len(numbers) if numbers else 0.0
-            std = math.sqrt(var)
+            numbers = [x for x in (_to_float(row[j]) for row in rows) if math.isfinite(x)]
+            # in units of the largest magnitude: the squares of huge numbers (1e160) do not overflow
+            scale = max((abs(x) for x in numbers), default=0.0) or 1.0
+            mean = sum(x / scale for x in numbers) / len(numbers) * scale if numbers else 0.0
+            var = sum(((x - mean) / scale) ** 2 for x in numbers) / len(numbers) if numbers else 0.0
+            std = math.sqrt(var) * scale
             means.append(mean)
             stds.append(std if std > 1e-12 and math.isfinite(std) else 1.0)
         categories = {}
