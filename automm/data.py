@@ -225,6 +225,9 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             x = _densified(x, argument)
         elif _number_rows(x):
             x = np.asarray(x, dtype=float)  # a list of rows of numbers, as scikit-learn reads X
+        elif hasattr(x, "__array__") and not isinstance(x, (np.ndarray, list, tuple, Mapping)) and (
+                pd is None or not isinstance(x, (pd.DataFrame, pd.Series))):
+            x = np.asarray(x)  # an array-like that only converts (scikit-learn's checks pass one)
         if pd is not None and isinstance(x, pd.DataFrame):
             if x.shape[1] == 0:
                 raise InputError(f"{argument}: the DataFrame has no columns")
@@ -237,6 +240,11 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
                 raise InputError(f"{argument}: the dict of columns is empty")
             table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
         elif isinstance(x, np.ndarray) and x.ndim == 2:  # numbers, strings or objects (what pipelines pass on)
+            if x.shape[1] == 0:
+                raise InputError(f"{argument}: 0 feature(s) (shape={x.shape}) while a minimum of 1 is required.")
+            if x.dtype.kind == "c":
+                raise InputError(f"{argument}: Complex data not supported; give the real and imaginary parts (or "
+                                 "the magnitude) as columns of their own")
             table = Table({f"x{j}": _column_from_array(argument, x[:, j]) for j in range(x.shape[1])},
                           positional=True)
         elif (records and _records(x) and not _claimed_by_a_modality(x, plugin_manager)

@@ -281,6 +281,10 @@ class AutoMM(BaseEstimator):
         if isinstance(y, str):
             raise InputError(f"{name}: expected one label per sample, got the string {y!r}; to take the labels "
                              f"from a column of the table: fit(frame.drop(columns={y!r}), frame[{y!r}])")
+        if y is None:
+            raise InputError(f"{name}: this estimator requires y to be passed, but the target y is None")
+        if not hasattr(y, "__len__") and hasattr(y, "__array__"):  # an array-like that only converts
+            y = np.asarray(y)
         if isinstance(y, bytes) or not hasattr(y, "__len__"):
             raise InputError(f"{name}: expected one label per sample, got {type(y).__name__}")
         # a list mixing strings with NaN would become the string 'nan' in a numpy array: look
@@ -288,6 +292,10 @@ class AutoMM(BaseEstimator):
         given = np.asarray(y, dtype=object).ravel().tolist()
         arr = np.asarray(y)
         if arr.ndim == 2 and arr.shape[1] == 1:
+            from sklearn.exceptions import DataConversionWarning
+
+            warnings.warn(f"A column-vector {name} was passed when a 1d array was expected: its one column is "
+                          f"used; pass {name}.ravel() to silence this warning", DataConversionWarning, stacklevel=4)
             arr = arr.ravel()
         if arr.ndim != 1:
             hint = ""
@@ -846,8 +854,14 @@ class AutoMM(BaseEstimator):
         table = as_table(X, records=not self.input_positional_)
         if self.input_positional_:
             if not table.positional or len(table.names) != len(self.columns_):
-                got = len(table.names) if table.positional else f"a table with columns {table.names}"
-                raise InputError(f"X: the model was fitted on {len(self.columns_)} positional input(s), got {got}")
+                if table.positional:  # scikit-learn's wording for a wrong number of features
+                    one_d = " (Reshape your data: a 1-D input is one column)" if len(X) == 1 and len(
+                        table.names) == 1 and len(self.columns_) > 1 else ""
+                    raise InputError(f"X has {len(table.names)} features, but {type(self).__name__} is expecting "
+                                     f"{len(self.columns_)} features as input: fit was given "
+                                     f"{len(self.columns_)} positional input(s){one_d}")
+                raise InputError(f"X: the model was fitted on {len(self.columns_)} positional input(s), got a table "
+                                 f"with columns {table.names}")
         else:
             if table.positional:
                 n = len(table.names)
@@ -911,6 +925,12 @@ class AutoMM(BaseEstimator):
             return outputs.reshape(-1).astype(np.float64) * self.target_std_ + self.target_mean_
         return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))]
 
+    def fit_transform(self, *X, y=None, **fit_params):
+        """``fit`` on ``X`` and ``y`` (as :meth:`fit` takes them), then the fused embedding of
+        ``X`` (:meth:`transform`): automm as a pipeline's featuriser."""
+        inputs, labels = _split_labels(X, y, "fit_transform")
+        return self.fit(*inputs, y=labels, **fit_params).transform(*inputs)
+
     def transform(self, *X):
         """The fused embedding of ``model_`` (the best trial's model), one row per sample. When
         the best trial of a search is its linear model (fusion ``sum``), that is its logits."""
@@ -969,6 +989,10 @@ class AutoMM(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True  # a sparse matrix of up to 1,024 columns: numeric columns
+        from sklearn.utils import TransformerTags
+
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])  # transform: the fused embedding
         return tags
 
 
@@ -1004,6 +1028,8 @@ def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample
             sample_weight = sample_weight.to_numpy()
     except ImportError:  # pragma: no cover
         pass
+    if not hasattr(sample_weight, "__len__") and hasattr(sample_weight, "__array__"):
+        sample_weight = np.asarray(sample_weight)  # an array-like that only converts
     if isinstance(sample_weight, (str, bytes)) or not hasattr(sample_weight, "__len__"):
         raise InputError(f"{name}: expected one number per sample, got {type(sample_weight).__name__}")
     try:

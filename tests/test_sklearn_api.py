@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.utils import estimator_checks as checks
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from automm import AutoMM, AutoMMClassifier, AutoMMRegressor
 
@@ -30,24 +31,25 @@ def test_scikit_learn_api_checks(cls, check):
     getattr(checks, check)(cls.__name__, cls())
 
 
-FITTING_CHECKS = [
-    "check_sample_weights_pandas_series",
-    "check_sample_weights_list",
-    "check_sample_weights_shape",
-    "check_sample_weights_not_overwritten",
-    "check_all_zero_sample_weights_error",
-    "check_classifiers_one_label_sample_weights",
-]
-# Not run: check_sample_weight_equivalence_on_dense_data (a weight of 2 = the row repeated) cannot
-# hold exactly for a network trained by minibatches with a holdout split; tests/test_sample_weight.py
-# checks the equivalence where it is exact (losses, holdout metrics, the ensemble, the linear model)
-# and that weight 0 removes a row exactly.
+def _expected_failures(estimator) -> dict[str, str]:
+    """The checks of scikit-learn's suite automm fails by design, each with why."""
+    failures = {
+        "check_fit1d": "a 1-D X is one input column (a list of texts or image paths), not an error",
+        "check_sample_weight_equivalence_on_dense_data": "a weight of 2 cannot equal the row repeated exactly for a "
+        "network trained by minibatches with a holdout split (tests/test_sample_weight.py checks where it is exact)",
+        "check_sample_weight_equivalence_on_sparse_data": "as on dense data",
+    }
+    if isinstance(estimator, AutoMMClassifier):
+        failures["check_methods_subset_invariance"] = (
+            "transform's float32 embeddings differ in the 7th digit between batch sizes (1.7e-7 on 6.4e-4)")
+    return failures
 
 
-@pytest.mark.parametrize("cls", [AutoMMClassifier, AutoMMRegressor], ids=lambda c: c.__name__)
-@pytest.mark.parametrize("check", FITTING_CHECKS)
-def test_scikit_learn_sample_weight_checks(cls, check):
-    getattr(checks, check)(cls.__name__, cls(max_epochs=1, num_workers=0, random_state=0))
+@parametrize_with_checks([AutoMMClassifier(max_epochs=2, num_workers=0, random_state=0),
+                          AutoMMRegressor(max_epochs=2, num_workers=0, random_state=0)],
+                         expected_failed_checks=_expected_failures)
+def test_scikit_learn_estimator_checks(estimator, check, builtin_only):
+    check(estimator)
 
 
 def test_a_regressor_has_no_predict_proba():
