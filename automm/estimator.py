@@ -577,6 +577,10 @@ class AutoMM(BaseEstimator):
         if self.problem_type_ != "regression":
             counts = np.bincount(targets)
             n_classes = int((counts > 0).sum())
+            if n - 1 < n_classes:  # no holdout_frac helps
+                raise InputError(f"y: {n_classes} classes among {n} samples, so no row can be held out for "
+                                 "validation; a classifier needs several samples per class (if y is a number to "
+                                 "predict, pass problem_type='regression'; if it identifies rows, it is no label)")
             if n - n_valid < n_classes:
                 raise InputError(f"holdout_frac: {self.holdout_frac} of the {n} samples leaves {n - n_valid} to train "
                                  f"on, fewer than the {n_classes} classes; use a smaller holdout_frac")

@@ -463,6 +463,9 @@ def test_a_holdout_that_leaves_too_few_rows_to_train_on_is_named(emoji_split):
                                          r"the 9 classes"):
         AutoMM(holdout_frac=0.95, max_epochs=1).fit(texts, labels)
     assert len(AutoMM(holdout_frac=0.5, max_epochs=1).fit(texts, labels).classes_) == 9
+    with pytest.raises(InputError, match=r"y: 120 classes among 120 samples, so no row can be held out.*"
+                                         r"problem_type='regression'"):
+        AutoMM(problem_type="multiclass", max_epochs=1).fit(texts, [f"id-{i}" for i in range(120)])
 
 
 def test_predict_before_fit_and_wrong_number_of_inputs(fitted, emoji_split):
