@@ -132,7 +132,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     from .data import as_table, infer_roles
     from .estimator import AutoMM
     from .suggestions import did_you_mean
-    from .tables import labelled_rows, read_table, resolve_image_paths
+    from .tables import image_folders, labelled_rows, read_table, resolve_image_paths
     from .roles import BASE_ROLES
 
     data = Path(data)
@@ -169,8 +169,8 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
 
     registry = _registry.get_registry()
     known = sorted({*BASE_ROLES, *registry.modalities()} - {"tabular"})
-    # image paths are read relative to the data file's folder, as a recipe reads them
-    resolved = resolve_image_paths(sample[used], [data.parent])
+    # relative image paths are looked up where the recipe's fit will look for them
+    resolved = resolve_image_paths(sample[used], image_folders(data, recipe_dir))
     roles = infer_roles(as_table([resolved]), None, registry.plugin_manager, known)
 
     estimator = AutoMM()

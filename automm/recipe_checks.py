@@ -21,11 +21,12 @@ from .exceptions import AutoMMError, InputError
 from . import registry as _registry
 from .roles import BASE_ROLES
 from .suggestions import close_match, did_you_mean
-from .tables import data_format, parquet_engine, read_header
+from .tables import data_format, parquet_engine, read_column, read_header
 from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 __all__ = ["RecipeError", "Problem", "PARAM_PATHS", "SECTION_KEYS", "TOP_KEYS", "METRICS", "SAMPLERS", "PRUNERS",
-           "RECIPE_VERSION", "check_recipe", "get_key_path", "set_key_path", "show_value", "join_path"]
+           "RECIPE_VERSION", "check_recipe", "get_key_path", "set_key_path", "show_value", "join_path",
+           "split_value_problems"]
 
 
 RECIPE_VERSION = 1
@@ -324,13 +325,53 @@ def _sample_columns(name: str) -> list[str]:
     return [str(c) for c in _registry.load_dataset(name).columns]
 
 
+def _data_path(ck: _Checker, value: str) -> Path:
+    file = Path(os.path.expanduser(value))
+    return file if file.is_absolute() else ck.base_dir / file
+
+
+def split_value_problems(found: Iterable[Any], data: Mapping) -> list[Problem]:
+    """What is wrong with data.train_values, test_values and valid_values given the values
+    ``found`` in the split column (compared as text): a value that no row has, as a problem
+    at its key listing the values found (with a did-you-mean). The default train value
+    ("train") is a problem only when no row has it; default test rows may be absent."""
+    found = sorted({str(v) for v in found})
+    shown = ", ".join(map(repr, found[:20])) + (", ..." if len(found) > 20 else "")
+    problems = []
+    for key in ("train_values", "test_values", "valid_values"):
+        given = data.get(key, "train" if key == "train_values" else None)
+        if given is None:
+            continue
+        items = given if isinstance(given, list) else [given]
+        absent = [str(v) for v in items if _is_scalar(v) and str(v) not in found]
+        if absent:
+            default = "" if key in data else " (the default train value; name yours in data.train_values)"
+            problems.append(Problem(f"data.{key}", f"no rows of column {data.get('split_column')!r} have the value"
+                                                   f"{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))}"
+                                                   f"{default}; values found: {shown}{did_you_mean(absent[0], found)}"))
+    return problems
+
+
+def _split_values(ck: _Checker, data: Mapping, column: str) -> list[str] | None:
+    """The values (as text) of the split column of data.sample or data.path; None when they
+    cannot be read here (reading the rows reports why)."""
+    fmt = data.get("format") if data.get("format") in FORMATS else None
+    try:
+        if data.get("sample") is not None:
+            values = _registry.load_dataset(data["sample"])[column]
+        else:
+            file = _data_path(ck, data["path"])
+            values = read_column(file, data_format(file, fmt), column)
+        return values.astype(str).unique().tolist()
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by load_data with its reason
+        return None
+
+
 def _check_file(ck: _Checker, value: Any, path: str, fmt_declared: Any) -> list[str] | None:
     """Check a data file key; returns its columns when the file could be read."""
     if not ck.string(value, path, what="a file path"):
         return None
-    file = Path(os.path.expanduser(value))
-    if not file.is_absolute():
-        file = ck.base_dir / file
+    file = _data_path(ck, value)
     fmt = data_format(file, fmt_declared if isinstance(fmt_declared, str) and fmt_declared in FORMATS else None)
     if fmt is None and not fmt_declared:
         ck.report(path, f"cannot tell the format of {value!r} from its name; set data.format to one of "
@@ -439,6 +480,12 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
         items = value if isinstance(value, list) else [value]
         if not items or not all(_is_scalar(v) for v in items):
             ck.expected(f"data.{key}", "a value of the split column or a non-empty list of such values", value)
+    values_flagged = any(p.path.startswith("data.") and p.path.endswith("_values") for p in ck.problems)
+    if (ck.check_data and isinstance(split_column, str) and columns is not None and split_column in columns
+            and split_column != label and get("train") is None and not values_flagged):
+        found = _split_values(ck, data, split_column)
+        if found is not None:
+            ck.problems.extend(split_value_problems(found, data))
     if isinstance(get("train_values"), (str, int, float, list)) and isinstance(get("test_values"),
                                                                                (str, int, float, list)):
         train_v = {str(v) for v in (get("train_values") if isinstance(get("train_values"), list)

@@ -48,7 +48,8 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
 Every :class:`~automm.AutoMM` constructor parameter has one key (:data:`PARAM_PATHS`); ``data``
 and ``output.dir`` are the recipe's own. Relative data paths are resolved
 against the recipe file's folder (the current directory for a recipe given as a dict); relative
-image paths inside the data against the data file's folder, else the recipe's folder. Output
+image paths inside the data are looked up in the data file's folder, then the recipe's folder,
+then the current directory (:func:`automm.tables.image_folders`). Output
 paths (``output.dir``, ``output.plot_dir``, ``training.cache_dir``) and storage URLs are used as
 given, i.e. relative to the current directory.
 
@@ -64,6 +65,7 @@ test metrics in :mod:`automm.evaluation`; this module reads recipes, loads their
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -77,8 +79,10 @@ import numpy as np
 from . import registry as _registry
 from .evaluation import compute_metrics, positive_class
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
-                            Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value)
-from .tables import labelled_rows, read_table, resolve_image_paths, weight_column_values
+                            Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
+                            split_value_problems)
+from .tables import (data_rows_named, image_folders, labelled_rows, read_table, resolve_image_paths,
+                     weight_column_values)
 
 __all__ = [
     "RecipeError", "Problem", "Recipe", "RecipeData", "FitResult", "PARAM_PATHS", "SECTION_KEYS", "METRICS",
@@ -314,42 +318,43 @@ class Recipe:
 
     # -- data --------------------------------------------------------------------------------
     def load_data(self) -> "RecipeData":
-        """Read the recipe's data: train (and test) features and labels, image paths resolved."""
+        """Read the recipe's data: train (and test) features and labels, image paths resolved
+        (:func:`automm.tables.image_folders`), each part's rows in its data file remembered."""
         data = self.section("data")
         if not data:
             raise RecipeError([Problem("data", "missing: this needs data (data.sample, data.path or data.train, "
                                                "and data.label)")], self.source)
         label = data["label"]
         fmt = data.get("format")
+        roles = data.get("column_types") or {}
         train = test = valid = None
-        folder = self.base_dir
+        files: dict[str, Path | None] = {}  # each part's data file (None: a sample dataset)
         if data.get("sample"):
-            frame = _registry.load_dataset(data["sample"])
+            frame = _registry.load_dataset(data["sample"]).reset_index(drop=True)
             what = f"the {data['sample']} sample dataset"
+            names = dict.fromkeys(("train", "test", "valid"), what)
         elif data.get("path"):
             file = self._data_file(data["path"])
-            frame, folder = read_table(file, fmt), file.parent
-            what = str(file)
+            frame, what = read_table(file, fmt), str(file)
+            files = dict.fromkeys(("train", "test", "valid"), file)
+            names = dict.fromkeys(("train", "test", "valid"), what)
         else:
             file = self._data_file(data["train"])
-            train, folder = read_table(file, fmt), file.parent
-            what = str(file)
+            train, what = read_table(file, fmt), str(file)
+            files, names = {"train": file}, {"train": what}
             parts = {}
-            for key in ("test", "valid"):  # separate files, their image paths relative to each
+            for key in ("test", "valid"):  # separate files
                 if data.get(key):
-                    part_file = self._data_file(data[key])
-                    parts[key] = resolve_image_paths(read_table(part_file, fmt), [part_file.parent, self.base_dir],
-                                                     data.get("column_types") or {})
-                    what += f" + {part_file}"
+                    files[key] = self._data_file(data[key])
+                    names[key] = str(files[key])
+                    parts[key] = read_table(files[key], fmt)
+                    what += f" + {files[key]}"
             test, valid = parts.get("test"), parts.get("valid")
             frame = None
         if frame is not None:
             split_column = data.get("split_column")
             if split_column:
-                train, test = _split_rows(frame, split_column, data.get("train_values", "train"),
-                                          data.get("test_values", "test"), self.source)
-                if data.get("valid_values") is not None:
-                    valid = _rows_with(frame, split_column, data["valid_values"])
+                train, test, valid = _split_rows(frame, split_column, data, self.source)
             else:
                 train = frame
         weight_column = data.get("weight_column")
@@ -380,17 +385,16 @@ class Recipe:
         train = _subsample(train, max_rows, 0)
         test = _subsample(test, max_rows, 1) if test is not None else None
         valid = _subsample(valid, max_rows, 2) if valid is not None else None
-        roles = data.get("column_types") or {}
-        train = resolve_image_paths(train, [folder, self.base_dir], roles)
-        if test is not None and frame is not None:
-            test = resolve_image_paths(test, [folder, self.base_dir], roles)
-        if valid is not None and frame is not None:
-            valid = resolve_image_paths(valid, [folder, self.base_dir], roles)
+        # (the frames keep their data file's row numbers as index until here: messages name them)
+        train, test, valid = (None if part is None else resolve_image_paths(
+            part, image_folders(files.get(key), self.base_dir), roles, source=names[key])
+            for key, part in (("train", train), ("test", test), ("valid", valid)))
         if len(train) == 0:
             raise RecipeError([Problem("data", f"no training rows in {what}")], self.source)
         result = RecipeData(X_train=train[features].reset_index(drop=True),
                             y_train=train[label].reset_index(drop=True), label=label, source=what,
-                            dropped_classes=dropped, unlabelled_rows=unlabelled)
+                            dropped_classes=dropped, unlabelled_rows=unlabelled,
+                            rows={"train": (train.index.to_numpy(), names["train"])})
         if weight_column is not None:
             result.w_train = _weights(train, weight_column, what, self.source)
         if valid is not None:
@@ -399,9 +403,11 @@ class Recipe:
                                            f"no validation rows in {what}")], self.source)
             result.X_val, result.y_val, result.w_val = _labelled_part(valid, features, label, weight_column, "valid",
                                                                       f"the validation data of {what}", self.source)
+            result.rows["valid"] = (valid.index.to_numpy(), names["valid"])
         if test is not None and len(test):
             result.X_test, result.y_test, result.w_test = _labelled_part(test, features, label, weight_column, "test",
                                                                          f"the test data of {what}", self.source)
+            result.rows["test"] = (test.index.to_numpy(), names["test"])
         return result
 
 
@@ -436,22 +442,18 @@ def _inline(value: Any) -> str:
         return repr(value)
 
 
-def _rows_with(frame, column: str, values: Any):
-    """The rows of ``frame`` whose ``column`` (as text) is one of ``values`` (a value or a list)."""
-    wanted = [str(x) for x in (values if isinstance(values, list) else [values])]
-    return frame[frame[column].astype(str).isin(wanted)]
-
-
-def _split_rows(frame, column: str, train_values: Any, test_values: Any, source: str | None):
+def _split_rows(frame, column: str, data: Mapping, source: str | None):
+    """(train, test, validation or None) rows of ``frame`` by the split column's values;
+    :class:`RecipeError` for a value of data.*_values that no row has."""
     values = frame[column].astype(str)
+    problems = split_value_problems(values.unique().tolist(), data)
+    if problems:
+        raise RecipeError(problems, source)
     as_list = lambda v: [str(x) for x in (v if isinstance(v, list) else [v])]  # noqa: E731
-    train = frame[values.isin(as_list(train_values))]
-    test = frame[values.isin(as_list(test_values))]
-    if len(train) == 0:
-        found = sorted(values.unique().tolist())[:20]
-        raise RecipeError([Problem("data.train_values", f"no rows of column {column!r} have a value in "
-                                                        f"{as_list(train_values)}; values found: {found}")], source)
-    return train, test
+    train = frame[values.isin(as_list(data.get("train_values", "train")))]
+    test = frame[values.isin(as_list(data.get("test_values", "test")))]
+    valid = frame[values.isin(as_list(data["valid_values"]))] if data.get("valid_values") is not None else None
+    return train, test, valid
 
 
 def _subsample(frame, max_rows: int | None, seed: int):
@@ -479,6 +481,16 @@ class RecipeData:
     X_val: Any = None     # validation data (data.valid or data.valid_values), or None
     y_val: Any = None
     w_val: Any = None
+    rows: dict = field(default_factory=dict)  # per part (train, valid, test): (its rows in its data file, the file)
+
+    def rows_named(self, part: str, with_validation: bool = False):
+        """A context in which messages about ``part``'s rows (and with ``with_validation``,
+        errors about ``X_val``) name the rows of the data file (:func:`automm.tables.data_rows_named`)."""
+        if part not in self.rows:
+            return contextlib.nullcontext()
+        rows, source = self.rows[part]
+        by_prefix = {"X_val:": self.rows["valid"]} if with_validation and "valid" in self.rows else None
+        return data_rows_named(rows, source, by_prefix)
 
 
 # ---------------------------------------------------------------------------------- public API
@@ -709,8 +721,9 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
 
         check_save_target(target, "output.dir" if output_dir is None else "output directory")
     log("fitting ...")
-    estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
-                  sample_weight_val=data.w_val)
+    with data.rows_named("train", with_validation=data.X_val is not None):
+        estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
+                      sample_weight_val=data.w_val)
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     if save and target:
@@ -723,7 +736,8 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         log(f"saved the model to {model_dir}")
     test_metrics = None
     if data.X_test is not None:
-        predictions = estimator.predict(data.X_test)
+        with data.rows_named("test"):
+            predictions = estimator.predict(data.X_test)
         test_metrics = compute_metrics(estimator.problem_type_, data.y_test.to_numpy(), predictions,
                                        sample_weight=data.w_test, positive=positive_class(estimator))
     return FitResult(estimator=estimator, recipe=loaded, data=data, model_dir=model_dir, test_metrics=test_metrics,

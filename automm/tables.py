@@ -6,16 +6,22 @@ Shared by recipes (:mod:`automm.recipes`), the command line and ``automm init``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["read_table", "read_header", "data_format", "parquet_engine", "resolve_image_paths", "labelled_rows",
-           "weight_column_values"]
+__all__ = ["read_table", "read_header", "read_column", "data_format", "parquet_engine", "image_folders",
+           "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE", "data_rows_named"]
+
+#: How messages number the rows of a data file.
+ROWS_NOTE = "numbered from 0 after the header, as pandas reads the file"
 
 
 def data_format(file: Path, declared: str | None) -> str | None:
@@ -80,12 +86,32 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
         if fmt == "parquet":
             if parquet_engine() is None:
                 raise InputError(f"{str(file)!r}: reading Parquet needs the pyarrow package: pip install pyarrow")
-            return pd.read_parquet(file)
+            return pd.read_parquet(file).reset_index(drop=True)  # rows numbered as stored, not by a saved index
         return pd.read_csv(file, sep="\t" if fmt == "tsv" else ",")
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - parser/encoding errors in a user's file
         raise InputError(f"{str(file)!r}: cannot read it as {fmt}: {type(exc).__name__}: {exc}") from None
+
+
+def read_column(file: Path, fmt: str, column: str):
+    """One column of a data file (or of an image folder's table) as a Series, the other
+    columns left unread where the format allows."""
+    import pandas as pd
+
+    if fmt == "folder":
+        return read_table(file, fmt)[column]
+    if fmt == "parquet":
+        return pd.read_parquet(file, columns=[column])[column]
+    return pd.read_csv(file, usecols=[column], sep="\t" if fmt == "tsv" else ",")[column]
+
+
+def image_folders(data_file: str | os.PathLike | None, *more: str | os.PathLike) -> list[Path]:
+    """Where the relative image paths of a data file are looked up, in order: the data
+    file's folder, the ``more`` folders (a recipe's), then the current directory."""
+    folders = ([Path(os.path.abspath(data_file)).parent] if data_file is not None else []) + \
+        [Path(os.path.abspath(f)) for f in more] + [Path.cwd()]
+    return list(dict.fromkeys(folders))
 
 
 def _image_columns(frame, roles: Mapping[str, str]) -> list[str]:
@@ -104,26 +130,88 @@ def _image_columns(frame, roles: Mapping[str, str]) -> list[str]:
     return columns
 
 
-def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str] | None = None):
+def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str] | None = None, *,
+                        source: str | None = None):
     """A copy of ``frame`` whose relative image paths (in columns of role image, or that look
-    like image paths) point into the first of ``folders`` where the file exists (else the first)."""
+    like image paths) point into the first of ``folders`` where the file exists (else the first).
+
+    With ``source`` (the data's name, for messages), :class:`InputError` when more of a column's
+    relative paths than the images' tolerance (:data:`automm.data.IMAGE_TOLERANCE`) are in none
+    of the folders, naming the folders tried and the first such rows (by ``frame``'s index: the
+    data file's rows, as long as the caller kept them)."""
     columns = _image_columns(frame, roles or {})
     if not columns:
         return frame
     frame = frame.copy()
     folders = [Path(f) for f in folders]
-
-    def resolve(value: Any) -> Any:
-        if not isinstance(value, str) or not value.strip() or "://" in value or os.path.isabs(value):
-            return value
-        for folder in folders:
-            candidate = folder / value
-            if candidate.exists():
-                return str(candidate)
-        return str(folders[0] / value)
     for column in columns:
-        frame[column] = [resolve(v) for v in frame[column].tolist()]
+        resolved, unfound, present = [], [], 0
+        for row, value in zip(frame.index, frame[column].tolist()):
+            if not isinstance(value, str) or not value.strip() or "://" in value or os.path.isabs(value):
+                present += isinstance(value, str) and bool(value.strip())
+                resolved.append(value)
+                continue
+            present += 1
+            found = next((folder / value for folder in folders if (folder / value).exists()), None)
+            if found is None:
+                unfound.append((row, value))
+            resolved.append(str(found if found is not None else folders[0] / value))
+        if source is not None and unfound:
+            from .data import IMAGE_TOLERANCE
+
+            if len(unfound) > IMAGE_TOLERANCE * present:
+                shown = ", ".join(f"row {row} ({value!r})" for row, value in unfound[:3])
+                raise InputError(f"{source}: column {column!r}: {len(unfound)} of {present} relative image paths "
+                                 f"are in none of the folders tried ({', '.join(map(str, folders))}): {shown}"
+                                 f"{' ...' if len(unfound) > 3 else ''} (rows {ROWS_NOTE}); make the paths relative to "
+                                 "the data file's folder, or absolute")
+        frame[column] = resolved
     return frame
+
+
+_ROW_RE = re.compile(r"\b(rows?) (\d+(?:, \d+)*)\b")
+
+
+class _RowNames:
+    """Turns the row positions in a message (``row 3``, ``rows 3, 7``) into rows of a data file."""
+
+    def __init__(self, rows: Sequence[int], source: str):
+        self.rows, self.source = [int(r) for r in rows], source
+
+    def __call__(self, message: str) -> str:
+        def rename(match: re.Match) -> str:
+            numbers = [int(n) for n in match.group(2).split(", ")]
+            if any(n >= len(self.rows) for n in numbers):
+                return match.group(0)
+            return f"{match.group(1)} {', '.join(str(self.rows[n]) for n in numbers)}"
+        renamed = _ROW_RE.sub(rename, message)
+        return renamed if renamed == message else f"{renamed} (rows of {self.source}, {ROWS_NOTE})"
+
+
+@contextlib.contextmanager
+def data_rows_named(rows: Sequence[int], source: str,
+                    by_prefix: Mapping[str, tuple[Sequence[int], str]] | None = None) -> Iterator[None]:
+    """Around a call given a subset of a data file's rows (``rows``: each position's row in
+    ``source``): the row numbers in its errors (:class:`InputError`) and warnings name the
+    data file's rows instead of positions in the subset. An error whose message starts with a
+    key of ``by_prefix`` (e.g. ``"X_val:"``) is renamed by that entry's rows instead; warnings
+    are renamed only when there is no ``by_prefix`` (they do not say which input they are about)."""
+    default = _RowNames(rows, source)
+    others = {prefix: _RowNames(*entry) for prefix, entry in (by_prefix or {}).items()}
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        shown(message if others else category(default(str(message))), category, *args, **kwargs)
+    warnings.showwarning = show
+    try:
+        yield
+    except InputError as exc:
+        message = str(exc)
+        rename = next((r for prefix, r in others.items() if message.startswith(prefix)), default)
+        exc.args = (rename(message), *exc.args[1:])
+        raise
+    finally:
+        warnings.showwarning = shown
 
 
 def labelled_rows(frame, label: str, part: str, counts: dict[str, int]):

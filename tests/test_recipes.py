@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from automm import AutoMM, AutoMMRegressor, hookimpl
+from automm.exceptions import InputError
 from automm.evaluation import compute_metrics
 from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, RecipeError, apply_overrides, dump_recipe,
                             fit_recipe, from_recipe_with_data, load_recipe, read_recipe_file, validate_recipe)
@@ -338,6 +339,62 @@ def test_data_from_train_and_test_files_with_images_relative_to_the_recipe(tmp_p
     assert len(data.X_train) == 12 and len(data.X_test) == 8
     assert all(p.startswith(str(tmp_path / "images")) for p in data.X_test["image"])
 
+
+
+def test_split_values_that_no_row_has_are_errors_listing_the_values_found(tmp_path, emoji_sample):
+    """A misspelt train, test or validation value is a problem at its key when the data are
+    checked (automm validate), not a test or validation set silently left empty."""
+    for key, value in (("test_values", "[tset]"), ("valid_values", "tets"), ("train_values", "[train, trian]")):
+        found = problems_of(emoji_recipe(), overrides=[f"data.{key}={value}"])
+        assert list(found) == [f"data.{key}"], found
+        assert "no rows of column 'split' have the value" in found[f"data.{key}"]
+        assert "values found: 'test', 'train'" in found[f"data.{key}"] and "did you mean" in found[f"data.{key}"]
+    assert problems_of(emoji_recipe(), overrides=["data.test_values=[tset]"], check_data=False) == {}
+    frame = emoji_sample.head(20).copy()
+    frame["split"] = ["fit"] * 15 + ["hold"] * 5
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    recipe = {"data": {"path": "items.csv", "label": "category", "split_column": "split", "train_values": "fit"}}
+    data = load_recipe(recipe, base_dir=tmp_path).load_data()  # the default test value may be absent
+    assert len(data.X_train) == 15 and data.X_test is None
+    loaded = load_recipe(recipe, ["data.test_values=hodl"], base_dir=tmp_path, check_data=False)
+    with pytest.raises(RecipeError, match=r"data.test_values: .*'hodl'.*did you mean 'hold'"):
+        loaded.load_data()
+
+
+def test_relative_image_paths_fall_back_to_the_current_directory_and_errors_name_the_folders(
+        tmp_path, emoji_sample, monkeypatch):
+    """Looked up in the data file's folder, the recipe's, then the current directory."""
+    for folder in ("pics", "tables", "recipes"):
+        (tmp_path / folder).mkdir()
+    frame = emoji_sample.head(20).copy()
+    for path in frame["image"]:
+        (tmp_path / "pics" / Path(path).name).write_bytes(Path(path).read_bytes())
+    frame["image"] = [f"pics/{Path(p).name}" for p in frame["image"]]
+    frame.to_csv(tmp_path / "tables" / "items.csv", index=False)
+    recipe = {"data": {"path": "../tables/items.csv", "label": "category", "columns": ["image", "name"]}}
+    monkeypatch.chdir(tmp_path)
+    data = load_recipe(recipe, base_dir=tmp_path / "recipes").load_data()
+    assert all(p == str(tmp_path / "pics" / Path(p).name) for p in data.X_train["image"])
+    monkeypatch.chdir(tmp_path / "tables")
+    with pytest.raises(InputError) as caught:
+        load_recipe(recipe, base_dir=tmp_path / "recipes").load_data()
+    message = str(caught.value)
+    assert "20 of 20 relative image paths are in none of the folders tried" in message
+    assert f"({tmp_path / 'tables'}, {tmp_path / 'recipes'})" in message and "row 0 ('pics/" in message
+
+
+def test_fit_names_bad_images_by_their_rows_in_the_data_file(tmp_path, emoji_sample):
+    """Train rows are the data file's rows 10..; an error about them names those rows."""
+    frame = emoji_sample.head(40).copy()
+    frame["split"] = ["test"] * 10 + ["train"] * 30
+    frame.loc[12:15, "image"] = str(tmp_path / "gone.png")
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    recipe = emoji_recipe(data={"path": "items.csv", "label": "category", "split_column": "split"})
+    with pytest.raises(InputError) as caught:
+        fit_recipe(load_recipe(recipe, base_dir=tmp_path), save=False)
+    message = str(caught.value)
+    assert "row 12 (" in message and "row 15 (" in message and "row 2 (" not in message
+    assert f"rows of {tmp_path / 'items.csv'}, numbered from 0 after the header" in message
 
 
 def test_data_from_a_parquet_file_with_image_records(tmp_path, emoji_sample):
