@@ -16,8 +16,8 @@ from typing import Any
 
 from .exceptions import InputError
 
-__all__ = ["parse_storage", "make_storage", "own_heartbeats", "redact_url", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE",
-           "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
+__all__ = ["parse_storage", "make_storage", "own_heartbeats", "redact_url", "storage_file", "wait_for_storage_file",
+           "StorageNotFoundError", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE", "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
 
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
 HEARTBEAT_INTERVAL = float(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
@@ -64,6 +64,38 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         return "rdb", "sqlite:///" + os.path.abspath(text)
     raise InputError(f"storage: {text!r} is neither a storage URL (sqlite:///..., postgresql://...) nor a journal "
                      "file (journal:///path, or a path ending in .log or .journal)")
+
+
+class StorageNotFoundError(InputError):
+    """The file of a journal or SQLite storage that a worker was to join does not exist."""
+
+
+def storage_file(kind: str, value: Any) -> str | None:
+    """The file that holds a :func:`parse_storage` storage (a journal or SQLite file), or None
+    (a database server, memory, a storage object)."""
+    if kind == "journal":
+        return value
+    if kind == "rdb" and value.startswith("sqlite:///"):
+        path = value[len("sqlite:///"):].split("?", 1)[0]
+        return path if path and path != ":memory:" else None
+    return None
+
+
+def wait_for_storage_file(kind: str, value: Any, wait: float) -> None:
+    """Return once the storage's file exists (at once for storages without one), waiting up to
+    ``wait`` seconds for it; else :class:`StorageNotFoundError`. Opening the storage would
+    create an empty file, as a misspelt path would: whoever joins a study needs it there."""
+    import time
+
+    path = storage_file(kind, value)
+    if path is None:
+        return
+    end = time.monotonic() + max(0.0, float(wait))
+    while not os.path.exists(path):
+        if time.monotonic() >= end:
+            raise StorageNotFoundError(f"storage: {path!r} does not exist (waited {wait:.0f} s); a worker joins a "
+                                       "study that a fit created in an existing storage: check the path")
+        time.sleep(min(0.5, max(0.05, end - time.monotonic())))
 
 
 def _postgres_driver() -> str:

@@ -30,7 +30,7 @@ from . import search
 from .search import (BUDGET_ATTR, SearchContext, SearchSettings, WorkerFinished, hard_grace, make_pruner, make_sampler,
                      optuna_quiet, run_trial_loops)
 from .search_space import SearchSpace
-from .storage import make_storage, own_heartbeats, parse_storage
+from .storage import make_storage, own_heartbeats, parse_storage, wait_for_storage_file
 from .study import DATA_ATTR, DATA_FINGERPRINT_ATTR, data_fingerprint, data_from_spec, wait_for_study, with_stored_split
 from .trial_models import ModelPool
 
@@ -70,7 +70,8 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     n_jobs : trials run at once here: forked processes on the CPU; on CUDA, threads (one per GPU or n_jobs).
     artifact_dir : a folder the ``fit`` process can read (e.g. shared storage) where this worker
         leaves the trained models of its best trials, so that ``fit`` need not retrain them.
-    wait : seconds to wait for the study to appear (a worker may start before ``fit``).
+    wait : seconds to wait for the study to appear (a worker may start before ``fit``); a
+        journal or SQLite file that still does not exist then is an error (it is not created).
     verbose : 0 quiet, 1 a line per trial, 2 also Optuna's log.
 
     The worker samples the study's stored space with the study's sampler and pruner by name
@@ -86,8 +87,10 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     storage_ref = parse_storage(storage)
     if storage_ref[0] == "memory":
         raise InputError("storage: a worker needs the study's storage (URL or journal file)")
+    start = time.monotonic()
+    wait_for_storage_file(*storage_ref, wait)  # never creates the file of a misspelt storage
     backend = make_storage(*storage_ref)
-    spec = wait_for_study(backend, study_name, wait)
+    spec = wait_for_study(backend, study_name, max(0.0, wait - (time.monotonic() - start)))
     from . import estimator as estimator_module
 
     cls = getattr(estimator_module, spec["estimator"], estimator_module.AutoMM)
