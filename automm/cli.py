@@ -3,9 +3,13 @@
 Subcommands: ``init``, ``fit``, ``predict``, ``evaluate``, ``validate``, ``plugins``, ``worker``; ``automm
 SUBCOMMAND --help`` describes each. Results go to stdout, progress and errors to stderr.
 
-Exit codes: 0 success; 2 usage errors and recipe errors (nothing was done); 1 any other
-failure (unreadable data, a model directory that is not one, a failed fit, ...); 130 when
-interrupted. User errors print one message and no traceback; ``--debug`` adds the traceback.
+Exit codes: 0 success; 2 usage errors, recipe errors and other mistakes in what the command
+was given, found before any work (a missing file or model directory, a --filter that leaves no
+row, an unusable --device, an output folder that cannot be written, a label column that is not
+the model's; nothing was done); 1 failures during the work (unreadable data or images, a failed
+fit, ...); 130 when interrupted. User errors print one message and no traceback; ``--debug``
+adds the traceback. ``--quiet`` silences stderr but for errors; stdout keeps the result
+(``fit``'s is then only the model directory, not the summary).
 """
 
 from __future__ import annotations
@@ -125,34 +129,62 @@ def _parse_filters(items: Sequence[str] | None) -> list[tuple[str, str]]:
     return filters
 
 
-def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str]):
-    """A data file for predict/evaluate: rows kept by ``filters``, relative image paths
-    resolved against the file's folder (else the current directory)."""
-    from .suggestions import did_you_mean
-    from .tables import read_table, resolve_image_paths
+def _existing(path: str, argument: str) -> str:
+    """``path``, or :class:`UsageError` naming ``argument`` when nothing is there."""
+    if not os.path.exists(path):
+        raise UsageError(f"{argument}: {path!r} not found (from {os.getcwd()})")
+    return path
 
-    frame = read_table(path)
-    for column, value in filters:
-        if column not in frame.columns:
-            raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
-                             f"{', '.join(map(str, frame.columns))}{did_you_mean(column, list(frame.columns))}")
-        frame = frame[frame[column].astype(str) == value]
+
+def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str]):
+    """A data file for predict/evaluate: the rows kept by ``filters`` (:class:`UsageError`
+    listing the column's values when one keeps none), relative image paths looked up as ``fit``
+    looks them up (:func:`automm.tables.image_folders`); the frame's index is the rows' numbers
+    in the file."""
+    from .suggestions import did_you_mean
+    from .tables import image_folders, read_table, resolve_image_paths
+
+    frame = read_table(_existing(path, "DATA"))
     if len(frame) == 0:
         from .exceptions import InputError
 
-        raise InputError(f"{path}: no rows" + (" left after --filter" if filters else ""))
-    frame = resolve_image_paths(frame.reset_index(drop=True), [Path(path).resolve().parent, Path.cwd()], roles)
-    return frame
+        raise InputError(f"{path}: no rows")
+    for i, (column, value) in enumerate(filters):
+        if column not in frame.columns:
+            raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
+                             f"{', '.join(map(str, frame.columns))}{did_you_mean(column, list(frame.columns))}")
+        kept = frame[frame[column].astype(str) == value]
+        if len(kept) == 0:
+            found = sorted(frame[column].astype(str).unique().tolist())
+            shown = ", ".join(map(repr, found[:20])) + (", ..." if len(found) > 20 else "")
+            rows = "the rows the filters before it keep" if i else f"the rows of {path}"
+            raise UsageError(f"--filter {column}={value}: no row has {value!r} in column {column!r}; its values "
+                             f"in {rows} are {shown}{did_you_mean(value, found)}")
+        frame = kept
+    return resolve_image_paths(frame, image_folders(path), roles, source=path)
+
+
+def _device(device: str, argument: str) -> str:
+    """``device`` when this machine can use it, else :class:`UsageError` naming ``argument``."""
+    from .training import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(f"{argument}: {exc}") from None
+    return device
 
 
 def _load_model(model_dir: str, device: str):
     from .estimator import AutoMM
-    from .exceptions import ModelFormatError
+    from .persistence import MANIFEST
 
-    if not os.path.exists(model_dir):
-        raise FileNotFoundError(f"model directory not found: {model_dir!r}")
-    if not os.path.isdir(model_dir):
-        raise ModelFormatError(f"{model_dir!r} is not a model directory")
+    _device(device, "--device")
+    if not os.path.isdir(_existing(model_dir, "MODEL_DIR")):
+        raise UsageError(f"MODEL_DIR: {model_dir!r} is a file, not a model directory")
+    if not os.path.isfile(os.path.join(model_dir, MANIFEST)):
+        raise UsageError(f"MODEL_DIR: {model_dir!r} holds no automm model (no {MANIFEST}); give a directory "
+                         "written by 'automm fit'")
     return AutoMM.load(model_dir, device=device)
 
 
@@ -190,6 +222,8 @@ def _recipe_or_draft(args: argparse.Namespace):
     overrides = list(args.overrides or [])
     is_data = Path(args.recipe).suffix.lower() not in (".yaml", ".yml") and \
         data_format(Path(args.recipe), None) is not None
+    if is_data:
+        _existing(args.recipe, "RECIPE")
     if not is_data:
         if args.label is not None:
             raise UsageError("--label goes with a data file (automm fit DATA.csv --label COLUMN); a recipe names its "
@@ -221,6 +255,17 @@ def _training_line(summary: dict) -> tuple[str, str]:
     return "epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}{reason}"
 
 
+def _check_output_dir(path: str, argument: str) -> None:
+    """:class:`UsageError` naming ``argument`` when no model can be saved at ``path`` (checked
+    before the data are read: a long fit whose model cannot be saved would be lost)."""
+    from .persistence import check_save_target
+
+    try:
+        check_save_target(path, argument)
+    except OSError as exc:  # FileExistsError included
+        raise UsageError(exc.strerror or str(exc)) from None
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .recipes import fit_recipe
 
@@ -228,6 +273,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     recipe = _recipe_or_draft(args)
     verbose = 0 if (args.quiet or args.json) else (recipe.params().get("verbose") or 1)
     output_dir = args.output or recipe.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, recipe.name)
+    _check_output_dir(output_dir, "-o" if args.output else "output.dir" if recipe.output_dir else
+                      f"output directory (default {output_dir})")
+    device = recipe.params().get("device")
+    if isinstance(device, str):
+        _device(device, "training.device")
     out.log(f"recipe {args.recipe}: valid" if args.label is None else f"recipe drafted from {args.recipe}: valid")
     # Progress printed by the training or the search goes to stderr: stdout is for the result.
     with contextlib.redirect_stdout(sys.stderr):
@@ -239,7 +289,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             summary["leaderboard"] = leaderboard.head(50).to_dict(orient="records")
         out.result(_json(summary))
         return EXIT_OK
-    if args.quiet:
+    if args.quiet:  # for scripts: the one thing they need, where the model is
         out.result(str(result.model_dir))
         return EXIT_OK
     out.result(_fit_report(summary, leaderboard))
@@ -305,6 +355,9 @@ def _decision_line(weights: dict) -> str:
 
 LEADERBOARD_COLUMNS = ("number", "state", "score", "encoders", "fusion", "augmentations", "epochs", "best_epoch",
                        "seconds", "reason")
+#: Leaderboard columns of counts: shown as integers (a trial still running leaves them empty,
+#: which makes pandas hold them as floats).
+INTEGER_COLUMNS = ("number", "epochs", "best_epoch")
 
 
 def _leaderboard_table(frame) -> str:
@@ -314,14 +367,17 @@ def _leaderboard_table(frame) -> str:
         columns = [c for c in frame.columns
                    if all(v is None or isinstance(v, (str, int, float, bool)) for v in frame[c].tolist())][:8]
 
-    def cell(value: Any) -> Any:
+    def cell(value: Any, column: str) -> Any:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return ""
+        if column in INTEGER_COLUMNS and isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, (list, tuple)):
             value = ", ".join(map(str, value))
         text = value if isinstance(value, float) else str(value)
         return text if isinstance(text, float) or len(text) <= 48 else text[:45] + "..."
-    rows = [[cell(v) for v in record] for record in frame[columns].itertuples(index=False, name=None)]
+    rows = [[cell(v, c) for v, c in zip(record, columns)]
+            for record in frame[columns].itertuples(index=False, name=None)]
     return _table(rows, headers=columns)
 
 
@@ -340,6 +396,8 @@ def _progress_on_stderr(quiet: bool):
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .tables import data_format, data_rows_named
+
     out = _Out(args.quiet)
     filters = _parse_filters(args.filter)
     target = None if args.output in (None, "-") else Path(args.output)
@@ -348,17 +406,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise UsageError(f"-o: folder {str(target.parent)!r} does not exist")
         if target.is_dir():
             raise UsageError(f"-o: {str(target)!r} is a folder; name the CSV file to write")
+    _existing(args.data, "DATA")
     estimator = _load_model(args.model_dir, args.device)
     if args.proba and estimator.problem_type_ == "regression":
         raise UsageError("--proba: a regression model has no class probabilities")
     frame = _read_data(args.data, filters, estimator.column_roles_)
     keep = list(args.keep or [])
+    if data_format(Path(args.data), None) == "folder" and "image" not in keep:
+        keep.insert(0, "image")  # a folder's rows are its images: say which file each prediction is for
     absent = [c for c in keep if c not in frame.columns]
     if absent:
         raise UsageError(f"--keep: no column(s) {absent} in {args.data}")
+    rows, frame = frame.index.to_numpy(), frame.reset_index(drop=True)
     inputs = _model_inputs(estimator, frame, args.data)
     result = frame[keep].copy() if keep else pd.DataFrame(index=frame.index)
-    with _progress_on_stderr(args.quiet):
+    with _progress_on_stderr(args.quiet), data_rows_named(rows, args.data):
         result["prediction"] = estimator.predict(*inputs)
         probabilities = estimator.predict_proba(*inputs) if args.proba else None
     if probabilities is not None:
@@ -388,15 +450,35 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _some(values: Sequence[Any], n: int = 8) -> str:
+    """The first ``n`` of ``values`` quoted, and how many there are."""
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in list(values)[:n])
+    return f"{shown}{', ...' if len(values) > n else ''} ({len(values)})"
+
+
+def _unseen_labels(labels, classes: Sequence[Any], label: str, argument: str) -> int:
+    """How many of ``labels`` are none of the model's ``classes``; :class:`UsageError` naming
+    ``argument`` when none of them is one (the column is not what the model predicts)."""
+    seen = labels.isin(list(classes))
+    if not seen.any():
+        raise UsageError(f"{argument}: no value of column {label!r} is one of the model's classes, so no "
+                         f"prediction could be right: is it the column the model predicts? Model classes: "
+                         f"{_some(classes)}; values of {label!r}: {_some(labels.unique())}")
+    return int((~seen).sum())
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import warnings as _warnings
+
     from .exceptions import InputError
     from .evaluation import compute_metrics, positive_class
     from .suggestions import did_you_mean
-    from .tables import labelled_rows, weight_column_values
+    from .tables import data_rows_named, labelled_rows, weight_column_values
 
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
     label = args.label or _recipe_data_key(args.model_dir, "label")
+    _existing(args.data, "DATA")
     estimator = _load_model(args.model_dir, args.device)
     if label is None:
         raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
@@ -409,9 +491,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     frame = labelled_rows(frame, label, "rows", unlabelled)
     if unlabelled:
         out.log(f"ignoring {unlabelled['rows']} rows without a label")
-        frame = frame.reset_index(drop=True)
         if len(frame) == 0:
             raise InputError(f"{args.data}: no rows with a label in column {label!r}")
+    unseen = 0
+    if estimator.problem_type_ != "regression":
+        argument = "--label" if args.label else f"data.label of {os.path.join(args.model_dir, 'recipe.yaml')}"
+        unseen = _unseen_labels(frame[label], estimator.classes_, label, argument)
+        if unseen:
+            _warnings.warn(f"{unseen} of {len(frame)} rows have a label in column {label!r} that the model never "
+                           f"saw in training (it cannot predict them: they count as errors); model classes: "
+                           f"{_some(estimator.classes_)}")
     weights = None
     weight_column = args.weight_column or _recipe_data_key(args.model_dir, "weight_column")
     if weight_column is not None and (args.weight_column or weight_column in frame.columns):
@@ -421,14 +510,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         weights, problem = weight_column_values(frame, weight_column)
         if problem:
             raise InputError(f"{args.data}: {problem}")
-    with _progress_on_stderr(args.quiet or args.json):
+    rows, frame = frame.index.to_numpy(), frame.reset_index(drop=True)
+    with _progress_on_stderr(args.quiet or args.json), data_rows_named(rows, args.data):
         predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
     metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights,
                               positive=positive_class(estimator))
     if args.json:
         out.result(_json({"model": args.model_dir, "data": args.data, "label": label,
                           "weight_column": weight_column if weights is not None else None,
-                          "problem_type": estimator.problem_type_, "metrics": metrics}))
+                          "problem_type": estimator.problem_type_, "unseen_label_rows": unseen, "metrics": metrics}))
     else:
         out.result(_table([(k, v) for k, v in metrics.items()], headers=("metric", "value")))
     return EXIT_OK
@@ -440,7 +530,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     target = None if args.output in (None, "-") else Path(args.output)
     if target is not None and target.exists() and not args.force:
-        raise UsageError(f"{str(target)!r} exists; pass --force to replace it")
+        raise UsageError(f"-o: {str(target)!r} exists; pass --force to replace it")
+    if target is not None and not target.parent.is_dir():
+        raise UsageError(f"-o: folder {str(target.parent)!r} does not exist")
+    _existing(args.data, "DATA")
     recipe_dir = target.parent if target is not None else Path.cwd()
     time_limit = None if args.no_search else args.time_limit
     draft = _draft(args.data, args.label, recipe_dir=recipe_dir, time_limit=time_limit)
@@ -468,14 +561,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if args.json:
             _Out.result(_json({"recipe": args.recipe, "valid": False,
                                "problems": [p.to_dict() for p in exc.problems]}))
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         raise
     if args.json:
         _Out.result(_json({"recipe": args.recipe, "valid": True, "problems": []}))
     elif args.show:
         _Out.result(dump_recipe(recipe.content).rstrip())
-    elif not args.quiet:
+    else:
         _Out.result(f"{args.recipe}: valid" + (" (data files not read)" if args.no_data else ""))
         _Out.result(_table(recipe.describe()))
     return EXIT_OK
@@ -571,7 +663,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         removed = clear_cache(root, encoder=args.encoder, unused_days=args.unused_days, dry_run=args.dry_run)
-    except InputError as exc:  # a misspelt --encoder, a negative --unused-days
+    except InputError as exc:  # a misspelt --encoder
         argument, _, message = str(exc).partition(":")
         raise UsageError(f"--{argument.replace('_', '-')}:{message}") from exc
     if args.json:
@@ -587,10 +679,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- worker
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .storage import redact_url
+    from .storage import StorageNotFoundError, redact_url
     from .worker import run_worker
 
     out = _Out(args.quiet)
+    if args.device is not None:
+        _device(args.device, "--device")
     inputs: tuple = ()
     labels = None
     options_weights: dict = {}
@@ -609,14 +703,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
                "verbose": 0 if args.quiet else 1}
     options = {k: v for k, v in options.items() if v is not None}
     out.log(f"joining study {args.study!r} on {redact_url(args.storage)}")
-    trials = run_worker(args.storage, args.study, *inputs, y=labels, **options_weights, **options)
+    try:
+        trials = run_worker(args.storage, args.study, *inputs, y=labels, **options_weights, **options)
+    except StorageNotFoundError as exc:
+        raise UsageError(f"--storage: {str(exc).removeprefix('storage: ')}") from None
     out.log(f"done: this worker ran {trials} trial(s)")
-    if not args.quiet:
-        _Out.result(str(trials))
+    _Out.result(str(trials))
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------- parser
+def _days(text: str) -> float:
+    """A number of days >= 0 (argparse names the option when this raises)."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = math.nan
+    if not days >= 0 or math.isinf(days):
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, found {text!r}")
+    return days
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # exit 2 with usage, as argparse does, and a hint
         self.print_usage(sys.stderr)
@@ -626,15 +733,21 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quiet", "-q", action="store_true", help="no progress or messages on stderr")
-    common.add_argument("--debug", action="store_true", help="show the traceback of any error")
+    def options(quiet_help: str) -> argparse.ArgumentParser:
+        parent = argparse.ArgumentParser(add_help=False)
+        parent.add_argument("--quiet", "-q", action="store_true", help=quiet_help)
+        parent.add_argument("--debug", action="store_true", help="show the traceback of any error")
+        return parent
+
+    common = options("nothing on stderr but errors (no progress, messages or warnings); the result on stdout "
+                     "is unchanged")
     override = argparse.ArgumentParser(add_help=False)
     override.add_argument("--set", dest="overrides", action="append", metavar="KEY.PATH=VALUE",
                           help="set a recipe key (value read as YAML), e.g. --set training.max_epochs=5; repeatable")
 
     parser = _Parser(prog=PROG, description="automm: multimodal AutoML (images, texts, tables) from YAML recipes.",
-                     epilog="Exit codes: 0 success, 1 failure, 2 usage or recipe error. "
+                     epilog="Exit codes: 0 success; 2 a mistake in the command, recipe or the files and "
+                            "options it names (nothing was done); 1 a failure during the work. "
                             "Run 'automm SUBCOMMAND --help' for details.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", dest="top_debug", action="store_true", help="show the traceback of any error")
@@ -658,7 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--no-search", action="store_true", help="one default model instead of a search")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("fit", parents=[common, override], help="train from a recipe and save the model",
+    fit_options = options("print only the model directory (for scripts; --json gives the whole summary) and "
+                          "nothing on stderr but errors")
+    p = sub.add_parser("fit", parents=[fit_options, override], help="train from a recipe and save the model",
                        description="Validate RECIPE, read its data, train, save the model (with a recipe.yaml that "
                                    "reproduces it) and print a summary: validation score, leaderboard when there "
                                    "was a search, test metrics when the recipe has a test set. Progress goes to "
@@ -675,8 +790,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", parents=[common], help="predict labels (and probabilities) for a data file",
                        description="Predict with a saved model for every row of DATA (CSV/TSV/Parquet, or a "
-                                   "folder of images); relative image paths are resolved against DATA's folder. "
-                                   "Writes CSV with a 'prediction' column (and proba_<class> columns with --proba).")
+                                   "folder of images); relative image paths are looked up in DATA's folder, then "
+                                   "the current directory. Writes CSV with a 'prediction' column (after the "
+                                   "'image' column for a folder of images, and the --keep columns; proba_<class> "
+                                   "columns with --proba).")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'automm fit' or AutoMM.save")
     p.add_argument("data", metavar="DATA", help="data file with the model's input columns")
     p.add_argument("--output", "-o", metavar="OUT.csv", default="-", help="output CSV (default: stdout)")
@@ -729,7 +846,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "~/.cache/automm), as given to AutoMM(cache_dir=...)")
     p.add_argument("--encoder", metavar="NAME", help="clear: only this encoder's features (e.g. minilm), or a "
                                                      "namespace pattern (efficientnet_lite0-*)")
-    p.add_argument("--unused-days", type=float, metavar="DAYS", help="clear: only features no fit has used for "
+    p.add_argument("--unused-days", type=_days, metavar="DAYS", help="clear: only features no fit has used for "
                                                                      "DAYS days")
     p.add_argument("--dry-run", action="store_true", help="clear: say what would be deleted, delete nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

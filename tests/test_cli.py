@@ -269,10 +269,17 @@ def test_validation_rows_from_the_split_column(capsys, regression_files, tmp_pat
     assert result.code == 2 and "data.valid: needs data.train" in result.err
 
 
-def test_fit_quiet_prints_only_the_model_directory(capsys, regression_files, tmp_path):
+def test_quiet_silences_stderr_and_leaves_the_result(capsys, regression_files, tmp_path):
+    """--quiet: nothing on stderr; stdout has the result (fit: the model directory, as its help says)."""
     result = run(capsys, "fit", regression_files / "recipe.yaml", "--quiet", "-o", tmp_path / "m",
                  "--set", "training.max_epochs=1")
     assert result.code == 0 and result.err == "" and result.out.strip() == str(tmp_path / "m")
+    result = run(capsys, "validate", regression_files / "recipe.yaml", "--quiet")
+    assert result.code == 0 and result.err == "" and "valid" in result.out
+    fit_help = " ".join(run(capsys, "fit", "--help").out.split())
+    assert "-q print only the model directory" in fit_help
+    predict_help = " ".join(run(capsys, "predict", "--help").out.split())
+    assert "nothing on stderr but errors" in predict_help and "the result on stdout is unchanged" in predict_help
 
 
 def test_evaluate_needs_a_label_when_the_model_has_no_recipe(capsys, regression_files, tmp_path):
@@ -293,7 +300,7 @@ def test_validate_options(capsys, tmp_path, monkeypatch):
     (tmp_path / "bad.yaml").write_text(BAD_RECIPE)
     result = run(capsys, "validate", tmp_path / "bad.yaml", "--json")
     report = json.loads(result.out)
-    assert result.code == 2 and not report["valid"]
+    assert result.code == 2 and not report["valid"] and result.err == ""  # the problems once, as JSON
     assert {p["path"] for p in report["problems"]} == {"data.label", "search.pruner", "training.max_epochs"}
     result = run(capsys, "validate", tmp_path / "missing.yaml")
     assert result.code == 2 and "not found" in result.err
@@ -334,9 +341,10 @@ def test_usage_and_recipe_errors_exit_2(capsys, tmp_path):
 def test_user_errors_have_no_traceback_unless_debug(capsys, tmp_path):
     (tmp_path / "notamodel").mkdir()
     result = run(capsys, "predict", tmp_path / "notamodel", EMOJI_CSV)
-    assert result.code == 1 and result.no_traceback() and "holds no automm model" in result.err
+    assert result.code == 2 and result.no_traceback() and "MODEL_DIR: " in result.err
+    assert "holds no automm model" in result.err
     result = run(capsys, "predict", tmp_path / "notamodel", EMOJI_CSV, "--debug")
-    assert result.code == 1 and "Traceback" in result.err
+    assert result.code == 2 and "Traceback" in result.err
 
 
 def test_unexpected_errors_and_interrupts(capsys, monkeypatch):
@@ -449,10 +457,11 @@ def test_plugins_lists_every_component_with_its_source(runs):
     assert all(c["plugin"] and c["package"] for c in inventory["components"])
 
 
-def test_worker_on_a_missing_study_fails_cleanly(runs):
+def test_worker_on_a_missing_storage_file_fails_cleanly_and_creates_none(runs):
     result = runs.get("worker")
-    assert result.code == 1 and result.no_traceback()
-    assert "nope" in result.err
+    assert result.code == 2 and result.no_traceback()
+    assert "--storage: " in result.err and "missing.log" in result.err and "does not exist" in result.err
+    assert not (runs.folder / "missing.log").exists()
 
 
 @pytest.mark.slow
@@ -462,9 +471,9 @@ def test_usage_errors_exit_2_with_usage(runs):
 
 
 @pytest.mark.slow
-def test_predict_with_a_missing_model_exits_1_without_traceback(runs):
+def test_predict_with_a_missing_model_exits_2_without_traceback(runs):
     result = runs.get("predict_missing", "predict", "no_such_model", str(EMOJI_CSV), "-o", "p.csv")
-    assert result.code == 1 and result.no_traceback() and "no_such_model" in result.err
+    assert result.code == 2 and result.no_traceback() and "MODEL_DIR: 'no_such_model' not found" in result.err
 
 
 @pytest.mark.slow
@@ -514,7 +523,132 @@ def test_fit_refuses_an_output_folder_it_cannot_save_to_before_fitting(capsys, t
     blocker.write_text("not a model")
     monkeypatch.setattr(AutoMM, "fit", lambda *args, **kwargs: pytest.fail("fitted a model it could not save"))
     result = run(capsys, "fit", QUICKSTART, "-o", blocker)
-    assert result.code == 1 and "output directory: " in result.err and "exists and is not a directory" in result.err
+    assert result.code == 2 and "-o: " in result.err and "exists and is not a directory" in result.err
     result = run(capsys, "fit", QUICKSTART, "-o", blocker / "model")
-    assert result.code == 1 and "output directory: cannot write a model in " in result.err
+    assert result.code == 2 and "-o: cannot write a model in " in result.err and result.no_traceback()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    result = run(capsys, "fit", QUICKSTART, "--set", f"output.dir={tmp_path / 'notes'}")
+    assert result.code == 2 and "output.dir: " in result.err and "not an automm model" in result.err
     assert blocker.read_text() == "not a model"
+
+
+# ---------------------------------------------------------------------------------- input errors, rows, paths
+@pytest.fixture(scope="module")
+def emoji_model(tmp_path_factory):
+    """A tiny classifier of the emoji sample's categories from their pictures alone (seconds),
+    saved with its recipe.yaml."""
+    from automm.recipes import fit_recipe
+
+    folder = tmp_path_factory.mktemp("emoji_model")
+    overrides = [a for a in TINY_SETS if a != "--set" and "encoders.text" not in a] + ["data.columns=[image]"]
+    fit_recipe(QUICKSTART, overrides, output_dir=str(folder / "model"), verbose=0)
+    return folder / "model"
+
+
+def emoji_rows(folder: Path, n: int, **columns) -> Path:
+    """``n`` rows of the emoji sample (columns replaced by ``columns``) written to ``folder/items.csv``."""
+    frame = pd.read_csv(EMOJI_CSV).head(n).copy()
+    frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
+    for name, values in columns.items():
+        frame[name] = values
+    frame.to_csv(folder / "items.csv", index=False)
+    return folder / "items.csv"
+
+
+def test_mistakes_in_arguments_exit_2_naming_the_argument(capsys, emoji_model, tmp_path):
+    """Missing files, an unusable --device, a --filter that keeps no row: exit 2 before any work,
+    the argument named (and the filter's column values listed)."""
+    for args, named in [(("fit", tmp_path / "nope.csv", "--label", "x"), "RECIPE: "),
+                        (("init", tmp_path / "nope.csv", "--label", "x"), "DATA: "),
+                        (("init", EMOJI_CSV, "--label", "category", "-o", tmp_path / "no" / "r.yaml"), "-o: folder"),
+                        (("predict", emoji_model, tmp_path / "nope.csv"), "DATA: "),
+                        (("evaluate", emoji_model, tmp_path / "nope.csv"), "DATA: "),
+                        (("predict", tmp_path / "nomodel", EMOJI_CSV), "MODEL_DIR: "),
+                        (("predict", emoji_model, EMOJI_CSV, "--device", "gpu"), "--device: 'gpu'"),
+                        (("fit", QUICKSTART, "--set", "training.device=cuda:99"), "training.device: 'cuda:99'")]:
+        result = run(capsys, *args)
+        assert result.code == 2 and named in result.err and result.no_traceback(), (args, result.err)
+    result = run(capsys, "evaluate", emoji_model, EMOJI_CSV, "--filter", "split=tset")
+    assert result.code == 2 and "--filter split=tset: no row has 'tset' in column 'split'" in result.err
+    assert "'test', 'train'" in result.err and "did you mean 'test'" in result.err
+
+
+def test_evaluate_refuses_a_label_column_that_holds_none_of_the_classes(capsys, emoji_model, tmp_path):
+    result = run(capsys, "evaluate", emoji_model, EMOJI_CSV, "--label", "name")
+    assert result.code == 2 and result.out == "" and "--label: no value of column 'name'" in result.err
+    assert "Model classes: " in result.err and "'keycap 4'" in result.err  # classes vs the column's values
+    # some labels the model never saw: scored, with a warning saying how many rows
+    categories = pd.read_csv(EMOJI_CSV).head(30)["category"].tolist()
+    data = emoji_rows(tmp_path, 30, category=["Unheard of"] * 3 + categories[3:])
+    result = run(capsys, "evaluate", emoji_model, data)
+    assert result.code == 0 and "accuracy" in result.out
+    assert "warning: 3 of 30 rows have a label in column 'category' that the model never saw" in result.err
+    result = run(capsys, "evaluate", emoji_model, data, "--json")
+    assert result.code == 0 and json.loads(result.out)["unseen_label_rows"] == 3 and result.err == ""
+
+
+def test_messages_name_rows_of_the_data_file_whatever_the_filter_kept(capsys, emoji_model, tmp_path):
+    """Bad images at data rows 24.. (the 4th and later rows kept by --filter): named as rows 24.."""
+    images = pd.read_csv(EMOJI_CSV).head(40)["image"].map(lambda p: str(EMOJI_SAMPLE_DIR / p)).tolist()
+    data = emoji_rows(tmp_path, 40, split=["a"] * 20 + ["b"] * 20,
+                      image=images[:24] + [str(tmp_path / "gone.png")] * 4 + images[28:])
+    result = run(capsys, "predict", emoji_model, data, "--filter", "split=b")
+    assert result.code == 1 and result.no_traceback()
+    assert "row 24 (" in result.err and "row 27 (" in result.err and "row 4 (" not in result.err
+    assert "numbered from 0 after the header" in result.err
+    data = emoji_rows(tmp_path, 40, split=["a"] * 20 + ["b"] * 20, image=images[:39] + [str(tmp_path / "gone.png")])
+    result = run(capsys, "predict", emoji_model, data, "--filter", "split=b", "--keep", "name")
+    assert result.code == 0 and "warning: column 'image': 1 of 20 images" in result.err and "row 39 (" in result.err
+
+
+def test_relative_image_paths_are_looked_up_in_the_data_folder_then_the_current_one(capsys, emoji_model,
+                                                                                     tmp_path, monkeypatch):
+    """Paths relative to the current directory in a data file of another folder: predict and fit
+    read them alike; where they are in neither folder, the error names both."""
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "tables").mkdir()
+    frame = pd.read_csv(EMOJI_CSV).head(40)
+    for name in frame["image"]:
+        shutil.copy(EMOJI_SAMPLE_DIR / name, tmp_path / "pics" / Path(name).name)
+    frame["image"] = [f"pics/{Path(name).name}" for name in frame["image"]]
+    frame["split"] = ["train"] * 30 + ["test"] * 10
+    frame.to_csv(tmp_path / "tables" / "items.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    result = run(capsys, "predict", emoji_model, "tables/items.csv", "--quiet")
+    assert result.code == 0 and len(pd.read_csv(__import__("io").StringIO(result.out))) == 40
+    result = run(capsys, "fit", "tables/items.csv", "--label", "category", "--quiet", *TINY_SETS,
+                 "--set", "search=null", "-o", "m")
+    assert result.code == 0, result.err
+    monkeypatch.chdir(tmp_path / "tables")
+    result = run(capsys, "predict", emoji_model, "items.csv")
+    assert result.code == 1 and "relative image paths are in none of the folders tried" in result.err
+    assert str(tmp_path / "tables") in result.err and "row 0 ('pics/" in result.err
+
+
+def test_predict_on_a_folder_of_images_says_which_image(capsys, emoji_model, tmp_path):
+    for name in pd.read_csv(EMOJI_CSV).head(3)["image"]:
+        shutil.copy(EMOJI_SAMPLE_DIR / name, tmp_path / Path(name).name)
+    result = run(capsys, "predict", emoji_model, tmp_path, "--quiet")
+    frame = pd.read_csv(__import__("io").StringIO(result.out))
+    assert result.code == 0 and list(frame.columns) == ["image", "prediction"]
+    assert sorted(Path(p).name for p in frame["image"]) == sorted(p.name for p in tmp_path.glob("*.png"))
+
+
+def test_small_wording_and_format_mends(capsys, tmp_path):
+    from automm.cli import _leaderboard_table
+
+    result = run(capsys, "cache", "clear", "--unused-days", "-3", "--cache-dir", tmp_path)
+    assert result.code == 2 and "--unused-days: expected a number of days >= 0, found '-3'" in result.err
+    assert "None" not in result.err
+    board = pd.DataFrame({"number": [0, 1], "state": ["COMPLETE", "RUNNING"], "score": [1.0, None],
+                          "epochs": [7.0, None], "best_epoch": [5.0, None]})
+    first_row = _leaderboard_table(board).splitlines()[2].split()
+    assert first_row == ["0", "COMPLETE", "1.0000", "7", "5"]
+
+
+def test_a_worker_does_not_create_the_storage_it_was_to_join(capsys, tmp_path):
+    for storage in (f"sqlite:///{tmp_path}/nosuch.db", str(tmp_path / "nosuch.log")):
+        result = run(capsys, "worker", "--storage", storage, "--study", "s", "--wait", "0")
+        assert result.code == 2 and "--storage: " in result.err and "does not exist" in result.err
+    assert list(tmp_path.iterdir()) == []
