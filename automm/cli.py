@@ -198,8 +198,9 @@ def _model_inputs(estimator, frame, data_path: str) -> tuple:
         hint = did_you_mean(missing[0], list(frame.columns)) if len(missing) == 1 else ""
         raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on; "
                          f"its columns are {', '.join(map(str, frame.columns))}{hint}")
+    frame = frame.rename_axis(f"{Path(data_path).name} row")  # the index holds the file's row numbers: messages name them
     if estimator.input_positional_:
-        return tuple(frame[c].tolist() for c in estimator.columns_)
+        return tuple(frame[c] for c in estimator.columns_)
     return (frame[list(estimator.columns_)],)
 
 
@@ -396,7 +397,7 @@ def _progress_on_stderr(quiet: bool):
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .tables import data_format, data_rows_named
+    from .tables import data_format
 
     out = _Out(args.quiet)
     filters = _parse_filters(args.filter)
@@ -417,10 +418,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     absent = [c for c in keep if c not in frame.columns]
     if absent:
         raise UsageError(f"--keep: no column(s) {absent} in {args.data}")
-    rows, frame = frame.index.to_numpy(), frame.reset_index(drop=True)
     inputs = _model_inputs(estimator, frame, args.data)
     result = frame[keep].copy() if keep else pd.DataFrame(index=frame.index)
-    with _progress_on_stderr(args.quiet), data_rows_named(rows, args.data):
+    with _progress_on_stderr(args.quiet):
         result["prediction"] = estimator.predict(*inputs)
         probabilities = estimator.predict_proba(*inputs) if args.proba else None
     if probabilities is not None:
@@ -473,7 +473,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .exceptions import InputError
     from .evaluation import compute_metrics, positive_class
     from .suggestions import did_you_mean
-    from .tables import data_rows_named, labelled_rows, weight_column_values
+    from .tables import labelled_rows, weight_column_values
 
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
@@ -510,8 +510,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         weights, problem = weight_column_values(frame, weight_column)
         if problem:
             raise InputError(f"{args.data}: {problem}")
-    rows, frame = frame.index.to_numpy(), frame.reset_index(drop=True)
-    with _progress_on_stderr(args.quiet or args.json), data_rows_named(rows, args.data):
+    with _progress_on_stderr(args.quiet or args.json):
         predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
     metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights,
                               positive=positive_class(estimator))

@@ -69,10 +69,16 @@ def take(column: Sequence[Any], indices: Sequence[int]) -> Sequence[Any]:
 
 @dataclass
 class Table:
-    """Named columns of equal length; ``positional`` when built from positional inputs."""
+    """Named columns of equal length; ``positional`` when built from positional inputs.
+
+    ``row_labels``: how messages name the rows (a DataFrame's index, when it is not 0..n-1;
+    None: by position), ``row_word``: the word before a row's label (``"row"``; ``"index"`` for an
+    unnamed index of other labels, the index's name when it has one, e.g. ``"id"``)."""
 
     columns: dict[str, Sequence[Any]]
     positional: bool = False
+    row_labels: list | None = None
+    row_word: str = "row"
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -81,11 +87,21 @@ class Table:
     def names(self) -> list[str]:
         return list(self.columns)
 
+    def row_name(self, position: int) -> str:
+        """The row at ``position`` as messages name it: ``row 3``, ``index 'b'``, ``id 1042``."""
+        return row_namer(self.row_labels, self.row_word)(position)
+
+    def with_columns(self, columns: dict[str, Sequence[Any]], positional: bool | None = None) -> "Table":
+        """These rows (their names kept) with other columns."""
+        return Table(columns, self.positional if positional is None else positional, self.row_labels, self.row_word)
+
     def subset(self, indices: Sequence[int]) -> "Table":
-        return Table({k: take(v, indices) for k, v in self.columns.items()}, self.positional)
+        labels = None if self.row_labels is None else [self.row_labels[i] for i in indices]
+        return Table({k: take(v, indices) for k, v in self.columns.items()}, self.positional, labels, self.row_word)
 
     def concat(self, other: "Table") -> "Table":
-        """This table's rows, then ``other``'s (which has the same column names)."""
+        """This table's rows, then ``other``'s (which has the same column names). The rows are
+        named by position unless both tables name them alike."""
         columns = {}
         for name, values in self.columns.items():
             more = other.columns[name]
@@ -93,7 +109,30 @@ class Table:
                 columns[name] = np.concatenate([values, more])  # stacks of images
             else:
                 columns[name] = list(values) + list(more)
-        return Table(columns, self.positional)
+        named = self.row_labels is not None and other.row_labels is not None and self.row_word == other.row_word
+        return Table(columns, self.positional, self.row_labels + other.row_labels if named else None,
+                     self.row_word if named else "row")
+
+
+def row_namer(labels: Sequence[Any] | None, word: str = "row") -> Callable[[int], str]:
+    """A function naming the row at a position for messages: by ``labels`` (after ``word``) when
+    given, else ``row <position>``."""
+    def name(position: int) -> str:
+        if labels is None:
+            return f"row {position}"
+        label = labels[position]
+        return f"{word} {label if isinstance(label, (int, np.integer)) else repr(label)}"
+    return name
+
+
+def row_naming(index: Any) -> tuple[list | None, str]:
+    """(row labels, word) for a DataFrame's ``index``: by position when it is 0..n-1 unnamed."""
+    import pandas as pd
+
+    if index.name is None and isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return None, "row"
+    labels = [label.item() if isinstance(label, np.generic) else label for label in index.tolist()]
+    return labels, str(index.name) if index.name is not None else "index"
 
 
 def _column_from_array(name: str, value: Any) -> Sequence[Any]:
@@ -234,7 +273,7 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             names = [str(c) for c in x.columns]
             if len(set(names)) != len(names):
                 raise InputError(f"{argument}: column names must be unique, got {names}")
-            table = Table({str(c): x[c].tolist() for c in x.columns})
+            table = Table({str(c): x[c].tolist() for c in x.columns}, False, *row_naming(x.index))
         elif isinstance(x, Mapping):
             if not x:
                 raise InputError(f"{argument}: the dict of columns is empty")
@@ -252,9 +291,14 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             table = _records_table(x, argument)
         else:
             table = Table({"x0": _column_from_array(argument, x)}, positional=True)
+            if pd is not None and isinstance(x, pd.Series):
+                table.row_labels, table.row_word = row_naming(x.index)
     else:
         table = Table({f"x{i}": _column_from_array(f"{argument} input {i}", v) for i, v in enumerate(inputs)},
                       positional=True)
+        if pd is not None and all(isinstance(v, pd.Series) for v in inputs) and all(
+                v.index.equals(inputs[0].index) for v in inputs[1:]):  # columns of one frame: its rows' names
+            table.row_labels, table.row_word = row_naming(inputs[0].index)
     lengths = {name: len(col) for name, col in table.columns.items()}
     if len(set(lengths.values())) > 1:
         raise InputError(f"{argument}: inputs have different lengths: {lengths}")
@@ -383,18 +427,18 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
     columns = dict(table.columns)
     for column, role in roles.items():
         if role == "image":
-            unreadable = validate_images(column, table.columns[column])
+            unreadable = validate_images(column, table.columns[column], row_name=table.row_name)
             if unreadable:
                 values = list(table.columns[column])
                 for row in unreadable:
                     values[row] = None
                 columns[column] = values
         elif role == "datetime":
-            validate_datetimes(column, table.columns[column])
+            validate_datetimes(column, table.columns[column], row_name=table.row_name)
         elif role in ("text", "categorical"):
             columns[column] = _items_as_text(column, table.columns[column])
     changed = any(columns[name] is not values for name, values in table.columns.items())
-    return Table(columns, table.positional) if changed else table
+    return table.with_columns(columns) if changed else table
 
 
 def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
@@ -427,24 +471,28 @@ IMAGE_TOLERANCE = 0.05
 DATETIME_TOLERANCE = 0.05
 
 
-def validate_datetimes(column_name: str, column: Sequence[Any]) -> None:
+def validate_datetimes(column_name: str, column: Sequence[Any],
+                       row_name: Callable[[int], str] | None = None) -> None:
     """Raise :class:`InputError` when more than :data:`DATETIME_TOLERANCE` of the column's present
-    values are not dates or times (see :func:`automm.roles.as_datetime`); fewer count as missing."""
+    values are not dates or times (see :func:`automm.roles.as_datetime`); fewer count as missing.
+    ``row_name`` names a row in messages (:meth:`Table.row_name`; default: by position)."""
+    row_name = row_name or row_namer(None)
     present = [(row, v) for row, v in enumerate(column) if not is_missing(v)]
     bad = [(row, v) for row, v in present if as_datetime(v) is None]
     if len(bad) > DATETIME_TOLERANCE * len(present):
-        shown = ", ".join(f"{v!r} at row {row}" for row, v in bad[:3])
+        shown = ", ".join(f"{v!r} at {row_name(row)}" for row, v in bad[:3])
         raise InputError(f"column {column_name!r}: {len(bad)} of {len(present)} values are not dates or times "
                          f"({shown}); give datetimes, dates, numpy datetime64 or ISO 8601 strings "
                          "('2024-03-05', '2024-03-05 14:30'), or another role in column_types")
 
 
 def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5,
-                    tolerance: float = IMAGE_TOLERANCE) -> list[int]:
+                    tolerance: float = IMAGE_TOLERANCE, row_name: Callable[[int], str] | None = None) -> list[int]:
     """Raise :class:`InputError` naming the first unreadable images (paths missing or not
     images, undecodable bytes, arrays of the wrong shape or dtype) when more than ``tolerance``
     of the present values are unreadable; otherwise warn and return the unreadable rows (to be
-    treated as missing). Reads headers only."""
+    treated as missing: positions). Reads headers only. ``row_name`` names a row in messages."""
+    row_name = row_name or row_namer(None)
     from PIL import Image
 
     from .components.image import array_image_problem
@@ -488,7 +536,7 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
             problems.append((row, value, reason))
     if not problems:
         return []
-    listed = "; ".join(f"row {r} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
+    listed = "; ".join(f"{row_name(r)} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
     more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
     if len(problems) <= tolerance * present:
         warnings.warn(f"column {column_name!r}: {len(problems)} of {present} images cannot be read and count as "

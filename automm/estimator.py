@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
 from .components.image_cache import image_cache
-from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing,
+from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
                    validate_columns)
 from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
@@ -262,6 +262,7 @@ class AutoMM(BaseEstimator):
 
     @staticmethod
     def _labels_array(y: Any, name: str = "y") -> np.ndarray:
+        row_name = row_namer(None)
         try:
             import pandas as pd
 
@@ -275,6 +276,7 @@ class AutoMM(BaseEstimator):
                                      f"({hint})")
                 y = y.iloc[:, 0]
             if isinstance(y, pd.Series):
+                row_name = row_namer(*row_naming(y.index))
                 y = y.to_numpy(dtype=object if y.dtype == object or str(y.dtype) in ("string", "category") else None)
         except ImportError:  # pragma: no cover
             pass
@@ -309,9 +311,9 @@ class AutoMM(BaseEstimator):
             raise InputError(f"{name}: no labels (0 samples)")
         missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]
         if missing:
-            rows = ", ".join(map(str, missing[:5]))
+            rows = ", ".join(row_name(i) for i in missing[:5])
             raise InputError(f"{name}: {len(missing)} missing label{'s' if len(missing) > 1 else ''} (None/NaN/empty), "
-                             f"first at row{'s' if len(missing) > 1 else ''} {rows}")
+                             f"first at {rows}")
         text = next((v for v in given if isinstance(v, str)), None)
         number = next((v for v in given if isinstance(v, (int, float, np.number))
                        and not isinstance(v, (bool, np.bool_))), None)
@@ -525,7 +527,7 @@ class AutoMM(BaseEstimator):
             missing = [c for c in table.names if c not in val_table.columns]
             if missing:
                 raise InputError(f"X_val: columns {missing} of X are missing; got columns {val_table.names}")
-            val_table = Table({c: val_table.columns[c] for c in table.names})
+            val_table = val_table.with_columns({c: val_table.columns[c] for c in table.names})
         labels = self._labels_array(y_val, "y_val")
         if len(labels) != len(val_table):
             raise InputError(f"y_val: {len(labels)} labels for {len(val_table)} validation samples")
@@ -884,7 +886,7 @@ class AutoMM(BaseEstimator):
                 hint = f"; rename {', '.join(renamed)}?" if renamed else ""
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint} (to "
                                  "predict without one, give its column with None in every row)")
-            table = Table({c: table.columns[c] for c in self.columns_})
+            table = table.with_columns({c: table.columns[c] for c in self.columns_})
         return validate_columns(table, self.column_roles_)
 
     def _loader(self, table: Table):

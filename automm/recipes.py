@@ -65,7 +65,6 @@ test metrics in :mod:`automm.evaluation`; this module reads recipes, loads their
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import re
@@ -81,7 +80,7 @@ from .evaluation import compute_metrics, positive_class
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
                             split_value_problems)
-from .tables import (data_rows_named, image_folders, labelled_rows, read_table, resolve_image_paths,
+from .tables import (image_folders, labelled_rows, read_table, resolve_image_paths,
                      weight_column_values)
 
 __all__ = [
@@ -332,7 +331,7 @@ class Recipe:
         if data.get("sample"):
             frame = _registry.load_dataset(data["sample"]).reset_index(drop=True)
             what = f"the {data['sample']} sample dataset"
-            names = dict.fromkeys(("train", "test", "valid"), what)
+            names = dict.fromkeys(("train", "test", "valid"), f"{data['sample']} sample")
         elif data.get("path"):
             file = self._data_file(data["path"])
             frame, what = read_table(file, fmt), str(file)
@@ -385,16 +384,15 @@ class Recipe:
         train = _subsample(train, max_rows, 0)
         test = _subsample(test, max_rows, 1) if test is not None else None
         valid = _subsample(valid, max_rows, 2) if valid is not None else None
-        # (the frames keep their data file's row numbers as index until here: messages name them)
+        # The frames keep their data file's row numbers as index, named after the file: messages
+        # about rows name them ("items.csv row 12"), whatever the split, filters and labels kept.
         train, test, valid = (None if part is None else resolve_image_paths(
-            part, image_folders(files.get(key), self.base_dir), roles, source=names[key])
-            for key, part in (("train", train), ("test", test), ("valid", valid)))
+            part, image_folders(files.get(key), self.base_dir), roles, source=names[key]).rename_axis(
+                f"{Path(names[key]).name} row") for key, part in (("train", train), ("test", test), ("valid", valid)))
         if len(train) == 0:
             raise RecipeError([Problem("data", f"no training rows in {what}")], self.source)
-        result = RecipeData(X_train=train[features].reset_index(drop=True),
-                            y_train=train[label].reset_index(drop=True), label=label, source=what,
-                            dropped_classes=dropped, unlabelled_rows=unlabelled,
-                            rows={"train": (train.index.to_numpy(), names["train"])})
+        result = RecipeData(X_train=train[features], y_train=train[label], label=label, source=what,
+                            dropped_classes=dropped, unlabelled_rows=unlabelled)
         if weight_column is not None:
             result.w_train = _weights(train, weight_column, what, self.source)
         if valid is not None:
@@ -403,11 +401,9 @@ class Recipe:
                                            f"no validation rows in {what}")], self.source)
             result.X_val, result.y_val, result.w_val = _labelled_part(valid, features, label, weight_column, "valid",
                                                                       f"the validation data of {what}", self.source)
-            result.rows["valid"] = (valid.index.to_numpy(), names["valid"])
         if test is not None and len(test):
             result.X_test, result.y_test, result.w_test = _labelled_part(test, features, label, weight_column, "test",
                                                                          f"the test data of {what}", self.source)
-            result.rows["test"] = (test.index.to_numpy(), names["test"])
         return result
 
 
@@ -421,7 +417,7 @@ def _labelled_part(frame, features: list, label: str, weight_column: str | None,
     weights = None
     if weight_column is not None and weight_column in frame.columns:
         weights = _weights(frame, weight_column, what, source)
-    return frame[features].reset_index(drop=True), frame[label].reset_index(drop=True), weights
+    return frame[features], frame[label], weights
 
 
 def _weights(frame, column: str, what: str, source: str | None) -> np.ndarray:
@@ -481,16 +477,6 @@ class RecipeData:
     X_val: Any = None     # validation data (data.valid or data.valid_values), or None
     y_val: Any = None
     w_val: Any = None
-    rows: dict = field(default_factory=dict)  # per part (train, valid, test): (its rows in its data file, the file)
-
-    def rows_named(self, part: str, with_validation: bool = False):
-        """A context in which messages about ``part``'s rows (and with ``with_validation``,
-        errors about ``X_val``) name the rows of the data file (:func:`automm.tables.data_rows_named`)."""
-        if part not in self.rows:
-            return contextlib.nullcontext()
-        rows, source = self.rows[part]
-        by_prefix = {"X_val:": self.rows["valid"]} if with_validation and "valid" in self.rows else None
-        return data_rows_named(rows, source, by_prefix)
 
 
 # ---------------------------------------------------------------------------------- public API
@@ -721,9 +707,8 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
 
         check_save_target(target, "output.dir" if output_dir is None else "output directory")
     log("fitting ...")
-    with data.rows_named("train", with_validation=data.X_val is not None):
-        estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
-                      sample_weight_val=data.w_val)
+    estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
+                  sample_weight_val=data.w_val)
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     if save and target:
@@ -736,8 +721,7 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         log(f"saved the model to {model_dir}")
     test_metrics = None
     if data.X_test is not None:
-        with data.rows_named("test"):
-            predictions = estimator.predict(data.X_test)
+        predictions = estimator.predict(data.X_test)
         test_metrics = compute_metrics(estimator.problem_type_, data.y_test.to_numpy(), predictions,
                                        sample_weight=data.w_test, positive=positive_class(estimator))
     return FitResult(estimator=estimator, recipe=loaded, data=data, model_dir=model_dir, test_metrics=test_metrics,

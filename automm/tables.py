@@ -6,19 +6,16 @@ Shared by recipes (:mod:`automm.recipes`), the command line and ``automm init``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import warnings
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .exceptions import InputError
 
 __all__ = ["read_table", "read_header", "read_column", "data_format", "parquet_engine", "image_folders",
-           "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE", "data_rows_named"]
+           "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE"]
 
 #: How messages number the rows of a data file.
 ROWS_NOTE = "numbered from 0 after the header, as pandas reads the file"
@@ -163,55 +160,10 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                 shown = ", ".join(f"row {row} ({value!r})" for row, value in unfound[:3])
                 raise InputError(f"{source}: column {column!r}: {len(unfound)} of {present} relative image paths "
                                  f"are in none of the folders tried ({', '.join(map(str, folders))}): {shown}"
-                                 f"{' ...' if len(unfound) > 3 else ''} (rows {ROWS_NOTE}); make the paths relative to "
-                                 "the data file's folder, or absolute")
+                                 f"{' ...' if len(unfound) > 3 else ''} (rows {ROWS_NOTE}); make the paths relative "
+                                 "to the data file's folder, or absolute")
         frame[column] = resolved
     return frame
-
-
-_ROW_RE = re.compile(r"\b(rows?) (\d+(?:, \d+)*)\b")
-
-
-class _RowNames:
-    """Turns the row positions in a message (``row 3``, ``rows 3, 7``) into rows of a data file."""
-
-    def __init__(self, rows: Sequence[int], source: str):
-        self.rows, self.source = [int(r) for r in rows], source
-
-    def __call__(self, message: str) -> str:
-        def rename(match: re.Match) -> str:
-            numbers = [int(n) for n in match.group(2).split(", ")]
-            if any(n >= len(self.rows) for n in numbers):
-                return match.group(0)
-            return f"{match.group(1)} {', '.join(str(self.rows[n]) for n in numbers)}"
-        renamed = _ROW_RE.sub(rename, message)
-        return renamed if renamed == message else f"{renamed} (rows of {self.source}, {ROWS_NOTE})"
-
-
-@contextlib.contextmanager
-def data_rows_named(rows: Sequence[int], source: str,
-                    by_prefix: Mapping[str, tuple[Sequence[int], str]] | None = None) -> Iterator[None]:
-    """Around a call given a subset of a data file's rows (``rows``: each position's row in
-    ``source``): the row numbers in its errors (:class:`InputError`) and warnings name the
-    data file's rows instead of positions in the subset. An error whose message starts with a
-    key of ``by_prefix`` (e.g. ``"X_val:"``) is renamed by that entry's rows instead; warnings
-    are renamed only when there is no ``by_prefix`` (they do not say which input they are about)."""
-    default = _RowNames(rows, source)
-    others = {prefix: _RowNames(*entry) for prefix, entry in (by_prefix or {}).items()}
-    shown = warnings.showwarning
-
-    def show(message, category, *args, **kwargs):
-        shown(message if others else category(default(str(message))), category, *args, **kwargs)
-    warnings.showwarning = show
-    try:
-        yield
-    except InputError as exc:
-        message = str(exc)
-        rename = next((r for prefix, r in others.items() if message.startswith(prefix)), default)
-        exc.args = (rename(message), *exc.args[1:])
-        raise
-    finally:
-        warnings.showwarning = shown
 
 
 def labelled_rows(frame, label: str, part: str, counts: dict[str, int]):

@@ -595,11 +595,11 @@ def test_messages_name_rows_of_the_data_file_whatever_the_filter_kept(capsys, em
                       image=images[:24] + [str(tmp_path / "gone.png")] * 4 + images[28:])
     result = run(capsys, "predict", emoji_model, data, "--filter", "split=b")
     assert result.code == 1 and result.no_traceback()
-    assert "row 24 (" in result.err and "row 27 (" in result.err and "row 4 (" not in result.err
-    assert "numbered from 0 after the header" in result.err
+    assert "items.csv row 24 (" in result.err and "items.csv row 27 (" in result.err and "row 4 (" not in result.err
     data = emoji_rows(tmp_path, 40, split=["a"] * 20 + ["b"] * 20, image=images[:39] + [str(tmp_path / "gone.png")])
     result = run(capsys, "predict", emoji_model, data, "--filter", "split=b", "--keep", "name")
-    assert result.code == 0 and "warning: column 'image': 1 of 20 images" in result.err and "row 39 (" in result.err
+    assert result.code == 0 and "warning: column 'image': 1 of 20 images" in result.err
+    assert "items.csv row 39 (" in result.err
 
 
 def test_relative_image_paths_are_looked_up_in_the_data_folder_then_the_current_one(capsys, emoji_model,

@@ -153,6 +153,26 @@ def test_other_table_forms_scikit_learn_users_pass(emoji_split):
     assert clf.config_["encoders"]["text_0"]["name"] == "hashed_ngram"
 
 
+def test_messages_name_rows_by_the_dataframe_index(emoji_split, tmp_path):
+    train, _ = emoji_split
+    frame = train[["image", "name", "category"]].head(60).copy()
+    frame.loc[frame.index[40:], "image"] = str(tmp_path / "gone.png")  # a third unreadable: an error
+    kept = frame.iloc[30:]  # a filtered frame keeps its index labels
+    with pytest.raises(InputError, match=rf"row 40 \('.*gone.png'\): file not found; row 41"):
+        AutoMM(max_epochs=1).fit(frame[["image", "name"]], frame["category"])  # index 0..n-1: positions
+    with pytest.raises(InputError, match=rf"index {kept.index[10]} \('.*gone.png'\): file not found"):
+        AutoMM(max_epochs=1).fit(kept[["image", "name"]], kept["category"])
+    by_id = kept.set_index(pd.Index([f"sku-{i}" for i in range(30)], name="sku"))
+    with pytest.raises(InputError, match=r"sku 'sku-10' \('.*gone.png'\): file not found"):
+        AutoMM(max_epochs=1).fit(by_id[["image", "name"]], by_id["category"])
+    with pytest.raises(InputError, match=r"sku 'sku-10' \('.*gone.png'\)"):  # columns of one frame, by position
+        AutoMM(max_epochs=1).fit(by_id["image"], by_id["name"], by_id["category"])
+    labels = by_id["category"].copy()
+    labels.iloc[3] = None
+    with pytest.raises(InputError, match=r"y: 1 missing label \(None/NaN/empty\), first at sku 'sku-3'"):
+        AutoMM(max_epochs=1).fit(by_id[["name"]], labels)
+
+
 def test_a_list_of_records_is_a_table(emoji_split):
     train, _ = emoji_split
     records = [{"picture": image, "name": name} for image, name in zip(train["image"], train["name"])]
