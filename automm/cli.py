@@ -240,20 +240,21 @@ def _recipe_or_draft(args: argparse.Namespace):
     return recipe
 
 
-def _training_line(summary: dict) -> tuple[str, str]:
-    """How the kept model was trained: epochs, or the settings the linear or the
-    nearest-neighbour model tried and the one it kept."""
+def _training_line(summary: dict, of_best: str = "") -> tuple[str, str]:
+    """How the kept model (``of_best``: an ensemble's best trial, named after the label) was
+    trained: epochs, or the settings the linear or the nearest-neighbour model tried and the one
+    it kept."""
     from .linear import LINEAR_SOLVER
     from .neighbors import NEIGHBORS_SOLVER
 
     reason = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
     kept = summary.get("kept_setting") or {}
     if summary.get("solver") == LINEAR_SOLVER and "l2_c" in kept:
-        return "L2 penalty", f"C = {kept['l2_c']:g} kept of {summary['epochs_run']} strengths tried{reason}"
+        return f"L2 penalty{of_best}", f"C = {kept['l2_c']:g} kept of {summary['epochs_run']} strengths tried{reason}"
     if summary.get("solver") == NEIGHBORS_SOLVER and "k" in kept:
-        return "neighbours", (f"k = {kept['k']}, temperature {kept['temperature']:g} kept of "
-                              f"{summary['epochs_run']} settings tried{reason}")
-    return "epochs", f"{summary['epochs_run']} run, best {summary['best_epoch']}{reason}"
+        return f"neighbours{of_best}", (f"k = {kept['k']}, temperature {kept['temperature']:g} kept of "
+                                        f"{summary['epochs_run']} settings tried{reason}")
+    return f"epochs{of_best}", f"{summary['epochs_run']} run, best {summary['best_epoch']}{reason}"
 
 
 def _check_output_dir(path: str, argument: str) -> None:
@@ -300,6 +301,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def _fit_report(summary: dict, leaderboard: Any) -> str:
     problem = summary["problem_type"] + (f", {summary['n_classes']} classes" if "n_classes" in summary else "")
     encoders = ", ".join(f"{k}: {v}" for k, v in summary["components"]["encoders"].items())
+    ensemble = summary.get("ensemble") or {}
+    # with an ensemble of several models, the components and training shown are its best trial's
+    of_best = f" (trial {summary.get('best_trial')})" if ensemble.get("models", 1) > 1 else ""
     rows = [
         ("recipe", summary["recipe"]),
         ("data", summary["data"]),
@@ -312,9 +316,9 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
           if summary.get("weight_column") else []),
         *([("columns", ", ".join(f"{k}: {v}" for k, v in summary["columns"].items()))] if summary.get("columns")
           else []),
-        ("encoders", encoders),
-        ("fusion", summary["components"]["fusion"]),
-        _training_line(summary),
+        (f"encoders{of_best}", encoders),
+        (f"fusion{of_best}", summary["components"]["fusion"]),
+        _training_line(summary, of_best),
         (f"validation {summary.get('validation_metric', 'score')}", summary["validation_score"]),
         *([("search", _trials_line(summary["trials"])
                       + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]

@@ -516,6 +516,18 @@ def test_the_fit_report_says_how_the_kept_model_was_trained():
     assert _training_line({**base, "solver": "lbfgs", "kept_setting": {"l2_c": 100.0}}) == (
         "L2 penalty", "C = 100 kept of 7 strengths tried (l2 grid done)")
     assert _training_line({**base, "stop_reason": "max_epochs reached"}) == ("epochs", "7 run, best 5 (max_epochs reached)")
+    # in the report of an ensemble, the rows about one model say which trial they describe
+    from automm.cli import _fit_report
+
+    summary = {"problem_type": "multiclass", "n_classes": 3, "recipe": "r.yaml", "data": "d.csv", "label": "y",
+               "train_rows": 90, "test_rows": 10, "components": {"encoders": {"text_0": "hashed_ngram"},
+                                                                  "fusion": "sum"},
+               "validation_score": 0.9, "fit_seconds": 3.0, "model_dir": "m", "best_trial": 2,
+               "ensemble": {"models": 2, "pooling": "linear", "members": [{"trial": 2, "weight": 0.6},
+                                                                          {"trial": 0, "weight": 0.4}]},
+               **base, "solver": "lbfgs", "kept_setting": {"l2_c": 100.0}}
+    report = _fit_report(summary, None)
+    assert "encoders (trial 2)" in report and "L2 penalty (trial 2)" in report and "fusion (trial 2)" in report
 
 
 def test_fit_refuses_an_output_folder_it_cannot_save_to_before_fitting(capsys, tmp_path, monkeypatch):
