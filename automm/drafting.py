@@ -48,6 +48,7 @@ class RecipeDraft:
     roles: dict[str, str]
     left_out: dict[str, str] = field(default_factory=dict)  # column -> why
     notes: list[str] = field(default_factory=list)
+    cautions: list[str] = field(default_factory=list)  # what to check before fitting (also warned)
 
     def to_yaml(self, source: str) -> str:
         """The recipe as YAML text, headed by comments on what was inferred from ``source``."""
@@ -58,6 +59,7 @@ class RecipeDraft:
         for column, why in self.left_out.items():
             lines.append(f"# Left out: {column!r} ({why}); add it to data.columns to use it.")
         lines += [f"# {note}" for note in self.notes]
+        lines += [f"# Check: {caution}" for caution in self.cautions]
         return "\n".join(lines) + "\n" + dump_recipe(self.content)
 
     def describe(self) -> str:
@@ -173,6 +175,10 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     resolved = resolve_image_paths(sample[used], image_folders(data, recipe_dir))
     roles = infer_roles(as_table([resolved]), None, registry.plugin_manager, known)
 
+    cautions = []
+    if _is_identifier(label, labelled[label].tolist(), len(labelled)):
+        cautions.append(f"the label {label!r} looks like an identifier (a distinct value per row), which no model "
+                        "can learn to predict; is it the column to predict?")
     estimator = AutoMM()
     labels = estimator._labels_array(labelled[label])
     problem_type = estimator._resolve_problem_type(labels)
@@ -186,6 +192,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
             notes.append(f"{len(rare)} of them {'has' if one else 'have'} fewer than {RARE_CLASS_ROWS} training rows "
                          f"({', '.join(map(repr, rare.index[:5]))}{', ...' if len(rare) > 5 else ''}); "
                          f"data.min_class_rows: {RARE_CLASS_ROWS} would leave {'it' if one else 'them'} out.")
+        cautions += _answer_columns(training, label, [c for c in used if roles[c] in ("categorical", "text")])
     else:
         notes.append(f"The label {label!r} holds numbers: problem.type regression (set it to multiclass if they "
                      "are class codes).")
@@ -220,4 +227,26 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
                              else int(time_limit)}
     content["output"] = {"dir": f"automm-models/{stem}"}
     content["seed"] = 0
-    return RecipeDraft(content, {c: roles[c] for c in used}, left_out, notes)
+    import warnings
+
+    for caution in cautions:
+        warnings.warn(caution, UserWarning, stacklevel=2)
+    return RecipeDraft(content, {c: roles[c] for c in used}, left_out, notes, cautions)
+
+
+def _answer_columns(rows, label: str, columns: list[str]) -> list[str]:
+    """Cautions for columns that determine a class label: every value of the column goes with one
+    label (and repeats: two or more rows per value on average), e.g. a sub-category when the label
+    is its category. A model reads the answer off such a column, which new rows may not have."""
+    cautions = []
+    labelled = rows[rows[label].notna()]
+    for column in columns:
+        pairs = labelled[[column, label]].dropna().astype(str)
+        n_values = pairs[column].nunique()
+        if len(pairs) < 20 or n_values < 2 or n_values > len(pairs) / 2:
+            continue
+        if (pairs.groupby(column)[label].nunique() == 1).all():
+            cautions.append(f"column {column!r} determines the label: each of its {n_values} values goes with one "
+                            f"{label!r} value, so a model would read the answer off it; leave it out of "
+                            "data.columns unless new rows will have it")
+    return cautions

@@ -142,7 +142,18 @@ def test_a_draft_for_the_shared_fashion_file(fashion_dir, tmp_path):
                                     "masterCategory": "categorical"}
     assert list(draft.left_out) == ["id"] and data["split_column"] == "split"
     assert any("fewer than 5 training rows" in note and "'Saree'" in note for note in draft.notes)
+    assert draft.cautions == []  # masterCategory does not tell the sub-category
     load_recipe(draft.content, base_dir=tmp_path, check_data=True, require_data=True)
+
+
+def test_a_draft_points_out_a_column_that_gives_the_answer_and_an_identifier_label(fashion_dir, tmp_path):
+    csv = fashion_dir / "fashion.csv"
+    with pytest.warns(UserWarning, match="column 'subCategory' determines the label: each of its 30 values goes "
+                                         "with one 'masterCategory' value"):
+        draft = draft_recipe(csv, "masterCategory", recipe_dir=tmp_path)
+    assert len(draft.cautions) == 1 and "# Check: column 'subCategory' determines" in draft.to_yaml("fashion.csv")
+    with pytest.warns(UserWarning, match="the label 'id' looks like an identifier"):
+        draft_recipe(csv, "id", recipe_dir=tmp_path)
 
 
 def test_fit_drafts_the_recipe_of_a_data_file_given_a_label(emoji_folder, tmp_path, capsys, monkeypatch):
