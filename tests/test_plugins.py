@@ -126,36 +126,49 @@ def test_a_dataset_loader_must_give_a_split_column(fresh_registry):
         automm.load_dataset("nope")
 
 
+def _install_fake_plugin(tmp_path, monkeypatch, module: str, source: str, version: str = "0.1",
+                         entry_point: str | None = None) -> str:
+    """A distribution ``automm-<module>`` with one ``automm`` entry point (named ``entry_point``,
+    else after the module), as pip would leave it; returns "name version"."""
+    import importlib
+
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    dist = tmp_path / f"{module}-{version}.dist-info"
+    dist.mkdir()
+    name = module.replace("_", "-")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text(f"[automm]\n{entry_point or module} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    importlib.invalidate_caches()
+    return f"{name} {version}"
+
+
+_PLUGIN_HEADER = """
+    import torch
+    from automm import Encoder, hookimpl
+
+    class Width(Encoder):
+        modality = "text"
+        static_preprocess = True
+        def __init__(self, output_dim=2):
+            super().__init__()
+            self.output_dim = output_dim
+            self.linear = torch.nn.Linear(1, output_dim)
+        def preprocess(self, value, augment=None):
+            return torch.tensor([float(len(str(value)))])
+        def forward(self, batch):
+            return self.linear(batch)
+"""
+
 @pytest.fixture
 def installed_distribution(tmp_path, monkeypatch):
     """A real distribution on sys.path: a module plus a dist-info with an ``automm`` entry point."""
-    (tmp_path / "automm_hello_plugin.py").write_text(textwrap.dedent('''
-        import torch
-        from automm import Encoder, hookimpl
-
-        class HelloEncoder(Encoder):
-            modality = "text"
-            def __init__(self, output_dim=2):
-                super().__init__()
-                self.output_dim = output_dim
-                self.linear = torch.nn.Linear(1, output_dim)
-            def preprocess(self, value, augment=None):
-                return torch.tensor([float(len(str(value)))])
-            def forward(self, batch):
-                return self.linear(batch)
-
-        @hookimpl
-        def automm_register_encoders(register):
-            register("hello", HelloEncoder, modality="text", output_dim=2, defaults={"output_dim": 2})
-    '''))
-    dist = tmp_path / "automm_hello_plugin-1.2.3.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: automm-hello-plugin\nVersion: 1.2.3\n")
-    (dist / "entry_points.txt").write_text("[automm]\nhello = automm_hello_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import importlib
-
-    importlib.invalidate_caches()
+    _install_fake_plugin(tmp_path, monkeypatch, "automm_hello_plugin", _PLUGIN_HEADER + """
+    @hookimpl
+    def automm_register_encoders(register):
+        register("hello", Width, modality="text", output_dim=2, defaults={"output_dim": 2})
+    """, version="1.2.3", entry_point="hello")
     yield
     sys.modules.pop("automm_hello_plugin", None)
     automm.reset_registry()
@@ -189,39 +202,6 @@ def test_a_broken_installed_plugin_is_skipped_with_a_warning_naming_it(tmp_path,
     monkeypatch.undo()
     automm.reset_registry()
 
-
-def _install_fake_plugin(tmp_path, monkeypatch, module: str, source: str, version: str = "0.1") -> str:
-    """A distribution ``automm-<module>`` with one ``automm`` entry point, as pip would leave it."""
-    import importlib
-
-    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
-    dist = tmp_path / f"{module}-{version}.dist-info"
-    dist.mkdir()
-    name = module.replace("_", "-")
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (dist / "entry_points.txt").write_text(f"[automm]\n{module} = {module}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
-    importlib.invalidate_caches()
-    return f"{name} {version}"
-
-
-_PLUGIN_HEADER = """
-    import torch
-    from automm import Encoder, hookimpl
-
-    class Width(Encoder):
-        modality = "text"
-        static_preprocess = True
-        def __init__(self, output_dim=2):
-            super().__init__()
-            self.output_dim = output_dim
-            self.linear = torch.nn.Linear(1, output_dim)
-        def preprocess(self, value, augment=None):
-            return torch.tensor([float(len(str(value)))])
-        def forward(self, batch):
-            return self.linear(batch)
-"""
 
 # What a plugin author gets wrong, and what each installed package then does to automm.
 _BROKEN_PLUGINS = {
