@@ -286,12 +286,21 @@ def _component_choices(raw: Any, kind: str, where: str, reg: _registry.Registry,
                              f"{reg.names(kind, modality=modality)}")
         return name
 
+    choices: dict[str, dict] = _parsed_choices(raw, where, check)
+    for name, params in choices.items():
+        reg.get(kind, name).check_hyperparameters(params, f"{where}[{name!r}]")
+    return choices
+
+
+def _parsed_choices(raw: Any, where: str, check) -> dict[str, dict]:
+    """``raw`` choices as ``name -> {param: spec}``, each name passed through ``check``."""
     choices: dict[str, dict] = {}
     if isinstance(raw, str):
         choices[check(raw)] = {}
     elif isinstance(raw, Mapping) and "name" in raw:
         params = dict(raw)
-        choices[check(params.pop("name"))] = _fixed_params(params)
+        name = check(params.pop("name"))
+        choices[name] = _fixed_params(params)
     elif isinstance(raw, Mapping):
         for name, specs in raw.items():
             if specs in (None, True):
@@ -305,7 +314,8 @@ def _component_choices(raw: Any, kind: str, where: str, reg: _registry.Registry,
                 choices.setdefault(check(item), {})
             elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
                 params = dict(item)
-                choices[check(params.pop("name"))] = _fixed_params(params)
+                name = check(params.pop("name"))
+                choices[name] = _fixed_params(params)
             else:
                 raise InputError(f"{where}: expected names or {{'name': ...}} dicts in the list, got {item!r}")
     else:

@@ -439,6 +439,9 @@ def test_bad_parameters_are_named():
     (dict(fusion={"name": "concat", "hidden": 8}), r"fusion: fusion 'concat' has no hyperparameter 'hidden'"),
     (dict(augmentations=[{"name": "token_dropout", "rate": 0.1}]),
      r"augmentations: augmentation 'token_dropout' has no hyperparameter 'rate'"),
+    (dict(n_trials=3, search_space={"encoders": {"text": {"hashed_ngram": {"emb_dimm": [16, 32]}}}}),
+     r"search_space\[.*\]\['hashed_ngram'\]: encoder 'hashed_ngram' has no hyperparameter 'emb_dimm' "
+     r"\(did you mean 'emb_dim'\?\)"),
 ])
 def test_wrong_parameter_values_are_named_before_training(params, message, monkeypatch):
     import automm.estimator
