@@ -40,8 +40,8 @@ def pareto_frame(points: Sequence[tuple[int, float, float]], chosen: int, second
 
 def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score",)):
     """A pandas DataFrame with one row per trial (skipped over-budget trials and queued ones that
-    never started, such as a preset the budget left no room for, left out), the
-    best first: number, state, score (best holdout score), [latency_ms | n_params], encoders,
+    never started, such as a preset the budget left no room for, left out), the finished trials
+    first, best first (then pruned, running and failed ones, by their partial scores): number, state, score (best holdout score), [latency_ms | n_params], encoders,
     fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
     best_epoch (of the first fold when bagged), folds (1: holdout; k: k-fold bag, score
     out-of-fold), seconds (wall), reason (failure, stop or pruning reason), default (the
@@ -83,7 +83,13 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame["score"] = frame["score"].astype(float)
-        frame = frame.sort_values(["score", "number"], ascending=[False, True], na_position="last")
+        for column in ("epochs", "best_epoch", "folds"):  # counts, missing while a trial runs
+            frame[column] = pd.array([None if v is None or v != v else int(v) for v in frame[column]], dtype="Int64")
+        # finished trials first (as the search ranks them: a pruned trial's score is partial), then by score
+        unfinished = (frame["state"] != "COMPLETE").astype(int)
+        frame = frame.assign(_unfinished=unfinished).sort_values(
+            ["_unfinished", "score", "number"], ascending=[True, False, True], na_position="last").drop(
+            columns="_unfinished")
     return frame.reset_index(drop=True)
 
 
@@ -116,7 +122,8 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
         ("optimization_history.png",
          lambda: ovm.plot_optimization_history(study, target=score, target_name="validation score")),
         ("param_importances.png",
-         lambda: ovm.plot_param_importances(study, target=score, target_name="validation score")),
+         lambda: ovm.plot_param_importances(study, target=score, target_name="validation score",
+                                            params=_most_important(study, score))),
     ]
     if multi:
         jobs.append(("pareto_front.png", lambda: ovm.plot_pareto_front(
@@ -128,6 +135,8 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
                 warnings.simplefilter("ignore")
                 axes = make()
             figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
+            if name == "param_importances.png":  # one readable line per parameter
+                figure.set_size_inches(9, 1.5 + 0.4 * len(figure.axes[0].get_yticklabels()))
             figure.tight_layout()
             figure.savefig(directory / name, dpi=100)
             plt.close(figure)
@@ -135,3 +144,16 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
         except Exception as exc:  # noqa: BLE001 - e.g. too few finished trials for importances
             warnings.warn(f"plot_dir: could not draw {name}: {exc}")
     return written
+
+
+#: The parameters a parameter-importance plot shows at most (the most important).
+MAX_PLOTTED_PARAMS = 15
+
+
+def _most_important(study, target) -> list[str] | None:
+    """The :data:`MAX_PLOTTED_PARAMS` most important parameters of ``study`` (None: all, when
+    there are no more than that); a search's conditional spaces have dozens."""
+    import optuna
+
+    importances = optuna.importance.get_param_importances(study, target=target)
+    return list(importances)[:MAX_PLOTTED_PARAMS] if len(importances) > MAX_PLOTTED_PARAMS else None
