@@ -253,5 +253,7 @@ class Ensemble:
         return combine(scaled, self.weights, self.problem_type, self.pooling)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"trial {m.trial}: {m.weight:.2f}" for m in self.members)
+        inner = ", ".join(f"trial {t['trial']}: {t['weight']:.2f}" + (f" ({t['models']} fold models)"
+                                                                      if t["models"] > 1 else "")
+                          for t in self.by_trial())
         return f"Ensemble({inner}{'' if self.pooling == 'linear' else f'; {self.pooling} pooling'})"

@@ -360,3 +360,13 @@ def test_calibrate_sharpens_under_confident_and_softens_over_confident_logits():
     assert under > 2 and over < 0.5
     assert calibrate([logits], targets, "regression") == [1.0]
     assert calibrate([np.full((300, 3), np.nan)], targets, "multiclass") == [1.0]
+
+
+def test_an_ensembles_repr_shows_a_bag_as_one_trial():
+    from automm.ensemble import Ensemble, EnsembleMember
+
+    config = {"encoders": {"text_0": {"name": "hashed_ngram"}}, "fusion": {"name": "concat"}}
+    members = [EnsembleMember(trial=0, weight=0.89, config=config, model=None, batch_size=32, score=0.9)] + [
+        EnsembleMember(trial=3, weight=0.11 / 5, config=config, model=None, batch_size=32, score=0.8, fold=k)
+        for k in range(5)]
+    assert repr(Ensemble(members, "multiclass")) == "Ensemble(trial 0: 0.89, trial 3: 0.11 (5 fold models))"
