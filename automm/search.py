@@ -113,11 +113,16 @@ median (or a percentile) pruner the bag then reports its out-of-fold score so fa
 fold but the last, and a pruned bag stops before its remaining folds. When every
 candidate for the ensemble is a bag, greedy selection runs on the out-of-fold outputs of every
 row instead of the holdout's. With
-``objectives=("score", "latency")`` (milliseconds per sample, measured on the holdout) or
-``("score", "params")`` the search is multi-objective (NSGA-II, no pruning), ``pareto_front_``
-lists the Pareto set and the model chosen is, among the Pareto trials whose score is within 1%
-of the best score (``score >= best - 0.01 * |best|``), the one with the smallest second
-objective. ``plot_dir`` receives ``optimization_history.png``, ``param_importances.png`` (and
+``objectives=("score", "latency")`` or ``("score", "params")`` the search is multi-objective
+(NSGA-II, no pruning by epoch scores), ``pareto_front_`` lists the Pareto set and the model
+chosen is, among the Pareto trials whose score is within 1% of the best score
+(``score >= best - 0.01 * |best|``), the one with the smallest second objective. Both measure
+what predicting new data costs: ``latency`` is milliseconds per sample to preprocess and predict
+(up to 128) holdout rows, plus each encoder's one-off work per new value
+(:meth:`Encoder.prepare_seconds`: a frozen encoder's features, which for the holdout rows are
+already in memory); ``params`` counts the model's parameters and the weights its encoders use
+outside it (:meth:`Encoder.external_parameters`: a frozen backbone), each tensor once.
+``plot_dir`` receives ``optimization_history.png``, ``param_importances.png`` (and
 ``pareto_front.png``) when matplotlib is installed (``pip install automm[plots]``).
 """
 
@@ -574,15 +579,27 @@ def _budget_trials(trials: Sequence[Any]) -> list[Any]:
             and not (t.state == TrialState.FAIL and t.number in retried)]
 
 
+def _encoder_parts(model) -> list[tuple[str, Any]]:
+    """(input name, encoder) for every Encoder module of ``model`` (a stack's parts included)."""
+    from .components.base import Encoder
+
+    return [(name, part) for name, encoder in model.encoders.items() for part in encoder.modules()
+            if isinstance(part, Encoder)]
+
+
 def _measure_latency(model, data: PreparedData, batch_size: int, device: torch.device) -> float:
-    """Milliseconds per sample to preprocess and predict (up to 128) holdout samples."""
+    """Milliseconds per sample to predict new data: preprocess and predict (up to 128) holdout
+    samples, plus each encoder's one-off work per new value (:meth:`Encoder.prepare_seconds`: a
+    frozen encoder computing the features that, for these rows, it looks up in memory). Call it
+    in the trial's :func:`~automm.devices.device_scope`."""
     from .data import BatchCollator, MultimodalDataset
     from .model import move_to_device
     from .training import make_loader
 
     index = data.valid_index[:128]
+    values = data.subset(index)
     encoders = dict(model.encoders.items())
-    loader = make_loader(MultimodalDataset(data.subset(index), encoders), max(1, batch_size), False, 0, 0,
+    loader = make_loader(MultimodalDataset(values, encoders), max(1, batch_size), False, 0, 0,
                          BatchCollator(encoders))
     model = model.to(device).eval()
     best = math.inf
@@ -595,7 +612,18 @@ def _measure_latency(model, data: PreparedData, batch_size: int, device: torch.d
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             best = min(best, time.perf_counter() - start)
-    return 1000.0 * best / max(1, len(index))
+    one_off = sum(float(part.prepare_seconds(values[name])) for name, part in _encoder_parts(model))
+    return 1000.0 * (best / max(1, len(index)) + one_off)
+
+
+def _count_parameters(model) -> int:
+    """Every weight predicting needs: the model's parameters and those its encoders use outside
+    it (:meth:`Encoder.external_parameters`, e.g. a shared frozen backbone), each tensor once."""
+    tensors = {id(p): p for p in model.parameters()}
+    for _, part in _encoder_parts(model):
+        for p in part.external_parameters():
+            tensors.setdefault(id(p), p)
+    return int(sum(p.numel() for p in tensors.values()))
 
 
 def _objective(trial, ctx: SearchContext):
@@ -660,11 +688,12 @@ def _run_objective(trial, ctx: SearchContext):
             if not math.isfinite(float(candidate.best_score)):
                 raise FloatingPointError("no finite validation score")
             extra = {}
-            if "latency" in settings.objectives:
-                extra["latency_ms"] = _measure_latency(candidate.model, ctx.data,
-                                                       int(candidate.config["training"]["batch_size"]), device)
-            if "params" in settings.objectives:
-                extra["n_params"] = int(sum(p.numel() for p in candidate.model.parameters()))
+            with device_scope(device):  # where a frozen encoder's backbone runs (and is counted)
+                if "latency" in settings.objectives:
+                    extra["latency_ms"] = _measure_latency(candidate.model, ctx.data,
+                                                           int(candidate.config["training"]["batch_size"]), device)
+                if "params" in settings.objectives:
+                    extra["n_params"] = _count_parameters(candidate.model)
     except Exception as exc:
         _record_failure(trial, ctx, exc, seconds=time.monotonic() - start)
         raise

@@ -513,6 +513,27 @@ def test_leaderboard_leaves_out_queued_trials_that_never_started():
     assert list(board["number"]) == [0] and bool(board["default"].iloc[0])
 
 
+def test_leaderboard_ranks_finished_trials_above_partial_scores():
+    # a pruned bag's score is its first fold's (a few rows); the kept model is the best finished trial
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from automm.leaderboard import leaderboard_frame
+
+    def trial(number, state, score, epochs):
+        made = create_trial(state=state, value=score if state == TrialState.COMPLETE else None,
+                            params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+                            user_attrs={"automm:score": score, "automm:epochs": epochs, "automm:folds": 5})
+        made.number = number
+        return made
+
+    board = leaderboard_frame([trial(0, TrialState.COMPLETE, 0.80, 7), trial(1, TrialState.PRUNED, 0.95, 1),
+                               trial(2, TrialState.COMPLETE, 0.85, 9), trial(3, TrialState.RUNNING, None, None),
+                               trial(4, TrialState.FAIL, None, 2)])
+    assert list(board["number"]) == [2, 0, 1, 3, 4]
+    assert str(board["epochs"].dtype) == "Int64" and board["epochs"].tolist()[:3] == [9, 7, 1]
+
+
 def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, tmp_path):
     _, _, X_test, _ = texts
     ensemble = searched.ensemble_
@@ -936,6 +957,59 @@ def test_multi_objective_search_reports_the_pareto_front_and_writes_plots(texts,
     assert "n_params" in model.leaderboard_.columns
     assert (tmp_path / "plots" / "optimization_history.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "pareto_front.png").is_file()
+
+
+class CostlyFrozen(FrozenFeatures):
+    """A frozen encoder whose prediction costs more than its module shows: a "backbone" of
+    ``BACKBONE.numel()`` weights outside the module (shared by every instance) and
+    ``SECONDS`` per new value of one-off feature work."""
+
+    BACKBONE = torch.nn.Parameter(torch.zeros(1000, 100), requires_grad=False)
+    SECONDS = 0.05
+    asked: list = []
+
+    def external_parameters(self):
+        return [self.BACKBONE]
+
+    def prepare_seconds(self, values):
+        CostlyFrozen.asked.append(list(values))
+        return self.SECONDS
+
+
+class CostlyPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("costly_chars", CostlyFrozen, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 8}, tags=("pretrained",))
+
+
+def test_latency_adds_each_encoders_one_off_work_per_new_value(builtin_registry, fresh_registry, texts):
+    fresh_registry(CostlyPlugin())
+    CostlyFrozen.asked = []
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=2, objectives=("score", "latency"), holdout_frac=0.25,
+                           encoders={"text": "costly_chars"})).fit(X, y)
+    board = model.leaderboard_
+    assert (board["state"] == "COMPLETE").all()
+    # the model's own time (well under a millisecond a row here) plus the declared 50 ms
+    assert ((board["latency_ms"] >= 1000 * CostlyFrozen.SECONDS) & (board["latency_ms"] < 1000 * CostlyFrozen.SECONDS + 50)).all()
+    # asked with the holdout rows' values of its input
+    assert len(CostlyFrozen.asked) == 2 and all(len(v) == 30 and set(v) <= set(X) for v in CostlyFrozen.asked)
+
+
+def test_params_count_the_weights_encoders_use_outside_the_model_once(builtin_registry, fresh_registry, texts):
+    fresh_registry(CostlyPlugin())
+    X, y, _, _ = texts
+    table = {"name": X, "again": [f"{x} again" for x in X]}  # two text inputs, one shared backbone
+    model = AutoMM(**small(n_trials=2, objectives=("score", "params"), encoders={"text": "costly_chars"})).fit(table, y)
+    own = sum(p.numel() for p in model.model_.parameters())
+    assert sum(isinstance(e, CostlyFrozen) for e in model.model_.encoders.values()) == 2
+    chosen = model.leaderboard_.set_index("number").loc[model.best_trial_]
+    assert chosen["n_params"] == own + CostlyFrozen.BACKBONE.numel()
+    # an encoder without such costs: its module's parameters, nothing added
+    plain = AutoMM(**small(n_trials=2, objectives=("score", "params"))).fit(X, y)
+    chosen = plain.leaderboard_.set_index("number").loc[plain.best_trial_]
+    assert chosen["n_params"] == sum(p.numel() for p in plain.model_.parameters())
 
 
 def test_cuda_out_of_memory_retries_with_half_the_batch(monkeypatch):

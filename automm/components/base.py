@@ -9,12 +9,14 @@ Data flow for one input (a column, or all tabular columns together)::
 ``preprocess`` runs in DataLoader workers, so it must be cheap to call and must not
 touch the network. ``fit`` learns preprocessing state (vocabularies, statistics) from
 the training values and builds the layers that depend on it; ``get_state`` /
-``set_state`` round-trip that state as JSON for :meth:`automm.AutoMM.save`.
+``set_state`` round-trip that state as JSON for :meth:`automm.AutoMM.save`. An encoder
+whose prediction costs more than its module shows (a frozen network outside it, features
+computed in ``prepare``) says so with ``external_parameters`` and ``prepare_seconds``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -82,6 +84,29 @@ class Encoder(nn.Module):
         nearest-neighbour) first only when their encoders have nothing pending: computing every
         feature is not cheap.
         """
+        return 0.0
+
+    # -- optional costs of predicting new data (the search's "latency" and "params") -------
+    # Both default to nothing, which is right for an encoder whose work is all in
+    # ``preprocess`` and ``forward`` and whose weights are all its module's parameters: the
+    # search measures and counts those itself. Every Encoder module of a model is asked (the
+    # parts of a ``stack`` too), so report only your own costs, not those of encoders you hold.
+
+    def external_parameters(self) -> Iterable[torch.Tensor]:
+        """Optional: the weight tensors this encoder predicts with that are not its module's
+        parameters, e.g. a frozen pretrained network shared by every instance in the process
+        (default: none). The search's ``params`` objective counts them with the model's own,
+        each tensor once however many encoders name it."""
+        return ()
+
+    def prepare_seconds(self, values: Sequence[Any]) -> float:
+        """Optional: the seconds per value of ``values`` that :meth:`prepare` spends on values
+        it has never seen (e.g. computing features no cache holds yet): the one-off work that
+        predicting new data costs besides ``preprocess`` and ``forward`` (default: 0.0).
+        Measure it on a few of ``values`` (``MISSING`` costs nothing) on
+        :func:`automm.devices.compute_device`, neither reading nor writing a feature cache, and
+        remember it: the search asks after each trial. Its ``latency`` objective adds it to the
+        model's measured time per sample."""
         return 0.0
 
     def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> Any:
