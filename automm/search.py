@@ -121,7 +121,9 @@ what predicting new data costs: ``latency`` is milliseconds per sample to prepro
 (up to 128) holdout rows, plus each encoder's one-off work per new value
 (:meth:`Encoder.prepare_seconds`: a frozen encoder's features, which for the holdout rows are
 already in memory); ``params`` counts the model's parameters and the weights its encoders use
-outside it (:meth:`Encoder.external_parameters`: a frozen backbone), each tensor once.
+outside it (:meth:`Encoder.external_parameters`: a frozen backbone), each tensor once. A trial
+that the time limit cuts in its first epoch ends pruned, as in a single-objective search: Optuna
+records no values for it, so it is in neither ``pareto_front_`` nor NSGA-II's population.
 ``plot_dir`` receives ``optimization_history.png``, ``param_importances.png`` (and
 ``pareto_front.png``) when matplotlib is installed (``pip install automm[plots]``).
 """
@@ -732,6 +734,13 @@ def _run_objective(trial, ctx: SearchContext):
         print(f"[automm] trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s", flush=True)
     if len(settings.objectives) > 1:
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
+        if pruned:
+            # only a cut in the first epoch prunes here (no reports): as in a single-objective
+            # search its score is no measure of the configuration, so it ends PRUNED (Optuna
+            # records no values then), outside study.best_trials, the Pareto set, and NSGA-II's
+            # parents; its model is kept only until a finished trial's model is (dominated by any)
+            _keep(ctx, trial, (-math.inf, math.inf), candidate)
+            raise optuna.TrialPruned(reporter.pruned_reason)
         _keep(ctx, trial, (score, second), candidate)
         return score, second
     _keep(ctx, trial, _rank_key(not pruned, score, loss, rows), candidate)

@@ -1012,6 +1012,27 @@ def test_params_count_the_weights_encoders_use_outside_the_model_once(builtin_re
     assert chosen["n_params"] == sum(p.numel() for p in plain.model_.parameters())
 
 
+def test_a_multi_objective_trial_cut_in_its_first_epoch_is_pruned_and_off_the_pareto_front(texts, monkeypatch):
+    import dataclasses
+
+    real = search._train
+
+    def cut_trial_1(ctx, config, trial, *args, **kwargs):
+        candidate = real(ctx, config, trial, *args, **kwargs)
+        if trial.number == 1:  # as if the time limit had stopped it after 1 batch, with a perfect score
+            history = [dict(candidate.history[0], complete=False, batches=1, epoch_batches=3)]
+            candidate = dataclasses.replace(candidate, history=history, best_score=1.0)
+        return candidate
+
+    monkeypatch.setattr(search, "_train", cut_trial_1)
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=3, objectives=("score", "params"))).fit(X, y)
+    board = model.leaderboard_.set_index("number")
+    assert board["state"].to_dict() == {0: "COMPLETE", 1: "PRUNED", 2: "COMPLETE"}
+    assert board.loc[1, "reason"] == "time limit reached in its first epoch (1 of 3 batches)"
+    assert 1 not in set(model.pareto_front_["number"]) and model.best_trial_ != 1
+
+
 def test_cuda_out_of_memory_retries_with_half_the_batch(monkeypatch):
     calls = []
 
