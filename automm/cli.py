@@ -324,6 +324,7 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
                       + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]
           if "trials" in summary else []),
         *([("ensemble", _ensemble_line(summary["ensemble"]))] if summary.get("ensemble") else []),
+        *([("pareto", _pareto_line(summary["pareto"]))] if summary.get("pareto") else []),
         *([("decision", _decision_line(summary["decision_weights"]))] if summary.get("decision_weights") else []),
         ("fit time", f"{summary['fit_seconds']:.1f} s"),
         ("model", summary["model_dir"]),
@@ -345,6 +346,13 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
 def _trials_line(trials: dict) -> str:
     counts = ", ".join(f"{trials[k]} {k}" for k in ("finished", "pruned", "failed") if trials.get(k))
     return f"{trials['total']} trials" + (f" ({counts})" if counts else "")
+
+
+def _pareto_line(pareto: dict) -> str:
+    cost = pareto["objectives"][1]
+    chosen = pareto["chosen"]
+    return (f"{pareto['size']} trials on the front of score and {cost}; chose trial {chosen['trial']} "
+            f"(score {chosen['score']:.4f}, {cost} {chosen[cost]:g})")
 
 
 def _ensemble_line(ensemble: dict) -> str:

@@ -795,7 +795,8 @@ class AutoMM(BaseEstimator):
         settings it tried, the one kept in ``kept_setting``: ``l2_c``, or ``k`` and
         ``temperature``); after a
         search, its ``trials`` by state, the ``best_trial`` and the ``ensemble`` (pooling and
-        each member trial's weight and components); the ``decision_weights`` of ``predict``'s
+        each member trial's weight and components); after a multi-objective search, the
+        ``pareto`` set's size and objectives and the chosen trial's values; the ``decision_weights`` of ``predict``'s
         rule when the metric set them (:mod:`automm.decision`); ``fit_seconds``. A loaded model
         says the same: its directory keeps these facts (manifest key ``fit``)."""
         self._check_fitted()
@@ -836,6 +837,13 @@ class AutoMM(BaseEstimator):
         if ensemble is not None:
             summary["ensemble"] = {"pooling": ensemble.pooling, "models": len(ensemble.members),
                                    "members": ensemble.by_trial()}
+        front = state.get("pareto_front_")
+        if front is not None and len(front):  # a multi-objective search: the Pareto set and the model chosen
+            cost = [c for c in front.columns if c not in ("number", "score", "chosen")][0]
+            chosen = front[front["chosen"]].iloc[0]
+            summary["pareto"] = {"objectives": ["score", cost], "size": int(len(front)),
+                                 "chosen": {"trial": int(chosen["number"]), "score": float(chosen["score"]),
+                                            cost: float(chosen[cost])}}
         if state.get("decision_weights_") is not None:  # automm.decision
             summary["decision_weights"] = {str(c): float(w)
                                            for c, w in zip(self.classes_, self.decision_weights_)}
