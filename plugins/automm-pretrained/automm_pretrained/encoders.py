@@ -12,7 +12,10 @@ Each runs in one of two modes, chosen by the hyperparameter ``trainable_layers``
   which :meth:`set_state` checks against the installed weight package (a mismatch raises
   :class:`~.weights.WeightsMismatchError` rather than silently producing other features).
   Sample augmentations do not apply to a frozen encoder (its features are fixed); batch
-  augmentations (modality dropout, mixup) still do.
+  augmentations (modality dropout, mixup) still do. What predicting new data costs is still
+  reported, for the search's ``params`` and ``latency`` objectives: the shared network's weights
+  (:meth:`~PretrainedEncoder.external_parameters`) and the time per value to compute features
+  (:meth:`~PretrainedEncoder.prepare_seconds`, timed once per process on a few values).
 * ``N > 0`` — **fine-tuning**: the encoder owns a copy of the network, trains its top
   ``N`` layers (MiniLM: transformer layers; EfficientNet: the head, then MBConv blocks
   from the top) and runs the rest without gradients and in eval mode. The whole network
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -59,6 +63,10 @@ FEATURE_VERSION = 1
 
 _backbones: dict[tuple, nn.Module] = {}
 _backbones_lock = threading.Lock()
+
+#: How many values :meth:`PretrainedEncoder.prepare_seconds` times (after one to warm up).
+PREPARE_PROBE = 8
+_prepare_seconds: dict[tuple, float] = {}  # per process: settings and device -> seconds per value
 
 
 def shared_backbone(key: tuple, loader: Callable[[], nn.Module], device: torch.device | str = "cpu") -> nn.Module:
@@ -266,6 +274,43 @@ class PretrainedEncoder(Encoder):
         keys = [cache.key(self._cache_value(value)) for value in probe]
         pending = sum(1 for key in keys if key not in self._features and cache.get_by_key(key) is None)
         return pending / len(keys)
+
+    def external_parameters(self) -> tuple[torch.Tensor, ...]:
+        """Frozen mode: the weights of the shared network (on the device features are computed
+        on), which the module does not hold; none when fine-tuning (the module owns its copy)."""
+        if not self.frozen:
+            return ()
+        return tuple(self._shared(_feature_device()).parameters())
+
+    def prepare_seconds(self, values: Sequence[Any], probe: int = PREPARE_PROBE) -> float:
+        """Frozen mode: seconds per value of ``values`` that :meth:`prepare` takes to compute the
+        features of values no cache holds (read, preprocess, the network). Timed once per
+        process, settings and device, best of two passes over up to ``probe`` present values,
+        evenly spaced, after one to warm up (loading the shared network), through
+        :meth:`compute_features`: the feature cache is neither read nor written. Scaled by the
+        share of present values (``MISSING`` costs nothing). 0.0 when fine-tuning: the network
+        then runs in ``forward``, which the search times with the model."""
+        if not self.frozen:
+            return 0.0
+        present = [value for value in values if value is not MISSING]
+        if not present:
+            return 0.0
+        import time
+
+        device = _feature_device()
+        key = (self.name, str(self.weights_path()), tuple(sorted(self._cache_params().items())),
+               self.feature_batch_size, str(device))
+        seconds = _prepare_seconds.get(key)
+        if seconds is None:
+            sample = [present[i] for i in np.unique(np.linspace(0, len(present) - 1, probe).astype(int))]
+            self.compute_features(sample[:1])
+            seconds = math.inf
+            for _ in range(2):
+                start = time.perf_counter()
+                self.compute_features(sample)  # its .cpu() waits for a GPU's work
+                seconds = min(seconds, (time.perf_counter() - start) / len(sample))
+            _prepare_seconds[key] = seconds
+        return seconds * len(present) / len(values)
 
     def _cache_value(self, value: Any) -> Any:
         """What identifies a value's content for the cache (texts: the string)."""

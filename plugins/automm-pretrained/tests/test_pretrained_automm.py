@@ -127,3 +127,19 @@ def test_a_fine_tuning_choice_the_user_fixed_keeps_the_image_out_of_the_linear_m
     assert set(tuned["encoders"]) == {"text_0"}  # the linear form needs frozen features
     minilm = linear_config([text], {"text_0": {"minilm": {}}}, {}, 3)
     assert minilm["encoders"]["text_0"]["name"] == "minilm"  # the only choice with a linear form
+
+
+def test_a_multi_objective_search_counts_what_frozen_encoders_cost_to_predict_new_data(tmp_path):
+    """latency and params are those of predicting new rows: the frozen features computed (not
+    looked up) and the backbones' weights, so the frozen model is no longer the cheapest."""
+    X, y, _, _ = _emoji(n_train=60)
+
+    def board(encoders, objective):
+        model = _model(tmp_path / "cache", encoders=encoders, max_epochs=1, n_trials=2, objectives=("score", objective),
+                       search_space={"linear_model": False, "neighbors_model": False}).fit(X, y)
+        return model.leaderboard_
+
+    scratch = board({"image": {"name": "cnn", "image_size": 64}, "text": "hashed_ngram"}, "latency")
+    frozen = board(FROZEN, "latency")
+    assert frozen["latency_ms"].min() > scratch["latency_ms"].max()
+    assert (board(FROZEN, "params")["n_params"] > 20_000_000).all()  # MiniLM alone holds 22.7 million

@@ -102,6 +102,42 @@ def test_frozen_encoders_hold_no_weights_and_have_the_documented_preprocessing()
     assert torch.allclose(lite.preprocess(np.zeros((4, 4, 3), dtype=np.uint8)), torch.full((3, 32, 32), -127 / 128))
 
 
+def test_frozen_encoders_report_their_backbone_and_the_cost_of_new_values(tmp_path, monkeypatch):
+    """What predicting new data costs (the search's params and latency objectives): the shared
+    network's weights and the seconds per value to compute features, timed once per settings
+    without the feature cache."""
+    from automm.feature_cache import FeatureCache
+    from automm_pretrained import encoders as module
+
+    def untouched(*args, **kwargs):
+        raise AssertionError("the feature cache was used")
+
+    for name in ("key", "get", "get_by_key", "put_by_key"):
+        monkeypatch.setattr(FeatureCache, name, untouched)
+    monkeypatch.setattr(module, "_prepare_seconds", {})  # timed afresh here
+    real, computed = module.PretrainedEncoder.compute_features, []
+    monkeypatch.setattr(module.PretrainedEncoder, "compute_features",
+                        lambda self, values: computed.append(len(values)) or real(self, values))
+    for name, values, settings, backbone in (("minilm", TEXTS, {}, 20_000_000),
+                                               ("efficientnet_lite0", _images(), {"image_size": 64}, 3_000_000)):
+        encoder = automm.create_encoder(name, **settings)
+        assert not list(encoder.parameters())  # its module holds none...
+        weights = list(encoder.external_parameters())
+        assert sum(p.numel() for p in weights) > backbone  # ...but it predicts with millions
+        other = automm.create_encoder(name, **settings)  # one shared network: the search counts it once
+        assert [id(p) for p in other.external_parameters()] == [id(p) for p in weights]
+        seconds = encoder.prepare_seconds(values)
+        assert 0 < seconds < 10
+        # timed once per settings (a warm-up value, then twice all of them); MISSING costs nothing
+        assert other.prepare_seconds(list(values) + [MISSING] * len(values)) == pytest.approx(seconds / 2)
+        assert computed[-3:] == [1, len(values), len(values)] and len(computed) % 3 == 0
+        assert encoder._features == {} and encoder.prepare_seconds([MISSING]) == 0.0
+    assert len(computed) == 6
+    tuned = automm.create_encoder("minilm", trainable_layers=1)  # its module owns and runs the network
+    assert tuple(tuned.external_parameters()) == () and tuned.prepare_seconds(TEXTS) == 0.0
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*"))
+
+
 def test_missing_weight_package_names_the_package(monkeypatch):
     real = importlib.util.find_spec
 
