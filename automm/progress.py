@@ -26,25 +26,25 @@ _depth = 0                                  # verbose scopes open (nested or in 
 _saved: list = [logging.NOTSET, True]       # the logger's level and propagate before the first
 
 
-class _StdoutHandler(logging.Handler):
-    """Writes to whatever ``sys.stdout`` is when a record comes (``automm fit`` sends the
-    progress of the fit to stderr by redirecting stdout)."""
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (progress, as a fit's epochs:
+    stdout is left to the program's results)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stdout, flush=True)
+            print(self.format(record), file=sys.stderr, flush=True)
         except Exception:  # noqa: BLE001 - a closed stream must not stop a fit
             self.handleError(record)
 
 
-_HANDLER = _StdoutHandler()
+_HANDLER = _StderrHandler()
 _HANDLER.setFormatter(logging.Formatter("[automm] %(message)s"))
 
 
 @contextlib.contextmanager
 def verbose_logging(verbose: int) -> Iterator[None]:
     """While open with ``verbose >= 1``: INFO records (DEBUG too at ``verbose >= 3``) of the
-    ``automm`` logger and its children printed on stdout as ``[automm] ...``, and not passed
+    ``automm`` logger and its children printed on stderr as ``[automm] ...``, and not passed
     on to the root logger's handlers meanwhile (no line twice). Nothing changes when the
     application configured that logger itself (it has handlers other than this one), nor at
     ``verbose=0``. Nested and concurrent fits share one handler; the last to close removes it."""

@@ -141,6 +141,7 @@ import queue
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -566,7 +567,7 @@ def _record_failure(trial, ctx: SearchContext, exc: BaseException, seconds: floa
         ctx.failures.append(reason)
     trial.set_user_attr(_ATTR + "seconds", seconds)
     if ctx.settings.verbose:
-        print(f"[automm] trial {trial.number} failed: {reason}", flush=True)
+        print(f"[automm] trial {trial.number} failed: {reason}", file=sys.stderr, flush=True)
 
 
 def _budget_trials(trials: Sequence[Any]) -> list[Any]:
@@ -731,7 +732,7 @@ def _run_objective(trial, ctx: SearchContext):
     pruned = reporter.pruned
     if settings.verbose:
         what = reporter.pruned_reason if pruned else f"score {score:.4f}"
-        print(f"[automm] trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s", flush=True)
+        print(f"[automm] trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s", file=sys.stderr, flush=True)
     if len(settings.objectives) > 1:
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
         if pruned:
@@ -811,10 +812,14 @@ def _fail_lost_trials(study, storage) -> None:
         last = t.system_attrs.get(_HEARTBEAT, 0.0)
         if t.datetime_start is not None:
             last = max(last, t.datetime_start.timestamp())
-        if now - last <= grace:
+        if _worker_is_gone(t.user_attrs.get(_ATTR + "worker")):
+            reason = "worker lost: its process on this machine has ended"
+        elif now - last > grace:
+            reason = f"worker lost: no heartbeat for {now - last:.0f} s"
+        else:
             continue
         try:
-            storage.set_trial_user_attr(t._trial_id, _ATTR + "reason", f"worker lost: no heartbeat for {now - last:.0f} s")
+            storage.set_trial_user_attr(t._trial_id, _ATTR + "reason", reason)
             if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 continue
         except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
@@ -823,6 +828,22 @@ def _fail_lost_trials(study, storage) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=_storage.MAX_RETRY)(study, frozen)
+
+
+def _worker_is_gone(worker: str | None) -> bool:
+    """Whether a trial's worker (``host:pid``) was a process of this machine that has ended (a
+    fit killed with ``kill -9`` and started again): its trial need not wait out the heartbeat
+    grace. A process of another machine, or one this user may not signal, counts as alive."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: it exists
+        return False
+    return False
 
 
 def _retry_interrupted(study) -> None:
@@ -1199,7 +1220,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             study.set_user_attr(STATUS_ATTR, "running")
             if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
                                             for t in study.get_trials(deepcopy=False)):
-                for attrs in _warm_start_queue(space, _cheap_first(data, space, deadline)):
+                for attrs in _warm_start_queue(space, _cheap_first(data, space, deadline, settings.n_trials)):
                     study.enqueue_trial({}, user_attrs=attrs)
             try:
                 run_trial_loops(ctx, study, (kind, value), n_jobs, devices)
@@ -1227,17 +1248,19 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
 CHEAP_PENDING_SHARE = 0.05
 
 
-def _cheap_first(data: PreparedData, space: SearchSpace, deadline: float | None) -> bool:
+def _cheap_first(data: PreparedData, space: SearchSpace, deadline: float | None,
+                 n_trials: int | None = None) -> bool:
     """Whether the linear and nearest-neighbour models run before the default: under a time
     limit, when their encoders have (almost) no one-off work left (:func:`pending_share`: frozen
-    features cached, or none needed). With a cold feature cache they would compute every feature
-    within their share of the budget (fashion: minutes) and could leave the default no time; the
-    default then runs first, as without a time limit, and the frozen bag computes the features."""
-    if deadline is None:
+    features cached, or none needed), and when ``n_trials`` leaves the default a trial after them.
+    With a cold feature cache they would compute every feature within their share of the budget
+    (fashion: minutes) and could leave the default no time; the default then runs first, as
+    without a time limit, and the frozen bag computes the features."""
+    cheap = [config for config in space.presets if always_weighed(config)]
+    if deadline is None or (n_trials is not None and n_trials <= len(cheap)):
         return False
     try:
-        return all(pending_share(data, config) <= CHEAP_PENDING_SHARE
-                   for config in space.presets if always_weighed(config))
+        return all(pending_share(data, config) <= CHEAP_PENDING_SHARE for config in cheap)
     except Exception:  # noqa: BLE001 - a probe that fails only keeps the usual order
         return False
 
@@ -1291,7 +1314,7 @@ def _obtain(number: int, trial, ctx: SearchContext, deadline: float | None, allo
     if deadline is not None and deadline - time.monotonic() < 1.5 * seconds + 1.0:
         return None
     if ctx.settings.verbose:
-        print(f"[automm] retraining trial {number} (its model is in another process)", flush=True)
+        print(f"[automm] retraining trial {number} (its model is in another process)", file=sys.stderr, flush=True)
     n_folds = int(trial.user_attrs.get(_ATTR + "folds") or 1)
     if n_folds > 1:
         return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=ctx.callbacks)
@@ -1404,7 +1427,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
         print(f"[automm] {_summary(leaderboard, extras.get('ensemble_'), best_number, best.best_score, ctx.interrupted.is_set())}",
-              flush=True)
+              file=sys.stderr, flush=True)
     if "ensemble_" not in extras:  # one model: its own outputs decide
         decision = candidate_decision_weights(ctx.data, best)
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,

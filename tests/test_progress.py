@@ -52,10 +52,10 @@ def _fit(verbose):
 def test_a_verbose_fit_prints_what_a_plugin_logs_and_a_quiet_one_does_not(fresh_registry, capsys):
     fresh_registry(SlowStartPlugin())
     _fit(verbose=1)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "[automm] slow_start: computing the features of 40 texts" in out
     _fit(verbose=0)
-    assert "slow_start" not in capsys.readouterr().out
+    assert "slow_start" not in capsys.readouterr().err
     logger = logging.getLogger("automm")
     assert logger.handlers == [] and logger.level == logging.NOTSET and logger.propagate  # as it was
 
@@ -78,7 +78,7 @@ def test_an_application_that_configured_the_automm_logger_keeps_its_configuratio
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
     assert "slow_start: computing the features of 40 texts" in records  # where the application sends them
-    assert "[automm] slow_start" not in capsys.readouterr().out  # and not printed a second time
+    assert "[automm] slow_start" not in capsys.readouterr().err  # and not printed a second time
 
 
 def test_nested_verbose_scopes_print_each_record_once_and_restore_the_logger(capsys):
@@ -89,7 +89,7 @@ def test_nested_verbose_scopes_print_each_record_once_and_restore_the_logger(cap
         log.info("outer")
         log.debug("detail")  # DEBUG only from verbose 3
     log.info("after")
-    assert capsys.readouterr().out.splitlines() == ["[automm] inner", "[automm] outer"]
+    assert capsys.readouterr().err.splitlines() == ["[automm] inner", "[automm] outer"]
     assert logging.getLogger("automm").handlers == []
 
 
