@@ -313,7 +313,8 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
     outputs), the search space (see :func:`check_search_space`; with
     ``build_search_draws`` every draw must also build an encoder of the declared width) and,
     for an encoder tagged ``"linear"`` (unless ``check_linear`` is false, e.g. where
-    ``hyperparameters`` rule the linear form out), its linear form."""
+    ``hyperparameters`` rule the linear form out), its linear form, and what predicting new
+    values costs (``prepare_seconds``, ``external_parameters``)."""
     spec = _resolve("encoder", name_or_spec, registry)
     values = list(sample_values)
     if len(values) < 2:
@@ -452,7 +453,29 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
                                 f"has output_dim={built.output_dim}")
     if not static and not augment_calls:
         _check_augment_ignored(spec, registry or get_registry(), report)
+    _check_costs(spec, encoder, values, report)
     return report
+
+
+def _check_costs(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], report: ComponentReport) -> None:
+    """What predicting new data costs beyond the module (the search's latency and params
+    objectives): ``prepare_seconds`` a finite number >= 0, ``external_parameters`` tensors."""
+    try:
+        seconds = float(encoder.prepare_seconds(values))
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"prepare_seconds fails: {exc!r}")
+    if not np.isfinite(seconds) or seconds < 0:
+        _fail(spec, f"prepare_seconds must be a finite number of seconds >= 0, got {seconds!r}")
+    try:
+        external = list(encoder.external_parameters())
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"external_parameters fails: {exc!r}")
+    wrong = [type(t).__name__ for t in external if not isinstance(t, torch.Tensor)]
+    if wrong:
+        _fail(spec, f"external_parameters must give tensors, got {wrong[:3]}")
+    if seconds or external:
+        report.notes.append(f"predicting new values costs {seconds * 1000:.2f} ms each in prepare and "
+                            f"{sum(int(t.numel()) for t in external):,} weights outside the module")
 
 
 def _check_linear_form(spec: ComponentSpec, hyperparameters: Mapping[str, Any], values: Sequence[Any],

@@ -279,3 +279,26 @@ def test_kit_checks_sample_datasets():
                      columns=("x", "split"))
 
     assert [s.name for s in check_component_registration(Good())["dataset"]] == ["two_rows"]
+
+
+class _CostsNegative(_WrongWidth):
+    static_preprocess = True
+
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+
+    def prepare_seconds(self, values):
+        return -1.0
+
+
+class _CostlyPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("costly", _CostsNegative, modality="text", output_dim=5)
+
+
+def test_kit_checks_what_predicting_new_values_costs(fresh_registry):
+    fresh_registry(_CostlyPlugin())
+    with pytest.raises(ConformanceError, match="costly.*prepare_seconds must be a finite number of seconds >= 0"):
+        check_encoder("costly", ["a b", "c d"])
