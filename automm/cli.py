@@ -161,7 +161,7 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
             raise UsageError(f"--filter {column}={value}: no row has {value!r} in column {column!r}; its values "
                              f"in {rows} are {shown}{did_you_mean(value, found)}")
         frame = kept
-    return resolve_image_paths(frame, image_folders(path), roles, source=path)
+    return resolve_image_paths(frame, image_folders(path), roles, source=path, inputs=list(roles))
 
 
 def _device(device: str, argument: str) -> str:

@@ -386,9 +386,14 @@ class Recipe:
         valid = _subsample(valid, max_rows, 2) if valid is not None else None
         # The frames keep their data file's row numbers as index, named after the file: messages
         # about rows name them ("items.csv row 12"), whatever the split, filters and labels kept.
-        train, test, valid = (None if part is None else resolve_image_paths(
-            part, image_folders(files.get(key), self.base_dir), roles, source=names[key]).rename_axis(
-                f"{Path(names[key]).name} row") for key, part in (("train", train), ("test", test), ("valid", valid)))
+        def prepared(key: str, part):
+            if part is None:
+                return None
+            part = resolve_image_paths(part, image_folders(files.get(key), self.base_dir), roles, source=names[key],
+                                       inputs=features)
+            return part.rename_axis(f"{Path(names[key]).name} row")
+
+        train, test, valid = prepared("train", train), prepared("test", test), prepared("valid", valid)
         if len(train) == 0:
             raise RecipeError([Problem("data", f"no training rows in {what}")], self.source)
         result = RecipeData(X_train=train[features], y_train=train[label], label=label, source=what,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -128,14 +128,15 @@ def _image_columns(frame, roles: Mapping[str, str]) -> list[str]:
 
 
 def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str] | None = None, *,
-                        source: str | None = None):
+                        source: str | None = None, inputs: Collection[str] | None = None):
     """A copy of ``frame`` whose relative image paths (in columns of role image, or that look
     like image paths) point into the first of ``folders`` where the file exists (else the first).
 
     With ``source`` (the data's name, for messages), :class:`InputError` when more of a column's
     relative paths than the images' tolerance (:data:`automm.data.IMAGE_TOLERANCE`) are in none
     of the folders, naming the folders tried and the first such rows (by ``frame``'s index: the
-    data file's rows, as long as the caller kept them)."""
+    data file's rows, as long as the caller kept them); only for the columns in ``inputs`` when
+    given (those a model reads: a column it ignores may hold paths to anything)."""
     columns = _image_columns(frame, roles or {})
     if not columns:
         return frame
@@ -153,7 +154,7 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
             if found is None:
                 unfound.append((row, value))
             resolved.append(str(found if found is not None else folders[0] / value))
-        if source is not None and unfound:
+        if source is not None and unfound and (inputs is None or column in inputs):
             from .data import IMAGE_TOLERANCE
 
             if len(unfound) > IMAGE_TOLERANCE * present:

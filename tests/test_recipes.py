@@ -655,3 +655,16 @@ def test_fuzzed_yaml_text_gives_recipe_errors_never_tracebacks(tmp_path):
             pass
         except Exception as exc:  # pragma: no cover
             raise AssertionError(f"text mutation {i} raised {type(exc).__name__}: {exc}\n{''.join(chars)}") from exc
+
+
+def test_image_paths_of_a_column_the_model_does_not_read_are_not_checked(tmp_path):
+    import pandas as pd
+
+    from automm.tables import image_folders, resolve_image_paths
+
+    frame = pd.DataFrame({"name": ["a b", "c d"], "old_thumbnail": ["thumbs/1.jpg", "thumbs/2.jpg"]})
+    folders = image_folders(tmp_path / "items.csv")
+    kept = resolve_image_paths(frame, folders, {"name": "text"}, source="items.csv", inputs=["name"])
+    assert len(kept) == 2  # an unused column may point anywhere
+    with pytest.raises(InputError, match="column 'old_thumbnail': 2 of 2 relative image paths are in none"):
+        resolve_image_paths(frame, folders, {"name": "text"}, source="items.csv", inputs=["name", "old_thumbnail"])
