@@ -257,16 +257,7 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
     except ImportError:  # pragma: no cover
         pd = None
     if len(inputs) == 1:
-        (x,) = inputs
-        if pd is not None and not isinstance(x, pd.DataFrame) and hasattr(x, "schema") and hasattr(x, "to_pandas"):
-            x = x.to_pandas()  # a pyarrow Table (or a polars DataFrame): its columns, by name
-        elif _is_sparse_matrix(x):
-            x = _densified(x, argument)
-        elif _number_rows(x):
-            x = np.asarray(x, dtype=float)  # a list of rows of numbers, as scikit-learn reads X
-        elif hasattr(x, "__array__") and not isinstance(x, (np.ndarray, list, tuple, Mapping)) and (
-                pd is None or not isinstance(x, (pd.DataFrame, pd.Series))):
-            x = np.asarray(x)  # an array-like that only converts (scikit-learn's checks pass one)
+        x = table_like(inputs[0], argument)
         if pd is not None and isinstance(x, pd.DataFrame):
             if x.shape[1] == 0:
                 raise InputError(f"{argument}: the DataFrame has no columns")
@@ -308,6 +299,26 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
     return table
 
 
+def table_like(x: Any, argument: str = "X") -> Any:
+    """``x`` with the table forms scikit-learn users pass turned into a DataFrame or a 2-D array:
+    a pyarrow Table (or polars DataFrame) by its columns, a sparse matrix (:func:`_densified`), a
+    list of rows of numbers, an array-like that only converts; anything else as it is."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        pd = None
+    if pd is not None and not isinstance(x, pd.DataFrame) and hasattr(x, "schema") and hasattr(x, "to_pandas"):
+        return x.to_pandas()
+    if _is_sparse_matrix(x):
+        return _densified(x, argument)
+    if _number_rows(x):
+        return np.asarray(x, dtype=float)  # None cells become NaN: missing numbers
+    if hasattr(x, "__array__") and not isinstance(x, (np.ndarray, list, tuple, Mapping)) and (
+            pd is None or not isinstance(x, (pd.DataFrame, pd.Series))):
+        return np.asarray(x)  # scikit-learn's checks pass such an object
+    return x
+
+
 #: A sparse matrix (scikit-learn's one-hot or TF-IDF output) at most this wide becomes dense columns.
 MAX_SPARSE_COLUMNS = 1024
 
@@ -328,12 +339,20 @@ def _densified(x: Any, argument: str) -> np.ndarray:
 
 
 def _number_rows(x: Any) -> bool:
-    """Whether ``x`` is a list of equal-length lists (or tuples) of numbers: rows of a table."""
-    if not isinstance(x, (list, tuple)) or not x or not all(isinstance(row, (list, tuple)) for row in x):
+    """Whether ``x`` is a list of equal-length rows (lists, tuples, 1-D numeric arrays) of numbers
+    (``None`` for a missing one): rows of a table. Not when every cell is ``None``."""
+    if not isinstance(x, (list, tuple)) or not x:
+        return False
+    if not all(isinstance(row, (list, tuple)) or (isinstance(row, np.ndarray) and row.ndim == 1
+                                                  and row.dtype.kind in "iuf") for row in x):
         return False
     width = len(x[0])
-    return width > 0 and all(len(row) == width for row in x) and all(
-        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for row in x for v in row)
+    if width == 0 or any(len(row) != width for row in x):
+        return False
+    cells = [v for row in x for v in row]
+    return any(v is not None for v in cells) and all(
+        v is None or (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)))
+        for v in cells)
 
 
 def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_manager: Any,

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import registry as _registry
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
-                   validate_columns)
+                   table_like, validate_columns)
 from .exceptions import InputError, NotFittedError
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
@@ -502,6 +502,7 @@ class AutoMM(BaseEstimator):
         if X_val is None or y_val is None:
             given, other = ("y_val", "X_val") if X_val is None else ("X_val", "y_val")
             raise InputError(f"{other}: {given} was given without it; validation data need both X_val and y_val")
+        X_val = X_val if isinstance(X_val, tuple) else table_like(X_val, "X_val")
         if table.positional:
             if isinstance(X_val, np.ndarray) and X_val.ndim == 2:  # a table by position, as X
                 val_table = _validation_table((X_val,), records=False)
@@ -518,7 +519,7 @@ class AutoMM(BaseEstimator):
                 else:
                     inputs = (X_val,)
                 val_table = _validation_table(inputs, records=False)
-            val_table = Table(dict(zip(table.names, val_table.columns.values())), True)
+            val_table = val_table.with_columns(dict(zip(table.names, val_table.columns.values())), positional=True)
         else:
             val_table = _validation_table((X_val,))
             if val_table.positional:

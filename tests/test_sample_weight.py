@@ -351,3 +351,24 @@ def test_balanced_class_weights_count_sample_weights_over_the_training_rows():
     alone = AutoMMClassifier(**params).fit(texts, labels)
     with_val = AutoMMClassifier(**params).fit(texts, labels, X_val=["blue sea"] * 30, y_val=["cold"] * 30)
     assert with_val.class_weights_ == pytest.approx(alone.class_weights_)
+
+
+def test_validation_data_in_the_table_forms_fit_takes():
+    import scipy.sparse as sparse
+
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(60, 3))
+    y = (rows[:, 0] > 0).astype(int)
+    val = rng.normal(size=(3, 3))  # as many validation rows as columns: read as rows, not as 3 columns
+    y_val = (val[:, 0] > 0).astype(int)
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(rows.tolist(), y, X_val=val.tolist(), y_val=y_val)
+    assert len(model.classes_) == 2
+    AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(sparse.csr_matrix(rows), y, X_val=sparse.csr_matrix(val),
+                                                            y_val=y_val)
+    with pytest.raises(InputError, match=r"X_val: an array of 2 columns; fit was given 3"):
+        AutoMM(max_epochs=1).fit(rows.tolist(), y, X_val=val[:, :2].tolist(), y_val=y_val)
+    # a missing number in a row: NaN, a missing value
+    holed = rows.tolist()
+    holed[0][1] = None
+    assert AutoMM(max_epochs=1, num_workers=0).fit(holed, y).column_roles_ == {"x0": "numeric", "x1": "numeric",
+                                                                                "x2": "numeric"}
