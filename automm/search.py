@@ -646,6 +646,7 @@ def _run_objective(trial, ctx: SearchContext):
     storage, settings = ctx.storage, ctx.settings
     attrs = trial.user_attrs
     trial.set_user_attr(_ATTR + "worker", ctx.worker_tag)
+    trial.set_user_attr(_ATTR + "process_space", _process_space())
     if settings.n_trials is not None and not attrs.get(_ATTR + "default"):
         earlier = [t for t in _budget_trials(trial.study.get_trials(deepcopy=False)) if t.number < trial.number]
         if len(earlier) >= settings.n_trials:
@@ -812,7 +813,7 @@ def _fail_lost_trials(study, storage) -> None:
         last = t.system_attrs.get(_HEARTBEAT, 0.0)
         if t.datetime_start is not None:
             last = max(last, t.datetime_start.timestamp())
-        if _worker_is_gone(t.user_attrs.get(_ATTR + "worker")):
+        if _worker_is_gone(t.user_attrs.get(_ATTR + "worker"), t.user_attrs.get(_ATTR + "process_space")):
             reason = "worker lost: its process on this machine has ended"
         elif now - last > grace:
             reason = f"worker lost: no heartbeat for {now - last:.0f} s"
@@ -830,12 +831,25 @@ def _fail_lost_trials(study, storage) -> None:
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=_storage.MAX_RETRY)(study, frozen)
 
 
-def _worker_is_gone(worker: str | None) -> bool:
-    """Whether a trial's worker (``host:pid``) was a process of this machine that has ended (a
-    fit killed with ``kill -9`` and started again): its trial need not wait out the heartbeat
-    grace. A process of another machine, or one this user may not signal, counts as alive."""
+@functools.lru_cache(maxsize=1)
+def _process_space() -> str | None:
+    """This machine's boot and process-id namespace (Linux): process ids name the same processes
+    only between workers that share it (containers with one host name may not). None elsewhere."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return None
+
+
+def _worker_is_gone(worker: str | None, process_space: str | None = None) -> bool:
+    """Whether a trial's worker (``host:pid``, started in ``process_space``) was a process of
+    this machine that has ended (a fit killed with ``kill -9`` and started again): its trial need
+    not wait out the heartbeat grace. A process of another machine or process-id namespace, or
+    one this user may not signal, counts as alive (the heartbeat decides)."""
     host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    if (process_space is None or process_space != _process_space() or host != socket.gethostname()
+            or not pid.isdigit() or int(pid) == os.getpid()):
         return False
     try:
         os.kill(int(pid), 0)

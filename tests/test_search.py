@@ -1942,3 +1942,19 @@ def test_a_worker_rebuilds_validation_rows_weights_and_metric_from_the_study(tex
     assert automm.worker.run_worker(journal, "shared", wait=5) >= 1
     with pytest.raises(InputError, match="differ from those of study"):
         automm.worker.run_worker(journal, "shared", X, y=y, X_val=X_test, y_val=test_labels, wait=5)
+
+
+def test_a_worker_counts_as_gone_only_in_this_machines_process_space():
+    import socket
+    import subprocess
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    tag = f"{socket.gethostname()}:{ended.pid}"
+    here = search._process_space()
+    assert here is not None  # Linux
+    assert search._worker_is_gone(tag, here)
+    assert not search._worker_is_gone(tag, "another-boot:4026531836")  # a container with this host name
+    assert not search._worker_is_gone(tag, None)  # a worker of an older automm: the heartbeat decides
+    assert not search._worker_is_gone(f"{socket.gethostname()}:{os.getpid()}", here)  # alive
+    assert not search._worker_is_gone(f"elsewhere:{ended.pid}", here)
