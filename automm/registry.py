@@ -171,9 +171,14 @@ class Registry:
                 try:
                     impl.function(register=register)
                 except Exception as exc:  # noqa: BLE001 - third-party code
-                    if package is None:  # not from an entry point: the author is here, fail loudly
-                        raise
-                    return impl.plugin_name, exc
+                    if package is not None:
+                        return impl.plugin_name, exc
+                    # an in-process plugin's name taken by an installed one registered before it
+                    # (hook order, e.g. trylast): the installed one is skipped
+                    other = getattr(exc, "existing_provider", None)
+                    if other is not None and self.package_of(other) is not None:
+                        return other, exc
+                    raise  # not from an entry point: the author is here, fail loudly
         return None
 
     def _make_register(self, kind: str, provider: str, package: str | None) -> Callable[..., None]:
@@ -211,8 +216,10 @@ class Registry:
             raise PluginError(f"invalid {where}: search_space for {spec.name!r} is not callable")
         existing = self._specs[spec.kind].get(spec.name)
         if existing is not None:
-            raise PluginError(f"duplicate {spec.kind} name {spec.name!r}: registered by plugin {existing.provider!r}"
-                              f" and by plugin {spec.provider!r}")
+            error = PluginError(f"duplicate {spec.kind} name {spec.name!r}: registered by plugin "
+                                f"{existing.provider!r} and by plugin {spec.provider!r}")
+            error.existing_provider = existing.provider
+            raise error
         self._specs[spec.kind][spec.name] = spec
 
     # -- queries ----------------------------------------------------------------------

@@ -220,6 +220,11 @@ _BROKEN_PLUGINS = {
     def automm_register_encoders(register):
         register("cnn", Width, modality="text")
     """, "duplicate encoder name 'cnn': registered by plugin 'automm.components.image' and by plugin"),
+    "a built-in name registered first (trylast)": ("""
+    @hookimpl(trylast=True)
+    def automm_register_encoders(register):
+        register("cnn", Width, modality="text")
+    """, "duplicate encoder name 'cnn': registered by plugin .* and by plugin 'automm.components.image'"),
     "a register keyword misspelt": ("""
     @hookimpl
     def automm_register_encoders(register):
