@@ -375,13 +375,15 @@ INTEGER_COLUMNS = ("number", "epochs", "best_epoch")
 
 def _leaderboard_table(frame) -> str:
     """The leaderboard's readable columns (parameters and configurations are in --json)."""
+    import pandas as pd
+
     columns = [c for c in LEADERBOARD_COLUMNS if c in frame.columns]
     if not columns:
         columns = [c for c in frame.columns
                    if all(v is None or isinstance(v, (str, int, float, bool)) for v in frame[c].tolist())][:8]
 
     def cell(value: Any, column: str) -> Any:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             return ""
         if column in INTEGER_COLUMNS and isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -251,9 +251,9 @@ def save_model(estimator, path: str | os.PathLike) -> str:
             except BaseException:
                 os.replace(retired, target)
                 raise
-            if inside is not None:  # the process worked in the folder replaced: on in the new one
-                os.chdir(target / inside)
             shutil.rmtree(retired, ignore_errors=True)
+            if inside is not None:  # the process worked in the folder replaced: on in the new one
+                _enter_deepest(target, inside)
         else:
             os.replace(staging, target)
     finally:
@@ -288,6 +288,18 @@ def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> 
         os.link(source, destination)
     except OSError:
         shutil.copy2(source, destination)
+
+
+def _enter_deepest(folder: Path, inside: Path) -> None:
+    """Change into ``folder / inside``, or the deepest of its parents that exists (a subfolder of
+    the old model, such as ``members/2``, may not be in the new one)."""
+    path = folder / inside
+    while path != folder and not path.is_dir():
+        path = path.parent
+    try:
+        os.chdir(path)
+    except OSError:  # the model is saved; where the process works is its own affair
+        pass
 
 
 def _working_directory_inside(folder: Path) -> Path | None:

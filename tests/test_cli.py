@@ -657,6 +657,10 @@ def test_small_wording_and_format_mends(capsys, tmp_path):
                           "epochs": [7.0, None], "best_epoch": [5.0, None]})
     first_row = _leaderboard_table(board).splitlines()[2].split()
     assert first_row == ["0", "COMPLETE", "1.0000", "7", "5"]
+    # as leaderboard_frame gives it: counts as Int64, a running trial's missing (pd.NA), shown empty
+    board = board.astype({"epochs": "Int64", "best_epoch": "Int64"})
+    table = _leaderboard_table(board)
+    assert "<NA>" not in table and table.splitlines()[3].split() == ["1", "RUNNING"]
 
 
 def test_a_worker_does_not_create_the_storage_it_was_to_join(capsys, tmp_path):

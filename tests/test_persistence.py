@@ -89,6 +89,10 @@ def test_saving_over_a_model_keeps_the_other_files_of_its_folder(model, data, tm
     monkeypatch.chdir(target)  # saved from inside its own folder: the process keeps a working directory
     model.save(".")
     assert os.getcwd() == str(target)
+    (target / "members" / "1").mkdir(parents=True)  # an old ensemble member's folder, not in the new model
+    monkeypatch.chdir(target / "members" / "1")
+    model.save(target)
+    assert os.getcwd() == str(target) and [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
     assert (target / "notes.txt").read_text() == "why this model"
     assert (target / "recipe.yaml").read_text() == "label: category\n"
     assert (target / "plots" / "history.png").read_bytes() == b"\x89PNG..."
