@@ -782,7 +782,7 @@ class AutoMM(BaseEstimator):
         # The search's results (leaderboard_, ensemble_, ...); a fit without search has none.
         from .search import RESULT_ATTRIBUTES
 
-        for attr in RESULT_ATTRIBUTES:
+        for attr in (*RESULT_ATTRIBUTES, "trial_counts_", "pareto_summary_"):  # (the last two: a loaded model's record)
             self.__dict__.pop(attr, None)
             if attr in candidate.extras:
                 setattr(self, attr, candidate.extras[attr])
@@ -845,6 +845,8 @@ class AutoMM(BaseEstimator):
             summary["pareto"] = {"objectives": ["score", cost], "size": int(len(front)),
                                  "chosen": {"trial": int(chosen["number"]), "score": float(chosen["score"]),
                                             cost: float(chosen[cost])}}
+        elif state.get("pareto_summary_") is not None:  # a loaded model: what its directory recorded
+            summary["pareto"] = dict(state["pareto_summary_"])
         if state.get("decision_weights_") is not None:  # automm.decision
             summary["decision_weights"] = {str(c): float(w)
                                            for c, w in zip(self.classes_, self.decision_weights_)}

@@ -971,6 +971,13 @@ def test_multi_objective_search_reports_the_pareto_front_and_writes_plots(texts,
     assert "n_params" in model.leaderboard_.columns
     assert (tmp_path / "plots" / "optimization_history.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "pareto_front.png").is_file()
+    summary = model.fit_summary()["pareto"]
+    assert summary["chosen"]["trial"] == model.best_trial_ and summary["size"] == len(front)
+    assert summary["objectives"] == ["score", "n_params"]
+    loaded = AutoMM.load(model.save(tmp_path / "model"))
+    assert loaded.fit_summary()["pareto"] == summary  # kept in the model
+    loaded.set_params(n_trials=1, objectives="score").fit(X, y)  # refitted without a search: no stale record
+    assert "pareto" not in loaded.fit_summary() and "trials" not in loaded.fit_summary()
 
 
 class CostlyFrozen(FrozenFeatures):
