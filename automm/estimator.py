@@ -189,8 +189,12 @@ class AutoMM(BaseEstimator):
             if value is None and allow_none:
                 return
             kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-            if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) \
-                    or not valid(value):
+            try:
+                wrong = isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) \
+                    or not valid(value)
+            except OverflowError:  # an int beyond any float (10**400)
+                wrong = True
+            if wrong:
                 raise InputError(f"{name}: expected {expected}{' or None' if allow_none else ''}, got {value!r}")
 
         if self.problem_type not in PROBLEM_TYPES:
@@ -350,7 +354,8 @@ class AutoMM(BaseEstimator):
                           f"{{{tabular[0]!r}: {unused[0]!r}}})", UserWarning, stacklevel=5)
         resolved = []
         for spec in specs:
-            raw = next((choices[c] for c in spec.columns if c in choices), choices.get(spec.modality))
+            key = next((c for c in spec.columns if c in choices), spec.modality)  # how the user named it
+            raw = choices.get(key)
             if raw is None:
                 default = DEFAULT_ENCODERS.get(spec.modality)
                 candidates = reg.names("encoder", modality=spec.modality)
@@ -363,16 +368,16 @@ class AutoMM(BaseEstimator):
             # A list is a set of choices for the search; the first is the default configuration's.
             options = list(raw) if isinstance(raw, (list, tuple)) else [raw]
             if not options:
-                raise InputError(f"encoders[{spec.modality!r}]: an empty list of choices")
+                raise InputError(f"encoders[{key!r}]: an empty list of choices")
             checked = []
             for option in options:
-                name, params = _component_choice(option, f"encoders[{spec.modality!r}]")
+                name, params = _component_choice(option, f"encoders[{key!r}]")
                 component = reg.get("encoder", name)
                 if component.modality != spec.modality:
                     raise InputError(f"encoders: {name!r} encodes {component.modality!r}, but input {spec.columns} "
                                      f"is {spec.modality!r}; choose one of "
                                      f"{reg.names('encoder', modality=spec.modality)}")
-                component.check_hyperparameters(params, f"encoders[{spec.modality!r}]")
+                component.check_hyperparameters(params, f"encoders[{key!r}]")
                 checked.append((name, component.hyperparameters(**params)))
             resolved.append(checked[0])
         return resolved

@@ -96,9 +96,9 @@ class ComponentSpec:
             return
         if any(p.kind is p.VAR_KEYWORD for p in parameters):
             return
-        taken = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         if self.kind == "fusion":
-            taken = taken[2:]  # (input_dims, n_outputs, **hyperparameters)
+            parameters = list(parameters)[2:]  # (input_dims, n_outputs, **hyperparameters)
+        taken = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = [key for key in params if key not in taken]
         if unknown:
             close = close_match(str(unknown[0]), taken)

@@ -351,3 +351,21 @@ def test_a_search_space_that_raises_fails_its_trials_with_the_reason(fresh_regis
                         search_space={"warm_start": False, "linear_model": False, "neighbors_model": False})
     with pytest.raises(SearchError, match="the search space of encoder 'spaceless' .*raised ValueError: oops"):
         clf.fit(["a", "bb", "ccc", "dddd"] * 4, ["s", "l", "l", "l"] * 4)
+
+
+def test_a_fusions_hyperparameter_names_exclude_its_two_positional_arguments():
+    from automm.exceptions import InputError
+    from automm.registry import ComponentSpec
+
+    def positional_only(input_dims, n_outputs, /, hidden=8):
+        return None
+
+    def keyword(input_dims, n_outputs, hidden=8):
+        return None
+
+    for factory in (positional_only, keyword):
+        spec = ComponentSpec(kind="fusion", name="f", factory=factory, provider="p")
+        spec.check_hyperparameters({"hidden": 4}, "fusion")
+        with pytest.raises(InputError, match=r"fusion: fusion 'f' has no hyperparameter 'hiden' \(did you mean "
+                                             r"'hidden'\?\); it takes hidden$"):
+            spec.check_hyperparameters({"hiden": 4}, "fusion")
