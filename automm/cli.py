@@ -141,7 +141,7 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
     listing the column's values when one keeps none), relative image paths looked up as ``fit``
     looks them up (:func:`automm.tables.image_folders`); the frame's index is the rows' numbers
     in the file."""
-    from .suggestions import did_you_mean
+    from .suggestions import did_you_mean, quoted_values
     from .tables import image_folders, read_table, resolve_image_paths
 
     frame = read_table(_existing(path, "DATA"))
@@ -156,7 +156,7 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
         kept = frame[frame[column].astype(str) == value]
         if len(kept) == 0:
             found = sorted(frame[column].astype(str).unique().tolist())
-            shown = ", ".join(map(repr, found[:20])) + (", ..." if len(found) > 20 else "")
+            shown = quoted_values(found)
             rows = "the rows the filters before it keep" if i else f"the rows of {path}"
             raise UsageError(f"--filter {column}={value}: no row has {value!r} in column {column!r}; its values "
                              f"in {rows} are {shown}{did_you_mean(value, found)}")
@@ -466,8 +466,9 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
 
 def _some(values: Sequence[Any], n: int = 8) -> str:
     """The first ``n`` of ``values`` quoted, and how many there are."""
-    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in list(values)[:n])
-    return f"{shown}{', ...' if len(values) > n else ''} ({len(values)})"
+    from .suggestions import quoted_values
+
+    return f"{quoted_values(values, n)} ({len(values)})"
 
 
 def _unseen_labels(labels, classes: Sequence[Any], label: str, argument: str) -> int:

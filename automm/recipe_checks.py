@@ -20,7 +20,7 @@ import numpy as np
 from .exceptions import AutoMMError, InputError
 from . import registry as _registry
 from .roles import BASE_ROLES
-from .suggestions import close_match, did_you_mean
+from .suggestions import close_match, did_you_mean, quoted_values
 from .tables import data_format, parquet_engine, read_column, read_header
 from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
 
@@ -336,7 +336,7 @@ def split_value_problems(found: Iterable[Any], data: Mapping) -> list[Problem]:
     at its key listing the values found (with a did-you-mean). The default train value
     ("train") is a problem only when no row has it; default test rows may be absent."""
     found = sorted({str(v) for v in found})
-    shown = ", ".join(map(repr, found[:20])) + (", ..." if len(found) > 20 else "")
+    shown = quoted_values(found)
     problems = []
     for key in ("train_values", "test_values", "valid_values"):
         given = data.get(key, "train" if key == "train_values" else None)

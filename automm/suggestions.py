@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-__all__ = ["close_match", "did_you_mean"]
+__all__ = ["close_match", "did_you_mean", "quoted_values"]
 
 
 def close_match(found: Any, candidates: Iterable[Any]) -> str | None:
@@ -32,3 +32,11 @@ def did_you_mean(found: Any, candidates: Iterable[Any]) -> str:
     """``"; did you mean 'name'?"`` for :func:`close_match`'s candidate, else ``""``."""
     close = close_match(found, candidates)
     return f"; did you mean {close!r}?" if close is not None else ""
+
+
+def quoted_values(values: Iterable[Any], limit: int = 20) -> str:
+    """The first ``limit`` of ``values`` quoted (numpy scalars as plain values), ``...`` after
+    them when there are more: what a message shows of the values a name could have been."""
+    values = list(values)
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
+    return shown + (", ..." if len(values) > limit else "")
