@@ -1437,6 +1437,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         best_number = members[0].trial
         best = next(c for n, c in candidates if n == best_number)
         extras["best_trial_"] = best_number
+    kept_configs = ([m.config for m in extras["ensemble_"].members] if "ensemble_" in extras else [best.config])
+    _warn_unused_inputs(ctx.data.inputs, kept_configs, trials)
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
@@ -1448,6 +1450,25 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
                        best_score=best.best_score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras, decision_weights=decision)
     return result
+
+
+def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], trials: Sequence[Any]) -> None:
+    """Warn about each input the kept model(s) leave out although trials tried it and every one
+    of those failed (e.g. an audio column of unreadable files: the linear model finishes on the
+    other columns, and the result would quietly ignore that column), with the failures' reasons."""
+    from optuna.trial import TrialState
+
+    used = {name for config in kept_configs for name in config.get("encoders", {})}
+    for spec in inputs:
+        if spec.name in used:
+            continue
+        tried = [t for t in trials if spec.name in ((t.user_attrs.get(_ATTR + "config") or {}).get("encoders") or {})
+                 and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+        failed = [t for t in tried if t.state == TrialState.FAIL]
+        if tried and len(failed) == len(tried):
+            warnings.warn(f"the model kept does not use column{'s' if len(spec.columns) > 1 else ''} "
+                          f"{', '.join(map(repr, spec.columns))} ({spec.modality}): every trial with it failed "
+                          f"({_grouped_reasons(failed, shown=1)})", UserWarning, stacklevel=6)
 
 
 def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool = False) -> str:

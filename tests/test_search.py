@@ -1965,3 +1965,15 @@ def test_a_worker_counts_as_gone_only_in_this_machines_process_space():
     assert not search._worker_is_gone(tag, None)  # a worker of an older automm: the heartbeat decides
     assert not search._worker_is_gone(f"{socket.gethostname()}:{os.getpid()}", here)  # alive
     assert not search._worker_is_gone(f"elsewhere:{ended.pid}", here)
+
+
+def test_a_column_every_trial_failed_on_is_named_when_the_model_kept_leaves_it_out(texts, fresh_registry):
+    # the linear model finishes on the other column; the result must not ignore the broken one quietly
+    fresh_registry(BrokenPlugin())
+    X, y, _, _ = texts
+    table = {"name": X, "description": [f"{t} emoji" for t in X]}
+    with pytest.warns(UserWarning, match=r"the model kept does not use column 'name' \(text\): every trial with it "
+                                         r"failed \(trials .*: RuntimeError: boom from the broken encoder"):
+        model = AutoMM(**small(n_trials=3, column_types={"name": "text", "description": "text"},
+                               encoders={"name": "broken", "description": "hashed_ngram"})).fit(table, y)
+    assert set(model.config_["encoders"]) == {"text_1"}
