@@ -456,6 +456,13 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
             validate_datetimes(column, table.columns[column], row_name=table.row_name)
         elif role in ("text", "categorical"):
             columns[column] = _items_as_text(column, table.columns[column])
+        elif role not in ("numeric",):  # a plugin's modality: its own check of the values
+            unreadable = _plugin_check(role, column, table.columns[column], table.row_name)
+            if unreadable:
+                values = list(table.columns[column])
+                for row in unreadable:
+                    values[row] = None
+                columns[column] = values
     changed = any(columns[name] is not values for name, values in table.columns.items())
     return table.with_columns(columns) if changed else table
 
@@ -555,18 +562,43 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
             problems.append((row, value, reason))
     if not problems:
         return []
+    return _tolerate(column_name, "images", problems, present, len(column), row_name, max_listed, tolerance)
+
+
+def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]], present: int, n_rows: int,
+              row_name: Callable[[int], str], max_listed: int = 5, tolerance: float = IMAGE_TOLERANCE) -> list[int]:
+    """The rows of ``problems`` (``(position, value, why)``), to be made missing with a warning
+    when they are at most ``tolerance`` of the ``present`` values of column ``column_name``;
+    otherwise :class:`InputError` naming the first of them (``what``: "images", "audio values")."""
     listed = "; ".join(f"{row_name(r)} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
     more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
     if len(problems) <= tolerance * present:
-        warnings.warn(f"column {column_name!r}: {len(problems)} of {present} images cannot be read and count as "
-                      f"missing: {listed}{more}", UserWarning, stacklevel=3)
+        warnings.warn(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read and count as "
+                      f"missing: {listed}{more}", UserWarning, stacklevel=4)
         return [row for row, _, _ in problems]
-    relative_missing = sum(why == "file not found" and not os.path.isabs(v) for _, v, why in problems)
+    relative_missing = sum(why == "file not found" and isinstance(v, str) and not os.path.isabs(v)
+                           for _, v, why in problems)
     hint = ""
-    if relative_missing >= max(1, 0.5 * len(column)):
+    if relative_missing >= max(1, 0.5 * n_rows):
         hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
                 "or join them to the folder they are relative to (e.g. the CSV file's)")
-    raise InputError(f"column {column_name!r}: {len(problems)} image(s) cannot be read: {listed}{more}{hint}")
+    raise InputError(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read: "
+                     f"{listed}{more}{hint}")
+
+
+def _plugin_check(role: str, column_name: str, column: Sequence[Any], row_name: Callable[[int], str]) -> list[int]:
+    """The plugins' :func:`~automm.hookspecs.automm_check_column` for a column of their modality
+    ``role``, under the images' tolerance (:func:`_tolerate`): the rows to make missing."""
+    from .registry import get_registry
+
+    values = [None if _missing_cell(v) else v for v in column]
+    answers = get_registry().plugin_manager.hook.automm_check_column(role=role, name=column_name, values=values)
+    problems = sorted({(int(r), why) for answer in answers if answer for r, why in answer})
+    if not problems:
+        return []
+    present = sum(v is not None for v in values)
+    return _tolerate(column_name, f"{role} values", [(r, column[r], why) for r, why in problems], present,
+                     len(column), row_name)
 
 
 #: Where a complete file of these formats ends: JPEG's end-of-image marker (in its last bytes:

@@ -92,3 +92,15 @@ def automm_infer_column_role(name: str, values: Sequence[Any]) -> str | None:
     sample) unless this hook claims its dicts for a modality other than text or categorical
     (an audio clip ``{"array": ..., "sample_rate": ...}``); it is then asked with ``name="x0"``.
     """
+
+
+@hookspec
+def automm_check_column(role: str, name: str, values: Sequence[Any]) -> list[tuple[int, str]] | None:
+    """For a column whose role is a modality this plugin provides (``"audio"``): the rows whose
+    values cannot be read, as ``(position, why)`` pairs (``[]``: every value readable), checked
+    before any work; ``None`` for a role that is not this plugin's.
+    ``values`` is the whole column, missing values as ``None`` (skip them). Check every value as
+    training will read it, and no more. As for images, the core then makes a few unreadable values (at most 5% of the present ones) missing with a
+    warning naming them, and refuses more with an error naming the first rows, before training
+    or predicting.
+    """

@@ -104,33 +104,43 @@ def read_column(file: Path, fmt: str, column: str):
 
 
 def image_folders(data_file: str | os.PathLike | None, *more: str | os.PathLike) -> list[Path]:
-    """Where the relative image paths of a data file are looked up, in order: the data
+    """Where the relative file paths (images, audio, ...) of a data file are looked up, in order: the data
     file's folder, the ``more`` folders (a recipe's), then the current directory."""
     folders = ([Path(os.path.abspath(data_file)).parent] if data_file is not None else []) + \
         [Path(os.path.abspath(f)) for f in more] + [Path.cwd()]
     return list(dict.fromkeys(folders))
 
 
+#: Suffixes of the media files a column of a plugin's modality may name (audio, video, arrays).
+MEDIA_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".avi", ".mov", ".mkv", ".npy")
+#: Roles whose values are never file paths.
+_VALUE_ROLES = ("text", "categorical", "numeric", "datetime")
+
+
 def _image_columns(frame, roles: Mapping[str, str]) -> list[str]:
+    """The columns whose relative paths are to be looked up: of role image or of a plugin's
+    modality (audio), or, role unknown, whose values look like image or media file names."""
     from .roles import looks_like_image_path
 
     columns = []
     for column in frame.columns:
         role = roles.get(column)
         if role is not None:
-            if role == "image":
+            if role not in _VALUE_ROLES:
                 columns.append(column)
             continue
         values = [v for v in frame[column].head(500).tolist() if isinstance(v, str) and v.strip()]
-        if values and sum(looks_like_image_path(v) for v in values) >= 0.8 * len(values):
+        if values and sum(looks_like_image_path(v) or v.lower().endswith(MEDIA_SUFFIXES)
+                          for v in values) >= 0.8 * len(values):
             columns.append(column)
     return columns
 
 
 def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str] | None = None, *,
                         source: str | None = None, inputs: Collection[str] | None = None):
-    """A copy of ``frame`` whose relative image paths (in columns of role image, or that look
-    like image paths) point into the first of ``folders`` where the file exists (else the first).
+    """A copy of ``frame`` whose relative file paths (in columns of role image or of a plugin's
+    modality, or that look like image or media file names) point into the first of ``folders``
+    where the file exists (else the first).
 
     With ``source`` (the data's name, for messages), :class:`InputError` when more of a column's
     relative paths than the images' tolerance (:data:`automm.data.IMAGE_TOLERANCE`) are in none
@@ -159,7 +169,7 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
 
             if len(unfound) > IMAGE_TOLERANCE * present:
                 shown = ", ".join(f"row {row} ({value!r})" for row, value in unfound[:3])
-                raise InputError(f"{source}: column {column!r}: {len(unfound)} of {present} relative image paths "
+                raise InputError(f"{source}: column {column!r}: {len(unfound)} of {present} relative paths "
                                  f"are in none of the folders tried ({', '.join(map(str, folders))}): {shown}"
                                  f"{' ...' if len(unfound) > 3 else ''} (rows {ROWS_NOTE}); make the paths relative "
                                  "to the data file's folder, or absolute")

@@ -634,7 +634,7 @@ def test_relative_image_paths_are_looked_up_in_the_data_folder_then_the_current_
     assert result.code == 0, result.err
     monkeypatch.chdir(tmp_path / "tables")
     result = run(capsys, "predict", emoji_model, "items.csv")
-    assert result.code == 1 and "relative image paths are in none of the folders tried" in result.err
+    assert result.code == 1 and "relative paths are in none of the folders tried" in result.err
     assert str(tmp_path / "tables") in result.err and "row 0 ('pics/" in result.err
 
 

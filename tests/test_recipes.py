@@ -379,7 +379,7 @@ def test_relative_image_paths_fall_back_to_the_current_directory_and_errors_name
     with pytest.raises(InputError) as caught:
         load_recipe(recipe, base_dir=tmp_path / "recipes").load_data()
     message = str(caught.value)
-    assert "20 of 20 relative image paths are in none of the folders tried" in message
+    assert "20 of 20 relative paths are in none of the folders tried" in message
     assert f"({tmp_path / 'tables'}, {tmp_path / 'recipes'})" in message and "row 0 ('pics/" in message
 
 
@@ -666,5 +666,5 @@ def test_image_paths_of_a_column_the_model_does_not_read_are_not_checked(tmp_pat
     folders = image_folders(tmp_path / "items.csv")
     kept = resolve_image_paths(frame, folders, {"name": "text"}, source="items.csv", inputs=["name"])
     assert len(kept) == 2  # an unused column may point anywhere
-    with pytest.raises(InputError, match="column 'old_thumbnail': 2 of 2 relative image paths are in none"):
+    with pytest.raises(InputError, match="column 'old_thumbnail': 2 of 2 relative paths are in none"):
         resolve_image_paths(frame, folders, {"name": "text"}, source="items.csv", inputs=["name", "old_thumbnail"])

@@ -22,7 +22,7 @@ from .augmentations import (BackgroundNoise, SpecAugment, TimeShift, noise_searc
                             time_shift_search_space)
 from .datasets import automm_register_datasets, load_tones_sample
 from .encoder import AUDIO_CNN_DEFAULTS, AudioCNNEncoder, audio_cnn_search_space
-from .signal import LogMelSpectrogram, load_audio, looks_like_audio, mel_filterbank, read_wav, write_wav
+from .signal import LogMelSpectrogram, audio_problem, load_audio, looks_like_audio, mel_filterbank, read_wav, write_wav
 
 __version__ = "0.1.0"
 
@@ -30,7 +30,7 @@ __all__ = [
     "AudioCNNEncoder", "audio_cnn_search_space", "TimeShift", "BackgroundNoise", "SpecAugment",
     "LogMelSpectrogram", "mel_filterbank", "load_audio", "read_wav", "write_wav", "looks_like_audio",
     "load_tones_sample", "automm_register_encoders", "automm_register_augmentations",
-    "automm_register_datasets", "automm_infer_column_role", "__version__",
+    "automm_register_datasets", "automm_infer_column_role", "automm_check_column", "audio_problem", "__version__",
 ]
 
 
@@ -54,6 +54,16 @@ def automm_register_augmentations(register):
     register("spec_augment", SpecAugment, modality="audio", defaults=dict(SpecAugment.defaults),
              search_space=spec_augment_search_space,
              description="SpecAugment-style frequency and time masking of the log-mel spectrogram.")
+
+
+@hookimpl
+def automm_check_column(role: str, name: str, values: Sequence[Any]) -> list[tuple[int, str]] | None:
+    """The rows of an audio column that cannot be read (WAV files missing, not WAV, cut
+    short or in an unsupported encoding; clips of the wrong shape), before any work."""
+    if role != "audio":
+        return None
+    return [(row, why) for row, value in enumerate(values)
+            if value is not None and (why := audio_problem(value)) is not None]
 
 
 @hookimpl

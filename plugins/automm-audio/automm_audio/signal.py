@@ -83,7 +83,11 @@ def read_wav(source: str | os.PathLike | bytes) -> tuple[np.ndarray, int]:
     """(samples (n, channels) float32 in [-1, 1], sample rate) of a WAV file or its bytes."""
     description = f"<{len(source)} bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     try:
-        data = bytes(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb").read()
+        if isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read()
     except OSError as exc:
         raise InputError(f"cannot read audio file {description}: {exc}") from None
     try:
@@ -94,7 +98,7 @@ def read_wav(source: str | os.PathLike | bytes) -> tuple[np.ndarray, int]:
     except (wave.Error, EOFError) as exc:
         if str(exc).startswith("unknown format"):  # IEEE float or extensible WAV
             return _read_float_wav(data, description)
-        raise InputError(f"not a readable WAV file: {description} ({exc})") from None
+        raise InputError(f"not a readable WAV file: {description} ({exc or type(exc).__name__})") from None
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
@@ -263,3 +267,20 @@ class LogMelSpectrogram(torch.nn.Module):
 
 def signal_power_db(samples: np.ndarray) -> float:
     return 10.0 * math.log10(float(np.mean(np.square(samples))) + 1e-12)
+
+
+def audio_problem(value: Any) -> str | None:
+    """Why ``value`` (a WAV path or bytes, a clip dict or tuple, an array) cannot be read as
+    audio, or None: read as training will read it (a WAV file in full: its chunks and encoding)."""
+    if isinstance(value, (str, os.PathLike)) and not os.path.isfile(value):
+        return "file not found"
+    try:
+        if isinstance(value, (str, os.PathLike, bytes, bytearray)):
+            read_wav(value)
+        else:
+            load_audio(value, 16000)
+    except InputError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - any failure means unreadable
+        return f"{type(exc).__name__}: {exc}"
+    return None

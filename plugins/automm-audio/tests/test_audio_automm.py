@@ -92,3 +92,39 @@ def test_tones_sample_dataset_is_registered_deterministic_and_inferred_as_audio(
     np.testing.assert_array_equal(frame["clip"][7]["array"], again["clip"][7]["array"])
     hook = automm.get_registry().plugin_manager.hook.automm_infer_column_role
     assert hook(name="clip", values=list(frame["clip"][:20])) == "audio"
+
+
+def test_unreadable_audio_is_named_before_any_work_like_unreadable_images(tmp_path, monkeypatch):
+    import automm
+    from automm.exceptions import InputError
+
+    X, y = _dataset(tmp_path, 8, seed=2)
+    (tmp_path / "cut.wav").write_bytes((tmp_path / "2-0.wav").read_bytes()[:30])  # a header, no data chunk
+    monkeypatch.setattr(AutoMM, "_fit_candidates", lambda *a, **k: pytest.fail("training started"))
+    broken = X.copy()
+    broken.loc[1, "clip"] = str(tmp_path / "gone.wav")
+    broken.loc[2, "clip"] = str(tmp_path / "cut.wav")
+    with pytest.raises(InputError, match=r"column 'clip': 2 of 32 audio values cannot be read: row 1 "
+                                         r"\('.*gone.wav'\): file not found; row 2 \('.*cut.wav'\): "):
+        AutoMM(encoders={"audio": TINY}).fit(broken, y)
+    monkeypatch.undo()
+    few = X.copy()
+    few.loc[1, "clip"] = str(tmp_path / "gone.wav")  # 1 of 32 (3%): a missing clip, with a warning
+    with pytest.warns(UserWarning, match=r"column 'clip': 1 of 32 audio values cannot be read and count as missing"):
+        AutoMM(encoders={"audio": TINY}, max_epochs=1, num_workers=0).fit(few, y)
+
+
+def test_a_data_file_names_its_wav_files_relative_to_its_folder(tmp_path, monkeypatch):
+    from automm.cli import main
+
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    X, y = _dataset(folder, 6, seed=3)
+    paths = [c if isinstance(c, str) else None for c in X["clip"]]
+    frame = pd.DataFrame({"clip": [p and p.split("/")[-1] for p in paths], "caption": X["caption"], "label": y})
+    frame = frame[frame["clip"].notna()]
+    frame.to_csv(folder / "data.csv", index=False)
+    monkeypatch.chdir(tmp_path)  # not the data file's folder
+    assert main(["fit", str(folder / "data.csv"), "--label", "label", "--set", "search.time_limit=null", "--set",
+                 "training.max_epochs=1", "--set", f"output.dir={tmp_path / 'model'}", "-q"]) == 0
+    assert AutoMM.load(tmp_path / "model").column_roles_["clip"] == "audio"
