@@ -386,8 +386,24 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             example = repr(nested)
             example = example if len(example) < 80 else example[:76] + "...}"
             raise InputError(f"{where}: values are dicts, e.g. {example}; {fix}")
+        if role in ("text", "categorical"):
+            _warn_media_paths(name, present)
         roles[name] = role
     return roles
+
+
+def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
+    """Warn when a column read as text holds file names of a medium no installed plugin reads
+    (``.wav`` files without automm-audio): the model would learn from the names."""
+    from .tables import MEDIA_SUFFIXES
+
+    names = [str(v).lower() for v in present if isinstance(v, (str, os.PathLike))]
+    suffixes = sorted({n[n.rfind("."):] for n in names if n.endswith(MEDIA_SUFFIXES)})
+    if names and sum(n.endswith(MEDIA_SUFFIXES) for n in names) >= 0.8 * len(names):
+        warnings.warn(f"column {name!r} holds {'/'.join(suffixes)} file paths, but no installed plugin reads them "
+                      "(e.g. automm-audio for .wav; is AUTOMM_DISABLE_PLUGIN_AUTOLOAD set?): it is read as text, the "
+                      "file names, not the files; give it its role in column_types or leave it out",
+                      UserWarning, stacklevel=4)
 
 
 @dataclass

@@ -259,6 +259,11 @@ class AutoMM(BaseEstimator):
             if kind == "continuous" or _looks_like_regression(y):
                 return "regression"
             if kind in ("binary", "multiclass"):
+                n_classes = len(np.unique(y))
+                if kind == "multiclass" and np.asarray(y).dtype.kind in "iu" and n_classes > 20:
+                    warnings.warn(f"y: {n_classes} integer values, read as classes (integers are amounts only when "
+                                  "more than half the rows differ); pass problem_type='regression' if they are "
+                                  "amounts, or 'multiclass' to silence this", UserWarning, stacklevel=5)
                 return kind
             raise InputError(f"y: cannot infer the problem type from labels of type {kind!r}; "
                              "pass problem_type= explicitly")

@@ -605,3 +605,14 @@ def test_an_encoder_named_for_a_modality_the_data_lack_is_reported():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         AutoMM(**tiny(encoders={"text": "gru"}, max_epochs=1, column_types={"x0": "text"})).fit(words, labels)
+
+
+def test_many_integer_classes_and_media_paths_read_as_text_are_warned_about(builtin_only, emoji_split, tmp_path):
+    train, _ = emoji_split
+    with pytest.warns(UserWarning, match=r"y: \d+ integer values, read as classes .*problem_type='regression'"):
+        model = AutoMM(max_epochs=1, num_workers=0).fit(train[["name"]], train["name"].str.len())
+    assert model.problem_type_ == "multiclass"
+    clips = {"clip": [str(tmp_path / f"c{i}.wav") for i in range(40)], "caption": train["name"].head(40).tolist()}
+    with pytest.warns(UserWarning, match=r"column 'clip' holds \.wav file paths, but no installed plugin reads them"):
+        model = AutoMM(max_epochs=1, num_workers=0).fit(clips, train["category"].head(40))
+    assert model.column_roles_["clip"] == "text"
