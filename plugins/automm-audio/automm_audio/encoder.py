@@ -33,6 +33,10 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+#: Source samples kept on each side of the centre part a long clip is cropped to, before resampling.
+RESAMPLE_MARGIN = 256
+
+
 class AudioCNNEncoder(Encoder):
     modality = "audio"
 
@@ -81,7 +85,13 @@ class AudioCNNEncoder(Encoder):
     def waveform(self, value: Any) -> torch.Tensor:
         """The value as ``n_samples`` mono samples at ``sample_rate``."""
         samples, rate = load_audio(value, self.sample_rate)
-        wave = resample(torch.from_numpy(samples), rate, self.sample_rate)
+        # only the centre part that fix_length keeps is resampled (a long recording costs no more
+        # than a short one), with a margin for the resampling filter's edges
+        needed = int(np.ceil(self.n_samples * rate / self.sample_rate)) + 2 * RESAMPLE_MARGIN
+        if len(samples) > needed:
+            start = (len(samples) - needed) // 2
+            samples = samples[start:start + needed]
+        wave = resample(torch.from_numpy(np.ascontiguousarray(samples)), rate, self.sample_rate)
         return fix_length(wave, self.n_samples)
 
     def spectrogram(self, value: Any) -> torch.Tensor:

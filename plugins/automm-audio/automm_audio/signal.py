@@ -114,17 +114,27 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
         handle.writeframes(pcm.tobytes())
 
 
+def _integer_pcm(array: np.ndarray) -> np.ndarray:
+    """Integer PCM samples in [-1, 1): signed ones by their range, unsigned ones (8-bit WAV's
+    kind) around their midpoint, which is silence."""
+    info = np.iinfo(array.dtype)
+    if info.min == 0:
+        half = (float(info.max) + 1) / 2
+        return (array.astype(np.float64) - half) / half
+    return array.astype(np.float64) / float(info.max + 1)
+
+
 def _to_mono_float(samples: Any, description: str) -> np.ndarray:
     array = np.asarray(samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples)
     if array.ndim == 2:
         channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
         if np.issubdtype(array.dtype, np.integer):
-            array = array.astype(np.float64) / float(np.iinfo(array.dtype).max + 1)
+            array = _integer_pcm(array)
         array = array.astype(np.float32).mean(axis=channel_axis)
     elif array.ndim != 1:
         raise InputError(f"audio samples must be 1-D (mono) or 2-D (channels), got shape {array.shape}: {description}")
     if np.issubdtype(array.dtype, np.integer):
-        array = array.astype(np.float64) / float(np.iinfo(array.dtype).max + 1)
+        array = _integer_pcm(array)
     elif array.dtype == bool or not np.issubdtype(array.dtype, np.number):
         raise InputError(f"audio samples must be numbers, got dtype {array.dtype}: {description}")
     array = array.astype(np.float32)

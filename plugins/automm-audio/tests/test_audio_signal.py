@@ -135,3 +135,21 @@ def test_log_mel_of_a_tone_peaks_in_its_band():
     louder = mel(torch.from_numpy(_tone(1000, 16000, amplitude=1.0)))
     quieter = mel(torch.from_numpy(_tone(1000, 16000, amplitude=0.1)))
     assert abs(float((louder - quieter).max()) - 2 * np.log(10)) < 0.1  # power scales with amplitude squared
+
+
+def test_a_long_clip_is_cropped_before_resampling_to_the_same_waveform():
+    from automm_audio.encoder import AudioCNNEncoder
+
+    encoder = AudioCNNEncoder(sample_rate=16000, duration=1.0)
+    t = np.arange(44100 * 30) / 44100  # 30 s at 44.1 kHz of tones below 2 kHz
+    long = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1830 * t + 1)).astype(np.float32)
+    whole = fix_length(resample(torch.from_numpy(long), 44100, 16000), encoder.n_samples)
+    cropped = encoder.waveform({"array": long, "sample_rate": 44100})
+    assert cropped.shape == whole.shape
+    # the same centre second (its samples' phase may differ by a fraction of a sample)
+    assert float((cropped - whole).abs().max()) < 0.15 and float(torch.corrcoef(torch.stack([cropped, whole]))[0, 1]) > 0.98
+
+
+def test_unsigned_8_bit_samples_are_centred_on_silence():
+    samples, _ = load_audio({"array": np.array([128, 0, 255], np.uint8), "sample_rate": 8000}, 8000)
+    np.testing.assert_allclose(samples, [0.0, -1.0, 127 / 128])
