@@ -151,6 +151,9 @@ def load_audio(value: Any, default_rate: int) -> tuple[np.ndarray, int]:
     if isinstance(value, (bytes, bytearray)):
         samples, rate = read_wav(bytes(value))
         return samples.mean(axis=1).astype(np.float32), rate
+    if _wav_record(value):  # a Hugging Face audio record: its bytes, else its path
+        samples, rate = read_wav(value["bytes"] if value.get("bytes") is not None else value["path"])
+        return samples.mean(axis=1).astype(np.float32), rate
     if isinstance(value, dict):
         array = value.get("array", value.get("samples"))
         rate = value.get("sample_rate", value.get("sampling_rate"))
@@ -172,16 +175,34 @@ def _check_rate(rate: Any) -> int:
     return int(round(float(rate)))
 
 
+def _is_wav_bytes(value: Any) -> bool:
+    return isinstance(value, (bytes, bytearray)) and value[:4] == b"RIFF" and value[8:12] == b"WAVE"
+
+
+def _wav_record(value: Any) -> bool:
+    """A Hugging Face ``datasets`` audio record as stored (Parquet, pandas): ``{"bytes", "path"}``
+    with WAV bytes, or without bytes a .wav path."""
+    if not isinstance(value, dict) or not set(value) <= {"bytes", "path"} or not value:
+        return False
+    data, path = value.get("bytes"), value.get("path")
+    return _is_wav_bytes(data) or (data is None and isinstance(path, str) and path.lower().endswith(AUDIO_EXTENSIONS))
+
+
 def looks_like_audio(value: Any) -> bool:
-    """Whether a column value is audio: a .wav path, or samples with a sample rate."""
+    """Whether a column value is audio: a .wav path, WAV bytes, a ``{"bytes", "path"}`` record of
+    them, or samples with a sample rate (a dict, or a ``(samples, rate)`` tuple)."""
     if isinstance(value, (str, os.PathLike)):
         return str(value).lower().endswith(AUDIO_EXTENSIONS)
+    if _is_wav_bytes(value) or _wav_record(value):
+        return True
     if isinstance(value, dict):
         return "array" in value and ("sample_rate" in value or "sampling_rate" in value)
     if isinstance(value, tuple) and len(value) == 2:
         samples, rate = value
-        return (isinstance(samples, (np.ndarray, torch.Tensor)) and 1 <= samples.ndim <= 2
-                and isinstance(rate, (int, np.integer)) and not isinstance(rate, bool) and rate > 0)
+        numeric_rate = isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool)
+        is_samples = (isinstance(samples, (np.ndarray, torch.Tensor)) and 1 <= samples.ndim <= 2) or (
+            isinstance(samples, list) and bool(samples) and isinstance(samples[0], (int, float)))
+        return is_samples and numeric_rate and rate > 0
     return False
 
 

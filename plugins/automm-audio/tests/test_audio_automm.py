@@ -128,3 +128,24 @@ def test_a_data_file_names_its_wav_files_relative_to_its_folder(tmp_path, monkey
     assert main(["fit", str(folder / "data.csv"), "--label", "label", "--set", "search.time_limit=null", "--set",
                  "training.max_epochs=1", "--set", f"output.dir={tmp_path / 'model'}", "-q"]) == 0
     assert AutoMM.load(tmp_path / "model").column_roles_["clip"] == "audio"
+
+
+def test_wav_bytes_hugging_face_records_and_float_rate_tuples_are_audio(tmp_path):
+    X, y = _dataset(tmp_path, 8, seed=4)
+    paths = [tmp_path / f"r{i}.wav" for i in range(len(X))]
+    for path, clip in zip(paths, X["clip"]):
+        samples, rate = (clip["array"], clip["sample_rate"]) if isinstance(clip, dict) else (None, None)
+        if samples is None:
+            path.write_bytes(open(clip, "rb").read())
+        else:
+            write_wav(path, samples, rate)
+    records = [{"bytes": p.read_bytes(), "path": p.name} if i % 2 else {"bytes": None, "path": str(p)}
+               for i, p in enumerate(paths)]
+    model = AutoMM(encoders={"audio": TINY}, max_epochs=1, num_workers=0, random_state=0)
+    model.fit(pd.DataFrame({"clip": records, "caption": X["caption"]}), y)
+    assert model.column_roles_["clip"] == "audio"
+    raw = pd.DataFrame({"clip": [p.read_bytes() for p in paths], "caption": X["caption"]})
+    assert len(model.predict(raw)) == len(paths)  # WAV bytes: audio, not images
+    from automm_audio import looks_like_audio
+
+    assert looks_like_audio(([0.1] * 800, 8000.0)) and looks_like_audio(raw["clip"][0])
