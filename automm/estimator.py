@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -70,7 +70,7 @@ def _one_hot(values: np.ndarray) -> bool:
             and bool((values.sum(axis=1) == 1).all()))
 
 
-class AutoMM(BaseEstimator):
+class AutoMM(TransformerMixin, BaseEstimator):
     """Multimodal AutoML estimator: images, texts and table columns in, a trained model out.
 
     Use it with positional inputs, one column each (``fit(X_img, X_txt, y)``), or with one
@@ -957,6 +957,18 @@ class AutoMM(BaseEstimator):
         ``X`` (:meth:`transform`): automm as a pipeline's featuriser."""
         inputs, labels = _split_labels(X, y, "fit_transform")
         return self.fit(*inputs, y=labels, **fit_params).transform(*inputs)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of :meth:`transform`'s columns: ``embedding0``, ``embedding1``, ... (the kept
+        model's fused embedding), or ``score_<class>`` when the kept model fuses nothing (the
+        search's linear or nearest-neighbour model: its class scores). ``input_features`` is
+        not used: the embedding mixes every input column."""
+        self._check_fitted()
+        if self.model_.fusion.produces_outputs:
+            names = ([f"score_{c}" for c in self.classes_] if self.problem_type_ != "regression" else ["score"])
+        else:
+            names = [f"embedding{i}" for i in range(int(self.model_.fusion.output_dim))]
+        return np.asarray(names, dtype=object)
 
     def transform(self, *X):
         """The fused embedding of ``model_`` (the best trial's model), one row per sample. When

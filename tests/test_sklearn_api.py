@@ -150,3 +150,16 @@ def test_fit_leaves_the_global_random_generators_alone(emoji_split):
     second = AutoMMClassifier(**tiny(max_epochs=1, random_state=None)).fit(X, y).seed_
     np.random.seed(5)
     assert [first, second] == [np.random.randint(0, 2**31 - 1), np.random.randint(0, 2**31 - 1)]
+
+
+def test_a_pipeline_can_ask_automm_for_pandas_embeddings(emoji_split):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    train, test = emoji_split
+    pipe = make_pipeline(AutoMMClassifier(**tiny(max_epochs=1)), LogisticRegression(max_iter=300))
+    pipe.set_output(transform="pandas").fit(train[["image", "name"]].head(96), train["category"].head(96))
+    embedding = pipe[0].transform(test[["image", "name"]].head(4))
+    assert list(embedding.columns) == list(pipe[0].get_feature_names_out())
+    assert embedding.columns[0] == "embedding0" and (embedding.index == test.head(4).index).all()
+    assert len(pipe.predict(test[["image", "name"]].head(4))) == 4
