@@ -801,7 +801,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """What ``fit`` did and kept, in plain values (``automm fit`` prints the same):
         ``problem_type`` (and ``n_classes``), each column's role (``columns``), the kept model's
         ``components``, its holdout score (``validation_score``, measured as
-        ``validation_metric``), ``epochs_run``, ``best_epoch`` and ``stop_reason`` (for the
+        ``validation_metric``; for regression also ``validation_rmse`` or, under ``metric="mae"``,
+        ``validation_mae``, in the target's units), ``epochs_run``, ``best_epoch`` and ``stop_reason`` (for the
         search's linear or nearest-neighbour model, ``solver`` is set and its "epochs" are the
         settings it tried, the one kept in ``kept_setting``: ``l2_c``, or ``k`` and
         ``temperature``); after a
@@ -829,6 +830,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
             "best_epoch": int(self.best_epoch_),
             "stop_reason": state.get("stop_reason_"),
         })
+        if self.problem_type_ == "regression" and score is not None and math.isfinite(float(score)):
+            # the holdout error in the target's own units (the score is of standardised targets)
+            if self.metric == "mae":
+                summary["validation_mae"] = float(-score * self.target_std_)
+            else:
+                summary["validation_rmse"] = float(math.sqrt(max(0.0, -float(score))) * self.target_std_)
         from .neighbors import NEIGHBORS_SOLVER, is_neighbors
 
         solver = NEIGHBORS_SOLVER if is_neighbors(self.config_) else self.config_["training"].get("solver")

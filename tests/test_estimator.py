@@ -620,3 +620,13 @@ def test_many_integer_classes_and_media_paths_read_as_text_are_warned_about(buil
     with pytest.warns(UserWarning, match=r"column 'clip' holds \.wav file paths, but no installed plugin reads them"):
         model = AutoMM(max_epochs=1, num_workers=0).fit(clips, train["category"].head(40))
     assert model.column_roles_["clip"] == "text"
+
+
+def test_a_regressors_holdout_error_is_reported_in_the_targets_units(builtin_only):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X[:, 0] * 100 + rng.normal(size=200) * 10  # noise of 10 units: the best error possible
+    summary = AutoMMRegressor(max_epochs=20, num_workers=0, random_state=0).fit(X, y).fit_summary()
+    assert 5 < summary["validation_rmse"] < 30
+    summary = AutoMMRegressor(max_epochs=20, num_workers=0, random_state=0, metric="mae").fit(X, y).fit_summary()
+    assert 4 < summary["validation_mae"] < 25 and "validation_rmse" not in summary
