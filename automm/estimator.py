@@ -260,7 +260,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 return "regression"
             if kind in ("binary", "multiclass"):
                 n_classes = len(np.unique(y))
-                if kind == "multiclass" and np.asarray(y).dtype.kind in "iu" and n_classes > 20:
+                if (kind == "multiclass" and np.asarray(y).dtype.kind in "iu" and n_classes > 20
+                        and not isinstance(self, ClassifierMixin)):  # (a classifier's labels are classes)
                     warnings.warn(f"y: {n_classes} integer values, read as classes (integers are amounts only when "
                                   "more than half the rows differ); pass problem_type='regression' if they are "
                                   "amounts, or 'multiclass' to silence this", UserWarning, stacklevel=5)
@@ -967,9 +968,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None):
         """Names of :meth:`transform`'s columns: ``embedding0``, ``embedding1``, ... (the kept
-        model's fused embedding), or ``score_<class>`` when the kept model fuses nothing (the
-        search's linear or nearest-neighbour model: its class scores). ``input_features`` is
-        not used: the embedding mixes every input column."""
+        model's fused embedding), or ``score_<class>`` (``score`` for regression) when the kept
+        model's fusion makes the outputs itself (the search's linear and nearest-neighbour
+        models, ``late``). ``input_features`` is not used: the embedding mixes every input."""
         self._check_fitted()
         if self.model_.fusion.produces_outputs:
             names = ([f"score_{c}" for c in self.classes_] if self.problem_type_ != "regression" else ["score"])

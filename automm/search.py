@@ -1437,8 +1437,9 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         best_number = members[0].trial
         best = next(c for n, c in candidates if n == best_number)
         extras["best_trial_"] = best_number
-    kept_configs = ([m.config for m in extras["ensemble_"].members] if "ensemble_" in extras else [best.config])
-    _warn_unused_inputs(ctx.data.inputs, kept_configs, trials)
+    if not ctx.interrupted.is_set():  # (after Ctrl-C, trials cut short say nothing of their inputs)
+        kept_configs = [m.config for m in extras["ensemble_"].members] if "ensemble_" in extras else [best.config]
+        _warn_unused_inputs(ctx.data.inputs, kept_configs, trials)
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
@@ -1459,11 +1460,19 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
     from optuna.trial import TrialState
 
     used = {name for config in kept_configs for name in config.get("encoders", {})}
+    retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
+
+    def judged(t) -> bool:  # a trial whose outcome says something of its configuration
+        reason = t.user_attrs.get(_ATTR + "reason") or ""
+        return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+            t.state == TrialState.FAIL and t.number not in retried and reason != INTERRUPTED_REASON
+            and not reason.startswith("worker lost"))
+
     for spec in inputs:
         if spec.name in used:
             continue
         tried = [t for t in trials if spec.name in ((t.user_attrs.get(_ATTR + "config") or {}).get("encoders") or {})
-                 and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+                 and judged(t)]
         failed = [t for t in tried if t.state == TrialState.FAIL]
         if tried and len(failed) == len(tried):
             warnings.warn(f"the model kept does not use column{'s' if len(spec.columns) > 1 else ''} "

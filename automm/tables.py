@@ -118,22 +118,25 @@ _VALUE_ROLES = ("text", "categorical", "numeric", "datetime")
 
 
 def _image_columns(frame, roles: Mapping[str, str]) -> list[str]:
-    """The columns whose relative paths are to be looked up: of role image or of a plugin's
-    modality (audio), or, role unknown, whose values look like image or media file names."""
+    """The columns whose relative paths are to be looked up: of role image, or, role unknown,
+    whose values look like image paths; and of a plugin's modality (audio) when their values
+    look like media file names (a plugin's values may be strings that are no paths at all)."""
     from .roles import looks_like_image_path
 
     columns = []
     for column in frame.columns:
         role = roles.get(column)
-        if role is not None:
-            if role not in _VALUE_ROLES:
-                columns.append(column)
+        if role in _VALUE_ROLES:
             continue
         values = [v for v in frame[column].head(500).tolist() if isinstance(v, str) and v.strip()]
-        if values and sum(looks_like_image_path(v) or v.lower().endswith(MEDIA_SUFFIXES)
-                          for v in values) >= 0.8 * len(values):
+        if role == "image" or (values and sum(
+                looks_like_image_path(v) or (role is not None and _media_name(v)) for v in values) >= 0.8 * len(values)):
             columns.append(column)
     return columns
+
+
+def _media_name(value: str) -> bool:
+    return value.lower().endswith(MEDIA_SUFFIXES)
 
 
 def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str] | None = None, *,

@@ -616,6 +616,11 @@ def test_many_integer_classes_and_media_paths_read_as_text_are_warned_about(buil
     with pytest.warns(UserWarning, match=r"y: \d+ integer values, read as classes .*problem_type='regression'"):
         model = AutoMM(max_epochs=1, num_workers=0).fit(train[["name"]], train["name"].str.len())
     assert model.problem_type_ == "multiclass"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a classifier's integer labels are classes: nothing to warn about
+        AutoMMClassifier(max_epochs=1, num_workers=0).fit(train[["name"]], train["name"].str.len())
     clips = {"clip": [str(tmp_path / f"c{i}.wav") for i in range(40)], "caption": train["name"].head(40).tolist()}
     with pytest.warns(UserWarning, match=r"column 'clip' holds \.wav file paths, but no installed plugin reads them"):
         model = AutoMM(max_epochs=1, num_workers=0).fit(clips, train["category"].head(40))

@@ -668,3 +668,19 @@ def test_image_paths_of_a_column_the_model_does_not_read_are_not_checked(tmp_pat
     assert len(kept) == 2  # an unused column may point anywhere
     with pytest.raises(InputError, match="column 'old_thumbnail': 2 of 2 relative paths are in none"):
         resolve_image_paths(frame, folders, {"name": "text"}, source="items.csv", inputs=["name", "old_thumbnail"])
+
+
+def test_a_plugin_modalitys_strings_are_paths_only_when_they_name_files(tmp_path):
+    import pandas as pd
+
+    from automm.tables import image_folders, resolve_image_paths
+
+    folders = image_folders(tmp_path / "items.csv")
+    sequences = pd.DataFrame({"seq": ["ACGT", "GGCA", "TTAG"]})  # a plugin's modality of plain strings
+    kept = resolve_image_paths(sequences, folders, {"seq": "dna"}, source="items.csv", inputs=["seq"])
+    assert kept["seq"].tolist() == ["ACGT", "GGCA", "TTAG"]
+    tracks = pd.DataFrame({"track": [f"song_{i}.mp3" for i in range(3)]})  # no role known: text, left alone
+    assert resolve_image_paths(tracks, folders, {}, source="items.csv", inputs=["track"]).equals(tracks)
+    (tmp_path / "song_0.mp3").write_bytes(b"ID3")
+    resolved = resolve_image_paths(tracks.head(1), folders, {"track": "music"}, source="items.csv", inputs=["track"])
+    assert resolved["track"].tolist() == [str(tmp_path / "song_0.mp3")]  # a plugin's media: looked up

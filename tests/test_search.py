@@ -1977,3 +1977,27 @@ def test_a_column_every_trial_failed_on_is_named_when_the_model_kept_leaves_it_o
         model = AutoMM(**small(n_trials=3, column_types={"name": "text", "description": "text"},
                                encoders={"name": "broken", "description": "hashed_ngram"})).fit(table, y)
     assert set(model.config_["encoders"]) == {"text_1"}
+
+
+def test_no_column_is_blamed_for_trials_cut_short_or_retried():
+    import warnings
+
+    from optuna.trial import TrialState, create_trial
+
+    from automm.data import InputSpec
+
+    def trial(number, reason, retry_of=None):
+        made = create_trial(state=TrialState.FAIL, user_attrs={
+            "automm:config": {"encoders": {"image_0": {"name": "cnn"}, "text_0": {"name": "hashed_ngram"}}},
+            "automm:reason": reason}, system_attrs={"retry_history": [retry_of]} if retry_of is not None else {})
+        made.number = number
+        return made
+
+    image = InputSpec(name="image_0", modality="image", columns=("image",))
+    kept = [{"encoders": {"text_0": {"name": "hashed_ngram"}}}]  # the linear model, on the text alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        search._warn_unused_inputs([image], kept, [trial(0, search.INTERRUPTED_REASON),
+                                                   trial(1, "worker lost: no heartbeat for 70 s")])
+    with pytest.warns(UserWarning, match="the model kept does not use column 'image'"):
+        search._warn_unused_inputs([image], kept, [trial(0, "RuntimeError: boom")])
