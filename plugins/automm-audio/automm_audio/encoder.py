@@ -84,7 +84,7 @@ class AudioCNNEncoder(Encoder):
     # -- preprocessing ---------------------------------------------------------------------
     def waveform(self, value: Any) -> torch.Tensor:
         """The value as ``n_samples`` mono samples at ``sample_rate``."""
-        samples, rate = load_audio(value, self.sample_rate)
+        samples, rate = load_audio(value, self.sample_rate, centre_seconds=self.n_samples / self.sample_rate + 0.1)
         # only the centre part that fix_length keeps is resampled (a long recording costs no more
         # than a short one), with a margin for the resampling filter's edges
         needed = int(np.ceil(self.n_samples * rate / self.sample_rate)) + 2 * RESAMPLE_MARGIN

@@ -79,8 +79,10 @@ def _read_float_wav(data: bytes, description: str) -> tuple[np.ndarray, int]:
     return np.frombuffer(samples[:usable], dtype=dtype).astype(np.float32).reshape(-1, channels), int(rate)
 
 
-def read_wav(source: str | os.PathLike | bytes) -> tuple[np.ndarray, int]:
-    """(samples (n, channels) float32 in [-1, 1], sample rate) of a WAV file or its bytes."""
+def read_wav(source: str | os.PathLike | bytes, centre_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """(samples (n, channels) float32 in [-1, 1], sample rate) of a WAV file or its bytes; with
+    ``centre_seconds``, only that long a stretch from the middle is decoded (a long recording of
+    which a model keeps a few seconds costs no more than a short one)."""
     description = f"<{len(source)} bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     try:
         if isinstance(source, (bytes, bytearray)):
@@ -93,11 +95,21 @@ def read_wav(source: str | os.PathLike | bytes) -> tuple[np.ndarray, int]:
     try:
         with wave.open(io.BytesIO(data), "rb") as handle:
             channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
-            raw = handle.readframes(handle.getnframes())
+            frames = handle.getnframes()
+            if centre_seconds is not None and frames > centre_seconds * rate:
+                wanted = int(np.ceil(centre_seconds * rate))
+                handle.setpos((frames - wanted) // 2)
+                frames = wanted
+            raw = handle.readframes(frames)
         return _pcm_to_float(raw, width, channels), int(rate)
     except (wave.Error, EOFError) as exc:
         if str(exc).startswith("unknown format"):  # IEEE float or extensible WAV
-            return _read_float_wav(data, description)
+            samples, rate = _read_float_wav(data, description)
+            if centre_seconds is not None and len(samples) > centre_seconds * rate:
+                wanted = int(np.ceil(centre_seconds * rate))
+                start = (len(samples) - wanted) // 2
+                samples = samples[start:start + wanted]
+            return samples, rate
         raise InputError(f"not a readable WAV file: {description} ({exc or type(exc).__name__})") from None
 
 
@@ -143,16 +155,13 @@ def _to_mono_float(samples: Any, description: str) -> np.ndarray:
     return array
 
 
-def load_audio(value: Any, default_rate: int) -> tuple[np.ndarray, int]:
-    """Any accepted raw value (see the module doc) → (mono float32 samples, sample rate)."""
-    if isinstance(value, (str, os.PathLike)):
-        samples, rate = read_wav(value)
-        return samples.mean(axis=1).astype(np.float32), rate
-    if isinstance(value, (bytes, bytearray)):
-        samples, rate = read_wav(bytes(value))
-        return samples.mean(axis=1).astype(np.float32), rate
+def load_audio(value: Any, default_rate: int, centre_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Any accepted raw value (see the module doc) → (mono float32 samples, sample rate); of a
+    WAV file or its bytes, with ``centre_seconds``, only that long a stretch from the middle."""
     if _wav_record(value):  # a Hugging Face audio record: its bytes, else its path
-        samples, rate = read_wav(value["bytes"] if value.get("bytes") is not None else value["path"])
+        value = value["bytes"] if value.get("bytes") is not None else value["path"]
+    if isinstance(value, (str, os.PathLike, bytes, bytearray)):
+        samples, rate = read_wav(bytes(value) if isinstance(value, bytearray) else value, centre_seconds)
         return samples.mean(axis=1).astype(np.float32), rate
     if isinstance(value, dict):
         array = value.get("array", value.get("samples"))

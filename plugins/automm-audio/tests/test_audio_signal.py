@@ -153,3 +153,14 @@ def test_a_long_clip_is_cropped_before_resampling_to_the_same_waveform():
 def test_unsigned_8_bit_samples_are_centred_on_silence():
     samples, _ = load_audio({"array": np.array([128, 0, 255], np.uint8), "sample_rate": 8000}, 8000)
     np.testing.assert_allclose(samples, [0.0, -1.0, 127 / 128])
+
+
+def test_read_wav_decodes_only_the_centre_stretch_asked_for(tmp_path):
+    ramp = (np.arange(8000 * 10) % 8000 / 8000 - 0.5).astype(np.float32)  # 10 s at 8 kHz, one ramp per second
+    write_wav(tmp_path / "long.wav", ramp, 8000)
+    whole, rate = read_wav(tmp_path / "long.wav")
+    centre, _ = read_wav(tmp_path / "long.wav", centre_seconds=2.0)
+    assert rate == 8000 and len(whole) == 80000 and len(centre) == 16000
+    np.testing.assert_array_equal(centre, whole[32000:48000])  # the middle two seconds
+    short, _ = read_wav(tmp_path / "long.wav", centre_seconds=20.0)
+    assert len(short) == 80000  # a clip shorter than asked: whole
