@@ -150,6 +150,37 @@ def check_search_space_structure(space: Mapping) -> None:
     augmentations = space.get("augmentations")
     if augmentations is not None and not isinstance(augmentations, (Mapping, list, tuple)):
         raise InputError(f"search_space['augmentations']: expected a dict or a list, got {augmentations!r}")
+    _check_component_specs(space)
+
+
+def _check_component_specs(space: Mapping) -> None:
+    """The component parts of a ``search_space=`` checked without data (names registered,
+    parameter specs well formed, parameter names the component's): what the search would
+    otherwise find only once the data are read, or in every trial."""
+    from .exceptions import UnknownComponentError
+
+    reg = _registry.get_registry()
+    try:
+        for key, raw in (space.get("encoders") or {}).items():
+            _component_choices(raw, "encoder", f"search_space['encoders'][{key!r}]", reg)
+        if space.get("fusion") is not None:
+            _component_choices(space["fusion"], "fusion", "search_space['fusion']", reg)
+        augmentations = space.get("augmentations")
+        items = (augmentations.items() if isinstance(augmentations, Mapping)
+                 else [_split_choice(item, "search_space['augmentations']") for item in augmentations or ()])
+        for name, value in items:
+            where = f"search_space['augmentations'][{name!r}]"
+            component = reg.get("augmentation", name)
+            if isinstance(value, Mapping):
+                enabled = value.get("enabled", "search")
+                if enabled not in (True, False, "search"):
+                    raise InputError(f"{where}['enabled']: expected true, false or 'search', got {enabled!r}")
+                specs = {k: v for k, v in value.items() if k != "enabled"}
+                for k, v in specs.items():
+                    _param_spec(v, f"{where}[{k!r}]")
+                component.check_hyperparameters(specs, where)
+    except UnknownComponentError as exc:  # named by where it was given
+        raise InputError(f"search_space: {exc}") from None
 
 
 # ==========================================================================================

@@ -684,3 +684,24 @@ def test_a_plugin_modalitys_strings_are_paths_only_when_they_name_files(tmp_path
     (tmp_path / "song_0.mp3").write_bytes(b"ID3")
     resolved = resolve_image_paths(tracks.head(1), folders, {"track": "music"}, source="items.csv", inputs=["track"])
     assert resolved["track"].tolist() == [str(tmp_path / "song_0.mp3")]  # a plugin's media: looked up
+
+
+@pytest.mark.parametrize("override, path, message", [
+    ("search.search_space.encoders.image.cnn.width={low: 16, high: 8}", "search.search_space.encoders.image.cnn.width",
+     "low 16 is above high 8"),
+    ("search.search_space.encoders.image.cnn.widht=[8, 16]", "search.search_space.encoders.image.cnn",
+     "no hyperparameter 'widht' (did you mean 'width'?)"),
+    ("search.search_space.fusion.concat.hiden_dim=64", "search.search_space.fusion.concat",
+     "no hyperparameter 'hiden_dim' (did you mean 'hidden_dim'?)"),
+    ("search.search_space.augmentations={horizontal_flip: {pp: 0.5}}", "search.search_space.augmentations.horizontal_flip",
+     "no hyperparameter 'pp' (did you mean 'p'?)"),
+    ("search.search_space.augmentations={horizontal_flipp: true}", "search.search_space",
+     "unknown augmentation 'horizontal_flipp'. Did you mean 'horizontal_flip'?"),
+])
+def test_validate_checks_the_components_of_a_search_space_without_data(override, path, message):
+    from automm.recipes import load_recipe
+
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(str(REPO / "recipes" / "quickstart.yaml"), [override], check_data=False)
+    problems = {p.path: p.message for p in caught.value.problems}
+    assert path in problems and message in problems[path], problems
