@@ -578,7 +578,8 @@ def _check_choice(ck: _Checker, kind: str, value: Any, path: str, modality: str 
     reg = ck.registry
     if isinstance(value, list) and allow_list:
         if not value:
-            ck.expected(path, f"a {kind} name or a non-empty list of choices", value)
+            article = "an" if kind[0] in "aeiou" else "a"
+            ck.report(path, f"expected {article} {kind} name or a non-empty list of choices, found an empty list")
         for i, item in enumerate(value):
             _check_choice(ck, kind, item, f"{path}[{i}]", modality, allow_list=False)
         return
@@ -865,8 +866,10 @@ def _with_suggestions(message: str) -> str:
         unknown, expected = ast.literal_eval(match.group(1)), ast.literal_eval(match.group(2))
     except (ValueError, SyntaxError):
         return message
-    hints = [f"{key!r} → {close!r}" for key in unknown if (close := close_match(key, expected)) is not None]
-    return message + (f"; did you mean {', '.join(hints)}?" if hints else "")
+    hints = [(key, close) for key in unknown if (close := close_match(key, expected)) is not None]
+    if len(hints) == 1 and len(unknown) == 1:  # as every other hint reads
+        return message + f"; did you mean {hints[0][1]!r}?"
+    return message + (f"; did you mean {', '.join(f'{close!r} for {key!r}' for key, close in hints)}?" if hints else "")
 
 
 def get_key_path(mapping: Mapping, path: str) -> tuple[bool, Any]:

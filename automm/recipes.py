@@ -188,6 +188,12 @@ def apply_overrides(recipe: Mapping, overrides: Iterable[str]) -> dict:
         except RecipeError as exc:
             problems.extend(exc.problems)
             continue
+        indexed = next((key for key in keys if re.search(r"\[\d+\]$", key)), None)
+        if indexed is not None:  # image[1].width: list items cannot be addressed
+            problems.append(Problem(".".join(keys), f"--set cannot reach into a list ({indexed!r}): set the whole "
+                                                    f"list, --set {'.'.join(keys[:keys.index(indexed)])}"
+                                                    f"{'.' if keys.index(indexed) else ''}{indexed.split('[')[0]}=[...]"))
+            continue
         node = result
         for depth, key in enumerate(keys[:-1]):
             child = node.get(key)
@@ -195,7 +201,10 @@ def apply_overrides(recipe: Mapping, overrides: Iterable[str]) -> dict:
                 child = node[key] = {}
             if not isinstance(child, dict):
                 where = ".".join(keys[: depth + 1])
-                problems.append(Problem(".".join(keys), f"cannot set it: {where} is {show_value(child)}, not a mapping"))
+                hint = (f"; --set cannot reach into a list: set the whole list, --set {where}=[...]"
+                        if isinstance(child, list) else "")
+                problems.append(Problem(".".join(keys),
+                                        f"cannot set it: {where} is {show_value(child)}, not a mapping{hint}"))
                 break
             node = child
         else:

@@ -705,3 +705,13 @@ def test_validate_checks_the_components_of_a_search_space_without_data(override,
         load_recipe(str(REPO / "recipes" / "quickstart.yaml"), [override], check_data=False)
     problems = {p.path: p.message for p in caught.value.problems}
     assert path in problems and message in problems[path], problems
+
+
+def test_set_says_a_list_item_cannot_be_reached_and_what_to_set_instead():
+    recipe = {"components": {"encoders": {"image": ["cnn", {"name": "resnet", "width": 8}]}}}
+    with pytest.raises(RecipeError, match=r"--set cannot reach into a list \('image\[1\]'\): set the whole list, "
+                                          r"--set components.encoders.image=\[...\]"):
+        apply_overrides(recipe, ["components.encoders.image[1].width=16"])
+    with pytest.raises(RecipeError, match=r"components.encoders.image is .*, not a mapping; --set cannot reach into a "
+                                          r"list: set the whole list"):
+        apply_overrides(recipe, ["components.encoders.image.1.width=16"])
