@@ -54,7 +54,10 @@ paths (``output.dir``, ``output.plot_dir``, ``training.cache_dir``) and storage 
 given, i.e. relative to the current directory.
 
 String values may reference environment variables: ``${NAME}`` or ``${NAME:-default}``
-(``$${`` writes a literal ``${``). Recipes are read with ``yaml.safe_load`` only.
+(``$${`` writes a literal ``${``, also in the ``recipe.yaml`` that ``automm fit`` saves); a value
+that is one such reference alone is read as a YAML
+scalar, as ``--set`` values are (``max_epochs: ${EPOCHS:-2}`` is the number 2, ``${STORE:-null}``
+none). Recipes are read with ``yaml.safe_load`` only.
 
 Validation happens before any work and reports every problem at once, each with its key path,
 what was expected and what was found, and a "did you mean ..." for misspelled keys, choices and
@@ -114,7 +117,23 @@ def _interpolate(value: Any, path: str, problems: list[Problem]) -> Any:
                                           f"set it, or give the value with --set {path}=..."))
             return match.group(0)
         return found
-    return _ENV_RE.sub(substitute, value)
+    whole = _ENV_RE.fullmatch(value)
+    result = _ENV_RE.sub(substitute, value)
+    if whole is not None and whole.group(0) != "$${" and result != value:
+        return _yaml_scalar(result)  # the whole value is one variable: typed as --set values are
+    return result
+
+
+def _yaml_scalar(text: str) -> Any:
+    """``text`` read as a YAML scalar (``2`` → 2, ``0.5`` → 0.5, ``true``, ``null`` → None),
+    else the string itself (a list or mapping from a variable stays text)."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
 
 
 def _escape_env(value: Any) -> Any:
@@ -513,8 +532,8 @@ def _too_large(content: Any, limit: int = MAX_RECIPE_NODES) -> bool:
 
 
 def _load_content(recipe: Any, base_dir: str | os.PathLike | None) -> tuple[dict, str | None, Path]:
-    if isinstance(recipe, Recipe):
-        return copy.deepcopy(recipe.content), recipe.source, recipe.base_dir
+    if isinstance(recipe, Recipe):  # its content is interpolated already: escaped, it reads the same again
+        return _escape_env(copy.deepcopy(recipe.content)), recipe.source, recipe.base_dir
     if isinstance(recipe, Mapping):
         if _too_large(recipe):
             raise RecipeError(f"more than {MAX_RECIPE_NODES} values: not a recipe")
@@ -728,7 +747,7 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     if save and target:
         model_dir = estimator.save(target)
         reproduce = to_recipe(estimator)
-        reproduce.setdefault("output", {})["dir"] = model_dir
+        reproduce.setdefault("output", {})["dir"] = _escape_env(model_dir)  # a literal ${ stays literal
         Path(model_dir, "recipe.yaml").write_text(
             "# The recipe that reproduces this model (written by automm fit).\n" + dump_recipe(reproduce),
             encoding="utf-8")

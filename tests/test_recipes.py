@@ -281,6 +281,13 @@ def test_environment_variables_in_values(monkeypatch):
     assert "AUTOMM_TEST_UNSET is not set" in found["search.storage"]
     assert validate_recipe(emoji_recipe(search={"storage": "${AUTOMM_TEST_UNSET}"}),
                            ["search.storage=sqlite:///x.db"]) == []
+    # a value that is one reference alone is typed as --set values are: a number, a boolean, null
+    monkeypatch.setenv("AUTOMM_TEST_EPOCHS", "3")
+    recipe = load_recipe(emoji_recipe(training={"max_epochs": "${AUTOMM_TEST_EPOCHS}"},
+                                      search={"storage": "${AUTOMM_TEST_UNSET:-null}", "time_limit": "${X_UNSET:-30}"},
+                                      description="run ${AUTOMM_TEST_EPOCHS}"))
+    assert recipe.params()["max_epochs"] == 3 and recipe.params()["storage"] is None
+    assert recipe.params()["time_limit"] == 30 and recipe.content["description"] == "run 3"
 
 
 # ---------------------------------------------------------------------------------- data
@@ -715,3 +722,13 @@ def test_set_says_a_list_item_cannot_be_reached_and_what_to_set_instead():
     with pytest.raises(RecipeError, match=r"components.encoders.image is .*, not a mapping; --set cannot reach into a "
                                           r"list: set the whole list"):
         apply_overrides(recipe, ["components.encoders.image.1.width=16"])
+
+
+def test_the_saved_recipe_keeps_a_literal_dollar_brace_in_the_model_folder(tmp_path):
+    from automm.recipes import fit_recipe, load_recipe
+
+    recipe = emoji_recipe(training={"max_epochs": 1}, output={"dir": str(tmp_path / "lit$${HOME}")})
+    result = fit_recipe(load_recipe(recipe, base_dir=tmp_path))
+    assert result.model_dir == str(tmp_path / "lit${HOME}")
+    saved = load_recipe(str(tmp_path / "lit${HOME}" / "recipe.yaml"))
+    assert saved.content["output"]["dir"] == str(tmp_path / "lit${HOME}")  # not $HOME expanded
