@@ -192,13 +192,14 @@ def _model_inputs(estimator, frame, data_path: str) -> tuple:
     """The positional inputs ``predict`` needs, taken from the columns of ``frame``."""
     from .exceptions import InputError
     from .suggestions import did_you_mean
+    from .tables import with_file_rows
 
     missing = [c for c in estimator.columns_ if c not in frame.columns]
     if missing:
         hint = did_you_mean(missing[0], list(frame.columns)) if len(missing) == 1 else ""
         raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on; "
                          f"its columns are {', '.join(map(str, frame.columns))}{hint}")
-    frame = frame.rename_axis(f"{Path(data_path).name} row")  # the index holds the file's row numbers: messages name them
+    frame = with_file_rows(frame, data_path)
     if estimator.input_positional_:
         return tuple(frame[c] for c in estimator.columns_)
     return (frame[list(estimator.columns_)],)

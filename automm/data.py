@@ -462,25 +462,27 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
     columns = dict(table.columns)
     for column, role in roles.items():
         if role == "image":
-            unreadable = validate_images(column, table.columns[column], row_name=table.row_name)
-            if unreadable:
-                values = list(table.columns[column])
-                for row in unreadable:
-                    values[row] = None
-                columns[column] = values
+            columns[column] = _made_missing(table.columns[column],
+                                            validate_images(column, table.columns[column], row_name=table.row_name))
         elif role == "datetime":
             validate_datetimes(column, table.columns[column], row_name=table.row_name)
         elif role in ("text", "categorical"):
             columns[column] = _items_as_text(column, table.columns[column])
         elif role not in ("numeric",):  # a plugin's modality: its own check of the values
-            unreadable = _plugin_check(role, column, table.columns[column], table.row_name)
-            if unreadable:
-                values = list(table.columns[column])
-                for row in unreadable:
-                    values[row] = None
-                columns[column] = values
+            columns[column] = _made_missing(table.columns[column],
+                                            _plugin_check(role, column, table.columns[column], table.row_name))
     changed = any(columns[name] is not values for name, values in table.columns.items())
     return table.with_columns(columns) if changed else table
+
+
+def _made_missing(column: Sequence[Any], rows: Sequence[int]) -> Sequence[Any]:
+    """``column`` with the values at ``rows`` missing (``column`` itself when there are none)."""
+    if not rows:
+        return column
+    values = list(column)
+    for row in rows:
+        values[row] = None
+    return values
 
 
 def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:

@@ -188,13 +188,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             value = getattr(self, name)
             if value is None and allow_none:
                 return
-            kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-            try:
-                wrong = isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) \
-                    or not valid(value)
-            except OverflowError:  # an int beyond any float (10**400)
-                wrong = True
-            if wrong:
+            if not _finite_number(value, integer) or not valid(value):
                 raise InputError(f"{name}: expected {expected}{' or None' if allow_none else ''}, got {value!r}")
 
         if self.problem_type not in PROBLEM_TYPES:
@@ -238,9 +232,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return
         if not isinstance(weights, Mapping):
             raise InputError(f"class_weight: expected None, 'balanced' or a dict label -> weight, got {weights!r}")
-        wrong = {label: w for label, w in weights.items()
-                 if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating))
-                 or not math.isfinite(w) or w < 0}
+        wrong = {label: w for label, w in weights.items() if not _finite_number(w) or w < 0}
         if wrong:
             raise InputError(f"class_weight: weights must be finite numbers >= 0; wrong: {wrong!r}")
 
@@ -1039,7 +1031,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         tags.input_tags.sparse = True  # a sparse matrix of up to 1,024 columns: numeric columns
         from sklearn.utils import TransformerTags
 
-        tags.transformer_tags = TransformerTags(preserves_dtype=[])  # transform: the fused embedding
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])  # the embedding is float32, whatever X was
         return tags
 
 
@@ -1111,6 +1103,18 @@ def _called_by_model_selection() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _finite_number(value: Any, integer: bool = False) -> bool:
+    """Whether ``value`` is a finite int (or, unless ``integer``, float), numpy scalars included,
+    booleans not."""
+    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float (10**400)
+        return False
 
 
 @contextlib.contextmanager

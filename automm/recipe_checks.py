@@ -7,7 +7,6 @@ with what was expected, what was found and a did-you-mean (:class:`RecipeError`)
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import re
@@ -553,25 +552,6 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
         ck.columns = [c for c in ck.columns if c not in (label, split_column, weight_column)]
 
 
-def _accepted_hyperparameters(spec: Any) -> list[str] | None:
-    """Keyword arguments the component's factory accepts (None: anything)."""
-    try:
-        signature = inspect.signature(spec.factory)
-    except (TypeError, ValueError):
-        return None
-    names = []
-    skip = 2 if spec.kind == "fusion" else 0
-    for i, param in enumerate(signature.parameters.values()):
-        if param.kind is inspect.Parameter.VAR_KEYWORD:
-            return None
-        if param.kind is inspect.Parameter.VAR_POSITIONAL or i < skip:
-            continue
-        names.append(param.name)
-    if spec.kind == "encoder" and spec.modality == "tabular":
-        names = [n for n in names if n != "column_roles"]  # given by automm from the data
-    return sorted(set(names) | set(spec.defaults))
-
-
 def _check_choice(ck: _Checker, kind: str, value: Any, path: str, modality: str | None,
                   allow_list: bool = True) -> None:
     """A component choice: a name, ``{name: ..., **hyperparameters}``, or a list of choices."""
@@ -614,7 +594,7 @@ def _check_choice(ck: _Checker, kind: str, value: Any, path: str, modality: str 
     if kind == "encoder" and modality is not None and spec.modality != modality:
         ck.report(name_path, f"{kind} {name!r} encodes {spec.modality!r}, not {modality!r}; "
                              f"{modality!r} encoders: {', '.join(reg.names(kind, modality=modality)) or '(none)'}")
-    accepted = _accepted_hyperparameters(spec)
+    accepted = spec.accepted_hyperparameters()
     for key in params:
         if not isinstance(key, str):
             ck.report(join_path(path, key), f"hyperparameter names must be strings, found {show_value(key)}")

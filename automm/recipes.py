@@ -84,7 +84,7 @@ from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPL
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
                             split_value_problems)
 from .tables import (image_folders, labelled_rows, read_table, resolve_image_paths,
-                     weight_column_values)
+                     weight_column_values, with_file_rows)
 
 __all__ = [
     "RecipeError", "Problem", "Recipe", "RecipeData", "FitResult", "PARAM_PATHS", "SECTION_KEYS", "METRICS",
@@ -419,7 +419,7 @@ class Recipe:
                 return None
             part = resolve_image_paths(part, image_folders(files.get(key), self.base_dir), roles, source=names[key],
                                        inputs=features)
-            return part.rename_axis(f"{Path(names[key]).name} row")
+            return with_file_rows(part, names[key])
 
         train, test, valid = prepared("train", train), prepared("test", test), prepared("valid", valid)
         if len(train) == 0:

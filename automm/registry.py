@@ -83,23 +83,32 @@ class ComponentSpec:
             return int(self.output_dim(self.hyperparameters(**overrides)))
         return int(self.output_dim)
 
-    def check_hyperparameters(self, params: Mapping[str, Any], argument: str) -> None:
-        """Raise :class:`~automm.exceptions.InputError` naming ``argument`` when ``params`` holds a
-        name the factory does not take (a factory taking ``**kwargs`` takes any)."""
+    def accepted_hyperparameters(self) -> list[str] | None:
+        """The keyword arguments the factory takes, sorted (None: any, for a factory taking
+        ``**kwargs`` or one without a signature); a fusion's ``(input_dims, n_outputs)`` and the
+        table encoder's ``column_roles`` (automm gives them) are not among them."""
         import inspect
 
+        try:
+            parameters = list(inspect.signature(self.factory).parameters.values())
+        except (TypeError, ValueError):  # a builtin or C factory: nothing to check against
+            return None
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return None
+        if self.kind == "fusion":
+            parameters = parameters[2:]
+        names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if self.kind == "encoder" and self.modality == "tabular":
+            names.discard("column_roles")
+        return sorted(names | set(self.defaults))
+
+    def check_hyperparameters(self, params: Mapping[str, Any], argument: str) -> None:
+        """Raise :class:`~automm.exceptions.InputError` naming ``argument`` when ``params`` holds a
+        name the factory does not take (:meth:`accepted_hyperparameters`)."""
         from .exceptions import InputError
 
-        try:
-            parameters = inspect.signature(self.factory).parameters.values()
-        except (TypeError, ValueError):  # a builtin or C factory: nothing to check against
-            return
-        if any(p.kind is p.VAR_KEYWORD for p in parameters):
-            return
-        if self.kind == "fusion":
-            parameters = list(parameters)[2:]  # (input_dims, n_outputs, **hyperparameters)
-        taken = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        unknown = [key for key in params if key not in taken]
+        taken = self.accepted_hyperparameters()
+        unknown = [key for key in params if taken is not None and key not in taken]
         if unknown:
             close = close_match(str(unknown[0]), taken)
             hint = f" (did you mean {close!r}?)" if close else ""

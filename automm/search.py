@@ -567,16 +567,24 @@ def _record_failure(trial, ctx: SearchContext, exc: BaseException, seconds: floa
         ctx.failures.append(reason)
     trial.set_user_attr(_ATTR + "seconds", seconds)
     if ctx.settings.verbose:
-        print(f"[automm] trial {trial.number} failed: {reason}", file=sys.stderr, flush=True)
+        _progress(f"trial {trial.number} failed: {reason}")
+
+
+def _retried_numbers(trials: Sequence[Any]) -> set[int]:
+    """The numbers of the trials that a later trial retries (a lost worker's, or one cut by Ctrl-C)."""
+    return {number for t in trials for number in t.system_attrs.get("retry_history", [])}
+
+
+def _progress(message: str) -> None:
+    """One ``[automm] ...`` progress line of a verbose search, on stderr (stdout is the program's)."""
+    print(f"[automm] {message}", file=sys.stderr, flush=True)
 
 
 def _budget_trials(trials: Sequence[Any]) -> list[Any]:
     """Trials that count towards ``n_trials``: not skipped, not a failure retried elsewhere."""
     from optuna.trial import TrialState
 
-    retried = set()
-    for t in trials:
-        retried.update(t.system_attrs.get("retry_history", []))
+    retried = _retried_numbers(trials)
     counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
     return [t for t in trials if t.state in counted and not t.user_attrs.get(_ATTR + "skipped")
             and not (t.state == TrialState.FAIL and t.number in retried)]
@@ -733,7 +741,7 @@ def _run_objective(trial, ctx: SearchContext):
     pruned = reporter.pruned
     if settings.verbose:
         what = reporter.pruned_reason if pruned else f"score {score:.4f}"
-        print(f"[automm] trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s", file=sys.stderr, flush=True)
+        _progress(f"trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s")
     if len(settings.objectives) > 1:
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
         if pruned:
@@ -856,7 +864,7 @@ def _worker_is_gone(worker: str | None, process_space: str | None = None) -> boo
     except ProcessLookupError:
         return True
     except OSError:  # e.g. PermissionError: it exists
-        return False
+        pass
     return False
 
 
@@ -867,7 +875,7 @@ def _retry_interrupted(study) -> None:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
+    retried = _retried_numbers(trials)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=_storage.MAX_RETRY)
@@ -1328,7 +1336,7 @@ def _obtain(number: int, trial, ctx: SearchContext, deadline: float | None, allo
     if deadline is not None and deadline - time.monotonic() < 1.5 * seconds + 1.0:
         return None
     if ctx.settings.verbose:
-        print(f"[automm] retraining trial {number} (its model is in another process)", file=sys.stderr, flush=True)
+        _progress(f"retraining trial {number} (its model is in another process)")
     n_folds = int(trial.user_attrs.get(_ATTR + "folds") or 1)
     if n_folds > 1:
         return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=ctx.callbacks)
@@ -1443,8 +1451,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
-        print(f"[automm] {_summary(leaderboard, extras.get('ensemble_'), best_number, best.best_score, ctx.interrupted.is_set())}",
-              file=sys.stderr, flush=True)
+        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, best.best_score, ctx.interrupted.is_set()))
     if "ensemble_" not in extras:  # one model: its own outputs decide
         decision = candidate_decision_weights(ctx.data, best)
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
@@ -1460,7 +1467,7 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
     from optuna.trial import TrialState
 
     used = {name for config in kept_configs for name in config.get("encoders", {})}
-    retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
+    retried = _retried_numbers(trials)
 
     def judged(t) -> bool:  # a trial whose outcome says something of its configuration
         reason = t.user_attrs.get(_ATTR + "reason") or ""

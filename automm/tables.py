@@ -15,7 +15,7 @@ import numpy as np
 from .exceptions import InputError
 
 __all__ = ["read_table", "read_header", "read_column", "data_format", "parquet_engine", "image_folders",
-           "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE"]
+           "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE", "with_file_rows"]
 
 #: How messages number the rows of a data file.
 ROWS_NOTE = "numbered from 0 after the header, as pandas reads the file"
@@ -178,6 +178,13 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                                  "to the data file's folder, or absolute")
         frame[column] = resolved
     return frame
+
+
+def with_file_rows(frame, source: str | os.PathLike):
+    """``frame`` (whose index holds its rows' numbers in the data file ``source``) with that index
+    named ``"<file name> row"``: messages about rows then say ``items.csv row 12``
+    (:meth:`automm.data.Table.row_name`), whatever filters and splits kept."""
+    return frame.rename_axis(f"{Path(source).name} row")
 
 
 def labelled_rows(frame, label: str, part: str, counts: dict[str, int]):
