@@ -330,9 +330,12 @@ class Recipe:
         params = self.params()
         rows.append(("problem", str(params.get("problem_type", "auto"))
                      + (f", metric {self.metric}" if self.metric else "")))
+        space = params.get("search_space") or {}
         for key in ("encoders", "fusion", "augmentations"):
             if key in params:
-                rows.append((key, _inline(params[key])))
+                rows.append((key, _inline(params[key]) + _replaced_by_space(key, params[key], space)))
+        for key, value in space.items():  # what the search samples from, where search.search_space says
+            rows.append((f"search_space.{key}", _inline(value)))
         search = {k: params[k] for k in ("n_trials", "time_limit", "sampler", "pruner", "storage", "study_name",
                                           "n_jobs", "ensemble_size", "bag_folds", "objectives") if k in params}
         if search:
@@ -469,6 +472,17 @@ def _inline(value: Any) -> str:
         return json.dumps(value, default=str) if not isinstance(value, str) else value
     except (TypeError, ValueError):  # pragma: no cover
         return repr(value)
+
+
+def _replaced_by_space(key: str, value: Any, space: dict) -> str:
+    """A note for ``automm validate``'s ``key`` row when ``search.search_space`` takes precedence
+    over (part of) ``components.<key>``: encoders per modality or input, fusion and augmentations whole."""
+    if key not in space:
+        return ""
+    if key == "encoders" and isinstance(value, dict) and isinstance(space[key], dict):
+        replaced = [name for name in value if name in space[key]]
+        return f"  (search_space.encoders replaces {', '.join(replaced)})" if replaced else ""
+    return f"  (replaced by search_space.{key})"
 
 
 def _split_rows(frame, column: str, data: Mapping, source: str | None):

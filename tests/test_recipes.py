@@ -732,3 +732,16 @@ def test_the_saved_recipe_keeps_a_literal_dollar_brace_in_the_model_folder(tmp_p
     assert result.model_dir == str(tmp_path / "lit${HOME}")
     saved = load_recipe(str(tmp_path / "lit${HOME}" / "recipe.yaml"))
     assert saved.content["output"]["dir"] == str(tmp_path / "lit${HOME}")  # not $HOME expanded
+
+
+def test_validate_shows_what_the_search_space_replaces():
+    from automm.recipes import load_recipe
+
+    recipe = emoji_recipe(components={"encoders": {"image": ["cnn", "resnet"], "text": "hashed_ngram"},
+                                      "fusion": ["concat", "late"]},
+                          search={"search_space": {"encoders": {"image": ["resnet"]}, "fusion": {"late": {}}}})
+    rows = dict(load_recipe(recipe, check_data=False).describe())
+    assert rows["encoders"].endswith("(search_space.encoders replaces image)")  # text keeps hashed_ngram
+    assert rows["fusion"].endswith("(replaced by search_space.fusion)")
+    assert rows["search_space.encoders"] == '{"image": ["resnet"]}'
+    assert "replace" not in dict(load_recipe(emoji_recipe(), check_data=False).describe()).get("encoders", "")
