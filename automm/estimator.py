@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
@@ -118,7 +119,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         "none" or an Optuna pruner.
     storage, study_name : an Optuna storage URL (journal file, PostgreSQL, ...) and study name
         shared by several workers.
-    n_jobs : parallel trials: processes on the CPU; on CUDA, threads, one per GPU or n_jobs when larger.
+    n_jobs : parallel trials: processes on the CPU; on CUDA, threads, one per GPU or n_jobs when larger;
+        -1: one per CPU core; None: 1 (scikit-learn's convention).
     ensemble_size : how many of the best trials a search may combine in a greedy ensemble
         (1: the best trial alone); "auto": 3 in a single-objective search, else 1.
     bag_folds : k-fold bagging: a configuration is trained once per fold of all the rows
@@ -130,7 +132,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
     plot_dir : directory where plots of the search are written, or None.
     cache_dir : directory for cached features of frozen pretrained encoders (None:
         ``$AUTOMM_CACHE_DIR``, else ``~/.cache/automm``); ``automm cache`` shows and clears it.
-    random_state : int seed for splits, initialisation, shuffling and augmentation.
+    random_state : int seed for splits, initialisation, shuffling and augmentation; None (one
+        draw from numpy's global generator) or a ``numpy.random.RandomState`` (one draw from it)
+        seeds each fit afresh. The same seed gives the same model on the same CPU with the same
+        number of torch threads (``torch.get_num_threads()``; scikit-learn's ``n_jobs`` workers
+        run one thread each, so their results may differ in the last digits).
     verbose : 0 silent, 1 the epochs' progress on stderr (a bar in a terminal or a notebook, one
         line per epoch in a log file; a search: a line per trial, then what it kept) and what
         plugins log of their work (e.g. features being computed; :mod:`automm.progress`), 2 also
@@ -205,8 +211,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         number("head_dropout", "a number in [0, 1)", lambda v: 0 <= v < 1)
         if self.num_workers != "auto":
             number("num_workers", "'auto' or an integer >= 0", lambda v: v >= 0, integer=True)
-        number("random_state", "an integer in [0, 2**32 - 1]", lambda v: 0 <= v < 2**32, integer=True,
-               allow_none=True)
+        if not isinstance(self.random_state, np.random.RandomState):  # (scikit-learn's convention: fit draws a seed)
+            number("random_state", "an integer in [0, 2**32 - 1], a numpy RandomState", lambda v: 0 <= v < 2**32,
+                   integer=True, allow_none=True)
         if not isinstance(self.amp, (bool, np.bool_)):
             raise InputError(f"amp: expected True or False, got {self.amp!r}")
         self._check_class_weight()
@@ -248,12 +255,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return "regression"
         kind = type_of_target(y)
         if requested == "auto":
-            if kind == "continuous" or _looks_like_regression(y):
+            classifier = isinstance(self, ClassifierMixin)  # its labels are classes whatever their dtype
+            if kind == "continuous" or (_looks_like_regression(y) and not classifier):
                 return "regression"
             if kind in ("binary", "multiclass"):
                 n_classes = len(np.unique(y))
-                if (kind == "multiclass" and np.asarray(y).dtype.kind in "iu" and n_classes > 20
-                        and not isinstance(self, ClassifierMixin)):  # (a classifier's labels are classes)
+                if kind == "multiclass" and np.asarray(y).dtype.kind in "iu" and n_classes > 20 and not classifier:
                     warnings.warn(f"y: {n_classes} integer values, read as classes (integers are amounts only when "
                                   "more than half the rows differ); pass problem_type='regression' if they are "
                                   "amounts, or 'multiclass' to silence this", UserWarning, stacklevel=5)
@@ -644,6 +651,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             # without random_state, one draw from numpy's global generator seeds the fit (as
             # scikit-learn's estimators draw); otherwise fit leaves the global generators alone
             drawn = int(np.random.randint(0, 2**31 - 1)) if self.random_state is None else None
+            if isinstance(self.random_state, np.random.RandomState):  # each fit draws from the user's generator
+                drawn = int(self.random_state.randint(0, 2**31 - 1))
             with verbose_logging(verbose), global_random_state_kept():
                 return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val), drawn)
         except BaseException:
@@ -663,11 +672,16 @@ class AutoMM(TransformerMixin, BaseEstimator):
         for attr in ("classes_", "target_mean_", "target_std_"):
             self.__dict__.pop(attr, None)
         self._check_metric(problem_type)
+        if get_tags(self).estimator_type is None and _called_by_model_selection():
+            warnings.warn(f"AutoMM with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
+                          f"so cross-validation splits its rows in order, unstratified, and scorers that need "
+                          f"probabilities or class lists may fail; use AutoMMClassifier or AutoMMRegressor, or pass "
+                          f"problem_type={problem_type!r}", UserWarning, stacklevel=4)
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type)
         table, targets, weights, is_train = self._drop_unweighted(*self._with_validation_rows(
             table, targets, weights, val, problem_type))
-        seed = int(self.random_state) if self.random_state is not None else int(drawn_seed)
+        seed = int(drawn_seed) if drawn_seed is not None else int(self.random_state)
         device = resolve_device(self.device)
 
         self.input_positional_ = table.positional
@@ -880,15 +894,18 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self._check_fitted()
         table = as_table(X, records=not self.input_positional_)
         if self.input_positional_:
-            if not table.positional or len(table.names) != len(self.columns_):
-                if table.positional:  # scikit-learn's wording for a wrong number of features
-                    one_d = " (Reshape your data: a 1-D input is one column)" if len(X) == 1 and len(
-                        table.names) == 1 and len(self.columns_) > 1 else ""
-                    raise InputError(f"X has {len(table.names)} features, but {type(self).__name__} is expecting "
-                                     f"{len(self.columns_)} features as input: fit was given "
-                                     f"{len(self.columns_)} positional input(s){one_d}")
-                raise InputError(f"X: the model was fitted on {len(self.columns_)} positional input(s), got a table "
-                                 f"with columns {table.names}")
+            expected = ", ".join(f"{c}: {self.column_roles_.get(c, '?')}" for c in self.columns_)
+            if len(table.names) != len(self.columns_):  # scikit-learn's wording for a wrong number of features
+                one_d = " (Reshape your data: a 1-D input is one column)" if len(table.names) == 1 else ""
+                raise InputError(f"X has {len(table.names)} features, but {type(self).__name__} is expecting "
+                                 f"{len(self.columns_)} features as input: fit was given {len(self.columns_)} "
+                                 f"unnamed input column(s) ({expected}); give the same, in the same order: one "
+                                 f"positional argument per input, or one 2-D array{one_d}")
+            if not table.positional:  # as scikit-learn does: a table's columns taken in order, with a warning
+                warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names: "
+                              f"its columns {table.names} are taken in order as {expected}", UserWarning,
+                              stacklevel=4)
+                table = table.with_columns(dict(zip(self.columns_, table.columns.values())), positional=True)
         else:
             if table.positional:
                 n = len(table.names)
@@ -1025,7 +1042,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
+        from sklearn.utils import ClassifierTags, RegressorTags
+
+        if self.problem_type in ("binary", "multiclass") and tags.estimator_type is None:
+            tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()  # stratified CV, as a classifier
+        elif self.problem_type == "regression" and tags.estimator_type is None:
+            tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+        tags.non_deterministic = self.random_state is None or isinstance(self.random_state, np.random.RandomState)
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         tags.input_tags.sparse = True  # a sparse matrix of up to 1,024 columns: numeric columns
@@ -1168,8 +1191,10 @@ class AutoMMClassifier(ClassifierMixin, AutoMM):
         if kind == "regression":
             from sklearn.utils.multiclass import type_of_target
 
-            raise InputError(f"y: AutoMMClassifier needs class labels, got {type_of_target(y)!r} values; "
-                             "use AutoMMRegressor for regression")
+            shown = ", ".join(map(repr, np.unique(np.asarray(y))[:3].tolist()))
+            raise InputError(f"y: AutoMMClassifier needs class labels, got {type_of_target(y)!r} values ({shown}, "
+                             "...: numbers that are not whole); use AutoMMRegressor for regression, or make the "
+                             "labels classes (e.g. strings)")
         return kind
 
 

@@ -279,8 +279,9 @@ def validate_params(estimator) -> None:
         parse_storage(estimator.storage)
     if estimator.study_name is not None and (not isinstance(estimator.study_name, str) or not estimator.study_name):
         raise InputError(f"study_name: expected a non-empty string or None, got {estimator.study_name!r}")
-    if not _is_int(estimator.n_jobs) or not (estimator.n_jobs >= 1 or estimator.n_jobs == -1):
-        raise InputError(f"n_jobs: expected a positive integer or -1 (all CPUs), got {estimator.n_jobs!r}")
+    if estimator.n_jobs is not None and (not _is_int(estimator.n_jobs)
+                                         or not (estimator.n_jobs >= 1 or estimator.n_jobs == -1)):
+        raise InputError(f"n_jobs: expected a positive integer, -1 (all CPUs) or None (1), got {estimator.n_jobs!r}")
     if estimator.ensemble_size != "auto" and (not _is_int(estimator.ensemble_size) or estimator.ensemble_size < 1):
         raise InputError(f"ensemble_size: expected a positive integer or 'auto', got {estimator.ensemble_size!r}")
     try:
@@ -301,7 +302,7 @@ def validate_params(estimator) -> None:
         raise InputError("bag_folds: a multi-objective search measures one model per trial; use bag_folds=1 or 'auto'")
     if estimator.plot_dir is not None and not isinstance(estimator.plot_dir, (str, os.PathLike)):
         raise InputError(f"plot_dir: expected a directory path or None, got {estimator.plot_dir!r}")
-    if estimator.n_jobs != 1 and is_instance(estimator.storage, "storage"):
+    if estimator.n_jobs not in (1, None) and is_instance(estimator.storage, "storage"):
         raise InputError("n_jobs: worker processes cannot share a storage object; pass a storage URL or a journal "
                          "file path instead")
 
@@ -1183,7 +1184,7 @@ def _settings_from(estimator, data: PreparedData) -> SearchSettings:
 
 def _n_processes(estimator) -> int:
     n = estimator.n_jobs
-    return (os.cpu_count() or 1) if n == -1 else int(n)
+    return 1 if n is None else (os.cpu_count() or 1) if n == -1 else int(n)
 
 
 def run_search(estimator, data: PreparedData, config: dict, deadline: float | None,

@@ -79,6 +79,52 @@ def test_classifier_and_regressor_are_recognised():
     assert is_classifier(AutoMMClassifier())
     assert is_regressor(AutoMMRegressor())
     assert not is_classifier(AutoMM()) and not is_regressor(AutoMM())
+    # an AutoMM told its problem is one to scikit-learn too (stratified folds for a classifier)
+    assert is_classifier(AutoMM(problem_type="multiclass")) and is_classifier(AutoMM(problem_type="binary"))
+    assert is_regressor(AutoMM(problem_type="regression"))
+
+
+def test_model_selection_on_a_plain_automm_warns_that_its_folds_are_not_stratified(emoji_split):
+    from sklearn.model_selection import cross_val_score
+
+    train = emoji_split[0].head(40)
+    with pytest.warns(UserWarning, match=r"neither a classifier nor a regressor .* use AutoMMClassifier"):
+        cross_val_score(AutoMM(**tiny(max_epochs=1)), train[["image", "name"]], train["category"], cv=2)
+
+
+def test_a_classifier_takes_whole_numbers_stored_as_floats_as_classes(emoji_split):
+    import pandas as pd
+
+    train = emoji_split[0].head(80)
+    codes = pd.Series(pd.factorize(train["category"])[0] * 3 + 2.0)  # floats, as pandas has them after a NaN
+    assert len(np.unique(codes)) > 5  # AutoMM alone would read these as amounts
+    model = AutoMMClassifier(**tiny(max_epochs=1)).fit(train[["image", "name"]], codes)
+    np.testing.assert_array_equal(model.classes_, np.unique(codes))
+    with pytest.raises(Exception, match=r"needs class labels, got 'continuous' values \(2.5, .*not whole"):
+        AutoMMClassifier(**tiny(max_epochs=1)).fit(train[["image", "name"]], codes + 0.5)
+
+
+def test_scikit_learn_conventions_random_state_generator_and_n_jobs_none(emoji_split):
+    train = emoji_split[0].head(40)
+    X, y = train[["image", "name"]], train["category"]
+    rng = np.random.RandomState(7)
+    first = AutoMM(**tiny(max_epochs=1, random_state=rng, n_jobs=None)).fit(X, y)
+    second = AutoMM(**tiny(max_epochs=1, random_state=np.random.RandomState(7))).fit(X, y)
+    assert first.seed_ == second.seed_  # the seed drawn from the generator
+    again = clone(first).fit(X, y)  # the same generator object, drawn from again: another seed
+    assert again.seed_ != first.seed_
+
+
+def test_a_model_fitted_on_unnamed_inputs_takes_a_table_in_column_order_with_a_warning(emoji_split):
+    train, test = emoji_split[0].head(40), emoji_split[1].head(6)
+    model = AutoMM(**tiny(max_epochs=1)).fit(train["image"].tolist(), train["name"].tolist(), train["category"])
+    with pytest.warns(UserWarning, match=r"X has feature names, but AutoMM was fitted without feature names: its "
+                                         r"columns \['image', 'name'\] are taken in order as x0: image, x1: text"):
+        by_table = model.predict_proba(test[["image", "name"]])
+    np.testing.assert_allclose(by_table, model.predict_proba(test["image"].tolist(), test["name"].tolist()))
+    with pytest.raises(Exception, match=r"X has 1 features, but AutoMM is expecting 2 .*\(x0: image, x1: text\); "
+                                        r"give the same, in the same order: one positional argument per input"):
+        model.predict(test["image"].tolist())
 
 
 def test_cross_val_score_and_grid_search_on_dict_of_columns(emoji_sample):
