@@ -741,9 +741,50 @@ def _days(text: str) -> float:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # exit 2 with usage, as argparse does, and a hint
+    """argparse's parser whose errors (exit 2) show the usage of the command that failed, the
+    subcommand's for its own arguments, and point to its ``--help``; an unknown option of a
+    command that takes ``--set`` says how to set a recipe key instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.subcommands: dict[str, _Parser] = {}  # set by build_parser on the top-level parser
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        parsed, unknown = self.parse_known_args(argv, namespace)
+        if unknown:  # argparse reports these with the top-level usage: the subcommand's is the one to read
+            command = getattr(parsed, "command", None)
+            after = command in argv and unknown[0] in argv and argv.index(unknown[0]) > argv.index(command)
+            parser = self.subcommands.get(command, self) if after else self
+            parser.fail(f"unrecognized arguments: {' '.join(unknown)}", parser._set_hint(unknown, argv))
+        return parsed
+
+    def error(self, message: str):
+        self.fail(message)
+
+    def fail(self, message: str, hint: str = "") -> None:
+        """Exit 2 after the usage, ``message``, ``hint`` and where the help is."""
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}\n(see '{self.prog} --help')\n")
+
+    def _set_hint(self, unknown: Sequence[str], argv: Sequence[str]) -> str:
+        """For a command with ``--set``: how to give the recipe key an unknown option names
+        (``--max-epochs 1`` → ``--set training.max_epochs=1``), else how ``--set`` is written."""
+        from .recipe_checks import recipe_key_path
+
+        options = [token for token in unknown if token.startswith("--") and len(token) > 2]
+        if not options or not any(action.dest == "overrides" for action in self._actions):
+            return ""
+        for option in options:
+            name, equals, value = option[2:].partition("=")
+            path = recipe_key_path(name.replace("-", "_"), fuzzy=False)
+            if path is None:
+                continue
+            if not equals:
+                following = argv[argv.index(option) + 1:argv.index(option) + 2] if option in argv else []
+                value = following[0] if following and not following[0].startswith("--") else "VALUE"
+            return f"; recipe values are changed with --set: did you mean --set {path}={value}?"
+        return "; recipe values are changed with --set KEY.PATH=VALUE (e.g. --set training.max_epochs=5)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -768,6 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", dest="top_debug", action="store_true", help="show the traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    parser.subcommands = sub.choices
 
     p = sub.add_parser("init", parents=[common], help="draft a recipe for a data file",
                        description="Read DATA (a CSV/TSV/Parquet file, or a folder of class folders of images), "

@@ -19,13 +19,13 @@ import numpy as np
 from .exceptions import AutoMMError, InputError
 from . import registry as _registry
 from .roles import BASE_ROLES
-from .suggestions import close_match, did_you_mean, quoted_values
+from .suggestions import close_match, did_you_mean, quoted_values, unique_target
 from .tables import data_format, parquet_engine, read_column, read_header
 from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 __all__ = ["RecipeError", "Problem", "PARAM_PATHS", "SECTION_KEYS", "TOP_KEYS", "METRICS", "SAMPLERS", "PRUNERS",
            "RECIPE_VERSION", "check_recipe", "get_key_path", "set_key_path", "show_value", "join_path",
-           "split_value_problems"]
+           "split_value_problems", "recipe_key_path"]
 
 
 RECIPE_VERSION = 1
@@ -90,6 +90,15 @@ TOP_KEYS = ("version", "description", "data", "problem", "components", "training
 
 
 SCALAR_TOP_KEYS = ("version", "description", "seed")
+
+
+def recipe_key_path(name: Any, *, fuzzy: bool = True) -> str | None:
+    """The key path a bare key names when it names exactly one: a section's key
+    (``max_epochs`` → ``training.max_epochs``), an ``AutoMM`` parameter (``random_state`` →
+    ``seed``) or a top-level value; with ``fuzzy``, also the one a misspelling stands for."""
+    targets = [(key, join_path(section, key)) for section, keys in SECTION_KEYS.items() for key in keys]
+    targets += [*PARAM_PATHS.items(), *((key, key) for key in SCALAR_TOP_KEYS)]
+    return unique_target(name, targets, fuzzy=fuzzy)
 
 
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
@@ -224,8 +233,11 @@ class _Checker:
                 self.report(join_path(path, key), f"keys must be strings, found {show_value(key)} (quote it in YAML)")
                 ok = False
             elif allowed is not None and key not in allowed:
-                self.report(join_path(path, key), f"unknown key; expected one of: {', '.join(allowed)}"
-                                              f"{did_you_mean(key, allowed)}")
+                hint = did_you_mean(key, allowed)
+                if not hint and path in ("", *SECTION_KEYS):  # a key of another section: where it goes
+                    elsewhere = recipe_key_path(key)
+                    hint = f"; did you mean {elsewhere!r}?" if elsewhere not in (None, join_path(path, key)) else ""
+                self.report(join_path(path, key), f"unknown key; expected one of: {', '.join(allowed)}{hint}")
                 ok = False
         return ok
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-__all__ = ["close_match", "did_you_mean", "quoted_values"]
+__all__ = ["close_match", "did_you_mean", "quoted_values", "unique_target"]
 
 
 def close_match(found: Any, candidates: Iterable[Any]) -> str | None:
@@ -40,3 +40,14 @@ def quoted_values(values: Iterable[Any], limit: int = 20) -> str:
     values = list(values)
     shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
     return shown + (", ..." if len(values) > limit else "")
+
+
+def unique_target(found: Any, targets: Iterable[tuple[Any, str]], *, fuzzy: bool = True) -> str | None:
+    """Where the name ``found`` belongs, given ``(name, target)`` pairs (e.g. a recipe key and
+    its key path): the target of ``found``, or (``fuzzy``) of the name it most likely stands
+    for (:func:`close_match`), when exactly one target has that name; else None."""
+    pairs = [(name, target) for name, target in targets if isinstance(name, str)]
+    names = [name for name, _ in pairs]
+    name = found if found in names else close_match(found, names) if fuzzy else None
+    matches = {target for candidate, target in pairs if candidate == name}
+    return matches.pop() if name is not None and len(matches) == 1 else None

@@ -338,6 +338,24 @@ def test_usage_and_recipe_errors_exit_2(capsys, tmp_path):
     assert "training.max_epochs" in result.err and not (tmp_path / "never").exists()
 
 
+def test_a_wrong_option_shows_the_subcommands_usage_and_how_to_set_a_recipe_key(capsys):
+    result = run(capsys, "fit", QUICKSTART, "--max-epochs", "1")
+    assert result.code == 2 and result.err.startswith("usage: automm fit ")
+    assert ("automm fit: error: unrecognized arguments: --max-epochs 1; recipe values are changed with --set: "
+            "did you mean --set training.max_epochs=1?\n(see 'automm fit --help')") in result.err
+    assert "did you mean --set search.time_limit=60?" in run(capsys, "validate", QUICKSTART, "--time-limit=60").err
+    result = run(capsys, "fit", QUICKSTART, "--epochs", "2")  # no such key: how --set is written
+    assert "recipe values are changed with --set KEY.PATH=VALUE (e.g. --set training.max_epochs=5)" in result.err
+    result = run(capsys, "predict", "model", "data.csv", "--max-epochs", "2")  # no --set there
+    assert result.err.startswith("usage: automm predict ") and "--set" not in result.err
+    assert "(see 'automm predict --help')" in result.err
+    result = run(capsys, "--bogus", "plugins")  # an option of automm itself
+    assert result.err.startswith("usage: automm [") and "(see 'automm --help')" in result.err
+    result = run(capsys, "fit", QUICKSTART, "--set", "max_epochs=1")
+    assert result.code == 2 and "max_epochs: unknown key" in result.err
+    assert result.err.rstrip().endswith("did you mean 'training.max_epochs'?")
+
+
 def test_user_errors_have_no_traceback_unless_debug(capsys, tmp_path):
     (tmp_path / "notamodel").mkdir()
     result = run(capsys, "predict", tmp_path / "notamodel", EMOJI_CSV)

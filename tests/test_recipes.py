@@ -168,6 +168,26 @@ def test_unknown_keys_and_sections_are_errors():
     assert "did you mean 'training'" in found["trainig"]
 
 
+def test_a_key_of_another_section_says_where_it_goes():
+    from automm.recipe_checks import recipe_key_path
+    from automm.suggestions import unique_target
+
+    found = problems_of({"data": {"sample": "emoji", "label": "category", "storage": "x.log"}, "max_epochs": 2,
+                         "random_state": 0, "max_epoch": 2, "search": {"max_epochs": 2, "samplr": "tpe"}},
+                        check_data=False)
+    assert found["max_epochs"].endswith("expected one of: " + ", ".join(TOP_KEYS) + "; did you mean "
+                                        "'training.max_epochs'?")
+    assert "did you mean 'training.max_epochs'?" in found["max_epoch"]  # misspelt too
+    assert "did you mean 'seed'?" in found["random_state"]  # an AutoMM parameter's name
+    assert "did you mean 'search.storage'?" in found["data.storage"]
+    assert "did you mean 'training.max_epochs'?" in found["search.max_epochs"]
+    assert found["search.samplr"].endswith("did you mean 'sampler'?")  # its own section's key first
+    assert recipe_key_path("max_epoch", fuzzy=False) is None and recipe_key_path("dir") == "output.dir"
+    # a name of several places names none of them
+    assert unique_target("dir", [("dir", "output.dir"), ("dir", "input.dir")]) is None
+    assert unique_target("dri", [("dir", "output.dir"), ("path", "data.path")]) == "output.dir"
+
+
 def test_required_and_conflicting_data_keys():
     assert "data.label" in problems_of({"data": {"sample": "emoji"}})
     assert "no data source" in problems_of({"data": {"label": "y"}})["data"]
