@@ -432,6 +432,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         fusion_name, fusion_params = fusion_checked[0]
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs})
         problem_type = self._resolve_problem_type(labels)
+        for column in _columns_equal_to_labels(table, roles, labels):
+            warnings.warn(f"X: column {column!r} holds the labels y in every row: the model would read the answer "
+                          f"off it, which new rows will not have; leave it out of X (e.g. "
+                          f"X.drop(columns=[{column!r}]))", UserWarning, stacklevel=4)
         return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
 
     def _encode_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
@@ -1056,6 +1060,33 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
         tags.transformer_tags = TransformerTags(preserves_dtype=[])  # the embedding is float32, whatever X was
         return tags
+
+
+def _columns_equal_to_labels(table: Table, roles: dict[str, str], labels: np.ndarray) -> list[str]:
+    """The columns of ``table`` (texts, categories, numbers) whose value is the row's label in
+    every row, 20 rows or more: the label left among the inputs (a leak no score on held-out
+    rows of the same table reveals)."""
+    if len(labels) < 20:  # a short table's column may match by chance
+        return []
+    import pandas as pd
+
+    wanted = pd.Series(labels, dtype=object).astype(str).to_numpy()
+    found = []
+    for name, column in table.columns.items():
+        if roles.get(name) not in ("text", "categorical", "numeric") or getattr(column, "ndim", 1) != 1:
+            continue
+        values = pd.Series(list(column), dtype=object)
+        if values.isna().any():
+            continue
+        same = values.astype(str).to_numpy() == wanted
+        if not same.all() and roles[name] == "numeric":  # 3 and 3.0
+            try:
+                same = np.asarray(values, dtype=float) == np.asarray(labels, dtype=float)
+            except (TypeError, ValueError):
+                continue
+        if same.all():
+            found.append(name)
+    return found
 
 
 def _regression_values(labels: np.ndarray, name: str) -> np.ndarray:

@@ -635,3 +635,15 @@ def test_a_regressors_holdout_error_is_reported_in_the_targets_units(builtin_onl
     assert 5 < summary["validation_rmse"] < 30
     summary = AutoMMRegressor(max_epochs=20, num_workers=0, random_state=0, metric="mae").fit(X, y).fit_summary()
     assert 4 < summary["validation_mae"] < 25 and "validation_rmse" not in summary
+
+
+def test_fit_warns_when_the_label_column_is_left_among_the_inputs(emoji_split):
+    import warnings as _warnings
+
+    train = emoji_split[0].head(40)
+    with pytest.warns(UserWarning, match=r"X: column 'category' holds the labels y in every row: .*"
+                                         r"X.drop\(columns=\['category'\]\)"):
+        AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name", "category"]], train["category"])
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error", UserWarning)
+        AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]], train["category"])
