@@ -23,6 +23,7 @@ import torch
 
 from .components.base import MISSING, Encoder
 from .exceptions import InputError
+from .suggestions import did_you_mean
 from .roles import as_datetime, looks_like_image_path, modality_of_role
 
 __all__ = [
@@ -239,6 +240,12 @@ def _role_sample(column: Sequence[Any]) -> list[Any]:
     return [v for v in column[:5000] if not is_missing(v)][:500]
 
 
+def _kind_of(value: Any) -> str:
+    """What a positional input is, in a word, for messages: ``list``, ``ndarray (3, 32, 32)``."""
+    shape = getattr(value, "shape", None)
+    return type(value).__name__ + (f" {tuple(shape)}" if shape is not None and len(shape) > 1 else "")
+
+
 def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, plugin_manager: Any = None) -> Table:
     """Normalise ``fit``/``predict`` inputs to a :class:`Table`.
 
@@ -292,7 +299,12 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             table.row_labels, table.row_word = row_naming(inputs[0].index)
     lengths = {name: len(col) for name, col in table.columns.items()}
     if len(set(lengths.values())) > 1:
-        raise InputError(f"{argument}: inputs have different lengths: {lengths}")
+        if len(inputs) > 1:  # positional inputs: named as the user gave them
+            shown = ", ".join(f"input {i} ({_kind_of(v)}): {n} values"
+                              for i, (v, n) in enumerate(zip(inputs, lengths.values())))
+            raise InputError(f"{argument}: the positional inputs have different lengths: {shown}; every input "
+                             "needs one value per sample")
+        raise InputError(f"{argument}: columns have different lengths: {lengths}")
     table.columns = {name: _unwrap_image_records(column) for name, column in table.columns.items()}
     if len(table) == 0:
         raise InputError(f"{argument}: empty input (0 samples)")
@@ -367,7 +379,8 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
         if name in column_types:
             role = column_types[name]
             if role not in known_roles:
-                raise InputError(f"column_types[{name!r}]: unknown role {role!r}; known roles: {sorted(known_roles)}")
+                raise InputError(f"column_types[{name!r}]: unknown role {role!r}; known roles: {sorted(known_roles)}"
+                                 f"{did_you_mean(role, known_roles)}")
             roles[name] = role
             continue
         if isinstance(column, np.ndarray) and column.ndim >= 3:

@@ -321,8 +321,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]
         if missing:
             rows = ", ".join(row_name(i) for i in missing[:5])
+            fix = ("keep = y.notna(); fit(X[keep], y[keep])" if name == "y"
+                   else f"keep = {name}.notna(); X_val, {name} = X_val[keep], {name}[keep]")
             raise InputError(f"{name}: {len(missing)} missing label{'s' if len(missing) > 1 else ''} (None/NaN/empty), "
-                             f"first at {rows}")
+                             f"first at {rows}; leave those rows out (with pandas: {fix})")
         text = next((v for v in given if isinstance(v, str)), None)
         number = next((v for v in given if isinstance(v, (int, float, np.number))
                        and not isinstance(v, (bool, np.bool_))), None)
@@ -342,9 +344,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
         allowed = set(reg.modalities()) | {c for s in specs for c in s.columns}
         unknown = sorted(set(map(str, choices)) - allowed)
         if unknown:
+            from .suggestions import did_you_mean
+
             raise InputError(f"encoders: keys {unknown} match neither a modality nor a column of the data "
                              f"(modalities {reg.modalities()}, columns "
-                             f"{[c for s in specs for c in s.columns]})")
+                             f"{[c for s in specs for c in s.columns]}){did_you_mean(unknown[0], allowed)}")
         # An encoder named for a modality the data lack, while some columns were read as table
         # values: likely texts taken for categories (short, repeated), so the user's choice would
         # go unused without a word.

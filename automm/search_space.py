@@ -93,6 +93,7 @@ from .exceptions import InputError
 from .linear import linear_config
 from .neighbors import neighbors_config
 from .pipeline import TRAINING_KEYS
+from .suggestions import did_you_mean
 
 __all__ = ["SearchSpace", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE", "resolved_ensemble_size",
            "check_search_space_structure"]
@@ -130,7 +131,8 @@ def check_search_space_structure(space: Mapping) -> None:
     (called by ``fit`` before any work; component names are checked against the registry later)."""
     unknown = sorted(set(map(str, space)) - set(_SPACE_KEYS))
     if unknown:
-        raise InputError(f"search_space: unknown keys {unknown}; expected some of {list(_SPACE_KEYS)}")
+        raise InputError(f"search_space: unknown keys {unknown}; expected some of {list(_SPACE_KEYS)}"
+                         f"{did_you_mean(unknown[0], _SPACE_KEYS)}")
     for key in ("warm_start", "linear_model", "neighbors_model"):
         value = space.get(key, True)
         if not isinstance(value, (bool, np.bool_)):
@@ -144,7 +146,8 @@ def check_search_space_structure(space: Mapping) -> None:
             raise InputError(f"search_space['training']: expected a dict, got {training!r}")
         bad = sorted(set(map(str, training)) - set(_TRAINING_NAMES))
         if bad:
-            raise InputError(f"search_space['training']: unknown keys {bad}; expected some of {list(_TRAINING_NAMES)}")
+            raise InputError(f"search_space['training']: unknown keys {bad}; expected some of {list(_TRAINING_NAMES)}"
+                             f"{did_you_mean(bad[0], _TRAINING_NAMES)}")
         for key, value in training.items():
             _param_spec(value, f"search_space['training'][{key!r}]")
     augmentations = space.get("augmentations")

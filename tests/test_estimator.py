@@ -280,7 +280,8 @@ def test_time_limit_keeps_best_model_so_far(emoji_split):
     ((["a b", "c d", "e f"], [0, 1]), "2 labels for 3 samples"),
     (([], []), "empty"),
     ((["a b", "c d", "e f"], ["x", "x", "x"]), r"only one class \('x'\)"),
-    ((["a b", "c d", "e f"], ["x", None, "y"]), "missing label"),
+    ((["a b", "c d", "e f"], ["x", None, "y"]), r"missing label .*; leave those rows out \(with pandas: keep = "
+                                                r"y.notna\(\); fit\(X\[keep\], y\[keep\]\)\)"),
     ((["a b", "c d", "e f"], [0.0, np.nan, 1.0]), "missing label"),
     # strings and NaN in one list: numpy alone would turn the NaN into a class named 'nan'
     ((["a b", "c d", "e f"], ["x", np.nan, "y"]), "missing label"),
@@ -293,8 +294,22 @@ def test_bad_labels_and_lengths(args, message):
 
 
 def test_mismatched_input_lengths():
-    with pytest.raises(InputError, match="different lengths"):
+    with pytest.raises(InputError, match=r"the positional inputs have different lengths: input 0 \(list\): 2 values, "
+                                         r"input 1 \(list\): 3 values; every input needs one value per sample"):
         AutoMM(**tiny()).fit(["a.png", "b.png"], ["one", "two", "three"], [0, 1, 0])
+    with pytest.raises(InputError, match=r"columns have different lengths: \{'a': 3, 'b': 2\}"):
+        AutoMM(**tiny()).fit({"a": [1, 2, 3], "b": [1, 2]}, [0, 1, 0])
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(search_space={"trainig": {}}), "did you mean 'training'"),
+    (dict(search_space={"training": {"learning_rat": 1e-3}}), "did you mean 'learning_rate'"),
+    (dict(column_types={"x0": "imag"}), "unknown role 'imag'.*did you mean 'image'"),
+    (dict(encoders={"imag": "cnn"}), "match neither a modality nor a column.*did you mean 'image'"),
+])
+def test_misspelt_names_in_parameters_get_a_suggestion(params, message):
+    with pytest.raises(InputError, match=message):
+        AutoMM(**{**tiny(), **params}).fit(["a b", "c d", "e f"] * 10, ["x", "y", "z"] * 10)
 
 
 def test_missing_image_files_are_named_before_training(tmp_path):
