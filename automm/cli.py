@@ -866,8 +866,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common], help="score a saved model on labelled data",
                        description="Score a saved model on DATA: accuracy, balanced accuracy, macro/weighted F1 for "
                                    "classification; R2, RMSE, MAE for regression.")
-    p.add_argument("model_dir", metavar="MODEL_DIR")
-    p.add_argument("data", metavar="DATA")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'automm fit' or AutoMM.save")
+    p.add_argument("data", metavar="DATA", help="labelled data file (CSV/TSV/Parquet) or folder of class folders of "
+                                                "images, with the model's input columns and the label column")
     p.add_argument("--label", metavar="COLUMN", help="label column (default: the one in MODEL_DIR/recipe.yaml)")
     p.add_argument("--weight-column", metavar="COLUMN",
                    help="weigh the metrics by this column (default: data.weight_column of MODEL_DIR/recipe.yaml, "
@@ -881,7 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=[common, override], help="check a recipe without running it",
                        description="Check RECIPE (and the header of its data files) and report every problem with "
                                    "its key path. Exit 0 when valid, 2 otherwise.")
-    p.add_argument("recipe", help="YAML recipe file")
+    p.add_argument("recipe", metavar="RECIPE", help="YAML recipe file")
     p.add_argument("--no-data", action="store_true", help="do not read the data files (check the recipe alone)")
     p.add_argument("--json", action="store_true", help='print {"valid": ..., "problems": [{"path", "message"}]}')
     p.add_argument("--show", action="store_true", help="print the recipe as used (overrides and ${ENV} applied)")

@@ -327,6 +327,17 @@ def test_help_everywhere(capsys):
     assert result.code == 2 and "SUBCOMMAND" in result.err
 
 
+def test_every_positional_argument_is_described_and_named_in_capitals(capsys):
+    from automm.cli import build_parser
+
+    for name, parser in build_parser().subcommands.items():
+        for action in parser._get_positional_actions():
+            assert action.help, f"automm {name} {action.dest}: no description"
+            assert action.choices or (action.metavar or "").isupper(), f"automm {name}: {action.dest}"
+    assert "MODEL_DIR             a directory written by 'automm fit'" in run(capsys, "evaluate", "--help").out
+    assert build_parser().subcommands["validate"].format_usage().rstrip().endswith("RECIPE")  # as fit's
+
+
 def test_usage_and_recipe_errors_exit_2(capsys, tmp_path):
     result = run(capsys, "fitt", "x.yaml")
     assert result.code == 2 and "invalid choice" in result.err
