@@ -110,8 +110,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
     amp : mixed precision on CUDA (ignored on CPU).
     num_workers : DataLoader worker processes, or "auto": half the CPUs (at most 4) when images or
         other media are decoded and more than 2 CPUs exist, else 0 (decoding in the training process).
-    n_trials : number of search trials; None searches until ``time_limit`` when one is given,
-        else trains the one default configuration.
+    n_trials : number of search trials; None searches until ``time_limit`` when one is given.
+        Without either, ``fit`` trains the one default configuration, unless a search is asked for
+        otherwise (lists of choices in ``encoders``/``fusion``, ``search_space``, ``storage``,
+        ``ensemble_size`` > 1, two objectives): that search runs 20 trials, with a warning.
     search_space : dict narrowing or widening the search (see :mod:`automm.search_space`).
     sampler : "tpe" (multivariate, grouped), "random", "cmaes", "nsgaii" or an Optuna sampler.
     pruner : "median" (the median rule among finished trials of the same architecture,

@@ -1173,10 +1173,13 @@ def _settings_from(estimator, data: PreparedData) -> SearchSettings:
     n_trials = estimator.n_trials
     if n_trials is None and estimator.time_limit is None:
         n_trials = DEFAULT_N_TRIALS
-    random_state = estimator.random_state
+        if getattr(estimator, "_automm_worker", None) is None:
+            warnings.warn(f"a search with neither n_trials nor time_limit runs {DEFAULT_N_TRIALS} trials, each trained "
+                          "to the end, which may take long; pass time_limit= (seconds for the whole fit) or n_trials= "
+                          "to bound it", UserWarning, stacklevel=6)
     objectives = _objectives(estimator.objectives)
     return SearchSettings(objectives=objectives, sampler=estimator.sampler,
-                     pruner=estimator.pruner, seed=int(random_state if random_state is not None else data.seed),
+                     pruner=estimator.pruner, seed=int(data.seed),  # random_state's, or the seed drawn for this fit
                      n_trials=n_trials, ensemble_size=resolved_ensemble_size(estimator),
                      max_epochs=int(estimator.max_epochs), verbose=int(estimator.verbose or 0),
                      bag_folds=1 if len(objectives) > 1 else estimator.bag_folds)

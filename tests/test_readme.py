@@ -87,3 +87,16 @@ def distinct_pictures(*frames) -> int:
     from automm.feature_cache import content_digest
 
     return len({content_digest(path, paths=True) for frame in frames for path in frame["image"]})
+
+
+def test_the_search_example_runs_as_written(tmp_path, monkeypatch):
+    (block,) = _python_blocks("## Searching: `AutoMM` as AutoML", "## What to expect")[:1]
+    monkeypatch.chdir(tmp_path)
+    # as written, on fewer rows and one-epoch trials (the test checks that the code works)
+    small = block.replace("frame = load_emoji_sample()", "frame = load_emoji_sample().head(60)")
+    small = small.replace("time_limit=60, random_state=0)\nclf.fit", "n_trials=2, max_epochs=1, random_state=0)\nclf.fit")
+    assert small.count("head(60)") == 1 and "n_trials=2, max_epochs=1" in small
+    namespace: dict = {}
+    exec(compile(small, "README search", "exec"), namespace)
+    leaderboard = namespace["clf"].leaderboard_
+    assert len(leaderboard) >= 2 and set(leaderboard["state"]) <= {"COMPLETE", "PRUNED", "FAIL"}
