@@ -923,6 +923,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                        else f"{n} positional inputs")
                 hint = (f" (e.g. pandas.DataFrame(X, columns={self.columns_}))"
                         if len(X) == 1 and n == len(self.columns_) else "")
+                if len(X) == 1 and _is_row_series(X[0], self.columns_):
+                    got, hint = "a pandas Series, one row of a table", " (one row: frame.iloc[[i]] or row.to_frame().T)"
                 raise InputError(f"X: the model was fitted on a table with columns {self.columns_}, got {got}; pass "
                                  f"a pandas DataFrame{hint}, a dict of columns or a list of records (dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
@@ -1205,6 +1207,16 @@ def _looks_like_regression(y: np.ndarray) -> bool:
     if y.dtype.kind == "f":
         return n_unique > 10
     return n_unique > 20 and n_unique > 0.5 * len(y)
+
+
+def _is_row_series(x: Any, columns: Sequence[str]) -> bool:
+    """Whether ``x`` is a pandas Series indexed by the fitted ``columns``: one row of a table
+    (``frame.iloc[i]``), not a column."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, pd.Series) and set(columns) <= set(map(str, x.index))
 
 
 def _is_dataframe(x: Any) -> bool:

@@ -296,8 +296,9 @@ def _warn_unwritable(root: Path, exc: OSError) -> None:
             return
         _unwritable_warned.add(str(root))
     warnings.warn(f"automm: cannot write the feature cache under {str(root)!r} ({type(exc).__name__}: "
-                  f"{exc}); the features are used but not kept, so every fit computes them again. Give a writable "
-                  f"folder as AutoMM(cache_dir=...) or ${CACHE_ENV}.", RuntimeWarning, stacklevel=2)
+                  f"{exc}); the features are used but not kept, so every fit or prediction of these inputs computes them "
+                  f"again. Give a writable folder as AutoMM(cache_dir=...) (a loaded model: AutoMM.load(path, "
+                  f"cache_dir=...)) or ${CACHE_ENV}.", RuntimeWarning, stacklevel=2)
 
 
 def _safe_name(text: str) -> str:

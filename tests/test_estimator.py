@@ -128,6 +128,10 @@ def test_a_fitted_table_named_when_an_unnamed_array_comes_to_predict(emoji_split
     with pytest.raises(InputError, match=r"got an array of 2 unnamed columns; pass a pandas DataFrame \(e.g. "
                                          r"pandas.DataFrame\(X, columns=\['image', 'name'\]\)\)"):
         clf.predict(X.to_numpy())
+    with pytest.raises(InputError, match=r"got a pandas Series, one row of a table; pass a pandas DataFrame \(one "
+                                         r"row: frame.iloc\[\[i\]\] or row.to_frame\(\).T\)"):
+        clf.predict(X.iloc[0])
+    assert len(clf.predict(X.iloc[[0]])) == 1
 
 
 def test_other_table_forms_scikit_learn_users_pass(emoji_split):
