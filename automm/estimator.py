@@ -937,7 +937,23 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint} (to "
                                  "predict without one, give its column with None in every row)")
             table = table.with_columns({c: table.columns[c] for c in self.columns_})
-        return validate_columns(table, self.column_roles_)
+        table = validate_columns(table, self.column_roles_)
+        self._warn_unfamiliar(table)
+        return table
+
+    def _warn_unfamiliar(self, table: Table) -> None:
+        """Warn with what the kept models' encoders find unlike anything ``fit`` saw in the rows
+        to predict (:meth:`automm.Encoder.unfamiliar_values`, e.g. categories never seen)."""
+        ensemble = self.__dict__.get("ensemble_")
+        models = [self.model_] + ([m.model for m in ensemble.members] if ensemble is not None else [])
+        values = {spec.name: spec.values(table) for spec in self.inputs_}
+        said: list[str] = []
+        for model in models:
+            for name, encoder in model.encoders.items():
+                if name in values:
+                    said += [m for m in encoder.unfamiliar_values(values[name]) if m not in said]
+        for message in said:
+            warnings.warn(f"X: {message}", UserWarning, stacklevel=5)
 
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}

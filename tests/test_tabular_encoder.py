@@ -195,3 +195,26 @@ def test_huge_numbers_train_and_predict_without_overflow():
     predicted = model.predict(X)
     assert np.isfinite(predicted).all()
     assert np.corrcoef(predicted / 1e200, x)[0, 1] > 0.9
+
+
+def test_prediction_warns_when_a_categorical_column_comes_with_categories_never_seen():
+    import warnings
+
+    import pandas as pd
+
+    from automm import AutoMM
+
+    rng = np.random.default_rng(0)
+    colour = rng.choice(["Red", "Blue", "Green"], 120)
+    frame = pd.DataFrame({"colour": colour, "size": rng.normal(size=120)})
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, colour == "Red")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.predict(frame.head(40))  # known categories: silent
+        model.predict(frame.head(5).assign(colour="red"))  # too few values to judge a column
+    with pytest.warns(UserWarning, match=r"X: column 'colour': 40 of 40 values are categories never seen in fit "
+                                         r"\(e.g. '(red|blue|green)'.*read as missing; fit saw 'Blue', 'Green', 'Red'"):
+        model.predict(frame.head(40).assign(colour=frame.colour.head(40).str.lower()))
+    encoder = model.model_.encoders["tabular"]
+    assert encoder.unfamiliar_values([{"colour": "red", "size": 1.0}] * 30 + [{"colour": "Red"}] * 29)
+    assert not encoder.unfamiliar_values([{"colour": "red", "size": 1.0}] * 29 + [{"colour": "Red"}] * 30)

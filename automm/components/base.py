@@ -109,6 +109,12 @@ class Encoder(nn.Module):
         model's measured time per sample."""
         return 0.0
 
+    def unfamiliar_values(self, values: Sequence[Any]) -> list[str]:
+        """Optional: what in ``values`` (new data at prediction) is unlike anything ``fit`` saw,
+        in messages naming the column, e.g. a categorical column whose values are mostly unknown
+        categories (a renamed or re-cased upstream value): the core warns with each (default: none)."""
+        return []
+
     def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> Any:
         """Turn one raw value (or ``MISSING``) into a sample; apply ``augment`` to the
         modality's natural representation (image tensor in [0, 1], token list) if given.

@@ -69,6 +69,12 @@ class EncoderStack(Encoder):
         for part in self.parts:
             part.prepare(values, cache_dir=cache_dir)
 
+    def unfamiliar_values(self, values: Sequence[Any]) -> list[str]:
+        messages: list[str] = []
+        for part in self.parts:
+            messages += [m for m in part.unfamiliar_values(values) if m not in messages]
+        return messages
+
     def pending_share(self, values: Sequence[Any], *, cache_dir: str | None = None) -> float:
         return max(float(part.pending_share(values, cache_dir=cache_dir)) for part in self.parts)
 

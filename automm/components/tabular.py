@@ -101,6 +101,12 @@ def _category_key(value: Any) -> str | None:
     return text if text.strip() else None
 
 
+#: :meth:`TabularEncoder.unfamiliar_values` judges a column on at least this many values, and
+#: speaks when at least this share of them are unknown categories.
+UNFAMILIAR_MIN_VALUES = 20
+UNFAMILIAR_SHARE = 0.5
+
+
 class TabularEncoder(Encoder):
     """MLP over standardised numerics, their missing flags and categorical embeddings.
 
@@ -241,6 +247,26 @@ class TabularEncoder(Encoder):
     def _require_fitted(self) -> None:
         if self.mlp is None and self.linear_weight is None:
             raise RuntimeError("TabularEncoder is not fitted: call fit(rows) or set_state(state) first")
+
+    def unfamiliar_values(self, values: Sequence[Any]) -> list[str]:
+        """A message for each categorical column (not a date-time part) whose values, 20 or more
+        given, are at least half categories ``fit`` never saw (read as missing); a column whose
+        vocabulary was capped at ``max_categories`` is not judged."""
+        self._require_fitted()
+        messages = []
+        for column in self.categorical_columns:
+            known = self._category_index[column]
+            if len(known) >= self.max_categories:
+                continue
+            given = [k for k in (_category_key(_cell(row, column)) for row in values) if k is not None]
+            unseen = [k for k in given if k not in known]
+            if len(given) >= UNFAMILIAR_MIN_VALUES and len(unseen) >= UNFAMILIAR_SHARE * len(given):
+                examples = ", ".join(repr(k) for k in list(dict.fromkeys(unseen))[:3])
+                seen = ", ".join(repr(k) for k in self.categories[column][:5])
+                messages.append(f"column {column!r}: {len(unseen)} of {len(given)} values are categories never seen "
+                                f"in fit (e.g. {examples}) and are read as missing; fit saw {seen}"
+                                f"{', ...' if len(known) > 5 else ''}")
+        return messages
 
     # -- samples -----------------------------------------------------------------------
     def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> dict:
