@@ -582,7 +582,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         _Out.result(_json({"recipe": args.recipe, "valid": True, "problems": []}))
     elif args.show:
-        _Out.result(dump_recipe(recipe.content).rstrip())
+        _Out.result(dump_recipe(recipe.shown()).rstrip())
     else:
         _Out.result(f"{args.recipe}: valid" + (" (data files not read)" if args.no_data else ""))
         _Out.result(_table(recipe.describe()))
@@ -885,7 +885,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", metavar="RECIPE", help="YAML recipe file")
     p.add_argument("--no-data", action="store_true", help="do not read the data files (check the recipe alone)")
     p.add_argument("--json", action="store_true", help='print {"valid": ..., "problems": [{"path", "message"}]}')
-    p.add_argument("--show", action="store_true", help="print the recipe as used (overrides and ${ENV} applied)")
+    p.add_argument("--show", action="store_true", help="print the recipe as used (overrides and ${ENV} applied; a storage "
+                                                     "password as ***)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plugins", parents=[common], help="list installed plugins and their components",

@@ -59,6 +59,12 @@ that is one such reference alone is read as a YAML
 scalar, as ``--set`` values are (``max_epochs: ${EPOCHS:-2}`` is the number 2, ``${STORE:-null}``
 none). Recipes are read with ``yaml.safe_load`` only.
 
+A password never leaves a recipe: ``automm validate`` shows ``search.storage`` with its password
+as ``***`` (:func:`automm.storage.redact_url`), and the ``recipe.yaml`` that ``automm fit``
+saves (:func:`to_recipe`) writes back the recipe's own ``${NAME}`` reference when the storage
+came from one, else the URL with its password as ``***`` (with a warning: give such a URL from
+an environment variable, or with ``--set search.storage=...``).
+
 Validation happens before any work and reports every problem at once, each with its key path,
 what was expected and what was found, and a "did you mean ..." for misspelled keys, choices and
 component names (those of installed plugins included): :class:`RecipeError`. The schema and its
@@ -80,6 +86,7 @@ import numpy as np
 
 from . import registry as _registry
 from .evaluation import compute_metrics, positive_class
+from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
                             split_value_problems)
@@ -95,6 +102,19 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------- reading
 _ENV_RE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_STORAGE = PARAM_PATHS["storage"]
+
+
+def _env_reference(content: Mapping, path: str) -> str | None:
+    """The raw value at ``path`` when it refers to environment variables (``${NAME}``), else None."""
+    found, value = get_key_path(content, path)
+    if found and isinstance(value, str) and any(m.group(0) != "$${" for m in _ENV_RE.finditer(value)):
+        return value
+    return None
+
+
+def _redacted_storage(value: Any) -> Any:
+    return redact_url(value) if isinstance(value, str) else value
 
 
 def _interpolate(value: Any, path: str, problems: list[Problem]) -> Any:
@@ -244,6 +264,9 @@ class Recipe:
     content: dict
     source: str | None = None
     base_dir: Path = field(default_factory=Path.cwd)
+    #: search.storage as the recipe wrote it when it named environment variables (``${NAME}``):
+    #: what :func:`to_recipe` writes back instead of their value, which may hold a password
+    storage_reference: str | None = None
 
     @property
     def name(self) -> str:
@@ -305,7 +328,17 @@ class Recipe:
             context["metric"] = self.metric
         if self.output_dir is not None:
             context["output_dir"] = os.path.abspath(self.output_dir)
+        if self.storage_reference is not None:  # (the reference, the value it gave)
+            context["storage_reference"] = (self.storage_reference, get_key_path(self.content, _STORAGE)[1])
         return context
+
+    def shown(self) -> dict:
+        """The content as it may be shown: ``search.storage``'s password as ``***``."""
+        content = copy.deepcopy(self.content)
+        found, value = get_key_path(content, _STORAGE)
+        if found:
+            set_key_path(content, _STORAGE, _redacted_storage(value))
+        return content
 
     def _data_file(self, value: str) -> Path:
         return Path(os.path.abspath(self.base_dir / os.path.expanduser(value)))
@@ -338,6 +371,8 @@ class Recipe:
             rows.append((f"search_space.{key}", _inline(value)))
         search = {k: params[k] for k in ("n_trials", "time_limit", "sampler", "pruner", "storage", "study_name",
                                           "n_jobs", "ensemble_size", "bag_folds", "objectives") if k in params}
+        if "storage" in search:
+            search["storage"] = _redacted_storage(search["storage"])
         if search:
             rows.append(("search", ", ".join(f"{k}={_inline(v)}" for k, v in search.items())))
         if self.output_dir:
@@ -574,12 +609,16 @@ def load_recipe(recipe: Any, overrides: Iterable[str] = (), *, base_dir: str | o
         content = apply_overrides(content, overrides)
     except RecipeError as exc:
         raise RecipeError(exc.problems, source) from None
+    reference = _env_reference(content, _STORAGE)
     problems: list[Problem] = []
     content = _interpolate(content, "", problems)
     problems = check_recipe(content, check_data=check_data, require_data=require_data, base_dir=folder, known=problems)
     if problems:
         raise RecipeError(_unique(problems), source)
-    return Recipe(content=content, source=source, base_dir=folder)
+    if reference is None and isinstance(recipe, Recipe) and recipe.storage_reference is not None \
+            and get_key_path(content, _STORAGE) == get_key_path(recipe.content, _STORAGE):
+        reference = recipe.storage_reference  # a loaded recipe's storage, not changed by the overrides
+    return Recipe(content=content, source=source, base_dir=folder, storage_reference=reference)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -638,7 +677,9 @@ def _plain(value: Any, path: str, problems: list[Problem]) -> Any:
 def to_recipe(estimator) -> dict:
     """A recipe (plain mapping, ready for ``yaml.safe_dump``) that rebuilds ``estimator``;
     for a fitted estimator without ``random_state``, the seed it used, so that fitting the
-    recipe on the same data gives the same model on CPU."""
+    recipe on the same data gives the same model on CPU. A password in ``storage`` is never
+    written: an estimator from a recipe whose storage named environment variables gets that
+    reference back; any other URL's password is written as ``***``, with a warning."""
     params = estimator.get_params(deep=False)
     problems: list[Problem] = []
     unmapped = sorted(set(params) - set(PARAM_PATHS))
@@ -668,13 +709,25 @@ def to_recipe(estimator) -> dict:
         recipe["output"] = {"dir": context["output_dir"], **recipe["output"]}
     if problems:
         raise RecipeError(problems)
+    storage = recipe["search"].get("storage")
+    reference, given = context.get("storage_reference") or (None, None)
+    if isinstance(storage, str) and not (reference is not None and storage == given):
+        recipe["search"]["storage"] = redact_url(storage)
+        if recipe["search"]["storage"] != storage:
+            import warnings
+
+            warnings.warn("search.storage: the password of the storage URL is written as *** in the recipe; give "
+                          "the URL from an environment variable (search.storage: ${AUTOMM_STORAGE}) or with --set "
+                          "search.storage=URL", stacklevel=3)
     order = {"data": list(SECTION_KEYS["data"])}
     if recipe["data"]:
         recipe["data"] = {k: recipe["data"][k] for k in order["data"] if k in recipe["data"]}
     else:
         del recipe["data"]
-    ordered = {k: recipe[k] for k in TOP_KEYS if k in recipe}
-    return _escape_env(ordered)
+    ordered = _escape_env({k: recipe[k] for k in TOP_KEYS if k in recipe})
+    if reference is not None and storage == given:  # the recipe's own ${NAME}: the same run, given the same environment
+        ordered["search"]["storage"] = reference
+    return ordered
 
 
 def dump_recipe(recipe: Mapping) -> str:

@@ -400,6 +400,24 @@ def test_storage_passwords_are_not_printed(capsys):
     assert "joining study 's' on postgresql://automm:***@127.0.0.1:9/x" in result.err
 
 
+def test_validate_and_fit_show_no_storage_password(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOMM_STORAGE", "postgresql://automm:s3cretPW@db.example.org:5432/automm")
+    postgres = REPO / "recipes" / "fashion_postgres.yaml"
+    for options in ([], ["--show"], ["--json"]):
+        result = run(capsys, "validate", postgres, "--no-data", *options)
+        assert result.code == 0 and "s3cretPW" not in result.out + result.err
+    assert "storage=postgresql://automm:***@db.example.org:5432/automm" in run(capsys, "validate", postgres,
+                                                                                "--no-data").out
+    # fit: its log, its summary and the recipe.yaml it saves (the storage a journal file, named s3cretPW here)
+    monkeypatch.setenv("AUTOMM_STORAGE", f"journal:///{tmp_path}/s3cretPW.log")
+    for options in ([], ["--json"]):
+        result = run(capsys, "fit", QUICKSTART, *TINY_SETS, "--set", "search.storage=${AUTOMM_STORAGE}", "--set",
+                     "search.n_trials=1", "--set", "search.search_space={warm_start: false, linear_model: false}",
+                     "-o", tmp_path / "m", *options)
+        assert result.code == 0 and "s3cretPW" not in result.out + result.err, result.err
+    assert "storage: ${AUTOMM_STORAGE}" in (tmp_path / "m" / "recipe.yaml").read_text()
+
+
 @pytest.mark.slow
 def test_worker_joins_a_study_created_by_fit(tmp_path, capsys):
     """fit searches on a journal storage; a worker started afterwards joins, finds the study

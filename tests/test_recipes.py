@@ -310,6 +310,53 @@ def test_environment_variables_in_values(monkeypatch):
     assert recipe.params()["time_limit"] == 30 and recipe.content["description"] == "run 3"
 
 
+def test_a_storage_password_is_never_shown_nor_written_to_a_recipe(monkeypatch):
+    from automm.recipes import to_recipe
+
+    url, shown = "postgresql://automm:s3cretPW@db:5432/automm", "postgresql://automm:***@db:5432/automm"
+    monkeypatch.setenv("AUTOMM_TEST_DB", url)
+    recipe = load_recipe(emoji_recipe(search={"storage": "${AUTOMM_TEST_DB}"}), check_data=False)
+    assert recipe.params()["storage"] == url  # used as given
+    assert dict(recipe.describe())["search"] == f"storage={shown}"  # automm validate
+    assert "s3cretPW" not in dump_recipe(recipe.shown())  # automm validate --show
+    # the recipe's own reference is written back, also by a loaded Recipe read again with overrides
+    assert to_recipe(recipe.estimator())["search"]["storage"] == "${AUTOMM_TEST_DB}"
+    again = load_recipe(recipe, ["training.max_epochs=2"], check_data=False)
+    assert to_recipe(again.estimator())["search"]["storage"] == "${AUTOMM_TEST_DB}"
+    changed = load_recipe(recipe, ["search.storage=sqlite:///x.db"], check_data=False)
+    assert to_recipe(changed.estimator())["search"]["storage"] == "sqlite:///x.db"
+    # any other password: written as ***, with a warning
+    estimator = recipe.estimator().set_params(storage="postgresql://u:other@h/db")
+    with pytest.warns(UserWarning, match=r"search.storage: the password of the storage URL is written as \*\*\*"):
+        assert to_recipe(estimator)["search"]["storage"] == "postgresql://u:***@h/db"
+    with pytest.warns(UserWarning, match="password"):
+        assert AutoMM(storage=url).to_recipe()["search"]["storage"] == shown
+    with pytest.warns(UserWarning, match="password"):
+        literal = to_recipe(load_recipe(emoji_recipe(search={"storage": url}), check_data=False).estimator())
+    assert "s3cretPW" not in dump_recipe(literal)
+
+
+def test_redact_url_hides_every_form_of_password():
+    from automm.storage import redact_url
+
+    assert redact_url("postgresql://:pw@h/db") == "postgresql://:***@h/db"  # no user name
+    assert redact_url("postgresql://h/db?user=u&password=pw&sslmode=require") == \
+        "postgresql://h/db?user=u&password=***&sslmode=require"
+    assert redact_url("postgresql://u@h:5432/db") == "postgresql://u@h:5432/db"  # nothing to hide
+    assert redact_url("journal:///tmp/study.log") == "journal:///tmp/study.log"
+
+
+def test_the_saved_recipe_keeps_the_storage_reference_not_its_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOMM_TEST_STORE", f"journal:///{tmp_path}/s3cret.log")
+    recipe = emoji_recipe(components=TINY_COMPONENTS, training={"max_epochs": 1}, output={"dir": str(tmp_path / "m")},
+                          search={"storage": "${AUTOMM_TEST_STORE}", "n_trials": 1,
+                                  "search_space": {"warm_start": False, "linear_model": False}})
+    fit_recipe(recipe)
+    saved = (tmp_path / "m" / "recipe.yaml").read_text()
+    assert "storage: ${AUTOMM_TEST_STORE}" in saved and "s3cret" not in saved
+    assert load_recipe(str(tmp_path / "m" / "recipe.yaml")).params()["storage"] == f"journal:///{tmp_path}/s3cret.log"
+
+
 # ---------------------------------------------------------------------------------- data
 def test_data_from_one_file_with_a_split_column_and_relative_images(tmp_path, emoji_sample):
     data_dir = tmp_path / "data"
