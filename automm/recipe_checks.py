@@ -757,9 +757,9 @@ def _check_search(ck: _Checker, section: Any) -> None:
 
 
 def _check_n_jobs(ck: _Checker, value: Any, path: str) -> None:
-    if _is_int(value) and (value >= 1 or value == -1):
+    if value is None or (_is_int(value) and (value >= 1 or value == -1)):
         return
-    ck.expected(path, "a positive integer, or -1 for one per CPU", value)
+    ck.expected(path, "a positive integer, -1 for one per CPU, or null for 1", value)
 
 
 def _check_objectives(ck: _Checker, value: Any, path: str) -> None:

@@ -681,6 +681,8 @@ def to_recipe(estimator) -> dict:
     written: an estimator from a recipe whose storage named environment variables gets that
     reference back; any other URL's password is written as ``***``, with a warning."""
     params = estimator.get_params(deep=False)
+    if isinstance(params.get("random_state"), np.random.RandomState):  # no seed to write: the one drawn, if fitted
+        params["random_state"] = None
     problems: list[Problem] = []
     unmapped = sorted(set(params) - set(PARAM_PATHS))
     for name in unmapped:

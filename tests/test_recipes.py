@@ -812,3 +812,11 @@ def test_validate_shows_what_the_search_space_replaces():
     assert rows["fusion"].endswith("(replaced by search_space.fusion)")
     assert rows["search_space.encoders"] == '{"image": ["resnet"]}'
     assert "replace" not in dict(load_recipe(emoji_recipe(), check_data=False).describe()).get("encoders", "")
+
+
+def test_scikit_learn_conventions_round_trip_through_a_recipe():
+    from automm.recipes import load_recipe, to_recipe
+
+    recipe = to_recipe(AutoMM(random_state=np.random.RandomState(0), n_jobs=None))
+    assert recipe.get("seed") is None and recipe["search"]["n_jobs"] is None  # an unfitted generator: no seed
+    assert load_recipe(recipe, check_data=False).estimator().n_jobs is None
