@@ -188,20 +188,57 @@ def _load_model(model_dir: str, device: str):
     return AutoMM.load(model_dir, device=device)
 
 
-def _model_inputs(estimator, frame, data_path: str) -> tuple:
-    """The positional inputs ``predict`` needs, taken from the columns of ``frame``."""
+COLUMNS_HELP = ("for a model fitted on unnamed inputs (positional lists or an array, in Python: inputs x0, x1, ...): "
+                "the data's columns that hold them, in order, e.g. --columns image,name")
+
+
+def _input_columns(estimator, columns: str | None) -> dict[str, str]:
+    """The data column of each of the model's inputs: its own name, or for a model fitted on
+    unnamed inputs (``x0``, ``x1``, ...: positional lists or an array, in Python) the columns
+    ``--columns`` names, in order."""
+    if columns is None:
+        return {c: c for c in estimator.columns_}
+    named = [c.strip() for c in columns.split(",")]
+    if not estimator.input_positional_:
+        raise UsageError(f"--columns: the model was fitted on named columns ({', '.join(estimator.columns_)}), which "
+                         "the data must have; --columns names the data's columns for a model fitted on unnamed "
+                         "inputs")
+    if len(named) != len(estimator.columns_) or not all(named) or len(set(named)) != len(named):
+        raise UsageError(f"--columns: the model has {len(estimator.columns_)} inputs "
+                         f"({_positional_inputs(estimator)}); give as many distinct columns, got {columns!r}")
+    return dict(zip(estimator.columns_, named))
+
+
+def _positional_inputs(estimator) -> str:
+    return ", ".join(f"{c}: {estimator.column_roles_.get(c, '?')}" for c in estimator.columns_)
+
+
+def _data_roles(estimator, columns: dict[str, str]) -> dict[str, str]:
+    """The role of each data column that feeds the model (for looking up relative image paths)."""
+    return {columns[c]: role for c, role in estimator.column_roles_.items() if c in columns}
+
+
+def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | None = None) -> tuple:
+    """The inputs ``predict`` needs, taken from the columns of ``frame`` (``columns``: the data
+    column of each model input, see :func:`_input_columns`)."""
     from .exceptions import InputError
     from .suggestions import did_you_mean
     from .tables import with_file_rows
 
-    missing = [c for c in estimator.columns_ if c not in frame.columns]
+    columns = columns or {c: c for c in estimator.columns_}
+    missing = [columns[c] for c in estimator.columns_ if columns[c] not in frame.columns]
+    if missing and estimator.input_positional_ and missing == list(estimator.columns_):
+        raise UsageError(f"{data_path}: the model was fitted on unnamed inputs ({_positional_inputs(estimator)}); "
+                         f"name the data's columns that hold them, in order, with --columns "
+                         f"(e.g. --columns {','.join(map(str, list(frame.columns)[:len(missing)]))}); its columns are "
+                         f"{', '.join(map(str, frame.columns))}")
     if missing:
         hint = did_you_mean(missing[0], list(frame.columns)) if len(missing) == 1 else ""
         raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on; "
                          f"its columns are {', '.join(map(str, frame.columns))}{hint}")
     frame = with_file_rows(frame, data_path)
     if estimator.input_positional_:
-        return tuple(frame[c] for c in estimator.columns_)
+        return tuple(frame[columns[c]] for c in estimator.columns_)
     return (frame[list(estimator.columns_)],)
 
 
@@ -256,6 +293,22 @@ def _training_line(summary: dict, of_best: str = "") -> tuple[str, str]:
         return f"neighbours{of_best}", (f"k = {kept['k']}, temperature {kept['temperature']:g} kept of "
                                         f"{summary['epochs_run']} settings tried{reason}")
     return f"epochs{of_best}", f"{summary['epochs_run']} run, best {summary['best_epoch']}{reason}"
+
+
+def _check_file_target(target: Path, argument: str) -> None:
+    """:class:`UsageError` naming ``argument`` when no file can be written at ``target``: its
+    folder is missing or cannot be written (tried by creating and removing a file there, which
+    is what writing it whole will do)."""
+    import tempfile
+
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"{argument}: folder {str(folder)!r} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".automm-write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{argument}: folder {str(folder)!r} cannot be written ({exc.strerror or exc})") from None
 
 
 def _check_output_dir(path: str, argument: str) -> None:
@@ -419,22 +472,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     filters = _parse_filters(args.filter)
     target = None if args.output in (None, "-") else Path(args.output)
     if target is not None:  # before predicting: predictions that cannot be written would be lost
-        if not target.parent.is_dir():
-            raise UsageError(f"-o: folder {str(target.parent)!r} does not exist")
+        _check_file_target(target, "-o")
         if target.is_dir():
             raise UsageError(f"-o: {str(target)!r} is a folder; name the CSV file to write")
     _existing(args.data, "DATA")
     estimator = _load_model(args.model_dir, args.device)
     if args.proba and estimator.problem_type_ == "regression":
         raise UsageError("--proba: a regression model has no class probabilities")
-    frame = _read_data(args.data, filters, estimator.column_roles_)
+    columns = _input_columns(estimator, args.columns)
+    frame = _read_data(args.data, filters, _data_roles(estimator, columns))
     keep = list(args.keep or [])
     if data_format(Path(args.data), None) == "folder" and "image" not in keep:
         keep.insert(0, "image")  # a folder's rows are its images: say which file each prediction is for
     absent = [c for c in keep if c not in frame.columns]
     if absent:
         raise UsageError(f"--keep: no column(s) {absent} in {args.data}")
-    inputs = _model_inputs(estimator, frame, args.data)
+    inputs = _model_inputs(estimator, frame, args.data, columns)
     result = frame[keep].copy() if keep else pd.DataFrame(index=frame.index)
     with _progress_on_stderr(args.quiet):
         result["prediction"] = estimator.predict(*inputs)
@@ -499,7 +552,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     estimator = _load_model(args.model_dir, args.device)
     if label is None:
         raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
-    frame = _read_data(args.data, filters, estimator.column_roles_)
+    columns = _input_columns(estimator, args.columns)
+    frame = _read_data(args.data, filters, _data_roles(estimator, columns))
     if label not in frame.columns:
         problem = UsageError if args.label else InputError
         raise problem(f"{args.data}: no label column {label!r}; columns are {', '.join(map(str, frame.columns))}"
@@ -528,7 +582,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if problem:
             raise InputError(f"{args.data}: {problem}")
     with _progress_on_stderr(args.quiet or args.json):
-        predictions = estimator.predict(*_model_inputs(estimator, frame, args.data))
+        predictions = estimator.predict(*_model_inputs(estimator, frame, args.data, columns))
     metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights,
                               positive=positive_class(estimator))
     if args.json:
@@ -547,8 +601,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = None if args.output in (None, "-") else Path(args.output)
     if target is not None and target.exists() and not args.force:
         raise UsageError(f"-o: {str(target)!r} exists; pass --force to replace it")
-    if target is not None and not target.parent.is_dir():
-        raise UsageError(f"-o: folder {str(target.parent)!r} does not exist")
+    if target is not None:
+        _check_file_target(target, "-o")
     _existing(args.data, "DATA")
     recipe_dir = target.parent if target is not None else Path.cwd()
     time_limit = None if args.no_search else args.time_limit
@@ -861,6 +915,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", action="append", metavar="COLUMN=VALUE", help="only rows where COLUMN equals VALUE; "
                                                                              "repeatable")
     p.add_argument("--device", default="cpu", help="torch device for prediction (default: cpu)")
+    p.add_argument("--columns", metavar="COL,COL", help=COLUMNS_HELP)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", parents=[common], help="score a saved model on labelled data",
@@ -877,6 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                              "e.g. --filter split=test; repeatable")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--device", default="cpu", help="torch device for prediction (default: cpu)")
+    p.add_argument("--columns", metavar="COL,COL", help=COLUMNS_HELP)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("validate", parents=[common, override], help="check a recipe without running it",

@@ -715,3 +715,43 @@ def test_a_worker_does_not_create_the_storage_it_was_to_join(capsys, tmp_path):
         result = run(capsys, "worker", "--storage", storage, "--study", "s", "--wait", "0")
         assert result.code == 2 and "--storage: " in result.err and "does not exist" in result.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_fitted_on_unnamed_inputs_predicts_a_data_file_with_columns(capsys, tmp_path):
+    from helpers import tiny
+
+    frame = pd.read_csv(EMOJI_CSV).head(40)
+    images = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
+    model = AutoMM(**tiny(max_epochs=1)).fit(images, frame["name"].tolist(), frame["category"].tolist())
+    model.save(tmp_path / "model")
+    data = emoji_rows(tmp_path, 12)
+    result = run(capsys, "predict", tmp_path / "model", data)
+    assert result.code == 2 and result.no_traceback(), result.err
+    assert ("the model was fitted on unnamed inputs (x0: image, x1: text); name the data's columns that hold them, "
+            "in order, with --columns") in result.err
+    result = run(capsys, "predict", tmp_path / "model", data, "--columns", "image,name")
+    assert result.code == 0, result.err
+    expected = model.predict(images[:12], frame["name"].tolist()[:12])
+    assert pd.read_csv(pd.io.common.StringIO(result.out))["prediction"].tolist() == list(expected)
+    result = run(capsys, "evaluate", tmp_path / "model", data, "--label", "category", "--columns", "image,name",
+                 "--json")
+    assert result.code == 0 and json.loads(result.out)["metrics"]["n"] == 12, result.err
+    for columns, message in [("image", "the model has 2 inputs (x0: image, x1: text); give as many distinct"),
+                             ("image,image", "give as many distinct columns")]:
+        result = run(capsys, "predict", tmp_path / "model", data, "--columns", columns)
+        assert result.code == 2 and message in result.err, result.err
+
+
+def test_predict_checks_that_its_output_can_be_written_before_any_work(capsys, emoji_model, tmp_path, monkeypatch):
+    import tempfile
+
+    def unwritable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", unwritable)
+    monkeypatch.setattr(AutoMM, "load", no_loading)
+    result = run(capsys, "predict", emoji_model, EMOJI_CSV, "-o", tmp_path / "out.csv")
+    assert result.code == 2 and f"-o: folder {str(tmp_path)!r} cannot be written (Permission denied)" in result.err
