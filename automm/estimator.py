@@ -145,6 +145,16 @@ class AutoMM(TransformerMixin, BaseEstimator):
         one line per epoch (a search: also Optuna's log).
     """
 
+    def __new__(cls, *args, **params):
+        """A misspelt parameter name gets a did-you-mean (Python's TypeError names only the word)."""
+        unknown = [name for name in params if name not in cls._get_param_names()]
+        if unknown:
+            from .suggestions import did_you_mean
+
+            raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {unknown[0]!r}"
+                            f"{did_you_mean(unknown[0], cls._get_param_names())}")
+        return super().__new__(cls)
+
     def __init__(self, *, problem_type="auto", metric="auto", column_types=None, encoders=None, fusion="concat",
                  augmentations="default", time_limit=None, max_epochs=20, batch_size="auto",
                  learning_rate=2e-3, weight_decay=1e-2, label_smoothing=0.05, patience=8, holdout_frac=0.1,
@@ -1084,6 +1094,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
         tags.transformer_tags = TransformerTags(preserves_dtype=[])  # the embedding is float32, whatever X was
         return tags
+
+
+AutoMM.__new__.__wrapped__ = AutoMM.__init__  # inspect.signature(AutoMM), as scikit-learn and IDEs read it: __init__'s
 
 
 def _columns_equal_to_labels(table: Table, roles: dict[str, str], labels: np.ndarray) -> list[str]:

@@ -209,3 +209,14 @@ def test_a_pipeline_can_ask_automm_for_pandas_embeddings(emoji_split):
     assert list(embedding.columns) == list(pipe[0].get_feature_names_out())
     assert embedding.columns[0] == "embedding0" and (embedding.index == test.head(4).index).all()
     assert len(pipe.predict(test[["image", "name"]].head(4))) == 4
+
+
+def test_a_misspelt_parameter_name_gets_a_suggestion():
+    with pytest.raises(TypeError, match=r"AutoMMClassifier\(\) got an unexpected keyword argument 'max_epoch'; "
+                                        r"did you mean 'max_epochs'\?"):
+        AutoMMClassifier(max_epoch=1)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'zzz'$"):
+        AutoMM(zzz=1)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(AutoMM(max_epochs=3))).max_epochs == 3  # unpickling passes no parameters
