@@ -10,14 +10,23 @@ a member's logits are scaled by a temperature). Writing goes to a temporary sibl
 that replaces the target only once complete, so an interrupted save never leaves a half-written model and
 never destroys the previous one; the other files of a model's folder (notes, predictions, plots)
 are carried into the new one (hard links, no copying where the file system allows).
+
+The manifest records each other file's SHA-256 and size (``files``). Loading reads the manifest,
+then every file whole, and checks it against its digest before building anything: a file that a
+save replaced meanwhile (the manifest has changed) starts the reading again, one that does not
+match an unchanged manifest is damaged (:class:`ModelFormatError` naming it). Directories
+written before the digests load as they are, the manifest read again at the end to see that no
+save replaced the folder while its files were read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,7 +42,8 @@ __all__ = ["save_model", "load_model", "check_save_target", "FORMAT_VERSION", "M
 FORMAT_VERSION = 5  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
 #: ensemble pools probabilities logarithmically (which a version-3 reader would average); 5 when the
-#: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax)
+#: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax). The
+#: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same.
 MEMBERS = "members"
 MANIFEST = "automm.json"
 WEIGHTS = "weights.safetensors"
@@ -66,11 +76,25 @@ def _decode_classes(data: dict) -> np.ndarray:
     return np.array(data["values"], dtype=np.dtype(data["dtype"]))
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, ensure_ascii=False, allow_nan=False)
-        handle.flush()
-        os.fsync(handle.fileno())
+def _file_record(data: bytes) -> dict:
+    """What the manifest records of a model file whose content is ``data``."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def _write_bytes(path: Path, data: bytes, sync: bool = True) -> dict:
+    """Write ``data`` to ``path`` (synced to disk when ``sync``); returns its :func:`_file_record`."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return _file_record(data)
+
+
+def _write_json(path: Path, payload: Any) -> dict:
+    """Write ``payload`` as JSON to ``path``, synced; returns the file's :func:`_file_record`."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False)
+    return _write_bytes(path, text.encode("utf-8"))
 
 
 def _versions() -> dict:
@@ -161,8 +185,9 @@ def manifest_of(estimator) -> dict:
     return manifest
 
 
-def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> None:
-    """Write ``model``'s ``state_dict`` to ``path`` as safetensors (synced to disk when ``sync``).
+def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> dict:
+    """Write ``model``'s ``state_dict`` to ``path`` as safetensors (synced to disk when ``sync``);
+    returns the file's :func:`_file_record`.
 
     Written through :func:`open`, so the file's mode follows the umask like every other file of
     the model (safetensors' own ``save_file`` creates files readable by their owner only, which
@@ -170,12 +195,7 @@ def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool =
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = save(state, metadata=metadata)
-    with open(path, "wb") as handle:
-        handle.write(payload)
-        if sync:
-            handle.flush()
-            os.fsync(handle.fileno())
+    return _write_bytes(path, save(state, metadata=metadata), sync=sync)
 
 
 def _make_staging_dir(parent: Path, prefix: str) -> Path:
@@ -190,12 +210,13 @@ def _make_staging_dir(parent: Path, prefix: str) -> Path:
             continue
 
 
-def write_model_files(model, directory: Path, sync: bool = True) -> None:
+def write_model_files(model, directory: Path, sync: bool = True) -> dict:
     """Write one model's weights and its encoders' preprocessing state into ``directory``
-    (the weights synced to disk when ``sync``)."""
+    (the weights synced to disk when ``sync``); returns each file's name -> :func:`_file_record`."""
     directory.mkdir(parents=True, exist_ok=True)
-    _write_weights(model, directory / WEIGHTS, metadata={"format": "automm-model"}, sync=sync)
-    _write_json(directory / PREPROCESSING, {name: _jsonable(enc.get_state()) for name, enc in model.encoders.items()})
+    return {WEIGHTS: _write_weights(model, directory / WEIGHTS, metadata={"format": "automm-model"}, sync=sync),
+            PREPROCESSING: _write_json(directory / PREPROCESSING,
+                                       {name: _jsonable(enc.get_state()) for name, enc in model.encoders.items()})}
 
 
 def _refuse_to_overwrite(target: Path, argument: str = "path") -> None:
@@ -235,11 +256,13 @@ def save_model(estimator, path: str | os.PathLike) -> str:
     manifest = manifest_of(estimator)
     staging = _staging_dir(target)
     try:
-        write_model_files(estimator.model_, staging)
+        files = write_model_files(estimator.model_, staging)
         ensemble = estimator.__dict__.get("ensemble_")
         for info, member in zip(manifest.get("ensemble", {}).get("members", [])[1:],
                                 ensemble.members[1:] if ensemble is not None else []):
-            write_model_files(member.model, staging / info["path"])
+            written = write_model_files(member.model, staging / info["path"])
+            files.update({f"{info['path']}/{name}": record for name, record in written.items()})
+        manifest["files"] = dict(sorted(files.items()))  # what load checks every file against
         _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
         if target.exists():
             _carry_other_files(target, staging)
@@ -310,34 +333,154 @@ def _working_directory_inside(folder: Path) -> Path | None:
         return None
 
 
-def _read_json(path: Path) -> dict:
-    """A model file's JSON object, or :class:`ModelFormatError` naming the file."""
+def _parse_json(path: Path, data: bytes) -> dict:
+    """The JSON object that ``data``, the content of model file ``path``, holds, or
+    :class:`ModelFormatError` naming the file."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except (OSError, ValueError) as exc:
+        value = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
         raise ModelFormatError(f"{path}: cannot be read as JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ModelFormatError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value
 
 
-def read_model_files(directory: Path, inputs: list, config: dict, n_outputs: int):
+def _read_model_file(path: Path) -> bytes:
+    """The content of model file ``path``, or :class:`ModelFormatError` naming it."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
+def read_model_files(directory: Path, inputs: list, config: dict, n_outputs: int, files: dict | None = None):
     """The model that :func:`write_model_files` wrote into ``directory``, built from ``config``
-    (on the CPU, in evaluation mode); :class:`ModelFormatError` when its files cannot be read
+    (on the CPU, in evaluation mode) from ``files`` (the contents of its two files, by name)
+    or, when None, the files read now; :class:`ModelFormatError` when its files cannot be read
     or do not match ``config``."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     from .pipeline import build_model
 
-    model = build_model(inputs, config, n_outputs, states=_read_json(directory / PREPROCESSING))
+    if files is None:
+        files = {name: _read_model_file(directory / name) for name in (PREPROCESSING, WEIGHTS)}
+    model = build_model(inputs, config, n_outputs, states=_parse_json(directory / PREPROCESSING, files[PREPROCESSING]))
     try:
-        model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+        model.load_state_dict(load(files[WEIGHTS]), strict=True)
     except (RuntimeError, OSError, SafetensorError) as exc:
         raise ModelFormatError(f"{directory / WEIGHTS}: weights cannot be read or do not match the described "
                                f"model: {exc}") from None
     return model.eval()
+
+
+#: How many times :func:`load_model` reads a model's folder that saves keep replacing meanwhile.
+READ_ATTEMPTS = 5
+
+
+class _FolderReplaced(Exception):
+    """A save replaced the model's folder while it was being read."""
+
+
+def _being_saved(directory: Path) -> bool:
+    """Whether a save of ``directory`` is under way (its staging or retired folder beside it)."""
+    try:
+        return any(entry.name.startswith((f".{directory.name}.saving-", f".{directory.name}.old-"))
+                   for entry in directory.parent.iterdir())
+    except OSError:
+        return False
+
+
+def _check_unchanged(directory: Path, manifest_bytes: bytes) -> None:
+    """Raise :class:`_FolderReplaced` when the manifest in ``directory`` is no longer ``manifest_bytes``."""
+    try:
+        with open(directory / MANIFEST, "rb") as handle:
+            now = handle.read()
+    except OSError:
+        raise _FolderReplaced() from None
+    if now != manifest_bytes:
+        raise _FolderReplaced()
+
+
+def _member_paths(manifest: dict, manifest_path: Path) -> list[str]:
+    """The folders, relative to the model's, of an ensemble's members after the first (checked:
+    ``members/<k>``, nothing outside the model's folder)."""
+    import re
+
+    paths = []
+    for k, info in enumerate(manifest.get("ensemble", {}).get("members", [])):
+        path = info.get("path", "")
+        if (k == 0 and path != "") or (k > 0 and not re.fullmatch(rf"{MEMBERS}/[0-9]+", str(path))):
+            raise ModelFormatError(f"{manifest_path}: bad ensemble member path {path!r}")
+        if k:
+            paths.append(path)
+    return paths
+
+
+def _read_folder_once(directory: Path) -> tuple[dict, dict]:
+    """One reading of the model in ``directory``: its manifest and the content of every file it
+    names, each checked against its recorded digest. Raises :class:`_FolderReplaced` when a save
+    replaced the folder meanwhile."""
+    manifest_path = directory / MANIFEST
+    try:
+        with open(manifest_path, "rb") as handle:
+            manifest_bytes = handle.read()
+    except OSError as exc:
+        if not directory.exists():
+            if _being_saved(directory):  # between a save's two renames
+                raise _FolderReplaced() from None
+            raise ModelFormatError(f"path: {str(directory)!r} does not exist") from None
+        if not directory.is_dir():
+            raise ModelFormatError(f"path: {str(directory)!r} is a file, not a model's folder") from None
+        if not manifest_path.exists():
+            raise ModelFormatError(f"path: {str(directory)!r} holds no automm model (no {MANIFEST})") from None
+        raise ModelFormatError(f"{manifest_path}: cannot be read: {exc.strerror or exc}") from None
+    manifest = _parse_json(manifest_path, manifest_bytes)
+    if manifest.get("format") != "automm-model" or manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFormatError(f"{manifest_path}: unsupported format {manifest.get('format')!r} version "
+                               f"{manifest.get('format_version')!r}; this automm reads version {FORMAT_VERSION}")
+    names = [PREPROCESSING, WEIGHTS] + [f"{path}/{name}" for path in _member_paths(manifest, manifest_path)
+                                        for name in (PREPROCESSING, WEIGHTS)]
+    records = manifest.get("files")  # absent from directories saved before the digests
+    if records is not None and not isinstance(records, dict):
+        raise ModelFormatError(f"{manifest_path}: 'files' should map each file to its digest, got {records!r}")
+    contents = {}
+    for name in names:
+        path = directory / name
+        expected = records.get(name) if records is not None else None
+        if records is not None and not (isinstance(expected, dict) and isinstance(expected.get("sha256"), str)):
+            raise ModelFormatError(f"{manifest_path}: records no digest of {name} ('files')")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            _check_unchanged(directory, manifest_bytes)
+            raise ModelFormatError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        if expected is not None and _file_record(data)["sha256"] != expected["sha256"]:
+            _check_unchanged(directory, manifest_bytes)
+            size = expected.get("size")
+            size = f" ({len(data)} bytes, saved with {size})" if isinstance(size, int) and size != len(data) else ""
+            raise ModelFormatError(f"{path}: does not match the digest recorded at save in {MANIFEST}: the file is "
+                                   f"damaged{size}")
+        contents[name] = data
+    if records is None:  # no digests to tell: the folder is one save if its manifest stayed the same
+        _check_unchanged(directory, manifest_bytes)
+    return manifest, contents
+
+
+def _read_folder(directory: Path) -> tuple[dict, dict]:
+    """The manifest of the model in ``directory`` and the content of every file it names, all of
+    one save (read again when a save replaced the folder meanwhile)."""
+    for attempt in range(READ_ATTEMPTS):
+        if attempt:
+            time.sleep(0.01 * 2 ** attempt)
+        try:
+            return _read_folder_once(directory)
+        except _FolderReplaced:
+            continue
+    raise ModelFormatError(f"path: the model in {str(directory)!r} was replaced by a save while it was being read, "
+                           f"{READ_ATTEMPTS} times in a row; load it once the saving has stopped")
 
 
 def _why_missing(plugin: str | None) -> str:
@@ -366,13 +509,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     except ValueError as exc:
         raise InputError(f"device: {exc}") from None
     directory = Path(path)
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        raise ModelFormatError(f"path: {str(directory)!r} holds no automm model (no {MANIFEST})")
-    manifest = _read_json(manifest_path)
-    if manifest.get("format") != "automm-model" or manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFormatError(f"{manifest_path}: unsupported format {manifest.get('format')!r} version "
-                               f"{manifest.get('format_version')!r}; this automm reads version {FORMAT_VERSION}")
+    manifest, files = _read_folder(directory)
     reg = registry.get_registry()
     for info in manifest["components"]:
         try:
@@ -388,7 +525,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     config = manifest["config"]
-    model = read_model_files(directory, inputs, config, manifest["n_outputs"])
+    model = read_model_files(directory, inputs, config, manifest["n_outputs"],
+                             {name: files.pop(name) for name in (PREPROCESSING, WEIGHTS)})
     estimator.model_ = model.to(device_)
     estimator.device_ = device_
     estimator.problem_type_ = manifest["problem_type"]
@@ -419,7 +557,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         if key in manifest.get("fit", {}):
             setattr(estimator, attr, manifest["fit"][key])
     if "ensemble" in manifest:
-        estimator.ensemble_ = _load_ensemble(directory, manifest, inputs, estimator.model_, device_)
+        estimator.ensemble_ = _load_ensemble(directory, manifest, files, inputs, estimator.model_, device_)
     return estimator
 
 
@@ -448,23 +586,21 @@ def _format_version(ensemble, decision_weights=None) -> int:
     return 3 if any(m.temperature != 1.0 for m in ensemble.members) else 2
 
 
-def _load_ensemble(directory: Path, manifest: dict, inputs: list, first_model, device):
-    """The ensemble of a model directory (its first member is the already loaded model)."""
-    import re
-
+def _load_ensemble(directory: Path, manifest: dict, files: dict, inputs: list, first_model, device):
+    """The ensemble of a model directory (its first member is the already loaded model; ``files``:
+    the content of every member's files, by their path in the directory, as :func:`_read_folder` read them)."""
     from .ensemble import POOLINGS, Ensemble, EnsembleMember
 
     members = []
     for k, info in enumerate(manifest["ensemble"]["members"]):
         path = info.get("path", "")
-        if (k == 0 and path != "") or (k > 0 and not re.fullmatch(rf"{MEMBERS}/[0-9]+", str(path))):
-            raise ModelFormatError(f"{directory / MANIFEST}: bad ensemble member path {path!r}")
         if k == 0:
             model = first_model
         else:
             member_dir = directory / path
             try:
-                model = read_model_files(member_dir, inputs, info["config"], manifest["n_outputs"])
+                model = read_model_files(member_dir, inputs, info["config"], manifest["n_outputs"],
+                                         {name: files.pop(f"{path}/{name}") for name in (PREPROCESSING, WEIGHTS)})
             except (RuntimeError, OSError, ValueError, ModelFormatError) as exc:
                 raise ModelFormatError(f"{member_dir}: ensemble member {k} cannot be loaded: {exc}") from None
             model = model.to(device)

@@ -1,10 +1,12 @@
 """save/load: plain files, no pickle, identical predictions, atomic replacement."""
 
+import copy
 import json
 import os
 
 import numpy as np
 import pytest
+import torch
 
 from automm import AutoMM, ModelFormatError
 
@@ -147,15 +149,140 @@ def test_load_rejects_non_model_directory(tmp_path):
         AutoMM.load(tmp_path)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (("weights.safetensors", b"garbage"), r"weights\.safetensors: weights cannot be read"),
-    (("automm.json", b"{not json"), r"automm\.json: cannot be read as JSON"),
-    (("preprocessing.json", b"[1, 2]"), r"preprocessing\.json: expected a JSON object"),
+def _without_digests(path):
+    """Make the model in ``path`` as saves wrote it before the files' digests (no ``files``)."""
+    manifest = json.loads((path / "automm.json").read_text())
+    del manifest["files"]
+    (path / "automm.json").write_text(json.dumps(manifest))
+
+
+DAMAGED = r": does not match the digest recorded at save in automm\.json: the file is damaged"
+
+
+@pytest.mark.parametrize("digests", [True, False])
+@pytest.mark.parametrize("damage, message, older", [
+    (("weights.safetensors", b"garbage"), r"weights\.safetensors" + DAMAGED, r"weights\.safetensors: weights cannot be read"),
+    (("automm.json", b"{not json"), r"automm\.json: cannot be read as JSON", None),
+    (("preprocessing.json", b"[1, 2]"), r"preprocessing\.json" + DAMAGED, r"preprocessing\.json: expected a JSON object"),
+    (("weights.safetensors", None), r"weights\.safetensors: cannot be read: No such file", None),
 ])
-def test_load_of_a_damaged_model_names_the_damaged_file(model, tmp_path, damage, message):
+def test_load_of_a_damaged_model_names_the_damaged_file(model, tmp_path, damage, message, older, digests):
     path = tmp_path / "m"
     model.save(path)
+    if not digests:
+        _without_digests(path)
     name, content = damage
-    (path / name).write_bytes(content)
-    with pytest.raises(ModelFormatError, match=message):
+    if content is None:
+        (path / name).unlink()
+    else:
+        (path / name).write_bytes(content)
+    with pytest.raises(ModelFormatError, match=(older or message) if not digests else message):
         AutoMM.load(path)
+
+
+def test_a_file_damaged_inside_is_refused_naming_it(model, data, tmp_path):
+    # bytes flipped inside a tensor, the size kept: the weights still parse and predict otherwise
+    X, _ = data
+    path = tmp_path / "m"
+    model.save(path)
+    weights = bytearray((path / "weights.safetensors").read_bytes())
+    weights[-2000:-1000] = bytes(b ^ 0xFF for b in weights[-2000:-1000])
+    (path / "weights.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(ModelFormatError, match=r"m/weights\.safetensors" + DAMAGED + "$"):
+        AutoMM.load(path)
+    manifest = json.loads((path / "automm.json").read_text())
+    assert set(manifest["files"]) == {"weights.safetensors", "preprocessing.json"}
+    _without_digests(path)  # a model saved before the digests loads as it is, unchecked
+    assert not np.allclose(AutoMM.load(path).predict_proba(X), model.predict_proba(X), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def other(model):
+    """A model of ``model``'s architecture that predicts otherwise (other weights, its classes reversed)."""
+    twin = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in twin.model_.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+    twin.classes_ = twin.classes_[::-1].copy()
+    return twin
+
+
+def _which(loaded, X, models):
+    """The name of the model in ``models`` that ``loaded`` is, or "a mix"."""
+    for name, candidate in models.items():
+        if (list(loaded.classes_) == list(candidate.classes_)
+                and np.allclose(loaded.predict_proba(X), candidate.predict_proba(X), atol=1e-6)):
+            return name
+    return "a mix"
+
+
+def test_a_save_landing_during_a_load_gives_the_old_or_the_new_model_never_a_mix(model, other, data, tmp_path,
+                                                                                  monkeypatch):
+    import automm.pipeline as pipeline
+    import automm.persistence as persistence
+
+    X, _ = data
+    models = {"old": model, "new": other}
+    target = tmp_path / "model"
+    model.save(target)
+    build = pipeline.build_model
+
+    def save_then_build(*args, **kwargs):  # the new model saved while the old one is being built
+        monkeypatch.setattr(pipeline, "build_model", build)
+        other.save(target)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "build_model", save_then_build)
+    assert _which(AutoMM.load(target), X, models) == "old"  # every file was read before the save
+    assert _which(AutoMM.load(target), X, models) == "new"
+
+    parse, readings = persistence._parse_json, []
+
+    def save_after_the_manifest(path, content):  # the save lands between the manifest and the other files
+        if path.name == "automm.json":
+            readings.append(path)
+            if len(readings) == 1:
+                model.save(target)
+        return parse(path, content)
+
+    monkeypatch.setattr(persistence, "_parse_json", save_after_the_manifest)
+    assert _which(AutoMM.load(target), X, models) == "old" and len(readings) == 2  # read again, whole
+    readings.clear()
+    _without_digests(target)  # a manifest without digests: read again once it is seen to have changed
+    assert _which(AutoMM.load(target), X, models) == "old" and len(readings) == 2
+
+    def save_every_time(path, content):
+        if path.name == "automm.json":
+            readings.append(path)
+            (other if len(readings) % 2 else model).save(target)
+        return parse(path, content)
+
+    readings.clear()
+    monkeypatch.setattr(persistence, "_parse_json", save_every_time)
+    with pytest.raises(ModelFormatError, match=r"path: the model in '.*model' was replaced by a save while it was "
+                                               r"being read, 5 times in a row; load it once the saving has stopped"):
+        AutoMM.load(target)
+    assert len(readings) == persistence.READ_ATTEMPTS == 5
+    monkeypatch.setattr(persistence, "_parse_json", parse)
+    assert _which(AutoMM.load(target), X, models) == "new"  # the last one saved
+
+
+def test_an_ensemble_members_files_are_checked_too(model, other, data, tmp_path):
+    from automm.ensemble import Ensemble, EnsembleMember
+
+    X, _ = data
+    pair = copy.deepcopy(model)
+    member = copy.deepcopy(other.model_)
+    pair.ensemble_ = Ensemble([EnsembleMember(0, 0.5, pair.config_, pair.model_, 32, 0.9),
+                               EnsembleMember(1, 0.5, pair.config_, member, 32, 0.8)], "multiclass")
+    target = pair.save(tmp_path / "pair")
+    manifest = json.loads((tmp_path / "pair" / "automm.json").read_text())
+    assert sorted(manifest["files"]) == ["members/1/preprocessing.json", "members/1/weights.safetensors",
+                                         "preprocessing.json", "weights.safetensors"]
+    np.testing.assert_allclose(AutoMM.load(target).predict_proba(X), pair.predict_proba(X), atol=1e-6)
+    # the first member's weights in the second's place: the same shapes, another model
+    (tmp_path / "pair" / "members" / "1" / "weights.safetensors").write_bytes(
+        (tmp_path / "pair" / "weights.safetensors").read_bytes())
+    with pytest.raises(ModelFormatError, match=r"pair/members/1/weights\.safetensors" + DAMAGED):
+        AutoMM.load(target)
