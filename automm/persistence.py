@@ -483,6 +483,35 @@ def _read_folder(directory: Path) -> tuple[dict, dict]:
                            f"{READ_ATTEMPTS} times in a row; load it once the saving has stopped")
 
 
+def _check_outputs(manifest: dict, manifest_path: Path) -> None:
+    """:class:`ModelFormatError` unless the manifest's classes (or regression target), decision
+    weights and ``n_outputs`` agree: a model whose outputs outnumber its classes would fail in
+    ``predict``, one with fewer would never predict some of them."""
+    n_outputs, problem_type = manifest.get("n_outputs"), manifest.get("problem_type")
+    if not isinstance(n_outputs, int) or isinstance(n_outputs, bool) or n_outputs < 1:
+        raise ModelFormatError(f"{manifest_path}: 'n_outputs' should be a whole number >= 1, got {n_outputs!r}")
+    if problem_type == "regression":
+        if n_outputs != 1 or not isinstance(manifest.get("target"), dict):
+            raise ModelFormatError(f"{manifest_path}: a regression model has 1 output and a 'target' record, this "
+                                   f"one {n_outputs} outputs and target {manifest.get('target')!r}")
+        return
+    if problem_type not in ("binary", "multiclass"):
+        raise ModelFormatError(f"{manifest_path}: unknown 'problem_type' {problem_type!r}; expected 'binary', "
+                               "'multiclass' or 'regression'")
+    classes = manifest.get("classes")
+    values = classes.get("values") if isinstance(classes, dict) else None
+    if not isinstance(values, list):
+        raise ModelFormatError(f"{manifest_path}: a {problem_type} model needs its 'classes' (dtype and values), "
+                               f"got {classes!r}")
+    if len(values) != n_outputs:
+        raise ModelFormatError(f"{manifest_path}: 'classes' lists {len(values)} classes but the model has "
+                               f"{n_outputs} outputs ('n_outputs'), one per class")
+    weights = manifest.get("decision_weights")
+    if weights is not None and (not isinstance(weights, list) or len(weights) != n_outputs):
+        raise ModelFormatError(f"{manifest_path}: 'decision_weights' should hold one weight per class "
+                               f"({n_outputs}), got {weights!r}")
+
+
 def _why_missing(plugin: str | None) -> str:
     """Why a component a model needs is not registered: its plugin skipped, autoloading off, or
     the plugin not installed."""
@@ -510,6 +539,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         raise InputError(f"device: {exc}") from None
     directory = Path(path)
     manifest, files = _read_folder(directory)
+    _check_outputs(manifest, directory / MANIFEST)
     reg = registry.get_registry()
     for info in manifest["components"]:
         try:

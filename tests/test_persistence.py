@@ -286,3 +286,21 @@ def test_an_ensemble_members_files_are_checked_too(model, other, data, tmp_path)
         (tmp_path / "pair" / "weights.safetensors").read_bytes())
     with pytest.raises(ModelFormatError, match=r"pair/members/1/weights\.safetensors" + DAMAGED):
         AutoMM.load(target)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("classes", lambda c: {**c, "values": c["values"][:-1]},
+     r"automm\.json: 'classes' lists 7 classes but the model has 8 outputs \('n_outputs'\), one per class"),
+    ("decision_weights", lambda w: [1.0, 2.0], r"automm\.json: 'decision_weights' should hold one weight per class \(8\)"),
+    ("n_outputs", lambda n: str(n), r"automm\.json: 'n_outputs' should be a whole number >= 1, got '8'"),
+    ("problem_type", lambda p: "ranking", r"automm\.json: unknown 'problem_type' 'ranking'"),
+])
+def test_a_manifest_whose_classes_do_not_match_the_outputs_is_refused_at_load(model, tmp_path, key, value, message):
+    path = tmp_path / "m"
+    model.save(path)
+    manifest = json.loads((path / "automm.json").read_text())
+    assert manifest["n_outputs"] == len(manifest["classes"]["values"]) == 8
+    manifest[key] = value(manifest.get(key))
+    (path / "automm.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match=message):
+        AutoMM.load(path)
