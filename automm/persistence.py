@@ -526,9 +526,30 @@ def _why_missing(plugin: str | None) -> str:
     return "which is not installed; install it to load this model"
 
 
-def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
-    """Rebuild an estimator saved by :func:`save_model`."""
+def _estimator_class(manifest: dict, expected_class, directory: Path):
+    """The class :func:`load_model` rebuilds the model as: the saved one when it is
+    ``expected_class`` or a subclass of it, else ``expected_class``, unless that is a classifier
+    asked for a regression model or the other way round (:class:`ModelFormatError`)."""
     from . import estimator as estimator_module
+
+    wanted = expected_class or estimator_module.AutoMM
+    saved = getattr(estimator_module, str(manifest.get("estimator")), None)
+    if isinstance(saved, type) and issubclass(saved, wanted):
+        return saved
+    problem_type = manifest["problem_type"]
+    regression = problem_type == "regression"
+    if issubclass(wanted, estimator_module.AutoMMClassifier if regression else estimator_module.AutoMMRegressor):
+        kind = "regression" if regression else f"{problem_type} classification"
+        right = "AutoMMRegressor" if regression else "AutoMMClassifier"
+        raise ModelFormatError(f"path: {str(directory)!r} holds a {kind} model (saved from "
+                               f"{manifest.get('estimator')}), which {wanted.__name__}.load does not load: load it "
+                               f"with {right}.load or AutoMM.load")
+    return wanted
+
+
+def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
+    """Rebuild an estimator saved by :func:`save_model`, as ``expected_class`` (see
+    :func:`_estimator_class`; None: :class:`~automm.AutoMM`, which loads every model)."""
     from . import registry
     from .data import InputSpec
     from .training import resolve_device
@@ -540,6 +561,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     directory = Path(path)
     manifest, files = _read_folder(directory)
     _check_outputs(manifest, directory / MANIFEST)
+    cls = _estimator_class(manifest, expected_class, directory)
     reg = registry.get_registry()
     for info in manifest["components"]:
         try:
@@ -549,8 +571,6 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
                 f"the model needs {info['kind']} {info['name']!r} from plugin {info.get('plugin')!r} (package "
                 f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'))}") from None
 
-    cls_name = manifest["estimator"]
-    cls = getattr(estimator_module, cls_name, None) or expected_class or estimator_module.AutoMM
     params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]

@@ -147,6 +147,43 @@ def test_loading_a_model_whose_plugin_is_missing_names_component_and_plugin(mode
 def test_load_rejects_non_model_directory(tmp_path):
     with pytest.raises(ModelFormatError, match="no automm model"):
         AutoMM.load(tmp_path)
+    with pytest.raises(ModelFormatError, match=r"^path: '.*/no-such-model' does not exist$"):
+        AutoMM.load(tmp_path / "no-such-model")
+    (tmp_path / "a-file").write_text("not a model")
+    with pytest.raises(ModelFormatError, match=r"^path: '.*/a-file' is a file, not a model's folder$"):
+        AutoMM.load(tmp_path / "a-file")
+
+
+@pytest.fixture(scope="module")
+def regressor():
+    from automm import AutoMMRegressor
+
+    texts = [f"item {i % 7} size {i % 5}" for i in range(60)]
+    text = {"name": "hashed_ngram", "n_buckets": 256, "emb_dim": 8, "output_dim": 8}
+    return AutoMMRegressor(**tiny(encoders={"text": text})).fit(texts, np.arange(60) % 5 + 0.5), texts
+
+
+def test_a_classifier_or_regressor_class_loads_only_its_kind_of_model(model, regressor, data, tmp_path):
+    from automm import AutoMMClassifier, AutoMMRegressor
+
+    X, _ = data
+    path = model.save(tmp_path / "classifier")  # saved from AutoMM, which loads anything
+    with pytest.raises(ModelFormatError, match=r"^path: '.*classifier' holds a multiclass classification model "
+                                               r"\(saved from AutoMM\), which AutoMMRegressor\.load does not load: "
+                                               r"load it with AutoMMClassifier\.load or AutoMM\.load$"):
+        AutoMMRegressor.load(path)
+    loaded = AutoMMClassifier.load(path)
+    assert type(loaded) is AutoMMClassifier and loaded.get_params() == model.get_params()
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-6)
+    assert type(AutoMM.load(loaded.save(tmp_path / "again"))) is AutoMMClassifier
+    fitted, texts = regressor
+    path = fitted.save(tmp_path / "regressor")
+    with pytest.raises(ModelFormatError, match=r"holds a regression model \(saved from AutoMMRegressor\), which "
+                                               r"AutoMMClassifier\.load does not load: load it with "
+                                               r"AutoMMRegressor\.load or AutoMM\.load$"):
+        AutoMMClassifier.load(path)
+    assert type(AutoMM.load(path)) is AutoMMRegressor
+    np.testing.assert_allclose(AutoMMRegressor.load(path).predict(texts), fitted.predict(texts), atol=1e-6)
 
 
 def _without_digests(path):
