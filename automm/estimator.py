@@ -1058,11 +1058,14 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return save_model(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "auto") -> "AutoMM":
-        """Load a model written by :meth:`save` (no pickle is executed)."""
+    def load(cls, path: str | os.PathLike, device: str = "auto",
+             cache_dir: str | os.PathLike | None = None) -> "AutoMM":
+        """Load a model written by :meth:`save` (no pickle is executed). ``cache_dir``: where the
+        loaded model keeps its frozen encoders' features, in place of the ``cache_dir`` it was
+        fitted with, which is saved with it (None: keep that one)."""
         from .persistence import load_model
 
-        return load_model(path, device=device, expected_class=cls)
+        return load_model(path, device=device, expected_class=cls, cache_dir=cache_dir)
 
     @classmethod
     def from_recipe(cls, recipe) -> "AutoMM":

@@ -547,9 +547,12 @@ def _estimator_class(manifest: dict, expected_class, directory: Path):
     return wanted
 
 
-def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None):
+def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None,
+               cache_dir: str | os.PathLike | None = None):
     """Rebuild an estimator saved by :func:`save_model`, as ``expected_class`` (see
-    :func:`_estimator_class`; None: :class:`~automm.AutoMM`, which loads every model)."""
+    :func:`_estimator_class`; None: :class:`~automm.AutoMM`, which loads every model).
+    ``cache_dir``: where it keeps its frozen encoders' features, in place of the ``cache_dir``
+    parameter saved with it (None: that one)."""
     from . import registry
     from .data import InputSpec
     from .training import resolve_device
@@ -558,6 +561,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         device_ = resolve_device(device)
     except ValueError as exc:
         raise InputError(f"device: {exc}") from None
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise InputError(f"cache_dir: expected a directory path or None, got {cache_dir!r}")
     directory = Path(path)
     manifest, files = _read_folder(directory)
     _check_outputs(manifest, directory / MANIFEST)
@@ -572,6 +577,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
                 f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'))}") from None
 
     params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}
+    if cache_dir is not None:
+        params["cache_dir"] = cache_dir
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     config = manifest["config"]

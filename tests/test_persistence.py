@@ -341,3 +341,21 @@ def test_a_manifest_whose_classes_do_not_match_the_outputs_is_refused_at_load(mo
     (path / "automm.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFormatError, match=message):
         AutoMM.load(path)
+
+
+def test_load_chooses_where_a_loaded_model_keeps_features(model, data, tmp_path):
+    from automm import InputError
+
+    X, _ = data
+    trained = copy.deepcopy(model).set_params(cache_dir=str(tmp_path / "training-machine"))
+    path = trained.save(tmp_path / "m")
+    assert AutoMM.load(path).cache_dir == str(tmp_path / "training-machine")  # saved with the model
+    loaded = AutoMM.load(path, cache_dir=tmp_path / "serving")
+    assert loaded.get_params()["cache_dir"] == tmp_path / "serving"
+    seen = []
+    for encoder in loaded.model_.encoders.values():  # where predict has the encoders keep features
+        encoder.prepare = lambda values, cache_dir=None: seen.append(cache_dir)
+    loaded.predict(X.head(3))
+    assert seen and set(seen) == {tmp_path / "serving"}
+    with pytest.raises(InputError, match=r"^cache_dir: expected a directory path or None, got 3$"):
+        AutoMM.load(path, cache_dir=3)
