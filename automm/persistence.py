@@ -122,6 +122,10 @@ def manifest_of(estimator) -> dict:
 
     params, not_stored = {}, []
     for key, value in estimator.get_params(deep=False).items():
+        if key == "storage" and isinstance(value, str):  # a model folder is copied around: no database password
+            from .storage import redact_url
+
+            value = redact_url(value)
         try:
             params[key] = _jsonable(value)
         except TypeError:  # e.g. an Optuna sampler object: loaded as the parameter's default

@@ -359,3 +359,10 @@ def test_load_chooses_where_a_loaded_model_keeps_features(model, data, tmp_path)
     assert seen and set(seen) == {tmp_path / "serving"}
     with pytest.raises(InputError, match=r"^cache_dir: expected a directory path or None, got 3$"):
         AutoMM.load(path, cache_dir=3)
+
+
+def test_a_saved_model_holds_no_storage_password(model, tmp_path):
+    secret = copy.copy(model).set_params(storage="postgresql://automm:s3cret@db.example.org:5432/automm")
+    path = secret.save(tmp_path / "model")
+    assert "s3cret" not in (tmp_path / "model" / "automm.json").read_text()
+    assert AutoMM.load(path).storage == "postgresql://automm:***@db.example.org:5432/automm"
