@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Mapping
 
 import torch
@@ -20,11 +21,15 @@ class MultimodalNet(nn.Module):
     ``forward`` returns logits (classification) or standardised values (regression).
     """
 
-    def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion, n_outputs: int, head_dropout: float = 0.1):
+    def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion, n_outputs: int, head_dropout: float = 0.1,
+                 fusion_label: str | None = None):
         super().__init__()
         self.encoders = nn.ModuleDict(dict(encoders))
         self.fusion = fusion
         self.n_outputs = int(n_outputs)
+        #: how messages name the fusion (its registration: name and plugin)
+        self.fusion_label = fusion_label or f"fusion {type(fusion).__name__}"
+        _check_fusion_width(fusion, self.n_outputs, self.fusion_label)
         if fusion.produces_outputs:
             self.head: nn.Module = nn.Identity()
         else:
@@ -45,10 +50,29 @@ class MultimodalNet(nn.Module):
         masks = dict(masks)
         embeddings = {name: emb.float() * masks[name].unsqueeze(-1).to(emb.dtype).float()
                       for name, emb in embeddings.items()}
-        return self.fusion(embeddings, masks)
+        fused = self.fusion(embeddings, masks)
+        if not isinstance(fused, torch.Tensor) or fused.dim() != 2 or fused.shape[-1] != self.fusion.output_dim:
+            got = (f"a tensor of shape {tuple(fused.shape)}" if isinstance(fused, torch.Tensor)
+                   else f"a {type(fused).__name__}")
+            raise PluginError(f"{self.fusion_label} returned {got}, but its output_dim is {self.fusion.output_dim}; "
+                              "forward must return a (batch, output_dim) tensor: set self.output_dim to the width "
+                              "forward returns")
+        return fused
 
     def forward(self, inputs: Mapping[str, object], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self.embed(inputs, masks))
+
+
+def _check_fusion_width(fusion: Fusion, n_outputs: int, label: str) -> None:
+    """A fusion's ``output_dim`` is what the head is built on: a positive int (``n_outputs`` for
+    a fusion that ``produces_outputs``)."""
+    width = getattr(fusion, "output_dim", None)
+    if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width <= 0:
+        raise PluginError(f"{label} has output_dim {width!r} (never set?); set self.output_dim in __init__ "
+                          "to the width forward returns")
+    if fusion.produces_outputs and width != n_outputs:
+        raise PluginError(f"{label} sets produces_outputs, so its output_dim must be n_outputs={n_outputs}, "
+                          f"not {width}; set self.output_dim = n_outputs")
 
 
 def move_to_device(obj, device: torch.device, non_blocking: bool = False):

@@ -200,8 +200,10 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
         encoders[spec.name] = encoder
     input_dims = {name: int(enc.output_dim) for name, enc in encoders.items()}
     fusion_name, fusion_params = _split(config["fusion"])
-    fusion = reg.get("fusion", fusion_name).factory(input_dims, n_outputs, **fusion_params)
-    return MultimodalNet(encoders, fusion, n_outputs, head_dropout=config["training"].get("head_dropout", 0.1))
+    fusion_spec = reg.get("fusion", fusion_name)
+    fusion = fusion_spec.factory(input_dims, n_outputs, **fusion_params)
+    return MultimodalNet(encoders, fusion, n_outputs, head_dropout=config["training"].get("head_dropout", 0.1),
+                         fusion_label=fusion_spec.label)
 
 
 def _augmentations(config: dict) -> tuple[dict[str, list], list]:

@@ -70,6 +70,11 @@ class ComponentSpec:
     columns: tuple[str, ...] | None = None  # datasets only: the loader's column names
     tags: tuple[str, ...] = ()  # e.g. ("pretrained",): the search tries such encoders early
 
+    @property
+    def label(self) -> str:
+        """How messages name it: ``fusion 'film' (plugin 'automm_film')``."""
+        return f"{self.kind} {self.name!r} (plugin {self.provider!r})"
+
     def hyperparameters(self, **overrides: Any) -> dict:
         """Defaults updated with ``overrides``."""
         params = dict(self.defaults)

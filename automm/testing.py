@@ -140,7 +140,8 @@ def _check_output(spec: ComponentSpec, what: str, out: Any, batch_size: int, wid
     if out.dim() != 2 or out.shape[0] != batch_size:
         _fail(spec, f"{what} must return shape (batch={batch_size}, width), got {tuple(out.shape)}")
     if width is not None and out.shape[1] != width:
-        _fail(spec, f"{what} returned width {out.shape[1]}, but the component declares output_dim={width}")
+        _fail(spec, f"{what} returned width {out.shape[1]}, but the component declares output_dim={width}; "
+                    "set self.output_dim to the width forward returns")
     if not torch.is_floating_point(out):
         _fail(spec, f"{what} must return floating-point values, got {out.dtype}")
     if not torch.isfinite(out).all():
@@ -590,6 +591,9 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
 
     fusion = build(seed, hyperparameters)
     width = int(fusion.output_dim)
+    if width <= 0:
+        _fail(spec, f"has output_dim {fusion.output_dim!r} (never set?); set self.output_dim in __init__ to the "
+                    "width forward returns")
     if fusion.produces_outputs and width != int(n_outputs):
         _fail(spec, f"produces_outputs=True but output_dim={width} != n_outputs={n_outputs}")
     with torch.no_grad():

@@ -160,6 +160,14 @@ class _PreprocessesWithABuffer(_WrongWidth):
         return super().preprocess(value, augment) * self.scale
 
 
+class _NoWidthFusion(_LeakyFusion):
+    """Never sets output_dim (the class's 0)."""
+
+    def __init__(self, input_dims, n_outputs):
+        super().__init__(input_dims, n_outputs)
+        del self.output_dim
+
+
 class _WeightBlindSmoothing(BatchAugmentation):
     """Smooths the targets over every column: mixes the sample weights' column into the classes."""
 
@@ -185,6 +193,7 @@ class _BrokenPlugin:
     @hookimpl
     def automm_register_fusions(self, register):
         register("leaky", _LeakyFusion)
+        register("no_width", _NoWidthFusion)
 
     @hookimpl
     def automm_register_augmentations(self, register):
@@ -240,6 +249,12 @@ def test_kit_catches_a_batch_augmentation_that_mixes_the_sample_weights_into_the
 def test_kit_catches_a_fusion_that_reads_missing_inputs(broken):
     with pytest.raises(ConformanceError, match="leaky.*(NaN|missing)"):
         check_fusion("leaky")
+
+
+def test_kit_says_how_to_fix_a_fusion_without_an_output_dim(broken):
+    with pytest.raises(ConformanceError, match=r"no_width.*has output_dim 0 \(never set\?\); set self.output_dim in "
+                                               r"__init__ to the width forward returns"):
+        check_fusion("no_width")
 
 
 def test_kit_catches_invalid_defaults():

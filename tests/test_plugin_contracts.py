@@ -1,0 +1,66 @@
+"""What the core checks of a plugin's components at run time: a broken fusion or augmentation
+fails with a PluginError naming the component, its plugin and what to fix, never with a bare
+torch error (or, worse, silently)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import automm
+from automm import Fusion, PluginError, hookimpl
+
+TEXTS = ["a red shirt", "blue jeans", "a watch", "green socks"] * 4
+LABELS = ["s", "l", "l", "l"] * 4
+
+
+def _fit(**kwargs):
+    clf = automm.AutoMM(column_types={"x0": "text"}, max_epochs=1, num_workers=0, random_state=0, **kwargs)
+    return clf.fit(TEXTS, LABELS)
+
+
+class _Concat(Fusion):
+    """Concatenates the present inputs (missing ones zeroed) into ``hidden_dim`` columns."""
+
+    def __init__(self, input_dims, n_outputs, hidden_dim=4):
+        super().__init__()
+        self.names = sorted(input_dims)
+        self.linear = nn.Linear(sum(input_dims.values()), hidden_dim)
+        self.output_dim = hidden_dim
+
+    def forward(self, embeddings, masks):
+        return self.linear(torch.cat([torch.where(masks[n][:, None], embeddings[n], 0.0) for n in self.names], 1))
+
+
+class _OneTooWide(_Concat):
+    def __init__(self, input_dims, n_outputs, hidden_dim=4):
+        super().__init__(input_dims, n_outputs, hidden_dim + 1)
+        self.output_dim = hidden_dim
+
+
+class _NoWidth(_Concat):
+    def __init__(self, input_dims, n_outputs, hidden_dim=4):
+        super().__init__(input_dims, n_outputs, hidden_dim)
+        del self.output_dim  # never set: the class's 0
+
+
+class _FusionPlugin:
+    @hookimpl
+    def automm_register_fusions(self, register):
+        register("too_wide", _OneTooWide, tags=("manual",))
+        register("no_width", _NoWidth, tags=("manual",))
+
+
+def test_a_fusion_wider_than_its_output_dim_is_named(fresh_registry):
+    fresh_registry(_FusionPlugin())
+    with pytest.raises(PluginError, match=r"fusion 'too_wide' \(plugin '.*_FusionPlugin'\) returned a tensor of shape "
+                                          r"\(\d+, 5\), but its output_dim is 4; .*set self.output_dim to the width"):
+        _fit(fusion="too_wide")
+
+
+def test_a_fusion_without_an_output_dim_is_named_when_the_model_is_built(fresh_registry):
+    fresh_registry(_FusionPlugin())
+    with pytest.raises(PluginError, match=r"fusion 'no_width' \(plugin '.*'\) has output_dim 0 \(never set\?\); "
+                                          r"set self.output_dim in __init__"):
+        _fit(fusion="no_width")
