@@ -29,6 +29,7 @@ import torch
 
 from . import registry as _registry
 from .components.stack import STACK, EncoderStack, encoder_parts
+from .contracts import CheckedBatchAugmentation
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .decision import class_priors, fit_decision_weights
 from .model import MultimodalNet
@@ -215,7 +216,7 @@ def _augmentations(config: dict) -> tuple[dict[str, list], list]:
         component = reg.get("augmentation", name)
         aug = component.factory(**params)
         if component.modality == "batch":
-            batch.append(aug)
+            batch.append(CheckedBatchAugmentation(aug, component.label))
         else:
             per_modality.setdefault(component.modality, []).append(aug)
     return per_modality, batch

@@ -64,3 +64,35 @@ def test_a_fusion_without_an_output_dim_is_named_when_the_model_is_built(fresh_r
     with pytest.raises(PluginError, match=r"fusion 'no_width' \(plugin '.*'\) has output_dim 0 \(never set\?\); "
                                           r"set self.output_dim in __init__"):
         _fit(fusion="no_width")
+
+
+class _WidensFused(automm.BatchAugmentation):
+    def apply_fused(self, fused, targets, generator):
+        return torch.cat([fused, fused[:, :1]], 1), targets
+
+
+class _DropsAMask(automm.BatchAugmentation):
+    def apply_masks(self, masks, generator):
+        return {name: mask for name, mask in list(masks.items())[1:]}
+
+
+class _BatchPlugin:
+    @hookimpl
+    def automm_register_augmentations(self, register):
+        register("widens_fused", _WidensFused, modality="batch")
+        register("drops_a_mask", _DropsAMask, modality="batch")
+
+
+def test_a_batch_augmentation_that_changes_the_fused_width_is_named(fresh_registry):
+    fresh_registry(_BatchPlugin())
+    with pytest.raises(PluginError, match=r"augmentation 'widens_fused' \(plugin '.*_BatchPlugin'\): apply_fused "
+                                          r"changed the fused embeddings from \(\d+, (\d+)\) torch.float32 to "
+                                          r"\(\d+, \d+\) torch.float32; it must keep their shape"):
+        _fit(augmentations=["widens_fused"])
+
+
+def test_a_batch_augmentation_that_drops_an_input_from_the_masks_is_named(fresh_registry):
+    fresh_registry(_BatchPlugin())
+    with pytest.raises(PluginError, match=r"augmentation 'drops_a_mask' .*apply_masks changed the masks from "
+                                          r"\{'text_0': \(\d+,\) torch.bool\} to \{\}; it must return the same inputs"):
+        _fit(augmentations=["drops_a_mask"])
