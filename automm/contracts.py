@@ -12,7 +12,7 @@ import torch
 from .components.base import BatchAugmentation
 from .exceptions import PluginError
 
-__all__ = ["CheckedBatchAugmentation"]
+__all__ = ["CheckedAugmentation", "CheckedBatchAugmentation"]
 
 
 def _shapes(tensors: Mapping[str, Any]) -> str:
@@ -23,6 +23,52 @@ def _kind(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"{tuple(value.shape)} {value.dtype}"
     return type(value).__name__
+
+
+class CheckedAugmentation:
+    """A per-sample augmentation whose result is checked to be of the kind it was given: for
+    images a floating tensor (3, H, W), for texts a list of str tokens, for another modality a
+    tensor of as many dimensions (floating when it was), a list or a mapping."""
+
+    def __init__(self, augmentation: Any, modality: str, label: str):
+        self.augmentation, self.modality, self.label = augmentation, modality, label
+
+    def __call__(self, value: Any, generator: torch.Generator) -> Any:
+        result = self.augmentation(value, generator)
+        problem = _sample_problem(self.modality, value, result)
+        if problem is not None:
+            raise PluginError(f"{self.label}: {problem}")
+        return result
+
+
+def _sample_problem(modality: str, before: Any, after: Any) -> str | None:
+    """What is wrong with ``after``, an augmentation's result for the sample ``before`` (None: nothing)."""
+    if modality == "image":
+        if not isinstance(after, torch.Tensor):
+            return f"returned a {type(after).__name__}; it must return the image as a float tensor (3, H, W) in [0, 1]"
+        if not torch.is_floating_point(after):
+            return (f"returned a {after.dtype} tensor; it must return a float tensor (3, H, W) in [0, 1], as it was "
+                    "given (pixels 0..255 divided by 255)")
+        if after.dim() != 3 or after.shape[0] != 3:
+            return f"returned a tensor of shape {tuple(after.shape)}; it must return a (3, H, W) tensor"
+        return None
+    if modality == "text":
+        if not isinstance(after, (list, tuple)):
+            return (f"returned a {type(after).__name__}; it must return a list of str tokens, as it was given "
+                    "(not a joined text)")
+        wrong = next((token for token in after if not isinstance(token, str)), None)
+        if wrong is not None:
+            return f"returned a list holding a {type(wrong).__name__} ({wrong!r}); it must return a list of str tokens"
+        return None
+    if isinstance(before, torch.Tensor):
+        if (not isinstance(after, torch.Tensor) or after.dim() != before.dim()
+                or torch.is_floating_point(after) != torch.is_floating_point(before)):
+            return f"returned {_kind(after)} for a {_kind(before)} sample; it must return a sample of the same kind"
+    elif isinstance(before, (list, tuple)) and not isinstance(after, (list, tuple)):
+        return f"returned a {type(after).__name__} for a list sample; it must return a list"
+    elif isinstance(before, Mapping) and not isinstance(after, Mapping):
+        return f"returned a {type(after).__name__} for a mapping sample; it must return a mapping"
+    return None
 
 
 class CheckedBatchAugmentation(BatchAugmentation):

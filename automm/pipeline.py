@@ -29,7 +29,7 @@ import torch
 
 from . import registry as _registry
 from .components.stack import STACK, EncoderStack, encoder_parts
-from .contracts import CheckedBatchAugmentation
+from .contracts import CheckedAugmentation, CheckedBatchAugmentation
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .decision import class_priors, fit_decision_weights
 from .model import MultimodalNet
@@ -218,7 +218,8 @@ def _augmentations(config: dict) -> tuple[dict[str, list], list]:
         if component.modality == "batch":
             batch.append(CheckedBatchAugmentation(aug, component.label))
         else:
-            per_modality.setdefault(component.modality, []).append(aug)
+            per_modality.setdefault(component.modality, []).append(
+                CheckedAugmentation(aug, component.modality, component.label))
     return per_modality, batch
 
 

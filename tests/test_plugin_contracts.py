@@ -96,3 +96,43 @@ def test_a_batch_augmentation_that_drops_an_input_from_the_masks_is_named(fresh_
     with pytest.raises(PluginError, match=r"augmentation 'drops_a_mask' .*apply_masks changed the masks from "
                                           r"\{'text_0': \(\d+,\) torch.bool\} to \{\}; it must return the same inputs"):
         _fit(augmentations=["drops_a_mask"])
+
+
+class _ToPixels(automm.Augmentation):
+    modality = "image"
+
+    def __call__(self, value, generator):
+        return (value * 255).to(torch.uint8)
+
+
+class _JoinsTokens(automm.Augmentation):
+    modality = "text"
+
+    def __call__(self, value, generator):
+        return " ".join(reversed(value))
+
+
+class _SampleAugmentationPlugin:
+    @hookimpl
+    def automm_register_augmentations(self, register):
+        register("to_pixels", _ToPixels, modality="image")
+        register("joins_tokens", _JoinsTokens, modality="text")
+
+
+def test_an_image_augmentation_returning_uint8_pixels_is_named(fresh_registry):
+    import numpy as np
+
+    fresh_registry(_SampleAugmentationPlugin())
+    images = list(np.random.default_rng(0).integers(0, 256, size=(16, 12, 12, 3), dtype=np.uint8))
+    clf = automm.AutoMM(encoders={"image": {"name": "cnn", "image_size": 12, "width": 4, "depth": 2}},
+                        augmentations=["to_pixels"], max_epochs=1, num_workers=0, random_state=0)
+    with pytest.raises(PluginError, match=r"augmentation 'to_pixels' \(plugin '.*'\): returned a torch.uint8 tensor; "
+                                          r"it must return a float tensor \(3, H, W\) in \[0, 1\]"):
+        clf.fit(images, LABELS)
+
+
+def test_a_text_augmentation_returning_a_str_is_named(fresh_registry):
+    fresh_registry(_SampleAugmentationPlugin())
+    with pytest.raises(PluginError, match=r"augmentation 'joins_tokens' \(plugin '.*'\): returned a str; it must "
+                                          r"return a list of str tokens"):
+        _fit(augmentations=["joins_tokens"])
