@@ -65,7 +65,8 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
         row = {
             "number": t.number, "state": state, "score": attrs.get(TRIAL_ATTR + "score"),
             "encoders": ", ".join(f"{k}={describe_encoder(v)}" for k, v in (config.get("encoders") or {}).items()) or None,
-            "fusion": (config.get("fusion") or {}).get("name"),
+            # a trial whose components' search spaces failed has no configuration; its params name the fusion
+            "fusion": (config.get("fusion") or {}).get("name") if config else t.params.get("fusion"),
             "augmentations": ", ".join(a["name"] for a in config.get("augmentations") or []) if config else None,
             "params": dict(t.params), "config": config or None,
             "epochs": attrs.get(TRIAL_ATTR + "epochs"), "best_epoch": attrs.get(TRIAL_ATTR + "best_epoch"),

@@ -41,6 +41,7 @@ __all__ = [
     "split_component_choice",
     "skipped_plugins",
     "autoload_disabled",
+    "SearchSpaceError",
 ]
 
 DISABLE_AUTOLOAD_ENV = "AUTOMM_DISABLE_PLUGIN_AUTOLOAD"
@@ -124,18 +125,47 @@ class ComponentSpec:
         return self.factory(*args, **self.hyperparameters(**overrides))
 
     def suggest(self, trial: Any, prefix: str | None = None) -> dict:
-        """Hyperparameters for this component suggested on an Optuna ``trial``."""
+        """Hyperparameters for this component suggested on an Optuna ``trial``; a parameter name
+        without ``prefix`` is a :class:`SearchSpaceError` (before Optuna sees it)."""
         if self.search_space is None:
             return {}
+        prefix = prefix if prefix is not None else f"{self.name}."
         try:
-            return dict(self.search_space(trial, prefix if prefix is not None else f"{self.name}."))
+            return dict(self.search_space(_PrefixedTrial(trial, prefix, self), prefix))
+        except SearchSpaceError:
+            raise
         except Exception as exc:
             import optuna
 
             if isinstance(exc, optuna.TrialPruned):
                 raise
-            raise PluginError(f"the search space of {self.kind} {self.name!r} (plugin {self.provider!r}) raised "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"the search space of {self.label} raised {type(exc).__name__}: {exc}") from exc
+
+
+class SearchSpaceError(PluginError):
+    """A component's search-space function broke its contract (see :meth:`ComponentSpec.suggest`)."""
+
+
+class _PrefixedTrial:
+    """Passes a search space's calls on to the trial, refusing a ``suggest_*`` whose parameter
+    name does not start with the component's prefix: two components' parameters would collide."""
+
+    def __init__(self, trial: Any, prefix: str, spec: ComponentSpec):
+        self._trial, self._prefix, self._spec = trial, prefix, spec
+
+    def __getattr__(self, attribute: str) -> Any:
+        value = getattr(self._trial, attribute)
+        if not attribute.startswith("suggest_") or not callable(value):
+            return value
+
+        def suggest(*args: Any, **kwargs: Any) -> Any:
+            name = args[0] if args else kwargs.get("name")
+            if not isinstance(name, str) or not name.startswith(self._prefix):
+                raise SearchSpaceError(
+                    f"the search space of {self._spec.label} suggested {name!r}, which does not start with its "
+                    f"prefix {self._prefix!r}; name every parameter f\"{{prefix}}...\" with the prefix it is given")
+            return value(*args, **kwargs)
+        return suggest
 
 
 def _truthy(value: str | None) -> bool:

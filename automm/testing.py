@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
-from .registry import ComponentSpec, Registry, get_plugin_manager, get_registry
+from .registry import ComponentSpec, Registry, SearchSpaceError, get_plugin_manager, get_registry
 
 __all__ = [
     "ConformanceError",
@@ -199,6 +199,8 @@ def check_search_space(name_or_spec: str | ComponentSpec, kind: str = "encoder",
             trial = study.ask()
             try:
                 kwargs = spec.suggest(trial, prefix)
+            except SearchSpaceError as exc:  # names the component and the fix itself
+                raise ConformanceError(str(exc)) from None
             except Exception as exc:  # noqa: BLE001
                 _fail(spec, f"search space fails on an Optuna trial: {exc!r}")
             if not isinstance(kwargs, dict):

@@ -136,3 +136,44 @@ def test_a_text_augmentation_returning_a_str_is_named(fresh_registry):
     with pytest.raises(PluginError, match=r"augmentation 'joins_tokens' \(plugin '.*'\): returned a str; it must "
                                           r"return a list of str tokens"):
         _fit(augmentations=["joins_tokens"])
+
+
+def _unprefixed_space(trial, prefix):
+    return {"hidden_dim": trial.suggest_categorical("hidden_dim", [4, 8])}
+
+
+def _unprefixed_int_space(trial, prefix):
+    return {"hidden_dim": trial.suggest_int("hidden_dim", 4, 8)}
+
+
+class _SpacePlugin:
+    @hookimpl
+    def automm_register_fusions(self, register):
+        register("unprefixed", _Concat, search_space=_unprefixed_space, tags=("manual",))
+        register("unprefixed_b", _Concat, search_space=_unprefixed_int_space, tags=("manual",))
+
+
+_NO_PRESETS = {"warm_start": False, "linear_model": False, "neighbors_model": False}
+
+
+def test_a_search_space_that_ignores_its_prefix_is_named_before_optuna_sees_the_parameter(fresh_registry):
+    from automm.search import SearchError
+
+    fresh_registry(_SpacePlugin())
+    with pytest.raises(SearchError, match=r"the search space of fusion 'unprefixed(_b)?' \(plugin '.*_SpacePlugin'\) "
+                                          r"suggested 'hidden_dim', which does not start with its prefix "
+                                          r"'fusion.unprefixed(_b)?.'") as caught:
+        _fit(fusion=["unprefixed", "unprefixed_b"], n_trials=3, search_space=_NO_PRESETS)
+    assert "Cannot set different distribution" not in str(caught.value)
+
+
+def test_the_leaderboard_names_the_fusion_of_a_trial_whose_configuration_failed():
+    import optuna
+
+    from automm.leaderboard import leaderboard_frame
+
+    failed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={"fusion": "film"},
+                                       distributions={"fusion": optuna.distributions.CategoricalDistribution(
+                                           ["film", "concat"])},
+                                       user_attrs={"automm:reason": "PluginError: the search space ..."})
+    assert leaderboard_frame([failed])["fusion"].tolist() == ["film"]

@@ -237,7 +237,8 @@ def test_kit_catches_preprocessing_that_moves_with_the_network(broken):
 
 
 def test_kit_catches_unprefixed_search_parameters(broken):
-    with pytest.raises(ConformanceError, match="do not start with the prefix 'bad_space.'"):
+    with pytest.raises(ConformanceError, match=r"encoder 'bad_space' \(plugin '.*'\) suggested 'width', which does "
+                                               r"not start with its prefix 'bad_space.'; name every parameter"):
         check_search_space("bad_space")
 
 
