@@ -126,12 +126,13 @@ class ComponentSpec:
 
     def suggest(self, trial: Any, prefix: str | None = None) -> dict:
         """Hyperparameters for this component suggested on an Optuna ``trial``; a parameter name
-        without ``prefix`` is a :class:`SearchSpaceError` (before Optuna sees it)."""
+        without ``prefix`` (before Optuna sees it) or a returned keyword the factory does not
+        take is a :class:`SearchSpaceError`."""
         if self.search_space is None:
             return {}
         prefix = prefix if prefix is not None else f"{self.name}."
         try:
-            return dict(self.search_space(_PrefixedTrial(trial, prefix, self), prefix))
+            params = dict(self.search_space(_PrefixedTrial(trial, prefix, self), prefix))
         except SearchSpaceError:
             raise
         except Exception as exc:
@@ -140,6 +141,13 @@ class ComponentSpec:
             if isinstance(exc, optuna.TrialPruned):
                 raise
             raise PluginError(f"the search space of {self.label} raised {type(exc).__name__}: {exc}") from exc
+        taken = self.accepted_hyperparameters()
+        unknown = [key for key in params if taken is not None and key not in taken]
+        if unknown:
+            raise SearchSpaceError(f"the search space of {self.label} returned {unknown[0]!r}, which its factory "
+                                   f"does not take (it takes {', '.join(taken) or 'nothing'}); return only keyword "
+                                   "arguments of the factory")
+        return params
 
 
 class SearchSpaceError(PluginError):

@@ -182,8 +182,9 @@ def check_search_space(name_or_spec: str | ComponentSpec, kind: str = "encoder",
     """Run the component's search space on real Optuna trials (``n_draws`` random ones),
     check that every parameter name starts with ``prefix`` (default ``"<name>."``), that
     replaying the same values through :class:`optuna.trial.FixedTrial` returns the same
-    keyword arguments, and that these are JSON-serialisable and keyword-shaped (no
-    prefix left in them). Returns the keyword arguments of each draw (factory kwargs)."""
+    keyword arguments, and that these are JSON-serialisable, keyword-shaped (no prefix left
+    in them) and taken by the factory (:meth:`~automm.registry.ComponentSpec.accepted_hyperparameters`).
+    Returns the keyword arguments of each draw (factory kwargs)."""
     import optuna
 
     spec = _resolve(kind, name_or_spec, registry)

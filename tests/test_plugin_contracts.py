@@ -177,3 +177,34 @@ def test_the_leaderboard_names_the_fusion_of_a_trial_whose_configuration_failed(
                                            ["film", "concat"])},
                                        user_attrs={"automm:reason": "PluginError: the search space ..."})
     assert leaderboard_frame([failed])["fusion"].tolist() == ["film"]
+
+
+def _space_with_a_foreign_keyword(trial, prefix):
+    return {"hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim", [4, 8]),
+            "depth": trial.suggest_int(f"{prefix}depth", 1, 2)}
+
+
+class _ForeignKeywordPlugin:
+    @hookimpl
+    def automm_register_fusions(self, register):
+        register("foreign_keyword", _Concat, search_space=_space_with_a_foreign_keyword, tags=("manual",))
+
+
+_FOREIGN = (r"the search space of fusion 'foreign_keyword' \(plugin '.*_ForeignKeywordPlugin'\) returned 'depth', "
+            r"which its factory does not take \(it takes hidden_dim\)")
+
+
+def test_a_search_space_returning_a_keyword_its_factory_does_not_take_is_named(fresh_registry):
+    from automm.search import SearchError
+
+    fresh_registry(_ForeignKeywordPlugin())
+    with pytest.raises(SearchError, match=_FOREIGN):
+        _fit(fusion=["foreign_keyword"], n_trials=2, search_space=_NO_PRESETS)
+
+
+def test_the_kit_checks_that_the_factory_takes_what_the_search_space_returns(fresh_registry):
+    from automm.testing import ConformanceError, check_search_space
+
+    fresh_registry(_ForeignKeywordPlugin())
+    with pytest.raises(ConformanceError, match=_FOREIGN):
+        check_search_space("foreign_keyword", "fusion")
