@@ -291,8 +291,22 @@ class Registry:
             known = sorted(self._specs[kind])
             close = close_match(str(name), known)
             hint = f" Did you mean {close!r}?" if close else ""
-            raise UnknownComponentError(
-                f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known) or '(none)'}") from None
+            raise UnknownComponentError(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known) or '(none)'}. "
+                                        f"{self.where_plugins_come_from()}") from None
+
+    def where_plugins_come_from(self) -> str:
+        """For a name no plugin registered: the installed plugins that were skipped, and why; else
+        how installed plugins are found."""
+        skipped = _skipped(self.plugin_manager)
+        if skipped:
+            items = "; ".join(f"{name!r}" + (f" ({info['package']})" if info.get("package") else "")
+                              + f" {info['reason']}" for name, info in sorted(skipped.items()))
+            return f"Installed plugins skipped, so their components are missing: {items} (`automm plugins` lists them)"
+        if autoload_disabled():
+            return f"{DISABLE_AUTOLOAD_ENV} is set: installed plugins are not loaded"
+        return (f"Installed plugins are found through the {ENTRY_POINT_GROUP!r} entry-point group "
+                f"([project.entry-points.{ENTRY_POINT_GROUP}] in a plugin's pyproject.toml); `automm plugins` lists "
+                "what loaded")
 
     def modalities(self) -> list[str]:
         return sorted({s.modality for s in self._specs["encoder"].values() if s.modality})

@@ -29,7 +29,9 @@ What is checked (see each function for details):
   outputs, passes gradients when it is not frozen, and is deterministic under a seed;
 * an encoder tagged ``"linear"`` has a linear form: with ``linear=True, output_dim=k``
   its ``forward`` equals ``linear_design(batch) @ W`` after ``set_linear_weight(W)``;
-* augmentations return a value of the same kind and depend only on the generator.
+* augmentations return a value of the same kind and depend only on the generator;
+* an installed distribution declares an ``automm`` entry point that loads and registers what
+  it should (:func:`check_installed`).
 
 The kit follows the core's protocol: an encoder is built by its factory, ``fit`` on the
 training values (with a missing one among them), ``prepare``\\ d with all values (with a
@@ -59,6 +61,7 @@ __all__ = [
     "check_augmentation",
     "check_search_space",
     "check_component_registration",
+    "check_installed",
     "check_role_inference",
     "default_sample",
 ]
@@ -841,6 +844,47 @@ def check_component_registration(plugin: Any, *, build_encoders: bool = False,
         missing = sorted(set(names) - {s.name for s in found.get(kind, [])})
         if missing:
             _fail(f"plugin {name!r}", f"does not register the {kind}s {missing}")
+    return found
+
+
+def check_installed(distribution: str, *, expected: Mapping[str, Sequence[str]] | None = None
+                    ) -> dict[str, list[ComponentSpec]]:
+    """Check an installed distribution (``"automm-shout"``) as automm finds it: it declares an
+    entry point in the ``automm`` group (``[project.entry-points.automm]`` in its
+    ``pyproject.toml``), each entry point imports and was not skipped by this process's registry,
+    and what each registers passes :func:`check_component_registration`. ``expected`` (kind →
+    names) must all be registered. Returns the specs by kind, of every entry point together."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import distribution as find_distribution
+
+    from .registry import ENTRY_POINT_GROUP, skipped_plugins
+
+    where = f"distribution {distribution!r}"
+    try:
+        dist = find_distribution(distribution)
+    except PackageNotFoundError:
+        _fail(where, "is not installed in this environment (pip install it, e.g. pip install -e . in its folder)")
+    points = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+    if not points:
+        _fail(where, f"declares no entry point in the {ENTRY_POINT_GROUP!r} group, so automm never loads it; add "
+                     f"[project.entry-points.{ENTRY_POINT_GROUP}] with a line 'my_plugin = \"my_module\"' to its "
+                     "pyproject.toml and install it again")
+    skipped = skipped_plugins()
+    found: dict[str, list[ComponentSpec]] = {kind: [] for kind in ("encoder", "fusion", "augmentation", "dataset")}
+    for point in points:
+        if point.name in skipped:
+            _fail(where, f"entry point {point.name!r} is skipped by automm: {skipped[point.name]['reason']}")
+        try:
+            plugin = point.load()
+        except Exception as exc:  # noqa: BLE001
+            _fail(where, f"entry point {point.name!r} = {point.value!r} cannot be imported: {exc!r}")
+        for kind, specs in check_component_registration(plugin).items():
+            found[kind].extend(specs)
+    for kind, names in (expected or {}).items():
+        missing = sorted(set(names) - {s.name for s in found.get(kind, [])})
+        if missing:
+            _fail(where, f"does not register the {kind}s {missing} (its entry points: "
+                         f"{', '.join(f'{p.name} = {p.value}' for p in points)})")
     return found
 
 

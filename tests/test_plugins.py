@@ -27,6 +27,21 @@ def test_unknown_name_lists_known_names(builtin_only):
         automm.create_encoder("cnnn")
 
 
+def test_an_unknown_name_says_how_installed_plugins_are_found(monkeypatch):
+    from automm.registry import Registry, get_plugin_manager
+
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    registry = Registry(get_plugin_manager(load_entrypoints=False))
+    with pytest.raises(UnknownComponentError, match=r"unknown fusion 'xattn'. Known fusions: .*\. Installed plugins "
+                                                    r"are found through the 'automm' entry-point group \(\[project"
+                                                    r"\.entry-points\.automm\] in a plugin's pyproject.toml\); "
+                                                    r"`automm plugins` lists what loaded"):
+        registry.get("fusion", "xattn")
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    with pytest.raises(UnknownComponentError, match=f"{DISABLE_AUTOLOAD_ENV} is set: installed plugins are not loaded"):
+        registry.get("fusion", "xattn")
+
+
 def test_create_encoder_applies_hyperparameters():
     encoder = automm.create_encoder("cnn", output_dim=24, image_size=32)
     assert encoder.output_dim == 24
@@ -199,6 +214,11 @@ def test_a_broken_installed_plugin_is_skipped_with_a_warning_naming_it(tmp_path,
     with pytest.warns(PluginLoadWarning, match="'broken' from automm-broken 0.1 is skipped: could not be loaded"):
         registry = automm.reset_registry()
     assert "cnn" in registry.names("encoder")
+    # a component it would have registered is unknown: the message says which plugin was skipped, and why
+    with pytest.raises(UnknownComponentError, match=r"unknown fusion 'xattn'.*Installed plugins skipped, so their "
+                                                    r"components are missing: 'broken' \(automm-broken 0.1\) could "
+                                                    r"not be loaded: ModuleNotFoundError.*`automm plugins` lists them"):
+        automm.create_fusion("xattn", {"text_0": 4}, 2)
     monkeypatch.undo()
     automm.reset_registry()
 

@@ -318,3 +318,67 @@ def test_kit_checks_what_predicting_new_values_costs(fresh_registry):
     fresh_registry(_CostlyPlugin())
     with pytest.raises(ConformanceError, match="costly.*prepare_seconds must be a finite number of seconds >= 0"):
         check_encoder("costly", ["a b", "c d"])
+
+
+def _fake_distribution(tmp_path, monkeypatch, name: str, module_source: str | None, entry_points: str = "") -> None:
+    """A distribution ``name`` 0.1 on sys.path, as pip leaves one (module ``name`` with _ for -)."""
+    import importlib
+    import textwrap
+
+    module = name.replace("-", "_")
+    if module_source is not None:
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(module_source))
+    dist = tmp_path / f"{module}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    if entry_points:
+        (dist / "entry_points.txt").write_text(entry_points)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+
+
+_FUSION_MODULE = """
+    import torch
+    from automm import Fusion, hookimpl
+
+    class Mean(Fusion):
+        def __init__(self, input_dims, n_outputs):
+            super().__init__()
+            self.output_dim = max(input_dims.values())
+
+    @hookimpl
+    def automm_register_fusions(register):
+        register("kit_mean", Mean)
+"""
+
+
+def test_check_installed_finds_a_missing_entry_point_and_missing_components(tmp_path, monkeypatch):
+    import sys
+
+    from automm.registry import DISABLE_AUTOLOAD_ENV
+    from automm.testing import check_installed
+
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")  # the process registry: built-ins only
+    automm.reset_registry()
+    try:
+        with pytest.raises(ConformanceError, match="distribution 'automm-kit-absent': is not installed"):
+            check_installed("automm-kit-absent")
+        (tmp_path / "a").mkdir()
+        _fake_distribution(tmp_path / "a", monkeypatch, "automm-kit-noep", _FUSION_MODULE)
+        with pytest.raises(ConformanceError, match=r"distribution 'automm-kit-noep': declares no entry point in the "
+                                                   r"'automm' group, so automm never loads it; add "
+                                                   r"\[project.entry-points.automm\]"):
+            check_installed("automm-kit-noep")
+        (tmp_path / "b").mkdir()
+        _fake_distribution(tmp_path / "b", monkeypatch, "automm-kit-ep", _FUSION_MODULE,
+                           "[automm]\nkit_ep = automm_kit_ep\n")
+        assert [s.name for s in check_installed("automm-kit-ep", expected={"fusion": ["kit_mean"]})["fusion"]] == [
+            "kit_mean"]
+        with pytest.raises(ConformanceError, match=r"'automm-kit-ep': does not register the fusions \['kit_film'\] "
+                                                   r"\(its entry points: kit_ep = automm_kit_ep\)"):
+            check_installed("automm-kit-ep", expected={"fusion": ["kit_film"]})
+    finally:
+        for module in ("automm_kit_noep", "automm_kit_ep"):
+            sys.modules.pop(module, None)
+        monkeypatch.undo()
+        automm.reset_registry()
