@@ -5,14 +5,39 @@ wrong training data. The conformance kit (:mod:`automm.testing`) checks far more
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import contextlib
+from typing import Any, Iterator, Mapping
 
 import torch
 
 from .components.base import BatchAugmentation
-from .exceptions import PluginError
+from .exceptions import AutoMMError, PluginError
 
-__all__ = ["CheckedAugmentation", "CheckedBatchAugmentation"]
+__all__ = ["CheckedAugmentation", "CheckedBatchAugmentation", "building", "FUSION_INPUTS_HINT"]
+
+#: What a fusion that cannot be built for its inputs is told.
+FUSION_INPUTS_HINT = ("; a fusion must work with whatever inputs it is given (one or more, named like image_0, "
+                      "text_0, tabular, audio_0): read their names and widths from input_dims")
+
+
+@contextlib.contextmanager
+def building(spec: Any, params: Mapping[str, Any], context: str = "", hint: str = "") -> Iterator[None]:
+    """Around a component's factory call: its exception becomes a :class:`PluginError` naming the
+    component (``spec``), its plugin, ``context`` (``" for input 'text_0'"``) and the
+    hyperparameters, with ``hint``. automm's own errors (an ``InputError`` a factory raises on
+    purpose) and running out of memory pass as they are."""
+    try:
+        yield
+    except AutoMMError:
+        raise
+    except Exception as exc:
+        from .pipeline import is_out_of_memory
+
+        if is_out_of_memory(exc):
+            raise
+        shown = {key: value for key, value in params.items() if key != "column_roles"}
+        raise PluginError(f"{spec.label} could not be built{context} with hyperparameters {shown}: "
+                          f"{type(exc).__name__}: {exc}{hint}") from exc
 
 
 def _shapes(tensors: Mapping[str, Any]) -> str:

@@ -29,7 +29,7 @@ import torch
 
 from . import registry as _registry
 from .components.stack import STACK, EncoderStack, encoder_parts
-from .contracts import CheckedAugmentation, CheckedBatchAugmentation
+from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .decision import class_priors, fit_decision_weights
 from .model import MultimodalNet
@@ -171,8 +171,11 @@ def _make_encoder(spec: InputSpec, config: dict, reg: _registry.Registry):
     """The (unfitted) encoder ``config`` chooses for input ``spec`` (a stack of encoders when
     the choice is one, see :mod:`automm.components.stack`)."""
     choice = config["encoders"][spec.name]
-    encoders = [reg.get("encoder", name).factory(**params)
-                for name, params in (_encoder_arguments(spec, part) for part in encoder_parts(choice))]
+    encoders = []
+    for name, params in (_encoder_arguments(spec, part) for part in encoder_parts(choice)):
+        component = reg.get("encoder", name)
+        with building(component, params, f" for input {spec.name!r}"):
+            encoders.append(component.factory(**params))
     return EncoderStack(encoders) if choice["name"] == STACK else encoders[0]
 
 
@@ -202,7 +205,8 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
     input_dims = {name: int(enc.output_dim) for name, enc in encoders.items()}
     fusion_name, fusion_params = _split(config["fusion"])
     fusion_spec = reg.get("fusion", fusion_name)
-    fusion = fusion_spec.factory(input_dims, n_outputs, **fusion_params)
+    with building(fusion_spec, fusion_params, f" for inputs {input_dims} (n_outputs={n_outputs})", FUSION_INPUTS_HINT):
+        fusion = fusion_spec.factory(input_dims, n_outputs, **fusion_params)
     return MultimodalNet(encoders, fusion, n_outputs, head_dropout=config["training"].get("head_dropout", 0.1),
                          fusion_label=fusion_spec.label)
 
@@ -214,7 +218,8 @@ def _augmentations(config: dict) -> tuple[dict[str, list], list]:
     for choice in config.get("augmentations", []):
         name, params = _split(choice)
         component = reg.get("augmentation", name)
-        aug = component.factory(**params)
+        with building(component, params):
+            aug = component.factory(**params)
         if component.modality == "batch":
             batch.append(CheckedBatchAugmentation(aug, component.label))
         else:
@@ -360,7 +365,10 @@ def _part_flags(spec: InputSpec, choice: dict):
     reg = _registry.get_registry()
     for part in encoder_parts(choice):
         name, params = _encoder_arguments(spec, part)
-        yield _encoder_flags(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str))
+        component = reg.get("encoder", name)
+        with building(component, params, f" for input {spec.name!r}"):
+            flags = _encoder_flags(component.factory, json.dumps(params, sort_keys=True, default=str))
+        yield flags
 
 
 def _is_frozen(factory: Any, params_json: str) -> bool:

@@ -563,8 +563,10 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
     """Check a fusion built as ``factory(input_dims, n_outputs, **hyperparameters)``:
     output shape (``output_dim``; ``n_outputs`` when ``produces_outputs``), finite outputs
     with some inputs missing and with every input of a sample missing, that a missing
-    input's embedding (even NaN) does not change the output, gradients, determinism,
-    the state_dict round trip, and the search space (every draw must build and run)."""
+    input's embedding (even NaN) does not change the output, that it also builds and runs on
+    the first input alone and on the inputs renamed (a fusion gets whatever inputs the data
+    have), gradients, determinism, the state_dict round trip, and the search space (every
+    draw must build and run)."""
     spec = _resolve("fusion", name_or_spec, registry)
     dims = dict(input_dims or {"image_0": 8, "text_0": 5, "tabular": 3})
     hp = spec.hyperparameters(**hyperparameters)
@@ -610,6 +612,8 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
                       _check_output(spec, "forward with NaN in missing inputs", run(fusion, poisoned), batch_size,
                                     width), atol)
     report.output_dim, report.outputs = width, out
+    for other_dims in _other_inputs(dims):
+        _check_fusion_on(spec, other_dims, n_outputs, batch_size, seed, hyperparameters)
 
     fusion.train()
     params = _named_parameters_requiring_grad(fusion)
@@ -641,6 +645,34 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
                 _check_output(spec, f"forward of search draw {draw}", run(built, embeddings), batch_size,
                               int(built.output_dim))
     return report
+
+
+def _other_inputs(dims: Mapping[str, int]) -> list[dict[str, int]]:
+    """Other inputs a fusion may be given: the first input alone, and every input renamed."""
+    names = sorted(dims)
+    renamed = {f"{('audio', 'image', 'text', 'video')[i % 4]}_{i + 1}": dims[name] for i, name in enumerate(names)}
+    return [{names[0]: dims[names[0]]}, renamed]
+
+
+def _check_fusion_on(spec: ComponentSpec, dims: Mapping[str, int], n_outputs: int, batch_size: int, seed: int,
+                     hyperparameters: Mapping[str, Any]) -> None:
+    """The fusion builds and runs on the inputs ``dims`` (the last sample lacking all of them)."""
+    from .contracts import FUSION_INPUTS_HINT
+
+    torch.manual_seed(seed)
+    try:
+        fusion = spec.create(dict(dims), int(n_outputs), **hyperparameters)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"factory(input_dims={dict(dims)}, n_outputs={n_outputs}) fails: {exc!r}{FUSION_INPUTS_HINT}")
+    generator = torch.Generator().manual_seed(seed)
+    embeddings = {name: torch.randn(batch_size, d, generator=generator) for name, d in dims.items()}
+    masks = {name: torch.arange(batch_size) < batch_size - 1 for name in dims}
+    with torch.no_grad():
+        try:
+            out = fusion.eval()(embeddings, masks)
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"forward fails on inputs {dict(dims)}: {exc!r}{FUSION_INPUTS_HINT}")
+        _check_output(spec, f"forward on inputs {dict(dims)}", out, batch_size, int(fusion.output_dim))
 
 
 # -- augmentations -----------------------------------------------------------------------

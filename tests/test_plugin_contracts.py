@@ -208,3 +208,64 @@ def test_the_kit_checks_that_the_factory_takes_what_the_search_space_returns(fre
     fresh_registry(_ForeignKeywordPlugin())
     with pytest.raises(ConformanceError, match=_FOREIGN):
         check_search_space("foreign_keyword", "fusion")
+
+
+class _NeedsImageAndText(Fusion):
+    """Bilinear image x text: assumes an image_0 and a text_0 input."""
+
+    def __init__(self, input_dims, n_outputs, rank=4):
+        super().__init__()
+        self.bilinear = nn.Bilinear(input_dims["image_0"], input_dims["text_0"], rank)
+        self.output_dim = rank
+
+    def forward(self, embeddings, masks):
+        image, text = (torch.where(masks[n][:, None], embeddings[n], 0.0) for n in ("image_0", "text_0"))
+        return self.bilinear(image, text)
+
+
+def _failing_factory(output_dim=4):
+    raise ValueError("the weights file is missing")
+
+
+class _FactoryPlugin:
+    @hookimpl
+    def automm_register_fusions(self, register):
+        register("needs_image_and_text", _NeedsImageAndText, tags=("manual",))
+
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("unbuildable", _failing_factory, modality="text", output_dim=4)
+
+    @hookimpl
+    def automm_register_augmentations(self, register):
+        register("unbuildable_aug", _failing_factory, modality="text")
+
+
+def test_a_fusion_that_cannot_be_built_for_the_inputs_is_named_with_them(fresh_registry):
+    fresh_registry(_FactoryPlugin())
+    with pytest.raises(PluginError, match=r"fusion 'needs_image_and_text' \(plugin '.*_FactoryPlugin'\) could not be "
+                                          r"built for inputs \{'text_0': \d+\} \(n_outputs=2\) with hyperparameters "
+                                          r"\{\}: KeyError: 'image_0'; a fusion must work with whatever "
+                                          r"inputs it is given"):
+        _fit(fusion="needs_image_and_text")
+
+
+def test_an_encoder_or_augmentation_factory_that_fails_is_named(fresh_registry):
+    fresh_registry(_FactoryPlugin())
+    with pytest.raises(PluginError, match=r"encoder 'unbuildable' \(plugin '.*'\) could not be built for input "
+                                          r"'text_0' with hyperparameters \{'output_dim': 4\}: ValueError: the weights "
+                                          r"file is missing"):
+        _fit(encoders={"text": {"name": "unbuildable", "output_dim": 4}})
+    with pytest.raises(PluginError, match=r"augmentation 'unbuildable_aug' \(plugin '.*'\) could not be built with "
+                                          r"hyperparameters \{\}: ValueError: the weights file is missing"):
+        _fit(augmentations=["unbuildable_aug"])
+
+
+def test_the_kit_tries_a_fusion_on_one_input_and_on_other_names(fresh_registry):
+    from automm.testing import ConformanceError, check_fusion
+
+    fresh_registry(_FactoryPlugin())
+    with pytest.raises(ConformanceError, match=r"needs_image_and_text.*factory\(input_dims=\{'image_0': 8\}, "
+                                               r"n_outputs=3\) fails: KeyError\('text_0'\); a fusion must work with "
+                                               r"whatever inputs it is given"):
+        check_fusion("needs_image_and_text", {"image_0": 8, "text_0": 5})
