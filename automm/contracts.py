@@ -13,7 +13,7 @@ import torch
 from .components.base import BatchAugmentation
 from .exceptions import AutoMMError, PluginError
 
-__all__ = ["CheckedAugmentation", "CheckedBatchAugmentation", "building", "FUSION_INPUTS_HINT"]
+__all__ = ["CheckedAugmentation", "CheckedBatchAugmentation", "building", "sample_problem", "FUSION_INPUTS_HINT"]
 
 #: What a fusion that cannot be built for its inputs is told.
 FUSION_INPUTS_HINT = ("; a fusion must work with whatever inputs it is given (one or more, named like image_0, "
@@ -60,13 +60,13 @@ class CheckedAugmentation:
 
     def __call__(self, value: Any, generator: torch.Generator) -> Any:
         result = self.augmentation(value, generator)
-        problem = _sample_problem(self.modality, value, result)
+        problem = sample_problem(self.modality, value, result)
         if problem is not None:
             raise PluginError(f"{self.label}: {problem}")
         return result
 
 
-def _sample_problem(modality: str, before: Any, after: Any) -> str | None:
+def sample_problem(modality: str, before: Any, after: Any) -> str | None:
     """What is wrong with ``after``, an augmentation's result for the sample ``before`` (None: nothing)."""
     if modality == "image":
         if not isinstance(after, torch.Tensor):

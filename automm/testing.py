@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
+from .contracts import sample_problem
 from .registry import ComponentSpec, Registry, SearchSpaceError, get_plugin_manager, get_registry
 
 __all__ = [
@@ -608,9 +609,16 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
         out = _check_output(spec, "forward", run(fusion, embeddings), batch_size, width)
         poisoned = {name: torch.where(masks[name].unsqueeze(1), emb, torch.full_like(emb, float("nan")))
                     for name, emb in embeddings.items()}
-        _assert_close(spec, "missing inputs replaced by NaN must not change the output", out,
-                      _check_output(spec, "forward with NaN in missing inputs", run(fusion, poisoned), batch_size,
-                                    width), atol)
+        leaked = run(fusion, poisoned)
+        if isinstance(leaked, torch.Tensor) and leaked.shape == out.shape:
+            if not torch.isfinite(leaked).all():
+                _fail(spec, f"forward with NaN in the missing inputs' embeddings returned NaN or infinite values; "
+                            f"{MASKS_HINT}")
+            if not torch.allclose(out.float(), leaked.float(), atol=atol, rtol=0.0):
+                diff = (out.float() - leaked.float()).abs().max().item()
+                _fail(spec, f"the missing inputs' embeddings changed the output (replaced by NaN: max abs difference "
+                            f"{diff:.3g}); {MASKS_HINT}")
+        _check_output(spec, "forward with NaN in missing inputs", leaked, batch_size, width)
     report.output_dim, report.outputs = width, out
     for other_dims in _other_inputs(dims):
         _check_fusion_on(spec, other_dims, n_outputs, batch_size, seed, hyperparameters)
@@ -647,6 +655,11 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
     return report
 
 
+#: What a fusion whose output depends on a missing input's embedding is told.
+MASKS_HINT = ("a missing input's embedding (even NaN) must not change the output: use masks[name] to ignore "
+              "missing inputs, e.g. torch.where(masks[name][:, None], emb, 0) before any layer touches emb")
+
+
 def _other_inputs(dims: Mapping[str, int]) -> list[dict[str, int]]:
     """Other inputs a fusion may be given: the first input alone, and every input renamed."""
     names = sorted(dims)
@@ -677,13 +690,17 @@ def _check_fusion_on(spec: ComponentSpec, dims: Mapping[str, int], n_outputs: in
 
 # -- augmentations -----------------------------------------------------------------------
 
+#: What an augmentation that is not deterministic under its generator is told.
+RANDOM_HINT = ("draw every random number from the generator argument (e.g. torch.rand(1, generator=generator)), "
+               "never from random, numpy or torch's global generators")
+
 def _same_kind(spec: ComponentSpec, before: Any, after: Any) -> None:
     if isinstance(before, torch.Tensor):
         if not isinstance(after, torch.Tensor):
             _fail(spec, f"must return a tensor for a tensor sample, got {type(after).__name__}")
         if after.dim() != before.dim() or after.shape[0] != before.shape[0] or after.dtype != before.dtype:
             _fail(spec, f"changed the sample's kind: {tuple(before.shape)} {before.dtype} -> "
-                        f"{tuple(after.shape)} {after.dtype}")
+                        f"{tuple(after.shape)} {after.dtype}; return a value of the kind it was given")
         if torch.is_floating_point(after) and not torch.isfinite(after).all():
             _fail(spec, "returned NaN or infinite values")
     elif isinstance(before, (list, tuple)):
@@ -762,9 +779,12 @@ def _exercise_sample(spec: ComponentSpec, aug: Any, value: Any, seed: int, n_cal
             second = aug(copy.deepcopy(value), torch.Generator().manual_seed(seed + call))
         except Exception as exc:  # noqa: BLE001
             _fail(spec, f"fails on the sample: {exc!r}")
+        problem = sample_problem(spec.modality, value, first)  # what the core checks as it trains
+        if problem is not None:
+            _fail(spec, problem)
         _same_kind(spec, value, first)
         if not _equal(first, second):
-            _fail(spec, "is not deterministic: the same generator seed gave different results")
+            _fail(spec, f"is not deterministic: the same generator seed gave different results; {RANDOM_HINT}")
         if not _equal(value, original):
             _fail(spec, "modified its input sample in place; return a new value instead")
 
@@ -791,7 +811,7 @@ def _exercise_batch(spec: ComponentSpec, aug: BatchAugmentation, seed: int, n_ca
             if (new[name] & ~masks[name]).any():
                 _fail(spec, f"apply_masks turned a missing input ({name}) into a present one")
         if not all(torch.equal(results[0][k], results[1][k]) for k in masks):
-            _fail(spec, "apply_masks is not deterministic under the same generator seed")
+            _fail(spec, f"apply_masks is not deterministic under the same generator seed; {RANDOM_HINT}")
         g = torch.Generator().manual_seed(1000 + generator_seed)
         fused = torch.randn(batch, 6, generator=g)
         targets = torch.softmax(torch.randn(batch, 3, generator=g), dim=1)
@@ -807,7 +827,7 @@ def _exercise_batch(spec: ComponentSpec, aug: BatchAugmentation, seed: int, n_ca
         if not torch.allclose(new_targets.sum(1), torch.ones(batch), atol=1e-5):
             _fail(spec, "apply_fused must keep soft class targets summing to 1")
         if not (torch.equal(new_fused, again_fused) and torch.equal(new_targets, again_targets)):
-            _fail(spec, "apply_fused is not deterministic under the same generator seed")
+            _fail(spec, f"apply_fused is not deterministic under the same generator seed; {RANDOM_HINT}")
         # with sample weights the targets carry the rows' weights as one more last column
         weighted = torch.cat([targets, torch.rand(batch, 1, generator=g) + 0.5], dim=1)
         try:

@@ -175,6 +175,18 @@ class _WeightBlindSmoothing(BatchAugmentation):
         return fused, 0.9 * targets + 0.1 / targets.shape[1]
 
 
+class _GlobalRandomSwap(automm.Augmentation):
+    """Swaps two tokens chosen by torch's global generator, not the one it is given."""
+
+    modality = "text"
+
+    def __call__(self, value, generator):
+        tokens = list(value)
+        i = int(torch.randint(len(tokens) - 1, (1,)))
+        tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
+        return tokens
+
+
 def _bad_space(trial, prefix):
     return {"width": trial.suggest_int("width", 1, 4)}  # no prefix
 
@@ -198,6 +210,7 @@ class _BrokenPlugin:
     @hookimpl
     def automm_register_augmentations(self, register):
         register("weight_blind", _WeightBlindSmoothing, modality="batch")
+        register("global_random", _GlobalRandomSwap, modality="text")
 
 
 @pytest.fixture
@@ -250,6 +263,19 @@ def test_kit_catches_a_batch_augmentation_that_mixes_the_sample_weights_into_the
 def test_kit_catches_a_fusion_that_reads_missing_inputs(broken):
     with pytest.raises(ConformanceError, match="leaky.*(NaN|missing)"):
         check_fusion("leaky")
+
+
+def test_kit_says_how_to_fix_a_fusion_that_reads_missing_inputs(broken):
+    with pytest.raises(ConformanceError, match=r"leaky.*a missing input's embedding \(even NaN\) must not change the "
+                                               r"output: use masks\[name\] to ignore missing inputs, e.g. "
+                                               r"torch.where\(masks\[name\]\[:, None\], emb, 0\)"):
+        check_fusion("leaky")
+
+
+def test_kit_says_where_an_augmentations_random_numbers_must_come_from(broken):
+    with pytest.raises(ConformanceError, match=r"global_random.*is not deterministic.*; draw every random number from "
+                                               r"the generator argument .*never from random, numpy or torch's global"):
+        check_augmentation("global_random")
 
 
 def test_kit_says_how_to_fix_a_fusion_without_an_output_dim(broken):

@@ -177,12 +177,19 @@ def default_collate(samples: list[Any]) -> Any:
 class Fusion(nn.Module):
     """Combines one embedding per input into one vector per sample.
 
-    Constructed as ``factory(input_dims, n_outputs, **hyperparameters)`` where
-    ``input_dims`` maps input name to embedding width. ``forward(embeddings, masks)``
-    receives ``{name: (B, D_name)}`` and ``{name: (B,) bool}`` (True where the sample
-    has that input) and returns ``(B, output_dim)``. A fusion that already produces
+    Constructed as ``factory(input_dims, n_outputs, **hyperparameters)`` where ``input_dims``
+    maps input name to embedding width. The inputs are whatever the data have, one or more:
+    ``image_0``, ``text_0``, ... (one per image or text column), ``tabular`` (every table
+    column), a plugin modality's ``audio_0``; read their names from ``input_dims``. ``__init__``
+    sets ``self.output_dim`` to the width ``forward`` returns (the head is built on it).
+
+    ``forward(embeddings, masks)`` receives ``{name: (B, D_name)}`` and ``{name: (B,) bool}``
+    (True where the sample has that input) and returns ``(B, output_dim)``. A missing input's
+    embedding holds anything (even NaN) and must not change the output: leave it out with
+    ``masks[name]`` before any layer touches it (``torch.where(masks[name][:, None], emb, 0)``);
+    a sample lacking every input still gets a finite output. A fusion that already produces
     predictions (``late``) sets ``produces_outputs = True`` and ``output_dim = n_outputs``;
-    the model then adds no head.
+    the model then adds no head. :func:`automm.testing.check_fusion` checks all this.
     """
 
     output_dim: int = 0
@@ -197,7 +204,10 @@ class Augmentation:
 
     ``__call__(value, generator)`` receives the modality's natural representation
     (an image tensor (C, H, W) in [0, 1]; a list of text tokens) and a
-    ``torch.Generator``, and returns a value of the same kind.
+    ``torch.Generator``, and returns a new value of the same kind (a float image tensor
+    (3, H, W) in [0, 1]; a list of str tokens), leaving ``value`` as it was. Every random
+    number comes from ``generator`` (``torch.rand(1, generator=generator)``), never from
+    ``random``, numpy or torch's global generators: a seed must give the same model.
     """
 
     modality: str = ""
@@ -209,12 +219,14 @@ class Augmentation:
 class BatchAugmentation:
     """A training-time change to a whole batch, applied inside the model step.
 
-    ``apply_masks(masks, generator)`` may drop inputs (modality dropout);
+    ``apply_masks(masks, generator)`` may drop inputs (modality dropout: True to False, the
+    same inputs and ``(B,)`` bool masks);
     ``apply_fused(fused, targets, generator)`` may mix fused embeddings and soft
     targets (mixup) and returns ``(fused, targets)``; targets are one-hot or soft
     class probabilities for classification and values for regression. When the fit has
     sample weights, the targets carry one more last column, the rows' weights: treat it as
-    part of the targets (mixing rows mixes their weights), keep the width.
+    part of the targets (mixing rows mixes their weights), keep the width. Random numbers come
+    from ``generator`` only, as for :class:`Augmentation`.
     """
 
     modality: str = "batch"
