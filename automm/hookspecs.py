@@ -38,12 +38,16 @@ def automm_register_encoders(register: Callable[..., None]) -> None:
     - ``search_space(trial, prefix) -> dict``: suggests hyperparameters on an Optuna
       trial, every parameter name starting with ``prefix``; returns keyword arguments
       for ``factory`` (without the prefix).
-    - ``tags``: labels such as ``"pretrained"`` (pretrained weights whose defaults run
-      frozen on cached features): the search tries the default configuration with such
-      encoders right after the default itself, since it is cheap and usually strong;
+    - ``tags``: labels such as ``"manual"`` (see below); ``"pretrained"`` (pretrained weights
+      whose defaults run frozen on cached features): the search tries the default configuration
+      with such encoders right after the default itself, since it is cheap and usually strong;
       ``"linear"`` (the encoder has a linear form: it accepts ``linear=True`` and
       ``output_dim``, and implements ``linear_design`` and ``set_linear_weight``; the
       search's linear model is built from such encoders, see :mod:`automm.linear`).
+
+    The tag ``"manual"`` (encoders, fusions, augmentations) keeps a component out of what the
+    search tries by default: it is used only where the user names it (``encoders=``,
+    ``fusion=``, ``augmentations=``, ``search_space=``), e.g. one that suits only some data.
     """
 
 
@@ -51,9 +55,12 @@ def automm_register_encoders(register: Callable[..., None]) -> None:
 def automm_register_fusions(register: Callable[..., None]) -> None:
     """Register fusions by calling ``register`` once per fusion.
 
-    ``register(name, factory, *, defaults=None, search_space=None, description="")``
+    ``register(name, factory, *, defaults=None, search_space=None, description="", tags=())``
     where ``factory(input_dims, n_outputs, **hyperparameters)`` returns an
-    :class:`automm.Fusion` combining one embedding per input.
+    :class:`automm.Fusion` combining one embedding per input (its contract: inputs, masks,
+    ``output_dim``, ``produces_outputs``, in that class's documentation). ``search_space`` and
+    ``defaults`` are as for encoders; ``tags=("manual",)`` keeps it out of the search unless
+    named (as the built-in ``sum`` and ``neighbors``, see :func:`automm_register_encoders`).
     """
 
 
@@ -62,10 +69,13 @@ def automm_register_augmentations(register: Callable[..., None]) -> None:
     """Register augmentations by calling ``register`` once per augmentation.
 
     ``register(name, factory, *, modality, defaults=None, search_space=None,
-    description="")``: ``modality`` is the modality whose samples it changes
+    description="", tags=())``: ``modality`` is the modality whose samples it changes
     (``"image"``, ``"text"``, ...) or ``"batch"`` for augmentations applied to a
     whole training batch (modality dropout, mixup). ``factory(**hyperparameters)``
-    returns an :class:`automm.Augmentation`.
+    returns an :class:`automm.Augmentation` (an :class:`automm.BatchAugmentation` for
+    ``"batch"``). ``search_space`` and ``defaults`` are as for encoders. The search switches
+    every installed augmentation of the data's modalities on or off, unless tagged
+    ``"manual"`` (used only where named, see :func:`automm_register_encoders`).
     """
 
 

@@ -33,7 +33,8 @@ What is searched, from the estimator's arguments:
   (``sum``, ``neighbors``; the same holds for encoders); a name other than the
   default, or a dict → that fusion only (a dict's hyperparameters fixed); a list → those.
 * ``augmentations``: ``"default"`` → every registered augmentation of a present modality (and
-  batch augmentations) is switched on or off by the search; a list → those listed; ``None`` → none.
+  batch augmentations) not tagged ``"manual"`` is switched on or off by the search; a list → those
+  listed; ``None`` → none.
   A trial samples a per-sample augmentation only when one of its encoders of that modality
   applies it: an encoder with ``static_preprocess`` (a frozen pretrained encoder reading cached
   features) ignores augmentations, so on such a trial they would be parameters that change
@@ -458,7 +459,8 @@ class SearchSpace:
         if estimator.augmentations == "default":
             for name in reg.names("augmentation"):
                 component = reg.get("augmentation", name)
-                if component.modality == "batch" or component.modality in modalities:
+                if "manual" not in component.tags and (component.modality == "batch"
+                                                       or component.modality in modalities):
                     augmentations[name] = {"mode": "search", "params": {}}
         elif isinstance(estimator.augmentations, (list, tuple)):
             for item in estimator.augmentations:

@@ -42,6 +42,16 @@ def test_an_unknown_name_says_how_installed_plugins_are_found(monkeypatch):
         registry.get("fusion", "xattn")
 
 
+@pytest.mark.parametrize("hook", ["automm_register_encoders", "automm_register_fusions",
+                                  "automm_register_augmentations"])
+def test_the_register_hooks_document_tags_and_manual(hook):
+    from automm import hookspecs
+
+    doc = getattr(hookspecs, hook).__doc__
+    assert 'description="", tags=())' in " ".join(doc.split())
+    assert '"manual"' in doc
+
+
 def test_create_encoder_applies_hyperparameters():
     encoder = automm.create_encoder("cnn", output_dim=24, image_size=32)
     assert encoder.output_dim == 24

@@ -226,6 +226,24 @@ def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_p
 
 # ------------------------------------------------------------------------ the space
 
+class _ManualAugmentation(automm.Augmentation):
+    modality = "text"
+
+    def __call__(self, value, generator):
+        return list(value)
+
+
+def test_an_augmentation_tagged_manual_is_searched_only_when_named(fresh_registry):
+    class Plugin:
+        @hookimpl
+        def automm_register_augmentations(self, register):
+            register("manual_swap", _ManualAugmentation, modality="text", tags=("manual",))
+
+    fresh_registry(Plugin())
+    assert "manual_swap" not in _space(AutoMM()).description["augmentations"]
+    assert set(_space(AutoMM(augmentations=["manual_swap"])).description["augmentations"]) == {"manual_swap"}
+
+
 def test_space_is_define_by_run_with_prefixed_component_parameters(builtin_registry):
     space = _space(AutoMM())
     desc = space.description
