@@ -142,7 +142,7 @@ def test_unwritable_cache_only_costs_recomputation_and_says_so_once(tmp_path):
     blocker.write_text("a file where the cache directory should be")
     encoder = automm.create_encoder("minilm")
     with pytest.warns(RuntimeWarning, match=r"cannot write the feature cache under '.*not-a-dir'.*every fit "
-                                            r"computes them again.*AUTOMM_CACHE_DIR"):
+                                            r"or prediction of these inputs computes them again.*AUTOMM_CACHE_DIR"):
         encoder.prepare(["hello", "world"], cache_dir=str(blocker))
     assert encoder.preprocess("hello").shape == (384,)
     with warnings.catch_warnings():
