@@ -490,8 +490,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     inputs = _model_inputs(estimator, frame, args.data, columns)
     result = frame[keep].copy() if keep else pd.DataFrame(index=frame.index)
     with _progress_on_stderr(args.quiet):
-        result["prediction"] = estimator.predict(*inputs)
-        probabilities = estimator.predict_proba(*inputs) if args.proba else None
+        result["prediction"], probabilities = estimator._predictions_and_probabilities(inputs)  # one pass
+        probabilities = probabilities if args.proba else None
     if probabilities is not None:
         for j, label in enumerate(estimator.classes_):
             result[f"proba_{label}"] = probabilities[:, j]

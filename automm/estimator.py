@@ -1001,11 +1001,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     def predict(self, *X):
         """Predicted labels (classification, as in ``classes_``) or values (regression)."""
+        return self._predictions_and_probabilities(X)[0]
+
+    def _predictions_and_probabilities(self, X: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict` and, for classification, :meth:`predict_proba` of ``X`` from one
+        pass of the model (``automm predict --proba`` needs both)."""
         self._check_fitted()
         outputs = self._raw_outputs(X)
         if self.problem_type_ == "regression":
-            return outputs.reshape(-1).astype(np.float64) * self.target_std_ + self.target_mean_
-        return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))]
+            return outputs.reshape(-1).astype(np.float64) * self.target_std_ + self.target_mean_, None
+        probabilities = torch.softmax(torch.from_numpy(outputs), dim=1).numpy()
+        return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))], probabilities
 
     def fit_transform(self, *X, y=None, **fit_params):
         """``fit`` on ``X`` and ``y`` (as :meth:`fit` takes them), then the fused embedding of

@@ -755,3 +755,21 @@ def test_predict_checks_that_its_output_can_be_written_before_any_work(capsys, e
     monkeypatch.setattr(AutoMM, "load", no_loading)
     result = run(capsys, "predict", emoji_model, EMOJI_CSV, "-o", tmp_path / "out.csv")
     assert result.code == 2 and f"-o: folder {str(tmp_path)!r} cannot be written (Permission denied)" in result.err
+
+
+def test_predict_with_proba_runs_the_model_once(capsys, emoji_model, monkeypatch, tmp_path):
+    calls = []
+    raw_outputs = AutoMM._raw_outputs
+
+    def counted(self, X):
+        calls.append(len(X[0]))
+        return raw_outputs(self, X)
+
+    monkeypatch.setattr(AutoMM, "_raw_outputs", counted)
+    data = emoji_rows(tmp_path, 10)
+    result = run(capsys, "predict", emoji_model, data, "--proba")
+    assert result.code == 0 and calls == [10], (calls, result.err)
+    frame = pd.read_csv(pd.io.common.StringIO(result.out))
+    proba = frame[[c for c in frame.columns if c.startswith("proba_")]].to_numpy()
+    model = AutoMM.load(emoji_model)
+    assert frame["prediction"].tolist() == [model.classes_[i] for i in proba.argmax(axis=1)]
