@@ -560,12 +560,15 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
             raise InputError(f"column {column_name!r}: {problem}")
         return []
     problems, present = [], 0
+    checked_paths: dict[str, str | None] = {}  # a path repeated in many rows is read once
     for row, value in enumerate(column):
         if _missing_cell(value):
             continue
         present += 1
         reason = None
-        if isinstance(value, (str, os.PathLike)):
+        if isinstance(value, (str, os.PathLike)) and os.fspath(value) in checked_paths:
+            reason = checked_paths[os.fspath(value)]
+        elif isinstance(value, (str, os.PathLike)):
             if _is_url(value):
                 reason = "a URL; automm reads local files only (it never downloads), so download the images first"
             elif os.path.isdir(value):
@@ -580,6 +583,7 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
                     reason = f"cannot be opened ({type(exc).__name__})"
                 if reason:
                     reason = f"not a readable image ({reason})" if not reason.startswith("truncated") else reason
+            checked_paths[os.fspath(value)] = reason
         elif isinstance(value, (bytes, bytearray)):
             reason = _image_file_problem(io.BytesIO(value))
             if reason:

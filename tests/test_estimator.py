@@ -666,3 +666,16 @@ def test_fit_warns_when_the_label_column_is_left_among_the_inputs(emoji_split):
     with _warnings.catch_warnings():
         _warnings.simplefilter("error", UserWarning)
         AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]], train["category"])
+
+
+def test_an_image_path_repeated_in_many_rows_is_checked_once(emoji_split, monkeypatch, tmp_path):
+    import automm.data as data_module
+
+    calls = []
+    problem = data_module._image_file_problem
+    monkeypatch.setattr(data_module, "_image_file_problem", lambda file: calls.append(1) or problem(file))
+    paths = emoji_split[0]["image"].head(3).tolist()
+    column = paths * 50 + [str(tmp_path / "gone.png")] * 2 + [None]
+    with pytest.warns(UserWarning, match=r"2 of 152 images cannot be read"):
+        unreadable = data_module.validate_images("image", column)
+    assert unreadable == [150, 151] and len(calls) == 3
