@@ -337,3 +337,13 @@ def test_hashed_ngram_on_fashion_titles(fashion_dir):
         logits = head(encoder(encoder.collate([encoder.preprocess(r["productDisplayName"]) for r in test])))
     accuracy = (logits.argmax(1) == torch.tensor([index[r["masterCategory"]] for r in test])).float().mean().item()
     assert not math.isnan(accuracy) and accuracy > 0.85
+
+
+def test_the_word_feature_cache_keeps_the_words_of_two_settings():
+    from automm.components import text
+
+    text._WORD_FEATURE_CACHES.clear()
+    for buckets in (1024, 2048, 4096):
+        text._word_feature_cache(3, 5, buckets)["word"] = (1,)
+    assert list(text._WORD_FEATURE_CACHES) == [(3, 5, 2048), (3, 5, 4096)]  # the first setting's words dropped
+    assert text._word_feature_cache(3, 5, 2048) == {"word": (1,)}  # kept while in use

@@ -10,6 +10,7 @@ Augmentations receive the list of tokens produced by :func:`tokenize`.
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 import zlib
 from array import array
@@ -381,8 +382,13 @@ _SEED_WORD, _SEED_BIGRAM, _SEED_CHAR = 0x5EED0001, 0x5EED0002, 0x5EED0003
 
 #: (char_ngram_min, char_ngram_max, n_buckets) -> {word: bucket ids of its features}; a
 #: plain module-level dict (faster than lru_cache, and never pickled with an encoder).
+#: Bounded: at most :data:`_WORD_FEATURE_CACHE_SIZE` words (about 1 KB each) for each of the
+#: :data:`_WORD_FEATURE_CACHE_SETTINGS` settings added last (a process serving models with other
+#: settings does not keep every one's words).
 _WORD_FEATURE_CACHES: dict[tuple[int, int, int], dict[str, tuple[int, ...]]] = {}
-_WORD_FEATURE_CACHE_SIZE = 200_000
+_WORD_FEATURE_CACHE_SIZE = 100_000
+_WORD_FEATURE_CACHE_SETTINGS = 2
+_WORD_FEATURE_CACHES_LOCK = threading.Lock()
 
 
 def _word_feature_ids(word: str, char_min: int, char_max: int, n_buckets: int) -> tuple[int, ...]:
@@ -396,10 +402,19 @@ def _word_feature_ids(word: str, char_min: int, char_max: int, n_buckets: int) -
 
 
 def _word_feature_cache(char_min: int, char_max: int, n_buckets: int) -> dict[str, tuple[int, ...]]:
-    cache = _WORD_FEATURE_CACHES.setdefault((char_min, char_max, n_buckets), {})
-    if len(cache) > _WORD_FEATURE_CACHE_SIZE:
-        cache.clear()
-    return cache
+    key = (char_min, char_max, n_buckets)
+    cache = _WORD_FEATURE_CACHES.get(key)
+    if cache is not None and len(cache) <= _WORD_FEATURE_CACHE_SIZE:
+        return cache  # (every sample asks: no lock on this path)
+    with _WORD_FEATURE_CACHES_LOCK:
+        cache = _WORD_FEATURE_CACHES.get(key)
+        if cache is None:
+            while len(_WORD_FEATURE_CACHES) >= _WORD_FEATURE_CACHE_SETTINGS:  # the settings added first go
+                del _WORD_FEATURE_CACHES[next(iter(_WORD_FEATURE_CACHES))]
+            cache = _WORD_FEATURE_CACHES[key] = {}
+        elif len(cache) > _WORD_FEATURE_CACHE_SIZE:
+            cache.clear()
+        return cache
 
 
 class HashedNgramEncoder(Encoder):
