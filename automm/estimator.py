@@ -18,6 +18,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
+from .components.base import Encoder
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
                    table_like, validate_columns)
@@ -956,7 +957,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
         to predict (:meth:`automm.Encoder.unfamiliar_values`, e.g. categories never seen)."""
         ensemble = self.__dict__.get("ensemble_")
         models = [self.model_] + ([m.model for m in ensemble.members] if ensemble is not None else [])
-        values = {spec.name: spec.values(table) for spec in self.inputs_}
+        judging = {name for model in models for name, encoder in model.encoders.items()
+                   if type(encoder).unfamiliar_values is not Encoder.unfamiliar_values}
+        if not judging:
+            return
+        sample = table if len(table) <= PREDICT_CHUNK_ROWS else table.subset(range(PREDICT_CHUNK_ROWS))
+        values = {spec.name: spec.values(sample) for spec in self.inputs_ if spec.name in judging}
         said: list[str] = []
         for model in models:
             for name, encoder in model.encoders.items():
@@ -977,8 +983,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     def _raw_outputs(self, X: tuple) -> np.ndarray:
         table = self._table_for_prediction(X)
-        with image_cache():  # an ensemble's members decode each image once
-            return self._raw_outputs_of_table(table)
+        outputs = []
+        for start in range(0, len(table), PREDICT_CHUNK_ROWS):  # memory bounded by a chunk's samples
+            chunk = table if len(table) <= PREDICT_CHUNK_ROWS else table.subset(
+                range(start, min(start + PREDICT_CHUNK_ROWS, len(table))))
+            with image_cache():  # an ensemble's members decode each image once
+                outputs.append(self._raw_outputs_of_table(chunk))
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     def _raw_outputs_of_table(self, table: Table) -> np.ndarray:
         if self.__dict__.get("ensemble_") is not None:  # averaged member probabilities (automm.ensemble)
@@ -1104,6 +1115,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         tags.transformer_tags = TransformerTags(preserves_dtype=[])  # the embedding is float32, whatever X was
         return tags
 
+
+#: ``predict`` and ``predict_proba`` turn this many rows into samples at a time (memory bounded
+#: however many rows one call is given); unfamiliar values are judged on the first this many.
+PREDICT_CHUNK_ROWS = 16384
 
 AutoMM.__new__.__wrapped__ = AutoMM.__init__  # inspect.signature(AutoMM), as scikit-learn and IDEs read it: __init__'s
 

@@ -679,3 +679,14 @@ def test_an_image_path_repeated_in_many_rows_is_checked_once(emoji_split, monkey
     with pytest.warns(UserWarning, match=r"2 of 152 images cannot be read"):
         unreadable = data_module.validate_images("image", column)
     assert unreadable == [150, 151] and len(calls) == 3
+
+
+def test_prediction_in_chunks_gives_the_same_outputs(fitted, emoji_split, monkeypatch):
+    import automm.estimator as estimator_module
+
+    test = emoji_split[1].head(20)
+    whole = fitted.predict_proba(test["image"].tolist(), test["name"].tolist())
+    monkeypatch.setattr(estimator_module, "PREDICT_CHUNK_ROWS", 7)  # 7 + 7 + 6 rows
+    chunked = fitted.predict_proba(test["image"].tolist(), test["name"].tolist())
+    assert chunked.shape == whole.shape == (20, len(fitted.classes_))
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
