@@ -81,7 +81,7 @@ def sample_problem(modality: str, before: Any, after: Any) -> str | None:
         if not isinstance(after, (list, tuple)):
             return (f"returned a {type(after).__name__}; it must return a list of str tokens, as it was given "
                     "(not a joined text)")
-        wrong = next((token for token in after if not isinstance(token, str)), None)
+        wrong = after[0] if after and not isinstance(after[0], str) else None  # (per sample: the first token)
         if wrong is not None:
             return f"returned a list holding a {type(wrong).__name__} ({wrong!r}); it must return a list of str tokens"
         return None

@@ -18,7 +18,8 @@ from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from . import registry as _registry
-from .components.base import Encoder
+from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
+from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
                    table_like, validate_columns)
@@ -694,7 +695,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             self.__dict__.pop(attr, None)
         self._check_metric(problem_type)
         if get_tags(self).estimator_type is None and _called_by_model_selection():
-            warnings.warn(f"AutoMM with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
+            warnings.warn(f"{type(self).__name__} with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
                           f"so cross-validation splits its rows in order, unstratified, and scorers that need "
                           f"probabilities or class lists may fail; use AutoMMClassifier or AutoMMRegressor, or pass "
                           f"problem_type={problem_type!r}", UserWarning, stacklevel=4)
@@ -917,7 +918,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if self.input_positional_:
             expected = ", ".join(f"{c}: {self.column_roles_.get(c, '?')}" for c in self.columns_)
             if len(table.names) != len(self.columns_):  # scikit-learn's wording for a wrong number of features
-                one_d = " (Reshape your data: a 1-D input is one column)" if len(table.names) == 1 else ""
+                one_d = " (Reshape your data: a 1-D input is one column)" if len(X) == 1 and len(table.names) == 1 else ""
                 raise InputError(f"X has {len(table.names)} features, but {type(self).__name__} is expecting "
                                  f"{len(self.columns_)} features as input: fit was given {len(self.columns_)} "
                                  f"unnamed input column(s) ({expected}); give the same, in the same order: one "
@@ -957,9 +958,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         to predict (:meth:`automm.Encoder.unfamiliar_values`, e.g. categories never seen)."""
         ensemble = self.__dict__.get("ensemble_")
         models = [self.model_] + ([m.model for m in ensemble.members] if ensemble is not None else [])
-        judging = {name for model in models for name, encoder in model.encoders.items()
-                   if type(encoder).unfamiliar_values is not Encoder.unfamiliar_values}
-        if not judging:
+        judging = {name for model in models for name, encoder in model.encoders.items() if _judges(encoder)}
+        if not judging or len(table) < UNFAMILIAR_MIN_VALUES:
             return
         sample = table if len(table) <= PREDICT_CHUNK_ROWS else table.subset(range(PREDICT_CHUNK_ROWS))
         values = {spec.name: spec.values(sample) for spec in self.inputs_ if spec.name in judging}
@@ -1006,23 +1006,21 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def predict_proba(self, *X):
         """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``
         (classification only: a regressor has no ``predict_proba`` attribute)."""
-        self._check_fitted()
-        logits = torch.from_numpy(self._raw_outputs(X))
-        return torch.softmax(logits, dim=1).numpy()
+        return self._predictions_and_probabilities(X)[1]
 
     def predict(self, *X):
         """Predicted labels (classification, as in ``classes_``) or values (regression)."""
-        return self._predictions_and_probabilities(X)[0]
+        return self._predictions_and_probabilities(X, probabilities=False)[0]
 
-    def _predictions_and_probabilities(self, X: tuple) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`predict` and, for classification, :meth:`predict_proba` of ``X`` from one
-        pass of the model (``automm predict --proba`` needs both)."""
+    def _predictions_and_probabilities(self, X: tuple, probabilities: bool = True) -> tuple[np.ndarray, Any]:
+        """:meth:`predict` and, for classification when asked, :meth:`predict_proba` of ``X``
+        from one pass of the model (``automm predict --proba`` needs both)."""
         self._check_fitted()
         outputs = self._raw_outputs(X)
         if self.problem_type_ == "regression":
             return outputs.reshape(-1).astype(np.float64) * self.target_std_ + self.target_mean_, None
-        probabilities = torch.softmax(torch.from_numpy(outputs), dim=1).numpy()
-        return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))], probabilities
+        proba = torch.softmax(torch.from_numpy(outputs), dim=1).numpy() if probabilities else None
+        return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))], proba
 
     def fit_transform(self, *X, y=None, **fit_params):
         """``fit`` on ``X`` and ``y`` (as :meth:`fit` takes them), then the fused embedding of
@@ -1116,6 +1114,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return tags
 
 
+def _judges(encoder: Encoder) -> bool:
+    """Whether ``encoder`` (or a part of an encoder stack) implements :meth:`Encoder.unfamiliar_values`."""
+    if isinstance(encoder, EncoderStack):
+        return any(_judges(part) for part in encoder.parts)
+    return type(encoder).unfamiliar_values is not Encoder.unfamiliar_values
+
+
 #: ``predict`` and ``predict_proba`` turn this many rows into samples at a time (memory bounded
 #: however many rows one call is given); unfamiliar values are judged on the first this many.
 PREDICT_CHUNK_ROWS = 16384
@@ -1136,18 +1141,25 @@ def _columns_equal_to_labels(table: Table, roles: dict[str, str], labels: np.nda
     for name, column in table.columns.items():
         if roles.get(name) not in ("text", "categorical", "numeric") or getattr(column, "ndim", 1) != 1:
             continue
+        head = pd.Series(list(column[:20]), dtype=object)  # most columns differ in their first rows: cheap
+        if head.isna().any() or not (head.astype(str).to_numpy() == wanted[:20]).all():
+            if roles[name] != "numeric" or not _numbers_equal(head, labels[:20]):
+                continue
         values = pd.Series(list(column), dtype=object)
         if values.isna().any():
             continue
         same = values.astype(str).to_numpy() == wanted
-        if not same.all() and roles[name] == "numeric":  # 3 and 3.0
-            try:
-                same = np.asarray(values, dtype=float) == np.asarray(labels, dtype=float)
-            except (TypeError, ValueError):
-                continue
-        if same.all():
+        if same.all() or (roles[name] == "numeric" and _numbers_equal(values, labels)):  # 3 and 3.0
             found.append(name)
     return found
+
+
+def _numbers_equal(values: Any, labels: np.ndarray) -> bool:
+    """Whether ``values`` and ``labels`` are the same numbers (False when either is not numeric)."""
+    try:
+        return bool((np.asarray(values, dtype=float) == np.asarray(labels, dtype=float)).all())
+    except (TypeError, ValueError):
+        return False
 
 
 def _regression_values(labels: np.ndarray, name: str) -> np.ndarray:

@@ -388,9 +388,10 @@ class _FolderReplaced(Exception):
 
 
 def _being_saved(directory: Path) -> bool:
-    """Whether a save of ``directory`` is under way (its staging or retired folder beside it)."""
+    """Whether a save of ``directory`` is between its two renames (its retired folder beside it;
+    a staging folder alone may be what a killed save left, or a first save's)."""
     try:
-        return any(entry.name.startswith((f".{directory.name}.saving-", f".{directory.name}.old-"))
+        return any(entry.name.startswith(f".{directory.name}.old-")
                    for entry in directory.parent.iterdir())
     except OSError:
         return False
@@ -582,7 +583,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
 
     params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}
     if cache_dir is not None:
-        params["cache_dir"] = cache_dir
+        params["cache_dir"] = os.fspath(cache_dir)  # (a Path would not be saved again)
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     config = manifest["config"]

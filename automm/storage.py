@@ -149,10 +149,11 @@ def make_storage(kind: str, value: Any):
 
 def redact_url(url: str) -> str:
     """A storage URL as it may be shown: its password (``user:PASSWORD@``, as SQLAlchemy reads
-    it up to the first ``@``, the user possibly empty; a ``password=`` query parameter) as ``***``."""
+    it: the user up to the first ``:``, possibly empty or holding ``@`` as Azure's ``user@server``
+    logins do, the password up to the next ``@``; a ``password=`` query parameter) as ``***``."""
     import re
 
-    url = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+    url = re.sub(r"(://[^:/]*):[^@]*@", r"\1:***@", url)
     return re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 

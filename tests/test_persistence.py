@@ -351,12 +351,13 @@ def test_load_chooses_where_a_loaded_model_keeps_features(model, data, tmp_path)
     path = trained.save(tmp_path / "m")
     assert AutoMM.load(path).cache_dir == str(tmp_path / "training-machine")  # saved with the model
     loaded = AutoMM.load(path, cache_dir=tmp_path / "serving")
-    assert loaded.get_params()["cache_dir"] == tmp_path / "serving"
+    assert loaded.get_params()["cache_dir"] == str(tmp_path / "serving")  # a str: saved again as it is
     seen = []
     for encoder in loaded.model_.encoders.values():  # where predict has the encoders keep features
         encoder.prepare = lambda values, cache_dir=None: seen.append(cache_dir)
     loaded.predict(X.head(3))
-    assert seen and set(seen) == {tmp_path / "serving"}
+    assert seen and set(seen) == {str(tmp_path / "serving")}
+    assert AutoMM.load(loaded.save(tmp_path / "again")).cache_dir == str(tmp_path / "serving")
     with pytest.raises(InputError, match=r"^cache_dir: expected a directory path or None, got 3$"):
         AutoMM.load(path, cache_dir=3)
 
@@ -366,3 +367,9 @@ def test_a_saved_model_holds_no_storage_password(model, tmp_path):
     path = secret.save(tmp_path / "model")
     assert "s3cret" not in (tmp_path / "model" / "automm.json").read_text()
     assert AutoMM.load(path).storage == "postgresql://automm:***@db.example.org:5432/automm"
+
+
+def test_a_folder_left_by_a_killed_save_does_not_hide_that_a_path_does_not_exist(tmp_path):
+    (tmp_path / ".m.saving-abc").mkdir()  # what a save killed before its renames leaves
+    with pytest.raises(ModelFormatError, match=r"does not exist"):
+        AutoMM.load(tmp_path / "m")

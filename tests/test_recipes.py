@@ -343,6 +343,8 @@ def test_redact_url_hides_every_form_of_password():
     assert redact_url("postgresql://h/db?user=u&password=pw&sslmode=require") == \
         "postgresql://h/db?user=u&password=***&sslmode=require"
     assert redact_url("postgresql://u@h:5432/db") == "postgresql://u@h:5432/db"  # nothing to hide
+    # an Azure-style login holds '@'; SQLAlchemy reads the user up to ':' and the password up to the next '@'
+    assert redact_url("postgresql://user@srv:s3cret@h:5432/db") == "postgresql://user@srv:***@h:5432/db"
     assert redact_url("journal:///tmp/study.log") == "journal:///tmp/study.log"
 
 

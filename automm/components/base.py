@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-__all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "find_sorted"]
+__all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "UNFAMILIAR_MIN_VALUES", "find_sorted"]
 
 
 class _Missing:
@@ -42,6 +42,11 @@ class _Missing:
 
 
 MISSING = _Missing()
+
+
+#: Fewer new values than this are not judged by :meth:`Encoder.unfamiliar_values` (a few rows of
+#: unknown categories are normal; ``predict`` does not ask for fewer rows).
+UNFAMILIAR_MIN_VALUES = 20
 
 
 class Encoder(nn.Module):

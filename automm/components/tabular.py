@@ -30,7 +30,7 @@ from torch import nn
 
 from ..hookspecs import hookimpl
 from ..roles import as_datetime
-from .base import MISSING, Encoder
+from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder
 
 __all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
 
@@ -101,9 +101,8 @@ def _category_key(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-#: :meth:`TabularEncoder.unfamiliar_values` judges a column on at least this many values, and
-#: speaks when at least this share of them are unknown categories.
-UNFAMILIAR_MIN_VALUES = 20
+#: :meth:`TabularEncoder.unfamiliar_values` speaks when at least this share of a column's values
+#: (:data:`~automm.components.base.UNFAMILIAR_MIN_VALUES` or more) are unknown categories.
 UNFAMILIAR_SHARE = 0.5
 
 
