@@ -339,11 +339,13 @@ def test_hashed_ngram_on_fashion_titles(fashion_dir):
     assert not math.isnan(accuracy) and accuracy > 0.85
 
 
-def test_the_word_feature_cache_keeps_the_words_of_two_settings():
+def test_the_word_feature_cache_keeps_the_words_of_the_settings_added_last():
     from automm.components import text
 
     text._WORD_FEATURE_CACHES.clear()
-    for buckets in (1024, 2048, 4096):
-        text._word_feature_cache(3, 5, buckets)["word"] = (1,)
-    assert list(text._WORD_FEATURE_CACHES) == [(3, 5, 2048), (3, 5, 4096)]  # the first setting's words dropped
+    settings = [(3, 5, buckets) for buckets in (1024, 2048, 4096, 8192, 16384)]
+    for setting in settings:
+        text._word_feature_cache(*setting)["word"] = (1,)
+    assert text._WORD_FEATURE_CACHE_SETTINGS == 4
+    assert list(text._WORD_FEATURE_CACHES) == settings[1:]  # the first setting's words dropped
     assert text._word_feature_cache(3, 5, 2048) == {"word": (1,)}  # kept while in use

@@ -387,7 +387,7 @@ _SEED_WORD, _SEED_BIGRAM, _SEED_CHAR = 0x5EED0001, 0x5EED0002, 0x5EED0003
 #: settings does not keep every one's words).
 _WORD_FEATURE_CACHES: dict[tuple[int, int, int], dict[str, tuple[int, ...]]] = {}
 _WORD_FEATURE_CACHE_SIZE = 100_000
-_WORD_FEATURE_CACHE_SETTINGS = 2
+_WORD_FEATURE_CACHE_SETTINGS = 4  # (a model may have texts of three settings: each keeps its words)
 _WORD_FEATURE_CACHES_LOCK = threading.Lock()
 
 
