@@ -8,7 +8,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -451,9 +451,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs})
         problem_type = self._resolve_problem_type(labels)
         for column in _columns_equal_to_labels(table, roles, labels):
+            fix = "that input" if table.positional else f"X (e.g. X.drop(columns=[{column!r}]))"
             warnings.warn(f"X: column {column!r} holds the labels y in every row: the model would read the answer "
-                          f"off it, which new rows will not have; leave it out of X (e.g. "
-                          f"X.drop(columns=[{column!r}]))", UserWarning, stacklevel=4)
+                          f"off it, which new rows will not have; leave {fix} out", UserWarning, stacklevel=4)
         return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
 
     def _encode_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
@@ -984,9 +984,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def _raw_outputs(self, X: tuple) -> np.ndarray:
         table = self._table_for_prediction(X)
         outputs = []
-        for start in range(0, len(table), PREDICT_CHUNK_ROWS):  # memory bounded by a chunk's samples
-            chunk = table if len(table) <= PREDICT_CHUNK_ROWS else table.subset(
-                range(start, min(start + PREDICT_CHUNK_ROWS, len(table))))
+        for chunk in _chunks(table):  # memory bounded by a chunk's samples
             with image_cache():  # an ensemble's members decode each image once
                 outputs.append(self._raw_outputs_of_table(chunk))
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
@@ -1044,7 +1042,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """The fused embedding of ``model_`` (the best trial's model), one row per sample. When
         the best trial of a search is its linear model (fusion ``sum``), that is its logits."""
         table = self._table_for_prediction(X)
-        return model_outputs(self.model_, self._loader(table), self.device_, embed=True)
+        return np.concatenate([model_outputs(self.model_, self._loader(chunk), self.device_, embed=True)
+                               for chunk in _chunks(table)])
 
     def score(self, *X, y=None, sample_weight=None):
         """Accuracy (classification) or R² (regression) on ``X`` and ``y``, weighted by
@@ -1112,6 +1111,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
         tags.transformer_tags = TransformerTags(preserves_dtype=[])  # the embedding is float32, whatever X was
         return tags
+
+
+def _chunks(table: Table) -> Iterator[Table]:
+    """``table``'s rows :data:`PREDICT_CHUNK_ROWS` at a time (the table itself when it is no longer)."""
+    if len(table) <= PREDICT_CHUNK_ROWS:
+        yield table
+        return
+    for start in range(0, len(table), PREDICT_CHUNK_ROWS):
+        yield table.subset(range(start, min(start + PREDICT_CHUNK_ROWS, len(table))))
 
 
 def _judges(encoder: Encoder) -> bool:

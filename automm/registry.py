@@ -108,14 +108,19 @@ class ComponentSpec:
             names.discard("column_roles")
         return sorted(names | set(self.defaults))
 
+    def unknown_hyperparameters(self, params: Mapping[str, Any]) -> list:
+        """The names in ``params`` that the factory does not take (none when it takes ``**kwargs``)."""
+        taken = self.accepted_hyperparameters()
+        return [] if taken is None else [key for key in params if key not in taken]
+
     def check_hyperparameters(self, params: Mapping[str, Any], argument: str) -> None:
         """Raise :class:`~automm.exceptions.InputError` naming ``argument`` when ``params`` holds a
         name the factory does not take (:meth:`accepted_hyperparameters`)."""
         from .exceptions import InputError
 
-        taken = self.accepted_hyperparameters()
-        unknown = [key for key in params if taken is not None and key not in taken]
+        unknown = self.unknown_hyperparameters(params)
         if unknown:
+            taken = self.accepted_hyperparameters()
             close = close_match(str(unknown[0]), taken)
             hint = f" (did you mean {close!r}?)" if close else ""
             raise InputError(f"{argument}: {self.kind} {self.name!r} has no hyperparameter {unknown[0]!r}{hint}; "
@@ -141,9 +146,9 @@ class ComponentSpec:
             if isinstance(exc, optuna.TrialPruned):
                 raise
             raise PluginError(f"the search space of {self.label} raised {type(exc).__name__}: {exc}") from exc
-        taken = self.accepted_hyperparameters()
-        unknown = [key for key in params if taken is not None and key not in taken]
+        unknown = self.unknown_hyperparameters(params)
         if unknown:
+            taken = self.accepted_hyperparameters()
             raise SearchSpaceError(f"the search space of {self.label} returned {unknown[0]!r}, which its factory "
                                    f"does not take (it takes {', '.join(taken) or 'nothing'}); return only keyword "
                                    "arguments of the factory")

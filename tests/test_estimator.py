@@ -685,8 +685,10 @@ def test_prediction_in_chunks_gives_the_same_outputs(fitted, emoji_split, monkey
     import automm.estimator as estimator_module
 
     test = emoji_split[1].head(20)
-    whole = fitted.predict_proba(test["image"].tolist(), test["name"].tolist())
+    inputs = (test["image"].tolist(), test["name"].tolist())
+    whole, embedding = fitted.predict_proba(*inputs), fitted.transform(*inputs)
     monkeypatch.setattr(estimator_module, "PREDICT_CHUNK_ROWS", 7)  # 7 + 7 + 6 rows
-    chunked = fitted.predict_proba(test["image"].tolist(), test["name"].tolist())
+    chunked = fitted.predict_proba(*inputs)
     assert chunked.shape == whole.shape == (20, len(fitted.classes_))
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    np.testing.assert_allclose(fitted.transform(*inputs), embedding, atol=1e-5)
