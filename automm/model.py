@@ -11,7 +11,7 @@ from torch import nn
 from .components.base import Encoder, Fusion
 from .exceptions import PluginError
 
-__all__ = ["MultimodalNet", "move_to_device"]
+__all__ = ["MultimodalNet", "move_to_device", "fusion_width_problem"]
 
 
 class MultimodalNet(nn.Module):
@@ -29,7 +29,9 @@ class MultimodalNet(nn.Module):
         self.n_outputs = int(n_outputs)
         #: how messages name the fusion (its registration: name and plugin)
         self.fusion_label = fusion_label or f"fusion {type(fusion).__name__}"
-        _check_fusion_width(fusion, self.n_outputs, self.fusion_label)
+        problem = fusion_width_problem(fusion, self.n_outputs)
+        if problem is not None:
+            raise PluginError(f"{self.fusion_label} {problem}")
         if fusion.produces_outputs:
             self.head: nn.Module = nn.Identity()
         else:
@@ -63,16 +65,17 @@ class MultimodalNet(nn.Module):
         return self.head(self.embed(inputs, masks))
 
 
-def _check_fusion_width(fusion: Fusion, n_outputs: int, label: str) -> None:
-    """A fusion's ``output_dim`` is what the head is built on: a positive int (``n_outputs`` for
-    a fusion that ``produces_outputs``)."""
+def fusion_width_problem(fusion: Fusion, n_outputs: int) -> str | None:
+    """What is wrong with a fusion's ``output_dim``, what the head is built on (None: nothing): it
+    must be a positive int, ``n_outputs`` for a fusion that ``produces_outputs``. (The model and
+    the conformance kit both ask.)"""
     width = getattr(fusion, "output_dim", None)
     if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width <= 0:
-        raise PluginError(f"{label} has output_dim {width!r} (never set?); set self.output_dim in __init__ "
-                          "to the width forward returns")
+        return f"has output_dim {width!r} (never set?); set self.output_dim in __init__ to the width forward returns"
     if fusion.produces_outputs and width != n_outputs:
-        raise PluginError(f"{label} sets produces_outputs, so its output_dim must be n_outputs={n_outputs}, "
-                          f"not {width}; set self.output_dim = n_outputs")
+        return (f"sets produces_outputs, so its output_dim must be n_outputs={n_outputs}, not {width}; set "
+                "self.output_dim = n_outputs")
+    return None
 
 
 def move_to_device(obj, device: torch.device, non_blocking: bool = False):

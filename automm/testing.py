@@ -52,6 +52,7 @@ import torch
 
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
 from .contracts import sample_problem
+from .model import fusion_width_problem
 from .registry import ComponentSpec, Registry, SearchSpaceError, get_plugin_manager, get_registry
 
 __all__ = [
@@ -88,7 +89,7 @@ class ComponentReport:
 # -- helpers -----------------------------------------------------------------------------
 
 def _fail(spec: ComponentSpec | str, message: str) -> None:
-    name = spec if isinstance(spec, str) else f"{spec.kind} {spec.name!r} (plugin {spec.provider!r})"
+    name = spec if isinstance(spec, str) else spec.label
     raise ConformanceError(f"{name}: {message}")
 
 
@@ -599,12 +600,10 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
             _fail(spec, f"forward fails: {exc!r}")
 
     fusion = build(seed, hyperparameters)
+    problem = fusion_width_problem(fusion, int(n_outputs))
+    if problem is not None:
+        _fail(spec, problem)
     width = int(fusion.output_dim)
-    if width <= 0:
-        _fail(spec, f"has output_dim {fusion.output_dim!r} (never set?); set self.output_dim in __init__ to the "
-                    "width forward returns")
-    if fusion.produces_outputs and width != int(n_outputs):
-        _fail(spec, f"produces_outputs=True but output_dim={width} != n_outputs={n_outputs}")
     with torch.no_grad():
         out = _check_output(spec, "forward", run(fusion, embeddings), batch_size, width)
         poisoned = {name: torch.where(masks[name].unsqueeze(1), emb, torch.full_like(emb, float("nan")))
