@@ -22,7 +22,7 @@ from torch import nn
 from automm.components.base import MISSING, Encoder
 from automm.exceptions import InputError
 
-from .signal import LogMelSpectrogram, fix_length, load_audio, resample
+from .signal import LogMelSpectrogram, checked_readable, fix_length, load_audio, resample
 
 __all__ = ["AudioCNNEncoder", "audio_cnn_search_space", "AUDIO_CNN_DEFAULTS"]
 
@@ -109,10 +109,12 @@ class AudioCNNEncoder(Encoder):
         return self
 
     def prepare(self, values: Sequence[Any], *, cache_dir: str | None = None) -> None:
-        """Check, before any training, that every WAV path can be read (headers only)."""
+        """Check, before any training, that every WAV path can be read (headers only); files the
+        column check (:func:`~automm_audio.signal.audio_problem`, run before fit and predict)
+        read whole and found unchanged since are not read again."""
         problems = []
         for row, value in enumerate(values):
-            if isinstance(value, (str, os.PathLike)):
+            if isinstance(value, (str, os.PathLike)) and not checked_readable(value):
                 if not os.path.isfile(value):
                     problems.append(f"row {row} ({str(value)!r}): file not found")
                     continue

@@ -20,8 +20,10 @@ import io
 import math
 import os
 import struct
+import threading
 import wave
 from functools import lru_cache
+from stat import S_ISREG
 from typing import Any
 
 import numpy as np
@@ -309,11 +311,39 @@ def signal_power_db(samples: np.ndarray) -> float:
     return 10.0 * math.log10(float(np.mean(np.square(samples))) + 1e-12)
 
 
+#: WAV files :func:`audio_problem` read whole and found readable: absolute path -> (size,
+#: modification time), so that the encoder's ``prepare`` (run after that check, and in every
+#: trial of a search) does not read their headers again while they stay unchanged.
+_READABLE: dict[str, tuple[int, int]] = {}
+_READABLE_LIMIT = 100_000
+_READABLE_LOCK = threading.Lock()
+
+
+def _file_key(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_size, stat.st_mtime_ns
+
+
+def checked_readable(path: str | os.PathLike) -> bool:
+    """Whether :func:`audio_problem` found the WAV file ``path`` readable and it has not changed since."""
+    try:
+        key = _file_key(os.stat(path))
+    except (OSError, ValueError):
+        return False
+    return _READABLE.get(os.path.abspath(os.fspath(path))) == key
+
+
 def audio_problem(value: Any) -> str | None:
     """Why ``value`` (a WAV path or bytes, a clip dict or tuple, an array) cannot be read as
-    audio, or None: read as training will read it (a WAV file in full: its chunks and encoding)."""
-    if isinstance(value, (str, os.PathLike)) and not os.path.isfile(value):
-        return "file not found"
+    audio, or None: read as training will read it (a WAV file in full: its chunks and encoding).
+    A readable WAV file is remembered (:func:`checked_readable`)."""
+    info = None
+    if isinstance(value, (str, os.PathLike)):
+        try:
+            info = os.stat(value)
+        except (OSError, ValueError):
+            return "file not found"
+        if not S_ISREG(info.st_mode):
+            return "file not found"
     try:
         if isinstance(value, (str, os.PathLike, bytes, bytearray)):
             read_wav(value)
@@ -323,4 +353,9 @@ def audio_problem(value: Any) -> str | None:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure means unreadable
         return f"{type(exc).__name__}: {exc}"
+    if info is not None:
+        with _READABLE_LOCK:
+            if len(_READABLE) >= _READABLE_LIMIT:
+                del _READABLE[next(iter(_READABLE))]  # the oldest
+            _READABLE[os.path.abspath(os.fspath(value))] = _file_key(info)
     return None

@@ -85,6 +85,39 @@ def test_unreadable_audio_is_reported_before_training(tmp_path):
         encoder.prepare([str(tmp_path / "bad.wav"), str(tmp_path / "nope.wav"), automm.MISSING])
 
 
+def _counting_opens(monkeypatch):
+    """Count the files the plugin's modules open, by file name."""
+    import builtins
+    import collections
+    import os
+
+    opened = collections.Counter()
+
+    def counting(file, *args, **kwargs):
+        opened[os.path.basename(os.fspath(file))] += 1
+        return builtins.open(file, *args, **kwargs)
+
+    for module in (automm_audio.signal, automm_audio.encoder):
+        monkeypatch.setattr(module, "open", counting, raising=False)
+    return opened
+
+
+def test_prepare_does_not_read_again_the_wav_files_the_column_check_read(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    paths = [str(tmp_path / f"{k}.wav") for k in range(3)]
+    for path in paths:
+        write_wav(path, make_signal("chirp_up", rng, 8000), 8000)
+    opened = _counting_opens(monkeypatch)
+    assert automm_audio.automm_check_column(role="audio", name="clip", values=paths) == []
+    encoder = automm.create_encoder("audio_cnn", **TINY)
+    encoder.prepare(paths)
+    assert opened == {f"{k}.wav": 1 for k in range(3)}  # read once, by the column check
+    (tmp_path / "1.wav").write_bytes(b"not a wav, written since the check")  # changed: read again
+    with pytest.raises(automm.InputError, match=r"1 audio value\(s\).*row 1 .*1.wav'\): not a WAV file"):
+        encoder.prepare(paths)
+    assert opened == {"0.wav": 1, "1.wav": 2, "2.wav": 1}
+
+
 def test_search_space_sizes_stay_valid():
     # every draw of the search space must build for the default duration (no too-deep nets)
     spec = automm.get_registry().get("encoder", "audio_cnn")
