@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import sys
@@ -56,6 +57,28 @@ def _barely_trained(candidate: Candidate, time_limit: Any) -> str:
     return (f"time_limit={time_limit}: the model kept did not finish one pass over the training rows "
             f"({candidate.cut_in_first_epoch}; holdout score {candidate.best_score:.4f}){epoch}: more time "
             "gives a better model")
+
+
+def _explicit_signature(method: Callable) -> Callable:
+    """``method``, which takes ``**unknown`` so that a misspelt keyword reaches it (see
+    :func:`_unexpected_keyword`), shown without that catch-all: ``inspect.signature`` (read by
+    scikit-learn's metadata routing and by IDEs) gives its explicit parameters only."""
+    signature = inspect.signature(method)
+    method.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD])
+    return method
+
+
+def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]) -> TypeError:
+    """Python's TypeError for ``unknown`` keywords given to ``method`` of ``owner``, with a
+    did-you-mean among the keywords it takes (or, taking none, how to pass its inputs)."""
+    from .suggestions import did_you_mean
+
+    name = next(iter(unknown))
+    accepted = [p.name for p in inspect.signature(method).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    hint = (did_you_mean(name, accepted) if accepted else
+            f"; it takes the inputs as positional arguments: {method.__name__}(X) or {method.__name__}(X_img, X_txt)")
+    return TypeError(f"{type(owner).__name__}.{method.__name__}() got an unexpected keyword argument {name!r}{hint}")
 
 
 def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
@@ -642,7 +665,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         cpus = os.cpu_count() or 1
         return min(4, cpus // 2) if heavy and cpus > 2 else 0
 
-    def fit(self, *X, y=None, sample_weight=None, X_val=None, y_val=None, sample_weight_val=None):
+    @_explicit_signature
+    def fit(self, *X, y=None, sample_weight=None, X_val=None, y_val=None, sample_weight_val=None, **unknown):
         """Train on ``X`` (positional inputs, or one table) and labels ``y`` (the last
         positional argument, or ``y=``). Returns ``self``.
 
@@ -667,6 +691,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         only move on to the next, Ctrl-C propagates. Interrupted before any result (or a
         second time), and whenever ``fit`` raises, the estimator keeps the state it had before
         the call: a fitted estimator still predicts with its earlier model."""
+        if unknown:
+            raise _unexpected_keyword(self, AutoMM.fit, unknown)
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
         verbose = self.verbose if isinstance(self.verbose, (int, np.integer)) else 0  # checked in _fit
         try:
@@ -1001,13 +1027,19 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return self._forced_problem_type != "regression" and self.__dict__.get("problem_type_") != "regression"
 
     @available_if(_has_probabilities)
-    def predict_proba(self, *X):
+    @_explicit_signature
+    def predict_proba(self, *X, **unknown):
         """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``
         (classification only: a regressor has no ``predict_proba`` attribute)."""
+        if unknown:
+            raise _unexpected_keyword(self, AutoMM.predict_proba, unknown)
         return self._predictions_and_probabilities(X)[1]
 
-    def predict(self, *X):
+    @_explicit_signature
+    def predict(self, *X, **unknown):
         """Predicted labels (classification, as in ``classes_``) or values (regression)."""
+        if unknown:
+            raise _unexpected_keyword(self, AutoMM.predict, unknown)
         return self._predictions_and_probabilities(X, probabilities=False)[0]
 
     def _predictions_and_probabilities(self, X: tuple, probabilities: bool = True) -> tuple[np.ndarray, Any]:
@@ -1038,16 +1070,22 @@ class AutoMM(TransformerMixin, BaseEstimator):
             names = [f"embedding{i}" for i in range(int(self.model_.fusion.output_dim))]
         return np.asarray(names, dtype=object)
 
-    def transform(self, *X):
+    @_explicit_signature
+    def transform(self, *X, **unknown):
         """The fused embedding of ``model_`` (the best trial's model), one row per sample. When
         the best trial of a search is its linear model (fusion ``sum``), that is its logits."""
+        if unknown:
+            raise _unexpected_keyword(self, AutoMM.transform, unknown)
         table = self._table_for_prediction(X)
         return np.concatenate([model_outputs(self.model_, self._loader(chunk), self.device_, embed=True)
                                for chunk in _chunks(table)])
 
-    def score(self, *X, y=None, sample_weight=None):
+    @_explicit_signature
+    def score(self, *X, y=None, sample_weight=None, **unknown):
         """Accuracy (classification) or R² (regression) on ``X`` and ``y``, weighted by
         ``sample_weight`` when given."""
+        if unknown:
+            raise _unexpected_keyword(self, AutoMM.score, unknown)
         X, y = _split_labels(X, y, "score")
         self._check_fitted()
         labels = self._labels_array(y)

@@ -316,6 +316,30 @@ def test_misspelt_names_in_parameters_get_a_suggestion(params, message):
         AutoMM(**{**tiny(), **params}).fit(["a b", "c d", "e f"] * 10, ["x", "y", "z"] * 10)
 
 
+def test_a_misspelt_keyword_of_fit_score_or_predict_gets_a_suggestion_and_the_signatures_stay_explicit():
+    import inspect
+
+    X, y = ["a b", "c d", "e f"] * 4, ["x", "y", "z"] * 4
+    with pytest.raises(TypeError, match=r"^AutoMMClassifier\.fit\(\) got an unexpected keyword argument "
+                                        r"'sample_weights'; did you mean 'sample_weight'\?$"):
+        AutoMMClassifier(**tiny()).fit(X, y, sample_weights=[1.0] * 12)
+    with pytest.raises(TypeError, match=r"AutoMM\.fit\(\) .* 'X_valid'; did you mean 'X_val'\?"):
+        AutoMM(**tiny()).fit(X, y, X_valid=X)
+    with pytest.raises(TypeError, match=r"AutoMM\.score\(\) .* 'sampleweight'; did you mean 'sample_weight'\?"):
+        AutoMM().score(X, y=y, sampleweight=None)
+    with pytest.raises(TypeError, match=r"AutoMM\.predict\(\) .* 'X'; it takes the inputs as positional"):
+        AutoMM().predict(X=X)
+    # scikit-learn's metadata routing and IDEs read the explicit parameters, no catch-all
+    assert str(inspect.signature(AutoMM.fit)) == ("(self, *X, y=None, sample_weight=None, X_val=None, y_val=None, "
+                                                  "sample_weight_val=None)")
+    assert str(inspect.signature(AutoMMRegressor.score)) == "(self, *X, y=None, sample_weight=None)"
+    assert [str(inspect.signature(getattr(AutoMMClassifier, m))) for m in ("predict", "predict_proba", "transform")] \
+        == ["(self, *X)"] * 3
+    routing = AutoMMClassifier()._get_metadata_request()
+    assert set(routing.fit.requests) == {"sample_weight", "X_val", "y_val", "sample_weight_val"}
+    assert set(routing.score.requests) == {"sample_weight"} and not routing.predict.requests
+
+
 def test_missing_image_files_are_named_before_training(tmp_path):
     good = tmp_path / "ok.png"
     Image.new("RGB", (8, 8)).save(good)
