@@ -24,7 +24,7 @@ from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
                    table_like, validate_columns)
-from .exceptions import InputError, NotFittedError
+from .exceptions import InputError, NotFittedError, UnknownComponentError
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
 from .deadlines import deadline_scope
@@ -428,6 +428,23 @@ class AutoMM(TransformerMixin, BaseEstimator):
             resolved.append(checked[0])
         return resolved
 
+    def _check_augmentation_plugins(self) -> None:
+        """For a loaded model fitted again: an augmentation its parameters name whose plugin is
+        gone raises :class:`UnknownComponentError` naming the package to install (recorded at
+        save), not a built-in with a similar name."""
+        from .persistence import missing_augmentation_plugin
+
+        named = [("augmentations", item) for item in
+                 (self.augmentations if isinstance(self.augmentations, (list, tuple)) else [])]
+        space = self.search_space.get("augmentations") if isinstance(self.search_space, Mapping) else None
+        named += [("search_space['augmentations']", item) for item in
+                  (space if isinstance(space, (Mapping, list, tuple)) else [])]
+        for argument, item in named:
+            name = item.get("name") if isinstance(item, Mapping) else item
+            message = missing_augmentation_plugin(self, argument, name)
+            if message:
+                raise UnknownComponentError(message)
+
     def _resolve_augmentations(self, reg: _registry.Registry, modalities: set[str]) -> list[tuple[str, dict]]:
         if self.augmentations is None:
             return []
@@ -713,6 +730,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
              drawn_seed: int | None = None):
         start = time.monotonic()
         X, y = _split_labels(X, y, "fit")
+        self._check_augmentation_plugins()
         (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
          problem_type) = self._prepare(X, y)
         weights = _check_sample_weight(sample_weight, len(labels))

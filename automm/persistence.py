@@ -11,6 +11,11 @@ that replaces the target only once complete, so an interrupted save never leaves
 never destroys the previous one; the other files of a model's folder (notes, predictions, plots)
 are carried into the new one (hard links, no copying where the file system allows).
 
+The manifest names the plugin and package of every component (``components``: the encoders and
+fusions, which loading needs; ``augmentations``: those the model's configurations and parameters
+name, which only a new fit needs) and the output container ``set_output`` chose for ``transform``
+(``set_output``). Directories saved without the last two load as before.
+
 The manifest records each other file's SHA-256 and size (``files``). Loading reads the manifest,
 then every file whole, and checks it against its digest before building anything: a file that a
 save replaced meanwhile (the manifest has changed) starts the reading again, one that does not
@@ -29,7 +34,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -166,6 +171,12 @@ def manifest_of(estimator) -> dict:
         manifest["feature_names_in"] = list(estimator.feature_names_in_)
     if not_stored:
         manifest["params_not_stored"] = not_stored
+    augmentations = _augmentation_provenance(estimator, reg)
+    if augmentations:
+        manifest["augmentations"] = augmentations
+    output = estimator.__dict__.get("_sklearn_output_config") or {}
+    if isinstance(output.get("transform"), str):  # set_output(transform=...): all that scikit-learn keeps
+        manifest["set_output"] = {"transform": output["transform"]}
     if ensemble is not None:
         if ensemble.members[0].model is not estimator.model_:
             raise ValueError("ensemble_: its first member must be model_")
@@ -517,9 +528,9 @@ def _check_outputs(manifest: dict, manifest_path: Path) -> None:
                                f"({n_outputs}), got {weights!r}")
 
 
-def _why_missing(plugin: str | None) -> str:
-    """Why a component a model needs is not registered: its plugin skipped, autoloading off, or
-    the plugin not installed."""
+def _why_missing(plugin: str | None, purpose: str = "load this model") -> str:
+    """Why a component a model needs (to do ``purpose``) is not registered: its plugin skipped,
+    autoloading off, or the plugin not installed."""
     from . import registry
 
     skipped = registry.skipped_plugins()
@@ -527,8 +538,69 @@ def _why_missing(plugin: str | None) -> str:
         return f"which is installed but skipped: {skipped[plugin]['reason']}"
     if registry.autoload_disabled():
         return (f"which is not loaded: {registry.DISABLE_AUTOLOAD_ENV} is set, so only the built-in plugins are; "
-                "unset it (or install the plugin) to load this model")
-    return "which is not installed; install it to load this model"
+                f"unset it (or install the plugin) to {purpose}")
+    return f"which is not installed; install it to {purpose}"
+
+
+def missing_augmentation_plugin(estimator, argument: str, name: Any) -> str | None:
+    """For augmentation ``name`` (named by parameter ``argument``) that no plugin registers now but
+    that the loaded ``estimator``'s model recorded (manifest key ``augmentations``): the message
+    naming the plugin and package to install. None otherwise (a model saved before augmentations
+    were recorded, or a name it never used)."""
+    from . import registry
+
+    info = (estimator.__dict__.get("_augmentation_providers") or {}).get(name) if isinstance(name, str) else None
+    if info is None or name in registry.get_registry().names("augmentation"):
+        return None
+    return (f"{argument}: augmentation {name!r} comes from plugin {info.get('plugin')!r} (package "
+            f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'), 'fit this model again')}")
+
+
+def _augmentation_names(estimator) -> list[str]:
+    """The augmentations a fitted ``estimator`` names: in its kept configuration, its ensemble
+    members' and its ``augmentations`` and ``search_space['augmentations']`` parameters."""
+    configs = [estimator.config_] + [m.config for m in getattr(estimator.__dict__.get("ensemble_"), "members", [])]
+    items = [choice for config in configs for choice in config.get("augmentations", [])]
+    if isinstance(estimator.augmentations, (list, tuple)):
+        items += list(estimator.augmentations)
+    space = estimator.search_space.get("augmentations") if isinstance(estimator.search_space, Mapping) else None
+    items += list(space) if isinstance(space, (Mapping, list, tuple)) else []
+    names = [item.get("name") if isinstance(item, Mapping) else item for item in items]
+    return list(dict.fromkeys(name for name in names if isinstance(name, str)))
+
+
+def _augmentation_provenance(estimator, reg) -> list[dict]:
+    """The manifest's ``augmentations``: the plugin and package of each augmentation the model
+    names (:func:`_augmentation_names`): the registry's, else what the loaded model recorded."""
+    recorded = estimator.__dict__.get("_augmentation_providers") or {}
+    found = []
+    for name in _augmentation_names(estimator):
+        if name in reg.names("augmentation"):
+            spec = reg.get("augmentation", name)
+            found.append({"name": name, "plugin": spec.provider, "package": spec.package})
+        elif name in recorded:  # its plugin is gone since the load: what the model recorded
+            found.append({"name": name, **recorded[name]})
+    return found
+
+
+def _saved_augmentations(manifest: dict, manifest_path: Path) -> dict:
+    """The manifest's ``augmentations`` as name -> ``{"plugin", "package"}`` (none recorded: {})."""
+    entries = manifest.get("augmentations", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
+                                                for e in entries):
+        raise ModelFormatError(f"{manifest_path}: 'augmentations' should list each augmentation's name, plugin and "
+                               f"package, got {entries!r}")
+    return {e["name"]: {"plugin": e.get("plugin"), "package": e.get("package")} for e in entries}
+
+
+def _saved_output(manifest: dict, manifest_path: Path) -> dict:
+    """The manifest's ``set_output`` (keyword -> container, e.g. ``{"transform": "pandas"}``; none: {})."""
+    output = manifest.get("set_output", {})
+    if not isinstance(output, dict) or set(output) - {"transform"} or not all(isinstance(v, str)
+                                                                             for v in output.values()):
+        raise ModelFormatError(f"{manifest_path}: 'set_output' should be like {{'transform': 'pandas'}}, got "
+                               f"{output!r}")
+    return output
 
 
 def _estimator_class(manifest: dict, expected_class, directory: Path):
@@ -571,6 +643,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     directory = Path(path)
     manifest, files = _read_folder(directory)
     _check_outputs(manifest, directory / MANIFEST)
+    augmentations = _saved_augmentations(manifest, directory / MANIFEST)
+    output = _saved_output(manifest, directory / MANIFEST)
     cls = _estimator_class(manifest, expected_class, directory)
     reg = registry.get_registry()
     for info in manifest["components"]:
@@ -620,6 +694,9 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
             setattr(estimator, attr, manifest["fit"][key])
     if "ensemble" in manifest:
         estimator.ensemble_ = _load_ensemble(directory, manifest, files, inputs, estimator.model_, device_)
+    estimator._augmentation_providers = augmentations  # names their package if a refit needs them gone
+    if output:
+        estimator.set_output(**output)
     return estimator
 
 

@@ -373,3 +373,73 @@ def test_a_folder_left_by_a_killed_save_does_not_hide_that_a_path_does_not_exist
     (tmp_path / ".m.saving-abc").mkdir()  # what a save killed before its renames leaves
     with pytest.raises(ModelFormatError, match=r"does not exist"):
         AutoMM.load(tmp_path / "m")
+
+
+def _text_model(**params):
+    texts = [f"w{i} w{i % 5} common words here" for i in range(24)]
+    model = AutoMM(encoders={"text": {"name": "hashed_ngram", "n_buckets": 1024, "emb_dim": 8, "output_dim": 8}},
+                   fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8}, max_epochs=1, num_workers=0,
+                   random_state=0, **params)
+    return model, texts, ["x", "y", "z"] * 8
+
+
+def test_a_refit_naming_an_augmentation_whose_plugin_is_gone_names_its_package(fresh_registry, monkeypatch,
+                                                                                 tmp_path):
+    from automm import UnknownComponentError, hookimpl
+    from automm.components.augmentations import TokenDropout
+    from automm.registry import Registry
+
+    class TextAugPlugin:
+        @hookimpl
+        def automm_register_augmentations(self, register):
+            register("token_drop", TokenDropout, modality="text", defaults={"p": 0.1})
+
+    package_of = Registry.package_of
+    monkeypatch.setattr(Registry, "package_of", lambda self, name: "automm-textaug 1.0"
+                        if name.endswith("TextAugPlugin") else package_of(self, name))
+    fresh_registry(TextAugPlugin())
+    model, X, y = _text_model(augmentations=["token_drop"])
+    path = model.fit(X, y).save(tmp_path / "m")
+    manifest = json.loads((path_ := tmp_path / "m" / "automm.json").read_text())
+    assert manifest["augmentations"] == [{"name": "token_drop", "plugin": f"{__name__}.{TextAugPlugin.__qualname__}",
+                                          "package": "automm-textaug 1.0"}]
+    fresh_registry()  # the plugin uninstalled
+    loaded = AutoMM.load(path)  # predicting needs no augmentation
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    message = (r"^augmentations: augmentation 'token_drop' comes from plugin '.*TextAugPlugin' \(package "
+               r"automm-textaug 1\.0\), which is not installed; install it to fit this model again$")
+    with pytest.raises(UnknownComponentError, match=message):
+        loaded.fit(X, y)
+    assert loaded.set_params(augmentations=None, search_space={"augmentations": ["token_drop"]}) is loaded
+    with pytest.raises(UnknownComponentError, match=r"^search_space\['augmentations'\]: .*automm-textaug 1\.0"):
+        loaded.fit(X, y)
+    loaded.set_params(augmentations=["token_drop"], search_space=None)
+    again = AutoMM.load(loaded.save(tmp_path / "again"))  # saved again without the plugin: still recorded
+    with pytest.raises(UnknownComponentError, match=message):
+        again.fit(X, y)
+    del manifest["augmentations"]  # a model saved before augmentations were recorded: as before
+    path_.write_text(json.dumps(manifest))
+    with pytest.raises(UnknownComponentError, match=r"^unknown augmentation 'token_drop'\. Did you mean"):
+        AutoMM.load(path).fit(X, y)
+
+
+def test_set_output_is_saved_with_the_model(model, data, tmp_path):
+    import pandas as pd
+
+    X, _ = data
+    model.save(tmp_path / "plain")
+    assert "set_output" not in json.loads((tmp_path / "plain" / "automm.json").read_text())
+    assert not hasattr(AutoMM.load(tmp_path / "plain"), "_sklearn_output_config")
+    framed = copy.deepcopy(model).set_output(transform="pandas")
+    path = framed.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "automm.json").read_text())
+    assert manifest["set_output"] == {"transform": "pandas"}
+    loaded = AutoMM.load(path)
+    assert loaded._sklearn_output_config == {"transform": "pandas"}
+    embedding = loaded.transform(X.head(4))
+    assert isinstance(embedding, pd.DataFrame) and list(embedding.columns) == list(model.get_feature_names_out())
+    np.testing.assert_allclose(embedding.to_numpy(), model.transform(X.head(4)), atol=1e-6)
+    manifest["set_output"] = {"transform": 3}
+    (tmp_path / "m" / "automm.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match=r"'set_output' should be like \{'transform': 'pandas'\}, got"):
+        AutoMM.load(path)
