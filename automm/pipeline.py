@@ -39,6 +39,7 @@ from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "pending_share",
+           "pending_seconds",
            "prepare_encoders", "retry_with_smaller_batches", "is_out_of_memory",
            "decision_weights", "candidate_decision_weights",
            "augmentable_modalities", "scale_frozen_batch",
@@ -334,6 +335,28 @@ def pending_share(data: PreparedData, config: dict) -> float:
     still do before training (:meth:`automm.Encoder.pending_share`: a frozen pretrained
     encoder's features not yet cached); 0.0 when there is none."""
     return max((share for _, _, share in _pending_work(data, config)), default=0.0)
+
+
+def pending_seconds(data: PreparedData, config: dict) -> dict[str, float]:
+    """Estimated seconds of the one-off work ``config``'s encoders would do before training,
+    per input that has any: for each encoder (each part of a stack), the share of the input's
+    values it has pending (:meth:`automm.Encoder.pending_share`) x the number of values x its
+    seconds per new value (:meth:`automm.Encoder.prepare_seconds`, which a frozen pretrained
+    encoder times once per process on a few values)."""
+    seconds: dict[str, float] = {}
+    for spec, encoder, share in _pending_work(data, config):
+        if share <= 0:
+            continue
+        values = data.values[spec.name]
+        parts = list(encoder.parts) if isinstance(encoder, EncoderStack) else [encoder]
+        total = 0.0
+        for part in parts:
+            part_share = float(part.pending_share(values, cache_dir=data.cache_dir)) if len(parts) > 1 else share
+            if part_share > 0:
+                total += part_share * len(values) * float(part.prepare_seconds(values))
+        if total > 0:
+            seconds[spec.name] = total
+    return seconds
 
 
 def prepare_encoders(data: PreparedData, config: dict) -> None:

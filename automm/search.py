@@ -154,6 +154,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from . import registry as _registry
 from . import storage as _storage
 from .components.stack import describe_encoder
 from .deadlines import deadline_scope
@@ -164,9 +165,9 @@ from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
-                       candidate_decision_weights, decision_weights, is_out_of_memory, pending_share,
-                       retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
-from .search_space import (SearchSpace, _is_int, _objectives, check_search_space_structure,
+                       candidate_decision_weights, decision_weights, is_out_of_memory, pending_seconds,
+                       pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
+from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
 from .study import (MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, prepare_study, search_fingerprint, study_spec,
@@ -1210,6 +1211,12 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     settings = _settings_from(estimator, data)
     space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
                                        data.problem_type)
+    if estimator.storage is None:  # a shared study's space must not depend on one machine's cache
+        left_out = _too_slow_encoders(data, space, deadline)
+        if left_out:
+            _warn_too_slow(left_out, estimator.time_limit, deadline)
+            space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
+                                               data.problem_type, leave_out=left_out)
     spec = study_spec(estimator, data, space, settings)
     data_fp = data_fingerprint(data)
     fingerprint = search_fingerprint(spec, data_fp, data.metric)
@@ -1267,6 +1274,64 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         return result
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+#: The share of a time-limited search's time that the encoders' one-off work (frozen features
+#: not yet cached) may be estimated to take; an encoder whose work would take more is left out of
+#: that search (:func:`_too_slow_encoders`): the work could not finish in this fit, and nothing
+#: trained on its features could join the result. All of it, not less: the estimate (a few values
+#: timed in small batches) runs 1.4-3x above the throughput of whole batches on 2 CPU cores, and
+#: an encoder left out wrongly costs this fit its pretrained models.
+PENDING_TIME_SHARE = 1.0
+
+
+def _too_slow_encoders(data: PreparedData, space: SearchSpace, deadline: float | None) -> dict[str, dict[str, float]]:
+    """Encoder choices to leave out of a time-limited search because their one-off work on this
+    data would not fit in it: ``{input: {encoder: estimated seconds}}``.
+
+    Every choice with work pending (:func:`automm.pipeline.pending_seconds`: frozen features not
+    in the cache, e.g. a pretrained text encoder on 100,000 new texts) is estimated; the cheapest
+    are kept while their sum stays within :data:`PENDING_TIME_SHARE` of the time left, the rest
+    are left out, but never an input's last choice. Without a deadline, nothing is left out."""
+    if deadline is None:
+        return {}
+    estimates = []
+    for input_name, choices in space.description["encoders"].items():
+        for name, params in choices.items():
+            config = {"encoders": {input_name: {"name": name, **_fixed_values(params)}}}
+            try:
+                seconds = pending_seconds(data, config).get(input_name, 0.0)
+            except Exception:  # noqa: BLE001 - an estimate that fails leaves the choice in
+                continue
+            if seconds > 0:
+                estimates.append((seconds, input_name, name))
+    allowed = PENDING_TIME_SHARE * max(0.0, deadline - time.monotonic())
+    left_out: dict[str, dict[str, float]] = {}
+    spent = 0.0
+    for seconds, input_name, name in sorted(estimates):
+        if spent + seconds <= allowed:
+            spent += seconds
+            continue
+        remaining = set(space.description["encoders"][input_name]) - set(left_out.get(input_name, {})) - {name}
+        if remaining:
+            left_out.setdefault(input_name, {})[name] = seconds
+    return left_out
+
+
+def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], time_limit: Any, deadline: float) -> None:
+    """Say which encoders :func:`_too_slow_encoders` left out, why, and what would include them."""
+    reg = _registry.get_registry()
+    left = max(0.0, deadline - time.monotonic())
+    parts = [f"{reg.get('encoder', name).label} on input {input_name!r} (about {seconds:.0f} s)"
+             for input_name, names in left_out.items() for name, seconds in names.items()]
+    total = sum(seconds for names in left_out.values() for seconds in names.values())
+    needed = math.ceil((2 * total + float(time_limit) - left) / 60.0) * 60  # the features, then as long to train
+    warnings.warn(f"time_limit={time_limit:g}: left out of this search: {', '.join(parts)}: the features "
+                  f"{'it' if len(parts) == 1 else 'they'} would first compute for values not in the feature cache "
+                  f"would take longer than the search's {left:.0f} s. A fit with time_limit of about {needed} s or "
+                  f"more includes {'it' if len(parts) == 1 else 'them'}; the features are then cached (cache_dir) for "
+                  "later fits on the same values.",
+                  stacklevel=6)
 
 
 #: The largest share of an input's values that may still need their one-off work (features to

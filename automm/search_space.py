@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -402,9 +402,12 @@ class SearchSpace:
     @classmethod
     def from_estimator(cls, estimator, inputs: Sequence[Any], base_config: Mapping[str, Any],
                        device_type: str = "cpu", n_outputs: int | None = None,
-                       problem_type: str | None = None) -> "SearchSpace":
+                       problem_type: str | None = None,
+                       leave_out: Mapping[str, Collection[str]] | None = None) -> "SearchSpace":
         """The space for ``estimator`` on ``inputs``; ``n_outputs`` and ``problem_type`` (of the
-        prepared data) let it add the linear and nearest-neighbour models to the presets."""
+        prepared data) let it add the linear and nearest-neighbour models to the presets.
+        ``leave_out`` maps an input's name to encoder choices removed from it (and so from the
+        presets), where another choice remains (see :func:`automm.search._too_slow_encoders`)."""
         reg = _registry.get_registry()
         user = dict(estimator.search_space or {})
         check_search_space_structure(user)
@@ -438,6 +441,9 @@ class SearchSpace:
                 default = base_config["encoders"][spec.name]["name"]
                 names = _searched_by_default(reg, "encoder", default, spec.modality)
                 choices = {n: {} for n in names}
+            dropped = set((leave_out or {}).get(spec.name, ()))
+            if dropped and set(choices) - dropped:
+                choices = {n: p for n, p in choices.items() if n not in dropped}
             encoders[spec.name] = choices
 
         fusion_arg = estimator.fusion

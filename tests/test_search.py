@@ -2019,3 +2019,62 @@ def test_no_column_is_blamed_for_trials_cut_short_or_retried():
                                                    trial(1, "worker lost: no heartbeat for 70 s")])
     with pytest.warns(UserWarning, match="the model kept does not use column 'image'"):
         search._warn_unused_inputs([image], kept, [trial(0, "RuntimeError: boom")])
+
+
+class SlowFeatures(SlowToPrepare):
+    """A frozen encoder whose features, not in any cache, would take a second per value."""
+
+    def prepare_seconds(self, values):
+        return 1.0
+
+
+class SlowFeaturesPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("slow_features", SlowFeatures, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 8}, tags=("pretrained",))
+
+
+def test_a_time_limited_search_leaves_out_encoders_whose_features_would_not_be_ready_in_time(
+        builtin_registry, fresh_registry, texts, monkeypatch):
+    # 120 new texts at a second each cannot be computed in a 15-s fit: the search used to start
+    # the pretrained preset anyway and spend its share of the budget on features no model used
+    fresh_registry(SlowFeaturesPlugin())
+    monkeypatch.setattr(SlowToPrepare, "prepared", [])
+    X, y, _, _ = texts
+    with pytest.warns(UserWarning, match=r"time_limit=15: left out of this search: encoder 'slow_features' \(plugin "
+                                         r"'.*'\) on input 'text_0' \(about 120 s\): the features it would first "
+                                         r"compute .* longer than the search's \d+ s\. A fit with time_limit of "
+                                         r"about \d+ s or more includes it"):
+        model = AutoMM(**small(n_trials=None, time_limit=15, encoders={"text": ["hashed_ngram", "slow_features"]})
+                       ).fit(X, y)
+    assert not SlowToPrepare.prepared  # its one-off work never started
+    used = " ".join(model.leaderboard_["config"].astype(str))
+    assert "hashed_ngram" in used and "slow_features" not in used
+
+
+def test_slow_features_are_left_out_cheapest_kept_first_and_never_an_inputs_last_choice(monkeypatch):
+    import automm.search as search
+
+    seconds = {"fast": 0.0, "medium": 50.0, "slow": 200.0, "slower": 60.0, "only": 500.0}
+    monkeypatch.setattr(search, "pending_seconds",
+                        lambda data, config: {i: seconds[c["name"]] for i, c in config["encoders"].items()})
+    space = SearchSpace({"encoders": {"a": {"fast": {}, "medium": {}, "slow": {}}, "b": {"slower": {}, "fast": {}},
+                                      "c": {"only": {}}}})
+    deadline = time.monotonic() + 120  # 50 + 60 s fit in 120; 200 and 500 do not
+    assert search._too_slow_encoders(None, space, deadline) == {"a": {"slow": 200.0}}
+    assert search._too_slow_encoders(None, space, time.monotonic() + 100) == {"a": {"slow": 200.0},
+                                                                                "b": {"slower": 60.0}}
+    assert search._too_slow_encoders(None, space, None) == {}  # no time limit: nothing left out
+
+
+def test_an_only_choice_with_slow_features_is_kept(builtin_registry, fresh_registry, texts, monkeypatch):
+    fresh_registry(SlowFeaturesPlugin())
+    monkeypatch.setattr(SlowToPrepare, "prepared", [])
+    monkeypatch.setattr(SlowToPrepare, "SECONDS", 0.1)
+    X, y, _, _ = texts
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AutoMM(**small(n_trials=2, time_limit=15, encoders={"text": "slow_features"})).fit(X, y)
+    assert SlowToPrepare.prepared  # what the user chose is tried, whatever its estimate
+    assert not [w for w in caught if "left out of this search" in str(w.message)]
