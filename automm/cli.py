@@ -322,6 +322,21 @@ def _check_output_dir(path: str, argument: str) -> None:
         raise UsageError(exc.strerror or str(exc)) from None
 
 
+def _check_storage(storage: Any) -> None:
+    """Open ``search.storage`` before the data are read and checked (minutes for many images):
+    a database that cannot be reached, a misspelt database name or a journal on a read-only
+    disk is a usage error (exit 2) at once, named by its recipe key."""
+    from .exceptions import InputError
+    from .storage import make_storage, parse_storage
+
+    if not isinstance(storage, (str, os.PathLike)):
+        return
+    try:
+        make_storage(*parse_storage(storage))
+    except InputError as exc:
+        raise UsageError(f"search.storage: {str(exc).removeprefix('storage: ')}") from None
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .recipes import fit_recipe
 
@@ -334,6 +349,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     device = recipe.params().get("device")
     if isinstance(device, str):
         _device(device, "training.device")
+    _check_storage(recipe.params().get("storage"))
     out.log(f"recipe {args.recipe}: valid" if args.label is None else f"recipe drafted from {args.recipe}: valid")
     # Progress printed by the training or the search goes to stderr: stdout is for the result.
     with contextlib.redirect_stdout(sys.stderr):
@@ -752,9 +768,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .storage import StorageNotFoundError, redact_url
     from .worker import run_worker
 
+    from .exceptions import InputError
+    from .storage import parse_storage
+
     out = _Out(args.quiet)
     if args.device is not None:
         _device(args.device, "--device")
+    try:
+        parse_storage(args.storage)
+    except InputError as exc:
+        raise UsageError(f"--storage: {str(exc).removeprefix('storage: ')}") from None
     inputs: tuple = ()
     labels = None
     options_weights: dict = {}

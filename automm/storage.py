@@ -43,6 +43,7 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
     text = os.fspath(storage)
     if not text:
         raise InputError("storage: empty string")
+    _refuse_scheme_without_slashes(text)
     if text.startswith("journal://"):
         path = text[len("journal://"):]
         if not path:
@@ -64,6 +65,22 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         return "rdb", "sqlite:///" + os.path.abspath(text)
     raise InputError(f"storage: {text!r} is neither a storage URL (sqlite:///..., postgresql://...) nor a journal "
                      "file (journal:///path, or a path ending in .log or .journal)")
+
+
+#: The schemes a storage URL may have (``postgres`` is read as ``postgresql``).
+SCHEMES = ("journal", "sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
+
+
+def _refuse_scheme_without_slashes(text: str) -> None:
+    """A storage scheme missing its ``//`` (``journal:/shared/study.log``, ``postgresql:/host/db``)
+    is refused: read as a file path it would quietly make a study nobody else finds (a
+    folder ``journal:`` in the working directory)."""
+    scheme, colon, rest = text.partition(":")
+    if not colon or rest.startswith("//") or scheme.split("+", 1)[0].lower() not in SCHEMES:
+        return
+    right = f"{scheme}://{rest if scheme.lower() == 'journal' else rest.lstrip('/')}"
+    raise InputError(f"storage: {scheme + ':'!r} must be followed by '//' (read as a file path, it would make a study "
+                     f"no other process finds); did you mean {redact_url(right)!r}?")
 
 
 class StorageNotFoundError(InputError):
@@ -123,10 +140,12 @@ def make_storage(kind: str, value: Any):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # (a grace period under 3 s is warned about)
                 lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
-            return JournalStorage(JournalFileBackend(str(value), lock_obj=lock))
+            backend = JournalFileBackend(str(value), lock_obj=lock)
         except OSError as exc:
             raise InputError(f"storage: cannot open the journal file {str(value)!r} ({type(exc).__name__}: "
                              f"{exc.strerror or exc})") from None
+        _check_journal_writable(str(value), lock)
+        return JournalStorage(backend)
     if kind == "rdb":
         engine_kwargs = {"pool_pre_ping": True} if not value.startswith("sqlite") else {"connect_args": {"timeout": 60}}
         try:
@@ -145,6 +164,23 @@ def make_storage(kind: str, value: Any):
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise InputError(f"storage: cannot open the database {redact_url(value)} ({reason})") from None
     raise ValueError(f"unknown storage kind {kind!r}")
+
+
+def _check_journal_writable(path: str, lock) -> None:
+    """:class:`InputError` unless this process can append to the journal file and take its lock
+    (a symbolic link beside it): every process of a study writes both, and a read-only disk or
+    folder would otherwise fail at the first trial, or deep inside Optuna."""
+    where = "file"
+    try:
+        with open(path, "ab"):
+            pass
+        where = "folder (for its lock file) of"
+        lock.acquire()
+        lock.release()
+    except OSError as exc:
+        raise InputError(f"storage: cannot write the journal {where} {path!r} ({type(exc).__name__}: "
+                         f"{exc.strerror or exc}); every process of a study writes to it: put it on a "
+                         "writable (shared) disk") from None
 
 
 def redact_url(url: str) -> str:

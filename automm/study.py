@@ -17,7 +17,7 @@ import math
 import os
 import time
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -27,7 +27,8 @@ from .search_space import SearchSpace
 
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
            "data_fingerprint", "search_fingerprint", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
-           "data_from_spec"]
+           "data_from_spec", "space_components", "component_provenance", "check_components", "check_stored_files",
+           "describe_difference"]
 
 #: The study's user attributes: the search's specification, the data (or None), and fingerprints.
 SPEC_ATTR, DATA_ATTR = "automm:spec", "automm:data"
@@ -141,7 +142,93 @@ def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any)
         "ensemble_size": settings.ensemble_size,
         "max_epochs": settings.max_epochs,
         "bag_folds": settings.bag_folds,
+        "components": component_provenance(space.to_json()),
     }
+
+
+def space_components(space: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every ``(kind, name)`` component a stored search space may train: its choices, and those
+    of its default and preset configurations (the parts of a ``stack`` included)."""
+    found: set[tuple[str, str]] = set()
+
+    def encoder(entry: Any) -> None:
+        if isinstance(entry, Mapping):
+            if entry.get("name") == "stack":
+                for part in entry.get("parts") or []:
+                    encoder(part)
+            elif isinstance(entry.get("name"), str):
+                found.add(("encoder", entry["name"]))
+
+    for choices in (space.get("encoders") or {}).values():
+        found.update(("encoder", name) for name in choices if name != "stack")
+    found.update(("fusion", name) for name in space.get("fusion") or {})
+    found.update(("augmentation", name) for name in space.get("augmentations") or {})
+    for config in [space.get("default") or {}, *(space.get("presets") or [])]:
+        for entry in (config.get("encoders") or {}).values():
+            encoder(entry)
+        if isinstance((config.get("fusion") or {}).get("name"), str):
+            found.add(("fusion", config["fusion"]["name"]))
+        found.update(("augmentation", a["name"]) for a in config.get("augmentations") or [] if "name" in a)
+    return sorted(found)
+
+
+def component_provenance(space: Mapping[str, Any]) -> list[dict]:
+    """The plugin (and its package) of each component of a stored space, as saved models
+    record theirs: a worker lacking one says which to install."""
+    from .registry import get_registry
+
+    reg, found = get_registry(), []
+    for kind, name in space_components(space):
+        try:
+            spec = reg.get(kind, name)
+        except KeyError:
+            continue
+        found.append({"kind": kind, "name": name, "plugin": spec.provider, "package": spec.package})
+    return found
+
+
+def check_components(spec: Mapping[str, Any], study_name: str) -> None:
+    """:class:`InputError` naming each component of the study's search space that no plugin of
+    this process registered (with the plugin and package that provided it where ``fit`` ran),
+    before any trial: its trials would fail here, one after another."""
+    from .registry import get_registry
+
+    reg = get_registry()
+    provenance = {(c["kind"], c["name"]): c for c in spec.get("components") or []}
+    missing = []
+    for kind, name in space_components(spec.get("space") or {}):
+        try:
+            reg.get(kind, name)
+        except KeyError:
+            info = provenance.get((kind, name), {})
+            package = f", package {info['package']}" if info.get("package") else ""
+            source = f" (plugin {info['plugin']!r}{package})" if info.get("plugin") else ""
+            missing.append(f"{kind} {name!r}{source}")
+    if missing:
+        raise InputError(f"study {study_name!r} searches over {', '.join(missing)}, which this process lacks: "
+                         f"{reg.where_plugins_come_from()}. Install the same plugins as on the machine that ran fit")
+
+
+def check_stored_files(spec: Mapping[str, Any], payload: Mapping[str, Any], study_name: str) -> None:
+    """:class:`InputError` when the files the study's data name (images, a plugin modality's
+    files) cannot be read here: a worker on another machine needs them at the same paths.
+    Checked before any trial, which would otherwise fail one after another."""
+    from .data import _plugin_check, row_namer, validate_images
+
+    roles = {column: role for d in spec["inputs"] for column, role in (d.get("column_roles") or {}).items()}
+    for column, role in roles.items():
+        if role in ("text", "categorical", "numeric", "datetime") or column not in payload["columns"]:
+            continue
+        values = payload["columns"][column]
+        try:
+            if role == "image":
+                validate_images(column, values, tolerance=0.0)
+            elif _plugin_check(role, column, values, row_namer(None)):
+                raise InputError(f"column {column!r}: some {role} values cannot be read")
+        except InputError as exc:
+            raise InputError(f"the data of study {study_name!r} cannot be read here ({exc}); the study holds file "
+                             "paths: every worker needs the same files at the same paths (or pass the data: "
+                             "--recipe, or run_worker(..., X, y=y))") from None
 
 
 def search_fingerprint(spec: Mapping[str, Any], data_fp: str, metric: str) -> str:
@@ -169,9 +256,63 @@ def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Ca
         study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
         return None
     if existing != fingerprint:
-        raise InputError(f"study {study.study_name!r} holds a search over other data or another search space; "
-                         "choose another study_name (or the same data and settings to resume it)")
+        stored = attrs.get(SPEC_ATTR) or {}
+        try:
+            what = describe_difference(stored, spec) if stored else ""
+        except (KeyError, TypeError):  # a study of another automm version
+            what = ""
+        raise InputError(f"study_name: study {study.study_name!r} holds a search over other data or another search "
+                         f"space{': ' + what if what else ''}; choose another study_name (or the same data and "
+                         "settings to resume it)")
     return attrs[SPEC_ATTR]
+
+
+def _columns(inputs: Sequence[Mapping[str, Any]]) -> str:
+    roles = {c: r for d in inputs for c, r in (d.get("column_roles") or {}).items()}
+    return ", ".join(f"{c} ({r})" for c, r in roles.items()) or "none"
+
+
+def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """What differs between the study's specification ``stored`` and ``new`` (a search's, or
+    the data a worker was given: ``inputs``, ``problem_type``, ``n_outputs``, ``targets``, ...),
+    in words, "the study's ... , here ..."; the first difference found, or "" when none is."""
+    if _columns(stored["inputs"]) != _columns(new["inputs"]):
+        return f"its input columns are {_columns(stored['inputs'])}; here {_columns(new['inputs'])}"
+    if stored["problem_type"] != new["problem_type"] or stored["n_outputs"] != new["n_outputs"]:
+        def what(spec: Mapping[str, Any]) -> str:
+            classes = "" if spec["problem_type"] == "regression" else f", {spec['n_outputs']} classes"
+            return f"{spec['problem_type']}{classes}"
+        return f"its label is {what(stored)}; here {what(new)} (another label column or other rows?)"
+    old_targets, new_targets = list(stored["targets"]), list(new["targets"])
+    if len(old_targets) != len(new_targets):
+        return f"it has {len(old_targets)} rows; here {len(new_targets)}"
+    changed = sum(a != b for a, b in zip(old_targets, new_targets))
+    if changed:
+        return f"the labels of {changed} of its {len(old_targets)} rows differ here (another label column or rows?)"
+    if stored.get("sample_weights") != new.get("sample_weights"):
+        return "its sample weights differ here"
+    if bool(stored.get("holdout_given")) != bool(new.get("holdout_given")) or (
+            new.get("holdout_given") and stored.get("valid_index") != new.get("valid_index")):
+        return "its validation rows differ here"
+    if "space" not in new:
+        return ""
+    old_space, new_space = stored["space"], new["space"]
+    for key, word in (("encoders", "encoder choices"), ("fusion", "fusion choices"),
+                      ("augmentations", "augmentations")):
+        a, b = old_space.get(key) or {}, new_space.get(key) or {}
+        if key == "encoders" and sorted(a) == sorted(b):
+            for name in a:
+                if sorted(a[name]) != sorted(b[name]):
+                    return f"its encoder choices for {name} are {sorted(a[name])}; here {sorted(b[name])}"
+        if sorted(a) != sorted(b):
+            return f"its {word} are {sorted(a)}; here {sorted(b)}"
+    for key, word in (("objectives", "objectives"), ("bag_folds", "bag_folds"), ("metric", "metric")):
+        if key in stored and stored.get(key) != new.get(key):
+            return f"its {word} is {stored.get(key)!r}; here {new.get(key)!r}"
+    if old_space != new_space:
+        differing = sorted(k for k in set(old_space) | set(new_space) if old_space.get(k) != new_space.get(k))
+        return f"its search space differs in {', '.join(differing)} (components' or training hyperparameters)"
+    return ""
 
 
 def wait_for_study(storage, study_name: str, wait: float) -> dict:

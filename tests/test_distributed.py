@@ -1,0 +1,175 @@
+"""A search shared by several processes or machines: what a team sharing a study runs into
+(misspelt or read-only storages, a worker lacking a plugin or the data's files, two searches
+given one study name) is refused before any trial, naming the argument and what is wrong."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+import automm
+from automm import AutoMM, Encoder, InputError, hookimpl, search
+from automm import storage as automm_storage
+from automm.cli import main
+from automm.worker import run_worker
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(encoders={"text": {"name": "hashed_ngram", "n_buckets": 1024, "emb_dim": 8, "output_dim": 8}},
+            fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8}, max_epochs=1, batch_size=32, num_workers=0,
+            random_state=0, ensemble_size=1, pruner="none")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample()
+    return frame[frame.split == "train"].head(60).reset_index(drop=True)
+
+
+def _trials(storage: str, name: str) -> list:
+    return optuna.load_study(study_name=name, storage=search.make_storage(*search.parse_storage(storage))).trials
+
+
+def _reopen(storage: str, name: str, n_trials: int) -> None:
+    """As while the study's fit still runs, with room for ``n_trials`` trials."""
+    study = optuna.load_study(study_name=name, storage=search.make_storage(*search.parse_storage(storage)))
+    study.set_user_attr(search.STATUS_ATTR, "running")
+    study.set_user_attr(search.BUDGET_ATTR, {"n_trials": n_trials, "deadline_unix": None, "trial_seconds": None})
+
+
+# ------------------------------------------------------------------------------- storages
+
+@pytest.mark.parametrize("typed, meant", [("journal:/shared/study.log", "journal:///shared/study.log"),
+                                           ("journal:study.log", "journal://study.log"),
+                                           ("postgresql:/u:pw@db.example.org/automm", "postgresql://u:***@db.example.org/automm")])
+def test_a_storage_scheme_without_its_slashes_is_refused(typed, meant, tmp_path, monkeypatch):
+    # read as a path, 'journal:/shared/study.log' made a folder 'journal:' in the working directory
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=re.escape(f"did you mean {meant!r}")) as info:
+        automm_storage.parse_storage(typed)
+    assert "pw" not in str(info.value) and not os.listdir(tmp_path)
+
+
+def test_a_journal_that_cannot_be_written_is_refused_before_any_trial(rows, tmp_path, monkeypatch):
+    """A journal on a read-only disk (here: its lock cannot be made) fails with the storage named,
+    not with an OSError from deep inside Optuna once the data have been prepared."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    def read_only(self):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "study.log"))
+
+    monkeypatch.setattr(JournalFileSymlinkLock, "acquire", read_only)
+    with pytest.raises(InputError, match=r"storage: cannot write the journal folder .*study\.log.*Read-only"):
+        AutoMM(**TINY, n_trials=2, storage=str(tmp_path / "study.log")).fit(rows["name"].tolist(),
+                                                                              rows["category"].tolist())
+
+
+def test_fit_opens_its_storage_before_reading_the_data(tmp_path, capsys):
+    missing = tmp_path / "no-such-folder" / "study.db"
+    code = main(["fit", str(REPO / "recipes" / "quickstart.yaml"), "--set", f"search.storage=sqlite:///{missing}",
+                 "-o", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "search.storage: cannot open the database" in err and "data:" not in err and "fitting" not in err
+
+
+def test_a_worker_names_a_misspelt_storage_as_its_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["worker", "--storage", "journal:/shared/study.log", "--study", "s", "--wait", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--storage: 'journal:' must be followed by '//'" in err
+    assert not os.listdir(tmp_path)
+
+
+# ------------------------------------------------------------------------------- workers
+
+class WordCount(Encoder):
+    """A plugin's text encoder: the number of words."""
+
+    modality = "text"
+    static_preprocess = True
+
+    def __init__(self, output_dim=4):
+        super().__init__()
+        self.output_dim = output_dim
+        self.linear = torch.nn.Linear(1, output_dim)
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([0.0 if value is automm.MISSING else float(len(str(value).split()))])
+
+    def forward(self, batch):
+        return self.linear(batch)
+
+
+class WordCountPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("word_count", WordCount, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 4})
+
+
+def test_a_worker_lacking_a_plugin_of_the_study_refuses_before_any_trial(rows, tmp_path, fresh_registry):
+    journal = str(tmp_path / "study.log")
+    fresh_registry(WordCountPlugin())
+    params = dict(TINY, encoders={"text": ["hashed_ngram", "word_count"]})
+    AutoMM(**params, n_trials=1, storage=journal, study_name="plug").fit(rows["name"].tolist(),
+                                                                          rows["category"].tolist())
+    _reopen(journal, "plug", 6)
+    before = len(_trials(journal, "plug"))
+    fresh_registry()  # the worker's machine: without the plugin
+    with pytest.raises(InputError, match=r"searches over encoder 'word_count' \(plugin '.*WordCountPlugin.*'\), "
+                                         r"which this process lacks"):
+        run_worker(journal, "plug", wait=0)
+    assert len(_trials(journal, "plug")) == before  # no trial failed for it
+
+
+def test_a_worker_without_the_studys_files_refuses_before_any_trial(tmp_path, emoji_split):
+    train, _ = emoji_split
+    folder = tmp_path / "images"
+    folder.mkdir()
+    images = []
+    for path in train["image"].head(40):
+        shutil.copy(path, folder)
+        images.append(str(folder / Path(path).name))
+    journal = str(tmp_path / "study.log")
+    params = dict(TINY, encoders={"image": {"name": "cnn", "image_size": 16, "width": 4, "depth": 1, "output_dim": 8},
+                                  "text": TINY["encoders"]["text"]}, augmentations=[])
+    AutoMM(**params, n_trials=1, storage=journal, study_name="files").fit(
+        images, train["name"].head(40).tolist(), train["category"].head(40).tolist())
+    _reopen(journal, "files", 6)
+    before = len(_trials(journal, "files"))
+    shutil.rmtree(folder)  # the worker's machine lacks them
+    with pytest.raises(InputError, match=r"the data of study 'files' cannot be read here \(column 'x0': 40 of 40 "
+                                         r"images cannot be read.*file not found.*same files at the same paths"):
+        run_worker(journal, "files", wait=0)
+    assert len(_trials(journal, "files")) == before
+
+
+def test_a_study_of_other_data_says_what_differs(rows, tmp_path):
+    """Two users give one study name to searches of other labels: the second fit and a worker
+    given other data name what differs, before any trial."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    AutoMM(**TINY, n_trials=1, storage=journal, study_name="shared").fit(names, labels)
+    others = [label[:3] if i % 2 else label for i, label in enumerate(labels)]
+    n_classes, n_others = len(set(labels)), len(set(others))
+    with pytest.raises(InputError, match=rf"study_name: study 'shared' holds a search over other data .*: its label is "
+                                         rf"multiclass, {n_classes} classes; here multiclass, {n_others} classes"):
+        AutoMM(**TINY, n_trials=1, storage=journal, study_name="shared").fit(names, others)
+    with pytest.raises(InputError, match=r"its encoder choices for text_0 are \['hashed_ngram'\]; here \['gru', "
+                                         r"'hashed_ngram'\]"):
+        AutoMM(**dict(TINY, encoders={"text": ["hashed_ngram", "gru"]}), n_trials=1, storage=journal,
+               study_name="shared").fit(names, labels)
+    _reopen(journal, "shared", 4)
+    with pytest.raises(InputError, match=r"differ from those of study 'shared': its label is multiclass"):
+        run_worker(journal, "shared", names, y=others, wait=0)
+    assert len(_trials(journal, "shared")) == 1
