@@ -1473,6 +1473,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if not candidates:
         raise SearchError("the models of the best trials are not available here and the time limit leaves no time "
                           "to retrain one")
+    _warn_passed_over(order[:order.index(candidates[0][0])], candidates[0][0], by_number)
     if wanted > 1:  # the linear and nearest-neighbour models join the pool whatever their holdout rank
         chosen = {n for n, _ in candidates}
         for number in order:
@@ -1527,6 +1528,22 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
                        best_score=best.best_score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras, decision_weights=decision)
     return result
+
+
+def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, Any]) -> None:
+    """Warn when better trials than the one the model starts from were passed over: trained by
+    another process (a worker) whose model this one cannot read, with too little time left to
+    retrain them."""
+    if not passed:
+        return
+    best = by_number[passed[0]]
+    others = f" and {len(passed) - 1} other{'s' if len(passed) > 2 else ''}" if len(passed) > 1 else ""
+    warnings.warn(f"the study's best trial {passed[0]} (holdout score {_trial_score(best):.4f}, worker "
+                  f"{best.user_attrs.get(_ATTR + 'worker') or 'unknown'}){others} ran in another process, whose model "
+                  f"this one cannot read, and time_limit left no time to retrain it: the model is built from trial "
+                  f"{kept} (holdout score {_trial_score(by_number[kept]):.4f}); start workers with an artifact_dir "
+                  "(automm worker --artifact-dir) that this process reads, or run fit again with time to retrain it",
+                  UserWarning, stacklevel=6)
 
 
 def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], trials: Sequence[Any]) -> None:

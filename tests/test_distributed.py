@@ -173,3 +173,23 @@ def test_a_study_of_other_data_says_what_differs(rows, tmp_path):
     with pytest.raises(InputError, match=r"differ from those of study 'shared': its label is multiclass"):
         run_worker(journal, "shared", names, y=others, wait=0)
     assert len(_trials(journal, "shared")) == 1
+
+
+# ------------------------------------------------------------------------------- the final model
+
+def test_fit_warns_when_a_better_trial_of_another_worker_cannot_make_the_model(rows, tmp_path):
+    """The fit process builds the model; a better trial that another machine's worker trained (no
+    artifact_dir) and that the time limit leaves no time to retrain is passed over with a warning
+    naming it, not silently."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    params = dict(TINY, storage=journal, study_name="final")
+    first = AutoMM(**params, n_trials=1).fit(names, labels)
+    study = optuna.load_study(study_name="final", storage=search.make_storage("journal", journal))
+    config = first.config_
+    study.add_trial(optuna.trial.create_trial(value=0.99, user_attrs={  # another machine's better trial
+        "automm:score": 0.99, "automm:config": config, "automm:seconds": 1e6, "automm:worker": "elsewhere:17"}))
+    with pytest.warns(UserWarning, match=r"best trial 1 \(holdout score 0\.9900, worker elsewhere:17\) ran in another "
+                                         r"process.*no time to retrain it: the model is built from trial [02] "):
+        model = AutoMM(**params, n_trials=3, time_limit=60).fit(names, labels)
+    assert model.best_trial_ in (0, 2)
