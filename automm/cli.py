@@ -175,19 +175,26 @@ def _device(device: str, argument: str) -> str:
     return device
 
 
-def _load_model(model_dir: str, device: str):
+def _load_model(model_dir: str, device: str, cache_dir: str | None = None):
+    """The model of ``model_dir`` on ``device``; ``cache_dir`` (``--cache-dir``): where its frozen
+    encoders keep the features of new data, in place of the folder it was fitted with."""
     from .estimator import AutoMM
     from .persistence import MANIFEST
 
     _device(device, "--device")
+    if cache_dir is not None and os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+        raise UsageError(f"--cache-dir: {cache_dir!r} is a file, not a cache directory")
     if not os.path.isdir(_existing(model_dir, "MODEL_DIR")):
         raise UsageError(f"MODEL_DIR: {model_dir!r} is a file, not a model directory")
     if not os.path.isfile(os.path.join(model_dir, MANIFEST)):
         raise UsageError(f"MODEL_DIR: {model_dir!r} holds no automm model (no {MANIFEST}); give a directory "
                          "written by 'automm fit'")
-    return AutoMM.load(model_dir, device=device)
+    return AutoMM.load(model_dir, device=device, cache_dir=cache_dir)
 
 
+CACHE_DIR_HELP = ("where the model's frozen pretrained encoders keep the features of new data (this machine's "
+                  "feature cache), in place of the cache_dir it was fitted with (default: that one, else "
+                  "$AUTOMM_CACHE_DIR, else ~/.cache/automm)")
 COLUMNS_HELP = ("for a model fitted on unnamed inputs (positional lists or an array, in Python: inputs x0, x1, ...): "
                 "the data's columns that hold them, in order, e.g. --columns image,name")
 
@@ -492,7 +499,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if target.is_dir():
             raise UsageError(f"-o: {str(target)!r} is a folder; name the CSV file to write")
     _existing(args.data, "DATA")
-    estimator = _load_model(args.model_dir, args.device)
+    estimator = _load_model(args.model_dir, args.device, args.cache_dir)
     if args.proba and estimator.problem_type_ == "regression":
         raise UsageError("--proba: a regression model has no class probabilities")
     columns = _input_columns(estimator, args.columns)
@@ -565,7 +572,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     filters = _parse_filters(args.filter)
     label = args.label or _recipe_data_key(args.model_dir, "label")
     _existing(args.data, "DATA")
-    estimator = _load_model(args.model_dir, args.device)
+    estimator = _load_model(args.model_dir, args.device, args.cache_dir)
     if label is None:
         raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
     columns = _input_columns(estimator, args.columns)
@@ -938,6 +945,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", action="append", metavar="COLUMN=VALUE", help="only rows where COLUMN equals VALUE; "
                                                                              "repeatable")
     p.add_argument("--device", default="cpu", help="torch device for prediction (default: cpu)")
+    p.add_argument("--cache-dir", metavar="DIR", help=CACHE_DIR_HELP)
     p.add_argument("--columns", metavar="COL,COL", help=COLUMNS_HELP)
     p.set_defaults(func=cmd_predict)
 
@@ -955,6 +963,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                              "e.g. --filter split=test; repeatable")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--device", default="cpu", help="torch device for prediction (default: cpu)")
+    p.add_argument("--cache-dir", metavar="DIR", help=CACHE_DIR_HELP)
     p.add_argument("--columns", metavar="COL,COL", help=COLUMNS_HELP)
     p.set_defaults(func=cmd_evaluate)
 

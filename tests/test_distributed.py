@@ -193,3 +193,42 @@ def test_fit_warns_when_a_better_trial_of_another_worker_cannot_make_the_model(r
                                          r"process.*no time to retrain it: the model is built from trial [02] "):
         model = AutoMM(**params, n_trials=3, time_limit=60).fit(names, labels)
     assert model.best_trial_ in (0, 2)
+
+
+# ------------------------------------------------------------------------------- serving
+
+PREPARED_IN: list = []
+
+
+class CachedCount(WordCount):
+    """A frozen encoder whose one-off work is recorded: the cache folder it was given."""
+
+    frozen = True
+
+    def prepare(self, values, *, cache_dir=None):
+        PREPARED_IN.append(None if cache_dir is None else str(cache_dir))
+
+
+class CachedCountPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("cached_count", CachedCount, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 4})
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_predict_and_evaluate_take_the_serving_machines_cache_dir(command, rows, tmp_path, fresh_registry, capsys):
+    fresh_registry(CachedCountPlugin())
+    model = tmp_path / "model"
+    AutoMM(encoders={"text": "cached_count"}, max_epochs=1, num_workers=0, random_state=0,
+           cache_dir=str(tmp_path / "training-cache")).fit(rows[["name"]], rows["category"]).save(model)
+    rows[["name", "category"]].to_csv(tmp_path / "new.csv", index=False)
+    extra = ["--label", "category"] if command == "evaluate" else []
+    PREPARED_IN.clear()
+    code = main([command, str(model), str(tmp_path / "new.csv"), *extra, "--cache-dir", str(tmp_path / "serving")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert PREPARED_IN and set(PREPARED_IN) == {str(tmp_path / "serving")}
+    (tmp_path / "a-file").write_text("")
+    assert main([command, str(model), str(tmp_path / "new.csv"), *extra, "--cache-dir", str(tmp_path / "a-file")]) == 2
+    assert "--cache-dir: " in capsys.readouterr().err
