@@ -429,7 +429,7 @@ def _trials_line(trials: dict) -> str:
 def _pareto_line(pareto: dict) -> str:
     cost = pareto["objectives"][1]
     chosen = pareto["chosen"]
-    return (f"{pareto['size']} trials on the front of score and {cost}; chose trial {chosen['trial']} "
+    return (f"{pareto['size']} trial{'s' if pareto['size'] != 1 else ''} on the front of score and {cost}; chose trial {chosen['trial']} "
             f"(score {chosen['score']:.4f}, {cost} {chosen[cost]:g})")
 
 
@@ -444,7 +444,7 @@ def _decision_line(weights: dict) -> str:
     return f"class probabilities weighted for the metric: {shown}"
 
 
-LEADERBOARD_COLUMNS = ("number", "state", "score", "encoders", "fusion", "augmentations", "epochs", "best_epoch",
+LEADERBOARD_COLUMNS = ("number", "state", "score", "latency_ms", "n_params", "encoders", "fusion", "augmentations", "epochs", "best_epoch",
                        "seconds", "reason")
 #: Leaderboard columns of counts: shown as integers (a trial still running leaves them empty,
 #: which makes pandas hold them as floats).

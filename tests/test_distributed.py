@@ -232,3 +232,72 @@ def test_predict_and_evaluate_take_the_serving_machines_cache_dir(command, rows,
     (tmp_path / "a-file").write_text("")
     assert main([command, str(model), str(tmp_path / "new.csv"), *extra, "--cache-dir", str(tmp_path / "a-file")]) == 2
     assert "--cache-dir: " in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- lost workers, leaderboard
+
+POSTGRES_URL = os.environ.get("AUTOMM_TEST_POSTGRES_URL", "postgresql://automm:automm@127.0.0.1:5432/automm")
+
+
+def _postgres_or_skip() -> str:
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg2 is not installed (pip install automm[test])")
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(search.parse_storage(POSTGRES_URL)[1], connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_URL.rsplit('@', 1)[-1]} ({type(exc).__name__}); "
+                    ".ci/services starts one")
+    return POSTGRES_URL
+
+
+def test_on_postgresql_a_killed_workers_trial_on_this_machine_is_retried_at_once(rows, tmp_path):
+    """As with a journal: not after Optuna's 60 s heartbeat grace, which a search shorter than
+    that never reaches (the trial stayed RUNNING in the leaderboard)."""
+    import socket
+    import subprocess
+    import sys
+
+    url = _postgres_or_skip()
+    name = f"automm-lost-{uuid.uuid4().hex[:10]}"
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    params = dict(TINY, storage=url, study_name=name)
+    AutoMM(**params, n_trials=1).fit(names, labels)
+    storage = search.make_storage(*search.parse_storage(url))
+    try:
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        ended.wait()
+        lost = optuna.load_study(study_name=name, storage=storage).ask()  # the killed worker's trial
+        lost.set_user_attr("automm:worker", f"{socket.gethostname()}:{ended.pid}")
+        lost.set_user_attr("automm:process_space", search._process_space())
+        board = AutoMM(**params, n_trials=3).fit(names, labels).leaderboard_.set_index("number")
+        reason = board.loc[lost.number, "reason"]
+        assert board.loc[lost.number, "state"] == "FAIL" and "its process on this machine has ended" in reason
+        assert "retried as trial" in reason
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_a_trial_the_storage_failed_says_its_worker_was_lost():
+    from automm.leaderboard import leaderboard_frame
+
+    failed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)  # Optuna's heartbeat: no reason of ours
+    assert leaderboard_frame([failed]).loc[0, "reason"] == "worker lost: no heartbeat"
+
+
+def test_the_printed_leaderboard_of_two_objectives_shows_the_second():
+    import pandas as pd
+
+    from automm.cli import _leaderboard_table, _pareto_line
+
+    frame = pd.DataFrame({"number": [0], "state": ["COMPLETE"], "score": [0.5], "latency_ms": [0.25], "reason": [""]})
+    assert "latency_ms" in _leaderboard_table(frame).splitlines()[0]
+    line = _pareto_line({"objectives": ["score", "latency_ms"], "size": 1,
+                         "chosen": {"trial": 0, "score": 0.5, "latency_ms": 0.25}})
+    assert line.startswith("1 trial on the front")
