@@ -82,6 +82,12 @@ def test_fit_opens_its_storage_before_reading_the_data(tmp_path, capsys):
     assert "search.storage: cannot open the database" in err and "data:" not in err and "fitting" not in err
 
 
+def test_fit_in_python_opens_its_storage_before_checking_the_data(tmp_path):
+    missing = tmp_path / "no-such-folder" / "study.db"
+    with pytest.raises(InputError, match=r"storage: cannot open the database"):  # not the data's error below
+        AutoMM(**TINY, n_trials=2, storage=f"sqlite:///{missing}").fit(["a text", "another"], ["x"])
+
+
 def test_a_worker_names_a_misspelt_storage_as_its_option(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["worker", "--storage", "journal:/shared/study.log", "--study", "s", "--wait", "0"])
