@@ -334,12 +334,10 @@ def _check_storage(storage: Any) -> None:
     a database that cannot be reached, a misspelt database name or a journal on a read-only
     disk is a usage error (exit 2) at once, named by its recipe key."""
     from .exceptions import InputError
-    from .storage import make_storage, parse_storage
+    from .storage import check_storage
 
-    if not isinstance(storage, (str, os.PathLike)):
-        return
     try:
-        make_storage(*parse_storage(storage))
+        check_storage(storage)
     except InputError as exc:
         raise UsageError(f"search.storage: {str(exc).removeprefix('storage: ')}") from None
 

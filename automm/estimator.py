@@ -27,7 +27,7 @@ from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, i
 from .exceptions import InputError, NotFittedError, UnknownComponentError
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
-from .storage import make_storage, parse_storage
+from .storage import check_storage
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .decision import decide
@@ -469,8 +469,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def _prepare(self, args: tuple, y: Any):
         """Validate everything that can be validated before training."""
         self._validate_params()
-        if isinstance(self.storage, (str, os.PathLike)):  # unreachable or read-only: said now, not after the data checks
-            make_storage(*parse_storage(self.storage))
+        check_storage(self.storage)  # unreachable or read-only: said now, not after the data checks
         reg = _registry.get_registry()
         table = as_table(args, plugin_manager=reg.plugin_manager)
         labels = self._labels_array(y)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .exceptions import InputError
 
-__all__ = ["parse_storage", "make_storage", "own_heartbeats", "redact_url", "storage_file", "wait_for_storage_file",
+__all__ = ["parse_storage", "make_storage", "check_storage", "own_heartbeats", "redact_url", "storage_file", "wait_for_storage_file",
            "StorageNotFoundError", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE", "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
 
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
@@ -78,7 +78,10 @@ def _refuse_scheme_without_slashes(text: str) -> None:
     scheme, colon, rest = text.partition(":")
     if not colon or rest.startswith("//") or scheme.split("+", 1)[0].lower() not in SCHEMES:
         return
-    right = f"{scheme}://{rest if scheme.lower() == 'journal' else rest.lstrip('/')}"
+    if scheme.lower() == "sqlite":  # sqlite:///relative.db, sqlite:////absolute.db
+        right = f"{scheme}:///{rest}"
+    else:
+        right = f"{scheme}://{rest if scheme.lower() == 'journal' else rest.lstrip('/')}"
     raise InputError(f"storage: {scheme + ':'!r} must be followed by '//' (read as a file path, it would make a study "
                      f"no other process finds); did you mean {redact_url(right)!r}?")
 
@@ -164,6 +167,20 @@ def make_storage(kind: str, value: Any):
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise InputError(f"storage: cannot open the database {redact_url(value)} ({reason})") from None
     raise ValueError(f"unknown storage kind {kind!r}")
+
+
+def check_storage(storage: Any) -> None:
+    """Open the storage that ``storage`` (a URL or a journal file) names and close it again: a
+    database that cannot be reached, a misspelt database name or a journal on a read-only disk
+    raises :class:`InputError` now, before the data are read and checked. A storage object, or
+    None, is not checked. The database's connections are closed (:func:`make_storage` opens a
+    pool of them, which would otherwise stay open until the garbage collector finds it)."""
+    if not isinstance(storage, (str, os.PathLike)):
+        return
+    opened = make_storage(*parse_storage(storage))
+    engine = getattr(opened, "engine", None)  # an RDBStorage's SQLAlchemy engine
+    if engine is not None:
+        engine.dispose()
 
 
 def _check_journal_writable(path: str, lock) -> None:

@@ -4,6 +4,7 @@ given one study name) is refused before any trial, naming the argument and what 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -50,7 +51,10 @@ def _reopen(storage: str, name: str, n_trials: int) -> None:
 
 @pytest.mark.parametrize("typed, meant", [("journal:/shared/study.log", "journal:///shared/study.log"),
                                            ("journal:study.log", "journal://study.log"),
-                                           ("postgresql:/u:pw@db.example.org/automm", "postgresql://u:***@db.example.org/automm")])
+                                           ("postgresql:/u:pw@db.example.org/automm", "postgresql://u:***@db.example.org/automm"),
+                                           # SQLAlchemy's sqlite URLs take three slashes (four for an absolute path)
+                                           ("sqlite:/shared/study.db", "sqlite:////shared/study.db"),
+                                           ("sqlite:study.db", "sqlite:///study.db")])
 def test_a_storage_scheme_without_its_slashes_is_refused(typed, meant, tmp_path, monkeypatch):
     # read as a path, 'journal:/shared/study.log' made a folder 'journal:' in the working directory
     monkeypatch.chdir(tmp_path)
@@ -86,6 +90,35 @@ def test_fit_in_python_opens_its_storage_before_checking_the_data(tmp_path):
     missing = tmp_path / "no-such-folder" / "study.db"
     with pytest.raises(InputError, match=r"storage: cannot open the database"):  # not the data's error below
         AutoMM(**TINY, n_trials=2, storage=f"sqlite:///{missing}").fit(["a text", "another"], ["x"])
+
+
+def _open_files(path) -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_the_storage_check_before_the_data_closes_its_connections(tmp_path):
+    """fit (and automm fit) open the storage before the data checks only to check it: its
+    connection pool is closed again, not left to the garbage collector (on PostgreSQL, two
+    server connections per check for the whole fit)."""
+    import gc
+
+    from automm.cli import _check_storage
+
+    path = tmp_path / "study.db"
+    gc.disable()  # what is left open stays open (the engine sits in reference cycles)
+    try:
+        with pytest.raises(InputError, match=r"^y: "):  # the data's error, after the storage check
+            AutoMM(**TINY, n_trials=2, storage=str(path)).fit(["a text", "another"], ["x"])
+        assert path.exists() and _open_files(path) == 0
+        _check_storage(f"sqlite:///{path}")
+        assert _open_files(path) == 0
+    finally:
+        gc.enable()
 
 
 def test_a_worker_names_a_misspelt_storage_as_its_option(tmp_path, capsys, monkeypatch):
