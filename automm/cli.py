@@ -446,7 +446,7 @@ LEADERBOARD_COLUMNS = ("number", "state", "score", "latency_ms", "n_params", "en
                        "seconds", "reason")
 #: Leaderboard columns of counts: shown as integers (a trial still running leaves them empty,
 #: which makes pandas hold them as floats).
-INTEGER_COLUMNS = ("number", "epochs", "best_epoch")
+INTEGER_COLUMNS = ("number", "n_params", "epochs", "best_epoch")
 
 
 def _leaderboard_table(frame) -> str:

@@ -340,3 +340,16 @@ def test_the_printed_leaderboard_of_two_objectives_shows_the_second():
     line = _pareto_line({"objectives": ["score", "latency_ms"], "size": 1,
                          "chosen": {"trial": 0, "score": 0.5, "latency_ms": 0.25}})
     assert line.startswith("1 trial on the front")
+
+
+def test_the_printed_parameter_count_stays_an_integer_beside_a_trial_without_one():
+    import pandas as pd
+
+    from automm.cli import _leaderboard_table
+
+    # a failed or running trial has no count: pandas then holds the column as floats
+    frame = pd.DataFrame({"number": [0, 1], "state": ["COMPLETE", "FAIL"], "score": [0.5, None],
+                          "n_params": [1234567, None], "reason": ["", "boom"]})
+    assert frame["n_params"].dtype == float
+    table = _leaderboard_table(frame)
+    assert "COMPLETE  0.5000  1234567\n" in table and "1234567.0" not in table
