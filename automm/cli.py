@@ -770,11 +770,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------- worker
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .storage import StorageNotFoundError, redact_url
-    from .worker import run_worker
-
     from .exceptions import InputError
-    from .storage import parse_storage
+    from .storage import StorageError, parse_storage, redact_url
+    from .worker import run_worker
 
     out = _Out(args.quiet)
     if args.device is not None:
@@ -803,7 +801,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     out.log(f"joining study {args.study!r} on {redact_url(args.storage)}")
     try:
         trials = run_worker(args.storage, args.study, *inputs, y=labels, **options_weights, **options)
-    except StorageNotFoundError as exc:
+    except StorageError as exc:  # not there, cannot be reached or written
         raise UsageError(f"--storage: {str(exc).removeprefix('storage: ')}") from None
     out.log(f"done: this worker ran {trials} trial(s)")
     _Out.result(str(trials))

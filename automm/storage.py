@@ -17,7 +17,7 @@ from typing import Any
 from .exceptions import InputError
 
 __all__ = ["parse_storage", "make_storage", "check_storage", "own_heartbeats", "redact_url", "storage_file", "wait_for_storage_file",
-           "StorageNotFoundError", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE", "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
+           "StorageError", "StorageNotFoundError", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE", "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
 
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
 HEARTBEAT_INTERVAL = float(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
@@ -86,7 +86,12 @@ def _refuse_scheme_without_slashes(text: str) -> None:
                      f"no other process finds); did you mean {redact_url(right)!r}?")
 
 
-class StorageNotFoundError(InputError):
+class StorageError(InputError):
+    """The storage cannot be opened or written: a database that cannot be reached or lacks its
+    driver, a journal file or folder that cannot be written (``automm`` exits with 2)."""
+
+
+class StorageNotFoundError(StorageError):
     """The file of a journal or SQLite storage that a worker was to join does not exist."""
 
 
@@ -145,7 +150,7 @@ def make_storage(kind: str, value: Any):
                 lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
             backend = JournalFileBackend(str(value), lock_obj=lock)
         except OSError as exc:
-            raise InputError(f"storage: cannot open the journal file {str(value)!r} ({type(exc).__name__}: "
+            raise StorageError(f"storage: cannot open the journal file {str(value)!r} ({type(exc).__name__}: "
                              f"{exc.strerror or exc})") from None
         _check_journal_writable(str(value), lock)
         return JournalStorage(backend)
@@ -159,13 +164,13 @@ def make_storage(kind: str, value: Any):
                     grace_period=HEARTBEAT_GRACE,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
         except ImportError as exc:
-            raise InputError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
+            raise StorageError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
                              "pip install psycopg2-binary)") from None
         except Exception as exc:  # noqa: BLE001 - the database cannot be reached or opened
             if type(exc).__module__.split(".")[0] != "sqlalchemy":
                 raise
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise InputError(f"storage: cannot open the database {redact_url(value)} ({reason})") from None
+            raise StorageError(f"storage: cannot open the database {redact_url(value)} ({reason})") from None
     raise ValueError(f"unknown storage kind {kind!r}")
 
 
@@ -195,7 +200,7 @@ def _check_journal_writable(path: str, lock) -> None:
         lock.acquire()
         lock.release()
     except OSError as exc:
-        raise InputError(f"storage: cannot write the journal {where} {path!r} ({type(exc).__name__}: "
+        raise StorageError(f"storage: cannot write the journal {where} {path!r} ({type(exc).__name__}: "
                          f"{exc.strerror or exc}); every process of a study writes to it: put it on a "
                          "writable (shared) disk") from None
 

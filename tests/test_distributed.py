@@ -121,6 +121,24 @@ def test_the_storage_check_before_the_data_closes_its_connections(tmp_path):
         gc.enable()
 
 
+def test_a_worker_whose_storage_cannot_be_written_exits_with_2(tmp_path, capsys, monkeypatch):
+    """As README says (exit 2: a storage that cannot be opened or written, worker --storage);
+    it exited with 1, as for a failure during the work."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    journal = tmp_path / "study.log"
+    journal.touch()  # there (a worker never creates it), but its folder is read-only
+
+    def read_only(self):
+        raise OSError(errno.EROFS, "Read-only file system", str(journal))
+
+    monkeypatch.setattr(JournalFileSymlinkLock, "acquire", read_only)
+    code = main(["worker", "--storage", str(journal), "--study", "s", "--wait", "0"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--storage: cannot write the journal folder" in err
+
+
 def test_a_worker_names_a_misspelt_storage_as_its_option(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["worker", "--storage", "journal:/shared/study.log", "--study", "s", "--wait", "0"])
