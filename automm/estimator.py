@@ -77,8 +77,10 @@ def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]
 
     name = next(iter(unknown))
     accepted = [p.name for p in inspect.signature(method).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    hint = (did_you_mean(name, accepted) if accepted else
-            f"; it takes the inputs as positional arguments: {method.__name__}(X) or {method.__name__}(X_img, X_txt)")
+    labels = ", y" if "y" in accepted else ""
+    positional = (f"; it takes the inputs as positional arguments: {method.__name__}(X{labels}) or "
+                  f"{method.__name__}(X_img, X_txt{labels})")
+    hint = did_you_mean(name, accepted) or (positional if not accepted or name.lower().startswith("x") else "")
     return TypeError(f"{type(owner).__name__}.{method.__name__}() got an unexpected keyword argument {name!r}{hint}")
 
 

@@ -60,8 +60,8 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
         config = attrs.get(TRIAL_ATTR + "config") or {}
         state = t.state.name
         reason = attrs.get(TRIAL_ATTR + "reason") if state == "FAIL" else attrs.get(TRIAL_ATTR + "stop_reason")
-        if state == "FAIL" and not reason:  # failed by the storage (Optuna's heartbeats): its worker was lost
-            reason = "worker lost: no heartbeat"
+        if state == "FAIL" and not reason:  # usually failed by the storage (Optuna's heartbeats): its worker was lost
+            reason = "failed with no reason recorded (its worker was probably lost: no heartbeat)"
         if state == "FAIL" and t.number in retried_as:
             reason = f"{reason or 'failed'}; retried as trial {retried_as[t.number]}"
         row = {

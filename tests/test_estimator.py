@@ -329,6 +329,9 @@ def test_a_misspelt_keyword_of_fit_score_or_predict_gets_a_suggestion_and_the_si
         AutoMM().score(X, y=y, sampleweight=None)
     with pytest.raises(TypeError, match=r"AutoMM\.predict\(\) .* 'X'; it takes the inputs as positional"):
         AutoMM().predict(X=X)
+    with pytest.raises(TypeError, match=r"AutoMM\.fit\(\) .* 'X'; it takes the inputs as positional arguments: "
+                                        r"fit\(X, y\) or fit\(X_img, X_txt, y\)$"):
+        AutoMM(**tiny()).fit(X=X, y=y)  # scikit-learn's habit
     # scikit-learn's metadata routing and IDEs read the explicit parameters, no catch-all
     assert str(inspect.signature(AutoMM.fit)) == ("(self, *X, y=None, sample_weight=None, X_val=None, y_val=None, "
                                                   "sample_weight_val=None)")
