@@ -32,7 +32,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .components.base import find_sorted
 from .components.stack import STACK, EncoderStack
 from .data import BatchCollator, MultimodalDataset
 from .training import TimeLimitReached, validation_metrics
@@ -113,43 +112,156 @@ def _linear_units(model) -> dict[str, tuple[str, int | None, Any]]:
     return units
 
 
+#: Rows preprocessed and collated at a time while a design is built (the per-row samples and a
+#: chunk's COO matrix are freed before the next chunk).
+DESIGN_CHUNK_ROWS = 4096
+
+
 def raw_design(model, values: Mapping[str, Sequence[Any]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Each linear form's ``linear_design`` of ``values`` (all rows in one batch), keyed as
-    :func:`_linear_units` keys them, the rows of missing values zeroed (sparse COO, coalesced,
-    or dense float32), with the rows' presence (bool)."""
-    encoders = dict(model.encoders.items())
-    dataset = MultimodalDataset(values, encoders)
-    batch = BatchCollator(encoders)([dataset[i] for i in range(len(dataset))])
-    designs = {}
-    for key, (name, part, encoder) in sorted(_linear_units(model).items()):
-        inputs = batch["inputs"][name] if part is None else batch["inputs"][name][part]
-        design = encoder.linear_design(inputs)
-        present = torch.as_tensor(batch["masks"][name], dtype=torch.bool)
-        if design.is_sparse:
+    """Each linear form's ``linear_design`` of ``values``, keyed as :func:`_linear_units` keys
+    them, the rows of missing values zeroed (sparse COO, coalesced, or dense float32), with the
+    rows' presence (bool)."""
+    return {key: (design.raw(), design.present) for key, design in _designs(model, values).items()}
+
+
+class _Design:
+    """One linear form's design over a fit's rows, held once. Sparse: a CSR matrix over
+    ``columns`` (the raw features seen in any row, ascending) and its transpose (CSR), both with
+    32-bit indices where they fit. Dense: one float32 matrix. Rows of missing values are zero."""
+
+    def __init__(self, name: str, present: torch.Tensor, width: int, *, dense: torch.Tensor | None = None,
+                 columns: torch.Tensor | None = None, matrix: torch.Tensor | None = None,
+                 transposed: torch.Tensor | None = None):
+        self.name, self.present, self.width = name, present, width
+        self.sparse = dense is None
+        self.dense, self.columns, self.matrix, self.transposed = dense, columns, matrix, transposed
+
+    def raw(self) -> torch.Tensor:
+        """The design over the raw features: COO (coalesced) or dense."""
+        if not self.sparse:
+            return self.dense
+        crow, col = self.matrix.crow_indices(), self.matrix.col_indices()
+        rows = torch.repeat_interleave(torch.arange(len(self.present)), torch.diff(crow).long())
+        return torch.sparse_coo_tensor(torch.stack([rows, self.columns[col.long()]]), self.matrix.values(),
+                                       (len(self.present), self.width), check_invariants=False).coalesce()
+
+
+class _DesignBuilder:
+    """Collects one linear form's design chunk by chunk (rows of missing values zeroed) into a
+    :class:`_Design`; a sparse chunk keeps only its entries' row counts, raw columns and values."""
+
+    def __init__(self, name: str, n_rows: int):
+        self.name, self.n_rows, self.filled = name, n_rows, 0
+        self.sparse = self.width = self.dense = None
+        self.present: list[torch.Tensor] = []
+        self.row_counts: list[torch.Tensor] = []
+        self.columns: list[np.ndarray] = []
+        self.values: list[torch.Tensor] = []
+
+    def add(self, design: torch.Tensor, present: torch.Tensor) -> None:
+        self.sparse, self.width = design.is_sparse, int(design.shape[1])
+        self.present.append(present)
+        if self.sparse:
             design = design.coalesce()
-            keep = present[design.indices()[0]]
-            design = torch.sparse_coo_tensor(design.indices()[:, keep], design.values()[keep].float(),
-                                             design.shape, check_invariants=False).coalesce()
+            rows, columns = design.indices()
+            keep = present[rows]
+            self.row_counts.append(torch.bincount(rows[keep], minlength=len(present)))
+            self.columns.append(columns[keep].numpy().astype(_index_dtype(self.width)))
+            self.values.append(design.values()[keep].float())
         else:
-            design = design.float() * present[:, None]
-        designs[key] = (design, present)
-    return designs
+            if self.dense is None:
+                self.dense = torch.empty(self.n_rows, self.width)
+            self.dense[self.filled:self.filled + len(present)] = design.float() * present[:, None]
+        self.filled += len(present)
+
+    def finish(self) -> _Design:
+        present = torch.cat(self.present)
+        if not self.sparse:
+            return _Design(self.name, present, self.width, dense=self.dense)
+        seen = np.zeros(self.width, dtype=bool)
+        for columns in self.columns:
+            seen[columns] = True
+        counts = torch.cat(self.row_counts)
+        nnz = int(counts.sum())
+        index_dtype = _index_dtype(max(nnz, self.width, self.n_rows))
+        position = np.cumsum(seen, dtype=index_dtype) - 1  # a raw feature's column among those seen
+        col = np.empty(nnz, dtype=index_dtype)
+        values = torch.empty(nnz)
+        start = 0
+        while self.columns:  # each chunk's entries into place, the chunk freed as it goes
+            columns, chunk_values = self.columns.pop(0), self.values.pop(0)
+            np.take(position, columns, out=col[start:start + len(columns)])
+            values[start:start + len(columns)] = chunk_values
+            start += len(columns)
+        crow = np.zeros(self.n_rows + 1, dtype=index_dtype)
+        np.cumsum(counts.numpy(), out=crow[1:])
+        shape = (self.n_rows, int(seen.sum()))
+        matrix = _csr(torch.from_numpy(crow), torch.from_numpy(col), values, shape)
+        return _Design(self.name, present, self.width, columns=torch.from_numpy(np.flatnonzero(seen)),
+                       matrix=matrix, transposed=_transposed(crow, col, values.numpy(), shape))
+
+
+def _index_dtype(largest: int):
+    return np.int32 if largest < np.iinfo(np.int32).max else np.int64
+
+
+def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A CSR tensor on these arrays (not copied)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+def _transposed(crow: np.ndarray, col: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """The transpose of the CSR matrix (``crow``, ``col``, ``values``) as CSR, each of its rows'
+    entries in ascending column order (a counting sort: no more memory than the result's)."""
+    from scipy.sparse import csr_matrix
+
+    csc = csr_matrix((values, col, crow), shape=shape, copy=False).tocsc()
+    return _csr(torch.from_numpy(csc.indptr), torch.from_numpy(csc.indices), torch.from_numpy(csc.data),
+                (shape[1], shape[0]))
+
+
+def _designs(model, values: Mapping[str, Sequence[Any]]) -> dict[str, _Design]:
+    """Each linear form's :class:`_Design` of ``values``, keyed as :func:`_linear_units` keys
+    them, built :data:`DESIGN_CHUNK_ROWS` rows at a time."""
+    encoders = dict(model.encoders.items())
+    units = sorted(_linear_units(model).items())
+    n_rows = len(values[next(iter(encoders))])
+    builders = {key: _DesignBuilder(key, n_rows) for key, _ in units}
+    collate = BatchCollator(encoders)
+    for start in range(0, n_rows, DESIGN_CHUNK_ROWS):
+        dataset = MultimodalDataset({name: values[name][start:start + DESIGN_CHUNK_ROWS] for name in encoders},
+                                    encoders)
+        batch = collate([dataset[i] for i in range(len(dataset))])
+        del dataset
+        for key, (name, part, encoder) in units:
+            inputs = batch["inputs"][name] if part is None else batch["inputs"][name][part]
+            builders[key].add(encoder.linear_design(inputs), torch.as_tensor(batch["masks"][name], dtype=torch.bool))
+        del batch
+    return {key: builder.finish() for key, builder in builders.items()}
 
 
 class _Block:
-    """One input's part of the design matrix as the solver sees it. Sparse: the columns seen
-    in the training rows (other features keep a zero weight). Dense: standardised on the
-    training rows where the value is present, each row scaled by 1 / sqrt(width) so that a
-    dense block weighs about as much as a text's normalised bag."""
+    """One input's part of the design matrix as one fit's solver sees it, on the design's first
+    ``n_rows`` rows (the training rows; every row for the refit). Sparse: the columns seen in
+    those rows (other features keep a zero weight). Dense: standardised on those rows where the
+    value is present, each row scaled by 1 / sqrt(width) so that a dense block weighs about as
+    much as a text's normalised bag."""
 
-    def __init__(self, name: str, train: torch.Tensor, present: torch.Tensor):
-        self.name = name
-        self.sparse = train.is_sparse
-        self.width = train.shape[1]
+    def __init__(self, design: _Design, n_rows: int):
+        self.name = design.name
+        self.sparse = design.sparse
+        self.width = design.width
         if self.sparse:
-            self.columns = torch.unique(train.indices()[1])
+            seen = np.zeros(len(design.columns), dtype=bool)
+            seen[design.matrix.col_indices()[:int(design.matrix.crow_indices()[n_rows])].numpy()] = True
+            #: where the solver's columns sit among the design's, or None when they are all of them
+            self.positions = None if seen.all() else torch.from_numpy(np.flatnonzero(seen))
+            self.columns = design.columns if self.positions is None else design.columns[self.positions]
         else:
-            rows = train[present] if bool(present.any()) else train
+            train, present = design.dense[:n_rows], design.present[:n_rows]
+            rows = train[present] if bool(present.any()) and not bool(present.all()) else train
             std = rows.std(0, unbiased=False) if len(rows) > 1 else torch.ones(self.width)
             self.mean = rows.mean(0)
             self.scale = torch.where(std > 1e-6, 1.0 / std, torch.ones_like(std)) / math.sqrt(self.width)
@@ -158,15 +270,16 @@ class _Block:
     def n_columns(self) -> int:
         return len(self.columns) if self.sparse else self.width
 
-    def transform(self, design: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The solver's matrix (CSR, or dense) and, for a sparse block, its transpose (CSR)."""
-        if not self.sparse:
-            return (design - self.mean) * self.scale, None
-        indices, values = design.indices(), design.values()
-        position, known = find_sorted(self.columns, indices[1])
-        matrix = torch.sparse_coo_tensor(torch.stack([indices[0][known], position[known]]), values[known],
-                                         (design.shape[0], len(self.columns)), check_invariants=False).coalesce()
-        return _csr(matrix), _csr(matrix.t().coalesce())
+    def parts(self, design: _Design, row_ranges: Sequence[slice], weight_width: int) -> list["_Part"]:
+        """The solver's matrix on each of ``row_ranges`` of the design's rows, for a weight
+        ``weight_width`` wide. A dense block's is standardised once for all of them (one copy); a
+        sparse block's is the design's own."""
+        if self.sparse:
+            spread = None if self.positions is None else torch.zeros(len(design.columns), weight_width)
+            return [_Part(_row_range(design.matrix, rows), design.transposed, rows, self.positions, spread)
+                    for rows in row_ranges]
+        standardised = torch.sub(design.dense, self.mean).mul_(self.scale)
+        return [_Part(standardised[rows], None, rows, None, None) for rows in row_ranges]
 
     def unfold(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder's weight for the raw design, and what the bias gains from it (the
@@ -178,24 +291,58 @@ class _Block:
         return weight * self.scale[:, None], -(self.mean * self.scale) @ weight
 
 
-def _csr(matrix: torch.Tensor) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return matrix.to_sparse_csr()
+def _row_range(matrix: torch.Tensor, rows: slice) -> torch.Tensor:
+    """Rows ``rows`` (a step-1 slice) of a CSR matrix, sharing its column indices and values."""
+    start, stop, _ = rows.indices(matrix.shape[0])
+    crow = matrix.crow_indices()[start:stop + 1]
+    first, last = int(crow[0]), int(crow[-1])
+    return _csr(crow - first if first else crow, matrix.col_indices()[first:last], matrix.values()[first:last],
+                (stop - start, matrix.shape[1]))
 
 
-def _outputs(parts: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], bias: torch.Tensor) -> torch.Tensor:
-    total = bias.expand(parts[0].shape[0], -1)
-    for matrix, weight in zip(parts, weights):
-        total = total + matrix @ weight
+class _Part:
+    """A block's solver matrix ``X`` on some rows, with the products the solver needs. A sparse
+    one is kept in the design's columns: the block's weight is spread into them (``spread``, a
+    buffer whose other rows stay zero) for ``X @ W``, and ``X^T @ G`` is the whole design's
+    transpose times ``G`` padded with zero rows (adding zeros: the same sums), read at the
+    block's columns."""
+
+    def __init__(self, matrix: torch.Tensor, transposed: torch.Tensor | None, rows: slice,
+                 positions: torch.Tensor | None, spread: torch.Tensor | None):
+        self.matrix, self.transposed, self.rows = matrix, transposed, rows
+        self.positions, self.spread = positions, spread
+        self.padded: torch.Tensor | None = None
+
+    def product(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.positions is not None:
+            self.spread[self.positions] = weight
+            weight = self.spread
+        return self.matrix @ weight
+
+    def transposed_product(self, gradient: torch.Tensor) -> torch.Tensor:
+        if self.transposed is None:
+            return self.matrix.t() @ gradient
+        if len(gradient) != self.transposed.shape[1]:
+            if self.padded is None:
+                self.padded = gradient.new_zeros(self.transposed.shape[1], gradient.shape[1])
+            self.padded[self.rows] = gradient
+            gradient = self.padded
+        product = self.transposed @ gradient
+        return product if self.positions is None else product[self.positions]
+
+
+def _outputs(parts: Sequence[_Part], weights: Sequence[torch.Tensor], bias: torch.Tensor) -> torch.Tensor:
+    total = bias.expand(parts[0].matrix.shape[0], -1)
+    for part, weight in zip(parts, weights):
+        total = total + part.product(weight)
     return total
 
 
 class _Objective:
     """The penalised training loss on some rows, minimised in place by :meth:`solve`."""
 
-    def __init__(self, parts: list[tuple[torch.Tensor, torch.Tensor | None]], data, index: np.ndarray):
-        """``parts``: each block's matrix (and transpose) over ``data``'s rows ``index``."""
+    def __init__(self, parts: list[_Part], data, index: np.ndarray):
+        """``parts``: each block's matrix over ``data``'s rows ``index``."""
         self.parts = parts
         self.classification = data.problem_type != "regression"
         self.n = len(index)
@@ -215,7 +362,7 @@ class _Objective:
     def data_loss_and_gradient(self, weights, bias) -> tuple[float, torch.Tensor]:
         """The mean loss and its gradient with respect to the outputs (by hand: autograd
         through a sparse product is several times slower on the CPU)."""
-        outputs = _outputs([matrix for matrix, _ in self.parts], weights, bias)
+        outputs = _outputs(self.parts, weights, bias)
         if self.classification:
             log_probs = torch.log_softmax(outputs, dim=1)
             loss = -(self.sample_weights * (log_probs * self.onehot).sum(1)).sum()
@@ -237,18 +384,13 @@ class _Objective:
                 raise TimeLimitReached()
             loss, gradient = self.data_loss_and_gradient(weights, bias)
             penalty = 0.0
-            for (matrix, transposed), weight in zip(self.parts, weights):
-                weight.grad = (transposed if transposed is not None else matrix.t()) @ gradient + strength * weight
+            for part, weight in zip(self.parts, weights):
+                weight.grad = part.transposed_product(gradient).add_(strength * weight)
                 penalty += float((weight * weight).sum())
             bias.grad = gradient.sum(0)
             return torch.tensor(loss + 0.5 * strength * penalty)
 
         return float(optimizer.step(closure))
-
-
-def _rows(design: torch.Tensor, positions: np.ndarray) -> torch.Tensor:
-    index = torch.from_numpy(np.asarray(positions, dtype=np.int64))
-    return design.index_select(0, index).coalesce() if design.is_sparse else design[index]
 
 
 def train_linear(data, config: dict, *, deadline: float | None = None, refit: bool = True):
@@ -261,7 +403,11 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     session 13), so ``valid_outputs`` stay honest while the model uses every row; when the
     deadline comes first, or when the holdout is the user's validation data (never trained on),
     the training rows' fit is kept. Runs on the CPU. Training callbacks do
-    not apply: its steps are not epochs, and the search never prunes it."""
+    not apply: its steps are not epochs, and the search never prunes it.
+
+    Memory: each linear form's design is built once over every row (training rows first), a
+    chunk of rows at a time, and held as one CSR matrix and its transpose (or one dense matrix
+    and its standardised copy); the fits read row ranges of it without copies."""
     from .pipeline import Candidate, build_model
 
     start = time.monotonic()
@@ -270,15 +416,14 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     for name, encoder in model.encoders.items():  # frozen pretrained features: computed or read once
         encoder.prepare(data.values[name], cache_dir=data.cache_dir)
     rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout
-    raw = raw_design(model, data.subset(rows))
+    designs = _designs(model, data.subset(rows))
     n_train = len(data.train_index)
-    train_raw = {name: (_rows(design, np.arange(n_train)), present[:n_train]) for name, (design, present) in raw.items()}
-    blocks = [_Block(name, *train_raw[name]) for name in sorted(raw)]
-    valid_rows = np.arange(n_train, len(rows))
-    valid_parts = [block.transform(_rows(raw[block.name][0], valid_rows))[0] for block in blocks]
-    objective = _Objective([block.transform(train_raw[block.name][0]) for block in blocks], data, data.train_index)
-    del train_raw
+    blocks = [_Block(designs[name], n_train) for name in sorted(designs)]
     k = int(data.n_outputs)
+    parts = [block.parts(designs[block.name], [slice(0, n_train), slice(n_train, len(rows))], k) for block in blocks]
+    objective = _Objective([train for train, _ in parts], data, data.train_index)
+    valid_parts = [valid for _, valid in parts]
+    del parts
     weights = [torch.zeros(block.n_columns, k) for block in blocks]
     bias = torch.zeros(k)
 
@@ -305,12 +450,13 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     if best is None:
         raise TimeoutError("the linear model did not finish one fit before the deadline")
     _, best_epoch, best_score, best_outputs, best_weights, best_bias = best
-    del objective, valid_parts
+    del objective, valid_parts, weights  # a dense block's standardised copy goes with them
     if refit and stop_reason != "time limit" and not data.holdout_given:  # never on the user's validation rows
-        refitted = _refit(raw, rows, blocks, best_weights, best_bias, data, L2_GRID[best_epoch - 1], deadline)
+        refitted = _refit(designs, blocks, best_weights, best_bias, data, rows, L2_GRID[best_epoch - 1], deadline)
         if refitted is not None:
             blocks, best_weights, best_bias = refitted
             stop_reason = "l2 grid done; refit on the training and holdout rows"
+    del designs
     with torch.no_grad():  # the solution into the model: each input's weight, then the bias
         total_bias = best_bias.clone()
         units = _linear_units(model)
@@ -324,20 +470,21 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
                      stop_reason=stop_reason, seconds=time.monotonic() - start)
 
 
-def _refit(raw: Mapping[str, tuple[torch.Tensor, torch.Tensor]], rows: np.ndarray, blocks: list[_Block],
-           weights: list[torch.Tensor], bias: torch.Tensor, data, c: float, deadline: float | None):
-    """The fit at strength ``c`` on all of ``raw``'s rows (``data``'s rows ``rows``), started
+def _refit(designs: Mapping[str, _Design], blocks: list[_Block], weights: list[torch.Tensor], bias: torch.Tensor,
+           data, rows: np.ndarray, c: float, deadline: float | None):
+    """The fit at strength ``c`` on all of the designs' rows (``data``'s rows ``rows``), started
     from the training rows' solution: (blocks, weights, bias), or None at the deadline."""
     new_blocks, start_weights = [], []
     for block, weight in zip(blocks, weights):
-        new = _Block(block.name, *raw[block.name])
+        new = _Block(designs[block.name], len(rows))
         start = weight.clone()
         if block.sparse:  # the holdout may add columns; the known ones start where they were
             start = torch.zeros(new.n_columns, weight.shape[1])
             start[torch.searchsorted(new.columns, block.columns)] = weight
         new_blocks.append(new)
         start_weights.append(start)
-    objective = _Objective([block.transform(raw[block.name][0]) for block in new_blocks], data, rows)
+    parts = [block.parts(designs[block.name], [slice(0, len(rows))], int(data.n_outputs))[0] for block in new_blocks]
+    objective = _Objective(parts, data, rows)
     start_bias = bias.clone()
     try:
         objective.solve(c, start_weights, start_bias, deadline)

@@ -103,9 +103,10 @@ def run_one(n_rows: int, seed: int, threads: int, save: str | None) -> dict:
     if save:  # the fitted model's holdout outputs and weights, for comparing two versions of the code
         state = {k: v.detach().numpy() for k, v in candidate.model.state_dict().items()}
         np.savez(save, valid_outputs=candidate.valid_outputs, **{f"state/{k}": v for k, v in state.items()})
+    best = candidate.history[candidate.best_epoch - 1]
     return {"rows": n_rows, "fit_seconds": round(seconds, 2), "rss_before_mb": round(before_kb / 1024),
             "peak_rss_mb": round(peak_kb / 1024), "peak_growth_mb": round(growth_kb / 1024),
-            "kb_per_row": round(growth_kb / n_rows, 2), "best_l2_c": candidate.history[candidate.best_epoch - 1]["l2_c"],
+            "kb_per_row": round(growth_kb / n_rows, 2), "best_l2_c": best["l2_c"],
             "best_score": round(candidate.best_score, 5), "stop_reason": candidate.stop_reason}
 
 
@@ -132,9 +133,9 @@ def main() -> None:
             sys.exit(f"{n_rows} rows failed:\n{done.stderr}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)
-        print(f"{result['rows']:>8} {result['fit_seconds']:>7.1f} {result['rss_before_mb']:>9} {result['peak_rss_mb']:>8} "
-              f"{result['peak_growth_mb']:>9} {result['kb_per_row']:>7.1f}  {result['best_l2_c']:g}, "
-              f"{result['best_score']:.4f}", flush=True)
+        print(f"{result['rows']:>8} {result['fit_seconds']:>7.1f} {result['rss_before_mb']:>9} "
+              f"{result['peak_rss_mb']:>8} {result['peak_growth_mb']:>9} {result['kb_per_row']:>7.1f}  "
+              f"{result['best_l2_c']:g}, {result['best_score']:.4f}", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
 

@@ -282,6 +282,44 @@ def test_table_columns_take_part_through_the_tabular_linear_form(builtin_only):
     assert candidate.best_score > 0.8  # the columns carry the label (10% of it flipped at random)
 
 
+def test_the_fit_does_not_depend_on_how_many_rows_the_design_is_built_from_at_a_time(builtin_only, fresh_registry,
+                                                                                    emoji_split, monkeypatch):
+    """The design is built a chunk of rows at a time (sparse text and table blocks, a dense image
+    block, missing values in each); any chunk size gives the same model and holdout outputs."""
+    import automm.linear as linear
+
+    fresh_registry(image_plugin("colour_stats", ColourStats))
+    train = emoji_split[0].head(300)
+    images, texts = train["image"].tolist(), train["name"].tolist()
+    images[5] = texts[6] = texts[8] = MISSING
+    table = [{"kind": MISSING if i % 11 == 0 else name.split()[0]} for i, name in enumerate(train["name"])]
+    classes = sorted(set(train["category"]))
+    rows = np.arange(len(train))
+    data = PreparedData(inputs=[InputSpec("image_0", "image", ["image"], {"image": "image"}),
+                                InputSpec("text_0", "text", ["name"], {"name": "text"}),
+                                InputSpec("tabular", "tabular", ["kind"], {"kind": "categorical"})],
+                        values={"image_0": images, "text_0": texts, "tabular": table},
+                        targets=np.array([classes.index(c) for c in train["category"]]), problem_type="multiclass",
+                        n_outputs=len(classes), train_index=rows[rows % 4 != 0], valid_index=rows[rows % 4 == 0],
+                        seed=0, device=torch.device("cpu"), num_workers=0)
+    config = linear_config(data.inputs, {"image_0": {"colour_stats": {}}, "text_0": {"hashed_ngram": {}},
+                                         "tabular": {"tabular": {}}}, {"batch_size": 32}, data.n_outputs)
+    assert len(rows) <= linear.DESIGN_CHUNK_ROWS
+    whole = train_linear(data, config)
+    monkeypatch.setattr(linear, "DESIGN_CHUNK_ROWS", 7)  # many chunks, the last one shorter
+    chunked = train_linear(data, config)
+    assert "refit" in whole.stop_reason and chunked.best_epoch == whole.best_epoch
+    np.testing.assert_allclose(chunked.valid_outputs, whole.valid_outputs, atol=1e-6)
+    expected = whole.model.state_dict()
+    for key, value in chunked.model.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), expected[key].numpy(), atol=1e-6, err_msg=key)
+    for key, (design, present) in raw_design(chunked.model, data.subset(rows)).items():
+        assert (design.is_sparse and design.is_coalesced()) == (key != "image_0")
+        given = [value is not MISSING and value != {"kind": MISSING} for value in data.values[key]]
+        np.testing.assert_array_equal(present.numpy(), given)
+        assert not design.to_dense()[~present].any()  # a missing value's row: zero
+
+
 def test_no_plugin_may_register_the_stack_name(fresh_registry):
     class Squatter:
         @automm.hookimpl
