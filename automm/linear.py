@@ -371,10 +371,15 @@ class _Objective:
         shares = self.sample_weights[:, None]
         return float((shares * residual * residual).sum()), 2.0 * residual * shares
 
-    def solve(self, c: float, weights: list[torch.Tensor], bias: torch.Tensor, deadline: float | None) -> float:
+    def solve(self, c: float, weights: list[torch.Tensor], bias: torch.Tensor, deadline: float | None,
+              keep_best: bool = False) -> float:
         """Minimise the loss plus ``||W||^2 / (2 c n)`` from the current ``weights`` and
         ``bias`` (full-batch L-BFGS); the final training loss. Raises
-        :class:`TimeLimitReached` at the deadline."""
+        :class:`TimeLimitReached` at the deadline, leaving ``weights`` wherever the line search
+        was; with ``keep_best``, :attr:`best_point` then holds the lowest-loss point evaluated,
+        ``(loss, weights, bias, evaluations)``."""
+        self.best_point = None
+        evaluations = 0
         optimizer = torch.optim.LBFGS([*weights, bias], lr=1.0, max_iter=MAX_ITERATIONS, history_size=10,
                                       tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
         strength = 1.0 / (c * self.n)
@@ -388,7 +393,12 @@ class _Objective:
                 weight.grad = part.transposed_product(gradient).add_(strength * weight)
                 penalty += float((weight * weight).sum())
             bias.grad = gradient.sum(0)
-            return torch.tensor(loss + 0.5 * strength * penalty)
+            total = loss + 0.5 * strength * penalty
+            nonlocal evaluations
+            evaluations += 1
+            if keep_best and math.isfinite(total) and (self.best_point is None or total < self.best_point[0]):
+                self.best_point = (total, [w.detach().clone() for w in weights], bias.detach().clone(), evaluations)
+            return torch.tensor(total)
 
         return float(optimizer.step(closure))
 
@@ -402,8 +412,10 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     fashion and emoji made 0-5 fewer test errors with the holdout's 10% more rows, RESULTS.md
     session 13), so ``valid_outputs`` stay honest while the model uses every row; when the
     deadline comes first, or when the holdout is the user's validation data (never trained on),
-    the training rows' fit is kept. Runs on the CPU. Training callbacks do
-    not apply: its steps are not epochs, and the search never prunes it.
+    the training rows' fit is kept. The deadline stops the grid between or inside fits; inside
+    the first one, its lowest-loss point so far is kept and scored (every L-BFGS step uses every
+    row), and only a deadline before any evaluation raises ``TimeoutError``. Runs on the CPU.
+    Training callbacks do not apply: its steps are not epochs, and the search never prunes it.
 
     Memory: each linear form's design is built once over every row (training rows first), a
     chunk of rows at a time, and held as one CSR matrix and its transpose (or one dense matrix
@@ -435,10 +447,16 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
             stop_reason = "time limit"
             break
         try:
-            train_loss = objective.solve(c, weights, bias, deadline)
+            train_loss = objective.solve(c, weights, bias, deadline, keep_best=best is None)
         except TimeLimitReached:
             stop_reason = "time limit"
-            break
+            if best is not None or objective.best_point is None:
+                break
+            # the first strength's fit cut short: its best point so far, scored as it is (each
+            # step used every row, so its holdout score is that of the model kept)
+            train_loss, weights, bias, evaluations = objective.best_point
+            stop_reason = (f"time limit: the first fit (L2 c={c:g}) stopped after {evaluations} "
+                           f"evaluation{'s' if evaluations != 1 else ''}, its best point kept")
         with torch.no_grad():
             outputs = _outputs(valid_parts, weights, bias).numpy()
         valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, objective.classification,
@@ -447,11 +465,13 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
                         "valid_score": valid_score, "seconds": time.monotonic() - start})
         if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):
             best = (valid_loss, index, valid_score, outputs, [w.clone() for w in weights], bias.clone())
+        if stop_reason.startswith("time limit"):
+            break
     if best is None:
         raise TimeoutError("the linear model did not finish one fit before the deadline")
     _, best_epoch, best_score, best_outputs, best_weights, best_bias = best
     del objective, valid_parts, weights  # a dense block's standardised copy goes with them
-    if refit and stop_reason != "time limit" and not data.holdout_given:  # never on the user's validation rows
+    if refit and not stop_reason.startswith("time limit") and not data.holdout_given:  # never on the user's validation rows
         refitted = _refit(designs, blocks, best_weights, best_bias, data, rows, L2_GRID[best_epoch - 1], deadline)
         if refitted is not None:
             blocks, best_weights, best_bias = refitted

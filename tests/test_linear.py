@@ -408,3 +408,33 @@ def test_an_ensembles_repr_shows_a_bag_as_one_trial():
         EnsembleMember(trial=3, weight=0.11 / 5, config=config, model=None, batch_size=32, score=0.8, fold=k)
         for k in range(5)]
     assert repr(Ensemble(members, "multiclass")) == "Ensemble(trial 0: 0.89, trial 3: 0.11 (5 fold models))"
+
+
+def test_a_first_fit_cut_by_the_deadline_keeps_its_best_point_so_far(builtin_only, emoji_split, monkeypatch):
+    # on 80,000 rows a 120-s search's linear model used to fail ("did not finish one fit before the
+    # deadline") and its half of the budget was lost; every L-BFGS step uses every row, so the
+    # best point so far is a model whose holdout score says what it is worth
+    import automm.linear as linear
+
+    train, _ = emoji_split
+    classes = sorted(set(train["category"]))
+    data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
+    clock = {"now": 0.0}
+
+    class Clock:  # each reading one second later: the deadline comes after a known number of evaluations
+        @staticmethod
+        def monotonic():
+            clock["now"] += 1.0
+            return clock["now"]
+
+    monkeypatch.setattr(linear, "time", Clock)
+    cut = train_linear(data, _config(data), deadline=12.0)
+    assert cut.stop_reason.startswith("time limit: the first fit (L2 c=1) stopped after ")
+    assert cut.stop_reason.endswith("evaluations, its best point kept")
+    assert len(cut.history) == 1 and cut.best_epoch == 1
+    prior = np.bincount(data.valid_targets, minlength=data.n_outputs).max() / len(data.valid_targets)
+    assert cut.best_score > prior  # better than naming the most frequent class
+    np.testing.assert_allclose(forward_rows(cut.model, data.subset(data.valid_index)), cut.valid_outputs, atol=1e-4)
+    clock["now"] = 0.0
+    with pytest.raises(TimeoutError, match="did not finish one fit"):  # no evaluation at all: nothing to keep
+        train_linear(data, _config(data), deadline=2.0)
