@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .components.base import MISSING, Encoder
-from .exceptions import InputError
+from .exceptions import InputError, user_stacklevel
 from .suggestions import did_you_mean
 from .roles import as_datetime, looks_like_image_path, modality_of_role
 
@@ -416,7 +416,7 @@ def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
         warnings.warn(f"column {name!r} holds {'/'.join(suffixes)} file paths, but no installed plugin reads them "
                       "(e.g. automm-audio for .wav; is AUTOMM_DISABLE_PLUGIN_AUTOLOAD set?): it is read as text, the "
                       "file names, not the files; give it its role in column_types or leave it out",
-                      UserWarning, stacklevel=4)
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 @dataclass
@@ -609,7 +609,7 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
     more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
     if len(problems) <= tolerance * present:
         warnings.warn(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read and count as "
-                      f"missing: {listed}{more}", UserWarning, stacklevel=4)
+                      f"missing: {listed}{more}", UserWarning, stacklevel=user_stacklevel())
         return [row for row, _, _ in problems]
     relative_missing = sum(why == "file not found" and isinstance(v, str) and not os.path.isabs(v)
                            for _, v, why in problems)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import InputError
+from .exceptions import InputError, user_stacklevel
 from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
 
 __all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT", "LabelColumnError"]
@@ -230,7 +230,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     import warnings
 
     for caution in cautions:
-        warnings.warn(caution, UserWarning, stacklevel=2)
+        warnings.warn(caution, UserWarning, stacklevel=user_stacklevel())
     return RecipeDraft(content, {c: roles[c] for c in used}, left_out, notes, cautions)
 
 

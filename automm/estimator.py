@@ -24,7 +24,7 @@ from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
                    table_like, validate_columns)
-from .exceptions import InputError, NotFittedError, UnknownComponentError
+from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
 from .storage import check_storage
@@ -303,7 +303,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 if kind == "multiclass" and np.asarray(y).dtype.kind in "iu" and n_classes > 20 and not classifier:
                     warnings.warn(f"y: {n_classes} integer values, read as classes (integers are amounts only when "
                                   "more than half the rows differ); pass problem_type='regression' if they are "
-                                  "amounts, or 'multiclass' to silence this", UserWarning, stacklevel=5)
+                                  "amounts, or 'multiclass' to silence this", UserWarning, stacklevel=user_stacklevel())
                 return kind
             raise InputError(f"y: cannot infer the problem type from labels of type {kind!r}; "
                              "pass problem_type= explicitly")
@@ -346,7 +346,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             from sklearn.exceptions import DataConversionWarning
 
             warnings.warn(f"A column-vector {name} was passed when a 1d array was expected: its one column is "
-                          f"used; pass {name}.ravel() to silence this warning", DataConversionWarning, stacklevel=4)
+                          f"used; pass {name}.ravel() to silence this warning", DataConversionWarning, stacklevel=user_stacklevel())
             arr = arr.ravel()
         if arr.ndim != 1:
             hint = ""
@@ -400,7 +400,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             warnings.warn(f"encoders: no input of the data is {' or '.join(map(repr, unused))}, so "
                           f"{', '.join(f'encoders[{k!r}]' for k in unused)} is not used; the columns' roles are "
                           f"{roles} (column_types= sets a column's role, e.g. column_types="
-                          f"{{{tabular[0]!r}: {unused[0]!r}}})", UserWarning, stacklevel=5)
+                          f"{{{tabular[0]!r}: {unused[0]!r}}})", UserWarning, stacklevel=user_stacklevel())
         resolved = []
         for spec in specs:
             key = next((c for c in spec.columns if c in choices), spec.modality)  # how the user named it
@@ -497,7 +497,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         for column in _columns_equal_to_labels(table, roles, labels):
             fix = "that input" if table.positional else f"X (e.g. X.drop(columns=[{column!r}]))"
             warnings.warn(f"X: column {column!r} holds the labels y in every row: the model would read the answer "
-                          f"off it, which new rows will not have; leave {fix} out", UserWarning, stacklevel=4)
+                          f"off it, which new rows will not have; leave {fix} out", UserWarning, stacklevel=user_stacklevel())
         return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
 
     def _encode_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
@@ -746,7 +746,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__} with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
                           f"so cross-validation splits its rows in order, unstratified, and scorers that need "
                           f"probabilities or class lists may fail; use AutoMMClassifier or AutoMMRegressor, or pass "
-                          f"problem_type={problem_type!r}", UserWarning, stacklevel=4)
+                          f"problem_type={problem_type!r}", UserWarning, stacklevel=user_stacklevel())
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type)
         table, targets, weights, is_train = self._drop_unweighted(*self._with_validation_rows(
@@ -799,7 +799,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         with image_cache():  # decoded images shared by every epoch and trial of this fit
             candidate = self._fit_candidates(data, config, deadline, graceful=not _called_by_model_selection())
         if candidate.cut_in_first_epoch:
-            warnings.warn(_barely_trained(candidate, self.time_limit), stacklevel=3)
+            warnings.warn(_barely_trained(candidate, self.time_limit), stacklevel=user_stacklevel())
         self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
         return self
@@ -835,7 +835,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
         def warn(batch: int, smaller: int) -> None:
             warnings.warn(f"out of GPU memory with batch_size={batch}: training again with batch_size={smaller}",
-                          stacklevel=6)
+                          stacklevel=user_stacklevel())
 
         candidate = retry_with_smaller_batches(train, config, data.device, on_retry=warn)
         if n_folds > 1:
@@ -844,11 +844,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if candidate.bag is not None:
                 candidate.extras["ensemble_"] = Ensemble(ensemble_members(0, candidate, 1.0), data.problem_type)
             if candidate.interrupted:
-                warnings.warn(f"fit {candidate.stop_reason}", stacklevel=4)
+                warnings.warn(f"fit {candidate.stop_reason}", stacklevel=user_stacklevel())
             return candidate
         if candidate.interrupted:
             warnings.warn(f"fit interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept "
-                          f"epoch {candidate.best_epoch} (holdout score {candidate.best_score:.4f})", stacklevel=4)
+                          f"epoch {candidate.best_epoch} (holdout score {candidate.best_score:.4f})", stacklevel=user_stacklevel())
         return candidate
 
     def _adopt(self, candidate: Candidate, data: PreparedData) -> None:
@@ -974,7 +974,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if not table.positional:  # as scikit-learn does: a table's columns taken in order, with a warning
                 warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names: "
                               f"its columns {table.names} are taken in order as {expected}", UserWarning,
-                              stacklevel=4)
+                              stacklevel=user_stacklevel())
                 table = table.with_columns(dict(zip(self.columns_, table.columns.values())), positional=True)
         else:
             if table.positional:
@@ -1017,7 +1017,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 if name in values:
                     said += [m for m in encoder.unfamiliar_values(values[name]) if m not in said]
         for message in said:
-            warnings.warn(f"X: {message}", UserWarning, stacklevel=5)
+            warnings.warn(f"X: {message}", UserWarning, stacklevel=user_stacklevel())
 
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}

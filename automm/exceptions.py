@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 __all__ = ["AutoMMError", "PluginError", "UnknownComponentError", "InputError", "NotFittedError", "ModelFormatError",
-           "TimeLimitExceeded", "SearchError"]
+           "TimeLimitExceeded", "SearchError", "user_stacklevel"]
+
+import sys
 
 from sklearn.exceptions import NotFittedError as _SkNotFitted
+
+#: Modules whose frames a warning skips on its way to the user's line: automm, its plugins, and
+#: the libraries that call back into it (scikit-learn's model selection, Optuna's trials, ...).
+_PASSED_THROUGH = ("automm", "sklearn", "joblib", "optuna", "torch", "pluggy", "contextlib")
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called in automm that points at the first frame
+    outside automm and the libraries in :data:`_PASSED_THROUGH`: the user's own call (a notebook
+    cell's line, which Jupyter shows again each time the cell runs; a line inside automm shows
+    once per session). Where every frame is internal (a trial's thread), the outermost one."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and _internal(frame.f_globals.get("__name__") or ""):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _internal(module: str) -> bool:
+    top = module.partition(".")[0]
+    return top in _PASSED_THROUGH or top.startswith("automm_")
 
 
 class AutoMMError(Exception):

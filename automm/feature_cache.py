@@ -44,6 +44,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from .exceptions import user_stacklevel
 from .files import create_temporary
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache", "content_digest", "key_digest",
@@ -298,7 +299,7 @@ def _warn_unwritable(root: Path, exc: OSError) -> None:
     warnings.warn(f"automm: cannot write the feature cache under {str(root)!r} ({type(exc).__name__}: "
                   f"{exc}); the features are used but not kept, so every fit or prediction of these inputs computes them "
                   f"again. Give a writable folder as AutoMM(cache_dir=...) (a loaded model: AutoMM.load(path, "
-                  f"cache_dir=...)) or ${CACHE_ENV}.", RuntimeWarning, stacklevel=2)
+                  f"cache_dir=...)) or ${CACHE_ENV}.", RuntimeWarning, stacklevel=user_stacklevel())
 
 
 def _safe_name(text: str) -> str:
@@ -448,7 +449,7 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | No
     if refused:
         path, exc = refused[0]
         warnings.warn(f"could not delete {len(refused)} of the cache's files (the first, {path}: "
-                      f"{exc.strerror or exc}); the others were deleted", RuntimeWarning, stacklevel=2)
+                      f"{exc.strerror or exc}); the others were deleted", RuntimeWarning, stacklevel=user_stacklevel())
     return _summary(encoder or "*", deleted)
 
 

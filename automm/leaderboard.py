@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .components.stack import describe_encoder
+from .exceptions import user_stacklevel
 
 __all__ = ["leaderboard_frame", "trial_counts", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective", "TRIAL_ATTR"]
 
@@ -111,13 +112,15 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
         import matplotlib.pyplot as plt
         from optuna.visualization import matplotlib as ovm
     except ImportError:
-        warnings.warn("plot_dir: matplotlib is not installed (pip install automm[plots]); no plots written")
+        warnings.warn("plot_dir: matplotlib is not installed (pip install automm[plots]); no plots written",
+                      stacklevel=user_stacklevel())
         return []
     directory = Path(plot_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # the search is done: its model matters more than its plots
-        warnings.warn(f"plot_dir: cannot create the folder {str(directory)!r} ({exc}); no plots written")
+        warnings.warn(f"plot_dir: cannot create the folder {str(directory)!r} ({exc}); no plots written",
+                      stacklevel=user_stacklevel())
         return []
     multi = len(objectives) > 1
     score = (lambda t: t.values[0]) if multi else None
@@ -145,7 +148,7 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
             plt.close(figure)
             written.append(str(directory / name))
         except Exception as exc:  # noqa: BLE001 - e.g. too few finished trials for importances
-            warnings.warn(f"plot_dir: could not draw {name}: {exc}")
+            warnings.warn(f"plot_dir: could not draw {name}: {exc}", stacklevel=user_stacklevel())
     return written
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import pluggy
 
 from . import hookspecs
-from .exceptions import UnknownComponentError, PluginError
+from .exceptions import UnknownComponentError, PluginError, user_stacklevel
 from .suggestions import close_match
 
 __all__ = [
@@ -380,7 +380,7 @@ def _skip_plugin(pm: pluggy.PluginManager, name: str, package: str | None, reaso
     _skipped(pm)[name] = {"package": package, "reason": reason}
     warnings.warn(f"automm plugin {name!r}" + (f" from {package}" if package else "") + f" is skipped: {reason} "
                   f"(uninstall it, or set {DISABLE_AUTOLOAD_ENV}=1 to load only the built-ins)",
-                  PluginLoadWarning, stacklevel=4)
+                  PluginLoadWarning, stacklevel=user_stacklevel())
 
 
 def _warn_unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str, package: str) -> None:
@@ -396,7 +396,7 @@ def _warn_unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str, pac
         hint = f"did you mean {close!r}? " if close else ""
         warnings.warn(f"automm plugin {name!r} from {package} implements {caller.name!r}, which is not an automm "
                       f"hook, so it is never called ({hint}the hooks: {', '.join(known)})",
-                      PluginLoadWarning, stacklevel=4)
+                      PluginLoadWarning, stacklevel=user_stacklevel())
 
 
 def _distributions(pm: pluggy.PluginManager) -> dict[str, str]:

@@ -160,7 +160,7 @@ from .components.stack import describe_encoder
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
-from .exceptions import AutoMMError, InputError, SearchError, TimeLimitExceeded
+from .exceptions import AutoMMError, InputError, SearchError, TimeLimitExceeded, user_stacklevel
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
@@ -765,7 +765,8 @@ def _keep(ctx: SearchContext, trial, key: Any, candidate: Candidate) -> None:
     try:
         ctx.pool.offer(trial.number, key, candidate, ctx.storage, trial._trial_id)
     except Exception as exc:  # noqa: BLE001 - the trial's result stands; only its model is not kept
-        warnings.warn(f"trial {trial.number}: could not keep its trained model: {exc!r}")
+        warnings.warn(f"trial {trial.number}: could not keep its trained model: {exc!r}",
+                      stacklevel=user_stacklevel())
 
 
 def _trial_deadline(ctx: SearchContext, warm_start: bool = False) -> float | None:
@@ -1096,7 +1097,8 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
     try:
         mp = multiprocessing.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork run the trials here
-        warnings.warn("n_jobs > 1 needs the 'fork' start method; running the trials in this process")
+        warnings.warn("n_jobs > 1 needs the 'fork' start method; running the trials in this process",
+                      stacklevel=user_stacklevel())
         _worker_loop(ctx, study)
         return
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
@@ -1181,7 +1183,7 @@ def _settings_from(estimator, data: PreparedData) -> SearchSettings:
         if getattr(estimator, "_automm_worker", None) is None:
             warnings.warn(f"a search with neither n_trials nor time_limit runs {DEFAULT_N_TRIALS} trials, each trained "
                           "to the end, which may take long; pass time_limit= (seconds for the whole fit) or n_trials= "
-                          "to bound it", UserWarning, stacklevel=6)
+                          "to bound it", UserWarning, stacklevel=user_stacklevel())
     objectives = _objectives(estimator.objectives)
     return SearchSettings(objectives=objectives, sampler=estimator.sampler,
                      pruner=estimator.pruner, seed=int(data.seed),  # random_state's, or the seed drawn for this fit
@@ -1271,7 +1273,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 finished = len(_usable_trials(study.get_trials(deepcopy=False)))
                 warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
                               f"trial{'s' if finished != 1 else ''} finished so far (leaderboard_ lists every trial)",
-                              stacklevel=5)
+                              stacklevel=user_stacklevel())
             # after Ctrl-C, nothing is retrained: the user asked for the result now
             result = _conclude(estimator, study, ctx, time.monotonic() if ctx.interrupted.is_set() else deadline)
         result.extras["study_name_"] = study_name
@@ -1336,7 +1338,7 @@ def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], time_limit: Any,
                   f"would take longer than the search's {left:.0f} s. A fit with time_limit of about {needed} s or "
                   f"more includes {'it' if len(parts) == 1 else 'them'}; the features are then cached (cache_dir) for "
                   "later fits on the same values.",
-                  stacklevel=6)
+                  stacklevel=user_stacklevel())
 
 
 #: The largest share of an input's values that may still need their one-off work (features to
@@ -1548,7 +1550,7 @@ def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, 
                   f"this one cannot read, and time_limit left no time to retrain it: the model is built from trial "
                   f"{kept} (holdout score {_trial_score(by_number[kept]):.4f}); start workers with an artifact_dir "
                   "(automm worker --artifact-dir) that this process reads, or run fit again with time to retrain it",
-                  UserWarning, stacklevel=6)
+                  UserWarning, stacklevel=user_stacklevel())
 
 
 def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], trials: Sequence[Any]) -> None:
@@ -1575,7 +1577,7 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
         if tried and len(failed) == len(tried):
             warnings.warn(f"the model kept does not use column{'s' if len(spec.columns) > 1 else ''} "
                           f"{', '.join(map(repr, spec.columns))} ({spec.modality}): every trial with it failed "
-                          f"({_grouped_reasons(failed, shown=1)})", UserWarning, stacklevel=6)
+                          f"({_grouped_reasons(failed, shown=1)})", UserWarning, stacklevel=user_stacklevel())
 
 
 def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool = False) -> str:

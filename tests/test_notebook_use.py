@@ -1,0 +1,52 @@
+"""What a notebook user sees: warnings that point at their own line (shown again each time a cell
+runs), ..."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from automm import AutoMM, AutoMMClassifier
+from automm.exceptions import user_stacklevel
+from helpers import CtrlC, tiny
+
+
+@pytest.fixture(scope="module")
+def fitted(emoji_split):
+    train, test = emoji_split
+    return AutoMMClassifier(**tiny(max_epochs=1)).fit(train[["image", "name"]], train["category"]), test
+
+
+def test_a_warning_points_at_the_users_line_and_shows_each_time(fitted):
+    """Jupyter shows a warning once per line that it names: one naming a line inside automm
+    showed once per kernel, so re-running a cell hid it."""
+    clf, test = fitted
+    bad = test[["image", "name"]].copy()
+    bad.loc[0, "image"] = "/no/such/picture.png"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("default")  # Python's and Jupyter's: once per warning and line
+        clf.predict(bad)
+        clf.predict(bad)
+        clf.score(bad, test["category"])
+    unreadable = [w for w in record if "cannot be read" in str(w.message)]
+    assert len(unreadable) == 3
+    assert {w.filename for w in unreadable} == {__file__}
+
+
+def test_fit_warnings_point_at_the_users_line(emoji_split, monkeypatch):
+    train, _ = emoji_split
+    X, y = train[["image", "name"]], train["category"]
+    with pytest.warns(UserWarning, match="column-vector y") as record:
+        AutoMMClassifier(**tiny(max_epochs=1)).fit(X, np.asarray(y, dtype=object).reshape(-1, 1))
+    assert [w.filename for w in record if "column-vector" in str(w.message)] == [__file__]
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(epoch=2)])
+    with pytest.warns(UserWarning, match=r"fit interrupted \(KeyboardInterrupt\)") as record:
+        AutoMM(**tiny(max_epochs=3)).fit(X, y)
+    assert [w.filename for w in record if "interrupted" in str(w.message)] == [__file__]
+
+
+def test_user_stacklevel_skips_automm_and_the_libraries_calling_it():
+    assert user_stacklevel() == 1  # called from here, outside automm
+    namespace = {"__name__": "automm_someplugin.module", "user_stacklevel": user_stacklevel}
+    exec("def level():\n    return user_stacklevel()", namespace)
+    assert namespace["level"]() == 2  # the plugin's frame is skipped: this test's line
