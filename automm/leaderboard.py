@@ -110,6 +110,7 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
     matplotlib (``pip install automm[plots]``); otherwise warns and writes nothing."""
     try:
         import matplotlib.pyplot as plt
+        from optuna.trial import TrialState
         from optuna.visualization import matplotlib as ovm
     except ImportError:
         warnings.warn("plot_dir: matplotlib is not installed (pip install automm[plots]); no plots written",
@@ -127,10 +128,15 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
     jobs: list[tuple[str, Callable[[], Any]]] = [
         ("optimization_history.png",
          lambda: ovm.plot_optimization_history(study, target=score, target_name="validation score")),
-        ("param_importances.png",
-         lambda: ovm.plot_param_importances(study, target=score, target_name="validation score",
-                                            params=_most_important(study, score))),
     ]
+    if any(trial.params for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
+        jobs.append(("param_importances.png",
+                     lambda: ovm.plot_param_importances(study, target=score, target_name="validation score",
+                                                        params=_most_important(study, score))))
+    else:  # optuna would draw empty axes
+        warnings.warn("plot_dir: no param_importances.png: no finished trial sampled a parameter (a search's "
+                      "first trials are fixed configurations: the default and its variants; a longer search "
+                      "samples)", stacklevel=user_stacklevel())
     if multi:
         jobs.append(("pareto_front.png", lambda: ovm.plot_pareto_front(
             study, target_names=["validation score", second_objective(objectives)])))

@@ -125,7 +125,8 @@ outside it (:meth:`Encoder.external_parameters`: a frozen backbone), each tensor
 that the time limit cuts in its first epoch ends pruned, as in a single-objective search: Optuna
 records no values for it, so it is in neither ``pareto_front_`` nor NSGA-II's population.
 ``plot_dir`` receives ``optimization_history.png``, ``param_importances.png`` (and
-``pareto_front.png``) when matplotlib is installed (``pip install automm[plots]``).
+``pareto_front.png``) when matplotlib is installed (``pip install automm[plots]``); the importances
+only once a finished trial has sampled parameters (a short search may run only its fixed first trials).
 """
 
 from __future__ import annotations

@@ -50,3 +50,21 @@ def test_user_stacklevel_skips_automm_and_the_libraries_calling_it():
     namespace = {"__name__": "automm_someplugin.module", "user_stacklevel": user_stacklevel}
     exec("def level():\n    return user_stacklevel()", namespace)
     assert namespace["level"]() == 2  # the plugin's frame is skipped: this test's line
+
+
+def test_no_empty_importance_plot_when_no_trial_sampled_a_parameter(tmp_path):
+    """A short search ends with its fixed first trials only: optuna drew empty axes."""
+    import optuna
+
+    from automm.leaderboard import write_plots
+
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.7):
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
+    with pytest.warns(UserWarning, match="no param_importances.png: no finished trial sampled a parameter") as record:
+        written = write_plots(study, tmp_path)
+    assert [p.rsplit("/", 1)[-1] for p in written] == ["optimization_history.png"]
+    assert record[0].filename == __file__
+    study.add_trial(optuna.trial.create_trial(
+        value=0.6, params={"x": 0.3}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
+    assert len(write_plots(study, tmp_path / "more")) == 2
