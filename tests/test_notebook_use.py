@@ -1,5 +1,5 @@
 """What a notebook user sees: warnings that point at their own line (shown again each time a cell
-runs), ..."""
+runs), and no empty plot in ``plot_dir``."""
 
 import warnings
 
