@@ -255,6 +255,20 @@ def check_pretrained(device: str) -> dict:
         tuned = AutoMM(device=device, encoders={"image": {"name": "efficientnet_lite0", "trainable_layers": 2}},
                        max_epochs=3, cache_dir=cache, random_state=0).fit(images, y)
         figures["fine_tuned_fit_seconds"] = round(time.perf_counter() - start, 2)
+    # the search's estimate of the features' time (leaving out an encoder whose features would
+    # take longer than the search) against the real throughput, on the GPU
+    from automm.devices import device_scope
+
+    import automm
+
+    encoder = automm.create_encoder("efficientnet_lite0")
+    with tempfile.TemporaryDirectory() as cache, device_scope(torch.device(device)):
+        estimate = encoder.prepare_seconds(test_images) * len(test_images)
+        start = time.perf_counter()
+        encoder.prepare(test_images, cache_dir=cache)
+        real = time.perf_counter() - start
+    figures["feature_seconds_estimated_vs_real"] = [round(estimate, 2), round(real, 2)]
+    _require(estimate < 3 * real + 1.0, f"features' time estimated {estimate:.2f} s, took {real:.2f} s")
     trainable = [p for p in tuned.model_.parameters() if p.requires_grad]
     _require(bool(trainable) and all(p.device.type == "cuda" for p in trainable), "fine-tuned layers not on CUDA")
     _require(probe.epochs and all(e["amp"] for e in probe.epochs), "fine-tuning epochs not under autocast")

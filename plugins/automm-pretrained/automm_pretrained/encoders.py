@@ -64,7 +64,9 @@ FEATURE_VERSION = 1
 _backbones: dict[tuple, nn.Module] = {}
 _backbones_lock = threading.Lock()
 
-#: How many values :meth:`PretrainedEncoder.prepare_seconds` times (after one to warm up).
+#: How many values :meth:`PretrainedEncoder.prepare_seconds` times (after one to warm up) on the
+#: CPU; on a GPU a whole ``feature_batch_size``, where a batch of 8 would time mostly the fixed
+#: cost of a launch and overstate the seconds per value several times.
 PREPARE_PROBE = 8
 _prepare_seconds: dict[tuple, float] = {}  # per process: settings and device -> seconds per value
 
@@ -282,7 +284,7 @@ class PretrainedEncoder(Encoder):
             return ()
         return tuple(self._shared(_feature_device()).parameters())
 
-    def prepare_seconds(self, values: Sequence[Any], probe: int = PREPARE_PROBE) -> float:
+    def prepare_seconds(self, values: Sequence[Any], probe: int | None = None) -> float:
         """Frozen mode: seconds per value of ``values`` that :meth:`prepare` takes to compute the
         features of values no cache holds (read, preprocess, the network). Timed once per
         process, settings and device, best of two passes over up to ``probe`` present values,
@@ -298,6 +300,8 @@ class PretrainedEncoder(Encoder):
         import time
 
         device = _feature_device()
+        if probe is None:
+            probe = self.feature_batch_size if device.type == "cuda" else PREPARE_PROBE
         key = (self.name, str(self.weights_path()), tuple(sorted(self._cache_params().items())),
                self.feature_batch_size, str(device))
         seconds = _prepare_seconds.get(key)
