@@ -12,8 +12,10 @@ numeric, categorical and datetime columns share one ``tabular`` input.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -526,6 +528,12 @@ def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
 IMAGE_TOLERANCE = 0.05
 #: The share of a date-time column's present values that may be unreadable (they count as missing).
 DATETIME_TOLERANCE = 0.05
+#: The image check (:func:`validate_images`) reports its progress once it has taken this many seconds
+#: (then every :data:`CHECK_PROGRESS_EVERY_S`): 30,000 files on a slow or shared disk take minutes.
+CHECK_PROGRESS_AFTER_S = 5.0
+CHECK_PROGRESS_EVERY_S = 30.0
+
+_log = logging.getLogger("automm.data")
 
 
 def validate_datetimes(column_name: str, column: Sequence[Any],
@@ -561,7 +569,14 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
         return []
     problems, present = [], 0
     checked_paths: dict[str, str | None] = {}  # a path repeated in many rows is read once
+    start = reported = time.monotonic()
     for row, value in enumerate(column):
+        if row % 256 == 255 and time.monotonic() - reported > (
+                CHECK_PROGRESS_EVERY_S if reported > start else CHECK_PROGRESS_AFTER_S):
+            reported = time.monotonic()
+            _log.info("checking the images of column %r: %d of %d rows (%.0f s, %.1f ms a file: reading the files' "
+                      "first and last bytes)", column_name, row + 1, len(column), reported - start,
+                      1000 * (reported - start) / max(1, len(checked_paths)))
         if _missing_cell(value):
             continue
         present += 1
@@ -595,6 +610,9 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
             reason = f"unsupported type {type(value).__name__}"
         if reason:
             problems.append((row, value, reason))
+    if reported > start:
+        _log.info("checked the images of column %r: %d rows in %.0f s", column_name, len(column),
+                  time.monotonic() - start)
     if not problems:
         return []
     return _tolerate(column_name, "images", problems, present, len(column), row_name, max_listed, tolerance)
@@ -611,7 +629,7 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
         warnings.warn(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read and count as "
                       f"missing: {listed}{more}", UserWarning, stacklevel=user_stacklevel())
         return [row for row, _, _ in problems]
-    relative_missing = sum(why == "file not found" and isinstance(v, str) and not os.path.isabs(v)
+    relative_missing = sum(why == "file not found" and isinstance(v, (str, os.PathLike)) and not os.path.isabs(v)
                            for _, v, why in problems)
     hint = ""
     if relative_missing >= max(1, 0.5 * n_rows):
