@@ -743,11 +743,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
             _Out.result(_json({"cache_dir": str(root), "namespaces": [asdict(u) for u in usages]}))
             return EXIT_OK
         _Out.result(f"feature cache: {root} ({_size(sum(u.bytes for u in usages))} in "
-                    f"{sum(u.files for u in usages)} files)")
+                    f"{sum(u.files for u in usages)} files, {_size(sum(u.disk_bytes for u in usages))} on disk)")
         if usages:
-            _Out.result(_table([(u.namespace, u.files, _size(u.bytes), _when(u.first_use), _when(u.last_use))
-                                for u in usages], headers=("encoder (weights)", "files", "size", "least recent use",
-                                                            "last use")))
+            _Out.result(_table([(u.namespace, u.files, _size(u.bytes), _size(u.disk_bytes), _when(u.first_use),
+                                 _when(u.last_use)) for u in usages],
+                               headers=("encoder (weights)", "files", "size", "on disk", "least recent use",
+                                        "last use")))
         orphans = sum(u.orphans for u in usages)
         if orphans:
             _Out.result(f"{orphans} temporary files left by interrupted writes ('automm cache clear' removes them)")
@@ -761,7 +762,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         _Out.result(_json(dict(asdict(removed), cache_dir=str(root), dry_run=args.dry_run)))
         return EXIT_OK
     line = (f"{'would delete' if args.dry_run else 'deleted'} {removed.files} feature files "
-            f"({_size(removed.bytes)}) under {root}")
+            f"({_size(removed.bytes)}, {_size(removed.disk_bytes)} on disk) under {root}")
     if removed.orphans:
         line += f", and {removed.orphans} temporary files left by interrupted writes"
     _Out.result(line)

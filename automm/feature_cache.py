@@ -333,6 +333,7 @@ class CacheUsage:
     first_use: float | None = None   # POSIX time of the least recently used file
     last_use: float | None = None    # ... and of the most recently used one
     orphans: int = 0                 # temporary files left by writers that died
+    disk_bytes: int = 0              # what the feature files take on disk (whole blocks: a 5 KB file takes 8 KB)
 
 
 def _namespaces(root: Path) -> list[Path]:
@@ -374,7 +375,14 @@ def _summary(namespace: str, files: Sequence[tuple[str, str, os.stat_result]]) -
     features = [st for kind, _, st in files if kind == "feature"]
     stamps = [st.st_mtime for st in features]
     return CacheUsage(namespace, len(features), sum(st.st_size for st in features), min(stamps, default=None),
-                      max(stamps, default=None), sum(1 for kind, _, _ in files if kind == "orphan"))
+                      max(stamps, default=None), sum(1 for kind, _, _ in files if kind == "orphan"),
+                      sum(_on_disk(st) for st in features))
+
+
+def _on_disk(st: os.stat_result) -> int:
+    """The bytes a file occupies on disk (its allocated blocks; its size where the system does not say)."""
+    blocks = getattr(st, "st_blocks", None)
+    return int(blocks) * 512 if blocks is not None else int(st.st_size)
 
 
 def cache_usage(cache_dir: str | os.PathLike | None = None) -> list[CacheUsage]:

@@ -291,3 +291,15 @@ def test_memoised_file_digests_stay_bounded_in_a_long_lived_process(tmp_path, mo
     digests = [content_digest(path, paths=True) for path in paths]
     assert len(feature_cache._file_digests) <= 10 and len(set(digests)) == 25
     assert content_digest(paths[0], paths=True) == digests[0]  # forgotten, computed again alike
+
+
+def test_usage_and_the_cache_command_say_what_the_files_take_on_disk(tmp_path, capsys):
+    _fill(tmp_path, "minilm-aaaa", 3)
+    files = list((tmp_path / "features").rglob("*.f32"))
+    on_disk = sum(os.stat(f).st_blocks * 512 for f in files)  # whole blocks: more than the bytes written
+    (usage,) = cache_usage(tmp_path)
+    assert usage.disk_bytes == on_disk and usage.bytes == 3 * (44 + 16 * 4)
+    code, out, _ = _cli(capsys, "cache", "--cache-dir", tmp_path)
+    assert code == 0 and "on disk" in out.splitlines()[0] and "on disk" in out
+    code, out, _ = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path, "--dry-run")
+    assert code == 0 and "on disk) under" in out
