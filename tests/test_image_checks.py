@@ -1,6 +1,8 @@
 """The pre-fit check of image files on large or slow collections (session 34)."""
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +22,47 @@ def test_relative_pathlib_paths_that_are_missing_get_the_working_directory_hint(
         data.validate_images("image", [Path("images/a.png")] * 4)
 
 
+def _files(folder, n):
+    image = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
+    for i in range(n):
+        image.save(folder / f"{i}.png")
+    return [str(folder / f"{i}.png") for i in range(n)]
+
+
 def test_a_long_image_check_reports_its_progress(tmp_path, monkeypatch, caplog):
-    path = tmp_path / "a.png"
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    paths = _files(tmp_path, 600)
     monkeypatch.setattr(data, "CHECK_PROGRESS_AFTER_S", 0.0)
     with caplog.at_level(logging.INFO, logger="automm.data"):
-        assert data.validate_images("image", [str(path)] * 600) == []
+        assert data.validate_images("image", paths + paths[:10]) == []
     messages = [r.getMessage() for r in caplog.records if r.name == "automm.data"]
-    assert any("checking the images of column 'image': 256 of 600 rows" in m for m in messages), messages
-    assert messages[-1].startswith("checked the images of column 'image': 600 rows in")
+    assert any("checking the image files of column 'image': 256 of 600" in m for m in messages), messages
+    assert messages[-1].startswith("checked the image files of column 'image': 600 in")
+
+
+def test_image_files_are_checked_by_threads_and_named_in_row_order(tmp_path, monkeypatch):
+    paths = _files(tmp_path, 400)
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "cut.png").write_bytes(Path(paths[0]).read_bytes()[:40])
+    bad = [str(tmp_path / n) for n in ("dir.png", "empty.png", "cut.png", "gone.png")]
+    column = paths[:50] + [bad[0]] + paths[50:120] + bad[1:] + [None] + paths[120:]
+    real_open, opened = open, set()
+
+    def slow_open(path, *args, **kwargs):  # a slow disk: only concurrent reads finish in time
+        opened.add(threading.get_ident())
+        time.sleep(0.01)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", slow_open, raising=False)
+    start = time.monotonic()
+    with pytest.raises(InputError) as error:
+        data.validate_images("image", column, tolerance=0.005)
+    assert time.monotonic() - start < 0.01 * 400 / 2 and len(opened) > 1  # one at a time: 4 s
+    message = str(error.value)
+    assert message.startswith("column 'image': 4 of 404 images cannot be read: row 50 ('")
+    assert ("dir.png'): a directory, not an image file; row 121 ('" in message
+            and "empty.png'): an empty file (0 bytes: re-copy it); row 122 ('" in message
+            and "cut.png'): not a readable image" in message and "gone.png'): file not found" in message)
 
 
 def test_a_quick_image_check_says_nothing(tmp_path, caplog):
