@@ -169,7 +169,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         run one thread each, so their results may differ in the last digits).
     verbose : 0 silent, 1 the epochs' progress on stderr (a bar in a terminal or a notebook, one
         line per epoch in a log file; a search: a line per trial, then what it kept) and what
-        plugins log of their work (e.g. features being computed; :mod:`automm.progress`), 2 also
+        plugins log of their work (e.g. features being computed, in ``fit`` and for new rows in ``predict``
+        and ``transform``; :mod:`automm.progress`), 2 also
         one line per epoch (a search: also Optuna's log).
     """
 
@@ -1030,12 +1031,16 @@ class AutoMM(TransformerMixin, BaseEstimator):
                            self.device_.type == "cuda")
 
     def _raw_outputs(self, X: tuple) -> np.ndarray:
-        table = self._table_for_prediction(X)
-        outputs = []
-        for chunk in _chunks(table):  # memory bounded by a chunk's samples
-            with image_cache():  # an ensemble's members decode each image once
-                outputs.append(self._raw_outputs_of_table(chunk))
+        with verbose_logging(self._verbose_level()):  # long work on new rows (checks, features) says so
+            table = self._table_for_prediction(X)
+            outputs = []
+            for chunk in _chunks(table):  # memory bounded by a chunk's samples
+                with image_cache():  # an ensemble's members decode each image once
+                    outputs.append(self._raw_outputs_of_table(chunk))
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def _verbose_level(self) -> int:
+        return int(self.verbose) if isinstance(self.verbose, (int, np.integer)) and self.verbose > 0 else 0
 
     def _raw_outputs_of_table(self, table: Table) -> np.ndarray:
         if self.__dict__.get("ensemble_") is not None:  # averaged member probabilities (automm.ensemble)
@@ -1098,9 +1103,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         the best trial of a search is its linear model (fusion ``sum``), that is its logits."""
         if unknown:
             raise _unexpected_keyword(self, AutoMM.transform, unknown)
-        table = self._table_for_prediction(X)
-        return np.concatenate([model_outputs(self.model_, self._loader(chunk), self.device_, embed=True)
-                               for chunk in _chunks(table)])
+        with verbose_logging(self._verbose_level()):
+            table = self._table_for_prediction(X)
+            return np.concatenate([model_outputs(self.model_, self._loader(chunk), self.device_, embed=True)
+                                   for chunk in _chunks(table)])
 
     @_explicit_signature
     def score(self, *X, y=None, sample_weight=None, **unknown):

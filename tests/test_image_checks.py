@@ -71,3 +71,18 @@ def test_a_quick_image_check_says_nothing(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="automm.data"):
         data.validate_images("image", [str(path)] * 600)
     assert not [r for r in caplog.records if r.name == "automm.data"]
+
+
+def test_a_verbose_models_predict_reports_long_work_on_new_rows(tmp_path, monkeypatch, capsys):
+    from helpers import tiny
+
+    from automm import AutoMM
+
+    paths = _files(tmp_path, 300)
+    model = AutoMM(**tiny()).fit(paths[:20], [0, 1] * 10)
+    monkeypatch.setattr(data, "CHECK_PROGRESS_AFTER_S", 0.0)
+    capsys.readouterr()
+    model.predict(paths)
+    assert "[automm]" not in capsys.readouterr().err  # verbose=0: silent
+    model.set_params(verbose=1).predict(paths)
+    assert "[automm] checked the image files of column 'x0': 300 in" in capsys.readouterr().err
