@@ -696,7 +696,7 @@ def _run_objective(trial, ctx: SearchContext):
     try:
         trial_deadline = _trial_deadline(ctx, warm_start=warm_start)
         hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
-        with heartbeat:
+        with heartbeat, _running_notice(settings.verbose, trial.number, config, trial_deadline):
             with hard_stop(hard_deadline), deadline_scope(trial_deadline), device_scope(device), \
                     ctx.interrupt_gate.open():
                 candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
@@ -802,6 +802,34 @@ def _train(ctx: SearchContext, config: dict, trial, device: torch.device, report
         trial.set_user_attr(_ATTR + "oom_retries", int(trial.user_attrs.get(_ATTR + "oom_retries", 0)) + 1)
 
     return retry_with_smaller_batches(train, config, device, on_retry=count)
+
+
+#: A verbose search says that a trial is still running once it has run this long (its line with
+#: its score comes when it ends: on 30,000 photos the default trial alone can take minutes).
+TRIAL_RUNNING_AFTER_S = 30.0
+
+
+@contextlib.contextmanager
+def _running_notice(verbose: int, number: int, config: Mapping[str, Any], deadline: float | None):
+    """Inside the block, when ``verbose``: one progress line if the trial is still running
+    after :data:`TRIAL_RUNNING_AFTER_S` (what it trains, and when its share of the budget ends)."""
+    if not verbose:
+        yield
+        return
+    start = time.monotonic()
+
+    def say() -> None:
+        now = time.monotonic()
+        ends = "" if deadline is None else f"; its share of the time limit ends in {max(0.0, deadline - now):.0f} s"
+        _progress(f"trial {number}: running for {now - start:.0f} s ({_components(config)}){ends}")
+
+    timer = threading.Timer(TRIAL_RUNNING_AFTER_S, say)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _components(config: Mapping[str, Any]) -> str:

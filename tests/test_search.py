@@ -518,6 +518,17 @@ def test_verbose_search_prints_a_line_per_trial_and_what_it_kept(texts, capsys):
     assert lines[-1].endswith(f"kept trial {model.best_trial_} (holdout score {model.best_score_:.4f})")
 
 
+def test_verbose_search_says_a_long_trial_is_still_running(texts, capsys, monkeypatch):
+    # one line per trial comes when it ends: a trial of minutes (30,000 photos) says it is running meanwhile
+    X, y, _, _ = texts
+    monkeypatch.setattr(search, "TRIAL_RUNNING_AFTER_S", 0.0)
+    AutoMM(**small(n_trials=2, ensemble_size=1, max_epochs=2, verbose=1, time_limit=60, random_state=0)).fit(X, y)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm]")]
+    running = [line for line in lines if line.startswith("[automm] trial 0: running for ")]
+    assert running and "fusion=" in running[0] and "its share of the time limit ends in " in running[0], lines
+    assert lines.index(running[0]) < lines.index(next(li for li in lines if li.startswith("[automm] trial 0: score")))
+
+
 def test_leaderboard_leaves_out_queued_trials_that_never_started():
     # a search enqueues its presets up front; those the budget leaves out never ran and are not trials
     import optuna
