@@ -753,11 +753,42 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self._length = len(next(iter(self.values.values())))
         # inputs whose sample never changes (Encoder.static_preprocess): computed once, here
-        self._static = {name: [encoder.preprocess(value, None) for value in self.values[name]]
+        self._static_missing: dict[str, set[int]] = {}
+        self._static = {name: [self._static_sample(name, index, value) for index, value in enumerate(self.values[name])]
                         for name, encoder in self.encoders.items() if getattr(encoder, "static_preprocess", False)}
+
+    def _static_sample(self, name: str, index: int, value: Any) -> Any:
+        """``preprocess(value)`` of a static input; a file that cannot be decoded after all
+        (see :meth:`_unreadable`) is the input's missing sample, its row masked."""
+        encoder = self.encoders[name]
+        try:
+            return encoder.preprocess(value, None)
+        except InputError as exc:
+            if value is MISSING or not isinstance(value, (str, os.PathLike, bytes, bytearray)):
+                raise
+            self._unreadable(name, index, value, exc)
+            self._static_missing.setdefault(name, set()).add(index)
+            return encoder.preprocess(MISSING, None)
 
     def __len__(self) -> int:
         return self._length
+
+    def _unreadable(self, name: str, index: int, value: Any, exc: InputError) -> None:
+        """A file (or bytes) that the check before the work passed (its header and end were fine)
+        but that cannot be decoded (broken data inside, or changed since): missing from now on,
+        with a warning naming it, as the check makes a few unreadable files missing; more than
+        :data:`IMAGE_TOLERANCE` of the rows (counted per process) raises."""
+        failed = self.__dict__.setdefault("_failed", {})
+        key = (name, os.fspath(value) if isinstance(value, (str, os.PathLike)) else index)
+        if key in failed:
+            return
+        failed[key] = str(exc)
+        if len(failed) > max(1.0, IMAGE_TOLERANCE * self._length):
+            raise InputError(f"{len(failed)} of {self._length} values of input {name!r} could not be decoded "
+                             f"although their check before the work passed (the last, {_short(value)}: {exc}); "
+                             "are the files being changed or removed meanwhile?") from exc
+        warnings.warn(f"input {name!r}: {exc}; its header and end are fine, so the check before the work passed "
+                      "it, but the data inside is broken: it counts as missing", UserWarning, stacklevel=user_stacklevel())
 
     def _augmenter(self, name: str, index: int) -> Callable | None:
         augs = self.augmentations.get(self.encoders[name].modality)
@@ -782,8 +813,15 @@ class MultimodalDataset(torch.utils.data.Dataset):
             static = self._static.get(name)
             if static is not None:
                 inputs[name] = static[index]
+                present = present and index not in self._static_missing.get(name, ())
             else:
-                inputs[name] = encoder.preprocess(value, self._augmenter(name, index) if present else None)
+                try:
+                    inputs[name] = encoder.preprocess(value, self._augmenter(name, index) if present else None)
+                except InputError as exc:
+                    if not (present and isinstance(value, (str, os.PathLike, bytes, bytearray))):
+                        raise
+                    self._unreadable(name, index, value, exc)  # a file that passed the check, broken inside
+                    inputs[name], present = encoder.preprocess(MISSING, None), False
             masks[name] = present
         sample = {"inputs": inputs, "masks": masks, "index": index}
         if self.targets is not None:

@@ -86,3 +86,53 @@ def test_a_verbose_models_predict_reports_long_work_on_new_rows(tmp_path, monkey
     assert "[automm]" not in capsys.readouterr().err  # verbose=0: silent
     model.set_params(verbose=1).predict(paths)
     assert "[automm] checked the image files of column 'x0': 300 in" in capsys.readouterr().err
+
+
+def broken_inside_jpeg(path):
+    """A JPEG whose header and end marker are intact (the check passes it) but whose data is not."""
+    import io
+
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    for offset in range(300, len(data) - 200, 50):
+        broken = data[:offset] + b"\0" * 64 + data[offset + 64:]
+        try:
+            with Image.open(io.BytesIO(broken)) as image:
+                image.load()
+        except OSError:
+            path.write_bytes(broken)
+            assert data_check_passes(path)
+            return str(path)
+    raise AssertionError("no offset broke the JPEG")
+
+
+def data_check_passes(path):
+    return data.validate_images("image", [str(path)], tolerance=0.0) == []
+
+
+def test_an_image_broken_inside_counts_as_missing_in_training_and_prediction(tmp_path):
+    from helpers import tiny
+
+    from automm import AutoMM
+
+    paths = _files(tmp_path, 40)
+    paths[7] = broken_inside_jpeg(tmp_path / "broken.jpg")
+    labels = [0, 1] * 20
+    with pytest.warns(UserWarning, match=r"input 'image_0': cannot decode image .*broken.jpg.*the check before the "
+                                         r"work passed it, but the data inside is broken: it counts as missing"):
+        model = AutoMM(**tiny()).fit(paths, labels)  # it raised inside the first epoch
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        assert model.predict(paths[:10]).shape == (10,)
+
+
+def test_many_images_broken_inside_still_stop_the_work(tmp_path):
+    from automm.components.image import CNNEncoder
+
+    paths = [broken_inside_jpeg(tmp_path / f"{i}.jpg") for i in range(3)] + _files(tmp_path, 17)
+    dataset = data.MultimodalDataset({"image_0": paths}, {"image_0": CNNEncoder(image_size=16, depth=2)})
+    with pytest.warns(UserWarning, match="counts as missing"):
+        assert dataset[0]["masks"]["image_0"] is False and dataset[3]["masks"]["image_0"] is True
+    with pytest.raises(InputError, match=r"2 of 20 values of input 'image_0' could not be decoded"):
+        dataset[1]

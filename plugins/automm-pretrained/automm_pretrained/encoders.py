@@ -246,11 +246,14 @@ class PretrainedEncoder(Encoder):
             keys = list(todo)
             logged = time.monotonic()
             # written to the cache batch by batch: a run stopped at its deadline (or killed) keeps its progress
-            with contextlib.closing(self.iter_features([todo[k] for k in keys])) as batches:
+            unreadable: dict[int, InputError] = {}  # left out: the core makes them missing, naming them
+            failed = 0
+            with contextlib.closing(self.iter_features([todo[k] for k in keys], unreadable)) as batches:
                 for index_batch, vectors in batches:
                     for i, vector in zip(index_batch, vectors):
                         self._features[keys[i]] = cache.put_by_key(keys[i], vector)
-                    computed += len(index_batch)
+                    computed += len(index_batch) + len(unreadable) - failed
+                    failed = len(unreadable)
                     self.last_prepare.update(computed=computed, seconds=time.monotonic() - start)
                     if time.monotonic() - logged > 30 or computed == len(keys):
                         log.info("%s: %d of %d computed (%.0f s)%s", self.name, computed, len(keys),
@@ -329,8 +332,11 @@ class PretrainedEncoder(Encoder):
                 out[torch.as_tensor(index_batch)] = vectors
         return out
 
-    def iter_features(self, values: Sequence[Any]) -> Iterator[tuple[list[int], torch.Tensor]]:
-        """:meth:`compute_features` batch by batch: (positions in ``values``, their features)."""
+    def iter_features(self, values: Sequence[Any], unreadable: dict | None = None
+                      ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """:meth:`compute_features` batch by batch: (positions in ``values``, their features). With
+        ``unreadable`` (a dict), a value that cannot be read (a file broken inside, though its check
+        passed) is left out of its batch and its error kept there by position; else it raises."""
         # frozen: the shared network on the device of the fit or prediction in progress
         network = self._shared(_feature_device()) if self.frozen else self.backbone
         device = next(network.parameters()).device
@@ -340,7 +346,19 @@ class PretrainedEncoder(Encoder):
             # no page faults for each batch's large activations; the pixels are not needed again
             with heap_allocations(), suspend_image_cache():
                 for index_batch in self._batches(values):
-                    samples = [self._sample(values[i], None) for i in index_batch]
+                    samples, kept = [], []
+                    for i in index_batch:
+                        try:
+                            samples.append(self._sample(values[i], None))
+                            kept.append(i)
+                        except InputError as exc:
+                            if unreadable is None:
+                                raise
+                            unreadable[i] = exc
+                    if not kept:
+                        yield [], torch.empty(0, self.feature_dim)
+                        continue
+                    index_batch = kept
                     batch = _to_device(self._collate_samples(samples), device)
                     with torch.no_grad():  # not inference_mode: the features later feed the heads' autograd graphs
                         vectors = self._encode(network, batch).float().cpu()

@@ -143,3 +143,25 @@ def test_a_multi_objective_search_counts_what_frozen_encoders_cost_to_predict_ne
     frozen = board(FROZEN, "latency")
     assert frozen["latency_ms"].min() > scratch["latency_ms"].max()
     assert (board(FROZEN, "params")["n_params"] > 20_000_000).all()  # MiniLM alone holds 22.7 million
+
+
+def test_an_image_broken_inside_counts_as_missing_for_the_frozen_encoder(tmp_path):
+    # its header and end pass the check before the work; its features cannot be computed: it raised in prepare
+    import io
+
+    import pytest
+    from PIL import Image
+
+    X, y, _, _ = _emoji(n_train=60)
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    broken = data[:400] + b"\0" * 64 + data[464:]
+    (tmp_path / "broken.jpg").write_bytes(broken)
+    X = X.copy()
+    X.iloc[5, X.columns.get_loc("image")] = str(tmp_path / "broken.jpg")
+    model = _model(tmp_path / "cache", encoders={"image": FROZEN["image"]}, max_epochs=2)
+    with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"):
+        model.fit(X[["image"]], y)
+    with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"):
+        assert len(model.predict(X[["image"]].head(8))) == 8
