@@ -256,9 +256,9 @@ class PretrainedEncoder(Encoder):
                     failed = len(unreadable)
                     self.last_prepare.update(computed=computed, seconds=time.monotonic() - start)
                     if time.monotonic() - logged > 30 or computed == len(keys):
-                        log.info("%s: %d of %d computed (%.0f s)%s", self.name, computed, len(keys),
-                                 time.monotonic() - start, "; later fits read them from the cache"
-                                 if computed == len(keys) else "")
+                        log.info("%s: %d of %d computed (%.0f s%s)%s", self.name, computed - failed, len(keys),
+                                 time.monotonic() - start, f"; {failed} could not be read" if failed else "",
+                                 "; later fits read them from the cache" if computed == len(keys) else "")
                         logged = time.monotonic()
                     if computed < len(keys):
                         check_deadline(f"{self.name} computed the features of {computed} of {len(keys)} "

@@ -145,7 +145,7 @@ def test_a_multi_objective_search_counts_what_frozen_encoders_cost_to_predict_ne
     assert (board(FROZEN, "params")["n_params"] > 20_000_000).all()  # MiniLM alone holds 22.7 million
 
 
-def test_an_image_broken_inside_counts_as_missing_for_the_frozen_encoder(tmp_path):
+def test_an_image_broken_inside_counts_as_missing_for_the_frozen_encoder(tmp_path, caplog):
     # its header and end pass the check before the work; its features cannot be computed: it raised in prepare
     import io
 
@@ -161,7 +161,8 @@ def test_an_image_broken_inside_counts_as_missing_for_the_frozen_encoder(tmp_pat
     X = X.copy()
     X.iloc[5, X.columns.get_loc("image")] = str(tmp_path / "broken.jpg")
     model = _model(tmp_path / "cache", encoders={"image": FROZEN["image"]}, max_epochs=2)
-    with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"):
+    with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"), caplog.at_level("INFO", "automm"):
         model.fit(X[["image"]], y)
+    assert any("of 60 computed" in r.getMessage() and "1 could not be read" in r.getMessage() for r in caplog.records)
     with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"):
         assert len(model.predict(X[["image"]].head(8))) == 8
