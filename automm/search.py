@@ -1315,7 +1315,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
 #: not yet cached) may be estimated to take; an encoder whose work would take more is left out of
 #: that search (:func:`_too_slow_encoders`): the work could not finish in this fit, and nothing
 #: trained on its features could join the result. All of it, not less: the estimate (a few values
-#: timed in small batches) ran 1.2-1.8x above the throughput of whole batches on 2 CPU cores
+#: timed in small batches) ran 1.2-2x above the throughput of whole batches on 2 CPU cores
 #: (MiniLM and EfficientNet-Lite0, fashion), and an encoder left out wrongly costs this fit its
 #: pretrained models.
 PENDING_TIME_SHARE = 1.0
