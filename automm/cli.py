@@ -772,14 +772,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- worker
 def cmd_worker(args: argparse.Namespace) -> int:
     from .exceptions import InputError
-    from .storage import StorageError, parse_storage, redact_url
+    from .storage import StorageError, check_storage, parse_storage, redact_url
     from .worker import run_worker
 
     out = _Out(args.quiet)
     if args.device is not None:
         _device(args.device, "--device")
     try:
-        parse_storage(args.storage)
+        kind, url = parse_storage(args.storage)
+        if kind == "rdb" and not url.startswith("sqlite") and args.recipe is not None:
+            check_storage(args.storage)  # a database server, reached before the recipe's data are read (not a
+            # file a worker must not create: run_worker checks that one)
     except InputError as exc:
         raise UsageError(f"--storage: {str(exc).removeprefix('storage: ')}") from None
     inputs: tuple = ()

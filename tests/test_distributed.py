@@ -139,6 +139,19 @@ def test_a_worker_whose_storage_cannot_be_written_exits_with_2(tmp_path, capsys,
     assert "--storage: cannot write the journal folder" in err
 
 
+def test_a_worker_reaches_its_database_before_reading_its_recipes_data(capsys, monkeypatch):
+    import automm.recipes
+
+    def read(*args, **kwargs):
+        raise AssertionError("the recipe's data were read before the storage was checked")
+
+    monkeypatch.setattr(automm.recipes.Recipe, "load_data", read)
+    code = main(["worker", "--storage", "postgresql://automm:pw@127.0.0.1:1/automm", "--study", "s", "--wait", "0",
+                 "--recipe", str(REPO / "recipes" / "quickstart.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--storage: cannot open the database" in err and "pw" not in err, err
+
+
 def test_a_worker_names_a_misspelt_storage_as_its_option(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["worker", "--storage", "journal:/shared/study.log", "--study", "s", "--wait", "0"])
