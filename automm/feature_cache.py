@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import re
 import struct
@@ -148,11 +149,18 @@ class _MemoryLayer:
     """Process-wide LRU map key digest → (float32 tensor, the cache folder it is stored in),
     bounded in bytes."""
 
-    def __init__(self, max_bytes: int):
-        self.max_bytes = int(max_bytes)
+    def __init__(self, max_bytes: int | None = None):
+        self._max_bytes = None if max_bytes is None else int(max_bytes)
         self.items: OrderedDict[bytes, tuple[torch.Tensor, Path]] = OrderedDict()
         self.nbytes = 0
         self.lock = threading.Lock()
+
+    @property
+    def max_bytes(self) -> int:
+        """The bound: as constructed, else :func:`feature_memory_budget`, read at first use."""
+        if self._max_bytes is None:
+            self._max_bytes = feature_memory_budget()
+        return self._max_bytes
 
     def get(self, key: bytes) -> tuple[torch.Tensor, Path] | None:
         with self.lock:
@@ -181,7 +189,26 @@ class _MemoryLayer:
             self.nbytes = 0
 
 
-_MEMORY = _MemoryLayer(int(float(os.environ.get("AUTOMM_FEATURE_MEMORY_MB", "2048")) * 2**20))
+#: Megabytes of features the process keeps in memory unless ``AUTOMM_FEATURE_MEMORY_MB`` says otherwise.
+DEFAULT_FEATURE_MEMORY_MB = 2048
+
+
+def feature_memory_budget() -> int:
+    """Bytes of features the in-memory layer may hold: ``AUTOMM_FEATURE_MEMORY_MB`` megabytes
+    (``0`` keeps none in memory), default :data:`DEFAULT_FEATURE_MEMORY_MB`."""
+    raw = os.environ.get("AUTOMM_FEATURE_MEMORY_MB", "").strip()
+    if not raw:
+        return DEFAULT_FEATURE_MEMORY_MB * 2 ** 20
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = math.nan
+    if not megabytes >= 0 or math.isinf(megabytes):
+        raise ValueError(f"AUTOMM_FEATURE_MEMORY_MB must be a number of megabytes >= 0; got {raw!r}")
+    return int(megabytes * 2 ** 20)
+
+
+_MEMORY = _MemoryLayer()  # its bound read at first use: a bad setting is said there, not at import
 
 
 def clear_memory_cache() -> None:

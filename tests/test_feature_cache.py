@@ -303,3 +303,23 @@ def test_usage_and_the_cache_command_say_what_the_files_take_on_disk(tmp_path, c
     assert code == 0 and "on disk" in out.splitlines()[0] and "on disk" in out
     code, out, _ = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path, "--dry-run")
     assert code == 0 and "on disk) under" in out
+
+
+def test_a_bad_feature_memory_setting_is_named_and_does_not_break_the_import(monkeypatch):
+    import subprocess
+    import sys
+
+    from automm.feature_cache import DEFAULT_FEATURE_MEMORY_MB, feature_memory_budget
+
+    env = {**os.environ, "AUTOMM_FEATURE_MEMORY_MB": "2G"}
+    done = subprocess.run([sys.executable, "-c", "import automm"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr  # it raised "could not convert string to float" at import
+    for bad in ("2G", "-1", "inf"):
+        monkeypatch.setenv("AUTOMM_FEATURE_MEMORY_MB", bad)
+        with pytest.raises(ValueError, match=f"AUTOMM_FEATURE_MEMORY_MB must be a number of megabytes >= 0; "
+                                             f"got '{bad}'"):
+            feature_memory_budget()
+    monkeypatch.setenv("AUTOMM_FEATURE_MEMORY_MB", "0.5")
+    assert feature_memory_budget() == 2 ** 19
+    monkeypatch.delenv("AUTOMM_FEATURE_MEMORY_MB")
+    assert feature_memory_budget() == DEFAULT_FEATURE_MEMORY_MB * 2 ** 20
