@@ -27,7 +27,7 @@ from .search_space import SearchSpace
 
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
            "data_fingerprint", "search_fingerprint", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
-           "data_from_spec", "space_components", "component_provenance", "check_components", "check_stored_files",
+           "data_from_spec", "data_spec", "space_components", "component_provenance", "check_components", "check_stored_files",
            "describe_difference"]
 
 #: The study's user attributes: the search's specification, the data (or None), and fingerprints.
@@ -117,12 +117,9 @@ def data_payload(data: PreparedData, roles: Mapping[str, str]) -> dict | None:
     return payload
 
 
-def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any) -> dict:
-    """What the study stores of a search: everything a worker needs to run its trials."""
+def data_spec(data: PreparedData) -> dict:
+    """The data's part of :func:`study_spec` (what :func:`describe_difference` compares)."""
     return {
-        "format": 1,
-        "estimator": type(estimator).__name__,
-        "params": _json_params(estimator),
         "inputs": [s.to_dict() for s in data.inputs],
         "problem_type": data.problem_type,
         "n_outputs": int(data.n_outputs),
@@ -133,6 +130,16 @@ def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any)
         "class_weights": data.class_weights,
         "sample_weights": _weights_json(data.sample_weights),
         "holdout_given": bool(data.holdout_given),
+    }
+
+
+def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any) -> dict:
+    """What the study stores of a search: everything a worker needs to run its trials."""
+    return {
+        "format": 1,
+        "estimator": type(estimator).__name__,
+        "params": _json_params(estimator),
+        **data_spec(data),
         "metric": data.metric,
         "amp": bool(data.amp),
         "space": space.to_json(),

@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from .components.image_cache import image_cache
 from .exceptions import AutoMMError, InputError
 from .leaderboard import TRIAL_ATTR as _ATTR
@@ -33,8 +31,8 @@ from .search import (BUDGET_ATTR, SearchContext, SearchSettings, WorkerFinished,
                      optuna_quiet, run_trial_loops)
 from .search_space import SearchSpace
 from .storage import make_storage, own_heartbeats, parse_storage, wait_for_storage_file
-from .study import (DATA_ATTR, DATA_FINGERPRINT_ATTR, _weights_json, check_components, check_stored_files,
-                    data_fingerprint, data_from_spec, describe_difference, wait_for_study, with_stored_split)
+from .study import (DATA_ATTR, DATA_FINGERPRINT_ATTR, check_components, check_stored_files, data_fingerprint,
+                    data_from_spec, data_spec, describe_difference, wait_for_study, with_stored_split)
 from .trial_models import ModelPool
 
 __all__ = ["run_worker", "run_worker_with_data", "WorkerRequest"]
@@ -134,11 +132,7 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
     with optuna_quiet(request.verbose):
         probe = optuna.load_study(study_name=request.study_name, storage=storage)
         if probe.user_attrs.get(DATA_FINGERPRINT_ATTR) != data_fingerprint(data):
-            given = {"inputs": [s.to_dict() for s in data.inputs], "problem_type": data.problem_type,
-                     "n_outputs": int(data.n_outputs), "targets": np.asarray(data.targets).tolist(),
-                     "sample_weights": _weights_json(data.sample_weights), "holdout_given": bool(data.holdout_given),
-                     "valid_index": np.asarray(data.valid_index).tolist()}
-            what = describe_difference(spec, given)
+            what = describe_difference(spec, data_spec(data))
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r}"
                              f"{': ' + what if what else ''} (pass exactly what fit was given)")
         data = with_stored_split(data, spec)
