@@ -343,17 +343,16 @@ def pending_seconds(data: PreparedData, config: dict) -> dict[str, float]:
     values it has pending (:meth:`automm.Encoder.pending_share`) x the number of values x its
     seconds per new value (:meth:`automm.Encoder.prepare_seconds`, which a frozen pretrained
     encoder times once per process on a few values)."""
+    reg = _registry.get_registry()
     seconds: dict[str, float] = {}
-    for spec, encoder, share in _pending_work(data, config):
-        if share <= 0:
+    for spec in data.inputs:
+        if spec.name not in config["encoders"]:
             continue
+        encoder = _make_encoder(spec, config, reg)
         values = data.values[spec.name]
-        parts = list(encoder.parts) if isinstance(encoder, EncoderStack) else [encoder]
-        total = 0.0
-        for part in parts:
-            part_share = float(part.pending_share(values, cache_dir=data.cache_dir)) if len(parts) > 1 else share
-            if part_share > 0:
-                total += part_share * len(values) * float(part.prepare_seconds(values))
+        shares = [(part, float(part.pending_share(values, cache_dir=data.cache_dir)))
+                  for part in (encoder.parts if isinstance(encoder, EncoderStack) else [encoder])]
+        total = sum(share * len(values) * float(part.prepare_seconds(values)) for part, share in shares if share > 0)
         if total > 0:
             seconds[spec.name] = total
     return seconds
