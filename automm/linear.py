@@ -385,6 +385,7 @@ class _Objective:
         strength = 1.0 / (c * self.n)
 
         def closure() -> torch.Tensor:
+            nonlocal evaluations
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeLimitReached()
             loss, gradient = self.data_loss_and_gradient(weights, bias)
@@ -394,7 +395,6 @@ class _Objective:
                 penalty += float((weight * weight).sum())
             bias.grad = gradient.sum(0)
             total = loss + 0.5 * strength * penalty
-            nonlocal evaluations
             evaluations += 1
             if keep_best and math.isfinite(total) and (self.best_point is None or total < self.best_point[0]):
                 self.best_point = (total, [w.detach().clone() for w in weights], bias.detach().clone(), evaluations)
