@@ -436,15 +436,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """For a loaded model fitted again: an augmentation its parameters name whose plugin is
         gone raises :class:`UnknownComponentError` naming the package to install (recorded at
         save), not a built-in with a similar name."""
-        from .persistence import missing_augmentation_plugin
+        from .persistence import augmentation_parameters, missing_augmentation_plugin
 
-        named = [("augmentations", item) for item in
-                 (self.augmentations if isinstance(self.augmentations, (list, tuple)) else [])]
-        space = self.search_space.get("augmentations") if isinstance(self.search_space, Mapping) else None
-        named += [("search_space['augmentations']", item) for item in
-                  (space if isinstance(space, (Mapping, list, tuple)) else [])]
-        for argument, item in named:
-            name = item.get("name") if isinstance(item, Mapping) else item
+        for argument, name in augmentation_parameters(self):
             message = missing_augmentation_plugin(self, argument, name)
             if message:
                 raise UnknownComponentError(message)

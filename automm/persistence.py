@@ -556,16 +556,28 @@ def missing_augmentation_plugin(estimator, argument: str, name: Any) -> str | No
             f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'), 'fit this model again')}")
 
 
+def _augmentation_name(item: Any) -> Any:
+    """The name of an augmentation choice (a name, or a mapping with ``name``)."""
+    return item.get("name") if isinstance(item, Mapping) else item
+
+
+def augmentation_parameters(estimator) -> list[tuple[str, Any]]:
+    """``(parameter, name)`` of each augmentation ``estimator``'s ``augmentations`` and
+    ``search_space['augmentations']`` parameters name."""
+    named = [("augmentations", item) for item in
+             (estimator.augmentations if isinstance(estimator.augmentations, (list, tuple)) else [])]
+    space = estimator.search_space.get("augmentations") if isinstance(estimator.search_space, Mapping) else None
+    named += [("search_space['augmentations']", item) for item in
+              (space if isinstance(space, (Mapping, list, tuple)) else [])]
+    return [(argument, _augmentation_name(item)) for argument, item in named]
+
+
 def _augmentation_names(estimator) -> list[str]:
     """The augmentations a fitted ``estimator`` names: in its kept configuration, its ensemble
-    members' and its ``augmentations`` and ``search_space['augmentations']`` parameters."""
+    members' and its parameters (:func:`augmentation_parameters`)."""
     configs = [estimator.config_] + [m.config for m in getattr(estimator.__dict__.get("ensemble_"), "members", [])]
-    items = [choice for config in configs for choice in config.get("augmentations", [])]
-    if isinstance(estimator.augmentations, (list, tuple)):
-        items += list(estimator.augmentations)
-    space = estimator.search_space.get("augmentations") if isinstance(estimator.search_space, Mapping) else None
-    items += list(space) if isinstance(space, (Mapping, list, tuple)) else []
-    names = [item.get("name") if isinstance(item, Mapping) else item for item in items]
+    names = [_augmentation_name(choice) for config in configs for choice in config.get("augmentations", [])]
+    names += [name for _, name in augmentation_parameters(estimator)]
     return list(dict.fromkeys(name for name in names if isinstance(name, str)))
 
 
