@@ -135,6 +135,7 @@ def data_spec(data: PreparedData) -> dict:
 
 def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any) -> dict:
     """What the study stores of a search: everything a worker needs to run its trials."""
+    space_json = space.to_json()
     return {
         "format": 1,
         "estimator": type(estimator).__name__,
@@ -142,14 +143,14 @@ def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any)
         **data_spec(data),
         "metric": data.metric,
         "amp": bool(data.amp),
-        "space": space.to_json(),
+        "space": space_json,
         "objectives": list(settings.objectives),
         "sampler": settings.sampler if isinstance(settings.sampler, str) else "tpe",
         "pruner": settings.pruner if isinstance(settings.pruner, str) or settings.pruner is None else "median",
         "ensemble_size": settings.ensemble_size,
         "max_epochs": settings.max_epochs,
         "bag_folds": settings.bag_folds,
-        "components": component_provenance(space.to_json()),
+        "components": component_provenance(space_json),
     }
 
 
