@@ -710,14 +710,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if unknown:
             raise _unexpected_keyword(self, AutoMM.fit, unknown)
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
-        verbose = self.verbose if isinstance(self.verbose, (int, np.integer)) else 0  # checked in _fit
         try:
             # without random_state, one draw from numpy's global generator seeds the fit (as
             # scikit-learn's estimators draw); otherwise fit leaves the global generators alone
             drawn = int(np.random.randint(0, 2**31 - 1)) if self.random_state is None else None
             if isinstance(self.random_state, np.random.RandomState):  # each fit draws from the user's generator
                 drawn = int(self.random_state.randint(0, 2**31 - 1))
-            with verbose_logging(verbose), global_random_state_kept():
+            with verbose_logging(self._verbose_level()), global_random_state_kept():  # verbose checked in _fit
                 return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val), drawn)
         except BaseException:
             for name in [name for name in vars(self) if _is_learned(name)]:
