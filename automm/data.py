@@ -15,6 +15,7 @@ import io
 import logging
 import math
 import os
+import stat
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -635,8 +636,6 @@ def _image_path_problem(path: str) -> str | None:
     """Why the file at ``path`` is not a readable image, or None (see :func:`_image_file_problem`)."""
     if _is_url(path):
         return "a URL; automm reads local files only (it never downloads), so download the images first"
-    import stat
-
     try:
         status = os.stat(path)  # one call: each costs a round trip on a network disk
     except (OSError, ValueError):
