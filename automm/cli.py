@@ -1003,7 +1003,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", parents=[common, override], help="join a running search study",
                        description="Run trials of a search study shared through an Optuna storage (a journal file "
                                    "or PostgreSQL), alongside other workers on this or other machines, until the "
-                                   "study's n_trials or time limit is reached or its fit finishes. Prints the "
+                                   "study's n_trials or time limit is reached or its fits have finished. Prints the "
                                    "number of trials this worker ran.")
     p.add_argument("--storage", required=True, metavar="URL", help="Optuna storage URL, e.g. "
                                                                     "postgresql://user:pass@host/db")

@@ -147,6 +147,7 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -200,10 +201,15 @@ WARM_START_TIME_FRACTION = 1 / 2
 #: Least seconds a trial may run past the deadline before it is interrupted (see :func:`automm.interrupts.hard_stop`).
 MIN_HARD_GRACE = 10.0
 
-# The study's budget and status (user attributes). Those names below without a leading underscore but
-# not in __all__ (SearchSettings, SearchContext, make_sampler, make_pruner, optuna_quiet, cuda_devices,
-# run_trial_loops, hard_grace, WorkerFinished) are the search loop's parts that automm.worker shares.
-BUDGET_ATTR, STATUS_ATTR = "automm:budget", "automm:status"
+# Those names below without a leading underscore but not in __all__ (SearchSettings, SearchContext,
+# make_sampler, make_pruner, optuna_quiet, cuda_devices, run_trial_loops, hard_grace, WorkerFinished,
+# FIT_ATTR, register_fit, fits_budget) are the search loop's parts that automm.worker shares.
+
+#: The study's user attribute of each ``fit`` that runs it, suffixed by the fit's ``host:pid/id``:
+#: ``{"status": "running" | "done", "n_trials", "deadline_unix", "trial_seconds"}``. One entry per
+#: fit, so that several fits can share a study (the same script started on several machines): one
+#: that finishes marks only itself done, and workers stop when no fit runs any more.
+FIT_ATTR = "automm:fit:"
 _HEARTBEAT = "automm:heartbeat"
 
 _log = logging.getLogger("automm.search")
@@ -445,6 +451,7 @@ class SearchContext:
     interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: start nothing more
     aborted: bool = False                 # Ctrl-C twice: no result
     outlives_fit: bool = False            # the study is the user's (a storage): trials cut short are retried
+    fit_tag: str | None = None            # the fit's entry in the study (FIT_ATTR); None in a worker, which follows the fits
     interrupt_gate: InterruptGate = field(default_factory=InterruptGate)
     failures: list = field(default_factory=list)  # reasons of this process's failed trials
     succeeded: bool = False               # a trial of this process trained a model
@@ -938,6 +945,62 @@ def _fail_trials_of(study, storage, workers: set[str], reason: str) -> None:
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
+def register_fit(study, tag: str, status: str, n_trials: int | None = None, deadline_unix: float | None = None,
+                 trial_seconds: float | None = None) -> None:
+    """Record in ``study`` the fit ``tag`` (``host:pid/id``) as "running" with its budget, or as "done"."""
+    study.set_user_attr(FIT_ATTR + tag, {"status": status, "n_trials": n_trials, "deadline_unix": deadline_unix,
+                                         "trial_seconds": trial_seconds, "process_space": _process_space()})
+
+
+def _running_fits(attrs: Mapping[str, Any]) -> list[dict] | None:
+    """The budgets of the fits of a study still running; None when no fit has registered yet.
+    A fit past its deadline is not running (it was stopped, or it concludes and starts no
+    trial), nor is one of this machine whose process has ended (killed)."""
+    fits = {k[len(FIT_ATTR):].partition("/")[0]: v for k, v in attrs.items()
+            if k.startswith(FIT_ATTR) and isinstance(v, Mapping)}
+    if not fits:
+        return None
+    now = time.time()
+    return [f for tag, f in fits.items() if f.get("status") == "running"
+            and (f.get("deadline_unix") is None or float(f["deadline_unix"]) > now)
+            and not _worker_is_gone(tag, f.get("process_space"))]
+
+
+def fits_budget(attrs: Mapping[str, Any]) -> dict:
+    """The budget a worker follows, from a study's user attributes ``attrs``: the latest deadline
+    and the largest ``n_trials`` of the fits still running (None where one has none); empty when
+    no fit runs or has registered."""
+    running = _running_fits(attrs)
+    if not running:
+        return {}
+
+    def largest(key: str) -> Any:
+        values = [f.get(key) for f in running]
+        return None if any(v is None for v in values) else max(values)
+
+    return {"n_trials": largest("n_trials"), "deadline_unix": largest("deadline_unix"),
+            "trial_seconds": largest("trial_seconds")}
+
+
+def _follow_fits(ctx: SearchContext, attrs: Mapping[str, Any]) -> bool:
+    """A worker's budget follows the fits sharing its study (a fit may join, or end, after the
+    worker started); returns False when the fits have all finished."""
+    running = _running_fits(attrs)
+    if running is None:
+        return True  # no fit yet: the worker started first
+    if not running:
+        return False
+    budget = fits_budget(attrs)
+    deadline = budget["deadline_unix"]
+    deadline = None if deadline is None else time.monotonic() + (float(deadline) - time.time())
+    if deadline != ctx.deadline:
+        ctx.hard_grace = max(ctx.hard_grace, hard_grace(deadline))
+        ctx.deadline = deadline
+    ctx.settings.n_trials = budget["n_trials"]
+    ctx.trial_seconds = budget["trial_seconds"]
+    return True
+
+
 def _stop_reason(study, ctx: SearchContext) -> str | None:
     """Why no further trial should start, or None. Near the deadline: when less than a quarter
     of a typical unpruned trial's time is left (at most 30 s), since a trial cut that short
@@ -947,8 +1010,7 @@ def _stop_reason(study, ctx: SearchContext) -> str | None:
         return "interrupted"
     if _systematic_failure(ctx) is not None:
         return "every trial failed the same way"
-    attrs = study.user_attrs
-    if attrs.get(STATUS_ATTR) == "done":
+    if ctx.fit_tag is None and not _follow_fits(ctx, study.user_attrs):
         return "the study is finished"
     if ctx.deadline is not None:
         remaining = ctx.deadline - time.monotonic()
@@ -1274,6 +1336,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        child_artifact_dir=os.path.join(tmpdir, "models"),
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}",
                        hard_grace=hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
+        ctx.fit_tag = f"{ctx.worker_tag}/{uuid.uuid4().hex[:8]}"  # (two fits of one process: two entries)
         with optuna_quiet(settings.verbose):
             study = _open_study(storage, study_name, settings)
             stored = prepare_study(study, spec, fingerprint, data_fp,
@@ -1282,10 +1345,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 ctx.data = data = with_stored_split(data, stored)
                 estimator.seed_ = data.seed
             remaining = None if deadline is None else deadline - time.monotonic()
-            study.set_user_attr(BUDGET_ATTR, {"n_trials": settings.n_trials,
-                                          "deadline_unix": None if remaining is None else time.time() + remaining,
-                                          "trial_seconds": ctx.trial_seconds})
-            study.set_user_attr(STATUS_ATTR, "running")
+            register_fit(study, ctx.fit_tag, "running", settings.n_trials,
+                         None if remaining is None else time.time() + remaining, ctx.trial_seconds)
             if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
                                             for t in study.get_trials(deepcopy=False)):
                 for attrs in _warm_start_queue(space, _cheap_first(data, space, deadline, settings.n_trials)):
@@ -1297,7 +1358,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                     raise
             finally:
                 with contextlib.suppress(Exception):
-                    study.set_user_attr(STATUS_ATTR, "done")
+                    register_fit(study, ctx.fit_tag, "done")
             if ctx.interrupted.is_set():
                 finished = len(_usable_trials(study.get_trials(deepcopy=False)))
                 warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "

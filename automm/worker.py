@@ -27,8 +27,8 @@ from .leaderboard import TRIAL_ATTR as _ATTR
 from .pipeline import PreparedData
 from .progress import verbose_logging
 from . import search
-from .search import (BUDGET_ATTR, SearchContext, SearchSettings, WorkerFinished, hard_grace, make_pruner, make_sampler,
-                     optuna_quiet, run_trial_loops)
+from .search import (SearchContext, SearchSettings, WorkerFinished, hard_grace, make_pruner, make_sampler,
+                     optuna_quiet, run_trial_loops, fits_budget)
 from .search_space import SearchSpace
 from .storage import make_storage, own_heartbeats, parse_storage, wait_for_storage_file
 from .study import (DATA_ATTR, DATA_FINGERPRINT_ATTR, check_components, check_stored_files, data_fingerprint,
@@ -54,7 +54,7 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
                device: str = "auto", n_jobs: int = 1, artifact_dir: str | os.PathLike | None = None,
                wait: float = 60.0, verbose: int = 0) -> int:
     """Join the automm study ``study_name`` in ``storage`` and run its trials until the
-    study's ``n_trials`` or time limit is reached or the ``fit`` that created it finishes.
+    study's ``n_trials`` or time limit is reached or every ``fit`` running it has finished.
 
     Parameters
     ----------
@@ -78,7 +78,10 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     The worker samples the study's stored space with the study's sampler and pruner by name
     (a sampler or pruner that ``fit`` was given as an object becomes TPE / median here) and
     stops at the study's ``n_trials``, at its time limit (``fit``'s deadline, as wall-clock time)
-    or when the ``fit`` that created it has finished.
+    or when the ``fit`` that created it has finished. With several fits running the study at
+    once, it follows those still running: the latest deadline, the largest ``n_trials``, and
+    stops when all have finished (a fit past its deadline, or a killed one of this machine,
+    counts as finished).
 
     Returns the number of trials this worker ran (in this process). Command line:
     ``automm worker --storage URL --study NAME``.
@@ -136,7 +139,7 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r}"
                              f"{': ' + what if what else ''} (pass exactly what fit was given)")
         data = with_stored_split(data, spec)
-        budget = probe.user_attrs.get(BUDGET_ATTR) or {}
+        budget = fits_budget(probe.user_attrs)  # followed as fits join or end (search._follow_fits)
         deadline = None
         if budget.get("deadline_unix") is not None:
             deadline = time.monotonic() + (float(budget["deadline_unix"]) - time.time())

@@ -43,8 +43,7 @@ def _trials(storage: str, name: str) -> list:
 def _reopen(storage: str, name: str, n_trials: int) -> None:
     """As while the study's fit still runs, with room for ``n_trials`` trials."""
     study = optuna.load_study(study_name=name, storage=search.make_storage(*search.parse_storage(storage)))
-    study.set_user_attr(search.STATUS_ATTR, "running")
-    study.set_user_attr(search.BUDGET_ATTR, {"n_trials": n_trials, "deadline_unix": None, "trial_seconds": None})
+    search.register_fit(study, "elsewhere:1", "running", n_trials=n_trials)
 
 
 # ------------------------------------------------------------------------------- storages

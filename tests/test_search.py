@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -777,7 +778,8 @@ def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, 
 
     study = optuna.create_study()
     ctx = SimpleNamespace(deadline=time.monotonic() + 10, durations=[60.0, 80.0], attempts=3,
-                          settings=SimpleNamespace(n_trials=None), interrupted=threading.Event(), failures=[], succeeded=True)
+                          settings=SimpleNamespace(n_trials=None), interrupted=threading.Event(), failures=[], succeeded=True,
+                          fit_tag="here:1/a")
     assert search._stop_reason(study, ctx) == "time limit reached"  # 10 s left < a quarter of 70 s
     ctx.deadline = time.monotonic() + 25
     assert search._stop_reason(study, ctx) is None
@@ -1188,7 +1190,80 @@ def test_two_processes_share_a_journal_study(texts, tmp_path):
     assert len(board) == 6 and (board["state"] == "COMPLETE").all()
     assert board["worker"].nunique() == 2
     study = optuna.load_study(study_name=model.study_name_, storage=search.make_storage("journal", str(journal)))
-    assert len(study.trials) >= 6 and study.user_attrs["automm:status"] == "done"
+    fits = {k.partition("/")[0]: v["status"] for k, v in study.user_attrs.items() if k.startswith(search.FIT_ATTR)}
+    assert len(study.trials) >= 6 and fits == {f"{search.FIT_ATTR}{socket.gethostname()}:{os.getpid()}": "done"}
+
+
+class _HoldSecondRun(Callback):
+    """In the thread ``holder``, holds the second training run at its start until ``release`` is set."""
+
+    def __init__(self, holder: list, release: threading.Event):
+        self.holder, self.release, self.runs = holder, release, 0
+
+    def on_train_begin(self, trainer) -> None:
+        if threading.get_ident() in self.holder:
+            self.runs += 1
+            if self.runs == 2:
+                assert self.release.wait(60), "the other fit did not finish"
+
+
+def test_two_fits_sharing_a_study_each_keep_their_own_budget(texts, tmp_path, monkeypatch):
+    """The same script started on two machines: the fit that finishes first marks only itself
+    done; the other goes on to its own n_trials (it was stopped with the first), and a worker
+    joining afterwards follows the one still running."""
+    X, y, _, _ = texts
+    journal = str(tmp_path / "study.log")
+    release, holder = threading.Event(), []
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [_HoldSecondRun(holder, release)])
+    params = small(storage=journal, study_name="shared", ensemble_size=1, pruner="none", max_epochs=1)
+    long_fit, errors = AutoMM(**params, n_trials=6), []
+
+    def run_long() -> None:
+        holder.append(threading.get_ident())
+        try:
+            long_fit.fit(X, y)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=run_long)
+    thread.start()
+    storage = search.make_storage("journal", journal)
+    for _ in range(600):  # until the long fit holds its second trial
+        with contextlib.suppress(KeyError):
+            study = optuna.load_study(study_name="shared", storage=storage)
+            if any(t.state.name == "RUNNING" for t in study.trials) and len(study.trials) >= 2:
+                break
+        time.sleep(0.1)
+    try:
+        short = AutoMM(**params, n_trials=3).fit(X, y)  # its third trial (with the long fit's two) ends it
+    finally:
+        release.set()
+        thread.join(120)
+    assert not errors, errors
+    study = optuna.load_study(study_name="shared", storage=storage)
+    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(finished) == 6, [t.state.name for t in study.trials]  # the long fit's budget, not the short one's
+    fits = [v["status"] for k, v in study.user_attrs.items() if k.startswith(search.FIT_ATTR)]
+    assert fits == ["done", "done"]
+    assert len(long_fit.leaderboard_) == 6 and len(short.leaderboard_) >= 3
+
+
+def test_a_worker_follows_the_fits_still_running(texts, tmp_path):
+    """A worker stops only when every fit of its study is done, and follows the budget of those
+    still running: a fit that ended, or one past its deadline, no longer counts."""
+    X, y, _, _ = texts
+    journal = str(tmp_path / "study.log")
+    AutoMM(**small(n_trials=1, storage=journal, study_name="shared", ensemble_size=1, max_epochs=1)).fit(X, y)
+    study = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal))
+    automm.worker.run_worker(journal, "shared", wait=5)
+    assert len(study.trials) == 1  # the only fit is done
+    search.register_fit(study, "elsewhere:1", "running", n_trials=3)
+    search.register_fit(study, "elsewhere:2", "running", n_trials=9, deadline_unix=time.time() - 1.0)  # past
+    automm.worker.run_worker(journal, "shared", wait=5)
+    assert len(study.trials) == 3  # the running fit's n_trials
+    assert search.fits_budget(study.user_attrs) == {"n_trials": 3, "deadline_unix": None, "trial_seconds": None}
+    search.register_fit(study, "elsewhere:1", "done")
+    assert search.fits_budget(study.user_attrs) == {}
 
 
 def _postgres_or_skip():
@@ -1946,8 +2021,7 @@ def test_a_worker_stopped_by_ctrl_c_leaves_its_trial_to_be_retried(texts, tmp_pa
     journal = str(tmp_path / "study.log")
     AutoMM(**small(n_trials=1, storage=journal, study_name="shared", ensemble_size=1)).fit(X, y)
     study = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal))
-    study.set_user_attr(search.STATUS_ATTR, "running")  # as while the fit still runs, with room for more trials
-    study.set_user_attr(search.BUDGET_ATTR, {"n_trials": 5, "deadline_unix": None, "trial_seconds": None})
+    search.register_fit(study, "elsewhere:1", "running", n_trials=5)  # a fit still running, with room for more trials
     monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])
     with pytest.raises(KeyboardInterrupt):
         automm.worker.run_worker(journal, "shared", X, y=y)
@@ -1973,8 +2047,7 @@ def test_a_worker_rebuilds_validation_rows_weights_and_metric_from_the_study(tex
     assert list(data.valid_index) == list(range(len(X), len(X) + len(X_test)))
     assert np.allclose(data.sample_weights[: len(X)] / data.sample_weights[0], weights / weights[0], rtol=1e-6)
     assert study_module.data_fingerprint(data) == study.user_attrs[study_module.DATA_FINGERPRINT_ATTR]
-    study.set_user_attr(search.STATUS_ATTR, "running")
-    study.set_user_attr(search.BUDGET_ATTR, {"n_trials": 2, "deadline_unix": None, "trial_seconds": None})
+    search.register_fit(study, "elsewhere:1", "running", n_trials=2)
     assert automm.worker.run_worker(journal, "shared", wait=5) >= 1
     with pytest.raises(InputError, match="differ from those of study"):
         automm.worker.run_worker(journal, "shared", X, y=y, X_val=X_test, y_val=test_labels, wait=5)
