@@ -269,12 +269,9 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
         metric=data.metric, amp=data.amp, deadline=deadline, seed=seed, stop_on_interrupt=stop_on_interrupt)
     all_callbacks = [EarlyStopping(trainer_config.patience), *callbacks]
     if verbose:
-        all_callbacks.append(ProgressBar(trainer_config.max_epochs))
+        all_callbacks.append(ProgressBar(trainer_config.max_epochs, records=verbose >= 2))
     trainer = Trainer(model, trainer_config, device, all_callbacks, batch_augs)
     trainer.fit(train_loader, valid_loader, data.valid_targets, data.weights(data.train_index), data.valid_weights)
-    if verbose >= 2:
-        for record in trainer.history:
-            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()})
     return Candidate(config=config, model=trainer.model.eval(), history=trainer.history,
                      best_epoch=trainer.best_epoch, best_score=trainer.best_score,
                      valid_outputs=trainer.best_valid_outputs, stop_reason=trainer.stop_reason or "max_epochs reached",

@@ -139,11 +139,12 @@ class EarlyStopping(Callback):
 class ProgressBar(Callback):
     """Progress over epochs with the latest losses and score, on stderr: a tqdm bar in a
     terminal or a notebook; elsewhere (a log file, a batch job, a pipe), where a bar's
-    carriage returns would pile up on one line, one plain line per epoch."""
+    carriage returns would pile up on one line, one plain line per epoch. With ``records``,
+    also each epoch's whole history record, as the epoch ends (above the bar)."""
 
-    def __init__(self, total: int, description: str = "automm", stream: Any = None):
+    def __init__(self, total: int, description: str = "automm", stream: Any = None, records: bool = False):
         self.total, self.description, self.stream, self.bar = total, description, stream, None
-        self.started = 0.0
+        self.records, self.started = records, 0.0
 
     def _stream(self):
         return self.stream if self.stream is not None else sys.stderr
@@ -165,6 +166,12 @@ class ProgressBar(Callback):
             self.bar = tqdm(total=self.total, desc=self.description, unit="epoch", leave=True, file=self.stream)
 
     def on_epoch_end(self, trainer: "Trainer", record: dict) -> None:
+        if self.records:
+            line = str({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()})
+            if self.bar is not None:
+                self.bar.write(line, file=self._stream())
+            else:
+                print(line, file=self._stream(), flush=True)
         values = {name: f"{record[name]:.4f}" for name in ("train_loss", "valid_loss", "valid_score")}
         if self.bar is not None:
             self.bar.set_postfix(**values)

@@ -91,6 +91,30 @@ def test_progress_is_one_line_per_epoch_off_a_terminal_and_a_bar_on_one():
     assert "\r" in terminal.getvalue() and "2/2" in terminal.getvalue() and "epoch 1/2" not in terminal.getvalue()
 
 
+class _Watched(Callback):
+    """Notes what the stream holds when each epoch has ended."""
+
+    def __init__(self, stream):
+        self.stream, self.seen = stream, []
+
+    def on_epoch_end(self, trainer, record):
+        self.seen.append(self.stream.getvalue())
+
+
+@pytest.mark.parametrize("stream", [io.StringIO, _Terminal])
+def test_each_epochs_record_shows_as_the_epoch_ends(stream):
+    # verbose=2 printed the records on stdout once training was over: nothing to watch in a long run
+    log = stream()
+    model, loader, valid, labels = _setup()
+    watched = _Watched(log)
+    trainer = Trainer(model, TrainingConfig(max_epochs=2, problem_type="binary"), torch.device("cpu"),
+                      [ProgressBar(2, stream=log, records=True), watched])
+    trainer.fit(loader, valid, labels)
+    first = trainer.history[0]
+    assert f"'epoch': 1, 'train_loss': {round(first['train_loss'], 4)}" in watched.seen[0]
+    assert "'epoch': 2" not in watched.seen[0] and "'epoch': 2" in watched.seen[1]
+
+
 @pytest.mark.parametrize("monitor, kept_epoch", [("loss", 3), ("score", 1)])
 def test_monitor_picks_the_kept_epoch(monitor, kept_epoch):
     # A small holdout: epoch 1 is a lucky accuracy spike, epoch 3 the best log-loss.
