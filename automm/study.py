@@ -27,7 +27,7 @@ from .search_space import SearchSpace
 
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
            "data_fingerprint", "search_fingerprint", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
-           "data_from_spec", "data_spec", "space_components", "component_provenance", "check_components", "check_stored_files",
+           "data_from_spec", "data_spec", "value_digests", "values_differ", "space_components", "component_provenance", "check_components", "check_stored_files",
            "describe_difference"]
 
 #: The study's user attributes: the search's specification, the data (or None), and fingerprints.
@@ -80,35 +80,44 @@ def _json_params(estimator) -> dict:
     return params
 
 
-def data_payload(data: PreparedData, roles: Mapping[str, str]) -> dict | None:
-    """The training table as JSON (image paths absolute), or None when it is not plain data."""
+def _plain(value: Any, role: str) -> Any:
+    """``value`` as plain JSON (None for missing, image paths absolute); TypeError when it is
+    not plain (an array, a picture, ...)."""
     from .components.base import MISSING
 
-    def plain(value: Any, role: str) -> Any:
-        if value is MISSING or value is None:
-            return None
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if isinstance(value, str) and role == "image" and os.path.exists(value):
-            return os.path.abspath(value)
-        if isinstance(value, (str, int, float, bool)):
-            return value
-        raise TypeError
+    if value is MISSING or value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str) and role == "image" and os.path.exists(value):
+        return os.path.abspath(value)
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError
 
-    columns: dict[str, list] = {}
+
+def _columns_of(data: PreparedData, roles: Mapping[str, str]):
+    """``(column, role, values)`` for each input column of ``data``."""
+    from .components.base import MISSING
+
+    for spec in data.inputs:
+        values = data.values[spec.name]
+        if spec.modality == "tabular":
+            for column in spec.columns:
+                yield column, "tabular", [row.get(column, MISSING) for row in values]
+        else:
+            column = spec.columns[0]
+            yield column, roles.get(column, spec.column_roles.get(column, spec.modality)), values
+
+
+def data_payload(data: PreparedData, roles: Mapping[str, str]) -> dict | None:
+    """The training table as JSON (image paths absolute), or None when it is not plain data."""
     try:
-        for spec in data.inputs:
-            values = data.values[spec.name]
-            if spec.modality == "tabular":
-                for column in spec.columns:
-                    columns[column] = [plain(row.get(column, MISSING), "tabular") for row in values]
-            else:
-                column = spec.columns[0]
-                columns[column] = [plain(v, roles.get(column, spec.modality)) for v in values]
+        columns = {column: [_plain(v, role) for v in values] for column, role, values in _columns_of(data, roles)}
     except TypeError:
         return None
     payload = {"columns": columns}
@@ -117,9 +126,33 @@ def data_payload(data: PreparedData, roles: Mapping[str, str]) -> dict | None:
     return payload
 
 
+def value_digests(data: PreparedData) -> dict[str, str]:
+    """One digest per input column of what its rows hold, as the study stores them (plain
+    values as JSON, image paths absolute; arrays and pictures by their content): the same for
+    ``fit``'s data and for a worker's copy read back from the study, different as soon as one
+    value of a column is."""
+    from .feature_cache import content_digest
+
+    digests = {}
+    for column, role, values in _columns_of(data, {}):
+        digest = hashlib.sha256()
+        for value in values:
+            try:
+                item = json.dumps(_plain(value, role))
+            except TypeError:
+                try:
+                    item = content_digest(value)
+                except TypeError:
+                    item = type(value).__name__
+            digest.update(item.encode("utf-8", "surrogatepass") + b"\0")
+        digests[column] = digest.hexdigest()
+    return digests
+
+
 def data_spec(data: PreparedData) -> dict:
     """The data's part of :func:`study_spec` (what :func:`describe_difference` compares)."""
     return {
+        "value_digests": value_digests(data),
         "inputs": [s.to_dict() for s in data.inputs],
         "problem_type": data.problem_type,
         "n_outputs": int(data.n_outputs),
@@ -249,6 +282,13 @@ def search_fingerprint(spec: Mapping[str, Any], data_fp: str, metric: str) -> st
     return _hash(identity)
 
 
+def values_differ(stored: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether the input values of two specifications differ (False when either holds no
+    digests: a study stored by an earlier automm)."""
+    return (stored.get("value_digests") is not None and new.get("value_digests") is not None
+            and stored["value_digests"] != new["value_digests"])
+
+
 def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Callable[[], dict | None]) -> dict | None:
     """Store the search's specification in a new study, or check that an existing one holds
     the same search; returns the stored specification of an existing study (else None)."""
@@ -263,8 +303,8 @@ def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Ca
         study.set_user_attr(DATA_FINGERPRINT_ATTR, data_fp)
         study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
         return None
-    if existing != fingerprint:
-        stored = attrs.get(SPEC_ATTR) or {}
+    stored = attrs.get(SPEC_ATTR) or {}
+    if existing != fingerprint or values_differ(stored, spec):
         try:
             what = describe_difference(stored, spec) if stored else ""
         except (KeyError, TypeError):  # a study of another automm version
@@ -299,6 +339,11 @@ def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> st
         return f"the labels of {changed} of its {len(old_targets)} rows differ here (another label column or rows?)"
     if stored.get("sample_weights") != new.get("sample_weights"):
         return "its sample weights differ here"
+    old_values, new_values = stored.get("value_digests"), new.get("value_digests")
+    if old_values is not None and new_values is not None and old_values != new_values:
+        changed = sorted(c for c in set(old_values) | set(new_values) if old_values.get(c) != new_values.get(c))
+        return (f"the values of column{'s' if len(changed) > 1 else ''} {', '.join(map(repr, changed))} differ here "
+                "(the same rows and labels, other inputs)")
     if bool(stored.get("holdout_given")) != bool(new.get("holdout_given")) or (
             new.get("holdout_given") and stored.get("valid_index") != new.get("valid_index")):
         return "its validation rows differ here"

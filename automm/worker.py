@@ -32,7 +32,8 @@ from .search import (SearchContext, SearchSettings, WorkerFinished, hard_grace, 
 from .search_space import SearchSpace
 from .storage import make_storage, own_heartbeats, parse_storage, wait_for_storage_file
 from .study import (DATA_ATTR, DATA_FINGERPRINT_ATTR, check_components, check_stored_files, data_fingerprint,
-                    data_from_spec, data_spec, describe_difference, wait_for_study, with_stored_split)
+                    data_from_spec, data_spec, describe_difference, values_differ, wait_for_study,
+                    with_stored_split)
 from .trial_models import ModelPool
 
 __all__ = ["run_worker", "run_worker_with_data", "WorkerRequest"]
@@ -134,8 +135,9 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
     storage = request.storage if request.storage is not None else make_storage(*request.storage_ref)
     with optuna_quiet(request.verbose):
         probe = optuna.load_study(study_name=request.study_name, storage=storage)
-        if probe.user_attrs.get(DATA_FINGERPRINT_ATTR) != data_fingerprint(data):
-            what = describe_difference(spec, data_spec(data))
+        given = data_spec(data)
+        if probe.user_attrs.get(DATA_FINGERPRINT_ATTR) != data_fingerprint(data) or values_differ(spec, given):
+            what = describe_difference(spec, given)
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r}"
                              f"{': ' + what if what else ''} (pass exactly what fit was given)")
         data = with_stored_split(data, spec)

@@ -244,6 +244,41 @@ def test_a_study_of_other_data_says_what_differs(rows, tmp_path):
     assert len(_trials(journal, "shared")) == 1
 
 
+def test_a_study_of_the_same_labels_but_other_inputs_is_refused(rows, tmp_path):
+    """Texts cleaned between two runs, same rows and labels: resuming the study would mix trials
+    scored on the old texts with the new ones (and a worker given them would train on other
+    data); both are refused, naming the column."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    AutoMM(**TINY, n_trials=1, storage=journal, study_name="shared").fit(names, labels)
+    cleaned = [name.upper() if i == 7 else name for i, name in enumerate(names)]  # one value differs
+    with pytest.raises(InputError, match=r"study_name: study 'shared' holds a search over other data .*: the values "
+                                         r"of column 'x0' differ here \(the same rows and labels, other inputs\)"):
+        AutoMM(**TINY, n_trials=1, storage=journal, study_name="shared").fit(cleaned, labels)
+    _reopen(journal, "shared", 4)
+    with pytest.raises(InputError, match=r"differ from those of study 'shared': the values of column 'x0'"):
+        run_worker(journal, "shared", cleaned, y=labels, wait=0)
+    assert len(_trials(journal, "shared")) == 1
+    AutoMM(**TINY, n_trials=2, storage=journal, study_name="shared").fit(names, labels)  # the same texts resume it
+    assert len(_trials(journal, "shared")) == 2
+
+
+def test_a_worker_reading_the_studys_copy_of_relative_image_paths_joins(emoji_split, tmp_path, monkeypatch):
+    """The study stores image paths made absolute; the values check reads them as the same data."""
+    train, _ = emoji_split
+    train = train.head(40)
+    monkeypatch.chdir(Path(train["image"].iloc[0]).parent.parent)
+    relative = [os.path.relpath(p) for p in train["image"]]
+    journal = str(tmp_path / "study.log")
+    params = dict(TINY, encoders={"image": {"name": "cnn", "image_size": 16, "width": 4, "depth": 1, "output_dim": 8}},
+                  augmentations=[])
+    AutoMM(**params, n_trials=1, storage=journal, study_name="pics").fit(relative, train["category"].tolist())
+    _reopen(journal, "pics", 2)
+    run_worker(journal, "pics", wait=0)  # the study's own copy: absolute paths
+    run_worker(journal, "pics", relative, y=train["category"].tolist(), wait=0)  # fit's data again
+    assert [t.state.name for t in _trials(journal, "pics")] == ["COMPLETE", "COMPLETE"]
+
+
 # ------------------------------------------------------------------------------- the final model
 
 def test_fit_warns_when_a_better_trial_of_another_worker_cannot_make_the_model(rows, tmp_path):
