@@ -1375,10 +1375,10 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
 #: The share of a time-limited search's time that the encoders' one-off work (frozen features
 #: not yet cached) may be estimated to take; an encoder whose work would take more is left out of
 #: that search (:func:`_too_slow_encoders`): the work could not finish in this fit, and nothing
-#: trained on its features could join the result. All of it, not less: the estimate (a few values
-#: timed in small batches) ran 1.2-2x above the throughput of whole batches on 2 CPU cores
-#: (MiniLM and EfficientNet-Lite0, fashion), and an encoder left out wrongly costs this fit its
-#: pretrained models.
+#: trained on its features could join the result. All of it, not less: an encoder left out
+#: wrongly costs this fit its pretrained models, and the estimate runs at or a little above the
+#: real cost (``bench_pretrained.py --parts throughput``, 2 CPU cores, fashion: EfficientNet-Lite0
+#: 0.96x, MiniLM 1.3-1.4x; 1.9x and 2.1x before its probe kept one heap and timed mean-length texts).
 PENDING_TIME_SHARE = 1.0
 
 

@@ -64,33 +64,35 @@ def load(task: str):
 # -- throughput --------------------------------------------------------------------------
 
 def throughput(n_images: int, n_texts: int) -> None:
+    """Features per second through each encoder, and its ``prepare_seconds`` estimate (what a
+    time-limited search plans with: an encoder whose features it estimates to take longer than
+    the whole search is left out) against that measured rate, over the task's training column."""
     import torch
 
     import automm
 
     train, _, image, text, _ = __import__("common").load_task("fashion-subcategory")
-    images = list(train[image][: n_images + 16])
-    texts = [str(t) for t in train[text][: n_texts + 64]]
-    encoder = automm.create_encoder("efficientnet_lite0")
-    encoder.compute_features(images[:16])  # warm-up (loads the network)
-    start = time.perf_counter()
-    encoder.compute_features(images[16:])
-    seconds = time.perf_counter() - start
-    per_1000 = seconds / n_images * 1000
-    emit("throughput", f"efficientnet_lite0 (224 px, {torch.get_num_threads()} threads): {n_images / seconds:.1f} "
-         f"images/s, {per_1000:.1f} s per 1,000 images (decoding + resizing included)",
-         encoder="efficientnet_lite0", items=n_images, seconds=seconds, per_second=n_images / seconds,
-         seconds_per_1000=per_1000, threads=torch.get_num_threads(), load_average=os.getloadavg()[0])
-    encoder = automm.create_encoder("minilm")
-    encoder.compute_features(texts[:64])
-    start = time.perf_counter()
-    encoder.compute_features(texts[64:])
-    seconds = time.perf_counter() - start
-    per_1000 = seconds / n_texts * 1000
-    emit("throughput", f"minilm (max_length 128): {n_texts / seconds:.1f} texts/s, {per_1000:.2f} s per 1,000 texts "
-         "(tokenisation included)", encoder="minilm", items=n_texts, seconds=seconds,
-         per_second=n_texts / seconds, seconds_per_1000=per_1000, threads=torch.get_num_threads(),
-         load_average=os.getloadavg()[0])
+    runs = (("efficientnet_lite0", list(train[image]), n_images, 16, "images", "224 px", "decoding + resizing"),
+            ("minilm", [str(t) for t in train[text]], n_texts, 64, "texts", "max_length 128", "tokenisation"))
+    for name, column, n, warm, unit, setting, included in runs:
+        values = column[: n + warm]
+        encoder = automm.create_encoder(name)
+        encoder.compute_features(values[:warm])  # warm-up (loads the network)
+        start = time.perf_counter()
+        encoder.compute_features(values[warm:])
+        seconds = time.perf_counter() - start
+        per_1000 = seconds / n * 1000
+        emit("throughput", f"{name} ({setting}, {torch.get_num_threads()} threads): {n / seconds:.1f} {unit}/s, "
+             f"{per_1000:.2f} s per 1,000 {unit} ({included} included)", encoder=name, items=n, seconds=seconds,
+             per_second=n / seconds, seconds_per_1000=per_1000, threads=torch.get_num_threads(),
+             load_average=os.getloadavg()[0])
+        start = time.perf_counter()
+        estimate = encoder.prepare_seconds(column) * 1000
+        probe_seconds = time.perf_counter() - start
+        emit("estimate", f"{name}: prepare_seconds estimates {estimate:.2f} s per 1,000 {unit} of the training column "
+             f"(timed in {probe_seconds:.2f} s); {estimate / per_1000:.2f}x the rate measured above",
+             encoder=name, estimate_per_1000=estimate, measured_per_1000=per_1000, ratio=estimate / per_1000,
+             probe_seconds=probe_seconds)
 
 
 # -- feature cache -----------------------------------------------------------------------

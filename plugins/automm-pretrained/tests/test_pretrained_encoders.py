@@ -102,6 +102,31 @@ def test_frozen_encoders_hold_no_weights_and_have_the_documented_preprocessing()
     assert torch.allclose(lite.preprocess(np.zeros((4, 4, 3), dtype=np.uint8)), torch.full((3, 32, 32), -127 / 128))
 
 
+def test_the_cost_of_new_values_is_timed_as_a_long_extraction_runs(monkeypatch):
+    """The probe holds one heap over its passes (a pass alone gives its memory back and its first
+    batch page-faults it in again: 1.9x the real cost per photo), and times texts of about the
+    mean length (a long extraction batches like lengths; texts of every length pad to the longest)."""
+    from automm_pretrained import encoders as module
+    from automm_pretrained import heap
+
+    monkeypatch.setattr(module, "_prepare_seconds", {})
+    real, held, timed = module.PretrainedEncoder.compute_features, [], []
+
+    def compute(self, values):
+        held.append(heap._depth)
+        timed.append(list(values))
+        return real(self, values)
+
+    monkeypatch.setattr(module.PretrainedEncoder, "compute_features", compute)
+    texts = ["a" * 3, "shirt " * 6, "blue shirt " * 3, "x" * 300, "navy shirt " * 3, "men shirt  " * 3]
+    encoder = automm.create_encoder("minilm")
+    encoder.prepare_probe = 3
+    encoder.prepare_seconds(texts)
+    assert timed == [[texts[1], texts[2], texts[4]]] * 3  # the three nearest the mean length (73 characters)
+    if heap._glibc() is not None:  # glibc: the heap tuning is active
+        assert held == [1, 1, 1]
+
+
 def test_frozen_encoders_report_their_backbone_and_the_cost_of_new_values(tmp_path, monkeypatch):
     """What predicting new data costs (the search's params and latency objectives): the shared
     network's weights and the seconds per value to compute features, timed once per settings
@@ -128,9 +153,9 @@ def test_frozen_encoders_report_their_backbone_and_the_cost_of_new_values(tmp_pa
         assert [id(p) for p in other.external_parameters()] == [id(p) for p in weights]
         seconds = encoder.prepare_seconds(values)
         assert 0 < seconds < 10
-        # timed once per settings (a warm-up value, then twice all of them); MISSING costs nothing
+        # timed once per settings (a warm-up pass, then twice all of them); MISSING costs nothing
         assert other.prepare_seconds(list(values) + [MISSING] * len(values)) == pytest.approx(seconds / 2)
-        assert computed[-3:] == [1, len(values), len(values)] and len(computed) % 3 == 0
+        assert computed[-3:] == [len(values)] * 3 and len(computed) % 3 == 0
         assert encoder._features == {} and encoder.prepare_seconds([MISSING]) == 0.0
     assert len(computed) == 6
     tuned = automm.create_encoder("minilm", trainable_layers=1)  # its module owns and runs the network
