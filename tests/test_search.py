@@ -868,6 +868,10 @@ def test_the_cheap_models_come_first_only_under_a_time_limit():
     space = SimpleNamespace(presets=[network, linear, neighbors, network])  # pretrained variant, ..., replicate
     default, preset = {search._ATTR + "default": True}, (lambda i: {search._ATTR + "preset": i})
     assert search._warm_start_queue(space, cheap_first=False) == [default, preset(0), preset(1), preset(2), preset(3)]
+    # under a time limit with their features not cached: after the default, before the networks
+    # on frozen features (the first computes the features, the networks then train on them)
+    assert search._warm_start_queue(space, cheap_first=False, time_limited=True) == [
+        default, preset(1), preset(2), preset(0), preset(3)]
     assert search._warm_start_queue(space, cheap_first=True) == [preset(1), preset(2), default, preset(0), preset(3)]
 
 
@@ -2128,7 +2132,7 @@ def test_a_time_limited_search_leaves_out_encoders_whose_features_would_not_be_r
     X, y, _, _ = texts
     with pytest.warns(UserWarning, match=r"time_limit=15: left out of this search: encoder 'slow_features' \(plugin "
                                          r"'.*'\) on input 'text_0' \(about 120 s\): the features it would first "
-                                         r"compute .* longer than the search's \d+ s\. A fit with time_limit of "
+                                         r"compute .* longer than one trial may run \(50% of the search's \d+ s\)\. A fit with time_limit of "
                                          r"about \d+ s or more includes it"):
         model = AutoMM(**small(n_trials=None, time_limit=15, encoders={"text": ["hashed_ngram", "slow_features"]})
                        ).fit(X, y)
@@ -2145,11 +2149,11 @@ def test_slow_features_are_left_out_cheapest_kept_first_and_never_an_inputs_last
                         lambda data, config: {i: seconds[c["name"]] for i, c in config["encoders"].items()})
     space = SearchSpace({"encoders": {"a": {"fast": {}, "medium": {}, "slow": {}}, "b": {"slower": {}, "fast": {}},
                                       "c": {"only": {}}}})
-    deadline = time.monotonic() + 120  # 50 + 60 s fit in 120; 200 and 500 do not
-    assert search._too_slow_encoders(None, space, deadline) == {"a": {"slow": 200.0}}
-    assert search._too_slow_encoders(None, space, time.monotonic() + 100) == {"a": {"slow": 200.0},
-                                                                                "b": {"slower": 60.0}}
-    assert search._too_slow_encoders(None, space, None) == {}  # no time limit: nothing left out
+    deadline = time.monotonic() + 240  # 50 + 60 s fit in a trial's share, half of 240; 200 and 500 do not
+    assert search._too_slow_encoders(None, space, deadline) == ({"a": {"slow": 200.0}}, 50.0 + 60.0 + 500.0)
+    assert search._too_slow_encoders(None, space, time.monotonic() + 200) == (
+        {"a": {"slow": 200.0}, "b": {"slower": 60.0}}, 50.0 + 500.0)  # "only" is kept: the input's last choice
+    assert search._too_slow_encoders(None, space, None) == ({}, 0.0)  # no time limit: nothing left out
 
 
 def test_an_only_choice_with_slow_features_is_kept(builtin_registry, fresh_registry, texts, monkeypatch):
