@@ -956,12 +956,12 @@ def _running_fits(attrs: Mapping[str, Any]) -> list[dict] | None:
     """The budgets of the fits of a study still running; None when no fit has registered yet.
     A fit past its deadline is not running (it was stopped, or it concludes and starts no
     trial), nor is one of this machine whose process has ended (killed)."""
-    fits = {k[len(FIT_ATTR):].partition("/")[0]: v for k, v in attrs.items()
-            if k.startswith(FIT_ATTR) and isinstance(v, Mapping)}
+    fits = [(k[len(FIT_ATTR):].partition("/")[0], v) for k, v in attrs.items()  # (host:pid, entry)
+            if k.startswith(FIT_ATTR) and isinstance(v, Mapping)]
     if not fits:
         return None
     now = time.time()
-    return [f for tag, f in fits.items() if f.get("status") == "running"
+    return [f for tag, f in fits if f.get("status") == "running"
             and (f.get("deadline_unix") is None or float(f["deadline_unix"]) > now)
             and not _worker_is_gone(tag, f.get("process_space"))]
 

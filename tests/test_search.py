@@ -1268,6 +1268,10 @@ def test_a_worker_follows_the_fits_still_running(texts, tmp_path):
     assert search.fits_budget(study.user_attrs) == {"n_trials": 3, "deadline_unix": None, "trial_seconds": None}
     search.register_fit(study, "elsewhere:1", "done")
     assert search.fits_budget(study.user_attrs) == {}
+    # two fits of one process (a notebook's): the one still running counts, whatever their order
+    search.register_fit(study, "elsewhere:3/a", "running", n_trials=4)
+    search.register_fit(study, "elsewhere:3/b", "done")
+    assert search.fits_budget(study.user_attrs)["n_trials"] == 4
 
 
 def _postgres_or_skip():
