@@ -10,7 +10,8 @@ from PIL import Image
 from automm import AutoMM
 from automm.components import image as image_module
 from automm.components.image import image_tensor
-from automm.components.image_cache import (cache_stats, image_cache, image_cache_budget, suspend_image_cache)
+from automm.components.image_cache import (ENTRY_OVERHEAD, cache_stats, image_cache, image_cache_budget,
+                                           suspend_image_cache)
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def _uncached(value, size):
 
 
 def test_the_budget_bounds_the_cache_and_zero_turns_it_off(png_paths, monkeypatch, count_decodes):
-    one_image = 3 * 16 * 16  # bytes of one cached image at side 16
+    one_image = 3 * 16 * 16 + ENTRY_OVERHEAD  # bytes of one cached image at side 16, with its entry
     monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", str(1.5 * one_image / 2 ** 20))
     with image_cache():
         for _ in range(2):
@@ -100,6 +101,12 @@ def test_the_budget_bounds_the_cache_and_zero_turns_it_off(png_paths, monkeypatc
         stats = cache_stats()
         assert stats["entries"] == 1 and stats["bytes"] <= stats["budget"]
     assert len(count_decodes) == 5  # only the first image was served from the cache
+    # tiny pictures: their entries' overhead counts (pixels alone would have let all three in)
+    monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", str(4 * (3 * 4 * 4 + 100) / 2 ** 20))
+    with image_cache():
+        for p in png_paths:
+            image_tensor(p, 4)
+        assert cache_stats()["entries"] == 0
     monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", "0")
     assert image_cache_budget() == 0
     with image_cache():
