@@ -11,6 +11,7 @@ they are ``fit``'s (:func:`data_fingerprint`). :func:`wait_for_study` and
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
@@ -140,10 +141,13 @@ def value_digests(data: PreparedData) -> dict[str, str]:
             try:
                 item = json.dumps(_plain(value, role))
             except TypeError:
-                try:
-                    item = content_digest(value)
-                except TypeError:
-                    item = type(value).__name__
+                if isinstance(value, (datetime.date, np.datetime64)):  # pandas Timestamps too
+                    item = f"{type(value).__name__}:{value}"
+                else:
+                    try:
+                        item = content_digest(value)
+                    except TypeError:
+                        item = type(value).__name__
             digest.update(item.encode("utf-8", "surrogatepass") + b"\0")
         digests[column] = digest.hexdigest()
     return digests

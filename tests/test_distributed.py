@@ -263,6 +263,30 @@ def test_a_study_of_the_same_labels_but_other_inputs_is_refused(rows, tmp_path):
     assert len(_trials(journal, "shared")) == 2
 
 
+def test_value_digests_tell_dates_apart():
+    """Dates are not plain JSON (the study holds no copy of such data): their digest still reads
+    their values, so a worker given other dates is refused."""
+    import numpy as np
+    import pandas as pd
+
+    from automm.data import InputSpec
+    from automm.pipeline import PreparedData
+    from automm.study import value_digests
+
+    def digests(dates) -> dict:
+        rows = [{"when": when, "text": text} for when, text in zip(pd.to_datetime(dates), ["a b", "c d", "e"])]
+        spec = InputSpec("tabular", "tabular", ["when", "text"], {"when": "datetime", "text": "categorical"})
+        return value_digests(PreparedData(inputs=[spec], values={"tabular": rows}, targets=np.zeros(3),
+                                          problem_type="binary", n_outputs=2, train_index=np.arange(2),
+                                          valid_index=np.arange(2, 3), seed=0, device=torch.device("cpu"),
+                                          num_workers=0))
+
+    first = digests(["2024-01-01", "2024-02-03", "2024-03-04"])
+    assert first == digests(["2024-01-01", "2024-02-03", "2024-03-04"])
+    other = digests(["2024-01-01", "2024-02-03", "2024-03-05"])
+    assert first["when"] != other["when"] and first["text"] == other["text"]
+
+
 def test_a_worker_reading_the_studys_copy_of_relative_image_paths_joins(emoji_split, tmp_path, monkeypatch):
     """The study stores image paths made absolute; the values check reads them as the same data."""
     train, _ = emoji_split
