@@ -1431,7 +1431,10 @@ def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], kept: float, tim
     parts = [f"{reg.get('encoder', name).label} on input {input_name!r} (about {seconds:.0f} s)"
              for input_name, names in left_out.items() for name, seconds in names.items()]
     total = sum(seconds for names in left_out.values() for seconds in names.values())
-    needed = math.ceil(((kept + total) / PENDING_TIME_SHARE + float(time_limit) - left) / 60.0) * 60
+    # a quarter more work than estimated: the estimate varies by some 10% from fit to fit, and the
+    # trial computing the features must still fit its model (fashion, an empty cache: 150 s left
+    # EfficientNet-Lite0 out and suggested 180 s without it, which left it out again)
+    needed = math.ceil((1.25 * (kept + total) / PENDING_TIME_SHARE + float(time_limit) - left) / 60.0) * 60
     warnings.warn(f"time_limit={time_limit:g}: left out of this search: {', '.join(parts)}: the features "
                   f"{'it' if len(parts) == 1 else 'they'} would first compute for values not in the feature cache "
                   f"would take longer than one trial may run ({PENDING_TIME_SHARE:.0%} of the search's {left:.0f} s). "

@@ -2160,6 +2160,13 @@ def test_slow_features_are_left_out_cheapest_kept_first_and_never_an_inputs_last
     assert search._too_slow_encoders(None, space, None) == ({}, 0.0)  # no time limit: nothing left out
 
 
+def test_the_time_limit_suggested_for_slow_features_leaves_room_for_them_and_a_model(fresh_registry):
+    fresh_registry(SlowFeaturesPlugin())
+    # 100 s left out + 20 s kept, a quarter more, in half of a search: 300 s, plus the 10 s before it
+    with pytest.warns(UserWarning, match=r"time_limit of about 360 s or more includes it"):
+        search._warn_too_slow({"text_0": {"slow_features": 100.0}}, 20.0, 300, time.monotonic() + 290)
+
+
 def test_an_only_choice_with_slow_features_is_kept(builtin_registry, fresh_registry, texts, monkeypatch):
     fresh_registry(SlowFeaturesPlugin())
     monkeypatch.setattr(SlowToPrepare, "prepared", [])
