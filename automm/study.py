@@ -153,10 +153,11 @@ def value_digests(data: PreparedData) -> dict[str, str]:
     return digests
 
 
-def data_spec(data: PreparedData) -> dict:
-    """The data's part of :func:`study_spec` (what :func:`describe_difference` compares)."""
+def data_spec(data: PreparedData, values: bool = True) -> dict:
+    """The data's part of :func:`study_spec` (what :func:`describe_difference` compares); with
+    ``values``, the input values' digests (:func:`value_digests`)."""
     return {
-        "value_digests": value_digests(data),
+        "value_digests": value_digests(data) if values else None,
         "inputs": [s.to_dict() for s in data.inputs],
         "problem_type": data.problem_type,
         "n_outputs": int(data.n_outputs),
@@ -177,7 +178,9 @@ def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any)
         "format": 1,
         "estimator": type(estimator).__name__,
         "params": _json_params(estimator),
-        **data_spec(data),
+        # the values' digests only where a study can be resumed or joined: a search in memory
+        # would hash every picture's pixels for nothing (arrays, PIL images decoded)
+        **data_spec(data, values=estimator.storage is not None),
         "metric": data.metric,
         "amp": bool(data.amp),
         "space": space_json,

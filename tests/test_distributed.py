@@ -263,6 +263,17 @@ def test_a_study_of_the_same_labels_but_other_inputs_is_refused(rows, tmp_path):
     assert len(_trials(journal, "shared")) == 2
 
 
+def test_a_search_without_storage_does_not_digest_its_values(rows, monkeypatch):
+    # nothing resumes or joins it; the digests of in-memory pictures would decode and hash every one
+    from automm import study as study_module
+
+    def refuse(data):
+        raise AssertionError("the values were digested")
+
+    monkeypatch.setattr(study_module, "value_digests", refuse)
+    AutoMM(**TINY, n_trials=2).fit(rows["name"].tolist(), rows["category"].tolist())
+
+
 def test_value_digests_tell_dates_apart():
     """Dates are not plain JSON (the study holds no copy of such data): their digest still reads
     their values, so a worker given other dates is refused."""
