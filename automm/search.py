@@ -203,7 +203,7 @@ MIN_HARD_GRACE = 10.0
 
 # Those names below without a leading underscore but not in __all__ (SearchSettings, SearchContext,
 # make_sampler, make_pruner, optuna_quiet, cuda_devices, run_trial_loops, hard_grace, WorkerFinished,
-# FIT_ATTR, register_fit, fits_budget) are the search loop's parts that automm.worker shares.
+# FIT_ATTR, register_fit, follow_fits) are the search loop's parts that automm.worker shares.
 
 #: The study's user attribute of each ``fit`` that runs it, suffixed by the fit's ``host:pid/id``:
 #: ``{"status": "running" | "done", "n_trials", "deadline_unix", "trial_seconds"}``. One entry per
@@ -970,7 +970,10 @@ def fits_budget(attrs: Mapping[str, Any]) -> dict:
     """The budget a worker follows, from a study's user attributes ``attrs``: the latest deadline
     and the largest ``n_trials`` of the fits still running (None where one has none); empty when
     no fit runs or has registered."""
-    running = _running_fits(attrs)
+    return _budget_of(_running_fits(attrs) or [])
+
+
+def _budget_of(running: Sequence[Mapping[str, Any]]) -> dict:
     if not running:
         return {}
 
@@ -982,20 +985,19 @@ def fits_budget(attrs: Mapping[str, Any]) -> dict:
             "trial_seconds": largest("trial_seconds")}
 
 
-def _follow_fits(ctx: SearchContext, attrs: Mapping[str, Any]) -> bool:
-    """A worker's budget follows the fits sharing its study (a fit may join, or end, after the
-    worker started); returns False when the fits have all finished."""
+def follow_fits(ctx: SearchContext, attrs: Mapping[str, Any]) -> bool:
+    """A worker's budget (``ctx``'s deadline, ``n_trials`` and trial time) follows the fits
+    sharing its study, from the study's user attributes ``attrs`` (a fit may join, or end,
+    after the worker started); returns False when the fits have all finished."""
     running = _running_fits(attrs)
     if running is None:
         return True  # no fit yet: the worker started first
     if not running:
         return False
-    budget = fits_budget(attrs)
+    budget = _budget_of(running)
     deadline = budget["deadline_unix"]
-    deadline = None if deadline is None else time.monotonic() + (float(deadline) - time.time())
-    if deadline != ctx.deadline:
-        ctx.hard_grace = max(ctx.hard_grace, hard_grace(deadline))
-        ctx.deadline = deadline
+    ctx.deadline = None if deadline is None else time.monotonic() + (float(deadline) - time.time())
+    ctx.hard_grace = max(ctx.hard_grace, hard_grace(ctx.deadline))
     ctx.settings.n_trials = budget["n_trials"]
     ctx.trial_seconds = budget["trial_seconds"]
     return True
@@ -1010,7 +1012,7 @@ def _stop_reason(study, ctx: SearchContext) -> str | None:
         return "interrupted"
     if _systematic_failure(ctx) is not None:
         return "every trial failed the same way"
-    if ctx.fit_tag is None and not _follow_fits(ctx, study.user_attrs):
+    if ctx.fit_tag is None and not follow_fits(ctx, study.user_attrs):
         return "the study is finished"
     if ctx.deadline is not None:
         remaining = ctx.deadline - time.monotonic()

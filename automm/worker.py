@@ -27,8 +27,8 @@ from .leaderboard import TRIAL_ATTR as _ATTR
 from .pipeline import PreparedData
 from .progress import verbose_logging
 from . import search
-from .search import (SearchContext, SearchSettings, WorkerFinished, hard_grace, make_pruner, make_sampler,
-                     optuna_quiet, run_trial_loops, fits_budget)
+from .search import (MIN_HARD_GRACE, SearchContext, SearchSettings, WorkerFinished, follow_fits, make_pruner,
+                     make_sampler, optuna_quiet, run_trial_loops)
 from .search_space import SearchSpace
 from .storage import make_storage, own_heartbeats, parse_storage, wait_for_storage_file
 from .study import (DATA_ATTR, DATA_FINGERPRINT_ATTR, check_components, check_stored_files, data_fingerprint,
@@ -141,24 +141,20 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r}"
                              f"{': ' + what if what else ''} (pass exactly what fit was given)")
         data = with_stored_split(data, spec)
-        budget = fits_budget(probe.user_attrs)  # followed as fits join or end (search._follow_fits)
-        deadline = None
-        if budget.get("deadline_unix") is not None:
-            deadline = time.monotonic() + (float(budget["deadline_unix"]) - time.time())
         settings = SearchSettings(objectives=tuple(spec["objectives"]), sampler=spec["sampler"], pruner=spec["pruner"],
                              seed=(int(spec["seed"]) + os.getpid() * 104729) % (2**31 - 1),
-                             n_trials=budget.get("n_trials"), ensemble_size=int(spec["ensemble_size"]),
+                             n_trials=None, ensemble_size=int(spec["ensemble_size"]),
                              max_epochs=int(spec["max_epochs"]), verbose=request.verbose,
                              bag_folds=spec.get("bag_folds", 1))
         multi = len(settings.objectives) > 1
         keep = 0 if request.artifact_dir is None else (1 if multi else max(1, settings.ensemble_size))
         ctx = SearchContext(data=data, space=SearchSpace(spec["space"]), settings=settings, storage=storage,
-                       study_name=request.study_name, deadline=deadline,
+                       study_name=request.study_name, deadline=None,
                        pool=ModelPool(keep, request.artifact_dir, multi),
                        callbacks=estimator._extra_callbacks() if estimator is not None else [],
                        heartbeat=own_heartbeats(storage), outlives_fit=True, child_artifact_dir=request.artifact_dir,
-                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=hard_grace(deadline),
-                       trial_seconds=budget.get("trial_seconds"))
+                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=MIN_HARD_GRACE)
+        follow_fits(ctx, probe.user_attrs)  # the fits' budget, followed again before each trial
         if request.artifact_dir is not None:
             os.makedirs(request.artifact_dir, exist_ok=True)
         study = optuna.load_study(study_name=request.study_name, storage=storage,
