@@ -132,25 +132,29 @@ def value_digests(data: PreparedData) -> dict[str, str]:
     values as JSON, image paths absolute; arrays and pictures by their content): the same for
     ``fit``'s data and for a worker's copy read back from the study, different as soon as one
     value of a column is."""
-    from .feature_cache import content_digest
-
     digests = {}
     for column, role, values in _columns_of(data, {}):
         digest = hashlib.sha256()
         for value in values:
-            try:
-                item = json.dumps(_plain(value, role))
-            except TypeError:
-                if isinstance(value, (datetime.date, np.datetime64)):  # pandas Timestamps too
-                    item = f"{type(value).__name__}:{value}"
-                else:
-                    try:
-                        item = content_digest(value)
-                    except TypeError:
-                        item = type(value).__name__
-            digest.update(item.encode("utf-8", "surrogatepass") + b"\0")
+            digest.update(_value_identity(value, role).encode("utf-8", "surrogatepass") + b"\0")
         digests[column] = digest.hexdigest()
     return digests
+
+
+def _value_identity(value: Any, role: str) -> str:
+    """What :func:`value_digests` hashes of one value."""
+    from .feature_cache import content_digest
+
+    try:
+        return json.dumps(_plain(value, role))
+    except TypeError:
+        pass
+    if isinstance(value, (datetime.date, np.datetime64)):  # pandas Timestamps too
+        return f"{type(value).__name__}:{value}"
+    try:
+        return content_digest(value)
+    except TypeError:
+        return type(value).__name__
 
 
 def data_spec(data: PreparedData, values: bool = True) -> dict:
@@ -346,8 +350,8 @@ def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> st
         return f"the labels of {changed} of its {len(old_targets)} rows differ here (another label column or rows?)"
     if stored.get("sample_weights") != new.get("sample_weights"):
         return "its sample weights differ here"
-    old_values, new_values = stored.get("value_digests"), new.get("value_digests")
-    if old_values is not None and new_values is not None and old_values != new_values:
+    if values_differ(stored, new):
+        old_values, new_values = stored["value_digests"], new["value_digests"]
         changed = sorted(c for c in set(old_values) | set(new_values) if old_values.get(c) != new_values.get(c))
         return (f"the values of column{'s' if len(changed) > 1 else ''} {', '.join(map(repr, changed))} differ here "
                 "(the same rows and labels, other inputs)")
