@@ -73,6 +73,11 @@ PREPARE_PROBE = 16
 _prepare_seconds: dict[tuple, float] = {}  # per process: settings and device -> seconds per value
 
 
+def _evenly_spaced(values: Sequence[Any], n: int) -> list[Any]:
+    """Up to ``n`` of ``values``, evenly spaced from the first to the last."""
+    return [values[i] for i in np.unique(np.linspace(0, len(values) - 1, n).astype(int))]
+
+
 def shared_backbone(key: tuple, loader: Callable[[], nn.Module], device: torch.device | str = "cpu") -> nn.Module:
     """One read-only (eval, no-grad) network per process, ``key`` and ``device``, loaded on first
     use; frozen encoders share it instead of each holding a copy (one per device: trials on two
@@ -250,13 +255,14 @@ class PretrainedEncoder(Encoder):
             logged = time.monotonic()
             # written to the cache batch by batch: a run stopped at its deadline (or killed) keeps its progress
             unreadable: dict[int, InputError] = {}  # left out: the core makes them missing, naming them
-            failed = 0
+            written = 0
             with contextlib.closing(self.iter_features([todo[k] for k in keys], unreadable)) as batches:
                 for index_batch, vectors in batches:
                     for i, vector in zip(index_batch, vectors):
                         self._features[keys[i]] = cache.put_by_key(keys[i], vector)
-                    computed += len(index_batch) + len(unreadable) - failed
+                    written += len(index_batch)
                     failed = len(unreadable)
+                    computed = written + failed  # the inputs done with, read or not
                     self.last_prepare.update(computed=computed, seconds=time.monotonic() - start)
                     if time.monotonic() - logged > 30 or computed == len(keys):
                         log.info("%s: %d of %d computed (%.0f s%s)%s", self.name, computed - failed, len(keys),
@@ -277,7 +283,7 @@ class PretrainedEncoder(Encoder):
         present = [value for value in values if value is not MISSING]
         if not present:
             return 0.0
-        probe = [present[i] for i in np.unique(np.linspace(0, len(present) - 1, sample).astype(int))]
+        probe = _evenly_spaced(present, sample)
         cache = self.feature_cache(cache_dir)
         keys = [cache.key(self._cache_value(value)) for value in probe]
         pending = sum(1 for key in keys if key not in self._features and cache.get_by_key(key) is None)
@@ -329,7 +335,7 @@ class PretrainedEncoder(Encoder):
 
     def _probe_sample(self, present: Sequence[Any], probe: int) -> list[Any]:
         """The values :meth:`prepare_seconds` times: ``probe`` of them, evenly spaced."""
-        return [present[i] for i in np.unique(np.linspace(0, len(present) - 1, probe).astype(int))]
+        return _evenly_spaced(present, probe)
 
     def _cache_value(self, value: Any) -> Any:
         """What identifies a value's content for the cache (texts: the string)."""
