@@ -317,14 +317,19 @@ def all_encoders_frozen(inputs: Sequence[InputSpec], config: dict) -> bool:
                for frozen, _ in _part_flags(spec, config["encoders"][spec.name]))
 
 
-def _pending_work(data: PreparedData, config: dict):
-    """``(input spec, its unfitted encoder, the share of its values with one-off work pending)``
-    for each input of ``config`` (:meth:`automm.Encoder.pending_share`)."""
+def _configured_encoders(data: PreparedData, config: dict):
+    """``(input spec, its unfitted encoder)`` for each input of ``config``."""
     reg = _registry.get_registry()
     for spec in data.inputs:
         if spec.name in config["encoders"]:
-            encoder = _make_encoder(spec, config, reg)
-            yield spec, encoder, float(encoder.pending_share(data.values[spec.name], cache_dir=data.cache_dir))
+            yield spec, _make_encoder(spec, config, reg)
+
+
+def _pending_work(data: PreparedData, config: dict):
+    """``(input spec, its unfitted encoder, the share of its values with one-off work pending)``
+    for each input of ``config`` (:meth:`automm.Encoder.pending_share`)."""
+    for spec, encoder in _configured_encoders(data, config):
+        yield spec, encoder, float(encoder.pending_share(data.values[spec.name], cache_dir=data.cache_dir))
 
 
 def pending_share(data: PreparedData, config: dict) -> float:
@@ -340,12 +345,8 @@ def pending_seconds(data: PreparedData, config: dict) -> dict[str, float]:
     values it has pending (:meth:`automm.Encoder.pending_share`) x the number of values x its
     seconds per new value (:meth:`automm.Encoder.prepare_seconds`, which a frozen pretrained
     encoder times once per process on a few values)."""
-    reg = _registry.get_registry()
     seconds: dict[str, float] = {}
-    for spec in data.inputs:
-        if spec.name not in config["encoders"]:
-            continue
-        encoder = _make_encoder(spec, config, reg)
+    for spec, encoder in _configured_encoders(data, config):
         values = data.values[spec.name]
         shares = [(part, float(part.pending_share(values, cache_dir=data.cache_dir)))
                   for part in (encoder.parts if isinstance(encoder, EncoderStack) else [encoder])]
