@@ -379,13 +379,16 @@ class _Objective:
         was; with ``keep_best``, :attr:`best_point` then holds the lowest-loss point evaluated,
         ``(loss, weights, bias, evaluations)``."""
         self.best_point = None
-        evaluations = 0
+        evaluations, best_loss, best_at = 0, math.inf, 0
+        # the best point is copied into buffers allocated once (not a fresh copy per improving step)
+        best_weights = [torch.empty_like(w) for w in weights] if keep_best else []
+        best_bias = torch.empty_like(bias)
         optimizer = torch.optim.LBFGS([*weights, bias], lr=1.0, max_iter=MAX_ITERATIONS, history_size=10,
                                       tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
         strength = 1.0 / (c * self.n)
 
         def closure() -> torch.Tensor:
-            nonlocal evaluations
+            nonlocal evaluations, best_loss, best_at
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeLimitReached()
             loss, gradient = self.data_loss_and_gradient(weights, bias)
@@ -396,11 +399,18 @@ class _Objective:
             bias.grad = gradient.sum(0)
             total = loss + 0.5 * strength * penalty
             evaluations += 1
-            if keep_best and math.isfinite(total) and (self.best_point is None or total < self.best_point[0]):
-                self.best_point = (total, [w.detach().clone() for w in weights], bias.detach().clone(), evaluations)
+            if keep_best and math.isfinite(total) and total < best_loss:
+                for kept, weight in zip(best_weights, weights):
+                    kept.copy_(weight.detach())
+                best_bias.copy_(bias.detach())
+                best_loss, best_at = total, evaluations
             return torch.tensor(total)
 
-        return float(optimizer.step(closure))
+        try:
+            return float(optimizer.step(closure))
+        finally:
+            if best_at:
+                self.best_point = (best_loss, best_weights, best_bias, best_at)
 
 
 def train_linear(data, config: dict, *, deadline: float | None = None, refit: bool = True):
@@ -441,15 +451,15 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
 
     history: list[dict] = []
     best = None
-    stop_reason = "l2 grid done"
+    stop_reason, timed_out = "l2 grid done", False
     for index, c in enumerate(L2_GRID, start=1):  # each strength starts from the previous solution
         if deadline is not None and time.monotonic() >= deadline:
-            stop_reason = "time limit"
+            stop_reason, timed_out = "time limit", True
             break
         try:
             train_loss = objective.solve(c, weights, bias, deadline, keep_best=best is None)
         except TimeLimitReached:
-            stop_reason = "time limit"
+            stop_reason, timed_out = "time limit", True
             if best is not None or objective.best_point is None:
                 break
             # the first strength's fit cut short: its best point so far, scored as it is (each
@@ -465,13 +475,13 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
                         "valid_score": valid_score, "seconds": time.monotonic() - start})
         if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):
             best = (valid_loss, index, valid_score, outputs, [w.clone() for w in weights], bias.clone())
-        if stop_reason.startswith("time limit"):
+        if timed_out:
             break
     if best is None:
         raise TimeoutError("the linear model did not finish one fit before the deadline")
     _, best_epoch, best_score, best_outputs, best_weights, best_bias = best
     del objective, valid_parts, weights  # a dense block's standardised copy goes with them
-    if refit and not stop_reason.startswith("time limit") and not data.holdout_given:  # never on the user's validation rows
+    if refit and not timed_out and not data.holdout_given:  # never on the user's validation rows
         refitted = _refit(designs, blocks, best_weights, best_bias, data, rows, L2_GRID[best_epoch - 1], deadline)
         if refitted is not None:
             blocks, best_weights, best_bias = refitted
