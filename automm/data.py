@@ -11,6 +11,7 @@ numeric, categorical and datetime columns share one ``tabular`` input.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -616,8 +617,9 @@ def _check_image_files(column_name: str, paths: Sequence[str]) -> dict[str, str 
     reasons = {path: _image_path_problem(path) for path in paths[:_CHECK_PROBE]}
     rest = paths[_CHECK_PROBE:]
     slow = (time.monotonic() - start) > CHECK_SLOW_FILE_S * len(reasons) and len(rest) > CHECK_THREADS
-    with ThreadPoolExecutor(CHECK_THREADS if slow else 1, thread_name_prefix="automm-image-check") as pool:
-        answers = pool.map(_image_path_problem, rest) if slow else map(_image_path_problem, rest)
+    pool = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="automm-image-check") if slow else None
+    with pool or contextlib.nullcontext():
+        answers = pool.map(_image_path_problem, rest) if pool else map(_image_path_problem, rest)
         for done, (path, reason) in enumerate(zip(rest, answers), len(reasons) + 1):
             reasons[path] = reason
             if done % 256 == 0 and time.monotonic() - reported > (
@@ -751,23 +753,30 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self._length = len(next(iter(self.values.values())))
+        self._failed: dict[tuple, str] = {}  # (input, path or row) -> why it could not be decoded
         # inputs whose sample never changes (Encoder.static_preprocess): computed once, here
         self._static_missing: dict[str, set[int]] = {}
         self._static = {name: [self._static_sample(name, index, value) for index, value in enumerate(self.values[name])]
                         for name, encoder in self.encoders.items() if getattr(encoder, "static_preprocess", False)}
 
-    def _static_sample(self, name: str, index: int, value: Any) -> Any:
-        """``preprocess(value)`` of a static input; a file that cannot be decoded after all
-        (see :meth:`_unreadable`) is the input's missing sample, its row masked."""
+    def _preprocess(self, name: str, index: int, value: Any, augment: Callable | None) -> tuple[Any, bool]:
+        """``(preprocess(value, augment), True)``; for a file that cannot be decoded after all
+        (see :meth:`_unreadable`), the input's missing sample and False."""
         encoder = self.encoders[name]
         try:
-            return encoder.preprocess(value, None)
+            return encoder.preprocess(value, augment), True
         except InputError as exc:
             if value is MISSING or not isinstance(value, (str, os.PathLike, bytes, bytearray)):
                 raise
             self._unreadable(name, index, value, exc)
+            return encoder.preprocess(MISSING, None), False
+
+    def _static_sample(self, name: str, index: int, value: Any) -> Any:
+        """``preprocess(value)`` of a static input; one that cannot be decoded masks its row."""
+        sample, readable = self._preprocess(name, index, value, None)
+        if not readable:
             self._static_missing.setdefault(name, set()).add(index)
-            return encoder.preprocess(MISSING, None)
+        return sample
 
     def __len__(self) -> int:
         return self._length
@@ -777,7 +786,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
         but that cannot be decoded (broken data inside, or changed since): missing from now on,
         with a warning naming it, as the check makes a few unreadable files missing; more than
         :data:`IMAGE_TOLERANCE` of the rows (counted per process) raises."""
-        failed = self.__dict__.setdefault("_failed", {})
+        failed = self._failed
         key = (name, os.fspath(value) if isinstance(value, (str, os.PathLike)) else index)
         if key in failed:
             return
@@ -804,7 +813,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         inputs, masks = {}, {}
-        for name, encoder in self.encoders.items():
+        for name in self.encoders:
             value = self.values[name][index]
             present = not (value is MISSING)
             if isinstance(value, dict):  # a tabular row is present if any cell is
@@ -814,13 +823,9 @@ class MultimodalDataset(torch.utils.data.Dataset):
                 inputs[name] = static[index]
                 present = present and index not in self._static_missing.get(name, ())
             else:
-                try:
-                    inputs[name] = encoder.preprocess(value, self._augmenter(name, index) if present else None)
-                except InputError as exc:
-                    if not (present and isinstance(value, (str, os.PathLike, bytes, bytearray))):
-                        raise
-                    self._unreadable(name, index, value, exc)  # a file that passed the check, broken inside
-                    inputs[name], present = encoder.preprocess(MISSING, None), False
+                inputs[name], readable = self._preprocess(name, index, value,
+                                                          self._augmenter(name, index) if present else None)
+                present = present and readable
             masks[name] = present
         sample = {"inputs": inputs, "masks": masks, "index": index}
         if self.targets is not None:
