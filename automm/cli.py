@@ -175,6 +175,17 @@ def _device(device: str, argument: str) -> str:
     return device
 
 
+def _cache_dir_arg(cache_dir: str | None):
+    """``--cache-dir`` as the feature cache reads it (:func:`resolve_cache_dir`: ``~`` expanded,
+    None the default folder); a usage error when it names a file."""
+    from .feature_cache import resolve_cache_dir
+
+    root = resolve_cache_dir(cache_dir)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--cache-dir: {str(root)!r} is a file, not a cache directory")
+    return root
+
+
 def _load_model(model_dir: str, device: str, cache_dir: str | None = None):
     """The model of ``model_dir`` on ``device``; ``cache_dir`` (``--cache-dir``): where its frozen
     encoders keep the features of new data, in place of the folder it was fitted with."""
@@ -182,8 +193,8 @@ def _load_model(model_dir: str, device: str, cache_dir: str | None = None):
     from .persistence import MANIFEST
 
     _device(device, "--device")
-    if cache_dir is not None and os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
-        raise UsageError(f"--cache-dir: {cache_dir!r} is a file, not a cache directory")
+    if cache_dir is not None:
+        _cache_dir_arg(cache_dir)
     if not os.path.isdir(_existing(model_dir, "MODEL_DIR")):
         raise UsageError(f"MODEL_DIR: {model_dir!r} is a file, not a model directory")
     if not os.path.isfile(os.path.join(model_dir, MANIFEST)):
@@ -730,11 +741,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from .exceptions import InputError
-    from .feature_cache import cache_usage, clear_cache, resolve_cache_dir
+    from .feature_cache import cache_usage, clear_cache
 
-    root = resolve_cache_dir(args.cache_dir)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"--cache-dir: {str(root)!r} is a file, not a cache directory")
+    root = _cache_dir_arg(args.cache_dir)
     if args.action != "clear":
         if args.encoder is not None or args.unused_days is not None or args.dry_run:
             raise UsageError("--encoder, --unused-days and --dry-run go with 'automm cache clear'")
