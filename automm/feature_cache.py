@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import os
 import re
 import struct
@@ -47,6 +46,7 @@ import torch
 
 from .exceptions import user_stacklevel
 from .files import create_temporary
+from .settings import megabytes_setting
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache", "content_digest", "key_digest",
            "clear_memory_cache", "CacheUsage", "cache_usage", "clear_cache"]
@@ -196,16 +196,7 @@ DEFAULT_FEATURE_MEMORY_MB = 2048
 def feature_memory_budget() -> int:
     """Bytes of features the in-memory layer may hold: ``AUTOMM_FEATURE_MEMORY_MB`` megabytes
     (``0`` keeps none in memory), default :data:`DEFAULT_FEATURE_MEMORY_MB`."""
-    raw = os.environ.get("AUTOMM_FEATURE_MEMORY_MB", "").strip()
-    if not raw:
-        return DEFAULT_FEATURE_MEMORY_MB * 2 ** 20
-    try:
-        megabytes = float(raw)
-    except ValueError:
-        megabytes = math.nan
-    if not megabytes >= 0 or math.isinf(megabytes):
-        raise ValueError(f"AUTOMM_FEATURE_MEMORY_MB must be a number of megabytes >= 0; got {raw!r}")
-    return int(megabytes * 2 ** 20)
+    return megabytes_setting("AUTOMM_FEATURE_MEMORY_MB", DEFAULT_FEATURE_MEMORY_MB * 2 ** 20)
 
 
 _MEMORY = _MemoryLayer()  # its bound read at first use: a bad setting is said there, not at import

@@ -111,9 +111,10 @@ def test_the_budget_bounds_the_cache_and_zero_turns_it_off(png_paths, monkeypatc
     assert image_cache_budget() == 0
     with image_cache():
         assert cache_stats() is None
-    monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", "lots")
-    with pytest.raises(ValueError, match="AUTOMM_IMAGE_CACHE_MB"):
-        image_cache_budget()
+    for bad in ("lots", "-1", "inf"):  # a negative size had turned the cache off silently
+        monkeypatch.setenv("AUTOMM_IMAGE_CACHE_MB", bad)
+        with pytest.raises(ValueError, match=f"AUTOMM_IMAGE_CACHE_MB must be a number of megabytes >= 0; got '{bad}'"):
+            image_cache_budget()
 
 
 def test_nested_scopes_share_one_cache_and_suspend_bypasses_it(png_paths, count_decodes):

@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from ..settings import megabytes_setting
+
 __all__ = ["image_cache", "suspend_image_cache", "cached_pixels", "cache_stats", "image_cache_budget"]
 
 _DEFAULT_MB = 512
@@ -39,17 +41,10 @@ ENTRY_OVERHEAD = 768
 def image_cache_budget() -> int:
     """The cache's size limit in bytes: ``AUTOMM_IMAGE_CACHE_MB`` megabytes when set, else the smaller
     of 512 MB and 1/16 of physical memory. ``0`` turns the cache off."""
-    raw = os.environ.get("AUTOMM_IMAGE_CACHE_MB", "").strip()
-    if raw:
-        try:
-            megabytes = float(raw)
-        except ValueError:
-            raise ValueError(f"AUTOMM_IMAGE_CACHE_MB must be a number of megabytes; got {raw!r}") from None
-        return max(0, int(megabytes * 2 ** 20))
     budget = _DEFAULT_MB * 2 ** 20
     with contextlib.suppress(ValueError, OSError, AttributeError):
         budget = min(budget, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 16)
-    return budget
+    return megabytes_setting("AUTOMM_IMAGE_CACHE_MB", budget)
 
 
 class _Cache:
