@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["megabytes_setting"]
+__all__ = ["megabytes_setting", "seconds_setting"]
 
 
 def megabytes_setting(name: str, default_bytes: int) -> int:
@@ -22,3 +22,18 @@ def megabytes_setting(name: str, default_bytes: int) -> int:
     if not megabytes >= 0 or math.isinf(megabytes):
         raise ValueError(f"{name} must be a number of megabytes >= 0; got {raw!r}")
     return int(megabytes * 2 ** 20)
+
+
+def seconds_setting(name: str, default: float) -> float:
+    """Seconds (> 0) given by environment variable ``name``, or ``default`` when it is unset or
+    blank; anything else raises a ValueError naming the variable and its value."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return float(default)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ValueError(f"{name} must be a number of seconds > 0; got {raw!r}")
+    return seconds

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import InputError
+from .settings import seconds_setting
 
 __all__ = ["parse_storage", "make_storage", "check_storage", "own_heartbeats", "redact_url", "storage_file", "wait_for_storage_file",
            "StorageError", "StorageNotFoundError", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE", "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
 
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
-HEARTBEAT_INTERVAL = float(os.environ.get("AUTOMM_HEARTBEAT_INTERVAL", "10"))
-HEARTBEAT_GRACE = float(os.environ.get("AUTOMM_HEARTBEAT_GRACE", "60"))
+HEARTBEAT_INTERVAL = seconds_setting("AUTOMM_HEARTBEAT_INTERVAL", 10)
+HEARTBEAT_GRACE = seconds_setting("AUTOMM_HEARTBEAT_GRACE", 60)
 #: Seconds after which the lock of a journal file left by a killed process is broken.
 JOURNAL_LOCK_GRACE = 10
 #: How often a trial lost with its worker is retried.
