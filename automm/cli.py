@@ -781,7 +781,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- worker
 def cmd_worker(args: argparse.Namespace) -> int:
     from .exceptions import InputError
-    from .storage import StorageError, check_storage, parse_storage, redact_url
+    from .storage import StorageError, check_storage, parse_storage, redact_url, storage_file
     from .worker import run_worker
 
     out = _Out(args.quiet)
@@ -789,7 +789,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _device(args.device, "--device")
     try:
         kind, url = parse_storage(args.storage)
-        if kind == "rdb" and not url.startswith("sqlite") and args.recipe is not None:
+        if kind == "rdb" and storage_file(kind, url) is None and args.recipe is not None:
             check_storage(args.storage)  # a database server, reached before the recipe's data are read (not a
             # file a worker must not create: run_worker checks that one)
     except InputError as exc:
