@@ -28,7 +28,7 @@ import torch
 from .components.base import MISSING, Encoder
 from .exceptions import InputError, user_stacklevel
 from .suggestions import did_you_mean
-from .roles import as_datetime, looks_like_image_path, modality_of_role
+from .roles import as_datetime, is_number, looks_like_image_path, modality_of_role
 
 __all__ = [
     "Table",
@@ -39,6 +39,7 @@ __all__ = [
     "build_input_specs",
     "validate_columns",
     "validate_datetimes",
+    "validate_numbers",
     "validate_images",
     "MultimodalDataset",
     "BatchCollator",
@@ -483,9 +484,11 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
                                             validate_images(column, table.columns[column], row_name=table.row_name))
         elif role == "datetime":
             validate_datetimes(column, table.columns[column], row_name=table.row_name)
+        elif role == "numeric":
+            validate_numbers(column, table.columns[column], row_name=table.row_name)
         elif role in ("text", "categorical"):
             columns[column] = _items_as_text(column, table.columns[column])
-        elif role not in ("numeric",):  # a plugin's modality: its own check of the values
+        else:  # a plugin's modality: its own check of the values
             columns[column] = _made_missing(table.columns[column],
                                             _plugin_check(role, column, table.columns[column], table.row_name))
     changed = any(columns[name] is not values for name, values in table.columns.items())
@@ -530,6 +533,8 @@ def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
 IMAGE_TOLERANCE = 0.05
 #: The share of a date-time column's present values that may be unreadable (they count as missing).
 DATETIME_TOLERANCE = 0.05
+#: The share of a numeric column's present values that may be other than numbers (they count as missing).
+NUMBER_TOLERANCE = 0.05
 #: The image check (:func:`validate_images`) reports its progress once it has taken this many seconds
 #: (then every :data:`CHECK_PROGRESS_EVERY_S`): 30,000 files on a slow or shared disk take minutes.
 CHECK_PROGRESS_AFTER_S = 5.0
@@ -539,18 +544,43 @@ _log = logging.getLogger("automm.data")
 
 
 def validate_datetimes(column_name: str, column: Sequence[Any],
-                       row_name: Callable[[int], str] | None = None) -> None:
+                       row_name: Callable[[int], str] | None = None) -> list[int]:
     """Raise :class:`InputError` when more than :data:`DATETIME_TOLERANCE` of the column's present
-    values are not dates or times (see :func:`automm.roles.as_datetime`); fewer count as missing.
-    ``row_name`` names a row in messages (:meth:`Table.row_name`; default: by position)."""
+    values are not dates or times (see :func:`automm.roles.as_datetime`); fewer count as missing,
+    with a warning naming them (their rows returned). ``row_name`` names a row in messages
+    (:meth:`Table.row_name`; default: by position)."""
+    return _check_values(column_name, column, lambda v: as_datetime(v) is not None, "dates or times",
+                         "give datetimes, dates, numpy datetime64 or ISO 8601 strings ('2024-03-05', "
+                         "'2024-03-05 14:30'), or another role in column_types", DATETIME_TOLERANCE, row_name)
+
+
+def validate_numbers(column_name: str, column: Sequence[Any],
+                     row_name: Callable[[int], str] | None = None) -> list[int]:
+    """Raise :class:`InputError` when more than :data:`NUMBER_TOLERANCE` of a numeric column's
+    present values are not numbers (see :func:`automm.roles.is_number`: ``"$5"``, ``"1,234"``,
+    ``"oops"``); fewer count as missing, with a warning naming them (their rows returned)."""
+    if isinstance(column, np.ndarray) and column.dtype.kind in "biufm":
+        return []
+    return _check_values(column_name, column, is_number, "numbers",
+                         "give numbers (or strings that read as one: '1.5', '-2e3')", NUMBER_TOLERANCE, row_name)
+
+
+def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[Any], bool], what: str, hint: str,
+                  tolerance: float, row_name: Callable[[int], str] | None) -> list[int]:
+    """The rows of the present values of a column that are not ``readable`` (``what``: "numbers"),
+    with a warning naming them, when they are at most ``tolerance`` of those values; otherwise
+    :class:`InputError` naming the first three and ending with ``hint``."""
     row_name = row_name or row_namer(None)
     present = [(row, v) for row, v in enumerate(column) if not is_missing(v)]
-    bad = [(row, v) for row, v in present if as_datetime(v) is None]
-    if len(bad) > DATETIME_TOLERANCE * len(present):
-        shown = ", ".join(f"{v!r} at {row_name(row)}" for row, v in bad[:3])
-        raise InputError(f"column {column_name!r}: {len(bad)} of {len(present)} values are not dates or times "
-                         f"({shown}); give datetimes, dates, numpy datetime64 or ISO 8601 strings "
-                         "('2024-03-05', '2024-03-05 14:30'), or another role in column_types")
+    bad = [(row, v) for row, v in present if not readable(v)]
+    if not bad:
+        return []
+    shown = ", ".join(f"{v!r} at {row_name(row)}" for row, v in bad[:3]) + (", ..." if len(bad) > 3 else "")
+    message = f"column {column_name!r}: {len(bad)} of {len(present)} values are not {what} ({shown})"
+    if len(bad) > tolerance * len(present):
+        raise InputError(f"{message}; {hint}")
+    warnings.warn(f"{message}; they count as missing", UserWarning, stacklevel=user_stacklevel())
+    return [row for row, _ in bad]
 
 
 def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5,
@@ -591,8 +621,6 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
             reason = f"unsupported type {type(value).__name__}"
         if reason:
             problems.append((row, value, reason))
-    if not problems:
-        return []
     return _tolerate(column_name, "images", problems, present, len(column), row_name, max_listed, tolerance)
 
 
@@ -663,6 +691,8 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
     """The rows of ``problems`` (``(position, value, why)``), to be made missing with a warning
     when they are at most ``tolerance`` of the ``present`` values of column ``column_name``;
     otherwise :class:`InputError` naming the first of them (``what``: "images", "audio values")."""
+    if not problems:
+        return []
     listed = "; ".join(f"{row_name(r)} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
     more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
     if len(problems) <= tolerance * present:

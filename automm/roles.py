@@ -15,8 +15,8 @@ import numpy as np
 
 from .hookspecs import hookimpl
 
-__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "modality_of_role",
-           "looks_like_image_path"]
+__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
+           "modality_of_role", "looks_like_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 #: The roles automm knows without plugins (a plugin's modality is a role too).
@@ -62,6 +62,21 @@ def as_datetime(value: Any) -> datetime.datetime | None:
         except ValueError:  # e.g. 2024-02-30
             return None
     return None
+
+
+def is_number(value: Any) -> bool:
+    """Whether a numeric column's ``value`` reads as a number: a number (a bool, a numpy scalar), a
+    duration (as seconds) or a string that ``float`` reads (``"1.5"``, ``" -2e3 "``, ``"nan"``);
+    not ``"$5"``, ``"1,234"`` or a word."""
+    if isinstance(value, (bool, int, float, np.number, np.bool_, datetime.timedelta, np.timedelta64)):
+        return True
+    if isinstance(value, (str, bytes)):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 def _is_image_object(value: Any) -> bool:

@@ -218,3 +218,36 @@ def test_prediction_warns_when_a_categorical_column_comes_with_categories_never_
     encoder = model.model_.encoders["tabular"]
     assert encoder.unfamiliar_values([{"colour": "red", "size": 1.0}] * 30 + [{"colour": "Red"}] * 29)
     assert not encoder.unfamiliar_values([{"colour": "red", "size": 1.0}] * 29 + [{"colour": "Red"}] * 30)
+
+
+def test_values_of_a_numeric_column_that_are_not_numbers_fail_before_training_or_warn():
+    """A numeric column's "$548.81" or "oops" had silently become missing values: a served column of
+    words gave wrong predictions without a word, and a text column forced numeric trained on nothing."""
+    import warnings
+
+    import pandas as pd
+
+    from automm import AutoMM
+    from automm.exceptions import InputError
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"price": rng.uniform(0, 1000, 60), "colour": rng.choice(["red", "blue"], 60)})
+    y = np.where(frame.price > 500, "high", "low")
+    words = frame.assign(price=[f"${p:.2f}" for p in frame.price])
+    unfitted = AutoMM(max_epochs=1, num_workers=0, column_types={"price": "numeric"})
+    with pytest.raises(InputError, match=r"column 'price': 60 of 60 values are not numbers \('\$\d+\.\d\d' at row 0, "
+                                         r".*\.\.\.\); give numbers \(or strings that read as one"):
+        unfitted.fit(words, y)
+    assert not hasattr(unfitted, "model_")
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, y)
+    with pytest.raises(InputError, match="column 'price': 60 of 60 values are not numbers"):
+        model.predict(frame.assign(price="oops"))
+    one_odd = frame.astype({"price": object})
+    one_odd.loc[3, "price"] = "1,234"
+    with pytest.warns(UserWarning, match=r"column 'price': 1 of 60 values are not numbers \('1,234' at row 3\); "
+                                         "they count as missing"):
+        assert len(model.predict(one_odd)) == 60
+    with warnings.catch_warnings():  # numbers written as strings, as some files hold them, are numbers
+        warnings.simplefilter("error", UserWarning)
+        as_text = frame.assign(price=[f" {p:.6g} " for p in frame.price])
+        np.testing.assert_allclose(model.predict_proba(as_text), model.predict_proba(frame), atol=1e-5)
