@@ -285,6 +285,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"class_weight: weights must be finite numbers >= 0; wrong: {wrong!r}")
 
     def _resolve_problem_type(self, y: np.ndarray) -> str:
+        from pandas import unique as pd_unique
         from sklearn.utils.multiclass import type_of_target
 
         requested = self._forced_problem_type or self.problem_type
@@ -308,6 +309,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 return kind
             raise InputError(f"y: cannot infer the problem type from labels of type {kind!r}; "
                              "pass problem_type= explicitly")
+        if requested == "binary" and len(classes := pd_unique(y)) != 2:
+            shown = ", ".join(map(repr, classes[:4].tolist())) + (", ..." if len(classes) > 4 else "")
+            raise InputError(f"problem_type: 'binary' needs two classes, but y holds {len(classes)} ({shown}); "
+                             "use 'multiclass' or 'auto'")
         return requested
 
     @staticmethod
@@ -524,8 +529,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"metric: {self.metric!r} is a regression metric, but y holds classes; "
                              f"use one of {list(CLASSIFICATION_METRICS)}")
         if problem_type == "multiclass" and self.metric in BINARY_METRICS:
-            raise InputError(f"metric: {self.metric!r} is the F1 score of a binary problem's positive class, but y "
-                             "holds more than two classes; use 'macro_f1' or 'weighted_f1'")
+            held = ("problem_type is 'multiclass'" if self.problem_type == "multiclass"
+                    else "y holds more than two classes")
+            raise InputError(f"metric: {self.metric!r} is the F1 score of a binary problem's positive class, but "
+                             f"{held}; use 'macro_f1' or 'weighted_f1'")
 
     def _with_validation_rows(self, table: Table, targets: np.ndarray, weights: np.ndarray | None, val,
                               problem_type: str):
@@ -1384,5 +1391,11 @@ class AutoMMRegressor(RegressorMixin, AutoMM):
 
     _forced_problem_type = "regression"
     score = AutoMM.score
+
+    def _resolve_problem_type(self, y):
+        if self.problem_type not in ("auto", "regression"):
+            raise InputError(f"problem_type: AutoMMRegressor does regression, not {self.problem_type!r}; use "
+                             "AutoMMClassifier (or AutoMM) for classes")
+        return super()._resolve_problem_type(y)
 
 

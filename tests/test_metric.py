@@ -87,6 +87,22 @@ def test_a_bad_metric_fails_before_training(metric, message):
         AutoMM(**tiny(metric=metric)).fit(texts, labels)
 
 
+def test_a_problem_type_that_the_labels_contradict_fails_before_training():
+    """problem_type='binary' had trained on five classes, scoring one class's F1; a regressor
+    asked for classes had done regression without a word."""
+    texts = [f"t {i}" for i in range(40)]
+    five = [f"c{i % 5}" for i in range(40)]
+    with pytest.raises(InputError, match=r"problem_type: 'binary' needs two classes, but y holds 5 \('c0', 'c1', 'c2', "
+                                         r"'c3', \.\.\.\); use 'multiclass' or 'auto'"):
+        AutoMMClassifier(**tiny(problem_type="binary", metric="f1")).fit(texts, five)
+    two = [f"c{i % 2}" for i in range(40)]
+    with pytest.raises(InputError, match="metric: 'f1' is the F1 score of a binary problem's positive class, but "
+                                         "problem_type is 'multiclass'"):
+        AutoMM(**tiny(problem_type="multiclass", metric="f1")).fit(texts, two)
+    with pytest.raises(InputError, match="problem_type: AutoMMRegressor does regression, not 'multiclass'"):
+        AutoMMRegressor(**tiny(problem_type="multiclass")).fit(texts, np.arange(40) % 3)
+
+
 def test_a_classification_metric_for_a_regression_target_fails():
     with pytest.raises(InputError, match="'macro_f1' is a classification metric"):
         AutoMMRegressor(**tiny(metric="macro_f1")).fit([f"t {i}" for i in range(30)], np.linspace(0, 1, 30))
