@@ -1030,9 +1030,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return make_loader(dataset, self.batch_size_ * 2, False, self.num_workers_, 0, BatchCollator(encoders),
                            self.device_.type == "cuda")
 
-    def _raw_outputs(self, X: tuple) -> np.ndarray:
+    def _raw_outputs(self, X: tuple, n_labels: int | None = None) -> np.ndarray:
+        """The model's outputs for ``X``; with ``n_labels`` (``score``'s), a row count other than it
+        is refused before any work."""
         with verbose_logging(self._verbose_level()):  # long work on new rows (checks, features) says so
             table = self._table_for_prediction(X)
+            if n_labels is not None and n_labels != len(table):
+                raise InputError(f"y: {n_labels} labels for {len(table)} samples")
             outputs = []
             for chunk in _chunks(table):  # memory bounded by a chunk's samples
                 with image_cache():  # an ensemble's members decode each image once
@@ -1069,11 +1073,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise _unexpected_keyword(self, AutoMM.predict, unknown)
         return self._predictions_and_probabilities(X, probabilities=False)[0]
 
-    def _predictions_and_probabilities(self, X: tuple, probabilities: bool = True) -> tuple[np.ndarray, Any]:
+    def _predictions_and_probabilities(self, X: tuple, probabilities: bool = True,
+                                       n_labels: int | None = None) -> tuple[np.ndarray, Any]:
         """:meth:`predict` and, for classification when asked, :meth:`predict_proba` of ``X``
         from one pass of the model (``automm predict --proba`` needs both)."""
         self._check_fitted()
-        outputs = self._raw_outputs(X)
+        outputs = self._raw_outputs(X, n_labels)
         if self.problem_type_ == "regression":
             return outputs.reshape(-1).astype(np.float64) * self.target_std_ + self.target_mean_, None
         proba = torch.softmax(torch.from_numpy(outputs), dim=1).numpy() if probabilities else None
@@ -1118,9 +1123,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self._check_fitted()
         labels = self._labels_array(y)
         sample_weight = _check_sample_weight(sample_weight, len(labels))
-        predictions = self.predict(*X)
-        if len(labels) != len(predictions):
-            raise InputError(f"y: {len(labels)} labels for {len(predictions)} samples")
+        predictions = self._predictions_and_probabilities(X, probabilities=False, n_labels=len(labels))[0]
         if self.problem_type_ == "regression":
             from sklearn.metrics import r2_score
 

@@ -305,6 +305,14 @@ def test_mismatched_input_lengths():
         AutoMM(**tiny()).fit({"a": [1, 2, 3], "b": [1, 2]}, [0, 1, 0])
 
 
+def test_score_with_labels_of_another_length_fails_before_predicting(fitted, emoji_split, monkeypatch):
+    """score had predicted every row (seconds on thousands of images) before comparing the counts."""
+    _, test = emoji_split
+    monkeypatch.setattr(type(fitted), "_raw_outputs_of_table", lambda *a: pytest.fail("predicted first"))
+    with pytest.raises(InputError, match=f"y: 10 labels for {len(test)} samples"):
+        fitted.score(test["image"].tolist(), test["name"].tolist(), test["category"].tolist()[:10])
+
+
 @pytest.mark.parametrize("params, message", [
     (dict(search_space={"trainig": {}}), "did you mean 'training'"),
     (dict(search_space={"training": {"learning_rat": 1e-3}}), "did you mean 'learning_rate'"),
