@@ -374,12 +374,12 @@ class _Objective:
     def solve(self, c: float, weights: list[torch.Tensor], bias: torch.Tensor, deadline: float | None,
               keep_best: bool = False) -> float:
         """Minimise the loss plus ``||W||^2 / (2 c n)`` from the current ``weights`` and
-        ``bias`` (full-batch L-BFGS); the final training loss. Raises
-        :class:`TimeLimitReached` at the deadline, leaving ``weights`` wherever the line search
-        was; with ``keep_best``, :attr:`best_point` then holds the lowest-loss point evaluated,
-        ``(loss, weights, bias, evaluations)``."""
+        ``bias`` (full-batch L-BFGS); the final training loss (the data's, without the penalty).
+        Raises :class:`TimeLimitReached` at the deadline, leaving ``weights`` wherever the line
+        search was; with ``keep_best``, :attr:`best_point` then holds the point evaluated with the
+        lowest loss plus penalty, ``(its data loss, weights, bias, evaluations)``."""
         self.best_point = None
-        evaluations, best_loss, best_at = 0, math.inf, 0
+        evaluations, best_total, best_loss, best_at = 0, math.inf, math.inf, 0
         # the best point is copied into buffers allocated once (not a fresh copy per improving step)
         best_weights = [torch.empty_like(w) for w in weights] if keep_best else []
         best_bias = torch.empty_like(bias)
@@ -388,7 +388,7 @@ class _Objective:
         strength = 1.0 / (c * self.n)
 
         def closure() -> torch.Tensor:
-            nonlocal evaluations, best_loss, best_at
+            nonlocal evaluations, best_total, best_loss, best_at
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeLimitReached()
             loss, gradient = self.data_loss_and_gradient(weights, bias)
@@ -399,18 +399,20 @@ class _Objective:
             bias.grad = gradient.sum(0)
             total = loss + 0.5 * strength * penalty
             evaluations += 1
-            if keep_best and math.isfinite(total) and total < best_loss:
+            if keep_best and math.isfinite(total) and total < best_total:
                 for kept, weight in zip(best_weights, weights):
                     kept.copy_(weight.detach())
                 best_bias.copy_(bias.detach())
-                best_loss, best_at = total, evaluations
+                best_total, best_loss, best_at = total, loss, evaluations
             return torch.tensor(total)
 
         try:
-            return float(optimizer.step(closure))
+            optimizer.step(closure)  # (it returns the loss where it began)
         finally:
             if best_at:
                 self.best_point = (best_loss, best_weights, best_bias, best_at)
+        with torch.no_grad():
+            return self.data_loss_and_gradient(weights, bias)[0]
 
 
 def train_linear(data, config: dict, *, deadline: float | None = None, refit: bool = True):

@@ -55,6 +55,12 @@ def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_on
     expected = reference.predict_proba(design(data.valid_index, seen)[0])
     got = torch.softmax(torch.from_numpy(candidate.valid_outputs), 1).numpy()[:, reference.classes_]
     assert np.abs(got - expected).max() < 0.02
+    # each record's training loss is that of its fitted model (it had been the loss where L-BFGS began)
+    from sklearn.metrics import log_loss
+
+    reference_loss = log_loss(data.targets[data.train_index], reference.predict_proba(train_x))
+    assert kept["train_loss"] == pytest.approx(reference_loss, abs=0.01)
+    assert all(r["train_loss"] < np.log(len(classes)) / 2 for r in candidate.history)
 
     # the model itself (hashed_ngram in its linear form, sum fusion) gives the same outputs,
     # keeping weight rows only for the buckets of the training texts
