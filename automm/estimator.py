@@ -31,8 +31,9 @@ from .storage import check_storage
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .decision import decide
-from .pipeline import (FROZEN_BATCH_SCALE, Candidate, PreparedData, bag_folds_for, candidate_decision_weights,
-                       retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
+from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for,
+                       candidate_decision_weights, finite_number, retry_with_smaller_batches, scale_frozen_batch,
+                       train_bagged, train_candidate, training_value_problem)
 from .progress import verbose_logging
 from .training import holdout_score_name, make_loader, model_outputs, resolve_device
 
@@ -235,21 +236,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
             value = getattr(self, name)
             if value is None and allow_none:
                 return
-            if not _finite_number(value, integer) or not valid(value):
+            if not finite_number(value, integer) or not valid(value):
                 raise InputError(f"{name}: expected {expected}{' or None' if allow_none else ''}, got {value!r}")
 
         if self.problem_type not in PROBLEM_TYPES:
             raise InputError(f"problem_type: expected one of {PROBLEM_TYPES}, got {self.problem_type!r}")
         number("time_limit", "a positive number of seconds", lambda v: v > 0, allow_none=True)
-        number("max_epochs", "a positive integer", lambda v: v > 0, integer=True)
-        if self.batch_size != "auto":
-            number("batch_size", "'auto' or a positive integer", lambda v: v > 0, integer=True)
-        number("learning_rate", "a positive number", lambda v: v > 0)
-        number("weight_decay", "a number >= 0", lambda v: v >= 0)
-        number("label_smoothing", "a number in [0, 1)", lambda v: 0 <= v < 1)
-        number("patience", "an integer >= 0", lambda v: v >= 0, integer=True)
+        for key in TRAINING_RULES:
+            problem = training_value_problem(key, getattr(self, key))
+            if problem:
+                raise InputError(f"{key}: {problem}")
         number("holdout_frac", "a number in (0, 1)", lambda v: 0 < v < 1)
-        number("head_dropout", "a number in [0, 1)", lambda v: 0 <= v < 1)
         if self.num_workers != "auto":
             number("num_workers", "'auto' or an integer >= 0", lambda v: v >= 0, integer=True)
         if not isinstance(self.random_state, np.random.RandomState):  # (scikit-learn's convention: fit draws a seed)
@@ -280,7 +277,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return
         if not isinstance(weights, Mapping):
             raise InputError(f"class_weight: expected None, 'balanced' or a dict label -> weight, got {weights!r}")
-        wrong = {label: w for label, w in weights.items() if not _finite_number(w) or w < 0}
+        wrong = {label: w for label, w in weights.items() if not finite_number(w) or w < 0}
         if wrong:
             raise InputError(f"class_weight: weights must be finite numbers >= 0; wrong: {wrong!r}")
 
@@ -1307,18 +1304,6 @@ def _called_by_model_selection() -> bool:
             return True
         frame = frame.f_back
     return False
-
-
-def _finite_number(value: Any, integer: bool = False) -> bool:
-    """Whether ``value`` is a finite int (or, unless ``integer``, float), numpy scalars included,
-    booleans not."""
-    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond any float (10**400)
-        return False
 
 
 @contextlib.contextmanager

@@ -43,10 +43,48 @@ __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_
            "prepare_encoders", "retry_with_smaller_batches", "is_out_of_memory",
            "decision_weights", "candidate_decision_weights",
            "augmentable_modalities", "scale_frozen_batch",
-           "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS"]
+           "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS", "TRAINING_RULES",
+           "finite_number", "training_value_problem"]
 
 TRAINING_KEYS = ("learning_rate", "weight_decay", "batch_size", "max_epochs", "label_smoothing", "head_dropout",
                  "patience")
+#: What each training value may be, as ``AutoMM``'s parameter and as a search space's value, choice
+#: or range bound: (what the message says, the test, whether it must be a whole number).
+TRAINING_RULES: dict[str, tuple[str, Callable[[float], bool], bool]] = {
+    "learning_rate": ("a positive number", lambda v: v > 0, False),
+    "weight_decay": ("a number >= 0", lambda v: v >= 0, False),
+    "batch_size": ("'auto' or a positive integer", lambda v: v > 0, True),
+    "max_epochs": ("a positive integer", lambda v: v > 0, True),
+    "label_smoothing": ("a number in [0, 1)", lambda v: 0 <= v < 1, False),
+    "head_dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1, False),
+    "patience": ("an integer >= 0", lambda v: v >= 0, True),
+}
+
+
+def finite_number(value: Any, integer: bool = False) -> bool:
+    """Whether ``value`` is a finite int (or, unless ``integer``, float), numpy scalars included,
+    booleans not."""
+    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float (10**400)
+        return False
+
+
+def training_value_problem(key: str, value: Any, auto: bool = True) -> str | None:
+    """What is wrong with ``value`` for training key ``key`` ("expected a positive integer, got 0"),
+    or None when it is fine (``batch_size`` may be ``"auto"`` when ``auto``: ``AutoMM``'s
+    parameter, not a search space's value)."""
+    expected, valid, integer = TRAINING_RULES[key]
+    if key == "batch_size":
+        if auto and value == "auto":
+            return None
+        expected = expected if auto else "a positive integer"
+    if finite_number(value, integer) and valid(value):
+        return None
+    return f"expected {expected}, got {value!r}"
 
 
 @dataclass

@@ -93,7 +93,7 @@ from . import registry as _registry
 from .exceptions import InputError
 from .linear import linear_config
 from .neighbors import neighbors_config
-from .pipeline import TRAINING_KEYS
+from .pipeline import TRAINING_KEYS, TRAINING_RULES, training_value_problem
 from .suggestions import did_you_mean
 
 __all__ = ["SearchSpace", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE", "resolved_ensemble_size",
@@ -150,7 +150,7 @@ def check_search_space_structure(space: Mapping) -> None:
             raise InputError(f"search_space['training']: unknown keys {bad}; expected some of {list(_TRAINING_NAMES)}"
                              f"{did_you_mean(bad[0], _TRAINING_NAMES)}")
         for key, value in training.items():
-            _param_spec(value, f"search_space['training'][{key!r}]")
+            _check_training_spec(str(key), _param_spec(value, f"search_space['training'][{key!r}]"))
     augmentations = space.get("augmentations")
     if augmentations is not None and not isinstance(augmentations, (Mapping, list, tuple)):
         raise InputError(f"search_space['augmentations']: expected a dict or a list, got {augmentations!r}")
@@ -231,6 +231,25 @@ def _param_spec(value: Any, where: str) -> dict:
     if isinstance(value, _CHOICE_TYPES):
         return {"value": value}
     raise InputError(f"{where}: cannot use {value!r} as a parameter spec")
+
+
+def _check_training_spec(key: str, spec: Mapping) -> None:
+    """Every value a training key's spec may give (its value, each choice, a range's bounds) is
+    one ``AutoMM`` accepts for that parameter (:data:`~automm.pipeline.TRAINING_RULES`), and an
+    integer key's range has integer bounds: said before any trial, not as every trial's failure."""
+    where = f"search_space['training'][{key!r}]"
+    if "value" in spec:
+        values = [spec["value"]]
+    elif "choices" in spec:
+        values = list(spec["choices"])
+    else:
+        values = [spec["low"], spec["high"]]
+        if TRAINING_RULES[key][2] and not _is_int_range(spec):
+            raise InputError(f"{where}: {key} takes whole numbers: give a range of integers, got {dict(spec)!r}")
+    for value in values:
+        problem = training_value_problem(key, value, auto=False)
+        if problem:
+            raise InputError(f"{where}: {problem}")
 
 
 def _is_int_range(spec: Mapping) -> bool:
