@@ -649,12 +649,22 @@ def _count_parameters(model) -> int:
 
 def _objective(trial, ctx: SearchContext):
     """Train and score the configuration of ``trial`` (see :func:`_run_objective`); a trial cut
-    short by Ctrl-C is recorded as interrupted before the study marks it failed."""
+    short by Ctrl-C is recorded as interrupted before the study marks it failed, and one failing
+    outside its training (before it, or in a plugin's code after) with its reason too."""
+    import optuna
+
     try:
         return _run_objective(trial, ctx)
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             trial.set_user_attr(_ATTR + "reason", INTERRUPTED_REASON)
+        raise
+    except optuna.TrialPruned:
+        raise
+    except Exception as exc:
+        if _ATTR + "reason" not in trial.user_attrs:
+            with contextlib.suppress(Exception):
+                _record_failure(trial, ctx, exc, seconds=0.0)
         raise
 
 

@@ -189,6 +189,15 @@ def test_single_trial_fit_keeps_the_fast_default_path(texts):
     (dict(search_space={"training": {"lr": 0.1}}), "unknown keys"),
     (dict(search_space={"training": {"learning_rate": {"low": 1.0, "high": 0.1}}}), "above high"),
     (dict(search_space={"encoders": {"text": ["resnet"]}}), "encodes 'image'"),
+    # values no trial can train with: said at once (every trial had failed, max_epochs=0 as "no finite score")
+    (dict(search_space={"training": {"batch_size": [0, 16]}}),
+     r"search_space\['training'\]\['batch_size'\]: expected a positive integer, got 0"),
+    (dict(search_space={"training": {"batch_size": ["auto", 16]}}), "expected a positive integer, got 'auto'"),
+    (dict(search_space={"training": {"max_epochs": [0]}}), r"\['max_epochs'\]: expected a positive integer, got 0"),
+    (dict(search_space={"training": {"max_epochs": {"low": 1, "high": 2.5}}}), "max_epochs takes whole numbers"),
+    (dict(search_space={"training": {"learning_rate": {"low": -1.0, "high": 0.1}}}),
+     r"\['learning_rate'\]: expected a positive number, got -1.0"),
+    (dict(search_space={"training": {"head_dropout": {"value": 1.0}}}), r"expected a number in \[0, 1\), got 1.0"),
     (dict(encoders={"text": []}), "empty list"),
     (dict(fusion=["concat", "no-such-fusion"]), "unknown fusion"),
 ])
@@ -818,6 +827,20 @@ def test_when_every_trial_fails_fit_raises_with_the_reasons(texts, fresh_registr
     assert message.count("RuntimeError: boom") == 1 and message.count("non-finite loss") <= 1
     with pytest.raises(SearchError, match=r"trials 0, 1 \(2\): non-finite loss \(FloatingPointError"):
         AutoMM(**small(n_trials=2, encoders={"text": {"name": "broken", "failure": "nan"}})).fit(X, y)
+
+
+def test_a_trial_failing_before_its_training_is_recorded_with_its_reason(texts, monkeypatch):
+    """Such a failure (here between the configuration's choice and its training) had left the trial
+    failed with no reason: "all 2 trials of the search failed: ...; trial 1: unknown reason"."""
+    X, y, _, _ = texts
+
+    def broken(config, inputs, scale):
+        raise RuntimeError("boom before training")
+
+    monkeypatch.setattr(search, "scale_frozen_batch", broken)
+    with pytest.raises(SearchError, match=r"all 2 trials of the search failed: trials 0, 1 \(2\): RuntimeError: boom "
+                                          r"before training$"):
+        AutoMM(**small(n_trials=2, search_space={"linear_model": False, "neighbors_model": False})).fit(X, y)
 
 
 def test_the_failure_reasons_are_grouped():
