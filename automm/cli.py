@@ -539,11 +539,13 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
     """``data.<key>`` (a column name) of the recipe saved with the model, if any."""
     import yaml
 
+    from .recipes import load_yaml
+
     file = Path(model_dir) / "recipe.yaml"
     if not file.is_file():
         return None
     try:
-        content = yaml.safe_load(file.read_text(encoding="utf-8"))
+        content = load_yaml(file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
     data = content.get("data") if isinstance(content, dict) else None

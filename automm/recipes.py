@@ -57,7 +57,8 @@ String values may reference environment variables: ``${NAME}`` or ``${NAME:-defa
 (``$${`` writes a literal ``${``, also in the ``recipe.yaml`` that ``automm fit`` saves); a value
 that is one such reference alone is read as a YAML
 scalar, as ``--set`` values are (``max_epochs: ${EPOCHS:-2}`` is the number 2, ``${STORE:-null}``
-none). Recipes are read with ``yaml.safe_load`` only.
+none). Recipes are read with PyYAML's safe loader only (:func:`load_yaml`), which also reads numbers
+written without a dot as YAML 1.2 does: ``1e-3`` is a number, not the string YAML 1.1 makes of it.
 
 A password never leaves a recipe: ``automm validate`` shows ``search.storage`` with its password
 as ``***`` (:func:`automm.storage.redact_url`), and the ``recipe.yaml`` that ``automm fit``
@@ -97,8 +98,27 @@ from .tables import (image_folders, labelled_rows, read_table, resolve_image_pat
 __all__ = [
     "RecipeError", "Problem", "Recipe", "RecipeData", "FitResult", "PARAM_PATHS", "SECTION_KEYS", "METRICS",
     "SAMPLERS", "PRUNERS", "load_recipe", "validate_recipe", "read_recipe_file", "apply_overrides",
-    "from_recipe", "from_recipe_with_data", "to_recipe", "fit_recipe", "dump_recipe",
+    "from_recipe", "from_recipe_with_data", "to_recipe", "fit_recipe", "dump_recipe", "load_yaml",
 ]
+
+#: A number in exponent notation without a dot (``1e-3``, ``-2E+5``): a float in YAML 1.2, which
+#: PyYAML (YAML 1.1, whose floats need a dot: ``1.0e-3``) reads as a string.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
+_loader_class = None
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` read by PyYAML's safe loader, with ``1e-3`` read as the number it is (YAML 1.2)."""
+    global _loader_class
+    import yaml
+
+    if _loader_class is None:
+        class RecipeLoader(yaml.SafeLoader):
+            pass
+
+        RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+        _loader_class = RecipeLoader
+    return yaml.load(text, Loader=_loader_class)  # noqa: S506 - a SafeLoader
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -151,7 +171,7 @@ def _yaml_scalar(text: str) -> Any:
     import yaml
 
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError:
         return text
     return value if value is None or isinstance(value, (bool, int, float)) else text
@@ -168,7 +188,7 @@ def _escape_env(value: Any) -> Any:
 
 
 def read_recipe_file(path: str | os.PathLike) -> dict:
-    """The mapping in a YAML recipe file (``yaml.safe_load``), or :class:`RecipeError`."""
+    """The mapping in a YAML recipe file (:func:`load_yaml`), or :class:`RecipeError`."""
     import yaml
 
     source = str(path)
@@ -182,7 +202,7 @@ def read_recipe_file(path: str | os.PathLike) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read {source!r}: {exc}", source=None) from None
     try:
-        content = yaml.safe_load(text)
+        content = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -211,7 +231,7 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
         raise RecipeError([Problem("--set", f"expected KEY.PATH=VALUE with a key path such as "
                                             f"training.max_epochs, found {item!r}")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return keys, value

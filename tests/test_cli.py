@@ -761,9 +761,9 @@ def test_predict_with_proba_runs_the_model_once(capsys, emoji_model, monkeypatch
     calls = []
     raw_outputs = AutoMM._raw_outputs
 
-    def counted(self, X):
+    def counted(self, X, *rest):
         calls.append(len(X[0]))
-        return raw_outputs(self, X)
+        return raw_outputs(self, X, *rest)
 
     monkeypatch.setattr(AutoMM, "_raw_outputs", counted)
     data = emoji_rows(tmp_path, 10)

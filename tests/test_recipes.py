@@ -18,7 +18,8 @@ from automm import AutoMM, AutoMMRegressor, hookimpl
 from automm.exceptions import InputError
 from automm.evaluation import compute_metrics
 from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, RecipeError, apply_overrides, dump_recipe,
-                            fit_recipe, from_recipe_with_data, load_recipe, read_recipe_file, validate_recipe)
+                            fit_recipe, from_recipe_with_data, load_recipe, load_yaml, read_recipe_file,
+                            validate_recipe)
 
 from conftest import REPO, shared_data_dir
 
@@ -308,6 +309,23 @@ def test_environment_variables_in_values(monkeypatch):
                                       description="run ${AUTOMM_TEST_EPOCHS}"))
     assert recipe.params()["max_epochs"] == 3 and recipe.params()["storage"] is None
     assert recipe.params()["time_limit"] == 30 and recipe.content["description"] == "run 3"
+
+
+def test_numbers_in_exponent_notation_without_a_dot_are_numbers(tmp_path, monkeypatch):
+    """YAML 1.1 (PyYAML) reads 1e-3 as a string: 'training.learning_rate: expected a positive
+    number, found '1e-3'', in a file, a --set and a variable alike, though the README writes 2e-3."""
+    file = tmp_path / "recipe.yaml"
+    file.write_text("data: {sample: emoji, label: category}\ntraining: {learning_rate: 2e-3, weight_decay: 0}\n"
+                    "search:\n  time_limit: 1E2\n  search_space:\n    training:\n"
+                    "      learning_rate: {low: 1e-4, high: 3e-3, log: true}\n", encoding="utf-8")
+    recipe = load_recipe(str(file), check_data=False)
+    assert recipe.params()["learning_rate"] == 2e-3 and recipe.params()["time_limit"] == 100.0
+    assert recipe.params()["search_space"]["training"]["learning_rate"] == {"low": 1e-4, "high": 3e-3, "log": True}
+    monkeypatch.setenv("AUTOMM_TEST_DECAY", "1e-5")
+    recipe = load_recipe(str(file), ["training.learning_rate=5e-4", "training.weight_decay=${AUTOMM_TEST_DECAY}"],
+                         check_data=False)
+    assert recipe.params()["learning_rate"] == 5e-4 and recipe.params()["weight_decay"] == 1e-5
+    assert load_yaml("description: '1e-3'\nnote: 1e3x") == {"description": "1e-3", "note": "1e3x"}
 
 
 def test_a_storage_password_is_never_shown_nor_written_to_a_recipe(monkeypatch):
