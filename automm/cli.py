@@ -329,6 +329,22 @@ def _check_file_target(target: Path, argument: str) -> None:
         raise UsageError(f"{argument}: folder {str(folder)!r} cannot be written ({exc.strerror or exc})") from None
 
 
+def _check_not_overwriting(target: Path, data: str, model_dir: str) -> None:
+    """:class:`UsageError` when ``predict -o`` names the data file it reads or a file of the model
+    (replaced by the predictions, they would be lost); any other file is replaced, as ``>`` does."""
+    from .persistence import MODEL_ENTRIES
+
+    if not target.exists():
+        return
+    if Path(data).is_file() and os.path.samefile(target, data):
+        raise UsageError(f"-o: {str(target)!r} is the data file DATA: the predictions would replace it; write them "
+                         "to another file (--keep COLUMN carries data columns into them)")
+    if Path(model_dir).is_dir() and os.path.samefile(target.parent, model_dir) and \
+            target.name in (*MODEL_ENTRIES, "recipe.yaml"):
+        raise UsageError(f"-o: {str(target)!r} is a file of the model {model_dir!r}: the predictions would replace "
+                         "it; write them to another file")
+
+
 def _check_output_dir(path: str, argument: str) -> None:
     """:class:`UsageError` naming ``argument`` when no model can be saved at ``path`` (checked
     before the data are read: a long fit whose model cannot be saved would be lost)."""
@@ -508,6 +524,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if target.is_dir():
             raise UsageError(f"-o: {str(target)!r} is a folder; name the CSV file to write")
     _existing(args.data, "DATA")
+    if target is not None:
+        _check_not_overwriting(target, args.data, args.model_dir)
     estimator = _load_model(args.model_dir, args.device, args.cache_dir)
     if args.proba and estimator.problem_type_ == "regression":
         raise UsageError("--proba: a regression model has no class probabilities")

@@ -757,6 +757,24 @@ def test_predict_checks_that_its_output_can_be_written_before_any_work(capsys, e
     assert result.code == 2 and f"-o: folder {str(tmp_path)!r} cannot be written (Permission denied)" in result.err
 
 
+def test_predict_refuses_to_write_over_its_data_file_or_its_model(capsys, emoji_model, tmp_path):
+    """`automm predict MODEL items.csv -o items.csv` had replaced the data with one column of
+    predictions; -o into the model's own files would have broken the model."""
+    data = emoji_rows(tmp_path, 5)
+    before = data.read_bytes()
+    result = run(capsys, "predict", emoji_model, data, "-o", data)
+    assert result.code == 2 and f"-o: {str(data)!r} is the data file DATA" in result.err
+    assert data.read_bytes() == before
+    manifest = Path(emoji_model) / "automm.json"
+    saved = manifest.read_bytes()
+    result = run(capsys, "predict", emoji_model, data, "-o", manifest)
+    assert result.code == 2 and "is a file of the model" in result.err and manifest.read_bytes() == saved
+    earlier = tmp_path / "predictions.csv"  # an earlier run's predictions are replaced, as > does
+    earlier.write_text("old\n")
+    assert run(capsys, "predict", emoji_model, data, "-o", earlier).code == 0
+    assert pd.read_csv(earlier).columns.tolist() == ["prediction"]
+
+
 def test_predict_with_proba_runs_the_model_once(capsys, emoji_model, monkeypatch, tmp_path):
     calls = []
     raw_outputs = AutoMM._raw_outputs
