@@ -651,6 +651,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .recipes import load_recipe
 
     target = None if args.output in (None, "-") else Path(args.output)
+    if target is not None and target.is_dir():
+        raise UsageError(f"-o: {str(target)!r} is a folder; name the recipe file to write")
     if target is not None and target.exists() and not args.force:
         raise UsageError(f"-o: {str(target)!r} exists; pass --force to replace it")
     if target is not None:

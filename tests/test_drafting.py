@@ -77,6 +77,9 @@ def test_init_writes_a_recipe_that_fit_runs(emoji_folder, tmp_path, capsys, monk
     assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(target), "--force",
                  "--time-limit", "30"]) == 0
     assert yaml.safe_load(target.read_text())["search"] == {"time_limit": 30}
+    for force in ([], ["--force"]):  # a folder: said before drafting (with --force it failed late, exit 1)
+        assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(tmp_path), *force]) == 2
+        assert f"-o: {str(tmp_path)!r} is a folder; name the recipe file to write" in capsys.readouterr().err
     # without -o, the recipe goes to stdout, its data path relative to the working directory
     capsys.readouterr()
     assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category"]) == 0
