@@ -354,12 +354,13 @@ class Recipe:
         return context
 
     def shown(self) -> dict:
-        """The content as it may be shown: ``search.storage``'s password as ``***``."""
+        """The content as it may be shown (``automm validate --show``): ``search.storage``'s
+        password as ``***``, a literal ``${`` as ``$${`` (read back, the text is the same recipe)."""
         content = copy.deepcopy(self.content)
         found, value = get_key_path(content, _STORAGE)
         if found:
             set_key_path(content, _STORAGE, _redacted_storage(value))
-        return content
+        return _escape_env(content)
 
     def _data_file(self, value: str) -> Path:
         return Path(os.path.abspath(self.base_dir / os.path.expanduser(value)))

@@ -297,6 +297,14 @@ def test_validate_options(capsys, tmp_path, monkeypatch):
     assert result.code == 0 and json.loads(result.out) == {"recipe": str(QUICKSTART), "valid": True, "problems": []}
     result = run(capsys, "validate", QUICKSTART, "--show", "--set", "training.max_epochs=3")
     assert result.code == 0 and yaml.safe_load(result.out)["training"]["max_epochs"] == 3
+    # what --show prints reads back as the same recipe: a literal ${ stays escaped (it was shown as ${HOME})
+    result = run(capsys, "validate", QUICKSTART, "--show", "--set", "description=cost $${HOME}")
+    shown = tmp_path / "shown.yaml"
+    shown.write_text(result.out)
+    assert yaml.safe_load(result.out)["description"] == "cost $${HOME}"
+    from automm.recipes import load_recipe
+
+    assert load_recipe(str(shown), check_data=False).content["description"] == "cost ${HOME}"
     (tmp_path / "bad.yaml").write_text(BAD_RECIPE)
     result = run(capsys, "validate", tmp_path / "bad.yaml", "--json")
     report = json.loads(result.out)
