@@ -136,6 +136,31 @@ def _existing(path: str, argument: str) -> str:
     return path
 
 
+def _data_source(path: str, argument: str = "DATA") -> str:
+    """``path`` when it is a data file of a known format or a folder, else :class:`UsageError`
+    naming ``argument`` (found before any work, as a missing file is)."""
+    from .tables import data_format
+
+    if data_format(Path(_existing(path, argument)), None) is None:
+        raise UsageError(f"{argument}: {path!r}: cannot tell the format from the name; use a .csv, .tsv or .parquet "
+                         "file, or a folder of images")
+    return path
+
+
+@contextlib.contextmanager
+def _folder_as_given(path: str, argument: str = "DATA"):
+    """Around reading ``path``: a folder that holds no images is a mistake in what was given
+    (:class:`UsageError`), not a failure of the work."""
+    from .exceptions import InputError
+
+    try:
+        yield
+    except InputError as exc:
+        if not os.path.isdir(path):
+            raise
+        raise UsageError(f"{argument}: {exc}") from None
+
+
 def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str]):
     """A data file for predict/evaluate: the rows kept by ``filters`` (:class:`UsageError`
     listing the column's values when one keeps none), relative image paths looked up as ``fit``
@@ -144,7 +169,8 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
     from .suggestions import did_you_mean, quoted_values
     from .tables import image_folders, read_table, resolve_image_paths
 
-    frame = read_table(_existing(path, "DATA"))
+    with _folder_as_given(path):
+        frame = read_table(_data_source(path))
     if len(frame) == 0:
         from .exceptions import InputError
 
@@ -261,12 +287,14 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
 
 
 # ---------------------------------------------------------------------------------- fit
-def _draft(data, label: str, **kwargs):
-    """A data file's drafted recipe; a ``--label`` that names no column is a usage error."""
+def _draft(data, label: str, argument: str = "DATA", **kwargs):
+    """A data file's drafted recipe; a ``--label`` that names no column is a usage error, as is a
+    folder without images (named as ``argument``)."""
     from .drafting import LabelColumnError, draft_recipe
 
     try:
-        return draft_recipe(data, label, **kwargs)
+        with _folder_as_given(str(data), argument):
+            return draft_recipe(data, label, **kwargs)
     except LabelColumnError as exc:
         raise UsageError(str(exc)) from None
 
@@ -278,9 +306,9 @@ def _recipe_or_draft(args: argparse.Namespace):
 
     overrides = list(args.overrides or [])
     is_data = Path(args.recipe).suffix.lower() not in (".yaml", ".yml") and \
-        data_format(Path(args.recipe), None) is not None
+        (data_format(Path(args.recipe), None) is not None or args.label is not None)
     if is_data:
-        _existing(args.recipe, "RECIPE")
+        _data_source(args.recipe, "RECIPE")
     if not is_data:
         if args.label is not None:
             raise UsageError("--label goes with a data file (automm fit DATA.csv --label COLUMN); a recipe names its "
@@ -289,7 +317,7 @@ def _recipe_or_draft(args: argparse.Namespace):
     if args.label is None:
         raise UsageError(f"{args.recipe} is a data file: name the column to predict with --label COLUMN "
                          f"(or draft a recipe to edit first: automm init {args.recipe} --label COLUMN -o recipe.yaml)")
-    draft = _draft(args.recipe, args.label, recipe_dir=Path.cwd())
+    draft = _draft(args.recipe, args.label, "RECIPE", recipe_dir=Path.cwd())
     _Out(args.quiet or args.json).log(f"drafted a recipe from {args.recipe}: {draft.describe()}")
     recipe = load_recipe(draft.content, overrides, base_dir=Path.cwd(), check_data=True, require_data=True)
     recipe.source = args.recipe
@@ -523,7 +551,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _check_file_target(target, "-o")
         if target.is_dir():
             raise UsageError(f"-o: {str(target)!r} is a folder; name the CSV file to write")
-    _existing(args.data, "DATA")
+    _data_source(args.data)
     if target is not None:
         _check_not_overwriting(target, args.data, args.model_dir)
     estimator = _load_model(args.model_dir, args.device, args.cache_dir)
@@ -600,7 +628,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
     label = args.label or _recipe_data_key(args.model_dir, "label")
-    _existing(args.data, "DATA")
+    _data_source(args.data)
     estimator = _load_model(args.model_dir, args.device, args.cache_dir)
     if label is None:
         raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
@@ -657,7 +685,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UsageError(f"-o: {str(target)!r} exists; pass --force to replace it")
     if target is not None:
         _check_file_target(target, "-o")
-    _existing(args.data, "DATA")
+    _data_source(args.data)
     recipe_dir = target.parent if target is not None else Path.cwd()
     time_limit = None if args.no_search else args.time_limit
     draft = _draft(args.data, args.label, recipe_dir=recipe_dir, time_limit=time_limit)
@@ -803,7 +831,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- worker
 def cmd_worker(args: argparse.Namespace) -> int:
     from .exceptions import InputError
-    from .storage import StorageError, check_storage, parse_storage, redact_url, storage_file
+    from .storage import StorageError, check_storage, parse_storage, redact_url, storage_file, wait_for_storage_file
     from .worker import run_worker
 
     out = _Out(args.quiet)
@@ -811,10 +839,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _device(args.device, "--device")
     try:
         kind, url = parse_storage(args.storage)
-        if kind == "rdb" and storage_file(kind, url) is None and args.recipe is not None:
-            check_storage(args.storage)  # a database server, reached before the recipe's data are read (not a
-            # file a worker must not create: run_worker checks that one)
-    except InputError as exc:
+        if args.recipe is not None:  # the storage before the recipe's data are read
+            if storage_file(kind, url) is not None:  # a file, waited for (never created: a misspelt path)
+                wait_for_storage_file(kind, url, 60.0 if args.wait is None else args.wait)
+            elif kind == "rdb":  # a database server, reached
+                check_storage(args.storage)
+    except (InputError, StorageError) as exc:
         raise UsageError(f"--storage: {str(exc).removeprefix('storage: ')}") from None
     inputs: tuple = ()
     labels = None

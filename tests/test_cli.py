@@ -765,6 +765,21 @@ def test_predict_checks_that_its_output_can_be_written_before_any_work(capsys, e
     assert result.code == 2 and f"-o: folder {str(tmp_path)!r} cannot be written (Permission denied)" in result.err
 
 
+def test_data_of_no_known_format_or_a_folder_without_images_exit_2_before_any_work(capsys, emoji_model, tmp_path):
+    """A mistake in what a command was given, as a missing file is (they exited 1, and `fit x.txt
+    --label y` said "--label goes with a data file")."""
+    text = tmp_path / "items.txt"
+    text.write_text("image,name\n")
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    for command, argument in ((["predict", emoji_model], "DATA"), (["evaluate", emoji_model], "DATA"),
+                              (["init"], "DATA"), (["fit"], "RECIPE")):
+        label = [] if command[0] in ("predict", "evaluate") else ["--label", "label"]
+        result = run(capsys, *command, text, *label)
+        assert result.code == 2 and f"{argument}: {str(text)!r}: cannot tell the format from the name" in result.err
+        result = run(capsys, *command, tmp_path / "empty", *label)
+        assert result.code == 2 and f"{argument}: '{tmp_path / 'empty'}' holds no image files" in result.err, result.err
+
+
 def test_predict_refuses_to_write_over_its_data_file_or_its_model(capsys, emoji_model, tmp_path):
     """`automm predict MODEL items.csv -o items.csv` had replaced the data with one column of
     predictions; -o into the model's own files would have broken the model."""

@@ -138,7 +138,7 @@ def test_a_worker_whose_storage_cannot_be_written_exits_with_2(tmp_path, capsys,
     assert "--storage: cannot write the journal folder" in err
 
 
-def test_a_worker_reaches_its_database_before_reading_its_recipes_data(capsys, monkeypatch):
+def test_a_worker_reaches_its_storage_before_reading_its_recipes_data(capsys, monkeypatch):
     import automm.recipes
 
     def read(*args, **kwargs):
@@ -149,6 +149,11 @@ def test_a_worker_reaches_its_database_before_reading_its_recipes_data(capsys, m
                  "--recipe", str(REPO / "recipes" / "quickstart.yaml")])
     err = capsys.readouterr().err
     assert code == 2 and "--storage: cannot open the database" in err and "pw" not in err, err
+    # a storage file that is not there: said before the data are read too (it was said after)
+    code = main(["worker", "--storage", "/nonexistent/study.log", "--study", "s", "--wait", "0",
+                 "--recipe", str(REPO / "recipes" / "quickstart.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--storage: '/nonexistent/study.log' does not exist" in err, err
 
 
 def test_a_worker_names_a_misspelt_storage_as_its_option(tmp_path, capsys, monkeypatch):
