@@ -354,9 +354,14 @@ def _load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
         for entry_point in dist.entry_points:
             if entry_point.group != ENTRY_POINT_GROUP:
                 continue
-            if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
-                continue
             package = f"{dist.metadata['Name']} {dist.version}"
+            if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+                holder = _distributions(pm).get(entry_point.name)
+                if holder is not None and holder.split()[0] != dist.metadata["Name"]:  # (not one found twice)
+                    _skip_plugin(pm, entry_point.name, package,
+                                 f"its entry-point name is taken by the plugin of {holder}; one of the two "
+                                 "packages must rename its entry point", key=f"{entry_point.name} ({package})")
+                continue
             try:
                 plugin = entry_point.load()
             except Exception as exc:  # noqa: BLE001 - any import failure of third-party code
@@ -373,11 +378,13 @@ def _load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
             _warn_unknown_hooks(pm, plugin, entry_point.name, package)
 
 
-def _skip_plugin(pm: pluggy.PluginManager, name: str, package: str | None, reason: str) -> None:
-    """Record (for ``automm plugins``) and warn that plugin ``name`` is left out."""
+def _skip_plugin(pm: pluggy.PluginManager, name: str, package: str | None, reason: str,
+                 key: str | None = None) -> None:
+    """Record (for ``automm plugins``, under ``key``, default ``name``) and warn that plugin
+    ``name`` is left out."""
     import warnings
 
-    _skipped(pm)[name] = {"package": package, "reason": reason}
+    _skipped(pm)[key or name] = {"package": package, "reason": reason}
     warnings.warn(f"automm plugin {name!r}" + (f" from {package}" if package else "") + f" is skipped: {reason} "
                   f"(uninstall it, or set {DISABLE_AUTOLOAD_ENV}=1 to load only the built-ins)",
                   PluginLoadWarning, stacklevel=user_stacklevel())

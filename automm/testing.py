@@ -908,7 +908,7 @@ def check_installed(distribution: str, *, expected: Mapping[str, Sequence[str]] 
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import distribution as find_distribution
 
-    from .registry import ENTRY_POINT_GROUP, skipped_plugins
+    from .registry import DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, autoload_disabled, get_registry, skipped_plugins
 
     where = f"distribution {distribution!r}"
     try:
@@ -920,11 +920,21 @@ def check_installed(distribution: str, *, expected: Mapping[str, Sequence[str]] 
         _fail(where, f"declares no entry point in the {ENTRY_POINT_GROUP!r} group, so automm never loads it; add "
                      f"[project.entry-points.{ENTRY_POINT_GROUP}] with a line 'my_plugin = \"my_module\"' to its "
                      "pyproject.toml and install it again")
+    if autoload_disabled():
+        _fail(where, f"is not loaded by automm here: {DISABLE_AUTOLOAD_ENV} is set, so only the built-in plugins "
+                     "are; unset it")
     skipped = skipped_plugins()
+    registry = get_registry()
+    package = f"{dist.metadata['Name']} {dist.version}"
     found: dict[str, list[ComponentSpec]] = {kind: [] for kind in ("encoder", "fusion", "augmentation", "dataset")}
     for point in points:
-        if point.name in skipped:
-            _fail(where, f"entry point {point.name!r} is skipped by automm: {skipped[point.name]['reason']}")
+        for key in (point.name, f"{point.name} ({package})"):
+            if key in skipped and skipped[key]["package"] == package:
+                _fail(where, f"entry point {point.name!r} is skipped by automm: {skipped[key]['reason']}")
+        holder = registry.package_of(point.name)
+        if holder is None or holder.split()[0] != dist.metadata["Name"]:
+            _fail(where, f"entry point {point.name!r} is not what automm loaded under that name "
+                         f"({'the plugin of ' + holder if holder else 'nothing was'}); rename the entry point")
         try:
             plugin = point.load()
         except Exception as exc:  # noqa: BLE001

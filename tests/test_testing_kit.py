@@ -381,11 +381,10 @@ _FUSION_MODULE = """
 def test_check_installed_finds_a_missing_entry_point_and_missing_components(tmp_path, monkeypatch):
     import sys
 
-    from automm.registry import DISABLE_AUTOLOAD_ENV
+    from automm.registry import DISABLE_AUTOLOAD_ENV, PluginLoadWarning
     from automm.testing import check_installed
 
-    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")  # the process registry: built-ins only
-    automm.reset_registry()
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
     try:
         with pytest.raises(ConformanceError, match="distribution 'automm-kit-absent': is not installed"):
             check_installed("automm-kit-absent")
@@ -398,13 +397,36 @@ def test_check_installed_finds_a_missing_entry_point_and_missing_components(tmp_
         (tmp_path / "b").mkdir()
         _fake_distribution(tmp_path / "b", monkeypatch, "automm-kit-ep", _FUSION_MODULE,
                            "[automm]\nkit_ep = automm_kit_ep\n")
+        automm.reset_registry()  # the process registry, with the new distribution's entry point
         assert [s.name for s in check_installed("automm-kit-ep", expected={"fusion": ["kit_mean"]})["fusion"]] == [
             "kit_mean"]
         with pytest.raises(ConformanceError, match=r"'automm-kit-ep': does not register the fusions \['kit_film'\] "
                                                    r"\(its entry points: kit_ep = automm_kit_ep\)"):
             check_installed("automm-kit-ep", expected={"fusion": ["kit_film"]})
+
+        # a second package whose entry point has the same name: one of them is left out, and said so
+        # (it was dropped silently, and the kit passed the package automm did not load)
+        (tmp_path / "c").mkdir()
+        _fake_distribution(tmp_path / "c", monkeypatch, "automm-kit-twin", _FUSION_MODULE.replace("kit_mean", "kit_twin"),
+                           "[automm]\nkit_ep = automm_kit_twin\n")
+        with pytest.warns(PluginLoadWarning, match=r"automm plugin 'kit_ep' from automm-kit-\w+ 0.1 is skipped: its "
+                                                   r"entry-point name is taken by the plugin of automm-kit-\w+ 0.1"):
+            automm.reset_registry()
+        loaded = automm.get_registry().package_of("kit_ep").split()[0]
+        left_out = ({"automm-kit-ep", "automm-kit-twin"} - {loaded}).pop()
+        check_installed(loaded)
+        with pytest.raises(ConformanceError, match=f"distribution '{left_out}': entry point 'kit_ep' is skipped by "
+                                                   "automm: its entry-point name is taken"):
+            check_installed(left_out)
+
+        # autoloading off: automm cannot use the package, whatever it holds
+        monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+        automm.reset_registry()
+        with pytest.raises(ConformanceError, match=f"'{loaded}': is not loaded by automm here: {DISABLE_AUTOLOAD_ENV} "
+                                                   "is set"):
+            check_installed(loaded)
     finally:
-        for module in ("automm_kit_noep", "automm_kit_ep"):
+        for module in ("automm_kit_noep", "automm_kit_ep", "automm_kit_twin"):
             sys.modules.pop(module, None)
         monkeypatch.undo()
         automm.reset_registry()
