@@ -208,12 +208,15 @@ class Registry:
             failure = self._collect_once()
             if failure is None:
                 return
-            plugin_name, exc = failure
+            plugin_name, exc, hook = failure
             package = self.package_of(plugin_name)
             self.plugin_manager.unregister(name=plugin_name)
-            _skip_plugin(self.plugin_manager, plugin_name, package, f"its components could not be registered: {exc}")
+            why = str(exc) if isinstance(exc, PluginError) else f"{hook} raised {type(exc).__name__}: {exc}"
+            _skip_plugin(self.plugin_manager, plugin_name, package, f"its components could not be registered: {why}")
 
-    def _collect_once(self) -> tuple[str, Exception] | None:
+    def _collect_once(self) -> tuple[str, Exception, str] | None:
+        """The first failure of an entry-point plugin's registration hook, (plugin, exception,
+        hook name), or None when every component was collected."""
         hooks = {
             "encoder": self.plugin_manager.hook.automm_register_encoders,
             "fusion": self.plugin_manager.hook.automm_register_fusions,
@@ -229,12 +232,12 @@ class Registry:
                     impl.function(register=register)
                 except Exception as exc:  # noqa: BLE001 - third-party code
                     if package is not None:
-                        return impl.plugin_name, exc
+                        return impl.plugin_name, exc, caller.name
                     # an in-process plugin's name taken by an installed one registered before it
                     # (hook order, e.g. trylast): the installed one is skipped
                     other = getattr(exc, "existing_provider", None)
                     if other is not None and self.package_of(other) is not None:
-                        return other, exc
+                        return other, exc, caller.name
                     raise  # not from an entry point: the author is here, fail loudly
         return None
 

@@ -244,7 +244,13 @@ _BROKEN_PLUGINS = {
     @hookimpl
     def automm_register_encoders(register):
         raise RuntimeError("the weights package is missing")
-    """, "its components could not be registered: the weights package is missing"),
+    """, "its components could not be registered: automm_register_encoders raised RuntimeError: the weights "
+         "package is missing"),
+    "a registration hook that raises a KeyError": ("""
+    @hookimpl
+    def automm_register_encoders(register):
+        raise KeyError("size")
+    """, "automm_register_encoders raised KeyError: 'size'"),
     "a name a built-in has": ("""
     @hookimpl
     def automm_register_encoders(register):
