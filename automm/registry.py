@@ -442,12 +442,19 @@ def get_registry() -> Registry:
 
 def reset_registry(plugins: Iterable[object] = ()) -> Registry:
     """Rebuild the registry (after installing a plugin, or with extra in-process
-    ``plugins`` registered, as tests do). Returns the new registry."""
+    ``plugins`` registered, as tests do). Returns the new registry. A plugin that is also
+    installed (a module its entry point names) is there once."""
     global _registry
     with _lock:
         pm = get_plugin_manager()
         for plugin in plugins:
-            pm.register(plugin, name=_plugin_name(plugin))
+            if pm.is_registered(plugin):  # loaded through its entry point already
+                continue
+            name = _plugin_name(plugin)
+            if pm.get_plugin(name) is not None:
+                raise PluginError(f"reset_registry: another plugin is registered as {name!r}; give each plugin "
+                                  "its own module or class")
+            pm.register(plugin, name=name)
         _registry = Registry(pm)
         return _registry
 

@@ -207,6 +207,23 @@ def test_entry_point_plugin_is_discovered_from_package_metadata(installed_distri
     assert automm.create_encoder("hello").output_dim == 2
 
 
+def test_an_installed_plugin_module_given_to_reset_registry_too_is_registered_once(installed_distribution):
+    """The guide's test step, run once the package is installed, had failed with pluggy's "Plugin
+    already registered under a different name" and a dump of every plugin."""
+    import importlib
+
+    module = importlib.import_module("automm_hello_plugin")
+    registry = automm.reset_registry([module])
+    assert registry.get("encoder", "hello").package == "automm-hello-plugin 1.2.3"
+
+    class Other:
+        pass
+
+    twin = type("Other", (), {"__module__": Other.__module__, "__qualname__": Other.__qualname__})()
+    with pytest.raises(automm.PluginError, match="another plugin is registered as .*give each plugin its own"):
+        automm.reset_registry([Other(), twin])
+
+
 def test_autoload_can_be_switched_off(installed_distribution, monkeypatch):
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
     assert "hello" not in automm.reset_registry().names("encoder")
