@@ -222,11 +222,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, collate_fn: Callable,
                 pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A loader of ``dataset``; a shuffled (training) one leaves out the last batch when it would
+    hold one sample (a different sample each epoch): batch normalisation cannot train on one."""
     generator = torch.Generator()
     generator.manual_seed(int(seed))
+    one_left = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
-        generator=generator, pin_memory=pin_memory, persistent_workers=False,
+        generator=generator, pin_memory=pin_memory, persistent_workers=False, drop_last=one_left,
         prefetch_factor=4 if num_workers > 0 else None)
 
 

@@ -390,3 +390,19 @@ def test_static_samples_are_preprocessed_once_per_row_and_never_augmented(static
     else:
         assert len(encoder.calls) == 3 * len(texts)
         assert all(augment is not None for _, augment in encoder.calls)
+
+
+def test_a_training_loader_never_ends_an_epoch_with_a_batch_of_one():
+    """A last batch of one sample failed the fit of any encoder with batch normalisation
+    (\"Expected more than 1 value per channel when training\"), e.g. 45 training rows in batches of 4."""
+    def sizes(n, batch_size, shuffle):
+        loader = make_loader(list(range(n)), batch_size, shuffle, 0, 0, torch.tensor)
+        return [len(batch) for batch in loader], len(loader)
+
+    assert sizes(9, 4, True) == ([4, 4], 2)  # one sample left out, a different one each epoch
+    assert sizes(9, 4, False) == ([4, 4, 1], 3)  # prediction and holdout: every row
+    assert sizes(10, 4, True) == ([4, 4, 2], 3)
+    assert sizes(1, 4, True) == ([1], 1)  # one row in all: nothing else to train on
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).train()
+    for batch in make_loader(list(torch.randn(45, 3)), 4, True, 0, 0, torch.stack):
+        model(batch)
