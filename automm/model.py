@@ -22,9 +22,12 @@ class MultimodalNet(nn.Module):
     """
 
     def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion, n_outputs: int, head_dropout: float = 0.1,
-                 fusion_label: str | None = None):
+                 fusion_label: str | None = None, encoder_labels: Mapping[str, str] | None = None):
         super().__init__()
         self.encoders = nn.ModuleDict(dict(encoders))
+        #: how messages name each input's encoder (its registration: name and plugin)
+        self.encoder_labels = {name: (encoder_labels or {}).get(name, f"encoder {type(encoder).__name__}")
+                               for name, encoder in encoders.items()}
         self.fusion = fusion
         self.n_outputs = int(n_outputs)
         #: how messages name the fusion (its registration: name and plugin)
@@ -42,8 +45,9 @@ class MultimodalNet(nn.Module):
         for name, encoder in self.encoders.items():
             embedding = encoder(inputs[name])
             if embedding.dim() != 2 or embedding.shape[-1] != encoder.output_dim:
-                raise PluginError(f"encoder {type(encoder).__name__} of input {name!r} returned a tensor of shape "
-                                  f"{tuple(embedding.shape)}; its output_dim says (batch, {encoder.output_dim})")
+                raise PluginError(f"{self.encoder_labels[name]} of input {name!r} returned a tensor of shape "
+                                  f"{tuple(embedding.shape)}; its output_dim says (batch, {encoder.output_dim}): "
+                                  "set output_dim to the width forward returns")
             embeddings[name] = embedding
         return embeddings
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import registry as _registry
-from .components.stack import STACK, EncoderStack, encoder_parts
+from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
 from .data import BatchCollator, InputSpec, MultimodalDataset
 from .decision import class_priors, fit_decision_weights
@@ -247,7 +247,14 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
     with building(fusion_spec, fusion_params, f" for inputs {input_dims} (n_outputs={n_outputs})", FUSION_INPUTS_HINT):
         fusion = fusion_spec.factory(input_dims, n_outputs, **fusion_params)
     return MultimodalNet(encoders, fusion, n_outputs, head_dropout=config["training"].get("head_dropout", 0.1),
-                         fusion_label=fusion_spec.label)
+                         fusion_label=fusion_spec.label,
+                         encoder_labels={name: _encoder_label(config["encoders"][name], reg) for name in encoders})
+
+
+def _encoder_label(choice: Any, reg) -> str:
+    """How messages name an input's encoder: ``encoder 'shout' (plugin 'automm_shout')``, or a stack's parts."""
+    name, _ = _split(choice)
+    return f"encoder {describe_encoder(choice)}" if name == STACK else reg.get("encoder", name).label
 
 
 def _augmentations(config: dict) -> tuple[dict[str, list], list]:

@@ -381,8 +381,8 @@ def test_an_encoder_narrower_than_its_output_dim_is_named(fresh_registry):
 
     fresh_registry(Plugin())
     clf = automm.AutoMM(encoders={"text": "narrow"}, column_types={"x0": "text"}, max_epochs=1, num_workers=0)
-    with pytest.raises(PluginError, match=r"encoder WrongWidthEncoder of input 'text_0' returned a tensor of shape "
-                                          r"\(\d+, 1\); its output_dim says \(batch, 3\)"):
+    with pytest.raises(PluginError, match=r"encoder 'narrow' \(plugin '.*Plugin'\) of input 'text_0' returned a "
+                                          r"tensor of shape \(\d+, 1\); its output_dim says \(batch, 3\)"):
         clf.fit(["a", "bb", "ccc", "dddd"] * 4, ["s", "l", "l", "l"] * 4)
 
 
