@@ -729,7 +729,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _plugin_inventory() -> dict:
     from . import __version__
     from .builtin import DEFAULT_PLUGINS
-    from .registry import KINDS, get_registry, skipped_plugins
+    from .registry import KINDS, autoload_disabled, get_registry, skipped_plugins
 
     reg = get_registry()
     pm = reg.plugin_manager
@@ -748,7 +748,7 @@ def _plugin_inventory() -> dict:
         plugins.append({"name": name, "package": package, "builtin": builtin,
                         "components": sum(1 for c in components if c["plugin"] == name)})
     skipped = [{"name": name, **info} for name, info in sorted(skipped_plugins().items())]
-    return {"plugins": plugins, "components": components, "skipped": skipped}
+    return {"plugins": plugins, "components": components, "skipped": skipped, "autoload": not autoload_disabled()}
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -757,6 +757,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         _Out.result(_json(inventory))
         return EXIT_OK
     plugins, components = inventory["plugins"], inventory["components"]
+    if not inventory["autoload"]:
+        from .registry import DISABLE_AUTOLOAD_ENV
+
+        _Out.result(f"{DISABLE_AUTOLOAD_ENV} is set: installed plugins are not loaded, only the built-ins\n")
     _Out.result(f"plugins ({len(plugins)})")
     _Out.result(_table([(p["name"], p["package"] or "-", p["components"]) for p in plugins],
                        headers=("plugin", "package", "components")))

@@ -322,9 +322,23 @@ def test_validate_options(capsys, tmp_path, monkeypatch):
     assert result.code == 0, result.err
 
 
-def test_plugins_table(capsys):
+def test_plugins_table(capsys, monkeypatch):
+    import automm
+    from automm.registry import DISABLE_AUTOLOAD_ENV
+
     result = run(capsys, "plugins")
     assert result.code == 0 and "hashed_ngram" in result.out and "automm.components.text" in result.out
+    assert DISABLE_AUTOLOAD_ENV not in result.out
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")  # where an author looks for a plugin that is not there
+    automm.reset_registry()
+    try:
+        result = run(capsys, "plugins")
+        assert result.out.startswith(f"{DISABLE_AUTOLOAD_ENV} is set: installed plugins are not loaded, only the "
+                                     "built-ins")
+        assert json.loads(run(capsys, "plugins", "--json").out)["autoload"] is False
+    finally:
+        monkeypatch.undo()
+        automm.reset_registry()
 
 
 def test_help_everywhere(capsys):
