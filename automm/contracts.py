@@ -13,7 +13,8 @@ import torch
 from .components.base import BatchAugmentation
 from .exceptions import AutoMMError, PluginError
 
-__all__ = ["CheckedAugmentation", "CheckedBatchAugmentation", "building", "sample_problem", "FUSION_INPUTS_HINT"]
+__all__ = ["CheckedAugmentation", "CheckedBatchAugmentation", "building", "sample_problem", "augment_input_problem",
+           "FUSION_INPUTS_HINT"]
 
 #: What a fusion that cannot be built for its inputs is told.
 FUSION_INPUTS_HINT = ("; a fusion must work with whatever inputs it is given (one or more, named like image_0, "
@@ -64,6 +65,21 @@ class CheckedAugmentation:
         if problem is not None:
             raise PluginError(f"{self.label}: {problem}")
         return result
+
+
+def augment_input_problem(modality: str, value: Any) -> str | None:
+    """What is wrong with the value an encoder's ``preprocess`` gives ``augment`` (None: nothing):
+    an image's augmentations take a float tensor (3, H, W) in [0, 1], a text's a list of str
+    tokens (a text's augmentations read a str as a sequence of characters). Other modalities:
+    their plugin's convention, not checked."""
+    if modality == "image" and not (isinstance(value, torch.Tensor) and torch.is_floating_point(value)
+                                    and value.dim() == 3 and value.shape[0] == 3):
+        return (f"preprocess gave augment {_kind(value)}; give it the image as a float tensor (3, H, W) in [0, 1] "
+                "(automm.components.image.image_tensor), as image augmentations take")
+    if modality == "text" and not (isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value[:1])):
+        return (f"preprocess gave augment a {type(value).__name__}; give it the text's tokens, a list of str "
+                "(automm.components.text.tokenize(value)), as text augmentations take")
+    return None
 
 
 def sample_problem(modality: str, before: Any, after: Any) -> str | None:

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from .components.base import MISSING, Encoder
-from .exceptions import InputError, user_stacklevel
+from .contracts import augment_input_problem
+from .exceptions import InputError, PluginError, user_stacklevel
 from .suggestions import did_you_mean
 from .roles import as_datetime, is_number, looks_like_image_path, modality_of_role
 
@@ -829,13 +830,17 @@ class MultimodalDataset(torch.utils.data.Dataset):
                       "it, but the data inside is broken: it counts as missing", UserWarning, stacklevel=user_stacklevel())
 
     def _augmenter(self, name: str, index: int) -> Callable | None:
-        augs = self.augmentations.get(self.encoders[name].modality)
+        modality = self.encoders[name].modality
+        augs = self.augmentations.get(modality)
         if not augs:
             return None
         generator = torch.Generator()
         generator.manual_seed(hash_seed(self.seed, self.epoch, index, name))
 
         def augment(value: Any) -> Any:
+            problem = augment_input_problem(modality, value)
+            if problem is not None:
+                raise PluginError(f"the encoder of input {name!r} ({type(self.encoders[name]).__name__}): {problem}")
             for aug in augs:
                 value = aug(value, generator)
             return value

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
-from .contracts import sample_problem
+from .contracts import augment_input_problem, sample_problem
 from .model import fusion_width_problem
 from .registry import ComponentSpec, Registry, SearchSpaceError, get_plugin_manager, get_registry
 
@@ -378,6 +378,9 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
 
             def identity(value: Any) -> Any:
                 augment_calls.append(1)
+                problem = augment_input_problem(spec.modality, value)
+                if problem is not None:
+                    _fail(spec, problem)
                 return value
 
             augmented = _encode(spec, encoder, values, augment=identity)

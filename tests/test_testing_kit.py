@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import automm
-from automm import MISSING, BatchAugmentation, Encoder, Fusion, hookimpl
+from automm import MISSING, BatchAugmentation, Encoder, Fusion, PluginError, hookimpl
 from automm.builtin import DEFAULT_PLUGINS
 from automm.testing import (ConformanceError, check_augmentation, check_component_registration, check_encoder,
                             check_fusion, check_role_inference, check_search_space)
@@ -136,6 +136,20 @@ class _FalselyStatic(_WrongWidth):
         return torch.tensor([float(len(text))])
 
 
+class _AugmentsTheRawText(_WrongWidth):
+    """Gives augment the text itself: a text augmentation would then drop characters, not words."""
+
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+
+    def preprocess(self, value, augment=None):
+        text = "" if value is MISSING else str(value)
+        if augment is not None:
+            text = "".join(augment(text))
+        return torch.tensor([float(len(text))])
+
+
 class _NeverPrepared(_WrongWidth):
     """Says its one-off work is pending even for the values it has just prepared."""
 
@@ -198,6 +212,7 @@ class _BrokenPlugin:
         register("unseeded", _Unseeded, modality="text", output_dim=5)
         register("no_missing", _NoMissing, modality="text", output_dim=5)
         register("falsely_static", _FalselyStatic, modality="text", output_dim=5)
+        register("raw_text_augmented", _AugmentsTheRawText, modality="text", output_dim=5)
         register("never_prepared", _NeverPrepared, modality="text", output_dim=5)
         register("device_bound", _PreprocessesWithABuffer, modality="text", output_dim=5)
         register("bad_space", _Unseeded, modality="text", output_dim=5, search_space=_bad_space)
@@ -236,6 +251,17 @@ def test_kit_catches_missing_value_failures(broken):
 def test_kit_catches_an_encoder_whose_static_samples_are_augmented(broken):
     with pytest.raises(ConformanceError, match="falsely_static.*static_preprocess=True, but preprocess applied augment"):
         check_encoder("falsely_static", ["a", "bb"])
+
+
+def test_kit_and_training_catch_an_encoder_giving_augment_other_than_tokens(broken):
+    """It passed the kit, and a fit with token_dropout dropped characters without a word."""
+    with pytest.raises(ConformanceError, match=r"raw_text_augmented.*preprocess gave augment a str; give it the "
+                                               r"text's tokens, a list of str \(automm.components.text.tokenize"):
+        check_encoder("raw_text_augmented", ["a b", "bb"])
+    with pytest.raises(PluginError, match=r"the encoder of input 'text_0' \(_AugmentsTheRawText\): preprocess gave "
+                                          "augment a str"):
+        automm.AutoMM(encoders={"text": "raw_text_augmented"}, augmentations=["token_dropout"], max_epochs=1,
+                      column_types={"x0": "text"}, num_workers=0).fit(["a b c", "d e"] * 8, ["x", "y"] * 8)
 
 
 def test_kit_catches_one_off_work_still_pending_after_prepare(broken):
