@@ -297,3 +297,14 @@ def test_sum_fusion_adds_present_inputs_and_a_bias():
     torch.testing.assert_close(out, torch.tensor([[2.0, 1.0, 0.0]] * 2))  # the missing input (NaN) never counts
     with pytest.raises(ValueError, match="as wide as the outputs"):
         SumFusion({"a": 4}, 3)
+
+
+def test_naming_the_sum_fusion_with_encoders_not_in_their_linear_form_says_what_it_needs():
+    """It failed with a PluginError telling the fusion's author to accept any inputs."""
+    from automm import AutoMM
+    from automm.exceptions import InputError
+
+    texts, labels = [f"item {i % 5} word{i % 3}" for i in range(30)], [f"c{i % 3}" for i in range(30)]
+    with pytest.raises(InputError, match=r"fusion: 'sum' adds its inputs, so each must be as wide as the outputs "
+                                         r"\(3\), got \{'text_0': \d+\}: .* use another fusion, e.g. 'concat'"):
+        AutoMM(fusion="sum", max_epochs=1, num_workers=0, column_types={"x0": "text"}).fit(texts, labels)

@@ -19,6 +19,7 @@ from torch import nn
 
 from automm.components.base import Fusion
 from automm.hookspecs import hookimpl
+from automm.exceptions import InputError
 
 __all__ = [
     "ConcatFusion",
@@ -275,7 +276,10 @@ class SumFusion(Fusion):
         self.input_names = _sorted_input_names(input_dims)
         wrong = {name: int(dim) for name, dim in input_dims.items() if int(dim) != int(n_outputs)}
         if wrong:
-            raise ValueError(f"sum fusion needs every input as wide as the outputs ({n_outputs}); got {wrong}")
+            raise InputError(f"fusion: 'sum' adds its inputs, so each must be as wide as the outputs ({n_outputs}), "
+                             f"got {wrong}: it is the fusion of encoders in their linear form (linear=True, "
+                             f"output_dim={n_outputs}), as the search's linear model uses them; with these encoders "
+                             "use another fusion, e.g. 'concat'")
         self.output_dim = int(n_outputs)
         self.bias = nn.Parameter(torch.zeros(self.output_dim))
 
