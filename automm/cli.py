@@ -836,6 +836,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from .exceptions import InputError
     from .storage import StorageError, check_storage, parse_storage, redact_url, storage_file, wait_for_storage_file
+    from .study import StudyNotFoundError
     from .worker import run_worker
 
     out = _Out(args.quiet)
@@ -872,6 +873,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         trials = run_worker(args.storage, args.study, *inputs, y=labels, **options_weights, **options)
     except StorageError as exc:  # not there, cannot be reached or written
         raise UsageError(f"--storage: {str(exc).removeprefix('storage: ')}") from None
+    except StudyNotFoundError as exc:
+        raise UsageError(f"--study: {exc}") from None
     out.log(f"done: this worker ran {trials} trial(s)")
     _Out.result(str(trials))
     return EXIT_OK

@@ -28,7 +28,7 @@ from .search_space import SearchSpace
 
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
            "data_fingerprint", "search_fingerprint", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
-           "data_from_spec", "data_spec", "value_digests", "values_differ", "space_components", "component_provenance", "check_components", "check_stored_files",
+           "StudyNotFoundError", "data_from_spec", "data_spec", "value_digests", "values_differ", "space_components", "component_provenance", "check_components", "check_stored_files",
            "describe_difference"]
 
 #: The study's user attributes: the search's specification, the data (or None), and fingerprints.
@@ -379,7 +379,13 @@ def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> st
     return ""
 
 
+class StudyNotFoundError(InputError):
+    """The study a worker was to join is not in its storage."""
+
+
 def wait_for_study(storage, study_name: str, wait: float) -> dict:
+    """The specification of automm study ``study_name`` once a ``fit`` has stored it, waiting
+    up to ``wait`` seconds; else :class:`StudyNotFoundError` listing the studies there."""
     import optuna
 
     end = time.monotonic() + max(0.0, float(wait))
@@ -392,7 +398,15 @@ def wait_for_study(storage, study_name: str, wait: float) -> dict:
         except KeyError:
             pass
         if time.monotonic() >= end:
-            raise InputError(f"no automm study {study_name!r} in the storage (waited {wait:.0f} s)")
+            from .suggestions import did_you_mean, quoted_values
+
+            try:
+                names = sorted(optuna.get_all_study_names(storage))
+            except Exception:  # noqa: BLE001 - the names only help the message
+                names = []
+            held = f"; the storage holds {quoted_values(names)}" if names else "; the storage holds no study"
+            raise StudyNotFoundError(f"no automm study {study_name!r} in the storage (waited {wait:.0f} s){held}"
+                                     f"{did_you_mean(study_name, names)}")
         time.sleep(min(1.0, max(0.05, end - time.monotonic())))
 
 

@@ -739,6 +739,19 @@ def test_a_worker_does_not_create_the_storage_it_was_to_join(capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_worker_given_a_study_the_storage_lacks_names_the_ones_it_holds(capsys, tmp_path):
+    import optuna
+
+    from automm.storage import make_storage
+
+    log = tmp_path / "study.log"
+    optuna.create_study(study_name="shared", storage=make_storage("journal", str(log)))
+    result = run(capsys, "worker", "--storage", log, "--study", "shard", "--wait", "0")
+    assert result.code == 2, result.err  # a misspelt name, as a misspelt storage is (it exited 1)
+    assert ("--study: no automm study 'shard' in the storage (waited 0 s); the storage holds 'shared'; did you mean "
+            "'shared'?") in result.err
+
+
 def test_a_model_fitted_on_unnamed_inputs_predicts_a_data_file_with_columns(capsys, tmp_path):
     from helpers import tiny
 
