@@ -393,20 +393,27 @@ def _skip_plugin(pm: pluggy.PluginManager, name: str, package: str | None, reaso
                   PluginLoadWarning, stacklevel=user_stacklevel())
 
 
-def _warn_unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str, package: str) -> None:
-    """Warn about a plugin's ``@hookimpl`` functions that name no automm hook (a typo such as
-    ``automm_register_encoder``): pluggy keeps them and never calls them."""
-    import warnings
-
+def unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """What is said of each of a registered plugin's ``@hookimpl`` functions that name no automm
+    hook (a typo such as ``automm_register_encoder``: pluggy keeps them and never calls them)."""
     known = sorted(n for n in dir(hookspecs) if n.startswith("automm_"))
+    said = []
     for caller in pm.get_hookcallers(plugin) or ():
         if caller.has_spec():
             continue
         close = close_match(caller.name, known)
         hint = f"did you mean {close!r}? " if close else ""
-        warnings.warn(f"automm plugin {name!r} from {package} implements {caller.name!r}, which is not an automm "
-                      f"hook, so it is never called ({hint}the hooks: {', '.join(known)})",
-                      PluginLoadWarning, stacklevel=user_stacklevel())
+        said.append(f"implements {caller.name!r}, which is not an automm hook, so it is never called ({hint}the "
+                    f"hooks: {', '.join(known)})")
+    return said
+
+
+def _warn_unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str, package: str) -> None:
+    """Warn about a plugin's hook functions that name no automm hook (:func:`unknown_hooks`)."""
+    import warnings
+
+    for said in unknown_hooks(pm, plugin):
+        warnings.warn(f"automm plugin {name!r} from {package} {said}", PluginLoadWarning, stacklevel=user_stacklevel())
 
 
 def _distributions(pm: pluggy.PluginManager) -> dict[str, str]:

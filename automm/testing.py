@@ -857,7 +857,7 @@ def check_component_registration(plugin: Any, *, build_encoders: bool = False,
     also builds each encoder with its defaults and compares the widths. ``expected`` (kind →
     names) must all be registered. Returns the plugin's specs by kind (``encoder``,
     ``fusion``, ``augmentation``, ``dataset``)."""
-    from .registry import _plugin_name
+    from .registry import _plugin_name, unknown_hooks
 
     pm = get_plugin_manager(load_entrypoints=False)
     name = _plugin_name(plugin)
@@ -872,6 +872,8 @@ def check_component_registration(plugin: Any, *, build_encoders: bool = False,
             registry = Registry(pm)
         except Exception as exc:  # noqa: BLE001
             _fail(f"plugin {name!r}", f"registration fails: {exc}")
+    for said in unknown_hooks(pm, plugin):  # (before "registers nothing": the likely reason)
+        _fail(f"plugin {name!r}", said)
     found: dict[str, list[ComponentSpec]] = {}
     for kind in ("encoder", "fusion", "augmentation", "dataset"):
         found[kind] = [s for s in registry.specs(kind) if s.provider == name]

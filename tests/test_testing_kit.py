@@ -321,6 +321,18 @@ def test_kit_catches_invalid_defaults():
     assert "bad_defaults" not in automm.list_fusions()  # the process-wide registry is untouched
 
 
+def test_kit_names_a_misspelt_hook():
+    """It said only "registers no encoder, fusion, augmentation or dataset"."""
+    class Typo:
+        @hookimpl
+        def automm_register_encoder(self, register):
+            register("never_seen", _WrongWidth, modality="text", output_dim=5)
+
+    with pytest.raises(ConformanceError, match=r"implements 'automm_register_encoder', which is not an automm hook, so "
+                                               r"it is never called \(did you mean 'automm_register_encoders'\?"):
+        check_component_registration(Typo())
+
+
 def test_kit_checks_sample_datasets():
     import pandas as pd
 
