@@ -33,13 +33,14 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from .exceptions import InputError, ModelFormatError, UnknownComponentError
+from .exceptions import InputError, ModelFormatError, UnknownComponentError, user_stacklevel
 from .components.stack import encoder_names
 
 __all__ = ["save_model", "load_model", "check_save_target", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
@@ -661,11 +662,17 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     reg = registry.get_registry()
     for info in manifest["components"]:
         try:
-            reg.get(info["kind"], info["name"])
+            spec = reg.get(info["kind"], info["name"])
         except UnknownComponentError:
             raise ModelFormatError(
                 f"the model needs {info['kind']} {info['name']!r} from plugin {info.get('plugin')!r} (package "
                 f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'))}") from None
+        saved = info.get("package")
+        if saved and spec.package and saved.split()[0] != spec.package.split()[0]:  # (another version: fine)
+            warnings.warn(f"{path}: the model was saved with {info['kind']} {info['name']!r} of package {saved}; "
+                          f"here that name comes from {spec.package}, which may read its weights differently "
+                          f"(install {saved.split()[0]} to predict as it did)", UserWarning,
+                          stacklevel=user_stacklevel())
 
     params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}
     if cache_dir is not None:

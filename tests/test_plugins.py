@@ -367,6 +367,21 @@ def test_loading_a_model_with_autoloading_off_says_so(installed_distribution, mo
     with pytest.raises(ModelFormatError, match=f"'hello'.*not loaded: {DISABLE_AUTOLOAD_ENV} is set"):
         automm.AutoMM.load(tmp_path / "model")
 
+    # the component's name registered here by another package than the one it was saved with: said
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV)
+    automm.reset_registry()
+    import json
+
+    manifest = tmp_path / "model" / "automm.json"
+    saved = json.loads(manifest.read_text())
+    for component in saved["components"]:
+        if component["name"] == "hello":
+            component["package"] = "automm-hello-original 0.9"
+    manifest.write_text(json.dumps(saved))
+    with pytest.warns(UserWarning, match=r"saved with encoder 'hello' of package automm-hello-original 0.9; here that "
+                                         r"name comes from automm-hello-plugin 1.2.3, .*install automm-hello-original"):
+        automm.AutoMM.load(tmp_path / "model")
+
 
 class WrongWidthEncoder(ConstantEncoder):
     def forward(self, batch):
