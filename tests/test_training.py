@@ -378,7 +378,7 @@ def test_static_samples_are_preprocessed_once_per_row_and_never_augmented(static
     encoder = LookedUpFeatures(static)
     dataset = MultimodalDataset({"text_0": texts}, {"text_0": encoder}, np.zeros(5, dtype=np.int64),
                                 augmentations={"text": [TokenDropout(0.5)]}, seed=0)
-    loader = make_loader(dataset, 2, True, 0, 0, BatchCollator({"text_0": encoder}))
+    loader = make_loader(dataset, 3, True, 0, 0, BatchCollator({"text_0": encoder}))
     for epoch in range(3):
         dataset.epoch = epoch
         for batch in loader:
