@@ -557,8 +557,10 @@ class SearchSpace:
             presets += _replicates([description["default"], *pretrained], REPLICATES)
         description["presets"] = presets
         description["warm_start"] = bool(user.get("warm_start", True))
-        description["frozen_batch_scale"] = estimator._frozen_batch_scale()
-        if description["frozen_batch_scale"] > 1 and "learning_rate" not in (user.get("training") or {}):
+        user_training = user.get("training") or {}
+        # batch sizes the user gave, as AutoMM's batch_size or the space's, are used as given
+        description["frozen_batch_scale"] = estimator._frozen_batch_scale() if "batch_size" not in user_training else 1
+        if description["frozen_batch_scale"] > 1 and "learning_rate" not in user_training:
             description["frozen_learning_rate"] = dict(FROZEN_LEARNING_RATE)
         return cls(description)
 

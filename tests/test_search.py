@@ -1738,6 +1738,11 @@ def test_an_automatic_batch_is_eight_times_larger_when_every_encoder_is_frozen(b
     assert board["encoders"].iloc[1].endswith("=frozen_chars")  # the pretrained preset
     batches = [c["training"]["batch_size"] for c in board["config"]]
     assert batches[:2] == [default, default * FROZEN_BATCH_SCALE]
+    # a batch size the search space fixes is kept too (frozen trials had trained with 8 times it)
+    fixed = AutoMM(**small(n_trials=3, pruner="none", batch_size="auto", ensemble_size=1,
+                           encoders={"text": ["hashed_ngram", "frozen_chars"]},
+                           search_space={"training": {"batch_size": 16}})).fit(X, y)
+    assert [c["training"]["batch_size"] for c in fixed.leaderboard_["config"]] == [16] * 3
 
 
 def test_whether_encoders_are_frozen_is_decided_once_per_choice(builtin_registry, fresh_registry, texts):
