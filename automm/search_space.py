@@ -365,13 +365,21 @@ def _parsed_choices(raw: Any, where: str, check) -> dict[str, dict]:
     elif isinstance(raw, (list, tuple)) and raw:
         for item in raw:
             if isinstance(item, str):
-                choices.setdefault(check(item), {})
+                name, params = check(item), {}
             elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
                 params = dict(item)
                 name = check(params.pop("name"))
-                choices[name] = _fixed_params(params)
             else:
                 raise InputError(f"{where}: expected names or {{'name': ...}} dicts in the list, got {item!r}")
+            if name in choices:  # one entry per name: a second would replace the first (it did, silently)
+                if not params and not choices[name]:
+                    continue  # the same plain name twice
+                entries = [i for i in raw if isinstance(i, Mapping) and i.get("name") == name]
+                key = next((k for e in entries for k in e if k != "name"), None)
+                example = {name: {key: [e[key] for e in entries if key in e]} if key else {}}
+                raise InputError(f"{where}: {name!r} is listed twice; to search its settings give one entry with "
+                                 f"the values to try, e.g. {example}")
+            choices[name] = _fixed_params(params)
     else:
         raise InputError(f"{where}: expected a name, a list of choices or a dict name -> parameter specs, got {raw!r}")
     return choices

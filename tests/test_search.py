@@ -199,6 +199,10 @@ def test_single_trial_fit_keeps_the_fast_default_path(texts):
      r"\['learning_rate'\]: expected a positive number, got -1.0"),
     (dict(search_space={"training": {"head_dropout": {"value": 1.0}}}), r"expected a number in \[0, 1\), got 1.0"),
     (dict(encoders={"text": []}), "empty list"),
+    # one entry per name: the second replaced the first without a word
+    (dict(encoders={"text": [{"name": "hashed_ngram", "emb_dim": 8}, {"name": "hashed_ngram", "emb_dim": 16}]}),
+     r"'hashed_ngram' is listed twice; to search its settings give one entry with the values to try, e.g. "
+     r"\{'hashed_ngram': \{'emb_dim': \[8, 16\]\}\}"),
     (dict(fusion=["concat", "no-such-fusion"]), "unknown fusion"),
 ])
 def test_bad_search_parameters_fail_before_training(params, message, texts):
