@@ -691,11 +691,17 @@ def _run_objective(trial, ctx: SearchContext):
             with device_scope(ctx.data.device):  # a component's space may depend on it (fine-tuning only on a GPU)
                 config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
                                            augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
-        except Exception as exc:  # a plugin's search-space function: a failed trial with its reason
+        except Exception as exc:  # a plugin's search-space function, or an encoder built on a value of the space
+            partial = getattr(exc, "automm_partial_config", None)
+            if partial is not None:
+                trial.set_user_attr(_ATTR + "config", partial)
             _record_failure(trial, ctx, exc, seconds=0.0)
             raise
-    config = scale_frozen_batch(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
-    trial.set_user_attr(_ATTR + "config", config)
+    trial.set_user_attr(_ATTR + "config", config)  # (the leaderboard's, also when building its encoders fails)
+    scaled = scale_frozen_batch(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
+    if scaled is not config:
+        config = scaled
+        trial.set_user_attr(_ATTR + "config", config)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device
     warm_start = is_default or preset is not None
     # fold reports only for pruners that compare trials step by step (median, percentile);
@@ -1646,6 +1652,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if not ctx.interrupted.is_set():  # (after Ctrl-C, trials cut short say nothing of their inputs)
         kept_configs = [m.config for m in extras["ensemble_"].members] if "ensemble_" in extras else [best.config]
         _warn_unused_inputs(ctx.data.inputs, kept_configs, trials)
+        _warn_unbuildable(trials)
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
@@ -1699,6 +1706,25 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
             warnings.warn(f"the model kept does not use column{'s' if len(spec.columns) > 1 else ''} "
                           f"{', '.join(map(repr, spec.columns))} ({spec.modality}): every trial with it failed "
                           f"({_grouped_reasons(failed, shown=1)})", UserWarning, stacklevel=user_stacklevel())
+
+
+#: What a failed trial's reason says when a component could not be built with its settings
+#: (:func:`automm.contracts.building`): a value of the search space that no trial can use.
+_UNBUILDABLE = "could not be built"
+
+
+def _warn_unbuildable(trials: Sequence[Any]) -> None:
+    """Warn about trials that failed because a component could not be built with the settings
+    the search gave it (``search_space={"encoders": {"text": {"hashed_ngram": {"emb_dim": -5}}}}``):
+    a mistake in the space, not bad luck, which the model kept would otherwise hide."""
+    from optuna.trial import TrialState
+
+    failed = [t for t in trials if t.state == TrialState.FAIL
+              and _UNBUILDABLE in (t.user_attrs.get(_ATTR + "reason") or "")]
+    if failed:
+        warnings.warn(f"{len(failed)} of {len(trials)} trials failed because a component could not be built with "
+                      f"the settings the search gave it; check search_space and the component arguments: "
+                      f"{_grouped_reasons(failed, shown=2)}", UserWarning, stacklevel=user_stacklevel())
 
 
 def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool = False) -> str:

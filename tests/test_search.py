@@ -847,6 +847,21 @@ def test_a_trial_failing_before_its_training_is_recorded_with_its_reason(texts, 
         AutoMM(**small(n_trials=2, search_space={"linear_model": False, "neighbors_model": False})).fit(X, y)
 
 
+def test_trials_failing_on_a_value_of_the_space_are_warned_about_and_listed_with_their_encoders(texts):
+    """A value no trial can build with (emb_dim -5) failed its trials quietly: the model kept hid
+    it, and the leaderboard's rows had no encoders."""
+    X, y, _, _ = texts
+    space = {"warm_start": False, "encoders": {"text": {
+        "hashed_ngram": {"emb_dim": -5, "n_buckets": 2048, "output_dim": 16},
+        "gru": {"emb_dim": 8, "hidden_dim": 8, "output_dim": 8}}}}
+    with pytest.warns(UserWarning, match=r"of 6 trials failed because a component could not be built with the "
+                                         r"settings the search gave it; check search_space .*emb_dim': -5"):
+        model = AutoMM(**small(n_trials=6, pruner="none", encoders=None, search_space=space,
+                               sampler=optuna.samplers.RandomSampler(seed=0))).fit(X, y)
+    failed = model.leaderboard_[model.leaderboard_["state"] == "FAIL"]
+    assert len(failed) >= 1 and (failed["encoders"] == "text_0=hashed_ngram").all()
+
+
 def test_the_failure_reasons_are_grouped():
     from types import SimpleNamespace
 
