@@ -449,6 +449,7 @@ class SearchContext:
     attempts: int = 0                     # trials this process started
     trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
     interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: start nothing more
+    started: float = field(default_factory=time.time)  # when this search began (wall clock, for its summary)
     aborted: bool = False                 # Ctrl-C twice: no result
     outlives_fit: bool = False            # the study is the user's (a storage): trials cut short are retried
     fit_tag: str | None = None            # the fit's entry in the study (FIT_ATTR); None in a worker, which follows the fits
@@ -1656,7 +1657,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
-        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, best.best_score, ctx.interrupted.is_set()))
+        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, best.best_score, ctx.interrupted.is_set(),
+                           since=ctx.started))
     if "ensemble_" not in extras:  # one model: its own outputs decide
         decision = candidate_decision_weights(ctx.data, best)
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
@@ -1727,14 +1729,24 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
                       f"{_grouped_reasons(failed, shown=2)}", UserWarning, stacklevel=user_stacklevel())
 
 
-def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool = False) -> str:
+def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool = False,
+             since: float | None = None) -> str:
     """One line on what the search did (its trials as ``leaderboard_`` lists them) and what it
-    kept (printed when ``verbose``)."""
+    kept (printed when ``verbose``); ``since``, when this fit's search began (``time.time()``): its
+    own seconds, and how many trials it ran when the study held earlier ones (a resumed study)."""
+    import datetime
+
     import pandas as pd
 
     counts = ", ".join(f"{n} {word}" for word, n in trial_counts(leaderboard).items() if word != "total" and n)
-    span = leaderboard["complete"].max() - leaderboard["start"].min()
-    took = "" if pd.isna(span) else f" in {span.total_seconds():.0f} s"
+    if since is None:
+        span = leaderboard["complete"].max() - leaderboard["start"].min()
+        took = "" if pd.isna(span) else f" in {span.total_seconds():.0f} s"
+    else:
+        began = datetime.datetime.fromtimestamp(since)  # (Optuna's trial times are naive local times)
+        own = int((leaderboard["start"] >= began).sum())
+        earlier = f", {own} of them by this fit" if own < len(leaderboard) else ""
+        took = f" in {time.time() - since:.0f} s{earlier}"
     if ensemble is not None:
         trials = ", ".join(f"{t['trial']} ({t['weight']:.2f})" for t in ensemble.by_trial())
         kept = f"an ensemble of trials {trials}, {ensemble.pooling} pooling"

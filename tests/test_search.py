@@ -532,6 +532,22 @@ def test_verbose_search_prints_a_line_per_trial_and_what_it_kept(texts, capsys):
     assert lines[-1].endswith(f"kept trial {model.best_trial_} (holdout score {model.best_score_:.4f})")
 
 
+def test_a_resumed_search_says_its_own_time_and_trials(texts, capsys, tmp_path):
+    """Its summary gave the study's span (the hours between two runs included) as the time taken."""
+    X, y, _, _ = texts
+    storage = f"journal:///{tmp_path}/study.log"
+    params = small(ensemble_size=1, max_epochs=1, verbose=1, random_state=0, storage=storage, study_name="s")
+    AutoMM(**{**params, "n_trials": 2}).fit(X, y)
+    time.sleep(2.5)
+    capsys.readouterr()
+    start = time.monotonic()
+    AutoMM(**{**params, "n_trials": 3}).fit(X, y)
+    took = time.monotonic() - start
+    last = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm] search done")][-1]
+    seconds = int(re.search(r" in (\d+) s, 1 of them by this fit;", last).group(1))
+    assert last.startswith("[automm] search done: 3 trials (3 finished) in ") and seconds <= took + 0.5, last
+
+
 def test_verbose_search_says_a_long_trial_is_still_running(texts, capsys, monkeypatch):
     # one line per trial comes when it ends: a trial of minutes (30,000 photos) says it is running meanwhile
     X, y, _, _ = texts
