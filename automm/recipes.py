@@ -104,21 +104,33 @@ __all__ = [
 #: A number in exponent notation without a dot (``1e-3``, ``-2E+5``): a float in YAML 1.2, which
 #: PyYAML (YAML 1.1, whose floats need a dot: ``1.0e-3``) reads as a string.
 _EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
-_loader_class = None
+_yaml_classes: tuple | None = None
+
+
+def _recipe_yaml() -> tuple:
+    """PyYAML's safe loader and dumper, both knowing :data:`_EXPONENT_FLOAT` (the dumper then
+    quotes a string such as ``"1e3"``, which would read back as a number)."""
+    global _yaml_classes
+    import yaml
+
+    if _yaml_classes is None:
+        class RecipeLoader(yaml.SafeLoader):
+            pass
+
+        class RecipeDumper(yaml.SafeDumper):
+            pass
+
+        for cls in (RecipeLoader, RecipeDumper):
+            cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+        _yaml_classes = (RecipeLoader, RecipeDumper)
+    return _yaml_classes
 
 
 def load_yaml(text: str) -> Any:
     """``text`` read by PyYAML's safe loader, with ``1e-3`` read as the number it is (YAML 1.2)."""
-    global _loader_class
     import yaml
 
-    if _loader_class is None:
-        class RecipeLoader(yaml.SafeLoader):
-            pass
-
-        RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
-        _loader_class = RecipeLoader
-    return yaml.load(text, Loader=_loader_class)  # noqa: S506 - a SafeLoader
+    return yaml.load(text, Loader=_recipe_yaml()[0])  # noqa: S506 - a SafeLoader
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -697,7 +709,7 @@ def _plain(value: Any, path: str, problems: list[Problem]) -> Any:
 
 
 def to_recipe(estimator) -> dict:
-    """A recipe (plain mapping, ready for ``yaml.safe_dump``) that rebuilds ``estimator``;
+    """A recipe (plain mapping, ready for :func:`dump_recipe`) that rebuilds ``estimator``;
     for a fitted estimator without ``random_state``, the seed it used, so that fitting the
     recipe on the same data gives the same model on CPU. A password in ``storage`` is never
     written: an estimator from a recipe whose storage named environment variables gets that
@@ -758,7 +770,8 @@ def dump_recipe(recipe: Mapping) -> str:
     """YAML text of a recipe mapping (key order kept)."""
     import yaml
 
-    return yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+    return yaml.dump(dict(recipe), Dumper=_recipe_yaml()[1], sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=100)
 
 
 # ---------------------------------------------------------------------------------- metrics and fit

@@ -326,6 +326,9 @@ def test_numbers_in_exponent_notation_without_a_dot_are_numbers(tmp_path, monkey
                          check_data=False)
     assert recipe.params()["learning_rate"] == 5e-4 and recipe.params()["weight_decay"] == 1e-5
     assert load_yaml("description: '1e-3'\nnote: 1e3x") == {"description": "1e-3", "note": "1e3x"}
+    # and what automm writes reads back the same: such a string is quoted (a label '1e3', a column '5E2')
+    written = {"data": {"label": "1e3", "column_types": {"5E2": "numeric"}}, "training": {"learning_rate": 1e-3}}
+    assert load_yaml(dump_recipe(written)) == written
 
 
 def test_a_storage_password_is_never_shown_nor_written_to_a_recipe(monkeypatch):
