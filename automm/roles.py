@@ -65,18 +65,19 @@ def as_datetime(value: Any) -> datetime.datetime | None:
 
 
 def is_number(value: Any) -> bool:
-    """Whether a numeric column's ``value`` reads as a number: a number (a bool, a numpy scalar), a
-    duration (as seconds) or a string that ``float`` reads (``"1.5"``, ``" -2e3 "``, ``"nan"``);
-    not ``"$5"``, ``"1,234"`` or a word."""
-    if isinstance(value, (bool, int, float, np.number, np.bool_, datetime.timedelta, np.timedelta64)):
+    """Whether a numeric column's ``value`` reads as a number, as the table encoder reads it: a
+    duration (as seconds), or anything ``float`` takes but a container: numbers of any kind
+    (``Decimal``, ``Fraction``, numpy scalars, bools) and strings such as ``"1.5"``, ``" -2e3 "``,
+    ``"nan"``; not ``"$5"``, ``"1,234"`` or a word."""
+    if isinstance(value, (datetime.timedelta, np.timedelta64)):
         return True
-    if isinstance(value, (str, bytes)):
-        try:
-            float(value)
-        except ValueError:
-            return False
-        return True
-    return False
+    if isinstance(value, (np.ndarray, list, tuple, dict, set)):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def _is_image_object(value: Any) -> bool:

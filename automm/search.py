@@ -665,7 +665,7 @@ def _objective(trial, ctx: SearchContext):
     except Exception as exc:
         if _ATTR + "reason" not in trial.user_attrs:
             with contextlib.suppress(Exception):
-                _record_failure(trial, ctx, exc, seconds=0.0)
+                _record_failure(trial, ctx, exc, seconds=trial.user_attrs.get(_ATTR + "seconds", 0.0))
         raise
 
 

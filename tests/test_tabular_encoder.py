@@ -242,7 +242,10 @@ def test_values_of_a_numeric_column_that_are_not_numbers_fail_before_training_or
     model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, y)
     with pytest.raises(InputError, match="column 'price': 60 of 60 values are not numbers"):
         model.predict(frame.assign(price="oops"))
+    from decimal import Decimal
+
     one_odd = frame.astype({"price": object})
+    one_odd["price"] = [Decimal(str(round(p, 2))) for p in frame.price]  # numbers of any kind are numbers
     one_odd.loc[3, "price"] = "1,234"
     with pytest.warns(UserWarning, match=r"column 'price': 1 of 60 values are not numbers \('1,234' at row 3\); "
                                          "they count as missing"):
