@@ -357,18 +357,20 @@ def _check_file_target(target: Path, argument: str) -> None:
         raise UsageError(f"{argument}: folder {str(folder)!r} cannot be written ({exc.strerror or exc})") from None
 
 
-def _check_not_overwriting(target: Path, data: str, model_dir: str) -> None:
-    """:class:`UsageError` when ``predict -o`` names the data file it reads or a file of the model
-    (replaced by the predictions, they would be lost); any other file is replaced, as ``>`` does."""
-    from .persistence import MODEL_ENTRIES
+def _check_not_overwriting(target: Path, data: str, model_dir: str | None = None) -> None:
+    """:class:`UsageError` when ``-o`` names the data file the command reads or a file of the
+    model (replaced, they would be lost); any other file is replaced, as ``>`` does."""
+    from .persistence import MEMBERS, MODEL_ENTRIES
 
     if not target.exists():
         return
     if Path(data).is_file() and os.path.samefile(target, data):
-        raise UsageError(f"-o: {str(target)!r} is the data file DATA: the predictions would replace it; write them "
-                         "to another file (--keep COLUMN carries data columns into them)")
-    if Path(model_dir).is_dir() and os.path.samefile(target.parent, model_dir) and \
-            target.name in (*MODEL_ENTRIES, "recipe.yaml"):
+        raise UsageError(f"-o: {str(target)!r} is the data file DATA: it would be replaced; write to another file"
+                         + (" (--keep COLUMN carries data columns into the predictions)" if model_dir else ""))
+    if model_dir is None or not Path(model_dir).is_dir():
+        return
+    where, model = target.resolve(), Path(model_dir).resolve()
+    if (where.parent == model and where.name in (*MODEL_ENTRIES, "recipe.yaml")) or model / MEMBERS in where.parents:
         raise UsageError(f"-o: {str(target)!r} is a file of the model {model_dir!r}: the predictions would replace "
                          "it; write them to another file")
 
@@ -686,6 +688,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     if target is not None:
         _check_file_target(target, "-o")
     _data_source(args.data)
+    if target is not None:
+        _check_not_overwriting(target, args.data)  # (even with --force)
     recipe_dir = target.parent if target is not None else Path.cwd()
     time_limit = None if args.no_search else args.time_limit
     draft = _draft(args.data, args.label, recipe_dir=recipe_dir, time_limit=time_limit)

@@ -819,6 +819,19 @@ def test_predict_refuses_to_write_over_its_data_file_or_its_model(capsys, emoji_
     saved = manifest.read_bytes()
     result = run(capsys, "predict", emoji_model, data, "-o", manifest)
     assert result.code == 2 and "is a file of the model" in result.err and manifest.read_bytes() == saved
+    import shutil
+
+    copy = tmp_path / "copy"  # an ensemble member's file, in the model's members/ folder
+    shutil.copytree(emoji_model, copy)
+    (copy / "members" / "trial-1").mkdir(parents=True)
+    member = copy / "members" / "trial-1" / "model.safetensors"
+    member.write_bytes(b"weights")
+    result = run(capsys, "predict", copy, data, "-o", member)
+    assert result.code == 2 and "is a file of the model" in result.err and member.read_bytes() == b"weights"
+    # automm init -o DATA --force would have replaced the data file with the recipe
+    result = run(capsys, "init", data, "--label", "category", "-o", data, "--force")
+    assert result.code == 2 and f"-o: {str(data)!r} is the data file DATA" in result.err
+    assert data.read_bytes() == before
     earlier = tmp_path / "predictions.csv"  # an earlier run's predictions are replaced, as > does
     earlier.write_text("old\n")
     assert run(capsys, "predict", emoji_model, data, "-o", earlier).code == 0
