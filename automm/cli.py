@@ -148,16 +148,14 @@ def _data_source(path: str, argument: str = "DATA") -> str:
 
 
 @contextlib.contextmanager
-def _folder_as_given(path: str, argument: str = "DATA"):
-    """Around reading ``path``: a folder that holds no images is a mistake in what was given
+def _folder_as_given(argument: str = "DATA"):
+    """Around reading a data folder: one that holds no images is a mistake in what was given
     (:class:`UsageError`), not a failure of the work."""
-    from .exceptions import InputError
+    from .folders import NoImagesError
 
     try:
         yield
-    except InputError as exc:
-        if not os.path.isdir(path):
-            raise
+    except NoImagesError as exc:
         raise UsageError(f"{argument}: {exc}") from None
 
 
@@ -169,7 +167,7 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
     from .suggestions import did_you_mean, quoted_values
     from .tables import image_folders, read_table, resolve_image_paths
 
-    with _folder_as_given(path):
+    with _folder_as_given():
         frame = read_table(_data_source(path))
     if len(frame) == 0:
         from .exceptions import InputError
@@ -293,7 +291,7 @@ def _draft(data, label: str, argument: str = "DATA", **kwargs):
     from .drafting import LabelColumnError, draft_recipe
 
     try:
-        with _folder_as_given(str(data), argument):
+        with _folder_as_given(argument):
             return draft_recipe(data, label, **kwargs)
     except LabelColumnError as exc:
         raise UsageError(str(exc)) from None

@@ -16,7 +16,12 @@ from pathlib import Path
 from .exceptions import InputError
 from .roles import IMAGE_EXTENSIONS
 
-__all__ = ["read_image_folder", "SPLIT_FOLDER_NAMES", "FOLDER_COLUMNS", "TRAIN_NAMES", "TEST_NAMES", "VALID_NAMES"]
+__all__ = ["read_image_folder", "NoImagesError", "SPLIT_FOLDER_NAMES", "FOLDER_COLUMNS", "TRAIN_NAMES", "TEST_NAMES", "VALID_NAMES"]
+
+
+class NoImagesError(InputError):
+    """A folder given as data holds no image files: a mistake in what was given."""
+
 
 #: Names of the parts of a data set (folder names here; split column values for ``automm init``).
 TRAIN_NAMES = ("train", "training")
@@ -72,6 +77,6 @@ def read_image_folder(path: str | os.PathLike):
                 rows.append((str(image.resolve()), class_folder.name, split_name))
     if not rows:
         layout = "class folders of images (photos/cat/1.jpg), optionally under train/ and test/ folders"
-        raise InputError(f"{str(path)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); expected {layout}")
+        raise NoImagesError(f"{str(path)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); expected {layout}")
     frame = pd.DataFrame(rows, columns=list(FOLDER_COLUMNS))
     return frame if split else frame.drop(columns="split")
