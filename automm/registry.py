@@ -424,7 +424,8 @@ def _distributions(pm: pluggy.PluginManager) -> dict[str, str]:
 
 
 def skipped_plugins() -> dict[str, dict]:
-    """Installed plugins left out of the registry: name → ``{"package", "reason"}``."""
+    """Installed plugins left out of the registry: name → ``{"package", "reason"}`` (for a
+    second package's plugin of a taken entry-point name, ``"name (package version)"``)."""
     return dict(_skipped(get_registry().plugin_manager))
 
 
