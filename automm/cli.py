@@ -139,11 +139,10 @@ def _existing(path: str, argument: str) -> str:
 def _data_source(path: str, argument: str = "DATA") -> str:
     """``path`` when it is a data file of a known format or a folder, else :class:`UsageError`
     naming ``argument`` (found before any work, as a missing file is)."""
-    from .tables import data_format
+    from .tables import UNKNOWN_FORMAT, data_format
 
     if data_format(Path(_existing(path, argument)), None) is None:
-        raise UsageError(f"{argument}: {path!r}: cannot tell the format from the name; use a .csv, .tsv or .parquet "
-                         "file, or a folder of images")
+        raise UsageError(f"{argument}: {path!r}: {UNKNOWN_FORMAT}")
     return path
 
 

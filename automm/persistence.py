@@ -668,10 +668,10 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
                 f"the model needs {info['kind']} {info['name']!r} from plugin {info.get('plugin')!r} (package "
                 f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'))}") from None
         saved = info.get("package")
-        if saved and spec.package and saved.split()[0] != spec.package.split()[0]:  # (another version: fine)
+        if saved and spec.package and registry.distribution_name(saved) != registry.distribution_name(spec.package):
             warnings.warn(f"{path}: the model was saved with {info['kind']} {info['name']!r} of package {saved}; "
                           f"here that name comes from {spec.package}, which may read its weights differently "
-                          f"(install {saved.split()[0]} to predict as it did)", UserWarning,
+                          f"(install {registry.distribution_name(saved)} to predict as it did)", UserWarning,
                           stacklevel=user_stacklevel())
 
     params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}

@@ -40,6 +40,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "split_component_choice",
     "skipped_plugins",
+    "distribution_name",
     "autoload_disabled",
     "SearchSpaceError",
 ]
@@ -360,7 +361,7 @@ def _load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
             package = f"{dist.metadata['Name']} {dist.version}"
             if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
                 holder = _distributions(pm).get(entry_point.name)
-                if holder is not None and holder.split()[0] != dist.metadata["Name"]:  # (not one found twice)
+                if holder is not None and distribution_name(holder) != dist.metadata["Name"]:  # (not one found twice)
                     _skip_plugin(pm, entry_point.name, package,
                                  f"its entry-point name is taken by the plugin of {holder}; one of the two "
                                  "packages must rename its entry point", key=f"{entry_point.name} ({package})")
@@ -414,6 +415,11 @@ def _warn_unknown_hooks(pm: pluggy.PluginManager, plugin: object, name: str, pac
 
     for said in unknown_hooks(pm, plugin):
         warnings.warn(f"automm plugin {name!r} from {package} {said}", PluginLoadWarning, stacklevel=user_stacklevel())
+
+
+def distribution_name(package: str | None) -> str | None:
+    """The distribution's name in a ``"distribution version"`` package label (None for None)."""
+    return None if package is None else package.split()[0]
 
 
 def _distributions(pm: pluggy.PluginManager) -> dict[str, str]:

@@ -15,7 +15,7 @@ import numpy as np
 from .exceptions import InputError
 
 __all__ = ["read_table", "read_header", "read_column", "data_format", "parquet_engine", "image_folders",
-           "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE", "with_file_rows"]
+           "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE", "UNKNOWN_FORMAT", "with_file_rows"]
 
 #: How messages number the rows of a data file.
 ROWS_NOTE = "numbered from 0 after the header, as pandas reads the file"
@@ -63,6 +63,10 @@ def read_header(file: Path, fmt: str) -> list[str]:
     return [str(c) for c in frame.columns]
 
 
+#: What a data file whose name says no format is told.
+UNKNOWN_FORMAT = "cannot tell the format from the name; use a .csv, .tsv or .parquet file, or a folder of images"
+
+
 def read_table(path: str | os.PathLike, fmt: str | None = None):
     """A DataFrame from a CSV/TSV/Parquet file, or from a folder of images (class folders:
     :func:`automm.folders.read_image_folder`); :class:`InputError` naming the file if unreadable."""
@@ -77,8 +81,7 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
         raise FileNotFoundError(f"data file not found: {str(file)!r}")
     fmt = data_format(file, fmt)
     if fmt is None:
-        raise InputError(f"{str(file)!r}: cannot tell the format from the name; use a .csv, .tsv or .parquet file, "
-                         "or a folder of images")
+        raise InputError(f"{str(file)!r}: {UNKNOWN_FORMAT}")
     try:
         if fmt == "parquet":
             if parquet_engine() is None:

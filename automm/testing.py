@@ -913,7 +913,8 @@ def check_installed(distribution: str, *, expected: Mapping[str, Sequence[str]] 
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import distribution as find_distribution
 
-    from .registry import DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, autoload_disabled, get_registry, skipped_plugins
+    from .registry import (DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, autoload_disabled, distribution_name, get_registry,
+                           skipped_plugins)
 
     where = f"distribution {distribution!r}"
     try:
@@ -937,7 +938,7 @@ def check_installed(distribution: str, *, expected: Mapping[str, Sequence[str]] 
             if key in skipped and skipped[key]["package"] == package:
                 _fail(where, f"entry point {point.name!r} is skipped by automm: {skipped[key]['reason']}")
         holder = registry.package_of(point.name)
-        if holder is None or holder.split()[0] != dist.metadata["Name"]:
+        if distribution_name(holder) != dist.metadata["Name"]:
             _fail(where, f"entry point {point.name!r} is not what automm loaded under that name "
                          f"({'the plugin of ' + holder if holder else 'nothing was'}); rename the entry point")
         try:
