@@ -67,40 +67,43 @@ class CheckedAugmentation:
         return result
 
 
+#: The natural form of a sample of each built-in modality, as augmentations take and return it.
+_KINDS = {"image": "the image as a float tensor (3, H, W) in [0, 1] (pixels 0..255 divided by 255)",
+          "text": "a list of str tokens (automm.components.text.tokenize(value), not a joined text)"}
+
+
+def _kind_problem(modality: str, value: Any) -> str | None:
+    """What ``value`` is when it is not :data:`_KINDS`' sample of ``modality`` (None: it is, or
+    the modality is a plugin's, whose convention is its own)."""
+    if modality == "image":
+        if not isinstance(value, torch.Tensor):
+            return f"a {type(value).__name__}"
+        if not torch.is_floating_point(value):
+            return f"a {value.dtype} tensor"
+        if value.dim() != 3 or value.shape[0] != 3:
+            return f"a tensor of shape {tuple(value.shape)}"
+    elif modality == "text":
+        if not isinstance(value, (list, tuple)):
+            return f"a {type(value).__name__}"
+        wrong = value[0] if value and not isinstance(value[0], str) else None  # (per sample: the first token)
+        if wrong is not None:
+            return f"a list holding a {type(wrong).__name__} ({wrong!r})"
+    return None
+
+
 def augment_input_problem(modality: str, value: Any) -> str | None:
     """What is wrong with the value an encoder's ``preprocess`` gives ``augment`` (None: nothing):
-    an image's augmentations take a float tensor (3, H, W) in [0, 1], a text's a list of str
-    tokens (a text's augmentations read a str as a sequence of characters). Other modalities:
-    their plugin's convention, not checked."""
-    if modality == "image" and not (isinstance(value, torch.Tensor) and torch.is_floating_point(value)
-                                    and value.dim() == 3 and value.shape[0] == 3):
-        return (f"preprocess gave augment {_kind(value)}; give it the image as a float tensor (3, H, W) in [0, 1] "
-                "(automm.components.image.image_tensor), as image augmentations take")
-    if modality == "text" and not (isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value[:1])):
-        return (f"preprocess gave augment a {type(value).__name__}; give it the text's tokens, a list of str "
-                "(automm.components.text.tokenize(value)), as text augmentations take")
-    return None
+    a sample of the modality's natural form (a text's augmentations read a str as a sequence of
+    characters). Other modalities: their plugin's convention, not checked."""
+    got = _kind_problem(modality, value)
+    return None if got is None else f"preprocess gave augment {got}; give it {_KINDS[modality]}, as augmentations take"
 
 
 def sample_problem(modality: str, before: Any, after: Any) -> str | None:
     """What is wrong with ``after``, an augmentation's result for the sample ``before`` (None: nothing)."""
-    if modality == "image":
-        if not isinstance(after, torch.Tensor):
-            return f"returned a {type(after).__name__}; it must return the image as a float tensor (3, H, W) in [0, 1]"
-        if not torch.is_floating_point(after):
-            return (f"returned a {after.dtype} tensor; it must return a float tensor (3, H, W) in [0, 1], as it was "
-                    "given (pixels 0..255 divided by 255)")
-        if after.dim() != 3 or after.shape[0] != 3:
-            return f"returned a tensor of shape {tuple(after.shape)}; it must return a (3, H, W) tensor"
-        return None
-    if modality == "text":
-        if not isinstance(after, (list, tuple)):
-            return (f"returned a {type(after).__name__}; it must return a list of str tokens, as it was given "
-                    "(not a joined text)")
-        wrong = after[0] if after and not isinstance(after[0], str) else None  # (per sample: the first token)
-        if wrong is not None:
-            return f"returned a list holding a {type(wrong).__name__} ({wrong!r}); it must return a list of str tokens"
-        return None
+    if modality in _KINDS:
+        got = _kind_problem(modality, after)
+        return None if got is None else f"returned {got}; it must return {_KINDS[modality]}, as it was given"
     if isinstance(before, torch.Tensor):
         if (not isinstance(after, torch.Tensor) or after.dim() != before.dim()
                 or torch.is_floating_point(after) != torch.is_floating_point(before)):

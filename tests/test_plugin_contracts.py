@@ -127,7 +127,7 @@ def test_an_image_augmentation_returning_uint8_pixels_is_named(fresh_registry):
     clf = automm.AutoMM(encoders={"image": {"name": "cnn", "image_size": 12, "width": 4, "depth": 2}},
                         augmentations=["to_pixels"], max_epochs=1, num_workers=0, random_state=0)
     with pytest.raises(PluginError, match=r"augmentation 'to_pixels' \(plugin '.*'\): returned a torch.uint8 tensor; "
-                                          r"it must return a float tensor \(3, H, W\) in \[0, 1\]"):
+                                          r"it must return the image as a float tensor \(3, H, W\) in \[0, 1\]"):
         clf.fit(images, LABELS)
 
 

@@ -255,8 +255,8 @@ def test_kit_catches_an_encoder_whose_static_samples_are_augmented(broken):
 
 def test_kit_and_training_catch_an_encoder_giving_augment_other_than_tokens(broken):
     """It passed the kit, and a fit with token_dropout dropped characters without a word."""
-    with pytest.raises(ConformanceError, match=r"raw_text_augmented.*preprocess gave augment a str; give it the "
-                                               r"text's tokens, a list of str \(automm.components.text.tokenize"):
+    with pytest.raises(ConformanceError, match=r"raw_text_augmented.*preprocess gave augment a str; give it a list of "
+                                               r"str tokens \(automm.components.text.tokenize"):
         check_encoder("raw_text_augmented", ["a b", "bb"])
     with pytest.raises(PluginError, match=r"the encoder of input 'text_0' \(_AugmentsTheRawText\): preprocess gave "
                                           "augment a str"):
