@@ -714,7 +714,7 @@ def _run_objective(trial, ctx: SearchContext):
                               fold_reports=step_pruner,
                               warmup_fraction=PRUNING_WARMUP_FRACTION if settings.pruner == "median" else 0.0,
                               interrupted=ctx.interrupted)
-    heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.HEARTBEAT_INTERVAL) if ctx.heartbeat
+    heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.heartbeat_interval()) if ctx.heartbeat
                  else contextlib.nullcontext())
     start = time.monotonic()
     try:
@@ -874,7 +874,7 @@ def _fail_lost_trials(study, storage, heartbeats: bool = True) -> None:
     from optuna.trial import TrialState
 
     now = time.time()
-    grace = max(_storage.HEARTBEAT_GRACE, 2 * _storage.HEARTBEAT_INTERVAL)
+    grace = max(_storage.heartbeat_grace(), 2 * _storage.heartbeat_interval())
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         last = t.system_attrs.get(_HEARTBEAT, 0.0)
         if t.datetime_start is not None:

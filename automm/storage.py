@@ -18,11 +18,23 @@ from .exceptions import InputError
 from .settings import seconds_setting
 
 __all__ = ["parse_storage", "make_storage", "check_storage", "own_heartbeats", "redact_url", "storage_file", "wait_for_storage_file",
-           "StorageError", "StorageNotFoundError", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE", "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
+           "StorageError", "StorageNotFoundError", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE", "heartbeat_interval",
+           "heartbeat_grace", "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
 
-#: Seconds between heartbeats of a running trial, and silence after which it is declared lost.
-HEARTBEAT_INTERVAL = seconds_setting("AUTOMM_HEARTBEAT_INTERVAL", 10)
-HEARTBEAT_GRACE = seconds_setting("AUTOMM_HEARTBEAT_GRACE", 60)
+#: Seconds between heartbeats of a running trial, and silence after which it is declared lost,
+#: unless ``AUTOMM_HEARTBEAT_INTERVAL`` / ``AUTOMM_HEARTBEAT_GRACE`` say otherwise.
+HEARTBEAT_INTERVAL, HEARTBEAT_GRACE = 10.0, 60.0
+
+
+def heartbeat_interval() -> float:
+    """Seconds between a running trial's heartbeats (read when used: a bad setting is said there,
+    not by ``import automm``)."""
+    return seconds_setting("AUTOMM_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL)
+
+
+def heartbeat_grace() -> float:
+    """Seconds of silence after which a running trial is declared lost."""
+    return seconds_setting("AUTOMM_HEARTBEAT_GRACE", HEARTBEAT_GRACE)
 #: Seconds after which the lock of a journal file left by a killed process is broken.
 JOURNAL_LOCK_GRACE = 10
 #: How often a trial lost with its worker is retried.
@@ -143,6 +155,7 @@ def make_storage(kind: str, value: Any):
         return optuna.storages.InMemoryStorage()
     if kind == "object":
         return value
+    heartbeat_interval(), heartbeat_grace()  # a bad setting said here, before any trial
     if kind == "journal":
         try:
             Path(value).parent.mkdir(parents=True, exist_ok=True)
@@ -161,8 +174,8 @@ def make_storage(kind: str, value: Any):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    value, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
-                    grace_period=HEARTBEAT_GRACE,
+                    value, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval(),
+                    grace_period=heartbeat_grace(),
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
         except ImportError as exc:
             raise StorageError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
