@@ -8,14 +8,18 @@ Layout: ``<cache_dir>/features/<namespace>/<xx>/<key>.f32`` where ``namespace`` 
 encoder and its weights, ``key`` is the SHA-256 of (namespace, preprocessing parameters,
 content digest of the input) and ``xx`` its first two hex digits. Each file is::
 
-    MAGIC (8 bytes) | key digest (32 bytes) | n (uint32, little endian) | n float32 values
+    MAGIC (8 bytes) | key digest (32 bytes) | n (uint32) | CRC-32 of the values (uint32) | n float32 values
+
+(little endian).
 
 Files are written to a temporary name in the same directory and renamed with
 :func:`os.replace`, which is atomic on POSIX and Windows: a reader sees either no file
 or a complete one, never a partial one, however many processes write at once (two
 writers of one key write the same bytes; the last rename wins). A reader checks the
 magic, the stored key digest and the length before trusting a file, so a file can never
-be taken for another input's features; a damaged file is ignored and rewritten.
+be taken for another input's features, and the values' checksum, so that a file damaged
+inside (a flipped bit on a bad disk) is not taken for features either: a damaged file is
+ignored and rewritten. (Files of the first format, without a checksum, count as foreign.)
 
 A file's modification time is its last use (a read moves it forward, at most once a
 day), so :func:`clear_cache` can drop what no fit has used for a while; ``automm cache``
@@ -36,6 +40,7 @@ import struct
 import threading
 import time
 import warnings
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 from dataclasses import dataclass
@@ -52,8 +57,8 @@ __all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache"
            "clear_memory_cache", "CacheUsage", "cache_usage", "clear_cache"]
 
 CACHE_ENV = "AUTOMM_CACHE_DIR"
-MAGIC = b"AMMFEAT1"
-_HEADER = struct.Struct("<8s32sI")
+MAGIC = b"AMMFEAT2"
+_HEADER = struct.Struct("<8s32sII")
 
 
 def default_cache_dir() -> Path:
@@ -266,8 +271,9 @@ class FeatureCache:
             return None
         if len(data) < _HEADER.size:
             return None
-        magic, stored_key, n = _HEADER.unpack_from(data)
-        if magic != MAGIC or stored_key != key or len(data) != _HEADER.size + 4 * n:
+        magic, stored_key, n, checksum = _HEADER.unpack_from(data)
+        if (magic != MAGIC or stored_key != key or len(data) != _HEADER.size + 4 * n
+                or zlib.crc32(memoryview(data)[_HEADER.size:]) != checksum):
             return None  # foreign, damaged or truncated: treat as absent (it gets rewritten)
         if time.time() - modified > _TOUCH_AFTER_S:
             _mark_used(path)
@@ -280,9 +286,10 @@ class FeatureCache:
         if self.memory:
             _MEMORY.put(key, vector, self.root)
         path = self.path_of(key)
+        values = vector.numpy().astype("<f4", copy=False).tobytes()
         buffer = io.BytesIO()
-        buffer.write(_HEADER.pack(MAGIC, key, vector.numel()))
-        buffer.write(vector.numpy().astype("<f4", copy=False).tobytes())
+        buffer.write(_HEADER.pack(MAGIC, key, vector.numel(), zlib.crc32(values)))
+        buffer.write(values)
         try:
             fd, tmp = create_temporary(path)
             try:

@@ -59,6 +59,12 @@ def test_round_trip_and_rejection_of_damaged_or_foreign_files(tmp_path):
     cache.put_by_key(key_one, one)  # rewritten
     assert torch.equal(cache.get_by_key(key_one), one)
     assert cache.path_of(key_one).read_bytes().startswith(MAGIC)
+    # a bit flipped inside the values (a bad disk) is refused too: it had been returned as features
+    data = bytearray(cache.path_of(key_one).read_bytes())
+    data[-1] ^= 0xFF
+    cache.path_of(key_one).write_bytes(bytes(data))
+    assert cache.get_by_key(key_one) is None
+    cache.put_by_key(key_one, one)
     assert not [p for p in tmp_path.rglob("*.tmp")]  # no temporary files left behind
 
 
@@ -141,7 +147,7 @@ def test_usage_counts_each_encoders_files_and_ignores_what_is_not_the_caches(tmp
     usage = {u.namespace: u for u in cache_usage(tmp_path)}
     assert sorted(usage) == ["efficientnet_lite0-bbbb", "minilm-aaaa"]
     assert usage["minilm-aaaa"].files == 3 and usage["efficientnet_lite0-bbbb"].files == 2
-    assert usage["minilm-aaaa"].bytes == 3 * (44 + 16 * 4)  # header + 16 float32 values per file
+    assert usage["minilm-aaaa"].bytes == 3 * (48 + 16 * 4)  # header + 16 float32 values per file
     assert usage["minilm-aaaa"].last_use < time.time() - 4 * DAY < usage["efficientnet_lite0-bbbb"].first_use
     assert cache_usage(tmp_path / "absent") == []
 
@@ -298,7 +304,7 @@ def test_usage_and_the_cache_command_say_what_the_files_take_on_disk(tmp_path, c
     files = list((tmp_path / "features").rglob("*.f32"))
     on_disk = sum(os.stat(f).st_blocks * 512 for f in files)  # whole blocks: more than the bytes written
     (usage,) = cache_usage(tmp_path)
-    assert usage.disk_bytes == on_disk and usage.bytes == 3 * (44 + 16 * 4)
+    assert usage.disk_bytes == on_disk and usage.bytes == 3 * (48 + 16 * 4)
     code, out, _ = _cli(capsys, "cache", "--cache-dir", tmp_path)
     assert code == 0 and "on disk" in out.splitlines()[0] and "on disk" in out
     code, out, _ = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path, "--dry-run")
