@@ -14,8 +14,11 @@ from .components.base import BatchAugmentation
 from .exceptions import AutoMMError, PluginError
 
 __all__ = ["CheckedAugmentation", "CheckedBatchAugmentation", "building", "sample_problem", "augment_input_problem",
-           "FUSION_INPUTS_HINT"]
+           "BUILD_FAILED", "FUSION_INPUTS_HINT"]
 
+#: What :func:`building` says of a component its factory could not build (a failed trial's
+#: reason holds it: the search warns about such trials, a value of its space no trial can use).
+BUILD_FAILED = "could not be built"
 #: What a fusion that cannot be built for its inputs is told.
 FUSION_INPUTS_HINT = ("; a fusion must work with whatever inputs it is given (one or more, named like image_0, "
                       "text_0, tabular, audio_0): read their names and widths from input_dims")
@@ -37,7 +40,7 @@ def building(spec: Any, params: Mapping[str, Any], context: str = "", hint: str 
         if is_out_of_memory(exc):
             raise
         shown = {key: value for key, value in params.items() if key != "column_roles"}
-        raise PluginError(f"{spec.label} could not be built{context} with hyperparameters {shown}: "
+        raise PluginError(f"{spec.label} {BUILD_FAILED}{context} with hyperparameters {shown}: "
                           f"{type(exc).__name__}: {exc}{hint}") from exc
 
 

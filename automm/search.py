@@ -159,6 +159,7 @@ import torch
 from . import registry as _registry
 from . import storage as _storage
 from .components.stack import describe_encoder
+from .contracts import BUILD_FAILED
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
@@ -1710,11 +1711,6 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
                           f"({_grouped_reasons(failed, shown=1)})", UserWarning, stacklevel=user_stacklevel())
 
 
-#: What a failed trial's reason says when a component could not be built with its settings
-#: (:func:`automm.contracts.building`): a value of the search space that no trial can use.
-_UNBUILDABLE = "could not be built"
-
-
 def _warn_unbuildable(trials: Sequence[Any]) -> None:
     """Warn about trials that failed because a component could not be built with the settings
     the search gave it (``search_space={"encoders": {"text": {"hashed_ngram": {"emb_dim": -5}}}}``):
@@ -1722,31 +1718,24 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
     from optuna.trial import TrialState
 
     failed = [t for t in trials if t.state == TrialState.FAIL
-              and _UNBUILDABLE in (t.user_attrs.get(_ATTR + "reason") or "")]
+              and BUILD_FAILED in (t.user_attrs.get(_ATTR + "reason") or "")]
     if failed:
         warnings.warn(f"{len(failed)} of {len(trials)} trials failed because a component could not be built with "
                       f"the settings the search gave it; check search_space and the component arguments: "
                       f"{_grouped_reasons(failed, shown=2)}", UserWarning, stacklevel=user_stacklevel())
 
 
-def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool = False,
-             since: float | None = None) -> str:
+def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool, since: float) -> str:
     """One line on what the search did (its trials as ``leaderboard_`` lists them) and what it
     kept (printed when ``verbose``); ``since``, when this fit's search began (``time.time()``): its
     own seconds, and how many trials it ran when the study held earlier ones (a resumed study)."""
     import datetime
 
-    import pandas as pd
-
     counts = ", ".join(f"{n} {word}" for word, n in trial_counts(leaderboard).items() if word != "total" and n)
-    if since is None:
-        span = leaderboard["complete"].max() - leaderboard["start"].min()
-        took = "" if pd.isna(span) else f" in {span.total_seconds():.0f} s"
-    else:
-        began = datetime.datetime.fromtimestamp(since)  # (Optuna's trial times are naive local times)
-        own = int((leaderboard["start"] >= began).sum())
-        earlier = f", {own} of them by this fit" if own < len(leaderboard) else ""
-        took = f" in {time.time() - since:.0f} s{earlier}"
+    began = datetime.datetime.fromtimestamp(since)  # (Optuna's trial times are naive local times)
+    own = int((leaderboard["start"] >= began).sum())
+    earlier = f", {own} of them by this fit" if own < len(leaderboard) else ""
+    took = f" in {time.time() - since:.0f} s{earlier}"
     if ensemble is not None:
         trials = ", ".join(f"{t['trial']} ({t['weight']:.2f})" for t in ensemble.by_trial())
         kept = f"an ensemble of trials {trials}, {ensemble.pooling} pooling"
