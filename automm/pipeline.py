@@ -46,8 +46,6 @@ __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS", "TRAINING_RULES",
            "finite_number", "training_value_problem"]
 
-TRAINING_KEYS = ("learning_rate", "weight_decay", "batch_size", "max_epochs", "label_smoothing", "head_dropout",
-                 "patience")
 #: What each training value may be, as ``AutoMM``'s parameter and as a search space's value, choice
 #: or range bound: (what the message says, the test, whether it must be a whole number).
 TRAINING_RULES: dict[str, tuple[str, Callable[[float], bool], bool]] = {
@@ -59,6 +57,7 @@ TRAINING_RULES: dict[str, tuple[str, Callable[[float], bool], bool]] = {
     "head_dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1, False),
     "patience": ("an integer >= 0", lambda v: v >= 0, True),
 }
+TRAINING_KEYS = tuple(TRAINING_RULES)
 
 
 def finite_number(value: Any, integer: bool = False) -> bool:

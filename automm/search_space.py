@@ -623,9 +623,10 @@ class SearchSpace:
         name = names[0] if len(names) == 1 else trial.suggest_categorical("fusion", names)
         fusion = {"name": name, **_suggest_component(trial, reg.get("fusion", name), f"fusion.{name}.",
                                                      desc["fusion"][name])}
+        frozen_rate = desc.get("frozen_learning_rate")
         try:  # (these may build the encoders, which may fail on a value of the space)
             live = None if augmentable is None else augmentable({"encoders": encoders})
-            frozen_encoders = frozen is not None and frozen({"encoders": encoders})
+            frozen_encoders = frozen_rate is not None and frozen is not None and frozen({"encoders": encoders})
         except Exception as exc:
             exc.automm_partial_config = {"encoders": encoders, "fusion": fusion}  # what the leaderboard shows
             raise
@@ -639,8 +640,7 @@ class SearchSpace:
                 params = _suggest_component(trial, component, f"augment.{name}.", entry["params"])
                 augmentations.append({"name": name, **params})
         specs = {key: (f"training.{key}", spec) for key, spec in desc["training"].items()}
-        frozen_rate = desc.get("frozen_learning_rate")
-        if frozen_rate is not None and frozen_encoders:
+        if frozen_encoders:
             specs["learning_rate"] = ("training.frozen_learning_rate", frozen_rate)
         training = {key: _suggest_spec(trial, name, spec) for key, (name, spec) in specs.items()}
         config = {"encoders": encoders, "fusion": fusion, "augmentations": augmentations, "training": training}
