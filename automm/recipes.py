@@ -76,6 +76,7 @@ test metrics in :mod:`automm.evaluation`; this module reads recipes, loads their
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 import time
@@ -104,26 +105,23 @@ __all__ = [
 #: A number in exponent notation without a dot (``1e-3``, ``-2E+5``): a float in YAML 1.2, which
 #: PyYAML (YAML 1.1, whose floats need a dot: ``1.0e-3``) reads as a string.
 _EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
-_yaml_classes: tuple | None = None
 
 
+@functools.lru_cache(maxsize=1)
 def _recipe_yaml() -> tuple:
     """PyYAML's safe loader and dumper, both knowing :data:`_EXPONENT_FLOAT` (the dumper then
     quotes a string such as ``"1e3"``, which would read back as a number)."""
-    global _yaml_classes
     import yaml
 
-    if _yaml_classes is None:
-        class RecipeLoader(yaml.SafeLoader):
-            pass
+    class RecipeLoader(yaml.SafeLoader):
+        pass
 
-        class RecipeDumper(yaml.SafeDumper):
-            pass
+    class RecipeDumper(yaml.SafeDumper):
+        pass
 
-        for cls in (RecipeLoader, RecipeDumper):
-            cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
-        _yaml_classes = (RecipeLoader, RecipeDumper)
-    return _yaml_classes
+    for cls in (RecipeLoader, RecipeDumper):
+        cls.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+    return RecipeLoader, RecipeDumper
 
 
 def load_yaml(text: str) -> Any:

@@ -35,6 +35,8 @@ def heartbeat_interval() -> float:
 def heartbeat_grace() -> float:
     """Seconds of silence after which a running trial is declared lost."""
     return seconds_setting("AUTOMM_HEARTBEAT_GRACE", HEARTBEAT_GRACE)
+
+
 #: Seconds after which the lock of a journal file left by a killed process is broken.
 JOURNAL_LOCK_GRACE = 10
 #: How often a trial lost with its worker is retried.
