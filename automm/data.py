@@ -20,7 +20,7 @@ import stat
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ __all__ = [
     "as_table",
     "infer_roles",
     "build_input_specs",
+    "warn_unused_modalities",
     "validate_columns",
     "validate_datetimes",
     "validate_numbers",
@@ -471,6 +472,23 @@ def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:
         counts[modality] = k + 1
         specs.append(InputSpec(f"{modality}_{k}", modality, [column], {column: role}))
     return specs
+
+
+def warn_unused_modalities(where: str, keys: Iterable[Any], specs: Sequence[InputSpec],
+                           modalities: Iterable[str]) -> None:
+    """Warn when ``where`` (``encoders``, ``search_space['encoders']``) names a modality that no
+    input of the data has while some columns were read as table values: most likely texts taken
+    for categories (short, repeated), so the user's choice would go unused without a word."""
+    present = {s.modality for s in specs}
+    unused = sorted(k for k in map(str, keys) if k in set(modalities) - present - {"tabular"})
+    tabular = [c for s in specs if s.modality == "tabular" for c in s.columns]
+    if unused and tabular:
+        roles = {c: r for s in specs for c, r in s.column_roles.items()}
+        warnings.warn(f"{where}: no input of the data is {' or '.join(map(repr, unused))}, so "
+                      f"{', '.join(f'{where}[{k!r}]' for k in unused)} {'is' if len(unused) == 1 else 'are'} not used; the "
+                      f"columns' roles are "
+                      f"{roles} (column_types= sets a column's role, e.g. column_types="
+                      f"{{{tabular[0]!r}: {unused[0]!r}}})", UserWarning, stacklevel=user_stacklevel())
 
 
 def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:

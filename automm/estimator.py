@@ -23,7 +23,7 @@ from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
 from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
-                   table_like, validate_columns)
+                   table_like, validate_columns, warn_unused_modalities)
 from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
@@ -392,18 +392,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"encoders: keys {unknown} match neither a modality nor a column of the data "
                              f"(modalities {reg.modalities()}, columns "
                              f"{[c for s in specs for c in s.columns]}){did_you_mean(unknown[0], allowed)}")
-        # An encoder named for a modality the data lack, while some columns were read as table
-        # values: likely texts taken for categories (short, repeated), so the user's choice would
-        # go unused without a word.
-        present = {s.modality for s in specs}
-        unused = sorted(k for k in map(str, choices) if k in set(reg.modalities()) - present - {"tabular"})
-        tabular = [c for s in specs if s.modality == "tabular" for c in s.columns]
-        if unused and tabular:
-            roles = {c: r for s in specs for c, r in s.column_roles.items()}
-            warnings.warn(f"encoders: no input of the data is {' or '.join(map(repr, unused))}, so "
-                          f"{', '.join(f'encoders[{k!r}]' for k in unused)} is not used; the columns' roles are "
-                          f"{roles} (column_types= sets a column's role, e.g. column_types="
-                          f"{{{tabular[0]!r}: {unused[0]!r}}})", UserWarning, stacklevel=user_stacklevel())
+        warn_unused_modalities("encoders", choices, specs, reg.modalities())
         resolved = []
         for spec in specs:
             key = next((c for c in spec.columns if c in choices), spec.modality)  # how the user named it

@@ -90,6 +90,7 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 import numpy as np
 
 from . import registry as _registry
+from .data import warn_unused_modalities
 from .exceptions import InputError
 from .linear import linear_config
 from .neighbors import neighbors_config
@@ -445,6 +446,7 @@ class SearchSpace:
         if unknown:
             raise InputError(f"search_space['encoders']: keys {unknown} match no modality, input or column "
                              f"(inputs {[s.name for s in inputs]})")
+        warn_unused_modalities("search_space['encoders']", user_encoders, inputs, reg.modalities())
 
         def lookup(mapping: Mapping, spec) -> Any:
             for key in (spec.name, *spec.columns, spec.modality):

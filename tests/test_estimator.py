@@ -665,6 +665,15 @@ def test_an_encoder_named_for_a_modality_the_data_lack_is_reported():
         AutoMM(**tiny(encoders={"text": "gru"}, max_epochs=1, column_types={"x0": "text"})).fit(words, labels)
 
 
+def test_a_search_space_naming_a_modality_the_data_lack_is_reported():
+    """The same choice given through ``search_space=`` was ignored without a word."""
+    words, labels = ["LOUD!", "quiet", "HEY!!", "calm"] * 5, ["loud", "quiet", "loud", "quiet"] * 5
+    space = {"encoders": {"text": ["gru", "transformer"]}}
+    with pytest.warns(UserWarning, match=r"search_space\['encoders'\]\['text'\] is not used; the columns' roles "
+                                         r"are \{'x0': 'categorical'\}") as record:
+        AutoMM(**tiny(search_space=space, n_trials=1, max_epochs=1, pruner="none")).fit(words, labels)
+    assert record[0].filename == __file__
+
 def test_many_integer_classes_and_media_paths_read_as_text_are_warned_about(builtin_only, emoji_split, tmp_path):
     train, _ = emoji_split
     with pytest.warns(UserWarning, match=r"y: \d+ integer values, read as classes .*problem_type='regression'"):
