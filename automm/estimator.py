@@ -33,7 +33,7 @@ from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for,
                        candidate_decision_weights, finite_number, retry_with_smaller_batches, scale_frozen_batch,
-                       train_bagged, train_candidate, training_value_problem)
+                       train_bagged, train_candidate, training_value_problem, without_inert_augmentations)
 from .progress import verbose_logging
 from .training import holdout_score_name, make_loader, model_outputs, resolve_device
 
@@ -810,7 +810,14 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def _fit_one(self, data: PreparedData, config: dict, deadline: float | None, graceful: bool) -> Candidate:
         """The one configuration trained (bagged as ``bag_folds`` says); on CUDA, out of GPU
         memory, again with half the batch size, with a warning."""
-        config = scale_frozen_batch(config, data.inputs, self._frozen_batch_scale())
+        live = without_inert_augmentations(config, data.inputs)
+        dropped = [a["name"] for a in config["augmentations"] if a not in live["augmentations"]]
+        if dropped and isinstance(self.augmentations, (list, tuple)):  # named by the user, not the defaults
+            warnings.warn(f"augmentations: {', '.join(map(repr, dropped))} cannot act here: the encoders of "
+                          f"{'its' if len(dropped) == 1 else 'their'} modality read features computed once "
+                          f"(frozen, cached), so the model trains without {'it' if len(dropped) == 1 else 'them'}",
+                          UserWarning, stacklevel=user_stacklevel())
+        config = scale_frozen_batch(live, data.inputs, self._frozen_batch_scale())
         n_folds = bag_folds_for(self.bag_folds, data, config)
 
         def train(config: dict) -> Candidate:

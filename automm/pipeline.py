@@ -42,7 +42,7 @@ __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_
            "pending_seconds",
            "prepare_encoders", "retry_with_smaller_batches", "is_out_of_memory",
            "decision_weights", "candidate_decision_weights",
-           "augmentable_modalities", "scale_frozen_batch",
+           "augmentable_modalities", "without_inert_augmentations", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS", "TRAINING_RULES",
            "finite_number", "training_value_problem"]
 
@@ -422,6 +422,20 @@ def augmentable_modalities(inputs: Sequence[InputSpec], config: dict) -> set[str
     samples nor lists it (:meth:`automm.search_space.SearchSpace.suggest`)."""
     return {spec.modality for spec in inputs if spec.name in config["encoders"]
             and not all(static for _, static in _part_flags(spec, config["encoders"][spec.name]))}
+
+
+def without_inert_augmentations(config: dict, inputs: Sequence[InputSpec]) -> dict:
+    """``config`` without the per-sample augmentations that cannot act on its encoders (those of
+    a modality outside :func:`augmentable_modalities`: its inputs read cached features), so that
+    the leaderboard and ``augmentation_choices_`` list only what the model trained with. A new
+    dict; ``config`` itself when nothing is dropped."""
+    listed = config.get("augmentations") or []
+    if not listed:
+        return config
+    reg = _registry.get_registry()
+    live = augmentable_modalities(inputs, config) | {"batch"}
+    kept = [a for a in listed if reg.get("augmentation", a["name"]).modality in live]
+    return config if len(kept) == len(listed) else {**config, "augmentations": kept}
 
 
 def _part_flags(spec: InputSpec, choice: dict):

@@ -169,7 +169,8 @@ from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, s
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
                        candidate_decision_weights, decision_weights, is_out_of_memory, pending_seconds,
-                       pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate)
+                       pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
+                       without_inert_augmentations)
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -700,7 +701,8 @@ def _run_objective(trial, ctx: SearchContext):
             _record_failure(trial, ctx, exc, seconds=0.0)
             raise
     trial.set_user_attr(_ATTR + "config", config)  # (the leaderboard's, also when building its encoders fails)
-    scaled = scale_frozen_batch(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
+    scaled = scale_frozen_batch(without_inert_augmentations(config, ctx.data.inputs), ctx.data.inputs,
+                                ctx.space.frozen_batch_scale)
     if scaled is not config:
         config = scaled
         trial.set_user_attr(_ATTR + "config", config)

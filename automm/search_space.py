@@ -38,7 +38,8 @@ What is searched, from the estimator's arguments:
   A trial samples a per-sample augmentation only when one of its encoders of that modality
   applies it: an encoder with ``static_preprocess`` (a frozen pretrained encoder reading cached
   features) ignores augmentations, so on such a trial they would be parameters that change
-  nothing, noise for the sampler and false entries in the leaderboard.
+  nothing, noise for the sampler and false entries in the leaderboard. The default and the presets
+  drop them before training for the same reason (:func:`automm.pipeline.without_inert_augmentations`).
 * training: ``learning_rate`` (log-uniform 1e-4..1e-2; 1e-3..1e-2, as the separate parameter
   ``training.frozen_learning_rate``, when every chosen encoder is frozen and the batch is 8 times
   larger, see below), ``weight_decay`` (log 1e-5..0.1),

@@ -1854,6 +1854,27 @@ def test_augmentations_that_cannot_act_on_a_trials_encoders_are_neither_sampled_
             assert ("token_dropout" in names) == row["params"]["augment.token_dropout"]
 
 
+def test_the_default_and_single_fits_list_only_augmentations_that_act(builtin_registry, fresh_registry, texts):
+    """The default configuration (first trial, and ``fit`` without a search) had kept the default
+    text augmentations with an encoder on cached features: listed as trained with, changing nothing."""
+    fresh_registry(CachedFeaturesPlugin())
+    X, y, _, _ = texts
+    common = dict(encoders={"text": "cached_chars"}, ensemble_size=1, bag_folds=1, max_epochs=1)
+    board = AutoMM(**small(n_trials=2, pruner="none", **common)).fit(X, y).leaderboard_
+    default = board[board["default"]].iloc[0]
+    assert [a["name"] for a in default["config"]["augmentations"]] == ["modality_dropout"]  # batch: acts
+    single = AutoMM(**small(**common)).fit(X, y)
+    assert [a["name"] for a in single.augmentation_choices_] == ["modality_dropout"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the defaults dropped without a word
+        AutoMM(**small(**common)).fit(X, y)
+    with pytest.warns(UserWarning, match=r"augmentations: 'token_dropout' cannot act here.*trains without it"):
+        named = AutoMM(**small(**common, augmentations=["token_dropout", "mixup"])).fit(X, y)
+    assert [a["name"] for a in named.augmentation_choices_] == ["mixup"]
+    hashed = AutoMM(**small(**{**common, "encoders": {"text": "hashed_ngram"}})).fit(X, y)
+    assert "token_dropout" in [a["name"] for a in hashed.augmentation_choices_]
+
+
 def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_higher_range(builtin_registry,
                                                                                         fresh_registry, texts):
     from automm.search_space import FROZEN_LEARNING_RATE
