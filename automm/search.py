@@ -102,7 +102,9 @@ selection with replacement by holdout log-loss over the holdout outputs of the
 ``ensemble_size`` best trials (see :mod:`automm.ensemble`) may keep several of them as
 ``ensemble_``: ``predict``/``predict_proba`` then average the members' probabilities with the
 selection weights (``transform`` still gives ``model_``'s embedding); only the models needed
-are kept in memory (the best ``ensemble_size``), none is retrained.
+are kept in memory (the best ``ensemble_size``), none is retrained (a member trained in another
+process, by a worker or an earlier run of a resumed study, is retrained when the time limit
+allows, else left out with a warning).
 
 k-fold bagging (``bag_folds``): a trial whose configuration is bagged (by default, "auto",
 those whose encoders are all frozen: seconds per fold on cached features) trains once per fold
@@ -1602,16 +1604,21 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
 
     candidates: list[tuple[int, Candidate]] = []
     wanted = 1 if multi else ctx.settings.ensemble_size
+    missing: list[int] = []  # trials among the best whose models are neither here nor retrainable in time
     for number in order[: max(wanted * 2, 2) if wanted > 1 else len(order)]:
-        candidate = _obtain(number, by_number[number], ctx, deadline, allow_retrain=not candidates)
+        candidate = _obtain(number, by_number[number], ctx, deadline, allow_retrain=True)
         if candidate is not None:
             candidates.append((number, candidate))
+        else:
+            missing.append(number)
         if len(candidates) >= wanted:
             break
     if not candidates:
         raise SearchError("the models of the best trials are not available here and the time limit leaves no time "
                           "to retrain one")
     _warn_passed_over(order[:order.index(candidates[0][0])], candidates[0][0], by_number)
+    first = order.index(candidates[0][0])
+    _warn_members_left_out([n for n in missing if order.index(n) > first], by_number)
     if wanted > 1:  # the linear and nearest-neighbour models join the pool whatever their holdout rank
         chosen = {n for n, _ in candidates}
         for number in order:
@@ -1683,6 +1690,21 @@ def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, 
                   f"this one cannot read, and time_limit left no time to retrain it: the model is built from trial "
                   f"{kept} (holdout score {_trial_score(by_number[kept]):.4f}); start workers with an artifact_dir "
                   "(automm worker --artifact-dir) that this process reads, or run fit again with time to retrain it",
+                  UserWarning, stacklevel=user_stacklevel())
+
+
+def _warn_members_left_out(numbers: Sequence[int], by_number: Mapping[int, Any]) -> None:
+    """Warn when trials ranked among those the ensemble chooses from were left out: trained in
+    another process (an earlier run of a resumed study, a worker), whose model this one cannot
+    read, with too little time left to retrain them."""
+    if not numbers:
+        return
+    listed = ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "")
+    warnings.warn(f"trial{'s' if len(numbers) > 1 else ''} {listed} (among the best) ran in another process, "
+                  f"whose model{'s' if len(numbers) > 1 else ''} this one cannot read, and time_limit left no time "
+                  f"to retrain {'them' if len(numbers) > 1 else 'it'}: the ensemble is chosen without "
+                  f"{'them' if len(numbers) > 1 else 'it'}; start workers with an artifact_dir (automm worker "
+                  "--artifact-dir) that this process reads, or give fit time to retrain them",
                   UserWarning, stacklevel=user_stacklevel())
 
 

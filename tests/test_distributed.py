@@ -339,6 +339,29 @@ def test_fit_warns_when_a_better_trial_of_another_worker_cannot_make_the_model(r
     assert model.best_trial_ in (0, 2)
 
 
+def test_a_resumed_study_retrains_the_ensembles_members_of_the_earlier_run(rows, tmp_path):
+    """Run again on a finished study, fit retrains the models the ensemble chooses from, which the
+    earlier process trained: the ensemble had kept only the best trial's (and the linear model's),
+    the others left out without a word. With no time to retrain one, a warning names it."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    params = dict(TINY, storage=journal, study_name="again", n_trials=6, ensemble_size=3, max_epochs=3,
+                  search_space={"linear_model": False, "neighbors_model": False})
+    first = AutoMM(**params).fit(names, labels)
+    members = sorted({m.trial for m in first.ensemble_.members})
+    assert len(members) > 1
+    again = AutoMM(**params).fit(names, labels)  # n_trials reached: no new trial, every model retrained
+    assert sorted({m.trial for m in again.ensemble_.members}) == members
+    study = optuna.load_study(study_name="again", storage=search.make_storage("journal", journal))
+    best = study.trials[again.best_trial_].user_attrs
+    study.add_trial(optuna.trial.create_trial(value=best["automm:score"], user_attrs={  # second best, elsewhere
+        **{k: best[k] for k in ("automm:score", "automm:config", "automm:rows") if k in best},
+        "automm:loss": best["automm:loss"] + 1e-6, "automm:seconds": 1e6, "automm:worker": "elsewhere:17"}))
+    with pytest.warns(UserWarning, match=r"trial 6 \(among the best\) ran in another process.*no time to retrain "
+                                         r"it: the ensemble is chosen without it"):
+        AutoMM(**{**params, "n_trials": 7, "time_limit": 60}).fit(names, labels)
+
+
 # ------------------------------------------------------------------------------- serving
 
 PREPARED_IN: list = []
