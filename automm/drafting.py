@@ -172,7 +172,11 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     registry = _registry.get_registry()
     known = sorted({*BASE_ROLES, *registry.modalities()} - {"tabular"})
     # relative image paths are looked up where the recipe's fit will look for them
-    resolved = resolve_image_paths(sample[used], image_folders(data, recipe_dir))
+    found: set[Path] = set()
+    resolved = resolve_image_paths(sample[used], image_folders(data, recipe_dir), found_in=found)
+    # found only through the current directory: the recipe names it, to run from anywhere
+    files_dirs = [folder for folder in found
+                  if folder not in (Path(os.path.abspath(data)).parent, Path(os.path.abspath(recipe_dir)))]
     roles = infer_roles(as_table([resolved]), None, registry.plugin_manager, known)
 
     cautions = []
@@ -199,6 +203,9 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
 
     data_path = _path_from(Path(recipe_dir), data)
     section: dict[str, Any] = {"path": Path(data_path).as_posix(), "label": label}
+    if files_dirs:
+        shown = [_path_from(Path(recipe_dir), folder) for folder in files_dirs]
+        section["files_dir"] = shown[0] if len(shown) == 1 else shown
     if split is not None:
         column, train, test, valid = split
         section.update(split_column=column, train_values=[_plain(v) for v in train],

@@ -73,7 +73,7 @@ PARAM_PATHS: dict[str, str] = {
 
 #: The keys each section accepts, in the order :func:`to_recipe` writes them.
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "data": ("sample", "path", "train", "test", "valid", "format", "label", "columns", "column_types",
+    "data": ("sample", "path", "train", "test", "valid", "format", "files_dir", "label", "columns", "column_types",
              "split_column", "train_values", "test_values", "valid_values", "weight_column", "min_class_rows",
              "max_rows"),
     "problem": ("type", "metric"),
@@ -378,6 +378,23 @@ def _split_values(ck: _Checker, data: Mapping, column: str) -> list[str] | None:
         return None
 
 
+def _check_files_dir(ck: _Checker, value: Any) -> None:
+    """``data.files_dir``: a folder or a list of folders (existing ones, when the data are read)."""
+    if value is None:
+        return
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v.strip() for v in items):
+        ck.expected("data.files_dir", "a folder or a list of folders", value)
+        return
+    if ck.check_data:
+        for item in items:
+            folder = _data_path(ck, item)
+            if not folder.is_dir():
+                relative = "" if Path(item).is_absolute() else f" (relative paths are resolved against {ck.base_dir})"
+                ck.report("data.files_dir", f"{'not a folder' if folder.exists() else 'folder not found'}: "
+                                            f"{str(folder)!r}{relative}")
+
+
 def _check_file(ck: _Checker, value: Any, path: str, fmt_declared: Any) -> list[str] | None:
     """Check a data file key; returns its columns when the file could be read."""
     if not ck.string(value, path, what="a file path"):
@@ -442,6 +459,7 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
     fmt = get("format")
     if fmt is not None:
         ck.one_of(fmt, "data.format", FORMATS, null_ok=True)
+    _check_files_dir(ck, get("files_dir"))
 
     columns: list[str] | None = None
     test_columns: list[str] | None = None

@@ -12,6 +12,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       test: test.csv
       valid: valid.csv              #   optional validation data (fit's X_val, y_val) instead of a random holdout
       format: csv                   # csv | tsv | parquet (else from the file name)
+      files_dir: images             # where the data's relative file paths (images) are looked up first
       label: category               # *required*: the label column
       columns: [image, name]        # feature columns (default: all but label, split and weight columns)
       column_types: {image: image}  # role per column (image, text, numeric, categorical, plugin modality)
@@ -48,8 +49,10 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
 Every :class:`~automm.AutoMM` constructor parameter has one key (:data:`PARAM_PATHS`); ``data``
 and ``output.dir`` are the recipe's own. Relative data paths are resolved
 against the recipe file's folder (the current directory for a recipe given as a dict); relative
-image paths inside the data are looked up in the data file's folder, then the recipe's folder,
-then the current directory (:func:`automm.tables.image_folders`). Output
+image paths inside the data are looked up in ``data.files_dir`` (one folder or a list, relative to
+the recipe's folder), the data file's folder, then the recipe's folder, then the current directory
+(:func:`automm.tables.image_folders`); the ``recipe.yaml`` that ``automm fit`` saves writes the
+folders they were found in, other than the data file's, as an absolute ``data.files_dir``. Output
 paths (``output.dir``, ``output.plot_dir``, ``training.cache_dir``) and storage URLs are used as
 given, i.e. relative to the current directory.
 
@@ -298,6 +301,9 @@ class Recipe:
     #: search.storage as the recipe wrote it when it named environment variables (``${NAME}``):
     #: what :func:`to_recipe` writes back instead of their value, which may hold a password
     storage_reference: str | None = None
+    #: the folders :meth:`load_data` found the data's relative file paths in, other than the data
+    #: files' own: what :func:`to_recipe` writes as ``data.files_dir``
+    files_found_in: list[Path] = field(default_factory=list, compare=False)
 
     @property
     def name(self) -> str:
@@ -353,6 +359,13 @@ class Recipe:
             for key in ("path", "train", "test", "valid"):
                 if isinstance(data.get(key), str):
                     data[key] = str(self._data_file(data[key]))
+            # where relative image paths were found (the recipe's folder, the current directory):
+            # absolute, so that the recipe finds them again from anywhere
+            found = [str(folder) for folder in self.files_found_in]
+            if found:
+                data["files_dir"] = found[0] if len(found) == 1 else found
+            elif data.get("files_dir") is not None:
+                data["files_dir"] = [str(folder) for folder in self._files_dirs()]
             data.pop("column_types", None)  # a parameter, written from the estimator
             context["data"] = data
         if self.metric is not None:
@@ -374,6 +387,11 @@ class Recipe:
 
     def _data_file(self, value: str) -> Path:
         return Path(os.path.abspath(self.base_dir / os.path.expanduser(value)))
+
+    def _files_dirs(self) -> list[Path]:
+        """``data.files_dir`` (one folder or a list), each made absolute against the recipe's folder."""
+        value = self.section("data").get("files_dir")
+        return [self._data_file(v) for v in ([value] if isinstance(value, str) else value or [])]
 
     def describe(self) -> list[tuple[str, str]]:
         """(what, value) rows summarising the recipe, for ``automm validate``."""
@@ -484,14 +502,19 @@ class Recipe:
         valid = _subsample(valid, max_rows, 2) if valid is not None else None
         # The frames keep their data file's row numbers as index, named after the file: messages
         # about rows name them ("items.csv row 12"), whatever the split, filters and labels kept.
+        found: set[Path] = set()
+
         def prepared(key: str, part):
             if part is None:
                 return None
-            part = resolve_image_paths(part, image_folders(files.get(key), self.base_dir), roles, source=names[key],
-                                       inputs=features)
+            folders = list(dict.fromkeys([*self._files_dirs(), *image_folders(files.get(key), self.base_dir)]))
+            part = resolve_image_paths(part, folders, roles, source=names[key], inputs=features, found_in=found)
             return with_file_rows(part, names[key])
 
         train, test, valid = prepared("train", train), prepared("test", test), prepared("valid", valid)
+        own = {Path(os.path.abspath(file)).parent for file in files.values() if file is not None}
+        self.files_found_in = [folder for folder in [*self._files_dirs(), *image_folders(None, self.base_dir)]
+                               if folder in found and folder not in own]
         if len(train) == 0:
             raise RecipeError([Problem("data", f"no training rows in {what}")], self.source)
         result = RecipeData(X_train=train[features], y_train=train[label], label=label, source=what,
@@ -682,7 +705,8 @@ def from_recipe_with_data(recipe: Any, overrides: Iterable[str] = (), cls: type 
     """(unfitted estimator, :class:`RecipeData`): the recipe validated (data files included)
     and its data read."""
     loaded = load_recipe(recipe, overrides, check_data=True, require_data=True)
-    return loaded.estimator(cls), loaded.load_data()
+    data = loaded.load_data()
+    return loaded.estimator(cls), data
 
 
 def _plain(value: Any, path: str, problems: list[Problem]) -> Any:
@@ -822,10 +846,10 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     start = time.monotonic()
     log = log or (lambda message: None)
     loaded = load_recipe(recipe, overrides, check_data=True, require_data=True)
-    estimator = loaded.estimator()
+    data = loaded.load_data()
+    estimator = loaded.estimator()  # (after the data: its recipe notes where their files were found)
     if verbose is not None:
         estimator.set_params(verbose=int(verbose))
-    data = loaded.load_data()
     test_rows = f", {len(data.X_test)} test rows" if data.X_test is not None else ", no test set"
     if data.X_val is not None:
         test_rows = f", {len(data.X_val)} validation rows" + test_rows

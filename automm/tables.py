@@ -143,7 +143,8 @@ def _media_name(value: str) -> bool:
 
 
 def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str] | None = None, *,
-                        source: str | None = None, inputs: Collection[str] | None = None):
+                        source: str | None = None, inputs: Collection[str] | None = None,
+                        found_in: set[Path] | None = None):
     """A copy of ``frame`` whose relative file paths (in columns of role image or of a plugin's
     modality, or that look like image or media file names) point into the first of ``folders``
     where the file exists (else the first).
@@ -152,7 +153,8 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
     relative paths than the images' tolerance (:data:`automm.data.IMAGE_TOLERANCE`) are in none
     of the folders, naming the folders tried and the first such rows (by ``frame``'s index: the
     data file's rows, as long as the caller kept them); only for the columns in ``inputs`` when
-    given (those a model reads: a column it ignores may hold paths to anything)."""
+    given (those a model reads: a column it ignores may hold paths to anything). ``found_in``
+    collects the folders where files were found."""
     columns = _image_columns(frame, roles or {})
     if not columns:
         return frame
@@ -166,10 +168,12 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                 resolved.append(value)
                 continue
             present += 1
-            found = next((folder / value for folder in folders if (folder / value).exists()), None)
-            if found is None:
+            folder = next((folder for folder in folders if (folder / value).exists()), None)
+            if folder is None:
                 unfound.append((row, value))
-            resolved.append(str(found if found is not None else folders[0] / value))
+            elif found_in is not None:
+                found_in.add(folder)
+            resolved.append(str((folder if folder is not None else folders[0]) / value))
         if source is not None and unfound and (inputs is None or column in inputs):
             from .data import IMAGE_TOLERANCE
 

@@ -52,6 +52,23 @@ def test_a_draft_infers_roles_split_and_problem_and_leaves_out_what_cannot_help(
     assert yaml.safe_load(text) == draft.content
 
 
+def test_a_draft_names_the_folder_images_were_found_in_when_only_the_current_directory_has_them(
+        emoji_folder, tmp_path, monkeypatch):
+    """Image paths relative to the working directory: the draft ran only from there."""
+    frame = pd.read_csv(emoji_folder / "emoji.csv")
+    frame["image"] = "data/" + frame["image"]
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "recipes").mkdir()
+    frame.to_csv(tmp_path / "tables" / "items.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    draft = draft_recipe(tmp_path / "tables" / "items.csv", "category", recipe_dir=tmp_path / "recipes")
+    assert draft.content["data"]["files_dir"] == ".."
+    monkeypatch.chdir(emoji_folder)
+    data = load_recipe(draft.content, base_dir=tmp_path / "recipes").load_data()
+    assert data.X_train["image"].iloc[0].startswith(str(emoji_folder))
+    assert "files_dir" not in draft_recipe(emoji_folder / "emoji.csv", "category", recipe_dir=tmp_path).content["data"]
+
+
 def test_init_writes_a_recipe_that_fit_runs(emoji_folder, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recipes = tmp_path / "recipes"

@@ -480,6 +480,38 @@ def test_relative_image_paths_fall_back_to_the_current_directory_and_errors_name
     assert f"({tmp_path / 'tables'}, {tmp_path / 'recipes'})" in message and "row 0 ('pics/" in message
 
 
+def test_the_saved_recipe_finds_images_found_through_the_current_directory_from_anywhere(
+        tmp_path, emoji_sample, monkeypatch):
+    """Image paths relative to the directory ``automm fit`` ran in: the model's ``recipe.yaml`` ran
+    again only from there. It now names that folder as ``data.files_dir``; ``files_dir`` given in a
+    recipe is looked up first, and a folder that is not there is a problem at its key."""
+    for folder in ("pics", "tables", "recipes", "elsewhere"):
+        (tmp_path / folder).mkdir()
+    frame = emoji_sample.head(40).copy()
+    for path in frame["image"]:
+        (tmp_path / "pics" / Path(path).name).write_bytes(Path(path).read_bytes())
+    frame["image"] = [f"pics/{Path(p).name}" for p in frame["image"]]
+    frame[["image", "name", "category"]].to_csv(tmp_path / "tables" / "items.csv", index=False)
+    recipe = emoji_recipe(data={"path": "../tables/items.csv", "label": "category"},
+                          output={"dir": str(tmp_path / "model")})
+    monkeypatch.chdir(tmp_path)
+    fit_recipe(load_recipe(recipe, base_dir=tmp_path / "recipes"))
+    saved = load_yaml((tmp_path / "model" / "recipe.yaml").read_text())
+    assert saved["data"]["files_dir"] == str(tmp_path)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    data = load_recipe(tmp_path / "model" / "recipe.yaml").load_data()
+    assert data.X_train["image"].tolist()[0] == str(tmp_path / "pics" / Path(frame["image"].iloc[0]).name)
+    # given in a recipe: relative to its folder, looked up first
+    given = {"path": "../tables/items.csv", "label": "category", "files_dir": ".."}
+    data = load_recipe({**recipe, "data": given}, base_dir=tmp_path / "recipes").load_data()
+    assert data.X_train["image"].tolist()[0].startswith(str(tmp_path / "pics"))
+    (tmp_path / "recipes" / "bad.yaml").write_text(dump_recipe({**recipe, "data": {**given, "files_dir": "../pics2"}}))
+    assert problems_of(str(tmp_path / "recipes" / "bad.yaml")) == {
+        "data.files_dir": f"folder not found: {str(tmp_path / 'recipes' / '../pics2')!r} (relative paths "
+                          f"are resolved against {tmp_path / 'recipes'})"}
+    assert "data.files_dir" in problems_of({**recipe, "data": {**given, "files_dir": [3]}}, check_data=False)
+
+
 def test_fit_names_bad_images_by_their_rows_in_the_data_file(tmp_path, emoji_sample):
     """Train rows are the data file's rows 10..; an error about them names those rows."""
     frame = emoji_sample.head(40).copy()
