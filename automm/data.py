@@ -408,8 +408,28 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             raise InputError(f"{where}: values are dicts, e.g. {example}; {fix}")
         if role in ("text", "categorical"):
             _warn_media_paths(name, present)
+            _warn_mostly_numbers(name, role, present)
         roles[name] = role
     return roles
+
+
+#: A column read as text or categories with at least this share of numbers is named in a warning.
+MOSTLY_NUMBERS = 0.8
+
+
+def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> None:
+    """Warn when a column read as text or categories is mostly numbers (80%, but more than the 5%
+    of others a number column tolerates): likely a number column with values to fix (``"$5"``)."""
+    from .roles import is_number
+
+    others = [v for v in present if not is_number(v)]
+    if others and len(others) <= (1 - MOSTLY_NUMBERS) * len(present):
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, others)))[:3])
+        warnings.warn(f"column {name!r}: {len(present) - len(others)} of {len(present)} values read are numbers, "
+                      f"the others are not ({shown}), so it is read as {role}; if it holds numbers, fix those "
+                      f"values or give column_types={{{name!r}: 'numeric'}} (up to {NUMBER_TOLERANCE:.0%} of a "
+                      "number column's values may be other than numbers: they count as missing)",
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
@@ -528,18 +548,19 @@ def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
     """A text or categorical column with its list cells (tags) joined into texts
     (:func:`automm.roles.joined_items`); raises :class:`InputError` for vectors of numbers,
     which no text or category encoder can use."""
-    from .roles import LIST_TYPES, is_number_vector, joined_items
+    from .roles import is_items, is_number_vector, joined_items
 
     if isinstance(column, np.ndarray) and column.dtype.kind != "O":
         return column
-    listed = [row for row, v in enumerate(column) if isinstance(v, LIST_TYPES)]
+    listed = [row for row, v in enumerate(column) if is_items(v)]
     if not listed:
         return column
     vector = next((column[row] for row in listed if is_number_vector(column[row])), None)
     if vector is not None:
         raise InputError(f"column {column_name!r}: values are vectors of numbers (e.g. {len(vector)} numbers: "
-                         f"{list(vector)[:3]}...); give each number its own column, e.g. "
-                         f"pandas.DataFrame(frame[{column_name!r}].tolist()).add_prefix('{column_name}_')")
+                         f"{[v.item() if isinstance(v, np.generic) else v for v in list(vector)[:3]]}...); give "
+                         f"each number its own column, e.g. pandas.DataFrame(frame[{column_name!r}].tolist())"
+                         f".add_prefix('{column_name}_')")
     values = list(column)
     for row in listed:
         values[row] = joined_items(values[row])

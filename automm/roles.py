@@ -100,26 +100,55 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, (str, bool, int, float, np.number, np.bool_))
 
 
+def is_items(value: Any) -> bool:
+    """Whether a cell holds a list of items: a list, tuple or set, or a 1-D numpy array (what
+    ``list(embeddings)`` puts in a DataFrame, and pandas gives for a Parquet list column)."""
+    return isinstance(value, LIST_TYPES) or (isinstance(value, np.ndarray) and value.ndim == 1)
+
+
 def is_number_vector(value: Any) -> bool:
-    """Whether ``value`` is a list (or tuple) of numbers: a vector, such as an embedding."""
+    """Whether ``value`` is a list, tuple or 1-D array of numbers: a vector, such as an embedding."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1 or value.size == 0:
+            return False
+        if value.dtype.kind in "iuf":
+            return True
+        value = value.tolist()
     return (isinstance(value, LIST_TYPES) and len(value) > 0
             and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in value))
 
 
 def joined_items(value: Any) -> Any:
-    """A list, tuple or set of words or other scalars (tags: ``["red", "cotton"]``) as one text
-    (``"red, cotton"``; a set's items sorted), so that text and category encoders read its items;
-    anything else unchanged."""
+    """A list, tuple, set or 1-D array of words or other scalars (tags: ``["red", "cotton"]``) as
+    one text (``"red, cotton"``; a set's items sorted), so that text and category encoders read its
+    items; anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
     if isinstance(value, LIST_TYPES) and all(_scalar(v) for v in value):
         items = [str(v) for v in value]
         return ", ".join(sorted(items) if isinstance(value, (set, frozenset)) else items)
     return value
 
 
+#: The share of a column's values that must be numbers for a column of strings with a few others
+#: (``"$5"``, ``"n.a."``: what a CSV file's number column gives pandas then) to read as numbers.
+NUMBERS_AMONG_STRINGS = 0.95
+
+
+def stray_numbers(values: Sequence[Any]) -> bool:
+    """Whether ``values`` are numbers (or strings of numbers: ``"2.5"``) but for a few strings
+    that are not, at most 5%: a CSV file's number column with a stray value, which pandas then
+    reads as strings. Strings of numbers alone (no stray) are not: a user made them strings."""
+    numbers = sum(is_number(v) for v in values)
+    return (numbers < len(values) and numbers >= NUMBERS_AMONG_STRINGS * len(values)
+            and all(isinstance(v, (str, bool, int, float, np.number, np.bool_)) for v in values))
+
+
 def infer_role_builtin(values: Sequence[Any]) -> str:
     """The built-in rules: image objects or image paths → ``image``; dates and times (objects or
-    ISO 8601 strings, 95% of the values) → ``datetime``; numbers (and durations) → ``numeric``; strings with several words or mostly unique → ``text``; other strings
-    → ``categorical``."""
+    ISO 8601 strings, 95% of the values) → ``datetime``; numbers (and durations), or numbers with
+    a few strings that are not (:func:`stray_numbers`) → ``numeric``; strings with several words
+    or mostly unique → ``text``; other strings → ``categorical``."""
     values = [joined_items(v) for v in values]
     if not values:
         return "categorical"
@@ -131,6 +160,8 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
         return "datetime"
     if all(isinstance(v, (bool, int, float, np.number, np.bool_, datetime.timedelta)) for v in values):
         return "numeric"  # durations count as seconds
+    if stray_numbers(values):
+        return "numeric"  # the few others count as missing, with a warning (automm.data.validate_numbers)
     texts = [str(v) for v in values]
     mean_words = float(np.mean([len(t.split()) for t in texts]))
     unique_ratio = len(set(texts)) / len(texts)

@@ -78,6 +78,44 @@ def test_lists_of_words_are_read_as_texts_and_vectors_are_refused(emoji_split):
     with pytest.raises(InputError, match=r"column 'embedding': values are vectors of numbers \(e.g. 3 numbers: "
                                          r"\[0.5, 0.25, 0.0\]...\); give each number its own column.*add_prefix"):
         AutoMM(**tiny()).fit(vectors, train["category"])
+    # as numpy arrays (df["embedding"] = list(matrix)): read as their printed text before
+    arrays = pd.DataFrame({"embedding": list(np.random.default_rng(0).normal(size=(len(train), 8)))})
+    with pytest.raises(InputError, match=r"column 'embedding': values are vectors of numbers \(e.g. 8 numbers: "
+                                         r"\[0\.12573"):
+        AutoMM(**tiny()).fit(arrays, train["category"])
+    # tags as arrays of words (a Parquet list column, as pandas reads it) are texts, as lists are
+    tagged = pd.DataFrame({"words": [np.array(w) for w in train["name"].str.split()]})
+    listed = AutoMM(**tiny(max_epochs=1, device="cpu")).fit(words, train["category"])
+    as_arrays = AutoMM(**tiny(max_epochs=1, device="cpu")).fit(tagged, train["category"])
+    assert as_arrays.column_roles_ == {"words": "text"}
+    np.testing.assert_array_equal(as_arrays.predict_proba(tagged), listed.predict_proba(words))
+
+
+def test_a_number_column_with_a_stray_value_is_read_as_numbers(emoji_split):
+    """A CSV number column with one "$5" reaches pandas as strings: it was read as text without a
+    word. Numbers but for at most 5% are numbers (the others missing, with a warning); a column
+    mostly of numbers but with more others is read as text with a warning saying why."""
+    import io
+
+    rng = np.random.default_rng(0)
+    prices = rng.uniform(0, 1000, 100)
+    y = np.where(prices > 500, "high", "low")
+    written = [f"{p:.2f}" for p in prices]
+    written[3] = "$5"
+    frame = pd.read_csv(io.StringIO(pd.DataFrame({"price": written}).to_csv(index=False)))
+    with pytest.warns(UserWarning, match=r"column 'price': 1 of 100 values are not numbers \('\$5' at row 3\); "
+                                         "they count as missing"):
+        model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, y)
+    assert model.column_roles_ == {"price": "numeric"}
+    written[10:20] = ["n.a."] * 10
+    frame = pd.read_csv(io.StringIO(pd.DataFrame({"price": written}).to_csv(index=False)))
+    with pytest.warns(UserWarning, match=r"column 'price': 89 of 100 values read are numbers, the others are not "
+                                         r"\('\$5', 'n\.a\.'\), so it is read as text; .*column_types=\{'price': "
+                                         r"'numeric'\}"):
+        model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, y)
+    assert model.column_roles_ == {"price": "text"}
+    codes = pd.DataFrame({"code": [str(v) for v in rng.integers(0, 5, 100)]})  # strings of numbers alone: as given
+    assert AutoMM(max_epochs=1, num_workers=0).fit(codes, y).column_roles_ == {"code": "categorical"}
 
 
 def test_deterministic_under_random_state(emoji_split):
