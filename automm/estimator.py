@@ -90,8 +90,31 @@ def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
         if len(args) < 2:
             raise InputError(f"{method}: expected inputs followed by labels y, e.g. {method}(X_img, X_txt, y) "
                              f"or {method}(X, y)")
+        if len(args) > 2 and _is_table(args[0]):
+            # scikit-learn's fit(X, y, sample_weight): here y would be read as an input, the weights as labels
+            raise InputError(f"{method}: the first argument is a table ({_table_kind(args[0])}) and {len(args) - 1} "
+                             f"more follow; positional arguments are the inputs, then the labels, so "
+                             f"{method}(X, y, w) would read y as an input and w as the labels. Pass a table alone "
+                             f"with its labels, and sample weights by keyword: {method}(X, y, sample_weight=w)")
         return args[:-1], args[-1]
     return args, y
+
+
+def _is_table(x: Any) -> bool:
+    """Whether ``x`` is a table of several columns (a DataFrame, a dict of columns, a pyarrow
+    Table, a 2-D array or sparse matrix of more than one column), not one column of values."""
+    import pandas as pd
+
+    if isinstance(x, (pd.DataFrame, Mapping)) or (hasattr(x, "schema") and hasattr(x, "to_pandas")):
+        return True
+    shape = getattr(x, "shape", None)
+    return shape is not None and len(shape) == 2 and shape[1] > 1 and (
+        not isinstance(x, np.ndarray) or x.dtype.kind in "biufO")
+
+
+def _table_kind(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    return type(x).__name__ + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def _one_hot(values: np.ndarray) -> bool:
@@ -184,6 +207,18 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {unknown[0]!r}"
                             f"{did_you_mean(unknown[0], cls._get_param_names())}")
         return super().__new__(cls)
+
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``; a nested key (``encoders__text``, as a grid would name one
+        entry of a dict parameter) is refused with how to set the dict whole."""
+        nested = next((key for key in params if "__" in key and key.split("__", 1)[0] in self._get_param_names()
+                       and not hasattr(getattr(self, key.split("__", 1)[0]), "set_params")), None)
+        if nested is not None:
+            name, entry = nested.split("__", 1)
+            raise ValueError(f"{nested}: {name} is a {type(getattr(self, name)).__name__} parameter, not an estimator, "
+                             f"so its entries cannot be set one by one; set it whole, e.g. set_params({name}="
+                             f"{{{entry!r}: ...}}) (in a parameter grid: {{{name!r}: [{{{entry!r}: ...}}, ...]}})")
+        return super().set_params(**params)
 
     def __init__(self, *, problem_type="auto", metric="auto", column_types=None, encoders=None, fusion="concat",
                  augmentations="default", time_limit=None, max_epochs=20, batch_size="auto",
@@ -306,6 +341,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 return kind
             raise InputError(f"y: cannot infer the problem type from labels of type {kind!r}; "
                              "pass problem_type= explicitly")
+        if kind == "continuous":  # as AutoMMClassifier and scikit-learn's classifiers refuse them
+            shown = ", ".join(map(repr, np.unique(np.asarray(y))[:3].tolist()))
+            raise InputError(f"problem_type={requested!r} needs class labels, but y holds 'continuous' values "
+                             f"({shown}, ...: numbers that are not whole); use problem_type='regression', or make "
+                             "the labels classes (e.g. strings)")
         if requested == "binary" and len(classes := pd_unique(y)) != 2:
             shown = ", ".join(map(repr, classes[:4].tolist())) + (", ..." if len(classes) > 4 else "")
             raise InputError(f"problem_type: 'binary' needs two classes, but y holds {len(classes)} ({shown}); "
@@ -744,7 +784,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self.input_positional_ = table.positional
         self.columns_ = table.names
         self.n_features_in_ = len(table.names)
-        if not table.positional and all(isinstance(c, str) for c in table.names) and _is_dataframe(X[0]):
+        # as scikit-learn: only a DataFrame whose column names are all strings has feature names
+        # (table.names are strings always: read_csv(header=None)'s 0, 1 become "0", "1")
+        if not table.positional and _is_dataframe(X[0]) and all(isinstance(c, str) for c in X[0].columns):
             self.feature_names_in_ = np.asarray(table.names, dtype=object)
         else:
             self.__dict__.pop("feature_names_in_", None)
@@ -1048,7 +1090,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def _has_probabilities(self) -> bool:
         """Whether ``predict_proba`` exists: not for a regressor, nor once fitted to a regression
         (scikit-learn's tools test ``hasattr(estimator, "predict_proba")``)."""
-        return self._forced_problem_type != "regression" and self.__dict__.get("problem_type_") != "regression"
+        return (self._forced_problem_type != "regression" and self.__dict__.get("problem_type_") != "regression"
+                and self.__dict__.get("problem_type") != "regression")
 
     @available_if(_has_probabilities)
     @_explicit_signature

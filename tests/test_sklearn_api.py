@@ -55,6 +55,7 @@ def test_scikit_learn_estimator_checks(estimator, check, builtin_only):
 def test_a_regressor_has_no_predict_proba():
     assert not hasattr(AutoMMRegressor(), "predict_proba")
     assert hasattr(AutoMMClassifier(), "predict_proba") and hasattr(AutoMM(), "predict_proba")
+    assert not hasattr(AutoMM(problem_type="regression"), "predict_proba")  # as after its fit
     fitted = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(
         [f"item {i}" for i in range(40)], np.linspace(0.0, 1.0, 40))
     assert fitted.problem_type_ == "regression" and not hasattr(fitted, "predict_proba")
@@ -220,3 +221,55 @@ def test_a_misspelt_parameter_name_gets_a_suggestion():
     import pickle
 
     assert pickle.loads(pickle.dumps(AutoMM(max_epochs=3))).max_epochs == 3  # unpickling passes no parameters
+
+
+def test_sample_weights_passed_positionally_after_a_table_are_refused(emoji_split):
+    """scikit-learn's ``fit(X, y, sample_weight)``: automm's positional inputs read y as a feature
+    and the weights as the labels, and trained on that without a word."""
+    from automm import InputError
+
+    train, _ = emoji_split
+    X, y, w = train[["name"]], train["category"], np.ones(len(train))
+    for table in (X, {"name": train["name"].tolist()}, np.zeros((len(train), 3))):
+        with pytest.raises(InputError, match=r"fit: the first argument is a table \((DataFrame|dict|ndarray).* and 2 "
+                                             r"more follow.*fit\(X, y, sample_weight=w\)"):
+            AutoMMClassifier(**tiny(max_epochs=1)).fit(table, y, w)
+    model = AutoMMClassifier(**tiny(max_epochs=1)).fit(X, y, sample_weight=w)
+    with pytest.raises(InputError, match=r"score: the first argument is a table"):
+        model.score(X, y, w)
+    assert 0.0 <= model.score(X, y, sample_weight=w) <= 1.0
+    # positional inputs, one column each, stay as they were
+    AutoMMClassifier(**tiny(max_epochs=1)).fit(train["image"].tolist(), train["name"].tolist(), y)
+
+
+def test_automm_with_a_class_problem_type_refuses_continuous_labels_as_the_classifier_does():
+    from automm import InputError
+
+    texts, y = [f"item {i}" for i in range(40)], np.linspace(0.05, 0.95, 40)
+    with pytest.raises(InputError, match=r"problem_type='multiclass' needs class labels, but y holds 'continuous' "
+                                         r"values \(0\.05, "):
+        AutoMM(**tiny(max_epochs=1, problem_type="multiclass")).fit(texts, y)
+    assert AutoMM(**tiny(max_epochs=1, problem_type="multiclass")).fit(texts, (y > 0.5).astype(float)).classes_.size == 2
+
+
+def test_feature_names_in_only_for_a_table_whose_column_names_are_strings(emoji_split):
+    """As scikit-learn sets it: ``X[model.feature_names_in_]`` must select the columns."""
+    import pandas as pd
+
+    train, _ = emoji_split
+    named = AutoMMClassifier(**tiny(max_epochs=1)).fit(train[["name"]], train["category"])
+    assert list(named.feature_names_in_) == ["name"]
+    numbered = pd.DataFrame({0: train["name"].tolist()})  # read_csv(header=None)
+    model = AutoMMClassifier(**tiny(max_epochs=1)).fit(numbered, train["category"])
+    assert not hasattr(model, "feature_names_in_") and model.n_features_in_ == 1
+    assert model.column_roles_ == {"0": "text"}
+    assert len(model.predict(numbered)) == len(numbered)
+
+
+def test_a_nested_parameter_key_says_to_set_the_dict_whole():
+    with pytest.raises(ValueError, match=r"encoders__text: encoders is a NoneType parameter, not an estimator.*"
+                                         r"set_params\(encoders=\{'text': \.\.\.\}\).*\{'encoders': \[\{'text'"):
+        AutoMM().set_params(encoders__text="gru")
+    with pytest.raises(ValueError, match=r"search_space__training: search_space is a dict parameter"):
+        AutoMM(search_space={"training": {}}).set_params(search_space__training={})
+    assert AutoMM().set_params(encoders={"text": "gru"}, max_epochs=2).max_epochs == 2
