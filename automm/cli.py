@@ -158,17 +158,20 @@ def _folder_as_given(argument: str = "DATA"):
         raise UsageError(f"{argument}: {exc}") from None
 
 
-def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str]):
-    """A data file for predict/evaluate: the rows kept by ``filters`` (:class:`UsageError`
-    listing the column's values when one keeps none), relative image paths looked up as ``fit``
-    looks them up (:func:`automm.tables.image_folders`); the frame's index is the rows' numbers
-    in the file."""
+def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str], *, empty_ok: bool = False):
+    """A data file for predict/evaluate: (the rows kept by ``filters``, with relative image paths
+    looked up as ``fit`` looks them up (:func:`automm.tables.image_folders`); the same rows as the
+    file holds them). A filter that keeps no row is a :class:`UsageError` listing the column's
+    values; a file without rows an :class:`InputError` unless ``empty_ok``. The frames' index is
+    the rows' numbers in the file."""
     from .suggestions import did_you_mean, quoted_values
     from .tables import image_folders, read_table, resolve_image_paths
 
     with _folder_as_given():
         frame = read_table(_data_source(path))
     if len(frame) == 0:
+        if empty_ok:
+            return frame, frame
         from .exceptions import InputError
 
         raise InputError(f"{path}: no rows")
@@ -184,7 +187,7 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
             raise UsageError(f"--filter {column}={value}: no row has {value!r} in column {column!r}; its values "
                              f"in {rows} are {shown}{did_you_mean(value, found)}")
         frame = kept
-    return resolve_image_paths(frame, image_folders(path), roles, source=path, inputs=list(roles))
+    return resolve_image_paths(frame, image_folders(path), roles, source=path, inputs=list(roles)), frame
 
 
 def _device(device: str, argument: str) -> str:
@@ -539,6 +542,7 @@ def _progress_on_stderr(quiet: bool):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
     import pandas as pd
 
     from .tables import data_format
@@ -557,18 +561,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.proba and estimator.problem_type_ == "regression":
         raise UsageError("--proba: a regression model has no class probabilities")
     columns = _input_columns(estimator, args.columns)
-    frame = _read_data(args.data, filters, _data_roles(estimator, columns))
+    frame, as_written = _read_data(args.data, filters, _data_roles(estimator, columns), empty_ok=True)
     keep = list(args.keep or [])
     if data_format(Path(args.data), None) == "folder" and "image" not in keep:
         keep.insert(0, "image")  # a folder's rows are its images: say which file each prediction is for
     absent = [c for c in keep if c not in frame.columns]
     if absent:
         raise UsageError(f"--keep: no column(s) {absent} in {args.data}")
-    inputs = _model_inputs(estimator, frame, args.data, columns)
-    result = frame[keep].copy() if keep else pd.DataFrame(index=frame.index)
-    with _progress_on_stderr(args.quiet):
-        result["prediction"], probabilities = estimator._predictions_and_probabilities(inputs)  # one pass
-        probabilities = probabilities if args.proba else None
+    result = as_written[keep].copy() if keep else pd.DataFrame(index=frame.index)  # the values as the file has them
+    if len(frame) == 0:  # a day without new rows: the predictions file has its header and no row
+        _model_inputs(estimator, frame, args.data, columns)  # (its columns are still checked)
+        result["prediction"] = pd.Series(dtype=object)
+        probabilities = np.zeros((0, len(estimator.classes_))) if args.proba else None
+        out.log(f"{args.data} has no rows: no predictions")
+    else:
+        inputs = _model_inputs(estimator, frame, args.data, columns)
+        with _progress_on_stderr(args.quiet):
+            result["prediction"], probabilities = estimator._predictions_and_probabilities(inputs)  # one pass
+            probabilities = probabilities if args.proba else None
     if probabilities is not None:
         for j, label in enumerate(estimator.classes_):
             result[f"proba_{label}"] = probabilities[:, j]
@@ -632,7 +642,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if label is None:
         raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
     columns = _input_columns(estimator, args.columns)
-    frame = _read_data(args.data, filters, _data_roles(estimator, columns))
+    frame, _ = _read_data(args.data, filters, _data_roles(estimator, columns))
     if label not in frame.columns:
         problem = UsageError if args.label else InputError
         raise problem(f"{args.data}: no label column {label!r}; columns are {', '.join(map(str, frame.columns))}"
@@ -974,7 +984,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "or image folder (columns image, label, split)")
     p.add_argument("--label", required=True, metavar="COLUMN", help="the column to predict")
     p.add_argument("--output", "-o", metavar="RECIPE.yaml", default="-",
-                   help="recipe file to write (default: stdout; data paths are written relative to its folder)")
+                   help="recipe file to write (default: stdout; data paths are written relative to its folder when at most two levels up, else absolute)")
     p.add_argument("--force", action="store_true", help="replace RECIPE.yaml if it exists")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--time-limit", type=float, default=600, metavar="SECONDS",
@@ -1010,7 +1020,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="OUT.csv", default="-", help="output CSV (default: stdout)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
     p.add_argument("--keep", action="append", metavar="COLUMN", help="copy this input column to the output "
-                                                                     "(e.g. an id); repeatable")
+                                                                     "as the file has it (e.g. an id); repeatable")
     p.add_argument("--filter", action="append", metavar="COLUMN=VALUE", help="only rows where COLUMN equals VALUE; "
                                                                              "repeatable")
     p.add_argument("--device", default="cpu", help="torch device for prediction (default: cpu)")

@@ -6,6 +6,7 @@ of this module are started together (``runs`` fixture) and each test checks its 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -705,6 +706,32 @@ def test_relative_image_paths_are_looked_up_in_the_data_folder_then_the_current_
     result = run(capsys, "predict", emoji_model, "items.csv")
     assert result.code == 1 and "relative paths are in none of the folders tried" in result.err
     assert str(tmp_path / "tables") in result.err and "row 0 ('pics/" in result.err
+
+
+def test_predict_keeps_columns_as_the_file_has_them_and_writes_no_rows_for_an_empty_file(capsys, emoji_model,
+                                                                                         tmp_path):
+    """``--keep image`` gave the resolved absolute path, not the file's value; a file with a header
+    and no rows (a day without new rows) failed a batch job instead of giving no predictions."""
+    frame = pd.read_csv(EMOJI_CSV).head(5)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    for name in frame["image"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy(EMOJI_SAMPLE_DIR / name, tmp_path / name)
+    result = run(capsys, "predict", emoji_model, tmp_path / "rows.csv", "--keep", "image", "--quiet")
+    assert result.code == 0
+    assert pd.read_csv(io.StringIO(result.out))["image"].tolist() == frame["image"].tolist()
+    frame.head(0).to_csv(tmp_path / "empty.csv", index=False)
+    result = run(capsys, "predict", emoji_model, tmp_path / "empty.csv", "--keep", "name", "--proba",
+                 "-o", tmp_path / "out.csv")
+    assert result.code == 0 and "has no rows: no predictions" in result.err
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert len(written) == 0 and list(written.columns)[:2] == ["name", "prediction"]
+    assert [c for c in written.columns if c.startswith("proba_")]
+    frame[["name"]].head(0).to_csv(tmp_path / "wrong.csv", index=False)  # an empty file still has the columns
+    result = run(capsys, "predict", emoji_model, tmp_path / "wrong.csv")
+    assert result.code == 1 and "lacks the column(s) ['image']" in result.err
+    result = run(capsys, "evaluate", emoji_model, tmp_path / "empty.csv")
+    assert result.code == 1 and "no rows" in result.err
 
 
 def test_predict_on_a_folder_of_images_says_which_image(capsys, emoji_model, tmp_path):
