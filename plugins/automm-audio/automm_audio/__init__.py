@@ -7,7 +7,8 @@ Installing this distribution registers (through the ``automm`` entry-point group
   (modality ``"audio"``);
 * the sample dataset ``tones`` (generated clips with captions, see :mod:`automm_audio.datasets`);
 * a column-role rule: columns of ``.wav`` paths, ``{"array": ..., "sample_rate": ...}``
-  dicts or ``(samples, sample_rate)`` tuples get the role ``"audio"``.
+  dicts or ``(samples, sample_rate)`` tuples get the role ``"audio"``;
+* a column check: the values of an audio column that cannot be read, named before any work.
 
 >>> AutoMM().fit(pd.DataFrame({"clip": wav_paths, "caption": texts}), y)   # doctest: +SKIP
 """
@@ -59,7 +60,7 @@ def automm_register_augmentations(register):
 @hookimpl
 def automm_check_column(role: str, name: str, values: Sequence[Any]) -> list[tuple[int, str]] | None:
     """The rows of an audio column that cannot be read (WAV files missing, not WAV, cut
-    short or in an unsupported encoding; clips of the wrong shape), before any work."""
+    short or in an unsupported encoding; clips of the wrong shape, lists of Python ints), before any work."""
     if role != "audio":
         return None
     return [(row, why) for row, value in enumerate(values)

@@ -1,5 +1,5 @@
-"""Audio input and features: WAV reading (stdlib ``wave``, plus IEEE-float WAV), mono
-mixing, resampling, fixed-length framing, and the log-mel spectrogram in torch with a mel
+"""Audio input and features: WAV reading (the RIFF chunks read here: PCM and IEEE float, plain
+or WAVE_FORMAT_EXTENSIBLE, whatever the Python version), mono mixing, resampling, fixed-length framing, and the log-mel spectrogram in torch with a mel
 filterbank built here (HTK mel scale, triangular filters).
 
 Accepted raw values (:func:`load_audio`):
@@ -11,16 +11,17 @@ Accepted raw values (:func:`load_audio`):
 * a bare 1-D array of samples, taken to be at the encoder's sample rate.
 
 Samples are a 1-D array (mono) or 2-D (channels first or last; the shorter axis is the
-channel axis), integers (scaled by their type's range) or floats in [-1, 1].
+channel axis), integers (scaled by their type's range) or floats in [-1, 1]. A list of Python
+ints is refused: it has no type, so its scale (int16? int32? uint8?) is unknown.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import struct
 import threading
+import uuid
 import wave
 from functools import lru_cache
 from stat import S_ISREG
@@ -39,7 +40,7 @@ AUDIO_EXTENSIONS = (".wav", ".wave")
 
 # -- reading -----------------------------------------------------------------------------
 
-def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
+def _pcm_to_float(raw: bytes | memoryview, width: int, channels: int) -> np.ndarray:
     if width == 1:  # 8-bit WAV is unsigned
         data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 2:
@@ -56,29 +57,65 @@ def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
     return data.reshape(-1, channels)
 
 
-def _read_float_wav(data: bytes, description: str) -> tuple[np.ndarray, int]:
-    """A RIFF/WAVE file with IEEE-float samples (format 3), which :mod:`wave` refuses."""
+#: Names of WAV format tags, for messages.
+_FORMAT_NAMES = {1: "PCM", 2: "MS ADPCM", 3: "IEEE float", 6: "A-law", 7: "mu-law", 0x11: "IMA ADPCM", 0x55: "MP3",
+                 0xFFFE: "extensible"}
+_PCM, _IEEE_FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+#: A WAVE_FORMAT_EXTENSIBLE subformat GUID (as stored) after its first two bytes, which hold the format tag it means.
+_SUBFORMAT_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+#: The data chunk size a streaming writer (ffmpeg to a pipe) leaves: unknown, the chunk runs to the end of the file.
+_UNKNOWN_SIZE = 0xFFFFFFFF
+
+
+def _wav_chunks(data: bytes, description: str) -> tuple[bytes, memoryview]:
+    """The fmt chunk's body and the data chunk's bytes of a RIFF/WAVE file."""
+    if not data:
+        raise InputError(f"not a WAV file (empty, 0 bytes): {description}")
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise InputError(f"not a WAV file: {description}")
-    position, fmt, samples = 12, None, None
+        raise InputError(f"not a WAV file (no RIFF/WAVE header): {description}")
+    view, position, fmt, samples, cut_short = memoryview(data), 12, None, None, False
     while position + 8 <= len(data):
-        chunk, size = data[position:position + 4], struct.unpack_from("<I", data, position + 4)[0]
-        body = data[position + 8:position + 8 + size]
-        if chunk == b"fmt ":
-            fmt = struct.unpack_from("<HHIIHH", body)
-        elif chunk == b"data":
-            samples = body
-        position += 8 + size + (size & 1)
+        chunk_id, size = data[position:position + 4], struct.unpack_from("<I", data, position + 4)[0]
+        start, available = position + 8, len(data) - position - 8
+        if chunk_id == b"data" and samples is None:
+            if size == _UNKNOWN_SIZE:
+                size = available
+            if size > available:
+                raise InputError(f"WAV file cut short: its data chunk declares {size} bytes but {available} are "
+                                 f"left: {description}")
+            samples = view[start:start + size]
+        elif chunk_id == b"fmt " and fmt is None:
+            fmt = data[start:start + size]
+        cut_short = size > available
+        position = start + size + (size & 1)
     if fmt is None or samples is None:
-        raise InputError(f"WAV file without fmt or data chunk: {description}")
-    tag, channels, rate, _, _, bits = fmt
-    if tag == 0xFFFE and len(samples):  # WAVE_FORMAT_EXTENSIBLE: trust the bit depth
-        tag = 3 if bits in (32, 64) else 1
-    if tag != 3 or bits not in (32, 64):
-        raise InputError(f"unsupported WAV encoding (format tag {tag}, {bits} bits): {description}")
-    dtype = "<f4" if bits == 32 else "<f8"
-    usable = len(samples) - len(samples) % (channels * bits // 8)
-    return np.frombuffer(samples[:usable], dtype=dtype).astype(np.float32).reshape(-1, channels), int(rate)
+        missing = "fmt" if fmt is None else "data"
+        why = f"cut short before its {missing} chunk" if cut_short else f"without a {missing} chunk"
+        raise InputError(f"WAV file {why}: {description}")
+    return fmt, samples
+
+
+def _wav_encoding(fmt: bytes, description: str) -> tuple[int, int, int, int]:
+    """(format tag: PCM or IEEE float, channels, sample rate, bytes per sample) of a fmt chunk, plain or
+    WAVE_FORMAT_EXTENSIBLE (whose subformat GUID gives the tag)."""
+    if len(fmt) < 16:
+        raise InputError(f"WAV fmt chunk too short ({len(fmt)} bytes, at least 16 needed): {description}")
+    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
+    encoding = f"format tag 0x{tag:04X} ({_FORMAT_NAMES.get(tag, 'unknown')})"
+    if tag == _EXTENSIBLE:
+        if len(fmt) < 40:
+            raise InputError(f"WAV fmt chunk of the extensible format too short ({len(fmt)} bytes, 40 needed): "
+                             f"{description}")
+        guid = fmt[24:40]
+        tag = struct.unpack_from("<H", guid)[0] if guid[2:] == _SUBFORMAT_GUID_TAIL else None
+        encoding = (f"extensible format, subformat {uuid.UUID(bytes_le=guid)}"
+                    + (f" ({_FORMAT_NAMES.get(tag, 'unknown')})" if tag is not None else ""))
+    if channels == 0 or rate == 0:
+        raise InputError(f"WAV file with {channels} channels at {rate} Hz: {description}")
+    if (tag == _PCM and 1 <= bits <= 32) or (tag == _IEEE_FLOAT and bits in (32, 64)):
+        return tag, channels, rate, (bits + 7) // 8
+    raise InputError(f"unsupported WAV encoding ({encoding}, {bits} bits): {description}; supported: PCM of 8, 16, "
+                     "24 or 32 bits and IEEE float of 32 or 64 bits, plain or extensible")
 
 
 def read_wav(source: str | os.PathLike | bytes, centre_seconds: float | None = None) -> tuple[np.ndarray, int]:
@@ -94,25 +131,20 @@ def read_wav(source: str | os.PathLike | bytes, centre_seconds: float | None = N
                 data = handle.read()
     except OSError as exc:
         raise InputError(f"cannot read audio file {description}: {exc}") from None
-    try:
-        with wave.open(io.BytesIO(data), "rb") as handle:
-            channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
-            frames = handle.getnframes()
-            if centre_seconds is not None and frames > centre_seconds * rate:
-                wanted = int(np.ceil(centre_seconds * rate))
-                handle.setpos((frames - wanted) // 2)
-                frames = wanted
-            raw = handle.readframes(frames)
-        return _pcm_to_float(raw, width, channels), int(rate)
-    except (wave.Error, EOFError) as exc:
-        if str(exc).startswith("unknown format"):  # IEEE float or extensible WAV
-            samples, rate = _read_float_wav(data, description)
-            if centre_seconds is not None and len(samples) > centre_seconds * rate:
-                wanted = int(np.ceil(centre_seconds * rate))
-                start = (len(samples) - wanted) // 2
-                samples = samples[start:start + wanted]
-            return samples, rate
-        raise InputError(f"not a readable WAV file: {description} ({exc or type(exc).__name__})") from None
+    fmt, raw = _wav_chunks(data, description)
+    tag, channels, rate, width = _wav_encoding(fmt, description)
+    frame_size = channels * width
+    frames = len(raw) // frame_size  # a partial last frame is dropped
+    first = 0
+    if centre_seconds is not None and frames > centre_seconds * rate:
+        wanted = int(np.ceil(centre_seconds * rate))
+        first, frames = (frames - wanted) // 2, wanted
+    raw = raw[first * frame_size:(first + frames) * frame_size]
+    if tag == _IEEE_FLOAT:
+        samples = np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8").astype(np.float32).reshape(-1, channels)
+    else:
+        samples = _pcm_to_float(raw, width, channels)
+    return samples, int(rate)
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
@@ -138,8 +170,20 @@ def _integer_pcm(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float64) / float(info.max + 1)
 
 
+def _first_sample(samples: Any) -> Any:
+    """The first leaf of a (nested) list or tuple of samples."""
+    while isinstance(samples, (list, tuple)) and samples:
+        samples = samples[0]
+    return samples
+
+
 def _to_mono_float(samples: Any, description: str) -> np.ndarray:
     array = np.asarray(samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples)
+    if (isinstance(samples, (list, tuple)) and np.issubdtype(array.dtype, np.integer)
+            and isinstance(_first_sample(samples), int)):
+        raise InputError(f"audio samples ({description}) given as a list of Python ints have no sample type, so "
+                         "their scale (int16? int32? uint8?) is unknown: pass a numpy array of their type, e.g. "
+                         "np.asarray(samples, dtype=np.int16), or floats in [-1, 1]")
     if array.ndim == 2:
         channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
         if np.issubdtype(array.dtype, np.integer):
@@ -199,6 +243,11 @@ def _wav_record(value: Any) -> bool:
     return _is_wav_bytes(data) or (data is None and isinstance(path, str) and path.lower().endswith(AUDIO_EXTENSIONS))
 
 
+def _is_number(value: Any) -> bool:
+    """A Python or numpy int or float (``list(array)`` gives numpy scalars), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def looks_like_audio(value: Any) -> bool:
     """Whether a column value is audio: a .wav path, WAV bytes, a ``{"bytes", "path"}`` record of
     them, or samples with a sample rate (a dict, or a ``(samples, rate)`` tuple)."""
@@ -210,9 +259,9 @@ def looks_like_audio(value: Any) -> bool:
         return "array" in value and ("sample_rate" in value or "sampling_rate" in value)
     if isinstance(value, tuple) and len(value) == 2:
         samples, rate = value
-        numeric_rate = isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool)
+        numeric_rate = _is_number(rate)
         is_samples = (isinstance(samples, (np.ndarray, torch.Tensor)) and 1 <= samples.ndim <= 2) or (
-            isinstance(samples, list) and bool(samples) and isinstance(samples[0], (int, float)))
+            isinstance(samples, list) and bool(samples) and _is_number(samples[0]))
         return is_samples and numeric_rate and rate > 0
     return False
 

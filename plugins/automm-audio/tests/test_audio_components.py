@@ -126,3 +126,16 @@ def test_search_space_sizes_stay_valid():
     for draw in check_search_space(spec, n_draws=6):
         built = automm.create_encoder("audio_cnn", **draw)
         assert built.output_dim == draw["output_dim"]
+
+
+def test_readme_names_the_hooks_the_plugin_implements():
+    import re
+    from pathlib import Path
+
+    import automm.hookspecs
+
+    intro = (Path(__file__).parents[1] / "README.md").read_text().split("\n## ")[0]
+    hook_names = {name for name in dir(automm.hookspecs) if name.startswith("automm_")}
+    named = set(re.findall(r"`(automm_\w+)`", intro)) & hook_names
+    implemented = {name for name in dir(automm_audio) if hasattr(getattr(automm_audio, name), "automm_impl")}
+    assert named == implemented and len(implemented) == 5

@@ -164,3 +164,97 @@ def test_read_wav_decodes_only_the_centre_stretch_asked_for(tmp_path):
     np.testing.assert_array_equal(centre, whole[32000:48000])  # the middle two seconds
     short, _ = read_wav(tmp_path / "long.wav", centre_seconds=20.0)
     assert len(short) == 80000  # a clip shorter than asked: whole
+
+
+# -- WAV layouts and messages (the files are built here, byte by byte) ------------------------
+
+_PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")  # the subformat GUID after its format tag
+
+
+def _wav_bytes(fmt: bytes, data: bytes, declared_data_size: int | None = None) -> bytes:
+    size = len(data) if declared_data_size is None else declared_data_size
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _extensible_fmt(channels, rate, container_bits, valid_bits, subformat_tag):
+    block = channels * container_bits // 8
+    return (struct.pack("<HHIIHH", 0xFFFE, channels, rate, rate * block, block, container_bits)
+            + struct.pack("<HHI", 22, valid_bits, 0) + struct.pack("<H", subformat_tag) + _PCM_GUID_TAIL)
+
+
+def _encode(samples, container_bits, valid_bits, float_samples):
+    """(n, channels) floats in [-1, 1] → little-endian bytes, valid bits left-justified in the container."""
+    if float_samples:
+        return samples.astype("<f4" if container_bits == 32 else "<f8").tobytes()
+    ints = np.round(samples * (2 ** (valid_bits - 1) - 1)).astype(np.int64) << (container_bits - valid_bits)
+    if container_bits == 8:
+        ints = ints + 128  # 8-bit PCM is unsigned
+    return b"".join(int(v).to_bytes(container_bits // 8, "little", signed=container_bits > 8) for v in ints.ravel())
+
+
+@pytest.mark.parametrize("container_bits, valid_bits, float_samples", [
+    (8, 8, False), (16, 16, False), (24, 24, False), (32, 32, False), (32, 24, False), (32, 32, True), (64, 64, True)])
+def test_extensible_wav_pcm_and_float(tmp_path, container_bits, valid_bits, float_samples):
+    # WAVE_FORMAT_EXTENSIBLE (ffmpeg and recorders write it for > 16 bits or > 2 channels), 3 channels
+    tone = np.stack([_tone(300, 8000, seconds=0.1), _tone(700, 8000, seconds=0.1), np.zeros(800, np.float32)], 1)
+    fmt = _extensible_fmt(3, 8000, container_bits, valid_bits, 3 if float_samples else 1)
+    (tmp_path / "ext.wav").write_bytes(_wav_bytes(fmt, _encode(tone, container_bits, valid_bits, float_samples)))
+    samples, rate = read_wav(tmp_path / "ext.wav")
+    assert rate == 8000 and samples.shape == (800, 3)
+    np.testing.assert_allclose(samples, tone, atol=1e-6 if float_samples else 2.0 / 2 ** (valid_bits - 1))
+
+
+@pytest.mark.parametrize("fmt, message", [
+    (struct.pack("<HHIIHH", 2, 1, 8000, 4096, 256, 4), r"format tag 0x0002 \(MS ADPCM\), 4 bits"),
+    (_extensible_fmt(1, 8000, 8, 8, 6),
+     r"extensible format, subformat 00000006-0000-0010-8000-00aa00389b71 \(A-law\), 8 bits"),
+    (struct.pack("<HHIIHH", 3, 1, 8000, 16000, 2, 16), r"format tag 0x0003 \(IEEE float\), 16 bits"),
+], ids=["adpcm", "extensible-alaw", "float16"])
+def test_unsupported_wav_encoding_names_the_real_tag_and_subformat(fmt, message):
+    with pytest.raises(InputError, match=r"unsupported WAV encoding \(" + message + r"\): <\d+ bytes>"):
+        read_wav(_wav_bytes(fmt, b"\x00" * 16))
+
+
+def test_unreadable_wav_files_say_why(tmp_path):
+    from automm_audio.signal import audio_problem
+
+    (tmp_path / "empty.wav").write_bytes(b"")
+    assert audio_problem(str(tmp_path / "empty.wav")) == f"not a WAV file (empty, 0 bytes): {tmp_path / 'empty.wav'}"
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    whole = _wav_bytes(fmt, np.arange(100, dtype="<i2").tobytes())
+    (tmp_path / "cut.wav").write_bytes(whole[:-51])  # the data chunk cut short, mid-sample
+    assert audio_problem(str(tmp_path / "cut.wav")) == (
+        f"WAV file cut short: its data chunk declares 200 bytes but 149 are left: {tmp_path / 'cut.wav'}")
+    assert audio_problem(whole[:30]).startswith("WAV file cut short before its data chunk")
+    assert audio_problem(whole[:36]).startswith("WAV file without a data chunk")
+    streamed = _wav_bytes(fmt, whole[44:], declared_data_size=0xFFFFFFFF)  # size unknown: to the end of the file
+    assert np.array_equal(read_wav(streamed)[0], read_wav(whole)[0])
+
+
+# -- samples as lists ----------------------------------------------------------------------
+
+def test_a_list_of_python_ints_is_refused_as_having_no_sample_type():
+    ints = (_tone(440, 8000, seconds=0.1) * 32767).astype(np.int16)
+    for value in ((ints.tolist(), 8000), {"array": ints.tolist(), "sample_rate": 8000}, ints.tolist(),
+                  ([ints.tolist(), ints.tolist()], 8000)):
+        with pytest.raises(InputError, match=r"list of Python ints have no sample type.*dtype=np.int16"):
+            load_audio(value, 8000)
+    typed, _ = load_audio((list(ints), 8000), 8000)  # numpy int16 scalars keep their type
+    np.testing.assert_allclose(typed, ints / 32768.0, atol=1e-6)
+    floats, _ = load_audio(((ints / 32768.0).tolist(), 8000), 8000)
+    np.testing.assert_allclose(floats, typed, atol=1e-6)
+
+
+def test_tuples_of_numpy_scalar_lists_are_audio_columns():
+    import automm_audio
+    from automm.testing import check_role_inference
+    from automm_audio import looks_like_audio
+
+    tone = _tone(440, 8000, seconds=0.1)
+    assert looks_like_audio((list(tone), 8000)) and looks_like_audio((list(tone.astype(np.float64)), np.int64(8000)))
+    assert looks_like_audio((tone.astype(np.int16).tolist(), 8000))  # audio, refused with a message when read
+    assert not looks_like_audio(([True, False], 8000))
+    check_role_inference(automm_audio, [(list(tone), 8000)] * 3, "audio")
+    problems = automm_audio.automm_check_column(role="audio", name="clip", values=[(list(tone), 8000), ([1, 2], 8000)])
+    assert [row for row, _ in problems] == [1] and "list of Python ints" in problems[0][1]
