@@ -26,11 +26,14 @@ save replaced the folder while its files were read.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import shutil
+import sys
 import time
 import uuid
 import warnings
@@ -76,10 +79,16 @@ def _encode_classes(classes: np.ndarray) -> dict:
     return {"dtype": classes.dtype.str if classes.dtype != object else "object", "values": _jsonable(classes)}
 
 
-def _decode_classes(data: dict) -> np.ndarray:
-    if data["dtype"] == "object":
-        return np.array(data["values"], dtype=object)
-    return np.array(data["values"], dtype=np.dtype(data["dtype"]))
+def _decode_classes(data: dict, manifest_path: Path | None = None) -> np.ndarray:
+    """The classes that :func:`_encode_classes` recorded in ``data``; :class:`ModelFormatError`
+    naming ``manifest_path`` when its dtype or values cannot make them."""
+    try:
+        if data["dtype"] == "object":
+            return np.array(data["values"], dtype=object)
+        return np.array(data["values"], dtype=np.dtype(data["dtype"]))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ModelFormatError(f"{manifest_path or MANIFEST}: 'classes' should have a numpy 'dtype' and its "
+                               f"'values', got {data!r} ({exc})") from None
 
 
 def _file_record(data: bytes) -> dict:
@@ -236,12 +245,47 @@ def write_model_files(model, directory: Path, sync: bool = True) -> dict:
 
 
 def _refuse_to_overwrite(target: Path, argument: str = "path") -> None:
-    if target.exists():
-        if not target.is_dir():
-            raise FileExistsError(f"{argument}: {str(target)!r} exists and is not a directory; not overwriting it")
-        if any(target.iterdir()) and not (target / MANIFEST).is_file():
-            raise FileExistsError(f"{argument}: {str(target)!r} is a non-empty directory that is not an automm "
-                                  "model; not overwriting it")
+    """Raise, naming ``argument``, unless a save can put a model at ``target``: nothing there, an
+    empty folder, or an automm model's folder that is neither a mount point (it cannot be renamed
+    aside) nor write-protected (its old model could not be removed)."""
+    if os.path.ismount(target) or str(target) in _mount_points():
+        raise _mount_point_error(target, argument)
+    try:
+        with os.scandir(target) as listing:  # one listing: a concurrent save may swap the folder meanwhile
+            entries = {entry.name: entry for entry in listing}
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        if not target.exists():  # a folder above it is a file, which making the staging folder names
+            return
+        raise FileExistsError(f"{argument}: {str(target)!r} exists and is not a directory; "
+                              "not overwriting it") from None
+    if not entries:
+        return
+    if MANIFEST not in entries or not entries[MANIFEST].is_file():
+        raise FileExistsError(f"{argument}: {str(target)!r} is a non-empty directory that is not an automm "
+                              "model; not overwriting it")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise PermissionError(f"{argument}: {str(target)!r} is write-protected, so the model in it could not be "
+                              f"removed once replaced; make it writable (chmod u+w {str(target)!r}) or save elsewhere")
+
+
+def _mount_points() -> set[str]:
+    """The mount points listed in ``/proc/self/mountinfo`` (Linux; elsewhere none): a bind mount
+    of a folder of the same file system (``docker -v``) is one that :func:`os.path.ismount` misses."""
+    import re
+
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
+            fields = [line.split(" ") for line in handle]
+    except OSError:
+        return set()
+    return {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[4]) for f in fields if len(f) > 4}
+
+
+def _mount_point_error(target: Path, argument: str = "path") -> FileExistsError:
+    return FileExistsError(f"{argument}: {str(target)!r} is a mount point, which a save cannot replace whole; "
+                           f"save into a folder inside it, e.g. {str(target / 'model')!r}")
 
 
 def _staging_dir(target: Path, argument: str = "path") -> Path:
@@ -256,21 +300,24 @@ def _staging_dir(target: Path, argument: str = "path") -> Path:
 
 def check_save_target(path: str | os.PathLike, argument: str = "path") -> None:
     """Raise now what :func:`save_model` would raise for ``path`` before writing anything (not
-    a model's folder, or a folder where nothing can be written; the message starts with
-    ``argument``), so that a long fit is not run for a model that cannot be saved. Leaves no
-    trace but the parent folders it made."""
-    target = Path(path).resolve()
-    _refuse_to_overwrite(target, argument)
+    a model's folder, a mount point, a write-protected model folder, or a folder where nothing
+    can be written; the message starts with ``argument``), so that a long fit is not run for a
+    model that cannot be saved. Leaves no trace but the parent folders it made."""
+    target = Path(path).expanduser().resolve()
+    with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
+        _refuse_to_overwrite(target, argument)
     shutil.rmtree(_staging_dir(target, argument), ignore_errors=True)
 
 
 def save_model(estimator, path: str | os.PathLike) -> str:
-    """Write ``estimator`` to directory ``path``; replaces a previous automm model there
-    only after the new one is complete. Refuses to overwrite anything else."""
-    target = Path(path).resolve()
-    _refuse_to_overwrite(target)
+    """Write ``estimator`` to directory ``path`` (``~`` expanded); replaces a previous automm
+    model there only after the new one is complete. Refuses to overwrite anything else."""
+    target = Path(path).expanduser().resolve()
+    with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
+        _refuse_to_overwrite(target)
     manifest = manifest_of(estimator)
     staging = _staging_dir(target)
+    retired = None
     try:
         files = write_model_files(estimator.model_, staging)
         ensemble = estimator.__dict__.get("ensemble_")
@@ -280,25 +327,91 @@ def save_model(estimator, path: str | os.PathLike) -> str:
             files.update({f"{info['path']}/{name}": record for name, record in written.items()})
         manifest["files"] = dict(sorted(files.items()))  # what load checks every file against
         _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
-        if target.exists():
-            _carry_other_files(target, staging)
-            inside = _working_directory_inside(target)
-            retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, retired)
-            try:
-                os.replace(staging, target)
-            except BaseException:
-                os.replace(retired, target)
-                raise
-            shutil.rmtree(retired, ignore_errors=True)
-            if inside is not None:  # the process worked in the folder replaced: on in the new one
-                _enter_deepest(target, inside)
-        else:
-            os.replace(staging, target)
+        with _saves_serialized(target.parent):
+            _refuse_to_overwrite(target)  # again: another save or a user may have changed it meanwhile
+            retired = _put_in_place(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    if retired is not None:
+        _remove_retired(retired, target)
     return str(target)
+
+
+@contextlib.contextmanager
+def _saves_serialized(folder: Path):
+    """Hold an exclusive lock on ``folder`` (``flock`` on the folder itself: no file is made)
+    so that concurrent saves, from any process, put their models in place one at a time. Where
+    there is no such lock (Windows, some network file systems) the save goes on without it."""
+    try:
+        import fcntl
+
+        descriptor = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _put_in_place(staging: Path, target: Path) -> Path | None:
+    """Rename the complete model folder ``staging`` to ``target``. A model already there gets
+    the other files of its folder carried into ``staging`` and is renamed aside first; returns
+    where it went (None when there was none). :class:`OSError` naming ``target`` when another
+    process changed it meanwhile (only where :func:`_saves_serialized` has no lock)."""
+    try:
+        if not target.exists():
+            os.replace(staging, target)
+            return None
+        _carry_other_files(target, staging)
+        inside = _working_directory_inside(target)
+        retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, retired)
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:  # a mount point that the checks missed
+            raise _mount_point_error(target) from None
+        if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        raise OSError(exc.errno, f"path: {str(target)!r} was changed by a concurrent save while this one put its "
+                                 "model in place; this model was not saved: save it again") from None
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        try:
+            os.replace(retired, target)
+        except OSError:
+            raise OSError(errno.EEXIST, f"path: a concurrent save put its model in {str(target)!r} while this one "
+                                        f"put its own in place; this model was not saved, and the one replaced is "
+                                        f"kept in {str(retired)!r}") from None
+        raise
+    if inside is not None:  # the process worked in the folder replaced: on in the new one
+        _enter_deepest(target, inside)
+    return retired
+
+
+def _remove_retired(retired: Path, target: Path) -> None:
+    """Delete ``retired``, the folder of the model a save replaced at ``target``; a warning
+    names it when it cannot be deleted whole (the model it holds takes space)."""
+    failures = []
+
+    def note(function, path, exc):
+        failures.append((path, exc))
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(retired, onexc=note)
+    else:
+        shutil.rmtree(retired, onerror=lambda function, path, info: note(function, path, info[1]))
+    if failures and os.path.lexists(retired):
+        path, exc = failures[0]
+        warnings.warn(f"path: the model replaced in {str(target)!r} could not be deleted "
+                      f"({getattr(exc, 'strerror', None) or exc}: {path}); it is left in {str(retired)!r}: "
+                      "delete it yourself", UserWarning, stacklevel=user_stacklevel())
 
 
 #: What a saved model consists of, replaced by the next save; anything else in its folder is kept
@@ -399,14 +512,19 @@ class _FolderReplaced(Exception):
     """A save replaced the model's folder while it was being read."""
 
 
-def _being_saved(directory: Path) -> bool:
-    """Whether a save of ``directory`` is between its two renames (its retired folder beside it;
-    a staging folder alone may be what a killed save left, or a first save's)."""
+def _retired_beside(directory: Path) -> list[str]:
+    """The names of the folders beside ``directory`` where saves put its previous models aside."""
     try:
-        return any(entry.name.startswith(f".{directory.name}.old-")
-                   for entry in directory.parent.iterdir())
+        return sorted(entry.name for entry in directory.parent.iterdir()
+                      if entry.name.startswith(f".{directory.name}.old-"))
     except OSError:
-        return False
+        return []
+
+
+def _being_saved(directory: Path) -> bool:
+    """Whether a save of ``directory`` may be between its two renames (its retired folder beside
+    it; a staging folder alone may be what a killed save left, or a first save's)."""
+    return bool(_retired_beside(directory))
 
 
 def _check_unchanged(directory: Path, manifest_bytes: bytes) -> None:
@@ -454,9 +572,11 @@ def _read_folder_once(directory: Path) -> tuple[dict, dict]:
             raise ModelFormatError(f"path: {str(directory)!r} holds no automm model (no {MANIFEST})") from None
         raise ModelFormatError(f"{manifest_path}: cannot be read: {exc.strerror or exc}") from None
     manifest = _parse_json(manifest_path, manifest_bytes)
-    if manifest.get("format") != "automm-model" or manifest.get("format_version", 0) > FORMAT_VERSION:
+    version = manifest.get("format_version", 0)
+    if manifest.get("format") != "automm-model" or not _is_whole(version) or version > FORMAT_VERSION:
         raise ModelFormatError(f"{manifest_path}: unsupported format {manifest.get('format')!r} version "
-                               f"{manifest.get('format_version')!r}; this automm reads version {FORMAT_VERSION}")
+                               f"{version!r}; this automm reads version {FORMAT_VERSION}")
+    _check_manifest(manifest, manifest_path)
     names = [PREPROCESSING, WEIGHTS] + [f"{path}/{name}" for path in _member_paths(manifest, manifest_path)
                                         for name in (PREPROCESSING, WEIGHTS)]
     records = manifest.get("files")  # absent from directories saved before the digests
@@ -496,8 +616,90 @@ def _read_folder(directory: Path) -> tuple[dict, dict]:
             return _read_folder_once(directory)
         except _FolderReplaced:
             continue
+    if not directory.exists():  # what looked like a save between its renames is a leftover
+        leftovers = ", ".join(repr(name) for name in _retired_beside(directory))
+        raise ModelFormatError(f"path: {str(directory)!r} does not exist" + (
+            f" (beside it: {leftovers}, a model that a save moved aside and did not delete)" if leftovers else ""))
     raise ModelFormatError(f"path: the model in {str(directory)!r} was replaced by a save while it was being read, "
                            f"{READ_ATTEMPTS} times in a row; load it once the saving has stopped")
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_config(value: Any) -> bool:
+    """Whether ``value`` has the shape of a model's configuration (``config_``)."""
+    return (isinstance(value, dict) and isinstance(value.get("encoders"), dict)
+            and all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in value["encoders"].values())
+            and isinstance(value.get("fusion"), dict) and isinstance(value["fusion"].get("name"), str)
+            and isinstance(value.get("training"), dict) and isinstance(value.get("augmentations", []), list))
+
+
+def _is_input(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("name"), str) and isinstance(value.get("modality"), str)
+            and _is_names(value.get("columns")) and isinstance(value.get("column_roles", {}), dict))
+
+
+def _is_member(value: Any) -> bool:
+    return (isinstance(value, dict) and _is_whole(value.get("trial")) and _is_number(value.get("weight"))
+            and _is_whole(value.get("batch_size")) and _is_config(value.get("config")))
+
+
+#: What each key of the manifest must hold: key -> (whether a value does, what it should be).
+#: Keys marked optional may be absent (older models, or not of every kind of model).
+_MANIFEST_KEYS = {
+    "params": (lambda v: isinstance(v, dict), "an object of the estimator's parameters"),
+    "input_positional": (lambda v: isinstance(v, bool), "true or false"),
+    "columns": (_is_names, "a list of column names"),
+    "column_roles": (lambda v: isinstance(v, dict) and all(isinstance(r, str) for r in v.values()),
+                     "an object of each column's role"),
+    "inputs": (lambda v: isinstance(v, list) and v and all(_is_input(i) for i in v),
+               "a list of inputs, each with its 'name', 'modality' and 'columns'"),
+    "config": (_is_config, "the model's configuration, with its 'encoders', 'fusion' and 'training'"),
+    "components": (lambda v: isinstance(v, list) and all(isinstance(c, dict) and isinstance(c.get("kind"), str)
+                                                         and isinstance(c.get("name"), str) for c in v),
+                   "a list of components, each with its 'kind' and 'name'"),
+    "batch_size": (lambda v: _is_whole(v) and v >= 1, "a whole number >= 1"),
+    "seed": (_is_whole, "a whole number"),
+    "history": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v), "a list of epoch records"),
+    "best_epoch": (_is_whole, "a whole number"),
+}
+_OPTIONAL_MANIFEST_KEYS = {
+    "estimator": (lambda v: isinstance(v, str), "a class name"),
+    "target": (lambda v: isinstance(v, dict) and _is_number(v.get("mean")) and _is_number(v.get("std")),
+               "the regression target's 'mean' and 'std'"),
+    "feature_names_in": (_is_names, "a list of feature names"),
+    "decision_weights": (lambda v: isinstance(v, list) and all(_is_number(w) for w in v), "a list of numbers"),
+    "fit": (lambda v: isinstance(v, dict), "an object"),
+    "ensemble": (lambda v: isinstance(v, dict) and isinstance(v.get("problem_type"), str)
+                 and isinstance(v.get("members"), list) and v["members"] and all(_is_member(m) for m in v["members"]),
+                 "the ensemble's 'problem_type' and 'members', each with its 'trial', 'weight', 'batch_size' "
+                 "and 'config'"),
+}
+
+
+def _check_manifest(manifest: dict, manifest_path: Path) -> None:
+    """:class:`ModelFormatError` naming ``manifest_path`` and the key when a key that loading
+    reads is missing or holds the wrong kind of value (:data:`_MANIFEST_KEYS`)."""
+    for keys, required in ((_MANIFEST_KEYS, True), (_OPTIONAL_MANIFEST_KEYS, False)):
+        for key, (valid, expected) in keys.items():
+            if key not in manifest:
+                if required:
+                    raise ModelFormatError(f"{manifest_path}: lacks {key!r} ({expected})")
+                continue
+            if not valid(manifest[key]):
+                shown = repr(manifest[key])
+                shown = shown if len(shown) <= 200 else shown[:200] + " ..."
+                raise ModelFormatError(f"{manifest_path}: {key!r} should be {expected}, got {shown}")
 
 
 def _check_outputs(manifest: dict, manifest_path: Path) -> None:
@@ -520,6 +722,7 @@ def _check_outputs(manifest: dict, manifest_path: Path) -> None:
     if not isinstance(values, list):
         raise ModelFormatError(f"{manifest_path}: a {problem_type} model needs its 'classes' (dtype and values), "
                                f"got {classes!r}")
+    _decode_classes(classes, manifest_path)
     if len(values) != n_outputs:
         raise ModelFormatError(f"{manifest_path}: 'classes' lists {len(values)} classes but the model has "
                                f"{n_outputs} outputs ('n_outputs'), one per class")
@@ -653,7 +856,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         raise InputError(f"device: {exc}") from None
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise InputError(f"cache_dir: expected a directory path or None, got {cache_dir!r}")
-    directory = Path(path)
+    directory = Path(path).expanduser()
     manifest, files = _read_folder(directory)
     _check_outputs(manifest, directory / MANIFEST)
     augmentations = _saved_augmentations(manifest, directory / MANIFEST)
@@ -700,7 +903,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator.history_ = manifest["history"]
     estimator.best_epoch_ = manifest["best_epoch"]
     if "classes" in manifest:
-        estimator.classes_ = _decode_classes(manifest["classes"])
+        estimator.classes_ = _decode_classes(manifest["classes"], directory / MANIFEST)
     if "target" in manifest:
         estimator.target_mean_ = manifest["target"]["mean"]
         estimator.target_std_ = manifest["target"]["std"]

@@ -443,3 +443,140 @@ def test_set_output_is_saved_with_the_model(model, data, tmp_path):
     (tmp_path / "m" / "automm.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFormatError, match=r"'set_output' should be like \{'transform': 'pandas'\}, got"):
         AutoMM.load(path)
+
+
+def test_a_mount_point_is_refused_before_any_work(model, tmp_path, monkeypatch):
+    # docker -v host/model:/model: a mount point cannot be renamed aside, so no save can replace it whole
+    from automm.cli import UsageError, _check_output_dir
+    from automm.persistence import check_save_target
+
+    target = tmp_path / "model"
+    model.save(target)
+    before = (target / "weights.safetensors").read_bytes()
+    ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda path: os.fspath(path) == str(target) or ismount(path))
+    message = (rf"^path: '{target}' is a mount point, which a save cannot replace whole; save into a folder "
+               rf"inside it, e\.g\. '{target}/model'$")
+    with pytest.raises(FileExistsError, match=message):
+        model.save(target)
+    with pytest.raises(FileExistsError, match=message.replace("path:", "output.dir:")):
+        check_save_target(target, "output.dir")  # what automm fit checks before training
+    with pytest.raises(UsageError, match=r"^output\.dir: .* is a mount point"):
+        _check_output_dir(str(target), "output.dir")
+    monkeypatch.undo()
+    replace = os.replace
+
+    def busy(source, destination):  # a mount point that the checks miss: the rename aside fails
+        if os.fspath(source) == str(target):
+            raise OSError(16, "Device or resource busy", str(source))
+        return replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", busy)
+    with pytest.raises(FileExistsError, match=message):
+        model.save(target)
+    assert (target / "weights.safetensors").read_bytes() == before
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
+    model.save(target / "model")  # inside it, as the message says
+
+
+def test_a_write_protected_model_folder_is_refused_and_a_leftover_named(model, tmp_path, monkeypatch):
+    import shutil
+
+    from automm.persistence import check_save_target
+
+    target = tmp_path / "model"
+    model.save(target)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != str(target) and access(path, mode))
+    message = rf"^path: '{target}' is write-protected, so the model in it could not be removed once replaced"
+    with pytest.raises(PermissionError, match=message):
+        model.save(target)
+    with pytest.raises(PermissionError, match=message.replace("path:", "output.dir:")):
+        check_save_target(target, "output.dir")
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
+    monkeypatch.undo()
+    rmtree = shutil.rmtree
+
+    def undeletable_old_model(path, *args, **kwargs):  # e.g. a read-only folder in it
+        if ".model.old-" not in os.fspath(path):
+            return rmtree(path, *args, **kwargs)
+        where, exc = os.path.join(path, "plots", "a.png"), PermissionError(13, "Permission denied", "a.png")
+        if "onexc" in kwargs:  # Python >= 3.12
+            kwargs["onexc"](os.unlink, where, exc)
+        else:
+            kwargs["onerror"](os.unlink, where, (PermissionError, exc, None))
+
+    monkeypatch.setattr(shutil, "rmtree", undeletable_old_model)
+    with pytest.warns(UserWarning, match=rf"^path: the model replaced in '{target}' could not be deleted \(Permission "
+                                         r"denied: .*/plots/a\.png\); it is left in '.*/\.model\.old-\w+': "
+                                         r"delete it yourself$"):
+        model.save(target)
+    monkeypatch.undo()
+    AutoMM.load(target)
+    (leftover,) = [p for p in os.listdir(tmp_path) if p.startswith(".model.old-")]
+    target.rename(tmp_path / "moved")  # a leftover beside a missing folder is no save in progress
+    with pytest.raises(ModelFormatError, match=rf"^path: '{target}' does not exist \(beside it: '{leftover}', a model "
+                                               r"that a save moved aside and did not delete\)$"):
+        AutoMM.load(target)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.pop("config"), r"lacks 'config' \(the model's configuration"),
+    (lambda m: m.pop("inputs"), r"lacks 'inputs'"),
+    (lambda m: m.update(format_version="1"), r"unsupported format 'automm-model' version '1'"),
+    (lambda m: m["classes"].update(dtype="<q9"), r"'classes' should have a numpy 'dtype' and its 'values'"),
+    (lambda m: m.update(columns="image"), r"'columns' should be a list of column names, got 'image'"),
+    (lambda m: m.update(components=[{"kind": "encoder"}]), r"'components' should be a list of components"),
+    (lambda m: m.update(params=[]), r"'params' should be an object"),
+    (lambda m: m.update(history=None), r"'history' should be a list of epoch records, got None"),
+    (lambda m: m.update(batch_size="32"), r"'batch_size' should be a whole number >= 1, got '32'"),
+    (lambda m: m["inputs"][0].pop("modality"), r"'inputs' should be a list of inputs, each with its 'name', "),
+    (lambda m: m["config"].pop("fusion"), r"'config' should be the model's configuration"),
+    (lambda m: m.update(ensemble={"members": 3}), r"'ensemble' should be the ensemble's 'problem_type'"),
+])
+def test_a_manifest_lacking_a_key_or_of_a_wrong_type_is_refused_naming_it(model, tmp_path, edit, message):
+    path = tmp_path / "m"
+    model.save(path)
+    manifest = json.loads((path / "automm.json").read_text())
+    edit(manifest)
+    (path / "automm.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match=r"^.*/m/automm\.json: " + message):
+        AutoMM.load(path)
+
+
+def test_concurrent_saves_to_one_path_all_succeed_one_after_another(model, other, data, tmp_path):
+    import threading
+
+    X, _ = data
+    target = tmp_path / "model"
+    model.save(target)
+    (target / "notes.txt").write_text("keep me")
+    failures = []
+
+    def save_repeatedly(estimator):
+        for _ in range(10):
+            try:
+                estimator.save(target)
+            except Exception as exc:  # noqa: BLE001 - every failure is one
+                failures.append(exc)
+
+    threads = [threading.Thread(target=save_repeatedly, args=(m,)) for m in (model, other, model, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert _which(AutoMM.load(target), X, {"old": model, "new": other}) != "a mix"
+    assert (target / "notes.txt").read_text() == "keep me"
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
+
+
+def test_save_and_load_expand_the_home_folder(model, tmp_path, monkeypatch):
+    from automm.persistence import check_save_target
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    check_save_target("~/models/m")
+    assert model.save("~/models/m") == str(tmp_path / "home" / "models" / "m")
+    assert AutoMM.load("~/models/m").get_params() == model.get_params()
+    assert not (tmp_path / "~").exists()
