@@ -69,6 +69,22 @@ def test_categories_compared_as_strings():
     assert encoder.preprocess({"code": 4})["categorical"].tolist() == [2]
 
 
+def test_codes_read_back_as_numbers_are_their_categories():
+    """Codes fitted as strings come back from a CSV file as numbers (pandas reads "00412" as
+    412): they were read as missing, every row. A number equal to exactly one known code is it."""
+    encoder = TabularEncoder({"zip": "categorical"}).fit(
+        [{"zip": "00412"}, {"zip": "07"}, {"zip": "7"}, {"zip": "3.0"}, {"zip": "red"}])
+    ids = {code: i + 1 for i, code in enumerate(encoder.get_state()["categories"]["zip"])}
+    assert encoder.preprocess({"zip": 412})["categorical"].tolist() == [ids["00412"]]
+    assert encoder.preprocess({"zip": "412.0"})["categorical"].tolist() == [ids["00412"]]
+    assert encoder.preprocess({"zip": 3})["categorical"].tolist() == [ids["3.0"]]
+    assert encoder.preprocess({"zip": "7"})["categorical"].tolist() == [ids["7"]]  # as written first
+    assert encoder.preprocess({"zip": 7.0})["categorical"].tolist() == [ids["7"]]
+    assert encoder.preprocess({"zip": "0007"})["categorical"].tolist() == [0]  # "07" or "7": neither
+    assert encoder.preprocess({"zip": 413})["categorical"].tolist() == [0]
+    assert encoder.unfamiliar_values([{"zip": 412}] * 30) == []
+
+
 def test_max_categories_keeps_most_frequent():
     rows = [{"c": v} for v in "aaabbc"]
     encoder = TabularEncoder({"c": "categorical"}, max_categories=2).fit(rows)

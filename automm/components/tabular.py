@@ -101,6 +101,26 @@ def _category_key(value: Any) -> str | None:
     return text if text.strip() else None
 
 
+def _as_number(key: str) -> float | None:
+    """A category key as the number it writes (``"00412"``: 412.0), None when it is none."""
+    try:
+        number = float(key)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _keys_by_number(keys: Sequence[str]) -> dict[float, str]:
+    """The known category keys that write numbers, by their number; a number two keys write
+    (``"7"`` and ``"007"``) maps to neither."""
+    by_number: dict[float, str | None] = {}
+    for key in keys:
+        number = _as_number(key)
+        if number is not None:
+            by_number[number] = key if number not in by_number else None
+    return {number: key for number, key in by_number.items() if key is not None}
+
+
 #: :meth:`TabularEncoder.unfamiliar_values` speaks when at least this share of a column's values
 #: (:data:`~automm.components.base.UNFAMILIAR_MIN_VALUES` or more) are unknown categories.
 UNFAMILIAR_SHARE = 0.5
@@ -142,6 +162,7 @@ class TabularEncoder(Encoder):
         self.numeric_std: list[float] | None = None
         self.categories: dict[str, list[str]] | None = None
         self._category_index: dict[str, dict[str, int]] = {}
+        self._category_by_number: dict[str, dict[float, str]] = {}
         self.embeddings = nn.ModuleList()
         self.mlp: nn.Sequential | None = None
         self.linear_weight: nn.Parameter | None = None
@@ -225,7 +246,23 @@ class TabularEncoder(Encoder):
         self.numeric_std = [float(x) for x in state["numeric_std"]]
         self.categories = {c: [str(k) for k in state["categories"][c]] for c in self.categorical_features}
         self._category_index = {c: {k: i + 1 for i, k in enumerate(keys)} for c, keys in self.categories.items()}
+        self._category_by_number = {c: _keys_by_number(keys) for c, keys in self.categories.items()}
         self._build_layers()
+
+    def _category_id(self, column: str, value: Any) -> int:
+        """The index of ``value``'s category in ``column`` (0: missing or never seen). A value
+        unknown as written but equal as a number to exactly one known category is that category:
+        codes fitted as strings (``"00412"``) come back as numbers (``412``) from a CSV file read
+        with pandas, and whole numbers fitted as floats as ``"3.0"``."""
+        key = _category_key(value)
+        if key is None:
+            return 0
+        found = self._category_index[column].get(key)
+        if found is None:
+            number = _as_number(key)
+            match = None if number is None else self._category_by_number[column].get(number)
+            found = 0 if match is None else self._category_index[column][match]
+        return found
 
     def _build_layers(self) -> None:
         numeric, categorical = self.numeric_features, self.categorical_features
@@ -258,7 +295,7 @@ class TabularEncoder(Encoder):
             if len(known) >= self.max_categories:
                 continue
             given = [k for k in (_category_key(_cell(row, column)) for row in values) if k is not None]
-            unseen = [k for k in given if k not in known]
+            unseen = [k for k in given if self._category_id(column, k) == 0]
             if len(given) >= UNFAMILIAR_MIN_VALUES and len(unseen) >= UNFAMILIAR_SHARE * len(given):
                 examples = ", ".join(repr(k) for k in list(dict.fromkeys(unseen))[:3])
                 seen = ", ".join(repr(k) for k in self.categories[column][:5])
@@ -281,8 +318,7 @@ class TabularEncoder(Encoder):
         missing = [math.isnan(x) for x in raw]
         numeric = [0.0 if m else max(-_CLIP, min(_CLIP, (x - mu) / sd))
                    for x, m, mu, sd in zip(raw, missing, self.numeric_mean, self.numeric_std)]
-        categorical = [self._category_index[c].get(_category_key(x), 0)
-                       for c, x in zip(categorical_features, cells[len(numeric_features):])]
+        categorical = [self._category_id(c, x) for c, x in zip(categorical_features, cells[len(numeric_features):])]
         return {"numeric": torch.tensor(numeric, dtype=torch.float32),
                 "numeric_missing": torch.tensor(missing, dtype=torch.float32),
                 "categorical": torch.tensor(categorical, dtype=torch.long)}
