@@ -99,10 +99,11 @@ def _split_column(frame, label: str) -> tuple[str, list, list, list] | None:
         if column == label or str(column).lower() not in SPLIT_COLUMN_NAMES:
             continue
         values = [v for v in frame[column].dropna().unique().tolist()]
-        lowered = {str(v).strip().lower(): v for v in values}
-        train = [lowered[k] for k in TRAIN_NAMES if k in lowered]
-        test = [lowered[k] for k in TEST_NAMES if k in lowered]
-        valid = [lowered[k] for k in VALID_NAMES if k in lowered]
+        lowered: dict[str, list] = {}  # every spelling of a value: "train", "Train", "train "
+        for v in values:
+            lowered.setdefault(str(v).strip().lower(), []).append(v)
+        train, test, valid = ([v for k in names if k in lowered for v in lowered[k]]
+                              for names in (TRAIN_NAMES, TEST_NAMES, VALID_NAMES))
         if train and test:
             return str(column), train, test, valid
     return None
@@ -215,6 +216,13 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
         rows = {k: int(frame[column].isin(v).sum()) for k, v in (("train", train), ("test", test), ("valid", valid))}
         notes.append(f"Rows split by column {column!r}: {rows['train']} train, {rows['test']} test"
                      + (f", {rows['valid']} validation" if valid else "") + ".")
+        other = frame[column][~frame[column].isin([*train, *test, *valid])]
+        if len(other):
+            counts = other.astype(str).value_counts()
+            shown = ", ".join(f"{value!r} ({n})" for value, n in counts.head(5).items())
+            cautions.append(f"{len(other)} rows of column {column!r} are neither train nor test (values {shown}"
+                            f"{', ...' if len(counts) > 5 else ''}) and are left out; add their values to "
+                            "data.train_values or data.test_values if they belong there")
     else:
         notes.append("No split column found: every row trains (the score is the holdout's); to keep test rows "
                      "apart, give data.split_column with data.train_values / data.test_values, or data.train "

@@ -443,6 +443,7 @@ class Recipe:
         fmt = data.get("format")
         roles = data.get("column_types") or {}
         train = test = valid = None
+        other_split_rows: dict[str, int] = {}
         files: dict[str, Path | None] = {}  # each part's data file (None: a sample dataset)
         if data.get("sample"):
             frame = _registry.load_dataset(data["sample"]).reset_index(drop=True)
@@ -470,6 +471,9 @@ class Recipe:
             split_column = data.get("split_column")
             if split_column:
                 train, test, valid = _split_rows(frame, split_column, data, self.source)
+                kept = set(train.index) | set(test.index) | (set(valid.index) if valid is not None else set())
+                others = frame[split_column][~frame.index.isin(list(kept))].astype(str).value_counts()
+                other_split_rows = {str(value): int(n) for value, n in others.items()}
             else:
                 train = frame
         weight_column = data.get("weight_column")
@@ -518,7 +522,7 @@ class Recipe:
         if len(train) == 0:
             raise RecipeError([Problem("data", f"no training rows in {what}")], self.source)
         result = RecipeData(X_train=train[features], y_train=train[label], label=label, source=what,
-                            dropped_classes=dropped, unlabelled_rows=unlabelled)
+                            dropped_classes=dropped, unlabelled_rows=unlabelled, other_split_rows=other_split_rows)
         if weight_column is not None:
             result.w_train = _weights(train, weight_column, what, self.source)
         if valid is not None:
@@ -609,6 +613,7 @@ class RecipeData:
     y_test: Any = None
     dropped_classes: list = field(default_factory=list)  # by data.min_class_rows
     unlabelled_rows: dict = field(default_factory=dict)   # rows left out for a missing label, per part
+    other_split_rows: dict = field(default_factory=dict)  # rows of other split values left out, per value
     w_train: Any = None   # sample weights (data.weight_column), or None
     w_test: Any = None
     X_val: Any = None     # validation data (data.valid or data.valid_values), or None
@@ -857,6 +862,10 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         f"features {', '.join(map(str, data.X_train.columns))}")
     if data.unlabelled_rows:
         log("left out rows without a label: " + ", ".join(f"{n} {part}" for part, n in data.unlabelled_rows.items()))
+    if data.other_split_rows:
+        shown = ", ".join(f"{n} {value!r}" for value, n in list(data.other_split_rows.items())[:5])
+        log(f"left out rows of other split values: {shown}{' ...' if len(data.other_split_rows) > 5 else ''} "
+            "(data.train_values, test_values and valid_values name the ones used)")
     if data.dropped_classes:
         shown = ", ".join(map(str, data.dropped_classes[:10])) + (" ..." if len(data.dropped_classes) > 10 else "")
         log(f"data.min_class_rows: dropped {len(data.dropped_classes)} rare classes ({shown})")

@@ -69,6 +69,29 @@ def test_a_draft_names_the_folder_images_were_found_in_when_only_the_current_dir
     assert "files_dir" not in draft_recipe(emoji_folder / "emoji.csv", "category", recipe_dir=tmp_path).content["data"]
 
 
+def test_every_spelling_of_a_split_value_is_kept_and_rows_of_other_values_are_named(emoji_folder, tmp_path):
+    """One row spelled "Train" made the draft train on that row alone (the last spelling seen)."""
+    from automm.recipes import fit_recipe
+
+    frame = pd.read_csv(emoji_folder / "emoji.csv")
+    frame.loc[frame.index[-1], "split"] = "Train"
+    frame.loc[frame.index[:5], "split"] = " test "
+    frame.loc[frame.index[5:8], "split"] = "holdout"
+    frame.to_csv(emoji_folder / "variants.csv", index=False)
+    with pytest.warns(UserWarning, match=r"3 rows of column 'split' are neither train nor test \(values 'holdout' "
+                                         r"\(3\)\) and are left out"):
+        draft = draft_recipe(emoji_folder / "variants.csv", "category", recipe_dir=tmp_path, time_limit=None)
+    data = draft.content["data"]
+    assert sorted(data["train_values"]) == ["Train", "train"] and sorted(data["test_values"]) == [" test ", "test"]
+    loaded = load_recipe(draft.content, base_dir=tmp_path).load_data()
+    assert len(loaded.X_train) + len(loaded.X_test) == len(frame) - 3
+    assert loaded.other_split_rows == {"holdout": 3}
+    logged = []
+    recipe = {**draft.content, "training": {"max_epochs": 1}, "data": {**data, "max_rows": 40}}
+    fit_recipe(load_recipe(recipe, base_dir=tmp_path), log=logged.append, save=False)
+    assert "left out rows of other split values: 3 'holdout'" in " ".join(logged)
+
+
 def test_init_writes_a_recipe_that_fit_runs(emoji_folder, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recipes = tmp_path / "recipes"
