@@ -117,6 +117,22 @@ def _table_kind(x: Any) -> str:
     return type(x).__name__ + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
+def _warn_near_duplicate_classes(classes: np.ndarray, counts: np.ndarray) -> None:
+    """Warn when string classes differ only in case or surrounding spaces (``"Shoes"``,
+    ``"shoes "``): most likely one class written several ways, which the model would learn apart."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(classes):
+        if isinstance(c, str):
+            groups.setdefault(" ".join(c.split()).casefold(), []).append(i)
+    alike = [members for members in groups.values() if len(members) > 1]
+    if alike:
+        shown = "; ".join(", ".join(f"{classes[i]!r} ({counts[i]} rows)" for i in members) for members in alike[:3])
+        warnings.warn(f"y: {sum(map(len, alike))} classes differ from another only in case or spaces ({shown}"
+                      f"{'; ...' if len(alike) > 3 else ''}) and are learnt as different classes; if each group is "
+                      "one class, clean the labels first (e.g. y.str.strip().str.lower())", UserWarning,
+                      stacklevel=user_stacklevel())
+
+
 def _one_hot(values: np.ndarray) -> bool:
     """Whether a 2-d array is one-hot encoded labels: 0/1 (or booleans), exactly one 1 per row."""
     return (values.ndim == 2 and values.size > 0 and values.dtype.kind in "biuf" and bool(np.isin(values, (0, 1)).all())
@@ -537,6 +553,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if len(classes) < 2:
             only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
             raise InputError(f"y: only one class ({only!r}) in the labels; classification needs at least 2")
+        _warn_near_duplicate_classes(classes, np.bincount(encoded, minlength=len(classes)))
         self.classes_ = classes
         return encoded.astype(np.int64)
 

@@ -774,3 +774,17 @@ def test_prediction_in_chunks_gives_the_same_outputs(fitted, emoji_split, monkey
     assert chunked.shape == whole.shape == (20, len(fitted.classes_))
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
     np.testing.assert_allclose(fitted.transform(*inputs), embedding, atol=1e-5)
+
+
+def test_classes_that_differ_only_in_case_or_spaces_are_warned_about(emoji_split):
+    train, _ = emoji_split
+    labels = train["category"].tolist()
+    labels[:3] = [labels[0].lower() + " "] * 3  # "smileys & emotion ": one class written two ways
+    with pytest.warns(UserWarning, match=r"y: 2 classes differ from another only in case or spaces \(.*"
+                                         r"\(3 rows\).*\) and are learnt as different classes") as record:
+        AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(train["name"].tolist(), labels)
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(train["name"].tolist(),
+                                                                          train["category"].tolist())
