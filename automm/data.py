@@ -16,6 +16,7 @@ import io
 import logging
 import math
 import os
+import re
 import stat
 import time
 import warnings
@@ -408,7 +409,7 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             raise InputError(f"{where}: values are dicts, e.g. {example}; {fix}")
         if role in ("text", "categorical"):
             _warn_media_paths(name, present)
-            _warn_mostly_numbers(name, role, present)
+            _warn_mostly_numbers(name, role, present) or _warn_written_numbers_or_dates(name, role, present)
         roles[name] = role
     return roles
 
@@ -417,7 +418,35 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
 MOSTLY_NUMBERS = 0.8
 
 
-def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> None:
+#: Numbers written with a currency, a percent sign or digit-group separators (``$1,234.00``, ``45%``).
+_WRITTEN_NUMBER = re.compile(r"\s*[-+]?[$€£¥]?\s*\d{1,3}(?:[,.' \u00a0]?\d{3})*(?:[.,]\d+)?\s*[%$€£¥]?\s*")
+#: Dates written other than as ISO 8601: ``11/15/2024``, ``15.11.2024``, ``November 15, 2024``, ``15 Nov 2024``.
+_WRITTEN_DATE = re.compile(r"\s*(?:\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|"
+                           r"\d{1,2} [A-Za-z]{3,9}\.? \d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?\s*")
+
+
+def _warn_written_numbers_or_dates(name: str, role: str, present: Sequence[Any]) -> bool:
+    """Warn (and say True) when a column read as text or categories holds, 80% of its values or
+    more, numbers written with symbols or separators or dates not in ISO 8601: automm reads
+    neither as such, so the model would learn them as words."""
+    texts = [v for v in present if isinstance(v, str)]
+    if len(texts) < max(1, MOSTLY_NUMBERS * len(present)):
+        return False
+    for pattern, what, fix in (
+            (_WRITTEN_DATE, "dates in a format automm does not read (it reads ISO 8601: 2024-03-05)",
+             "pandas.to_datetime(column, format=...)"),
+            (_WRITTEN_NUMBER, "numbers written with a currency, percent sign or digit-group separators",
+             "pandas.to_numeric(column.str.replace(r'[$€£¥%,]', '', regex=True))")):
+        matching = [v for v in texts if pattern.fullmatch(v)]
+        if len(matching) >= MOSTLY_NUMBERS * len(present) and not all(map(is_number, matching)):
+            shown = ", ".join(repr(v) for v in list(dict.fromkeys(matching))[:3])
+            warnings.warn(f"column {name!r}: its values look like {what} ({shown}), so it is read as {role}; "
+                          f"convert them first, e.g. {fix}", UserWarning, stacklevel=user_stacklevel())
+            return True
+    return False
+
+
+def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:
     """Warn when a column read as text or categories is mostly numbers (80%, but more than the 5%
     of others a number column tolerates): likely a number column with values to fix (``"$5"``)."""
     from .roles import is_number
@@ -430,6 +459,8 @@ def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> None:
                       f"values or give column_types={{{name!r}: 'numeric'}} (up to {NUMBER_TOLERANCE:.0%} of a "
                       "number column's values may be other than numbers: they count as missing)",
                       UserWarning, stacklevel=user_stacklevel())
+        return True
+    return False
 
 
 def _warn_media_paths(name: str, present: Sequence[Any]) -> None:

@@ -118,6 +118,19 @@ def test_a_number_column_with_a_stray_value_is_read_as_numbers(emoji_split):
     assert AutoMM(max_epochs=1, num_workers=0).fit(codes, y).column_roles_ == {"code": "categorical"}
 
 
+@pytest.mark.parametrize("values, what", [
+    (["11/15/2024", "3/4/2023", "12/01/2022"], "dates in a format automm does not read"),
+    (["November 15, 2024", "March 4, 2023", "Dec 1, 2022"], "dates in a format automm does not read"),
+    (["$1,234.00", "$5.50", "$12,000"], "numbers written with a currency, percent sign or digit-group separators"),
+    (["45%", "3%", "100%"], "numbers written with a currency"),
+])
+def test_numbers_and_dates_written_in_formats_automm_does_not_read_are_named(values, what):
+    """They were read as text or categories without a word: the model learnt them as words."""
+    frame = pd.DataFrame({"col": values * 10, "x": np.arange(30.0)})
+    with pytest.warns(UserWarning, match=rf"column 'col': its values look like {what}.*convert them first"):
+        AutoMM(max_epochs=1, num_workers=0).fit(frame, [0, 1] * 15)
+
+
 def test_deterministic_under_random_state(emoji_split):
     # the README's promise: same seed, same model on the CPU, bit for bit (on CUDA, atomic
     # additions make the last bits differ; gpu_check measures how much)
