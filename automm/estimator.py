@@ -844,7 +844,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             deadline = start + float(self.time_limit) - reserve
         with image_cache():  # decoded images shared by every epoch and trial of this fit
             candidate = self._fit_candidates(data, config, deadline, graceful=not _called_by_model_selection())
-        if candidate.cut_in_first_epoch:
+        if candidate.cut_in_first_epoch and "ensemble_" not in candidate.extras:  # (an ensemble: the search warns)
             warnings.warn(_barely_trained(candidate, self.time_limit), stacklevel=user_stacklevel())
         self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
@@ -930,7 +930,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def fit_summary(self) -> dict:
         """What ``fit`` did and kept, in plain values (``automm fit`` prints the same):
         ``problem_type`` (and ``n_classes``), each column's role (``columns``), the kept model's
-        ``components``, its holdout score (``validation_score``, measured as
+        ``components``, its holdout score (``validation_score``; an ensemble's is its pooled
+        members' score on the rows its weights were chosen on, the holdout or out-of-fold; measured as
         ``validation_metric``; for regression also ``validation_rmse`` or, under ``metric="mae"``,
         ``validation_mae``, in the target's units), ``epochs_run``, ``best_epoch`` and ``stop_reason`` (for the
         search's linear or nearest-neighbour model, ``solver`` is set and its "epochs" are the

@@ -178,7 +178,7 @@ from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, che
 from .storage import make_storage, own_heartbeats, parse_storage
 from .study import (MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, prepare_study, search_fingerprint, study_spec,
                     with_stored_split)
-from .training import Callback
+from .training import Callback, validation_metrics
 from .trial_models import ModelPool, always_weighed, read_candidate
 
 __all__ = ["search_requested", "run_search", "validate_params", "SearchSpace", "SearchError",
@@ -1653,8 +1653,18 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial, m.fold or 0))
         if len(members) > 1:
             extras["ensemble_"] = Ensemble(members, ctx.data.problem_type, pooling)
-            decision = decision_weights(ctx.data, combine(scaled, weights, ctx.data.problem_type, pooling),
-                                        ctx.data.rows if outputs_are_oof else ctx.data.valid_index)
+            pooled = combine(scaled, weights, ctx.data.problem_type, pooling)
+            decision = decision_weights(ctx.data, pooled, ctx.data.rows if outputs_are_oof else ctx.data.valid_index)
+            # the kept model's score: the pooled members' on the rows the weights were chosen on
+            ensemble_score = validation_metrics(pooled, targets, ctx.data.problem_type != "regression", row_weights,
+                                                ctx.data.metric)[1]
+            cut = [(n, float(w), c.cut_in_first_epoch) for (n, c), w in zip(pool, weights)
+                   if w > 0 and c.cut_in_first_epoch]
+            if cut:  # (the model kept alone is warned about by fit)
+                shown = "; ".join(f"trial {n} (weight {w / sum(weights):.2f}: {why})" for n, w, why in cut)
+                warnings.warn(f"time_limit={estimator.time_limit}: the ensemble kept has member"
+                              f"{'s' if len(cut) > 1 else ''} that did not finish one pass over the training rows "
+                              f"({shown}): more time gives a better model", UserWarning, stacklevel=user_stacklevel())
         # the selection's choice, also when it keeps one model that is not the best-ranked
         # (e.g. the linear model over a bag whose out-of-fold score ranks it first)
         best_number = members[0].trial
@@ -1671,8 +1681,9 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
                            since=ctx.started))
     if "ensemble_" not in extras:  # one model: its own outputs decide
         decision = candidate_decision_weights(ctx.data, best)
+    score = ensemble_score if "ensemble_" in extras else best.best_score
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
-                       best_score=best.best_score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
+                       best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras, decision_weights=decision)
     return result
 

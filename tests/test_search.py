@@ -976,7 +976,7 @@ def test_a_trial_the_time_limit_stops_in_its_first_epoch_is_pruned_not_scored(te
                                          r"rows \(time limit reached in its first epoch \([12] of 3 batches\); "
                                          r"holdout score [\d.]+\); one epoch of it takes about \d s here"):
         model = AutoMM(**small(time_limit=4, holdout_frac=0.25, search_space={"linear_model": False},
-                               storage=f"journal:///{tmp_path}/study.log", study_name="cut")).fit(X, y)
+                               ensemble_size=1, storage=f"journal:///{tmp_path}/study.log", study_name="cut")).fit(X, y)
     board = model.leaderboard_
     assert (board["state"] == "PRUNED").all()
     assert board["reason"].str.fullmatch(r"time limit reached in its first epoch \([12] of 3 batches\)").all()
@@ -985,6 +985,22 @@ def test_a_trial_the_time_limit_stops_in_its_first_epoch_is_pruned_not_scored(te
     study = optuna.load_study(study_name="cut", storage=search.make_storage("journal", str(tmp_path / "study.log")))
     ran = [t for t in study.trials if t.state.is_finished()]
     assert len(ran) == len(board) and all(not t.intermediate_values for t in ran)
+
+
+def test_an_ensemble_with_members_cut_in_their_first_epoch_says_so(texts, monkeypatch):
+    """Such members joined the ensemble kept without a word: fit warned only when the model
+    kept alone was one. (As above: no trial finishes one pass over the rows.)"""
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [_SlowBatches(1.5)])
+    X, y, _, _ = texts
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model = AutoMM(**small(time_limit=4, holdout_frac=0.25, ensemble_size=3,
+                               search_space={"linear_model": False})).fit(X, y)
+    said = [str(w.message) for w in record if "did not finish one pass" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("time_limit=4: the ensemble kept has member"), said
+    named = {int(n) for n in re.findall(r"trial (\d+) \(weight [\d.]+: time limit reached in its first epoch", said[0])}
+    assert named == {m.trial for m in model.ensemble_.members}
+    assert record[[str(w.message) for w in record].index(said[0])].filename == __file__
 
 
 def test_the_default_and_its_replicates_may_train_longer_than_a_sampled_trial():
@@ -2261,3 +2277,16 @@ def test_an_only_choice_with_slow_features_is_kept(builtin_registry, fresh_regis
         AutoMM(**small(n_trials=2, time_limit=15, encoders={"text": "slow_features"})).fit(X, y)
     assert SlowToPrepare.prepared  # what the user chose is tried, whatever its estimate
     assert not [w for w in caught if "left out of this search" in str(w.message)]
+
+
+def test_an_ensembles_validation_score_is_the_ensembles_not_its_best_members(texts):
+    """fit_summary's validation_score was the best trial's while the model kept is the ensemble."""
+    X, y, _, _ = texts
+    model = AutoMM(**small(n_trials=4, ensemble_size=3, pruner="none", max_epochs=2, bag_folds=1,
+                           search_space={"linear_model": False, "neighbors_model": False})).fit(X, y)
+    assert getattr(model, "ensemble_", None) is not None
+    targets = np.searchsorted(model.classes_, np.asarray(y))
+    _, valid = model._holdout_split(targets, model.seed_)
+    predicted = model.predict([X[i] for i in valid])
+    accuracy = float(np.mean(np.asarray(predicted) == np.asarray(y)[valid]))
+    assert model.fit_summary()["validation_score"] == pytest.approx(accuracy, abs=1e-9)
