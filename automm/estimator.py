@@ -33,7 +33,8 @@ from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for,
                        candidate_decision_weights, finite_number, retry_with_smaller_batches, scale_frozen_batch,
-                       train_bagged, train_candidate, training_value_problem, without_inert_augmentations)
+                       train_bagged, train_candidate, training_value_problem, without_inert_augmentations,
+                       augmentation_can_act)
 from .progress import verbose_logging
 from .training import holdout_score_name, make_loader, model_outputs, resolve_device
 
@@ -490,7 +491,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if message:
                 raise UnknownComponentError(message)
 
-    def _resolve_augmentations(self, reg: _registry.Registry, modalities: set[str]) -> list[tuple[str, dict]]:
+    def _resolve_augmentations(self, reg: _registry.Registry, modalities: set[str],
+                               n_inputs: int = 2) -> list[tuple[str, dict]]:
         if self.augmentations is None:
             return []
         if self.augmentations == "default":
@@ -505,6 +507,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
             name, params = _component_choice(item, "augmentations")
             component = reg.get("augmentation", name)
             component.check_hyperparameters(params, "augmentations")
+            if not augmentation_can_act(component, n_inputs):
+                if self.augmentations != "default":  # named by the user
+                    warnings.warn(f"augmentations: {name!r} cannot act with {n_inputs} input"
+                                  f"{'s' if n_inputs != 1 else ''} (it needs {component.factory.min_inputs}): "
+                                  "the model trains without it", UserWarning, stacklevel=user_stacklevel())
+                continue
             if component.modality == "batch" or component.modality in modalities:
                 resolved.append((name, component.hyperparameters(**params)))
         return resolved
@@ -534,7 +542,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             component.check_hyperparameters(option_params, "fusion")
             fusion_checked.append((option_name, component.hyperparameters(**option_params)))
         fusion_name, fusion_params = fusion_checked[0]
-        aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs})
+        aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs}, len(specs))
         problem_type = self._resolve_problem_type(labels)
         for column in _columns_equal_to_labels(table, roles, labels):
             fix = "that input" if table.positional else f"X (e.g. X.drop(columns=[{column!r}]))"

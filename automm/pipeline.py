@@ -42,7 +42,7 @@ __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_
            "pending_seconds",
            "prepare_encoders", "retry_with_smaller_batches", "is_out_of_memory",
            "decision_weights", "candidate_decision_weights",
-           "augmentable_modalities", "without_inert_augmentations", "scale_frozen_batch",
+           "augmentable_modalities", "without_inert_augmentations", "augmentation_can_act", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS", "TRAINING_RULES",
            "finite_number", "training_value_problem"]
 
@@ -434,8 +434,15 @@ def without_inert_augmentations(config: dict, inputs: Sequence[InputSpec]) -> di
         return config
     reg = _registry.get_registry()
     live = augmentable_modalities(inputs, config) | {"batch"}
-    kept = [a for a in listed if reg.get("augmentation", a["name"]).modality in live]
+    kept = [a for a in listed if reg.get("augmentation", a["name"]).modality in live
+            and augmentation_can_act(reg.get("augmentation", a["name"]), len(inputs))]
     return config if len(kept) == len(listed) else {**config, "augmentations": kept}
+
+
+def augmentation_can_act(component: Any, n_inputs: int) -> bool:
+    """Whether the registered augmentation ``component`` can change anything with ``n_inputs``
+    inputs (:attr:`automm.BatchAugmentation.min_inputs`: modality dropout needs two)."""
+    return n_inputs >= int(getattr(component.factory, "min_inputs", 1) or 1)
 
 
 def _part_flags(spec: InputSpec, choice: dict):

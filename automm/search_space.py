@@ -95,7 +95,7 @@ from .data import warn_unused_modalities
 from .exceptions import InputError
 from .linear import linear_config
 from .neighbors import neighbors_config
-from .pipeline import TRAINING_KEYS, TRAINING_RULES, training_value_problem
+from .pipeline import TRAINING_KEYS, TRAINING_RULES, augmentation_can_act, training_value_problem
 from .suggestions import did_you_mean
 
 __all__ = ["SearchSpace", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE", "resolved_ensemble_size",
@@ -544,7 +544,8 @@ class SearchSpace:
                 augmentations[name] = entry
         for name in list(augmentations):
             component = reg.get("augmentation", name)
-            if component.modality != "batch" and component.modality not in modalities:
+            if (component.modality != "batch" and component.modality not in modalities) or \
+                    not augmentation_can_act(component, len(inputs)):
                 del augmentations[name]
 
         training = _training_space(estimator, base_config["training"], device_type)

@@ -486,12 +486,13 @@ def test_leaderboard_lists_every_trial_with_the_default_first(searched):
     assert board["score"].is_monotonic_decreasing
     assert (board["epochs"] >= 1).all() and (board["seconds"] > 0).all()
     # the search never ends worse on the holdout than the default configuration
-    assert searched.best_score_ >= default["score"]
+    assert board.loc[board["number"] == searched.best_trial_, "score"].iloc[0] >= default["score"]
     assert searched.best_trial_ in set(board["number"])
     assert searched.study_name_.startswith("automm-")
 
 
-def test_fit_summary_says_what_the_search_did_and_kept(searched, tmp_path):
+def test_fit_summary_says_what_the_search_did_and_kept(searched, texts, tmp_path):
+    inputs, labels = texts[0], texts[1]
     summary = searched.fit_summary()
     board = searched.leaderboard_
     assert summary["problem_type"] == "multiclass" and summary["n_classes"] == len(searched.classes_)
@@ -499,7 +500,11 @@ def test_fit_summary_says_what_the_search_did_and_kept(searched, tmp_path):
     assert summary["trials"] == {"total": 5, "finished": 5, "pruned": 0, "failed": 0}
     assert summary["best_trial"] == searched.best_trial_ and summary["study_name"] == searched.study_name_
     assert summary["validation_metric"] == "accuracy" and summary["validation_score"] == searched.best_score_
-    assert summary["validation_score"] == board.loc[board["number"] == searched.best_trial_, "score"].iloc[0]
+    # the ensemble kept: its own holdout accuracy, not its best member's
+    targets = np.searchsorted(searched.classes_, np.asarray(labels))
+    _, valid = searched._holdout_split(targets, searched.seed_)
+    predicted = searched.predict([inputs[i] for i in valid])
+    assert summary["validation_score"] == pytest.approx(np.mean(predicted == np.asarray(labels)[valid]))
     assert summary["components"] == {"encoders": {"text_0": "hashed_ngram"}, "fusion": "concat"}
     assert summary["epochs_run"] == len(searched.history_) and summary["fit_seconds"] > 0
     ensemble = summary["ensemble"]
@@ -1878,9 +1883,9 @@ def test_the_default_and_single_fits_list_only_augmentations_that_act(builtin_re
     common = dict(encoders={"text": "cached_chars"}, ensemble_size=1, bag_folds=1, max_epochs=1)
     board = AutoMM(**small(n_trials=2, pruner="none", **common)).fit(X, y).leaderboard_
     default = board[board["default"]].iloc[0]
-    assert [a["name"] for a in default["config"]["augmentations"]] == ["modality_dropout"]  # batch: acts
+    assert default["config"]["augmentations"] == []  # (modality dropout cannot act on one input either)
     single = AutoMM(**small(**common)).fit(X, y)
-    assert [a["name"] for a in single.augmentation_choices_] == ["modality_dropout"]
+    assert single.augmentation_choices_ == []
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the defaults dropped without a word
         AutoMM(**small(**common)).fit(X, y)
@@ -2290,3 +2295,19 @@ def test_an_ensembles_validation_score_is_the_ensembles_not_its_best_members(tex
     predicted = model.predict([X[i] for i in valid])
     accuracy = float(np.mean(np.asarray(predicted) == np.asarray(y)[valid]))
     assert model.fit_summary()["validation_score"] == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_modality_dropout_is_neither_searched_nor_listed_with_one_input(texts):
+    """It never drops a sample's last input: with one input it changed nothing, yet was listed as
+    trained with, and the search sampled it."""
+    X, y, _, _ = texts
+    single = AutoMM(**small(max_epochs=1)).fit(X, y)
+    assert "modality_dropout" not in [a["name"] for a in single.augmentation_choices_]
+    with pytest.warns(UserWarning, match=r"augmentations: 'modality_dropout' cannot act with 1 input \(it needs 2\)"):
+        AutoMM(**small(max_epochs=1, augmentations=["modality_dropout"])).fit(X, y)
+    board = AutoMM(**small(n_trials=3, pruner="none", sampler="random", ensemble_size=1, max_epochs=1,
+                           search_space={"warm_start": False})).fit(X, y).leaderboard_
+    assert not any(key.startswith("augment.modality_dropout") for params in board["params"] for key in params)
+    two = AutoMM(**small(max_epochs=1, encoders={"text": SMALL["encoders"]["text"], "tabular": "tabular"})).fit(
+        {"name": list(X), "n": [float(len(x)) for x in X]}, y)
+    assert "modality_dropout" in [a["name"] for a in two.augmentation_choices_]

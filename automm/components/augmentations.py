@@ -273,6 +273,7 @@ class ModalityDropout(BatchAugmentation):
     the last present input of a sample (one of its inputs, picked at random, is kept)."""
 
     defaults = {"p": 0.1}
+    min_inputs = 2  # never drops a sample's last input: with one input, nothing
 
     def __init__(self, p: float = 0.1):
         self.p = _check_probability("p", p)

@@ -235,6 +235,9 @@ class BatchAugmentation:
     """
 
     modality: str = "batch"
+    #: The fewest inputs with which it can change anything (modality dropout: 2, as it never
+    #: drops a sample's last input); with fewer, automm neither searches nor lists it.
+    min_inputs: int = 1
 
     def apply_masks(self, masks: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         return masks
