@@ -190,6 +190,10 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     if problem_type != "regression":
         training = labelled if split is None else labelled[labelled[split[0]].isin(split[1])]
         counts = training[label].astype(str).value_counts()
+        if len(counts) < 2:
+            raise InputError(f"--label: column {label!r} holds one value ({counts.index[0]!r}) in the "
+                             f"{'training ' if split is not None else ''}rows of {str(data)!r}: no model can learn "
+                             "to predict it; is it the column to predict?")
         notes.append(f"The label {label!r} has {len(counts)} classes: problem.type {problem_type}.")
         rare = counts[counts < RARE_CLASS_ROWS]
         if len(rare):

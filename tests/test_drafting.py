@@ -223,3 +223,12 @@ def test_fit_drafts_the_recipe_of_a_data_file_given_a_label(emoji_folder, tmp_pa
     assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(recipe)]) == 0
     assert main(["fit", str(recipe), "--label", "category"]) == 2
     assert "--label goes with a data file" in capsys.readouterr().err
+
+
+def test_a_label_of_one_value_is_refused_before_any_draft(emoji_folder, tmp_path):
+    """It was drafted as "1 classes: problem.type binary", and fit failed only after starting."""
+    frame = pd.read_csv(emoji_folder / "emoji.csv").assign(category="Smileys")
+    frame.to_csv(emoji_folder / "one.csv", index=False)
+    with pytest.raises(InputError, match=r"--label: column 'category' holds one value \('Smileys'\) in the "
+                                         r"training rows .*no model can learn"):
+        draft_recipe(emoji_folder / "one.csv", "category", recipe_dir=tmp_path)
