@@ -14,7 +14,7 @@ import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["read_table", "read_header", "read_column", "data_format", "parquet_engine", "image_folders",
+__all__ = ["read_table", "read_header", "read_column", "typed_as_written", "data_format", "parquet_engine", "image_folders",
            "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE", "UNKNOWN_FORMAT", "with_file_rows"]
 
 #: How messages number the rows of a data file.
@@ -59,7 +59,7 @@ def read_header(file: Path, fmt: str) -> list[str]:
 
             return [str(c) for c in pq.read_schema(str(file)).names]
         return [str(c) for c in pd.read_parquet(file).columns]
-    frame = pd.read_csv(file, nrows=0, sep="\t" if fmt == "tsv" else ",")
+    frame = pd.read_csv(file, nrows=0, **_text_options(file, fmt))
     return [str(c) for c in frame.columns]
 
 
@@ -87,7 +87,16 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
             if parquet_engine() is None:
                 raise InputError(f"{str(file)!r}: reading Parquet needs the pyarrow package: pip install pyarrow")
             return pd.read_parquet(file).reset_index(drop=True)  # rows numbered as stored, not by a saved index
-        return pd.read_csv(file, sep="\t" if fmt == "tsv" else ",")
+        options = _text_options(file, fmt)
+        if options["encoding"] != "utf-8":
+            import warnings
+
+            from .exceptions import user_stacklevel
+
+            warnings.warn(f"{str(file)!r} is not UTF-8 text: read as {options['encoding']} (Windows and older Western "
+                          "European files); check its accented letters, or save it as UTF-8",
+                          UserWarning, stacklevel=user_stacklevel())
+        return typed_as_written(pd.read_csv(file, dtype=str, **options))
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - parser/encoding errors in a user's file
@@ -103,7 +112,61 @@ def read_column(file: Path, fmt: str, column: str):
         return read_table(file, fmt)[column]
     if fmt == "parquet":
         return pd.read_parquet(file, columns=[column])[column]
-    return pd.read_csv(file, usecols=[column], sep="\t" if fmt == "tsv" else ",")[column]
+    return typed_as_written(pd.read_csv(file, usecols=[column], dtype=str, **_text_options(file, fmt)))[column]
+
+
+#: How much of a text data file is read to tell its encoding and separator.
+_SNIFF_BYTES = 1 << 16
+
+
+def _text_options(file: Path, fmt: str) -> dict:
+    """``sep`` and ``encoding`` for ``pandas.read_csv`` of a CSV or TSV file: UTF-8 unless its
+    first bytes are not (then Windows-1252, else Latin-1, which reads any byte); for a CSV
+    file, ``;`` when its header line has semicolons and no comma (as spreadsheets in many
+    countries write CSV)."""
+    import codecs
+
+    with open(file, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    text = None
+    for encoding in ("utf-8", "cp1252", "latin-1"):
+        try:  # (an incomplete character at the end of the bytes read is no error)
+            text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < _SNIFF_BYTES)
+            break
+        except UnicodeDecodeError:
+            continue
+    sep = "\t" if fmt == "tsv" else ","
+    header = (text or "").lstrip("\ufeff").split("\n", 1)[0]
+    if fmt != "tsv" and "," not in header and ";" in header:
+        sep = ";"
+    return {"sep": sep, "encoding": encoding}
+
+
+#: What pandas reads as booleans.
+_BOOLEAN_WORDS = {"True", "False", "TRUE", "FALSE", "true", "false"}
+
+
+def typed_as_written(frame):
+    """A frame read with every column as strings, each column typed as pandas types it, except
+    that numbers written with leading zeros (``"00412"``, ``"007"``: codes, not amounts) stay
+    strings: numbers where every value is one, ``True``/``False`` words as booleans."""
+    import pandas as pd
+
+    typed = {}
+    for name in frame.columns:
+        column = frame[name]
+        try:
+            numbers = pd.to_numeric(column)
+        except (ValueError, TypeError):
+            words = column.dropna().unique()
+            if 0 < len(words) <= 6 and set(words) <= _BOOLEAN_WORDS:
+                values = column.map(lambda v: v if pd.isna(v) else v.strip().lower() == "true")
+                typed[name] = values.astype(bool) if column.notna().all() else values
+            else:
+                typed[name] = column
+            continue
+        typed[name] = column if column.dropna().str.match(r"\s*[+-]?0\d").any() else numbers
+    return pd.DataFrame(typed, index=frame.index)
 
 
 def image_folders(data_file: str | os.PathLike | None, *more: str | os.PathLike) -> list[Path]:

@@ -875,3 +875,33 @@ def test_scikit_learn_conventions_round_trip_through_a_recipe():
     recipe = to_recipe(AutoMM(random_state=np.random.RandomState(0), n_jobs=None))
     assert recipe.get("seed") is None and recipe["search"]["n_jobs"] is None  # an unfitted generator: no seed
     assert load_recipe(recipe, check_data=False).estimator().n_jobs is None
+
+
+def test_csv_files_as_spreadsheets_write_them_are_read_with_their_codes_kept(tmp_path):
+    """Semicolon-separated and Windows-1252 CSV files failed to read (a one-column table, or a
+    UnicodeDecodeError), and codes with leading zeros became numbers ("001" labels came back as 1)."""
+    import warnings
+
+    import pandas as pd
+
+    from automm.tables import read_column, read_header, read_table
+
+    rows = pd.DataFrame({"zip": ["00412", "10001", None, "00007"], "amount": [1, 2, None, 4],
+                         "label": ["001", "002", "010", "002"], "name": ["Café crème", "Thé", "x, y", "z"],
+                         "flag": ["True", "False", "True", "True"], "count": [1, 2, 3, 4]})
+    rows.to_csv(tmp_path / "plain.csv", index=False)
+    frame = read_table(tmp_path / "plain.csv")
+    assert frame["zip"].tolist()[:2] == ["00412", "10001"] and frame["label"].tolist() == ["001", "002", "010", "002"]
+    assert frame["amount"].dtype == np.float64 and frame["count"].dtype == np.int64 and frame["flag"].dtype == bool
+    assert read_column(tmp_path / "plain.csv", "csv", "label").tolist() == ["001", "002", "010", "002"]
+    reference = pd.read_csv(tmp_path / "plain.csv")  # the rest as pandas reads it
+    assert frame[["amount", "name", "flag", "count"]].equals(reference[["amount", "name", "flag", "count"]])
+    rows.to_csv(tmp_path / "excel.csv", index=False, sep=";", encoding="cp1252")
+    with pytest.warns(UserWarning, match=r"excel.csv' is not UTF-8 text: read as cp1252"):
+        spreadsheet = read_table(tmp_path / "excel.csv")
+    assert read_header(tmp_path / "excel.csv", "csv") == list(rows.columns)
+    assert spreadsheet["name"].tolist() == ["Café crème", "Thé", "x, y", "z"]
+    assert spreadsheet["label"].tolist() == frame["label"].tolist()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_table(tmp_path / "plain.csv")  # UTF-8: nothing to say
