@@ -77,15 +77,18 @@ def _present(values: list[Any]) -> list[Any]:
 
 def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
     """Whether a column tells rows apart and so cannot generalise to new ones: a distinct value
-    in (nearly) every row that is named like an id (``id``, ``user_id``, ``productId``), or
+    in (nearly) every row (90% of them: repeated rows repeat their ids) that is named like an id (``id``, ``user_id``, ``productId``), or
     integers that only increase down the file (a row number), or one-word codes that all hold
     a digit (``SKU-0012``, a UUID). Distinct numbers or words alone are not enough: a price in
     cents or an emoji's short name is distinct per row and still informative."""
     present = _present(values)
-    if len(present) < max(2, 0.95 * n_rows) or len(set(map(str, present))) != len(present):
+    if len(present) < max(2, 0.95 * n_rows):
         return False
-    if _ID_NAME.search(name):
-        return True
+    distinct = len(set(map(str, present)))
+    if _ID_NAME.search(name):  # (a file with some rows repeated repeats their ids too)
+        return distinct >= 0.9 * len(present)
+    if distinct != len(present):
+        return False
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
         return bool(np.all(np.diff(np.asarray(present, dtype=np.int64)) > 0))
     return all(isinstance(v, str) and len(v.split()) == 1 and any(ch.isdigit() for ch in v)

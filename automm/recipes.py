@@ -537,6 +537,20 @@ class Recipe:
         return result
 
 
+def _test_rows_seen_in_training(data: "RecipeData") -> int:
+    """How many test rows have exactly the features of a training row (0 when a cell cannot be
+    hashed, such as an image array)."""
+    if data.X_test is None or not len(data.X_test):
+        return 0
+    import pandas as pd
+
+    try:
+        train = set(pd.util.hash_pandas_object(data.X_train, index=False).tolist())
+        return int(pd.util.hash_pandas_object(data.X_test[list(data.X_train.columns)], index=False).isin(train).sum())
+    except (TypeError, ValueError, KeyError):
+        return 0
+
+
 def _labelled_part(frame, features: list, label: str, weight_column: str | None, key: str, what: str,
                    source: str | None) -> tuple[Any, Any, np.ndarray | None]:
     """(features, labels, sample weights or None) of the test or validation rows ``frame``;
@@ -862,6 +876,10 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         f"features {', '.join(map(str, data.X_train.columns))}")
     if data.unlabelled_rows:
         log("left out rows without a label: " + ", ".join(f"{n} {part}" for part, n in data.unlabelled_rows.items()))
+    seen = _test_rows_seen_in_training(data)
+    if seen:
+        log(f"note: {seen} of {len(data.X_test)} test rows have the features of a training row (repeated rows): "
+            "the test score counts rows the model has seen")
     if data.other_split_rows:
         shown = ", ".join(f"{n} {value!r}" for value, n in list(data.other_split_rows.items())[:5])
         log(f"left out rows of other split values: {shown}{' ...' if len(data.other_split_rows) > 5 else ''} "

@@ -90,6 +90,13 @@ def test_every_spelling_of_a_split_value_is_kept_and_rows_of_other_values_are_na
     recipe = {**draft.content, "training": {"max_epochs": 1}, "data": {**data, "max_rows": 40}}
     fit_recipe(load_recipe(recipe, base_dir=tmp_path), log=logged.append, save=False)
     assert "left out rows of other split values: 3 'holdout'" in " ".join(logged)
+    assert "test rows have the features of a training row" not in " ".join(logged)
+    repeated = pd.concat([frame, frame[frame.split == "train"].head(4).assign(split="test")])  # 4 seen test rows
+    repeated.to_csv(emoji_folder / "repeated.csv", index=False)
+    logged.clear()
+    recipe["data"] = {**recipe["data"], "path": str(emoji_folder / "repeated.csv"), "max_rows": None}
+    fit_recipe(load_recipe(recipe, base_dir=tmp_path), log=logged.append, save=False)
+    assert "note: 4 of " in " ".join(logged) and "test rows have the features of a training row" in " ".join(logged)
 
 
 def test_init_writes_a_recipe_that_fit_runs(emoji_folder, tmp_path, capsys, monkeypatch):
@@ -170,6 +177,8 @@ def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
     ("short_name", ["grin", "smile", "wink"], False),  # distinct words: informative
     ("image", ["1.png", "2.png", "3.png"], False),
     ("id", [1, 1, 2], False),                   # repeats: not an identifier
+    ("id", list(range(95)) + list(range(5)), True),  # a few rows repeated: their ids too
+    ("row", list(range(95)) + list(range(5)), False),  # (not named an id: every value distinct needed)
     ("paid", [3, 1, 2], False),                 # 'id' inside a word is not a name saying id
 ])
 def test_identifiers(name, values, expected):
