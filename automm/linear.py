@@ -452,6 +452,7 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     bias = torch.zeros(k)
 
     history: list[dict] = []
+    last = start
     best = None
     stop_reason, timed_out = "l2 grid done", False
     for index, c in enumerate(L2_GRID, start=1):  # each strength starts from the previous solution
@@ -474,7 +475,8 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
         valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, objective.classification,
                                                      data.valid_weights, data.metric)
         history.append({"epoch": index, "l2_c": c, "train_loss": train_loss, "valid_loss": valid_loss,
-                        "valid_score": valid_score, "seconds": time.monotonic() - start})
+                        "valid_score": valid_score, "seconds": time.monotonic() - last})
+        last = time.monotonic()  # (seconds per setting, as a network's per epoch)
         if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):
             best = (valid_loss, index, valid_score, outputs, [w.clone() for w in weights], bias.clone())
         if timed_out:

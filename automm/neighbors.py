@@ -149,6 +149,7 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
         raise TimeoutError("the nearest-neighbour model did not score its holdout before the deadline")
 
     history: list[dict] = []
+    last = start
     best = None
     for k in K_GRID:
         for temperature in TEMPERATURE_GRID:
@@ -156,7 +157,8 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
             valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification,
                                                          data.valid_weights, data.metric)
             history.append({"epoch": len(history) + 1, "k": k, "temperature": temperature, "valid_loss": valid_loss,
-                            "valid_score": valid_score, "seconds": time.monotonic() - start})
+                            "valid_score": valid_score, "seconds": time.monotonic() - last})
+            last = time.monotonic()  # (seconds per setting, as a network's per epoch)
             if math.isfinite(valid_loss) and (best is None or valid_loss < best[0]):
                 best = (valid_loss, len(history), valid_score, outputs, k, temperature)
     if best is None:

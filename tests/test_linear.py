@@ -444,3 +444,18 @@ def test_a_first_fit_cut_by_the_deadline_keeps_its_best_point_so_far(builtin_onl
     clock["now"] = 0.0
     with pytest.raises(TimeoutError, match="did not finish one fit"):  # no evaluation at all: nothing to keep
         train_linear(data, _config(data), deadline=2.0)
+
+
+def test_the_linear_models_history_gives_each_settings_own_seconds(builtin_only, emoji_split):
+    """A network's history gives each epoch's seconds; the linear model gave the seconds since
+    its start, which only grow (their sum was several times the time it took)."""
+    import time
+
+    train, _ = emoji_split
+    classes = sorted(set(train["category"]))
+    data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
+    start = time.monotonic()
+    candidate = train_linear(data, _config(data), refit=False)
+    took = time.monotonic() - start
+    seconds = [r["seconds"] for r in candidate.history]
+    assert len(seconds) > 2 and all(s >= 0 for s in seconds) and sum(seconds) <= took
