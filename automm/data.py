@@ -826,6 +826,9 @@ def _image_file_problem(file) -> str | None:
             file.seek(0)
             with Image.open(file) as again:
                 again.load()
+    except Image.DecompressionBombError as exc:  # a huge image (or a malicious one): Pillow's own limit
+        return (f"DecompressionBombError: {str(exc).rstrip('.')}; raise the limit with PIL.Image.MAX_IMAGE_PIXELS = ... "
+                "before fit if the image is genuine, or shrink it")
     except Exception as exc:  # noqa: BLE001 - any failure means unreadable
         text = str(exc)
         if "truncated" in text:

@@ -18,7 +18,7 @@ from .hookspecs import hookimpl
 __all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
            "modality_of_role", "looks_like_image_path"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 #: The roles automm knows without plugins (a plugin's modality is a role too).
 BASE_ROLES = ("image", "text", "numeric", "categorical", "datetime")
 #: Roles whose columns share one tabular input; every other role is its own modality.

@@ -136,3 +136,19 @@ def test_many_images_broken_inside_still_stop_the_work(tmp_path):
         assert dataset[0]["masks"]["image_0"] is False and dataset[3]["masks"]["image_0"] is True
     with pytest.raises(InputError, match=r"2 of 20 values of input 'image_0' could not be decoded"):
         dataset[1]
+
+
+def test_an_image_over_pillows_pixel_limit_says_how_to_read_it(tmp_path, monkeypatch):
+    """It was named only as "not a readable image (DecompressionBombError)"."""
+    Image.new("RGB", (100, 100)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels: over twice the limit
+    reason = data._image_path_problem(str(tmp_path / "huge.png"))
+    assert reason.startswith("not a readable image (DecompressionBombError: Image size (10000 pixels) exceeds")
+    assert "PIL.Image.MAX_IMAGE_PIXELS" in reason
+
+
+def test_jfif_files_are_images():
+    from automm.roles import infer_role_builtin
+
+    assert infer_role_builtin([f"photos/{i}.jfif" for i in range(10)]) == "image"
+    assert infer_role_builtin([f"photos/{i}.JPE" for i in range(10)]) == "image"
