@@ -200,7 +200,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         frozen (pretrained, on cached features: seconds per fold), else the holdout alone;
         1: never; k >= 2: always (k times the training).
     objectives : "score", or ("score", "latency") / ("score", "params") for a multi-objective search.
-    plot_dir : directory where plots of the search are written, or None.
+    plot_dir : directory where plots of the search are written, or None: the optimisation history,
+        the parameter importances (from 10 finished trials with sampled parameters) and, with two
+        objectives, the Pareto front.
     cache_dir : directory for cached features of frozen pretrained encoders (None:
         ``$AUTOMM_CACHE_DIR``, else ``~/.cache/automm``); ``automm cache`` shows and clears it.
     random_state : int seed for splits, initialisation, shuffling and augmentation; None (one

@@ -104,6 +104,11 @@ def trial_counts(frame) -> dict[str, int]:
                                          (("COMPLETE", "finished"), ("PRUNED", "pruned"), ("FAIL", "failed"))}}
 
 
+#: The fewest finished trials with sampled parameters that ``param_importances.png`` is drawn from:
+#: with fewer, every parameter came out about equally important (1/n each), which says nothing.
+MIN_IMPORTANCE_TRIALS = 10
+
+
 def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = ("score",)) -> list[str]:
     """Optimisation history and parameter importances (and the Pareto front of a
     multi-objective search) as PNG files in ``plot_dir``; returns the paths written. Needs
@@ -129,14 +134,16 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
         ("optimization_history.png",
          lambda: ovm.plot_optimization_history(study, target=score, target_name="validation score")),
     ]
-    if any(trial.params for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
+    sampled = sum(bool(t.params) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if sampled >= MIN_IMPORTANCE_TRIALS:
         jobs.append(("param_importances.png",
                      lambda: ovm.plot_param_importances(study, target=score, target_name="validation score",
                                                         params=_most_important(study, score))))
-    else:  # optuna would draw empty axes
-        warnings.warn("plot_dir: no param_importances.png: no finished trial sampled a parameter (a search's "
-                      "first trials are fixed configurations: the default and its variants; a longer search "
-                      "samples)", stacklevel=user_stacklevel())
+    else:  # optuna would draw empty axes, or importances of a few points: noise
+        warnings.warn(f"plot_dir: no param_importances.png: {sampled} finished trial{'s' if sampled != 1 else ''} "
+                      f"sampled parameters, and importances need at least {MIN_IMPORTANCE_TRIALS} (a search's first "
+                      "trials are fixed configurations: the default and its variants; a longer search samples)",
+                      stacklevel=user_stacklevel())
     if multi:
         jobs.append(("pareto_front.png", lambda: ovm.plot_pareto_front(
             study, target_names=["validation score", second_objective(objectives)])))

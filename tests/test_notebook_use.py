@@ -52,7 +52,7 @@ def test_user_stacklevel_skips_automm_and_the_libraries_calling_it():
     assert namespace["level"]() == 2  # the plugin's frame is skipped: this test's line
 
 
-def test_no_empty_importance_plot_when_no_trial_sampled_a_parameter(tmp_path):
+def test_no_importance_plot_from_too_few_sampled_trials(tmp_path):
     """A short search ends with its fixed first trials only: optuna drew empty axes."""
     import optuna
 
@@ -61,10 +61,18 @@ def test_no_empty_importance_plot_when_no_trial_sampled_a_parameter(tmp_path):
     study = optuna.create_study(direction="maximize")
     for value in (0.5, 0.7):
         study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
-    with pytest.warns(UserWarning, match="no param_importances.png: no finished trial sampled a parameter") as record:
+    with pytest.warns(UserWarning, match="no param_importances.png: 0 finished trials sampled parameters, and "
+                                         "importances need at least 10") as record:
         written = write_plots(study, tmp_path)
     assert [p.rsplit("/", 1)[-1] for p in written] == ["optimization_history.png"]
     assert record[0].filename == __file__
-    study.add_trial(optuna.trial.create_trial(
-        value=0.6, params={"x": 0.3}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
+    # a few sampled trials: every parameter came out about equally important, which says nothing
+    rng = np.random.default_rng(0)
+    space = {"x": optuna.distributions.FloatDistribution(0, 1), "y": optuna.distributions.FloatDistribution(0, 1)}
+    for _ in range(9):
+        x, y = rng.uniform(size=2)
+        study.add_trial(optuna.trial.create_trial(value=float(x), params={"x": x, "y": y}, distributions=space))
+    with pytest.warns(UserWarning, match="9 finished trials sampled parameters"):
+        assert len(write_plots(study, tmp_path / "few")) == 1
+    study.add_trial(optuna.trial.create_trial(value=0.6, params={"x": 0.6, "y": 0.1}, distributions=space))
     assert len(write_plots(study, tmp_path / "more")) == 2
