@@ -359,3 +359,16 @@ def test_encoder_trains_on_separable_images(name):
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
     assert (logits.argmax(1) == labels).float().mean().item() >= 0.9
+
+
+def test_float_and_16_bit_image_files_keep_their_contrast(tmp_path):
+    """A float TIFF holding 0..255 (an 8-bit image saved as floats) came out white: it was read as [0, 1]."""
+    ramp = np.tile(np.linspace(0, 1, 64), (8, 1))
+    for name, pixels, mode in (("unit.tiff", ramp, "F"), ("bytes.tiff", ramp * 255, "F"),
+                               ("wide.tiff", ramp * 4000 - 1000, "F"), ("deep.png", ramp * 65535, "I;16")):
+        array = pixels.astype(np.float32) if mode == "F" else pixels.astype(np.uint16)
+        image = Image.fromarray(array)
+        assert image.mode == mode
+        image.save(tmp_path / name)
+        loaded = np.asarray(load_image(tmp_path / name))[..., 0].astype(np.float64)
+        np.testing.assert_allclose(loaded, np.rint(ramp * 255), atol=1.0, err_msg=name)

@@ -100,10 +100,21 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _high_depth_to_l(img: Image.Image) -> Image.Image:
-    """16/32-bit integer greyscale (scaled from 16 bits) or float greyscale (in [0, 1]) to 8 bits."""
-    pixels = np.asarray(img, dtype=np.float64)
-    scale = 255.0 if img.mode == "F" else 255.0 / 65535.0
-    return Image.fromarray(np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8), mode="L")
+    """16/32-bit integer greyscale (scaled from 16 bits) or float greyscale to 8 bits. A float
+    image's range is its own: [0, 1] when no pixel is above 1, else 0..255 when none is above
+    255 (an 8-bit image saved as floats: read as [0, 1] it came out white), else its minimum to
+    its maximum."""
+    pixels = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if img.mode != "F":
+        scaled = pixels * (255.0 / 65535.0)
+    elif pixels.size == 0 or pixels.max() <= 1.0:
+        scaled = pixels * 255.0
+    elif pixels.max() <= 255.0:
+        scaled = pixels
+    else:
+        low, high = float(pixels.min()), float(pixels.max())
+        scaled = (pixels - low) * (255.0 / (high - low))
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
 def array_image_problem(array: np.ndarray, stacked: bool = False) -> str | None:
