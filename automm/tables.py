@@ -14,7 +14,7 @@ import numpy as np
 
 from .exceptions import InputError
 
-__all__ = ["read_table", "read_header", "read_column", "typed_as_written", "data_format", "parquet_engine", "image_folders",
+__all__ = ["read_table", "read_header", "read_column", "read_csv_keeping_codes", "data_format", "parquet_engine", "image_folders",
            "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE", "UNKNOWN_FORMAT", "with_file_rows"]
 
 #: How messages number the rows of a data file.
@@ -96,7 +96,7 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
             warnings.warn(f"{str(file)!r} is not UTF-8 text: read as {options['encoding']} (Windows and older Western "
                           "European files); check its accented letters, or save it as UTF-8",
                           UserWarning, stacklevel=user_stacklevel())
-        return typed_as_written(pd.read_csv(file, dtype=str, **options))
+        return read_csv_keeping_codes(file, options)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - parser/encoding errors in a user's file
@@ -112,7 +112,7 @@ def read_column(file: Path, fmt: str, column: str):
         return read_table(file, fmt)[column]
     if fmt == "parquet":
         return pd.read_parquet(file, columns=[column])[column]
-    return typed_as_written(pd.read_csv(file, usecols=[column], dtype=str, **_text_options(file, fmt)))[column]
+    return read_csv_keeping_codes(file, _text_options(file, fmt), usecols=[column])[column]
 
 
 #: How much of a text data file is read to tell its encoding and separator.
@@ -142,31 +142,22 @@ def _text_options(file: Path, fmt: str) -> dict:
     return {"sep": sep, "encoding": encoding}
 
 
-#: What pandas reads as booleans.
-_BOOLEAN_WORDS = {"True", "False", "TRUE", "FALSE", "true", "false"}
-
-
-def typed_as_written(frame):
-    """A frame read with every column as strings, each column typed as pandas types it, except
-    that numbers written with leading zeros (``"00412"``, ``"007"``: codes, not amounts) stay
-    strings: numbers where every value is one, ``True``/``False`` words as booleans."""
+def read_csv_keeping_codes(file: Path, options: dict, usecols: list | None = None):
+    """``pandas.read_csv`` as pandas types the columns, except that a number column in which a
+    value is written with leading zeros (``"00412"``, ``"007"``: codes, not amounts) keeps the
+    strings as written. Only such columns are read a second time, as text."""
     import pandas as pd
 
-    typed = {}
-    for name in frame.columns:
-        column = frame[name]
-        try:
-            numbers = pd.to_numeric(column)
-        except (ValueError, TypeError):
-            words = column.dropna().unique()
-            if 0 < len(words) <= 6 and set(words) <= _BOOLEAN_WORDS:
-                values = column.map(lambda v: v if pd.isna(v) else v.strip().lower() == "true")
-                typed[name] = values.astype(bool) if column.notna().all() else values
-            else:
-                typed[name] = column
-            continue
-        typed[name] = column if column.dropna().str.match(r"\s*[+-]?0\d").any() else numbers
-    return pd.DataFrame(typed, index=frame.index)
+    frame = pd.read_csv(file, usecols=usecols, **options)
+    whole = [c for c in frame.columns if frame[c].dtype.kind in "iu" or (  # (codes are whole numbers)
+        frame[c].dtype.kind == "f" and bool((frame[c].dropna() % 1 == 0).all()) and frame[c].notna().any())]
+    if whole:
+        written = pd.read_csv(file, usecols=whole, dtype=str, **options)
+        for column in whole:
+            text = written[column].str.lstrip(" +-")
+            if (text.str.startswith("0") & text.str.slice(1, 2).str.isdigit()).any():
+                frame[column] = written[column]
+    return frame
 
 
 def image_folders(data_file: str | os.PathLike | None, *more: str | os.PathLike) -> list[Path]:
