@@ -629,6 +629,9 @@ def _unseen_labels(labels, classes: Sequence[Any], label: str, argument: str) ->
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import warnings as _warnings
 
+    import numpy as np
+    import pandas as pd
+
     from .exceptions import InputError
     from .evaluation import compute_metrics, positive_class
     from .suggestions import did_you_mean
@@ -655,6 +658,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{args.data}: no rows with a label in column {label!r}")
     unseen = 0
     if estimator.problem_type_ != "regression":
+        if np.asarray(estimator.classes_).dtype.kind in "iuf" and frame[label].dtype.kind not in "iufb":
+            # numbers the model learnt as classes, written here as strings ('001': codes now read
+            # as written, where automm once read them as numbers): compared as numbers
+            as_numbers = pd.to_numeric(frame[label], errors="coerce")
+            if as_numbers.notna().all():
+                frame = frame.assign(**{label: as_numbers.astype(np.asarray(estimator.classes_).dtype)
+                                        if bool((as_numbers % 1 == 0).all()) else as_numbers})
         argument = "--label" if args.label else f"data.label of {os.path.join(args.model_dir, 'recipe.yaml')}"
         unseen = _unseen_labels(frame[label], estimator.classes_, label, argument)
         if unseen:

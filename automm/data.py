@@ -407,11 +407,32 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             example = repr(nested)
             example = example if len(example) < 80 else example[:76] + "...}"
             raise InputError(f"{where}: values are dicts, e.g. {example}; {fix}")
+        if role == "numeric" and name not in column_types and any(isinstance(v, str) for v in present):
+            role = _numbers_beyond_the_sample(name, column, role, present)
         if role in ("text", "categorical"):
             _warn_media_paths(name, present)
             _warn_mostly_numbers(name, role, present) or _warn_written_numbers_or_dates(name, role, present)
         roles[name] = role
     return roles
+
+
+def _numbers_beyond_the_sample(name: str, column: Sequence[Any], role: str, present: Sequence[Any]) -> str:
+    """A column of strings read as numbers from its first values (numbers but for a few,
+    :func:`automm.roles.stray_numbers`): ``role`` when the whole column is too, else text or
+    categories (the later rows hold more than :data:`NUMBER_TOLERANCE` that are not numbers),
+    with a warning; ``validate_numbers`` would otherwise stop the fit."""
+    from .roles import text_or_categorical
+
+    values = [v for v in column if not is_missing(v)]
+    others = sum(not is_number(v) for v in values)
+    if others <= NUMBER_TOLERANCE * len(values):
+        return role
+    role = text_or_categorical(present)
+    warnings.warn(f"column {name!r}: its first values are numbers, but {others} of its {len(values)} values are not, "
+                  f"so it is read as {role}; give column_types={{{name!r}: 'numeric'}} if it holds numbers (up to "
+                  f"{NUMBER_TOLERANCE:.0%} of them may be other than numbers: they count as missing)",
+                  UserWarning, stacklevel=user_stacklevel())
+    return role
 
 
 #: A column read as text or categories with at least this share of numbers is named in a warning.
@@ -421,8 +442,13 @@ MOSTLY_NUMBERS = 0.8
 #: Numbers written with a currency, a percent sign or digit-group separators (``$1,234.00``, ``45%``).
 _WRITTEN_NUMBER = re.compile(r"\s*[-+]?[$€£¥]?\s*\d{1,3}(?:[,.' \u00a0]?\d{3})*(?:[.,]\d+)?\s*[%$€£¥]?\s*")
 #: Dates written other than as ISO 8601: ``11/15/2024``, ``15.11.2024``, ``November 15, 2024``, ``15 Nov 2024``.
-_WRITTEN_DATE = re.compile(r"\s*(?:\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|"
+_WRITTEN_DATE = re.compile(r"\s*(?:\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}-\d{1,2}-\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}|"
+                           r"[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|"
                            r"\d{1,2} [A-Za-z]{3,9}\.? \d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?\s*")
+
+
+#: A number with a decimal comma and one or two decimals (``84,63``): not a thousands separator.
+_DECIMAL_COMMA = re.compile(r"\s*[-+]?\d+,\d{1,2}\s*")
 
 
 def _warn_written_numbers_or_dates(name: str, role: str, present: Sequence[Any]) -> bool:
@@ -438,6 +464,8 @@ def _warn_written_numbers_or_dates(name: str, role: str, present: Sequence[Any])
             (_WRITTEN_NUMBER, "numbers written with a currency, percent sign or digit-group separators",
              "pandas.to_numeric(column.str.replace(r'[$€£¥%,]', '', regex=True))")):
         matching = [v for v in texts if pattern.fullmatch(v)]
+        if pattern is _WRITTEN_NUMBER and matching and all(_DECIMAL_COMMA.fullmatch(v) for v in matching):
+            what, fix = "numbers written with a decimal comma", "pandas.to_numeric(column.str.replace(',', '.'))"
         if len(matching) >= MOSTLY_NUMBERS * len(present) and not all(map(is_number, matching)):
             shown = ", ".join(repr(v) for v in list(dict.fromkeys(matching))[:3])
             warnings.warn(f"column {name!r}: its values look like {what} ({shown}), so it is read as {role}; "
@@ -449,12 +477,14 @@ def _warn_written_numbers_or_dates(name: str, role: str, present: Sequence[Any])
 def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:
     """Warn when a column read as text or categories is mostly numbers (80%, but more than the 5%
     of others a number column tolerates): likely a number column with values to fix (``"$5"``)."""
-    from .roles import is_number
-
+    numbers = [v for v in present if is_number(v) and not isinstance(v, (bool, np.bool_))]
     others = [v for v in present if not is_number(v)]
-    if others and len(others) <= (1 - MOSTLY_NUMBERS) * len(present):
+    # a broken number column has numbers written with symbols among its others ('$5'); sizes
+    # ('S', 'XL' among 38, 40) or codes ('K1A 0B1' among zip codes) are no numbers to fix
+    if (others and len(numbers) >= MOSTLY_NUMBERS * len(present)
+            and any(isinstance(v, str) and _WRITTEN_NUMBER.fullmatch(v) for v in others)):
         shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, others)))[:3])
-        warnings.warn(f"column {name!r}: {len(present) - len(others)} of {len(present)} values read are numbers, "
+        warnings.warn(f"column {name!r}: {len(numbers)} of {len(present)} values read are numbers, "
                       f"the others are not ({shown}), so it is read as {role}; if it holds numbers, fix those "
                       f"values or give column_types={{{name!r}: 'numeric'}} (up to {NUMBER_TOLERANCE:.0%} of a "
                       "number column's values may be other than numbers: they count as missing)",

@@ -94,9 +94,10 @@ def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
         if len(args) > 2 and _is_table(args[0]):
             # scikit-learn's fit(X, y, sample_weight): here y would be read as an input, the weights as labels
             raise InputError(f"{method}: the first argument is a table ({_table_kind(args[0])}) and {len(args) - 1} "
-                             f"more follow; positional arguments are the inputs, then the labels, so "
-                             f"{method}(X, y, w) would read y as an input and w as the labels. Pass a table alone "
-                             f"with its labels, and sample weights by keyword: {method}(X, y, sample_weight=w)")
+                             f"more follow; a table is the only input, followed by the labels: {method}(X, y). "
+                             f"Positional arguments are the inputs, then the labels, so {method}(X, y, w) would "
+                             f"read y as an input and w as the labels: pass sample weights by keyword, "
+                             f"{method}(X, y, sample_weight=w)")
         return args[:-1], args[-1]
     return args, y
 
@@ -127,10 +128,10 @@ def _warn_near_duplicate_classes(classes: np.ndarray, counts: np.ndarray) -> Non
             groups.setdefault(" ".join(c.split()).casefold(), []).append(i)
     alike = [members for members in groups.values() if len(members) > 1]
     if alike:
-        shown = "; ".join(", ".join(f"{classes[i]!r} ({counts[i]} rows)" for i in members) for members in alike[:3])
+        shown = "; ".join(", ".join(f"{str(classes[i])!r} ({counts[i]} rows)" for i in members) for members in alike[:3])
         warnings.warn(f"y: {sum(map(len, alike))} classes differ from another only in case or spaces ({shown}"
                       f"{'; ...' if len(alike) > 3 else ''}) and are learnt as different classes; if each group is "
-                      "one class, clean the labels first (e.g. y.str.strip().str.lower())", UserWarning,
+                      "one class, clean the labels first (e.g. y.str.split().str.join(' ').str.lower())", UserWarning,
                       stacklevel=user_stacklevel())
 
 

@@ -348,6 +348,8 @@ def _saves_serialized(folder: Path):
 
         descriptor = os.open(folder, os.O_RDONLY)
     except (ImportError, OSError):
+        descriptor = None
+    if descriptor is None:  # (outside the except: the body's errors get no unrelated context)
         yield
         return
     try:

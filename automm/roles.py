@@ -16,6 +16,7 @@ import numpy as np
 from .hookspecs import hookimpl
 
 __all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
+           "stray_numbers", "text_or_categorical",
            "modality_of_role", "looks_like_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
@@ -139,9 +140,13 @@ def stray_numbers(values: Sequence[Any]) -> bool:
     """Whether ``values`` are numbers (or strings of numbers: ``"2.5"``) but for a few strings
     that are not, at most 5%: a CSV file's number column with a stray value, which pandas then
     reads as strings. Strings of numbers alone (no stray) are not: a user made them strings."""
-    numbers = sum(is_number(v) for v in values)
+    numbers = sum(is_number(v) and not (isinstance(v, str) and _LEADING_ZERO.match(v)) for v in values)
     return (numbers < len(values) and numbers >= NUMBERS_AMONG_STRINGS * len(values)
             and all(isinstance(v, (str, bool, int, float, np.number, np.bool_)) for v in values))
+
+
+#: A number written with leading zeros (``"00412"``): a code, not an amount.
+_LEADING_ZERO = re.compile(r"\s*[+-]?0\d")
 
 
 def infer_role_builtin(values: Sequence[Any]) -> str:
@@ -162,6 +167,12 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
         return "numeric"  # durations count as seconds
     if stray_numbers(values):
         return "numeric"  # the few others count as missing, with a warning (automm.data.validate_numbers)
+    return text_or_categorical(values)
+
+
+def text_or_categorical(values: Sequence[Any]) -> str:
+    """``text`` for values of several words or mostly unique (20 values or more) or long, else
+    ``categorical``."""
     texts = [str(v) for v in values]
     mean_words = float(np.mean([len(t.split()) for t in texts]))
     unique_ratio = len(set(texts)) / len(texts)

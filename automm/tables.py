@@ -7,6 +7,7 @@ Shared by recipes (:mod:`automm.recipes`), the command line and ``automm init``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
@@ -88,6 +89,15 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
                 raise InputError(f"{str(file)!r}: reading Parquet needs the pyarrow package: pip install pyarrow")
             return pd.read_parquet(file).reset_index(drop=True)  # rows numbered as stored, not by a saved index
         options = _text_options(file, fmt)
+        try:
+            frame = read_csv_keeping_codes(file, options)
+        except UnicodeDecodeError:  # a byte past the first ones read is not UTF-8
+            options["encoding"] = "cp1252"
+            try:
+                frame = read_csv_keeping_codes(file, options)
+            except UnicodeDecodeError:
+                options["encoding"] = "latin-1"  # (reads any byte)
+                frame = read_csv_keeping_codes(file, options)
         if options["encoding"] != "utf-8":
             import warnings
 
@@ -96,7 +106,7 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
             warnings.warn(f"{str(file)!r} is not UTF-8 text: read as {options['encoding']} (Windows and older Western "
                           "European files); check its accented letters, or save it as UTF-8",
                           UserWarning, stacklevel=user_stacklevel())
-        return read_csv_keeping_codes(file, options)
+        return frame
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - parser/encoding errors in a user's file
@@ -122,8 +132,8 @@ _SNIFF_BYTES = 1 << 16
 def _text_options(file: Path, fmt: str) -> dict:
     """``sep`` and ``encoding`` for ``pandas.read_csv`` of a CSV or TSV file: UTF-8 unless its
     first bytes are not (then Windows-1252, else Latin-1, which reads any byte); for a CSV
-    file, ``;`` when its header line has semicolons and no comma (as spreadsheets in many
-    countries write CSV)."""
+    file, ``;`` with decimal commas when its header line has semicolons and no comma (as
+    spreadsheets in many countries write CSV)."""
     import codecs
 
     with open(file, "rb") as handle:
@@ -138,8 +148,12 @@ def _text_options(file: Path, fmt: str) -> dict:
     sep = "\t" if fmt == "tsv" else ","
     header = (text or "").lstrip("\ufeff").split("\n", 1)[0]
     if fmt != "tsv" and "," not in header and ";" in header:
-        sep = ";"
+        return {"sep": ";", "decimal": ",", "encoding": encoding}  # (such files write decimal commas: 3,5)
     return {"sep": sep, "encoding": encoding}
+
+
+#: A cell that starts with a zero followed by a digit (``007``, ``"00412"``), at a line's or field's start.
+_LEADING_ZERO = re.compile(rb'(?:^|[,;\t])"?[ ]*[+-]?0[0-9]', re.MULTILINE)
 
 
 def read_csv_keeping_codes(file: Path, options: dict, usecols: list | None = None):
@@ -151,7 +165,7 @@ def read_csv_keeping_codes(file: Path, options: dict, usecols: list | None = Non
     frame = pd.read_csv(file, usecols=usecols, **options)
     whole = [c for c in frame.columns if frame[c].dtype.kind in "iu" or (  # (codes are whole numbers)
         frame[c].dtype.kind == "f" and bool((frame[c].dropna() % 1 == 0).all()) and frame[c].notna().any())]
-    if whole:
+    if whole and _LEADING_ZERO.search(Path(file).read_bytes()):  # (a quick look first: most files have none)
         written = pd.read_csv(file, usecols=whole, dtype=str, **options)
         for column in whole:
             text = written[column].str.lstrip(" +-")

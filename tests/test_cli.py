@@ -734,6 +734,22 @@ def test_predict_keeps_columns_as_the_file_has_them_and_writes_no_rows_for_an_em
     assert result.code == 1 and "no rows" in result.err
 
 
+def test_evaluate_compares_label_codes_with_a_models_numeric_classes(capsys, tmp_path):
+    """Label codes '001' are now read as written; a model fitted when they were read as numbers
+    has classes 1, 2, ...: evaluate found none of them among the labels."""
+    from automm import AutoMM
+
+    frame = pd.read_csv(EMOJI_CSV).head(80)
+    codes = {c: f"{i + 1:03d}" for i, c in enumerate(sorted(frame["category"].unique()))}
+    frame["label"] = frame["category"].map(codes)
+    AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame[["name"]], frame["label"].astype(int)).save(
+        tmp_path / "model")
+    frame[["name", "label"]].to_csv(tmp_path / "codes.csv", index=False)
+    result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "codes.csv", "--label", "label", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["unseen_label_rows"] == 0
+
+
 def test_predict_on_a_folder_of_images_says_which_image(capsys, emoji_model, tmp_path):
     for name in pd.read_csv(EMOJI_CSV).head(3)["image"]:
         shutil.copy(EMOJI_SAMPLE_DIR / name, tmp_path / Path(name).name)

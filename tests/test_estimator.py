@@ -801,3 +801,29 @@ def test_classes_that_differ_only_in_case_or_spaces_are_warned_about(emoji_split
         warnings.simplefilter("error")
         AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(train["name"].tolist(),
                                                                           train["category"].tolist())
+
+
+def test_ordinary_columns_of_mixed_values_raise_no_number_or_date_warning():
+    """Sizes ('S' among 38, 40), postal codes among zip codes, version numbers: read as they are,
+    without a warning that they are numbers or dates to fix."""
+    rng = np.random.default_rng(0)
+    columns = {"size": list(rng.choice(["38", "40", "42"], 85)) + list(rng.choice(["S", "M", "XL"], 15)),
+               "zip": [f"{z:05d}" for z in rng.integers(10000, 99999, 90)] + ["K1A 0B1"] * 10,
+               "version": [f"1.{i % 9}.{i}" for i in range(100)]}
+    for name, values in columns.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            AutoMM(max_epochs=1, num_workers=0).fit(pd.DataFrame({name: values, "x": np.arange(100.0)}), [0, 1] * 50)
+
+
+def test_a_column_whose_first_values_are_numbers_and_later_ones_not_is_read_as_text():
+    """Its first 500 values (what roles are inferred from) made it numeric, and fit then stopped
+    on the later words; codes with leading zeros are no numbers either."""
+    quantities = [str(i) for i in range(490)] + ["tbd"] * 10 + ["a few words"] * 600 + ["1"] * 100
+    frame = pd.DataFrame({"qty": quantities, "x": np.arange(1200.0)})
+    with pytest.warns(UserWarning, match=r"column 'qty': its first values are numbers, but 610 of its 1200 values "
+                                         r"are not, so it is read as text"):
+        model = AutoMM(max_epochs=1, num_workers=0).fit(frame, [0, 1] * 600)
+    assert model.column_roles_["qty"] == "text"
+    codes = pd.DataFrame({"code": [f"{i:05d}" for i in range(97)] + ["A1234"] * 3, "x": np.arange(100.0)})
+    assert AutoMM(max_epochs=1, num_workers=0).fit(codes, [0, 1] * 50).column_roles_["code"] != "numeric"

@@ -905,3 +905,9 @@ def test_csv_files_as_spreadsheets_write_them_are_read_with_their_codes_kept(tmp
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_table(tmp_path / "plain.csv")  # UTF-8: nothing to say
+    (tmp_path / "prices.csv").write_text("name;price\nTee;84,63\nCap;5\n", encoding="utf-8")
+    assert read_table(tmp_path / "prices.csv")["price"].tolist() == [84.63, 5.0]  # decimal commas, as written
+    late = "name,code\n" + "plain,1\n" * 20000 + "caf\u00e9,2\n"  # the one Windows-1252 byte past the first 64 KiB
+    (tmp_path / "late.csv").write_bytes(late.encode("cp1252"))
+    with pytest.warns(UserWarning, match="is not UTF-8 text: read as cp1252"):
+        assert read_table(tmp_path / "late.csv")["name"].iloc[-1] == "caf\u00e9"
