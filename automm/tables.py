@@ -153,7 +153,7 @@ def _text_options(file: Path, fmt: str) -> dict:
 
 
 #: A cell that starts with a zero followed by a digit (``007``, ``"00412"``), at a line's or field's start.
-_LEADING_ZERO = re.compile(rb'(?:^|[,;\t])"?[ ]*[+-]?0[0-9]', re.MULTILINE)
+_LEADING_ZERO = re.compile(rb'[,;\t\n"][ +-]*0[0-9]')  # (a data row starts after a newline; a simple class scans fast)
 
 
 def read_csv_keeping_codes(file: Path, options: dict, usecols: list | None = None):
