@@ -565,11 +565,11 @@ def warn_unused_modalities(where: str, keys: Iterable[Any], specs: Sequence[Inpu
     tabular = [c for s in specs if s.modality == "tabular" for c in s.columns]
     if unused and tabular:
         roles = {c: r for s in specs for c, r in s.column_roles.items()}
-        warnings.warn(f"{where}: no input of the data is {' or '.join(map(repr, unused))}, so "
-                      f"{', '.join(f'{where}[{k!r}]' for k in unused)} {'is' if len(unused) == 1 else 'are'} not used; the "
-                      f"columns' roles are "
-                      f"{roles} (column_types= sets a column's role, e.g. column_types="
-                      f"{{{tabular[0]!r}: {unused[0]!r}}})", UserWarning, stacklevel=user_stacklevel())
+        named = ", ".join(f"{where}[{k!r}]" for k in unused)
+        warnings.warn(f"{where}: no input of the data is {' or '.join(map(repr, unused))}, so {named} "
+                      f"{'is' if len(unused) == 1 else 'are'} not used; the columns' roles are {roles} (column_types= "
+                      f"sets a column's role, e.g. column_types={{{tabular[0]!r}: {unused[0]!r}}})",
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:

@@ -495,7 +495,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 raise UnknownComponentError(message)
 
     def _resolve_augmentations(self, reg: _registry.Registry, modalities: set[str],
-                               n_inputs: int = 2) -> list[tuple[str, dict]]:
+                               n_inputs: int | None = None) -> list[tuple[str, dict]]:
+        """The augmentations to train with, of the data's ``modalities`` (and batch ones that can act
+        on ``n_inputs`` inputs, when given)."""
         if self.augmentations is None:
             return []
         if self.augmentations == "default":
@@ -510,7 +512,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             name, params = _component_choice(item, "augmentations")
             component = reg.get("augmentation", name)
             component.check_hyperparameters(params, "augmentations")
-            if not augmentation_can_act(component, n_inputs):
+            if n_inputs is not None and not augmentation_can_act(component, n_inputs):
                 if self.augmentations != "default":  # named by the user
                     warnings.warn(f"augmentations: {name!r} cannot act with {n_inputs} input"
                                   f"{'s' if n_inputs != 1 else ''} (it needs {component.factory.min_inputs}): "

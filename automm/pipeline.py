@@ -434,8 +434,8 @@ def without_inert_augmentations(config: dict, inputs: Sequence[InputSpec]) -> di
         return config
     reg = _registry.get_registry()
     live = augmentable_modalities(inputs, config) | {"batch"}
-    kept = [a for a in listed if reg.get("augmentation", a["name"]).modality in live
-            and augmentation_can_act(reg.get("augmentation", a["name"]), len(inputs))]
+    components = [reg.get("augmentation", a["name"]) for a in listed]
+    kept = [a for a, c in zip(listed, components) if c.modality in live and augmentation_can_act(c, len(inputs))]
     return config if len(kept) == len(listed) else {**config, "augmentations": kept}
 
 

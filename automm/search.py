@@ -1688,6 +1688,11 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     return result
 
 
+#: What to do about models of trials trained in another process that this one cannot read.
+_NOT_HERE_ADVICE = ("start workers with an artifact_dir (automm worker --artifact-dir) that this process reads, or "
+                    "run fit again with time to retrain them")
+
+
 def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, Any]) -> None:
     """Warn when better trials than the one the model starts from were passed over: trained by
     another process (a worker) whose model this one cannot read, with too little time left to
@@ -1699,8 +1704,7 @@ def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, 
     warnings.warn(f"the study's best trial {passed[0]} (holdout score {_trial_score(best):.4f}, worker "
                   f"{best.user_attrs.get(_ATTR + 'worker') or 'unknown'}){others} ran in another process, whose model "
                   f"this one cannot read, and time_limit left no time to retrain it: the model is built from trial "
-                  f"{kept} (holdout score {_trial_score(by_number[kept]):.4f}); start workers with an artifact_dir "
-                  "(automm worker --artifact-dir) that this process reads, or run fit again with time to retrain it",
+                  f"{kept} (holdout score {_trial_score(by_number[kept]):.4f}); {_NOT_HERE_ADVICE}",
                   UserWarning, stacklevel=user_stacklevel())
 
 
@@ -1714,8 +1718,7 @@ def _warn_members_left_out(numbers: Sequence[int], by_number: Mapping[int, Any])
     warnings.warn(f"trial{'s' if len(numbers) > 1 else ''} {listed} (among the best) ran in another process, "
                   f"whose model{'s' if len(numbers) > 1 else ''} this one cannot read, and time_limit left no time "
                   f"to retrain {'them' if len(numbers) > 1 else 'it'}: the ensemble is chosen without "
-                  f"{'them' if len(numbers) > 1 else 'it'}; start workers with an artifact_dir (automm worker "
-                  "--artifact-dir) that this process reads, or give fit time to retrain them",
+                  f"{'them' if len(numbers) > 1 else 'it'}; {_NOT_HERE_ADVICE}",
                   UserWarning, stacklevel=user_stacklevel())
 
 

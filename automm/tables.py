@@ -88,22 +88,13 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
             if parquet_engine() is None:
                 raise InputError(f"{str(file)!r}: reading Parquet needs the pyarrow package: pip install pyarrow")
             return pd.read_parquet(file).reset_index(drop=True)  # rows numbered as stored, not by a saved index
-        options = _text_options(file, fmt)
-        try:
-            frame = read_csv_keeping_codes(file, options)
-        except UnicodeDecodeError:  # a byte past the first ones read is not UTF-8
-            options["encoding"] = "cp1252"
-            try:
-                frame = read_csv_keeping_codes(file, options)
-            except UnicodeDecodeError:
-                options["encoding"] = "latin-1"  # (reads any byte)
-                frame = read_csv_keeping_codes(file, options)
-        if options["encoding"] != "utf-8":
+        frame, encoding = _read_text_table(file, fmt)
+        if encoding != "utf-8":
             import warnings
 
             from .exceptions import user_stacklevel
 
-            warnings.warn(f"{str(file)!r} is not UTF-8 text: read as {options['encoding']} (Windows and older Western "
+            warnings.warn(f"{str(file)!r} is not UTF-8 text: read as {encoding} (Windows and older Western "
                           "European files); check its accented letters, or save it as UTF-8",
                           UserWarning, stacklevel=user_stacklevel())
         return frame
@@ -122,7 +113,7 @@ def read_column(file: Path, fmt: str, column: str):
         return read_table(file, fmt)[column]
     if fmt == "parquet":
         return pd.read_parquet(file, columns=[column])[column]
-    return read_csv_keeping_codes(file, _text_options(file, fmt), usecols=[column])[column]
+    return _read_text_table(file, fmt, usecols=[column])[0][column]
 
 
 #: How much of a text data file is read to tell its encoding and separator.
@@ -139,7 +130,7 @@ def _text_options(file: Path, fmt: str) -> dict:
     with open(file, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     text = None
-    for encoding in ("utf-8", "cp1252", "latin-1"):
+    for encoding in _ENCODINGS:
         try:  # (an incomplete character at the end of the bytes read is no error)
             text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < _SNIFF_BYTES)
             break
@@ -152,8 +143,38 @@ def _text_options(file: Path, fmt: str) -> dict:
     return {"sep": sep, "encoding": encoding}
 
 
+#: The encodings a text data file is read in, in order: the first its bytes decode in.
+_ENCODINGS = ("utf-8", "cp1252", "latin-1")  # (Latin-1 decodes any byte)
+
+
+def _read_text_table(file: Path, fmt: str, usecols: list | None = None):
+    """(frame, encoding) of a CSV or TSV file (:func:`read_csv_keeping_codes` with the options of
+    :func:`_text_options`); a byte past the first ones looked at that the encoding chosen from
+    them cannot decode moves on to the next of :data:`_ENCODINGS`."""
+    options = _text_options(file, fmt)
+    for encoding in _ENCODINGS[_ENCODINGS.index(options["encoding"]):]:
+        try:
+            return read_csv_keeping_codes(file, {**options, "encoding": encoding}, usecols), encoding
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes any byte")  # pragma: no cover
+
+
 #: A cell that starts with a zero followed by a digit (``007``, ``"00412"``), at a line's or field's start.
 _LEADING_ZERO = re.compile(rb'[,;\t\n"][ +-]*0[0-9]')  # (a data row starts after a newline; a simple class scans fast)
+
+
+def _has_leading_zero(file: Path, chunk: int = 1 << 24) -> bool:
+    """Whether a cell of the text file starts with a zero followed by a digit (:data:`_LEADING_ZERO`),
+    the file scanned a chunk at a time (never whole in memory)."""
+    with open(file, "rb") as handle:
+        tail = b""
+        while block := handle.read(chunk):
+            joined = tail + block
+            if _LEADING_ZERO.search(joined):
+                return True
+            tail = joined[-16:]  # a match across the chunks' border ("," "0" "7" split)
+    return False
 
 
 def read_csv_keeping_codes(file: Path, options: dict, usecols: list | None = None):
@@ -165,7 +186,7 @@ def read_csv_keeping_codes(file: Path, options: dict, usecols: list | None = Non
     frame = pd.read_csv(file, usecols=usecols, **options)
     whole = [c for c in frame.columns if frame[c].dtype.kind in "iu" or (  # (codes are whole numbers)
         frame[c].dtype.kind == "f" and bool((frame[c].dropna() % 1 == 0).all()) and frame[c].notna().any())]
-    if whole and _LEADING_ZERO.search(Path(file).read_bytes()):  # (a quick look first: most files have none)
+    if whole and _has_leading_zero(file):  # (a quick look first: most files have none)
         written = pd.read_csv(file, usecols=whole, dtype=str, **options)
         for column in whole:
             text = written[column].str.lstrip(" +-")
