@@ -30,7 +30,7 @@ from .components.base import MISSING, Encoder
 from .contracts import augment_input_problem
 from .exceptions import InputError, PluginError, user_stacklevel
 from .suggestions import did_you_mean
-from .roles import as_datetime, is_number, looks_like_image_path, modality_of_role
+from .roles import as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role
 
 __all__ = [
     "Table",
@@ -174,8 +174,6 @@ def _column_from_array(name: str, value: Any) -> Sequence[Any]:
     return list(value)
 
 
-#: Leading bytes of encoded images: PNG, JPEG, GIF, BMP, TIFF (both byte orders), WebP (after RIFF).
-_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 _NOT_AN_IMAGE_RECORD = object()
 
 
@@ -189,8 +187,7 @@ def _image_record(value: Mapping) -> Any:
     if data is not None and not isinstance(data, (bytes, bytearray)):
         return _NOT_AN_IMAGE_RECORD
     if data:
-        image = data.startswith(_IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
-        return bytes(data) if image else _NOT_AN_IMAGE_RECORD
+        return bytes(data) if is_image_bytes(data) else _NOT_AN_IMAGE_RECORD
     if path is None or (isinstance(path, str) and not path.strip()):
         return None
     return path if looks_like_image_path(path) else _NOT_AN_IMAGE_RECORD

@@ -16,7 +16,7 @@ import numpy as np
 from .hookspecs import hookimpl
 
 __all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
-           "stray_numbers", "text_or_categorical",
+           "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
            "modality_of_role", "looks_like_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
@@ -35,6 +35,45 @@ def modality_of_role(role: str) -> str:
 
 def looks_like_image_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike)) and str(value).lower().endswith(IMAGE_EXTENSIONS)
+
+
+#: Leading bytes of encoded images: PNG, JPEG, GIF, BMP, TIFF (both byte orders); WebP is RIFF....WEBP.
+IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def is_image_bytes(data: bytes) -> bool:
+    """Whether ``data`` (a file's first 12 bytes or more) begin an encoded image."""
+    return data.startswith(IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+#: How many of a column's first values :func:`names_image_files` opens.
+_FILES_LOOKED_AT = 20
+
+
+def names_image_files(values: Sequence[Any], folders: Sequence[Any] = ()) -> bool:
+    """Whether ``values`` are paths of image files whose names lack an image extension
+    (``photos/1234``, a content-addressed store's ``ab/cd12...``): at least 80% of the first 20
+    strings name a file, absolute or under the current directory or one of ``folders``, whose
+    first bytes are an image's (:func:`is_image_bytes`). Opens at most 20 files."""
+    strings = [v for v in values[:_FILES_LOOKED_AT] if isinstance(v, (str, os.PathLike)) and str(v).strip()]
+    if not strings or len(strings) < 0.8 * min(len(values), _FILES_LOOKED_AT):
+        return False
+    bases = [""] + [os.fspath(f) for f in folders]
+    images = 0
+    for value in strings:
+        text = os.fspath(value)
+        if "\n" in text or len(text) > 4096:
+            continue
+        for base in ([""] if os.path.isabs(text) else bases):
+            path = os.path.join(base, text)
+            try:
+                if os.path.isfile(path):
+                    with open(path, "rb") as file:
+                        images += is_image_bytes(file.read(12))
+                    break
+            except (OSError, ValueError):  # unreadable, or a name the system refuses
+                continue
+    return images >= 0.8 * min(len(values), _FILES_LOOKED_AT)
 
 
 def as_datetime(value: Any) -> datetime.datetime | None:
@@ -150,7 +189,8 @@ _LEADING_ZERO = re.compile(r"\s*[+-]?0\d")
 
 
 def infer_role_builtin(values: Sequence[Any]) -> str:
-    """The built-in rules: image objects or image paths → ``image``; dates and times (objects or
+    """The built-in rules: image objects or image paths (by their extension, or, without one,
+    by the files' first bytes: :func:`names_image_files`) → ``image``; dates and times (objects or
     ISO 8601 strings, 95% of the values) → ``datetime``; numbers (and durations), or numbers with
     a few strings that are not (:func:`stray_numbers`) → ``numeric``; strings with several words
     or mostly unique → ``text``; other strings → ``categorical``."""
@@ -161,6 +201,8 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
         return "image"
     if sum(looks_like_image_path(v) for v in values) >= 0.8 * len(values):
         return "image"
+    if names_image_files(values):
+        return "image"  # image files named without an extension
     if sum(as_datetime(v) is not None for v in values) >= 0.95 * len(values):
         return "datetime"
     if all(isinstance(v, (bool, int, float, np.number, np.bool_, datetime.timedelta)) for v in values):

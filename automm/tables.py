@@ -209,11 +209,12 @@ MEDIA_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".avi", ".mov
 _VALUE_ROLES = ("text", "categorical", "numeric", "datetime")
 
 
-def _image_columns(frame, roles: Mapping[str, str]) -> list[str]:
+def _image_columns(frame, roles: Mapping[str, str], folders: Sequence[Path] = ()) -> list[str]:
     """The columns whose relative paths are to be looked up: of role image, or, role unknown,
-    whose values look like image paths; and of a plugin's modality (audio) when their values
-    look like media file names (a plugin's values may be strings that are no paths at all)."""
-    from .roles import looks_like_image_path
+    whose values look like image paths or name image files in ``folders`` (without an
+    extension); and of a plugin's modality (audio) when their values look like media file
+    names (a plugin's values may be strings that are no paths at all)."""
+    from .roles import looks_like_image_path, names_image_files
 
     columns = []
     for column in frame.columns:
@@ -222,7 +223,8 @@ def _image_columns(frame, roles: Mapping[str, str]) -> list[str]:
             continue
         values = [v for v in frame[column].head(500).tolist() if isinstance(v, str) and v.strip()]
         if role == "image" or (values and sum(
-                looks_like_image_path(v) or (role is not None and _media_name(v)) for v in values) >= 0.8 * len(values)):
+                looks_like_image_path(v) or (role is not None and _media_name(v)) for v in values) >= 0.8 * len(values)
+                or (role is None and names_image_files(values, folders))):
             columns.append(column)
     return columns
 
@@ -244,11 +246,11 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
     data file's rows, as long as the caller kept them); only for the columns in ``inputs`` when
     given (those a model reads: a column it ignores may hold paths to anything). ``found_in``
     collects the folders where files were found."""
-    columns = _image_columns(frame, roles or {})
+    folders = [Path(f) for f in folders]
+    columns = _image_columns(frame, roles or {}, folders)
     if not columns:
         return frame
     frame = frame.copy()
-    folders = [Path(f) for f in folders]
     for column in columns:
         resolved, unfound, present = [], [], 0
         for row, value in zip(frame.index, frame[column].tolist()):

@@ -152,3 +152,38 @@ def test_jfif_files_are_images():
 
     assert infer_role_builtin([f"photos/{i}.jfif" for i in range(10)]) == "image"
     assert infer_role_builtin([f"photos/{i}.JPE" for i in range(10)]) == "image"
+
+
+def _images_without_extension(folder, n):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(folder / f"item{i}", format="PNG")
+    return [f"item{i}" for i in range(n)]
+
+
+def test_image_files_named_without_an_extension_are_images(tmp_path, monkeypatch):
+    """They were read as text: a model learnt from the file names, without a word."""
+    from automm.roles import infer_role_builtin
+
+    names = _images_without_extension(tmp_path / "store", 30)
+    assert infer_role_builtin([str(tmp_path / "store" / n) for n in names]) == "image"
+    monkeypatch.chdir(tmp_path)
+    assert infer_role_builtin([f"store/{n}" for n in names]) == "image"
+    (tmp_path / "notes").mkdir()
+    for n in names:  # files by the same names that are not images: their names are the text
+        (tmp_path / "notes" / n).write_text("a note")
+    assert infer_role_builtin([f"notes/{n}" for n in names]) == "text"
+    assert infer_role_builtin([f"store/{n}" for n in names[:3]] + [f"word {i}" for i in range(27)]) == "text"
+
+
+def test_relative_image_paths_without_an_extension_are_looked_up_in_the_data_folder(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from automm.tables import resolve_image_paths
+
+    names = _images_without_extension(tmp_path / "data" / "store", 25)
+    frame = pd.DataFrame({"photo": [f"store/{n}" for n in names], "title": [f"thing {i}" for i in range(25)]})
+    monkeypatch.chdir(tmp_path)
+    resolved = resolve_image_paths(frame, [tmp_path / "data", tmp_path])
+    assert resolved["photo"].tolist() == [str(tmp_path / "data" / "store" / n) for n in names]
+    assert resolved["title"].tolist() == frame["title"].tolist()
