@@ -12,6 +12,7 @@ numeric, categorical and datetime columns share one ``tabular`` input.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import logging
 import math
@@ -40,6 +41,7 @@ __all__ = [
     "infer_roles",
     "build_input_specs",
     "warn_unused_modalities",
+    "rows_repeated",
     "validate_columns",
     "validate_datetimes",
     "validate_numbers",
@@ -68,6 +70,34 @@ def is_missing(value: Any) -> bool:
     except ImportError:  # pragma: no cover
         pass
     return False
+
+
+def _row_keys(table: "Table", names: Sequence[str]) -> list[tuple]:
+    """Each row of ``table`` as a tuple of its ``names`` cells, missing values as None and numpy
+    scalars as Python's; :class:`TypeError` for a cell that is no scalar (an image array)."""
+    def key(value: Any) -> Any:
+        if is_missing(value):
+            return None
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if not isinstance(value, (str, bytes, int, float, bool, datetime.date, datetime.timedelta)):
+            raise TypeError(type(value).__name__)
+        return value
+
+    columns = [table.columns[name] for name in names]
+    return [tuple(key(column[i]) for column in columns) for i in range(len(table))]
+
+
+def rows_repeated(rows: "Table", seen: "Table") -> int:
+    """How many of ``rows`` have exactly the features of a row of ``seen`` (its columns); 0 when
+    a cell is no scalar (an image array, a PIL image), whose rows are not compared."""
+    try:
+        known = set(_row_keys(seen, seen.names))
+        return sum(key in known for key in _row_keys(rows, seen.names))
+    except (TypeError, KeyError):
+        return 0
 
 
 def take(column: Sequence[Any], indices: Sequence[int]) -> Sequence[Any]:

@@ -23,7 +23,7 @@ from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
 from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
-                   table_like, validate_columns, warn_unused_modalities)
+                   rows_repeated, table_like, validate_columns, warn_unused_modalities)
 from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
@@ -796,6 +796,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
          problem_type) = self._prepare(X, y)
         weights = _check_sample_weight(sample_weight, len(labels))
         val = self._validation_data(table, roles, *validation)
+        if val is not None and (seen := rows_repeated(val[0], table)):
+            warnings.warn(f"X_val: {seen} of {len(val[0])} rows have the features of a training row (repeated "
+                          "rows): the validation score, which picks the epochs and the model, counts rows the "
+                          "model has seen; drop them from X_val or X", UserWarning, stacklevel=user_stacklevel())
         for attr in ("classes_", "target_mean_", "target_std_"):
             self.__dict__.pop(attr, None)
         self._check_metric(problem_type)

@@ -539,16 +539,16 @@ class Recipe:
 
 def _test_rows_seen_in_training(data: "RecipeData") -> int:
     """How many test rows have exactly the features of a training row (0 when a cell cannot be
-    hashed, such as an image array)."""
+    compared, such as an image array)."""
     if data.X_test is None or not len(data.X_test):
         return 0
-    import pandas as pd
+    from .data import Table, rows_repeated
 
-    try:
-        train = set(pd.util.hash_pandas_object(data.X_train, index=False).tolist())
-        return int(pd.util.hash_pandas_object(data.X_test[list(data.X_train.columns)], index=False).isin(train).sum())
-    except (TypeError, ValueError, KeyError):
+    features = list(data.X_train.columns)
+    if any(c not in data.X_test.columns for c in features):
         return 0
+    train = Table({str(c): data.X_train[c].tolist() for c in features})
+    return rows_repeated(Table({str(c): data.X_test[c].tolist() for c in features}), train)
 
 
 def _labelled_part(frame, features: list, label: str, weight_column: str | None, key: str, what: str,

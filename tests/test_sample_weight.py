@@ -3,6 +3,8 @@ score, weight 0 leaves a row out, and bad weights fail before any training."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -326,6 +328,25 @@ def test_validation_data_must_have_the_columns_of_X(emoji_split):
         AutoMM(**tiny()).fit(train["image"].tolist(), train["name"].tolist(), train["category"].tolist(),
                              X_val=(["does-not-exist.png"], ["x"]), y_val=[train["category"].iloc[0]])
 
+
+
+def test_validation_rows_that_repeat_training_rows_are_named(emoji_split):
+    """The holdout that picks the epochs and the model then scores rows the model has seen."""
+    from automm.data import Table, rows_repeated
+
+    train, test = emoji_split
+    X_val = pd.concat([train[["image", "name"]].head(7), test[["image", "name"]].head(20)])
+    y_val = pd.concat([train["category"].head(7), test["category"].head(20)])
+    with pytest.warns(UserWarning, match=r"X_val: 7 of 27 rows have the features of a training row"):
+        AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]], train["category"], X_val=X_val, y_val=y_val)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*features of a training row")
+        AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]], train["category"],
+                                         X_val=test[["image", "name"]].head(20), y_val=test["category"].head(20))
+    numbers = Table({"a": [1, 2.0, np.int64(3), None], "b": ["x", "y", "z", float("nan")]})
+    assert rows_repeated(Table({"a": [1.0, 3, 4, np.nan], "b": ["x", "z", "z", None]}), numbers) == 3
+    images = Table({"a": [np.zeros((2, 2)), np.ones((2, 2))]})
+    assert rows_repeated(images, images) == 0  # arrays are not compared
 
 
 def test_an_array_fitted_model_takes_its_validation_data_as_an_array(emoji_split):
