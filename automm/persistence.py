@@ -364,37 +364,64 @@ def _saves_serialized(folder: Path):
 
 def _put_in_place(staging: Path, target: Path) -> Path | None:
     """Rename the complete model folder ``staging`` to ``target``. A model already there gets
-    the other files of its folder carried into ``staging`` and is renamed aside first; returns
-    where it went (None when there was none). :class:`OSError` naming ``target`` when another
-    process changed it meanwhile (only where :func:`_saves_serialized` has no lock)."""
+    the other files of its folder carried into ``staging`` and is swapped out: in one step where
+    the system can exchange two folders (:func:`_exchange`), else renamed aside first and put
+    back when the second rename fails or is interrupted (Ctrl-C between the two); returns where
+    the replaced model went (None when there was none). :class:`OSError` naming ``target`` when
+    another process changed it meanwhile (only where :func:`_saves_serialized` has no lock)."""
+    retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    exchanged = False
     try:
-        if not target.exists():
-            os.replace(staging, target)
-            return None
-        _carry_other_files(target, staging)
-        inside = _working_directory_inside(target)
-        retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, retired)
-    except OSError as exc:
-        if exc.errno == errno.EBUSY:  # a mount point that the checks missed
-            raise _mount_point_error(target) from None
-        if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
-            raise
-        raise OSError(exc.errno, f"path: {str(target)!r} was changed by a concurrent save while this one put its "
-                                 "model in place; this model was not saved: save it again") from None
-    try:
-        os.replace(staging, target)
-    except BaseException:
         try:
-            os.replace(retired, target)
-        except OSError:
-            raise OSError(errno.EEXIST, f"path: a concurrent save put its model in {str(target)!r} while this one "
-                                        f"put its own in place; this model was not saved, and the one replaced is "
-                                        f"kept in {str(retired)!r}") from None
+            if not target.exists():
+                os.replace(staging, target)
+                return None
+            _carry_other_files(target, staging)
+            inside = _working_directory_inside(target)
+            exchanged = _exchange(staging, target)
+            if not exchanged:
+                os.replace(target, retired)
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:  # a mount point that the checks missed
+                raise _mount_point_error(target) from None
+            if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise OSError(exc.errno, f"path: {str(target)!r} was changed by a concurrent save while this one put "
+                                     "its model in place; this model was not saved: save it again") from None
+        os.replace(staging, retired if exchanged else target)  # (exchanged: staging holds the model replaced)
+    except BaseException:
+        if not exchanged and retired.exists() and not target.exists():
+            try:
+                os.replace(retired, target)
+            except OSError:
+                raise OSError(errno.EEXIST, f"path: a concurrent save put its model in {str(target)!r} while this "
+                                            f"one put its own in place; this model was not saved, and the one "
+                                            f"replaced is kept in {str(retired)!r}") from None
         raise
     if inside is not None:  # the process worked in the folder replaced: on in the new one
         _enter_deepest(target, inside)
     return retired
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two folders in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``): a save killed
+    at any moment leaves either model at the target, never neither. False where the system or
+    the file system cannot (nothing changed then)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        rename = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # a C library without it (glibc before 2.28)
+        return False
+    at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    if rename(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):  # not offered here
+        return False
+    raise OSError(code, os.strerror(code), str(second))
 
 
 def _remove_retired(retired: Path, target: Path) -> None:

@@ -447,6 +447,7 @@ def test_set_output_is_saved_with_the_model(model, data, tmp_path):
 
 def test_a_mount_point_is_refused_before_any_work(model, tmp_path, monkeypatch):
     # docker -v host/model:/model: a mount point cannot be renamed aside, so no save can replace it whole
+    import automm.persistence as persistence
     from automm.cli import UsageError, _check_output_dir
     from automm.persistence import check_save_target
 
@@ -472,6 +473,17 @@ def test_a_mount_point_is_refused_before_any_work(model, tmp_path, monkeypatch):
         return replace(source, destination)
 
     monkeypatch.setattr(os, "replace", busy)
+    monkeypatch.setattr(persistence, "_exchange", lambda first, second: False)  # where folders cannot be swapped
+    with pytest.raises(FileExistsError, match=message):
+        model.save(target)
+    assert (target / "weights.safetensors").read_bytes() == before
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
+    monkeypatch.undo()
+
+    def busy_exchange(first, second):  # the swap in one step fails alike
+        raise OSError(16, "Device or resource busy", str(second))
+
+    monkeypatch.setattr(persistence, "_exchange", busy_exchange)
     with pytest.raises(FileExistsError, match=message):
         model.save(target)
     assert (target / "weights.safetensors").read_bytes() == before
@@ -580,3 +592,55 @@ def test_save_and_load_expand_the_home_folder(model, tmp_path, monkeypatch):
     assert model.save("~/models/m") == str(tmp_path / "home" / "models" / "m")
     assert AutoMM.load("~/models/m").get_params() == model.get_params()
     assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_ctrl_c_while_a_save_puts_its_model_in_place_leaves_the_earlier_model_there(model, data, tmp_path,
+                                                                                    monkeypatch, swap):
+    """Ctrl-C just after the earlier model was renamed aside left no model at the path."""
+    import automm.persistence as persistence
+
+    target = tmp_path / "model"
+    model.save(target)
+    (target / "notes.txt").write_text("mine")
+    before = (target / "weights.safetensors").read_bytes()
+    replace = os.replace
+    if swap == "two renames":
+        monkeypatch.setattr(persistence, "_exchange", lambda first, second: False)
+
+    def interrupted(source, destination):  # the signal arrives as the rename aside returns
+        replace(source, destination)
+        if os.fspath(source) == str(target) or swap == "exchange":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.model_.parameters()).add_(1.0)  # a model that differs
+    with pytest.raises(KeyboardInterrupt):
+        other.save(target)
+    monkeypatch.undo()
+    if swap == "two renames":  # put back: the earlier model is there, as it was
+        assert (target / "weights.safetensors").read_bytes() == before
+    else:  # swapped in one step: the new model is there, whole
+        assert (target / "weights.safetensors").read_bytes() != before
+    assert (target / "notes.txt").read_text() == "mine"
+    assert len(AutoMM.load(target).predict(data[0])) == len(data[0])
+
+
+def test_a_save_over_a_model_swaps_the_folders_in_one_step_where_the_system_can(model, data, tmp_path, monkeypatch):
+    """Linux (renameat2): a save killed at any moment leaves one model or the other at the path."""
+    import sys
+
+    import automm.persistence as persistence
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("renameat2 is Linux's")
+    target = tmp_path / "model"
+    model.save(target)
+    swaps, exchange = [], persistence._exchange
+    monkeypatch.setattr(persistence, "_exchange", lambda a, b: swaps.append(exchange(a, b)) or swaps[-1])
+    model.save(target)
+    assert swaps in ([True], [False])  # False: a file system without the exchange (then two renames)
+    assert len(AutoMM.load(target).predict(data[0])) == len(data[0])
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
