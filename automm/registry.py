@@ -136,17 +136,22 @@ class ComponentSpec:
         take is a :class:`SearchSpaceError`."""
         if self.search_space is None:
             return {}
+        from .storage import StorageError
+
         prefix = prefix if prefix is not None else f"{self.name}."
+        prefixed = _PrefixedTrial(trial, prefix, self)
         try:
-            params = dict(self.search_space(_PrefixedTrial(trial, prefix, self), prefix))
-        except SearchSpaceError:
+            params = dict(self.search_space(prefixed, prefix))
+        except (SearchSpaceError, StorageError):  # (a study's storage that cannot be written: not the plugin's)
             raise
         except Exception as exc:
             import optuna
 
             if isinstance(exc, optuna.TrialPruned):
                 raise
-            raise PluginError(f"the search space of {self.label} raised {type(exc).__name__}: {exc}") from exc
+            where = (f" in Optuna's suggest of {prefixed.suggesting!r} (the range it was given, or the sampler)"
+                     if prefixed.suggesting is not None else "")
+            raise PluginError(f"the search space of {self.label} raised {type(exc).__name__}{where}: {exc}") from exc
         unknown = self.unknown_hyperparameters(params)
         if unknown:
             taken = self.accepted_hyperparameters()
@@ -166,6 +171,7 @@ class _PrefixedTrial:
 
     def __init__(self, trial: Any, prefix: str, spec: ComponentSpec):
         self._trial, self._prefix, self._spec = trial, prefix, spec
+        self.suggesting: str | None = None  # the parameter whose suggest is running (or failed)
 
     def __getattr__(self, attribute: str) -> Any:
         value = getattr(self._trial, attribute)
@@ -178,7 +184,10 @@ class _PrefixedTrial:
                 raise SearchSpaceError(
                     f"the search space of {self._spec.label} suggested {name!r}, which does not start with its "
                     f"prefix {self._prefix!r}; name every parameter f\"{{prefix}}...\" with the prefix it is given")
-            return value(*args, **kwargs)
+            self.suggesting = name
+            suggested = value(*args, **kwargs)
+            self.suggesting = None
+            return suggested
         return suggest
 
 

@@ -1079,9 +1079,26 @@ def _worker_loop(ctx: SearchContext, study) -> int:
                 # the user's interrupt
                 if during_interrupt(exc):
                     raise KeyboardInterrupt from exc
+                failure = _storage_failure(exc)
+                if failure is not None:  # (Optuna's bookkeeping hides it behind an AssertionError)
+                    raise failure from None
                 raise
         ran += 1
         release_memory()
+
+
+def _storage_failure(exc: BaseException) -> BaseException | None:
+    """The :class:`automm.storage.StorageError` (a journal that cannot be written) among the
+    exceptions that led to ``exc``, or None."""
+    from .storage import StorageError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, StorageError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def release_memory() -> None:

@@ -148,10 +148,81 @@ def _postgres_driver() -> str:
     return "postgresql"
 
 
+def _journal_backend_class():
+    """Optuna's journal file backend, writing so that a failed write leaves no line cut short.
+
+    Optuna skips a journal's last line when it is cut short (a write that failed on a full
+    disk), but the next record appended joins it into one line no reader can parse: the whole
+    study then fails to load. Under the journal's lock, each append first cuts off such a
+    line (with a warning) and writes its records whole or not at all (a failed write is cut
+    off again), raising :class:`StorageError` naming the journal."""
+    import json
+
+    from optuna.storages.journal import JournalFileBackend
+
+    class WholeLinesJournalFileBackend(JournalFileBackend):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode("utf-8")
+            self._lock.acquire()
+            try:
+                _append_whole(self._file_path, data)
+            finally:
+                self._lock.release()
+
+    return WholeLinesJournalFileBackend
+
+
+def _append_whole(path: str, data: bytes) -> None:
+    """Append ``data`` (whole lines) to the journal ``path``, after cutting off a last line left
+    cut short; a failed write is cut off and :class:`StorageError` names the journal."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_APPEND)
+    except OSError as exc:
+        raise StorageError(f"storage: cannot write the journal file {path!r} ({type(exc).__name__}: "
+                           f"{exc.strerror or exc})") from None
+    try:
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            whole = _end_of_last_whole_line(descriptor, size)
+            os.ftruncate(descriptor, whole)
+            warnings.warn(f"storage: the journal file {path!r} ended in a line cut short (a write that failed, e.g. "
+                          f"on a full disk); its last {size - whole} bytes, which no process could read, are removed",
+                          RuntimeWarning, stacklevel=2)
+            size = whole
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+            os.fsync(descriptor)
+        except OSError as exc:
+            try:
+                os.ftruncate(descriptor, size)  # no line cut short left behind
+            except OSError:
+                pass
+            raise StorageError(f"storage: cannot write the journal file {path!r} ({type(exc).__name__}: "
+                               f"{exc.strerror or exc}); the trials it holds are kept: free space (or fix the "
+                               "disk) and run fit again to go on with the study") from None
+    finally:
+        os.close(descriptor)
+
+
+def _end_of_last_whole_line(descriptor: int, size: int, chunk: int = 1 << 16) -> int:
+    """The size of the file up to and with its last newline (0 when it has none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        block = os.pread(descriptor, end - start, start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
+
+
 def make_storage(kind: str, value: Any):
     """An Optuna storage for :func:`parse_storage`'s result (a new connection each call)."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
+    from optuna.storages.journal import JournalFileSymlinkLock, JournalStorage
 
     if kind == "memory":
         return optuna.storages.InMemoryStorage()
@@ -164,7 +235,7 @@ def make_storage(kind: str, value: Any):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # (a grace period under 3 s is warned about)
                 lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
-            backend = JournalFileBackend(str(value), lock_obj=lock)
+            backend = _journal_backend_class()(str(value), lock_obj=lock)
         except OSError as exc:
             raise StorageError(f"storage: cannot open the journal file {str(value)!r} ({type(exc).__name__}: "
                              f"{exc.strerror or exc})") from None

@@ -76,6 +76,64 @@ def test_a_journal_that_cannot_be_written_is_refused_before_any_trial(rows, tmp_
                                                                               rows["category"].tolist())
 
 
+def _journal_study(path: str, trials: int):
+    study = optuna.create_study(study_name="full", storage=search.make_storage("journal", path), load_if_exists=True)
+    for value in range(trials):
+        study.add_trial(optuna.trial.create_trial(value=float(value)))
+    return study
+
+
+def test_a_journal_write_that_fails_leaves_no_line_cut_short(tmp_path, monkeypatch):
+    """A full disk cut a record short; the next process's first record then joined it into a
+    line no reader could parse, and the whole study (its finished trials) failed to load."""
+    path = str(tmp_path / "study.log")
+    _journal_study(path, 3)
+    before = Path(path).read_bytes()
+    write = os.write
+
+    def full_disk(descriptor, data):  # half the record, then no space left
+        if len(data) > 8:
+            write(descriptor, bytes(data[:len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(automm_storage.StorageError, match=r"storage: cannot write the journal file .*study\.log.*"
+                                                          r"No space left on device.*the trials it holds are kept"):
+        _journal_study(path, 0).add_trial(optuna.trial.create_trial(value=9.0))
+    monkeypatch.undo()
+    assert Path(path).read_bytes() == before
+    assert [t.value for t in _trials(path, "full")] == [0.0, 1.0, 2.0]
+
+
+def test_a_journal_left_with_a_line_cut_short_is_mended_before_the_next_record(tmp_path):
+    """As a process of an older automm, or Optuna itself, may have left it."""
+    path = str(tmp_path / "study.log")
+    _journal_study(path, 2)
+    with open(path, "ab") as file:
+        file.write(b'{"op_code": 5, "worker_id": "a", "study_id": 0, "datetime_sta')
+    assert [t.value for t in _trials(path, "full")] == [0.0, 1.0]  # Optuna skips it while it is last
+    with pytest.warns(RuntimeWarning, match=r"study\.log' ended in a line cut short .* last 61 bytes"):
+        _journal_study(path, 0).add_trial(optuna.trial.create_trial(value=5.0))
+    assert [t.value for t in _trials(path, "full")] == [0.0, 1.0, 5.0]
+
+
+def test_a_fit_whose_journal_cannot_be_written_says_so(rows, tmp_path, monkeypatch):
+    """Optuna's own bookkeeping hid the full disk behind 'AssertionError: Should not reach'."""
+    calls, append = [], automm_storage._append_whole
+
+    def fills_up(path, data):
+        calls.append(path)
+        if len(calls) > 12:
+            raise automm_storage.StorageError(f"storage: cannot write the journal file {path!r} (OSError: "
+                                              "No space left on device)")
+        append(path, data)
+
+    monkeypatch.setattr(automm_storage, "_append_whole", fills_up)
+    with pytest.raises(automm_storage.StorageError, match="No space left on device"):
+        AutoMM(**TINY, n_trials=4, storage=str(tmp_path / "study.log")).fit(rows["name"].tolist(),
+                                                                              rows["category"].tolist())
+
+
 def test_fit_opens_its_storage_before_reading_the_data(tmp_path, capsys):
     missing = tmp_path / "no-such-folder" / "study.db"
     code = main(["fit", str(REPO / "recipes" / "quickstart.yaml"), "--set", f"search.storage=sqlite:///{missing}",

@@ -437,3 +437,26 @@ def test_a_fusions_hyperparameter_names_exclude_its_two_positional_arguments():
         with pytest.raises(InputError, match=r"fusion: fusion 'f' has no hyperparameter 'hiden' \(did you mean "
                                              r"'hidden'\?\); it takes hidden$"):
             spec.check_hyperparameters({"hiden": 4}, "fusion")
+
+
+def test_a_failing_suggest_names_the_parameter_and_a_storage_failure_is_not_the_plugins(monkeypatch):
+    """A sampler lacking a parameter (GridSampler) was reported as the plugin's fault, naming
+    nothing; a journal that could not be written too."""
+    import optuna
+
+    from automm.exceptions import PluginError
+    from automm.storage import StorageError
+
+    spec = automm.get_registry().get("encoder", "cnn")
+    with pytest.raises(PluginError, match=r"raised ValueError in Optuna's suggest of 'image_0\.cnn\.\w+' \(the "
+                                          r"range it was given, or the sampler\)"):
+        spec.suggest(optuna.trial.FixedTrial({}), "image_0.cnn.")
+
+    class FullDisk(optuna.trial.FixedTrial):
+        def suggest_int(self, *args, **kwargs):
+            raise StorageError("storage: cannot write the journal file 'j.log' (OSError: No space left on device)")
+
+        suggest_categorical = suggest_float = suggest_int
+
+    with pytest.raises(StorageError, match="No space left"):
+        spec.suggest(FullDisk({}), "image_0.cnn.")
