@@ -9,7 +9,7 @@ then the fusion (``"fusion"``, prefix ``"fusion.<name>."``), each candidate augm
 off (``"augment.<name>"``, prefix ``"augment.<name>."``) and the training hyperparameters
 (``"training.<key>"``). Choices come from the registry, so a plugin installed later joins the
 search with no change here. The first trial of a study is the default configuration (what
-``fit`` trains without a search), so the search never ends worse on the holdout than the
+``fit`` trains without a search, moved inside the ranges and choices the user narrowed), so the search never ends worse on the holdout than the
 default (under a time limit, with their features cached, the linear and nearest-neighbour
 models, which cost seconds, run before it: :func:`automm.search._cheap_first`). Next come the presets: the default with every input that can use a frozen pretrained
 encoder switched to it (cheap on cached features), then, when the search ends in an ensemble,
@@ -674,9 +674,50 @@ def _fixed_values(specs: Mapping[str, dict]) -> dict:
     return fixed
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _inside(value: Any, spec: Mapping[str, Any]) -> Any:
+    """``value`` moved inside ``spec``: the value it fixes; among its choices, ``value`` itself or
+    else the nearest number (the first choice when they are not numbers); in its range, ``value``
+    clipped to it (an integer range's on its steps). A value that is no number stays as it is
+    in a range (a component reads it its own way)."""
+    if "value" in spec:
+        return copy.deepcopy(spec["value"])
+    if "choices" in spec:
+        choices = list(spec["choices"])
+        if any(value == c and type(value) is type(c) for c in choices):
+            return value
+        if _number(value) and all(_number(c) for c in choices):
+            return min(choices, key=lambda c: abs(c - value))
+        return copy.deepcopy(choices[0])
+    if not _number(value):
+        return value
+    low, high = spec["low"], spec["high"]
+    if _is_int_range(spec):
+        step = int(spec.get("step") or 1)
+        steps = round((min(max(value, low), high) - low) / step)
+        return int(min(low + steps * step, low + ((high - low) // step) * step))
+    return float(min(max(value, low), high))
+
+
+def _moved_inside(values: Mapping[str, Any], specs: Mapping[str, dict], defaults: Mapping[str, Any]) -> dict:
+    """``values`` with each parameter that ``specs`` fix or bound moved inside them
+    (:func:`_inside`); a parameter absent from ``values`` is the component's default
+    (``defaults``) moved inside, when it has one."""
+    moved = dict(values)
+    for key, spec in specs.items():
+        if key in moved or key in defaults or "value" in spec or len(spec.get("choices", ())) == 1:
+            moved[key] = _inside(moved.get(key, defaults.get(key)), spec)
+    return moved
+
+
 def _default_config(desc: Mapping[str, Any], base: Mapping[str, Any], reg: _registry.Registry) -> dict:
     """The estimator's default configuration moved inside the space: components the space
-    excludes replaced by its first choice, fixed values applied."""
+    excludes replaced by its first choice, and every value the space fixes, narrows to
+    choices or bounds moved inside it (:func:`_inside`): a user who caps ``max_epochs`` at 3
+    or narrows a width gets a first trial within those bounds too."""
     encoders = {}
     for input_name, choices in desc["encoders"].items():
         current = dict(base["encoders"][input_name])
@@ -684,25 +725,27 @@ def _default_config(desc: Mapping[str, Any], base: Mapping[str, Any], reg: _regi
         if name not in choices:
             name = next(iter(choices))
             current = reg.get("encoder", name).hyperparameters()
-        encoders[input_name] = {"name": name, **current, **_fixed_values(choices[name])}
+        defaults = reg.get("encoder", name).hyperparameters()
+        encoders[input_name] = {"name": name, **_moved_inside(current, choices[name], defaults)}
     current = dict(base["fusion"])
     name = current.pop("name")
     if name not in desc["fusion"]:
         name = next(iter(desc["fusion"]))
         current = reg.get("fusion", name).hyperparameters()
-    fusion = {"name": name, **current, **_fixed_values(desc["fusion"][name])}
+    fusion = {"name": name, **_moved_inside(current, desc["fusion"][name], reg.get("fusion", name).hyperparameters())}
     augmentations = []
     present = set()
     for choice in base["augmentations"]:
         if choice["name"] in desc["augmentations"]:
             entry = desc["augmentations"][choice["name"]]
-            augmentations.append({**choice, **_fixed_values(entry["params"])})
+            defaults = reg.get("augmentation", choice["name"]).hyperparameters()
+            augmentations.append(_moved_inside(choice, entry["params"], defaults))
             present.add(choice["name"])
     for name, entry in desc["augmentations"].items():
         if entry["mode"] == "on" and name not in present:
-            augmentations.append({"name": name, **reg.get("augmentation", name).hyperparameters(),
-                                  **_fixed_values(entry["params"])})
-    training = {**base["training"], **_fixed_values(desc["training"])}
+            defaults = reg.get("augmentation", name).hyperparameters()
+            augmentations.append({"name": name, **_moved_inside(defaults, entry["params"], defaults)})
+    training = _moved_inside(base["training"], desc["training"], {})
     return {"encoders": encoders, "fusion": fusion, "augmentations": augmentations, "training": training}
 
 
@@ -719,7 +762,8 @@ def _pretrained_presets(desc: Mapping[str, Any], reg: _registry.Registry) -> lis
         pretrained = [n for n in choices if "pretrained" in reg.get("encoder", n).tags]
         if pretrained and encoders[input_name]["name"] not in pretrained:
             spec = reg.get("encoder", pretrained[0])
-            encoders[input_name] = {"name": spec.name, **spec.hyperparameters(), **_fixed_values(choices[spec.name])}
+            defaults = spec.hyperparameters()
+            encoders[input_name] = {"name": spec.name, **_moved_inside(defaults, choices[spec.name], defaults)}
             switched.add(str(spec.modality))
     if not switched:
         return []

@@ -311,6 +311,26 @@ def test_default_configuration_is_the_first_point_of_the_space(builtin_registry)
     assert space.description["training"]["max_epochs"] == {"low": 3, "high": 7, "log": False}
 
 
+def test_the_default_configuration_is_moved_inside_the_ranges_the_user_narrowed(builtin_registry):
+    """Only fixed values reached the first trial: it trained 20 epochs at a learning rate of 2e-3
+    with a width of 32 when the user had asked for 2-3 epochs, 1e-4..3e-4 and widths 8 or 16."""
+    estimator = AutoMM(augmentations=["token_swap"], search_space={
+        "encoders": {"image": {"cnn": {"width": [8, 16], "image_size": 48}},
+                     "text": {"hashed_ngram": {"emb_dim": {"low": 8, "high": 40, "step": 16}}}},
+        "fusion": {"concat": {"hidden_dim": [64, 128]}},
+        "augmentations": {"token_swap": {"enabled": True, "p": {"low": 0.3, "high": 0.4}}},
+        "training": {"learning_rate": {"low": 1e-4, "high": 3e-4, "log": True}, "max_epochs": {"low": 2, "high": 3},
+                     "batch_size": [16]}})
+    default = _space(estimator).default_config
+    assert default["encoders"]["image_0"]["width"] == 16 and default["encoders"]["image_0"]["image_size"] == 48
+    assert default["encoders"]["text_0"]["emb_dim"] == 40  # 96 moved onto the range's last step (8, 24, 40)
+    assert default["fusion"]["hidden_dim"] == 128  # the nearest choice
+    assert [a["p"] for a in default["augmentations"]] == [0.3]
+    training = default["training"]
+    assert training["learning_rate"] == 3e-4 and training["max_epochs"] == 3 and training["batch_size"] == 16
+    assert training["weight_decay"] == AutoMM().weight_decay  # inside the space already: kept
+
+
 def test_arguments_and_search_space_narrow_fix_and_widen(builtin_registry):
     estimator = AutoMM(
         encoders={"image": ["cnn"], "text": {"name": "hashed_ngram", "n_buckets": 4096}},
