@@ -86,6 +86,18 @@ def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]
     return TypeError(f"{type(owner).__name__}.{method.__name__}() got an unexpected keyword argument {name!r}{hint}")
 
 
+def _check_values(component: _registry.ComponentSpec, params: Mapping[str, Any], where: str, **context: Any) -> None:
+    """The hyperparameters given with a component in an argument (``encoders=``, ``fusion=``,
+    ``augmentations=``) built once: a value it refuses is an :class:`InputError` naming the
+    argument, before any work (:func:`automm.search_space.check_component_values`)."""
+    if not params:
+        return
+    from .search_space import VALUE_CHECK_SECONDS, check_component_values
+
+    check_component_values(component, {k: {"value": v} for k, v in params.items()}, where,
+                           time.monotonic() + VALUE_CHECK_SECONDS, **context)
+
+
 def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
     if y is None:
         if len(args) < 2:
@@ -479,6 +491,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                      f"is {spec.modality!r}; choose one of "
                                      f"{reg.names('encoder', modality=spec.modality)}")
                 component.check_hyperparameters(params, f"encoders[{key!r}]")
+                _check_values(component, params, f"encoders[{key!r}]", input_spec=spec)
                 checked.append((name, component.hyperparameters(**params)))
             resolved.append(checked[0])
         return resolved
@@ -512,6 +525,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             name, params = _component_choice(item, "augmentations")
             component = reg.get("augmentation", name)
             component.check_hyperparameters(params, "augmentations")
+            _check_values(component, params, "augmentations")
             if n_inputs is not None and not augmentation_can_act(component, n_inputs):
                 if self.augmentations != "default":  # named by the user
                     warnings.warn(f"augmentations: {name!r} cannot act with {n_inputs} input"
@@ -545,6 +559,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             option_name, option_params = _component_choice(option, "fusion")
             component = reg.get("fusion", option_name)
             component.check_hyperparameters(option_params, "fusion")
+            _check_values(component, option_params, "fusion", input_dims={spec.name: 8 for spec in specs})
             fusion_checked.append((option_name, component.hyperparameters(**option_params)))
         fusion_name, fusion_params = fusion_checked[0]
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs}, len(specs))

@@ -44,7 +44,7 @@ __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_
            "decision_weights", "candidate_decision_weights",
            "augmentable_modalities", "without_inert_augmentations", "augmentation_can_act", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS", "TRAINING_RULES",
-           "finite_number", "training_value_problem"]
+           "finite_number", "training_value_problem", "component_refusal"]
 
 #: What each training value may be, as ``AutoMM``'s parameter and as a search space's value, choice
 #: or range bound: (what the message says, the test, whether it must be a whole number).
@@ -215,6 +215,27 @@ def _make_encoder(spec: InputSpec, config: dict, reg: _registry.Registry):
         with building(component, params, f" for input {spec.name!r}"):
             encoders.append(component.factory(**params))
     return EncoderStack(encoders) if choice["name"] == STACK else encoders[0]
+
+
+def component_refusal(component: _registry.ComponentSpec, params: dict, *, input_spec: InputSpec | None = None,
+                      input_dims: dict[str, int] | None = None, n_outputs: int = 2) -> str | None:
+    """Why ``component``'s factory refuses the hyperparameters ``params`` (its defaults updated
+    with them), as ``"ErrorType: message"``; None when it builds (or fails for a reason that is
+    not the values, such as a missing package, which its trial reports). Builds it once, with
+    the arguments automm gives: a fusion ``input_dims`` (8 per input when not given) and
+    ``n_outputs``, a table encoder its input's ``column_roles``."""
+    args, given = (), {}
+    if component.kind == "fusion":
+        args = (dict(input_dims or {"image_0": 8, "text_0": 8}), int(n_outputs))
+    elif component.kind == "encoder" and component.modality == "tabular" and input_spec is not None:
+        given = {"column_roles": dict(input_spec.column_roles)}
+    try:
+        component.factory(*args, **given, **component.hyperparameters(**params))
+    except (ValueError, TypeError, RuntimeError) as exc:  # (InputError is a ValueError)
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001 - not about the values
+        return None
+    return None
 
 
 def _encoder_arguments(spec: InputSpec, choice: dict) -> tuple[str, dict]:

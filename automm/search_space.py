@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
@@ -95,11 +96,11 @@ from .data import warn_unused_modalities
 from .exceptions import InputError
 from .linear import linear_config
 from .neighbors import neighbors_config
-from .pipeline import TRAINING_KEYS, TRAINING_RULES, augmentation_can_act, training_value_problem
+from .pipeline import TRAINING_KEYS, TRAINING_RULES, augmentation_can_act, component_refusal, training_value_problem
 from .suggestions import did_you_mean
 
 __all__ = ["SearchSpace", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE", "resolved_ensemble_size",
-           "check_search_space_structure"]
+           "check_search_space_structure", "check_component_values", "VALUE_CHECK_SECONDS"]
 
 #: ``ensemble_size="auto"`` in a single-objective search: averaging a few good models of
 #: different configurations rarely loses and, on small data, often gains a point or more.
@@ -166,11 +167,15 @@ def _check_component_specs(space: Mapping) -> None:
     from .exceptions import UnknownComponentError
 
     reg = _registry.get_registry()
+    deadline = time.monotonic() + VALUE_CHECK_SECONDS
     try:
         for key, raw in (space.get("encoders") or {}).items():
-            _component_choices(raw, "encoder", f"search_space['encoders'][{key!r}]", reg)
+            where = f"search_space['encoders'][{key!r}]"
+            for name, specs in _component_choices(raw, "encoder", where, reg).items():
+                check_component_values(reg.get("encoder", name), specs, f"{where}[{name!r}]", deadline)
         if space.get("fusion") is not None:
-            _component_choices(space["fusion"], "fusion", "search_space['fusion']", reg)
+            for name, specs in _component_choices(space["fusion"], "fusion", "search_space['fusion']", reg).items():
+                check_component_values(reg.get("fusion", name), specs, f"search_space['fusion'][{name!r}]", deadline)
         augmentations = space.get("augmentations")
         items = (augmentations.items() if isinstance(augmentations, Mapping)
                  else [_split_choice(item, "search_space['augmentations']") for item in augmentations or ()])
@@ -182,9 +187,9 @@ def _check_component_specs(space: Mapping) -> None:
                 if enabled not in (True, False, "search"):
                     raise InputError(f"{where}['enabled']: expected true, false or 'search', got {enabled!r}")
                 specs = {k: v for k, v in value.items() if k != "enabled"}
-                for k, v in specs.items():
-                    _param_spec(v, f"{where}[{k!r}]")
+                parsed = {str(k): _param_spec(v, f"{where}[{k!r}]") for k, v in specs.items()}
                 component.check_hyperparameters(specs, where)
+                check_component_values(component, parsed, where, deadline)
     except UnknownComponentError as exc:  # named by where it was given
         raise InputError(f"search_space: {exc}") from None
 
@@ -207,7 +212,10 @@ def _param_spec(value: Any, where: str) -> dict:
         if keys == {"choices"}:
             value = value["choices"]
         elif {"low", "high"} <= keys and keys <= {"low", "high", "log", "step"}:
-            low, high, step, log = value["low"], value["high"], value.get("step"), bool(value.get("log", False))
+            low, high, step, log = value["low"], value["high"], value.get("step"), value.get("log", False)
+            if not isinstance(log, (bool, np.bool_)):  # ("false" read as true before)
+                raise InputError(f"{where}: log must be true or false, got {log!r}")
+            log = bool(log)
             for name, number in (("low", low), ("high", high), ("step", step)):
                 if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
                     raise InputError(f"{where}: {name} must be a number, got {number!r}")
@@ -554,6 +562,7 @@ class SearchSpace:
 
         description = {"encoders": encoders, "fusion": fusions, "augmentations": augmentations, "training": training}
         description["default"] = _default_config(description, base_config, reg)
+        _check_values(description, inputs, reg, n_outputs)
         pretrained = _pretrained_presets(description, reg)
         presets = list(pretrained)
         if resolved_ensemble_size(estimator) > 1:
@@ -711,6 +720,86 @@ def _moved_inside(values: Mapping[str, Any], specs: Mapping[str, dict], defaults
         if key in moved or key in defaults or "value" in spec or len(spec.get("choices", ())) == 1:
             moved[key] = _inside(moved.get(key, defaults.get(key)), spec)
     return moved
+
+
+#: Seconds that checking the values given for components may take (each check builds a
+#: component once); values left unchecked then are reported by the trials that sample them.
+VALUE_CHECK_SECONDS = 5.0
+
+
+def _candidates(spec: Mapping[str, Any]) -> list:
+    """The values a parameter spec may give that are checked: its value, its choices, a range's
+    two ends (an integer range's last step)."""
+    if "value" in spec:
+        return [spec["value"]]
+    if "choices" in spec:
+        return list(spec["choices"])
+    if _is_int_range(spec):
+        step = int(spec.get("step") or 1)
+        return [spec["low"], spec["low"] + ((spec["high"] - spec["low"]) // step) * step]
+    return [spec["low"], spec["high"]]
+
+
+def check_component_values(component: _registry.ComponentSpec, specs: Mapping[str, dict], where: str,
+                           deadline: float, **context: Any) -> None:
+    """:class:`InputError` at ``where[key]`` when ``component`` refuses a value that ``specs``
+    give (a fixed value, a choice, a range's end: :func:`_candidates`) with its other
+    hyperparameters at their defaults and with each other value given for them (a value that
+    builds in some combination is left to the trials), or at ``where`` when it refuses the
+    first trial's combination; said before any work, not as every trial's failure. A component
+    that cannot be built with its defaults is not checked (its trials say why). Each check
+    builds the component once (:func:`automm.pipeline.component_refusal`, ``context`` its
+    arguments); none start after ``deadline`` (``time.monotonic()``)."""
+    if not specs:
+        return
+    refusals: dict[str, str | None] = {}
+
+    def refusal(params: dict) -> str | None:
+        key = json.dumps(params, sort_keys=True, default=repr)
+        if key not in refusals:
+            refusals[key] = component_refusal(component, params, **context)
+        return refusals[key]
+
+    if refusal({}) is not None:  # it fails with its defaults: not the values' fault (its trials say why)
+        return
+    for key, spec in specs.items():
+        for value in _candidates(spec):
+            if time.monotonic() > deadline:
+                return
+            if refusal({key: value}) is None:
+                continue
+            others = [{other: v} for other, s in specs.items() if other != key for v in _candidates(s)][:6]
+            if all(refusal({**other, key: value}) for other in others if time.monotonic() <= deadline):
+                hint = (f"; a list there is the value itself: to search among {value!r}, give them as "
+                        f"search_space={{'encoders': {{...: {{{component.name!r}: {{{key!r}: {value!r}}}}}}}}}"
+                        if isinstance(value, list) and component.kind == "encoder" else "")
+                raise InputError(f"{where}[{key!r}]: {component.kind} {component.name!r} refuses {key}={value!r} "
+                                 f"({refusal({key: value})}){hint}")
+    defaults = component.hyperparameters()
+    first = {k: v for k, v in _moved_inside(defaults, specs, defaults).items() if k in specs}
+    if time.monotonic() <= deadline and refusal(first) is not None:
+        raise InputError(f"{where}: {component.kind} {component.name!r} refuses the first trial's values {first} "
+                         f"({refusal(first)})")
+
+
+def _check_values(description: Mapping[str, Any], inputs: Sequence[Any], reg: _registry.Registry,
+                  n_outputs: int | None) -> None:
+    """:func:`check_component_values` for every component the space gives values for."""
+    deadline = time.monotonic() + VALUE_CHECK_SECONDS
+    dims = {}
+    for spec in inputs:
+        choices = description["encoders"][spec.name]
+        for name, specs in choices.items():
+            component = reg.get("encoder", name)
+            check_component_values(component, specs, f"encoders of input {spec.name!r}", deadline, input_spec=spec)
+        first = description["default"]["encoders"][spec.name]
+        dims[spec.name] = reg.get("encoder", first["name"]).expected_output_dim(
+            **{k: v for k, v in first.items() if k != "name"}) or 8
+    for name, specs in description["fusion"].items():
+        check_component_values(reg.get("fusion", name), specs, f"fusion {name!r}", deadline, input_dims=dims,
+                               n_outputs=n_outputs or 2)
+    for name, entry in description["augmentations"].items():
+        check_component_values(reg.get("augmentation", name), entry["params"], f"augmentations[{name!r}]", deadline)
 
 
 def _default_config(desc: Mapping[str, Any], base: Mapping[str, Any], reg: _registry.Registry) -> dict:

@@ -826,6 +826,13 @@ def test_a_plugin_modalitys_strings_are_paths_only_when_they_name_files(tmp_path
      "no hyperparameter 'pp' (did you mean 'p'?)"),
     ("search.search_space.augmentations={horizontal_flipp: true}", "search.search_space",
      "unknown augmentation 'horizontal_flipp'. Did you mean 'horizontal_flip'?"),
+    # values the component refuses (they failed every trial that sampled them)
+    ("search.search_space.encoders.image.cnn.width={low: -8, high: 8}", "search.search_space.encoders.image.cnn.width",
+     "encoder 'cnn' refuses width=-8 (InputError: hyperparameter width must be a positive integer; got -8)"),
+    ("search.search_space.augmentations={horizontal_flip: {p: 3}}", "search.search_space.augmentations.horizontal_flip.p",
+     "augmentation 'horizontal_flip' refuses p=3"),
+    ("search.search_space.training.learning_rate={low: 0.001, high: 0.01, log: 'false'}",
+     "search.search_space.training.learning_rate", "log must be true or false, got 'false'"),  # was read as true
 ])
 def test_validate_checks_the_components_of_a_search_space_without_data(override, path, message):
     from automm.recipes import load_recipe

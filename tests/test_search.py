@@ -889,18 +889,47 @@ def test_a_trial_failing_before_its_training_is_recorded_with_its_reason(texts, 
 
 
 def test_trials_failing_on_a_value_of_the_space_are_warned_about_and_listed_with_their_encoders(texts):
-    """A value no trial can build with (emb_dim -5) failed its trials quietly: the model kept hid
-    it, and the leaderboard's rows had no encoders."""
+    """Values no trial can build with in some combinations (char n-grams 4-3) failed their trials
+    quietly: the model kept hid it, and the leaderboard's rows had no encoders."""
     X, y, _, _ = texts
     space = {"warm_start": False, "encoders": {"text": {
-        "hashed_ngram": {"emb_dim": -5, "n_buckets": 2048, "output_dim": 16},
+        "hashed_ngram": {"char_ngram_min": [3, 4, 5], "char_ngram_max": [2, 3], "n_buckets": 2048, "output_dim": 16},
         "gru": {"emb_dim": 8, "hidden_dim": 8, "output_dim": 8}}}}
     with pytest.warns(UserWarning, match=r"of 6 trials failed because a component could not be built with the "
-                                         r"settings the search gave it; check search_space .*emb_dim': -5"):
+                                         r"settings the search gave it; check search_space .*char_ngram_m"):
         model = AutoMM(**small(n_trials=6, pruner="none", encoders=None, search_space=space,
                                sampler=optuna.samplers.RandomSampler(seed=0))).fit(X, y)
     failed = model.leaderboard_[model.leaderboard_["state"] == "FAIL"]
     assert len(failed) >= 1 and (failed["encoders"] == "text_0=hashed_ngram").all()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(search_space={"encoders": {"text": {"hashed_ngram": {"emb_dim": {"low": -8, "high": 16}}}}}),
+     r"search_space\['encoders'\]\['text'\]\['hashed_ngram'\]\['emb_dim'\]: encoder 'hashed_ngram' refuses "
+     r"emb_dim=-8 \(RuntimeError: "),
+    (dict(search_space={"fusion": {"concat": {"dropout": {"low": 0.5, "high": 1.5}}}}),
+     r"search_space\['fusion'\]\['concat'\]\['dropout'\]: fusion 'concat' refuses dropout=1\.5 \(ValueError: "),
+    (dict(encoders={"text": {"name": "hashed_ngram", "emb_dim": [16, 32]}}),
+     r"encoders\['text'\]\['emb_dim'\]: encoder 'hashed_ngram' refuses emb_dim=\[16, 32\] \(TypeError: .*a list there is the value itself: to "
+     r"search among \[16, 32\], give them as search_space=\{'encoders': \{\.\.\.: \{'hashed_ngram': "
+     r"\{'emb_dim': \[16, 32\]\}\}\}\}"),
+    (dict(search_space={"encoders": {"text": {"hashed_ngram": {"char_ngram_min": 4, "char_ngram_max": 3}}}}),
+     r"search_space\['encoders'\]\['text'\]\['hashed_ngram'\]: encoder 'hashed_ngram' refuses the first trial's values \{'char_ngram_min': 4, "
+     r"'char_ngram_max': 3\} \(ValueError: need 1 <= char_ngram_min <= char_ngram_max\)"),
+])
+def test_values_a_component_refuses_are_named_before_any_trial(texts, arguments, message, monkeypatch):
+    """Every sampled trial failed (with the warm start the fit even returned normally); a fixed
+    list, a natural guess for choices, failed 160 trials in 40 s, and a fit without a search
+    failed naming neither the argument nor the component."""
+    X, y, _, _ = texts
+    trained = []
+    monkeypatch.setattr(search, "_objective", lambda *args: trained.append(1))
+    with pytest.raises(InputError, match=message):
+        AutoMM(**small(n_trials=4, **{"encoders": None, **arguments})).fit(X, y)
+    assert trained == []
+    if "encoders" in arguments:  # without a search
+        with pytest.raises(InputError, match=message):
+            AutoMM(**small(**{"encoders": None, **arguments})).fit(X, y)
 
 
 def test_the_failure_reasons_are_grouped():
