@@ -49,6 +49,12 @@ class ArchitectureMedianPruner(optuna.pruners.BasePruner):
             raise ValueError("n_startup_trials must be >= 1 and n_warmup_steps >= 0")
         self.n_startup_trials = int(n_startup_trials)
         self.n_warmup_steps = int(n_warmup_steps)
+        self._why: dict[int, str] = {}  # trial number -> what its last stop compared it with
+
+    def reason(self, number: int) -> str | None:
+        """What the stop of trial ``number`` compared it with (``"best 0.81 below the median
+        0.85 of 4 finished trials of its architecture"``), None when it was not stopped here."""
+        return self._why.get(number)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
@@ -71,7 +77,11 @@ class ArchitectureMedianPruner(optuna.pruners.BasePruner):
         if not at_step:
             return False
         median = float(np.median(at_step))
-        return best < median if maximize else best > median
+        stop = best < median if maximize else best > median
+        if stop:
+            self._why[trial.number] = (f"best {best:.4g} {'below' if maximize else 'above'} the median {median:.4g} "
+                                       f"of {len(at_step)} finished trials of its architecture")
+        return stop
 
     def __repr__(self) -> str:  # shown in the search's settings
         return (f"ArchitectureMedianPruner(n_startup_trials={self.n_startup_trials}, "

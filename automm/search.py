@@ -504,6 +504,7 @@ class _TrialReporter(Callback):
         self.fold_reports = report and fold_reports
         self.warmup_fraction = float(warmup_fraction)
         self.pruned_reason: str | None = None
+        self.folds_follow = False  # a bag's first fold: its last epoch may still save the other folds
 
     @property
     def pruned(self) -> bool:
@@ -523,9 +524,16 @@ class _TrialReporter(Callback):
             return  # an epoch the time limit cut is no point of a learning curve
         self.trial.report(value, epoch)
         warming_up = epoch < math.ceil(self.warmup_fraction * trainer.planned_epochs)
-        if self.prunable and not warming_up and self.trial.should_prune():
-            self.pruned_reason = trainer.stop_reason = f"pruned at epoch {epoch}"
+        last = epoch >= trainer.planned_epochs and not self.folds_follow  # (stopping it would save nothing)
+        if self.prunable and not warming_up and not last and self.trial.should_prune():
+            self.pruned_reason = trainer.stop_reason = f"pruned at epoch {epoch}{self._compared_with()}"
             trainer.should_stop = True
+
+    def _compared_with(self) -> str:
+        """`` (what the pruner compared the trial with)`` when it says, else nothing."""
+        reason = getattr(getattr(getattr(self.trial, "study", None), "pruner", None), "reason", None)
+        said = reason(self.trial.number) if callable(reason) else None
+        return f" ({said})" if said else ""
 
     def on_fold_end(self, done: int, n_folds: int, score: float) -> bool:
         """After fold ``done`` of a bag: report its out-of-fold ``score`` so far; True stops the bag."""
@@ -533,7 +541,7 @@ class _TrialReporter(Callback):
             return False
         self.trial.report(float(score), FOLD_REPORT_STEP + int(done))
         if self.prunable and self.trial.should_prune():
-            self.pruned_reason = f"pruned after fold {done} of {n_folds}"
+            self.pruned_reason = f"pruned after fold {done} of {n_folds}{self._compared_with()}"
             return True
         return False
 
@@ -817,6 +825,8 @@ def _train(ctx: SearchContext, config: dict, trial, device: torch.device, report
     ``oom_retries``)."""
     callbacks = [*ctx.callbacks, reporter]
     n_folds = bag_folds_for(ctx.settings.bag_folds, ctx.data, config)
+    if reporter is not None:
+        reporter.folds_follow = n_folds > 1
     trial.set_user_attr(_ATTR + "folds", n_folds)
 
     def train(config: dict) -> Candidate:

@@ -739,6 +739,16 @@ def test_the_median_pruner_spares_the_first_quarter_of_a_trials_schedule(texts, 
     eager = search._TrialReporter(AlwaysPrune(), report=True)  # no warm-up: pruned at its first report
     eager.on_epoch_end(trainer, {"epoch": 1})
     assert eager.pruned_reason == "pruned at epoch 1"
+    # a trial's last epoch is not pruned (it ends anyway: it was ranked below every finished trial for
+    # nothing), but a bag's first fold's is (the other folds are most of its cost)
+    ending = SimpleNamespace(best_score=0.5, planned_epochs=2, stop_reason=None, should_stop=False)
+    last = search._TrialReporter(AlwaysPrune(), report=True)
+    last.on_epoch_end(ending, {"epoch": 2})
+    assert last.trial.asked == [] and not last.pruned and not ending.should_stop
+    first_fold = search._TrialReporter(AlwaysPrune(), report=True)
+    first_fold.folds_follow = True
+    first_fold.on_epoch_end(ending, {"epoch": 2})
+    assert first_fold.pruned_reason == "pruned at epoch 2" and ending.should_stop
 
     # the search gives the warm-up to its own median pruner only; a pruner object is the user's to configure
     # (the median rule among trials of one architecture); both median pruners get fold reports
@@ -798,7 +808,9 @@ def test_the_median_pruner_compares_a_trial_with_finished_trials_of_its_own_arch
     for _ in range(2):  # three late-fusion trials finished: late fusion is now judged among its own
         run("late", [0.60, 0.70, 0.80, 0.90])
     assert not pruner.prune(study, study._storage.get_trial(run("late", [0.60, 0.71, 0.80], False)._trial_id))
-    assert pruner.prune(study, study._storage.get_trial(run("late", [0.55, 0.60, 0.65], False)._trial_id))
+    stopped = run("late", [0.55, 0.60, 0.65], False)
+    assert pruner.prune(study, study._storage.get_trial(stopped._trial_id))
+    assert pruner.reason(stopped.number).endswith("below the median 0.8 of 3 finished trials of its architecture")
 
 
 class PruneEverything(optuna.pruners.BasePruner):
@@ -816,7 +828,8 @@ class PruneEverything(optuna.pruners.BasePruner):
 def test_the_default_and_its_replicate_report_but_are_never_pruned(texts):
     X, y, _, _ = texts
     pruner = PruneEverything()
-    model = AutoMM(**small(n_trials=4, ensemble_size=2, pruner=pruner, search_space={"linear_model": False})).fit(X, y)
+    model = AutoMM(**small(n_trials=4, ensemble_size=2, pruner=pruner,  # (2 epochs each: the last is never pruned)
+                           search_space={"linear_model": False, "training": {"max_epochs": 2}})).fit(X, y)
     board = model.leaderboard_.set_index("number")
     assert board.loc[1, "config"]["training"]["seed_offset"] == 1  # trial 1 is the default's replicate
     for number in (0, 1):
