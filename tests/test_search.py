@@ -2373,3 +2373,19 @@ def test_modality_dropout_is_neither_searched_nor_listed_with_one_input(texts):
     two = AutoMM(**small(max_epochs=1, encoders={"text": SMALL["encoders"]["text"], "tabular": "tabular"})).fit(
         {"name": list(X), "n": [float(len(x)) for x in X]}, y)
     assert "modality_dropout" in [a["name"] for a in two.augmentation_choices_]
+
+
+def test_search_options_that_change_nothing_are_warned_about(texts, tmp_path):
+    """plot_dir, sampler and pruner were ignored without a word when fit trained one configuration;
+    a pruner too in a search of two objectives."""
+    X, y, _, _ = texts
+    with pytest.warns(UserWarning, match=r"^sampler, pruner, plot_dir: given, but fit trains one configuration "
+                                         r"without a search .* so they are not used"):
+        AutoMM(**small(sampler="random", pruner="hyperband", plot_dir=str(tmp_path / "plots"))).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*(not used|given, but)")
+        AutoMM(**small(n_trials=2, sampler="random", ensemble_size=1)).fit(X, y)
+        AutoMM(**small()).fit(X, y)
+    with pytest.warns(UserWarning, match=r"pruner: a search of 2 objectives prunes no trial"):
+        search.validate_params(AutoMM(**small(n_trials=2, objectives=("score", "params"), pruner="hyperband",
+                                              ensemble_size=1)))
