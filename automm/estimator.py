@@ -326,6 +326,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"encoders: expected a dict modality-or-column -> encoder, got {self.encoders!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
             raise InputError(f"cache_dir: expected a directory path or None, got {self.cache_dir!r}")
+        if self.cache_dir is not None and os.path.exists(os.path.expanduser(self.cache_dir)) and \
+                not os.path.isdir(os.path.expanduser(self.cache_dir)):
+            raise InputError(f"cache_dir: {os.fspath(self.cache_dir)!r} is a file, not a directory; give a folder "
+                             "for the feature cache (it is made when missing)")
         if not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
             raise InputError(f"verbose: expected an integer >= 0 (0 silent, 1 progress, 2 more), got {self.verbose!r}")
         if self.column_types is not None and not isinstance(self.column_types, Mapping):

@@ -827,3 +827,11 @@ def test_a_column_whose_first_values_are_numbers_and_later_ones_not_is_read_as_t
     assert model.column_roles_["qty"] == "text"
     codes = pd.DataFrame({"code": [f"{i:05d}" for i in range(97)] + ["A1234"] * 3, "x": np.arange(100.0)})
     assert AutoMM(max_epochs=1, num_workers=0).fit(codes, [0, 1] * 50).column_roles_["code"] != "numeric"
+
+
+def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
+    """It only warned, and every fit then computed every feature again."""
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file")
+    with pytest.raises(InputError, match=r"cache_dir: '.*cache' is a file, not a directory"):
+        AutoMM(cache_dir=str(blocker)).fit(["red apple", "blue sea"] * 4, ["a", "b"] * 4)

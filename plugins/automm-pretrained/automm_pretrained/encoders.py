@@ -100,6 +100,16 @@ def clear_shared_backbones() -> None:
         _backbones.clear()
 
 
+def _kept_for_later(computed: int, stored: int) -> str:
+    """What the log says of the features just computed: kept in the cache for later fits, or
+    how many could not be (a read-only or full disk, warned about once)."""
+    if stored >= computed:
+        return "; later fits read them from the cache"
+    if stored <= 0:
+        return "; none of them could be kept in the feature cache"
+    return f"; {computed - stored} of them could not be kept in the feature cache"
+
+
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
             high is not None and value > high):
@@ -255,7 +265,7 @@ class PretrainedEncoder(Encoder):
             logged = time.monotonic()
             # written to the cache batch by batch: a run stopped at its deadline (or killed) keeps its progress
             unreadable: dict[int, InputError] = {}  # left out: the core makes them missing, naming them
-            written = 0
+            written, stored_before = 0, cache.writes
             with contextlib.closing(self.iter_features([todo[k] for k in keys], unreadable)) as batches:
                 for index_batch, vectors in batches:
                     for i, vector in zip(index_batch, vectors):
@@ -267,7 +277,8 @@ class PretrainedEncoder(Encoder):
                     if time.monotonic() - logged > 30 or computed == len(keys):
                         log.info("%s: %d of %d computed (%.0f s%s)%s", self.name, computed - failed, len(keys),
                                  time.monotonic() - start, f"; {failed} could not be read" if failed else "",
-                                 "; later fits read them from the cache" if computed == len(keys) else "")
+                                 _kept_for_later(written, cache.writes - stored_before) if computed == len(keys)
+                                 else "")
                         logged = time.monotonic()
                     if computed < len(keys):
                         check_deadline(f"{self.name} computed the features of {computed} of {len(keys)} "

@@ -170,6 +170,14 @@ def test_computing_features_is_logged_where_a_verbose_fit_shows_it(tmp_path, cap
     assert messages[0] == ("automm.pretrained", f"minilm: computing the features of 2 texts (0 found in the cache "
                                                 f"under {tmp_path})")
     assert messages[-1][1].startswith("minilm: 2 of 2 computed") and len(messages) == 2
+    assert messages[-1][1].endswith("; later fits read them from the cache")
+    blocker = tmp_path / "not-a-dir"  # features that could not be kept: the log said later fits would read them
+    blocker.write_text("a file where the cache directory should be")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="automm"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        automm.create_encoder("minilm").prepare(["you were the chosen one"], cache_dir=str(blocker))
+    assert caplog.records[-1].getMessage().endswith("; none of them could be kept in the feature cache")
 
 
 def test_a_model_predicting_batch_after_batch_holds_one_batchs_features(tmp_path):
