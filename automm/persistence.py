@@ -16,7 +16,9 @@ fusions, which loading needs; ``augmentations``: those the model's configuration
 name, which only a new fit needs) and the output container ``set_output`` chose for ``transform``
 (``set_output``). Directories saved without the last two load as before.
 
-The manifest records each other file's SHA-256 and size (``files``). Loading reads the manifest,
+The manifest records each other file's SHA-256 and size (``files``), and its own digest
+(``manifest_sha256``, over the rest of it: :func:`manifest_digest`). Loading reads the manifest,
+refuses one that no longer matches its digest,
 then every file whole, and checks it against its digest before building anything: a file that a
 save replaced meanwhile (the manifest has changed) starts the reading again, one that does not
 match an unchanged manifest is damaged (:class:`ModelFormatError` naming it). Directories
@@ -46,7 +48,8 @@ import torch
 from .exceptions import InputError, ModelFormatError, UnknownComponentError, user_stacklevel
 from .components.stack import encoder_names
 
-__all__ = ["save_model", "load_model", "check_save_target", "FORMAT_VERSION", "MANIFEST", "WEIGHTS", "PREPROCESSING"]
+__all__ = ["save_model", "load_model", "check_save_target", "manifest_digest", "FORMAT_VERSION", "MANIFEST",
+           "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
 
 FORMAT_VERSION = 5  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
@@ -94,6 +97,19 @@ def _decode_classes(data: dict, manifest_path: Path | None = None) -> np.ndarray
 def _file_record(data: bytes) -> dict:
     """What the manifest records of a model file whose content is ``data``."""
     return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+#: The manifest key of the manifest's own digest (:func:`manifest_digest`).
+MANIFEST_DIGEST = "manifest_sha256"
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """The SHA-256 of ``manifest`` without its own digest, as canonical JSON (keys sorted, no
+    spaces): recorded at save, checked at load, so that a manifest damaged or edited since
+    (a flipped bit in an image size or an ensemble weight) is refused, not read as it is."""
+    content = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _write_bytes(path: Path, data: bytes, sync: bool = True) -> dict:
@@ -326,6 +342,7 @@ def save_model(estimator, path: str | os.PathLike) -> str:
             written = write_model_files(member.model, staging / info["path"])
             files.update({f"{info['path']}/{name}": record for name, record in written.items()})
         manifest["files"] = dict(sorted(files.items()))  # what load checks every file against
+        manifest[MANIFEST_DIGEST] = manifest_digest(manifest)  # and the manifest against
         _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
         with _saves_serialized(target.parent):
             _refuse_to_overwrite(target)  # again: another save or a user may have changed it meanwhile
@@ -601,6 +618,11 @@ def _read_folder_once(directory: Path) -> tuple[dict, dict]:
             raise ModelFormatError(f"path: {str(directory)!r} holds no automm model (no {MANIFEST})") from None
         raise ModelFormatError(f"{manifest_path}: cannot be read: {exc.strerror or exc}") from None
     manifest = _parse_json(manifest_path, manifest_bytes)
+    recorded = manifest.get(MANIFEST_DIGEST)  # absent from directories saved before it
+    if recorded is not None and recorded != manifest_digest(manifest):
+        _check_unchanged(directory, manifest_bytes)
+        raise ModelFormatError(f"{manifest_path}: does not match its own digest, recorded at save: the file is "
+                               "damaged, or was edited since")
     version = manifest.get("format_version", 0)
     if manifest.get("format") != "automm-model" or not _is_whole(version) or version > FORMAT_VERSION:
         raise ModelFormatError(f"{manifest_path}: unsupported format {manifest.get('format')!r} version "

@@ -58,3 +58,13 @@ class CtrlC(Callback):
         if send:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(0.5)  # (in the main thread the signal interrupts this sleep)
+
+
+def write_manifest(path, manifest: dict) -> None:
+    """Write a model's ``automm.json`` (``path``) as a model saved before the manifest's own
+    digest: what the tests that edit a manifest by hand stand for."""
+    import json
+
+    from automm.persistence import MANIFEST_DIGEST
+
+    path.write_text(json.dumps({k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}))

@@ -10,7 +10,7 @@ import torch
 
 from automm import AutoMM, ModelFormatError
 
-from helpers import tiny
+from helpers import tiny, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_loading_a_model_whose_plugin_is_missing_names_component_and_plugin(mode
     model.save(path)
     manifest = json.loads((path / "automm.json").read_text())
     manifest["components"][0].update(name="wav2vec", plugin="automm_speech", package="automm-speech 1.0")
-    (path / "automm.json").write_text(json.dumps(manifest))
+    write_manifest(path / "automm.json", manifest)
     with pytest.raises(ModelFormatError, match="encoder 'wav2vec' from plugin 'automm_speech'.*automm-speech 1.0"):
         AutoMM.load(path)
 
@@ -190,7 +190,7 @@ def _without_digests(path):
     """Make the model in ``path`` as saves wrote it before the files' digests (no ``files``)."""
     manifest = json.loads((path / "automm.json").read_text())
     del manifest["files"]
-    (path / "automm.json").write_text(json.dumps(manifest))
+    write_manifest(path / "automm.json", manifest)
 
 
 DAMAGED = r": does not match the digest recorded at save in automm\.json: the file is damaged"
@@ -338,7 +338,7 @@ def test_a_manifest_whose_classes_do_not_match_the_outputs_is_refused_at_load(mo
     manifest = json.loads((path / "automm.json").read_text())
     assert manifest["n_outputs"] == len(manifest["classes"]["values"]) == 8
     manifest[key] = value(manifest.get(key))
-    (path / "automm.json").write_text(json.dumps(manifest))
+    write_manifest(path / "automm.json", manifest)
     with pytest.raises(ModelFormatError, match=message):
         AutoMM.load(path)
 
@@ -418,7 +418,7 @@ def test_a_refit_naming_an_augmentation_whose_plugin_is_gone_names_its_package(f
     with pytest.raises(UnknownComponentError, match=message):
         again.fit(X, y)
     del manifest["augmentations"]  # a model saved before augmentations were recorded: as before
-    path_.write_text(json.dumps(manifest))
+    write_manifest(path_, manifest)
     with pytest.raises(UnknownComponentError, match=r"^unknown augmentation 'token_drop'\. Did you mean"):
         AutoMM.load(path).fit(X, y)
 
@@ -440,7 +440,7 @@ def test_set_output_is_saved_with_the_model(model, data, tmp_path):
     assert isinstance(embedding, pd.DataFrame) and list(embedding.columns) == list(model.get_feature_names_out())
     np.testing.assert_allclose(embedding.to_numpy(), model.transform(X.head(4)), atol=1e-6)
     manifest["set_output"] = {"transform": 3}
-    (tmp_path / "m" / "automm.json").write_text(json.dumps(manifest))
+    write_manifest(tmp_path / "m" / "automm.json", manifest)
     with pytest.raises(ModelFormatError, match=r"'set_output' should be like \{'transform': 'pandas'\}, got"):
         AutoMM.load(path)
 
@@ -551,7 +551,7 @@ def test_a_manifest_lacking_a_key_or_of_a_wrong_type_is_refused_naming_it(model,
     model.save(path)
     manifest = json.loads((path / "automm.json").read_text())
     edit(manifest)
-    (path / "automm.json").write_text(json.dumps(manifest))
+    write_manifest(path / "automm.json", manifest)
     with pytest.raises(ModelFormatError, match=r"^.*/m/automm\.json: " + message):
         AutoMM.load(path)
 
@@ -644,3 +644,21 @@ def test_a_save_over_a_model_swaps_the_folders_in_one_step_where_the_system_can(
     assert swaps in ([True], [False])  # False: a file system without the exchange (then two renames)
     assert len(AutoMM.load(target).predict(data[0])) == len(data[0])
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
+
+
+def test_a_manifest_damaged_or_edited_since_its_save_is_refused(model, data, tmp_path):
+    """One flipped bit in automm.json (an image size 224 -> 226, an ensemble weight) loaded without
+    a word and changed the predictions: the other files had digests, the manifest none."""
+    path = tmp_path / "m"
+    model.save(path)
+    text = (path / "automm.json").read_text()
+    assert json.loads(text)["manifest_sha256"]
+    edited = text.replace('"max_epochs": 1', '"max_epochs": 3', 1) if '"max_epochs": 1' in text else \
+        text.replace('"seed": 0', '"seed": 1', 1)
+    assert edited != text
+    (path / "automm.json").write_text(edited)
+    with pytest.raises(ModelFormatError, match=r"m/automm\.json: does not match its own digest, recorded at save: "
+                                               r"the file is damaged, or was edited since$"):
+        AutoMM.load(path)
+    write_manifest(path / "automm.json", json.loads(edited))  # as saved before the digest: read as it is
+    assert len(AutoMM.load(path).predict(data[0])) == len(data[0])

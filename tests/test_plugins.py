@@ -10,6 +10,8 @@ import automm
 from automm import Encoder, PluginError, UnknownComponentError, hookimpl
 from automm.registry import DISABLE_AUTOLOAD_ENV
 
+from helpers import write_manifest
+
 
 def test_builtin_components_are_registered_through_hooks(builtin_only):
     assert {"cnn", "resnet", "gru", "transformer", "hashed_ngram", "tabular"} <= set(automm.list_encoders())
@@ -377,7 +379,7 @@ def test_loading_a_model_with_autoloading_off_says_so(installed_distribution, mo
     for component in saved["components"]:
         if component["name"] == "hello":
             component["package"] = "automm-hello-original 0.9"
-    manifest.write_text(json.dumps(saved))
+    write_manifest(manifest, saved)
     with pytest.warns(UserWarning, match=r"saved with encoder 'hello' of package automm-hello-original 0.9; here that "
                                          r"name comes from automm-hello-plugin 1.2.3, .*install automm-hello-original"):
         automm.AutoMM.load(tmp_path / "model")

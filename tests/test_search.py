@@ -33,7 +33,7 @@ from automm.ensemble import greedy_selection
 from automm.search import SearchError, SearchSpace
 from automm.training import Callback
 
-from helpers import CtrlC
+from helpers import CtrlC, write_manifest
 
 # Text-only, tiny components (fixed by dicts: the search varies dropouts, n-gram ranges,
 # augmentations and training hyperparameters): a trial takes a fraction of a second.
@@ -539,7 +539,7 @@ def test_fit_summary_says_what_the_search_did_and_kept(searched, texts, tmp_path
     manifest_path = Path(directory) / "automm.json"
     manifest = json.loads(manifest_path.read_text())
     del manifest["fit"]
-    manifest_path.write_text(json.dumps(manifest))
+    write_manifest(manifest_path, manifest)
     older = AutoMM.load(directory).fit_summary()
     assert {k: older[k] for k in ("columns", "components", "epochs_run", "best_epoch", "ensemble")} == \
         {k: summary[k] for k in ("columns", "components", "epochs_run", "best_epoch", "ensemble")}
