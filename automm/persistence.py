@@ -108,6 +108,7 @@ def manifest_digest(manifest: Mapping[str, Any]) -> str:
     spaces): recorded at save, checked at load, so that a manifest damaged or edited since
     (a flipped bit in an image size or an ensemble weight) is refused, not read as it is."""
     content = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}
+    content = json.loads(json.dumps(content, ensure_ascii=False))  # as read back: keys strings (class_weight's 0, 1)
     text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -929,6 +930,9 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
                           stacklevel=user_stacklevel())
 
     params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}
+    if isinstance(params.get("class_weight"), dict) and "classes" in manifest:  # JSON made its keys strings
+        by_text = {str(c): c for c in _decode_classes(manifest["classes"], directory / MANIFEST).tolist()}
+        params["class_weight"] = {by_text.get(k, k): w for k, w in params["class_weight"].items()}
     if cache_dir is not None:
         params["cache_dir"] = os.fspath(cache_dir)  # (a Path would not be saved again)
     estimator = cls(**params)

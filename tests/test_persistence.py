@@ -662,3 +662,13 @@ def test_a_manifest_damaged_or_edited_since_its_save_is_refused(model, data, tmp
         AutoMM.load(path)
     write_manifest(path / "automm.json", json.loads(edited))  # as saved before the digest: read as it is
     assert len(AutoMM.load(path).predict(data[0])) == len(data[0])
+
+
+def test_class_weights_of_number_classes_load_as_they_were_given(tmp_path):
+    """JSON wrote the classes 0 and 1 as "0" and "1": the loaded model's refit refused its own
+    class_weight ("labels ['0', '1'] are not among the classes [0, 1]")."""
+    texts, labels = ["red apple", "blue sea", "green leaf", "dark night"] * 6, [0, 1, 0, 1] * 6
+    model = AutoMM(**tiny(class_weight={0: 1.0, 1: 2.0})).fit(texts, labels)
+    loaded = AutoMM.load(model.save(tmp_path / "m"))
+    assert loaded.class_weight == {0: 1.0, 1: 2.0}
+    assert loaded.fit(texts, labels).classes_.tolist() == [0, 1]
