@@ -334,7 +334,7 @@ def save_model(estimator, path: str | os.PathLike) -> str:
         _refuse_to_overwrite(target)
     manifest = manifest_of(estimator)
     staging = _staging_dir(target)
-    retired = None
+    retired, stale = None, []
     try:
         files = write_model_files(estimator.model_, staging)
         ensemble = estimator.__dict__.get("ensemble_")
@@ -347,12 +347,15 @@ def save_model(estimator, path: str | os.PathLike) -> str:
         _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
         with _saves_serialized(target.parent):
             _refuse_to_overwrite(target)  # again: another save or a user may have changed it meanwhile
+            # models put aside by saves killed before they deleted them (with a model at the path, and
+            # under the lock, no save is between its renames: they are no one's)
+            stale = [target.parent / name for name in _retired_beside(target)] if target.exists() else []
             retired = _put_in_place(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    if retired is not None:
-        _remove_retired(retired, target)
+    for folder in [retired, *stale] if retired is not None else []:
+        _remove_retired(folder, target)
     return str(target)
 
 

@@ -530,6 +530,10 @@ def test_a_write_protected_model_folder_is_refused_and_a_leftover_named(model, t
     with pytest.raises(ModelFormatError, match=rf"^path: '{target}' does not exist \(beside it: '{leftover}', a model "
                                                r"that a save moved aside and did not delete\)$"):
         AutoMM.load(target)
+    model.save(target)  # a model at the path again, but the leftover may be the only copy of another: kept
+    assert os.path.isdir(tmp_path / leftover)
+    model.save(target)  # a save over a model deletes the leftovers of killed saves
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
 
 
 @pytest.mark.parametrize("edit, message", [
