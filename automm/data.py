@@ -688,14 +688,28 @@ def validate_numbers(column_name: str, column: Sequence[Any],
     present values are not numbers (see :func:`automm.roles.is_number`: ``"$5"``, ``"1,234"``,
     ``"oops"``); fewer count as missing, with a warning naming them (their rows returned)."""
     if isinstance(column, np.ndarray) and column.dtype.kind in "biufm":
+        if column.dtype.kind == "f":
+            _warn_infinite(column_name, column, row_name)
         return []
     try:  # the common case at C speed: numbers (None or NaN where missing), or strings of numbers
-        if np.asarray(column, dtype=np.float64).ndim == 1:  # (not vectors)
+        numbers = np.asarray(column, dtype=np.float64)
+        if numbers.ndim == 1:  # (not vectors)
+            _warn_infinite(column_name, numbers, row_name)
             return []
     except (TypeError, ValueError, OverflowError):
         pass  # something else among them (a word, pandas.NA, a duration): value by value
     return _check_values(column_name, column, is_number, "numbers",
                          "give numbers (or strings that read as one: '1.5', '-2e3')", NUMBER_TOLERANCE, row_name)
+
+
+def _warn_infinite(column_name: str, numbers: np.ndarray, row_name: Callable[[int], str] | None) -> None:
+    """Warn that the infinite values of a numeric column count as missing, naming the first rows."""
+    rows = np.flatnonzero(np.isinf(numbers))
+    if rows.size:
+        row_name = row_name or row_namer(None)
+        shown = ", ".join(f"{float(numbers[r])!r} at {row_name(int(r))}" for r in rows[:3]) + (", ..." if rows.size > 3 else "")
+        warnings.warn(f"column {column_name!r}: {rows.size} of {len(numbers)} values are infinite ({shown}); they "
+                      "count as missing", UserWarning, stacklevel=user_stacklevel())
 
 
 def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[Any], bool], what: str, hint: str,

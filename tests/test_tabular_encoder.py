@@ -270,3 +270,19 @@ def test_values_of_a_numeric_column_that_are_not_numbers_fail_before_training_or
         warnings.simplefilter("error", UserWarning)
         as_text = frame.assign(price=[f" {p:.6g} " for p in frame.price])
         np.testing.assert_allclose(model.predict_proba(as_text), model.predict_proba(frame), atol=1e-5)
+
+
+def test_infinite_numbers_are_named_as_they_count_as_missing():
+    """They counted as missing without a word (a division by zero upstream, say)."""
+    import warnings
+
+    from automm.data import validate_numbers
+
+    with pytest.warns(UserWarning, match=r"^column 'ratio': 2 of 4 values are infinite \(inf at row 1, -inf at row "
+                                         r"3\); they count as missing$"):
+        validate_numbers("ratio", np.array([1.0, np.inf, 3.0, -np.inf]))
+    with pytest.warns(UserWarning, match=r"column 'ratio': 1 of 3 values are infinite \(inf at row 1\)"):
+        validate_numbers("ratio", [1.0, float("inf"), "3"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_numbers("ratio", [1.0, 2.0, None, float("nan")])
