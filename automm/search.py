@@ -1380,7 +1380,11 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
 
         raise WorkerFinished(run_worker_with_data(worker, data, estimator))
 
-    if estimator.plot_dir is not None:  # before the trials: a search is not run for plots it cannot write
+    import importlib.util
+
+    # before the trials: a search is not run for plots it cannot write (without matplotlib, none are
+    # written, and the end of the search says so: no empty folder made)
+    if estimator.plot_dir is not None and importlib.util.find_spec("matplotlib") is not None:
         try:
             Path(estimator.plot_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -236,6 +236,15 @@ def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_p
 
     with pytest.warns(UserWarning, match="plot_dir: cannot create the folder .*no plots written"):
         assert write_plots(optuna.create_study(), blocker / "plots") == []
+    # without matplotlib no plots are written: the search says so at its end, and makes no empty folder
+    monkeypatch.undo()
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else find_spec(name, *a))
+    for module in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, module, None)  # import matplotlib fails
+    with pytest.warns(UserWarning, match=r"plot_dir: matplotlib is not installed .*no plots written"):
+        AutoMM(**small(n_trials=2, plot_dir=tmp_path / "plots")).fit(X[:40], y[:40])
+    assert not (tmp_path / "plots").exists()
 
 
 # ------------------------------------------------------------------------ the space
