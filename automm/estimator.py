@@ -32,7 +32,7 @@ from .deadlines import deadline_scope
 from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for,
-                       candidate_decision_weights, finite_number, retry_with_smaller_batches, scale_frozen_batch,
+                       candidate_decided_score, candidate_decision_weights, finite_number, retry_with_smaller_batches, scale_frozen_batch,
                        train_bagged, train_candidate, training_value_problem, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
@@ -900,6 +900,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         with deadline_scope(deadline), device_scope(data.device):
             candidate = self._fit_one(data, config, deadline, graceful)
         candidate.decision_weights = candidate_decision_weights(data, candidate)
+        candidate.decided_score = candidate_decided_score(data, candidate)
         return candidate
 
     def _fit_one(self, data: PreparedData, config: dict, deadline: float | None, graceful: bool) -> Candidate:
@@ -953,6 +954,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self.best_score_ = candidate.best_score
         self.stop_reason_ = candidate.stop_reason
         self.decision_weights_ = candidate.decision_weights
+        self.decided_score_ = candidate.decided_score
         self.batch_size_ = int(candidate.config["training"]["batch_size"])
         self.num_workers_ = data.num_workers
         # The search's results (leaderboard_, ensemble_, ...); a fit without search has none.
@@ -976,7 +978,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         search, its ``trials`` by state, the ``best_trial`` and the ``ensemble`` (pooling and
         each member trial's weight and components); after a multi-objective search, the
         ``pareto`` set's size and objectives and the chosen trial's values; the ``decision_weights`` of ``predict``'s
-        rule when the metric set them (:mod:`automm.decision`); ``fit_seconds``. A loaded model
+        rule when the metric set them (:mod:`automm.decision`), with ``predict_validation_score``, the metric
+        of ``predict``'s decisions on the rows that chose those weights (``validation_score`` is the most
+        probable class's, by which trials are ranked; this one is optimistic by the choice); ``fit_seconds``. A loaded model
         says the same: its directory keeps these facts (manifest key ``fit``)."""
         self._check_fitted()
         from .components.stack import describe_encoder
@@ -1034,6 +1038,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if state.get("decision_weights_") is not None:  # automm.decision
             summary["decision_weights"] = {str(c): float(w)
                                            for c, w in zip(self.classes_, self.decision_weights_)}
+            if state.get("decided_score_") is not None:  # predict's own score: validation_score is argmax's
+                summary["predict_validation_score"] = float(self.decided_score_)
         if state.get("fit_seconds_") is not None:
             summary["fit_seconds"] = round(float(self.fit_seconds_), 2)
         return summary

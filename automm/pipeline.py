@@ -31,7 +31,7 @@ from . import registry as _registry
 from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
 from .data import BatchCollator, InputSpec, MultimodalDataset
-from .decision import class_priors, fit_decision_weights
+from .decision import class_priors, decide, fit_decision_weights
 from .model import MultimodalNet
 from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, model_outputs,
                        validation_metrics)
@@ -41,7 +41,7 @@ from .neighbors import is_neighbors, train_neighbors
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "pending_share",
            "pending_seconds",
            "prepare_encoders", "retry_with_smaller_batches", "is_out_of_memory",
-           "decision_weights", "candidate_decision_weights",
+           "decision_weights", "candidate_decision_weights", "decided_score", "candidate_decided_score",
            "augmentable_modalities", "without_inert_augmentations", "augmentation_can_act", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS", "TRAINING_RULES",
            "finite_number", "training_value_problem", "component_refusal"]
@@ -156,6 +156,7 @@ class Candidate:
     oof_loss: float | None = None              # ... and their loss (see :func:`train_bagged`)
     interrupted: bool = False                  # training stopped by Ctrl-C (``stop_on_interrupt``)
     decision_weights: np.ndarray | None = None  # the decision rule's class weights (see automm.decision)
+    decided_score: float | None = None  # the metric of predict's rule (with those weights) on the rows that chose them
 
     @property
     def best_loss(self) -> float | None:
@@ -198,6 +199,25 @@ def candidate_decision_weights(data: PreparedData, candidate: Candidate) -> np.n
     if candidate.oof_outputs is not None:
         return decision_weights(data, candidate.oof_outputs[data.rows], data.rows)
     return decision_weights(data, candidate.valid_outputs, data.valid_index)
+
+
+def decided_score(data: PreparedData, outputs: np.ndarray | None, rows: np.ndarray,
+                  weights: np.ndarray | None) -> float | None:
+    """``data.metric`` of the decisions :mod:`automm.decision`'s rule with class ``weights``
+    makes from ``outputs`` of ``rows`` (the rows that chose the weights: optimistic); None
+    without weights (plain argmax: the holdout score says it)."""
+    if weights is None or outputs is None:
+        return None
+    from .training import classification_score
+
+    return float(classification_score(decide(outputs, weights), data.targets[rows], data.metric, data.weights(rows)))
+
+
+def candidate_decided_score(data: PreparedData, candidate: Candidate) -> float | None:
+    """:func:`decided_score` of a candidate's ``decision_weights`` on the outputs that chose them."""
+    if candidate.oof_outputs is not None:
+        return decided_score(data, candidate.oof_outputs[data.rows], data.rows, candidate.decision_weights)
+    return decided_score(data, candidate.valid_outputs, data.valid_index, candidate.decision_weights)
 
 
 def _split(choice: dict) -> tuple[str, dict]:

@@ -170,7 +170,8 @@ from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
-                       candidate_decision_weights, decision_weights, is_out_of_memory, pending_seconds,
+                       candidate_decided_score, candidate_decision_weights, decided_score, decision_weights,
+                       is_out_of_memory, pending_seconds,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
                        without_inert_augmentations)
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
@@ -1715,7 +1716,9 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         if len(members) > 1:
             extras["ensemble_"] = Ensemble(members, ctx.data.problem_type, pooling)
             pooled = combine(scaled, weights, ctx.data.problem_type, pooling)
-            decision = decision_weights(ctx.data, pooled, ctx.data.rows if outputs_are_oof else ctx.data.valid_index)
+            decision_rows = ctx.data.rows if outputs_are_oof else ctx.data.valid_index
+            decision = decision_weights(ctx.data, pooled, decision_rows)
+            decided = decided_score(ctx.data, pooled, decision_rows, decision)
             # the kept model's score: the pooled members' on the rows the weights were chosen on
             ensemble_score = validation_metrics(pooled, targets, ctx.data.problem_type != "regression", row_weights,
                                                 ctx.data.metric)[1]
@@ -1742,10 +1745,11 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
                            since=ctx.started))
     if "ensemble_" not in extras:  # one model: its own outputs decide
         decision = candidate_decision_weights(ctx.data, best)
+        decided = candidate_decided_score(ctx.data, replace(best, decision_weights=decision))
     score = ensemble_score if "ensemble_" in extras else best.best_score
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
-                       seconds=best.seconds, extras=extras, decision_weights=decision)
+                       seconds=best.seconds, extras=extras, decision_weights=decision, decided_score=decided)
     return result
 
 

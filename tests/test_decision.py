@@ -129,3 +129,25 @@ def test_binary_f1_of_the_positive_class():
     by_argmax = model.classes_[model.predict_proba(X_test).argmax(1)]
     by_rule = model.predict(X_test)
     assert f1_score(y_test == "rare", by_rule == "rare") > f1_score(y_test == "rare", by_argmax == "rare") + 0.1
+
+
+def test_the_summary_gives_the_score_of_predicts_own_decisions(tmp_path):
+    """validation_score is the most probable class's; with decision weights, predict decides
+    otherwise, and its own score on those rows (which chose the weights) was nowhere."""
+    X, y = _texts(800, seed=0)
+    X_val, y_val = _texts(300, seed=2)
+    model = AutoMM(metric="balanced_accuracy", **SMALL).fit(X, y, X_val=X_val, y_val=y_val)
+    assert model.decision_weights_ is not None
+    codes = {c: i for i, c in enumerate(model.classes_)}
+    truth = np.array([codes[t] for t in y_val])
+
+    def balanced(predicted):
+        return classification_score(np.array([codes[p] for p in predicted]), truth, "balanced_accuracy")
+
+    summary = model.fit_summary()
+    assert summary["validation_score"] == pytest.approx(balanced(model.classes_[model.predict_proba(X_val).argmax(1)]))
+    assert summary["predict_validation_score"] == pytest.approx(balanced(model.predict(X_val)))
+    assert summary["predict_validation_score"] > summary["validation_score"]
+    assert AutoMM.load(model.save(tmp_path / "m")).fit_summary()["predict_validation_score"] == \
+        pytest.approx(summary["predict_validation_score"])
+    assert "predict_validation_score" not in AutoMM(**SMALL).fit(X, y).fit_summary()  # argmax: the one score
