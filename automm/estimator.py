@@ -574,12 +574,22 @@ class AutoMM(TransformerMixin, BaseEstimator):
                           f"off it, which new rows will not have; leave {fix} out", UserWarning, stacklevel=user_stacklevel())
         return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
 
-    def _encode_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
+    def _encode_targets(self, labels: np.ndarray, problem_type: str, weights: np.ndarray | None = None) -> np.ndarray:
+        """Class indices, or regression targets standardised by the (weighted) mean and standard
+        deviation of the rows that count (weight > 0: a row of weight 0, an outlier set aside,
+        must not set the scale the network learns in)."""
         if problem_type == "regression":
             values = _regression_values(labels, "y")
-            scale = float(np.abs(values).max()) or 1.0  # no overflow in the squares of huge targets
-            self.target_mean_ = float((values / scale).mean() * scale)
-            self.target_std_ = float((values / scale).std() * scale) or 1.0
+            counted = values if weights is None else values[weights > 0]
+            counted_weights = None if weights is None else weights[weights > 0]
+            scale = float(np.abs(counted).max()) if len(counted) else 0.0
+            scale = scale or 1.0  # no overflow in the squares of huge targets
+            mean = float(np.average(counted / scale, weights=counted_weights))
+            spread = float(np.sqrt(np.average((counted / scale - mean) ** 2, weights=counted_weights)))
+            if spread == 0.0:
+                raise InputError(f"y: every target that counts is {mean * scale:g}; regression needs at least two "
+                                 "different values")
+            self.target_mean_, self.target_std_ = mean * scale, spread * scale
             return ((values - self.target_mean_) / self.target_std_).astype(np.float32)
         classes, encoded = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
@@ -828,7 +838,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                           f"probabilities or class lists may fail; use AutoMMClassifier or AutoMMRegressor, or pass "
                           f"problem_type={problem_type!r}", UserWarning, stacklevel=user_stacklevel())
         self.problem_type_ = problem_type
-        targets = self._encode_targets(labels, problem_type)
+        targets = self._encode_targets(labels, problem_type, weights)
         table, targets, weights, is_train = self._drop_unweighted(*self._with_validation_rows(
             table, targets, weights, val, problem_type))
         seed = int(drawn_seed) if drawn_seed is not None else int(self.random_state)
