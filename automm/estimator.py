@@ -587,8 +587,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
             mean = float(np.average(counted / scale, weights=counted_weights))
             spread = float(np.sqrt(np.average((counted / scale - mean) ** 2, weights=counted_weights)))
             if spread == 0.0:
-                raise InputError(f"y: every target that counts is {mean * scale:g}; regression needs at least two "
-                                 "different values")
+                n = len(counted)
+                raise InputError(f"y: every target that counts ({n} sample{'s' if n != 1 else ''}) is "
+                                 f"{mean * scale:g}; regression needs at least two different values")
             self.target_mean_, self.target_std_ = mean * scale, spread * scale
             return ((values - self.target_mean_) / self.target_std_).astype(np.float32)
         classes, encoded = np.unique(labels, return_inverse=True)

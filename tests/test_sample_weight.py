@@ -410,5 +410,5 @@ def test_rows_of_weight_zero_do_not_set_the_targets_scale():
     halves = np.where(np.arange(120) < 60, 1.0, 3.0)
     weighted = AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, y, sample_weight=halves)
     assert weighted.target_mean_ == pytest.approx(np.average(y, weights=halves))  # weighted, as the loss
-    with pytest.raises(InputError, match=r"y: every target that counts is 7\.5e-06; regression needs at least two"):
+    with pytest.raises(InputError, match=r"y: every target that counts \(120 samples\) is 7\.5e-06; regression needs at least two"):
         AutoMMRegressor(**tiny()).fit(texts, np.full(120, 7.5e-6))
