@@ -67,7 +67,9 @@ queues a retry of its trial the same way, for the study's other processes.
 Parallelism, storages, workers
 ------------------------------
 Without GPUs, ``n_jobs > 1`` runs trials in that many processes (forked, sharing one study; an
-in-memory study becomes a temporary journal file). With CUDA GPUs (``device="auto"`` or
+in-memory study becomes a temporary journal file); a forked process trains with one thread
+(torch's thread pool hangs in a process forked after it ran), so ``n_jobs=-1``, one process per
+CPU, uses a machine whole. With CUDA GPUs (``device="auto"`` or
 ``"cuda"``), trials run in threads, one per GPU or ``n_jobs`` when larger (several then share a
 GPU), the GPU ids handed out through a queue; never in forked processes, which cannot use CUDA
 once the process they were forked from has. ``storage`` is an
@@ -1167,7 +1169,9 @@ def _malloc_trim():
 
 
 def _child_main(ctx: SearchContext, storage_ref: tuple[str, Any], index: int, threads: int) -> None:
-    """Entry point of a forked search process."""
+    """Entry point of a forked search process; it trains with ``threads`` threads, which must be 1:
+    torch's OpenMP pool, once the parent has run it, hangs a forked child that starts more than
+    one thread (a search with ``n_jobs=2`` on a 4-CPU machine lost its second process)."""
     import optuna
 
     # Ctrl-C in a terminal reaches the whole process group: the parent alone handles it (it
@@ -1275,13 +1279,18 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
         _worker_loop(ctx, study)
         return
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    if threads > 1:  # (forked children train with one thread: see _child_main)
+        warnings.warn(f"n_jobs={n_jobs} on {os.cpu_count()} CPUs: each forked search process trains with 1 thread "
+                      "(torch's thread pool hangs in a process forked after it ran), so most CPUs stay idle; "
+                      f"n_jobs=-1 runs {os.cpu_count()} processes, one per CPU", UserWarning,
+                      stacklevel=user_stacklevel())
     previous = torch.get_num_threads()
     with contextlib.suppress(Exception):  # imported by the first optimizer: import once, before forking
         __import__("importlib").import_module("torch._dynamo")
     children = []
     try:
         for index in range(1, n_jobs):
-            child = mp.Process(target=_child_main, args=(ctx, storage_ref, index, threads),
+            child = mp.Process(target=_child_main, args=(ctx, storage_ref, index, 1),
                                name=f"automm-search-{index}")
             child.start()
             children.append(child)

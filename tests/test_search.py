@@ -1336,6 +1336,20 @@ def test_pareto_rule_prefers_the_cheapest_model_within_one_percent():
 
 # ------------------------------------------------------------------------ parallel and shared studies
 
+def test_forked_search_processes_train_with_one_thread_on_a_larger_machine(texts, tmp_path, monkeypatch):
+    """With 4 CPUs and n_jobs=2 each forked process was given 2 threads, and torch's thread pool,
+    run in the parent before the fork, hung it: its trial failed at the time limit, 11 s late."""
+    X, y, _, _ = texts
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    torch.ones(64, 64) @ torch.ones(64, 64)  # the parent's thread pool has run
+    with pytest.warns(UserWarning, match=r"n_jobs=2 on 4 CPUs: each forked search process trains with 1 thread .*"
+                                         r"n_jobs=-1 runs 4 processes"):
+        model = AutoMM(**small(n_trials=4, n_jobs=2, pruner="none", time_limit=120,
+                               storage=f"journal://{tmp_path / 'study.log'}")).fit(X, y)
+    board = model.leaderboard_
+    assert (board["state"] == "COMPLETE").all() and board["worker"].nunique() == 2
+
+
 def test_two_processes_share_a_journal_study(texts, tmp_path):
     X, y, _, _ = texts
     journal = tmp_path / "study.log"
