@@ -941,8 +941,10 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     config = manifest["config"]
-    model = read_model_files(directory, inputs, config, manifest["n_outputs"],
-                             {name: files.pop(name) for name in (PREPROCESSING, WEIGHTS)})
+    with torch.random.fork_rng(devices=[]):  # the networks' initial weights, replaced by the saved ones,
+        # would draw from the host's torch generator (a load changed the stream a host had seeded)
+        model = read_model_files(directory, inputs, config, manifest["n_outputs"],
+                                 {name: files.pop(name) for name in (PREPROCESSING, WEIGHTS)})
     estimator.model_ = model.to(device_)
     estimator.device_ = device_
     estimator.problem_type_ = manifest["problem_type"]
@@ -973,7 +975,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         if key in manifest.get("fit", {}):
             setattr(estimator, attr, manifest["fit"][key])
     if "ensemble" in manifest:
-        estimator.ensemble_ = _load_ensemble(directory, manifest, files, inputs, estimator.model_, device_)
+        with torch.random.fork_rng(devices=[]):
+            estimator.ensemble_ = _load_ensemble(directory, manifest, files, inputs, estimator.model_, device_)
     estimator._augmentation_providers = augmentations  # names their package if a refit needs them gone
     if output:
         estimator.set_output(**output)

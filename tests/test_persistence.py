@@ -676,3 +676,20 @@ def test_class_weights_of_number_classes_load_as_they_were_given(tmp_path):
     loaded = AutoMM.load(model.save(tmp_path / "m"))
     assert loaded.class_weight == {0: 1.0, 1: 2.0}
     assert loaded.fit(texts, labels).classes_.tolist() == [0, 1]
+
+
+def test_loading_a_model_leaves_the_hosts_random_streams_alone(model, tmp_path):
+    """Building the network drew its initial weights (replaced by the saved ones) from torch's
+    generator: a host that seeded torch got another stream after a load."""
+    import random
+
+    path = model.save(tmp_path / "m")
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    expected = (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random())
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    AutoMM.load(path)
+    assert (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()) == expected

@@ -100,11 +100,15 @@ def clear_shared_backbones() -> None:
         _backbones.clear()
 
 
+#: Fewer values than this to compute features for (a service's request, say) are logged at DEBUG, not INFO.
+QUIET_BELOW = 64
+
+
 def _kept_for_later(computed: int, stored: int) -> str:
     """What the log says of the features just computed: kept in the cache for later fits, or
     how many could not be (a read-only or full disk, warned about once)."""
     if stored >= computed:
-        return "; later fits read them from the cache"
+        return "; later fits and predictions read them from the cache"
     if stored <= 0:
         return "; none of them could be kept in the feature cache"
     return f"; {computed - stored} of them could not be kept in the feature cache"
@@ -259,7 +263,9 @@ class PretrainedEncoder(Encoder):
         computed = 0
         self.last_prepare = {"cached": hits, "computed": 0, "seconds": 0.0}
         if todo:
-            log.info("%s: computing the features of %d %ss (%d found in the cache under %s)", self.name,
+            # a few values (a service's request) are debug detail; a fit's or a batch's work is worth saying
+            level = logging.INFO if len(todo) >= QUIET_BELOW else logging.DEBUG
+            log.log(level, "%s: computing the features of %d %ss (%d found in the cache under %s)", self.name,
                      len(todo), self.modality, hits, cache.root)
             keys = list(todo)
             logged = time.monotonic()
@@ -275,7 +281,7 @@ class PretrainedEncoder(Encoder):
                     computed = written + failed  # the inputs done with, read or not
                     self.last_prepare.update(computed=computed, seconds=time.monotonic() - start)
                     if time.monotonic() - logged > 30 or computed == len(keys):
-                        log.info("%s: %d of %d computed (%.0f s%s)%s", self.name, computed - failed, len(keys),
+                        log.log(level, "%s: %d of %d computed (%.0f s%s)%s", self.name, computed - failed, len(keys),
                                  time.monotonic() - start, f"; {failed} could not be read" if failed else "",
                                  _kept_for_later(written, cache.writes - stored_before) if computed == len(keys)
                                  else "")

@@ -164,7 +164,7 @@ def test_an_image_broken_inside_counts_as_missing_for_the_frozen_encoder(tmp_pat
     from automm.feature_cache import clear_memory_cache
 
     clear_memory_cache()  # earlier tests' features of these pictures, held in memory, would count as cached
-    with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"), caplog.at_level("INFO", "automm"):
+    with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"), caplog.at_level("DEBUG", "automm"):
         model.fit(X[["image"]], y)
     assert any("of 60 computed" in r.getMessage() and "1 could not be read" in r.getMessage() for r in caplog.records)
     with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"):
