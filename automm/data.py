@@ -91,13 +91,21 @@ def _row_keys(table: "Table", names: Sequence[str]) -> list[tuple]:
 
 
 def rows_repeated(rows: "Table", seen: "Table") -> int:
-    """How many of ``rows`` have exactly the features of a row of ``seen`` (its columns); 0 when
+    """How many of ``rows`` have exactly the features of a row of ``seen`` (its columns), when
+    more of them do than chance explains; else 0. Rows drawn apart from ``seen`` repeat its
+    rows about as often as ``seen``'s rows repeat each other (a table of a few categories: all
+    the time), so only a share of repeats above twice that, and above 1%, counts: the rows were
+    taken from ``seen`` (a validation or test set that overlaps the training rows). 0 too when
     a cell is no scalar (an image array, a PIL image), whose rows are not compared."""
     try:
-        known = set(_row_keys(seen, seen.names))
-        return sum(key in known for key in _row_keys(rows, seen.names))
+        seen_keys = _row_keys(seen, seen.names)
+        row_keys = _row_keys(rows, seen.names)
     except (TypeError, KeyError):
         return 0
+    known = set(seen_keys)
+    repeated = sum(key in known for key in row_keys)
+    within = 1.0 - len(known) / max(1, len(seen_keys))  # the share of seen's rows that repeat another
+    return repeated if repeated > max(0.01, 2.0 * within) * len(row_keys) else 0
 
 
 def take(column: Sequence[Any], indices: Sequence[int]) -> Sequence[Any]:

@@ -544,6 +544,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def _prepare(self, args: tuple, y: Any):
         """Validate everything that can be validated before training."""
         self._validate_params()
+        from . import search
+
+        search.warn_unused_search_options(self)
         check_storage(self.storage)  # unreachable or read-only: said now, not after the data checks
         reg = _registry.get_registry()
         table = as_table(args, plugin_manager=reg.plugin_manager)

@@ -238,12 +238,16 @@ def _make_encoder(spec: InputSpec, config: dict, reg: _registry.Registry):
 
 
 def component_refusal(component: _registry.ComponentSpec, params: dict, *, input_spec: InputSpec | None = None,
-                      input_dims: dict[str, int] | None = None, n_outputs: int = 2) -> str | None:
+                      input_dims: dict[str, int] | None = None, n_outputs: int | None = None) -> str | None:
     """Why ``component``'s factory refuses the hyperparameters ``params`` (its defaults updated
     with them), as ``"ErrorType: message"``; None when it builds (or fails for a reason that is
     not the values, such as a missing package, which its trial reports). Builds it once, with
     the arguments automm gives: a fusion ``input_dims`` (8 per input when not given) and
-    ``n_outputs``, a table encoder its input's ``column_roles``."""
+    ``n_outputs`` (not known: 2 classes, then 1 output, a regression's; refused only when
+    both are), a table encoder its input's ``column_roles``."""
+    if component.kind == "fusion" and n_outputs is None:
+        refused = component_refusal(component, params, input_dims=input_dims, n_outputs=2)
+        return refused and component_refusal(component, params, input_dims=input_dims, n_outputs=1)
     args, given = (), {}
     if component.kind == "fusion":
         args = (dict(input_dims or {"image_0": 8, "text_0": 8}), int(n_outputs))

@@ -320,23 +320,28 @@ def validate_params(estimator) -> None:
     if estimator.n_jobs not in (1, None) and is_instance(estimator.storage, "storage"):
         raise InputError("n_jobs: worker processes cannot share a storage object; pass a storage URL or a journal "
                          "file path instead")
-    _warn_unused_search_options(estimator, objectives)
 
 
 #: Parameters that only a search reads.
 _SEARCH_ONLY = ("sampler", "pruner", "plot_dir", "study_name")
 
 
-def _warn_unused_search_options(estimator, objectives: Sequence[str]) -> None:
+def warn_unused_search_options(estimator) -> None:
     """Warn about search options that change nothing: set when ``fit`` trains one configuration
-    without a search, or a pruner in a search of several objectives (which prunes nothing)."""
+    without a search, or a pruner in a search of several objectives (which prunes nothing).
+    Called by ``fit`` (after :func:`validate_params`), not by checks of a recipe."""
     from .search_space import _init_default
 
+    try:
+        objectives = _objectives(estimator.objectives)
+    except TypeError:
+        objectives = ()
     given = [name for name in _SEARCH_ONLY
              if not _same(getattr(estimator, name), _init_default(type(estimator), name))]
     if given and not search_requested(estimator):
         warnings.warn(f"{', '.join(given)}: given, but fit trains one configuration without a search (it searches "
-                      "with n_trials > 1, a time_limit, a search_space or lists of choices), so "
+                      "with n_trials > 1, a time_limit, a search_space, lists of choices, a storage, "
+                      "ensemble_size > 1 or two objectives), so "
                       f"{'they are' if len(given) > 1 else 'it is'} not used", UserWarning,
                       stacklevel=user_stacklevel())
     elif len(objectives) > 1 and "pruner" in given and estimator.pruner not in (None, "none"):

@@ -743,15 +743,20 @@ def _candidates(spec: Mapping[str, Any]) -> list:
 def check_component_values(component: _registry.ComponentSpec, specs: Mapping[str, dict], where: str,
                            deadline: float, **context: Any) -> None:
     """:class:`InputError` at ``where[key]`` when ``component`` refuses a value that ``specs``
-    give (a fixed value, a choice, a range's end: :func:`_candidates`) with its other
-    hyperparameters at their defaults and with each other value given for them (a value that
-    builds in some combination is left to the trials), or at ``where`` when it refuses the
-    first trial's combination; said before any work, not as every trial's failure. A component
-    that cannot be built with its defaults is not checked (its trials say why). Each check
-    builds the component once (:func:`automm.pipeline.component_refusal`, ``context`` its
-    arguments); none start after ``deadline`` (``time.monotonic()``)."""
+    give (a fixed value, a choice, a range's end: :func:`_candidates`) whatever the others are:
+    with its other hyperparameters at their defaults, with the values the user fixed, and with
+    each value given for another one; said before any work, not as every trial's failure.
+    Nothing is refused on doubt: not a value whose refusal names another hyperparameter (a
+    constraint between them, such as a width divisible by a number of heads: the trials that
+    sample a bad pair say so), nor one whose combinations were not all tried before ``deadline``
+    (``time.monotonic()``), nor anything of a component that cannot be built with its defaults
+    (its trials say why). The values the user fixed, all of them, are also tried together. Each
+    check builds the component once (:func:`automm.pipeline.component_refusal`, ``context`` its
+    arguments)."""
     if not specs:
         return
+    import re
+
     refusals: dict[str, str | None] = {}
 
     def refusal(params: dict) -> str | None:
@@ -760,26 +765,34 @@ def check_component_values(component: _registry.ComponentSpec, specs: Mapping[st
             refusals[key] = component_refusal(component, params, **context)
         return refusals[key]
 
-    if refusal({}) is not None:  # it fails with its defaults: not the values' fault (its trials say why)
+    if refusal({}) is not None:
         return
+    fixed = {k: _candidates(s)[0] for k, s in specs.items() if "value" in s or len(s.get("choices", ())) == 1}
+    names = set(component.accepted_hyperparameters() or ()) | set(specs)
     for key, spec in specs.items():
         for value in _candidates(spec):
             if time.monotonic() > deadline:
                 return
-            if refusal({key: value}) is None:
+            problem = refusal({key: value})
+            if problem is None or any(re.search(rf"\b{re.escape(str(other))}\b", problem)
+                                      for other in names if other != key):
                 continue
-            others = [{other: v} for other, s in specs.items() if other != key for v in _candidates(s)][:6]
-            if all(refusal({**other, key: value}) for other in others if time.monotonic() <= deadline):
+            combos = [{**fixed, key: value}] + [{**fixed, other: v, key: value} for other, s in specs.items()
+                                                 if other != key for v in _candidates(s)]
+            refused = []
+            for combo in combos:
+                if time.monotonic() > deadline:
+                    return  # not all tried: left to the trials
+                refused.append(refusal(combo) is not None)
+            if all(refused):
                 hint = (f"; a list there is the value itself: to search among {value!r}, give them as "
                         f"search_space={{'encoders': {{...: {{{component.name!r}: {{{key!r}: {value!r}}}}}}}}}"
                         if isinstance(value, list) and component.kind == "encoder" else "")
                 raise InputError(f"{where}[{key!r}]: {component.kind} {component.name!r} refuses {key}={value!r} "
-                                 f"({refusal({key: value})}){hint}")
-    defaults = component.hyperparameters()
-    first = {k: v for k, v in _moved_inside(defaults, specs, defaults).items() if k in specs}
-    if time.monotonic() <= deadline and refusal(first) is not None:
-        raise InputError(f"{where}: {component.kind} {component.name!r} refuses the first trial's values {first} "
-                         f"({refusal(first)})")
+                                 f"({problem}){hint}")
+    if fixed and len(fixed) == len(specs) and time.monotonic() <= deadline and refusal(fixed) is not None:
+        raise InputError(f"{where}: {component.kind} {component.name!r} refuses the values given together {fixed} "
+                         f"({refusal(fixed)})")
 
 
 def _check_values(description: Mapping[str, Any], inputs: Sequence[Any], reg: _registry.Registry,
@@ -797,7 +810,7 @@ def _check_values(description: Mapping[str, Any], inputs: Sequence[Any], reg: _r
             **{k: v for k, v in first.items() if k != "name"}) or 8
     for name, specs in description["fusion"].items():
         check_component_values(reg.get("fusion", name), specs, f"fusion {name!r}", deadline, input_dims=dims,
-                               n_outputs=n_outputs or 2)
+                               n_outputs=n_outputs)
     for name, entry in description["augmentations"].items():
         check_component_values(reg.get("augmentation", name), entry["params"], f"augmentations[{name!r}]", deadline)
 

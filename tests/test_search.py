@@ -24,7 +24,7 @@ import torch
 
 import automm
 import automm.worker
-from automm import AutoMM, Encoder, InputError, hookimpl
+from automm import AutoMM, AutoMMRegressor, Encoder, InputError, hookimpl
 from automm import interrupts, search, search_space, trial_models
 from automm import storage as automm_storage
 from automm import study as study_module
@@ -925,6 +925,30 @@ def test_trials_failing_on_a_value_of_the_space_are_warned_about_and_listed_with
     assert len(failed) >= 1 and (failed["encoders"] == "text_0=hashed_ngram").all()
 
 
+@pytest.mark.parametrize("arguments", [
+    # valid whatever the other values: refused when only 6 alternatives were tried, or the default's moved values
+    dict(search_space={"fusion": {"attention": {"n_heads": 6, "n_layers": [1, 2, 3], "ff_multiplier": [2, 4, 8],
+                                                "d_model": 96}}}),
+    dict(search_space={"fusion": {"attention": {"d_model": [40, 96], "n_heads": [6, 3]}}}),
+    dict(fusion={"name": "neighbors", "regression": True}),  # a regression's one output
+])
+def test_values_that_build_in_some_combination_are_left_to_the_trials(texts, arguments, monkeypatch):
+    X, _, _, _ = texts
+    values = np.arange(len(X), dtype=float) % 7
+    trained = []
+    monkeypatch.setattr(search, "_objective", lambda *args: trained.append(1))
+    def fit_one(*args, **kwargs):  # a fit without a search: past the checks
+        trained.append(1)
+        raise SearchError("built")
+
+    monkeypatch.setattr(AutoMM, "_fit_one", fit_one)
+    try:
+        AutoMMRegressor(**small(n_trials=2, **{"encoders": None, **arguments})).fit(X, values)
+    except (SearchError, AttributeError, TypeError):
+        pass  # (the patched trials train nothing): what matters is that no InputError came first
+    assert trained
+
+
 @pytest.mark.parametrize("arguments, message", [
     (dict(search_space={"encoders": {"text": {"hashed_ngram": {"emb_dim": {"low": -8, "high": 16}}}}}),
      r"search_space\['encoders'\]\['text'\]\['hashed_ngram'\]\['emb_dim'\]: encoder 'hashed_ngram' refuses "
@@ -936,7 +960,7 @@ def test_trials_failing_on_a_value_of_the_space_are_warned_about_and_listed_with
      r"search among \[16, 32\], give them as search_space=\{'encoders': \{\.\.\.: \{'hashed_ngram': "
      r"\{'emb_dim': \[16, 32\]\}\}\}\}"),
     (dict(search_space={"encoders": {"text": {"hashed_ngram": {"char_ngram_min": 4, "char_ngram_max": 3}}}}),
-     r"search_space\['encoders'\]\['text'\]\['hashed_ngram'\]: encoder 'hashed_ngram' refuses the first trial's values \{'char_ngram_min': 4, "
+     r"search_space\['encoders'\]\['text'\]\['hashed_ngram'\]: encoder 'hashed_ngram' refuses the values given together \{'char_ngram_min': 4, "
      r"'char_ngram_max': 3\} \(ValueError: need 1 <= char_ngram_min <= char_ngram_max\)"),
 ])
 def test_values_a_component_refuses_are_named_before_any_trial(texts, arguments, message, monkeypatch):
@@ -2410,5 +2434,5 @@ def test_search_options_that_change_nothing_are_warned_about(texts, tmp_path):
         AutoMM(**small(n_trials=2, sampler="random", ensemble_size=1)).fit(X, y)
         AutoMM(**small()).fit(X, y)
     with pytest.warns(UserWarning, match=r"pruner: a search of 2 objectives prunes no trial"):
-        search.validate_params(AutoMM(**small(n_trials=2, objectives=("score", "params"), pruner="hyperband",
-                                              ensemble_size=1)))
+        search.warn_unused_search_options(AutoMM(**small(n_trials=2, objectives=("score", "params"),
+                                                         pruner="hyperband", ensemble_size=1)))
