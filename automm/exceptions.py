@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["AutoMMError", "PluginError", "UnknownComponentError", "InputError", "NotFittedError", "ModelFormatError",
-           "TimeLimitExceeded", "SearchError", "user_stacklevel"]
+           "TimeLimitExceeded", "SearchError", "user_stacklevel", "in_chain"]
 
 import sys
 
@@ -66,3 +66,15 @@ class TimeLimitExceeded(AutoMMError):
 
 class SearchError(AutoMMError):
     """No trial of the search produced a model; the message lists the trials' reasons."""
+
+
+def in_chain(exc: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of type ``kind`` among ``exc`` and the exceptions that led to it
+    (its ``__cause__``, else its ``__context__``, and theirs), or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

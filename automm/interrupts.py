@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from .exceptions import TimeLimitExceeded
+from .exceptions import TimeLimitExceeded, in_chain
 
 __all__ = ["InterruptGate", "hard_stop", "during_interrupt"]
 
@@ -98,10 +98,4 @@ def hard_stop(deadline: float | None):
 
 def during_interrupt(exc: BaseException) -> bool:
     """Whether ``exc`` was raised while a ``KeyboardInterrupt`` was being handled."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return in_chain(exc, KeyboardInterrupt) is not None

@@ -1138,15 +1138,10 @@ def _worker_loop(ctx: SearchContext, study) -> int:
 def _storage_failure(exc: BaseException) -> BaseException | None:
     """The :class:`automm.storage.StorageError` (a journal that cannot be written) among the
     exceptions that led to ``exc``, or None."""
+    from .exceptions import in_chain
     from .storage import StorageError
 
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, StorageError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return in_chain(exc, StorageError)
 
 
 def release_memory() -> None:
