@@ -32,7 +32,7 @@ from .deadlines import deadline_scope
 from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for,
-                       candidate_decided_score, candidate_decision_weights, finite_number, retry_with_smaller_batches, scale_frozen_batch,
+                       candidate_decided_score, candidate_decision_weights, candidate_temperature, finite_number, retry_with_smaller_batches, scale_frozen_batch,
                        train_bagged, train_candidate, training_value_problem, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
@@ -913,6 +913,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 return search.run_search(self, data, config, deadline, graceful=graceful)
         with deadline_scope(deadline), device_scope(data.device):
             candidate = self._fit_one(data, config, deadline, graceful)
+        if "ensemble_" not in candidate.extras:  # (a bag's members are averaged as they are)
+            candidate.temperature = candidate_temperature(data, candidate)
         candidate.decision_weights = candidate_decision_weights(data, candidate)
         candidate.decided_score = candidate_decided_score(data, candidate)
         return candidate
@@ -969,6 +971,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self.stop_reason_ = candidate.stop_reason
         self.decision_weights_ = candidate.decision_weights
         self.decided_score_ = candidate.decided_score
+        self.temperature_ = 1.0 if "ensemble_" in candidate.extras else float(candidate.temperature)
         self.batch_size_ = int(candidate.config["training"]["batch_size"])
         self.num_workers_ = data.num_workers
         # The search's results (leaderboard_, ensemble_, ...); a fit without search has none.
@@ -1158,8 +1161,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def _raw_outputs_of_table(self, table: Table) -> np.ndarray:
         if self.__dict__.get("ensemble_") is not None:  # averaged member probabilities (automm.ensemble)
             return self.ensemble_.raw_outputs(self, table)
-        return model_outputs(self.model_, self._loader(table), self.device_,
-                             amp=bool(self.amp) and self.device_.type == "cuda")
+        outputs = model_outputs(self.model_, self._loader(table), self.device_,
+                                amp=bool(self.amp) and self.device_.type == "cuda")
+        temperature = self.__dict__.get("temperature_", 1.0)  # a lone classifier's, fitted on its holdout
+        return outputs * np.float32(temperature) if temperature != 1.0 else outputs
 
     def _has_probabilities(self) -> bool:
         """Whether ``predict_proba`` exists: not for a regressor, nor once fitted to a regression

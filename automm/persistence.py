@@ -51,10 +51,11 @@ from .components.stack import encoder_names
 __all__ = ["save_model", "load_model", "check_save_target", "manifest_digest", "FORMAT_VERSION", "MANIFEST",
            "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 5  # the version this code reads; single models are still written as version 1, ensembles
+FORMAT_VERSION = 6  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
 #: ensemble pools probabilities logarithmically (which a version-3 reader would average); 5 when the
-#: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax). The
+#: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax); 6
+#: when a lone classifier's logits are scaled by a temperature (a version-5 reader would ignore it). The
 #: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same.
 MEMBERS = "members"
 MANIFEST = "automm.json"
@@ -165,7 +166,8 @@ def manifest_of(estimator) -> dict:
     ensemble = estimator.__dict__.get("ensemble_")
     manifest = {
         "format": "automm-model",
-        "format_version": _format_version(ensemble, estimator.__dict__.get("decision_weights_")),
+        "format_version": _format_version(ensemble, estimator.__dict__.get("decision_weights_"),
+                                          estimator.__dict__.get("temperature_", 1.0)),
         "versions": _versions(),
         "estimator": type(estimator).__name__,
         "params": params,
@@ -187,6 +189,8 @@ def manifest_of(estimator) -> dict:
     }
     if estimator.__dict__.get("decision_weights_") is not None:
         manifest["decision_weights"] = [float(w) for w in estimator.decision_weights_]
+    if estimator.__dict__.get("temperature_", 1.0) != 1.0:
+        manifest["temperature"] = float(estimator.temperature_)
     record = _fit_record(estimator)
     if record:
         manifest["fit"] = record
@@ -734,6 +738,7 @@ _OPTIONAL_MANIFEST_KEYS = {
                "the regression target's 'mean' and 'std'"),
     "feature_names_in": (_is_names, "a list of feature names"),
     "decision_weights": (lambda v: isinstance(v, list) and all(_is_number(w) for w in v), "a list of numbers"),
+    "temperature": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a number > 0"),
     "fit": (lambda v: isinstance(v, dict), "an object"),
     "ensemble": (lambda v: isinstance(v, dict) and isinstance(v.get("problem_type"), str)
                  and isinstance(v.get("members"), list) and v["members"] and all(_is_member(m) for m in v["members"]),
@@ -971,6 +976,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         estimator.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
     estimator.decision_weights_ = (np.asarray(manifest["decision_weights"], dtype=np.float64)
                                    if "decision_weights" in manifest else None)
+    estimator.temperature_ = float(manifest.get("temperature", 1.0))
     for key, attr in _FIT_RECORD:  # what fit did (fit_summary); absent from older directories
         if key in manifest.get("fit", {}):
             setattr(estimator, attr, manifest["fit"][key])
@@ -997,9 +1003,12 @@ def _fit_record(estimator) -> dict:
     return {key: _jsonable(summary[key]) for key, _ in _FIT_RECORD if summary.get(key) is not None}
 
 
-def _format_version(ensemble, decision_weights=None) -> int:
-    """The oldest format that holds ``ensemble`` (None: a single model) and the decision rule's
-    ``decision_weights`` in full (an older reader would ignore them and predict otherwise)."""
+def _format_version(ensemble, decision_weights=None, temperature: float = 1.0) -> int:
+    """The oldest format that holds ``ensemble`` (None: a single model), the decision rule's
+    ``decision_weights`` and a lone classifier's ``temperature`` in full (an older reader would
+    ignore them and predict otherwise)."""
+    if temperature != 1.0:
+        return 6
     if decision_weights is not None:
         return 5
     if ensemble is None:

@@ -42,6 +42,7 @@ __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_
            "pending_seconds",
            "prepare_encoders", "retry_with_smaller_batches", "is_out_of_memory",
            "decision_weights", "candidate_decision_weights", "decided_score", "candidate_decided_score",
+           "candidate_temperature",
            "augmentable_modalities", "without_inert_augmentations", "augmentation_can_act", "scale_frozen_batch",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "TRAINING_KEYS", "TRAINING_RULES",
            "finite_number", "training_value_problem", "component_refusal"]
@@ -157,6 +158,7 @@ class Candidate:
     interrupted: bool = False                  # training stopped by Ctrl-C (``stop_on_interrupt``)
     decision_weights: np.ndarray | None = None  # the decision rule's class weights (see automm.decision)
     decided_score: float | None = None  # the metric of predict's rule (with those weights) on the rows that chose them
+    temperature: float = 1.0  # the multiplier of a lone classifier's logits fitted on its holdout (automm.ensemble.calibrate)
 
     @property
     def best_loss(self) -> float | None:
@@ -194,11 +196,34 @@ def decision_weights(data: PreparedData, outputs: np.ndarray | None, rows: np.nd
     return fit_decision_weights(outputs, data.targets[rows], priors, data.metric, data.weights(rows))
 
 
+def _judged_outputs(data: PreparedData, candidate: Candidate) -> tuple[np.ndarray | None, np.ndarray]:
+    """A candidate's outputs on the rows that judge it (out-of-fold for a bag, else the
+    holdout's), scaled by its ``temperature`` as ``predict`` scales them, and those rows."""
+    if candidate.oof_outputs is not None:
+        outputs, rows = candidate.oof_outputs[data.rows], data.rows
+    else:
+        outputs, rows = candidate.valid_outputs, data.valid_index
+    if outputs is not None and candidate.temperature != 1.0:
+        outputs = outputs * candidate.temperature
+    return outputs, rows
+
+
+def candidate_temperature(data: PreparedData, candidate: Candidate) -> float:
+    """The temperature of a lone classifier (:func:`automm.ensemble.calibrate` on the outputs
+    that judge it, as the ensemble's members get theirs): its ``predict_proba`` is then as
+    confident as its holdout says (label smoothing had floored a rare class's probabilities,
+    and early stopping leaves a network under- or over-confident); 1.0 for regression."""
+    from .ensemble import calibrate
+
+    outputs, rows = _judged_outputs(data, replace(candidate, temperature=1.0))
+    if data.problem_type == "regression" or outputs is None or not len(rows):
+        return 1.0
+    return float(calibrate([outputs], data.targets[rows], data.problem_type, data.weights(rows))[0])
+
+
 def candidate_decision_weights(data: PreparedData, candidate: Candidate) -> np.ndarray | None:
     """:func:`decision_weights` on a candidate's out-of-fold outputs (a bag) or holdout outputs."""
-    if candidate.oof_outputs is not None:
-        return decision_weights(data, candidate.oof_outputs[data.rows], data.rows)
-    return decision_weights(data, candidate.valid_outputs, data.valid_index)
+    return decision_weights(data, *_judged_outputs(data, candidate))
 
 
 def decided_score(data: PreparedData, outputs: np.ndarray | None, rows: np.ndarray,
@@ -215,9 +240,7 @@ def decided_score(data: PreparedData, outputs: np.ndarray | None, rows: np.ndarr
 
 def candidate_decided_score(data: PreparedData, candidate: Candidate) -> float | None:
     """:func:`decided_score` of a candidate's ``decision_weights`` on the outputs that chose them."""
-    if candidate.oof_outputs is not None:
-        return decided_score(data, candidate.oof_outputs[data.rows], data.rows, candidate.decision_weights)
-    return decided_score(data, candidate.valid_outputs, data.valid_index, candidate.decision_weights)
+    return decided_score(data, *_judged_outputs(data, candidate), candidate.decision_weights)
 
 
 def _split(choice: dict) -> tuple[str, dict]:

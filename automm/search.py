@@ -172,7 +172,8 @@ from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
-                       candidate_decided_score, candidate_decision_weights, decided_score, decision_weights,
+                       candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
+                       decision_weights,
                        is_out_of_memory, pending_seconds,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
                        without_inert_augmentations)
@@ -1752,13 +1753,16 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if ctx.settings.verbose:
         _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, best.best_score, ctx.interrupted.is_set(),
                            since=ctx.started))
-    if "ensemble_" not in extras:  # one model: its own outputs decide
-        decision = candidate_decision_weights(ctx.data, best)
-        decided = candidate_decided_score(ctx.data, replace(best, decision_weights=decision))
+    temperature = 1.0
+    if "ensemble_" not in extras:  # one model: its own outputs decide, at its own temperature
+        temperature = candidate_temperature(ctx.data, best) if best.bag is None else 1.0
+        decision = candidate_decision_weights(ctx.data, replace(best, temperature=temperature))
+        decided = candidate_decided_score(ctx.data, replace(best, decision_weights=decision, temperature=temperature))
     score = ensemble_score if "ensemble_" in extras else best.best_score
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
-                       seconds=best.seconds, extras=extras, decision_weights=decision, decided_score=decided)
+                       seconds=best.seconds, extras=extras, decision_weights=decision, decided_score=decided,
+                       temperature=temperature)
     return result
 
 
