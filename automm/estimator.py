@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -1129,8 +1130,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
             for name, encoder in model.encoders.items():
                 if name in values:
                     said += [m for m in encoder.unfamiliar_values(values[name]) if m not in said]
+        # once per model and kind of finding: the examples and counts differ from call to call, so
+        # Python's once-per-place rule let a service log one warning per request
+        model_id, known = self.__dict__.get("_unfamiliar_said", (None, set()))
+        if model_id != id(self.model_):
+            known = set()
         for message in said:
-            warnings.warn(f"X: {message}", UserWarning, stacklevel=user_stacklevel())
+            kind = re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0])
+            if kind not in known:
+                known.add(kind)
+                warnings.warn(f"X: {message} (said once for this model)", UserWarning, stacklevel=user_stacklevel())
+        self.__dict__["_unfamiliar_said"] = (id(self.model_), known)
 
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}

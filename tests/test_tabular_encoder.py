@@ -231,6 +231,15 @@ def test_prediction_warns_when_a_categorical_column_comes_with_categories_never_
     with pytest.warns(UserWarning, match=r"X: column 'colour': 40 of 40 values are categories never seen in fit "
                                          r"\(e.g. '(red|blue|green)'.*read as missing; fit saw 'Blue', 'Green', 'Red'"):
         model.predict(frame.head(40).assign(colour=frame.colour.head(40).str.lower()))
+    # once per model: other unseen values on every request of a service had logged one warning each
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        for request in range(3):
+            model.predict(frame.head(30).assign(colour=[f"C{request}_{i}" for i in range(30)]))
+    model.fit(frame, colour == "Red")  # a new model: said again
+    with pytest.warns(UserWarning, match=r"column 'colour': 30 of 30 values are categories never seen .*said once "
+                                         r"for this model"):
+        model.predict(frame.head(30).assign(colour="purple"))
     encoder = model.model_.encoders["tabular"]
     assert encoder.unfamiliar_values([{"colour": "red", "size": 1.0}] * 30 + [{"colour": "Red"}] * 29)
     assert not encoder.unfamiliar_values([{"colour": "red", "size": 1.0}] * 29 + [{"colour": "Red"}] * 30)
