@@ -10,6 +10,7 @@ import re
 import sys
 import time
 import warnings
+import weakref
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -1132,15 +1133,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
                     said += [m for m in encoder.unfamiliar_values(values[name]) if m not in said]
         # once per model and kind of finding: the examples and counts differ from call to call, so
         # Python's once-per-place rule let a service log one warning per request
-        model_id, known = self.__dict__.get("_unfamiliar_said", (None, set()))
-        if model_id != id(self.model_):
-            known = set()
+        # (kept beside the model, not in the estimator: predict leaves an estimator's state alone)
+        known = _UNFAMILIAR_SAID.setdefault(self.model_, set())
         for message in said:
             kind = re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0])
             if kind not in known:
                 known.add(kind)
                 warnings.warn(f"X: {message} (said once for this model)", UserWarning, stacklevel=user_stacklevel())
-        self.__dict__["_unfamiliar_said"] = (id(self.model_), known)
 
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}
@@ -1314,6 +1313,10 @@ def _chunks(table: Table) -> Iterator[Table]:
         return
     for start in range(0, len(table), PREDICT_CHUNK_ROWS):
         yield table.subset(range(start, min(start + PREDICT_CHUNK_ROWS, len(table))))
+
+
+#: The kinds of unfamiliar input each fitted model (``model_``) has warned about (see ``_warn_unfamiliar``).
+_UNFAMILIAR_SAID: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
 
 
 def _judges(encoder: Encoder) -> bool:
