@@ -88,7 +88,7 @@ def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]
     return TypeError(f"{type(owner).__name__}.{method.__name__}() got an unexpected keyword argument {name!r}{hint}")
 
 
-def _check_values(component: _registry.ComponentSpec, params: Mapping[str, Any], where: str, **context: Any) -> None:
+def _check_argument_values(component: _registry.ComponentSpec, params: Mapping[str, Any], where: str, **context: Any) -> None:
     """The hyperparameters given with a component in an argument (``encoders=``, ``fusion=``,
     ``augmentations=``) built once: a value it refuses is an :class:`InputError` naming the
     argument, before any work (:func:`automm.search_space.check_component_values`)."""
@@ -328,8 +328,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"encoders: expected a dict modality-or-column -> encoder, got {self.encoders!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
             raise InputError(f"cache_dir: expected a directory path or None, got {self.cache_dir!r}")
-        if self.cache_dir is not None and os.path.exists(os.path.expanduser(self.cache_dir)) and \
-                not os.path.isdir(os.path.expanduser(self.cache_dir)):
+        cache_path = None if self.cache_dir is None else os.path.expanduser(self.cache_dir)
+        if cache_path is not None and os.path.exists(cache_path) and not os.path.isdir(cache_path):
             raise InputError(f"cache_dir: {os.fspath(self.cache_dir)!r} is a file, not a directory; give a folder "
                              "for the feature cache (it is made when missing)")
         if not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
@@ -497,7 +497,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                      f"is {spec.modality!r}; choose one of "
                                      f"{reg.names('encoder', modality=spec.modality)}")
                 component.check_hyperparameters(params, f"encoders[{key!r}]")
-                _check_values(component, params, f"encoders[{key!r}]", input_spec=spec)
+                _check_argument_values(component, params, f"encoders[{key!r}]", input_spec=spec)
                 checked.append((name, component.hyperparameters(**params)))
             resolved.append(checked[0])
         return resolved
@@ -531,7 +531,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             name, params = _component_choice(item, "augmentations")
             component = reg.get("augmentation", name)
             component.check_hyperparameters(params, "augmentations")
-            _check_values(component, params, "augmentations")
+            _check_argument_values(component, params, "augmentations")
             if n_inputs is not None and not augmentation_can_act(component, n_inputs):
                 if self.augmentations != "default":  # named by the user
                     warnings.warn(f"augmentations: {name!r} cannot act with {n_inputs} input"
@@ -568,7 +568,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             option_name, option_params = _component_choice(option, "fusion")
             component = reg.get("fusion", option_name)
             component.check_hyperparameters(option_params, "fusion")
-            _check_values(component, option_params, "fusion", input_dims={spec.name: 8 for spec in specs})
+            _check_argument_values(component, option_params, "fusion", input_dims={spec.name: 8 for spec in specs})
             fusion_checked.append((option_name, component.hyperparameters(**option_params)))
         fusion_name, fusion_params = fusion_checked[0]
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs}, len(specs))

@@ -1756,8 +1756,9 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     temperature = 1.0
     if "ensemble_" not in extras:  # one model: its own outputs decide, at its own temperature
         temperature = candidate_temperature(ctx.data, best) if best.bag is None else 1.0
-        decision = candidate_decision_weights(ctx.data, replace(best, temperature=temperature))
-        decided = candidate_decided_score(ctx.data, replace(best, decision_weights=decision, temperature=temperature))
+        scaled = replace(best, temperature=temperature)
+        decision = candidate_decision_weights(ctx.data, scaled)
+        decided = candidate_decided_score(ctx.data, replace(scaled, decision_weights=decision))
     score = ensemble_score if "ensemble_" in extras else best.best_score
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,

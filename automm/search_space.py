@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from typing import Any, Callable, Collection, Mapping, Sequence
 
@@ -707,8 +708,14 @@ def _inside(value: Any, spec: Mapping[str, Any]) -> Any:
     if _is_int_range(spec):
         step = int(spec.get("step") or 1)
         steps = round((min(max(value, low), high) - low) / step)
-        return int(min(low + steps * step, low + ((high - low) // step) * step))
+        return int(min(low + steps * step, _last_step(spec)))
     return float(min(max(value, low), high))
+
+
+def _last_step(spec: Mapping[str, Any]) -> int:
+    """The largest value an integer range's steps reach (``high`` itself when it is on one)."""
+    step = int(spec.get("step") or 1)
+    return spec["low"] + ((spec["high"] - spec["low"]) // step) * step
 
 
 def _moved_inside(values: Mapping[str, Any], specs: Mapping[str, dict], defaults: Mapping[str, Any]) -> dict:
@@ -735,8 +742,7 @@ def _candidates(spec: Mapping[str, Any]) -> list:
     if "choices" in spec:
         return list(spec["choices"])
     if _is_int_range(spec):
-        step = int(spec.get("step") or 1)
-        return [spec["low"], spec["low"] + ((spec["high"] - spec["low"]) // step) * step]
+        return [spec["low"], _last_step(spec)]
     return [spec["low"], spec["high"]]
 
 
@@ -755,8 +761,6 @@ def check_component_values(component: _registry.ComponentSpec, specs: Mapping[st
     arguments)."""
     if not specs:
         return
-    import re
-
     refusals: dict[str, str | None] = {}
 
     def refusal(params: dict) -> str | None:
@@ -767,7 +771,7 @@ def check_component_values(component: _registry.ComponentSpec, specs: Mapping[st
 
     if refusal({}) is not None:
         return
-    fixed = {k: _candidates(s)[0] for k, s in specs.items() if "value" in s or len(s.get("choices", ())) == 1}
+    fixed = _fixed_values(specs)
     names = set(component.accepted_hyperparameters() or ()) | set(specs)
     for key, spec in specs.items():
         for value in _candidates(spec):

@@ -9,6 +9,7 @@ or an Optuna storage object.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -148,6 +149,7 @@ def _postgres_driver() -> str:
     return "postgresql"
 
 
+@functools.lru_cache(maxsize=1)
 def _journal_backend_class():
     """Optuna's journal file backend, writing so that a failed write leaves no line cut short.
 
@@ -178,8 +180,7 @@ def _append_whole(path: str, data: bytes) -> None:
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_APPEND)
     except OSError as exc:
-        raise StorageError(f"storage: cannot write the journal file {path!r} ({type(exc).__name__}: "
-                           f"{exc.strerror or exc})") from None
+        raise _journal_error("write", path, exc) from None
     try:
         size = os.fstat(descriptor).st_size
         if size and os.pread(descriptor, 1, size - 1) != b"\n":
@@ -199,11 +200,16 @@ def _append_whole(path: str, data: bytes) -> None:
                 os.ftruncate(descriptor, size)  # no line cut short left behind
             except OSError:
                 pass
-            raise StorageError(f"storage: cannot write the journal file {path!r} ({type(exc).__name__}: "
-                               f"{exc.strerror or exc}); the trials it holds are kept: free space (or fix the "
-                               "disk) and run fit again to go on with the study") from None
+            raise _journal_error("write", path, exc, "; the trials it holds are kept: free space (or fix the disk) "
+                                 "and run fit again to go on with the study") from None
     finally:
         os.close(descriptor)
+
+
+def _journal_error(verb: str, path: str, exc: OSError, advice: str = "") -> "StorageError":
+    """``storage: cannot <verb> the journal file '<path>' (<error>)<advice>``."""
+    return StorageError(f"storage: cannot {verb} the journal file {path!r} ({type(exc).__name__}: "
+                        f"{exc.strerror or exc}){advice}")
 
 
 def _end_of_last_whole_line(descriptor: int, size: int, chunk: int = 1 << 16) -> int:
@@ -237,8 +243,7 @@ def make_storage(kind: str, value: Any):
                 lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
             backend = _journal_backend_class()(str(value), lock_obj=lock)
         except OSError as exc:
-            raise StorageError(f"storage: cannot open the journal file {str(value)!r} ({type(exc).__name__}: "
-                             f"{exc.strerror or exc})") from None
+            raise _journal_error("open", str(value), exc) from None
         _check_journal_writable(str(value), lock)
         return JournalStorage(backend)
     if kind == "rdb":
