@@ -88,9 +88,9 @@ def _kind_problem(modality: str, value: Any) -> str | None:
     elif modality == "text":
         if not isinstance(value, (list, tuple)):
             return f"a {type(value).__name__}"
-        wrong = value[0] if value and not isinstance(value[0], str) else None  # (per sample: the first token)
-        if wrong is not None:
-            return f"a list holding a {type(wrong).__name__} ({wrong!r})"
+        wrong = [token for token in value if not isinstance(token, str)]
+        if wrong:
+            return f"a list holding a {type(wrong[0]).__name__} ({wrong[0]!r})"
     return None
 
 

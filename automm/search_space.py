@@ -100,8 +100,8 @@ from .neighbors import neighbors_config
 from .pipeline import TRAINING_KEYS, TRAINING_RULES, augmentation_can_act, component_refusal, training_value_problem
 from .suggestions import did_you_mean
 
-__all__ = ["SearchSpace", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE", "resolved_ensemble_size",
-           "check_search_space_structure", "check_component_values", "VALUE_CHECK_SECONDS"]
+__all__ = ["SearchSpace", "component_prefix", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE",
+           "resolved_ensemble_size", "check_search_space_structure", "check_component_values", "VALUE_CHECK_SECONDS"]
 
 #: ``ensemble_size="auto"`` in a single-objective search: averaging a few good models of
 #: different configurations rarely loses and, on small data, often gains a point or more.
@@ -315,6 +315,17 @@ class _ScopedTrial:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self._trial, attribute)
+
+
+def component_prefix(kind: str, name: str, input_name: str | None = None) -> str:
+    """The prefix of a component's parameters in the search: ``<input>.<name>.`` for an encoder
+    (``input_name``: the input it encodes, e.g. ``text_0``), ``fusion.<name>.``,
+    ``augment.<name>.``."""
+    if kind == "encoder":
+        if not input_name:
+            raise ValueError("an encoder's prefix needs the name of its input")
+        return f"{input_name}.{name}."
+    return {"fusion": f"fusion.{name}.", "augmentation": f"augment.{name}."}[kind]
 
 
 def _suggest_component(trial: Any, component: _registry.ComponentSpec, prefix: str, overrides: Mapping[str, dict]) -> dict:
@@ -631,11 +642,12 @@ class SearchSpace:
         for input_name, choices in desc["encoders"].items():
             names = list(choices)
             name = names[0] if len(names) == 1 else trial.suggest_categorical(f"{input_name}.encoder", names)
-            params = _suggest_component(trial, reg.get("encoder", name), f"{input_name}.{name}.", choices[name])
+            prefix = component_prefix("encoder", name, input_name)
+            params = _suggest_component(trial, reg.get("encoder", name), prefix, choices[name])
             encoders[input_name] = {"name": name, **params}
         names = list(desc["fusion"])
         name = names[0] if len(names) == 1 else trial.suggest_categorical("fusion", names)
-        fusion = {"name": name, **_suggest_component(trial, reg.get("fusion", name), f"fusion.{name}.",
+        fusion = {"name": name, **_suggest_component(trial, reg.get("fusion", name), component_prefix("fusion", name),
                                                      desc["fusion"][name])}
         frozen_rate = desc.get("frozen_learning_rate")
         try:  # (these may build the encoders, which may fail on a value of the space)
@@ -651,7 +663,7 @@ class SearchSpace:
                 continue
             on = entry["mode"] == "on" or trial.suggest_categorical(f"augment.{name}", [False, True])
             if on:
-                params = _suggest_component(trial, component, f"augment.{name}.", entry["params"])
+                params = _suggest_component(trial, component, component_prefix("augmentation", name), entry["params"])
                 augmentations.append({"name": name, **params})
         specs = {key: (f"training.{key}", spec) for key, spec in desc["training"].items()}
         if frozen_encoders:

@@ -30,6 +30,9 @@ What is checked (see each function for details):
 * an encoder tagged ``"linear"`` has a linear form: with ``linear=True, output_dim=k``
   its ``forward`` equals ``linear_design(batch) @ W`` after ``set_linear_weight(W)``;
 * augmentations return a value of the same kind and depend only on the generator;
+* off the CPU (a copy moved to PyTorch's ``meta`` device, as the trainer moves a component to
+  its GPU): an encoder still preprocesses on the CPU, and its ``forward``, a fusion's
+  ``forward`` and a batch augmentation's steps make no tensor on the CPU beside their inputs;
 * an installed distribution declares an ``automm`` entry point that loads and registers what
   it should (:func:`check_installed`).
 
@@ -52,8 +55,9 @@ import torch
 
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
 from .contracts import augment_input_problem, sample_problem
-from .model import fusion_width_problem
+from .model import fusion_width_problem, move_to_device
 from .registry import ComponentSpec, Registry, SearchSpaceError, get_plugin_manager, get_registry
+from .search_space import component_prefix
 
 __all__ = [
     "ConformanceError",
@@ -66,7 +70,17 @@ __all__ = [
     "check_installed",
     "check_role_inference",
     "default_sample",
+    "CHECKED_INPUT",
 ]
+
+#: The input name in the prefix :func:`check_search_space` gives an encoder's search space (the
+#: search gives ``<input>.<name>.``, the input being e.g. ``text_0``; a search space that writes
+#: its own prefix instead of the one it receives fails here as it would in the search).
+CHECKED_INPUT = "checked_input"
+
+#: PyTorch's device of tensors without data: a component moved there runs on any machine as it
+#: would on the trainer's GPU (where it must make its new tensors beside its inputs).
+META = torch.device("meta")
 
 
 class ConformanceError(AssertionError):
@@ -185,7 +199,9 @@ def default_sample(modality: str) -> Any:
 def check_search_space(name_or_spec: str | ComponentSpec, kind: str = "encoder", *, prefix: str | None = None,
                        n_draws: int = 3, seed: int = 0, registry: Registry | None = None) -> list[dict]:
     """Run the component's search space on real Optuna trials (``n_draws`` random ones),
-    check that every parameter name starts with ``prefix`` (default ``"<name>."``), that
+    check that every parameter name starts with ``prefix`` (default: the prefix the search
+    gives the component, ``"<input>.<name>."`` for an encoder with an input named
+    :data:`CHECKED_INPUT`, ``"fusion.<name>."``, ``"augment.<name>."``), that
     replaying the same values through :class:`optuna.trial.FixedTrial` returns the same
     keyword arguments, and that these are JSON-serialisable, keyword-shaped (no prefix left
     in them) and taken by the factory (:meth:`~automm.registry.ComponentSpec.accepted_hyperparameters`).
@@ -195,7 +211,8 @@ def check_search_space(name_or_spec: str | ComponentSpec, kind: str = "encoder",
     spec = _resolve(kind, name_or_spec, registry)
     if spec.search_space is None:
         return []
-    prefix = f"{spec.name}." if prefix is None else prefix
+    if prefix is None:
+        prefix = component_prefix(kind, spec.name, CHECKED_INPUT if kind == "encoder" else None)
     draws = []
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -261,6 +278,27 @@ def _encode(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], augmen
         _fail(spec, f"forward fails: {exc!r}")
 
 
+def _tabular_arguments(spec: ComponentSpec, rows: Sequence[Any], missing_value: Any,
+                       hyperparameters: Mapping[str, Any]) -> tuple[Any, dict]:
+    """A table encoder's missing row and ``column_roles`` as the core passes them (see :func:`check_encoder`)."""
+    if not all(isinstance(row, Mapping) for row in rows):
+        _fail(spec, "a tabular encoder's sample values must be rows: dicts of column values")
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    if missing_value is None:
+        missing_value = {column: MISSING for column in columns}
+    hyperparameters = dict(hyperparameters)
+    if "column_roles" not in hyperparameters:
+        def role(column: str) -> str:
+            present = [row.get(column, MISSING) for row in rows]
+            present = [v for v in present if v is not MISSING]
+            numbers = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                          for v in present)
+            return "numeric" if present and numbers else "categorical"
+
+        hyperparameters["column_roles"] = {column: role(column) for column in columns}
+    return missing_value, hyperparameters
+
+
 def _tensors(value: Any) -> list[torch.Tensor]:
     """Every tensor in a preprocessed sample (a tensor, or dicts, lists and tuples of them)."""
     if isinstance(value, torch.Tensor):
@@ -299,16 +337,27 @@ def _check_preprocess_off_device(spec: ComponentSpec, encoder: Encoder, values: 
             _fail(spec, "preprocess returns different samples once the network is moved to another device")
         for first, second in zip(want_tensors, got_tensors):
             _assert_close(spec, "preprocess with the network on another device vs on the CPU", first, second, atol)
+    try:
+        batch = moved.collate(samples)
+    except Exception:  # noqa: BLE001 - collate is checked on the CPU
+        return
+    with torch.no_grad():
+        _off_cpu(spec, "forward", lambda: moved(move_to_device(batch, META)))
 
 
 def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any], *,
-                  missing_value: Any = MISSING, seed: int = 0, atol: float = 1e-5, check_search: bool = True,
+                  missing_value: Any = None, seed: int = 0, atol: float = 1e-5, check_search: bool = True,
                   build_search_draws: bool = True, n_search_draws: int = 2, check_pickle: bool = True,
                   check_linear: bool = True, cache_dir: str | None = None, registry: Registry | None = None,
                   **hyperparameters: Any) -> ComponentReport:
     """Check an encoder on ``sample_values`` (a few raw values of its modality, at least
-    two, none missing; ``missing_value`` is added as the core would pass a missing one)
-    with the registered defaults updated by ``hyperparameters``.
+    two, none missing; ``missing_value`` is added as the core would pass a missing one:
+    :data:`~automm.MISSING` by default) with the registered defaults updated by ``hyperparameters``.
+
+    A ``tabular`` encoder gets what the core gives it: ``sample_values`` are rows (dicts of
+    column values, a missing cell :data:`~automm.MISSING`), the missing value by default a row
+    whose every cell is missing, and ``column_roles`` (unless passed) each column's role read
+    from the rows: ``"numeric"`` where every present value is a number, else ``"categorical"``.
 
     Checks the registration (modality, declared output width), the protocol (``fit`` →
     ``prepare`` → ``preprocess`` → ``collate`` → ``forward``) on CPU in eval mode, output
@@ -330,6 +379,10 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
         _fail(spec, "check_encoder needs at least two sample values")
     if not spec.modality:
         _fail(spec, "an encoder must be registered with a modality")
+    if spec.modality == "tabular":
+        missing_value, hyperparameters = _tabular_arguments(spec, values, missing_value, hyperparameters)
+    elif missing_value is None:
+        missing_value = MISSING
     hp = spec.hyperparameters(**hyperparameters)
     _json_roundtrip(spec, "the default hyperparameters", spec.defaults)
     declared = _declared_dim(spec, hp)
@@ -644,6 +697,7 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
             _fail(spec, f"load_state_dict(state_dict) fails: {exc}")
         _assert_close(spec, "state_dict round trip", out, run(restored, embeddings), atol)
         _worker_copy(spec, fusion)
+        _check_fusion_off_cpu(spec, fusion, embeddings, masks)
 
     if check_search and spec.search_space is not None:
         report.search_draws = check_search_space(spec, "fusion", n_draws=n_search_draws, seed=seed)
@@ -655,6 +709,42 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
                 _check_output(spec, f"forward of search draw {draw}", run(built, embeddings), batch_size,
                               int(built.output_dim))
     return report
+
+
+#: What a component that makes CPU tensors beside its inputs is told.
+DEVICE_HINT = ("make new tensors on the device of the tensors given (torch.zeros(..., device=emb.device), "
+               "torch.zeros_like(emb)); draw random numbers on the CPU generator given and move them there "
+               "(torch.rand(n, generator=generator).to(masks[name].device))")
+
+
+def _off_cpu(spec: ComponentSpec, what: str, call: Callable[[], Any]) -> None:
+    """Run ``call`` (a component's step on inputs and parameters moved to the ``meta`` device, as
+    the trainer moves them to its GPU; runs on any machine): a tensor it makes on the CPU beside
+    them fails it, and so does a result left on the CPU. A step that meta tensors cannot run for
+    another reason (reading a value, ``.item()``) is not this check's business."""
+    try:
+        result = call()
+    except Exception as exc:  # noqa: BLE001
+        if "device" in str(exc):
+            _fail(spec, f"{what} fails once its inputs are on another device than the CPU (the trainer's GPU): "
+                        f"{exc}; {DEVICE_HINT}")
+        return
+    left = sorted({str(t.device) for t in _tensors(result) if t.device.type != "meta"})
+    if left:
+        _fail(spec, f"{what} returns tensors on {left} when its inputs are on another device (the trainer's GPU); "
+                    f"{DEVICE_HINT}")
+
+
+def _check_fusion_off_cpu(spec: ComponentSpec, fusion: Fusion, embeddings: Mapping[str, torch.Tensor],
+                          masks: Mapping[str, torch.Tensor]) -> None:
+    moved = copy.deepcopy(fusion)
+    try:
+        moved.to("meta")
+    except Exception:  # noqa: BLE001 - a module that cannot be moved there is not this check's business
+        return
+    with torch.no_grad():
+        _off_cpu(spec, "forward", lambda: moved(move_to_device(dict(embeddings), META),
+                                                move_to_device(dict(masks), META)))
 
 
 #: What a fusion whose output depends on a missing input's embedding is told.
@@ -841,6 +931,13 @@ def _exercise_batch(spec: ComponentSpec, aug: BatchAugmentation, seed: int, n_ca
         if not torch.allclose(out[:, :-1], new_targets, atol=1e-5):
             _fail(spec, "apply_fused must treat the sample weights' last column apart from the class targets "
                         "(mixing rows mixes their weights)")
+    # on the trainer's device (here ``meta``), with the trainer's CPU generator
+    masks = {"image_0": torch.ones(batch, dtype=torch.bool), "text_0": torch.ones(batch, dtype=torch.bool)}
+    _off_cpu(spec, "apply_masks", lambda: aug.apply_masks(move_to_device(masks, META),
+                                                          torch.Generator().manual_seed(seed)))
+    _off_cpu(spec, "apply_fused", lambda: aug.apply_fused(torch.zeros(batch, 6, device="meta"),
+                                                          torch.full((batch, 3), 1 / 3, device="meta"),
+                                                          torch.Generator().manual_seed(seed)))
 
 
 # -- registration ------------------------------------------------------------------------

@@ -52,6 +52,14 @@ def test_tabular_encoder_conforms():
     assert report.output_dim == 6
 
 
+def test_tabular_encoder_conforms_with_what_the_core_gives_by_default():
+    # a missing row of missing cells and the columns' roles read from the rows, as the core gives them
+    rows = [{"price": 3.5, "colour": "red"}, {"price": MISSING, "colour": "blue"},
+            {"price": 10.0, "colour": MISSING}, {"price": 7, "colour": "red"}]
+    report = check_encoder("tabular", rows, emb_dim=4, hidden_dim=8, output_dim=6)
+    assert report.hyperparameters["column_roles"] == {"price": "numeric", "colour": "categorical"}
+
+
 @pytest.mark.parametrize("name", ["concat", "attention", "gated", "late"])
 def test_builtin_fusion_conforms(name):
     small = {"concat": {"proj_dim": 8, "hidden_dim": 8}, "attention": {"d_model": 8, "n_heads": 2},
@@ -174,6 +182,17 @@ class _PreprocessesWithABuffer(_WrongWidth):
         return super().preprocess(value, augment) * self.scale
 
 
+class _CpuOnlyEncoder(_WrongWidth):
+    """Adds a bias made on the CPU whatever the device of its batch."""
+
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+
+    def forward(self, batch):
+        return self.linear(batch) + torch.ones(batch.shape[0], 5)
+
+
 class _NoWidthFusion(_LeakyFusion):
     """Never sets output_dim (the class's 0)."""
 
@@ -205,6 +224,38 @@ def _bad_space(trial, prefix):
     return {"width": trial.suggest_int("width", 1, 4)}  # no prefix
 
 
+def _own_prefix_space(trial, prefix):
+    return {"p": trial.suggest_float("own_prefix.p", 0.0, 0.3)}  # its own name, not the prefix it is given
+
+
+class _NumbersForTokens(automm.Augmentation):
+    """Keeps the first token and turns the others into their lengths."""
+
+    modality = "text"
+
+    def __init__(self, p=0.1):
+        self.p = p
+
+    def __call__(self, value, generator):
+        return list(value[:1]) + [len(token) for token in value[1:]]
+
+
+class _CpuOnlyFusion(_LeakyFusion):
+    """Masks its inputs with a tensor made on the CPU whatever the inputs' device."""
+
+    def forward(self, embeddings, masks):
+        zeros = {n: torch.zeros(embeddings[n].shape) for n in self.names}
+        return self.linear(torch.cat([torch.where(masks[n][:, None], embeddings[n], zeros[n]) for n in self.names],
+                                     dim=1))
+
+
+class _CpuDrawDropout(BatchAugmentation):
+    """Drops inputs with random draws left on the generator's device (the CPU)."""
+
+    def apply_masks(self, masks, generator):
+        return {name: mask & (torch.rand(mask.shape, generator=generator) > 0.1) for name, mask in masks.items()}
+
+
 class _BrokenPlugin:
     @hookimpl
     def automm_register_encoders(self, register):
@@ -215,17 +266,22 @@ class _BrokenPlugin:
         register("raw_text_augmented", _AugmentsTheRawText, modality="text", output_dim=5)
         register("never_prepared", _NeverPrepared, modality="text", output_dim=5)
         register("device_bound", _PreprocessesWithABuffer, modality="text", output_dim=5)
+        register("cpu_only_encoder", _CpuOnlyEncoder, modality="text", output_dim=5)
         register("bad_space", _Unseeded, modality="text", output_dim=5, search_space=_bad_space)
 
     @hookimpl
     def automm_register_fusions(self, register):
         register("leaky", _LeakyFusion)
         register("no_width", _NoWidthFusion)
+        register("cpu_only", _CpuOnlyFusion)
 
     @hookimpl
     def automm_register_augmentations(self, register):
         register("weight_blind", _WeightBlindSmoothing, modality="batch")
         register("global_random", _GlobalRandomSwap, modality="text")
+        register("own_prefix", _NumbersForTokens, modality="text", defaults={"p": 0.1}, search_space=_own_prefix_space)
+        register("numbers_for_tokens", _NumbersForTokens, modality="text")
+        register("cpu_draws", _CpuDrawDropout, modality="batch")
 
 
 @pytest.fixture
@@ -277,8 +333,36 @@ def test_kit_catches_preprocessing_that_moves_with_the_network(broken):
 
 def test_kit_catches_unprefixed_search_parameters(broken):
     with pytest.raises(ConformanceError, match=r"encoder 'bad_space' \(plugin '.*'\) suggested 'width', which does "
-                                               r"not start with its prefix 'bad_space.'; name every parameter"):
+                                               r"not start with its prefix 'checked_input.bad_space.'; name every"):
         check_search_space("bad_space")
+
+
+def test_kit_gives_a_search_space_the_prefix_the_search_gives_it(broken):
+    # the space writes its own name as the prefix: the search refuses it, and so must the kit
+    with pytest.raises(ConformanceError, match=r"suggested 'own_prefix.p', which does not start with its prefix "
+                                               r"'augment.own_prefix.'"):
+        check_search_space("own_prefix", "augmentation")
+
+
+def test_kit_catches_a_text_augmentation_returning_other_tokens_than_str(broken):
+    with pytest.raises(ConformanceError, match=r"numbers_for_tokens.*a list holding a int \(5\)"):
+        check_augmentation("numbers_for_tokens")
+
+
+def test_kit_catches_an_encoder_making_cpu_tensors_beside_its_batch(broken):
+    with pytest.raises(ConformanceError, match=r"cpu_only_encoder.*forward fails once its inputs are on another"):
+        check_encoder("cpu_only_encoder", ["a", "bb"])
+
+
+def test_kit_catches_a_fusion_making_cpu_tensors_beside_its_inputs(broken):
+    with pytest.raises(ConformanceError, match=r"cpu_only.*forward fails once its inputs are on another device"):
+        check_fusion("cpu_only")
+
+
+def test_kit_catches_a_batch_augmentation_mixing_cpu_draws_with_the_masks(broken):
+    with pytest.raises(ConformanceError, match=r"cpu_draws.*apply_masks fails once its inputs are on another device"
+                                               r".*generator=generator\)\.to\(masks\[name\]\.device\)"):
+        check_augmentation("cpu_draws")
 
 
 def test_kit_catches_a_batch_augmentation_that_mixes_the_sample_weights_into_the_classes(broken):
