@@ -6,9 +6,10 @@ a new spectrogram of the same shape; all randomness comes from the generator.
   silence (the spectrogram's minimum), as if the recording started earlier or later;
 * ``audio_noise`` — add white background noise at a random signal-to-noise ratio in
   [``snr_min``, ``snr_max``] dB. The noise is added in the power domain: its periodogram
-  is exponentially distributed around a flat level, passed through the spectrogram's own
-  mel weighting (estimated from the signal), which is what adding white noise to the
-  waveform gives in expectation;
+  is exponentially distributed around one level in every mel band (what white noise in the
+  waveform gives, in expectation, through unit-area mel filters such as ``audio_cnn``'s). The
+  SNR is that of the spectrogram's mean mel power, which weighs low frequencies more than the
+  waveform's power does (the spectrogram does not say its bands' widths in Hz);
 * ``spec_augment`` — SpecAugment-style masking (Park et al., 2019): ``freq_masks`` bands of
   up to ``freq_width`` mel bins and ``time_masks`` spans of up to ``time_width`` of the
   frames are set to the spectrogram's mean.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from automm.components.base import Augmentation
@@ -81,6 +83,9 @@ class BackgroundNoise(Augmentation):
     defaults = {"snr_min": 10.0, "snr_max": 30.0, "p": 0.5}
 
     def __init__(self, snr_min: float = 10.0, snr_max: float = 30.0, p: float = 0.5):
+        for name, value in (("snr_min", snr_min), ("snr_max", snr_max)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number of dB, got {value!r}")
         if float(snr_min) > float(snr_max):
             raise ValueError(f"need snr_min <= snr_max, got {snr_min} > {snr_max}")
         self.snr_min, self.snr_max = float(snr_min), float(snr_max)
@@ -93,13 +98,8 @@ class BackgroundNoise(Augmentation):
         power = torch.exp(spec.double())
         snr_db = _uniform(generator, self.snr_min, self.snr_max)
         level = power.mean() / (10.0 ** (snr_db / 10.0))
-        # white noise puts equal power in every FFT bin; a mel band's share grows with its
-        # filter's response, estimated by the band's long-run average (flat-ish for noise)
-        band_weight = power.mean(dim=1, keepdim=True)
-        band_weight = band_weight / band_weight.mean()
-        band_weight = 0.5 + 0.5 * band_weight.clamp(max=4.0)
         draws = torch.rand(spec.shape, generator=generator, dtype=torch.float64).clamp_min(1e-12)
-        noise = -torch.log(draws) * level * band_weight  # exponential periodogram
+        noise = -torch.log(draws) * level  # exponential periodogram, the same level in every band
         return torch.log(power + noise).to(spec.dtype)
 
     def __repr__(self) -> str:
@@ -112,8 +112,9 @@ class SpecAugment(Augmentation):
 
     def __init__(self, freq_masks: int = 2, freq_width: int = 8, time_masks: int = 2, time_width: float = 0.1,
                  p: float = 0.8):
-        if int(freq_masks) < 0 or int(time_masks) < 0 or int(freq_width) < 0:
-            raise ValueError("mask counts and widths must be >= 0")
+        for name, value in (("freq_masks", freq_masks), ("freq_width", freq_width), ("time_masks", time_masks)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
         self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
         self.time_masks, self.time_width = int(time_masks), _probability("time_width", time_width)
         self.p = _probability("p", p)

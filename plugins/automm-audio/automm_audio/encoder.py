@@ -45,7 +45,8 @@ class AudioCNNEncoder(Encoder):
                  dropout: float = 0.1):
         super().__init__()
         self.sample_rate = _positive_int("sample_rate", sample_rate)
-        if not isinstance(duration, (int, float)) or not duration > 0:
+        if (isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0
+                or not np.isfinite(duration)):
             raise InputError(f"hyperparameter duration must be a positive number of seconds; got {duration!r}")
         self.duration = float(duration)
         self.n_samples = max(1, int(round(self.duration * self.sample_rate)))
@@ -57,6 +58,10 @@ class AudioCNNEncoder(Encoder):
         self.output_dim = _positive_int("output_dim", output_dim)
         if not 0 <= float(dropout) < 1:
             raise InputError(f"hyperparameter dropout must be in [0, 1); got {dropout!r}")
+        if self.n_samples <= self.n_fft // 2:  # the STFT's reflect padding needs more
+            raise InputError(f"duration={duration} s at sample_rate={self.sample_rate} gives {self.n_samples} samples, "
+                             f"too few for n_fft={self.n_fft} (more than {self.n_fft // 2} needed): raise duration or "
+                             "lower n_fft")
         if self.n_fft // 2 + 1 < self.n_mels:
             raise InputError(f"n_fft={self.n_fft} gives {self.n_fft // 2 + 1} frequency bins, fewer than "
                              f"n_mels={self.n_mels}")

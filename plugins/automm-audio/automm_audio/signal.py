@@ -7,8 +7,11 @@ Accepted raw values (:func:`load_audio`):
 * a path (``str`` / ``os.PathLike``) of a ``.wav`` file, or the bytes of one;
 * ``{"array": samples, "sample_rate": rate}`` (also ``"sampling_rate"``, as in
   Hugging Face datasets);
-* a tuple ``(samples, rate)``;
-* a bare 1-D array of samples, taken to be at the encoder's sample rate.
+* a tuple ``(samples, rate)``, or ``(rate, samples)`` as ``scipy.io.wavfile.read`` returns;
+* a bare 1-D array of samples, taken to be at the encoder's sample rate (role inference does
+  not claim a column of these: give ``column_types={"clip": "audio"}``).
+
+Other audio formats (MP3, FLAC, Ogg, M4A, AIFF) are refused with their name and how to convert them.
 
 Samples are a 1-D array (mono) or 2-D (channels first or last; the shorter axis is the
 channel axis), integers (scaled by their type's range) or floats in [-1, 1]. A list of Python
@@ -18,6 +21,7 @@ ints is refused: it has no type, so its scale (int16? int32? uint8?) is unknown.
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import struct
 import threading
@@ -67,23 +71,30 @@ _SUBFORMAT_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 _UNKNOWN_SIZE = 0xFFFFFFFF
 
 
-def _wav_chunks(data: bytes, description: str) -> tuple[bytes, memoryview]:
-    """The fmt chunk's body and the data chunk's bytes of a RIFF/WAVE file."""
+def _wav_chunks(data: bytes | mmap.mmap, description: str) -> tuple[bytes, int, int]:
+    """The fmt chunk's body and where the data chunk's bytes are (start, size) in a RIFF/WAVE file."""
     if not data:
         raise InputError(f"not a WAV file (empty, 0 bytes): {description}")
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        other = other_audio_format(data[:12])
+        if other:
+            raise InputError(f"{other} file, not WAV: automm-audio reads WAV files only (PCM or float); convert it "
+                             f"first, e.g. ffmpeg -i IN -ar 16000 OUT.wav: {description}")
         raise InputError(f"not a WAV file (no RIFF/WAVE header): {description}")
-    view, position, fmt, samples, cut_short = memoryview(data), 12, None, None, False
+    position, fmt, samples, cut_short = 12, None, None, False
     while position + 8 <= len(data):
         chunk_id, size = data[position:position + 4], struct.unpack_from("<I", data, position + 4)[0]
         start, available = position + 8, len(data) - position - 8
         if chunk_id == b"data" and samples is None:
-            if size == _UNKNOWN_SIZE:
+            riff_end = 8 + struct.unpack_from("<I", data, 4)[0]
+            if size == _UNKNOWN_SIZE or (size == 0 and available and riff_end <= start):
+                # unknown (a streaming writer), or never filled in (a recording stopped before its
+                # header was written, the RIFF size unwritten too): the chunk runs to the end
                 size = available
             if size > available:
                 raise InputError(f"WAV file cut short: its data chunk declares {size} bytes but {available} are "
                                  f"left: {description}")
-            samples = view[start:start + size]
+            samples = (start, size)
         elif chunk_id == b"fmt " and fmt is None:
             fmt = data[start:start + size]
         cut_short = size > available
@@ -92,7 +103,24 @@ def _wav_chunks(data: bytes, description: str) -> tuple[bytes, memoryview]:
         missing = "fmt" if fmt is None else "data"
         why = f"cut short before its {missing} chunk" if cut_short else f"without a {missing} chunk"
         raise InputError(f"WAV file {why}: {description}")
-    return fmt, samples
+    return fmt, *samples
+
+
+def other_audio_format(head: bytes) -> str | None:
+    """The name of the audio format of a file starting with ``head`` (its first 12 bytes) when it
+    is one automm-audio does not read (an MP3, FLAC, Ogg, MP4/M4A or AIFF file), else None."""
+    head = bytes(head)
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "an MP3 (or AAC)"
+    if head[:4] == b"fLaC":
+        return "a FLAC"
+    if head[:4] == b"OggS":
+        return "an Ogg (Vorbis or Opus)"
+    if head[4:8] == b"ftyp":
+        return "an MP4/M4A"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "an AIFF"
+    return None
 
 
 def _wav_encoding(fmt: bytes, description: str) -> tuple[int, int, int, int]:
@@ -120,30 +148,44 @@ def _wav_encoding(fmt: bytes, description: str) -> tuple[int, int, int, int]:
 
 def read_wav(source: str | os.PathLike | bytes, centre_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """(samples (n, channels) float32 in [-1, 1], sample rate) of a WAV file or its bytes; with
-    ``centre_seconds``, only that long a stretch from the middle is decoded (a long recording of
-    which a model keeps a few seconds costs no more than a short one)."""
-    description = f"<{len(source)} bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    ``centre_seconds``, only that long a stretch from the middle is decoded. A file is mapped into
+    memory, not read: of a long recording of which a model keeps a few seconds, only those
+    seconds (and the headers) are read from disk. A float file's NaN or infinite samples, and a
+    file without samples, are refused."""
+    if isinstance(source, (bytes, bytearray)):
+        return _decode_wav(bytes(source), f"<{len(source)} bytes>", centre_seconds)
+    description = str(source)
     try:
-        if isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-        else:
-            with open(source, "rb") as handle:
-                data = handle.read()
+        with open(source, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return _decode_wav(b"", description, centre_seconds)
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                return _decode_wav(mapped, description, centre_seconds)
     except OSError as exc:
         raise InputError(f"cannot read audio file {description}: {exc}") from None
-    fmt, raw = _wav_chunks(data, description)
+
+
+def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float | None) -> tuple[np.ndarray, int]:
+    fmt, start, size = _wav_chunks(data, description)
     tag, channels, rate, width = _wav_encoding(fmt, description)
     frame_size = channels * width
-    frames = len(raw) // frame_size  # a partial last frame is dropped
+    frames = size // frame_size  # a partial last frame is dropped
     first = 0
     if centre_seconds is not None and frames > centre_seconds * rate:
         wanted = int(np.ceil(centre_seconds * rate))
         first, frames = (frames - wanted) // 2, wanted
-    raw = raw[first * frame_size:(first + frames) * frame_size]
-    if tag == _IEEE_FLOAT:
-        samples = np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8").astype(np.float32).reshape(-1, channels)
-    else:
-        samples = _pcm_to_float(raw, width, channels)
+    if frames == 0:
+        raise InputError(f"WAV file holds no samples: {description}")
+    begin = start + first * frame_size
+    # views of a mapped file released on the way out, whatever happens (it closes only once none is left)
+    with memoryview(data) as whole, whole[begin:begin + frames * frame_size] as part:
+        if tag == _IEEE_FLOAT:
+            samples = np.frombuffer(part, dtype="<f4" if width == 4 else "<f8").astype(np.float32)
+            samples = samples.reshape(-1, channels)
+            if not np.isfinite(samples).all():
+                raise InputError(f"WAV file holds NaN or infinite samples: {description}")
+        else:
+            samples = _pcm_to_float(part, width, channels)
     return samples, int(rate)
 
 
@@ -218,15 +260,17 @@ def load_audio(value: Any, default_rate: int, centre_seconds: float | None = Non
         return _to_mono_float(array, "dict"), _check_rate(rate)
     if isinstance(value, tuple) and len(value) == 2 and np.isscalar(value[1]):
         return _to_mono_float(value[0], "tuple"), _check_rate(value[1])
+    if isinstance(value, tuple) and len(value) == 2 and np.isscalar(value[0]):  # scipy.io.wavfile.read's order
+        return _to_mono_float(value[1], "tuple"), _check_rate(value[0])
     if isinstance(value, (np.ndarray, torch.Tensor, list)):
         return _to_mono_float(value, "array"), int(default_rate)
     raise InputError(f"cannot read audio from a {type(value).__name__}; expected a .wav path, WAV bytes, "
-                     "{'array': samples, 'sample_rate': rate}, (samples, rate) or a 1-D array")
+                     "{'array': samples, 'sample_rate': rate}, (samples, rate), (rate, samples) or a 1-D array")
 
 
 def _check_rate(rate: Any) -> int:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or not rate > 0:
-        raise InputError(f"audio sample rate must be a positive number, got {rate!r}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or not rate >= 1 or not np.isfinite(rate):
+        raise InputError(f"audio sample rate must be a number of samples per second, at least 1, got {rate!r}")
     return int(round(float(rate)))
 
 
@@ -234,13 +278,26 @@ def _is_wav_bytes(value: Any) -> bool:
     return isinstance(value, (bytes, bytearray)) and value[:4] == b"RIFF" and value[8:12] == b"WAVE"
 
 
+#: File name endings of audio formats automm-audio does not read: a column of them is audio
+#: still (its rows are refused, saying to convert them), not text made of the file names.
+OTHER_AUDIO_EXTENSIONS = (".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma")
+
+
+def _audio_name(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike)) and str(value).lower().endswith(
+        AUDIO_EXTENSIONS + OTHER_AUDIO_EXTENSIONS)
+
+
 def _wav_record(value: Any) -> bool:
     """A Hugging Face ``datasets`` audio record as stored (Parquet, pandas): ``{"bytes", "path"}``
-    with WAV bytes, or without bytes a .wav path."""
+    with the bytes of an audio file (WAV, or a format refused with its name when read), or
+    without bytes an audio file's path."""
     if not isinstance(value, dict) or not set(value) <= {"bytes", "path"} or not value:
         return False
     data, path = value.get("bytes"), value.get("path")
-    return _is_wav_bytes(data) or (data is None and isinstance(path, str) and path.lower().endswith(AUDIO_EXTENSIONS))
+    if isinstance(data, (bytes, bytearray)):
+        return _is_wav_bytes(data) or other_audio_format(data[:12]) is not None
+    return data is None and _audio_name(path)
 
 
 def _is_number(value: Any) -> bool:
@@ -250,15 +307,17 @@ def _is_number(value: Any) -> bool:
 
 def looks_like_audio(value: Any) -> bool:
     """Whether a column value is audio: a .wav path, WAV bytes, a ``{"bytes", "path"}`` record of
-    them, or samples with a sample rate (a dict, or a ``(samples, rate)`` tuple)."""
+    them, or samples with a sample rate (a dict, or a ``(samples, rate)`` or ``(rate, samples)``
+    tuple). The path or bytes of another audio format (MP3, FLAC, ...) is audio too, so that its
+    column is read as audio and its rows refused, saying to convert them, not learnt as names."""
     if isinstance(value, (str, os.PathLike)):
-        return str(value).lower().endswith(AUDIO_EXTENSIONS)
+        return _audio_name(value)
     if _is_wav_bytes(value) or _wav_record(value):
         return True
     if isinstance(value, dict):
         return "array" in value and ("sample_rate" in value or "sampling_rate" in value)
     if isinstance(value, tuple) and len(value) == 2:
-        samples, rate = value
+        samples, rate = value[::-1] if _is_number(value[0]) else value  # (rate, samples): scipy.io.wavfile.read
         numeric_rate = _is_number(rate)
         is_samples = (isinstance(samples, (np.ndarray, torch.Tensor)) and 1 <= samples.ndim <= 2) or (
             isinstance(samples, list) and bool(samples) and _is_number(samples[0]))
@@ -276,6 +335,13 @@ def _lowpass(cutoff: float, taps: int = 63) -> torch.Tensor:
     return (kernel / kernel.sum()).float()
 
 
+def _taps(ratio: float) -> int:
+    """The low-pass filter's length for downsampling by ``ratio``: its transition band narrows
+    with the cut-off, so the filter lengthens with the ratio (32 taps per unit of ratio, odd, at
+    least 63) to keep aliases 50 dB or more down at 1.1 times the new Nyquist rate."""
+    return max(63, int(math.ceil(32 * ratio)) | 1)
+
+
 def resample(samples: torch.Tensor, rate: int, target: int) -> torch.Tensor:
     """Resample a 1-D signal from ``rate`` to ``target`` Hz: anti-alias low-pass (when
     downsampling), then linear interpolation."""
@@ -283,7 +349,7 @@ def resample(samples: torch.Tensor, rate: int, target: int) -> torch.Tensor:
         return samples
     x = samples.float().view(1, 1, -1)
     if target < rate:
-        kernel = _lowpass(0.95 * target / rate).view(1, 1, -1)
+        kernel = _lowpass(0.95 * target / rate, _taps(rate / target)).view(1, 1, -1)
         x = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (kernel.shape[-1] // 2,) * 2), kernel)
     length = max(1, int(round(samples.numel() * target / rate)))
     return torch.nn.functional.interpolate(x, size=length, mode="linear", align_corners=False).view(-1)

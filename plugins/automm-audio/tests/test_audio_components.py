@@ -139,3 +139,35 @@ def test_readme_names_the_hooks_the_plugin_implements():
     named = set(re.findall(r"`(automm_\w+)`", intro)) & hook_names
     implemented = {name for name in dir(automm_audio) if hasattr(getattr(automm_audio, name), "automm_impl")}
     assert named == implemented and len(implemented) == 5
+
+
+def test_background_noise_is_white_whatever_the_clip():
+    from automm_audio.augmentations import BackgroundNoise
+    from automm_audio.signal import LogMelSpectrogram
+
+    melspec = LogMelSpectrogram(16000, 512, 160, 64)
+    t = torch.arange(32000) / 16000
+    hum = melspec(torch.sin(2 * torch.pi * 150 * t))  # all its power in the lowest bands
+    noisy = BackgroundNoise(snr_min=0.0, snr_max=0.0, p=1.0)(hum, torch.Generator().manual_seed(0))
+    added = (torch.exp(noisy.double()) - torch.exp(hum.double())).mean(dim=1)  # per band
+    low, high = added[:16].mean(), added[-16:].mean()
+    assert 0.8 < float(low / high) < 1.25  # the same level in every band, not shaped like the hum
+    assert float(added.mean() / torch.exp(hum.double()).mean()) == pytest.approx(1.0, rel=0.1)  # at 0 dB
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("audio_noise", {"snr_min": float("nan")}, "snr_min must be a finite number"),
+    ("spec_augment", {"time_masks": 2.7}, "time_masks must be a whole number"),
+])
+def test_augmentation_values_are_refused_where_given(name, params, message):
+    with pytest.raises(ValueError, match=message):
+        automm.get_registry().get("augmentation", name).create(**params)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"duration": float("inf")}, "duration must be a positive number"),
+    ({"duration": 0.015, "hop_length": 5}, "too few for n_fft=512"),
+])
+def test_audio_cnn_values_are_refused_before_any_work(params, message):
+    with pytest.raises(automm.InputError, match=message):
+        automm_audio.AudioCNNEncoder(**params)

@@ -258,3 +258,74 @@ def test_tuples_of_numpy_scalar_lists_are_audio_columns():
     check_role_inference(automm_audio, [(list(tone), 8000)] * 3, "audio")
     problems = automm_audio.automm_check_column(role="audio", name="clip", values=[(list(tone), 8000), ([1, 2], 8000)])
     assert [row for row, _ in problems] == [1] and "list of Python ints" in problems[0][1]
+
+
+# -- what users give that a first reading got wrong ------------------------------------------
+
+def test_a_float_wav_with_nan_or_infinite_samples_is_refused_as_arrays_are(tmp_path):
+    from automm_audio.signal import audio_problem
+
+    fmt = struct.pack("<HHIIHH", 3, 1, 8000, 32000, 4, 32)
+    for bad in (np.nan, np.inf):
+        tone = _tone(440, 8000, seconds=0.1)
+        tone[100] = bad
+        path = tmp_path / f"{bad}.wav"
+        path.write_bytes(_wav_bytes(fmt, tone.astype("<f4").tobytes()))
+        assert audio_problem(str(path)) == f"WAV file holds NaN or infinite samples: {path}"
+        with pytest.raises(InputError, match="NaN or infinite"):
+            load_audio(str(path), 8000)
+
+
+def test_a_data_chunk_a_stopped_recorder_never_sized_runs_to_the_end(tmp_path):
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    samples = (_tone(440, 8000, seconds=0.1) * 32767).astype("<i2").tobytes()
+    whole = _wav_bytes(fmt, samples)
+    unfinished = bytearray(_wav_bytes(fmt, samples, declared_data_size=0))
+    unfinished[4:8] = struct.pack("<I", 0)  # the RIFF size never written either
+    assert np.array_equal(read_wav(bytes(unfinished))[0], read_wav(whole)[0])
+    (tmp_path / "header_only.wav").write_bytes(_wav_bytes(fmt, b""))
+    with pytest.raises(InputError, match="WAV file holds no samples"):
+        read_wav(tmp_path / "header_only.wav")
+
+
+def test_scipy_wavfile_order_rate_first_is_audio():
+    from automm_audio import looks_like_audio
+
+    tone = (_tone(440, 8000, seconds=0.1) * 32767).astype(np.int16)
+    assert looks_like_audio((8000, tone))
+    samples, rate = load_audio((8000, tone), 16000)
+    assert rate == 8000
+    np.testing.assert_allclose(samples, tone / 32768.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("head, name", [(b"ID3\x04\x00\x00\x00\x00\x00\x00\x00\x00", "an MP3"),
+                                        (b"\xff\xfb\x90\x00" + b"\x00" * 8, "an MP3"),
+                                        (b"fLaC\x00\x00\x00\x22" + b"\x00" * 4, "a FLAC"),
+                                        (b"OggS\x00\x02" + b"\x00" * 6, "an Ogg"),
+                                        (b"\x00\x00\x00\x20ftypM4A ", "an MP4/M4A")])
+def test_other_audio_formats_are_named_with_how_to_convert_them(tmp_path, head, name):
+    import automm_audio
+    from automm_audio import looks_like_audio
+
+    path = tmp_path / "clip.mp3"
+    path.write_bytes(head + b"\x00" * 200)
+    with pytest.raises(InputError, match=f"{name}.*file, not WAV.*ffmpeg -i IN -ar 16000 OUT.wav"):
+        read_wav(path)
+    record = {"bytes": head + b"\x00" * 200, "path": "clip.mp3"}  # a Hugging Face audio record as stored
+    assert looks_like_audio(record) and looks_like_audio(str(path))
+    with pytest.raises(InputError, match=f"{name}.*file, not WAV"):
+        load_audio(record, 16000)
+    # a column of .wav and .mp3 files is audio (the .mp3 rows refused, saying why), not their names as text
+    assert automm_audio.automm_infer_column_role(name="clip", values=["a.wav", "b.wav", "c.wav", "d.mp3"]) == "audio"
+
+
+def test_a_sample_rate_below_one_is_refused_before_resampling():
+    with pytest.raises(InputError, match="sample rate must be a number of samples per second, at least 1"):
+        load_audio((np.zeros(100, dtype=np.float32), 0.3), 16000)
+
+
+def test_downsampling_by_a_large_ratio_keeps_aliases_down():
+    rate, target = 48000, 8000
+    tone = torch.from_numpy(_tone(1.1 * target / 2, rate, seconds=1.0))  # 10% above the new Nyquist rate
+    down = resample(tone, rate, target).numpy()[400:-400]
+    assert 20 * np.log10(np.abs(down).max() / 0.5) < -45
