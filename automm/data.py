@@ -927,13 +927,35 @@ def _short(value: Any) -> str:
     return text if len(text) < 80 else text[:28] + "..." + text[-48:]
 
 
+#: The most memory the samples a training run reuses may take (see
+#: :attr:`~automm.components.base.Encoder.reusable_samples`), estimated from the first row's;
+#: an input whose samples would take more is preprocessed again in every epoch.
+REUSED_SAMPLE_BYTES = 512 * 2 ** 20
+
+
+def _sample_bytes(sample: Any) -> int:
+    """A rough size of a preprocessed sample: its tensors' and arrays' data plus each one's overhead."""
+    if isinstance(sample, torch.Tensor):
+        return sample.element_size() * sample.nelement() + 200
+    if isinstance(sample, np.ndarray):
+        return sample.nbytes + 120
+    if isinstance(sample, Mapping):
+        return 100 + sum(_sample_bytes(v) for v in sample.values())
+    if isinstance(sample, (list, tuple)):
+        return 60 + sum(_sample_bytes(v) for v in sample)
+    return 32
+
+
 class MultimodalDataset(torch.utils.data.Dataset):
     """Samples for training or prediction: raw values are preprocessed lazily (in
-    DataLoader workers), with per-sample augmentations seeded by (seed, epoch, index)."""
+    DataLoader workers), with per-sample augmentations seeded by (seed, epoch, index).
+    With ``reuse`` (a training run's data, read once per epoch), an input whose encoder has
+    :attr:`~automm.components.base.Encoder.reusable_samples` and whose modality gets no
+    augmentation is preprocessed once, here, as a ``static_preprocess`` one is."""
 
     def __init__(self, values: Mapping[str, Sequence[Any]], encoders: Mapping[str, Encoder],
                  targets: np.ndarray | None = None,
-                 augmentations: Mapping[str, Sequence[Callable]] | None = None, seed: int = 0):
+                 augmentations: Mapping[str, Sequence[Callable]] | None = None, seed: int = 0, reuse: bool = False):
         self.values = dict(values)
         self.encoders = dict(encoders)
         self.targets = targets
@@ -945,7 +967,18 @@ class MultimodalDataset(torch.utils.data.Dataset):
         # inputs whose sample never changes (Encoder.static_preprocess): computed once, here
         self._static_missing: dict[str, set[int]] = {}
         self._static = {name: [self._static_sample(name, index, value) for index, value in enumerate(self.values[name])]
-                        for name, encoder in self.encoders.items() if getattr(encoder, "static_preprocess", False)}
+                        for name, encoder in self.encoders.items()
+                        if getattr(encoder, "static_preprocess", False) or (reuse and self._reusable(name))}
+
+    def _reusable(self, name: str) -> bool:
+        """Whether input ``name``'s samples are computed once (see the class doc)."""
+        encoder = self.encoders[name]
+        if not getattr(encoder, "reusable_samples", False) or self.augmentations.get(encoder.modality):
+            return False
+        if not self._length:
+            return True
+        first, _ = self._preprocess(name, 0, self.values[name][0], None)
+        return _sample_bytes(first) * self._length <= REUSED_SAMPLE_BYTES
 
     def _preprocess(self, name: str, index: int, value: Any, augment: Callable | None) -> tuple[Any, bool]:
         """``(preprocess(value, augment), True)``; for a file that cannot be decoded after all

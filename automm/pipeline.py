@@ -370,8 +370,8 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     batch_size = int(training["batch_size"])
     pin = device.type == "cuda"
     train_set = MultimodalDataset(data.subset(data.train_index), encoders, data.targets[data.train_index],
-                                  sample_augs, seed)
-    valid_set = MultimodalDataset(data.subset(data.valid_index), encoders, data.valid_targets, None, seed)
+                                  sample_augs, seed, reuse=True)
+    valid_set = MultimodalDataset(data.subset(data.valid_index), encoders, data.valid_targets, None, seed, reuse=True)
     train_loader = make_loader(train_set, batch_size, True, data.num_workers, seed, collate, pin)
     valid_loader = make_loader(valid_set, batch_size * 2, False, data.num_workers, seed, collate, pin)
     trainer_config = TrainingConfig(

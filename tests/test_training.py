@@ -406,3 +406,32 @@ def test_a_training_loader_never_ends_an_epoch_with_a_batch_of_one():
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).train()
     for batch in make_loader(list(torch.randn(45, 3)), 4, True, 0, 0, torch.stack):
         model(batch)
+
+
+@pytest.mark.parametrize("augmentations, per_epoch", [([], False), (["token_dropout"], True)])
+def test_text_and_table_samples_are_computed_once_unless_augmented(monkeypatch, augmentations, per_epoch):
+    from automm.components.tabular import TabularEncoder
+    from automm.components.text import HashedNgramEncoder
+
+    calls = {"text": 0, "tabular": 0}
+    for cls, kind in ((HashedNgramEncoder, "text"), (TabularEncoder, "tabular")):
+        original = cls.preprocess
+
+        def counted(self, value, augment=None, _original=original, _kind=kind):
+            calls[_kind] += 1
+            return _original(self, value, augment)
+        monkeypatch.setattr(cls, "preprocess", counted)
+    rng = np.random.default_rng(0)
+    n = 60
+    words = np.array(["red", "blue", "green", "large", "small", "round"])
+    texts = [" ".join(rng.choice(words, 3)) for _ in range(n)]
+    X = {"text": texts, "size": rng.normal(size=n).tolist()}
+    y = ["a" if "red" in t else "b" for t in texts]
+    epochs = 4
+    AutoMM(max_epochs=epochs, patience=epochs, random_state=0, augmentations=augmentations,
+           encoders={"text": {"name": "hashed_ngram", "n_buckets": 256, "emb_dim": 8, "output_dim": 8},
+                     "tabular": {"name": "tabular", "emb_dim": 4, "hidden_dim": 8, "output_dim": 8}},
+           fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8}).fit(X, y)
+    # the table has no augmentation: each row once (plus a few for fit's checks), never once per epoch
+    assert calls["tabular"] < 2 * n
+    assert (calls["text"] >= epochs * 0.7 * n) == per_epoch

@@ -66,6 +66,12 @@ class Encoder(nn.Module):
     #: for a value every time (e.g. a feature vector looked up in a cache): the core then calls
     #: it once per row and reuses that sample in every epoch. Set by the encoder.
     static_preprocess: bool = False
+    #: True when ``preprocess(value)`` without ``augment`` returns the same small sample for a
+    #: value every time (a table row's numbers and category ids, a text's token or n-gram ids):
+    #: a training run whose inputs of this modality get no augmentation computes each row's
+    #: sample once and reuses it in every epoch (up to :data:`automm.data.REUSED_SAMPLE_BYTES`).
+    #: Unlike ``static_preprocess``, ``augment`` still applies when given. Set by the encoder.
+    reusable_samples: bool = False
 
     def fit(self, values: Sequence[Any]) -> "Encoder":
         """Learn preprocessing state from the training values (``MISSING`` included)."""

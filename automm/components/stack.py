@@ -59,6 +59,8 @@ class EncoderStack(Encoder):
         self.output_dim = widths.pop()
         self.frozen = all(getattr(part, "frozen", False) for part in parts)
         self.static_preprocess = all(getattr(part, "static_preprocess", False) for part in parts)
+        self.reusable_samples = all(getattr(part, "static_preprocess", False) or getattr(part, "reusable_samples", False)
+                                    for part in parts)
 
     def fit(self, values: Sequence[Any]) -> "EncoderStack":
         for part in self.parts:
