@@ -143,9 +143,21 @@ def content_digest(value: Any, paths: bool = False) -> str:
 
 
 def key_digest(namespace: str, params: Mapping[str, Any], content: str) -> bytes:
-    """The 32-byte cache key of one input's features."""
-    text = repr((namespace, sorted((str(k), repr(v)) for k, v in params.items()), content))
-    return hashlib.sha256(text.encode("utf-8")).digest()
+    """The 32-byte cache key of one input's features: the SHA-256 of
+    ``repr((namespace, sorted (name, repr(value)) pairs of params, content))``."""
+    return _keyed(_key_head(namespace, params), content)
+
+
+def _key_head(namespace: str, params: Mapping[str, Any]):
+    """The hash of the part of :func:`key_digest`'s text that one encoder configuration's keys share."""
+    head = f"({namespace!r}, {sorted((str(k), repr(v)) for k, v in params.items())!r}, "
+    return hashlib.sha256(head.encode("utf-8"))
+
+
+def _keyed(head, content: str) -> bytes:
+    digest = head.copy()
+    digest.update(f"{content!r})".encode("utf-8"))
+    return digest.digest()
 
 
 # -- the cache ---------------------------------------------------------------------------
@@ -230,10 +242,11 @@ class FeatureCache:
         self.memory = memory
         self.paths = paths  # str values name files (image paths): key them by the file's bytes
         self.hits = self.misses = self.writes = 0
+        self._key_head = _key_head(self.namespace, self.params)  # computed once, not once per key
 
     # keys --------------------------------------------------------------------------
     def key(self, value: Any) -> bytes:
-        return key_digest(self.namespace, self.params, content_digest(value, self.paths))
+        return _keyed(self._key_head, content_digest(value, self.paths))
 
     def path_of(self, key: bytes) -> Path:
         hexkey = key.hex()
