@@ -660,7 +660,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{args.data}: no rows with a label in column {label!r}")
     unseen = 0
     if estimator.problem_type_ != "regression":
-        if np.asarray(estimator.classes_).dtype.kind in "iuf" and frame[label].dtype.kind not in "iufb":
+        classes_kind = np.asarray(estimator.classes_).dtype.kind
+        if (classes_kind in "iu" and frame[label].dtype.kind == "f"
+                and bool((frame[label] % 1 == 0).all())):  # whole numbers read as floats (an empty cell)
+            frame = frame.assign(**{label: frame[label].astype(np.asarray(estimator.classes_).dtype)})
+        elif classes_kind in "iuf" and frame[label].dtype.kind not in "iufb":
             # numbers the model learnt as classes, written here as strings ('001': codes now read
             # as written, where automm once read them as numbers): compared as numbers
             as_numbers = pd.to_numeric(frame[label], errors="coerce")

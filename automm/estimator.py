@@ -814,7 +814,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
             drawn = int(np.random.randint(0, 2**31 - 1)) if self.random_state is None else None
             if isinstance(self.random_state, np.random.RandomState):  # each fit draws from the user's generator
                 drawn = int(self.random_state.randint(0, 2**31 - 1))
-            with verbose_logging(self._verbose_level()), global_random_state_kept():  # verbose checked in _fit
+            # training needs gradients whatever the caller's mode (fit called under torch.no_grad()
+            # or torch.inference_mode(), as skorch also allows); the caller's mode is back after
+            with verbose_logging(self._verbose_level()), global_random_state_kept(), \
+                    torch.inference_mode(False), torch.enable_grad():  # verbose checked in _fit
                 return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val), drawn)
         except BaseException:
             for name in [name for name in vars(self) if _is_learned(name)]:

@@ -21,12 +21,17 @@ def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: 
                     positive: Any = None) -> dict:
     """Accuracy, balanced accuracy, macro/weighted F1 and, for a binary problem with its
     ``positive`` class given, the positive class's F1 (classification), or R², RMSE, MAE
-    (regression), plus ``n``; each weighted by ``sample_weight`` when given."""
+    (regression), plus ``n``; each weighted by ``sample_weight`` when given. A weight of 0
+    leaves its row out altogether (as in the fit's own scores: a class whose rows all weigh 0
+    is not one of the classes macro F1 averages over); ``n`` counts the rows left."""
     from sklearn import metrics
 
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if w is not None and (w == 0).any():
+        kept = w != 0
+        y_true, y_pred, w = y_true[kept], y_pred[kept], w[kept]
     if problem_type == "regression":
         y_true = y_true.astype(float)
         y_pred = y_pred.astype(float)
@@ -38,7 +43,11 @@ def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if y_true.dtype != y_pred.dtype:  # e.g. labels read back from CSV as numbers vs strings
+        if y_true.dtype.kind in "iuf" and y_pred.dtype.kind in "iuf" and y_true.dtype != y_pred.dtype:
+            # integer classes and labels read as floats (a column with an empty cell): 1.0 is 1
+            y_true, y_pred = y_true.astype(float), y_pred.astype(float)
+            positive = None if positive is None else float(positive)
+        elif y_true.dtype != y_pred.dtype:  # e.g. labels read back from CSV as numbers vs strings
             y_true, y_pred = y_true.astype(str), y_pred.astype(str)
             positive = None if positive is None else str(positive)
         result = {"n": int(len(y_true)), "accuracy": float(metrics.accuracy_score(y_true, y_pred, sample_weight=w)),

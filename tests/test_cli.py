@@ -750,6 +750,27 @@ def test_evaluate_compares_label_codes_with_a_models_numeric_classes(capsys, tmp
     assert json.loads(result.out)["unseen_label_rows"] == 0
 
 
+def test_evaluate_reads_whole_number_labels_of_a_column_with_an_empty_cell_as_the_models_int_classes(capsys,
+                                                                                                       tmp_path):
+    """An empty label cell makes pandas read the column as floats: 1.0 was compared with 1 as
+    the strings '1.0' and '1', and every metric was 0."""
+    from automm import AutoMM
+
+    frame = pd.read_csv(EMOJI_CSV).head(80)
+    frame["label"] = frame["category"].map({c: i for i, c in enumerate(sorted(frame["category"].unique()))})
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame[["name"]], frame["label"])
+    model.save(tmp_path / "model")
+    frame[["name", "label"]].to_csv(tmp_path / "whole.csv", index=False)
+    gap = pd.concat([frame[["name", "label"]], pd.DataFrame({"name": ["grinning face"], "label": [None]})])
+    gap.to_csv(tmp_path / "gap.csv", index=False)
+    scores = []
+    for name in ("whole.csv", "gap.csv"):
+        result = run(capsys, "evaluate", tmp_path / "model", tmp_path / name, "--label", "label", "--json")
+        assert result.code == 0, result.err
+        scores.append(json.loads(result.out)["metrics"]["accuracy"])
+    assert scores[1] == scores[0] == pytest.approx(model.score(frame[["name"]], frame["label"]))
+
+
 def test_predict_on_a_folder_of_images_says_which_image(capsys, emoji_model, tmp_path):
     for name in pd.read_csv(EMOJI_CSV).head(3)["image"]:
         shutil.copy(EMOJI_SAMPLE_DIR / name, tmp_path / Path(name).name)

@@ -125,3 +125,27 @@ def test_a_recipe_names_the_metric_once():
     assert est.metric == "balanced_accuracy"
     assert est.to_recipe()["problem"]["metric"] == "balanced_accuracy"
     assert from_recipe({}).metric == "auto"
+
+
+def test_test_metrics_leave_weight_0_rows_out_as_the_fit_s_scores_do():
+    from sklearn.metrics import f1_score
+
+    from automm.evaluation import compute_metrics
+    from automm.training import classification_score
+
+    y_true = np.array([0, 0, 1, 1, 2, 2, 2, 1])
+    y_pred = np.array([0, 1, 1, 1, 2, 0, 1, 2])
+    w = np.array([1.0, 2.0, 1.0, 0.5, 0.0, 0.0, 0.0, 1.0])  # class 2's rows all weigh 0
+    kept = w > 0
+    metrics = compute_metrics("multiclass", y_true, y_pred, sample_weight=w)
+    assert metrics["n"] == int(kept.sum())
+    assert metrics["macro_f1"] == pytest.approx(f1_score(y_true[kept], y_pred[kept], average="macro",
+                                                          sample_weight=w[kept]))
+    assert metrics["macro_f1"] == pytest.approx(classification_score(y_pred, y_true, "macro_f1", w))
+
+
+def test_test_metrics_compare_int_predictions_with_labels_read_as_floats():
+    from automm.evaluation import compute_metrics
+
+    metrics = compute_metrics("binary", np.array([1.0, 0.0, 1.0]), np.array([1, 0, 0]), positive=1)
+    assert metrics["accuracy"] == pytest.approx(2 / 3) and metrics["f1"] == pytest.approx(2 / 3)

@@ -435,3 +435,18 @@ def test_text_and_table_samples_are_computed_once_unless_augmented(monkeypatch, 
     # the table has no augmentation: each row once (plus a few for fit's checks), never once per epoch
     assert calls["tabular"] < 2 * n
     assert (calls["text"] >= epochs * 0.7 * n) == per_epoch
+
+
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_fit_trains_under_a_callers_no_grad_or_inference_mode(mode):
+    rng = np.random.default_rng(0)
+    X = {"a": rng.normal(size=40).tolist(), "b": rng.normal(size=40).tolist()}
+    y = ["p" if a > 0 else "n" for a in X["a"]]
+    def model():
+        return AutoMM(max_epochs=3, random_state=0, encoders={"tabular": {"name": "tabular", "hidden_dim": 8}},
+                      fusion={"name": "concat", "proj_dim": 8, "hidden_dim": 8})
+
+    with mode():
+        trained = model().fit(X, y)
+        assert not torch.is_grad_enabled()  # the caller's mode is back
+    np.testing.assert_array_equal(trained.predict_proba(X), model().fit(X, y).predict_proba(X))

@@ -250,3 +250,16 @@ def test_fine_tuning_is_searched_only_where_the_search_trains_on_a_gpu(monkeypat
     with device_scope("cpu"):  # AutoMM(device="cpu") there: fine-tuning on the CPU would eat the budget
         assert trainable_layer_choices() == [0]
 
+
+
+def test_a_texts_features_do_not_depend_on_the_texts_computed_with_it():
+    """A cache filled by other fits (other texts, other batches) must give the features this fit
+    would compute: a text padded to a longer batch-mate's length moved them by about 1e-7."""
+    from automm_pretrained import MiniLMEncoder
+
+    short = ["red shirt", "blue jeans for men", "black leather sandals"]
+    long_ = "a much longer product title with many more words than the others have in it at all"
+    encoder = MiniLMEncoder()
+    alone = torch.cat([encoder.compute_features([text]) for text in short])
+    together = encoder.compute_features(short + [long_])[:3]
+    assert torch.equal(alone, together)
