@@ -19,6 +19,7 @@ settled epochs only.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -368,13 +369,23 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
     return torch.float16
 
 
+def in_eval_on(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model.to(device).eval()``, each step only where needed: a service predicting row by row
+    would otherwise walk every module and tensor twice per call (0.4 ms of a 3 ms prediction)."""
+    if any(t.device != device for t in itertools.chain(model.parameters(), model.buffers())):
+        model = model.to(device)
+    if any(module.training for module in model.modules()):
+        model.eval()
+    return model
+
+
 @torch.no_grad()
 def model_outputs(model: MultimodalNet, loader, device: torch.device, *, amp: bool = False,
                   amp_dtype: torch.dtype | None = None, embed: bool = False) -> np.ndarray:
     """``model``'s raw outputs (logits or standardised values; with ``embed``, its fused
     embeddings) for every batch of ``loader``, in evaluation mode on ``device``, under autocast
     when ``amp`` (``amp_dtype``: :func:`autocast_dtype` when None); float32, on the CPU."""
-    model = model.to(device).eval()
+    model = in_eval_on(model, device)
     forward = model.embed if embed else model
     chunks = []
     amp = amp and device.type == "cuda"
