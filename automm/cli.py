@@ -7,7 +7,7 @@ Exit codes: 0 success; 2 usage errors, recipe errors and other mistakes in what 
 was given, found before any work (a missing file or model directory, a --filter that leaves no
 row, an unusable --device, an output folder that cannot be written, a label column that is not
 the model's; nothing was done); 1 failures during the work (unreadable data or images, a failed
-fit, ...); 130 when interrupted. User errors print one message and no traceback; ``--debug``
+fit, ...); 130 when interrupted (also when ``fit`` saved the best of what had finished). User errors print one message and no traceback; ``--debug``
 adds the traceback. ``--quiet`` silences stderr but for errors; stdout keeps the result
 (``fit``'s is then only the model directory, not the summary).
 """
@@ -405,6 +405,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     out = _Out(args.quiet or args.json)
     recipe = _recipe_or_draft(args)
     verbose = 0 if (args.quiet or args.json) else (recipe.params().get("verbose") or 1)
+    if args.output is not None and not str(args.output).strip():  # an unset $MODEL_DIR: not the recipe's folder
+        raise UsageError("-o: an empty path; give the folder to save the model to")
     output_dir = args.output or recipe.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, recipe.name)
     _check_output_dir(output_dir, "-o" if args.output else "output.dir" if recipe.output_dir else
                       f"output directory (default {output_dir})")
@@ -418,16 +420,22 @@ def cmd_fit(args: argparse.Namespace) -> int:
         result = fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir)
     summary = result.summary()
     leaderboard = getattr(result.estimator, "leaderboard_", None)
+    # Ctrl-C: the model is the best of what had finished, saved as asked; the exit status says so
+    # (a script must not take it for a whole fit), and so does stderr, even under -q and --json
+    code = EXIT_INTERRUPTED if summary.get("interrupted") else EXIT_OK
+    if code == EXIT_INTERRUPTED:
+        print(f"{PROG}: interrupted: the model{' saved to ' + str(result.model_dir) if result.model_dir else ''} is "
+              "the best of what had finished (exit status 130)", file=sys.stderr)
     if args.json:
         if leaderboard is not None and hasattr(leaderboard, "to_dict"):
             summary["leaderboard"] = leaderboard.head(50).to_dict(orient="records")
         out.result(_json(summary))
-        return EXIT_OK
+        return code
     if args.quiet:  # for scripts: the one thing they need, where the model is
         out.result(str(result.model_dir))
-        return EXIT_OK
+        return code
     out.result(_fit_report(summary, leaderboard))
-    return EXIT_OK
+    return code
 
 
 def _fit_report(summary: dict, leaderboard: Any) -> str:

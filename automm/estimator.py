@@ -974,6 +974,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self.best_epoch_ = candidate.best_epoch
         self.best_score_ = candidate.best_score
         self.stop_reason_ = candidate.stop_reason
+        #: whether Ctrl-C cut the fit short (its model: the best of what had finished)
+        self.interrupted_ = bool(candidate.interrupted)
         self.decision_weights_ = candidate.decision_weights
         self.decided_score_ = candidate.decided_score
         self.temperature_ = 1.0 if "ensemble_" in candidate.extras else float(candidate.temperature)
@@ -1023,6 +1025,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             "best_epoch": int(self.best_epoch_),
             "stop_reason": state.get("stop_reason_"),
         })
+        if state.get("interrupted_"):  # (only in the process that fitted it: a saved model does not keep it)
+            summary["interrupted"] = True
         if self.problem_type_ == "regression" and score is not None and math.isfinite(float(score)):
             # the holdout error in the target's own units (the score is of standardised targets)
             if self.metric == "mae":

@@ -330,9 +330,12 @@ def check_save_target(path: str | os.PathLike, argument: str = "path") -> None:
     shutil.rmtree(_staging_dir(target, argument), ignore_errors=True)
 
 
-def save_model(estimator, path: str | os.PathLike) -> str:
+def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | None = None) -> str:
     """Write ``estimator`` to directory ``path`` (``~`` expanded); replaces a previous automm
-    model there only after the new one is complete. Refuses to overwrite anything else."""
+    model there only after the new one is complete. Refuses to overwrite anything else.
+    ``beside``: text files (name -> text) that go into the folder with the model, in place of
+    the previous folder's files of those names, in the same step (``automm fit``'s
+    ``recipe.yaml``); not part of the model (load does not check them)."""
     target = Path(path).expanduser().resolve()
     with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
         _refuse_to_overwrite(target)
@@ -346,6 +349,8 @@ def save_model(estimator, path: str | os.PathLike) -> str:
                                 ensemble.members[1:] if ensemble is not None else []):
             written = write_model_files(member.model, staging / info["path"])
             files.update({f"{info['path']}/{name}": record for name, record in written.items()})
+        for name, text in (beside or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
         manifest["files"] = dict(sorted(files.items()))  # what load checks every file against
         manifest[MANIFEST_DIGEST] = manifest_digest(manifest)  # and the manifest against
         _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
@@ -479,6 +484,8 @@ def _carry_other_files(target: Path, staging: Path) -> None:
     elsewhere, so that the old files stay whole until the new folder is in place."""
     for entry in target.iterdir():
         if entry.name in MODEL_ENTRIES or entry.name.startswith(f".{target.name}."):
+            continue
+        if (staging / entry.name).exists():  # the new save's own (automm fit's recipe.yaml)
             continue
         destination = staging / entry.name
         if entry.is_dir() and not entry.is_symlink():

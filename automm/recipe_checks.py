@@ -625,12 +625,46 @@ def _check_choice(ck: _Checker, kind: str, value: Any, path: str, modality: str 
         ck.report(name_path, f"{kind} {name!r} encodes {spec.modality!r}, not {modality!r}; "
                              f"{modality!r} encoders: {', '.join(reg.names(kind, modality=modality)) or '(none)'}")
     accepted = spec.accepted_hyperparameters()
+    named = True
     for key in params:
         if not isinstance(key, str):
             ck.report(join_path(path, key), f"hyperparameter names must be strings, found {show_value(key)}")
+            named = False
         elif accepted is not None and key not in accepted:
             ck.report(join_path(path, key), f"unknown hyperparameter of {kind} {name!r}; expected one of: "
                                         f"{', '.join(accepted) or '(none)'}{did_you_mean(key, accepted)}")
+            named = False
+    if named and params:
+        _check_values(ck, spec, params, path, modality)
+
+
+def _check_values(ck: _Checker, spec: Any, params: Mapping[str, Any], path: str, modality: str | None) -> None:
+    """The values a component is given, built with them as ``fit`` builds it before any work
+    (:func:`automm.search_space.check_component_values`): what ``fit`` would refuse, said here."""
+    import time
+
+    from .data import InputSpec
+    from .exceptions import InputError
+    from .search_space import VALUE_CHECK_SECONDS, check_component_values
+
+    if spec.kind == "encoder":
+        if modality is None or modality == "tabular":  # (a table encoder needs the table's columns)
+            return
+        context = {"input_spec": InputSpec(f"{modality}_0", modality, ["column"], {"column": modality})}
+    elif spec.kind == "fusion":
+        context = {"input_dims": {"image_0": 8, "text_0": 8}}
+    else:
+        context = {}
+    try:
+        check_component_values(spec, {k: {"value": v} for k, v in params.items()}, "",
+                               time.monotonic() + VALUE_CHECK_SECONDS, **context)
+    except InputError as exc:
+        message = str(exc)
+        key = re.match(r"\['([^']*)'\]: ", message)
+        if key:
+            ck.report(join_path(path, key.group(1)), message[key.end():])
+        else:
+            ck.report(path, message.lstrip(": "))
 
 
 def _check_components(ck: _Checker, section: Any) -> None:

@@ -91,7 +91,7 @@ import numpy as np
 
 from . import registry as _registry
 from .evaluation import compute_metrics, positive_class
-from .exceptions import user_stacklevel
+from .exceptions import InputError, user_stacklevel
 from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
@@ -117,7 +117,22 @@ def _recipe_yaml() -> tuple:
     import yaml
 
     class RecipeLoader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node, deep=False):
+            # a key given twice (two training: sections, two label: lines): PyYAML keeps the last
+            # without a word; a recipe is refused, naming the line of each
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # an unhashable key: the base loader says so
+                    break
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"found the key {key!r} twice (line {first.start_mark.line + 1} and line "
+                        f"{key_node.start_mark.line + 1}): keep one", key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
 
     class RecipeDumper(yaml.SafeDumper):
         pass
@@ -857,6 +872,28 @@ class FitResult:
         return summary
 
 
+def _check_test_inputs(estimator, data) -> None:
+    """The test rows' inputs checked as ``fit`` checks the training rows' (images, audio and other
+    files that cannot be read; more than the few tolerated stop it), before the fit: not after
+    it, when a finished model has replaced the previous one and the test score fails."""
+    import warnings
+
+    from .data import as_table, infer_roles, validate_columns
+
+    reg = _registry.get_registry()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fit says what the columns' roles call for
+        roles = infer_roles(as_table((data.X_train,), plugin_manager=reg.plugin_manager), estimator.column_types,
+                            reg.plugin_manager, estimator._known_roles(reg))
+        test = as_table((data.X_test,), plugin_manager=reg.plugin_manager)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a few unreadable test files: predict names them after the fit
+            validate_columns(test, roles)
+    except InputError as exc:
+        raise InputError(f"the test rows: {exc}") from None
+
+
 def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | None = None,
                log: Callable[[str], None] | None = None, output_dir: str | None = None,
                save: bool = True) -> FitResult:
@@ -892,18 +929,22 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         from .persistence import check_save_target
 
         check_save_target(target, "output.dir" if output_dir is None else "output directory")
+    if data.X_test is not None:
+        _check_test_inputs(estimator, data)
     log("fitting ...")
     estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
                   sample_weight_val=data.w_val)
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     if save and target:
-        model_dir = estimator.save(target)
+        from .persistence import save_model
+
         reproduce = to_recipe(estimator)
-        reproduce.setdefault("output", {})["dir"] = _escape_env(model_dir)  # a literal ${ stays literal
-        Path(model_dir, "recipe.yaml").write_text(
-            "# The recipe that reproduces this model (written by automm fit).\n" + dump_recipe(reproduce),
-            encoding="utf-8")
+        reproduce.setdefault("output", {})["dir"] = _escape_env(str(Path(target).expanduser().resolve()))
+        # the recipe goes in with the model, in one step: never a new model beside an old recipe
+        model_dir = save_model(estimator, target, beside={
+            "recipe.yaml": "# The recipe that reproduces this model (written by automm fit).\n"
+                           + dump_recipe(reproduce)})
         log(f"saved the model to {model_dir}")
     test_metrics = None
     if data.X_test is not None:

@@ -1191,6 +1191,37 @@ def _malloc_trim():
         return None
 
 
+#: ``prctl`` option: the signal a process gets when its parent ends (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """End this forked search process when its parent ends without stopping it (SIGTERM from a
+    job scheduler or ``timeout``, SIGKILL: their default actions run no cleanup), rather than
+    train on, orphaned, for the rest of the time limit: on Linux at once (``PR_SET_PDEATHSIG``),
+    elsewhere within a second (a thread watching the parent's process id). Its running trial
+    is then retried as a lost worker's is (after the heartbeat grace)."""
+    parent = getattr(multiprocessing.parent_process(), "pid", None) or os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            set_up = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            set_up = False
+        if set_up:
+            if os.getppid() != parent:  # it ended before the request
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="automm-parent-watch", daemon=True).start()
+
+
 def _child_main(ctx: SearchContext, storage_ref: tuple[str, Any], index: int, threads: int) -> None:
     """Entry point of a forked search process; it trains with ``threads`` threads, which must be 1:
     torch's OpenMP pool, once the parent has run it, hangs a forked child that starts more than
@@ -1200,6 +1231,7 @@ def _child_main(ctx: SearchContext, storage_ref: tuple[str, Any], index: int, th
     # Ctrl-C in a terminal reaches the whole process group: the parent alone handles it (it
     # stops this process and records its running trial as interrupted)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with_parent()
     try:
         torch.set_num_threads(threads)
         ctx.storage = make_storage(*storage_ref)
@@ -1487,6 +1519,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             # after Ctrl-C, nothing is retrained: the user asked for the result now
             result = _conclude(estimator, study, ctx, time.monotonic() if ctx.interrupted.is_set() else deadline)
         result.extras["study_name_"] = study_name
+        result.interrupted = result.interrupted or ctx.interrupted.is_set()
         return result
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

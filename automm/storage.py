@@ -64,7 +64,7 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         path = text[len("journal://"):]
         if not path:
             raise InputError(f"storage: {text!r} names no file; use journal:///path/to/study.log")
-        return "journal", os.path.abspath(path)
+        return "journal", os.path.abspath(os.path.expanduser(path))
     if "://" in text:
         scheme = text.split("://", 1)[0].split("+", 1)[0]
         if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql"):
@@ -76,9 +76,9 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
             text = _postgres_driver() + text[len("postgresql"):]
         return "rdb", text
     if text.endswith((".log", ".journal", ".jsonl")):
-        return "journal", os.path.abspath(text)
+        return "journal", os.path.abspath(os.path.expanduser(text))
     if text.endswith((".db", ".sqlite", ".sqlite3")):
-        return "rdb", "sqlite:///" + os.path.abspath(text)
+        return "rdb", "sqlite:///" + os.path.abspath(os.path.expanduser(text))
     raise InputError(f"storage: {text!r} is neither a storage URL (sqlite:///..., postgresql://...) nor a journal "
                      "file (journal:///path, or a path ending in .log or .journal)")
 

@@ -918,3 +918,42 @@ def test_predict_with_proba_runs_the_model_once(capsys, emoji_model, monkeypatch
     proba = frame[[c for c in frame.columns if c.startswith("proba_")]].to_numpy()
     model = AutoMM.load(emoji_model)
     assert frame["prediction"].tolist() == [model.classes_[i] for i in proba.argmax(axis=1)]
+
+
+def test_fit_refuses_an_empty_output_path_rather_than_fall_back_to_the_recipes(capsys, tmp_path):
+    result = run(capsys, "fit", QUICKSTART, *TINY_SETS, "-o", "")
+    assert result.code == 2 and "-o: an empty path" in result.err
+
+
+def test_fit_checks_the_test_rows_images_before_training_and_keeps_the_model_there(capsys, tmp_path):
+    frame = pd.read_csv(EMOJI_CSV)
+    frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
+    test = frame["split"] == "test"
+    frame.loc[test[test].index[:20], "image"] = str(tmp_path / "gone.png")  # 20 of the test rows' images
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"data": {"path": "data.csv", "label": "category", "split_column": "split",
+                                               "columns": ["image", "name"]},
+                                      "training": {"max_epochs": 1, "num_workers": 0}}))
+    result = run(capsys, "fit", recipe, *TINY_SETS[2:], "-o", tmp_path / "model")
+    assert result.code != 0 and "the test rows: column 'image'" in result.err
+    assert "fitting" not in result.err and not (tmp_path / "model").exists()
+
+
+def test_an_interrupted_fit_saves_what_it_has_and_exits_130(capsys, tmp_path, monkeypatch):
+    from automm.training import Trainer
+
+    steps = {"n": 0}
+    original = Trainer.training_step
+
+    def interrupted_at_the_second_epoch(self, batch):
+        steps["n"] += 1
+        if len(self.history) >= 1:
+            raise KeyboardInterrupt
+        return original(self, batch)
+    monkeypatch.setattr(Trainer, "training_step", interrupted_at_the_second_epoch)
+    result = run(capsys, "fit", QUICKSTART, *TINY_SETS, "--set", "training.max_epochs=5", "-o", tmp_path / "m",
+                 "--json")
+    assert result.code == 130, result.err
+    assert json.loads(result.out)["interrupted"] is True
+    assert "interrupted: the model saved to" in result.err and (tmp_path / "m" / "automm.json").exists()

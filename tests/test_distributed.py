@@ -540,3 +540,12 @@ def test_the_printed_parameter_count_stays_an_integer_beside_a_trial_without_one
     assert frame["n_params"].dtype == float
     table = _leaderboard_table(frame)
     assert "COMPLETE  0.5000  1234567\n" in table and "1234567.0" not in table
+
+
+def test_a_journal_or_sqlite_path_expands_the_home_folder(tmp_path, monkeypatch):
+    from automm.storage import parse_storage
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert parse_storage("~/study.log") == ("journal", str(tmp_path / "study.log"))
+    assert parse_storage("journal://~/study.log") == ("journal", str(tmp_path / "study.log"))
+    assert parse_storage("~/study.db") == ("rdb", f"sqlite:///{tmp_path / 'study.db'}")

@@ -699,3 +699,14 @@ def test_loading_a_model_leaves_the_hosts_random_streams_alone(model, tmp_path):
     random.seed(7)
     AutoMM.load(path)
     assert (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()) == expected
+
+
+def test_files_saved_beside_a_model_replace_the_previous_folders_in_the_same_step(model, tmp_path):
+    from automm.persistence import save_model
+
+    target = tmp_path / "m"
+    save_model(model, target, beside={"recipe.yaml": "first"})
+    (target / "notes.txt").write_text("mine")
+    save_model(model, target, beside={"recipe.yaml": "second"})
+    assert (target / "recipe.yaml").read_text() == "second" and (target / "notes.txt").read_text() == "mine"
+    AutoMM.load(target)  # not part of the model: load does not check it

@@ -843,6 +843,32 @@ def test_validate_checks_the_components_of_a_search_space_without_data(override,
     assert path in problems and message in problems[path], problems
 
 
+@pytest.mark.parametrize("override, path, message", [
+    ("components.fusion={name: concat, proj_dim: -3}", "components.fusion.proj_dim", "fusion 'concat' refuses proj_dim=-3"),
+    ("components.encoders.image={name: cnn, width: -8}", "components.encoders.image.width",
+     "encoder 'cnn' refuses width=-8 (InputError: hyperparameter width must be a positive integer; got -8)"),
+    ("components.augmentations=[{name: horizontal_flip, p: 1.5}]", "components.augmentations[0].p",
+     "augmentation 'horizontal_flip' refuses p=1.5"),
+])
+def test_validate_checks_the_values_given_with_the_components_without_data(override, path, message):
+    """validate passed values that fit then refused after reading the data."""
+    from automm.recipes import load_recipe
+
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(str(REPO / "recipes" / "quickstart.yaml"), [override], check_data=False)
+    problems = {p.path: p.message for p in caught.value.problems}
+    assert path in problems and message in problems[path], problems
+
+
+def test_a_key_given_twice_in_a_recipe_is_refused_naming_both_lines(tmp_path):
+    from automm.recipes import load_recipe
+
+    (tmp_path / "dup.yaml").write_text("version: 1\ndata:\n  sample: emoji\n  label: category\ntraining:\n"
+                                       "  max_epochs: 1\ntraining:\n  max_epochs: 50\n")
+    with pytest.raises(RecipeError, match=r"found the key 'training' twice \(line 5 and line 7\): keep one"):
+        load_recipe(str(tmp_path / "dup.yaml"), check_data=False)
+
+
 def test_set_says_a_list_item_cannot_be_reached_and_what_to_set_instead():
     recipe = {"components": {"encoders": {"image": ["cnn", {"name": "resnet", "width": 8}]}}}
     with pytest.raises(RecipeError, match=r"--set cannot reach into a list \('image\[1\]'\): set the whole list, "

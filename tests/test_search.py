@@ -2459,3 +2459,50 @@ def test_objects_alive_before_the_trials_are_left_out_of_collections_only_while_
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (the rule itself also runs elsewhere)")
+def test_a_forked_search_process_ends_with_its_parent(tmp_path):
+    """SIGTERM or SIGKILL of the fitting process runs no cleanup: its forked search processes
+    trained on, orphaned, for the rest of the time limit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(f"""
+import multiprocessing, os, time
+from automm.search import _end_with_parent
+
+def child():
+    _end_with_parent()
+    open({str(tmp_path / 'child.pid')!r}, 'w').write(str(os.getpid()))
+    time.sleep(60)
+
+if __name__ == '__main__':
+    multiprocessing.get_context('fork').Process(target=child).start()
+    time.sleep(60)
+""")
+    parent = subprocess.Popen([sys.executable, str(script)])
+    pid_file = tmp_path / "child.pid"
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(60):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        # a zombie (ended, not yet reaped by its new parent) counts as ended
+        if open(f"/proc/{child}/stat").read().split()[2] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the forked process outlived its parent")
