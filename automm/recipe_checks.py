@@ -904,7 +904,7 @@ def _with_suggestions(message: str) -> str:
     import ast
 
     match = re.search(r"unknown keys (\[.*?\]); expected (?:some |one )?of (\[.*?\])", message)
-    if not match:
+    if not match or "did you mean" in message:  # (the message may carry its own already)
         return message
     try:
         unknown, expected = ast.literal_eval(match.group(1)), ast.literal_eval(match.group(2))

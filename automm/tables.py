@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Collection, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -130,6 +130,11 @@ def _text_options(file: Path, fmt: str) -> dict:
     with open(file, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     text = None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte-order mark (Excel's "Unicode text")
+        text = head.decode("utf-16", errors="ignore")
+        header = text.lstrip("\ufeff").split("\n", 1)[0]
+        sep = "\t" if fmt == "tsv" or ("\t" in header and "," not in header) else ","
+        return {"sep": sep, "encoding": "utf-16"}
     for encoding in _ENCODINGS:
         try:  # (an incomplete character at the end of the bytes read is no error)
             text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < _SNIFF_BYTES)
@@ -152,7 +157,8 @@ def _read_text_table(file: Path, fmt: str, usecols: list | None = None):
     :func:`_text_options`); a byte past the first ones looked at that the encoding chosen from
     them cannot decode moves on to the next of :data:`_ENCODINGS`."""
     options = _text_options(file, fmt)
-    for encoding in _ENCODINGS[_ENCODINGS.index(options["encoding"]):]:
+    known = options["encoding"] in _ENCODINGS
+    for encoding in _ENCODINGS[_ENCODINGS.index(options["encoding"]):] if known else [options["encoding"]]:
         try:
             return read_csv_keeping_codes(file, {**options, "encoding": encoding}, usecols), encoding
         except UnicodeDecodeError:
@@ -307,5 +313,12 @@ def weight_column_values(frame, column: str) -> tuple[np.ndarray, str | None]:
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
     if not len(bad):
         return values, None
-    shown = ", ".join(repr(frame[column].iloc[i]) for i in bad[:3])
-    return values, f"column {column!r} needs numbers >= 0; {len(bad)} rows are not ({shown})"
+    word = frame.index.name or "row"  # "w.csv row 12" where the index holds the file's rows (with_file_rows)
+    shown = ", ".join(f"{word} {_plain(frame.index[i])}: {_plain(frame[column].iloc[i])!r}" for i in bad[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return values, f"column {column!r} needs numbers >= 0; {len(bad)} rows are not ({shown}{more})"
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (shown as ``-1.0``, not ``np.float64(-1.0)``)."""
+    return value.item() if isinstance(value, np.generic) else value
