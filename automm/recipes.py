@@ -904,8 +904,7 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     loaded = load_recipe(recipe, overrides, check_data=True, require_data=True)
     data = loaded.load_data()
     estimator = loaded.estimator()  # (after the data: its recipe notes where their files were found)
-    recipe_verbose = estimator.get_params(deep=False).get("verbose")
-    if verbose is not None:  # this run's (automm fit -q): not written into the recipe that reproduces the model
+    if verbose is not None:
         estimator.set_params(verbose=int(verbose))
     test_rows = f", {len(data.X_test)} test rows" if data.X_test is not None else ", no test set"
     if data.X_val is not None:
@@ -941,11 +940,6 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         from .persistence import save_model
 
         reproduce = to_recipe(estimator)
-        if verbose is not None:
-            if recipe_verbose is None:
-                reproduce.get("output", {}).pop("verbose", None)
-            else:
-                reproduce.setdefault("output", {})["verbose"] = recipe_verbose
         reproduce.setdefault("output", {})["dir"] = _escape_env(str(Path(target).expanduser().resolve()))
         # the recipe goes in with the model, in one step: never a new model beside an old recipe
         model_dir = save_model(estimator, target, beside={
