@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from .exceptions import user_stacklevel
-from .files import create_temporary
+from .files import create_temporary, read_regular_file
 from .settings import megabytes_setting
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache", "content_digest", "key_digest",
@@ -148,16 +148,14 @@ def key_digest(namespace: str, params: Mapping[str, Any], content: str) -> bytes
     return _keyed(_key_head(namespace, params), content)
 
 
-def _key_head(namespace: str, params: Mapping[str, Any]):
-    """The hash of the part of :func:`key_digest`'s text that one encoder configuration's keys share."""
-    head = f"({namespace!r}, {sorted((str(k), repr(v)) for k, v in params.items())!r}, "
-    return hashlib.sha256(head.encode("utf-8"))
+def _key_head(namespace: str, params: Mapping[str, Any]) -> bytes:
+    """The part of :func:`key_digest`'s text that one encoder configuration's keys share (bytes:
+    a cache holding it still pickles, for DataLoader workers)."""
+    return f"({namespace!r}, {sorted((str(k), repr(v)) for k, v in params.items())!r}, ".encode("utf-8")
 
 
-def _keyed(head, content: str) -> bytes:
-    digest = head.copy()
-    digest.update(f"{content!r})".encode("utf-8"))
-    return digest.digest()
+def _keyed(head: bytes, content: str) -> bytes:
+    return hashlib.sha256(head + f"{content!r})".encode("utf-8")).digest()
 
 
 # -- the cache ---------------------------------------------------------------------------
@@ -277,9 +275,8 @@ class FeatureCache:
     def _read(self, key: bytes) -> torch.Tensor | None:
         path = self.path_of(key)
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-                modified = os.fstat(handle.fileno()).st_mtime
+            data, status = read_regular_file(path)  # (a pipe or a device put in its place: refused, not read)
+            modified = status.st_mtime
         except OSError:  # absent (or removed by a clear meanwhile), unreadable: computed again
             return None
         if len(data) < _HEADER.size:
@@ -376,7 +373,8 @@ class CacheUsage:
 
 def _namespaces(root: Path) -> list[Path]:
     try:
-        return sorted(entry for entry in (root / "features").iterdir() if entry.is_dir())
+        # a link is not followed: a namespace linked to another folder (another user's cache) is not this cache's
+        return sorted(entry for entry in (root / "features").iterdir() if entry.is_dir() and not entry.is_symlink())
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -387,7 +385,8 @@ def _walk(directory: Path) -> Iterator[tuple[str, str, os.stat_result]]:
     left alone."""
     now = time.time()
     try:
-        shards = [entry for entry in os.scandir(directory) if entry.is_dir() and _SHARD.fullmatch(entry.name)]
+        shards = [entry for entry in os.scandir(directory)
+                  if entry.is_dir(follow_symlinks=False) and _SHARD.fullmatch(entry.name)]
     except OSError:
         return
     for shard in shards:
@@ -401,7 +400,7 @@ def _walk(directory: Path) -> Iterator[tuple[str, str, os.stat_result]]:
             if kind is None:
                 continue
             try:
-                st = entry.stat()
+                st = entry.stat(follow_symlinks=False)
             except OSError:  # removed meanwhile
                 continue
             if kind == "feature" or now - st.st_mtime > _ORPHAN_AFTER_S:

@@ -3,12 +3,26 @@ file or the new one, never a part, and a failure leaves no temporary file behind
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["create_temporary", "replace_whole"]
+__all__ = ["create_temporary", "replace_whole", "read_regular_file"]
+
+
+def read_regular_file(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
+    """The content and status of ``path`` when it is a regular file (after links); else
+    :class:`OSError`: a FIFO (which would block the read for ever), a device (``/dev/zero``,
+    read until memory runs out), a folder. Opened without blocking, so a FIFO is refused at once."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, a device or a folder)")
+        return handle.read(), status
 
 
 def create_temporary(path: str | os.PathLike) -> tuple[int, str]:

@@ -47,6 +47,7 @@ import torch
 
 from .exceptions import InputError, ModelFormatError, UnknownComponentError, user_stacklevel
 from .components.stack import encoder_names
+from .files import read_regular_file
 
 __all__ = ["save_model", "load_model", "check_save_target", "manifest_digest", "FORMAT_VERSION", "MANIFEST",
            "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
@@ -319,12 +320,24 @@ def _staging_dir(target: Path, argument: str = "path") -> Path:
                                  f"({exc.strerror or exc})") from None
 
 
+def _save_target(path: str | os.PathLike, argument: str) -> Path:
+    """``path`` (``~`` expanded) made absolute, its parent folders' links resolved; a link at
+    ``path`` itself is refused: a save replaces the folder at its path, and through a link it
+    would replace whatever model the link points to (one another user may own)."""
+    given = Path(path).expanduser()
+    if given.is_symlink():
+        raise InputError(f"{argument}: {str(path)!r} is a symbolic link (to {os.readlink(given)!r}); a save replaces "
+                         "the folder at its path: save to the folder the link points to, or remove the link")
+    absolute = Path(os.path.abspath(given))  # ("." and ".." normalised: the folder's own name)
+    return absolute.parent.resolve() / absolute.name
+
+
 def check_save_target(path: str | os.PathLike, argument: str = "path") -> None:
     """Raise now what :func:`save_model` would raise for ``path`` before writing anything (not
     a model's folder, a mount point, a write-protected model folder, or a folder where nothing
     can be written; the message starts with ``argument``), so that a long fit is not run for a
     model that cannot be saved. Leaves no trace but the parent folders it made."""
-    target = Path(path).expanduser().resolve()
+    target = _save_target(path, argument)
     with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
         _refuse_to_overwrite(target, argument)
     shutil.rmtree(_staging_dir(target, argument), ignore_errors=True)
@@ -336,7 +349,7 @@ def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | N
     ``beside``: text files (name -> text) that go into the folder with the model, in place of
     the previous folder's files of those names, in the same step (``automm fit``'s
     ``recipe.yaml``); not part of the model (load does not check them)."""
-    target = Path(path).expanduser().resolve()
+    target = _save_target(path, "path")
     with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
         _refuse_to_overwrite(target)
     manifest = manifest_of(estimator)
@@ -528,7 +541,7 @@ def _parse_json(path: Path, data: bytes) -> dict:
     :class:`ModelFormatError` naming the file."""
     try:
         value = json.loads(data.decode("utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # (RecursionError: nested deeper than any model writes)
         raise ModelFormatError(f"{path}: cannot be read as JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ModelFormatError(f"{path}: expected a JSON object, got {type(value).__name__}")
@@ -538,8 +551,7 @@ def _parse_json(path: Path, data: bytes) -> dict:
 def _read_model_file(path: Path) -> bytes:
     """The content of model file ``path``, or :class:`ModelFormatError` naming it."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        return read_regular_file(path)[0]
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
@@ -620,8 +632,7 @@ def _read_folder_once(directory: Path) -> tuple[dict, dict]:
     replaced the folder meanwhile."""
     manifest_path = directory / MANIFEST
     try:
-        with open(manifest_path, "rb") as handle:
-            manifest_bytes = handle.read()
+        manifest_bytes = read_regular_file(manifest_path)[0]
     except OSError as exc:
         if not directory.exists():
             if _being_saved(directory):  # between a save's two renames
@@ -655,8 +666,7 @@ def _read_folder_once(directory: Path) -> tuple[dict, dict]:
         if records is not None and not (isinstance(expected, dict) and isinstance(expected.get("sha256"), str)):
             raise ModelFormatError(f"{manifest_path}: records no digest of {name} ('files')")
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = read_regular_file(path)[0]
         except OSError as exc:
             _check_unchanged(directory, manifest_bytes)
             raise ModelFormatError(f"{path}: cannot be read: {exc.strerror or exc}") from None

@@ -329,3 +329,35 @@ def test_a_bad_feature_memory_setting_is_named_and_does_not_break_the_import(mon
     assert feature_memory_budget() == 2 ** 19
     monkeypatch.delenv("AUTOMM_FEATURE_MEMORY_MB")
     assert feature_memory_budget() == DEFAULT_FEATURE_MEMORY_MB * 2 ** 20
+
+
+def test_clear_does_not_follow_links_into_another_folder(tmp_path):
+    """A namespace or shard in a shared cache linked to another user's cache made clear delete there."""
+    private = tmp_path / "private"
+    theirs = _fill(private, "minilm-aaaa", 2)
+    shared = tmp_path / "shared"
+    (shared / "features").mkdir(parents=True)
+    (shared / "features" / "minilm-aaaa").symlink_to(private / "features" / "minilm-aaaa")
+    (shared / "features" / "minilm-bbbb").mkdir()
+    shard = next(p.parent for p in theirs)
+    (shared / "features" / "minilm-bbbb" / shard.name).symlink_to(shard)
+    assert clear_cache(shared).files == 0
+    assert all(p.exists() for p in theirs)
+
+
+def test_a_pipe_or_device_in_place_of_a_feature_file_is_computed_again_not_read(tmp_path):
+    cache = FeatureCache(tmp_path, "enc", {"v": 1})
+    for value, make in (("piped", os.mkfifo), ("zeros", lambda path: os.symlink("/dev/zero", path))):
+        path = cache.path_of(cache.key(value))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make(path)
+        assert cache.get(value) is None  # at once: neither blocked on the pipe nor reading zeros for ever
+
+
+def test_a_cache_pickles_with_the_encoder_holding_it(tmp_path):
+    """DataLoader workers receive encoders pickled: one holding its cache failed to pickle."""
+    import pickle
+
+    cache = FeatureCache(tmp_path, "enc", {"size": 8})
+    copy = pickle.loads(pickle.dumps(cache))
+    assert copy.key("a text") == cache.key("a text")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from automm import AutoMM, ModelFormatError
+from automm import AutoMM, InputError, ModelFormatError
 
 from helpers import tiny, write_manifest
 
@@ -710,3 +710,45 @@ def test_files_saved_beside_a_model_replace_the_previous_folders_in_the_same_ste
     save_model(model, target, beside={"recipe.yaml": "second"})
     assert (target / "recipe.yaml").read_text() == "second" and (target / "notes.txt").read_text() == "mine"
     AutoMM.load(target)  # not part of the model: load does not check it
+
+
+def test_special_files_in_a_model_folder_are_refused_not_read(model, tmp_path):
+    """A FIFO in place of a model file blocked load for ever; /dev/zero was read until memory ran out."""
+    import pathlib
+
+    path = pathlib.Path(model.save(tmp_path / "fifo"))
+    (path / "weights.safetensors").unlink()
+    os.mkfifo(path / "weights.safetensors")
+    with pytest.raises(ModelFormatError, match="weights.safetensors: cannot be read: not a regular file"):
+        AutoMM.load(path)
+    path = pathlib.Path(model.save(tmp_path / "zero"))
+    (path / "preprocessing.json").unlink()
+    (path / "preprocessing.json").symlink_to("/dev/zero")
+    with pytest.raises(ModelFormatError, match="preprocessing.json: cannot be read: not a regular file"):
+        AutoMM.load(path)
+
+
+def test_a_manifest_nested_deeper_than_any_model_is_a_format_error(model, tmp_path):
+    import pathlib
+
+    path = pathlib.Path(model.save(tmp_path / "deep"))
+    (path / "automm.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ModelFormatError, match="cannot be read as JSON"):
+        AutoMM.load(path)
+
+
+def test_save_refuses_a_link_at_its_path_rather_than_replace_the_model_it_points_to(model, tmp_path):
+    import pathlib
+
+    theirs = pathlib.Path(model.save(tmp_path / "theirs"))
+    before = (theirs / "weights.safetensors").read_bytes()
+    (tmp_path / "mine").symlink_to(theirs)
+    with pytest.raises(InputError, match=r"is a symbolic link \(to .*theirs'\); a save replaces the folder at its"):
+        model.save(tmp_path / "mine")
+    assert (theirs / "weights.safetensors").read_bytes() == before
+    here = os.getcwd()
+    os.chdir(tmp_path / "theirs")
+    try:
+        assert model.save(".") == str(theirs)  # the folder itself, not its parent
+    finally:
+        os.chdir(here)
