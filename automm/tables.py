@@ -89,7 +89,7 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
                 raise InputError(f"{str(file)!r}: reading Parquet needs the pyarrow package: pip install pyarrow")
             return pd.read_parquet(file).reset_index(drop=True)  # rows numbered as stored, not by a saved index
         frame, encoding = _read_text_table(file, fmt)
-        if encoding != "utf-8":
+        if encoding not in ("utf-8", "utf-16"):  # (UTF-16 says by its byte-order mark what it is)
             import warnings
 
             from .exceptions import user_stacklevel

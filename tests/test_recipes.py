@@ -946,6 +946,7 @@ def test_csv_files_as_spreadsheets_write_them_are_read_with_their_codes_kept(tmp
         assert read_table(tmp_path / "late.csv")["name"].iloc[-1] == "caf\u00e9"
     for sep, name in ((",", "utf16.csv"), ("\t", "unicode_text.csv")):  # UTF-16, as Excel's "Unicode text" saves
         rows.to_csv(tmp_path / name, index=False, sep=sep, encoding="utf-16")
-        with pytest.warns(UserWarning, match="is not UTF-8 text: read as utf-16"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing to check: UTF-16 says what it is
             assert read_table(tmp_path / name)["name"].tolist() == ["Café crème", "Thé", "x, y", "z"]
         assert read_header(tmp_path / name, "csv") == list(rows.columns)
