@@ -279,8 +279,12 @@ def _claimed_by_a_modality(values: Sequence[Any], plugin_manager: Any) -> bool:
 
 
 def _role_sample(column: Sequence[Any]) -> list[Any]:
-    """The present values the role rules are asked about: up to 500 among the first 5,000."""
-    return [v for v in column[:5000] if not is_missing(v)][:500]
+    """The present values the role rules are asked about: up to 500 among the first 5,000, or,
+    where those are all missing (a column filled only further down), among the rest."""
+    present = [v for v in column[:5000] if not is_missing(v)][:500]
+    if not present and len(column) > 5000:
+        present = [v for v in column[5000:] if not is_missing(v)][:500]
+    return present
 
 
 def _kind_of(value: Any) -> str:
@@ -820,6 +824,8 @@ def _check_image_files(column_name: str, paths: Sequence[str]) -> dict[str, str 
 def _image_path_problem(path: str) -> str | None:
     """Why the file at ``path`` is not a readable image, or None (see :func:`_image_file_problem`)."""
     if _is_url(path):
+        if path.lower().startswith("file://"):
+            return "a file:// URL; give the file's path itself (the part after file://)"
         return "a URL; automm reads local files only (it never downloads), so download the images first"
     try:
         status = os.stat(path)  # one call: each costs a round trip on a network disk
@@ -917,7 +923,12 @@ def _image_file_problem(file) -> str | None:
 
 
 def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and "://" in value[:16] and value.split("://", 1)[0].isalpha()
+    """A URL (``https://``, ``s3://``, ``gs://``, ``file://`` ...) or a ``data:`` URI: never fetched."""
+    return isinstance(value, str) and (bool(_URL_SCHEME.match(value)) or value[:5].lower() == "data:")
+
+
+#: A URL's scheme (letters, digits, ``+ - .``, starting with a letter) and ``://``.
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,15}://")
 
 
 def _short(value: Any) -> str:

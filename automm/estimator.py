@@ -1348,19 +1348,22 @@ def _columns_equal_to_labels(table: Table, roles: dict[str, str], labels: np.nda
         return []
     import pandas as pd
 
-    wanted = pd.Series(labels, dtype=object).astype(str).to_numpy()
+    def strings(values) -> np.ndarray:  # (not pandas' astype(str): it refuses a lone surrogate, decodes bytes)
+        return np.array([str(v) for v in values], dtype=object)
+
+    wanted = strings(labels)
     found = []
     for name, column in table.columns.items():
         if roles.get(name) not in ("text", "categorical", "numeric") or getattr(column, "ndim", 1) != 1:
             continue
         head = pd.Series(list(column[:20]), dtype=object)  # most columns differ in their first rows: cheap
-        if head.isna().any() or not (head.astype(str).to_numpy() == wanted[:20]).all():
+        if head.isna().any() or not (strings(head) == wanted[:20]).all():
             if roles[name] != "numeric" or not _numbers_equal(head, labels[:20]):
                 continue
         values = pd.Series(list(column), dtype=object)
         if values.isna().any():
             continue
-        same = values.astype(str).to_numpy() == wanted
+        same = strings(values) == wanted
         if same.all() or (roles[name] == "numeric" and _numbers_equal(values, labels)):  # 3 and 3.0
             found.append(name)
     return found

@@ -129,7 +129,13 @@ def content_digest(value: Any, paths: bool = False) -> str:
 
         if isinstance(value, Image.Image):
             head = f"{value.mode}{value.size}".encode()
-            return "pil:" + hashlib.sha256(head + value.tobytes()).hexdigest()
+            # what the pixels mean besides their bytes: a palette, a transparent colour, an EXIF
+            # turn (only where present: other images keep their digests)
+            palette = value.getpalette() if value.mode in ("P", "PA") else None
+            extras = [f"palette{bytes(palette).hex()}" if palette else "",
+                      f"transparency{value.info['transparency']!r}" if "transparency" in value.info else "",
+                      f"orientation{orientation}" if (orientation := _pil_orientation(value)) != 1 else ""]
+            return "pil:" + hashlib.sha256(head + "".join(extras).encode() + value.tobytes()).hexdigest()
     except ImportError:  # pragma: no cover
         pass
     if isinstance(value, (tuple, list)):
@@ -140,6 +146,13 @@ def content_digest(value: Any, paths: bool = False) -> str:
     if isinstance(value, (int, float, bool, np.number)):
         return "num:" + repr(value)
     raise TypeError(f"cannot compute a content digest of a {type(value).__name__}")
+
+
+def _pil_orientation(image: Any) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF: upright
+        return 1
 
 
 def key_digest(namespace: str, params: Mapping[str, Any], content: str) -> bytes:

@@ -19,7 +19,8 @@ __all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", 
            "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
            "modality_of_role", "looks_like_image_path"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ico",
+                    ".jp2", ".tga", ".ppm", ".pgm", ".pbm", ".avif")
 #: The roles automm knows without plugins (a plugin's modality is a role too).
 BASE_ROLES = ("image", "text", "numeric", "categorical", "datetime")
 #: Roles whose columns share one tabular input; every other role is its own modality.
@@ -34,7 +35,17 @@ def modality_of_role(role: str) -> str:
 
 
 def looks_like_image_path(value: Any) -> bool:
-    return isinstance(value, (str, os.PathLike)) and str(value).lower().endswith(IMAGE_EXTENSIONS)
+    """A path or URL of an image file, by its extension (a URL's query and fragment left out:
+    ``https://cdn/x.jpg?v=2``), or an image's ``data:`` URI. URLs count so that their column is an
+    image column, which then refuses them, saying so: automm never downloads."""
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    text = str(value).lower()
+    if text.startswith("data:image/"):
+        return True
+    if "://" in text[:20]:
+        text = text.split("#", 1)[0].split("?", 1)[0]
+    return text.endswith(IMAGE_EXTENSIONS)
 
 
 #: Leading bytes of encoded images: PNG, JPEG, GIF, BMP, TIFF (both byte orders); WebP is RIFF....WEBP.
@@ -197,9 +208,8 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
     values = [joined_items(v) for v in values]
     if not values:
         return "categorical"
-    if sum(_is_image_object(v) for v in values) >= 0.8 * len(values):
-        return "image"
-    if sum(looks_like_image_path(v) for v in values) >= 0.8 * len(values):
+    # image objects (PIL images, arrays, bytes, records) and image paths, mixed or not
+    if sum(_is_image_object(v) or looks_like_image_path(v) for v in values) >= 0.8 * len(values):
         return "image"
     if names_image_files(values):
         return "image"  # image files named without an extension
@@ -212,11 +222,22 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
     return text_or_categorical(values)
 
 
+def _word_count(text: str) -> float:
+    """About how many words ``text`` holds: its words as the text encoders read them (punctuation
+    left out), two characters counting as a word in scripts written without spaces (Chinese,
+    Japanese, Thai), where ``str.split`` saw a whole sentence as one word."""
+    from .components.text import _in_no_space_script, tokenize
+
+    words = [token for token in tokenize(text) if any(char.isalnum() for char in token)]
+    unspaced = sum(1 for token in words if _in_no_space_script(ord(token[0])))
+    return len(words) - unspaced + unspaced / 2
+
+
 def text_or_categorical(values: Sequence[Any]) -> str:
     """``text`` for values of several words or mostly unique (20 values or more) or long, else
     ``categorical``."""
     texts = [str(v) for v in values]
-    mean_words = float(np.mean([len(t.split()) for t in texts]))
+    mean_words = float(np.mean([len(t.split()) if t.isascii() else _word_count(t) for t in texts]))
     unique_ratio = len(set(texts)) / len(texts)
     mean_chars = float(np.mean([len(t) for t in texts]))
     if mean_words >= 3 or (unique_ratio > 0.5 and len(texts) >= 20) or mean_chars > 40:

@@ -835,3 +835,10 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
     blocker.write_text("a file")
     with pytest.raises(InputError, match=r"cache_dir: '.*cache' is a file, not a directory"):
         AutoMM(cache_dir=str(blocker)).fit(["red apple", "blue sea"] * 4, ["a", "b"] * 4)
+
+
+def test_a_column_filled_only_after_its_first_5000_rows_is_not_called_empty():
+    from automm.data import _role_sample
+
+    column = [None] * 6000 + ["a long review of the product"] * 10
+    assert _role_sample(column) == ["a long review of the product"] * 10

@@ -187,3 +187,51 @@ def test_relative_image_paths_without_an_extension_are_looked_up_in_the_data_fol
     resolved = resolve_image_paths(frame, [tmp_path / "data", tmp_path])
     assert resolved["photo"].tolist() == [str(tmp_path / "data" / "store" / n) for n in names]
     assert resolved["title"].tolist() == frame["title"].tolist()
+
+
+def test_image_columns_of_mixed_kinds_urls_and_more_formats_are_image_columns():
+    from PIL import Image
+
+    from automm.roles import infer_role_builtin
+
+    picture = Image.new("RGB", (4, 4), "red")
+    assert infer_role_builtin([picture, "a.jpg", picture, "b.png", picture]) == "image"  # PIL images and paths
+    assert infer_role_builtin(["https://cdn.example.com/x.jpg?v=1699"] * 5) == "image"  # then refused: a URL
+    assert infer_role_builtin(["data:image/jpeg;base64,/9j/4AAQ"] * 5) == "image"
+    assert infer_role_builtin(["a.ico", "b.jp2", "c.ppm", "d.tga", "e.avif"]) == "image"
+
+
+@pytest.mark.parametrize("value, why", [("s3://bucket/b.jpg", "a URL; automm reads local files only"),
+                                        ("https://x.org/a.jpg?v=2", "a URL; automm reads local files only"),
+                                        ("data:image/png;base64,iVBORw0KGgo=", "a URL; automm reads local files"),
+                                        ("file:///tmp/a.jpg", "a file:// URL; give the file's path itself")])
+def test_urls_of_every_kind_are_named_as_urls_never_fetched(value, why):
+    from automm.data import _image_path_problem
+
+    assert _image_path_problem(value).startswith(why)
+
+
+def test_a_pil_image_is_turned_upright_by_its_exif_orientation_as_its_file_is(tmp_path):
+    from PIL import Image
+
+    from automm.components.image import load_image
+
+    image = Image.new("RGB", (20, 10), "red")
+    exif = image.getexif()
+    exif[0x0112] = 6  # turned 90 degrees
+    image.save(tmp_path / "turned.jpg", exif=exif.tobytes())
+    with Image.open(tmp_path / "turned.jpg") as opened:
+        assert load_image(opened).size == load_image(str(tmp_path / "turned.jpg")).size == (10, 20)
+
+
+def test_palette_images_differing_in_their_palette_have_different_feature_keys():
+    from PIL import Image
+
+    from automm.feature_cache import content_digest
+
+    image = Image.new("RGB", (8, 8), "yellow").convert("P")
+    other = image.copy()
+    palette = other.getpalette()
+    other.putpalette([palette[i + 2 - 2 * (i % 3)] if i % 3 != 1 else palette[i] for i in range(len(palette))])
+    assert content_digest(image) != content_digest(other)
+    assert content_digest(Image.new("RGB", (8, 8), "red")) == content_digest(Image.new("RGB", (8, 8), "red"))

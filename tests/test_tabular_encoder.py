@@ -295,3 +295,17 @@ def test_infinite_numbers_are_named_as_they_count_as_missing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         validate_numbers("ratio", [1.0, 2.0, None, float("nan")])
+
+
+def test_a_category_written_in_another_unicode_form_or_with_spaces_around_is_the_same_category():
+    """macOS writes "é" as "e" and an accent (NFD); CSV exports leave "Red "."""
+    import unicodedata
+
+    from automm.components.tabular import TabularEncoder
+
+    encoder = TabularEncoder({"dish": "categorical"}).fit([{"dish": "Café"}, {"dish": "Red"}, {"dish": "Tea"}])
+    nfd = unicodedata.normalize("NFD", "Café")
+    assert nfd != "Café"
+    assert encoder._category_id("dish", nfd) == encoder._category_id("dish", "Café") != 0
+    assert encoder._category_id("dish", "Red ") == encoder._category_id("dish", "Red") != 0
+    assert encoder._category_id("dish", "Coffee") == 0

@@ -349,3 +349,21 @@ def test_the_word_feature_cache_keeps_the_words_of_the_settings_added_last():
     assert text._WORD_FEATURE_CACHE_SETTINGS == 4
     assert list(text._WORD_FEATURE_CACHES) == settings[1:]  # the first setting's words dropped
     assert text._word_feature_cache(3, 5, 2048) == {"word": (1,)}  # kept while in use
+
+
+def test_texts_in_scripts_written_without_spaces_are_texts_as_their_english_are():
+    from automm.roles import text_or_categorical
+
+    english = [f"a {colour} summer dress with short sleeves" for colour in ("red", "blue", "green")] * 10
+    chinese = [f"一件{colour}短袖夏季连衣裙" for colour in ("红色", "蓝色", "绿色")] * 10
+    assert text_or_categorical(english) == text_or_categorical(chinese) == "text"
+    assert text_or_categorical(["连衣裙", "红色", "衬衫"] * 10) == "categorical"  # words, as categories
+
+
+def test_a_lone_surrogate_in_a_text_neither_breaks_fit_nor_predict():
+    """A text cut inside an emoji (json.loads('"...\\ud83d"')) crashed fit in the label-leak check."""
+    from automm import AutoMM
+
+    texts = ["red shirt", "blue jeans", "green dress \ud83d", "red hat"] * 10
+    model = AutoMM(max_epochs=1, random_state=0).fit({"t": texts}, ["a", "b", "c", "a"] * 10)
+    assert len(model.predict({"t": ["cut \ud83d"]})) == 1

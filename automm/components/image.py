@@ -41,6 +41,14 @@ _WHITE = (255, 255, 255, 255)
 
 # -- loading ----------------------------------------------------------------------------
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of ``image`` (1: upright, or none recorded)."""
+    try:
+        return int(image.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF: taken as upright, as exif_transpose does
+        return 1
+
+
 def load_image(value: Any, draft_size: int | None = None) -> Image.Image:
     """Load ``value`` as an RGB PIL image.
 
@@ -51,8 +59,8 @@ def load_image(value: Any, draft_size: int | None = None) -> Image.Image:
     still covers ``draft_size`` x ``draft_size`` pixels (much faster for big photos).
     Raises :class:`~automm.exceptions.InputError` for anything else.
     """
-    if isinstance(value, Image.Image):
-        return _to_rgb(value)
+    if isinstance(value, Image.Image):  # turned upright by its EXIF orientation, as a file's image is
+        return _to_rgb(ImageOps.exif_transpose(value) if _orientation(value) != 1 else value)
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if not path.is_file():

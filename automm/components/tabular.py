@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import unicodedata
 from collections import Counter
 from typing import Any, Callable, Mapping, Sequence
 
@@ -121,6 +122,21 @@ def _keys_by_number(keys: Sequence[str]) -> dict[float, str]:
     return {number: key for number, key in by_number.items() if key is not None}
 
 
+def _loose(key: str) -> str:
+    """A category key as a user reads it: Unicode composed (NFC: the "é" macOS writes as "e" and
+    an accent is the "é" others write) and without surrounding spaces (a CSV export's "Red ")."""
+    return unicodedata.normalize("NFC", key).strip()
+
+
+def _keys_by_loose(keys: Sequence[str]) -> dict[str, str]:
+    """The known category keys by their :func:`_loose` form; a form two keys share maps to neither."""
+    by_loose: dict[str, str | None] = {}
+    for key in keys:
+        loose = _loose(key)
+        by_loose[loose] = key if loose not in by_loose else None
+    return {loose: key for loose, key in by_loose.items() if key is not None}
+
+
 #: :meth:`TabularEncoder.unfamiliar_values` speaks when at least this share of a column's values
 #: (:data:`~automm.components.base.UNFAMILIAR_MIN_VALUES` or more) are unknown categories.
 UNFAMILIAR_SHARE = 0.5
@@ -164,6 +180,7 @@ class TabularEncoder(Encoder):
         self.categories: dict[str, list[str]] | None = None
         self._category_index: dict[str, dict[str, int]] = {}
         self._category_by_number: dict[str, dict[float, str]] = {}
+        self._category_by_loose: dict[str, dict[str, str]] = {}
         self.embeddings = nn.ModuleList()
         self.mlp: nn.Sequential | None = None
         self.linear_weight: nn.Parameter | None = None
@@ -248,6 +265,7 @@ class TabularEncoder(Encoder):
         self.categories = {c: [str(k) for k in state["categories"][c]] for c in self.categorical_features}
         self._category_index = {c: {k: i + 1 for i, k in enumerate(keys)} for c, keys in self.categories.items()}
         self._category_by_number = {c: _keys_by_number(keys) for c, keys in self.categories.items()}
+        self._category_by_loose = {c: _keys_by_loose(keys) for c, keys in self.categories.items()}
         self._build_layers()
 
     def _category_id(self, column: str, value: Any) -> int:
@@ -259,9 +277,11 @@ class TabularEncoder(Encoder):
         if key is None:
             return 0
         found = self._category_index[column].get(key)
-        if found is None:
+        if found is None:  # written otherwise: as a number, in another Unicode form, with spaces around
             number = _as_number(key)
             match = None if number is None else self._category_by_number[column].get(number)
+            if match is None:
+                match = self._category_by_loose[column].get(_loose(key))
             found = 0 if match is None else self._category_index[column][match]
         return found
 

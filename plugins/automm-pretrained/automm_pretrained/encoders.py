@@ -549,7 +549,12 @@ class MiniLMEncoder(PretrainedEncoder):
 
     @staticmethod
     def _text(value: Any) -> str:
-        return "" if value is MISSING else str(value)
+        text = "" if value is MISSING else str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a text cut inside an emoji): the tokenizer refuses it
+            text = text.encode("utf-8", "replace").decode("utf-8")
+        return text
 
     def _cache_value(self, value: Any) -> Any:
         return self._text(value)

@@ -263,3 +263,10 @@ def test_a_texts_features_do_not_depend_on_the_texts_computed_with_it():
     alone = torch.cat([encoder.compute_features([text]) for text in short])
     together = encoder.compute_features(short + [long_])[:3]
     assert torch.equal(alone, together)
+
+
+def test_a_lone_surrogate_is_replaced_not_refused_by_the_tokenizer():
+    from automm_pretrained import MiniLMEncoder
+
+    features = MiniLMEncoder().compute_features(["a text cut inside an emoji \ud83d"])
+    assert features.shape == (1, 384) and torch.isfinite(features).all()
