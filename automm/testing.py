@@ -310,14 +310,22 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
+def _moved_to_meta(module: torch.nn.Module) -> torch.nn.Module | None:
+    """A copy of ``module`` on the ``meta`` device, or None where it cannot be moved there (not
+    the device checks' business)."""
+    moved = copy.deepcopy(module)
+    try:
+        return moved.to(META)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _check_preprocess_off_device(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], atol: float) -> None:
     """``preprocess`` runs in the data loader on the CPU while the trainer has moved the network to
     its device (a GPU): a copy moved to PyTorch's ``meta`` device (parameters and buffers with no
     data, so this runs on any machine) must preprocess exactly as the original does, on the CPU."""
-    moved = copy.deepcopy(encoder)
-    try:
-        moved.to("meta")
-    except Exception:  # noqa: BLE001 - a module that cannot be moved there is not this check's business
+    moved = _moved_to_meta(encoder)
+    if moved is None:
         return
     with torch.no_grad():
         try:
@@ -737,10 +745,8 @@ def _off_cpu(spec: ComponentSpec, what: str, call: Callable[[], Any]) -> None:
 
 def _check_fusion_off_cpu(spec: ComponentSpec, fusion: Fusion, embeddings: Mapping[str, torch.Tensor],
                           masks: Mapping[str, torch.Tensor]) -> None:
-    moved = copy.deepcopy(fusion)
-    try:
-        moved.to("meta")
-    except Exception:  # noqa: BLE001 - a module that cannot be moved there is not this check's business
+    moved = _moved_to_meta(fusion)
+    if moved is None:
         return
     with torch.no_grad():
         _off_cpu(spec, "forward", lambda: moved(move_to_device(dict(embeddings), META),
