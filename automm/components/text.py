@@ -468,13 +468,12 @@ class HashedNgramEncoder(Encoder):
         # Inverse document frequency per bucket: learned by ``fit``, saved with the weights.
         self.register_buffer("idf", torch.ones(self.n_buckets))
         if self.linear:
-            # (given its weight, EmbeddingBag does not draw one first: at 2**18 buckets that draw cost more than the rest)
-            self.embedding = nn.EmbeddingBag(self.n_buckets, self.output_dim, mode="sum",
-                                             _weight=torch.zeros(self.n_buckets, self.output_dim))
+            self.embedding = nn.EmbeddingBag(self.n_buckets, self.output_dim, mode="sum")
+            nn.init.zeros_(self.embedding.weight)
             self.register_buffer("kept_buckets", None)  # after set_linear_weight: the buckets with a row, sorted
             return
-        self.embedding = nn.EmbeddingBag(self.n_buckets, self.emb_dim, mode="sum",
-                                         _weight=torch.randn(self.n_buckets, self.emb_dim) * 0.1)
+        self.embedding = nn.EmbeddingBag(self.n_buckets, self.emb_dim, mode="sum")
+        nn.init.normal_(self.embedding.weight, std=0.1)
         # Each row is updated only by the few texts containing its n-grams: train it faster.
         self.embedding.learning_rate_scale = 5.0
         self.norm = nn.LayerNorm(self.emb_dim)
@@ -570,8 +569,8 @@ class HashedNgramEncoder(Encoder):
     def _compact(self, n_kept: int) -> None:
         """The linear form with ``n_kept`` weight rows plus a zero row for every other bucket."""
         self.register_buffer("kept_buckets", torch.zeros(n_kept, dtype=torch.long))
-        self.embedding = nn.EmbeddingBag(n_kept + 1, self.output_dim, mode="sum",
-                                         _weight=torch.zeros(n_kept + 1, self.output_dim))
+        self.embedding = nn.EmbeddingBag(n_kept + 1, self.output_dim, mode="sum")
+        nn.init.zeros_(self.embedding.weight)
 
     def get_state(self) -> dict:
         if self.linear and self.kept_buckets is not None:
