@@ -1546,7 +1546,7 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
     X, y, _, _ = texts
     journal = str(tmp_path / "resume.log")
     # trials of a second or more, so that the poll below sees one finished while the next runs
-    params = small(n_trials=4, max_epochs=10, storage=journal, study_name="resumable", pruner="none")
+    params = small(n_trials=4, max_epochs=40, storage=journal, study_name="resumable", pruner="none")
     monkeypatch.setattr(automm_storage, "JOURNAL_LOCK_GRACE", 2)  # the killed process may hold the journal's lock
     storage = search.make_storage("journal", journal)
     process = _python(FIT_SCRIPT, json.dumps(params), tmp=tmp_path)
