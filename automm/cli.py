@@ -1108,8 +1108,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "or PostgreSQL), alongside other workers on this or other machines, until the "
                                    "study's n_trials or time limit is reached or its fits have finished. Prints the "
                                    "number of trials this worker ran.")
-    p.add_argument("--storage", required=True, metavar="URL", help="Optuna storage URL, e.g. "
-                                                                    "postgresql://user:pass@host/db")
+    p.add_argument("--storage", default=os.environ.get("AUTOMM_STORAGE") or None,
+                   required=not os.environ.get("AUTOMM_STORAGE"), metavar="URL",
+                   help="Optuna storage URL, e.g. postgresql://user:pass@host/db; default $AUTOMM_STORAGE (which "
+                        "keeps a password off the command line, where other users of the machine can see it)")
     p.add_argument("--study", required=True, metavar="NAME", help="study name")
     p.add_argument("--recipe", metavar="RECIPE", help="the recipe whose 'automm fit' created the study: its "
                                                         "training data are used when the study holds no copy of them")

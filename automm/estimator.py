@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 import os
@@ -1294,6 +1295,18 @@ class AutoMM(TransformerMixin, BaseEstimator):
         from .recipes import to_recipe
 
         return to_recipe(self)
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        """scikit-learn's representation, a storage URL's password shown as ``***`` (a repr goes
+        into logs and notebooks)."""
+        from .storage import redact_url
+
+        storage = self.__dict__.get("storage")
+        if isinstance(storage, str) and redact_url(storage) != storage:
+            shown = copy.copy(self)
+            shown.storage = redact_url(storage)
+            return BaseEstimator.__repr__(shown, N_CHAR_MAX)
+        return super().__repr__(N_CHAR_MAX)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

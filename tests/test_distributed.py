@@ -549,3 +549,19 @@ def test_a_journal_or_sqlite_path_expands_the_home_folder(tmp_path, monkeypatch)
     assert parse_storage("~/study.log") == ("journal", str(tmp_path / "study.log"))
     assert parse_storage("journal://~/study.log") == ("journal", str(tmp_path / "study.log"))
     assert parse_storage("~/study.db") == ("rdb", f"sqlite:///{tmp_path / 'study.db'}")
+
+
+def test_a_storage_password_is_hidden_in_the_estimators_repr():
+    from automm import AutoMM
+
+    text = repr(AutoMM(storage="postgresql://user:s3cret@db.example/automm", study_name="s"))
+    assert "s3cret" not in text and "***" in text
+    assert "journal" in repr(AutoMM(storage="journal:///tmp/x.log"))
+
+
+def test_a_worker_takes_its_storage_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTOMM_STORAGE", f"journal:///{tmp_path}/missing.log")
+    from automm.cli import build_parser
+
+    args = build_parser().parse_args(["worker", "--study", "s"])
+    assert args.storage == f"journal:///{tmp_path}/missing.log"
