@@ -341,12 +341,20 @@ def _data_path(ck: _Checker, value: str) -> Path:
     return file if file.is_absolute() else ck.base_dir / file
 
 
+def _split_text(value: Any) -> str:
+    """A split value as text, a whole number written without its ``.0`` (a fold column with an
+    empty cell is read as floats, 0.0 and 1.0, and rows are matched by number: 0 is 0.0)."""
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def split_value_problems(found: Iterable[Any], data: Mapping) -> list[Problem]:
     """What is wrong with data.train_values, test_values and valid_values given the values
     ``found`` in the split column (compared as text): a value that no row has, as a problem
     at its key listing the values found (with a did-you-mean). The default train value
     ("train") is a problem only when no row has it; default test rows may be absent."""
-    found = sorted({str(v) for v in found})
+    found = sorted({_split_text(v) for v in found})
     shown = quoted_values(found)
     problems = []
     for key in ("train_values", "test_values", "valid_values"):
@@ -354,7 +362,7 @@ def split_value_problems(found: Iterable[Any], data: Mapping) -> list[Problem]:
         if given is None:
             continue
         items = given if isinstance(given, list) else [given]
-        absent = [str(v) for v in items if _is_scalar(v) and str(v) not in found]
+        absent = [_split_text(v) for v in items if _is_scalar(v) and _split_text(v) not in found]
         if absent:
             default = "" if key in data else " (the default train value; name yours in data.train_values)"
             problems.append(Problem(f"data.{key}", f"no rows of column {data.get('split_column')!r} have the value"

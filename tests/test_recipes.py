@@ -950,3 +950,12 @@ def test_csv_files_as_spreadsheets_write_them_are_read_with_their_codes_kept(tmp
             warnings.simplefilter("error")  # nothing to check: UTF-16 says what it is
             assert read_table(tmp_path / name)["name"].tolist() == ["Café crème", "Thé", "x, y", "z"]
         assert read_header(tmp_path / name, "csv") == list(rows.columns)
+
+
+def test_split_values_given_as_whole_numbers_match_a_fold_column_read_as_floats():
+    from automm.recipe_checks import split_value_problems
+
+    found = [0.0, 1.0, float("nan"), 1.0]  # a fold column with an empty cell
+    assert split_value_problems(found, {"split_column": "fold", "train_values": [0], "test_values": [1]}) == []
+    problems = split_value_problems(found, {"split_column": "fold", "train_values": [2]})
+    assert len(problems) == 1 and "values found: '0', '1', 'nan'" in problems[0].message
