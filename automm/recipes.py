@@ -701,6 +701,9 @@ def load_recipe(recipe: Any, overrides: Iterable[str] = (), *, base_dir: str | o
     reference = _env_reference(content, _STORAGE)
     problems: list[Problem] = []
     content = _interpolate(content, "", problems)
+    found, name = get_key_path(content, PARAM_PATHS["study_name"])
+    if found and isinstance(name, int) and not isinstance(name, bool):  # study_name: 2024 (or ${STUDY}): that name
+        set_key_path(content, PARAM_PATHS["study_name"], str(name))
     problems = check_recipe(content, check_data=check_data, require_data=require_data, base_dir=folder, known=problems)
     if problems:
         raise RecipeError(_unique(problems), source)

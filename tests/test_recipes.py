@@ -959,3 +959,11 @@ def test_split_values_given_as_whole_numbers_match_a_fold_column_read_as_floats(
     assert split_value_problems(found, {"split_column": "fold", "train_values": [0], "test_values": [1]}) == []
     problems = split_value_problems(found, {"split_column": "fold", "train_values": [2]})
     assert len(problems) == 1 and "values found: '0', '1', 'nan'" in problems[0].message
+
+
+def test_a_study_name_written_as_a_number_is_that_name(monkeypatch):
+    from automm.recipes import load_recipe
+
+    monkeypatch.setenv("STUDY", "2024")
+    recipe = load_recipe(str(REPO / "recipes" / "quickstart.yaml"), ["search.study_name=${STUDY}"], check_data=False)
+    assert recipe.params()["study_name"] == "2024"
