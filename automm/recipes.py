@@ -162,6 +162,19 @@ def _env_reference(content: Mapping, path: str) -> str | None:
     return None
 
 
+def _env_references(content: Any, path: str = "") -> dict[str, str]:
+    """Every string value of ``content`` (mappings walked, not lists) naming environment
+    variables (``${NAME}``), as written, by its dotted path."""
+    found: dict[str, str] = {}
+    if isinstance(content, Mapping):
+        for key, value in content.items():
+            if isinstance(key, str):
+                found.update(_env_references(value, join_path(path, key)))
+    elif isinstance(content, str) and path and any(m.group(0) != "$${" for m in _ENV_RE.finditer(content)):
+        found[path] = content
+    return found
+
+
 def _redacted_storage(value: Any) -> Any:
     return redact_url(value) if isinstance(value, str) else value
 
@@ -316,6 +329,10 @@ class Recipe:
     #: search.storage as the recipe wrote it when it named environment variables (``${NAME}``):
     #: what :func:`to_recipe` writes back instead of their value, which may hold a password
     storage_reference: str | None = None
+    #: every other value the recipe wrote with environment variables, as written, by its dotted
+    #: path: :func:`to_recipe` writes these back, not the values they gave (a token a recipe
+    #: puts in ``study_name`` or ``description`` stays out of the model folder)
+    env_references: dict = field(default_factory=dict, compare=False)
     #: the folders :meth:`load_data` found the data's relative file paths in, other than the data
     #: files' own: what :func:`to_recipe` writes as ``data.files_dir``
     files_found_in: list[Path] = field(default_factory=list, compare=False)
@@ -389,6 +406,8 @@ class Recipe:
             context["output_dir"] = os.path.abspath(self.output_dir)
         if self.storage_reference is not None:  # (the reference, the value it gave)
             context["storage_reference"] = (self.storage_reference, get_key_path(self.content, _STORAGE)[1])
+        context["env_references"] = {path: (raw, get_key_path(self.content, path)[1])
+                                     for path, raw in self.env_references.items()}
         return context
 
     def shown(self) -> dict:
@@ -699,6 +718,7 @@ def load_recipe(recipe: Any, overrides: Iterable[str] = (), *, base_dir: str | o
     except RecipeError as exc:
         raise RecipeError(exc.problems, source) from None
     reference = _env_reference(content, _STORAGE)
+    references = {path: raw for path, raw in _env_references(content).items() if path != _STORAGE}
     problems: list[Problem] = []
     content = _interpolate(content, "", problems)
     found, name = get_key_path(content, PARAM_PATHS["study_name"])
@@ -710,7 +730,12 @@ def load_recipe(recipe: Any, overrides: Iterable[str] = (), *, base_dir: str | o
     if reference is None and isinstance(recipe, Recipe) and recipe.storage_reference is not None \
             and get_key_path(content, _STORAGE) == get_key_path(recipe.content, _STORAGE):
         reference = recipe.storage_reference  # a loaded recipe's storage, not changed by the overrides
-    return Recipe(content=content, source=source, base_dir=folder, storage_reference=reference)
+    if isinstance(recipe, Recipe):  # a loaded recipe's references, for the values the overrides left as they were
+        for path, raw in recipe.env_references.items():
+            if path not in references and get_key_path(content, path) == get_key_path(recipe.content, path):
+                references[path] = raw
+    return Recipe(content=content, source=source, base_dir=folder, storage_reference=reference,
+                  env_references=references)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -822,6 +847,10 @@ def to_recipe(estimator) -> dict:
     ordered = _escape_env({k: recipe[k] for k in TOP_KEYS if k in recipe})
     if reference is not None and storage == given:  # the recipe's own ${NAME}: the same run, given the same environment
         ordered["search"]["storage"] = reference
+    for path, (raw, value) in (context.get("env_references") or {}).items():
+        found, written = get_key_path(ordered, path)
+        if found and written == _escape_env(value):  # (a value the fit did not change)
+            set_key_path(ordered, path, raw)
     return ordered
 
 

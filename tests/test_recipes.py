@@ -967,3 +967,17 @@ def test_a_study_name_written_as_a_number_is_that_name(monkeypatch):
     monkeypatch.setenv("STUDY", "2024")
     recipe = load_recipe(str(REPO / "recipes" / "quickstart.yaml"), ["search.study_name=${STUDY}"], check_data=False)
     assert recipe.params()["study_name"] == "2024"
+
+
+def test_the_recipe_beside_a_model_keeps_every_environment_reference_not_its_value(tmp_path, monkeypatch):
+    """A token a recipe put in description or study_name was written, expanded, beside the model."""
+    from automm.recipes import fit_recipe, load_recipe
+
+    monkeypatch.setenv("TEAM_TOKEN", "ghp_s3cret")
+    monkeypatch.setenv("EPOCHS", "1")
+    recipe = emoji_recipe(description="notes ${TEAM_TOKEN}", training={"max_epochs": "${EPOCHS}", "num_workers": 0},
+                          output={"dir": str(tmp_path / "m")})
+    result = fit_recipe(load_recipe(recipe, base_dir=tmp_path))
+    written = (tmp_path / "m" / "recipe.yaml").read_text()
+    assert "ghp_s3cret" not in written and "notes ${TEAM_TOKEN}" in written and "${EPOCHS}" in written
+    assert result.estimator.max_epochs == 1
