@@ -432,11 +432,12 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     Memory: each linear form's design is built once over every row (training rows first), a
     chunk of rows at a time, and held as one CSR matrix and its transpose (or one dense matrix
     and its standardised copy); the fits read row ranges of it without copies."""
-    from .pipeline import Candidate, build_model
+    from .pipeline import _SEEDED_BUILDS, Candidate, build_model
 
     start = time.monotonic()
-    torch.manual_seed(data.seed)
-    model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index)).eval()
+    with _SEEDED_BUILDS:
+        torch.manual_seed(data.seed)
+        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index)).eval()
     for name, encoder in model.encoders.items():  # frozen pretrained features: computed or read once
         encoder.prepare(data.values[name], cache_dir=data.cache_dir)
     rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout

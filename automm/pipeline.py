@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
@@ -359,8 +360,9 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
         return train_neighbors(data, config, deadline=deadline)
     seed = data.seed + int(training.get("seed_offset", 0)) if seed is None else int(seed)
     device = device or data.device
-    torch.manual_seed(seed)
-    model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index))
+    with _SEEDED_BUILDS:  # trials in GPU threads share torch's generators: one seeds and builds at a time
+        torch.manual_seed(seed)
+        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index))
     # Encoder.prepare hook: once per input with every value (train + valid), before the loaders.
     for name, encoder in model.encoders.items():
         encoder.prepare(data.values[name], cache_dir=data.cache_dir)
@@ -393,7 +395,13 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says the machine or the GPU ran out of memory."""
     oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
-    return isinstance(exc, (MemoryError, oom_type)) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
+    return isinstance(exc, (MemoryError, oom_type)) or (isinstance(exc, RuntimeError) and (
+        "out of memory" in str(exc) or "CUBLAS_STATUS_ALLOC_FAILED" in str(exc)))  # (cuBLAS's handle, made per thread)
+
+
+#: Held while a trial seeds torch's generators and builds its model: trials in GPU threads (one
+#: process) share those generators, and another thread's seeding between would change the weights.
+_SEEDED_BUILDS = threading.Lock()
 
 
 def retry_with_smaller_batches(train: Callable[[dict], Candidate], config: dict, device: torch.device,

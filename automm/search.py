@@ -1470,6 +1470,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     shared = estimator.storage is not None
     n_jobs = _n_processes(estimator)
     devices = cuda_devices(data, estimator.device)
+    if devices and estimator.n_jobs == -1:
+        n_jobs = -1  # one trial per GPU (_gpu_slots), not one per CPU core
     kind, value = parse_storage(estimator.storage)
     tmpdir = tempfile.mkdtemp(prefix="automm-search-")
     try:

@@ -364,15 +364,35 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
     """The mixed-precision type on ``device``: bfloat16 where the GPU supports it (no gradient
     scaler needed), else float16. Training, its holdout scores and prediction all use it, so a
     model predicts as it was scored."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and _native_bf16(device):
         return torch.bfloat16
     return torch.float16
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (compute capability 8.0, Ampere, or later):
+    ``torch.cuda.is_bf16_supported()`` also says yes where bfloat16 is only emulated (T4, V100:
+    no tensor cores, no cuDNN convolutions in it), where float16 with a gradient scaler is the fast path."""
+    try:
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    except (RuntimeError, AssertionError, ValueError):
+        return False
+
+
+def _on(actual: torch.device, wanted: torch.device) -> bool:
+    """Whether a tensor on ``actual`` is on ``wanted``: ``cuda`` (no index) is the current GPU,
+    where tensors say ``cuda:0``."""
+    if actual.type != wanted.type:
+        return False
+    if wanted.index is None:
+        return actual.type != "cuda" or actual.index == torch.cuda.current_device()
+    return actual.index == wanted.index
 
 
 def in_eval_on(model: nn.Module, device: torch.device) -> nn.Module:
     """``model.to(device).eval()``, each step only where needed: a service predicting row by row
     would otherwise walk every module and tensor twice per call (0.4 ms of a 3 ms prediction)."""
-    if any(t.device != device for t in itertools.chain(model.parameters(), model.buffers())):
+    if any(not _on(t.device, device) for t in itertools.chain(model.parameters(), model.buffers())):
         model = model.to(device)
     if any(module.training for module in model.modules()):
         model.eval()

@@ -133,7 +133,7 @@ def check_placement(device: str) -> dict:
         _require(epoch["parameters_on"] == [model.device_.type], f"parameters on {epoch['parameters_on']}")
         _require(epoch["amp"] == cuda, f"autocast {'off' if cuda else 'on'} on {model.device_}")
         if cuda:
-            bf16 = torch.cuda.is_bf16_supported()
+            bf16 = torch.cuda.get_device_capability(model.device_)[0] >= 8  # native bfloat16 (emulated: float16)
             _require(epoch["amp_dtype"] == ("bfloat16" if bf16 else "float16"), f"autocast dtype {epoch['amp_dtype']}")
             _require(epoch["scaler"] == (not bf16), "gradient scaler " + ("on with bfloat16" if bf16 else "off with float16"))
     proba = model.predict_proba(X_test)
@@ -155,12 +155,13 @@ def check_placement(device: str) -> dict:
 def check_oom_retry(device: str) -> dict:
     _need_cuda(device)
     X, y, _, _ = _emoji()
-    total = torch.cuda.get_device_properties(0).total_memory
     allowed = 1.0 * 2**30  # bytes: a 256-image batch of 256-px pictures through a 64-wide ResNet needs far more
     big = dict(device=device, random_state=0, max_epochs=1, batch_size=256, augmentations=None,
                encoders={"image": {"name": "resnet", "image_size": 256, "width": 64}, "text": "hashed_ngram"})
     torch.cuda.empty_cache()
-    torch.cuda.set_per_process_memory_fraction(allowed / total, 0)
+    gpus = range(torch.cuda.device_count())  # every GPU: the search's trial threads may take any of them
+    for gpu in gpus:
+        torch.cuda.set_per_process_memory_fraction(allowed / torch.cuda.get_device_properties(gpu).total_memory, gpu)
     try:
         with _probing() as probe:
             with warnings.catch_warnings(record=True) as caught:  # a fit without search: retried with a warning
@@ -169,7 +170,8 @@ def check_oom_retry(device: str) -> dict:
             told = [str(w.message) for w in caught if "out of GPU memory" in str(w.message)]
             model = AutoMM(n_trials=2, ensemble_size=1, pruner="none", fusion={"name": "concat"}, **big).fit(X, y)
     finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, 0)
+        for gpu in gpus:
+            torch.cuda.set_per_process_memory_fraction(1.0, gpu)
         torch.cuda.empty_cache()
     board = model.leaderboard_
     default = board[board["default"]]  # the first trial: the estimator's own configuration, batch 256

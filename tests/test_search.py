@@ -2506,3 +2506,17 @@ if __name__ == '__main__':
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the forked process outlived its parent")
+
+
+def test_n_jobs_minus_one_runs_one_trial_per_gpu_not_per_cpu_core(monkeypatch):
+    """run_search turned -1 into the CPU count before _gpu_slots saw it: 16 trial threads on one GPU."""
+    calls = []
+    monkeypatch.setattr(search, "cuda_devices", lambda data, requested: [torch.device("cuda:0")])
+    monkeypatch.setattr(search, "run_trial_loops", lambda ctx, study, ref, n_jobs, devices: calls.append(n_jobs) or
+                        (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(search.os, "cpu_count", lambda: 16)
+    X = ["red apple", "green pear", "blue sky", "red rose"] * 6
+    y = ["a", "b", "c", "a"] * 6
+    with pytest.raises(KeyboardInterrupt):
+        AutoMM(n_trials=2, n_jobs=-1, max_epochs=1, random_state=0).fit(X, y)
+    assert calls == [-1] and search._gpu_slots([torch.device("cuda:0")], -1) == [torch.device("cuda:0")]

@@ -450,3 +450,23 @@ def test_fit_trains_under_a_callers_no_grad_or_inference_mode(mode):
         trained = model().fit(X, y)
         assert not torch.is_grad_enabled()  # the caller's mode is back
     np.testing.assert_array_equal(trained.predict_proba(X), model().fit(X, y).predict_proba(X))
+
+
+def test_the_autocast_type_is_bfloat16_only_where_the_gpu_computes_it_natively(monkeypatch):
+    """torch.cuda.is_bf16_supported() also says yes where bfloat16 is emulated (T4, V100), where
+    float16 with a gradient scaler is the fast path."""
+    from automm import training
+
+    device = torch.device("cuda")
+    for major, expected in ((7, torch.float16), (8, torch.bfloat16), (9, torch.bfloat16)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None, m=major: (m, 5))
+        assert training.autocast_dtype(device) == expected
+    assert training.autocast_dtype(torch.device("cpu")) == torch.float16
+
+
+def test_a_model_on_the_current_gpu_is_not_moved_again(monkeypatch):
+    from automm.training import _on
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert _on(torch.device("cuda:0"), torch.device("cuda")) and not _on(torch.device("cuda:1"), torch.device("cuda"))
+    assert _on(torch.device("cpu"), torch.device("cpu")) and not _on(torch.device("cpu"), torch.device("cuda"))

@@ -394,12 +394,29 @@ class PretrainedEncoder(Encoder):
                         yield [], torch.empty(0, self.feature_dim)
                         continue
                     index_batch = kept
-                    batch = _to_device(self._collate_samples(samples), device)
-                    with torch.no_grad():  # not inference_mode: the features later feed the heads' autograd graphs
-                        vectors = self._encode(network, batch).float().cpu()
-                    yield index_batch, vectors
+                    yield index_batch, self._encode_fitting(network, samples, device)
         finally:
             network.train(was_training)
+
+    def _encode_fitting(self, network: nn.Module, samples: list[Any], device: torch.device) -> torch.Tensor:
+        """The features of ``samples``; a batch the GPU has no memory for is computed in halves,
+        and later batches are made as small (``feature_batch_size`` halved): training's retry
+        with a smaller *training* batch would change nothing here."""
+        from automm.pipeline import is_out_of_memory
+
+        try:
+            batch = _to_device(self._collate_samples(samples), device)
+            with torch.no_grad():  # not inference_mode: the features later feed the heads' autograd graphs
+                return self._encode(network, batch).float().cpu()
+        except Exception as exc:  # noqa: BLE001 - out of GPU memory, else raised as it is
+            if device.type != "cuda" or not is_out_of_memory(exc) or len(samples) <= 1:
+                raise
+        torch.cuda.empty_cache()
+        half = len(samples) // 2
+        self.feature_batch_size = max(1, min(self.feature_batch_size, half))
+        log.warning("%s: out of GPU memory computing features; batches of %d from now on", self.name, half)
+        return torch.cat([self._encode_fitting(network, samples[:half], device),
+                          self._encode_fitting(network, samples[half:], device)])
 
     def _batches(self, values: Sequence[Any]) -> list[list[int]]:
         order = list(range(len(values)))

@@ -270,3 +270,31 @@ def test_a_lone_surrogate_is_replaced_not_refused_by_the_tokenizer():
 
     features = MiniLMEncoder().compute_features(["a text cut inside an emoji \ud83d"])
     assert features.shape == (1, 384) and torch.isfinite(features).all()
+
+
+def test_features_the_gpu_has_no_memory_for_are_computed_in_smaller_batches(monkeypatch):
+    """Out of GPU memory while computing features, training's retry halved the training batch,
+    which changed nothing there: the same batch failed ten times over."""
+    from automm_pretrained import MiniLMEncoder
+    from automm_pretrained import encoders as module
+
+    encoder = MiniLMEncoder(feature_batch_size=8)
+    real = encoder._encode
+    sizes = []
+
+    def encode(network, batch, trainable=False):
+        sizes.append(batch["ids"].shape[0])
+        if batch["ids"].shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(network, batch, trainable)
+    monkeypatch.setattr(encoder, "_encode", encode)
+    monkeypatch.setattr(module, "_to_device", lambda batch, device: batch)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    network = encoder._shared("cpu")
+    texts = ["red shirt", "blue jeans", "green hat", "grey coat", "black boots"]
+    alike = [t for t in texts if len(encoder.tokenize(t)) == len(encoder.tokenize(texts[0]))]  # one batch
+    assert len(alike) >= 3
+    features = encoder._encode_fitting(network, [encoder._sample(t, None) for t in alike], torch.device("cuda"))
+    assert features.shape == (len(alike), 384) and encoder.feature_batch_size <= 2
+    monkeypatch.setattr(encoder, "_encode", real)
+    assert torch.allclose(features, encoder.compute_features(alike), atol=1e-5)
