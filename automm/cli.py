@@ -477,6 +477,8 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         headline = summary["metric"]
         rows.append((f"test {headline}", test.get(headline)))
         rows += [(f"test {k}", v) for k, v in test.items() if k not in ("n", headline)]
+    elif summary.get("unlabelled_test_rows") and not summary.get("test_rows"):
+        rows.append(("test", f"none: its {summary['unlabelled_test_rows']} rows have no label"))
     else:
         rows.append(("test", "no test set in the recipe"))
     text = "\nsummary\n" + _table(rows)

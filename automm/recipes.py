@@ -897,6 +897,8 @@ class FitResult:
             "metric": self.metric,
             "test": self.test_metrics,
         }
+        if self.data.unlabelled_rows.get("test"):  # a test set all of whose rows lacked a label is no test set
+            summary["unlabelled_test_rows"] = int(self.data.unlabelled_rows["test"])
         weight_column = self.recipe.section("data").get("weight_column")
         if weight_column:
             summary["weight_column"] = weight_column

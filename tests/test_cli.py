@@ -957,3 +957,17 @@ def test_an_interrupted_fit_saves_what_it_has_and_exits_130(capsys, tmp_path, mo
     assert result.code == 130, result.err
     assert json.loads(result.out)["interrupted"] is True
     assert "interrupted: the model saved to" in result.err and (tmp_path / "m" / "automm.json").exists()
+
+
+def test_fit_says_a_test_set_without_labels_is_none_rather_than_absent(capsys, tmp_path):
+    frame = pd.read_csv(EMOJI_CSV)
+    frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
+    frame.loc[frame["split"] == "test", "category"] = None
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"data": {"path": "data.csv", "label": "category", "split_column": "split",
+                                               "columns": ["image", "name"]},
+                                      "training": {"max_epochs": 1, "num_workers": 0}}))
+    result = run(capsys, "fit", recipe, *TINY_SETS[2:], "-o", tmp_path / "model")
+    assert result.code == 0, result.err
+    assert "none: its 108 rows have no label" in result.out and "no test set in the recipe" not in result.out
