@@ -7,7 +7,8 @@ Exit codes: 0 success; 2 usage errors, recipe errors and other mistakes in what 
 was given, found before any work (a missing file or model directory, a --filter that leaves no
 row, an unusable --device, an output folder that cannot be written, a label column that is not
 the model's; nothing was done); 1 failures during the work (unreadable data or images, a failed
-fit, ...); 130 when interrupted (also when ``fit`` saved the best of what had finished). User errors print one message and no traceback; ``--debug``
+fit, ...); 130 when interrupted (also when ``fit`` saved the best of what had finished). User
+errors print one message and no traceback; ``--debug``
 adds the traceback. ``--quiet`` silences stderr but for errors; stdout keeps the result
 (``fit``'s is then only the model directory, not the summary).
 """
