@@ -925,16 +925,25 @@ def test_fit_refuses_an_empty_output_path_rather_than_fall_back_to_the_recipes(c
     assert result.code == 2 and "-o: an empty path" in result.err
 
 
-def test_fit_checks_the_test_rows_images_before_training_and_keeps_the_model_there(capsys, tmp_path):
+def _emoji_recipe(folder, change):
+    """A recipe over a copy of the emoji sample (absolute image paths) that ``change(frame)`` edited."""
     frame = pd.read_csv(EMOJI_CSV)
     frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
-    test = frame["split"] == "test"
-    frame.loc[test[test].index[:20], "image"] = str(tmp_path / "gone.png")  # 20 of the test rows' images
-    frame.to_csv(tmp_path / "data.csv", index=False)
-    recipe = tmp_path / "recipe.yaml"
+    change(frame)
+    frame.to_csv(folder / "data.csv", index=False)
+    recipe = folder / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({"data": {"path": "data.csv", "label": "category", "split_column": "split",
                                                "columns": ["image", "name"]},
                                       "training": {"max_epochs": 1, "num_workers": 0}}))
+    return recipe
+
+
+def test_fit_checks_the_test_rows_images_before_training_and_keeps_the_model_there(capsys, tmp_path):
+    def lose_images(frame):
+        test = frame["split"] == "test"
+        frame.loc[test[test].index[:20], "image"] = str(tmp_path / "gone.png")  # 20 of the test rows' images
+
+    recipe = _emoji_recipe(tmp_path, lose_images)
     result = run(capsys, "fit", recipe, *TINY_SETS[2:], "-o", tmp_path / "model")
     assert result.code != 0 and "the test rows: column 'image'" in result.err
     assert "fitting" not in result.err and not (tmp_path / "model").exists()
@@ -943,11 +952,9 @@ def test_fit_checks_the_test_rows_images_before_training_and_keeps_the_model_the
 def test_an_interrupted_fit_saves_what_it_has_and_exits_130(capsys, tmp_path, monkeypatch):
     from automm.training import Trainer
 
-    steps = {"n": 0}
     original = Trainer.training_step
 
     def interrupted_at_the_second_epoch(self, batch):
-        steps["n"] += 1
         if len(self.history) >= 1:
             raise KeyboardInterrupt
         return original(self, batch)
@@ -960,14 +967,10 @@ def test_an_interrupted_fit_saves_what_it_has_and_exits_130(capsys, tmp_path, mo
 
 
 def test_fit_says_a_test_set_without_labels_is_none_rather_than_absent(capsys, tmp_path):
-    frame = pd.read_csv(EMOJI_CSV)
-    frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
-    frame.loc[frame["split"] == "test", "category"] = None
-    frame.to_csv(tmp_path / "data.csv", index=False)
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({"data": {"path": "data.csv", "label": "category", "split_column": "split",
-                                               "columns": ["image", "name"]},
-                                      "training": {"max_epochs": 1, "num_workers": 0}}))
+    def drop_test_labels(frame):
+        frame.loc[frame["split"] == "test", "category"] = None
+
+    recipe = _emoji_recipe(tmp_path, drop_test_labels)
     result = run(capsys, "fit", recipe, *TINY_SETS[2:], "-o", tmp_path / "model")
     assert result.code == 0, result.err
     assert "none: its 108 rows have no label" in result.out and "no test set in the recipe" not in result.out
