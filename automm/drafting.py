@@ -21,6 +21,7 @@ import numpy as np
 
 from .exceptions import InputError, user_stacklevel
 from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
+from .tables import _plain
 
 __all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT", "LabelColumnError"]
 
@@ -120,10 +121,6 @@ def _path_from(folder: Path, file: Path) -> str:
     except ValueError:  # another drive (Windows)
         return absolute.as_posix()
     return relative.as_posix() if relative.parts[:3].count("..") <= 2 else absolute.as_posix()
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.PathLike = ".",

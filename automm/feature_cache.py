@@ -128,13 +128,15 @@ def content_digest(value: Any, paths: bool = False) -> str:
         from PIL import Image
 
         if isinstance(value, Image.Image):
+            from .components.image import exif_orientation
+
             head = f"{value.mode}{value.size}".encode()
             # what the pixels mean besides their bytes: a palette, a transparent colour, an EXIF
             # turn (only where present: other images keep their digests)
             palette = value.getpalette() if value.mode in ("P", "PA") else None
             extras = [f"palette{bytes(palette).hex()}" if palette else "",
                       f"transparency{value.info['transparency']!r}" if "transparency" in value.info else "",
-                      f"orientation{orientation}" if (orientation := _pil_orientation(value)) != 1 else ""]
+                      f"orientation{orientation}" if (orientation := exif_orientation(value)) != 1 else ""]
             return "pil:" + hashlib.sha256(head + "".join(extras).encode() + value.tobytes()).hexdigest()
     except ImportError:  # pragma: no cover
         pass
@@ -146,13 +148,6 @@ def content_digest(value: Any, paths: bool = False) -> str:
     if isinstance(value, (int, float, bool, np.number)):
         return "num:" + repr(value)
     raise TypeError(f"cannot compute a content digest of a {type(value).__name__}")
-
-
-def _pil_orientation(image: Any) -> int:
-    try:
-        return int(image.getexif().get(0x0112, 1) or 1)
-    except Exception:  # noqa: BLE001 - unreadable EXIF: upright
-        return 1
 
 
 def key_digest(namespace: str, params: Mapping[str, Any], content: str) -> bytes:

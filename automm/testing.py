@@ -288,12 +288,12 @@ def _tabular_arguments(spec: ComponentSpec, rows: Sequence[Any], missing_value: 
         missing_value = {column: MISSING for column in columns}
     hyperparameters = dict(hyperparameters)
     if "column_roles" not in hyperparameters:
-        def role(column: str) -> str:
-            present = [row.get(column, MISSING) for row in rows]
-            present = [v for v in present if v is not MISSING]
-            numbers = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-                          for v in present)
-            return "numeric" if present and numbers else "categorical"
+        from .roles import ROLE_TO_MODALITY, infer_role_builtin
+
+        def role(column: str) -> str:  # the core's rule; a role outside the table's (text) read as categories
+            present = [value for row in rows if (value := row.get(column, MISSING)) is not MISSING]
+            found = infer_role_builtin(present) if present else "categorical"
+            return found if ROLE_TO_MODALITY.get(found) == "tabular" else "categorical"
 
         hyperparameters["column_roles"] = {column: role(column) for column in columns}
     return missing_value, hyperparameters
@@ -365,7 +365,7 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
     A ``tabular`` encoder gets what the core gives it: ``sample_values`` are rows (dicts of
     column values, a missing cell :data:`~automm.MISSING`), the missing value by default a row
     whose every cell is missing, and ``column_roles`` (unless passed) each column's role read
-    from the rows: ``"numeric"`` where every present value is a number, else ``"categorical"``.
+    from the rows by the core's rule (a role outside the table's, text, read as ``"categorical"``).
 
     Checks the registration (modality, declared output width), the protocol (``fit`` →
     ``prepare`` → ``preprocess`` → ``collate`` → ``forward``) on CPU in eval mode, output

@@ -26,6 +26,7 @@ from automm.hookspecs import hookimpl
 __all__ = [
     "image_tensor",
     "load_image",
+    "exif_orientation",
     "ImageEncoder",
     "CNNEncoder",
     "ResNetEncoder",
@@ -41,7 +42,7 @@ _WHITE = (255, 255, 255, 255)
 
 # -- loading ----------------------------------------------------------------------------
 
-def _orientation(image: Image.Image) -> int:
+def exif_orientation(image: Image.Image) -> int:
     """The EXIF orientation of ``image`` (1: upright, or none recorded)."""
     try:
         return int(image.getexif().get(0x0112, 1) or 1)
@@ -60,7 +61,7 @@ def load_image(value: Any, draft_size: int | None = None) -> Image.Image:
     Raises :class:`~automm.exceptions.InputError` for anything else.
     """
     if isinstance(value, Image.Image):  # turned upright by its EXIF orientation, as a file's image is
-        return _to_rgb(ImageOps.exif_transpose(value) if _orientation(value) != 1 else value)
+        return _to_rgb(ImageOps.exif_transpose(value) if exif_orientation(value) != 1 else value)
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if not path.is_file():
