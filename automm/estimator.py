@@ -89,18 +89,6 @@ def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]
     return TypeError(f"{type(owner).__name__}.{method.__name__}() got an unexpected keyword argument {name!r}{hint}")
 
 
-def _check_argument_values(component: _registry.ComponentSpec, params: Mapping[str, Any], where: str, **context: Any) -> None:
-    """The hyperparameters given with a component in an argument (``encoders=``, ``fusion=``,
-    ``augmentations=``) built once: a value it refuses is an :class:`InputError` naming the
-    argument, before any work (:func:`automm.search_space.check_component_values`)."""
-    if not params:
-        return
-    from .search_space import VALUE_CHECK_SECONDS, check_component_values
-
-    check_component_values(component, {k: {"value": v} for k, v in params.items()}, where,
-                           time.monotonic() + VALUE_CHECK_SECONDS, **context)
-
-
 def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
     if y is None:
         if len(args) < 2:
@@ -462,6 +450,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return sorted({*BASE_ROLES, *reg.modalities()} - {"tabular"})
 
     def _resolve_encoders(self, specs: Sequence[InputSpec], reg: _registry.Registry) -> list[tuple[str, dict]]:
+        from .search_space import check_given_values
+
         choices = {str(k): v for k, v in (self.encoders or {}).items()}  # column names are strings in the table
         allowed = set(reg.modalities()) | {c for s in specs for c in s.columns}
         unknown = sorted(set(map(str, choices)) - allowed)
@@ -498,7 +488,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                      f"is {spec.modality!r}; choose one of "
                                      f"{reg.names('encoder', modality=spec.modality)}")
                 component.check_hyperparameters(params, f"encoders[{key!r}]")
-                _check_argument_values(component, params, f"encoders[{key!r}]", input_spec=spec)
+                check_given_values(component, params, f"encoders[{key!r}]", input_spec=spec)
                 checked.append((name, component.hyperparameters(**params)))
             resolved.append(checked[0])
         return resolved
@@ -518,6 +508,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                n_inputs: int | None = None) -> list[tuple[str, dict]]:
         """The augmentations to train with, of the data's ``modalities`` (and batch ones that can act
         on ``n_inputs`` inputs, when given)."""
+        from .search_space import check_given_values
+
         if self.augmentations is None:
             return []
         if self.augmentations == "default":
@@ -532,7 +524,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             name, params = _component_choice(item, "augmentations")
             component = reg.get("augmentation", name)
             component.check_hyperparameters(params, "augmentations")
-            _check_argument_values(component, params, "augmentations")
+            check_given_values(component, params, "augmentations")
             if n_inputs is not None and not augmentation_can_act(component, n_inputs):
                 if self.augmentations != "default":  # named by the user
                     warnings.warn(f"augmentations: {name!r} cannot act with {n_inputs} input"
@@ -548,6 +540,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """Validate everything that can be validated before training."""
         self._validate_params()
         from . import search
+        from .search_space import check_given_values
 
         search.warn_unused_search_options(self)
         check_storage(self.storage)  # unreachable or read-only: said now, not after the data checks
@@ -569,7 +562,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             option_name, option_params = _component_choice(option, "fusion")
             component = reg.get("fusion", option_name)
             component.check_hyperparameters(option_params, "fusion")
-            _check_argument_values(component, option_params, "fusion", input_dims={spec.name: 8 for spec in specs})
+            check_given_values(component, option_params, "fusion", input_dims={spec.name: 8 for spec in specs})
             fusion_checked.append((option_name, component.hyperparameters(**option_params)))
         fusion_name, fusion_params = fusion_checked[0]
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs}, len(specs))

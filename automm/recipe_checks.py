@@ -649,11 +649,9 @@ def _check_choice(ck: _Checker, kind: str, value: Any, path: str, modality: str 
 def _check_values(ck: _Checker, spec: Any, params: Mapping[str, Any], path: str, modality: str | None) -> None:
     """The values a component is given, built with them as ``fit`` builds it before any work
     (:func:`automm.search_space.check_component_values`): what ``fit`` would refuse, said here."""
-    import time
-
     from .data import InputSpec
     from .exceptions import InputError
-    from .search_space import VALUE_CHECK_SECONDS, check_component_values
+    from .search_space import check_given_values
 
     if spec.kind == "encoder":
         if modality is None or modality == "tabular":  # (a table encoder needs the table's columns)
@@ -664,8 +662,7 @@ def _check_values(ck: _Checker, spec: Any, params: Mapping[str, Any], path: str,
     else:
         context = {}
     try:
-        check_component_values(spec, {k: {"value": v} for k, v in params.items()}, "",
-                               time.monotonic() + VALUE_CHECK_SECONDS, **context)
+        check_given_values(spec, params, "", **context)
     except InputError as exc:
         message = str(exc)
         key = re.match(r"\['([^']*)'\]: ", message)

@@ -101,7 +101,8 @@ from .pipeline import TRAINING_KEYS, TRAINING_RULES, augmentation_can_act, compo
 from .suggestions import did_you_mean
 
 __all__ = ["SearchSpace", "component_prefix", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE",
-           "resolved_ensemble_size", "check_search_space_structure", "check_component_values", "VALUE_CHECK_SECONDS"]
+           "resolved_ensemble_size", "check_search_space_structure", "check_component_values", "check_given_values",
+           "VALUE_CHECK_SECONDS"]
 
 #: ``ensemble_size="auto"`` in a single-objective search: averaging a few good models of
 #: different configurations rarely loses and, on small data, often gains a point or more.
@@ -809,6 +810,16 @@ def check_component_values(component: _registry.ComponentSpec, specs: Mapping[st
     if fixed and len(fixed) == len(specs) and time.monotonic() <= deadline and refusal(fixed) is not None:
         raise InputError(f"{where}: {component.kind} {component.name!r} refuses the values given together {fixed} "
                          f"({refusal(fixed)})")
+
+
+def check_given_values(component: _registry.ComponentSpec, params: Mapping[str, Any], where: str,
+                       **context: Any) -> None:
+    """The hyperparameters given with a component (in ``encoders=``, ``fusion=``,
+    ``augmentations=``, or a recipe's components) built once: a value it refuses is an
+    :class:`InputError` at ``where[key]``, before any work (:func:`check_component_values`)."""
+    if params:
+        check_component_values(component, {k: {"value": v} for k, v in params.items()}, where,
+                               time.monotonic() + VALUE_CHECK_SECONDS, **context)
 
 
 def _check_values(description: Mapping[str, Any], inputs: Sequence[Any], reg: _registry.Registry,
