@@ -154,14 +154,6 @@ _ENV_RE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _STORAGE = PARAM_PATHS["storage"]
 
 
-def _env_reference(content: Mapping, path: str) -> str | None:
-    """The raw value at ``path`` when it refers to environment variables (``${NAME}``), else None."""
-    found, value = get_key_path(content, path)
-    if found and isinstance(value, str) and any(m.group(0) != "$${" for m in _ENV_RE.finditer(value)):
-        return value
-    return None
-
-
 def _env_references(content: Any, path: str = "") -> dict[str, str]:
     """Every string value of ``content`` (mappings walked, not lists) naming environment
     variables (``${NAME}``), as written, by its dotted path."""
@@ -326,12 +318,9 @@ class Recipe:
     content: dict
     source: str | None = None
     base_dir: Path = field(default_factory=Path.cwd)
-    #: search.storage as the recipe wrote it when it named environment variables (``${NAME}``):
-    #: what :func:`to_recipe` writes back instead of their value, which may hold a password
-    storage_reference: str | None = None
-    #: every other value the recipe wrote with environment variables, as written, by its dotted
-    #: path: :func:`to_recipe` writes these back, not the values they gave (a token a recipe
-    #: puts in ``study_name`` or ``description`` stays out of the model folder)
+    #: every value the recipe wrote with environment variables (``${NAME}``), as written, by its
+    #: dotted path: :func:`to_recipe` writes these back, not the values they gave (a storage URL's
+    #: password, a token a recipe puts in ``study_name`` or ``description``, stay out of the model folder)
     env_references: dict = field(default_factory=dict, compare=False)
     #: the folders :meth:`load_data` found the data's relative file paths in, other than the data
     #: files' own: what :func:`to_recipe` writes as ``data.files_dir``
@@ -404,9 +393,7 @@ class Recipe:
             context["metric"] = self.metric
         if self.output_dir is not None:
             context["output_dir"] = os.path.abspath(self.output_dir)
-        if self.storage_reference is not None:  # (the reference, the value it gave)
-            context["storage_reference"] = (self.storage_reference, get_key_path(self.content, _STORAGE)[1])
-        context["env_references"] = {path: (raw, get_key_path(self.content, path)[1])
+        context["env_references"] = {path: (raw, get_key_path(self.content, path)[1])  # (the reference, its value)
                                      for path, raw in self.env_references.items()}
         return context
 
@@ -717,8 +704,7 @@ def load_recipe(recipe: Any, overrides: Iterable[str] = (), *, base_dir: str | o
         content = apply_overrides(content, overrides)
     except RecipeError as exc:
         raise RecipeError(exc.problems, source) from None
-    reference = _env_reference(content, _STORAGE)
-    references = {path: raw for path, raw in _env_references(content).items() if path != _STORAGE}
+    references = _env_references(content)
     problems: list[Problem] = []
     content = _interpolate(content, "", problems)
     found, name = get_key_path(content, PARAM_PATHS["study_name"])
@@ -727,15 +713,11 @@ def load_recipe(recipe: Any, overrides: Iterable[str] = (), *, base_dir: str | o
     problems = check_recipe(content, check_data=check_data, require_data=require_data, base_dir=folder, known=problems)
     if problems:
         raise RecipeError(_unique(problems), source)
-    if reference is None and isinstance(recipe, Recipe) and recipe.storage_reference is not None \
-            and get_key_path(content, _STORAGE) == get_key_path(recipe.content, _STORAGE):
-        reference = recipe.storage_reference  # a loaded recipe's storage, not changed by the overrides
     if isinstance(recipe, Recipe):  # a loaded recipe's references, for the values the overrides left as they were
         for path, raw in recipe.env_references.items():
             if path not in references and get_key_path(content, path) == get_key_path(recipe.content, path):
                 references[path] = raw
-    return Recipe(content=content, source=source, base_dir=folder, storage_reference=reference,
-                  env_references=references)
+    return Recipe(content=content, source=source, base_dir=folder, env_references=references)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -830,7 +812,7 @@ def to_recipe(estimator) -> dict:
     if problems:
         raise RecipeError(problems)
     storage = recipe["search"].get("storage")
-    reference, given = context.get("storage_reference") or (None, None)
+    reference, given = (context.get("env_references") or {}).get(_STORAGE, (None, None))
     if isinstance(storage, str) and not (reference is not None and storage == given):
         recipe["search"]["storage"] = redact_url(storage)
         if recipe["search"]["storage"] != storage:
@@ -845,11 +827,10 @@ def to_recipe(estimator) -> dict:
     else:
         del recipe["data"]
     ordered = _escape_env({k: recipe[k] for k in TOP_KEYS if k in recipe})
-    if reference is not None and storage == given:  # the recipe's own ${NAME}: the same run, given the same environment
-        ordered["search"]["storage"] = reference
+    # the recipe's own ${NAME}s, for the values the fit did not change: the same run, given the same environment
     for path, (raw, value) in (context.get("env_references") or {}).items():
         found, written = get_key_path(ordered, path)
-        if found and written == _escape_env(value):  # (a value the fit did not change)
+        if found and written == _escape_env(value):
             set_key_path(ordered, path, raw)
     return ordered
 
