@@ -1468,10 +1468,9 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     data_fp = data_fingerprint(data)
     fingerprint = search_fingerprint(spec, data_fp, data.metric)
     shared = estimator.storage is not None
-    n_jobs = _n_processes(estimator)
     devices = cuda_devices(data, estimator.device)
-    if devices and estimator.n_jobs == -1:
-        n_jobs = -1  # one trial per GPU (_gpu_slots), not one per CPU core
+    # on CUDA, -1 is one trial per GPU (_gpu_slots), not one per CPU core
+    n_jobs = -1 if devices and estimator.n_jobs == -1 else _n_processes(estimator)
     kind, value = parse_storage(estimator.storage)
     tmpdir = tempfile.mkdtemp(prefix="automm-search-")
     try:
