@@ -234,19 +234,18 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed:
         prefetch_factor=4 if num_workers > 0 else None)
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None,
-                       sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
+                       row_weights: torch.Tensor | None = None) -> torch.Tensor:
     """The mean cross-entropy of ``logits`` against soft ``targets`` (rows of class
-    probabilities), each class's term scaled by ``class_weights`` and each row's by
-    ``sample_weights`` (normalised to a mean of 1 over the training rows, so a row of weight 2
-    counts as two rows in expectation)."""
+    probabilities), each row's term scaled by ``row_weights`` (its sample weight times its
+    class's weight, normalised to a mean of 1 over the training rows, so a row of weight 2
+    counts as two rows in expectation). A class's weight belongs to the rows of that class,
+    not to its column of the targets: label smoothing puts some of every row's target on every
+    class, and a heavy rare class's column would then pull every row towards that class."""
     log_probs = torch.log_softmax(logits.float(), dim=-1)
-    per_class = -targets * log_probs
-    if class_weights is not None:
-        per_class = per_class * class_weights
-    per_row = per_class.sum(-1)
-    if sample_weights is not None:
-        per_row = per_row * sample_weights
+    per_row = (-targets * log_probs).sum(-1)
+    if row_weights is not None:
+        per_row = per_row * row_weights
     return per_row.mean()
 
 
@@ -477,19 +476,23 @@ class Trainer:
 
     def compute_loss(self, outputs: torch.Tensor, targets: torch.Tensor,
                      weights: torch.Tensor | None = None) -> torch.Tensor:
-        """The batch's training loss; ``weights``: the rows' sample weights (mean 1 over the
-        training rows), or None."""
+        """The batch's training loss; ``weights``: the rows' weights (:meth:`batch_weights`), or None."""
         if self.is_classification:
-            return soft_cross_entropy(outputs, targets, self.class_weights, weights)
+            return soft_cross_entropy(outputs, targets, weights)
         if weights is None:
             return torch.nn.functional.mse_loss(outputs.float(), targets)
         return (((outputs.float() - targets) ** 2).mean(1) * weights).mean()
 
     def batch_weights(self, batch: dict) -> torch.Tensor | None:
-        """The sample weights of a training batch's rows (None without sample weights)."""
-        if self.train_weights is None:
-            return None
-        return self.train_weights[batch["index"].to(self.train_weights.device)]
+        """The weights of a training batch's rows in the loss: each row's sample weight times
+        its class's weight (None without either)."""
+        weights = None
+        if self.train_weights is not None:
+            weights = self.train_weights[batch["index"].to(self.train_weights.device)]
+        if self.class_weights is not None and self.is_classification:
+            of_class = self.class_weights[batch["target"].to(self.class_weights.device).long()]
+            weights = of_class if weights is None else weights * of_class
+        return weights
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
