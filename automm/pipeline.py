@@ -121,8 +121,9 @@ class PreparedData:
         """The rows a model may train on, sorted: what k-fold bagging splits. Every row, training
         and holdout, unless the holdout is the user's validation data (the training rows then)."""
         if self.holdout_given:
-            return np.sort(self.train_index)
-        return np.sort(np.concatenate([self.train_index, self.valid_index]))
+            return np.unique(self.train_index)
+        # (under 10 rows the holdout is the training rows: each row once)
+        return np.unique(np.concatenate([self.train_index, self.valid_index]))
 
     def subset(self, index: np.ndarray) -> dict[str, list[Any]]:
         return {name: [column[i] for i in index] for name, column in self.values.items()}

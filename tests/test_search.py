@@ -1853,6 +1853,22 @@ def test_only_step_by_step_pruners_see_a_bags_folds(builtin_registry, fresh_regi
     assert pruner.reported[0]  # the default's epochs were reported
 
 
+def test_a_bag_of_under_10_rows_folds_each_row_once(monkeypatch):
+    """Under 10 rows the holdout is the training rows; the rows a bag folds counted each twice,
+    and every fold validated on rows it had trained on."""
+    import automm.pipeline
+
+    folds = []
+    real = automm.pipeline._folds
+    monkeypatch.setattr(automm.pipeline, "_folds", lambda data, n: folds.append(real(data, n)) or folds[-1])
+    X = {"a": [0.1, 0.5, 0.9, 1.3, 0.2, 0.8, 1.1, 0.4], "b": ["x", "y"] * 4}
+    AutoMM(bag_folds=2, max_epochs=1, num_workers=0, random_state=0).fit(X, [0, 1] * 4)
+    (split,) = folds
+    assert sorted(np.concatenate([valid for _, valid in split]).tolist()) == list(range(8))
+    for train, valid in split:
+        assert not set(train) & set(valid)
+
+
 @pytest.mark.parametrize("value", [0, -2, 2.5, True, "all"])
 def test_bad_bag_folds_is_refused_before_training(value, texts):
     X, y, _, _ = texts
