@@ -912,8 +912,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 return search.run_search(self, data, config, deadline, graceful=graceful)
         with deadline_scope(deadline), device_scope(data.device):
             candidate = self._fit_one(data, config, deadline, graceful)
-        if "ensemble_" not in candidate.extras:  # (a bag's members are averaged as they are)
-            candidate.temperature = candidate_temperature(data, candidate)
+        candidate.temperature = candidate_temperature(data, candidate)  # a bag's: of its out-of-fold outputs
+        for member in getattr(candidate.extras.get("ensemble_"), "members", ()):  # a bag: each fold model's
+            member.temperature = candidate.temperature
         candidate.decision_weights = candidate_decision_weights(data, candidate)
         candidate.decided_score = candidate_decided_score(data, candidate)
         return candidate

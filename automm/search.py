@@ -1771,8 +1771,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         else:
             outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets
             row_weights = ctx.data.valid_weights
-        temperatures = (calibrate(outputs, targets, ctx.data.problem_type, row_weights) if len(pool) > 1
-                        else [1.0])
+        # (one bag too: its fold models' outputs scaled as its out-of-fold outputs ask)
+        temperatures = calibrate(outputs, targets, ctx.data.problem_type, row_weights)
         scaled = [o * t for o, t in zip(outputs, temperatures)]
         weights, pooling = ((np.ones(1), "linear") if len(pool) == 1
                             else select_ensemble(scaled, targets, ctx.data.problem_type, sample_weights=row_weights))

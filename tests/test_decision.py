@@ -177,3 +177,30 @@ def test_a_lone_classifiers_probabilities_are_calibrated_on_its_holdout(tmp_path
     loaded = AutoMM.load(model.save(tmp_path / "m"))
     assert loaded.temperature_ == model.temperature_
     np.testing.assert_allclose(loaded.predict_proba(X_val), proba, atol=1e-6)
+
+
+@pytest.mark.parametrize("searched", [False, True])
+def test_a_bag_kept_alone_is_calibrated_on_its_out_of_fold_outputs(searched, monkeypatch):
+    """A bag kept alone (``bag_folds``, or a search whose pool is one bag) kept every fold model at
+    temperature 1: its ``predict_proba`` kept the under-confidence of label smoothing, although
+    a lone model is scaled."""
+    import automm.estimator
+    import automm.search
+    from automm.ensemble import calibrate
+    from automm.pipeline import train_bagged
+
+    bags = []
+    for module in (automm.estimator, automm.search):
+        monkeypatch.setattr(module, "train_bagged", lambda data, config, n, **kw: bags.append(
+            (data, train_bagged(data, config, n, **kw))) or bags[-1][1])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    y = np.where(x[:, 0] + 0.5 * rng.normal(size=300) > 0, "a", "b")
+    params = dict(bag_folds=3, max_epochs=4, label_smoothing=0.1, num_workers=0, random_state=0)
+    if searched:
+        params.update(n_trials=1, search_space={"fusion": ["concat"]}, ensemble_size=1)
+    model = AutoMM(**params).fit({f"f{i}": x[:, i] for i in range(3)}, y)
+    (data, bag), = bags
+    wanted = calibrate([bag.oof_outputs[data.rows]], data.targets[data.rows], "binary")[0]
+    assert wanted != pytest.approx(1.0, abs=0.05) and len(model.ensemble_.members) == 3
+    assert [member.temperature for member in model.ensemble_.members] == pytest.approx([wanted] * 3)
