@@ -162,6 +162,7 @@ import torch
 
 from . import registry as _registry
 from . import storage as _storage
+from .components.image_cache import current_image_cache, shared_image_cache
 from .components.stack import describe_encoder
 from .contracts import BUILD_FAILED
 from .deadlines import deadline_scope
@@ -1292,9 +1293,12 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
         errors: list[BaseException] = []
         stopped: list[int] = []
 
+        fits_cache = current_image_cache()  # the fit's decoded images, shared by its trial threads
+
         def loop(index: int) -> None:
             try:
-                _worker_loop(ctx, study)
+                with shared_image_cache(fits_cache):
+                    _worker_loop(ctx, study)
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
             finally:

@@ -147,3 +147,43 @@ def test_a_fit_with_the_cache_equals_one_without(emoji_sample, monkeypatch):
     with_cache, history_with = fitted_probabilities()
     np.testing.assert_array_equal(without, with_cache)
     assert [r["train_loss"] for r in history_without] == [r["train_loss"] for r in history_with]
+
+
+def test_a_scope_belongs_to_its_thread_unless_shared(png_paths, count_decodes):
+    """A fit in one thread kept its scope open for every thread: a service that wrote each upload to
+    one path and predicted on it got the first upload's answer for the second while a fit ran beside."""
+    import threading
+
+    from automm.components.image_cache import current_image_cache, shared_image_cache
+
+    opened, done = threading.Event(), threading.Event()
+    seen = {}
+
+    def fitting():
+        with image_cache():
+            image_tensor(png_paths[0], 16)
+            seen["cache"] = current_image_cache()
+            opened.set()
+            done.wait(10)
+
+    fit = threading.Thread(target=fitting)
+    fit.start()
+    assert opened.wait(10)
+    try:
+        first = image_tensor(png_paths[0], 16)
+        Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(png_paths[0])  # the next upload, same path
+        with image_cache():  # a prediction in this thread: its own scope, not the fit's
+            assert cache_stats()["entries"] == 0
+            rewritten = image_tensor(png_paths[0], 16)
+        assert not torch.equal(first, rewritten) and int(rewritten.sum()) == 0
+        assert current_image_cache() is None
+        with shared_image_cache(seen["cache"]):  # a trial thread of that fit: its cache
+            assert cache_stats()["entries"] == 1
+            decodes = len(count_decodes)
+            image_tensor(png_paths[1], 16)
+            image_tensor(png_paths[1], 16)
+            assert len(count_decodes) == decodes + 1 and len(seen["cache"].entries) == 2
+        assert current_image_cache() is None
+    finally:
+        done.set()
+        fit.join()

@@ -2148,6 +2148,8 @@ def test_ctrl_c_before_any_trial_finished_raises_and_keeps_the_earlier_model(tex
 
 
 def test_trials_on_cuda_run_in_threads_one_per_gpu_or_n_jobs_and_never_in_forked_processes(texts, monkeypatch):
+    from automm.components.image_cache import current_image_cache
+
     cuda = [torch.device("cuda:0"), torch.device("cuda:1")]
     assert search._gpu_slots(cuda, 1) == cuda and search._gpu_slots(cuda, -1) == cuda
     assert search._gpu_slots(cuda, 3) == [cuda[0], cuda[1], cuda[0]]
@@ -2157,16 +2159,18 @@ def test_trials_on_cuda_run_in_threads_one_per_gpu_or_n_jobs_and_never_in_forked
     X, y, _, _ = texts
     monkeypatch.setattr(search, "cuda_devices", lambda data, requested: [torch.device("cpu")])
     monkeypatch.setattr(search.multiprocessing, "get_context", lambda method=None: pytest.fail("forked"))
-    seen = set()
+    seen, caches = set(), set()
 
     class Where(Callback):
         def on_epoch_end(self, trainer, record):
             seen.add(threading.current_thread().name)
+            caches.add(id(current_image_cache()))
 
     monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [Where()])
     model = AutoMM(**small(n_trials=4, n_jobs=2, ensemble_size=1, pruner="none", max_epochs=2)).fit(X, y)
     assert (model.leaderboard_["state"] == "COMPLETE").all()
     assert seen == {"automm-gpu-0", "automm-gpu-1"}
+    assert len(caches) == 1 and id(None) not in caches  # the threads share their fit's decoded images
 
 
 def test_ctrl_c_stops_trials_running_in_other_threads(texts, monkeypatch):

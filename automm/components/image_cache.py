@@ -6,8 +6,12 @@ JPEGs at 64 px: 6 s of a 23 s epoch). Inside :func:`image_cache` the first decod
 a given side is kept, as the uint8 pixels *before* augmentation, so every later epoch, trial and
 prediction at that side reuses it; augmentations still run on every access.
 
-- Scoped: :class:`automm.AutoMM` opens it around ``fit`` and around each prediction; outside a scope
-  nothing is kept, and leaving the outermost scope frees everything.
+- Scoped, per thread: :class:`automm.AutoMM` opens it around ``fit`` and around each prediction;
+  outside a scope nothing is kept, and leaving the outermost scope frees everything. A scope belongs
+  to the thread that opened it (a search's trial threads join their fit's with
+  :func:`shared_image_cache`): a ``predict`` in one thread never reads what a ``fit`` in another
+  cached, so a file rewritten at the same path, or an array changed in place, between two
+  predictions is decoded anew however long another thread's fit runs.
 - Bounded: at most ``AUTOMM_IMAGE_CACHE_MB`` megabytes, pixels and each entry's overhead
   (default: 512 MB or 1/16 of the machine's memory, whichever is smaller; ``0`` turns the cache off). When full it stops adding; it never
   evicts, because every epoch visits every image once, in a new order, and a fixed cached subset
@@ -30,7 +34,8 @@ import torch
 
 from ..settings import megabytes_setting
 
-__all__ = ["image_cache", "suspend_image_cache", "cached_pixels", "cache_stats", "image_cache_budget"]
+__all__ = ["image_cache", "suspend_image_cache", "shared_image_cache", "current_image_cache", "cached_pixels",
+           "cache_stats", "image_cache_budget"]
 
 _DEFAULT_MB = 512
 #: Bytes an entry holds besides its pixels (the tensor and its storage, the key, the dict slot):
@@ -56,8 +61,8 @@ class _Cache:
         self.misses = 0
 
 
-_lock = threading.Lock()
-_state: dict[str, Any] = {"cache": None, "depth": 0, "suspended": 0}
+_lock = threading.Lock()  # guards a shared cache's entries (a search's trial threads fill one cache)
+_local = threading.local()  # this thread's scope: .cache, .depth, .suspended
 
 
 def _reset_lock_after_fork() -> None:  # a fork taken while another thread held the lock
@@ -71,33 +76,47 @@ if hasattr(os, "register_at_fork"):
 
 @contextlib.contextmanager
 def image_cache() -> Iterator[None]:
-    """Keep decoded images for the duration of the block (re-entrant: nested blocks share the
-    outermost block's cache, which is freed when it ends)."""
-    with _lock:
-        if _state["depth"] == 0:
-            budget = image_cache_budget()
-            _state["cache"] = _Cache(budget) if budget > 0 else None
-        _state["depth"] += 1
+    """Keep decoded images for the duration of the block, in this thread (re-entrant: nested
+    blocks share the outermost block's cache, which is freed when it ends)."""
+    depth = getattr(_local, "depth", 0)
+    if depth == 0:
+        budget = image_cache_budget()
+        _local.cache = _Cache(budget) if budget > 0 else None
+    _local.depth = depth + 1
     try:
         yield
     finally:
-        with _lock:
-            _state["depth"] -= 1
-            if _state["depth"] == 0:
-                _state["cache"] = None
+        _local.depth -= 1
+        if _local.depth == 0:
+            _local.cache = None
+
+
+def current_image_cache() -> _Cache | None:
+    """This thread's open cache (None outside a scope), for :func:`shared_image_cache`."""
+    return getattr(_local, "cache", None)
+
+
+@contextlib.contextmanager
+def shared_image_cache(cache: _Cache | None) -> Iterator[None]:
+    """Use ``cache`` (another thread's :func:`current_image_cache`) in this thread for the block:
+    the trial threads of one search share their fit's decoded images."""
+    saved = (getattr(_local, "cache", None), getattr(_local, "depth", 0))
+    _local.cache, _local.depth = cache, saved[1] + 1
+    try:
+        yield
+    finally:
+        _local.cache, _local.depth = saved
 
 
 @contextlib.contextmanager
 def suspend_image_cache() -> Iterator[None]:
-    """Neither read nor fill the cache inside the block: for one-off passes over images that
-    will not be decoded again at this size (e.g. a frozen encoder computing cached features)."""
-    with _lock:
-        _state["suspended"] += 1
+    """Neither read nor fill the cache inside the block, in this thread: for one-off passes over
+    images that will not be decoded again at this size (e.g. a frozen encoder computing cached features)."""
+    _local.suspended = getattr(_local, "suspended", 0) + 1
     try:
         yield
     finally:
-        with _lock:
-            _state["suspended"] -= 1
+        _local.suspended -= 1
 
 
 def _key(value: Any, size: int) -> tuple:
@@ -111,8 +130,8 @@ def _key(value: Any, size: int) -> tuple:
 def cached_pixels(value: Any, size: int, decode: Callable[[Any, int], torch.Tensor]) -> torch.Tensor:
     """``decode(value, size)`` (a uint8 tensor), served from the cache inside :func:`image_cache`.
     The returned tensor may be shared: callers must not modify it in place."""
-    cache = _state["cache"]
-    if cache is None or _state["suspended"] or torch.utils.data.get_worker_info() is not None:
+    cache = getattr(_local, "cache", None)
+    if cache is None or getattr(_local, "suspended", 0) or torch.utils.data.get_worker_info() is not None:
         return decode(value, size)
     key = _key(value, size)
     entry = cache.entries.get(key)
@@ -130,8 +149,8 @@ def cached_pixels(value: Any, size: int, decode: Callable[[Any, int], torch.Tens
 
 
 def cache_stats() -> dict[str, int] | None:
-    """Entries, bytes used, hits and misses of the open cache (``None`` outside a scope)."""
-    cache = _state["cache"]
+    """Entries, bytes used, hits and misses of this thread's open cache (``None`` outside a scope)."""
+    cache = getattr(_local, "cache", None)
     if cache is None:
         return None
     return {"entries": len(cache.entries), "bytes": cache.used, "budget": cache.budget,
