@@ -1302,6 +1302,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return BaseEstimator.__repr__(shown, N_CHAR_MAX)
         return super().__repr__(N_CHAR_MAX)
 
+    def _get_params_html(self, deep: bool = True, doc_link: str = ""):
+        """The parameters of scikit-learn's HTML display (a notebook cell's output, saved in the
+        ``.ipynb``; a ``Pipeline``'s diagram too), a storage URL's password shown as ``***``."""
+        from .storage import redact_url
+
+        params = super()._get_params_html(deep, doc_link)
+        storage = params.get("storage")
+        if isinstance(storage, str) and redact_url(storage) != storage:
+            params["storage"] = redact_url(storage)
+        return params
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         from sklearn.utils import ClassifierTags, RegressorTags

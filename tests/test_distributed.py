@@ -557,6 +557,17 @@ def test_a_storage_password_is_hidden_in_the_estimators_repr():
     text = repr(AutoMM(storage="postgresql://user:s3cret@db.example/automm", study_name="s"))
     assert "s3cret" not in text and "***" in text
     assert "journal" in repr(AutoMM(storage="journal:///tmp/x.log"))
+    # a notebook shows the HTML display, saved into the .ipynb; a Pipeline's diagram shows it too
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+
+    model = AutoMM(storage="postgresql://user:s3cret@db.example/automm", study_name="s")
+    assert "s3cret" not in model._repr_html_() and "user:***@db.example" in model._repr_html_()
+    # (a Pipeline's diagram shows its steps' parameter tables so; its text fallback prints
+    # get_params(), which must stay whole for clone: the README says to keep the password out of the URL)
+    diagram = make_pipeline(model)._repr_html_()
+    assert "user:***@db.example" in diagram and "&#x27;postgresql://user:***@db.example/automm&#x27;" in diagram
+    assert clone(model).storage == "postgresql://user:s3cret@db.example/automm"  # the parameter itself is whole
 
 
 def test_a_worker_takes_its_storage_from_the_environment(monkeypatch, tmp_path):
