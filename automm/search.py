@@ -385,8 +385,10 @@ def make_sampler(settings: SearchSettings, worker_index: int):
     seed = (settings.seed + 7919 * worker_index) % (2**31 - 1)
     sampler = settings.sampler
     if isinstance(sampler, optuna.samplers.BaseSampler):
+        # a copy: fit must not move the user's parameter on (a refit or a clone of a seeded
+        # sampler would search other configurations)
+        sampler = copy.deepcopy(sampler)
         if worker_index:
-            sampler = copy.deepcopy(sampler)
             sampler.reseed_rng()
         return sampler
     multi = len(settings.objectives) > 1

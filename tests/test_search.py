@@ -869,6 +869,20 @@ def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, 
     assert [len(d) for d in typical] == [0, 1, 1, 1]  # before each trial and at the end: trial 0 only
 
 
+def test_a_sampler_object_is_not_moved_on_by_fit(texts):
+    """fit drew from the user's own sampler: running the cell again, or a clone in cross-validation,
+    searched other configurations with the same seeds, and fit changed its parameter."""
+    X, y, _, _ = texts
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    state = sampler._rng.rng.get_state()[1].copy()
+    model = AutoMM(**small(n_trials=3, ensemble_size=1, pruner="none", sampler=sampler,
+                           search_space={"fusion": ["concat", "gated", "late", "attention"],
+                                         "warm_start": False, "linear_model": False, "neighbors_model": False}))
+    first = model.fit(X, y).leaderboard_.sort_values("number")["params"].astype(str).tolist()
+    assert (sampler._rng.rng.get_state()[1] == state).all()
+    assert model.fit(X, y).leaderboard_.sort_values("number")["params"].astype(str).tolist() == first
+
+
 def test_failing_trials_are_recorded_and_the_search_goes_on(texts, fresh_registry):
     fresh_registry(BrokenPlugin())
     X, y, _, _ = texts
