@@ -126,6 +126,8 @@ class Table:
     positional: bool = False
     row_labels: list | None = None
     row_word: str = "row"
+    #: columns a DataFrame declares categorical by their dtype (pandas ``category``): read as categories
+    categorical_dtype: frozenset = frozenset()
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -293,6 +295,13 @@ def _kind_of(value: Any) -> str:
     return type(value).__name__ + (f" {tuple(shape)}" if shape is not None and len(shape) > 1 else "")
 
 
+def _categorical_dtype(column: Any) -> bool:
+    """Whether ``column`` is a pandas ``Categorical`` (or a Series of that dtype)."""
+    import pandas as pd
+
+    return isinstance(getattr(column, "dtype", None), pd.CategoricalDtype)
+
+
 def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, plugin_manager: Any = None) -> Table:
     """Normalise ``fit``/``predict`` inputs to a :class:`Table`.
 
@@ -319,10 +328,12 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             if len(set(names)) != len(names):
                 raise InputError(f"{argument}: column names must be unique, got {names}")
             table = Table({str(c): x[c].tolist() for c in x.columns}, False, *row_naming(x.index))
+            table.categorical_dtype = frozenset(str(c) for c in x.columns if _categorical_dtype(x[c]))
         elif isinstance(x, Mapping):
             if not x:
                 raise InputError(f"{argument}: the dict of columns is empty")
             table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
+            table.categorical_dtype = frozenset(str(k) for k, v in x.items() if _categorical_dtype(v))
         elif isinstance(x, np.ndarray) and x.ndim == 2:  # numbers, strings or objects (what pipelines pass on)
             if x.shape[1] == 0:
                 raise InputError(f"{argument}: 0 feature(s) (shape={x.shape}) while a minimum of 1 is required.")
@@ -446,13 +457,27 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             example = repr(nested)
             example = example if len(example) < 80 else example[:76] + "...}"
             raise InputError(f"{where}: values are dicts, e.g. {example}; {fix}")
-        if role == "numeric" and name not in column_types and any(isinstance(v, str) for v in present):
+        if role == "numeric" and name not in column_types and not _plain_numbers(column):
+            # the sample read numbers; the rest of the column (beyond the 500 values sampled) may not
             role = _numbers_beyond_the_sample(name, column, role, present)
+        if role in ("numeric", "text") and name in table.categorical_dtype:
+            role = "categorical"  # the DataFrame's dtype says so (store codes 0..k as a pandas Categorical)
         if role in ("text", "categorical"):
             _warn_media_paths(name, present)
-            _warn_mostly_numbers(name, role, present) or _warn_written_numbers_or_dates(name, role, present)
+            (_warn_mostly_numbers(name, role, present) or _warn_mostly_dates(name, role, present)
+             or _warn_written_numbers_or_dates(name, role, present))
         roles[name] = role
     return roles
+
+
+def _plain_numbers(column: Sequence[Any]) -> bool:
+    """Whether every value of ``column`` is a number or missing (``None``, NaN), checked at C speed."""
+    if isinstance(column, np.ndarray) and column.dtype.kind in "biuf":
+        return True
+    try:
+        return np.asarray(column, dtype=np.float64).ndim == 1  # (strings of numbers convert too)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _numbers_beyond_the_sample(name: str, column: Sequence[Any], role: str, present: Sequence[Any]) -> str:
@@ -527,6 +552,22 @@ def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:
                       f"the others are not ({shown}), so it is read as {role}; if it holds numbers, fix those "
                       f"values or give column_types={{{name!r}: 'numeric'}} (up to {NUMBER_TOLERANCE:.0%} of a "
                       "number column's values may be other than numbers: they count as missing)",
+                      UserWarning, stacklevel=user_stacklevel())
+        return True
+    return False
+
+
+def _warn_mostly_dates(name: str, role: str, present: Sequence[Any]) -> bool:
+    """Warn when a column read as text or categories is mostly dates or times (80%, but more than
+    the 5% of others a date-time column tolerates): a date column with placeholders (``"unknown"``)."""
+    dates = sum(as_datetime(v) is not None for v in present)
+    if MOSTLY_NUMBERS * len(present) <= dates < len(present):
+        others = [v for v in present if as_datetime(v) is None]
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, others)))[:3])
+        warnings.warn(f"column {name!r}: {dates} of {len(present)} values read are dates or times, the others are "
+                      f"not ({shown}), so it is read as {role}; if it holds dates, make those values missing (None) "
+                      f"or give column_types={{{name!r}: 'datetime'}} (up to {DATETIME_TOLERANCE:.0%} of a date-time "
+                      "column's values may be other than dates: they count as missing)",
                       UserWarning, stacklevel=user_stacklevel())
         return True
     return False

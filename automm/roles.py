@@ -7,6 +7,9 @@ modality (for example audio files) through ``automm_infer_column_role``.
 from __future__ import annotations
 
 import datetime
+import decimal
+import math
+import numbers
 import os
 import re
 from typing import Any, Sequence
@@ -195,6 +198,14 @@ def stray_numbers(values: Sequence[Any]) -> bool:
             and all(isinstance(v, (str, bool, int, float, np.number, np.bool_)) for v in values))
 
 
+def _written_amounts(values: Sequence[Any]) -> bool:
+    """Whether ``values`` are all strings of numbers (no code with leading zeros), some of them
+    not whole (``"12.50"``): a number column written as strings (``read_csv(dtype=str)``, JSON)."""
+    if not all(isinstance(v, str) and is_number(v) and not _LEADING_ZERO.match(v) for v in values):
+        return False
+    return any(not float(v).is_integer() for v in values if math.isfinite(float(v)))
+
+
 #: A number written with leading zeros (``"00412"``): a code, not an amount.
 _LEADING_ZERO = re.compile(r"\s*[+-]?0\d")
 
@@ -215,8 +226,11 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
         return "image"  # image files named without an extension
     if sum(as_datetime(v) is not None for v in values) >= 0.95 * len(values):
         return "datetime"
-    if all(isinstance(v, (bool, int, float, np.number, np.bool_, datetime.timedelta)) for v in values):
-        return "numeric"  # durations count as seconds
+    if all(isinstance(v, (bool, numbers.Real, decimal.Decimal, np.number, np.bool_, datetime.timedelta))
+           and not isinstance(v, (complex, np.complexfloating)) for v in values):
+        return "numeric"  # durations count as seconds; Decimal (SQL NUMERIC) and Fraction are numbers too
+    if _written_amounts(values):
+        return "numeric"  # "12.50", "3e-4": strings of numbers with a fraction are amounts, not codes
     if stray_numbers(values):
         return "numeric"  # the few others count as missing, with a warning (automm.data.validate_numbers)
     return text_or_categorical(values)

@@ -829,6 +829,39 @@ def test_a_column_whose_first_values_are_numbers_and_later_ones_not_is_read_as_t
     assert AutoMM(max_epochs=1, num_workers=0).fit(codes, [0, 1] * 50).column_roles_["code"] != "numeric"
 
 
+def test_a_column_of_ints_with_later_words_is_read_as_categories_not_refused():
+    """The same, with the first values real ints (pandas.concat of two sources): numeric from the
+    sample, then fit stopped with 'values are not numbers' for a role the user never gave."""
+    from automm import get_registry
+    from automm.data import as_table, infer_roles
+
+    sizes = list(np.arange(600) % 50) + ["unknown"] * 100
+    with pytest.warns(UserWarning, match=r"column 'size': its first values are numbers, but 100 of its 700"):
+        roles = infer_roles(as_table((pd.DataFrame({"size": sizes}),)), None, get_registry().plugin_manager,
+                            ["numeric", "categorical", "text", "datetime", "image"])
+    assert roles == {"size": "categorical"}
+
+
+def test_decimals_and_amounts_written_as_strings_are_numbers_and_dates_with_placeholders_are_named():
+    """Decimal (a SQL NUMERIC) and '12.50' strings were read as text, silently, while the same
+    strings with one '$5' among them were numbers; a date column with 10% 'unknown' became text
+    without a word."""
+    from decimal import Decimal
+
+    from automm import get_registry
+    from automm.data import as_table, infer_roles
+
+    rng = np.random.default_rng(0)
+    prices = rng.uniform(0, 100, 100)
+    dates = [f"2024-{m:02d}-{d:02d}" for m, d in zip(rng.integers(1, 13, 100), rng.integers(1, 28, 100))]
+    frame = pd.DataFrame({"decimal": [Decimal(f"{p:.2f}") for p in prices], "written": [f"{p:.2f}" for p in prices],
+                          "code": [str(v) for v in rng.integers(0, 5, 100)], "shipped": ["unknown"] * 10 + dates[10:]})
+    with pytest.warns(UserWarning, match=r"column 'shipped': 90 of 100 values read are dates or times"):
+        roles = infer_roles(as_table((frame,)), None, get_registry().plugin_manager,
+                            ["numeric", "categorical", "text", "datetime", "image"])
+    assert roles == {"decimal": "numeric", "written": "numeric", "code": "categorical", "shipped": "text"}
+
+
 def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
     """It only warned, and every fit then computed every feature again."""
     blocker = tmp_path / "cache"
@@ -842,3 +875,23 @@ def test_a_column_filled_only_after_its_first_5000_rows_is_not_called_empty():
 
     column = [None] * 6000 + ["a long review of the product"] * 10
     assert _role_sample(column) == ["a long review of the product"] * 10
+
+
+def test_a_pandas_categorical_column_is_read_as_categories_whatever_its_values():
+    """Store codes 0..3 given as a pandas Categorical were standardised as amounts (store 3 'more
+    than' store 2): the DataFrame's dtype says what the column is, as column_types would."""
+    from automm import get_registry
+    from automm.data import as_table, infer_roles
+
+    codes = pd.Categorical(np.arange(40) % 4)
+    frame = pd.DataFrame({"store": codes, "amount": np.arange(40.0), "word": pd.Categorical(["a", "b"] * 20)})
+    known = ["numeric", "categorical", "text", "datetime", "image"]
+    manager = get_registry().plugin_manager
+    assert infer_roles(as_table((frame,)), None, manager, known) == {"store": "categorical", "amount": "numeric",
+                                                                       "word": "categorical"}
+    assert infer_roles(as_table(({"store": codes, "amount": np.arange(40.0)},)), None, manager, known) == \
+        {"store": "categorical", "amount": "numeric"}
+    assert infer_roles(as_table((frame,)), {"store": "numeric"}, manager, known)["store"] == "numeric"  # said so
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, ["x", "y"] * 20)
+    assert model.column_roles_["store"] == "categorical"
+    assert len(model.predict(frame.head(3))) == 3

@@ -45,9 +45,18 @@ def test_fit_learns_statistics_ignoring_missing_and_vocabularies():
     assert state["numeric_columns"] == ["price", "weight"]
     assert state["categorical_columns"] == ["colour", "size"]
     assert state["numeric_mean"] == pytest.approx([20.0, 3.0])
-    assert state["numeric_std"] == pytest.approx([math.sqrt(200 / 3), math.sqrt(8 / 3)])
+    # median and interquartile range / 1.349 (robust to outliers)
+    assert state["numeric_std"] == pytest.approx([10 / 1.349, 2 / 1.349])
     assert state["categories"] == {"colour": ["red", "blue"], "size": ["M", "L"]}
     json.dumps(state)
+
+
+def test_a_few_outliers_do_not_squash_a_numeric_column():
+    """Two sentinels (1e9) among 400 values made the std ~5e7: every other value became ~0."""
+    values = [float(v) for v in range(398)] + [1e9, 1e9]
+    encoder = TabularEncoder({"x": "numeric"}).fit([{"x": v} for v in values])
+    low, high = (encoder.preprocess({"x": v})["numeric"].item() for v in (10.0, 390.0))
+    assert high - low > 2.0
 
 
 def test_preprocess_standardises_flags_missing_and_maps_unseen_to_zero():

@@ -231,6 +231,17 @@ class TabularEncoder(Encoder):
         means, stds = [], []
         for j, column in enumerate(numeric_features):
             numbers = [x for x in (_to_float(row[j]) for row in rows) if math.isfinite(x)]
+            # robust: the median and the interquartile range (as a normal's std), so that a few
+            # outliers or sentinels (999999, 1e9) do not squash every other value to ~0; where
+            # the quartiles agree (a mostly constant or 0/1 column), the mean and std as before
+            if numbers:
+                q25, median, q75 = (float(q) for q in np.quantile(np.asarray(numbers, dtype=np.float64),
+                                                                  [0.25, 0.5, 0.75]))
+                iqr = (q75 - q25) / 1.349
+            if numbers and iqr > 1e-12 and math.isfinite(iqr):
+                means.append(median)
+                stds.append(iqr)
+                continue
             # in units of the largest magnitude: the squares of huge numbers (1e160) do not overflow
             scale = max((abs(x) for x in numbers), default=0.0) or 1.0
             mean = sum(x / scale for x in numbers) / len(numbers) * scale if numbers else 0.0
