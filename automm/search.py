@@ -309,6 +309,9 @@ def validate_params(estimator) -> None:
             or any(o not in OBJECTIVES for o in objectives) or len(set(objectives)) != len(objectives)):
         raise InputError(f"objectives: expected 'score', ('score', 'latency') or ('score', 'params'), "
                          f"got {estimator.objectives!r}")
+    if len(objectives) > 1 and (sampler == "cmaes" or type(sampler).__name__ == "CmaEsSampler"):
+        raise InputError("sampler: CMA-ES optimises one objective; with two objectives use 'nsgaii' (or 'tpe', "
+                         "which becomes NSGA-II), 'random' or a multi-objective Optuna sampler")
     if len(objectives) > 1 and _is_int(estimator.ensemble_size) and estimator.ensemble_size > 1:
         raise InputError("ensemble_size: an ensemble is chosen by validation score only; use ensemble_size=1 "
                          "with a multi-objective search")

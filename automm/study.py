@@ -290,6 +290,15 @@ def search_fingerprint(spec: Mapping[str, Any], data_fp: str, metric: str) -> st
                 "bag_folds": spec["bag_folds"]}
     if metric != "auto":  # trials scored by another metric are another study (absent: older studies' fingerprints)
         identity["metric"] = metric
+    # the holdout split and seed a resumed study keeps: a fit given another seed or holdout share is
+    # another search, not a resume of this one (absent when left at their defaults: random_state=None
+    # must resume after kill -9; a study made before this with an integer random_state is not resumed)
+    params = spec.get("params") or {}
+    seed = params.get("random_state")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        identity["random_state"] = seed
+    if params.get("holdout_frac", 0.1) != 0.1 and not spec.get("holdout_given"):
+        identity["holdout_frac"] = params["holdout_frac"]
     return _hash(identity)
 
 
@@ -373,6 +382,10 @@ def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> st
     for key, word in (("objectives", "objectives"), ("bag_folds", "bag_folds"), ("metric", "metric")):
         if key in stored and stored.get(key) != new.get(key):
             return f"its {word} is {stored.get(key)!r}; here {new.get(key)!r}"
+    for key in ("random_state", "holdout_frac"):
+        old_value, new_value = (stored.get("params") or {}).get(key), (new.get("params") or {}).get(key)
+        if "params" in new and old_value != new_value and (key != "random_state" or isinstance(new_value, int)):
+            return f"its {key} is {old_value!r}; here {new_value!r}"
     if old_space != new_space:
         differing = sorted(k for k in set(old_space) | set(new_space) if old_space.get(k) != new_space.get(k))
         return f"its search space differs in {', '.join(differing)} (components' or training hyperparameters)"

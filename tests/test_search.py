@@ -2554,3 +2554,20 @@ def test_n_jobs_minus_one_runs_one_trial_per_gpu_not_per_cpu_core(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         AutoMM(n_trials=2, n_jobs=-1, max_epochs=1, random_state=0).fit(X, y)
     assert calls == [-1] and search._gpu_slots([torch.device("cuda:0")], -1) == [torch.device("cuda:0")]
+
+
+def test_cmaes_with_two_objectives_is_refused_before_any_work():
+    from automm.search import validate_params
+    from automm.exceptions import InputError
+    with pytest.raises(InputError, match="CMA-ES optimises one objective|needs the cmaes package"):
+        validate_params(AutoMM(sampler="cmaes", objectives=("score", "params")))
+
+
+def test_another_seed_or_holdout_share_is_another_study():
+    from automm.study import search_fingerprint
+    spec = {"space": {}, "objectives": ["score"], "bag_folds": "auto", "params": {"random_state": 0, "holdout_frac": 0.1}}
+    base = search_fingerprint(spec, "d", "auto")
+    assert search_fingerprint({**spec, "params": {"random_state": 1, "holdout_frac": 0.1}}, "d", "auto") != base
+    assert search_fingerprint({**spec, "params": {"random_state": 0, "holdout_frac": 0.3}}, "d", "auto") != base
+    none = {**spec, "params": {"random_state": None, "holdout_frac": 0.1}}  # a drawn seed: resumed after kill -9
+    assert search_fingerprint(none, "d", "auto") == search_fingerprint({**none, "params": {"holdout_frac": 0.1}}, "d", "auto")
