@@ -204,7 +204,8 @@ def check_search_space(name_or_spec: str | ComponentSpec, kind: str = "encoder",
     :data:`CHECKED_INPUT`, ``"fusion.<name>."``, ``"augment.<name>."``), that
     replaying the same values through :class:`optuna.trial.FixedTrial` returns the same
     keyword arguments, and that these are JSON-serialisable, keyword-shaped (no prefix left
-    in them) and taken by the factory (:meth:`~automm.registry.ComponentSpec.accepted_hyperparameters`).
+    in them) and taken by the factory (:meth:`~automm.registry.ComponentSpec.accepted_hyperparameters`),
+    as is every parameter name it suggests (less the prefix: what ``search_space=`` narrows).
     Returns the keyword arguments of each draw (factory kwargs)."""
     import optuna
 
@@ -234,6 +235,14 @@ def check_search_space(name_or_spec: str | ComponentSpec, kind: str = "encoder",
             leaked = [k for k in kwargs if not isinstance(k, str) or k.startswith(prefix) or not k.isidentifier()]
             if leaked:
                 _fail(spec, f"search space must return factory keyword names (no prefix), got keys {leaked}")
+            # a user narrows or fixes a searched parameter by its name (search_space=): a name the
+            # factory does not take is refused there, and fixing what it feeds leaves it sampled
+            taken = spec.accepted_hyperparameters()
+            untaken = [] if taken is None else [p[len(prefix):] for p in trial.params if p[len(prefix):] not in taken]
+            if untaken:
+                _fail(spec, f"search space suggests {untaken}, which the factory does not take: users cannot narrow "
+                            "or fix them with search_space=; suggest under the factory's keyword names (and "
+                            "return them), e.g. a factory keyword min_scale rather than scale=[min_scale, 1.0]")
             _json_roundtrip(spec, "the search space's hyperparameters", kwargs)
             try:
                 replayed = spec.suggest(optuna.trial.FixedTrial(dict(trial.params)), prefix)

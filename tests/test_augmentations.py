@@ -313,6 +313,10 @@ def test_search_space_values_for_known_cases():
     assert crop == {"scale": [0.5, 1.0]}
     jitter = color_jitter_search_space(optuna.trial.FixedTrial({"x.strength": 0.1, "x.p": 0.9}), "x.")
     assert jitter == {"brightness": 0.1, "contrast": 0.1, "saturation": 0.1, "p": 0.9}
+    # what the spaces suggest, the factories take (search_space= narrows them by these names)
+    assert RandomResizedCrop(min_scale=0.5).scale == (0.5, 1.0)
+    built = ColorJitter(strength=0.1)
+    assert (built.brightness, built.contrast, built.saturation) == (0.1, 0.1, 0.1)
 
 
 def test_registration_hook():

@@ -2571,3 +2571,21 @@ def test_another_seed_or_holdout_share_is_another_study():
     assert search_fingerprint({**spec, "params": {"random_state": 0, "holdout_frac": 0.3}}, "d", "auto") != base
     none = {**spec, "params": {"random_state": None, "holdout_frac": 0.1}}  # a drawn seed: resumed after kill -9
     assert search_fingerprint(none, "d", "auto") == search_fingerprint({**none, "params": {"holdout_frac": 0.1}}, "d", "auto")
+
+
+def test_the_documented_search_space_example_is_accepted_and_narrows_what_the_space_suggests():
+    """The module's own example, {"random_resized_crop": {"min_scale": [0.5, 0.8]}}, was refused:
+    min_scale is what the space suggests, and only factory keywords were accepted."""
+    import re
+
+    block = re.search(r"    search_space = (\{.*?\n    \})\n", search_space.__doc__, re.S).group(1)
+    example = eval(block)  # noqa: S307 - the docstring's own literal
+    search.validate_params(AutoMM(search_space=example))
+    narrowed = {"augmentations": {"random_resized_crop": {"min_scale": [0.5, 0.8], "enabled": True},
+                                  "color_jitter": {"strength": 0.3, "enabled": True}}}
+    space = _space(AutoMM(search_space=narrowed))
+    for seed in range(4):
+        _, config = _sampled(space, seed)
+        crop, = (a for a in config["augmentations"] if a["name"] == "random_resized_crop")
+        jitter, = (a for a in config["augmentations"] if a["name"] == "color_jitter")
+        assert crop["scale"][0] in (0.5, 0.8) and jitter["brightness"] == jitter["saturation"] == 0.3

@@ -228,6 +228,10 @@ def _own_prefix_space(trial, prefix):
     return {"p": trial.suggest_float("own_prefix.p", 0.0, 0.3)}  # its own name, not the prefix it is given
 
 
+def _derived_space(trial, prefix):
+    return {"p": trial.suggest_float(f"{prefix}half_p", 0.0, 0.2) * 2}  # a name the factory does not take
+
+
 class _NumbersForTokens(automm.Augmentation):
     """Keeps the first token and turns the others into their lengths."""
 
@@ -281,6 +285,7 @@ class _BrokenPlugin:
         register("global_random", _GlobalRandomSwap, modality="text")
         register("own_prefix", _NumbersForTokens, modality="text", defaults={"p": 0.1}, search_space=_own_prefix_space)
         register("numbers_for_tokens", _NumbersForTokens, modality="text")
+        register("derived_space", _NumbersForTokens, modality="text", defaults={"p": 0.1}, search_space=_derived_space)
         register("cpu_draws", _CpuDrawDropout, modality="batch")
 
 
@@ -342,6 +347,21 @@ def test_kit_gives_a_search_space_the_prefix_the_search_gives_it(broken):
     with pytest.raises(ConformanceError, match=r"suggested 'own_prefix.p', which does not start with its prefix "
                                                r"'augment.own_prefix.'"):
         check_search_space("own_prefix", "augmentation")
+
+
+def test_kit_catches_a_search_space_suggesting_names_the_factory_does_not_take(broken):
+    """random_resized_crop suggested min_scale and returned scale=[min_scale, 1.0]: the README's own
+    search_space example, {"min_scale": [0.5, 0.8]}, was refused, and fixing scale left min_scale sampled."""
+    with pytest.raises(ConformanceError, match=r"derived_space.*suggests \['half_p'\], which the factory does not take"):
+        check_search_space("derived_space", "augmentation")
+
+
+def test_every_installed_components_searched_names_can_be_narrowed():
+    from automm.registry import get_registry
+
+    for kind in ("encoder", "fusion", "augmentation"):
+        for spec in get_registry().specs(kind):
+            check_search_space(spec.name, kind)
 
 
 def test_kit_catches_a_text_augmentation_returning_other_tokens_than_str(broken):

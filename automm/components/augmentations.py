@@ -103,12 +103,16 @@ def _check_image(value: torch.Tensor) -> None:
 
 class RandomResizedCrop(Augmentation):
     """With probability ``p``, crop a random region covering a ``scale`` fraction of the
-    area with aspect ratio in ``ratio`` (log-uniform), then resize it back to H×W."""
+    area with aspect ratio in ``ratio`` (log-uniform), then resize it back to H×W.
+    ``min_scale`` (what the search suggests) sets the low end of ``scale``."""
 
     modality = "image"
-    defaults = {"scale": [0.6, 1.0], "ratio": [3 / 4, 4 / 3], "p": 1.0}
+    defaults = {"scale": [0.6, 1.0], "ratio": [3 / 4, 4 / 3], "p": 1.0, "min_scale": None}
 
-    def __init__(self, scale: Sequence[float] = (0.6, 1.0), ratio: Sequence[float] = (3 / 4, 4 / 3), p: float = 1.0):
+    def __init__(self, scale: Sequence[float] = (0.6, 1.0), ratio: Sequence[float] = (3 / 4, 4 / 3), p: float = 1.0,
+                 min_scale: float | None = None):
+        if min_scale is not None:
+            scale = (min_scale, scale[1])
         self.scale = (float(scale[0]), float(scale[1]))
         self.ratio = (float(ratio[0]), float(ratio[1]))
         if not 0.0 < self.scale[0] <= self.scale[1] <= 1.0:
@@ -180,12 +184,16 @@ def _grayscale(image: torch.Tensor) -> torch.Tensor:
 
 class ColorJitter(Augmentation):
     """With probability ``p``, scale brightness, contrast and saturation by factors drawn
-    uniformly from ``[1 - strength, 1 + strength]`` (in that order), clamping to [0, 1]."""
+    uniformly from ``[1 - strength, 1 + strength]`` (in that order), clamping to [0, 1].
+    ``strength`` (what the search suggests) sets all three."""
 
     modality = "image"
-    defaults = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "p": 0.8}
+    defaults = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "p": 0.8, "strength": None}
 
-    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2, p: float = 0.8):
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2, p: float = 0.8,
+                 strength: float | None = None):
+        if strength is not None:
+            brightness = contrast = saturation = strength
         for name, strength in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
             if not 0.0 <= float(strength) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {strength}")
@@ -337,6 +345,7 @@ class Mixup(BatchAugmentation):
 # -- search spaces -----------------------------------------------------------------------
 
 def random_resized_crop_search_space(trial: Any, prefix: str) -> dict:
+    # min_scale: a factory keyword too, so that search_space= can narrow or fix it by this name
     return {"scale": [trial.suggest_float(f"{prefix}min_scale", 0.3, 0.9), 1.0]}
 
 
@@ -345,7 +354,7 @@ def horizontal_flip_search_space(trial: Any, prefix: str) -> dict:
 
 
 def color_jitter_search_space(trial: Any, prefix: str) -> dict:
-    strength = trial.suggest_float(f"{prefix}strength", 0.0, 0.4)
+    strength = trial.suggest_float(f"{prefix}strength", 0.0, 0.4)  # (a factory keyword too)
     return {"brightness": strength, "contrast": strength, "saturation": strength,
             "p": trial.suggest_float(f"{prefix}p", 0.3, 1.0)}
 

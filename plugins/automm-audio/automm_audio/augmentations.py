@@ -79,10 +79,18 @@ class TimeShift(Augmentation):
 
 
 class BackgroundNoise(Augmentation):
-    modality = "audio"
-    defaults = {"snr_min": 10.0, "snr_max": 30.0, "p": 0.5}
+    """With probability ``p``, white noise at a signal-to-noise ratio drawn from
+    [``snr_min``, ``snr_max``] dB; ``snr_range`` (what the search suggests) sets ``snr_max`` to
+    ``snr_min + snr_range``."""
 
-    def __init__(self, snr_min: float = 10.0, snr_max: float = 30.0, p: float = 0.5):
+    modality = "audio"
+    defaults = {"snr_min": 10.0, "snr_max": 30.0, "p": 0.5, "snr_range": None}
+
+    def __init__(self, snr_min: float = 10.0, snr_max: float = 30.0, p: float = 0.5, snr_range: float | None = None):
+        if snr_range is not None:
+            if isinstance(snr_range, bool) or not isinstance(snr_range, (int, float)) or not snr_range >= 0:
+                raise ValueError(f"snr_range must be a number of dB >= 0, got {snr_range!r}")
+            snr_max = snr_min + snr_range
         for name, value in (("snr_min", snr_min), ("snr_max", snr_max)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number of dB, got {value!r}")
@@ -146,7 +154,7 @@ def time_shift_search_space(trial: Any, prefix: str) -> dict:
 
 
 def noise_search_space(trial: Any, prefix: str) -> dict:
-    low = trial.suggest_float(f"{prefix}snr_min", 5.0, 20.0)
+    low = trial.suggest_float(f"{prefix}snr_min", 5.0, 20.0)  # (snr_range: a factory keyword too)
     return {"snr_min": low, "snr_max": low + trial.suggest_float(f"{prefix}snr_range", 5.0, 20.0)}
 
 
