@@ -750,6 +750,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if n - n_valid < n_classes:
                 raise InputError(f"holdout_frac: {self.holdout_frac} of the {n} samples leaves {n - n_valid} to train "
                                  f"on, fewer than the {n_classes} classes; use a smaller holdout_frac")
+            # a class's only row stays in training: held out, its class would be one no model
+            # trains on, and the holdout would judge (and the decision rule weigh) a class never seen
+            single = np.isin(targets, np.flatnonzero(counts == 1))
+            if single.any() and n - single.sum() > n_valid:
+                pool = indices[~single]
+                pooled = np.bincount(targets[pool])
+                stratify = targets[pool] if n_valid >= int((pooled > 0).sum()) else None
+                train, valid = train_test_split(pool, test_size=n_valid, random_state=seed, stratify=stratify)
+                return np.sort(np.concatenate([train, indices[single]])), np.sort(valid)
             if counts[counts > 0].min() >= 2 and n_valid >= n_classes:
                 stratify = targets
         train, valid = train_test_split(indices, test_size=n_valid, random_state=seed, stratify=stratify)
@@ -842,6 +851,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
                           f"problem_type={problem_type!r}", UserWarning, stacklevel=user_stacklevel())
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type, weights)
+        if self.metric == "f1" and problem_type == "binary":
+            share = float(np.average(targets == 1, weights=weights))
+            if share > 0.5:
+                positive, negative = (c.item() if isinstance(c, np.generic) else c for c in self.classes_[::-1])
+                warnings.warn(f"metric='f1' scores the F1 of the positive class, the second of classes_ (sorted): "
+                              f"{positive!r}, which is the majority ({share:.0%} of the rows), not {negative!r}; "
+                              f"if {negative!r} is the class to find, name the labels so that it sorts second "
+                              f"(e.g. y == {negative!r}), or use metric='macro_f1'", UserWarning,
+                              stacklevel=user_stacklevel())
         table, targets, weights, is_train = self._drop_unweighted(*self._with_validation_rows(
             table, targets, weights, val, problem_type))
         seed = int(drawn_seed) if drawn_seed is not None else int(self.random_state)

@@ -139,6 +139,9 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     targets = torch.as_tensor(np.asarray(data.targets[rows], dtype=np.float32))
     weights = data.weights(rows)
     weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+    if classification and data.class_weights is not None:  # class_weight weighs each vote, as every loss
+        by_class = torch.as_tensor(data.class_weights, dtype=torch.float32)[targets.long()]
+        weights = by_class if weights is None else weights * by_class
     n_train = len(data.train_index)
     fusion = model.fusion
     fusion.remember(_take(embeddings, slice(0, n_train)), _take(masks, slice(0, n_train)), targets[:n_train],

@@ -195,6 +195,17 @@ def decision_weights(data: PreparedData, outputs: np.ndarray | None, rows: np.nd
         return None
     train = data.train_index
     priors = class_priors(data.targets[train], data.n_outputs, data.weights(train))
+    # rows of a class that the model judging them never trained on (a class of one row, out of
+    # fold in a bag) cannot show how to weigh it: left out, as its floored prior would get the
+    # largest weight and predict make it the answer for many rows
+    counts = np.bincount(data.targets[data.rows].astype(np.int64), minlength=data.n_outputs)
+    trained = np.bincount(data.targets[train].astype(np.int64), minlength=data.n_outputs)
+    judged = np.asarray(rows)
+    keep = (counts[data.targets[judged].astype(np.int64)] > 1) & (trained[data.targets[judged].astype(np.int64)] > 0)
+    if not keep.all():
+        outputs, rows = outputs[keep], judged[keep]
+        if not len(rows):
+            return None
     return fit_decision_weights(outputs, data.targets[rows], priors, data.metric, data.weights(rows))
 
 

@@ -291,3 +291,16 @@ def test_naming_the_neighbors_fusion_fits_a_nearest_neighbour_model(builtin_only
                                                      f"({summary['stop_reason']})")
     majority = float(test["category"].value_counts(normalize=True).max())
     assert model.score(*X_test, test["category"].tolist()) > majority + 0.1
+
+
+def test_class_weight_weighs_the_neighbours_votes(builtin_only, fresh_registry, emoji_split):
+    """class_weight was used by every loss but the nearest-neighbour vote: the same model came back."""
+    fresh_registry(PretrainedPlugin())
+    train, test = emoji_split
+    X, X_test = ((frame["image"].tolist(), frame["name"].tolist()) for frame in (train, test))
+    y = np.where(train["category"] == train["category"].iloc[0], "rare", "other")
+    common = dict(encoders={"image": "colour_stats", "text": "char_counts"}, fusion="neighbors", num_workers=0,
+                  random_state=0)
+    plain = AutoMM(**common).fit(*X, y).predict_proba(*X_test)[:, 1]
+    weighted = AutoMM(**common, class_weight={"rare": 20.0}).fit(*X, y).predict_proba(*X_test)[:, 1]
+    assert weighted.mean() > plain.mean()
