@@ -35,6 +35,7 @@ from .roles import as_datetime, is_image_bytes, is_number, looks_like_image_path
 
 __all__ = [
     "Table",
+    "declared_categorical",
     "InputSpec",
     "is_missing",
     "as_table",
@@ -295,10 +296,13 @@ def _kind_of(value: Any) -> str:
     return type(value).__name__ + (f" {tuple(shape)}" if shape is not None and len(shape) > 1 else "")
 
 
-def _categorical_dtype(column: Any) -> bool:
-    """Whether ``column`` is a pandas ``Categorical`` (or a Series of that dtype)."""
+def declared_categorical(column: Any) -> bool:
+    """Whether ``column`` is a pandas ``Categorical``, a Series of that dtype or a one-column
+    DataFrame of one: values the user has declared to be categories."""
     import pandas as pd
 
+    if isinstance(column, pd.DataFrame) and column.shape[1] == 1:
+        column = column.iloc[:, 0]
     return isinstance(getattr(column, "dtype", None), pd.CategoricalDtype)
 
 
@@ -328,12 +332,12 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             if len(set(names)) != len(names):
                 raise InputError(f"{argument}: column names must be unique, got {names}")
             table = Table({str(c): x[c].tolist() for c in x.columns}, False, *row_naming(x.index))
-            table.categorical_dtype = frozenset(str(c) for c in x.columns if _categorical_dtype(x[c]))
+            table.categorical_dtype = frozenset(str(c) for c in x.columns if declared_categorical(x[c]))
         elif isinstance(x, Mapping):
             if not x:
                 raise InputError(f"{argument}: the dict of columns is empty")
             table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
-            table.categorical_dtype = frozenset(str(k) for k, v in x.items() if _categorical_dtype(v))
+            table.categorical_dtype = frozenset(str(k) for k, v in x.items() if declared_categorical(v))
         elif isinstance(x, np.ndarray) and x.ndim == 2:  # numbers, strings or objects (what pipelines pass on)
             if x.shape[1] == 0:
                 raise InputError(f"{argument}: 0 feature(s) (shape={x.shape}) while a minimum of 1 is required.")

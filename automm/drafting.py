@@ -186,7 +186,9 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
                         "can learn to predict; is it the column to predict?")
     estimator = AutoMM()
     labels = estimator._labels_array(labelled[label])
-    problem_type = estimator._resolve_problem_type(labels)
+    from .data import declared_categorical
+
+    problem_type = estimator._resolve_problem_type(labels, declared_classes=declared_categorical(labelled[label]))
     if problem_type != "regression":
         training = labelled if split is None else labelled[labelled[split[0]].isin(split[1])]
         counts = training[label].astype(str).value_counts()

@@ -25,8 +25,8 @@ from . import registry as _registry
 from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
 from .components.stack import EncoderStack
 from .components.image_cache import image_cache
-from .data import (InputSpec, Table, as_table, build_input_specs, infer_roles, is_missing, row_namer, row_naming,
-                   rows_repeated, table_like, validate_columns, warn_unused_modalities)
+from .data import (InputSpec, Table, as_table, build_input_specs, declared_categorical, infer_roles, is_missing,
+                   row_namer, row_naming, rows_repeated, table_like, validate_columns, warn_unused_modalities)
 from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset
 from .roles import BASE_ROLES
@@ -343,7 +343,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if wrong:
             raise InputError(f"class_weight: weights must be finite numbers >= 0; wrong: {wrong!r}")
 
-    def _resolve_problem_type(self, y: np.ndarray) -> str:
+    def _resolve_problem_type(self, y: np.ndarray, declared_classes: bool = False) -> str:
+        """The problem type ``problem_type`` asks for, read from the labels under ``"auto"``;
+        ``declared_classes``: the labels' dtype says they are classes (a pandas ``Categorical``,
+        whatever its values: shoe sizes 8.5 and 9.5 are two classes)."""
         from pandas import unique as pd_unique
         from sklearn.utils.multiclass import type_of_target
 
@@ -355,6 +358,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 raise InputError("y: regression needs numeric labels") from None
             return "regression"
         kind = type_of_target(y)
+        if declared_classes and kind in ("continuous", "binary", "multiclass"):
+            kind = "binary" if len(pd_unique(np.asarray(y, dtype=object))) <= 2 else "multiclass"
+            if requested == "auto":
+                return kind
         if requested == "auto":
             classifier = isinstance(self, ClassifierMixin)  # its labels are classes whatever their dtype
             if kind == "continuous" or (_looks_like_regression(y) and not classifier):
@@ -566,7 +573,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             fusion_checked.append((option_name, component.hyperparameters(**option_params)))
         fusion_name, fusion_params = fusion_checked[0]
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs}, len(specs))
-        problem_type = self._resolve_problem_type(labels)
+        problem_type = self._resolve_problem_type(labels, declared_classes=declared_categorical(y))
         for column in _columns_equal_to_labels(table, roles, labels):
             fix = "that input" if table.positional else f"X (e.g. X.drop(columns=[{column!r}]))"
             warnings.warn(f"X: column {column!r} holds the labels y in every row: the model would read the answer "
@@ -1537,10 +1544,10 @@ class AutoMMClassifier(ClassifierMixin, AutoMM):
 
     score = AutoMM.score
 
-    def _resolve_problem_type(self, y):
+    def _resolve_problem_type(self, y, declared_classes: bool = False):
         if self.problem_type == "regression":
             raise InputError("problem_type: AutoMMClassifier cannot do regression; use AutoMMRegressor")
-        kind = super()._resolve_problem_type(y)
+        kind = super()._resolve_problem_type(y, declared_classes)
         if kind == "regression":
             from sklearn.utils.multiclass import type_of_target
 

@@ -25,3 +25,22 @@ def test_f1_warns_when_its_positive_class_is_the_majority():
     y = np.where(X.a > 1.5, "fraud", "ok")
     with pytest.warns(UserWarning, match=r"metric='f1' scores the F1 of .*'ok'.*majority"):
         AutoMMClassifier(metric="f1", max_epochs=1, random_state=0).fit(X, y)
+
+
+def test_a_categorical_target_is_classes_whatever_its_values():
+    """Shoe sizes 8.5 / 9.5 as a pandas Categorical were regressed on under problem_type="auto"
+    (and refused by AutoMMClassifier): the dtype says they are classes, as their strings would."""
+    import pandas as pd
+
+    from automm import AutoMM
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=60)})
+    sizes = pd.Series(pd.Categorical(np.where(X.a > 0, 8.5, 9.5)))
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(X, sizes)
+    assert model.problem_type_ == "binary" and model.classes_.tolist() == [8.5, 9.5]
+    assert set(model.predict(X)) <= {8.5, 9.5}
+    assert AutoMMClassifier(max_epochs=1, num_workers=0).fit(X, sizes.to_frame()).problem_type_ == "binary"
+    three = pd.Categorical(np.select([X.a < -0.5, X.a < 0.5], [8.5, 9.0], 9.5))
+    assert AutoMM(max_epochs=1, num_workers=0).fit(X, three).problem_type_ == "multiclass"
+    assert AutoMM(max_epochs=1, num_workers=0).fit(X, np.where(X.a > 0, 8.5, 9.5)).problem_type_ == "regression"
