@@ -470,6 +470,10 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             _warn_media_paths(name, present)
             (_warn_mostly_numbers(name, role, present) or _warn_mostly_dates(name, role, present)
              or _warn_written_numbers_or_dates(name, role, present))
+        if role == "categorical":
+            _warn_words_as_categories(name, present)
+        elif role == "text":
+            _warn_numbers_as_text(name, present)
         roles[name] = role
     return roles
 
@@ -540,6 +544,39 @@ def _warn_written_numbers_or_dates(name: str, role: str, present: Sequence[Any])
                           f"convert them first, e.g. {fix}", UserWarning, stacklevel=user_stacklevel())
             return True
     return False
+
+
+def _warn_numbers_as_text(name: str, present: Sequence[Any]) -> None:
+    """Warn when every value of a column read as text is a number written as a string (``"19.99"``:
+    ``pandas.read_csv(dtype=str)``, JSON): its digits would be learnt as words, not as an amount."""
+    if not all(isinstance(v, str) and is_number(v) for v in present):
+        return
+    if any(_LEADING_ZERO_CODE.match(v) for v in present):
+        return  # codes ("00412"), not amounts
+    shown = ", ".join(repr(v) for v in list(dict.fromkeys(present))[:3])
+    warnings.warn(f"column {name!r}: every value is a number written as a string ({shown}), so it is read as "
+                  f"text, its digits as words; if it holds amounts, give column_types={{{name!r}: 'numeric'}} "
+                  "or convert it (pandas.to_numeric)", UserWarning, stacklevel=user_stacklevel())
+
+
+_LEADING_ZERO_CODE = re.compile(r"\s*[+-]?0\d")
+
+
+def _warn_words_as_categories(name: str, present: Sequence[Any]) -> None:
+    """Warn when a column read as categories holds phrases built of shared words (``"red shirt"``,
+    ``"blue shirt"``, ``"red jeans"``: 20 values or more, most of several words, fewer distinct words
+    than distinct values): a category never seen in fit is missing at prediction, while the
+    text encoders would read its words."""
+    distinct = {str(v) for v in present if isinstance(v, str)}
+    if len(distinct) < 20:
+        return
+    split = [v.casefold().split() for v in distinct]
+    words = {w for ws in split for w in ws}
+    if sum(len(ws) >= 2 for ws in split) >= 0.8 * len(split) and len(words) < len(distinct):
+        warnings.warn(f"column {name!r}: read as categorical ({len(distinct)} distinct values made of {len(words)} "
+                      "distinct words, e.g. " + ", ".join(repr(v) for v in sorted(distinct)[:3]) + "); a value "
+                      f"not seen in fit counts as missing. To read its words: column_types={{{name!r}: 'text'}}",
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:

@@ -306,6 +306,28 @@ def _encoder_arguments(spec: InputSpec, choice: dict) -> tuple[str, dict]:
     return name, params
 
 
+#: The share of an input's training texts longer than its encoder's ``max_length`` above which
+#: ``fit`` says that their tails are not read.
+TRUNCATION_WARNING_SHARE = 0.1
+
+
+def _warn_truncated(spec: InputSpec, encoder: Any, name: str) -> None:
+    """Say so when more than :data:`TRUNCATION_WARNING_SHARE` of the training texts of ``spec``
+    are cut at ``encoder.max_length`` (a from-scratch network's encoder; the linear form reads its own)."""
+    share = getattr(encoder, "truncated_share_", 0.0)
+    if share <= TRUNCATION_WARNING_SHARE or getattr(encoder, "linear", False):
+        return
+    column, length = spec.columns[0], encoder.max_length
+    import warnings
+
+    from .exceptions import user_stacklevel
+
+    warnings.warn(f"column {column!r}: {share:.0%} of the training texts are longer than {name}'s max_length={length} "
+                  f"tokens (a word or a punctuation mark each); only their first {length} are read. To read more: "
+                  f"encoders={{{column!r}: {{'name': {name!r}, 'max_length': 256}}}}", UserWarning,
+                  stacklevel=user_stacklevel())
+
+
 def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
                 fit_values: dict[str, list[Any]] | None = None,
                 states: dict[str, dict] | None = None) -> MultimodalNet:
@@ -318,6 +340,7 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
         encoder = _make_encoder(spec, config, reg)
         if fit_values is not None:
             encoder.fit(fit_values[spec.name])
+            _warn_truncated(spec, encoder, _split(config["encoders"][spec.name])[0])
         elif states is not None:
             encoder.set_state(states.get(spec.name, {}))
         encoders[spec.name] = encoder

@@ -1,0 +1,71 @@
+"""Long texts (read to max_length only, said when most are cut), phrases read as categories, whole
+numbers written as strings read as text."""
+
+import random
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automm import AutoMM
+from automm.components.text import HashedNgramEncoder, tokenize
+
+
+def test_tokenize_with_a_limit_is_the_prefix_of_the_whole():
+    rng = random.Random(1)
+    alphabet = list("ab c.,!  ") + ["東", "京", "\u0e01", "\u0e34", "\u0e48", "😀", "\u200d", "\ufe0f", "\u0301", "é"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        whole = tokenize(text)
+        for limit in range(8):
+            assert tokenize(text, limit) == whole[:limit]
+
+
+def _long_texts(n=200, seed=0):
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(500)]
+    labels = [rng.choice(["pos", "neg"]) for _ in range(n)]
+    texts = []
+    for label in labels:
+        words = [rng.choice(vocab) for _ in range(120)]
+        words[80:85] = ["excellent" if label == "pos" else "terrible"] * 5  # the signal: past the first 32 tokens
+        texts.append(" ".join(words))
+    return texts, labels
+
+
+def test_fit_says_when_most_texts_are_cut_at_max_length():
+    texts, labels = _long_texts()
+    with pytest.warns(UserWarning, match=r"column 'x0': 100% of the training texts are longer than "
+                                         r"hashed_ngram's max_length=32 tokens.*'max_length': 256"):
+        AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(texts, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # texts that fit: no word
+        AutoMM(max_epochs=1, random_state=0, num_workers=0).fit([t[:60] for t in texts], labels)
+
+
+def test_the_linear_form_reads_long_texts_whole():
+    encoder = HashedNgramEncoder(**{**HashedNgramEncoder.linear_defaults, "linear": True, "output_dim": 2})
+    assert encoder.max_length == 256
+
+
+def test_words_read_as_categories_are_named():
+    colours = ["red", "blue", "green", "black", "white", "navy"]
+    items = ["shirt", "jeans", "skirt", "boots", "scarf"]
+    titles = [f"{c} {i}" for c in colours for i in items] * 3
+    with pytest.warns(UserWarning, match=r"column 'title': read as categorical \(30 distinct values made of 11 "
+                                         r"distinct words.*column_types=\{'title': 'text'\}"):
+        model = AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(pd.DataFrame({"title": titles}),
+                                                                          [t.split()[1] for t in titles])
+    assert model.column_roles_ == {"title": "categorical"}
+
+
+def test_numbers_written_as_strings_read_as_text_are_named():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"price": rng.integers(100, 5000, 60)}).astype(str)  # whole numbers: maybe codes
+    with pytest.warns(UserWarning, match=r"column 'price': every value is a number written as a string"):
+        model = AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(frame, ["a", "b"] * 30)
+    assert model.column_roles_ == {"price": "text"}
+    with_cents = frame.assign(price=rng.uniform(1, 500, 60).round(2).astype(str))  # amounts: numbers
+    assert AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(with_cents, ["a", "b"] * 30).column_roles_ == \
+        {"price": "numeric"}
