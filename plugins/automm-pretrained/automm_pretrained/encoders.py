@@ -35,6 +35,7 @@ import contextlib
 import logging
 import math
 import threading
+import warnings
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -46,7 +47,7 @@ from automm.components.base import MISSING, Encoder
 from automm.devices import compute_device
 from automm.deadlines import check_deadline
 from automm.components.image_cache import suspend_image_cache
-from automm.exceptions import InputError
+from automm.exceptions import InputError, user_stacklevel
 from automm.feature_cache import FeatureCache, resolve_cache_dir
 
 from .heap import heap_allocations
@@ -102,6 +103,9 @@ def clear_shared_backbones() -> None:
 
 #: Fewer values than this to compute features for (a service's request, say) are logged at DEBUG, not INFO.
 QUIET_BELOW = 64
+
+#: The share of [UNK] word pieces in MiniLM's training texts above which its ``fit`` warns.
+UNKNOWN_PIECES_WARNING_SHARE = 0.3
 
 
 def _kept_for_later(computed: int, stored: int) -> str:
@@ -541,6 +545,27 @@ class MiniLMEncoder(PretrainedEncoder):
 
     def _weights_file(self, location):
         return location / "model.safetensors"
+
+    def fit(self, values: Sequence[Any]) -> "MiniLMEncoder":
+        """Warn when most word pieces of the training texts are unknown to MiniLM's vocabulary:
+        it knows no Chinese or Thai characters and no emoji, which all become ``[UNK]``, so such
+        texts of one length get one embedding."""
+        share = self.unknown_share(values)
+        if share > UNKNOWN_PIECES_WARNING_SHARE:
+            warnings.warn(f"minilm: {share:.0%} of the word pieces of the training texts are unknown to its "
+                          "vocabulary ([UNK]: Chinese and Thai characters and emoji are), so texts of one length "
+                          "get the same features; read them with hashed_ngram (encoders={'text': 'hashed_ngram'}), "
+                          "which reads every script", UserWarning, stacklevel=user_stacklevel())
+        return self
+
+    def unknown_share(self, values: Sequence[Any], sample: int = 500) -> float:
+        """The share of [UNK] among the word pieces (less [CLS] and [SEP]) of up to ``sample``
+        present values, evenly spaced."""
+        present = _evenly_spaced([v for v in values if v is not MISSING], sample)
+        unknown = self.tokenizer.token_to_id("[UNK]")
+        pieces = [e.ids[1:-1] for e in self.tokenizer.encode_batch([self._text(v) for v in present])]
+        total = sum(len(ids) for ids in pieces)
+        return sum(i == unknown for ids in pieces for i in ids) / total if total else 0.0
 
     def _load(self) -> nn.Module:
         from .bert import load_bert

@@ -49,6 +49,21 @@ def test_minilm_frozen_conforms():
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
 
 
+def test_minilm_says_when_its_vocabulary_does_not_know_the_training_texts():
+    """Every Chinese character is [UNK] to MiniLM: titles of one length got one embedding (a
+    4-class fit scored 0.46), without a word."""
+    import warnings
+
+    encoder = automm.create_encoder("minilm")
+    chinese = ["红色连衣裙", "蓝色牛仔裤", "黑色皮鞋", "白色衬衫"]
+    assert encoder.unknown_share(chinese) > 0.9 and encoder.unknown_share(TEXTS) == 0.0
+    with pytest.warns(UserWarning, match=r"minilm: 9\d% of the word pieces of the training texts are unknown"):
+        encoder.fit(chinese + [MISSING])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder.fit(TEXTS)
+
+
 def test_minilm_fine_tuning_conforms():
     report = check_encoder("minilm", TEXTS, trainable_layers=1, check_search=False, check_linear=False)
     encoder = automm.create_encoder("minilm", trainable_layers=1)
