@@ -581,6 +581,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     absent = [c for c in keep if c not in frame.columns]
     if absent:
         raise UsageError(f"--keep: no column(s) {absent} in {args.data}")
+    keep = list(dict.fromkeys(keep))  # a column named twice is copied once
+    written = {"prediction"} | ({f"proba_{label}" for label in estimator.classes_} if args.proba else set())
+    taken = [c for c in keep if c in written]
+    if taken:  # the kept values would be replaced by the model's, silently
+        raise UsageError(f"--keep: column(s) {taken} of {args.data} have the name of a column the predictions "
+                         "write; rename them in the data file")
     result = as_written[keep].copy() if keep else pd.DataFrame(index=frame.index)  # the values as the file has them
     if len(frame) == 0:  # a day without new rows: the predictions file has its header and no row
         _model_inputs(estimator, frame, args.data, columns)  # (its columns are still checked)

@@ -603,6 +603,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
             only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
             raise InputError(f"y: only one class ({only!r}) in the labels; classification needs at least 2")
         _warn_near_duplicate_classes(classes, np.bincount(encoded, minlength=len(classes)))
+        from .persistence import _encode_classes
+
+        try:  # found now, not by save after the whole fit (automm fit lost the model it had trained)
+            _encode_classes(classes)
+        except TypeError:
+            kind = next((type(c).__name__ for c in classes.tolist()
+                         if not (c is None or isinstance(c, (str, int, float, bool)))), classes.dtype.name)
+            raise InputError(f"y: classes of type {kind} (e.g. {classes[0]!r}) cannot be saved with a model, which "
+                             "records str, int, float and bool classes; give them as strings (y.astype(str))") from None
         self.classes_ = classes
         return encoded.astype(np.int64)
 
@@ -1175,8 +1184,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
             for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
                 encoder.prepare(values[name], cache_dir=getattr(self, "cache_dir", None))
         dataset = MultimodalDataset(values, encoders)
-        return make_loader(dataset, self.batch_size_ * 2, False, self.num_workers_, 0, BatchCollator(encoders),
-                           self.device_.type == "cuda")
+        return make_loader(dataset, self.batch_size_ * 2, False, self._prediction_workers(len(table)), 0,
+                           BatchCollator(encoders), self.device_.type == "cuda")
+
+    def _prediction_workers(self, n_rows: int) -> int:
+        """DataLoader worker processes for predicting ``n_rows``: the ``num_workers`` parameter as it is
+        now (``set_params`` after ``load`` included), but none for fewer rows than a few batches (forking
+        workers costs far more than decoding a request's images: one row took 60-460 ms instead of 2-6)
+        nor, through :func:`~automm.training.make_loader`, outside the main thread."""
+        if n_rows < 4 * 2 * self.batch_size_:
+            return 0
+        return self._resolved_num_workers(self.inputs_)
 
     def _raw_outputs(self, X: tuple, n_labels: int | None = None) -> np.ndarray:
         """The model's outputs for ``X``; with ``n_labels`` (``score``'s), a row count other than it

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -224,7 +225,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, collate_fn: Callable,
                 pin_memory: bool = False) -> torch.utils.data.DataLoader:
     """A loader of ``dataset``; a shuffled (training) one leaves out the last batch when it would
-    hold one sample (a different sample each epoch): batch normalisation cannot train on one."""
+    hold one sample (a different sample each epoch): batch normalisation cannot train on one.
+    Outside the main thread (a search's trial threads, one per GPU; a threaded server's
+    predictions) it has no worker processes: once the main thread has used a loader with
+    workers, torch watches every worker from the main thread's SIGCHLD handler, and loaders with
+    workers in several threads at once then fail ("DataLoader worker exited unexpectedly")."""
+    if num_workers and threading.current_thread() is not threading.main_thread():
+        num_workers = 0
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     one_left = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1

@@ -974,3 +974,16 @@ def test_fit_says_a_test_set_without_labels_is_none_rather_than_absent(capsys, t
     result = run(capsys, "fit", recipe, *TINY_SETS[2:], "-o", tmp_path / "model")
     assert result.code == 0, result.err
     assert "none: its 108 rows have no label" in result.out and "no test set in the recipe" not in result.out
+
+
+def test_predict_refuses_to_keep_a_column_its_output_would_replace(capsys, emoji_model, tmp_path):
+    """``--keep prediction`` (yesterday's predictions, kept to compare) was silently replaced by
+    the model's; ``--keep id --keep id`` wrote the column twice."""
+    frame = pd.read_csv(EMOJI_CSV).head(4)
+    frame["image"] = [str(EMOJI_SAMPLE_DIR / name) for name in frame["image"]]
+    frame["prediction"] = "old"
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    result = run(capsys, "predict", emoji_model, tmp_path / "rows.csv", "--keep", "prediction")
+    assert result.code == 2 and "--keep" in result.err and "'prediction'" in result.err
+    result = run(capsys, "predict", emoji_model, tmp_path / "rows.csv", "--keep", "name", "--keep", "name", "-q")
+    assert result.code == 0 and list(pd.read_csv(io.StringIO(result.out)).columns) == ["name", "prediction"]
