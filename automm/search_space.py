@@ -189,8 +189,12 @@ def _check_component_specs(space: Mapping) -> None:
                 if enabled not in (True, False, "search"):
                     raise InputError(f"{where}['enabled']: expected true, false or 'search', got {enabled!r}")
                 specs = {k: v for k, v in value.items() if k != "enabled"}
+                unknown = component.unknown_hyperparameters(specs)
+                if unknown:  # an entry also takes "enabled": a misspelt one is named with it
+                    taken = ["enabled", *(component.accepted_hyperparameters() or ())]
+                    raise InputError(f"{where}: augmentation {name!r} has no hyperparameter {unknown[0]!r}"
+                                     f"{did_you_mean(unknown[0], taken)}; it takes {', '.join(taken)}")
                 parsed = {str(k): _param_spec(v, f"{where}[{k!r}]") for k, v in specs.items()}
-                component.check_hyperparameters(specs, where)
                 check_component_values(component, parsed, where, deadline)
     except UnknownComponentError as exc:  # named by where it was given
         raise InputError(f"search_space: {exc}") from None
@@ -466,8 +470,10 @@ class SearchSpace:
         known = set(reg.modalities()) | {c for spec in inputs for c in spec.columns} | {spec.name for spec in inputs}
         unknown = sorted(set(map(str, user_encoders)) - known)
         if unknown:
+            columns = [c for spec in inputs for c in spec.columns]
             raise InputError(f"search_space['encoders']: keys {unknown} match no modality, input or column "
-                             f"(inputs {[s.name for s in inputs]})")
+                             f"(modalities {sorted(reg.modalities())}, inputs {[s.name for s in inputs]}, "
+                             f"columns {columns}){did_you_mean(unknown[0], known)}")
         warn_unused_modalities("search_space['encoders']", user_encoders, inputs, reg.modalities())
 
         def lookup(mapping: Mapping, spec) -> Any:

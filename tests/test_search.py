@@ -2589,3 +2589,12 @@ def test_the_documented_search_space_example_is_accepted_and_narrows_what_the_sp
         crop, = (a for a in config["augmentations"] if a["name"] == "random_resized_crop")
         jitter, = (a for a in config["augmentations"] if a["name"] == "color_jitter")
         assert crop["scale"][0] in (0.5, 0.8) and jitter["brightness"] == jitter["saturation"] == 0.3
+
+
+def test_misspelt_search_space_keys_are_named_with_what_they_could_be():
+    with pytest.raises(InputError, match=r"\['imgae'\] match no modality, input or column \(modalities \[.*'image'.*"
+                                         r"; did you mean 'image'\?"):
+        _space(AutoMM(search_space={"encoders": {"imgae": ["cnn"]}}))
+    with pytest.raises(InputError, match=r"augmentation 'mixup' has no hyperparameter 'enabeld'; did you mean "
+                                         r"'enabled'\?; it takes enabled, alpha, p"):
+        search.validate_params(AutoMM(search_space={"augmentations": {"mixup": {"enabeld": True}}}))
