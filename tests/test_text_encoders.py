@@ -367,3 +367,13 @@ def test_a_lone_surrogate_in_a_text_neither_breaks_fit_nor_predict():
     texts = ["red shirt", "blue jeans", "green dress \ud83d", "red hat"] * 10
     model = AutoMM(max_epochs=1, random_state=0).fit({"t": texts}, ["a", "b", "c", "a"] * 10)
     assert len(model.predict({"t": ["cut \ud83d"]})) == 1
+
+
+@pytest.mark.parametrize("name", ["hashed_ngram", "gru", "transformer"])
+def test_a_length_that_is_not_a_whole_number_is_refused_before_any_work(name):
+    """hashed_ngram took max_length=2.5, recorded 2.5 in config_ and read 2 tokens."""
+    from automm import AutoMM, InputError
+
+    with pytest.raises(InputError, match=r"max_length must be a whole number >= 1, got 2\.5"):
+        AutoMM(encoders={"text": {"name": name, "max_length": 2.5}}, column_types={"x0": "text"},
+               max_epochs=1).fit(["a b", "c d"] * 6, [0, 1] * 6)

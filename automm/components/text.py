@@ -151,6 +151,13 @@ def tokenize(text: Any, limit: int | None = None) -> list[str]:
     return tokens if limit is None else tokens[:limit]
 
 
+def _whole_at_least_one(name: str, value: Any) -> int:
+    """``value`` as an int, refused unless it is a whole number >= 1 (2.5 tokens is no length)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or value != int(value) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def _tokens_for(value: Any, augment: Callable[[list[str]], list[str]] | None, max_length: int) -> list[str]:
     """Tokenize, apply ``augment`` to a non-empty token list, truncate to ``max_length``."""
     if augment is None:
@@ -247,9 +254,7 @@ class _VocabularyTextEncoder(Encoder):
 
     def __init__(self, max_length: int, output_dim: int, min_freq: int, max_vocab_size: int):
         super().__init__()
-        if max_length < 1:
-            raise ValueError("max_length must be at least 1")
-        self.max_length = int(max_length)
+        self.max_length = _whole_at_least_one("max_length", max_length)
         self.output_dim = int(output_dim)
         self.min_freq = int(min_freq)
         self.max_vocab_size = int(max_vocab_size)
@@ -463,10 +468,8 @@ class HashedNgramEncoder(Encoder):
         super().__init__()
         if not 1 <= char_ngram_min <= char_ngram_max:
             raise ValueError("need 1 <= char_ngram_min <= char_ngram_max")
-        if max_length < 1 or n_buckets < 1:
-            raise ValueError("max_length and n_buckets must be positive")
-        self.max_length = int(max_length)
-        self.n_buckets = int(n_buckets)
+        self.max_length = _whole_at_least_one("max_length", max_length)
+        self.n_buckets = _whole_at_least_one("n_buckets", n_buckets)
         self.emb_dim = int(emb_dim)
         self.char_ngram_min = int(char_ngram_min)
         self.char_ngram_max = int(char_ngram_max)
