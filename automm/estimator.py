@@ -1582,10 +1582,10 @@ class AutoMMRegressor(RegressorMixin, AutoMM):
     _forced_problem_type = "regression"
     score = AutoMM.score
 
-    def _resolve_problem_type(self, y):
+    def _resolve_problem_type(self, y, declared_classes: bool = False):
         if self.problem_type not in ("auto", "regression"):
             raise InputError(f"problem_type: AutoMMRegressor does regression, not {self.problem_type!r}; use "
                              "AutoMMClassifier (or AutoMM) for classes")
-        return super()._resolve_problem_type(y)
+        return super()._resolve_problem_type(y, declared_classes)
 
 

@@ -44,3 +44,13 @@ def test_a_categorical_target_is_classes_whatever_its_values():
     three = pd.Categorical(np.select([X.a < -0.5, X.a < 0.5], [8.5, 9.0], 9.5))
     assert AutoMM(max_epochs=1, num_workers=0).fit(X, three).problem_type_ == "multiclass"
     assert AutoMM(max_epochs=1, num_workers=0).fit(X, np.where(X.a > 0, 8.5, 9.5)).problem_type_ == "regression"
+
+
+def test_a_regressor_regresses_on_a_categorical_target_of_numbers():
+    import pandas as pd
+
+    from automm import AutoMMRegressor
+
+    X = pd.DataFrame({"a": np.arange(60.0)})
+    sizes = pd.Categorical(np.where(X.a > 30, 8.5, 9.5))
+    assert AutoMMRegressor(max_epochs=1, num_workers=0).fit(X, sizes).problem_type_ == "regression"

@@ -1656,8 +1656,10 @@ def test_a_search_bags_trials_whose_encoders_are_all_frozen(builtin_registry, fr
     assert len({id(m.model) for m in ensemble.members}) == 5
     proba = model.predict_proba(X_test)
     outputs = ensemble.member_outputs(model, model._table_for_prediction((X_test,)))
-    np.testing.assert_allclose(proba, np.mean([torch.softmax(torch.from_numpy(o), 1).numpy() for o in outputs], 0),
-                               atol=1e-5)
+    temperature = ensemble.members[0].temperature  # the bag's, fitted on its out-of-fold outputs
+    assert {m.temperature for m in ensemble.members} == {temperature}
+    np.testing.assert_allclose(proba, np.mean([torch.softmax(torch.from_numpy(o * temperature), 1).numpy()
+                                               for o in outputs], 0), atol=1e-5)
     loaded = AutoMM.load(model.save(tmp_path / "bagged"))
     assert [m.fold for m in loaded.ensemble_.members] == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=1e-6)
