@@ -18,7 +18,7 @@ import numpy as np
 
 from .hookspecs import hookimpl
 
-__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
+__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number", "written_duration",
            "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
            "modality_of_role", "looks_like_image_path"]
 
@@ -118,12 +118,28 @@ def as_datetime(value: Any) -> datetime.datetime | None:
     return None
 
 
+#: A duration as pandas writes one to a CSV file (``"0 days 00:45:32"``, ``"-1 days +23:59:59.5"``)
+#: or as ``str(datetime.timedelta)`` (``"1 day, 2:03:04"``).
+_WRITTEN_DURATION = re.compile(r"\s*(-?\d+) days?,? ([+-]?)(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)\s*$")
+
+
+def written_duration(value: Any) -> float | None:
+    """The seconds of a duration written as pandas or Python writes a ``timedelta``
+    (``"0 days 00:45:32"``: a CSV file's duration column), else None."""
+    match = _WRITTEN_DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    days, sign, hours, minutes, seconds = match.groups()
+    clock = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return int(days) * 86400.0 + (-clock if sign == "-" else clock)
+
+
 def is_number(value: Any) -> bool:
     """Whether a numeric column's ``value`` reads as a number, as the table encoder reads it: a
-    duration (as seconds), or anything ``float`` takes but a container: numbers of any kind
-    (``Decimal``, ``Fraction``, numpy scalars, bools) and strings such as ``"1.5"``, ``" -2e3 "``,
-    ``"nan"``; not ``"$5"``, ``"1,234"`` or a word."""
-    if isinstance(value, (datetime.timedelta, np.timedelta64)):
+    duration (as seconds; also written, :func:`written_duration`), or anything ``float`` takes but
+    a container: numbers of any kind (``Decimal``, ``Fraction``, numpy scalars, bools) and strings
+    such as ``"1.5"``, ``" -2e3 "``, ``"nan"``; not ``"$5"``, ``"1,234"`` or a word."""
+    if isinstance(value, (datetime.timedelta, np.timedelta64)) or written_duration(value) is not None:
         return True
     if isinstance(value, (np.ndarray, list, tuple, dict, set)):
         return False
@@ -229,6 +245,8 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
     if all(isinstance(v, (bool, numbers.Real, decimal.Decimal, np.number, np.bool_, datetime.timedelta))
            and not isinstance(v, (complex, np.complexfloating)) for v in values):
         return "numeric"  # durations count as seconds; Decimal (SQL NUMERIC) and Fraction are numbers too
+    if all(written_duration(v) is not None for v in values):
+        return "numeric"  # durations a CSV file wrote ("0 days 00:45:32"): seconds, as timedelta values
     if _written_amounts(values):
         return "numeric"  # "12.50", "3e-4": strings of numbers with a fraction are amounts, not codes
     if stray_numbers(values):

@@ -206,3 +206,26 @@ def test_durations_are_numbers_of_seconds():
     encoder = TabularEncoder({"took": "numeric"}).fit(rows)
     assert encoder.get_state()["numeric_mean"] == [pytest.approx(7200.0)]
     assert encoder.preprocess(rows[3])["numeric_missing"].tolist() == [1.0]
+
+
+def test_durations_written_to_a_csv_file_are_numbers_of_seconds(tmp_path):
+    """pandas writes a timedelta column as "0 days 00:45:32": read back from the CSV file it became
+    text (train accuracy 0.95 against 1.00), while the README says durations are seconds."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    from automm import AutoMM
+    from automm.roles import written_duration
+
+    assert written_duration("0 days 00:45:32") == 2732.0 and written_duration("-1 days +23:59:59.5") == -0.5
+    assert written_duration("1 day, 2:03:04") == 93784.0 and written_duration("00:45:32") is None
+    seconds = np.random.default_rng(0).uniform(0, 7200, 80)
+    written = pd.DataFrame({"duration": pd.to_timedelta(seconds, "s")}).to_csv(index=False)
+    frame = pd.read_csv(io.StringIO(written))
+    y = np.where(seconds > 3600, "long", "short")
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, y)
+    assert model.column_roles_ == {"duration": "numeric"}
+    state = model.model_.encoders["tabular"].get_state()
+    assert state["numeric_mean"][0] == pytest.approx(np.median(seconds), rel=1e-3)

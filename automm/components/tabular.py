@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..hookspecs import hookimpl
-from ..roles import as_datetime
+from ..roles import as_datetime, written_duration
 from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder
 
 __all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
@@ -73,6 +73,9 @@ def _to_float(value: Any) -> float:
         return value.total_seconds()
     if isinstance(value, np.timedelta64):
         return float(value / np.timedelta64(1, "s"))
+    written = written_duration(value)  # "0 days 00:45:32", as a CSV file holds a duration
+    if written is not None:
+        return written
     try:
         number = float(value)
     except (TypeError, ValueError):
