@@ -198,7 +198,35 @@ def read_csv_keeping_codes(file: Path, options: dict, usecols: list | None = Non
             text = written[column].str.lstrip(" +-")
             if (text.str.startswith("0") & text.str.slice(1, 2).str.isdigit()).any():
                 frame[column] = written[column]
+    _warn_words_read_as_missing(file, options, frame)
     return frame
+
+
+def _warn_words_read_as_missing(file: Path, options: dict, frame) -> None:
+    """Warn, naming them, when a column of strings lost values that pandas reads as missing though
+    they are written out (``"NA"``, ``"None"``, ``"null"``, ``"n/a"``): Namibia's country code, the
+    answer "None". Numbers columns are left alone (``NA`` is what R writes for a missing number)."""
+    import warnings
+
+    import pandas as pd
+
+    from .exceptions import user_stacklevel
+
+    holed = [c for c in frame.columns if (frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype))
+             and frame[c].isna().any() and frame[c].notna().any()]
+    if not holed:
+        return
+    written = pd.read_csv(file, usecols=holed, dtype=str, keep_default_na=False, na_values=[], **options)
+    for column in holed:
+        words = written[column][frame[column].isna()].str.strip()
+        words = words[words != ""]
+        if len(words):
+            counts = words.value_counts()
+            shown = ", ".join(f"{w!r} ({n})" for w, n in counts.head(3).items())
+            warnings.warn(f"{str(file)!r}: column {column!r} has {len(words)} values written as words that are read as "
+                          f"missing ({shown}), as pandas reads a CSV file; if they are values (a country code 'NA', an "
+                          "answer 'None'), give the data as a Parquet file, or as a DataFrame read with "
+                          "pandas.read_csv(..., keep_default_na=False)", UserWarning, stacklevel=user_stacklevel())
 
 
 def image_folders(data_file: str | os.PathLike | None, *more: str | os.PathLike) -> list[Path]:

@@ -902,6 +902,27 @@ def test_validate_shows_what_the_search_space_replaces():
     assert "replace" not in dict(load_recipe(emoji_recipe(), check_data=False).describe()).get("encoders", "")
 
 
+def test_words_a_csv_reader_takes_for_missing_values_are_named(tmp_path):
+    """Namibia's code "NA" and the answer "None" became missing values without a word (and
+    automm init then called a column of NA/None/null/ok "one value, 'ok'")."""
+    import warnings
+
+    import pandas as pd
+
+    from automm.tables import read_table
+
+    pd.DataFrame({"country": ["NA", "US", "DE"] * 4, "answer": ["None", "Yes", ""] * 4, "n": [1.0, None, 2.0] * 4,
+                  "label": ["a", "b", "c"] * 4}).to_csv(tmp_path / "c.csv", index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = read_table(tmp_path / "c.csv")
+    said = [str(w.message) for w in caught]
+    assert frame["country"].isna().sum() == 4  # read as pandas reads it, and said
+    assert any("column 'country' has 4 values written as words that are read as missing ('NA' (4))" in m for m in said)
+    assert any("column 'answer' has 4 values" in m and "'None' (4)" in m for m in said)  # (not the 4 empty cells)
+    assert not any("'n'" in m for m in said)  # a number column's NA is a missing number
+
+
 def test_scikit_learn_conventions_round_trip_through_a_recipe():
     from automm.recipes import load_recipe, to_recipe
 
