@@ -150,9 +150,18 @@ def is_number(value: Any) -> bool:
     return True
 
 
+def _utf8_text(value: bytes | bytearray) -> bool:
+    """Whether ``value`` decodes as UTF-8 into printable text (tabs and newlines allowed)."""
+    try:
+        text = bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text.strip()) and all(c.isprintable() or c in "\t\n\r" for c in text)
+
+
 def _is_image_object(value: Any) -> bool:
-    if isinstance(value, (bytes, bytearray)):
-        return True
+    if isinstance(value, (bytes, bytearray)):  # an encoded image, unless it is UTF-8 text that begins no image
+        return is_image_bytes(bytes(value[:16])) or not _utf8_text(value)
     if isinstance(value, np.ndarray) and value.ndim >= 2:
         return True
     try:

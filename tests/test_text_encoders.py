@@ -377,3 +377,22 @@ def test_a_length_that_is_not_a_whole_number_is_refused_before_any_work(name):
     with pytest.raises(InputError, match=r"max_length must be a whole number >= 1, got 2\.5"):
         AutoMM(encoders={"text": {"name": name, "max_length": 2.5}}, column_types={"x0": "text"},
                max_epochs=1).fit(["a b", "c d"] * 6, [0, 1] * 6)
+
+
+def test_a_column_of_utf8_text_bytes_is_text_not_images():
+    """Text bytes (a database's BLOB of titles) were read as images: 'bytes are not a readable image'."""
+    import io
+
+    from PIL import Image
+
+    from automm import AutoMM
+    from automm.roles import infer_role_builtin
+
+    titles = [f"product number {i} red cotton shirt".encode() for i in range(40)]
+    assert infer_role_builtin(titles) == "text"
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    assert infer_role_builtin([png.getvalue()] * 5) == "image"
+    assert infer_role_builtin([b"\xff\xfe\x00\x01 not text"] * 5) == "image"  # (refused later, as an unreadable image)
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit({"t": titles}, ["a", "b"] * 20)
+    assert model.column_roles_ == {"t": "text"} and len(model.predict({"t": titles[:2]})) == 2
