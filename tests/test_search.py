@@ -2597,6 +2597,6 @@ def test_misspelt_search_space_keys_are_named_with_what_they_could_be():
     with pytest.raises(InputError, match=r"\['imgae'\] match no modality, input or column \(modalities \[.*'image'.*"
                                          r"; did you mean 'image'\?"):
         _space(AutoMM(search_space={"encoders": {"imgae": ["cnn"]}}))
-    with pytest.raises(InputError, match=r"augmentation 'mixup' has no hyperparameter 'enabeld'; did you mean "
-                                         r"'enabled'\?; it takes enabled, alpha, p"):
+    with pytest.raises(InputError, match=r"augmentation 'mixup' has no hyperparameter 'enabeld' \(did you mean "
+                                         r"'enabled'\?\); it takes enabled, alpha, p"):
         search.validate_params(AutoMM(search_space={"augmentations": {"mixup": {"enabeld": True}}}))
