@@ -21,6 +21,7 @@ import numpy as np
 
 from .exceptions import InputError, user_stacklevel
 from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
+from .roles import as_datetime
 from .tables import _plain
 
 __all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT", "LabelColumnError"]
@@ -90,8 +91,13 @@ def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
         return distinct >= 0.9 * len(present)
     if distinct != len(present):
         return False
+    if sum(as_datetime(v) is not None for v in present) >= 0.95 * len(present):
+        return False  # dates or times, one per row (a daily series): the features a forecast needs
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
-        return bool(np.all(np.diff(np.asarray(present, dtype=np.int64)) > 0))
+        steps = np.diff(np.asarray(present, dtype=np.int64))
+        # a row number counts rows: it rises by a few a row at most (gaps where rows were deleted),
+        # not by 86,400 (Unix times of a daily series) or 1,000 (milliseconds)
+        return bool(np.all(steps > 0)) and float(np.median(steps)) <= 10
     return all(isinstance(v, str) and len(v.split()) == 1 and any(ch.isdigit() for ch in v)
                and not os.path.splitext(v)[1] for v in present)
 

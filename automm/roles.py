@@ -33,6 +33,10 @@ ROLE_TO_MODALITY = {"numeric": "tabular", "categorical": "tabular", "datetime": 
 _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
 
 
+#: The zone at the end of an ISO 8601 time: ``Z``, ``+01:00``, ``+0100`` or ``+01`` (the sign, hours, minutes).
+_ISO_ZONE = re.compile(r"(?:Z|([+-])(\d{2}):?(\d{2})?)$")
+
+
 def modality_of_role(role: str) -> str:
     return ROLE_TO_MODALITY.get(role, role)
 
@@ -103,10 +107,21 @@ def as_datetime(value: Any) -> datetime.datetime | None:
             return None
         moment = value.astype("datetime64[us]").item()
         return moment if isinstance(moment, datetime.datetime) else None  # out of datetime's range
+    start_time = getattr(value, "start_time", None)  # a pandas Period (a day, a month): its start
+    if start_time is not None and type(value).__name__ == "Period":
+        return None if start_time != start_time else start_time.to_pydatetime()
     if isinstance(value, str):
         text = value.strip()
         if not _ISO_DATETIME.fullmatch(text):
             return None
+        if len(text) > 10 and text[10] not in "T ":  # a date with its zone ("2024-03-05+01:00", "...Z"):
+            text = text[:10] + "T00:00" + text[10:]  # midnight there (fromisoformat read "+01:00" as 01:00)
+        # the zone as every supported Python reads it (3.10's fromisoformat takes "+01:00" only, not
+        # "Z", "+0100" or "+01")
+        zone = _ISO_ZONE.search(text[10:])
+        if zone:
+            sign, hours, minutes = zone.group(1) or "+", zone.group(2) or "00", zone.group(3) or "00"
+            text = text[:10 + zone.start()] + f"{sign}{hours}:{minutes}"
         if "." in text:  # fromisoformat takes at most 6 digits of a second
             head, _, tail = text.partition(".")
             digits = len(tail) - len(tail.lstrip("0123456789"))

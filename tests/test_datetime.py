@@ -29,6 +29,14 @@ UTC = datetime.timezone.utc
     (pd.Timestamp("2024-03-05 06:00"), datetime.datetime(2024, 3, 5, 6)),
     (datetime.date(2024, 3, 5), datetime.datetime(2024, 3, 5)),
     (np.datetime64("2024-03-05T06:00", "ns"), datetime.datetime(2024, 3, 5, 6)),
+    # a date with its zone (XML Schema's xs:date) is midnight there, not 01:00 or 05:00 naive
+    ("2024-03-30+01:00", datetime.datetime(2024, 3, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))),
+    ("2024-03-05-05:00", datetime.datetime(2024, 3, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=-5)))),
+    ("2024-03-05Z", datetime.datetime(2024, 3, 5, tzinfo=UTC)),
+    # zones as Python 3.10's fromisoformat does not read them (it takes "+01:00" only)
+    ("2024-03-05T14:30:00.123Z", datetime.datetime(2024, 3, 5, 14, 30, 0, 123000, tzinfo=UTC)),
+    ("2024-03-05 14:30:00+0100", datetime.datetime(2024, 3, 5, 14, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))),
+    ("2024-03-05T14:30-03", datetime.datetime(2024, 3, 5, 14, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=-3)))),
 ])
 def test_as_datetime_reads_points_in_time(value, expected):
     assert as_datetime(value) == expected
@@ -229,3 +237,25 @@ def test_durations_written_to_a_csv_file_are_numbers_of_seconds(tmp_path):
     assert model.column_roles_ == {"duration": "numeric"}
     state = model.model_.encoders["tabular"].get_state()
     assert state["numeric_mean"][0] == pytest.approx(np.median(seconds), rel=1e-3)
+
+
+def test_a_pandas_period_column_is_dates_at_the_start_of_each_period():
+    days = pd.Series(pd.period_range("2024-01-01", periods=30, freq="D"))
+    assert infer_role_builtin(days.tolist()) == "datetime"
+    assert as_datetime(pd.Period("2024-03", "M")) == datetime.datetime(2024, 3, 1)
+    assert as_datetime(days.astype(object).where(days.index != 3).tolist()[3]) is None  # NaT
+
+
+def test_times_on_a_clock_fit_never_saw_are_pointed_out():
+    winter = pd.date_range("2024-01-01", periods=40, freq="D", tz="Europe/Berlin")
+    summer = pd.date_range("2024-07-01", periods=40, freq="D", tz="Europe/Berlin")
+    encoder = TabularEncoder({"d": "datetime"}).fit([{"d": v} for v in winter])
+    assert encoder.unfamiliar_values([{"d": v} for v in summer]) == []  # the zone's other offset: the same clock
+    said = encoder.unfamiliar_values([{"d": v} for v in summer.tz_convert("UTC")])
+    assert len(said) == 1 and "40 of 40 times" in said[0] and "Europe/Berlin" in said[0]
+    assert encoder.unfamiliar_values([{"d": v} for v in summer.tz_localize(None)])  # naive, fit saw aware
+    strings = TabularEncoder({"d": "datetime"}).fit([{"d": v.isoformat()} for v in winter])  # +01:00 only
+    assert strings.unfamiliar_values([{"d": v.isoformat()} for v in summer]) == []  # +02:00: an hour apart
+    copy = TabularEncoder({"d": "datetime"})
+    copy.set_state(encoder.get_state())
+    assert copy.datetime_clocks == {"d": ["Europe/Berlin"]}

@@ -180,6 +180,9 @@ def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
     ("id", list(range(95)) + list(range(5)), True),  # a few rows repeated: their ids too
     ("row", list(range(95)) + list(range(5)), False),  # (not named an id: every value distinct needed)
     ("paid", [3, 1, 2], False),                 # 'id' inside a word is not a name saying id
+    ("date", ["2024-03-05", "2024-03-06", "2024-03-07"], False),  # a daily series' dates: its features
+    ("time", ["2024-03-05T14:00:00", "2024-03-05T15:00:00", "2024-03-05T16:00:00"], False),
+    ("ts", [1709596800, 1709683200, 1709769600], False),  # Unix times rise by 86,400 a row, not by one
 ])
 def test_identifiers(name, values, expected):
     assert _is_identifier(name, values, len(values)) is expected

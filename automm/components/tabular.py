@@ -95,6 +95,34 @@ def _datetime_parts(value: Any) -> dict[str, float | str]:
             "weekday": str(moment.weekday()), "hour": str(moment.hour)}
 
 
+def _clock(value: Any) -> str | None:
+    """The clock a date-time cell is written on: its time zone's name (``"Europe/Berlin"``), else
+    its UTC offset (``"+01:00"``), ``"naive"`` for a time without a zone; None when missing or not
+    a date-time."""
+    moment = None if _is_missing(value) else as_datetime(value)
+    if moment is None:
+        return None
+    offset = moment.utcoffset()
+    if offset is None:
+        return "naive"
+    name = getattr(moment.tzinfo, "key", None) or getattr(moment.tzinfo, "zone", None)
+    if isinstance(name, str) and "/" in name:  # a named zone whose offset changes (daylight saving)
+        return name
+    minutes = int(offset.total_seconds() // 60)
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _same_clock(clock: str, seen: Sequence[str]) -> bool:
+    """Whether ``clock`` is one of ``seen``, or an offset within an hour of a seen offset (the
+    other half of a daylight-saving year, which a fit on months of one season never saw)."""
+    if clock in seen:
+        return True
+    if clock[0] not in "+-":
+        return False
+    minutes = lambda k: (-1 if k[0] == "-" else 1) * (int(k[1:3]) * 60 + int(k[4:6]))
+    return any(k[0] in "+-" and abs(minutes(k) - minutes(clock)) <= 60 for k in seen)
+
+
 def _category_key(value: Any) -> str | None:
     """The string a category is compared by (``3``, ``3.0`` and ``"3"`` agree); None when missing."""
     if _is_missing(value):
@@ -172,6 +200,7 @@ class TabularEncoder(Encoder):
         if clashes:
             raise ValueError(f"columns {clashes} have the names of date-time features; rename them")
         self.datetime_hours: list[str] = []  # the date-time columns whose hour is a feature (set by fit)
+        self.datetime_clocks: dict[str, list[str]] = {}  # each date-time column's clocks in fit (_clock)
         self.emb_dim = int(emb_dim)
         self.hidden_dim = int(hidden_dim)
         self.output_dim = int(output_dim)
@@ -257,8 +286,10 @@ class TabularEncoder(Encoder):
             counts = Counter(k for k in (_category_key(row[j]) for row in rows) if k is not None)
             ranked = sorted(counts, key=lambda k: (-counts[k], k))
             categories[column] = ranked[: self.max_categories]
+        clocks = {c: sorted({_clock(_cell(row, c)) for row in values} - {None}) for c in self.datetime_columns}
         self.set_state({"numeric_columns": self.numeric_columns, "categorical_columns": self.categorical_columns,
                         "datetime_columns": self.datetime_columns, "datetime_hours": self.datetime_hours,
+                        "datetime_clocks": clocks,
                         "numeric_mean": means, "numeric_std": stds, "categories": categories})
         return self
 
@@ -266,6 +297,7 @@ class TabularEncoder(Encoder):
         self._require_fitted()
         return {"numeric_columns": list(self.numeric_columns), "categorical_columns": list(self.categorical_columns),
                 "datetime_columns": list(self.datetime_columns), "datetime_hours": list(self.datetime_hours),
+                "datetime_clocks": {c: list(v) for c, v in self.datetime_clocks.items()},
                 "numeric_mean": list(self.numeric_mean), "numeric_std": list(self.numeric_std),
                 "categories": {c: list(v) for c, v in self.categories.items()}}
 
@@ -274,6 +306,7 @@ class TabularEncoder(Encoder):
         self.categorical_columns = list(state["categorical_columns"])
         self.datetime_columns = list(state.get("datetime_columns", []))  # absent from models saved before them
         self.datetime_hours = list(state.get("datetime_hours", []))
+        self.datetime_clocks = {c: [str(k) for k in v] for c, v in state.get("datetime_clocks", {}).items()}
         self.numeric_mean = [float(x) for x in state["numeric_mean"]]
         self.numeric_std = [float(x) for x in state["numeric_std"]]
         self.categories = {c: [str(k) for k in state["categories"][c]] for c in self.categorical_features}
@@ -322,7 +355,9 @@ class TabularEncoder(Encoder):
     def unfamiliar_values(self, values: Sequence[Any]) -> list[str]:
         """A message for each categorical column (not a date-time part) whose values, 20 or more
         given, are at least half categories ``fit`` never saw (read as missing); a column whose
-        vocabulary was capped at ``max_categories`` is not judged."""
+        vocabulary was capped at ``max_categories`` is not judged; and for each date-time column
+        whose times, 20 or more, are at least half written on a clock (a UTC offset, or none) that
+        ``fit`` never saw: their calendar features would be read on another clock."""
         self._require_fitted()
         messages = []
         for column in self.categorical_columns:
@@ -337,6 +372,18 @@ class TabularEncoder(Encoder):
                 messages.append(f"column {column!r}: {len(unseen)} of {len(given)} values are categories never seen "
                                 f"in fit (e.g. {examples}) and are read as missing; fit saw {seen}"
                                 f"{', ...' if len(known) > 5 else ''}")
+        for column, seen in self.datetime_clocks.items():
+            if not seen:
+                continue
+            clocks = [k for k in (_clock(_cell(row, column)) for row in values) if k is not None]
+            other = [k for k in clocks if not _same_clock(k, seen)]
+            if len(clocks) >= UNFAMILIAR_MIN_VALUES and len(other) >= UNFAMILIAR_SHARE * len(clocks):
+                shown = lambda keys: ", ".join("no time zone" if k == "naive" else k if k[0] not in "+-" else f"UTC{k}"
+                                               for k in list(dict.fromkeys(keys))[:3])
+                messages.append(f"column {column!r}: {len(other)} of {len(clocks)} times are written on a clock fit "
+                                f"never saw (e.g. {shown(other)}; fit saw {shown(seen)}{', ...' if len(seen) > 3 else ''}"
+                                "): their hour, weekday, day and month are read on that clock, so the same instant "
+                                "gets other features; give them in fit's time zone (pandas: .dt.tz_convert)")
         return messages
 
     # -- samples -----------------------------------------------------------------------
