@@ -751,6 +751,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         n = len(targets)
         indices = np.arange(n)
         if n < 10:  # too few samples to hold any out: validate on the training data
+            warnings.warn(f"{n} samples are too few to hold any out: the validation score (fit_summary, "
+                          "leaderboard_), the kept epoch and the search's choices are measured on the training "
+                          "rows, so they say nothing of new data; pass X_val=, y_val= to validate on other rows",
+                          UserWarning, stacklevel=user_stacklevel())
             return indices, indices
         from sklearn.model_selection import train_test_split
 

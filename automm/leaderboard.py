@@ -45,7 +45,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
     first, best first (then pruned, running and failed ones, by their partial scores): number, state, score (best holdout score), [latency_ms | n_params], encoders,
     fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
     best_epoch (of the first fold when bagged), folds (1: holdout; k: k-fold bag, score
-    out-of-fold), seconds (wall), reason (failure, stop or pruning reason), default (the
+    out-of-fold), rows (how many rows the score was measured on; classification), seconds (wall), reason (failure, stop or pruning reason), default (the
     default configuration's trial), worker (host:pid), start and complete (local times)."""
     import pandas as pd
 
@@ -73,7 +73,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             "augmentations": ", ".join(a["name"] for a in config.get("augmentations") or []) if config else None,
             "params": dict(t.params), "config": config or None,
             "epochs": attrs.get(TRIAL_ATTR + "epochs"), "best_epoch": attrs.get(TRIAL_ATTR + "best_epoch"),
-            "folds": attrs.get(TRIAL_ATTR + "folds"), "seconds": attrs.get(TRIAL_ATTR + "seconds"), "reason": reason,
+            "folds": attrs.get(TRIAL_ATTR + "folds"), "rows": attrs.get(TRIAL_ATTR + "rows"), "seconds": attrs.get(TRIAL_ATTR + "seconds"), "reason": reason,
             "default": bool(attrs.get(TRIAL_ATTR + "default", False)), "worker": attrs.get(TRIAL_ATTR + "worker"),
             "start": t.datetime_start, "complete": t.datetime_complete,
         }
@@ -82,12 +82,12 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             row[key] = attrs.get(TRIAL_ATTR + key)
         rows.append(row)
     columns = ["number", "state", "score"] + ([second_objective(objectives)] if len(objectives) > 1 else []) + [
-        "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "folds", "seconds",
+        "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "folds", "rows", "seconds",
         "reason", "default", "worker", "start", "complete"]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame["score"] = frame["score"].astype(float)
-        for column in ("epochs", "best_epoch", "folds"):  # counts, missing while a trial runs
+        for column in ("epochs", "best_epoch", "folds", "rows"):  # counts, missing while a trial runs
             frame[column] = pd.array([None if v is None or v != v else int(v) for v in frame[column]], dtype="Int64")
         # finished trials first (as the search ranks them: a pruned trial's score is partial), then by score
         unfinished = (frame["state"] != "COMPLETE").astype(int)

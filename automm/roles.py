@@ -296,7 +296,10 @@ def text_or_categorical(values: Sequence[Any]) -> str:
     mean_words = float(np.mean([len(t.split()) if t.isascii() else _word_count(t) for t in texts]))
     unique_ratio = len(set(texts)) / len(texts)
     mean_chars = float(np.mean([len(t) for t in texts]))
-    if mean_words >= 3 or (unique_ratio > 0.5 and len(texts) >= 20) or mean_chars > 40:
+    # every value distinct (names, titles of a few rows): as categories, each would be seen once
+    # and every new value read as missing
+    all_distinct = len(texts) >= 5 and unique_ratio == 1.0
+    if mean_words >= 3 or (unique_ratio > 0.5 and len(texts) >= 20) or all_distinct or mean_chars > 40:
         return "text"
     return "categorical"
 

@@ -453,6 +453,10 @@ def optuna_quiet(verbose: int):
 # Trained models of the best trials: memory, or files for other processes
 # ==========================================================================================
 
+#: How many standard errors :func:`_rank_key` takes off a score measured on few rows.
+_RANK_Z = 1.0
+
+
 def _rank_key(state_complete: bool, score: float, loss: float | None = None, rows: int | None = None) -> tuple:
     """Better trials sort higher: complete before pruned, then validation score, then (ties
     are common on a small holdout) lower validation loss. Nothing timing-dependent, so a
@@ -468,7 +472,12 @@ def _rank_key(state_complete: bool, score: float, loss: float | None = None, row
     loss_value = float(loss) if loss is not None and math.isfinite(loss) else math.inf
     value = float(score) if math.isfinite(score) else -math.inf
     if rows and math.isfinite(value) and 0.0 <= value <= 1.0:
-        value -= math.sqrt(value * (1.0 - value) / rows)
+        # Wilson's lower bound at one standard error (_RANK_Z): about score - one standard error
+        # where that is sound, but not of width 0 at 0 or 1, where a tiny holdout (2 of 2 rows
+        # right) outranked trials scored on every row
+        z2 = _RANK_Z * _RANK_Z
+        value = (value + z2 / (2 * rows) - _RANK_Z * math.sqrt(value * (1.0 - value) / rows + z2 / (4 * rows * rows))) \
+            / (1.0 + z2 / rows)
     return (bool(state_complete), value, -loss_value)
 
 

@@ -54,3 +54,22 @@ def test_a_regressor_regresses_on_a_categorical_target_of_numbers():
     X = pd.DataFrame({"a": np.arange(60.0)})
     sizes = pd.Categorical(np.where(X.a > 30, 8.5, 9.5))
     assert AutoMMRegressor(max_epochs=1, num_workers=0).fit(X, sizes).problem_type_ == "regression"
+
+
+def test_a_few_distinct_names_are_text_not_categories():
+    """19 distinct emoji names were read as categories: every new name was 'missing' and the model
+    answered one class for every test row (0.111, chance)."""
+    from automm.roles import infer_role_builtin
+
+    assert infer_role_builtin(["grinning face", "red apple", "flag: egypt", "cat", "rocket"]) == "text"
+    assert infer_role_builtin(["red", "blue", "red", "green", "blue"]) == "categorical"  # repeats: categories
+
+
+def test_under_10_rows_fit_says_its_scores_are_on_the_training_rows():
+    import pytest
+
+    from automm import AutoMM
+
+    with pytest.warns(UserWarning, match=r"9 samples are too few to hold any out: the validation score"):
+        model = AutoMM(max_epochs=2, num_workers=0, random_state=0).fit({"x": np.arange(9.0)}, [0, 1] * 4 + [0])
+    assert model.fit_summary()["validation_score"] is not None

@@ -1615,6 +1615,9 @@ def test_an_accuracy_on_few_rows_ranks_below_a_slightly_lower_one_on_many():
     scores = [0.12, 0.3, 0.5, 0.51, 0.7, 0.9, 0.99, 1.0]
     assert sorted(scores, key=lambda s: key(True, s, None, rows=12)) == scores
     assert key(True, 0.9, 0.4, rows=None) == key(True, 0.9, 0.4)  # regression scores: no bound
+    # a perfect score on a 2-row holdout is no certainty (the bound was 1.0, above everything)
+    assert key(True, 1.0, 0.1, rows=2) < key(True, 0.8, 0.4, rows=200)
+    assert key(True, 1.0, 0.1, rows=2)[1] == pytest.approx(2 / 3)
 
 
 # ------------------------------------------------------------------------ k-fold bagging
@@ -1806,10 +1809,13 @@ def test_bag_folds_chooses_which_trials_are_bagged(builtin_registry, fresh_regis
     fresh_registry(PretrainedPlugin())
     X, y, _, _ = texts
     # "auto": trainable encoders train on the holdout split alone
-    assert AutoMM(**small(n_trials=3, pruner="none")).fit(X, y).leaderboard_["folds"].tolist() == [1, 1, 1]
+    board = AutoMM(**small(n_trials=3, pruner="none")).fit(X, y).leaderboard_
+    assert board["folds"].tolist() == [1, 1, 1]
+    assert set(board["rows"]) == {round(0.1 * len(X))}  # each score's rows: the holdout's
     # a number bags every trial; 1 bags none
     bagged = AutoMM(**small(n_trials=2, pruner="none", bag_folds=3, ensemble_size=1)).fit(X, y)
     assert bagged.leaderboard_["folds"].tolist() == [3, 3] and len(bagged.ensemble_.members) == 3
+    assert set(bagged.leaderboard_["rows"]) == {len(X)}  # out of fold: every row
     plain = AutoMM(**small(n_trials=2, pruner="none", encoders=FROZEN, bag_folds=1, ensemble_size=1)).fit(X, y)
     assert plain.leaderboard_["folds"].tolist() == [1, 1] and not hasattr(plain, "ensemble_")
     # without a search, the one configuration is bagged the same way
