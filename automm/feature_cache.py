@@ -169,12 +169,12 @@ def _keyed(head: bytes, content: str) -> bytes:
 # -- the cache ---------------------------------------------------------------------------
 
 class _MemoryLayer:
-    """Process-wide LRU map key digest → (float32 tensor, the cache folder it is stored in),
+    """Process-wide LRU map key digest → (float32 tensor, the cache folders it is stored in),
     bounded in bytes."""
 
     def __init__(self, max_bytes: int | None = None):
         self._max_bytes = None if max_bytes is None else int(max_bytes)
-        self.items: OrderedDict[bytes, tuple[torch.Tensor, Path]] = OrderedDict()
+        self.items: OrderedDict[bytes, tuple[torch.Tensor, frozenset]] = OrderedDict()
         self.nbytes = 0
         self.lock = threading.Lock()
 
@@ -185,7 +185,7 @@ class _MemoryLayer:
             self._max_bytes = feature_memory_budget()
         return self._max_bytes
 
-    def get(self, key: bytes) -> tuple[torch.Tensor, Path] | None:
+    def get(self, key: bytes) -> tuple[torch.Tensor, frozenset] | None:
         with self.lock:
             item = self.items.get(key)
             if item is not None:
@@ -198,9 +198,11 @@ class _MemoryLayer:
             return
         with self.lock:
             old = self.items.pop(key, None)
+            roots = frozenset([root])
             if old is not None:
                 self.nbytes -= old[0].numel() * old[0].element_size()
-            self.items[key] = (value, root)
+                roots |= old[1]  # (the same features: a key digests the input and the encoder)
+            self.items[key] = (value, roots)
             self.nbytes += size
             while self.nbytes > self.max_bytes and self.items:
                 _, (dropped, _) = self.items.popitem(last=False)
@@ -263,9 +265,12 @@ class FeatureCache:
         if self.memory:
             remembered = _MEMORY.get(key)
             if remembered is not None:
-                vector, root = remembered
-                if root != self.root:  # computed for another cache folder in this process: keep it here too
-                    self.put_by_key(key, vector)
+                vector, roots = remembered
+                if self.root not in roots:  # computed for another cache folder in this process: keep it here too
+                    if self._read(key) is None:  # (once: not rewritten on every read in turn with the other folder)
+                        self.put_by_key(key, vector)
+                    else:
+                        _MEMORY.put(key, vector, self.root)
                 self.hits += 1
                 return vector
         found = self._read(key)
@@ -477,7 +482,9 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | No
             raise InputError(f"unused_days: expected a number of days >= 0 (or None), got {unused_days!r}")
         unused_days = days
     root = resolve_cache_dir(cache_dir)
-    cutoff = None if unused_days is None else time.time() - unused_days * 86400.0
+    # a read marks its file at most once per _TOUCH_AFTER_S: a file marked that long before the
+    # cutoff may have been read since, so only files marked earlier still are surely unused
+    cutoff = None if unused_days is None else time.time() - unused_days * 86400.0 - _TOUCH_AFTER_S
 
     deleted: list[tuple[str, str, os.stat_result]] = []
     refused: list[tuple[str, OSError]] = []

@@ -156,7 +156,9 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     best = None
     for k in K_GRID:
         for temperature in TEMPERATURE_GRID:
-            outputs = fusion.vote(similarities[:, :k], indices[:, :k], temperature).numpy()
+            outputs = fusion.without_inputs(fusion.vote(similarities[:, :k], indices[:, :k], temperature),
+                                            _take(embeddings, slice(n_train, None)),
+                                            _take(masks, slice(n_train, None)), temperature).numpy()
             valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification,
                                                          data.valid_weights, data.metric)
             history.append({"epoch": len(history) + 1, "k": k, "temperature": temperature, "valid_loss": valid_loss,

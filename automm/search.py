@@ -170,6 +170,7 @@ from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
 from .exceptions import AutoMMError, InputError, SearchError, TimeLimitExceeded, user_stacklevel
 from .leaderboard import TRIAL_ATTR as _ATTR
+from .leaderboard import rank_key as _rank_key
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
@@ -453,34 +454,6 @@ def optuna_quiet(verbose: int):
 # Trained models of the best trials: memory, or files for other processes
 # ==========================================================================================
 
-#: How many standard errors :func:`_rank_key` takes off a score measured on few rows.
-_RANK_Z = 1.0
-
-
-def _rank_key(state_complete: bool, score: float, loss: float | None = None, rows: int | None = None) -> tuple:
-    """Better trials sort higher: complete before pruned, then validation score, then (ties
-    are common on a small holdout) lower validation loss. Nothing timing-dependent, so a
-    search ranks its trials the same way whatever the machine's speed.
-
-    ``rows`` (given for an accuracy) is how many rows the score was measured on; the score is
-    then ranked by its lower one-standard-error bound, ``score - sqrt(score (1 - score) / rows)``.
-    A bagged trial is scored on every row and the others on the holdout alone, and the best
-    of many accuracies on a few hundred rows is mostly the luckiest: on emoji (145 holdout
-    rows), a from-scratch trial's holdout accuracy outranked the out-of-fold accuracy (1,446
-    rows) of frozen-feature bags and lost 2 points on test. Among trials scored on the same
-    rows the order is unchanged (the bound grows with the score above 0.1 for 10 rows or more)."""
-    loss_value = float(loss) if loss is not None and math.isfinite(loss) else math.inf
-    value = float(score) if math.isfinite(score) else -math.inf
-    if rows and math.isfinite(value) and 0.0 <= value <= 1.0:
-        # Wilson's lower bound at one standard error (_RANK_Z): about score - one standard error
-        # where that is sound, but not of width 0 at 0 or 1, where a tiny holdout (2 of 2 rows
-        # right) outranked trials scored on every row
-        z2 = _RANK_Z * _RANK_Z
-        value = (value + z2 / (2 * rows) - _RANK_Z * math.sqrt(value * (1.0 - value) / rows + z2 / (4 * rows * rows))) \
-            / (1.0 + z2 / rows)
-    return (bool(state_complete), value, -loss_value)
-
-
 # ==========================================================================================
 # One trial
 # ==========================================================================================
@@ -680,6 +653,7 @@ def _measure_latency(model, data: PreparedData, batch_size: int, device: torch.d
     samples, plus each encoder's one-off work per new value (:meth:`Encoder.prepare_seconds`: a
     frozen encoder computing the features that, for these rows, it looks up in memory). Call it
     in the trial's :func:`~automm.devices.device_scope`."""
+    from .components.image_cache import suspend_image_cache
     from .data import BatchCollator, MultimodalDataset
     from .model import move_to_device
     from .training import make_loader
@@ -691,7 +665,9 @@ def _measure_latency(model, data: PreparedData, batch_size: int, device: torch.d
                          BatchCollator(encoders))
     model = model.to(device).eval()
     best = math.inf
-    with torch.no_grad():
+    # new data is decoded: not the pixels the fit's image cache holds for these rows (from-scratch
+    # image encoders were timed without their decoding, frozen ones with it, in prepare_seconds)
+    with torch.no_grad(), suspend_image_cache():
         for _ in range(2):
             start = time.perf_counter()
             for batch in loader:

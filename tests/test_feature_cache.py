@@ -361,3 +361,26 @@ def test_a_cache_pickles_with_the_encoder_holding_it(tmp_path):
     cache = FeatureCache(tmp_path, "enc", {"size": 8})
     copy = pickle.loads(pickle.dumps(cache))
     assert copy.key("a text") == cache.key("a text")
+
+
+def test_clear_keeps_a_file_read_since_its_last_mark(tmp_path):
+    # a read marks its file at most once a day: one marked 20 hours ago and read now is in use
+    cache = FeatureCache(tmp_path, "enc-x", {"a": 1}, memory=False)
+    key = cache.key("hello")
+    cache.put_by_key(key, torch.ones(4))
+    marked = time.time() - 20 * 3600
+    os.utime(cache.path_of(key), (marked, marked))
+    assert cache.get("hello") is not None
+    assert clear_cache(tmp_path, unused_days=0.5).files == 0 and cache.path_of(key).exists()
+
+
+def test_two_cache_folders_read_in_turn_rewrite_nothing(tmp_path):
+    # two models of one process (cache_dir A and B) predicting the same rows: each read from the
+    # memory layer rewrote the feature file of the other folder
+    a, b = (FeatureCache(tmp_path / name, "enc-x", {"p": 1}) for name in "ab")
+    a.put("hello", torch.ones(4))
+    assert b.get("hello") is not None and b.writes == 1  # kept in B's folder too, once
+    a.writes = b.writes = 0
+    for _ in range(3):
+        assert a.get("hello") is not None and b.get("hello") is not None
+    assert a.writes == b.writes == 0

@@ -120,6 +120,15 @@ def test_a_missing_input_adds_nothing_to_the_similarity():
     assert float(similarities[0, 0]) == pytest.approx(0.5, abs=1e-3)  # one input's cosine of 1, averaged over two
 
 
+def test_a_row_without_any_input_votes_as_every_remembered_row():
+    # equally similar to every row: topk's first k (here all of class 1) must not decide its vote
+    fusion = _fusion({"x": 2}, n_outputs=2, k=3, temperature=50.0)
+    bank = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.8, 0.2], [0.0, 1.0], [0.1, 0.9], [0.2, 0.8]])
+    fusion.remember({"x": bank}, {"x": torch.ones(6, dtype=torch.bool)}, torch.tensor([1, 1, 1, 0, 0, 0]))
+    outputs = fusion({"x": torch.zeros(1, 2)}, {"x": torch.zeros(1, dtype=torch.bool)})
+    np.testing.assert_allclose(outputs[0].exp().numpy(), [0.5, 0.5], atol=1e-6)
+
+
 def test_regression_averages_the_neighbours_targets():
     fusion = _fusion({"x": 1}, n_outputs=1, k=2, temperature=1e-6, regression=True)
     fusion.remember({"x": torch.tensor([[1.0], [2.0], [-1.0], [-3.0]])}, {"x": torch.ones(4, dtype=torch.bool)},

@@ -427,9 +427,26 @@ class NeighborsFusion(Fusion):
         probabilities = votes / votes.sum(1, keepdim=True)
         return torch.log((1 - self.SMOOTHING) * probabilities + self.SMOOTHING / self.output_dim)
 
+    def without_inputs(self, outputs: torch.Tensor, embeddings: Mapping[str, torch.Tensor],
+                       masks: Mapping[str, torch.Tensor], temperature: float) -> torch.Tensor:
+        """``outputs`` with the rows that have none of the inputs voting as every remembered row
+        does (they are equally similar to all of them: their "nearest" would be whichever rows
+        topk returns first)."""
+        present = torch.zeros(outputs.shape[0], dtype=torch.bool, device=outputs.device)
+        for name in self.input_names:
+            present |= _presence(masks, name, embeddings[name]).to(outputs.device)
+        if bool(present.all()):
+            return outputs
+        everyone = torch.arange(self.n_remembered, device=self.bank.device).unsqueeze(0)
+        flat = torch.zeros(1, self.n_remembered, device=self.bank.device)
+        outputs = outputs.clone()
+        outputs[~present] = self.vote(flat, everyone, temperature).to(outputs.device, outputs.dtype)
+        return outputs
+
     def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
         similarities, indices = self.neighbours(embeddings, masks, self.k)
-        return self.vote(similarities, indices, self.temperature)
+        return self.without_inputs(self.vote(similarities, indices, self.temperature), embeddings, masks,
+                                   self.temperature)
 
 
 # -- registration ------------------------------------------------------------------------
