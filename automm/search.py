@@ -681,9 +681,11 @@ def _measure_latency(model, data: PreparedData, batch_size: int, device: torch.d
 
 
 def _count_parameters(model) -> int:
-    """Every weight predicting needs: the model's parameters and those its encoders use outside
-    it (:meth:`Encoder.external_parameters`, e.g. a shared frozen backbone), each tensor once."""
-    tensors = {id(p): p for p in model.parameters()}
+    """Every value predicting needs: the model's parameters and buffers (a nearest-neighbour
+    fusion's remembered rows, batch-norm statistics, n-gram weights) and the parameters its
+    encoders use outside it (:meth:`Encoder.external_parameters`, e.g. a shared frozen
+    backbone), each tensor once."""
+    tensors = {id(p): p for p in (*model.parameters(), *model.buffers())}
     for _, part in _encoder_parts(model):
         for p in part.external_parameters():
             tensors.setdefault(id(p), p)

@@ -1265,14 +1265,20 @@ def test_params_count_the_weights_encoders_use_outside_the_model_once(builtin_re
     X, y, _, _ = texts
     table = {"name": X, "again": [f"{x} again" for x in X]}  # two text inputs, one shared backbone
     model = AutoMM(**small(n_trials=2, objectives=("score", "params"), encoders={"text": "costly_chars"})).fit(table, y)
-    own = sum(p.numel() for p in model.model_.parameters())
+    own = sum(p.numel() for p in (*model.model_.parameters(), *model.model_.buffers()))
     assert sum(isinstance(e, CostlyFrozen) for e in model.model_.encoders.values()) == 2
     chosen = model.leaderboard_.set_index("number").loc[model.best_trial_]
     assert chosen["n_params"] == own + CostlyFrozen.BACKBONE.numel()
-    # an encoder without such costs: its module's parameters, nothing added
+    # an encoder without such costs: its module's parameters and buffers (n-gram weights), nothing added
     plain = AutoMM(**small(n_trials=2, objectives=("score", "params"))).fit(X, y)
     chosen = plain.leaderboard_.set_index("number").loc[plain.best_trial_]
-    assert chosen["n_params"] == sum(p.numel() for p in plain.model_.parameters())
+    buffers = sum(b.numel() for b in plain.model_.buffers())
+    assert buffers > 0 and chosen["n_params"] == sum(p.numel() for p in plain.model_.parameters()) + buffers
+    # a nearest-neighbour model's remembered rows are values its predictions need
+    near = AutoMM(**small(n_trials=2, objectives=("score", "params"), fusion="neighbors",
+                          encoders={"text": "costly_chars"})).fit(X, y)
+    assert near.leaderboard_.set_index("number").loc[near.best_trial_, "n_params"] >= \
+        near.model_.fusion.bank.numel() + CostlyFrozen.BACKBONE.numel() > CostlyFrozen.BACKBONE.numel()
 
 
 def test_a_multi_objective_trial_cut_in_its_first_epoch_is_pruned_and_off_the_pareto_front(texts, monkeypatch):
