@@ -562,6 +562,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     out = _Out(args.quiet)
     filters = _parse_filters(args.filter)
+    if args.output is not None and not str(args.output).strip():
+        raise UsageError("-o: an empty path; name the CSV file to write")
     target = None if args.output in (None, "-") else Path(args.output)
     if target is not None:  # before predicting: predictions that cannot be written would be lost
         _check_file_target(target, "-o")

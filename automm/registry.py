@@ -317,7 +317,8 @@ class Registry:
         how installed plugins are found."""
         skipped = _skipped(self.plugin_manager)
         if skipped:
-            items = "; ".join(f"{name!r}" + (f" ({info['package']})" if info.get("package") else "")
+            items = "; ".join(f"{name!r}" + (f" ({info['package']})" if info.get("package")
+                                              and f"({info['package']})" not in name else "")
                               + f" {info['reason']}" for name, info in sorted(skipped.items()))
             return f"Installed plugins skipped, so their components are missing: {items} (`automm plugins` lists them)"
         if autoload_disabled():

@@ -1789,8 +1789,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
                    if w > 0 and c.cut_in_first_epoch]
             if cut:  # (the model kept alone is warned about by fit)
                 shown = "; ".join(f"trial {n} (weight {w / sum(weights):.2f}: {why})" for n, w, why in cut)
-                warnings.warn(f"time_limit={estimator.time_limit}: the ensemble kept has member"
-                              f"{'s' if len(cut) > 1 else ''} that did not finish one pass over the training rows "
+                warnings.warn(f"time_limit={estimator.time_limit}: the ensemble kept has "
+                              f"{'members' if len(cut) > 1 else 'a member'} that did not finish one pass over the training rows "
                               f"({shown}): more time gives a better model", UserWarning, stacklevel=user_stacklevel())
         # the selection's choice, also when it keeps one model that is not the best-ranked
         # (e.g. the linear model over a bag whose out-of-fold score ranks it first)

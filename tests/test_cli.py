@@ -925,6 +925,12 @@ def test_fit_refuses_an_empty_output_path_rather_than_fall_back_to_the_recipes(c
     assert result.code == 2 and "-o: an empty path" in result.err
 
 
+def test_predict_refuses_an_empty_output_path_by_that_name(capsys, emoji_model):
+    """It said "-o: '.' is a folder" for an -o the user left empty."""
+    result = run(capsys, "predict", emoji_model, str(EMOJI_CSV), "-o", "")
+    assert result.code == 2 and "-o: an empty path" in result.err
+
+
 def _emoji_recipe(folder, change):
     """A recipe over a copy of the emoji sample (absolute image paths) that ``change(frame)`` edited."""
     frame = pd.read_csv(EMOJI_CSV)

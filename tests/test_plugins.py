@@ -462,3 +462,14 @@ def test_a_failing_suggest_names_the_parameter_and_a_storage_failure_is_not_the_
 
     with pytest.raises(StorageError, match="No space left"):
         spec.suggest(FullDisk({}), "image_0.cnn.")
+
+
+def test_a_skipped_plugin_is_named_with_its_package_once(fresh_registry):
+    """'shout (automm-shout 0.1.0)' (automm-shout 0.1.0) its entry-point name is taken ..."""
+    registry = fresh_registry()
+    registry.plugin_manager.automm_skipped = {
+        "shout (automm-shout 0.1.0)": {"package": "automm-shout 0.1.0", "reason": "its entry-point name is taken"},
+        "other": {"package": "automm-other 1.0", "reason": "failed to import"}}
+    said = registry.where_plugins_come_from()
+    assert "'shout (automm-shout 0.1.0)' its entry-point name is taken" in said
+    assert "'other' (automm-other 1.0) failed to import" in said
