@@ -491,9 +491,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 name, params = _component_choice(option, f"encoders[{key!r}]")
                 component = reg.get("encoder", name)
                 if component.modality != spec.modality:
+                    inferred = [c for c in spec.columns if c not in (self.column_types or {})]
+                    hint = ""
+                    if key in inferred and component.modality != "tabular":  # the user meant that column's role
+                        hint = (f", or, if {key!r} holds {component.modality}s, say so: "
+                                f"column_types={{{key!r}: {component.modality!r}}} (it was read as "
+                                f"{spec.column_roles.get(key, spec.modality)})")
                     raise InputError(f"encoders: {name!r} encodes {component.modality!r}, but input {spec.columns} "
                                      f"is {spec.modality!r}; choose one of "
-                                     f"{reg.names('encoder', modality=spec.modality)}")
+                                     f"{reg.names('encoder', modality=spec.modality)}{hint}")
                 component.check_hyperparameters(params, f"encoders[{key!r}]")
                 check_given_values(component, params, f"encoders[{key!r}]", input_spec=spec)
                 checked.append((name, component.hyperparameters(**params)))
