@@ -159,7 +159,8 @@ def _folder_as_given(argument: str = "DATA"):
         raise UsageError(f"{argument}: {exc}") from None
 
 
-def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str], *, empty_ok: bool = False):
+def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str], *, empty_ok: bool = False,
+               folders: Sequence[str] = ()):
     """A data file for predict/evaluate: (the rows kept by ``filters``, with relative image paths
     looked up as ``fit`` looks them up (:func:`automm.tables.image_folders`); the same rows as the
     file holds them). A filter that keeps no row is a :class:`UsageError` listing the column's
@@ -188,7 +189,7 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
             raise UsageError(f"--filter {column}={value}: no row has {value!r} in column {column!r}; its values "
                              f"in {rows} are {shown}{did_you_mean(value, found)}")
         frame = kept
-    return resolve_image_paths(frame, image_folders(path), roles, source=path, inputs=list(roles)), frame
+    return resolve_image_paths(frame, image_folders(path, *folders), roles, source=path, inputs=list(roles)), frame
 
 
 def _device(device: str, argument: str) -> str:
@@ -405,7 +406,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     out = _Out(args.quiet or args.json)
     recipe = _recipe_or_draft(args)
-    verbose = 0 if (args.quiet or args.json) else (recipe.params().get("verbose") or 1)
+    verbose = 0 if (args.quiet or args.json) else recipe.params().get("verbose", 1)  # (output.verbose: 0 honoured)
     if args.output is not None and not str(args.output).strip():  # an unset $MODEL_DIR: not the recipe's folder
         raise UsageError("-o: an empty path; give the folder to save the model to")
     output_dir = args.output or recipe.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, recipe.name)
@@ -576,7 +577,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.proba and estimator.problem_type_ == "regression":
         raise UsageError("--proba: a regression model has no class probabilities")
     columns = _input_columns(estimator, args.columns)
-    frame, as_written = _read_data(args.data, filters, _data_roles(estimator, columns), empty_ok=True)
+    frame, as_written = _read_data(args.data, filters, _data_roles(estimator, columns), empty_ok=True,
+                                   folders=_recipe_files_dirs(args.model_dir))
     keep = list(args.keep or [])
     if data_format(Path(args.data), None) == "folder" and "image" not in keep:
         keep.insert(0, "image")  # a folder's rows are its images: say which file each prediction is for
@@ -589,6 +591,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if taken:  # the kept values would be replaced by the model's, silently
         raise UsageError(f"--keep: column(s) {taken} of {args.data} have the name of a column the predictions "
                          "write; rename them in the data file")
+    if keep and data_format(Path(args.data), None) in ("csv", "tsv"):  # the cells' text: 1001, not 1001.0
+        from .tables import read_as_written
+
+        as_written = read_as_written(args.data, keep).loc[as_written.index]
     result = as_written[keep].copy() if keep else pd.DataFrame(index=frame.index)  # the values as the file has them
     if len(frame) == 0:  # a day without new rows: the predictions file has its header and no row
         _model_inputs(estimator, frame, args.data, columns)  # (its columns are still checked)
@@ -611,11 +617,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _recipe_data_key(model_dir: str, key: str) -> str | None:
-    """``data.<key>`` (a column name) of the recipe saved with the model, if any."""
+def _recipe_data_value(model_dir: str, key: str) -> Any:
+    """``data.<key>`` of the recipe saved with the model, if any, its environment references
+    (``${LABEL}``, which the saved recipe keeps as the recipe wrote them) read as ``fit`` read
+    them; :class:`UsageError` when one names a variable that is not set."""
     import yaml
 
-    from .recipes import load_yaml
+    from .recipes import _interpolate, load_yaml
 
     file = Path(model_dir) / "recipe.yaml"
     if not file.is_file():
@@ -626,7 +634,30 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
         return None
     data = content.get("data") if isinstance(content, dict) else None
     value = data.get(key) if isinstance(data, dict) else None
+    problems: list = []
+    value = _interpolate(value, f"data.{key}", problems)
+    if problems:
+        option = {"label": "--label COLUMN", "weight_column": "--weight-column COLUMN"}.get(key, "")
+        raise UsageError(f"{file}: {str(problems[0]).split('; set it')[0]}: set it"
+                         + (f", or pass {option}" if option else ""))
+    return value
+
+
+def _recipe_data_key(model_dir: str, key: str) -> str | None:
+    """``data.<key>`` (a column name) of the recipe saved with the model, if any."""
+    value = _recipe_data_value(model_dir, key)
     return value if isinstance(value, str) else None
+
+
+def _recipe_files_dirs(model_dir: str) -> list[str]:
+    """``data.files_dir`` of the recipe saved with the model (absolute folders where ``fit``
+    found the data's relative file paths): looked up by ``predict`` and ``evaluate`` too."""
+    try:
+        value = _recipe_data_value(model_dir, "files_dir")
+    except UsageError:
+        return []
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [item for item in items if isinstance(item, str) and os.path.isabs(item) and os.path.isdir(item)]
 
 
 def _some(values: Sequence[Any], n: int = 8) -> str:
@@ -666,7 +697,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if label is None:
         raise UsageError(f"evaluate: pass --label COLUMN ({args.model_dir} has no recipe.yaml naming the label)")
     columns = _input_columns(estimator, args.columns)
-    frame, _ = _read_data(args.data, filters, _data_roles(estimator, columns))
+    frame, _ = _read_data(args.data, filters, _data_roles(estimator, columns), folders=_recipe_files_dirs(args.model_dir))
     if label not in frame.columns:
         problem = UsageError if args.label else InputError
         raise problem(f"{args.data}: no label column {label!r}; columns are {', '.join(map(str, frame.columns))}"
@@ -690,6 +721,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if as_numbers.notna().all():
                 frame = frame.assign(**{label: as_numbers.astype(np.asarray(estimator.classes_).dtype)
                                         if bool((as_numbers % 1 == 0).all()) else as_numbers})
+        elif (classes_kind in "OUS" and frame[label].dtype.kind in "iuf"
+              and all(isinstance(c, str) for c in estimator.classes_)):
+            # codes the model learnt as text ('007', '100': its training file wrote some with leading
+            # zeros), read here as numbers (this file has none): compared as written
+            frame = frame.assign(**{label: frame[label].map(
+                lambda v: str(int(v)) if float(v).is_integer() else str(v))})
         argument = "--label" if args.label else f"data.label of {os.path.join(args.model_dir, 'recipe.yaml')}"
         unseen = _unseen_labels(frame[label], estimator.classes_, label, argument)
         if unseen:
@@ -697,7 +734,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                            f"saw in training (it cannot predict them: they count as errors); model classes: "
                            f"{_some(estimator.classes_)}")
     weights = None
-    weight_column = args.weight_column or _recipe_data_key(args.model_dir, "weight_column")
+    weight_column = args.weight_column
+    if weight_column is None:
+        with contextlib.suppress(UsageError):  # (a variable not set here: the metrics unweighted, as without the column)
+            weight_column = _recipe_data_key(args.model_dir, "weight_column")
     if weight_column is not None and (args.weight_column or weight_column in frame.columns):
         if weight_column not in frame.columns:
             raise UsageError(f"--weight-column: {args.data} has no column {weight_column!r}; columns are "
@@ -888,6 +928,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     out = _Out(args.quiet)
     if args.device is not None:
         _device(args.device, "--device")
+    if args.n_jobs is not None and not (args.n_jobs >= 1 or args.n_jobs == -1):
+        raise UsageError(f"--n-jobs: expected a positive number of trials at once, or -1 for one per CPU (per GPU "
+                         f"on CUDA), found {args.n_jobs}")
     try:
         kind, url = parse_storage(args.storage)
         if args.recipe is not None:  # the storage before the recipe's data are read

@@ -25,7 +25,7 @@ from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 __all__ = ["RecipeError", "Problem", "PARAM_PATHS", "SECTION_KEYS", "TOP_KEYS", "METRICS", "SAMPLERS", "PRUNERS",
            "RECIPE_VERSION", "check_recipe", "get_key_path", "set_key_path", "show_value", "join_path",
-           "split_value_problems", "recipe_key_path"]
+           "split_value_problems", "split_text", "recipe_key_path"]
 
 
 RECIPE_VERSION = 1
@@ -341,7 +341,7 @@ def _data_path(ck: _Checker, value: str) -> Path:
     return file if file.is_absolute() else ck.base_dir / file
 
 
-def _split_text(value: Any) -> str:
+def split_text(value: Any) -> str:
     """A split value as text, a whole number written without its ``.0`` (a fold column with an
     empty cell is read as floats, 0.0 and 1.0, and rows are matched by number: 0 is 0.0)."""
     if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
@@ -354,7 +354,7 @@ def split_value_problems(found: Iterable[Any], data: Mapping) -> list[Problem]:
     ``found`` in the split column (compared as text): a value that no row has, as a problem
     at its key listing the values found (with a did-you-mean). The default train value
     ("train") is a problem only when no row has it; default test rows may be absent."""
-    found = sorted({_split_text(v) for v in found})
+    found = sorted({split_text(v) for v in found})
     shown = quoted_values(found)
     problems = []
     for key in ("train_values", "test_values", "valid_values"):
@@ -362,7 +362,7 @@ def split_value_problems(found: Iterable[Any], data: Mapping) -> list[Problem]:
         if given is None:
             continue
         items = given if isinstance(given, list) else [given]
-        absent = [_split_text(v) for v in items if _is_scalar(v) and _split_text(v) not in found]
+        absent = [split_text(v) for v in items if _is_scalar(v) and split_text(v) not in found]
         if absent:
             default = "" if key in data else " (the default train value; name yours in data.train_values)"
             problems.append(Problem(f"data.{key}", f"no rows of column {data.get('split_column')!r} have the value"
@@ -381,7 +381,7 @@ def _split_values(ck: _Checker, data: Mapping, column: str) -> list[str] | None:
         else:
             file = _data_path(ck, data["path"])
             values = read_column(file, data_format(file, fmt), column)
-        return values.astype(str).unique().tolist()
+        return values.unique().tolist()  # (as the values are: split_value_problems reads 0.0 as 0)
     except Exception:  # noqa: BLE001 - an unreadable file is reported by load_data with its reason
         return None
 
@@ -525,18 +525,18 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
             ck.problems.extend(split_value_problems(found, data))
     if isinstance(get("train_values"), (str, int, float, list)) and isinstance(get("test_values"),
                                                                                (str, int, float, list)):
-        train_v = {str(v) for v in (get("train_values") if isinstance(get("train_values"), list)
+        train_v = {split_text(v) for v in (get("train_values") if isinstance(get("train_values"), list)
                                     else [get("train_values")]) if _is_scalar(v)}
-        test_v = {str(v) for v in (get("test_values") if isinstance(get("test_values"), list)
+        test_v = {split_text(v) for v in (get("test_values") if isinstance(get("test_values"), list)
                                    else [get("test_values")]) if _is_scalar(v)}
         if train_v & test_v:
             ck.report("data.test_values", f"values {sorted(train_v & test_v)} are also train values")
     if isinstance(get("valid_values"), (str, int, float, list)):
-        valid_v = {str(v) for v in (get("valid_values") if isinstance(get("valid_values"), list)
+        valid_v = {split_text(v) for v in (get("valid_values") if isinstance(get("valid_values"), list)
                                     else [get("valid_values")]) if _is_scalar(v)}
         for key, default in (("train_values", "train"), ("test_values", "test")):
             other = get(key, default)
-            other_v = {str(v) for v in (other if isinstance(other, list) else [other]) if _is_scalar(v)}
+            other_v = {split_text(v) for v in (other if isinstance(other, list) else [other]) if _is_scalar(v)}
             if valid_v & other_v:
                 ck.report("data.valid_values", f"values {sorted(valid_v & other_v)} are also "
                                                f"{key.split('_')[0]} values")

@@ -95,7 +95,7 @@ from .exceptions import InputError, user_stacklevel
 from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
-                            split_value_problems)
+                            split_text, split_value_problems)
 from .tables import (image_folders, labelled_rows, read_table, resolve_image_paths,
                      weight_column_values, with_file_rows)
 
@@ -194,8 +194,20 @@ def _interpolate(value: Any, path: str, problems: list[Problem]) -> Any:
     whole = _ENV_RE.fullmatch(value)
     result = _ENV_RE.sub(substitute, value)
     if whole is not None and whole.group(0) != "$${" and result != value:
-        return _yaml_scalar(result)  # the whole value is one variable: typed as --set values are
+        typed = _yaml_scalar(result)  # the whole value is one variable: typed as --set values are
+        return typed if typed is None or not _text_key(path) else result  # (${STORE:-null}: none)
     return result
+
+
+#: Keys whose values are text whatever they read as (a folder, a column or a study named
+#: ``2024``, a label column named ``no``): a variable alone there gives its text.
+_TEXT_KEYS = ("description", "data.sample", "data.path", "data.train", "data.test", "data.valid", "data.files_dir",
+              "data.label", "data.columns", "data.split_column", "data.weight_column", "output.dir",
+              "output.plot_dir", "training.cache_dir", "search.storage", "search.study_name")
+
+
+def _text_key(path: str) -> bool:
+    return any(path == key or path.startswith(key + "[") for key in _TEXT_KEYS)
 
 
 def _yaml_scalar(text: str) -> Any:
@@ -617,11 +629,11 @@ def _replaced_by_space(key: str, value: Any, space: dict) -> str:
 def _split_rows(frame, column: str, data: Mapping, source: str | None):
     """(train, test, validation or None) rows of ``frame`` by the split column's values;
     :class:`RecipeError` for a value of data.*_values that no row has."""
-    values = frame[column].astype(str)
-    problems = split_value_problems(values.unique().tolist(), data)
+    problems = split_value_problems(frame[column].unique().tolist(), data)
     if problems:
         raise RecipeError(problems, source)
-    as_list = lambda v: [str(x) for x in (v if isinstance(v, list) else [v])]  # noqa: E731
+    values = frame[column].map(split_text)  # (a fold column read as floats: 0.0 is the value 0)
+    as_list = lambda v: [split_text(x) for x in (v if isinstance(v, list) else [v])]  # noqa: E731
     train = frame[values.isin(as_list(data.get("train_values", "train")))]
     test = frame[values.isin(as_list(data.get("test_values", "test")))]
     valid = frame[values.isin(as_list(data["valid_values"]))] if data.get("valid_values") is not None else None

@@ -299,6 +299,8 @@ def search_fingerprint(spec: Mapping[str, Any], data_fp: str, metric: str) -> st
         identity["random_state"] = seed
     if params.get("holdout_frac", 0.1) != 0.1 and not spec.get("holdout_given"):
         identity["holdout_frac"] = params["holdout_frac"]
+    if spec.get("class_weights") is not None:  # trials trained with other class weights are another search
+        identity["class_weights"] = spec["class_weights"]
     return _hash(identity)
 
 
@@ -382,6 +384,11 @@ def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> st
     for key, word in (("objectives", "objectives"), ("bag_folds", "bag_folds"), ("metric", "metric")):
         if key in stored and stored.get(key) != new.get(key):
             return f"its {word} is {stored.get(key)!r}; here {new.get(key)!r}"
+    if "space" in new and stored.get("class_weights") != new.get("class_weights"):
+        def weights(spec: Mapping[str, Any]) -> str:
+            return "none" if spec.get("class_weights") is None else "weighted"
+        return f"its class weights (class_weight) are {weights(stored)}; here {weights(new)}" if weights(stored) != weights(
+            new) else "its class weights (class_weight) differ here"
     for key in ("random_state", "holdout_frac"):
         old_value, new_value = (stored.get("params") or {}).get(key), (new.get("params") or {}).get(key)
         if "params" in new and old_value != new_value and (key != "random_state" or isinstance(new_value, int)):

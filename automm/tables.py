@@ -104,6 +104,21 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
         raise InputError(f"{str(file)!r}: cannot read it as {fmt}: {type(exc).__name__}: {exc}") from None
 
 
+def read_as_written(path: str | os.PathLike, columns: list, fmt: str | None = None):
+    """Columns of a data file as the file writes them: a CSV or TSV file's cells as their text
+    (``1001``, not the ``1001.0`` of a column with an empty cell; ``1.50``; an empty cell empty);
+    other formats' values as stored. Rows numbered as :func:`read_table` numbers them."""
+    import pandas as pd
+
+    file = Path(path)
+    fmt = data_format(file, fmt)
+    if fmt not in ("csv", "tsv"):
+        return read_table(file, fmt)[columns]
+    options = _text_options(file, fmt)
+    options.pop("decimal", None)  # (the text as written)
+    return pd.read_csv(file, usecols=columns, dtype=str, keep_default_na=False, **options)[columns]
+
+
 def read_column(file: Path, fmt: str, column: str):
     """One column of a data file (or of an image folder's table) as a Series, the other
     columns left unread where the format allows."""
@@ -120,6 +135,34 @@ def read_column(file: Path, fmt: str, column: str):
 _SNIFF_BYTES = 1 << 16
 
 
+def _open_bytes(file: Path):
+    """``file`` opened for reading its bytes as pandas reads them: a compressed file
+    (``.gz``, ``.bz2``, ``.xz``, ``.zip``, ``.zst``, as :func:`data_format` accepts) decompressed."""
+    suffix = file.suffix.lower()
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.open(file, "rb")
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.open(file, "rb")
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.open(file, "rb")
+    if suffix == ".zip":
+        import zipfile
+
+        archive = zipfile.ZipFile(file)
+        return archive.open(archive.namelist()[0])
+    if suffix == ".zst":
+        import zstandard  # (pandas needs it to read such a file too)
+
+        return zstandard.open(file, "rb")
+    return open(file, "rb")
+
+
 def _text_options(file: Path, fmt: str) -> dict:
     """``sep`` and ``encoding`` for ``pandas.read_csv`` of a CSV or TSV file: UTF-8 unless its
     first bytes are not (then Windows-1252, else Latin-1, which reads any byte); for a CSV
@@ -127,7 +170,7 @@ def _text_options(file: Path, fmt: str) -> dict:
     spreadsheets in many countries write CSV)."""
     import codecs
 
-    with open(file, "rb") as handle:
+    with _open_bytes(file) as handle:
         head = handle.read(_SNIFF_BYTES)
     text = None
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte-order mark (Excel's "Unicode text")
@@ -173,7 +216,7 @@ _LEADING_ZERO = re.compile(rb'[,;\t\n"][ +-]*0[0-9]')  # (a data row starts afte
 def _has_leading_zero(file: Path, chunk: int = 1 << 24) -> bool:
     """Whether a cell of the text file starts with a zero followed by a digit (:data:`_LEADING_ZERO`),
     the file scanned a chunk at a time (never whole in memory)."""
-    with open(file, "rb") as handle:
+    with _open_bytes(file) as handle:
         tail = b""
         while block := handle.read(chunk):
             joined = tail + block
