@@ -588,12 +588,8 @@ def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:
     # ('S', 'XL' among 38, 40) or codes ('K1A 0B1' among zip codes) are no numbers to fix
     if (others and len(numbers) >= MOSTLY_NUMBERS * len(present)
             and any(isinstance(v, str) and _WRITTEN_NUMBER.fullmatch(v) for v in others)):
-        shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, others)))[:3])
-        warnings.warn(f"column {name!r}: {len(numbers)} of {len(present)} values read are numbers, "
-                      f"the others are not ({shown}), so it is read as {role}; if it holds numbers, fix those "
-                      f"values or give column_types={{{name!r}: 'numeric'}} (up to {NUMBER_TOLERANCE:.0%} of a "
-                      "number column's values may be other than numbers: they count as missing)",
-                      UserWarning, stacklevel=user_stacklevel())
+        _say_mostly(name, role, len(present), len(numbers), others, "numbers", "numbers", "fix those values",
+                    "numeric", NUMBER_TOLERANCE, "number")
         return True
     return False
 
@@ -604,14 +600,21 @@ def _warn_mostly_dates(name: str, role: str, present: Sequence[Any]) -> bool:
     dates = sum(as_datetime(v) is not None for v in present)
     if MOSTLY_NUMBERS * len(present) <= dates < len(present):
         others = [v for v in present if as_datetime(v) is None]
-        shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, others)))[:3])
-        warnings.warn(f"column {name!r}: {dates} of {len(present)} values read are dates or times, the others are "
-                      f"not ({shown}), so it is read as {role}; if it holds dates, make those values missing (None) "
-                      f"or give column_types={{{name!r}: 'datetime'}} (up to {DATETIME_TOLERANCE:.0%} of a date-time "
-                      "column's values may be other than dates: they count as missing)",
-                      UserWarning, stacklevel=user_stacklevel())
+        _say_mostly(name, role, len(present), dates, others, "dates or times", "dates",
+                    "make those values missing (None)", "datetime", DATETIME_TOLERANCE, "date-time")
         return True
     return False
+
+
+def _say_mostly(name: str, role: str, n_present: int, n_read: int, others: Sequence[Any], read_as: str, holds: str,
+                fix: str, wanted_role: str, tolerance: float, kind: str) -> None:
+    """The warning of a column read as ``role`` though ``n_read`` of its ``n_present`` values read
+    as ``read_as`` (numbers, dates): which values are not, and how to read it as ``wanted_role``."""
+    shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, others)))[:3])
+    warnings.warn(f"column {name!r}: {n_read} of {n_present} values read are {read_as}, the others are not ({shown}), "
+                  f"so it is read as {role}; if it holds {holds}, {fix} or give column_types={{{name!r}: "
+                  f"'{wanted_role}'}} (up to {tolerance:.0%} of a {kind} column's values may be other than {holds}: "
+                  "they count as missing)", UserWarning, stacklevel=user_stacklevel())
 
 
 def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
