@@ -31,7 +31,7 @@ from .components.base import MISSING, Encoder
 from .contracts import augment_input_problem
 from .exceptions import InputError, PluginError, user_stacklevel
 from .suggestions import did_you_mean
-from .roles import as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role
+from .roles import as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, written_bool
 
 __all__ = [
     "Table",
@@ -795,7 +795,7 @@ def validate_numbers(column_name: str, column: Sequence[Any],
             return []
     except (TypeError, ValueError, OverflowError):
         pass  # something else among them (a word, pandas.NA, a duration): value by value
-    return _check_values(column_name, column, is_number, "numbers",
+    return _check_values(column_name, column, lambda v: is_number(v) or written_bool(v) is not None, "numbers",
                          "give numbers (or strings that read as one: '1.5', '-2e3')", NUMBER_TOLERANCE, row_name)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .hookspecs import hookimpl
 
-__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number", "written_duration",
+__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number", "written_bool", "written_duration",
            "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
            "modality_of_role", "looks_like_image_path"]
 
@@ -147,6 +147,16 @@ def written_duration(value: Any) -> float | None:
     days, sign, hours, minutes, seconds = match.groups()
     clock = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     return int(days) * 86400.0 + (-clock if sign == "-" else clock)
+
+
+def written_bool(value: Any) -> float | None:
+    """1.0 or 0.0 for ``"True"`` / ``"False"`` (any case, spaces around): a bool a JSON or CSV caller
+    sends as text to a numeric column fitted on bools; else None."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "false"):
+            return 1.0 if word == "true" else 0.0
+    return None
 
 
 def is_number(value: Any) -> bool:

@@ -318,3 +318,20 @@ def test_a_category_written_in_another_unicode_form_or_with_spaces_around_is_the
     assert encoder._category_id("dish", nfd) == encoder._category_id("dish", "Café") != 0
     assert encoder._category_id("dish", "Red ") == encoder._category_id("dish", "Red") != 0
     assert encoder._category_id("dish", "Coffee") == 0
+
+
+def test_a_column_fitted_on_bools_takes_true_and_false_written_as_text():
+    """A JSON or CSV caller sending "True"/"False" for a column fitted on bools was refused:
+    "60 of 60 values are not numbers"."""
+    import numpy as np
+    import pandas as pd
+
+    from automm import AutoMM
+
+    flags = np.arange(60) % 2 == 0
+    labels = (np.arange(60) % 3 == 0).astype(int)  # (not the flag itself)
+    model = AutoMM(max_epochs=2, num_workers=0, random_state=0).fit(pd.DataFrame({"flag": flags}), labels)
+    assert model.column_roles_ == {"flag": "numeric"}
+    as_text = pd.DataFrame({"flag": [str(f) for f in flags]})
+    np.testing.assert_allclose(model.predict_proba(as_text), model.predict_proba(pd.DataFrame({"flag": flags})))
+    assert model.predict_proba(pd.DataFrame({"flag": [" TRUE ", "false"]})).shape == (2, 2)

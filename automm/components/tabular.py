@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..hookspecs import hookimpl
-from ..roles import as_datetime, written_duration
+from ..roles import as_datetime, written_bool, written_duration
 from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder
 
 __all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
@@ -74,6 +74,8 @@ def _to_float(value: Any) -> float:
     if isinstance(value, np.timedelta64):
         return float(value / np.timedelta64(1, "s"))
     written = written_duration(value)  # "0 days 00:45:32", as a CSV file holds a duration
+    if written is None:
+        written = written_bool(value)  # "True" sent as text for a column fitted on bools
     if written is not None:
         return written
     try:
