@@ -357,9 +357,10 @@ class TabularEncoder(Encoder):
     def unfamiliar_values(self, values: Sequence[Any]) -> list[str]:
         """A message for each categorical column (not a date-time part) whose values, 20 or more
         given, are at least half categories ``fit`` never saw (read as missing); a column whose
-        vocabulary was capped at ``max_categories`` is not judged; and for each date-time column
-        whose times, 20 or more, are at least half written on a clock (a UTC offset, or none) that
-        ``fit`` never saw: their calendar features would be read on another clock."""
+        vocabulary was capped at ``max_categories`` is not judged; for each date-time column whose
+        times, 20 or more, at least half fall in months (weekdays, hours) ``fit`` never saw; and for
+        each whose times are at least half written on a clock (a UTC offset, or none) that ``fit``
+        never saw: their calendar features would be read on another clock."""
         self._require_fitted()
         messages = []
         for column in self.categorical_columns:
@@ -374,6 +375,21 @@ class TabularEncoder(Encoder):
                 messages.append(f"column {column!r}: {len(unseen)} of {len(given)} values are categories never seen "
                                 f"in fit (e.g. {examples}) and are read as missing; fit saw {seen}"
                                 f"{', ...' if len(known) > 5 else ''}")
+        for column in self.datetime_columns:  # months (hours, weekdays) fit never saw: an untrained embedding
+            parts = [_datetime_parts(_cell(row, column)) for row in values]
+            parts = [p for p in parts if p]
+            for part, word in (("month", "months"), ("weekday", "weekdays"), ("hour", "hours of the day")):
+                feature = f"{column}:{part}"
+                if feature not in self.categorical_features or len(parts) < UNFAMILIAR_MIN_VALUES:
+                    continue
+                seen = set(self.categories.get(feature, ()))
+                unseen = [p[part] for p in parts if p[part] not in seen]
+                if len(unseen) >= UNFAMILIAR_SHARE * len(parts):
+                    kinds = sorted(set(unseen), key=int)
+                    examples = ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else "")
+                    messages.append(f"column {column!r}: {len(unseen)} of {len(parts)} times fall in {word} fit never "
+                                    f"saw ({part} {examples}; fit saw {', '.join(sorted(seen, key=int))}): that "
+                                    f"feature is read as unknown, and the model has learnt nothing of those {word}")
         for column, seen in self.datetime_clocks.items():
             if not seen:
                 continue
