@@ -166,12 +166,16 @@ class Table:
 
 def row_namer(labels: Sequence[Any] | None, word: str = "row") -> Callable[[int], str]:
     """A function naming the row at a position for messages: by ``labels`` (after ``word``) when
-    given, else ``row <position>``."""
+    given, else ``row <position>``; labels that repeat (a duplicated index: ``df.loc[2]`` is
+    several rows) are followed by the position, ``index 2 (row 5)``."""
+    repeated = labels is not None and len(set(map(repr, labels))) < len(labels)
+
     def name(position: int) -> str:
         if labels is None:
             return f"row {position}"
         label = labels[position]
-        return f"{word} {label if isinstance(label, (int, np.integer)) else repr(label)}"
+        named = f"{word} {label if isinstance(label, (int, np.integer)) else repr(label)}"
+        return f"{named} (row {position})" if repeated else named
     return name
 
 

@@ -73,3 +73,17 @@ def test_under_10_rows_fit_says_its_scores_are_on_the_training_rows():
     with pytest.warns(UserWarning, match=r"9 samples are too few to hold any out: the validation score"):
         model = AutoMM(max_epochs=2, num_workers=0, random_state=0).fit({"x": np.arange(9.0)}, [0, 1] * 4 + [0])
     assert model.fit_summary()["validation_score"] is not None
+
+
+def test_a_row_of_a_duplicated_index_is_named_with_its_position():
+    """"first at index 2" named two rows (df.loc[2] returned both)."""
+    import pandas as pd
+    import pytest
+
+    from automm import AutoMM, InputError
+
+    X = pd.DataFrame({"a": np.arange(20.0)}, index=[i // 2 for i in range(20)])
+    y = pd.Series(["x", "y"] * 10, index=X.index)
+    y.iloc[5] = None
+    with pytest.raises(InputError, match=r"first at index 2 \(row 5\)"):
+        AutoMM(max_epochs=1).fit(X, y)
