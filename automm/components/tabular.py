@@ -85,11 +85,20 @@ def _to_float(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
+def _moment(value: Any) -> datetime.datetime | None:
+    """A date-time cell's instant (None when missing or not a date-time)."""
+    return None if _is_missing(value) else as_datetime(value)
+
+
 def _datetime_parts(value: Any) -> dict[str, float | str]:
-    """The features of a date-time cell (empty when missing or not a date-time): ``time`` (years
-    since 1970, the instant for aware times, naive ones read as UTC) and ``day`` as numbers,
-    ``month``, ``weekday`` (0 = Monday) and ``hour`` (wall-clock) as category keys."""
-    moment = None if _is_missing(value) else as_datetime(value)
+    """The features of a date-time cell (see :func:`_parts_of`)."""
+    return _parts_of(_moment(value))
+
+
+def _parts_of(moment: datetime.datetime | None) -> dict[str, float | str]:
+    """The features of an instant (empty for None): ``time`` (years since 1970, the instant for
+    aware times, naive ones read as UTC) and ``day`` as numbers, ``month``, ``weekday`` (0 =
+    Monday) and ``hour`` (wall-clock) as category keys."""
     if moment is None:
         return {}
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
@@ -97,11 +106,9 @@ def _datetime_parts(value: Any) -> dict[str, float | str]:
             "weekday": str(moment.weekday()), "hour": str(moment.hour)}
 
 
-def _clock(value: Any) -> str | None:
-    """The clock a date-time cell is written on: its time zone's name (``"Europe/Berlin"``), else
-    its UTC offset (``"+01:00"``), ``"naive"`` for a time without a zone; None when missing or not
-    a date-time."""
-    moment = None if _is_missing(value) else as_datetime(value)
+def _clock_of(moment: datetime.datetime | None) -> str | None:
+    """The clock an instant is written on: its time zone's name (``"Europe/Berlin"``), else its
+    UTC offset (``"+01:00"``), ``"naive"`` for a time without a zone; None for None."""
     if moment is None:
         return None
     offset = moment.utcoffset()
@@ -288,7 +295,8 @@ class TabularEncoder(Encoder):
             counts = Counter(k for k in (_category_key(row[j]) for row in rows) if k is not None)
             ranked = sorted(counts, key=lambda k: (-counts[k], k))
             categories[column] = ranked[: self.max_categories]
-        clocks = {c: sorted({_clock(_cell(row, c)) for row in values} - {None}) for c in self.datetime_columns}
+        clocks = {c: sorted({_clock_of(_moment(_cell(row, c))) for row in values} - {None})
+                  for c in self.datetime_columns}
         self.set_state({"numeric_columns": self.numeric_columns, "categorical_columns": self.categorical_columns,
                         "datetime_columns": self.datetime_columns, "datetime_hours": self.datetime_hours,
                         "datetime_clocks": clocks,
@@ -375,33 +383,39 @@ class TabularEncoder(Encoder):
                 messages.append(f"column {column!r}: {len(unseen)} of {len(given)} values are categories never seen "
                                 f"in fit (e.g. {examples}) and are read as missing; fit saw {seen}"
                                 f"{', ...' if len(known) > 5 else ''}")
-        for column in self.datetime_columns:  # months (hours, weekdays) fit never saw: an untrained embedding
-            parts = [_datetime_parts(_cell(row, column)) for row in values]
-            parts = [p for p in parts if p]
-            for part, word in (("month", "months"), ("weekday", "weekdays"), ("hour", "hours of the day")):
-                feature = f"{column}:{part}"
-                if feature not in self.categorical_features or len(parts) < UNFAMILIAR_MIN_VALUES:
-                    continue
-                seen = set(self.categories.get(feature, ()))
-                unseen = [p[part] for p in parts if p[part] not in seen]
-                if len(unseen) >= UNFAMILIAR_SHARE * len(parts):
-                    kinds = sorted(set(unseen), key=int)
-                    examples = ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else "")
-                    messages.append(f"column {column!r}: {len(unseen)} of {len(parts)} times fall in {word} fit never "
-                                    f"saw ({part} {examples}; fit saw {', '.join(sorted(seen, key=int))}): that "
-                                    f"feature is read as unknown, and the model has learnt nothing of those {word}")
-        for column, seen in self.datetime_clocks.items():
-            if not seen:
+        for column in self.datetime_columns:  # each cell read once for both findings below
+            moments = [m for m in (_moment(_cell(row, column)) for row in values) if m is not None]
+            if len(moments) < UNFAMILIAR_MIN_VALUES:
                 continue
-            clocks = [k for k in (_clock(_cell(row, column)) for row in values) if k is not None]
-            other = [k for k in clocks if not _same_clock(k, seen)]
-            if len(clocks) >= UNFAMILIAR_MIN_VALUES and len(other) >= UNFAMILIAR_SHARE * len(clocks):
+            messages += self._unseen_calendar(column, [_parts_of(m) for m in moments])
+            seen = self.datetime_clocks.get(column)
+            clocks = [_clock_of(m) for m in moments]
+            other = [k for k in clocks if not _same_clock(k, seen)] if seen else []
+            if len(other) >= UNFAMILIAR_SHARE * len(clocks) and other:
                 shown = lambda keys: ", ".join("no time zone" if k == "naive" else k if k[0] not in "+-" else f"UTC{k}"
                                                for k in list(dict.fromkeys(keys))[:3])
                 messages.append(f"column {column!r}: {len(other)} of {len(clocks)} times are written on a clock fit "
                                 f"never saw (e.g. {shown(other)}; fit saw {shown(seen)}{', ...' if len(seen) > 3 else ''}"
                                 "): their hour, weekday, day and month are read on that clock, so the same instant "
                                 "gets other features; give them in fit's time zone (pandas: .dt.tz_convert)")
+        return messages
+
+    def _unseen_calendar(self, column: str, parts: Sequence[dict]) -> list[str]:
+        """A message for each calendar feature (month, weekday, hour) of ``column`` whose values in
+        ``parts`` are at least half ones ``fit`` never saw: read as unknown, an untrained embedding."""
+        messages = []
+        for part, word in (("month", "months"), ("weekday", "weekdays"), ("hour", "hours of the day")):
+            feature = f"{column}:{part}"
+            if feature not in self.categorical_features:
+                continue
+            seen = set(self.categories.get(feature, ()))
+            unseen = [p[part] for p in parts if p[part] not in seen]
+            if len(unseen) >= UNFAMILIAR_SHARE * len(parts):
+                kinds = sorted(set(unseen), key=int)
+                examples = ", ".join(kinds[:3]) + (", ..." if len(kinds) > 3 else "")
+                messages.append(f"column {column!r}: {len(unseen)} of {len(parts)} times fall in {word} fit never "
+                                f"saw ({part} {examples}; fit saw {', '.join(sorted(seen, key=int))}): that "
+                                f"feature is read as unknown, and the model has learnt nothing of those {word}")
         return messages
 
     # -- samples -----------------------------------------------------------------------
