@@ -16,7 +16,7 @@ import zlib
 from array import array
 from collections import Counter
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -158,12 +158,18 @@ def _whole_at_least_one(name: str, value: Any) -> int:
     return int(value)
 
 
+def _truncated_share(lengths: Sequence[int], max_length: int) -> float:
+    """The share of the present texts (token counts ``lengths``) longer than ``max_length``."""
+    present = sum(n > 0 for n in lengths)
+    return sum(n > max_length for n in lengths) / max(present, 1)
+
+
 def _tokens_for(value: Any, augment: Callable[[list[str]], list[str]] | None, max_length: int) -> list[str]:
     """Tokenize, apply ``augment`` to a non-empty token list, truncate to ``max_length``."""
     if augment is None:
         return tokenize(value, max_length)  # a long text's tail is never read
     tokens = tokenize(value)
-    if augment is not None and tokens:
+    if tokens:
         tokens = list(augment(tokens))
     return tokens[:max_length]
 
@@ -261,11 +267,17 @@ class _VocabularyTextEncoder(Encoder):
         self.vocab: Vocabulary | None = None
 
     def fit(self, values: Sequence[Any]) -> "_VocabularyTextEncoder":
-        lengths = [len(tokenize(v, self.max_length + 1)) for v in values]
-        present = sum(n > 0 for n in lengths)
-        self.truncated_share_ = sum(n > self.max_length for n in lengths) / max(present, 1)
-        vocab = Vocabulary.build((tokenize(v) for v in values), self.min_freq, self.max_vocab_size)
+        lengths: list[int] = []
+
+        def counted() -> Iterator[list[str]]:  # each text tokenized once, its length kept
+            for value in values:
+                tokens = tokenize(value)
+                lengths.append(len(tokens))
+                yield tokens
+
+        vocab = Vocabulary.build(counted(), self.min_freq, self.max_vocab_size)
         self._set_vocabulary(vocab)
+        self.truncated_share_ = _truncated_share(lengths, self.max_length)
         return self
 
     def get_state(self) -> dict:
@@ -520,18 +532,17 @@ class HashedNgramEncoder(Encoder):
         """Learn the inverse document frequency of every bucket from the training texts."""
         document_frequency = np.zeros(self.n_buckets, dtype=np.int64)
         n_documents = 0
-        truncated = present = 0
+        lengths = []
         for value in values:
-            tokens = tokenize(value, self.max_length + 1)
-            present += bool(tokens)
-            truncated += len(tokens) > self.max_length
+            tokens = tokenize(value, self.max_length + 1)  # (one more: whether the text is cut)
+            lengths.append(len(tokens))
             words, chars = self.feature_ids(tokens[: self.max_length])
             if words or chars:
                 n_documents += 1
                 document_frequency[np.unique(np.frombuffer(words + chars, dtype=np.int64))] += 1
         idf = np.log((1.0 + n_documents) / (1.0 + document_frequency)) + 1.0
         self.idf.copy_(torch.from_numpy(idf.astype(np.float32)))
-        self.truncated_share_ = truncated / max(present, 1)
+        self.truncated_share_ = _truncated_share(lengths, self.max_length)
         return self
 
     def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
