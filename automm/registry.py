@@ -114,14 +114,15 @@ class ComponentSpec:
         taken = self.accepted_hyperparameters()
         return [] if taken is None else [key for key in params if key not in taken]
 
-    def check_hyperparameters(self, params: Mapping[str, Any], argument: str) -> None:
+    def check_hyperparameters(self, params: Mapping[str, Any], argument: str, also: Sequence[str] = ()) -> None:
         """Raise :class:`~automm.exceptions.InputError` naming ``argument`` when ``params`` holds a
-        name the factory does not take (:meth:`accepted_hyperparameters`)."""
+        name the factory does not take (:meth:`accepted_hyperparameters`) nor is among ``also``
+        (keys the caller reads itself, such as a search space's ``enabled``)."""
         from .exceptions import InputError
 
-        unknown = self.unknown_hyperparameters(params)
+        unknown = [key for key in self.unknown_hyperparameters(params) if key not in also]
         if unknown:
-            taken = self.accepted_hyperparameters()
+            taken = [*also, *(self.accepted_hyperparameters() or ())]
             close = close_match(str(unknown[0]), taken)
             hint = f" (did you mean {close!r}?)" if close else ""
             raise InputError(f"{argument}: {self.kind} {self.name!r} has no hyperparameter {unknown[0]!r}{hint}; "

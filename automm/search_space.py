@@ -98,7 +98,7 @@ from .exceptions import InputError
 from .linear import linear_config
 from .neighbors import neighbors_config
 from .pipeline import TRAINING_KEYS, TRAINING_RULES, augmentation_can_act, component_refusal, training_value_problem
-from .suggestions import close_match, did_you_mean
+from .suggestions import did_you_mean
 
 __all__ = ["SearchSpace", "component_prefix", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE",
            "resolved_ensemble_size", "check_search_space_structure", "check_component_values", "check_given_values",
@@ -188,14 +188,8 @@ def _check_component_specs(space: Mapping) -> None:
                 enabled = value.get("enabled", "search")
                 if enabled not in (True, False, "search"):
                     raise InputError(f"{where}['enabled']: expected true, false or 'search', got {enabled!r}")
+                component.check_hyperparameters(value, where, also=("enabled",))  # (a misspelt one named with it)
                 specs = {k: v for k, v in value.items() if k != "enabled"}
-                unknown = component.unknown_hyperparameters(specs)
-                if unknown:  # an entry also takes "enabled": a misspelt one is named with it
-                    taken = ["enabled", *(component.accepted_hyperparameters() or ())]
-                    close = close_match(str(unknown[0]), taken)
-                    hint = f" (did you mean {close!r}?)" if close else ""
-                    raise InputError(f"{where}: augmentation {name!r} has no hyperparameter {unknown[0]!r}{hint}; "
-                                     f"it takes {', '.join(taken)}")
                 parsed = {str(k): _param_spec(v, f"{where}[{k!r}]") for k, v in specs.items()}
                 check_component_values(component, parsed, where, deadline)
     except UnknownComponentError as exc:  # named by where it was given
