@@ -31,7 +31,8 @@ from .components.base import MISSING, Encoder
 from .contracts import augment_input_problem
 from .exceptions import InputError, PluginError, user_stacklevel
 from .suggestions import did_you_mean
-from .roles import as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, written_bool
+from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, written_bool,
+                    written_code)
 
 __all__ = [
     "Table",
@@ -555,15 +556,13 @@ def _warn_numbers_as_text(name: str, present: Sequence[Any]) -> None:
     ``pandas.read_csv(dtype=str)``, JSON): its digits would be learnt as words, not as an amount."""
     if not all(isinstance(v, str) and is_number(v) for v in present):
         return
-    if any(_LEADING_ZERO_CODE.match(v) for v in present):
+    if any(written_code(v) for v in present):
         return  # codes ("00412"), not amounts
     shown = ", ".join(repr(v) for v in list(dict.fromkeys(present))[:3])
     warnings.warn(f"column {name!r}: every value is a number written as a string ({shown}), so it is read as "
                   f"text, its digits as words; if it holds amounts, give column_types={{{name!r}: 'numeric'}} "
                   "or convert it (pandas.to_numeric)", UserWarning, stacklevel=user_stacklevel())
 
-
-_LEADING_ZERO_CODE = re.compile(r"\s*[+-]?0\d")
 
 
 def _warn_words_as_categories(name: str, present: Sequence[Any]) -> None:
@@ -601,9 +600,9 @@ def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:
 def _warn_mostly_dates(name: str, role: str, present: Sequence[Any]) -> bool:
     """Warn when a column read as text or categories is mostly dates or times (80%, but more than
     the 5% of others a date-time column tolerates): a date column with placeholders (``"unknown"``)."""
-    dates = sum(as_datetime(v) is not None for v in present)
+    others = [v for v in present if as_datetime(v) is None]
+    dates = len(present) - len(others)
     if MOSTLY_NUMBERS * len(present) <= dates < len(present):
-        others = [v for v in present if as_datetime(v) is None]
         _say_mostly(name, role, len(present), dates, others, "dates or times", "dates",
                     "make those values missing (None)", "datetime", DATETIME_TOLERANCE, "date-time")
         return True

@@ -18,8 +18,8 @@ import numpy as np
 
 from .hookspecs import hookimpl
 
-__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number", "written_bool", "written_duration",
-           "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
+__all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
+           "written_bool", "written_code", "written_duration", "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
            "modality_of_role", "looks_like_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ico",
@@ -243,7 +243,7 @@ def stray_numbers(values: Sequence[Any]) -> bool:
     """Whether ``values`` are numbers (or strings of numbers: ``"2.5"``) but for a few strings
     that are not, at most 5%: a CSV file's number column with a stray value, which pandas then
     reads as strings. Strings of numbers alone (no stray) are not: a user made them strings."""
-    numbers = sum(is_number(v) and not (isinstance(v, str) and _LEADING_ZERO.match(v)) for v in values)
+    numbers = sum(is_number(v) and not (isinstance(v, str) and written_code(v)) for v in values)
     return (numbers < len(values) and numbers >= NUMBERS_AMONG_STRINGS * len(values)
             and all(isinstance(v, (str, bool, int, float, np.number, np.bool_)) for v in values))
 
@@ -251,9 +251,14 @@ def stray_numbers(values: Sequence[Any]) -> bool:
 def _written_amounts(values: Sequence[Any]) -> bool:
     """Whether ``values`` are all strings of numbers (no code with leading zeros), some of them
     not whole (``"12.50"``): a number column written as strings (``read_csv(dtype=str)``, JSON)."""
-    if not all(isinstance(v, str) and is_number(v) and not _LEADING_ZERO.match(v) for v in values):
+    if not all(isinstance(v, str) and is_number(v) and not written_code(v) for v in values):
         return False
     return any(not float(v).is_integer() for v in values if math.isfinite(float(v)))
+
+
+def written_code(value: str) -> bool:
+    """Whether the string ``value`` is a number written with leading zeros (``"00412"``): a code."""
+    return bool(_LEADING_ZERO.match(value))
 
 
 #: A number written with leading zeros (``"00412"``): a code, not an amount.
