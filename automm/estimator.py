@@ -1346,24 +1346,29 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         """scikit-learn's representation, a storage URL's password shown as ``***`` (a repr goes
         into logs and notebooks)."""
-        from .storage import redact_url
-
-        storage = self.__dict__.get("storage")
-        if isinstance(storage, str) and redact_url(storage) != storage:
+        redacted = self._redacted_storage(self.__dict__.get("storage"))
+        if redacted is not None:
             shown = copy.copy(self)
-            shown.storage = redact_url(storage)
+            shown.storage = redacted
             return BaseEstimator.__repr__(shown, N_CHAR_MAX)
         return super().__repr__(N_CHAR_MAX)
+
+    @staticmethod
+    def _redacted_storage(storage: Any) -> str | None:
+        """``storage`` with its password shown as ``***``; None when there is none to hide."""
+        from .storage import redact_url
+
+        if isinstance(storage, str) and redact_url(storage) != storage:
+            return redact_url(storage)
+        return None
 
     def _get_params_html(self, deep: bool = True, doc_link: str = ""):
         """The parameters of scikit-learn's HTML display (a notebook cell's output, saved in the
         ``.ipynb``; a ``Pipeline``'s diagram too), a storage URL's password shown as ``***``."""
-        from .storage import redact_url
-
         params = super()._get_params_html(deep, doc_link)
-        storage = params.get("storage")
-        if isinstance(storage, str) and redact_url(storage) != storage:
-            params["storage"] = redact_url(storage)
+        redacted = self._redacted_storage(params.get("storage"))
+        if redacted is not None:
+            params["storage"] = redacted
         return params
 
     def __sklearn_tags__(self):

@@ -201,7 +201,8 @@ def decision_weights(data: PreparedData, outputs: np.ndarray | None, rows: np.nd
     counts = np.bincount(data.targets[data.rows].astype(np.int64), minlength=data.n_outputs)
     trained = np.bincount(data.targets[train].astype(np.int64), minlength=data.n_outputs)
     judged = np.asarray(rows)
-    keep = (counts[data.targets[judged].astype(np.int64)] > 1) & (trained[data.targets[judged].astype(np.int64)] > 0)
+    classes = data.targets[judged].astype(np.int64)
+    keep = (counts[classes] > 1) & (trained[classes] > 0)
     if not keep.all():
         outputs, rows = outputs[keep], judged[keep]
         if not len(rows):
