@@ -508,6 +508,16 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             restored.load_state_dict(weights, strict=True)
         except Exception as exc:  # noqa: BLE001
             _fail(spec, f"load_state_dict(state_dict) after set_state fails: {exc}")
+        # prediction prepares the new values only: a value's output must not depend on which
+        # other values prepare was given (prepare is for one-off work such as cached features)
+        try:
+            restored.prepare([values[0], missing_value], cache_dir=cache)
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"prepare fails on a restored encoder: {exc!r}")
+        with torch.no_grad():
+            _assert_close(spec, "a value encoded after prepare of other values (what the encoder learns belongs in "
+                                "fit: prepare gets the new values at predict)", out[:1],
+                          _encode(spec, restored.eval(), values[:1]), max(atol, 1e-4))
         try:
             restored.prepare(all_values, cache_dir=cache)
         except Exception as exc:  # noqa: BLE001
@@ -533,6 +543,15 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
                 if expected is not None and expected != int(built.output_dim):
                     _fail(spec, f"declares output_dim={expected} for search draw {draw}, but the built encoder "
                                 f"has output_dim={built.output_dim}")
+                with tempfile.TemporaryDirectory(prefix="automm-check-") as tmp:
+                    try:
+                        built.fit(all_values)
+                        built.prepare(all_values, cache_dir=cache_dir or tmp)
+                    except Exception as exc:  # noqa: BLE001
+                        _fail(spec, f"fit or prepare fails for search draw {draw}: {exc!r}")
+                    with torch.no_grad():
+                        _check_output(spec, f"forward of search draw {draw}", _encode(spec, built.eval(), all_values),
+                                      len(all_values), int(built.output_dim))
     if not static and not augment_calls:
         _check_augment_ignored(spec, registry or get_registry(), report)
     _check_costs(spec, encoder, values, report)
@@ -691,6 +710,14 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
                 _fail(spec, f"the missing inputs' embeddings changed the output (replaced by NaN: max abs difference "
                             f"{diff:.3g}); {MASKS_HINT}")
         _check_output(spec, "forward with NaN in missing inputs", leaked, batch_size, width)
+        for row in range(batch_size):  # prediction batches rows as it likes: one alone must give the same
+            try:
+                single = fusion({k: v[row:row + 1] for k, v in embeddings.items()},
+                                {k: v[row:row + 1] for k, v in masks.items()})
+            except Exception as exc:  # noqa: BLE001
+                _fail(spec, f"forward fails on a batch of one row: {exc!r}")
+            _assert_close(spec, f"row {row} fused alone vs in a batch (eval mode: a row's output must not depend on "
+                                "the other rows of its batch)", out[row:row + 1], single, max(atol, 1e-4))
     report.output_dim, report.outputs = width, out
     for other_dims in _other_inputs(dims):
         _check_fusion_on(spec, other_dims, n_outputs, batch_size, seed, hyperparameters)
@@ -1096,7 +1123,10 @@ def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_rol
     pm = get_plugin_manager(load_entrypoints=False)
     if not pm.is_registered(plugin):
         pm.register(plugin, name=_plugin_name(plugin))
-    role = pm.hook.automm_infer_column_role(name=column_name, values=list(column_values))
+    from .data import _role_sample
+
+    # what the core asks the rule about: the column's present values (missing ones left out), sampled
+    role = pm.hook.automm_infer_column_role(name=column_name, values=_role_sample(list(column_values)))
     if role != expected_role:
         raise ConformanceError(f"plugin {_plugin_name(plugin)!r}: column {column_name!r} inferred as {role!r}, "
                                f"expected {expected_role!r}")

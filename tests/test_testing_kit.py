@@ -83,6 +83,12 @@ def test_builtin_role_inference():
     check_role_inference(importlib.import_module("automm.roles"), ["a.png", "b.jpg"], "image")
 
 
+def test_role_inference_is_asked_about_the_present_values_as_the_core_asks():
+    """3 image paths and 2 missing values are an image column to the core; the kit said
+    'categorical' (it passed the missing values to the rule)."""
+    check_role_inference(importlib.import_module("automm.roles"), ["a.png", "b.jpg", None, None, "c.png"], "image")
+
+
 # -- the kit catches broken components ---------------------------------------------------
 
 class _WrongWidth(Encoder):
@@ -260,6 +266,43 @@ class _CpuDrawDropout(BatchAugmentation):
         return {name: mask & (torch.rand(mask.shape, generator=generator) > 0.1) for name, mask in masks.items()}
 
 
+class _LearnsInPrepare(_WrongWidth):
+    """Learns the values' mean length in prepare (which, at predict, sees the new values only)."""
+
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+        self.mean_length = 0.0
+
+    def prepare(self, values, *, cache_dir=None):
+        present = [len(str(v)) for v in values if v is not MISSING]
+        self.mean_length = float(np.mean(present)) if present else 0.0
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([0.0 if value is MISSING else len(str(value)) - self.mean_length])
+
+
+class _WiderAtDepth3(_WrongWidth):
+    """Declares output_dim=5 whatever its depth, but is 8 wide at depth 3, a value only its search draws."""
+
+    def __init__(self, declared=5, depth=1):
+        super().__init__()
+        self.output_dim = 5
+        self.linear = torch.nn.Linear(1, 8 if depth == 3 else 5)
+
+
+def _depth_space(trial, prefix):
+    return {"depth": trial.suggest_categorical(f"{prefix}depth", [3])}
+
+
+class _BatchCentred(_LeakyFusion):
+    """Reads the masks, then centres each batch: a row's output depends on its batch's other rows."""
+
+    def forward(self, embeddings, masks):
+        x = torch.cat([torch.where(masks[n][:, None], embeddings[n], 0.0) for n in self.names], dim=1)
+        return self.linear(x - x.mean(0, keepdim=True))
+
+
 class _BrokenPlugin:
     @hookimpl
     def automm_register_encoders(self, register):
@@ -272,12 +315,16 @@ class _BrokenPlugin:
         register("device_bound", _PreprocessesWithABuffer, modality="text", output_dim=5)
         register("cpu_only_encoder", _CpuOnlyEncoder, modality="text", output_dim=5)
         register("bad_space", _Unseeded, modality="text", output_dim=5, search_space=_bad_space)
+        register("learns_in_prepare", _LearnsInPrepare, modality="text", output_dim=5)
+        register("wider_at_depth_3", _WiderAtDepth3, modality="text", output_dim=5, defaults={"depth": 1},
+                 search_space=_depth_space)
 
     @hookimpl
     def automm_register_fusions(self, register):
         register("leaky", _LeakyFusion)
         register("no_width", _NoWidthFusion)
         register("cpu_only", _CpuOnlyFusion)
+        register("batch_centred", _BatchCentred)
 
     @hookimpl
     def automm_register_augmentations(self, register):
@@ -334,6 +381,23 @@ def test_kit_catches_preprocessing_that_moves_with_the_network(broken):
     with pytest.raises(ConformanceError, match="device_bound.*(preprocess fails once the network is moved|"
                                                "tensors on \\['meta'\\])"):
         check_encoder("device_bound", ["a", "bb"])
+
+
+def test_kit_catches_an_encoder_that_learns_from_the_values_it_prepares(broken):
+    """Passed before: the kit's round trip prepared the restored encoder with the same values."""
+    with pytest.raises(ConformanceError, match="learns_in_prepare.*a value encoded after prepare of other values"):
+        check_encoder("learns_in_prepare", ["a", "bbbbbbbb", "cc"])
+
+
+def test_kit_runs_each_search_draw_and_checks_its_width(broken):
+    """Passed before: only the built encoder's declared output_dim was compared."""
+    with pytest.raises(ConformanceError, match=r"wider_at_depth_3.*forward of search draw \{'depth': 3\}"):
+        check_encoder("wider_at_depth_3", ["a", "bb"])
+
+
+def test_kit_catches_a_fusion_whose_rows_depend_on_their_batch(broken):
+    with pytest.raises(ConformanceError, match="batch_centred.*row 0 fused alone vs in a batch"):
+        check_fusion("batch_centred", {"a": 3, "b": 2}, n_outputs=2)
 
 
 def test_kit_catches_unprefixed_search_parameters(broken):

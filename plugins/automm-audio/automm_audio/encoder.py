@@ -39,6 +39,9 @@ RESAMPLE_MARGIN = 256
 
 class AudioCNNEncoder(Encoder):
     modality = "audio"
+    #: preprocess without augment is the same spectrogram every time: without audio augmentations
+    #: (the default) training computes it once per clip, not once per clip and epoch
+    reusable_samples = True
 
     def __init__(self, sample_rate: int = 16000, duration: float = 2.0, n_mels: int = 64, n_fft: int = 512,
                  hop_length: int = 160, width: int = 16, depth: int = 3, output_dim: int = 128,

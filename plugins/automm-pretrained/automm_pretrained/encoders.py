@@ -62,6 +62,8 @@ log = logging.getLogger("automm.pretrained")  # shown by AutoMM(verbose>=1): aut
 #: Bump when preprocessing code changes in a way that changes features (invalidates caches).
 FEATURE_VERSION = 1
 
+_LAST = object()  # feature_cache(): the cache the last prepare used
+
 _backbones: dict[tuple, nn.Module] = {}
 _backbones_lock = threading.Lock()
 
@@ -164,7 +166,7 @@ class PretrainedEncoder(Encoder):
         self.frozen = self.trainable_layers == 0
         self.static_preprocess = self.frozen  # a feature vector looked up once per row
         self.cache_dir = cache_dir
-        self._root: str | None = None
+        self._root: str | None = None  # the folder the last prepare used (kept by pickled copies)
         self._features: dict[bytes, torch.Tensor] = {}
         self._cache: FeatureCache | None = None
         self.last_prepare: dict = {}
@@ -221,14 +223,18 @@ class PretrainedEncoder(Encoder):
     def _cache_params(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def feature_cache(self, cache_dir: str | None = None) -> FeatureCache:
-        """The disk cache of this encoder's features (``cache_dir`` > the encoder's own
-        ``cache_dir`` hyperparameter > ``$AUTOMM_CACHE_DIR`` > ``~/.cache/automm``)."""
-        if cache_dir is None and self._cache is not None:
-            return self._cache  # the per-sample path (preprocess): no file system calls
-        if cache_dir is not None:
-            self._root = str(cache_dir)
-        root = resolve_cache_dir(self._root if self._root is not None else self.cache_dir)
+    def feature_cache(self, cache_dir: Any = _LAST) -> FeatureCache:
+        """The disk cache of this encoder's features (the encoder's own ``cache_dir``
+        hyperparameter > ``cache_dir``, i.e. ``AutoMM(cache_dir=...)`` > ``$AUTOMM_CACHE_DIR`` >
+        ``~/.cache/automm``). Without an argument (the per-sample path, :meth:`preprocess`): the
+        one the last :meth:`prepare` used. ``None`` (``AutoMM(cache_dir=None)``, also after
+        ``set_params(cache_dir=None)``) is the default place, not the folder an earlier call named."""
+        if cache_dir is _LAST:
+            if self._cache is not None:
+                return self._cache  # no file system calls
+            cache_dir = self._root  # a DataLoader worker's copy (its _cache dropped): the same folder
+        root = resolve_cache_dir(self.cache_dir if self.cache_dir is not None else cache_dir)
+        self._root = str(root)
         if self._cache is None or self._cache.root != root:
             sha = self.weights_sha256()
             params = dict(self._cache_params(), feature_version=FEATURE_VERSION, weights_sha256=sha)

@@ -199,3 +199,33 @@ def test_a_model_predicting_batch_after_batch_holds_one_batchs_features(tmp_path
     assert len(encoder._features) == 5 and encoder.last_prepare["computed"] == 4
     assert torch.equal(encoder.preprocess(first[0]), before)
     assert torch.equal(encoder.preprocess(first[3]), encoder.feature_cache().get(first[3]))
+
+
+def _cached_files(root):
+    return sum(1 for p in (root / "features").rglob("*") if p.is_file()) if (root / "features").exists() else 0
+
+
+def test_set_params_cache_dir_none_moves_a_fitted_models_features_to_the_default_place(tmp_path, monkeypatch):
+    """The README's way to serve a model on another machine: ``set_params(cache_dir=None)``. The
+    encoder kept writing to the folder the fit named instead (it may not exist there)."""
+    trained_in, default = tmp_path / "trained", tmp_path / "default"
+    monkeypatch.setenv("AUTOMM_CACHE_DIR", str(default))
+    texts = [f"a red cotton shirt number {i}" for i in range(12)] + [f"blue denim jeans {i}" for i in range(12)]
+    model = automm.AutoMM(encoders={"text": "minilm"}, max_epochs=1, cache_dir=str(trained_in), num_workers=0,
+                          column_types={"x0": "text"}).fit(texts, ["shirt"] * 12 + ["jeans"] * 12)
+    before = _cached_files(trained_in)
+    assert before > 0 and _cached_files(default) == 0
+    model.set_params(cache_dir=None)
+    model.predict([f"a green wool jumper {i}" for i in range(5)])
+    assert _cached_files(trained_in) == before
+    assert _cached_files(default) == 5
+
+
+def test_an_encoders_own_cache_dir_overrides_the_estimators(tmp_path):
+    """As the plugin's README says: the encoder's own ``cache_dir`` wins for that encoder."""
+    shared, own = tmp_path / "shared", tmp_path / "own"
+    texts = [f"a red cotton shirt number {i}" for i in range(12)] + [f"blue denim jeans {i}" for i in range(12)]
+    automm.AutoMM(encoders={"text": {"name": "minilm", "cache_dir": str(own)}}, max_epochs=1, cache_dir=str(shared),
+                  num_workers=0, column_types={"x0": "text"}).fit(texts, ["shirt"] * 12 + ["jeans"] * 12)
+    assert _cached_files(own) == 24
+    assert _cached_files(shared) == 0
