@@ -102,10 +102,32 @@ def augment_input_problem(modality: str, value: Any) -> str | None:
     return None if got is None else f"preprocess gave augment {got}; give it {_KINDS[modality]}, as augmentations take"
 
 
+#: How far outside [0, 1] an image augmentation's values may stray (the encoder clamps them): a
+#: noise augmentation overshoots a little, one that works on 0..255 pixels by far.
+IMAGE_RANGE_SLACK = 0.5
+
+
+def _image_values_problem(value: torch.Tensor) -> str | None:
+    """What is wrong with the values of an image augmentation's float result (None: nothing):
+    NaN or infinite values, or values far outside [0, 1] (pixels 0..255), which the encoder's
+    clamp to [0, 1] would silently turn into a white (or black) image."""
+    if value.numel() == 0 or value.device.type == "meta":
+        return None
+    if not torch.isfinite(value).all():
+        return "a tensor holding NaN or infinite values"
+    low, high = float(value.amin()), float(value.amax())
+    if low < -IMAGE_RANGE_SLACK or high > 1 + IMAGE_RANGE_SLACK:
+        return (f"values in [{low:.4g}, {high:.4g}] (clamped to [0, 1], the image would be lost"
+                f"{': pixels 0..255?' if high > 2 else ''})")
+    return None
+
+
 def sample_problem(modality: str, before: Any, after: Any) -> str | None:
     """What is wrong with ``after``, an augmentation's result for the sample ``before`` (None: nothing)."""
     if modality in _KINDS:
         got = _kind_problem(modality, after)
+        if got is None and modality == "image":
+            got = _image_values_problem(after)
         return None if got is None else f"returned {got}; it must return {_KINDS[modality]}, as it was given"
     if isinstance(before, torch.Tensor):
         if (not isinstance(after, torch.Tensor) or after.dim() != before.dim()

@@ -1893,6 +1893,16 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
         warnings.warn(f"{len(failed)} of {len(trials)} trials failed because a component could not be built with "
                       f"the settings the search gave it; check search_space and the component arguments: "
                       f"{_grouped_reasons(failed, shown=2)}", UserWarning, stacklevel=user_stacklevel())
+    # a plugin component that broke its contract (a search space naming a parameter without its
+    # prefix, a fusion returning another width than its output_dim, an augmentation returning
+    # another kind): every trial that samples it fails, which the model kept would otherwise hide
+    broken = [t for t in trials if t.state == TrialState.FAIL
+              and (t.user_attrs.get(_ATTR + "reason") or "").startswith(("PluginError", "SearchSpaceError"))
+              and BUILD_FAILED not in (t.user_attrs.get(_ATTR + "reason") or "")]
+    if broken:
+        warnings.warn(f"{len(broken)} of {len(trials)} trials failed because a plugin component broke its contract "
+                      f"(automm.testing's check_* functions find this without a search): "
+                      f"{_grouped_reasons(broken, shown=2)}", UserWarning, stacklevel=user_stacklevel())
 
 
 def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool, since: float) -> str:

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -504,6 +504,31 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
 
+    def _non_finite_origin(self, inputs: Any, masks: Mapping[str, torch.Tensor]) -> str:
+        """Which component made a non-finite loss, while the weights are still finite (a plugin's
+        encoder or fusion, e.g. a mean over no inputs), as ``": ..."``; "" when none can be named
+        (the weights diverged, or the head)."""
+        try:
+            if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+                return ""
+            with torch.no_grad(), self._autocast():
+                embeddings = self.model.encode(inputs)
+                for name, embedding in embeddings.items():
+                    if not torch.isfinite(embedding[masks[name]]).all():
+                        return (f": {self.model.encoder_labels[name]} of input {name!r} returned NaN or infinite "
+                                "embeddings for present values")
+                fused = self.model.embed(inputs, masks)
+                bad = ~torch.isfinite(fused.float()).all(1)
+                if bad.any():
+                    lacking = ~torch.stack([masks[name] for name in embeddings], 1).any(1)
+                    which = (" (only rows lacking every input: a sample with no input must still get a finite "
+                             "output)" if bool((bad <= lacking).all()) else "")
+                    return (f": {self.model.fusion_label} returned NaN or infinite values for {int(bad.sum())} of "
+                            f"{len(bad)} rows{which}")
+        except Exception:  # noqa: BLE001 - a diagnosis only
+            return ""
+        return ""
+
     def training_step(self, batch: dict) -> float:
         batch = move_to_device(batch, self.device, non_blocking=True)
         masks = batch["masks"]
@@ -525,7 +550,8 @@ class Trainer:
             outputs = self.model.head(fused)
         loss = self.compute_loss(outputs, targets, weights)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {self.steps}")
+            raise FloatingPointError(f"training loss became {loss.item()} at step {self.steps}"
+                                     f"{self._non_finite_origin(batch['inputs'], masks)}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.grad_clip:

@@ -1,0 +1,99 @@
+"""Mistakes a plugin author makes that the core and the kit must name (not hide)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import automm
+from automm import Augmentation, Fusion, PluginError, hookimpl
+from automm.testing import ConformanceError
+from automm.testing import check_augmentation, check_fusion
+
+TEXTS = ["a red shirt", "blue jeans", "a watch", "green socks"] * 4
+LABELS = ["s", "l", "l", "l"] * 4
+
+
+class _Concat(Fusion):
+    def __init__(self, input_dims, n_outputs, hidden_dim=4):
+        super().__init__()
+        self.names = sorted(input_dims)
+        self.linear = nn.Linear(sum(input_dims.values()), hidden_dim)
+        self.output_dim = hidden_dim
+
+    def forward(self, embeddings, masks):
+        return self.linear(torch.cat([torch.where(masks[n][:, None], embeddings[n], 0.0) for n in self.names], 1))
+
+
+class _BatchNormed(_Concat):
+    def __init__(self, input_dims, n_outputs, hidden_dim=4):
+        super().__init__(input_dims, n_outputs, hidden_dim)
+        self.norm = nn.BatchNorm1d(hidden_dim)
+
+    def forward(self, embeddings, masks):
+        return self.norm(super().forward(embeddings, masks))
+
+
+class _MeanOfPresent(_Concat):
+    def forward(self, embeddings, masks):
+        count = sum(masks[n].float() for n in self.names)[:, None]
+        return super().forward(embeddings, masks) / count  # NaN for a row lacking every input
+
+
+class _Pixels255(Augmentation):
+    modality = "image"
+
+    def __call__(self, value, generator):
+        return value * 255.0
+
+
+class _Plugin:
+    @hookimpl
+    def automm_register_fusions(self, register):
+        register("bn_concat", _BatchNormed, defaults={"hidden_dim": 4})
+        register("mean_present", _MeanOfPresent, defaults={"hidden_dim": 4})
+        register("no_prefix", _Concat, defaults={"hidden_dim": 4},
+                 search_space=lambda trial, prefix: {"hidden_dim": trial.suggest_int("hidden_dim", 2, 4)})
+
+    @hookimpl
+    def automm_register_augmentations(self, register):
+        register("pixels255", _Pixels255, modality="image")
+
+
+@pytest.fixture
+def plugin(fresh_registry):
+    fresh_registry(_Plugin())
+
+
+def test_batchnorm_fusion_passes_the_kit(plugin):
+    check_fusion("bn_concat")  # its training-mode statistics are not a failed round trip
+
+
+def test_image_augmentation_on_0_255_pixels_is_named(plugin):
+    with pytest.raises(ConformanceError, match="pixels 0..255"):
+        check_augmentation("pixels255")
+    images = [torch.rand(8, 8, 3).numpy() for _ in range(16)]
+    with pytest.raises(PluginError, match="pixels255"):
+        automm.AutoMM(max_epochs=1, num_workers=0, random_state=0, augmentations=["pixels255"]).fit(images, LABELS)
+
+
+def test_non_finite_fusion_output_is_named(plugin):
+    texts = ["" if i < 3 else t for i, t in enumerate(TEXTS)]
+    with pytest.raises(FloatingPointError, match="mean_present.*lacking every input"):
+        automm.AutoMM(column_types={"x0": "text"}, max_epochs=1, num_workers=0, random_state=0,
+                      fusion="mean_present", augmentations=None).fit(texts, LABELS)
+
+
+def test_search_warns_about_trials_a_broken_plugin_failed(plugin):
+    clf = automm.AutoMM(column_types={"x0": "text"}, max_epochs=1, num_workers=0, random_state=0, n_trials=3,
+                        fusion=["concat", "no_prefix"], search_space={"warm_start": False, "linear_model": False})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(TEXTS, LABELS)
+    failed = int(((clf.leaderboard_["fusion"] == "no_prefix") & (clf.leaderboard_["state"] == "FAIL")).sum())
+    assert failed  # the search sampled the broken fusion (seeded), and every such trial failed
+    said = [str(w.message) for w in caught if "broke its contract" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith(f"{failed} of 3 trials failed") and "SearchSpaceError" in said[0]
