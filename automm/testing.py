@@ -696,6 +696,10 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
     if problem is not None:
         _fail(spec, problem)
     width = int(fusion.output_dim)
+    declared = _declared_dim(spec, hp)
+    if declared is not None and declared != width and not getattr(fusion, "produces_outputs", False):
+        _fail(spec, f"registers output_dim={declared} for {dict(hp)}, but the built fusion has output_dim={width} "
+                    "(a fusion's width is its output_dim attribute; register none, or the same)")
     with torch.no_grad():
         out = _check_output(spec, "forward", run(fusion, embeddings), batch_size, width)
         poisoned = {name: torch.where(masks[name].unsqueeze(1), emb, torch.full_like(emb, float("nan")))

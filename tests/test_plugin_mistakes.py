@@ -54,6 +54,7 @@ class _Plugin:
     @hookimpl
     def automm_register_fusions(self, register):
         register("bn_concat", _BatchNormed, defaults={"hidden_dim": 4})
+        register("twice_declared", _Concat, defaults={"hidden_dim": 4}, output_dim=lambda hp: 2 * hp["hidden_dim"])
         register("mean_present", _MeanOfPresent, defaults={"hidden_dim": 4})
         register("no_prefix", _Concat, defaults={"hidden_dim": 4},
                  search_space=lambda trial, prefix: {"hidden_dim": trial.suggest_int("hidden_dim", 2, 4)})
@@ -97,3 +98,8 @@ def test_search_warns_about_trials_a_broken_plugin_failed(plugin):
     assert failed  # the search sampled the broken fusion (seeded), and every such trial failed
     said = [str(w.message) for w in caught if "broke its contract" in str(w.message)]
     assert len(said) == 1 and said[0].startswith(f"{failed} of 3 trials failed") and "SearchSpaceError" in said[0]
+
+
+def test_kit_compares_a_fusions_registered_width_with_the_built_one(plugin):
+    with pytest.raises(ConformanceError, match="twice_declared.*registers output_dim=8.*built fusion has output_dim=4"):
+        check_fusion("twice_declared")
