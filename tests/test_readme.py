@@ -37,9 +37,10 @@ def test_the_python_quickstart_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_the_plugin_authors_guide_runs(fresh_registry, tmp_path, monkeypatch):
-    encoder_code, conformance_code = _python_blocks("## Plugin author's guide", "## Data used by tests")[:2]
+    encoder_code, fusion_code, conformance_code = _python_blocks("## Plugin author's guide",
+                                                                 "## Data used by tests")[:3]
     path = tmp_path / "automm_shout.py"  # the guide's file, imported as an installed module would be
-    path.write_text(encoder_code, encoding="utf-8")
+    path.write_text(encoder_code + "\n\n" + fusion_code, encoding="utf-8")
     spec = importlib.util.spec_from_file_location("automm_shout", path)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "automm_shout", module)  # (removed again after the test)
@@ -53,6 +54,14 @@ def test_the_plugin_authors_guide_runs(fresh_registry, tmp_path, monkeypatch):
     texts = [f"HEY THERE FRIEND {i}!!" if i % 2 else f"hello there friend {i}" for i in range(20)]
     clf.fit(texts, ["loud" if i % 2 else "quiet" for i in range(20)])
     assert [choice["name"] for choice in clf.config_["encoders"].values()] == ["shout"]
+    # the fusion and the augmentation of the same module
+    from automm.testing import check_augmentation, check_fusion
+
+    assert check_fusion("mean").output_dim == 32
+    check_augmentation("darken")
+    clf = automm.AutoMM(encoders={"text": "shout"}, fusion="mean", max_epochs=1, num_workers=0, random_state=0)
+    clf.fit(texts, ["loud" if i % 2 else "quiet" for i in range(20)])
+    assert clf.config_["fusion"]["name"] == "mean"
 
 
 def test_the_frozen_encoder_sketch_caches_its_features_and_joins_a_search(fresh_registry, tmp_path, monkeypatch,
