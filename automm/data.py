@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+from PIL.Image import Image as PILImage
 
 from .components.base import MISSING, Encoder
 from .contracts import augment_input_problem
@@ -210,6 +211,11 @@ def _column_from_array(name: str, value: Any) -> Sequence[Any]:
             return value.tolist() if value.dtype.kind not in "OMm" else list(value)
         if value.ndim == 2 and value.shape[1] == 1 and not np.issubdtype(value.dtype, np.number):
             return list(value[:, 0])
+        if value.ndim == 3 and value.shape[2] in (3, 4) and value.shape[1] > 4:
+            # (N, H, W) greyscale images 3 or 4 pixels wide do not occur; one colour image does
+            raise InputError(f"{name}: an array of shape {value.shape} is one image (H, W, C), not a stack of "
+                             f"{value.shape[0]} greyscale images {value.shape[1]} x {value.shape[2]}; pass [image] "
+                             "for one image, or a stack (N, H, W, C)")
         if value.ndim in (3, 4):  # a stack of images (N, H, W[, C])
             return value
         raise InputError(f"{name}: cannot use an array of shape {value.shape} as one input column; "
@@ -473,6 +479,7 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             role = "categorical"  # the DataFrame's dtype says so (store codes 0..k as a pandas Categorical)
         if role in ("text", "categorical"):
             _warn_media_paths(name, present)
+            _warn_urls(name, present)
             (_warn_mostly_numbers(name, role, present) or _warn_mostly_dates(name, role, present)
              or _warn_written_numbers_or_dates(name, role, present))
         if role == "categorical":
@@ -634,6 +641,17 @@ def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
                       UserWarning, stacklevel=user_stacklevel())
 
 
+def _warn_urls(name: str, present: Sequence[Any]) -> None:
+    """Warn when a column read as text holds URLs (without an image file extension, such as a
+    shop's ``https://cdn/images/1234``): automm never downloads, so it would learn from the addresses."""
+    urls = sum(_is_url(v) for v in present)
+    if present and urls >= 0.8 * len(present):
+        warnings.warn(f"column {name!r} holds URLs (e.g. {_short(next(v for v in present if _is_url(v)))}): it is read "
+                      "as text, the addresses, not what they point to; automm never downloads: download the images "
+                      "and give their paths, leave the column out, or give it column_types={..: 'text'} to keep it", UserWarning,
+                      stacklevel=user_stacklevel())
+
+
 @dataclass
 class InputSpec:
     """One encoder's input: a column (image, text, ...) or all tabular columns together."""
@@ -707,8 +725,8 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
     columns = dict(table.columns)
     for column, role in roles.items():
         if role == "image":
-            columns[column] = _made_missing(table.columns[column],
-                                            validate_images(column, table.columns[column], row_name=table.row_name))
+            values = _home_expanded(table.columns[column])
+            columns[column] = _made_missing(values, validate_images(column, values, row_name=table.row_name))
         elif role == "datetime":
             validate_datetimes(column, table.columns[column], row_name=table.row_name)
         elif role == "numeric":
@@ -720,6 +738,17 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
                                             _plugin_check(role, column, table.columns[column], table.row_name))
     changed = any(columns[name] is not values for name, values in table.columns.items())
     return table.with_columns(columns) if changed else table
+
+
+def _home_expanded(column: Sequence[Any]) -> Sequence[Any]:
+    """``column`` with its image paths that start with ``~`` expanded (as ``save`` and ``load``
+    expand theirs); ``column`` itself when none does."""
+    if isinstance(column, np.ndarray) and column.dtype != object:
+        return column
+    home = [isinstance(v, (str, os.PathLike)) and os.fspath(v).startswith("~") for v in column]
+    if not any(home):
+        return column
+    return [os.path.expanduser(v) if h else v for v, h in zip(column, home)]
 
 
 def _made_missing(column: Sequence[Any], rows: Sequence[int]) -> Sequence[Any]:
@@ -843,9 +872,17 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
 
     if isinstance(column, np.ndarray) and column.dtype != object:
         problem = array_image_problem(column, stacked=True)
-        if problem is not None:
+        if problem is None:
+            return []
+        if array_image_problem(column[:0], stacked=True) is not None or column.shape[0] == 0:  # the shape
             raise InputError(f"column {column_name!r}: {problem}")
-        return []
+        # the values of some images: name them, and make a few missing, as a list of arrays would
+        problems = [(row, column[row], why) for row in range(len(column))
+                    if (why := array_image_problem(column[row])) is not None]
+        if len(problems) > tolerance * len(column):  # the stack's own range: its hint fits every image
+            listed = ", ".join(row_name(row) for row, _, _ in problems[:3]) + (", ..." if len(problems) > 3 else "")
+            raise InputError(f"column {column_name!r}: {problem} ({len(problems)} of {len(column)} images: {listed})")
+        return _tolerate(column_name, "images", problems, len(column), len(column), row_name, max_listed, tolerance)
     files = list(dict.fromkeys(os.fspath(v) for v in column
                                if isinstance(v, (str, os.PathLike)) and not _missing_cell(v)))
     checked_paths = _check_image_files(column_name, files)  # each distinct path read once
@@ -857,7 +894,7 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
         reason = None
         if isinstance(value, (str, os.PathLike)):
             reason = checked_paths[os.fspath(value)]
-        elif isinstance(value, (bytes, bytearray)):
+        elif isinstance(value, (bytes, bytearray, memoryview)):  # memoryview: a database's BLOB (psycopg2)
             reason = _image_file_problem(io.BytesIO(value))
             if reason:
                 reason = f"bytes are not a readable image ({reason})" if not reason.startswith("truncated") else \
@@ -1086,7 +1123,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
         try:
             return encoder.preprocess(value, augment), True
         except InputError as exc:
-            if value is MISSING or not isinstance(value, (str, os.PathLike, bytes, bytearray)):
+            if value is MISSING or not isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, PILImage)):
                 raise
             self._unreadable(name, index, value, exc)
             return encoder.preprocess(MISSING, None), False

@@ -718,9 +718,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if len(labels) != len(val_table):
             raise InputError(f"y_val: {len(labels)} labels for {len(val_table)} validation samples")
         try:
-            val_table = validate_columns(val_table, roles)
+            with warnings.catch_warnings(record=True) as caught:  # said of X_val's rows, not X's
+                warnings.simplefilter("always")
+                val_table = validate_columns(val_table, roles)
         except InputError as exc:
             raise InputError(f"X_val: {exc}") from None
+        for warning in caught:
+            warnings.warn(f"X_val: {warning.message}", warning.category, stacklevel=user_stacklevel())
         weights = _check_sample_weight(sample_weight_val, len(labels), "sample_weight_val")
         return val_table, labels, weights
 

@@ -185,7 +185,7 @@ def _utf8_text(value: bytes | bytearray) -> bool:
 
 
 def _is_image_object(value: Any) -> bool:
-    if isinstance(value, (bytes, bytearray)):  # an encoded image, unless it is UTF-8 text that begins no image
+    if isinstance(value, (bytes, bytearray, memoryview)):  # an encoded image, unless UTF-8 text that begins none
         return is_image_bytes(bytes(value[:16])) or not _utf8_text(value)
     if isinstance(value, np.ndarray) and value.ndim >= 2:
         return True

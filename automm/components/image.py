@@ -61,7 +61,13 @@ def load_image(value: Any, draft_size: int | None = None) -> Image.Image:
     Raises :class:`~automm.exceptions.InputError` for anything else.
     """
     if isinstance(value, Image.Image):  # turned upright by its EXIF orientation, as a file's image is
-        return _to_rgb(ImageOps.exif_transpose(value) if exif_orientation(value) != 1 else value)
+        try:  # an image from Image.open is decoded only now: its file may be cut short or broken
+            value.load()
+            return _to_rgb(ImageOps.exif_transpose(value) if exif_orientation(value) != 1 else value,
+                           from_file=value.format is not None)
+        except (OSError, SyntaxError, ValueError) as exc:
+            source = getattr(value, "filename", "") or f"a {value.mode} PIL image"
+            raise InputError(f"cannot decode image {source}: {exc}") from None
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if not path.is_file():
@@ -83,7 +89,7 @@ def _decode(source: Any, description: str, draft_size: int | None) -> Image.Imag
             if draft_size and opened.format == "JPEG":
                 opened.draft("RGB", (int(draft_size), int(draft_size)))
             opened.load()
-            rgb = _to_rgb(ImageOps.exif_transpose(opened))
+            rgb = _to_rgb(ImageOps.exif_transpose(opened), from_file=True)
             # closing the file releases ``opened``'s pixels, so never return it itself
             return rgb.copy() if rgb is opened else rgb
     except UnidentifiedImageError:
@@ -92,10 +98,11 @@ def _decode(source: Any, description: str, draft_size: int | None) -> Image.Imag
         raise InputError(f"cannot decode image {description}: {exc}") from None
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB, compositing transparency onto white."""
+def _to_rgb(img: Image.Image, from_file: bool = False) -> Image.Image:
+    """Convert any PIL mode to RGB, compositing transparency onto white. ``from_file``: decoded
+    from an image file, whose 16-bit greyscale is 0..65535 whatever its values."""
     if img.mode in _HIGH_DEPTH_MODES:
-        img = _high_depth_to_l(img)
+        img = _high_depth_to_l(img, from_file)
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, _WHITE)
@@ -108,13 +115,15 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         raise InputError(f"cannot convert an image of mode {img.mode!r} to RGB: {exc}") from None
 
 
-def _high_depth_to_l(img: Image.Image) -> Image.Image:
+def _high_depth_to_l(img: Image.Image, from_file: bool = False) -> Image.Image:
     """16/32-bit integer greyscale (scaled from 16 bits) or float greyscale to 8 bits. A float
     image's range is its own: [0, 1] when no pixel is above 1, else 0..255 when none is above
     255 (an 8-bit image saved as floats: read as [0, 1] it came out white), else its minimum to
     its maximum."""
     pixels = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if img.mode != "F":
+    if img.mode != "F" and not from_file and pixels.size and 0.0 <= pixels.min() and pixels.max() <= 255.0:
+        scaled = pixels  # an integer image made in memory holding 0..255, as an integer array's pixels are
+    elif img.mode != "F":
         scaled = pixels * (255.0 / 65535.0)
     elif pixels.size == 0 or pixels.max() <= 1.0:
         scaled = pixels * 255.0

@@ -1,0 +1,109 @@
+"""Images in the forms users give them: the same picture read alike, and problems named."""
+
+import io
+import os
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from automm import AutoMM
+from automm.components.image import load_image
+from automm.data import as_table, validate_images
+from automm.exceptions import InputError
+from automm.roles import infer_role_builtin
+
+from helpers import tiny
+
+
+def _picture():
+    ramp = np.linspace(0, 255, 32 * 24).reshape(24, 32)
+    return np.rint(ramp).astype(np.uint8)
+
+
+@pytest.mark.parametrize("make", [lambda g: Image.fromarray(g).convert("I"),
+                                  lambda g: Image.fromarray(g.astype(np.int32)),
+                                  lambda g: Image.fromarray(g.astype(np.uint16))])
+def test_an_integer_pil_image_of_8_bit_values_reads_as_its_array_does(make):
+    grey = _picture()
+    expected = np.array(load_image(grey))
+    assert np.abs(np.array(load_image(make(grey))).astype(int) - expected).max() <= 1
+
+
+def test_a_16_bit_file_still_scales_from_16_bits(tmp_path):
+    grey = (_picture().astype(np.uint16) * 257)
+    Image.fromarray(grey).save(tmp_path / "deep.png")
+    assert np.abs(np.array(load_image(tmp_path / "deep.png"))[..., 0].astype(int) - _picture()).max() <= 1
+
+
+def test_a_lazily_opened_truncated_pil_image_is_an_input_error(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+    with pytest.raises(InputError, match="cut.jpg"):
+        load_image(Image.open(tmp_path / "cut.jpg"), draft_size=32)
+
+
+def test_one_hwc_array_is_not_read_as_a_stack_of_greyscale_images():
+    with pytest.raises(InputError, match=r"one image \(H, W, C\).*pass \[image\]"):
+        as_table([np.zeros((40, 30, 3), np.uint8)])
+    assert len(as_table([np.zeros((5, 40, 30, 3), np.uint8)])) == 5
+
+
+def test_a_stack_with_one_bad_image_names_it_and_makes_it_missing():
+    stack = np.random.default_rng(0).random((40, 8, 8, 3))
+    stack[17, 0, 0, 0] = np.nan
+    with pytest.warns(UserWarning, match=r"row 17 \(ndarray\): float image array contains NaN"):
+        assert validate_images("img", stack) == [17]
+    with pytest.raises(InputError, match=r"40 of 40 images: row 0, row 1, row 2"):
+        validate_images("img", stack * 255)
+
+
+def test_memoryview_images_are_images():
+    buffer = io.BytesIO()
+    Image.fromarray(_picture()).save(buffer, "PNG")
+    views = [memoryview(buffer.getvalue())] * 3
+    assert infer_role_builtin(views) == "image"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert validate_images("img", views) == []
+
+
+def test_home_relative_image_paths_are_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for i in range(8):
+        Image.fromarray(np.full((16, 16), i * 30, np.uint8)).save(tmp_path / f"{i}.png")
+    model = AutoMM(**tiny()).fit([f"~/{i}.png" for i in range(8)], ["a", "b"] * 4)
+    assert len(model.predict([os.path.join("~", "3.png")])) == 1
+
+
+def test_a_column_of_urls_read_as_text_is_warned_about():
+    from automm.data import infer_roles
+    from automm.registry import get_registry
+
+    table = as_table([[f"https://cdn.example/images/{i}" for i in range(30)]])
+    with pytest.warns(UserWarning, match="holds URLs.*never downloads"):
+        roles = infer_roles(table, None, get_registry().plugin_manager, ["image", "text", "numeric", "categorical"])
+    assert roles == {"x0": "text"}
+
+
+def test_unreadable_validation_images_are_named_as_x_val():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(8)]
+    val = [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(20)]
+    val[3] = np.full((16, 16), np.nan)
+    with pytest.warns(UserWarning, match=r"^X_val: column 'x0': 1 of 20 images .*row 3"):
+        AutoMM(**tiny()).fit(images, ["a", "b"] * 4, X_val=val, y_val=["a", "b"] * 10)
+
+
+def test_a_16_bit_image_made_in_memory_and_its_file_are_other_cache_keys(tmp_path):
+    """load_image reads the same 16-bit pixels differently from a file (0..65535) and from memory
+    (0..255 when they are): the feature cache must not serve one's features for the other."""
+    from automm.feature_cache import content_digest
+
+    grey = _picture().astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "deep.png")
+    in_memory, from_file = Image.fromarray(grey), Image.open(tmp_path / "deep.png")
+    assert in_memory.tobytes() == from_file.tobytes() and in_memory.mode == from_file.mode
+    assert content_digest(in_memory) != content_digest(from_file)
