@@ -649,6 +649,32 @@ def _recipe_data_key(model_dir: str, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _warn_training_split_rows(model_dir: str, frame, filters) -> None:
+    """Warn when ``frame`` holds rows of the split the model was fitted on (its recipe's
+    ``data.split_column`` with ``train_values`` or ``valid_values``) and no ``--filter`` chose
+    rows by that column: their predictions are of rows the model has seen."""
+    try:
+        column = _recipe_data_key(model_dir, "split_column")
+    except UsageError:
+        return
+    if column is None or column not in frame.columns or any(c == column for c, _ in filters):
+        return
+    def values(key: str, default: Any) -> list[str]:
+        try:
+            value = _recipe_data_value(model_dir, key)
+        except UsageError:
+            value = None
+        value = default if value is None else value
+        return [str(v) for v in (value if isinstance(value, list) else [value])]
+    fitted = values("train_values", "train") + values("valid_values", [])
+    seen = int(frame[column].astype(str).isin(fitted).sum())
+    if seen:
+        test = values("test_values", "test")
+        warnings.warn(f"{seen} of {len(frame)} rows are of the split the model was fitted on ({column!r} "
+                      f"{' or '.join(map(repr, fitted))}, as its recipe.yaml says): the metrics count rows the model "
+                      f"has seen; pass --filter {column}={test[0]} to score its test rows alone")
+
+
 def _recipe_files_dirs(model_dir: str) -> list[str]:
     """``data.files_dir`` of the recipe saved with the model (absolute folders where ``fit``
     found the data's relative file paths): looked up by ``predict`` and ``evaluate`` too."""
@@ -708,6 +734,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out.log(f"ignoring {unlabelled['rows']} rows without a label")
         if len(frame) == 0:
             raise InputError(f"{args.data}: no rows with a label in column {label!r}")
+    _warn_training_split_rows(args.model_dir, frame, filters)
     unseen = 0
     if estimator.problem_type_ != "regression":
         classes_kind = np.asarray(estimator.classes_).dtype.kind

@@ -913,6 +913,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
             train_idx, valid_idx = np.flatnonzero(is_train), np.flatnonzero(~is_train)
         else:
             train_idx, valid_idx = self._holdout_split(targets, seed)
+        if self.metric in ("balanced_accuracy", "macro_f1") and problem_type != "regression" \
+                and not np.array_equal(train_idx, valid_idx):
+            absent = np.setdiff1d(np.unique(targets[train_idx]), np.unique(targets[valid_idx]))
+            if len(absent):
+                shown = ", ".join(repr(self.classes_[k].item() if isinstance(self.classes_[k], np.generic)
+                                       else self.classes_[k]) for k in absent[:5])
+                warnings.warn(f"metric={self.metric!r}: the {len(valid_idx)} validation rows hold no row of "
+                              f"{len(absent)} class{'es' if len(absent) > 1 else ''} ({shown}{', ...' if len(absent) > 5 else ''}): "
+                              f"the validation score, the search's ranking and the decision weights average over "
+                              f"the other {len(np.unique(targets[valid_idx]))} classes and say nothing of "
+                              f"{'them' if len(absent) > 1 else 'it'}", UserWarning, stacklevel=user_stacklevel())
         # class_weight="balanced" counts the rows models train on: not the user's validation rows
         counted = train_idx if is_train is not None else np.arange(len(targets))
         class_weights = self._class_weights(targets[counted], None if weights is None else weights[counted])

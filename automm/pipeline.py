@@ -628,6 +628,21 @@ def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarra
     return [(rows[a], rows[b]) for a, b in splitter.split(rows, targets if stratify else None)]
 
 
+#: Metrics that average over classes: their value depends on which classes the rows hold.
+CLASS_AVERAGED_METRICS = ("balanced_accuracy", "macro_f1")
+
+
+def comparable_rows(data: PreparedData, rows: np.ndarray) -> np.ndarray:
+    """``rows`` whose out-of-fold score is comparable with a holdout score: under a metric that
+    averages over classes, the rows of the classes the holdout holds (a class of 2 rows that the
+    holdout lacks would otherwise weigh 1/k of a bag's score and nothing of the other trials')."""
+    if data.problem_type == "regression" or data.metric not in CLASS_AVERAGED_METRICS:
+        return rows
+    present = np.unique(data.targets[data.valid_index].astype(np.int64))
+    kept = rows[np.isin(data.targets[rows].astype(np.int64), present)]
+    return kept if len(kept) else rows
+
+
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,
                  callbacks: Sequence[Callback] = (), verbose: int = 0,
                  device: torch.device | None = None,
@@ -659,7 +674,7 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
 
     def oof_score(done: int) -> float:
         """The out-of-fold score of the rows of the first ``done`` folds."""
-        rows = np.concatenate([valid for _, valid in folds[:done]])
+        rows = comparable_rows(data, np.concatenate([valid for _, valid in folds[:done]]))
         return validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression",
                                   data.weights(rows), data.metric)[1]
 
@@ -717,7 +732,10 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
                          best_score=score, valid_outputs=outputs, stop_reason=first.stop_reason,
                          seconds=time.monotonic() - start, bag=models, oof_loss=loss)
     rows = data.rows
-    loss, score = validation_metrics(oof[rows], data.targets[rows], classification, data.weights(rows), data.metric)
+    loss = validation_metrics(oof[rows], data.targets[rows], classification, data.weights(rows), data.metric)[0]
+    scored = comparable_rows(data, rows)
+    score = validation_metrics(oof[scored], data.targets[scored], classification, data.weights(scored),
+                               data.metric)[1]
     return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
                      best_score=score, valid_outputs=oof[data.valid_index], stop_reason=first.stop_reason,
                      seconds=time.monotonic() - start, bag=models, oof_outputs=oof, oof_loss=loss)

@@ -528,10 +528,16 @@ class Recipe:
         if data.get("min_class_rows"):
             counts = train[label].value_counts()
             dropped = sorted(counts[counts < int(data["min_class_rows"])].index.tolist(), key=str)
+            # a class of the test (or validation) rows that no training row has: fewer than
+            # min_class_rows training rows too (0), so dropped from them alike
+            kept = set(counts[counts >= int(data["min_class_rows"])].index.tolist())
+            absent = sorted({v for part in (test, valid) if part is not None and label in part.columns
+                             for v in part[label].tolist() if v not in counts.index}, key=str)
+            dropped = sorted(set(dropped) | set(absent), key=str)
             if dropped:
                 train = train[~train[label].isin(dropped)]
-                test = test[~test[label].isin(dropped)] if test is not None and label in test.columns else test
-                valid = valid[~valid[label].isin(dropped)] if valid is not None and label in valid.columns else valid
+                test = test[test[label].isin(kept)] if test is not None and label in test.columns else test
+                valid = valid[valid[label].isin(kept)] if valid is not None and label in valid.columns else valid
         max_rows = data.get("max_rows")
         # A fixed subsample, whatever the seed: the same recipe always sees the same rows.
         train = _subsample(train, max_rows, 0)
@@ -948,6 +954,13 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         shown = ", ".join(f"{n} {value!r}" for value, n in list(data.other_split_rows.items())[:5])
         log(f"left out rows of other split values: {shown}{' ...' if len(data.other_split_rows) > 5 else ''} "
             "(data.train_values, test_values and valid_values name the ones used)")
+    if data.X_test is not None and data.y_test is not None:
+        trained = set(data.y_train.tolist())
+        unseen = [v for v in data.y_test.tolist() if v not in trained]
+        if unseen:
+            shown = ", ".join(map(repr, sorted(set(unseen), key=str)[:5]))
+            log(f"note: {len(unseen)} of {len(data.X_test)} test rows have a label no training row has ({shown}): "
+                "the model cannot predict them, and the test scores count them as errors")
     if data.dropped_classes:
         shown = ", ".join(map(str, data.dropped_classes[:10])) + (" ..." if len(data.dropped_classes) > 10 else "")
         log(f"data.min_class_rows: dropped {len(data.dropped_classes)} rare classes ({shown})")

@@ -993,3 +993,18 @@ def test_predict_refuses_to_keep_a_column_its_output_would_replace(capsys, emoji
     assert result.code == 2 and "--keep" in result.err and "'prediction'" in result.err
     result = run(capsys, "predict", emoji_model, tmp_path / "rows.csv", "--keep", "name", "--keep", "name", "-q")
     assert result.code == 0 and list(pd.read_csv(io.StringIO(result.out)).columns) == ["name", "prediction"]
+
+
+def test_evaluate_warns_when_the_data_holds_the_rows_the_model_was_fitted_on(capsys, emoji_model, tmp_path):
+    """The README's `automm evaluate MODEL data.csv` on the whole file scored the training rows
+    with the test rows (0.82 against 0.53 on the test rows alone) without a word."""
+    frame = pd.read_csv(EMOJI_CSV).head(60).copy()
+    frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
+    frame["split"] = ["train"] * 40 + ["test"] * 20
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    result = run(capsys, "evaluate", emoji_model, tmp_path / "items.csv")
+    assert result.code == 0, result.err
+    assert "40 of 60 rows are of the split the model was fitted on ('split' 'train'" in result.err
+    assert "--filter split=test" in result.err
+    result = run(capsys, "evaluate", emoji_model, tmp_path / "items.csv", "--filter", "split=test")
+    assert result.code == 0 and "fitted on" not in result.err, result.err

@@ -1002,3 +1002,23 @@ def test_the_recipe_beside_a_model_keeps_every_environment_reference_not_its_val
     written = (tmp_path / "m" / "recipe.yaml").read_text()
     assert "ghp_s3cret" not in written and "notes ${TEAM_TOKEN}" in written and "${EPOCHS}" in written
     assert result.estimator.max_epochs == 1
+
+
+def test_min_class_rows_drops_test_rows_of_classes_without_training_rows(tmp_path):
+    """The recipe comment says min_class_rows drops rare classes "from train and test": a class of
+    1-29 training rows was dropped from the test rows, one of 0 training rows was kept (and
+    always counted as errors)."""
+    import pandas as pd
+
+    from automm.recipes import load_recipe
+
+    frame = pd.DataFrame({"text": [f"item {i}" for i in range(40)],
+                          "label": ["a"] * 15 + ["b"] * 12 + ["c"] * 3 + ["a"] * 4 + ["c"] * 2 + ["d"] * 4,
+                          "split": ["train"] * 30 + ["test"] * 10})
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "rows.csv", "label": "label", "split_column": "split", "min_class_rows": 5}}))
+    data = load_recipe(tmp_path / "recipe.yaml").load_data()
+    assert sorted(set(data.y_train)) == ["a", "b"]
+    assert sorted(set(data.y_test)) == ["a"] and len(data.y_test) == 4
+    assert data.dropped_classes == ["c", "d"]
