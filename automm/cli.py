@@ -1217,6 +1217,46 @@ def _user_error_types() -> tuple[type, ...]:
             PermissionError, NotFittedError)
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a job scheduler's stop, ``timeout``, ``kill``) handled as Ctrl-C is: ``fit``
+    keeps and saves the best of what had finished and exits with 130, rather than dying with
+    nothing saved nor said. The handler re-sends SIGINT to this process, so the search's own
+    SIGINT handling (held while a finished trial is recorded) applies; where SIGINT is ignored
+    (started with ``nohup`` or ``&`` from a script), and in forked processes (the search's, data
+    loaders'), SIGTERM keeps its default action."""
+    import signal
+
+    if threading_main() is False or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    main_pid = os.getpid()
+
+    def on_terminate(signum, frame):
+        if os.getpid() != main_pid or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        print(f"{PROG}: terminated (SIGTERM): stopping as on Ctrl-C", file=sys.stderr)
+        os.kill(main_pid, signal.SIGINT)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_terminate)
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
@@ -1232,7 +1272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet = bool(getattr(args, "quiet", False) or getattr(args, "json", False))
     try:
-        with _warnings_as_messages(quiet, debug):
+        with _warnings_as_messages(quiet, debug), _terminate_as_interrupt():
             code = args.func(args)
         sys.stdout.flush()
         return code

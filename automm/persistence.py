@@ -353,8 +353,10 @@ def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | N
     with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
         _refuse_to_overwrite(target)
     manifest = manifest_of(estimator)
-    staging = _staging_dir(target)
-    retired, stale = None, []
+    with _saves_serialized(target.parent):  # made and locked at once: never taken for a killed save's
+        staging = _staging_dir(target)
+        held = _hold(staging)
+    retired, stale, abandoned = None, [], []
     try:
         files = write_model_files(estimator.model_, staging)
         ensemble = estimator.__dict__.get("ensemble_")
@@ -372,13 +374,54 @@ def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | N
             # models put aside by saves killed before they deleted them (with a model at the path, and
             # under the lock, no save is between its renames: they are no one's)
             stale = [target.parent / name for name in _retired_beside(target)] if target.exists() else []
+            abandoned = _abandoned_staging(target, staging)  # half-written by saves killed while writing
             retired = _put_in_place(staging, target)
     finally:
+        if held is not None:
+            os.close(held)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     for folder in [retired, *stale] if retired is not None else []:
         _remove_retired(folder, target)
+    for folder in abandoned:
+        shutil.rmtree(folder, ignore_errors=True)
     return str(target)
+
+
+def _hold(folder: Path) -> int | None:
+    """A descriptor of ``folder`` holding an exclusive ``flock`` on it while its save writes it
+    (released when the descriptor is closed, or the process ends, killed too); None where there
+    is no such lock."""
+    try:
+        import fcntl
+
+        descriptor = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _abandoned_staging(target: Path, own: Path) -> list[Path]:
+    """The staging folders beside ``target`` whose saves were killed while writing them (no
+    process holds them: :func:`_hold`). Called under :func:`_saves_serialized`, which every
+    save holds while it makes and locks its staging folder."""
+    try:
+        names = [entry.name for entry in target.parent.iterdir()
+                 if entry.name.startswith(f".{target.name}.saving-") and entry.name != own.name]
+    except OSError:
+        return []
+    abandoned = []
+    for name in names:
+        descriptor = _hold(target.parent / name)
+        if descriptor is not None:
+            os.close(descriptor)
+            abandoned.append(target.parent / name)
+    return abandoned
 
 
 @contextlib.contextmanager

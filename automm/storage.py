@@ -185,6 +185,9 @@ def _append_whole(path: str, data: bytes) -> None:
         size = os.fstat(descriptor).st_size
         if size and os.pread(descriptor, 1, size - 1) != b"\n":
             whole = _end_of_last_whole_line(descriptor, size)
+            if not _looks_like_journal(os.pread(descriptor, len(_JOURNAL_START), whole)):
+                raise StorageError(f"storage: {path!r} ends in a line that is no journal record; not appending "
+                                   "to it (nor cutting it off): is it a journal file?")
             os.ftruncate(descriptor, whole)
             warnings.warn(f"storage: the journal file {path!r} ended in a line cut short (a write that failed, e.g. "
                           f"on a full disk); its last {size - whole} bytes, which no process could read, are removed",
@@ -245,7 +248,13 @@ def make_storage(kind: str, value: Any):
         except OSError as exc:
             raise _journal_error("open", str(value), exc) from None
         _check_journal_writable(str(value), lock)
-        return JournalStorage(backend)
+        _check_journal_content(str(value))
+        try:
+            return JournalStorage(backend)
+        except ValueError as exc:  # a damaged line (JSONDecodeError, UnicodeDecodeError, "Invalid log format.")
+            raise StorageError(f"storage: the journal file {str(value)!r} is damaged ({type(exc).__name__}: {exc}"
+                               f"{_first_bad_line(str(value))}); restore it from a copy, or give another "
+                               "journal file") from None
     if kind == "rdb":
         engine_kwargs = {"pool_pre_ping": True} if not value.startswith("sqlite") else {"connect_args": {"timeout": 60}}
         try:
@@ -278,6 +287,47 @@ def check_storage(storage: Any) -> None:
     engine = getattr(opened, "engine", None)  # an RDBStorage's SQLAlchemy engine
     if engine is not None:
         engine.dispose()
+
+
+#: How every record of an Optuna journal begins (``json.dumps`` of ``{"op_code": ..., ...}``).
+_JOURNAL_START = b'{"op_code":'
+
+
+def _looks_like_journal(head: bytes) -> bool:
+    """Whether ``head``, the first bytes of a file or of its last line, can begin a journal record
+    (a prefix of one too: a first write cut short)."""
+    n = min(len(head), len(_JOURNAL_START))
+    return head[:n] == _JOURNAL_START[:n]
+
+
+def _check_journal_content(path: str) -> None:
+    """:class:`StorageError` when ``path`` holds something other than an Optuna journal (a
+    SQLite file given as ``journal://``, a data file, notes): appending would damage it."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(_JOURNAL_START))
+    except OSError:
+        return
+    if head and not _looks_like_journal(head):
+        raise StorageError(f"storage: {path!r} is not an Optuna journal file (it begins {head!r}); a journal is "
+                           "only appended to, never made from another file: give a new or a journal file's path"
+                           + (" (a SQLite file: sqlite:///PATH)" if head.startswith(b"SQLite") else ""))
+
+
+def _first_bad_line(path: str) -> str:
+    """``; line N is not a journal record`` for the first such line of ``path`` (else "")."""
+    import json
+
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    json.loads(line)
+                except ValueError:
+                    return f"; line {number} is not a journal record"
+    except OSError:
+        pass
+    return ""
 
 
 def _check_journal_writable(path: str, lock) -> None:

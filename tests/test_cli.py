@@ -1008,3 +1008,19 @@ def test_evaluate_warns_when_the_data_holds_the_rows_the_model_was_fitted_on(cap
     assert "--filter split=test" in result.err
     result = run(capsys, "evaluate", emoji_model, tmp_path / "items.csv", "--filter", "split=test")
     assert result.code == 0 and "fitted on" not in result.err, result.err
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does():
+    """A scheduler's SIGTERM killed 'automm fit' at once: no model saved of the trials finished,
+    nothing said, exit status -15."""
+    import signal
+    import time
+
+    from automm.cli import _terminate_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with _terminate_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) is before

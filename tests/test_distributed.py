@@ -117,6 +117,26 @@ def test_a_journal_left_with_a_line_cut_short_is_mended_before_the_next_record(t
     assert [t.value for t in _trials(path, "full")] == [0.0, 1.0, 5.0]
 
 
+@pytest.mark.parametrize("content", [b"my notes, no newline at the end", b"SQLite format 3\x00\x10\x00\n\xfb\xfb"])
+def test_a_file_that_is_no_journal_is_refused_not_cut(tmp_path, content):
+    """A one-line file given as a journal was cut to nothing and made a journal, with a warning
+    about a 'line cut short'; a SQLite file raised a bare UnicodeDecodeError."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(automm_storage.StorageError, match=r"notes\.txt' is not an Optuna journal file"):
+        automm_storage.make_storage("journal", str(path))
+    assert path.read_bytes() == content
+
+
+def test_a_journal_with_a_damaged_line_is_named(tmp_path):
+    path = str(tmp_path / "study.log")
+    _journal_study(path, 3)
+    lines = Path(path).read_bytes().splitlines(keepends=True)
+    Path(path).write_bytes(b"".join(lines[:2] + [b'{"op_code": 5, garbage\n'] + lines[2:]))
+    with pytest.raises(automm_storage.StorageError, match=r"journal file .*study\.log' is damaged .*line 3 is not"):
+        automm_storage.make_storage("journal", path)
+
+
 def test_a_fit_whose_journal_cannot_be_written_says_so(rows, tmp_path, monkeypatch):
     """Optuna's own bookkeeping hid the full disk behind 'AssertionError: Should not reach'."""
     calls, append = [], automm_storage._append_whole
