@@ -288,8 +288,18 @@ def _refuse_to_overwrite(target: Path, argument: str = "path") -> None:
         raise FileExistsError(f"{argument}: {str(target)!r} is a non-empty directory that is not an automm "
                               "model; not overwriting it")
     if not os.access(target, os.W_OK | os.X_OK):
+        if _read_only_file_system(target):
+            raise PermissionError(f"{argument}: {str(target)!r} is on a read-only file system; save elsewhere")
         raise PermissionError(f"{argument}: {str(target)!r} is write-protected, so the model in it could not be "
                               f"removed once replaced; make it writable (chmod u+w {str(target)!r}) or save elsewhere")
+
+
+def _read_only_file_system(path: Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (where chmod cannot help)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
 
 
 def _mount_points() -> set[str]:

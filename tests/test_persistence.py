@@ -772,3 +772,20 @@ def test_save_refuses_a_link_at_its_path_rather_than_replace_the_model_it_points
         assert model.save(".") == str(theirs)  # the folder itself, not its parent
     finally:
         os.chdir(here)
+
+
+def test_a_model_folder_on_a_read_only_file_system_is_named_as_such(model, tmp_path, monkeypatch):
+    """chmod cannot help there: the message said to chmod u+w."""
+    target = tmp_path / "model"
+    model.save(target)
+    access, statvfs = os.access, os.statvfs
+
+    class ReadOnly:
+        def __init__(self, result):
+            self.f_flag = result.f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != str(target) and access(path, mode))
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly(statvfs(path)) if os.fspath(path) == str(target)
+                        else statvfs(path))
+    with pytest.raises(PermissionError, match=rf"^path: '{target}' is on a read-only file system; save elsewhere$"):
+        model.save(target)

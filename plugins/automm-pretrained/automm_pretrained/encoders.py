@@ -297,8 +297,10 @@ class PretrainedEncoder(Encoder):
                                  else "")
                         logged = time.monotonic()
                     if computed < len(keys):
+                        kept = ("kept in its feature cache for the next fit" if cache.writes > stored_before
+                                else "not kept: its feature cache cannot be written")
                         check_deadline(f"{self.name} computed the features of {computed} of {len(keys)} "
-                                       f"{self.modality}s (kept in its feature cache for the next fit)")
+                                       f"{self.modality}s ({kept})")
         self.last_prepare["seconds"] = time.monotonic() - start
 
     def pending_share(self, values: Sequence[Any], *, cache_dir: str | None = None, sample: int = 64) -> float:

@@ -229,3 +229,19 @@ def test_an_encoders_own_cache_dir_overrides_the_estimators(tmp_path):
                   num_workers=0, column_types={"x0": "text"}).fit(texts, ["shirt"] * 12 + ["jeans"] * 12)
     assert _cached_files(own) == 24
     assert _cached_files(shared) == 0
+
+
+def test_a_deadline_with_an_unwritable_cache_does_not_claim_the_features_were_kept(tmp_path):
+    import time
+
+    from automm.deadlines import deadline_scope
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    encoder = automm.create_encoder("minilm", feature_batch_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the unwritable cache's own warning
+        with deadline_scope(time.monotonic() - 1):
+            with pytest.raises(automm.TimeLimitExceeded, match=r"4 of 10 texts \(not kept: its feature cache cannot "
+                                                               r"be written\)"):
+                encoder.prepare([f"product number {i}" for i in range(10)], cache_dir=str(blocker))
