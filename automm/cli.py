@@ -461,7 +461,9 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         (f"encoders{of_best}", encoders),
         (f"fusion{of_best}", summary["components"]["fusion"]),
         _training_line(summary, of_best),
-        (f"validation {summary.get('validation_metric', 'score')}", summary["validation_score"]),
+        (f"validation {summary.get('validation_metric', 'score')}"
+         + (f" ({summary['validation_on']}, {summary['validation_rows']} rows)" if summary.get("validation_on")
+            and summary.get("validation_rows") is not None else ""), summary["validation_score"]),
         *([(f"validation {summary.get('validation_metric', 'score')} of predict's decisions",
             summary["predict_validation_score"])] if summary.get("predict_validation_score") is not None else []),
         *([(f"validation {key[11:]}", summary[key]) for key in ("validation_rmse", "validation_mae") if key in summary]),

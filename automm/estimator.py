@@ -34,7 +34,7 @@ from .storage import check_storage
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .decision import decide
-from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for,
+from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, finite_number, retry_with_smaller_batches, scale_frozen_batch,
                        train_bagged, train_candidate, training_value_problem, without_inert_augmentations,
                        augmentation_can_act)
@@ -1027,6 +1027,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self.history_ = candidate.history
         self.best_epoch_ = candidate.best_epoch
         self.best_score_ = candidate.best_score
+        #: what best_score_ was measured on ("holdout", "out-of-fold", "X_val", "training rows"), and its rows
+        self.validation_on_, self.validation_rows_ = scored_on(data, candidate)
         self.stop_reason_ = candidate.stop_reason
         #: whether Ctrl-C cut the fit short (its model: the best of what had finished)
         self.interrupted_ = bool(candidate.interrupted)
@@ -1048,7 +1050,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         ``problem_type`` (and ``n_classes``), each column's role (``columns``), the kept model's
         ``components``, its holdout score (``validation_score``; an ensemble's is its pooled
         members' score on the rows its weights were chosen on, the holdout or out-of-fold; measured as
-        ``validation_metric``; for regression also ``validation_rmse`` or, under ``metric="mae"``,
+        ``validation_metric`` on ``validation_rows`` rows of ``validation_on``: ``"holdout"``,
+        ``"out-of-fold"`` (a bag's outputs over the training rows), ``"X_val"`` or ``"training rows"``
+        (too few to hold any out); for regression also ``validation_rmse`` or, under ``metric="mae"``,
         ``validation_mae``, in the target's units), ``epochs_run``, ``best_epoch`` and ``stop_reason`` (for the
         search's linear or nearest-neighbour model, ``solver`` is set and its "epochs" are the
         settings it tried, the one kept in ``kept_setting``: ``l2_c``, or ``k`` and
@@ -1075,6 +1079,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                            "fusion": self.config_["fusion"].get("name")},
             "validation_metric": holdout_score_name(self.metric, self.problem_type_),
             "validation_score": None if score is None else float(score),
+            "validation_on": state.get("validation_on_"),
+            "validation_rows": None if state.get("validation_rows_") is None else int(state["validation_rows_"]),
             "epochs_run": len(self.history_ or []),
             "best_epoch": int(self.best_epoch_),
             "stop_reason": state.get("stop_reason_"),

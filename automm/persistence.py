@@ -1064,7 +1064,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
 _FIT_RECORD = (("validation_score", "best_score_"), ("stop_reason", "stop_reason_"),
                ("fit_seconds", "fit_seconds_"), ("best_trial", "best_trial_"), ("study_name", "study_name_"),
                ("trials", "trial_counts_"), ("pareto", "pareto_summary_"),
-               ("predict_validation_score", "decided_score_"))
+               ("predict_validation_score", "decided_score_"), ("validation_on", "validation_on_"),
+               ("validation_rows", "validation_rows_"))
 
 
 def _fit_record(estimator) -> dict:

@@ -161,6 +161,7 @@ class Candidate:
     decision_weights: np.ndarray | None = None  # the decision rule's class weights (see automm.decision)
     decided_score: float | None = None  # the metric of predict's rule (with those weights) on the rows that chose them
     temperature: float = 1.0  # the multiplier of a lone classifier's logits fitted on its holdout (automm.ensemble.calibrate)
+    scored_on: tuple[str, int] | None = None  # what best_score was measured on, when not :func:`scored_on`'s rule
 
     @property
     def best_loss(self) -> float | None:
@@ -641,6 +642,22 @@ def comparable_rows(data: PreparedData, rows: np.ndarray) -> np.ndarray:
     present = np.unique(data.targets[data.valid_index].astype(np.int64))
     kept = rows[np.isin(data.targets[rows].astype(np.int64), present)]
     return kept if len(kept) else rows
+
+
+def scored_on(data: PreparedData, candidate: Candidate) -> tuple[str, int]:
+    """(what, rows) a candidate's ``best_score`` was measured on: ``"out-of-fold"`` (a bag's
+    outputs over the training rows, of the holdout's classes under a class-averaged metric:
+    :func:`comparable_rows`), ``"X_val"`` (the user's validation rows), ``"training rows"``
+    (too few rows to hold any out) or ``"holdout"``."""
+    if candidate.scored_on is not None:
+        return candidate.scored_on
+    if data.holdout_given:
+        return "X_val", len(data.valid_index)
+    if candidate.oof_outputs is not None:
+        return "out-of-fold", len(comparable_rows(data, data.rows))
+    if np.array_equal(data.train_index, data.valid_index):
+        return "training rows", len(data.valid_index)
+    return "holdout", len(data.valid_index)
 
 
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,

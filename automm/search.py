@@ -173,7 +173,7 @@ from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import rank_key as _rank_key
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
-from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for,
+from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
                        decision_weights,
                        is_out_of_memory, pending_seconds,
@@ -1813,10 +1813,14 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         decision = candidate_decision_weights(ctx.data, scaled)
         decided = candidate_decided_score(ctx.data, replace(scaled, decision_weights=decision))
     score = ensemble_score if "ensemble_" in extras else best.best_score
+    measured = scored_on(ctx.data, best)
+    if "ensemble_" in extras:  # the pooled members' score, on the rows the selection weighed
+        measured = ("out-of-fold", len(ctx.data.rows)) if outputs_are_oof else scored_on(ctx.data, replace(
+            best, oof_outputs=None))
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras, decision_weights=decision, decided_score=decided,
-                       temperature=temperature)
+                       temperature=temperature, scored_on=measured)
     return result
 
 

@@ -26,3 +26,43 @@ def test_fit_warns_when_the_holdout_lacks_a_class_of_a_class_averaged_metric():
     y[:2] = "rare"
     with pytest.warns(UserWarning, match="hold no row of 1 class \\('rare'\\)"):
         AutoMM(metric="balanced_accuracy", max_epochs=1, random_state=0).fit(X, list(y))
+
+
+def _table(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return {"x": x.tolist(), "z": rng.normal(size=n).tolist()}, np.where(x > 0, "a", "b").tolist()
+
+
+def test_fit_summary_says_what_the_validation_score_was_measured_on(tmp_path):
+    """A holdout score of 80 rows and an out-of-fold one of 800 looked alike in fit_summary."""
+    X, y = _table(200)
+    model = AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(X, y)
+    summary = model.fit_summary()
+    assert (summary["validation_on"], summary["validation_rows"]) == ("holdout", 20)
+    loaded = AutoMM.load(model.save(tmp_path / "m"))
+    assert (loaded.fit_summary()["validation_on"], loaded.fit_summary()["validation_rows"]) == ("holdout", 20)
+
+    bagged = AutoMM(max_epochs=1, random_state=0, num_workers=0, bag_folds=3).fit(X, y).fit_summary()
+    assert (bagged["validation_on"], bagged["validation_rows"]) == ("out-of-fold", 200)  # a bag folds every row
+
+    Xv, yv = _table(30, seed=1)
+    given = AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(X, y, X_val=Xv, y_val=yv).fit_summary()
+    assert (given["validation_on"], given["validation_rows"]) == ("X_val", 30)
+
+    tiny_X, tiny_y = _table(8, seed=2)
+    with pytest.warns(UserWarning, match="too few to hold any out"):
+        tiny = AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(tiny_X, tiny_y).fit_summary()
+    assert (tiny["validation_on"], tiny["validation_rows"]) == ("training rows", 8)
+
+
+def test_a_searchs_summary_names_the_rows_its_kept_models_score_is_on():
+    X, y = _table(200)
+    model = AutoMM(max_epochs=1, random_state=0, num_workers=0, n_trials=3).fit(X, y)
+    summary = model.fit_summary()
+    board = model.leaderboard_.set_index("number")
+    if "ensemble" in summary:
+        assert summary["validation_on"] in ("holdout", "out-of-fold")
+        assert summary["validation_rows"] == (20 if summary["validation_on"] == "holdout" else 200)
+    else:
+        assert summary["validation_rows"] == board.loc[summary["best_trial"], "rows"]
