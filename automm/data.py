@@ -347,6 +347,8 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
         elif isinstance(x, Mapping):
             if not x:
                 raise InputError(f"{argument}: the dict of columns is empty")
+            if len({str(k) for k in x}) != len(x):  # {1: ..., "1": ...}: one would silently replace the other
+                raise InputError(f"{argument}: column names must differ as strings, got {list(x)}")
             table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
             table.categorical_dtype = frozenset(str(k) for k, v in x.items() if declared_categorical(v))
         elif isinstance(x, np.ndarray) and x.ndim == 2:  # numbers, strings or objects (what pipelines pass on)
@@ -394,6 +396,11 @@ def table_like(x: Any, argument: str = "X") -> Any:
         pd = None
     if pd is not None and not isinstance(x, pd.DataFrame) and hasattr(x, "schema") and hasattr(x, "to_pandas"):
         return x.to_pandas()
+    if pd is not None and isinstance(x, np.ndarray) and x.dtype.names and x.ndim == 1:
+        # a structured (record) array, as np.genfromtxt(names=True) gives: a table of its fields
+        return pd.DataFrame.from_records(x)
+    if pd is not None and type(x).__name__ == "LazyFrame" and hasattr(x, "collect"):
+        raise InputError(f"{argument}: a polars LazyFrame holds no rows yet; pass {argument}.collect()")
     if _is_sparse_matrix(x):
         return _densified(x, argument)
     if _number_rows(x):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
+import numbers
 import copy
 import inspect
 import math
@@ -28,7 +30,7 @@ from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, build_input_specs, declared_categorical, infer_roles, is_missing,
                    row_namer, row_naming, rows_repeated, table_like, validate_columns, warn_unused_modalities)
 from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
-from .data import BatchCollator, MultimodalDataset
+from .data import BatchCollator, MultimodalDataset, _records
 from .roles import BASE_ROLES
 from .storage import check_storage
 from .deadlines import deadline_scope
@@ -450,6 +452,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
                              f"return {str(number)!r} for {number!r}; give them one type, e.g. [str(v) for v in y]")
         if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
             arr = arr.astype(float) if any(isinstance(v, float) for v in arr.tolist()) else arr.astype(int)
+        elif arr.dtype == object and all(isinstance(v, (numbers.Real, decimal.Decimal))
+                                         and not isinstance(v, (bool, np.bool_)) for v in arr.tolist()):
+            # Decimal (SQL NUMERIC, Parquet decimal128: what read_sql / read_parquet give) and
+            # Fraction labels are numbers, as in X: whole ones integers, others floats
+            floats = arr.astype(float)
+            whole = all(v == int(v) for v in arr.tolist() if math.isfinite(float(v)))
+            arr = floats.astype(np.int64) if whole and np.all(np.isfinite(floats)) else floats
         return arr
 
     # ------------------------------------------------------------------ component resolution
@@ -562,6 +571,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         labels = self._labels_array(y)
         if len(labels) != len(table):
             raise InputError(f"y: {len(labels)} labels for {len(table)} samples")
+        _warn_misaligned(args, y)
         roles = infer_roles(table, self.column_types, reg.plugin_manager, self._known_roles(reg))
         specs = build_input_specs(roles)
         table = validate_columns(table, roles)
@@ -689,8 +699,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"{other}: {given} was given without it; validation data need both X_val and y_val")
         X_val = X_val if isinstance(X_val, tuple) else table_like(X_val, "X_val")
         if table.positional:
-            if isinstance(X_val, np.ndarray) and X_val.ndim == 2:  # a table by position, as X
+            named = not isinstance(X_val, (tuple, list)) and _is_table(X_val) and not isinstance(X_val, np.ndarray)
+            if (isinstance(X_val, np.ndarray) and X_val.ndim == 2) or named:  # a table by position, as X
+                # (a DataFrame's columns in order, as predict takes them, with scikit-learn's warning)
                 val_table = _validation_table((X_val,), records=False)
+                if named and len(val_table.names) == len(table.names):
+                    warnings.warn(f"X_val has feature names, but fit was given unnamed inputs: its columns "
+                                  f"{val_table.names} are taken in order", UserWarning, stacklevel=user_stacklevel())
                 n = len(val_table.names)
                 if n != len(table.names):
                     raise InputError(f"X_val: an array of {n} column{'s' if n != 1 else ''}; fit was given "
@@ -900,7 +915,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self.n_features_in_ = len(table.names)
         # as scikit-learn: only a DataFrame whose column names are all strings has feature names
         # (table.names are strings always: read_csv(header=None)'s 0, 1 become "0", "1")
-        if not table.positional and _is_dataframe(X[0]) and all(isinstance(c, str) for c in X[0].columns):
+        # (a polars DataFrame or pyarrow Table too, as scikit-learn reads them: their names are strings)
+        if not table.positional and ((_is_dataframe(X[0]) and all(isinstance(c, str) for c in X[0].columns))
+                                     or (hasattr(X[0], "schema") and hasattr(X[0], "to_pandas"))):
             self.feature_names_in_ = np.asarray(table.names, dtype=object)
         else:
             self.__dict__.pop("feature_names_in_", None)
@@ -1170,6 +1187,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 raise InputError(f"X: the model was fitted on a table with columns {self.columns_}, got {got}; pass "
                                  f"a pandas DataFrame{hint}, a dict of columns or a list of records (dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
+            if missing and len(X) == 1 and _records(X[0]) and len(missing) < len(self.columns_):
+                # records: a key no record has is a missing value in each (unless a key there looks
+                # like its misspelling, named below)
+                from .suggestions import close_match
+
+                others = [str(c) for c in table.names if c not in self.columns_]
+                if not any(close_match(str(c), others) for c in missing):
+                    table = table.with_columns({**table.columns, **{c: [None] * len(table) for c in missing}})
+                    missing = []
             if missing:
                 from .suggestions import close_match
 
@@ -1582,6 +1608,29 @@ def _is_row_series(x: Any, columns: Sequence[str]) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(x, pd.Series) and set(columns) <= set(map(str, x.index))
+
+
+def _warn_misaligned(inputs: tuple, y: Any) -> None:
+    """Warn when pandas inputs and labels hold the same index labels in another order: rows are
+    taken by position (as scikit-learn takes them), while pandas would pair them by label, so
+    each row would get another row's label (``y`` sorted or shuffled apart from ``X``)."""
+    import pandas as pd
+
+    if not isinstance(y, (pd.Series, pd.DataFrame)):
+        return
+    for x in inputs:
+        index = getattr(x, "index", None) if isinstance(x, (pd.Series, pd.DataFrame)) else None
+        if index is None or index.equals(y.index) or len(index) != len(y.index):
+            continue
+        try:
+            permuted = index.is_unique and y.index.is_unique and index.sort_values().equals(y.index.sort_values())
+        except TypeError:  # labels that do not sort (mixed types)
+            permuted = False
+        if permuted:
+            warnings.warn("y: its index holds the labels of X's index in another order; rows are paired by "
+                          "position, not by index, so most rows get another row's label; align them first "
+                          "(y = y.loc[X.index]) or reset both indexes", UserWarning, stacklevel=user_stacklevel())
+            return
 
 
 def _is_dataframe(x: Any) -> bool:

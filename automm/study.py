@@ -12,9 +12,11 @@ they are ``fit``'s (:func:`data_fingerprint`). :func:`wait_for_study` and
 from __future__ import annotations
 
 import datetime
+import decimal
 import hashlib
 import json
 import math
+import numbers
 import os
 import time
 from dataclasses import replace
@@ -146,11 +148,22 @@ def _value_identity(value: Any, role: str) -> str:
     from .feature_cache import content_digest
 
     try:
-        return json.dumps(_plain(value, role))
+        plain = _plain(value, role)
+        if role == "tabular" and isinstance(plain, int) and not isinstance(plain, bool):
+            # the table encoder reads 3 and 3.0 alike (a number, a category key): an Int64 column
+            # and the float64 column pandas gives for the same numbers with a NaN are one column
+            plain = float(plain)
+        return json.dumps(plain)
     except TypeError:
         pass
     if isinstance(value, (datetime.date, np.datetime64)):  # pandas Timestamps too
         return f"{type(value).__name__}:{value}"
+    if isinstance(value, decimal.Decimal) and role == "tabular":  # a number, as 3.5 is (SQL NUMERIC)
+        return json.dumps(float(value)) if value.is_finite() else "null"
+    if isinstance(value, datetime.timedelta):  # pandas Timedeltas too: their seconds, as the encoder reads them
+        return f"timedelta:{value.total_seconds()!r}"
+    if isinstance(value, (decimal.Decimal, numbers.Number)) or type(value).__name__ in ("Period", "Interval"):
+        return f"{type(value).__name__}:{value}"  # by value, not by type alone
     try:
         return content_digest(value)
     except TypeError:

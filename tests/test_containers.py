@@ -1,0 +1,81 @@
+"""Inputs in the containers pandas and friends offer: Decimal labels, records missing a key, structured arrays, misaligned indexes, colliding names, resumed studies over Decimal or Int64 columns."""
+
+import decimal
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automm import AutoMMClassifier, AutoMMRegressor
+from automm.data import as_table
+from automm.exceptions import InputError
+from automm.study import _value_identity
+
+KW = dict(max_epochs=1, random_state=0, augmentations=None)
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.default_rng(0)
+    n = 60
+    colour = rng.choice(["red", "blue", "green"], n)
+    X = pd.DataFrame({"colour": colour, "size": rng.normal(size=n)})
+    y = pd.Series(np.where(colour == "red", "a", "b"), name="label")
+    return X, y
+
+
+def test_decimal_labels_are_numbers(table):
+    X, y = table
+    codes = y.map({"a": decimal.Decimal(1), "b": decimal.Decimal(2)})
+    model = AutoMMClassifier(**KW).fit(X, codes)
+    assert model.classes_.tolist() == [1, 2]
+    prices = pd.Series([decimal.Decimal(str(round(v, 2))) for v in X["size"] * 10 + 50])
+    assert AutoMMRegressor(**KW).fit(X, prices).problem_type_ == "regression"
+
+
+def test_dict_keys_that_collide_as_strings_are_refused():
+    with pytest.raises(InputError, match="differ as strings"):
+        as_table(({1: ["a", "b"], "1": [1.0, 2.0]},))
+
+
+def test_structured_array_is_a_table_of_its_fields(table):
+    X, _ = table
+    table_ = as_table((X.to_records(index=False),))
+    assert table_.names == ["colour", "size"]
+
+
+def test_a_record_without_an_optional_key_predicts(table):
+    X, y = table
+    model = AutoMMClassifier(**KW).fit(X, y)
+    assert len(model.predict([{"colour": "red"}])) == 1  # 'size' missing in the only record
+    with pytest.raises(InputError, match="rename 'Colour' to 'colour'"):
+        model.predict([{"Colour": "red", "size": 1.0}])
+
+
+def test_labels_in_another_index_order_warn(table):
+    X, y = table
+    with pytest.warns(UserWarning, match="another order"):
+        AutoMMClassifier(**KW).fit(X, y.sample(frac=1, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AutoMMClassifier(**KW).fit(X, y.reset_index(drop=True))
+
+
+def test_pyarrow_table_has_feature_names(table):
+    pa = pytest.importorskip("pyarrow")
+    X, y = table
+    model = AutoMMClassifier(**KW).fit(pa.Table.from_pandas(X), y)
+    assert model.feature_names_in_.tolist() == ["colour", "size"]
+
+
+def test_value_digests_read_numbers_as_the_encoder_does():
+    assert _value_identity(3, "tabular") == _value_identity(3.0, "tabular")
+    assert _value_identity(decimal.Decimal("1.5"), "tabular") != _value_identity(decimal.Decimal("2.5"), "tabular")
+    assert _value_identity(pd.Timedelta(3, "s"), "tabular") != _value_identity(pd.Timedelta(4, "s"), "tabular")
+
+
+def test_an_array_fitted_model_takes_a_dataframe_as_validation_data(table):
+    X, y = table
+    with pytest.warns(UserWarning, match="X_val has feature names"):
+        AutoMMClassifier(**KW).fit(X.iloc[:45].to_numpy(dtype=object), y[:45], X_val=X.iloc[45:], y_val=y[45:])
