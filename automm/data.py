@@ -288,8 +288,40 @@ def _claimed_by_a_modality(values: Sequence[Any], plugin_manager: Any) -> bool:
     as text (the built-in rule's reading of anything unknown)."""
     if plugin_manager is None:
         return False
-    role = plugin_manager.hook.automm_infer_column_role(name="x0", values=_role_sample(values))
+    role = ask_role_rules(plugin_manager, "x0", _role_sample(values))
     return role not in (None, "text", "categorical")
+
+
+_failed_role_rules: set[str] = set()
+
+
+def ask_role_rules(plugin_manager: Any, name: str, values: Sequence[Any]) -> str | None:
+    """The first answer of the plugins' :func:`~automm.hookspecs.automm_infer_column_role` for
+    column ``name`` (its present ``values``), asked in pluggy's order. An installed plugin whose
+    rule raises is passed over for the column, with a :class:`~automm.registry.PluginLoadWarning`
+    naming it and its package (once per plugin and process): one plugin's rule must not stop
+    every fit, of data it was never meant for. An in-process plugin's (a built-in, or one given
+    to :func:`~automm.reset_registry`) raises, naming it, as its registration would."""
+    from .registry import PluginLoadWarning, _distributions
+
+    arguments = {"name": name, "values": values}
+    for impl in reversed(plugin_manager.hook.automm_infer_column_role.get_hookimpls()):
+        try:
+            role = impl.function(*[arguments[a] for a in impl.argnames])
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug, named
+            package = _distributions(plugin_manager).get(impl.plugin_name)
+            why = (f"plugin {impl.plugin_name!r}{f' ({package})' if package else ''}: its automm_infer_column_role "
+                   f"raised {type(exc).__name__}: {exc} on column {name!r}")
+            if package is None:
+                raise PluginError(why) from exc
+            if impl.plugin_name not in _failed_role_rules:
+                _failed_role_rules.add(impl.plugin_name)
+                warnings.warn(f"{why}; its rule is passed over for such columns (the other rules decide)",
+                              PluginLoadWarning, stacklevel=user_stacklevel())
+            continue
+        if role is not None:
+            return role
+    return None
 
 
 def _role_sample(column: Sequence[Any]) -> list[Any]:
@@ -469,7 +501,7 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
         present = _role_sample(column)
         if not present:
             raise InputError(f"column {name!r}: every value is missing; drop it or give its role in column_types")
-        role = plugin_manager.hook.automm_infer_column_role(name=name, values=present)
+        role = ask_role_rules(plugin_manager, name, present)
         nested = next((v for v in present if isinstance(v, Mapping)), None)
         if nested is not None and role in ("text", "categorical"):  # dicts no role rule claims
             where = f"input {name[1:]}" if table.positional else f"column {name!r}"
@@ -1008,7 +1040,17 @@ def _plugin_check(role: str, column_name: str, column: Sequence[Any], row_name: 
     from .registry import get_registry
 
     values = [None if _missing_cell(v) else v for v in column]
-    answers = get_registry().plugin_manager.hook.automm_check_column(role=role, name=column_name, values=values)
+    registry = get_registry()
+    try:
+        answers = registry.plugin_manager.hook.automm_check_column(role=role, name=column_name, values=values)
+    except InputError:
+        raise
+    except Exception as exc:  # a plugin's bug: name the modality's plugin, not a bare traceback
+        providers = [f"{impl.plugin_name!r}" + (f" ({package})" if (package := registry.package_of(impl.plugin_name))
+                                                else "")
+                     for impl in registry.plugin_manager.hook.automm_check_column.get_hookimpls()]
+        raise PluginError(f"column {column_name!r} ({role}): the check of its values (automm_check_column of plugin "
+                          f"{', '.join(providers)}) raised {type(exc).__name__}: {exc}") from exc
     problems = sorted({(int(r), why) for answer in answers if answer for r, why in answer})
     if not problems:
         return []

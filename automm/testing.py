@@ -44,6 +44,7 @@ temporary ``cache_dir``), then ``preprocess``/``collate``/``forward``.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import pickle
 import tempfile
@@ -1122,7 +1123,11 @@ def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_rol
                          column_name: str = "column") -> str:
     """Check that, with ``plugin`` registered (beside the built-ins, in a private plugin
     manager), column-role inference gives ``expected_role`` for a column holding
-    ``column_values``. Returns the role."""
+    ``column_values``, and that the plugin's rule answers (rather than raises) for the columns
+    of other data every fit asks it about: numbers, texts, dates, images' paths, dicts, bytes.
+    Returns the role."""
+    import datetime
+
     from .registry import _plugin_name
 
     pm = get_plugin_manager(load_entrypoints=False)
@@ -1130,6 +1135,18 @@ def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_rol
         pm.register(plugin, name=_plugin_name(plugin))
     from .data import _role_sample
 
+    rule = getattr(plugin, "automm_infer_column_role")
+    taken = set(inspect.signature(rule).parameters)  # a hook implementation may take fewer arguments
+    foreign = {"numbers": [1.5, 2, -3.25], "texts": ["a red shirt", "", "x"], "dates": [datetime.date(2024, 3, 5)],
+               "image paths": ["a.png", "b.jpg"], "dicts": [{"a": 1}, {}], "bytes": [b"\x00\x01", b""],
+               "booleans": [True, False], "arrays": [np.zeros((2, 2))]}
+    for kind, values in foreign.items():
+        try:
+            rule(**{k: v for k, v in {"name": "column", "values": values}.items() if k in taken})
+        except Exception as exc:  # noqa: BLE001
+            raise ConformanceError(f"plugin {_plugin_name(plugin)!r}: automm_infer_column_role raises on a column of "
+                                   f"{kind} ({type(exc).__name__}: {exc}); every fit asks it about every column: "
+                                   "return None for values that are not your modality's") from None
     # what the core asks the rule about: the column's present values (missing ones left out), sampled
     role = pm.hook.automm_infer_column_role(name=column_name, values=_role_sample(list(column_values)))
     if role != expected_role:

@@ -103,3 +103,41 @@ def test_search_warns_about_trials_a_broken_plugin_failed(plugin):
 def test_kit_compares_a_fusions_registered_width_with_the_built_one(plugin):
     with pytest.raises(ConformanceError, match="twice_declared.*registers output_dim=8.*built fusion has output_dim=4"):
         check_fusion("twice_declared")
+
+
+class _SuffixRule:
+    """Claims '.xyz' files; its rule assumes every value is a string (floats break it)."""
+
+    @hookimpl
+    def automm_infer_column_role(self, name, values):
+        return "text" if all(v.endswith(".xyz") for v in values) else None
+
+
+def test_an_installed_plugins_crashing_role_rule_is_passed_over_with_a_warning(fresh_registry):
+    """A plain table fit died with AttributeError 'float' object has no attribute 'endswith', from
+    a plugin the user never used, and nothing named it."""
+    from automm.registry import PluginLoadWarning, _distributions
+    from automm.data import _failed_role_rules
+
+    registry = fresh_registry(_SuffixRule())
+    name = registry.plugin_manager.get_name(next(p for p in registry.plugin_manager.get_plugins()
+                                                 if isinstance(p, _SuffixRule)))
+    _distributions(registry.plugin_manager)[name] = "automm-xyz 0.1"  # as an entry point's plugin is recorded
+    _failed_role_rules.discard(name)
+    X = {"price": [float(i) for i in range(20)], "colour": ["red", "blue"] * 10}
+    with pytest.warns(PluginLoadWarning, match=r"automm-xyz 0.1.*automm_infer_column_role raised AttributeError"):
+        clf = automm.AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(X, ["a", "b"] * 10)
+    assert clf.column_roles_ == {"price": "numeric", "colour": "categorical"}
+
+
+def test_an_in_process_plugins_crashing_role_rule_is_named(fresh_registry):
+    fresh_registry(_SuffixRule())
+    with pytest.raises(PluginError, match=r"_SuffixRule.*automm_infer_column_role raised AttributeError.*'price'"):
+        automm.AutoMM(max_epochs=1).fit({"price": [1.0, 2.0] * 10}, ["a", "b"] * 10)
+
+
+def test_kit_asks_a_role_rule_about_other_data():
+    from automm.testing import check_role_inference
+
+    with pytest.raises(ConformanceError, match="raises on a column of numbers.*return None"):
+        check_role_inference(_SuffixRule(), ["a.xyz", "b.xyz"], "text")
