@@ -22,8 +22,9 @@ import json
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from . import registry as _registry
 from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
 from .data import BatchCollator, InputSpec, MultimodalDataset
+from .exceptions import PluginError
 from .decision import class_priors, decide, fit_decision_weights
 from .model import MultimodalNet
 from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, model_outputs,
@@ -320,8 +322,6 @@ def _warn_truncated(spec: InputSpec, encoder: Any, name: str) -> None:
     if share <= TRUNCATION_WARNING_SHARE or getattr(encoder, "linear", False):
         return
     column, length = spec.columns[0], encoder.max_length
-    import warnings
-
     from .exceptions import user_stacklevel
 
     warnings.warn(f"column {column!r}: {share:.0%} of the training texts are longer than {name}'s max_length={length} "
@@ -349,11 +349,32 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
     input_dims = {name: int(enc.output_dim) for name, enc in encoders.items()}
     fusion_name, fusion_params = _split(config["fusion"])
     fusion_spec = reg.get("fusion", fusion_name)
-    with building(fusion_spec, fusion_params, f" for inputs {input_dims} (n_outputs={n_outputs})", FUSION_INPUTS_HINT):
-        fusion = fusion_spec.factory(input_dims, n_outputs, **fusion_params)
+    try:
+        with building(fusion_spec, fusion_params, f" for inputs {input_dims} (n_outputs={n_outputs})"):
+            fusion = fusion_spec.factory(input_dims, n_outputs, **fusion_params)
+    except PluginError as exc:  # which is at fault: the inputs, or the hyperparameters?
+        raise PluginError(f"{exc}{_fusion_failure_hint(fusion_spec, input_dims, n_outputs, fusion_params)}") \
+            from exc.__cause__
     return MultimodalNet(encoders, fusion, n_outputs, head_dropout=config["training"].get("head_dropout", 0.1),
                          fusion_label=fusion_spec.label,
                          encoder_labels={name: _encoder_label(config["encoders"][name], reg) for name in encoders})
+
+
+def _fusion_failure_hint(spec: Any, input_dims: dict, n_outputs: int, params: Mapping[str, Any]) -> str:
+    """What to say of a fusion whose factory failed: with its default hyperparameters on the
+    same inputs it builds (the hyperparameters given are what it refuses), or it does not (the
+    inputs: a fusion must take whatever inputs the data have)."""
+    defaults = dict(spec.defaults)
+    if dict(params) != defaults:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                spec.factory(dict(input_dims), n_outputs, **defaults)
+            return ("; with its default hyperparameters it builds for these inputs: the ones above are what it "
+                    "refuses (narrow its search space, or fix its factory)")
+        except Exception:  # noqa: BLE001 - the inputs, then
+            pass
+    return FUSION_INPUTS_HINT
 
 
 def _encoder_label(choice: Any, reg) -> str:

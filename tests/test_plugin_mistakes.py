@@ -141,3 +141,30 @@ def test_kit_asks_a_role_rule_about_other_data():
 
     with pytest.raises(ConformanceError, match="raises on a column of numbers.*return None"):
         check_role_inference(_SuffixRule(), ["a.xyz", "b.xyz"], "text")
+
+
+class _Picky(_Concat):
+    def __init__(self, input_dims, n_outputs, hidden_dim=4):
+        if hidden_dim == 8:
+            raise ValueError("hidden_dim 8 not supported")
+        super().__init__(input_dims, n_outputs, hidden_dim)
+
+
+def test_a_fusion_refusing_a_hyperparameter_is_not_told_about_its_inputs(fresh_registry):
+    """The message said 'a fusion must work with whatever inputs it is given' when the inputs were fine."""
+    class Plugin:
+        @hookimpl
+        def automm_register_fusions(self, register):
+            register("picky", _Picky, defaults={"hidden_dim": 4},
+                     search_space=lambda trial, prefix: {"hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim",
+                                                                                                  [8])})
+
+    fresh_registry(Plugin())
+    clf = automm.AutoMM(column_types={"x0": "text"}, max_epochs=1, num_workers=0, random_state=0, n_trials=4,
+                        fusion=["concat", "picky"], search_space={"warm_start": False, "linear_model": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(TEXTS, LABELS)
+    reasons = clf.leaderboard_.loc[clf.leaderboard_["fusion"] == "picky", "reason"].tolist()
+    assert reasons and all("hidden_dim 8 not supported; with its default hyperparameters it builds for these inputs"
+                           in r and "whatever inputs" not in r for r in reasons), reasons
