@@ -173,6 +173,7 @@ def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float
     first = 0
     if centre_seconds is not None and frames > centre_seconds * rate:
         wanted = int(np.ceil(centre_seconds * rate))
+        wanted += (frames - wanted) % 2  # an even margin: a centre crop of this stretch is that of the whole
         first, frames = (frames - wanted) // 2, wanted
     if frames == 0:
         raise InputError(f"WAV file holds no samples: {description}")
