@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import decimal
-import numbers
 import copy
+import decimal
 import inspect
 import math
+import numbers
 import os
+import random
 import re
 import sys
 import time
@@ -864,7 +865,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 drawn = int(self.random_state.randint(0, 2**31 - 1))
             # training needs gradients whatever the caller's mode (fit called under torch.no_grad()
             # or torch.inference_mode(), as skorch also allows); the caller's mode is back after
-            with verbose_logging(self._verbose_level()), global_random_state_kept(), \
+            with verbose_logging(self._verbose_level()), global_random_state_kept(), float32_default(), \
                     torch.inference_mode(False), torch.enable_grad():  # verbose checked in _fit
                 return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val), drawn)
         except BaseException:
@@ -1256,7 +1257,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def _raw_outputs(self, X: tuple, n_labels: int | None = None) -> np.ndarray:
         """The model's outputs for ``X``; with ``n_labels`` (``score``'s), a row count other than it
         is refused before any work."""
-        with verbose_logging(self._verbose_level()):  # long work on new rows (checks, features) says so
+        # (float32: a plugin's network built here and a fusion's own tensors, whatever the caller's default)
+        with verbose_logging(self._verbose_level()), float32_default():  # long work on new rows (checks, features) says so
             table = self._table_for_prediction(X)
             if n_labels is not None and n_labels != len(table):
                 raise InputError(f"y: {n_labels} labels for {len(table)} samples")
@@ -1334,7 +1336,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         the best trial of a search is its linear model (fusion ``sum``), that is its logits."""
         if unknown:
             raise _unexpected_keyword(self, AutoMM.transform, unknown)
-        with verbose_logging(self._verbose_level()):
+        with verbose_logging(self._verbose_level()), float32_default():
             table = self._table_for_prediction(X)
             return np.concatenate([model_outputs(self.model_, self._loader(chunk), self.device_, embed=True)
                                    for chunk in _chunks(table)])
@@ -1374,7 +1376,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         fitted with, which is saved with it (None: keep that one)."""
         from .persistence import load_model
 
-        return load_model(path, device=device, expected_class=cls, cache_dir=cache_dir)
+        with float32_default():  # modules built as they were saved, whatever the caller's default
+            return load_model(path, device=device, expected_class=cls, cache_dir=cache_dir)
 
     @classmethod
     def from_recipe(cls, recipe) -> "AutoMM":
@@ -1575,13 +1578,30 @@ def global_random_state_kept():
     """Run a block that seeds numpy's and torch's global generators (a fit does, so that a seed
     gives the same model), then put back the states they had: a user's own random draws around a
     fit go on as if it had not run."""
-    numpy_state = np.random.get_state()
+    numpy_state, python_state = np.random.get_state(), random.getstate()
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
         try:
             yield
         finally:
             np.random.set_state(numpy_state)
+            random.setstate(python_state)  # (a library imported on first use may draw from it)
+
+
+@contextlib.contextmanager
+def float32_default():
+    """Build and train in float32 whatever ``torch.get_default_dtype()`` the caller set (a
+    float64 default made the layers float64 and the first convolution refuse its float32
+    input); the caller's default is back after."""
+    previous = torch.get_default_dtype()
+    if previous == torch.float32:  # the usual case: nothing process-wide to change
+        yield
+        return
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def _is_learned(name: str) -> bool:

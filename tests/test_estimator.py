@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 import automm
@@ -140,6 +141,26 @@ def test_deterministic_under_random_state(emoji_split):
     a = AutoMM(**tiny(max_epochs=1, device="cpu")).fit(*args).predict_proba(*queries)
     b = AutoMM(**tiny(max_epochs=1, device="cpu")).fit(*args).predict_proba(*queries)
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_float64_default_dtype_neither_breaks_fit_and_load_nor_changes_the_model(emoji_split, tmp_path):
+    """torch.set_default_dtype(torch.float64) (a user's numerics) made the layers float64: fit and
+    load raised "Input type (torch.FloatTensor) and weight type (torch.DoubleTensor)"."""
+    train, test = emoji_split
+    args = (train["image"].tolist()[:60], train["name"].tolist()[:60], train["category"].tolist()[:60])
+    queries = (test["image"].tolist()[:10], test["name"].tolist()[:10])
+    reference = AutoMM(**tiny(max_epochs=1, device="cpu")).fit(*args)
+    reference.save(tmp_path / "m")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        again = AutoMM(**tiny(max_epochs=1, device="cpu")).fit(*args)
+        loaded = AutoMM.load(tmp_path / "m")
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    np.testing.assert_array_equal(again.predict_proba(*queries), reference.predict_proba(*queries))
+    np.testing.assert_array_equal(loaded.predict_proba(*queries), reference.predict_proba(*queries))
 
 
 def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):

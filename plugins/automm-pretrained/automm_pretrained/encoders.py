@@ -91,7 +91,11 @@ def shared_backbone(key: tuple, loader: Callable[[], nn.Module], device: torch.d
     with _backbones_lock:
         model = _backbones.get((*key, str(device)))
         if model is None:
-            model = loader().eval().to(device)
+            # building the network draws its initial weights (then overwritten by the
+            # pretrained ones) from torch's global generator: keep that generator as it was,
+            # or the first fit of a process would train on other random draws than later fits
+            with torch.random.fork_rng(devices=[]):
+                model = loader().eval().to(device)
             for param in model.parameters():
                 param.requires_grad_(False)
             _backbones[(*key, str(device))] = model

@@ -313,3 +313,17 @@ def test_features_the_gpu_has_no_memory_for_are_computed_in_smaller_batches(monk
     assert features.shape == (len(alike), 384) and encoder.feature_batch_size <= 2
     monkeypatch.setattr(encoder, "_encode", real)
     assert torch.allclose(features, encoder.compute_features(alike), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["minilm", "efficientnet_lite0"])
+def test_loading_the_shared_network_leaves_torchs_generator_alone(name):
+    """A fit seeds torch, then a cold cache loads the network to compute features: building it
+    drew its initial weights from torch's generator, so a process's first fit with an empty
+    cache trained on other dropout draws than every later fit (same seed, other model)."""
+    from automm_pretrained.encoders import clear_shared_backbones
+
+    clear_shared_backbones()
+    encoder = automm.create_encoder(name)
+    before = torch.random.get_rng_state()
+    encoder._shared()
+    assert torch.equal(before, torch.random.get_rng_state())
