@@ -1309,7 +1309,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         outputs = self._raw_outputs(X, n_labels)
         if self.problem_type_ == "regression":
             return outputs.reshape(-1).astype(np.float64) * self.target_std_ + self.target_mean_, None
-        proba = torch.softmax(torch.from_numpy(outputs), dim=1).numpy() if probabilities else None
+        # float64, as scikit-learn's classifiers give them: rows sum to 1 to the last digit
+        proba = torch.softmax(torch.from_numpy(outputs).double(), dim=1).numpy() if probabilities else None
         return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))], proba
 
     def fit_transform(self, *X, y=None, **fit_params):
