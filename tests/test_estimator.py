@@ -47,6 +47,7 @@ def test_fit_summary_of_one_configuration(fitted):
         "problem_type": "multiclass", "n_classes": len(fitted.classes_), "columns": {"x0": "image", "x1": "text"},
         "components": {"encoders": {"image_0": "cnn", "text_0": "hashed_ngram"}, "fusion": "concat"},
         "validation_metric": "accuracy", "validation_score": fitted.best_score_,
+        "validation_on": "holdout", "validation_rows": fitted.validation_rows_,
         "epochs_run": len(fitted.history_), "best_epoch": fitted.best_epoch_, "stop_reason": fitted.stop_reason_,
         "fit_seconds": round(fitted.fit_seconds_, 2)}  # no search: no trials, no ensemble
     with pytest.raises(NotFittedError, match="call fit"):
