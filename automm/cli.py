@@ -181,9 +181,12 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
         if column not in frame.columns:
             raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
                              f"{', '.join(map(str, frame.columns))}{did_you_mean(column, list(frame.columns))}")
-        kept = frame[frame[column].astype(str) == value]
+        from .recipe_checks import split_text
+
+        texts = frame[column].map(split_text)  # a fold column read as floats (an empty cell): 2.0 is 2
+        kept = frame[(texts == value) | (frame[column].map(str) == value)]
         if len(kept) == 0:
-            found = sorted(frame[column].astype(str).unique().tolist())
+            found = sorted(set(texts.tolist()))
             shown = quoted_values(found)
             rows = "the rows the filters before it keep" if i else f"the rows of {path}"
             raise UsageError(f"--filter {column}={value}: no row has {value!r} in column {column!r}; its values "
@@ -667,9 +670,11 @@ def _warn_training_split_rows(model_dir: str, frame, filters) -> None:
         except UsageError:
             value = None
         value = default if value is None else value
-        return [str(v) for v in (value if isinstance(value, list) else [value])]
+        return [split_text(v) for v in (value if isinstance(value, list) else [value])]
+    from .recipe_checks import split_text
+
     fitted = values("train_values", "train") + values("valid_values", [])
-    seen = int(frame[column].astype(str).isin(fitted).sum())
+    seen = int(frame[column].map(split_text).isin(fitted).sum())  # matched as fit matched them (0.0 is 0)
     if seen:
         test = values("test_values", "test")
         warnings.warn(f"{seen} of {len(frame)} rows are of the split the model was fitted on ({column!r} "

@@ -683,8 +683,10 @@ def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
 def _warn_urls(name: str, present: Sequence[Any]) -> None:
     """Warn when a column read as text holds URLs (without an image file extension, such as a
     shop's ``https://cdn/images/1234``): automm never downloads, so it would learn from the addresses."""
-    urls = sum(_is_url(v) for v in present)
-    if present and urls >= 0.8 * len(present):
+    urls = [v for v in present if _is_url(v)]
+    # a few addresses repeated (a shop's or a referrer's site, read as a category) are a feature;
+    # one per row (each product's picture) is what automm cannot fetch
+    if present and len(urls) >= 0.8 * len(present) and len(set(urls)) > 0.5 * len(urls):
         warnings.warn(f"column {name!r} holds URLs (e.g. {_short(next(v for v in present if _is_url(v)))}): it is read "
                       "as text, the addresses, not what they point to; automm never downloads: download the images "
                       "and give their paths, leave the column out, or give it column_types={..: 'text'} to keep it", UserWarning,

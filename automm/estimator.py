@@ -12,6 +12,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -704,7 +705,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if (isinstance(X_val, np.ndarray) and X_val.ndim == 2) or named:  # a table by position, as X
                 # (a DataFrame's columns in order, as predict takes them, with scikit-learn's warning)
                 val_table = _validation_table((X_val,), records=False)
-                if named and len(val_table.names) == len(table.names):
+                if named and len(val_table.names) == len(table.names) and _has_feature_names(X_val):
                     warnings.warn(f"X_val has feature names, but fit was given unnamed inputs: its columns "
                                   f"{val_table.names} are taken in order", UserWarning, stacklevel=user_stacklevel())
                 n = len(val_table.names)
@@ -1172,9 +1173,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                  f"unnamed input column(s) ({expected}); give the same, in the same order: one "
                                  f"positional argument per input, or one 2-D array{one_d}")
             if not table.positional:  # as scikit-learn does: a table's columns taken in order, with a warning
-                warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names: "
-                              f"its columns {table.names} are taken in order as {expected}", UserWarning,
-                              stacklevel=user_stacklevel())
+                if len(X) != 1 or _has_feature_names(X[0]):  # (pd.DataFrame(array)'s 0, 1, ... are none)
+                    warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names: "
+                                  f"its columns {table.names} are taken in order as {expected}", UserWarning,
+                                  stacklevel=user_stacklevel())
                 table = table.with_columns(dict(zip(self.columns_, table.columns.values())), positional=True)
         else:
             if table.positional:
@@ -1589,20 +1591,34 @@ def global_random_state_kept():
             random.setstate(python_state)  # (a library imported on first use may draw from it)
 
 
+_float32_lock = threading.Lock()
+_float32_users = 0
+_float32_previous = None
+
+
 @contextlib.contextmanager
 def float32_default():
     """Build and train in float32 whatever ``torch.get_default_dtype()`` the caller set (a
     float64 default made the layers float64 and the first convolution refuse its float32
-    input); the caller's default is back after."""
-    previous = torch.get_default_dtype()
-    if previous == torch.float32:  # the usual case: nothing process-wide to change
-        yield
-        return
-    torch.set_default_dtype(torch.float32)
+    input); the caller's default is back after the last of the blocks running at once (threads
+    of a server or of the caller) ends, not when the first does."""
+    global _float32_users, _float32_previous
+    with _float32_lock:
+        if _float32_users == 0:
+            if torch.get_default_dtype() == torch.float32:  # the usual case: nothing process-wide to change
+                _float32_previous = None
+            else:
+                _float32_previous = torch.get_default_dtype()
+                torch.set_default_dtype(torch.float32)
+        _float32_users += 1
     try:
         yield
     finally:
-        torch.set_default_dtype(previous)
+        with _float32_lock:
+            _float32_users -= 1
+            if _float32_users == 0 and _float32_previous is not None:
+                torch.set_default_dtype(_float32_previous)
+                _float32_previous = None
 
 
 def _is_learned(name: str) -> bool:
@@ -1629,6 +1645,14 @@ def _is_row_series(x: Any, columns: Sequence[str]) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(x, pd.Series) and set(columns) <= set(map(str, x.index))
+
+
+def _has_feature_names(x: Any) -> bool:
+    """Whether ``x`` has feature names as scikit-learn reads them: a table whose column names are
+    all strings (a DataFrame made from an array, with columns 0, 1, ..., has none)."""
+    if not _is_dataframe(x):
+        return True  # a dict of columns, records, polars, pyarrow: their names are strings
+    return all(isinstance(c, str) for c in x.columns)
 
 
 def _warn_misaligned(inputs: tuple, y: Any) -> None:

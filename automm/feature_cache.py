@@ -128,7 +128,7 @@ def content_digest(value: Any, paths: bool = False) -> str:
         from PIL import Image
 
         if isinstance(value, Image.Image):
-            from .components.image import _HIGH_DEPTH_MODES, exif_orientation
+            from .components.image import exif_orientation
 
             head = f"{value.mode}{value.size}".encode()
             # what the pixels mean besides their bytes: a palette, a transparent colour, an EXIF
@@ -137,9 +137,9 @@ def content_digest(value: Any, paths: bool = False) -> str:
             extras = [f"palette{bytes(palette).hex()}" if palette else "",
                       f"transparency{value.info['transparency']!r}" if "transparency" in value.info else "",
                       f"orientation{orientation}" if (orientation := exif_orientation(value)) != 1 else "",
-                      # 16-bit greyscale decoded from a file is 0..65535; made in memory, 0..255 when its
+                      # 32-bit greyscale decoded from a file is 0..65535; made in memory, 0..255 when its
                       # values are (load_image reads them so): the same pixels, other images
-                      f"depth-{'file' if value.format else 'memory'}" if value.mode in _HIGH_DEPTH_MODES else ""]
+                      f"depth-{'file' if value.format else 'memory'}" if value.mode == "I" else ""]
             return "pil:" + hashlib.sha256(head + "".join(extras).encode() + value.tobytes()).hexdigest()
     except ImportError:  # pragma: no cover
         pass

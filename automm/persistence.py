@@ -1013,6 +1013,11 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         params["class_weight"] = {by_text.get(k, k): w for k, w in params["class_weight"].items()}
     if cache_dir is not None:
         params["cache_dir"] = os.fspath(cache_dir)  # (a Path would not be saved again)
+        # and in place of an encoder's own cache_dir, which would otherwise win (the training
+        # machine's folder, which the serving one may not have)
+        _own_cache_dirs_replaced(manifest["config"]["encoders"], params["cache_dir"])
+        for info in manifest.get("ensemble", {}).get("members", []):
+            _own_cache_dirs_replaced(info.get("config", {}).get("encoders", {}), params["cache_dir"])
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     config = manifest["config"]
@@ -1057,6 +1062,20 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     if output:
         estimator.set_output(**output)
     return estimator
+
+
+def _own_cache_dirs_replaced(choices: Any, cache_dir: str) -> None:
+    """Set every ``cache_dir`` an encoder choice (or a stack's part) names in ``choices`` to
+    ``cache_dir``, in place."""
+    if isinstance(choices, dict):
+        for key, value in choices.items():
+            if key == "cache_dir" and value is not None:
+                choices[key] = cache_dir
+            else:
+                _own_cache_dirs_replaced(value, cache_dir)
+    elif isinstance(choices, list):
+        for value in choices:
+            _own_cache_dirs_replaced(value, cache_dir)
 
 
 #: What ``fit`` did, kept with the model for :meth:`~automm.AutoMM.fit_summary` (manifest key

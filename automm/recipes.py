@@ -83,6 +83,7 @@ import functools
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -954,7 +955,15 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         shown = ", ".join(f"{n} {value!r}" for value, n in list(data.other_split_rows.items())[:5])
         log(f"left out rows of other split values: {shown}{' ...' if len(data.other_split_rows) > 5 else ''} "
             "(data.train_values, test_values and valid_values name the ones used)")
-    if data.X_test is not None and data.y_test is not None:
+    problem = str(loaded.estimator().get_params().get("problem_type", "auto"))
+    if problem == "auto" and data.y_test is not None:  # as fit will read the labels (amounts: no classes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                problem = estimator._resolve_problem_type(estimator._labels_array(data.y_train))
+            except Exception:  # noqa: BLE001 - fit says what is wrong
+                problem = "regression"
+    if data.X_test is not None and data.y_test is not None and problem != "regression":
         trained = set(data.y_train.tolist())
         unseen = [v for v in data.y_test.tolist() if v not in trained]
         if unseen:

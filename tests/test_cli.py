@@ -1024,3 +1024,28 @@ def test_sigterm_stops_a_command_as_ctrl_c_does():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_regression_recipe_on_numeric_folds_says_nothing_false_and_evaluate_matches_its_folds(capsys, tmp_path):
+    """fit noted that every test row of a regression had 'a label no training row has'; evaluate's
+    split warning compared '0.0' with '0' (a fold column with an empty cell is read as floats)
+    and missed the training rows, and its --filter fold=2 raised a TypeError."""
+    rng = np.random.RandomState(1)
+    x = rng.uniform(0, 1, size=(90, 2))
+    folds = [0.0, 1.0, 2.0] * 30
+    folds[5] = np.nan
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "price": 3 * x[:, 0] - x[:, 1] + rng.normal(0, 0.05, 90),
+                  "fold": folds}).to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "rows.csv", "label": "price", "columns": ["a", "b"], "split_column": "fold",
+                 "train_values": [0, 1], "test_values": [2]},
+        "training": {"max_epochs": 2, "batch_size": 32, "num_workers": 0},
+        "output": {"dir": str(tmp_path / "model")}, "seed": 0}))
+    result = run(capsys, "fit", tmp_path / "recipe.yaml")
+    assert result.code == 0, result.err
+    assert "no training row has" not in result.err + result.out
+    result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "rows.csv")
+    assert result.code == 0 and "60 of 90 rows are of the split the model was fitted on" in result.err, result.err
+    result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "rows.csv", "--filter", "fold=2", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["metrics"]["n"] == 29 and "fitted on" not in result.err

@@ -79,3 +79,16 @@ def test_an_array_fitted_model_takes_a_dataframe_as_validation_data(table):
     X, y = table
     with pytest.warns(UserWarning, match="X_val has feature names"):
         AutoMMClassifier(**KW).fit(X.iloc[:45].to_numpy(dtype=object), y[:45], X_val=X.iloc[45:], y_val=y[45:])
+
+
+def test_a_dataframe_made_from_an_array_has_no_feature_names_to_warn_about(table):
+    """scikit-learn reads only string column names as feature names: pd.DataFrame(array) as X_val
+    or at predict, for a model fitted on the array, was warned about as 'has feature names'."""
+    X, y = table
+    A = X.to_numpy(object)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model = AutoMMClassifier(**KW).fit(A[:40], y[:40], X_val=pd.DataFrame(A[40:]), y_val=y[40:])
+        assert model.predict(pd.DataFrame(A[40:])).shape == (20,)
+    with pytest.warns(UserWarning, match="X has feature names"):
+        model.predict(X.iloc[40:])

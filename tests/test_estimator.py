@@ -164,6 +164,43 @@ def test_a_float64_default_dtype_neither_breaks_fit_and_load_nor_changes_the_mod
     np.testing.assert_array_equal(loaded.predict_proba(*queries), reference.predict_proba(*queries))
 
 
+def test_the_float32_default_holds_until_the_last_of_overlapping_blocks_ends():
+    """Two fits in threads under a float64 default: the first to end put float64 back under the
+    second, whose later trials then built float64 layers and failed."""
+    import threading
+
+    from automm.estimator import float32_default
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with float32_default():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with float32_default():
+            second_in.set()
+            first_out.wait(10)
+            seen["inside"] = torch.get_default_dtype()
+
+    try:
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert seen["inside"] == torch.float32  # the first block's end left it as the second needs it
+        assert torch.get_default_dtype() == torch.float64  # the caller's, once both ended
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
     train, test = emoji_split
     frame = train[["image", "name"]].copy()

@@ -23,12 +23,24 @@ def _picture():
 
 
 @pytest.mark.parametrize("make", [lambda g: Image.fromarray(g).convert("I"),
-                                  lambda g: Image.fromarray(g.astype(np.int32)),
-                                  lambda g: Image.fromarray(g.astype(np.uint16))])
-def test_an_integer_pil_image_of_8_bit_values_reads_as_its_array_does(make):
+                                  lambda g: Image.fromarray(g.astype(np.int32))])
+def test_a_32_bit_pil_image_of_8_bit_values_reads_as_its_array_does(make):
     grey = _picture()
     expected = np.array(load_image(grey))
     assert np.abs(np.array(load_image(make(grey))).astype(int) - expected).max() <= 1
+
+
+def test_a_16_bit_pil_image_is_16_bit_however_it_was_made(tmp_path):
+    """A dark 16-bit scan read 257 times brighter once copied or resized (its format gone) than
+    opened, and 255 and 256 on either side of a cliff."""
+    dark = (_picture().astype(np.uint16) * 240 // 255)  # 0..240 of 65535
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    opened = Image.open(tmp_path / "dark16.png")
+    forms = [tmp_path / "dark16.png", opened, opened.copy(), Image.fromarray(dark)]
+    means = [np.array(load_image(form)).mean() for form in forms]
+    assert max(means) - min(means) < 0.5 and max(means) < 2
+    assert abs(np.array(load_image(Image.fromarray(np.full((8, 8), 255, np.uint16)))).mean()
+               - np.array(load_image(Image.fromarray(np.full((8, 8), 256, np.uint16)))).mean()) < 1.5
 
 
 def test_a_16_bit_file_still_scales_from_16_bits(tmp_path):
@@ -97,13 +109,33 @@ def test_unreadable_validation_images_are_named_as_x_val():
         AutoMM(**tiny()).fit(images, ["a", "b"] * 4, X_val=val, y_val=["a", "b"] * 10)
 
 
-def test_a_16_bit_image_made_in_memory_and_its_file_are_other_cache_keys(tmp_path):
-    """load_image reads the same 16-bit pixels differently from a file (0..65535) and from memory
+def test_a_32_bit_image_made_in_memory_and_its_file_are_other_cache_keys(tmp_path):
+    """load_image reads the same 32-bit pixels differently from a file (0..65535) and from memory
     (0..255 when they are): the feature cache must not serve one's features for the other."""
     from automm.feature_cache import content_digest
 
-    grey = _picture().astype(np.uint16)
-    Image.fromarray(grey).save(tmp_path / "deep.png")
-    in_memory, from_file = Image.fromarray(grey), Image.open(tmp_path / "deep.png")
-    assert in_memory.tobytes() == from_file.tobytes() and in_memory.mode == from_file.mode
+    grey = _picture().astype(np.int32)
+    Image.fromarray(grey).save(tmp_path / "deep.tif")
+    in_memory, from_file = Image.fromarray(grey), Image.open(tmp_path / "deep.tif")
+    assert in_memory.mode == from_file.mode == "I" and in_memory.tobytes() == from_file.tobytes()
+    assert np.array(load_image(in_memory)).mean() > 10 * np.array(load_image(from_file)).mean()
     assert content_digest(in_memory) != content_digest(from_file)
+
+def test_a_categorical_column_of_a_few_site_urls_is_not_warned_about():
+    """The URL warning (automm never downloads) fired on a column of three shop sites, a category."""
+    import pandas as pd
+
+    from automm import get_registry
+    from automm.data import infer_roles
+
+    def roles(frame):
+        known = ["numeric", "categorical", "text", "datetime", "image"]
+        return infer_roles(as_table((frame,)), None, get_registry().plugin_manager, known)
+
+    sites = [f"https://shop{i % 3}.example.com/" for i in range(60)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert roles(pd.DataFrame({"shop": sites})) == {"shop": "categorical"}
+    products = [f"https://cdn.example.com/images/{1000 + i}" for i in range(60)]
+    with pytest.warns(UserWarning, match="holds URLs"):
+        roles(pd.DataFrame({"picture": products}))

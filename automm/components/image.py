@@ -100,7 +100,7 @@ def _decode(source: Any, description: str, draft_size: int | None) -> Image.Imag
 
 def _to_rgb(img: Image.Image, from_file: bool = False) -> Image.Image:
     """Convert any PIL mode to RGB, compositing transparency onto white. ``from_file``: decoded
-    from an image file, whose 16-bit greyscale is 0..65535 whatever its values."""
+    from an image file, whose 32-bit greyscale (mode ``I``) is 0..65535 whatever its values."""
     if img.mode in _HIGH_DEPTH_MODES:
         img = _high_depth_to_l(img, from_file)
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
@@ -116,13 +116,16 @@ def _to_rgb(img: Image.Image, from_file: bool = False) -> Image.Image:
 
 
 def _high_depth_to_l(img: Image.Image, from_file: bool = False) -> Image.Image:
-    """16/32-bit integer greyscale (scaled from 16 bits) or float greyscale to 8 bits. A float
+    """16/32-bit integer greyscale (scaled from 16 bits) or float greyscale to 8 bits. A 16-bit
+    mode (``I;16``) is 0..65535 always, made in memory too (a copy, crop or resize of an opened
+    16-bit file); a 32-bit one (``I``) made in memory holding only 0..255 (``convert("I")`` of
+    an 8-bit image, an int32 array's) is 8-bit, as an integer array's pixels are. A float
     image's range is its own: [0, 1] when no pixel is above 1, else 0..255 when none is above
     255 (an 8-bit image saved as floats: read as [0, 1] it came out white), else its minimum to
     its maximum."""
     pixels = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if img.mode != "F" and not from_file and pixels.size and 0.0 <= pixels.min() and pixels.max() <= 255.0:
-        scaled = pixels  # an integer image made in memory holding 0..255, as an integer array's pixels are
+    if img.mode == "I" and not from_file and pixels.size and 0.0 <= pixels.min() and pixels.max() <= 255.0:
+        scaled = pixels
     elif img.mode != "F":
         scaled = pixels * (255.0 / 65535.0)
     elif pixels.size == 0 or pixels.max() <= 1.0:

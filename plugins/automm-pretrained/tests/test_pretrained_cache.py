@@ -245,3 +245,16 @@ def test_a_deadline_with_an_unwritable_cache_does_not_claim_the_features_were_ke
             with pytest.raises(automm.TimeLimitExceeded, match=r"4 of 10 texts \(not kept: its feature cache cannot "
                                                                r"be written\)"):
                 encoder.prepare([f"product number {i}" for i in range(10)], cache_dir=str(blocker))
+
+
+def test_load_with_a_cache_dir_replaces_an_encoders_own(tmp_path):
+    """The README's serving advice, AutoMM.load(path, cache_dir=...), was ignored by an encoder
+    fitted with its own cache_dir (the training machine's folder)."""
+    own, serving = tmp_path / "own", tmp_path / "serving"
+    texts = [f"a red cotton shirt number {i}" for i in range(12)] + [f"blue denim jeans {i}" for i in range(12)]
+    model = automm.AutoMM(encoders={"text": {"name": "minilm", "cache_dir": str(own)}}, max_epochs=1, num_workers=0,
+                          column_types={"x0": "text"}).fit(texts, ["shirt"] * 12 + ["jeans"] * 12)
+    loaded = automm.AutoMM.load(model.save(tmp_path / "model"), cache_dir=str(serving))
+    loaded.predict([f"a green wool jumper {i}" for i in range(5)])
+    assert _cached_files(own) == 24 and _cached_files(serving) == 5
+    assert loaded.config_["encoders"]["text_0"]["cache_dir"] == str(serving)
