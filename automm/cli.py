@@ -181,18 +181,26 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
         if column not in frame.columns:
             raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
                              f"{', '.join(map(str, frame.columns))}{did_you_mean(column, list(frame.columns))}")
-        from .recipe_checks import split_text
-
-        texts = frame[column].map(split_text)  # a fold column read as floats (an empty cell): 2.0 is 2
-        kept = frame[(texts == value) | (frame[column].map(str) == value)]
+        cells = _cells_as_text(frame[column])  # a fold column read as floats (an empty cell): 2.0 is 2
+        kept = frame[cells == value]
         if len(kept) == 0:
-            found = sorted(set(texts.tolist()))
+            found = sorted(cells.dropna().unique().tolist())
             shown = quoted_values(found)
             rows = "the rows the filters before it keep" if i else f"the rows of {path}"
             raise UsageError(f"--filter {column}={value}: no row has {value!r} in column {column!r}; its values "
                              f"in {rows} are {shown}{did_you_mean(value, found)}")
         frame = kept
     return resolve_image_paths(frame, image_folders(path, *folders), roles, source=path, inputs=list(roles)), frame
+
+
+def _cells_as_text(column):
+    """A column's cells as the text a ``--filter`` value or a recipe's split value is compared
+    with (as ``fit`` compares them): a whole number read as a float (a fold column with an empty
+    cell) without its ``.0``; a missing cell None, equal to no value and left out of the values listed."""
+    from .data import is_missing
+    from .recipe_checks import split_text
+
+    return column.map(lambda v: None if is_missing(v) else split_text(v)).astype(object)
 
 
 def _device(device: str, argument: str) -> str:
@@ -674,7 +682,7 @@ def _warn_training_split_rows(model_dir: str, frame, filters) -> None:
     from .recipe_checks import split_text
 
     fitted = values("train_values", "train") + values("valid_values", [])
-    seen = int(frame[column].map(split_text).isin(fitted).sum())  # matched as fit matched them (0.0 is 0)
+    seen = int(_cells_as_text(frame[column]).isin(fitted).sum())  # matched as fit matched them (0.0 is 0)
     if seen:
         test = values("test_values", "test")
         warnings.warn(f"{seen} of {len(frame)} rows are of the split the model was fitted on ({column!r} "

@@ -160,6 +160,9 @@ def manifest_of(estimator) -> dict:
             from .storage import redact_url
 
             value = redact_url(value)
+        if key == "cache_dir" and isinstance(value, (str, os.PathLike)):
+            # relative to the fit's working directory: the same folder from wherever the model is loaded
+            value = os.path.abspath(os.path.expanduser(os.fspath(value)))
         try:
             params[key] = _jsonable(value)
         except TypeError:  # e.g. an Optuna sampler object: loaded as the parameter's default

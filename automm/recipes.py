@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 import re
 import time
@@ -506,7 +507,10 @@ class Recipe:
             if split_column:
                 train, test, valid = _split_rows(frame, split_column, data, self.source)
                 kept = set(train.index) | set(test.index) | (set(valid.index) if valid is not None else set())
-                others = frame[split_column][~frame.index.isin(list(kept))].astype(str).value_counts()
+                # (astype(str) keeps a blank cell NaN, which value_counts would drop unsaid)
+                others = frame[split_column][~frame.index.isin(list(kept))].map(
+                    lambda v: "(empty)" if v is None or (isinstance(v, float) and math.isnan(v)) else split_text(v)
+                ).value_counts()
                 other_split_rows = {str(value): int(n) for value, n in others.items()}
             else:
                 train = frame

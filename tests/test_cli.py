@@ -1049,3 +1049,13 @@ def test_a_regression_recipe_on_numeric_folds_says_nothing_false_and_evaluate_ma
     result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "rows.csv", "--filter", "fold=2", "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["metrics"]["n"] == 29 and "fitted on" not in result.err
+
+
+def test_filter_on_a_string_column_with_blank_cells_lists_its_values(capsys, emoji_model, tmp_path):
+    """A split column with empty cells made --filter raise TypeError ('<' between str and float)."""
+    path = emoji_rows(tmp_path, 12, part=["fit"] * 5 + [None] * 2 + ["exam"] * 5)
+    result = run(capsys, "predict", emoji_model, path, "--filter", "part=exam", "-q")
+    assert result.code == 0 and len(pd.read_csv(io.StringIO(result.out))) == 5, result.err
+    result = run(capsys, "predict", emoji_model, path, "--filter", "part=test")
+    assert result.code == 2 and "its values in the rows of" in result.err and "'exam', 'fit'" in result.err
+    assert "nan" not in result.err

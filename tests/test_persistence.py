@@ -789,3 +789,15 @@ def test_a_model_folder_on_a_read_only_file_system_is_named_as_such(model, tmp_p
                         else statvfs(path))
     with pytest.raises(PermissionError, match=rf"^path: '{target}' is on a read-only file system; save elsewhere$"):
         model.save(target)
+
+
+def test_a_relative_cache_dir_is_saved_as_the_folder_it_named(model, tmp_path, monkeypatch):
+    """Loaded from another working directory, a model fitted with cache_dir="automm-cache" made
+    a new cache there and computed every feature again."""
+    monkeypatch.chdir(tmp_path)
+    model.set_params(cache_dir="automm-cache")
+    path = model.save(tmp_path / "m")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert AutoMM.load(path).get_params()["cache_dir"] == str(tmp_path / "automm-cache")

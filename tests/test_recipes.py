@@ -1022,3 +1022,17 @@ def test_min_class_rows_drops_test_rows_of_classes_without_training_rows(tmp_pat
     assert sorted(set(data.y_train)) == ["a", "b"]
     assert sorted(set(data.y_test)) == ["a"] and len(data.y_test) == 4
     assert data.dropped_classes == ["c", "d"]
+
+
+def test_rows_with_an_empty_split_value_are_counted_among_those_left_out(tmp_path):
+    import pandas as pd
+
+    from automm.recipes import load_recipe
+
+    frame = pd.DataFrame({"text": [f"item {i}" for i in range(30)], "label": ["a", "b"] * 15,
+                          "part": ["train"] * 20 + ["test"] * 5 + [None] * 4 + ["later"]})
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "rows.csv", "label": "label", "split_column": "part"}}))
+    data = load_recipe(tmp_path / "recipe.yaml").load_data()
+    assert data.other_split_rows == {"(empty)": 4, "later": 1}
