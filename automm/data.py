@@ -741,6 +741,23 @@ def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:
     return specs
 
 
+def choice_key(spec: InputSpec, mapping: Mapping[str, Any], specs: Sequence[InputSpec]) -> str | None:
+    """The key of ``mapping`` (``encoders=``, ``search_space['encoders']``) that chooses for input
+    ``spec``, or None: one of its columns, else its input name (``image_1``, as ``config_`` and
+    the leaderboard name it) unless that is another input's column, else its modality unless
+    that is a column of another modality (a column named ``image`` holding texts). The same rule
+    for a fit with and without a search."""
+    columns = {c: s.modality for s in specs for c in s.columns}
+    for key in spec.columns:
+        if key in mapping:
+            return key
+    if spec.name in mapping and spec.name not in columns:
+        return spec.name
+    if spec.modality in mapping and columns.get(spec.modality, spec.modality) == spec.modality:
+        return spec.modality
+    return None
+
+
 def warn_unused_modalities(where: str, keys: Iterable[Any], specs: Sequence[InputSpec],
                            modalities: Iterable[str]) -> None:
     """Warn when ``where`` (``encoders``, ``search_space['encoders']``) names a modality that no

@@ -29,7 +29,7 @@ from . import registry as _registry
 from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
 from .components.stack import EncoderStack
 from .components.image_cache import image_cache
-from .data import (InputSpec, Table, as_table, build_input_specs, declared_categorical, infer_roles, is_missing,
+from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
                    row_namer, row_naming, rows_repeated, table_like, validate_columns, warn_unused_modalities)
 from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
@@ -471,7 +471,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         from .search_space import check_given_values
 
         choices = {str(k): v for k, v in (self.encoders or {}).items()}  # column names are strings in the table
-        allowed = set(reg.modalities()) | {c for s in specs for c in s.columns}
+        allowed = set(reg.modalities()) | {c for s in specs for c in s.columns} | {s.name for s in specs}
         unknown = sorted(set(map(str, choices)) - allowed)
         if unknown:
             from .suggestions import did_you_mean
@@ -482,8 +482,18 @@ class AutoMM(TransformerMixin, BaseEstimator):
         warn_unused_modalities("encoders", choices, specs, reg.modalities())
         resolved = []
         for spec in specs:
-            key = next((c for c in spec.columns if c in choices), spec.modality)  # how the user named it
-            raw = choices.get(key)
+            named = [c for c in spec.columns if c in choices]
+            if len(named) > 1 and any(choices[c] != choices[named[0]] for c in named[1:]):
+                raise InputError(f"encoders: columns {named} share one {spec.modality!r} input ({spec.name!r}: "
+                                 f"{spec.columns}), which has one encoder, but they name different ones "
+                                 f"({', '.join(f'{c!r}: {choices[c]!r}' for c in named)}); name it once, "
+                                 f"e.g. encoders={{{spec.modality!r}: {choices[named[0]]!r}}}")
+            key = choice_key(spec, choices, specs)  # how the user named it
+            if key in spec.columns and spec.name in choices and spec.name != key and choices[spec.name] != choices[key]:
+                raise InputError(f"encoders: {key!r} and {spec.name!r} name the same input (column {key!r} is "
+                                 f"input {spec.name!r}) with different encoders; name it once")
+            raw = choices.get(key) if key is not None else None
+            key = spec.modality if key is None else key
             if raw is None:
                 default = DEFAULT_ENCODERS.get(spec.modality)
                 candidates = reg.names("encoder", modality=spec.modality)
@@ -1008,6 +1018,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                           f"(frozen, cached), so the model trains without {'it' if len(dropped) == 1 else 'them'}",
                           UserWarning, stacklevel=user_stacklevel())
         config = scale_frozen_batch(live, data.inputs, self._frozen_batch_scale())
+        _warn_untrained_neighbors(data, config)
         n_folds = bag_folds_for(self.bag_folds, data, config)
 
         def train(config: dict) -> Candidate:
@@ -1684,6 +1695,27 @@ def _is_dataframe(x: Any) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(x, pd.DataFrame)
+
+
+def _warn_untrained_neighbors(data: PreparedData, config: dict) -> None:
+    """The ``neighbors`` fusion learns nothing: it compares rows by their encoders' embeddings as
+    they are built. Warn when an input's encoder is not frozen (pretrained): its weights are
+    random, and it weighs as much in the similarity as a pretrained input."""
+    from .neighbors import is_neighbors
+    from .pipeline import _part_flags
+
+    if not is_neighbors(config):
+        return
+    untrained = [f"{spec.name} ({', '.join(spec.columns) if len(spec.columns) < 4 else spec.modality}): "
+                 f"{config['encoders'][spec.name]['name']}"
+                 for spec in data.inputs if spec.name in config["encoders"]
+                 and not all(frozen for frozen, _ in _part_flags(spec, config["encoders"][spec.name]))]
+    if untrained:
+        warnings.warn(f"fusion='neighbors' trains no encoder: it compares rows by the embeddings of randomly "
+                      f"initialised encoders for {'; '.join(untrained)}, each weighing as much as a pretrained "
+                      f"input; give those inputs a frozen pretrained encoder (e.g. encoders={{'image': "
+                      f"'efficientnet_lite0', 'text': 'minilm'}}) or leave them out of X",
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 class AutoMMClassifier(ClassifierMixin, AutoMM):

@@ -127,11 +127,14 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     together (not when the holdout is the user's validation data, never trained on), so
     ``valid_outputs`` stay honest while predictions use every row. Runs on the
     CPU; raises ``TimeoutError`` when the deadline passes before the holdout is scored."""
-    from .pipeline import Candidate, build_model
+    from .pipeline import _SEEDED_BUILDS, Candidate, build_model
 
     start = time.monotonic()
     classification = data.problem_type != "regression"
-    model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index)).eval()
+    seed = data.seed + int(config["training"].get("seed_offset", 0))
+    with _SEEDED_BUILDS:  # an encoder that is not frozen (a user's fusion="neighbors") starts as seeded
+        torch.manual_seed(seed)
+        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index)).eval()
     for name, encoder in model.encoders.items():  # frozen pretrained features: computed or read once
         encoder.prepare(data.values[name], cache_dir=data.cache_dir)
     rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout

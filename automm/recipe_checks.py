@@ -684,8 +684,12 @@ def _check_components(ck: _Checker, section: Any) -> None:
             if not isinstance(key, str):
                 continue
             path = f"components.encoders.{key}"
+            input_name = re.fullmatch(r"([a-z][a-z0-9_-]*)_\d+", key)
             if key in modalities:
                 modality = key
+            elif (input_name and input_name.group(1) in modalities and input_name.group(1) != "tabular"
+                  and (ck.columns is None or key not in ck.columns)):
+                modality = input_name.group(1)  # an input as config_ names it (image_1): fit checks it is one
             elif ck.columns is not None and key not in ck.columns:
                 candidates = list(modalities) + list(ck.columns)
                 ck.report(path, f"{key!r} is neither a modality ({', '.join(modalities)}) nor a feature column "

@@ -93,7 +93,7 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 import numpy as np
 
 from . import registry as _registry
-from .data import warn_unused_modalities
+from .data import choice_key, warn_unused_modalities
 from .exceptions import InputError
 from .linear import linear_config
 from .neighbors import neighbors_config
@@ -473,10 +473,8 @@ class SearchSpace:
         warn_unused_modalities("search_space['encoders']", user_encoders, inputs, reg.modalities())
 
         def lookup(mapping: Mapping, spec) -> Any:
-            for key in (spec.name, *spec.columns, spec.modality):
-                if key in mapping:
-                    return mapping[key]
-            return None
+            key = choice_key(spec, mapping, inputs)
+            return None if key is None else mapping[key]
 
         encoders = {}
         for spec in inputs:

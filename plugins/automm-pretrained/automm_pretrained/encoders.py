@@ -77,7 +77,9 @@ _prepare_seconds: dict[tuple, float] = {}  # per process: settings and device ->
 
 
 def _evenly_spaced(values: Sequence[Any], n: int) -> list[Any]:
-    """Up to ``n`` of ``values``, evenly spaced from the first to the last."""
+    """Up to ``n`` of ``values``, evenly spaced from the first to the last (none of none)."""
+    if not len(values):
+        return []
     return [values[i] for i in np.unique(np.linspace(0, len(values) - 1, n).astype(int))]
 
 

@@ -64,6 +64,14 @@ def test_minilm_says_when_its_vocabulary_does_not_know_the_training_texts():
         encoder.fit(TEXTS)
 
 
+def test_minilm_fits_on_a_text_column_missing_in_every_training_row():
+    """A column typed as text that is empty in every training row (a description filled in only
+    later) has no pieces to count: fit goes on (it raised IndexError, failing every MiniLM trial)."""
+    encoder = automm.create_encoder("minilm")
+    assert encoder.unknown_share([MISSING, MISSING]) == 0.0
+    encoder.fit([MISSING, MISSING])
+
+
 def test_minilm_fine_tuning_conforms():
     report = check_encoder("minilm", TEXTS, trainable_layers=1, check_search=False, check_linear=False)
     encoder = automm.create_encoder("minilm", trainable_layers=1)

@@ -1,0 +1,69 @@
+"""Several inputs of one modality: how encoders= keys choose, and the neighbors fusion's build."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from automm import AutoMM
+from automm.data import InputSpec, choice_key
+from automm.exceptions import InputError
+
+
+def _specs():
+    return [InputSpec("image_0", "image", ["photo"], {"photo": "image"}),
+            InputSpec("image_1", "image", ["image_0"], {"image_0": "image"}),
+            InputSpec("text_0", "text", ["image"], {"image": "text"}),
+            InputSpec("tabular", "tabular", ["a", "b"], {"a": "numeric", "b": "numeric"})]
+
+
+def test_a_column_name_wins_over_an_input_name_and_a_modality_of_another_kind():
+    specs = _specs()
+    keys = {"image_0": "resnet"}
+    assert [choice_key(s, keys, specs) for s in specs] == [None, "image_0", None, None]
+    keys = {"image": "gru"}  # the text column named "image", not the image inputs
+    assert [choice_key(s, keys, specs) for s in specs] == [None, None, "image", None]
+    keys = {"text_0": "gru", "tabular": "tabular"}  # input names that are no column
+    assert [choice_key(s, keys, specs) for s in specs] == [None, None, "text_0", "tabular"]
+
+
+def _frame(n=24):
+    rng = np.random.default_rng(0)
+    return {"t1": [f"word{i % 3} thing number {i}" for i in range(n)], "t2": [f"other{i % 4} kind of {i}" for i in range(n)],
+            "a": rng.normal(size=n), "b": rng.normal(size=n)}, [f"c{i % 3}" for i in range(n)]
+
+
+def test_encoders_may_name_an_input_as_config_names_it():
+    X, y = _frame()
+    model = AutoMM(max_epochs=1, random_state=0, column_types={"t1": "text", "t2": "text"},
+                   encoders={"text_1": "gru"}).fit(X, y)
+    assert model.config_["encoders"]["text_1"]["name"] == "gru"
+    assert model.config_["encoders"]["text_0"]["name"] == "hashed_ngram"
+
+
+def test_table_columns_naming_different_encoders_are_refused():
+    X, y = _frame()
+    with pytest.raises(InputError, match="share one 'tabular' input"):
+        AutoMM(max_epochs=1, encoders={"a": {"name": "tabular", "emb_dim": 8},
+                                       "b": {"name": "tabular", "emb_dim": 4}}).fit(X, y)
+
+
+def test_a_neighbors_fusion_on_untrained_encoders_warns_and_repeats_with_its_seed():
+    X, y = _frame()
+    outputs = []
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = AutoMM(fusion="neighbors", random_state=0).fit(X, y)
+        assert any("trains no encoder" in str(w.message) for w in caught)
+        outputs.append(model.predict_proba(X))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_an_input_named_twice_with_different_encoders_is_refused():
+    X, y = _frame()
+    with pytest.raises(InputError, match="name the same input"):
+        AutoMM(max_epochs=1, column_types={"t1": "text", "t2": "text"},
+               encoders={"t2": "gru", "text_1": "hashed_ngram"}).fit(X, y)
