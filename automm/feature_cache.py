@@ -78,7 +78,7 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
 # -- content digests ---------------------------------------------------------------------
 
 _file_digests: dict[tuple, str] = {}
-_MAX_FILE_DIGESTS = 200_000  # about 60 MB of memoised digests
+_MAX_FILE_DIGESTS = 200_000  # about 100 MB (520 bytes an entry of a 45-character path) of memoised digests
 _file_digests_lock = threading.Lock()
 
 
@@ -171,9 +171,19 @@ def _keyed(head: bytes, content: str) -> bytes:
 
 # -- the cache ---------------------------------------------------------------------------
 
+#: Bytes an entry of the in-memory layer holds besides its values (the tensor and its numpy
+#: array, the 32-byte key, the tuple, the frozenset of roots, the dict slot): about 880 measured
+#: (RSS over 20,000 entries, MiniLM's 384 and EfficientNet-Lite0's 1,280 values alike).
+MEMORY_ENTRY_OVERHEAD = 880
+
+
+def _entry_bytes(value: torch.Tensor) -> int:
+    return value.numel() * value.element_size() + MEMORY_ENTRY_OVERHEAD
+
+
 class _MemoryLayer:
     """Process-wide LRU map key digest → (float32 tensor, the cache folders it is stored in),
-    bounded in bytes."""
+    bounded in bytes (values and each entry's overhead)."""
 
     def __init__(self, max_bytes: int | None = None):
         self._max_bytes = None if max_bytes is None else int(max_bytes)
@@ -196,20 +206,20 @@ class _MemoryLayer:
             return item
 
     def put(self, key: bytes, value: torch.Tensor, root: Path) -> None:
-        size = value.numel() * value.element_size()
+        size = _entry_bytes(value)
         if size > self.max_bytes:
             return
         with self.lock:
             old = self.items.pop(key, None)
             roots = frozenset([root])
             if old is not None:
-                self.nbytes -= old[0].numel() * old[0].element_size()
+                self.nbytes -= _entry_bytes(old[0])
                 roots |= old[1]  # (the same features: a key digests the input and the encoder)
             self.items[key] = (value, roots)
             self.nbytes += size
             while self.nbytes > self.max_bytes and self.items:
                 _, (dropped, _) = self.items.popitem(last=False)
-                self.nbytes -= dropped.numel() * dropped.element_size()
+                self.nbytes -= _entry_bytes(dropped)
 
     def clear(self) -> None:
         with self.lock:

@@ -143,6 +143,7 @@ import math
 import multiprocessing
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -1468,7 +1469,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     # on CUDA, -1 is one trial per GPU (_gpu_slots), not one per CPU core
     n_jobs = -1 if devices and estimator.n_jobs == -1 else _n_processes(estimator)
     kind, value = parse_storage(estimator.storage)
-    tmpdir = tempfile.mkdtemp(prefix="automm-search-")
+    _remove_dead_searches_folders()
+    tmpdir = tempfile.mkdtemp(prefix=f"{_SEARCH_TMP_PREFIX}{_host_tag()}-{os.getpid()}-")
     try:
         if kind == "memory" and n_jobs > 1 and not devices:  # processes share a study through a file
             kind, value = "journal", os.path.join(tmpdir, "study.log")
@@ -1520,6 +1522,36 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         return result
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+_SEARCH_TMP_PREFIX = "automm-search-"
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
+
+
+def _remove_dead_searches_folders() -> None:
+    """Delete the temporary folders (study journal, trial models) of this machine's searches whose
+    process has ended without its ``finally`` (SIGKILL, a power cut): each held up to a few models."""
+    root = tempfile.gettempdir()
+    pattern = re.compile(re.escape(f"{_SEARCH_TMP_PREFIX}{_host_tag()}-") + r"(\d+)-[^/]+")
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:  # its search process is gone
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except (OSError, ValueError, OverflowError):  # alive (another user's: EPERM), or unknowable
+            continue
 
 
 #: The share of a time-limited search's time that the encoders' one-off work (frozen features

@@ -2631,3 +2631,27 @@ def test_misspelt_search_space_keys_are_named_with_what_they_could_be():
     with pytest.raises(InputError, match=r"augmentation 'mixup' has no hyperparameter 'enabeld' \(did you mean "
                                          r"'enabled'\?\); it takes enabled, alpha, p"):
         search.validate_params(AutoMM(search_space={"augmentations": {"mixup": {"enabeld": True}}}))
+
+
+def test_a_killed_searchs_temporary_folder_is_removed_by_the_next_search(tmp_path, monkeypatch):
+    """A search killed with SIGKILL left its journal and trial models (26-59 MB) in $TMPDIR for good."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from automm import search
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    prefix = f"{search._SEARCH_TMP_PREFIX}{search._host_tag()}-"
+    stale = tmp_path / f"{prefix}{dead_pid}-abc123"
+    (stale / "models" / "trial-1").mkdir(parents=True)
+    (stale / "models" / "trial-1" / "weights.safetensors").write_bytes(b"x" * 1000)
+    alive = tmp_path / f"{prefix}{os.getpid()}-def456"
+    alive.mkdir()
+    other = tmp_path / "automm-search-oldstyle"
+    other.mkdir()
+    search._remove_dead_searches_folders()
+    assert not stale.exists()
+    assert alive.exists() and other.exists()
