@@ -567,6 +567,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 continue
             if component.modality == "batch" or component.modality in modalities:
                 resolved.append((name, component.hyperparameters(**params)))
+            elif self.augmentations != "default":  # named by the user, for data it does not have
+                warnings.warn(f"augmentations: {name!r} augments {component.modality} inputs, and the data have "
+                              f"none ({', '.join(sorted(modalities)) or 'no inputs'}): the model trains without it",
+                              UserWarning, stacklevel=user_stacklevel())
         return resolved
 
     # ------------------------------------------------------------------ fit

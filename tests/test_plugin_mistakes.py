@@ -180,3 +180,13 @@ def test_noise_past_the_slack_on_a_few_pixels_is_not_a_lost_image():
     noisy[0, 0, :10] = 1.6  # 10 of 3,072 values
     assert sample_problem("image", image, noisy) is None
     assert "pixels 0..255" in sample_problem("image", image, image * 255)
+
+
+def test_an_augmentation_named_for_a_modality_the_data_lack_is_warned_about():
+    """The README promises a warning when a named augmentation cannot act; one for audio on image
+    and text data was dropped without a word."""
+    images = [torch.rand(8, 8, 3).numpy() for _ in range(16)]
+    with pytest.warns(UserWarning, match=r"'token_dropout' augments text inputs, and the data have none \(image\)"):
+        clf = automm.AutoMM(max_epochs=1, num_workers=0, random_state=0,
+                            augmentations=["token_dropout", "horizontal_flip"]).fit(images, LABELS)
+    assert [a["name"] for a in clf.augmentation_choices_] == ["horizontal_flip"]
