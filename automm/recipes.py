@@ -539,6 +539,10 @@ class Recipe:
             absent = sorted({v for part in (test, valid) if part is not None and label in part.columns
                              for v in part[label].tolist() if v not in counts.index}, key=str)
             dropped = sorted(set(dropped) | set(absent), key=str)
+            if len(train) and not kept:
+                raise RecipeError([Problem("data.min_class_rows", f"{data['min_class_rows']} drops every class: the "
+                                           f"most frequent has {int(counts.max())} training rows (of {len(counts)} "
+                                           "classes); lower it")], self.source)
             if dropped:
                 train = train[~train[label].isin(dropped)]
                 test = test[test[label].isin(kept)] if test is not None and label in test.columns else test

@@ -1036,3 +1036,16 @@ def test_rows_with_an_empty_split_value_are_counted_among_those_left_out(tmp_pat
         "data": {"path": "rows.csv", "label": "label", "split_column": "part"}}))
     data = load_recipe(tmp_path / "recipe.yaml").load_data()
     assert data.other_split_rows == {"(empty)": 4, "later": 1}
+
+
+def test_a_min_class_rows_that_drops_every_class_says_so(tmp_path):
+    import pandas as pd
+
+    from automm.recipes import RecipeError, load_recipe
+
+    pd.DataFrame({"text": [f"item {i}" for i in range(20)], "label": ["a", "b"] * 10}).to_csv(tmp_path / "rows.csv",
+                                                                                            index=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "rows.csv", "label": "label", "min_class_rows": 1000}}))
+    with pytest.raises(RecipeError, match=r"data.min_class_rows.*1000 drops every class: the most frequent has 10"):
+        load_recipe(tmp_path / "recipe.yaml").load_data()
