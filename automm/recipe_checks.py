@@ -869,9 +869,29 @@ def check_recipe(recipe: Mapping, *, check_data: bool, require_data: bool, base_
     _check_components(ck, recipe.get("components"))
     _check_training(ck, recipe.get("training"))
     _check_search(ck, recipe.get("search"))
+    _check_search_space_inputs(ck, recipe.get("search"))
     _check_output(ck, recipe.get("output"))
     _check_with_estimator(ck, recipe)
     return ck.problems
+
+
+def _check_search_space_inputs(ck: _Checker, section: Any) -> None:
+    """The keys of ``search.search_space.encoders`` name modalities, inputs (``image_1``) or
+    feature columns, as ``components.encoders``' do (``fit`` refuses others: said here)."""
+    space = section.get("search_space") if isinstance(section, Mapping) else None
+    encoders = space.get("encoders") if isinstance(space, Mapping) else None
+    if not isinstance(encoders, Mapping) or ck.columns is None:
+        return
+    modalities = ck.registry.modalities()
+    for key in encoders:
+        if not isinstance(key, str) or key in modalities or key in ck.columns:
+            continue
+        input_name = re.fullmatch(r"([a-z][a-z0-9_-]*)_\d+", key)
+        if input_name and input_name.group(1) in modalities and input_name.group(1) != "tabular":
+            continue
+        ck.report(f"search.search_space.encoders.{key}",
+                  f"{key!r} is neither a modality ({', '.join(modalities)}) nor a feature column "
+                  f"({', '.join(ck.columns)}){did_you_mean(key, list(modalities) + list(ck.columns))}")
 
 
 _MESSAGE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\]]*\])*)\s*:\s*(.*)$", re.S)

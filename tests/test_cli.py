@@ -1059,3 +1059,15 @@ def test_filter_on_a_string_column_with_blank_cells_lists_its_values(capsys, emo
     result = run(capsys, "predict", emoji_model, path, "--filter", "part=test")
     assert result.code == 2 and "its values in the rows of" in result.err and "'exam', 'fit'" in result.err
     assert "nan" not in result.err
+
+
+def test_validate_names_a_misspelt_column_under_the_search_spaces_encoders(capsys, tmp_path):
+    """validate said 'valid' and fit then refused search_space['encoders']: keys ['foto']."""
+    path = emoji_rows(tmp_path, 12)
+    recipe = {"data": {"path": str(path), "label": "category", "columns": ["image", "name"]},
+              "search": {"n_trials": 2, "search_space": {"encoders": {"imag": ["cnn"], "name": ["hashed_ngram"],
+                                                                      "image_0": ["cnn"]}}}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    result = run(capsys, "validate", tmp_path / "r.yaml")
+    assert result.code == 2 and "search.search_space.encoders.imag" in result.err and "did you mean" in result.err
+    assert "encoders.name" not in result.err and "encoders.image_0" not in result.err
