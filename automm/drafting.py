@@ -35,7 +35,8 @@ DEFAULT_TIME_LIMIT = 600
 #: Names of columns that tell the rows of one file apart (compared in lower case).
 SPLIT_COLUMN_NAMES = ("split", "fold", "set", "subset", "partition", "dataset")
 #: A column whose name says it is an identifier: ``id``, ``user_id``, ``productId``, ``ID``.
-_ID_NAME = re.compile(r"^(?:id|ID|Id)$|[_\s-](?:id|ID|Id)$|(?<=[a-z])(?:Id|ID)$|^index$|^Unnamed: \d+$")
+_ID_NAME = re.compile(r"^(?:id|ID|Id)$|[_\s-](?:id|ID|Id)$|(?<=[a-z])(?:Id|ID)$|^index$|^Unnamed: \d+$"
+                      r"|^(?:sku|SKU|uuid|UUID|guid|GUID|key|Key|KEY)$|[_\s-](?:sku|SKU|uuid|UUID|guid|GUID)$")
 #: Classes with fewer training rows than this are pointed out (``data.min_class_rows``).
 RARE_CLASS_ROWS = 5
 #: Rows read to infer the roles (as ``fit`` does).
@@ -162,10 +163,15 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
 
     split = _split_column(frame, label)
     used = [c for c in columns if c != label and (split is None or c != split[0])]
+    unread_splits = []  # columns named like a split whose values name no train and test rows
     for column in list(used):
         values = sample[column].tolist()
         present = _present(values)
-        if not present:
+        if str(column).lower() in SPLIT_COLUMN_NAMES and 2 <= len(set(map(str, present))) <= 3:
+            counts = frame[column].dropna().astype(str).value_counts()
+            left_out[column] = "named like a split (see Check)"
+            unread_splits.append((column, counts))
+        elif not present:
             left_out[column] = "every value is missing"
         elif len(set(map(str, present))) == 1 and len(present) > 1:
             left_out[column] = f"one value, {present[0]!r}"
@@ -186,7 +192,12 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
                   if folder not in (Path(os.path.abspath(data)).parent, Path(os.path.abspath(recipe_dir)))]
     roles = infer_roles(as_table([resolved]), None, registry.plugin_manager, known)
 
-    cautions = []
+    cautions = [f"column {column!r} is named like a split, with values "
+                f"{', '.join(f'{v!r} ({n})' for v, n in counts.items())}, none of which names training or test "
+                f"rows as automm reads them (train, test, valid, ...); if it splits the rows, set "
+                f"data.split_column: {column}, data.train_values: [{counts.index[0]}], data.test_values: "
+                f"[{counts.index[1]}] (or the values meant); else add it to data.columns"
+                for column, counts in unread_splits]
     if _is_identifier(label, labelled[label].tolist(), len(labelled)):
         cautions.append(f"the label {label!r} looks like an identifier (a distinct value per row), which no model "
                         "can learn to predict; is it the column to predict?")

@@ -244,3 +244,17 @@ def test_a_label_of_one_value_is_refused_before_any_draft(emoji_folder, tmp_path
     with pytest.raises(InputError, match=r"--label: column 'category' holds one value \('Smileys'\) in the "
                                          r"training rows .*no model can learn"):
         draft_recipe(emoji_folder / "one.csv", "category", recipe_dir=tmp_path)
+
+
+def test_a_split_column_of_other_values_and_a_shuffled_sku_are_left_out_and_said(emoji_folder, tmp_path):
+    """init kept a column 'split' of 'fit'/'exam' as a feature ("No split column found": the test
+    rows trained) and a shuffled distinct integer 'sku' as a number."""
+    frame = pd.read_csv(emoji_folder / "emoji.csv")
+    frame["split"] = frame["split"].map({"train": "fit", "test": "exam"})
+    frame["sku"] = np.random.default_rng(0).permutation(len(frame)) + 1000
+    frame.to_csv(emoji_folder / "mine.csv", index=False)
+    with pytest.warns(UserWarning, match="named like a split"):
+        draft = draft_recipe(emoji_folder / "mine.csv", "category", recipe_dir=tmp_path)
+    assert "split" not in draft.content["data"]["columns"] and "sku" not in draft.content["data"]["columns"]
+    assert any("data.split_column: split, data.train_values: [fit], data.test_values: [exam]" in c
+               for c in draft.cautions)
