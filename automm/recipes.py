@@ -936,6 +936,24 @@ def _check_test_inputs(estimator, data) -> None:
         raise InputError(f"the test rows: {exc}") from None
 
 
+def recipe_keys_named(message: str, label: str) -> str:
+    """``message`` of an error of ``AutoMM.fit`` starting with the recipe key it is about:
+    ``problem_type: ...`` becomes ``problem.type (problem_type): ...``, ``y: ...`` becomes
+    ``data.label 'price' (y): ...``, ``X_val: ...`` the validation rows'."""
+    match = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\]]*\])*): ", message)
+    if not match:
+        return message
+    name, subscripts = match.group(1), match.group(2)
+    keys = re.findall(r"\[\s*'?\"?([^\]'\"]*)'?\"?\s*\]", subscripts)
+    if name in PARAM_PATHS:
+        where = ".".join([PARAM_PATHS[name], *keys])
+    elif name in ("y", "y_val"):
+        where = f"data.label {label!r}" + (" of the validation rows" if name == "y_val" else "")
+    else:
+        return message
+    return f"{where} ({name}{subscripts}): {message[match.end():]}"
+
+
 def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | None = None,
                log: Callable[[str], None] | None = None, output_dir: str | None = None,
                save: bool = True) -> FitResult:
@@ -989,8 +1007,11 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     if data.X_test is not None:
         _check_test_inputs(estimator, data)
     log("fitting ...")
-    estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
-                  sample_weight_val=data.w_val)
+    try:
+        estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
+                      sample_weight_val=data.w_val)
+    except InputError as exc:  # said in the recipe's keys, which the user edits, not AutoMM's arguments
+        raise InputError(recipe_keys_named(str(exc), data.label)) from exc
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     if save and target:

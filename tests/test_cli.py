@@ -1071,3 +1071,16 @@ def test_validate_names_a_misspelt_column_under_the_search_spaces_encoders(capsy
     result = run(capsys, "validate", tmp_path / "r.yaml")
     assert result.code == 2 and "search.search_space.encoders.imag" in result.err and "did you mean" in result.err
     assert "encoders.name" not in result.err and "encoders.image_0" not in result.err
+
+
+def test_fit_names_the_recipe_key_of_what_fit_refuses(capsys, tmp_path):
+    """'problem_type: binary needs two classes' named AutoMM's argument, not the key the user edits."""
+    frame = pd.read_csv(EMOJI_CSV)
+    path = emoji_rows(tmp_path, len(frame))
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({
+        "data": {"path": str(path), "label": "category", "columns": ["name"]},
+        "training": {"max_epochs": 1, "num_workers": 0}}))
+    result = run(capsys, "fit", tmp_path / "r.yaml", "--set", "problem.type=binary", "-o", tmp_path / "m")
+    assert result.code == 1 and "problem.type (problem_type): 'binary' needs two classes" in result.err, result.err
+    result = run(capsys, "fit", tmp_path / "r.yaml", "--set", "problem.type=regression", "-o", tmp_path / "m")
+    assert result.code == 1 and "data.label 'category' (y): regression needs numeric labels" in result.err, result.err
