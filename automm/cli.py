@@ -453,7 +453,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def _fit_report(summary: dict, leaderboard: Any) -> str:
     problem = summary["problem_type"] + (f", {summary['n_classes']} classes" if "n_classes" in summary else "")
-    encoders = ", ".join(f"{k}: {v}" for k, v in summary["components"]["encoders"].items())
+    inputs = summary["components"].get("inputs", {})
+
+    def named(name: str) -> str:  # an input with the columns it reads: image_1 (back)
+        columns = inputs.get(name) or []
+        if not columns or columns == [name]:
+            return name
+        shown = ", ".join(columns[:3]) + (f", ... ({len(columns)} columns)" if len(columns) > 3 else "")
+        return f"{name} ({shown})"
+
+    encoders = ", ".join(f"{named(k)}: {v}" for k, v in summary["components"]["encoders"].items())
     ensemble = summary.get("ensemble") or {}
     # with an ensemble of several models, the components and training shown are its best trial's
     of_best = f" (trial {summary.get('best_trial')})" if ensemble.get("models", 1) > 1 else ""

@@ -1110,7 +1110,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         summary.update({
             "columns": dict(self.column_roles_),
             "components": {"encoders": {k: describe_encoder(v) for k, v in self.config_["encoders"].items()},
-                           "fusion": self.config_["fusion"].get("name")},
+                           "fusion": self.config_["fusion"].get("name"),
+                           "inputs": {spec.name: list(spec.columns) for spec in self.inputs_}},
             "validation_metric": holdout_score_name(self.metric, self.problem_type_),
             "validation_score": None if score is None else float(score),
             "validation_on": state.get("validation_on_"),

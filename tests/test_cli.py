@@ -1084,3 +1084,17 @@ def test_fit_names_the_recipe_key_of_what_fit_refuses(capsys, tmp_path):
     assert result.code == 1 and "problem.type (problem_type): 'binary' needs two classes" in result.err, result.err
     result = run(capsys, "fit", tmp_path / "r.yaml", "--set", "problem.type=regression", "-o", tmp_path / "m")
     assert result.code == 1 and "data.label 'category' (y): regression needs numeric labels" in result.err, result.err
+
+
+def test_the_summary_names_the_columns_each_input_reads(capsys, tmp_path):
+    """'image_2: cnn' left the user to work out which of three image columns image_2 was."""
+    frame = pd.read_csv(EMOJI_CSV).head(60)
+    frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
+    frame["back"] = frame["image"][::-1].tolist()
+    frame.to_csv(tmp_path / "two.csv", index=False)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({
+        "data": {"path": str(tmp_path / "two.csv"), "label": "category", "columns": ["image", "back", "name"]},
+        "training": {"max_epochs": 1, "num_workers": 0}}))
+    result = run(capsys, "fit", tmp_path / "r.yaml", "-o", tmp_path / "m")
+    assert result.code == 0, result.err
+    assert "image_0 (image): cnn, image_1 (back): cnn, text_0 (name): hashed_ngram" in result.out

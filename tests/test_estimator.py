@@ -45,7 +45,8 @@ def test_fit_summary_of_one_configuration(fitted):
     summary = fitted.fit_summary()
     assert summary == {
         "problem_type": "multiclass", "n_classes": len(fitted.classes_), "columns": {"x0": "image", "x1": "text"},
-        "components": {"encoders": {"image_0": "cnn", "text_0": "hashed_ngram"}, "fusion": "concat"},
+        "components": {"encoders": {"image_0": "cnn", "text_0": "hashed_ngram"}, "fusion": "concat",
+                       "inputs": {"image_0": ["x0"], "text_0": ["x1"]}},
         "validation_metric": "accuracy", "validation_score": fitted.best_score_,
         "validation_on": "holdout", "validation_rows": fitted.validation_rows_,
         "epochs_run": len(fitted.history_), "best_epoch": fitted.best_epoch_, "stop_reason": fitted.stop_reason_,

@@ -534,7 +534,8 @@ def test_fit_summary_says_what_the_search_did_and_kept(searched, texts, tmp_path
     _, valid = searched._holdout_split(targets, searched.seed_)
     predicted = searched.predict([inputs[i] for i in valid])
     assert summary["validation_score"] == pytest.approx(np.mean(predicted == np.asarray(labels)[valid]))
-    assert summary["components"] == {"encoders": {"text_0": "hashed_ngram"}, "fusion": "concat"}
+    assert summary["components"] == {"encoders": {"text_0": "hashed_ngram"}, "fusion": "concat",
+                                     "inputs": {"text_0": ["x0"]}}
     assert summary["epochs_run"] == len(searched.history_) and summary["fit_seconds"] > 0
     ensemble = summary["ensemble"]
     assert ensemble["pooling"] == searched.ensemble_.pooling and ensemble["models"] == len(searched.ensemble_.members)
