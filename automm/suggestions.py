@@ -25,6 +25,9 @@ def close_match(found: Any, candidates: Iterable[Any]) -> str | None:
         elif len(found) >= 2:  # an abbreviation of exactly one candidate
             starts = [c for c in names if c.lower().startswith(found.lower())]
             close = starts if len(starts) == 1 else []
+            if not close and len(found) >= 4:  # a word of exactly one ("flip": horizontal_flip)
+                words = [c for c in names if found.lower() in c.lower().replace("-", "_").split("_")]
+                close = words if len(words) == 1 else []
     return close[0] if close else None
 
 

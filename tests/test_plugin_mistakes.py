@@ -190,3 +190,12 @@ def test_an_augmentation_named_for_a_modality_the_data_lack_is_warned_about():
         clf = automm.AutoMM(max_epochs=1, num_workers=0, random_state=0,
                             augmentations=["token_dropout", "horizontal_flip"]).fit(images, LABELS)
     assert [a["name"] for a in clf.augmentation_choices_] == ["horizontal_flip"]
+
+
+def test_a_component_named_by_one_word_of_its_name_gets_a_did_you_mean():
+    """augmentations=["flip"] listed every augmentation but did not point at horizontal_flip."""
+    from automm.suggestions import close_match
+
+    with pytest.raises(automm.UnknownComponentError, match="Did you mean 'horizontal_flip'"):
+        automm.AutoMM(augmentations=["flip"], max_epochs=1).fit(TEXTS, LABELS)
+    assert close_match("drop", ["token_dropout", "modality_dropout"]) is None  # two candidates: no guess
