@@ -1049,8 +1049,17 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
     if relative_missing >= max(1, 0.5 * n_rows):
         hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
                 "or join them to the folder they are relative to (e.g. the CSV file's)")
+    hint += backslash_hint([v for _, v, why in problems if why == "file not found"])
     raise InputError(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read: "
                      f"{listed}{more}{hint}")
+
+
+def backslash_hint(paths: Sequence[Any]) -> str:
+    """A hint when paths not found are written with Windows' ``\\`` separators on a system whose
+    separator is ``/`` (which reads ``imgs\\1.jpg`` as one file name); "" otherwise."""
+    if os.sep != "/" or not any(isinstance(v, str) and "\\" in v for v in paths):
+        return ""
+    return "; they are written with '\\' (Windows) separators, which this system reads as part of a name: write them with '/'"
 
 
 def _plugin_check(role: str, column_name: str, column: Sequence[Any], row_name: Callable[[int], str]) -> list[int]:

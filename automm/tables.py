@@ -343,14 +343,14 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                 found_in.add(folder)
             resolved.append(str((folder if folder is not None else folders[0]) / value))
         if source is not None and unfound and (inputs is None or column in inputs):
-            from .data import IMAGE_TOLERANCE
+            from .data import IMAGE_TOLERANCE, backslash_hint
 
             if len(unfound) > IMAGE_TOLERANCE * present:
                 shown = ", ".join(f"row {row} ({value!r})" for row, value in unfound[:3])
                 raise InputError(f"{source}: column {column!r}: {len(unfound)} of {present} relative paths "
                                  f"are in none of the folders tried ({', '.join(map(str, folders))}): {shown}"
                                  f"{' ...' if len(unfound) > 3 else ''} (rows {ROWS_NOTE}); make the paths relative "
-                                 "to the data file's folder, or absolute")
+                                 f"to the data file's folder, or absolute{backslash_hint([v for _, v in unfound])}")
         frame[column] = resolved
     return frame
 

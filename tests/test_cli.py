@@ -1098,3 +1098,12 @@ def test_the_summary_names_the_columns_each_input_reads(capsys, tmp_path):
     result = run(capsys, "fit", tmp_path / "r.yaml", "-o", tmp_path / "m")
     assert result.code == 0, result.err
     assert "image_0 (image): cnn, image_1 (back): cnn, text_0 (name): hashed_ngram" in result.out
+
+
+def test_windows_separators_in_image_paths_are_named(capsys, emoji_model, tmp_path):
+    frame = pd.read_csv(EMOJI_CSV).head(12)
+    shutil.copytree(EMOJI_SAMPLE_DIR / "images", tmp_path / "images")
+    frame["image"] = [p.replace("/", "\\") for p in frame["image"]]
+    frame.to_csv(tmp_path / "win.csv", index=False)
+    result = run(capsys, "predict", emoji_model, tmp_path / "win.csv")
+    assert result.code != 0 and "(Windows) separators" in result.err and "write them with '/'" in result.err
