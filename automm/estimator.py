@@ -1370,6 +1370,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self._check_fitted()
         labels = self._labels_array(y)
         sample_weight = _check_sample_weight(sample_weight, len(labels))
+        if self.problem_type_ != "regression":
+            self._check_score_labels(labels)
         predictions = self._predictions_and_probabilities(X, probabilities=False, n_labels=len(labels))[0]
         if self.problem_type_ == "regression":
             from sklearn.metrics import r2_score
@@ -1378,6 +1380,25 @@ class AutoMM(TransformerMixin, BaseEstimator):
         from sklearn.metrics import accuracy_score
 
         return float(accuracy_score(labels, predictions, sample_weight=sample_weight))
+
+    def _check_score_labels(self, labels: np.ndarray) -> None:
+        """Before any work: labels of another kind than ``classes_`` (texts "1", "2" for classes
+        1, 2) are refused naming ``y``; labels that are no class are warned about (counted as errors)."""
+        def kind(values: np.ndarray) -> str:
+            if values.dtype.kind in "iufb":
+                return "number"
+            return "number" if all(isinstance(v, (numbers.Number, np.number)) for v in values.tolist()) else "text"
+
+        given, known = kind(labels), kind(np.asarray(self.classes_))
+        if len(labels) and given != known:
+            raise InputError(f"y: labels are {given}s ({', '.join(map(repr, labels[:3].tolist()))}), the model's "
+                             f"classes {known}s ({', '.join(map(repr, np.asarray(self.classes_)[:3].tolist()))}); "
+                             "give y as fit was given it")
+        unseen = ~np.isin(labels, self.classes_)
+        if unseen.any():
+            shown = ", ".join(map(repr, list(dict.fromkeys(labels[unseen].tolist()))[:5]))
+            warnings.warn(f"y: {int(unseen.sum())} of {len(labels)} labels are no class of the model ({shown}): "
+                          "they count as errors", UserWarning, stacklevel=user_stacklevel())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> str:

@@ -92,3 +92,16 @@ def test_a_dataframe_made_from_an_array_has_no_feature_names_to_warn_about(table
         assert model.predict(pd.DataFrame(A[40:])).shape == (20,)
     with pytest.warns(UserWarning, match="X has feature names"):
         model.predict(X.iloc[40:])
+
+
+def test_score_with_labels_of_another_kind_names_y(table):
+    """score(X, ['1', ...]) for classes 1, 2 raised scikit-learn's 'Mix of label input types'."""
+    X, y = table
+    codes = (y == "a").astype(int) + 1
+    model = AutoMMClassifier(**KW).fit(X, codes)
+    with pytest.raises(InputError, match=r"^y: labels are texts \('1', .*the model's classes numbers \(1, 2\)"):
+        model.score(X, codes.astype(str))
+    unseen = codes.copy()
+    unseen.iloc[:3] = 7
+    with pytest.warns(UserWarning, match=r"y: 3 of 60 labels are no class of the model \(7\)"):
+        model.score(X, unseen)
