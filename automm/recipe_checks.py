@@ -217,7 +217,13 @@ class _Checker:
         self.problems.append(Problem(path, message))
 
     def expected(self, path: str, expected: str, found: Any, choices: Iterable[Any] = ()) -> None:
-        self.report(path, f"expected {expected}, found {show_value(found)}{did_you_mean(found, choices)}")
+        # YAML (and --set) read 2024, 1e3, no, off as numbers and booleans: a text must be quoted
+        quote = ""
+        if any(w in expected for w in ("string", "name", "path", "text", "URL")) and isinstance(found, (bool, int, float)):
+            example = "'...'" if isinstance(found, (bool, float)) else f"'{found}'"
+            quote = (f" (YAML reads it as {'a boolean' if isinstance(found, bool) else 'a number'}: quote the text "
+                     f"you meant, {example}, or --set {path}=\"{example}\")")
+        self.report(path, f"expected {expected}, found {show_value(found)}{quote}{did_you_mean(found, choices)}")
 
     # -- typed checks: each returns True when the value is acceptable --------------------------
     def mapping(self, value: Any, path: str, allowed: Sequence[str] | None = None, *,

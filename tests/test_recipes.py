@@ -1049,3 +1049,17 @@ def test_a_min_class_rows_that_drops_every_class_says_so(tmp_path):
         "data": {"path": "rows.csv", "label": "label", "min_class_rows": 1000}}))
     with pytest.raises(RecipeError, match=r"data.min_class_rows.*1000 drops every class: the most frequent has 10"):
         load_recipe(tmp_path / "recipe.yaml").load_data()
+
+
+def test_a_number_or_boolean_where_a_text_belongs_says_to_quote_it(tmp_path):
+    """--set output.dir=2024 and data.label=no were refused as 'found 2024 (an integer)' without
+    saying that YAML read the text as a number or a boolean."""
+    from automm.recipes import RecipeError, load_recipe
+
+    (tmp_path / "recipe.yaml").write_text("data:\n  sample: emoji\n  label: no\noutput:\n  dir: 2024\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(tmp_path / "recipe.yaml")
+    message = str(caught.value)
+    assert "data.label: expected a non-empty column name, found false (a boolean) (YAML reads it as a boolean: " \
+           "quote the text you meant" in message
+    assert "output.dir" in message and "quote the text you meant, '2024'" in message
