@@ -1107,3 +1107,13 @@ def test_windows_separators_in_image_paths_are_named(capsys, emoji_model, tmp_pa
     frame.to_csv(tmp_path / "win.csv", index=False)
     result = run(capsys, "predict", emoji_model, tmp_path / "win.csv")
     assert result.code != 0 and "(Windows) separators" in result.err and "write them with '/'" in result.err
+
+
+def test_a_role_set_in_the_recipe_that_the_values_refuse_names_its_key(capsys, tmp_path):
+    path = emoji_rows(tmp_path, 40, split=["train"] * 30 + ["test"] * 10)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({
+        "data": {"path": str(path), "label": "category", "columns": ["image", "name"], "split_column": "split",
+                 "column_types": {"name": "numeric"}},
+        "training": {"max_epochs": 1, "num_workers": 0}}))
+    result = run(capsys, "fit", tmp_path / "r.yaml", "-o", tmp_path / "m")
+    assert result.code == 1 and "data.column_types.name says 'numeric'" in result.err, result.err
