@@ -1471,6 +1471,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     kind, value = parse_storage(estimator.storage)
     _remove_dead_searches_folders()
     tmpdir = tempfile.mkdtemp(prefix=f"{_SEARCH_TMP_PREFIX}{_host_tag()}-{os.getpid()}-")
+    owner = _hold_search_folder(tmpdir)
     try:
         if kind == "memory" and n_jobs > 1 and not devices:  # processes share a study through a file
             kind, value = "journal", os.path.join(tmpdir, "study.log")
@@ -1522,6 +1523,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         return result
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+        if owner is not None:
+            os.close(owner)
 
 
 _SEARCH_TMP_PREFIX = "automm-search-"
@@ -1531,27 +1534,63 @@ def _host_tag() -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
 
 
+_OWNER_LOCK = ".owner.lock"
+#: A search folder's lock file younger than this is never taken for a dead search's (between
+#: making the file and locking it, its search holds no lock yet).
+_OWNER_LOCK_GRACE_S = 60.0
+
+
+def _hold_search_folder(tmpdir: str) -> int | None:
+    """An exclusive flock on ``tmpdir``'s owner file, held (with the descriptor) for the search's
+    life: the kernel (or the NFS lock manager) drops it when the process ends, however it ends,
+    whatever PID namespace or host looks. None where there is no flock (Windows)."""
+    try:
+        import fcntl
+
+        fd = os.open(os.path.join(tmpdir, _OWNER_LOCK), os.O_CREAT | os.O_RDWR, 0o600)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _remove_dead_searches_folders() -> None:
-    """Delete the temporary folders (study journal, trial models) of this machine's searches whose
-    process has ended without its ``finally`` (SIGKILL, a power cut): each held up to a few models."""
+    """Delete the temporary folders (study journal, trial models) of searches whose process has
+    ended without its ``finally`` (SIGKILL, a power cut): a folder whose owner lock nobody holds.
+    A folder without one (being created, an older automm's) is left alone."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock (and os.kill(pid, 0) would send a Ctrl-C there)
+        return
     root = tempfile.gettempdir()
-    pattern = re.compile(re.escape(f"{_SEARCH_TMP_PREFIX}{_host_tag()}-") + r"(\d+)-[^/]+")
     try:
         entries = list(os.scandir(root))
     except OSError:
         return
     for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match is None or not entry.is_dir(follow_symlinks=False):
+        if not entry.name.startswith(_SEARCH_TMP_PREFIX):
             continue
         try:
-            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
                 continue
-            os.kill(int(match.group(1)), 0)
-        except ProcessLookupError:  # its search process is gone
-            shutil.rmtree(entry.path, ignore_errors=True)
-        except (OSError, ValueError, OverflowError):  # alive (another user's: EPERM), or unknowable
+            fd = os.open(os.path.join(entry.path, _OWNER_LOCK), os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
             continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime < _OWNER_LOCK_GRACE_S:
+                raise BlockingIOError  # just made: its search may not have taken the lock yet
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its search is alive
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 #: The share of a time-limited search's time that the encoders' one-off work (frozen features

@@ -2635,24 +2635,38 @@ def test_misspelt_search_space_keys_are_named_with_what_they_could_be():
 
 
 def test_a_killed_searchs_temporary_folder_is_removed_by_the_next_search(tmp_path, monkeypatch):
-    """A search killed with SIGKILL left its journal and trial models (26-59 MB) in $TMPDIR for good."""
+    """A search killed with SIGKILL left its journal and trial models (26-59 MB) in $TMPDIR for good.
+    A folder is a dead search's when no process holds its owner lock (a live search's in another PID
+    namespace, or on another host sharing the folder, is held); a lock file just made is left alone."""
     import subprocess
     import sys
     import tempfile
+    import time
 
     from automm import search
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(dead.stdout)
-    prefix = f"{search._SEARCH_TMP_PREFIX}{search._host_tag()}-"
-    stale = tmp_path / f"{prefix}{dead_pid}-abc123"
-    (stale / "models" / "trial-1").mkdir(parents=True)
-    (stale / "models" / "trial-1" / "weights.safetensors").write_bytes(b"x" * 1000)
-    alive = tmp_path / f"{prefix}{os.getpid()}-def456"
+    # a search process that held its folder's lock, then was killed (the kernel released the lock)
+    script = ("import os, signal, sys; from automm import search; "
+              f"d = sys.argv[1]; os.makedirs(d + '/models/trial-1'); search._hold_search_folder(d); "
+              "open(d + '/models/trial-1/weights.safetensors', 'wb').write(b'x' * 1000); "
+              "os.kill(os.getpid(), signal.SIGKILL)")
+    stale = tmp_path / "automm-search-host-1-abc123"
+    subprocess.run([sys.executable, "-c", script, str(stale)], capture_output=True)
+    alive = tmp_path / "automm-search-host-2-def456"
     alive.mkdir()
-    other = tmp_path / "automm-search-oldstyle"
+    held = search._hold_search_folder(str(alive))  # this process's own live search
+    young = tmp_path / "automm-search-host-3-ghi789"
+    young.mkdir()
+    (young / ".owner.lock").touch()  # made, not locked yet
+    other = tmp_path / "automm-search-oldstyle"  # no lock file: an older automm's, left alone
     other.mkdir()
-    search._remove_dead_searches_folders()
+    old = time.time() - 2 * search._OWNER_LOCK_GRACE_S
+    for folder in (stale, alive):
+        os.utime(folder / ".owner.lock", (old, old))
+    try:
+        search._remove_dead_searches_folders()
+    finally:
+        os.close(held)
     assert not stale.exists()
-    assert alive.exists() and other.exists()
+    assert alive.exists() and young.exists() and other.exists()
