@@ -308,7 +308,7 @@ class Registry:
             return self._specs[kind][name]
         except KeyError:
             known = sorted(self._specs[kind])
-            close = close_match(str(name), known)
+            close = close_match(str(name), known, words=True)
             hint = f" Did you mean {close!r}?" if close else ""
             raise UnknownComponentError(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known) or '(none)'}. "
                                         f"{self.where_plugins_come_from()}") from None

@@ -12,8 +12,10 @@ from typing import Any, Iterable
 __all__ = ["close_match", "did_you_mean", "quoted_values", "unique_target"]
 
 
-def close_match(found: Any, candidates: Iterable[Any]) -> str | None:
-    """The candidate name ``found`` is most likely a misspelling, other case or abbreviation of."""
+def close_match(found: Any, candidates: Iterable[Any], words: bool = False) -> str | None:
+    """The candidate name ``found`` is most likely a misspelling, other case or abbreviation of
+    (with ``words``, also one word of: ``flip`` of ``horizontal_flip``; a hint's rule, too loose
+    to decide that one name stands for another)."""
     if not isinstance(found, str):
         return None
     names = [c for c in candidates if isinstance(c, str)]
@@ -25,7 +27,7 @@ def close_match(found: Any, candidates: Iterable[Any]) -> str | None:
         elif len(found) >= 2:  # an abbreviation of exactly one candidate
             starts = [c for c in names if c.lower().startswith(found.lower())]
             close = starts if len(starts) == 1 else []
-            if not close and len(found) >= 4:  # a word of exactly one ("flip": horizontal_flip)
+            if not close and words and len(found) >= 4:  # a word of exactly one ("flip": horizontal_flip)
                 words = [c for c in names if found.lower() in c.lower().replace("-", "_").split("_")]
                 close = words if len(words) == 1 else []
     return close[0] if close else None
@@ -33,7 +35,7 @@ def close_match(found: Any, candidates: Iterable[Any]) -> str | None:
 
 def did_you_mean(found: Any, candidates: Iterable[Any]) -> str:
     """``"; did you mean 'name'?"`` for :func:`close_match`'s candidate, else ``""``."""
-    close = close_match(found, candidates)
+    close = close_match(found, candidates, words=True)
     return f"; did you mean {close!r}?" if close is not None else ""
 
 

@@ -105,3 +105,13 @@ def test_score_with_labels_of_another_kind_names_y(table):
     unseen.iloc[:3] = 7
     with pytest.warns(UserWarning, match=r"y: 3 of 60 labels are no class of the model \(7\)"):
         model.score(X, unseen)
+
+
+def test_a_record_with_an_optional_key_left_out_and_an_extra_one_predicts(table):
+    """An extra key sharing one word with a fitted one ('brand_name', 'name') was taken for its
+    misspelling, and the record refused."""
+    rng = np.random.default_rng(1)
+    records = [{"size": float(rng.normal()), "name": f"item {i}"} for i in range(60)]
+    labels = ["a" if r["size"] > 0 else "b" for r in records]
+    model = AutoMMClassifier(**KW).fit(records, labels)
+    assert model.predict([{"size": 0.5, "brand_name": "acme"}]).shape == (1,)
