@@ -21,6 +21,7 @@ import numpy as np
 
 from .exceptions import InputError, user_stacklevel
 from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
+from .recipe_checks import split_text
 from .roles import as_datetime
 from .tables import _plain
 
@@ -120,6 +121,34 @@ def _split_column(frame, label: str) -> tuple[str, list, list, list] | None:
     return None
 
 
+#: Names of a column that splits the rows whatever else it could be ("set", "dataset" can be features).
+_SURE_SPLIT_NAMES = ("split", "fold", "partition", "subset")
+
+
+def _unread_split_caution(column: str, counts, left_out: bool) -> str:
+    """What to check of a column named like a split whose values name no train and test rows: its
+    values, and the data keys that would split by them (a train and a validation value, as
+    such; others in the order of their names, for the user to choose)."""
+    values = list(counts.index)
+    lowered = {str(v).strip().lower(): v for v in values}
+    train = next((lowered[k] for k in TRAIN_NAMES if k in lowered), None)
+    valid = next((lowered[k] for k in VALID_NAMES if k in lowered), None)
+    shown = ", ".join(f"{v!r} ({n})" for v, n in counts.items())
+    if train is not None:
+        others = [v for v in values if v != train]
+        keys = (f"data.train_values: [{train}], data.valid_values: [{valid}] (its rows then validate, as X_val), or "
+                f"data.test_values: [{valid}] (its rows then score the model)" if valid is not None
+                else f"data.train_values: [{train}], data.test_values: [{', '.join(map(str, others))}]")
+        what = f"{train!r} names training rows, and no value test rows"
+    else:
+        keys = (f"data.train_values: [{values[0]}], data.test_values: [{values[1]}] (the most rows train; or the "
+                "values meant)")
+        what = "none of its values names training or test rows as automm reads them (train, test, valid, ...)"
+    kept = "it is left out of the features" if left_out else "it is kept as a feature"
+    return (f"column {column!r} is named like a split, with values {shown}: {what}, and {kept}; if it splits "
+            f"the rows, set data.split_column: {column}, {keys}")
+
+
 def _path_from(folder: Path, file: Path) -> str:
     """``file`` relative to ``folder`` when it is near (at most two levels up), else absolute."""
     absolute = file.resolve()
@@ -168,8 +197,9 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
         values = sample[column].tolist()
         present = _present(values)
         if str(column).lower() in SPLIT_COLUMN_NAMES and 2 <= len(set(map(str, present))) <= 3:
-            counts = frame[column].dropna().astype(str).value_counts()
-            left_out[column] = "named like a split (see Check)"
+            counts = frame[column].dropna().map(split_text).value_counts()
+            if str(column).lower() in _SURE_SPLIT_NAMES:  # ("set", "dataset" may be a feature: kept, said)
+                left_out[column] = "named like a split (see Check)"
             unread_splits.append((column, counts))
         elif not present:
             left_out[column] = "every value is missing"
@@ -192,12 +222,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
                   if folder not in (Path(os.path.abspath(data)).parent, Path(os.path.abspath(recipe_dir)))]
     roles = infer_roles(as_table([resolved]), None, registry.plugin_manager, known)
 
-    cautions = [f"column {column!r} is named like a split, with values "
-                f"{', '.join(f'{v!r} ({n})' for v, n in counts.items())}, none of which names training or test "
-                f"rows as automm reads them (train, test, valid, ...); if it splits the rows, set "
-                f"data.split_column: {column}, data.train_values: [{counts.index[0]}], data.test_values: "
-                f"[{counts.index[1]}] (or the values meant); else add it to data.columns"
-                for column, counts in unread_splits]
+    cautions = [_unread_split_caution(column, counts, column in left_out) for column, counts in unread_splits]
     if _is_identifier(label, labelled[label].tolist(), len(labelled)):
         cautions.append(f"the label {label!r} looks like an identifier (a distinct value per row), which no model "
                         "can learn to predict; is it the column to predict?")

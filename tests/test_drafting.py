@@ -258,3 +258,15 @@ def test_a_split_column_of_other_values_and_a_shuffled_sku_are_left_out_and_said
     assert "split" not in draft.content["data"]["columns"] and "sku" not in draft.content["data"]["columns"]
     assert any("data.split_column: split, data.train_values: [fit], data.test_values: [exam]" in c
                for c in draft.cautions)
+
+
+def test_a_train_and_valid_split_column_is_read_by_its_names_and_a_dataset_column_kept(emoji_folder, tmp_path):
+    frame = pd.read_csv(emoji_folder / "emoji.csv")
+    frame["split"] = np.where(np.arange(len(frame)) % 2, "train", "valid")  # about as many rows each
+    frame["dataset"] = np.where(np.arange(len(frame)) % 3, "twemoji", "noto")
+    frame.to_csv(emoji_folder / "tv.csv", index=False)
+    with pytest.warns(UserWarning, match="named like a split"):
+        draft = draft_recipe(emoji_folder / "tv.csv", "category", recipe_dir=tmp_path)
+    split = next(c for c in draft.cautions if c.startswith("column 'split'"))
+    assert "'train' names training rows" in split and "data.train_values: [train], data.valid_values: [valid]" in split
+    assert "split" not in draft.content["data"]["columns"] and "dataset" in draft.content["data"]["columns"]
