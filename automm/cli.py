@@ -182,7 +182,10 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
             raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
                              f"{', '.join(map(str, frame.columns))}{did_you_mean(column, list(frame.columns))}")
         cells = _cells_as_text(frame[column])  # a fold column read as floats (an empty cell): 2.0 is 2
-        kept = frame[cells == value]
+        from .data import is_missing
+
+        as_written = frame[column].map(lambda v: None if is_missing(v) else str(v))  # and 2.0 is 2.0
+        kept = frame[(cells == value) | (as_written == value)]
         if len(kept) == 0:
             found = sorted(cells.dropna().unique().tolist())
             shown = quoted_values(found)

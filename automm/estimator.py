@@ -1732,9 +1732,9 @@ def _warn_untrained_neighbors(data: PreparedData, config: dict) -> None:
 
     if not is_neighbors(config):
         return
-    untrained = [f"{spec.name} ({', '.join(spec.columns) if len(spec.columns) < 4 else spec.modality}): "
-                 f"{config['encoders'][spec.name]['name']}"
-                 for spec in data.inputs if spec.name in config["encoders"]
+    # (not a table's: no pretrained encoder could take its place)
+    untrained = [f"{spec.name} ({', '.join(spec.columns)}): {config['encoders'][spec.name]['name']}"
+                 for spec in data.inputs if spec.name in config["encoders"] and spec.modality != "tabular"
                  and not all(frozen for frozen, _ in _part_flags(spec, config["encoders"][spec.name]))]
     if untrained:
         warnings.warn(f"fusion='neighbors' trains no encoder: it compares rows by the embeddings of randomly "

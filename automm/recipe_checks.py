@@ -219,7 +219,8 @@ class _Checker:
     def expected(self, path: str, expected: str, found: Any, choices: Iterable[Any] = ()) -> None:
         # YAML (and --set) read 2024, 1e3, no, off as numbers and booleans: a text must be quoted
         quote = ""
-        if any(w in expected for w in ("string", "name", "path", "text", "URL")) and isinstance(found, (bool, int, float)):
+        if (not expected.startswith("one of") and any(w in expected for w in ("string", "name", "path", "text", "URL"))
+                and isinstance(found, (bool, int, float))):
             example = "'...'" if isinstance(found, (bool, float)) else f"'{found}'"
             quote = (f" (YAML reads it as {'a boolean' if isinstance(found, bool) else 'a number'}: quote the text "
                      f"you meant, {example}, or --set {path}=\"{example}\")")

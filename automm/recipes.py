@@ -933,19 +933,39 @@ def _check_test_inputs(estimator, data) -> None:
             warnings.simplefilter("ignore")  # a few unreadable test files: predict names them after the fit
             validate_columns(test, roles)
     except InputError as exc:
-        raise InputError(f"the test rows: {exc}{column_types_hint(str(exc), estimator.column_types)}") from None
+        raise InputError(f"the test rows: {exc}"
+                         f"{column_types_hint(str(exc), estimator.column_types, data.X_train)}") from None
 
 
-def column_types_hint(message: str, column_types: Any) -> str:
+def column_types_hint(message: str, column_types: Any, frame: Any = None) -> str:
     """``"; data.column_types.title says 'numeric'"`` when ``message`` is about a column whose
-    role the recipe set (the likely cause of values that do not fit it); "" otherwise."""
+    role the recipe set to another than its values read as (in ``frame``, the training rows): the
+    likely cause of values that do not fit it; "" otherwise (a role as declared as read: the
+    values are at fault, e.g. image files not found)."""
     if not isinstance(column_types, Mapping):
         return ""
     named = re.search(r"column '([^']+)'", message)
     if named is None or named.group(1) not in {str(k) for k in column_types}:
         return ""
-    role = next(v for k, v in column_types.items() if str(k) == named.group(1))
-    return f"; data.column_types.{named.group(1)} says {role!r}: is that the column's role?"
+    column = named.group(1)
+    role = next(v for k, v in column_types.items() if str(k) == column)
+    if frame is not None and column in getattr(frame, "columns", ()):
+        import warnings
+
+        from .data import as_table, infer_roles
+
+        reg = _registry.get_registry()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                read = infer_roles(as_table((frame[[column]],), plugin_manager=reg.plugin_manager), None,
+                                   reg.plugin_manager, sorted({*reg.modalities(), "numeric", "categorical", "text",
+                                                               "datetime", "image"} - {"tabular"}))[column]
+        except Exception:  # noqa: BLE001 - a hint only
+            read = None
+        if read == role:
+            return ""
+    return f"; data.column_types.{column} says {role!r}: is that the column's role?"
 
 
 def recipe_keys_named(message: str, label: str) -> str:
@@ -1023,8 +1043,8 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         estimator.fit(data.X_train, data.y_train, sample_weight=data.w_train, X_val=data.X_val, y_val=data.y_val,
                       sample_weight_val=data.w_val)
     except InputError as exc:  # said in the recipe's keys, which the user edits, not AutoMM's arguments
-        raise InputError(recipe_keys_named(str(exc), data.label) + column_types_hint(str(exc), estimator.column_types)) \
-            from exc
+        raise InputError(recipe_keys_named(str(exc), data.label)
+                         + column_types_hint(str(exc), estimator.column_types, data.X_train)) from exc
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     if save and target:

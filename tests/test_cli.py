@@ -1117,3 +1117,25 @@ def test_a_role_set_in_the_recipe_that_the_values_refuse_names_its_key(capsys, t
         "training": {"max_epochs": 1, "num_workers": 0}}))
     result = run(capsys, "fit", tmp_path / "r.yaml", "-o", tmp_path / "m")
     assert result.code == 1 and "data.column_types.name says 'numeric'" in result.err, result.err
+
+
+def test_a_role_declared_as_the_values_read_is_not_blamed_for_missing_files(capsys, tmp_path):
+    """fashion.yaml declares column_types {image: image}: its missing test images were blamed on it."""
+    frame = pd.read_csv(EMOJI_CSV).head(40)
+    frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
+    frame["split"] = ["train"] * 30 + ["test"] * 10
+    frame.loc[30:, "image"] = [str(tmp_path / f"gone{i}.png") for i in range(10)]
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({
+        "data": {"path": str(tmp_path / "items.csv"), "label": "category", "columns": ["image", "name"],
+                 "split_column": "split", "column_types": {"image": "image"}},
+        "training": {"max_epochs": 1, "num_workers": 0}}))
+    result = run(capsys, "fit", tmp_path / "r.yaml", "-o", tmp_path / "m")
+    assert result.code != 0 and "file not found" in result.err and "data.column_types" not in result.err, result.err
+
+
+def test_filter_matches_a_value_as_written_too(capsys, emoji_model, tmp_path):
+    path = emoji_rows(tmp_path, 12, fold=[1.0, 2.0, None] * 4)
+    for value in ("2", "2.0"):
+        result = run(capsys, "predict", emoji_model, path, "--filter", f"fold={value}", "-q")
+        assert result.code == 0 and len(pd.read_csv(io.StringIO(result.out))) == 4, (value, result.err)

@@ -313,3 +313,16 @@ def test_class_weight_weighs_the_neighbours_votes(builtin_only, fresh_registry, 
     plain = AutoMM(**common).fit(*X, y).predict_proba(*X_test)[:, 1]
     weighted = AutoMM(**common, class_weight={"rare": 20.0}).fit(*X, y).predict_proba(*X_test)[:, 1]
     assert weighted.mean() > plain.mean()
+
+
+def test_a_tables_input_is_not_warned_about_as_untrained():
+    """The warning advised a pretrained encoder for a table, which has none."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = {"a": rng.normal(size=60).tolist(), "b": rng.choice(["x", "y"], 60).tolist()}
+    y = ["p" if v > 0 else "q" for v in X["a"]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AutoMM(fusion="neighbors", random_state=0).fit(X, y)
+    assert not [w for w in caught if "trains no encoder" in str(w.message)]

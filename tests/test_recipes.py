@@ -1063,3 +1063,12 @@ def test_a_number_or_boolean_where_a_text_belongs_says_to_quote_it(tmp_path):
     assert "data.label: expected a non-empty column name, found false (a boolean) (YAML reads it as a boolean: " \
            "quote the text you meant" in message
     assert "output.dir" in message and "quote the text you meant, '2024'" in message
+
+
+def test_a_number_among_choices_is_not_told_to_be_quoted(tmp_path):
+    from automm.recipes import RecipeError, load_recipe
+
+    (tmp_path / "recipe.yaml").write_text("data:\n  sample: emoji\n  label: category\n  column_types:\n    name: 5\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(tmp_path / "recipe.yaml")
+    assert "data.column_types.name" in str(caught.value) and "quote" not in str(caught.value)
