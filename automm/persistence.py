@@ -403,12 +403,18 @@ def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | N
 
 def _hold(folder: Path) -> int | None:
     """A descriptor of ``folder`` holding an exclusive ``flock`` on it while its save writes it
-    (released when the descriptor is closed, or the process ends, killed too); None where there
-    is no such lock."""
+    (:func:`exclusive_lock`)."""
+    return exclusive_lock(folder)
+
+
+def exclusive_lock(path: str | os.PathLike, create: bool = False) -> int | None:
+    """A descriptor of ``path`` (a folder, or a file, made when ``create``) holding an exclusive
+    ``flock`` on it, released when the descriptor is closed or the process ends, killed too;
+    None where another holds it, or there is no such lock (Windows)."""
     try:
         import fcntl
 
-        descriptor = os.open(folder, os.O_RDONLY)
+        descriptor = os.open(path, (os.O_CREAT | os.O_RDWR) if create else os.O_RDONLY, 0o600)
     except (ImportError, OSError):
         return None
     try:

@@ -1544,18 +1544,9 @@ def _hold_search_folder(tmpdir: str) -> int | None:
     """An exclusive flock on ``tmpdir``'s owner file, held (with the descriptor) for the search's
     life: the kernel (or the NFS lock manager) drops it when the process ends, however it ends,
     whatever PID namespace or host looks. None where there is no flock (Windows)."""
-    try:
-        import fcntl
+    from .persistence import exclusive_lock
 
-        fd = os.open(os.path.join(tmpdir, _OWNER_LOCK), os.O_CREAT | os.O_RDWR, 0o600)
-    except (ImportError, OSError):
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+    return exclusive_lock(os.path.join(tmpdir, _OWNER_LOCK), create=True)
 
 
 def _remove_dead_searches_folders() -> None:
