@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL.Image import Image as PILImage
 
 from .components.base import MISSING, Encoder
 from .contracts import augment_input_problem
@@ -687,7 +686,7 @@ def _warn_urls(name: str, present: Sequence[Any]) -> None:
     # a few addresses repeated (a shop's or a referrer's site, read as a category) are a feature;
     # one per row (each product's picture) is what automm cannot fetch
     if present and len(urls) >= 0.8 * len(present) and len(set(urls)) > 0.5 * len(urls):
-        warnings.warn(f"column {name!r} holds URLs (e.g. {_short(next(v for v in present if _is_url(v)))}): it is read "
+        warnings.warn(f"column {name!r} holds URLs (e.g. {_short(urls[0])}): it is read "
                       "as text, the addresses, not what they point to; automm never downloads: download the images "
                       "and give their paths, leave the column out, or give it column_types={..: 'text'} to keep it", UserWarning,
                       stacklevel=user_stacklevel())
@@ -1200,6 +1199,8 @@ class MultimodalDataset(torch.utils.data.Dataset):
         try:
             return encoder.preprocess(value, augment), True
         except InputError as exc:
+            from PIL.Image import Image as PILImage  # (imported only where a value failed)
+
             if value is MISSING or not isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, PILImage)):
                 raise
             self._unreadable(name, index, value, exc)

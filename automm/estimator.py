@@ -932,8 +932,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         # as scikit-learn: only a DataFrame whose column names are all strings has feature names
         # (table.names are strings always: read_csv(header=None)'s 0, 1 become "0", "1")
         # (a polars DataFrame or pyarrow Table too, as scikit-learn reads them: their names are strings)
-        if not table.positional and ((_is_dataframe(X[0]) and all(isinstance(c, str) for c in X[0].columns))
-                                     or (hasattr(X[0], "schema") and hasattr(X[0], "to_pandas"))):
+        frame_like = _is_dataframe(X[0]) or (hasattr(X[0], "schema") and hasattr(X[0], "to_pandas"))
+        if not table.positional and frame_like and _has_feature_names(X[0]):
             self.feature_names_in_ = np.asarray(table.names, dtype=object)
         else:
             self.__dict__.pop("feature_names_in_", None)

@@ -368,7 +368,7 @@ def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | N
     manifest = manifest_of(estimator)
     with _saves_serialized(target.parent):  # made and locked at once: never taken for a killed save's
         staging = _staging_dir(target)
-        held = _hold(staging)
+        held = exclusive_lock(staging)  # (while its save writes it)
     retired, stale, abandoned = None, [], []
     try:
         files = write_model_files(estimator.model_, staging)
@@ -401,12 +401,6 @@ def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | N
     return str(target)
 
 
-def _hold(folder: Path) -> int | None:
-    """A descriptor of ``folder`` holding an exclusive ``flock`` on it while its save writes it
-    (:func:`exclusive_lock`)."""
-    return exclusive_lock(folder)
-
-
 def exclusive_lock(path: str | os.PathLike, create: bool = False) -> int | None:
     """A descriptor of ``path`` (a folder, or a file, made when ``create``) holding an exclusive
     ``flock`` on it, released when the descriptor is closed or the process ends, killed too;
@@ -427,7 +421,7 @@ def exclusive_lock(path: str | os.PathLike, create: bool = False) -> int | None:
 
 def _abandoned_staging(target: Path, own: Path) -> list[Path]:
     """The staging folders beside ``target`` whose saves were killed while writing them (no
-    process holds them: :func:`_hold`). Called under :func:`_saves_serialized`, which every
+    process holds them: :func:`exclusive_lock`). Called under :func:`_saves_serialized`, which every
     save holds while it makes and locks its staging folder."""
     try:
         names = [entry.name for entry in target.parent.iterdir()
@@ -436,7 +430,7 @@ def _abandoned_staging(target: Path, own: Path) -> list[Path]:
         return []
     abandoned = []
     for name in names:
-        descriptor = _hold(target.parent / name)
+        descriptor = exclusive_lock(target.parent / name)
         if descriptor is not None:
             os.close(descriptor)
             abandoned.append(target.parent / name)

@@ -143,7 +143,6 @@ import math
 import multiprocessing
 import os
 import queue
-import re
 import shutil
 import signal
 import socket
@@ -1470,7 +1469,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     n_jobs = -1 if devices and estimator.n_jobs == -1 else _n_processes(estimator)
     kind, value = parse_storage(estimator.storage)
     _remove_dead_searches_folders()
-    tmpdir = tempfile.mkdtemp(prefix=f"{_SEARCH_TMP_PREFIX}{_host_tag()}-{os.getpid()}-")
+    tmpdir = tempfile.mkdtemp(prefix=f"{_SEARCH_TMP_PREFIX}{os.getpid()}-")
     owner = _hold_search_folder(tmpdir)
     try:
         if kind == "memory" and n_jobs > 1 and not devices:  # processes share a study through a file
@@ -1530,10 +1529,6 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
 _SEARCH_TMP_PREFIX = "automm-search-"
 
 
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
-
-
 _OWNER_LOCK = ".owner.lock"
 #: A search folder's lock file younger than this is never taken for a dead search's (between
 #: making the file and locking it, its search holds no lock yet).
@@ -1552,36 +1547,29 @@ def _hold_search_folder(tmpdir: str) -> int | None:
 def _remove_dead_searches_folders() -> None:
     """Delete the temporary folders (study journal, trial models) of searches whose process has
     ended without its ``finally`` (SIGKILL, a power cut): a folder whose owner lock nobody holds.
-    A folder without one (being created, an older automm's) is left alone."""
+    A folder without one (being created, an older automm's), and one whose lock file is younger
+    than :data:`_OWNER_LOCK_GRACE_S` (its search may not hold the lock yet), is left alone."""
+    from .persistence import exclusive_lock
+
     try:
-        import fcntl
-    except ImportError:  # Windows: no flock (and os.kill(pid, 0) would send a Ctrl-C there)
-        return
-    root = tempfile.gettempdir()
-    try:
-        entries = list(os.scandir(root))
+        entries = list(os.scandir(tempfile.gettempdir()))
     except OSError:
         return
     for entry in entries:
-        if not entry.name.startswith(_SEARCH_TMP_PREFIX):
-            continue
+        lock = os.path.join(entry.path, _OWNER_LOCK)
         try:
-            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+            if (not entry.name.startswith(_SEARCH_TMP_PREFIX) or not entry.is_dir(follow_symlinks=False)
+                    or entry.stat(follow_symlinks=False).st_uid != os.getuid()
+                    or time.time() - os.stat(lock, follow_symlinks=False).st_mtime < _OWNER_LOCK_GRACE_S):
                 continue
-            fd = os.open(os.path.join(entry.path, _OWNER_LOCK), os.O_RDWR | os.O_NOFOLLOW)
-        except OSError:
+        except (OSError, AttributeError):  # no lock file; no getuid (Windows, where there is no flock either)
             continue
-        try:
-            if time.time() - os.fstat(fd).st_mtime < _OWNER_LOCK_GRACE_S:
-                raise BlockingIOError  # just made: its search may not have taken the lock yet
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: its search is alive
-            os.close(fd)
-            continue
-        try:
-            shutil.rmtree(entry.path, ignore_errors=True)
-        finally:
-            os.close(fd)
+        held = exclusive_lock(lock)  # None: its search is alive (or no flock here)
+        if held is not None:
+            try:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            finally:
+                os.close(held)
 
 
 #: The share of a time-limited search's time that the encoders' one-off work (frozen features
@@ -1953,8 +1941,8 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
     a mistake in the space, not bad luck, which the model kept would otherwise hide."""
     from optuna.trial import TrialState
 
-    failed = [t for t in trials if t.state == TrialState.FAIL
-              and BUILD_FAILED in (t.user_attrs.get(_ATTR + "reason") or "")]
+    reasons = {t.number: t.user_attrs.get(_ATTR + "reason") or "" for t in trials if t.state == TrialState.FAIL}
+    failed = [t for t in trials if t.number in reasons and BUILD_FAILED in reasons[t.number]]
     if failed:
         warnings.warn(f"{len(failed)} of {len(trials)} trials failed because a component could not be built with "
                       f"the settings the search gave it; check search_space and the component arguments: "
@@ -1962,9 +1950,8 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
     # a plugin component that broke its contract (a search space naming a parameter without its
     # prefix, a fusion returning another width than its output_dim, an augmentation returning
     # another kind): every trial that samples it fails, which the model kept would otherwise hide
-    broken = [t for t in trials if t.state == TrialState.FAIL
-              and (t.user_attrs.get(_ATTR + "reason") or "").startswith(("PluginError", "SearchSpaceError"))
-              and BUILD_FAILED not in (t.user_attrs.get(_ATTR + "reason") or "")]
+    broken = [t for t in trials if t.number in reasons and BUILD_FAILED not in reasons[t.number]
+              and reasons[t.number].startswith(("PluginError", "SearchSpaceError"))]
     if broken:
         warnings.warn(f"{len(broken)} of {len(trials)} trials failed because a plugin component broke its contract "
                       f"(automm.testing's check_* functions find this without a search): "

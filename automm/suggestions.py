@@ -28,8 +28,8 @@ def close_match(found: Any, candidates: Iterable[Any], words: bool = False) -> s
             starts = [c for c in names if c.lower().startswith(found.lower())]
             close = starts if len(starts) == 1 else []
             if not close and words and len(found) >= 4:  # a word of exactly one ("flip": horizontal_flip)
-                words = [c for c in names if found.lower() in c.lower().replace("-", "_").split("_")]
-                close = words if len(words) == 1 else []
+                holding = [c for c in names if found.lower() in c.lower().replace("-", "_").split("_")]
+                close = holding if len(holding) == 1 else []
     return close[0] if close else None
 
 
