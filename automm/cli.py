@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import functools
 import json
 import math
 import os
@@ -181,9 +183,10 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
         if column not in frame.columns:
             raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
                              f"{', '.join(map(str, frame.columns))}{did_you_mean(column, list(frame.columns))}")
-        cells = _cells_as_text(frame[column])  # a fold column read as floats (an empty cell): 2.0 is 2
         from .data import is_missing
+        from .recipe_checks import split_texts
 
+        cells = split_texts(frame[column])  # as fit reads them: a fold column read as floats (an empty cell): 2.0 is 2
         as_written = frame[column].map(lambda v: None if is_missing(v) else str(v))  # and 2.0 is 2.0
         kept = frame[(cells == value) | (as_written == value)]
         if len(kept) == 0:
@@ -194,16 +197,6 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
                              f"in {rows} are {shown}{did_you_mean(value, found)}")
         frame = kept
     return resolve_image_paths(frame, image_folders(path, *folders), roles, source=path, inputs=list(roles)), frame
-
-
-def _cells_as_text(column):
-    """A column's cells as the text a ``--filter`` value or a recipe's split value is compared
-    with (as ``fit`` compares them): a whole number read as a float (a fold column with an empty
-    cell) without its ``.0``; a missing cell None, equal to no value and left out of the values listed."""
-    from .data import is_missing
-    from .recipe_checks import split_text
-
-    return column.map(lambda v: None if is_missing(v) else split_text(v)).astype(object)
 
 
 def _device(device: str, argument: str) -> str:
@@ -648,17 +641,15 @@ def _recipe_data_value(model_dir: str, key: str) -> Any:
     them; :class:`UsageError` when one names a variable that is not set."""
     import yaml
 
-    from .recipes import _interpolate, load_yaml
+    from .recipes import _interpolate
 
     file = Path(model_dir) / "recipe.yaml"
-    if not file.is_file():
-        return None
     try:
-        content = load_yaml(file.read_text(encoding="utf-8"))
+        status = file.stat()
+        data = _saved_recipe_data(str(file), status.st_mtime_ns, status.st_size)
     except (OSError, yaml.YAMLError):
         return None
-    data = content.get("data") if isinstance(content, dict) else None
-    value = data.get(key) if isinstance(data, dict) else None
+    value = copy.deepcopy(data.get(key)) if isinstance(data, dict) else None
     problems: list = []
     value = _interpolate(value, f"data.{key}", problems)
     if problems:
@@ -666,6 +657,16 @@ def _recipe_data_value(model_dir: str, key: str) -> Any:
         raise UsageError(f"{file}: {str(problems[0]).split('; set it')[0]}: set it"
                          + (f", or pass {option}" if option else ""))
     return value
+
+
+@functools.lru_cache(maxsize=8)
+def _saved_recipe_data(file: str, mtime_ns: int, size: int) -> Any:
+    """The ``data`` section of a model's saved ``recipe.yaml`` (read once per version of the file:
+    ``evaluate`` asks for several of its keys)."""
+    from .recipes import load_yaml
+
+    content = load_yaml(Path(file).read_text(encoding="utf-8"))
+    return content.get("data") if isinstance(content, dict) else None
 
 
 def _recipe_data_key(model_dir: str, key: str) -> str | None:
@@ -684,6 +685,8 @@ def _warn_training_split_rows(model_dir: str, frame, filters) -> None:
         return
     if column is None or column not in frame.columns or any(c == column for c, _ in filters):
         return
+    from .recipe_checks import split_text, split_texts
+
     def values(key: str, default: Any) -> list[str]:
         try:
             value = _recipe_data_value(model_dir, key)
@@ -691,10 +694,9 @@ def _warn_training_split_rows(model_dir: str, frame, filters) -> None:
             value = None
         value = default if value is None else value
         return [split_text(v) for v in (value if isinstance(value, list) else [value])]
-    from .recipe_checks import split_text
 
     fitted = values("train_values", "train") + values("valid_values", [])
-    seen = int(_cells_as_text(frame[column]).isin(fitted).sum())  # matched as fit matched them (0.0 is 0)
+    seen = int(split_texts(frame[column]).isin(fitted).sum())  # matched as fit matched them (0.0 is 0)
     if seen:
         test = values("test_values", "test")
         warnings.warn(f"{seen} of {len(frame)} rows are of the split the model was fitted on ({column!r} "
@@ -1253,8 +1255,9 @@ def _terminate_as_interrupt():
     (started with ``nohup`` or ``&`` from a script), and in forked processes (the search's, data
     loaders'), SIGTERM keeps its default action."""
     import signal
+    import threading
 
-    if threading_main() is False or not hasattr(signal, "SIGTERM"):
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         yield
         return
     main_pid = os.getpid()
@@ -1276,12 +1279,6 @@ def _terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 __all__ = ["RecipeError", "Problem", "PARAM_PATHS", "SECTION_KEYS", "TOP_KEYS", "METRICS", "SAMPLERS", "PRUNERS",
            "RECIPE_VERSION", "check_recipe", "get_key_path", "set_key_path", "show_value", "join_path",
-           "split_value_problems", "split_text", "recipe_key_path"]
+           "split_value_problems", "split_text", "split_texts", "recipe_key_path"]
 
 
 RECIPE_VERSION = 1
@@ -354,6 +354,15 @@ def split_text(value: Any) -> str:
     if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+
+def split_texts(column: Any, missing: str | None = None) -> Any:
+    """A pandas column's cells as :func:`split_text` writes them, a missing cell ``missing`` (None:
+    equal to no value, and left out of counts): how ``fit``, ``--filter`` and the messages about
+    split values read a split column."""
+    from .data import is_missing
+
+    return column.map(lambda v: missing if is_missing(v) else split_text(v)).astype(object)
 
 
 def split_value_problems(found: Iterable[Any], data: Mapping) -> list[Problem]:

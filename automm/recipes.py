@@ -80,7 +80,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import os
 import re
 import time
@@ -97,7 +96,7 @@ from .exceptions import InputError, user_stacklevel
 from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
-                            split_text, split_value_problems)
+                            split_text, split_texts, split_value_problems)
 from .tables import (image_folders, labelled_rows, read_table, resolve_image_paths,
                      weight_column_values, with_file_rows)
 
@@ -508,9 +507,7 @@ class Recipe:
                 train, test, valid = _split_rows(frame, split_column, data, self.source)
                 kept = set(train.index) | set(test.index) | (set(valid.index) if valid is not None else set())
                 # (astype(str) keeps a blank cell NaN, which value_counts would drop unsaid)
-                others = frame[split_column][~frame.index.isin(list(kept))].map(
-                    lambda v: "(empty)" if v is None or (isinstance(v, float) and math.isnan(v)) else split_text(v)
-                ).value_counts()
+                others = split_texts(frame[split_column][~frame.index.isin(list(kept))], "(empty)").value_counts()
                 other_split_rows = {str(value): int(n) for value, n in others.items()}
             else:
                 train = frame
@@ -934,24 +931,23 @@ def _check_test_inputs(estimator, data) -> None:
             validate_columns(test, roles)
     except InputError as exc:
         raise InputError(f"the test rows: {exc}"
-                         f"{column_types_hint(str(exc), estimator.column_types, data.X_train)}") from None
+                         f"{column_types_hint(str(exc), estimator, data.X_train)}") from None
 
 
-def column_types_hint(message: str, column_types: Any, frame: Any = None) -> str:
+def column_types_hint(message: str, estimator: Any, frame: Any) -> str:
     """``"; data.column_types.title says 'numeric'"`` when ``message`` is about a column whose
-    role the recipe set to another than its values read as (in ``frame``, the training rows): the
-    likely cause of values that do not fit it; "" otherwise (a role as declared as read: the
-    values are at fault, e.g. image files not found)."""
-    if not isinstance(column_types, Mapping):
-        return ""
+    role the recipe set (``estimator.column_types``) to another than its values read as (in
+    ``frame``, the training rows): the likely cause of values that do not fit it; "" otherwise
+    (a role as declared as read: the values are at fault, e.g. image files not found)."""
+    column_types = estimator.column_types
     named = re.search(r"column '([^']+)'", message)
-    if named is None or named.group(1) not in {str(k) for k in column_types}:
+    if not isinstance(column_types, Mapping) or named is None:
         return ""
     column = named.group(1)
-    role = next(v for k, v in column_types.items() if str(k) == column)
-    if frame is not None and column in getattr(frame, "columns", ()):
-        import warnings
-
+    role = next((v for k, v in column_types.items() if str(k) == column), None)
+    if role is None:
+        return ""
+    if column in getattr(frame, "columns", ()):
         from .data import as_table, infer_roles
 
         reg = _registry.get_registry()
@@ -959,8 +955,7 @@ def column_types_hint(message: str, column_types: Any, frame: Any = None) -> str
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 read = infer_roles(as_table((frame[[column]],), plugin_manager=reg.plugin_manager), None,
-                                   reg.plugin_manager, sorted({*reg.modalities(), "numeric", "categorical", "text",
-                                                               "datetime", "image"} - {"tabular"}))[column]
+                                   reg.plugin_manager, estimator._known_roles(reg))[column]
         except Exception:  # noqa: BLE001 - a hint only
             read = None
         if read == role:
@@ -1044,7 +1039,7 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
                       sample_weight_val=data.w_val)
     except InputError as exc:  # said in the recipe's keys, which the user edits, not AutoMM's arguments
         raise InputError(recipe_keys_named(str(exc), data.label)
-                         + column_types_hint(str(exc), estimator.column_types, data.X_train)) from exc
+                         + column_types_hint(str(exc), estimator, data.X_train)) from exc
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     if save and target:
