@@ -700,16 +700,11 @@ def _check_components(ck: _Checker, section: Any) -> None:
             if not isinstance(key, str):
                 continue
             path = f"components.encoders.{key}"
-            input_name = re.fullmatch(r"([a-z][a-z0-9_-]*)_\d+", key)
             if key in modalities:
                 modality = key
-            elif (input_name and input_name.group(1) in modalities and input_name.group(1) != "tabular"
-                  and (ck.columns is None or key not in ck.columns)):
-                modality = input_name.group(1)  # an input as config_ names it (image_1): fit checks it is one
-            elif ck.columns is not None and key not in ck.columns:
-                candidates = list(modalities) + list(ck.columns)
-                ck.report(path, f"{key!r} is neither a modality ({', '.join(modalities)}) nor a feature column "
-                                f"({', '.join(ck.columns)}){did_you_mean(key, candidates)}")
+            elif (ck.columns is None or key not in ck.columns) and (named := _input_modality(key, modalities)):
+                modality = named  # an input as config_ names it (image_1)
+            elif _unknown_encoder_key(ck, key, path, modalities):
                 continue
             else:
                 from .roles import modality_of_role
@@ -900,14 +895,25 @@ def _check_search_space_inputs(ck: _Checker, section: Any) -> None:
         return
     modalities = ck.registry.modalities()
     for key in encoders:
-        if not isinstance(key, str) or key in modalities or key in ck.columns:
-            continue
-        input_name = re.fullmatch(r"([a-z][a-z0-9_-]*)_\d+", key)
-        if input_name and input_name.group(1) in modalities and input_name.group(1) != "tabular":
-            continue
-        ck.report(f"search.search_space.encoders.{key}",
-                  f"{key!r} is neither a modality ({', '.join(modalities)}) nor a feature column "
-                  f"({', '.join(ck.columns)}){did_you_mean(key, list(modalities) + list(ck.columns))}")
+        if isinstance(key, str) and key not in modalities and not _input_modality(key, modalities):
+            _unknown_encoder_key(ck, key, f"search.search_space.encoders.{key}", modalities)
+
+
+def _input_modality(key: str, modalities: Sequence[str]) -> str | None:
+    """The modality of ``key`` when it names an input as ``config_`` does (``image_1``; fit checks
+    that it is one), else None."""
+    match = re.fullmatch(r"([a-z][a-z0-9_-]*)_\d+", key)
+    return match.group(1) if match and match.group(1) in modalities and match.group(1) != "tabular" else None
+
+
+def _unknown_encoder_key(ck: _Checker, key: str, path: str, modalities: Sequence[str]) -> bool:
+    """Report ``key`` of an ``encoders`` mapping at ``path`` when it names no feature column (the
+    data's columns known); True when reported."""
+    if ck.columns is None or key in ck.columns:
+        return False
+    ck.report(path, f"{key!r} is neither a modality ({', '.join(modalities)}) nor a feature column "
+                    f"({', '.join(ck.columns)}){did_you_mean(key, list(modalities) + list(ck.columns))}")
+    return True
 
 
 _MESSAGE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\]]*\])*)\s*:\s*(.*)$", re.S)

@@ -44,7 +44,6 @@ temporary ``cache_dir``), then ``preprocess``/``collate``/``forward``.
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import pickle
 import tempfile
@@ -56,6 +55,7 @@ import torch
 
 from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
 from .contracts import augment_input_problem, sample_problem
+from .exceptions import PluginError
 from .model import fusion_width_problem, move_to_device
 from .registry import ComponentSpec, Registry, SearchSpaceError, get_plugin_manager, get_registry
 from .search_space import component_prefix
@@ -1135,17 +1135,24 @@ def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_rol
         pm.register(plugin, name=_plugin_name(plugin))
     from .data import _role_sample
 
-    rule = getattr(plugin, "automm_infer_column_role")
-    taken = set(inspect.signature(rule).parameters)  # a hook implementation may take fewer arguments
+    import pluggy
+
+    from . import hookspecs
+    from .data import ask_role_rules
+
+    alone = pluggy.PluginManager(hookspecs.PROJECT_NAME)  # the plugin's rule asked as the core asks it
+    alone.add_hookspecs(hookspecs)
+    alone.register(plugin, name=_plugin_name(plugin))
     foreign = {"numbers": [1.5, 2, -3.25], "texts": ["a red shirt", "", "x"], "dates": [datetime.date(2024, 3, 5)],
                "image paths": ["a.png", "b.jpg"], "dicts": [{"a": 1}, {}], "bytes": [b"\x00\x01", b""],
                "booleans": [True, False], "arrays": [np.zeros((2, 2))]}
     for kind, values in foreign.items():
         try:
-            rule(**{k: v for k, v in {"name": "column", "values": values}.items() if k in taken})
-        except Exception as exc:  # noqa: BLE001
+            ask_role_rules(alone, "column", values)
+        except PluginError as exc:
+            cause = exc.__cause__
             raise ConformanceError(f"plugin {_plugin_name(plugin)!r}: automm_infer_column_role raises on a column of "
-                                   f"{kind} ({type(exc).__name__}: {exc}); every fit asks it about every column: "
+                                   f"{kind} ({type(cause).__name__}: {cause}); every fit asks it about every column: "
                                    "return None for values that are not your modality's") from None
     # what the core asks the rule about: the column's present values (missing ones left out), sampled
     role = pm.hook.automm_infer_column_role(name=column_name, values=_role_sample(list(column_values)))
