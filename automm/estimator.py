@@ -1728,14 +1728,14 @@ def _warn_untrained_neighbors(data: PreparedData, config: dict) -> None:
     they are built. Warn when an input's encoder is not frozen (pretrained): its weights are
     random, and it weighs as much in the similarity as a pretrained input."""
     from .neighbors import is_neighbors
-    from .pipeline import _part_flags
+    from .pipeline import all_encoders_frozen
 
     if not is_neighbors(config):
         return
     # (not a table's: no pretrained encoder could take its place)
     untrained = [f"{spec.name} ({', '.join(spec.columns)}): {config['encoders'][spec.name]['name']}"
                  for spec in data.inputs if spec.name in config["encoders"] and spec.modality != "tabular"
-                 and not all(frozen for frozen, _ in _part_flags(spec, config["encoders"][spec.name]))]
+                 and not all_encoders_frozen([spec], config)]
     if untrained:
         warnings.warn(f"fusion='neighbors' trains no encoder: it compares rows by the embeddings of randomly "
                       f"initialised encoders for {'; '.join(untrained)}, each weighing as much as a pretrained "
