@@ -627,12 +627,33 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if probabilities is not None:
         for j, label in enumerate(estimator.classes_):
             result[f"proba_{label}"] = probabilities[:, j]
+    if estimator.problem_type_ != "regression":  # class names come from the model (maybe another's)
+        result["prediction"] = result["prediction"].map(_spreadsheet_safe)
     if target is None:
         result.to_csv(sys.stdout, index=False)
     else:
         replace_whole(target, lambda path: result.to_csv(path, index=False))
         out.log(f"wrote {len(result)} predictions to {args.output}")
     return EXIT_OK
+
+
+#: Cell starts a spreadsheet runs as a formula (OWASP "CSV injection"); ``+`` and ``-`` only
+#: with a formula's or a DDE call's marks after them, so that classes such as ``-ve``, ``+1 star``
+#: or ``-1`` are written as they are.
+_FORMULA_START = ("=", "@", "\t", "\r")
+_SIGNED_FORMULA_MARKS = ("(", "|", "!", "=")
+
+
+def _spreadsheet_safe(value: Any) -> Any:
+    """``value`` with a leading ``'`` when it is a text that a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``, ``@SUM(...)``, ``+cmd|' /C calc'!A0``): a model's class names may be
+    anyone's, and the predictions file is what people open in Excel or LibreOffice."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value.startswith(_FORMULA_START) or (
+            value[0] in "+-" and any(mark in value[1:] for mark in _SIGNED_FORMULA_MARKS)):
+        return "'" + value
+    return value
 
 
 def _recipe_data_value(model_dir: str, key: str) -> Any:
@@ -659,13 +680,27 @@ def _recipe_data_value(model_dir: str, key: str) -> Any:
     return value
 
 
+def _recipe_data_written(model_dir: str, key: str) -> Any:
+    """``data.<key>`` of the model's saved recipe as written (``${NAME}`` not expanded): what
+    messages show, so that a model folder's recipe cannot print an environment variable it names."""
+    file = Path(model_dir) / "recipe.yaml"
+    try:
+        status = file.stat()
+        data = _saved_recipe_data(str(file), status.st_mtime_ns, status.st_size)
+    except Exception:  # noqa: BLE001 - only for a message
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
 @functools.lru_cache(maxsize=8)
 def _saved_recipe_data(file: str, mtime_ns: int, size: int) -> Any:
     """The ``data`` section of a model's saved ``recipe.yaml`` (read once per version of the file:
     ``evaluate`` asks for several of its keys)."""
-    from .recipes import load_yaml
+    from .recipes import _too_large, load_yaml
 
     content = load_yaml(Path(file).read_text(encoding="utf-8"))
+    if _too_large(content):  # a "billion laughs" file: its aliases expanded by _interpolate would never end
+        return None
     return content.get("data") if isinstance(content, dict) else None
 
 
@@ -755,7 +790,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     frame, _ = _read_data(args.data, filters, _data_roles(estimator, columns), folders=_recipe_files_dirs(args.model_dir))
     if label not in frame.columns:
         problem = UsageError if args.label else InputError
-        raise problem(f"{args.data}: no label column {label!r}; columns are {', '.join(map(str, frame.columns))}"
+        written = label if args.label else _recipe_data_written(args.model_dir, "label")
+        raise problem(f"{args.data}: no label column {written!r}; columns are {', '.join(map(str, frame.columns))}"
                       f"{did_you_mean(label, list(frame.columns))}")
     unlabelled: dict[str, int] = {}
     frame = labelled_rows(frame, label, "rows", unlabelled)

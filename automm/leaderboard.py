@@ -194,7 +194,11 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
             if name == "param_importances.png":  # one readable line per parameter
                 figure.set_size_inches(9, 1.5 + 0.4 * len(figure.axes[0].get_yticklabels()))
             figure.tight_layout()
-            figure.savefig(directory / name, dpi=100)
+            # written whole beside it and renamed: a link planted at the name (a shared folder) is
+            # replaced, not followed (savefig would overwrite the file it points to)
+            from .files import replace_whole
+
+            replace_whole(directory / name, lambda path: figure.savefig(path, dpi=100, format="png"))
             plt.close(figure)
             written.append(str(directory / name))
         except Exception as exc:  # noqa: BLE001 - e.g. too few finished trials for importances

@@ -332,8 +332,10 @@ class Recipe:
     source: str | None = None
     base_dir: Path = field(default_factory=Path.cwd)
     #: every value the recipe wrote with environment variables (``${NAME}``), as written, by its
-    #: dotted path: :func:`to_recipe` writes these back, not the values they gave (a storage URL's
-    #: password, a token a recipe puts in ``study_name`` or ``description``, stay out of the model folder)
+    #: dotted path: :func:`to_recipe` writes these back, not the values they gave, so that a token a
+    #: recipe puts in ``description`` stays out of the saved ``recipe.yaml``. ``automm.json`` holds
+    #: the parameter values the model was fitted with (``study_name``, ``cache_dir`` as given), and
+    #: a storage URL only with its password redacted.
     env_references: dict = field(default_factory=dict, compare=False)
     #: the folders :meth:`load_data` found the data's relative file paths in, other than the data
     #: files' own: what :func:`to_recipe` writes as ``data.files_dir``

@@ -354,7 +354,7 @@ def redact_url(url: str) -> str:
     import re
 
     url = re.sub(r"(://[^:/]*):[^@]*@", r"\1:***@", url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+    return re.sub(r"([?&](?:ssl)?password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def own_heartbeats(storage) -> bool:

@@ -1,0 +1,70 @@
+"""What automm does with inputs from others: a model folder's recipe.yaml, class names written to CSV."""
+
+import time
+
+from automm import cli
+
+
+def _laughs(depth: int, key: str) -> str:
+    lines = ['x0: &a0 ["x"]'] + [f"x{i}: &a{i} [*a{i-1}, *a{i-1}]" for i in range(1, depth + 1)]
+    return "\n".join(lines + ["data:", f"  {key}: *a{depth}"]) + "\n"
+
+
+def test_model_recipe_with_billion_laughs_is_ignored_quickly(tmp_path):
+    (tmp_path / "recipe.yaml").write_text(_laughs(40, "files_dir"))
+    start = time.monotonic()
+    assert cli._recipe_files_dirs(str(tmp_path)) == []
+    assert time.monotonic() - start < 5
+
+
+def test_model_recipe_label_reference_is_shown_as_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_API_TOKEN", "tok_live_8f3a9c")
+    (tmp_path / "recipe.yaml").write_text('data:\n  label: "${MY_API_TOKEN}"\n')
+    assert cli._recipe_data_key(str(tmp_path), "label") == "tok_live_8f3a9c"
+    assert cli._recipe_data_written(str(tmp_path), "label") == "${MY_API_TOKEN}"
+
+
+def test_spreadsheet_formulas_are_escaped():
+    assert cli._spreadsheet_safe('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert cli._spreadsheet_safe("@SUM(1)") == "'@SUM(1)"
+    assert cli._spreadsheet_safe("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0"
+    assert cli._spreadsheet_safe("-1.5") == "-1.5"
+    assert cli._spreadsheet_safe("-ve") == "-ve"
+    assert cli._spreadsheet_safe("+1 star") == "+1 star"
+    assert cli._spreadsheet_safe("=1+1") == "'=1+1"
+    assert cli._spreadsheet_safe("shirt") == "shirt"
+    assert cli._spreadsheet_safe("-") == "-"
+    assert cli._spreadsheet_safe(3) == 3
+
+
+def test_ssl_key_passphrase_is_redacted():
+    from automm.storage import redact_url
+
+    assert redact_url("postgresql://u@h/db?sslpassword=S3cret&sslkey=/k.pem") == \
+        "postgresql://u@h/db?sslpassword=***&sslkey=/k.pem"
+    assert redact_url("postgresql://u:pw@h/db?password=x") == "postgresql://u:***@h/db?password=***"
+
+
+def test_plots_replace_a_planted_link_instead_of_writing_through_it(tmp_path):
+    import warnings
+
+    import optuna
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    from automm.leaderboard import write_plots
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("important")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "optimization_history.png").symlink_to(victim)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_plots(study, plots)
+    assert victim.read_text() == "important"
+    assert not (plots / "optimization_history.png").is_symlink()
+    assert (plots / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
