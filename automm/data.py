@@ -436,6 +436,11 @@ def table_like(x: Any, argument: str = "X") -> Any:
         return _densified(x, argument)
     if _number_rows(x):
         return np.asarray(x, dtype=float)  # None cells become NaN: missing numbers
+    if _value_rows(x):  # rows of a table as scikit-learn reads them: list(zip(paths, titles))
+        rows = np.empty((len(x), len(x[0])), dtype=object)
+        for i, row in enumerate(x):
+            rows[i, :] = list(row)
+        return rows
     if hasattr(x, "__array__") and not isinstance(x, (np.ndarray, list, tuple, Mapping)) and (
             pd is None or not isinstance(x, (pd.DataFrame, pd.Series))):
         return np.asarray(x)  # scikit-learn's checks pass such an object
@@ -459,6 +464,26 @@ def _densified(x: Any, argument: str) -> np.ndarray:
                          f"automm takes at most {MAX_SPARSE_COLUMNS} such columns, as numbers. Give it the raw "
                          "columns instead (texts as strings: its text encoders build their own features)")
     return np.asarray(x.toarray())
+
+
+def _value_rows(x: Any) -> bool:
+    """Whether ``x`` is a list of equal-length rows (lists or tuples) of single values that are
+    not all words: rows of a table (``list(zip(paths, titles))``, ``frame.values.tolist()``), not
+    a column of word lists (tags, ``["red", "cotton"]``): rows of one value each, tuples, or rows
+    holding a number, an image path or a missing value at some position."""
+    from .roles import looks_like_image_path
+
+    if not isinstance(x, (list, tuple)) or not x or not all(isinstance(row, (list, tuple)) for row in x):
+        return False
+    width = len(x[0])
+    if width == 0 or any(len(row) != width for row in x):
+        return False
+    cells = [v for row in x for v in row]
+    if not all(v is None or isinstance(v, (str, bytes, int, float, np.generic)) for v in cells):
+        return False  # a cell that is itself a list, an array, an image: not a row of values
+    if width == 1 or any(isinstance(row, tuple) for row in x):
+        return True
+    return any(not isinstance(v, str) or looks_like_image_path(v) for v in cells)
 
 
 def _number_rows(x: Any) -> bool:

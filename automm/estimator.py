@@ -1002,7 +1002,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if search.search_requested(self):
             with device_scope(data.device):
                 return search.run_search(self, data, config, deadline, graceful=graceful)
-        with deadline_scope(deadline), device_scope(data.device):
+        from .interrupts import hard_stop
+
+        # as a search's trials: code that does not watch the deadline (a plugin's prepare) is
+        # interrupted once the grace after it has passed
+        hard_deadline = None if deadline is None else deadline + search.hard_grace(deadline)
+        with hard_stop(hard_deadline), deadline_scope(deadline), device_scope(data.device):
             candidate = self._fit_one(data, config, deadline, graceful)
         candidate.temperature = candidate_temperature(data, candidate)  # a bag's: of its out-of-fold outputs
         for member in getattr(candidate.extras.get("ensemble_"), "members", ()):  # a bag: each fold model's
@@ -1469,6 +1474,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()  # stratified CV, as a classifier
         elif self.problem_type == "regression" and tags.estimator_type is None:
             tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+        elif tags.estimator_type is None:  # "auto": predict_proba exists, so say what it gives (not a classifier yet)
+            tags.classifier_tags = ClassifierTags()
         tags.non_deterministic = self.random_state is None or isinstance(self.random_state, np.random.RandomState)
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True

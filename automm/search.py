@@ -1583,6 +1583,8 @@ def _remove_dead_searches_folders() -> None:
 #: real cost (``bench_pretrained.py --parts throughput``, 2 CPU cores, fashion: EfficientNet-Lite0
 #: 0.96x, MiniLM 1.3-1.4x).
 PENDING_TIME_SHARE = WARM_START_TIME_FRACTION
+#: The share of a time-limited search's time that estimating the encoders' one-off work may take.
+PROBE_TIME_SHARE = 0.1
 
 
 def _too_slow_encoders(data: PreparedData, space: SearchSpace, deadline: float | None
@@ -1598,11 +1600,19 @@ def _too_slow_encoders(data: PreparedData, space: SearchSpace, deadline: float |
     if deadline is None:
         return {}, 0.0
     estimates = []
+    # the estimates themselves (a frozen network loaded and run on a few values) take a share of
+    # the budget at most: on a loaded machine they took 35 s of time_limit=20; a choice that
+    # cannot even be timed within it is too slow for the search
+    probe_seconds = max(0.5, PROBE_TIME_SHARE * (deadline - time.monotonic()))
     for input_name, choices in space.description["encoders"].items():
         for name, params in choices.items():
             config = {"encoders": {input_name: {"name": name, **_fixed_values(params)}}}
+            probe_deadline = time.monotonic() + probe_seconds  # each choice its own window
             try:
-                seconds = pending_seconds(data, config).get(input_name, 0.0)
+                with hard_stop(probe_deadline), deadline_scope(probe_deadline):
+                    seconds = pending_seconds(data, config).get(input_name, 0.0)
+            except TimeLimitExceeded:
+                seconds = math.inf
             except Exception:  # noqa: BLE001 - an estimate that fails leaves the choice in
                 continue
             if seconds > 0:
@@ -1617,7 +1627,7 @@ def _too_slow_encoders(data: PreparedData, space: SearchSpace, deadline: float |
         remaining = set(space.description["encoders"][input_name]) - set(left_out.get(input_name, {})) - {name}
         if remaining:
             left_out.setdefault(input_name, {})[name] = seconds
-        else:
+        elif math.isfinite(seconds):
             spent += seconds
     return left_out, spent
 
@@ -1627,9 +1637,10 @@ def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], kept: float, tim
     (with the work of those kept, ``kept`` seconds)."""
     reg = _registry.get_registry()
     left = max(0.0, deadline - time.monotonic())
-    parts = [f"{reg.get('encoder', name).label} on input {input_name!r} (about {seconds:.0f} s)"
+    parts = [f"{reg.get('encoder', name).label} on input {input_name!r} "
+             + (f"(about {seconds:.0f} s)" if math.isfinite(seconds) else "(too slow to time within the time limit)")
              for input_name, names in left_out.items() for name, seconds in names.items()]
-    total = sum(seconds for names in left_out.values() for seconds in names.values())
+    total = sum(seconds for names in left_out.values() for seconds in names.values() if math.isfinite(seconds))
     # a quarter more work than estimated: the estimate varies by some 10% from fit to fit, and the
     # trial computing the features must still fit its model (fashion, an empty cache: 150 s left
     # EfficientNet-Lite0 out and suggested 180 s without it, which left it out again)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import re
 import signal
@@ -2670,3 +2671,34 @@ def test_a_killed_searchs_temporary_folder_is_removed_by_the_next_search(tmp_pat
         os.close(held)
     assert not stale.exists()
     assert alive.exists() and young.exists() and other.exists()
+
+
+def test_estimating_slow_features_takes_a_share_of_the_time_limit_at_most(monkeypatch):
+    """On a loaded machine timing EfficientNet-Lite0 and MiniLM took 35-41 s of time_limit=20 / 45."""
+    import automm.search as search
+
+    def slow_estimate(data, config):
+        name = config["encoders"]["a"]["name"]
+        if name == "slow":
+            time.sleep(30)  # the probe: a network loaded and run three times
+        return {"a": 0.0 if name == "fast" else 1.0}
+
+    monkeypatch.setattr(search, "pending_seconds", slow_estimate)
+    space = SearchSpace({"encoders": {"a": {"slow": {}, "fast": {}, "cheap": {}}}})
+    start = time.monotonic()
+    left_out, kept = search._too_slow_encoders(None, space, time.monotonic() + 20)
+    assert time.monotonic() - start < 5
+    assert list(left_out) == ["a"] and left_out["a"]["slow"] == math.inf and kept == 1.0  # cheap still timed
+
+
+def test_a_fit_without_a_search_stops_a_plugin_that_ignores_the_deadline(builtin_registry, fresh_registry, texts,
+                                                                          monkeypatch):
+    """A plugin's prepare that sleeps 30 s without check_deadline: time_limit=2 took 33 s without a search."""
+    fresh_registry(SlowToPreparePlugin())
+    monkeypatch.setattr(SlowToPrepare, "prepared", [])
+    monkeypatch.setattr(SlowToPrepare, "SECONDS", 30.0)
+    X, y, _, _ = texts
+    start = time.monotonic()
+    with pytest.raises(automm.TimeLimitExceeded):
+        AutoMM(**small(n_trials=1, time_limit=2, encoders={"text": "slow_chars"})).fit(X, y)
+    assert time.monotonic() - start < 2 + search.MIN_HARD_GRACE + 5

@@ -273,3 +273,29 @@ def test_a_nested_parameter_key_says_to_set_the_dict_whole():
     with pytest.raises(ValueError, match=r"search_space__training: search_space is a dict parameter"):
         AutoMM(search_space={"training": {}}).set_params(search_space__training={})
     assert AutoMM().set_params(encoders={"text": "gru"}, max_epochs=2).max_epochs == 2
+
+
+def test_a_list_of_rows_of_values_is_a_table_as_scikit_learn_reads_it(emoji_split):
+    """``list(zip(paths, titles))`` and ``frame.values.tolist()`` are 2-D X to scikit-learn: each
+    position a column. They were read as one text column of word lists, the image paths as words."""
+    train, test = emoji_split
+    X, y = train[["image", "name"]].head(60), train["category"].head(60)
+    zipped = list(zip(X["image"], X["name"]))
+    model = AutoMMClassifier(**tiny(max_epochs=1)).fit(zipped, y)
+    assert model.column_roles_ == {"x0": "image", "x1": "text"}
+    rows = X.values.tolist()
+    np.testing.assert_allclose(model.predict_proba(rows[:4]), model.predict_proba(X.to_numpy()[:4]))
+    assert AutoMMClassifier(**tiny(max_epochs=1)).fit([[p] for p in X["image"]], y).column_roles_ == {"x0": "image"}
+    # a column of tags (lists of words) stays one text column
+    words = [n.split()[:2] + ["x"] * (2 - len(n.split()[:2])) for n in X["name"]]
+    assert AutoMMClassifier(**tiny(max_epochs=1)).fit(words, y).column_roles_ == {"x0": "text"}
+
+
+def test_a_problem_type_auto_estimator_describes_its_predict_proba():
+    """scikit-learn reads ``classifier_tags`` of anything with ``predict_proba`` (its sparse-data
+    checks crashed on None), while ``AutoMM()`` is not yet a classifier."""
+    from sklearn.base import is_classifier
+    from sklearn.utils import get_tags
+
+    assert get_tags(AutoMM()).classifier_tags is not None
+    assert not is_classifier(AutoMM())
