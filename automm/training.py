@@ -264,7 +264,7 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.T
 
 
 def best_temperature(logits: torch.Tensor, targets: torch.Tensor,
-                     weights: torch.Tensor | None = None) -> tuple[float, float]:
+                     weights: torch.Tensor | None = None, smoothing: float = 0.0) -> tuple[float, float]:
     """``(b, loss)``: the multiplier ``b`` of ``logits`` (from 1e-2 to 1e2; golden-section search
     on ``log b``, the loss being convex in ``b``) with the lowest cross-entropy (weighted by the
     rows' ``weights`` when given), and that loss. ``b`` > 1 sharpens under-confident logits
@@ -275,8 +275,9 @@ def best_temperature(logits: torch.Tensor, targets: torch.Tensor,
 
     def loss(log_b: float) -> float:
         if weights is None:
-            return float(torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets))
-        per_row = torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets, reduction="none")
+            return float(torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets, label_smoothing=smoothing))
+        per_row = torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets, reduction="none",
+                                                    label_smoothing=smoothing)
         return float(weighted_mean(per_row, weights))
 
     low, high = math.log(1e-2), math.log(1e2)
@@ -638,6 +639,13 @@ class Trainer:
         self._schedule = schedule
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
 
+    def current_learning_rate(self) -> float:
+        """The schedule's rate now, for ``learning_rate`` itself: the first parameter group's rate
+        divided by its ``learning_rate_scale`` (the first group may be a scaled one, such as
+        ``hashed_ngram``'s embedding at 5x)."""
+        group = self.optimizer.param_groups[0]
+        return self.scheduler.get_last_lr()[0] * self.config.learning_rate / group["initial_lr"]
+
     def lr_fraction(self) -> float:
         """The learning rate of the next step as a fraction of the peak (0 at the end)."""
         return float(self._schedule(self.scheduler.last_epoch))
@@ -664,11 +672,12 @@ class Trainer:
         self.planned_epochs = planned
         now, end = self.scheduler.last_epoch, planned * self.steps_per_epoch  # LambdaLR counts steps
         warmup = self._plan[0]
-        if now < warmup:  # still warming up: shorten the warm-up with the schedule
-            warmup = max(1, int(self.config.warmup_fraction * end))
-            if warmup > now:
-                self._plan = (warmup, warmup, 1.0, max(warmup + 1, end))
-                return
+        if now < warmup:  # still warming up: shorten the warm-up with the schedule, reaching the peak
+            # at the next step at the latest (annealing from the current, partly warmed-up rate would
+            # train the whole run below the peak: max_epochs=100 cut to 16 epochs peaked at 0.2x)
+            warmup = max(now + 1, int(self.config.warmup_fraction * end))
+            self._plan = (warmup, warmup, 1.0, max(warmup + 1, end))
+            return
         self._plan = (min(warmup, now), now, self._schedule(now), max(now + 1, end))
 
     def _evaluation_reserve(self, batch_seconds: float, valid_loader) -> float:
@@ -747,7 +756,7 @@ class Trainer:
             self._batch_seconds = batch_seconds[-20:]
         planned = _length(train_loader)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                  "train_seconds": time.monotonic() - start, "lr": self.scheduler.get_last_lr()[0],
+                  "train_seconds": time.monotonic() - start, "lr": self.current_learning_rate(),
                   "batches": len(losses), "epoch_batches": planned,
                   "complete": not timed_out or (planned is not None and len(losses) >= planned)}
         evaluation_start = time.monotonic()

@@ -470,3 +470,37 @@ def test_a_model_on_the_current_gpu_is_not_moved_again(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert _on(torch.device("cuda:0"), torch.device("cuda")) and not _on(torch.device("cuda:1"), torch.device("cuda"))
     assert _on(torch.device("cpu"), torch.device("cpu")) and not _on(torch.device("cpu"), torch.device("cuda"))
+
+
+def test_a_schedule_shortened_during_the_warm_up_still_reaches_the_peak():
+    model, loader, valid, labels = _setup()  # 4 batches per epoch
+    trainer = Trainer(model, TrainingConfig(max_epochs=100, problem_type="binary", deadline=time.monotonic() + 100),
+                      torch.device("cpu"))
+    trainer.configure_optimizer(len(loader))  # warm-up: 5% of 400 steps, 5 epochs
+    trainer.scheduler.last_epoch = 4  # after epoch 1, at a quarter of the peak
+    trainer.history = [{"epoch": 1, "complete": True, "seconds": 10.0}]  # the deadline leaves ~9 more epochs
+    trainer.plan_remaining_epochs(1)
+    assert trainer.planned_epochs == 10
+    assert max(trainer._schedule(step) for step in range(4, 40)) == pytest.approx(1.0)
+    assert trainer._schedule(39) < 0.05  # and it still ends annealed
+
+
+def test_a_small_holdout_the_model_gets_all_right_does_not_ask_for_certainty():
+    from automm.ensemble import calibrate
+
+    logits = np.array([[2.0, -2.0]] * 8 + [[-1.5, 1.5]] * 7, dtype=np.float32)
+    targets = np.array([0] * 8 + [1] * 7)
+    # before: the largest temperature, 1e2, so every new row's answer had a probability of ~1.0
+    assert 0.5 < calibrate([logits], targets, "binary")[0] < 3
+
+
+def test_the_history_reports_the_learning_rate_set_not_a_scaled_groups():
+    """``hashed_ngram``'s embedding trains at 5x ``learning_rate`` and may be the first parameter
+    group: the history showed 4.1e-3 for ``learning_rate=1e-3``."""
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(["red", "blue", "big", "soft", "wool"], 3)) for _ in range(120)]
+    labels = ["a" if "red" in text else "b" for text in texts]
+    model = AutoMM(random_state=0, max_epochs=3, learning_rate=1e-3, num_workers=0,
+                   encoders={"text": "hashed_ngram"}).fit(texts, labels)
+    rates = [record["lr"] for record in model.history_]
+    assert 0 < max(rates) <= 1e-3 * (1 + 1e-6)
