@@ -1510,6 +1510,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             finally:
                 with contextlib.suppress(Exception):
                     register_fit(study, ctx.fit_tag, "done")
+            if shared and not ctx.interrupted.is_set():
+                _wait_for_other_trials(study, ctx, deadline)
             if ctx.interrupted.is_set():
                 finished = len(_usable_trials(study.get_trials(deepcopy=False)))
                 warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
@@ -1524,6 +1526,35 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         shutil.rmtree(tmpdir, ignore_errors=True)
         if owner is not None:
             os.close(owner)
+
+
+def _wait_for_other_trials(study, ctx: SearchContext, deadline: float | None) -> None:
+    """Before a shared study's fit builds its model: wait for the trials other processes (workers,
+    other fits) are still running, which count towards ``n_trials`` (up to the deadline and its
+    grace; a lost worker's trial is declared failed by the heartbeats meanwhile)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    # the trials running now in worker processes (not those of other fits, which build their own
+    # models and go on to their own budgets)
+    fits = {k[len(FIT_ATTR):].partition("/")[0] for k in study.user_attrs if k.startswith(FIT_ATTR)}
+    waited = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+              if t.user_attrs.get(_ATTR + "worker") not in fits}
+    said = False
+    while True:
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number in waited]
+        if not running or (deadline is not None and time.monotonic() > deadline + ctx.hard_grace):
+            return
+        if ctx.heartbeat:
+            _fail_lost_trials(study, ctx.storage)
+        elif isinstance(ctx.storage, optuna.storages.RDBStorage):
+            _fail_lost_trials(study, ctx.storage, heartbeats=False)
+            optuna.storages.fail_stale_trials(study)
+        if not said and ctx.settings.verbose:
+            _progress(f"waiting for {len(running)} trial{'s' if len(running) > 1 else ''} running in other processes "
+                      f"({', '.join(str(t.number) for t in running)})")
+            said = True
+        time.sleep(0.5)
 
 
 _SEARCH_TMP_PREFIX = "automm-search-"

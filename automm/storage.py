@@ -258,12 +258,24 @@ def make_storage(kind: str, value: Any):
     if kind == "rdb":
         engine_kwargs = {"pool_pre_ping": True} if not value.startswith("sqlite") else {"connect_args": {"timeout": 60}}
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    value, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval(),
-                    grace_period=heartbeat_grace(),
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+            for attempt in range(_SCHEMA_RACE_RETRIES + 1):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        return optuna.storages.RDBStorage(
+                            value, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval(),
+                            grace_period=heartbeat_grace(),
+                            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                                max_retry=MAX_RETRY))
+                except Exception as exc:  # noqa: BLE001
+                    # processes opening a new database at once (a fit and its workers) race to create
+                    # Optuna's tables: the losers' CREATE fails; once the winner's tables exist it opens
+                    if attempt == _SCHEMA_RACE_RETRIES or not _schema_race(exc):
+                        raise
+                    import random
+                    import time
+
+                    time.sleep(0.2 + random.random() * 0.5)
         except ImportError as exc:
             raise StorageError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
                              "pip install psycopg2-binary)") from None
@@ -273,6 +285,19 @@ def make_storage(kind: str, value: Any):
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StorageError(f"storage: cannot open the database {redact_url(value)} ({reason})") from None
     raise ValueError(f"unknown storage kind {kind!r}")
+
+
+#: How often opening a database is tried again after losing the race to create Optuna's tables.
+_SCHEMA_RACE_RETRIES = 5
+
+
+def _schema_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is another process creating the same tables at the same moment (PostgreSQL:
+    a duplicate key in pg_type or "already exists"; MySQL: "already exists")."""
+    if type(exc).__name__ not in ("IntegrityError", "ProgrammingError", "OperationalError"):
+        return False
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return "already exists" in text or ("duplicate key" in text and "pg_" in text)
 
 
 def check_storage(storage: Any) -> None:

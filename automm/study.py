@@ -208,7 +208,14 @@ def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any)
         "max_epochs": settings.max_epochs,
         "bag_folds": settings.bag_folds,
         "components": component_provenance(space_json),
+        "automm_version": _automm_version(),
     }
+
+
+def _automm_version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def space_components(space: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -260,10 +267,16 @@ def check_components(spec: Mapping[str, Any], study_name: str) -> None:
 
     reg = get_registry()
     provenance = {(c["kind"], c["name"]): c for c in spec.get("components") or []}
-    missing = []
+    missing, other = [], []
+    stored_version = spec.get("automm_version")
+    if stored_version is not None and stored_version != _automm_version():
+        other.append(f"automm {stored_version} (here {_automm_version()})")
     for kind, name in space_components(spec.get("space") or {}):
         try:
-            reg.get(kind, name)
+            here = reg.get(kind, name)
+            there = provenance.get((kind, name), {}).get("package")
+            if there and here.package and there != here.package and f"{there} (here {here.package})" not in other:
+                other.append(f"{there} (here {here.package})")
         except KeyError:
             info = provenance.get((kind, name), {})
             package = f", package {info['package']}" if info.get("package") else ""
@@ -272,6 +285,9 @@ def check_components(spec: Mapping[str, Any], study_name: str) -> None:
     if missing:
         raise InputError(f"study {study_name!r} searches over {', '.join(missing)}, which this process lacks: "
                          f"{reg.where_plugins_come_from()}. Install the same plugins as on the machine that ran fit")
+    if other:  # trials trained by other code would be ranked (and retrained by fit) as if they were one search
+        raise InputError(f"study {study_name!r} was created with {', '.join(other)}: install the same versions as on "
+                         "the machine that ran fit")
 
 
 def check_stored_files(spec: Mapping[str, Any], payload: Mapping[str, Any], study_name: str) -> None:

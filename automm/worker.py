@@ -48,6 +48,7 @@ class WorkerRequest:
     n_jobs: int
     verbose: int
     storage: Any = None          # an open storage to reuse (else opened from storage_ref)
+    wait_until: float | None = None  # time.monotonic() until which to wait for a fit to run the study
 
 
 def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_weight: Any = None,
@@ -106,7 +107,7 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
                   plot_dir=None)
     estimator = cls(**params)
     request = WorkerRequest(storage_ref, study_name, spec, None if artifact_dir is None else os.path.abspath(artifact_dir),
-                             int(n_jobs), int(verbose), storage=backend)
+                             int(n_jobs), int(verbose), storage=backend, wait_until=start + max(0.0, float(wait)))
     if X or y is not None:
         estimator._automm_worker = request
         try:
@@ -154,7 +155,19 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
                        callbacks=estimator._extra_callbacks() if estimator is not None else [],
                        heartbeat=own_heartbeats(storage), outlives_fit=True, child_artifact_dir=request.artifact_dir,
                        worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=MIN_HARD_GRACE)
-        follow_fits(ctx, probe.user_attrs)  # the fits' budget, followed again before each trial
+        # a worker started before the fit that resumes an existing study (its earlier fits all done)
+        # waits for it, as it waits for a new study, rather than ending at once with 0 trials
+        while not follow_fits(ctx, probe.user_attrs):
+            if request.wait_until is None or time.monotonic() >= request.wait_until:
+                import logging
+
+                logging.getLogger("automm.worker").warning(
+                    "study %r: no fit is running it (its fits have all finished); a worker adds trials to a "
+                    "running fit: start it while the fit runs, or run the fit again to resume the study",
+                    request.study_name)
+                return 0
+            time.sleep(1.0)
+            probe = optuna.load_study(study_name=request.study_name, storage=storage)
         if request.artifact_dir is not None:
             os.makedirs(request.artifact_dir, exist_ok=True)
         study = optuna.load_study(study_name=request.study_name, storage=storage,

@@ -596,3 +596,73 @@ def test_a_worker_takes_its_storage_from_the_environment(monkeypatch, tmp_path):
 
     args = build_parser().parse_args(["worker", "--study", "s"])
     assert args.storage == f"journal:///{tmp_path}/missing.log"
+
+
+def test_processes_opening_a_new_database_at_once_all_open_it(monkeypatch):
+    """A fit and its workers started together on a new database race to create Optuna's tables:
+    the one that loses the race opens the tables the other made, not 'cannot open the database'."""
+    calls = []
+    real = optuna.storages.RDBStorage
+
+    class Racing(Exception):
+        orig = 'duplicate key value violates unique constraint "pg_type_typname_nsp_index"'
+
+    Racing.__name__ = "IntegrityError"
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise Racing()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    opened = automm_storage.make_storage("rdb", "sqlite:///:memory:")
+    assert len(calls) == 2 and opened is not None
+
+
+def test_a_worker_of_another_automm_version_refuses_before_any_trial(rows, tmp_path, monkeypatch):
+    journal = str(tmp_path / "study.log")
+    AutoMM(**TINY, n_trials=1, storage=journal, study_name="version").fit(rows["name"].tolist(),
+                                                                           rows["category"].tolist())
+    before = len(_trials(journal, "version"))
+    monkeypatch.setattr(automm, "__version__", "999.0")
+    with pytest.raises(InputError, match=r"created with automm .* \(here 999\.0\)"):
+        run_worker(journal, "version", wait=0)
+    assert len(_trials(journal, "version")) == before
+
+
+def test_a_fit_waits_for_the_trials_other_processes_are_running(rows, tmp_path):
+    """n_trials counts the trials other processes run: the model is chosen once they have finished."""
+    import threading
+    import time
+
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    params = dict(TINY, storage=journal, study_name="wait")
+    AutoMM(**params, n_trials=1).fit(names, labels)
+    study = optuna.load_study(study_name="wait", storage=search.make_storage("journal", journal))
+    other = study.ask()  # a worker's trial, still running
+    other.set_user_attr("automm:worker", "elsewhere:17")
+    finished = threading.Timer(3.0, lambda: study.tell(other, 0.5))
+    finished.start()
+    start = time.monotonic()
+    board = AutoMM(**params, n_trials=2).fit(names, labels).leaderboard_.set_index("number")
+    assert time.monotonic() - start >= 2.5
+    assert board.loc[other.number, "state"] == "COMPLETE"
+
+
+def test_a_worker_started_before_a_resuming_fit_waits_for_it_and_says_why_it_stops(rows, tmp_path, caplog):
+    """A study whose fits have all finished: the worker waits ``wait`` seconds for the fit that
+    resumes it (it ended at once with 0 trials and no reason), then says what it waited for."""
+    import logging
+    import time
+
+    journal = str(tmp_path / "study.log")
+    AutoMM(**TINY, n_trials=1, storage=journal, study_name="done").fit(rows["name"].tolist(),
+                                                                        rows["category"].tolist())
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="automm.worker"):
+        assert run_worker(journal, "done", wait=2) == 0
+    assert time.monotonic() - start >= 2
+    assert "no fit is running it" in caplog.text and "run the fit again to resume the study" in caplog.text
