@@ -1038,6 +1038,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.recipe is not None:
         from .recipes import load_recipe
 
+        ignored = [text.partition("=")[0].strip() for text in args.overrides or []
+                   if not text.partition("=")[0].strip().startswith("data.")]
+        if ignored:  # the study holds everything else, as the fit that created it set it
+            raise UsageError(f"worker: --set {ignored[0]}: a worker reads only the recipe's data (data.*); its "
+                             "training and search settings are the study's, those of the fit that created it")
         recipe = load_recipe(args.recipe, list(args.overrides or []), check_data=True, require_data=True)
         data = recipe.load_data()
         inputs, labels = (data.X_train,), data.y_train

@@ -816,6 +816,21 @@ def test_a_worker_given_a_study_the_storage_lacks_names_the_ones_it_holds(capsys
             "'shared'?") in result.err
 
 
+def test_a_worker_refuses_a_set_that_it_would_ignore(capsys, tmp_path):
+    """A worker reads only its recipe's data: ``--set training.max_epochs=1`` was accepted and the
+    study's settings used."""
+    import optuna
+
+    from automm.storage import make_storage
+
+    log = tmp_path / "study.log"
+    optuna.create_study(study_name="shared", storage=make_storage("journal", str(log)))
+    (tmp_path / "r.yaml").write_text("data:\n  path: nowhere.csv\n  label: y\n")
+    result = run(capsys, "worker", "--storage", log, "--study", "shared", "--wait", "0", "--recipe",
+                 tmp_path / "r.yaml", "--set", "training.max_epochs=1")
+    assert result.code == 2 and "--set training.max_epochs: a worker reads only the recipe's data" in result.err
+
+
 def test_a_model_fitted_on_unnamed_inputs_predicts_a_data_file_with_columns(capsys, tmp_path):
     from helpers import tiny
 

@@ -666,3 +666,12 @@ def test_a_worker_started_before_a_resuming_fit_waits_for_it_and_says_why_it_sto
         assert run_worker(journal, "done", wait=2) == 0
     assert time.monotonic() - start >= 2
     assert "no fit is running it" in caplog.text and "run the fit again to resume the study" in caplog.text
+
+
+def test_a_shared_fit_names_its_study_while_workers_can_still_join(rows, tmp_path, capsys):
+    """The study's name (``automm-<fingerprint>`` unless given) was only printed when the fit ended."""
+    journal = str(tmp_path / "my study.log")
+    AutoMM(**dict(TINY, verbose=1), n_trials=1, storage=journal).fit(rows["name"].tolist(), rows["category"].tolist())
+    err = capsys.readouterr().err
+    started = err.index("more processes join it with: automm worker --storage")
+    assert f"'{journal}' --study automm-" in err[started:] and started < err.index("search done")
