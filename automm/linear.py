@@ -34,6 +34,7 @@ import torch
 
 from .components.stack import STACK, EncoderStack
 from .data import BatchCollator, MultimodalDataset
+from .deadlines import check_deadline
 from .training import TimeLimitReached, validation_metrics
 
 __all__ = ["LINEAR_SOLVER", "L2_GRID", "linear_config", "raw_design", "train_linear"]
@@ -239,6 +240,8 @@ def _designs(model, values: Mapping[str, Sequence[Any]]) -> dict[str, _Design]:
             inputs = batch["inputs"][name] if part is None else batch["inputs"][name][part]
             builders[key].add(encoder.linear_design(inputs), torch.as_tensor(batch["masks"][name], dtype=torch.bool))
         del batch
+        check_deadline(f"the linear model built the features of {min(start + DESIGN_CHUNK_ROWS, n_rows)} of "
+                       f"{n_rows} rows")
     return {key: builder.finish() for key, builder in builders.items()}
 
 

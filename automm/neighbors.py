@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .data import BatchCollator, MultimodalDataset
+from .deadlines import check_deadline
 from .training import validation_metrics
 
 __all__ = ["NEIGHBORS_SOLVER", "K_GRID", "TEMPERATURE_GRID", "is_neighbors", "neighbors_config", "train_neighbors"]
@@ -149,8 +150,15 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     fusion = model.fusion
     fusion.remember(_take(embeddings, slice(0, n_train)), _take(masks, slice(0, n_train)), targets[:n_train],
                     None if weights is None else weights[:n_train])
-    similarities, indices = fusion.neighbours(_take(embeddings, slice(n_train, None)),
-                                              _take(masks, slice(n_train, None)), max(K_GRID))
+    valid_embeddings, valid_masks = _take(embeddings, slice(n_train, None)), _take(masks, slice(n_train, None))
+    found = []
+    for first in range(0, len(rows) - n_train, EMBED_BATCH):  # holdout rows a batch at a time, watching the deadline
+        found.append(fusion.neighbours(_take(valid_embeddings, slice(first, first + EMBED_BATCH)),
+                                       _take(valid_masks, slice(first, first + EMBED_BATCH)), max(K_GRID)))
+        check_deadline(f"the nearest-neighbour model compared {min(first + EMBED_BATCH, len(rows) - n_train)} of "
+                       f"{len(rows) - n_train} holdout rows with {n_train} training rows")
+    similarities, indices = (torch.cat([f[0] for f in found]), torch.cat([f[1] for f in found])) if found else \
+        fusion.neighbours(valid_embeddings, valid_masks, max(K_GRID))
     if deadline is not None and time.monotonic() >= deadline:
         raise TimeoutError("the nearest-neighbour model did not score its holdout before the deadline")
 

@@ -32,7 +32,7 @@ import torch
 from . import registry as _registry
 from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
-from .data import BatchCollator, InputSpec, MultimodalDataset
+from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset
 from .exceptions import PluginError
 from .decision import class_priors, decide, fit_decision_weights
 from .model import MultimodalNet
@@ -517,6 +517,15 @@ def pending_share(data: PreparedData, config: dict) -> float:
     return max((share for _, _, share in _pending_work(data, config)), default=0.0)
 
 
+def _distinct_count(values: Sequence[Any]) -> int:
+    """How many distinct present values ``values`` holds (all of them when some cannot be hashed,
+    e.g. image arrays)."""
+    try:
+        return len({value for value in values if value is not MISSING})
+    except TypeError:
+        return len(values)
+
+
 def pending_seconds(data: PreparedData, config: dict) -> dict[str, float]:
     """Estimated seconds of the one-off work ``config``'s encoders would do before training,
     per input that has any: for each encoder (each part of a stack), the share of the input's
@@ -528,7 +537,8 @@ def pending_seconds(data: PreparedData, config: dict) -> dict[str, float]:
         values = data.values[spec.name]
         shares = [(part, float(part.pending_share(values, cache_dir=data.cache_dir)))
                   for part in (encoder.parts if isinstance(encoder, EncoderStack) else [encoder])]
-        total = sum(share * len(values) * float(part.prepare_seconds(values)) for part, share in shares if share > 0)
+        distinct = _distinct_count(values)  # prepare computes each value once, however often it repeats
+        total = sum(share * distinct * float(part.prepare_seconds(values)) for part, share in shares if share > 0)
         if total > 0:
             seconds[spec.name] = total
     return seconds

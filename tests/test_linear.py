@@ -460,3 +460,20 @@ def test_the_linear_models_history_gives_each_settings_own_seconds(builtin_only,
     took = time.monotonic() - start
     seconds = [r["seconds"] for r in candidate.history]
     assert len(seconds) > 2 and all(s >= 0 for s in seconds) and sum(seconds) <= took
+
+
+def test_building_a_large_design_stops_at_the_deadline_saying_how_far_it_got(builtin_only, emoji_split, monkeypatch):
+    """At 100,000 rows the design took longer than a 30-s fit's budget and was only stopped by the
+    hard stop, its reason blaming a plugin; the build now watches the deadline between chunks."""
+    import time
+
+    import automm.linear as linear
+    from automm.deadlines import deadline_scope
+
+    train = emoji_split[0].head(60)
+    classes = sorted(set(train["category"]))
+    data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
+    monkeypatch.setattr(linear, "DESIGN_CHUNK_ROWS", 20)
+    with deadline_scope(time.monotonic() - 1), pytest.raises(automm.TimeLimitExceeded,
+                                                             match=r"the linear model built the features of 20 of \d+ rows"):
+        train_linear(data, _config(data), refit=False)

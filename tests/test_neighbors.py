@@ -326,3 +326,22 @@ def test_a_tables_input_is_not_warned_about_as_untrained():
         warnings.simplefilter("always")
         AutoMM(fusion="neighbors", random_state=0).fit(X, y)
     assert not [w for w in caught if "trains no encoder" in str(w.message)]
+
+
+def test_comparing_a_large_holdout_stops_at_the_deadline_saying_how_far_it_got(builtin_only, fresh_registry,
+                                                                               emoji_split, monkeypatch):
+    """The holdout is compared with the remembered rows a batch at a time, watching the deadline
+    (at 160,000 rows the one comparison outlasted a 30-s budget and bounded nothing)."""
+    import time
+
+    import automm.neighbors as neighbors
+    from automm.deadlines import deadline_scope
+
+    fresh_registry(PretrainedPlugin())
+    data = _data(emoji_split[0].head(200))
+    config = neighbors_config(data.inputs, {"image_0": {"colour_stats": {}}, "text_0": {"char_counts": {}}},
+                              {"batch_size": 32}, regression=False)
+    monkeypatch.setattr(neighbors, "EMBED_BATCH", 8)
+    with deadline_scope(time.monotonic() + 1e-3), pytest.raises(
+            automm.TimeLimitExceeded, match=r"the nearest-neighbour model compared 8 of \d+ holdout rows with \d+ training"):
+        train_neighbors(data, config)
