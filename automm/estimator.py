@@ -57,6 +57,15 @@ PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
 _component_choice = _registry.split_component_choice
 
 
+def _import_optimizer_machinery() -> None:
+    """Build a throwaway torch optimizer: the first one of a process imports ``torch._dynamo``
+    (torch wraps ``Optimizer.__init__`` in ``_disable_dynamo``), 3-18 s on 2 CPU cores, which
+    would otherwise come out of the first trial's share of ``time_limit`` (the linear model's,
+    cut to its first, most regularised fit or failing outright)."""
+    if "torch._dynamo" not in sys.modules:
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 def _barely_trained(candidate: Candidate, time_limit: Any) -> str:
     """The warning for a kept model that the time limit stopped inside its first epoch."""
     record = candidate.history[-1]
@@ -981,6 +990,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         }
         deadline = None
         if self.time_limit is not None:
+            _import_optimizer_machinery()  # once per process, before the trials' shares are set
             reserve = min(30.0, 0.05 * float(self.time_limit))
             deadline = start + float(self.time_limit) - reserve
         with image_cache():  # decoded images shared by every epoch and trial of this fit
