@@ -1112,7 +1112,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         rule when the metric set them (:mod:`automm.decision`), with ``predict_validation_score``, the metric
         of ``predict``'s decisions on the rows that chose those weights (``validation_score`` is the most
         probable class's, by which trials are ranked; this one is optimistic by the choice); ``fit_seconds``. A loaded model
-        says the same: its directory keeps these facts (manifest key ``fit``)."""
+        says the same: its directory keeps these facts (manifest key ``fit``). ``validation_score`` is
+        measured on the rows that also chose the model (epoch, trial, ensemble weights), so it is
+        optimistic: score data ``fit`` never saw for an unbiased estimate."""
         self._check_fitted()
         from .components.stack import describe_encoder
         from .leaderboard import trial_counts
