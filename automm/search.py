@@ -182,7 +182,7 @@ from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable
                        without_inert_augmentations)
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
-from .storage import make_storage, own_heartbeats, parse_storage, redact_url
+from .storage import make_storage, own_heartbeats, parse_storage
 from .study import (MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, prepare_study, search_fingerprint, study_spec,
                     with_stored_split)
 from .training import Callback, validation_metrics
@@ -1497,10 +1497,10 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             remaining = None if deadline is None else deadline - time.monotonic()
             register_fit(study, ctx.fit_tag, "running", settings.n_trials,
                          None if remaining is None else time.time() + remaining, ctx.trial_seconds)
-            if shared and settings.verbose and isinstance(estimator.storage, (str, os.PathLike)):
-                # while workers can still help: what they need to join
+            if shared and settings.verbose:  # while workers can still help: the name they need (the storage
+                # not written out: a recipe may give it through ${NAME} to keep it out of logs)
                 _progress(f"study {study_name!r}: more processes join it with: automm worker --storage "
-                          f"{shlex.quote(redact_url(str(estimator.storage)))} --study {shlex.quote(study_name)}")
+                          f"<this fit's storage> --study {shlex.quote(study_name)}")
             if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
                                             for t in study.get_trials(deepcopy=False)):
                 for attrs in _warm_start_queue(space, _cheap_first(data, space, deadline, settings.n_trials),

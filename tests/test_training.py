@@ -241,7 +241,9 @@ def test_schedule_is_fitted_to_the_deadline():
                                             deadline=time.monotonic() + 1.0, fit_schedule_to_deadline=False),
                       torch.device("cpu"), [Slow()])
     trainer.fit(loader, valid, labels)
-    assert trainer.stop_reason == "time limit reached" and trainer.history[-1]["lr"] > 0.5 * trainer.config.learning_rate
+    assert trainer.stop_reason == "time limit reached"
+    rates = [r["lr"] for r in trainer.history]  # still warming up on the 100-epoch schedule: never annealed
+    assert all(b >= a for a, b in zip(rates, rates[1:])) and rates[-1] > 0.3 * trainer.config.learning_rate
 
 
 class SlowLoader:
