@@ -766,6 +766,9 @@ def _run_objective(trial, ctx: SearchContext):
     try:
         trial_deadline = _trial_deadline(ctx, warm_start=warm_start)
         hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
+        if hard_deadline is not None and time.monotonic() >= hard_deadline:  # (the alarm would blame the trial's code)
+            raise TimeLimitExceeded("the time limit had passed before this trial started: the work before it (reading "
+                                    "the data, estimating the encoders' one-off work, earlier trials) took the budget")
         with heartbeat, _running_notice(settings.verbose, trial.number, config, trial_deadline):
             with hard_stop(hard_deadline), deadline_scope(trial_deadline), device_scope(device), \
                     ctx.interrupt_gate.open():

@@ -2714,3 +2714,14 @@ def test_a_fit_without_a_search_stops_a_plugin_that_ignores_the_deadline(builtin
     with pytest.raises(automm.TimeLimitExceeded):
         AutoMM(**small(n_trials=1, time_limit=2, encoders={"text": "slow_chars"})).fit(X, y)
     assert time.monotonic() - start < 2 + search.MIN_HARD_GRACE + 5
+
+
+def test_a_trial_started_after_the_time_limit_says_so_not_that_its_code_ignored_it(builtin_registry, texts,
+                                                                                  monkeypatch):
+    """With the budget spent before it (a cold cache's estimates took 35 s of time_limit=20), trial 0
+    was interrupted at once and its reason blamed "a plugin's Encoder.prepare"."""
+    X, y, _, _ = texts
+    monkeypatch.setattr(search, "_trial_deadline", lambda ctx, warm_start=False: time.monotonic() - 60)
+    with pytest.raises(automm.TimeLimitExceeded, match="the time limit had passed before this trial started") as caught:
+        AutoMM(**small(n_trials=2, time_limit=30, search_space={"warm_start": False})).fit(X, y)
+    assert "does not watch it" not in str(caught.value)
