@@ -660,22 +660,15 @@ def _recipe_data_value(model_dir: str, key: str) -> Any:
     """``data.<key>`` of the recipe saved with the model, if any, its environment references
     (``${LABEL}``, which the saved recipe keeps as the recipe wrote them) read as ``fit`` read
     them; :class:`UsageError` when one names a variable that is not set."""
-    import yaml
-
     from .recipes import _interpolate
 
-    file = Path(model_dir) / "recipe.yaml"
-    try:
-        status = file.stat()
-        data = _saved_recipe_data(str(file), status.st_mtime_ns, status.st_size)
-    except (OSError, yaml.YAMLError):
-        return None
+    data = _saved_recipe_section(model_dir)
     value = copy.deepcopy(data.get(key)) if isinstance(data, dict) else None
     problems: list = []
     value = _interpolate(value, f"data.{key}", problems)
     if problems:
         option = {"label": "--label COLUMN", "weight_column": "--weight-column COLUMN"}.get(key, "")
-        raise UsageError(f"{file}: {str(problems[0]).split('; set it')[0]}: set it"
+        raise UsageError(f"{Path(model_dir) / 'recipe.yaml'}: {str(problems[0]).split('; set it')[0]}: set it"
                          + (f", or pass {option}" if option else ""))
     return value
 
@@ -683,13 +676,21 @@ def _recipe_data_value(model_dir: str, key: str) -> Any:
 def _recipe_data_written(model_dir: str, key: str) -> Any:
     """``data.<key>`` of the model's saved recipe as written (``${NAME}`` not expanded): what
     messages show, so that a model folder's recipe cannot print an environment variable it names."""
+    data = _saved_recipe_section(model_dir)
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _saved_recipe_section(model_dir: str) -> Any:
+    """The ``data`` section of the ``recipe.yaml`` saved with the model, or None (no such file,
+    or one that is not YAML)."""
+    import yaml
+
     file = Path(model_dir) / "recipe.yaml"
     try:
         status = file.stat()
-        data = _saved_recipe_data(str(file), status.st_mtime_ns, status.st_size)
-    except Exception:  # noqa: BLE001 - only for a message
+        return _saved_recipe_data(str(file), status.st_mtime_ns, status.st_size)
+    except (OSError, yaml.YAMLError):
         return None
-    return data.get(key) if isinstance(data, dict) else None
 
 
 @functools.lru_cache(maxsize=8)

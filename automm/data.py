@@ -437,10 +437,7 @@ def table_like(x: Any, argument: str = "X") -> Any:
     if _number_rows(x):
         return np.asarray(x, dtype=float)  # None cells become NaN: missing numbers
     if _value_rows(x):  # rows of a table as scikit-learn reads them: list(zip(paths, titles))
-        rows = np.empty((len(x), len(x[0])), dtype=object)
-        for i, row in enumerate(x):
-            rows[i, :] = list(row)
-        return rows
+        return np.array(x, dtype=object)
     if hasattr(x, "__array__") and not isinstance(x, (np.ndarray, list, tuple, Mapping)) and (
             pd is None or not isinstance(x, (pd.DataFrame, pd.Series))):
         return np.asarray(x)  # scikit-learn's checks pass such an object

@@ -119,6 +119,20 @@ def _take(tensors: Mapping[str, torch.Tensor], rows: slice) -> dict[str, torch.T
     return {name: tensor[rows] for name, tensor in tensors.items()}
 
 
+def _holdout_neighbours(fusion, embeddings, masks, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The remembered rows nearest each holdout row (``max(K_GRID)`` of them): their similarities
+    and indices, compared a batch of rows at a time, watching the deadline (at 160,000 rows one
+    comparison outlasted a 30-s budget)."""
+    n_valid = len(next(iter(embeddings.values())))
+    found = [fusion.neighbours(embeddings, masks, max(K_GRID))] if n_valid == 0 else []
+    for first in range(0, n_valid, EMBED_BATCH):
+        batch = slice(first, first + EMBED_BATCH)
+        found.append(fusion.neighbours(_take(embeddings, batch), _take(masks, batch), max(K_GRID)))
+        check_deadline(f"the nearest-neighbour model compared {min(first + EMBED_BATCH, n_valid)} of {n_valid} "
+                       f"holdout rows with {n_train} training rows")
+    return torch.cat([f[0] for f in found]), torch.cat([f[1] for f in found])
+
+
 def train_neighbors(data, config: dict, *, deadline: float | None = None, refit: bool = True):
     """Fit the nearest-neighbour configuration ``config`` (see the module documentation) and
     return a :class:`~automm.pipeline.Candidate`: one ``history`` record per (k, temperature)
@@ -150,15 +164,8 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     fusion = model.fusion
     fusion.remember(_take(embeddings, slice(0, n_train)), _take(masks, slice(0, n_train)), targets[:n_train],
                     None if weights is None else weights[:n_train])
-    valid_embeddings, valid_masks = _take(embeddings, slice(n_train, None)), _take(masks, slice(n_train, None))
-    found = []
-    for first in range(0, len(rows) - n_train, EMBED_BATCH):  # holdout rows a batch at a time, watching the deadline
-        found.append(fusion.neighbours(_take(valid_embeddings, slice(first, first + EMBED_BATCH)),
-                                       _take(valid_masks, slice(first, first + EMBED_BATCH)), max(K_GRID)))
-        check_deadline(f"the nearest-neighbour model compared {min(first + EMBED_BATCH, len(rows) - n_train)} of "
-                       f"{len(rows) - n_train} holdout rows with {n_train} training rows")
-    similarities, indices = (torch.cat([f[0] for f in found]), torch.cat([f[1] for f in found])) if found else \
-        fusion.neighbours(valid_embeddings, valid_masks, max(K_GRID))
+    similarities, indices = _holdout_neighbours(fusion, _take(embeddings, slice(n_train, None)),
+                                                _take(masks, slice(n_train, None)), n_train)
     if deadline is not None and time.monotonic() >= deadline:
         raise TimeoutError("the nearest-neighbour model did not score its holdout before the deadline")
 

@@ -537,8 +537,11 @@ def pending_seconds(data: PreparedData, config: dict) -> dict[str, float]:
         values = data.values[spec.name]
         shares = [(part, float(part.pending_share(values, cache_dir=data.cache_dir)))
                   for part in (encoder.parts if isinstance(encoder, EncoderStack) else [encoder])]
+        pending = [(part, share) for part, share in shares if share > 0]
+        if not pending:
+            continue
         distinct = _distinct_count(values)  # prepare computes each value once, however often it repeats
-        total = sum(share * distinct * float(part.prepare_seconds(values)) for part, share in shares if share > 0)
+        total = sum(share * distinct * float(part.prepare_seconds(values)) for part, share in pending)
         if total > 0:
             seconds[spec.name] = total
     return seconds

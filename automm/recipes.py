@@ -1010,7 +1010,7 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         shown = ", ".join(f"{n} {value!r}" for value, n in list(data.other_split_rows.items())[:5])
         log(f"left out rows of other split values: {shown}{' ...' if len(data.other_split_rows) > 5 else ''} "
             "(data.train_values, test_values and valid_values name the ones used)")
-    problem = str(loaded.estimator().get_params().get("problem_type", "auto"))
+    problem = str(estimator.problem_type)
     if problem == "auto" and data.y_test is not None:  # as fit will read the labels (amounts: no classes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -140,10 +140,10 @@ import copy
 import functools
 import logging
 import math
-import shlex
 import multiprocessing
 import os
 import queue
+import shlex
 import shutil
 import signal
 import socket

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import os
+import random
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -126,8 +128,6 @@ def wait_for_storage_file(kind: str, value: Any, wait: float) -> None:
     """Return once the storage's file exists (at once for storages without one), waiting up to
     ``wait`` seconds for it; else :class:`StorageNotFoundError`. Opening the storage would
     create an empty file, as a misspelt path would: whoever joins a study needs it there."""
-    import time
-
     path = storage_file(kind, value)
     if path is None:
         return
@@ -258,24 +258,7 @@ def make_storage(kind: str, value: Any):
     if kind == "rdb":
         engine_kwargs = {"pool_pre_ping": True} if not value.startswith("sqlite") else {"connect_args": {"timeout": 60}}
         try:
-            for attempt in range(_SCHEMA_RACE_RETRIES + 1):
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        return optuna.storages.RDBStorage(
-                            value, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval(),
-                            grace_period=heartbeat_grace(),
-                            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                                max_retry=MAX_RETRY))
-                except Exception as exc:  # noqa: BLE001
-                    # processes opening a new database at once (a fit and its workers) race to create
-                    # Optuna's tables: the losers' CREATE fails; once the winner's tables exist it opens
-                    if attempt == _SCHEMA_RACE_RETRIES or not _schema_race(exc):
-                        raise
-                    import random
-                    import time
-
-                    time.sleep(0.2 + random.random() * 0.5)
+            return _open_rdb(value, engine_kwargs)
         except ImportError as exc:
             raise StorageError(f"storage: {value.split('://')[0]} needs a database driver ({exc}; for PostgreSQL: "
                              "pip install psycopg2-binary)") from None
@@ -289,6 +272,26 @@ def make_storage(kind: str, value: Any):
 
 #: How often opening a database is tried again after losing the race to create Optuna's tables.
 _SCHEMA_RACE_RETRIES = 5
+
+
+def _open_rdb(url: str, engine_kwargs: dict):
+    """Optuna's ``RDBStorage`` at ``url``. Processes opening a new database at once (a fit and
+    its workers) race to create Optuna's tables: a loser's CREATE fails, and it tries again once
+    the winner's tables exist."""
+    import optuna
+
+    for attempt in range(_SCHEMA_RACE_RETRIES + 1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval(),
+                    grace_period=heartbeat_grace(),
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        except Exception as exc:  # noqa: BLE001 - only the race is tried again
+            if attempt == _SCHEMA_RACE_RETRIES or not _schema_race(exc):
+                raise
+            time.sleep(0.2 + random.random() * 0.5)
 
 
 def _schema_race(exc: BaseException) -> bool:

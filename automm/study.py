@@ -268,9 +268,9 @@ def check_components(spec: Mapping[str, Any], study_name: str) -> None:
     reg = get_registry()
     provenance = {(c["kind"], c["name"]): c for c in spec.get("components") or []}
     missing, other = [], []
-    stored_version = spec.get("automm_version")
-    if stored_version is not None and stored_version != _automm_version():
-        other.append(f"automm {stored_version} (here {_automm_version()})")
+    stored_version, version = spec.get("automm_version"), _automm_version()
+    if stored_version is not None and stored_version != version:
+        other.append(f"automm {stored_version} (here {version})")
     for kind, name in space_components(spec.get("space") or {}):
         try:
             here = reg.get(kind, name)

@@ -1128,18 +1128,15 @@ def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_rol
     Returns the role."""
     import datetime
 
+    import pluggy
+
+    from . import hookspecs
+    from .data import _role_sample, ask_role_rules
     from .registry import _plugin_name
 
     pm = get_plugin_manager(load_entrypoints=False)
     if not pm.is_registered(plugin):
         pm.register(plugin, name=_plugin_name(plugin))
-    from .data import _role_sample
-
-    import pluggy
-
-    from . import hookspecs
-    from .data import ask_role_rules
-
     alone = pluggy.PluginManager(hookspecs.PROJECT_NAME)  # the plugin's rule asked as the core asks it
     alone.add_hookspecs(hookspecs)
     alone.register(plugin, name=_plugin_name(plugin))

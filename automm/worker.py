@@ -15,6 +15,7 @@ threads, one per GPU or ``n_jobs`` when larger.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -159,8 +160,6 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
         # waits for it, as it waits for a new study, rather than ending at once with 0 trials
         while not follow_fits(ctx, probe.user_attrs):
             if request.wait_until is None or time.monotonic() >= request.wait_until:
-                import logging
-
                 logging.getLogger("automm.worker").warning(
                     "study %r: no fit is running it (its fits have all finished); a worker adds trials to a "
                     "running fit: start it while the fit runs, or run the fit again to resume the study",
