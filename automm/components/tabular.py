@@ -3,7 +3,9 @@
 Each raw value is one row as a mapping ``{column: value}`` (or ``MISSING`` for the whole
 row). Numeric columns are standardised with training mean/std (missing values become 0
 plus a 0/1 missing flag); categorical columns are looked up in per-column vocabularies
-(index 0 = unknown or missing) and embedded. A date-time column (values that
+(index 0 = unknown or missing) and embedded; while training, a share of the categories
+(``category_dropout``) is read as unknown, so that index 0 learns "this column tells nothing" and
+a category never seen in fit leans on the other inputs instead of on an untrained embedding. A date-time column (values that
 :func:`automm.roles.as_datetime` reads: datetimes, dates, ``datetime64``, ISO 8601 strings)
 becomes two numbers, the time in years since 1970 (its trend) and the day of the month, and
 up to three categories, the month, the weekday and, when the training times are not all
@@ -188,13 +190,15 @@ class TabularEncoder(Encoder):
     ``column_roles`` maps each column to ``"numeric"``, ``"categorical"`` or ``"datetime"``
     (the core passes it). ``max_categories`` caps each column's vocabulary (most frequent kept,
     ties broken by the string); rarer and unseen categories share index 0 with missing.
+    ``category_dropout`` is the share of categories read as index 0 in training steps.
     """
 
     modality = "tabular"
     reusable_samples = True
 
     def __init__(self, column_roles: Mapping[str, str], emb_dim: int = 16, hidden_dim: int = 64,
-                 output_dim: int = 64, dropout: float = 0.1, max_categories: int = 1000, linear: bool = False):
+                 output_dim: int = 64, dropout: float = 0.1, max_categories: int = 1000, linear: bool = False,
+                 category_dropout: float = 0.1):
         super().__init__()
         unknown = {c: r for c, r in column_roles.items() if r not in (NUMERIC, CATEGORICAL, DATETIME)}
         if unknown:
@@ -214,6 +218,9 @@ class TabularEncoder(Encoder):
         self.hidden_dim = int(hidden_dim)
         self.output_dim = int(output_dim)
         self.dropout_p = float(dropout)
+        if not 0.0 <= float(category_dropout) < 1.0:
+            raise ValueError(f"category_dropout must be in [0, 1), got {category_dropout!r}")
+        self.category_dropout = float(category_dropout)
         self.max_categories = int(max_categories)
         self.linear = bool(linear)
         self.numeric_mean: list[float] | None = None
@@ -443,6 +450,12 @@ class TabularEncoder(Encoder):
             return self._linear_forward(batch)
         parts = [batch["numeric"].float(), batch["numeric_missing"].float()]
         categorical = batch["categorical"]
+        if self.training and self.category_dropout > 0 and categorical.numel():
+            # a share of the categories read as unknown (index 0) while training, so that index 0's
+            # embedding learns "this column tells nothing" and an unseen or missing category at
+            # predict time leans on the other inputs instead of on an embedding never trained
+            dropped = torch.rand(categorical.shape, device=categorical.device) < self.category_dropout
+            categorical = categorical.masked_fill(dropped, 0)
         parts.extend(embedding(categorical[:, i]) for i, embedding in enumerate(self.embeddings))
         return self.mlp(torch.cat(parts, dim=1))
 
@@ -496,7 +509,7 @@ def tabular_search_space(trial: Any, prefix: str) -> dict:
 
 
 _TABULAR_DEFAULTS = {"emb_dim": 16, "hidden_dim": 64, "output_dim": 64, "dropout": 0.1, "max_categories": 1000,
-                     "linear": False}
+                     "linear": False, "category_dropout": 0.1}
 
 
 @hookimpl
