@@ -29,7 +29,7 @@ import uuid
 import wave
 from functools import lru_cache
 from stat import S_ISREG
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -152,20 +152,35 @@ def read_wav(source: str | os.PathLike | bytes, centre_seconds: float | None = N
     memory, not read: of a long recording of which a model keeps a few seconds, only those
     seconds (and the headers) are read from disk. A float file's NaN or infinite samples, and a
     file without samples, are refused."""
+    return _with_wav_data(source, lambda data, description: _decode_wav(data, description, centre_seconds))
+
+
+def check_wav(source: str | os.PathLike | bytes) -> None:
+    """Raise the :class:`InputError` :func:`read_wav` would raise for this WAV file or its bytes,
+    without decoding its samples: PCM samples, whatever their values, always decode, so of a PCM
+    file only the headers are read; a float file's samples are checked for NaN and infinities."""
+    _with_wav_data(source, lambda data, description: _decode_wav(data, description, None, decode=False))
+
+
+def _with_wav_data(source: str | os.PathLike | bytes, work: Callable[[Any, str], Any]) -> Any:
+    """``work(data, description)`` on the bytes of a WAV file, mapped into memory, or on the bytes given."""
     if isinstance(source, (bytes, bytearray)):
-        return _decode_wav(bytes(source), f"<{len(source)} bytes>", centre_seconds)
+        return work(bytes(source), f"<{len(source)} bytes>")
     description = str(source)
     try:
         with open(source, "rb") as handle:
             if os.fstat(handle.fileno()).st_size == 0:
-                return _decode_wav(b"", description, centre_seconds)
+                return work(b"", description)
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                return _decode_wav(mapped, description, centre_seconds)
+                return work(mapped, description)
     except OSError as exc:
         raise InputError(f"cannot read audio file {description}: {exc}") from None
 
 
-def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float | None) -> tuple[np.ndarray, int]:
+def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float | None,
+                decode: bool = True) -> tuple[np.ndarray, int] | None:
+    """The samples and rate of a WAV file's bytes; with ``decode=False``, of a PCM file only the
+    checks of its headers (None): its samples, whatever their values, always decode."""
     fmt, start, size = _wav_chunks(data, description)
     tag, channels, rate, width = _wav_encoding(fmt, description)
     frame_size = channels * width
@@ -177,6 +192,8 @@ def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float
         first, frames = (frames - wanted) // 2, wanted
     if frames == 0:
         raise InputError(f"WAV file holds no samples: {description}")
+    if not decode and tag != _IEEE_FLOAT:
+        return None
     begin = start + first * frame_size
     # views of a mapped file released on the way out, whatever happens (it closes only once none is left)
     with memoryview(data) as whole, whole[begin:begin + frames * frame_size] as part:
@@ -328,32 +345,62 @@ def looks_like_audio(value: Any) -> bool:
 
 # -- resampling and framing --------------------------------------------------------------
 
+#: Zero crossings of the windowed-sinc interpolation kernel on each side of its centre.
+_ZERO_CROSSINGS = 16
+#: Polyphase kernels (phases x taps) larger than this are not built: the kernel is evaluated per output sample.
+_POLYPHASE_LIMIT = 1 << 22
+
+
+def _sinc_weights(distance: torch.Tensor, cutoff: float, half: int) -> torch.Tensor:
+    """The Hann-windowed sinc low-pass kernel (``cutoff`` as a fraction of the source's Nyquist
+    rate, ``half`` source samples each side) at ``distance`` (source samples, float64) from each
+    output sample, each row normalised to a sum of one (a constant stays that constant)."""
+    window = torch.cos(math.pi * distance.clamp(-half, half) / (2 * half)).square() * (distance.abs() < half)
+    weights = cutoff * torch.sinc(cutoff * distance) * window
+    return (weights / weights.sum(dim=-1, keepdim=True)).float()
+
+
 @lru_cache(maxsize=32)
-def _lowpass(cutoff: float, taps: int = 63) -> torch.Tensor:
-    """A Hann-windowed sinc low-pass FIR (``cutoff`` as a fraction of the Nyquist rate)."""
-    n = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
-    kernel = cutoff * torch.sinc(cutoff * n) * torch.hann_window(taps, periodic=False, dtype=torch.float64)
-    return (kernel / kernel.sum()).float()
-
-
-def _taps(ratio: float) -> int:
-    """The low-pass filter's length for downsampling by ``ratio``: its transition band narrows
-    with the cut-off, so the filter lengthens with the ratio (32 taps per unit of ratio, odd, at
-    least 63) to keep aliases 50 dB or more down at 1.1 times the new Nyquist rate."""
-    return max(63, int(math.ceil(32 * ratio)) | 1)
+def _polyphase_kernels(orig: int, new: int, half: int, cutoff: float) -> torch.Tensor:
+    """(new, 1, 2 half + orig) kernels: output ``i`` of each group of ``new`` from the ``orig``
+    source samples of its group and ``half`` on each side."""
+    phase = torch.arange(new, dtype=torch.float64)
+    offsets = torch.arange(-half, half + orig, dtype=torch.float64)
+    return _sinc_weights(((phase + 0.5) * orig / new - 0.5)[:, None] - offsets[None, :], cutoff, half)[:, None, :]
 
 
 def resample(samples: torch.Tensor, rate: int, target: int) -> torch.Tensor:
-    """Resample a 1-D signal from ``rate`` to ``target`` Hz: anti-alias low-pass (when
-    downsampling), then linear interpolation."""
+    """Resample a 1-D signal from ``rate`` to ``target`` Hz by windowed-sinc interpolation (a
+    Hann-windowed sinc low-pass at 0.95 of the lower Nyquist rate, evaluated at each output
+    sample's position): no images when upsampling, no aliases when downsampling, by any ratio.
+    Output sample ``j`` is at source position ``(j + 0.5) * rate / target - 0.5``."""
     if rate == target or samples.numel() == 0:
         return samples
-    x = samples.float().view(1, 1, -1)
-    if target < rate:
-        kernel = _lowpass(0.95 * target / rate, _taps(rate / target)).view(1, 1, -1)
-        x = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (kernel.shape[-1] // 2,) * 2), kernel)
-    length = max(1, int(round(samples.numel() * target / rate)))
-    return torch.nn.functional.interpolate(x, size=length, mode="linear", align_corners=False).view(-1)
+    x = samples.float().reshape(-1)
+    n = x.numel()
+    length = max(1, int(round(n * target / rate)))
+    cutoff = 0.95 * min(1.0, target / rate)
+    half = int(math.ceil(_ZERO_CROSSINGS / cutoff))
+    common = math.gcd(int(rate), int(target))
+    orig, new = int(rate) // common, int(target) // common
+    if new * (2 * half + orig) <= _POLYPHASE_LIMIT:  # the usual rates: one strided convolution
+        groups = -(-length // new)
+        padded = torch.nn.functional.pad(x, (half, max(0, groups * orig + half - n)))
+        out = torch.nn.functional.conv1d(padded.view(1, 1, -1), _polyphase_kernels(orig, new, half, cutoff),
+                                         stride=orig)
+        return out[0].t().reshape(-1)[:length]
+    # rates without a small common period (16001 Hz): the kernel at each output sample, in blocks
+    offsets = torch.arange(-half + 1, half + 1)
+    padded = torch.nn.functional.pad(x, (half, half + 1))
+    out = torch.empty(length)
+    block = max(1, (1 << 20) // (2 * half))
+    for first in range(0, length, block):
+        position = (torch.arange(first, min(length, first + block), dtype=torch.float64) + 0.5) * rate / target - 0.5
+        base = torch.floor(position)
+        weights = _sinc_weights((position - base)[:, None] - offsets[None, :].double(), cutoff, half)
+        index = (base.long()[:, None] + offsets[None, :] + half).clamp(0, padded.numel() - 1)
+        out[first:first + len(position)] = (padded[index] * weights).sum(dim=1)
+    return out
 
 
 def fix_length(samples: torch.Tensor, length: int) -> torch.Tensor:
@@ -450,7 +497,8 @@ def checked_readable(path: str | os.PathLike) -> bool:
 
 def audio_problem(value: Any) -> str | None:
     """Why ``value`` (a WAV path or bytes, a clip dict or tuple, an array) cannot be read as
-    audio, or None: read as training will read it (a WAV file in full: its chunks and encoding).
+    audio, or None: checked as training will read it (a WAV file's chunks and encoding, and a
+    float file's samples; PCM samples always decode, so they are not read: :func:`check_wav`).
     A readable WAV file is remembered (:func:`checked_readable`)."""
     info = None
     if isinstance(value, (str, os.PathLike)):
@@ -462,7 +510,7 @@ def audio_problem(value: Any) -> str | None:
             return "file not found"
     try:
         if isinstance(value, (str, os.PathLike, bytes, bytearray)):
-            read_wav(value)
+            check_wav(value)
         else:
             load_audio(value, 16000)
     except InputError as exc:

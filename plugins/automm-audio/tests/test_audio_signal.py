@@ -329,3 +329,38 @@ def test_downsampling_by_a_large_ratio_keeps_aliases_down():
     tone = torch.from_numpy(_tone(1.1 * target / 2, rate, seconds=1.0))  # 10% above the new Nyquist rate
     down = resample(tone, rate, target).numpy()[400:-400]
     assert 20 * np.log10(np.abs(down).max() / 0.5) < -45
+
+
+def test_the_column_check_reads_a_pcm_file_s_headers_not_its_samples(tmp_path, monkeypatch):
+    # a 60 s 24-bit recording took 150 ms to check (every sample decoded), 150 times what training reads of it
+    import automm_audio.signal as signal
+
+    fmt = struct.pack("<HHIIHH", 1, 2, 48000, 48000 * 6, 6, 24)
+    path = tmp_path / "long.wav"
+    path.write_bytes(_wav_bytes(fmt, b"\x00" * 6 * 48000 * 3))
+    decoded = []
+    real = signal._pcm_to_float
+    monkeypatch.setattr(signal, "_pcm_to_float", lambda raw, *args: decoded.append(len(raw)) or real(raw, *args))
+    assert signal.audio_problem(str(path)) is None and decoded == []
+    assert signal.audio_problem(path.read_bytes()) is None and decoded == []
+    assert load_audio(str(path), 16000, centre_seconds=1.0)[0].shape == (48000,) and decoded == [6 * 48000]
+    assert signal.audio_problem(_wav_bytes(fmt, b"\x00" * 5)) == "WAV file holds no samples: <49 bytes>"
+
+
+@pytest.mark.parametrize("freq, rate, target", [(3000, 8000, 16000), (7000, 22050, 16000), (3500, 11025, 16000),
+                                                (7000, 44100, 16000)])
+def test_resampling_by_any_ratio_adds_no_images_or_aliases(freq, rate, target, monkeypatch):
+    # linear interpolation made a 3 kHz tone at 8 kHz a 5 kHz one too, 10.5 dB down, and itself 5 dB quieter;
+    # a 7 kHz tone at 22.05 kHz a 950 Hz one, 12.7 dB down
+    import automm_audio.signal as signal
+
+    tone = torch.from_numpy(_tone(freq, rate, seconds=1.0))
+    out = resample(tone, rate, target).numpy()
+    assert len(out) == target
+    spectrum = np.abs(np.fft.rfft(out[500:-500] * np.hanning(target - 1000)))
+    hz = np.fft.rfftfreq(target - 1000, 1 / target)
+    peak = spectrum[np.abs(hz - freq) < 30].max()
+    assert 20 * np.log10(np.delete(spectrum, np.flatnonzero(np.abs(hz - freq) < 60)).max() / peak) < -45
+    assert abs(np.abs(out[500:-500]).max() - 0.5) < 0.03  # the tone keeps its level
+    monkeypatch.setattr(signal, "_POLYPHASE_LIMIT", 0)  # the path of rates without a small common period
+    np.testing.assert_allclose(resample(tone, rate, target).numpy(), out, atol=1e-5)
