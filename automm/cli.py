@@ -460,8 +460,10 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
 
     encoders = ", ".join(f"{named(k)}: {v}" for k, v in summary["components"]["encoders"].items())
     ensemble = summary.get("ensemble") or {}
-    # with an ensemble of several models, the components and training shown are its best trial's
-    of_best = f" (trial {summary.get('best_trial')})" if ensemble.get("models", 1) > 1 else ""
+    # with an ensemble of several models, the components and training shown are its best trial's;
+    # a bag without a search (bag_folds) has fold models but no trials
+    searched = summary.get("best_trial") is not None
+    of_best = f" (trial {summary['best_trial']})" if searched and ensemble.get("models", 1) > 1 else ""
     rows = [
         ("recipe", summary["recipe"]),
         ("data", summary["data"]),
@@ -486,7 +488,7 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         *([("search", _trials_line(summary["trials"])
                       + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]
           if "trials" in summary else []),
-        *([("ensemble", _ensemble_line(summary["ensemble"]))] if summary.get("ensemble") else []),
+        *([("ensemble", _ensemble_line(summary["ensemble"], searched))] if summary.get("ensemble") else []),
         *([("pareto", _pareto_line(summary["pareto"]))] if summary.get("pareto") else []),
         *([("decision", _decision_line(summary["decision_weights"]))] if summary.get("decision_weights") else []),
         ("fit time", f"{summary['fit_seconds']:.1f} s"),
@@ -520,7 +522,9 @@ def _pareto_line(pareto: dict) -> str:
             f"(score {chosen['score']:.4f}, {cost} {chosen[cost]:g})")
 
 
-def _ensemble_line(ensemble: dict) -> str:
+def _ensemble_line(ensemble: dict, searched: bool = True) -> str:
+    if not searched:  # a bag of one configuration's fold models, no search: no trial to name
+        return f"{ensemble['models']} fold models averaged (bag_folds); {ensemble['pooling']} pooling"
     members = ", ".join(f"trial {m['trial']} ({m['weight']:.2f})" for m in ensemble["members"])
     return f"{members}; {ensemble['pooling']} pooling"
 

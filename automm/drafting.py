@@ -171,7 +171,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     from .data import as_table, infer_roles
     from .estimator import AutoMM
     from .suggestions import did_you_mean
-    from .tables import image_folders, labelled_rows, read_table, resolve_image_paths
+    from .tables import image_folders, labelled_rows, read_table, resolve_image_paths, whole_number_labels
     from .roles import BASE_ROLES
 
     data = Path(data)
@@ -183,6 +183,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
         hint = did_you_mean(label, columns) or "."
         raise LabelColumnError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(columns)}")
     frame.columns = columns
+    frame = whole_number_labels(frame, label)
     labelled = labelled_rows(frame, label, "rows", {})
     if labelled.empty:
         raise InputError(f"--label: every value of column {label!r} in {str(data)!r} is missing")

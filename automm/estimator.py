@@ -43,7 +43,7 @@ from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedDa
                        train_bagged, train_candidate, training_value_problem, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
-from .training import holdout_score_name, make_loader, model_outputs, resolve_device
+from .training import holdout_score_name, make_loader, model_outputs, resolve_device, workers_are_forked
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
 
@@ -167,8 +167,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     problem_type : "auto", "binary", "multiclass" or "regression". "auto" reads ``y``: non-numeric
-        labels and numbers with few distinct values are classes; floats with more than 10 distinct
-        values, and integers with more than 20 mostly distinct values, are a regression target.
+        labels and whole numbers with few distinct values are classes; floats that are not whole
+        numbers (``[0.5, 1.5]`` too), whole-number floats with more than 10 distinct values, and
+        integers with more than 20 mostly distinct values, are a regression target.
     metric : what every holdout score measures, and so what the search ranks trials by (and prunes
         on, and reports in ``leaderboard_``): "auto" (accuracy; for regression the mean squared
         error), "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", for a binary problem
@@ -195,7 +196,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     amp : mixed precision on CUDA (ignored on CPU).
     num_workers : DataLoader worker processes, or "auto": half the CPUs (at most 4) when images or
-        other media are decoded and more than 2 CPUs exist, else 0 (decoding in the training process).
+        other media are decoded, more than 2 CPUs exist and processes start by fork (not under the
+        spawn or forkserver start method: macOS, Windows), else 0 (decoding in the training process).
     n_trials : number of search trials; None searches until ``time_limit`` when one is given.
         Without either, ``fit`` trains the one default configuration, unless a search is asked for
         otherwise (lists of choices in ``encoders``/``fusion``, ``search_space``, ``storage``,
@@ -458,9 +460,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
         text = next((v for v in given if isinstance(v, str)), None)
         number = next((v for v in given if isinstance(v, (int, float, np.number))
                        and not isinstance(v, (bool, np.bool_))), None)
-        if text is not None and number is not None:  # numpy would turn every label into a string
-            raise InputError(f"{name}: labels mix strings and numbers (e.g. {text!r} and {number!r}), so predict would "
-                             f"return {str(number)!r} for {number!r}; give them one type, e.g. [str(v) for v in y]")
+        flag = next((v for v in given if isinstance(v, (bool, np.bool_))), None)
+        other, kind = (number, "numbers") if number is not None else (flag, "booleans")
+        if text is not None and other is not None:  # numpy would turn every label into a string
+            other = other.item() if isinstance(other, np.generic) else other
+            raise InputError(f"{name}: labels mix strings and {kind} (e.g. {text!r} and {other!r}), so predict would "
+                             f"return {str(other)!r} for {other!r}; give them one type, e.g. [str(v) for v in y]")
         if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
             arr = arr.astype(float) if any(isinstance(v, float) for v in arr.tolist()) else arr.astype(int)
         elif arr.dtype == object and all(isinstance(v, (numbers.Real, decimal.Decimal))
@@ -847,10 +852,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if self.num_workers != "auto":
             return int(self.num_workers)
         # Worker processes pay off when decoding (images, audio) can overlap with training on spare
-        # cores; on 2 cores or fewer they only compete with the training threads.
+        # cores; on 2 cores or fewer they only compete with the training threads. Started by spawn or
+        # forkserver (macOS, Windows), a loader's workers cost seconds each, every epoch (a 1-epoch fit
+        # of 200 emoji took 85 s instead of 14 s, predicting 300 rows 35 s instead of 2), and rerun a
+        # script's unguarded top level, which then fails.
         heavy = any(s.modality not in ("text", "tabular") for s in specs)
         cpus = os.cpu_count() or 1
-        return min(4, cpus // 2) if heavy and cpus > 2 else 0
+        return min(4, cpus // 2) if heavy and cpus > 2 and workers_are_forked() else 0
 
     @_explicit_signature
     def fit(self, *X, y=None, sample_weight=None, X_val=None, y_val=None, sample_weight_val=None, **unknown):
@@ -1428,7 +1436,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "auto",
              cache_dir: str | os.PathLike | None = None) -> "AutoMM":
-        """Load a model written by :meth:`save` (no pickle is executed). ``cache_dir``: where the
+        """Load a model written by :meth:`save` (no pickle is executed). ``device``: where the
+        loaded model predicts (``device_``): "auto" (CUDA when available, else the CPU), "cpu",
+        "cuda", "cuda:1", ...; a device this machine lacks is an :class:`InputError` (the saved
+        ``device`` parameter, which a new ``fit`` uses, is kept as it was). ``cache_dir``: where the
         loaded model keeps its frozen encoders' features, in place of the ``cache_dir`` it was
         fitted with, which is saved with it (None: keep that one)."""
         from .persistence import load_model

@@ -97,7 +97,7 @@ from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
                             split_text, split_texts, split_value_problems)
-from .tables import (image_folders, labelled_rows, read_table, resolve_image_paths,
+from .tables import (image_folders, labelled_rows, read_table, resolve_image_paths, whole_number_labels,
                      weight_column_values, with_file_rows)
 
 __all__ = [
@@ -487,19 +487,19 @@ class Recipe:
             names = dict.fromkeys(("train", "test", "valid"), f"{data['sample']} sample")
         elif data.get("path"):
             file = self._data_file(data["path"])
-            frame, what = read_table(file, fmt), str(file)
+            frame, what = whole_number_labels(read_table(file, fmt), label), str(file)
             files = dict.fromkeys(("train", "test", "valid"), file)
             names = dict.fromkeys(("train", "test", "valid"), what)
         else:
             file = self._data_file(data["train"])
-            train, what = read_table(file, fmt), str(file)
+            train, what = whole_number_labels(read_table(file, fmt), label), str(file)
             files, names = {"train": file}, {"train": what}
             parts = {}
             for key in ("test", "valid"):  # separate files
                 if data.get(key):
                     files[key] = self._data_file(data[key])
                     names[key] = str(files[key])
-                    parts[key] = read_table(files[key], fmt)
+                    parts[key] = whole_number_labels(read_table(files[key], fmt), label)
                     what += f" + {files[key]}"
             test, valid = parts.get("test"), parts.get("valid")
             frame = None

@@ -507,11 +507,33 @@ def _plugin_name(plugin: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _check_modality_filter(reg: Registry, kind: str, modality: Any) -> None:
+    """Refuse a ``modality`` filter that could only give an empty list by mistake: a modality no
+    component has (a typo, ``"imgae"``), or any modality for a kind whose components have none
+    (fusions and sample datasets are not of one modality)."""
+    from .exceptions import InputError
+    from .suggestions import did_you_mean
+
+    if not any(s.modality for s in reg.specs(kind)):
+        raise InputError(f"list_{kind}s: modality: {kind}s have no modality (none registered names one), so "
+                         f"modality={modality!r} would list none; call list_{kind}s() without it")
+    known = sorted({s.modality for k in KINDS for s in reg.specs(k) if s.modality})
+    if modality not in known:
+        raise InputError(f"list_{kind}s: modality: unknown modality {modality!r}; known modalities: "
+                         f"{known}{did_you_mean(modality, known)}")
+
+
 def _lister(kind: str):
     def list_components(pattern: str | None = None, modality: str | None = None) -> list[str]:
-        return get_registry().names(kind, pattern, modality)
+        reg = get_registry()
+        if modality is not None:
+            _check_modality_filter(reg, kind, modality)
+        return reg.names(kind, pattern, modality)
     list_components.__name__ = f"list_{kind}s"
-    list_components.__doc__ = f"Names of registered {kind}s, optionally filtered by glob ``pattern`` and ``modality``."
+    list_components.__doc__ = (f"Names of registered {kind}s, optionally filtered by glob ``pattern`` and "
+                               "``modality`` (a modality no component has is an ``InputError``"
+                               + (", as is any for fusions and datasets, which have none" if kind in ("fusion", "dataset")
+                                  else "") + ").")
     return list_components
 
 
@@ -521,19 +543,28 @@ list_augmentations = _lister("augmentation")
 list_datasets = _lister("dataset")
 
 
+def _checked_spec(kind: str, name: str, hyperparameters: Mapping[str, Any]) -> ComponentSpec:
+    """The spec of ``name``, its ``hyperparameters``' names checked against its factory (a name
+    it does not take is an ``InputError`` with did-you-mean, not the factory's ``TypeError``)."""
+    spec = get_registry().get(kind, name)
+    given = ("column_roles",) if kind == "encoder" and spec.modality == "tabular" else ()  # automm gives it in a fit
+    spec.check_hyperparameters(hyperparameters, f"create_{kind}", also=given)
+    return spec
+
+
 def create_encoder(name: str, **hyperparameters: Any):
     """Build the encoder ``name`` with its defaults updated by ``hyperparameters``."""
-    return get_registry().get("encoder", name).create(**hyperparameters)
+    return _checked_spec("encoder", name, hyperparameters).create(**hyperparameters)
 
 
 def create_fusion(name: str, input_dims: dict[str, int], n_outputs: int, **hyperparameters: Any):
     """Build the fusion ``name`` for inputs of the given widths."""
-    return get_registry().get("fusion", name).create(dict(input_dims), int(n_outputs), **hyperparameters)
+    return _checked_spec("fusion", name, hyperparameters).create(dict(input_dims), int(n_outputs), **hyperparameters)
 
 
 def create_augmentation(name: str, **hyperparameters: Any):
     """Build the augmentation ``name``."""
-    return get_registry().get("augmentation", name).create(**hyperparameters)
+    return _checked_spec("augmentation", name, hyperparameters).create(**hyperparameters)
 
 
 def load_dataset(name: str):

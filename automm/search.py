@@ -1684,12 +1684,18 @@ def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], kept: float, tim
     # trial computing the features must still fit its model (fashion, an empty cache: 150 s left
     # EfficientNet-Lite0 out and suggested 180 s without it, which left it out again)
     needed = math.ceil((1.25 * (kept + total) / PENDING_TIME_SHARE + float(time_limit) - left) / 60.0) * 60
+    them = 'it' if len(parts) == 1 else 'them'
+    if any(not math.isfinite(seconds) for names in left_out.values() for seconds in names.values()):
+        # an untimed choice's work is unknown: a time limit computed without it can be the one given
+        # (emoji, MiniLM not timed within time_limit=60 suggested "about 60 s or more")
+        advice = (f"A fit with a longer time_limit may include {them} (how long the features take could not be "
+                  f"estimated within the share of time_limit={time_limit:g} allowed for estimating)")
+    else:
+        advice = f"A fit with time_limit of about {needed} s or more includes {them}"
     warnings.warn(f"time_limit={time_limit:g}: left out of this search: {', '.join(parts)}: the features "
                   f"{'it' if len(parts) == 1 else 'they'} would first compute for values not in the feature cache "
                   f"would take longer than one trial may run ({PENDING_TIME_SHARE:.0%} of the search's {left:.0f} s). "
-                  f"A fit with time_limit of about {needed} s or "
-                  f"more includes {'it' if len(parts) == 1 else 'them'}; the features are then cached (cache_dir) for "
-                  "later fits on the same values.",
+                  f"{advice}; the features are then cached (cache_dir) for later fits on the same values.",
                   stacklevel=user_stacklevel())
 
 

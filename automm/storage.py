@@ -66,7 +66,7 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         path = text[len("journal://"):]
         if not path:
             raise InputError(f"storage: {text!r} names no file; use journal:///path/to/study.log")
-        return "journal", os.path.abspath(os.path.expanduser(path))
+        return "journal", _journal_file(path)
     if "://" in text:
         scheme = text.split("://", 1)[0].split("+", 1)[0]
         if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql"):
@@ -83,6 +83,15 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         return "rdb", "sqlite:///" + os.path.abspath(os.path.expanduser(text))
     raise InputError(f"storage: {text!r} is neither a storage URL (sqlite:///..., postgresql://...) nor a journal "
                      "file (journal:///path, or a path ending in .log or .journal)")
+
+
+def _journal_file(path: str, paths=os.path) -> str:
+    """The absolute file a ``journal://`` URL's path names. On Windows ``journal:///C:/x/study.log``
+    names ``C:/x/study.log``, as ``sqlite:///C:/x/study.db`` does (taken whole, ``/C:/x/study.log``
+    is no valid path there: ``\\C:\\x\\study.log``)."""
+    if path[:1] in ("/", "\\") and paths.splitdrive(path[1:])[0]:
+        path = path[1:]
+    return paths.abspath(paths.expanduser(path))
 
 
 #: The schemes a storage URL may have (``postgres`` is read as ``postgresql``).

@@ -16,7 +16,8 @@ import numpy as np
 from .exceptions import InputError
 
 __all__ = ["read_table", "read_header", "read_column", "read_csv_keeping_codes", "data_format", "parquet_engine", "image_folders",
-           "resolve_image_paths", "labelled_rows", "weight_column_values", "ROWS_NOTE", "UNKNOWN_FORMAT", "with_file_rows"]
+           "resolve_image_paths", "labelled_rows", "whole_number_labels", "weight_column_values", "ROWS_NOTE",
+           "UNKNOWN_FORMAT", "with_file_rows"]
 
 #: How messages number the rows of a data file.
 ROWS_NOTE = "numbered from 0 after the header, as pandas reads the file"
@@ -89,6 +90,13 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
                 raise InputError(f"{str(file)!r}: reading Parquet needs the pyarrow package: pip install pyarrow")
             return pd.read_parquet(file).reset_index(drop=True)  # rows numbered as stored, not by a saved index
         frame, encoding = _read_text_table(file, fmt)
+        if encoding not in ("utf-8", "utf-16") and _in_legacy_non_latin_encoding(file):
+            raise InputError(f"{str(file)!r} is not UTF-8 text, and most of its non-ASCII bytes come in runs, as the "
+                             "letters of Chinese, Japanese, Korean, Thai, Arabic, Hebrew, Cyrillic or Greek text do "
+                             "in a legacy encoding (GBK, Big5, Shift-JIS, EUC-KR, Windows-1256, ...): read as "
+                             f"{encoding} its texts would be nonsense, and automm does not guess which encoding it "
+                             "is; save the file as UTF-8 (e.g. iconv -f GBK -t UTF-8 old.csv > new.csv), or read "
+                             "it with pandas.read_csv(path, encoding=...) and pass the frame to fit or predict")
         if encoding not in ("utf-8", "utf-16"):  # (UTF-16 says by its byte-order mark what it is)
             import warnings
 
@@ -177,7 +185,7 @@ def _text_options(file: Path, fmt: str) -> dict:
         text = head.decode("utf-16", errors="ignore")
         header = text.lstrip("\ufeff").split("\n", 1)[0]
         sep = "\t" if fmt == "tsv" or ("\t" in header and "," not in header) else ","
-        return {"sep": sep, "encoding": "utf-16"}
+        return {"sep": sep, "encoding": "utf-16", **_trailing_delimiter_options(text, sep, len(head) < _SNIFF_BYTES)}
     for encoding in _ENCODINGS:
         try:  # (an incomplete character at the end of the bytes read is no error)
             text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < _SNIFF_BYTES)
@@ -186,13 +194,58 @@ def _text_options(file: Path, fmt: str) -> dict:
             continue
     sep = "\t" if fmt == "tsv" else ","
     header = (text or "").lstrip("\ufeff").split("\n", 1)[0]
-    if fmt != "tsv" and "," not in header and ";" in header:
-        return {"sep": ";", "decimal": ",", "encoding": encoding}  # (such files write decimal commas: 3,5)
-    return {"sep": sep, "encoding": encoding}
+    whole = len(head) < _SNIFF_BYTES
+    if fmt != "tsv" and "," not in header and ";" in header:  # (such files write decimal commas: 3,5)
+        return {"sep": ";", "decimal": ",", "encoding": encoding, **_trailing_delimiter_options(text, ";", whole)}
+    return {"sep": sep, "encoding": encoding, **_trailing_delimiter_options(text, sep, whole)}
+
+
+def _trailing_delimiter_options(text: str | None, sep: str, whole: bool) -> dict:
+    """``{"index_col": False}`` when every data row of ``text`` (a file's first bytes, all of it
+    when ``whole``) ends with a delimiter its header line lacks (``a,b,`` under ``x,y``: some
+    exporters end each line so): pandas would take the first column for the rows' index and
+    shift every other column's name one to the left. Rows that have a value there are another
+    matter (R's ``write.table`` row names before a header without their column): left to pandas."""
+    import csv
+    import io
+
+    if not text:
+        return {}
+    rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep) if row]
+    if not whole:
+        rows = rows[:-1]  # (the last row read may be cut short)
+    header, data = (rows[0], rows[1:1000]) if rows else ([], [])
+    if data and all(len(row) == len(header) + 1 and not row[-1].strip() for row in data):
+        return {"index_col": False}
+    return {}
 
 
 #: The encodings a text data file is read in, in order: the first its bytes decode in.
 _ENCODINGS = ("utf-8", "cp1252", "latin-1")  # (Latin-1 decodes any byte)
+
+#: A run of this many non-ASCII bytes or more, each from the next at most one ASCII byte apart (the
+#: second byte of a Shift-JIS or Big5 character may be one), is a word of another script than
+#: Latin in a legacy encoding (two characters of GBK, Shift-JIS, EUC-KR or Big5; four letters of
+#: Windows-1256 or -1251), not a Western European word's accented letters ("ção", "Größe", "été").
+_LEGACY_RUN = 4
+
+#: Runs of non-ASCII bytes, one ASCII byte allowed between two of them.
+_NON_ASCII_RUN = re.compile(rb"[\x80-\xff](?:[\x00-\x7f]?[\x80-\xff])*")
+
+
+def _in_legacy_non_latin_encoding(file: Path, enough: int = 1 << 16, chunk: int = 1 << 20) -> bool:
+    """Whether a file that is not UTF-8 holds text of another script than Latin in a legacy
+    encoding: most of its non-ASCII bytes (of the first ``enough`` found) in runs of
+    :data:`_LEGACY_RUN` or more, at least 16 of them (a Windows-1252 file has its accented
+    letters apart: "Café crème")."""
+    seen = in_runs = 0
+    with _open_bytes(file) as handle:
+        while seen < enough and (block := handle.read(chunk)):
+            for match in _NON_ASCII_RUN.finditer(block):
+                count = sum(byte >= 0x80 for byte in match.group())
+                seen += count
+                in_runs += count if count >= _LEGACY_RUN else 0
+    return in_runs >= 16 and in_runs > seen / 2
 
 
 def _read_text_table(file: Path, fmt: str, usecols: list | None = None):
@@ -363,16 +416,42 @@ def with_file_rows(frame, source: str | os.PathLike):
 
 
 def labelled_rows(frame, label: str, part: str, counts: dict[str, int]):
-    """The rows of ``frame`` (None stays None) that have a label; counts the others in ``counts``."""
+    """The rows of ``frame`` (None stays None) that have a label; counts the others in ``counts``.
+    A label column of :func:`whole_number_labels` comes back as numpy integers."""
     if frame is None or label not in frame.columns:
         return frame
     from .data import is_missing
 
     keep = [not is_missing(v) for v in frame[label].tolist()]
-    if all(keep):
+    if not all(keep):
+        counts[part] = len(keep) - sum(keep)
+        frame = frame[keep]
+    if _is_nullable_integer(frame[label]):
+        frame = frame.assign(**{label: frame[label].astype(frame[label].dtype.numpy_dtype)})
+    return frame
+
+
+def whole_number_labels(frame, label: str):
+    """``frame`` with its label column as pandas' nullable integers where pandas read it as floats
+    only because of its empty cells (``3`` read as ``3.0``): once :func:`labelled_rows` has left
+    those rows out, the labels are the integers of the same file without them, its classes
+    (``3``, not ``3.0``) and its problem type alike."""
+    if frame is None or label not in frame.columns:
         return frame
-    counts[part] = len(keep) - sum(keep)
-    return frame[keep]
+    values = frame[label]
+    if values.dtype.kind != "f" or not values.isna().any():
+        return frame
+    present = values.dropna()
+    if not len(present) or not bool(((present % 1 == 0) & (present.abs() < 2 ** 63)).all()):
+        return frame
+    return frame.assign(**{label: values.astype("Int64")})
+
+
+def _is_nullable_integer(values) -> bool:
+    import pandas as pd
+
+    return (isinstance(values.dtype, pd.api.extensions.ExtensionDtype) and values.dtype.kind in "iu"
+            and not values.isna().any())
 
 
 def weight_column_values(frame, column: str) -> tuple[np.ndarray, str | None]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
 import sys
 import threading
 import time
@@ -220,6 +221,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
             first = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(f"{str(device)!r} cannot be used here ({first})") from None
     return resolved
+
+
+def workers_are_forked() -> bool:
+    """Whether DataLoader worker processes start by ``fork`` (Linux before Python 3.14), without
+    fixing the start method: under ``spawn`` (macOS, Windows) or ``forkserver`` (Linux from Python
+    3.14) each loader's workers import torch and automm anew (seconds each; a loader starts them
+    for every epoch and every evaluation) and run a script's unguarded top level again."""
+    method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+    return method == "fork"
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, collate_fn: Callable,

@@ -598,6 +598,14 @@ def test_the_fit_report_says_how_the_kept_model_was_trained():
                **base, "solver": "lbfgs", "kept_setting": {"l2_c": 100.0}}
     report = _fit_report(summary, None)
     assert "encoders (trial 2)" in report and "L2 penalty (trial 2)" in report and "fusion (trial 2)" in report
+    # a bag without a search (recipes/pretrained_emoji.yaml: frozen encoders, bag_folds="auto") has
+    # five fold models and no trial: it showed "encoders (trial None)" and "ensemble  trial 0 (1.00)"
+    bag = {**summary, "ensemble": {"models": 5, "pooling": "linear", "members": [{"trial": 0, "weight": 1.0,
+                                                                                  "models": 5}]}}
+    del bag["best_trial"], bag["solver"], bag["kept_setting"]
+    report = _fit_report(bag, None)
+    assert "trial" not in report
+    assert "5 fold models averaged (bag_folds); linear pooling" in report
 
 
 def test_fit_refuses_an_output_folder_it_cannot_save_to_before_fitting(capsys, tmp_path, monkeypatch):

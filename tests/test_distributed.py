@@ -676,3 +676,15 @@ def test_a_shared_fit_names_its_study_while_workers_can_still_join(rows, tmp_pat
     started = err.index("more processes join it with: automm worker --storage")
     assert "<this fit's storage> --study automm-" in err[started:] and started < err.index("search done")
     assert journal not in err[started:err.index("search done")]  # (a recipe may hide it behind ${NAME})
+
+
+def test_a_journal_url_with_a_windows_drive_names_the_drive(tmp_path):
+    """journal:///C:/Users/me/study.log was read whole on Windows, as \\C:\\Users\\me\\study.log: no valid path."""
+    import ntpath
+
+    assert automm_storage._journal_file("/C:/Users/me/study.log", ntpath) == "C:\\Users\\me\\study.log"
+    assert automm_storage._journal_file("/c:\\study one.log", ntpath) == "c:\\study one.log"
+    assert automm_storage._journal_file("//server/share/study.log", ntpath) == "\\\\server\\share\\study.log"
+    path = tmp_path / "Mes modèles ü" / "study.log"  # POSIX: the path as written
+    assert automm_storage.parse_storage(f"journal://{path}") == ("journal", str(path))
+    assert automm_storage._journal_file("/C:/study.log") == "/C:/study.log"

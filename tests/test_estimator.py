@@ -657,6 +657,14 @@ def test_labels_mixing_strings_and_numbers_are_refused():
         AutoMM(max_epochs=1).fit(["a b", "c d", "e f", "g h"], [1, "other", 1, "other"])
 
 
+def test_labels_mixing_strings_and_booleans_are_refused():
+    # as with numbers: numpy would make True the string 'True' (a list), or the problem type unknown (a Series)
+    for y in ([True, "no", True, "no"], pd.Series([True, "no", True, "no"]), [np.bool_(True), "no"] * 2):
+        with pytest.raises(InputError, match=r"y: labels mix strings and booleans \(e.g. 'no' and True\), so "
+                                             r"predict would return 'True' for True; give them one type"):
+            AutoMM(max_epochs=1).fit(["a b", "c d", "e f", "g h"], y)
+
+
 def test_a_holdout_that_leaves_too_few_rows_to_train_on_is_named(emoji_split):
     train, _ = emoji_split  # 9 classes
     texts, labels = train["name"].tolist()[:120], train["category"].tolist()[:120]

@@ -24,6 +24,32 @@ def test_builtin_components_are_registered_through_hooks(builtin_only):
     assert spec.provider == "automm.components.image"
 
 
+def test_a_modality_filter_that_can_only_list_nothing_is_refused(builtin_only):
+    """list_fusions(modality="image") and list_encoders(modality="imgae") returned [] silently:
+    fusions and datasets have no modality, and no component has the misspelt one."""
+    assert automm.list_augmentations(modality="batch") == ["mixup", "modality_dropout"]
+    assert automm.list_augmentations(modality="tabular") == []  # a modality, with no augmentation
+    with pytest.raises(automm.InputError, match=r"unknown modality 'imgae'.*did you mean 'image'"):
+        automm.list_encoders(modality="imgae")
+    with pytest.raises(automm.InputError, match=r"list_fusions: modality: fusions have no modality"):
+        automm.list_fusions(modality="image")
+    with pytest.raises(automm.InputError, match=r"list_datasets: modality: datasets have no modality"):
+        automm.list_datasets(modality="image")
+
+
+def test_create_functions_name_a_misspelt_hyperparameter(builtin_only):
+    """create_encoder("cnn", widht=16) raised the factory's bare TypeError, with no did-you-mean."""
+    with pytest.raises(automm.InputError, match=r"create_encoder: encoder 'cnn' has no hyperparameter 'widht' "
+                                                r"\(did you mean 'width'\?\)"):
+        automm.create_encoder("cnn", widht=16)
+    with pytest.raises(automm.InputError, match=r"create_fusion: fusion 'concat' has no hyperparameter 'proj'"):
+        automm.create_fusion("concat", {"a": 4}, 2, proj=3)
+    with pytest.raises(automm.InputError, match=r"create_augmentation: .* 'alhpa' \(did you mean 'alpha'\?\)"):
+        automm.create_augmentation("mixup", alhpa=1.0)
+    assert automm.create_encoder("cnn", width=8).output_dim > 0
+    assert automm.create_encoder("tabular", column_roles={"a": "numeric"}) is not None  # given by automm in a fit
+
+
 def test_unknown_name_lists_known_names(builtin_only):
     with pytest.raises(UnknownComponentError, match="unknown encoder 'cnnn'. Did you mean 'cnn'.*Known encoders: cnn, gru"):
         automm.create_encoder("cnnn")

@@ -52,3 +52,26 @@ def test_classes_that_a_model_cannot_save_are_refused_before_training():
     y = np.where(X.a > 20, pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-08"))
     with pytest.raises(InputError, match="classes of type Timestamp"):
         AutoMM(max_epochs=1, problem_type="binary").fit(X, y)
+
+
+def test_auto_workers_only_where_processes_fork(monkeypatch):
+    """num_workers="auto" started DataLoader workers under spawn too (macOS, Windows): each loader's
+    workers imported torch and automm again, every epoch and evaluation (a 1-epoch fit of 200 emoji:
+    85 s instead of 14 s), and reran an unguarded script's top level, which crashed the fit."""
+    import multiprocessing
+    import os
+
+    from automm.data import InputSpec
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    specs = [InputSpec(name="image_0", modality="image", columns=["image"])]
+    model = AutoMM()
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "fork")
+    assert model._resolved_num_workers(specs) == 4
+    for method in ("spawn", "forkserver"):
+        monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False, m=method: m)
+        assert model._resolved_num_workers(specs) == 0
+        assert AutoMM(num_workers=2)._resolved_num_workers(specs) == 2  # asked for: honoured
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: None)  # not set: the default
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn", "fork", "forkserver"])
+    assert model._resolved_num_workers(specs) == 0

@@ -421,6 +421,32 @@ def test_rows_without_a_label_are_left_out_of_every_part(tmp_path, emoji_sample)
     assert not data.y_train.isna().any() and not data.y_test.isna().any()
 
 
+def test_integer_labels_with_blank_cells_stay_integers(tmp_path):
+    # pandas reads a column of integers with an empty cell as floats: once the rows without a label
+    # are left out, the classes are those of the same file without them (3, not 3.0; not regression)
+    import pandas as pd
+
+    from automm.drafting import draft_recipe
+
+    rng = np.random.default_rng(0)
+    labels = [str(v) for v in rng.integers(0, 15, 60)]
+    labels[5] = labels[50] = ""  # a blank training and test label
+    frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "y": labels,
+                          "split": ["train"] * 45 + ["test"] * 15})
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    assert pd.read_csv(tmp_path / "items.csv")["y"].dtype == float
+    recipe = {"data": {"path": "items.csv", "label": "y", "split_column": "split"}}
+    data = load_recipe(recipe, base_dir=tmp_path, require_data=True).load_data()
+    assert data.unlabelled_rows == {"train": 1, "test": 1}
+    assert data.y_train.dtype == np.int64 and data.y_test.dtype == np.int64
+    assert data.y_train.tolist() == [int(v) for v in labels[:45] if v]
+    draft = draft_recipe(tmp_path / "items.csv", "y", recipe_dir=tmp_path)
+    assert draft.content["problem"]["type"] == "multiclass"  # 15 integer classes, as without the blanks
+    frame.assign(y=[v and v + ".5" for v in labels]).to_csv(tmp_path / "items.csv", index=False)
+    data = load_recipe(recipe, base_dir=tmp_path, require_data=True).load_data()
+    assert data.y_train.dtype == float  # numbers that are not whole stay floats
+
+
 def test_data_from_train_and_test_files_with_images_relative_to_the_recipe(tmp_path, emoji_sample):
     (tmp_path / "images").mkdir()
     (tmp_path / "tables").mkdir()
@@ -971,6 +997,43 @@ def test_csv_files_as_spreadsheets_write_them_are_read_with_their_codes_kept(tmp
             warnings.simplefilter("error")  # nothing to check: UTF-16 says what it is
             assert read_table(tmp_path / name)["name"].tolist() == ["Café crème", "Thé", "x, y", "z"]
         assert read_header(tmp_path / name, "csv") == list(rows.columns)
+
+
+def test_a_csv_file_whose_rows_end_with_a_delimiter_keeps_its_columns_in_place(tmp_path):
+    """Rows ending with a delimiter the header lacks ("a,b," under "title,shop"): pandas took the
+    titles for the index and every column shifted one to the left, so `automm predict` read the
+    shop names as the titles, silently."""
+    from automm.tables import read_as_written, read_column, read_table
+
+    (tmp_path / "trailing.csv").write_text("title,shop\n黑色手机 特价,s1,\nrunning shoes,s2,\n", encoding="utf-8")
+    (tmp_path / "semi.csv").write_text("title;price\nTee;4,5;\nCap;5;\n", encoding="utf-8")
+    frame = read_table(tmp_path / "trailing.csv")
+    assert list(frame.columns) == ["title", "shop"] and frame["title"].tolist() == ["黑色手机 特价", "running shoes"]
+    assert frame["shop"].tolist() == ["s1", "s2"] and frame.index.tolist() == [0, 1]
+    assert read_column(tmp_path / "trailing.csv", "csv", "title").tolist() == ["黑色手机 特价", "running shoes"]
+    assert read_as_written(tmp_path / "trailing.csv", ["shop"])["shop"].tolist() == ["s1", "s2"]
+    assert read_table(tmp_path / "semi.csv")["price"].tolist() == [4.5, 5.0]
+    (tmp_path / "row_names.csv").write_text("title,shop\nr1,tee,s1\nr2,cap,s2\n", encoding="utf-8")  # R's write.table
+    assert read_table(tmp_path / "row_names.csv")["title"].tolist() == ["tee", "cap"]  # as pandas reads it
+
+
+def test_a_csv_file_in_a_legacy_encoding_of_another_script_is_refused_not_read_as_nonsense(tmp_path):
+    """A GBK (or Shift-JIS, Windows-1256, ...) file was read as Windows-1252 or Latin-1, its titles
+    turned into nonsense, with a warning about "accented letters": predictions silently wrong."""
+    from automm.exceptions import InputError
+    from automm.tables import read_table
+
+    titles = {"gbk": "黑色手机 特价正品\n运动鞋 包邮\n", "shift_jis": "Sony靴人気送料無料\nスマホケース 新品\n",
+              "euc_kr": "검정 시계 정품\n신상 휴대폰\n", "cp1256": "هاتف ذكي جديد\nحذاء أسود\n",
+              "cp1251": "Телефон новый\nКроссовки\n"}
+    for encoding, text in titles.items():
+        (tmp_path / f"{encoding}.csv").write_bytes(("title\n" + text * 5).encode(encoding))
+        with pytest.raises(InputError, match=rf"{encoding}.csv' is not UTF-8 text.*save the file as UTF-8"):
+            read_table(tmp_path / f"{encoding}.csv")
+    western = ["Café crème", "Informações não incluídas", "Calçados Größe Übergröße", "¿Qué tamaño? Añadió"]
+    (tmp_path / "western.csv").write_bytes(("title\n" + "\n".join(western * 20)).encode("cp1252"))
+    with pytest.warns(UserWarning, match="is not UTF-8 text: read as cp1252"):  # read, as before
+        assert read_table(tmp_path / "western.csv")["title"].tolist() == western * 20
 
 
 def test_split_values_given_as_whole_numbers_match_a_fold_column_read_as_floats():

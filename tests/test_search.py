@@ -2462,6 +2462,18 @@ def test_the_time_limit_suggested_for_slow_features_leaves_room_for_them_and_a_m
         search._warn_too_slow({"text_0": {"slow_features": 100.0}}, 20.0, 300, time.monotonic() + 290)
 
 
+def test_the_time_limit_suggested_for_untimed_slow_features_is_not_the_one_given(fresh_registry):
+    """README's search on emoji, time_limit=60: MiniLM could not be timed within its share, and the
+    warning suggested "time_limit of about 60 s or more", the time limit it had been given."""
+    fresh_registry(SlowFeaturesPlugin())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search._warn_too_slow({"text_0": {"slow_features": math.inf}}, 0.0, 60, time.monotonic() + 37)
+    (message,) = [str(w.message) for w in caught]
+    assert "too slow to time" in message and "about 60 s" not in message
+    assert "A fit with a longer time_limit may include it" in message
+
+
 def test_an_only_choice_with_slow_features_is_kept(builtin_registry, fresh_registry, texts, monkeypatch):
     fresh_registry(SlowFeaturesPlugin())
     monkeypatch.setattr(SlowToPrepare, "prepared", [])

@@ -69,6 +69,16 @@ def test_tokenize_emoji_are_tokens_without_modifiers():
     assert tokenize("I ❤️ pizza 🍕👍🏽 👨‍👩‍👧") == ["i", "❤", "pizza", "🍕", "👍", "👨", "👩", "👧"]
 
 
+def test_tokenize_keeps_emoji_newer_than_pythons_unicode_and_private_use_symbols():
+    """Unicode 15's emoji (🩷 U+1FA77, 🫨 U+1FAE8) are unassigned to Python 3.11's unicodedata and
+    were dropped: a title of new emoji read as empty, and a model read such texts differently
+    under a newer Python. Private-use symbols (Apple's logo U+F8FF) were dropped too."""
+    assert tokenize("\U0001FA77 pink heart \U0001FAE8\U0001FAE8") == ["\U0001FA77", "pink", "heart", "\U0001FAE8",
+                                                                   "\U0001FAE8"]
+    assert tokenize("\uF8FF Watch") == ["\uF8FF", "watch"]
+    assert tokenize("a\uFFFEb\u200b c\uFDD0") == ["ab", "c"]  # noncharacters and zero-width spaces still skipped
+
+
 def test_tokenize_numbers_and_missing_values():
     assert tokenize(42) == ["42"]
     assert tokenize(3.5) == ["3", ".", "5"]

@@ -92,8 +92,13 @@ def _char_class(char: str) -> int:
         return _WORD
     if category[0] == "M":
         return _MARK  # combining mark: part of the word it follows
-    if category in ("Cc", "Cf", "Cs", "Co", "Cn"):
-        return _SKIP  # controls, zero-width joiners, unassigned
+    if category in ("Co", "Cn") and not (0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE):
+        # a private-use character (a vendor's logo, an old Japanese phone's emoji) or one newer than
+        # this Python's Unicode (🩷 and 🫨 of Unicode 15 are unassigned to Python 3.11): a symbol,
+        # kept as on a newer Python, not dropped (a text of new emoji read as empty)
+        return _SINGLE
+    if category[0] == "C":
+        return _SKIP  # controls, zero-width joiners, surrogates, noncharacters
     return _SINGLE  # punctuation, symbols, emoji
 
 
