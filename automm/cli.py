@@ -164,7 +164,8 @@ def _folder_as_given(argument: str = "DATA"):
 def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, str], *, empty_ok: bool = False,
                folders: Sequence[str] = ()):
     """A data file for predict/evaluate: (the rows kept by ``filters``, with relative image paths
-    looked up as ``fit`` looks them up (:func:`automm.tables.image_folders`); the same rows as the
+    looked up in the data file's folder, the working directory, then ``folders`` (the model's
+    ``data.files_dir``: a file of the same name in the user's folders is theirs); the same rows as the
     file holds them). A filter that keeps no row is a :class:`UsageError` listing the column's
     values; a file without rows an :class:`InputError` unless ``empty_ok``. The frames' index is
     the rows' numbers in the file."""
@@ -196,7 +197,9 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
             raise UsageError(f"--filter {column}={value}: no row has {value!r} in column {column!r}; its values "
                              f"in {rows} are {shown}{did_you_mean(value, found)}")
         frame = kept
-    return resolve_image_paths(frame, image_folders(path, *folders), roles, source=path, inputs=list(roles)), frame
+    tried = image_folders(path)  # the data file's folder, then the working directory: the user's files first,
+    tried += [Path(f) for f in folders if Path(f) not in tried]  # then where the model's fit found its own
+    return resolve_image_paths(frame, tried, roles, source=path, inputs=list(roles)), frame
 
 
 def _device(device: str, argument: str) -> str:
@@ -286,7 +289,14 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
                          f"(e.g. --columns {','.join(map(str, list(frame.columns)[:len(missing)]))}); its columns are "
                          f"{', '.join(map(str, frame.columns))}")
     if missing:
-        hint = did_you_mean(missing[0], list(frame.columns)) if len(missing) == 1 else ""
+        if len(missing) == 1:
+            hint = did_you_mean(missing[0], list(frame.columns))
+        else:  # each its own, as AutoMM.predict says them ('Title' for 'title')
+            from .suggestions import close_match
+
+            unknown = [str(c) for c in frame.columns if c not in columns.values()]
+            renamed = [f"{close!r} to {c!r}" for c in missing if (close := close_match(str(c), unknown))]
+            hint = f"; rename {', '.join(renamed)}?" if renamed else ""
         raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on; "
                          f"its columns are {', '.join(map(str, frame.columns))}{hint}")
     frame = with_file_rows(frame, data_path)
@@ -746,7 +756,8 @@ def _warn_training_split_rows(model_dir: str, frame, filters) -> None:
 
 def _recipe_files_dirs(model_dir: str) -> list[str]:
     """``data.files_dir`` of the recipe saved with the model (absolute folders where ``fit``
-    found the data's relative file paths): looked up by ``predict`` and ``evaluate`` too."""
+    found the data's relative file paths): looked up by ``predict`` and ``evaluate`` too, after the
+    data file's folder and the working directory."""
     try:
         value = _recipe_data_value(model_dir, "files_dir")
     except UsageError:

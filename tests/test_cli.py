@@ -186,6 +186,10 @@ def test_fit_json_then_evaluate_and_predict_a_regression_in_process(capsys, regr
     (folder / "no_a.csv").write_text("b,colour,price\n0.1,red,1.0\n")
     result = run(capsys, "predict", folder / "model", folder / "no_a.csv")
     assert result.code == 1 and "lacks the column(s) ['a']" in result.err and result.no_traceback()
+    (folder / "renamed.csv").write_text("A,b,Colour\n0.1,0.2,red\n")  # each renamed column named (was: none)
+    result = run(capsys, "predict", folder / "model", folder / "renamed.csv")
+    assert result.code == 1 and "lacks the column(s) ['a', 'colour']" in result.err
+    assert "rename 'A' to 'a', 'Colour' to 'colour'?" in result.err
 
     # -o: a file that cannot be written is refused before predicting; an earlier file is replaced whole
     result = run(capsys, "predict", folder / "model", folder / "houses.csv", "-o", folder / "nowhere" / "p.csv")

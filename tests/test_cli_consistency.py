@@ -146,6 +146,44 @@ def test_predict_and_evaluate_look_in_the_fits_files_dir(capsys, tmp_path):
     assert code == 0 and len(out.splitlines()) == 81, err
 
 
+def test_predict_reads_the_users_images_before_those_of_the_fits_files_dir(capsys, tmp_path, monkeypatch):
+    """A colleague's photos, named as the trainer's were, in the working directory: predict read
+    the trainer's (the saved recipe's data.files_dir came before the working directory), so the
+    command and AutoMM.load(...).predict, which reads the working directory, disagreed."""
+    from automm import AutoMM
+
+    (tmp_path / "data").mkdir()
+    shutil.copytree(EMOJI_SAMPLE_DIR / "images", tmp_path / "pics")
+    frame = pd.read_csv(EMOJI_SAMPLE_DIR / "emoji_sample.csv").head(40)
+    frame["image"] = frame["image"].str.replace("images/", "", regex=False)
+    frame.to_csv(tmp_path / "data" / "items.csv", index=False)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({
+        "version": 1, "data": {"path": "data/items.csv", "files_dir": "pics", "label": "category",
+                               "columns": ["image"]},
+        "components": {"encoders": {"image": {"name": "cnn", "image_size": 16, "width": 4, "depth": 1,
+                                              "output_dim": 8}}, "augmentations": None},
+        "training": {"max_epochs": 1, "num_workers": 0}, "output": {"dir": str(tmp_path / "m")}, "seed": 0}))
+    assert main(["fit", str(tmp_path / "r.yaml"), "-q"]) == 0
+    capsys.readouterr()
+    colleague = tmp_path / "colleague"
+    colleague.mkdir()
+    for i, name in enumerate(frame["image"]):  # other pictures under the same names
+        shutil.copy(tmp_path / "pics" / frame["image"].iloc[(i + 7) % len(frame)], colleague / name)
+    monkeypatch.chdir(colleague)
+    code, out, err = run(capsys, "predict", tmp_path / "m", tmp_path / "data" / "items.csv", "--proba", "-q")
+    assert code == 0, err
+    written = pd.read_csv(pd.io.common.StringIO(out)).filter(like="proba_").to_numpy()
+    model = AutoMM.load(tmp_path / "m")
+    np.testing.assert_allclose(written, model.predict_proba(frame[["image"]]), atol=1e-6)  # the working directory's
+    trainers = model.predict_proba(frame[["image"]].assign(image=[str(tmp_path / "pics" / n) for n in frame["image"]]))
+    assert np.abs(written - trainers).max() > 1e-4
+    monkeypatch.chdir(tmp_path)  # no such files here: the fit's folder still serves
+    code, out, err = run(capsys, "predict", tmp_path / "m", tmp_path / "data" / "items.csv", "--proba", "-q")
+    assert code == 0, err
+    np.testing.assert_allclose(pd.read_csv(pd.io.common.StringIO(out)).filter(like="proba_").to_numpy(), trainers,
+                               atol=1e-6)
+
+
 def test_fit_honours_output_verbose_0(capsys, codes_model, monkeypatch):
     monkeypatch.setenv("LABEL", "code")
     code, out, err = run(capsys, "fit", codes_model / "r.yaml", "--set", "output.verbose=0", "-o",
