@@ -292,11 +292,9 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
         if len(missing) == 1:
             hint = did_you_mean(missing[0], list(frame.columns))
         else:  # each its own, as AutoMM.predict says them ('Title' for 'title')
-            from .suggestions import close_match
+            from .suggestions import rename_hint
 
-            unknown = [str(c) for c in frame.columns if c not in columns.values()]
-            renamed = [f"{close!r} to {c!r}" for c in missing if (close := close_match(str(c), unknown))]
-            hint = f"; rename {', '.join(renamed)}?" if renamed else ""
+            hint = rename_hint(missing, [c for c in frame.columns if c not in columns.values()])
         raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on; "
                          f"its columns are {', '.join(map(str, frame.columns))}{hint}")
     frame = with_file_rows(frame, data_path)

@@ -1241,11 +1241,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
                     table = table.with_columns({**table.columns, **{c: [None] * len(table) for c in missing}})
                     missing = []
             if missing:
-                from .suggestions import close_match
+                from .suggestions import rename_hint
 
-                unknown = [str(c) for c in table.names if c not in self.columns_]
-                renamed = [f"{close!r} to {c!r}" for c in missing if (close := close_match(str(c), unknown))]
-                hint = f"; rename {', '.join(renamed)}?" if renamed else ""
+                hint = rename_hint(missing, [c for c in table.names if c not in self.columns_])
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint} (to "
                                  "predict without one, give its column with None in every row)")
             table = table.with_columns({c: table.columns[c] for c in self.columns_})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-__all__ = ["close_match", "did_you_mean", "quoted_values", "unique_target"]
+__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "unique_target"]
 
 
 def close_match(found: Any, candidates: Iterable[Any], words: bool = False) -> str | None:
@@ -19,18 +19,34 @@ def close_match(found: Any, candidates: Iterable[Any], words: bool = False) -> s
     if not isinstance(found, str):
         return None
     names = [c for c in candidates if isinstance(c, str)]
-    close = difflib.get_close_matches(found, names, n=1, cutoff=0.6)
+    # the same name in another case before a merely similar one ('Image', not 'image_2', for 'image')
+    close = [c for c in names if c == found] or [c for c in names if c.lower() == found.lower()][:1]
     if not close:
-        lowered = {c.lower(): c for c in names}
-        if found.lower() in lowered:
-            close = [lowered[found.lower()]]
-        elif len(found) >= 2:  # an abbreviation of exactly one candidate
+        close = difflib.get_close_matches(found, names, n=1, cutoff=0.6)
+        if not close and len(found) >= 2:  # an abbreviation of exactly one candidate
             starts = [c for c in names if c.lower().startswith(found.lower())]
             close = starts if len(starts) == 1 else []
             if not close and words and len(found) >= 4:  # a word of exactly one ("flip": horizontal_flip)
                 holding = [c for c in names if found.lower() in c.lower().replace("-", "_").split("_")]
                 close = holding if len(holding) == 1 else []
     return close[0] if close else None
+
+
+def rename_hint(missing: Iterable[Any], found: Iterable[Any]) -> str:
+    """``"; rename 'Title' to 'title', 'Image' to 'image'?"``: for each of the ``missing`` names, the
+    one of the ``found`` names it most likely is (:func:`close_match`; names differing only in case
+    first, each found name given once), else ``""``."""
+    missing, left = list(missing), [str(c) for c in found]
+    chosen: dict[int, str] = {}
+    for exact in (True, False):
+        for i, name in enumerate(missing):
+            if i not in chosen and left:
+                close = close_match(str(name), left)
+                if close is not None and (not exact or close.lower() == str(name).lower()):
+                    chosen[i] = close
+                    left.remove(close)
+    renamed = [f"{chosen[i]!r} to {name!r}" for i, name in enumerate(missing) if i in chosen]
+    return f"; rename {', '.join(renamed)}?" if renamed else ""
 
 
 def did_you_mean(found: Any, candidates: Iterable[Any]) -> str:

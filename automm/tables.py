@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
@@ -91,6 +92,13 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
             return pd.read_parquet(file).reset_index(drop=True)  # rows numbered as stored, not by a saved index
         frame, encoding = _read_text_table(file, fmt)
         if encoding not in ("utf-8", "utf-16") and _in_legacy_non_latin_encoding(file):
+            if (where := _utf8_but_for(file)) is not None:  # not a legacy encoding: iconv -f GBK would garble it
+                raise InputError(f"{str(file)!r} is UTF-8 text but for bytes that are not, the first at byte "
+                                 f"{where[0]} (line {where[1]} of the file): read as {encoding} all its other "
+                                 "texts would be nonsense; correct that line and any other such (text pasted from "
+                                 "a file in another encoding, such as Windows-1252), or read the file with "
+                                 "pandas.read_csv(path, encoding_errors='replace') and pass the frame to fit or "
+                                 "predict")
             raise InputError(f"{str(file)!r} is not UTF-8 text, and most of its non-ASCII bytes come in runs, as the "
                              "letters of Chinese, Japanese, Korean, Thai, Arabic, Hebrew, Cyrillic or Greek text do "
                              "in a legacy encoding (GBK, Big5, Shift-JIS, EUC-KR, Windows-1256, ...): read as "
@@ -229,23 +237,53 @@ _ENCODINGS = ("utf-8", "cp1252", "latin-1")  # (Latin-1 decodes any byte)
 #: Windows-1256 or -1251), not a Western European word's accented letters ("ção", "Größe", "été").
 _LEGACY_RUN = 4
 
-#: Runs of non-ASCII bytes, one ASCII byte allowed between two of them.
-_NON_ASCII_RUN = re.compile(rb"[\x80-\xff](?:[\x00-\x7f]?[\x80-\xff])*")
 
 
 def _in_legacy_non_latin_encoding(file: Path, enough: int = 1 << 16, chunk: int = 1 << 20) -> bool:
     """Whether a file that is not UTF-8 holds text of another script than Latin in a legacy
     encoding: most of its non-ASCII bytes (of the first ``enough`` found) in runs of
     :data:`_LEGACY_RUN` or more, at least 16 of them (a Windows-1252 file has its accented
-    letters apart: "Café crème")."""
+    letters apart: "Café crème"). A chunk's bytes are compared at once (numpy): a large file
+    with few accented letters is scanned whole, at the speed of reading it."""
     seen = in_runs = 0
     with _open_bytes(file) as handle:
         while seen < enough and (block := handle.read(chunk)):
-            for match in _NON_ASCII_RUN.finditer(block):
-                count = sum(byte >= 0x80 for byte in match.group())
-                seen += count
-                in_runs += count if count >= _LEGACY_RUN else 0
+            where = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) >= 0x80)
+            if not where.size:
+                continue
+            breaks = np.flatnonzero(np.diff(where) > 2)  # more than one ASCII byte between two: a new run
+            lengths = np.diff(np.concatenate(([0], breaks + 1, [where.size])))
+            seen += int(where.size)
+            in_runs += int(lengths[lengths >= _LEGACY_RUN].sum())
     return in_runs >= 16 and in_runs > seen / 2
+
+
+#: A character of two, three or four bytes as UTF-8 writes it.
+_UTF8_CHARACTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _utf8_but_for(file: Path, head: int = 1 << 22, chunk: int = 1 << 20) -> tuple[int, int] | None:
+    """(byte offset, line from 1) of the first byte that is not UTF-8 in a file whose first
+    ``head`` bytes are otherwise UTF-8 text (nine in ten of their non-ASCII bytes in UTF-8
+    characters: a UTF-8 file with a row pasted from a Windows-1252 one), else None."""
+    import codecs
+
+    with _open_bytes(file) as handle:
+        block = handle.read(head)
+        non_ascii = int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) >= 0x80))
+        if sum(map(len, _UTF8_CHARACTER.findall(block))) < 0.9 * non_ascii:
+            return None
+        decoder, offset, lines = codecs.getincrementaldecoder("utf-8")(), 0, 1
+        while True:
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:  # (its bytes begin with those a character cut at the last block held)
+                return offset - (len(exc.object) - len(block)) + exc.start, lines + exc.object.count(b"\n", 0, exc.start)
+            if not block:
+                return None
+            offset, lines = offset + len(block), lines + block.count(b"\n")
+            block = handle.read(chunk)
+    return None
 
 
 def _read_text_table(file: Path, fmt: str, usecols: list | None = None):
@@ -375,14 +413,16 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
     of the folders, naming the folders tried and the first such rows (by ``frame``'s index: the
     data file's rows, as long as the caller kept them); only for the columns in ``inputs`` when
     given (those a model reads: a column it ignores may hold paths to anything). ``found_in``
-    collects the folders where files were found."""
+    collects the folders where files were found. With ``source``, a warning when paths among a
+    column's first :data:`_SHADOW_CHECKS` name files in more than one folder (the user's
+    ``a.png`` and the trainer's): which one is read is then a matter of the folders' order."""
     folders = [Path(f) for f in folders]
     columns = _image_columns(frame, roles or {}, folders)
     if not columns:
         return frame
     frame = frame.copy()
     for column in columns:
-        resolved, unfound, present = [], [], 0
+        resolved, unfound, present, shadowed = [], [], 0, []
         for row, value in zip(frame.index, frame[column].tolist()):
             if not isinstance(value, str) or not value.strip() or "://" in value or os.path.isabs(value):
                 present += isinstance(value, str) and bool(value.strip())
@@ -392,8 +432,12 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
             folder = next((folder for folder in folders if (folder / value).exists()), None)
             if folder is None:
                 unfound.append((row, value))
-            elif found_in is not None:
-                found_in.add(folder)
+            else:
+                if found_in is not None:
+                    found_in.add(folder)
+                if source is not None and present <= _SHADOW_CHECKS and not shadowed:
+                    shadowed = [(value, folder, other) for other in folders[folders.index(folder) + 1:]
+                                if _another_file(folder / value, other / value)][:1]
             resolved.append(str((folder if folder is not None else folders[0]) / value))
         if source is not None and unfound and (inputs is None or column in inputs):
             from .data import IMAGE_TOLERANCE, backslash_hint
@@ -404,8 +448,25 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                                  f"are in none of the folders tried ({', '.join(map(str, folders))}): {shown}"
                                  f"{' ...' if len(unfound) > 3 else ''} (rows {ROWS_NOTE}); make the paths relative "
                                  f"to the data file's folder, or absolute{backslash_hint([v for _, v in unfound])}")
+        if shadowed:
+            value, folder, other = shadowed[0]
+            warnings.warn(f"{source}: column {column!r}: {value!r} names a file both in {folder} and in {other} "
+                          f"(other files); the first is read, as for every path found in several of the folders tried "
+                          f"({', '.join(map(str, folders))}): make the paths absolute to choose", stacklevel=2)
         frame[column] = resolved
     return frame
+
+
+#: How many of a column's relative paths :func:`resolve_image_paths` looks for in the later folders too.
+_SHADOW_CHECKS = 200
+
+
+def _another_file(path: Path, other: Path) -> bool:
+    """Whether ``other`` exists and is not the file ``path`` is."""
+    try:
+        return other.exists() and not os.path.samefile(path, other)
+    except OSError:
+        return False
 
 
 def with_file_rows(frame, source: str | os.PathLike):

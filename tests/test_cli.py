@@ -202,6 +202,24 @@ def test_fit_json_then_evaluate_and_predict_a_regression_in_process(capsys, regr
     assert not [p for p in folder.iterdir() if p.name.startswith(".p.csv")]  # no temporary file left
 
 
+def test_a_rename_hint_names_the_column_in_another_case_before_a_merely_similar_one():
+    """A model's 'title' and 'image' given as 'Title' and 'Image' beside an 'image_2': the hint
+    said to rename 'image_2' to 'image' (difflib's closer string), and one column could be named
+    for two ('Titles' to 'title', 'Titles' to 'titles')."""
+    from types import SimpleNamespace
+
+    from automm.cli import _model_inputs
+    from automm.exceptions import InputError
+    from automm.suggestions import close_match, rename_hint
+
+    assert close_match("image", ["Title", "Image", "image_2"]) == "Image"
+    assert rename_hint(["title", "titles"], ["Titles"]) == "; rename 'Titles' to 'titles'?"
+    model = SimpleNamespace(columns_=["title", "image", "price"], input_positional_=False)
+    data = pd.DataFrame({"Title": ["a"], "Image": ["b.png"], "price": [1.0], "image_2": ["c.png"]})
+    with pytest.raises(InputError, match=r"rename 'Title' to 'title', 'Image' to 'image'\?$"):
+        _model_inputs(model, data, "items.csv")
+
+
 def test_a_weight_column_weighs_the_fit_and_the_test_metrics(capsys, regression_files, tmp_path):
     """data.weight_column: fit's sample_weight, the test metrics weighted; evaluate reads it from
     the saved recipe; a bad weight is a recipe error before any training."""

@@ -1036,6 +1036,41 @@ def test_a_csv_file_in_a_legacy_encoding_of_another_script_is_refused_not_read_a
         assert read_table(tmp_path / "western.csv")["title"].tolist() == western * 20
 
 
+def test_a_utf8_file_with_a_few_bytes_of_another_encoding_is_refused_naming_where_they_are(tmp_path):
+    """A UTF-8 file of Chinese titles with one row pasted from a Windows-1252 file was refused as a
+    legacy encoding, with the advice to convert it from GBK (iconv would garble its UTF-8 text)."""
+    from automm.exceptions import InputError
+    from automm.tables import _utf8_but_for, read_table
+
+    text = "title,shop\n" + "".join(f"黑色手机 特价正品 {i},s\n" for i in range(200))
+    data = text.encode("utf-8") + "café crème,t\n".encode("cp1252")
+    (tmp_path / "pasted.csv").write_bytes(data)
+    at = data.index(b"caf\xe9") + 3
+    with pytest.raises(InputError, match=rf"is UTF-8 text but for bytes that are not, the first at byte {at} "
+                                         r"\(line 202 of the file\)") as caught:
+        read_table(tmp_path / "pasted.csv")
+    assert "GBK" not in str(caught.value)
+    assert _utf8_but_for(tmp_path / "pasted.csv", chunk=7) == (at, 202)  # (characters cut between blocks)
+    (tmp_path / "gbk.csv").write_bytes(text.encode("gbk"))
+    with pytest.raises(InputError, match="legacy encoding"):
+        read_table(tmp_path / "gbk.csv")
+
+
+def test_the_legacy_encoding_scan_reads_past_a_large_western_start(tmp_path):
+    """The scan compares each chunk's bytes at once (a 35 MB Windows-1252 file: 1.5 s one match
+    at a time, 0.08 s now; benchmarks/RESULTS.md, session 43); its verdict is the rule's: accented
+    letters apart are Western, words of runs are another script, wherever in the file they come."""
+    from automm.tables import _in_legacy_non_latin_encoding
+
+    western = (b"id,title\n" + b"1,plain ascii text of a product title here\n" * 40
+               + "2,caf\u00e9 cr\u00e8me\n".encode("cp1252")) * 2000
+    (tmp_path / "western.csv").write_bytes(western)
+    assert not _in_legacy_non_latin_encoding(tmp_path / "western.csv")
+    chinese = "".join(f"{i},\u9ed1\u8272\u624b\u673a \u7279\u4ef7\n" for i in range(50)).encode("gbk")
+    (tmp_path / "late.csv").write_bytes(b"id,title\n" + b"0,ascii\n" * 200_000 + chinese)  # past the first 1 MB
+    assert _in_legacy_non_latin_encoding(tmp_path / "late.csv")
+
+
 def test_split_values_given_as_whole_numbers_match_a_fold_column_read_as_floats():
     from automm.recipe_checks import split_value_problems
 
@@ -1135,3 +1170,29 @@ def test_a_number_among_choices_is_not_told_to_be_quoted(tmp_path):
     with pytest.raises(RecipeError) as caught:
         load_recipe(tmp_path / "recipe.yaml")
     assert "data.column_types.name" in str(caught.value) and "quote" not in str(caught.value)
+
+
+def test_a_relative_path_found_in_several_folders_is_said(tmp_path):
+    """`automm evaluate` looks in the data file's folder, the working directory, then the model's
+    files_dir: a copy of the training file beside placeholder images of the same names read the
+    placeholders silently (0.333 against 0.658)."""
+    import warnings
+
+    import pandas as pd
+    from PIL import Image
+
+    from automm.tables import resolve_image_paths
+
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    for folder, colour in ((mine, "red"), (theirs, "blue")):
+        folder.mkdir()
+        Image.new("RGB", (4, 4), colour).save(folder / "a.png")
+    Image.new("RGB", (4, 4), "green").save(theirs / "b.png")
+    frame = pd.DataFrame({"image": ["a.png", "b.png"]})
+    with pytest.warns(UserWarning, match=r"column 'image': 'a.png' names a file both in .*mine and in .*theirs"):
+        resolved = resolve_image_paths(frame, [mine, theirs], {"image": "image"}, source="data.csv")
+    assert resolved["image"].tolist() == [str(mine / "a.png"), str(theirs / "b.png")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_image_paths(frame, [theirs, theirs], {"image": "image"}, source="data.csv")  # the same files
+        resolve_image_paths(frame.iloc[1:], [mine, theirs], {"image": "image"}, source="data.csv")

@@ -354,7 +354,8 @@ _POLYPHASE_LIMIT = 1 << 22
 def _sinc_weights(distance: torch.Tensor, cutoff: float, half: int) -> torch.Tensor:
     """The Hann-windowed sinc low-pass kernel (``cutoff`` as a fraction of the source's Nyquist
     rate, ``half`` source samples each side) at ``distance`` (source samples, float64) from each
-    output sample, each row normalised to a sum of one (a constant stays that constant)."""
+    output sample, each row normalised to a sum of one (a constant stays that constant, but within
+    ``half`` source samples of either end, where the signal is padded with zeros)."""
     window = torch.cos(math.pi * distance.clamp(-half, half) / (2 * half)).square() * (distance.abs() < half)
     weights = cutoff * torch.sinc(cutoff * distance) * window
     return (weights / weights.sum(dim=-1, keepdim=True)).float()
@@ -474,7 +475,7 @@ def signal_power_db(samples: np.ndarray) -> float:
     return 10.0 * math.log10(float(np.mean(np.square(samples))) + 1e-12)
 
 
-#: WAV files :func:`audio_problem` read whole and found readable: absolute path -> (size,
+#: WAV files :func:`audio_problem` checked (:func:`check_wav`) and found readable: absolute path -> (size,
 #: modification time), so that the encoder's ``prepare`` (run after that check, and in every
 #: trial of a search) does not read their headers again while they stay unchanged.
 _READABLE: dict[str, tuple[int, int]] = {}
