@@ -40,20 +40,46 @@ class MultimodalNet(nn.Module):
         else:
             self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(fusion.output_dim, self.n_outputs))
 
-    def encode(self, inputs: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    def encode(self, inputs: Mapping[str, object], masks: Mapping[str, torch.Tensor] | None = None
+               ) -> dict[str, torch.Tensor]:
+        """Each input's embedding, (batch, output_dim). Given ``masks`` (True where a row has the
+        input), an encoder runs on the rows that have its input only (:meth:`Encoder.select_rows`;
+        one that cannot select runs on every row) and the rows lacking it are zeros: a batch of
+        mostly missing images does not run the image network on blank placeholders."""
         embeddings = {}
         for name, encoder in self.encoders.items():
-            embedding = encoder(inputs[name])
+            batch, rows, size = inputs[name], None, None
+            if masks is not None:
+                mask = masks[name]
+                size = len(mask)
+                if not bool(mask.all()):
+                    rows = torch.nonzero(mask).flatten()
+                    batch = encoder.select_rows(inputs[name], rows)
+                    if batch is None:  # the encoder cannot select rows: every row, as before
+                        batch, rows = inputs[name], None
+            if rows is not None and len(rows) == 0:
+                embeddings[name] = _unused_output(encoder, size, mask.device)
+                continue
+            embedding = encoder(batch)
             if embedding.dim() != 2 or embedding.shape[-1] != encoder.output_dim:
                 raise PluginError(f"{self.encoder_labels[name]} of input {name!r} returned a tensor of shape "
                                   f"{tuple(embedding.shape)}; its output_dim says (batch, {encoder.output_dim}): "
                                   "set output_dim to the width forward returns")
+            expected = size if rows is None else len(rows)
+            if expected is not None and embedding.shape[0] != expected:
+                given, fix = ((f"a batch of {expected} rows", "") if rows is None else
+                              (f"the {expected} rows (of {size}) that its select_rows gave it",
+                               ", and select_rows the batch of the rows it is given"))
+                raise PluginError(f"{self.encoder_labels[name]} of input {name!r} returned {embedding.shape[0]} rows "
+                                  f"for {given}; forward must return one row per sample{fix}")
+            if rows is not None:
+                embedding = embedding.new_zeros((size, embedding.shape[1])).index_copy(0, rows, embedding)
             embeddings[name] = embedding
         return embeddings
 
     def embed(self, inputs: Mapping[str, object], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        embeddings = self.encode(inputs)
         masks = dict(masks)
+        embeddings = self.encode(inputs, masks)
         embeddings = {name: emb.float() * masks[name].unsqueeze(-1).to(emb.dtype).float()
                       for name, emb in embeddings.items()}
         fused = self.fusion(embeddings, masks)
@@ -67,6 +93,19 @@ class MultimodalNet(nn.Module):
 
     def forward(self, inputs: Mapping[str, object], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self.embed(inputs, masks))
+
+
+def _unused_output(encoder: Encoder, size: int, device: torch.device) -> torch.Tensor:
+    """The zero embeddings of a batch none of whose rows has the encoder's input, the encoder not
+    run. While gradients are recorded they carry a zero gradient to each trainable parameter, as
+    the masked output of the encoder run on placeholders did: the optimizer steps these parameters
+    (weight decay, momentum) as it did then, rather than leaving them out."""
+    zeros = torch.zeros(size, encoder.output_dim, device=device)
+    if torch.is_grad_enabled():
+        trainable = [p for p in encoder.parameters() if p.requires_grad]
+        if trainable:
+            zeros = zeros + 0.0 * sum(p.flatten()[:1].sum().float() for p in trainable)
+    return zeros
 
 
 def fusion_width_problem(fusion: Fusion, n_outputs: int) -> str | None:

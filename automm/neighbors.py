@@ -108,7 +108,7 @@ def _embed(model, values: Mapping[str, Sequence[Any]]) -> tuple[dict[str, torch.
     masks: dict[str, list[torch.Tensor]] = {name: [] for name in encoders}
     for start in range(0, len(dataset), EMBED_BATCH):
         batch = collate([dataset[i] for i in range(start, min(len(dataset), start + EMBED_BATCH))])
-        for name, encoded in model.encode(batch["inputs"]).items():
+        for name, encoded in model.encode(batch["inputs"], batch["masks"]).items():
             embeddings[name].append(encoded.float().cpu())
             masks[name].append(torch.as_tensor(batch["masks"][name], dtype=torch.bool))
     return ({name: torch.cat(parts) for name, parts in embeddings.items()},

@@ -288,6 +288,28 @@ def _encode(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], augmen
         _fail(spec, f"forward fails: {exc!r}")
 
 
+def _check_select_rows(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], out: torch.Tensor,
+                       atol: float) -> None:
+    """The model runs an encoder on the rows of a batch that have its input only
+    (:meth:`Encoder.select_rows`): those rows must encode as they do in the whole batch."""
+    batch = encoder.collate([encoder.preprocess(v) for v in values])
+    rows = torch.tensor([i for i in range(len(values) - 1) if i != 1], dtype=torch.long)  # a gap, the missing left out
+    try:
+        selected = encoder.select_rows(batch, rows)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"select_rows fails: {exc!r}")
+    if selected is None:  # it cannot select: the model runs it on every row
+        return
+    try:
+        got = encoder(selected)
+    except Exception as exc:  # noqa: BLE001
+        _fail(spec, f"forward fails on the batch of select_rows(batch, rows={rows.tolist()}): {exc!r}")
+    _check_output(spec, f"forward on select_rows(batch, rows={rows.tolist()})", got, len(rows), int(encoder.output_dim))
+    _assert_close(spec, f"rows {rows.tolist()} encoded from select_rows(batch, rows) vs in the whole batch "
+                        "(select_rows must return the batch collate makes of those rows' samples)",
+                  got, out[rows], atol)
+
+
 def _tabular_arguments(spec: ComponentSpec, rows: Sequence[Any], missing_value: Any,
                        hyperparameters: Mapping[str, Any]) -> tuple[Any, dict]:
     """A table encoder's missing row and ``column_roles`` as the core passes them (see :func:`check_encoder`)."""
@@ -445,6 +467,7 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             del alone
             single = _check_output(spec, "forward on a batch of one value", _encode(spec, encoder, values[:1]), 1, width)
             _assert_close(spec, "a value encoded alone vs in a batch (eval mode)", single, out[:1], max(atol, 1e-4))
+            _check_select_rows(spec, encoder, all_values, out, max(atol, 1e-4))
             augment_calls = []
 
             def identity(value: Any) -> Any:

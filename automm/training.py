@@ -523,7 +523,7 @@ class Trainer:
             if not all(torch.isfinite(p).all() for p in self.model.parameters()):
                 return ""
             with torch.no_grad(), self._autocast():
-                embeddings = self.model.encode(inputs)
+                embeddings = self.model.encode(inputs, masks)
                 for name, embedding in embeddings.items():
                     if not torch.isfinite(embedding[masks[name]]).all():
                         return (f": {self.model.encoder_labels[name]} of input {name!r} returned NaN or infinite "

@@ -406,3 +406,56 @@ def test_a_column_of_utf8_text_bytes_is_text_not_images():
     assert infer_role_builtin([b"\xff\xfe\x00\x01 not text"] * 5) == "image"  # (refused later, as an unreadable image)
     model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit({"t": titles}, ["a", "b"] * 20)
     assert model.column_roles_ == {"t": "text"} and len(model.predict({"t": titles[:2]})) == 2
+
+
+@pytest.mark.parametrize("name", ["gru", "transformer"])
+def test_words_never_seen_in_fit_are_left_out(name):
+    """Every training word had an id of its own, so the unknown id's embedding was a vector no
+    training step reached: new words all carried it. Where min_freq made training words
+    unknown, the unknown id is trained on them and kept."""
+    cls, params = ENCODERS[name]
+    torch.manual_seed(0)
+    encoder = cls(**params).fit(POSITIVE + NEGATIVE).eval()
+    plain = _batch(encoder, ["red apple pie", "fast car"])
+    with_new_words = _batch(encoder, ["red qwzx apple pie zzyq", "fast xkcd car"])
+    assert torch.equal(with_new_words["length"], plain["length"])
+    with torch.no_grad():
+        assert torch.equal(encoder(with_new_words), encoder(plain))
+        assert torch.isfinite(encoder(_batch(encoder, ["only unseen words"]))).all()
+    rare_unknown = cls(**params, min_freq=2).fit(POSITIVE + NEGATIVE)
+    assert "pie" not in rare_unknown.vocab and rare_unknown.preprocess("red apple pie")["length"] == 3
+    assert _batch(rare_unknown, ["apple qwzx"])["ids"].tolist() == [[rare_unknown.vocab.token_to_id("apple"),
+                                                                     Vocabulary.UNK]]
+
+
+def test_a_text_with_many_words_never_seen_in_fit_is_read_by_its_known_words():
+    """One key word of six tells one of four labels; in new texts 12 words never seen in fit
+    join it. They were read as twelve copies of an untrained vector: gru got 0.235 of them
+    right (now 0.995), transformer 0.63 (now 1.0)."""
+    import warnings
+
+    import numpy as np
+
+    from automm import AutoMM
+
+    rng = np.random.default_rng(0)
+    keys = {"alpha": "A", "beta": "B", "gamma": "C", "delta": "D"}
+    filler = [f"w{i}" for i in range(60)]
+
+    def texts(n, unseen=0):
+        out, labels = [], []
+        for _ in range(n):
+            key = rng.choice(list(keys))
+            words = [*rng.choice(filler, 5), key, *(f"zz{rng.integers(10 ** 6)}" for _ in range(unseen))]
+            rng.shuffle(words)
+            out.append(" ".join(words))
+            labels.append(keys[key])
+        return out, np.array(labels)
+
+    X, y = texts(400)
+    X_new, y_new = texts(200, unseen=12)
+    for name, seed in (("gru", 5), ("transformer", 1)):
+        model = AutoMM(encoders={"text": name}, max_epochs=8, num_workers=0, random_state=seed).fit(X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            assert model.score(X_new, y_new) >= 0.9, (name, seed)

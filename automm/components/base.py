@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-__all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "UNFAMILIAR_MIN_VALUES", "find_sorted"]
+__all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "UNFAMILIAR_MIN_VALUES", "find_sorted",
+           "take_rows"]
 
 
 class _Missing:
@@ -136,6 +137,21 @@ class Encoder(nn.Module):
         """Stack samples into a batch (default: ``torch.stack`` or per-key stack)."""
         return default_collate(samples)
 
+    def select_rows(self, batch: Any, rows: torch.Tensor) -> Any:
+        """The collated ``batch`` of only ``rows`` (a 1-D long tensor of ascending positions, on the
+        batch's device), as ``collate`` would have made it of those samples. The model runs
+        ``forward`` on the rows that have the input only (the rows lacking it are zeroed anyway), so
+        that a batch of mostly missing images does not run the image network on blank placeholders.
+
+        Default: the batch of the default ``collate`` (stacked tensors, in dicts), indexed by
+        ``rows``; ``None`` for an encoder with its own ``collate``, which then runs on every row.
+        Such an encoder whose every batch tensor holds one row per sample returns
+        ``take_rows(batch, rows)``; one with another layout (flat ids and offsets) builds the batch
+        of those rows. A row's output must not depend on the batch's other rows (in eval mode)."""
+        if type(self).collate is not Encoder.collate:
+            return None
+        return take_rows(batch, rows)
+
     def get_state(self) -> dict:
         """JSON-serialisable preprocessing state learned by ``fit``."""
         return {}
@@ -172,6 +188,16 @@ def find_sorted(sorted_values: torch.Tensor, values: torch.Tensor) -> tuple[torc
     found = position < len(sorted_values)
     found[found.clone()] = sorted_values[position[found]] == values[found]
     return position, found
+
+
+def take_rows(batch: Any, rows: torch.Tensor) -> Any:
+    """``rows`` of a batch whose every tensor (in nested dicts) holds one row per sample, as
+    :func:`default_collate` makes it (see :meth:`Encoder.select_rows`)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.index_select(0, rows.to(batch.device))
+    if isinstance(batch, Mapping):
+        return {key: take_rows(value, rows) for key, value in batch.items()}
+    raise TypeError(f"cannot take rows of a batch of type {type(batch).__name__}")
 
 
 def default_collate(samples: list[Any]) -> Any:

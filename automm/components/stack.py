@@ -86,6 +86,10 @@ class EncoderStack(Encoder):
     def collate(self, samples: list[tuple]) -> list:
         return [part.collate([sample[k] for sample in samples]) for k, part in enumerate(self.parts)]
 
+    def select_rows(self, batch: Sequence[Any], rows: torch.Tensor) -> list | None:
+        parts = [part.select_rows(part_batch, rows) for part, part_batch in zip(self.parts, batch)]
+        return None if any(part is None for part in parts) else parts
+
     def get_state(self) -> dict:
         return {"parts": [part.get_state() for part in self.parts]}
 

@@ -219,6 +219,12 @@ class Vocabulary:
     def __contains__(self, token: str) -> bool:
         return token in self._index
 
+    @property
+    def holds_every_token(self) -> bool:
+        """Whether every token of the texts it was built from has an id of its own (``min_freq``
+        1 and ``max_size`` not reached): the unknown id then stands for no training token."""
+        return self.min_freq <= 1 and len(self.tokens) < self.max_size
+
     def token_to_id(self, token: str) -> int:
         return self._index.get(token, self.UNK)
 
@@ -258,7 +264,9 @@ def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class _VocabularyTextEncoder(Encoder):
     """Base for encoders over a learned vocabulary: fit/get_state/set_state, padded
-    id preprocessing and a collate that trims to the longest text in the batch."""
+    id preprocessing and a collate that trims to the longest text in the batch. Words never
+    seen in fit are left out, unless ``min_freq`` or ``max_vocab_size`` made training words
+    unknown (the unknown id is then trained on them, and stands for them)."""
 
     modality = "text"
     reusable_samples = True
@@ -306,6 +314,12 @@ class _VocabularyTextEncoder(Encoder):
     def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
         self._require_fitted()
         ids = self.vocab.encode(_tokens_for(value, augment, self.max_length))
+        if self.vocab.holds_every_token:
+            # No training word was read as unknown: the unknown id's embedding is a vector no
+            # training step reached, which new words would all carry (a text with many of them
+            # read as noise). Left out, they are read as token dropout's missing words in training.
+            # Where min_freq or max_vocab_size made rare training words unknown, it is trained.
+            ids = [i for i in ids if i != Vocabulary.UNK]
         padded = torch.zeros(self.max_length, dtype=torch.long)
         if ids:
             padded[: len(ids)] = torch.tensor(ids, dtype=torch.long)
@@ -316,6 +330,11 @@ class _VocabularyTextEncoder(Encoder):
         longest = max(int(lengths.max()), 1)
         ids = torch.stack([s["ids"][:longest] for s in samples])
         return {"ids": ids, "length": lengths}
+
+    def select_rows(self, batch: Mapping[str, torch.Tensor], rows: torch.Tensor) -> dict:
+        lengths = batch["length"].index_select(0, rows)
+        longest = max(int(lengths.max()), 1) if len(rows) else 1
+        return {"ids": batch["ids"].index_select(0, rows)[:, :longest], "length": lengths}
 
 
 # ----------------------------------------------------------------------------------------
@@ -570,6 +589,21 @@ class HashedNgramEncoder(Encoder):
         is_char = position >= torch.repeat_interleave(n_words, lengths)
         block = torch.repeat_interleave(torch.arange(len(samples)) * 2, lengths) + is_char.long()
         return {"ids": ids.long(), "offsets": offsets, "block": block}
+
+    def select_rows(self, batch: Mapping[str, torch.Tensor], rows: torch.Tensor) -> dict:
+        """The flat ids of ``rows`` (their offsets and blocks renumbered), as ``collate`` makes them."""
+        ids, offsets = batch["ids"], batch["offsets"]
+        ends = torch.cat([offsets[1:], offsets.new_tensor([len(ids)])])
+        starts = offsets.index_select(0, rows)
+        lengths = ends.index_select(0, rows) - starts
+        new_offsets = torch.zeros_like(lengths)
+        if len(rows) > 1:
+            new_offsets[1:] = torch.cumsum(lengths[:-1], 0)
+        position = (torch.arange(int(lengths.sum()), device=ids.device)
+                    + torch.repeat_interleave(starts - new_offsets, lengths))
+        block = (torch.repeat_interleave(torch.arange(len(rows), device=ids.device) * 2, lengths)
+                 + batch["block"].index_select(0, position) % 2)
+        return {"ids": ids.index_select(0, position), "offsets": new_offsets, "block": block}
 
     def feature_weights(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The weight of each of ``batch["ids"]``: its IDF, the word and character blocks of

@@ -462,6 +462,13 @@ class PretrainedEncoder(Encoder):
             return torch.stack(samples)
         return self._collate_samples(samples)
 
+    def select_rows(self, batch: Any, rows: torch.Tensor) -> Any:
+        """The rows' features (frozen) or network inputs: the model runs the rows that have the
+        input only (an automm that predates ``select_rows`` never calls it)."""
+        from automm.components.base import take_rows
+
+        return take_rows(batch, rows) if self.frozen else self._select_samples(batch, rows)
+
     def forward(self, batch: Any) -> torch.Tensor:
         if self.linear:
             return self.linear_layer(batch.float())
@@ -504,6 +511,12 @@ class PretrainedEncoder(Encoder):
 
     def _collate_samples(self, samples: list[Any]) -> Any:  # pragma: no cover
         raise NotImplementedError
+
+    def _select_samples(self, batch: Any, rows: torch.Tensor) -> Any:
+        """``rows`` of a batch of ``_collate_samples`` (default: one row per sample in every tensor)."""
+        from automm.components.base import take_rows
+
+        return take_rows(batch, rows)
 
     def _encode(self, network: nn.Module, batch: Any, trainable: bool = False) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -633,6 +646,11 @@ class MiniLMEncoder(PretrainedEncoder):
             ids[row, :len(sample)] = sample
             attend[row, :len(sample)] = True
         return {"ids": ids, "attend": attend}
+
+    def _select_samples(self, batch: dict, rows: torch.Tensor) -> dict:
+        attend = batch["attend"].index_select(0, rows)
+        longest = int(attend.sum(1).max()) if len(rows) else 0
+        return {"ids": batch["ids"].index_select(0, rows)[:, :longest], "attend": attend[:, :longest]}
 
     def _probe_sample(self, present: Sequence[Any], probe: int) -> list[Any]:
         """Texts of about the mean length: a long extraction batches texts of like length
