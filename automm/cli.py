@@ -269,6 +269,35 @@ def _positional_inputs(estimator) -> str:
     return ", ".join(f"{c}: {estimator.column_roles_.get(c, '?')}" for c in estimator.columns_)
 
 
+def _columns_by_role(estimator, frame) -> list[str] | None:
+    """The columns of ``frame`` that hold a model's unnamed inputs, in the model's order, where
+    their roles (read from the first rows, as ``fit`` reads them) tell them apart: each input's the
+    one column of its role (a text or a categorical one for either); else None."""
+    from . import registry
+    from .data import as_table, infer_roles
+
+    reg = registry.get_registry()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            head = frame.head(200)
+            roles = infer_roles(as_table((head,), plugin_manager=reg.plugin_manager), None, reg.plugin_manager,
+                                estimator._known_roles(reg))
+    except Exception:  # noqa: BLE001 - a hint only
+        return None
+    words = ("text", "categorical")
+    found = []
+    for column in estimator.columns_:
+        role = estimator.column_roles_.get(column)
+        same = [c for c, r in roles.items() if r == role]
+        if len(same) != 1 and role in words:
+            same = [c for c, r in roles.items() if r in words]
+        if len(same) != 1 or same[0] in found:
+            return None
+        found.append(same[0])
+    return [str(c) for c in found]
+
+
 def _data_roles(estimator, columns: dict[str, str]) -> dict[str, str]:
     """The role of each data column that feeds the model (for looking up relative image paths)."""
     return {columns[c]: role for c, role in estimator.column_roles_.items() if c in columns}
@@ -284,10 +313,12 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
     columns = columns or {c: c for c in estimator.columns_}
     missing = [columns[c] for c in estimator.columns_ if columns[c] not in frame.columns]
     if missing and estimator.input_positional_ and missing == list(estimator.columns_):
+        guess = _columns_by_role(estimator, frame)
+        order = ", then ".join(f"its {estimator.column_roles_.get(c, '?')} column" for c in estimator.columns_)
         raise UsageError(f"{data_path}: the model was fitted on unnamed inputs ({_positional_inputs(estimator)}); "
-                         f"name the data's columns that hold them, in order, with --columns "
-                         f"(e.g. --columns {','.join(map(str, list(frame.columns)[:len(missing)]))}); its columns are "
-                         f"{', '.join(map(str, frame.columns))}")
+                         f"name the data's columns that hold them, in order ({order}), with --columns"
+                         + (f" (e.g. --columns {','.join(guess)})" if guess else "")
+                         + f"; its columns are {', '.join(map(str, frame.columns))}")
     if missing:
         if len(missing) == 1:
             hint = did_you_mean(missing[0], list(frame.columns))

@@ -730,7 +730,8 @@ class InputSpec:
             return [{c: (MISSING if is_missing(col[i]) else col[i]) for c, col in zip(self.columns, cols)}
                     for i in range(len(table))]
         column = table.columns[self.columns[0]]
-        return [MISSING if _missing_cell(column[i]) else column[i] for i in range(len(column))]
+        missing = _missing_text if self.modality == "text" else _missing_cell
+        return [MISSING if missing(column[i]) else column[i] for i in range(len(column))]
 
     def to_dict(self) -> dict:
         return {"name": self.name, "modality": self.modality, "columns": list(self.columns),
@@ -743,6 +744,13 @@ class InputSpec:
 
 def _missing_cell(value: Any) -> bool:
     return not isinstance(value, np.ndarray) and is_missing(value)
+
+
+def _missing_text(value: Any) -> bool:
+    """A text cell that is missing, or made only of spaces, controls and zero-width characters."""
+    from .components.text import blank_text
+
+    return _missing_cell(value) or (isinstance(value, str) and blank_text(value))
 
 
 def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:
@@ -947,7 +955,7 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
     row_name = row_name or row_namer(None)
     from PIL import Image
 
-    from .components.image import array_image_problem
+    from .components.image import array_image_problem, pixel_limit_warning_left_out
 
     if isinstance(column, np.ndarray) and column.dtype != object:
         problem = array_image_problem(column, stacked=True)
@@ -964,27 +972,56 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
         return _tolerate(column_name, "images", problems, len(column), len(column), row_name, max_listed, tolerance)
     files = list(dict.fromkeys(os.fspath(v) for v in column
                                if isinstance(v, (str, os.PathLike)) and not _missing_cell(v)))
-    checked_paths = _check_image_files(column_name, files)  # each distinct path read once
-    problems, present = [], 0
-    for row, value in enumerate(column):
-        if _missing_cell(value):
-            continue
-        present += 1
-        reason = None
-        if isinstance(value, (str, os.PathLike)):
-            reason = checked_paths[os.fspath(value)]
-        elif isinstance(value, (bytes, bytearray, memoryview)):  # memoryview: a database's BLOB (psycopg2)
-            reason = _image_file_problem(io.BytesIO(value))
-            if reason:
-                reason = f"bytes are not a readable image ({reason})" if not reason.startswith("truncated") else \
-                    f"bytes of a {reason}"
-        elif isinstance(value, np.ndarray):
-            reason = array_image_problem(value)
-        elif not isinstance(value, Image.Image):
-            reason = f"unsupported type {type(value).__name__}"
-        if reason:
-            problems.append((row, value, reason))
+    with pixel_limit_warning_left_out():  # (named below, with their rows)
+        checked_paths = _check_image_files(column_name, files)  # each distinct path read once
+        problems, large, present = [], [], 0
+        for row, value in enumerate(column):
+            if _missing_cell(value):
+                continue
+            present += 1
+            reason = None
+            if isinstance(value, (str, os.PathLike)):
+                reason = checked_paths[os.fspath(value)]
+            elif isinstance(value, (bytes, bytearray, memoryview)):  # memoryview: a database's BLOB (psycopg2)
+                reason = _image_file_problem(io.BytesIO(value))
+                if reason and not isinstance(reason, _OverPixelLimit):
+                    reason = f"bytes are not a readable image ({reason})" if not reason.startswith("truncated") else \
+                        f"bytes of a {reason}"
+            elif isinstance(value, np.ndarray):
+                reason = array_image_problem(value)
+            elif not isinstance(value, Image.Image):
+                reason = f"unsupported type {type(value).__name__}"
+            if isinstance(reason, _OverPixelLimit):
+                large.append((row, value, reason))
+            elif reason:
+                problems.append((row, value, reason))
+    _warn_over_pixel_limit(column_name, large, present, row_name, max_listed)
     return _tolerate(column_name, "images", problems, present, len(column), row_name, max_listed, tolerance)
+
+
+class _OverPixelLimit(str):
+    """No problem: the size (``"12000x12000"``) of a readable image larger than Pillow's
+    decompression-bomb warning limit, ``PIL.Image.MAX_IMAGE_PIXELS`` (twice it is an error)."""
+
+
+def _warn_over_pixel_limit(column_name: str, large: list[tuple[int, Any, str]], present: int,
+                           row_name: Callable[[int], str], max_listed: int) -> None:
+    """One warning naming the rows and files of column ``column_name`` over Pillow's pixel limit
+    (``(position, value, size)``), in place of Pillow's, which names none, at the check and again
+    at each decoding."""
+    from PIL import Image
+
+    from .components.image import NAMED_LARGE_FILES
+
+    if not large:
+        return
+    NAMED_LARGE_FILES.update(os.fspath(v) for _, v, _ in large if isinstance(v, (str, os.PathLike)))
+    listed = "; ".join(f"{row_name(r)} ({_short(v)}): {size}" for r, v, size in large[:max_listed])
+    more = f" and {len(large) - max_listed} more" if len(large) > max_listed else ""
+    warnings.warn(f"column {column_name!r}: {len(large)} of {present} images have more pixels than Pillow's "
+                  f"decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS:,}): {listed}{more}; "
+                  "they are read, each decoded whole (slow, and memory-hungry): shrink them, or raise the limit if "
+                  "they are genuine", UserWarning, stacklevel=user_stacklevel())
 
 
 #: Files of an image column checked at once (threads) when the disk is slow: reading a file's
@@ -1046,7 +1083,7 @@ def _image_path_problem(path: str) -> str | None:
             reason = _image_file_problem(file)
     except OSError as exc:
         reason = f"cannot be opened ({type(exc).__name__})"
-    if reason:
+    if reason and not isinstance(reason, _OverPixelLimit):
         reason = f"not a readable image ({reason})" if not reason.startswith("truncated") else reason
     return reason
 
@@ -1120,17 +1157,21 @@ def _image_file_problem(file) -> str | None:
     the image is decoded to be sure."""
     from PIL import Image
 
+    fine = None  # (or the size of an image over Pillow's warning limit: _OverPixelLimit)
     try:
         with Image.open(file) as image:
+            width, height = image.size
+            if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+                fine = _OverPixelLimit(f"{width}x{height}")
             marker = _END_MARKERS.get(image.format)
             if marker is None:
-                return None
+                return fine
             end, span = marker
             file.seek(0, io.SEEK_END)
             size = file.tell()
             file.seek(max(0, size - span))
             if end in file.read(span):
-                return None
+                return fine
             file.seek(0)
             with Image.open(file) as again:
                 again.load()
@@ -1142,7 +1183,7 @@ def _image_file_problem(file) -> str | None:
         if "truncated" in text:
             return "truncated image file (cut short: re-copy it)"
         return type(exc).__name__
-    return None
+    return fine
 
 
 def _is_url(value: Any) -> bool:

@@ -169,7 +169,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     problem_type : "auto", "binary", "multiclass" or "regression". "auto" reads ``y``: non-numeric
         labels and whole numbers with few distinct values are classes; floats that are not whole
         numbers (``[0.5, 1.5]`` too), whole-number floats with more than 10 distinct values, and
-        integers with more than 20 mostly distinct values, are a regression target.
+        integers with more than 20 mostly distinct values, are a regression target (whole numbers
+        near either rule's line with a warning that says how to force the other choice).
     metric : what every holdout score measures, and so what the search ranks trials by (and prunes
         on, and reports in ``leaderboard_``): "auto" (accuracy; for regression the mean squared
         error), "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", for a binary problem
@@ -380,6 +381,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if requested == "auto":
             classifier = isinstance(self, ClassifierMixin)  # its labels are classes whatever their dtype
             if kind == "continuous" or (_looks_like_regression(y) and not classifier):
+                if kind != "continuous" and (rule := _close_to_classes(np.asarray(y))):
+                    warnings.warn(f"y: {len(np.unique(y))} whole-number values, read as a regression target ({rule}); "
+                                  "pass problem_type='multiclass' if they are classes, or 'regression' to silence this",
+                                  UserWarning, stacklevel=user_stacklevel())
                 return "regression"
             if kind in ("binary", "multiclass"):
                 n_classes = len(np.unique(y))
@@ -1700,6 +1705,18 @@ def _looks_like_regression(y: np.ndarray) -> bool:
     if y.dtype.kind == "f":
         return n_unique > 10
     return n_unique > 20 and n_unique > 0.5 * len(y)
+
+
+def _close_to_classes(y: np.ndarray) -> str:
+    """For whole-number labels :func:`_looks_like_regression` reads as amounts with at most twice
+    as many distinct values as its rule's threshold (a few more and they would have been classes):
+    the rule, for a note; else ""."""
+    n_unique = len(np.unique(y))
+    if y.dtype.kind == "f" and n_unique <= 20:
+        return "whole-number floats are classes only up to 10 distinct values"
+    if y.dtype.kind in "iu" and n_unique <= 40:
+        return "integers are classes unless more than 20 distinct values and more than half the rows differ"
+    return ""
 
 
 def _is_row_series(x: Any, columns: Sequence[str]) -> bool:

@@ -693,7 +693,7 @@ def _read_folder_once(directory: Path) -> tuple[dict, dict]:
         if not directory.exists():
             if _being_saved(directory):  # between a save's two renames
                 raise _FolderReplaced() from None
-            raise ModelFormatError(f"path: {str(directory)!r} does not exist") from None
+            raise ModelFormatError(f"path: {_where(directory)} does not exist") from None
         if not directory.is_dir():
             raise ModelFormatError(f"path: {str(directory)!r} is a file, not a model's folder") from None
         if not manifest_path.exists():
@@ -738,6 +738,12 @@ def _read_folder_once(directory: Path) -> tuple[dict, dict]:
     return manifest, contents
 
 
+def _where(directory: Path) -> str:
+    """``directory`` for a message: a relative one with the working directory it was looked up
+    from, as the CLI says it (``'modelA' (from /home/me)``)."""
+    return repr(str(directory)) + ("" if directory.is_absolute() else f" (from {os.getcwd()})")
+
+
 def _read_folder(directory: Path) -> tuple[dict, dict]:
     """The manifest of the model in ``directory`` and the content of every file it names, all of
     one save (read again when a save replaced the folder meanwhile)."""
@@ -750,7 +756,7 @@ def _read_folder(directory: Path) -> tuple[dict, dict]:
             continue
     if not directory.exists():  # what looked like a save between its renames is a leftover
         leftovers = ", ".join(repr(name) for name in _retired_beside(directory))
-        raise ModelFormatError(f"path: {str(directory)!r} does not exist" + (
+        raise ModelFormatError(f"path: {_where(directory)} does not exist" + (
             f" (beside it: {leftovers}, a model that a save moved aside and did not delete)" if leftovers else ""))
     raise ModelFormatError(f"path: the model in {str(directory)!r} was replaced by a save while it was being read, "
                            f"{READ_ATTEMPTS} times in a row; load it once the saving has stopped")

@@ -193,7 +193,8 @@ def _text_options(file: Path, fmt: str) -> dict:
         text = head.decode("utf-16", errors="ignore")
         header = text.lstrip("\ufeff").split("\n", 1)[0]
         sep = "\t" if fmt == "tsv" or ("\t" in header and "," not in header) else ","
-        return {"sep": sep, "encoding": "utf-16", **_trailing_delimiter_options(text, sep, len(head) < _SNIFF_BYTES)}
+        whole = len(head) < _SNIFF_BYTES
+        return {"sep": sep, "encoding": "utf-16", **_trailing_delimiter_options(text, sep, whole, file)}
     for encoding in _ENCODINGS:
         try:  # (an incomplete character at the end of the bytes read is no error)
             text = codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < _SNIFF_BYTES)
@@ -204,27 +205,40 @@ def _text_options(file: Path, fmt: str) -> dict:
     header = (text or "").lstrip("\ufeff").split("\n", 1)[0]
     whole = len(head) < _SNIFF_BYTES
     if fmt != "tsv" and "," not in header and ";" in header:  # (such files write decimal commas: 3,5)
-        return {"sep": ";", "decimal": ",", "encoding": encoding, **_trailing_delimiter_options(text, ";", whole)}
-    return {"sep": sep, "encoding": encoding, **_trailing_delimiter_options(text, sep, whole)}
+        return {"sep": ";", "decimal": ",", "encoding": encoding, **_trailing_delimiter_options(text, ";", whole, file)}
+    return {"sep": sep, "encoding": encoding, **_trailing_delimiter_options(text, sep, whole, file)}
 
 
-def _trailing_delimiter_options(text: str | None, sep: str, whole: bool) -> dict:
+def _trailing_delimiter_options(text: str | None, sep: str, whole: bool, file: Path) -> dict:
     """``{"index_col": False}`` when every data row of ``text`` (a file's first bytes, all of it
     when ``whole``) ends with a delimiter its header line lacks (``a,b,`` under ``x,y``: some
     exporters end each line so): pandas would take the first column for the rows' index and
     shift every other column's name one to the left. Rows that have a value there are another
-    matter (R's ``write.table`` row names before a header without their column): left to pandas."""
+    matter (R's ``write.table`` row names before a header without their column): left to pandas.
+    Some rows with that one field more and others without it (a value with no column, or a
+    delimiter ending some lines only): an :class:`InputError` naming ``file``'s lines, where
+    pandas would shift the columns' names, or fail at the second kind of line."""
     import csv
     import io
 
     if not text:
         return {}
-    rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep) if row]
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep)
+    rows = [(reader.line_num, row) for row in reader if row]
     if not whole:
         rows = rows[:-1]  # (the last row read may be cut short)
-    header, data = (rows[0], rows[1:1000]) if rows else ([], [])
-    if data and all(len(row) == len(header) + 1 and not row[-1].strip() for row in data):
+    header, data = (rows[0][1], rows[1:1000]) if rows else ([], [])
+    longer = [(line, row) for line, row in data if len(row) == len(header) + 1]
+    if data and len(longer) == len(data) and all(not row[-1].strip() for _, row in data):
         return {"index_col": False}
+    if longer and len(longer) < len(data):
+        line, row = next(((line, row) for line, row in longer if row[-1].strip()), longer[0])
+        other, fields = next((line, len(row)) for line, row in data if len(row) != len(header) + 1)
+        fix = (f"its last field, {row[-1]!r}, has no column: name that column in the header, quote the values that "
+               f"hold a {sep!r}, or remove the extra fields" if row[-1].strip() else
+               "a delimiter ends some lines but not all: remove those delimiters, or end every line with one")
+        raise InputError(f"{str(file)!r}: line {line} has {len(row)} fields, one more than the header's {len(header)}, "
+                         f"while line {other} has {fields}; {fix}")
     return {}
 
 
@@ -331,7 +345,8 @@ def read_csv_keeping_codes(file: Path, options: dict, usecols: list | None = Non
         for column in whole:
             text = written[column].str.lstrip(" +-")
             if (text.str.startswith("0") & text.str.slice(1, 2).str.isdigit()).any():
-                frame[column] = written[column]
+                frame[column] = written[column].to_numpy()  # (row by row: a first column read as the index has no
+                # missing values in the second reading, "" instead)
     _warn_words_read_as_missing(file, options, frame)
     return frame
 
@@ -352,7 +367,7 @@ def _warn_words_read_as_missing(file: Path, options: dict, frame) -> None:
         return
     written = pd.read_csv(file, usecols=holed, dtype=str, keep_default_na=False, na_values=[], **options)
     for column in holed:
-        words = written[column][frame[column].isna()].str.strip()
+        words = written[column][frame[column].isna().to_numpy()].str.strip()  # (row by row, as above)
         words = words[words != ""]
         if len(words):
             counts = words.value_counts()

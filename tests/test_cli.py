@@ -872,7 +872,11 @@ def test_a_model_fitted_on_unnamed_inputs_predicts_a_data_file_with_columns(caps
     result = run(capsys, "predict", tmp_path / "model", data)
     assert result.code == 2 and result.no_traceback(), result.err
     assert ("the model was fitted on unnamed inputs (x0: image, x1: text); name the data's columns that hold them, "
-            "in order, with --columns") in result.err
+            "in order (its image column, then its text column), with --columns") in result.err
+    # the suggestion is in the model's order, not the file's (name,image suggested "--columns name,image")
+    pd.read_csv(data)[["name", "image"]].to_csv(tmp_path / "reversed.csv", index=False)
+    result = run(capsys, "predict", tmp_path / "model", tmp_path / "reversed.csv")
+    assert result.code == 2 and "(e.g. --columns image,name); its columns are name, image" in result.err, result.err
     result = run(capsys, "predict", tmp_path / "model", data, "--columns", "image,name")
     assert result.code == 0, result.err
     expected = model.predict(images[:12], frame["name"].tolist()[:12])

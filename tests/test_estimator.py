@@ -809,6 +809,25 @@ def test_many_integer_classes_and_media_paths_read_as_text_are_warned_about(buil
     assert model.column_roles_["clip"] == "text"
 
 
+def test_whole_number_labels_read_as_amounts_near_the_rule_are_noted():
+    """12 distinct whole-number floats in 60 rows became a regression target without a word, while
+    the opposite decision (more than 20 integer classes) warned."""
+    X = np.arange(60, dtype=float).reshape(-1, 1)
+    with pytest.warns(UserWarning, match=r"y: 12 whole-number values, read as a regression target \(whole-number "
+                                         r"floats are classes only up to 10 .*problem_type='multiclass'") as record:
+        model = AutoMM(max_epochs=1, num_workers=0).fit(X, [float(i % 12) for i in range(60)])
+    assert model.problem_type_ == "regression" and record[0].filename == __file__
+    with pytest.warns(UserWarning, match=r"y: 25 whole-number values, read as a regression target \(integers"):
+        assert AutoMM()._resolve_problem_type(np.arange(30) % 25) == "regression"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # far from the rule, asked for, or not whole: nothing to note
+        assert AutoMM()._resolve_problem_type(18.0 + np.arange(1000) % 60) == "regression"
+        assert AutoMM()._resolve_problem_type(np.arange(300) % 200) == "regression"
+        assert AutoMM()._resolve_problem_type(np.arange(60) % 12 + 0.5) == "regression"
+        assert AutoMM(problem_type="regression")._resolve_problem_type(np.arange(60) % 12.0) == "regression"
+        assert AutoMMRegressor()._resolve_problem_type(np.arange(60) % 12.0) == "regression"
+
+
 def test_a_regressors_holdout_error_is_reported_in_the_targets_units(builtin_only):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))

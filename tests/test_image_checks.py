@@ -147,6 +147,38 @@ def test_an_image_over_pillows_pixel_limit_says_how_to_read_it(tmp_path, monkeyp
     assert "PIL.Image.MAX_IMAGE_PIXELS" in reason
 
 
+def test_an_image_over_pillows_warning_limit_is_named_once_with_its_row(tmp_path, monkeypatch):
+    """Pillow's DecompressionBombWarning, which names no file, came twice in a fit (the check, then
+    the decoding); over twice the limit the image is named (the test above)."""
+    import warnings
+
+    from helpers import tiny
+
+    from automm import AutoMM
+
+    paths = _files(tmp_path, 40)
+    Image.new("RGB", (100, 100)).save(tmp_path / "large.png")
+    paths[5] = str(tmp_path / "large.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)  # 10,000 pixels: over it, not over twice it
+
+    def named_once(caught):
+        named = [str(w.message) for w in caught if "pixel" in str(w.message).lower()]
+        assert len(named) == 1, named
+        assert named[0].startswith("column 'x0': 1 of 40 images have more pixels than Pillow's decompression-bomb "
+                                   f"limit (PIL.Image.MAX_IMAGE_PIXELS = 6,000): row 5 ('{paths[5]}'): 100x100;")
+        assert not any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
+        assert caught[0].filename == __file__
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = AutoMM(**tiny(max_epochs=1)).fit(paths, [0, 1] * 20)
+    named_once(caught)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.predict(paths)
+    named_once(caught)
+
+
 def test_jfif_files_are_images():
     from automm.roles import infer_role_builtin
 

@@ -154,6 +154,15 @@ def test_load_rejects_non_model_directory(tmp_path):
         AutoMM.load(tmp_path / "a-file")
 
 
+def test_loading_a_missing_relative_folder_names_the_working_directory(tmp_path, monkeypatch):
+    """``AutoMM.load("modelA")`` said "path: 'modelA' does not exist", not where it was looked for
+    (the CLI says "(from /tmp)")."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelFormatError) as raised:
+        AutoMM.load("modelA")
+    assert str(raised.value) == f"path: 'modelA' (from {tmp_path}) does not exist"
+
+
 @pytest.fixture(scope="module")
 def regressor():
     from automm import AutoMMRegressor

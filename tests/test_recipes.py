@@ -1017,6 +1017,30 @@ def test_a_csv_file_whose_rows_end_with_a_delimiter_keeps_its_columns_in_place(t
     assert read_table(tmp_path / "row_names.csv")["title"].tolist() == ["tee", "cap"]  # as pandas reads it
 
 
+def test_a_csv_file_with_one_field_more_on_some_lines_only_is_refused_naming_the_lines(tmp_path):
+    """Header of 3 fields, some rows of 4: pandas took the first column for the index and shifted every
+    name (the 'name' column held colours), or automm failed with "IndexingError: Unalignable boolean
+    Series" where a first field was empty; a row of 4 after one of 3 was pandas' "C error"."""
+    from automm.exceptions import InputError
+    from automm.tables import read_header, read_table
+
+    files = {"value.csv": ("name,colour,label\nred shirt,red,a,x\n,,b\ngreen hat,NA,a,y\n", "line 2 has 4 fields, one "
+                           "more than the header's 3, while line 3 has 3; its last field, 'x', has no column"),
+             "later.csv": ("name,colour,label\nred shirt,red,a\nblue shoe,,b,zz\n", "line 3 has 4 fields, .*line 2 "
+                           "has 3; its last field, 'zz'"),
+             "ends.csv": ("name,colour,label\nred shirt,red,a,\nblue shoe,,b\n", "line 2 .*a delimiter ends some lines "
+                          "but not all")}
+    for name, (text, message) in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        for read in (read_table, lambda file: read_header(file, "csv")):
+            with pytest.raises(InputError, match=rf"^'.*{name}': {message}"):
+                read(tmp_path / name)
+    (tmp_path / "row_names.csv").write_text("title,shop,price\nr1,tee,s1,007\n,cap,NA,010\n", encoding="utf-8")
+    with pytest.warns(UserWarning, match="column 'shop' has 1 values written as words"):  # an empty row name
+        frame = read_table(tmp_path / "row_names.csv")
+    assert frame["title"].tolist() == ["tee", "cap"] and frame["price"].tolist() == ["007", "010"]
+
+
 def test_a_csv_file_in_a_legacy_encoding_of_another_script_is_refused_not_read_as_nonsense(tmp_path):
     """A GBK (or Shift-JIS, Windows-1256, ...) file was read as Windows-1252 or Latin-1, its titles
     turned into nonsense, with a warning about "accented letters": predictions silently wrong."""

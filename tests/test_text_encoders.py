@@ -459,3 +459,23 @@ def test_a_text_with_many_words_never_seen_in_fit_is_read_by_its_known_words():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             assert model.score(X_new, y_new) >= 0.9, (name, seed)
+
+
+def test_a_text_of_only_zero_width_or_control_characters_is_a_missing_text():
+    """"\\u200b", "\\x00" or "\\ufeff" counted as present texts of no tokens: a prediction unlike a missing text's."""
+    import numpy as np
+
+    from automm import AutoMM
+    from automm.data import InputSpec, as_table
+
+    blanks = ["\u200b", "\u200d\u200d", "\x00", "\ufeff", " \u200b\t"]
+    table = as_table(({"t": blanks + ["a\u200bb"]},))
+    assert InputSpec("text_0", "text", ["t"]).values(table) == [MISSING] * 5 + ["a\u200bb"]
+    tabular = InputSpec("tabular", "tabular", ["t"], {"t": "categorical"}).values(table)
+    assert [row["t"] for row in tabular] == blanks + ["a\u200bb"]  # a category's value is its own business
+
+    model = AutoMM(encoders={"text": "hashed_ngram"}, column_types={"t": "text"}, max_epochs=1, random_state=0)
+    model.fit({"t": ["red shirt", "blue shoe", "green hat"] * 8}, [0, 1, 2] * 8)
+    expected = model.predict_proba({"t": [None]})
+    for blank in blanks:
+        assert np.allclose(model.predict_proba({"t": [blank]}), expected), repr(blank)

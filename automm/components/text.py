@@ -102,6 +102,13 @@ def _char_class(char: str) -> int:
     return _SINGLE  # punctuation, symbols, emoji
 
 
+def blank_text(text: str) -> bool:
+    """Whether ``text`` has no character :func:`tokenize` keeps: only spaces, controls, zero-width
+    and other format characters, variation selectors (``"\\u200b"``, ``"\\x00"``, ``"\\ufeff"``); such a
+    text is a missing one, as ``""`` is, not a present text of no tokens."""
+    return all(_char_class(char) in (_SPACE, _SKIP) for char in text)
+
+
 def _is_missing(value: Any) -> bool:
     if value is None or value is MISSING:
         return True
