@@ -4,6 +4,9 @@ import signal
 import threading
 import time
 
+import pytest
+import torch
+
 from automm.training import Callback
 
 TINY = dict(
@@ -68,3 +71,13 @@ def write_manifest(path, manifest: dict) -> None:
     from automm.persistence import MANIFEST_DIGEST
 
     path.write_text(json.dumps({k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread():
+    """Tiny models gain nothing from threads, and threads stall badly on a busy machine: a test
+    module that imports this fixture runs its tests on one torch thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

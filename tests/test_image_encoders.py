@@ -20,18 +20,10 @@ from automm.components.base import MISSING
 from automm.components.image import (CNNEncoder, ImageEncoder, ResNetEncoder, cnn_search_space, load_image,
                                      resnet_search_space)
 from automm.exceptions import InputError
+from helpers import single_torch_thread  # noqa: F401  (autouse: this module's tests on one torch thread)
 
 ENCODERS = {"cnn": CNNEncoder, "resnet": ResNetEncoder}
 SEARCH_SPACES = {"cnn": cnn_search_space, "resnet": resnet_search_space}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny models gain nothing from threads, and threads stall badly on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def shared_data_dir() -> Path:

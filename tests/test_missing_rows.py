@@ -12,16 +12,9 @@ from automm import MISSING, Encoder, PluginError, hookimpl
 from automm.components.base import take_rows
 from automm.components.image import CNNEncoder
 from automm.model import MultimodalNet
+from helpers import single_torch_thread  # noqa: F401  (autouse: this module's tests on one torch thread)
 
 TINY_CNN = {"name": "cnn", "image_size": 16, "width": 4, "depth": 2, "output_dim": 8}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class RowCounter(Encoder):
