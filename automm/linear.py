@@ -11,7 +11,8 @@ session 12).
 
 It is an ordinary :class:`~automm.model.MultimodalNet` (so saving, loading, prediction and the
 ensemble need nothing special): each input that has encoders with a linear form (tag
-``"linear"``: ``hashed_ngram``, ``tabular``, and a plugin's frozen pretrained encoders) among its choices
+``"linear"``: ``hashed_ngram``, ``tabular``, ``colour_histogram``, and a plugin's frozen pretrained encoders)
+among its choices
 through each of them with ``linear=True`` (several on one input: an
 :class:`~automm.components.stack.EncoderStack`), whose output is its features times a weight
 ``n_outputs`` wide, summed by the ``sum`` fusion with a bias. Other inputs are left out. :func:`train_linear`

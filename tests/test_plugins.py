@@ -18,7 +18,7 @@ def test_builtin_components_are_registered_through_hooks(builtin_only):
     assert set(automm.list_fusions()) >= {"concat", "attention", "gated", "late"}
     assert {"random_resized_crop", "horizontal_flip", "color_jitter", "token_dropout", "token_swap",
             "modality_dropout", "mixup"} <= set(automm.list_augmentations())
-    assert automm.list_encoders(modality="image") == ["cnn", "resnet"]
+    assert automm.list_encoders(modality="image") == ["cnn", "colour_histogram", "resnet"]
     assert automm.list_encoders("hash*") == ["hashed_ngram"]
     spec = automm.get_registry().get("encoder", "cnn")
     assert spec.provider == "automm.components.image"
@@ -51,7 +51,7 @@ def test_create_functions_name_a_misspelt_hyperparameter(builtin_only):
 
 
 def test_unknown_name_lists_known_names(builtin_only):
-    with pytest.raises(UnknownComponentError, match="unknown encoder 'cnnn'. Did you mean 'cnn'.*Known encoders: cnn, gru"):
+    with pytest.raises(UnknownComponentError, match="unknown encoder 'cnnn'. Did you mean 'cnn'.*Known encoders: cnn, colour_histogram, gru"):
         automm.create_encoder("cnnn")
 
 

@@ -271,7 +271,7 @@ def test_an_augmentation_tagged_manual_is_searched_only_when_named(fresh_registr
 def test_space_is_define_by_run_with_prefixed_component_parameters(builtin_registry):
     space = _space(AutoMM())
     desc = space.description
-    assert list(desc["encoders"]["image_0"]) == ["cnn", "resnet"]          # the default first
+    assert list(desc["encoders"]["image_0"]) == ["cnn", "colour_histogram", "resnet"]  # the default first
     assert list(desc["encoders"]["text_0"])[0] == "hashed_ngram"
     assert set(desc["encoders"]["text_0"]) == {"hashed_ngram", "gru", "transformer"}
     assert list(desc["fusion"])[0] == "concat" and set(desc["fusion"]) == {"concat", "attention", "gated", "late"}

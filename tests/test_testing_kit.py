@@ -27,6 +27,7 @@ def _images():
 TINY_ENCODERS = {
     "cnn": (_images, {"image_size": 16, "width": 4, "depth": 2, "output_dim": 8}),
     "resnet": (_images, {"image_size": 16, "width": 4, "depth": 2, "output_dim": 8}),
+    "colour_histogram": (_images, {"image_size": 16, "hidden_dim": 4, "output_dim": 8}),
     "hashed_ngram": (lambda: TEXTS, {"n_buckets": 512, "emb_dim": 8, "output_dim": 8}),
     "gru": (lambda: TEXTS, {"max_length": 8, "emb_dim": 8, "hidden_dim": 8, "output_dim": 8}),
     "transformer": (lambda: TEXTS, {"max_length": 8, "d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16,

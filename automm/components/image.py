@@ -1,12 +1,17 @@
-"""Image loading and the built-in image encoders (``cnn``, ``resnet``), trained from scratch.
+"""Image loading and the built-in image encoders (``cnn``, ``resnet``, ``colour_histogram``), trained
+from scratch.
 
-Both encoders take square RGB images of side ``image_size`` and are sized to train on a CPU:
+The networks take square RGB images of side ``image_size`` and are sized to train on a CPU:
 their first layer downsamples by 4 (a stride-2 convolution, then a 2x2 max pool).
+``colour_histogram`` reads an image's colours only (joint RGB and HSV histograms): what a
+from-scratch CNN learns slowly and frozen ImageNet features keep little of, and, in its linear
+form, the search's linear model's way to see an image without a pretrained plugin.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import numbers
 import os
@@ -33,8 +38,11 @@ __all__ = [
     "ImageEncoder",
     "CNNEncoder",
     "ResNetEncoder",
+    "ColourHistogramEncoder",
+    "colour_histogram",
     "cnn_search_space",
     "resnet_search_space",
+    "colour_histogram_search_space",
     "automm_register_encoders",
 ]
 
@@ -370,6 +378,118 @@ class ResNetEncoder(ImageEncoder):
         return self.projection(self.dropout(features.mean(dim=(2, 3))))
 
 
+#: The bins of :func:`colour_histogram`: a joint RGB histogram of 8 x 8 x 8 bins and a joint HSV one
+#: of 16 hues x 4 saturations x 4 values, each of the whole image and of its centre (the middle
+#: half of each side, where a photo's subject usually is).
+RGB_BINS, HSV_BINS = 512, 256
+COLOUR_FEATURES = 2 * (RGB_BINS + HSV_BINS)
+
+
+@functools.lru_cache(maxsize=1)
+def _colour_bins() -> tuple[np.ndarray, np.ndarray]:
+    """The RGB and the HSV bin of each colour of 5 bits a channel (a 15-bit code), the HSV one
+    as PIL converts the colour at the middle of that cell: two table look-ups per pixel, 4x
+    faster than converting each image to HSV (the same accuracy on fashion baseColour)."""
+    levels = (np.arange(32) * 8 + 4).astype(np.uint8)
+    cells = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
+    hsv = np.asarray(Image.fromarray(cells, mode="RGB").convert("HSV")).reshape(-1, 3).astype(np.intp)
+    rgb = cells.reshape(-1, 3).astype(np.intp)
+    rgb_bin = (rgb[:, 0] >> 5) << 6 | (rgb[:, 1] >> 5) << 3 | (rgb[:, 2] >> 5)
+    hsv_bin = (hsv[:, 0] >> 4) << 4 | (hsv[:, 1] >> 6) << 2 | (hsv[:, 2] >> 6)
+    return rgb_bin, hsv_bin
+
+
+def colour_histogram(pixels: torch.Tensor) -> torch.Tensor:
+    """The colour features of one image's uint8 pixels (3, H, W): for the whole image and for its
+    centre, the joint RGB (8 x 8 x 8) and HSV (16 x 4 x 4) histograms, each the square root of
+    the pixels' shares (unit L2 norm; the Hellinger embedding, where a linear model compares
+    histograms well), :data:`COLOUR_FEATURES` float32 values. A pure function of the pixels."""
+    rgb_bin, hsv_bin = _colour_bins()
+    channels = pixels.numpy().astype(np.intp) >> 3
+    code = channels[0] << 10 | channels[1] << 5 | channels[2]
+    height, width = code.shape
+    whole = code.ravel()
+    centre = code[height // 4:height - height // 4, width // 4:width - width // 4].ravel()
+    bins = np.concatenate([rgb_bin[whole], rgb_bin[centre] + RGB_BINS,
+                           hsv_bin[whole] + 2 * RGB_BINS, hsv_bin[centre] + 2 * RGB_BINS + HSV_BINS])
+    counts = np.bincount(bins, minlength=COLOUR_FEATURES).astype(np.float32)
+    pixels_counted = np.repeat(np.array([whole.size, centre.size] * 2, dtype=np.float32),
+                               [RGB_BINS, RGB_BINS, HSV_BINS, HSV_BINS])
+    return torch.from_numpy(np.sqrt(counts / pixels_counted))
+
+
+class ColourHistogramEncoder(ImageEncoder):
+    """An image's colours (:func:`colour_histogram` of its pixels at side ``image_size``), then
+    LayerNorm, dropout, an optional hidden layer (``hidden_dim`` > 0) and a linear projection to
+    ``output_dim``. Blind to shape, quick to train: a colour task (a product's colour from its
+    photo) needs nothing else, and the features of a row are computed once per fit where no
+    image augmentation runs.
+
+    With ``linear=True`` the output is the histograms times a weight ``output_dim`` wide
+    (``hidden_dim`` and ``dropout`` unused; the weight starts at zero): what the search's linear
+    model (:mod:`automm.linear`) is made of. Its design is sparse (some 170 of the 1,536 bins of a
+    product photo are not empty) and, as a text's bag is, used as it is: the four histograms,
+    each of unit norm, halved to one of unit norm. Standardised as dense features, rare bins made
+    the fit ill-conditioned (fashion usage, image + title: 20 s an L2 strength instead of 2) for
+    no better accuracy (fashion baseColour from the photo, logistic regression: 0.683 against
+    0.680). The pixels are those the other image encoders decode at the same side (the image
+    cache serves both); a missing image's features are zeros."""
+
+    reusable_samples = True
+    #: The linear form's factor on the histograms: four blocks of unit norm as one.
+    LINEAR_SCALE = 0.5
+
+    def __init__(self, image_size: int = 64, hidden_dim: int = 0, output_dim: int = 128, dropout: float = 0.1,
+                 linear: bool = False):
+        super().__init__(image_size=image_size)
+        self.output_dim = _check_positive_int("output_dim", output_dim)
+        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, numbers.Integral) or hidden_dim < 0:
+            raise InputError(f"hyperparameter hidden_dim must be a whole number >= 0; got {hidden_dim!r}")
+        self.hidden_dim = int(hidden_dim)
+        dropout = _check_dropout(dropout)
+        self.linear = bool(linear)
+        if self.linear:
+            self.linear_layer = nn.Linear(COLOUR_FEATURES, self.output_dim, bias=False)
+            nn.init.zeros_(self.linear_layer.weight)
+            return
+        self.norm = nn.LayerNorm(COLOUR_FEATURES)
+        self.dropout = nn.Dropout(dropout)
+        if self.hidden_dim > 0:
+            self.hidden = nn.Sequential(nn.Linear(COLOUR_FEATURES, self.hidden_dim), nn.GELU(), nn.Dropout(dropout))
+            self.project = nn.Linear(self.hidden_dim, self.output_dim)
+        else:
+            self.hidden = nn.Identity()
+            self.project = nn.Linear(COLOUR_FEATURES, self.output_dim)
+
+    def preprocess(self, value: Any, augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """Image -> its :func:`colour_histogram` at side ``image_size`` (after ``augment``, which
+        receives the resized tensor in [0, 1]); ``MISSING`` -> zeros."""
+        if value is MISSING:
+            return torch.zeros(COLOUR_FEATURES)
+        if augment is None:
+            pixels = cached_pixels(value, self.image_size, _decoded_pixels)
+        else:
+            pixels = image_tensor(value, self.image_size, augment).mul_(255.0).round_().to(torch.uint8)
+        return colour_histogram(pixels)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.linear:
+            return self.linear_layer(batch.float() * self.LINEAR_SCALE)
+        return self.project(self.hidden(self.dropout(self.norm(batch.float()))))
+
+    def linear_design(self, batch: torch.Tensor) -> torch.Tensor:
+        """The histograms times :attr:`LINEAR_SCALE`, sparse (images, :data:`COLOUR_FEATURES`)
+        (linear form)."""
+        return (batch.float() * self.LINEAR_SCALE).to_sparse().coalesce()
+
+    def set_linear_weight(self, weight: torch.Tensor) -> None:
+        """Set the linear form's weight (:data:`COLOUR_FEATURES`, ``output_dim``)."""
+        if not self.linear:
+            raise RuntimeError("set_linear_weight needs colour_histogram's linear form (linear=True)")
+        with torch.no_grad():
+            self.linear_layer.weight.copy_(weight.detach().t().to(self.linear_layer.weight.dtype))
+
+
 # -- search spaces ----------------------------------------------------------------------
 
 def cnn_search_space(trial: Any, prefix: str) -> dict:
@@ -395,11 +515,22 @@ def resnet_search_space(trial: Any, prefix: str) -> dict:
     }
 
 
+def colour_histogram_search_space(trial: Any, prefix: str) -> dict:
+    """Suggest ``colour_histogram`` hyperparameters on an Optuna trial (parameter names start with ``prefix``)."""
+    return {
+        "image_size": trial.suggest_categorical(f"{prefix}image_size", [32, 64]),
+        "hidden_dim": trial.suggest_categorical(f"{prefix}hidden_dim", [0, 128, 256]),
+        "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [64, 128, 256]),
+        "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.4),
+    }
+
+
 # -- plugin hook ------------------------------------------------------------------------
 
 CNN_DEFAULTS = {"image_size": 64, "width": 32, "depth": 3, "output_dim": 128, "dropout": 0.1}
 RESNET_DEFAULTS = {"image_size": 64, "width": 32, "depth": 3, "blocks_per_stage": 1, "output_dim": 128,
                    "dropout": 0.1}
+COLOUR_HISTOGRAM_DEFAULTS = {"image_size": 64, "hidden_dim": 0, "output_dim": 128, "dropout": 0.1, "linear": False}
 
 
 @hookimpl
@@ -410,3 +541,7 @@ def automm_register_encoders(register):
     register("resnet", ResNetEncoder, modality="image", output_dim=lambda hp: hp["output_dim"],
              defaults=dict(RESNET_DEFAULTS), search_space=resnet_search_space,
              description="small residual network trained from scratch (basic blocks, global average pool)")
+    register("colour_histogram", ColourHistogramEncoder, modality="image", output_dim=lambda hp: hp["output_dim"],
+             defaults=dict(COLOUR_HISTOGRAM_DEFAULTS), search_space=colour_histogram_search_space, tags=("linear",),
+             description="joint RGB and HSV colour histograms of the image and its centre (colour, not shape), "
+                         "then a linear projection; the linear model's view of an image")
