@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .components.base import MISSING, Encoder
+from .components.text import blank_text
 from .contracts import augment_input_problem
 from .exceptions import InputError, PluginError, user_stacklevel
 from .suggestions import did_you_mean
@@ -748,8 +749,6 @@ def _missing_cell(value: Any) -> bool:
 
 def _missing_text(value: Any) -> bool:
     """A text cell that is missing, or made only of spaces, controls and zero-width characters."""
-    from .components.text import blank_text
-
     return _missing_cell(value) or (isinstance(value, str) and blank_text(value))
 
 

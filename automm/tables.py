@@ -297,7 +297,6 @@ def _utf8_but_for(file: Path, head: int = 1 << 22, chunk: int = 1 << 20) -> tupl
                 return None
             offset, lines = offset + len(block), lines + block.count(b"\n")
             block = handle.read(chunk)
-    return None
 
 
 def _read_text_table(file: Path, fmt: str, usecols: list | None = None):
