@@ -2421,7 +2421,7 @@ def test_a_time_limited_search_leaves_out_encoders_whose_features_would_not_be_r
                                          r"'.*'\) on input 'text_0' \(about 120 s\): the features it would first "
                                          r"compute .* longer than one trial may run \(50% of the search's \d+ s\)\. A fit with time_limit of "
                                          r"about \d+ s or more includes it"):
-        model = AutoMM(**small(n_trials=None, time_limit=15, encoders={"text": ["hashed_ngram", "slow_features"]})
+        model = AutoMM(**small(n_trials=2, time_limit=15, encoders={"text": ["hashed_ngram", "slow_features"]})
                        ).fit(X, y)
     assert not SlowToPrepare.prepared  # its one-off work never started
     used = " ".join(model.leaderboard_["config"].astype(str))
@@ -2436,7 +2436,7 @@ def test_the_estimate_of_slow_features_counts_distinct_values(builtin_registry, 
     X, y, _, _ = texts
     X = X[:40] * 3
     with pytest.warns(UserWarning, match=r"encoder 'slow_features' \(plugin '.*'\) on input 'text_0' \(about 40 s\)"):
-        AutoMM(**small(n_trials=None, time_limit=15, encoders={"text": ["hashed_ngram", "slow_features"]},
+        AutoMM(**small(n_trials=2, time_limit=15, encoders={"text": ["hashed_ngram", "slow_features"]},
                        column_types={"x0": "text"})).fit(X, y)
 
 
