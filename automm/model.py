@@ -44,19 +44,30 @@ class MultimodalNet(nn.Module):
                ) -> dict[str, torch.Tensor]:
         """Each input's embedding, (batch, output_dim). Given ``masks`` (True where a row has the
         input), an encoder runs on the rows that have its input only (:meth:`Encoder.select_rows`;
-        one that cannot select runs on every row) and the rows lacking it are zeros: a batch of
-        mostly missing images does not run the image network on blank placeholders."""
+        one that cannot select runs on every row, and so does one in training where one row of
+        several has the input: batch normalisation cannot train on one sample) and the rows
+        lacking it are zeros: a batch of mostly missing images does not run the image network on
+        blank placeholders. A row whose value the encoder reads as nothing
+        (:meth:`Encoder.empty_rows`) lacks the input too: ``masks`` (a dict) is updated in place."""
         embeddings = {}
         for name, encoder in self.encoders.items():
             batch, rows, size = inputs[name], None, None
             if masks is not None:
                 mask = masks[name]
+                empty = encoder.empty_rows(batch)
+                if empty is not None and bool(empty.any()):
+                    mask = masks[name] = mask & ~empty.to(device=mask.device, dtype=torch.bool)
                 size = len(mask)
                 if not bool(mask.all()):
                     rows = torch.nonzero(mask).flatten()
-                    batch = encoder.select_rows(inputs[name], rows)
-                    if batch is None:  # the encoder cannot select rows: every row, as before
-                        batch, rows = inputs[name], None
+                    if len(rows) == 1 and encoder.training:
+                        # batch normalisation cannot train on one sample (make_loader leaves out
+                        # a training batch of one for it): every row, as before
+                        rows = None
+                    else:
+                        batch = encoder.select_rows(inputs[name], rows)
+                        if batch is None:  # the encoder cannot select rows: every row, as before
+                            batch, rows = inputs[name], None
             if rows is not None and len(rows) == 0:
                 embeddings[name] = _unused_output(encoder, size, mask.device)
                 continue

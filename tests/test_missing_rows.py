@@ -10,7 +10,8 @@ import torch
 import automm
 from automm import MISSING, Encoder, PluginError, hookimpl
 from automm.components.base import take_rows
-from automm.components.image import CNNEncoder
+from automm.components.image import CNNEncoder, ResNetEncoder
+from automm.components.text import GRUTextEncoder, HashedNgramEncoder
 from automm.model import MultimodalNet
 from helpers import single_torch_thread  # noqa: F401  (autouse: this module's tests on one torch thread)
 
@@ -110,3 +111,45 @@ def test_select_rows_that_returns_other_rows_is_named():
     with pytest.raises(PluginError, match=r"returned 4 rows for the 2 rows \(of 4\) that its select_rows gave it; "
                                           "forward must return one row per sample, and select_rows the batch"):
         net({"image_0": torch.zeros(4, 3, 16, 16)}, {"image_0": torch.tensor([True, False, True, False])})
+
+
+def test_a_training_batch_where_one_row_has_the_input_runs_the_encoder_on_every_row():
+    # a resnet of image_size 16 reaches 1x1 pixels: its batch normalisation cannot train on one image
+    # ("Expected more than 1 value per channel when training"), which make_loader's batches avoid
+    torch.manual_seed(0)
+    net = _net(ResNetEncoder(image_size=16, width=4, depth=3, output_dim=8)).train()
+    one = torch.tensor([False, True, False, False])
+    out = net({"image_0": torch.rand(4, 3, 16, 16)}, {"image_0": one})
+    assert out.shape == (4, 3)
+    out.sum().backward()
+    net.eval()  # predicting, it runs on the one row
+    alone = net({"image_0": torch.rand(1, 3, 16, 16)}, {"image_0": torch.tensor([True])})
+    assert alone.shape == (1, 3)
+
+
+def test_an_encoder_that_adds_its_own_collate_to_a_built_in_one_runs_on_every_row():
+    # the built-in select_rows knows its own collate's batch only: a subclass's batch (a key more) is run whole
+    class CountingGRU(GRUTextEncoder):
+        def collate(self, samples):
+            batch = super().collate(samples)
+            batch["n"] = batch["length"].float().unsqueeze(1)
+            return batch
+
+        def forward(self, batch):
+            return super().forward(batch) + batch["n"]
+
+    class CountingNgrams(HashedNgramEncoder):
+        def collate(self, samples):
+            return {**super().collate(samples), "n": torch.ones(len(samples), 1)}
+
+        def forward(self, batch):
+            return super().forward(batch) + batch["n"]
+
+    texts = ["red shirt", MISSING, "blue shoe", MISSING]
+    mask = torch.tensor([True, False, True, False])
+    for encoder in (CountingGRU(output_dim=8), CountingNgrams(output_dim=8)):
+        encoder.fit([t for t in texts if t is not MISSING])
+        batch = encoder.collate([encoder.preprocess(t) for t in texts])
+        assert encoder.select_rows(batch, torch.nonzero(mask).flatten()) is None
+        net = MultimodalNet({"text_0": encoder}, automm.create_fusion("concat", {"text_0": 8}, 3), 3).eval()
+        assert net({"text_0": batch}, {"text_0": mask}).shape == (4, 3)

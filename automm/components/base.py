@@ -152,6 +152,13 @@ class Encoder(nn.Module):
             return None
         return take_rows(batch, rows)
 
+    def empty_rows(self, batch: Any) -> torch.Tensor | None:
+        """A (batch,) bool tensor, True for the rows of the collated ``batch`` whose value this
+        encoder reads as nothing although it was given (a text of only words it never saw in fit);
+        the model reads those rows as lacking the input, as it reads a missing value. Default:
+        ``None``, every given value is read."""
+        return None
+
     def get_state(self) -> dict:
         """JSON-serialisable preprocessing state learned by ``fit``."""
         return {}

@@ -104,9 +104,12 @@ def _char_class(char: str) -> int:
 
 def blank_text(text: str) -> bool:
     """Whether ``text`` has no character :func:`tokenize` keeps: only spaces, controls, zero-width
-    and other format characters, variation selectors (``"\\u200b"``, ``"\\x00"``, ``"\\ufeff"``); such a
-    text is a missing one, as ``""`` is, not a present text of no tokens."""
-    return all(_char_class(char) in (_SPACE, _SKIP) for char in text)
+    and other format characters, variation selectors (``"\\u200b"``, ``"\\x00"``, ``"\\ufeff"``), and
+    combining marks with no word to join (``"\\u0301"``, a spacing accent such as ``"´"``, which NFKC
+    makes a space and a combining mark), read as :func:`tokenize` reads them (NFKC, ``casefold``);
+    such a text is a missing one, as ``""`` is, not a present text of no tokens."""
+    normalised = unicodedata.normalize("NFKC", text).casefold()
+    return all(_char_class(char) in (_SPACE, _SKIP, _MARK) for char in normalised)
 
 
 def _is_missing(value: Any) -> bool:
@@ -338,7 +341,16 @@ class _VocabularyTextEncoder(Encoder):
         ids = torch.stack([s["ids"][:longest] for s in samples])
         return {"ids": ids, "length": lengths}
 
-    def select_rows(self, batch: Mapping[str, torch.Tensor], rows: torch.Tensor) -> dict:
+    def empty_rows(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """The texts of no word left (every word never seen in fit, see ``preprocess``): read as
+        missing texts, which training met, not as texts of length 0, which it never did."""
+        if type(self).collate is not _VocabularyTextEncoder.collate:
+            return None
+        return batch["length"] == 0
+
+    def select_rows(self, batch: Mapping[str, torch.Tensor], rows: torch.Tensor) -> dict | None:
+        if type(self).collate is not _VocabularyTextEncoder.collate:
+            return None  # a subclass's own collate: its batch is not this one's (every row is run)
         lengths = batch["length"].index_select(0, rows)
         longest = max(int(lengths.max()), 1) if len(rows) else 1
         return {"ids": batch["ids"].index_select(0, rows)[:, :longest], "length": lengths}
@@ -597,8 +609,11 @@ class HashedNgramEncoder(Encoder):
         block = torch.repeat_interleave(torch.arange(len(samples)) * 2, lengths) + is_char.long()
         return {"ids": ids.long(), "offsets": offsets, "block": block}
 
-    def select_rows(self, batch: Mapping[str, torch.Tensor], rows: torch.Tensor) -> dict:
-        """The flat ids of ``rows`` (their offsets and blocks renumbered), as ``collate`` makes them."""
+    def select_rows(self, batch: Mapping[str, torch.Tensor], rows: torch.Tensor) -> dict | None:
+        """The flat ids of ``rows`` (their offsets and blocks renumbered), as ``collate`` makes them
+        (``None``, every row run, for a subclass with its own ``collate``)."""
+        if type(self).collate is not HashedNgramEncoder.collate:
+            return None
         ids, offsets = batch["ids"], batch["offsets"]
         ends = torch.cat([offsets[1:], offsets.new_tensor([len(ids)])])
         starts = offsets.index_select(0, rows)
