@@ -55,6 +55,10 @@ class MultimodalNet(nn.Module):
             if masks is not None:
                 mask = masks[name]
                 empty = encoder.empty_rows(batch)
+                if empty is not None and (not isinstance(empty, torch.Tensor) or tuple(empty.shape) != tuple(mask.shape)):
+                    got = tuple(empty.shape) if isinstance(empty, torch.Tensor) else type(empty).__name__
+                    raise PluginError(f"{self.encoder_labels[name]} of input {name!r}: empty_rows returned {got} for a "
+                                      f"batch of {len(mask)} rows; it must return a ({len(mask)},) bool tensor or None")
                 if empty is not None and bool(empty.any()):
                     mask = masks[name] = mask & ~empty.to(device=mask.device, dtype=torch.bool)
                 size = len(mask)

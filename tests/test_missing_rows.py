@@ -153,3 +153,17 @@ def test_an_encoder_that_adds_its_own_collate_to_a_built_in_one_runs_on_every_ro
         assert encoder.select_rows(batch, torch.nonzero(mask).flatten()) is None
         net = MultimodalNet({"text_0": encoder}, automm.create_fusion("concat", {"text_0": 8}, 3), 3).eval()
         assert net({"text_0": batch}, {"text_0": mask}).shape == (4, 3)
+
+
+def test_empty_rows_of_the_wrong_shape_are_named():
+    class Wrong(GRUTextEncoder):
+        def empty_rows(self, batch):
+            return torch.zeros(1, dtype=torch.bool)
+
+    encoder = Wrong(output_dim=8)
+    encoder.fit(["red shirt", "blue shoe"])
+    fusion = automm.create_fusion("concat", {"text_0": 8}, 3)
+    net = MultimodalNet({"text_0": encoder}, fusion, 3).eval()
+    batch = encoder.collate([encoder.preprocess(t) for t in ["red shirt", "blue shoe", "red shoe"]])
+    with pytest.raises(PluginError, match=r"empty_rows returned \(1,\) for a batch of 3 rows"):
+        net({"text_0": batch}, {"text_0": torch.ones(3, dtype=torch.bool)})
