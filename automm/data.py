@@ -12,6 +12,7 @@ numeric, categorical and datetime columns share one ``tabular`` input.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import io
 import logging
@@ -803,6 +804,29 @@ def warn_unused_modalities(where: str, keys: Iterable[Any], specs: Sequence[Inpu
                       UserWarning, stacklevel=user_stacklevel())
 
 
+#: The argument whose values the checks in progress in this thread (or task) are of, named
+#: before their warnings ("X_val: column 'image': ..."); "" for ``X``.
+_checked_argument: contextvars.ContextVar[str] = contextvars.ContextVar("automm_checked_argument", default="")
+
+
+@contextlib.contextmanager
+def checks_of(argument: str):
+    """Within: the warnings of :func:`validate_columns` name ``argument`` first (``X_val``).
+    Per thread, unlike catching the warnings to say it again: ``warnings.catch_warnings``
+    swaps the process's filters and ``showwarning``, so it took the warnings of the host's
+    other threads meanwhile (and re-raised them as ``X_val``'s)."""
+    token = _checked_argument.set(f"{argument}: ")
+    try:
+        yield
+    finally:
+        _checked_argument.reset(token)
+
+
+def _warn_of_column(message: str) -> None:
+    """A check's ``UserWarning`` about a column's values, naming the argument being checked."""
+    warnings.warn(_checked_argument.get() + message, UserWarning, stacklevel=user_stacklevel())
+
+
 def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
     """:func:`validate_images` on every column of ``table`` whose role is ``image``,
     :func:`validate_datetimes` on every ``datetime`` one. Returns ``table`` with the few
@@ -923,8 +947,8 @@ def _warn_infinite(column_name: str, numbers: np.ndarray, row_name: Callable[[in
     if rows.size:
         row_name = row_name or row_namer(None)
         shown = ", ".join(f"{float(numbers[r])!r} at {row_name(int(r))}" for r in rows[:3]) + (", ..." if rows.size > 3 else "")
-        warnings.warn(f"column {column_name!r}: {rows.size} of {len(numbers)} values are infinite ({shown}); they "
-                      "count as missing", UserWarning, stacklevel=user_stacklevel())
+        _warn_of_column(f"column {column_name!r}: {rows.size} of {len(numbers)} values are infinite ({shown}); they "
+                        "count as missing")
 
 
 def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[Any], bool], what: str, hint: str,
@@ -941,7 +965,7 @@ def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[A
     message = f"column {column_name!r}: {len(bad)} of {len(present)} values are not {what} ({shown})"
     if len(bad) > tolerance * len(present):
         raise InputError(f"{message}; {hint}")
-    warnings.warn(f"{message}; they count as missing", UserWarning, stacklevel=user_stacklevel())
+    _warn_of_column(f"{message}; they count as missing")
     return [row for row, _ in bad]
 
 
@@ -1017,10 +1041,10 @@ def _warn_over_pixel_limit(column_name: str, large: list[tuple[int, Any, str]], 
     NAMED_LARGE_FILES.update(os.fspath(v) for _, v, _ in large if isinstance(v, (str, os.PathLike)))
     listed = "; ".join(f"{row_name(r)} ({_short(v)}): {size}" for r, v, size in large[:max_listed])
     more = f" and {len(large) - max_listed} more" if len(large) > max_listed else ""
-    warnings.warn(f"column {column_name!r}: {len(large)} of {present} images have more pixels than Pillow's "
-                  f"decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS:,}): {listed}{more}; "
-                  "they are read, each decoded whole (slow, and memory-hungry): shrink them, or raise the limit if "
-                  "they are genuine", UserWarning, stacklevel=user_stacklevel())
+    _warn_of_column(f"column {column_name!r}: {len(large)} of {present} images have more pixels than Pillow's "
+                    f"decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS:,}): {listed}{more}; "
+                    "they are read, each decoded whole (slow, and memory-hungry): shrink them, or raise the limit if "
+                    "they are genuine")
 
 
 #: Files of an image column checked at once (threads) when the disk is slow: reading a file's
@@ -1097,8 +1121,8 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
     listed = "; ".join(f"{row_name(r)} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
     more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
     if len(problems) <= tolerance * present:
-        warnings.warn(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read and count as "
-                      f"missing: {listed}{more}", UserWarning, stacklevel=user_stacklevel())
+        _warn_of_column(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read and count as "
+                        f"missing: {listed}{more}")
         return [row for row, _, _ in problems]
     relative_missing = sum(why == "file not found" and isinstance(v, (str, os.PathLike)) and not os.path.isabs(v)
                            for _, v, why in problems)

@@ -30,7 +30,8 @@ from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
 from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
-                   row_namer, row_naming, rows_repeated, table_like, validate_columns, warn_unused_modalities)
+                   checks_of, row_namer, row_naming, rows_repeated, table_like, validate_columns,
+                   warn_unused_modalities)
 from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
 from .roles import BASE_ROLES
@@ -768,13 +769,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if len(labels) != len(val_table):
             raise InputError(f"y_val: {len(labels)} labels for {len(val_table)} validation samples")
         try:
-            with warnings.catch_warnings(record=True) as caught:  # said of X_val's rows, not X's
-                warnings.simplefilter("always")
+            with checks_of("X_val"):  # its warnings said of X_val's rows, not X's
                 val_table = validate_columns(val_table, roles)
         except InputError as exc:
             raise InputError(f"X_val: {exc}") from None
-        for warning in caught:
-            warnings.warn(f"X_val: {warning.message}", warning.category, stacklevel=user_stacklevel())
         weights = _check_sample_weight(sample_weight_val, len(labels), "sample_weight_val")
         return val_table, labels, weights
 
@@ -1646,19 +1644,39 @@ def _called_by_model_selection() -> bool:
     return False
 
 
+_random_state_lock = threading.Lock()
+_random_state_users = 0
+_random_state_saved: tuple | None = None
+
+
 @contextlib.contextmanager
 def global_random_state_kept():
     """Run a block that seeds numpy's and torch's global generators (a fit does, so that a seed
     gives the same model), then put back the states they had: a user's own random draws around a
-    fit go on as if it had not run."""
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)
-            random.setstate(python_state)  # (a library imported on first use may draw from it)
+    fit go on as if it had not run. Blocks running at once (fits and loads in threads of a
+    server or of the caller) share one saved state, taken when the first begins and put back
+    when the last ends, not when the first does (each putting back its own left the generators
+    as a fit had seeded them)."""
+    global _random_state_users, _random_state_saved
+    with _random_state_lock:
+        if _random_state_users == 0:
+            cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+            _random_state_saved = (np.random.get_state(), random.getstate(), torch.get_rng_state(),
+                                   torch.cuda.get_rng_state_all() if cuda else None)
+        _random_state_users += 1
+    try:
+        yield
+    finally:
+        with _random_state_lock:
+            _random_state_users -= 1
+            if _random_state_users == 0:
+                numpy_state, python_state, torch_state, cuda_states = _random_state_saved
+                _random_state_saved = None
+                np.random.set_state(numpy_state)
+                random.setstate(python_state)  # (a library imported on first use may draw from it)
+                torch.set_rng_state(torch_state)
+                if cuda_states is not None:
+                    torch.cuda.set_rng_state_all(cuda_states)
 
 
 _float32_lock = threading.Lock()

@@ -54,7 +54,8 @@ class MultimodalNet(nn.Module):
             batch, rows, size = inputs[name], None, None
             if masks is not None:
                 mask = masks[name]
-                empty = encoder.empty_rows(batch)
+                empty_rows = getattr(encoder, "empty_rows", None)  # (a plain module has none)
+                empty = empty_rows(batch) if empty_rows is not None else None
                 if empty is not None and (not isinstance(empty, torch.Tensor) or tuple(empty.shape) != tuple(mask.shape)):
                     got = tuple(empty.shape) if isinstance(empty, torch.Tensor) else type(empty).__name__
                     raise PluginError(f"{self.encoder_labels[name]} of input {name!r}: empty_rows returned {got} for a "

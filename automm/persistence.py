@@ -1030,7 +1030,9 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     config = manifest["config"]
-    with torch.random.fork_rng(devices=[]):  # the networks' initial weights, replaced by the saved ones,
+    from .estimator import global_random_state_kept
+
+    with global_random_state_kept():  # the networks' initial weights, replaced by the saved ones,
         # would draw from the host's torch generator (a load changed the stream a host had seeded)
         model = read_model_files(directory, inputs, config, manifest["n_outputs"],
                                  {name: files.pop(name) for name in (PREPROCESSING, WEIGHTS)})
@@ -1065,7 +1067,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         if key in manifest.get("fit", {}):
             setattr(estimator, attr, manifest["fit"][key])
     if "ensemble" in manifest:
-        with torch.random.fork_rng(devices=[]):
+        with global_random_state_kept():
             estimator.ensemble_ = _load_ensemble(directory, manifest, files, inputs, estimator.model_, device_)
     estimator._augmentation_providers = augmentations  # names their package if a refit needs them gone
     if output:

@@ -437,18 +437,39 @@ def make_pruner(settings: SearchSettings):
     raise InputError(f"pruner: unknown {pruner!r}")
 
 
+_optuna_quiet_lock = threading.Lock()
+_optuna_quiet_users = 0
+_optuna_quiet_saved: list = [None, None]  # optuna's verbosity before the first block, the filter added
+
+
 @contextlib.contextmanager
 def optuna_quiet(verbose: int):
+    """Optuna's log at INFO (``verbose >= 2``) or errors only, and its ``ExperimentalWarning``
+    left out, within. Blocks running at once (searches in threads of one process) share one
+    saved verbosity and one filter, put back and removed when the last ends: each restoring what
+    it found (``warnings.catch_warnings`` too) left the verbosity at ERROR and the filter in
+    place for good when two overlapped."""
     import optuna
 
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose >= 2 else optuna.logging.ERROR)
+    global _optuna_quiet_users
+    with _optuna_quiet_lock:
+        if _optuna_quiet_users == 0:
+            _optuna_quiet_saved[0] = optuna.logging.get_verbosity()
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            _optuna_quiet_saved[1] = warnings.filters[0]
+        _optuna_quiet_users += 1
+        optuna.logging.set_verbosity(optuna.logging.INFO if verbose >= 2 else optuna.logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield
+        yield
     finally:
-        optuna.logging.set_verbosity(previous)
+        with _optuna_quiet_lock:
+            _optuna_quiet_users -= 1
+            if _optuna_quiet_users == 0:
+                optuna.logging.set_verbosity(_optuna_quiet_saved[0])
+                with contextlib.suppress(ValueError):  # (gone already: the caller reset the filters)
+                    warnings.filters.remove(_optuna_quiet_saved[1])
+                    getattr(warnings, "_filters_mutated", lambda: None)()  # (cached decisions made again)
+                _optuna_quiet_saved[:] = [None, None]
 
 
 # ==========================================================================================

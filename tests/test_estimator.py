@@ -202,6 +202,68 @@ def test_the_float32_default_holds_until_the_last_of_overlapping_blocks_ends():
         torch.set_default_dtype(previous)
 
 
+def test_the_global_generators_come_back_after_overlapping_fits_in_threads(emoji_split):
+    """Two fits in threads, the second starting after the first had seeded torch's and numpy's
+    generators and ending after it: each put back the states it found, so the second left the
+    first's seeded ones and the host's own seeded sequence did not go on."""
+    import random
+    import threading
+    import time
+
+    from automm.estimator import global_random_state_kept
+
+    first_seeded, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with global_random_state_kept():
+            torch.manual_seed(0), np.random.seed(0), random.seed(0)  # as a fit seeds them
+            first_seeded.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_seeded.wait(10)
+        with global_random_state_kept():
+            second_in.set()
+            first_out.wait(10)
+            torch.manual_seed(1), np.random.seed(1), random.seed(1)
+
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert torch.equal(torch.rand(3), expected[0])
+    np.testing.assert_array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]
+
+    # and through fit itself, two of them at once
+    train, _ = emoji_split
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    errors = []
+
+    def fit(rows, delay):
+        try:
+            time.sleep(delay)
+            AutoMM(**tiny(max_epochs=1, device="cpu")).fit(
+                train["image"].tolist()[rows], train["name"].tolist()[rows], train["category"].tolist()[rows])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fit, args=(slice(0, 60), 0.0)),
+               threading.Thread(target=fit, args=(slice(60, 180), 0.3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    assert torch.equal(torch.rand(3), expected[0])
+    np.testing.assert_array_equal(np.random.rand(3), expected[1])
+
+
 def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
     train, test = emoji_split
     frame = train[["image", "name"]].copy()

@@ -41,6 +41,24 @@ def test_round_trip_gives_identical_predictions(model, data, tmp_path):
     assert loaded.get_params() == model.get_params()
 
 
+def test_loads_in_threads_at_once_leave_torchs_generator_as_the_host_seeded_it(model, tmp_path):
+    """Each load put back the torch generator state it found; loads overlapping in a server's
+    threads found one another's draws, and left the generator off the host's seeded stream."""
+    import threading
+
+    path = model.save(tmp_path / "model")
+    for _ in range(3):
+        torch.manual_seed(7)
+        expected = torch.rand(3)
+        torch.manual_seed(7)
+        threads = [threading.Thread(target=AutoMM.load, args=(path,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert torch.equal(torch.rand(3), expected)
+
+
 def test_files_hold_no_pickle(model, tmp_path):
     path = model.save(tmp_path / "m")
     for name in os.listdir(path):

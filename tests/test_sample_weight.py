@@ -330,6 +330,40 @@ def test_validation_data_must_have_the_columns_of_X(emoji_split):
 
 
 
+def test_the_checks_of_validation_data_leave_other_threads_warnings_alone(monkeypatch):
+    """X_val's checks caught every warning of the process (warnings.catch_warnings swaps its
+    filters and showwarning) to name X_val in them: a warning of another of the host's threads
+    meanwhile was taken and raised again as "X_val: ..." from the fit."""
+    import threading
+
+    import automm.estimator as estimator
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=60)})
+    y = np.where(X["x"] > 0, "high", "low")
+    X_val = pd.DataFrame({"x": [*rng.normal(size=29).tolist(), "soon"]})
+    y_val = ["high", "low"] * 15
+    real, calls = estimator.validate_columns, []
+
+    def validate_columns(table, roles):
+        calls.append(table)
+        if len(calls) == 2:  # X_val's: another thread of the host warns meanwhile
+            host = threading.Thread(target=lambda: warnings.warn("the host's own warning", UserWarning))
+            host.start()
+            host.join()
+        return real(table, roles)
+
+    monkeypatch.setattr(estimator, "validate_columns", validate_columns)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(X, y, X_val=X_val, y_val=y_val)
+    messages = [str(w.message) for w in caught]
+    assert len(calls) == 2
+    assert "the host's own warning" in messages
+    assert not [m for m in messages if "X_val: the host" in m]
+    assert [m for m in messages if m.startswith("X_val: column 'x': 1 of 30 values are not numbers")]
+
+
 def test_validation_rows_that_repeat_training_rows_are_named(emoji_split):
     """The holdout that picks the epochs and the model then scores rows the model has seen."""
     from automm.data import Table, rows_repeated

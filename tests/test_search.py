@@ -148,6 +148,41 @@ def _sampled(space: SearchSpace, seed: int = 0):
 
 # ------------------------------------------------------------------------ when to search
 
+def test_searches_overlapping_in_threads_leave_optunas_verbosity_and_the_warning_filters_as_found():
+    """Each search put back the optuna verbosity and warning filters it found: two overlapping
+    in a host's threads left optuna at ERROR and an ExperimentalWarning filter in place for good."""
+    from automm.search import optuna_quiet
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    filters = list(warnings.filters)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with optuna_quiet(0):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with optuna_quiet(0):
+            second_in.set()
+            first_out.wait(10)
+            assert optuna.logging.get_verbosity() == optuna.logging.ERROR  # still quiet for the second
+
+    try:
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+        assert warnings.filters == filters
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
 def test_search_is_requested_only_when_asked():
     assert not search.search_requested(AutoMM())
     assert not search.search_requested(AutoMM(n_trials=1))
