@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import errno
 import functools
 import json
 import math
@@ -28,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from .files import replace_whole
+from .files import is_stream, write_output
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -627,8 +628,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.output is not None and not str(args.output).strip():
         raise UsageError("-o: an empty path; name the CSV file to write")
     target = None if args.output in (None, "-") else Path(args.output)
-    if target is not None:  # before predicting: predictions that cannot be written would be lost
-        _check_file_target(target, "-o")
+    if target is not None and not is_stream(target):  # before predicting: predictions that cannot be written would be lost
+        _check_file_target(Path(os.path.realpath(target)), "-o")  # (a device or a pipe, /dev/stdout, is written to)
         if target.is_dir():
             raise UsageError(f"-o: {str(target)!r} is a folder; name the CSV file to write")
     _data_source(args.data)
@@ -675,7 +676,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if target is None:
         result.to_csv(sys.stdout, index=False)
     else:
-        replace_whole(target, lambda path: result.to_csv(path, index=False))
+        write_output(target, lambda path: result.to_csv(path, index=False))
         out.log(f"wrote {len(result)} predictions to {args.output}")
     return EXIT_OK
 
@@ -904,8 +905,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UsageError(f"-o: {str(target)!r} is a folder; name the recipe file to write")
     if target is not None and target.exists() and not args.force:
         raise UsageError(f"-o: {str(target)!r} exists; pass --force to replace it")
-    if target is not None:
-        _check_file_target(target, "-o")
+    if target is not None and not is_stream(target):
+        _check_file_target(Path(os.path.realpath(target)), "-o")
     _data_source(args.data)
     if target is not None:
         _check_not_overwriting(target, args.data)  # (even with --force)
@@ -917,7 +918,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if target is None:
         _Out.result(text.rstrip())
         return EXIT_OK
-    replace_whole(target, lambda path: path.write_text(text, encoding="utf-8"))  # never a half-written recipe
+    write_output(target, lambda path: path.write_text(text, encoding="utf-8"))  # never a half-written recipe
     out = _Out(args.quiet)
     out.log(f"wrote {target}: {draft.describe()}")
     out.log(f"next: automm fit {target}")
@@ -1337,9 +1338,11 @@ def _terminate_as_interrupt():
     """SIGTERM (a job scheduler's stop, ``timeout``, ``kill``) handled as Ctrl-C is: ``fit``
     keeps and saves the best of what had finished and exits with 130, rather than dying with
     nothing saved nor said. The handler re-sends SIGINT to this process, so the search's own
-    SIGINT handling (held while a finished trial is recorded) applies; where SIGINT is ignored
-    (started with ``nohup`` or ``&`` from a script), and in forked processes (the search's, data
-    loaders'), SIGTERM keeps its default action."""
+    SIGINT handling (held while a finished trial is recorded) applies. Where SIGINT is ignored (a
+    background job of a script, ``automm fit ... &``, as entrypoint scripts that forward SIGTERM
+    start it) the handler puts Python's SIGINT handler back first: SIGTERM still stops it as Ctrl-C
+    does (it had died at once, nothing saved). In forked processes (the search's, data loaders'),
+    SIGTERM keeps its default action."""
     import signal
     import threading
 
@@ -1348,12 +1351,16 @@ def _terminate_as_interrupt():
         return
     main_pid = os.getpid()
 
+    previous_interrupt = signal.getsignal(signal.SIGINT)
+
     def on_terminate(signum, frame):
-        if os.getpid() != main_pid or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        if os.getpid() != main_pid:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
         print(f"{PROG}: terminated (SIGTERM): stopping as on Ctrl-C", file=sys.stderr)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         os.kill(main_pid, signal.SIGINT)
 
     try:
@@ -1365,6 +1372,8 @@ def _terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_interrupt is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1405,10 +1414,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug or an unexpected failure: short message unless --debug
         if debug:
             traceback.print_exc()
-        else:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:  # the machine's state, not a bug to report
+            where = f" (writing {exc.filename})" if exc.filename else ""
+            print(f"{PROG}: error: {exc.strerror or exc}{where}: free some space, or write elsewhere",
+                  file=sys.stderr)
+        elif not debug:
             print(f"{PROG}: error: {type(exc).__name__}: {exc}\n(unexpected; rerun with --debug for the traceback)",
                   file=sys.stderr)
         return EXIT_FAILURE
+
+
+#: ``errno`` values of a full disk or quota: an output cannot be written (exit 1, no "unexpected").
+_DISK_FULL = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
 
 
 def _fail(exc: BaseException, code: int, debug: bool) -> int:

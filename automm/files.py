@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["create_temporary", "replace_whole", "read_regular_file"]
+__all__ = ["create_temporary", "replace_whole", "read_regular_file", "is_stream", "write_output"]
 
 
 def read_regular_file(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
@@ -62,3 +62,28 @@ def replace_whole(target: str | os.PathLike, write: Callable[[Path], Any]) -> No
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def is_stream(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is, after links, something other than a regular file or a folder: a
+    device (``/dev/stdout``, ``/dev/null``) or a pipe (a FIFO), which is written to, not replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # not there (or a dangling link): a new file
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def write_output(target: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Write an output file a user named (``-o``) as the shell's ``>`` writes it, but whole: a
+    device or a pipe (``-o /dev/stdout``, a FIFO) is written to, where :func:`replace_whole`
+    would put a regular file in its place (``/dev/stdout`` itself, for root) or fail on its
+    folder's permissions; a link is followed, and the file it names replaced whole (the link stays).
+    Returns the path written (the file at the end of the links, or ``target`` for a stream)."""
+    target = Path(target)
+    if is_stream(target):
+        write(target)
+        return target
+    resolved = Path(os.path.realpath(target))
+    replace_whole(resolved, write)
+    return resolved

@@ -951,6 +951,54 @@ def test_predict_refuses_to_write_over_its_data_file_or_its_model(capsys, emoji_
     assert pd.read_csv(earlier).columns.tolist() == ["prediction"]
 
 
+def test_predict_writes_to_a_pipe_or_through_a_link_rather_than_replace_it(capsys, emoji_model, tmp_path):
+    """`-o /dev/stdout` (a link to a pipe or a device), `-o /dev/null` or a FIFO: predict had put
+    a regular file in the pipe's place (for root, /dev/stdout and /dev/full were replaced), and a
+    link `latest.csv` by a file, where the shell's `>` writes to them."""
+    import threading
+
+    data = emoji_rows(tmp_path, 5)
+    fifo = tmp_path / "predictions.fifo"
+    os.mkfifo(fifo)
+    stdout_like = tmp_path / "stdout"  # as /dev/stdout -> /proc/self/fd/1
+    stdout_like.symlink_to(fifo)
+    for target in (fifo, stdout_like):
+        received = []
+        reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+        reader.start()
+        result = run(capsys, "predict", emoji_model, data, "-o", target)
+        reader.join(timeout=30)
+        assert result.code == 0, result.err
+        assert received and received[0].splitlines()[0] == "prediction" and len(received[0].splitlines()) == 6
+        assert fifo.is_fifo() and stdout_like.is_symlink()
+    dated = tmp_path / "predictions-2024-06-01.csv"
+    dated.write_text("old\n")
+    latest = tmp_path / "latest.csv"
+    latest.symlink_to(dated.name)
+    assert run(capsys, "predict", emoji_model, data, "-o", latest).code == 0
+    assert latest.is_symlink() and pd.read_csv(dated).columns.tolist() == ["prediction"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["items.csv", fifo.name, "stdout", dated.name, "latest.csv"])
+
+
+def test_a_full_disk_is_said_so_not_reported_as_unexpected(capsys, emoji_model, tmp_path, monkeypatch):
+    """A predictions file (or model) that a full disk cut short said "error: OSError: [Errno 28]
+    ... (unexpected; rerun with --debug for the traceback)", as a bug in automm would."""
+    import errno
+
+    data = emoji_rows(tmp_path, 5)
+    earlier = tmp_path / "predictions.csv"
+    earlier.write_text("old\n")
+
+    def full(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    result = run(capsys, "predict", emoji_model, data, "-o", earlier)
+    assert result.code == 1 and "error: No space left on device: free some space" in result.err, result.err
+    assert "unexpected" not in result.err and earlier.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items.csv", "predictions.csv"]
+
+
 def test_predict_with_proba_runs_the_model_once(capsys, emoji_model, monkeypatch, tmp_path):
     calls = []
     raw_outputs = AutoMM._raw_outputs
@@ -1073,6 +1121,27 @@ def test_sigterm_stops_a_command_as_ctrl_c_does():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_stops_a_background_job_of_a_script_as_ctrl_c_does():
+    """A script's background job (`automm fit recipe.yaml &`, as entrypoint scripts that forward
+    SIGTERM start it) has SIGINT ignored: SIGTERM killed it at once (exit 143), nothing saved nor
+    said. (A subprocess: the old code killed the process it ran in.)"""
+    code = (
+        "import os, signal, time\n"
+        "from automm.cli import _terminate_as_interrupt\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "try:\n"
+        "    with _terminate_as_interrupt():\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped as on Ctrl-C', signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1"))
+    assert proc.returncode == 0 and proc.stdout.strip() == "stopped as on Ctrl-C True", (proc.returncode, proc.stderr)
+    assert "terminated (SIGTERM): stopping as on Ctrl-C" in proc.stderr
 
 
 def test_a_regression_recipe_on_numeric_folds_says_nothing_false_and_evaluate_matches_its_folds(capsys, tmp_path):
