@@ -46,18 +46,25 @@ import numpy as np
 import torch
 
 from .exceptions import InputError, ModelFormatError, UnknownComponentError, user_stacklevel
-from .components.stack import encoder_names
+from .components.stack import encoder_names, encoder_parts
+from .builtin import DEFAULT_PLUGINS
 from .files import read_regular_file
 
 __all__ = ["save_model", "load_model", "check_save_target", "manifest_digest", "FORMAT_VERSION", "MANIFEST",
            "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 6  # the version this code reads; single models are still written as version 1, ensembles
+FORMAT_VERSION = 7  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
 #: ensemble pools probabilities logarithmically (which a version-3 reader would average); 5 when the
 #: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax); 6
-#: when a lone classifier's logits are scaled by a temperature (a version-5 reader would ignore it). The
-#: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same.
+#: when a lone classifier's logits are scaled by a temperature (a version-5 reader would ignore it); 7
+#: when an encoder needs it (``Encoder.min_format_version``): a gru or transformer that leaves out words
+#: never seen in fit (a version-6 reader would read them as the unknown word) or a colour_histogram
+#: (which a version-6 reader lacks). The
+#: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same,
+#: and neither do hyperparameters that only training reads (``Encoder.training_only_hyperparameters``,
+#: e.g. the tabular encoder's ``category_dropout``): left out of the saved configurations, which an
+#: older reader, whose encoder lacks them, could not build.
 MEMBERS = "members"
 MANIFEST = "automm.json"
 WEIGHTS = "weights.safetensors"
@@ -131,6 +138,12 @@ def _write_json(path: Path, payload: Any) -> dict:
     return _write_bytes(path, text.encode("utf-8"))
 
 
+def _automm_version() -> str:
+    import automm
+
+    return automm.__version__
+
+
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -171,7 +184,8 @@ def manifest_of(estimator) -> dict:
     manifest = {
         "format": "automm-model",
         "format_version": _format_version(ensemble, estimator.__dict__.get("decision_weights_"),
-                                          estimator.__dict__.get("temperature_", 1.0)),
+                                          estimator.__dict__.get("temperature_", 1.0),
+                                          [estimator.model_] + [m.model for m in getattr(ensemble, "members", [])[1:]]),
         "versions": _versions(),
         "estimator": type(estimator).__name__,
         "params": params,
@@ -180,7 +194,7 @@ def manifest_of(estimator) -> dict:
         "columns": list(estimator.columns_),
         "column_roles": dict(estimator.column_roles_),
         "inputs": [spec.to_dict() for spec in estimator.inputs_],
-        "config": _jsonable(estimator.config_),
+        "config": _saved_config(estimator.config_, reg),
         "components": [{"kind": "encoder", "input": name, "name": part, **provenance("encoder", part)}
                        for name, choice in estimator.config_["encoders"].items() for part in encoder_names(choice)]
                       + [{"kind": "fusion", "name": estimator.config_["fusion"]["name"],
@@ -219,7 +233,7 @@ def manifest_of(estimator) -> dict:
         for k, member in enumerate(ensemble.members):
             members.append({"path": "" if k == 0 else f"{MEMBERS}/{k}", "trial": int(member.trial),
                             "weight": float(member.weight), "score": _jsonable(float(member.score)),
-                            "batch_size": int(member.batch_size), "config": _jsonable(member.config)})
+                            "batch_size": int(member.batch_size), "config": _saved_config(member.config, reg)})
             if member.fold is not None:
                 members[-1]["fold"] = int(member.fold)
             if member.temperature != 1.0:
@@ -233,6 +247,19 @@ def manifest_of(estimator) -> dict:
                         known.add((kind, name))
         manifest["ensemble"] = {"problem_type": ensemble.problem_type, "pooling": ensemble.pooling, "members": members}
     return manifest
+
+
+def _saved_config(config: Mapping[str, Any], reg) -> dict:
+    """``config`` as the manifest holds it: without the hyperparameters that only training reads
+    (each encoder's ``training_only_hyperparameters``), so that an older automm, whose encoder
+    may lack them, builds the model all the same; prediction does not read them."""
+    saved = _jsonable(config)
+    for choice in saved["encoders"].values():
+        for part in encoder_parts(choice):
+            factory = reg.get("encoder", part["name"]).factory
+            for name in getattr(factory, "training_only_hyperparameters", ()):
+                part.pop(name, None)
+    return saved
 
 
 def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> dict:
@@ -706,6 +733,9 @@ def _read_folder_once(directory: Path) -> tuple[dict, dict]:
         raise ModelFormatError(f"{manifest_path}: does not match its own digest, recorded at save: the file is "
                                "damaged, or was edited since")
     version = manifest.get("format_version", 0)
+    if manifest.get("format") == "automm-model" and not _is_whole(version):
+        raise ModelFormatError(f"{manifest_path}: unsupported format 'automm-model' version {version!r}: "
+                               f"'format_version' should be a whole number, got {type(version).__name__}")
     if manifest.get("format") != "automm-model" or not _is_whole(version) or version > FORMAT_VERSION:
         raise ModelFormatError(f"{manifest_path}: unsupported format {manifest.get('format')!r} version "
                                f"{version!r}; this automm reads version {FORMAT_VERSION}")
@@ -1006,6 +1036,13 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         try:
             spec = reg.get(info["kind"], info["name"])
         except UnknownComponentError:
+            if info.get("plugin") in DEFAULT_PLUGINS:  # a built-in of another automm (no package to install)
+                saved_with = manifest.get("versions", {}).get("automm") if isinstance(manifest.get("versions"),
+                                                                                      dict) else None
+                raise ModelFormatError(
+                    f"the model needs {info['kind']} {info['name']!r}, built into the automm that saved it "
+                    f"({saved_with or 'version unknown'}); this automm ({_automm_version()}) does not have it: load "
+                    "the model with an automm that does (upgrade automm)") from None
             raise ModelFormatError(
                 f"the model needs {info['kind']} {info['name']!r} from plugin {info.get('plugin')!r} (package "
                 f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'))}") from None
@@ -1104,10 +1141,19 @@ def _fit_record(estimator) -> dict:
     return {key: _jsonable(summary[key]) for key, _ in _FIT_RECORD if summary.get(key) is not None}
 
 
-def _format_version(ensemble, decision_weights=None, temperature: float = 1.0) -> int:
+def _format_version(ensemble, decision_weights=None, temperature: float = 1.0, models=()) -> int:
     """The oldest format that holds ``ensemble`` (None: a single model), the decision rule's
-    ``decision_weights`` and a lone classifier's ``temperature`` in full (an older reader would
-    ignore them and predict otherwise)."""
+    ``decision_weights``, a lone classifier's ``temperature`` (an older reader would ignore them
+    and predict otherwise) and the encoders of ``models`` (each module's ``min_format_version``)
+    in full."""
+    needed = max([getattr(module, "min_format_version", 1) for model in models for module in model.modules()],
+                 default=1)
+    return max(needed, _format_version_of_outputs(ensemble, decision_weights, temperature))
+
+
+def _format_version_of_outputs(ensemble, decision_weights=None, temperature: float = 1.0) -> int:
+    """The oldest format that holds ``ensemble``, ``decision_weights`` and ``temperature`` (see
+    :func:`_format_version`)."""
     if temperature != 1.0:
         return 6
     if decision_weights is not None:

@@ -586,7 +586,8 @@ def test_a_write_protected_model_folder_is_refused_and_a_leftover_named(model, t
 @pytest.mark.parametrize("edit, message", [
     (lambda m: m.pop("config"), r"lacks 'config' \(the model's configuration"),
     (lambda m: m.pop("inputs"), r"lacks 'inputs'"),
-    (lambda m: m.update(format_version="1"), r"unsupported format 'automm-model' version '1'"),
+    (lambda m: m.update(format_version="1"), r"unsupported format 'automm-model' version '1': 'format_version' "
+                                             r"should be a whole number, got str$"),
     (lambda m: m["classes"].update(dtype="<q9"), r"'classes' should have a numpy 'dtype' and its 'values'"),
     (lambda m: m.update(columns="image"), r"'columns' should be a list of column names, got 'image'"),
     (lambda m: m.update(components=[{"kind": "encoder"}]), r"'components' should be a list of components"),
@@ -828,3 +829,49 @@ def test_a_relative_cache_dir_is_saved_as_the_folder_it_named(model, tmp_path, m
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert AutoMM.load(path).get_params()["cache_dir"] == str(tmp_path / "automm-cache")
+
+
+def _saved_manifest(estimator, path):
+    estimator.save(path)
+    return json.loads((path / "automm.json").read_text())
+
+
+def test_only_a_model_an_older_reader_would_misread_is_written_with_the_newer_format(model, data, tmp_path):
+    """A gru that leaves out words never seen in fit (an automm reading format 6 read them as the
+    unknown word) and a colour_histogram (which such an automm lacks) need format 7; models an
+    older reader reads in full keep the oldest format that holds them."""
+    X, y = data
+    kept = _saved_manifest(model, tmp_path / "hashed")["format_version"]
+    assert kept <= 6
+    fit = lambda **encoders: AutoMM(**tiny(encoders=encoders, max_epochs=1)).fit(X[["image", "name"]], y)
+    gru = {"name": "gru", "emb_dim": 8, "hidden_dim": 8, "output_dim": 8}
+    assert _saved_manifest(fit(text=gru), tmp_path / "gru")["format_version"] == 7
+    assert _saved_manifest(fit(text={**gru, "min_freq": 2}), tmp_path / "rare")["format_version"] == kept
+    colour = fit(image={"name": "colour_histogram", "image_size": 16, "output_dim": 8})
+    assert _saved_manifest(colour, tmp_path / "colour")["format_version"] == 7
+    np.testing.assert_allclose(AutoMM.load(tmp_path / "colour").predict_proba(X), colour.predict_proba(X), atol=1e-6)
+
+
+def test_a_hyperparameter_only_training_reads_is_not_saved(data, tmp_path):
+    """An automm whose tabular encoder predates category_dropout builds a saved model's encoders
+    from its configuration: the hyperparameter, which prediction does not read, is left out."""
+    X, y = data
+    X = X[["name", "colour_word"]]
+    model = AutoMM(**tiny(max_epochs=1, column_types={"colour_word": "categorical"})).fit(X, y)
+    assert model.config_["encoders"]["tabular"]["category_dropout"] == 0.1
+    manifest = _saved_manifest(model, tmp_path / "m")
+    assert "category_dropout" not in manifest["config"]["encoders"]["tabular"]
+    assert manifest["format_version"] <= 6
+    assert model.config_["encoders"]["tabular"]["category_dropout"] == 0.1  # the fitted model's own is kept
+    np.testing.assert_allclose(AutoMM.load(tmp_path / "m").predict_proba(X), model.predict_proba(X), atol=1e-6)
+
+
+def test_a_model_needing_a_built_in_encoder_this_automm_lacks_says_to_upgrade(model, tmp_path):
+    path = tmp_path / "m"
+    model.save(path)
+    manifest = json.loads((path / "automm.json").read_text())
+    manifest["components"][0].update(name="edge_histogram")  # a built-in of a newer automm
+    write_manifest(path / "automm.json", manifest)
+    with pytest.raises(ModelFormatError, match=r"needs encoder 'edge_histogram', built into the automm that saved it "
+                                               r"\(.*\); this automm \(.*\) does not have it: .*upgrade automm"):
+        AutoMM.load(path)

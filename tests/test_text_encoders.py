@@ -515,3 +515,23 @@ def test_a_text_of_only_accents_with_no_letter_is_a_missing_text():
         char = chr(code)
         if not 0xD800 <= code <= 0xDFFF:
             assert blank_text(char) == (tokenize(char) == []), hex(code)
+
+
+@pytest.mark.parametrize("name", ["gru", "transformer"])
+def test_a_state_saved_before_unseen_words_were_left_out_reads_them_as_unknown(name):
+    """A model saved by an automm that read words never seen in fit as the unknown id (its state
+    says nothing of leaving them out) predicts as it did there; a new state leaves them out."""
+    cls, params = ENCODERS[name]
+    fitted = cls(**params).fit(POSITIVE + NEGATIVE)
+    state = fitted.get_state()
+    assert state["leave_out_unknown"] is True and fitted.min_format_version == 7
+    older = cls(**params)
+    older.set_state({"vocab": state["vocab"]})
+    assert older.preprocess("red qwzx apple")["ids"][:3].tolist() == [
+        older.vocab.token_to_id("red"), Vocabulary.UNK, older.vocab.token_to_id("apple")]
+    assert older.min_format_version == 1
+    again = cls(**params)
+    again.set_state(json.loads(json.dumps(state)))
+    assert again.preprocess("red qwzx apple")["length"] == 2
+    capped = cls(**params, min_freq=2).fit(POSITIVE + NEGATIVE)  # reads them as unknown, as older readers do
+    assert capped.get_state()["leave_out_unknown"] is False and capped.min_format_version == 1

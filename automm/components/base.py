@@ -73,6 +73,15 @@ class Encoder(nn.Module):
     #: sample once and reuses it in every epoch (up to :data:`automm.data.REUSED_SAMPLE_BYTES`).
     #: Unlike ``static_preprocess``, ``augment`` still applies when given. Set by the encoder.
     reusable_samples: bool = False
+    #: The oldest model format (:data:`automm.persistence.FORMAT_VERSION`) whose reader predicts
+    #: with this fitted encoder as it does: a saved model carries at least the highest of its
+    #: encoders', so an automm that would fail on it or read it otherwise refuses it, naming the
+    #: version. Set by a built-in encoder that is newer than format 1 or that preprocesses
+    #: differently than an older automm would read its saved state (1: any reader).
+    min_format_version: int = 1
+    #: The hyperparameters that only training reads (a dropout rate of the inputs): left out of the
+    #: configurations a saved model holds, so that an automm whose encoder lacks them loads it.
+    training_only_hyperparameters: tuple[str, ...] = ()
 
     def fit(self, values: Sequence[Any]) -> "Encoder":
         """Learn preprocessing state from the training values (``MISSING`` included)."""

@@ -436,6 +436,7 @@ class ColourHistogramEncoder(ImageEncoder):
     cache serves both); a missing image's features are zeros."""
 
     reusable_samples = True
+    min_format_version = 7  # an automm reading format 6 or older has no colour_histogram encoder
     #: The linear form's factor on the histograms: four blocks of unit norm as one.
     LINEAR_SCALE = 0.5
 

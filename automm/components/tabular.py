@@ -195,6 +195,7 @@ class TabularEncoder(Encoder):
 
     modality = "tabular"
     reusable_samples = True
+    training_only_hyperparameters = ("category_dropout",)  # not saved: an older automm's lacks it
 
     def __init__(self, column_roles: Mapping[str, str], emb_dim: int = 16, hidden_dim: int = 64,
                  output_dim: int = 64, dropout: float = 0.1, max_categories: int = 1000, linear: bool = False,

@@ -276,7 +276,9 @@ class _VocabularyTextEncoder(Encoder):
     """Base for encoders over a learned vocabulary: fit/get_state/set_state, padded
     id preprocessing and a collate that trims to the longest text in the batch. Words never
     seen in fit are left out, unless ``min_freq`` or ``max_vocab_size`` made training words
-    unknown (the unknown id is then trained on them, and stands for them)."""
+    unknown (the unknown id is then trained on them, and stands for them). The state records
+    which (``leave_out_unknown``): a model saved by an automm that predates it (no such key) reads
+    new words as the unknown id, as that automm did, so it predicts as it did there."""
 
     modality = "text"
     reusable_samples = True
@@ -288,6 +290,13 @@ class _VocabularyTextEncoder(Encoder):
         self.min_freq = int(min_freq)
         self.max_vocab_size = int(max_vocab_size)
         self.vocab: Vocabulary | None = None
+        self.leave_out_unknown = False
+
+    @property
+    def min_format_version(self) -> int:
+        """7 when it leaves out words never seen in fit, which a reader of an older format would
+        read as the unknown id (see :data:`automm.persistence.FORMAT_VERSION`); else 1."""
+        return 7 if self.leave_out_unknown else 1
 
     def fit(self, values: Sequence[Any]) -> "_VocabularyTextEncoder":
         lengths: list[int] = []
@@ -300,15 +309,18 @@ class _VocabularyTextEncoder(Encoder):
 
         vocab = Vocabulary.build(counted(), self.min_freq, self.max_vocab_size)
         self._set_vocabulary(vocab)
+        self.leave_out_unknown = vocab.holds_every_token
         self.truncated_share_ = _truncated_share(lengths, self.max_length)
         return self
 
     def get_state(self) -> dict:
         self._require_fitted()
-        return {"vocab": self.vocab.to_dict()}
+        return {"vocab": self.vocab.to_dict(), "leave_out_unknown": self.leave_out_unknown}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         self._set_vocabulary(Vocabulary.from_dict(state["vocab"]))
+        # absent from models saved before words never seen in fit were left out: read as unknown, as then
+        self.leave_out_unknown = bool(state.get("leave_out_unknown", False))
 
     def _set_vocabulary(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
@@ -324,7 +336,7 @@ class _VocabularyTextEncoder(Encoder):
     def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
         self._require_fitted()
         ids = self.vocab.encode(_tokens_for(value, augment, self.max_length))
-        if self.vocab.holds_every_token:
+        if self.leave_out_unknown:
             # No training word was read as unknown: the unknown id's embedding is a vector no
             # training step reached, which new words would all carry (a text with many of them
             # read as noise). Left out, they are read as token dropout's missing words in training.
