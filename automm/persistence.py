@@ -1039,9 +1039,12 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
             if info.get("plugin") in DEFAULT_PLUGINS:  # a built-in of another automm (no package to install)
                 saved_with = manifest.get("versions", {}).get("automm") if isinstance(manifest.get("versions"),
                                                                                       dict) else None
+                current = _automm_version()
+                which = (saved_with if saved_with and saved_with != current  # (one version number, builds apart)
+                         else f"a later build of {current}" if saved_with else "version unknown")
                 raise ModelFormatError(
                     f"the model needs {info['kind']} {info['name']!r}, built into the automm that saved it "
-                    f"({saved_with or 'version unknown'}); this automm ({_automm_version()}) does not have it: load "
+                    f"({which}); this automm ({current}) does not have it: load "
                     "the model with an automm that does (upgrade automm)") from None
             raise ModelFormatError(
                 f"the model needs {info['kind']} {info['name']!r} from plugin {info.get('plugin')!r} (package "
