@@ -617,6 +617,16 @@ def _progress_on_stderr(quiet: bool):
         yield
 
 
+#: The ``-o`` values that name this process's standard output: written through ``sys.stdout``
+#: (as without ``-o``), since opening the path again fails on a socket and replaces a file that
+#: stdout appends to (``>> log``).
+_STDOUT_PATHS = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def _is_stdout(output: str | None) -> bool:
+    return output is None or str(output) in _STDOUT_PATHS
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
@@ -627,7 +637,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     filters = _parse_filters(args.filter)
     if args.output is not None and not str(args.output).strip():
         raise UsageError("-o: an empty path; name the CSV file to write")
-    target = None if args.output in (None, "-") else Path(args.output)
+    target = None if _is_stdout(args.output) else Path(args.output)
     if target is not None and not is_stream(target):  # before predicting: predictions that cannot be written would be lost
         _check_file_target(Path(os.path.realpath(target)), "-o")  # (a device or a pipe, /dev/stdout, is written to)
         if target.is_dir():
@@ -900,17 +910,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from .recipes import load_recipe
 
-    target = None if args.output in (None, "-") else Path(args.output)
+    target = None if _is_stdout(args.output) else Path(args.output)
+    stream = target is not None and is_stream(target)  # a device or a pipe (/dev/stdout): written to, not replaced
     if target is not None and target.is_dir():
         raise UsageError(f"-o: {str(target)!r} is a folder; name the recipe file to write")
-    if target is not None and target.exists() and not args.force:
+    if target is not None and not stream and target.exists() and not args.force:
         raise UsageError(f"-o: {str(target)!r} exists; pass --force to replace it")
-    if target is not None and not is_stream(target):
+    if target is not None and not stream:
         _check_file_target(Path(os.path.realpath(target)), "-o")
     _data_source(args.data)
     if target is not None:
         _check_not_overwriting(target, args.data)  # (even with --force)
-    recipe_dir = target.parent if target is not None else Path.cwd()
+    # the recipe's paths are relative to the folder of the file written, the end of a link's
+    # chain (where fit reads them from); a stream's recipe, as stdout's, to the working directory
+    recipe_dir = Path(os.path.realpath(target)).parent if target is not None and not stream else Path.cwd()
     time_limit = None if args.no_search else args.time_limit
     draft = _draft(args.data, args.label, recipe_dir=recipe_dir, time_limit=time_limit)
     load_recipe(draft.content, base_dir=recipe_dir, check_data=True, require_data=True)  # as 'fit' will read it

@@ -60,7 +60,7 @@ class MultimodalNet(nn.Module):
                     got = tuple(empty.shape) if isinstance(empty, torch.Tensor) else type(empty).__name__
                     raise PluginError(f"{self.encoder_labels[name]} of input {name!r}: empty_rows returned {got} for a "
                                       f"batch of {len(mask)} rows; it must return a ({len(mask)},) bool tensor or None")
-                if empty is not None and bool(empty.any()):
+                if empty is not None:  # (no .any() first: a device sync per batch on CUDA)
                     mask = masks[name] = mask & ~empty.to(device=mask.device, dtype=torch.bool)
                 size = len(mask)
                 if not bool(mask.all()):

@@ -455,8 +455,11 @@ def optuna_quiet(verbose: int):
     with _optuna_quiet_lock:
         if _optuna_quiet_users == 0:
             _optuna_quiet_saved[0] = optuna.logging.get_verbosity()
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            _optuna_quiet_saved[1] = warnings.filters[0]
+            # a filter object of its own, put first and removed by identity: filterwarnings takes
+            # out an equal filter the user had set, and removing by equality took theirs for good
+            _optuna_quiet_saved[1] = ("ignore", None, optuna.exceptions.ExperimentalWarning, None, 0)
+            warnings.filters.insert(0, _optuna_quiet_saved[1])
+            getattr(warnings, "_filters_mutated", lambda: None)()
         _optuna_quiet_users += 1
         optuna.logging.set_verbosity(optuna.logging.INFO if verbose >= 2 else optuna.logging.ERROR)
     try:
@@ -466,8 +469,9 @@ def optuna_quiet(verbose: int):
             _optuna_quiet_users -= 1
             if _optuna_quiet_users == 0:
                 optuna.logging.set_verbosity(_optuna_quiet_saved[0])
-                with contextlib.suppress(ValueError):  # (gone already: the caller reset the filters)
-                    warnings.filters.remove(_optuna_quiet_saved[1])
+                ours = [i for i, entry in enumerate(warnings.filters) if entry is _optuna_quiet_saved[1]]
+                if ours:  # (else gone already: the caller reset the filters)
+                    del warnings.filters[ours[0]]
                     getattr(warnings, "_filters_mutated", lambda: None)()  # (cached decisions made again)
                 _optuna_quiet_saved[:] = [None, None]
 

@@ -288,6 +288,29 @@ def _encode(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], augmen
         _fail(spec, f"forward fails: {exc!r}")
 
 
+def _check_empty_rows(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any]) -> None:
+    """:meth:`Encoder.empty_rows` of a batch of the fitted values: ``None`` or a (batch,) bool
+    tensor, and none of those values (seen in fit) read as nothing (but those the core would
+    read as missing anyway, such as an empty text)."""
+    from .data import _missing_text, is_missing
+
+    missing = _missing_text if spec.modality == "text" else is_missing
+    values = [v for v in values if not isinstance(v, (str, float, type(None))) or not missing(v)]
+    if not values:
+        return
+    empty = encoder.empty_rows(encoder.collate([encoder.preprocess(v) for v in values]))
+    if empty is None:
+        return
+    if not isinstance(empty, torch.Tensor) or empty.dtype != torch.bool or tuple(empty.shape) != (len(values),):
+        got = (f"a {empty.dtype} tensor of shape {tuple(empty.shape)}" if isinstance(empty, torch.Tensor)
+               else f"a {type(empty).__name__}")
+        _fail(spec, f"empty_rows returned {got} for a batch of {len(values)} values; it must return None or a "
+                    f"({len(values)},) bool tensor")
+    if bool(empty.any()):
+        _fail(spec, f"empty_rows reads values seen in fit as nothing (rows {torch.nonzero(empty).flatten().tolist()}): "
+                    "the model would read them as missing")
+
+
 def _check_select_rows(spec: ComponentSpec, encoder: Encoder, values: Sequence[Any], out: torch.Tensor,
                        atol: float) -> None:
     """The model runs an encoder on the rows of a batch that have its input only
@@ -468,6 +491,7 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             single = _check_output(spec, "forward on a batch of one value", _encode(spec, encoder, values[:1]), 1, width)
             _assert_close(spec, "a value encoded alone vs in a batch (eval mode)", single, out[:1], max(atol, 1e-4))
             _check_select_rows(spec, encoder, all_values, out, max(atol, 1e-4))
+            _check_empty_rows(spec, encoder, values)
             augment_calls = []
 
             def identity(value: Any) -> Any:

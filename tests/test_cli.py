@@ -980,6 +980,15 @@ def test_predict_writes_to_a_pipe_or_through_a_link_rather_than_replace_it(capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["items.csv", fifo.name, "stdout", dated.name, "latest.csv"])
 
 
+def test_predict_to_dev_stdout_writes_through_stdout(capsys, emoji_model, tmp_path):
+    """`-o /dev/stdout` opened the path again: on a socket (journald) that fails, and where stdout
+    appends to a file (`>> log`), the file was replaced. It is stdout, as without -o."""
+    data = emoji_rows(tmp_path, 5)
+    result = run(capsys, "predict", emoji_model, data, "-o", "/dev/stdout")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0] == "prediction" and len(result.out.splitlines()) == 6
+
+
 def test_a_full_disk_is_said_so_not_reported_as_unexpected(capsys, emoji_model, tmp_path, monkeypatch):
     """A predictions file (or model) that a full disk cut short said "error: OSError: [Errno 28]
     ... (unexpected; rerun with --debug for the traceback)", as a bug in automm would."""

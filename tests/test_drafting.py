@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +133,33 @@ def test_init_writes_a_recipe_that_fit_runs(emoji_folder, tmp_path, capsys, monk
     capsys.readouterr()
     assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["data"]["path"] == "data/emoji.csv"
+
+
+def test_init_through_a_link_or_to_a_stream_writes_paths_that_validate_reads(emoji_folder, tmp_path, capsys,
+                                                                             monkeypatch):
+    """`-o recipes/current.yaml`, a link to a file in another folder: the recipe is written there
+    (the link followed), but its data path was made relative to the link's folder while validate
+    and fit read it from the file's (data.path: file not found). `-o /dev/stdout` (a device)
+    asked for --force ("exists") and wrote paths relative to /dev."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "versions" / "v1").mkdir(parents=True)
+    link = tmp_path / "recipes" / "current.yaml"
+    link.symlink_to(tmp_path / "versions" / "v1" / "emoji.yaml")
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(link), "--no-search",
+                 "-q"]) == 0
+    assert link.is_symlink() and yaml.safe_load(link.read_text())["data"]["path"] == "../../data/emoji.csv"
+    assert main(["validate", str(link), "-q"]) == 0, capsys.readouterr().err
+
+    fifo = tmp_path / "recipe.fifo"  # as /dev/stdout on a pipe
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    assert main(["init", str(emoji_folder / "emoji.csv"), "--label", "category", "-o", str(fifo),
+                 "--no-search", "-q"]) == 0, capsys.readouterr().err
+    reader.join(timeout=30)
+    assert received and yaml.safe_load(received[0])["data"]["path"] == "data/emoji.csv"  # as on stdout
 
 
 def test_a_label_that_is_not_a_column_is_named_with_a_suggestion(emoji_folder, capsys):

@@ -183,6 +183,22 @@ def test_searches_overlapping_in_threads_leave_optunas_verbosity_and_the_warning
         optuna.logging.set_verbosity(previous)
 
 
+def test_a_search_keeps_the_users_own_filter_of_optunas_experimental_warning():
+    """A user's `warnings.simplefilter("ignore", ExperimentalWarning)` set before fit was taken out
+    by the search's own, equal filter (filterwarnings removes an equal one; the search removed
+    its by equality): Optuna's experimental warnings came back after the first fit."""
+    from automm.search import optuna_quiet
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the user's
+        filters = list(warnings.filters)
+        with optuna_quiet(0):
+            warnings.warn("inside", optuna.exceptions.ExperimentalWarning)  # ignored, not an error
+        assert warnings.filters == filters
+        warnings.warn("after", optuna.exceptions.ExperimentalWarning)  # still the user's: ignored
+
+
 def test_search_is_requested_only_when_asked():
     assert not search.search_requested(AutoMM())
     assert not search.search_requested(AutoMM(n_trials=1))

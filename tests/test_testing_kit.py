@@ -637,3 +637,34 @@ def test_check_installed_finds_a_missing_entry_point_and_missing_components(tmp_
             sys.modules.pop(module, None)
         monkeypatch.undo()
         automm.reset_registry()
+
+
+class _EveryRowEmpty(_WrongWidth):
+    """Reads every value, even those seen in fit, as nothing: the model would read all as missing."""
+
+    def __init__(self, declared=5):
+        super().__init__()
+        self.output_dim = 5
+
+    def empty_rows(self, batch):
+        return torch.ones(batch.shape[0], dtype=torch.bool)
+
+
+class _FloatEmpty(_EveryRowEmpty):
+    def empty_rows(self, batch):
+        return batch[:, 0] * 0.0  # floats, not bools
+
+
+class _EmptyRowsPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("every_row_empty", _EveryRowEmpty, modality="text", output_dim=5)
+        register("float_empty", _FloatEmpty, modality="text", output_dim=5)
+
+
+def test_kit_checks_the_rows_an_encoder_reads_as_nothing(fresh_registry):
+    fresh_registry(_EmptyRowsPlugin())
+    with pytest.raises(ConformanceError, match=r"every_row_empty.*empty_rows reads values seen in fit as nothing"):
+        check_encoder("every_row_empty", ["a", "bb"])
+    with pytest.raises(ConformanceError, match=r"float_empty.*empty_rows returned a torch.float32 tensor of shape \(2,\)"):
+        check_encoder("float_empty", ["a", "bb"])
