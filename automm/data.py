@@ -1131,6 +1131,9 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
         hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
                 "or join them to the folder they are relative to (e.g. the CSV file's)")
     hint += backslash_hint([v for _, v, why in problems if why == "file not found"])
+    # what would pass: a few unreadable values, or the rows that have none marked so
+    hint += (f"; at most {tolerance * 100:g}% of a column's values may be unreadable (they then count as missing, "
+             f"with a warning): give None where a row has none")
     raise InputError(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read: "
                      f"{listed}{more}{hint}")
 

@@ -630,6 +630,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             fix = "that input" if table.positional else f"X (e.g. X.drop(columns=[{column!r}]))"
             warnings.warn(f"X: column {column!r} holds the labels y in every row: the model would read the answer "
                           f"off it, which new rows will not have; leave {fix} out", UserWarning, stacklevel=user_stacklevel())
+        for message in _columns_that_cannot_help(table, roles):
+            warnings.warn(f"X: {message}", UserWarning, stacklevel=user_stacklevel())
         return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
 
     def _encode_targets(self, labels: np.ndarray, problem_type: str, weights: np.ndarray | None = None) -> np.ndarray:
@@ -1564,6 +1566,76 @@ def _columns_equal_to_labels(table: Table, roles: dict[str, str], labels: np.nda
         if same.all() or (roles[name] == "numeric" and _numbers_equal(values, labels)):  # 3 and 3.0
             found.append(name)
     return found
+
+
+def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[str]:
+    """What ``fit`` says of the columns of a named table (20 rows or more; not positional inputs
+    or a 2-D array's columns, such as a one-hot encoder's) that no model learns from, each kind in
+    one message: one value in every row (a constant, or a split column left in the training rows:
+    a row to predict with another value is one the model never saw), a distinct value per row as
+    an identifier has (the rule by which ``automm init`` leaves them out: an ``id`` column, a row
+    number), or the values of an earlier column in every row (a second input of the same values).
+    They are kept, as given: the messages say how to leave them out."""
+    if table.positional or len(table) < 20:
+        return []
+    from .drafting import _ID_NAME, SPLIT_COLUMN_NAMES, _is_identifier
+    from .roles import is_number
+
+    def texts(values: Sequence[Any]) -> list:
+        return [None if is_missing(v) else str(v) for v in values]
+
+    def may_identify(name: str, head: list) -> bool:  # what an identifier's first values are (cheap: most are not)
+        if _ID_NAME.search(name):
+            return True
+        present = [v for v in head if not is_missing(v)]
+        return len(set(map(str, present))) == len(present) and (
+            all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present)
+            # codes such as "SKU-0012", not numbers written as strings (prices: fit says how they read)
+            or all(isinstance(v, str) and len(v.split()) == 1 and any(ch.isdigit() for ch in v) and not is_number(v)
+                   for v in present))
+
+    constant, identifiers, copies = [], [], []
+    earlier: list[tuple[str, list]] = []  # (column, its first 20 values as text)
+    for name, column in table.columns.items():
+        role = roles.get(name)
+        if role not in ("text", "categorical", "numeric", "datetime") or getattr(column, "ndim", 1) != 1:
+            continue
+        values = list(column)
+        head = texts(values[:20])  # most columns differ from another, and within themselves, in their first rows
+        if head[0] is not None and all(k == head[0] for k in head) and all(k == head[0] for k in texts(values)):
+            first = values[0].item() if isinstance(values[0], np.generic) else values[0]
+            split = " (a split column: the rows to predict hold its other values)" if name.lower() in SPLIT_COLUMN_NAMES else ""
+            constant.append((name, f"{name!r} ({first!r}{split})"))
+            continue
+        same = next((other for other, other_head in earlier if other_head == head
+                     and texts(table.columns[other]) == texts(values)), None)
+        if same is not None:
+            copies.append((name, f"{name!r} (of {same!r})"))
+            continue
+        earlier.append((name, head))
+        if role != "datetime" and may_identify(name, values[:20]) and _is_identifier(name, values, len(values)):
+            identifiers.append((name, f"{name!r} (read as {role})"))
+
+    messages = []
+    for columns, holds, why, fix in (
+            (constant, "one value in every row", "the model learns nothing from {it}, and reads a row to predict with "
+                                                 "another value as one unlike any it was fitted on", "leave {it} out"),
+            (identifiers, "a distinct value in every row, as an identifier does", "an identifier tells the training "
+                                                                                   "rows apart and says nothing of new "
+                                                                                   "rows (new ids)",
+             "if {it} identif{ies} rows, leave {it} out"),
+            (copies, "the values of an earlier column in every row",
+             "a second input of the same values adds parameters and time, nothing to learn", "leave {it} out")):
+        if not columns:
+            continue
+        one = len(columns) == 1
+        listed = "; ".join(what for _, what in columns[:5]) + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
+        names = ", ".join(repr(name) for name, _ in columns[:5]) + (", ..." if len(columns) > 5 else "")
+        words = {"it": "it" if one else "them", "ies": "ies" if one else "y"}
+        fix = fix.format(**words).replace("if them identify", "if they identify")
+        messages.append(f"column{'' if one else 's'} {listed} hold{'s' if one else ''} {holds}: "
+                        f"{why.format(**words)}; {fix} (e.g. X.drop(columns=[{names}]))")
+    return messages
 
 
 def _numbers_equal(values: Any, labels: np.ndarray) -> bool:

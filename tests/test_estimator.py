@@ -912,6 +912,37 @@ def test_fit_warns_when_the_label_column_is_left_among_the_inputs(emoji_split):
         AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]], train["category"])
 
 
+def test_fit_warns_of_split_constant_identifier_and_copied_columns(emoji_split):
+    """A whole table handed to fit as it came (X = df.drop(columns=[label])): its split column
+    (one value in the training rows), a constant, an id and a copy of a column are kept, and fit
+    says which they are and how to leave them out; the same fit without them says nothing."""
+    import warnings as _warnings
+
+    train = emoji_split[0].head(40)
+    X = train[["image", "name", "split"]].assign(id=range(1000, 1040), source="web", title=train["name"])
+    with pytest.warns(UserWarning) as caught:
+        clf = AutoMM(**tiny(max_epochs=1)).fit(X, train["category"])
+    said = [str(w.message) for w in caught if str(w.message).startswith("X: column")]
+    assert any(re.search(r"'split' \('train' \(a split column.*'source' \('web'\) hold one value in every row: .*"
+                         r"X\.drop\(columns=\['split', 'source'\]\)", m) for m in said), said
+    assert any(re.search(r"'id' \(read as numeric\) holds a distinct value in every row, as an identifier does: .*"
+                         r"X\.drop\(columns=\['id'\]\)", m) for m in said), said
+    assert any(re.search(r"'title' \(of 'name'\) holds the values of an earlier column in every row: .*"
+                         r"X\.drop\(columns=\['title'\]\)", m) for m in said), said
+    assert set(clf.column_roles_) == {"image", "name", "split", "id", "source", "title"}  # kept, as given
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error", UserWarning)
+        AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]].assign(price=np.arange(40) * 7.5 % 11), train["category"])
+        AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]].assign(id=range(40)).to_numpy(), train["category"])
+    # distinct whole numbers written as strings (prices): fit says how they read, and calls them no identifier
+    from automm.data import as_table
+    from automm.estimator import _columns_that_cannot_help
+
+    prices = as_table([pd.DataFrame({"price": [str(100 + 7 * i) for i in range(40)], "sku": [f"SKU-{i:04d}" for i in range(40)]})])
+    said = _columns_that_cannot_help(prices, {"price": "text", "sku": "text"})
+    assert len(said) == 1 and said[0].startswith("column 'sku' (read as text) holds a distinct value in every row"), said
+
+
 def test_an_image_path_repeated_in_many_rows_is_checked_once(emoji_split, monkeypatch, tmp_path):
     import automm.data as data_module
 

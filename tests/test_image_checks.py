@@ -22,6 +22,17 @@ def test_relative_pathlib_paths_that_are_missing_get_the_working_directory_hint(
         data.validate_images("image", [Path("images/a.png")] * 4)
 
 
+def test_too_many_missing_image_files_say_what_passes(tmp_path):
+    """30% of the photos missing (not downloaded): the error says that at most 5% may be, and that
+    None marks a row without an image; with None there the column passes."""
+    paths = _files(tmp_path, 7) + [str(tmp_path / f"gone{i}.png") for i in range(3)]
+    with pytest.raises(InputError, match=r"3 of 10 images cannot be read: .*; at most 5% of a column's values may be "
+                                         r"unreadable \(they then count as missing, with a warning\): give None where "
+                                         r"a row has none"):
+        data.validate_images("image", paths)
+    assert data.validate_images("image", paths[:7] + [None] * 3) == []
+
+
 def _files(folder, n):
     image = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
     for i in range(n):
