@@ -968,9 +968,7 @@ def _fail_lost_trials(study, storage, heartbeats: bool = True) -> None:
         except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
             continue  # finished meanwhile, or another worker declared it lost first
         frozen = storage.get_trial(t._trial_id)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=_storage.MAX_RETRY)(study, frozen)
+        _storage.retry_callback()(study, frozen)
 
 
 @functools.lru_cache(maxsize=1)
@@ -1005,14 +1003,11 @@ def _worker_is_gone(worker: str | None, process_space: str | None = None) -> boo
 def _retry_interrupted(study) -> None:
     """Queue a retry of each trial that Ctrl-C cut short (as for a trial of a killed worker):
     it does not count towards ``n_trials``, and a resumed study trains it again."""
-    import optuna
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     retried = _retried_numbers(trials)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=_storage.MAX_RETRY)
+    retry = _storage.retry_callback()
     for t in trials:
         if (t.state == TrialState.FAIL and t.user_attrs.get(_ATTR + "reason") == INTERRUPTED_REASON
                 and t.number not in retried):

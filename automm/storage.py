@@ -22,7 +22,7 @@ from .settings import seconds_setting
 
 __all__ = ["parse_storage", "make_storage", "check_storage", "own_heartbeats", "redact_url", "storage_file", "wait_for_storage_file",
            "StorageError", "StorageNotFoundError", "HEARTBEAT_INTERVAL", "HEARTBEAT_GRACE", "heartbeat_interval",
-           "heartbeat_grace", "JOURNAL_LOCK_GRACE", "MAX_RETRY"]
+           "heartbeat_grace", "JOURNAL_LOCK_GRACE", "MAX_RETRY", "retry_callback"]
 
 #: Seconds between heartbeats of a running trial, and silence after which it is declared lost,
 #: unless ``AUTOMM_HEARTBEAT_INTERVAL`` / ``AUTOMM_HEARTBEAT_GRACE`` say otherwise.
@@ -44,6 +44,27 @@ def heartbeat_grace() -> float:
 JOURNAL_LOCK_GRACE = 10
 #: How often a trial lost with its worker is retried.
 MAX_RETRY = 2
+
+
+def _optuna_4_9_names() -> bool:
+    """Whether Optuna names the retry of a stale trial as 4.9 and later do: the callback
+    ``RetryHeartbeatStaleTrialCallback`` given to ``RDBStorage`` as ``heartbeat_stale_trial_callback``
+    (before 4.9: ``RetryFailedTrialCallback``, ``failed_trial_callback``, names Optuna 6 removes)."""
+    import optuna
+
+    return hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
+
+
+def retry_callback(max_retry: int = MAX_RETRY):
+    """Optuna's callback that queues a retry of a failed trial (under the name of the installed
+    Optuna's version)."""
+    import optuna
+
+    callback = (optuna.storages.RetryHeartbeatStaleTrialCallback if _optuna_4_9_names()
+                else optuna.storages.RetryFailedTrialCallback)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return callback(max_retry=max_retry)
 
 
 def parse_storage(storage: Any) -> tuple[str, Any]:
@@ -293,10 +314,10 @@ def _open_rdb(url: str, engine_kwargs: dict):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                callback = "heartbeat_stale_trial_callback" if _optuna_4_9_names() else "failed_trial_callback"
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval(),
-                    grace_period=heartbeat_grace(),
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+                    grace_period=heartbeat_grace(), **{callback: retry_callback()})
         except Exception as exc:  # noqa: BLE001 - only the race is tried again
             if attempt == _SCHEMA_RACE_RETRIES or not _schema_race(exc):
                 raise

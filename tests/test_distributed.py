@@ -423,8 +423,9 @@ def test_a_resumed_study_retrains_the_ensembles_members_of_the_earlier_run(rows,
     the others left out without a word. With no time to retrain one, a warning names it."""
     journal = str(tmp_path / "study.log")
     names, labels = rows["name"].tolist(), rows["category"].tolist()
+    # (random draws: TPE's draws differ between Optuna versions, and under 4.3 the ensemble kept one model)
     params = dict(TINY, storage=journal, study_name="again", n_trials=6, ensemble_size=3, max_epochs=3,
-                  search_space={"linear_model": False, "neighbors_model": False})
+                  sampler="random", search_space={"linear_model": False, "neighbors_model": False})
     first = AutoMM(**params).fit(names, labels)
     members = sorted({m.trial for m in first.ensemble_.members})
     assert len(members) > 1
@@ -619,6 +620,22 @@ def test_processes_opening_a_new_database_at_once_all_open_it(monkeypatch):
     monkeypatch.setattr("time.sleep", lambda seconds: None)
     opened = automm_storage.make_storage("rdb", "sqlite:///:memory:")
     assert len(calls) == 2 and opened is not None
+
+
+@pytest.mark.filterwarnings("ignore")  # (Optuna 4.9 and later: the old names are deprecated)
+def test_optuna_before_4_9_retries_lost_trials_under_the_callbacks_old_name(monkeypatch):
+    """Optuna 4.3-4.8 name the retry callback RetryFailedTrialCallback (4.9 renamed it
+    RetryHeartbeatStaleTrialCallback, 6 removes the old name): a database storage opens, and a
+    failed trial is queued again, under either name."""
+    callback = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    monkeypatch.delattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", raising=False)
+    monkeypatch.setattr(optuna.storages, "RetryFailedTrialCallback", callback, raising=False)
+    opened = automm_storage.make_storage("rdb", "sqlite:///:memory:")
+    study = optuna.create_study(storage=opened)
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    automm_storage.retry_callback()(study, study.trials[0])
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
 
 
 def test_a_worker_of_another_automm_version_refuses_before_any_trial(rows, tmp_path, monkeypatch):
