@@ -81,3 +81,12 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def run_in_threads(*targets, timeout: float = 20.0) -> None:
+    """Start a thread for each of ``targets`` (callables), then wait for them all."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)

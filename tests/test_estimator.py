@@ -14,7 +14,7 @@ import automm
 from automm import AutoMM, AutoMMClassifier, AutoMMRegressor, InputError, NotFittedError, UnknownComponentError
 from automm.training import Callback
 
-from helpers import tiny
+from helpers import run_in_threads, tiny
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +191,7 @@ def test_the_float32_default_holds_until_the_last_of_overlapping_blocks_ends():
             seen["inside"] = torch.get_default_dtype()
 
     try:
-        threads = [threading.Thread(target=first), threading.Thread(target=second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(20)
+        run_in_threads(first, second)
         assert seen["inside"] == torch.float32  # the first block's end left it as the second needs it
         assert torch.get_default_dtype() == torch.float64  # the caller's, once both ended
     finally:
@@ -231,11 +227,7 @@ def test_the_global_generators_come_back_after_overlapping_fits_in_threads(emoji
     torch.manual_seed(7), np.random.seed(7), random.seed(7)
     expected = (torch.rand(3), np.random.rand(3), random.random())
     torch.manual_seed(7), np.random.seed(7), random.seed(7)
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
+    run_in_threads(first, second)
     assert torch.equal(torch.rand(3), expected[0])
     np.testing.assert_array_equal(np.random.rand(3), expected[1])
     assert random.random() == expected[2]

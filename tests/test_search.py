@@ -34,7 +34,7 @@ from automm.ensemble import greedy_selection
 from automm.search import SearchError, SearchSpace
 from automm.training import Callback
 
-from helpers import CtrlC, write_manifest
+from helpers import CtrlC, run_in_threads, write_manifest
 
 # Text-only, tiny components (fixed by dicts: the search varies dropouts, n-gram ranges,
 # augmentations and training hyperparameters): a trial takes a fraction of a second.
@@ -172,11 +172,7 @@ def test_searches_overlapping_in_threads_leave_optunas_verbosity_and_the_warning
             assert optuna.logging.get_verbosity() == optuna.logging.ERROR  # still quiet for the second
 
     try:
-        threads = [threading.Thread(target=first), threading.Thread(target=second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(20)
+        run_in_threads(first, second)
         assert optuna.logging.get_verbosity() == optuna.logging.WARNING
         assert warnings.filters == filters
     finally:
