@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import decimal
 import inspect
@@ -12,7 +11,6 @@ import os
 import random
 import re
 import sys
-import threading
 import time
 import warnings
 import weakref
@@ -34,6 +32,7 @@ from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, de
                    warn_unused_modalities)
 from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
+from .process_state import SharedChange
 from .roles import BASE_ROLES
 from .storage import check_storage
 from .deadlines import deadline_scope
@@ -1716,12 +1715,24 @@ def _called_by_model_selection() -> bool:
     return False
 
 
-_random_state_lock = threading.Lock()
-_random_state_users = 0
-_random_state_saved: tuple | None = None
+def _save_generators() -> tuple:
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return (np.random.get_state(), random.getstate(), torch.get_rng_state(),
+            torch.cuda.get_rng_state_all() if cuda else None)
 
 
-@contextlib.contextmanager
+def _restore_generators(saved: tuple) -> None:
+    numpy_state, python_state, torch_state, cuda_states = saved
+    np.random.set_state(numpy_state)
+    random.setstate(python_state)  # (a library imported on first use may draw from it)
+    torch.set_rng_state(torch_state)
+    if cuda_states is not None:
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+_GENERATORS = SharedChange(_save_generators, _restore_generators)
+
+
 def global_random_state_kept():
     """Run a block that seeds numpy's and torch's global generators (a fit does, so that a seed
     gives the same model), then put back the states they had: a user's own random draws around a
@@ -1729,56 +1740,30 @@ def global_random_state_kept():
     server or of the caller) share one saved state, taken when the first begins and put back
     when the last ends, not when the first does (each putting back its own left the generators
     as a fit had seeded them)."""
-    global _random_state_users, _random_state_saved
-    with _random_state_lock:
-        if _random_state_users == 0:
-            cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-            _random_state_saved = (np.random.get_state(), random.getstate(), torch.get_rng_state(),
-                                   torch.cuda.get_rng_state_all() if cuda else None)
-        _random_state_users += 1
-    try:
-        yield
-    finally:
-        with _random_state_lock:
-            _random_state_users -= 1
-            if _random_state_users == 0:
-                numpy_state, python_state, torch_state, cuda_states = _random_state_saved
-                _random_state_saved = None
-                np.random.set_state(numpy_state)
-                random.setstate(python_state)  # (a library imported on first use may draw from it)
-                torch.set_rng_state(torch_state)
-                if cuda_states is not None:
-                    torch.cuda.set_rng_state_all(cuda_states)
+    return _GENERATORS.held()
 
 
-_float32_lock = threading.Lock()
-_float32_users = 0
-_float32_previous = None
+def _float32_begin() -> torch.dtype:
+    previous = torch.get_default_dtype()
+    if previous != torch.float32:  # (the usual case: nothing process-wide to change)
+        torch.set_default_dtype(torch.float32)
+    return previous
 
 
-@contextlib.contextmanager
+def _float32_end(previous: torch.dtype) -> None:
+    if previous != torch.float32:
+        torch.set_default_dtype(previous)
+
+
+_FLOAT32 = SharedChange(_float32_begin, _float32_end)
+
+
 def float32_default():
     """Build and train in float32 whatever ``torch.get_default_dtype()`` the caller set (a
     float64 default made the layers float64 and the first convolution refuse its float32
     input); the caller's default is back after the last of the blocks running at once (threads
     of a server or of the caller) ends, not when the first does."""
-    global _float32_users, _float32_previous
-    with _float32_lock:
-        if _float32_users == 0:
-            if torch.get_default_dtype() == torch.float32:  # the usual case: nothing process-wide to change
-                _float32_previous = None
-            else:
-                _float32_previous = torch.get_default_dtype()
-                torch.set_default_dtype(torch.float32)
-        _float32_users += 1
-    try:
-        yield
-    finally:
-        with _float32_lock:
-            _float32_users -= 1
-            if _float32_users == 0 and _float32_previous is not None:
-                torch.set_default_dtype(_float32_previous)
-                _float32_previous = None
+    return _FLOAT32.held()
 
 
 def _is_learned(name: str) -> bool:

@@ -53,15 +53,7 @@ class MultimodalNet(nn.Module):
         for name, encoder in self.encoders.items():
             batch, rows, size = inputs[name], None, None
             if masks is not None:
-                mask = masks[name]
-                empty_rows = getattr(encoder, "empty_rows", None)  # (a plain module has none)
-                empty = empty_rows(batch) if empty_rows is not None else None
-                if empty is not None and (not isinstance(empty, torch.Tensor) or tuple(empty.shape) != tuple(mask.shape)):
-                    got = tuple(empty.shape) if isinstance(empty, torch.Tensor) else type(empty).__name__
-                    raise PluginError(f"{self.encoder_labels[name]} of input {name!r}: empty_rows returned {got} for a "
-                                      f"batch of {len(mask)} rows; it must return a ({len(mask)},) bool tensor or None")
-                if empty is not None:  # (no .any() first: a device sync per batch on CUDA)
-                    mask = masks[name] = mask & ~empty.to(device=mask.device, dtype=torch.bool)
+                mask = masks[name] = self._read_rows(name, batch, masks[name])
                 size = len(mask)
                 if not bool(mask.all()):
                     rows = torch.nonzero(mask).flatten()
@@ -92,6 +84,18 @@ class MultimodalNet(nn.Module):
                 embedding = embedding.new_zeros((size, embedding.shape[1])).index_copy(0, rows, embedding)
             embeddings[name] = embedding
         return embeddings
+
+    def _read_rows(self, name: str, batch: object, mask: torch.Tensor) -> torch.Tensor:
+        """``mask`` less the rows whose value encoder ``name`` reads as nothing (:meth:`Encoder.empty_rows`)."""
+        empty_rows = getattr(self.encoders[name], "empty_rows", None)  # (a plain module has none)
+        empty = empty_rows(batch) if empty_rows is not None else None
+        if empty is None:
+            return mask
+        if not isinstance(empty, torch.Tensor) or tuple(empty.shape) != tuple(mask.shape):
+            got = tuple(empty.shape) if isinstance(empty, torch.Tensor) else type(empty).__name__
+            raise PluginError(f"{self.encoder_labels[name]} of input {name!r}: empty_rows returned {got} for a "
+                              f"batch of {len(mask)} rows; it must return a ({len(mask)},) bool tensor or None")
+        return mask & ~empty.to(device=mask.device, dtype=torch.bool)  # (no .any() first: a CUDA sync per batch)
 
     def embed(self, inputs: Mapping[str, object], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
         masks = dict(masks)

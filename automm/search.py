@@ -169,6 +169,7 @@ from .contracts import BUILD_FAILED
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
+from .process_state import SharedChange
 from .exceptions import AutoMMError, InputError, SearchError, TimeLimitExceeded, user_stacklevel
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import rank_key as _rank_key
@@ -437,12 +438,31 @@ def make_pruner(settings: SearchSettings):
     raise InputError(f"pruner: unknown {pruner!r}")
 
 
-_optuna_quiet_lock = threading.Lock()
-_optuna_quiet_users = 0
-_optuna_quiet_saved: list = [None, None]  # optuna's verbosity before the first block, the filter added
+def _quiet_optuna_begin() -> tuple:
+    import optuna
+
+    # a filter object of its own, put first and removed by identity: filterwarnings takes out an
+    # equal filter the user had set, and removing by equality took theirs for good
+    ours = ("ignore", None, optuna.exceptions.ExperimentalWarning, None, 0)
+    warnings.filters.insert(0, ours)
+    getattr(warnings, "_filters_mutated", lambda: None)()
+    return optuna.logging.get_verbosity(), ours
 
 
-@contextlib.contextmanager
+def _quiet_optuna_end(saved: tuple) -> None:
+    import optuna
+
+    verbosity, ours = saved
+    optuna.logging.set_verbosity(verbosity)
+    found = [i for i, entry in enumerate(warnings.filters) if entry is ours]
+    if found:  # (else gone already: the caller reset the filters)
+        del warnings.filters[found[0]]
+        getattr(warnings, "_filters_mutated", lambda: None)()  # (cached decisions made again)
+
+
+_QUIET_OPTUNA = SharedChange(_quiet_optuna_begin, _quiet_optuna_end)
+
+
 def optuna_quiet(verbose: int):
     """Optuna's log at INFO (``verbose >= 2``) or errors only, and its ``ExperimentalWarning``
     left out, within. Blocks running at once (searches in threads of one process) share one
@@ -451,29 +471,8 @@ def optuna_quiet(verbose: int):
     place for good when two overlapped."""
     import optuna
 
-    global _optuna_quiet_users
-    with _optuna_quiet_lock:
-        if _optuna_quiet_users == 0:
-            _optuna_quiet_saved[0] = optuna.logging.get_verbosity()
-            # a filter object of its own, put first and removed by identity: filterwarnings takes
-            # out an equal filter the user had set, and removing by equality took theirs for good
-            _optuna_quiet_saved[1] = ("ignore", None, optuna.exceptions.ExperimentalWarning, None, 0)
-            warnings.filters.insert(0, _optuna_quiet_saved[1])
-            getattr(warnings, "_filters_mutated", lambda: None)()
-        _optuna_quiet_users += 1
-        optuna.logging.set_verbosity(optuna.logging.INFO if verbose >= 2 else optuna.logging.ERROR)
-    try:
-        yield
-    finally:
-        with _optuna_quiet_lock:
-            _optuna_quiet_users -= 1
-            if _optuna_quiet_users == 0:
-                optuna.logging.set_verbosity(_optuna_quiet_saved[0])
-                ours = [i for i, entry in enumerate(warnings.filters) if entry is _optuna_quiet_saved[1]]
-                if ours:  # (else gone already: the caller reset the filters)
-                    del warnings.filters[ours[0]]
-                    getattr(warnings, "_filters_mutated", lambda: None)()  # (cached decisions made again)
-                _optuna_quiet_saved[:] = [None, None]
+    level = optuna.logging.INFO if verbose >= 2 else optuna.logging.ERROR
+    return _QUIET_OPTUNA.held(lambda: optuna.logging.set_verbosity(level))
 
 
 # ==========================================================================================
