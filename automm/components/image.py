@@ -413,9 +413,14 @@ def colour_histogram(pixels: torch.Tensor) -> torch.Tensor:
     bins = np.concatenate([rgb_bin[whole], rgb_bin[centre] + RGB_BINS,
                            hsv_bin[whole] + 2 * RGB_BINS, hsv_bin[centre] + 2 * RGB_BINS + HSV_BINS])
     counts = np.bincount(bins, minlength=COLOUR_FEATURES).astype(np.float32)
-    pixels_counted = np.repeat(np.array([whole.size, centre.size] * 2, dtype=np.float32),
-                               [RGB_BINS, RGB_BINS, HSV_BINS, HSV_BINS])
-    return torch.from_numpy(np.sqrt(counts / pixels_counted))
+    return torch.from_numpy(np.sqrt(counts / _pixels_counted(whole.size, centre.size)))
+
+
+@functools.lru_cache(maxsize=8)
+def _pixels_counted(whole: int, centre: int) -> np.ndarray:
+    """The number of pixels each of :func:`colour_histogram`'s bins counts among (the same for
+    every image of one size: made once)."""
+    return np.repeat(np.array([whole, centre] * 2, dtype=np.float32), [RGB_BINS, RGB_BINS, HSV_BINS, HSV_BINS])
 
 
 class ColourHistogramEncoder(ImageEncoder):
