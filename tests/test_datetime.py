@@ -270,9 +270,6 @@ def test_times_on_a_clock_fit_never_saw_are_pointed_out():
 def test_times_in_months_fit_never_saw_are_named_at_predict():
     """A model fitted on January to September read October's month as unknown (an untrained
     embedding) without a word: its predictions moved by up to 0.3 of the noise's 0.5."""
-    import warnings
-
-    import numpy as np
     import pandas as pd
 
     from automm import AutoMM

@@ -328,7 +328,7 @@ def test_messages_name_rows_by_the_dataframe_index(emoji_split, tmp_path):
     frame = train[["image", "name", "category"]].head(60).copy()
     frame.loc[frame.index[40:], "image"] = str(tmp_path / "gone.png")  # a third unreadable: an error
     kept = frame.iloc[30:]  # a filtered frame keeps its index labels
-    with pytest.raises(InputError, match=rf"row 40 \('.*gone.png'\): file not found; row 41"):
+    with pytest.raises(InputError, match=r"row 40 \('.*gone.png'\): file not found; row 41"):
         AutoMM(max_epochs=1).fit(frame[["image", "name"]], frame["category"])  # index 0..n-1: positions
     with pytest.raises(InputError, match=rf"index {kept.index[10]} \('.*gone.png'\): file not found"):
         AutoMM(max_epochs=1).fit(kept[["image", "name"]], kept["category"])

@@ -11,7 +11,6 @@ from PIL import Image
 
 import automm.data as data
 from automm import InputError
-from automm.progress import verbose_logging
 
 
 def test_relative_pathlib_paths_that_are_missing_get_the_working_directory_hint(tmp_path, monkeypatch):

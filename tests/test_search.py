@@ -575,6 +575,7 @@ def test_fit_summary_says_what_the_search_did_and_kept(searched, texts, tmp_path
     assert summary["problem_type"] == "multiclass" and summary["n_classes"] == len(searched.classes_)
     assert summary["columns"] == {"x0": "text"}
     assert summary["trials"] == {"total": 5, "finished": 5, "pruned": 0, "failed": 0}
+    assert summary["trials"]["total"] == len(board) and set(board["state"]) == {"COMPLETE"}  # as the leaderboard says
     assert summary["best_trial"] == searched.best_trial_ and summary["study_name"] == searched.study_name_
     assert summary["validation_metric"] == "accuracy" and summary["validation_score"] == searched.best_score_
     # the ensemble kept: its own holdout accuracy, not its best member's
@@ -2720,7 +2721,7 @@ def test_a_killed_searchs_temporary_folder_is_removed_by_the_next_search(tmp_pat
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     # a search process that held its folder's lock, then was killed (the kernel released the lock)
     script = ("import os, signal, sys; from automm import search; "
-              f"d = sys.argv[1]; os.makedirs(d + '/models/trial-1'); search._hold_search_folder(d); "
+              "d = sys.argv[1]; os.makedirs(d + '/models/trial-1'); search._hold_search_folder(d); "
               "open(d + '/models/trial-1/weights.safetensors', 'wb').write(b'x' * 1000); "
               "os.kill(os.getpid(), signal.SIGKILL)")
     stale = tmp_path / "automm-search-host-1-abc123"
