@@ -82,9 +82,11 @@ def _present(values: list[Any]) -> list[Any]:
 def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
     """Whether a column tells rows apart and so cannot generalise to new ones: a distinct value
     in (nearly) every row (90% of them: repeated rows repeat their ids) that is named like an id (``id``, ``user_id``, ``productId``), or
-    integers that only increase down the file (a row number), or one-word codes that all hold
-    a digit (``SKU-0012``, a UUID). Distinct numbers or words alone are not enough: a price in
-    cents or an emoji's short name is distinct per row and still informative."""
+    integers that increase down the file by one a row but where rows were deleted (a row number),
+    or one-word codes that all hold a digit (``SKU-0012``, a UUID). Distinct numbers or words
+    alone are not enough: a price in cents or an emoji's short name is distinct per row and still
+    informative, and so is a table sorted by such a number (prices rising by a few cents a row,
+    times by 5 seconds)."""
     present = _present(values)
     if len(present) < max(2, 0.95 * n_rows):
         return False
@@ -97,9 +99,10 @@ def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
         return False  # dates or times, one per row (a daily series): the features a forecast needs
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
         steps = np.diff(np.asarray(present, dtype=np.int64))
-        # a row number counts rows: it rises by a few a row at most (gaps where rows were deleted),
-        # not by 86,400 (Unix times of a daily series) or 1,000 (milliseconds)
-        return bool(np.all(steps > 0)) and float(np.median(steps)) <= 10
+        # a row number counts rows: it rises by one from most rows to the next (gaps where rows were
+        # deleted), not by 86,400 (Unix times of a daily series), nor by a few from most rows (a
+        # price or a time in a table sorted by it: 3, 7, 2, 5 more)
+        return bool(np.all(steps > 0)) and float(np.mean(steps == 1)) >= 0.5
     return all(isinstance(v, str) and len(v.split()) == 1 and any(ch.isdigit() for ch in v)
                and not os.path.splitext(v)[1] for v in present)
 

@@ -1602,7 +1602,11 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
         values = list(column)
         head = texts(values[:20])  # most columns differ from another, and within themselves, in their first rows
         if head[0] is not None and all(k == head[0] for k in head) and all(k == head[0] for k in texts(values)):
-            first = values[0].item() if isinstance(values[0], np.generic) else values[0]
+            first = values[0]
+            if isinstance(first, (np.datetime64, np.timedelta64)):  # (.item() of nanoseconds: an int)
+                first = str(first)
+            elif isinstance(first, np.generic):
+                first = first.item()
             split = " (a split column: the rows to predict hold its other values)" if name.lower() in SPLIT_COLUMN_NAMES else ""
             constant.append((name, f"{name!r} ({first!r}{split})"))
             continue

@@ -84,9 +84,23 @@ def single_torch_thread():
 
 
 def run_in_threads(*targets, timeout: float = 20.0) -> None:
-    """Start a thread for each of ``targets`` (callables), then wait for them all."""
-    threads = [threading.Thread(target=target) for target in targets]
+    """Start a thread for each of ``targets`` (callables), then wait for them all; the first
+    exception a target raised (an ``assert`` in a thread) is raised here, and a thread still
+    running after ``timeout`` fails the test (else either only printed, the test passing)."""
+    errors: list[BaseException] = []
+
+    def run(target):
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout)
+    if errors:
+        raise errors[0]
+    running = [target for target, thread in zip(targets, threads) if thread.is_alive()]
+    assert not running, f"still running after {timeout} s: {running}"

@@ -212,6 +212,9 @@ def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
     ("date", ["2024-03-05", "2024-03-06", "2024-03-07"], False),  # a daily series' dates: its features
     ("time", ["2024-03-05T14:00:00", "2024-03-05T15:00:00", "2024-03-05T16:00:00"], False),
     ("ts", [1709596800, 1709683200, 1709769600], False),  # Unix times rise by 86,400 a row, not by one
+    ("row", [3, 4, 5, 9, 10, 11, 12], True),    # a row number with rows deleted
+    ("sqft", [510, 514, 521, 522, 530, 533, 541], False),  # a table sorted by a measurement
+    ("timestamp", [1_700_000_000 + 5 * i for i in range(7)], False),  # a log every 5 seconds
 ])
 def test_identifiers(name, values, expected):
     assert _is_identifier(name, values, len(values)) is expected

@@ -935,6 +935,24 @@ def test_fit_warns_of_split_constant_identifier_and_copied_columns(emoji_split):
     assert len(said) == 1 and said[0].startswith("column 'sku' (read as text) holds a distinct value in every row"), said
 
 
+def test_fit_calls_no_sorted_number_an_identifier_and_names_a_constant_date_as_one():
+    """A table sorted by a price or a time (distinct integers, rising by a few a row) was said
+    to hold an identifier (automm init left such columns out); a constant datetime64 column was
+    shown as its nanoseconds (1704103200000000000)."""
+    from automm.data import as_table
+    from automm.estimator import _columns_that_cannot_help
+
+    n = 40
+    table = as_table([{"price": np.array([100 + 3 * i + i % 4 for i in range(n)]),
+                       "timestamp": 1_700_000_000 + 5 * np.arange(n), "row": np.arange(n) + 1,
+                       "when": np.array(["2024-01-01T10:00"] * n, dtype="datetime64[ns]")}])
+    said = _columns_that_cannot_help(table, {"price": "numeric", "timestamp": "numeric", "row": "numeric",
+                                             "when": "datetime"})
+    assert len(said) == 2, said
+    assert said[0].startswith("column 'when' ('2024-01-01T10:00:00.000000000') holds one value in every row"), said
+    assert said[1].startswith("column 'row' (read as numeric) holds a distinct value in every row"), said
+
+
 def test_an_image_path_repeated_in_many_rows_is_checked_once(emoji_split, monkeypatch, tmp_path):
     import automm.data as data_module
 

@@ -179,6 +179,22 @@ def test_searches_overlapping_in_threads_leave_optunas_verbosity_and_the_warning
         optuna.logging.set_verbosity(previous)
 
 
+def test_run_in_threads_raises_what_a_thread_raised():
+    """The thread tests' harness: an assert failing in a thread (as in the test above) was only
+    printed, the test passing; a thread still running after the timeout went unnoticed."""
+    def fails():
+        assert 1 == 2, "in a thread"
+
+    with pytest.raises(AssertionError, match="in a thread"):
+        run_in_threads(lambda: None, fails)
+    stop = threading.Event()
+    try:
+        with pytest.raises(AssertionError, match="still running after 0.1 s"):
+            run_in_threads(lambda: stop.wait(10), timeout=0.1)
+    finally:
+        stop.set()
+
+
 def test_a_search_keeps_the_users_own_filter_of_optunas_experimental_warning():
     """A user's `warnings.simplefilter("ignore", ExperimentalWarning)` set before fit was taken out
     by the search's own, equal filter (filterwarnings removes an equal one; the search removed
