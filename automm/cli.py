@@ -1103,9 +1103,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             raise UsageError(f"worker: --set {ignored[0]}: a worker reads only the recipe's data (data.*); its "
                              "training and search settings are the study's, those of the fit that created it")
         recipe = load_recipe(args.recipe, list(args.overrides or []), check_data=True, require_data=True)
+        options_weights["given_params"] = recipe.params()  # (those the study sets otherwise: named in a warning)
         data = recipe.load_data()
         inputs, labels = (data.X_train,), data.y_train
-        options_weights = {k: v for k, v in {"sample_weight": data.w_train, "X_val": data.X_val, "y_val": data.y_val,
+        options_weights |= {k: v for k, v in {"sample_weight": data.w_train, "X_val": data.X_val, "y_val": data.y_val,
                                              "sample_weight_val": data.w_val}.items() if v is not None}
         out.log(f"data: {data.source}: {len(data.X_train)} train rows (must be what the study's fit was given)")
     elif args.overrides:
@@ -1313,7 +1314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("worker", parents=[common, override], help="join a running search study",
+    p = sub.add_parser("worker", parents=[common], help="join a running search study",
                        description="Run trials of a search study shared through an Optuna storage (a journal file "
                                    "or PostgreSQL), alongside other workers on this or other machines, until the "
                                    "study's n_trials or time limit is reached or its fits have finished. Prints the "
@@ -1332,6 +1333,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "models")
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
                    help="how long to wait for the study to appear (default: 60)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY.PATH=VALUE",
+                   help="set a data key of --recipe (value read as YAML), e.g. --set data.path=/mnt/data/train.csv; "
+                        "repeatable (a worker's training and search settings are the study's)")
     p.set_defaults(func=cmd_worker)
     return parser
 

@@ -500,6 +500,7 @@ class SearchContext:
     device_queue: Any = None              # queue.Queue of torch.device (one trial per GPU)
     child_artifact_dir: str | None = None
     worker_tag: str = ""
+    child_tags: list = field(default_factory=list)  # the worker tags of this process's forked search processes
     durations: list = field(default_factory=list)  # seconds of this process's trials that were not pruned
     hard_grace: float = 10.0              # seconds past the deadline before a trial is interrupted
     attempts: int = 0                     # trials this process started
@@ -1368,6 +1369,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                                name=f"automm-search-{index}")
             child.start()
             children.append(child)
+            ctx.child_tags.append(f"{socket.gethostname()}:{child.pid}")
         torch.set_num_threads(threads)
         try:
             _worker_loop(ctx, study)
@@ -1930,7 +1932,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
         _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, best.best_score, ctx.interrupted.is_set(),
-                           since=ctx.started))
+                           since=ctx.started, own_tags={ctx.worker_tag, *ctx.child_tags}))
     temperature = 1.0
     if "ensemble_" not in extras:  # one model: its own outputs decide, at its own temperature
         temperature = candidate_temperature(ctx.data, best) if best.bag is None else 1.0
@@ -2033,15 +2035,20 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
                       f"{_grouped_reasons(broken, shown=2)}", UserWarning, stacklevel=user_stacklevel())
 
 
-def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool, since: float) -> str:
+def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool, since: float,
+             own_tags: set[str] | None = None) -> str:
     """One line on what the search did (its trials as ``leaderboard_`` lists them) and what it
     kept (printed when ``verbose``); ``since``, when this fit's search began (``time.time()``): its
-    own seconds, and how many trials it ran when the study held earlier ones (a resumed study)."""
+    own seconds, and how many trials it ran when the study held others (a resumed study, or trials
+    of workers and other fits: those of ``own_tags``, this fit's processes, are its own)."""
     import datetime
 
     counts = ", ".join(f"{n} {word}" for word, n in trial_counts(leaderboard).items() if word != "total" and n)
     began = datetime.datetime.fromtimestamp(since)  # (Optuna's trial times are naive local times)
-    own = int((leaderboard["start"] >= began).sum())
+    mine = leaderboard["start"] >= began
+    if own_tags is not None:  # (trials of workers and other fits started since, too)
+        mine &= leaderboard["worker"].isin(own_tags)
+    own = int(mine.sum())
     earlier = f", {own} of them by this fit" if own < len(leaderboard) else ""
     took = f" in {time.time() - since:.0f} s{earlier}"
     if ensemble is not None:

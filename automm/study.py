@@ -355,6 +355,12 @@ def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Ca
         study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
         return None
     stored = attrs.get(SPEC_ATTR) or {}
+    if stored:  # as a worker is: a study searching over plugins this process lacks (its space differs for
+        # that reason), or created by another automm or plugin version (trials of other code ranked as one search)
+        try:
+            check_components(stored, study.study_name)
+        except InputError as exc:
+            raise InputError(f"study_name: {exc}, or choose another study_name") from None
     if existing != fingerprint or values_differ(stored, spec):
         try:
             what = describe_difference(stored, spec) if stored else ""

@@ -19,11 +19,12 @@ import logging
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from .components.image_cache import image_cache
-from .exceptions import AutoMMError, InputError
+from .exceptions import AutoMMError, InputError, user_stacklevel
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .pipeline import PreparedData
 from .progress import verbose_logging
@@ -55,7 +56,7 @@ class WorkerRequest:
 def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_weight: Any = None,
                X_val: Any = None, y_val: Any = None, sample_weight_val: Any = None,
                device: str = "auto", n_jobs: int = 1, artifact_dir: str | os.PathLike | None = None,
-               wait: float = 60.0, verbose: int = 0) -> int:
+               wait: float = 60.0, verbose: int = 0, given_params: Mapping[str, Any] | None = None) -> int:
     """Join the automm study ``study_name`` in ``storage`` and run its trials until the
     study's ``n_trials`` or time limit is reached or every ``fit`` running it has finished.
 
@@ -77,6 +78,9 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     wait : seconds to wait for the study to appear (a worker may start before ``fit``); a
         journal or SQLite file that still does not exist then is an error (it is not created).
     verbose : 0 quiet, 1 a line per trial, 2 also Optuna's log.
+    given_params : the estimator's parameters the caller was given (``automm worker --recipe``: the
+        recipe's); those of the search and training that differ from the study's are named in a
+        warning: the worker uses the study's.
 
     The worker samples the study's stored space with the study's sampler and pruner by name
     (a sampler or pruner that ``fit`` was given as an object becomes TPE / median here) and
@@ -99,6 +103,8 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     backend = make_storage(*storage_ref)
     spec = wait_for_study(backend, study_name, max(0.0, wait - (time.monotonic() - start)))
     check_components(spec, study_name)  # before any trial: each would fail on a missing plugin
+    if given_params:
+        _warn_unused_settings(spec, given_params, study_name)
     from . import estimator as estimator_module
 
     cls = getattr(estimator_module, spec["estimator"], estimator_module.AutoMM)
@@ -127,6 +133,33 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     data = data_from_spec(spec, payload, estimator)
     with verbose_logging(int(verbose)):
         return run_worker_with_data(request, data, estimator)
+
+
+#: Parameters that are each worker's own (its machine's), not the study's.
+OWN_PARAMS = frozenset({"device", "n_jobs", "num_workers", "cache_dir", "verbose", "plot_dir", "storage", "study_name"})
+
+
+def _warn_unused_settings(spec: Mapping[str, Any], given: Mapping[str, Any], study_name: str) -> None:
+    """A warning naming the search and training settings in ``given`` that differ from the study's
+    (a worker's recipe saying ``time_limit: 30``: the worker ran on until the study's fits ended)."""
+    from .persistence import _jsonable
+    from .recipe_checks import PARAM_PATHS
+
+    stored, differing = spec.get("params") or {}, []
+    for param, value in given.items():
+        if param in OWN_PARAMS or param not in stored:
+            continue
+        try:
+            value = _jsonable(value)
+        except TypeError:
+            continue
+        if value != stored[param]:
+            differing.append(f"{PARAM_PATHS.get(param, param)} {value!r} (the study's: {stored[param]!r})")
+    if differing:
+        warnings.warn(f"study {study_name!r}: the recipe's {', '.join(differing)} "
+                      f"{'are' if len(differing) > 1 else 'is'} not used: a worker trains with the study's settings, "
+                      "those of the fit that created it, and stops when the study's fits have finished",
+                      UserWarning, stacklevel=user_stacklevel())
 
 
 def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=None) -> int:

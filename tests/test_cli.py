@@ -861,6 +861,27 @@ def test_a_worker_refuses_a_set_that_it_would_ignore(capsys, tmp_path):
     assert result.code == 2 and "--set training.max_epochs: a worker reads only the recipe's data" in result.err
 
 
+def test_a_worker_names_the_settings_of_its_recipe_that_it_does_not_use(capsys, tmp_path):
+    """A worker's recipe with its own ``search.time_limit: 15`` and ``training.max_epochs: 2``: the
+    worker ran the study's (2 epochs, until the study's fits ended, 75 s) without a word; and its
+    ``--help`` gave ``--set training.max_epochs=5`` as the example, which it refuses."""
+    frame = pd.read_csv(EMOJI_CSV).head(40)
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    log = tmp_path / "study.log"
+    AutoMM(encoders={"text": {"name": "hashed_ngram", "n_buckets": 256, "emb_dim": 4, "output_dim": 4}},
+           fusion={"name": "concat", "proj_dim": 4, "hidden_dim": 4}, max_epochs=1, num_workers=0, random_state=0,
+           n_trials=1, ensemble_size=1, storage=str(log), study_name="shared").fit(frame[["name"]], frame["category"])
+    recipe = {"data": {"path": "items.csv", "label": "category", "columns": ["name"]},
+              "training": {"max_epochs": 2, "num_workers": 0}, "search": {"time_limit": 15}, "seed": 0}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    result = run(capsys, "worker", "--storage", log, "--study", "shared", "--wait", "0", "--recipe", tmp_path / "r.yaml")
+    assert ("warning: study 'shared': the recipe's training.max_epochs 2 (the study's: 1), search.time_limit 15 (the "
+            "study's: None) are not used: a worker trains with the study's settings") in result.err, result.err
+    assert "seed" not in result.err and "num_workers" not in result.err  # the same as the study's; the worker's own
+    helped = run(capsys, "worker", "--help").out
+    assert "--set data.path=" in helped and "training.max_epochs" not in helped
+
+
 def test_a_model_fitted_on_unnamed_inputs_predicts_a_data_file_with_columns(capsys, tmp_path):
     from helpers import tiny
 

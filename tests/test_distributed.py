@@ -649,6 +649,46 @@ def test_a_worker_of_another_automm_version_refuses_before_any_trial(rows, tmp_p
     assert len(_trials(journal, "version")) == before
 
 
+def test_a_fit_of_another_automm_version_or_lacking_a_plugin_is_refused_as_a_worker_is(rows, tmp_path, monkeypatch,
+                                                                                        fresh_registry):
+    """The same fit run again (or on a second machine) with a newer automm mixed its trials into
+    the study that refuses its workers; one lacking a plugin of the study was told only that the
+    encoder choices differ, and to choose another study_name."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    fresh_registry(WordCountPlugin())
+    params = dict(TINY, encoders={"text": ["hashed_ngram", "word_count"]}, storage=journal, study_name="upgrade")
+    AutoMM(**params, n_trials=1).fit(names, labels)
+    with monkeypatch.context() as patched:
+        patched.setattr(automm, "__version__", "999.0")
+        with pytest.raises(InputError, match=r"study_name: study 'upgrade' was created with automm .* \(here 999\.0\)"):
+            AutoMM(**params, n_trials=2).fit(names, labels)
+    fresh_registry()  # this machine lacks the plugin: its default space would be another search
+    with pytest.raises(InputError, match=r"study_name: study 'upgrade' searches over encoder 'word_count' \(plugin "
+                                         r"'.*WordCountPlugin.*'\), which this process lacks"):
+        AutoMM(**dict(params, encoders=None), n_trials=2).fit(names, labels)
+    assert len(_trials(journal, "upgrade")) == 1
+
+
+def test_a_fits_summary_counts_as_its_own_only_the_trials_it_ran(rows, tmp_path, monkeypatch, capsys):
+    """A worker's trial started while the fit ran was counted as the fit's ("9 trials, 8 of them by
+    this fit" from a fit that ran 5 beside another fit)."""
+    journal = str(tmp_path / "study.log")
+    register = search.register_fit
+
+    def with_a_workers_trial(study, tag, status, *args, **kwargs):
+        register(study, tag, status, *args, **kwargs)
+        if status == "running":  # another worker's trial, started after this fit began
+            study.add_trial(optuna.trial.create_trial(value=0.1, user_attrs={
+                "automm:score": 0.1, "automm:config": {}, "automm:worker": "elsewhere:17"}))
+
+    monkeypatch.setattr(search, "register_fit", with_a_workers_trial)
+    AutoMM(**TINY, n_trials=3, storage=journal, study_name="count", verbose=1).fit(rows["name"].tolist(),
+                                                                                   rows["category"].tolist())
+    last = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm] search done")][-1]
+    assert re.match(r"\[automm\] search done: 3 trials \(3 finished\) in \d+ s, 2 of them by this fit;", last), last
+
+
 def test_a_fit_waits_for_the_trials_other_processes_are_running(rows, tmp_path):
     """n_trials counts the trials other processes run: the model is chosen once they have finished."""
     import threading
