@@ -44,6 +44,24 @@ def building(spec: Any, params: Mapping[str, Any], context: str = "", hint: str 
                           f"{type(exc).__name__}: {exc}{hint}") from exc
 
 
+@contextlib.contextmanager
+def calling(label: str, what: str) -> Iterator[None]:
+    """Around a call of a component's method in the work (an augmentation's): its exception becomes a
+    :class:`PluginError` naming the component (``label``) and ``what`` it was doing, rather than a
+    bare error (a search trial's reason) that names none. automm's own errors and running out of
+    memory pass as they are."""
+    try:
+        yield
+    except AutoMMError:
+        raise
+    except Exception as exc:
+        from .pipeline import is_out_of_memory
+
+        if is_out_of_memory(exc):
+            raise
+        raise PluginError(f"{label} failed {what}: {type(exc).__name__}: {exc}") from exc
+
+
 def _shapes(tensors: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{name!r}: {_kind(value)}" for name, value in tensors.items()) + "}"
 
@@ -63,7 +81,8 @@ class CheckedAugmentation:
         self.augmentation, self.modality, self.label = augmentation, modality, label
 
     def __call__(self, value: Any, generator: torch.Generator) -> Any:
-        result = self.augmentation(value, generator)
+        with calling(self.label, f"on a {_kind(value)} sample"):
+            result = self.augmentation(value, generator)
         problem = sample_problem(self.modality, value, result)
         if problem is not None:
             raise PluginError(f"{self.label}: {problem}")
@@ -151,18 +170,24 @@ class CheckedBatchAugmentation(BatchAugmentation):
         self.augmentation, self.label = augmentation, label
 
     def apply_masks(self, masks: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-        new = self.augmentation.apply_masks(masks, generator)
+        with calling(self.label, "in apply_masks"):
+            new = self.augmentation.apply_masks(masks, generator)
         if (not isinstance(new, Mapping) or new.keys() != masks.keys()
                 or any(not isinstance(new[k], torch.Tensor) or new[k].shape != masks[k].shape
                        or new[k].dtype != torch.bool for k in masks)):
             got = _shapes(new) if isinstance(new, Mapping) else _kind(new)
             raise PluginError(f"{self.label}: apply_masks changed the masks from {_shapes(masks)} to {got}; it must "
                               "return the same inputs, each a (batch,) bool tensor (it may only turn True into False)")
+        revived = [k for k in masks if bool((new[k] & ~masks[k].to(new[k].device)).any())]
+        if revived:  # the model would read the missing value's placeholder (zeros) as the input's value
+            raise PluginError(f"{self.label}: apply_masks turned a missing input ({', '.join(map(repr, revived))}) "
+                              "into a present one; it may only turn True into False (drop inputs)")
         return new
 
     def apply_fused(self, fused: torch.Tensor, targets: torch.Tensor,
                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        result = self.augmentation.apply_fused(fused, targets, generator)
+        with calling(self.label, "in apply_fused"):
+            result = self.augmentation.apply_fused(fused, targets, generator)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise PluginError(f"{self.label}: apply_fused must return (fused, targets), got {_kind(result)}")
         for what, before, after in (("fused embeddings", fused, result[0]), ("targets", targets, result[1])):

@@ -1546,6 +1546,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
                               f"trial{'s' if finished != 1 else ''} finished so far (leaderboard_ lists every trial)",
                               stacklevel=user_stacklevel())
+            _warn_inert_named_augmentations(estimator, study.get_trials(deepcopy=False), ctx)
             # after Ctrl-C, nothing is retrained: the user asked for the result now
             result = _conclude(estimator, study, ctx, time.monotonic() if ctx.interrupted.is_set() else deadline)
         result.extras["study_name_"] = study_name
@@ -1954,6 +1955,39 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
 #: What to do about models of trials trained in another process that this one cannot read.
 _NOT_HERE_ADVICE = ("start workers with an artifact_dir (automm worker --artifact-dir) that this process reads, or "
                     "run fit again with time to retrain them")
+
+
+def _warn_inert_named_augmentations(estimator, trials: Sequence[Any], ctx: SearchContext) -> None:
+    """Warn when a per-sample augmentation the user named (``augmentations=``,
+    ``search_space['augmentations']``) could act in none of the search's networks: the encoders
+    of its modality read features computed once (frozen, cached) in every trial, which then
+    neither samples nor lists it; a fit without a search warns the same way."""
+    from .persistence import augmentation_parameters
+
+    reg = _registry.get_registry()
+    inputs = ctx.data.inputs
+    named = [name for _, name in augmentation_parameters(estimator)
+             if isinstance(name, str) and name in ctx.space.description["augmentations"]]
+    modalities = {name: reg.get("augmentation", name).modality for name in dict.fromkeys(named)}
+    named = [name for name, modality in modalities.items() if modality != "batch"]
+    if not named:
+        return
+    configs = [config for config in (t.user_attrs.get(_ATTR + "config") for t in trials)
+               if isinstance(config, Mapping) and not always_weighed(config)
+               and all(spec.name in (config.get("encoders") or {}) for spec in inputs)]
+    if not configs:
+        return
+    live: set[str] = set()
+    for config in configs:
+        with contextlib.suppress(Exception):  # (an encoder that cannot be built: its trial failed)
+            live |= augmentable_modalities(inputs, config)
+    inert = [name for name in named if modalities[name] not in live]
+    if inert:
+        one = len(inert) == 1
+        warnings.warn(f"augmentations: {', '.join(map(repr, inert))} acted in none of the search's "
+                      f"{len(configs)} network trials: the encoders of {'its' if one else 'their'} modality read "
+                      f"features computed once (frozen, cached) in each, so the models trained without "
+                      f"{'it' if one else 'them'}", UserWarning, stacklevel=user_stacklevel())
 
 
 def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, Any]) -> None:

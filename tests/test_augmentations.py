@@ -133,6 +133,15 @@ def test_image_augmentations_reject_bad_arguments():
         HorizontalFlip(p=1.0)(torch.rand(4, 4), gen(0))
 
 
+def test_color_jitter_names_strength_when_it_refuses_it():
+    # augmentations=[{"name": "color_jitter", "strength": 1.5}] was refused as "brightness must be in
+    # [0, 1]", a value the user never gave
+    with pytest.raises(ValueError, match=r"^strength must be in \[0, 1\], got 1.5$"):
+        ColorJitter(strength=1.5)
+    with pytest.raises(ValueError, match=r"^brightness must be in \[0, 1\], got -0.1$"):
+        ColorJitter(brightness=-0.1)
+
+
 # -- text ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(TEXT_AUGMENTATIONS))

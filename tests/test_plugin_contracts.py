@@ -80,11 +80,17 @@ class _DropsAMask(automm.BatchAugmentation):
         return {name: mask for name, mask in list(masks.items())[1:]}
 
 
+class _RevivesMasks(automm.BatchAugmentation):
+    def apply_masks(self, masks, generator):
+        return {name: torch.ones_like(mask) for name, mask in masks.items()}
+
+
 class _BatchPlugin:
     @hookimpl
     def automm_register_augmentations(self, register):
         register("widens_fused", _WidensFused, modality="batch")
         register("drops_a_mask", _DropsAMask, modality="batch")
+        register("revives_masks", _RevivesMasks, modality="batch")
 
 
 def test_a_batch_augmentation_that_changes_the_fused_width_is_named(fresh_registry):
@@ -100,6 +106,46 @@ def test_a_batch_augmentation_that_drops_an_input_from_the_masks_is_named(fresh_
     with pytest.raises(PluginError, match=r"augmentation 'drops_a_mask' .*apply_masks changed the masks from "
                                           r"\{'text_0': \(\d+,\) torch.bool\} to \{\}; it must return the same inputs"):
         _fit(augmentations=["drops_a_mask"])
+
+
+def test_a_batch_augmentation_that_marks_a_missing_input_present_is_named(fresh_registry):
+    # the model would read the missing texts' placeholder as their value, silently
+    fresh_registry(_BatchPlugin())
+    texts = [text if i % 4 else "" for i, text in enumerate(TEXTS)]
+    clf = automm.AutoMM(column_types={"x0": "text"}, max_epochs=1, num_workers=0, random_state=0,
+                        augmentations=["revives_masks"])
+    with pytest.raises(PluginError, match=r"augmentation 'revives_masks' \(plugin '.*_BatchPlugin'\): apply_masks "
+                                          r"turned a missing input \('text_0'\) into a present one; it may only "
+                                          r"turn True into False"):
+        clf.fit(texts, LABELS)
+
+
+class _Raises(automm.Augmentation):
+    modality = "text"
+
+    def __call__(self, value, generator):
+        raise ValueError("a bug inside")
+
+
+class _RaisesInBatch(automm.BatchAugmentation):
+    def apply_fused(self, fused, targets, generator):
+        raise ValueError("a bug inside")
+
+
+class _RaisingPlugin:
+    @hookimpl
+    def automm_register_augmentations(self, register):
+        register("raises", _Raises, modality="text")
+        register("raises_in_batch", _RaisesInBatch, modality="batch")
+
+
+@pytest.mark.parametrize("name, where", [("raises", r"on a list sample"), ("raises_in_batch", r"in apply_fused")])
+def test_an_augmentation_that_raises_is_named(fresh_registry, name, where):
+    # had failed the fit (or each trial of a search) with a bare "ValueError: a bug inside"
+    fresh_registry(_RaisingPlugin())
+    with pytest.raises(PluginError, match=rf"augmentation '{name}' \(plugin '.*_RaisingPlugin'\) failed {where}: "
+                                          r"ValueError: a bug inside"):
+        _fit(augmentations=[name])
 
 
 class _ToPixels(automm.Augmentation):

@@ -2134,6 +2134,23 @@ def test_the_default_and_single_fits_list_only_augmentations_that_act(builtin_re
     assert "token_dropout" in [a["name"] for a in hashed.augmentation_choices_]
 
 
+def test_a_search_warns_of_named_augmentations_that_acted_in_no_trial(builtin_registry, fresh_registry, texts):
+    """A fit without a search warns of a named augmentation its encoders cannot apply; a search
+    whose every trial read cached features had dropped it without a word."""
+    fresh_registry(CachedFeaturesPlugin())
+    X, y, _, _ = texts
+    common = dict(n_trials=2, pruner="none", ensemble_size=1, bag_folds=1, max_epochs=1)
+    with pytest.warns(UserWarning, match=r"augmentations: 'token_dropout' acted in none of the search's 2 network "
+                                         r"trials: the encoders of its modality read features computed once"):
+        AutoMM(**small(**common, encoders={"text": "cached_chars"}, augmentations=["token_dropout", "mixup"])).fit(X, y)
+    for kwargs in ({"encoders": {"text": "cached_chars"}},  # the defaults: dropped without a word
+                   {"encoders": {"text": "hashed_ngram"}, "augmentations": ["token_dropout"]}):  # it acts
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            AutoMM(**small(**common, **kwargs)).fit(X, y)
+        assert not [w for w in caught if "acted in none" in str(w.message)], kwargs
+
+
 def test_sampled_all_frozen_configurations_draw_their_learning_rate_from_a_higher_range(builtin_registry,
                                                                                         fresh_registry, texts):
     from automm.search_space import FROZEN_LEARNING_RATE

@@ -193,6 +193,8 @@ class ColorJitter(Augmentation):
     def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2, p: float = 0.8,
                  strength: float | None = None):
         if strength is not None:
+            if not 0.0 <= float(strength) <= 1.0:  # (named as given, not as the brightness it sets)
+                raise ValueError(f"strength must be in [0, 1], got {strength}")
             brightness = contrast = saturation = strength
         for name, strength in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
             if not 0.0 <= float(strength) <= 1.0:
