@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import time
 from typing import Any, Callable, Collection, Mapping, Sequence
@@ -705,7 +706,9 @@ def _inside(value: Any, spec: Mapping[str, Any]) -> Any:
     """``value`` moved inside ``spec``: the value it fixes; among its choices, ``value`` itself or
     else the nearest number (the first choice when they are not numbers); in its range, ``value``
     clipped to it (an integer range's on its steps). A value that is no number stays as it is
-    in a range (a component reads it its own way)."""
+    in a range (a component reads it its own way), except None, a component's "my own choice"
+    (``random_resized_crop``'s ``min_scale``: its ``scale``), which the range replaces by its
+    middle (geometric on a log range): the choice was the user's to narrow."""
     if "value" in spec:
         return copy.deepcopy(spec["value"])
     if "choices" in spec:
@@ -715,9 +718,11 @@ def _inside(value: Any, spec: Mapping[str, Any]) -> Any:
         if _number(value) and all(_number(c) for c in choices):
             return min(choices, key=lambda c: abs(c - value))
         return copy.deepcopy(choices[0])
+    low, high = spec["low"], spec["high"]
+    if value is None:
+        value = math.sqrt(low * high) if spec.get("log") and low > 0 else (low + high) / 2
     if not _number(value):
         return value
-    low, high = spec["low"], spec["high"]
     if _is_int_range(spec):
         step = int(spec.get("step") or 1)
         steps = round((min(max(value, low), high) - low) / step)

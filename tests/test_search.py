@@ -404,6 +404,22 @@ def test_the_default_configuration_is_moved_inside_the_ranges_the_user_narrowed(
     assert training["weight_decay"] == AutoMM().weight_decay  # inside the space already: kept
 
 
+def test_a_default_the_component_chooses_itself_is_moved_inside_a_narrowed_range(builtin_registry):
+    """random_resized_crop's min_scale defaults to None (its scale, 0.6-1.0, decides): the first
+    trial cropped 0.6-1.0 of the picture when the user had narrowed min_scale to 0.1-0.2."""
+    from automm import create_augmentation
+
+    estimator = AutoMM(augmentations=["random_resized_crop"], search_space={
+        "augmentations": {"random_resized_crop": {"enabled": True, "min_scale": {"low": 0.1, "high": 0.2}}},
+        "training": {"learning_rate": {"low": 1e-4, "high": 4e-4, "log": True}}})
+    default = _space(estimator).default_config
+    (crop,) = default["augmentations"]
+    assert crop["min_scale"] == pytest.approx(0.15)
+    params = {k: v for k, v in crop.items() if k != "name"}
+    assert create_augmentation("random_resized_crop", **params).scale == (pytest.approx(0.15), 1.0)
+    assert default["training"]["learning_rate"] == pytest.approx(4e-4)  # a number (2e-3): clipped, as before
+
+
 def test_arguments_and_search_space_narrow_fix_and_widen(builtin_registry):
     estimator = AutoMM(
         encoders={"image": ["cnn"], "text": {"name": "hashed_ngram", "n_buckets": 4096}},
