@@ -1179,7 +1179,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
         front = state.get("pareto_front_")
         if front is not None and len(front):  # a multi-objective search: the Pareto set and the model chosen
             cost = [c for c in front.columns if c not in ("number", "score", "chosen")][0]
-            chosen = front[front["chosen"]].iloc[0]
+            kept = front[front["chosen"]]
+            if not len(kept):  # the trial the rule chose had no model here: the model kept is off the front
+                board = state.get("leaderboard_")
+                kept = board[board["number"] == state.get("best_trial_")]
+            chosen = kept.iloc[0]
             summary["pareto"] = {"objectives": ["score", cost], "size": int(len(front)),
                                  "chosen": {"trial": int(chosen["number"]), "score": float(chosen["score"]),
                                             cost: float(chosen[cost])}}

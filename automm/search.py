@@ -1468,6 +1468,8 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
 
     import importlib.util
 
+    import optuna
+
     # before the trials: a search is not run for plots it cannot write (without matplotlib, none are
     # written, and the end of the search says so: no empty folder made)
     if estimator.plot_dir is not None and importlib.util.find_spec("matplotlib") is not None:
@@ -1476,6 +1478,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         except OSError as exc:
             raise InputError(f"plot_dir: cannot create the folder {str(estimator.plot_dir)!r} "
                              f"({type(exc).__name__}: {exc.strerror or exc})") from None
+        _check_plot_dir_writable(estimator.plot_dir)
     settings = _settings_from(estimator, data)
     space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
                                        data.problem_type)
@@ -1521,6 +1524,12 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
             remaining = None if deadline is None else deadline - time.monotonic()
             register_fit(study, ctx.fit_tag, "running", settings.n_trials,
                          None if remaining is None else time.time() + remaining, ctx.trial_seconds)
+            resumed = _resumed_sampler_seed(study, settings, ctx.fit_tag)
+            if resumed is not settings:  # (the trial processes it forks seed theirs from ctx.settings)
+                settings = ctx.settings = resumed
+                study.sampler = make_sampler(settings, 0)
+                if isinstance(settings.sampler, optuna.samplers.BaseSampler):  # a copy of the user's, as seeded
+                    study.sampler.reseed_rng()
             if shared and settings.verbose:  # while workers can still help: the name they need (the storage
                 # not written out: a recipe may give it through ${NAME} to keep it out of logs)
                 _progress(f"study {study_name!r}: more processes join it with: automm worker --storage "
@@ -1556,6 +1565,33 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         shutil.rmtree(tmpdir, ignore_errors=True)
         if owner is not None:
             os.close(owner)
+
+
+def _check_plot_dir_writable(plot_dir: str | os.PathLike) -> None:
+    """An existing ``plot_dir`` that no file can be written in (a read-only folder or file
+    system): an :class:`InputError` before the trials, not warnings after the whole search."""
+    from .files import create_temporary
+
+    try:
+        descriptor, probe = create_temporary(Path(plot_dir) / "optimization_history.png")
+    except OSError as exc:
+        raise InputError(f"plot_dir: cannot write in the folder {str(plot_dir)!r} "
+                         f"({type(exc).__name__}: {exc.strerror or exc})") from None
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def _resumed_sampler_seed(study, settings: SearchSettings, fit_tag: str) -> SearchSettings:
+    """``settings`` with a seed of its own for a fit that joins a study earlier fits ran (run
+    again to resume it, or the same fit started on another machine): seeded as theirs, its
+    sampler would draw their configurations again (the random first trials of TPE, NSGA-II's
+    first generation), and train the same models to the same scores. A new study's first fit
+    keeps the seed, so a seeded search repeats."""
+    earlier = sum(1 for key in study.user_attrs if key.startswith(FIT_ATTR) and key != FIT_ATTR + fit_tag)
+    if not earlier:
+        return settings
+    return replace(settings, seed=(settings.seed + 104729 * earlier) % (2**31 - 1))
 
 
 def _wait_for_other_trials(study, ctx: SearchContext, deadline: float | None) -> None:
@@ -1881,6 +1917,9 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
                 if candidate is not None:
                     candidates.append((number, candidate))
     best_number, best = candidates[0]
+    if multi and best_number != order[0]:  # the rule's choice passed over (its model not here, see
+        # _warn_passed_over): the front marks the model kept, or none when that trial is off it
+        extras["pareto_front_"] = pareto_frame(points, best_number, second)
     extras["best_trial_"] = best_number
     # a pruned bagged trial has only its first fold and no holdout outputs: it cannot join an ensemble
     pool = [(n, c) for n, c in candidates if c.valid_outputs is not None]

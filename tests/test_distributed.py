@@ -417,6 +417,28 @@ def test_fit_warns_when_a_better_trial_of_another_worker_cannot_make_the_model(r
     assert model.best_trial_ in (0, 2)
 
 
+def test_a_multi_objective_fit_that_passes_the_chosen_trial_over_says_which_model_it_kept(rows, tmp_path):
+    """The Pareto rule's choice trained by another process, with no time to retrain it: the model
+    was another trial's, but pareto_front_ still marked the rule's choice and fit_summary (and the
+    CLI) said "chose trial 1 (score 0.9900, n_params 10)" of a model that was not kept."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    params = dict(TINY, storage=journal, study_name="front", objectives=("score", "params"))
+    first = AutoMM(**params, n_trials=1).fit(names, labels)
+    study = optuna.load_study(study_name="front", storage=search.make_storage("journal", journal))
+    study.add_trial(optuna.trial.create_trial(values=[0.99, 10.0], user_attrs={  # best and cheapest, elsewhere
+        "automm:score": 0.99, "automm:n_params": 10, "automm:config": first.config_, "automm:seconds": 1e6,
+        "automm:worker": "elsewhere:17"}))
+    with pytest.warns(UserWarning, match=r"best trial 1 .* no time to retrain it: the model is built from trial [02] "):
+        model = AutoMM(**params, n_trials=3, time_limit=60).fit(names, labels)
+    front = model.pareto_front_
+    assert 1 in front["number"].tolist() and not front.loc[front["number"] == 1, "chosen"].any()
+    assert front["chosen"].sum() == (model.best_trial_ in front["number"].tolist())
+    chosen = model.fit_summary()["pareto"]["chosen"]
+    kept = model.leaderboard_.set_index("number").loc[model.best_trial_]
+    assert chosen == {"trial": model.best_trial_, "score": kept["score"], "n_params": float(kept["n_params"])}
+
+
 def test_a_resumed_study_retrains_the_ensembles_members_of_the_earlier_run(rows, tmp_path):
     """Run again on a finished study, fit retrains the models the ensemble chooses from, which the
     earlier process trained: the ensemble had kept only the best trial's (and the linear model's),

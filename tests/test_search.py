@@ -311,6 +311,38 @@ def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_p
     assert not (tmp_path / "plots").exists()
 
 
+def _folder_nothing_can_be_written_in(tmp_path) -> Path:
+    """A folder that exists and where no file can be created: a read-only one, or (for root, who
+    writes in those) a sysfs folder."""
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    for folder in (read_only, Path("/sys/kernel")):
+        try:
+            (folder / "probe").open("x").close()
+        except OSError:
+            return folder
+        (folder / "probe").unlink()
+    pytest.skip("no folder here that cannot be written in")
+
+
+def test_a_plot_dir_that_cannot_be_written_in_is_named_before_the_search(texts, tmp_path, monkeypatch):
+    """An existing folder passed the check before the search (made, or there); the whole search ran,
+    then each plot was only a warning ("could not draw optimization_history.png: Permission denied")."""
+    pytest.importorskip("matplotlib")
+    X, y, _, _ = texts
+    folder = _folder_nothing_can_be_written_in(tmp_path)
+    ran = []
+    monkeypatch.setattr(search, "_worker_loop", lambda ctx, study: ran.append(1))
+    try:
+        with pytest.raises(InputError, match=rf"plot_dir: cannot write in the folder '{re.escape(str(folder))}' "
+                                             r"\(PermissionError"):
+            AutoMM(**small(n_trials=2, plot_dir=folder)).fit(X[:40], y[:40])
+    finally:
+        (tmp_path / "read-only").chmod(0o755)
+    assert not ran and list(Path(tmp_path / "read-only").iterdir()) == []
+
+
 # ------------------------------------------------------------------------ the space
 
 class _ManualAugmentation(automm.Augmentation):
@@ -662,6 +694,24 @@ def test_a_resumed_search_says_its_own_time_and_trials(texts, capsys, tmp_path):
     last = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm] search done")][-1]
     seconds = int(re.search(r" in (\d+) s, 1 of them by this fit;", last).group(1))
     assert last.startswith("[automm] search done: 3 trials (3 finished) in ") and seconds <= took + 0.5, last
+
+
+@pytest.mark.parametrize("objectives", ["score", ("score", "params")])
+def test_a_resumed_search_samples_configurations_it_has_not_tried(texts, tmp_path, objectives):
+    """Run again on its journal, a seeded search drew with its sampler seeded as before: the random
+    first trials (TPE's, NSGA-II's first generation) repeated the first run's configurations, to the
+    same scores (emoji, n_trials 3 then 5: trials 3 and 4 were trials 1 and 2 again)."""
+    X, y, _, _ = texts
+    params = small(ensemble_size=1, max_epochs=1, random_state=0, objectives=objectives,
+                   storage=f"journal://{tmp_path / 'study.log'}", search_space={"warm_start": False})
+    AutoMM(**{**params, "n_trials": 2}).fit(X[:60], y[:60])
+    model = AutoMM(**{**params, "n_trials": 4}).fit(X[:60], y[:60])
+    drawn = [json.dumps(p, sort_keys=True) for p in model.leaderboard_["params"]]
+    assert len(drawn) == 4 and len(set(drawn)) == 4, drawn
+    # a new study's fit keeps its seed: the same search again draws the same configurations
+    again = AutoMM(**{**params, "n_trials": 2, "storage": f"journal://{tmp_path / 'other.log'}"}).fit(X[:60], y[:60])
+    first_two = model.leaderboard_.sort_values("number")["params"].head(2).tolist()
+    assert again.leaderboard_.sort_values("number")["params"].tolist() == first_two
 
 
 def test_verbose_search_says_a_long_trial_is_still_running(texts, capsys, monkeypatch):
