@@ -18,7 +18,8 @@ Each runs in one of two modes, chosen by the hyperparameter ``trainable_layers``
   (:meth:`~PretrainedEncoder.prepare_seconds`, timed once per process on a few values).
 * ``N > 0`` — **fine-tuning**: the encoder owns a copy of the network, trains its top
   ``N`` layers (MiniLM: transformer layers; EfficientNet: the head, then MBConv blocks
-  from the top) and runs the rest without gradients and in eval mode. The whole network
+  from the top) and runs the rest without gradients and in eval mode (BatchNorms stay in eval
+  mode in the trained layers too: their running statistics are not updated). The whole network
   is part of the model's ``state_dict`` and so of the saved ``weights.safetensors``.
 
 Preprocessing belongs to the encoder: MiniLM uses the checkpoint's own WordPiece
@@ -223,6 +224,14 @@ class PretrainedEncoder(Encoder):
             self.backbone.eval()
             for module in self._trainable_modules():
                 module.train(True)
+            # so do the trained layers' BatchNorms (their scale and shift still train): in training
+            # mode they would normalise by each batch's statistics while their running statistics
+            # (momentum 0.01) stay near ImageNet's over a short fine-tuning, and the model predicts
+            # with those (fashion subCategory, 400 photos, 2 epochs: 0.53 test accuracy, 0.91 with
+            # the statistics it trained with)
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     # -- feature cache ---------------------------------------------------------------
