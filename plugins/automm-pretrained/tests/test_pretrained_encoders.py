@@ -350,3 +350,27 @@ def test_loading_the_shared_network_leaves_torchs_generator_alone(name):
     before = torch.random.get_rng_state()
     encoder._shared()
     assert torch.equal(before, torch.random.get_rng_state())
+
+
+def test_a_fine_tuned_encoders_state_holds_its_trained_layers_and_loads_a_whole_networks_state():
+    """Its state_dict leaves out what the weights package holds (a saved model, a trial's best
+    epoch); a state_dict with the whole network (saved by an earlier version) loads as saved."""
+    encoder = automm.create_encoder("efficientnet_lite0", trainable_layers=1, image_size=64)
+    trained = {id(tensor) for module in encoder._trainable_modules()
+               for tensor in module.state_dict(keep_vars=True).values()}
+    whole = {f"backbone.{k}": v for k, v in encoder.backbone.state_dict(keep_vars=True).items()}
+    state = encoder.state_dict()
+    assert set(state) == {key for key, value in whole.items() if id(value) in trained}  # the head: 1280 x 320 ...
+    packaged = {key: value.detach() for key, value in whole.items() if key not in state}
+    assert sum(v.numel() for v in packaged.values()) > 5 * sum(v.numel() for v in state.values())
+
+    other = automm.create_encoder("efficientnet_lite0", trainable_layers=1, image_size=64)
+    with torch.no_grad():
+        for value in other.state_dict(keep_vars=True).values():
+            value.add_(1.0) if value.dtype.is_floating_point else None
+    other.load_state_dict(state)  # strict: the rest is the package's, as built
+    for key, value in encoder.backbone.state_dict().items():
+        torch.testing.assert_close(other.backbone.state_dict()[key], value)
+    first = next(key for key, value in packaged.items() if value.dtype.is_floating_point)
+    other.load_state_dict({**packaged, **state, first: packaged[first] + 1.0})  # an earlier version's file
+    torch.testing.assert_close(other.backbone.state_dict()[first.removeprefix("backbone.")], packaged[first] + 1.0)
