@@ -6,7 +6,7 @@ wrong training data. The conformance kit (:mod:`automm.testing`) checks far more
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -25,41 +25,35 @@ FUSION_INPUTS_HINT = ("; a fusion must work with whatever inputs it is given (on
 
 
 @contextlib.contextmanager
-def building(spec: Any, params: Mapping[str, Any], context: str = "", hint: str = "") -> Iterator[None]:
+def _failures_named(message: Callable[[Exception], str]) -> Iterator[None]:
+    """Its body's exception becomes a :class:`PluginError` saying ``message(exc)``; automm's own
+    errors (an ``InputError`` a component raises on purpose) and running out of memory pass as they are."""
+    try:
+        yield
+    except AutoMMError:
+        raise
+    except Exception as exc:
+        from .pipeline import is_out_of_memory
+
+        if is_out_of_memory(exc):
+            raise
+        raise PluginError(message(exc)) from exc
+
+
+def building(spec: Any, params: Mapping[str, Any], context: str = "", hint: str = ""):
     """Around a component's factory call: its exception becomes a :class:`PluginError` naming the
     component (``spec``), its plugin, ``context`` (``" for input 'text_0'"``) and the
-    hyperparameters, with ``hint``. automm's own errors (an ``InputError`` a factory raises on
-    purpose) and running out of memory pass as they are."""
-    try:
-        yield
-    except AutoMMError:
-        raise
-    except Exception as exc:
-        from .pipeline import is_out_of_memory
-
-        if is_out_of_memory(exc):
-            raise
-        shown = {key: value for key, value in params.items() if key != "column_roles"}
-        raise PluginError(f"{spec.label} {BUILD_FAILED}{context} with hyperparameters {shown}: "
-                          f"{type(exc).__name__}: {exc}{hint}") from exc
+    hyperparameters, with ``hint``."""
+    shown = {key: value for key, value in params.items() if key != "column_roles"}
+    return _failures_named(lambda exc: f"{spec.label} {BUILD_FAILED}{context} with hyperparameters {shown}: "
+                                       f"{type(exc).__name__}: {exc}{hint}")
 
 
-@contextlib.contextmanager
-def calling(label: str, what: str) -> Iterator[None]:
+def calling(label: str, what: str):
     """Around a call of a component's method in the work (an augmentation's): its exception becomes a
     :class:`PluginError` naming the component (``label``) and ``what`` it was doing, rather than a
-    bare error (a search trial's reason) that names none. automm's own errors and running out of
-    memory pass as they are."""
-    try:
-        yield
-    except AutoMMError:
-        raise
-    except Exception as exc:
-        from .pipeline import is_out_of_memory
-
-        if is_out_of_memory(exc):
-            raise
-        raise PluginError(f"{label} failed {what}: {type(exc).__name__}: {exc}") from exc
+    bare error (a search trial's reason) that names none."""
+    return _failures_named(lambda exc: f"{label} failed {what}: {type(exc).__name__}: {exc}")
 
 
 def _shapes(tensors: Mapping[str, Any]) -> str:

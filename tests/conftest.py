@@ -1,13 +1,29 @@
-"""Shared fixtures: the real data folder (skipped when absent) and registry isolation."""
+"""Shared fixtures: the real data folder (skipped when absent), registry isolation, and Ctrl-C
+that interrupts."""
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_interrupts():
+    """Ctrl-C raises KeyboardInterrupt during the tests (those that send it check what fit does
+    then), also where the suite was started with SIGINT ignored: a background job of a shell
+    without job control (``pytest &`` in a script, ``nohup``), where Python installs no handler."""
+    ignored = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def shared_data_dir() -> Path:
