@@ -31,7 +31,7 @@ from .search_space import SearchSpace
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
            "data_fingerprint", "search_fingerprint", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
            "StudyNotFoundError", "data_from_spec", "data_spec", "value_digests", "values_differ", "space_components", "component_provenance", "check_components", "check_stored_files",
-           "describe_difference"]
+           "describe_difference", "json_params"]
 
 #: The study's user attributes: the search's specification, the data (or None), and fingerprints.
 SPEC_ATTR, DATA_ATTR = "automm:spec", "automm:data"
@@ -67,13 +67,13 @@ def with_stored_split(data: PreparedData, spec: Mapping[str, Any]) -> PreparedDa
                    valid_index=np.asarray(spec["valid_index"], dtype=np.int64), seed=int(spec["seed"]))
 
 
-def _json_params(estimator) -> dict:
-    """The estimator's parameters as JSON (objects as None; the storage, which may hold a
-    password, and the study name left out: a worker is given them)."""
+def json_params(given: Mapping[str, Any]) -> dict:
+    """Estimator parameters as a study stores them: JSON (objects as None; the storage, which may
+    hold a password, and the study name left out: a worker is given them)."""
     from .persistence import _jsonable
 
     params = {}
-    for key, value in estimator.get_params(deep=False).items():
+    for key, value in given.items():
         if key in ("storage", "study_name"):
             continue
         try:
@@ -194,7 +194,7 @@ def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any)
     return {
         "format": 1,
         "estimator": type(estimator).__name__,
-        "params": _json_params(estimator),
+        "params": json_params(estimator.get_params(deep=False)),
         # the values' digests only where a study can be resumed or joined: a search in memory
         # would hash every picture's pixels for nothing (arrays, PIL images decoded)
         **data_spec(data, values=estimator.storage is not None),

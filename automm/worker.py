@@ -135,23 +135,20 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
         return run_worker_with_data(request, data, estimator)
 
 
-#: Parameters that are each worker's own (its machine's), not the study's.
-OWN_PARAMS = frozenset({"device", "n_jobs", "num_workers", "cache_dir", "verbose", "plot_dir", "storage", "study_name"})
+#: Parameters that are each worker's own (its machine's), not the study's (which stores neither
+#: the storage nor the study name: :func:`automm.study.json_params`).
+OWN_PARAMS = frozenset({"device", "n_jobs", "num_workers", "cache_dir", "verbose", "plot_dir"})
 
 
 def _warn_unused_settings(spec: Mapping[str, Any], given: Mapping[str, Any], study_name: str) -> None:
     """A warning naming the search and training settings in ``given`` that differ from the study's
     (a worker's recipe saying ``time_limit: 30``: the worker ran on until the study's fits ended)."""
-    from .persistence import _jsonable
     from .recipe_checks import PARAM_PATHS
+    from .study import json_params
 
     stored, differing = spec.get("params") or {}, []
-    for param, value in given.items():
+    for param, value in json_params(given).items():
         if param in OWN_PARAMS or param not in stored:
-            continue
-        try:
-            value = _jsonable(value)
-        except TypeError:
             continue
         if value != stored[param]:
             differing.append(f"{PARAM_PATHS.get(param, param)} {value!r} (the study's: {stored[param]!r})")

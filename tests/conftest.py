@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ def ctrl_c_interrupts():
     """Ctrl-C raises KeyboardInterrupt during the tests (those that send it check what fit does
     then), also where the suite was started with SIGINT ignored: a background job of a shell
     without job control (``pytest &`` in a script, ``nohup``), where Python installs no handler."""
-    ignored = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     if ignored:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     yield

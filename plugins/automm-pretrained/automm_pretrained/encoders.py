@@ -152,14 +152,8 @@ def _fill_in_packaged(encoder: "PretrainedEncoder", state: dict, prefix: str, lo
     ``state_dict`` that holds them, saved by an earlier version, loads them as saved)."""
     for key in encoder._packaged:
         if prefix + key not in state:
-            state[prefix + key] = _tensor_at(encoder, key)
-
-
-def _tensor_at(module: nn.Module, key: str) -> torch.Tensor:
-    *path, name = key.split(".")
-    for part in path:
-        module = getattr(module, part)
-    return getattr(module, name).detach()
+            owner, _, name = key.rpartition(".")
+            state[prefix + key] = getattr(encoder.get_submodule(owner), name).detach()
 
 
 class PretrainedEncoder(Encoder):
