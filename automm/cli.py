@@ -1247,7 +1247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", parents=[common], help="predict labels (and probabilities) for a data file",
                        description="Predict with a saved model for every row of DATA (CSV/TSV/Parquet, or a "
                                    "folder of images); relative image paths are looked up in DATA's folder, then "
-                                   "the current directory. Writes CSV with a 'prediction' column (after the "
+                                   "the current directory, then the folders the model's recipe.yaml names "
+                                   "(data.files_dir). Writes CSV with a 'prediction' column (after the "
                                    "'image' column for a folder of images, and the --keep columns; proba_<class> "
                                    "columns with --proba).")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'automm fit' or AutoMM.save")

@@ -33,7 +33,7 @@ from .components.text import blank_text
 from .contracts import augment_input_problem
 from .exceptions import InputError, PluginError, user_stacklevel
 from .suggestions import did_you_mean
-from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, written_bool,
+from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, read_words, written_bool,
                     written_code)
 
 __all__ = [
@@ -642,7 +642,9 @@ def _warn_words_as_categories(name: str, present: Sequence[Any]) -> None:
     distinct = {str(v) for v in present if isinstance(v, str)}
     if len(distinct) < 20:
         return
-    split = [v.casefold().split() for v in distinct]
+    # words as the text encoders read them where str.split sees none ("黒い靴", "白いシャツ": a
+    # character each in scripts written without spaces)
+    split = [v.casefold().split() if v.isascii() else read_words(v) for v in distinct]
     words = {w for ws in split for w in ws}
     if sum(len(ws) >= 2 for ws in split) >= 0.8 * len(split) and len(words) < len(distinct):
         warnings.warn(f"column {name!r}: read as categorical ({len(distinct)} distinct values made of {len(words)} "

@@ -33,6 +33,7 @@ from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, de
 from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
 from .process_state import SharedChange
+from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
 from .storage import check_storage
 from .deadlines import deadline_scope
@@ -90,7 +91,9 @@ def _explicit_signature(method: Callable) -> Callable:
 
 def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]) -> TypeError:
     """Python's TypeError for ``unknown`` keywords given to ``method`` of ``owner``, with a
-    did-you-mean among the keywords it takes (or, taking none, how to pass its inputs)."""
+    did-you-mean among the keywords it takes (or, taking none, how to pass its inputs); a
+    keyword of AutoGluon's (``label``, ``tuning_data``, ``as_pandas``) or a parameter of the
+    estimator (``time_limit``) says where that is here."""
     from .suggestions import did_you_mean
 
     name = next(iter(unknown))
@@ -98,7 +101,16 @@ def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]
     labels = ", y" if "y" in accepted else ""
     positional = (f"; it takes the inputs as positional arguments: {method.__name__}(X{labels}) or "
                   f"{method.__name__}(X_img, X_txt{labels})")
-    hint = did_you_mean(name, accepted) or (positional if not accepted or name.lower().startswith("x") else "")
+    foreign = FOREIGN_KEYWORDS.get(method.__name__, {}).get(name)
+    if foreign is None and method.__name__ == "fit":  # AutoGluon's fit takes presets=, hyperparameters=
+        foreign = FOREIGN_KEYWORDS[""].get(name)
+    if foreign is not None:
+        hint = foreign(unknown[name])
+    elif method.__name__ == "fit" and name in owner._get_param_names():
+        hint = (f"; {name} is a parameter of {type(owner).__name__}, not of fit: {type(owner).__name__}({name}=...)"
+                f".fit(X, y), or model.set_params({name}=...) before fit")
+    else:
+        hint = did_you_mean(name, accepted) or (positional if not accepted or name.lower().startswith("x") else "")
     return TypeError(f"{type(owner).__name__}.{method.__name__}() got an unexpected keyword argument {name!r}{hint}")
 
 
@@ -234,7 +246,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         line per epoch in a log file; a search: a line per trial, then what it kept) and what
         plugins log of their work (e.g. features being computed, in ``fit`` and for new rows in ``predict``
         and ``transform``; :mod:`automm.progress`), 2 also
-        one line per epoch (a search: also Optuna's log).
+        each epoch's whole record as it ends (a search: also Optuna's log).
     """
 
     def __new__(cls, *args, **params):
@@ -243,9 +255,26 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if unknown:
             from .suggestions import did_you_mean
 
-            raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {unknown[0]!r}"
-                            f"{did_you_mean(unknown[0], cls._get_param_names())}")
+            foreign = FOREIGN_KEYWORDS[""].get(unknown[0])
+            hint = foreign(params[unknown[0]]) if foreign is not None else did_you_mean(unknown[0], cls._get_param_names())
+            raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {unknown[0]!r}{hint}")
         return super().__new__(cls)
+
+    def __getattr__(self, name: str):
+        """An attribute not found: for a method of AutoGluon's, or ``leaderboard_`` where there is
+        none, Python's AttributeError says what to use instead; else the error as it was."""
+        hint = FOREIGN_METHODS.get(name)
+        if hint is None and name == "leaderboard_":
+            fitted = vars(self)
+            if "trial_counts_" in fitted:
+                hint = ("a loaded model keeps no leaderboard_ (fit_summary()['trials'] counts its trials by state): "
+                        "keep the fitted model's leaderboard_ (e.g. leaderboard_.to_csv(...)) before saving")
+            elif "model_" in fitted:
+                hint = ("a fit without a search trains one configuration and has no leaderboard_ (history_ holds its "
+                        "epochs): fit searches when given time_limit= (and no n_trials=) or n_trials= of 2 or more")
+        if hint is None:
+            return object.__getattribute__(self, name)  # raises Python's own AttributeError
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}; {hint}", name=name, obj=self)
 
     def set_params(self, **params):
         """scikit-learn's ``set_params``; a nested key (``encoders__text``, as a grid would name one
@@ -407,7 +436,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return requested
 
     @staticmethod
-    def _labels_array(y: Any, name: str = "y") -> np.ndarray:
+    def _labels_array(y: Any, name: str = "y", method: str = "fit") -> np.ndarray:
         row_name = row_namer(None)
         try:
             import pandas as pd
@@ -427,8 +456,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         except ImportError:  # pragma: no cover
             pass
         if isinstance(y, str):
+            call = (f"fit(X, y, X_val=frame.drop(columns={y!r}), y_val=frame[{y!r}])" if name == "y_val"
+                    else f"{method}(frame.drop(columns={y!r}), frame[{y!r}])")
             raise InputError(f"{name}: expected one label per sample, got the string {y!r}; to take the labels "
-                             f"from a column of the table: fit(frame.drop(columns={y!r}), frame[{y!r}])")
+                             f"from a column of the table: {call}")
         if y is None:
             raise InputError(f"{name}: this estimator requires y to be passed, but the target y is None")
         if not hasattr(y, "__len__") and hasattr(y, "__array__"):  # an array-like that only converts
@@ -626,9 +657,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs}, len(specs))
         problem_type = self._resolve_problem_type(labels, declared_classes=declared_categorical(y))
         for column in _columns_equal_to_labels(table, roles, labels):
-            fix = "that input" if table.positional else f"X (e.g. X.drop(columns=[{column!r}]))"
+            fix = "leave that input out" if table.positional else f"leave it out of X: X.drop(columns=[{column!r}])"
             warnings.warn(f"X: column {column!r} holds the labels y in every row: the model would read the answer "
-                          f"off it, which new rows will not have; leave {fix} out", UserWarning, stacklevel=user_stacklevel())
+                          f"off it, which new rows will not have; {fix}", UserWarning, stacklevel=user_stacklevel())
         for message in _columns_that_cannot_help(table, roles):
             warnings.warn(f"X: {message}", UserWarning, stacklevel=user_stacklevel())
         return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
@@ -889,7 +920,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         selection (``cross_val_score``, ``GridSearchCV``, ...), where stopping one fit would
         only move on to the next, Ctrl-C propagates. Interrupted before any result (or a
         second time), and whenever ``fit`` raises, the estimator keeps the state it had before
-        the call: a fitted estimator still predicts with its earlier model."""
+        the call: a fitted estimator still predicts with its earlier model. A ``fit`` that returns
+        starts afresh (scikit-learn's convention): it does not train an earlier fit's model further."""
         if unknown:
             raise _unexpected_keyword(self, AutoMM.fit, unknown)
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
@@ -1382,8 +1414,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     @_explicit_signature
     def transform(self, *X, **unknown):
-        """The fused embedding of ``model_`` (the best trial's model), one row per sample. When
-        the best trial of a search is its linear model (fusion ``sum``), that is its logits."""
+        """The fused embedding of ``model_`` (the best trial's model; of a bag, its first fold
+        model, while ``predict`` averages the folds), one row per sample. When that model's fusion
+        makes the outputs itself (the search's linear and nearest-neighbour models, ``late``), its
+        outputs: one score per class, one for regression (:meth:`get_feature_names_out`)."""
         if unknown:
             raise _unexpected_keyword(self, AutoMM.transform, unknown)
         with verbose_logging(self._verbose_level()), float32_default():
@@ -1399,7 +1433,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise _unexpected_keyword(self, AutoMM.score, unknown)
         X, y = _split_labels(X, y, "score")
         self._check_fitted()
-        labels = self._labels_array(y)
+        labels = self._labels_array(y, method="score")
         sample_weight = _check_sample_weight(sample_weight, len(labels))
         if self.problem_type_ != "regression":
             self._check_score_labels(labels)
@@ -1687,7 +1721,14 @@ def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample
         pass
     if not hasattr(sample_weight, "__len__") and hasattr(sample_weight, "__array__"):
         sample_weight = np.asarray(sample_weight)  # an array-like that only converts
-    if isinstance(sample_weight, (str, bytes)) or not hasattr(sample_weight, "__len__"):
+    if isinstance(sample_weight, str):
+        if sample_weight in ("balanced", "balance_weight", "auto"):
+            hint = "; to weigh each class the same in all: AutoMM(class_weight='balanced')"
+        else:
+            hint = (f"; to take the weights from a column of the table: fit(X.drop(columns=[{sample_weight!r}]), y, "
+                    f"sample_weight=X[{sample_weight!r}])")
+        raise InputError(f"{name}: expected one number per sample, got the string {sample_weight!r}{hint}")
+    if isinstance(sample_weight, bytes) or not hasattr(sample_weight, "__len__"):
         raise InputError(f"{name}: expected one number per sample, got {type(sample_weight).__name__}")
     try:
         weights = np.asarray(sample_weight, dtype=np.float64)

@@ -55,7 +55,7 @@ def folder_columns(path: str | os.PathLike) -> list[str]:
 
 def read_image_folder(path: str | os.PathLike):
     """A pandas DataFrame of the images under ``path``: ``image`` (absolute path), ``label``
-    (the name of the class folder holding it; None for an image directly in ``path``) and,
+    (the name of the class folder holding it; missing (NaN) for an image directly in ``path``) and,
     when every folder directly in ``path`` is named like a split (``train``, ``test``,
     ``valid``, ...: :data:`SPLIT_FOLDER_NAMES`), ``split`` (that name). Images are the files
     with an image extension; hidden files and deeper folders are left out. Raises

@@ -64,7 +64,7 @@ FORMAT_VERSION = 7  # the version this code reads; single models are still writt
 #: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same,
 #: and neither do hyperparameters that only training reads (``Encoder.training_only_hyperparameters``,
 #: e.g. the tabular encoder's ``category_dropout``): left out of the saved configurations, which an
-#: older reader, whose encoder lacks them, could not build.
+#: older reader, whose encoder lacks them, could not build, and kept beside them (``training_only``).
 MEMBERS = "members"
 MANIFEST = "automm.json"
 WEIGHTS = "weights.safetensors"
@@ -181,6 +181,7 @@ def manifest_of(estimator) -> dict:
         except TypeError:  # e.g. an Optuna sampler object: loaded as the parameter's default
             not_stored.append(key)
     ensemble = estimator.__dict__.get("ensemble_")
+    config, held = _saved_config(estimator.config_, reg)
     manifest = {
         "format": "automm-model",
         "format_version": _format_version(ensemble, estimator.__dict__.get("decision_weights_"),
@@ -194,7 +195,7 @@ def manifest_of(estimator) -> dict:
         "columns": list(estimator.columns_),
         "column_roles": dict(estimator.column_roles_),
         "inputs": [spec.to_dict() for spec in estimator.inputs_],
-        "config": _saved_config(estimator.config_, reg),
+        "config": config,
         "components": [{"kind": "encoder", "input": name, "name": part, **provenance("encoder", part)}
                        for name, choice in estimator.config_["encoders"].items() for part in encoder_names(choice)]
                       + [{"kind": "fusion", "name": estimator.config_["fusion"]["name"],
@@ -205,6 +206,8 @@ def manifest_of(estimator) -> dict:
         "history": _jsonable(estimator.history_),
         "best_epoch": int(estimator.best_epoch_),
     }
+    if held:
+        manifest["training_only"] = held
     if estimator.__dict__.get("decision_weights_") is not None:
         manifest["decision_weights"] = [float(w) for w in estimator.decision_weights_]
     if estimator.__dict__.get("temperature_", 1.0) != 1.0:
@@ -231,9 +234,12 @@ def manifest_of(estimator) -> dict:
             raise ValueError("ensemble_: its first member must be model_")
         members = []
         for k, member in enumerate(ensemble.members):
+            config, held = _saved_config(member.config, reg)
             members.append({"path": "" if k == 0 else f"{MEMBERS}/{k}", "trial": int(member.trial),
                             "weight": float(member.weight), "score": _jsonable(float(member.score)),
-                            "batch_size": int(member.batch_size), "config": _saved_config(member.config, reg)})
+                            "batch_size": int(member.batch_size), "config": config})
+            if held:
+                members[-1]["training_only"] = held
             if member.fold is not None:
                 members[-1]["fold"] = int(member.fold)
             if member.temperature != 1.0:
@@ -249,17 +255,44 @@ def manifest_of(estimator) -> dict:
     return manifest
 
 
-def _saved_config(config: Mapping[str, Any], reg) -> dict:
+def _saved_config(config: Mapping[str, Any], reg) -> tuple[dict, dict]:
     """``config`` as the manifest holds it: without the hyperparameters that only training reads
     (each encoder's ``training_only_hyperparameters``), so that an older automm, whose encoder
-    may lack them, builds the model all the same; prediction does not read them."""
-    saved = _jsonable(config)
-    for choice in saved["encoders"].values():
+    may lack them, builds the model all the same; prediction does not read them. Also those
+    hyperparameters, input -> one dict per part of its encoder choice (inputs with none left out),
+    kept beside the configuration (manifest key ``training_only``, which an older reader ignores)
+    and put back by :func:`_training_only_restored`, so that a loaded model's ``config_`` is the
+    one that was fitted."""
+    saved, held = _jsonable(config), {}
+    for input_name, choice in saved["encoders"].items():
+        parts = []
         for part in encoder_parts(choice):
             factory = reg.get("encoder", part["name"]).factory
-            for name in getattr(factory, "training_only_hyperparameters", ()):
-                part.pop(name, None)
-    return saved
+            parts.append({name: part.pop(name) for name in getattr(factory, "training_only_hyperparameters", ())
+                          if name in part})
+        if any(parts):
+            held[input_name] = parts
+    return saved, held
+
+
+def _training_only_restored(config: dict, held: Any, where: str) -> None:
+    """Put the training-only hyperparameters that :func:`_saved_config` held apart (``held``, the
+    manifest's ``training_only``; absent from older models: None) back into ``config``, in place;
+    :class:`ModelFormatError` naming ``where`` when they do not fit its encoders."""
+    if held is None:
+        return
+    if not isinstance(held, dict):
+        raise ModelFormatError(f"{where}: 'training_only' should map inputs to their encoders' training "
+                               f"hyperparameters, got {held!r}")
+    for input_name, values in held.items():
+        choice = config["encoders"].get(input_name)
+        parts = encoder_parts(choice) if choice is not None else []
+        if (not isinstance(values, list) or len(values) != len(parts)
+                or not all(isinstance(v, dict) for v in values)):
+            raise ModelFormatError(f"{where}: 'training_only' of input {input_name!r} should hold one object per "
+                                   f"part of its encoder ({len(parts)}), got {values!r}")
+        for part, value in zip(parts, values):
+            part.update(value)
 
 
 def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> dict:
@@ -1031,6 +1064,10 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     augmentations = _saved_augmentations(manifest, directory / MANIFEST)
     output = _saved_output(manifest, directory / MANIFEST)
     cls = _estimator_class(manifest, expected_class, directory)
+    _training_only_restored(manifest["config"], manifest.get("training_only"), str(directory / MANIFEST))
+    for k, info in enumerate(manifest.get("ensemble", {}).get("members", [])):
+        _training_only_restored(info["config"], info.get("training_only"),
+                                f"{directory / MANIFEST}: ensemble member {k}")
     reg = registry.get_registry()
     for info in manifest["components"]:
         try:

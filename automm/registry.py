@@ -78,10 +78,12 @@ class ComponentSpec:
         return f"{self.kind} {self.name!r} (plugin {self.provider!r})"
 
     def hyperparameters(self, **overrides: Any) -> dict:
-        """Defaults updated with ``overrides``."""
+        """Defaults updated with ``overrides``, as the factory runs them when it says so (its optional
+        ``hyperparameters_as_run``: color_jitter's ``strength`` sets brightness, contrast and saturation)."""
         params = dict(self.defaults)
         params.update(overrides)
-        return params
+        as_run = getattr(self.factory, "hyperparameters_as_run", None)
+        return as_run(params) if callable(as_run) else params
 
     def expected_output_dim(self, **overrides: Any) -> int | None:
         if self.output_dim is None:

@@ -1471,14 +1471,22 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     import optuna
 
     # before the trials: a search is not run for plots it cannot write (without matplotlib, none are
-    # written, and the end of the search says so: no empty folder made)
+    # written, and the end of the search says so: no empty folder made); the folders made to find
+    # out are removed again, and made by write_plots once there are plots: a search whose every
+    # trial fails (SearchError) leaves no empty folder behind
     if estimator.plot_dir is not None and importlib.util.find_spec("matplotlib") is not None:
+        made = _missing_folders(Path(estimator.plot_dir))
         try:
-            Path(estimator.plot_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"plot_dir: cannot create the folder {str(estimator.plot_dir)!r} "
-                             f"({type(exc).__name__}: {exc.strerror or exc})") from None
-        _check_plot_dir_writable(estimator.plot_dir)
+            try:
+                Path(estimator.plot_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(f"plot_dir: cannot create the folder {str(estimator.plot_dir)!r} "
+                                 f"({type(exc).__name__}: {exc.strerror or exc})") from None
+            _check_plot_dir_writable(estimator.plot_dir)
+        finally:
+            for folder in made:  # deepest first; only while empty (rmdir deletes nothing else)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     settings = _settings_from(estimator, data)
     space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
                                        data.problem_type)
@@ -1565,6 +1573,16 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         shutil.rmtree(tmpdir, ignore_errors=True)
         if owner is not None:
             os.close(owner)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist, deepest first: what
+    ``folder.mkdir(parents=True)`` would make."""
+    missing = []
+    while not os.path.lexists(folder) and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _check_plot_dir_writable(plot_dir: str | os.PathLike) -> None:

@@ -363,7 +363,7 @@ def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Ca
             raise InputError(f"study_name: {exc}, or choose another study_name") from None
     if existing != fingerprint or values_differ(stored, spec):
         try:
-            what = describe_difference(stored, spec) if stored else ""
+            what = describe_difference(stored, spec, attrs.get(DATA_ATTR), payload()) if stored else ""
         except (KeyError, TypeError):  # a study of another automm version
             what = ""
         raise InputError(f"study_name: study {study.study_name!r} holds a search over other data or another search "
@@ -377,10 +377,37 @@ def _columns(inputs: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{c} ({r})" for c, r in roles.items()) or "none"
 
 
-def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
+
+
+def _first_value_difference(column: str, stored_data: Mapping[str, Any] | None,
+                            new_data: Mapping[str, Any] | None) -> str:
+    """Where the values of ``column`` first differ between the study's stored data and the data
+    here (:func:`data_payload`, either None: not known), in words; "" when that is not known. The
+    same file name in two folders (a copy of the data elsewhere) names the two folders."""
+    old = ((stored_data or {}).get("columns") or {}).get(column)
+    new = ((new_data or {}).get("columns") or {}).get(column)
+    if not isinstance(old, list) or not isinstance(new, list):
+        return ""
+    row = next((k for k, (a, b) in enumerate(zip(old, new)) if a != b), None)
+    if row is None:
+        return ""
+    a, b = old[row], new[row]
+    if isinstance(a, str) and isinstance(b, str) and a and os.path.basename(a) == os.path.basename(b):
+        return (f"; the study's files are in {_shown(os.path.dirname(a))}, here in {_shown(os.path.dirname(b))}: "
+                f"first at row {row}, {_shown(os.path.basename(a))}")
+    return f"; first at row {row}: {_shown(a)} in the study, {_shown(b)} here"
+
+
+def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any],
+                        stored_data: Mapping[str, Any] | None = None, new_data: Mapping[str, Any] | None = None) -> str:
     """What differs between the study's specification ``stored`` and ``new`` (a search's, or
     the data a worker was given: ``inputs``, ``problem_type``, ``n_outputs``, ``targets``, ...),
-    in words, "the study's ... , here ..."; the first difference found, or "" when none is."""
+    in words, "the study's ... , here ..."; the first difference found, or "" when none is.
+    ``stored_data``, ``new_data``: the study's data and these (:func:`data_payload`), where known,
+    to say where an input column's values first differ."""
     if _columns(stored["inputs"]) != _columns(new["inputs"]):
         return f"its input columns are {_columns(stored['inputs'])}; here {_columns(new['inputs'])}"
     if stored["problem_type"] != new["problem_type"] or stored["n_outputs"] != new["n_outputs"]:
@@ -400,7 +427,7 @@ def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> st
         old_values, new_values = stored["value_digests"], new["value_digests"]
         changed = sorted(c for c in set(old_values) | set(new_values) if old_values.get(c) != new_values.get(c))
         return (f"the values of column{'s' if len(changed) > 1 else ''} {', '.join(map(repr, changed))} differ here "
-                "(the same rows and labels, other inputs)")
+                f"(the same rows and labels, other inputs{_first_value_difference(changed[0], stored_data, new_data)})")
     if bool(stored.get("holdout_given")) != bool(new.get("holdout_given")) or (
             new.get("holdout_given") and stored.get("valid_index") != new.get("valid_index")):
         return "its validation rows differ here"

@@ -34,7 +34,7 @@ from .search import (MIN_HARD_GRACE, SearchContext, SearchSettings, WorkerFinish
 from .search_space import SearchSpace
 from .storage import make_storage, own_heartbeats, parse_storage, wait_for_storage_file
 from .study import (DATA_ATTR, DATA_FINGERPRINT_ATTR, check_components, check_stored_files, data_fingerprint,
-                    data_from_spec, data_spec, describe_difference, values_differ, wait_for_study,
+                    data_from_spec, data_payload, data_spec, describe_difference, values_differ, wait_for_study,
                     with_stored_split)
 from .trial_models import ModelPool
 
@@ -169,7 +169,7 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
         probe = optuna.load_study(study_name=request.study_name, storage=storage)
         given = data_spec(data)
         if probe.user_attrs.get(DATA_FINGERPRINT_ATTR) != data_fingerprint(data) or values_differ(spec, given):
-            what = describe_difference(spec, given)
+            what = describe_difference(spec, given, probe.user_attrs.get(DATA_ATTR), data_payload(data, {}))
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r}"
                              f"{': ' + what if what else ''} (pass exactly what fit was given)")
         data = with_stored_split(data, spec)

@@ -142,6 +142,20 @@ def test_color_jitter_names_strength_when_it_refuses_it():
         ColorJitter(brightness=-0.1)
 
 
+def test_a_configuration_with_strength_shows_the_brightness_contrast_and_saturation_that_run():
+    """augmentations=[{"name": "color_jitter", "strength": 0.35}] trained at 0.35, but the fitted
+    model's config_ showed brightness, contrast and saturation 0.2 (their defaults) beside it."""
+    from automm import AutoMM, registry
+
+    reg = registry.get_registry()
+    (name, params), = AutoMM(augmentations=[{"name": "color_jitter", "strength": 0.35}])._resolve_augmentations(
+        reg, {"image"})
+    assert (params["brightness"], params["contrast"], params["saturation"], params["strength"]) == (0.35,) * 4
+    built = ColorJitter(**params)
+    assert (built.brightness, built.contrast, built.saturation) == (0.35, 0.35, 0.35)
+    assert reg.get("augmentation", "color_jitter").hyperparameters(brightness=0.1)["brightness"] == 0.1
+
+
 # -- text ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(TEXT_AUGMENTATIONS))

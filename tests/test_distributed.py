@@ -335,15 +335,37 @@ def test_a_study_of_the_same_labels_but_other_inputs_is_refused(rows, tmp_path):
     names, labels = rows["name"].tolist(), rows["category"].tolist()
     AutoMM(**TINY, n_trials=1, storage=journal, study_name="shared").fit(names, labels)
     cleaned = [name.upper() if i == 7 else name for i, name in enumerate(names)]  # one value differs
+    first = rf"first at row 7: {re.escape(repr(names[7]))} in the study, {re.escape(repr(cleaned[7]))} here\)"
     with pytest.raises(InputError, match=r"study_name: study 'shared' holds a search over other data .*: the values "
-                                         r"of column 'x0' differ here \(the same rows and labels, other inputs\)"):
+                                         r"of column 'x0' differ here \(the same rows and labels, other inputs; "
+                                         + first):
         AutoMM(**TINY, n_trials=1, storage=journal, study_name="shared").fit(cleaned, labels)
     _reopen(journal, "shared", 4)
-    with pytest.raises(InputError, match=r"differ from those of study 'shared': the values of column 'x0'"):
+    with pytest.raises(InputError, match=r"differ from those of study 'shared': the values of column 'x0'.*" + first):
         run_worker(journal, "shared", cleaned, y=labels, wait=0)
     assert len(_trials(journal, "shared")) == 1
     AutoMM(**TINY, n_trials=2, storage=journal, study_name="shared").fit(names, labels)  # the same texts resume it
     assert len(_trials(journal, "shared")) == 2
+
+
+def test_a_copy_of_the_images_in_another_folder_is_named_by_its_folders(tmp_path):
+    """The same image files copied to another folder were refused as "other inputs" without
+    naming a path: the message names the study's folder and this one (and, for other values,
+    the first pair that differs)."""
+    from automm.study import describe_difference
+
+    spec = {"inputs": [{"name": "image_0", "modality": "image", "columns": ["image"],
+                        "column_roles": {"image": "image"}}], "problem_type": "binary", "n_outputs": 2,
+            "targets": [0, 1], "value_digests": {"image": "a"}}
+    stored = {"columns": {"image": ["/data/a.png", "/old/images/b.png"]}}
+    here = {"columns": {"image": ["/data/a.png", "/new/images/b.png"]}}
+    said = describe_difference(spec, dict(spec, value_digests={"image": "b"}), stored, here)
+    assert said.endswith("(the same rows and labels, other inputs; the study's files are in '/old/images', here in "
+                         "'/new/images': first at row 1, 'b.png')"), said
+    here = {"columns": {"image": ["/data/a.png", "/data/c.png"]}}
+    said = describe_difference(spec, dict(spec, value_digests={"image": "b"}), stored, here)
+    assert said.endswith("other inputs; first at row 1: '/old/images/b.png' in the study, '/data/c.png' here)"), said
+    assert describe_difference(spec, dict(spec, value_digests={"image": "b"})).endswith("other inputs)")
 
 
 def test_a_search_without_storage_does_not_digest_its_values(rows, monkeypatch):

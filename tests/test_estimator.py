@@ -516,6 +516,64 @@ def test_a_misspelt_keyword_of_fit_score_or_predict_gets_a_suggestion_and_the_si
     assert set(routing.score.requests) == {"sample_weight"} and not routing.predict.requests
 
 
+def test_autogluon_style_calls_say_what_to_use_instead():
+    # a user coming from AutoGluon's MultiModalPredictor writes its keywords: each names automm's way
+    frame = pd.DataFrame({"text": ["a b", "c d", "e f"] * 4, "w": [1.0, 2.0, 1.0] * 4, "label": ["x", "y", "z"] * 4})
+    X, y = frame[["text"]], frame["label"]
+    with pytest.raises(TypeError, match=r"^AutoMM\(\) got an unexpected keyword argument 'label'; the labels are "
+                                        r"fit's y: .*fit\(frame.drop\(columns=\['label'\]\), frame\['label'\]\)$"):
+        AutoMM(label="label")  # (not "did you mean 'label_smoothing'?")
+    with pytest.raises(TypeError, match=r"'presets'; there are no presets: time_limit= .* n_trials="):
+        AutoMM(presets="best_quality")
+    with pytest.raises(TypeError, match=r"^AutoMM\.fit\(\) got an unexpected keyword argument 'label'; the labels "
+                                        r"are y: fit\(X.drop\(columns=\['label'\]\), X\['label'\]\)"):
+        AutoMM(**tiny()).fit(frame, label="label")
+    with pytest.raises(TypeError, match=r"'tuning_data'; validation rows are X_val and y_val: fit\(X, y, X_val="):
+        AutoMM(**tiny()).fit(X, y, tuning_data=frame)
+    with pytest.raises(TypeError, match=r"'time_limit'; time_limit is a parameter of AutoMM, not of fit: "
+                                        r"AutoMM\(time_limit=\.\.\.\)\.fit\(X, y\)"):
+        AutoMM(**tiny()).fit(X, y, time_limit=30)
+    with pytest.raises(TypeError, match=r"AutoMM\.fit\(\) .* 'presets'; there are no presets"):
+        AutoMM(**tiny()).fit(X, y, presets="medium_quality")
+    with pytest.raises(TypeError, match=r"'as_pandas'; .*pandas\.DataFrame\(model\.predict_proba\(X\), "
+                                        r"columns=model\.classes_, index=X\.index\)"):
+        AutoMM().predict_proba(X, as_pandas=True)
+    with pytest.raises(TypeError, match=r"AutoMM\.score\(\) .* 'metrics'; .*compute_metrics\(model\.problem_type_"):
+        AutoMM().score(X, y, metrics=["acc"])
+    for method, hint in (("evaluate", r"score\(X, y\) gives accuracy .*compute_metrics"),
+                         ("leaderboard", r"the search.s trials are the attribute leaderboard_"), ("extract_embedding", r"transform\(X\)")):
+        with pytest.raises(AttributeError, match=rf"^'AutoMM' object has no attribute '{method}'; {hint}"):
+            getattr(AutoMM(), method)
+    with pytest.raises(AttributeError, match=r"^'AutoMM' object has no attribute 'leaderboard_'$"):
+        AutoMM().leaderboard_  # not fitted: as it was
+    # labels, weights and validation labels given as a column's name
+    with pytest.raises(InputError, match=r"^y_val: .*: fit\(X, y, X_val=frame.drop\(columns='label'\), "
+                                         r"y_val=frame\['label'\]\)$"):
+        AutoMM(max_epochs=1).fit(X, y, X_val=frame, y_val="label")
+    with pytest.raises(InputError, match=r"^sample_weight: .*got the string 'w'; .*: fit\(X.drop\(columns=\['w'\]\), "
+                                         r"y, sample_weight=X\['w'\]\)$"):
+        AutoMM(max_epochs=1).fit(frame[["text", "w"]], y, sample_weight="w")
+    with pytest.raises(InputError, match=r"got the string 'balanced'; .*AutoMM\(class_weight='balanced'\)$"):
+        AutoMM(max_epochs=1).fit(X, y, sample_weight="balanced")
+
+
+def test_a_missing_leaderboard_and_a_label_columns_name_given_to_score_say_what_to_do(tmp_path):
+    X, y = ["a b", "c d", "e f"] * 6, ["x", "y", "z"] * 6
+    single = AutoMM(**tiny(max_epochs=1)).fit(X, y)
+    frame = pd.DataFrame({"x0": X, "label": y})
+    with pytest.raises(InputError, match=r"^y: .*got the string 'label'.*: score\(frame.drop\(columns='label'\)"):
+        single.score(frame, "label")  # (not "fit(...)")
+    with pytest.raises(AttributeError, match=r"'leaderboard_'; a fit without a search .* n_trials= of 2 or more$"):
+        single.leaderboard_
+    searched = AutoMM(**tiny(max_epochs=1), n_trials=2, search_space={"linear_model": False}).fit(X, y)
+    assert len(searched.leaderboard_) == 2
+    loaded = AutoMM.load(searched.save(tmp_path / "model"))
+    with pytest.raises(AttributeError, match=r"'leaderboard_'; a loaded model keeps no leaderboard_ "
+                                             r"\(fit_summary\(\)\['trials'\]"):
+        loaded.leaderboard_
+    assert not hasattr(loaded, "leaderboard_") and loaded.fit_summary()["trials"]["total"] == 2
+
+
 def test_missing_image_files_are_named_before_training(tmp_path):
     good = tmp_path / "ok.png"
     Image.new("RGB", (8, 8)).save(good)
@@ -896,8 +954,8 @@ def test_fit_warns_when_the_label_column_is_left_among_the_inputs(emoji_split):
     import warnings as _warnings
 
     train = emoji_split[0].head(40)
-    with pytest.warns(UserWarning, match=r"X: column 'category' holds the labels y in every row: .*"
-                                         r"X.drop\(columns=\['category'\]\)"):
+    with pytest.warns(UserWarning, match=r"X: column 'category' holds the labels y in every row: .*; "
+                                         r"leave it out of X: X.drop\(columns=\['category'\]\)$"):
         AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name", "category"]], train["category"])
     with _warnings.catch_warnings():
         _warnings.simplefilter("error", UserWarning)

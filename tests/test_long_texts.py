@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from automm import AutoMM
-from automm.components.text import HashedNgramEncoder, tokenize
+from automm import roles
+from automm.components import text as text_encoders
+from automm.components.text import HashedNgramEncoder, _tokens_for, tokenize
 
 
 def test_tokenize_with_a_limit_is_the_prefix_of_the_whole():
@@ -58,6 +60,44 @@ def test_words_read_as_categories_are_named():
         model = AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(pd.DataFrame({"title": titles}),
                                                                           [t.split()[1] for t in titles])
     assert model.column_roles_ == {"title": "categorical"}
+
+
+def test_words_read_as_categories_are_named_in_scripts_without_spaces():
+    colours = ["黒い", "白い", "緑の", "赤い", "青い", "灰色の"]  # "black shoes" is "黒い靴": no space
+    items = ["靴", "シャツ", "バッグ", "時計", "帽子"]
+    titles = [c + i for c in colours for i in items] * 3
+    with pytest.warns(UserWarning, match=r"column 'title': read as categorical \(30 distinct values made of 20 "
+                                         r"distinct words.*column_types=\{'title': 'text'\}"):
+        model = AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(pd.DataFrame({"title": titles}),
+                                                                          [t[-1] for t in titles])
+    assert model.column_roles_ == {"title": "categorical"}
+
+
+def test_role_inference_does_not_read_long_texts_through(monkeypatch):
+    def word_count(text):
+        raise AssertionError("long texts tokenized to count their words")
+
+    monkeypatch.setattr(roles, "_word_count", word_count)
+    assert roles.text_or_categorical(["Größe " * 4000] * 30) == "text"  # 24,000 characters each
+
+
+def test_text_augmentations_read_a_long_texts_head_only():
+    given = []
+
+    def keep(tokens):
+        given.append(len(tokens))
+        return tokens
+
+    text = " ".join(f"w{i}" for i in range(10_000))
+    head = getattr(text_encoders, "AUGMENTED_LENGTH", 4) * 8
+    assert _tokens_for(text, keep, 8) == tokenize(text)[:8]
+    assert given == [head]
+    given.clear()
+    assert _tokens_for("a short text", keep, 8) == ["a", "short", "text"] and given == [3]  # whole, as before
+    given.clear()
+    # an augmentation leaving fewer than max_length of the head's tokens is given the whole text
+    assert _tokens_for(text, lambda tokens: keep(tokens)[::100], 8) == tokenize(text)[::100][:8]
+    assert given == [head, 10_000]
 
 
 def test_numbers_written_as_strings_read_as_text_are_named():

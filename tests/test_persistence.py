@@ -866,6 +866,25 @@ def test_a_hyperparameter_only_training_reads_is_not_saved(data, tmp_path):
     np.testing.assert_allclose(AutoMM.load(tmp_path / "m").predict_proba(X), model.predict_proba(X), atol=1e-6)
 
 
+def test_a_hyperparameter_only_training_reads_comes_back_in_the_loaded_config(data, tmp_path):
+    """category_dropout, kept out of the saved configuration (above), was missing from a loaded
+    model's config_: it is kept beside it (manifest key training_only) and put back at load."""
+    X, y = data
+    X = X[["name", "colour_word"]]
+    model = AutoMM(**tiny(max_epochs=1, column_types={"colour_word": "categorical"},
+                          encoders={"tabular": {"name": "tabular", "category_dropout": 0.3}})).fit(X, y)
+    manifest = _saved_manifest(model, tmp_path / "m")
+    assert "category_dropout" not in manifest["config"]["encoders"]["tabular"]
+    assert manifest["training_only"] == {"tabular": [{"category_dropout": 0.3}]}
+    loaded = AutoMM.load(tmp_path / "m")
+    assert loaded.config_ == model.config_
+    assert loaded.config_["encoders"]["tabular"]["category_dropout"] == 0.3
+    manifest["training_only"] = {"tabular": [{"category_dropout": 0.3}, {}]}  # not one per part
+    write_manifest(tmp_path / "m" / "automm.json", manifest)
+    with pytest.raises(ModelFormatError, match=r"'training_only' of input 'tabular' should hold one object per part"):
+        AutoMM.load(tmp_path / "m")
+
+
 def test_a_model_needing_a_built_in_encoder_this_automm_lacks_says_to_upgrade(model, tmp_path):
     path = tmp_path / "m"
     model.save(path)

@@ -109,3 +109,23 @@ def test_the_search_example_runs_as_written(tmp_path, monkeypatch):
     exec(compile(small, "README search", "exec"), namespace)
     leaderboard = namespace["clf"].leaderboard_
     assert len(leaderboard) >= 2 and set(leaderboard["state"]) <= {"COMPLETE", "PRUNED", "FAIL"}
+
+
+def test_the_parameter_table_names_every_parameter_with_its_default():
+    """The README's "Main parameters" table had no row for weight_decay, label_smoothing,
+    head_dropout, class_weight, column_types, cache_dir, study_name nor plot_dir: a reader
+    could not learn they exist, nor their defaults. Each parameter is named in a row, and a
+    row's defaults, when it gives them, are get_params()'s, in order."""
+    import ast
+
+    section = README.read_text(encoding="utf-8").split("### Main parameters", 1)[1].split("\n\n", 2)[1]
+    defaults = automm.AutoMM().get_params()
+    named = {}
+    for row in section.splitlines()[2:]:
+        names_cell, default_cell = row.split("|")[1:3]
+        names = re.findall(r"`(\w+)`", names_cell)
+        values = [ast.literal_eval(v.strip().strip("`")) for v in default_cell.split(", ")] if default_cell.strip() else []
+        assert not values or len(values) == len(names), row
+        named.update(zip(names, values or [defaults.get(name) for name in names]))
+    assert sorted(named) == sorted(defaults)
+    assert named == defaults

@@ -311,6 +311,22 @@ def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_p
     assert not (tmp_path / "plots").exists()
 
 
+def test_a_search_that_ends_with_no_model_leaves_no_empty_plot_dir(texts, tmp_path, monkeypatch):
+    """plot_dir was made (with its parents) before the trials and left empty when every trial
+    failed; the folders made to check it are removed again, a folder the user had is kept as it was."""
+    pytest.importorskip("matplotlib")
+    X, y, _, _ = texts
+    monkeypatch.setattr(search, "_worker_loop", lambda ctx, study: None)  # no trial finishes
+    with pytest.raises(SearchError, match="no trial of the search finished"):
+        AutoMM(**small(n_trials=2, plot_dir=tmp_path / "plots" / "run1")).fit(X[:40], y[:40])
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    with pytest.raises(SearchError, match="no trial of the search finished"):
+        AutoMM(**small(n_trials=2, plot_dir=tmp_path / "mine")).fit(X[:40], y[:40])
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
 def _folder_nothing_can_be_written_in(tmp_path) -> Path:
     """A folder that exists and where no file can be created: a read-only one, or (for root, who
     writes in those) a sysfs folder."""

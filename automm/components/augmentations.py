@@ -202,6 +202,15 @@ class ColorJitter(Augmentation):
         self.brightness, self.contrast, self.saturation = float(brightness), float(contrast), float(saturation)
         self.p = _check_probability("p", p)
 
+    @staticmethod
+    def hyperparameters_as_run(params: dict) -> dict:
+        """``params`` with the brightness, contrast and saturation that a ``strength`` sets, so that a
+        configuration (a fitted model's ``config_``) shows what runs, not their defaults beside it."""
+        if params.get("strength") is None:
+            return params
+        return {**params, "brightness": params["strength"], "contrast": params["strength"],
+                "saturation": params["strength"]}
+
     def __call__(self, value: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _check_image(value)
         if _uniform_scalar(generator) >= self.p:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 __all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "UNFAMILIAR_MIN_VALUES", "find_sorted",
-           "take_rows"]
+           "take_rows", "collate_replaced"]
 
 
 class _Missing:
@@ -157,7 +157,7 @@ class Encoder(nn.Module):
         Such an encoder whose every batch tensor holds one row per sample returns
         ``take_rows(batch, rows)``; one with another layout (flat ids and offsets) builds the batch
         of those rows. A row's output must not depend on the batch's other rows (in eval mode)."""
-        if type(self).collate is not Encoder.collate:
+        if collate_replaced(self, Encoder):
             return None
         return take_rows(batch, rows)
 
@@ -204,6 +204,13 @@ def find_sorted(sorted_values: torch.Tensor, values: torch.Tensor) -> tuple[torc
     found = position < len(sorted_values)
     found[found.clone()] = sorted_values[position[found]] == values[found]
     return position, found
+
+
+def collate_replaced(encoder: Encoder, cls: type) -> bool:
+    """Whether ``encoder``'s class replaced the ``collate`` of ``cls`` (a class it derives from):
+    then its batches are not those ``cls``'s ``select_rows`` and ``empty_rows`` know, which
+    leave them alone (``None``: every row run, every given value read)."""
+    return type(encoder).collate is not cls.collate
 
 
 def take_rows(batch: Any, rows: torch.Tensor) -> Any:

@@ -508,9 +508,9 @@ class PretrainedEncoder(Encoder):
         """The rows' features (frozen) or network inputs: the model runs the rows that have the
         input only (an automm that predates ``select_rows`` never calls it); ``None``, every row
         run, for a subclass with its own ``collate``."""
-        from automm.components.base import take_rows
+        from automm.components.base import collate_replaced, take_rows
 
-        if type(self).collate is not PretrainedEncoder.collate:
+        if collate_replaced(self, PretrainedEncoder):
             return None
 
         return take_rows(batch, rows) if self.frozen else self._select_samples(batch, rows)

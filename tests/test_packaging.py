@@ -1,0 +1,40 @@
+"""The version of automm and of its first-party plugins has one source: the package's
+``__version__``, which the distribution's metadata (``importlib.metadata.version``) is built from."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECTS = [(ROOT, "automm"), (ROOT / "plugins" / "automm-pretrained", "automm_pretrained"),
+            (ROOT / "plugins" / "automm-audio", "automm_audio")]
+
+
+@pytest.mark.parametrize("project, package", PROJECTS, ids=[package for _, package in PROJECTS])
+def test_the_distribution_version_is_the_package_version(project, package, tmp_path):
+    """pyproject.toml and __init__.py each said "0.1.0": a release that bumped one of them
+    would install a package whose __version__ (what models and studies record) and metadata
+    disagree. The metadata built from a copy whose __version__ is bumped says the bumped one."""
+    pytest.importorskip("setuptools")
+    copy = tmp_path / "project"
+    (copy / package).mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(project / name, copy / name)
+    init = (project / package / "__init__.py").read_text()
+    assert len(re.findall(r'^__version__ = "[^"]+"$', init, re.M)) == 1
+    (copy / package / "__init__.py").write_text(re.sub(r'^__version__ = "[^"]+"$', '__version__ = "9.8.7"', init,
+                                                       flags=re.M))
+    out = tmp_path / "metadata"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-c", "import setuptools.build_meta as b, sys; "
+                                                 "print(b.prepare_metadata_for_build_wheel(sys.argv[1]))", str(out)],
+                          cwd=copy, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metadata = (out / done.stdout.strip().splitlines()[-1] / "METADATA").read_text()
+    assert re.search(r"^Version: (.*)$", metadata, re.M).group(1) == "9.8.7"
