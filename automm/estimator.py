@@ -958,7 +958,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         for attr in ("classes_", "target_mean_", "target_std_"):
             self.__dict__.pop(attr, None)
         self._check_metric(problem_type)
-        if get_tags(self).estimator_type is None and _called_by_model_selection():
+        if (get_tags(self).estimator_type is None and _called_by_model_selection()
+                and not _held_by_a_classifier_or_regressor()):
             warnings.warn(f"{type(self).__name__} with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
                           f"so cross-validation splits its rows in order, unstratified, and scorers that need "
                           f"probabilities or class lists may fail; use AutoMMClassifier or AutoMMRegressor, or pass "
@@ -1760,6 +1761,27 @@ def _called_by_model_selection() -> bool:
     while frame is not None:
         if frame.f_globals.get("__name__", "").startswith("sklearn.model_selection"):
             return True
+        frame = frame.f_back
+    return False
+
+
+def _held_by_a_classifier_or_regressor() -> bool:
+    """Whether this ``fit`` runs inside a scikit-learn classifier or regressor that holds it as a
+    member (``StackingClassifier``, ``CalibratedClassifierCV``, ``TunedThresholdClassifierCV``): one
+    that chooses its cross-validation folds by its own type (stratified for a classifier) and calls
+    its members' ``predict_proba`` itself, so an ``AutoMM`` of ``problem_type='auto'`` changes neither."""
+    from sklearn.base import BaseEstimator
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if (isinstance(owner, BaseEstimator) and not isinstance(owner, AutoMM)
+                and frame.f_globals.get("__name__", "").startswith("sklearn.")):
+            try:
+                if get_tags(owner).estimator_type in ("classifier", "regressor"):
+                    return True
+            except Exception:  # an estimator whose tags cannot be read says nothing about the folds
+                pass
         frame = frame.f_back
     return False
 

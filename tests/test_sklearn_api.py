@@ -93,6 +93,31 @@ def test_model_selection_on_a_plain_automm_warns_that_its_folds_are_not_stratifi
         cross_val_score(AutoMM(**tiny(max_epochs=1)), train[["image", "name"]], train["category"], cv=2)
 
 
+def test_a_plain_automm_in_a_stacking_classifier_does_not_warn_of_unstratified_folds(emoji_split):
+    """A StackingClassifier chooses its folds by its own type (stratified) and calls predict_proba
+    itself: the warning that cross-validation splits unstratified would say something false there;
+    a pipeline ending in a plain AutoMM, given to model selection, still gets it."""
+    import warnings
+
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+
+    train = emoji_split[0].head(40)
+    X, y = train[["image", "name"]], train["category"]
+    words = make_pipeline(make_column_transformer((TfidfVectorizer(), "name")), LogisticRegression())
+    stack = StackingClassifier([("automm", AutoMM(**tiny(max_epochs=1))), ("words", words)], cv=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stack.fit(X, y)
+    assert not [w for w in caught if "neither a classifier nor a regressor" in str(w.message)]
+    with pytest.warns(UserWarning, match=r"neither a classifier nor a regressor .* unstratified"):
+        cross_val_score(make_pipeline(AutoMM(**tiny(max_epochs=1))), X, y, cv=2)
+
+
 def test_a_classifier_takes_whole_numbers_stored_as_floats_as_classes(emoji_split):
     import pandas as pd
 
