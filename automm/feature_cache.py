@@ -32,6 +32,7 @@ disk makes repeated trials in one process cost a dictionary look-up per sample.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -346,6 +347,51 @@ class FeatureCache:
     def put(self, value: Any, features: torch.Tensor) -> torch.Tensor:
         return self.put_by_key(self.key(value), features)
 
+    # computing ---------------------------------------------------------------------
+    def claim_path(self, keys: Sequence[bytes]) -> Path:
+        """The file whose lock says that a process is computing the features of ``keys``."""
+        digest = hashlib.sha256(b"".join(sorted(keys))).hexdigest()
+        return self.directory / digest[:2] / f".{digest}.claim"
+
+    @contextlib.contextmanager
+    def claim(self, keys: Sequence[bytes], wait: float = 0.0) -> Iterator[bool]:
+        """While a process computes the features of ``keys`` (a batch), others that would compute
+        the same batch wait for them instead (several jobs started at once on one cache): yields
+        True where this process should compute them (it holds the claim, or no claim can be made:
+        a read-only cache, a system without ``flock``), False where another holds it. ``wait``:
+        seconds to wait for another's claim, polling, before computing them all the same. The lock
+        goes with its process, killed too; its file is removed when the batch is done."""
+        path = self.claim_path(keys)
+        try:
+            import fcntl
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except (ImportError, OSError):
+            yield True
+            return
+        try:
+            give_up = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= give_up:
+                        yield wait > 0  # held elsewhere: waited long enough (compute), or not to wait
+                        return
+                    time.sleep(min(0.2, max(0.0, give_up - time.monotonic())))
+                except OSError:  # no locks on this file system
+                    yield True
+                    return
+            try:
+                yield True
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # (a process that opened it meanwhile finds the batch cached)
+        finally:
+            os.close(descriptor)
+
 
 _unwritable_warned: set[str] = set()
 _unwritable_lock = threading.Lock()
@@ -373,7 +419,7 @@ def _safe_name(text: str) -> str:
 _TOUCH_AFTER_S = 86400.0          # a read marks a file used when its last mark is older than a day
 _ORPHAN_AFTER_S = 3600.0          # a temporary file this old was left by a writer that died
 _FEATURE_FILE = re.compile(r"[0-9a-f]{64}\.f32")
-_TEMPORARY_FILE = re.compile(r"\.[0-9a-f]{64}\.f32\.[0-9a-f]+\.tmp")
+_TEMPORARY_FILE = re.compile(r"\.[0-9a-f]{64}(\.f32\.[0-9a-f]+\.tmp|\.claim)")  # (a claim: a batch being computed)
 _SHARD = re.compile(r"[0-9a-f]{2}")
 
 

@@ -431,17 +431,22 @@ def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | N
         held = exclusive_lock(staging)  # (while its save writes it)
     retired, stale, abandoned = None, [], []
     try:
-        files = write_model_files(estimator.model_, staging)
-        ensemble = estimator.__dict__.get("ensemble_")
-        for info, member in zip(manifest.get("ensemble", {}).get("members", [])[1:],
-                                ensemble.members[1:] if ensemble is not None else []):
-            written = write_model_files(member.model, staging / info["path"])
-            files.update({f"{info['path']}/{name}": record for name, record in written.items()})
-        for name, text in (beside or {}).items():
-            (staging / name).write_text(text, encoding="utf-8")
-        manifest["files"] = dict(sorted(files.items()))  # what load checks every file against
-        manifest[MANIFEST_DIGEST] = manifest_digest(manifest)  # and the manifest against
-        _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
+        try:
+            files = write_model_files(estimator.model_, staging)
+            ensemble = estimator.__dict__.get("ensemble_")
+            for info, member in zip(manifest.get("ensemble", {}).get("members", [])[1:],
+                                    ensemble.members[1:] if ensemble is not None else []):
+                written = write_model_files(member.model, staging / info["path"])
+                files.update({f"{info['path']}/{name}": record for name, record in written.items()})
+            for name, text in (beside or {}).items():
+                (staging / name).write_text(text, encoding="utf-8")
+            manifest["files"] = dict(sorted(files.items()))  # what load checks every file against
+            manifest[MANIFEST_DIGEST] = manifest_digest(manifest)  # and the manifest against
+            _write_json(staging / MANIFEST, manifest)  # written last: its presence marks a complete model
+        except OSError as exc:  # a full disk or quota: its write names no file (or a staging file of ours)
+            if exc.errno is None or (exc.filename is not None and str(staging) not in str(exc.filename)):
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc  # (the model there stays)
         with _saves_serialized(target.parent):
             _refuse_to_overwrite(target)  # again: another save or a user may have changed it meanwhile
             # models put aside by saves killed before they deleted them (with a model at the path, and

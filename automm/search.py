@@ -1551,7 +1551,17 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 with objects_kept_out_of_collections():
                     run_trial_loops(ctx, study, (kind, value), n_jobs, devices)
             except KeyboardInterrupt:
-                if not graceful or ctx.aborted or not _usable_trials(study.get_trials(deepcopy=False)):
+                if not graceful or ctx.aborted:
+                    raise
+                usable = _usable_trials(study.get_trials(deepcopy=False))
+                if not any(_at_hand(t, ctx) for t in usable):  # nothing retrained after Ctrl-C
+                    if usable:  # a resumed study's trials: their models are in the processes that trained them
+                        n = len(usable)
+                        warnings.warn(f"search interrupted (KeyboardInterrupt) before this fit finished a trial: "
+                                      f"the {n} finished trial{'s' if n != 1 else ''} of study {study_name!r} "
+                                      f"{'was' if n == 1 else 'were'} trained by other processes, whose models are "
+                                      "not here; run the same fit again to resume the study",
+                                      stacklevel=user_stacklevel())
                     raise
             finally:
                 with contextlib.suppress(Exception):
@@ -1823,6 +1833,13 @@ def _usable_trials(trials: Sequence[Any]) -> list[Any]:
 
     return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
             and math.isfinite(_trial_score(t)) and not t.user_attrs.get(_ATTR + "skipped")]
+
+
+def _at_hand(trial, ctx: SearchContext) -> bool:
+    """Whether ``trial``'s model is here without retraining it: in this process, or in a worker's files."""
+    path = trial.user_attrs.get(_ATTR + "artifact")
+    return (ctx.pool.get(trial.number) is not None
+            or bool(path and os.path.isfile(os.path.join(path, "candidate.json"))))
 
 
 def _trial_score(t) -> float:

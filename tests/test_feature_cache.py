@@ -399,3 +399,27 @@ def test_the_memory_layer_counts_each_entrys_overhead():
     for i in range(20):
         layer.put(bytes([i]) * 32, torch.zeros(384), Path("/cache"))
     assert len(layer.items) == 10 and layer.nbytes == 10 * per_entry
+
+
+def test_a_batch_claimed_by_one_process_is_left_to_it_until_done(tmp_path):
+    """Jobs started at once on one cache: the claim of a batch's features (a lock that goes with its
+    process) tells the others to wait instead of computing them too; its file goes when it is done,
+    and one left by a killed process is an orphan that clear removes."""
+    cache = FeatureCache(tmp_path, "minilm-aaaa", {})
+    keys = [cache.key(f"text {i}") for i in range(3)]
+    with cache.claim(keys) as mine:
+        assert mine and cache.claim_path(keys).exists()
+        with cache.claim(list(reversed(keys))) as theirs:  # another process (another open file): refused
+            assert theirs is False
+        start = time.monotonic()
+        with cache.claim(keys, wait=0.3) as theirs:  # waited for, then computed all the same
+            assert theirs is True and time.monotonic() - start >= 0.3
+        with cache.claim(keys[:2]) as other_batch:
+            assert other_batch
+    assert not cache.claim_path(keys).exists()
+    with cache.claim(keys) as again:
+        assert again
+    left = cache.claim_path(keys)
+    left.touch()  # left by a process killed while computing
+    os.utime(left, (time.time() - 2 * 3600,) * 2)
+    assert cache_usage(tmp_path)[0].orphans == 1 and clear_cache(tmp_path).orphans == 1 and not left.exists()

@@ -144,6 +144,30 @@ def test_failed_save_keeps_the_previous_model(model, data, tmp_path, monkeypatch
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
 
 
+def test_a_save_on_a_full_disk_names_the_model_folder(model, data, tmp_path, monkeypatch):
+    """A write that fails for want of space says so with no file name (``handle.write``, an NFS
+    ``fsync``): the error names the folder the model was to be saved to, whose model stays."""
+    import errno
+
+    import automm.persistence as persistence
+
+    X, _ = data
+    target = tmp_path / "models dir" / "modèle"
+    model.save(target)
+    before = AutoMM.load(target).predict_proba(X)
+
+    def full_disk(path, data, sync=True):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write() that found no space raises it
+
+    monkeypatch.setattr(persistence, "_write_bytes", full_disk)
+    with pytest.raises(OSError) as raised:
+        model.save(target)
+    monkeypatch.undo()
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    np.testing.assert_allclose(AutoMM.load(target).predict_proba(X), before)
+    assert [p for p in os.listdir(target.parent) if p.startswith(".")] == []
+
+
 def test_a_model_cannot_be_saved_where_no_folder_can_be_made(model, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("where a folder should be")

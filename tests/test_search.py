@@ -2470,6 +2470,24 @@ def test_a_study_interrupted_by_ctrl_c_resumes_and_retrains_the_interrupted_tria
     assert (board["state"] == "COMPLETE").sum() == 3 and len(board) == 5
 
 
+def test_ctrl_c_before_a_resumed_study_finishes_a_trial_here_is_an_interrupt(texts, tmp_path, monkeypatch):
+    """A job stopped (SIGTERM at its wall time) before it finished a trial of the study it resumed has no
+    model of its own (the finished trials' models are in the earlier processes, and nothing is retrained
+    after Ctrl-C): KeyboardInterrupt, saying the study resumes, not a SearchError blaming a time limit."""
+    X, y, _, _ = texts
+    params = small(n_trials=1, ensemble_size=1, pruner="none", storage=str(tmp_path / "study.log"),
+                   study_name="resumed")
+    AutoMM(**params).fit(X, y)  # an earlier job: one finished trial
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])  # in this job's first trial
+    with pytest.warns(UserWarning, match="before this fit finished a trial: the 1 finished trial of study "
+                                         "'resumed' was trained by other processes.*run the same fit again"):
+        with pytest.raises(KeyboardInterrupt):
+            AutoMM(**{**params, "n_trials": 3}).fit(X, y)
+    monkeypatch.undo()
+    model = AutoMM(**{**params, "n_trials": 3}).fit(X, y)  # the next job resumes
+    assert (model.leaderboard_["state"] == "COMPLETE").sum() == 3
+
+
 def test_a_worker_stopped_by_ctrl_c_leaves_its_trial_to_be_retried(texts, tmp_path, monkeypatch):
     X, y, _, _ = texts
     journal = str(tmp_path / "study.log")

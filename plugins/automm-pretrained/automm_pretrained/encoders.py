@@ -40,7 +40,7 @@ import logging
 import math
 import threading
 import warnings
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -78,6 +78,10 @@ _backbones_lock = threading.Lock()
 #: 16 / 32, against 8.3 through 1,000 photos.
 PREPARE_PROBE = 16
 _prepare_seconds: dict[tuple, float] = {}  # per process: settings and device -> seconds per value
+
+#: Seconds :meth:`PretrainedEncoder.prepare` waits for another process computing a batch of the same
+#: features (jobs started at once on one cache) before computing it too: a batch takes seconds.
+CLAIM_WAIT_S = 120.0
 
 
 def _evenly_spaced(values: Sequence[Any], n: int) -> list[Any]:
@@ -330,13 +334,16 @@ class PretrainedEncoder(Encoder):
             # written to the cache batch by batch: a run stopped at its deadline (or killed) keeps its progress
             unreadable: dict[int, InputError] = {}  # left out: the core makes them missing, naming them
             written, stored_before = 0, cache.writes
-            with contextlib.closing(self.iter_features([todo[k] for k in keys], unreadable)) as batches:
+            found = [0]  # features another process computed meanwhile (several jobs started at once)
+            values = [todo[k] for k in keys]
+            claimed = self._claimed_batches(cache, keys, self._batches(values), found)
+            with contextlib.closing(claimed), contextlib.closing(self.iter_features(values, unreadable, claimed)) as batches:
                 for index_batch, vectors in batches:
                     for i, vector in zip(index_batch, vectors):
                         self._features[keys[i]] = cache.put_by_key(keys[i], vector)
                     written += len(index_batch)
                     failed = len(unreadable)
-                    computed = written + failed  # the inputs done with, read or not
+                    computed = written + failed + found[0]  # the inputs done with, read or not
                     self.last_prepare.update(computed=computed, seconds=time.monotonic() - start)
                     if time.monotonic() - logged > 30 or computed == len(keys):
                         log.log(level, "%s: %d of %d computed (%.0f s%s)%s", self.name, computed - failed, len(keys),
@@ -349,7 +356,48 @@ class PretrainedEncoder(Encoder):
                                 else "not kept: its feature cache cannot be written")
                         check_deadline(f"{self.name} computed the features of {computed} of {len(keys)} "
                                        f"{self.modality}s ({kept})")
+            if found[0]:
+                self.last_prepare.update(cached=hits + found[0], computed=written + len(unreadable))
+                log.log(level, "%s: %d of them computed by another process meanwhile, read from the cache",
+                        self.name, found[0])
         self.last_prepare["seconds"] = time.monotonic() - start
+
+    def _claimed_batches(self, cache: FeatureCache, keys: list[bytes], batches: list[list[int]],
+                         found: list[int]) -> Iterator[list[int]]:
+        """``batches`` (positions in ``keys``) to compute, less the features found in the cache: first
+        those no other process is computing (:meth:`FeatureCache.claim`: jobs started at once on one
+        cache share the work), then the others', once their process is done with them (at most
+        :data:`CLAIM_WAIT_S` each, and not past the deadline), less what it cached. ``found[0]``
+        counts the features found so."""
+        from automm.deadlines import time_left
+
+        def uncached(batch: list[int]) -> list[int]:
+            left = []
+            for i in batch:
+                features = cache.get_by_key(keys[i])
+                if features is None:
+                    left.append(i)
+                else:
+                    self._features[keys[i]] = features
+                    found[0] += 1
+            return left
+
+        deferred = []
+        for batch in batches:
+            with cache.claim([keys[i] for i in batch]) as mine:
+                if not mine:
+                    deferred.append(batch)
+                    continue
+                batch = uncached(batch)  # (a process done with it meanwhile)
+                if batch:
+                    yield batch
+        for batch in deferred:
+            left = time_left()
+            wait = CLAIM_WAIT_S if left is None else max(0.0, min(CLAIM_WAIT_S, left))
+            with cache.claim([keys[i] for i in batch], wait=wait):
+                batch = uncached(batch)
+                if batch:
+                    yield batch
 
     def pending_share(self, values: Sequence[Any], *, cache_dir: str | None = None, sample: int = 64) -> float:
         """Frozen mode: the share of up to ``sample`` present values, evenly spaced, whose
@@ -427,11 +475,12 @@ class PretrainedEncoder(Encoder):
                 out[torch.as_tensor(index_batch)] = vectors
         return out
 
-    def iter_features(self, values: Sequence[Any], unreadable: dict | None = None
-                      ) -> Iterator[tuple[list[int], torch.Tensor]]:
+    def iter_features(self, values: Sequence[Any], unreadable: dict | None = None,
+                      batches: Iterable[list[int]] | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
         """:meth:`compute_features` batch by batch: (positions in ``values``, their features). With
         ``unreadable`` (a dict), a value that cannot be read (a file broken inside, though its check
-        passed) is left out of its batch and its error kept there by position; else it raises."""
+        passed) is left out of its batch and its error kept there by position; else it raises.
+        ``batches``: the positions of each batch (default: :meth:`_batches`), drawn as they come."""
         # frozen: the shared network on the device of the fit or prediction in progress
         network = self._shared(_feature_device()) if self.frozen else self.backbone
         device = next(network.parameters()).device
@@ -440,7 +489,7 @@ class PretrainedEncoder(Encoder):
         try:
             # no page faults for each batch's large activations; the pixels are not needed again
             with heap_allocations(), suspend_image_cache():
-                for index_batch in self._batches(values):
+                for index_batch in self._batches(values) if batches is None else batches:
                     samples, kept = [], []
                     for i in index_batch:
                         try:

@@ -258,3 +258,39 @@ def test_load_with_a_cache_dir_replaces_an_encoders_own(tmp_path):
     loaded.predict([f"a green wool jumper {i}" for i in range(5)])
     assert _cached_files(own) == 24 and _cached_files(serving) == 5
     assert loaded.config_["encoders"]["text_0"]["cache_dir"] == str(serving)
+
+
+def test_jobs_started_at_once_on_one_cache_compute_each_batch_once(tmp_path):
+    """A batch of features another process is computing (its claim held) is waited for, then read
+    from the cache, not computed a second time (3 jobs on 200 emoji: each computed all of them)."""
+    import threading
+    import time
+
+    clear_memory_cache()
+    texts = [f"catalogue item {i}" for i in range(6)]
+    cache_dir = str(tmp_path / "cache")
+    expected = automm.create_encoder("minilm").compute_features(texts)
+    encoder = automm.create_encoder("minilm")
+    cache = encoder.feature_cache(cache_dir)
+    keys = [cache.key(text) for text in texts]
+    (batch,) = encoder._batches(texts)
+    errors = []
+
+    def prepare():
+        try:
+            encoder.prepare(texts, cache_dir=cache_dir)
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    with cache.claim([keys[i] for i in batch]) as mine:  # "another process" computing them
+        assert mine
+        waiting = threading.Thread(target=prepare)
+        waiting.start()
+        time.sleep(1.0)
+        assert waiting.is_alive()  # waits for the other process
+        for key, vector in zip(keys, expected):
+            cache.put_by_key(key, vector)
+    waiting.join(30)
+    assert not waiting.is_alive() and not errors
+    assert encoder.last_prepare == {**encoder.last_prepare, "cached": 6, "computed": 0}
+    assert torch.equal(torch.stack([encoder.preprocess(t) for t in texts]), expected)
