@@ -1063,13 +1063,15 @@ def cmd_cache(args: argparse.Namespace) -> int:
         raise UsageError(f"--{argument.replace('_', '-')}:{message}") from exc
     if args.json:
         _Out.result(_json(dict(asdict(removed), cache_dir=str(root), dry_run=args.dry_run)))
-        return EXIT_OK
+        return EXIT_FAILURE if removed.undeleted else EXIT_OK
     line = (f"{'would delete' if args.dry_run else 'deleted'} {removed.files} feature files "
             f"({_size(removed.bytes)}, {_size(removed.disk_bytes)} on disk) under {root}")
     if removed.orphans:
         line += f", and {removed.orphans} temporary files left by interrupted writes"
+    if removed.undeleted:  # (the warning above names the first and why)
+        line += f"; {removed.undeleted} files could not be deleted"
     _Out.result(line)
-    return EXIT_OK
+    return EXIT_FAILURE if removed.undeleted else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------- worker

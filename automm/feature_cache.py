@@ -44,7 +44,7 @@ import warnings
 import zlib
 from collections import OrderedDict
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -441,6 +441,7 @@ class CacheUsage:
     last_use: float | None = None    # ... and of the most recently used one
     orphans: int = 0                 # temporary files left by writers that died
     disk_bytes: int = 0              # what the feature files take on disk (whole blocks: a 5 KB file takes 8 KB)
+    undeleted: int = 0               # clear_cache: files it could not delete (a read-only cache, another user's)
 
 
 def _namespaces(root: Path) -> list[Path]:
@@ -567,9 +568,10 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | No
             _remove_if_empty(directory)
     if refused:
         path, exc = refused[0]
+        others = f"the other {len(deleted)} were deleted" if deleted else "none was deleted"
         warnings.warn(f"could not delete {len(refused)} of the cache's files (the first, {path}: "
-                      f"{exc.strerror or exc}); the others were deleted", RuntimeWarning, stacklevel=user_stacklevel())
-    return _summary(encoder or "*", deleted)
+                      f"{exc.strerror or exc}); {others}", RuntimeWarning, stacklevel=user_stacklevel())
+    return replace(_summary(encoder or "*", deleted), undeleted=len(refused))
 
 
 def _remove_if_empty(directory: Path) -> None:

@@ -283,9 +283,26 @@ def test_files_that_cannot_be_deleted_are_counted_out_and_named_in_a_warning(tmp
 
     monkeypatch.setattr(os, "unlink", refuse_one)
     with pytest.warns(RuntimeWarning, match=r"could not delete 1 of the cache's files \(the first, .*minilm-aaaa.*"
-                                            r"Permission denied\); the others were deleted"):
+                                            r"Permission denied\); the other 2 were deleted"):
         removed = clear_cache(tmp_path)
-    assert removed.files == 2 and kept.exists() and not any(p.exists() for p in gone)
+    assert removed.files == 2 and removed.undeleted == 1 and kept.exists() and not any(p.exists() for p in gone)
+
+
+def test_a_clear_that_deletes_nothing_says_so_and_fails(tmp_path, monkeypatch, capsys):
+    """A read-only cache: 'automm cache clear' printed "deleted 0 feature files" beside a warning
+    that "the others were deleted", and exited 0: a script could not tell it had failed."""
+    _fill(tmp_path, "minilm-aaaa", 2)
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os, "unlink", read_only)
+    code, out, err = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path)
+    assert code == 1 and "2 files could not be deleted" in out
+    assert "Read-only file system" in err and "none was deleted" in err and "the others" not in err
+    code, out, _ = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path, "--json")
+    assert code == 1 and json.loads(out)["undeleted"] == 2
+    assert cache_usage(tmp_path)[0].files == 2
 
 
 def test_memoised_file_digests_stay_bounded_in_a_long_lived_process(tmp_path, monkeypatch):
