@@ -81,6 +81,25 @@ def test_fine_tuned_encoder_saves_its_weights(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), atol=1e-5)
 
 
+def test_a_fine_tuned_encoders_learning_rate_scale_survives_save_and_load(tmp_path):
+    """It trains only: the saved configuration leaves it out (an automm-pretrained that predates it
+    loads the model), the estimator's parameters keep it for a refit and the encoder's state the
+    rate its layers trained at."""
+    X, y, X_test, _ = _emoji(n_train=24, n_test=6)
+    encoders = {"text": {"name": "minilm", "trainable_layers": 1, "learning_rate_scale": 0.1}}
+    model = _model(tmp_path / "cache", encoders=encoders, max_epochs=1, learning_rate=1e-3).fit(X[["name"]], y)
+    assert model.config_["encoders"]["text_0"]["learning_rate_scale"] == 0.1
+    assert model.model_.encoders["text_0"].backbone.learning_rate_scale == 0.1
+    path = model.save(tmp_path / "model")
+    manifest = json.loads((Path(path) / "automm.json").read_text())
+    assert "learning_rate_scale" not in manifest["config"]["encoders"]["text_0"]
+    loaded = AutoMM.load(path)
+    assert loaded.get_params()["encoders"] == encoders
+    assert loaded.model_.encoders["text_0"].learning_rate_scale == 0.1
+    assert loaded.model_.encoders["text_0"].backbone.learning_rate_scale == 0.1
+    np.testing.assert_allclose(loaded.predict_proba(X_test[["name"]]), model.predict_proba(X_test[["name"]]), atol=1e-5)
+
+
 def test_a_fine_tuned_model_is_refused_where_the_packages_weights_differ(tmp_path, monkeypatch):
     """Its saved file holds the trained layers only: the others, read from another package's
     weights, would predict otherwise without a word."""

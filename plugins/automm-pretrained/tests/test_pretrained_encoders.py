@@ -7,6 +7,7 @@ import pytest  # noqa: E402
 pytest.importorskip("automm_pretrained", reason="the automm-pretrained plugin is not installed (pip install ./plugins/automm-pretrained[test])")
 
 import importlib.util
+import re
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ import automm_pretrained
 from automm import MISSING
 from automm.testing import check_component_registration, check_encoder
 from automm_pretrained import MissingWeightsError, WeightsMismatchError
-from automm_pretrained.encoders import trainable_layer_choices
+from automm_pretrained.encoders import DEFAULT_LEARNING_RATE_SCALE, trainable_layer_choices
 
 TEXTS = ["Turtle Check Men Navy Blue Shirt", "grinning face", "flag: egypt", "a red cotton t-shirt for women"]
 
@@ -374,3 +375,77 @@ def test_a_fine_tuned_encoders_state_holds_its_trained_layers_and_loads_a_whole_
     first = next(key for key, value in packaged.items() if value.dtype.is_floating_point)
     other.load_state_dict({**packaged, **state, first: packaged[first] + 1.0})  # an earlier version's file
     torch.testing.assert_close(other.backbone.state_dict()[first.removeprefix("backbone.")], packaged[first] + 1.0)
+
+
+@pytest.mark.parametrize("name, options", [("minilm", {}), ("efficientnet_lite0", {"image_size": 64})])
+def test_fine_tuned_layers_train_at_the_scaled_learning_rate_and_the_rest_at_the_heads(name, options):
+    """learning_rate_scale slows the pretrained layers only: the fusion and head, freshly
+    initialised, keep the full rate (discriminative learning rates)."""
+    from automm.components.fusions import ConcatFusion
+    from automm.model import MultimodalNet
+    from automm.training import Trainer, TrainingConfig
+
+    encoder = automm.create_encoder(name, trainable_layers=2, learning_rate_scale=0.1, **options)
+    model = MultimodalNet({"x": encoder}, ConcatFusion({"x": encoder.output_dim}, 3), 3)
+    trainer = Trainer(model, TrainingConfig(learning_rate=2e-3, max_epochs=1), torch.device("cpu"))
+    trainer.configure_optimizer(1)
+    rates = {id(param): round(group["initial_lr"], 9)  # (the peak: "lr" is the first step's of the warm-up)
+             for group in trainer.optimizer.param_groups for param in group["params"]}
+    pretrained = [p for p in encoder.parameters() if p.requires_grad]
+    others = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoders.")]
+    assert pretrained and others
+    assert {rates[id(p)] for p in pretrained} == {2e-4}
+    assert {rates[id(p)] for p in others} == {2e-3}
+    assert len(rates) == sum(p.requires_grad for p in model.parameters())  # every trained parameter, once
+    assert trainer.current_learning_rate() == pytest.approx(2e-3)  # the head's rate, whichever group is first
+    # 1.0: every layer at the head's rate
+    encoder = automm.create_encoder(name, trainable_layers=1, learning_rate_scale=1.0, **options)
+    trainer = Trainer(MultimodalNet({"x": encoder}, ConcatFusion({"x": encoder.output_dim}, 3), 3),
+                      TrainingConfig(learning_rate=2e-3, max_epochs=1), torch.device("cpu"))
+    trainer.configure_optimizer(1)
+    assert {round(group["initial_lr"], 9) for group in trainer.optimizer.param_groups} == {2e-3}
+    assert automm.create_encoder(name, **options).learning_rate_scale == DEFAULT_LEARNING_RATE_SCALE < 1
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -0.1, 1.5, float("nan"), float("inf"), True, "0.1", None])
+def test_a_learning_rate_scale_outside_zero_to_one_is_refused_naming_it(value):
+    for name in ("minilm", "efficientnet_lite0"):
+        with pytest.raises(automm.InputError, match=rf"learning_rate_scale must be a number in \(0, 1\]; "
+                                                    rf"got {re.escape(repr(value))}"):
+            automm.create_encoder(name, learning_rate_scale=value)  # frozen: refused all the same
+
+
+def test_a_frozen_encoder_ignores_its_learning_rate_scale():
+    """Frozen, nothing trains: a search's fixed or narrowed value reaching a frozen trial changes nothing."""
+    encoder = automm.create_encoder("minilm", learning_rate_scale=0.1)
+    assert encoder.frozen and not list(encoder.parameters())
+    linear = automm.create_encoder("efficientnet_lite0", linear=True, output_dim=3, learning_rate_scale=0.1)
+    assert getattr(linear.linear_layer, "learning_rate_scale", None) is None  # freshly initialised: full rate
+
+
+def test_the_search_samples_learning_rate_scale_only_when_it_fine_tunes(monkeypatch):
+    import optuna
+
+    from automm.search_space import _param_spec, _suggest_component
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with a GPU: fine-tuning searched
+    for name in ("minilm", "efficientnet_lite0"):
+        spec = automm.get_registry().get("encoder", name)
+        prefix = f"x.{name}."
+        frozen = spec.suggest(optuna.trial.FixedTrial({f"{prefix}trainable_layers": 0}), prefix)
+        assert frozen == {"trainable_layers": 0}
+        tuned = spec.suggest(optuna.trial.FixedTrial({f"{prefix}trainable_layers": 2,
+                                                      f"{prefix}learning_rate_scale": 0.1}), prefix)
+        assert tuned == {"trainable_layers": 2, "learning_rate_scale": 0.1}
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        study.enqueue_trial({f"{prefix}trainable_layers": 1})
+        trial = study.ask()
+        spec.suggest(trial, prefix)
+        distribution = trial.distributions[f"{prefix}learning_rate_scale"]
+        assert distribution.log and 0 < distribution.low < distribution.high == 1.0
+        # narrowed through search_space=: the fine-tuning trials sample inside the user's range
+        overrides = {"trainable_layers": _param_spec([2], "t"),
+                     "learning_rate_scale": _param_spec({"low": 0.05, "high": 0.2, "log": True}, "t")}
+        for _ in range(5):
+            params = _suggest_component(study.ask(), spec, prefix, overrides)
+            assert params["trainable_layers"] == 2 and 0.05 <= params["learning_rate_scale"] <= 0.2
