@@ -509,10 +509,9 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         ("data", summary["data"]),
         ("label", f"{summary['label']} ({problem})"),
         # the validation rows of the data's own split only: a holdout is taken from the training
-        # rows (the validation line below counts it), a bag scores out of fold
+        # rows (the validation line below counts it)
         ("rows", f"{summary['train_rows']} train, "
-                 + (f"{summary['validation_rows']} validation, "
-                    if summary.get("validation_on") == "X_val" and summary.get("validation_rows") else "")
+                 + (f"{summary['validation_split_rows']} validation, " if summary.get("validation_split_rows") else "")
                  + f"{summary['test_rows']} test"),
         *([("sample weights", f"column {summary['weight_column']!r}"
                               + ("" if summary.get("test_weighted") else " (not in the test data: test unweighted)"))]

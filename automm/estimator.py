@@ -1435,7 +1435,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         X, y = _split_labels(X, y, "score")
         self._check_fitted()
         labels = self._labels_array(y, method="score")
-        sample_weight = _check_sample_weight(sample_weight, len(labels))
+        sample_weight = _check_sample_weight(sample_weight, len(labels), method="score")
         if self.problem_type_ != "regression":
             self._check_score_labels(labels)
         predictions = self._predictions_and_probabilities(X, probabilities=False, n_labels=len(labels))[0]
@@ -1706,9 +1706,11 @@ def _validation_table(inputs: tuple, records: bool = True) -> Table:
         raise InputError(f"X_val: {exc}") from None
 
 
-def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample_weight") -> np.ndarray | None:
+def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample_weight",
+                         method: str = "fit") -> np.ndarray | None:
     """``sample_weight`` as a float64 array of ``n_samples`` finite numbers >= 0 with a positive
-    sum (None stays None); :class:`InputError` naming ``name`` and what is wrong otherwise."""
+    sum (None stays None); :class:`InputError` naming ``name`` and what is wrong otherwise (a
+    column's name given: how to pass that column to ``method``)."""
     if sample_weight is None:
         return None
     if isinstance(sample_weight, (int, float, np.number)) and not isinstance(sample_weight, bool):
@@ -1723,11 +1725,14 @@ def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample
     if not hasattr(sample_weight, "__len__") and hasattr(sample_weight, "__array__"):
         sample_weight = np.asarray(sample_weight)  # an array-like that only converts
     if isinstance(sample_weight, str):
-        if sample_weight in ("balanced", "balance_weight", "auto"):
+        if sample_weight in ("balanced", "balance_weight", "auto") and method == "fit":
             hint = "; to weigh each class the same in all: AutoMM(class_weight='balanced')"
+        elif name == "sample_weight_val":
+            hint = (f"; to take the weights from a column of the table: fit(X, y, X_val=X_val.drop(columns="
+                    f"[{sample_weight!r}]), y_val=y_val, sample_weight_val=X_val[{sample_weight!r}])")
         else:
-            hint = (f"; to take the weights from a column of the table: fit(X.drop(columns=[{sample_weight!r}]), y, "
-                    f"sample_weight=X[{sample_weight!r}])")
+            hint = (f"; to take the weights from a column of the table: {method}(X.drop(columns="
+                    f"[{sample_weight!r}]), y, sample_weight=X[{sample_weight!r}])")
         raise InputError(f"{name}: expected one number per sample, got the string {sample_weight!r}{hint}")
     if isinstance(sample_weight, bytes) or not hasattr(sample_weight, "__len__"):
         raise InputError(f"{name}: expected one number per sample, got {type(sample_weight).__name__}")
@@ -1769,19 +1774,23 @@ def _held_by_a_classifier_or_regressor() -> bool:
     """Whether this ``fit`` runs inside a scikit-learn classifier or regressor that holds it as a
     member (``StackingClassifier``, ``CalibratedClassifierCV``, ``TunedThresholdClassifierCV``): one
     that chooses its cross-validation folds by its own type (stratified for a classifier) and calls
-    its members' ``predict_proba`` itself, so an ``AutoMM`` of ``problem_type='auto'`` changes neither."""
+    its members' ``predict_proba`` itself, so an ``AutoMM`` of ``problem_type='auto'`` changes neither.
+    Only the innermost such holder counts: below a model selection that is neither (a ``GridSearchCV``
+    of the ``AutoMM`` inside a ``StackingClassifier``), that model selection's folds are unstratified."""
     from sklearn.base import BaseEstimator
 
     frame = sys._getframe(1)
     while frame is not None:
         owner = frame.f_locals.get("self")
-        if (isinstance(owner, BaseEstimator) and not isinstance(owner, AutoMM)
-                and frame.f_globals.get("__name__", "").startswith("sklearn.")):
+        module = frame.f_globals.get("__name__", "")
+        if isinstance(owner, BaseEstimator) and not isinstance(owner, AutoMM) and module.startswith("sklearn."):
             try:
                 if get_tags(owner).estimator_type in ("classifier", "regressor"):
                     return True
             except Exception:  # an estimator whose tags cannot be read says nothing about the folds
                 pass
+            if module.startswith("sklearn.model_selection"):  # it chose the folds: not by a classifier's type
+                return False
         frame = frame.f_back
     return False
 

@@ -275,10 +275,12 @@ def _saved_config(config: Mapping[str, Any], reg) -> tuple[dict, dict]:
     return saved, held
 
 
-def _training_only_restored(config: dict, held: Any, where: str) -> None:
+def _training_only_restored(config: dict, held: Any, where: str, reg) -> None:
     """Put the training-only hyperparameters that :func:`_saved_config` held apart (``held``, the
     manifest's ``training_only``; absent from older models: None) back into ``config``, in place;
-    :class:`ModelFormatError` naming ``where`` when they do not fit its encoders."""
+    :class:`ModelFormatError` naming ``where`` when they do not fit its encoders. Only those the
+    installed encoder declares training-only: an older plugin's, which lacks them, builds the
+    model all the same (as when they were not kept at all)."""
     if held is None:
         return
     if not isinstance(held, dict):
@@ -292,7 +294,8 @@ def _training_only_restored(config: dict, held: Any, where: str) -> None:
             raise ModelFormatError(f"{where}: 'training_only' of input {input_name!r} should hold one object per "
                                    f"part of its encoder ({len(parts)}), got {values!r}")
         for part, value in zip(parts, values):
-            part.update(value)
+            kept = getattr(reg.get("encoder", part["name"]).factory, "training_only_hyperparameters", ())
+            part.update({name: v for name, v in value.items() if name in kept})
 
 
 def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> dict:
@@ -1069,10 +1072,6 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     augmentations = _saved_augmentations(manifest, directory / MANIFEST)
     output = _saved_output(manifest, directory / MANIFEST)
     cls = _estimator_class(manifest, expected_class, directory)
-    _training_only_restored(manifest["config"], manifest.get("training_only"), str(directory / MANIFEST))
-    for k, info in enumerate(manifest.get("ensemble", {}).get("members", [])):
-        _training_only_restored(info["config"], info.get("training_only"),
-                                f"{directory / MANIFEST}: ensemble member {k}")
     reg = registry.get_registry()
     for info in manifest["components"]:
         try:
@@ -1097,6 +1096,10 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
                           f"here that name comes from {spec.package}, which may read its weights differently "
                           f"(install {registry.distribution_name(saved)} to predict as it did)", UserWarning,
                           stacklevel=user_stacklevel())
+    _training_only_restored(manifest["config"], manifest.get("training_only"), str(directory / MANIFEST), reg)
+    for k, info in enumerate(manifest.get("ensemble", {}).get("members", [])):
+        _training_only_restored(info["config"], info.get("training_only"),
+                                f"{directory / MANIFEST}: ensemble member {k}", reg)
 
     params = {k: v for k, v in manifest["params"].items() if k in cls().get_params(deep=False)}
     if isinstance(params.get("class_weight"), dict) and "classes" in manifest:  # JSON made its keys strings

@@ -899,7 +899,9 @@ class FitResult:
             "test_rows": int(len(self.data.X_test)) if self.data.X_test is not None else 0,
             "validation_rows": int(len(self.data.X_val)) if self.data.X_val is not None else 0,
             "fit_seconds": round(self.seconds, 2),
-            **self.estimator.fit_summary(),
+            **self.estimator.fit_summary(),  # (its validation_rows: what the kept model was scored on)
+            # the rows of the data's own validation split, whatever the kept model was scored on
+            "validation_split_rows": int(len(self.data.X_val)) if self.data.X_val is not None else 0,
             "model_dir": self.model_dir,
             "metric": self.metric,
             "test": self.test_metrics,

@@ -630,9 +630,9 @@ def test_the_fit_report_says_how_the_kept_model_was_trained():
     assert "5 fold models averaged (bag_folds); linear pooling" in report
     # the rows line counts the data's own validation split only: a holdout taken from the training
     # rows read "288 train, 43 validation, 108 test", as if the 43 were rows besides the 288
-    holdout = {**bag, "validation_on": "holdout", "validation_rows": 9}
+    holdout = {**bag, "validation_on": "holdout", "validation_rows": 9, "validation_split_rows": 0}
     assert "90 train, 10 test" in _fit_report(holdout, None)
-    given = {**bag, "validation_on": "X_val", "validation_rows": 9}
+    given = {**bag, "validation_on": "out-of-fold", "validation_rows": 99, "validation_split_rows": 9}
     assert "90 train, 9 validation, 10 test" in _fit_report(given, None)
 
 

@@ -563,6 +563,15 @@ def test_a_missing_leaderboard_and_a_label_columns_name_given_to_score_say_what_
     frame = pd.DataFrame({"x0": X, "label": y})
     with pytest.raises(InputError, match=r"^y: .*got the string 'label'.*: score\(frame.drop\(columns='label'\)"):
         single.score(frame, "label")  # (not "fit(...)")
+    weighted = frame.assign(w=1.0)
+    with pytest.raises(InputError, match=r"^sample_weight: .*got the string 'w'; .*: score\(X.drop\(columns=\['w'\]\), "
+                                         r"y, sample_weight=X\['w'\]\)$"):
+        single.score(weighted[["x0", "w"]], y, sample_weight="w")  # (not "fit(...)")
+    with pytest.raises(InputError, match=r"^sample_weight: .*got the string 'balanced'; .*score\(X.drop"):
+        single.score(frame[["x0"]], y, sample_weight="balanced")  # (no class_weight: a score weighs no training)
+    with pytest.raises(InputError, match=r"^sample_weight_val: .*got the string 'w'; .*: fit\(X, y, "
+                                         r"X_val=X_val.drop\(columns=\['w'\]\), y_val=y_val, sample_weight_val=X_val\['w'\]\)$"):
+        AutoMM(max_epochs=1).fit(frame[["x0"]], y, X_val=frame[["x0"]], y_val=y, sample_weight_val="w")
     with pytest.raises(AttributeError, match=r"'leaderboard_'; a fit without a search .* n_trials= of 2 or more$"):
         single.leaderboard_
     searched = AutoMM(**tiny(max_epochs=1), n_trials=2, search_space={"linear_model": False}).fit(X, y)

@@ -909,6 +909,31 @@ def test_a_hyperparameter_only_training_reads_comes_back_in_the_loaded_config(da
         AutoMM.load(tmp_path / "m")
 
 
+def test_a_training_only_hyperparameter_an_older_encoder_lacks_is_not_put_back(data, tmp_path, monkeypatch):
+    """A model whose encoder kept a training-only hyperparameter beside its configuration loads where
+    the installed encoder predates it (automm-pretrained's learning_rate_scale, loaded with an older
+    automm-pretrained): it is not put back into the configuration that builds the encoder."""
+    from automm.components.tabular import TabularEncoder
+
+    X, y = data
+    X = X[["name", "colour_word"]]
+    model = AutoMM(**tiny(max_epochs=1, column_types={"colour_word": "categorical"},
+                          encoders={"tabular": {"name": "tabular", "category_dropout": 0.3}})).fit(X, y)
+    model.save(tmp_path / "m")
+    init = TabularEncoder.__init__
+
+    def older_init(self, column_roles, **params):  # as an encoder that predates category_dropout
+        if "category_dropout" in params:
+            raise TypeError("__init__() got an unexpected keyword argument 'category_dropout'")
+        init(self, column_roles, **params)
+
+    monkeypatch.setattr(TabularEncoder, "__init__", older_init)
+    monkeypatch.setattr(TabularEncoder, "training_only_hyperparameters", ())
+    loaded = AutoMM.load(tmp_path / "m")
+    assert "category_dropout" not in loaded.config_["encoders"]["tabular"]
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-6)
+
+
 def test_a_model_needing_a_built_in_encoder_this_automm_lacks_says_to_upgrade(model, tmp_path):
     path = tmp_path / "m"
     model.save(path)

@@ -118,6 +118,20 @@ def test_a_plain_automm_in_a_stacking_classifier_does_not_warn_of_unstratified_f
         cross_val_score(make_pipeline(AutoMM(**tiny(max_epochs=1))), X, y, cv=2)
 
 
+def test_a_plain_automm_in_a_grid_search_inside_a_stacking_classifier_still_warns(emoji_split):
+    """The StackingClassifier higher up the stack silenced the warning, but the GridSearchCV between
+    it and the AutoMM chooses the folds, by the AutoMM's type: plain KFold, unstratified."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.model_selection import GridSearchCV
+
+    train = emoji_split[0].head(40)
+    grid = GridSearchCV(AutoMM(**tiny(max_epochs=1)), {"max_epochs": [1]}, cv=2)
+    stack = StackingClassifier([("grid", grid), ("prior", DummyClassifier())], cv=2)
+    with pytest.warns(UserWarning, match=r"neither a classifier nor a regressor .* unstratified"):
+        stack.fit(train[["image", "name"]], train["category"])
+
+
 def test_a_classifier_takes_whole_numbers_stored_as_floats_as_classes(emoji_split):
     import pandas as pd
 
