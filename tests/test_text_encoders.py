@@ -428,6 +428,22 @@ def test_words_never_seen_in_fit_are_left_out(name):
                                                                      Vocabulary.UNK]]
 
 
+@pytest.mark.parametrize("name", ["gru", "transformer"])
+def test_a_word_only_past_max_length_in_fit_is_no_word_of_the_vocabulary(name):
+    """The vocabulary was counted over whole texts while the model reads their first max_length
+    tokens: a word seen only past the cut got an id whose vector no training step reached, and a
+    new text holding it early moved the probabilities (by up to 0.034). It is now unknown, and
+    left out like any word never seen in fit."""
+    cls, params = ENCODERS[name]
+    torch.manual_seed(0)
+    texts = [f"{text} filler words here tailword" for text in POSITIVE + NEGATIVE]
+    encoder = cls(**{**params, "max_length": 4}).fit(texts).eval()
+    assert "tailword" not in encoder.vocab and encoder.leave_out_unknown
+    assert encoder.truncated_share_ == 1.0  # cut texts still counted as cut
+    with torch.no_grad():
+        assert torch.equal(encoder(_batch(encoder, ["red tailword apple"])), encoder(_batch(encoder, ["red apple"])))
+
+
 def test_a_text_with_many_words_never_seen_in_fit_is_read_by_its_known_words():
     """One key word of six tells one of four labels; in new texts 12 words never seen in fit
     join it. They were read as twelve copies of an untrained vector: gru got 0.235 of them

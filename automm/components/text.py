@@ -317,10 +317,13 @@ class _VocabularyTextEncoder(Encoder):
         lengths: list[int] = []
 
         def counted() -> Iterator[list[str]]:  # each text tokenized once, its length kept
+            # the words the model reads, its first max_length (one more tells a cut text): a word only
+            # past them would get a vector no training step reaches, which a new text holding it
+            # early would carry as noise; left unknown, it is left out (see preprocess)
             for value in values:
-                tokens = tokenize(value)
+                tokens = tokenize(value, self.max_length + 1)
                 lengths.append(len(tokens))
-                yield tokens
+                yield tokens[:self.max_length]
 
         vocab = Vocabulary.build(counted(), self.min_freq, self.max_vocab_size)
         self._set_vocabulary(vocab)
