@@ -311,6 +311,23 @@ def test_a_lone_surrogate_is_replaced_not_refused_by_the_tokenizer():
     assert features.shape == (1, 384) and torch.isfinite(features).all()
 
 
+def test_full_width_latin_is_read_as_its_letters_and_older_models_read_texts_as_before():
+    """MiniLM's tokenizer folds no compatibility forms: full-width "ＮＩＫＥ" was all [UNK] pieces
+    (a multilingual catalogue: 0.527 accuracy on Latin titles, 0.317 on the same titles full-width).
+    Texts are NFKC-normalised now; a model saved before (no key in its state) reads them as then."""
+    from automm_pretrained import MiniLMEncoder
+
+    latin, wide = "NIKE Sneaker Schwarz 42", "ＮＩＫＥ　Ｓｎｅａｋｅｒ　Ｓｃｈｗａｒｚ　４２"
+    encoder = MiniLMEncoder()
+    assert encoder.unknown_share([wide]) == 0.0
+    assert torch.equal(encoder.compute_features([wide]), encoder.compute_features([latin]))
+    assert MiniLMEncoder().set_state(encoder.get_state()) is None and encoder.get_state()["unicode_normalization"]
+    older = MiniLMEncoder()
+    older.set_state({key: value for key, value in encoder.get_state().items() if key != "unicode_normalization"})
+    assert older.unknown_share([wide]) == 1.0
+    assert not torch.allclose(older.compute_features([wide]), older.compute_features([latin]))
+
+
 def test_features_the_gpu_has_no_memory_for_are_computed_in_smaller_batches(monkeypatch):
     """Out of GPU memory while computing features, training's retry halved the training batch,
     which changed nothing there: the same batch failed ten times over."""
