@@ -177,7 +177,7 @@ from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, s
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
-                       decision_weights,
+                       comparable_rows, decision_weights,
                        is_out_of_memory, pending_seconds,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
                        without_inert_augmentations)
@@ -826,8 +826,9 @@ def _run_objective(trial, ctx: SearchContext):
     loss = candidate.best_loss
     # rows the score was measured on (an accuracy's precision: see _rank_key)
     rows = None
-    if ctx.data.problem_type != "regression":
-        rows = len(ctx.data.rows) if candidate.oof_outputs is not None else len(ctx.data.valid_index)
+    if ctx.data.problem_type != "regression":  # (a bag's: of the holdout's classes under a class-averaged metric)
+        rows = len(comparable_rows(ctx.data, ctx.data.rows)) if candidate.oof_outputs is not None \
+            else len(ctx.data.valid_index)
     stop_reason = candidate.stop_reason
     if candidate.config["training"]["batch_size"] != config["training"]["batch_size"]:  # retried out of memory
         stop_reason = (f"{stop_reason}; " if stop_reason else "") + (
@@ -1962,10 +1963,13 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         pool = []
     if len(pool) > 1 or (pool and pool[0][1].bag is not None):
         outputs_are_oof = all(c.oof_outputs is not None for _, c in pool)
+        # the rows the pooled members' score is on: the rows their own scores are on
+        scored = slice(None)
         if outputs_are_oof:  # bags: select on every row, not the holdout
             rows = ctx.data.rows
             outputs, targets = [c.oof_outputs[rows] for _, c in pool], ctx.data.targets[rows]
             row_weights = ctx.data.weights(rows)
+            scored = np.isin(rows, comparable_rows(ctx.data, rows))
         else:
             outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets
             row_weights = ctx.data.valid_weights
@@ -1984,8 +1988,10 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
             decision_rows = ctx.data.rows if outputs_are_oof else ctx.data.valid_index
             decision = decision_weights(ctx.data, pooled, decision_rows)
             decided = decided_score(ctx.data, pooled, decision_rows, decision)
-            # the kept model's score: the pooled members' on the rows the weights were chosen on
-            ensemble_score = validation_metrics(pooled, targets, ctx.data.problem_type != "regression", row_weights,
+            # the kept model's score: the pooled members' on the rows the weights were chosen on (a bag's: of
+            # the holdout's classes under a class-averaged metric, as the members' own scores, pipeline.comparable_rows)
+            ensemble_score = validation_metrics(pooled[scored], targets[scored], ctx.data.problem_type != "regression",
+                                                None if row_weights is None else row_weights[scored],
                                                 ctx.data.metric)[1]
             cut = [(n, float(w), c.cut_in_first_epoch) for (n, c), w in zip(pool, weights)
                    if w > 0 and c.cut_in_first_epoch]
@@ -2016,9 +2022,9 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         decided = candidate_decided_score(ctx.data, replace(scaled, decision_weights=decision))
     score = ensemble_score if "ensemble_" in extras else best.best_score
     measured = scored_on(ctx.data, best)
-    if "ensemble_" in extras:  # the pooled members' score, on the rows the selection weighed
-        measured = ("out-of-fold", len(ctx.data.rows)) if outputs_are_oof else scored_on(ctx.data, replace(
-            best, oof_outputs=None))
+    if "ensemble_" in extras:  # the pooled members' score, on the rows their own scores are on
+        measured = (("out-of-fold", len(comparable_rows(ctx.data, ctx.data.rows))) if outputs_are_oof
+                    else scored_on(ctx.data, replace(best, oof_outputs=None)))
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
                        seconds=best.seconds, extras=extras, decision_weights=decision, decided_score=decided,

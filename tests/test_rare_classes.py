@@ -87,3 +87,20 @@ def test_a_row_of_a_duplicated_index_is_named_with_its_position():
     y.iloc[5] = None
     with pytest.raises(InputError, match=r"first at index 2 \(row 5\)"):
         AutoMM(max_epochs=1).fit(X, y)
+
+
+def test_bag_folds_stay_stratified_when_a_class_has_fewer_rows_than_folds():
+    """One class of one row made the folds unstratified: a class of 2 rows then fell in one fold
+    (fashion subCategory: 4 of 20 seeds), whose model never saw it while scoring its rows."""
+    from automm.pipeline import PreparedData, _folds
+
+    targets = np.array([0] * 40 + [k // 2 for k in range(2, 62)] + [31], dtype=np.float32)  # 30 classes of 2, one of 1
+    data = PreparedData(inputs=[], values={}, targets=targets, problem_type="multiclass", n_outputs=32,
+                        train_index=np.arange(len(targets)), valid_index=np.arange(0), seed=0, device=None,
+                        num_workers=0)
+    counts = np.bincount(targets.astype(int))
+    folds = _folds(data, 5)
+    assert sorted(np.concatenate([valid for _, valid in folds]).tolist()) == list(range(len(targets)))
+    for train, _ in folds:
+        trained = np.bincount(targets[train].astype(int), minlength=len(counts))
+        assert (trained[counts >= 2] > 0).all()
