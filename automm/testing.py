@@ -47,7 +47,7 @@ import copy
 import json
 import pickle
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -1138,7 +1138,8 @@ def check_installed(distribution: str, *, expected: Mapping[str, Sequence[str]] 
         except Exception as exc:  # noqa: BLE001
             _fail(where, f"entry point {point.name!r} = {point.value!r} cannot be imported: {exc!r}")
         for kind, specs in check_component_registration(plugin).items():
-            found[kind].extend(specs)
+            # as the registry holds them (a private manager's registration knows no package)
+            found[kind].extend(replace(spec, package=package) for spec in specs)
     for kind, names in (expected or {}).items():
         missing = sorted(set(names) - {s.name for s in found.get(kind, [])})
         if missing:

@@ -605,8 +605,8 @@ def test_check_installed_finds_a_missing_entry_point_and_missing_components(tmp_
         _fake_distribution(tmp_path / "b", monkeypatch, "automm-kit-ep", _FUSION_MODULE,
                            "[automm]\nkit_ep = automm_kit_ep\n")
         automm.reset_registry()  # the process registry, with the new distribution's entry point
-        assert [s.name for s in check_installed("automm-kit-ep", expected={"fusion": ["kit_mean"]})["fusion"]] == [
-            "kit_mean"]
+        assert [(s.name, s.package) for s in check_installed("automm-kit-ep", expected={"fusion": ["kit_mean"]})[
+            "fusion"]] == [("kit_mean", "automm-kit-ep 0.1")]  # (the package was None: as automm plugins lists it now)
         with pytest.raises(ConformanceError, match=r"'automm-kit-ep': does not register the fusions \['kit_film'\] "
                                                    r"\(its entry points: kit_ep = automm_kit_ep\)"):
             check_installed("automm-kit-ep", expected={"fusion": ["kit_film"]})
