@@ -1060,9 +1060,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     except InputError as exc:  # a misspelt --encoder
         argument, _, message = str(exc).partition(":")
         raise UsageError(f"--{argument.replace('_', '-')}:{message}") from exc
+    code = EXIT_FAILURE if removed.undeleted else EXIT_OK  # (some files could not be deleted)
     if args.json:
         _Out.result(_json(dict(asdict(removed), cache_dir=str(root), dry_run=args.dry_run)))
-        return EXIT_FAILURE if removed.undeleted else EXIT_OK
+        return code
     line = (f"{'would delete' if args.dry_run else 'deleted'} {removed.files} feature files "
             f"({_size(removed.bytes)}, {_size(removed.disk_bytes)} on disk) under {root}")
     if removed.orphans:
@@ -1070,7 +1071,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if removed.undeleted:  # (the warning above names the first and why)
         line += f"; {removed.undeleted} files could not be deleted"
     _Out.result(line)
-    return EXIT_FAILURE if removed.undeleted else EXIT_OK
+    return code
 
 
 # ---------------------------------------------------------------------------------- worker

@@ -1762,12 +1762,15 @@ def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample
 def _called_by_model_selection() -> bool:
     """Whether this ``fit`` runs inside scikit-learn's model selection (cross-validation, grid
     search): a frame of ``sklearn.model_selection`` on the call stack."""
+    return any(frame.f_globals.get("__name__", "").startswith("sklearn.model_selection") for frame in _outer_frames())
+
+
+def _outer_frames() -> Iterator[Any]:
+    """The frames of the call stack outwards, from the one iterating this (automm's own first)."""
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith("sklearn.model_selection"):
-            return True
+        yield frame
         frame = frame.f_back
-    return False
 
 
 def _held_by_a_classifier_or_regressor() -> bool:
@@ -1779,8 +1782,7 @@ def _held_by_a_classifier_or_regressor() -> bool:
     of the ``AutoMM`` inside a ``StackingClassifier``), that model selection's folds are unstratified."""
     from sklearn.base import BaseEstimator
 
-    frame = sys._getframe(1)
-    while frame is not None:
+    for frame in _outer_frames():
         owner = frame.f_locals.get("self")
         module = frame.f_globals.get("__name__", "")
         if isinstance(owner, BaseEstimator) and not isinstance(owner, AutoMM) and module.startswith("sklearn."):
@@ -1791,7 +1793,6 @@ def _held_by_a_classifier_or_regressor() -> bool:
                 pass
             if module.startswith("sklearn.model_selection"):  # it chose the folds: not by a classifier's type
                 return False
-        frame = frame.f_back
     return False
 
 

@@ -267,9 +267,7 @@ def _saved_config(config: Mapping[str, Any], reg) -> tuple[dict, dict]:
     for input_name, choice in saved["encoders"].items():
         parts = []
         for part in encoder_parts(choice):
-            factory = reg.get("encoder", part["name"]).factory
-            parts.append({name: part.pop(name) for name in getattr(factory, "training_only_hyperparameters", ())
-                          if name in part})
+            parts.append({name: part.pop(name) for name in _training_only_names(part, reg) if name in part})
         if any(parts):
             held[input_name] = parts
     return saved, held
@@ -294,8 +292,14 @@ def _training_only_restored(config: dict, held: Any, where: str, reg) -> None:
             raise ModelFormatError(f"{where}: 'training_only' of input {input_name!r} should hold one object per "
                                    f"part of its encoder ({len(parts)}), got {values!r}")
         for part, value in zip(parts, values):
-            kept = getattr(reg.get("encoder", part["name"]).factory, "training_only_hyperparameters", ())
+            kept = _training_only_names(part, reg)
             part.update({name: v for name, v in value.items() if name in kept})
+
+
+def _training_only_names(part: Mapping[str, Any], reg) -> tuple[str, ...]:
+    """The hyperparameters of an encoder choice's ``part`` that only training reads, as its
+    installed encoder declares them (``Encoder.training_only_hyperparameters``)."""
+    return getattr(reg.get("encoder", part["name"]).factory, "training_only_hyperparameters", ())
 
 
 def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool = True) -> dict:

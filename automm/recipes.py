@@ -897,7 +897,6 @@ class FitResult:
             "label": self.data.label,
             "train_rows": int(len(self.data.X_train)),
             "test_rows": int(len(self.data.X_test)) if self.data.X_test is not None else 0,
-            "validation_rows": int(len(self.data.X_val)) if self.data.X_val is not None else 0,
             "fit_seconds": round(self.seconds, 2),
             **self.estimator.fit_summary(),  # (its validation_rows: what the kept model was scored on)
             # the rows of the data's own validation split, whatever the kept model was scored on

@@ -825,10 +825,7 @@ def _run_objective(trial, ctx: SearchContext):
     score = float(candidate.best_score)
     loss = candidate.best_loss
     # rows the score was measured on (an accuracy's precision: see _rank_key)
-    rows = None
-    if ctx.data.problem_type != "regression":  # (a bag's: of the holdout's classes under a class-averaged metric)
-        rows = len(comparable_rows(ctx.data, ctx.data.rows)) if candidate.oof_outputs is not None \
-            else len(ctx.data.valid_index)
+    rows = scored_on(ctx.data, candidate)[1] if ctx.data.problem_type != "regression" else None
     stop_reason = candidate.stop_reason
     if candidate.config["training"]["batch_size"] != config["training"]["batch_size"]:  # retried out of memory
         stop_reason = (f"{stop_reason}; " if stop_reason else "") + (
@@ -1969,7 +1966,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
             rows = ctx.data.rows
             outputs, targets = [c.oof_outputs[rows] for _, c in pool], ctx.data.targets[rows]
             row_weights = ctx.data.weights(rows)
-            scored = np.isin(rows, comparable_rows(ctx.data, rows))
+            comparable = comparable_rows(ctx.data, rows)
+            scored = np.isin(rows, comparable)
         else:
             outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets
             row_weights = ctx.data.valid_weights
@@ -2023,7 +2021,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     score = ensemble_score if "ensemble_" in extras else best.best_score
     measured = scored_on(ctx.data, best)
     if "ensemble_" in extras:  # the pooled members' score, on the rows their own scores are on
-        measured = (("out-of-fold", len(comparable_rows(ctx.data, ctx.data.rows))) if outputs_are_oof
+        measured = (("out-of-fold", len(comparable)) if outputs_are_oof
                     else scored_on(ctx.data, replace(best, oof_outputs=None)))
     result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
                        best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
