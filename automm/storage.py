@@ -2,7 +2,8 @@
 
 A URL (``sqlite:///file.db``, ``postgresql://user:pw@host/db``: an ``RDBStorage`` with Optuna's
 heartbeats, a stale trial retried up to :data:`MAX_RETRY` times), a journal file
-(``"journal:///path/study.log"`` or a path ending in ``.log``/``.journal``: one machine, many
+(``"journal:///path/study.log"``, its ``%XX`` escapes decoded as in ``sqlite://`` URLs, or a path ending in
+``.log``/``.journal``, taken as written: one machine, many
 processes; automm's own heartbeats detect trials of killed workers, see :func:`own_heartbeats`)
 or an Optuna storage object.
 """
@@ -16,6 +17,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .exceptions import InputError
 from .settings import seconds_setting
@@ -87,7 +89,7 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         path = text[len("journal://"):]
         if not path:
             raise InputError(f"storage: {text!r} names no file; use journal:///path/to/study.log")
-        return "journal", _journal_file(path)
+        return "journal", _journal_file(unquote(path))  # %20 a space, as in sqlite:// URLs
     if "://" in text:
         scheme = text.split("://", 1)[0].split("+", 1)[0]
         if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql"):
@@ -100,8 +102,9 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         return "rdb", text
     if text.endswith((".log", ".journal", ".jsonl")):
         return "journal", os.path.abspath(os.path.expanduser(text))
-    if text.endswith((".db", ".sqlite", ".sqlite3")):
-        return "rdb", "sqlite:///" + os.path.abspath(os.path.expanduser(text))
+    if text.endswith((".db", ".sqlite", ".sqlite3")):  # a path as written: SQLAlchemy reads '%' and '?' in URLs
+        path = os.path.abspath(os.path.expanduser(text)).replace("%", "%25").replace("?", "%3F")
+        return "rdb", "sqlite:///" + path
     raise InputError(f"storage: {text!r} is neither a storage URL (sqlite:///..., postgresql://...) nor a journal "
                      "file (journal:///path, or a path ending in .log or .journal)")
 
@@ -149,7 +152,9 @@ def storage_file(kind: str, value: Any) -> str | None:
     if kind == "journal":
         return value
     if kind == "rdb" and value.startswith("sqlite:///"):
-        path = value[len("sqlite:///"):].split("?", 1)[0]
+        from sqlalchemy.engine import make_url
+
+        path = make_url(value).database  # as SQLAlchemy opens it: %20 a space, the query left out
         return path if path and path != ":memory:" else None
     return None
 

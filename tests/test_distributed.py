@@ -616,6 +616,25 @@ def test_a_journal_or_sqlite_path_expands_the_home_folder(tmp_path, monkeypatch)
     assert parse_storage("~/study.db") == ("rdb", f"sqlite:///{tmp_path / 'study.db'}")
 
 
+def test_a_storage_path_with_spaces_or_percent_signs_is_the_file_opened_and_the_one_workers_wait_for(tmp_path):
+    """sqlite:///my%20studies/s.db opened 'my studies/s.db' (SQLAlchemy decodes it) while a worker
+    waited for 'my%20studies/s.db' and gave up: does not exist; journal:///my%20studies/s.log made a
+    folder 'my%20studies'; a bare path 'a?b.db' opened 'a'."""
+    from automm.storage import make_storage, parse_storage, storage_file, wait_for_storage_file
+
+    folder = tmp_path / "my studies"
+    folder.mkdir()
+    for storage, name in ((f"sqlite:///{tmp_path}/my%20studies/s.db", "s.db"),
+                          (f"journal://{tmp_path}/my%20studies/s.log", "s.log"),
+                          (str(folder / "100%25 a?b.db"), "100%25 a?b.db")):
+        ref = parse_storage(storage)
+        assert storage_file(*ref) == str(folder / name)
+        optuna.create_study(study_name="s", storage=make_storage(*ref))
+        wait_for_storage_file(*ref, 0)  # the worker finds the file the fit made
+    assert sorted(os.listdir(folder)) == ["100%25 a?b.db", "s.db", "s.log"]
+    assert sorted(os.listdir(tmp_path)) == ["my studies"]
+
+
 def test_a_storage_password_is_hidden_in_the_estimators_repr():
     from automm import AutoMM
 
