@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from .files import is_stream, write_output
+from .files import is_stream, read_regular_file, write_output
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -738,14 +738,15 @@ def _recipe_data_written(model_dir: str, key: str) -> Any:
 
 def _saved_recipe_section(model_dir: str) -> Any:
     """The ``data`` section of the ``recipe.yaml`` saved with the model, or None (no such file,
-    or one that is not YAML)."""
+    one that is not a regular file (a pipe would block the read for ever, a device such as
+    ``/dev/zero`` fill the memory), not UTF-8 or not YAML)."""
     import yaml
 
     file = Path(model_dir) / "recipe.yaml"
     try:
         status = file.stat()
         return _saved_recipe_data(str(file), status.st_mtime_ns, status.st_size)
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, TypeError, RecursionError, yaml.YAMLError):  # (ValueError: not UTF-8, a bad date)
         return None
 
 
@@ -755,7 +756,7 @@ def _saved_recipe_data(file: str, mtime_ns: int, size: int) -> Any:
     ``evaluate`` asks for several of its keys)."""
     from .recipes import _too_large, load_yaml
 
-    content = load_yaml(Path(file).read_text(encoding="utf-8"))
+    content = load_yaml(read_regular_file(file)[0].decode("utf-8"))
     if _too_large(content):  # a "billion laughs" file: its aliases expanded by _interpolate would never end
         return None
     return content.get("data") if isinstance(content, dict) else None

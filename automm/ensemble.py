@@ -248,7 +248,7 @@ class Ensemble:
                     if hasattr(encoder, "prepare"):
                         encoder.prepare(values[name], cache_dir=getattr(estimator, "cache_dir", None))
             loader = make_loader(MultimodalDataset(values, encoders), max(1, member.batch_size) * 2, False,
-                                 estimator._prediction_workers(len(table)), 0, BatchCollator(encoders),
+                                 estimator._prediction_workers(), 0, BatchCollator(encoders),
                                  device.type == "cuda")
             results.append(model_outputs(model, loader, device, amp=use_amp))
         return results

@@ -1324,16 +1324,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
             for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
                 encoder.prepare(values[name], cache_dir=getattr(self, "cache_dir", None))
         dataset = MultimodalDataset(values, encoders)
-        return make_loader(dataset, self.batch_size_ * 2, False, self._prediction_workers(len(table)), 0,
+        return make_loader(dataset, self.batch_size_ * 2, False, self._prediction_workers(), 0,
                            BatchCollator(encoders), self.device_.type == "cuda")
 
-    def _prediction_workers(self, n_rows: int) -> int:
-        """DataLoader worker processes for predicting ``n_rows``: the ``num_workers`` parameter as it is
-        now (``set_params`` after ``load`` included), but none for fewer rows than a few batches (forking
-        workers costs far more than decoding a request's images: one row took 60-460 ms instead of 2-6)
-        nor, through :func:`~automm.training.make_loader`, outside the main thread."""
-        if n_rows < 4 * 2 * self.batch_size_:
-            return 0
+    def _prediction_workers(self) -> int:
+        """DataLoader worker processes for predicting: the ``num_workers`` parameter as it is now
+        (``set_params`` after ``load`` included); :func:`~automm.training.make_loader` starts none
+        for a request of a few rows, nor outside the main thread."""
         return self._resolved_num_workers(self.inputs_)
 
     def _raw_outputs(self, X: tuple, n_labels: int | None = None) -> np.ndarray:

@@ -445,9 +445,12 @@ class CacheUsage:
 
 
 def _namespaces(root: Path) -> list[Path]:
+    features = root / "features"
+    if features.is_symlink():  # a link is not followed: the folder it names (another user's cache) is not this cache's
+        return []
     try:
         # a link is not followed: a namespace linked to another folder (another user's cache) is not this cache's
-        return sorted(entry for entry in (root / "features").iterdir() if entry.is_dir() and not entry.is_symlink())
+        return sorted(entry for entry in features.iterdir() if entry.is_dir() and not entry.is_symlink())
     except (FileNotFoundError, NotADirectoryError):
         return []
 

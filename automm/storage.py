@@ -95,6 +95,7 @@ def parse_storage(storage: Any) -> tuple[str, Any]:
         if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql"):
             raise InputError(f"storage: unsupported URL scheme {scheme!r}; use sqlite://, postgresql://, mysql:// "
                              "or journal:///path/file.log")
+        _refuse_unreadable_url(text)
         if scheme == "postgres":
             text = "postgresql" + text[len("postgres"):]
         if text.startswith("postgresql://"):
@@ -120,6 +121,24 @@ def _journal_file(path: str, paths=os.path) -> str:
 
 #: The schemes a storage URL may have (``postgres`` is read as ``postgresql``).
 SCHEMES = ("journal", "sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
+
+
+def _refuse_unreadable_url(url: str) -> None:
+    """:class:`InputError` when the host of ``url``, as SQLAlchemy reads it, holds an ``@`` (a
+    password with an unescaped ``@``, whose rest would be taken for the host and shown in the
+    database driver's error), or when SQLAlchemy cannot read the URL at all (a port ``:notaport``)."""
+    import re
+
+    match = re.match(r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?([^/:?]*)", url)
+    if match is not None and "@" in match.group(1):
+        raise InputError("storage: the URL holds an '@' after the one that ends its password: an '@' inside a "
+                         "user name or password is written %40 (user:p%40ss@host)")
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url)
+    except ValueError as exc:  # a port that is no number: the driver's words, which name no argument
+        raise InputError(f"storage: {redact_url(url)!r} is not a valid URL: {exc}") from None
 
 
 def _refuse_scheme_without_slashes(text: str) -> None:
@@ -224,8 +243,9 @@ def _append_whole(path: str, data: bytes) -> None:
                 raise StorageError(f"storage: {path!r} ends in a line that is no journal record; not appending "
                                    "to it (nor cutting it off): is it a journal file?")
             os.ftruncate(descriptor, whole)
-            warnings.warn(f"storage: the journal file {path!r} ended in a line cut short (a write that failed, e.g. "
-                          f"on a full disk); its last {size - whole} bytes, which no process could read, are removed",
+            warnings.warn(f"storage: the journal file {path!r} ended in a line cut short (a write that did not finish: "
+                          f"a full disk, or a process killed while writing); its last {size - whole} bytes, which "
+                          "no process could read, are removed",
                           RuntimeWarning, stacklevel=2)
             size = whole
         try:
@@ -416,7 +436,8 @@ def redact_url(url: str) -> str:
     logins do, the password up to the next ``@``; a ``password=`` query parameter) as ``***``."""
     import re
 
-    url = re.sub(r"(://[^:/]*):[^@]*@", r"\1:***@", url)
+    # (a password holding an unescaped ``@``, which SQLAlchemy would end at its first ``@``: all of it up to the host)
+    url = re.sub(r"(://[^:/]*):[^@]*@(?:[^@/?]*@)*", r"\1:***@", url)
     return re.sub(r"([?&](?:ssl)?password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 

@@ -239,8 +239,11 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed:
     Outside the main thread (a search's trial threads, one per GPU; a threaded server's
     predictions) it has no worker processes: once the main thread has used a loader with
     workers, torch watches every worker from the main thread's SIGCHLD handler, and loaders with
-    workers in several threads at once then fail ("DataLoader worker exited unexpectedly")."""
-    if num_workers and threading.current_thread() is not threading.main_thread():
+    workers in several threads at once then fail ("DataLoader worker exited unexpectedly"). Nor
+    for fewer samples than four batches: starting workers costs far more than decoding a few
+    batches (a request of one row took 60-460 ms instead of 2-6; under ``spawn`` a 6-row holdout's
+    workers, started each epoch, cost half of a 1-epoch fit of 64 emoji)."""
+    if num_workers and (threading.current_thread() is not threading.main_thread() or len(dataset) < 4 * batch_size):
         num_workers = 0
     generator = torch.Generator()
     generator.manual_seed(int(seed))

@@ -362,6 +362,18 @@ def test_clear_does_not_follow_links_into_another_folder(tmp_path):
     assert all(p.exists() for p in theirs)
 
 
+def test_clear_does_not_follow_a_features_folder_linked_to_another_cache(tmp_path):
+    """The cache's ``features`` folder itself a link to another user's cache: clear deleted their files."""
+    private = tmp_path / "private"
+    theirs = _fill(private, "minilm-aaaa", 2)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "features").symlink_to(private / "features")
+    assert clear_cache(shared).files == 0
+    assert cache_usage(shared) == []
+    assert all(p.exists() for p in theirs)
+
+
 def test_a_pipe_or_device_in_place_of_a_feature_file_is_computed_again_not_read(tmp_path):
     cache = FeatureCache(tmp_path, "enc", {"v": 1})
     for value, make in (("piped", os.mkfifo), ("zeros", lambda path: os.symlink("/dev/zero", path))):

@@ -20,17 +20,19 @@ def _model(tmp_path):
 
 def test_prediction_workers(tmp_path):
     model, X = _model(tmp_path)
-    assert model._prediction_workers(1) == 0  # one request: no processes forked
-    assert model._prediction_workers(10_000) == 2
+    assert model._prediction_workers() == 2
     model.set_params(num_workers=0)
-    assert model._prediction_workers(10_000) == 0  # set_params after load is honoured
+    assert model._prediction_workers() == 0  # set_params after load is honoured
     model.set_params(num_workers=2)
     from automm.training import make_loader
 
-    def workers_of_a_loader():
-        return make_loader(list(range(4)), 2, False, 2, 0, lambda b: b).num_workers
+    def workers_of_a_loader(rows=8):
+        return make_loader(list(range(rows)), 2, False, 2, 0, lambda b: b).num_workers
 
     assert workers_of_a_loader() == 2
+    # fewer rows than four batches (a request, a small holdout each epoch): no processes started
+    assert workers_of_a_loader(1) == workers_of_a_loader(7) == 0
+    assert make_loader(list(range(7)), 2, True, 2, 0, lambda b: b).num_workers == 0
     with ThreadPoolExecutor(1) as pool:  # not from another thread (a server's, or a search's trial thread)
         assert pool.submit(workers_of_a_loader).result() == 0
 

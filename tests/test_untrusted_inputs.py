@@ -24,6 +24,23 @@ def test_model_recipe_label_reference_is_shown_as_written(tmp_path, monkeypatch)
     assert cli._recipe_data_written(str(tmp_path), "label") == "${MY_API_TOKEN}"
 
 
+def test_model_recipe_that_is_a_pipe_a_device_or_not_text_is_ignored(tmp_path):
+    """A model folder's recipe.yaml made a pipe blocked predict/evaluate for ever, /dev/zero read
+    until memory ran out, and bytes that are not UTF-8 or a bad date failed with an unexpected error."""
+    import os
+
+    for name, make in (("latin1", lambda path: path.write_bytes(b"data:\n  label: \xff\xfe\n")),
+                       ("date", lambda path: path.write_text("data:\n  label: 2024-13-45\n")),
+                       ("pipe", os.mkfifo), ("zeros", lambda path: os.symlink("/dev/zero", path))):
+        folder = tmp_path / name
+        folder.mkdir()
+        make(folder / "recipe.yaml")
+        start = time.monotonic()
+        assert cli._recipe_data_key(str(folder), "label") is None
+        assert cli._recipe_files_dirs(str(folder)) == []
+        assert time.monotonic() - start < 5
+
+
 def test_spreadsheet_formulas_are_escaped():
     assert cli._spreadsheet_safe('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
     assert cli._spreadsheet_safe("@SUM(1)") == "'@SUM(1)"
@@ -43,6 +60,27 @@ def test_ssl_key_passphrase_is_redacted():
     assert redact_url("postgresql://u@h/db?sslpassword=S3cret&sslkey=/k.pem") == \
         "postgresql://u@h/db?sslpassword=***&sslkey=/k.pem"
     assert redact_url("postgresql://u:pw@h/db?password=x") == "postgresql://u:***@h/db?password=***"
+
+
+def test_password_with_an_unescaped_at_is_not_shown_in_part():
+    """``user:S3cr@tPW@host``: the redaction kept ``tPW``, and the driver's error named ``tPW@host`` as its host."""
+    import pytest
+
+    from automm import AutoMM
+    from automm.exceptions import InputError
+    from automm.storage import parse_storage, redact_url
+
+    url = "postgresql://alice:S3cr@tPW@127.0.0.1:1/db"
+    assert redact_url(url) == "postgresql://alice:***@127.0.0.1:1/db"
+    assert "tPW" not in repr(AutoMM(storage=url))
+    with pytest.raises(InputError, match="written %40") as caught:
+        parse_storage(url)
+    assert "tPW" not in str(caught.value)
+    assert redact_url("postgresql://alice@corp:pw@h/db") == "postgresql://alice@corp:***@h/db"  # Azure's user@server
+    assert parse_storage("postgresql://alice@corp:pw@h/db")[0] == "rdb"
+    assert parse_storage("postgresql://alice:S3cr%40tPW@h/db")[0] == "rdb"
+    with pytest.raises(InputError, match=r"storage: 'postgresql://alice:\*\*\*@h:notaport/db' is not a valid URL"):
+        parse_storage("postgresql://alice:S3cretPW@h:notaport/db")  # (a bare ValueError naming no argument)
 
 
 def test_plots_replace_a_planted_link_instead_of_writing_through_it(tmp_path):
