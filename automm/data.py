@@ -534,15 +534,17 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             example = repr(nested)
             example = example if len(example) < 80 else example[:76] + "...}"
             raise InputError(f"{where}: values are dicts, e.g. {example}; {fix}")
+        named = False  # (the column's numbers and others named in a warning already)
         if role == "numeric" and name not in column_types and not _plain_numbers(column):
             # the sample read numbers; the rest of the column (beyond the 500 values sampled) may not
             role = _numbers_beyond_the_sample(name, column, role, present)
+            named = role != "numeric"
         if role in ("numeric", "text") and name in table.categorical_dtype:
             role = "categorical"  # the DataFrame's dtype says so (store codes 0..k as a pandas Categorical)
         if role in ("text", "categorical"):
             _warn_media_paths(name, present)
             _warn_urls(name, present)
-            (_warn_mostly_numbers(name, role, present) or _warn_mostly_dates(name, role, present)
+            (named or _warn_mostly_numbers(name, role, present) or _warn_mostly_dates(name, role, present)
              or _warn_written_numbers_or_dates(name, role, present))
         if role == "categorical":
             _warn_words_as_categories(name, present)
@@ -653,16 +655,25 @@ def _warn_words_as_categories(name: str, present: Sequence[Any]) -> None:
                       UserWarning, stacklevel=user_stacklevel())
 
 
+#: Words written for a missing value (pandas reads them as missing from a CSV file; ``"n.a."``),
+#: compared in lower case: in a column mostly of numbers, placeholders, not values.
+MISSING_WORDS = frozenset({"na", "n/a", "n.a.", "#n/a", "#na", "<na>", "null", "none"})
+
+
 def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:
     """Warn when a column read as text or categories is mostly numbers (80%, but more than the 5%
-    of others a number column tolerates): likely a number column with values to fix (``"$5"``)."""
+    of others a number column tolerates): likely a number column with values to fix (``"$5"``)
+    or placeholders of missing values (``"NA"``, ``"null"``: a frame built from JSON or SQL)."""
     numbers = [v for v in present if is_number(v) and not isinstance(v, (bool, np.bool_))]
     others = [v for v in present if not is_number(v)]
-    # a broken number column has numbers written with symbols among its others ('$5'); sizes
-    # ('S', 'XL' among 38, 40) or codes ('K1A 0B1' among zip codes) are no numbers to fix
-    if (others and len(numbers) >= MOSTLY_NUMBERS * len(present)
-            and any(isinstance(v, str) and _WRITTEN_NUMBER.fullmatch(v) for v in others)):
-        _say_mostly(name, role, len(present), len(numbers), others, "numbers", "numbers", "fix those values",
+    # a broken number column has numbers written with symbols among its others ('$5') or words for
+    # a missing value ('NA'); sizes ('S', 'XL' among 38, 40) or codes ('K1A 0B1' among zip codes)
+    # are no numbers to fix
+    written = any(isinstance(v, str) and _WRITTEN_NUMBER.fullmatch(v) for v in others)
+    placeholders = any(isinstance(v, str) and v.strip().lower() in MISSING_WORDS for v in others)
+    if others and len(numbers) >= MOSTLY_NUMBERS * len(present) and (written or placeholders):
+        fix = "fix those values" if written else "make those values missing (None)"
+        _say_mostly(name, role, len(present), len(numbers), others, "numbers", "numbers", fix,
                     "numeric", NUMBER_TOLERANCE, "number")
         return True
     return False

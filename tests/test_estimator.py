@@ -121,6 +121,25 @@ def test_a_number_column_with_a_stray_value_is_read_as_numbers(emoji_split):
     assert AutoMM(max_epochs=1, num_workers=0).fit(codes, y).column_roles_ == {"code": "categorical"}
 
 
+@pytest.mark.parametrize("placeholder", ["NA", "n/a", "null", "None"])
+def test_a_number_column_with_words_for_missing_values_is_named_when_read_as_text(placeholder):
+    """A price column of floats with 12% 'NA' strings (a frame built from JSON or SQL) was read as
+    text without a word: its amounts learnt as words (fashion, price from title + list price:
+    test RMSE 330 instead of 134 with None for the missing values)."""
+    from automm import get_registry
+    from automm.data import as_table, infer_roles
+
+    rng = np.random.default_rng(0)
+    prices = [round(p, 2) for p in rng.uniform(100, 5000, 100)]
+    prices[::8] = [placeholder] * len(prices[::8])
+    with pytest.warns(UserWarning, match=rf"column 'price': 87 of 100 values read are numbers, the others are not "
+                                         rf"\('{placeholder}'\), so it is read as text; if it holds numbers, make "
+                                         r"those values missing \(None\) or give column_types=\{'price': 'numeric'\}"):
+        roles = infer_roles(as_table((pd.DataFrame({"price": prices}),)), None, get_registry().plugin_manager,
+                            ["numeric", "categorical", "text", "datetime", "image"])
+    assert roles == {"price": "text"}
+
+
 @pytest.mark.parametrize("values, what", [
     (["11/15/2024", "3/4/2023", "12/01/2022"], "dates in a format automm does not read"),
     (["November 15, 2024", "March 4, 2023", "Dec 1, 2022"], "dates in a format automm does not read"),
@@ -460,6 +479,52 @@ def test_time_limit_keeps_best_model_so_far(emoji_split):
 def test_bad_labels_and_lengths(args, message):
     with pytest.raises(InputError, match=message):
         AutoMM(**tiny()).fit(*args)
+
+
+@pytest.mark.filterwarnings("ignore:encoders:UserWarning")  # four short texts read as a category
+def test_bad_regression_labels_are_named_before_any_work():
+    """An infinite target was refused without its row ('y: regression labels must be finite
+    numbers'), a word among amounts as labels that "mix strings and numbers, so predict would return
+    '2000.0'" (a regressor returns floats), and score() of a regressor with such labels raised
+    scikit-learn's bare ValueError ("could not convert string to float: 'Men'") once every row had
+    been predicted."""
+    texts = ["red apple", "green pear", "blue plum", "ripe fig"] * 3
+    amounts = pd.Series(np.arange(12.0) * 100 + 2000, index=[f"sku-{i}" for i in range(12)]).rename_axis("sku")
+    with pytest.raises(InputError, match=r"y: 1 infinite label \(inf/-inf\), first at sku 'sku-3'; leave those "
+                                         r"rows out \(with pandas: keep = np.isfinite\(y\); fit\(X\[keep\], y\[keep\]\)\)"):
+        AutoMMRegressor(**tiny()).fit(texts, amounts.where(amounts.index != "sku-3", -np.inf))
+    with pytest.raises(InputError, match=r"y_val: 1 infinite label .*first at row 1"):
+        AutoMMRegressor(**tiny()).fit(texts, amounts, X_val=(texts[:2],), y_val=[1.0, np.inf])
+    words = amounts.astype(object).where(amounts.index != "sku-5", "$12")
+    with pytest.raises(InputError, match=r"y: regression needs numeric labels \('\$12' is not one\)"):
+        AutoMMRegressor(**tiny()).fit(texts, words)
+    model = AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, words.where(words != "$12", "2500"))  # an amount
+    assert model.target_mean_ == pytest.approx(amounts.where(amounts.index != "sku-5", 2500).mean())
+    predicted = []
+    model._raw_outputs = lambda *args, **kwargs: predicted.append(1)  # no prediction before the labels are checked
+    with pytest.raises(InputError, match=r"y: regression needs numeric labels \('Men' is not one\)"):
+        model.score(texts, ["Men"] * 12)
+    with pytest.raises(InputError, match=r"y: 1 infinite label .*keep = np.isfinite\(y\); score\(X\[keep\]"):
+        model.score(texts, [np.inf] + [1.0] * 11)
+    with pytest.raises(InputError, match=r"missing label .*keep = y.notna\(\); score\(X\[keep\], y\[keep\]\)"):
+        model.score(texts, [np.nan] + [1.0] * 11)
+    assert predicted == []
+
+
+def test_a_few_far_regression_targets_are_named():
+    """3 prices typed as 999999 among 1,500 of 600-5,800 set the scale the network learns in
+    (target_std_ 777 -> 44,611) and took test R² from 0.83 to -2.55 without a word."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    texts = ["red apple", "green pear", "blue plum", "ripe fig"] * 10
+    prices = rng.normal(3000, 800, 40)
+    with pytest.warns(UserWarning, match=r"y: 2 of 40 targets lie more than 100 interquartile ranges from the median "
+                                         r"[\d.]+ \(999999\); .*or fit log\(y\)"):
+        AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, np.r_[prices[:38], 999999, 999999])
+    with warnings.catch_warnings():  # a heavy tail of its own (lognormal, sigma 1) is no such case
+        warnings.filterwarnings("error", message=".*interquartile")
+        AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, rng.lognormal(7, 1, 40))
 
 
 def test_mismatched_input_lengths():
