@@ -321,12 +321,13 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
                          + (f" (e.g. --columns {','.join(guess)})" if guess else "")
                          + f"; its columns are {', '.join(map(str, frame.columns))}")
     if missing:
+        unused = [c for c in frame.columns if c not in columns.values()]  # (not one the model reads already)
         if len(missing) == 1:
-            hint = did_you_mean(missing[0], list(frame.columns))
+            hint = did_you_mean(missing[0], unused)
         else:  # each its own, as AutoMM.predict says them ('Title' for 'title')
             from .suggestions import rename_hint
 
-            hint = rename_hint(missing, [c for c in frame.columns if c not in columns.values()])
+            hint = rename_hint(missing, unused)
         raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on; "
                          f"its columns are {', '.join(map(str, frame.columns))}{hint}")
     frame = with_file_rows(frame, data_path)
@@ -577,18 +578,20 @@ def _decision_line(weights: dict) -> str:
     return f"class probabilities weighted for the metric: {shown}"
 
 
-LEADERBOARD_COLUMNS = ("number", "state", "score", "latency_ms", "n_params", "encoders", "fusion", "augmentations", "epochs", "best_epoch",
-                       "seconds", "reason")
+LEADERBOARD_COLUMNS = ("number", "state", "score", "rows", "latency_ms", "n_params", "encoders", "fusion", "augmentations",
+                       "epochs", "best_epoch", "seconds", "reason")
 #: Leaderboard columns of counts: shown as integers (a trial still running leaves them empty,
 #: which makes pandas hold them as floats).
-INTEGER_COLUMNS = ("number", "n_params", "epochs", "best_epoch")
+INTEGER_COLUMNS = ("number", "rows", "n_params", "epochs", "best_epoch")
 
 
 def _leaderboard_table(frame) -> str:
     """The leaderboard's readable columns (parameters and configurations are in --json)."""
     import pandas as pd
 
-    columns = [c for c in LEADERBOARD_COLUMNS if c in frame.columns]
+    # the rows each score was measured on (a classification's): the order goes by them too (a bag's
+    # out-of-fold accuracy ahead of a higher one on a small holdout, leaderboard.rank_key)
+    columns = [c for c in LEADERBOARD_COLUMNS if c in frame.columns and (c != "rows" or frame[c].notna().any())]
     if not columns:
         columns = [c for c in frame.columns
                    if all(v is None or isinstance(v, (str, int, float, bool)) for v in frame[c].tolist())][:8]

@@ -117,6 +117,9 @@ class PreparedData:
     #: what every holdout score measures (``fit``'s ``metric``; see
     #: :func:`automm.training.validation_metrics`)
     metric: str = "auto"
+    #: the warnings about these data already given in this fit (a search's trials and a bag's
+    #: folds build the same encoders again; each says so once), shared by ``replace`` copies
+    warned: set = field(default_factory=set, repr=False, compare=False)
 
     @property
     def rows(self) -> np.ndarray:
@@ -315,13 +318,19 @@ def _encoder_arguments(spec: InputSpec, choice: dict) -> tuple[str, dict]:
 TRUNCATION_WARNING_SHARE = 0.1
 
 
-def _warn_truncated(spec: InputSpec, encoder: Any, name: str) -> None:
+def _warn_truncated(spec: InputSpec, encoder: Any, name: str, warned: set | None = None) -> None:
     """Say so when more than :data:`TRUNCATION_WARNING_SHARE` of the training texts of ``spec``
-    are cut at ``encoder.max_length`` (a from-scratch network's encoder; the linear form reads its own)."""
+    are cut at ``encoder.max_length`` (a from-scratch network's encoder; the linear form reads its own);
+    once per column, encoder and length in ``warned`` (a fit's: its trials and folds repeat the build)."""
     share = getattr(encoder, "truncated_share_", 0.0)
     if share <= TRUNCATION_WARNING_SHARE or getattr(encoder, "linear", False):
         return
     column, length = spec.columns[0], encoder.max_length
+    if warned is not None:
+        key = ("truncated", column, name, length)
+        if key in warned:
+            return
+        warned.add(key)
     from .exceptions import user_stacklevel
 
     warnings.warn(f"column {column!r}: {share:.0%} of the training texts are longer than {name}'s max_length={length} "
@@ -332,8 +341,9 @@ def _warn_truncated(spec: InputSpec, encoder: Any, name: str) -> None:
 
 def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
                 fit_values: dict[str, list[Any]] | None = None,
-                states: dict[str, dict] | None = None) -> MultimodalNet:
-    """Encoders (fitted on ``fit_values`` or restored from ``states``), fusion and head."""
+                states: dict[str, dict] | None = None, warned: set | None = None) -> MultimodalNet:
+    """Encoders (fitted on ``fit_values`` or restored from ``states``), fusion and head; a fit's
+    warnings about its texts are given once per ``warned`` (:attr:`PreparedData.warned`)."""
     reg = _registry.get_registry()
     encoders = {}
     for spec in inputs:
@@ -342,7 +352,7 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
         encoder = _make_encoder(spec, config, reg)
         if fit_values is not None:
             encoder.fit(fit_values[spec.name])
-            _warn_truncated(spec, encoder, _split(config["encoders"][spec.name])[0])
+            _warn_truncated(spec, encoder, _split(config["encoders"][spec.name])[0], warned)
         elif states is not None:
             encoder.set_state(states.get(spec.name, {}))
         encoders[spec.name] = encoder
@@ -403,8 +413,9 @@ def _augmentations(config: dict) -> tuple[dict[str, list], list]:
 def train_candidate(data: PreparedData, config: dict, *, deadline: float | None = None,
                     callbacks: Sequence[Callback] = (), verbose: int = 0,
                     device: torch.device | None = None, seed: int | None = None,
-                    stop_on_interrupt: bool = False) -> Candidate:
-    """Build and train one candidate; the returned model holds its best epoch's weights.
+                    stop_on_interrupt: bool = False, progress_label: str = "automm") -> Candidate:
+    """Build and train one candidate; the returned model holds its best epoch's weights; with
+    ``verbose``, its epochs' progress is shown under ``progress_label`` (a bag's: the fold's).
     With ``stop_on_interrupt``, Ctrl-C after the first scored epoch ends training with the best
     epoch so far (``interrupted`` is then set) instead of raising ``KeyboardInterrupt``.
     A configuration with ``training.solver == "lbfgs"`` is the search's linear model
@@ -420,7 +431,8 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     device = device or data.device
     with _SEEDED_BUILDS:  # trials in GPU threads share torch's generators: one seeds and builds at a time
         torch.manual_seed(seed)
-        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index))
+        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index),
+                            warned=data.warned)
     # Encoder.prepare hook: once per input with every value (train + valid), before the loaders.
     for name, encoder in model.encoders.items():
         encoder.prepare(data.values[name], cache_dir=data.cache_dir)
@@ -441,7 +453,7 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
         metric=data.metric, amp=data.amp, deadline=deadline, seed=seed, stop_on_interrupt=stop_on_interrupt)
     all_callbacks = [EarlyStopping(trainer_config.patience), *callbacks]
     if verbose:
-        all_callbacks.append(ProgressBar(trainer_config.max_epochs, records=verbose >= 2))
+        all_callbacks.append(ProgressBar(trainer_config.max_epochs, progress_label, records=verbose >= 2))
     trainer = Trainer(model, trainer_config, device, all_callbacks, batch_augs)
     trainer.fit(train_loader, valid_loader, data.valid_targets, data.weights(data.train_index), data.valid_weights)
     return Candidate(config=config, model=trainer.model.eval(), history=trainer.history,
@@ -746,7 +758,8 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
         fold_data = replace(data, train_index=train_rows, valid_index=valid_rows)
         try:
             fold = train_candidate(fold_data, config, deadline=fold_deadline, callbacks=callbacks if index == 0 else (),
-                                   verbose=verbose, device=device, stop_on_interrupt=stop_on_interrupt)
+                                   verbose=verbose, device=device, stop_on_interrupt=stop_on_interrupt,
+                                   progress_label=f"automm fold {index + 1}/{n_folds}")
         except KeyboardInterrupt:
             if not (stop_on_interrupt and models):
                 raise

@@ -266,6 +266,10 @@ class Registry:
                 raise PluginError(f"{kind} {name!r} registered by plugin {provider!r}: register() got an unknown "
                                   f"keyword {key!r}{hint}; it takes name, factory and "
                                   f"{', '.join(REGISTER_KEYWORDS)}")
+            for keyword, given in (("tags", tags), ("columns", columns)):
+                if isinstance(given, (str, bytes)):  # (its characters would be the names: tags="manual" no tag)
+                    raise PluginError(f"{kind} {name!r} registered by plugin {provider!r}: {keyword}={given!r} is one "
+                                      f"string, not a list of names; write {keyword}=({given!r},)")
             self._add(ComponentSpec(kind=kind, name=name, factory=factory, provider=provider, package=package,
                                     modality=modality, output_dim=output_dim, defaults=dict(defaults or {}),
                                     search_space=search_space, description=description,

@@ -204,9 +204,32 @@ def _text_options(file: Path, fmt: str) -> dict:
     sep = "\t" if fmt == "tsv" else ","
     header = (text or "").lstrip("\ufeff").split("\n", 1)[0]
     whole = len(head) < _SNIFF_BYTES
-    if fmt != "tsv" and "," not in header and ";" in header:  # (such files write decimal commas: 3,5)
+    if fmt != "tsv" and ";" in header and ("," not in header or _semicolons_separate(text or "", whole)):
+        # (such files write decimal commas: 3,5)
         return {"sep": ";", "decimal": ",", "encoding": encoding, **_trailing_delimiter_options(text, ";", whole, file)}
     return {"sep": sep, "encoding": encoding, **_trailing_delimiter_options(text, sep, whole, file)}
+
+
+def _semicolons_separate(text: str, whole: bool) -> bool:
+    """Whether a CSV file whose header line has both semicolons and commas (``id;Preis, EUR``: a
+    spreadsheet quotes no name for a comma it does not separate by) separates its fields by
+    semicolons: its first data rows have as many fields as their header by semicolons (one more: a
+    delimiter ending each line), and not by commas or with fewer fields by commas; a header alone,
+    when it has more fields by semicolons."""
+    import csv
+    import io
+
+    def counts(sep: str) -> list[int]:
+        rows = [len(row) for row in csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep) if row]
+        return rows[:101] if whole else rows[:-1][:101]  # (the last row read may be cut short)
+
+    def fits(fields: list[int]) -> bool:
+        return len(fields) > 1 and all(n in (fields[0], fields[0] + 1) for n in fields[1:])
+
+    semicolons, commas = counts(";"), counts(",")
+    if len(semicolons) <= 1 or len(commas) <= 1:  # a header alone: the delimiter that finds more fields
+        return bool(semicolons and commas) and semicolons[0] > commas[0]
+    return fits(semicolons) and (not fits(commas) or semicolons[0] > commas[0])
 
 
 def _trailing_delimiter_options(text: str | None, sep: str, whole: bool, file: Path) -> dict:

@@ -220,6 +220,24 @@ def test_a_rename_hint_names_the_column_in_another_case_before_a_merely_similar_
         _model_inputs(model, data, "items.csv")
 
 
+def test_a_missing_column_is_not_said_to_be_one_the_model_reads_already():
+    """A file lacking the model's 'usage' column: the error asked "did you mean 'image'?", a column
+    the model reads already (one missing column was matched against every column of the file;
+    several against the others only)."""
+    from types import SimpleNamespace
+
+    from automm.cli import _model_inputs
+    from automm.exceptions import InputError
+
+    model = SimpleNamespace(columns_=["image", "title", "usage"], input_positional_=False)
+    data = pd.DataFrame({"id": [1], "image": ["b.png"], "title": ["a"]})
+    with pytest.raises(InputError, match=r"lacks the column\(s\) \['usage'\]") as raised:
+        _model_inputs(model, data, "items.csv")
+    assert "did you mean" not in str(raised.value)
+    with pytest.raises(InputError, match=r"did you mean 'usages'\?$"):  # one the model does not read: suggested
+        _model_inputs(model, data.assign(usages=["x"]), "items.csv")
+
+
 def test_a_weight_column_weighs_the_fit_and_the_test_metrics(capsys, regression_files, tmp_path):
     """data.weight_column: fit's sample_weight, the test metrics weighted; evaluate reads it from
     the saved recipe; a bad weight is a recipe error before any training."""
@@ -830,6 +848,21 @@ def test_small_wording_and_format_mends(capsys, tmp_path):
     board = board.astype({"epochs": "Int64", "best_epoch": "Int64"})
     table = _leaderboard_table(board)
     assert "<NA>" not in table and table.splitlines()[3].split() == ["1", "RUNNING"]
+
+
+def test_the_printed_leaderboard_shows_the_rows_that_rank_a_lower_score_first():
+    """A bag's out-of-fold 0.9750 (240 rows) ranks above 1.0000 on a 24-row holdout (rank_key):
+    `automm fit` printed that order without the rows, so the top trial looked misplaced."""
+    from automm.cli import _leaderboard_table
+
+    board = pd.DataFrame({"number": [1, 0], "state": ["COMPLETE", "COMPLETE"], "score": [0.975, 1.0],
+                          "rows": pd.array([240, 24], dtype="Int64"), "epochs": pd.array([1, 1], dtype="Int64")})
+    lines = _leaderboard_table(board).splitlines()
+    assert lines[0].split() == ["number", "state", "score", "rows", "epochs"]
+    assert lines[2].split() == ["1", "COMPLETE", "0.9750", "240", "1"] and lines[3].split()[3] == "24"
+    # a regression's scores have no rows: no empty column
+    regression = board.assign(rows=pd.array([None, None], dtype="Int64"))
+    assert "rows" not in _leaderboard_table(regression).splitlines()[0]
 
 
 def test_a_worker_does_not_create_the_storage_it_was_to_join(capsys, tmp_path):

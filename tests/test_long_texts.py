@@ -46,6 +46,20 @@ def test_fit_says_when_most_texts_are_cut_at_max_length():
         AutoMM(max_epochs=1, random_state=0, num_workers=0).fit([t[:60] for t in texts], labels)
 
 
+def test_a_bag_or_a_search_says_texts_are_cut_once_per_fit():
+    # each fold and trial builds the encoder again; its cut share differs from fold to fold (so
+    # Python's once-per-line filter showed it once per fold: three times in a notebook cell)
+    texts, labels = _long_texts(90)
+    texts = [t if i % 3 else t[:40] for i, t in enumerate(texts)]
+    for settings in ({"bag_folds": 3}, {"n_trials": 2, "encoders": {"text": "hashed_ngram"},
+                                        "search_space": {"warm_start": False}}):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            AutoMM(max_epochs=1, random_state=0, num_workers=0, **settings).fit(texts, labels)
+        said = [w for w in caught if "of the training texts are longer" in str(w.message)]
+        assert len(said) == 1, (settings, [str(w.message)[:60] for w in said])
+
+
 def test_the_linear_form_reads_long_texts_whole():
     encoder = HashedNgramEncoder(**{**HashedNgramEncoder.linear_defaults, "linear": True, "output_dim": 2})
     assert encoder.max_length == 256

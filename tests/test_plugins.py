@@ -136,6 +136,28 @@ def test_invalid_registration_is_rejected(fresh_registry):
         fresh_registry(Bad())
 
 
+def test_tags_or_columns_given_as_one_string_are_refused(fresh_registry):
+    """tags="manual" was read as the tags 'm', 'a', 'n', ...: the fusion was silently not manual,
+    and the search tried it by default; columns="text" named five one-letter columns."""
+    from automm.components.fusions import SumFusion
+
+    class OneString:
+        @hookimpl
+        def automm_register_fusions(self, register):
+            register("my_sum", SumFusion, tags="manual")
+
+    with pytest.raises(PluginError, match=r"fusion 'my_sum'.*tags='manual' is one string.*tags=\('manual',\)"):
+        fresh_registry(OneString())
+
+    class OneColumn:
+        @hookimpl
+        def automm_register_datasets(self, register):
+            register("words", lambda: None, columns="text")
+
+    with pytest.raises(PluginError, match=r"columns='text' is one string"):
+        fresh_registry(OneColumn())
+
+
 def test_a_plugin_dataset_is_listed_loaded_and_used_by_a_recipe(fresh_registry, tmp_path):
     import pandas as pd
 

@@ -999,6 +999,26 @@ def test_csv_files_as_spreadsheets_write_them_are_read_with_their_codes_kept(tmp
         assert read_header(tmp_path / name, "csv") == list(rows.columns)
 
 
+def test_a_semicolon_csv_file_with_a_comma_in_a_column_name_is_read_by_semicolons(tmp_path):
+    """A spreadsheet's semicolon-separated file quotes no column name for a comma (``Name, lang``):
+    its header had a comma, so it was read by commas, as two columns ``image;Name`` and
+    `` lang;price;label``, and `automm init --label label` said there was no column 'label'."""
+    from automm.tables import read_header, read_table
+
+    (tmp_path / "semi.csv").write_text("image;Name, lang;price;label\na.png;Red shirt;4,5;x\nb.png;Cap;5;y\n",
+                                       encoding="utf-8")
+    assert read_header(tmp_path / "semi.csv", "csv") == ["image", "Name, lang", "price", "label"]
+    frame = read_table(tmp_path / "semi.csv")
+    assert frame["Name, lang"].tolist() == ["Red shirt", "Cap"] and frame["price"].tolist() == [4.5, 5.0]
+    (tmp_path / "header.csv").write_text("image;Name, lang;label\n", encoding="utf-8")  # a header alone too
+    assert read_header(tmp_path / "header.csv", "csv") == ["image", "Name, lang", "label"]
+    # a comma-separated file with a semicolon in a name, or in its values, stays read by commas
+    (tmp_path / "comma.csv").write_text("id,size;fit,label\n1,M;slim,x\n2,L,y\n", encoding="utf-8")
+    assert read_header(tmp_path / "comma.csv", "csv") == ["id", "size;fit", "label"]
+    (tmp_path / "both.csv").write_text("name;alias,label\np;q,x\nr;s,y\n", encoding="utf-8")
+    assert read_header(tmp_path / "both.csv", "csv") == ["name;alias", "label"]
+
+
 def test_a_csv_file_whose_rows_end_with_a_delimiter_keeps_its_columns_in_place(tmp_path):
     """Rows ending with a delimiter the header lacks ("a,b," under "title,shop"): pandas took the
     titles for the index and every column shifted one to the left, so `automm predict` read the

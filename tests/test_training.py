@@ -91,6 +91,18 @@ def test_progress_is_one_line_per_epoch_off_a_terminal_and_a_bar_on_one():
     assert "\r" in terminal.getvalue() and "2/2" in terminal.getvalue() and "epoch 1/2" not in terminal.getvalue()
 
 
+def test_a_bag_names_the_fold_of_each_epoch_line(capsys):
+    # each fold trains from epoch 1 again: unnamed, a bag of 3 read as one run shown three times
+    from automm import AutoMM
+
+    texts = [f"{word} item {i}" for i in range(30) for word in ("good", "bad")]
+    labels = [text.split()[0] for text in texts]
+    AutoMM(max_epochs=2, random_state=0, num_workers=0, bag_folds=3, verbose=1).fit(texts, labels)
+    lines = [line for line in capsys.readouterr().err.splitlines() if ": epoch " in line]
+    assert [line.split(":")[0] for line in lines] == [f"automm fold {k}/3" for k in (1, 1, 2, 2, 3, 3)], lines
+    assert [line.split()[4] for line in lines] == ["1/2", "2/2"] * 3
+
+
 class _Watched(Callback):
     """Notes what the stream holds when each epoch has ended."""
 

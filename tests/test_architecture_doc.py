@@ -1,0 +1,69 @@
+"""docs/architecture.md is the map of the code a new maintainer reads first: its table names every
+module of automm/ and automm/components/ (and no module that is not there), the hooks of
+automm/hookspecs.py, the subcommands of the ``automm`` command and the members of the component
+interfaces; and every module's ``__all__`` names what it has."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import automm
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "architecture.md"
+
+
+def _rows() -> dict[str, str]:
+    """The module table: each row's path (``automm/data.py``) -> what the row says it owns."""
+    return dict(re.findall(r"^\| `([^`]+)` \| (.*) \|$", DOC.read_text(encoding="utf-8"), re.M))
+
+
+def test_every_module_is_named_in_the_architecture_doc_and_every_named_module_exists():
+    """The table lacked automm/__init__.py (the public API) and automm/__main__.py (python -m automm)."""
+    rows = _rows()
+    modules = [path.relative_to(ROOT).as_posix() for folder in ("automm", "automm/components")
+               for path in sorted((ROOT / folder).glob("*.py")) if path.stat().st_size]  # (an empty __init__: no row)
+    assert [module for module in modules if module not in rows] == []
+    assert [path for path in rows if not (ROOT / path).exists()] == []
+
+
+def test_the_hookspecs_row_names_exactly_the_hooks():
+    from automm import hookspecs
+
+    hooks = {name for name, value in vars(hookspecs).items()
+             if name.startswith("automm_") and inspect.isfunction(value)}
+    named = set(re.findall(r"`(automm_\w+)`", _rows()["automm/hookspecs.py"]))
+    assert hooks and named == hooks
+
+
+def test_the_cli_row_names_exactly_the_subcommands():
+    import argparse
+
+    from automm.cli import build_parser
+
+    (subparsers,) = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
+    row = _rows()["automm/cli.py"]
+    named = set(re.findall(r"`(\w+)`", row.split("(", 1)[1].split(")", 1)[0]))  # "the `automm` command (`init`, ...)"
+    assert named == set(subparsers.choices)
+
+
+def test_the_base_row_names_every_member_of_the_encoder_interface():
+    """The row lacked empty_rows, get_state / set_state, training_only_hyperparameters and
+    min_format_version: what a plugin author implements or sets had no place on the map."""
+    from automm.components.base import Encoder
+
+    row = _rows()["automm/components/base.py"]
+    members = [name for name in vars(Encoder) if not name.startswith("_") and name != "modality"]
+    assert [name for name in members if f"`{name}`" not in row] == []
+
+
+def test_every_name_in_a_modules_all_exists_once():
+    for info in pkgutil.walk_packages(automm.__path__, "automm."):
+        module = importlib.import_module(info.name)
+        names = list(getattr(module, "__all__", ()))
+        assert [name for name in names if not hasattr(module, name)] == [], info.name
+        assert len(names) == len(set(names)), info.name
