@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .components.base import Encoder, Fusion
+from .contracts import calling
 from .exceptions import PluginError
 
 __all__ = ["MultimodalNet", "move_to_device", "fusion_width_problem"]
@@ -68,7 +69,8 @@ class MultimodalNet(nn.Module):
             if rows is not None and len(rows) == 0:
                 embeddings[name] = _unused_output(encoder, size, mask.device)
                 continue
-            embedding = encoder(batch)
+            with calling(f"{self.encoder_labels[name]} of input {name!r}", "in forward"):
+                embedding = encoder(batch)
             if embedding.dim() != 2 or embedding.shape[-1] != encoder.output_dim:
                 raise PluginError(f"{self.encoder_labels[name]} of input {name!r} returned a tensor of shape "
                                   f"{tuple(embedding.shape)}; its output_dim says (batch, {encoder.output_dim}): "
@@ -102,7 +104,8 @@ class MultimodalNet(nn.Module):
         embeddings = self.encode(inputs, masks)
         embeddings = {name: emb.float() * masks[name].unsqueeze(-1).to(emb.dtype).float()
                       for name, emb in embeddings.items()}
-        fused = self.fusion(embeddings, masks)
+        with calling(self.fusion_label, "in forward"):
+            fused = self.fusion(embeddings, masks)
         if not isinstance(fused, torch.Tensor) or fused.dim() != 2 or fused.shape[-1] != self.fusion.output_dim:
             got = (f"a tensor of shape {tuple(fused.shape)}" if isinstance(fused, torch.Tensor)
                    else f"a {type(fused).__name__}")

@@ -1077,6 +1077,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     output = _saved_output(manifest, directory / MANIFEST)
     cls = _estimator_class(manifest, expected_class, directory)
     reg = registry.get_registry()
+    other_packages = []  # components whose package here is not the one the model was saved with
     for info in manifest["components"]:
         try:
             spec = reg.get(info["kind"], info["name"])
@@ -1095,6 +1096,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
                 f"the model needs {info['kind']} {info['name']!r} from plugin {info.get('plugin')!r} (package "
                 f"{info.get('package') or 'unknown'}), {_why_missing(info.get('plugin'))}") from None
         saved = info.get("package")
+        if saved and spec.package and saved != spec.package:
+            other_packages.append(f"{info['kind']} {info['name']!r} of {saved} (here {spec.package})")
         if saved and spec.package and registry.distribution_name(saved) != registry.distribution_name(spec.package):
             warnings.warn(f"{path}: the model was saved with {info['kind']} {info['name']!r} of package {saved}; "
                           f"here that name comes from {spec.package}, which may read its weights differently "
@@ -1121,8 +1124,9 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     config = manifest["config"]
     from .estimator import global_random_state_kept
 
-    with global_random_state_kept():  # the networks' initial weights, replaced by the saved ones,
-        # would draw from the host's torch generator (a load changed the stream a host had seeded)
+    with global_random_state_kept(), _naming_other_packages(other_packages):
+        # (the networks' initial weights, replaced by the saved ones, would draw from the host's
+        # torch generator: a load changed the stream a host had seeded)
         model = read_model_files(directory, inputs, config, manifest["n_outputs"],
                                  {name: files.pop(name) for name in (PREPROCESSING, WEIGHTS)})
     estimator.model_ = model.to(device_)
@@ -1156,12 +1160,29 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         if key in manifest.get("fit", {}):
             setattr(estimator, attr, manifest["fit"][key])
     if "ensemble" in manifest:
-        with global_random_state_kept():
+        with global_random_state_kept(), _naming_other_packages(other_packages):
             estimator.ensemble_ = _load_ensemble(directory, manifest, files, inputs, estimator.model_, device_)
     estimator._augmentation_providers = augmentations  # names their package if a refit needs them gone
     if output:
         estimator.set_output(**output)
     return estimator
+
+
+@contextlib.contextmanager
+def _naming_other_packages(other_packages: list[str]):
+    """Around building a loaded model: when a component comes from another package or version than
+    the one the model was saved with (``other_packages``, each ``"fusion 'lowrank' of automm-lowrank
+    0.1.0 (here automm-lowrank 0.2.0)"``), a failure to build it or to read its weights is a
+    :class:`ModelFormatError` that says so, not a plugin's broken factory or a damaged file."""
+    from .exceptions import PluginError
+
+    try:
+        yield
+    except (PluginError, ModelFormatError) as exc:
+        if not other_packages:
+            raise
+        raise ModelFormatError(f"the model was saved with {', '.join(other_packages)}, which cannot load it: "
+                               f"install the package it was saved with to load it ({exc})") from exc
 
 
 def _own_cache_dirs_replaced(choices: Any, cache_dir: str) -> None:

@@ -705,10 +705,10 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
     """Check a fusion built as ``factory(input_dims, n_outputs, **hyperparameters)``:
     output shape (``output_dim``; ``n_outputs`` when ``produces_outputs``), finite outputs
     with some inputs missing and with every input of a sample missing, that a missing
-    input's embedding (even NaN) does not change the output, that it also builds and runs on
-    the first input alone and on the inputs renamed (a fusion gets whatever inputs the data
-    have), gradients, determinism, the state_dict round trip, and the search space (every
-    draw must build and run)."""
+    input's embedding (even NaN) does not change the output and a present input's does, that
+    it also builds and runs on the first input alone and on the inputs renamed (a fusion gets
+    whatever inputs the data have), gradients, determinism, the state_dict round trip, and the
+    search space (every draw must build and run)."""
     spec = _resolve("fusion", name_or_spec, registry)
     dims = dict(input_dims or {"image_0": 8, "text_0": 5, "tabular": 3})
     hp = spec.hyperparameters(**hyperparameters)
@@ -762,6 +762,14 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
                 _fail(spec, f"the missing inputs' embeddings changed the output (replaced by NaN: max abs difference "
                             f"{diff:.3g}); {MASKS_HINT}")
         _check_output(spec, "forward with NaN in missing inputs", leaked, batch_size, width)
+        others = torch.Generator().manual_seed(seed + 1)
+        for name in names:  # a fusion that leaves an input out (a product of the first two) trains without it
+            changed = run(fusion, {**embeddings, name: torch.randn(embeddings[name].shape, generator=others)})
+            if (isinstance(changed, torch.Tensor) and changed.shape == out.shape
+                    and torch.allclose(out[masks[name]].float(), changed[masks[name]].float(), atol=atol, rtol=0.0)):
+                _fail(spec, f"the output does not depend on input {name!r}: its embedding replaced by other values "
+                            f"changed no row that has it (inputs {dims}); a fusion must use every input it is given, "
+                            "read their names and widths from input_dims")
         for row in range(batch_size):  # prediction batches rows as it likes: one alone must give the same
             try:
                 single = fusion({k: v[row:row + 1] for k, v in embeddings.items()},

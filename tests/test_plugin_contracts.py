@@ -13,6 +13,7 @@ from torch import nn
 
 import automm
 from automm import Augmentation, Fusion, PluginError, hookimpl
+from automm.components.text import HashedNgramEncoder
 from automm.testing import ConformanceError, check_augmentation, check_fusion
 
 TEXTS = ["a red shirt", "blue jeans", "a watch", "green socks"] * 4
@@ -146,6 +147,48 @@ def test_an_augmentation_that_raises_is_named(fresh_registry, name, where):
     with pytest.raises(PluginError, match=rf"augmentation '{name}' \(plugin '.*_RaisingPlugin'\) failed {where}: "
                                           r"ValueError: a bug inside"):
         _fit(augmentations=[name])
+
+
+class _BreaksWhenTold(_Concat):
+    broken = False
+
+    def forward(self, embeddings, masks):
+        if _BreaksWhenTold.broken:
+            raise ValueError("a bug inside")
+        return super().forward(embeddings, masks)
+
+
+class _EncoderBreaksWhenTold(HashedNgramEncoder):
+    def forward(self, batch):
+        if _BreaksWhenTold.broken:
+            raise ValueError("a bug inside")
+        return super().forward(batch)
+
+
+class _ForwardPlugin:
+    @hookimpl
+    def automm_register_fusions(self, register):
+        register("breaks_in_forward", _BreaksWhenTold, tags=("manual",))
+
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("breaks_in_forward", _EncoderBreaksWhenTold, modality="text", tags=("manual",))
+
+
+@pytest.mark.parametrize("component", ["fusion", "encoder"])
+def test_a_fusion_or_encoder_that_raises_in_forward_is_named(fresh_registry, monkeypatch, component):
+    # had failed the fit, each trial of a search and predict with a bare "ValueError: a bug inside"
+    fresh_registry(_ForwardPlugin())
+    chosen = {"fusion": "breaks_in_forward"} if component == "fusion" else {"encoders": {"text": "breaks_in_forward"}}
+    label = (r"fusion 'breaks_in_forward' \(plugin '.*_ForwardPlugin'\)" if component == "fusion" else
+             r"encoder 'breaks_in_forward' \(plugin '.*_ForwardPlugin'\) of input 'text_0'")
+    clf = _fit(**chosen)
+    monkeypatch.setattr(_BreaksWhenTold, "broken", True)
+    named = rf"^{label} failed in forward: ValueError: a bug inside$"
+    with pytest.raises(PluginError, match=named):
+        clf.predict(TEXTS[:3])
+    with pytest.raises(PluginError, match=named):
+        _fit(**chosen)
 
 
 class _ToPixels(automm.Augmentation):

@@ -433,6 +433,49 @@ def test_loading_a_model_with_autoloading_off_says_so(installed_distribution, mo
         automm.AutoMM.load(tmp_path / "model")
 
 
+def test_a_model_another_version_of_its_plugin_cannot_build_says_which_versions(installed_distribution, monkeypatch,
+                                                                                tmp_path):
+    # had said only that the factory failed ("narrow its search space, or fix its factory") or that
+    # weights.safetensors did not match, as if the file were damaged, not that the plugin had changed
+    from automm.exceptions import ModelFormatError
+
+    automm.reset_registry()
+    clf = automm.AutoMM(encoders={"text": "hello"}, column_types={"x0": "text"}, max_epochs=1, random_state=0,
+                        num_workers=0)
+    clf.fit(["a", "bb", "ccc", "dddd"] * 4, ["s", "l", "l", "l"] * 4)
+    clf.save(tmp_path / "model")
+    import json
+
+    manifest = tmp_path / "model" / "automm.json"
+    saved = json.loads(manifest.read_text())
+    for component in saved["components"]:
+        if component["name"] == "hello":
+            component["package"] = "automm-hello-plugin 1.0.0"  # as saved by an older version, whose
+    saved["config"]["encoders"]["text_0"]["gain"] = 2.0     # factory took a keyword 1.2.3's does not
+    write_manifest(manifest, saved)
+    with pytest.raises(ModelFormatError, match=r"^the model was saved with encoder 'hello' of automm-hello-plugin "
+                                               r"1\.0\.0 \(here automm-hello-plugin 1\.2\.3\), which cannot load it: "
+                                               r"install the package it was saved with to load it \(.*'gain'"):
+        automm.AutoMM.load(tmp_path / "model")
+    saved["config"]["encoders"]["text_0"].pop("gain")  # built, but its weights named otherwise
+    write_manifest(manifest, saved)
+    weights = tmp_path / "model" / "weights.safetensors"
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(weights)
+    save_file({key.replace("linear", "dense"): value for key, value in tensors.items()}, weights)
+    saved.pop("files", None)  # (a save of before the files' digests)
+    write_manifest(manifest, saved)
+    with pytest.raises(ModelFormatError, match=r"^the model was saved with encoder 'hello' of automm-hello-plugin "
+                                               r"1\.0\.0 .*weights cannot be read or do not match"):
+        automm.AutoMM.load(tmp_path / "model")
+    for component in saved["components"]:
+        component["package"] = None if component["name"] != "hello" else "automm-hello-plugin 1.2.3"
+    write_manifest(manifest, saved)
+    with pytest.raises(ModelFormatError, match=r"^.*weights\.safetensors: weights cannot be read"):
+        automm.AutoMM.load(tmp_path / "model")  # the same package: a damaged file, as before
+
+
 class WrongWidthEncoder(ConstantEncoder):
     def forward(self, batch):
         return super().forward(batch)[:, :1]  # narrower than its output_dim

@@ -1176,7 +1176,8 @@ def test_a_search_whose_trials_all_fail_the_same_way_stops_early(texts, fresh_re
     X, y, _, _ = texts
     start = time.monotonic()
     with pytest.raises(SearchError, match=r"all 5 trials of the search failed: trials 0, 1, 2, \.\.\. \(5\): "
-                                          r"RuntimeError: boom from the broken encoder$"):
+                                          r"PluginError: encoder 'broken' \(plugin '.*BrokenPlugin'\) of input "
+                                          r"'text_0' failed in forward: RuntimeError: boom from the broken encoder$"):
         AutoMM(**small(time_limit=120, encoders={"text": "broken"})).fit(X, y)
     assert time.monotonic() - start < 30
     # different reasons: a configuration's fault, the search goes on to its budget

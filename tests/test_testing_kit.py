@@ -304,6 +304,21 @@ class _BatchCentred(_LeakyFusion):
         return self.linear(x - x.mean(0, keepdim=True))
 
 
+class _FirstTwoProduct(_LeakyFusion):
+    """A bilinear product of the first two inputs by name, reading the masks: a third input left out."""
+
+    def __init__(self, input_dims, n_outputs):
+        super().__init__(input_dims, n_outputs)
+        self.first = torch.nn.ModuleList(torch.nn.Linear(input_dims[n], 4) for n in self.names[:2])
+
+    def forward(self, embeddings, masks):
+        out = 1
+        for name, layer in zip(self.names[:2], self.first):
+            present = masks[name][:, None]
+            out = out * torch.where(present, layer(torch.where(present, embeddings[name], 0.0)), 1.0)
+        return out
+
+
 class _BrokenPlugin:
     @hookimpl
     def automm_register_encoders(self, register):
@@ -326,6 +341,7 @@ class _BrokenPlugin:
         register("no_width", _NoWidthFusion)
         register("cpu_only", _CpuOnlyFusion)
         register("batch_centred", _BatchCentred)
+        register("first_two", _FirstTwoProduct)
 
     @hookimpl
     def automm_register_augmentations(self, register):
@@ -471,6 +487,14 @@ def test_kit_says_where_an_augmentations_random_numbers_must_come_from(broken):
     with pytest.raises(ConformanceError, match=r"global_random.*is not deterministic.*; draw every random number from "
                                                r"the generator argument .*never from random, numpy or torch's global"):
         check_augmentation("global_random")
+
+
+def test_kit_catches_a_fusion_that_leaves_an_input_out(broken):
+    # had passed the kit: the texts (text_0 after image_0 and tabular) never reached the model
+    with pytest.raises(ConformanceError, match=r"first_two.*the output does not depend on input 'text_0': its "
+                                               r"embedding replaced by other values changed no row that has it"):
+        check_fusion("first_two")
+    check_fusion("first_two", {"image_0": 8, "text_0": 5})  # given two inputs, it uses both
 
 
 def test_kit_says_how_to_fix_a_fusion_without_an_output_dim(broken):
