@@ -169,6 +169,24 @@ def _one_hot(values: np.ndarray) -> bool:
             and bool((values.sum(axis=1) == 1).all()))
 
 
+def _holdout_keeping_each_class(pool: np.ndarray, targets: np.ndarray, n_valid: int,
+                                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, valid) rows of ``pool``: ``n_valid`` held out at random, but one row of each class
+    (drawn at random) kept in training, where a holdout of fewer rows than classes cannot be
+    stratified (unstratified, 15 classes of 2 rows and a 3-row holdout held out both rows of a
+    class for 11% of the seeds: no model trained on it, and the holdout judged a class never seen)."""
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.RandomState(seed % (2**32))
+    kept = np.array([rng.choice(pool[targets[pool] == k]) for k in np.unique(targets[pool])])
+    rest = np.setdiff1d(pool, kept)
+    if len(rest) > n_valid:
+        _, valid = train_test_split(rest, test_size=n_valid, random_state=seed % (2**32))
+    else:
+        valid = rest
+    return np.setdiff1d(pool, valid), np.asarray(valid)
+
+
 class AutoMM(TransformerMixin, BaseEstimator):
     """Multimodal AutoML estimator: images, texts and table columns in, a trained model out.
 
@@ -876,11 +894,16 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if single.any() and n - single.sum() > n_valid:
                 pool = indices[~single]
                 pooled = np.bincount(targets[pool])
-                stratify = targets[pool] if n_valid >= int((pooled > 0).sum()) else None
-                train, valid = train_test_split(pool, test_size=n_valid, random_state=seed, stratify=stratify)
+                if n_valid >= int((pooled > 0).sum()):
+                    train, valid = train_test_split(pool, test_size=n_valid, random_state=seed, stratify=targets[pool])
+                else:
+                    train, valid = _holdout_keeping_each_class(pool, targets, n_valid, seed)
                 return np.sort(np.concatenate([train, indices[single]])), np.sort(valid)
             if counts[counts > 0].min() >= 2 and n_valid >= n_classes:
                 stratify = targets
+            else:  # fewer holdout rows than classes: unstratified, but no class held out whole
+                train, valid = _holdout_keeping_each_class(indices, targets, n_valid, seed)
+                return np.sort(train), np.sort(valid)
         train, valid = train_test_split(indices, test_size=n_valid, random_state=seed, stratify=stratify)
         return np.sort(train), np.sort(valid)
 

@@ -661,7 +661,7 @@ AUTO_BAG_FOLDS = 5
 
 def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n_folds`` (train rows, validation rows) splits of every row of ``data``, stratified
-    for classification when some class has at least ``n_folds`` rows: a class of fewer rows
+    for classification (:func:`_spread_folds` where every class has fewer rows than folds): a class of fewer rows
     (a class of one row) is spread over as many folds as it has rows, so that every fold
     model trains on a class of 2 or more rows (unstratified, fashion subCategory's class of
     2 rows fell in one fold for 4 of 20 seeds: out of fold, no model had seen it)."""
@@ -675,11 +675,28 @@ def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarra
     if data.problem_type != "regression":
         counts = np.bincount(targets.astype(np.int64))
         stratify = bool(counts.max() >= n_folds)
+        if not stratify and len(rows) >= n_folds:  # every class smaller than the folds (tiny data):
+            return _spread_folds(rows, targets.astype(np.int64), n_folds, data.seed)  # StratifiedKFold refuses
     splitter = (StratifiedKFold(n_folds, shuffle=True, random_state=data.seed % (2**32)) if stratify
                 else KFold(n_folds, shuffle=True, random_state=data.seed % (2**32)))
     with warnings.catch_warnings():  # ("The least populated class in y has only 1 members"): as intended
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         return [(rows[a], rows[b]) for a, b in splitter.split(rows, targets if stratify else None)]
+
+
+def _spread_folds(rows: np.ndarray, targets: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds of ``rows`` that spread each class's rows over distinct folds (dealt in turn, in a
+    random order, the folds' sizes kept within one row of each other): where every class has
+    fewer rows than folds, unstratified folds put both rows of a class of 2 in one fold for some
+    seeds (20 rows, classes of 2-4: a fold model that never saw the class scored its rows)."""
+    rng = np.random.RandomState(seed % (2**32))
+    fold_of = np.empty(len(rows), dtype=np.int64)
+    dealt = 0
+    for label in rng.permutation(np.unique(targets)):
+        members = rng.permutation(np.flatnonzero(targets == label))
+        fold_of[members] = (dealt + np.arange(len(members))) % n_folds
+        dealt += len(members)
+    return [(rows[fold_of != k], rows[fold_of == k]) for k in range(n_folds)]
 
 
 #: Metrics that average over classes: their value depends on which classes the rows hold.

@@ -1,6 +1,7 @@
 """Classes of very few rows: a class of one row stays in training, and metric="f1" names its positive class."""
 
 import numpy as np
+import pytest
 
 from automm import AutoMMClassifier
 
@@ -14,6 +15,18 @@ def test_a_class_of_one_row_stays_in_training_and_the_rest_is_stratified():
         assert 999 in train and 999 not in valid
         assert (targets[valid] == 1).sum() == 1  # stratified: the 9-row class is in the holdout
         assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == len(targets)
+
+
+def test_a_holdout_of_fewer_rows_than_classes_leaves_every_class_in_training():
+    """15 classes of 2 rows, a 3-row holdout (unstratified): both rows of a class were held out
+    for 11% of the seeds, a class no model trained on and the holdout judged."""
+    model = AutoMMClassifier()
+    model.problem_type_ = "multiclass"
+    for targets in (np.repeat(np.arange(15), 2), np.repeat(np.arange(12), [1] + [2] * 10 + [9])):
+        for seed in range(100):
+            train, valid = model._holdout_split(targets, seed)
+            assert len(valid) == 3 and set(targets[train]) == set(targets)
+            assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == len(targets)
 
 
 def test_f1_warns_when_its_positive_class_is_the_majority():
@@ -104,3 +117,20 @@ def test_bag_folds_stay_stratified_when_a_class_has_fewer_rows_than_folds():
     for train, _ in folds:
         trained = np.bincount(targets[train].astype(int), minlength=len(counts))
         assert (trained[counts >= 2] > 0).all()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bag_folds_spread_each_class_when_every_class_is_smaller_than_the_folds(seed):
+    """20 rows in classes of 2-4 (none of 5 rows): the folds were unstratified, and both rows of a
+    class of 2 could fall in one fold, whose model never saw the class while scoring its rows."""
+    from automm.pipeline import PreparedData, _folds
+
+    targets = np.array([0, 0, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6], dtype=np.float32)
+    data = PreparedData(inputs=[], values={}, targets=targets, problem_type="multiclass", n_outputs=7,
+                        train_index=np.arange(len(targets)), valid_index=np.arange(0), seed=seed, device=None,
+                        num_workers=0)
+    folds = _folds(data, 5)
+    assert sorted(np.concatenate([valid for _, valid in folds]).tolist()) == list(range(len(targets)))
+    assert sorted(len(valid) for _, valid in folds) == [4] * 5
+    for train, _ in folds:
+        assert set(targets[train].astype(int)) == set(range(7))

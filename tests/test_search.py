@@ -2919,3 +2919,24 @@ def test_a_trial_started_after_the_time_limit_says_so_not_that_its_code_ignored_
     with pytest.raises(automm.TimeLimitExceeded, match="the time limit had passed before this trial started") as caught:
         AutoMM(**small(n_trials=2, time_limit=30, search_space={"warm_start": False})).fit(X, y)
     assert "does not watch it" not in str(caught.value)
+
+
+def test_a_holdout_of_a_few_rows_does_not_weigh_the_ensemble():
+    """On 28 rows (a 3-row holdout) greedy selection replaced the bag ranked first on its 28
+    out-of-fold rows (0.93) by a trial right on 3 of 3 holdout rows and a weaker bag: the kept
+    model is now the best-ranked one alone."""
+    import warnings
+
+    from automm.datasets import load_emoji_sample
+    from automm.search import MIN_SELECTION_ROWS
+
+    frame = load_emoji_sample()
+    frame = frame[frame.category.isin(frame.category.value_counts().index[:4])]
+    frame = frame.groupby("category").head(7).sample(frac=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = AutoMM(n_trials=6, random_state=0, max_epochs=3).fit(frame[["name"]], frame["category"])
+    board = model.leaderboard_
+    assert board["rows"].min() < MIN_SELECTION_ROWS  # trials scored on the holdout alone are in the pool
+    assert model.best_trial_ == board["number"].iloc[0]
+    assert {member.trial for member in model.ensemble_.members} == {model.best_trial_}
