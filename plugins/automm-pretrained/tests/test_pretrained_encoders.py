@@ -466,3 +466,30 @@ def test_the_search_samples_learning_rate_scale_only_when_it_fine_tunes(monkeypa
         for _ in range(5):
             params = _suggest_component(study.ask(), spec, prefix, overrides)
             assert params["trainable_layers"] == 2 and 0.05 <= params["learning_rate_scale"] <= 0.2
+
+
+def test_efficientnet_clamps_its_activations_in_place_with_the_same_values_and_gradients(monkeypatch):
+    """Each ReLU6 copied its activation map (6% of a frozen feature pass on one core, 3,000
+    fashion photos: about 6 s): it now clamps it in place, with the same outputs and, fine-tuned
+    (batch norm training) or frozen below, the same gradients."""
+    from automm_pretrained import efficientnet
+
+    torch.manual_seed(0)
+    net = efficientnet.EfficientNetLite0(drop_connect_rate=0.0)
+    x = torch.rand(2, 3, 64, 64)
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        net.zero_grad()
+        out = net(x, trainable_units=3)
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    places = []
+    relu6 = torch.nn.functional.relu6
+    monkeypatch.setattr(efficientnet.F, "relu6", lambda t, inplace=False: places.append(inplace) or relu6(t, inplace))
+    out, grads = run()
+    assert places and all(places)  # every clamp in place
+    monkeypatch.setattr(efficientnet.F, "relu6", lambda t, inplace=False: relu6(t, False))
+    ref_out, ref_grads = run()
+    assert torch.equal(out, ref_out) and len(grads) == len(ref_grads) > 0
+    assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads))
