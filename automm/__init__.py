@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 #: (seconds on a loaded machine: ``automm --version`` took 8.8 s, now a fraction of one).
 _EXPORTS = {
     **dict.fromkeys(("AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "SearchError",
-                     "TimeLimitExceeded", "UnknownComponentError"), "exceptions"),
+                     "TimeLimitExceeded", "UnknownComponentError", "AutoMMWarning"), "exceptions"),
     **dict.fromkeys(("check_deadline", "time_left"), "deadlines"),
     **dict.fromkeys(("MISSING", "Augmentation", "BatchAugmentation", "Encoder", "Fusion"), "components.base"),
     **dict.fromkeys(("create_augmentation", "create_encoder", "create_fusion", "get_registry", "list_augmentations",
@@ -49,7 +49,7 @@ __all__ = [
     "list_encoders", "list_fusions", "list_augmentations", "list_datasets", "load_dataset",
     "create_encoder", "create_fusion", "create_augmentation", "get_registry", "reset_registry",
     "check_deadline", "time_left", "read_image_folder",
-    "AutoMMError", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "SearchError", "TimeLimitExceeded",
-    "UnknownComponentError",
+    "AutoMMError", "AutoMMWarning", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "SearchError",
+    "TimeLimitExceeded", "UnknownComponentError",
     "__version__",
 ]

@@ -69,8 +69,10 @@ def _warnings_as_messages(quiet: bool, debug: bool):
         if quiet:
             warnings.simplefilter("ignore")
         else:
+            from .exceptions import AutoMMWarning  # (not at the top: --help and --version import no scikit-learn)
+
             def show(message, category, filename, lineno, file=None, line=None) -> None:
-                kind = "" if category is UserWarning else f" ({category.__name__})"
+                kind = "" if category in (UserWarning, AutoMMWarning) else f" ({category.__name__})"
                 print(f"{PROG}: warning{kind}: {message}", file=sys.stderr, flush=True)
 
             warnings.showwarning = show
@@ -781,6 +783,7 @@ def _warn_training_split_rows(model_dir: str, frame, filters) -> None:
         return
     if column is None or column not in frame.columns or any(c == column for c, _ in filters):
         return
+    from .exceptions import AutoMMWarning
     from .recipe_checks import split_text, split_texts
 
     def values(key: str, default: Any) -> list[str]:
@@ -797,7 +800,7 @@ def _warn_training_split_rows(model_dir: str, frame, filters) -> None:
         test = values("test_values", "test")
         warnings.warn(f"{seen} of {len(frame)} rows are of the split the model was fitted on ({column!r} "
                       f"{' or '.join(map(repr, fitted))}, as its recipe.yaml says): the metrics count rows the model "
-                      f"has seen; pass --filter {column}={test[0]} to score its test rows alone")
+                      f"has seen; pass --filter {column}={test[0]} to score its test rows alone", AutoMMWarning)
 
 
 def _recipe_files_dirs(model_dir: str) -> list[str]:

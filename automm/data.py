@@ -31,7 +31,7 @@ import torch
 from .components.base import MISSING, Encoder
 from .components.text import blank_text
 from .contracts import augment_input_problem
-from .exceptions import InputError, PluginError, user_stacklevel
+from .exceptions import AutoMMWarning, InputError, PluginError, user_stacklevel
 from .suggestions import did_you_mean
 from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, read_words, written_bool,
                     written_code)
@@ -579,7 +579,7 @@ def _numbers_beyond_the_sample(name: str, column: Sequence[Any], role: str, pres
     warnings.warn(f"column {name!r}: its first values are numbers, but {others} of its {len(values)} values are not, "
                   f"so it is read as {role}; give column_types={{{name!r}: 'numeric'}} if it holds numbers (up to "
                   f"{NUMBER_TOLERANCE:.0%} of them may be other than numbers: they count as missing)",
-                  UserWarning, stacklevel=user_stacklevel())
+                  AutoMMWarning, stacklevel=user_stacklevel())
     return role
 
 
@@ -617,7 +617,7 @@ def _warn_written_numbers_or_dates(name: str, role: str, present: Sequence[Any])
         if len(matching) >= MOSTLY_NUMBERS * len(present) and not all(map(is_number, matching)):
             shown = ", ".join(repr(v) for v in list(dict.fromkeys(matching))[:3])
             warnings.warn(f"column {name!r}: its values look like {what} ({shown}), so it is read as {role}; "
-                          f"convert them first, e.g. {fix}", UserWarning, stacklevel=user_stacklevel())
+                          f"convert them first, e.g. {fix}", AutoMMWarning, stacklevel=user_stacklevel())
             return True
     return False
 
@@ -632,7 +632,7 @@ def _warn_numbers_as_text(name: str, present: Sequence[Any]) -> None:
     shown = ", ".join(repr(v) for v in list(dict.fromkeys(present))[:3])
     warnings.warn(f"column {name!r}: every value is a number written as a string ({shown}), so it is read as "
                   f"text, its digits as words; if it holds amounts, give column_types={{{name!r}: 'numeric'}} "
-                  "or convert it (pandas.to_numeric)", UserWarning, stacklevel=user_stacklevel())
+                  "or convert it (pandas.to_numeric)", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 
@@ -652,7 +652,7 @@ def _warn_words_as_categories(name: str, present: Sequence[Any]) -> None:
         warnings.warn(f"column {name!r}: read as categorical ({len(distinct)} distinct values made of {len(words)} "
                       "distinct words, e.g. " + ", ".join(repr(v) for v in sorted(distinct)[:3]) + "); a value "
                       f"not seen in fit counts as missing. To read its words: column_types={{{name!r}: 'text'}}",
-                      UserWarning, stacklevel=user_stacklevel())
+                      AutoMMWarning, stacklevel=user_stacklevel())
 
 
 #: Words written for a missing value (pandas reads them as missing from a CSV file; ``"n.a."``),
@@ -699,7 +699,7 @@ def _say_mostly(name: str, role: str, n_present: int, n_read: int, others: Seque
     warnings.warn(f"column {name!r}: {n_read} of {n_present} values read are {read_as}, the others are not ({shown}), "
                   f"so it is read as {role}; if it holds {holds}, {fix} or give column_types={{{name!r}: "
                   f"'{wanted_role}'}} (up to {tolerance:.0%} of a {kind} column's values may be other than {holds}: "
-                  "they count as missing)", UserWarning, stacklevel=user_stacklevel())
+                  "they count as missing)", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
@@ -713,7 +713,7 @@ def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
         warnings.warn(f"column {name!r} holds {'/'.join(suffixes)} file paths, but no installed plugin reads them "
                       "(e.g. automm-audio for .wav; is AUTOMM_DISABLE_PLUGIN_AUTOLOAD set?): it is read as text, the "
                       "file names, not the files; give it its role in column_types or leave it out",
-                      UserWarning, stacklevel=user_stacklevel())
+                      AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _warn_urls(name: str, present: Sequence[Any]) -> None:
@@ -725,8 +725,8 @@ def _warn_urls(name: str, present: Sequence[Any]) -> None:
     if present and len(urls) >= 0.8 * len(present) and len(set(urls)) > 0.5 * len(urls):
         warnings.warn(f"column {name!r} holds URLs (e.g. {_short(urls[0])}): it is read "
                       "as text, the addresses, not what they point to; automm never downloads: download the images "
-                      "and give their paths, leave the column out, or give it column_types={..: 'text'} to keep it", UserWarning,
-                      stacklevel=user_stacklevel())
+                      "and give their paths, leave the column out, or give it column_types={..: 'text'} to keep it",
+                      AutoMMWarning, stacklevel=user_stacklevel())
 
 
 @dataclass
@@ -814,7 +814,7 @@ def warn_unused_modalities(where: str, keys: Iterable[Any], specs: Sequence[Inpu
         warnings.warn(f"{where}: no input of the data is {' or '.join(map(repr, unused))}, so {named} "
                       f"{'is' if len(unused) == 1 else 'are'} not used; the columns' roles are {roles} (column_types= "
                       f"sets a column's role, e.g. column_types={{{tabular[0]!r}: {unused[0]!r}}})",
-                      UserWarning, stacklevel=user_stacklevel())
+                      AutoMMWarning, stacklevel=user_stacklevel())
 
 
 #: The argument whose values the checks in progress in this thread (or task) are of, named
@@ -836,8 +836,8 @@ def checks_of(argument: str):
 
 
 def _warn_of_column(message: str) -> None:
-    """A check's ``UserWarning`` about a column's values, naming the argument being checked."""
-    warnings.warn(_checked_argument.get() + message, UserWarning, stacklevel=user_stacklevel())
+    """A check's ``AutoMMWarning`` about a column's values, naming the argument being checked."""
+    warnings.warn(_checked_argument.get() + message, AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
@@ -1333,7 +1333,8 @@ class MultimodalDataset(torch.utils.data.Dataset):
                              f"although their check before the work passed (the last, {_short(value)}: {exc}); "
                              "are the files being changed or removed meanwhile?") from exc
         warnings.warn(f"input {name!r}: {exc}; its header and end are fine, so the check before the work passed "
-                      "it, but the data inside is broken: it counts as missing", UserWarning, stacklevel=user_stacklevel())
+                      "it, but the data inside is broken: it counts as missing",
+                      AutoMMWarning, stacklevel=user_stacklevel())
 
     def _augmenter(self, name: str, index: int) -> Callable | None:
         modality = self.encoders[name].modality

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import InputError, user_stacklevel
+from .exceptions import AutoMMWarning, InputError, user_stacklevel
 from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
 from .recipe_checks import split_text
 from .roles import as_datetime
@@ -297,7 +297,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     import warnings
 
     for caution in cautions:
-        warnings.warn(caution, UserWarning, stacklevel=user_stacklevel())
+        warnings.warn(caution, AutoMMWarning, stacklevel=user_stacklevel())
     return RecipeDraft(content, {c: roles[c] for c in used}, left_out, notes, cautions)
 
 

@@ -30,7 +30,7 @@ from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
                    checks_of, row_namer, row_naming, rows_repeated, table_like, validate_columns,
                    warn_unused_modalities)
-from .exceptions import InputError, NotFittedError, UnknownComponentError, user_stacklevel
+from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
 from .process_state import SharedChange
 from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
@@ -159,7 +159,7 @@ def _warn_near_duplicate_classes(classes: np.ndarray, counts: np.ndarray) -> Non
         shown = "; ".join(", ".join(f"{str(classes[i])!r} ({counts[i]} rows)" for i in members) for members in alike[:3])
         warnings.warn(f"y: {sum(map(len, alike))} classes differ from another only in case or spaces ({shown}"
                       f"{'; ...' if len(alike) > 3 else ''}) and are learnt as different classes; if each group is "
-                      "one class, clean the labels first (e.g. y.str.split().str.join(' ').str.lower())", UserWarning,
+                      "one class, clean the labels first (e.g. y.str.split().str.join(' ').str.lower())", AutoMMWarning,
                       stacklevel=user_stacklevel())
 
 
@@ -428,14 +428,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 if kind != "continuous" and (rule := _close_to_classes(np.asarray(y))):
                     warnings.warn(f"y: {len(np.unique(y))} whole-number values, read as a regression target ({rule}); "
                                   "pass problem_type='multiclass' if they are classes, or 'regression' to silence this",
-                                  UserWarning, stacklevel=user_stacklevel())
+                                  AutoMMWarning, stacklevel=user_stacklevel())
                 return "regression"
             if kind in ("binary", "multiclass"):
                 n_classes = len(np.unique(y))
                 if kind == "multiclass" and np.asarray(y).dtype.kind in "iu" and n_classes > 20 and not classifier:
                     warnings.warn(f"y: {n_classes} integer values, read as classes (integers are amounts only when "
                                   "more than half the rows differ); pass problem_type='regression' if they are "
-                                  "amounts, or 'multiclass' to silence this", UserWarning, stacklevel=user_stacklevel())
+                                  "amounts, or 'multiclass' to silence this",
+                                  AutoMMWarning, stacklevel=user_stacklevel())
                 return kind
             raise InputError(f"y: cannot infer the problem type from labels of type {kind!r}; "
                              "pass problem_type= explicitly")
@@ -639,14 +640,14 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 if self.augmentations != "default":  # named by the user
                     warnings.warn(f"augmentations: {name!r} cannot act with {n_inputs} input"
                                   f"{'s' if n_inputs != 1 else ''} (it needs {component.factory.min_inputs}): "
-                                  "the model trains without it", UserWarning, stacklevel=user_stacklevel())
+                                  "the model trains without it", AutoMMWarning, stacklevel=user_stacklevel())
                 continue
             if component.modality == "batch" or component.modality in modalities:
                 resolved.append((name, component.hyperparameters(**params)))
             elif self.augmentations != "default":  # named by the user, for data it does not have
                 warnings.warn(f"augmentations: {name!r} augments {component.modality} inputs, and the data have "
                               f"none ({', '.join(sorted(modalities)) or 'no inputs'}): the model trains without it",
-                              UserWarning, stacklevel=user_stacklevel())
+                              AutoMMWarning, stacklevel=user_stacklevel())
         return resolved
 
     # ------------------------------------------------------------------ fit
@@ -685,9 +686,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         for column in _columns_equal_to_labels(table, roles, labels):
             fix = "leave that input out" if table.positional else f"leave it out of X: X.drop(columns=[{column!r}])"
             warnings.warn(f"X: column {column!r} holds the labels y in every row: the model would read the answer "
-                          f"off it, which new rows will not have; {fix}", UserWarning, stacklevel=user_stacklevel())
+                          f"off it, which new rows will not have; {fix}", AutoMMWarning, stacklevel=user_stacklevel())
         for message in _columns_that_cannot_help(table, roles):
-            warnings.warn(f"X: {message}", UserWarning, stacklevel=user_stacklevel())
+            warnings.warn(f"X: {message}", AutoMMWarning, stacklevel=user_stacklevel())
         return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
 
     def _encode_targets(self, labels: np.ndarray, problem_type: str, weights: np.ndarray | None = None) -> np.ndarray:
@@ -800,7 +801,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 val_table = _validation_table((X_val,), records=False)
                 if named and len(val_table.names) == len(table.names) and _has_feature_names(X_val):
                     warnings.warn(f"X_val has feature names, but fit was given unnamed inputs: its columns "
-                                  f"{val_table.names} are taken in order", UserWarning, stacklevel=user_stacklevel())
+                                  f"{val_table.names} are taken in order", AutoMMWarning, stacklevel=user_stacklevel())
                 n = len(val_table.names)
                 if n != len(table.names):
                     raise InputError(f"X_val: an array of {n} column{'s' if n != 1 else ''}; fit was given "
@@ -872,7 +873,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             warnings.warn(f"{n} samples are too few to hold any out: the validation score (fit_summary, "
                           "leaderboard_), the kept epoch and the search's choices are measured on the training "
                           "rows, so they say nothing of new data; pass X_val=, y_val= to validate on other rows",
-                          UserWarning, stacklevel=user_stacklevel())
+                          AutoMMWarning, stacklevel=user_stacklevel())
             return indices, indices
         from sklearn.model_selection import train_test_split
 
@@ -987,7 +988,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if val is not None and (seen := rows_repeated(val[0], table)):
             warnings.warn(f"X_val: {seen} of {len(val[0])} rows have the features of a training row (repeated "
                           "rows): the validation score, which picks the epochs and the model, counts rows the "
-                          "model has seen; drop them from X_val or X", UserWarning, stacklevel=user_stacklevel())
+                          "model has seen; drop them from X_val or X", AutoMMWarning, stacklevel=user_stacklevel())
         for attr in ("classes_", "target_mean_", "target_std_"):
             self.__dict__.pop(attr, None)
         self._check_metric(problem_type)
@@ -996,7 +997,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__} with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
                           f"so cross-validation splits its rows in order, unstratified, and scorers that need "
                           f"probabilities or class lists may fail; use AutoMMClassifier or AutoMMRegressor, or pass "
-                          f"problem_type={problem_type!r}", UserWarning, stacklevel=user_stacklevel())
+                          f"problem_type={problem_type!r}", AutoMMWarning, stacklevel=user_stacklevel())
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type, weights)
         if self.metric == "f1" and problem_type == "binary":
@@ -1006,7 +1007,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 warnings.warn(f"metric='f1' scores the F1 of the positive class, the second of classes_ (sorted): "
                               f"{positive!r}, which is the majority ({share:.0%} of the rows), not {negative!r}; "
                               f"if {negative!r} is the class to find, name the labels so that it sorts second "
-                              f"(e.g. y == {negative!r}), or use metric='macro_f1'", UserWarning,
+                              f"(e.g. y == {negative!r}), or use metric='macro_f1'", AutoMMWarning,
                               stacklevel=user_stacklevel())
         table, targets, weights, is_train = self._drop_unweighted(*self._with_validation_rows(
             table, targets, weights, val, problem_type))
@@ -1043,7 +1044,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                               f"{len(absent)} class{'es' if len(absent) > 1 else ''} ({shown}{', ...' if len(absent) > 5 else ''}): "
                               f"the validation score, the search's ranking and the decision weights average over "
                               f"the other {len(np.unique(targets[valid_idx]))} classes and say nothing of "
-                              f"{'them' if len(absent) > 1 else 'it'}", UserWarning, stacklevel=user_stacklevel())
+                              f"{'them' if len(absent) > 1 else 'it'}", AutoMMWarning, stacklevel=user_stacklevel())
         # class_weight="balanced" counts the rows models train on: not the user's validation rows
         counted = train_idx if is_train is not None else np.arange(len(targets))
         class_weights = self._class_weights(targets[counted], None if weights is None else weights[counted])
@@ -1074,7 +1075,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         with image_cache():  # decoded images shared by every epoch and trial of this fit
             candidate = self._fit_candidates(data, config, deadline, graceful=not _called_by_model_selection())
         if candidate.cut_in_first_epoch and "ensemble_" not in candidate.extras:  # (an ensemble: the search warns)
-            warnings.warn(_barely_trained(candidate, self.time_limit), stacklevel=user_stacklevel())
+            warnings.warn(_barely_trained(candidate, self.time_limit), AutoMMWarning, stacklevel=user_stacklevel())
         self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
         return self
@@ -1113,7 +1114,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             warnings.warn(f"augmentations: {', '.join(map(repr, dropped))} cannot act here: the encoders of "
                           f"{'its' if len(dropped) == 1 else 'their'} modality read features computed once "
                           f"(frozen, cached), so the model trains without {'it' if len(dropped) == 1 else 'them'}",
-                          UserWarning, stacklevel=user_stacklevel())
+                          AutoMMWarning, stacklevel=user_stacklevel())
         config = scale_frozen_batch(live, data.inputs, self._frozen_batch_scale())
         _warn_untrained_neighbors(data, config)
         n_folds = bag_folds_for(self.bag_folds, data, config)
@@ -1127,7 +1128,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
         def warn(batch: int, smaller: int) -> None:
             warnings.warn(f"out of GPU memory with batch_size={batch}: training again with batch_size={smaller}",
-                          stacklevel=user_stacklevel())
+                          AutoMMWarning, stacklevel=user_stacklevel())
 
         candidate = retry_with_smaller_batches(train, config, data.device, on_retry=warn)
         if n_folds > 1:
@@ -1136,11 +1137,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if candidate.bag is not None:
                 candidate.extras["ensemble_"] = Ensemble(ensemble_members(0, candidate, 1.0), data.problem_type)
             if candidate.interrupted:
-                warnings.warn(f"fit {candidate.stop_reason}", stacklevel=user_stacklevel())
+                warnings.warn(f"fit {candidate.stop_reason}", AutoMMWarning, stacklevel=user_stacklevel())
             return candidate
         if candidate.interrupted:
             warnings.warn(f"fit interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept "
-                          f"epoch {candidate.best_epoch} (holdout score {candidate.best_score:.4f})", stacklevel=user_stacklevel())
+                          f"epoch {candidate.best_epoch} (holdout score {candidate.best_score:.4f})",
+                          AutoMMWarning, stacklevel=user_stacklevel())
         return candidate
 
     def _adopt(self, candidate: Candidate, data: PreparedData) -> None:
@@ -1290,7 +1292,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if not table.positional:  # as scikit-learn does: a table's columns taken in order, with a warning
                 if len(X) != 1 or _has_feature_names(X[0]):  # (pd.DataFrame(array)'s 0, 1, ... are none)
                     warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names: "
-                                  f"its columns {table.names} are taken in order as {expected}", UserWarning,
+                                  f"its columns {table.names} are taken in order as {expected}", AutoMMWarning,
                                   stacklevel=user_stacklevel())
                 table = table.with_columns(dict(zip(self.columns_, table.columns.values())), positional=True)
         else:
@@ -1348,7 +1350,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             kind = re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0])
             if kind not in known:
                 known.add(kind)
-                warnings.warn(f"X: {message} (said once for this model)", UserWarning, stacklevel=user_stacklevel())
+                warnings.warn(f"X: {message} (said once for this model)", AutoMMWarning, stacklevel=user_stacklevel())
 
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}
@@ -1496,7 +1498,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if unseen.any():
             shown = ", ".join(map(repr, list(dict.fromkeys(labels[unseen].tolist()))[:5]))
             warnings.warn(f"y: {int(unseen.sum())} of {len(labels)} labels are no class of the model ({shown}): "
-                          "they count as errors", UserWarning, stacklevel=user_stacklevel())
+                          "they count as errors", AutoMMWarning, stacklevel=user_stacklevel())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> str:
@@ -1753,7 +1755,7 @@ def _warn_far_targets(values: np.ndarray) -> None:
         warnings.warn(f"y: {int(far.sum())} of {len(values)} targets lie more than {FAR_TARGET_IQRS} interquartile "
                       f"ranges from the median {median:g} ({shown}); they set the scale the network learns in and "
                       "its squared error follows them: leave out (or give sample_weight 0) those that are errors, "
-                      "or fit log(y) for a heavy-tailed target", UserWarning, stacklevel=user_stacklevel())
+                      "or fit log(y) for a heavy-tailed target", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _float_like(value: Any) -> bool:
@@ -1977,7 +1979,7 @@ def _warn_misaligned(inputs: tuple, y: Any) -> None:
         if permuted:
             warnings.warn("y: its index holds the labels of X's index in another order; rows are paired by "
                           "position, not by index, so most rows get another row's label; align them first "
-                          "(y = y.loc[X.index]) or reset both indexes", UserWarning, stacklevel=user_stacklevel())
+                          "(y = y.loc[X.index]) or reset both indexes", AutoMMWarning, stacklevel=user_stacklevel())
             return
 
 
@@ -2007,7 +2009,7 @@ def _warn_untrained_neighbors(data: PreparedData, config: dict) -> None:
                       f"initialised encoders for {'; '.join(untrained)}, each weighing as much as a pretrained "
                       f"input; give those inputs a frozen pretrained encoder (e.g. encoders={{'image': "
                       f"'efficientnet_lite0', 'text': 'minilm'}}) or leave them out of X",
-                      UserWarning, stacklevel=user_stacklevel())
+                      AutoMMWarning, stacklevel=user_stacklevel())
 
 
 class AutoMMClassifier(ClassifierMixin, AutoMM):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["AutoMMError", "PluginError", "UnknownComponentError", "InputError", "NotFittedError", "ModelFormatError",
-           "TimeLimitExceeded", "SearchError", "user_stacklevel", "in_chain"]
+__all__ = ["AutoMMError", "AutoMMWarning", "PluginError", "UnknownComponentError", "InputError", "NotFittedError",
+           "ModelFormatError", "TimeLimitExceeded", "SearchError", "user_stacklevel", "in_chain"]
 
 import sys
 
@@ -32,6 +32,14 @@ def _internal(module: str) -> bool:
 
 class AutoMMError(Exception):
     """Base class of automm's own errors."""
+
+
+class AutoMMWarning(UserWarning):
+    """The category of automm's own warnings about the data, the arguments and the work (a
+    ``UserWarning``): a program filters them by it, ``warnings.filterwarnings("ignore",
+    category=automm.AutoMMWarning)``, since their ``stacklevel`` names the caller's line, not
+    automm's module. A feature cache or a journal file that cannot be written is a
+    ``RuntimeWarning``, and a column-vector ``y`` scikit-learn's ``DataConversionWarning``."""
 
 
 class PluginError(AutoMMError):

@@ -62,6 +62,8 @@ def read_image_folder(path: str | os.PathLike):
     :class:`InputError` when ``path`` is not a folder or holds no image."""
     import pandas as pd
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"path: expected a folder's path (str or os.PathLike), got {path!r}")
     root = Path(path).expanduser()
     if not root.is_dir():
         raise InputError(f"{str(path)!r} is not a folder")

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .components.stack import describe_encoder
-from .exceptions import user_stacklevel
+from .exceptions import AutoMMWarning, user_stacklevel
 
 __all__ = ["leaderboard_frame", "trial_counts", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective",
            "rank_key", "RANK_Z", "TRIAL_ATTR"]
@@ -156,13 +156,13 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
         from optuna.visualization import matplotlib as ovm
     except ImportError:
         warnings.warn("plot_dir: matplotlib is not installed (pip install automm[plots]); no plots written",
-                      stacklevel=user_stacklevel())
+                      AutoMMWarning, stacklevel=user_stacklevel())
         return []
     directory = Path(plot_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # the search is done: its model matters more than its plots
-        warnings.warn(f"plot_dir: cannot create the folder {str(directory)!r} ({exc}); no plots written",
+        warnings.warn(f"plot_dir: cannot create the folder {str(directory)!r} ({exc}); no plots written", AutoMMWarning,
                       stacklevel=user_stacklevel())
         return []
     multi = len(objectives) > 1
@@ -180,7 +180,7 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
         warnings.warn(f"plot_dir: no param_importances.png: {sampled} finished trial{'s' if sampled != 1 else ''} "
                       f"sampled parameters, and importances need at least {MIN_IMPORTANCE_TRIALS} (a search's first "
                       "trials are fixed configurations: the default and its variants; a longer search samples)",
-                      stacklevel=user_stacklevel())
+                      AutoMMWarning, stacklevel=user_stacklevel())
     if multi:
         jobs.append(("pareto_front.png", lambda: ovm.plot_pareto_front(
             study, target_names=["validation score", second_objective(objectives)])))
@@ -202,7 +202,7 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
             plt.close(figure)
             written.append(str(directory / name))
         except Exception as exc:  # noqa: BLE001 - e.g. too few finished trials for importances
-            warnings.warn(f"plot_dir: could not draw {name}: {exc}", stacklevel=user_stacklevel())
+            warnings.warn(f"plot_dir: could not draw {name}: {exc}", AutoMMWarning, stacklevel=user_stacklevel())
     return written
 
 

@@ -45,7 +45,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .exceptions import InputError, ModelFormatError, UnknownComponentError, user_stacklevel
+from .exceptions import AutoMMWarning, InputError, ModelFormatError, UnknownComponentError, user_stacklevel
 from .components.stack import encoder_names, encoder_parts
 from .builtin import DEFAULT_PLUGINS
 from .files import read_regular_file
@@ -400,10 +400,18 @@ def _staging_dir(target: Path, argument: str = "path") -> Path:
                                  f"({exc.strerror or exc})") from None
 
 
+def _check_path_type(path: Any, argument: str) -> None:
+    """An :class:`InputError` naming ``argument`` when ``path`` is not a path (None, a number):
+    not Python's TypeError, which names neither the argument nor automm."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"{argument}: expected a folder's path (str or os.PathLike), got {path!r}")
+
+
 def _save_target(path: str | os.PathLike, argument: str) -> Path:
     """``path`` (``~`` expanded) made absolute, its parent folders' links resolved; a link at
     ``path`` itself is refused: a save replaces the folder at its path, and through a link it
     would replace whatever model the link points to (one another user may own)."""
+    _check_path_type(path, argument)
     given = Path(path).expanduser()
     if given.is_symlink():
         raise InputError(f"{argument}: {str(path)!r} is a symbolic link (to {os.readlink(given)!r}); a save replaces "
@@ -611,7 +619,7 @@ def _remove_retired(retired: Path, target: Path) -> None:
         path, exc = failures[0]
         warnings.warn(f"path: the model replaced in {str(target)!r} could not be deleted "
                       f"({getattr(exc, 'strerror', None) or exc}: {path}); it is left in {str(retired)!r}: "
-                      "delete it yourself", UserWarning, stacklevel=user_stacklevel())
+                      "delete it yourself", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 #: What a saved model consists of, replaced by the next save; anything else in its folder is kept
@@ -1070,6 +1078,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         raise InputError(f"device: {exc}") from None
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise InputError(f"cache_dir: expected a directory path or None, got {cache_dir!r}")
+    _check_path_type(path, "path")
     directory = Path(path).expanduser()
     manifest, files = _read_folder(directory)
     _check_outputs(manifest, directory / MANIFEST)
@@ -1101,7 +1110,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         if saved and spec.package and registry.distribution_name(saved) != registry.distribution_name(spec.package):
             warnings.warn(f"{path}: the model was saved with {info['kind']} {info['name']!r} of package {saved}; "
                           f"here that name comes from {spec.package}, which may read its weights differently "
-                          f"(install {registry.distribution_name(saved)} to predict as it did)", UserWarning,
+                          f"(install {registry.distribution_name(saved)} to predict as it did)", AutoMMWarning,
                           stacklevel=user_stacklevel())
     _training_only_restored(manifest["config"], manifest.get("training_only"), str(directory / MANIFEST), reg)
     for k, info in enumerate(manifest.get("ensemble", {}).get("members", [])):

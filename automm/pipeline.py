@@ -33,7 +33,7 @@ from . import registry as _registry
 from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
 from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset
-from .exceptions import PluginError
+from .exceptions import AutoMMWarning, PluginError
 from .decision import class_priors, decide, fit_decision_weights
 from .model import MultimodalNet
 from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, model_outputs,
@@ -335,7 +335,7 @@ def _warn_truncated(spec: InputSpec, encoder: Any, name: str, warned: set | None
 
     warnings.warn(f"column {column!r}: {share:.0%} of the training texts are longer than {name}'s max_length={length} "
                   f"tokens (a word or a punctuation mark each); only their first {length} are read. To read more: "
-                  f"encoders={{{column!r}: {{'name': {name!r}, 'max_length': 256}}}}", UserWarning,
+                  f"encoders={{{column!r}: {{'name': {name!r}, 'max_length': 256}}}}", AutoMMWarning,
                   stacklevel=user_stacklevel())
 
 

@@ -92,7 +92,7 @@ import numpy as np
 
 from . import registry as _registry
 from .evaluation import compute_metrics, positive_class
-from .exceptions import InputError, user_stacklevel
+from .exceptions import AutoMMWarning, InputError, user_stacklevel
 from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
@@ -846,7 +846,7 @@ def to_recipe(estimator) -> dict:
 
             warnings.warn("search.storage: the password of the storage URL is written as *** in the recipe; give "
                           "the URL from an environment variable (search.storage: ${AUTOMM_STORAGE}) or with --set "
-                          "search.storage=URL", stacklevel=user_stacklevel())
+                          "search.storage=URL", AutoMMWarning, stacklevel=user_stacklevel())
     order = {"data": list(SECTION_KEYS["data"])}
     if recipe["data"]:
         recipe["data"] = {k: recipe["data"][k] for k in order["data"] if k in recipe["data"]}

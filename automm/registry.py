@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import pluggy
 
 from . import hookspecs
-from .exceptions import UnknownComponentError, PluginError, user_stacklevel
+from .exceptions import AutoMMWarning, UnknownComponentError, PluginError, user_stacklevel
 from .suggestions import close_match
 
 __all__ = [
@@ -359,7 +359,7 @@ def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginMan
     return pm
 
 
-class PluginLoadWarning(UserWarning):
+class PluginLoadWarning(AutoMMWarning):
     """An installed plugin could not be loaded or registered, or implements a hook automm
     does not have; automm goes on without it (or without that hook)."""
 

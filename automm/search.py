@@ -170,7 +170,7 @@ from .deadlines import deadline_scope
 from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
 from .process_state import SharedChange
-from .exceptions import AutoMMError, InputError, SearchError, TimeLimitExceeded, user_stacklevel
+from .exceptions import AutoMMError, AutoMMWarning, InputError, SearchError, TimeLimitExceeded, user_stacklevel
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import rank_key as _rank_key
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
@@ -355,11 +355,11 @@ def warn_unused_search_options(estimator) -> None:
         warnings.warn(f"{', '.join(given)}: given, but fit trains one configuration without a search (it searches "
                       "with n_trials > 1, a time_limit, a search_space, lists of choices, a storage, "
                       "ensemble_size > 1 or two objectives), so "
-                      f"{'they are' if len(given) > 1 else 'it is'} not used", UserWarning,
+                      f"{'they are' if len(given) > 1 else 'it is'} not used", AutoMMWarning,
                       stacklevel=user_stacklevel())
     elif len(objectives) > 1 and "pruner" in given and estimator.pruner not in (None, "none"):
         warnings.warn(f"pruner: a search of {len(objectives)} objectives prunes no trial (Optuna compares trials "
-                      "epoch by epoch on one score only), so the pruner is not used", UserWarning,
+                      "epoch by epoch on one score only), so the pruner is not used", AutoMMWarning,
                       stacklevel=user_stacklevel())
 
 
@@ -867,7 +867,7 @@ def _keep(ctx: SearchContext, trial, key: Any, candidate: Candidate) -> None:
     try:
         ctx.pool.offer(trial.number, key, candidate, ctx.storage, trial._trial_id)
     except Exception as exc:  # noqa: BLE001 - the trial's result stands; only its model is not kept
-        warnings.warn(f"trial {trial.number}: could not keep its trained model: {exc!r}",
+        warnings.warn(f"trial {trial.number}: could not keep its trained model: {exc!r}", AutoMMWarning,
                       stacklevel=user_stacklevel())
 
 
@@ -1352,7 +1352,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
     try:
         mp = multiprocessing.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork run the trials here
-        warnings.warn("n_jobs > 1 needs the 'fork' start method; running the trials in this process",
+        warnings.warn("n_jobs > 1 needs the 'fork' start method; running the trials in this process", AutoMMWarning,
                       stacklevel=user_stacklevel())
         _worker_loop(ctx, study)
         return
@@ -1360,7 +1360,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
     if threads > 1:  # (forked children train with one thread: see _child_main)
         warnings.warn(f"n_jobs={n_jobs} on {os.cpu_count()} CPUs: each forked search process trains with 1 thread "
                       "(torch's thread pool hangs in a process forked after it ran), so most CPUs stay idle; "
-                      f"n_jobs=-1 runs {os.cpu_count()} processes, one per CPU", UserWarning,
+                      f"n_jobs=-1 runs {os.cpu_count()} processes, one per CPU", AutoMMWarning,
                       stacklevel=user_stacklevel())
     previous = torch.get_num_threads()
     with contextlib.suppress(Exception):  # imported by the first optimizer: import once, before forking
@@ -1444,7 +1444,7 @@ def _settings_from(estimator, data: PreparedData) -> SearchSettings:
         if getattr(estimator, "_automm_worker", None) is None:
             warnings.warn(f"a search with neither n_trials nor time_limit runs {DEFAULT_N_TRIALS} trials, each trained "
                           "to the end, which may take long; pass time_limit= (seconds for the whole fit) or n_trials= "
-                          "to bound it", UserWarning, stacklevel=user_stacklevel())
+                          "to bound it", AutoMMWarning, stacklevel=user_stacklevel())
     objectives = _objectives(estimator.objectives)
     return SearchSettings(objectives=objectives, sampler=estimator.sampler,
                      pruner=estimator.pruner, seed=int(data.seed),  # random_state's, or the seed drawn for this fit
@@ -1563,7 +1563,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                         warnings.warn(f"search interrupted (KeyboardInterrupt) before this fit finished a trial: "
                                       f"the {n} finished trial{'s' if n != 1 else ''} of study {study_name!r} "
                                       f"{'was' if n == 1 else 'were'} trained by other processes, whose models are "
-                                      "not here; run the same fit again to resume the study",
+                                      "not here; run the same fit again to resume the study", AutoMMWarning,
                                       stacklevel=user_stacklevel())
                     raise
             finally:
@@ -1575,7 +1575,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 finished = len(_usable_trials(study.get_trials(deepcopy=False)))
                 warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
                               f"trial{'s' if finished != 1 else ''} finished so far (leaderboard_ lists every trial)",
-                              stacklevel=user_stacklevel())
+                              AutoMMWarning, stacklevel=user_stacklevel())
             _warn_inert_named_augmentations(estimator, study.get_trials(deepcopy=False), ctx)
             # after Ctrl-C, nothing is retrained: the user asked for the result now
             result = _conclude(estimator, study, ctx, time.monotonic() if ctx.interrupted.is_set() else deadline)
@@ -1785,7 +1785,7 @@ def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], kept: float, tim
                   f"{'it' if len(parts) == 1 else 'they'} would first compute for values not in the feature cache "
                   f"would take longer than one trial may run ({PENDING_TIME_SHARE:.0%} of the search's {left:.0f} s). "
                   f"{advice}; the features are then cached (cache_dir) for later fits on the same values.",
-                  stacklevel=user_stacklevel())
+                  AutoMMWarning, stacklevel=user_stacklevel())
 
 
 #: The largest share of an input's values that may still need their one-off work (features to
@@ -2005,7 +2005,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
                 shown = "; ".join(f"trial {n} (weight {w / sum(weights):.2f}: {why})" for n, w, why in cut)
                 warnings.warn(f"time_limit={estimator.time_limit}: the ensemble kept has "
                               f"{'members' if len(cut) > 1 else 'a member'} that did not finish one pass over the training rows "
-                              f"({shown}): more time gives a better model", UserWarning, stacklevel=user_stacklevel())
+                              f"({shown}): more time gives a better model", AutoMMWarning, stacklevel=user_stacklevel())
         # the selection's choice, also when it keeps one model that is not the best-ranked
         # (e.g. the linear model over a bag whose out-of-fold score ranks it first)
         best_number = members[0].trial
@@ -2073,7 +2073,7 @@ def _warn_inert_named_augmentations(estimator, trials: Sequence[Any], ctx: Searc
         warnings.warn(f"augmentations: {', '.join(map(repr, inert))} acted in none of the search's "
                       f"{len(configs)} network trials: the encoders of {'its' if one else 'their'} modality read "
                       f"features computed once (frozen, cached) in each, so the models trained without "
-                      f"{'it' if one else 'them'}", UserWarning, stacklevel=user_stacklevel())
+                      f"{'it' if one else 'them'}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, Any]) -> None:
@@ -2088,7 +2088,7 @@ def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, 
                   f"{best.user_attrs.get(_ATTR + 'worker') or 'unknown'}){others} ran in another process, whose model "
                   f"this one cannot read, and time_limit left no time to retrain it: the model is built from trial "
                   f"{kept} (holdout score {_trial_score(by_number[kept]):.4f}); {_NOT_HERE_ADVICE}",
-                  UserWarning, stacklevel=user_stacklevel())
+                  AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _warn_members_left_out(numbers: Sequence[int], by_number: Mapping[int, Any]) -> None:
@@ -2102,7 +2102,7 @@ def _warn_members_left_out(numbers: Sequence[int], by_number: Mapping[int, Any])
                   f"whose model{'s' if len(numbers) > 1 else ''} this one cannot read, and time_limit left no time "
                   f"to retrain {'them' if len(numbers) > 1 else 'it'}: the ensemble is chosen without "
                   f"{'them' if len(numbers) > 1 else 'it'}; {_NOT_HERE_ADVICE}",
-                  UserWarning, stacklevel=user_stacklevel())
+                  AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], trials: Sequence[Any]) -> None:
@@ -2129,7 +2129,7 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
         if tried and len(failed) == len(tried):
             warnings.warn(f"the model kept does not use column{'s' if len(spec.columns) > 1 else ''} "
                           f"{', '.join(map(repr, spec.columns))} ({spec.modality}): every trial with it failed "
-                          f"({_grouped_reasons(failed, shown=1)})", UserWarning, stacklevel=user_stacklevel())
+                          f"({_grouped_reasons(failed, shown=1)})", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _warn_unbuildable(trials: Sequence[Any]) -> None:
@@ -2143,7 +2143,7 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
     if failed:
         warnings.warn(f"{len(failed)} of {len(trials)} trials failed because a component could not be built with "
                       f"the settings the search gave it; check search_space and the component arguments: "
-                      f"{_grouped_reasons(failed, shown=2)}", UserWarning, stacklevel=user_stacklevel())
+                      f"{_grouped_reasons(failed, shown=2)}", AutoMMWarning, stacklevel=user_stacklevel())
     # a plugin component that broke its contract (a search space naming a parameter without its
     # prefix, a fusion returning another width than its output_dim, an augmentation returning
     # another kind): every trial that samples it fails, which the model kept would otherwise hide
@@ -2152,7 +2152,7 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
     if broken:
         warnings.warn(f"{len(broken)} of {len(trials)} trials failed because a plugin component broke its contract "
                       f"(automm.testing's check_* functions find this without a search): "
-                      f"{_grouped_reasons(broken, shown=2)}", UserWarning, stacklevel=user_stacklevel())
+                      f"{_grouped_reasons(broken, shown=2)}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool, since: float,

@@ -6,12 +6,15 @@ import math
 import os
 from typing import Callable
 
+from .exceptions import InputError
+
 __all__ = ["megabytes_setting", "seconds_setting"]
 
 
 def _number_setting(name: str, valid: Callable[[float], bool], expected: str) -> float | None:
     """Environment variable ``name`` as a finite number that is ``valid``, or None when it is unset
-    or blank; anything else raises a ValueError naming the variable, ``expected`` and the value."""
+    or blank; anything else raises an :class:`~automm.InputError` (a ValueError) naming the variable,
+    ``expected`` and the value."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
@@ -20,7 +23,7 @@ def _number_setting(name: str, valid: Callable[[float], bool], expected: str) ->
     except ValueError:
         value = math.nan
     if not valid(value) or math.isinf(value):  # (NaN is valid under no test)
-        raise ValueError(f"{name} must be {expected}; got {raw!r}")
+        raise InputError(f"{name} must be {expected}; got {raw!r}")
     return value
 
 

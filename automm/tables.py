@@ -14,7 +14,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
-from .exceptions import InputError
+from .exceptions import AutoMMWarning, InputError
 
 __all__ = ["read_table", "read_header", "read_column", "read_csv_keeping_codes", "data_format", "parquet_engine", "image_folders",
            "resolve_image_paths", "labelled_rows", "whole_number_labels", "weight_column_values", "ROWS_NOTE",
@@ -112,7 +112,7 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
 
             warnings.warn(f"{str(file)!r} is not UTF-8 text: read as {encoding} (Windows and older Western "
                           "European files); check its accented letters, or save it as UTF-8",
-                          UserWarning, stacklevel=user_stacklevel())
+                          AutoMMWarning, stacklevel=user_stacklevel())
         return frame
     except InputError:
         raise
@@ -397,7 +397,7 @@ def _warn_words_read_as_missing(file: Path, options: dict, frame) -> None:
             warnings.warn(f"{str(file)!r}: column {column!r} has {len(words)} values written as words that are read as "
                           f"missing ({shown}), as pandas reads a CSV file; if they are values (a country code 'NA', an "
                           "answer 'None'), give the data as a Parquet file, or as a DataFrame read with "
-                          "pandas.read_csv(..., keep_default_na=False)", UserWarning, stacklevel=user_stacklevel())
+                          "pandas.read_csv(..., keep_default_na=False)", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def image_folders(data_file: str | os.PathLike | None, *more: str | os.PathLike) -> list[Path]:
@@ -489,7 +489,8 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
             value, folder, other = shadowed[0]
             warnings.warn(f"{source}: column {column!r}: {value!r} names a file both in {folder} and in {other} "
                           f"(other files); the first is read, as for every path found in several of the folders tried "
-                          f"({', '.join(map(str, folders))}): make the paths absolute to choose", stacklevel=2)
+                          f"({', '.join(map(str, folders))}): make the paths absolute to choose",
+                          AutoMMWarning, stacklevel=2)
         frame[column] = resolved
     return frame
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .components.image_cache import image_cache
-from .exceptions import AutoMMError, InputError, user_stacklevel
+from .exceptions import AutoMMError, AutoMMWarning, InputError, user_stacklevel
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .pipeline import PreparedData
 from .progress import verbose_logging
@@ -156,7 +156,7 @@ def _warn_unused_settings(spec: Mapping[str, Any], given: Mapping[str, Any], stu
         warnings.warn(f"study {study_name!r}: the recipe's {', '.join(differing)} "
                       f"{'are' if len(differing) > 1 else 'is'} not used: a worker trains with the study's settings, "
                       "those of the fit that created it, and stops when the study's fits have finished",
-                      UserWarning, stacklevel=user_stacklevel())
+                      AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=None) -> int:

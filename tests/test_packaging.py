@@ -55,3 +55,25 @@ def test_import_and_the_command_line_help_load_no_torch():
         import automm
 
         automm.no_such_name
+
+
+def test_the_wheel_ships_py_typed(tmp_path):
+    """automm's public API has type hints, but the package had no ``py.typed`` marker: mypy on a
+    program using automm said 'module is installed, but missing library stubs or py.typed marker'
+    and checked none of its calls."""
+    pytest.importorskip("setuptools")
+    assert (ROOT / "automm" / "py.typed").is_file()
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT / "automm", copy / "automm", ignore=shutil.ignore_patterns("__pycache__", "images"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, copy / name)
+    out = tmp_path / "wheel"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-c", "import setuptools.build_meta as b, sys; "
+                                                 "print(b.build_wheel(sys.argv[1]))", str(out)],
+                          cwd=copy, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import zipfile
+
+    with zipfile.ZipFile(out / done.stdout.strip().splitlines()[-1]) as wheel:
+        assert "automm/py.typed" in wheel.namelist()
