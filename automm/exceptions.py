@@ -57,8 +57,9 @@ class InputError(AutoMMError, ValueError):
     """Bad input data or arguments, detected before any training."""
 
 
-class NotFittedError(_SkNotFitted):
-    """``predict`` (or similar) called before ``fit``."""
+class NotFittedError(_SkNotFitted, AutoMMError):
+    """``predict`` (or similar) called before ``fit``: scikit-learn's (a ``ValueError`` and an
+    ``AttributeError``, as its tools expect) and an :class:`AutoMMError`, as a host catches automm's."""
 
 
 class ModelFormatError(AutoMMError):

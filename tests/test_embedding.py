@@ -90,3 +90,15 @@ def test_every_environment_variable_automm_reads_is_in_the_readme():
         names.update(re.findall(r"""["'](AUTOMM_[A-Z0-9_]+)["']""", text))
     assert names >= {"AUTOMM_CACHE_DIR", "XDG_CACHE_HOME", "AUTOMM_STORAGE"}  # (the scan finds them)
     assert sorted(name for name in names if f"${name}" not in readme and f"`{name}" not in readme) == []
+
+
+def test_predict_before_fit_is_caught_as_scikit_learns_and_as_automms(tmp_path):
+    """A host catching ``AutoMMError`` missed ``NotFittedError`` (scikit-learn's subclass only)."""
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+
+    from automm import AutoMM, AutoMMError, NotFittedError
+
+    for call in (lambda: AutoMM().predict(["a", "b"]), lambda: AutoMM().save(tmp_path / "m")):
+        with pytest.raises(AutoMMError) as caught:
+            call()
+        assert isinstance(caught.value, NotFittedError) and isinstance(caught.value, SkNotFitted)
