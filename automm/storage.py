@@ -124,12 +124,14 @@ SCHEMES = ("journal", "sqlite", "postgresql", "postgres", "mysql", "oracle", "ms
 
 
 def _refuse_unreadable_url(url: str) -> None:
-    """:class:`InputError` when the host of ``url``, as SQLAlchemy reads it, holds an ``@`` (a
-    password with an unescaped ``@``, whose rest would be taken for the host and shown in the
-    database driver's error), or when SQLAlchemy cannot read the URL at all (a port ``:notaport``)."""
+    """:class:`InputError` when what follows the password of ``url`` (up to the query), as SQLAlchemy
+    reads it, holds an ``@`` (a password with an unescaped ``@``, whose rest would be taken for the
+    host, or for the host and the database where it holds a ``/``, and shown in the database
+    driver's error), or when SQLAlchemy cannot read the URL at all (a port ``:notaport``)."""
     import re
 
-    match = re.match(r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?([^/:?]*)", url)
+    # (a password ends at its first '@'; a user name may hold one, Azure's user@server)
+    match = re.match(r"[\w+]+://[^:/]*:[^@]*@([^?]*)", url)
     if match is not None and "@" in match.group(1):
         raise InputError("storage: the URL holds an '@' after the one that ends its password: an '@' inside a "
                          "user name or password is written %40 (user:p%40ss@host)")
@@ -437,7 +439,8 @@ def redact_url(url: str) -> str:
     import re
 
     # (a password holding an unescaped ``@``, which SQLAlchemy would end at its first ``@``: all of it up to the host)
-    url = re.sub(r"(://[^:/]*):[^@]*@(?:[^@/?]*@)*", r"\1:***@", url)
+    # (and its rest a '/' too, p@ss/w@rd, which SQLAlchemy would read as host and database)
+    url = re.sub(r"(://[^:/]*):[^@]*@(?:[^@?]*@)*", r"\1:***@", url)
     return re.sub(r"([?&](?:ssl)?password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 

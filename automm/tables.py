@@ -219,17 +219,27 @@ def _semicolons_separate(text: str, whole: bool) -> bool:
     import csv
     import io
 
-    def counts(sep: str) -> list[int]:
-        rows = [len(row) for row in csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep) if row]
+    def read(sep: str) -> list[list[str]]:
+        rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep) if row]
         return rows[:101] if whole else rows[:-1][:101]  # (the last row read may be cut short)
 
     def fits(fields: list[int]) -> bool:
         return len(fields) > 1 and all(n in (fields[0], fields[0] + 1) for n in fields[1:])
 
-    semicolons, commas = counts(";"), counts(",")
+    by_semicolons = read(";")
+    semicolons, commas = [len(row) for row in by_semicolons], [len(row) for row in read(",")]
     if len(semicolons) <= 1 or len(commas) <= 1:  # a header alone: the delimiter that finds more fields
         return bool(semicolons and commas) and semicolons[0] > commas[0]
+    if fits(semicolons) and fits(commas) and semicolons[0] == commas[0]:
+        # as many fields either way (id;Preis, EUR over 1;3,5): semicolons where the data rows' commas
+        # are decimal commas, each in a number of its own
+        with_commas = [field for row in by_semicolons[1:] for field in row if "," in field]
+        return bool(with_commas) and all(_DECIMAL_COMMA.fullmatch(field) for field in with_commas)
     return fits(semicolons) and (not fits(commas) or semicolons[0] > commas[0])
+
+
+#: A number written with a decimal comma (``3,5``, ``-1.234,50``): a field of a semicolon-separated file.
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d{1,3}(?:[.\s]?\d{3})*,\d+\s*")
 
 
 def _trailing_delimiter_options(text: str | None, sep: str, whole: bool, file: Path) -> dict:

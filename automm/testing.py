@@ -763,10 +763,28 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
                             f"{diff:.3g}); {MASKS_HINT}")
         _check_output(spec, "forward with NaN in missing inputs", leaked, batch_size, width)
         others = torch.Generator().manual_seed(seed + 1)
+        moved = None  # (built when needed) its weights moved off their initial values
+
+        def unchanged(model: Fusion, reference: torch.Tensor, name: str, replaced: torch.Tensor) -> bool:
+            changed = run(model, {**embeddings, name: replaced})
+            return (isinstance(changed, torch.Tensor) and changed.shape == reference.shape
+                    and torch.allclose(reference[masks[name]].float(), changed[masks[name]].float(), atol=atol,
+                                       rtol=0.0))
+
         for name in names:  # a fusion that leaves an input out (a product of the first two) trains without it
-            changed = run(fusion, {**embeddings, name: torch.randn(embeddings[name].shape, generator=others)})
-            if (isinstance(changed, torch.Tensor) and changed.shape == out.shape
-                    and torch.allclose(out[masks[name]].float(), changed[masks[name]].float(), atol=atol, rtol=0.0)):
+            replaced = torch.randn(embeddings[name].shape, generator=others)
+            if unchanged(fusion, out, name, replaced):
+                # an input's gate may start closed (Flamingo's tanh gate, ReZero: a parameter at 0), which
+                # training opens: an input left out is left out whatever the weights
+                if moved is None:
+                    moved = copy.deepcopy(fusion)
+                    noise = torch.Generator().manual_seed(seed + 2)
+                    for parameter in moved.parameters():
+                        if parameter.is_floating_point():
+                            parameter.add_(torch.randn(parameter.shape, generator=noise).to(parameter) * 0.5)
+                    moved_out = run(moved, embeddings)
+                if not (isinstance(moved_out, torch.Tensor) and unchanged(moved, moved_out, name, replaced)):
+                    continue
                 _fail(spec, f"the output does not depend on input {name!r}: its embedding replaced by other values "
                             f"changed no row that has it (inputs {dims}); a fusion must use every input it is given, "
                             "read their names and widths from input_dims")

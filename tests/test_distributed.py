@@ -468,8 +468,9 @@ def test_a_resumed_study_retrains_the_ensembles_members_of_the_earlier_run(rows,
     journal = str(tmp_path / "study.log")
     names, labels = rows["name"].tolist(), rows["category"].tolist()
     # (random draws: TPE's draws differ between Optuna versions, and under 4.3 the ensemble kept one model)
+    # (a holdout of 12 rows: one of fewer than 10, MIN_SELECTION_ROWS, weighs no ensemble)
     params = dict(TINY, storage=journal, study_name="again", n_trials=6, ensemble_size=3, max_epochs=3,
-                  sampler="random", search_space={"linear_model": False, "neighbors_model": False})
+                  sampler="random", search_space={"linear_model": False, "neighbors_model": False}, holdout_frac=0.2)
     first = AutoMM(**params).fit(names, labels)
     members = sorted({m.trial for m in first.ensemble_.members})
     assert len(members) > 1

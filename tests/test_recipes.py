@@ -1019,6 +1019,18 @@ def test_a_semicolon_csv_file_with_a_comma_in_a_column_name_is_read_by_semicolon
     assert read_header(tmp_path / "both.csv", "csv") == ["name;alias", "label"]
 
 
+def test_a_two_column_semicolon_csv_file_with_decimal_commas_is_read_by_semicolons(tmp_path):
+    """``id;Preis, EUR`` over ``1;3,5``: each line splits in two by semicolons and by commas alike,
+    and the file was read by commas, as columns ``id;Preis`` and `` EUR`` holding ``1;3`` and ``5``."""
+    from automm.tables import read_header, read_table
+
+    (tmp_path / "prices.csv").write_text("id;Preis, EUR\n1;3,5\n2;4,25\n3;1.234,5\n", encoding="utf-8")
+    assert read_header(tmp_path / "prices.csv", "csv") == ["id", "Preis, EUR"]
+    assert read_table(tmp_path / "prices.csv")["id"].tolist() == [1, 2, 3]
+    (tmp_path / "both.csv").write_text("name;alias,label\np;q,x\nr;s,y\n", encoding="utf-8")  # commas in words
+    assert read_header(tmp_path / "both.csv", "csv") == ["name;alias", "label"]
+
+
 def test_a_csv_file_whose_rows_end_with_a_delimiter_keeps_its_columns_in_place(tmp_path):
     """Rows ending with a delimiter the header lacks ("a,b," under "title,shop"): pandas took the
     titles for the index and every column shifted one to the left, so `automm predict` read the

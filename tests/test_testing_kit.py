@@ -319,6 +319,25 @@ class _FirstTwoProduct(_LeakyFusion):
         return out
 
 
+class _ClosedGates(_LeakyFusion):
+    """The first input plus each other one through a gate that starts closed (tanh of a parameter at
+    0, as Flamingo's): at its initial weights the others change nothing, which training changes."""
+
+    def __init__(self, input_dims, n_outputs):
+        super().__init__(input_dims, n_outputs)
+        self.projections = torch.nn.ModuleDict({n: torch.nn.Linear(d, 4) for n, d in input_dims.items()})
+        self.gates = torch.nn.ParameterDict({n: torch.nn.Parameter(torch.zeros(1)) for n in self.names[1:]})
+
+    def forward(self, embeddings, masks):
+        def projected(name):
+            return self.projections[name](torch.where(masks[name][:, None], embeddings[name], 0.0))
+
+        out = projected(self.names[0])
+        for name in self.names[1:]:
+            out = out + torch.tanh(self.gates[name]) * projected(name)
+        return out
+
+
 class _BrokenPlugin:
     @hookimpl
     def automm_register_encoders(self, register):
@@ -342,6 +361,7 @@ class _BrokenPlugin:
         register("cpu_only", _CpuOnlyFusion)
         register("batch_centred", _BatchCentred)
         register("first_two", _FirstTwoProduct)
+        register("closed_gates", _ClosedGates)
 
     @hookimpl
     def automm_register_augmentations(self, register):
@@ -495,6 +515,11 @@ def test_kit_catches_a_fusion_that_leaves_an_input_out(broken):
                                                r"embedding replaced by other values changed no row that has it"):
         check_fusion("first_two")
     check_fusion("first_two", {"image_0": 8, "text_0": 5})  # given two inputs, it uses both
+
+
+def test_kit_passes_a_fusion_whose_gates_start_closed(broken):
+    # had failed "the output does not depend on input 'tabular'": a zero-initialised gate is no input left out
+    check_fusion("closed_gates")
 
 
 def test_kit_says_how_to_fix_a_fusion_without_an_output_dim(broken):

@@ -83,6 +83,26 @@ def test_password_with_an_unescaped_at_is_not_shown_in_part():
         parse_storage("postgresql://alice:S3cretPW@h:notaport/db")  # (a bare ValueError naming no argument)
 
 
+def test_password_with_an_unescaped_at_and_a_slash_is_not_shown_in_part():
+    """``alice:p@sec/ret@host``: SQLAlchemy reads host ``sec`` and database ``ret@host/db``; the check
+    looked at the host alone and let it through, and the redaction (repr, the driver's error) kept ``sec/ret``."""
+    import pytest
+
+    from automm import AutoMM
+    from automm.exceptions import InputError
+    from automm.storage import parse_storage, redact_url
+
+    url = "postgresql://alice:p@sec/ret@127.0.0.1:1/db"
+    assert redact_url(url) == "postgresql://alice:***@127.0.0.1:1/db"
+    assert "sec/ret" not in repr(AutoMM(storage=url))
+    with pytest.raises(InputError, match="written %40") as caught:
+        parse_storage(url)
+    assert "ret" not in str(caught.value)
+    assert parse_storage("postgresql://alice:pa/ss@h/db")[0] == "rdb"  # a '/' alone is SQLAlchemy's password
+    assert redact_url("postgresql://alice:pa/ss@h/db") == "postgresql://alice:***@h/db"
+    assert parse_storage("postgresql://h:5432/db?application_name=a@b")[0] == "rdb"  # no password: no '@' to check
+
+
 def test_plots_replace_a_planted_link_instead_of_writing_through_it(tmp_path):
     import warnings
 
