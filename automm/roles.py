@@ -281,8 +281,13 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
         return "image"  # image files named without an extension
     if sum(as_datetime(v) is not None for v in values) >= 0.95 * len(values):
         return "datetime"
-    if all(isinstance(v, (bool, numbers.Real, decimal.Decimal, np.number, np.bool_, datetime.timedelta))
-           and not isinstance(v, (complex, np.complexfloating)) for v in values):
+    # (numbers with "nan" written as a string, a frame through JSON or astype(str) in part: missing
+    # values, as the table encoder reads them; without this, 10% of them made a price column text)
+    written_nan = [isinstance(v, str) and v.strip().lower() == "nan" for v in values]
+    if not all(written_nan) and all(nan or (isinstance(v, (bool, numbers.Real, decimal.Decimal, np.number, np.bool_,
+                                                           datetime.timedelta))
+                                            and not isinstance(v, (complex, np.complexfloating)))
+                                    for v, nan in zip(values, written_nan)):
         return "numeric"  # durations count as seconds; Decimal (SQL NUMERIC) and Fraction are numbers too
     if all(written_duration(v) is not None for v in values):
         return "numeric"  # durations a CSV file wrote ("0 days 00:45:32"): seconds, as timedelta values

@@ -511,6 +511,17 @@ def test_bad_regression_labels_are_named_before_any_work():
     assert predicted == []
 
 
+def test_numbers_with_nan_written_as_a_string_are_a_number_column():
+    """Floats with 10% of "nan" strings among them (an object column from JSON or astype(str) in
+    part) were read as text, without a word; the table encoder reads "nan" as a missing value."""
+    prices = pd.Series([i + 0.5 for i in range(90)] + ["nan"] * 10, dtype=object)
+    X = pd.DataFrame({"price": prices, "title": ["red apple pie", "green pear tart"] * 50})
+    model = AutoMM(**tiny(max_epochs=1)).fit(X, ["a", "b"] * 50)
+    assert model.column_roles_["price"] == "numeric"
+    names = pd.DataFrame({"name": ["Nan", "Li", "Wei", "Ana"] * 10, "n": np.arange(40.0)})  # a word, not a number
+    assert AutoMM(**tiny(max_epochs=1)).fit(names, ["a", "b"] * 20).column_roles_["name"] != "numeric"
+
+
 def test_a_few_far_regression_targets_are_named():
     """3 prices typed as 999999 among 1,500 of 600-5,800 set the scale the network learns in
     (target_std_ 777 -> 44,611) and took test R² from 0.83 to -2.55 without a word."""
