@@ -447,6 +447,11 @@ class CacheUsage:
 def _namespaces(root: Path) -> list[Path]:
     features = root / "features"
     if features.is_symlink():  # a link is not followed: the folder it names (another user's cache) is not this cache's
+        from .exceptions import AutoMMWarning
+
+        warnings.warn(f"cache_dir: {str(features)!r} is a link (to {os.readlink(features)!r}), which is not followed: "
+                      "its files are neither counted nor deleted here; point cache_dir (--cache-dir) at the folder "
+                      "holding them, or link the whole cache folder instead", AutoMMWarning, stacklevel=3)
         return []
     try:
         # a link is not followed: a namespace linked to another folder (another user's cache) is not this cache's
