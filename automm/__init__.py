@@ -4,9 +4,20 @@
 >>> clf = AutoMM(random_state=0).fit(X_img, X_txt, y)   # doctest: +SKIP
 """
 
-import importlib
+import importlib as _importlib
+from typing import TYPE_CHECKING
 
 from .hookspecs import hookimpl
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use (below)
+    from .components.base import MISSING, Augmentation, BatchAugmentation, Encoder, Fusion
+    from .deadlines import check_deadline, time_left
+    from .estimator import AutoMM, AutoMMClassifier, AutoMMRegressor
+    from .exceptions import (AutoMMError, AutoMMWarning, InputError, ModelFormatError, NotFittedError, PluginError,
+                             SearchError, TimeLimitExceeded, UnknownComponentError)
+    from .folders import read_image_folder
+    from .registry import (create_augmentation, create_encoder, create_fusion, get_registry, list_augmentations,
+                           list_datasets, list_encoders, list_fusions, load_dataset, reset_registry)
 
 __version__ = "0.1.0"
 
@@ -29,18 +40,19 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         try:  # a submodule not imported yet (automm.pipeline after a bare import automm)
-            return importlib.import_module(f"{__name__}.{name}")
+            return _importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
             if exc.name != f"{__name__}.{name}":
                 raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+    hidden = {"TYPE_CHECKING"}  # (the module's own machinery, not its API)
+    return sorted({*(n for n in globals() if n not in hidden and (not n.startswith("_") or n == "__version__")), *_EXPORTS})
 
 
 __all__ = [
