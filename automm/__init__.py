@@ -52,7 +52,8 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     hidden = {"TYPE_CHECKING"}  # (the module's own machinery, not its API)
-    return sorted({*(n for n in globals() if n not in hidden and (not n.startswith("_") or n == "__version__")), *_EXPORTS})
+    shown = (n for n in globals() if n not in hidden and (not n.startswith("_") or n == "__version__"))
+    return sorted({*shown, *_EXPORTS})
 
 
 __all__ = [
