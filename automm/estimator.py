@@ -506,20 +506,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if len(arr) == 0:
             raise InputError(f"{name}: no labels (0 samples)")
         missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]
-        if missing:
-            rows = ", ".join(row_name(i) for i in missing[:5])
-            fix = (f"keep = y.notna(); {method}(X[keep], y[keep])" if name == "y"
-                   else f"keep = {name}.notna(); X_val, {name} = X_val[keep], {name}[keep]")
-            raise InputError(f"{name}: {len(missing)} missing label{'s' if len(missing) > 1 else ''} (None/NaN/empty), "
-                             f"first at {rows}; leave those rows out (with pandas: {fix})")
+        _refuse_label_rows(missing, "missing", "None/NaN/empty", "notna()", name, method, row_name)
         # (a float's infinity is no amount and no class: scikit-learn's checks raise on it without a row)
         infinite = [i for i, v in enumerate(given) if isinstance(v, (float, np.floating)) and math.isinf(v)]
-        if infinite:
-            rows = ", ".join(row_name(i) for i in infinite[:5])
-            fix = (f"keep = np.isfinite(y); {method}(X[keep], y[keep])" if name == "y"
-                   else f"keep = np.isfinite({name}); X_val, {name} = X_val[keep], {name}[keep]")
-            raise InputError(f"{name}: {len(infinite)} infinite label{'s' if len(infinite) > 1 else ''} (inf/-inf), "
-                             f"first at {rows}; leave those rows out (with pandas: {fix})")
+        _refuse_label_rows(infinite, "infinite", "inf/-inf", "isfinite", name, method, row_name)
         text = next((v for v in given if isinstance(v, str)), None)
         number = next((v for v in given if isinstance(v, (int, float, np.number))
                        and not isinstance(v, (bool, np.bool_))), None)
@@ -1756,6 +1746,21 @@ def _warn_far_targets(values: np.ndarray) -> None:
                       f"ranges from the median {median:g} ({shown}); they set the scale the network learns in and "
                       "its squared error follows them: leave out (or give sample_weight 0) those that are errors, "
                       "or fit log(y) for a heavy-tailed target", AutoMMWarning, stacklevel=user_stacklevel())
+
+
+def _refuse_label_rows(rows: list[int], kind: str, shown: str, keep: str, name: str, method: str,
+                       row_name: Callable[[int], str]) -> None:
+    """:class:`InputError` naming the first of ``rows``, labels of ``name`` that are ``kind``
+    (``"missing"``, ``"infinite"``), with the pandas line that leaves them out (``keep``: the
+    test, ``"notna()"`` a method of the labels, else a numpy function)."""
+    if not rows:
+        return
+    test = (lambda labels: f"{labels}.{keep}") if keep.endswith("()") else (lambda labels: f"np.{keep}({labels})")
+    fix = (f"keep = {test('y')}; {method}(X[keep], y[keep])" if name == "y"
+           else f"keep = {test(name)}; X_val, {name} = X_val[keep], {name}[keep]")
+    first = ", ".join(row_name(i) for i in rows[:5])
+    raise InputError(f"{name}: {len(rows)} {kind} label{'s' if len(rows) > 1 else ''} ({shown}), first at {first}; "
+                     f"leave those rows out (with pandas: {fix})")
 
 
 def _float_like(value: Any) -> bool:
