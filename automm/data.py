@@ -731,12 +731,15 @@ def _warn_urls(name: str, present: Sequence[Any]) -> None:
 
 @dataclass
 class InputSpec:
-    """One encoder's input: a column (image, text, ...) or all tabular columns together."""
+    """One encoder's input: a column (image, text, ...) or all tabular columns together.
+    ``blank_texts_missing``: a text of only spaces, controls and zero-width characters is a missing
+    text (False for a model saved before automm read them so: they are texts of no tokens there)."""
 
     name: str
     modality: str
     columns: list[str]
     column_roles: dict[str, str] = field(default_factory=dict)
+    blank_texts_missing: bool = True
 
     def values(self, table: Table) -> list[Any]:
         """Raw values per sample, with :data:`MISSING` for missing ones."""
@@ -745,7 +748,7 @@ class InputSpec:
             return [{c: (MISSING if is_missing(col[i]) else col[i]) for c, col in zip(self.columns, cols)}
                     for i in range(len(table))]
         column = table.columns[self.columns[0]]
-        missing = _missing_text if self.modality == "text" else _missing_cell
+        missing = _missing_text if self.modality == "text" and self.blank_texts_missing else _missing_cell
         return [MISSING if missing(column[i]) else column[i] for i in range(len(column))]
 
     def to_dict(self) -> dict:

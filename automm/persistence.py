@@ -208,6 +208,8 @@ def manifest_of(estimator) -> dict:
     }
     if held:
         manifest["training_only"] = held
+    if any(spec.modality == "text" and spec.blank_texts_missing for spec in estimator.inputs_):
+        manifest["blank_texts"] = "missing"
     if estimator.__dict__.get("decision_weights_") is not None:
         manifest["decision_weights"] = [float(w) for w in estimator.decision_weights_]
     if estimator.__dict__.get("temperature_", 1.0) != 1.0:
@@ -1130,6 +1132,9 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
             _own_cache_dirs_replaced(info.get("config", {}).get("encoders", {}), params["cache_dir"])
     estimator = cls(**params)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
+    if manifest.get("blank_texts") != "missing":  # saved before blank texts were missing ones: texts, as then
+        for spec in inputs:
+            spec.blank_texts_missing = False
     config = manifest["config"]
     from .estimator import global_random_state_kept
 

@@ -373,8 +373,10 @@ class _VocabularyTextEncoder(Encoder):
 
     def empty_rows(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         """The texts of no word left (every word never seen in fit, see ``preprocess``): read as
-        missing texts, which training met, not as texts of length 0, which it never did."""
-        if collate_replaced(self, _VocabularyTextEncoder):
+        missing texts, which training met, not as texts of length 0, which it never did. An encoder
+        that leaves out no word (a model saved before, see ``set_state``) reads a text of no tokens as
+        that automm did: as a text (a blank one, which a model saved then reads as one)."""
+        if collate_replaced(self, _VocabularyTextEncoder) or not self.leave_out_unknown:
             return None
         return batch["length"] == 0
 
