@@ -1636,7 +1636,8 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
     one message: one value in every row (a constant, or a split column left in the training rows:
     a row to predict with another value is one the model never saw), a distinct value per row as
     an identifier has (the rule by which ``automm init`` leaves them out: an ``id`` column, a row
-    number), or the values of an earlier column in every row (a second input of the same values).
+    number), or the values of an earlier column in every row (a second input of the same values;
+    an image column's by its file paths: a back photo column filled with the front photos).
     They are kept, as given: the messages say how to leave them out."""
     if table.positional or len(table) < 20:
         return []
@@ -1660,9 +1661,11 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
     earlier: list[tuple[str, list]] = []  # (column, its first 20 values as text)
     for name, column in table.columns.items():
         role = roles.get(name)
-        if role not in ("text", "categorical", "numeric", "datetime") or getattr(column, "ndim", 1) != 1:
+        if role not in ("text", "categorical", "numeric", "datetime", "image") or getattr(column, "ndim", 1) != 1:
             continue
         values = list(column)
+        if role == "image" and not all(is_missing(v) or isinstance(v, (str, os.PathLike)) for v in values):
+            continue  # (pixels, bytes, PIL images: compared by their file paths only)
         head = texts(values[:20])  # most columns differ from another, and within themselves, in their first rows
         if head[0] is not None and all(k == head[0] for k in head) and all(k == head[0] for k in texts(values)):
             first = values[0]
@@ -1679,7 +1682,8 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
             copies.append((name, f"{name!r} (of {same!r})"))
             continue
         earlier.append((name, head))
-        if role != "datetime" and may_identify(name, values[:20]) and _is_identifier(name, values, len(values)):
+        if (role not in ("datetime", "image") and may_identify(name, values[:20])
+                and _is_identifier(name, values, len(values))):
             identifiers.append((name, f"{name!r} (read as {role})"))
 
     messages = []

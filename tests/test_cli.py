@@ -186,6 +186,10 @@ def test_fit_json_then_evaluate_and_predict_a_regression_in_process(capsys, regr
     (folder / "no_a.csv").write_text("b,colour,price\n0.1,red,1.0\n")
     result = run(capsys, "predict", folder / "model", folder / "no_a.csv")
     assert result.code == 1 and "lacks the column(s) ['a']" in result.err and result.no_traceback()
+    assert "(to predict without it, add it with every cell empty)" in result.err  # (the message said not how)
+    (folder / "empty_a.csv").write_text("a,b,colour\n,0.1,red\n,0.3,blue\n")
+    result = run(capsys, "predict", folder / "model", folder / "empty_a.csv")
+    assert result.code == 0 and len(result.out.splitlines()) == 3, result.err
     (folder / "renamed.csv").write_text("A,b,Colour\n0.1,0.2,red\n")  # each renamed column named (was: none)
     result = run(capsys, "predict", folder / "model", folder / "renamed.csv")
     assert result.code == 1 and "lacks the column(s) ['a', 'colour']" in result.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from automm import AutoMM
@@ -67,3 +68,25 @@ def test_an_input_named_twice_with_different_encoders_is_refused():
     with pytest.raises(InputError, match="name the same input"):
         AutoMM(max_epochs=1, column_types={"t1": "text", "t2": "text"},
                encoders={"t2": "gru", "text_1": "hashed_ngram"}).fit(X, y)
+
+
+def test_an_image_column_that_copies_another_is_named_as_a_copy_and_paths_are_no_identifiers(emoji_split):
+    """A back-photo column filled with the front photos is a second input of the same values, as a
+    copied text column is: fit says so. Distinct photos (each row its own file) are no identifier,
+    another photo per row (some missing) is no copy, and pixel arrays are not compared."""
+    from automm.data import as_table
+    from automm.estimator import _columns_that_cannot_help
+
+    from helpers import tiny
+
+    train = emoji_split[0].head(40)
+    roles = {"front": "image", "back": "image", "name": "text"}
+    frame = pd.DataFrame({"front": train["image"], "back": train["image"], "name": train["name"]})
+    said = _columns_that_cannot_help(as_table([frame]), roles)
+    assert len(said) == 1 and said[0].startswith("column 'back' (of 'front') holds the values of an earlier column"), said
+    other = frame.assign(back=[None if i % 3 == 0 else p for i, p in enumerate(train["image"][::-1])])
+    assert _columns_that_cannot_help(as_table([other]), roles) == []
+    pixels = [np.zeros((4, 4, 3), np.uint8)] * 40
+    assert _columns_that_cannot_help(as_table([frame.assign(front=pixels, back=pixels)]), roles) == []
+    with pytest.warns(UserWarning, match=r"'back' \(of 'image'\) holds the values of an earlier column"):
+        AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]].assign(back=train["image"]), train["category"])
