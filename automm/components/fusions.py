@@ -313,6 +313,9 @@ class NeighborsFusion(Fusion):
     defaults: dict = {"k": 10, "temperature": 20.0, "regression": None}
     produces_outputs = True
 
+    #: An automm reading format 6 or older may predate the prior vote of rows without any input
+    #: (:meth:`without_inputs`): it would read them as voting the first remembered rows, so refuses.
+    min_format_version = 7
     #: The share of probability spread evenly over the classes (no class gets log(0)).
     SMOOTHING = 0.01
     #: Reference rows compared at once (bounds the similarity matrix's memory).
