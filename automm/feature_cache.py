@@ -129,7 +129,12 @@ def content_digest(value: Any, paths: bool = False) -> str:
         from PIL import Image
 
         if isinstance(value, Image.Image):
-            from .components.image import exif_orientation
+            from .components.image import exif_orientation, unread_image_file
+
+            filename = unread_image_file(value)
+            if filename is not None:  # decoded from its file (load_image): keyed by it, the image left unloaded
+                head = f"{value.format}{value.mode}{value.size}".encode()
+                return "pil-file:" + hashlib.sha256(head + _file_digest(filename).encode()).hexdigest()
 
             head = f"{value.mode}{value.size}".encode()
             # what the pixels mean besides their bytes: a palette, a transparent colour, an EXIF

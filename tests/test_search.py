@@ -2762,9 +2762,8 @@ if __name__ == '__main__':
 """)
     parent = subprocess.Popen([sys.executable, str(script)])
     pid_file = tmp_path / "child.pid"
-    for _ in range(200):
-        if pid_file.exists() and pid_file.read_text():
-            break
+    waited_until = time.monotonic() + 120  # (importing torch in the new process: 10 s were not enough on a loaded machine)
+    while time.monotonic() < waited_until and not (pid_file.exists() and pid_file.read_text()):
         time.sleep(0.05)
     child = int(pid_file.read_text())
     parent.send_signal(signal.SIGKILL)
