@@ -16,6 +16,16 @@ PROJECTS = [(ROOT, "automm"), (ROOT / "plugins" / "automm-pretrained", "automm_p
             (ROOT / "plugins" / "automm-audio", "automm_audio")]
 
 
+def _built(project: Path, hook: str, out: Path) -> Path:
+    """What setuptools' PEP 517 ``hook`` (``build_wheel``, ``prepare_metadata_for_build_wheel``)
+    writes into ``out`` for ``project``, run in a process of its own."""
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-c", f"import setuptools.build_meta as b, sys; print(b.{hook}(sys.argv[1]))",
+                           str(out)], cwd=project, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out / done.stdout.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("project, package", PROJECTS, ids=[package for _, package in PROJECTS])
 def test_the_distribution_version_is_the_package_version(project, package, tmp_path):
     """pyproject.toml and __init__.py each said "0.1.0": a release that bumped one of them
@@ -30,13 +40,7 @@ def test_the_distribution_version_is_the_package_version(project, package, tmp_p
     assert len(re.findall(r'^__version__ = "[^"]+"$', init, re.M)) == 1
     (copy / package / "__init__.py").write_text(re.sub(r'^__version__ = "[^"]+"$', '__version__ = "9.8.7"', init,
                                                        flags=re.M))
-    out = tmp_path / "metadata"
-    out.mkdir()
-    done = subprocess.run([sys.executable, "-c", "import setuptools.build_meta as b, sys; "
-                                                 "print(b.prepare_metadata_for_build_wheel(sys.argv[1]))", str(out)],
-                          cwd=copy, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    metadata = (out / done.stdout.strip().splitlines()[-1] / "METADATA").read_text()
+    metadata = (_built(copy, "prepare_metadata_for_build_wheel", tmp_path / "metadata") / "METADATA").read_text()
     assert re.search(r"^Version: (.*)$", metadata, re.M).group(1) == "9.8.7"
 
 
@@ -67,13 +71,7 @@ def test_the_wheel_ships_py_typed(tmp_path):
     shutil.copytree(ROOT / "automm", copy / "automm", ignore=shutil.ignore_patterns("__pycache__", "images"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, copy / name)
-    out = tmp_path / "wheel"
-    out.mkdir()
-    done = subprocess.run([sys.executable, "-c", "import setuptools.build_meta as b, sys; "
-                                                 "print(b.build_wheel(sys.argv[1]))", str(out)],
-                          cwd=copy, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
     import zipfile
 
-    with zipfile.ZipFile(out / done.stdout.strip().splitlines()[-1]) as wheel:
+    with zipfile.ZipFile(_built(copy, "build_wheel", tmp_path / "wheel")) as wheel:
         assert "automm/py.typed" in wheel.namelist()

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from automm import cli
 
 
@@ -62,44 +64,33 @@ def test_ssl_key_passphrase_is_redacted():
     assert redact_url("postgresql://u:pw@h/db?password=x") == "postgresql://u:***@h/db?password=***"
 
 
-def test_password_with_an_unescaped_at_is_not_shown_in_part():
-    """``user:S3cr@tPW@host``: the redaction kept ``tPW``, and the driver's error named ``tPW@host`` as its host."""
-    import pytest
-
+@pytest.mark.parametrize("password, piece", [("S3cr@tPW", "tPW"), ("p@sec/ret", "sec/ret")])
+def test_password_with_an_unescaped_at_is_not_shown_in_part(password, piece):
+    """``user:S3cr@tPW@host``: the redaction kept ``tPW``, and the driver's error named ``tPW@host`` as its
+    host; ``user:p@sec/ret@host`` (SQLAlchemy: host ``sec``, database ``ret@host/db``) passed the check."""
     from automm import AutoMM
     from automm.exceptions import InputError
     from automm.storage import parse_storage, redact_url
 
-    url = "postgresql://alice:S3cr@tPW@127.0.0.1:1/db"
+    url = f"postgresql://alice:{password}@127.0.0.1:1/db"
     assert redact_url(url) == "postgresql://alice:***@127.0.0.1:1/db"
-    assert "tPW" not in repr(AutoMM(storage=url))
+    assert piece not in repr(AutoMM(storage=url))
     with pytest.raises(InputError, match="written %40") as caught:
         parse_storage(url)
-    assert "tPW" not in str(caught.value)
+    assert piece not in str(caught.value)
+
+
+def test_storage_urls_that_are_fine_or_unreadable():
+    from automm.exceptions import InputError
+    from automm.storage import parse_storage, redact_url
+
     assert redact_url("postgresql://alice@corp:pw@h/db") == "postgresql://alice@corp:***@h/db"  # Azure's user@server
     assert parse_storage("postgresql://alice@corp:pw@h/db")[0] == "rdb"
     assert parse_storage("postgresql://alice:S3cr%40tPW@h/db")[0] == "rdb"
-    with pytest.raises(InputError, match=r"storage: 'postgresql://alice:\*\*\*@h:notaport/db' is not a valid URL"):
-        parse_storage("postgresql://alice:S3cretPW@h:notaport/db")  # (a bare ValueError naming no argument)
-
-
-def test_password_with_an_unescaped_at_and_a_slash_is_not_shown_in_part():
-    """``alice:p@sec/ret@host``: SQLAlchemy reads host ``sec`` and database ``ret@host/db``; the check
-    looked at the host alone and let it through, and the redaction (repr, the driver's error) kept ``sec/ret``."""
-    import pytest
-
-    from automm import AutoMM
-    from automm.exceptions import InputError
-    from automm.storage import parse_storage, redact_url
-
-    url = "postgresql://alice:p@sec/ret@127.0.0.1:1/db"
-    assert redact_url(url) == "postgresql://alice:***@127.0.0.1:1/db"
-    assert "sec/ret" not in repr(AutoMM(storage=url))
-    with pytest.raises(InputError, match="written %40") as caught:
-        parse_storage(url)
-    assert "ret" not in str(caught.value)
     assert parse_storage("postgresql://alice:pa/ss@h/db")[0] == "rdb"  # a '/' alone is SQLAlchemy's password
     assert redact_url("postgresql://alice:pa/ss@h/db") == "postgresql://alice:***@h/db"
+    with pytest.raises(InputError, match=r"storage: 'postgresql://alice:\*\*\*@h:notaport/db' is not a valid URL"):
+        parse_storage("postgresql://alice:S3cretPW@h:notaport/db")  # (a bare ValueError naming no argument)
     assert parse_storage("postgresql://h:5432/db?application_name=a@b")[0] == "rdb"  # no password: no '@' to check
 
 
