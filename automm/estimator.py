@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -79,7 +79,11 @@ def _barely_trained(candidate: Candidate, time_limit: Any) -> str:
             "gives a better model")
 
 
-def _explicit_signature(method: Callable) -> Callable:
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+_Estimator = TypeVar("_Estimator", bound="AutoMM")  # AutoMMClassifier.load returns an AutoMMClassifier
+
+
+def _explicit_signature(method: _Method) -> _Method:
     """``method``, which takes ``**unknown`` so that a misspelt keyword reaches it (see
     :func:`_unexpected_keyword`), shown without that catch-all: ``inspect.signature`` (read by
     scikit-learn's metadata routing and by IDEs) gives its explicit parameters only."""
@@ -1499,8 +1503,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return save_model(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "auto",
-             cache_dir: str | os.PathLike | None = None) -> "AutoMM":
+    def load(cls: type[_Estimator], path: str | os.PathLike, device: str = "auto",
+             cache_dir: str | os.PathLike | None = None) -> _Estimator:
         """Load a model written by :meth:`save` (no pickle is executed). ``device``: where the
         loaded model predicts (``device_``): "auto" (CUDA when available, else the CPU), "cpu",
         "cuda", "cuda:1", ...; a device this machine lacks is an :class:`InputError` (the saved
