@@ -330,9 +330,10 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
             from .suggestions import rename_hint
 
             hint = rename_hint(missing, unused)
-        raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on (to predict "
-                         f"without {'it' if len(missing) == 1 else 'them'}, add {'it' if len(missing) == 1 else 'them'} "
-                         f"with every cell empty); its columns are {', '.join(map(str, frame.columns))}{hint}")
+        them = "it" if len(missing) == 1 else "them"
+        raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on (to predict without "
+                         f"{them}, add {them} with every cell empty); its columns are "
+                         f"{', '.join(map(str, frame.columns))}{hint}")
     frame = with_file_rows(frame, data_path)
     if estimator.input_positional_:
         return tuple(frame[columns[c]] for c in estimator.columns_)

@@ -29,6 +29,8 @@ class MultimodalNet(nn.Module):
         #: how messages name each input's encoder (its registration: name and plugin)
         self.encoder_labels = {name: (encoder_labels or {}).get(name, f"encoder {type(encoder).__name__}")
                                for name, encoder in encoders.items()}
+        #: ... with its input (``"encoder 'cnn' (plugin 'builtin') of input 'image_0'"``), made once, not per batch
+        self.input_labels = {name: f"{label} of input {name!r}" for name, label in self.encoder_labels.items()}
         self.fusion = fusion
         self.n_outputs = int(n_outputs)
         #: how messages name the fusion (its registration: name and plugin)
@@ -69,10 +71,10 @@ class MultimodalNet(nn.Module):
             if rows is not None and len(rows) == 0:
                 embeddings[name] = _unused_output(encoder, size, mask.device)
                 continue
-            with calling(f"{self.encoder_labels[name]} of input {name!r}", "in forward"):
+            with calling(self.input_labels[name], "in forward"):
                 embedding = encoder(batch)
             if embedding.dim() != 2 or embedding.shape[-1] != encoder.output_dim:
-                raise PluginError(f"{self.encoder_labels[name]} of input {name!r} returned a tensor of shape "
+                raise PluginError(f"{self.input_labels[name]} returned a tensor of shape "
                                   f"{tuple(embedding.shape)}; its output_dim says (batch, {encoder.output_dim}): "
                                   "set output_dim to the width forward returns")
             expected = size if rows is None else len(rows)
@@ -80,7 +82,7 @@ class MultimodalNet(nn.Module):
                 given, fix = ((f"a batch of {expected} rows", "") if rows is None else
                               (f"the {expected} rows (of {size}) that its select_rows gave it",
                                ", and select_rows the batch of the rows it is given"))
-                raise PluginError(f"{self.encoder_labels[name]} of input {name!r} returned {embedding.shape[0]} rows "
+                raise PluginError(f"{self.input_labels[name]} returned {embedding.shape[0]} rows "
                                   f"for {given}; forward must return one row per sample{fix}")
             if rows is not None:
                 embedding = embedding.new_zeros((size, embedding.shape[1])).index_copy(0, rows, embedding)
@@ -95,7 +97,7 @@ class MultimodalNet(nn.Module):
             return mask
         if not isinstance(empty, torch.Tensor) or tuple(empty.shape) != tuple(mask.shape):
             got = tuple(empty.shape) if isinstance(empty, torch.Tensor) else type(empty).__name__
-            raise PluginError(f"{self.encoder_labels[name]} of input {name!r}: empty_rows returned {got} for a "
+            raise PluginError(f"{self.input_labels[name]}: empty_rows returned {got} for a "
                               f"batch of {len(mask)} rows; it must return a ({len(mask)},) bool tensor or None")
         return mask & ~empty.to(device=mask.device, dtype=torch.bool)  # (no .any() first: a CUDA sync per batch)
 

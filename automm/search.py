@@ -1963,11 +1963,11 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     pool = [(n, c) for n, c in candidates if c.valid_outputs is not None]
     if pool and pool[0][0] != best_number:
         pool = []
-    if (len(pool) > 1 and not all(c.oof_outputs is not None for _, c in pool)
-            and len(ctx.data.valid_index) < MIN_SELECTION_ROWS):
+    outputs_are_oof = all(c.oof_outputs is not None for _, c in pool)
+    if len(pool) > 1 and not outputs_are_oof and len(ctx.data.valid_index) < MIN_SELECTION_ROWS:
         pool = pool[:1]  # too few holdout rows to weigh models by: the best-ranked model (as ensemble_size=1)
+        outputs_are_oof = pool[0][1].oof_outputs is not None
     if len(pool) > 1 or (pool and pool[0][1].bag is not None):
-        outputs_are_oof = all(c.oof_outputs is not None for _, c in pool)
         # the rows the pooled members' score is on: the rows their own scores are on
         scored = slice(None)
         if outputs_are_oof:  # bags: select on every row, not the holdout

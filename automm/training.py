@@ -529,7 +529,7 @@ class Trainer:
                 embeddings = self.model.encode(inputs, masks)
                 for name, embedding in embeddings.items():
                     if not torch.isfinite(embedding[masks[name]]).all():
-                        return (f": {self.model.encoder_labels[name]} of input {name!r} returned NaN or infinite "
+                        return (f": {self.model.input_labels[name]} returned NaN or infinite "
                                 "embeddings for present values")
                 fused = self.model.embed(inputs, masks)
                 bad = ~torch.isfinite(fused.float()).all(1)
