@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 import weakref
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
 import torch
@@ -81,6 +81,10 @@ def _barely_trained(candidate: Candidate, time_limit: Any) -> str:
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 _Estimator = TypeVar("_Estimator", bound="AutoMM")  # AutoMMClassifier.load returns an AutoMMClassifier
+_ComponentChoice = Union[str, Mapping[str, Any]]  # a component's name, or {"name": ..., **hyperparameters}
+
+if TYPE_CHECKING:  # the annotations only: optuna is imported where a search runs
+    import optuna
 
 
 def _explicit_signature(method: _Method) -> _Method:
@@ -310,13 +314,42 @@ class AutoMM(TransformerMixin, BaseEstimator):
                              f"{{{entry!r}: ...}}) (in a parameter grid: {{{name!r}: [{{{entry!r}: ...}}, ...]}})")
         return super().set_params(**params)
 
-    def __init__(self, *, problem_type="auto", metric="auto", column_types=None, encoders=None, fusion="concat",
-                 augmentations="default", time_limit=None, max_epochs=20, batch_size="auto",
-                 learning_rate=2e-3, weight_decay=1e-2, label_smoothing=0.05, patience=8, holdout_frac=0.1,
-                 class_weight=None, head_dropout=0.1, device="auto", amp=True, num_workers="auto",
-                 n_trials=None, search_space=None, sampler="tpe", pruner="median", storage=None, study_name=None,
-                 n_jobs=1, ensemble_size="auto", bag_folds="auto", objectives="score", plot_dir=None, cache_dir=None,
-                 random_state=None, verbose=0):
+    def __init__(
+        self, *,
+        problem_type: str = "auto",
+        metric: str = "auto",
+        column_types: Mapping[str, str] | None = None,
+        encoders: Mapping[str, _ComponentChoice | Sequence[_ComponentChoice]] | None = None,
+        fusion: _ComponentChoice | Sequence[_ComponentChoice] = "concat",
+        augmentations: str | Sequence[_ComponentChoice] | None = "default",
+        time_limit: float | None = None,
+        max_epochs: int = 20,
+        batch_size: int | str = "auto",
+        learning_rate: float = 2e-3,
+        weight_decay: float = 1e-2,
+        label_smoothing: float = 0.05,
+        patience: int = 8,
+        holdout_frac: float = 0.1,
+        class_weight: str | Mapping[Any, float] | None = None,
+        head_dropout: float = 0.1,
+        device: str | torch.device = "auto",
+        amp: bool = True,
+        num_workers: int | str = "auto",
+        n_trials: int | None = None,
+        search_space: Mapping[str, Any] | None = None,
+        sampler: str | optuna.samplers.BaseSampler = "tpe",
+        pruner: str | optuna.pruners.BasePruner = "median",
+        storage: str | os.PathLike[str] | optuna.storages.BaseStorage | None = None,
+        study_name: str | None = None,
+        n_jobs: int | None = 1,
+        ensemble_size: int | str = "auto",
+        bag_folds: int | str = "auto",
+        objectives: str | Sequence[str] = "score",
+        plot_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
         self.problem_type = problem_type
         self.metric = metric
         self.column_types = column_types

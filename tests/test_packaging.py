@@ -75,3 +75,23 @@ def test_the_wheel_ships_py_typed(tmp_path):
 
     with zipfile.ZipFile(_built(copy, "build_wheel", tmp_path / "wheel")) as wheel:
         assert "automm/py.typed" in wheel.namelist()
+
+
+def test_every_estimator_parameter_has_a_type_hint_that_resolves():
+    """The estimator's parameters had no annotations: mypy and IDEs typed ``AutoMM(time_limit=...)``
+    as Any and could not flag ``AutoMM(max_epochs="20")``. Each parameter's hint must resolve
+    (no misspelt name, which only a type checker would otherwise meet) and say what it accepts."""
+    import typing
+
+    import optuna
+
+    from automm import AutoMM, AutoMMClassifier, AutoMMRegressor
+    from automm import estimator
+
+    hints = typing.get_type_hints(AutoMM.__init__, {**vars(estimator), "optuna": optuna})
+    names = AutoMM._get_param_names()
+    assert sorted(set(names) - set(hints)) == []
+    assert hints["time_limit"] == typing.Optional[float]
+    assert optuna.samplers.BaseSampler in typing.get_args(hints["sampler"])
+    for cls in (AutoMMClassifier, AutoMMRegressor):  # they inherit the one signature
+        assert cls._get_param_names() == names
