@@ -122,6 +122,26 @@ def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]
     return TypeError(f"{type(owner).__name__}.{method.__name__}() got an unexpected keyword argument {name!r}{hint}")
 
 
+#: The words a YAML recipe (YAML 1.1, PyYAML) reads as true and as false.
+_YAML_BOOLEAN_WORDS = {True: ("yes", "true", "on"), False: ("no", "false", "off")}
+
+
+def _label_hint(unknown: list, classes: list) -> str:
+    """What the first of the ``unknown`` labels (of ``class_weight``) most likely stands for: the
+    class written the same as another type (``'1'`` for 1), or the class ``yes``, ``no``, ``on``,
+    ``off`` that a YAML recipe read as a boolean (``class_weight: {yes: 20}`` is ``{True: 20}``)."""
+    for label in unknown:
+        if isinstance(label, bool):
+            words = [c for c in classes if isinstance(c, str) and c.lower() in _YAML_BOOLEAN_WORDS[label]]
+            if words:
+                return (f"; {label!r} is how a YAML recipe reads {words[0]}: quote the label there "
+                        f"('{words[0]}': ...)")
+        same = [c for c in classes if str(c) == str(label)]
+        if same:
+            return f"; did you mean {same[0]!r}?"
+    return ""
+
+
 def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
     if y is None:
         if len(args) < 2:
@@ -755,13 +775,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return encoded.astype(np.int64)
 
     def _check_metric(self, problem_type: str) -> None:
-        from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
+        from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS, metric_name_hint
 
         known = ("auto", *CLASSIFICATION_METRICS, *REGRESSION_METRICS)
         if not isinstance(self.metric, str) or self.metric not in known:
-            from .suggestions import did_you_mean
-
-            raise InputError(f"metric: expected one of {list(known)}, got {self.metric!r}{did_you_mean(self.metric, known)}")
+            raise InputError(f"metric: expected one of {list(known)}, got {self.metric!r}"
+                             f"{metric_name_hint(self.metric, known)}")
         if problem_type == "regression" and self.metric in CLASSIFICATION_METRICS:
             raise InputError(f"metric: {self.metric!r} is a classification metric, but y is a regression target; "
                              f"use one of {list(REGRESSION_METRICS)}")
@@ -887,7 +906,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         else:
             unknown = [k for k in self.class_weight if k not in set(self.classes_.tolist())]
             if unknown:
-                raise InputError(f"class_weight: labels {unknown} are not among the classes {self.classes_.tolist()}")
+                raise InputError(f"class_weight: labels {unknown} are not among the classes {self.classes_.tolist()}"
+                                 f"{_label_hint(unknown, self.classes_.tolist())}")
             weights = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
             if not (weights * counts).sum() > 0:
                 raise InputError(f"class_weight: {self.class_weight!r} gives every training row the weight 0")

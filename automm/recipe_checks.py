@@ -21,7 +21,8 @@ from . import registry as _registry
 from .roles import BASE_ROLES
 from .suggestions import close_match, did_you_mean, quoted_values, unique_target
 from .tables import data_format, parquet_engine, read_column, read_header
-from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS
+from .training import (BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS, SCIKIT_LEARN_METRIC_NAMES,
+                       metric_name_hint)
 
 __all__ = ["RecipeError", "Problem", "PARAM_PATHS", "SECTION_KEYS", "TOP_KEYS", "METRICS", "SAMPLERS", "PRUNERS",
            "RECIPE_VERSION", "check_recipe", "get_key_path", "set_key_path", "show_value", "join_path",
@@ -739,7 +740,10 @@ def _check_problem(ck: _Checker, section: Any) -> None:
     if "type" in section:
         ck.one_of(ptype, "problem.type", PROBLEM_TYPES)
     metric = section.get("metric")
-    if metric is not None and ck.one_of(metric, "problem.metric", ("auto", *METRICS)):
+    if isinstance(metric, str) and metric in SCIKIT_LEARN_METRIC_NAMES:
+        ck.report("problem.metric", f"expected one of {_quoted(('auto', *METRICS))}, found {show_value(metric)}"
+                                    f"{metric_name_hint(metric, METRICS)}")
+    elif metric is not None and ck.one_of(metric, "problem.metric", ("auto", *METRICS)):
         if ptype == "regression" and metric in CLASSIFICATION_METRICS:
             ck.report("problem.metric", f"{metric!r} is a classification metric but problem.type is regression; "
                                         f"use one of {_quoted(REGRESSION_METRICS)}")
@@ -799,8 +803,8 @@ def _check_class_weight(ck: _Checker, value: Any, path: str) -> None:
         for label, weight in value.items():
             if not _is_scalar(label):
                 ck.report(path, f"labels must be strings or numbers, found {show_value(label)}")
-            elif not _is_number(weight) or weight <= 0:
-                ck.expected(join_path(path, label), "a positive number", weight)
+            elif not _is_number(weight) or weight < 0:  # as AutoMM(class_weight=...): 0 leaves a class out
+                ck.expected(join_path(path, label), "a number >= 0", weight)
         return
     ck.expected(path, "null, 'balanced' or a mapping label -> weight", value, ["balanced"])
 

@@ -330,6 +330,30 @@ REGRESSION_METRICS = ("r2", "rmse", "mae")
 #: Metrics of a binary problem only: ``f1`` is the F1 score of the positive class, the second of
 #: ``classes_`` (sorted: 1 of 0/1, True of False/True, "yes" of "no"/"yes").
 BINARY_METRICS = ("f1",)
+#: scikit-learn's scorer names of the metrics above (``cross_val_score(scoring=...)``), and its
+#: names for metrics automm does not rank by: a user writing them is told what to write here.
+SCIKIT_LEARN_METRIC_NAMES = {
+    "recall_macro": "balanced_accuracy", "f1_macro": "macro_f1", "f1_weighted": "weighted_f1",
+    "f1_micro": "accuracy", "f1_binary": "f1", "neg_mean_squared_error": "rmse",
+    "neg_root_mean_squared_error": "rmse", "neg_mean_absolute_error": "mae", "mse": "rmse",
+    "roc_auc": None, "roc_auc_ovr": None, "roc_auc_ovo": None, "neg_log_loss": None, "log_loss": None,
+    "average_precision": None,
+}
+
+
+def metric_name_hint(name: Any, known: Sequence[str]) -> str:
+    """What to say after 'expected one of ...' for an unknown ``metric``: scikit-learn's name of
+    one of automm's metrics (``recall_macro``) gets automm's; a probability metric gets how to
+    measure it; anything else a did-you-mean among ``known``."""
+    from .suggestions import did_you_mean
+
+    if not isinstance(name, str) or name not in SCIKIT_LEARN_METRIC_NAMES:
+        return did_you_mean(name, known)
+    ours = SCIKIT_LEARN_METRIC_NAMES[name]
+    if ours is not None:
+        return f"; scikit-learn's {name!r} is {ours!r} here"
+    return (f"; automm ranks models by a metric of predict's decisions: for {name!r}, pick one of these and measure "
+            f"it on predict_proba (e.g. cross_val_score(model, X, y, scoring={name!r}))")
 
 
 def classification_score(predicted: np.ndarray, targets: np.ndarray, metric: str = "accuracy",

@@ -820,6 +820,22 @@ def test_wrong_parameter_values_are_named_before_training(params, message, monke
         AutoMM(max_epochs=1, **params).fit([f"title {i} of item {i % 5}" for i in range(12)], [0, 1, 1] * 4)
 
 
+def test_a_class_weight_label_that_yaml_read_as_a_boolean_is_named_so(monkeypatch):
+    """A recipe's ``class_weight: {yes: 20}`` is ``{True: 20}`` to YAML 1.1 (PyYAML): the error said only
+    "labels [True] are not among the classes ['no', 'yes']", naming a label nobody wrote."""
+    import automm.estimator
+    from automm.recipes import load_yaml
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", lambda *a, **k: pytest.fail("training started"))
+    texts = [f"title {i} of item {i % 5}" for i in range(12)]
+    weights = load_yaml("class_weight: {yes: 20}")["class_weight"]
+    with pytest.raises(InputError, match=r"labels \[True\] are not among the classes \['no', 'yes'\]; True is how a "
+                                         r"YAML recipe reads yes: quote the label there \('yes': \.\.\.\)"):
+        AutoMM(max_epochs=1, class_weight=weights).fit(texts, ["no", "yes", "yes"] * 4)
+    with pytest.raises(InputError, match=r"labels \['1'\] are not among the classes \[0, 1\]; did you mean 1\?"):
+        AutoMM(max_epochs=1, class_weight={"1": 5}).fit(texts, [0, 1, 1] * 4)
+
+
 def test_a_misspelt_hyperparameter_in_the_search_space_is_named_before_any_trial():
     # were trials run, each would fail and fit would raise SearchError after them
     space = {"encoders": {"text": {"hashed_ngram": {"emb_dimm": [16, 32]}}}}

@@ -1252,3 +1252,27 @@ def test_a_relative_path_found_in_several_folders_is_said(tmp_path):
         warnings.simplefilter("error")
         resolve_image_paths(frame, [theirs, theirs], {"image": "image"}, source="data.csv")  # the same files
         resolve_image_paths(frame.iloc[1:], [mine, theirs], {"image": "image"}, source="data.csv")
+
+
+def test_a_class_weight_of_zero_is_accepted_as_in_python_and_a_negative_one_refused():
+    """``AutoMM(class_weight={"Flags": 0})`` (leave a class's rows out of the loss) was accepted
+    in Python but refused by a recipe as 'expected a positive number': one rule for both."""
+    training = {"max_epochs": 1, "batch_size": 32, "num_workers": 0}
+    assert problems_of(emoji_recipe(training={**training, "class_weight": {"Flags": 0, "Symbols": 2}})) == {}
+    found = problems_of(emoji_recipe(training={**training, "class_weight": {"Flags": -1}}))
+    assert list(found) == ["training.class_weight.Flags"] and ">= 0" in found["training.class_weight.Flags"]
+    AutoMM(class_weight={"Flags": 0, "Symbols": 2})._check_class_weight()
+
+
+def test_scikit_learns_metric_names_are_translated_in_a_recipe_and_in_python():
+    """``metric: recall_macro`` (scikit-learn's name of balanced accuracy) was refused with no
+    suggestion; a probability metric (``roc_auc``) with nothing on how to measure it."""
+    found = problems_of(emoji_recipe(problem={"type": "multiclass", "metric": "recall_macro"}))
+    assert "scikit-learn's 'recall_macro' is 'balanced_accuracy' here" in found["problem.metric"]
+    with pytest.raises(InputError, match="scikit-learn's 'neg_mean_absolute_error' is 'mae' here"):
+        AutoMM(metric="neg_mean_absolute_error")._check_metric("regression")
+    with pytest.raises(InputError, match=r"measure it on predict_proba \(e.g. cross_val_score\(model, X, y, "
+                                         r"scoring='roc_auc'\)\)"):
+        AutoMM(metric="roc_auc")._check_metric("binary")
+    with pytest.raises(InputError, match="did you mean 'macro_f1'"):  # anything else: the did-you-mean as before
+        AutoMM(metric="macro_f")._check_metric("multiclass")
