@@ -859,6 +859,8 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
             validate_numbers(column, table.columns[column], row_name=table.row_name)
         elif role in ("text", "categorical"):
             columns[column] = _items_as_text(column, table.columns[column])
+            if role == "text":
+                columns[column] = _bytes_as_text(columns[column])
         else:  # a plugin's modality: its own check of the values
             columns[column] = _made_missing(table.columns[column],
                                             _plugin_check(role, column, table.columns[column], table.row_name))
@@ -907,6 +909,22 @@ def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
     values = list(column)
     for row in listed:
         values[row] = joined_items(values[row])
+    return values
+
+
+def _bytes_as_text(column: Sequence[Any]) -> Sequence[Any]:
+    """A text column with its bytes cells (a database's BLOB of titles) decoded as UTF-8, as the
+    built-in tokenizer reads them (an undecodable byte a U+FFFD), so that every text encoder reads
+    the text, not ``str(value)``'s ``"b'\\xd0\\x9c...'"`` (MiniLM did), and a blank one is missing;
+    ``column`` itself when it has none."""
+    if isinstance(column, np.ndarray) and column.dtype.kind not in "OS":
+        return column
+    rows = [row for row, v in enumerate(column) if isinstance(v, (bytes, bytearray, memoryview))]
+    if not rows:
+        return column
+    values = list(column)
+    for row in rows:
+        values[row] = bytes(values[row]).decode("utf-8", errors="replace")
     return values
 
 

@@ -44,7 +44,7 @@ from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedDa
                        train_bagged, train_candidate, training_value_problem, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
-from .training import holdout_score_name, make_loader, model_outputs, resolve_device, workers_are_forked
+from .training import TrainingConfig, holdout_score_name, make_loader, model_outputs, resolve_device, workers_are_forked
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
 
@@ -53,6 +53,9 @@ DEFAULT_ENCODERS = {"image": "cnn", "text": "hashed_ngram", "tabular": "tabular"
 #: Augmentations used when ``augmentations="default"`` (only those whose modality is present apply).
 DEFAULT_AUGMENTATIONS = ("random_resized_crop", "horizontal_flip", "token_dropout", "modality_dropout")
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
+#: The most epochs a fit without a time limit may ask for: the learning-rate schedule spans them
+#: all, so a larger number never gets past its warm-up (a million epochs of 10 ms are 3 hours).
+MAX_EPOCHS_UNTIMED = 10**6
 
 
 _component_choice = _registry.split_component_choice
@@ -249,7 +252,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     max_epochs, batch_size ("auto": sized to the device, and 8 times larger for a model whose encoders are
     all frozen), learning_rate, weight_decay,
     label_smoothing, patience (early-stopping epochs, counted once the learning rate has decayed to
-    half its peak; 0 disables), holdout_frac (validation share; unused when ``fit`` is given ``X_val``),
+    half its peak; 0 disables; the schedule spans ``max_epochs``, at most 1,000,000 without a
+    ``time_limit``), holdout_frac (validation share; unused when ``fit`` is given ``X_val``),
     class_weight (None, "balanced": each class the same total sample weight over the rows trained on,
     or dict label → weight), head_dropout.
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
@@ -424,6 +428,14 @@ class AutoMM(TransformerMixin, BaseEstimator):
             problem = training_value_problem(key, getattr(self, key))
             if problem:
                 raise InputError(f"{key}: {problem}")
+        if self.time_limit is None and self.max_epochs > MAX_EPOCHS_UNTIMED:
+            # (the schedule spans max_epochs: max_epochs=10**23 warmed up for 5e21 epochs, so the rate stayed
+            # near 0, no epoch settled and early stopping never came: 886 epochs in 130 s, chance accuracy)
+            warmup = TrainingConfig.warmup_fraction * self.max_epochs
+            raise InputError(f"max_epochs: {self.max_epochs!r} epochs without a time_limit would not end (the "
+                             f"learning rate warms up over the first {warmup:.3g} of them); give at most "
+                             f"{MAX_EPOCHS_UNTIMED}, or a time_limit= to train by time (the schedule is then fitted "
+                             "to it)")
         number("holdout_frac", "a number in (0, 1)", lambda v: 0 < v < 1)
         if self.num_workers != "auto":
             number("num_workers", "'auto' or an integer >= 0", lambda v: v >= 0, integer=True)
@@ -1796,15 +1808,25 @@ FAR_TARGET_IQRS = 100
 def _warn_far_targets(values: np.ndarray) -> None:
     """Warn when a few targets lie far from the others: the network learns in units of the
     targets' standard deviation, which they set, and its squared error follows them (3 prices of
-    999999 among 1,500 of 600-5,800: test R² 0.83 → -2.55, no word said)."""
+    999999 among 1,500 of 600-5,800: test R² 0.83 → -2.55, no word said). Where half the targets
+    or more are one value, so that the quartiles agree, the spread is that of the other targets:
+    their interquartile range, or, where they agree too, their median distance from that value."""
     low, median, high = np.percentile(values, [25, 50, 75])
-    if high <= low:
-        return
-    far = np.abs(values - median) > FAR_TARGET_IQRS * (high - low)
+    spread, measure = high - low, "interquartile ranges"
+    if spread <= 0:  # (95% of the targets 5.0 and 3 typed as 1e9 said nothing)
+        others = values[values != median]
+        if not len(others):
+            return
+        low, high = np.percentile(others, [25, 75])
+        spread = high - low if high > low else float(np.median(np.abs(others - median)))
+        share = 1 - len(others) / len(values)
+        measure = (f"times the spread of the {len(others)} targets other than {median:g} (which {share:.0%} of "
+                   "them equal)")
+    far = np.abs(values - median) > FAR_TARGET_IQRS * spread
     if far.any():
         shown = ", ".join(f"{v:g}" for v in np.unique(values[far])[:3])
-        warnings.warn(f"y: {int(far.sum())} of {len(values)} targets lie more than {FAR_TARGET_IQRS} interquartile "
-                      f"ranges from the median {median:g} ({shown}); they set the scale the network learns in and "
+        warnings.warn(f"y: {int(far.sum())} of {len(values)} targets lie more than {FAR_TARGET_IQRS} {measure} "
+                      f"from the median {median:g} ({shown}); they set the scale the network learns in and "
                       "its squared error follows them: leave out (or give sample_weight 0) those that are errors, "
                       "or fit log(y) for a heavy-tailed target", AutoMMWarning, stacklevel=user_stacklevel())
 

@@ -64,6 +64,10 @@ class InterruptGate:
             signal.signal(signal.SIGINT, self._hold)
 
 
+#: The longest alarm :func:`hard_stop` sets (seconds, about 31 years): a longer deadline is one.
+MAX_ALARM_SECONDS = 1e9
+
+
 def _on_alarm(signum, frame) -> None:
     raise TimeLimitExceeded("the trial ran past the time limit in code that does not watch it (e.g. a plugin's "
                             "Encoder.prepare that does not call automm.check_deadline) and was interrupted")
@@ -78,7 +82,9 @@ def hard_stop(deadline: float | None):
     if deadline is None or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield
         return
-    delay = max(0.01, deadline - time.monotonic())
+    # (at most MAX_ALARM_SECONDS: setitimer refuses a longer one, time_limit=1e300 failed every trial
+    # with "OverflowError: timestamp out of range for platform time_t"; an alarm decades away is none)
+    delay = min(MAX_ALARM_SECONDS, max(0.01, deadline - time.monotonic()))
     previous_delay, previous_interval = signal.getitimer(signal.ITIMER_REAL)
     if previous_delay and previous_delay <= delay:
         yield

@@ -872,6 +872,39 @@ def _is_input(value: Any) -> bool:
             and _is_names(value.get("columns")) and isinstance(value.get("column_roles", {}), dict))
 
 
+def _is_finite(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value)
+
+
+#: What each parameter that loading, predicting and ``fit_summary`` read must hold (key ->
+#: (whether a value does, what it should be)): the rest only a new ``fit`` reads, which checks them.
+_PARAMS_READ = {
+    "num_workers": (lambda v: v == "auto" or (_is_whole(v) and v >= 0), "'auto' or a whole number >= 0"),
+    "verbose": (lambda v: isinstance(v, int) and v >= 0, "a whole number >= 0"),
+    "amp": (lambda v: isinstance(v, bool), "true or false"),
+    "cache_dir": (lambda v: v is None or isinstance(v, str), "a directory path or null"),
+    "metric": (lambda v: isinstance(v, str), "a metric's name"),
+    "problem_type": (lambda v: isinstance(v, str), "a problem type's name"),
+    "class_weight": (lambda v: v is None or v == "balanced" or (isinstance(v, dict) and all(
+        _is_finite(w) and w >= 0 for w in v.values())), "null, 'balanced' or an object of weights >= 0"),
+}
+
+#: What each entry of the manifest's ``fit`` record must hold (``fit_summary`` reads them).
+_FIT_KEYS = {
+    "validation_score": (_is_number, "a number"),
+    "predict_validation_score": (_is_number, "a number"),
+    "fit_seconds": (lambda v: _is_finite(v) and v >= 0, "a number of seconds >= 0"),
+    "validation_rows": (lambda v: _is_whole(v) and v >= 0, "a whole number >= 0"),
+    "best_trial": (_is_whole, "a whole number"),
+    "trials": (lambda v: isinstance(v, dict) and all(_is_whole(n) and n >= 0 for n in v.values()),
+               "an object of trial counts"),
+    "pareto": (lambda v: isinstance(v, dict), "an object"),
+    "stop_reason": (lambda v: isinstance(v, str), "a text"),
+    "study_name": (lambda v: isinstance(v, str), "a text"),
+    "validation_on": (lambda v: isinstance(v, str), "a text"),
+}
+
+
 def _is_member(value: Any) -> bool:
     return (isinstance(value, dict) and _is_whole(value.get("trial")) and _is_number(value.get("weight"))
             and _is_whole(value.get("batch_size")) and _is_config(value.get("config")))
@@ -892,16 +925,17 @@ _MANIFEST_KEYS = {
                                                          and isinstance(c.get("name"), str) for c in v),
                    "a list of components, each with its 'kind' and 'name'"),
     "batch_size": (lambda v: _is_whole(v) and v >= 1, "a whole number >= 1"),
-    "seed": (_is_whole, "a whole number"),
+    "seed": (lambda v: _is_whole(v) and 0 <= v < 2**32, "a whole number in [0, 2**32 - 1]"),
     "history": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v), "a list of epoch records"),
-    "best_epoch": (_is_whole, "a whole number"),
+    "best_epoch": (lambda v: _is_whole(v) and v >= 0, "a whole number >= 0"),
 }
 _OPTIONAL_MANIFEST_KEYS = {
     "estimator": (lambda v: isinstance(v, str), "a class name"),
-    "target": (lambda v: isinstance(v, dict) and _is_number(v.get("mean")) and _is_number(v.get("std")),
-               "the regression target's 'mean' and 'std'"),
+    "target": (lambda v: isinstance(v, dict) and _is_finite(v.get("mean")) and _is_finite(v.get("std"))
+               and v["std"] > 0, "the regression target's 'mean' and 'std' (finite numbers, the 'std' > 0)"),
     "feature_names_in": (_is_names, "a list of feature names"),
-    "decision_weights": (lambda v: isinstance(v, list) and all(_is_number(w) for w in v), "a list of numbers"),
+    "decision_weights": (lambda v: isinstance(v, list) and all(_is_finite(w) and w > 0 for w in v),
+                         "a list of numbers > 0"),
     "temperature": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a number > 0"),
     "fit": (lambda v: isinstance(v, dict), "an object"),
     "ensemble": (lambda v: isinstance(v, dict) and isinstance(v.get("problem_type"), str)
@@ -921,9 +955,17 @@ def _check_manifest(manifest: dict, manifest_path: Path) -> None:
                     raise ModelFormatError(f"{manifest_path}: lacks {key!r} ({expected})")
                 continue
             if not valid(manifest[key]):
-                shown = repr(manifest[key])
-                shown = shown if len(shown) <= 200 else shown[:200] + " ..."
-                raise ModelFormatError(f"{manifest_path}: {key!r} should be {expected}, got {shown}")
+                raise ModelFormatError(f"{manifest_path}: {key!r} should be {expected}, got {_shown(manifest[key])}")
+    for key, entries in (("params", _PARAMS_READ), ("fit", _FIT_KEYS)):
+        for name, (valid, expected) in entries.items():
+            if name in manifest.get(key, {}) and not valid(manifest[key][name]):
+                raise ModelFormatError(f"{manifest_path}: {name!r} of {key!r} should be {expected}, got "
+                                       f"{_shown(manifest[key][name])}")
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 200 else shown[:200] + " ..."
 
 
 def _check_outputs(manifest: dict, manifest_path: Path) -> None:

@@ -538,6 +538,30 @@ def test_a_few_far_regression_targets_are_named():
         AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, rng.lognormal(7, 1, 40))
 
 
+def test_far_targets_are_named_where_most_targets_are_one_value():
+    """Where half the targets or more are one value the quartiles agree (an interquartile range of
+    0), and 3 targets typed as 1e9 among 95% of 5.0 were never named. Their spread is then that of
+    the other targets; the ordinary targets of that kind are not named."""
+    import warnings
+
+    from sklearn.datasets import load_diabetes
+
+    from automm.estimator import _warn_far_targets
+
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match=r"^y: 3 of 1000 targets lie more than 100 times the spread of the 50 targets "
+                                         r"other than 5 \(which 95% of them equal\) from the median 5 \(1e\+09\); "):
+        _warn_far_targets(np.r_[np.full(950, 5.0), rng.uniform(1, 10, 47), [1e9] * 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for ordinary in (np.r_[np.zeros(980), np.ones(20)],  # a rare event
+                         np.r_[np.zeros(800), rng.integers(1, 6, 200)],  # counts, mostly none
+                         np.r_[np.zeros(950), rng.lognormal(10, 2, 50)],  # claims, mostly none
+                         np.r_[np.full(600, 5.0), rng.integers(1, 5, 400)],  # ratings, mostly the top one
+                         load_diabetes().target):  # (shipped with scikit-learn)
+            _warn_far_targets(ordinary.astype(float))
+
+
 def test_mismatched_input_lengths():
     with pytest.raises(InputError, match=r"the positional inputs have different lengths: input 0 \(list\): 2 values, "
                                          r"input 1 \(list\): 3 values; every input needs one value per sample"):
@@ -834,6 +858,29 @@ def test_a_class_weight_label_that_yaml_read_as_a_boolean_is_named_so(monkeypatc
         AutoMM(max_epochs=1, class_weight=weights).fit(texts, ["no", "yes", "yes"] * 4)
     with pytest.raises(InputError, match=r"labels \['1'\] are not among the classes \[0, 1\]; did you mean 1\?"):
         AutoMM(max_epochs=1, class_weight={"1": 5}).fit(texts, [0, 1, 1] * 4)
+
+
+def test_max_epochs_that_no_training_gets_through_is_refused_without_a_time_limit(monkeypatch):
+    """max_epochs=10**23 trained for ever at chance: the schedule, spanning every epoch, warmed up for
+    5e21 of them, so no epoch settled and early stopping never came. With a time_limit the schedule
+    is fitted to the time, and any max_epochs means "until then"."""
+    import automm.estimator
+
+    class Started(Exception):
+        pass
+
+    def no_training(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", no_training)
+    X, y = [f"title {i} of item {i % 5}" for i in range(12)], [0, 1, 1] * 4
+    with pytest.raises(InputError, match=r"^max_epochs: 100000000000000000000000 epochs without a time_limit would "
+                                         r"not end \(the learning rate warms up over the first 5e\+21 of them\); "
+                                         r"give at most 1000000, or a time_limit= to train by time"):
+        AutoMM(max_epochs=10**23).fit(X, y)
+    for params in (dict(max_epochs=10**23, time_limit=60, n_trials=1), dict(max_epochs=10**6)):
+        with pytest.raises(Started):
+            AutoMM(**params).fit(X, y)
 
 
 def test_a_misspelt_hyperparameter_in_the_search_space_is_named_before_any_trial():

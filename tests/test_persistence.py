@@ -621,6 +621,19 @@ def test_a_write_protected_model_folder_is_refused_and_a_leftover_named(model, t
     (lambda m: m["inputs"][0].pop("modality"), r"'inputs' should be a list of inputs, each with its 'name', "),
     (lambda m: m["config"].pop("fusion"), r"'config' should be the model's configuration"),
     (lambda m: m.update(ensemble={"members": 3}), r"'ensemble' should be the ensemble's 'problem_type'"),
+    # values that loading, predicting and fit_summary read (a bare ValueError or TypeError there, or
+    # predictions silently wrong)
+    (lambda m: m["params"].update(num_workers="lots"), r"'num_workers' of 'params' should be 'auto' or a whole "
+                                                       r"number >= 0, got 'lots'$"),
+    (lambda m: m["params"].update(num_workers=-3), r"'num_workers' of 'params' should be .* got -3$"),
+    (lambda m: m["params"].update(cache_dir=["/srv"]), r"'cache_dir' of 'params' should be a directory path or null"),
+    (lambda m: m["fit"].update(validation_rows=[15]), r"'validation_rows' of 'fit' should be a whole number >= 0"),
+    (lambda m: m.update(decision_weights=[-1.0] * m["n_outputs"]), r"'decision_weights' should be a list of "
+                                                                   r"numbers > 0, got \[-1\.0, "),
+    (lambda m: m.update(seed=-1), r"'seed' should be a whole number in \[0, 2\*\*32 - 1\], got -1$"),
+    (lambda m: m.update(best_epoch=2.0), r"'best_epoch' should be a whole number >= 0, got 2\.0$"),
+    (lambda m: m.update(target={"mean": 3.0, "std": -1.0}), r"'target' should be the regression target's 'mean' "
+                                                            r"and 'std' \(finite numbers, the 'std' > 0\)"),
 ])
 def test_a_manifest_lacking_a_key_or_of_a_wrong_type_is_refused_naming_it(model, tmp_path, edit, message):
     path = tmp_path / "m"

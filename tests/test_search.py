@@ -1350,6 +1350,22 @@ def test_the_hard_stop_keeps_an_alarm_already_set():
         signal.setitimer(signal.ITIMER_REAL, *previous)
 
 
+def test_a_time_limit_centuries_long_arms_an_alarm_setitimer_takes():
+    """time_limit=1e300 (or 1e10 s) failed every trial of a search: setitimer's OverflowError
+    ("timestamp out of range for platform time_t"). The alarm is set at most decades away."""
+    previous_handler = signal.getsignal(signal.SIGALRM)
+    previous = signal.getitimer(signal.ITIMER_REAL)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # (pytest-timeout's alarm, due first, would hide it)
+        for limit in (1e10, 1e300):
+            with interrupts.hard_stop(time.monotonic() + limit):
+                assert 1e8 < signal.getitimer(signal.ITIMER_REAL)[0] <= interrupts.MAX_ALARM_SECONDS
+            assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    finally:
+        signal.signal(signal.SIGALRM, previous_handler)
+        signal.setitimer(signal.ITIMER_REAL, *previous)
+
+
 def test_multi_objective_search_reports_the_pareto_front_and_writes_plots(texts, tmp_path):
     pytest.importorskip("matplotlib")
     X, y, _, _ = texts

@@ -71,6 +71,7 @@ _NO_SPACE_RANGES = (
 )
 
 _WORD, _SINGLE, _SPACE, _SKIP, _MARK, _SCRIPT, _SCRIPT_MARK = range(7)
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 def _in_no_space_script(code: int) -> bool:
@@ -80,9 +81,11 @@ def _in_no_space_script(code: int) -> bool:
 @lru_cache(maxsize=1 << 16)
 def _char_class(char: str) -> int:
     """How the tokenizer treats one (normalised) character."""
-    if char.isspace():
-        return _SPACE
     code = ord(char)
+    if char.isspace() or char == _ZERO_WIDTH_SPACE:
+        # (a zero-width space, U+200B, is a format character but a word break: where a web page
+        # or a Thai or Khmer text puts one between words, they were read as one word)
+        return _SPACE
     if 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF or 0x1F3FB <= code <= 0x1F3FF:
         return _SKIP  # variation selectors, skin-tone modifiers
     category = unicodedata.category(char)
@@ -121,7 +124,7 @@ def _is_missing(value: Any) -> bool:
         return True  # pandas.NA and other values whose comparison is undefined
 
 
-def tokenize(text: Any, limit: int | None = None) -> list[str]:
+def tokenize(text: Any, limit: int | None = None, *, zero_width_space_breaks: bool = True) -> list[str]:
     """Split ``text`` into lower-cased tokens, deterministically, for any language.
 
     NFKC normalisation and ``casefold``; runs of letters/digits (with their combining
@@ -129,7 +132,9 @@ def tokenize(text: Any, limit: int | None = None) -> list[str]:
     of scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar,
     ...) are one token each. Non-strings are converted with ``str()``; ``MISSING``,
     ``None`` and NaN give ``[]``. With ``limit``, only the first ``limit`` tokens are made and
-    returned (``tokenize(text)[:limit]``, without reading the rest of a long text).
+    returned (``tokenize(text)[:limit]``, without reading the rest of a long text). A zero-width
+    space (U+200B) separates words; ``zero_width_space_breaks=False`` reads it as automm did before
+    (ignored: the words on either side one word), for models saved then.
     """
     if _is_missing(text):
         return []
@@ -138,6 +143,8 @@ def tokenize(text: Any, limit: int | None = None) -> list[str]:
     elif not isinstance(text, str):
         text = str(text)
     text = unicodedata.normalize("NFKC", text).casefold()
+    if not zero_width_space_breaks:
+        text = text.replace(_ZERO_WIDTH_SPACE, "")
     tokens: list[str] = []
     word: list[str] = []  # characters of the word being read
     after_script_char = False  # last token is a character of a script written without spaces
@@ -186,19 +193,21 @@ def _truncated_share(lengths: Sequence[int], max_length: int) -> float:
 AUGMENTED_LENGTH = 4
 
 
-def _tokens_for(value: Any, augment: Callable[[list[str]], list[str]] | None, max_length: int) -> list[str]:
+def _tokens_for(value: Any, augment: Callable[[list[str]], list[str]] | None, max_length: int,
+                zero_width_space_breaks: bool = True) -> list[str]:
     """Tokenize, apply ``augment`` to a non-empty token list, truncate to ``max_length``. A text of
     more than ``AUGMENTED_LENGTH * max_length`` tokens: ``augment`` is given that many, or, where
     it leaves fewer than ``max_length`` of them (a high dropout), every token."""
+    breaks = zero_width_space_breaks
     if augment is None:
-        return tokenize(value, max_length)  # a long text's tail is never read
+        return tokenize(value, max_length, zero_width_space_breaks=breaks)  # a long text's tail is never read
     limit = AUGMENTED_LENGTH * max_length
-    tokens = tokenize(value, limit + 1)
+    tokens = tokenize(value, limit + 1, zero_width_space_breaks=breaks)
     if len(tokens) > limit:  # a long text: augmented on its first ``limit`` tokens
         tokens = list(augment(tokens[:limit]))
         if len(tokens) >= max_length:
             return tokens[:max_length]
-        tokens = tokenize(value)
+        tokens = tokenize(value, zero_width_space_breaks=breaks)
     if tokens:
         tokens = list(augment(tokens))
     return tokens[:max_length]
@@ -306,6 +315,7 @@ class _VocabularyTextEncoder(Encoder):
         self.max_vocab_size = int(max_vocab_size)
         self.vocab: Vocabulary | None = None
         self.leave_out_unknown = False
+        self.zero_width_space_breaks = True  # False in a model saved before (see tokenize)
 
     @property
     def min_format_version(self) -> int:
@@ -321,7 +331,7 @@ class _VocabularyTextEncoder(Encoder):
             # past them would get a vector no training step reaches, which a new text holding it
             # early would carry as noise; left unknown, it is left out (see preprocess)
             for value in values:
-                tokens = tokenize(value, self.max_length + 1)
+                tokens = tokenize(value, self.max_length + 1, zero_width_space_breaks=self.zero_width_space_breaks)
                 lengths.append(len(tokens))
                 yield tokens[:self.max_length]
 
@@ -333,12 +343,15 @@ class _VocabularyTextEncoder(Encoder):
 
     def get_state(self) -> dict:
         self._require_fitted()
-        return {"vocab": self.vocab.to_dict(), "leave_out_unknown": self.leave_out_unknown}
+        return {"vocab": self.vocab.to_dict(), "leave_out_unknown": self.leave_out_unknown,
+                "zero_width_space_breaks": self.zero_width_space_breaks}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         self._set_vocabulary(Vocabulary.from_dict(state["vocab"]))
         # absent from models saved before words never seen in fit were left out: read as unknown, as then
         self.leave_out_unknown = bool(state.get("leave_out_unknown", False))
+        # absent from models saved before a zero-width space separated words: read as then
+        self.zero_width_space_breaks = bool(state.get("zero_width_space_breaks", False))
 
     def _set_vocabulary(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
@@ -353,7 +366,7 @@ class _VocabularyTextEncoder(Encoder):
 
     def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
         self._require_fitted()
-        ids = self.vocab.encode(_tokens_for(value, augment, self.max_length))
+        ids = self.vocab.encode(_tokens_for(value, augment, self.max_length, self.zero_width_space_breaks))
         if self.leave_out_unknown:
             # No training word was read as unknown: the unknown id's embedding is a vector no
             # training step reached, which new words would all carry (a text with many of them
@@ -565,6 +578,7 @@ class HashedNgramEncoder(Encoder):
         self.output_dim = int(output_dim)
         self.dropout_p = float(dropout)
         self.linear = bool(linear)
+        self.zero_width_space_breaks = True  # False in a model saved before (see tokenize)
         # Inverse document frequency per bucket: learned by ``fit``, saved with the weights.
         self.register_buffer("idf", torch.ones(self.n_buckets))
         if self.linear:
@@ -609,7 +623,8 @@ class HashedNgramEncoder(Encoder):
         n_documents = 0
         lengths = []
         for value in values:
-            tokens = tokenize(value, self.max_length + 1)  # (one more: whether the text is cut)
+            tokens = tokenize(value, self.max_length + 1,  # (one more: whether the text is cut)
+                              zero_width_space_breaks=self.zero_width_space_breaks)
             lengths.append(len(tokens))
             words, chars = self.feature_ids(tokens[: self.max_length])
             if words or chars:
@@ -621,7 +636,7 @@ class HashedNgramEncoder(Encoder):
         return self
 
     def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
-        words, chars = self.feature_ids(_tokens_for(value, augment, self.max_length))
+        words, chars = self.feature_ids(_tokens_for(value, augment, self.max_length, self.zero_width_space_breaks))
         ids = words + chars
         if not ids:
             return {"ids": torch.zeros(0, dtype=torch.long), "n_words": 0}
@@ -695,13 +710,16 @@ class HashedNgramEncoder(Encoder):
         nn.init.zeros_(self.embedding.weight)
 
     def get_state(self) -> dict:
+        state: dict[str, Any] = {"zero_width_space_breaks": self.zero_width_space_breaks}
         if self.linear and self.kept_buckets is not None:
-            return {"kept_buckets": len(self.kept_buckets)}
-        return {}
+            state["kept_buckets"] = len(self.kept_buckets)
+        return state
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         if self.linear and "kept_buckets" in state:  # sizes the weights before load_state_dict
             self._compact(int(state["kept_buckets"]))
+        # absent from models saved before a zero-width space separated words: read as then
+        self.zero_width_space_breaks = bool(state.get("zero_width_space_breaks", False))
 
     def _rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Embedding rows of bucket ids: the ids themselves, or in the compact linear form their

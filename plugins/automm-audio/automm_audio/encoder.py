@@ -22,7 +22,7 @@ from torch import nn
 from automm.components.base import MISSING, Encoder
 from automm.exceptions import InputError
 
-from .signal import LogMelSpectrogram, checked_readable, fix_length, load_audio, resample
+from .signal import RIFF_IDS, LogMelSpectrogram, checked_readable, fix_length, load_audio, resample
 
 __all__ = ["AudioCNNEncoder", "audio_cnn_search_space", "AUDIO_CNN_DEFAULTS"]
 
@@ -129,7 +129,7 @@ class AudioCNNEncoder(Encoder):
                 try:
                     with open(value, "rb") as handle:
                         head = handle.read(12)
-                    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                    if head[:4] not in RIFF_IDS or head[8:12] != b"WAVE":
                         problems.append(f"row {row} ({str(value)!r}): not a WAV file")
                 except OSError as exc:
                     problems.append(f"row {row} ({str(value)!r}): {exc}")

@@ -1,4 +1,4 @@
-"""Audio input and features: WAV reading (the RIFF chunks read here: PCM and IEEE float, plain
+"""Audio input and features: WAV reading (the RIFF or RF64 chunks read here: PCM and IEEE float, plain
 or WAVE_FORMAT_EXTENSIBLE, whatever the Python version), mono mixing, resampling, fixed-length framing, and the log-mel spectrogram in torch with a mel
 filterbank built here (HTK mel scale, triangular filters).
 
@@ -15,7 +15,8 @@ Other audio formats (MP3, FLAC, Ogg, M4A, AIFF) are refused with their name and 
 
 Samples are a 1-D array (mono) or 2-D (channels first or last; the shorter axis is the
 channel axis), integers (scaled by their type's range) or floats in [-1, 1]. A list of Python
-ints is refused: it has no type, so its scale (int16? int32? uint8?) is unknown.
+ints is refused: it has no type, so its scale (int16? int32? uint8?) is unknown; so are 64-bit
+integers, what ``np.asarray`` makes of such a list.
 """
 
 from __future__ import annotations
@@ -69,25 +70,32 @@ _PCM, _IEEE_FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 _SUBFORMAT_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 #: The data chunk size a streaming writer (ffmpeg to a pipe) leaves: unknown, the chunk runs to the end of the file.
 _UNKNOWN_SIZE = 0xFFFFFFFF
+#: The first four bytes of a WAV file: RIFF, or RF64 / BW64 (EBU Tech 3306 / ITU-R BS.2088: the WAV of recordings
+#: over 4 GB that field recorders and ffmpeg write), whose data chunk's size is in a ``ds64`` chunk.
+RIFF_IDS = (b"RIFF", b"RF64", b"BW64")
 
 
 def _wav_chunks(data: bytes | mmap.mmap, description: str) -> tuple[bytes, int, int]:
     """The fmt chunk's body and where the data chunk's bytes are (start, size) in a RIFF/WAVE file."""
     if not data:
         raise InputError(f"not a WAV file (empty, 0 bytes): {description}")
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    if len(data) < 12 or data[:4] not in RIFF_IDS or data[8:12] != b"WAVE":
         other = other_audio_format(data[:12])
         if other:
             raise InputError(f"{other} file, not WAV: automm-audio reads WAV files only (PCM or float); convert it "
                              f"first, e.g. ffmpeg -i IN -ar 16000 OUT.wav: {description}")
         raise InputError(f"not a WAV file (no RIFF/WAVE header): {description}")
-    position, fmt, samples, cut_short = 12, None, None, False
+    position, fmt, samples, cut_short, data_size64 = 12, None, None, False, None
     while position + 8 <= len(data):
         chunk_id, size = data[position:position + 4], struct.unpack_from("<I", data, position + 4)[0]
         start, available = position + 8, len(data) - position - 8
+        if chunk_id == b"ds64" and data[:4] != b"RIFF" and size >= 16 and available >= 16:
+            data_size64 = struct.unpack_from("<Q", data, start + 8)[0]  # RF64: the data chunk's 64-bit size
         if chunk_id == b"data" and samples is None:
             riff_end = 8 + struct.unpack_from("<I", data, 4)[0]
-            if size == _UNKNOWN_SIZE or (size == 0 and available and riff_end <= start):
+            if size == _UNKNOWN_SIZE and data_size64 is not None:
+                size = data_size64
+            elif size == _UNKNOWN_SIZE or (size == 0 and available and riff_end <= start):
                 # unknown (a streaming writer), or never filled in (a recording stopped before its
                 # header was written, the RIFF size unwritten too): the chunk runs to the end
                 size = available
@@ -185,11 +193,7 @@ def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float
     tag, channels, rate, width = _wav_encoding(fmt, description)
     frame_size = channels * width
     frames = size // frame_size  # a partial last frame is dropped
-    first = 0
-    if centre_seconds is not None and frames > centre_seconds * rate:
-        wanted = int(np.ceil(centre_seconds * rate))
-        wanted += (frames - wanted) % 2  # an even margin: a centre crop of this stretch is that of the whole
-        first, frames = (frames - wanted) // 2, wanted
+    first, frames = _centre_frames(frames, rate, centre_seconds)
     if frames == 0:
         raise InputError(f"WAV file holds no samples: {description}")
     if not decode and tag != _IEEE_FLOAT:
@@ -220,14 +224,15 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
         handle.writeframes(pcm.tobytes())
 
 
-def _integer_pcm(array: np.ndarray) -> np.ndarray:
-    """Integer PCM samples in [-1, 1): signed ones by their range, unsigned ones (8-bit WAV's
-    kind) around their midpoint, which is silence."""
-    info = np.iinfo(array.dtype)
+def _integer_pcm(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Integer PCM samples of type ``dtype`` (``values``: those samples, or a mean of them) in
+    [-1, 1): signed ones by their range, unsigned ones (8-bit WAV's kind) around their midpoint,
+    which is silence."""
+    info = np.iinfo(dtype)
     if info.min == 0:
         half = (float(info.max) + 1) / 2
-        return (array.astype(np.float64) - half) / half
-    return array.astype(np.float64) / float(info.max + 1)
+        return (values.astype(np.float64) - half) / half
+    return values.astype(np.float64) / float(info.max + 1)
 
 
 def _first_sample(samples: Any) -> Any:
@@ -237,33 +242,54 @@ def _first_sample(samples: Any) -> Any:
     return samples
 
 
-def _to_mono_float(samples: Any, description: str) -> np.ndarray:
+def _centre_frames(frames: int, rate: float, centre_seconds: float | None) -> tuple[int, int]:
+    """(first frame, frames) of the ``centre_seconds`` long stretch from the middle of ``frames``
+    frames at ``rate`` (all of them without ``centre_seconds``): the stretch read of a WAV file."""
+    if centre_seconds is not None and frames > centre_seconds * rate:
+        wanted = int(np.ceil(centre_seconds * rate))
+        wanted += (frames - wanted) % 2  # an even margin: a centre crop of this stretch is that of the whole
+        return (frames - wanted) // 2, wanted
+    return 0, frames
+
+
+def _to_mono_float(samples: Any, description: str, rate: float | None = None,
+                   centre_seconds: float | None = None) -> np.ndarray:
+    """Mono float32 samples; with ``rate`` and ``centre_seconds``, of only that long a stretch from
+    the middle (cropped before the samples are converted: a long recording costs no more than a short one)."""
     array = np.asarray(samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples)
     if (isinstance(samples, (list, tuple)) and np.issubdtype(array.dtype, np.integer)
             and isinstance(_first_sample(samples), int)):
         raise InputError(f"audio samples ({description}) given as a list of Python ints have no sample type, so "
                          "their scale (int16? int32? uint8?) is unknown: pass a numpy array of their type, e.g. "
                          "np.asarray(samples, dtype=np.int16), or floats in [-1, 1]")
-    if array.ndim == 2:
-        channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
-        if np.issubdtype(array.dtype, np.integer):
-            array = _integer_pcm(array)
-        array = array.astype(np.float32).mean(axis=channel_axis)
-    elif array.ndim != 1:
+    if array.ndim not in (1, 2):
         raise InputError(f"audio samples must be 1-D (mono) or 2-D (channels), got shape {array.shape}: {description}")
-    if np.issubdtype(array.dtype, np.integer):
-        array = _integer_pcm(array)
-    elif array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
         raise InputError(f"audio samples must be numbers, got dtype {array.dtype}: {description}")
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():
+    if np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize > 4:
+        # no audio format has 64-bit integer samples: these are ints of another type widened (np.asarray or
+        # torch.tensor of a list of ints), which scaled by the int64 range would all be silence
+        raise InputError(f"audio samples ({description}) of type {array.dtype}: no audio format has 64-bit integer "
+                         "samples, so their scale (int16? int32? uint8?) is unknown: pass a numpy array of their "
+                         "type, e.g. np.asarray(samples, dtype=np.int16), or floats in [-1, 1]")
+    channel_axis = None if array.ndim == 1 else 0 if array.shape[0] <= array.shape[1] else 1
+    time_axis = 0 if channel_axis != 0 else 1
+    if rate is not None:
+        first, frames = _centre_frames(array.shape[time_axis], rate, centre_seconds)
+        array = array[first:first + frames] if time_axis == 0 else array[:, first:first + frames]
+    # channels mixed by a mean accumulated in float64, without a float copy of every channel
+    mono = array if channel_axis is None else array.mean(axis=channel_axis, dtype=np.float64)
+    if np.issubdtype(array.dtype, np.integer):
+        mono = _integer_pcm(mono, array.dtype)
+    mono = mono.astype(np.float32)
+    if not np.isfinite(mono).all():
         raise InputError(f"audio samples contain NaN or infinite values: {description}")
-    return array
+    return mono
 
 
 def load_audio(value: Any, default_rate: int, centre_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Any accepted raw value (see the module doc) → (mono float32 samples, sample rate); of a
-    WAV file or its bytes, with ``centre_seconds``, only that long a stretch from the middle."""
+    """Any accepted raw value (see the module doc) → (mono float32 samples, sample rate); with
+    ``centre_seconds``, of only that long a stretch from the middle (of a WAV file, only that stretch is read)."""
     if _wav_record(value):  # a Hugging Face audio record: its bytes, else its path
         value = value["bytes"] if value.get("bytes") is not None else value["path"]
     if isinstance(value, (str, os.PathLike, bytes, bytearray)):
@@ -275,13 +301,16 @@ def load_audio(value: Any, default_rate: int, centre_seconds: float | None = Non
         if array is None or rate is None:
             raise InputError("an audio dict needs 'array' and 'sample_rate' (or 'sampling_rate') keys; got keys "
                              f"{sorted(value)}")
-        return _to_mono_float(array, "dict"), _check_rate(rate)
+        rate = _check_rate(rate)
+        return _to_mono_float(array, "dict", rate, centre_seconds), rate
     if isinstance(value, tuple) and len(value) == 2 and np.isscalar(value[1]):
-        return _to_mono_float(value[0], "tuple"), _check_rate(value[1])
+        rate = _check_rate(value[1])
+        return _to_mono_float(value[0], "tuple", rate, centre_seconds), rate
     if isinstance(value, tuple) and len(value) == 2 and np.isscalar(value[0]):  # scipy.io.wavfile.read's order
-        return _to_mono_float(value[1], "tuple"), _check_rate(value[0])
+        rate = _check_rate(value[0])
+        return _to_mono_float(value[1], "tuple", rate, centre_seconds), rate
     if isinstance(value, (np.ndarray, torch.Tensor, list)):
-        return _to_mono_float(value, "array"), int(default_rate)
+        return _to_mono_float(value, "array", int(default_rate), centre_seconds), int(default_rate)
     raise InputError(f"cannot read audio from a {type(value).__name__}; expected a .wav path, WAV bytes, "
                      "{'array': samples, 'sample_rate': rate}, (samples, rate), (rate, samples) or a 1-D array")
 
@@ -293,7 +322,7 @@ def _check_rate(rate: Any) -> int:
 
 
 def _is_wav_bytes(value: Any) -> bool:
-    return isinstance(value, (bytes, bytearray)) and value[:4] == b"RIFF" and value[8:12] == b"WAVE"
+    return isinstance(value, (bytes, bytearray)) and bytes(value[:4]) in RIFF_IDS and value[8:12] == b"WAVE"
 
 
 #: File name endings of audio formats automm-audio does not read: a column of them is audio

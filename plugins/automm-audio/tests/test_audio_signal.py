@@ -364,3 +364,74 @@ def test_resampling_by_any_ratio_adds_no_images_or_aliases(freq, rate, target, m
     assert abs(np.abs(out[500:-500]).max() - 0.5) < 0.03  # the tone keeps its level
     monkeypatch.setattr(signal, "_POLYPHASE_LIMIT", 0)  # the path of rates without a small common period
     np.testing.assert_allclose(resample(tone, rate, target).numpy(), out, atol=1e-5)
+
+
+def test_64_bit_integer_samples_are_refused_not_read_as_silence():
+    # np.asarray of a list of ints is int64: scaled by the int64 range, a full-scale tone became 2e-15,
+    # silence, and a tone-band task fitted on such clips scored chance (0.5) where int16 scored 0.9
+    import automm_audio
+
+    ints = (_tone(440, 8000, seconds=0.1) * 32767).round()
+    for value in ((ints.astype(np.int64), 8000), (8000, np.stack([ints, ints], axis=1).astype(np.uint64)),
+                  {"array": torch.from_numpy(ints.astype(np.int64)), "sample_rate": 8000}):
+        with pytest.raises(InputError, match=r"of type u?int64: no audio format has 64-bit integer samples.*"
+                                             r"dtype=np.int16"):
+            load_audio(value, 8000)
+    problems = automm_audio.automm_check_column(role="audio", name="clip",
+                                                values=[(ints.astype(np.int16), 8000), (ints.astype(np.int64), 8000)])
+    assert [row for row, _ in problems] == [1] and "64-bit integer" in problems[0][1]
+    np.testing.assert_allclose(load_audio((ints.astype(np.int32) << 16, 8000), 8000)[0], ints / 32768, atol=1e-6)
+
+
+def test_a_long_multichannel_array_is_cropped_before_it_is_converted(monkeypatch):
+    # a 10-minute 6-channel int16 clip (346 MB) was converted whole to float64, every channel, at each
+    # read: 2.2 GB and 8 s for the 2 s a model keeps; a WAV file of it reads only those seconds
+    import automm_audio.signal as signal
+    from automm_audio.encoder import AudioCNNEncoder
+
+    rate, seconds = 8000, 30
+    ints = (np.random.default_rng(0).uniform(-0.5, 0.5, (rate * seconds, 6)) * 32767).astype(np.int16)
+    converted = []
+    real = signal._integer_pcm
+    monkeypatch.setattr(signal, "_integer_pcm",
+                        lambda values, *args: converted.append(values.size) or real(values, *args))
+    encoder = AudioCNNEncoder(duration=1.0)
+    for value in ((ints, rate), {"array": ints.T, "sample_rate": rate}):
+        converted.clear()
+        waveform = encoder.waveform(value)
+        assert converted and max(converted) <= 1.2 * rate  # 1.1 s of one mixed channel, not 30 s of six
+        whole = torch.from_numpy(ints.mean(axis=1) / 32768.0)
+        expected = signal.fix_length(resample(signal.fix_length(whole, 8000 + 2 * 256).float(), rate, 16000), 16000)
+        np.testing.assert_allclose(waveform.numpy(), expected.numpy(), atol=1e-5)
+    mono, _ = load_audio((ints, rate), 16000, centre_seconds=1.1)
+    assert mono.shape == (8800,)
+    np.testing.assert_allclose(mono, ints.mean(axis=1)[(len(ints) - 8800) // 2:][:8800] / 32768, atol=1e-6)
+
+
+@pytest.mark.parametrize("magic", [b"RF64", b"BW64"])
+def test_an_rf64_wav_file_is_read(tmp_path, magic):
+    # the WAV of recordings over 4 GB (field recorders, ffmpeg -rf64 auto) was refused as "not a WAV file
+    # (no RIFF/WAVE header)"; its data chunk's size is in the ds64 chunk, chunks may follow the data
+    import automm_audio
+    from automm_audio import looks_like_audio
+    from automm_audio.encoder import AudioCNNEncoder
+    from automm_audio.signal import audio_problem
+
+    stereo = np.stack([_tone(440, 8000, seconds=0.1), _tone(880, 8000, seconds=0.1)], axis=1)
+    samples = (stereo * 32767).round().astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 2, 8000, 32000, 4, 16)
+    ds64 = b"ds64" + struct.pack("<IQQQI", 28, 0, len(samples), len(stereo), 0)
+    body = (b"WAVE" + ds64 + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 0xFFFFFFFF)
+            + samples + b"LIST" + struct.pack("<I", 4) + b"INFO")
+    rf64 = magic + struct.pack("<I", 0xFFFFFFFF) + body
+    path = tmp_path / "field.wav"
+    path.write_bytes(rf64)
+    expected = read_wav(_wav_bytes(fmt, samples))
+    for value in (rf64, path):
+        read, rate = read_wav(value)
+        assert rate == 8000 and np.array_equal(read, expected[0])  # the LIST chunk after the data is not samples
+    assert audio_problem(str(path)) is None and audio_problem(rf64) is None and looks_like_audio(rf64)
+    assert automm_audio.automm_infer_column_role(name="clip", values=[rf64] * 3) == "audio"
+    AudioCNNEncoder(duration=0.5).prepare([str(path)])  # its own header check, for files the column check did not see
+    (tmp_path / "short.wav").write_bytes(rf64[:-200])
+    assert audio_problem(str(tmp_path / "short.wav")).startswith("WAV file cut short: its data chunk declares 3200")
