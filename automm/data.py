@@ -204,7 +204,9 @@ def _column_from_array(name: str, value: Any) -> Sequence[Any]:
                              f"{value.shape[1]} columns; pass the whole table as the only input instead")
         value = value.iloc[:, 0]
     if pd is not None and isinstance(value, pd.Series):
-        return value.tolist()
+        return _series_values(value)
+    if hasattr(value, "to_pylist") and not isinstance(value, (list, tuple, np.ndarray)):
+        return value.to_pylist()  # a pyarrow Array or ChunkedArray (a Table's column): its Python values, not Scalars
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
             raise InputError(f"{name}: expected one value per sample, got a 0-d array")
@@ -347,7 +349,24 @@ def declared_categorical(column: Any) -> bool:
 
     if isinstance(column, pd.DataFrame) and column.shape[1] == 1:
         column = column.iloc[:, 0]
-    return isinstance(getattr(column, "dtype", None), pd.CategoricalDtype)
+    dtype = getattr(column, "dtype", None)
+    if isinstance(dtype, pd.ArrowDtype):  # a dictionary column: what pyarrow-backed pandas reads a Categorical as
+        import pyarrow as pa
+
+        return pa.types.is_dictionary(dtype.pyarrow_dtype)
+    return isinstance(dtype, pd.CategoricalDtype)
+
+
+def _series_values(series: Any) -> list:
+    """The values of a pandas Series as a list, missing values of the dtypes that hold ``pandas.NA``
+    (``Int64``, ``Float64``, ``boolean``, ``string``, ``pd.ArrowDtype``) as None: a column of numbers
+    with None converts to floats at C speed, where one with ``pandas.NA`` is read value by value
+    (2 columns of 300,000: 12 s instead of 0.4 s to read and check)."""
+    import pandas as pd
+
+    if getattr(series.dtype, "na_value", None) is pd.NA:
+        return series.to_numpy(dtype=object, na_value=None).tolist()
+    return series.tolist()
 
 
 def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, plugin_manager: Any = None) -> Table:
@@ -375,7 +394,7 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             names = [str(c) for c in x.columns]
             if len(set(names)) != len(names):
                 raise InputError(f"{argument}: column names must be unique, got {names}")
-            table = Table({str(c): x[c].tolist() for c in x.columns}, False, *row_naming(x.index))
+            table = Table({str(c): _series_values(x[c]) for c in x.columns}, False, *row_naming(x.index))
             table.categorical_dtype = frozenset(str(c) for c in x.columns if declared_categorical(x[c]))
         elif isinstance(x, Mapping):
             if not x:

@@ -291,7 +291,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         draw from numpy's global generator) or a ``numpy.random.RandomState`` (one draw from it)
         seeds each fit afresh. The same seed gives the same model on the same CPU with the same
         number of torch threads (``torch.get_num_threads()``; scikit-learn's ``n_jobs`` workers
-        run one thread each, so their results may differ in the last digits).
+        run the CPUs divided by ``n_jobs`` each, as joblib limits them, so their results may differ
+        in the last digits).
     verbose : 0 silent, 1 the epochs' progress on stderr (a bar in a terminal or a notebook, one
         line per epoch in a log file; a search: a line per trial, then what it kept) and what
         plugins log of their work (e.g. features being computed, in ``fit`` and for new rows in ``predict``
@@ -529,6 +530,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         try:
             import pandas as pd
 
+            if not isinstance(y, pd.DataFrame) and hasattr(y, "schema") and hasattr(y, "to_pandas"):
+                y = y.to_pandas()  # a polars DataFrame or pyarrow Table of labels: as X's, by its columns
             if isinstance(y, pd.DataFrame):
                 if y.shape[1] != 1:
                     values = y.to_numpy()

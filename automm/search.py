@@ -69,7 +69,9 @@ Parallelism, storages, workers
 Without GPUs, ``n_jobs > 1`` runs trials in that many processes (forked, sharing one study; an
 in-memory study becomes a temporary journal file); a forked process trains with one thread
 (torch's thread pool hangs in a process forked after it ran), so ``n_jobs=-1``, one process per
-CPU, uses a machine whole. With CUDA GPUs (``device="auto"`` or
+CPU, uses a machine whole; the process that forked them trains with the CPUs divided by ``n_jobs``,
+but never more threads than it had (``torch.get_num_threads()``: a worker of scikit-learn's
+``n_jobs``, which joblib limits, or under threadpoolctl's ``threadpool_limits``). With CUDA GPUs (``device="auto"`` or
 ``"cuda"``), trials run in threads, one per GPU or ``n_jobs`` when larger (several then share a
 GPU), the GPU ids handed out through a queue; never in forked processes, which cannot use CUDA
 once the process they were forked from has. ``storage`` is an
@@ -1356,7 +1358,9 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                       stacklevel=user_stacklevel())
         _worker_loop(ctx, study)
         return
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    # never more threads than this process was given: a worker of scikit-learn's n_jobs (joblib
+    # limits it to cpus // n_jobs), threadpoolctl's threadpool_limits or torch.set_num_threads
+    threads = max(1, min((os.cpu_count() or 1) // n_jobs, torch.get_num_threads()))
     if threads > 1:  # (forked children train with one thread: see _child_main)
         warnings.warn(f"n_jobs={n_jobs} on {os.cpu_count()} CPUs: each forked search process trains with 1 thread "
                       "(torch's thread pool hangs in a process forked after it ran), so most CPUs stay idle; "

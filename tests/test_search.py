@@ -1564,11 +1564,14 @@ def test_pareto_rule_prefers_the_cheapest_model_within_one_percent():
 
 # ------------------------------------------------------------------------ parallel and shared studies
 
-def test_forked_search_processes_train_with_one_thread_on_a_larger_machine(texts, tmp_path, monkeypatch):
+def test_forked_search_processes_train_with_one_thread_on_a_larger_machine(texts, tmp_path, monkeypatch, request):
     """With 4 CPUs and n_jobs=2 each forked process was given 2 threads, and torch's thread pool,
     run in the parent before the fork, hung it: its trial failed at the time limit, 11 s late."""
     X, y, _, _ = texts
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # (given 1 thread, the search trains with 1 and does not warn)
+    request.addfinalizer(lambda: torch.set_num_threads(previous))
     torch.ones(64, 64) @ torch.ones(64, 64)  # the parent's thread pool has run
     with pytest.warns(UserWarning, match=r"n_jobs=2 on 4 CPUs: each forked search process trains with 1 thread .*"
                                          r"n_jobs=-1 runs 4 processes"):
@@ -1576,6 +1579,36 @@ def test_forked_search_processes_train_with_one_thread_on_a_larger_machine(texts
                                storage=f"journal://{tmp_path / 'study.log'}")).fit(X, y)
     board = model.leaderboard_
     assert (board["state"] == "COMPLETE").all() and board["worker"].nunique() == 2
+
+
+@pytest.mark.parametrize("given, expected", [(2, 2), (1, 1), (16, 8)])
+def test_a_forked_search_trains_with_no_more_threads_than_its_process_was_given(monkeypatch, given, expected):
+    """In a worker of scikit-learn's n_jobs (joblib gives it cpus // n_jobs threads) on 16 CPUs, the
+    search process of n_jobs=2 trained with 8 threads where it was given 2: GridSearchCV(n_jobs=8)
+    ran 64 threads on 16 CPUs; given 1, it also warned that most CPUs stay idle."""
+    class NoFork:  # the forked processes are not what this test looks at
+        pid = 0
+
+        def __init__(self, *args, **kwargs): ...
+        def start(self): ...
+        def join(self, timeout=None): ...
+        def is_alive(self): return False
+
+    seen = []
+    monkeypatch.setattr(search.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(search.multiprocessing, "get_context", lambda method: type("Fork", (), {"Process": NoFork}))
+    monkeypatch.setattr(search, "_worker_loop", lambda ctx, study: seen.append(torch.get_num_threads()))
+    ctx = type("Context", (), {"deadline": None, "child_tags": [], "interrupted": threading.Event()})()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(given)  # as joblib's worker, threadpoolctl or the user set it
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            search._run_trials(ctx, None, ("memory", None), 2, [])
+        assert seen == [expected] and torch.get_num_threads() == given
+        assert any("most CPUs stay idle" in str(w.message) for w in caught) == (expected > 1)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_two_processes_share_a_journal_study(texts, tmp_path):
