@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import automm
@@ -51,3 +52,27 @@ def test_a_time_limit_too_short_for_any_model_raises_time_limit_exceeded(builtin
     with pytest.raises(automm.TimeLimitExceeded, match=r"time_limit=0.01 s ended before any model finished.*"
                                                        r"give fit more time"):
         automm.AutoMMClassifier(time_limit=0.01, random_state=0).fit(frame[["image", "name"]], frame["category"])
+
+
+def test_a_fit_plans_to_end_before_its_time_limit(monkeypatch):
+    """The deadline the training gets is the time limit less a reserve (5%, at most 30 s) for
+    what follows it; added instead of subtracted, fits ran past their limit by up to a minute,
+    which the timed fit tests' tolerance of 3 s on a 6 s limit let through."""
+    import time
+
+    from automm import AutoMM
+
+    seen = {}
+
+    class Planned(Exception):
+        pass
+
+    def fit_candidates(self, data, config, deadline, graceful=True):
+        seen["left"] = deadline - time.monotonic()
+        raise Planned
+
+    monkeypatch.setattr(AutoMM, "_fit_candidates", fit_candidates)
+    X = {"size": np.arange(40.0), "colour": ["red", "blue"] * 20}
+    with pytest.raises(Planned):
+        AutoMM(time_limit=1000, max_epochs=1, random_state=0).fit(X, np.arange(40) % 2)
+    assert 900 < seen["left"] <= 1000 - 30

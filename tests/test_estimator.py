@@ -1299,3 +1299,14 @@ def test_naming_a_text_encoder_for_a_column_read_as_categories_says_how_to_read_
     with pytest.raises(InputError, match=r"choose one of \['tabular'\], or, if 'k' holds texts, say so: "
                                          r"column_types=\{'k': 'text'\} \(it was read as categorical\)"):
         AutoMM(max_epochs=1, encoders={"k": "hashed_ngram"}).fit(X, [0, 1] * 20)
+
+
+def test_three_words_on_average_make_a_repeating_column_text():
+    """architecture.md: "3 words or more on average ... → text; else categorical"; the other role
+    tests' columns were far from the threshold on either side."""
+    from automm.roles import infer_role_builtin
+
+    assert infer_role_builtin(["red cotton shirt", "blue wool hat"] * 10) == "text"
+    assert infer_role_builtin(["red apple", "green pear"] * 10) == "categorical"
+    assert infer_role_builtin(["ann", "bob", "cy", "dee", "ed"]) == "text"  # 5 values, each distinct
+    assert infer_role_builtin(["ann", "bob", "cy", "dee"]) == "categorical"

@@ -455,3 +455,35 @@ def test_a_batch_claimed_by_one_process_is_left_to_it_until_done(tmp_path):
     left.touch()  # left by a process killed while computing
     os.utime(left, (time.time() - 2 * 3600,) * 2)
     assert cache_usage(tmp_path)[0].orphans == 1 and clear_cache(tmp_path).orphans == 1 and not left.exists()
+
+
+def test_a_path_keys_the_feature_cache_by_the_files_bytes(tmp_path):
+    """A cache of image paths (``paths=True``, as the pretrained encoders make it) keyed by the
+    path's characters gave a photo replaced under the same name the old photo's features."""
+    from automm.feature_cache import FeatureCache
+
+    cache = FeatureCache(tmp_path / "cache", "enc-test", {"size": 8}, memory=False, paths=True)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(b"first photo")
+    b.write_bytes(b"first photo")
+    assert cache.key(str(a)) == cache.key(str(b))  # the same bytes: one entry
+    cache.put(str(a), torch.arange(4.0))
+    a.write_bytes(b"other photo")
+    os.utime(a, ns=(os.stat(a).st_atime_ns, os.stat(a).st_mtime_ns + 10_000_000))
+    assert cache.key(str(a)) != cache.key(str(b))
+    assert cache.get(str(a)) is None
+    assert torch.equal(cache.get(str(b)), torch.arange(4.0))
+
+
+def test_a_file_rewritten_in_place_with_as_many_bytes_gets_a_new_digest(tmp_path):
+    """The memoised file digests are keyed by the file's stamp: keyed by its path and size only,
+    an image rewritten with as many bytes (a re-exported photo) kept the old digest, and so the
+    old image's cached features."""
+    from automm.feature_cache import content_digest
+
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"A" * 64)
+    before = content_digest(str(path), paths=True)
+    path.write_bytes(b"B" * 64)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10_000_000))
+    assert content_digest(str(path), paths=True) != before

@@ -308,3 +308,29 @@ def test_naming_the_sum_fusion_with_encoders_not_in_their_linear_form_says_what_
     with pytest.raises(InputError, match=r"fusion: 'sum' adds its inputs, so each must be as wide as the outputs "
                                          r"\(3\), got \{'text_0': \d+\}: .* use another fusion, e.g. 'concat'"):
         AutoMM(fusion="sum", max_epochs=1, num_workers=0, column_types={"x0": "text"}).fit(texts, labels)
+
+
+@pytest.mark.parametrize("fusion_name", ["concat", "attention", "gated", "late"])
+def test_a_missing_input_is_zero_after_its_trained_layer_norm(fusion_name):
+    """Each input's LayerNorm output is zeroed again where the input is missing: a trained norm's
+    bias (zero only at initialisation, where the other fusion tests look) otherwise stood in for a
+    missing input, and the gated fusion's gate read it."""
+    from automm.components.fusions import AttentionFusion, ConcatFusion, GatedFusion, LateFusion
+
+    factory = {"concat": ConcatFusion, "attention": AttentionFusion, "gated": GatedFusion, "late": LateFusion}
+    torch.manual_seed(0)
+    dims = {"image": 6, "text": 4, "table": 3}  # (two present: the gate weighs them)
+    fusion = factory[fusion_name](dims, 3).eval()
+    generator = torch.Generator().manual_seed(1)
+    embeddings = {name: torch.randn(5, dim, generator=generator) for name, dim in dims.items()}
+    masks = {"image": torch.tensor([True, False, True, False, True]), "text": torch.ones(5, dtype=torch.bool),
+             "table": torch.ones(5, dtype=torch.bool)}
+    with torch.no_grad():
+        for norm in fusion.input_norms:  # as trained: biases away from zero
+            norm.bias.copy_(torch.randn(norm.bias.shape, generator=generator))
+        reference = fusion(embeddings, masks)
+        fusion.input_norms[fusion.input_names.index("image")].bias.mul_(-3.0)
+        changed = fusion(embeddings, masks)
+    missing = ~masks["image"]
+    torch.testing.assert_close(changed[missing], reference[missing])
+    assert not torch.allclose(changed[~missing], reference[~missing])  # where present, the bias matters

@@ -447,6 +447,36 @@ def test_a_first_fit_cut_by_the_deadline_keeps_its_best_point_so_far(builtin_onl
         train_linear(data, _config(data), deadline=2.0)
 
 
+def test_a_refit_the_deadline_overtakes_is_given_up_for_the_training_rows_fit(builtin_only, emoji_split,
+                                                                              monkeypatch):
+    """The refit on every row watches the deadline too: the grid done in time, a refit past the
+    deadline is given up (the training rows' fit is kept) rather than run to its end, beyond the
+    time limit. (Found by mutation testing: a refit ignoring its deadline passed every test.)"""
+    import automm.linear as linear
+
+    train, _ = emoji_split
+    classes = sorted(set(train["category"]))
+    data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
+    clock = {"now": 0.0}
+
+    class Clock:  # the time stands still until the refit starts, then the deadline is past
+        @staticmethod
+        def monotonic():
+            return clock["now"]
+
+    refit = linear._refit
+
+    def late_refit(*args, **kwargs):
+        clock["now"] = 100.0
+        return refit(*args, **kwargs)
+
+    monkeypatch.setattr(linear, "time", Clock)
+    monkeypatch.setattr(linear, "_refit", late_refit)
+    kept = train_linear(data, _config(data), deadline=50.0)
+    assert kept.stop_reason == "l2 grid done" and len(kept.history) == len(L2_GRID)
+    np.testing.assert_allclose(forward_rows(kept.model, data.subset(data.valid_index)), kept.valid_outputs, atol=1e-4)
+
+
 def test_the_linear_models_history_gives_each_settings_own_seconds(builtin_only, emoji_split):
     """A network's history gives each epoch's seconds; the linear model gave the seconds since
     its start, which only grow (their sum was several times the time it took)."""

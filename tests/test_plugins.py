@@ -564,3 +564,22 @@ def test_a_skipped_plugin_is_named_with_its_package_once(fresh_registry):
     said = registry.where_plugins_come_from()
     assert "'shout (automm-shout 0.1.0)' its entry-point name is taken" in said
     assert "'other' (automm-other 1.0) failed to import" in said
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"factory": lambda **kw: None}, r"encoder 'modeless' needs a modality="),
+    ({"factory": "not a factory", "modality": "text"}, r"factory for 'modeless' is not callable"),
+    ({"factory": lambda **kw: None, "modality": "text", "search_space": {"dim": 8}},
+     r"search_space for 'modeless' is not callable"),
+])
+def test_an_encoder_registered_without_a_modality_or_callables_is_refused(fresh_registry, arguments, message):
+    """Without these checks an encoder of no modality registered, matched no input and was never
+    used, silently; a factory or search space that is not callable failed only inside a trial."""
+
+    class Bad:
+        @hookimpl
+        def automm_register_encoders(self, register):
+            register("modeless", **arguments)
+
+    with pytest.raises(PluginError, match=r"invalid encoder registered by plugin .*" + message):
+        fresh_registry(Bad())

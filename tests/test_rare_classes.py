@@ -134,3 +134,58 @@ def test_bag_folds_spread_each_class_when_every_class_is_smaller_than_the_folds(
     assert sorted(len(valid) for _, valid in folds) == [4] * 5
     for train, _ in folds:
         assert set(targets[train].astype(int)) == set(range(7))
+
+
+def test_the_holdout_is_stratified_when_every_class_has_rows_to_spare():
+    """90 rows of one class, 10 of another, a 10-row holdout: one row of the small class each
+    time. Unstratified, 0 to 4 of them were held out (the holdout's score then swung with the
+    seed); the other holdout tests look only at classes of one or two rows. Each seed holds out
+    its own rows (a seed ignored held out the same rows whatever random_state said)."""
+    from automm import AutoMMClassifier
+
+    model = AutoMMClassifier()
+    model.problem_type_ = "binary"
+    targets = np.array([0] * 90 + [1] * 10)
+    holdouts = set()
+    for seed in range(20):
+        train, valid = model._holdout_split(targets, seed)
+        assert len(valid) == 10 and (targets[valid] == 1).sum() == 1
+        assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == len(targets)
+        assert model._holdout_split(targets, seed)[1].tolist() == valid.tolist()  # the seed's holdout
+        holdouts.add(tuple(valid))
+    assert len(holdouts) > 10  # another seed, another holdout
+
+
+def test_ten_rows_hold_one_out_and_nine_validate_on_the_training_rows():
+    """The documented threshold: under 10 rows the holdout is the training rows (with a warning),
+    from 10 rows on a row is held out."""
+    from automm import AutoMMClassifier
+
+    model = AutoMMClassifier()
+    model.problem_type_ = "binary"
+    train, valid = model._holdout_split(np.array([0, 1] * 5), 0)
+    assert len(valid) == 1 and len(train) == 9 and valid[0] not in train
+    with pytest.warns(UserWarning, match="9 samples are too few to hold any out"):
+        train, valid = model._holdout_split(np.array([0, 1] * 4 + [0]), 0)
+    assert train.tolist() == valid.tolist() == list(range(9))
+
+
+@pytest.mark.parametrize("problem_type, targets", [
+    ("multiclass", np.arange(60) % 3),                       # stratified
+    ("regression", np.linspace(0.0, 1.0, 60)),               # plain k-fold
+    ("multiclass", np.repeat(np.arange(15), 4)),             # every class smaller than the folds: spread
+])
+def test_bag_folds_follow_the_seed(problem_type, targets):
+    """The folds are drawn from the fit's seed: another ``random_state`` bags on other folds, the
+    same one on the same folds (a seed ignored gave every replicate and every seed one split)."""
+    from automm.pipeline import PreparedData, _folds
+
+    def folds(seed):
+        data = PreparedData(inputs=[], values={}, targets=targets.astype(np.float32), problem_type=problem_type,
+                            n_outputs=1 if problem_type == "regression" else int(targets.max()) + 1,
+                            train_index=np.arange(len(targets)), valid_index=np.arange(0), seed=seed, device=None,
+                            num_workers=0)
+        return [valid.tolist() for _, valid in _folds(data, 5)]
+
+    assert folds(3) == folds(3)
+    assert folds(3) != folds(4)
