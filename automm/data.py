@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .components.base import MISSING, Encoder
+from .components.base import MISSING, Encoder, collate_replaced, take_rows
 from .components.text import blank_text
 from .contracts import augment_input_problem
 from .exceptions import AutoMMWarning, InputError, PluginError, user_stacklevel
@@ -871,7 +871,14 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
     for column, role in roles.items():
         if role == "image":
             values = _home_expanded(table.columns[column])
-            columns[column] = _made_missing(values, validate_images(column, values, row_name=table.row_name))
+            try:
+                unreadable = validate_images(column, values, row_name=table.row_name)
+            except InputError as exc:  # arrays that are not images may be another modality's (stereo audio)
+                hint = _plugin_roles_hint(column, values)
+                if not hint:
+                    raise
+                raise InputError(f"{exc}{hint}") from None
+            columns[column] = _made_missing(values, unreadable)
         elif role == "datetime":
             validate_datetimes(column, table.columns[column], row_name=table.row_name)
         elif role == "numeric":
@@ -924,11 +931,40 @@ def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
         raise InputError(f"column {column_name!r}: values are vectors of numbers (e.g. {len(vector)} numbers: "
                          f"{[v.item() if isinstance(v, np.generic) else v for v in list(vector)[:3]]}...); give "
                          f"each number its own column, e.g. pandas.DataFrame(frame[{column_name!r}].tolist())"
-                         f".add_prefix('{column_name}_')")
+                         f".add_prefix('{column_name}_'){_plugin_roles_hint(column_name, column)}")
     values = list(column)
     for row in listed:
         values[row] = joined_items(values[row])
     return values
+
+
+def _plugin_roles_hint(column_name: str, column: Sequence[Any], sample: int = 20) -> str:
+    """For the error about a column of arrays that the built-in roles cannot read: the modalities
+    of installed plugins whose check (:func:`~automm.hookspecs.automm_check_column`) of its first
+    ``sample`` present values finds every one readable, as ``"; or, if they are audio values,
+    column_types={'clip': 'audio'} (the modality of automm-audio)"``; "" where none does. A
+    modality whose plugins check nothing, or whose check raises, is not named."""
+    from .registry import get_registry
+    from .roles import BASE_ROLES
+
+    registry = get_registry()
+    present = [v for v in column[:5000] if not _missing_cell(v)][:sample]
+    if not present:
+        return ""
+    named = []
+    for modality in registry.modalities():
+        if modality in BASE_ROLES or modality == "tabular":
+            continue
+        try:
+            answers = registry.plugin_manager.hook.automm_check_column(role=modality, name=column_name, values=present)
+        except Exception:  # noqa: BLE001 - only a hint: a check that fails names nothing
+            continue
+        if answers and not any(answers):  # checked by a plugin, and every value readable
+            providers = sorted({s.package or f"plugin {s.provider!r}" for s in registry.specs("encoder")
+                                if s.modality == modality})
+            named.append(f"if they are {modality} values, column_types={{{column_name!r}: {modality!r}}} "
+                         f"(the modality of {', '.join(providers)})")
+    return "".join(f"; or, {hint}" for hint in named)
 
 
 def _bytes_as_text(column: Sequence[Any]) -> Sequence[Any]:
@@ -1004,6 +1040,15 @@ def _warn_infinite(column_name: str, numbers: np.ndarray, row_name: Callable[[in
                         "count as missing")
 
 
+def _short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, its middle left out past ``limit`` characters (an int of 401 digits, a
+    page of text: a message shows which value, not all of it)."""
+    shown = repr(value)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit // 2]}...{shown[-10:]} ({len(shown)} characters)"
+
+
 def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[Any], bool], what: str, hint: str,
                   tolerance: float, row_name: Callable[[int], str] | None) -> list[int]:
     """The rows of the present values of a column that are not ``readable`` (``what``: "numbers"),
@@ -1014,7 +1059,7 @@ def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[A
     bad = [(row, v) for row, v in present if not readable(v)]
     if not bad:
         return []
-    shown = ", ".join(f"{v!r} at {row_name(row)}" for row, v in bad[:3]) + (", ..." if len(bad) > 3 else "")
+    shown = ", ".join(f"{_short_repr(v)} at {row_name(row)}" for row, v in bad[:3]) + (", ..." if len(bad) > 3 else "")
     message = f"column {column_name!r}: {len(bad)} of {len(present)} values are not {what} ({shown})"
     if len(bad) > tolerance * len(present):
         raise InputError(f"{message}; {hint}")
@@ -1357,7 +1402,10 @@ class MultimodalDataset(torch.utils.data.Dataset):
     DataLoader workers), with per-sample augmentations seeded by (seed, epoch, index).
     With ``reuse`` (a training run's data, read once per epoch), an input whose encoder has
     :attr:`~automm.components.base.Encoder.reusable_samples` and whose modality gets no
-    augmentation is preprocessed once, here, as a ``static_preprocess`` one is."""
+    augmentation is preprocessed once, here, as a ``static_preprocess`` one is. An input whose
+    encoder preprocesses a whole column at once (:meth:`~automm.components.base.Encoder.preprocess_batch`)
+    and whose modality gets no augmentation is preprocessed so, here, in any dataset (training or
+    prediction); the loader's batches take their rows of it (:meth:`__getitems__`, :class:`BatchCollator`)."""
 
     def __init__(self, values: Mapping[str, Sequence[Any]], encoders: Mapping[str, Encoder],
                  targets: np.ndarray | None = None,
@@ -1370,11 +1418,31 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self._length = len(next(iter(self.values.values())))
         self._failed: dict[tuple, str] = {}  # (input, path or row) -> why it could not be decoded
+        # inputs preprocessed a whole column at once (Encoder.preprocess_batch): the batch of every
+        # row and whether each row has the input
+        self._columns: dict[str, tuple[Any, torch.Tensor]] = {}
+        for name in self.encoders:
+            column = self._column(name)
+            if column is not None:
+                self._columns[name] = column
         # inputs whose sample never changes (Encoder.static_preprocess): computed once, here
         self._static_missing: dict[str, set[int]] = {}
         self._static = {name: [self._static_sample(name, index, value) for index, value in enumerate(self.values[name])]
-                        for name, encoder in self.encoders.items()
-                        if getattr(encoder, "static_preprocess", False) or (reuse and self._reusable(name))}
+                        for name, encoder in self.encoders.items() if name not in self._columns
+                        and (getattr(encoder, "static_preprocess", False) or (reuse and self._reusable(name)))}
+
+    def _column(self, name: str) -> tuple[Any, torch.Tensor] | None:
+        """Input ``name``'s batch of every row and its mask, where its encoder preprocesses a
+        whole column (see the class doc); else None."""
+        encoder = self.encoders[name]
+        if not self._length or self.augmentations.get(encoder.modality) or collate_replaced(encoder, Encoder) \
+                or not (getattr(encoder, "static_preprocess", False) or getattr(encoder, "reusable_samples", False)):
+            return None
+        batch = encoder.preprocess_batch(self.values[name])
+        if batch is None:
+            return None
+        present = torch.tensor([_present(value) for value in self.values[name]], dtype=torch.bool)
+        return batch, present
 
     def _reusable(self, name: str) -> bool:
         """Whether input ``name``'s samples are computed once (see the class doc)."""
@@ -1446,12 +1514,31 @@ class MultimodalDataset(torch.utils.data.Dataset):
         return augment
 
     def __getitem__(self, index: int) -> dict:
+        sample = self._sample(index)
+        for name, (batch, present) in self._columns.items():
+            sample["inputs"][name] = take_row(batch, index)
+            sample["masks"][name] = bool(present[index])
+        return sample
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """The samples of ``indices`` (one batch of a DataLoader), ``[self[i] for i in indices]``
+        but for the inputs preprocessed a whole column at once: their rows are taken together, as
+        ``columns`` ``{input: (batch, masks)}`` of the returned list, which :class:`BatchCollator` uses."""
+        samples = Samples(self._sample(index) for index in indices)
+        if self._columns:
+            rows = torch.as_tensor(list(indices), dtype=torch.long)
+            samples.columns = {name: (take_rows(batch, rows), present[rows])
+                               for name, (batch, present) in self._columns.items()}
+        return samples
+
+    def _sample(self, index: int) -> dict:
+        """Row ``index``'s sample of the inputs not preprocessed as a whole column."""
         inputs, masks = {}, {}
         for name in self.encoders:
+            if name in self._columns:
+                continue
             value = self.values[name][index]
-            present = not (value is MISSING)
-            if isinstance(value, dict):  # a tabular row is present if any cell is
-                present = any(v is not MISSING for v in value.values())
+            present = _present(value)
             static = self._static.get(name)
             if static is not None:
                 inputs[name] = static[index]
@@ -1474,16 +1561,41 @@ def hash_seed(*parts: Any) -> int:
     return zlib.crc32(repr(parts).encode()) * 2654435761 % (2**63 - 1)
 
 
+def _present(value: Any) -> bool:
+    """Whether a sample's raw value gives its input: not :data:`MISSING`, a tabular row with a cell."""
+    if isinstance(value, dict):  # a tabular row is present if any cell is
+        return any(v is not MISSING for v in value.values())
+    return value is not MISSING
+
+
+class Samples(list):
+    """The samples of one batch (:meth:`MultimodalDataset.__getitems__`), with ``columns``: the
+    inputs whose rows were taken from a whole column's batch, ``{input: (batch, masks)}``."""
+
+    columns: dict[str, tuple[Any, torch.Tensor]] = {}
+
+
+def take_row(batch: Any, index: int) -> Any:
+    """Row ``index``'s sample of a batch whose every tensor (in nested dicts) holds one row per sample."""
+    if isinstance(batch, torch.Tensor):
+        return batch[index].clone()  # not a view: a view pickles the whole column
+    return {key: take_row(value, index) for key, value in batch.items()}
+
+
 class BatchCollator:
-    """Collates samples with each encoder's own ``collate``."""
+    """Collates samples with each encoder's own ``collate`` (an input whose rows
+    :meth:`MultimodalDataset.__getitems__` took from a whole column's batch as they are)."""
 
     def __init__(self, encoders: Mapping[str, Encoder]):
         self.encoders = dict(encoders)
 
     def __call__(self, samples: list[dict]) -> dict:
+        columns = getattr(samples, "columns", {})
         batch = {
-            "inputs": {name: enc.collate([s["inputs"][name] for s in samples]) for name, enc in self.encoders.items()},
-            "masks": {name: torch.tensor([s["masks"][name] for s in samples], dtype=torch.bool) for name in self.encoders},
+            "inputs": {name: columns[name][0] if name in columns else enc.collate([s["inputs"][name] for s in samples])
+                       for name, enc in self.encoders.items()},
+            "masks": {name: columns[name][1] if name in columns else
+                      torch.tensor([s["masks"][name] for s in samples], dtype=torch.bool) for name in self.encoders},
             "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
         }
         if "target" in samples[0]:

@@ -98,7 +98,10 @@ def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
     if sum(as_datetime(v) is not None for v in present) >= 0.95 * len(present):
         return False  # dates or times, one per row (a daily series): the features a forecast needs
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
-        steps = np.diff(np.asarray(present, dtype=np.int64))
+        try:
+            steps = np.diff(np.asarray(present, dtype=np.int64))
+        except OverflowError:  # an int beyond 64 bits (10**400): no row number
+            return False
         # a row number counts rows: it rises by one from most rows to the next (gaps where rows were
         # deleted), not by 86,400 (Unix times of a daily series), nor by a few from most rows (a
         # price or a time in a table sorted by it: 3, 7, 2, 5 more)

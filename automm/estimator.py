@@ -1399,11 +1399,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return
         sample = table if len(table) <= PREDICT_CHUNK_ROWS else table.subset(range(PREDICT_CHUNK_ROWS))
         values = {spec.name: spec.values(sample) for spec in self.inputs_ if spec.name in judging}
+        # an encoder of one column's values (not the table encoder) leaves its name to the core
+        named = {spec.name: f"column {spec.columns[0]!r}: " for spec in self.inputs_
+                 if spec.modality != "tabular" and len(spec.columns) == 1}
         said: list[str] = []
         for model in models:
             for name, encoder in model.encoders.items():
                 if name in values:
-                    said += [m for m in encoder.unfamiliar_values(values[name]) if m not in said]
+                    said += [m for m in (named.get(name, "") + m for m in encoder.unfamiliar_values(values[name]))
+                             if m not in said]
         # once per model and kind of finding: the examples and counts differ from call to call, so
         # Python's once-per-place rule let a service log one warning per request
         # (kept beside the model, not in the estimator: predict leaves an estimator's state alone)
@@ -1784,7 +1788,7 @@ def _numbers_equal(values: Any, labels: np.ndarray) -> bool:
     """Whether ``values`` and ``labels`` are the same numbers (False when either is not numeric)."""
     try:
         return bool((np.asarray(values, dtype=float) == np.asarray(labels, dtype=float)).all())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (an int beyond floats, 10**400: no label)
         return False
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .components.stack import describe_encoder
 from .exceptions import AutoMMWarning, user_stacklevel
+from .process_state import all_warnings_left_out
 
 __all__ = ["leaderboard_frame", "trial_counts", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective",
            "rank_key", "RANK_Z", "TRIAL_ATTR"]
@@ -187,8 +188,7 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
     written = []
     for name, make in jobs:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with all_warnings_left_out():  # (a search may run in a host's thread)
                 axes = make()
             figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
             if name == "param_importances.png":  # one readable line per parameter

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -36,6 +35,7 @@ import torch
 from .components.stack import STACK, EncoderStack
 from .data import BatchCollator, MultimodalDataset
 from .deadlines import check_deadline
+from .process_state import warnings_left_out
 from .training import TimeLimitReached, validation_metrics
 
 __all__ = ["LINEAR_SOLVER", "L2_GRID", "linear_config", "raw_design", "train_linear"]
@@ -209,8 +209,7 @@ def _index_dtype(largest: int):
 
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """A CSR tensor on these arrays (not copied)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    with warnings_left_out(message="Sparse CSR tensor support is in beta"):  # (trials run in threads on GPUs)
         return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 
@@ -441,7 +440,8 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     start = time.monotonic()
     with _SEEDED_BUILDS:
         torch.manual_seed(data.seed)
-        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index)).eval()
+        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index),
+                            warned=data.warned).eval()
     for name, encoder in model.encoders.items():  # frozen pretrained features: computed or read once
         encoder.prepare(data.values[name], cache_dir=data.cache_dir)
     rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout

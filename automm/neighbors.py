@@ -149,7 +149,8 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     seed = data.seed + int(config["training"].get("seed_offset", 0))
     with _SEEDED_BUILDS:  # an encoder that is not frozen (a user's fusion="neighbors") starts as seeded
         torch.manual_seed(seed)
-        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index)).eval()
+        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index),
+                            warned=data.warned).eval()
     for name, encoder in model.encoders.items():  # frozen pretrained features: computed or read once
         encoder.prepare(data.values[name], cache_dir=data.cache_dir)
     rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import threading
 import time
 import warnings
@@ -40,6 +41,7 @@ from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingCo
                        validation_metrics)
 from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
+from .process_state import all_warnings_left_out, warnings_left_out
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "pending_share",
            "pending_seconds",
@@ -323,6 +325,11 @@ def _encoder_arguments(spec: InputSpec, choice: dict) -> tuple[str, dict]:
 TRUNCATION_WARNING_SHARE = 0.1
 
 
+#: What ``fit``'s warning of cut texts says a token is, for an encoder that does not say
+#: (``token_unit``: a pretrained tokenizer's word pieces).
+TOKEN_UNIT = "a word or a punctuation mark each"
+
+
 def _warn_truncated(spec: InputSpec, encoder: Any, name: str, warned: set | None = None) -> None:
     """Say so when more than :data:`TRUNCATION_WARNING_SHARE` of the training texts of ``spec``
     are cut at ``encoder.max_length`` (a from-scratch network's encoder; the linear form reads its own);
@@ -338,10 +345,31 @@ def _warn_truncated(spec: InputSpec, encoder: Any, name: str, warned: set | None
         warned.add(key)
     from .exceptions import user_stacklevel
 
+    unit = getattr(encoder, "token_unit", TOKEN_UNIT)
     warnings.warn(f"column {column!r}: {share:.0%} of the training texts are longer than {name}'s max_length={length} "
-                  f"tokens (a word or a punctuation mark each); only their first {length} are read. To read more: "
+                  f"tokens ({unit}); only their first {length} are read. To read more: "
                   f"encoders={{{column!r}: {{'name': {name!r}, 'max_length': 256}}}}", AutoMMWarning,
                   stacklevel=user_stacklevel())
+
+
+def _warn_fit_findings(spec: InputSpec, encoder: Any, warned: set | None = None) -> None:
+    """Warn with each message ``encoder`` (each part of a stack) left in ``fit_warnings_`` about
+    the training values of ``spec``, after its column's name; once per column and kind of message
+    in ``warned`` (its numbers aside: each fold's and trial's share differs a little)."""
+    parts = encoder.parts if isinstance(encoder, EncoderStack) else [encoder]
+    messages = [m for part in parts for m in (getattr(part, "fit_warnings_", None) or ())]
+    if not messages:
+        return
+    from .exceptions import user_stacklevel
+
+    column = spec.columns[0] if len(spec.columns) == 1 else spec.name
+    for message in dict.fromkeys(str(m) for m in messages):
+        if warned is not None:
+            key = ("fit", column, re.sub(r"\d+", "#", message))
+            if key in warned:
+                continue
+            warned.add(key)
+        warnings.warn(f"column {column!r}: {message}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
@@ -358,6 +386,7 @@ def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,
         if fit_values is not None:
             encoder.fit(fit_values[spec.name])
             _warn_truncated(spec, encoder, _split(config["encoders"][spec.name])[0], warned)
+            _warn_fit_findings(spec, encoder, warned)
         elif states is not None:
             encoder.set_state(states.get(spec.name, {}))
         encoders[spec.name] = encoder
@@ -382,8 +411,7 @@ def _fusion_failure_hint(spec: Any, input_dims: dict, n_outputs: int, params: Ma
     defaults = dict(spec.defaults)
     if dict(params) != defaults:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with all_warnings_left_out():  # (trials run in threads on GPUs)
                 spec.factory(dict(input_dims), n_outputs, **defaults)
             return ("; with its default hyperparameters it builds for these inputs: the ones above are what it "
                     "refuses (narrow its search space, or fix its factory)")
@@ -670,8 +698,6 @@ def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarra
     (a class of one row) is spread over as many folds as it has rows, so that every fold
     model trains on a class of 2 or more rows (unstratified, fashion subCategory's class of
     2 rows fell in one fold for 4 of 20 seeds: out of fold, no model had seen it)."""
-    import warnings
-
     from sklearn.model_selection import KFold, StratifiedKFold
 
     rows = data.rows
@@ -684,8 +710,7 @@ def _folds(data: PreparedData, n_folds: int) -> list[tuple[np.ndarray, np.ndarra
             return _spread_folds(rows, targets.astype(np.int64), n_folds, data.seed)  # StratifiedKFold refuses
     splitter = (StratifiedKFold(n_folds, shuffle=True, random_state=data.seed % (2**32)) if stratify
                 else KFold(n_folds, shuffle=True, random_state=data.seed % (2**32)))
-    with warnings.catch_warnings():  # ("The least populated class in y has only 1 members"): as intended
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+    with warnings_left_out(UserWarning, "The least populated class"):  # ("... in y has only 1 members"): as intended
         return [(rows[a], rows[b]) for a, b in splitter.split(rows, targets if stratify else None)]
 
 

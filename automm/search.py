@@ -79,8 +79,8 @@ Optuna storage: a URL (``sqlite:///file.db``, ``postgresql://user:pw@host/db``: 
 ``RDBStorage`` with heartbeats, a stale trial is retried), a journal file
 (``"journal:///path/study.log"`` or a path ending in ``.log``/``.journal``; automm's own
 heartbeats detect and retry trials of killed workers), or an Optuna storage object. With a
-storage, the study is named ``study_name`` or, by default, after a fingerprint of the data and
-the search settings, so that restarting the same ``fit`` after a crash (even ``kill -9``)
+storage, the study is named ``study_name`` or, by default, after a fingerprint of the data (its
+input values too) and the search settings, so that restarting the same ``fit`` after a crash (even ``kill -9``)
 resumes the study: finished trials are kept and count towards ``n_trials``, trials of dead
 workers are retried.
 
@@ -171,7 +171,7 @@ from .contracts import BUILD_FAILED
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
-from .process_state import SharedChange
+from .process_state import SharedChange, warnings_left_out
 from .exceptions import AutoMMError, AutoMMWarning, InputError, SearchError, TimeLimitExceeded, user_stacklevel
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import rank_key as _rank_key
@@ -186,8 +186,8 @@ from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
-from .study import (MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, prepare_study, search_fingerprint, study_spec,
-                    with_stored_split)
+from .study import (MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, default_study_name, prepare_study,
+                    search_fingerprint, study_spec, with_stored_split)
 from .training import Callback, validation_metrics
 from .trial_models import ModelPool, always_weighed, read_candidate
 
@@ -274,6 +274,28 @@ def search_requested(estimator) -> bool:
         return False
 
 
+def _check_untimed_max_epochs(space: Mapping[str, Any]) -> None:
+    """A search space's ``max_epochs`` that trials would train for without end (a value, a choice
+    or a range's high above :data:`~automm.estimator.MAX_EPOCHS_UNTIMED`, without a time_limit),
+    refused before any trial as the estimator's ``max_epochs`` is: each trial's schedule spans them."""
+    from .estimator import MAX_EPOCHS_UNTIMED
+    from .search_space import _param_spec
+    from .training import TrainingConfig
+
+    training = space.get("training") or {}
+    if "max_epochs" not in training:
+        return
+    where = "search_space['training']['max_epochs']"
+    spec = _param_spec(training["max_epochs"], where)
+    values = [spec["value"]] if "value" in spec else spec.get("choices") or [spec["high"]]
+    largest = max(values)
+    if largest > MAX_EPOCHS_UNTIMED:
+        warmup = TrainingConfig.warmup_fraction * largest
+        raise InputError(f"{where}: {largest!r} epochs without a time_limit would not end (the learning rate warms up "
+                         f"over the first {warmup:.3g} of them); give at most {MAX_EPOCHS_UNTIMED}, or a time_limit= "
+                         "to train by time (each trial's schedule is then fitted to its time)")
+
+
 def validate_params(estimator) -> None:
     """Check the search parameters of ``estimator`` (called by ``fit`` before anything else;
     imports Optuna only to check objects given as sampler, pruner or storage)."""
@@ -291,6 +313,8 @@ def validate_params(estimator) -> None:
         if not isinstance(estimator.search_space, Mapping):
             raise InputError(f"search_space: expected a dict (see automm.search_space), got {estimator.search_space!r}")
         check_search_space_structure(estimator.search_space)
+        if estimator.time_limit is None:
+            _check_untimed_max_epochs(estimator.search_space)
     sampler = estimator.sampler
     if not (is_instance(sampler, "sampler") or (isinstance(sampler, str) and sampler in SAMPLERS)):
         raise InputError(f"sampler: expected one of {SAMPLERS} or an Optuna sampler, got {sampler!r}")
@@ -406,8 +430,7 @@ def make_sampler(settings: SearchSettings, worker_index: int):
         return sampler
     multi = len(settings.objectives) > 1
     n = settings.n_trials
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with warnings_left_out(optuna.exceptions.ExperimentalWarning):  # (a worker thread per GPU makes its own)
         if sampler == "nsgaii" or (sampler == "tpe" and multi):
             population = 50 if n is None else int(min(50, max(4, n // 4)))
             return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
@@ -1517,7 +1540,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     try:
         if kind == "memory" and n_jobs > 1 and not devices:  # processes share a study through a file
             kind, value = "journal", os.path.join(tmpdir, "study.log")
-        study_name = estimator.study_name or f"automm-{fingerprint[:16]}"
+        study_name = estimator.study_name or default_study_name(fingerprint, spec)
         storage = make_storage(kind, value)
         multi = len(settings.objectives) > 1
         keep = 1 if multi else max(1, settings.ensemble_size)

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .exceptions import InputError
+from .process_state import all_warnings_left_out, warnings_left_out
 from .settings import seconds_setting
 
 __all__ = ["parse_storage", "make_storage", "check_storage", "own_heartbeats", "redact_url", "storage_file", "wait_for_storage_file",
@@ -64,8 +65,7 @@ def retry_callback(max_retry: int = MAX_RETRY):
 
     callback = (optuna.storages.RetryHeartbeatStaleTrialCallback if _optuna_4_9_names()
                 else optuna.storages.RetryFailedTrialCallback)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with warnings_left_out(optuna.exceptions.ExperimentalWarning):  # (called in trial threads too)
         return callback(max_retry=max_retry)
 
 
@@ -298,8 +298,7 @@ def make_storage(kind: str, value: Any):
     if kind == "journal":
         try:
             Path(value).parent.mkdir(parents=True, exist_ok=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # (a grace period under 3 s is warned about)
+            with all_warnings_left_out():  # (a grace period under 3 s is warned about; fits may run in threads)
                 lock = JournalFileSymlinkLock(str(value), grace_period=JOURNAL_LOCK_GRACE)
             backend = _journal_backend_class()(str(value), lock_obj=lock)
         except OSError as exc:
@@ -339,8 +338,7 @@ def _open_rdb(url: str, engine_kwargs: dict):
 
     for attempt in range(_SCHEMA_RACE_RETRIES + 1):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with warnings_left_out(optuna.exceptions.ExperimentalWarning):  # (fits may run in threads)
                 callback = "heartbeat_stale_trial_callback" if _optuna_4_9_names() else "failed_trial_callback"
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval(),

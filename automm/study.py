@@ -29,7 +29,7 @@ from .pipeline import PreparedData
 from .search_space import SearchSpace
 
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
-           "data_fingerprint", "search_fingerprint", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
+           "data_fingerprint", "search_fingerprint", "default_study_name", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
            "StudyNotFoundError", "data_from_spec", "data_spec", "value_digests", "values_differ", "space_components", "component_provenance", "check_components", "check_stored_files",
            "describe_difference", "json_params"]
 
@@ -333,6 +333,16 @@ def search_fingerprint(spec: Mapping[str, Any], data_fp: str, metric: str) -> st
     return _hash(identity)
 
 
+def default_study_name(fingerprint: str, spec: Mapping[str, Any]) -> str:
+    """The study of a search given no ``study_name``: named after its fingerprint and, where the
+    specification holds them (a search with a storage), its input values' digests, which the
+    fingerprint lacks: two folds of a ``cross_val_score`` with the same labels but other inputs
+    search in studies of their own (named after the fingerprint alone, the second was refused as
+    "a search over other data")."""
+    digests = spec.get("value_digests")
+    return f"automm-{(fingerprint if digests is None else _hash([fingerprint, digests]))[:16]}"
+
+
 def values_differ(stored: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether the input values of two specifications differ (False when either holds no
     digests: a study stored by an earlier automm)."""
@@ -367,8 +377,10 @@ def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Ca
         except (KeyError, TypeError):  # a study of another automm version
             what = ""
         raise InputError(f"study_name: study {study.study_name!r} holds a search over other data or another search "
-                         f"space{': ' + what if what else ''}; choose another study_name (or the same data and "
-                         "settings to resume it)")
+                         f"space{': ' + what if what else ''}; choose another study_name, or leave study_name "
+                         "unset: each fit of other data or settings then has its own study (each fold of a "
+                         "cross_val_score, each candidate of a GridSearchCV), named after them (or give the same data "
+                         "and settings to resume it)")
     return attrs[SPEC_ATTR]
 
 

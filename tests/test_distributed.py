@@ -327,6 +327,25 @@ def test_a_study_of_other_data_says_what_differs(rows, tmp_path):
     assert len(_trials(journal, "shared")) == 1
 
 
+def test_cross_validation_under_one_study_name_is_told_to_leave_it_unset(rows, tmp_path):
+    """cross_val_score of an AutoMM with a storage and a study_name refused its second fold (other
+    rows under the study's name) without saying that, unset, the name gives each fold its own study."""
+    from sklearn.model_selection import cross_val_score
+
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].head(36).tolist(), rows["category"].head(36).tolist()
+    with pytest.raises(InputError, match=r"study_name: study 'cv' holds a search over other data .*; choose another "
+                                         r"study_name, or leave study_name unset: each fit of other data or settings "
+                                         r"then has its own study \(each fold of a cross_val_score"):
+        cross_val_score(AutoMM(**TINY, problem_type="multiclass", n_trials=1, storage=journal, study_name="cv"),
+                        names, labels, cv=2, error_score="raise")
+    # as it says: unset, each fold searches in a study of its own
+    cross_val_score(AutoMM(**TINY, problem_type="multiclass", n_trials=1, storage=journal), names, labels, cv=2,
+                    error_score="raise")
+    studies = optuna.get_all_study_names(search.make_storage(*search.parse_storage(journal)))
+    assert len([name for name in studies if name != "cv"]) == 2
+
+
 def test_a_study_of_the_same_labels_but_other_inputs_is_refused(rows, tmp_path):
     """Texts cleaned between two runs, same rows and labels: resuming the study would mix trials
     scored on the old texts with the new ones (and a worker given them would train on other

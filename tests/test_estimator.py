@@ -305,6 +305,34 @@ def test_dataframe_with_tabular_columns_and_missing_modalities(emoji_split):
         clf.predict(query["image"], query["name"])
 
 
+@pytest.mark.parametrize("with_text", [False, True])
+def test_table_columns_preprocessed_at_once_train_and_predict_as_row_by_row(monkeypatch, tmp_path, with_text):
+    """Table columns preprocessed a whole column at once (``preprocess_batch``, the fast way) give
+    the model, the probabilities and the saved model's predictions of row-by-row ``preprocess``."""
+    from automm.components.tabular import TabularEncoder
+
+    rng = np.random.default_rng(0)
+    n = 90
+    X = pd.DataFrame({"price": rng.normal(50, 20, n).round(2), "year": rng.integers(2008, 2018, n).astype(float),
+                      "colour": rng.choice(["red", "blue", "green", None], n),
+                      "sold": pd.date_range("2024-01-01", periods=n, freq="37h")})
+    X.loc[::11, "price"] = np.nan
+    if with_text:
+        X["title"] = [f"{c} shirt number {i} of {rng.choice(['cotton', 'wool'])}" for i, c in enumerate(X.colour)]
+    y = np.where(X["price"].fillna(50) > 50, "dear", "cheap")
+    params = tiny(max_epochs=2, batch_size=16)
+    params["encoders"] = {"text": params["encoders"]["text"]}
+    fast = AutoMM(**params).fit(X, y)
+    fast.save(tmp_path / "fast")
+    with monkeypatch.context() as patched:
+        patched.setattr(TabularEncoder, "preprocess_batch", lambda self, values: None)  # row by row, as before
+        slow = AutoMM(**params).fit(X, y)
+        expected = slow.predict_proba(X)
+    np.testing.assert_allclose(fast.history_[-1]["valid_loss"], slow.history_[-1]["valid_loss"], rtol=1e-6)
+    np.testing.assert_allclose(fast.predict_proba(X), expected, atol=1e-6)
+    np.testing.assert_allclose(AutoMM.load(tmp_path / "fast").predict_proba(X), expected, atol=1e-6)
+
+
 def test_a_fitted_table_named_when_an_unnamed_array_comes_to_predict(emoji_split):
     train, _ = emoji_split
     X = train[["image", "name"]].head(60)
@@ -881,6 +909,31 @@ def test_max_epochs_that_no_training_gets_through_is_refused_without_a_time_limi
     for params in (dict(max_epochs=10**23, time_limit=60, n_trials=1), dict(max_epochs=10**6)):
         with pytest.raises(Started):
             AutoMM(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("spec", [[10**23], 10**23, {"low": 1, "high": 10**23}, {"choices": [5, 10**23]}])
+def test_a_search_space_max_epochs_that_no_training_gets_through_is_refused_without_a_time_limit(spec, monkeypatch):
+    """search_space={"training": {"max_epochs": [10**23]}} without a time_limit trained its trials for
+    ever (each trial's schedule spans its max_epochs), while max_epochs=10**23 is refused before any
+    work: the search space's value, choice or range is refused the same way, before any trial."""
+    import automm.estimator
+
+    class Started(Exception):
+        pass
+
+    def no_training(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", no_training)
+    X, y = [f"title {i} of item {i % 5}" for i in range(12)], [0, 1, 1] * 4
+    space = {"training": {"max_epochs": spec}}
+    with pytest.raises(InputError, match=r"^search_space\['training'\]\['max_epochs'\]: 100000000000000000000000 "
+                                         r"epochs without a time_limit would not end \(the learning rate warms up "
+                                         r"over the first 5e\+21 of them\); give at most 1000000, or a time_limit="):
+        AutoMM(n_trials=1, search_space=space).fit(X, y)
+    for params in (dict(search_space=space, time_limit=60), dict(search_space={"training": {"max_epochs": [10**6]}})):
+        with pytest.raises(Started):
+            AutoMM(n_trials=1, **params).fit(X, y)
 
 
 def test_a_misspelt_hyperparameter_in_the_search_space_is_named_before_any_trial():

@@ -535,3 +535,34 @@ def test_the_first_optimizer_of_a_process_is_built_before_the_trials_shares_are_
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=170,
                             env={**__import__("os").environ, "AUTOMM_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "seen [True]" in result.stdout, result.stdout[-500:] + result.stderr[-2000:]
+
+
+def _synthetic_text_data(**kwargs) -> PreparedData:
+    rng = np.random.default_rng(0)
+    targets = rng.choice(3, size=120, p=[0.6, 0.3, 0.1])
+    words = np.array(["red", "blue", "green"])
+    texts = [f"{words[t] if rng.random() < 0.7 else rng.choice(words)} item {i % 7}" for i, t in enumerate(targets)]
+    data = _text_data(texts, targets)
+    for name, value in kwargs.items():
+        setattr(data, name, value)
+    return data
+
+
+def test_class_weights_weigh_the_linear_models_rows_as_sample_weights_do(builtin_only):
+    class_weights = np.array([1.0, 2.0, 8.0])
+    by_class = _synthetic_text_data(class_weights=class_weights)
+    by_row = _synthetic_text_data()
+    by_row.sample_weights = class_weights[by_row.targets].astype(np.float32)
+    plain = train_linear(_synthetic_text_data(), _config(by_row), refit=False).valid_outputs
+    weighted = train_linear(by_class, _config(by_class), refit=False).valid_outputs
+    np.testing.assert_allclose(weighted, train_linear(by_row, _config(by_row), refit=False).valid_outputs,
+                               rtol=1e-3, atol=1e-3)
+    assert np.abs(weighted - plain).max() > 0.05  # (the weights changed the fit)
+
+
+def test_the_linear_model_is_never_refitted_on_the_users_validation_rows(builtin_only):
+    data = _synthetic_text_data(holdout_given=True)
+    candidate = train_linear(data, _config(data), refit=True)
+    assert "refit" not in candidate.stop_reason
+    outputs = forward_rows(candidate.model, data.subset(data.valid_index))
+    np.testing.assert_allclose(outputs, candidate.valid_outputs, rtol=1e-4, atol=1e-4)

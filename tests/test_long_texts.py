@@ -123,3 +123,38 @@ def test_numbers_written_as_strings_read_as_text_are_named():
     with_cents = frame.assign(price=rng.uniform(1, 500, 60).round(2).astype(str))  # amounts: numbers
     assert AutoMM(max_epochs=1, random_state=0, num_workers=0).fit(with_cents, ["a", "b"] * 30).column_roles_ == \
         {"price": "numeric"}
+
+
+def test_an_encoders_findings_in_fit_are_said_once_per_fit_naming_its_column(fresh_registry):
+    """A pretrained encoder cut its texts at max_length word pieces without a word, and said that
+    most word pieces were unknown to its vocabulary once per fold (6 times in one fit), as a plain
+    UserWarning: it leaves ``truncated_share_`` (with ``token_unit``) and ``fit_warnings_`` for
+    the core, which says each once per fit, naming the column."""
+    from automm import AutoMMWarning, hookimpl
+
+    class Pieces(HashedNgramEncoder):
+        token_unit = "word pieces"
+        fits = 0
+
+        def fit(self, values):
+            super().fit(values)
+            type(self).fits += 1
+            self.fit_warnings_ = [f"{40 + type(self).fits}% of the word pieces are unknown"]
+            return self
+
+    class Plugin:
+        @hookimpl
+        def automm_register_encoders(self, register):
+            register("pieces", Pieces, modality="text", output_dim=lambda hp: hp.get("output_dim", 128))
+
+    fresh_registry(Plugin())
+    texts, labels = _long_texts(90)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AutoMM(encoders={"text": "pieces"}, bag_folds=3, max_epochs=1, random_state=0,
+               num_workers=0).fit({"body": texts}, labels)
+    said = [(w.category, str(w.message)) for w in caught if "word pieces" in str(w.message)]
+    assert Pieces.fits >= 3 and [s[0] for s in said] == [AutoMMWarning] * 2, said
+    assert said[0][1].startswith("column 'body': 100% of the training texts are longer than pieces's max_length=32 "
+                                 "tokens (word pieces); only their first 32 are read")
+    assert said[1][1] == "column 'body': 41% of the word pieces are unknown"

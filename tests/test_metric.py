@@ -149,3 +149,32 @@ def test_test_metrics_compare_int_predictions_with_labels_read_as_floats():
 
     metrics = compute_metrics("binary", np.array([1.0, 0.0, 1.0]), np.array([1, 0, 0]), positive=1)
     assert metrics["accuracy"] == pytest.approx(2 / 3) and metrics["f1"] == pytest.approx(2 / 3)
+
+
+def test_class_averaged_scores_leave_out_classes_neither_in_the_targets_nor_predicted():
+    # a holdout of classes 0, 2 and 4 of five, none predicted as 1 or 3: those two are no part of the average
+    targets, predicted = np.array([0, 0, 2, 2, 4, 4]), np.array([0, 2, 2, 2, 4, 0])
+    for metric, expected in (("macro_f1", skm.f1_score(targets, predicted, average="macro")),
+                             ("balanced_accuracy", skm.balanced_accuracy_score(targets, predicted))):
+        assert classification_score(predicted, targets, metric) == pytest.approx(expected, abs=1e-12), metric
+
+
+def test_test_metrics_of_a_regression_are_in_the_targets_units():
+    from automm.evaluation import compute_metrics
+
+    result = compute_metrics("regression", [1.0, 2.0, 3.0, 4.0], [3.0, 4.0, 1.0, 2.0])
+    assert result["rmse"] == pytest.approx(2.0) and result["mae"] == pytest.approx(2.0)  # (the MSE is 4)
+    assert result["r2"] == pytest.approx(1 - 16 / 5) and result["n"] == 4
+
+
+def test_every_test_metric_weighs_the_rows_by_their_weights():
+    from automm.evaluation import compute_metrics
+
+    y, predicted = np.array(["a", "a", "b", "b", "c", "c"]), np.array(["a", "b", "b", "b", "c", "a"])
+    weights = np.array([1.0, 3.0, 2.0, 1.0, 0.5, 4.0])
+    result = compute_metrics("multiclass", y, predicted, sample_weight=weights)
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted, sample_weight=weights))
+    assert result["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, predicted, sample_weight=weights))
+    for average in ("macro", "weighted"):
+        assert result[f"{average}_f1"] == pytest.approx(skm.f1_score(y, predicted, average=average,
+                                                                     sample_weight=weights))

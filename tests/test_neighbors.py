@@ -355,3 +355,29 @@ def test_comparing_a_large_holdout_stops_at_the_deadline_saying_how_far_it_got(b
     with deadline_scope(time.monotonic() + 1e-3), pytest.raises(
             automm.TimeLimitExceeded, match=r"the nearest-neighbour model compared 8 of \d+ holdout rows with \d+ training"):
         train_neighbors(data, config)
+
+
+def _neighbors_candidate(data):
+    config = neighbors_config(data.inputs, {"image_0": {"colour_stats": {}}, "text_0": {"char_counts": {}}},
+                              {"batch_size": 32}, regression=False)
+    return train_neighbors(data, config)
+
+
+def test_the_neighbors_model_never_remembers_the_users_validation_rows(builtin_only, fresh_registry, emoji_split):
+    fresh_registry(PretrainedPlugin())
+    data = _data(emoji_split[0])
+    data.holdout_given = True
+    candidate = _neighbors_candidate(data)
+    assert candidate.model.fusion.n_remembered == len(data.train_index)
+    assert "holdout" not in candidate.stop_reason
+
+
+def test_class_weight_weighs_the_votes_of_sample_weighted_rows_too(builtin_only, fresh_registry, emoji_split):
+    fresh_registry(PretrainedPlugin())
+    both, by_row = _data(emoji_split[0]), _data(emoji_split[0])
+    sample = np.random.default_rng(0).uniform(0.5, 2.0, len(both.targets)).astype(np.float32)
+    class_weights = np.linspace(1.0, 10.0, both.n_outputs)
+    both.sample_weights, both.class_weights = sample, list(class_weights)
+    by_row.sample_weights = (sample * class_weights[by_row.targets]).astype(np.float32)
+    np.testing.assert_allclose(_neighbors_candidate(both).valid_outputs, _neighbors_candidate(by_row).valid_outputs,
+                               atol=1e-5)

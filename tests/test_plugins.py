@@ -3,6 +3,8 @@
 import sys
 import textwrap
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -114,6 +116,45 @@ def test_in_process_plugin_joins_and_is_used_by_fit(fresh_registry):
                          num_workers=0)
     clf.fit(["a", "bb", "ccc", "dddd"] * 5, [0, 1, 0, 1] * 5)
     assert clf.config_["encoders"]["text_0"]["name"] == "constant"
+
+
+class WaveformPlugin:
+    """A modality whose check reads float arrays of samples in [-1, 1] (a clip, mono or stereo) and
+    no role rule: such a column takes the role only through column_types."""
+
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("waveform_constant", ConstantEncoder, modality="waveform", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 3})
+        register("spectrum_constant", ConstantEncoder, modality="spectrum", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 3})  # a modality whose plugin checks no values: never named
+
+    @hookimpl
+    def automm_check_column(self, role, name, values):
+        if role != "waveform":
+            return None
+        return [(row, "not samples in [-1, 1]") for row, v in enumerate(values)
+                if not (isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.abs(v).max() <= 1)]
+
+
+def test_arrays_the_core_refuses_name_the_installed_modalities_that_read_them(builtin_only, fresh_registry):
+    """A column of bare 1-D float arrays (mono audio) was refused as "vectors of numbers", 2-D ones
+    (stereo) as float images out of [0, 1], with no word of the installed plugin modality that reads
+    them with column_types: the messages name each modality whose plugin's check reads the values."""
+    fresh_registry(WaveformPlugin())
+    rng = np.random.default_rng(0)
+    y = [0, 1] * 6
+    mono = pd.DataFrame({"clip": [rng.uniform(-0.5, 0.5, 400) for _ in y]})
+    stereo = pd.DataFrame({"clip": [rng.uniform(-0.5, 0.5, (400, 2)) for _ in y]})
+    hint = r"; or, if they are waveform values, column_types=\{'clip': 'waveform'\} \(the modality of plugin.*\)$"
+    with pytest.raises(automm.InputError, match=r"values are vectors of numbers .*add_prefix\('clip_'\)" + hint):
+        automm.AutoMM(max_epochs=1).fit(mono, y)
+    with pytest.raises(automm.InputError, match=r"float image arrays must hold values in \[0, 1\].*" + hint) as caught:
+        automm.AutoMM(max_epochs=1).fit(stereo, y)
+    assert "spectrum" not in str(caught.value)
+    # values the modality's check refuses (embeddings beyond [-1, 1]) name no modality
+    with pytest.raises(automm.InputError, match=r"give each number its own column.*add_prefix\('clip_'\)$"):
+        automm.AutoMM(max_epochs=1).fit(pd.DataFrame({"clip": [rng.normal(0, 5, 8) for _ in y]}), y)
 
 
 def test_duplicate_names_fail_naming_both_providers(fresh_registry):

@@ -1276,3 +1276,12 @@ def test_scikit_learns_metric_names_are_translated_in_a_recipe_and_in_python():
         AutoMM(metric="roc_auc")._check_metric("binary")
     with pytest.raises(InputError, match="did you mean 'macro_f1'"):  # anything else: the did-you-mean as before
         AutoMM(metric="macro_f")._check_metric("multiclass")
+
+
+def test_an_empty_variable_takes_its_default_and_a_variable_alone_at_a_text_key_stays_text(monkeypatch):
+    monkeypatch.setenv("AUTOMM_TEST_EMPTY", "")
+    recipe = load_recipe(emoji_recipe(search={"study_name": "${AUTOMM_TEST_EMPTY:-study}", "pruner": "none"}))
+    assert recipe.params()["study_name"] == "study"  # ${NAME:-default}: set but empty takes the default, as in sh
+    monkeypatch.setenv("AUTOMM_TEST_WORD", "no")
+    recipe = load_recipe(emoji_recipe(description="${AUTOMM_TEST_WORD}"))
+    assert recipe.content["description"] == "no"  # text, not YAML's False

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import uuid
 import warnings
 from pathlib import Path
@@ -177,6 +178,97 @@ def test_searches_overlapping_in_threads_leave_optunas_verbosity_and_the_warning
         assert warnings.filters == filters
     finally:
         optuna.logging.set_verbosity(previous)
+
+
+def _sampler_settings():
+    return search.SearchSettings(objectives=("score",), sampler="tpe", pruner="none", seed=0, n_trials=4,
+                                 ensemble_size=1, max_epochs=1, verbose=0)
+
+
+def _one_trial_study():
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+    return study
+
+
+def _blocking(real):
+    """``real`` made to wait inside, as a thread's block interleaves with another's."""
+    return lambda *args, **kwargs: (_overlap_point(), real(*args, **kwargs))[1]
+
+
+_overlap = threading.local()
+
+
+def _overlap_point():
+    events = getattr(_overlap, "events", None)
+    if events is not None:
+        inside, wait = events
+        inside.set()
+        assert wait.wait(10), "the other thread did not come"
+
+
+# (name, patch: monkeypatch -> None, making the block wait inside at _overlap_point, block: tmp_path -> None)
+_WARNING_BLOCKS = {
+    "linear._csr": (
+        lambda mp: mp.setattr(torch, "sparse_csr_tensor", _blocking(torch.sparse_csr_tensor)),
+        lambda tmp: __import__("automm.linear").linear._csr(torch.tensor([0, 1]), torch.tensor([0]),
+                                                            torch.tensor([1.0]), (1, 1))),
+    "pipeline._folds (bagging's folds)": (
+        lambda mp: mp.setattr("sklearn.model_selection.StratifiedKFold.split",
+                              _blocking(__import__("sklearn.model_selection").model_selection.StratifiedKFold.split)),
+        lambda tmp: __import__("automm.pipeline").pipeline._folds(types.SimpleNamespace(
+            rows=np.arange(9), targets=np.array([0, 0, 0, 0, 1, 1, 1, 1, 2]), problem_type="multiclass", seed=0), 3)),
+    "pipeline._fusion_failure_hint": (
+        lambda mp: None,
+        lambda tmp: __import__("automm.pipeline").pipeline._fusion_failure_hint(
+            types.SimpleNamespace(defaults={}, factory=lambda *a, **k: _overlap_point()), {"text": 8}, 2, {"x": 1})),
+    "storage.make_storage (the journal's lock)": (
+        lambda mp: mp.setattr(optuna.storages.journal, "JournalFileSymlinkLock",
+                              _blocking(optuna.storages.journal.JournalFileSymlinkLock)),
+        lambda tmp: automm_storage.make_storage("journal", str(tmp / f"{threading.get_ident()}.log"))),
+    "storage.retry_callback": (
+        lambda mp: mp.setattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
+                              _blocking(optuna.storages.RetryHeartbeatStaleTrialCallback)),
+        lambda tmp: automm_storage.retry_callback()),
+    "search.make_sampler": (
+        lambda mp: mp.setattr(optuna.samplers, "TPESampler", _blocking(optuna.samplers.TPESampler)),
+        lambda tmp: search.make_sampler(_sampler_settings(), 0)),
+    "leaderboard.write_plots (plot_dir)": (
+        lambda mp: mp.setattr("optuna.visualization.matplotlib.plot_optimization_history",
+                              _blocking(__import__("optuna.visualization.matplotlib").visualization.matplotlib
+                                        .plot_optimization_history)),
+        lambda tmp: __import__("automm.leaderboard").leaderboard.write_plots(
+            _one_trial_study(), tmp / f"plots{threading.get_ident()}")),
+}
+
+
+@pytest.mark.parametrize("name", list(_WARNING_BLOCKS))
+def test_blocks_leaving_out_warnings_overlapping_in_threads_leave_the_filters_as_found(name, monkeypatch, tmp_path):
+    """automm's own blocks that leave out a warning (a CSR tensor's beta warning, the bagging
+    folds' rare class, Optuna's ExperimentalWarning, every warning of the journal's lock and of
+    the plots) ran warnings.catch_warnings in whatever thread called them: a search's trial
+    threads on GPUs, fits in a host's threads. Two overlapping (the first in, the second in, the
+    first out, the second out) left the first's filter in place for good: for the journal lock and
+    the plots, an "ignore" of every warning, so that the program's own warnings were never seen."""
+    patch, block = _WARNING_BLOCKS[name]
+    patch(monkeypatch)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        _overlap.events = (first_in, second_in)
+        block(tmp_path)
+        first_out.set()
+
+    def second():
+        assert first_in.wait(10)
+        _overlap.events = (second_in, first_out)
+        block(tmp_path)
+
+    with warnings.catch_warnings(record=True):  # (what the blocks let through in threads: not this test's subject)
+        warnings.simplefilter("always")
+        filters = list(warnings.filters)
+        run_in_threads(first, second)
+        assert warnings.filters == filters
 
 
 def test_run_in_threads_raises_what_a_thread_raised():

@@ -477,6 +477,7 @@ def test_a_text_with_many_words_never_seen_in_fit_is_read_by_its_known_words():
             assert model.score(X_new, y_new) >= 0.9, (name, seed)
 
 
+@pytest.mark.filterwarnings("ignore:.*hold no word seen in fit")  # (said, and meant here)
 def test_a_text_of_only_words_never_seen_in_fit_is_read_as_a_missing_text(emoji_split):
     """With its unseen words left out, such a text was a present text of length 0, which no
     training step met: on emoji (image + name), gru scored 0.19-0.23 on such rows against
@@ -601,3 +602,41 @@ def test_a_text_column_of_bytes_reaches_the_encoders_as_its_decoded_text():
     assert list(fixed_width.columns["t"]) == ["red shirt", "blue skirt"]
     tags = validate_columns(as_table(({"t": [b"red", b"blue"]},)), {"t": "categorical"})
     assert list(tags.columns["t"]) == [b"red", b"blue"]  # a category's value is its own business
+
+
+@pytest.mark.parametrize("name", ["gru", "transformer"])
+def test_texts_mostly_of_words_never_seen_in_fit_are_named_at_predict(name):
+    """A model fitted on English titles and asked about the same titles with a zero-width joiner
+    for each space (or in another script) read every one as a missing text: accuracy at chance
+    (fashion masterCategory, gru: 0.995 -> 0.64, the majority's share 0.645), without a word."""
+    cls, params = ENCODERS[name]
+    encoder = cls(**params).fit(POSITIVE + NEGATIVE)
+    joined = [t.replace(" ", "\u200d") for t in (POSITIVE + NEGATIVE) * 2]  # 32 texts of no known word
+    said = encoder.unfamiliar_values(joined + ["red apple pie"] * 10 + [MISSING] * 50)
+    assert len(said) == 1 and said[0].startswith("76% of the texts hold no word seen in fit (e.g. 'red\\u200dapple")
+    assert "32 of 42)" in said[0] and "read as missing texts" in said[0]
+    assert encoder.unfamiliar_values(joined[:19]) == []  # too few to judge
+    assert encoder.unfamiliar_values(joined[:20] + POSITIVE * 3) == []  # under half
+    assert encoder.unfamiliar_values(["apple qqz xxv"] * 30) == []  # a known word: read by it
+    many = encoder.unfamiliar_values(joined * 40)  # a sample of them read, evenly spaced
+    assert "500 read, evenly spaced among 1280" in many[0]
+    capped = cls(**params, min_freq=2).fit(POSITIVE + NEGATIVE)  # rare words unknown: the unknown id is trained
+    assert "read as unknown words only" in capped.unfamiliar_values(joined)[0]
+
+
+def test_predict_says_once_when_most_texts_hold_no_word_seen_in_fit():
+    import warnings
+
+    from automm import AutoMM, AutoMMWarning
+
+    texts, labels = (POSITIVE + NEGATIVE) * 2, (["apple"] * 8 + ["car"] * 8) * 2
+    model = AutoMM(encoders={"text": "gru"}, column_types={"title": "text"}, max_epochs=1, num_workers=0,
+                   random_state=0).fit({"title": texts}, labels)
+    joined = {"title": [t.replace(" ", "\u200d") for t in texts]}
+    with pytest.warns(AutoMMWarning, match=r"X: column 'title': 100% of the texts hold no word seen in fit \(e\.g\. "
+                                           r"'red\\u200dapple\\u200dpie'; 32 of 32\) and are read as missing texts"):
+        model.predict(joined)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict(joined)  # once for the model
+        model.predict({"title": texts})

@@ -518,3 +518,101 @@ def test_the_history_reports_the_learning_rate_set_not_a_scaled_groups():
                    encoders={"text": "hashed_ngram"}).fit(texts, labels)
     rates = [record["lr"] for record in model.history_]
     assert 0 < max(rates) <= 1e-3 * (1 + 1e-6)
+
+
+def test_label_smoothing_spreads_its_share_of_each_target_over_every_class():
+    model, *_ = _setup()
+    smoothed = Trainer(model, TrainingConfig(problem_type="binary", label_smoothing=0.2), torch.device("cpu"))
+    assert torch.allclose(smoothed.soft_targets(torch.tensor([0, 1])), torch.tensor([[0.9, 0.1], [0.1, 0.9]]))
+    plain = Trainer(model, TrainingConfig(problem_type="binary", label_smoothing=0.0), torch.device("cpu"))
+    assert torch.equal(plain.soft_targets(torch.tensor([1])), torch.tensor([[0.0, 1.0]]))
+
+
+def test_the_first_warm_up_step_already_trains():
+    model, *_ = _setup()
+    trainer = Trainer(model, TrainingConfig(problem_type="binary", max_epochs=10, warmup_fraction=0.1),
+                      torch.device("cpu"))
+    trainer.configure_optimizer(10)  # a warm-up of 10 steps
+    assert trainer.lr_fraction() == pytest.approx(0.1)  # (step 1 of 10), not 0: no step is wasted
+    assert trainer.optimizer.param_groups[0]["lr"] > 0
+
+
+def test_a_schedule_fitted_to_the_deadline_anneals_from_the_rate_it_had():
+    model, *_ = _setup()
+    trainer = Trainer(model, TrainingConfig(problem_type="binary", max_epochs=10,
+                                            deadline=time.monotonic() + 25.0), torch.device("cpu"))
+    trainer.configure_optimizer(10)
+    for _ in range(50):  # half way: the cosine at about half the peak
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    before = trainer.lr_fraction()
+    assert 0.3 < before < 0.7
+    trainer.history = [{"complete": True, "seconds": 10.0}] * 3  # 2 more epochs fit before the deadline
+    trainer.plan_remaining_epochs(5)
+    assert trainer.planned_epochs == 7
+    assert trainer.lr_fraction() == pytest.approx(before)  # continuous: no jump back to the peak
+    for _ in range(20):
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    assert trainer.lr_fraction() == pytest.approx(0.0, abs=1e-9)  # annealed at the new end
+
+
+def test_fit_ends_with_the_kept_epochs_weights_not_the_last_ones():
+    model, loader, valid, labels = _setup()
+    trainer = Trainer(model, TrainingConfig(max_epochs=3, problem_type="binary", learning_rate=5e-3),
+                      torch.device("cpu"))
+    trainer.is_improvement = lambda *args, **kwargs: trainer.best_epoch == 0  # keep epoch 1 whatever follows
+    trainer.fit(loader, valid, labels)
+    assert trainer.best_epoch == 1 and len(trainer.history) == 3
+    # the model predicts as the kept epoch did on the holdout (which temperature and ensemble are fitted on)
+    np.testing.assert_allclose(trainer.predict_outputs(valid), trainer.best_valid_outputs, rtol=1e-5, atol=1e-6)
+
+
+def test_the_training_rows_weights_count_relative_to_each_other_not_by_their_scale():
+    losses = []
+    for scale in (1.0, 1000.0):
+        model, loader, valid, labels = _setup()
+        weights = np.where(labels == 1, 2.0, 1.0) * scale
+        trainer = Trainer(model, TrainingConfig(max_epochs=2, problem_type="binary"), torch.device("cpu"))
+        trainer.fit(loader, valid, labels, train_weights=weights)
+        losses.append([r["train_loss"] for r in trainer.history])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+
+
+def test_the_holdout_loss_and_score_of_each_epoch_weigh_the_rows_by_their_weights():
+    from automm.training import validation_metrics
+
+    model, loader, valid, labels = _setup()
+    weights = np.random.default_rng(1).uniform(0.1, 5.0, len(labels))
+    trainer = Trainer(model, TrainingConfig(max_epochs=1, problem_type="binary"), torch.device("cpu"))
+    trainer.fit(loader, valid, labels, valid_weights=weights)
+    record, outputs = trainer.history[0], trainer.best_valid_outputs
+    expected = validation_metrics(outputs, labels, True, weights)
+    assert (record["valid_loss"], record["valid_score"]) == pytest.approx(expected, rel=1e-6)
+    assert record["valid_loss"] != pytest.approx(validation_metrics(outputs, labels, True)[0], rel=1e-6)
+
+
+def test_table_rows_are_preprocessed_as_a_whole_column_and_batches_taken_from_it(monkeypatch):
+    """A table input's samples come from one batch of its whole column (``preprocess_batch``),
+    training and prediction datasets alike: a sample per row (100,000 rows: 30 s to predict)
+    no more; the loader's batches are those of the rows preprocessed one by one."""
+    from automm.components.base import MISSING
+    from automm.components.tabular import TabularEncoder
+
+    rng = np.random.default_rng(0)
+    rows = [{"size": float(x), "colour": str(c)} for x, c in zip(rng.normal(size=40), rng.choice(["r", "g", "b"], 40))]
+    rows[3], rows[7] = MISSING, {"size": MISSING, "colour": MISSING}
+    encoder = TabularEncoder({"size": "numeric", "colour": "categorical"}).fit(rows)
+    expected = [encoder.preprocess(row) for row in rows]
+    monkeypatch.setattr(TabularEncoder, "preprocess", lambda *a, **k: pytest.fail("a table row preprocessed alone"))
+    encoders = {"tabular": encoder}
+    for reuse, targets in ((True, np.zeros(40, dtype=np.int64)), (False, None)):
+        dataset = MultimodalDataset({"tabular": rows}, encoders, targets, reuse=reuse)
+        for batch in make_loader(dataset, 6, reuse, 0, 0, BatchCollator(encoders)):
+            index = batch["index"].tolist()
+            for key in ("numeric", "numeric_missing", "categorical"):
+                assert torch.equal(batch["inputs"]["tabular"][key], torch.stack([expected[i][key] for i in index]))
+            assert batch["masks"]["tabular"].tolist() == [i not in (3, 7) for i in index]
+        one = dataset[5]
+        assert torch.equal(one["inputs"]["tabular"]["numeric"], expected[5]["numeric"]) and one["masks"]["tabular"]
+        assert dataset[3]["masks"]["tabular"] is False

@@ -84,7 +84,13 @@ class Encoder(nn.Module):
     training_only_hyperparameters: tuple[str, ...] = ()
 
     def fit(self, values: Sequence[Any]) -> "Encoder":
-        """Learn preprocessing state from the training values (``MISSING`` included)."""
+        """Learn preprocessing state from the training values (``MISSING`` included).
+
+        What it finds worth a warning it may leave for the core, which says each once per fit
+        (its folds and trials fit again), naming the column: ``truncated_share_``, the share of
+        the present texts longer than ``max_length`` tokens (read to it only; over a tenth is
+        warned about, with ``token_unit`` saying what a token is, when not a word or a
+        punctuation mark), and ``fit_warnings_``, a list of messages (without the column's name)."""
         return self
 
     def prepare(self, values: Sequence[Any], *, cache_dir: str | None = None) -> None:
@@ -133,7 +139,9 @@ class Encoder(nn.Module):
     def unfamiliar_values(self, values: Sequence[Any]) -> list[str]:
         """Optional: what in ``values`` (new data at prediction) is unlike anything ``fit`` saw,
         in messages naming the column, e.g. a categorical column whose values are mostly unknown
-        categories (a renamed or re-cased upstream value): the core warns with each (default: none)."""
+        categories (a renamed or re-cased upstream value): the core warns with each (default: none).
+        An encoder of one column's values (a text's, an image's) leaves the column's name out: the
+        core puts it first."""
         return []
 
     def preprocess(self, value: Any, augment: Callable[[Any], Any] | None = None) -> Any:
@@ -141,6 +149,16 @@ class Encoder(nn.Module):
         modality's natural representation (image tensor in [0, 1], token list) if given.
         Must return a placeholder of the usual shape for ``MISSING``."""
         raise NotImplementedError
+
+    def preprocess_batch(self, values: Sequence[Any]) -> Any | None:
+        """Optional, for an encoder with ``reusable_samples`` or ``static_preprocess`` and the
+        default ``collate``: every value's sample at once, collated, equal to
+        ``collate([preprocess(v) for v in values])`` (``MISSING`` included). Where its modality
+        gets no augmentation, the core then preprocesses a whole column once per dataset (the
+        training rows, a prediction's rows) and batches are taken from it, instead of a sample
+        per row (the ``tabular`` encoder: each distinct category looked up once). Default:
+        ``None``, row by row."""
+        return None
 
     def collate(self, samples: list[Any]) -> Any:
         """Stack samples into a batch (default: ``torch.stack`` or per-key stack)."""

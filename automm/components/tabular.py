@@ -82,7 +82,7 @@ def _to_float(value: Any) -> float:
         return written
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (an int beyond floats, 10**400: not finite)
         return math.nan
     return number if math.isfinite(number) else math.nan
 
@@ -177,6 +177,40 @@ def _keys_by_loose(keys: Sequence[str]) -> dict[str, str]:
         loose = _loose(key)
         by_loose[loose] = key if loose not in by_loose else None
     return {loose: key for loose, key in by_loose.items() if key is not None}
+
+
+#: The types whose equal values read alike (as numbers, as categories): :func:`_each_distinct`
+#: reads each distinct value of these once.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), np.str_, np.bool_, np.float16, np.float32, np.float64,
+                          np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64})
+
+
+def _float_or_nan(value: Any) -> float | None:
+    """:func:`_to_float` of a float, computed faster; None for any other value."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else math.nan
+    return None
+
+
+def _each_distinct(cells: Sequence[Any], read: Callable[[Any], Any],
+                   plain: Callable[[Any], Any] | None = None) -> list[Any]:
+    """``[read(x) for x in cells]``, each distinct value of a plain type read once; ``plain``, when
+    given, answers first (None: ask ``read``)."""
+    known: dict[tuple, Any] = {}
+    out = []
+    for cell in cells:
+        found = None if plain is None else plain(cell)
+        if found is None:
+            kind = type(cell)
+            if kind in _PLAIN_TYPES:
+                key = (kind, cell)
+                found = known.get(key)
+                if found is None:
+                    found = known[key] = read(cell)
+            else:
+                found = read(cell)
+        out.append(found)
+    return out
 
 
 #: :meth:`TabularEncoder.unfamiliar_values` speaks when at least this share of a column's values
@@ -444,6 +478,34 @@ class TabularEncoder(Encoder):
         return {"numeric": torch.tensor(numeric, dtype=torch.float32),
                 "numeric_missing": torch.tensor(missing, dtype=torch.float32),
                 "categorical": torch.tensor(categorical, dtype=torch.long)}
+
+    def preprocess_batch(self, values: Sequence[Any]) -> dict:
+        """Every row's sample at once, as :meth:`collate` stacks them (the same numbers as
+        :meth:`preprocess` gives row by row): a column's cells read in one pass, a distinct
+        category (or number of another kind than float) read once, one tensor per part."""
+        self._require_fitted()
+        numeric_features, categorical_features = self.numeric_features, self.categorical_features
+        features = numeric_features + categorical_features
+        if self.datetime_columns:  # each row's date-time cells read once for all their parts
+            rows = [self._values(row, features) for row in values]
+            columns = [[row[j] for row in rows] for j in range(len(features))]
+        else:
+            columns = [[_cell(row, feature) for row in values] for feature in features]
+        n, k = len(values), len(numeric_features)
+        raw = np.empty((n, k), dtype=np.float64)
+        for j, cells in enumerate(columns[:k]):
+            raw[:, j] = _each_distinct(cells, _to_float, plain=_float_or_nan)
+        missing = np.isnan(raw)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = np.clip((raw - np.asarray(self.numeric_mean, dtype=np.float64))
+                             / np.asarray(self.numeric_std, dtype=np.float64), -_CLIP, _CLIP)
+        numeric = np.where(missing, 0.0, scaled)
+        categorical = np.zeros((n, len(categorical_features)), dtype=np.int64)
+        for j, (feature, cells) in enumerate(zip(categorical_features, columns[k:])):
+            categorical[:, j] = _each_distinct(cells, lambda x, c=feature: self._category_id(c, x))
+        return {"numeric": torch.from_numpy(numeric.astype(np.float32)),
+                "numeric_missing": torch.from_numpy(missing.astype(np.float32)),
+                "categorical": torch.from_numpy(categorical)}
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         self._require_fitted()

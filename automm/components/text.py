@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..hookspecs import hookimpl
-from .base import MISSING, Encoder, collate_replaced, find_sorted
+from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, collate_replaced, find_sorted
 
 __all__ = [
     "tokenize",
@@ -180,6 +180,13 @@ def _whole_at_least_one(name: str, value: Any) -> int:
     return int(value)
 
 
+def _evenly_spaced(values: Sequence[Any], n: int) -> list[Any]:
+    """Up to ``n`` of ``values``, evenly spaced from the first to the last (all when ``n`` or fewer)."""
+    if len(values) <= n:
+        return list(values)
+    return [values[i] for i in np.unique(np.linspace(0, len(values) - 1, n).astype(int))]
+
+
 def _truncated_share(lengths: Sequence[int], max_length: int) -> float:
     """The share of the present texts (token counts ``lengths``) longer than ``max_length``."""
     present = sum(n > 0 for n in lengths)
@@ -296,6 +303,15 @@ def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
 
+#: :meth:`_VocabularyTextEncoder.unfamiliar_values` speaks when at least this share of the texts to
+#: predict (:data:`~automm.components.base.UNFAMILIAR_MIN_VALUES` or more) hold no word ``fit`` saw.
+UNFAMILIAR_TEXT_SHARE = 0.5
+
+#: It reads up to this many of the texts, evenly spaced: a share's estimate, at a small cost (10,000
+#: titles all tokenized again: 0.28 s on top of a predict's own reading).
+UNFAMILIAR_TEXT_SAMPLE = 500
+
+
 class _VocabularyTextEncoder(Encoder):
     """Base for encoders over a learned vocabulary: fit/get_state/set_state, padded
     id preprocessing and a collate that trims to the longest text in the batch. Words never
@@ -340,6 +356,31 @@ class _VocabularyTextEncoder(Encoder):
         self.leave_out_unknown = vocab.holds_every_token
         self.truncated_share_ = _truncated_share(lengths, self.max_length)
         return self
+
+    def unfamiliar_values(self, values: Sequence[Any]) -> list[str]:
+        """A message when at least :data:`UNFAMILIAR_TEXT_SHARE` of the texts in ``values`` (20 or
+        more; up to :data:`UNFAMILIAR_TEXT_SAMPLE` of them read, evenly spaced) hold no word ``fit``
+        saw in their first ``max_length``: such a text is read as a missing text (its words are left
+        out), or, where rare training words were made unknown, as unknown words only (another script
+        than fit's, or words joined by a character that is no space, such as a zero-width joiner)."""
+        self._require_fitted()
+        present = [v for v in values if not _is_missing(v)]
+        read = [(v, tokens) for v in _evenly_spaced(present, UNFAMILIAR_TEXT_SAMPLE)
+                if (tokens := tokenize(v, self.max_length, zero_width_space_breaks=self.zero_width_space_breaks))]
+        known = self.vocab._index
+        unseen = [v for v, tokens in read if not any(t in known for t in tokens)]
+        if len(read) < UNFAMILIAR_MIN_VALUES or not unseen or len(unseen) < UNFAMILIAR_TEXT_SHARE * len(read):
+            return []
+        examples = ", ".join(repr(str(v)[:40]) for v in list(dict.fromkeys(unseen))[:1])
+        counted = f"{len(unseen)} of {len(read)}" + (f" read, evenly spaced among {len(present)}"
+                                                      if len(read) < len(present) else "")
+        words = ", ".join(repr(t) for t in self.vocab.tokens[2:7])
+        how = ("are read as missing texts (the model predicts them from its other inputs alone)"
+               if self.leave_out_unknown else "are read as unknown words only")
+        return [f"{len(unseen) / len(read):.0%} of the texts hold no word seen in fit (e.g. {examples}; {counted}) "
+                f"and {how}; fit saw words such as {words}: are these in another script or language, or their "
+                "words joined by a character that is no space, such as a zero-width joiner? (hashed_ngram reads "
+                "the parts of words never seen)"]
 
     def get_state(self) -> dict:
         self._require_fitted()

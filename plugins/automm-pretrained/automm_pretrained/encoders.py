@@ -41,7 +41,6 @@ import logging
 import math
 import threading
 import unicodedata
-import warnings
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -53,7 +52,7 @@ from automm.components.base import MISSING, Encoder
 from automm.devices import compute_device
 from automm.deadlines import check_deadline
 from automm.components.image_cache import suspend_image_cache
-from automm.exceptions import InputError, user_stacklevel
+from automm.exceptions import InputError
 from automm.feature_cache import FeatureCache, resolve_cache_dir
 
 from .heap import heap_allocations
@@ -131,9 +130,11 @@ QUIET_BELOW = 64
 TEXT_NORMALIZATION = "NFKC"
 
 #: MiniLM's tokenizer is given a long text's first ``PREFIX_CHARACTERS_PER_PIECE * max_length``
-#: characters (up to a space) when they hold more than ``max_length`` word pieces: it reads a text
-#: whole before it truncates (a text of 42,000 characters: 0.1 s, for 128 pieces), and a text is
-#: tokenized several times in a fit (300 such texts: a fit of 390 s, 0.6 s a text to predict).
+#: characters (up to a space, a punctuation mark or a CJK character: the end of a word there) when they
+#: hold more than ``max_length`` word pieces: it reads a text whole before it truncates (a text of
+#: 42,000 characters: 0.1 s, for 128 pieces; a Chinese one of 48,000, or titles joined by '、' with no
+#: space, 0.25-0.4 s), and a text is tokenized several times in a fit (300 such texts: a fit of 390 s,
+#: 0.6 s a text to predict).
 PREFIX_CHARACTERS_PER_PIECE = 16
 
 #: The share of [UNK] word pieces in MiniLM's training texts above which its ``fit`` warns.
@@ -732,29 +733,45 @@ class MiniLMEncoder(PretrainedEncoder):
         # not; a model saved before (no such key in its state) reads texts as it did (set_state)
         self.unicode_normalization: str | None = TEXT_NORMALIZATION
         self._tokenizer = None
+        self._word_ends: dict[str, bool] = {}  # _ends_word's answers
         self._setup()
 
     def _weights_file(self, location):
         return location / "model.safetensors"
 
+    #: What ``max_length`` counts, for the core's warning of cut texts (``truncated_share_``).
+    token_unit = "word pieces of its vocabulary, [CLS] and [SEP] included"
+
     def fit(self, values: Sequence[Any]) -> "MiniLMEncoder":
-        """Warn when most word pieces of the training texts are unknown to MiniLM's vocabulary:
-        it knows no Chinese or Thai characters and no emoji, which all become ``[UNK]``, so such
-        texts of one length get one embedding."""
-        share = self.unknown_share(values)
+        """Count, on up to 500 present texts evenly spaced, the share longer than ``max_length`` word
+        pieces (``truncated_share_``: read to it only, which the core says when over a tenth), and say
+        (``fit_warnings_``, which the core warns with once per fit) when most of their word pieces are
+        unknown to MiniLM's vocabulary: it knows no Chinese or Thai characters and no emoji, which all
+        become ``[UNK]``, so such texts of one length get one embedding."""
+        encodings = self._sample_encodings(values)
+        self.truncated_share_ = sum(bool(e.overflowing) for e in encodings) / len(encodings) if encodings else 0.0
+        share = self._unknown_share(encodings)
+        self.fit_warnings_ = []
         if share > UNKNOWN_PIECES_WARNING_SHARE:
-            warnings.warn(f"minilm: {share:.0%} of the word pieces of the training texts are unknown to its "
-                          "vocabulary ([UNK]: Chinese and Thai characters and emoji are), so texts of one length "
-                          "get the same features; read them with hashed_ngram (encoders={'text': 'hashed_ngram'}), "
-                          "which reads every script", UserWarning, stacklevel=user_stacklevel())
+            self.fit_warnings_.append(
+                f"{share:.0%} of the word pieces of the training texts are unknown to minilm's vocabulary ([UNK]: "
+                "Chinese and Thai characters and emoji are), so texts of one length get the same features; read "
+                "them with hashed_ngram (encoders={'text': 'hashed_ngram'}), which reads every script")
         return self
 
     def unknown_share(self, values: Sequence[Any], sample: int = 500) -> float:
         """The share of [UNK] among the word pieces (less [CLS] and [SEP]) of up to ``sample``
         present values, evenly spaced."""
+        return self._unknown_share(self._sample_encodings(values, sample))
+
+    def _sample_encodings(self, values: Sequence[Any], sample: int = 500) -> list:
+        """The encodings (cut at ``max_length``) of up to ``sample`` present values, evenly spaced."""
         present = _evenly_spaced([v for v in values if v is not MISSING], sample)
+        return self._encodings([self._text(v) for v in present])
+
+    def _unknown_share(self, encodings: Sequence[Any]) -> float:
         unknown = self.tokenizer.token_to_id("[UNK]")
-        pieces = [e.ids[1:-1] for e in self._encodings([self._text(v) for v in present])]
+        pieces = [e.ids[1:-1] for e in encodings]
         total = sum(len(ids) for ids in pieces)
         return sum(i == unknown for ids in pieces for i in ids) / total if total else 0.0
 
@@ -812,16 +829,40 @@ class MiniLMEncoder(PretrainedEncoder):
 
     def _encodings(self, texts: Sequence[str]) -> list:
         """The tokenizer's encodings of ``texts``, each truncated to ``max_length`` pieces as the
-        tokenizer truncates the whole text: a long text's start up to a space, when it already holds
-        more (see :data:`PREFIX_CHARACTERS_PER_PIECE`; its normaliser and pre-tokenizer read each
-        character and word by itself, so the words before a space are read alike), else the whole."""
+        tokenizer truncates the whole text: a long text's start up to the end of a word (see
+        :meth:`_word_end`), when it already holds more (see :data:`PREFIX_CHARACTERS_PER_PIECE`; its
+        normaliser and pre-tokenizer read each character and word by itself, so the words before the
+        end are read alike), else the whole."""
         limit = PREFIX_CHARACTERS_PER_PIECE * self.max_length
-        starts = [text[:max(text.rfind(" ", 0, limit), 0)] if len(text) > limit else "" for text in texts]
+        starts = [text[:self._word_end(text, limit)] if len(text) > limit else "" for text in texts]
         encodings = self.tokenizer.encode_batch(starts)
         whole = [i for i, (start, encoding) in enumerate(zip(starts, encodings)) if not encoding.overflowing]
         for i, encoding in zip(whole, self.tokenizer.encode_batch([texts[i] for i in whole]) if whole else []):
             encodings[i] = encoding
         return encodings
+
+    def _word_end(self, text: str, limit: int) -> int:
+        """The length of the longest start of ``text[:limit]`` that ends where the tokenizer ends a
+        word whatever follows: after a space, a punctuation mark or a character it reads as a word of
+        its own (CJK: a Chinese text, or words joined by '、', has no space); 0 where none does."""
+        for end in range(min(limit, len(text)), 0, -1):
+            if self._ends_word(text[end - 1]):
+                return end
+        return 0
+
+    def _ends_word(self, char: str) -> bool:
+        """Whether the tokenizer ends a word after ``char`` whatever follows, as its own normaliser and
+        pre-tokenizer read it (asked once per character: their Unicode tables, not Python's, decide)."""
+        known = self._word_ends.get(char)
+        if known is None:
+            tokenizer = self.tokenizer
+            probe = f"a{char}a"
+            if tokenizer.normalizer is not None:
+                probe = tokenizer.normalizer.normalize_str(probe)
+            words = [word for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(probe)] \
+                if tokenizer.pre_tokenizer is not None else probe.split(" ")
+            known = self._word_ends[char] = len(words) > 1 and words[-1] == "a"
+        return known
 
     def _sample(self, value: Any, augment: Callable | None) -> torch.Tensor:
         return torch.tensor(self.tokenize(value, augment), dtype=torch.long)

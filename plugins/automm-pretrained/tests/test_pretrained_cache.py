@@ -323,3 +323,22 @@ def test_jobs_started_at_once_on_one_cache_compute_each_batch_once(tmp_path):
     assert not waiting.is_alive() and not errors
     assert encoder.last_prepare == {**encoder.last_prepare, "cached": 6, "computed": 0}
     assert torch.equal(torch.stack([encoder.preprocess(t) for t in texts]), expected)
+
+
+def test_minilm_features_read_at_another_max_length_are_another_cache_entry(tmp_path):
+    """Texts cut at 8 word pieces and at 32 give other features: a cache keyed without
+    ``max_length`` would hand a longer-reading encoder the features of the cut texts."""
+    texts = [f"navy blue cotton shirt number {i} with long sleeves and a pocket on the chest" for i in range(3)]
+    cache_dir = str(tmp_path / "cache")
+    short = automm.create_encoder("minilm", max_length=8)
+    short.prepare(texts, cache_dir=cache_dir)
+    clear_memory_cache()
+    long = automm.create_encoder("minilm", max_length=32)
+    long.prepare(texts, cache_dir=cache_dir)
+    assert long.last_prepare["computed"] == 3
+    assert not torch.allclose(long.preprocess(texts[0]), short.preprocess(texts[0]), atol=1e-3)
+    clear_memory_cache()
+    again = automm.create_encoder("minilm", max_length=8)
+    again.prepare(texts, cache_dir=cache_dir)
+    assert again.last_prepare == {**again.last_prepare, "cached": 3, "computed": 0}
+    assert torch.equal(again.preprocess(texts[0]), short.preprocess(texts[0]))

@@ -58,11 +58,46 @@ def test_minilm_says_when_its_vocabulary_does_not_know_the_training_texts():
     encoder = automm.create_encoder("minilm")
     chinese = ["红色连衣裙", "蓝色牛仔裤", "黑色皮鞋", "白色衬衫"]
     assert encoder.unknown_share(chinese) > 0.9 and encoder.unknown_share(TEXTS) == 0.0
-    with pytest.warns(UserWarning, match=r"minilm: 9\d% of the word pieces of the training texts are unknown"):
-        encoder.fit(chinese + [MISSING])
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        encoder.fit(TEXTS)
+        warnings.simplefilter("error")  # said by the core, once per fit (see the next test)
+        encoder.fit(chinese + [MISSING])
+    assert len(encoder.fit_warnings_) == 1
+    assert re.match(r"9\d% of the word pieces of the training texts are unknown to minilm's", encoder.fit_warnings_[0])
+    assert encoder.fit(TEXTS).fit_warnings_ == []
+
+
+def test_minilm_says_once_per_fit_that_its_vocabulary_does_not_know_the_training_texts(tmp_path):
+    """Fashion titles with an emoji after each word (42% of their pieces [UNK]): the warning came
+    6 times in one fit (each fold of the bag fitted the encoder again), a plain UserWarning."""
+    import warnings
+
+    titles = ["Turtle Check Men Navy Blue Shirt", "Puma Men Grey T-shirt", "Titan Women Silver Watch",
+              "Peter England Men Party Blue Jeans", "Nike Men Running Shoes", "Fossil Women Black Handbag"]
+    texts = [" ".join(w + " \u2728" for w in t.split()) for t in titles * 6]
+    labels = ["wear", "wear", "watch", "wear", "shoes", "bag"] * 6
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        automm.AutoMM(encoders={"title": "minilm"}, bag_folds=3, max_epochs=1, num_workers=0, random_state=0,
+                      cache_dir=str(tmp_path)).fit({"title": texts}, labels)
+    said = [w for w in caught if "of the training texts are unknown" in str(w.message)]
+    assert [w.category for w in said] == [automm.AutoMMWarning], [str(w.message)[:80] for w in said]
+    assert str(said[0].message).startswith("column 'title': 4") and said[0].filename == __file__
+
+
+def test_minilm_counts_the_texts_it_cuts_at_max_length_word_pieces():
+    """MiniLM read a text's first max_length word pieces ([CLS] and [SEP] included) without a word,
+    where hashed_ngram, gru and transformer said so (fashion titles at max_length=8: 96% cut)."""
+    encoder = automm.create_encoder("minilm", max_length=8)
+    pieces = [len(automm.create_encoder("minilm", max_length=64).tokenizer.encode(t).ids) for t in TEXTS]
+    assert sorted(pieces) == [4, 5, 8, 10]  # one of exactly 8 pieces ([CLS] and [SEP] included): not cut
+    assert encoder.fit(TEXTS + [MISSING]).truncated_share_ == 0.25
+    assert automm.create_encoder("minilm").fit(TEXTS).truncated_share_ == 0.0
+    assert "word pieces" in encoder.token_unit
+    with pytest.warns(automm.AutoMMWarning, match=r"column 'x0': \d+% of the training texts are longer than minilm's "
+                                                  r"max_length=4 tokens \(word pieces of its vocabulary, \[CLS\] and "
+                                                  r"\[SEP\] included\); only their first 4 are read"):
+        automm.AutoMM(encoders={"text": {"name": "minilm", "max_length": 4}}, column_types={"x0": "text"},
+                      max_epochs=1, num_workers=0, random_state=0).fit(TEXTS * 5, [0, 1] * 10)
 
 
 def test_minilm_fits_on_a_text_column_missing_in_every_training_row():
@@ -530,3 +565,36 @@ def test_a_long_texts_tokenizer_reads_its_start_and_gives_the_pieces_of_the_whol
     encoder.unknown_share([long_] * 3)
     encoder._batches([long_] * 3)
     assert read and max(read) <= 16 * 16
+
+
+def test_a_long_text_with_no_space_is_cut_after_a_cjk_character_or_a_punctuation_mark():
+    """A long Chinese text, or titles joined by '、' with no space, went to the tokenizer whole (48,000
+    characters: 0.25 s a text, each time a fit tokenizes it): its start is cut after the last CJK
+    character or punctuation mark, where the tokenizer ends a word, and gives the whole's pieces."""
+    from automm_pretrained import MiniLMEncoder
+
+    encoder = MiniLMEncoder(max_length=16)
+    tokenizer = encoder.tokenizer
+    read: list[int] = []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def encode_batch(self, texts, *args):
+            read.extend(len(text) for text in texts)
+            return tokenizer.encode_batch(texts, *args)
+
+    encoder._tokenizer = Recording()
+    titles = ["Turtle Check Men Navy Blue Shirt", "Puma Men Grey T-shirt", "Titan Women Silver Watch"]
+    texts = ["男士蓝色衬衫女士红色连衣裙" * 300, "、".join(t.replace(" ", "、") for t in titles * 100),
+             "red" + "漢字" * 500, "Ünïcode'Σ." * 100 + "x" * 400, "\u3000".join(["ＮＩＫＥ"] * 300),
+             "漢" + "\u0301x" * 600, "ab" * 2000]
+    for text in texts:
+        read.clear()
+        assert encoder.tokenize(text) == tokenizer.encode(encoder._text(text)).ids, text[:20]
+        assert encoder._encodings([text])[0].ids == tokenizer.encode(text).ids
+        if text[:2] not in ("漢\u0301", "ab"):  # (no word ends early: read whole)
+            assert max(read) <= 16 * 16, text[:20]
+    assert encoder._word_end("ab、cd", 5) == 3 and encoder._word_end("ab漢cd", 5) == 3
+    assert encoder._word_end("abcd", 4) == 0 and encoder._word_end("a\x1cb", 3) == 0  # (a control: left out, no break)
