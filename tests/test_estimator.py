@@ -888,43 +888,41 @@ def test_a_class_weight_label_that_yaml_read_as_a_boolean_is_named_so(monkeypatc
         AutoMM(max_epochs=1, class_weight={"1": 5}).fit(texts, [0, 1, 1] * 4)
 
 
-def test_max_epochs_that_no_training_gets_through_is_refused_without_a_time_limit(monkeypatch):
+class _TrainingStarted(Exception):
+    """Raised in place of training: the fit got past every check before it."""
+
+
+@pytest.fixture
+def stop_at_training(monkeypatch):
+    """``fit`` raises :class:`_TrainingStarted` where training would begin (the fixture's value)."""
+    import automm.estimator
+
+    def started(*args, **kwargs):
+        raise _TrainingStarted
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", started)
+    return _TrainingStarted
+
+
+def test_max_epochs_that_no_training_gets_through_is_refused_without_a_time_limit(stop_at_training):
     """max_epochs=10**23 trained for ever at chance: the schedule, spanning every epoch, warmed up for
     5e21 of them, so no epoch settled and early stopping never came. With a time_limit the schedule
     is fitted to the time, and any max_epochs means "until then"."""
-    import automm.estimator
-
-    class Started(Exception):
-        pass
-
-    def no_training(*args, **kwargs):
-        raise Started
-
-    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", no_training)
     X, y = [f"title {i} of item {i % 5}" for i in range(12)], [0, 1, 1] * 4
     with pytest.raises(InputError, match=r"^max_epochs: 100000000000000000000000 epochs without a time_limit would "
                                          r"not end \(the learning rate warms up over the first 5e\+21 of them\); "
                                          r"give at most 1000000, or a time_limit= to train by time"):
         AutoMM(max_epochs=10**23).fit(X, y)
     for params in (dict(max_epochs=10**23, time_limit=60, n_trials=1), dict(max_epochs=10**6)):
-        with pytest.raises(Started):
+        with pytest.raises(stop_at_training):
             AutoMM(**params).fit(X, y)
 
 
 @pytest.mark.parametrize("spec", [[10**23], 10**23, {"low": 1, "high": 10**23}, {"choices": [5, 10**23]}])
-def test_a_search_space_max_epochs_that_no_training_gets_through_is_refused_without_a_time_limit(spec, monkeypatch):
+def test_a_search_space_max_epochs_that_no_training_gets_through_is_refused_without_a_time_limit(spec, stop_at_training):
     """search_space={"training": {"max_epochs": [10**23]}} without a time_limit trained its trials for
     ever (each trial's schedule spans its max_epochs), while max_epochs=10**23 is refused before any
     work: the search space's value, choice or range is refused the same way, before any trial."""
-    import automm.estimator
-
-    class Started(Exception):
-        pass
-
-    def no_training(*args, **kwargs):
-        raise Started
-
-    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", no_training)
     X, y = [f"title {i} of item {i % 5}" for i in range(12)], [0, 1, 1] * 4
     space = {"training": {"max_epochs": spec}}
     with pytest.raises(InputError, match=r"^search_space\['training'\]\['max_epochs'\]: 100000000000000000000000 "
@@ -932,7 +930,7 @@ def test_a_search_space_max_epochs_that_no_training_gets_through_is_refused_with
                                          r"over the first 5e\+21 of them\); give at most 1000000, or a time_limit="):
         AutoMM(n_trials=1, search_space=space).fit(X, y)
     for params in (dict(search_space=space, time_limit=60), dict(search_space={"training": {"max_epochs": [10**6]}})):
-        with pytest.raises(Started):
+        with pytest.raises(stop_at_training):
             AutoMM(n_trials=1, **params).fit(X, y)
 
 

@@ -927,21 +927,29 @@ def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, t
                                atol=1e-6)
 
 
-def test_the_selection_pools_probabilities_the_way_the_holdout_prefers():
-    from automm.ensemble import combine, select_ensemble
-
+def _two_models_each_wrong_on_a_fifth() -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """3-class targets of 200 rows and two models' logits, each confidently right but on its own
+    fifth of the rows (0-39, 40-79), where it is confidently wrong."""
     targets = np.arange(200) % 3
     right = np.full((200, 3), -4.0)
     right[np.arange(200), targets] = 4.0
-    # two models each confidently wrong on its own fifth of the rows: averaging the probabilities
-    # forgives either one's error, a geometric mean does not
     first, second = right.copy(), right.copy()
     first[:40] = np.roll(right[:40], 1, axis=1)
     second[40:80] = np.roll(right[40:80], 1, axis=1)
+    return targets, (first, second)
+
+
+def test_the_selection_pools_probabilities_the_way_the_holdout_prefers():
+    from automm.ensemble import combine, select_ensemble
+
+    # two models each confidently wrong on its own fifth of the rows: averaging the probabilities
+    # forgives either one's error, a geometric mean does not
+    targets, (first, second) = _two_models_each_wrong_on_a_fifth()
     weights, pooling = select_ensemble([first, second], targets, "multiclass")
     assert pooling == "linear" and weights == pytest.approx([0.5, 0.5], abs=0.1)
     # two weak models whose evidence adds up: a geometric mean sharpens what both believe
     rng = np.random.default_rng(0)
+    right = np.where(np.arange(3) == targets[:, None], 4.0, -4.0)
     weak = [right * 0.1 + rng.normal(scale=0.3, size=right.shape) for _ in range(2)]
     weights, pooling = select_ensemble(weak, targets, "multiclass")
     assert pooling == "logarithmic" and weights.min() > 0
@@ -3088,12 +3096,7 @@ def test_greedy_selection_keeps_its_best_round_not_its_last():
     passed the other selection tests, whose tolerance took 0.52 for 0.5."""
     from automm.ensemble import _criterion, _softmax, greedy_selection
 
-    targets = np.arange(200) % 3
-    right = np.full((200, 3), -4.0)
-    right[np.arange(200), targets] = 4.0
-    first, second = right.copy(), right.copy()
-    first[:40] = np.roll(right[:40], 1, axis=1)
-    second[40:80] = np.roll(right[40:80], 1, axis=1)
+    targets, (first, second) = _two_models_each_wrong_on_a_fifth()
     for rounds in (3, 25):
         weights, (accuracy, neg_log_loss) = greedy_selection([first, second], targets, "multiclass", rounds)
         np.testing.assert_allclose(weights, [0.5, 0.5])
