@@ -346,9 +346,13 @@ def _warn_truncated(spec: InputSpec, encoder: Any, name: str, warned: set | None
     from .exceptions import user_stacklevel
 
     unit = getattr(encoder, "token_unit", TOKEN_UNIT)
+    limit = getattr(encoder, "max_length_limit", None)  # (an encoder that reads no more says so)
+    longer = max(256, 2 * length) if limit is None else min(max(256, 2 * length), limit)
+    more = (f"To read more: encoders={{{column!r}: {{'name': {name!r}, 'max_length': {longer}}}}}" if longer > length
+            else f"{name} reads at most {limit}: to read more, another text encoder (e.g. 'hashed_ngram' with a "
+                 "larger max_length)")
     warnings.warn(f"column {column!r}: {share:.0%} of the training texts are longer than {name}'s max_length={length} "
-                  f"tokens ({unit}); only their first {length} are read. To read more: "
-                  f"encoders={{{column!r}: {{'name': {name!r}, 'max_length': 256}}}}", AutoMMWarning,
+                  f"tokens ({unit}); only their first {length} are read. {more}", AutoMMWarning,
                   stacklevel=user_stacklevel())
 
 

@@ -158,3 +158,24 @@ def test_an_encoders_findings_in_fit_are_said_once_per_fit_naming_its_column(fre
     assert said[0][1].startswith("column 'body': 100% of the training texts are longer than pieces's max_length=32 "
                                  "tokens (word pieces); only their first 32 are read")
     assert said[1][1] == "column 'body': 41% of the word pieces are unknown"
+
+
+@pytest.mark.parametrize("length, limit, says", [
+    (32, None, "'max_length': 256}"), (256, None, "'max_length': 512}"), (128, 512, "'max_length': 256}"),
+    (400, 512, "'max_length': 512}"), (512, 512, "minilm reads at most 512: to read more, another text encoder"),
+])
+def test_the_cut_texts_warning_suggests_a_length_longer_than_the_one_read(length, limit, says):
+    """"To read more: ... 'max_length': 256" was said to an encoder already reading 256 (or
+    minilm's 512, the longest it can)."""
+    from types import SimpleNamespace
+
+    from automm import AutoMMWarning
+    from automm.data import InputSpec
+    from automm.pipeline import _warn_truncated
+
+    encoder = SimpleNamespace(truncated_share_=0.5, max_length=length)
+    if limit is not None:
+        encoder.max_length_limit = limit
+    with pytest.warns(AutoMMWarning, match=f"only their first {length} are read. ") as caught:
+        _warn_truncated(InputSpec("text_0", "text", ["title"]), encoder, "minilm")
+    assert says in str(caught[0].message)

@@ -727,7 +727,7 @@ class MiniLMEncoder(PretrainedEncoder):
                  feature_batch_size: int = 128, cache_dir: str | None = None, linear: bool = False,
                  output_dim: int | None = None, learning_rate_scale: float = DEFAULT_LEARNING_RATE_SCALE):
         super().__init__(trainable_layers, 6, feature_batch_size, cache_dir, linear, output_dim, learning_rate_scale)
-        self.max_length = _check_int("max_length", max_length, 2, 512)
+        self.max_length = _check_int("max_length", max_length, 2, self.max_length_limit)
         self.normalize = bool(normalize)
         # its tokenizer folds no compatibility forms: full-width "ＮＩＫＥ" was [UNK] pieces, "NIKE"
         # not; a model saved before (no such key in its state) reads texts as it did (set_state)
@@ -741,6 +741,7 @@ class MiniLMEncoder(PretrainedEncoder):
 
     #: What ``max_length`` counts, for the core's warning of cut texts (``truncated_share_``).
     token_unit = "word pieces of its vocabulary, [CLS] and [SEP] included"
+    max_length_limit = 512  # its position embeddings: the longest text it reads
 
     def fit(self, values: Sequence[Any]) -> "MiniLMEncoder":
         """Count, on up to 500 present texts evenly spaced, the share longer than ``max_length`` word
