@@ -1436,7 +1436,8 @@ class MultimodalDataset(torch.utils.data.Dataset):
         whole column (see the class doc); else None."""
         encoder = self.encoders[name]
         if not self._length or self.augmentations.get(encoder.modality) or collate_replaced(encoder, Encoder) \
-                or not (getattr(encoder, "static_preprocess", False) or getattr(encoder, "reusable_samples", False)):
+                or not (getattr(encoder, "static_preprocess", False) or getattr(encoder, "reusable_samples", False)) \
+                or _preprocess_replaced(encoder):
             return None
         batch = encoder.preprocess_batch(self.values[name])
         if batch is None:
@@ -1559,6 +1560,16 @@ def hash_seed(*parts: Any) -> int:
     import zlib
 
     return zlib.crc32(repr(parts).encode()) * 2654435761 % (2**63 - 1)
+
+
+def _preprocess_replaced(encoder: Encoder) -> bool:
+    """Whether ``encoder``'s class replaced the ``preprocess`` of the class its ``preprocess_batch``
+    is from (a plugin's subclass of the ``tabular`` encoder reading its rows otherwise): that
+    ``preprocess_batch`` would not give its samples, which are then made row by row."""
+    def owner(method: str) -> type:
+        return next(cls for cls in type(encoder).__mro__ if method in vars(cls))
+
+    return not issubclass(owner("preprocess_batch"), owner("preprocess"))
 
 
 def _present(value: Any) -> bool:

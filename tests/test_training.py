@@ -616,3 +616,22 @@ def test_table_rows_are_preprocessed_as_a_whole_column_and_batches_taken_from_it
         one = dataset[5]
         assert torch.equal(one["inputs"]["tabular"]["numeric"], expected[5]["numeric"]) and one["masks"]["tabular"]
         assert dataset[3]["masks"]["tabular"] is False
+
+
+def test_a_subclass_replacing_preprocess_is_not_read_by_its_base_class_preprocess_batch():
+    """A plugin's table encoder deriving from ``tabular`` with a ``preprocess`` of its own (numbers
+    log-scaled first) gets its own samples: the inherited ``preprocess_batch`` does not know that
+    ``preprocess`` (it gave the base class's numbers, 10.0 for log1p(1000)'s 0.46)."""
+    from automm.components.tabular import TabularEncoder
+
+    class LogTabular(TabularEncoder):
+        def preprocess(self, value, augment=None):
+            return super().preprocess({k: math.log1p(v) for k, v in value.items()}, augment)
+
+    rows = [{"a": float(10 ** (i % 4))} for i in range(12)]
+    encoder = LogTabular({"a": "numeric"}).fit([{"a": math.log1p(row["a"])} for row in rows])
+    encoders = {"tabular": encoder}
+    batch = next(iter(make_loader(MultimodalDataset({"tabular": rows}, encoders), 4, False, 0, 0,
+                                  BatchCollator(encoders))))
+    expected = torch.stack([encoder.preprocess(row)["numeric"] for row in rows[:4]])
+    assert torch.equal(batch["inputs"]["tabular"]["numeric"], expected)
