@@ -278,11 +278,11 @@ def _columns_by_role(estimator, frame) -> list[str] | None:
     one column of its role (a text or a categorical one for either); else None."""
     from . import registry
     from .data import as_table, infer_roles
+    from .process_state import all_warnings_left_out
 
     reg = registry.get_registry()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with all_warnings_left_out():
             head = frame.head(200)
             roles = infer_roles(as_table((head,), plugin_manager=reg.plugin_manager), None, reg.plugin_manager,
                                 estimator._known_roles(reg))

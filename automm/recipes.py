@@ -83,7 +83,6 @@ import functools
 import os
 import re
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -93,6 +92,7 @@ import numpy as np
 from . import registry as _registry
 from .evaluation import compute_metrics, positive_class
 from .exceptions import AutoMMWarning, InputError, user_stacklevel
+from .process_state import all_warnings_left_out
 from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
                             Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
@@ -918,19 +918,15 @@ def _check_test_inputs(estimator, data) -> None:
     """The test rows' inputs checked as ``fit`` checks the training rows' (images, audio and other
     files that cannot be read; more than the few tolerated stop it), before the fit: not after
     it, when a finished model has replaced the previous one and the test score fails."""
-    import warnings
-
     from .data import as_table, infer_roles, validate_columns
 
     reg = _registry.get_registry()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the fit says what the columns' roles call for
+    with all_warnings_left_out():  # the fit says what the columns' roles call for
         roles = infer_roles(as_table((data.X_train,), plugin_manager=reg.plugin_manager), estimator.column_types,
                             reg.plugin_manager, estimator._known_roles(reg))
         test = as_table((data.X_test,), plugin_manager=reg.plugin_manager)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a few unreadable test files: predict names them after the fit
+        with all_warnings_left_out():  # a few unreadable test files: predict names them after the fit
             validate_columns(test, roles)
     except InputError as exc:
         raise InputError(f"the test rows: {exc}"
@@ -955,8 +951,7 @@ def column_types_hint(message: str, estimator: Any, frame: Any) -> str:
 
         reg = _registry.get_registry()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with all_warnings_left_out():
                 read = infer_roles(as_table((frame[[column]],), plugin_manager=reg.plugin_manager), None,
                                    reg.plugin_manager, estimator._known_roles(reg))[column]
         except Exception:  # noqa: BLE001 - a hint only
@@ -1013,8 +1008,7 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
             "(data.train_values, test_values and valid_values name the ones used)")
     problem = str(estimator.problem_type)
     if problem == "auto" and data.y_test is not None:  # as fit will read the labels (amounts: no classes)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with all_warnings_left_out():  # (a host may run recipes in threads: see process_state)
             try:
                 problem = estimator._resolve_problem_type(estimator._labels_array(data.y_train))
             except Exception:  # noqa: BLE001 - fit says what is wrong

@@ -60,10 +60,36 @@ def read_header(file: Path, fmt: str) -> list[str]:
         if parquet_engine() == "pyarrow":
             import pyarrow.parquet as pq
 
-            return [str(c) for c in pq.read_schema(str(file)).names]
-        return [str(c) for c in pd.read_parquet(file).columns]
+            schema = pq.read_schema(str(file))
+            index = _saved_index_fields(schema.pandas_metadata)
+            columns = [n for n in schema.names if n not in index]
+            named = [n for n in index.values() if n is not None and n not in columns]
+            return [str(c) for c in [*named, *columns]]
+        return [str(c) for c in read_table(file, fmt).columns]
     frame = pd.read_csv(file, nrows=0, **_text_options(file, fmt))
     return [str(c) for c in frame.columns]
+
+
+def _saved_index_fields(metadata: Mapping | None) -> dict[str, Any]:
+    """The fields of a Parquet file that hold the index pandas saved with it, each with the
+    index's name (None for an unnamed one, stored as ``__index_level_0__``)."""
+    if not metadata:
+        return {}
+    names = {c.get("field_name"): c.get("name") for c in metadata.get("columns", []) if isinstance(c, Mapping)}
+    return {field: names.get(field) for field in metadata.get("index_columns", []) if isinstance(field, str)}
+
+
+def _without_saved_index(frame):
+    """A frame read from Parquet with its rows numbered from 0 as stored: the index pandas saved
+    with it (the row labels of a filtered or concatenated frame) is no column of the data, but a
+    named one (``df.set_index("sku")``) is a column again, first, as it was before ``set_index``
+    (and as :func:`read_header` lists it)."""
+    import pandas as pd
+
+    named = [name for name in frame.index.names if name is not None and name not in frame.columns]
+    if named and not isinstance(frame.index, pd.RangeIndex):  # (a RangeIndex is saved as no column)
+        frame = frame.reset_index(level=named)
+    return frame.reset_index(drop=True)
 
 
 #: What a data file whose name says no format is told.
@@ -89,7 +115,7 @@ def read_table(path: str | os.PathLike, fmt: str | None = None):
         if fmt == "parquet":
             if parquet_engine() is None:
                 raise InputError(f"{str(file)!r}: reading Parquet needs the pyarrow package: pip install pyarrow")
-            return pd.read_parquet(file).reset_index(drop=True)  # rows numbered as stored, not by a saved index
+            return _without_saved_index(pd.read_parquet(file))
         frame, encoding = _read_text_table(file, fmt)
         if encoding not in ("utf-8", "utf-16") and _in_legacy_non_latin_encoding(file):
             if (where := _utf8_but_for(file)) is not None:  # not a legacy encoding: iconv -f GBK would garble it

@@ -829,6 +829,26 @@ def test_evaluate_reads_whole_number_labels_of_a_column_with_an_empty_cell_as_th
     assert scores[1] == scores[0] == pytest.approx(model.score(frame[["name"]], frame["label"]))
 
 
+
+def test_evaluate_gives_the_f1_of_bool_labels_in_a_column_with_an_empty_cell(capsys, tmp_path):
+    """True/False labels with an empty cell are read as objects, compared with the bool predictions
+    as the strings 'True' and 'False': the positive class True has to be one as well (f1 was 0)."""
+    from automm.evaluation import compute_metrics
+
+    frame = pd.read_csv(EMOJI_CSV).head(80)
+    frame["label"] = frame["category"] == frame["category"].iloc[0]
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame[["name"]], frame["label"])
+    model.save(tmp_path / "model")
+    frame[["name", "label"]].to_csv(tmp_path / "whole.csv", index=False)
+    gap = pd.concat([frame[["name", "label"]], pd.DataFrame({"name": ["grinning face"], "label": [None]})])
+    gap.to_csv(tmp_path / "gap.csv", index=False)
+    expected = compute_metrics("binary", frame["label"].to_numpy(), model.predict(frame[["name"]]), positive=True)
+    assert expected["f1"] > 0
+    for name in ("whole.csv", "gap.csv"):
+        result = run(capsys, "evaluate", tmp_path / "model", tmp_path / name, "--label", "label", "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["metrics"]["f1"] == pytest.approx(expected["f1"]), name
+
 def test_predict_on_a_folder_of_images_says_which_image(capsys, emoji_model, tmp_path):
     for name in pd.read_csv(EMOJI_CSV).head(3)["image"]:
         shutil.copy(EMOJI_SAMPLE_DIR / name, tmp_path / Path(name).name)

@@ -177,6 +177,22 @@ def test_dense_features_are_standardised_for_the_fit_and_folded_back_into_the_mo
                                atol=1e-3)
 
 
+
+def test_dense_features_are_standardised_on_the_rows_that_have_the_input_only():
+    """A missing value's row is zeros in the design: counted, those rows pulled the mean toward 0
+    and widened the spread (half the rows without an image: the mean halved), so the scale of a
+    dense block, and with it the penalty's effect, depended on how many rows lacked the input."""
+    from automm.linear import _Block, _Design
+
+    dense = torch.tensor([[1.0, 10.0], [3.0, 10.0], [0.0, 0.0], [5.0, 10.0], [0.0, 0.0], [100.0, -7.0]])
+    present = torch.tensor([True, True, False, True, False, True])
+    block = _Block(_Design("image_0", present, 2, dense=dense), 5)  # the last row is a holdout row's
+    np.testing.assert_allclose(block.mean.numpy(), [3.0, 10.0], rtol=1e-6)
+    # the spread of 1, 3, 5 (the second feature is constant there: left unscaled), over sqrt(width)
+    np.testing.assert_allclose(block.scale.numpy(), [1 / np.sqrt(8 / 3) / np.sqrt(2), 1 / np.sqrt(2)], rtol=1e-5)
+    nothing = _Block(_Design("image_0", torch.zeros(6, dtype=torch.bool), 2, dense=torch.zeros(6, 2)), 5)
+    assert not nothing.mean.any() and torch.isfinite(nothing.scale).all()  # no row has it: left as it is
+
 class ColourQuantiles(ColourStats):
     """A second dense linear form on images: per-channel quartiles."""
 

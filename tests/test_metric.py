@@ -151,6 +151,19 @@ def test_test_metrics_compare_int_predictions_with_labels_read_as_floats():
     assert metrics["accuracy"] == pytest.approx(2 / 3) and metrics["f1"] == pytest.approx(2 / 3)
 
 
+
+def test_the_positive_class_is_compared_as_a_string_where_the_labels_were_read_back_as_strings():
+    """Labels read back as strings (a CSV's "0"/"1" against int classes; True/False in a column with
+    an empty cell, read as objects, against bool classes) are compared with the predictions as
+    strings: the positive class must be one too, or no row is positive and f1 is 0."""
+    from automm.evaluation import compute_metrics
+
+    metrics = compute_metrics("binary", np.array(["1", "0", "1", "1"]), np.array([1, 0, 0, 1]), positive=1)
+    assert metrics["accuracy"] == pytest.approx(0.75) and metrics["f1"] == pytest.approx(0.8)
+    labels = np.array([True, False, True, True], dtype=object)
+    metrics = compute_metrics("binary", labels, np.array([True, False, False, True]), positive=True)
+    assert metrics["accuracy"] == pytest.approx(0.75) and metrics["f1"] == pytest.approx(0.8)
+
 def test_class_averaged_scores_leave_out_classes_neither_in_the_targets_nor_predicted():
     # a holdout of classes 0, 2 and 4 of five, none predicted as 1 or 3: those two are no part of the average
     targets, predicted = np.array([0, 0, 2, 2, 4, 4]), np.array([0, 2, 2, 2, 4, 0])

@@ -551,6 +551,57 @@ def test_fit_names_bad_images_by_their_rows_in_the_data_file(tmp_path, emoji_sam
     assert "items.csv row 12 (" in message and "items.csv row 15 (" in message and "row 2 (" not in message
 
 
+
+def test_recipes_fitted_in_two_threads_at_once_leave_the_warning_filters_as_they_were(monkeypatch):
+    """fit_recipe's "ignore every warning" blocks were warnings.catch_warnings(): the first of two
+    overlapping threads to end put back the filters it found, the second then the first's
+    "ignore" (its own saved copy), which stayed for good and hid every later warning."""
+    import threading
+    import warnings
+
+    from automm.estimator import AutoMM as Estimator
+
+    from helpers import run_in_threads
+
+    class Started(Exception):
+        """In place of the fit: the blocks before it are what this test is about."""
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    resolve = Estimator._resolve_problem_type
+    names = {}
+
+    def sequenced(self, y):  # inside fit_recipe's block that reads the problem type
+        if threading.current_thread().name == names["first"]:
+            first_in.set()
+            assert second_in.wait(10)
+        else:
+            second_in.set()
+            assert first_out.wait(10)  # the first thread has left its blocks
+        return resolve(self, y)
+
+    def fit(self, *args, **kwargs):
+        if threading.current_thread().name == names["first"]:
+            first_out.set()
+        raise Started
+
+    monkeypatch.setattr(Estimator, "_resolve_problem_type", sequenced)
+    monkeypatch.setattr(Estimator, "fit", fit)
+    recipe = emoji_recipe(problem={"type": "auto"})
+
+    def first():
+        names["first"] = threading.current_thread().name
+        with pytest.raises(Started):
+            fit_recipe(recipe, save=False)
+
+    def second():
+        assert first_in.wait(10)
+        with pytest.raises(Started):
+            fit_recipe(recipe, save=False)
+
+    before = list(warnings.filters)
+    run_in_threads(first, second)
+    assert warnings.filters == before
+
 def test_data_from_a_parquet_file_with_image_records(tmp_path, emoji_sample):
     """A Parquet file as a ``datasets`` export writes it: images as {bytes, path} records."""
     frame = emoji_sample.head(30).copy()
@@ -565,6 +616,36 @@ def test_data_from_a_parquet_file_with_image_records(tmp_path, emoji_sample):
     estimator.fit(data.X_train, data.y_train)
     assert estimator.column_roles_ == {"image": "image", "name": "text"}
 
+
+
+def test_a_parquet_files_saved_index_names_no_rows_and_a_named_one_is_a_column(tmp_path, emoji_sample):
+    """pandas saves a frame's index in its Parquet file. A filtered frame's row labels (0, 3, 6, ...)
+    are no column of the data (the header listed '__index_level_0__') and number no rows: messages
+    name the file's rows. A named index (``set_index("sku")``) is a column, as the header said: the
+    recipe validated, then the fit found no column 'sku'."""
+    from automm.tables import read_header, read_table
+
+    frame = emoji_sample.head(60).drop(columns=["split"])
+    frame["sku"] = [f"A-{i}" for i in range(60)]
+    kept = frame.iloc[::3].copy()  # its index: 0, 3, 6, ...
+    kept.iloc[1:4, kept.columns.get_loc("image")] = str(tmp_path / "gone.png")
+    kept.to_parquet(tmp_path / "items.parquet")
+    kept.set_index("sku").to_parquet(tmp_path / "by_sku.parquet")
+    columns = ["image", "name", "category", "sku"]
+    assert read_header(tmp_path / "items.parquet", "parquet") == list(read_table(tmp_path / "items.parquet").columns) \
+        == columns
+    assert read_header(tmp_path / "by_sku.parquet", "parquet") == list(read_table(tmp_path / "by_sku.parquet").columns) \
+        == ["sku", "image", "name", "category"]
+    assert read_table(tmp_path / "by_sku.parquet").index.tolist() == list(range(20))
+
+    recipe = emoji_recipe(data={"path": "items.parquet", "label": "category", "columns": ["image", "name"]})
+    with pytest.raises(InputError) as caught:
+        fit_recipe(load_recipe(recipe, base_dir=tmp_path), save=False)
+    assert "items.parquet row 1 (" in str(caught.value) and "row 3 (" in str(caught.value)
+    assert "row 9 (" not in str(caught.value)  # (the saved index of the file's row 3)
+    recipe["data"] = {"path": "by_sku.parquet", "label": "category", "columns": ["name", "sku"]}
+    data = load_recipe(recipe, base_dir=tmp_path, require_data=True).load_data()
+    assert data.X_train["sku"].tolist() == kept["sku"].tolist()
 
 def test_compute_metrics():
     m = compute_metrics("multiclass", np.array(["a", "b", "b", "c"]), np.array(["a", "b", "c", "c"]))
