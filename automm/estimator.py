@@ -41,10 +41,11 @@ from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, finite_number, retry_with_smaller_batches, scale_frozen_batch,
-                       train_bagged, train_candidate, training_value_problem, without_inert_augmentations,
+                       train_bagged, train_candidate, training_value_problem, untimed_epochs_problem,
+                       without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
-from .training import TrainingConfig, holdout_score_name, make_loader, model_outputs, resolve_device, workers_are_forked
+from .training import holdout_score_name, make_loader, model_outputs, resolve_device, workers_are_forked
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
 
@@ -53,9 +54,6 @@ DEFAULT_ENCODERS = {"image": "cnn", "text": "hashed_ngram", "tabular": "tabular"
 #: Augmentations used when ``augmentations="default"`` (only those whose modality is present apply).
 DEFAULT_AUGMENTATIONS = ("random_resized_crop", "horizontal_flip", "token_dropout", "modality_dropout")
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
-#: The most epochs a fit without a time limit may ask for: the learning-rate schedule spans them
-#: all, so a larger number never gets past its warm-up (a million epochs of 10 ms are 3 hours).
-MAX_EPOCHS_UNTIMED = 10**6
 
 
 _component_choice = _registry.split_component_choice
@@ -429,14 +427,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
             problem = training_value_problem(key, getattr(self, key))
             if problem:
                 raise InputError(f"{key}: {problem}")
-        if self.time_limit is None and self.max_epochs > MAX_EPOCHS_UNTIMED:
-            # (the schedule spans max_epochs: max_epochs=10**23 warmed up for 5e21 epochs, so the rate stayed
-            # near 0, no epoch settled and early stopping never came: 886 epochs in 130 s, chance accuracy)
-            warmup = TrainingConfig.warmup_fraction * self.max_epochs
-            raise InputError(f"max_epochs: {self.max_epochs!r} epochs without a time_limit would not end (the "
-                             f"learning rate warms up over the first {warmup:.3g} of them); give at most "
-                             f"{MAX_EPOCHS_UNTIMED}, or a time_limit= to train by time (the schedule is then fitted "
-                             "to it)")
+        problem = untimed_epochs_problem(self.max_epochs) if self.time_limit is None else None
+        if problem:
+            raise InputError(f"max_epochs: {problem}")
         number("holdout_frac", "a number in (0, 1)", lambda v: 0 < v < 1)
         if self.num_workers != "auto":
             number("num_workers", "'auto' or an integer >= 0", lambda v: v >= 0, integer=True)

@@ -34,7 +34,7 @@ from . import registry as _registry
 from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
 from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset
-from .exceptions import AutoMMWarning, PluginError
+from .exceptions import AutoMMWarning, PluginError, user_stacklevel
 from .decision import class_priors, decide, fit_decision_weights
 from .model import MultimodalNet
 from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, model_outputs,
@@ -76,6 +76,24 @@ def finite_number(value: Any, integer: bool = False) -> bool:
         return math.isfinite(value)
     except OverflowError:  # an int beyond any float (10**400)
         return False
+
+
+#: The most epochs a fit without a time limit may ask for: the learning-rate schedule spans them
+#: all, so a larger number never gets past its warm-up (a million epochs of 10 ms are 3 hours).
+MAX_EPOCHS_UNTIMED = 10**6
+
+
+def untimed_epochs_problem(max_epochs: Any) -> str | None:
+    """What is wrong with ``max_epochs`` for a fit without a time limit, or None: more than
+    :data:`MAX_EPOCHS_UNTIMED` never end, the schedule spanning them (10**23 warmed up for 5e21
+    epochs: the rate stayed near 0, no epoch settled, early stopping never came; 886 epochs in
+    130 s at chance accuracy)."""
+    if max_epochs <= MAX_EPOCHS_UNTIMED:
+        return None
+    warmup = TrainingConfig.warmup_fraction * max_epochs
+    return (f"{max_epochs!r} epochs without a time_limit would not end (the learning rate warms up over the first "
+            f"{warmup:.3g} of them); give at most {MAX_EPOCHS_UNTIMED}, or a time_limit= to train by time (the "
+            "schedule is then fitted to it)")
 
 
 def training_value_problem(key: str, value: Any, auto: bool = True) -> str | None:
@@ -330,6 +348,17 @@ TRUNCATION_WARNING_SHARE = 0.1
 TOKEN_UNIT = "a word or a punctuation mark each"
 
 
+def _first_time(warned: set | None, key: tuple) -> bool:
+    """Whether the warning ``key`` is not yet in ``warned`` (then added), a fit's record of what
+    it said; True without a record."""
+    if warned is None:
+        return True
+    if key in warned:
+        return False
+    warned.add(key)
+    return True
+
+
 def _warn_truncated(spec: InputSpec, encoder: Any, name: str, warned: set | None = None) -> None:
     """Say so when more than :data:`TRUNCATION_WARNING_SHARE` of the training texts of ``spec``
     are cut at ``encoder.max_length`` (a from-scratch network's encoder; the linear form reads its own);
@@ -338,13 +367,8 @@ def _warn_truncated(spec: InputSpec, encoder: Any, name: str, warned: set | None
     if share <= TRUNCATION_WARNING_SHARE or getattr(encoder, "linear", False):
         return
     column, length = spec.columns[0], encoder.max_length
-    if warned is not None:
-        key = ("truncated", column, name, length)
-        if key in warned:
-            return
-        warned.add(key)
-    from .exceptions import user_stacklevel
-
+    if not _first_time(warned, ("truncated", column, name, length)):
+        return
     unit = getattr(encoder, "token_unit", TOKEN_UNIT)
     limit = getattr(encoder, "max_length_limit", None)  # (an encoder that reads no more says so)
     longer = max(256, 2 * length) if limit is None else min(max(256, 2 * length), limit)
@@ -364,16 +388,10 @@ def _warn_fit_findings(spec: InputSpec, encoder: Any, warned: set | None = None)
     messages = [m for part in parts for m in (getattr(part, "fit_warnings_", None) or ())]
     if not messages:
         return
-    from .exceptions import user_stacklevel
-
     column = spec.columns[0] if len(spec.columns) == 1 else spec.name
     for message in dict.fromkeys(str(m) for m in messages):
-        if warned is not None:
-            key = ("fit", column, re.sub(r"\d+", "#", message))
-            if key in warned:
-                continue
-            warned.add(key)
-        warnings.warn(f"column {column!r}: {message}", AutoMMWarning, stacklevel=user_stacklevel())
+        if _first_time(warned, ("fit", column, re.sub(r"\d+", "#", message))):
+            warnings.warn(f"column {column!r}: {message}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def build_model(inputs: Sequence[InputSpec], config: dict, n_outputs: int,

@@ -179,7 +179,7 @@ from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, s
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
-                       comparable_rows, decision_weights,
+                       comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
                        without_inert_augmentations)
@@ -276,24 +276,18 @@ def search_requested(estimator) -> bool:
 
 def _check_untimed_max_epochs(space: Mapping[str, Any]) -> None:
     """A search space's ``max_epochs`` that trials would train for without end (a value, a choice
-    or a range's high above :data:`~automm.estimator.MAX_EPOCHS_UNTIMED`, without a time_limit),
+    or a range's high: :func:`~automm.pipeline.untimed_epochs_problem`, without a time_limit),
     refused before any trial as the estimator's ``max_epochs`` is: each trial's schedule spans them."""
-    from .estimator import MAX_EPOCHS_UNTIMED
     from .search_space import _param_spec
-    from .training import TrainingConfig
 
     training = space.get("training") or {}
     if "max_epochs" not in training:
         return
     where = "search_space['training']['max_epochs']"
     spec = _param_spec(training["max_epochs"], where)
-    values = [spec["value"]] if "value" in spec else spec.get("choices") or [spec["high"]]
-    largest = max(values)
-    if largest > MAX_EPOCHS_UNTIMED:
-        warmup = TrainingConfig.warmup_fraction * largest
-        raise InputError(f"{where}: {largest!r} epochs without a time_limit would not end (the learning rate warms up "
-                         f"over the first {warmup:.3g} of them); give at most {MAX_EPOCHS_UNTIMED}, or a time_limit= "
-                         "to train by time (each trial's schedule is then fitted to its time)")
+    problem = untimed_epochs_problem(max([spec["value"]] if "value" in spec else spec.get("choices") or [spec["high"]]))
+    if problem:
+        raise InputError(f"{where}: {problem}")
 
 
 def validate_params(estimator) -> None:
