@@ -49,6 +49,7 @@ from .exceptions import AutoMMWarning, InputError, ModelFormatError, UnknownComp
 from .components.stack import encoder_names, encoder_parts
 from .builtin import DEFAULT_PLUGINS
 from .files import read_regular_file
+from .suggestions import short_repr
 
 __all__ = ["save_model", "load_model", "check_save_target", "manifest_digest", "FORMAT_VERSION", "MANIFEST",
            "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
@@ -955,17 +956,15 @@ def _check_manifest(manifest: dict, manifest_path: Path) -> None:
                     raise ModelFormatError(f"{manifest_path}: lacks {key!r} ({expected})")
                 continue
             if not valid(manifest[key]):
-                raise ModelFormatError(f"{manifest_path}: {key!r} should be {expected}, got {_shown(manifest[key])}")
+                raise ModelFormatError(f"{manifest_path}: {key!r} should be {expected}, got "
+                                       f"{short_repr(manifest[key], 204)}")
     for key, entries in (("params", _PARAMS_READ), ("fit", _FIT_KEYS)):
         for name, (valid, expected) in entries.items():
             if name in manifest.get(key, {}) and not valid(manifest[key][name]):
                 raise ModelFormatError(f"{manifest_path}: {name!r} of {key!r} should be {expected}, got "
-                                       f"{_shown(manifest[key][name])}")
+                                       f"{short_repr(manifest[key][name], 204)}")
 
 
-def _shown(value: Any) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 200 else shown[:200] + " ..."
 
 
 def _check_outputs(manifest: dict, manifest_path: Path) -> None:

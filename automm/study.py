@@ -27,6 +27,7 @@ import numpy as np
 from .exceptions import InputError
 from .pipeline import PreparedData
 from .search_space import SearchSpace
+from .suggestions import short_repr
 
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
            "data_fingerprint", "search_fingerprint", "default_study_name", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
@@ -389,11 +390,6 @@ def _columns(inputs: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{c} ({r})" for c, r in roles.items()) or "none"
 
 
-def _shown(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 4] + " ..."
-
-
 def _first_value_difference(column: str, stored_data: Mapping[str, Any] | None,
                             new_data: Mapping[str, Any] | None) -> str:
     """Where the values of ``column`` first differ between the study's stored data and the data
@@ -408,9 +404,9 @@ def _first_value_difference(column: str, stored_data: Mapping[str, Any] | None,
         return ""
     a, b = old[row], new[row]
     if isinstance(a, str) and isinstance(b, str) and a and os.path.basename(a) == os.path.basename(b):
-        return (f"; the study's files are in {_shown(os.path.dirname(a))}, here in {_shown(os.path.dirname(b))}: "
-                f"first at row {row}, {_shown(os.path.basename(a))}")
-    return f"; first at row {row}: {_shown(a)} in the study, {_shown(b)} here"
+        return (f"; the study's files are in {short_repr(os.path.dirname(a))}, here in {short_repr(os.path.dirname(b))}: "
+                f"first at row {row}, {short_repr(os.path.basename(a))}")
+    return f"; first at row {row}: {short_repr(a)} in the study, {short_repr(b)} here"
 
 
 def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any],

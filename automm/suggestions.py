@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Iterable
 
-__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "unique_target"]
+__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "short_repr", "unique_target"]
 
 
 def close_match(found: Any, candidates: Iterable[Any], words: bool = False) -> str | None:
@@ -53,6 +53,12 @@ def did_you_mean(found: Any, candidates: Iterable[Any]) -> str:
     """``"; did you mean 'name'?"`` for :func:`close_match`'s candidate, else ``""``."""
     close = close_match(found, candidates, words=True)
     return f"; did you mean {close!r}?" if close is not None else ""
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (ending ``" ..."``) where longer."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
 
 
 def quoted_values(values: Iterable[Any], limit: int = 20) -> str:
