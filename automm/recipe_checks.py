@@ -21,8 +21,7 @@ from . import registry as _registry
 from .roles import BASE_ROLES
 from .suggestions import close_match, did_you_mean, quoted_values, unique_target
 from .tables import data_format, parquet_engine, read_column, read_header
-from .training import (BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS, SCIKIT_LEARN_METRIC_NAMES,
-                       metric_name_hint)
+from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS, metric_name_hint
 
 __all__ = ["RecipeError", "Problem", "PARAM_PATHS", "SECTION_KEYS", "TOP_KEYS", "METRICS", "SAMPLERS", "PRUNERS",
            "RECIPE_VERSION", "check_recipe", "get_key_path", "set_key_path", "show_value", "join_path",
@@ -217,7 +216,8 @@ class _Checker:
     def report(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def expected(self, path: str, expected: str, found: Any, choices: Iterable[Any] = ()) -> None:
+    def expected(self, path: str, expected: str, found: Any, choices: Iterable[Any] = (),
+                 hint: Callable[[Any, Iterable[Any]], str] = did_you_mean) -> None:
         # YAML (and --set) read 2024, 1e3, no, off as numbers and booleans: a text must be quoted
         quote = ""
         if (not expected.startswith("one of") and any(w in expected for w in ("string", "name", "path", "text", "URL"))
@@ -225,7 +225,7 @@ class _Checker:
             example = "'...'" if isinstance(found, (bool, float)) else f"'{found}'"
             quote = (f" (YAML reads it as {'a boolean' if isinstance(found, bool) else 'a number'}: quote the text "
                      f"you meant, {example}, or --set {path}=\"{example}\")")
-        self.report(path, f"expected {expected}, found {show_value(found)}{quote}{did_you_mean(found, choices)}")
+        self.report(path, f"expected {expected}, found {show_value(found)}{quote}{hint(found, choices)}")
 
     # -- typed checks: each returns True when the value is acceptable --------------------------
     def mapping(self, value: Any, path: str, allowed: Sequence[str] | None = None, *,
@@ -249,11 +249,14 @@ class _Checker:
                 ok = False
         return ok
 
-    def one_of(self, value: Any, path: str, choices: Sequence[Any], *, null_ok: bool = False) -> bool:
+    def one_of(self, value: Any, path: str, choices: Sequence[Any], *, null_ok: bool = False,
+               hint: Callable[[Any, Iterable[Any]], str] = did_you_mean) -> bool:
+        """Whether ``value`` is one of ``choices``; else reported, with ``hint``'s word on it (a
+        did-you-mean)."""
         if value is None and null_ok:
             return True
         if isinstance(value, bool) or not isinstance(value, (str, int)) or value not in choices:
-            self.expected(path, f"one of {_quoted(choices)}" + (" or null" if null_ok else ""), value, choices)
+            self.expected(path, f"one of {_quoted(choices)}" + (" or null" if null_ok else ""), value, choices, hint)
             return False
         return True
 
@@ -740,10 +743,7 @@ def _check_problem(ck: _Checker, section: Any) -> None:
     if "type" in section:
         ck.one_of(ptype, "problem.type", PROBLEM_TYPES)
     metric = section.get("metric")
-    if isinstance(metric, str) and metric in SCIKIT_LEARN_METRIC_NAMES:
-        ck.report("problem.metric", f"expected one of {_quoted(('auto', *METRICS))}, found {show_value(metric)}"
-                                    f"{metric_name_hint(metric, METRICS)}")
-    elif metric is not None and ck.one_of(metric, "problem.metric", ("auto", *METRICS)):
+    if metric is not None and ck.one_of(metric, "problem.metric", ("auto", *METRICS), hint=metric_name_hint):
         if ptype == "regression" and metric in CLASSIFICATION_METRICS:
             ck.report("problem.metric", f"{metric!r} is a classification metric but problem.type is regression; "
                                         f"use one of {_quoted(REGRESSION_METRICS)}")
