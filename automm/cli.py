@@ -1369,12 +1369,12 @@ def _user_error_types() -> tuple[type, ...]:
 def _terminate_as_interrupt():
     """SIGTERM (a job scheduler's stop, ``timeout``, ``kill``) handled as Ctrl-C is: ``fit``
     keeps and saves the best of what had finished and exits with 130, rather than dying with
-    nothing saved nor said. The handler re-sends SIGINT to this process, so the search's own
-    SIGINT handling (held while a finished trial is recorded) applies. Where SIGINT is ignored (a
+    nothing saved nor said. The handler interrupts as Ctrl-C does (:func:`automm.interrupts.interrupt`),
+    so the search holds it while a finished trial is recorded. Where SIGINT is ignored (a
     background job of a script, ``automm fit ... &``, as entrypoint scripts that forward SIGTERM
-    start it) the handler puts Python's SIGINT handler back first: SIGTERM still stops it as Ctrl-C
-    does (it had died at once, nothing saved). In forked processes (the search's, data loaders'),
-    SIGTERM keeps its default action."""
+    start it) SIGTERM still stops it as Ctrl-C does (it had died at once, nothing saved), and is
+    held there too (it landed in Optuna's record: the finished trial was lost, and no model saved).
+    In forked processes (the search's, data loaders'), SIGTERM keeps its default action."""
     import signal
     import threading
 
@@ -1391,9 +1391,9 @@ def _terminate_as_interrupt():
             os.kill(os.getpid(), signal.SIGTERM)
             return
         print(f"{PROG}: terminated (SIGTERM): stopping as on Ctrl-C", file=sys.stderr)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.kill(main_pid, signal.SIGINT)
+        from .interrupts import interrupt  # (here: `automm --version` loads no scikit-learn)
+
+        interrupt()
 
     try:
         previous = signal.signal(signal.SIGTERM, on_terminate)

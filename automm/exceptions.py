@@ -13,16 +13,32 @@ from sklearn.exceptions import NotFittedError as _SkNotFitted
 #: the libraries that call back into it (scikit-learn's model selection, Optuna's trials, ...).
 _PASSED_THROUGH = ("automm", "sklearn", "joblib", "optuna", "torch", "pluggy", "contextlib")
 
+#: Modules that start processes and threads: where the walk past automm and those libraries ends
+#: in one, the stack holds no line of the user's.
+_NO_USER_LINE = ("multiprocessing", "threading", "concurrent")
+
 
 def user_stacklevel() -> int:
     """The ``stacklevel`` for ``warnings.warn`` called in automm that points at the first frame
     outside automm and the libraries in :data:`_PASSED_THROUGH`: the user's own call (a notebook
     cell's line, which Jupyter shows again each time the cell runs; a line inside automm shows
-    once per session). Where every frame is internal (a trial's thread), the outermost one."""
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and _internal(frame.f_globals.get("__name__") or ""):
+    once per session). Where every frame is internal (a trial's thread), the outermost one. Where
+    that first frame starts a process or thread (:data:`_NO_USER_LINE`: a joblib worker of
+    ``cross_val_score(n_jobs=2)``, whose stack holds no line of the user's), the line that called
+    automm (scikit-learn's ``estimator.fit(X_train, ...)``), not ``multiprocessing``'s."""
+    frame, level, entry = sys._getframe(1), 1, None
+    while frame.f_back is not None and _internal(name := frame.f_globals.get("__name__") or ""):
+        if _own(name):
+            entry = level + 1
         frame, level = frame.f_back, level + 1
+    if entry is not None and (frame.f_globals.get("__name__") or "").partition(".")[0] in _NO_USER_LINE:
+        return entry
     return level
+
+
+def _own(module: str) -> bool:
+    top = module.partition(".")[0]
+    return top == "automm" or top.startswith("automm_")
 
 
 def _internal(module: str) -> bool:

@@ -5,13 +5,17 @@ does not watch it (:func:`hard_stop`)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
 
 from .exceptions import TimeLimitExceeded, in_chain
 
-__all__ = ["InterruptGate", "hard_stop", "during_interrupt"]
+__all__ = ["InterruptGate", "interrupt", "hard_stop", "during_interrupt"]
+
+#: The main thread's :class:`InterruptGate` while it is closed, for :func:`interrupt`.
+_closed_gate: InterruptGate | None = None
 
 
 class InterruptGate:
@@ -19,11 +23,14 @@ class InterruptGate:
     but the trial in training: inside :meth:`open` blocks (a trial's training). Elsewhere in a
     :meth:`closed` block (sampling, keeping a trained model, Optuna's record of a finished trial)
     an interrupt is held, and raised when the block ends or the next :meth:`open` block begins.
-    Acts in the main thread, with Python's default SIGINT handler in place; else a no-op."""
+    Acts in the main thread, with Python's default SIGINT handler in place, or SIGINT ignored (a
+    script's background job: Ctrl-C stays ignored, and the interrupt that :func:`interrupt` makes
+    of the command line's SIGTERM is held); else a no-op."""
 
     def __init__(self) -> None:
         self.pending = False
         self.active = False
+        self.ignored = False  # SIGINT was ignored when the block began: left so
 
     def _hold(self, signum, frame) -> None:
         self.pending = True
@@ -31,37 +38,61 @@ class InterruptGate:
     @staticmethod
     def _applies() -> bool:
         return (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+                and signal.getsignal(signal.SIGINT) in (signal.default_int_handler, signal.SIG_IGN))
 
     @contextlib.contextmanager
     def closed(self):
+        global _closed_gate
         if self.active or not self._applies():
             yield
             return
         self.pending, self.active = False, True
-        signal.signal(signal.SIGINT, self._hold)
+        self.ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        if not self.ignored:
+            signal.signal(signal.SIGINT, self._hold)
+        _closed_gate = self
         try:
             yield
         finally:
-            self.active = False
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.active, _closed_gate = False, None
+            if not self.ignored:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
         if self.pending:
             self.pending = False
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def open(self):
+        global _closed_gate
         if not self.active or threading.current_thread() is not threading.main_thread():
             yield
             return
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if not self.ignored:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        _closed_gate = None
         try:
             if self.pending:
                 self.pending = False
                 raise KeyboardInterrupt
             yield
         finally:
-            signal.signal(signal.SIGINT, self._hold)
+            _closed_gate = self
+            if not self.ignored:
+                signal.signal(signal.SIGINT, self._hold)
+
+
+def interrupt() -> None:
+    """Interrupt the main thread as Ctrl-C does, from a signal handler of its own (the command
+    line's SIGTERM): held by a closed :class:`InterruptGate` (also where SIGINT is ignored, as in a
+    script's background job: Python's SIGINT handler put in its place let the interrupt land in
+    Optuna's record of a finished trial, which was then recorded as interrupted and lost), else
+    raised as SIGINT with Python's handler (put back where SIGINT was ignored)."""
+    if _closed_gate is not None:
+        _closed_gate.pending = True
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 #: The longest alarm :func:`hard_stop` sets (seconds, about 31 years): a longer deadline is one.

@@ -76,3 +76,36 @@ def test_a_fit_plans_to_end_before_its_time_limit(monkeypatch):
     with pytest.raises(Planned):
         AutoMM(time_limit=1000, max_epochs=1, random_state=0).fit(X, np.arange(40) % 2)
     assert 900 < seen["left"] <= 1000 - 30
+
+
+def test_a_bag_whose_first_fold_the_time_limit_cuts_in_its_first_epoch_gives_way_to_one_model(monkeypatch):
+    """Each fold of ``bag_folds=k`` has 1/k of the time: where the first fold did not finish its
+    first epoch, fit kept that fold's barely trained model and returned with the rest of the time
+    unused (emoji, time_limit=10, bag_folds=5: after 2.1 s, test 0.204; bag_folds=1: 0.472). It now
+    trains one model, unbagged, in the time left, and says so."""
+    from automm import AutoMM, AutoMMWarning
+    from automm.training import Callback
+
+    class PastTheFirstFoldsShare(Callback):  # a machine too slow for 1/3 of the time limit
+        runs = 0
+
+        def on_train_begin(self, trainer):
+            PastTheFirstFoldsShare.runs += 1
+
+        def on_batch_end(self, trainer, loss):
+            if PastTheFirstFoldsShare.runs == 1 and trainer.config.deadline is not None:
+                time.sleep(max(0.0, trainer.config.deadline - time.monotonic()) + 0.05)
+
+    import torch
+
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # its first imports, paid before the clock runs
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [PastTheFirstFoldsShare()])
+    X = {"size": np.arange(120.0), "colour": ["red", "blue", "green"] * 40}
+    y = np.arange(120) % 2
+    with pytest.warns(AutoMMWarning, match=r"bag_folds=3: each of the 3 folds has 1/3 of the time, and the first did "
+                                           r"not finish one pass over its rows \(time limit reached in its first "
+                                           r"epoch \(1 of \d+ batches\)\): trained one model, unbagged"):
+        model = AutoMM(bag_folds=3, time_limit=6, n_trials=1, max_epochs=2, batch_size=16, num_workers=0,
+                       random_state=0).fit(X, y)
+    assert PastTheFirstFoldsShare.runs == 2 and not hasattr(model, "ensemble_")
+    assert model.validation_on_ == "holdout"  # the model trained on the training rows, scored on the holdout

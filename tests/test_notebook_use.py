@@ -52,6 +52,23 @@ def test_user_stacklevel_skips_automm_and_the_libraries_calling_it():
     assert namespace["level"]() == 2  # the plugin's frame is skipped: this test's line
 
 
+def test_user_stacklevel_in_a_worker_process_names_the_call_into_automm():
+    """In a joblib worker of ``cross_val_score(n_jobs=2)`` the stack holds no line of the user's:
+    every warning named ``multiprocessing/process.py:108: self._target(...)``; now scikit-learn's
+    ``estimator.fit(X_train, ...)``. Frames under those modules' names stand in for the worker's."""
+    def frame_of(module, source):
+        namespace = {"__name__": module, "user_stacklevel": user_stacklevel}
+        exec(source, namespace)
+        return namespace["call"]
+    fit = frame_of("automm.estimator", "def call():\n    return user_stacklevel()")
+    fit_and_score = frame_of("sklearn.model_selection._validation", "def call(f):\n    return f()")
+    for starter in ("multiprocessing.process", "threading", "concurrent.futures.process"):
+        run = frame_of(starter, "def call(f, g):\n    return f(g)")
+        assert run(fit_and_score, fit) == 2  # the frame that called automm, not the starter's (3)
+    user = frame_of("__main__", "def call(f, g):\n    return f(g)")
+    assert user(fit_and_score, fit) == 3  # a line of the user's still wins
+
+
 def test_no_importance_plot_from_too_few_sampled_trials(tmp_path):
     """A short search ends with its fixed first trials only: optuna drew empty axes."""
     import optuna

@@ -2498,6 +2498,50 @@ def test_ctrl_c_after_a_trial_trained_keeps_that_trial(texts, monkeypatch):
     assert model.best_trial_ in (0, 1)
 
 
+def test_sigterm_to_a_background_job_after_a_trial_trained_keeps_that_trial(texts, monkeypatch):
+    """`automm fit ... &` in a script ignores SIGINT, so the gate held nothing: the command line's
+    SIGTERM, made a Ctrl-C, landed while a finished trial was kept and recorded (score 0.9167), which
+    was recorded as interrupted, a retry queued, and no model saved (exit 130)."""
+    from automm.cli import _terminate_as_interrupt
+
+    X, y, _, _ = texts
+    keep = search._keep
+
+    def keep_then_sigterm(ctx, trial, key, candidate):
+        if trial.number == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+        keep(ctx, trial, key, candidate)
+
+    monkeypatch.setattr(search, "_keep", keep_then_sigterm)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _terminate_as_interrupt(), pytest.warns(UserWarning, match="chosen from the 2 trials finished so far"):
+            model = AutoMM(**small(n_trials=8, ensemble_size=2, pruner="none")).fit(X, y)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # put back as the job had it
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    board = model.leaderboard_.set_index("number")
+    assert sorted(board.index) == [0, 1] and (board["state"] == "COMPLETE").all()
+
+
+def test_a_closed_gate_leaves_an_ignored_ctrl_c_ignored():
+    from automm.interrupts import InterruptGate
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        gate = InterruptGate()
+        with gate.closed():
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # the terminal's Ctrl-C
+            time.sleep(0.1)
+            with gate.open():
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                time.sleep(0.1)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_before_any_trial_finished_raises_and_keeps_the_earlier_model(texts, monkeypatch):
     X, y, X_test, _ = texts
     model = AutoMM(**small(n_trials=2, ensemble_size=1)).fit(X, y)
