@@ -41,6 +41,7 @@ __all__ = [
     "declared_categorical",
     "InputSpec",
     "is_missing",
+    "reordered_index",
     "as_table",
     "infer_roles",
     "build_input_specs",
@@ -393,7 +394,9 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
                 raise InputError(f"{argument}: the DataFrame has no columns")
             names = [str(c) for c in x.columns]
             if len(set(names)) != len(names):
-                raise InputError(f"{argument}: column names must be unique, got {names}")
+                repeated = list(dict.fromkeys(n for n in names if names.count(n) > 1))
+                raise InputError(f"{argument}: column names must be unique, got {names} ({repeated} more than "
+                                 "once)")
             table = Table({str(c): _series_values(x[c]) for c in x.columns}, False, *row_naming(x.index))
             table.categorical_dtype = frozenset(str(c) for c in x.columns if declared_categorical(x[c]))
         elif isinstance(x, Mapping):
@@ -401,6 +404,8 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
                 raise InputError(f"{argument}: the dict of columns is empty")
             if len({str(k) for k in x}) != len(x):  # {1: ..., "1": ...}: one would silently replace the other
                 raise InputError(f"{argument}: column names must differ as strings, got {list(x)}")
+            _warn_misaligned_series([(f"{argument}[{k!r}]", v) for k, v in x.items()],
+                                    "pass pandas.DataFrame(X), which pairs them by index")
             table = Table({str(k): _column_from_array(f"{argument}[{k!r}]", v) for k, v in x.items()})
             table.categorical_dtype = frozenset(str(k) for k, v in x.items() if declared_categorical(v))
         elif isinstance(x, np.ndarray) and x.ndim == 2:  # numbers, strings or objects (what pipelines pass on)
@@ -419,6 +424,8 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             if pd is not None and isinstance(x, pd.Series):
                 table.row_labels, table.row_word = row_naming(x.index)
     else:
+        _warn_misaligned_series([(f"{argument} input {i}", v) for i, v in enumerate(inputs)],
+                                "align them first (each as s.loc[first.index])")
         table = Table({f"x{i}": _column_from_array(f"{argument} input {i}", v) for i, v in enumerate(inputs)},
                       positional=True)
         if pd is not None and all(isinstance(v, pd.Series) for v in inputs) and all(
@@ -436,6 +443,36 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
     if len(table) == 0:
         raise InputError(f"{argument}: empty input (0 samples)")
     return table
+
+
+def _warn_misaligned_series(columns: Sequence[tuple[str, Any]], fix: str) -> None:
+    """Warn when pandas Series given as the columns of one table (a dict of columns, positional
+    inputs) hold the same index labels in another order: their rows are paired by position, where
+    ``pandas.DataFrame`` would pair them by label, so most rows would get another row's values."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        return
+
+    series = [(name, v) for name, v in columns if isinstance(v, pd.Series)]
+    for name, other in series[1:]:
+        first_name, first = series[0]
+        if reordered_index(first.index, other.index):
+            warnings.warn(f"{name}: its index holds the labels of {first_name}'s index in another order; rows are "
+                          f"paired by position, not by index, so most rows get another row's values; {fix}, or "
+                          "reset the indexes", AutoMMWarning, stacklevel=user_stacklevel())
+            return
+
+
+def reordered_index(first: Any, other: Any) -> bool:
+    """Whether two pandas indexes hold the same unique labels in another order: inputs paired by
+    position that pandas would pair by label."""
+    if first.equals(other) or len(first) != len(other):
+        return False
+    try:
+        return bool(first.is_unique and other.is_unique and first.sort_values().equals(other.sort_values()))
+    except TypeError:  # labels that do not sort (mixed types)
+        return False
 
 
 def table_like(x: Any, argument: str = "X") -> Any:

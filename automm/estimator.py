@@ -28,7 +28,7 @@ from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
 from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
-                   checks_of, row_namer, row_naming, rows_repeated, table_like, validate_columns,
+                   checks_of, reordered_index, row_namer, row_naming, rows_repeated, table_like, validate_columns,
                    warn_unused_modalities)
 from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
@@ -885,6 +885,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                     amounts=(self._forced_problem_type or self.problem_type) == "regression")
         if len(labels) != len(val_table):
             raise InputError(f"y_val: {len(labels)} labels for {len(val_table)} validation samples")
+        _warn_misaligned(X_val if isinstance(X_val, tuple) else (X_val,), y_val, ("X_val", "y_val"))
         try:
             with checks_of("X_val"):  # its warnings said of X_val's rows, not X's
                 val_table = validate_columns(val_table, roles)
@@ -1347,6 +1348,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     def _table_for_prediction(self, X: tuple) -> Table:
         self._check_fitted()
+        if not self.input_positional_:
+            X = _read_columns_only(X, self.columns_)
         table = as_table(X, records=not self.input_positional_)
         if self.input_positional_:
             expected = ", ".join(f"{c}: {self.column_roles_.get(c, '?')}" for c in self.columns_)
@@ -1538,6 +1541,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         X, y = _split_labels(X, y, "score")
         self._check_fitted()
         labels = self._labels_array(y, method="score", amounts=self.problem_type_ == "regression")
+        _warn_misaligned(X, y)
         sample_weight = _check_sample_weight(sample_weight, len(labels), method="score")
         if self.problem_type_ != "regression":
             self._check_score_labels(labels)
@@ -2052,6 +2056,26 @@ def _is_row_series(x: Any, columns: Sequence[str]) -> bool:
     return isinstance(x, pd.Series) and set(columns) <= set(map(str, x.index))
 
 
+def _read_columns_only(X: tuple, columns: Sequence[str]) -> tuple:
+    """A lone DataFrame ``X`` to predict with only the columns the model reads, when it holds them
+    all: the others (the labels left in, a wide frame's other fields, names that repeat, as
+    ``pandas.concat(axis=1)`` of frames that each hold an ``id`` gives) are not converted to lists
+    (300 other float columns of 20,000 rows: 200 MiB) nor refused. A repeated column the model
+    reads stays, for :func:`as_table` to refuse; with one missing, ``X`` as it is, for the error
+    to name its columns."""
+    if len(X) != 1:
+        return X
+    x = table_like(X[0])
+    if not _is_dataframe(x):
+        return X
+    names = [str(c) for c in x.columns]
+    read = set(columns)
+    keep = [j for j, name in enumerate(names) if name in read]
+    if len(keep) == len(names) or not read <= {names[j] for j in keep}:
+        return X
+    return (x.iloc[:, keep],)
+
+
 def _has_feature_names(x: Any) -> bool:
     """Whether ``x`` has feature names as scikit-learn reads them: a table whose column names are
     all strings (a DataFrame made from an array, with columns 0, 1, ..., has none)."""
@@ -2060,26 +2084,22 @@ def _has_feature_names(x: Any) -> bool:
     return all(isinstance(c, str) for c in x.columns)
 
 
-def _warn_misaligned(inputs: tuple, y: Any) -> None:
+def _warn_misaligned(inputs: tuple, y: Any, names: tuple[str, str] = ("X", "y")) -> None:
     """Warn when pandas inputs and labels hold the same index labels in another order: rows are
     taken by position (as scikit-learn takes them), while pandas would pair them by label, so
-    each row would get another row's label (``y`` sorted or shuffled apart from ``X``)."""
+    each row would get another row's label (``y`` sorted or shuffled apart from ``X``): in ``fit``
+    (``X_val`` and ``y_val`` too, named by ``names``) and in ``score``."""
     import pandas as pd
 
     if not isinstance(y, (pd.Series, pd.DataFrame)):
         return
     for x in inputs:
-        index = getattr(x, "index", None) if isinstance(x, (pd.Series, pd.DataFrame)) else None
-        if index is None or index.equals(y.index) or len(index) != len(y.index):
-            continue
-        try:
-            permuted = index.is_unique and y.index.is_unique and index.sort_values().equals(y.index.sort_values())
-        except TypeError:  # labels that do not sort (mixed types)
-            permuted = False
-        if permuted:
-            warnings.warn("y: its index holds the labels of X's index in another order; rows are paired by "
-                          "position, not by index, so most rows get another row's label; align them first "
-                          "(y = y.loc[X.index]) or reset both indexes", AutoMMWarning, stacklevel=user_stacklevel())
+        if isinstance(x, (pd.Series, pd.DataFrame)) and reordered_index(x.index, y.index):
+            x_name, y_name = names
+            warnings.warn(f"{y_name}: its index holds the labels of {x_name}'s index in another order; rows are "
+                          "paired by position, not by index, so most rows get another row's label; align them "
+                          f"first ({y_name} = {y_name}.loc[{x_name}.index]) or reset both indexes", AutoMMWarning,
+                          stacklevel=user_stacklevel())
             return
 
 

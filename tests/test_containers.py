@@ -1,4 +1,4 @@
-"""Inputs in the containers pandas and friends offer: Decimal labels, records missing a key, structured arrays, misaligned indexes, colliding names, resumed studies over Decimal or Int64 columns."""
+"""Inputs in the containers pandas and friends offer: Decimal labels, records missing a key, structured arrays, misaligned indexes (fit, X_val, score), colliding and repeated names, resumed studies over Decimal or Int64 columns."""
 
 import decimal
 import warnings
@@ -60,6 +60,58 @@ def test_labels_in_another_index_order_warn(table):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         AutoMMClassifier(**KW).fit(X, y.reset_index(drop=True))
+
+
+def test_score_and_validation_labels_in_another_index_order_warn(table):
+    X, y = table
+    model = AutoMMClassifier(**KW).fit(X, y)
+    with pytest.warns(UserWarning, match="y: its index holds the labels of X's index in another order"):
+        model.score(X, y.sample(frac=1, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.score(X.sample(frac=1, random_state=0), y.sample(frac=1, random_state=0))  # aligned: no warning
+    with pytest.warns(UserWarning, match="y_val: its index holds the labels of X_val's index in another order"):
+        AutoMMClassifier(**KW).fit(X.iloc[:40], y.iloc[:40], X_val=X.iloc[40:],
+                                   y_val=y.iloc[40:].sample(frac=1, random_state=0))
+
+
+def test_series_of_one_table_in_another_index_order_warn(table):
+    X, y = table
+    model = AutoMMClassifier(**KW).fit(X, y)
+    shuffled = X["size"].sample(frac=1, random_state=0)  # the same rows in another order
+    with pytest.warns(UserWarning, match=r"X\['size'\]: its index holds the labels of X\['colour'\]'s index in "
+                                         r"another order.*pandas.DataFrame\(X\)"):
+        model.predict({"colour": X["colour"], "size": shuffled})
+    with pytest.warns(UserWarning, match="X input 1: its index holds the labels of X input 0's index"):
+        AutoMMClassifier(**KW).fit(X["colour"], shuffled, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict({"colour": X["colour"], "size": X["size"]})
+        model.predict({"colour": X["colour"], "size": shuffled.reset_index(drop=True)})
+
+
+def test_repeated_columns_the_model_does_not_read_are_left_out_of_predict(table):
+    X, y = table
+    model = AutoMMClassifier(**KW).fit(X, y)
+    ids = pd.DataFrame({"id": range(len(X))})
+    joined = pd.concat([ids, X, ids], axis=1)  # two frames that each hold an 'id', as pandas.concat joins them
+    np.testing.assert_array_equal(model.predict_proba(joined), model.predict_proba(X))
+    with pytest.raises(InputError, match=r"\['size'\] more than once"):
+        model.predict(pd.concat([X, X[["size"]]], axis=1))
+
+
+def test_predict_reads_only_the_columns_of_fit(table, monkeypatch):
+    import automm.data
+
+    X, y = table
+    model = AutoMMClassifier(**KW).fit(X, y)
+    wide = pd.concat([X, pd.DataFrame(np.zeros((len(X), 50)), columns=[f"f{i}" for i in range(50)])], axis=1)
+    expected = model.predict_proba(X)
+    read = []
+    series_values = automm.data._series_values
+    monkeypatch.setattr(automm.data, "_series_values", lambda s: read.append(s.name) or series_values(s))
+    np.testing.assert_array_equal(model.predict_proba(wide[["f3"] + list(X.columns)[::-1] + ["f7"]]), expected)
+    assert sorted(read) == ["colour", "size"]  # not the 50 others: a wide frame's fields cost no lists
 
 
 def test_pyarrow_table_has_feature_names(table):
