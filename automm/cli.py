@@ -827,11 +827,14 @@ def _some(values: Sequence[Any], n: int = 8) -> str:
 def _unseen_labels(labels, classes: Sequence[Any], label: str, argument: str) -> int:
     """How many of ``labels`` are none of the model's ``classes``; :class:`UsageError` naming
     ``argument`` when none of them is one (the column is not what the model predicts)."""
+    from .suggestions import labels_written_otherwise
+
     seen = labels.isin(list(classes))
     if not seen.any():
         raise UsageError(f"{argument}: no value of column {label!r} is one of the model's classes, so no "
                          f"prediction could be right: is it the column the model predicts? Model classes: "
-                         f"{_some(classes)}; values of {label!r}: {_some(labels.unique())}")
+                         f"{_some(classes)}; values of {label!r}: {_some(labels.unique())}"
+                         f"{labels_written_otherwise(labels, classes)}")
     return int((~seen).sum())
 
 
@@ -889,9 +892,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         argument = "--label" if args.label else f"data.label of {os.path.join(args.model_dir, 'recipe.yaml')}"
         unseen = _unseen_labels(frame[label], estimator.classes_, label, argument)
         if unseen:
+            from .suggestions import labels_written_otherwise
+
+            unknown = frame[label][~frame[label].isin(list(estimator.classes_))]
             _warnings.warn(f"{unseen} of {len(frame)} rows have a label in column {label!r} that the model never "
                            f"saw in training (it cannot predict them: they count as errors); model classes: "
-                           f"{_some(estimator.classes_)}")
+                           f"{_some(estimator.classes_)}{labels_written_otherwise(unknown, estimator.classes_)}")
     weights = None
     weight_column = args.weight_column
     if weight_column is None:
@@ -1443,6 +1449,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except _user_error_types() as exc:
         return _fail(exc, EXIT_FAILURE, debug)
+    except UnicodeEncodeError as exc:
+        if not _stdout_cannot_write(exc):
+            raise
+        return _fail(UsageError(
+            f"standard output writes {exc.encoding} only (sys.stdout.encoding), and the output holds "
+            f"{exc.object[exc.start:exc.start + 1]!a}: run automm with PYTHONIOENCODING=utf-8 (or PYTHONUTF8=1, or under a "
+            "UTF-8 locale such as LC_ALL=C.UTF-8), or write to a file (predict and init: -o FILE, in UTF-8)"), EXIT_FAILURE, debug)
     except Exception as exc:  # noqa: BLE001 - a bug or an unexpected failure: short message unless --debug
         if debug:
             traceback.print_exc()
@@ -1454,6 +1467,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: error: {type(exc).__name__}: {exc}\n(unexpected; rerun with --debug for the traceback)",
                   file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _stdout_cannot_write(exc: UnicodeEncodeError) -> bool:
+    """Whether ``exc`` is standard output's: an encoding that lacks a character of the results
+    (ASCII, where the C locale has Python's UTF-8 mode turned off)."""
+    import codecs
+
+    try:
+        return codecs.lookup(exc.encoding).name == codecs.lookup(sys.stdout.encoding or "utf-8").name != "utf-8"
+    except (LookupError, TypeError):
+        return False
 
 
 #: ``errno`` values of a full disk or quota: an output cannot be written (exit 1, no "unexpected").

@@ -933,13 +933,22 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
 
 def _home_expanded(column: Sequence[Any]) -> Sequence[Any]:
     """``column`` with its image paths that start with ``~`` expanded (as ``save`` and ``load``
-    expand theirs); ``column`` itself when none does."""
+    expand theirs), and those written with spaces around them (a spreadsheet's cell ``"1.jpg "``,
+    read as an image path by :func:`~automm.roles.looks_like_image_path`) without the spaces,
+    unless a file is so named; ``column`` itself when none is either."""
     if isinstance(column, np.ndarray) and column.dtype != object:
         return column
-    home = [isinstance(v, (str, os.PathLike)) and os.fspath(v).startswith("~") for v in column]
-    if not any(home):
+    values = [_path_as_meant(v) if isinstance(v, (str, os.PathLike)) else v for v in column]
+    if all(a is b for a, b in zip(values, column)):
         return column
-    return [os.path.expanduser(v) if h else v for v, h in zip(column, home)]
+    return values
+
+
+def _path_as_meant(value: str | os.PathLike) -> str | os.PathLike:
+    """An image path of :func:`_home_expanded`: ``value`` itself when it needs no change."""
+    if isinstance(value, str) and value != value.strip() and value.strip() and not os.path.lexists(value):
+        value = value.strip()
+    return os.path.expanduser(value) if os.fspath(value).startswith("~") else value
 
 
 def _made_missing(column: Sequence[Any], rows: Sequence[int]) -> Sequence[Any]:
@@ -1268,6 +1277,7 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
         hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
                 "or join them to the folder they are relative to (e.g. the CSV file's)")
     hint += backslash_hint([v for _, v, why in problems if why == "file not found"])
+    hint += unicode_form_hint([v for _, v, why in problems if why == "file not found"])
     # what would pass: a few unreadable values, or the rows that have none marked so
     hint += (f"; at most {tolerance * 100:g}% of a column's values may be unreadable (they then count as missing, "
              f"with a warning): give None where a row has none")
@@ -1281,6 +1291,34 @@ def backslash_hint(paths: Sequence[Any]) -> str:
     if os.sep != "/" or not any(isinstance(v, str) and "\\" in v for v in paths):
         return ""
     return "; they are written with '\\' (Windows) separators, which this system reads as part of a name: write them with '/'"
+
+
+def unicode_form_hint(paths: Sequence[Any], folders: Sequence[Any] = ("",), looked_at: int = 20) -> str:
+    """A hint when a path not found (among the first ``looked_at`` of ``paths``, relative ones
+    looked up in ``folders``) names a file whose name writes its accented letters in another Unicode
+    form (``'e'`` and a combining accent for ``'\\xe9'``: files from macOS, paths typed elsewhere),
+    which the system reads as another name; "" otherwise."""
+    import codecs
+    import sys
+    import unicodedata
+
+    named = [v for v in paths if isinstance(v, str) and not v.isascii()][:looked_at]
+    if named and codecs.lookup(sys.getfilesystemencoding()).name == "ascii":
+        return (f"; {named[0]!a} has letters other than ASCII, and this Python names files in ASCII only "
+                "(sys.getfilesystemencoding() is 'ascii': the C locale, LC_ALL=C, with UTF-8 mode off, PYTHONUTF8=0): "
+                "run it with PYTHONUTF8=1, or under a UTF-8 locale (LC_ALL=C.UTF-8)")
+    for value in named:
+        for form in ("NFC", "NFD"):
+            other = unicodedata.normalize(form, value)
+            if other == value:
+                continue
+            for folder in ([""] if os.path.isabs(value) else folders):
+                if os.path.exists(os.path.join(folder, other)):
+                    return (f"; {value!a} is no file, but {other!a} is: the same name with its accented letters "
+                            f"written in another Unicode form ({form}), which this system reads as another name: "
+                            f"write the paths as the files are named (unicodedata.normalize({form!r}, path)), or "
+                            f"rename the files (convmv -r -f utf8 -t utf8 --{'nfd' if form == 'NFC' else 'nfc'} --notest FOLDER)")
+    return ""
 
 
 def _plugin_check(role: str, column_name: str, column: Sequence[Any], row_name: Callable[[int], str]) -> list[int]:

@@ -177,18 +177,23 @@ def _table_kind(x: Any) -> str:
 
 
 def _warn_near_duplicate_classes(classes: np.ndarray, counts: np.ndarray) -> None:
-    """Warn when string classes differ only in case or surrounding spaces (``"Shoes"``,
-    ``"shoes "``): most likely one class written several ways, which the model would learn apart."""
+    """Warn when string classes differ only in case, surrounding spaces or the Unicode form of
+    their accented letters (``"Shoes"``, ``"shoes "``; ``"Schuh\\xe9"`` and ``"Schuhe\\u0301"``, as
+    two systems write it): most likely one class written several ways, which the model would learn apart."""
+    from .suggestions import shown_apart, written_alike
+
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(classes):
         if isinstance(c, str):
-            groups.setdefault(" ".join(c.split()).casefold(), []).append(i)
+            groups.setdefault(written_alike(c), []).append(i)
     alike = [members for members in groups.values() if len(members) > 1]
     if alike:
-        shown = "; ".join(", ".join(f"{str(classes[i])!r} ({counts[i]} rows)" for i in members) for members in alike[:3])
-        warnings.warn(f"y: {sum(map(len, alike))} classes differ from another only in case or spaces ({shown}"
-                      f"{'; ...' if len(alike) > 3 else ''}) and are learnt as different classes; if each group is "
-                      "one class, clean the labels first (e.g. y.str.split().str.join(' ').str.lower())", AutoMMWarning,
+        shown = "; ".join(", ".join(f"{text} ({counts[i]} rows)" for i, text in zip(
+            members, shown_apart(str(classes[i]) for i in members))) for members in alike[:3])
+        warnings.warn(f"y: {sum(map(len, alike))} classes differ from another only in case, spaces or the Unicode form "
+                      f"of accented letters ({shown}{'; ...' if len(alike) > 3 else ''}) and are learnt as different "
+                      "classes; if each group is one class, clean the labels first (e.g. "
+                      "y.str.normalize('NFC').str.split().str.join(' ').str.lower())", AutoMMWarning,
                       stacklevel=user_stacklevel())
 
 
@@ -1572,8 +1577,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
         unseen = ~np.isin(labels, self.classes_)
         if unseen.any():
             shown = ", ".join(map(repr, list(dict.fromkeys(labels[unseen].tolist()))[:5]))
+            from .suggestions import labels_written_otherwise
+
             warnings.warn(f"y: {int(unseen.sum())} of {len(labels)} labels are no class of the model ({shown}): "
-                          "they count as errors", AutoMMWarning, stacklevel=user_stacklevel())
+                          f"they count as errors{labels_written_otherwise(labels[unseen].tolist(), self.classes_)}",
+                          AutoMMWarning, stacklevel=user_stacklevel())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> str:

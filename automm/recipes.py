@@ -244,9 +244,16 @@ def read_recipe_file(path: str | os.PathLike) -> dict:
     if not file.is_file():
         raise RecipeError(f"{source!r} is not a file", source=None)
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = file.read_bytes()
+    except OSError as exc:
         raise RecipeError(f"cannot read {source!r}: {exc}", source=None) from None
+    try:  # (UTF-16 with its byte-order mark, as Windows' Notepad saves "Unicode": YAML allows it)
+        text = data.decode("utf-16") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise RecipeError(f"cannot read {source!r}: it is not UTF-8 text (byte {exc.start}, on line {line}, is "
+                          f"{exc.object[exc.start:exc.start + 1]!r}: a file saved in another encoding, such as "
+                          "Windows-1252); save it as UTF-8", source=None) from None
     try:
         content = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -255,6 +262,8 @@ def read_recipe_file(path: str | os.PathLike) -> dict:
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
         detail = f"{context}, {problem}" if context else problem
+        if "'\\t'" in problem:
+            detail += " (YAML indents with spaces, never tabs: replace the tabs with spaces)"
         raise RecipeError(f"not valid YAML{where}: {detail}", source=source) from None
     except (ValueError, TypeError, RecursionError) as exc:  # e.g. an out-of-range timestamp
         raise RecipeError(f"not valid YAML: {exc}", source=source) from None

@@ -44,10 +44,11 @@ def modality_of_role(role: str) -> str:
 def looks_like_image_path(value: Any) -> bool:
     """A path or URL of an image file, by its extension (a URL's query and fragment left out:
     ``https://cdn/x.jpg?v=2``), or an image's ``data:`` URI. URLs count so that their column is an
-    image column, which then refuses them, saying so: automm never downloads."""
+    image column, which then refuses them, saying so: automm never downloads. Spaces around a
+    path (a spreadsheet's cell ``"1.jpg "``) are left out, as reading the file leaves them out."""
     if not isinstance(value, (str, os.PathLike)):
         return False
-    text = str(value).lower()
+    text = str(value).strip().lower()
     if text.startswith("data:image/"):
         return True
     if "://" in text[:20]:

@@ -7,9 +7,11 @@ the same hint, from here.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from typing import Any, Iterable
 
-__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "short_repr", "unique_target"]
+__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "short_repr", "unique_target",
+           "written_alike", "shown_apart", "labels_written_otherwise"]
 
 
 def close_match(found: Any, candidates: Iterable[Any], words: bool = False) -> str | None:
@@ -78,3 +80,38 @@ def unique_target(found: Any, targets: Iterable[tuple[Any, str]], *, fuzzy: bool
     name = found if found in names else close_match(found, names) if fuzzy else None
     matches = {target for candidate, target in pairs if candidate == name}
     return matches.pop() if name is not None and len(matches) == 1 else None
+
+
+def written_alike(value: str) -> str:
+    """What ``value`` reads as, whatever its case, its spaces and how its accented letters are
+    encoded (Unicode's composed ``'\\xe9'`` or ``'e'`` followed by a combining accent, as macOS
+    writes file names, NFKC): labels with the same key are most likely one label written two ways."""
+    return " ".join(unicodedata.normalize("NFKC", value).split()).casefold()
+
+
+def shown_apart(values: Iterable[Any]) -> list[str]:
+    """``repr`` of each of ``values``, or their ``ascii`` when two of them would look the same
+    (``'Schuh\\xe9'`` and ``'Schuhe\\u0301'``: the same letters, written in two Unicode forms)."""
+    values = list(values)
+    shown = [repr(v) for v in values]
+    if len({unicodedata.normalize("NFC", s) for s in shown}) < len(set(shown)):
+        shown = [ascii(v) for v in values]
+    return shown
+
+
+def labels_written_otherwise(labels: Iterable[Any], classes: Iterable[Any]) -> str:
+    """For labels that are none of ``classes``: ``"; N of them are a class written otherwise ..."``
+    when some are one of ``classes`` with other case, spaces or Unicode form of its accents
+    (:func:`written_alike`), naming the first such pair; else ``""``."""
+    keys: dict[str, Any] = {}
+    for c in classes:
+        if isinstance(c, str):
+            keys.setdefault(written_alike(c), c)
+    pairs = [(v, keys[written_alike(v)]) for v in labels if isinstance(v, str) and written_alike(v) in keys]
+    if not pairs:
+        return ""
+    label, cls = pairs[0]
+    shown = shown_apart([label, cls])
+    return (f"; {len(pairs)} of them are a class written otherwise (e.g. {shown[0]} for the class {shown[1]}: other "
+            "case, spaces or Unicode form of accented letters); write them as the classes are written, "
+            "e.g. unicodedata.normalize('NFC', label).strip()")

@@ -497,12 +497,16 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
     for column in columns:
         resolved, unfound, present, shadowed = [], [], 0, []
         for row, value in zip(frame.index, frame[column].tolist()):
-            if not isinstance(value, str) or not value.strip() or "://" in value or os.path.isabs(value):
+            if (not isinstance(value, str) or not value.strip() or "://" in value or os.path.isabs(value.strip())
+                    or _home_path(value)):  # (~/photos/1.jpg: expanded where the images are read)
                 present += isinstance(value, str) and bool(value.strip())
                 resolved.append(value)
                 continue
             present += 1
             folder = next((folder for folder in folders if (folder / value).exists()), None)
+            if folder is None and value != value.strip():  # ("1.jpg ": a spreadsheet's cell; the file is 1.jpg)
+                value = value.strip()
+                folder = next((folder for folder in folders if (folder / value).exists()), None)
             if folder is None:
                 unfound.append((row, value))
             else:
@@ -513,14 +517,15 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                                 if _another_file(folder / value, other / value)][:1]
             resolved.append(str((folder if folder is not None else folders[0]) / value))
         if source is not None and unfound and (inputs is None or column in inputs):
-            from .data import IMAGE_TOLERANCE, backslash_hint
+            from .data import IMAGE_TOLERANCE, backslash_hint, unicode_form_hint
 
             if len(unfound) > IMAGE_TOLERANCE * present:
                 shown = ", ".join(f"row {row} ({value!r})" for row, value in unfound[:3])
                 raise InputError(f"{source}: column {column!r}: {len(unfound)} of {present} relative paths "
                                  f"are in none of the folders tried ({', '.join(map(str, folders))}): {shown}"
                                  f"{' ...' if len(unfound) > 3 else ''} (rows {ROWS_NOTE}); make the paths relative "
-                                 f"to the data file's folder, or absolute{backslash_hint([v for _, v in unfound])}")
+                                 f"to the data file's folder, or absolute{backslash_hint([v for _, v in unfound])}"
+                                 f"{unicode_form_hint([v for _, v in unfound], folders)}")
         if shadowed:
             value, folder, other = shadowed[0]
             warnings.warn(f"{source}: column {column!r}: {value!r} names a file both in {folder} and in {other} "
@@ -529,6 +534,13 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                           AutoMMWarning, stacklevel=2)
         frame[column] = resolved
     return frame
+
+
+def _home_path(value: str) -> bool:
+    """Whether ``value`` is a path from a home folder (``~/photos/1.jpg``, ``~ann/1.jpg``): absolute
+    once expanded, as :mod:`automm.data` expands it where the images are read."""
+    text = value.strip()
+    return text.startswith("~") and os.path.isabs(os.path.expanduser(text))
 
 
 #: How many of a column's relative paths :func:`resolve_image_paths` looks for in the later folders too.

@@ -1350,3 +1350,45 @@ def test_filter_matches_a_value_as_written_too(capsys, emoji_model, tmp_path):
     for value in ("2", "2.0"):
         result = run(capsys, "predict", emoji_model, path, "--filter", f"fold={value}", "-q")
         assert result.code == 0 and len(pd.read_csv(io.StringIO(result.out))) == 4, (value, result.err)
+
+
+def test_image_paths_from_home_or_with_spaces_around_them_are_read(capsys, emoji_model, tmp_path, monkeypatch):
+    """`~/images/1.png` (README: `~` is expanded in image paths) and a spreadsheet's "images/1.png "
+    were taken for relative paths of the data file's folder: "in none of the folders tried"."""
+    frame = pd.read_csv(EMOJI_CSV).head(12)
+    shutil.copytree(EMOJI_SAMPLE_DIR / "images", tmp_path / "home" / "images")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    frame["image"] = ["~/" + p if i % 2 else p + " " for i, p in enumerate(frame["image"])]
+    (tmp_path / "home" / "items.csv").write_text(frame.to_csv(index=False))
+    result = run(capsys, "predict", emoji_model, tmp_path / "home" / "items.csv")
+    assert result.code == 0 and len(result.out.splitlines()) == 13, result.err
+
+
+def test_evaluate_names_labels_that_are_a_class_written_otherwise(capsys, emoji_model, tmp_path):
+    """Labels with a trailing space (or in another Unicode form: identical to the eye) were refused
+    as "no value ... is one of the model's classes", listing the same-looking names side by side."""
+    path = emoji_rows(tmp_path, 12)
+    frame = pd.read_csv(path)
+    frame["category"] = frame["category"] + " "
+    frame.to_csv(path, index=False)
+    result = run(capsys, "evaluate", emoji_model, path, "--label", "category")
+    assert result.code == 2 and "12 of them are a class written otherwise (e.g. 'Symbols ' for the class 'Symbols'" \
+        in result.err, result.err
+
+
+def test_results_that_standard_output_cannot_encode_are_an_error_saying_what_to_do(capsys, emoji_model, tmp_path,
+                                                                                  monkeypatch):
+    """LC_ALL=C with PYTHONUTF8=0: stdout writes ASCII, and a class 'Caf\\xe9' or a column 'Gr\\xf6\\xdfe' in
+    the results ended the command with "UnicodeEncodeError ... (unexpected)"."""
+    import automm.cli as cli
+
+    def report(summary, leaderboard):
+        return "columns  Gr\u00f6\u00dfe: text"
+
+    monkeypatch.setattr(cli, "_fit_report", report)
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="strict")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = main(["fit", str(QUICKSTART), *TINY_SETS, "-o", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 1 and "standard output writes ascii only (sys.stdout.encoding), and the output holds '\\xf6': run " \
+        "automm with PYTHONIOENCODING=utf-8" in err and "unexpected" not in err, err

@@ -1240,8 +1240,9 @@ def test_classes_that_differ_only_in_case_or_spaces_are_warned_about(emoji_split
     train, _ = emoji_split
     labels = train["category"].tolist()
     labels[:3] = [labels[0].lower() + " "] * 3  # "smileys & emotion ": one class written two ways
-    with pytest.warns(UserWarning, match=r"y: 2 classes differ from another only in case or spaces \(.*"
-                                         r"\(3 rows\).*\) and are learnt as different classes") as record:
+    with pytest.warns(UserWarning, match=r"y: 2 classes differ from another only in case, spaces or the Unicode "
+                                         r"form of accented letters \(.*\(3 rows\).*\) and are learnt as "
+                                         r"different classes") as record:
         AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(train["name"].tolist(), labels)
     assert record[0].filename == __file__
     with warnings.catch_warnings():
@@ -1361,3 +1362,29 @@ def test_three_words_on_average_make_a_repeating_column_text():
     assert infer_role_builtin(["red apple", "green pear"] * 10) == "categorical"
     assert infer_role_builtin(["ann", "bob", "cy", "dee", "ed"]) == "text"  # 5 values, each distinct
     assert infer_role_builtin(["ann", "bob", "cy", "dee"]) == "categorical"
+
+
+def test_classes_that_differ_only_in_the_unicode_form_of_their_accents_are_warned_about(emoji_split):
+    """'Caf\\xe9' from one system and 'Cafe\\u0301' from another (macOS) were learnt as two classes
+    without a word, where classes differing in case or spaces were warned about; the warning shows
+    them apart (ascii), not as two identical-looking names."""
+    import unicodedata
+
+    train, _ = emoji_split
+    labels = [f"{c} caf\u00e9" for c in train["category"]]
+    labels[:3] = [unicodedata.normalize("NFD", labels[0])] * 3
+    with pytest.warns(UserWarning, match=r"y: 2 classes differ from another only in case, spaces or the Unicode form "
+                                         r"of accented letters \(.*cafe\\u0301' \(3 rows\), .*caf\\xe9' \(\d+ rows\)\)"):
+        AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(train["name"].tolist(), labels)
+
+
+def test_labels_written_otherwise_than_the_classes_are_named_so():
+    import unicodedata
+
+    from automm.suggestions import labels_written_otherwise
+
+    classes = ["Schuh\u00e9", "Hemd"]
+    hint = labels_written_otherwise([unicodedata.normalize("NFD", "Schuh\u00e9"), "hemd ", "Hut"], classes)
+    assert hint.startswith("; 2 of them are a class written otherwise (e.g. 'Schuhe\\u0301' for the class "
+                           "'Schuh\\xe9': other case, spaces or Unicode form of accented letters)"), hint
+    assert labels_written_otherwise(["Hut"], classes) == ""

@@ -306,3 +306,31 @@ def test_a_phone_photo_with_data_after_its_end_is_checked_without_decoding_it(tm
     assert decoded == []
     with pytest.raises(InputError, match=r"1 of 1 images cannot be read: row 0 \('.*cut"):
         data.validate_images("image", [str(cut)], tolerance=0.0)
+
+
+def test_image_paths_with_spaces_around_them_are_images_read_without_the_spaces(tmp_path):
+    """A spreadsheet's cells "1.png " made the column a text column of file names (the model learnt
+    the paths' words, silently); now it is an image column whose files are read."""
+    from automm.data import Table, validate_columns
+    from automm.roles import infer_role_builtin
+
+    paths = _files(tmp_path, 5)
+    spaced = [p + " " for p in paths[:3]] + [" " + p for p in paths[3:]]
+    assert infer_role_builtin(spaced) == "image"
+    table = validate_columns(Table({"image": spaced}), {"image": "image"})
+    assert list(table.columns["image"]) == paths
+
+
+def test_a_path_whose_file_is_named_in_another_unicode_form_is_named_so(tmp_path):
+    """'caf\\xe9.png' in the data, 'cafe\\u0301.png' on the disk (copied from macOS): the error said
+    'file not found' of a file the user could see, under the same-looking name."""
+    import unicodedata
+
+    image = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
+    for i in range(3):
+        image.save(tmp_path / unicodedata.normalize("NFD", f"caf\u00e9{i}.png"))
+    paths = [str(tmp_path / f"caf\u00e9{i}.png") for i in range(3)]
+    with pytest.raises(InputError, match=r"'.*caf\\xe90\.png' is no file, but '.*cafe\\u03010\.png' is: the same name "
+                                         r"with its accented letters written in another Unicode form \(NFD\).*"
+                                         r"unicodedata\.normalize\('NFD', path\)"):
+        data.validate_images("image", paths)

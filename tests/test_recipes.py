@@ -257,6 +257,25 @@ def test_metric_must_suit_the_problem_type():
 
 
 # ---------------------------------------------------------------------------------- files, overrides, env
+def test_recipes_saved_by_windows_editors_are_read_or_named_with_what_to_do(tmp_path):
+    """Notepad's "Unicode" (UTF-16 with its byte-order mark, which YAML allows) was refused with
+    "'utf-8' codec can't decode byte 0xff in position 0", a Windows-1252 recipe with a byte offset
+    only, and a tab indenting a key with PyYAML's "found character '\\t' that cannot start any token"."""
+    text = "data:\n  path: items.csv\n  label: Kategorie\r\n  columns: [Gr\u00f6\u00dfe, image]\n"
+    (tmp_path / "notepad.yaml").write_bytes(text.encode("utf-16"))
+    (tmp_path / "bom.yaml").write_bytes(text.encode("utf-8-sig"))
+    for name in ("notepad.yaml", "bom.yaml"):
+        assert read_recipe_file(tmp_path / name) == {"data": {"path": "items.csv", "label": "Kategorie",
+                                                              "columns": ["Gr\u00f6\u00dfe", "image"]}}
+    (tmp_path / "ansi.yaml").write_bytes(text.encode("cp1252"))
+    with pytest.raises(RecipeError, match=r"cannot read .*ansi.yaml': it is not UTF-8 text \(byte \d+, on line 4, is "
+                                          r"b'\\xf6': .* Windows-1252\); save it as UTF-8"):
+        read_recipe_file(tmp_path / "ansi.yaml")
+    (tmp_path / "tabs.yaml").write_text("data:\n\tlabel: x\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"line 2, column 1: .*\(YAML indents with spaces, never tabs"):
+        read_recipe_file(tmp_path / "tabs.yaml")
+
+
 def test_yaml_files_are_read_safely(tmp_path):
     evil = tmp_path / "evil.yaml"
     evil.write_text("data: !!python/object/apply:os.system ['echo pwned']\n")
