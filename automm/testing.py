@@ -522,6 +522,10 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             again.train()
             torch.manual_seed(seed)
             loss = _encode(spec, again, all_values).float().pow(2).mean()
+            if not loss.requires_grad:
+                _fail(spec, f"is not frozen (frozen=False), but forward's output carries no gradient in training mode "
+                            f"(computed under torch.no_grad() or detached), so its parameters {trainable[:3]} never "
+                            "train; set frozen=True if its weights never change")
             loss.backward()
             with_grad = [n for n, p in again.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
             if not with_grad:
@@ -805,7 +809,11 @@ def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int
     trainee = build(seed, hyperparameters).train()
     if _named_parameters_requiring_grad(trainee):
         torch.manual_seed(seed)
-        run(trainee, embeddings).pow(2).mean().backward()
+        loss = run(trainee, embeddings).pow(2).mean()
+        if not loss.requires_grad:
+            _fail(spec, "forward's output carries no gradient in training mode (computed under torch.no_grad() or "
+                        "detached), so none of its parameters trains")
+        loss.backward()
         if not any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainee.parameters()):
             _fail(spec, "no parameter receives a gradient in training mode")
     del trainee

@@ -357,3 +357,16 @@ def test_registration_hook():
         assert kwargs["defaults"] == factory.defaults
         assert kwargs["search_space"] is search_space
         assert kwargs["description"]
+
+
+def test_color_jitter_draws_each_factor_from_its_own_range():
+    """Saturation alone (brightness and contrast 0) changes a colour image, and leaves a grey one
+    as it is; its factor was drawn from the contrast's range."""
+    from automm.components.augmentations import ColorJitter
+
+    image = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    jitter = ColorJitter(brightness=0.0, contrast=0.0, saturation=0.5, p=1.0)
+    changed = [not torch.allclose(jitter(image, torch.Generator().manual_seed(seed)), image) for seed in range(4)]
+    assert all(changed)
+    grey = image[:1].repeat(3, 1, 1)
+    torch.testing.assert_close(jitter(grey, torch.Generator().manual_seed(0)), grey)

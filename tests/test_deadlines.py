@@ -109,3 +109,26 @@ def test_a_bag_whose_first_fold_the_time_limit_cuts_in_its_first_epoch_gives_way
                        random_state=0).fit(X, y)
     assert PastTheFirstFoldsShare.runs == 2 and not hasattr(model, "ensemble_")
     assert model.validation_on_ == "holdout"  # the model trained on the training rows, scored on the holdout
+
+
+def test_a_short_time_limit_keeps_a_reserve_of_5_percent_not_30_seconds(monkeypatch):
+    """The reserve is 5% of the time limit, at most 30 s: a 40 s fit trains for about 38 s (a
+    reserve of at least 30 s, max() for min(), left it 10 s, and a 20 s fit none)."""
+    import time
+
+    from automm import AutoMM
+
+    seen = {}
+
+    class Planned(Exception):
+        pass
+
+    def fit_candidates(self, data, config, deadline, graceful=True):
+        seen["left"] = deadline - time.monotonic()
+        raise Planned
+
+    monkeypatch.setattr(AutoMM, "_fit_candidates", fit_candidates)
+    X = {"size": np.arange(40.0), "colour": ["red", "blue"] * 20}
+    with pytest.raises(Planned):
+        AutoMM(time_limit=40, max_epochs=1, random_state=0).fit(X, np.arange(40) % 2)
+    assert 20 < seen["left"] <= 38  # (the time before training, seconds on a busy machine, taken from 38)

@@ -140,6 +140,25 @@ def test_a_number_column_with_words_for_missing_values_is_named_when_read_as_tex
     assert roles == {"price": "text"}
 
 
+def test_a_number_column_with_blank_cells_is_read_as_numbers_those_cells_missing():
+    """A blank cell (" ", a tab: what a hand-edited CSV or a form leaves) is a missing value, as an
+    empty one is, not a word that makes the column text."""
+    import warnings
+
+    from automm import get_registry
+    from automm.data import as_table, infer_roles, is_missing
+
+    assert is_missing(" ") and is_missing("\t\n") and is_missing("") and not is_missing(" a ")
+    rng = np.random.default_rng(0)
+    prices = [round(p, 2) for p in rng.uniform(100, 5000, 100)]
+    prices[::8] = [" ", "\t"] * 6 + [" "]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        roles = infer_roles(as_table((pd.DataFrame({"price": prices}),)), None, get_registry().plugin_manager,
+                            ["numeric", "categorical", "text", "datetime", "image"])
+    assert roles == {"price": "numeric"}
+
+
 @pytest.mark.parametrize("values, what", [
     (["11/15/2024", "3/4/2023", "12/01/2022"], "dates in a format automm does not read"),
     (["November 15, 2024", "March 4, 2023", "Dec 1, 2022"], "dates in a format automm does not read"),
@@ -846,6 +865,9 @@ def test_bad_parameters_are_named():
     (dict(label_smoothing="0.1"), r"label_smoothing: expected a number in \[0, 1\), got '0.1'"),
     (dict(random_state=-1), r"random_state: expected an integer in \[0, 2\*\*32 - 1\], a numpy RandomState or None, got -1"),
     (dict(random_state=2**40), r"random_state: expected an integer"),
+    (dict(random_state=2**32), r"random_state: expected an integer in \[0, 2\*\*32 - 1\]"),  # (numpy's seeds end there)
+    (dict(holdout_frac=0), r"holdout_frac: expected a number in \(0, 1\), got 0"),
+    (dict(holdout_frac=1.0), r"holdout_frac: expected a number in \(0, 1\), got 1.0"),
     (dict(amp="no"), r"amp: expected True or False, got 'no'"),
     (dict(class_weight={0: -5}), r"class_weight: weights must be finite numbers >= 0; wrong: \{0: -5\}"),
     (dict(class_weight={0: "2"}), r"class_weight: weights must be finite numbers >= 0; wrong: \{0: '2'\}"),
@@ -1388,3 +1410,15 @@ def test_labels_written_otherwise_than_the_classes_are_named_so():
     assert hint.startswith("; 2 of them are a class written otherwise (e.g. 'Schuhe\\u0301' for the class "
                            "'Schuh\\xe9': other case, spaces or Unicode form of accented letters)"), hint
     assert labels_written_otherwise(["Hut"], classes) == ""
+
+
+def test_rows_of_two_tables_keep_their_names_only_when_both_name_them_alike():
+    """X's rows after X_val's: named by their index where both tables' indexes are of one kind
+    (``sku 'A'``), else by position (an ``sku`` and an ``id`` index: ``id 7`` is no sku)."""
+    from automm.data import Table
+
+    skus = Table({"x": [1, 2]}, row_labels=["A", "B"], row_word="sku")
+    assert skus.concat(Table({"x": [3]}, row_labels=["C"], row_word="sku")).row_name(2) == "sku 'C'"
+    mixed = skus.concat(Table({"x": [3]}, row_labels=[7], row_word="id"))
+    assert mixed.row_labels is None and mixed.row_name(2) == "row 2" and mixed.columns["x"] == [1, 2, 3]
+    assert skus.concat(Table({"x": [3]})).row_name(0) == "row 0"

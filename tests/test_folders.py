@@ -87,3 +87,18 @@ def test_fit_and_predict_from_folders_in_python_and_on_the_command_line(photos, 
     assert len(predictions) == len(list((photos / "test" / "Flags").glob("*.png")))
     assert main(["evaluate", model_dir, "photos", "--filter", "split=test", "--json"]) == 0
     assert '"n": 108' in capsys.readouterr().out
+
+
+def test_upper_case_extensions_hidden_files_and_a_class_named_like_a_split(tmp_path, emoji_sample):
+    """A camera's ``IMG_1.JPG`` is an image, a hidden ``._IMG_1.PNG`` (the resource fork a Mac
+    leaves in a zip) is not; class folders one of which is named like a split (``test``,
+    ``dev``) are class folders, not a split layout (that needs every folder a split)."""
+    image = emoji_sample["image"].iloc[0]
+    for folder, name in (("cat", "IMG_1.PNG"), ("cat", "b.png"), ("dev", "c.Png")):
+        (tmp_path / "photos" / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, tmp_path / "photos" / folder / name)
+    (tmp_path / "photos" / "cat" / "._IMG_1.PNG").write_bytes(b"\0\5\26\7")
+    frame = read_image_folder(tmp_path / "photos")
+    assert list(frame.columns) == ["image", "label"]
+    assert sorted(Path(p).name for p in frame["image"]) == ["IMG_1.PNG", "b.png", "c.Png"]
+    assert frame["label"].tolist() == ["cat", "cat", "dev"]

@@ -334,3 +334,76 @@ def test_a_missing_input_is_zero_after_its_trained_layer_norm(fusion_name):
     missing = ~masks["image"]
     torch.testing.assert_close(changed[missing], reference[missing])
     assert not torch.allclose(changed[~missing], reference[~missing])  # where present, the bias matters
+
+
+@pytest.mark.parametrize("fusion_name", ["concat", "attention", "gated", "late"])
+def test_the_dropout_hyperparameter_is_the_one_applied(fusion_name):
+    """``dropout`` reaches the fusion's dropout layers: 0 trains deterministically, 0.3 does not (a
+    fixed rate in place of the argument left the search's dropout doing nothing)."""
+    embeddings, masks = random_batch(), all_present()
+    no_dropout = build(fusion_name, dropout=0.0).train()
+    torch.manual_seed(1)
+    first = no_dropout(embeddings, masks)
+    torch.manual_seed(2)
+    torch.testing.assert_close(no_dropout(embeddings, masks), first)
+    with_dropout = build(fusion_name, dropout=0.3).train()
+    torch.manual_seed(1)
+    first = with_dropout(embeddings, masks)
+    torch.manual_seed(2)
+    assert not torch.allclose(with_dropout(embeddings, masks), first)
+
+
+def test_concat_blocks_of_a_missing_input_are_zero_and_flags_say_present():
+    """concat with no layers returns its concatenation: per input (in sorted order) the projection,
+    zeroed where the input is missing (the projection's bias would otherwise stand in for it), then
+    the presence flag."""
+    fusion = build("concat", n_layers=0, proj_dim=4).eval()
+    with torch.no_grad():
+        for projection in fusion.projections:  # as trained: biases away from zero
+            projection.bias.add_(1.0)
+        masks = some_missing()
+        out = fusion(random_batch(), masks)
+    for index, name in enumerate(sorted(INPUT_DIMS)):
+        block, flag = out[:, index * 5:index * 5 + 4], out[:, index * 5 + 4]
+        torch.testing.assert_close(flag, masks[name].float())
+        assert (block[~masks[name]] == 0).all(), name
+        assert (block[masks[name]] != 0).any(), name
+
+
+@pytest.mark.parametrize("fusion_name", ["attention", "gated", "late"])
+def test_a_sample_with_one_input_fuses_it_alone(fusion_name):
+    """A missing input is left out, not read as an input of zeros: where only ``a`` is present,
+    ``late`` returns a's head, ``gated`` a's transform (the softmax over the present inputs gives it
+    weight 1), and ``attention`` what the fusion of ``a`` alone with the same weights returns (the
+    missing input's token masked out of attention, not attended as a zero token)."""
+    dims = {"a": 6, "b": 4}
+    factory, _ = FUSIONS[fusion_name]
+    torch.manual_seed(0)
+    fusion = factory(dims, N_OUTPUTS).eval()
+    generator = torch.Generator().manual_seed(3)
+    embeddings = {name: torch.randn(4, dim, generator=generator) for name, dim in dims.items()}
+    masks = {"a": torch.ones(4, dtype=torch.bool), "b": torch.tensor([False, False, True, True])}
+    with torch.no_grad():
+        out = fusion(embeddings, masks)
+        normalised = fusion.input_norms[0](embeddings["a"])
+        if fusion_name == "late":
+            expected = fusion.heads[0](normalised)
+        elif fusion_name == "gated":
+            expected = torch.tanh(fusion.transforms[0](normalised))
+        else:
+            alone = AttentionFusion({"a": 6}, N_OUTPUTS).eval()
+            state = {key: value for key, value in fusion.state_dict().items()
+                     if not key.startswith(("input_norms.1.", "projections.1."))}
+            state["input_embeddings"] = state["input_embeddings"][:1]
+            alone.load_state_dict(state)
+            expected = alone({"a": embeddings["a"]}, {"a": masks["a"]})
+    torch.testing.assert_close(out[:2], expected[:2], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out[2:], expected[2:], atol=1e-3)  # where b is present, it counts
+
+
+def test_attention_builds_the_layers_and_widths_it_is_given():
+    """n_layers and ff_multiplier reach the transformer (a search draw of 2 layers ran 1)."""
+    fusion = build("attention", d_model=16, n_heads=2, n_layers=2, ff_multiplier=4)
+    assert len(fusion.encoder.layers) == 2
+    assert all(layer.linear1.out_features == 64 for layer in fusion.encoder.layers)
+    assert len(build("attention", d_model=16, n_heads=2, n_layers=1).encoder.layers) == 1

@@ -560,3 +560,59 @@ def test_a_component_named_by_one_word_of_its_name_gets_a_did_you_mean():
     with pytest.raises(automm.UnknownComponentError, match="Did you mean 'horizontal_flip'"):
         automm.AutoMM(augmentations=["flip"], max_epochs=1).fit(TEXTS, LABELS)
     assert close_match("drop", ["token_dropout", "modality_dropout"]) is None  # two candidates: no guess
+
+
+def test_a_patch_of_pixels_past_the_slack_is_a_lost_image():
+    """A few stray values past the slack pass; a fifth of the image at 255 (a patch pasted as 0..255
+    pixels) is named: clamped to [0, 1], that part of the image is lost."""
+    from automm.contracts import sample_problem
+
+    image = torch.rand(3, 20, 20)
+    patched = image.clone()
+    patched[:, :4, :] = 255.0  # 20% of the values
+    assert "clamped to [0, 1]" in sample_problem("image", image, patched)
+
+
+def test_a_text_augmentation_returning_token_ids_is_named():
+    from automm.contracts import sample_problem
+
+    problem = sample_problem("text", ["a", "red", "shirt"], [3, 7, 9])
+    assert problem is not None and "a list holding a int (3)" in problem and "list of str tokens" in problem
+    assert sample_problem("text", ["a", "red", "shirt"], ["red", "a"]) is None
+
+
+def test_a_batch_augmentation_returning_float_masks_is_named():
+    """Float masks (0.0 / 1.0) would be read as present everywhere by ``torch.where``: named."""
+    from automm import BatchAugmentation
+    from automm.contracts import CheckedBatchAugmentation
+
+    class FloatMasks(BatchAugmentation):
+        def apply_masks(self, masks, generator):
+            return {name: mask.float() for name, mask in masks.items()}
+
+    masks = {"image_0": torch.tensor([True, False]), "text_0": torch.tensor([True, True])}
+    checked = CheckedBatchAugmentation(FloatMasks(), "augmentation 'float_masks'")
+    with pytest.raises(PluginError, match=r"augmentation 'float_masks': apply_masks changed the masks .*torch.float32"
+                                          r".* bool tensor"):
+        checked.apply_masks(masks, torch.Generator().manual_seed(0))
+
+
+def test_an_input_error_a_component_raises_on_purpose_is_not_blamed_on_the_plugin():
+    """``building`` and ``calling`` name a component's crash as a PluginError, but an InputError it
+    raises on purpose (a bad value, a bad hyperparameter) reaches the user as that InputError."""
+    from types import SimpleNamespace
+
+    from automm.contracts import building, calling
+    from automm.exceptions import InputError
+
+    spec = SimpleNamespace(label="encoder 'shout' (plugin 'x')")
+    with pytest.raises(InputError, match="^width must be even$"):
+        with building(spec, {"width": 3}):
+            raise InputError("width must be even")
+    with pytest.raises(InputError, match="^not a shout$"):
+        with calling("augmentation 'x'", "on a sample"):
+            raise InputError("not a shout")
+    with pytest.raises(PluginError, match=r"encoder 'shout' \(plugin 'x'\) could not be built with hyperparameters "
+                                          r"\{'width': 3\}: ValueError: boom"):
+        with building(spec, {"width": 3}):
+            raise ValueError("boom")

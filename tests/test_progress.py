@@ -109,3 +109,14 @@ def test_automm_predict_reports_a_plugins_work_on_stderr_and_keeps_stdout_for_th
     assert captured.out.splitlines()[0] == "prediction" and len(captured.out.splitlines()) == 6
     assert main(["predict", str(tmp_path / "model"), str(data), "--quiet"]) == 0
     assert "slow_start" not in capsys.readouterr().err
+
+
+def test_debug_records_show_from_verbose_3_only(capsys):
+    """verbose=1 and 2 print progress (INFO), verbose=3 debugging detail too (DEBUG)."""
+    logger = logging.getLogger("automm.slowstart")
+    for verbose, shown in ((2, False), (3, True)):
+        with verbose_logging(verbose):
+            logger.info("progress")
+            logger.debug("detail")
+        err = capsys.readouterr().err
+        assert "[automm] progress" in err and ("[automm] detail" in err) == shown

@@ -267,6 +267,23 @@ def test_scikit_learn_routes_sample_weight_to_fit_and_score():
     assert scores["test_score"].shape == (2,)
 
 
+def test_score_weighs_the_rows_by_sample_weight(monkeypatch):
+    """Accuracy and R^2 as scikit-learn weighs them (the rows a weight of 3 counts three times)."""
+    from sklearn.metrics import r2_score
+
+    predicted = {"binary": np.array(["a", "a", "b", "b"]), "regression": np.array([1.0, 2.0, 2.5, 5.0])}
+    for problem_type, y in (("binary", ["a", "b", "b", "b"]), ("regression", [1.0, 2.0, 3.0, 4.0])):
+        est = AutoMM(max_epochs=1)
+        est.model_, est.problem_type_, est.classes_ = object(), problem_type, np.array(["a", "b"])
+        monkeypatch.setattr(AutoMM, "_predictions_and_probabilities",
+                            lambda self, X, probabilities=True, n_labels=None: (predicted[self.problem_type_], None))
+        X, weights = {"t": ["w", "x", "y", "z"]}, [1.0, 3.0, 1.0, 1.0]
+        expected = (1 + 1 + 1) / 6 if problem_type == "binary" else r2_score(y, predicted["regression"],
+                                                                             sample_weight=weights)
+        assert est.score(X, y, sample_weight=weights) == pytest.approx(expected)
+        assert est.score(X, y) != pytest.approx(expected)
+
+
 # ------------------------------------------------------------------ validation data (X_val, y_val)
 def test_validation_data_replace_the_holdout_and_are_never_trained_on(emoji_split):
     train, test = emoji_split
@@ -470,3 +487,51 @@ def test_rows_of_weight_zero_do_not_set_the_targets_scale():
     assert weighted.target_mean_ == pytest.approx(np.average(y, weights=halves))  # weighted, as the loss
     with pytest.raises(InputError, match=r"y: every target that counts \(120 samples\) is 7\.5e-06; regression needs at least two"):
         AutoMMRegressor(**tiny()).fit(texts, np.full(120, 7.5e-6))
+
+
+def test_validation_rows_are_encoded_weighed_and_told_apart_as_the_training_rows(monkeypatch):
+    """What fit hands the training: the rows of weight 0 left out, the validation rows after the
+    training rows (their labels encoded as y's: standardised by y's mean and deviation, classes
+    by y's indices) with weight 1 where sample_weight_val is not given."""
+    seen = {}
+
+    class Planned(Exception):
+        pass
+
+    def fit_candidates(self, data, config, deadline, graceful=True):
+        seen["data"], seen["scale"] = data, (self.__dict__.get("target_mean_"), self.__dict__.get("target_std_"))
+        raise Planned
+
+    monkeypatch.setattr(AutoMM, "_fit_candidates", fit_candidates)
+    X = {"size": np.arange(20.0), "colour": ["red", "blue"] * 10}
+    X_val = {"size": [1.0, 2.0, 3.0], "colour": ["red", "blue", "red"]}
+    y = np.arange(20.0) * 3 + 5
+    weights = np.r_[np.zeros(4), np.tile([1.0, 3.0], 8)]  # rows 0 to 3 weigh 0: left out
+    with pytest.raises(Planned):
+        AutoMMRegressor(max_epochs=1, random_state=0).fit(X, y, sample_weight=weights, X_val=X_val, y_val=[8.0, 11.0, 100.0])
+    data = seen["data"]
+    assert data.train_index.tolist() == list(range(16)) and data.valid_index.tolist() == [16, 17, 18]
+    mean, std = seen["scale"]  # (a fit that fails keeps the estimator as it was)
+    values = data.targets * std + mean
+    assert values[:16] == pytest.approx(y[4:]) and values[16:] == pytest.approx([8.0, 11.0, 100.0])
+    assert data.sample_weights == pytest.approx(np.r_[np.tile([1.0, 3.0], 8), np.ones(3)] / (35 / 19))
+    with pytest.raises(Planned):
+        AutoMMClassifier(max_epochs=1, random_state=0).fit(X, ["b", "a", "c", "a"] * 5, X_val=X_val,
+                                                           y_val=["c", "b", "a"])
+    data = seen["data"]
+    assert data.targets.tolist() == [1, 0, 2, 0] * 5 + [2, 1, 0] and data.valid_index.tolist() == [20, 21, 22]
+    assert data.sample_weights is None
+
+
+def test_validation_rows_taken_from_a_table_whose_rows_repeat_are_counted():
+    """A table of few categories repeats its own rows (here 1 in 10): only repeats beyond twice
+    that share count as validation rows taken from the training rows."""
+    from automm.data import Table, rows_repeated
+
+    seen = Table({"colour": [f"c{i}" for i in range(90)] + ["c0"] * 10, "size": list(range(90)) + [0] * 10})
+    taken = Table({"colour": [f"c{i}" for i in range(30)] + [f"new{i}" for i in range(70)],
+                   "size": list(range(30)) + list(range(70))})
+    assert rows_repeated(taken, seen) == 30  # 30% > 2 x 10%
+    drawn_apart = Table({"colour": [f"c{i}" for i in range(15)] + [f"new{i}" for i in range(85)],
+                         "size": list(range(15)) + list(range(85))})
+    assert rows_repeated(drawn_apart, seen) == 0  # 15% < 2 x 10%: as often as chance

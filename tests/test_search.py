@@ -1450,6 +1450,34 @@ def test_the_hard_stop_keeps_an_alarm_already_set():
         signal.setitimer(signal.ITIMER_REAL, *previous)
 
 
+def test_the_interrupt_gate_holds_ctrl_c_until_its_block_ends_and_lets_it_through_in_training():
+    """A Ctrl-C while a trained model is being kept is raised once that is done (not lost), one
+    in an ``open`` block (a trial's training) at once; Python's handler is back after the gate."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("another SIGINT handler is in place")
+    gate, done = interrupts.InterruptGate(), []
+    with pytest.raises(KeyboardInterrupt):
+        with gate.closed():
+            signal.raise_signal(signal.SIGINT)  # held
+            done.append("kept")
+    assert done == ["kept"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        with gate.closed():
+            with gate.open():
+                signal.raise_signal(signal.SIGINT)  # in training: raised here
+                done.append("trained on")
+    assert done == ["kept"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        with gate.closed():
+            signal.raise_signal(signal.SIGINT)  # held while sampling ...
+            with gate.open():  # ... and raised before the next training begins
+                done.append("trained on")
+    assert done == ["kept"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with gate.closed():  # nothing pressed: nothing raised
+        done.append("quiet")
+    assert done == ["kept", "quiet"] and not gate.pending
+
+
 def test_a_time_limit_centuries_long_arms_an_alarm_setitimer_takes():
     """time_limit=1e300 (or 1e10 s) failed every trial of a search: setitimer's OverflowError
     ("timestamp out of range for platform time_t"). The alarm is set at most decades away."""

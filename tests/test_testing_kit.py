@@ -717,3 +717,122 @@ def test_kit_checks_the_rows_an_encoder_reads_as_nothing(fresh_registry):
         check_encoder("every_row_empty", ["a", "bb"])
     with pytest.raises(ConformanceError, match=r"float_empty.*empty_rows returned a torch.float32 tensor of shape \(2,\)"):
         check_encoder("float_empty", ["a", "bb"])
+
+
+class _NoGradEncoder(_WrongWidth):
+    """Not frozen, yet its forward runs under no_grad: its parameters never train."""
+
+    def __init__(self):
+        super().__init__()
+        self.output_dim = 5
+
+    def forward(self, batch):
+        with torch.no_grad():
+            return self.linear(batch)
+
+
+class _ParametersUnused(_WrongWidth):
+    """Its output requires a gradient, but none reaches its parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.output_dim = 5
+
+    def forward(self, batch):
+        return batch.repeat(1, 5) + 0.0 * self.linear(batch)
+
+
+class _NoGradFusion(_LeakyFusion):
+    def forward(self, embeddings, masks):
+        with torch.no_grad():
+            return self.linear(torch.cat([torch.where(masks[n][:, None], embeddings[n], 0.0) for n in self.names], 1))
+
+
+class _CleansMissingNaN(_LeakyFusion):
+    """Replaces NaN by zeros but still reads the missing inputs' embeddings."""
+
+    def forward(self, embeddings, masks):
+        return self.linear(torch.cat([torch.nan_to_num(embeddings[n]) for n in self.names], dim=1))
+
+
+class _UntrainedPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("no_grad", _NoGradEncoder, modality="text", output_dim=5)
+        register("parameters_unused", _ParametersUnused, modality="text", output_dim=5)
+
+    @hookimpl
+    def automm_register_fusions(self, register):
+        register("no_grad_fusion", _NoGradFusion)
+        register("cleans_nan", _CleansMissingNaN)
+
+
+def test_kit_names_a_component_whose_output_carries_no_gradient(fresh_registry):
+    """A non-frozen encoder (or fusion) computing under torch.no_grad() failed the kit with a bare
+    RuntimeError from backward (\"element 0 of tensors does not require grad\"), naming neither."""
+    fresh_registry(_UntrainedPlugin())
+    with pytest.raises(ConformanceError, match=r"no_grad.*not frozen \(frozen=False\), but forward's output carries "
+                                               r"no gradient .*set frozen=True"):
+        check_encoder("no_grad", TEXTS[:2])
+    with pytest.raises(ConformanceError, match="no_grad_fusion.*carries no gradient"):
+        check_fusion("no_grad_fusion", check_search=False)
+
+
+def test_kit_catches_an_encoder_whose_parameters_get_no_gradient(fresh_registry):
+    fresh_registry(_UntrainedPlugin())
+    with pytest.raises(ConformanceError, match="parameters_unused.*no parameter receives a gradient"):
+        check_encoder("parameters_unused", TEXTS[:2])
+
+
+def test_kit_catches_a_fusion_reading_missing_inputs_with_their_nan_cleaned(fresh_registry):
+    """Finite outputs are not enough: a missing input's embedding must not change them."""
+    fresh_registry(_UntrainedPlugin())
+    with pytest.raises(ConformanceError, match="cleans_nan.*the missing inputs' embeddings changed the output"):
+        check_fusion("cleans_nan", check_search=False)
+
+
+class _NumpySeeded(_WrongWidth):
+    """Initialises its weights from numpy's global generator, which no seed of torch's drives."""
+
+    def __init__(self):
+        super().__init__()
+        self.output_dim = 5
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.from_numpy(np.random.rand(5, 1)))
+
+
+class _ForgetsTheImputedValue(_WrongWidth):
+    """Fills a missing text with the mean length it learns in fit, but saves no state: a loaded model
+    reads missing texts otherwise."""
+
+    def __init__(self):
+        super().__init__()
+        self.output_dim = 5
+        self.fill = 0.0
+
+    def fit(self, values):
+        lengths = [len(str(v)) for v in values if v is not MISSING]
+        self.fill = sum(lengths) / len(lengths)
+        return self
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([self.fill if value is MISSING else float(len(str(value)))])
+
+
+class _StatePlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("numpy_seeded", _NumpySeeded, modality="text", output_dim=5)
+        register("forgets_fill", _ForgetsTheImputedValue, modality="text", output_dim=5)
+
+
+def test_kit_catches_weights_drawn_from_another_generator_than_torchs(fresh_registry):
+    fresh_registry(_StatePlugin())
+    with pytest.raises(ConformanceError, match=r"numpy_seeded.*two builds under seed 0 \(deterministic\)"):
+        check_encoder("numpy_seeded", TEXTS[:2])
+
+
+def test_kit_catches_state_learnt_in_fit_that_is_not_saved(fresh_registry):
+    fresh_registry(_StatePlugin())
+    with pytest.raises(ConformanceError, match=r"forgets_fill.*save/load round trip"):
+        check_encoder("forgets_fill", TEXTS[:2])

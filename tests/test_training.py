@@ -13,6 +13,7 @@ from automm import AutoMM, InputError, create_encoder, create_fusion
 from automm.data import BatchCollator, MultimodalDataset
 from automm.model import MultimodalNet
 from automm.training import Callback, ProgressBar, Trainer, TrainingConfig, make_loader, resolve_device
+from helpers import tiny
 
 
 def _setup(n=64, seed=0):
@@ -635,3 +636,11 @@ def test_a_subclass_replacing_preprocess_is_not_read_by_its_base_class_preproces
                                   BatchCollator(encoders))))
     expected = torch.stack([encoder.preprocess(row)["numeric"] for row in rows[:4]])
     assert torch.equal(batch["inputs"]["tabular"]["numeric"], expected)
+
+
+def test_head_dropout_is_the_dropout_of_the_kept_models_head():
+    texts = [f"item {i} " + ("with a longer description" if i % 2 else "short") for i in range(24)]
+    for rate in (0.0, 0.4):
+        model = AutoMM(**tiny(max_epochs=1, head_dropout=rate)).fit(texts, [i % 2 for i in range(24)])
+        dropouts = [m.p for m in model.model_.head.modules() if isinstance(m, torch.nn.Dropout)]
+        assert dropouts == [rate]
