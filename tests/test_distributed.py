@@ -12,6 +12,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -60,6 +61,22 @@ def test_a_storage_scheme_without_its_slashes_is_refused(typed, meant, tmp_path,
     with pytest.raises(InputError, match=re.escape(f"did you mean {meant!r}")) as info:
         automm_storage.parse_storage(typed)
     assert "pw" not in str(info.value) and not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["study.log", "study.journal", "study.jsonl"])
+def test_a_path_with_a_journal_extension_is_a_journal_file(name, tmp_path):
+    assert automm_storage.parse_storage(str(tmp_path / name)) == ("journal", str(tmp_path / name))
+    assert automm_storage.parse_storage(tmp_path / "study.db") == ("rdb", f"sqlite:///{tmp_path / 'study.db'}")
+
+
+def test_the_heartbeat_interval_and_grace_are_each_read_from_their_own_setting(monkeypatch):
+    monkeypatch.setenv("AUTOMM_HEARTBEAT_INTERVAL", "3")
+    monkeypatch.setenv("AUTOMM_HEARTBEAT_GRACE", "45")
+    assert (automm_storage.heartbeat_interval(), automm_storage.heartbeat_grace()) == (3.0, 45.0)
+    monkeypatch.delenv("AUTOMM_HEARTBEAT_INTERVAL")
+    monkeypatch.delenv("AUTOMM_HEARTBEAT_GRACE")
+    assert (automm_storage.heartbeat_interval(), automm_storage.heartbeat_grace()) == (
+        automm_storage.HEARTBEAT_INTERVAL, automm_storage.HEARTBEAT_GRACE)
 
 
 def test_a_journal_that_cannot_be_written_is_refused_before_any_trial(rows, tmp_path, monkeypatch):
@@ -653,6 +670,39 @@ def test_a_storage_path_with_spaces_or_percent_signs_is_the_file_opened_and_the_
         wait_for_storage_file(*ref, 0)  # the worker finds the file the fit made
     assert sorted(os.listdir(folder)) == ["100%25 a?b.db", "s.db", "s.log"]
     assert sorted(os.listdir(tmp_path)) == ["my studies"]
+
+
+def test_a_worker_waits_for_the_storage_file_and_never_creates_a_misspelt_one(tmp_path):
+    import threading
+    import time
+
+    from automm.storage import StorageNotFoundError, wait_for_storage_file
+
+    missing = tmp_path / "typo.log"
+    with pytest.raises(StorageNotFoundError, match="does not exist"):
+        wait_for_storage_file("journal", str(missing), 0.2)
+    assert not missing.exists()
+    later = tmp_path / "study.log"
+    timer = threading.Timer(0.3, later.write_text, args=("",))
+    timer.start()
+    start = time.monotonic()
+    wait_for_storage_file("journal", str(later), 10)  # made by the fit meanwhile
+    assert later.exists() and 0.25 <= time.monotonic() - start < 5
+    timer.join()
+
+
+def test_other_sample_weights_are_another_studys_data():
+    from automm.pipeline import PreparedData
+    from automm.study import data_fingerprint
+
+    def data(weights):
+        return PreparedData(inputs=[], values={}, targets=np.array([0, 1, 0, 1]), problem_type="binary", n_outputs=2,
+                            train_index=np.arange(3), valid_index=np.arange(3, 4), seed=0, device=torch.device("cpu"),
+                            num_workers=0, sample_weights=None if weights is None else np.asarray(weights, np.float32))
+
+    fingerprints = {data_fingerprint(data(w)) for w in (None, [1, 1, 1, 1], [1, 2, 1, 1])}
+    assert len(fingerprints) == 3
+    assert data_fingerprint(data([1, 2, 1, 1])) == data_fingerprint(data([1, 2, 1, 1]))
 
 
 def test_a_storage_password_is_hidden_in_the_estimators_repr():

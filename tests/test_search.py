@@ -1690,6 +1690,42 @@ def test_pareto_rule_prefers_the_cheapest_model_within_one_percent():
     assert search.choose_from_pareto([(0, 0.5, 3.0)]) == 0
 
 
+def test_pareto_rule_breaks_a_tie_of_cost_by_the_better_score_then_the_earlier_trial():
+    assert search.choose_from_pareto([(0, 0.900, 10.0), (1, 0.905, 10.0), (2, 0.700, 1.0)]) == 1
+    assert search.choose_from_pareto([(4, 0.900, 10.0), (3, 0.900, 10.0)]) == 3
+
+
+def test_a_trial_starting_once_other_workers_reached_n_trials_is_skipped_not_trained():
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.6):  # n_trials=2 already finished by other processes
+        study.add_trial(optuna.trial.create_trial(params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)},
+                                                  value=value, state=TrialState.COMPLETE))
+    trial = study.ask()
+    ctx = types.SimpleNamespace(storage=study._storage, worker_tag="host:1",
+                                settings=types.SimpleNamespace(n_trials=2))  # (training would need the rest)
+    with pytest.raises(optuna.TrialPruned, match="n_trials reached"):
+        search._run_objective(trial, ctx)
+    assert trial.user_attrs["automm:skipped"] is True
+    # one trial short of n_trials: this one trains (here: it goes on, past the check, to the space it lacks)
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)},
+                                              value=0.5, state=TrialState.COMPLETE))
+    with pytest.raises(AttributeError, match="space"):
+        search._run_objective(study.ask(), ctx)
+
+
+def test_trial_counts_count_each_state_of_the_leaderboard():
+    import pandas as pd
+
+    from automm.leaderboard import trial_counts
+
+    frame = pd.DataFrame({"state": ["COMPLETE", "FAIL", "PRUNED", "FAIL", "COMPLETE", "RUNNING"]})
+    assert trial_counts(frame) == {"total": 6, "finished": 2, "pruned": 1, "failed": 2}
+
+
 # ------------------------------------------------------------------------ parallel and shared studies
 
 def test_forked_search_processes_train_with_one_thread_on_a_larger_machine(texts, tmp_path, monkeypatch, request):
@@ -1825,6 +1861,19 @@ def test_a_worker_follows_the_fits_still_running(texts, tmp_path):
     search.register_fit(study, "elsewhere:3/a", "running", n_trials=4)
     search.register_fit(study, "elsewhere:3/b", "done")
     assert search.fits_budget(study.user_attrs)["n_trials"] == 4
+
+
+def test_a_worker_follows_the_largest_budget_among_the_running_fits():
+    now = time.time()
+    attrs = {search.FIT_ATTR + "elsewhere:1/a": {"status": "running", "n_trials": 3, "deadline_unix": now + 100,
+                                                "trial_seconds": 20.0},
+             search.FIT_ATTR + "elsewhere:2/b": {"status": "running", "n_trials": 8, "deadline_unix": now + 300,
+                                                "trial_seconds": 50.0},
+             search.FIT_ATTR + "elsewhere:3/c": {"status": "done", "n_trials": 50, "deadline_unix": now + 900,
+                                                "trial_seconds": 90.0},
+             search.FIT_ATTR + "elsewhere:4/d": {"status": "running", "n_trials": 60, "deadline_unix": now - 5,
+                                                "trial_seconds": 99.0}}  # past its deadline
+    assert search.fits_budget(attrs) == {"n_trials": 8, "deadline_unix": now + 300, "trial_seconds": 50.0}
 
 
 def _postgres_or_skip():
@@ -3015,6 +3064,22 @@ def test_n_jobs_minus_one_runs_one_trial_per_gpu_not_per_cpu_core(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         AutoMM(n_trials=2, n_jobs=-1, max_epochs=1, random_state=0).fit(X, y)
     assert calls == [-1] and search._gpu_slots([torch.device("cuda:0")], -1) == [torch.device("cuda:0")]
+
+
+def test_n_jobs_minus_one_on_the_cpu_runs_one_search_process_per_cpu(monkeypatch):
+    monkeypatch.setattr(search.os, "cpu_count", lambda: 6)
+    assert [search._n_processes(AutoMM(n_jobs=n)) for n in (None, 1, 3, -1)] == [1, 1, 3, 6]
+
+
+def test_the_ensemble_is_chosen_among_ensemble_size_models_of_the_best_trials(texts, monkeypatch):
+    X, y, _, _ = texts
+    obtained = []
+    real = search._obtain
+    monkeypatch.setattr(search, "_obtain", lambda number, *args, **kwargs: obtained.append(number) or
+                        real(number, *args, **kwargs))
+    model = AutoMM(**small(n_trials=5, ensemble_size=2, pruner="none", max_epochs=1,
+                           search_space={"linear_model": False, "neighbors_model": False})).fit(X, y)
+    assert len(model.leaderboard_) == 5 and obtained == list(model.leaderboard_["number"][:2])
 
 
 def test_cmaes_with_two_objectives_is_refused_before_any_work():
