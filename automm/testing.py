@@ -997,6 +997,12 @@ def _exercise_sample(spec: ComponentSpec, aug: Any, value: Any, seed: int, n_cal
     for call in range(n_calls):
         try:
             first = aug(copy.deepcopy(value) if call % 2 else value, torch.Generator().manual_seed(seed + call))
+        except Exception as exc:  # noqa: BLE001
+            _fail(spec, f"fails on the sample: {exc!r}")
+        # before the determinism check: a random change in place makes the second call see another sample
+        if not _equal(value, original):
+            _fail(spec, "modified its input sample in place; return a new value instead")
+        try:
             second = aug(copy.deepcopy(value), torch.Generator().manual_seed(seed + call))
         except Exception as exc:  # noqa: BLE001
             _fail(spec, f"fails on the sample: {exc!r}")
@@ -1006,8 +1012,6 @@ def _exercise_sample(spec: ComponentSpec, aug: Any, value: Any, seed: int, n_cal
         _same_kind(spec, value, first)
         if not _equal(first, second):
             _fail(spec, f"is not deterministic: the same generator seed gave different results; {RANDOM_HINT}")
-        if not _equal(value, original):
-            _fail(spec, "modified its input sample in place; return a new value instead")
 
 
 def _exercise_batch(spec: ComponentSpec, aug: BatchAugmentation, seed: int, n_calls: int) -> None:

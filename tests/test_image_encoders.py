@@ -248,6 +248,31 @@ def test_forward_shape_equals_output_dim(name, hyperparameters):
     assert encoder(torch.randn(1, 3, size, size)).shape == (1, hyperparameters["output_dim"])
 
 
+def _convolutions(module):
+    return [(m.out_channels, m.stride[0]) for m in module.modules()
+            if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+
+
+def _dropouts(module):
+    return {m.p for m in module.modules() if isinstance(m, torch.nn.Dropout)}
+
+
+def test_width_depth_blocks_and_dropout_build_the_network_they_name():
+    """The output width alone did not show a width, depth, blocks_per_stage or dropout left unused."""
+    cnn = CNNEncoder(image_size=32, width=4, depth=3, output_dim=5, dropout=0.3)
+    assert _convolutions(cnn) == [(4, 2), (8, 1), (16, 1)]  # channels doubling from width, stride 2 first
+    assert _dropouts(cnn) == {0.3}
+    resnet = ResNetEncoder(image_size=32, width=4, depth=3, blocks_per_stage=2, output_dim=5, dropout=0.25)
+    # the stem, then per stage blocks_per_stage blocks of two convolutions, stride 2 entering stages 2 and 3
+    assert _convolutions(resnet) == [(4, 2)] + [(4, 1)] * 4 + [(8, 2)] + [(8, 1)] * 3 + [(16, 2)] + [(16, 1)] * 3
+    assert _dropouts(resnet) == {0.25}
+    histogram = ColourHistogramEncoder(image_size=16, hidden_dim=7, output_dim=5, dropout=0.35)
+    assert [m.out_features for m in histogram.modules() if isinstance(m, torch.nn.Linear)] == [7, 5]
+    assert _dropouts(histogram) == {0.35}
+    flat = ColourHistogramEncoder(image_size=16, hidden_dim=0, output_dim=5)
+    assert [m.in_features for m in flat.modules() if isinstance(m, torch.nn.Linear)] == [COLOUR_FEATURES]
+
+
 @pytest.mark.parametrize("cls", [CNNEncoder, ResNetEncoder])
 @pytest.mark.parametrize("bad", [dict(width=0), dict(depth=-1), dict(output_dim=2.5), dict(dropout=1.0),
                                  dict(image_size=0), dict(blocks_per_stage=0)])
@@ -389,6 +414,21 @@ def test_colour_histogram_is_the_colour_shares_of_the_picture_and_of_its_centre(
         torch.testing.assert_close(encoder.preprocess(value), expected)
     torch.testing.assert_close(encoder.preprocess(str(path), augment=lambda x: x.clone()), expected)
     assert not encoder.preprocess(MISSING).any()
+
+
+def test_colour_histogram_reads_the_augmented_pixels_and_its_linear_form_is_its_design_times_the_weight():
+    """An augmentation left unused, or a linear form predicting on another scale than the design it
+    was fitted on, passed the tests."""
+    encoder = ColourHistogramEncoder(image_size=8)
+    white, red = Image.new("RGB", (8, 8), (255, 255, 255)), Image.new("RGB", (8, 8), (255, 0, 0))
+    blackened = encoder.preprocess(white, augment=torch.zeros_like)
+    torch.testing.assert_close(blackened, encoder.preprocess(Image.new("RGB", (8, 8), (0, 0, 0))))
+    assert not torch.equal(blackened, encoder.preprocess(white))
+    linear = ColourHistogramEncoder(image_size=8, output_dim=3, linear=True)
+    batch = linear.collate([linear.preprocess(v) for v in (white, red, MISSING)])
+    weight = torch.randn(COLOUR_FEATURES, 3, generator=torch.Generator().manual_seed(0))
+    linear.set_linear_weight(weight)
+    torch.testing.assert_close(linear(batch), linear.linear_design(batch).to_dense() @ weight)
 
 
 def test_an_image_only_colour_task_gets_the_search_s_linear_model_on_the_colours(builtin_only, tmp_path):

@@ -254,6 +254,54 @@ def test_an_input_with_several_linear_forms_takes_part_through_all_of_them(built
     np.testing.assert_allclose(forward_rows(rebuilt, valid), forward_rows(candidate.model, valid), atol=1e-6)
 
 
+class _StackPart(automm.Encoder):
+    """A text's length times ``scale``, twice; what the stack asks of a part, answered as given."""
+
+    modality = "text"
+
+    def __init__(self, scale, frozen=False, pending=0.0, message=None):
+        super().__init__()
+        self.output_dim, self.scale, self.frozen, self.pending, self.message = 2, scale, frozen, pending, message
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([0.0 if value is MISSING else float(len(value))])
+
+    def forward(self, batch):
+        return batch.repeat(1, 2) * self.scale
+
+    def pending_share(self, values, *, cache_dir=None):
+        return self.pending
+
+    def unfamiliar_values(self, values):
+        return [self.message]
+
+
+class _OwnCollatePart(_StackPart):
+    def collate(self, samples):
+        return torch.stack(samples)
+
+
+def test_an_encoder_stack_sums_its_parts_and_answers_for_every_part():
+    """Only the heavy linear-model test above built a stack: a stack reading its first part alone
+    (its output, its warnings, its pending work) or frozen where one part trains passed it."""
+    from automm.components.stack import EncoderStack
+
+    stack = EncoderStack([_StackPart(1.0, frozen=True, pending=0.5, message="first"),
+                          _StackPart(10.0, message="second")])
+    assert not stack.frozen  # one part trains: its outputs may not be cached
+    assert EncoderStack([_StackPart(1.0, frozen=True), _StackPart(2.0, frozen=True)]).frozen
+    batch = stack.collate([stack.preprocess(v) for v in ("ab", "c", MISSING)])
+    assert stack(batch).tolist() == [[22.0, 22.0], [11.0, 11.0], [0.0, 0.0]]
+    rows = torch.tensor([0, 2])
+    assert stack(stack.select_rows(batch, rows)).tolist() == [[22.0, 22.0], [0.0, 0.0]]
+    assert stack.pending_share(["ab"]) == 0.5 and stack.unfamiliar_values(["ab"]) == ["first", "second"]
+    # a part with its own collate runs on every row: so does the stack
+    mixed = EncoderStack([_StackPart(1.0), _OwnCollatePart(2.0)])
+    assert mixed.select_rows(mixed.collate([mixed.preprocess(v) for v in ("ab", "c")]), rows[:1]) is None
+    with pytest.raises(ValueError, match="the state describes 1 parts; this stack has 2"):
+        stack.set_state({"parts": [{}]})
+
+
 def test_table_columns_take_part_through_the_tabular_linear_form(builtin_only):
     from sklearn.linear_model import LogisticRegression
 

@@ -109,6 +109,25 @@ def test_forward_shape_and_finite_with_nan_and_missing_rows():
     assert out.shape == (6, 7) and torch.isfinite(out).all()
 
 
+def test_emb_dim_hidden_dim_and_dropout_build_the_network_they_name():
+    """The output width alone did not show an emb_dim, hidden_dim or dropout left unused."""
+    encoder = TabularEncoder(ROLES, emb_dim=3, hidden_dim=9, output_dim=7, dropout=0.3).fit(ROWS)
+    assert [(e.num_embeddings, e.embedding_dim) for e in encoder.embeddings] == [(3, 3), (3, 3)]
+    # the numerics and their missing flags, then each column's embedding
+    assert [(m.in_features, m.out_features) for m in encoder.modules() if isinstance(m, nn.Linear)] == \
+        [(2 * 2 + 3 * 2, 9), (9, 7)]
+    assert {m.p for m in encoder.modules() if isinstance(m, nn.Dropout)} == {0.3}
+
+
+@pytest.mark.parametrize("bad", [{"hidden_dim": 0}, {"emb_dim": 0}, {"output_dim": 2.5}])
+def test_a_width_that_is_not_a_whole_number_of_at_least_one_is_named(bad):
+    """hidden_dim=0 trained a tabular encoder whose output is a constant (the row read through a
+    layer of no units), with only PyTorch's 'Initializing zero-element tensors is a no-op'."""
+    key, value = next(iter(bad.items()))
+    with pytest.raises(ValueError, match=rf"{key} must be a whole number >= 1, got {value}"):
+        TabularEncoder(ROLES, **bad)
+
+
 @pytest.mark.parametrize("roles", [{"a": "numeric", "b": "numeric"}, {"x": "categorical"}])
 def test_only_numeric_or_only_categorical(roles):
     rows = [{"a": 1.0, "b": 2.0, "x": "u"}, {"a": 3.0, "b": None, "x": "v"}]
@@ -304,6 +323,14 @@ def test_infinite_numbers_are_named_as_they_count_as_missing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         validate_numbers("ratio", [1.0, 2.0, None, float("nan")])
+
+
+def test_categories_left_out_by_max_categories_are_not_called_never_seen():
+    """Rare categories a capped vocabulary leaves out were seen in fit: no warning calls them new."""
+    rows = [{"c": f"code{i}"} for i in range(50)] + [{"c": "common"}] * 10
+    encoder = TabularEncoder({"c": "categorical"}, max_categories=3).fit(rows)
+    assert encoder.preprocess({"c": "code7"})["categorical"].tolist() == [0]
+    assert encoder.unfamiliar_values(rows[:40]) == []
 
 
 def test_a_category_written_in_another_unicode_form_or_with_spaces_around_is_the_same_category():

@@ -836,3 +836,68 @@ def test_kit_catches_state_learnt_in_fit_that_is_not_saved(fresh_registry):
     fresh_registry(_StatePlugin())
     with pytest.raises(ConformanceError, match=r"forgets_fill.*save/load round trip"):
         check_encoder("forgets_fill", TEXTS[:2])
+
+
+class _PopsInPlace(automm.Augmentation):
+    """Drops a token by deleting it from the list it is given."""
+
+    modality = "text"
+
+    def __call__(self, value, generator):
+        if len(value) > 1:
+            value.pop(int(torch.randint(len(value), (1,), generator=generator)))
+        return value
+
+
+class _BlanksInPlace(automm.Augmentation):
+    """Changes the image it is given in place (always the same way, so every call agrees)."""
+
+    modality = "image"
+
+    def __call__(self, value, generator):
+        value[..., 0] = 0
+        return value
+
+
+class _RevivesMissing(BatchAugmentation):
+    """Modality dropout that redraws every mask, also the missing inputs'."""
+
+    def apply_masks(self, masks, generator):
+        return {name: torch.rand(mask.shape, generator=generator).to(mask.device) > 0.1 for name, mask in masks.items()}
+
+
+class _SmoothingWithoutUniform(BatchAugmentation):
+    """Label smoothing that scales the targets down but forgets to add the uniform part."""
+
+    def apply_fused(self, fused, targets, generator):
+        return fused, 0.9 * targets
+
+
+class _BrokenAugmentationsPlugin:
+    @hookimpl
+    def automm_register_augmentations(self, register):
+        register("pops_in_place", _PopsInPlace, modality="text")
+        register("blanks_in_place", _BlanksInPlace, modality="image")
+        register("revives_missing", _RevivesMissing, modality="batch")
+        register("smoothing_without_uniform", _SmoothingWithoutUniform, modality="batch")
+
+
+def test_kit_catches_an_augmentation_that_changes_its_input_in_place(fresh_registry):
+    """A random in-place change was reported as 'is not deterministic ... draw every random number
+    from the generator argument', sending the author to the wrong fix."""
+    fresh_registry(_BrokenAugmentationsPlugin())
+    for name in ("pops_in_place", "blanks_in_place"):
+        with pytest.raises(ConformanceError, match=f"{name}.*modified its input sample in place"):
+            check_augmentation(name)
+
+
+def test_kit_catches_a_batch_augmentation_that_marks_a_missing_input_present(fresh_registry):
+    fresh_registry(_BrokenAugmentationsPlugin())
+    with pytest.raises(ConformanceError, match=r"revives_missing.*turned a missing input \(image_0\) into a present"):
+        check_augmentation("revives_missing")
+
+
+def test_kit_catches_mixed_soft_targets_that_do_not_sum_to_one(fresh_registry):
+    fresh_registry(_BrokenAugmentationsPlugin())
+    with pytest.raises(ConformanceError, match="smoothing_without_uniform.*soft class targets summing to 1"):
+        check_augmentation("smoothing_without_uniform")

@@ -168,6 +168,36 @@ def test_augment_is_applied_to_tokens(encoder_case):
         assert torch.equal(augmented, plain)
 
 
+def test_the_transformer_reads_word_order():
+    """Without its position embeddings the transformer is a bag of words: "dog bites man" would be
+    "man bites dog"."""
+    torch.manual_seed(0)
+    encoder = TransformerTextEncoder(d_model=8, n_heads=2, n_layers=1, ff_dim=16, output_dim=4, dropout=0.0)
+    encoder.fit(["dog bites man"]).eval()
+    with torch.no_grad():
+        out = encoder(_batch(encoder, ["dog bites man", "man bites dog"]))
+    assert not torch.allclose(out[0], out[1], atol=1e-4)
+
+
+def test_an_augmented_long_text_is_cut_to_max_length_as_at_predict(encoder_case):
+    """Training (augmented) must read a text's first max_length tokens as predict does."""
+    _, cls, params = encoder_case
+    words = [f"w{i}" for i in range(3 * params["max_length"])]
+    encoder = cls(**params).fit([" ".join(words)])
+    augmented, plain = encoder.preprocess(" ".join(words), list), encoder.preprocess(" ".join(words))
+    assert all(torch.equal(torch.as_tensor(augmented[k]), torch.as_tensor(plain[k])) for k in plain)
+
+
+def test_max_vocab_size_and_max_length_bound_what_fit_learns():
+    texts = ["a b c d e f", "a b c", "a b", "a"]
+    assert len(GRUTextEncoder(max_vocab_size=4).fit(texts).vocab) == 4
+    assert TransformerTextEncoder(max_vocab_size=3).fit(texts).vocab.tokens[2:] == ["a"]
+    # hashed_ngram's idf is learnt from the first max_length words, as the model reads them
+    hashed = HashedNgramEncoder(n_buckets=2 ** 16, max_length=2, word_bigrams=False).fit(["red shirt tailword"])
+    tail = hashed.preprocess("tailword")["ids"][0]
+    assert hashed.idf[tail].item() == pytest.approx(math.log(2 / 1) + 1)  # never seen: (1 + 1) / (1 + 0)
+
+
 def test_state_round_trip_gives_identical_outputs(encoder_case):
     _, cls, params = encoder_case
     torch.manual_seed(0)
@@ -226,6 +256,24 @@ def test_tiny_training_separates_two_classes(encoder_case):
 # -- hashed n-grams specifics --------------------------------------------------------------------
 
 
+def test_sizes_layers_and_dropout_build_the_network_they_name():
+    """The output width alone did not show an emb_dim, hidden_dim, num_layers, n_layers, ff_dim or
+    dropout left unused."""
+    dropouts = lambda module: {m.p for m in module.modules() if isinstance(m, nn.Dropout)}
+    gru = GRUTextEncoder(emb_dim=6, hidden_dim=5, num_layers=3, output_dim=4, dropout=0.3).fit(["a b", "c"])
+    assert gru.embedding.embedding_dim == 6
+    assert (gru.gru.input_size, gru.gru.hidden_size, gru.gru.num_layers, gru.gru.dropout) == (6, 5, 3, 0.3)
+    assert dropouts(gru) == {0.3}
+    transformer = TransformerTextEncoder(d_model=8, n_heads=2, n_layers=3, ff_dim=12, output_dim=4, dropout=0.25)
+    assert len(transformer.encoder.layers) == 3
+    assert {layer.linear1.out_features for layer in transformer.encoder.layers} == {12}
+    assert dropouts(transformer) == {0.25}
+    hashed = HashedNgramEncoder(n_buckets=64, emb_dim=6, hidden_dim=7, output_dim=4, dropout=0.35)
+    assert hashed.embedding.embedding_dim == 6
+    assert [m.out_features for m in hashed.modules() if isinstance(m, nn.Linear)] == [7, 4]
+    assert dropouts(hashed) == {0.35}
+
+
 def test_hashed_ngram_features_are_stable_and_cover_ngrams():
     encoder = HashedNgramEncoder(n_buckets=2 ** 20, emb_dim=1, char_ngram_min=2, char_ngram_max=5)
     sample = encoder.preprocess("White Shirt")
@@ -262,6 +310,33 @@ def test_hashed_ngram_learns_idf_and_normalises_word_and_character_blocks():
         out = unigrams(unigrams.collate([unigrams.preprocess(t) for t in ("red shirt", "red shirt red shirt",
                                                                           "blue shirt")]))
     assert torch.allclose(out[0], out[1], atol=1e-3) and not torch.allclose(out[0], out[2], atol=1e-2)
+
+
+def test_hashed_ngram_word_and_character_blocks_each_have_unit_norm():
+    """Repeating a text cannot show the character block divided by the word block's norm (the many
+    character n-grams then drown the few words): each block of each text is of unit norm."""
+    encoder = HashedNgramEncoder(n_buckets=2 ** 16, emb_dim=4, output_dim=4).fit(["red shirt", "blue shirt", "shoe"])
+    batch = encoder.collate([encoder.preprocess(t) for t in ("red shirt", "blue", "shoe shoe shoe")])
+    weights = encoder.feature_weights(batch)
+    squares = torch.zeros(6).index_add(0, batch["block"], weights * weights)
+    torch.testing.assert_close(squares, torch.ones(6))
+
+
+def test_the_compact_linear_form_gives_buckets_never_fitted_no_weight():
+    """Only the buckets with a weight keep a row: a bucket of a new n-gram must get the zero row, not
+    the row of the kept bucket it would sit beside."""
+    encoder = HashedNgramEncoder(n_buckets=2 ** 16, output_dim=2, linear=True).fit(["red shirt", "blue jeans"])
+
+    def batch(texts):
+        return encoder.collate([encoder.preprocess(t) for t in texts])
+
+    fitted = encoder.linear_design(batch(["red shirt"])).to_dense()[0] > 0
+    weight = torch.randn(2 ** 16, 2, generator=torch.Generator().manual_seed(0)) * fitted[:, None]
+    texts = batch(["red shirt", "blue jeans", "green socks and red"])
+    expected = encoder.linear_design(texts).to_dense() @ weight
+    encoder.set_linear_weight(weight)
+    assert len(encoder.kept_buckets) == int(fitted.sum())
+    torch.testing.assert_close(encoder(texts), expected)
 
 
 def test_hashed_ngram_collate_offsets_and_empty_bags_are_zero():
@@ -387,6 +462,21 @@ def test_a_length_that_is_not_a_whole_number_is_refused_before_any_work(name):
     with pytest.raises(InputError, match=r"max_length must be a whole number >= 1, got 2\.5"):
         AutoMM(encoders={"text": {"name": name, "max_length": 2.5}}, column_types={"x0": "text"},
                max_epochs=1).fit(["a b", "c d"] * 6, [0, 1] * 6)
+
+
+@pytest.mark.parametrize("name, bad", [("hashed_ngram", {"emb_dim": 0}), ("hashed_ngram", {"output_dim": 2.5}),
+                                       ("hashed_ngram", {"hidden_dim": -5}), ("gru", {"num_layers": 0}),
+                                       ("gru", {"hidden_dim": 0}), ("transformer", {"n_layers": 0}),
+                                       ("transformer", {"n_heads": 0}), ("transformer", {"ff_dim": 0})])
+def test_a_size_that_is_not_a_whole_number_of_at_least_one_is_named(name, bad):
+    """hashed_ngram with emb_dim=0 trained a text input that reads nothing (0.625 training accuracy on
+    texts that decide the label), with only PyTorch's 'Initializing zero-element tensors is a no-op';
+    output_dim=2.5 was read as 2; transformer n_layers=0 failed with IndexError, n_heads=0 with
+    ZeroDivisionError."""
+    cls = ENCODERS[name][0]
+    key, value = next(iter(bad.items()))
+    with pytest.raises(ValueError, match=rf"{key} must be a whole number >= 1, got {value}"):
+        cls(**bad)
 
 
 def test_a_column_of_utf8_text_bytes_is_text_not_images():

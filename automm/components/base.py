@@ -16,13 +16,22 @@ computed in ``prepare``) says so with ``external_parameters`` and ``prepare_seco
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 __all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "UNFAMILIAR_MIN_VALUES", "find_sorted",
-           "take_rows", "collate_replaced"]
+           "take_rows", "collate_replaced", "whole_at_least_one"]
+
+
+def whole_at_least_one(name: str, value: Any) -> int:
+    """``value`` as an int, refused unless it is a whole number >= 1 (2.5 tokens is no length; a
+    width of 0 reads nothing: silently a constant)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)) or value != int(value) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 class _Missing:

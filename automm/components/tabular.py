@@ -33,7 +33,7 @@ from torch import nn
 
 from ..hookspecs import hookimpl
 from ..roles import as_datetime, written_bool, written_duration
-from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder
+from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, whole_at_least_one
 
 __all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
 
@@ -249,9 +249,9 @@ class TabularEncoder(Encoder):
             raise ValueError(f"columns {clashes} have the names of date-time features; rename them")
         self.datetime_hours: list[str] = []  # the date-time columns whose hour is a feature (set by fit)
         self.datetime_clocks: dict[str, list[str]] = {}  # each date-time column's clocks in fit (_clock)
-        self.emb_dim = int(emb_dim)
-        self.hidden_dim = int(hidden_dim)
-        self.output_dim = int(output_dim)
+        self.emb_dim = whole_at_least_one("emb_dim", emb_dim)
+        self.hidden_dim = whole_at_least_one("hidden_dim", hidden_dim)
+        self.output_dim = whole_at_least_one("output_dim", output_dim)
         self.dropout_p = float(dropout)
         if not 0.0 <= float(category_dropout) < 1.0:
             raise ValueError(f"category_dropout must be in [0, 1), got {category_dropout!r}")

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..hookspecs import hookimpl
-from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, collate_replaced, find_sorted
+from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, collate_replaced, find_sorted, whole_at_least_one
 
 __all__ = [
     "tokenize",
@@ -173,13 +173,6 @@ def tokenize(text: Any, limit: int | None = None, *, zero_width_space_breaks: bo
     return tokens if limit is None else tokens[:limit]
 
 
-def _whole_at_least_one(name: str, value: Any) -> int:
-    """``value`` as an int, refused unless it is a whole number >= 1 (2.5 tokens is no length)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)) or value != int(value) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
 def _evenly_spaced(values: Sequence[Any], n: int) -> list[Any]:
     """Up to ``n`` of ``values``, evenly spaced from the first to the last (all when ``n`` or fewer)."""
     if len(values) <= n:
@@ -325,8 +318,8 @@ class _VocabularyTextEncoder(Encoder):
 
     def __init__(self, max_length: int, output_dim: int, min_freq: int, max_vocab_size: int):
         super().__init__()
-        self.max_length = _whole_at_least_one("max_length", max_length)
-        self.output_dim = int(output_dim)
+        self.max_length = whole_at_least_one("max_length", max_length)
+        self.output_dim = whole_at_least_one("output_dim", output_dim)
         self.min_freq = int(min_freq)
         self.max_vocab_size = int(max_vocab_size)
         self.vocab: Vocabulary | None = None
@@ -452,9 +445,9 @@ class GRUTextEncoder(_VocabularyTextEncoder):
     def __init__(self, max_length: int = 32, emb_dim: int = 64, hidden_dim: int = 64, num_layers: int = 1,
                  output_dim: int = 128, dropout: float = 0.1, min_freq: int = 1, max_vocab_size: int = 20000):
         super().__init__(max_length, output_dim, min_freq, max_vocab_size)
-        self.emb_dim = int(emb_dim)
-        self.hidden_dim = int(hidden_dim)
-        self.num_layers = int(num_layers)
+        self.emb_dim = whole_at_least_one("emb_dim", emb_dim)
+        self.hidden_dim = whole_at_least_one("hidden_dim", hidden_dim)
+        self.num_layers = whole_at_least_one("num_layers", num_layers)
         self.dropout_p = float(dropout)
         self.embedding: nn.Embedding | None = None
         self.gru = nn.GRU(self.emb_dim, self.hidden_dim, num_layers=self.num_layers, batch_first=True,
@@ -490,6 +483,8 @@ class TransformerTextEncoder(_VocabularyTextEncoder):
                  ff_dim: int = 128, output_dim: int = 128, dropout: float = 0.1, min_freq: int = 1,
                  max_vocab_size: int = 20000):
         super().__init__(max_length, output_dim, min_freq, max_vocab_size)
+        for name, value in (("d_model", d_model), ("n_heads", n_heads), ("n_layers", n_layers), ("ff_dim", ff_dim)):
+            whole_at_least_one(name, value)
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.d_model = int(d_model)
@@ -609,14 +604,16 @@ class HashedNgramEncoder(Encoder):
         super().__init__()
         if not 1 <= char_ngram_min <= char_ngram_max:
             raise ValueError("need 1 <= char_ngram_min <= char_ngram_max")
-        self.max_length = _whole_at_least_one("max_length", max_length)
-        self.n_buckets = _whole_at_least_one("n_buckets", n_buckets)
-        self.emb_dim = int(emb_dim)
+        self.max_length = whole_at_least_one("max_length", max_length)
+        self.n_buckets = whole_at_least_one("n_buckets", n_buckets)
+        self.emb_dim = whole_at_least_one("emb_dim", emb_dim)
         self.char_ngram_min = int(char_ngram_min)
         self.char_ngram_max = int(char_ngram_max)
         self.word_bigrams = bool(word_bigrams)
+        if hidden_dim != 0:  # 0: no hidden layer
+            whole_at_least_one("hidden_dim", hidden_dim)
         self.hidden_dim = int(hidden_dim)
-        self.output_dim = int(output_dim)
+        self.output_dim = whole_at_least_one("output_dim", output_dim)
         self.dropout_p = float(dropout)
         self.linear = bool(linear)
         self.zero_width_space_breaks = True  # False in a model saved before (see tokenize)
