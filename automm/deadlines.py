@@ -18,9 +18,16 @@ from typing import Iterator
 
 from .exceptions import TimeLimitExceeded
 
-__all__ = ["check_deadline", "deadline_scope", "time_left"]
+__all__ = ["check_deadline", "deadline_scope", "fit_deadline", "time_left"]
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("automm_deadline", default=None)
+
+
+def fit_deadline(start: float, time_limit: float) -> float:
+    """When a fit started at ``start`` (``time.monotonic()``) with ``time_limit`` seconds must end
+    its training and search: 5% of the limit, at most 30 s, is kept for the work after them, so
+    that the whole ``fit`` ends within ``time_limit``."""
+    return start + float(time_limit) - min(30.0, 0.05 * float(time_limit))
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ from .process_state import SharedChange
 from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
 from .storage import check_storage
-from .deadlines import deadline_scope
+from .deadlines import deadline_scope, fit_deadline
 from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for, scored_on,
@@ -1133,8 +1133,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         deadline = None
         if self.time_limit is not None:
             _import_optimizer_machinery()  # once per process, before the trials' shares are set
-            reserve = min(30.0, 0.05 * float(self.time_limit))
-            deadline = start + float(self.time_limit) - reserve
+            deadline = fit_deadline(start, self.time_limit)
         with image_cache():  # decoded images shared by every epoch and trial of this fit
             candidate = self._fit_candidates(data, config, deadline, graceful=not _called_by_model_selection())
         if candidate.cut_in_first_epoch and "ensemble_" not in candidate.extras:  # (an ensemble: the search warns)
@@ -1159,6 +1158,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
         # as a search's trials: code that does not watch the deadline (a plugin's prepare) is
         # interrupted once the grace after it has passed
         hard_deadline = None if deadline is None else deadline + search.hard_grace(deadline)
+        if hard_deadline is not None and time.monotonic() >= hard_deadline:  # (the alarm would blame the training's code)
+            from .exceptions import TimeLimitExceeded
+
+            raise TimeLimitExceeded(f"time_limit={self.time_limit:g} s ended before training started: the work "
+                                    "before it (reading the data, first imports) took the budget; give fit more time")
         with hard_stop(hard_deadline), deadline_scope(deadline), device_scope(data.device):
             candidate = self._fit_one(data, config, deadline, graceful)
         candidate.temperature = candidate_temperature(data, candidate)  # a bag's: of its out-of-fold outputs

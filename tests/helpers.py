@@ -104,3 +104,67 @@ def run_in_threads(*targets, timeout: float = 20.0) -> None:
         raise errors[0]
     running = [target for target, thread in zip(targets, threads) if thread.is_alive()]
     assert not running, f"still running after {timeout} s: {running}"
+
+
+class VirtualClock:
+    """A ``time.monotonic`` that only :meth:`sleep` moves: the code timed by it (a ``Trainer``'s
+    epochs, batches and holdout evaluations) takes no time, so what it decides from durations and
+    a deadline is the same on an idle machine and a loaded one. ``install(monkeypatch, module)``
+    gives it to a module that calls ``time.monotonic()``."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def install(self, monkeypatch, module) -> "VirtualClock":
+        import types
+
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(monotonic=self.monotonic, sleep=self.sleep))
+        return self
+
+
+def budget_from_the_first_trial(monkeypatch, time_limit: float) -> dict:
+    """Start the ``time_limit`` of a search when its first trial starts: the work before the
+    trials (reading the data, first imports, timing the encoders, opening the study) takes seconds
+    more on a loaded machine and ate the few seconds a test's fit had (its first trial then started
+    past the deadline). The search's deadline, its trials' shares and its hard grace are set again
+    from there, as ``fit`` and ``run_search`` set them; the returned dict's ``"start"`` is when the
+    trials began (a ``time.monotonic()`` value)."""
+    from automm import search
+    from automm.deadlines import fit_deadline
+
+    run_trial_loops, began = search.run_trial_loops, {}
+
+    def from_the_first_trial(ctx, *args, **kwargs):
+        if not began:
+            began["start"] = time.monotonic()
+            ctx.deadline = fit_deadline(began["start"], time_limit)
+            ctx.trial_seconds = search._trial_seconds(ctx.settings, ctx.deadline)
+            ctx.hard_grace = search.hard_grace(ctx.deadline)
+        return run_trial_loops(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(search, "run_trial_loops", from_the_first_trial)
+    return began
+
+
+def budget_from_the_training(monkeypatch, time_limit: float) -> dict:
+    """As :func:`budget_from_the_first_trial` for a fit without a search: its ``time_limit``
+    starts when ``fit`` has read the data and turns to training (``AutoMM._fit_candidates``)."""
+    from automm import AutoMM
+    from automm.deadlines import fit_deadline
+
+    fit_candidates, began = AutoMM._fit_candidates, {}
+
+    def from_the_training(self, data, config, deadline, *args, **kwargs):
+        if deadline is not None:
+            began["start"] = time.monotonic()
+            deadline = fit_deadline(began["start"], time_limit)
+        return fit_candidates(self, data, config, deadline, *args, **kwargs)
+
+    monkeypatch.setattr(AutoMM, "_fit_candidates", from_the_training)
+    return began

@@ -132,3 +132,21 @@ def test_a_short_time_limit_keeps_a_reserve_of_5_percent_not_30_seconds(monkeypa
     with pytest.raises(Planned):
         AutoMM(time_limit=40, max_epochs=1, random_state=0).fit(X, np.arange(40) % 2)
     assert 20 < seen["left"] <= 38  # (the time before training, seconds on a busy machine, taken from 38)
+
+
+def test_a_fit_whose_time_limit_and_grace_passed_before_training_says_so_not_that_its_code_ignored_it(monkeypatch):
+    """Without a search, the hard stop was armed with the time limit and its grace already spent (a
+    loaded machine's first imports take 3-18 s): its alarm went off 0.01 s into the training of
+    built-in encoders that watch the deadline, and the error blamed "the trial" and "a plugin's
+    Encoder.prepare that does not call automm.check_deadline". (A search says it of its trial.)"""
+    import automm.estimator
+    from automm import AutoMM, search
+
+    monkeypatch.setattr(search, "MIN_HARD_GRACE", 0.5)
+    first_imports = automm.estimator._import_optimizer_machinery
+    monkeypatch.setattr(automm.estimator, "_import_optimizer_machinery", lambda: (first_imports(), time.sleep(1.5)))
+    X = {"size": np.arange(40.0), "colour": ["red", "blue"] * 20}
+    with pytest.raises(automm.TimeLimitExceeded, match=r"^time_limit=1 s ended before training started: the work "
+                                                       r"before it \(reading the data, first imports\) took the budget; "
+                                                       r"give fit more time$"):
+        AutoMM(time_limit=1, n_trials=1, max_epochs=1, random_state=0).fit(X, np.arange(40) % 2)
