@@ -1029,6 +1029,13 @@ def test_predict_refuses_to_write_over_its_data_file_or_its_model(capsys, emoji_
     result = run(capsys, "init", data, "--label", "category", "-o", data, "--force")
     assert result.code == 2 and f"-o: {str(data)!r} is the data file DATA" in result.err
     assert data.read_bytes() == before
+    recipe = tmp_path / "recipe.yaml"  # a recipe the user edited: replaced only with --force
+    recipe.write_text("# my edits\n")
+    result = run(capsys, "init", EMOJI_CSV, "--label", "category", "-o", recipe)
+    assert result.code == 2 and f"-o: {str(recipe)!r} exists; pass --force to replace it" in result.err
+    assert recipe.read_text() == "# my edits\n"
+    assert run(capsys, "init", EMOJI_CSV, "--label", "category", "-o", recipe, "--force").code == 0
+    assert "label: category" in recipe.read_text()
     earlier = tmp_path / "predictions.csv"  # an earlier run's predictions are replaced, as > does
     earlier.write_text("old\n")
     assert run(capsys, "predict", emoji_model, data, "-o", earlier).code == 0
@@ -1108,6 +1115,9 @@ def test_predict_with_proba_runs_the_model_once(capsys, emoji_model, monkeypatch
     proba = frame[[c for c in frame.columns if c.startswith("proba_")]].to_numpy()
     model = AutoMM.load(emoji_model)
     assert frame["prediction"].tolist() == [model.classes_[i] for i in proba.argmax(axis=1)]
+    # each column is named by its class: proba_<c> holds the probability of c (read by name, not place)
+    named = frame[[f"proba_{c}" for c in model.classes_]].to_numpy()
+    np.testing.assert_allclose(named, model.predict_proba(pd.read_csv(data)[list(model.columns_)]), atol=1e-5)
 
 
 def test_fit_refuses_an_empty_output_path_rather_than_fall_back_to_the_recipes(capsys, tmp_path):

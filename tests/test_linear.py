@@ -471,6 +471,26 @@ def test_calibrate_sharpens_under_confident_and_softens_over_confident_logits():
     assert calibrate([np.full((300, 3), np.nan)], targets, "multiclass") == [1.0]
 
 
+def test_calibrate_does_not_ask_for_certainty_of_a_holdout_it_gets_all_right():
+    """15 holdout rows all right: without the half-error prior the temperature went to its
+    largest, 100, and predict_proba gave a wrong answer on a new row a probability near 1."""
+    targets = np.arange(15) % 3
+    logits = np.where(np.arange(3) == targets[:, None], 2.0, 0.0)
+    (temperature,) = calibrate([logits], targets, "multiclass")
+    assert 1.0 < temperature < 5.0
+
+
+def test_a_lone_model_selected_under_either_pooling_is_saved_as_linear():
+    """One model pools the same way linearly and geometrically: the tie goes to "linear", the
+    pooling every automm reads (a "logarithmic" ensemble needs format version 4)."""
+    from automm.ensemble import select_ensemble
+
+    targets = np.arange(30) % 3
+    logits = np.where(np.arange(3) == targets[:, None], 2.0, 0.0) + np.random.default_rng(0).normal(size=(30, 3))
+    weights, pooling = select_ensemble([logits], targets, "multiclass")
+    assert weights.tolist() == [1.0] and pooling == "linear"
+
+
 def test_an_ensembles_repr_shows_a_bag_as_one_trial():
     from automm.ensemble import Ensemble, EnsembleMember
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from automm import AutoMM, InputError, ModelFormatError
+from automm.persistence import FORMAT_VERSION
 
 from helpers import tiny, write_manifest
 
@@ -176,13 +177,20 @@ def test_a_model_cannot_be_saved_where_no_folder_can_be_made(model, tmp_path):
     assert blocker.read_text() == "where a folder should be"
 
 
-def test_loading_a_model_whose_plugin_is_missing_names_component_and_plugin(model, tmp_path):
+def test_loading_a_model_whose_plugin_is_missing_names_component_and_plugin(model, tmp_path, monkeypatch):
     path = tmp_path / "m"
     model.save(path)
     manifest = json.loads((path / "automm.json").read_text())
     manifest["components"][0].update(name="wav2vec", plugin="automm_speech", package="automm-speech 1.0")
     write_manifest(path / "automm.json", manifest)
-    with pytest.raises(ModelFormatError, match="encoder 'wav2vec' from plugin 'automm_speech'.*automm-speech 1.0"):
+    with pytest.raises(ModelFormatError, match=r"^the model needs encoder 'wav2vec' from plugin 'automm_speech' \(package "
+                                               r"automm-speech 1\.0\), which is not installed; install it to load this "
+                                               r"model$"):
+        AutoMM.load(path)
+    monkeypatch.setenv("AUTOMM_DISABLE_PLUGIN_AUTOLOAD", "1")  # installed, perhaps, but not loaded: said so
+    with pytest.raises(ModelFormatError, match=r"automm-speech 1\.0\), which is not loaded: "
+                                               r"AUTOMM_DISABLE_PLUGIN_AUTOLOAD is set, so only the built-in plugins "
+                                               r"are; unset it \(or install the plugin\) to load this model$"):
         AutoMM.load(path)
 
 
@@ -373,6 +381,11 @@ def test_an_ensemble_members_files_are_checked_too(model, other, data, tmp_path)
     (tmp_path / "pair" / "members" / "1" / "weights.safetensors").write_bytes(
         (tmp_path / "pair" / "weights.safetensors").read_bytes())
     with pytest.raises(ModelFormatError, match=r"pair/members/1/weights\.safetensors" + DAMAGED):
+        AutoMM.load(target)
+    # a member's folder outside the model's (a crafted or hand-edited manifest): refused, not read
+    manifest["ensemble"]["members"][1]["path"] = "members/../../elsewhere"
+    write_manifest(tmp_path / "pair" / "automm.json", manifest)
+    with pytest.raises(ModelFormatError, match=r"pair/automm\.json: bad ensemble member path 'members/\.\./\.\./elsewhere'$"):
         AutoMM.load(target)
 
 
@@ -612,6 +625,8 @@ def test_a_write_protected_model_folder_is_refused_and_a_leftover_named(model, t
     (lambda m: m.pop("inputs"), r"lacks 'inputs'"),
     (lambda m: m.update(format_version="1"), r"unsupported format 'automm-model' version '1': 'format_version' "
                                              r"should be a whole number, got str$"),
+    (lambda m: m.update(format_version=FORMAT_VERSION + 1),  # a newer automm's model: an older reader refuses it
+     rf"unsupported format 'automm-model' version {FORMAT_VERSION + 1}; this automm reads version {FORMAT_VERSION}$"),
     (lambda m: m["classes"].update(dtype="<q9"), r"'classes' should have a numpy 'dtype' and its 'values'"),
     (lambda m: m.update(columns="image"), r"'columns' should be a list of column names, got 'image'"),
     (lambda m: m.update(components=[{"kind": "encoder"}]), r"'components' should be a list of components"),

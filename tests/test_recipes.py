@@ -1385,3 +1385,29 @@ def test_an_empty_variable_takes_its_default_and_a_variable_alone_at_a_text_key_
     monkeypatch.setenv("AUTOMM_TEST_WORD", "no")
     recipe = load_recipe(emoji_recipe(description="${AUTOMM_TEST_WORD}"))
     assert recipe.content["description"] == "no"  # text, not YAML's False
+
+
+def test_validate_finds_what_the_data_files_and_keys_say_against_each_other(tmp_path):
+    """The checks between keys and files: a test file without the label or a feature column, a
+    column type of a column left out, a search-space key naming the label, a recipe version this
+    automm does not read, split values given to two parts (the default train value included)."""
+    import pandas as pd
+
+    pd.DataFrame({"image": ["a.png"], "name": ["x"], "extra": [1], "category": ["c"]}).to_csv(tmp_path / "train.csv",
+                                                                                            index=False)
+    pd.DataFrame({"image": ["b.png"], "name": ["y"]}).to_csv(tmp_path / "test.csv", index=False)
+    recipe = {"version": 2, "data": {"train": str(tmp_path / "train.csv"), "test": str(tmp_path / "test.csv"),
+                                     "label": "category", "columns": ["name", "extra"],
+                                     "column_types": {"image": "image"}},
+              "search": {"search_space": {"encoders": {"category": ["hashed_ngram"]}}}}
+    found = problems_of(recipe)
+    assert found["version"].startswith("expected one of 1, found 2")
+    assert found["data.test"].startswith("the test file has no label column 'category'")
+    assert found["data.columns[1]"] == "'extra' is not in the test file"
+    assert found["data.column_types.image"] == "'image' is not one of data.columns"
+    assert found["search.search_space.encoders.category"].startswith("'category' is neither a modality")
+    one_file = {"path": "items.csv", "label": "category", "split_column": "split"}
+    found = problems_of({"data": {**one_file, "train_values": ["a"], "test_values": ["a", "b"]}}, check_data=False)
+    assert found == {"data.test_values": "values ['a'] are also train values"}
+    found = problems_of({"data": {**one_file, "valid_values": "train"}}, check_data=False)
+    assert found == {"data.valid_values": "values ['train'] are also train values"}

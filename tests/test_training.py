@@ -650,3 +650,39 @@ def test_head_dropout_is_the_dropout_of_the_kept_models_head():
         model = AutoMM(**tiny(max_epochs=1, head_dropout=rate)).fit(texts, [i % 2 for i in range(24)])
         dropouts = [m.p for m in model.model_.head.modules() if isinstance(m, torch.nn.Dropout)]
         assert dropouts == [rate]
+
+
+def test_a_candidate_trains_with_every_training_setting_of_its_configuration(monkeypatch):
+    """train_candidate hands the configuration's weight decay, label smoothing, patience, head
+    dropout and seed offset (a replicate's) to the network and the trainer, and scores the
+    holdout in its order (a shuffled holdout loader would pair outputs with other rows' targets)."""
+    import automm.pipeline as pipeline
+    from automm.data import InputSpec
+    from automm.pipeline import PreparedData, train_candidate
+
+    seen = {}
+
+    class Recording(Trainer):
+        def __init__(self, model, config, *args, **kwargs):
+            seen["config"], seen["model"] = config, model
+            super().__init__(model, config, *args, **kwargs)
+
+        def fit(self, train_loader, valid_loader, *args, **kwargs):
+            seen["valid_sampler"] = type(valid_loader.sampler).__name__
+            return super().fit(train_loader, valid_loader, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "Trainer", Recording)
+    texts = [f"word{i % 3} thing{i}" for i in range(24)]
+    rows = np.arange(24)
+    data = PreparedData(inputs=[InputSpec("text_0", "text", ["name"], {"name": "text"})], values={"text_0": texts},
+                        targets=rows % 3, problem_type="multiclass", n_outputs=3, train_index=rows[rows % 4 != 0],
+                        valid_index=rows[rows % 4 == 0], seed=7, device=torch.device("cpu"), num_workers=0)
+    config = {"encoders": {"text_0": {"name": "hashed_ngram", "n_buckets": 256, "emb_dim": 8, "output_dim": 8}},
+              "fusion": {"name": "concat", "proj_dim": 8, "hidden_dim": 8}, "augmentations": [],
+              "training": {"learning_rate": 0.01, "weight_decay": 0.3, "batch_size": 8, "max_epochs": 1,
+                           "label_smoothing": 0.2, "head_dropout": 0.4, "patience": 3, "seed_offset": 5}}
+    train_candidate(data, config)
+    trained = seen["config"]
+    assert (trained.weight_decay, trained.label_smoothing, trained.patience, trained.seed) == (0.3, 0.2, 3, 12)
+    assert seen["model"].head[0].p == 0.4
+    assert seen["valid_sampler"] == "SequentialSampler"
