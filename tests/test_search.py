@@ -2051,6 +2051,23 @@ def test_folds_partition_every_row_and_keep_each_class_in_each_fold():
     np.testing.assert_array_equal(validated, rows)
 
 
+def test_bags_never_train_on_the_users_validation_rows():
+    """With ``X_val`` given, the holdout is the user's validation data: the folds split the
+    training rows alone (bagging them all in, a bag trained on the rows that score it)."""
+    from automm.pipeline import PreparedData, _folds
+
+    targets = np.tile(np.arange(2), 30).astype(np.int64)
+    rows = np.arange(len(targets))
+    data = PreparedData(inputs=[], values={}, targets=targets, problem_type="binary", n_outputs=2,
+                        train_index=rows[:40], valid_index=rows[40:], seed=0, device=torch.device("cpu"),
+                        num_workers=0, holdout_given=True)
+    np.testing.assert_array_equal(data.rows, rows[:40])
+    for train, valid in _folds(data, 5):
+        assert set(train) | set(valid) <= set(rows[:40])
+    data.holdout_given = False  # a holdout split from the training data: every row is bagged
+    np.testing.assert_array_equal(data.rows, rows)
+
+
 def test_a_search_bags_trials_whose_encoders_are_all_frozen(builtin_registry, fresh_registry, texts, tmp_path):
     fresh_registry(PretrainedPlugin())
     X, y, X_test, _ = texts
