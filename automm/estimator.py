@@ -193,7 +193,7 @@ def _warn_near_duplicate_classes(classes: np.ndarray, counts: np.ndarray) -> Non
         warnings.warn(f"y: {sum(map(len, alike))} classes differ from another only in case, spaces or the Unicode form "
                       f"of accented letters ({shown}{'; ...' if len(alike) > 3 else ''}) and are learnt as different "
                       "classes; if each group is one class, clean the labels first (e.g. "
-                      "y.str.normalize('NFC').str.split().str.join(' ').str.lower())", AutoMMWarning,
+                      "y.str.normalize('NFKC').str.split().str.join(' ').str.casefold())", AutoMMWarning,
                       stacklevel=user_stacklevel())
 
 

@@ -247,9 +247,14 @@ def read_recipe_file(path: str | os.PathLike) -> dict:
         data = file.read_bytes()
     except OSError as exc:
         raise RecipeError(f"cannot read {source!r}: {exc}", source=None) from None
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
     try:  # (UTF-16 with its byte-order mark, as Windows' Notepad saves "Unicode": YAML allows it)
-        text = data.decode("utf-16") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data.decode("utf-8")
+        text = data.decode("utf-16") if utf16 else data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if utf16:  # (its byte-order mark says UTF-16: it is not UTF-8 text in another encoding)
+            raise RecipeError(f"cannot read {source!r}: it starts as UTF-16 text (its byte-order mark) but is not "
+                              f"valid UTF-16 from byte {exc.start} ({exc.reason}: a file cut short or damaged); "
+                              "save it again, as UTF-8", source=None) from None
         line = exc.object.count(b"\n", 0, exc.start) + 1
         raise RecipeError(f"cannot read {source!r}: it is not UTF-8 text (byte {exc.start}, on line {line}, is "
                           f"{exc.object[exc.start:exc.start + 1]!r}: a file saved in another encoding, such as "

@@ -102,7 +102,8 @@ def shown_apart(values: Iterable[Any]) -> list[str]:
 def labels_written_otherwise(labels: Iterable[Any], classes: Iterable[Any]) -> str:
     """For labels that are none of ``classes``: ``"; N of them are a class written otherwise ..."``
     when some are one of ``classes`` with other case, spaces or Unicode form of its accents
-    (:func:`written_alike`), naming the first such pair; else ``""``."""
+    (:func:`written_alike`), naming the first such pair and the Unicode form its class is written in
+    (a class from macOS file names may be NFD); else ``""``."""
     keys: dict[str, Any] = {}
     for c in classes:
         if isinstance(c, str):
@@ -112,6 +113,7 @@ def labels_written_otherwise(labels: Iterable[Any], classes: Iterable[Any]) -> s
         return ""
     label, cls = pairs[0]
     shown = shown_apart([label, cls])
+    form = "NFD" if unicodedata.is_normalized("NFD", cls) and not unicodedata.is_normalized("NFC", cls) else "NFC"
     return (f"; {len(pairs)} of them are a class written otherwise (e.g. {shown[0]} for the class {shown[1]}: other "
             "case, spaces or Unicode form of accented letters); write them as the classes are written, "
-            "e.g. unicodedata.normalize('NFC', label).strip()")
+            f"e.g. unicodedata.normalize({form!r}, label).strip()")

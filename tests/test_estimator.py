@@ -1414,6 +1414,42 @@ def test_labels_written_otherwise_than_the_classes_are_named_so():
     assert labels_written_otherwise(["Hut"], classes) == ""
 
 
+def test_the_cleaning_that_the_near_duplicate_classes_warning_suggests_merges_each_group():
+    """The warning groups classes by NFKC and casefold ('\ufb01lm' and 'film', 'STRASSE' and
+    'Stra\xdfe'); its suggested cleaning, NFC and lower(), left both pairs apart."""
+    import re
+    import unicodedata
+    import warnings
+
+    from automm.estimator import _warn_near_duplicate_classes
+
+    classes = np.array(["\ufb01lm", "film", "Stra\xdfe", "STRASSE", "Caf\xe9", unicodedata.normalize("NFD", "Caf\xe9")],
+                       dtype=object)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_near_duplicate_classes(classes, np.arange(1, 7))
+    assert len(caught) == 1 and "6 classes differ" in str(caught[0].message)
+    code = re.search(r"e\.g\. (y\.str\..*)\)$", str(caught[0].message)).group(1)
+    cleaned = eval(code, {"y": pd.Series(classes)})  # noqa: S307 - the message's own code
+    assert cleaned.nunique() == 3, cleaned.tolist()
+
+
+def test_labels_written_otherwise_are_told_the_unicode_form_their_class_is_written_in():
+    """Classes fitted from macOS file names (NFD) and labels typed elsewhere (NFC): the hint's
+    normalize('NFC') left the labels unlike the classes."""
+    import re
+    import unicodedata
+
+    from automm.suggestions import labels_written_otherwise
+
+    for form in ("NFC", "NFD"):
+        classes = [unicodedata.normalize(form, "Schuh\xe9"), "Hemd"]
+        label = unicodedata.normalize("NFD" if form == "NFC" else "NFC", "Schuh\xe9")
+        hint = labels_written_otherwise([label], classes)
+        suggested = re.search(r"unicodedata\.normalize\('(NF[CD])', label\)", hint).group(1)
+        assert unicodedata.normalize(suggested, label) in classes, hint
+
+
 def test_rows_of_two_tables_keep_their_names_only_when_both_name_them_alike():
     """X's rows after X_val's: named by their index where both tables' indexes are of one kind
     (``sku 'A'``), else by position (an ``sku`` and an ``id`` index: ``id 7`` is no sku)."""

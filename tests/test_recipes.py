@@ -276,6 +276,15 @@ def test_recipes_saved_by_windows_editors_are_read_or_named_with_what_to_do(tmp_
         read_recipe_file(tmp_path / "tabs.yaml")
 
 
+
+def test_a_damaged_utf16_recipe_is_not_called_another_encoding_than_utf8(tmp_path):
+    """A UTF-16 recipe (Notepad's "Unicode") cut short by one byte was refused as "not UTF-8 text
+    ... a file saved in another encoding, such as Windows-1252": it says what it is, UTF-16."""
+    (tmp_path / "cut.yaml").write_bytes("data:\n  label: y\n".encode("utf-16") + b"\n")
+    with pytest.raises(RecipeError, match=r"cut.yaml': it starts as UTF-16 text \(its byte-order mark\) but is not "
+                                          r"valid UTF-16 from byte \d+ \(truncated data: a file cut short or damaged\)"):
+        read_recipe_file(tmp_path / "cut.yaml")
+
 def test_yaml_files_are_read_safely(tmp_path):
     evil = tmp_path / "evil.yaml"
     evil.write_text("data: !!python/object/apply:os.system ['echo pwned']\n")

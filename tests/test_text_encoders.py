@@ -465,7 +465,7 @@ def test_a_length_that_is_not_a_whole_number_is_refused_before_any_work(name):
 
 
 @pytest.mark.parametrize("name, bad", [("hashed_ngram", {"emb_dim": 0}), ("hashed_ngram", {"output_dim": 2.5}),
-                                       ("hashed_ngram", {"hidden_dim": -5}), ("gru", {"num_layers": 0}),
+                                       ("gru", {"num_layers": 0}),
                                        ("gru", {"hidden_dim": 0}), ("transformer", {"n_layers": 0}),
                                        ("transformer", {"n_heads": 0}), ("transformer", {"ff_dim": 0})])
 def test_a_size_that_is_not_a_whole_number_of_at_least_one_is_named(name, bad):
@@ -478,6 +478,15 @@ def test_a_size_that_is_not_a_whole_number_of_at_least_one_is_named(name, bad):
     with pytest.raises(ValueError, match=rf"{key} must be a whole number >= 1, got {value}"):
         cls(**bad)
 
+
+
+@pytest.mark.parametrize("value", [-5, 2.5, True])
+def test_hashed_ngram_hidden_dim_is_refused_naming_zero_as_allowed(value):
+    """hidden_dim=0 is hashed_ngram's layer-less form: a bad one is refused saying >= 0, not >= 1
+    (which said that its own 0 was wrong)."""
+    assert HashedNgramEncoder(hidden_dim=0).hidden_dim == 0
+    with pytest.raises(ValueError, match=rf"hidden_dim must be a whole number >= 0, got {value}"):
+        HashedNgramEncoder(hidden_dim=value)
 
 def test_a_column_of_utf8_text_bytes_is_text_not_images():
     """Text bytes (a database's BLOB of titles) were read as images: 'bytes are not a readable image'."""

@@ -26,11 +26,13 @@ __all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", 
            "take_rows", "collate_replaced", "whole_at_least_one"]
 
 
-def whole_at_least_one(name: str, value: Any) -> int:
+def whole_at_least_one(name: str, value: Any, least: int = 1) -> int:
     """``value`` as an int, refused unless it is a whole number >= 1 (2.5 tokens is no length; a
-    width of 0 reads nothing: silently a constant)."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)) or value != int(value) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    width of 0 reads nothing: silently a constant), or >= ``least`` where a smaller one means
+    something (``least=0``: a hidden layer of width 0 is none)."""
+    if (isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)) or value != int(value)
+            or value < least):
+        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
     return int(value)
 
 

@@ -610,9 +610,7 @@ class HashedNgramEncoder(Encoder):
         self.char_ngram_min = int(char_ngram_min)
         self.char_ngram_max = int(char_ngram_max)
         self.word_bigrams = bool(word_bigrams)
-        if hidden_dim != 0:  # 0: no hidden layer
-            whole_at_least_one("hidden_dim", hidden_dim)
-        self.hidden_dim = int(hidden_dim)
+        self.hidden_dim = whole_at_least_one("hidden_dim", hidden_dim, least=0)  # 0: no hidden layer
         self.output_dim = whole_at_least_one("output_dim", output_dim)
         self.dropout_p = float(dropout)
         self.linear = bool(linear)
