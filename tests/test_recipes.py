@@ -963,7 +963,7 @@ def test_a_plugin_modalitys_strings_are_paths_only_when_they_name_files(tmp_path
      "unknown augmentation 'horizontal_flipp'. Did you mean 'horizontal_flip'?"),
     # values the component refuses (they failed every trial that sampled them)
     ("search.search_space.encoders.image.cnn.width={low: -8, high: 8}", "search.search_space.encoders.image.cnn.width",
-     "encoder 'cnn' refuses width=-8 (InputError: hyperparameter width must be a positive integer; got -8)"),
+     "encoder 'cnn' refuses width=-8 (InputError: width must be a whole number >= 1, got -8)"),
     ("search.search_space.augmentations={horizontal_flip: {p: 3}}", "search.search_space.augmentations.horizontal_flip.p",
      "augmentation 'horizontal_flip' refuses p=3"),
     ("search.search_space.training.learning_rate={low: 0.001, high: 0.01, log: 'false'}",
@@ -981,7 +981,7 @@ def test_validate_checks_the_components_of_a_search_space_without_data(override,
 @pytest.mark.parametrize("override, path, message", [
     ("components.fusion={name: concat, proj_dim: -3}", "components.fusion.proj_dim", "fusion 'concat' refuses proj_dim=-3"),
     ("components.encoders.image={name: cnn, width: -8}", "components.encoders.image.width",
-     "encoder 'cnn' refuses width=-8 (InputError: hyperparameter width must be a positive integer; got -8)"),
+     "encoder 'cnn' refuses width=-8 (InputError: width must be a whole number >= 1, got -8)"),
     ("components.augmentations=[{name: horizontal_flip, p: 1.5}]", "components.augmentations[0].p",
      "augmentation 'horizontal_flip' refuses p=1.5"),
 ])

@@ -1233,11 +1233,11 @@ def test_values_that_build_in_some_combination_are_left_to_the_trials(texts, arg
 @pytest.mark.parametrize("arguments, message", [
     (dict(search_space={"encoders": {"text": {"hashed_ngram": {"emb_dim": {"low": -8, "high": 16}}}}}),
      r"search_space\['encoders'\]\['text'\]\['hashed_ngram'\]\['emb_dim'\]: encoder 'hashed_ngram' refuses "
-     r"emb_dim=-8 \(ValueError: emb_dim must be a whole number >= 1, got -8\)"),
+     r"emb_dim=-8 \(InputError: emb_dim must be a whole number >= 1, got -8\)"),
     (dict(search_space={"fusion": {"concat": {"dropout": {"low": 0.5, "high": 1.5}}}}),
      r"search_space\['fusion'\]\['concat'\]\['dropout'\]: fusion 'concat' refuses dropout=1\.5 \(ValueError: "),
     (dict(encoders={"text": {"name": "hashed_ngram", "emb_dim": [16, 32]}}),
-     r"encoders\['text'\]\['emb_dim'\]: encoder 'hashed_ngram' refuses emb_dim=\[16, 32\] \(ValueError: .*\); a list there is the value itself: to "
+     r"encoders\['text'\]\['emb_dim'\]: encoder 'hashed_ngram' refuses emb_dim=\[16, 32\] \(InputError: .*\); a list there is the value itself: to "
      r"search among \[16, 32\], give them as search_space=\{'encoders': \{\.\.\.: \{'hashed_ngram': "
      r"\{'emb_dim': \[16, 32\]\}\}\}\}"),
     (dict(search_space={"encoders": {"text": {"hashed_ngram": {"char_ngram_min": 4, "char_ngram_max": 3}}}}),

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from automm.exceptions import InputError
+
 __all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "UNFAMILIAR_MIN_VALUES", "find_sorted",
            "take_rows", "collate_replaced", "whole_at_least_one"]
 
@@ -32,7 +34,7 @@ def whole_at_least_one(name: str, value: Any, least: int = 1) -> int:
     something (``least=0``: a hidden layer of width 0 is none)."""
     if (isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)) or value != int(value)
             or value < least):
-        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+        raise InputError(f"{name} must be a whole number >= {least}, got {value!r}")
     return int(value)
 
 

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 from torch.nn import functional as F
 
-from automm.components.base import MISSING, Encoder
+from automm.components.base import MISSING, Encoder, whole_at_least_one
 from automm.components.image_cache import cached_pixels
 from automm.exceptions import InputError
 from automm.hookspecs import hookimpl
@@ -263,12 +263,6 @@ def _array_to_image(array: np.ndarray) -> Image.Image:
 
 # -- encoders ---------------------------------------------------------------------------
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise InputError(f"hyperparameter {name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
 def _check_dropout(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
         raise InputError(f"hyperparameter dropout must be a number in [0, 1); got {value!r}")
@@ -311,7 +305,7 @@ class ImageEncoder(Encoder):
 
     def __init__(self, image_size: int = 64):
         super().__init__()
-        self.image_size = _check_positive_int("image_size", image_size)
+        self.image_size = whole_at_least_one("image_size", image_size)
 
     def preprocess(self, value: Any, augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Image -> float tensor (3, S, S), normalised to [-1, 1]; ``MISSING`` -> zeros.
@@ -346,9 +340,9 @@ class CNNEncoder(ImageEncoder):
     def __init__(self, image_size: int = 64, width: int = 32, depth: int = 3, output_dim: int = 128,
                  dropout: float = 0.1):
         super().__init__(image_size=image_size)
-        width = _check_positive_int("width", width)
-        depth = _check_positive_int("depth", depth)
-        self.output_dim = _check_positive_int("output_dim", output_dim)
+        width = whole_at_least_one("width", width)
+        depth = whole_at_least_one("depth", depth)
+        self.output_dim = whole_at_least_one("output_dim", output_dim)
         dropout = _check_dropout(dropout)
         if self.image_size < 2 ** (depth + 1):
             raise InputError(f"image_size={self.image_size} is too small for a cnn of depth={depth}: "
@@ -398,10 +392,10 @@ class ResNetEncoder(ImageEncoder):
     def __init__(self, image_size: int = 64, width: int = 32, depth: int = 3, blocks_per_stage: int = 1,
                  output_dim: int = 128, dropout: float = 0.1):
         super().__init__(image_size=image_size)
-        width = _check_positive_int("width", width)
-        depth = _check_positive_int("depth", depth)
-        blocks_per_stage = _check_positive_int("blocks_per_stage", blocks_per_stage)
-        self.output_dim = _check_positive_int("output_dim", output_dim)
+        width = whole_at_least_one("width", width)
+        depth = whole_at_least_one("depth", depth)
+        blocks_per_stage = whole_at_least_one("blocks_per_stage", blocks_per_stage)
+        self.output_dim = whole_at_least_one("output_dim", output_dim)
         dropout = _check_dropout(dropout)
         if self.image_size < 4:
             raise InputError(f"image_size={self.image_size} is too small for a resnet: it needs at least 4 pixels")
@@ -494,7 +488,7 @@ class ColourHistogramEncoder(ImageEncoder):
     def __init__(self, image_size: int = 64, hidden_dim: int = 0, output_dim: int = 128, dropout: float = 0.1,
                  linear: bool = False):
         super().__init__(image_size=image_size)
-        self.output_dim = _check_positive_int("output_dim", output_dim)
+        self.output_dim = whole_at_least_one("output_dim", output_dim)
         if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, numbers.Integral) or hidden_dim < 0:
             raise InputError(f"hyperparameter hidden_dim must be a whole number >= 0; got {hidden_dim!r}")
         self.hidden_dim = int(hidden_dim)
