@@ -14,9 +14,8 @@ from automm import AutoMM, InputError, create_encoder, create_fusion
 from automm.data import BatchCollator, MultimodalDataset
 from automm.model import MultimodalNet
 from automm.training import Callback, ProgressBar, Trainer, TrainingConfig, make_loader, resolve_device
-from helpers import tiny
+from helpers import VirtualClock, tiny
 
-from helpers import VirtualClock
 
 
 def _setup(n=64, seed=0):
