@@ -17,7 +17,6 @@ from automm.training import Callback, ProgressBar, Trainer, TrainingConfig, make
 from helpers import VirtualClock, tiny
 
 
-
 def _setup(n=64, seed=0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
