@@ -1116,6 +1116,25 @@ def test_the_default_and_its_replicate_report_but_are_never_pruned(texts):
     assert pruner.reported[1] == [1, 2]
 
 
+def test_no_trial_starts_once_n_trials_have_run_and_skipped_ones_do_not_count():
+    """The stop rule's count: a search of ``n_trials=2`` stops after its second trial (one more
+    is one too many; with >= read as >, every later trial is skipped and the search never ends),
+    and trials skipped as over the count are not counted themselves."""
+    from types import SimpleNamespace
+
+    study = optuna.create_study()
+    ctx = SimpleNamespace(deadline=None, durations=[], attempts=0, settings=SimpleNamespace(n_trials=2),
+                          interrupted=threading.Event(), failures=[], succeeded=True, fit_tag="here:1/a")
+    study.optimize(lambda trial: 0.5, n_trials=1)
+    assert search._stop_reason(study, ctx) is None
+    skipped = study.ask()
+    skipped.set_user_attr(search._ATTR + "skipped", True)
+    study.tell(skipped, 0.0)
+    assert search._stop_reason(study, ctx) is None
+    study.optimize(lambda trial: 0.5, n_trials=1)
+    assert search._stop_reason(study, ctx) == "n_trials reached"
+
+
 def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, monkeypatch):
     from types import SimpleNamespace
 
@@ -2652,6 +2671,7 @@ def test_ctrl_c_before_any_trial_finished_raises_and_keeps_the_earlier_model(tex
     np.testing.assert_array_equal(model.predict_proba(X_test), before)
 
 
+@pytest.mark.timeout(120)  # (a GPU slot never handed back deadlocks the trial threads: fail in minutes)
 def test_trials_on_cuda_run_in_threads_one_per_gpu_or_n_jobs_and_never_in_forked_processes(texts, monkeypatch):
     from automm.components.image_cache import current_image_cache
 
@@ -2678,6 +2698,7 @@ def test_trials_on_cuda_run_in_threads_one_per_gpu_or_n_jobs_and_never_in_forked
     assert len(caches) == 1 and id(None) not in caches  # the threads share their fit's decoded images
 
 
+@pytest.mark.timeout(120)  # (a GPU slot never handed back deadlocks the trial threads: fail in minutes)
 def test_ctrl_c_stops_trials_running_in_other_threads(texts, monkeypatch):
     # one trial per GPU runs in threads; Ctrl-C reaches the main thread only. Two CPU
     # "devices" take the same path here.
