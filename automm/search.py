@@ -1474,9 +1474,12 @@ def _settings_from(estimator, data: PreparedData) -> SearchSettings:
                      bag_folds=1 if len(objectives) > 1 else estimator.bag_folds)
 
 
-def _n_processes(estimator) -> int:
-    n = estimator.n_jobs
-    return 1 if n is None else (os.cpu_count() or 1) if n == -1 else int(n)
+def trial_loops(n_jobs: int | None, devices: Sequence[torch.device]) -> int:
+    """How many trials run at once for ``n_jobs`` (a fit's or a worker's): -1 is one process per
+    CPU, or on CUDA (``devices``) left as -1 for :func:`_gpu_slots` (one thread per GPU); None is 1."""
+    if n_jobs == -1:
+        return -1 if devices else (os.cpu_count() or 1)
+    return 1 if n_jobs is None else int(n_jobs)
 
 
 def run_search(estimator, data: PreparedData, config: dict, deadline: float | None,
@@ -1526,7 +1529,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     shared = estimator.storage is not None
     devices = cuda_devices(data, estimator.device)
     # on CUDA, -1 is one trial per GPU (_gpu_slots), not one per CPU core
-    n_jobs = -1 if devices and estimator.n_jobs == -1 else _n_processes(estimator)
+    n_jobs = trial_loops(estimator.n_jobs, devices)
     kind, value = parse_storage(estimator.storage)
     _remove_dead_searches_folders()
     tmpdir = tempfile.mkdtemp(prefix=f"{_SEARCH_TMP_PREFIX}{os.getpid()}-")

@@ -202,10 +202,8 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
         study = optuna.load_study(study_name=request.study_name, storage=storage,
                                   sampler=make_sampler(settings, 0), pruner=make_pruner(settings))
         devices = search.cuda_devices(data, estimator.device if estimator is not None else "auto")
-        # -1: one process per CPU, as fit's n_jobs=-1 (on CUDA, one thread per GPU: _gpu_slots)
-        n_jobs = (os.cpu_count() or 1) if request.n_jobs == -1 and not devices else request.n_jobs
-        with image_cache():
-            run_trial_loops(ctx, study, request.storage_ref, n_jobs, devices)
+        with image_cache():  # (n_jobs=-1: one process per CPU, as a fit's; on CUDA one thread per GPU)
+            run_trial_loops(ctx, study, request.storage_ref, search.trial_loops(request.n_jobs, devices), devices)
         # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
         mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
         return len(mine)

@@ -3110,8 +3110,10 @@ def test_n_jobs_minus_one_runs_one_trial_per_gpu_not_per_cpu_core(monkeypatch):
 
 
 def test_n_jobs_minus_one_on_the_cpu_runs_one_search_process_per_cpu(monkeypatch):
+    """A fit's and a worker's ``n_jobs`` alike (``automm worker --n-jobs -1`` ran one process)."""
     monkeypatch.setattr(search.os, "cpu_count", lambda: 6)
-    assert [search._n_processes(AutoMM(n_jobs=n)) for n in (None, 1, 3, -1)] == [1, 1, 3, 6]
+    assert [search.trial_loops(n, []) for n in (None, 1, 3, -1)] == [1, 1, 3, 6]
+    assert search.trial_loops(-1, [torch.device("cuda:0")]) == -1  # one thread per GPU: _gpu_slots
 
 
 def test_the_ensemble_is_chosen_among_ensemble_size_models_of_the_best_trials(texts, monkeypatch):
