@@ -455,8 +455,10 @@ def _warn_misaligned_series(columns: Sequence[tuple[str, Any]], fix: str) -> Non
         return
 
     series = [(name, v) for name, v in columns if isinstance(v, pd.Series)]
+    if not series:
+        return
+    first_name, first = series[0]
     for name, other in series[1:]:
-        first_name, first = series[0]
         if reordered_index(first.index, other.index):
             warnings.warn(f"{name}: its index holds the labels of {first_name}'s index in another order; rows are "
                           f"paired by position, not by index, so most rows get another row's values; {fix}, or "
