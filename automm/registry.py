@@ -413,7 +413,8 @@ def _skip_plugin(pm: pluggy.PluginManager, name: str, package: str | None, reaso
 
 def unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     """What is said of each of a registered plugin's ``@hookimpl`` functions that name no automm
-    hook (a typo such as ``automm_register_encoder``: pluggy keeps them and never calls them)."""
+    hook (a typo such as ``automm_register_encoder``: pluggy keeps them and never calls them), and
+    of each function named as a hook but not marked ``@hookimpl`` (pluggy never sees it)."""
     known = sorted(n for n in dir(hookspecs) if n.startswith("automm_"))
     said = []
     for caller in pm.get_hookcallers(plugin) or ():
@@ -423,6 +424,13 @@ def unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
         hint = f"did you mean {close!r}? " if close else ""
         said.append(f"implements {caller.name!r}, which is not an automm hook, so it is never called ({hint}the "
                     f"hooks: {', '.join(known)})")
+    # a hook's function without the marker: pluggy passes it over without a word
+    marker, spec_marker = f"{hookspecs.PROJECT_NAME}_impl", f"{hookspecs.PROJECT_NAME}_spec"
+    for name in sorted(set(dir(plugin)) & set(known)):
+        function = getattr(plugin, name, None)
+        if callable(function) and not hasattr(function, marker) and not hasattr(function, spec_marker):
+            said.append(f"defines {name!r} without the @automm.hookimpl decorator, so it is never called "
+                        "(from automm import hookimpl; put @hookimpl on the line above it)")
     return said
 
 

@@ -172,7 +172,8 @@ from .deadlines import deadline_scope
 from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
 from .process_state import SharedChange, warnings_left_out
-from .exceptions import AutoMMError, AutoMMWarning, InputError, SearchError, TimeLimitExceeded, user_stacklevel
+from .exceptions import (AutoMMError, AutoMMWarning, InputError, SearchError, TimeLimitExceeded, in_chain,
+                         user_stacklevel)
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import rank_key as _rank_key
 from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
@@ -649,12 +650,19 @@ class _Heartbeat:
         self.thread.join(timeout=max(5.0, self.interval))
 
 
+#: How a trial's reason starts when a component lacks an installed package (its weights, a library):
+#: every trial that samples the component fails the same way, which the model kept would otherwise hide.
+MISSING_PACKAGE = "missing package"
+
+
 def _failure_reason(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, FloatingPointError):
         text = f"non-finite loss ({text})"
     elif is_out_of_memory(exc):
         text = f"out of memory ({text})"
+    elif in_chain(exc, ImportError) is not None:  # (automm-pretrained's MissingWeightsError is one)
+        text = f"{MISSING_PACKAGE} ({text})"
     return text if len(text) <= 500 else text[:497] + "..."
 
 
@@ -2159,11 +2167,19 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
 def _warn_unbuildable(trials: Sequence[Any]) -> None:
     """Warn about trials that failed because a component could not be built with the settings
     the search gave it (``search_space={"encoders": {"text": {"hashed_ngram": {"emb_dim": -5}}}}``):
-    a mistake in the space, not bad luck, which the model kept would otherwise hide."""
+    a mistake in the space, not bad luck, which the model kept would otherwise hide; and, first,
+    about trials that failed because a component lacks an installed package (its weights)."""
     from optuna.trial import TrialState
 
     reasons = {t.number: t.user_attrs.get(_ATTR + "reason") or "" for t in trials if t.state == TrialState.FAIL}
-    failed = [t for t in trials if t.number in reasons and BUILD_FAILED in reasons[t.number]]
+    trials = [t for t in trials if t.state != TrialState.WAITING]  # (queued ones the search never ran: not counted)
+    missing = [t for t in trials if t.number in reasons and reasons[t.number].startswith(MISSING_PACKAGE)]
+    if missing:
+        warnings.warn(f"{len(missing)} of {len(trials)} trials failed because a component needs a package that is "
+                      f"not installed; install it, or leave the component out with encoders=: "
+                      f"{_grouped_reasons(missing, shown=2)}", AutoMMWarning, stacklevel=user_stacklevel())
+    failed = [t for t in trials if t.number in reasons and BUILD_FAILED in reasons[t.number]
+              and not reasons[t.number].startswith(MISSING_PACKAGE)]
     if failed:
         warnings.warn(f"{len(failed)} of {len(trials)} trials failed because a component could not be built with "
                       f"the settings the search gave it; check search_space and the component arguments: "

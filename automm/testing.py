@@ -488,6 +488,9 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
             alone = _check_output(spec, "forward on a batch of one missing value",
                                   _encode(spec, encoder, [missing_value]), 1, width)
             del alone
+            _assert_close(spec, "the same values encoded twice (eval mode), not deterministic: preprocess and forward "
+                                "must draw no random numbers (an augmentation draws its own from its generator)", out,
+                          _encode(spec, encoder, all_values), max(atol, 1e-4))
             single = _check_output(spec, "forward on a batch of one value", _encode(spec, encoder, values[:1]), 1, width)
             _assert_close(spec, "a value encoded alone vs in a batch (eval mode)", single, out[:1], max(atol, 1e-4))
             _check_select_rows(spec, encoder, all_values, out, max(atol, 1e-4))
@@ -511,7 +514,8 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
         # determinism under a seed
         again = trained(seed)
         with torch.no_grad():
-            _assert_close(spec, f"two builds under seed {seed} (deterministic)", out,
+            _assert_close(spec, f"two builds under seed {seed} (deterministic); draw initial weights from "
+                                f"torch's generator, which the core seeds, never from random or numpy", out,
                           _encode(spec, again, all_values), atol)
 
         # gradients (on the second build: training mode may update statistics such as BatchNorm's)
@@ -561,22 +565,24 @@ def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any
         except Exception as exc:  # noqa: BLE001
             _fail(spec, f"load_state_dict(state_dict) after set_state fails: {exc}")
         # prediction prepares the new values only: a value's output must not depend on which
-        # other values prepare was given (prepare is for one-off work such as cached features)
+        # other values prepare was given (prepare is for one-off work such as cached features);
+        # checked after the round trip, so that state fit learns but does not save is named as such
         try:
             restored.prepare([values[0], missing_value], cache_dir=cache)
         except Exception as exc:  # noqa: BLE001
             _fail(spec, f"prepare fails on a restored encoder: {exc!r}")
         with torch.no_grad():
-            _assert_close(spec, "a value encoded after prepare of other values (what the encoder learns belongs in "
-                                "fit: prepare gets the new values at predict)", out[:1],
-                          _encode(spec, restored.eval(), values[:1]), max(atol, 1e-4))
+            prepared_alone = _encode(spec, restored.eval(), values[:1])
         try:
             restored.prepare(all_values, cache_dir=cache)
         except Exception as exc:  # noqa: BLE001
             _fail(spec, f"prepare fails on a restored encoder: {exc!r}")
         with torch.no_grad():
-            _assert_close(spec, "save/load round trip (get_state + state_dict into a new build)", out,
+            _assert_close(spec, "save/load round trip (get_state + state_dict into a new build; what fit learns "
+                                "belongs in get_state/set_state or in parameters and persistent buffers)", out,
                           _encode(spec, restored.eval(), all_values), atol)
+        _assert_close(spec, "a value encoded after prepare of other values (what the encoder learns belongs in "
+                            "fit: prepare gets the new values at predict)", out[:1], prepared_alone, max(atol, 1e-4))
 
         if check_linear and "linear" in spec.tags:
             _check_linear_form(spec, hyperparameters, all_values, cache, seed, atol)

@@ -616,3 +616,46 @@ def test_an_input_error_a_component_raises_on_purpose_is_not_blamed_on_the_plugi
                                           r"\{'width': 3\}: ValueError: boom"):
         with building(spec, {"width": 3}):
             raise ValueError("boom")
+
+
+class _WeightsNotInstalled(automm.exceptions.AutoMMError, ImportError):
+    """As automm-pretrained's MissingWeightsError."""
+
+
+class _NeedsWeights(HashedNgramEncoder):
+    def __init__(self, **kwargs):
+        raise _WeightsNotInstalled("encoder 'needs_weights' needs the package 'weights-pkg'; pip install weights-pkg")
+
+
+class _NeedsLibrary(HashedNgramEncoder):
+    def __init__(self, **kwargs):
+        import automm_spec5_no_such_library  # noqa: F401  (a plugin's library that is not installed)
+
+
+class _PackagePlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("needs_weights", _NeedsWeights, modality="text", output_dim=8)
+        register("needs_library", _NeedsLibrary, modality="text", output_dim=8)
+
+
+@pytest.mark.parametrize("name, said", [("needs_weights", "pip install weights-pkg"),
+                                        ("needs_library", "No module named 'automm_spec5_no_such_library'")])
+def test_search_warns_about_trials_failed_for_a_package_not_installed(fresh_registry, name, said):
+    """A missing weight package failed every trial with the encoder (automm-pretrained's linear and
+    nearest-neighbour models and pretrained variant among them) without a word; a missing library was
+    said to be a search_space mistake."""
+    fresh_registry(_PackagePlugin())
+    import optuna
+
+    clf = automm.AutoMM(column_types={"x0": "text"}, max_epochs=1, num_workers=0, random_state=0, n_trials=4,
+                        encoders={"text": ["hashed_ngram", name]}, sampler=optuna.samplers.RandomSampler(seed=0),
+                        search_space={"linear_model": False, "neighbors_model": False, "warm_start": False})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(TEXTS, LABELS)
+    failed = clf.leaderboard_[clf.leaderboard_["state"] == "FAIL"]
+    assert len(failed) >= 1 and failed["reason"].str.startswith("missing package").all()
+    warned = [str(w.message) for w in caught if "needs a package that is not installed" in str(w.message)]
+    assert len(warned) == 1 and warned[0].startswith(f"{len(failed)} of {len(clf.leaderboard_)} trials") and said in warned[0]
+    assert not [w for w in caught if "could not be built with the settings" in str(w.message)]

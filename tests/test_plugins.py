@@ -431,6 +431,27 @@ def test_a_misspelt_hook_name_is_warned_about_with_the_right_one(tmp_path, monke
         automm.reset_registry()
 
 
+def test_a_hook_without_hookimpl_is_warned_about(tmp_path, monkeypatch):
+    """The guide's plugin with its @hookimpl line left out loaded silently with no component, and
+    naming its encoder said only that plugins are found through the entry-point group."""
+    from automm.registry import PluginLoadWarning
+
+    package = _install_fake_plugin(tmp_path, monkeypatch, "automm_undecorated", _PLUGIN_HEADER + """
+    def automm_register_encoders(register):
+        register("undecorated", Width, modality="text")
+    """)
+    try:
+        with pytest.warns(PluginLoadWarning, match=f"'automm_undecorated' from {package} defines "
+                                                   "'automm_register_encoders' without the @automm.hookimpl "
+                                                   "decorator, so it is never called"):
+            registry = automm.reset_registry()
+        assert "undecorated" not in registry.names("encoder")
+    finally:
+        sys.modules.pop("automm_undecorated", None)
+        monkeypatch.undo()
+        automm.reset_registry()
+
+
 def test_automm_plugins_names_the_package_of_an_installed_plugin(installed_distribution, monkeypatch, capsys):
     from automm.cli import main
 

@@ -4,6 +4,7 @@ catch broken components."""
 from __future__ import annotations
 
 import importlib
+import random
 
 import numpy as np
 import pytest
@@ -819,11 +820,41 @@ class _ForgetsTheImputedValue(_WrongWidth):
         return torch.tensor([self.fill if value is MISSING else float(len(str(value)))])
 
 
+class _ForgetsTheScale(_WrongWidth):
+    """Divides every length by a scale it learns in fit, but saves no state: a loaded model reads
+    every text otherwise (the kit blamed prepare for it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.output_dim = 5
+        self.scale = 1.0
+
+    def fit(self, values):
+        self.scale = 1.0 + max(len(str(v)) for v in values if v is not MISSING)
+        return self
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([0.0 if value is MISSING else len(str(value)) / self.scale])
+
+
+class _NoisyPreprocess(_WrongWidth):
+    """Adds Python's random noise to each sample (the kit named it a batch dependence)."""
+
+    def __init__(self):
+        super().__init__()
+        self.output_dim = 5
+
+    def preprocess(self, value, augment=None):
+        return super().preprocess(value) + random.random()
+
+
 class _StatePlugin:
     @hookimpl
     def automm_register_encoders(self, register):
         register("numpy_seeded", _NumpySeeded, modality="text", output_dim=5)
         register("forgets_fill", _ForgetsTheImputedValue, modality="text", output_dim=5)
+        register("forgets_scale", _ForgetsTheScale, modality="text", output_dim=5)
+        register("noisy_preprocess", _NoisyPreprocess, modality="text", output_dim=5)
 
 
 def test_kit_catches_weights_drawn_from_another_generator_than_torchs(fresh_registry):
@@ -836,6 +867,21 @@ def test_kit_catches_state_learnt_in_fit_that_is_not_saved(fresh_registry):
     fresh_registry(_StatePlugin())
     with pytest.raises(ConformanceError, match=r"forgets_fill.*save/load round trip"):
         check_encoder("forgets_fill", TEXTS[:2])
+
+
+def test_kit_names_unsaved_state_of_every_value_as_the_round_trip_not_prepare(fresh_registry):
+    """The kit said "a value encoded after prepare of other values (what the encoder learns belongs in fit ...)"
+    of an encoder that did learn in fit but did not save it."""
+    fresh_registry(_StatePlugin())
+    with pytest.raises(ConformanceError, match=r"forgets_scale.*save/load round trip.*get_state/set_state"):
+        check_encoder("forgets_scale", TEXTS[:2])
+
+
+def test_kit_names_random_draws_in_preprocess_as_nondeterminism(fresh_registry):
+    """The kit said "a value encoded alone vs in a batch" of noise drawn in preprocess."""
+    fresh_registry(_StatePlugin())
+    with pytest.raises(ConformanceError, match=r"noisy_preprocess.*encoded twice.*not deterministic"):
+        check_encoder("noisy_preprocess", TEXTS[:2])
 
 
 class _PopsInPlace(automm.Augmentation):
