@@ -28,6 +28,16 @@ def test_fit_warns_when_the_holdout_lacks_a_class_of_a_class_averaged_metric():
         AutoMM(metric="balanced_accuracy", max_epochs=1, random_state=0).fit(X, list(y))
 
 
+def test_fit_warns_when_the_holdout_lacks_the_positive_class_of_f1():
+    """4 positives in 300 rows left none in the 30-row holdout: every model's F1 there was 0, silently."""
+    rng = np.random.default_rng(0)
+    X = {"x": rng.normal(size=300).tolist()}
+    y = np.array(["no"] * 300, dtype=object)
+    y[[5, 50, 150, 250]] = "yes"
+    with pytest.warns(UserWarning, match="hold no row of the positive class 'yes', so every model's validation F1 is 0"):
+        AutoMM(metric="f1", max_epochs=1, random_state=0).fit(X, list(y))
+
+
 def _table(n, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
