@@ -34,7 +34,7 @@ from .contracts import augment_input_problem
 from .exceptions import AutoMMWarning, InputError, PluginError, user_stacklevel
 from .suggestions import did_you_mean
 from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, read_words, written_bool,
-                    written_code)
+                    written_code, written_missing)
 
 __all__ = [
     "Table",
@@ -629,7 +629,7 @@ def _numbers_beyond_the_sample(name: str, column: Sequence[Any], role: str, pres
     with a warning; ``validate_numbers`` would otherwise stop the fit."""
     from .roles import text_or_categorical
 
-    values = [v for v in column if not is_missing(v)]
+    values = [v for v in column if not is_missing(v) and not written_missing(v)]
     others = sum(not is_number(v) for v in values)
     if others <= NUMBER_TOLERANCE * len(values):
         return role
@@ -722,6 +722,7 @@ def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:
     """Warn when a column read as text or categories is mostly numbers (80%, but more than the 5%
     of others a number column tolerates): likely a number column with values to fix (``"$5"``)
     or placeholders of missing values (``"NA"``, ``"null"``: a frame built from JSON or SQL)."""
+    present = [v for v in present if not written_missing(v)]  # ("NaT": missing, not another value)
     numbers = [v for v in present if is_number(v) and not isinstance(v, (bool, np.bool_))]
     others = [v for v in present if not is_number(v)]
     # a broken number column has numbers written with symbols among its others ('$5') or words for
@@ -740,6 +741,7 @@ def _warn_mostly_numbers(name: str, role: str, present: Sequence[Any]) -> bool:
 def _warn_mostly_dates(name: str, role: str, present: Sequence[Any]) -> bool:
     """Warn when a column read as text or categories is mostly dates or times (80%, but more than
     the 5% of others a date-time column tolerates): a date column with placeholders (``"unknown"``)."""
+    present = [v for v in present if not written_missing(v)]  # ("NaT": missing, not another value)
     others = [v for v in present if as_datetime(v) is None]
     dates = len(present) - len(others)
     if MOSTLY_NUMBERS * len(present) <= dates < len(present):
@@ -920,8 +922,10 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
             columns[column] = _made_missing(values, unreadable)
         elif role == "datetime":
             validate_datetimes(column, table.columns[column], row_name=table.row_name)
+            columns[column] = _written_missing_as_none(table.columns[column])
         elif role == "numeric":
             validate_numbers(column, table.columns[column], row_name=table.row_name)
+            columns[column] = _written_missing_as_none(table.columns[column])
         elif role in ("text", "categorical"):
             columns[column] = _items_as_text(column, table.columns[column])
             if role == "text":
@@ -961,6 +965,16 @@ def _made_missing(column: Sequence[Any], rows: Sequence[int]) -> Sequence[Any]:
     for row in rows:
         values[row] = None
     return values
+
+
+def _written_missing_as_none(column: Sequence[Any]) -> Sequence[Any]:
+    """A number or date-time ``column`` with its missing values as pandas writes them (``"NaT"``,
+    ``"<NA>"``, ``"None"``, ``"nan"``: :func:`~automm.roles.written_missing`) made None, so that a
+    row of the table input with no other value lacks it, as with None (``column`` itself when
+    there are none)."""
+    if isinstance(column, np.ndarray) and column.dtype.kind in "biufcmM":
+        return column
+    return _made_missing(column, [row for row, value in enumerate(column) if written_missing(value)])
 
 
 def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
@@ -1101,9 +1115,10 @@ def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[A
                   tolerance: float, row_name: Callable[[int], str] | None) -> list[int]:
     """The rows of the present values of a column that are not ``readable`` (``what``: "numbers"),
     with a warning naming them, when they are at most ``tolerance`` of those values; otherwise
-    :class:`InputError` naming the first three and ending with ``hint``."""
+    :class:`InputError` naming the first three and ending with ``hint``. A missing value as pandas
+    writes one (:func:`~automm.roles.written_missing`: ``"NaT"``, ``"<NA>"``) is missing, not present."""
     row_name = row_name or row_namer(None)
-    present = [(row, v) for row, v in enumerate(column) if not is_missing(v)]
+    present = [(row, v) for row, v in enumerate(column) if not is_missing(v) and not written_missing(v)]
     bad = [(row, v) for row, v in present if not readable(v)]
     if not bad:
         return []

@@ -15,10 +15,20 @@ from .exceptions import AutoMMWarning, user_stacklevel
 from .process_state import all_warnings_left_out
 
 __all__ = ["leaderboard_frame", "trial_counts", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective",
-           "rank_key", "RANK_Z", "TRIAL_ATTR"]
+           "rank_key", "RANK_Z", "TRIAL_ATTR", "foreign_trial"]
 
 #: The prefix of automm's user attributes on an Optuna trial (``"automm:score"``, ...).
 TRIAL_ATTR = "automm:"
+
+
+def foreign_trial(trial: Any) -> bool:
+    """Whether ``trial`` is not one of automm's: a finished or pruned trial with none of automm's
+    attributes (added to the study by its user: ``study.optimize`` of another objective,
+    ``study.add_trial``), which automm's trials all record before they end. It counts towards no
+    ``n_trials`` and is no row of the leaderboard. A running trial (one just started records its
+    worker a moment later) and a failed one (Optuna fails a lost worker's) are taken for automm's."""
+    return (trial.state.name in ("COMPLETE", "PRUNED")
+            and not any(key.startswith(TRIAL_ATTR) for key in trial.user_attrs))
 
 
 #: How many standard errors :func:`rank_key` takes off a score measured on few rows.
@@ -70,8 +80,9 @@ def pareto_frame(points: Sequence[tuple[int, float, float]], chosen: int, second
 
 
 def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score",)):
-    """A pandas DataFrame with one row per trial (skipped over-budget trials and queued ones that
-    never started, such as a preset the budget left no room for, left out), the finished trials
+    """A pandas DataFrame with one row per trial (skipped over-budget trials, queued ones that
+    never started, such as a preset the budget left no room for, and trials not automm's,
+    :func:`foreign_trial`, left out), the finished trials
     first, best first (then pruned, running and failed ones, by their partial scores): number, state, score (best holdout score), [latency_ms | n_params], encoders,
     fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
     best_epoch (of the first fold when bagged), folds (1: holdout; k: k-fold bag, score
@@ -83,11 +94,11 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
     for t in trials:
         for original in t.system_attrs.get("retry_history", []):
             retried_as[original] = t.number
+    trials = [t for t in trials
+              if not (t.user_attrs.get(TRIAL_ATTR + "skipped") or t.state.name == "WAITING" or foreign_trial(t))]
     rows = []
     for t in trials:
         attrs = t.user_attrs
-        if attrs.get(TRIAL_ATTR + "skipped") or t.state.name == "WAITING":
-            continue
         config = attrs.get(TRIAL_ATTR + "config") or {}
         state = t.state.name
         reason = attrs.get(TRIAL_ATTR + "reason") if state == "FAIL" else attrs.get(TRIAL_ATTR + "stop_reason")
@@ -128,7 +139,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
 
         keys = [rank_key(t.state.name == "COMPLETE", score_of(t),
                          t.user_attrs.get(TRIAL_ATTR + "loss"), t.user_attrs.get(TRIAL_ATTR + "rows"))
-                for t in trials if not (t.user_attrs.get(TRIAL_ATTR + "skipped") or t.state.name == "WAITING")]
+                for t in trials]
         frame = frame.assign(_done=[k[0] for k in keys], _value=[k[1] for k in keys], _loss=[k[2] for k in keys])
         frame = frame.sort_values(["_done", "_value", "_loss", "number"], ascending=[False, False, False, True],
                                   na_position="last").drop(columns=["_done", "_value", "_loss"])

@@ -19,7 +19,7 @@ import numpy as np
 from .hookspecs import hookimpl
 
 __all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
-           "written_bool", "written_code", "read_words", "written_duration", "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
+           "written_bool", "written_code", "written_missing", "read_words", "written_duration", "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
            "modality_of_role", "looks_like_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ico",
@@ -160,6 +160,19 @@ def written_bool(value: Any) -> float | None:
     return None
 
 
+#: How pandas and Python write a missing value as text (``str`` or ``astype(str)`` of NaN, NaT,
+#: ``pandas.NA`` and None), compared in lower case: what a frame turned into strings (``astype(str)``,
+#: JSON, a CSV file written so) holds where a number or a time was missing.
+WRITTEN_MISSING = frozenset({"nan", "nat", "<na>", "none"})
+
+
+def written_missing(value: Any) -> bool:
+    """Whether ``value`` is a missing value as pandas writes one (:data:`WRITTEN_MISSING`: ``"nan"``,
+    ``"NaN"``, ``"NaT"``, ``"<NA>"``, ``"None"``, spaces around allowed): missing in a number or
+    date-time column, as ``""`` is, not a value that is not a number or time."""
+    return isinstance(value, str) and value.strip().lower() in WRITTEN_MISSING
+
+
 def is_number(value: Any) -> bool:
     """Whether a numeric column's ``value`` reads as a number, as the table encoder reads it: a
     duration (as seconds; also written, :func:`written_duration`), or anything ``float`` takes but
@@ -243,9 +256,13 @@ NUMBERS_AMONG_STRINGS = 0.95
 def stray_numbers(values: Sequence[Any]) -> bool:
     """Whether ``values`` are numbers (or strings of numbers: ``"2.5"``) but for a few strings
     that are not, at most 5%: a CSV file's number column with a stray value, which pandas then
-    reads as strings. Strings of numbers alone (no stray) are not: a user made them strings."""
-    numbers = sum(is_number(v) and not (isinstance(v, str) and written_code(v)) for v in values)
-    return (numbers < len(values) and numbers >= NUMBERS_AMONG_STRINGS * len(values)
+    reads as strings. Strings of numbers alone (no stray) are not: a user made them strings. A
+    missing value as pandas writes one (:func:`written_missing`: ``"NaT"``) is such a stray, but
+    missing, not counted among the 5%."""
+    missing = sum(map(written_missing, values))  # ("NaT", "None": missing, not strays)
+    numbers = sum(is_number(v) and not written_missing(v) and not (isinstance(v, str) and written_code(v))
+                  for v in values)
+    return (0 < numbers < len(values) and numbers >= NUMBERS_AMONG_STRINGS * (len(values) - missing)
             and all(isinstance(v, (str, bool, int, float, np.number, np.bool_)) for v in values))
 
 
@@ -280,17 +297,16 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
         return "image"
     if names_image_files(values):
         return "image"  # image files named without an extension
-    if sum(as_datetime(v) is not None for v in values) >= 0.95 * len(values):
+    # (missing values as pandas writes them, "nan", "NaT", "<NA>", "None": a frame through JSON or
+    # astype(str) in part, a CSV file's "NaT", which pandas does not read as missing; missing values,
+    # as the table encoder reads them; without this, 10% of them made a price column text)
+    written = [v for v in values if not written_missing(v)]
+    if written and sum(as_datetime(v) is not None for v in written) >= 0.95 * len(written):
         return "datetime"
-    # (numbers with "nan" written as a string, a frame through JSON or astype(str) in part: missing
-    # values, as the table encoder reads them; without this, 10% of them made a price column text)
-    written_nan = [isinstance(v, str) and v.strip().lower() == "nan" for v in values]
-    if not all(written_nan) and all(nan or (isinstance(v, (bool, numbers.Real, decimal.Decimal, np.number, np.bool_,
-                                                           datetime.timedelta))
-                                            and not isinstance(v, (complex, np.complexfloating)))
-                                    for v, nan in zip(values, written_nan)):
+    if written and all(isinstance(v, (bool, numbers.Real, decimal.Decimal, np.number, np.bool_, datetime.timedelta))
+                       and not isinstance(v, (complex, np.complexfloating)) for v in written):
         return "numeric"  # durations count as seconds; Decimal (SQL NUMERIC) and Fraction are numbers too
-    if all(written_duration(v) is not None for v in values):
+    if written and all(written_duration(v) is not None for v in written):
         return "numeric"  # durations a CSV file wrote ("0 days 00:45:32"): seconds, as timedelta values
     if _written_amounts(values):
         return "numeric"  # "12.50", "3e-4": strings of numbers with a fraction are amounts, not codes

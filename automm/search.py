@@ -140,6 +140,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import logging
 import math
 import multiprocessing
@@ -176,7 +177,7 @@ from .exceptions import (AutoMMError, AutoMMWarning, InputError, SearchError, Ti
                          user_stacklevel)
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import rank_key as _rank_key
-from .leaderboard import (choose_from_pareto, leaderboard_frame, pareto_frame, second_objective, trial_counts,
+from .leaderboard import (choose_from_pareto, foreign_trial, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
@@ -223,7 +224,7 @@ MIN_HARD_GRACE = 10.0
 
 # Those names below without a leading underscore but not in __all__ (SearchSettings, SearchContext,
 # make_sampler, make_pruner, optuna_quiet, cuda_devices, run_trial_loops, hard_grace, WorkerFinished,
-# FIT_ATTR, register_fit, follow_fits) are the search loop's parts that automm.worker shares.
+# FIT_ATTR, register_fit, follow_fits, tagged_seed) are the search loop's parts that automm.worker shares.
 
 #: The study's user attribute of each ``fit`` that runs it, suffixed by the fit's ``host:pid/id``:
 #: ``{"status": "running" | "done", "n_trials", "deadline_unix", "trial_seconds"}``. One entry per
@@ -689,13 +690,14 @@ def _progress(message: str) -> None:
 
 
 def _budget_trials(trials: Sequence[Any]) -> list[Any]:
-    """Trials that count towards ``n_trials``: not skipped, not a failure retried elsewhere."""
+    """Trials that count towards ``n_trials``: not skipped, not a failure retried elsewhere, not
+    a trial of the study's user's own (:func:`~automm.leaderboard.foreign_trial`)."""
     from optuna.trial import TrialState
 
     retried = _retried_numbers(trials)
     counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
     return [t for t in trials if t.state in counted and not t.user_attrs.get(_ATTR + "skipped")
-            and not (t.state == TrialState.FAIL and t.number in retried)]
+            and not (t.state == TrialState.FAIL and t.number in retried) and not foreign_trial(t)]
 
 
 def _encoder_parts(model) -> list[tuple[str, Any]]:
@@ -1047,8 +1049,8 @@ def _retry_interrupted(study) -> None:
 def _has_result(study) -> bool:
     from optuna.trial import TrialState
 
-    return any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) or t.state == TrialState.RUNNING
-               for t in study.get_trials(deepcopy=False))
+    return any((t.state in (TrialState.COMPLETE, TrialState.PRUNED) or t.state == TrialState.RUNNING)
+               and not foreign_trial(t) for t in study.get_trials(deepcopy=False))
 
 
 def _fail_trials_of(study, storage, workers: set[str], reason: str) -> None:
@@ -1654,7 +1656,17 @@ def _resumed_sampler_seed(study, settings: SearchSettings, fit_tag: str) -> Sear
     earlier = sum(1 for key in study.user_attrs if key.startswith(FIT_ATTR) and key != FIT_ATTR + fit_tag)
     if not earlier:
         return settings
-    return replace(settings, seed=(settings.seed + 104729 * earlier) % (2**31 - 1))
+    # (by its tag, not by how many fits came before: two fits started at once each count the other)
+    return replace(settings, seed=tagged_seed(settings.seed, fit_tag))
+
+
+def tagged_seed(seed: int, tag: str) -> int:
+    """``seed`` moved on by a digest of ``tag`` (a fit's ``host:pid/id``, a worker's ``host:pid``):
+    a sampler seed of its own for each process that joins a study, so that two of them given the
+    same ``random_state`` draw other configurations (two workers started in containers are each
+    pid 1, on hosts of their own; a seed from the pid alone was the same for both)."""
+    digest = int.from_bytes(hashlib.sha256(tag.encode("utf-8")).digest()[:8], "big")
+    return (seed + digest) % (2**31 - 1)
 
 
 def _wait_for_other_trials(study, ctx: SearchContext, deadline: float | None) -> None:

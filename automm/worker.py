@@ -173,8 +173,9 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r}"
                              f"{': ' + what if what else ''} (pass exactly what fit was given)")
         data = with_stored_split(data, spec)
+        worker_tag = f"{socket.gethostname()}:{os.getpid()}"
         settings = SearchSettings(objectives=tuple(spec["objectives"]), sampler=spec["sampler"], pruner=spec["pruner"],
-                             seed=(int(spec["seed"]) + os.getpid() * 104729) % (2**31 - 1),
+                             seed=search.tagged_seed(int(spec["seed"]), worker_tag),
                              n_trials=None, ensemble_size=int(spec["ensemble_size"]),
                              max_epochs=int(spec["max_epochs"]), verbose=request.verbose,
                              bag_folds=spec.get("bag_folds", 1))
@@ -185,7 +186,7 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
                        pool=ModelPool(keep, request.artifact_dir, multi),
                        callbacks=estimator._extra_callbacks() if estimator is not None else [],
                        heartbeat=own_heartbeats(storage), outlives_fit=True, child_artifact_dir=request.artifact_dir,
-                       worker_tag=f"{socket.gethostname()}:{os.getpid()}", hard_grace=MIN_HARD_GRACE)
+                       worker_tag=worker_tag, hard_grace=MIN_HARD_GRACE)
         # a worker started before the fit that resumes an existing study (its earlier fits all done)
         # waits for it, as it waits for a new study, rather than ending at once with 0 trials
         while not follow_fits(ctx, probe.user_attrs):

@@ -159,6 +159,28 @@ def regression_files(tmp_path_factory):
     return folder
 
 
+def test_fit_reads_a_csv_files_nat_in_number_and_date_columns_as_missing(capsys, tmp_path):
+    """pandas reads "NaT" in a CSV file as a string (unlike "NaN" or "<NA>"): 10% of them in a
+    recipe's number and date columns stopped the fit ("6 of 60 values are not numbers ('NaT' at
+    d.csv row 0, ..."), and ``automm init`` drafted the columns as text."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"price": np.round(rng.uniform(1, 9, 60), 2).astype(str),
+                          "when": [f"2024-03-{d:02d}" for d in rng.integers(1, 29, 60)],
+                          "label": ["a", "b"] * 30})
+    frame.loc[:5, ["price", "when"]] = "NaT"
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "d.csv", "label": "label", "column_types": {"price": "numeric", "when": "datetime"}},
+        "training": {"max_epochs": 1, "num_workers": 0}, "output": {"dir": str(tmp_path / "model")}, "seed": 0}))
+    result = run(capsys, "fit", tmp_path / "r.yaml", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["columns"] == {"price": "numeric", "when": "datetime"}
+    result = run(capsys, "init", tmp_path / "d.csv", "--label", "label", "--no-search", "-o", tmp_path / "drafted.yaml")
+    assert result.code == 0, result.err
+    drafted = yaml.safe_load((tmp_path / "drafted.yaml").read_text())
+    assert drafted["data"]["column_types"] == {"price": "numeric", "when": "datetime"}
+
+
 def test_fit_json_then_evaluate_and_predict_a_regression_in_process(capsys, regression_files):
     folder = regression_files
     result = run(capsys, "fit", folder / "recipe.yaml", "--json")

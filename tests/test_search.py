@@ -1122,16 +1122,20 @@ def test_no_trial_starts_once_n_trials_have_run_and_skipped_ones_do_not_count():
     and trials skipped as over the count are not counted themselves."""
     from types import SimpleNamespace
 
+    def trained(trial) -> float:  # (an automm trial records its worker first)
+        trial.set_user_attr(search._ATTR + "worker", "here:1")
+        return 0.5
+
     study = optuna.create_study()
     ctx = SimpleNamespace(deadline=None, durations=[], attempts=0, settings=SimpleNamespace(n_trials=2),
                           interrupted=threading.Event(), failures=[], succeeded=True, fit_tag="here:1/a")
-    study.optimize(lambda trial: 0.5, n_trials=1)
+    study.optimize(trained, n_trials=1)
     assert search._stop_reason(study, ctx) is None
     skipped = study.ask()
     skipped.set_user_attr(search._ATTR + "skipped", True)
     study.tell(skipped, 0.0)
     assert search._stop_reason(study, ctx) is None
-    study.optimize(lambda trial: 0.5, n_trials=1)
+    study.optimize(trained, n_trials=1)
     assert search._stop_reason(study, ctx) == "n_trials reached"
 
 
@@ -1726,7 +1730,8 @@ def test_a_trial_starting_once_other_workers_reached_n_trials_is_skipped_not_tra
     study = optuna.create_study(direction="maximize")
     for value in (0.5, 0.6):  # n_trials=2 already finished by other processes
         study.add_trial(optuna.trial.create_trial(params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)},
-                                                  value=value, state=TrialState.COMPLETE))
+                                                  value=value, state=TrialState.COMPLETE,
+                                                  user_attrs={"automm:score": value}))
     trial = study.ask()
     ctx = types.SimpleNamespace(storage=study._storage, worker_tag="host:1",
                                 settings=types.SimpleNamespace(n_trials=2))  # (training would need the rest)
@@ -1736,7 +1741,7 @@ def test_a_trial_starting_once_other_workers_reached_n_trials_is_skipped_not_tra
     # one trial short of n_trials: this one trains (here: it goes on, past the check, to the space it lacks)
     study = optuna.create_study(direction="maximize")
     study.add_trial(optuna.trial.create_trial(params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)},
-                                              value=0.5, state=TrialState.COMPLETE))
+                                              value=0.5, state=TrialState.COMPLETE, user_attrs={"automm:score": 0.5}))
     with pytest.raises(AttributeError, match="space"):
         search._run_objective(study.ask(), ctx)
 
@@ -3334,3 +3339,62 @@ def test_greedy_selection_ranks_by_log_loss_before_accuracy():
     weights, (accuracy, neg_log_loss) = greedy_selection([sharp, calibrated], targets, "multiclass", rounds=1)
     assert weights.tolist() == [0.0, 1.0]
     assert accuracy == pytest.approx(0.9) and -neg_log_loss < 0.3
+
+
+def test_trials_automm_did_not_create_are_refused_or_left_out(texts, tmp_path):
+    """A study's own trials of its user (``study.optimize`` of another objective, ``add_trial``):
+    a study that holds only such trials is refused by name; in a study automm created they were
+    counted towards ``n_trials`` (a resumed fit of n_trials=5 with two of them ran one trial of
+    its own) and listed in the leaderboard as finished trials without a score."""
+    X, y = texts[0][:40], texts[1][:40]
+    journal = str(tmp_path / "study.log")
+    storage = search.make_storage("journal", journal)
+    params = small(storage=journal, ensemble_size=1, max_epochs=1, pruner="none")
+    theirs = optuna.create_study(study_name="theirs", storage=storage, direction="maximize")
+    theirs.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    with pytest.raises(InputError, match=r"study 'theirs' already holds trials that automm did not create; "
+                                         "choose another study_name"):
+        AutoMM(**params, n_trials=1, study_name="theirs").fit(X, y)
+    AutoMM(**params, n_trials=2, study_name="s").fit(X, y)
+    study = optuna.load_study(study_name="s", storage=storage)
+    study.optimize(lambda trial: 2.0 + trial.suggest_float("x", 0, 1), n_trials=1)  # better than any accuracy
+    study.add_trial(optuna.trial.create_trial(value=5.0, params={"x": 0.5},
+                                              distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
+    model = AutoMM(**params, n_trials=4, study_name="s").fit(X, y)
+    foreign = [t.number for t in study.get_trials() if not t.user_attrs]
+    assert len(foreign) == 2
+    assert len(model.leaderboard_) == 4 and not set(model.leaderboard_["number"]) & set(foreign)
+    assert model.leaderboard_["score"].notna().all() and model.best_trial_ not in foreign
+
+
+def test_processes_joining_a_study_with_one_random_state_draw_other_configurations(texts, tmp_path, monkeypatch):
+    """A worker's sampler was seeded by its pid alone: two workers in containers (each pid 1 on a
+    host of its own) drew the same configurations, as did two fits started at once (each counted
+    the other as the earlier fit)."""
+    study = optuna.create_study(direction="maximize")
+    search.register_fit(study, "host-a:7/aaaa", "running", n_trials=5)
+    search.register_fit(study, "host-b:7/bbbb", "running", n_trials=5)
+    settings = search.SearchSettings(objectives=("score",), sampler="random", pruner="none", seed=0, n_trials=5,
+                                     ensemble_size=1, max_epochs=1, verbose=0, bag_folds=1)
+    fits = [search._resumed_sampler_seed(study, settings, tag).seed for tag in ("host-a:7/aaaa", "host-b:7/bbbb")]
+
+    X, y = texts[0][:40], texts[1][:40]
+    journal = str(tmp_path / "study.log")
+    AutoMM(**small(storage=journal, study_name="s", n_trials=1, ensemble_size=1, max_epochs=1)).fit(X, y)
+    workers = []
+    monkeypatch.setattr(automm.worker, "SearchSettings",
+                        lambda **kw: workers.append(kw["seed"]) or search.SearchSettings(**kw))
+    monkeypatch.setattr(os, "getpid", lambda: 1)
+    for host in ("worker-a", "worker-b"):
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
+        automm.worker.run_worker(journal, "s", wait=0)  # (the fit is done: it returns at once)
+    assert len(workers) == 2
+
+    def draws(seed: int) -> list:
+        sampled = optuna.create_study(sampler=search.make_sampler(search.SearchSettings(
+            **{**vars(settings), "seed": seed}), 0))
+        sampled.optimize(lambda trial: trial.suggest_float("learning_rate", 1e-5, 1e-1, log=True), n_trials=3)
+        return [t.params["learning_rate"] for t in sampled.trials]
+
+    for a, b in (fits, workers, (fits[0], workers[0])):
+        assert a != b and draws(a) != draws(b)

@@ -465,6 +465,8 @@ def test_a_length_that_is_not_a_whole_number_is_refused_before_any_work(name):
 
 
 @pytest.mark.parametrize("name, bad", [("hashed_ngram", {"emb_dim": 0}), ("hashed_ngram", {"output_dim": 2.5}),
+                                       ("hashed_ngram", {"n_buckets": float("nan")}),
+                                       ("gru", {"num_layers": float("inf")}), ("gru", {"emb_dim": float("-inf")}),
                                        ("gru", {"num_layers": 0}),
                                        ("gru", {"hidden_dim": 0}), ("transformer", {"n_layers": 0}),
                                        ("transformer", {"n_heads": 0}), ("transformer", {"ff_dim": 0})])
@@ -472,10 +474,13 @@ def test_a_size_that_is_not_a_whole_number_of_at_least_one_is_named(name, bad):
     """hashed_ngram with emb_dim=0 trained a text input that reads nothing (0.625 training accuracy on
     texts that decide the label), with only PyTorch's 'Initializing zero-element tensors is a no-op';
     output_dim=2.5 was read as 2; transformer n_layers=0 failed with IndexError, n_heads=0 with
-    ZeroDivisionError."""
+    ZeroDivisionError; NaN and infinity failed in the check itself ("cannot convert float NaN to
+    integer", an OverflowError for infinity), naming no hyperparameter."""
+    from automm import InputError
+
     cls = ENCODERS[name][0]
     key, value = next(iter(bad.items()))
-    with pytest.raises(ValueError, match=rf"{key} must be a whole number >= 1, got {value}"):
+    with pytest.raises(InputError, match=rf"{key} must be a whole number >= 1, got {value}"):
         cls(**bad)
 
 

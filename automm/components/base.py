@@ -32,8 +32,8 @@ def whole_at_least_one(name: str, value: Any, least: int = 1) -> int:
     """``value`` as an int, refused unless it is a whole number >= 1 (2.5 tokens is no length; a
     width of 0 reads nothing: silently a constant), or >= ``least`` where a smaller one means
     something (``least=0``: a hidden layer of width 0 is none)."""
-    if (isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)) or value != int(value)
-            or value < least):
+    if (isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)) or value != value
+            or value in (float("inf"), float("-inf")) or value != int(value) or value < least):  # (int(nan) raised)
         raise InputError(f"{name} must be a whole number >= {least}, got {value!r}")
     return int(value)
 
