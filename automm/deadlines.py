@@ -23,11 +23,18 @@ __all__ = ["check_deadline", "deadline_scope", "fit_deadline", "time_left"]
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("automm_deadline", default=None)
 
 
-def fit_deadline(start: float, time_limit: float) -> float:
+#: Seconds kept at the end of a fit that writes the search's plots (``plot_dir``): importing
+#: matplotlib and drawing them took 1.8 s on 2 cores (at most 10% of ``time_limit`` is kept so).
+PLOT_SECONDS = 2.0
+
+
+def fit_deadline(start: float, time_limit: float, plots: bool = False) -> float:
     """When a fit started at ``start`` (``time.monotonic()``) with ``time_limit`` seconds must end
-    its training and search: 5% of the limit, at most 30 s, is kept for the work after them, so
-    that the whole ``fit`` ends within ``time_limit``."""
-    return start + float(time_limit) - min(30.0, 0.05 * float(time_limit))
+    its training and search: 5% of the limit, at most 30 s, is kept for the work after them, and
+    with ``plots`` (a ``plot_dir``) :data:`PLOT_SECONDS` more, so that the whole ``fit`` ends
+    within ``time_limit``."""
+    reserve = min(30.0, 0.05 * float(time_limit)) + (min(PLOT_SECONDS, 0.1 * float(time_limit)) if plots else 0.0)
+    return start + float(time_limit) - reserve
 
 
 @contextlib.contextmanager

@@ -1142,7 +1142,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         deadline = None
         if self.time_limit is not None:
             _import_optimizer_machinery()  # once per process, before the trials' shares are set
-            deadline = fit_deadline(start, self.time_limit)
+            deadline = fit_deadline(start, self.time_limit, plots=self.plot_dir is not None)
         with image_cache():  # decoded images shared by every epoch and trial of this fit
             candidate = self._fit_candidates(data, config, deadline, graceful=not _called_by_model_selection())
         if candidate.cut_in_first_epoch and "ensemble_" not in candidate.extras:  # (an ensemble: the search warns)

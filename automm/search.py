@@ -221,6 +221,9 @@ WARM_START_TIME_FRACTION = 1 / 2
 MIN_SELECTION_ROWS = 10
 #: Least seconds a trial may run past the deadline before it is interrupted (see :func:`automm.interrupts.hard_stop`).
 MIN_HARD_GRACE = 10.0
+#: Seconds a forked search process is given, past its trials' hard stop, to record its trial and
+#: end before the process that forked it terminates it.
+CHILD_STOP_SECONDS = 3.0
 
 # Those names below without a leading underscore but not in __all__ (SearchSettings, SearchContext,
 # make_sampler, make_pruner, optuna_quiet, cuda_devices, run_trial_loops, hard_grace, WorkerFinished,
@@ -1408,7 +1411,11 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
         try:
             _worker_loop(ctx, study)
             for child in children:
-                timeout = None if ctx.deadline is None else max(1.0, ctx.deadline - time.monotonic() + 10.0)
+                # a child's stuck trial is interrupted hard_grace after the deadline and records its
+                # failure in the study: terminated at that very moment, it died holding the journal's
+                # lock, which every later write then waited JOURNAL_LOCK_GRACE for (time_limit=25: 44 s)
+                timeout = None if ctx.deadline is None else max(
+                    1.0, ctx.deadline - time.monotonic() + ctx.hard_grace + CHILD_STOP_SECONDS)
                 child.join(timeout)
         except KeyboardInterrupt:
             ctx.interrupted.set()

@@ -81,9 +81,11 @@ class BrokenEncoder(Encoder):
         self.output_dim, self.failure = output_dim, failure
         self.linear = torch.nn.Linear(1, output_dim)
 
+    PARENT = os.getpid()  # (the test's process: "sleep_forked" sleeps in a search's forked processes only)
+
     def fit(self, values):
-        if self.failure == "sleep":  # e.g. a long feature extraction that does not watch the deadline
-            time.sleep(60)
+        if self.failure == "sleep" or (self.failure == "sleep_forked" and os.getpid() != self.PARENT):
+            time.sleep(60)  # e.g. a long feature extraction that does not watch the deadline
         return self
 
     def prepare(self, values, *, cache_dir=None):
@@ -98,6 +100,8 @@ class BrokenEncoder(Encoder):
     def forward(self, batch):
         if self.failure == "raise":
             raise RuntimeError("boom from the broken encoder")
+        if self.failure == "sleep_forked":  # (where it does not sleep, it works)
+            return self.linear(batch)
         return self.linear(batch) * float("nan")
 
 
@@ -401,6 +405,33 @@ def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_p
     with pytest.warns(UserWarning, match=r"plot_dir: matplotlib is not installed .*no plots written"):
         AutoMM(**small(n_trials=2, plot_dir=tmp_path / "plots")).fit(X[:40], y[:40])
     assert not (tmp_path / "plots").exists()
+
+
+def test_a_time_limited_search_keeps_time_for_its_plots(texts, tmp_path, monkeypatch):
+    """The plots were drawn after the time limit's reserve for the work after the search (5%):
+    importing matplotlib and drawing took 1.8 s on 2 cores, time_limit=10 with plot_dir: 10.97 s."""
+    from automm import deadlines, estimator
+
+    X, y, _, _ = texts
+    search_seconds = []  # from the fit's start to the search's deadline
+    fit_deadline = estimator.fit_deadline
+
+    def seen(start, *args, **kwargs):
+        deadline = fit_deadline(start, *args, **kwargs)
+        search_seconds.append(deadline - start)
+        return deadline
+
+    def no_search(self, *args, **kwargs):
+        raise KeyboardInterrupt  # (the deadline seen: no need to search)
+
+    monkeypatch.setattr(estimator, "fit_deadline", seen)
+    monkeypatch.setattr(AutoMM, "_fit_candidates", no_search)
+    for plot_dir in (None, tmp_path / "plots"):
+        with pytest.raises(KeyboardInterrupt):
+            AutoMM(**small(time_limit=20, plot_dir=plot_dir)).fit(X[:40], y[:40])
+    without, with_plots = search_seconds
+    assert without == pytest.approx(20 - 0.05 * 20)
+    assert without - with_plots == pytest.approx(deadlines.PLOT_SECONDS) and with_plots > 15
 
 
 def test_a_search_that_ends_with_no_model_leaves_no_empty_plot_dir(texts, tmp_path, monkeypatch):
@@ -1435,6 +1466,24 @@ def test_a_trial_that_ignores_the_deadline_is_interrupted(texts, fresh_registry,
                                                        "TimeLimitExceeded: the trial ran past the time limit"):
         AutoMM(**small(time_limit=3, encoders={"text": {"name": "broken", "failure": "sleep"}})).fit(X, y)
     assert time.monotonic() - trials["start"] < 3 + 1 + 2  # (the encoder's fit sleeps 60 s)
+
+
+def test_a_forked_trial_that_ignores_the_deadline_ends_itself_before_it_is_terminated(texts, fresh_registry,
+                                                                                     monkeypatch):
+    """n_jobs=2, time_limit=25: the process that forked the search terminated its child at the moment
+    the child's stuck trial was interrupted and recorded its failure, so the child died holding the
+    journal's lock, and the fit waited 10 s more for it (44 s in all)."""
+    fresh_registry(BrokenPlugin())
+    monkeypatch.setattr(search, "MIN_HARD_GRACE", 12.0)  # (past the 10 s the child was given)
+    trials = budget_from_the_first_trial(monkeypatch, 3)
+    X, y, _, _ = texts
+    model = AutoMM(**small(time_limit=3, n_jobs=2, encoders={"text": {"name": "broken", "failure": "sleep_forked"}},
+                           search_space={"linear_model": False})).fit(X, y)
+    ended = time.monotonic() - trials["start"]
+    failed = model.leaderboard_[model.leaderboard_.state == "FAIL"]
+    assert len(failed) == 1  # the forked process's first trial, interrupted by its own hard stop
+    assert failed.reason.iloc[0].startswith("TimeLimitExceeded: the trial ran past the time limit")
+    assert ended < 3 + 12 + search.CHILD_STOP_SECONDS + 3  # no wait for a lock left held
 
 
 def test_work_that_watches_the_deadline_stops_at_it(texts, fresh_registry, monkeypatch):
