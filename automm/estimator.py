@@ -221,6 +221,33 @@ def _holdout_keeping_each_class(pool: np.ndarray, targets: np.ndarray, n_valid: 
     return np.setdiff1d(pool, valid), np.asarray(valid)
 
 
+def _holdout_holding_each_class(train: np.ndarray, valid: np.ndarray, targets: np.ndarray,
+                                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, valid) with one row (drawn at random) of each class of 2 rows or more that ``valid``
+    lacks moved into it, and as many rows moved back to training from the classes it holds most
+    of: the holdout of a class-averaged metric, which scores every class it averages over. A
+    stratified holdout of 10% holds no row of a class of under 5 rows (fashion baseColour, 1,500
+    rows: 9 of its 34 classes), so the search's ranking and the decision weights knew nothing of
+    them. Measured there (60 s fits, random_state 0-3): test macro-F1 -0.008, +0.091, -0.026,
+    +0.003; balanced accuracy -0.006, +0.095, +0.120, +0.010; a principle more than a sure gain.
+    Left as it is where the holdout has fewer rows than those classes."""
+    counts = np.bincount(targets)
+    held = np.bincount(targets[valid], minlength=len(counts))
+    absent = np.flatnonzero((counts >= 2) & (held == 0))
+    if not len(absent) or len(valid) < int((counts >= 2).sum()):
+        return train, valid
+    rng = np.random.RandomState(seed % (2**32))
+    moved_in = np.array([rng.choice(train[targets[train] == k]) for k in absent])
+    moved_back = []
+    for _ in absent:  # (the holdout holds more rows than classes: the largest class has 2 or more)
+        k = int(np.argmax(held))
+        held[k] -= 1
+        moved_back.append(rng.choice(np.setdiff1d(valid[targets[valid] == k], moved_back)))
+    train = np.concatenate([np.setdiff1d(train, moved_in), moved_back]).astype(train.dtype)
+    valid = np.concatenate([np.setdiff1d(valid, moved_back), moved_in]).astype(valid.dtype)
+    return np.sort(train), np.sort(valid)
+
+
 class AutoMM(TransformerMixin, BaseEstimator):
     """Multimodal AutoML estimator: images, texts and table columns in, a trained model out.
 
@@ -930,6 +957,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return (weights / (weights * counts).sum() * counts.sum()).tolist()
 
     def _holdout_split(self, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        train, valid = self._stratified_holdout(targets, seed)
+        if self.metric in ("balanced_accuracy", "macro_f1") and self.problem_type_ != "regression" \
+                and not np.array_equal(train, valid):
+            return _holdout_holding_each_class(train, valid, targets, seed)
+        return train, valid
+
+    def _stratified_holdout(self, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         n = len(targets)
         indices = np.arange(n)
         if n < 10:  # too few samples to hold any out: validate on the training data

@@ -189,3 +189,33 @@ def test_bag_folds_follow_the_seed(problem_type, targets):
 
     assert folds(3) == folds(3)
     assert folds(3) != folds(4)
+
+
+@pytest.mark.parametrize("metric", ["balanced_accuracy", "macro_f1"])
+def test_a_class_averaged_metrics_holdout_holds_every_class_of_two_rows_or_more(metric):
+    """Fashion baseColour, 1,500 rows of 34 classes (nine of 2-5 rows): the stratified 150-row
+    holdout held none of those nine, so the macro-F1 the search ranks by, and the decision
+    weights fitted on it, knew nothing of them. Under a class-averaged metric it holds one row of
+    each class of 2 rows or more, at the same size; a class's last training row and a class of one
+    row stay in training. Accuracy's holdout is unchanged."""
+    counts = [333, 187, 174, 115, 110, 98, 95, 87, 69, 35, 27, 26, 24, 18, 16, 15, 10, 8, 8, 7, 6, 5, 4, 4,
+              3, 3, 3, 2, 2, 2, 1, 1, 1, 1]
+    targets = np.repeat(np.arange(len(counts)), counts)
+    rng = np.random.default_rng(0)
+    targets = targets[rng.permutation(len(targets))]
+    counts = np.bincount(targets)
+    for seed in range(5):
+        plain = AutoMMClassifier()
+        plain.problem_type_ = "multiclass"
+        before = plain._holdout_split(targets, seed)
+        model = AutoMMClassifier(metric=metric)
+        model.problem_type_ = "multiclass"
+        train, valid = model._holdout_split(targets, seed)
+        assert set(targets[valid]) == set(np.flatnonzero(counts >= 2))
+        assert set(targets[train]) == set(range(len(counts)))
+        assert len(valid) == len(before[1]) == 150
+        assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == len(targets)
+        assert model._holdout_split(targets, seed)[1].tolist() == valid.tolist()  # the seed's holdout
+        accuracy = AutoMMClassifier(metric="accuracy")
+        accuracy.problem_type_ = "multiclass"
+        assert accuracy._holdout_split(targets, seed)[1].tolist() == before[1].tolist()
