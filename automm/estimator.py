@@ -248,6 +248,15 @@ def _holdout_holding_each_class(train: np.ndarray, valid: np.ndarray, targets: n
     return np.sort(train), np.sort(valid)
 
 
+def _absent_classes_hint(validation_given: bool) -> str:
+    """What to do about classes a class-averaged metric's holdout lacks: the user's own validation
+    rows lack them, or (the holdout holding a row of every class of 2 rows or more) each is a class
+    of one row, which stays in training."""
+    if validation_given:
+        return "; X_val, y_val holding rows of them would"
+    return " (a class of a single row stays in training; more rows of it would let the holdout hold one)"
+
+
 class AutoMM(TransformerMixin, BaseEstimator):
     """Multimodal AutoML estimator: images, texts and table columns in, a trained model out.
 
@@ -1150,7 +1159,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                               f"{len(absent)} class{'es' if len(absent) > 1 else ''} ({shown}{', ...' if len(absent) > 5 else ''}): "
                               f"the validation score, the search's ranking and the decision weights average over "
                               f"the other {len(np.unique(targets[valid_idx]))} classes and say nothing of "
-                              f"{'them' if len(absent) > 1 else 'it'}", AutoMMWarning, stacklevel=user_stacklevel())
+                              f"{'them' if len(absent) > 1 else 'it'}{_absent_classes_hint(is_train is not None)}",
+                              AutoMMWarning, stacklevel=user_stacklevel())
         # class_weight="balanced" counts the rows models train on: not the user's validation rows
         counted = train_idx if is_train is not None else np.arange(len(targets))
         class_weights = self._class_weights(targets[counted], None if weights is None else weights[counted])
