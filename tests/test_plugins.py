@@ -411,43 +411,29 @@ def test_an_in_process_plugin_that_cannot_register_raises(fresh_registry):
         fresh_registry(Clashing())
 
 
-def test_a_misspelt_hook_name_is_warned_about_with_the_right_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("module, hook, said", [
+    ("automm_singular", "@hookimpl\n    def automm_register_encoder(register):",
+     "implements 'automm_register_encoder', which is not an automm hook, so it is never called \\(did you mean "
+     "'automm_register_encoders'"),
+    # the guide's plugin with its @hookimpl line left out loaded silently with no component, and naming
+    # its encoder said only that plugins are found through the entry-point group
+    ("automm_undecorated", "def automm_register_encoders(register):",
+     "defines 'automm_register_encoders' without the @automm.hookimpl decorator, so it is never called"),
+])
+def test_a_hook_pluggy_never_calls_is_warned_about(tmp_path, monkeypatch, module, hook, said):
+    """A misspelt hook name (warned about with the right one) and a hook without @hookimpl."""
     from automm.registry import PluginLoadWarning
 
-    package = _install_fake_plugin(tmp_path, monkeypatch, "automm_singular", _PLUGIN_HEADER + """
-    @hookimpl
-    def automm_register_encoder(register):
-        register("singular", Width, modality="text")
+    package = _install_fake_plugin(tmp_path, monkeypatch, module, _PLUGIN_HEADER + f"""
+    {hook}
+        register("{module}", Width, modality="text")
     """)
     try:
-        with pytest.warns(PluginLoadWarning, match=f"'automm_singular' from {package} implements "
-                                                   "'automm_register_encoder', which is not an automm hook, so it is "
-                                                   "never called \\(did you mean 'automm_register_encoders'"):
+        with pytest.warns(PluginLoadWarning, match=f"'{module}' from {package} {said}"):
             registry = automm.reset_registry()
-        assert "singular" not in registry.names("encoder")
+        assert module not in registry.names("encoder")
     finally:
-        sys.modules.pop("automm_singular", None)
-        monkeypatch.undo()
-        automm.reset_registry()
-
-
-def test_a_hook_without_hookimpl_is_warned_about(tmp_path, monkeypatch):
-    """The guide's plugin with its @hookimpl line left out loaded silently with no component, and
-    naming its encoder said only that plugins are found through the entry-point group."""
-    from automm.registry import PluginLoadWarning
-
-    package = _install_fake_plugin(tmp_path, monkeypatch, "automm_undecorated", _PLUGIN_HEADER + """
-    def automm_register_encoders(register):
-        register("undecorated", Width, modality="text")
-    """)
-    try:
-        with pytest.warns(PluginLoadWarning, match=f"'automm_undecorated' from {package} defines "
-                                                   "'automm_register_encoders' without the @automm.hookimpl "
-                                                   "decorator, so it is never called"):
-            registry = automm.reset_registry()
-        assert "undecorated" not in registry.names("encoder")
-    finally:
-        sys.modules.pop("automm_undecorated", None)
+        sys.modules.pop(module, None)
         monkeypatch.undo()
         automm.reset_registry()
 

@@ -219,3 +219,16 @@ def test_a_class_averaged_metrics_holdout_holds_every_class_of_two_rows_or_more(
         accuracy = AutoMMClassifier(metric="accuracy")
         accuracy.problem_type_ = "multiclass"
         assert accuracy._holdout_split(targets, seed)[1].tolist() == before[1].tolist()
+
+
+def test_the_f1_holdout_holds_the_positive_class():
+    """metric='f1' scores the positive class alone: 4 positives in 300 rows left none in the 30-row
+    stratified holdout for every seed, so every model's validation F1 was 0 (the search ranked
+    trials by loss alone and the decision weights learnt nothing), while macro_f1's held one."""
+    targets = np.zeros(300, dtype=int)
+    targets[[5, 50, 150, 250]] = 1
+    for seed in range(5):
+        model = AutoMMClassifier(metric="f1")
+        model.problem_type_ = "binary"
+        train, valid = model._holdout_split(targets, seed)
+        assert targets[valid].sum() == 1 and len(valid) == 30 and len(train) == 270
