@@ -158,6 +158,19 @@ def trial_counts(frame) -> dict[str, int]:
 MIN_IMPORTANCE_TRIALS = 10
 
 
+def _own_trials_study(study):
+    """``study``, or, where it holds trials not automm's (:func:`foreign_trial`: its user's own), an
+    in-memory copy of its finished trials without them, which the plots draw as the search's."""
+    trials = study.get_trials(deepcopy=False)
+    if not any(foreign_trial(t) for t in trials):
+        return study
+    import optuna
+
+    own = optuna.create_study(directions=study.directions)
+    own.add_trials([t for t in trials if t.state.is_finished() and not foreign_trial(t)])
+    return own
+
+
 def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = ("score",)) -> list[str]:
     """Optimisation history and parameter importances (and the Pareto front of a
     multi-objective search) as PNG files in ``plot_dir``; returns the paths written. Needs
@@ -177,6 +190,7 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
         warnings.warn(f"plot_dir: cannot create the folder {str(directory)!r} ({exc}); no plots written", AutoMMWarning,
                       stacklevel=user_stacklevel())
         return []
+    study = _own_trials_study(study)
     multi = len(objectives) > 1
     score = (lambda t: t.values[0]) if multi else None
     jobs: list[tuple[str, Callable[[], Any]]] = [

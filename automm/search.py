@@ -2191,7 +2191,8 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
     from optuna.trial import TrialState
 
     reasons = {t.number: t.user_attrs.get(_ATTR + "reason") or "" for t in trials if t.state == TrialState.FAIL}
-    trials = [t for t in trials if t.state != TrialState.WAITING]  # (queued ones the search never ran: not counted)
+    # (queued ones the search never ran, and the study's user's own trials: not counted)
+    trials = [t for t in trials if t.state != TrialState.WAITING and not foreign_trial(t)]
     missing = [t for t in trials if t.number in reasons and reasons[t.number].startswith(MISSING_PACKAGE)]
     if missing:
         warnings.warn(f"{len(missing)} of {len(trials)} trials failed because a component needs a package that is "

@@ -75,9 +75,10 @@ def test_no_importance_plot_from_too_few_sampled_trials(tmp_path):
 
     from automm.leaderboard import write_plots
 
+    OURS = {"automm:config": {}}  # (automm's trials, as a search records them: a user's own are not plotted)
     study = optuna.create_study(direction="maximize")
     for value in (0.5, 0.7):
-        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}, user_attrs=OURS))
     with pytest.warns(UserWarning, match="no param_importances.png: 0 finished trials sampled parameters, and "
                                          "importances need at least 10") as record:
         written = write_plots(study, tmp_path)
@@ -89,8 +90,9 @@ def test_no_importance_plot_from_too_few_sampled_trials(tmp_path):
     space = {"x": optuna.distributions.FloatDistribution(0, 1), "y": optuna.distributions.FloatDistribution(0, 1)}
     for _ in range(9):
         x, y = rng.uniform(size=2)
-        study.add_trial(optuna.trial.create_trial(value=float(x), params={"x": x, "y": y}, distributions=space))
+        study.add_trial(optuna.trial.create_trial(value=float(x), params={"x": x, "y": y}, distributions=space,
+                                                  user_attrs=OURS))
     with pytest.warns(UserWarning, match="9 finished trials sampled parameters"):
         assert len(write_plots(study, tmp_path / "few")) == 1
-    study.add_trial(optuna.trial.create_trial(value=0.6, params={"x": 0.6, "y": 0.1}, distributions=space))
+    study.add_trial(optuna.trial.create_trial(value=0.6, params={"x": 0.6, "y": 0.1}, distributions=space, user_attrs=OURS))
     assert len(write_plots(study, tmp_path / "more")) == 2

@@ -3390,11 +3390,13 @@ def test_greedy_selection_ranks_by_log_loss_before_accuracy():
     assert accuracy == pytest.approx(0.9) and -neg_log_loss < 0.3
 
 
-def test_trials_automm_did_not_create_are_refused_or_left_out(texts, tmp_path):
+def test_trials_automm_did_not_create_are_refused_or_left_out(texts, tmp_path, monkeypatch):
     """A study's own trials of its user (``study.optimize`` of another objective, ``add_trial``):
     a study that holds only such trials is refused by name; in a study automm created they were
     counted towards ``n_trials`` (a resumed fit of n_trials=5 with two of them ran one trial of
     its own) and listed in the leaderboard as finished trials without a score."""
+    import matplotlib.pyplot as plt
+
     X, y = texts[0][:40], texts[1][:40]
     journal = str(tmp_path / "study.log")
     storage = search.make_storage("journal", journal)
@@ -3409,11 +3411,15 @@ def test_trials_automm_did_not_create_are_refused_or_left_out(texts, tmp_path):
     study.optimize(lambda trial: 2.0 + trial.suggest_float("x", 0, 1), n_trials=1)  # better than any accuracy
     study.add_trial(optuna.trial.create_trial(value=5.0, params={"x": 0.5},
                                               distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
-    model = AutoMM(**params, n_trials=4, study_name="s").fit(X, y)
+    drawn = []  # (the plots drew them as the search's trials too)
+    monkeypatch.setattr(optuna.visualization.matplotlib, "plot_optimization_history",
+                        lambda plotted, **kw: drawn.extend(t.value for t in plotted.get_trials()) or plt.gca())
+    model = AutoMM(**params, n_trials=4, study_name="s", plot_dir=tmp_path / "plots").fit(X, y)
     foreign = [t.number for t in study.get_trials() if not t.user_attrs]
     assert len(foreign) == 2
     assert len(model.leaderboard_) == 4 and not set(model.leaderboard_["number"]) & set(foreign)
     assert model.leaderboard_["score"].notna().all() and model.best_trial_ not in foreign
+    assert len(drawn) == 4 and all(value <= 1.0 for value in drawn)  # (theirs: 2.x and 5.0)
 
 
 def test_processes_joining_a_study_with_one_random_state_draw_other_configurations(texts, tmp_path, monkeypatch):
