@@ -1146,15 +1146,14 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 and not np.array_equal(train_idx, valid_idx):
             absent = np.setdiff1d(np.unique(targets[train_idx]), np.unique(targets[valid_idx]))
             if self.metric == "f1":  # the positive class only: the F1 score of a holdout without it is 0 whatever the model
-                absent = absent[absent == 1]
-            if len(absent) and self.metric == "f1":
-                positive = self.classes_[1].item() if isinstance(self.classes_[1], np.generic) else self.classes_[1]
-                warnings.warn(f"metric='f1': the {len(valid_idx)} validation rows hold no row of the positive class "
-                              f"{positive!r}, so every model's validation F1 is 0: the validation score, the search's "
-                              "ranking and the decision weights say nothing of how well it finds that class; pass "
-                              "X_val=, y_val= holding rows of it" + ("" if is_train is not None else
-                                                                     " (a single positive row stays in training)"),
-                              AutoMMWarning, stacklevel=user_stacklevel())
+                if 1 in absent:
+                    positive = self.classes_[1].item() if isinstance(self.classes_[1], np.generic) else self.classes_[1]
+                    warnings.warn(f"metric='f1': the {len(valid_idx)} validation rows hold no row of the positive class "
+                                  f"{positive!r}, so every model's validation F1 is 0: the validation score, the search's "
+                                  "ranking and the decision weights say nothing of how well it finds that class; pass "
+                                  "X_val=, y_val= holding rows of it" + ("" if is_train is not None else
+                                                                         " (a single positive row stays in training)"),
+                                  AutoMMWarning, stacklevel=user_stacklevel())
             elif len(absent):
                 shown = ", ".join(repr(self.classes_[k].item() if isinstance(self.classes_[k], np.generic)
                                        else self.classes_[k]) for k in absent[:5])

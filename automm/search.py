@@ -227,7 +227,7 @@ CHILD_STOP_SECONDS = 3.0
 
 # Those names below without a leading underscore but not in __all__ (SearchSettings, SearchContext,
 # make_sampler, make_pruner, optuna_quiet, cuda_devices, run_trial_loops, hard_grace, WorkerFinished,
-# FIT_ATTR, register_fit, follow_fits, tagged_seed) are the search loop's parts that automm.worker shares.
+# FIT_ATTR, register_fit, follow_fits, tagged_seed, process_tag) are the search loop's parts that automm.worker shares.
 
 #: The study's user attribute of each ``fit`` that runs it, suffixed by the fit's ``host:pid/id``:
 #: ``{"status": "running" | "done", "n_trials", "deadline_unix", "trial_seconds"}``. One entry per
@@ -1290,7 +1290,7 @@ def _child_main(ctx: SearchContext, storage_ref: tuple[str, Any], index: int, th
         ctx.pool = ModelPool(ctx.pool.k, ctx.child_artifact_dir, ctx.pool.multi)
         ctx.durations = []
         ctx.attempts = 0
-        ctx.worker_tag = f"{socket.gethostname()}:{os.getpid()}"
+        ctx.worker_tag = process_tag()
         with optuna_quiet(ctx.settings.verbose):
             study = optuna.load_study(study_name=ctx.study_name, storage=ctx.storage,
                                       sampler=make_sampler(ctx.settings, index), pruner=make_pruner(ctx.settings))
@@ -1406,7 +1406,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                                name=f"automm-search-{index}")
             child.start()
             children.append(child)
-            ctx.child_tags.append(f"{socket.gethostname()}:{child.pid}")
+            ctx.child_tags.append(process_tag(child.pid))
         torch.set_num_threads(threads)
         try:
             _worker_loop(ctx, study)
@@ -1432,10 +1432,10 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                 child.kill()
                 child.join()
         if ctx.interrupted.is_set():  # the trials the stopped processes were running
-            _fail_trials_of(study, ctx.storage, {f"{socket.gethostname()}:{child.pid}" for child in children},
+            _fail_trials_of(study, ctx.storage, {process_tag(child.pid) for child in children},
                             INTERRUPTED_REASON)
         elif stopped:
-            _fail_trials_of(study, ctx.storage, {f"{socket.gethostname()}:{pid}" for pid in stopped},
+            _fail_trials_of(study, ctx.storage, {process_tag(pid) for pid in stopped},
                             "stopped at the time limit (its process was terminated)")
 
 
@@ -1563,7 +1563,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        heartbeat=kind != "memory" and own_heartbeats(storage),
                        outlives_fit=shared,  # the same fit run again resumes it
                        child_artifact_dir=os.path.join(tmpdir, "models"),
-                       worker_tag=f"{socket.gethostname()}:{os.getpid()}",
+                       worker_tag=process_tag(),
                        hard_grace=hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
         ctx.fit_tag = f"{ctx.worker_tag}/{uuid.uuid4().hex[:8]}"  # (two fits of one process: two entries)
         with optuna_quiet(settings.verbose):
@@ -1665,6 +1665,12 @@ def _resumed_sampler_seed(study, settings: SearchSettings, fit_tag: str) -> Sear
         return settings
     # (by its tag, not by how many fits came before: two fits started at once each count the other)
     return replace(settings, seed=tagged_seed(settings.seed, fit_tag))
+
+
+def process_tag(pid: int | None = None) -> str:
+    """A process's ``host:pid`` (this one's, or its child's ``pid`` on this host): the worker tag its
+    trials record, and what its sampler seed is told apart by (:func:`tagged_seed`)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 def tagged_seed(seed: int, tag: str) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -173,7 +172,7 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
             raise InputError(f"the data given to the worker differ from those of study {request.study_name!r}"
                              f"{': ' + what if what else ''} (pass exactly what fit was given)")
         data = with_stored_split(data, spec)
-        worker_tag = f"{socket.gethostname()}:{os.getpid()}"
+        worker_tag = search.process_tag()
         settings = SearchSettings(objectives=tuple(spec["objectives"]), sampler=spec["sampler"], pruner=spec["pruner"],
                              seed=search.tagged_seed(int(spec["seed"]), worker_tag),
                              n_trials=None, ensemble_size=int(spec["ensemble_size"]),
