@@ -224,7 +224,31 @@ def _cache_dir_arg(cache_dir: str | None):
     root = resolve_cache_dir(cache_dir)
     if root.exists() and not root.is_dir():
         raise UsageError(f"--cache-dir: {str(root)!r} is a file, not a cache directory")
+    inside = _cache_holding(root)
+    if inside is not None:  # (read as a cache of its own: 0 files shown, none cleared, all computed again)
+        raise UsageError(f"--cache-dir: {str(root)!r} is a folder inside the feature cache {str(inside)!r} (which "
+                         "holds features/<encoder>/...); give that folder")
     return root
+
+
+def _cache_holding(root) -> "Path | None":
+    """The feature cache whose ``features`` folder, or one of whose encoders' folders, ``root`` is
+    (``--cache-dir ~/.cache/automm/features``), else None: a cache holds ``features/<namespace>/<xx>/``."""
+    import re
+
+    def shards(folder) -> bool:
+        try:
+            return any(entry.is_dir() and re.fullmatch(r"[0-9a-f]{2}", entry.name) for entry in folder.iterdir())
+        except OSError:
+            return False
+
+    if not root.is_dir() or (root / "features").is_dir():
+        return None
+    if root.name == "features" and any(shards(entry) for entry in root.iterdir() if entry.is_dir()):
+        return root.parent
+    if root.parent.name == "features" and shards(root):
+        return root.parent.parent
+    return None
 
 
 def _load_model(model_dir: str, device: str, cache_dir: str | None = None):
@@ -1060,7 +1084,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
             _Out.result(_json({"cache_dir": str(root), "namespaces": [asdict(u) for u in usages]}))
             return EXIT_OK
         _Out.result(f"feature cache: {root} ({_size(sum(u.bytes for u in usages))} in "
-                    f"{sum(u.files for u in usages)} files, {_size(sum(u.disk_bytes for u in usages))} on disk)")
+                    f"{sum(u.files for u in usages)} files, {_size(sum(u.disk_bytes for u in usages))} on disk)"
+                    + ("" if root.exists() else "; no such folder"))
         if usages:
             _Out.result(_table([(u.namespace, u.files, _size(u.bytes), _size(u.disk_bytes), _when(u.first_use),
                                  _when(u.last_use)) for u in usages],
@@ -1080,7 +1105,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
         _Out.result(_json(dict(asdict(removed), cache_dir=str(root), dry_run=args.dry_run)))
         return code
     line = (f"{'would delete' if args.dry_run else 'deleted'} {removed.files} feature files "
-            f"({_size(removed.bytes)}, {_size(removed.disk_bytes)} on disk) under {root}")
+            f"({_size(removed.bytes)}, {_size(removed.disk_bytes)} on disk) under {root}"
+            + ("" if root.exists() else " (no such folder)"))
     if removed.orphans:
         line += f", and {removed.orphans} temporary files left by interrupted writes"
     if removed.undeleted:  # (the warning above names the first and why)

@@ -263,6 +263,24 @@ def test_cache_command_refuses_bad_arguments_with_exit_2(tmp_path, capsys):
     assert cache_usage(tmp_path)[0].files == 1
 
 
+
+def test_a_cache_dir_inside_the_cache_or_not_there_is_said_not_shown_as_empty(tmp_path, capsys):
+    """``--cache-dir ~/.cache/automm/features`` (or one encoder's folder in it) showed "0 B in 0 files"
+    and cleared nothing with exit 0 beside megabytes of features (and ``predict --cache-dir`` would
+    compute them all again into a cache nested inside); a folder that is not there looked empty."""
+    _fill(tmp_path, "minilm-aaaa", 2)
+    for inside in (tmp_path / "features", tmp_path / "features" / "minilm-aaaa"):
+        for command in (("cache",), ("cache", "clear")):
+            code, out, err = _cli(capsys, *command, "--cache-dir", inside)
+            assert code == 2 and f"inside the feature cache {str(tmp_path)!r}" in err and not out
+    assert cache_usage(tmp_path)[0].files == 2
+    code, out, _ = _cli(capsys, "cache", "--cache-dir", tmp_path / "typo")
+    assert code == 0 and "no such folder" in out
+    code, out, _ = _cli(capsys, "cache", "clear", "--cache-dir", tmp_path / "typo")
+    assert code == 0 and "no such folder" in out
+    code, out, _ = _cli(capsys, "cache", "--cache-dir", tmp_path)
+    assert code == 0 and "2 files" in out and "no such folder" not in out
+
 def test_features_remembered_from_one_folder_are_stored_in_another_when_read_there(tmp_path):
     first = FeatureCache(tmp_path / "a", "enc-two", {})
     first.put("x", torch.arange(4.0))

@@ -395,7 +395,7 @@ class PretrainedEncoder(Encoder):
             with contextlib.closing(claimed), contextlib.closing(self.iter_features(values, unreadable, claimed)) as batches:
                 for index_batch, vectors in batches:
                     for i, vector in zip(index_batch, vectors):
-                        self._features[keys[i]] = cache.put_by_key(keys[i], vector)
+                        self._features[keys[i]] = self._store(cache, keys[i], values[i], vector)
                     written += len(index_batch)
                     failed = len(unreadable)
                     computed = written + failed + found[0]  # the inputs done with, read or not
@@ -416,6 +416,16 @@ class PretrainedEncoder(Encoder):
                 log.log(level, "%s: %d of them computed by another process meanwhile, read from the cache",
                         self.name, found[0])
         self.last_prepare["seconds"] = time.monotonic() - start
+
+    def _store(self, cache: FeatureCache, key: bytes, value: Any, vector: torch.Tensor) -> torch.Tensor:
+        """``vector``, just computed from ``value``, written to the cache under ``key`` if ``value``
+        still has that key: a file rewritten after it was keyed (a sync job replacing a photo during a
+        long extraction) may have been read with its new bytes, whose features must not be kept under
+        the old bytes' key, where another copy of the old photo would find them. They serve this
+        call only (its next ``prepare`` keys the file anew)."""
+        if cache.key(self._cache_value(value)) != key:
+            return vector.detach().to("cpu", torch.float32).reshape(-1).contiguous()
+        return cache.put_by_key(key, vector)
 
     def _claimed_batches(self, cache: FeatureCache, keys: list[bytes], batches: list[list[int]],
                          found: list[int]) -> Iterator[list[int]]:
@@ -600,7 +610,7 @@ class PretrainedEncoder(Encoder):
             if found is None:  # prepare() was not called for this value: compute it alone
                 found = cache.get_by_key(key)
                 if found is None:
-                    found = cache.put_by_key(key, self.compute_features([value])[0])
+                    found = self._store(cache, key, value, self.compute_features([value])[0])
                 self._features[key] = found
             return found
         return self._sample(value, augment)

@@ -342,3 +342,29 @@ def test_minilm_features_read_at_another_max_length_are_another_cache_entry(tmp_
     again.prepare(texts, cache_dir=cache_dir)
     assert again.last_prepare == {**again.last_prepare, "cached": 3, "computed": 0}
     assert torch.equal(again.preprocess(texts[0]), short.preprocess(texts[0]))
+
+
+def test_a_file_rewritten_while_its_features_are_computed_is_not_cached_under_its_old_bytes(tmp_path, monkeypatch):
+    """A photo replaced on disk after ``prepare`` keyed it and before the network read it (a sync job
+    during a long extraction) was read with its new bytes, whose features were written under the old
+    bytes' key: a copy of the old photo elsewhere then got the new photo's features from the cache."""
+    photo = _png(tmp_path / "photo.png", (255, 0, 0))
+    copy = _png(tmp_path / "copy.png", (255, 0, 0))  # the same red photo under another path
+    cache_dir = str(tmp_path / "cache")
+    encoder = automm.create_encoder("efficientnet_lite0", image_size=32)
+    original = type(encoder).iter_features
+
+    def rewritten_first(self, values, *args, **kwargs):
+        _png(tmp_path / "photo.png", (0, 0, 255))  # now blue, under the same path
+        return original(self, values, *args, **kwargs)
+
+    monkeypatch.setattr(type(encoder), "iter_features", rewritten_first)
+    encoder.prepare([photo], cache_dir=cache_dir)
+    monkeypatch.setattr(type(encoder), "iter_features", original)
+    blue = encoder.preprocess(photo)  # this call's features are what it read: the new photo's
+    clear_memory_cache()
+    later = automm.create_encoder("efficientnet_lite0", image_size=32)
+    later.prepare([copy], cache_dir=cache_dir)
+    red = later.compute_features([copy])[0]
+    assert later.last_prepare["computed"] == 1
+    assert torch.equal(later.preprocess(copy), red) and not torch.allclose(red, blue, atol=1e-3)
