@@ -629,14 +629,18 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"{name}: labels mix strings and {kind} (e.g. {text!r} and {other!r}), so predict would "
                              f"return {str(other)!r} for {other!r}; give them one type, e.g. [str(v) for v in y]")
         if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
-            arr = arr.astype(float) if any(isinstance(v, float) for v in arr.tolist()) else arr.astype(int)
+            if any(isinstance(v, float) for v in arr.tolist()):
+                arr = arr.astype(float)
+            else:
+                arr = arr.astype(float) if _beyond_int64(arr.tolist(), name, amounts) else arr.astype(int)
         elif arr.dtype == object and all(isinstance(v, (numbers.Real, decimal.Decimal))
                                          and not isinstance(v, (bool, np.bool_)) for v in arr.tolist()):
             # Decimal (SQL NUMERIC, Parquet decimal128: what read_sql / read_parquet give) and
             # Fraction labels are numbers, as in X: whole ones integers, others floats
             floats = arr.astype(float)
             whole = all(v == int(v) for v in arr.tolist() if math.isfinite(float(v)))
-            arr = floats.astype(np.int64) if whole and np.all(np.isfinite(floats)) else floats
+            whole = whole and bool(np.all(np.isfinite(floats)))
+            arr = floats.astype(np.int64) if whole and not _beyond_int64(arr.tolist(), name, amounts) else floats
         return arr
 
     # ------------------------------------------------------------------ component resolution
@@ -1866,6 +1870,25 @@ def _numbers_equal(values: Any, labels: np.ndarray) -> bool:
         return bool((np.asarray(values, dtype=float) == np.asarray(labels, dtype=float)).all())
     except (TypeError, ValueError, OverflowError):  # (an int beyond floats, 10**400: no label)
         return False
+
+
+def _beyond_int64(values: list, name: str, amounts: bool) -> bool:
+    """Whether whole-number labels hold one beyond 64-bit integers (a token amount in wei, an
+    SQL ``NUMERIC(30)``): numpy cannot hold them as integers (a bare ``OverflowError``, or a
+    Decimal cast to -9223372036854775808). Amounts (a regression target) are then read as
+    floats; as classes they are refused naming ``name``."""
+    low, high = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    big = next((v for v in values if not low <= int(v) <= high), None)
+    if big is None:
+        return False
+    if not amounts:
+        from .suggestions import short_repr
+
+        shown = short_repr(int(big))
+        raise InputError(f"{name}: whole numbers beyond 64-bit integers (e.g. {shown}); if they are amounts, "
+                         "fit AutoMMRegressor or pass problem_type='regression' (they are read as floats), if "
+                         f"classes, give them as strings ([str(v) for v in {name}])")
+    return True
 
 
 def _regression_values(labels: np.ndarray, name: str) -> np.ndarray:

@@ -34,6 +34,19 @@ def test_decimal_labels_are_numbers(table):
     assert AutoMMRegressor(**KW).fit(X, prices).problem_type_ == "regression"
 
 
+def test_whole_numbers_beyond_64_bits_are_amounts_or_refused(table):
+    """Token amounts in wei (SQL NUMERIC(78, 0)): as Decimals they were cast to -9223372036854775808
+    ("every target ... is -9.22337e+18"), as Python ints a bare OverflowError."""
+    X, _ = table
+    wei = [decimal.Decimal(int((v + 5) * 1e19)) for v in X["size"]]
+    for y in (wei, [int(v) for v in wei]):
+        model = AutoMMRegressor(**KW).fit(X, y)
+        assert model.target_mean_ == pytest.approx(np.mean([float(v) for v in wei]))
+        assert np.all(model.predict(X) > 1e18)
+        with pytest.raises(InputError, match=r"y: whole numbers beyond 64-bit integers .*problem_type='regression'"):
+            AutoMMClassifier(**KW).fit(X, y)
+
+
 def test_dict_keys_that_collide_as_strings_are_refused():
     with pytest.raises(InputError, match="differ as strings"):
         as_table(({1: ["a", "b"], "1": [1.0, 2.0]},))

@@ -59,6 +59,21 @@ def test_a_few_outliers_do_not_squash_a_numeric_column():
     assert high - low > 2.0
 
 
+@pytest.mark.parametrize("values", [[i * 1e-14 for i in range(100)],  # 0-1 pF in farads: IQR 5e-13
+                                    [0.0] * 90 + [1e-13] * 10])  # quartiles agree: the mean and std
+def test_a_column_of_tiny_numbers_is_read_not_taken_for_a_constant(values):
+    """A spread under 1e-12 read as none: every value standardised to ~0, the column silently
+    unused (a regression on it alone: test R² -0.007 against 0.977 for the same numbers x 1e13)."""
+    encoder = TabularEncoder({"c": "numeric"}).fit([{"c": v} for v in values])
+    low, high = (encoder.preprocess({"c": v})["numeric"].item() for v in (min(values), max(values)))
+    assert high - low > 2.0
+    constant = TabularEncoder({"c": "numeric"}).fit([{"c": 3e-13}] * 20)  # one value: still no spread
+    assert constant.preprocess({"c": 3e-13})["numeric"].item() == 0.0
+    # larger numbers as before: a spread above 1e-12 counts (ids near 1e15, 1,000 apart, are no constant)
+    big = TabularEncoder({"c": "numeric"}).fit([{"c": 1e6 + i * 1e-8} for i in range(100)])
+    assert big.get_state()["numeric_std"] == pytest.approx([49.5e-8 / 1.349], rel=1e-3)
+
+
 def test_preprocess_standardises_flags_missing_and_maps_unseen_to_zero():
     encoder = TabularEncoder(ROLES).fit(ROWS)
     sample = encoder.preprocess({"price": 20.0, "colour": "green", "weight": float("nan"), "size": "L"})

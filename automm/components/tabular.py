@@ -46,6 +46,9 @@ DATETIME_CATEGORICAL_PARTS = ("month", "weekday", "hour")
 _SECONDS_PER_YEAR = 365.2425 * 86400
 #: Standardised values are clipped to this magnitude so that outliers cannot dominate.
 _CLIP = 10.0
+#: A numeric column's spread (interquartile range, else standard deviation) at or below this
+#: share of its largest magnitude (or of 1, for columns of larger numbers) reads as no spread.
+_TINY_SPREAD = 1e-12
 
 
 def _cell(row: Any, column: str) -> Any:
@@ -314,24 +317,28 @@ class TabularEncoder(Encoder):
         means, stds = [], []
         for j, column in enumerate(numeric_features):
             numbers = [x for x in (_to_float(row[j]) for row in rows) if math.isfinite(x)]
+            # in units of the largest magnitude: the squares of huge numbers (1e160) do not overflow
+            array = np.asarray(numbers, dtype=np.float64)
+            scale = float(np.abs(array).max()) if numbers else 0.0
+            scale = scale or 1.0
+            # a spread below 1e-12 of the column's magnitude (of 1 for larger numbers) is none:
+            # capacitances in farads, 1e-13 apart, are read, not taken for a constant column
+            tiny = _TINY_SPREAD * min(1.0, scale)
             # robust: the median and the interquartile range (as a normal's std), so that a few
             # outliers or sentinels (999999, 1e9) do not squash every other value to ~0; where
             # the quartiles agree (a mostly constant or 0/1 column), the mean and std as before
             if numbers:
-                q25, median, q75 = (float(q) for q in np.quantile(np.asarray(numbers, dtype=np.float64),
-                                                                  [0.25, 0.5, 0.75]))
+                q25, median, q75 = (float(q) for q in np.quantile(array, [0.25, 0.5, 0.75]))
                 iqr = (q75 - q25) / 1.349
-            if numbers and iqr > 1e-12 and math.isfinite(iqr):
+            if numbers and iqr > tiny and math.isfinite(iqr):
                 means.append(median)
                 stds.append(iqr)
                 continue
-            # in units of the largest magnitude: the squares of huge numbers (1e160) do not overflow
-            scale = max((abs(x) for x in numbers), default=0.0) or 1.0
             mean = sum(x / scale for x in numbers) / len(numbers) * scale if numbers else 0.0
             var = sum(((x - mean) / scale) ** 2 for x in numbers) / len(numbers) if numbers else 0.0
             std = math.sqrt(var) * scale
             means.append(mean)
-            stds.append(std if std > 1e-12 and math.isfinite(std) else 1.0)
+            stds.append(std if std > tiny and math.isfinite(std) else 1.0)
         categories = {}
         for j, column in enumerate(categorical_features, start=len(numeric_features)):
             counts = Counter(k for k in (_category_key(row[j]) for row in rows) if k is not None)
