@@ -406,6 +406,10 @@ class TabularEncoder(Encoder):
         input_dim = 2 * len(numeric) + self.emb_dim * len(categorical)
         self.mlp = nn.Sequential(nn.Linear(input_dim, self.hidden_dim), nn.GELU(), nn.Dropout(self.dropout_p),
                                  nn.Linear(self.hidden_dim, self.output_dim))
+        with torch.no_grad():  # the missing flags' weights start at 0: a flag fit never set (a column
+            # missing only at predict time) gets no gradient and keeps them, so the value reads as the
+            # column's median, not through weights no row trained
+            self.mlp[0].weight[:, len(numeric): 2 * len(numeric)].zero_()
 
     def _require_fitted(self) -> None:
         if self.mlp is None and self.linear_weight is None:
