@@ -1550,6 +1550,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise _unexpected_keyword(self, AutoMM.predict_proba, unknown)
         return self._predictions_and_probabilities(X)[1]
 
+    @available_if(_has_probabilities)
+    @_explicit_signature
+    def predict_log_proba(self, *X, **unknown):
+        """The logarithms of :meth:`predict_proba`, computed as a log-softmax: finite where a
+        probability rounds to 0 (scikit-learn's classifiers have it; a regressor has not)."""
+        if unknown:
+            raise _unexpected_keyword(self, AutoMM.predict_log_proba, unknown)
+        self._check_fitted()
+        outputs = self._raw_outputs(X, None)
+        return torch.log_softmax(torch.from_numpy(outputs).double(), dim=1).numpy()
+
     @_explicit_signature
     def predict(self, *X, **unknown):
         """Predicted labels (classification, as in ``classes_``) or values (regression)."""

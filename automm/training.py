@@ -337,8 +337,11 @@ SCIKIT_LEARN_METRIC_NAMES = {
     "f1_micro": "accuracy", "f1_binary": "f1", "neg_mean_squared_error": "rmse",
     "neg_root_mean_squared_error": "rmse", "neg_mean_absolute_error": "mae", "mse": "rmse",
     "roc_auc": None, "roc_auc_ovr": None, "roc_auc_ovo": None, "neg_log_loss": None, "log_loss": None,
-    "average_precision": None,
+    "average_precision": None, "neg_brier_score": None, "brier_score_loss": None,
 }
+#: scikit-learn's scorer (``scoring=``) of a probability metric written by its function's name
+#: (``scoring='log_loss'`` is no scorer: scikit-learn raises a ValueError).
+PROBABILITY_SCORERS = {"log_loss": "neg_log_loss", "brier_score_loss": "neg_brier_score"}
 
 
 def metric_name_hint(name: Any, known: Sequence[str]) -> str:
@@ -352,8 +355,9 @@ def metric_name_hint(name: Any, known: Sequence[str]) -> str:
     ours = SCIKIT_LEARN_METRIC_NAMES[name]
     if ours is not None:
         return f"; scikit-learn's {name!r} is {ours!r} here"
+    scorer = PROBABILITY_SCORERS.get(name, name)
     return (f"; automm ranks models by a metric of predict's decisions: for {name!r}, pick one of these and measure "
-            f"it on predict_proba (e.g. cross_val_score(model, X, y, scoring={name!r}))")
+            f"it on predict_proba (e.g. cross_val_score(model, X, y, scoring={scorer!r}))")
 
 
 def classification_score(predicted: np.ndarray, targets: np.ndarray, metric: str = "accuracy",

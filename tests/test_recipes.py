@@ -1387,6 +1387,23 @@ def test_scikit_learns_metric_names_are_translated_in_a_recipe_and_in_python():
         AutoMM(metric="macro_f")._check_metric("multiclass")
 
 
+def test_a_probability_metric_is_told_a_scorer_scikit_learn_accepts():
+    """``metric="log_loss"`` was told to measure it with ``scoring='log_loss'``, which scikit-learn
+    refuses ("'log_loss' is not a valid scoring value"): its scorer is ``'neg_log_loss'``."""
+    import re
+
+    from sklearn.metrics import get_scorer
+
+    from automm.training import SCIKIT_LEARN_METRIC_NAMES
+
+    for name in [n for n, ours in SCIKIT_LEARN_METRIC_NAMES.items() if ours is None]:
+        with pytest.raises(InputError, match="measure it on predict_proba") as raised:
+            AutoMM(metric=name)._check_metric("binary")
+        get_scorer(re.search(r"scoring='([^']+)'", str(raised.value)).group(1))  # raises if scikit-learn lacks it
+    with pytest.raises(InputError, match=r"scoring='neg_log_loss'\)\)"):
+        AutoMM(metric="log_loss")._check_metric("multiclass")
+
+
 def test_an_empty_variable_takes_its_default_and_a_variable_alone_at_a_text_key_stays_text(monkeypatch):
     monkeypatch.setenv("AUTOMM_TEST_EMPTY", "")
     recipe = load_recipe(emoji_recipe(search={"study_name": "${AUTOMM_TEST_EMPTY:-study}", "pruner": "none"}))

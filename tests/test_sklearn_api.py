@@ -52,7 +52,7 @@ def test_predictions_do_not_depend_on_the_rows_predicted_with_them(cls):
     X = rng.uniform(size=(40, 3))
     y = (X[:, 0] > 0.5).astype(int) if cls is AutoMMClassifier else X @ [1.0, 2.0, -1.0]
     model = cls(max_epochs=2, num_workers=0, random_state=0).fit(X, y)
-    methods = ["predict", "transform"] + (["predict_proba"] if cls is AutoMMClassifier else [])
+    methods = ["predict", "transform"] + (["predict_proba", "predict_log_proba"] if cls is AutoMMClassifier else [])
     for method in methods:
         whole = getattr(model, method)(X)
         parts = np.concatenate([getattr(model, method)(X[i:i + 7]) for i in range(0, len(X), 7)])
@@ -66,13 +66,28 @@ def test_scikit_learn_estimator_checks(estimator, check, builtin_only):
     check(estimator)
 
 
-def test_a_regressor_has_no_predict_proba():
-    assert not hasattr(AutoMMRegressor(), "predict_proba")
-    assert hasattr(AutoMMClassifier(), "predict_proba") and hasattr(AutoMM(), "predict_proba")
-    assert not hasattr(AutoMM(problem_type="regression"), "predict_proba")  # as after its fit
+@pytest.mark.parametrize("method", ["predict_proba", "predict_log_proba"])
+def test_a_regressor_has_no_predict_proba(method):
+    assert not hasattr(AutoMMRegressor(), method)
+    assert hasattr(AutoMMClassifier(), method) and hasattr(AutoMM(), method)
+    assert not hasattr(AutoMM(problem_type="regression"), method)  # as after its fit
     fitted = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(
         [f"item {i}" for i in range(40)], np.linspace(0.0, 1.0, 40))
-    assert fitted.problem_type_ == "regression" and not hasattr(fitted, "predict_proba")
+    assert fitted.problem_type_ == "regression" and not hasattr(fitted, method)
+
+
+def test_predict_log_proba_is_the_log_of_predict_proba_and_finite_where_it_rounds_to_0():
+    """scikit-learn's classifiers have ``predict_log_proba`` (log-loss by hand, naive-Bayes-style
+    stacking); automm had none. A confident model's tiny probabilities stay finite logarithms."""
+    texts = [f"{word} item {i}" for i in range(30) for word in ("red", "blue")]
+    labels = ["r", "b"] * 30
+    model = AutoMM(**tiny(max_epochs=3, encoders={"text": "hashed_ngram"})).fit(texts, labels)
+    proba, log_proba = model.predict_proba(texts), model.predict_log_proba(texts)
+    assert log_proba.shape == proba.shape and log_proba.dtype == np.float64
+    np.testing.assert_allclose(np.exp(log_proba), proba, rtol=1e-12, atol=1e-15)
+    assert np.isfinite(log_proba).all()
+    with pytest.raises(TypeError, match="predict_log_proba"):
+        model.predict_log_proba(texts, batch=2)
 
 
 def test_init_only_stores_parameters_and_clone_round_trips():
