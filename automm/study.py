@@ -377,12 +377,39 @@ def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Ca
             what = describe_difference(stored, spec, attrs.get(DATA_ATTR), payload()) if stored else ""
         except (KeyError, TypeError):  # a study of another automm version
             what = ""
+        if what and _space_made_by_other_code(stored, spec, attrs.get(DATA_ATTR), payload):
+            raise InputError(f"study_name: study {study.study_name!r} was created by another automm version, whose "
+                             f"search space for these data and settings differs from this one's ({what}): finish "
+                             "it with the automm that created it, or choose another study_name (or leave "
+                             "study_name unset) to begin a new search with this one")
         raise InputError(f"study_name: study {study.study_name!r} holds a search over other data or another search "
                          f"space{': ' + what if what else ''}; choose another study_name, or leave study_name "
                          "unset: each fit of other data or settings then has its own study (each fold of a "
                          "cross_val_score, each candidate of a GridSearchCV), named after them (or give the same data "
                          "and settings to resume it)")
     return attrs[SPEC_ATTR]
+
+
+#: Estimator parameters that shape no search space: how long and where a search runs, what it shows.
+_RUN_PARAMS = frozenset({"n_trials", "time_limit", "n_jobs", "device", "num_workers", "verbose", "plot_dir",
+                         "cache_dir"})
+
+
+def _space_made_by_other_code(stored: Mapping[str, Any], spec: Mapping[str, Any],
+                              stored_data: Mapping[str, Any] | None, payload: Callable[[], dict | None]) -> bool:
+    """Whether the study's search differs from this one in its space alone though the same data
+    and settings made both: the study was created by another automm version (another built-in
+    component among the choices, other presets), not given other settings."""
+    try:
+        if describe_difference(stored, dict(spec, space=stored["space"]), stored_data, payload()):
+            return False  # other data or settings
+    except (KeyError, TypeError):
+        return False
+
+    def settings(params: Mapping[str, Any]) -> dict:
+        return {k: v for k, v in params.items() if k not in _RUN_PARAMS}
+
+    return settings(stored.get("params") or {}) == settings(spec.get("params") or {})
 
 
 def _columns(inputs: Sequence[Mapping[str, Any]]) -> str:

@@ -344,6 +344,32 @@ def test_a_study_of_other_data_says_what_differs(rows, tmp_path):
     assert len(_trials(journal, "shared")) == 1
 
 
+def test_a_study_of_an_older_automm_says_so_not_other_settings(rows, tmp_path):
+    """A study created by an older automm (its built-in choices or presets were other ones) and
+    resumed with the same data and settings after an upgrade was refused as "a search over other
+    data or another search space ... (or give the same data and settings to resume it)", which they
+    were: the message says the study is another automm's and what to do."""
+    from automm.study import FINGERPRINT_ATTR, SPEC_ATTR
+
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    AutoMM(**TINY, n_trials=1, storage=journal, study_name="old").fit(names, labels)
+    study = optuna.load_study(study_name="old", storage=search.make_storage(*search.parse_storage(journal)))
+    spec = study.user_attrs[SPEC_ATTR]  # as an older automm stored it: its default configuration was another
+    spec["space"]["default"]["fusion"]["hidden_dim"] = 16
+    study.set_user_attr(SPEC_ATTR, spec)
+    study.set_user_attr(FINGERPRINT_ATTR, "0" * 64)
+    with pytest.raises(InputError, match=r"study_name: study 'old' was created by another automm version, whose search "
+                                         r"space for these data and settings differs from this one's \(its search "
+                                         r"space differs in default .*\): finish it with the automm that created it, or "
+                                         r"choose another study_name"):
+        AutoMM(**TINY, n_trials=2, storage=journal, study_name="old", verbose=1).fit(names, labels)
+    with pytest.raises(InputError, match=r"study 'old' holds a search over other data .*: its encoder choices"):
+        AutoMM(**dict(TINY, encoders={"text": ["hashed_ngram", "gru"]}), n_trials=2, storage=journal,
+               study_name="old").fit(names, labels)  # other settings: said as before
+    assert len(_trials(journal, "old")) == 1
+
+
 def test_cross_validation_under_one_study_name_is_told_to_leave_it_unset(rows, tmp_path):
     """cross_val_score of an AutoMM with a storage and a study_name refused its second fold (other
     rows under the study's name) without saying that, unset, the name gives each fold its own study."""
