@@ -25,9 +25,14 @@ Sampling, pruning, budget, failures
 -----------------------------------
 ``sampler``: ``"tpe"`` (``TPESampler(multivariate=True, group=True)``; NSGA-II when two
 objectives are given), ``"random"``, ``"cmaes"`` (needs the ``cmaes`` package), ``"nsgaii"`` or an
-Optuna sampler object; seeded by ``random_state``. ``pruner``: ``"median"``, ``"hyperband"``,
+Optuna sampler object (a copy of it, tried on one draw of the space before any trial: one
+that cannot draw it, a ``GridSampler`` lacking a parameter the space suggests, is refused;
+a ``GridSampler``'s search ends when its grid is done); seeded by ``random_state``. A study
+of ``storage`` created beforehand must have the search's directions (``"maximize"``: every
+score is higher-is-better). ``pruner``: ``"median"``, ``"hyperband"``,
 ``"successive_halving"``, ``"none"`` or an Optuna pruner; every epoch reports the best
-validation score so far (``trial.report``) and a pruned trial stops at once. ``"median"`` is
+validation score so far (``trial.report``; so a ``PatientPruner`` never prunes: ``fit``
+warns) and a pruned trial stops at once. ``"median"`` is
 :class:`automm.pruning.ArchitectureMedianPruner`: the median rule among the finished trials of
 the same architecture (fusion and encoders), none stopped before three of its architecture have
 finished, so that a slow-starting architecture is first seen at its finished score; and no
@@ -317,11 +322,13 @@ def validate_params(estimator) -> None:
     sampler = estimator.sampler
     if not (is_instance(sampler, "sampler") or (isinstance(sampler, str) and sampler in SAMPLERS)):
         raise InputError(f"sampler: expected one of {SAMPLERS} or an Optuna sampler, got {sampler!r}")
-    if sampler == "cmaes":
+    if (isinstance(sampler, str) and sampler == "cmaes") or type(sampler).__name__ == "CmaEsSampler":
         import importlib.util
 
-        if importlib.util.find_spec("cmaes") is None:
-            raise InputError("sampler='cmaes' needs the cmaes package: pip install cmaes")
+        if importlib.util.find_spec("cmaes") is None:  # (an Optuna CmaEsSampler builds without it, then fails every
+            # trial after its first few; a plugin's missing package was blamed)
+            what = "sampler='cmaes'" if isinstance(sampler, str) else "sampler: CmaEsSampler"
+            raise InputError(f"{what} needs the cmaes package: pip install cmaes")
     pruner = estimator.pruner
     if not (pruner is None or is_instance(pruner, "pruner") or (isinstance(pruner, str) and pruner in PRUNERS)):
         raise InputError(f"pruner: expected one of {PRUNERS}, None or an Optuna pruner, got {pruner!r}")
@@ -386,6 +393,10 @@ def warn_unused_search_options(estimator) -> None:
         warnings.warn(f"pruner: a search of {len(objectives)} objectives prunes no trial (Optuna compares trials "
                       "epoch by epoch on one score only), so the pruner is not used", AutoMMWarning,
                       stacklevel=user_stacklevel())
+    elif type(estimator.pruner).__name__ == "PatientPruner":
+        warnings.warn("pruner: PatientPruner never prunes here: it waits for a trial's score to fall below an earlier "
+                      "one, and each epoch reports the trial's best validation score so far, which never falls; "
+                      "give the pruner it wraps instead", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _same(value: Any, default: Any) -> bool:
@@ -415,6 +426,27 @@ class SearchSettings:
     bag_folds: Any = 1           # "auto" or a number of folds (see pipeline.bag_folds_for)
 
 
+def copied_sampler(sampler):
+    """A deep copy of an Optuna sampler object, each lock it holds a new one: NSGA-II's and
+    NSGA-III's hold a ``threading.Lock``, which ``copy.deepcopy`` cannot copy ("cannot pickle
+    '_thread.lock' object")."""
+    memo: dict = {}
+
+    def new_locks(obj: Any, depth: int) -> None:
+        for value in getattr(obj, "__dict__", {}).values():
+            if isinstance(value, _LOCK_TYPES):
+                memo[id(value)] = threading.RLock() if isinstance(value, _RLOCK_TYPE) else threading.Lock()
+            elif depth < 3 and hasattr(value, "__dict__") and not isinstance(value, type):
+                new_locks(value, depth + 1)  # a sampler inside (CMA-ES's independent sampler)
+
+    new_locks(sampler, 0)
+    return copy.deepcopy(sampler, memo)
+
+
+_RLOCK_TYPE = type(threading.RLock())
+_LOCK_TYPES = (type(threading.Lock()), _RLOCK_TYPE)
+
+
 def make_sampler(settings: SearchSettings, worker_index: int):
     import optuna
 
@@ -423,7 +455,7 @@ def make_sampler(settings: SearchSettings, worker_index: int):
     if isinstance(sampler, optuna.samplers.BaseSampler):
         # a copy: fit must not move the user's parameter on (a refit or a clone of a seeded
         # sampler would search other configurations)
-        sampler = copy.deepcopy(sampler)
+        sampler = copied_sampler(sampler)
         if worker_index:
             sampler.reseed_rng()
         return sampler
@@ -1186,6 +1218,8 @@ def _worker_loop(ctx: SearchContext, study) -> int:
                 raise
         ran += 1
         release_memory()
+        if getattr(study, "_stop_flag", False):  # study.stop() in the trial: a GridSampler whose grid is done
+            return ran  # (Optuna's own loop ends there; this one called optimize for one trial and went on)
 
 
 def _storage_failure(exc: BaseException) -> BaseException | None:
@@ -1451,9 +1485,21 @@ def _directions(objectives: Sequence[str]) -> list[str]:
 def _open_study(storage, study_name: str, settings: SearchSettings, worker_index: int = 0):
     import optuna
 
-    return optuna.create_study(storage=storage, study_name=study_name, sampler=make_sampler(settings, worker_index),
-                               pruner=make_pruner(settings), directions=_directions(settings.objectives),
-                               load_if_exists=True)
+    wanted = _directions(settings.objectives)
+    study = optuna.create_study(storage=storage, study_name=study_name, sampler=make_sampler(settings, worker_index),
+                                pruner=make_pruner(settings), directions=wanted, load_if_exists=True)
+    # an existing study keeps its own directions (load_if_exists): one the user created to
+    # minimise would rank automm's scores upside down (its best trial the worst, its sampler and
+    # pruner steering away from good configurations)
+    found = [d.name.lower() for d in study.directions]
+    if found != wanted:
+        raise InputError(f"study_name: study {study_name!r} in this storage was created to {' and '.join(found)} "
+                         f"its values; automm's search of {', '.join(settings.objectives)} needs "
+                         f"{' and '.join(wanted)} (every score is higher-is-better: an error metric such as rmse "
+                         "is stored negated); create it with "
+                         f"{'direction=' + repr(wanted[0]) if len(wanted) == 1 else 'directions=' + repr(wanted)}, "
+                         "or choose another study_name")
+    return study
 
 
 # ==========================================================================================
@@ -1567,6 +1613,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        hard_grace=hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
         ctx.fit_tag = f"{ctx.worker_tag}/{uuid.uuid4().hex[:8]}"  # (two fits of one process: two entries)
         with optuna_quiet(settings.verbose):
+            _check_sampler_draws(ctx)
             study = _open_study(storage, study_name, settings)
             stored = prepare_study(study, spec, fingerprint, data_fp,
                                     lambda: data_payload(data, estimator.column_roles_) if shared else None)
@@ -1627,6 +1674,43 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
         shutil.rmtree(tmpdir, ignore_errors=True)
         if owner is not None:
             os.close(owner)
+
+
+def _check_sampler_draws(ctx: SearchContext) -> None:
+    """An Optuna sampler object given as ``sampler`` that cannot draw a configuration of this
+    search's space, where a random draw can (a ``GridSampler`` whose grid lacks a parameter the
+    space suggests, a ``BruteForceSampler`` over continuous ranges): an :class:`InputError`
+    before any trial, instead of every sampled trial failing with it (the failure blamed on a
+    component's search space). A draw on a copy of it, in a study of its own, builds no model."""
+    import optuna
+
+    sampler = ctx.settings.sampler
+    if not isinstance(sampler, optuna.samplers.BaseSampler):
+        return
+
+    def draw(with_sampler) -> list[str]:
+        probe = optuna.create_study(sampler=with_sampler, directions=_directions(ctx.settings.objectives))
+        trial = probe.ask()
+        with device_scope(ctx.data.device):
+            ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
+                              augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
+        return list(trial.params)
+
+    try:
+        draw(copied_sampler(sampler))
+    except Exception as exc:  # noqa: BLE001 - whatever the sampler raised, told apart by a random draw below
+        try:
+            names = draw(optuna.samplers.RandomSampler(seed=0))
+        except Exception:  # noqa: BLE001 - the space fails whatever draws it: the trials record why
+            return
+        cause = exc
+        while cause.__cause__ is not None:  # (a component's search space wraps Optuna's error)
+            cause = cause.__cause__
+        shown = ", ".join(repr(n) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+        raise InputError(f"sampler: {type(sampler).__name__} cannot draw a configuration of this search's space "
+                         f"({type(cause).__name__}: {cause}); a random draw of it suggests {shown} (the names of "
+                         "leaderboard_'s 'params'); a sampler given as an object must draw every parameter "
+                         "the space suggests") from None
 
 
 def _missing_folders(folder: Path) -> list[Path]:

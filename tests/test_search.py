@@ -371,6 +371,90 @@ def test_bad_search_parameters_fail_before_training(params, message, texts):
         AutoMM(**small(**{"n_trials": 2, **params})).fit(X[:20], y[:20])
 
 
+def test_a_study_the_user_created_to_minimise_is_refused_before_any_trial(texts, tmp_path):
+    """Resumed as it was (load_if_exists), a study created with direction="minimize" ranked
+    automm's higher-is-better scores upside down: Optuna's best trial was the worst one, and
+    its sampler and pruner steered away from good configurations, without a word."""
+    X, y, _, _ = texts
+    path = tmp_path / "study.log"
+    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    optuna.create_study(storage=optuna.storages.JournalStorage(backend), study_name="mine", direction="minimize")
+    with pytest.raises(InputError, match=r"study_name: study 'mine' in this storage was created to minimize its "
+                                         r"values; .* needs maximize .* direction='maximize'"):
+        AutoMM(**small(n_trials=2, storage=f"journal://{path}", study_name="mine")).fit(X[:40], y[:40])
+    study = optuna.load_study(study_name="mine", storage=optuna.storages.JournalStorage(backend))
+    assert study.trials == [] and study.user_attrs == {}
+
+
+@pytest.mark.parametrize("make", [lambda: optuna.samplers.NSGAIISampler(seed=0, population_size=4),
+                                  lambda: optuna.samplers.NSGAIIISampler(seed=0, population_size=4)],
+                         ids=["NSGAIISampler", "NSGAIIISampler"])
+def test_a_sampler_object_holding_a_lock_searches(make, texts):
+    """NSGA-II's and NSGA-III's samplers hold a threading.Lock: copying them for the search
+    failed with "TypeError: cannot pickle '_thread.lock' object" before any trial."""
+    X, y, _, _ = texts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = make()
+    clf = AutoMM(**small(n_trials=2, sampler=sampler, search_space={"warm_start": False, "linear_model": False}))
+    clf.fit(X[:40], y[:40])
+    assert list(clf.leaderboard_["state"]) == ["COMPLETE", "COMPLETE"]
+    copy = search.copied_sampler(sampler)
+    assert copy is not sampler and copy._thread_lock is not sampler._thread_lock
+
+
+def test_a_cmaes_sampler_object_without_the_cmaes_package_is_refused_before_any_trial(texts, monkeypatch):
+    """An Optuna CmaEsSampler builds without cmaes; the search then failed every trial after
+    its first few, with a warning blaming a component's missing package."""
+    X, y, _, _ = texts
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cmaes" else real(name, *a))
+    with pytest.raises(InputError, match=r"sampler: CmaEsSampler needs the cmaes package: pip install cmaes"):
+        AutoMM(**small(n_trials=4, sampler=optuna.samplers.CmaEsSampler(seed=0))).fit(X[:40], y[:40])
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: optuna.samplers.GridSampler({"training.learning_rate": [1e-3, 3e-3]}),
+     r"GridSampler cannot draw .*\(ValueError: The parameter name, [\w.]+, is not found in the given grid.\); "
+     r"a random draw of it suggests '"),
+    (lambda: optuna.samplers.BruteForceSampler(seed=0),
+     r"BruteForceSampler cannot draw .*FloatDistribution.step must be given"),
+], ids=["GridSampler", "BruteForceSampler"])
+def test_a_sampler_object_that_cannot_draw_the_space_is_refused_before_any_trial(make, message, texts, monkeypatch):
+    """Every sampled trial failed with the sampler's error (blamed on a component's search
+    space), and the search stopped after five with SearchError."""
+    X, y, _, _ = texts
+    monkeypatch.setattr(search, "_run_objective", lambda *a: pytest.fail("a trial ran"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = make()
+    with pytest.raises(InputError, match=message):
+        AutoMM(**small(n_trials=4, sampler=sampler, search_space={"warm_start": False})).fit(X[:40], y[:40])
+
+
+def test_a_grid_sampler_naming_every_parameter_searches_its_grid_once(texts):
+    """A grid of automm's parameter names works; its search ends when the grid is done, as
+    Optuna's own loop does (it went on to n_trials, training the grid's points again)."""
+    X, y, _, _ = texts
+    space = {"warm_start": False, "linear_model": False}
+    drawn = AutoMM(**small(n_trials=1, sampler="random", search_space=space)).fit(X[:40], y[:40])
+    grid = {name: [value] for name, value in drawn.leaderboard_["params"].iloc[0].items()}
+    grid["training.learning_rate"] = [1e-3, 3e-3]
+    clf = AutoMM(**small(n_trials=5, sampler=optuna.samplers.GridSampler(grid, seed=0), search_space=space))
+    clf.fit(X[:40], y[:40])
+    assert sorted(p["training.learning_rate"] for p in clf.leaderboard_["params"]) == [1e-3, 3e-3]
+
+
+def test_a_patient_pruner_is_said_to_prune_nothing():
+    """Each epoch reports the trial's best score so far, which never falls: an Optuna
+    PatientPruner, which waits for a fall, never pruned (nor asked the pruner it wraps)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        pruner = optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), patience=1)
+    with pytest.warns(automm.AutoMMWarning, match="PatientPruner never prunes here"):
+        search.warn_unused_search_options(AutoMM(n_trials=3, pruner=pruner))
+
+
 def test_folders_that_cannot_be_written_are_named_before_the_search(texts, tmp_path, monkeypatch):
     X, y, _, _ = texts
     blocker = tmp_path / "a-file"
