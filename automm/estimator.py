@@ -1721,6 +1721,21 @@ class AutoMM(TransformerMixin, BaseEstimator):
             params["storage"] = redacted
         return params
 
+    def __sklearn_clone__(self):
+        """scikit-learn's ``clone``, a sampler object copied with new locks: its deep copy of an
+        ``NSGAIISampler`` failed ("cannot pickle '_thread.lock' object"), so ``cross_val_score``
+        and ``GridSearchCV`` did."""
+        sampler = self.__dict__.get("sampler")
+        if sampler is None or isinstance(sampler, str):
+            return super().__sklearn_clone__()
+        from .search import copied_sampler
+
+        shallow = copy.copy(self)  # (self's own parameters untouched)
+        shallow.sampler = None
+        clone = super(AutoMM, shallow).__sklearn_clone__()
+        clone.sampler = copied_sampler(sampler)
+        return clone
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         from sklearn.utils import ClassifierTags, RegressorTags

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import sklearn.base
 import pytest
 import torch
 
@@ -401,6 +402,9 @@ def test_a_sampler_object_holding_a_lock_searches(make, texts):
     assert list(clf.leaderboard_["state"]) == ["COMPLETE", "COMPLETE"]
     copy = search.copied_sampler(sampler)
     assert copy is not sampler and copy._thread_lock is not sampler._thread_lock
+    cloned = sklearn.base.clone(clf)  # (cross_val_score, GridSearchCV: scikit-learn's deep copy failed alike)
+    assert type(cloned.sampler) is type(sampler) and cloned.sampler is not sampler and clf.sampler is sampler
+    assert cloned.get_params()["n_trials"] == 2 and not hasattr(cloned, "leaderboard_")
 
 
 def test_a_cmaes_sampler_object_without_the_cmaes_package_is_refused_before_any_trial(texts, monkeypatch):
