@@ -140,6 +140,10 @@ def _label_hint(unknown: list, classes: list) -> str:
         same = [c for c in classes if str(c) == str(label)]
         if same:
             return f"; did you mean {same[0]!r}?"
+    if classes == list(range(len(classes))) and all(isinstance(label, str) for label in unknown):
+        return ("; scikit-learn's cross_val_predict(method='predict_proba'), StackingClassifier and "
+                "CalibratedClassifierCV(ensemble=False) fit on the labels encoded as 0, 1, ...: weigh the rows "
+                "instead: sample_weight= (cross_val_predict's params={'sample_weight': w}) follows each row")
     return ""
 
 
@@ -378,7 +382,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             name, entry = nested.split("__", 1)
             raise ValueError(f"{nested}: {name} is a {type(getattr(self, name)).__name__} parameter, not an estimator, "
                              f"so its entries cannot be set one by one; set it whole, e.g. set_params({name}="
-                             f"{{{entry!r}: ...}}) (in a parameter grid: {{{name!r}: [{{{entry!r}: ...}}, ...]}})")
+                             f"{{{entry!r}: ...}}) (in a parameter grid: {{{name!r}: [{{{entry!r}: ...}}, ...]}}; in a "
+                             f"pipeline's, after the step's name: {{'<step>__{name}': [...]}})")
         return super().set_params(**params)
 
     def __init__(
@@ -574,7 +579,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                     values = y.to_numpy()
                     hint = ("one-hot encoded labels (dummies): pass each row's class, e.g. y.idxmax(axis=1)"
                             if _one_hot(values) else "for several targets, one model each: "
-                            "sklearn.multioutput.MultiOutputClassifier(AutoMMClassifier())")
+                            f"sklearn.multioutput.{_multi_output_wrapper(amounts)}")
                     raise InputError(f"{name}: expected one label column, got a DataFrame with {y.shape[1]} columns "
                                      f"({hint})")
                 y = y.iloc[:, 0]
@@ -609,8 +614,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if _one_hot(arr):
                 hint = " (one-hot encoded labels: pass each row's class, e.g. y.argmax(axis=1))"
             elif arr.ndim == 2:
-                hint = (" (for several targets, one model each: sklearn.multioutput.MultiOutputClassifier or "
-                        "MultiOutputRegressor around AutoMM)")
+                hint = f" (for several targets, one model each: sklearn.multioutput.{_multi_output_wrapper(amounts)})"
             raise InputError(f"{name}: expected a 1-d sequence of labels, got shape {arr.shape}{hint}")
         if len(arr) == 0:
             raise InputError(f"{name}: no labels (0 samples)")
@@ -961,10 +965,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if self.class_weight == "balanced":
             weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
         else:
-            unknown = [k for k in self.class_weight if k not in set(self.classes_.tolist())]
-            if unknown:
-                raise InputError(f"class_weight: labels {unknown} are not among the classes {self.classes_.tolist()}"
-                                 f"{_label_hint(unknown, self.classes_.tolist())}")
+            classes = self.classes_.tolist()
+            unknown = [k for k in self.class_weight if k not in set(classes)]
+            # as scikit-learn's class weights: labels beyond a dict that names every class are classes these
+            # rows lack (a cross-validation fold without a rare class), not a typo
+            if unknown and not all(c in self.class_weight for c in classes):
+                raise InputError(f"class_weight: labels {unknown} are not among the classes {classes}"
+                                 f"{_label_hint(unknown, classes)}")
             weights = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
             if not (weights * counts).sum() > 0:
                 raise InputError(f"class_weight: {self.class_weight!r} gives every training row the weight 0")
@@ -1107,7 +1114,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if (get_tags(self).estimator_type is None and _called_by_model_selection()
                 and not _held_by_a_classifier_or_regressor()):
             warnings.warn(f"{type(self).__name__} with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
-                          f"so cross-validation splits its rows in order, unstratified, and scorers that need "
+                          f"so a number of folds (cv=5) splits its rows in order, unstratified, and scorers that need "
                           f"probabilities or class lists may fail; use AutoMMClassifier or AutoMMRegressor, or pass "
                           f"problem_type={problem_type!r}", AutoMMWarning, stacklevel=user_stacklevel())
         self.problem_type_ = problem_type
@@ -1740,12 +1747,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         from sklearn.utils import ClassifierTags, RegressorTags
 
-        if self.problem_type in ("binary", "multiclass") and tags.estimator_type is None:
+        # (run inside AutoMMClassifier's and AutoMMRegressor's mixin, before it sets their type: the
+        # class decides first, then problem_type; a regressor has no classifier tags, nor the reverse)
+        kind = ("classifier" if isinstance(self, ClassifierMixin) else "regressor" if isinstance(self, RegressorMixin)
+                else {"binary": "classifier", "multiclass": "classifier", "regression": "regressor"}.get(self.problem_type))
+        if kind == "classifier":
             tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()  # stratified CV, as a classifier
-        elif self.problem_type == "regression" and tags.estimator_type is None:
+        elif kind == "regressor":
             tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
-        elif tags.estimator_type is None:  # "auto": predict_proba exists, so say what it gives (not a classifier yet)
+        else:  # "auto": predict_proba exists, so say what it gives (not a classifier yet)
             tags.classifier_tags = ClassifierTags()
+        tags.target_tags.required = True  # every fit needs y, whatever the problem type
         tags.non_deterministic = self.random_state is None or isinstance(self.random_state, np.random.RandomState)
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
@@ -1976,6 +1988,13 @@ def _refuse_label_rows(rows: list[int], kind: str, shown: str, keep: str, name: 
     first = ", ".join(row_name(i) for i in rows[:5])
     raise InputError(f"{name}: {len(rows)} {kind} label{'s' if len(rows) > 1 else ''} ({shown}), first at {first}; "
                      f"leave those rows out (with pandas: {fix})")
+
+
+def _multi_output_wrapper(amounts: bool) -> str:
+    """scikit-learn's one-model-per-target wrapper for a fit of several label columns: of regressors
+    where the targets are amounts (``AutoMMRegressor``, ``problem_type='regression'``), else of either."""
+    regressors = "MultiOutputRegressor(AutoMMRegressor())"
+    return regressors if amounts else f"MultiOutputClassifier(AutoMMClassifier()), or for amounts {regressors}"
 
 
 def _float_like(value: Any) -> bool:

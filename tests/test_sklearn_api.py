@@ -114,6 +114,84 @@ def test_classifier_and_regressor_are_recognised():
     assert is_regressor(AutoMM(problem_type="regression"))
 
 
+def test_a_regressor_has_no_classifier_tags_and_every_automm_requires_y():
+    """AutoMM's tags were set inside the mixins' own, before those named the type: AutoMMRegressor
+    carried classifier tags (as an AutoMM of problem_type='auto' does for its predict_proba)."""
+    from sklearn.utils import get_tags
+
+    for regressor in (AutoMMRegressor(), AutoMM(problem_type="regression"), AutoMMRegressor(problem_type="binary")):
+        tags = get_tags(regressor)
+        assert tags.estimator_type == "regressor" and tags.classifier_tags is None and tags.regressor_tags is not None
+    for classifier in (AutoMMClassifier(), AutoMM(problem_type="multiclass"), AutoMMClassifier(problem_type="regression")):
+        tags = get_tags(classifier)
+        assert tags.estimator_type == "classifier" and tags.regressor_tags is None and tags.classifier_tags is not None
+    for estimator in (AutoMM(), AutoMM(problem_type="regression"), AutoMM(problem_type="binary")):
+        assert get_tags(estimator).target_tags.required  # fit refuses a missing y, as a classifier's does
+
+
+def test_several_amount_columns_as_y_name_the_regressors_wrapper():
+    import pandas as pd
+
+    from automm import InputError
+
+    texts, targets = [f"item {i}" for i in range(20)], np.linspace(0.0, 1.0, 20)
+    two = pd.DataFrame({"price": targets, "weight": targets * 2})
+    for y in (two, two.to_numpy()):
+        with pytest.raises(InputError, match=r"several targets, one model each: "
+                                             r"sklearn\.multioutput\.MultiOutputRegressor\(AutoMMRegressor\(\)\)\)$"):
+            AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, y)
+    with pytest.raises(InputError, match=r"MultiOutputClassifier\(AutoMMClassifier\(\)\), or for amounts "
+                                         r"MultiOutputRegressor\(AutoMMRegressor\(\)\)"):
+        AutoMM(**tiny(max_epochs=1)).fit(texts, two)
+
+
+def test_a_class_weight_naming_every_class_fits_a_fold_that_lacks_one(monkeypatch):
+    """As scikit-learn's: a dict that names every class of the training rows may name more (a rare class
+    that a cross-validation fold's training rows lack); it failed that fold (its score NaN). A dict that
+    leaves a class unnamed and names a label that is none is still refused (a typo)."""
+    import automm.estimator
+    from automm import InputError
+
+    class Started(Exception):
+        pass
+
+    def started(self, data, *args, **kwargs):
+        raise Started(data.class_weights)
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", started)
+    texts, labels = [f"title {i}" for i in range(12)], ["a", "b", "c"] * 4
+    with pytest.raises(Started) as fitted:  # the fold's rows lack "rare": its weight is not used
+        AutoMMClassifier(max_epochs=1, class_weight={"a": 1.0, "b": 1.0, "c": 2.0, "rare": 5.0}).fit(texts, labels)
+    assert fitted.value.args[0] == pytest.approx([0.75, 0.75, 1.5])
+    with pytest.raises(InputError, match=r"labels \['rare'\] are not among the classes \['a', 'b', 'c'\]$"):
+        AutoMMClassifier(max_epochs=1, class_weight={"a": 1.0, "rare": 5.0}).fit(texts, labels)
+    # labels scikit-learn encoded as 0, 1, ... (cross_val_predict with predict_proba): the error says so
+    with pytest.raises(InputError, match=r"not among the classes \[0, 1, 2\]; scikit-learn's cross_val_predict\("
+                                         r"method='predict_proba'\).* sample_weight="):
+        AutoMMClassifier(max_epochs=1, class_weight={"c": 2.0}).fit(texts, [0, 1, 2] * 4)
+
+
+def test_a_nested_parameter_key_in_a_pipeline_says_the_grid_key_has_the_step_name():
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipe = Pipeline([("prep", FunctionTransformer()), ("m", AutoMMClassifier())])
+    with pytest.raises(ValueError, match=r"in a pipeline's, after the step's name: \{'<step>__encoders': \[\.\.\.\]\}"):
+        pipe.set_params(m__encoders__text="gru")
+
+
+def test_the_unstratified_folds_warning_holds_for_folds_given_as_a_stratified_splitter(emoji_split):
+    """With cv=StratifiedKFold(...) the folds are stratified: the warning said that cross-validation
+    splits the rows in order, unstratified; only a number of folds does."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    train = emoji_split[0].head(40)
+    with pytest.warns(UserWarning, match=r"neither a classifier nor a regressor to scikit-learn, so a number of "
+                                         r"folds \(cv=5\) splits its rows in order, unstratified"):
+        cross_val_score(AutoMM(**tiny(max_epochs=1)), train[["image", "name"]], train["category"],
+                        cv=StratifiedKFold(2, shuffle=True, random_state=0))
+
+
 def test_model_selection_on_a_plain_automm_warns_that_its_folds_are_not_stratified(emoji_split):
     from sklearn.model_selection import cross_val_score
 
