@@ -907,11 +907,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 val_table = _validation_table((X_val,), records=False)
                 if named and len(val_table.names) == len(table.names) and _has_feature_names(X_val):
                     warnings.warn(f"X_val has feature names, but fit was given unnamed inputs: its columns "
-                                  f"{val_table.names} are taken in order", AutoMMWarning, stacklevel=user_stacklevel())
+                                  f"{val_table.names} are taken in order" + _untransformed_hint(self, val_table.names),
+                                  AutoMMWarning, stacklevel=user_stacklevel())
                 n = len(val_table.names)
                 if n != len(table.names):
                     raise InputError(f"X_val: an array of {n} column{'s' if n != 1 else ''}; fit was given "
-                                     f"{len(table.names)} ({', '.join(table.names)})")
+                                     f"{len(table.names)} ({', '.join(table.names)})"
+                                     + _untransformed_hint(self, val_table.names))
             else:
                 if len(table.names) > 1 or (isinstance(X_val, tuple) and len(X_val) == 1):
                     if not isinstance(X_val, (tuple, list)) or len(X_val) != len(table.names):
@@ -929,7 +931,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                  "with the same columns")
             missing = [c for c in table.names if c not in val_table.columns]
             if missing:
-                raise InputError(f"X_val: columns {missing} of X are missing; got columns {val_table.names}")
+                raise InputError(f"X_val: columns {missing} of X are missing; got columns {val_table.names}"
+                                 + _untransformed_hint(self, val_table.names))
             val_table = val_table.with_columns({c: val_table.columns[c] for c in table.names})
         labels = self._labels_array(y_val, "y_val",
                                     amounts=(self._forced_problem_type or self.problem_type) == "regression")
@@ -2069,6 +2072,32 @@ def _called_by_model_selection() -> bool:
     """Whether this ``fit`` runs inside scikit-learn's model selection (cross-validation, grid
     search): a frame of ``sklearn.model_selection`` on the call stack."""
     return any(frame.f_globals.get("__name__", "").startswith("sklearn.model_selection") for frame in _outer_frames())
+
+
+def _untransformed_hint(estimator: Any, val_names: Sequence[str]) -> str:
+    """Where ``estimator`` is fitted as the last step of a scikit-learn ``Pipeline`` whose steps
+    before it transform the data (a frame of ``sklearn.pipeline`` on the call stack holding it as
+    its final step): why ``X_val`` does not look like ``X``. ``X`` is what those steps made of the
+    Pipeline's input, while a fit parameter (``X_val``, routed or ``model__X_val``) reaches
+    ``estimator`` as the caller gave it. Else an empty string."""
+    for frame in _outer_frames():
+        owner = frame.f_locals.get("self")
+        steps = getattr(owner, "steps", None)
+        if not (frame.f_globals.get("__name__", "").startswith("sklearn.pipeline") and isinstance(steps, list)
+                and steps and isinstance(steps[-1], tuple) and steps[-1][-1] is estimator):
+            continue
+        before = [(name, step) for name, step, *_ in steps[:-1] if step is not None and step != "passthrough"]
+        if not before:
+            return ""
+        given = [str(c) for c in getattr(before[0][1], "feature_names_in_", [])]
+        raw = (" and X_val has the columns the Pipeline was given"
+               if given and sorted(given) == sorted(map(str, val_names)) else "")
+        names = ", ".join(repr(name) for name, _ in before)
+        return (f" (X is what the Pipeline's step{'s' if len(before) > 1 else ''} {names} made of its input{raw}: a "
+                "Pipeline passes fit parameters such as X_val on as they were given, untransformed; give X_val as "
+                "those steps make it, pipe[:-1].fit(X, y).transform(X_val), or leave X_val and y_val out to "
+                "validate on a holdout_frac of the rows)")
+    return ""
 
 
 def _outer_frames() -> Iterator[Any]:

@@ -87,7 +87,10 @@ heartbeats detect and retry trials of killed workers), or an Optuna storage obje
 storage, the study is named ``study_name`` or, by default, after a fingerprint of the data (its
 input values too) and the search settings, so that restarting the same ``fit`` after a crash (even ``kill -9``)
 resumes the study: finished trials are kept and count towards ``n_trials``, trials of dead
-workers are retried.
+workers are retried. Trials the study's user queued (``study.enqueue_trial``, with the names of
+the leaderboard's ``params``) run first, before the default, and count towards ``n_trials``; a
+name the space never suggests is warned about, a value its parameter cannot take fails its trial
+(:func:`_check_enqueued`).
 
 :func:`automm.worker.run_worker` joins a running study from another process or machine (``automm worker
 --storage URL --study NAME``). The study stores, as JSON user attributes, everything a worker
@@ -828,6 +831,11 @@ def _run_objective(trial, ctx: SearchContext):
         config = ctx.space.presets[int(preset)]
     else:
         try:
+            fixed = _enqueued_values(trial)
+            bad = _enqueued_problems(ctx, fixed)[0] if fixed else []
+            if bad:
+                raise InputError(f"queued (study.enqueue_trial) with values its parameters cannot take, "
+                                 f"{'; '.join(bad)} (queue values of the search's space, or widen search_space)")
             with device_scope(ctx.data.device):  # a component's space may depend on it (fine-tuning only on a GPU)
                 config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
                                            augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
@@ -1633,6 +1641,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                 # not written out: a recipe may give it through ${NAME} to keep it out of logs)
                 _progress(f"study {study_name!r}: more processes join it with: automm worker --storage "
                           f"<this fit's storage> --study {shlex.quote(study_name)}")
+            _check_enqueued(study, ctx)  # (the user's queued trials run first, before automm's below)
             if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
                                             for t in study.get_trials(deepcopy=False)):
                 for attrs in _warm_start_queue(space, _cheap_first(data, space, deadline, settings.n_trials),
@@ -1711,6 +1720,120 @@ def _check_sampler_draws(ctx: SearchContext) -> None:
                          f"({type(cause).__name__}: {cause}); a random draw of it suggests {shown} (the names of "
                          "leaderboard_'s 'params'); a sampler given as an object must draw every parameter "
                          "the space suggests") from None
+
+
+def _enqueued_values(trial) -> dict:
+    """The values ``trial`` was queued with by the study's user (``study.enqueue_trial``): Optuna
+    keeps them as its ``fixed_params``; automm's own queued trials hold none."""
+    attrs = (trial.system_attrs if hasattr(trial, "system_attrs")  # (a running Trial: from its storage)
+             else trial.storage.get_trial_system_attrs(trial._trial_id))
+    fixed = attrs.get("fixed_params")
+    return dict(fixed) if isinstance(fixed, Mapping) else {}
+
+
+def _space_distributions(ctx: SearchContext, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters this search's space suggests, with their distributions: the union of draws
+    that take each categorical parameter's choices in turn (every encoder, fusion and
+    augmentation), and of one draw given the values ``fixed`` (the branches they choose: a
+    frozen learning rate where they fix every encoder to a frozen one), each in a study of its
+    own (no model built). A draw the space fails adds nothing (the trials record why)."""
+    import optuna
+
+    found: dict[str, Any] = {}
+
+    class Turns(optuna.samplers.RandomSampler):
+        def __init__(self, turn: int):
+            super().__init__(seed=turn)
+            self.turn = turn
+
+        def sample_independent(self, study, trial, name, distribution):
+            if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+                return distribution.choices[self.turn % len(distribution.choices)]
+            return super().sample_independent(study, trial, name, distribution)
+
+    def draw(sampler, values=None) -> None:
+        probe = optuna.create_study(sampler=sampler, directions=_directions(ctx.settings.objectives))
+        if values:
+            probe.enqueue_trial(dict(values))
+        trial = probe.ask()
+        with warnings.catch_warnings(), device_scope(ctx.data.device):
+            warnings.simplefilter("ignore")  # (Optuna's own about a fixed value out of range: reported by name)
+            try:
+                ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
+                                  augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
+            except Exception:  # noqa: BLE001 - the draw's parameters so far still count
+                pass
+        found.update({name: d for name, d in trial.distributions.items() if name not in found})
+
+    turns, turn = 1, 0
+    while turn < turns:
+        draw(Turns(turn))
+        turn += 1
+        turns = max([turns] + [len(d.choices) for d in found.values()
+                               if isinstance(d, optuna.distributions.CategoricalDistribution)])
+    if fixed:
+        # a value outside its distribution would fail this draw where Optuna checks it: drawn
+        # without those, so that the names after them still count
+        draw(optuna.samplers.RandomSampler(seed=0),
+             {name: value for name, value in fixed.items()
+              if name not in found or _value_problem(value, found[name]) is None})
+    return found
+
+
+def _value_problem(value: Any, distribution: Any) -> str | None:
+    """Why ``value`` is no value of ``distribution`` (an Optuna distribution), or None."""
+    import optuna
+
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        try:
+            distribution.to_internal_repr(value)
+        except (ValueError, TypeError):
+            return f"not one of its choices ({', '.join(map(repr, distribution.choices))})"
+        return None
+    try:
+        inside = distribution.low <= value <= distribution.high
+    except TypeError:
+        inside = False
+    return None if inside is True else f"outside its range [{distribution.low:g}, {distribution.high:g}]"
+
+
+def _enqueued_problems(ctx: SearchContext, fixed: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """What is wrong with the values a user queued a trial with (``study.enqueue_trial``): each
+    value its parameter cannot take (Optuna fails the trial on a categorical one, naming no
+    parameter, and trains with a number out of range), and the names this search's space never
+    suggests (Optuna ignores them without a word)."""
+    space = _space_distributions(ctx, fixed)
+    bad = [f"{name!r} = {value!r} is {_value_problem(value, space[name])}" for name, value in fixed.items()
+           if name in space and _value_problem(value, space[name]) is not None]
+    return bad, [name for name in fixed if name not in space]
+
+
+def _space_names(ctx: SearchContext) -> str:
+    names = list(_space_distributions(ctx))
+    return ", ".join(repr(n) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+
+
+def _check_enqueued(study, ctx: SearchContext) -> None:
+    """Before any trial: warn about the trials the study's user queued (``study.enqueue_trial``,
+    run first) with names this search's space never suggests, which Optuna ignores, and with
+    values their parameters cannot take, which fail their trials."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        fixed = _enqueued_values(t)
+        if not fixed or any(key.startswith(_ATTR) for key in t.user_attrs):
+            continue
+        bad, unknown = _enqueued_problems(ctx, fixed)
+        if unknown:
+            warnings.warn(f"study {ctx.study_name!r}: trial {t.number} was queued with "
+                          f"{', '.join(map(repr, unknown))}, which this search's space never suggests: Optuna ignores "
+                          f"{'it' if len(unknown) == 1 else 'them'} (the space's parameters: {_space_names(ctx)}; the "
+                          "names of leaderboard_'s 'params')", AutoMMWarning, stacklevel=user_stacklevel())
+        if bad:
+            warnings.warn(f"study {ctx.study_name!r}: trial {t.number} was queued with values its parameters cannot "
+                          f"take, {'; '.join(bad)}: it will fail "
+                          "(queue values of the search's space, or widen search_space)", AutoMMWarning,
+                          stacklevel=user_stacklevel())
 
 
 def _missing_folders(folder: Path) -> list[Path]:

@@ -352,14 +352,20 @@ def values_differ(stored: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 
 def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Callable[[], dict | None]) -> dict | None:
-    """Store the search's specification in a new study, or check that an existing one holds
-    the same search; returns the stored specification of an existing study (else None)."""
+    """Store the search's specification in a new study (one holding no trial, or only trials its
+    user queued with ``study.enqueue_trial``), or check that an existing one holds the same
+    search; returns the stored specification of an existing study (else None)."""
     attrs = study.user_attrs
     existing = attrs.get(FINGERPRINT_ATTR)
     if existing is None:
-        if study.get_trials(deepcopy=False):
+        # trials its user queued (study.enqueue_trial, not yet run) are the search's first; any other
+        # trial is of another objective, which automm's trials would be ranked with
+        ran = [t for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]
+        if ran:
             raise InputError(f"study {study.study_name!r} already holds trials that automm did not create; "
-                             "choose another study_name")
+                             f"choose another study_name ({len(ran)} trial{'s' if len(ran) != 1 else ''} run or "
+                             "running; a study of only trials queued with study.enqueue_trial is searched, "
+                             "those first)")
         study.set_user_attr(SPEC_ATTR, spec)
         study.set_user_attr(DATA_ATTR, payload())
         study.set_user_attr(DATA_FINGERPRINT_ATTR, data_fp)

@@ -347,6 +347,38 @@ def test_validation_data_must_have_the_columns_of_X(emoji_split):
 
 
 
+def test_x_val_a_pipeline_passes_on_untransformed_is_named_so():
+    """In a Pipeline, X_val (routed, or ``model__X_val``) reaches AutoMM as given, while X is what
+    the steps before it made: it was refused naming X's missing columns (or taken in order with a
+    warning about feature names) without saying why."""
+    import sklearn
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    texts, labels = _conflicting_texts()
+    X = pd.DataFrame({"name": texts, "size": np.arange(len(texts), dtype=float)})
+    X_val = pd.DataFrame({"name": ["red apple 9", "blue sea 9"] * 3, "size": np.arange(6) + 100.0})
+    y_val = ["warm", "cold"] * 3
+    why = (r"\(X is what the Pipeline's step 'prep' made of its input and X_val has the columns the Pipeline was "
+           r"given: a Pipeline passes fit parameters such as X_val on as they were given, untransformed; give X_val as "
+           r"those steps make it, pipe\[:-1\]\.fit\(X, y\)\.transform\(X_val\), or leave X_val and y_val out")
+    prep = ColumnTransformer([("num", StandardScaler(), ["size"]), ("text", "passthrough", ["name"])])
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = AutoMM(**tiny(encoders={"text": "hashed_ngram"}, max_epochs=1)).set_fit_request(X_val=True, y_val=True)
+        pipe = Pipeline([("prep", prep.set_output(transform="pandas")), ("model", model)])
+        with pytest.raises(InputError, match=r"X_val: columns \['num__size', 'text__name'\] of X are missing; got "
+                                             r"columns \['name', 'size'\] " + why):
+            pipe.fit(X, labels, X_val=X_val, y_val=y_val)
+        pipe.fit(X, labels, X_val=pipe[:-1].fit(X, labels).transform(X_val), y_val=y_val)  # as the message says
+    assert pipe[-1].validation_on_ == "X_val" and pipe[-1].validation_rows_ == 6
+    numbers = X[["size"]].assign(twice=X["size"] * 2)  # the steps' output unnamed: X_val taken in order, unscaled
+    pipe = Pipeline([("prep", StandardScaler()), ("model", AutoMM(**tiny(encoders=None)))])
+    with pytest.warns(UserWarning, match=r"X_val has feature names, but fit was given unnamed inputs: its columns "
+                                         r"\['size', 'twice'\] are taken in order " + why):
+        pipe.fit(numbers, labels, model__X_val=numbers.head(6) + 0.5, model__y_val=y_val)
+
+
 def test_the_checks_of_validation_data_leave_other_threads_warnings_alone(monkeypatch):
     """X_val's checks caught every warning of the process (warnings.catch_warnings swaps its
     filters and showwarning) to name X_val in them: a warning of another of the host's threads

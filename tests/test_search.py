@@ -3543,3 +3543,31 @@ def test_processes_joining_a_study_with_one_random_state_draw_other_configuratio
 
     for a, b in (fits, workers, (fits[0], workers[0])):
         assert a != b and draws(a) != draws(b)
+
+
+def test_trials_the_user_queued_run_first_and_their_mistakes_are_named(texts, tmp_path):
+    """A study of the user's own holding trials queued with ``study.enqueue_trial`` (the names of
+    leaderboard_'s 'params') was refused as holding "trials that automm did not create". They run
+    first now, counted by n_trials, automm's default after them; a name the space never suggests
+    (Optuna ignores it) is warned about, and a value its parameter cannot take (Optuna failed the
+    trial naming no parameter, or trained a number out of range) fails its trial, saying which."""
+    X, y = texts[0][:40], texts[1][:40]
+    journal = str(tmp_path / "study.log")
+    study = optuna.create_study(study_name="mine", storage=search.make_storage("journal", journal),
+                                direction="maximize")
+    study.enqueue_trial({"training.learning_rate": 0.003, "augment.mixup": False})
+    study.enqueue_trial({"training.learning_rate": 0.5, "augment.mixup": "yes", "training.lr": 0.01})
+    with pytest.warns(automm.AutoMMWarning) as caught:
+        model = AutoMM(**small(storage=journal, study_name="mine", n_trials=3, ensemble_size=1, max_epochs=1,
+                               pruner="none")).fit(X, y)
+    said = "\n".join(str(w.message) for w in caught)
+    assert "trial 1 was queued with 'training.lr', which this search's space never suggests: Optuna ignores it" in said
+    wrong = ("'training.learning_rate' = 0.5 is outside its range [0.0001, 0.01]; 'augment.mixup' = 'yes' is not one "
+             "of its choices (False, True)")
+    assert f"trial 1 was queued with values its parameters cannot take, {wrong}: it will fail" in said
+    board = model.leaderboard_.set_index("number")
+    assert sorted(board.index) == [0, 1, 2]
+    assert board.loc[0, "state"] == "COMPLETE" and board.loc[0, "params"]["training.learning_rate"] == 0.003
+    assert board.loc[0, "params"]["augment.mixup"] is False
+    assert board.loc[1, "state"] == "FAIL" and wrong in board.loc[1, "reason"]
+    assert board.loc[2, "default"] and not board.loc[0, "default"]
