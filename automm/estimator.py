@@ -32,7 +32,7 @@ from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, de
                    warn_unused_modalities)
 from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
-from .process_state import SharedChange
+from .process_state import SharedChange, torch_threads_after_fork
 from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
 from .storage import check_storage
@@ -1081,6 +1081,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if unknown:
             raise _unexpected_keyword(self, AutoMM.fit, unknown)
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
+        torch_threads_after_fork()
         try:
             # without random_state, one draw from numpy's global generator seeds the fit (as
             # scikit-learn's estimators draw); otherwise fit leaves the global generators alone
@@ -1524,6 +1525,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """The model's outputs for ``X``; with ``n_labels`` (``score``'s), a row count other than it
         is refused before any work."""
         # (float32: a plugin's network built here and a fusion's own tensors, whatever the caller's default)
+        torch_threads_after_fork()
         with verbose_logging(self._verbose_level()), float32_default():  # long work on new rows (checks, features) says so
             table = self._table_for_prediction(X)
             if n_labels is not None and n_labels != len(table):
@@ -1616,6 +1618,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         outputs: one score per class, one for regression (:meth:`get_feature_names_out`)."""
         if unknown:
             raise _unexpected_keyword(self, AutoMM.transform, unknown)
+        torch_threads_after_fork()
         with verbose_logging(self._verbose_level()), float32_default():
             table = self._table_for_prediction(X)
             return np.concatenate([model_outputs(self.model_, self._loader(chunk), self.device_, embed=True)
@@ -1686,6 +1689,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         fitted with, which is saved with it (None: keep that one)."""
         from .persistence import load_model
 
+        torch_threads_after_fork()
         with float32_default():  # modules built as they were saved, whatever the caller's default
             return load_model(path, device=device, expected_class=cls, cache_dir=cache_dir)
 

@@ -1,15 +1,17 @@
 """Changes to process-wide state (torch's default dtype, the global random generators, Optuna's
-log level and warning filters) made by blocks that may run at once in threads of one process."""
+log level and warning filters) made by blocks that may run at once in threads of one process;
+torch's thread count in a process forked after its parent ran torch (:func:`torch_threads_after_fork`)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import warnings
 from typing import Any, Callable, ContextManager, Iterator
 
-__all__ = ["SharedChange", "warnings_left_out", "all_warnings_left_out"]
+__all__ = ["SharedChange", "warnings_left_out", "all_warnings_left_out", "torch_threads_after_fork"]
 
 
 class SharedChange:
@@ -92,3 +94,33 @@ def all_warnings_left_out() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+#: (process id, torch threads) where automm last ran torch (a model loaded, fitted or predicting);
+#: a forked process inherits its parent's
+_TORCH_RAN: tuple[int, int] | None = None
+
+
+def torch_threads_after_fork() -> None:
+    """Called where automm is about to run torch (``load``, ``fit``, ``predict``, ``transform``).
+    torch's CPU thread pool (OpenMP) does not survive ``os.fork()``: a process forked after its
+    parent ran torch on more than one thread (a model loaded there: gunicorn ``--preload``, a
+    ``multiprocessing`` pool with fork) hung or crashed (SIGSEGV) at its first prediction, with plain
+    torch too. Such a process is set to one torch thread, with a warning, before automm's first work
+    in it; one whose threads the caller set to 1 already is left as it is."""
+    global _TORCH_RAN
+    import torch
+
+    ran, pid = _TORCH_RAN, os.getpid()
+    if ran is not None and ran[0] != pid and ran[1] > 1 and torch.get_num_threads() > 1:
+        from .exceptions import AutoMMWarning, user_stacklevel
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        warnings.warn(f"this process (pid {pid}) was forked from one that had run torch on {ran[1]} threads "
+                      f"(pid {ran[0]}: a model loaded, fitted or predicting there), and torch's thread pool does "
+                      f"not survive a fork: {threads} threads would hang or crash it, so torch runs on 1 thread "
+                      "here; call torch.set_num_threads(1) in each forked worker before its first prediction, or "
+                      "load the model in the worker, or start workers with the 'spawn' or 'forkserver' method",
+                      AutoMMWarning, stacklevel=user_stacklevel())
+    _TORCH_RAN = (pid, torch.get_num_threads())

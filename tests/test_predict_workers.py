@@ -77,3 +77,54 @@ def test_auto_workers_only_where_processes_fork(monkeypatch):
     monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: None)  # not set: the default
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn", "fork", "forkserver"])
     assert model._resolved_num_workers(specs) == 0
+
+
+def test_workers_forked_after_their_parent_loaded_a_model_predict_on_one_thread(tmp_path):
+    """gunicorn --preload: the parent loads the model, forked workers predict. torch's thread pool,
+    run in the parent on 2 threads (loading the weights copies them in parallel), does not survive
+    a fork: each worker hung (or crashed, SIGSEGV) at its first prediction. A forked worker now sets
+    torch to one thread before automm's first work in it, with a warning saying why."""
+    import os
+    import signal
+    import time
+    import warnings
+
+    import pytest
+    import torch
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this system")
+    fitted, X = _model(tmp_path)
+    expected = fitted.predict_proba(X)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = AutoMM.load(tmp_path / "model")  # (nothing predicted in the parent: a preloading server)
+        torch.ones(2 ** 21).add_(1)  # the pool started for sure, whatever the load's sizes
+        pid = os.fork()
+        if pid == 0:  # the worker: its exit status is the test's verdict
+            status = 1
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    same = np.allclose(model.predict_proba(X), expected, atol=1e-6)
+                warned = any("torch.set_num_threads(1)" in str(w.message) for w in caught)
+                status = 0 if same and warned and torch.get_num_threads() == 1 else 3
+            finally:
+                os._exit(status)
+        deadline = time.monotonic() + 60
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if done[0] == 0:  # hung (in torch's C code, where no Python signal handler runs)
+            os.kill(pid, signal.SIGKILL)
+            done = os.waitpid(pid, 0)
+        status = done[1]
+        code = os.waitstatus_to_exitcode(status)
+        assert code == 0, {-signal.SIGKILL: "the worker hung", -signal.SIGSEGV: "the worker crashed (SIGSEGV)",
+                           3: "no warning, other probabilities or more threads"}.get(code, code)
+        assert torch.get_num_threads() == 2  # the parent's own threads are left alone
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.predict_proba(X.head(2))  # and predicts on them, without a word
+    finally:
+        torch.set_num_threads(previous)
