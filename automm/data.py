@@ -1281,8 +1281,12 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
     otherwise :class:`InputError` naming the first of them (``what``: "images", "audio values")."""
     if not problems:
         return []
+    from .components.image import HEIF_HINT, HEIF_UNREADABLE
+
     listed = "; ".join(f"{row_name(r)} ({_short(v)}): {why}" for r, v, why in problems[:max_listed])
     more = f" and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+    if any(HEIF_UNREADABLE in why for _, _, why in problems):
+        more += f": {HEIF_HINT}"
     if len(problems) <= tolerance * present:
         _warn_of_column(f"column {column_name!r}: {len(problems)} of {present} {what} cannot be read and count as "
                         f"missing: {listed}{more}")
@@ -1364,8 +1368,9 @@ def _plugin_check(role: str, column_name: str, column: Sequence[Any], row_name: 
 
 
 #: Where a complete file of these formats ends: JPEG's end-of-image marker (in its last bytes:
-#: some writers pad after it), PNG's IEND chunk.
-_END_MARKERS = {"JPEG": (b"\xff\xd9", 1024), "PNG": (b"IEND\xaeB`\x82", 12)}
+#: some writers pad after it; an MPO, a JPEG with further pictures after its first, ends as one),
+#: PNG's IEND chunk.
+_END_MARKERS = {"JPEG": (b"\xff\xd9", 1024), "MPO": (b"\xff\xd9", 1024), "PNG": (b"IEND\xaeB`\x82", 12)}
 
 
 def _jpeg_end_inside(file) -> bool:
@@ -1415,7 +1420,7 @@ def _png_end_inside(file) -> bool:
 
 
 #: Where :func:`_image_file_problem` looks for a format's end marker when it is not in the file's last bytes.
-_END_FINDERS = {"JPEG": _jpeg_end_inside, "PNG": _png_end_inside}
+_END_FINDERS = {"JPEG": _jpeg_end_inside, "MPO": _jpeg_end_inside, "PNG": _png_end_inside}
 
 
 def _image_file_problem(file) -> str | None:
@@ -1423,7 +1428,9 @@ def _image_file_problem(file) -> str | None:
     JPEG and PNG the file's last bytes: a file cut short (an interrupted copy or download) has a
     valid header and fails only when decoded, inside training; where the end marker is missing
     the image is decoded to be sure."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
+
+    from .components.image import HEIF_UNREADABLE, _starts_heif
 
     fine = None  # (or the size of an image over Pillow's warning limit: _OverPixelLimit)
     try:
@@ -1450,6 +1457,8 @@ def _image_file_problem(file) -> str | None:
         text = str(exc)
         if "truncated" in text:
             return "truncated image file (cut short: re-copy it)"
+        if isinstance(exc, UnidentifiedImageError) and _starts_heif(file):
+            return HEIF_UNREADABLE
         return type(exc).__name__
     return fine
 

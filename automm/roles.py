@@ -19,11 +19,11 @@ import numpy as np
 from .hookspecs import hookimpl
 
 __all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
-           "written_bool", "written_code", "written_missing", "read_words", "written_duration", "stray_numbers", "text_or_categorical", "is_image_bytes", "names_image_files",
+           "written_bool", "written_code", "written_missing", "read_words", "written_duration", "stray_numbers", "text_or_categorical", "is_image_bytes", "is_heif_bytes", "names_image_files",
            "modality_of_role", "looks_like_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ico",
-                    ".jp2", ".tga", ".ppm", ".pgm", ".pbm", ".avif")
+                    ".jp2", ".tga", ".ppm", ".pgm", ".pbm", ".avif", ".heic", ".heif")
 #: The roles automm knows without plugins (a plugin's modality is a role too).
 BASE_ROLES = ("image", "text", "numeric", "categorical", "datetime")
 #: Roles whose columns share one tabular input; every other role is its own modality.
@@ -60,9 +60,20 @@ def looks_like_image_path(value: Any) -> bool:
 IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 
 
+#: The brands of an ISO media file's ``ftyp`` box (its bytes 8 to 12) that make it a HEIF image: an
+#: iPhone's HEIC photo, which Pillow reads only with the pillow-heif plugin.
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
+def is_heif_bytes(data: bytes) -> bool:
+    """Whether ``data`` (a file's first 12 bytes or more) begin a HEIF (HEIC) image."""
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+
+
 def is_image_bytes(data: bytes) -> bool:
     """Whether ``data`` (a file's first 12 bytes or more) begin an encoded image."""
-    return data.startswith(IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    return (data.startswith(IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+            or is_heif_bytes(data))
 
 
 #: How many of a column's first values :func:`names_image_files` opens.

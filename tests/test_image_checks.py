@@ -334,3 +334,72 @@ def test_a_path_whose_file_is_named_in_another_unicode_form_is_named_so(tmp_path
                                          r"with its accented letters written in another Unicode form \(NFD\).*"
                                          r"unicodedata\.normalize\('NFD', path\)"):
         data.validate_images("image", paths)
+
+
+def _phone_photo_with_a_gain_map(path, orientation=6):
+    """A 1600x1200 photo stored sideways (EXIF orientation 6), saved as an MPO with a second, smaller
+    picture after it (an Ultra HDR photo's gain map, a depth map), as phones write them; the same
+    first picture saved as a plain JPEG beside it."""
+    pixels = np.random.default_rng(0).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    photo = Image.fromarray(pixels).resize((1600, 1200), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    photo.save(path, "MPO", save_all=True, append_images=[photo.resize((400, 300))], quality=90, exif=exif.tobytes())
+    photo.save(path.with_name("plain.jpg"), "JPEG", quality=90, exif=exif.tobytes())
+    return path
+
+
+def test_a_phone_photo_holding_further_pictures_decodes_at_a_reduced_scale_upright(tmp_path):
+    """Pillow opens a JPEG with further pictures after its first as an MPO: it decoded at full size
+    (a 12-megapixel photo: 212 ms against 22 ms), where a JPEG decodes at a reduced scale."""
+    import torch
+
+    from automm.components.image import image_tensor, load_image
+
+    path = _phone_photo_with_a_gain_map(tmp_path / "photo.jpg")
+    with Image.open(path) as opened:
+        assert opened.format == "MPO"
+    drafted = load_image(path, draft_size=64)
+    assert drafted.size == (150, 200)  # at 1/8 and upright: orientation 6 turns 1600x1200 to 1200x1600
+    assert np.array_equal(np.asarray(drafted), np.asarray(load_image(tmp_path / "plain.jpg", draft_size=64)))
+    assert np.array_equal(np.asarray(load_image(path.read_bytes(), draft_size=64)), np.asarray(drafted))
+    assert load_image(path).size == (1200, 1600)  # no draft_size: the whole picture
+    assert torch.equal(image_tensor(str(path), 64), image_tensor(str(tmp_path / "plain.jpg"), 64))
+
+
+def test_a_phone_photo_holding_further_pictures_cut_short_is_named_by_the_check(tmp_path):
+    """An MPO cut short (an interrupted copy) passed the check and failed only when decoded, inside
+    training, where a JPEG cut short is named before any work."""
+    whole = _phone_photo_with_a_gain_map(tmp_path / "photo.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[:len(whole) // 3])
+    assert data_check_passes(tmp_path / "photo.jpg")
+    with pytest.raises(InputError, match=r"1 of 1 images cannot be read: row 0 \('.*cut.jpg'\): truncated image file"):
+        data.validate_images("image", [str(cut)], tolerance=0.0)
+
+
+#: The first bytes of an iPhone's HEIC photo (an ISO media file whose brand is heic), which Pillow cannot open.
+_HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00\x00\x01\x00meta" + bytes(300)
+
+
+@pytest.mark.skipif("HEIF" in Image.registered_extensions().values(), reason="a HEIF plugin is registered")
+def test_a_column_of_heic_photos_is_an_image_column_that_says_how_to_read_them(tmp_path):
+    """An iPhone's photos (IMG_1234.HEIC) were read as a text column of their file names, trained on
+    without a word, and an image folder of them left them out: they are images that Pillow cannot
+    read without pillow-heif, and the check says so."""
+    from automm import AutoMM, read_image_folder
+    from automm.components.image import load_image
+
+    paths = []
+    for i in range(12):
+        (tmp_path / "photos" / "cats" if i % 2 else tmp_path / "photos" / "dogs").mkdir(parents=True, exist_ok=True)
+        path = tmp_path / "photos" / ("cats" if i % 2 else "dogs") / f"IMG_{1000 + i}.HEIC"
+        path.write_bytes(_HEIC_HEAD + bytes([i]))
+        paths.append(str(path))
+    with pytest.raises(InputError, match=r"column 'photo': 12 of 12 images cannot be read: row 0 \('.*IMG_1000.HEIC'\): "
+                                         r"not a readable image \(a HEIC/HEIF photo, .*\); .* and 7 more: pip install "
+                                         r"pillow-heif and call pillow_heif.register_heif_opener\(\)"):
+        AutoMM(max_epochs=1).fit({"photo": paths}, ["cat", "dog"] * 6)
+    assert len(read_image_folder(tmp_path / "photos")) == 12
+    with pytest.raises(InputError, match=r"<.* bytes>: a HEIC/HEIF photo, .*pip install pillow-heif"):
+        load_image(_HEIC_HEAD)

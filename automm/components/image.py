@@ -55,6 +55,17 @@ _WHITE = (255, 255, 255, 255)
 
 # -- loading ----------------------------------------------------------------------------
 
+#: The formats :func:`load_image` decodes at a reduced scale (``draft_size``): JPEG, and MPO, a JPEG
+#: holding further pictures after its first (a phone's Ultra HDR gain map, a depth map), which Pillow
+#: opens as its first picture: the same decoder, the same pixels (a 12-megapixel photo decoded at
+#: full size took 10 times as long).
+DRAFT_FORMATS = ("JPEG", "MPO")
+
+#: Why Pillow cannot open a HEIF file (an iPhone's HEIC photo), and what reads it.
+HEIF_UNREADABLE = "a HEIC/HEIF photo, which Pillow reads only with the pillow-heif plugin"
+HEIF_HINT = ("pip install pillow-heif and call pillow_heif.register_heif_opener() before fit and predict, or convert "
+             "the photos to JPEG")
+
 #: The image files that automm's check of a column found larger than Pillow's decompression-bomb
 #: warning limit (``PIL.Image.MAX_IMAGE_PIXELS``) and named, with their rows
 #: (:func:`automm.data.validate_images`): decoding them leaves out Pillow's own warning, which names no file.
@@ -88,7 +99,7 @@ def load_image(value: Any, draft_size: int | None = None) -> Image.Image:
     Accepts a file path (``str`` or ``pathlib.Path``), the bytes of an encoded image file,
     a numpy array of shape (H, W) or (H, W, C) with C in 1, 3, 4 (uint8, or float in
     [0, 1]), or a PIL image of any mode. Greyscale becomes RGB; transparent pixels are
-    composited onto white. ``draft_size`` lets JPEG files decode at a reduced scale that
+    composited onto white. ``draft_size`` lets JPEG (and MPO) files decode at a reduced scale that
     still covers ``draft_size`` x ``draft_size`` pixels (much faster for big photos).
     Raises :class:`~automm.exceptions.InputError` for anything else.
     """
@@ -158,16 +169,32 @@ def _decode(source: Any, description: str, draft_size: int | None, named_large: 
         with pixel_limit_warning_left_out(named_large), Image.open(source) as opened:
             if like is not None and (opened.format, opened.mode, opened.size) != like:
                 return None
-            if draft_size and opened.format == "JPEG":
+            if draft_size and opened.format in DRAFT_FORMATS:
                 opened.draft("RGB", (int(draft_size), int(draft_size)))
             opened.load()
             rgb = _to_rgb(ImageOps.exif_transpose(opened), from_file=True)
             # closing the file releases ``opened``'s pixels, so never return it itself
             return rgb.copy() if rgb is opened else rgb
     except UnidentifiedImageError:
+        if _starts_heif(source):
+            raise InputError(f"not a readable image file: {description}: {HEIF_UNREADABLE}; {HEIF_HINT}") from None
         raise InputError(f"not a readable image file: {description}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt files
         raise InputError(f"cannot decode image {description}: {exc}") from None
+
+
+def _starts_heif(source: Any) -> bool:
+    """Whether ``source`` (a path or a binary file) begins a HEIF image."""
+    from automm.roles import is_heif_bytes
+
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as file:
+                return is_heif_bytes(file.read(12))
+        source.seek(0)
+        return is_heif_bytes(source.read(12))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _to_rgb(img: Image.Image, from_file: bool = False) -> Image.Image:
