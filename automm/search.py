@@ -196,8 +196,8 @@ from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
-from .study import (MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, default_study_name, prepare_study,
-                    search_fingerprint, study_spec, with_stored_split)
+from .study import (FINGERPRINT_ATTR, MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, default_study_name,
+                    prepare_study, search_fingerprint, study_spec, with_stored_split)
 from .training import Callback, validation_metrics
 from .trial_models import ModelPool, always_weighed, read_candidate
 
@@ -1500,7 +1500,8 @@ def _open_study(storage, study_name: str, settings: SearchSettings, worker_index
     # minimise would rank automm's scores upside down (its best trial the worst, its sampler and
     # pruner steering away from good configurations)
     found = [d.name.lower() for d in study.directions]
-    if found != wanted:
+    # (a study automm created for other objectives: prepare_study names them, not a study to create anew)
+    if found != wanted and FINGERPRINT_ATTR not in study.user_attrs:
         raise InputError(f"study_name: study {study_name!r} in this storage was created to {' and '.join(found)} "
                          f"its values; automm's search of {', '.join(settings.objectives)} needs "
                          f"{' and '.join(wanted)} (every score is higher-is-better: an error metric such as rmse "
@@ -1756,8 +1757,9 @@ def _space_distributions(ctx: SearchContext, fixed: Mapping[str, Any] | None = N
         if values:
             probe.enqueue_trial(dict(values))
         trial = probe.ask()
-        with warnings.catch_warnings(), device_scope(ctx.data.device):
-            warnings.simplefilter("ignore")  # (Optuna's own about a fixed value out of range: reported by name)
+        # Optuna's own about a fixed value out of range (reported by name) left out: a filter shared by
+        # the trial threads (warnings.catch_warnings in two at once left every warning ignored for good)
+        with warnings_left_out(UserWarning, "Fixed parameter"), device_scope(ctx.data.device):
             try:
                 ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
                                   augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))

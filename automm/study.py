@@ -384,6 +384,12 @@ def prepare_study(study, spec: dict, fingerprint: str, data_fp: str, payload: Ca
         except (KeyError, TypeError):  # a study of another automm version
             what = ""
         if what and _space_made_by_other_code(stored, spec, attrs.get(DATA_ATTR), payload):
+            added = _plugin_components_added(stored, spec)
+            if added:  # (the same automm: a plugin installed, or switched on, since the study began)
+                raise InputError(f"study_name: study {study.study_name!r} was created without "
+                                 f"{', '.join(added)}, which this process's plugins add to its search space "
+                                 f"({what}): finish it with the plugins it was created with, or choose another "
+                                 "study_name (or leave study_name unset) to begin a new search with these")
             raise InputError(f"study_name: study {study.study_name!r} was created by another automm version, whose "
                              f"search space for these data and settings differs from this one's ({what}): finish "
                              "it with the automm that created it, or choose another study_name (or leave "
@@ -416,6 +422,19 @@ def _space_made_by_other_code(stored: Mapping[str, Any], spec: Mapping[str, Any]
         return {k: v for k, v in params.items() if k not in _RUN_PARAMS}
 
     return settings(stored.get("params") or {}) == settings(spec.get("params") or {})
+
+
+def _plugin_components_added(stored: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
+    """The components of this search's space, ``spec``'s, that the study's space lacks and a
+    plugin provides here: plugins installed (or switched on) since the study was created, not
+    another automm version."""
+    from .builtin import DEFAULT_PLUGINS
+
+    before = set(space_components(stored.get("space") or {}))
+    return [f"{c['kind']} {c['name']!r} (plugin {c['plugin']!r}" + (f", package {c['package']})" if c.get("package")
+                                                                   else ")")
+            for c in spec.get("components") or []
+            if (c["kind"], c["name"]) not in before and c.get("plugin") not in DEFAULT_PLUGINS]
 
 
 def _columns(inputs: Sequence[Mapping[str, Any]]) -> str:

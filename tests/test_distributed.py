@@ -904,3 +904,21 @@ def test_a_journal_url_with_a_windows_drive_names_the_drive(tmp_path):
     path = tmp_path / "Mes modèles ü" / "study.log"  # POSIX: the path as written
     assert automm_storage.parse_storage(f"journal://{path}") == ("journal", str(path))
     assert automm_storage._journal_file("/C:/study.log") == "/C:/study.log"
+
+
+def test_a_study_begun_before_a_plugin_was_installed_says_so_not_another_automm(rows, tmp_path, fresh_registry):
+    """A study created with the built-in components only, resumed with the same data and settings
+    by the same automm once a plugin adding a default choice was installed, was refused as "created
+    by another automm version ... finish it with the automm that created it": the plugin is named."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    params = {k: v for k, v in TINY.items() if k != "encoders"}  # the default choices: every text encoder
+    fresh_registry()
+    AutoMM(**params, n_trials=1, storage=journal, study_name="before").fit(names, labels)
+    fresh_registry(WordCountPlugin())
+    with pytest.raises(InputError, match=r"study_name: study 'before' was created without encoder 'word_count' "
+                                         r"\(plugin '.*WordCountPlugin.*'\), which this process's plugins add to its "
+                                         r"search space \(its encoder choices for text_0 are .*; here .*'word_count'.*"
+                                         r"\): finish it with the plugins it was created with"):
+        AutoMM(**params, n_trials=2, storage=journal, study_name="before").fit(names, labels)
+    assert [t.state.name for t in _trials(journal, "before")].count("COMPLETE") == 1  # no trial ran

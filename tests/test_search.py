@@ -387,6 +387,19 @@ def test_a_study_the_user_created_to_minimise_is_refused_before_any_trial(texts,
     assert study.trials == [] and study.user_attrs == {}
 
 
+def test_a_study_automm_created_for_other_objectives_names_them_not_directions_to_create(texts, tmp_path):
+    """A fit under the study_name of automm's own single-objective study, given two objectives, was
+    told the study "was created to maximize its values ... create it with directions=[...]", as if
+    the user had created it: the objectives that differ are named, as before that check."""
+    X, y, _, _ = texts
+    journal = str(tmp_path / "study.log")
+    AutoMM(**small(n_trials=1, storage=journal, study_name="ours")).fit(X[:40], y[:40])
+    with pytest.raises(InputError, match=r"study 'ours' holds a search over other data or another search space: its "
+                                         r"objectives is \['score'\]; here \['score', 'latency'\]"):
+        AutoMM(**small(n_trials=2, storage=journal, study_name="ours", objectives=("score", "latency"))).fit(
+            X[:40], y[:40])
+
+
 @pytest.mark.parametrize("make", [lambda: optuna.samplers.NSGAIISampler(seed=0, population_size=4),
                                   lambda: optuna.samplers.NSGAIIISampler(seed=0, population_size=4)],
                          ids=["NSGAIISampler", "NSGAIIISampler"])
@@ -3571,3 +3584,35 @@ def test_trials_the_user_queued_run_first_and_their_mistakes_are_named(texts, tm
     assert board.loc[0, "params"]["augment.mixup"] is False
     assert board.loc[1, "state"] == "FAIL" and wrong in board.loc[1, "reason"]
     assert board.loc[2, "default"] and not board.loc[0, "default"]
+
+
+def test_checking_queued_trials_in_two_trial_threads_at_once_leaves_the_warning_filters_alone():
+    """A CUDA search runs trials in threads, and each queued trial's values are checked by draws of
+    the space (``_space_distributions``), which left Optuna's warnings out with
+    ``warnings.catch_warnings``: two overlapping, the first ending first, left an "ignore" of every
+    warning in place for good (the process's AutoMMWarnings included)."""
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    class Space:
+        def suggest(self, trial, frozen, augmentable):
+            if threading.current_thread().name == "A":
+                a_in.set()
+                b_in.wait(10)
+            else:
+                b_in.set()
+                a_out.wait(10)
+            trial.suggest_float("training.learning_rate", 1e-4, 1e-2, log=True)
+
+    ctx = types.SimpleNamespace(space=Space(), settings=types.SimpleNamespace(objectives=("score",)),
+                                data=types.SimpleNamespace(device=torch.device("cpu"), inputs=[]))
+    before = list(warnings.filters)
+    a = threading.Thread(target=search._space_distributions, args=(ctx,), name="A")
+    b = threading.Thread(target=search._space_distributions, args=(ctx,), name="B")
+    a.start()
+    assert a_in.wait(10)
+    b.start()
+    assert b_in.wait(10)
+    a.join()
+    a_out.set()
+    b.join()
+    assert warnings.filters == before

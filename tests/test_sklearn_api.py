@@ -76,7 +76,7 @@ def test_a_regressor_has_no_predict_proba(method):
     assert fitted.problem_type_ == "regression" and not hasattr(fitted, method)
 
 
-def test_predict_log_proba_is_the_log_of_predict_proba_and_finite_where_it_rounds_to_0():
+def test_predict_log_proba_is_the_log_of_predict_proba_and_finite_where_it_rounds_to_0(monkeypatch):
     """scikit-learn's classifiers have ``predict_log_proba`` (log-loss by hand, naive-Bayes-style
     stacking); automm had none. A confident model's tiny probabilities stay finite logarithms."""
     texts = [f"{word} item {i}" for i in range(30) for word in ("red", "blue")]
@@ -88,6 +88,10 @@ def test_predict_log_proba_is_the_log_of_predict_proba_and_finite_where_it_round
     assert np.isfinite(log_proba).all()
     with pytest.raises(TypeError, match="predict_log_proba"):
         model.predict_log_proba(texts, batch=2)
+    # a probability that rounds to 0 (this model is not that sure: its outputs made so; np.log of it was -inf)
+    monkeypatch.setattr(type(model), "_raw_outputs", lambda self, X, n_labels=None: np.array([[0.0, 800.0]], np.float32))
+    assert model.predict_proba(texts[:1])[0, 0] == 0.0
+    np.testing.assert_allclose(model.predict_log_proba(texts[:1]), [[-800.0, 0.0]])
 
 
 def test_init_only_stores_parameters_and_clone_round_trips():

@@ -422,8 +422,13 @@ class PretrainedEncoder(Encoder):
         still has that key: a file rewritten after it was keyed (a sync job replacing a photo during a
         long extraction) may have been read with its new bytes, whose features must not be kept under
         the old bytes' key, where another copy of the old photo would find them. They serve this
-        call only (its next ``prepare`` keys the file anew)."""
-        if cache.key(self._cache_value(value)) != key:
+        call only (its next ``prepare`` keys the file anew), as do those of a file deleted since it was
+        read (which failed the fit with a FileNotFoundError)."""
+        try:
+            same = cache.key(self._cache_value(value)) == key
+        except OSError:  # gone (or unreadable) since it was read: what was read is not keyed
+            same = False
+        if not same:
             return vector.detach().to("cpu", torch.float32).reshape(-1).contiguous()
         return cache.put_by_key(key, vector)
 

@@ -368,3 +368,24 @@ def test_a_file_rewritten_while_its_features_are_computed_is_not_cached_under_it
     red = later.compute_features([copy])[0]
     assert later.last_prepare["computed"] == 1
     assert torch.equal(later.preprocess(copy), red) and not torch.allclose(red, blue, atol=1e-3)
+
+
+def test_a_file_deleted_after_it_was_read_keeps_the_features_read_uncached(tmp_path, monkeypatch):
+    """A photo deleted (a sync job's ``--delete``) after the network read it and before its features
+    were stored failed ``prepare``, and so the fit, with a FileNotFoundError when it was keyed again."""
+    photo, other = _png(tmp_path / "photo.png", (255, 0, 0)), _png(tmp_path / "other.png", (0, 255, 0))
+    clear_memory_cache()  # (the same pixels computed by another test: found, not read)
+    cache_dir = str(tmp_path / "cache")
+    encoder = automm.create_encoder("efficientnet_lite0", image_size=32)
+    original = type(encoder).iter_features
+
+    def deleted_once_read(self, values, *args, **kwargs):
+        for batch in original(self, values, *args, **kwargs):
+            os.remove(photo)
+            yield batch
+
+    monkeypatch.setattr(type(encoder), "iter_features", deleted_once_read)
+    encoder.prepare([photo, other], cache_dir=cache_dir)
+    assert encoder.last_prepare["computed"] == 2
+    assert encoder.preprocess(photo).shape == (encoder.feature_dim,)  # what was read serves this call
+    assert len(list((tmp_path / "cache").rglob("*.f32"))) == 1  # the other photo's only
