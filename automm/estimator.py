@@ -633,7 +633,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"{name}: labels mix strings and {kind} (e.g. {text!r} and {other!r}), so predict would "
                              f"return {str(other)!r} for {other!r}; give them one type, e.g. [str(v) for v in y]")
         if arr.dtype == object and all(isinstance(v, (int, float, np.number)) for v in arr.tolist()):
-            if any(isinstance(v, float) for v in arr.tolist()):
+            if any(isinstance(v, (float, np.floating)) for v in arr.tolist()):  # (np.float32 is no float)
                 arr = arr.astype(float)
             else:
                 arr = arr.astype(float) if _beyond_int64(arr.tolist(), name, amounts) else arr.astype(int)

@@ -47,6 +47,19 @@ def test_whole_numbers_beyond_64_bits_are_amounts_or_refused(table):
             AutoMMClassifier(**KW).fit(X, y)
 
 
+def test_numpy_float_labels_in_an_object_array_are_not_cut_to_integers(table):
+    """A list of np.float32 values (a column read row by row) in an object array took the path of
+    Python ints: 0.5 and 1.5 became classes 0 and 1 without a word, and a regression's targets
+    were truncated."""
+    X, y = table
+    halves = np.array([np.float32(0.5) if v == "a" else np.float32(1.5) for v in y], dtype=object)
+    with pytest.raises(InputError, match=r"numbers that are not whole"):  # (as floats: scikit-learn's rule)
+        AutoMMClassifier(**KW).fit(X, halves)
+    amounts = np.array([np.float32(v) for v in X["size"] * 0.25], dtype=object)
+    model = AutoMMRegressor(**KW).fit(X, amounts)
+    assert model.target_mean_ == pytest.approx(float(np.mean(X["size"] * 0.25)), rel=1e-5)
+
+
 def test_dict_keys_that_collide_as_strings_are_refused():
     with pytest.raises(InputError, match="differ as strings"):
         as_table(({1: ["a", "b"], "1": [1.0, 2.0]},))
