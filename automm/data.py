@@ -1430,7 +1430,7 @@ def _image_file_problem(file) -> str | None:
     the image is decoded to be sure."""
     from PIL import Image, UnidentifiedImageError
 
-    from .components.image import HEIF_UNREADABLE, _starts_heif
+    from .components.image import HEIF_UNREADABLE, _starts_heif, heif_opener_registered_now
 
     fine = None  # (or the size of an image over Pillow's warning limit: _OverPixelLimit)
     try:
@@ -1458,6 +1458,9 @@ def _image_file_problem(file) -> str | None:
         if "truncated" in text:
             return "truncated image file (cut short: re-copy it)"
         if isinstance(exc, UnidentifiedImageError) and _starts_heif(file):
+            if heif_opener_registered_now():
+                file.seek(0)
+                return _image_file_problem(file)
             return HEIF_UNREADABLE
         return type(exc).__name__
     return fine

@@ -99,6 +99,11 @@ def all_warnings_left_out() -> Iterator[None]:
 #: (process id, torch threads) where automm last ran torch (a model loaded, fitted or predicting);
 #: a forked process inherits its parent's
 _TORCH_RAN: tuple[int, int] | None = None
+#: [process id, parent's (process id, torch threads), warned] of this process when it was forked after its
+#: parent ran torch on more than one thread
+_FORKED_AFTER_TORCH: list | None = None
+#: the process id where this thread's torch threads were seen to (torch's thread count is each thread's own)
+_THREAD_SEEN = threading.local()
 
 
 def torch_threads_after_fork() -> None:
@@ -107,20 +112,30 @@ def torch_threads_after_fork() -> None:
     parent ran torch on more than one thread (a model loaded there: gunicorn ``--preload``, a
     ``multiprocessing`` pool with fork) hung or crashed (SIGSEGV) at its first prediction, with plain
     torch too. Such a process is set to one torch thread, with a warning, before automm's first work
-    in it; one whose threads the caller set to 1 already is left as it is."""
-    global _TORCH_RAN
+    in it; one whose threads the caller set to 1 already is left as it is. Each of its threads at its
+    first call: ``torch.set_num_threads`` sets the calling thread's count (and new threads'), so the
+    thread that forked, whose count is its own, hung when it predicted after a request thread had."""
+    global _TORCH_RAN, _FORKED_AFTER_TORCH
     import torch
 
     ran, pid = _TORCH_RAN, os.getpid()
-    if ran is not None and ran[0] != pid and ran[1] > 1 and torch.get_num_threads() > 1:
-        from .exceptions import AutoMMWarning, user_stacklevel
-
+    if ran is not None and ran[0] != pid and ran[1] > 1:
+        _FORKED_AFTER_TORCH = [pid, ran, False]
+    forked = _FORKED_AFTER_TORCH
+    if forked is not None and forked[0] == pid and getattr(_THREAD_SEEN, "pid", None) != pid:
+        _THREAD_SEEN.pid = pid
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        warnings.warn(f"this process (pid {pid}) was forked from one that had run torch on {ran[1]} threads "
-                      f"(pid {ran[0]}: a model loaded, fitted or predicting there), and torch's thread pool does "
-                      f"not survive a fork: {threads} threads would hang or crash it, so torch runs on 1 thread "
-                      "here; call torch.set_num_threads(1) in each forked worker before its first prediction, or "
-                      "load the model in the worker, or start workers with the 'spawn' or 'forkserver' method",
-                      AutoMMWarning, stacklevel=user_stacklevel())
+        if threads > 1:
+            torch.set_num_threads(1)
+            if not forked[2]:
+                forked[2] = True
+                parent, parent_threads = forked[1]
+                from .exceptions import AutoMMWarning, user_stacklevel
+
+                warnings.warn(f"this process (pid {pid}) was forked from one that had run torch on {parent_threads} "
+                              f"threads (pid {parent}: a model loaded, fitted or predicting there), and torch's thread "
+                              f"pool does not survive a fork: {threads} threads would hang or crash it, so torch runs on "
+                              "1 thread here; call torch.set_num_threads(1) in each forked worker before its first "
+                              "prediction, or load the model in the worker, or start workers with the 'spawn' or "
+                              "'forkserver' method", AutoMMWarning, stacklevel=user_stacklevel())
     _TORCH_RAN = (pid, torch.get_num_threads())

@@ -1,6 +1,7 @@
 """The pre-fit check of image files on large or slow collections (session 34)."""
 
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 import automm.data as data
+import automm.roles as roles
 from automm import InputError
 
 
@@ -383,13 +385,14 @@ _HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00\x00\x0
 
 
 @pytest.mark.skipif("HEIF" in Image.registered_extensions().values(), reason="a HEIF plugin is registered")
-def test_a_column_of_heic_photos_is_an_image_column_that_says_how_to_read_them(tmp_path):
+def test_a_column_of_heic_photos_is_an_image_column_that_says_how_to_read_them(tmp_path, monkeypatch):
     """An iPhone's photos (IMG_1234.HEIC) were read as a text column of their file names, trained on
     without a word, and an image folder of them left them out: they are images that Pillow cannot
     read without pillow-heif, and the check says so."""
     from automm import AutoMM, read_image_folder
     from automm.components.image import load_image
 
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # (not installed: an import of it fails)
     paths = []
     for i in range(12):
         (tmp_path / "photos" / "cats" if i % 2 else tmp_path / "photos" / "dogs").mkdir(parents=True, exist_ok=True)
@@ -398,8 +401,55 @@ def test_a_column_of_heic_photos_is_an_image_column_that_says_how_to_read_them(t
         paths.append(str(path))
     with pytest.raises(InputError, match=r"column 'photo': 12 of 12 images cannot be read: row 0 \('.*IMG_1000.HEIC'\): "
                                          r"not a readable image \(a HEIC/HEIF photo, .*\); .* and 7 more: pip install "
-                                         r"pillow-heif and call pillow_heif.register_heif_opener\(\)"):
+                                         r"pillow-heif \(automm then reads them through it\)"):
         AutoMM(max_epochs=1).fit({"photo": paths}, ["cat", "dog"] * 6)
     assert len(read_image_folder(tmp_path / "photos")) == 12
+    for path in paths:  # a content-addressed store's names, without an extension: images by their first bytes
+        Path(path).rename(path[:-len(".HEIC")])
+    assert roles.names_image_files([path[:-len(".HEIC")] for path in paths])
     with pytest.raises(InputError, match=r"<.* bytes>: a HEIC/HEIF photo, .*pip install pillow-heif"):
         load_image(_HEIC_HEAD)
+
+
+def test_heic_photos_are_read_through_pillow_heif_where_it_is_installed_without_registering_it(tmp_path, monkeypatch):
+    """The hint said to call pillow_heif.register_heif_opener() before fit and predict: a call the
+    automm command's user cannot make (automm fit data.csv failed on every HEIC photo with
+    pillow-heif installed), nor a script in a loader's spawned workers. automm registers it itself."""
+    from PIL import ImageFile
+
+    from automm.components.image import load_image
+
+    class FakeHeif(ImageFile.ImageFile):  # pillow-heif's opener, reading the file's first bytes as pixels
+        format, format_description = "HEIF", "HEIF"
+
+        def _open(self):
+            self._mode, self._size = "RGB", (8, 8)
+            self.tile = [ImageFile._Tile("raw", (0, 0, 8, 8), 0, ("RGB", 0, 1))]
+
+    registered = []
+
+    def register_heif_opener():
+        registered.append(1)
+        Image.register_open("HEIF", FakeHeif, lambda prefix: prefix[4:12] == b"ftypheic")
+
+    def unregister():
+        Image.OPEN.pop("HEIF", None)
+        Image.ID[:] = [name for name in Image.ID if name != "HEIF"]
+
+    for name in ("OPEN", "ID", "EXTENSION", "MIME"):  # Pillow's registry, as it was after the test
+        monkeypatch.setattr(Image, name, type(getattr(Image, name))(getattr(Image, name)))
+    unregister()
+    monkeypatch.setitem(sys.modules, "pillow_heif", type(sys)("pillow_heif"))
+    sys.modules["pillow_heif"].register_heif_opener = register_heif_opener
+    photo = tmp_path / "IMG_1000.HEIC"
+    photo.write_bytes(_HEIC_HEAD)
+    assert load_image(_HEIC_HEAD).size == (8, 8)  # (registered by the decoding)
+    unregister()
+    assert data_check_passes(photo)  # (registered by the check of the files)
+    assert load_image(photo).size == (8, 8)
+    assert registered == [1, 1]
+    unregister()  # a broken HEIC with the opener registered: named, not tried again
+    Image.register_open("HEIF", FakeHeif, lambda prefix: False)
+    with pytest.raises(InputError, match=r"not a readable image file: .*HEIC/HEIF photo"):
+        load_image(photo)
+    assert registered == [1, 1]

@@ -128,3 +128,55 @@ def test_workers_forked_after_their_parent_loaded_a_model_predict_on_one_thread(
             model.predict_proba(X.head(2))  # and predicts on them, without a word
     finally:
         torch.set_num_threads(previous)
+
+
+def test_a_forked_worker_predicting_in_a_request_thread_then_in_its_main_thread_does_not_hang(tmp_path):
+    """torch.set_num_threads sets the calling thread's count (and new threads'): a forked worker set to
+    one thread in the request thread that predicted first kept the parent's two in its main thread,
+    which hung at its own prediction (a server answering in a thread pool and warming up in its main thread)."""
+    import os
+    import signal
+    import threading
+    import time
+    import warnings
+
+    import pytest
+    import torch
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork on this system")
+    model, X = _model(tmp_path)
+    X = X.head(8)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = model.predict_proba(X)  # the parent predicts on 2 threads
+        torch.ones(2 ** 21).add_(1)
+        pid = os.fork()
+        if pid == 0:  # the worker: its exit status is the test's verdict
+            status = 1
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    found = []
+                    request = threading.Thread(target=lambda: found.append(model.predict_proba(X)))
+                    request.start()
+                    request.join()
+                    found.append(model.predict_proba(X))  # the main thread, after the request's
+                same = len(found) == 2 and all(np.allclose(f, expected, atol=1e-6) for f in found)
+                warned = sum("torch.set_num_threads(1)" in str(w.message) for w in caught)
+                status = 0 if same and warned == 1 and torch.get_num_threads() == 1 else 3
+            finally:
+                os._exit(status)
+        deadline = time.monotonic() + 60
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if done[0] == 0:  # hung (in torch's C code, where no Python signal handler runs)
+            os.kill(pid, signal.SIGKILL)
+            done = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(done[1])
+        assert code == 0, {-signal.SIGKILL: "the worker's main thread hung", -signal.SIGSEGV: "the worker crashed",
+                           3: "not one warning, other probabilities or more threads"}.get(code, code)
+        assert torch.get_num_threads() == 2  # the parent's own threads are left alone
+    finally:
+        torch.set_num_threads(previous)

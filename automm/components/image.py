@@ -61,10 +61,11 @@ _WHITE = (255, 255, 255, 255)
 #: full size took 10 times as long).
 DRAFT_FORMATS = ("JPEG", "MPO")
 
-#: Why Pillow cannot open a HEIF file (an iPhone's HEIC photo), and what reads it.
+#: Why Pillow cannot open a HEIF file (an iPhone's HEIC photo), and what reads it: automm registers
+#: pillow-heif's opener itself where the package is installed (:func:`heif_opener_registered_now`), so
+#: that the ``automm`` command, a search's processes and a loader's spawned workers read them too.
 HEIF_UNREADABLE = "a HEIC/HEIF photo, which Pillow reads only with the pillow-heif plugin"
-HEIF_HINT = ("pip install pillow-heif and call pillow_heif.register_heif_opener() before fit and predict, or convert "
-             "the photos to JPEG")
+HEIF_HINT = "pip install pillow-heif (automm then reads them through it), or convert the photos to JPEG"
 
 #: The image files that automm's check of a column found larger than Pillow's decompression-bomb
 #: warning limit (``PIL.Image.MAX_IMAGE_PIXELS``) and named, with their rows
@@ -177,6 +178,8 @@ def _decode(source: Any, description: str, draft_size: int | None, named_large: 
             return rgb.copy() if rgb is opened else rgb
     except UnidentifiedImageError:
         if _starts_heif(source):
+            if heif_opener_registered_now():
+                return _decode(source, description, draft_size, named_large, like)
             raise InputError(f"not a readable image file: {description}: {HEIF_UNREADABLE}; {HEIF_HINT}") from None
         raise InputError(f"not a readable image file: {description}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt files
@@ -195,6 +198,21 @@ def _starts_heif(source: Any) -> bool:
         return is_heif_bytes(source.read(12))
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def heif_opener_registered_now() -> bool:
+    """Whether pillow-heif's opener, not registered in this process, is now, so that opening a HEIF
+    file again reads it: Pillow opens one only with it (``pillow_heif.register_heif_opener()``), a
+    call that the ``automm`` command's user cannot make, nor a script in a loader's spawned workers.
+    False where it was registered already (the file is then broken) or pillow-heif is not installed."""
+    if "HEIF" in Image.OPEN:
+        return False
+    try:
+        import pillow_heif
+    except (ImportError, OSError):  # (OSError: installed without its library)
+        return False
+    pillow_heif.register_heif_opener()
+    return "HEIF" in Image.OPEN
 
 
 def _to_rgb(img: Image.Image, from_file: bool = False) -> Image.Image:
