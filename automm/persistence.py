@@ -68,6 +68,9 @@ FORMAT_VERSION = 7  # the version this code reads; single models are still writt
 #: older reader, whose encoder lacks them, could not build, and kept beside them (``training_only``).
 MEMBERS = "members"
 MANIFEST = "automm.json"
+#: The first line of the ``recipe.yaml`` that ``automm fit`` saves with a model: it describes that
+#: model (its label, split, files), so a save that replaces the model does not keep it.
+SAVED_RECIPE_HEADER = "# The recipe that reproduces this model (written by automm fit).\n"
 WEIGHTS = "weights.safetensors"
 PREPROCESSING = "preprocessing.json"
 
@@ -626,16 +629,31 @@ def _remove_retired(retired: Path, target: Path) -> None:
 
 
 #: What a saved model consists of, replaced by the next save; anything else in its folder is kept
-#: (``automm fit``'s ``recipe.yaml`` too: the command writes it again after saving).
+#: (but ``automm fit``'s ``recipe.yaml``, which goes with its model: :func:`_written_by_fit`).
 MODEL_ENTRIES = (MANIFEST, WEIGHTS, PREPROCESSING, MEMBERS)
+
+
+def _written_by_fit(entry: Path) -> bool:
+    """Whether ``entry`` is the ``recipe.yaml`` that ``automm fit`` saved with the model in its
+    folder (a regular file starting with :data:`SAVED_RECIPE_HEADER`; a user's own is kept)."""
+    if entry.name != "recipe.yaml" or entry.is_symlink() or not entry.is_file():
+        return False
+    header = SAVED_RECIPE_HEADER.encode("utf-8")
+    try:
+        with open(entry, "rb") as handle:
+            return handle.read(len(header)) == header
+    except OSError:
+        return False
 
 
 def _carry_other_files(target: Path, staging: Path) -> None:
     """Give the new model's folder every entry of the old one that is not part of the model (a
     user's notes, predictions, plots): hard links where the file system allows, copies
-    elsewhere, so that the old files stay whole until the new folder is in place."""
+    elsewhere, so that the old files stay whole until the new folder is in place. The
+    ``recipe.yaml`` that ``automm fit`` saved with the old model goes with it: beside another
+    model, ``automm evaluate`` would score that model against the old one's label."""
     for entry in target.iterdir():
-        if entry.name in MODEL_ENTRIES or entry.name.startswith(f".{target.name}."):
+        if entry.name in MODEL_ENTRIES or entry.name.startswith(f".{target.name}.") or _written_by_fit(entry):
             continue
         if (staging / entry.name).exists():  # the new save's own (automm fit's recipe.yaml)
             continue

@@ -1054,14 +1054,13 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
     model_dir = None
     if save and target:
-        from .persistence import save_model
+        from .persistence import SAVED_RECIPE_HEADER, save_model
 
         reproduce = to_recipe(estimator)
         reproduce.setdefault("output", {})["dir"] = _escape_env(str(Path(target).expanduser().resolve()))
         # the recipe goes in with the model, in one step: never a new model beside an old recipe
         model_dir = save_model(estimator, target, beside={
-            "recipe.yaml": "# The recipe that reproduces this model (written by automm fit).\n"
-                           + dump_recipe(reproduce)})
+            "recipe.yaml": SAVED_RECIPE_HEADER + dump_recipe(reproduce)})
         log(f"saved the model to {model_dir}")
     test_metrics = None
     if data.X_test is not None:

@@ -812,6 +812,24 @@ def test_files_saved_beside_a_model_replace_the_previous_folders_in_the_same_ste
     AutoMM.load(target)  # not part of the model: load does not check it
 
 
+def test_a_save_over_an_automm_fit_model_does_not_keep_its_recipe(model, tmp_path):
+    """AutoMM.save over a model that automm fit saved kept the fit's recipe.yaml beside the new
+    model: automm evaluate then scored the new model against the old one's label (an R2 of 0.03
+    against another column, without a word). A recipe.yaml of the user's own stays."""
+    from automm.persistence import save_model
+
+    target = tmp_path / "m"
+    written = "# The recipe that reproduces this model (written by automm fit).\ndata: {label: old}\n"
+    save_model(model, target, beside={"recipe.yaml": written})
+    (target / "notes.txt").write_text("mine")
+    model.save(target)
+    assert sorted(p.name for p in target.iterdir()) == ["automm.json", "notes.txt", "preprocessing.json",
+                                                        "weights.safetensors"]
+    (target / "recipe.yaml").write_text("data: {label: mine}\n")  # the user's: not automm fit's
+    model.save(target)
+    assert (target / "recipe.yaml").read_text() == "data: {label: mine}\n"
+
+
 def test_special_files_in_a_model_folder_are_refused_not_read(model, tmp_path):
     """A FIFO in place of a model file blocked load for ever; /dev/zero was read until memory ran out."""
     import pathlib
