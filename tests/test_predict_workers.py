@@ -86,7 +86,6 @@ def test_workers_forked_after_their_parent_loaded_a_model_predict_on_one_thread(
     torch to one thread before automm's first work in it, with a warning saying why."""
     import os
     import signal
-    import time
     import warnings
 
     import pytest
@@ -112,14 +111,7 @@ def test_workers_forked_after_their_parent_loaded_a_model_predict_on_one_thread(
                 status = 0 if same and warned and torch.get_num_threads() == 1 else 3
             finally:
                 os._exit(status)
-        deadline = time.monotonic() + 60
-        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if done[0] == 0:  # hung (in torch's C code, where no Python signal handler runs)
-            os.kill(pid, signal.SIGKILL)
-            done = os.waitpid(pid, 0)
-        status = done[1]
-        code = os.waitstatus_to_exitcode(status)
+        code = _exit_code_or_killed(pid)
         assert code == 0, {-signal.SIGKILL: "the worker hung", -signal.SIGSEGV: "the worker crashed (SIGSEGV)",
                            3: "no warning, other probabilities or more threads"}.get(code, code)
         assert torch.get_num_threads() == 2  # the parent's own threads are left alone
@@ -137,7 +129,6 @@ def test_a_forked_worker_predicting_in_a_request_thread_then_in_its_main_thread_
     import os
     import signal
     import threading
-    import time
     import warnings
 
     import pytest
@@ -168,15 +159,25 @@ def test_a_forked_worker_predicting_in_a_request_thread_then_in_its_main_thread_
                 status = 0 if same and warned == 1 and torch.get_num_threads() == 1 else 3
             finally:
                 os._exit(status)
-        deadline = time.monotonic() + 60
-        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if done[0] == 0:  # hung (in torch's C code, where no Python signal handler runs)
-            os.kill(pid, signal.SIGKILL)
-            done = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(done[1])
+        code = _exit_code_or_killed(pid)
         assert code == 0, {-signal.SIGKILL: "the worker's main thread hung", -signal.SIGSEGV: "the worker crashed",
                            3: "not one warning, other probabilities or more threads"}.get(code, code)
         assert torch.get_num_threads() == 2  # the parent's own threads are left alone
     finally:
         torch.set_num_threads(previous)
+
+
+def _exit_code_or_killed(pid: int, seconds: float = 60) -> int:
+    """The exit code of the forked worker ``pid``, which is killed (-SIGKILL) if it has not ended
+    within ``seconds``: hung in torch's C code, where no Python signal handler runs."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + seconds
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        done = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(done[1])
