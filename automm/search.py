@@ -836,9 +836,7 @@ def _run_objective(trial, ctx: SearchContext):
             if bad:
                 raise InputError(f"queued (study.enqueue_trial) with values its parameters cannot take, "
                                  f"{'; '.join(bad)} (queue values of the search's space, or widen search_space)")
-            with device_scope(ctx.data.device):  # a component's space may depend on it (fine-tuning only on a GPU)
-                config = ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
-                                           augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
+            config = _suggest(ctx, trial)
         except Exception as exc:  # a plugin's search-space function, or an encoder built on a value of the space
             partial = getattr(exc, "automm_partial_config", None)
             if partial is not None:
@@ -1698,29 +1696,46 @@ def _check_sampler_draws(ctx: SearchContext) -> None:
     if not isinstance(sampler, optuna.samplers.BaseSampler):
         return
 
-    def draw(with_sampler) -> list[str]:
-        probe = optuna.create_study(sampler=with_sampler, directions=_directions(ctx.settings.objectives))
-        trial = probe.ask()
-        with device_scope(ctx.data.device):
-            ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
-                              augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
-        return list(trial.params)
-
     try:
-        draw(copied_sampler(sampler))
+        _suggest(ctx, _probe_trial(ctx, copied_sampler(sampler)))
     except Exception as exc:  # noqa: BLE001 - whatever the sampler raised, told apart by a random draw below
         try:
-            names = draw(optuna.samplers.RandomSampler(seed=0))
+            trial = _probe_trial(ctx, optuna.samplers.RandomSampler(seed=0))
+            _suggest(ctx, trial)
         except Exception:  # noqa: BLE001 - the space fails whatever draws it: the trials record why
             return
         cause = exc
         while cause.__cause__ is not None:  # (a component's search space wraps Optuna's error)
             cause = cause.__cause__
-        shown = ", ".join(repr(n) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
         raise InputError(f"sampler: {type(sampler).__name__} cannot draw a configuration of this search's space "
-                         f"({type(cause).__name__}: {cause}); a random draw of it suggests {shown} (the names of "
+                         f"({type(cause).__name__}: {cause}); a random draw of it suggests "
+                         f"{_shown_names(list(trial.params))} (the names of "
                          "leaderboard_'s 'params'); a sampler given as an object must draw every parameter "
                          "the space suggests") from None
+
+
+def _suggest(ctx: SearchContext, trial) -> dict:
+    """The configuration ``trial`` draws from this search's space, on the search's device (a
+    component's space may depend on it: fine-tuning only on a GPU)."""
+    with device_scope(ctx.data.device):
+        return ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
+                                 augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
+
+
+def _probe_trial(ctx: SearchContext, sampler, values: Mapping[str, Any] | None = None):
+    """A trial of ``sampler`` in an in-memory study of its own (queued with ``values``), to draw
+    the space without building a model or touching the search's study."""
+    import optuna
+
+    probe = optuna.create_study(sampler=sampler, directions=_directions(ctx.settings.objectives))
+    if values:
+        probe.enqueue_trial(dict(values))
+    return probe.ask()
+
+
+def _shown_names(names: Sequence[str]) -> str:
+    """Parameter names for a message: the first eight, and how many in all."""
+    return ", ".join(repr(n) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
 
 
 def _enqueued_values(trial) -> dict:
@@ -1753,16 +1768,12 @@ def _space_distributions(ctx: SearchContext, fixed: Mapping[str, Any] | None = N
             return super().sample_independent(study, trial, name, distribution)
 
     def draw(sampler, values=None) -> None:
-        probe = optuna.create_study(sampler=sampler, directions=_directions(ctx.settings.objectives))
-        if values:
-            probe.enqueue_trial(dict(values))
-        trial = probe.ask()
+        trial = _probe_trial(ctx, sampler, values)
         # Optuna's own about a fixed value out of range (reported by name) left out: a filter shared by
         # the trial threads (warnings.catch_warnings in two at once left every warning ignored for good)
-        with warnings_left_out(UserWarning, "Fixed parameter"), device_scope(ctx.data.device):
+        with warnings_left_out(UserWarning, "Fixed parameter"):
             try:
-                ctx.space.suggest(trial, frozen=lambda c: all_encoders_frozen(ctx.data.inputs, c),
-                                  augmentable=lambda c: augmentable_modalities(ctx.data.inputs, c))
+                _suggest(ctx, trial)
             except Exception:  # noqa: BLE001 - the draw's parameters so far still count
                 pass
         found.update({name: d for name, d in trial.distributions.items() if name not in found})
@@ -1799,20 +1810,15 @@ def _value_problem(value: Any, distribution: Any) -> str | None:
     return None if inside is True else f"outside its range [{distribution.low:g}, {distribution.high:g}]"
 
 
-def _enqueued_problems(ctx: SearchContext, fixed: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def _enqueued_problems(ctx: SearchContext, fixed: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
     """What is wrong with the values a user queued a trial with (``study.enqueue_trial``): each
     value its parameter cannot take (Optuna fails the trial on a categorical one, naming no
     parameter, and trains with a number out of range), and the names this search's space never
-    suggests (Optuna ignores them without a word)."""
+    suggests (Optuna ignores them without a word); then the names it suggests."""
     space = _space_distributions(ctx, fixed)
-    bad = [f"{name!r} = {value!r} is {_value_problem(value, space[name])}" for name, value in fixed.items()
-           if name in space and _value_problem(value, space[name]) is not None]
-    return bad, [name for name in fixed if name not in space]
-
-
-def _space_names(ctx: SearchContext) -> str:
-    names = list(_space_distributions(ctx))
-    return ", ".join(repr(n) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    problems = {name: _value_problem(value, space[name]) for name, value in fixed.items() if name in space}
+    bad = [f"{name!r} = {fixed[name]!r} is {problem}" for name, problem in problems.items() if problem is not None]
+    return bad, [name for name in fixed if name not in space], list(space)
 
 
 def _check_enqueued(study, ctx: SearchContext) -> None:
@@ -1825,11 +1831,11 @@ def _check_enqueued(study, ctx: SearchContext) -> None:
         fixed = _enqueued_values(t)
         if not fixed or any(key.startswith(_ATTR) for key in t.user_attrs):
             continue
-        bad, unknown = _enqueued_problems(ctx, fixed)
+        bad, unknown, names = _enqueued_problems(ctx, fixed)
         if unknown:
             warnings.warn(f"study {ctx.study_name!r}: trial {t.number} was queued with "
                           f"{', '.join(map(repr, unknown))}, which this search's space never suggests: Optuna ignores "
-                          f"{'it' if len(unknown) == 1 else 'them'} (the space's parameters: {_space_names(ctx)}; the "
+                          f"{'it' if len(unknown) == 1 else 'them'} (the space's parameters: {_shown_names(names)}; the "
                           "names of leaderboard_'s 'params')", AutoMMWarning, stacklevel=user_stacklevel())
         if bad:
             warnings.warn(f"study {ctx.study_name!r}: trial {t.number} was queued with values its parameters cannot "

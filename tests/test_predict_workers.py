@@ -100,18 +100,14 @@ def test_workers_forked_after_their_parent_loaded_a_model_predict_on_one_thread(
     try:
         model = AutoMM.load(tmp_path / "model")  # (nothing predicted in the parent: a preloading server)
         torch.ones(2 ** 21).add_(1)  # the pool started for sure, whatever the load's sizes
-        pid = os.fork()
-        if pid == 0:  # the worker: its exit status is the test's verdict
-            status = 1
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    same = np.allclose(model.predict_proba(X), expected, atol=1e-6)
-                warned = any("torch.set_num_threads(1)" in str(w.message) for w in caught)
-                status = 0 if same and warned and torch.get_num_threads() == 1 else 3
-            finally:
-                os._exit(status)
-        code = _exit_code_or_killed(pid)
+        def worker() -> bool:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                same = np.allclose(model.predict_proba(X), expected, atol=1e-6)
+            warned = any("torch.set_num_threads(1)" in str(w.message) for w in caught)
+            return same and warned and torch.get_num_threads() == 1
+
+        code = _exit_code_of_forked(worker)
         assert code == 0, {-signal.SIGKILL: "the worker hung", -signal.SIGSEGV: "the worker crashed (SIGSEGV)",
                            3: "no warning, other probabilities or more threads"}.get(code, code)
         assert torch.get_num_threads() == 2  # the parent's own threads are left alone
@@ -143,23 +139,19 @@ def test_a_forked_worker_predicting_in_a_request_thread_then_in_its_main_thread_
     try:
         expected = model.predict_proba(X)  # the parent predicts on 2 threads
         torch.ones(2 ** 21).add_(1)
-        pid = os.fork()
-        if pid == 0:  # the worker: its exit status is the test's verdict
-            status = 1
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    found = []
-                    request = threading.Thread(target=lambda: found.append(model.predict_proba(X)))
-                    request.start()
-                    request.join()
-                    found.append(model.predict_proba(X))  # the main thread, after the request's
-                same = len(found) == 2 and all(np.allclose(f, expected, atol=1e-6) for f in found)
-                warned = sum("torch.set_num_threads(1)" in str(w.message) for w in caught)
-                status = 0 if same and warned == 1 and torch.get_num_threads() == 1 else 3
-            finally:
-                os._exit(status)
-        code = _exit_code_or_killed(pid)
+        def worker() -> bool:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                found = []
+                request = threading.Thread(target=lambda: found.append(model.predict_proba(X)))
+                request.start()
+                request.join()
+                found.append(model.predict_proba(X))  # the main thread, after the request's
+            same = len(found) == 2 and all(np.allclose(f, expected, atol=1e-6) for f in found)
+            warned = sum("torch.set_num_threads(1)" in str(w.message) for w in caught)
+            return same and warned == 1 and torch.get_num_threads() == 1
+
+        code = _exit_code_of_forked(worker)
         assert code == 0, {-signal.SIGKILL: "the worker's main thread hung", -signal.SIGSEGV: "the worker crashed",
                            3: "not one warning, other probabilities or more threads"}.get(code, code)
         assert torch.get_num_threads() == 2  # the parent's own threads are left alone
@@ -167,13 +159,21 @@ def test_a_forked_worker_predicting_in_a_request_thread_then_in_its_main_thread_
         torch.set_num_threads(previous)
 
 
-def _exit_code_or_killed(pid: int, seconds: float = 60) -> int:
-    """The exit code of the forked worker ``pid``, which is killed (-SIGKILL) if it has not ended
-    within ``seconds``: hung in torch's C code, where no Python signal handler runs."""
+def _exit_code_of_forked(worker, seconds: float = 60) -> int:
+    """The exit code of a forked process running ``worker`` (0 where it returns True, 3 where
+    False, 1 where it raises), killed (-SIGKILL) if it has not ended within ``seconds``: hung in
+    torch's C code, where no Python signal handler runs."""
     import os
     import signal
     import time
 
+    pid = os.fork()
+    if pid == 0:  # the worker: its exit status is the test's verdict
+        status = 1
+        try:
+            status = 0 if worker() else 3
+        finally:
+            os._exit(status)
     deadline = time.monotonic() + seconds
     while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
