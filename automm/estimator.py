@@ -861,7 +861,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return table, targets, weights, None
         val_table, val_labels, val_weights = val
         n_train, n_val = len(targets), len(val_labels)
-        targets = np.concatenate([targets, self._encode_validation_targets(val_labels, problem_type)])
+        val_targets = self._encode_validation_targets(val_labels, problem_type)
+        if problem_type == "regression":
+            self._warn_validation_scale(targets, val_targets)
+        targets = np.concatenate([targets, val_targets])
         if weights is not None or val_weights is not None:
             weights = np.concatenate([np.ones(n_train) if weights is None else weights,
                                       np.ones(n_val) if val_weights is None else val_weights])
@@ -945,6 +948,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         except InputError as exc:
             raise InputError(f"X_val: {exc}") from None
         weights = _check_sample_weight(sample_weight_val, len(labels), "sample_weight_val")
+        _warn_misaligned(X_val if isinstance(X_val, tuple) else (X_val,), sample_weight_val,
+                         ("X_val", "sample_weight_val"), "weight")
         return val_table, labels, weights
 
     def _encode_validation_targets(self, labels: np.ndarray, problem_type: str) -> np.ndarray:
@@ -959,6 +964,27 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"y_val: labels {unknown[:5]} do not occur in y; the classes are "
                              f"{[k for k in index][:10]}{' ...' if len(index) > 10 else ''}")
         return np.asarray([index[v] for v in plain], dtype=np.int64)
+
+    def _warn_validation_scale(self, targets: np.ndarray, val_targets: np.ndarray) -> None:
+        """Warn when the median of ``y_val`` lies more than :data:`FAR_VALIDATION_STDS` standard
+        deviations of ``y`` beyond the range of ``y`` (both standardised as ``y``): another scale, as
+        a ``TransformedTargetRegressor`` makes, which transforms ``y`` and passes ``y_val`` on as given
+        (log(y) with y_val in units: the kept epoch chosen on errors that are mostly that difference)."""
+        if not len(val_targets) or not len(targets):
+            return
+        median, low, high = (float(np.median(val_targets.astype(np.float64))), float(targets.min()),
+                             float(targets.max()))
+        if max(low - median, median - high) <= FAR_VALIDATION_STDS:
+            return
+
+        def shown(z: float) -> str:
+            return f"{z * self.target_std_ + self.target_mean_:.6g}"
+
+        warnings.warn(f"y_val: its median {shown(median)} lies more than {FAR_VALIDATION_STDS} standard deviations "
+                      f"of y beyond y's range ({shown(low)} to {shown(high)}): y_val seems to be on another scale "
+                      "than y, and the choices made on the validation rows (the kept epoch, early stopping, the "
+                      "search's ranking) follow that difference" + _untransformed_target_hint(self),
+                      AutoMMWarning, stacklevel=user_stacklevel())
 
     def _class_weights(self, encoded: np.ndarray, sample_weights: np.ndarray | None = None) -> list[float] | None:
         if self.class_weight is None or self.problem_type_ == "regression":
@@ -1107,20 +1133,21 @@ class AutoMM(TransformerMixin, BaseEstimator):
         (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
          problem_type) = self._prepare(X, y)
         weights = _check_sample_weight(sample_weight, len(labels))
+        _warn_misaligned(X, sample_weight, ("X", "sample_weight"), "weight")
         val = self._validation_data(table, roles, *validation)
         if val is not None and (seen := rows_repeated(val[0], table)):
             warnings.warn(f"X_val: {seen} of {len(val[0])} rows have the features of a training row (repeated "
                           "rows): the validation score, which picks the epochs and the model, counts rows the "
                           "model has seen; drop them from X_val or X", AutoMMWarning, stacklevel=user_stacklevel())
-        for attr in ("classes_", "target_mean_", "target_std_"):
+        for attr in ("classes_", "target_mean_", "target_std_", "problem_type_"):  # (problem_type_: the tags below)
             self.__dict__.pop(attr, None)
         self._check_metric(problem_type)
         if (get_tags(self).estimator_type is None and _called_by_model_selection()
                 and not _held_by_a_classifier_or_regressor()):
             warnings.warn(f"{type(self).__name__} with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
-                          f"so a number of folds (cv=5) splits its rows in order, unstratified, and scorers that need "
-                          f"probabilities or class lists may fail; use AutoMMClassifier or AutoMMRegressor, or pass "
-                          f"problem_type={problem_type!r}", AutoMMWarning, stacklevel=user_stacklevel())
+                          f"so a number of folds (cv=5) splits its rows in order, unstratified; use AutoMMClassifier or "
+                          f"AutoMMRegressor, or pass problem_type={problem_type!r}", AutoMMWarning,
+                          stacklevel=user_stacklevel())
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type, weights)
         if self.metric == "f1" and problem_type == "binary":
@@ -1634,6 +1661,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self._check_fitted()
         labels = self._labels_array(y, method="score", amounts=self.problem_type_ == "regression")
         _warn_misaligned(X, y)
+        _warn_misaligned(X, sample_weight, ("X", "sample_weight"), "weight")
         sample_weight = _check_sample_weight(sample_weight, len(labels), method="score")
         if self.problem_type_ != "regression":
             self._check_score_labels(labels)
@@ -1755,9 +1783,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         from sklearn.utils import ClassifierTags, RegressorTags
 
         # (run inside AutoMMClassifier's and AutoMMRegressor's mixin, before it sets their type: the
-        # class decides first, then problem_type; a regressor has no classifier tags, nor the reverse)
+        # class decides first, then problem_type, then for "auto" the problem fit found, problem_type_: a
+        # fitted AutoMM() is the classifier or regressor it became, as CalibratedClassifierCV, scorers and
+        # TunedThresholdClassifierCV read it (a binary one's probabilities were read as two classes' scores);
+        # a regressor has no classifier tags, nor the reverse)
+        problem = self.problem_type if self.problem_type != "auto" else vars(self).get("problem_type_")
         kind = ("classifier" if isinstance(self, ClassifierMixin) else "regressor" if isinstance(self, RegressorMixin)
-                else {"binary": "classifier", "multiclass": "classifier", "regression": "regressor"}.get(self.problem_type))
+                else {"binary": "classifier", "multiclass": "classifier", "regression": "regressor"}.get(problem))
         if kind == "classifier":
             tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()  # stratified CV, as a classifier
         elif kind == "regressor":
@@ -1956,6 +1988,12 @@ def _regression_values(labels: np.ndarray, name: str) -> np.ndarray:
 FAR_TARGET_IQRS = 100
 
 
+#: A median of ``y_val`` farther than this many standard deviations of ``y`` beyond the range of ``y``
+#: is named in a warning: another scale (a TransformedTargetRegressor's log(y) with y_val in units:
+#: about 100 of them), not a later period's drift, which a model could not follow that far anyway.
+FAR_VALIDATION_STDS = 10
+
+
 def _warn_far_targets(values: np.ndarray) -> None:
     """Warn when a few targets lie far from the others: the network learns in units of the
     targets' standard deviation, which they set, and its squared error follows them (3 prices of
@@ -2083,7 +2121,8 @@ def _untransformed_hint(estimator: Any, val_names: Sequence[str]) -> str:
     before it transform the data (a frame of ``sklearn.pipeline`` on the call stack holding it as
     its final step): why ``X_val`` does not look like ``X``. ``X`` is what those steps made of the
     Pipeline's input, while a fit parameter (``X_val``, routed or ``model__X_val``) reaches
-    ``estimator`` as the caller gave it. Else an empty string."""
+    ``estimator`` as the caller gave it, unless the Pipeline's ``transform_input`` names it. Else
+    an empty string."""
     for frame in _outer_frames():
         owner = frame.f_locals.get("self")
         steps = getattr(owner, "steps", None)
@@ -2099,9 +2138,25 @@ def _untransformed_hint(estimator: Any, val_names: Sequence[str]) -> str:
         names = ", ".join(repr(name) for name, _ in before)
         return (f" (X is what the Pipeline's step{'s' if len(before) > 1 else ''} {names} made of its input{raw}: a "
                 "Pipeline passes fit parameters such as X_val on as they were given, untransformed; give X_val as "
-                "those steps make it, pipe[:-1].fit(X, y).transform(X_val), or leave X_val and y_val out to "
-                "validate on a holdout_frac of the rows)")
+                "those steps make it: Pipeline(..., transform_input=['X_val']) under metadata routing (the steps "
+                "fitted in each fit transform it, in cross-validation too), or pipe[:-1].fit(X, y).transform(X_val); "
+                "or leave X_val and y_val out to validate on a holdout_frac of the rows)")
     return ""
+
+
+def _untransformed_target_hint(estimator: Any) -> str:
+    """Where ``estimator`` is fitted by a scikit-learn ``TransformedTargetRegressor`` (a frame of
+    ``sklearn.compose`` on the call stack holding it as its ``regressor_``): that ``y`` is the
+    transformed target while ``y_val``, a fit parameter, reached ``estimator`` as given. Else how to
+    give ``y_val``."""
+    for frame in _outer_frames():
+        owner = frame.f_locals.get("self")
+        if (frame.f_globals.get("__name__", "").startswith("sklearn.compose")
+                and getattr(owner, "__dict__", {}).get("regressor_") is estimator):
+            return ("; a TransformedTargetRegressor fits on its func(y) (or transformer's) but passes fit parameters "
+                    "such as y_val on untransformed: give y_val as it makes y (func(y_val), "
+                    "transformer.fit(y).transform(y_val))")
+    return "; give y_val in the units of y"
 
 
 def _outer_frames() -> Iterator[Any]:
@@ -2252,11 +2307,12 @@ def _has_feature_names(x: Any) -> bool:
     return all(isinstance(c, str) for c in x.columns)
 
 
-def _warn_misaligned(inputs: tuple, y: Any, names: tuple[str, str] = ("X", "y")) -> None:
+def _warn_misaligned(inputs: tuple, y: Any, names: tuple[str, str] = ("X", "y"), what: str = "label") -> None:
     """Warn when pandas inputs and labels hold the same index labels in another order: rows are
     taken by position (as scikit-learn takes them), while pandas would pair them by label, so
     each row would get another row's label (``y`` sorted or shuffled apart from ``X``): in ``fit``
-    (``X_val`` and ``y_val`` too, named by ``names``) and in ``score``."""
+    (``X_val`` and ``y_val`` too, named by ``names``) and in ``score``; a sample weight (``what``)
+    as well."""
     import pandas as pd
 
     if not isinstance(y, (pd.Series, pd.DataFrame)):
@@ -2265,7 +2321,7 @@ def _warn_misaligned(inputs: tuple, y: Any, names: tuple[str, str] = ("X", "y"))
         if isinstance(x, (pd.Series, pd.DataFrame)) and reordered_index(x.index, y.index):
             x_name, y_name = names
             warnings.warn(f"{y_name}: its index holds the labels of {x_name}'s index in another order; rows are "
-                          "paired by position, not by index, so most rows get another row's label; align them "
+                          f"paired by position, not by index, so most rows get another row's {what}; align them "
                           f"first ({y_name} = {y_name}.loc[{x_name}.index]) or reset both indexes", AutoMMWarning,
                           stacklevel=user_stacklevel())
             return

@@ -101,6 +101,27 @@ def test_score_and_validation_labels_in_another_index_order_warn(table):
                                    y_val=y.iloc[40:].sample(frac=1, random_state=0))
 
 
+def test_sample_weights_in_another_index_order_warn(table):
+    """A weight Series sorted apart from X was paired by position without a word: most rows trained
+    (and were scored) with another row's weight, where labels so misaligned are warned about."""
+    X, y = table
+    weights = pd.Series(np.where(y == y.iloc[0], 3.0, 1.0), index=X.index)
+    shuffled = weights.sample(frac=1, random_state=0)
+    with pytest.warns(UserWarning, match=r"sample_weight: its index holds the labels of X's index in another order; "
+                                         r"rows are paired by position, not by index, so most rows get another row's "
+                                         r"weight; align them first \(sample_weight = sample_weight\.loc\[X\.index\]\)"):
+        model = AutoMMClassifier(**KW).fit(X, y, sample_weight=shuffled)
+    with pytest.warns(UserWarning, match=r"sample_weight: its index holds the labels of X's index in another order"):
+        model.score(X, y, sample_weight=shuffled)
+    with pytest.warns(UserWarning, match=r"sample_weight_val: its index holds the labels of X_val's index"):
+        AutoMMClassifier(**KW).fit(X.iloc[:40], y.iloc[:40], X_val=X.iloc[40:], y_val=y.iloc[40:],
+                                   sample_weight_val=weights.iloc[40:].sample(frac=1, random_state=0))
+    with warnings.catch_warnings():  # aligned, or by position only: no warning
+        warnings.simplefilter("error")
+        AutoMMClassifier(**KW).fit(X, y, sample_weight=weights)
+        model.score(X, y, sample_weight=shuffled.to_numpy())
+
+
 def test_series_of_one_table_in_another_index_order_warn(table):
     X, y = table
     model = AutoMMClassifier(**KW).fit(X, y)
