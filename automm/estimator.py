@@ -1785,7 +1785,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         # (run inside AutoMMClassifier's and AutoMMRegressor's mixin, before it sets their type: the
         # class decides first, then problem_type, then for "auto" the problem fit found, problem_type_: a
         # fitted AutoMM() is the classifier or regressor it became, as CalibratedClassifierCV, scorers and
-        # TunedThresholdClassifierCV read it (a binary one's probabilities were read as two classes' scores);
+        # TunedThresholdClassifierCV, ConfusionMatrixDisplay and partial_dependence read it (a binary one's
+        # probabilities were read as two classes' scores);
         # a regressor has no classifier tags, nor the reverse)
         problem = self.problem_type if self.problem_type != "auto" else vars(self).get("problem_type_")
         kind = ("classifier" if isinstance(self, ClassifierMixin) else "regressor" if isinstance(self, RegressorMixin)

@@ -138,6 +138,25 @@ def test_a_fitted_plain_automm_is_the_classifier_or_regressor_it_became():
     assert amounts.problem_type_ == "regression" and is_regressor(amounts) and not is_classifier(amounts)
 
 
+def test_a_fitted_problem_type_auto_estimator_is_the_kind_it_learned(emoji_split, tmp_path):
+    """scikit-learn's tools for classifiers refused a fitted ``AutoMM()``, the quickstart's model:
+    ``partial_dependence`` ("'estimator' must be a fitted regressor or classifier"),
+    ``ConfusionMatrixDisplay.from_estimator`` ("only supports classifiers"); so did they a loaded one."""
+    from sklearn.inspection import partial_dependence
+
+    train, test = emoji_split
+    X = train[["image", "name"]].head(60)
+    model = AutoMM(**tiny(max_epochs=1)).fit(X, train["category"].head(60))
+    assert is_classifier(model) and not is_regressor(model)
+    assert is_classifier(AutoMM.load(model.save(tmp_path / "model")))
+    assert not is_classifier(clone(model))  # unfitted again: model selection's folds as before
+    rows = test[["image", "name"]].head(4)
+    result = partial_dependence(model, rows, features=["name"], categorical_features=["name"], kind="average")
+    assert result["average"].shape == (len(model.classes_), 4)
+    regressor = AutoMM(**tiny(max_epochs=1)).fit(X, np.linspace(0.0, 1.0, 60))
+    assert is_regressor(regressor) and not is_classifier(regressor) and not hasattr(regressor, "predict_proba")
+
+
 def test_a_regressor_has_no_classifier_tags_and_every_automm_requires_y():
     """AutoMM's tags were set inside the mixins' own, before those named the type: AutoMMRegressor
     carried classifier tags (as an AutoMM of problem_type='auto' does for its predict_proba)."""
