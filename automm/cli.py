@@ -848,18 +848,27 @@ def _some(values: Sequence[Any], n: int = 8) -> str:
     return f"{quoted_values(values, n)} ({len(values)})"
 
 
-def _unseen_labels(labels, classes: Sequence[Any], label: str, argument: str) -> int:
+def _unseen_labels(labels, classes: Sequence[Any], label: str, argument: str, chosen: bool) -> int:
     """How many of ``labels`` are none of the model's ``classes``; :class:`UsageError` naming
-    ``argument`` when none of them is one (the column is not what the model predicts)."""
+    ``argument`` when none of them is one, or, for a column the user ``chosen`` (``--label``, not
+    the model's own label), when most of them (over half the rows) are none: the column is not
+    what the model predicts (masterCategory on a subCategory model), its score would mean nothing."""
     from .suggestions import labels_written_otherwise
 
     seen = labels.isin(list(classes))
+    unseen = int((~seen).sum())
     if not seen.any():
         raise UsageError(f"{argument}: no value of column {label!r} is one of the model's classes, so no "
                          f"prediction could be right: is it the column the model predicts? Model classes: "
                          f"{_some(classes)}; values of {label!r}: {_some(labels.unique())}"
                          f"{labels_written_otherwise(labels, classes)}")
-    return int((~seen).sum())
+    if chosen and unseen * 2 > len(labels):
+        unknown = labels[~seen]
+        raise UsageError(f"{argument}: {unseen} of {len(labels)} rows hold a value of column {label!r} that is none "
+                         f"of the model's classes, so most predictions could not be right: is it the column the "
+                         f"model predicts? Values that are no class: {_some(unknown.unique())}; model classes: "
+                         f"{_some(classes)}{labels_written_otherwise(unknown, classes)}")
+    return unseen
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -914,7 +923,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             frame = frame.assign(**{label: frame[label].map(
                 lambda v: str(int(v)) if float(v).is_integer() else str(v))})
         argument = "--label" if args.label else f"data.label of {os.path.join(args.model_dir, 'recipe.yaml')}"
-        unseen = _unseen_labels(frame[label], estimator.classes_, label, argument)
+        own = None
+        with contextlib.suppress(UsageError):  # (a variable it names not set here)
+            own = _recipe_data_key(args.model_dir, "label")
+        unseen = _unseen_labels(frame[label], estimator.classes_, label, argument,
+                                chosen=bool(args.label) and args.label != own)
         if unseen:
             from .suggestions import labels_written_otherwise
 
@@ -1312,7 +1325,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", parents=[common], help="score a saved model on labelled data",
                        description="Score a saved model on DATA: accuracy, balanced accuracy, macro/weighted F1 for "
-                                   "classification; R2, RMSE, MAE for regression.")
+                                   "classification; R2, RMSE, MAE for regression. Labels that are none of the "
+                                   "model's classes are scored as errors, with a warning; a --label column (other "
+                                   "than the model's own label) whose values, in over half the rows, are none of "
+                                   "them is refused (exit 2: it is not the column the model predicts).")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'automm fit' or AutoMM.save")
     p.add_argument("data", metavar="DATA", help="labelled data file (CSV/TSV/Parquet) or folder of class folders of "
                                                 "images, with the model's input columns and the label column")

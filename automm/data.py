@@ -803,13 +803,20 @@ class InputSpec:
 
     def values(self, table: Table) -> list[Any]:
         """Raw values per sample, with :data:`MISSING` for missing ones."""
+        missing = self.missing_cell
         if self.modality == "tabular":
             cols = [table.columns[c] for c in self.columns]
-            return [{c: (MISSING if is_missing(col[i]) else col[i]) for c, col in zip(self.columns, cols)}
+            return [{c: (MISSING if missing(col[i]) else col[i]) for c, col in zip(self.columns, cols)}
                     for i in range(len(table))]
         column = table.columns[self.columns[0]]
-        missing = _missing_text if self.modality == "text" and self.blank_texts_missing else _missing_cell
         return [MISSING if missing(column[i]) else column[i] for i in range(len(column))]
+
+    @property
+    def missing_cell(self) -> Callable[[Any], bool]:
+        """Whether a cell of this input's columns is a missing value (:meth:`values`' rule)."""
+        if self.modality == "tabular":
+            return is_missing
+        return _missing_text if self.modality == "text" and self.blank_texts_missing else _missing_cell
 
     def to_dict(self) -> dict:
         return {"name": self.name, "modality": self.modality, "columns": list(self.columns),
@@ -827,6 +834,20 @@ def _missing_cell(value: Any) -> bool:
 def _missing_text(value: Any) -> bool:
     """A text cell that is missing, or made only of spaces, controls and zero-width characters."""
     return _missing_cell(value) or (isinstance(value, str) and blank_text(value))
+
+
+def rows_without_input(table: Table, specs: Sequence[InputSpec]) -> list[int]:
+    """The positions of ``table``'s rows that have no input at all: every column of every input
+    missing, as :meth:`InputSpec.values` reads them (``None``, NaN, a blank text)."""
+    rows = list(range(len(table)))
+    for spec in sorted(specs, key=lambda spec: spec.modality == "text"):  # (a text's blank check is the slowest)
+        missing = spec.missing_cell
+        for name in spec.columns:
+            column = table.columns[name]
+            rows = [i for i in rows if missing(column[i])]  # (rows with an input so far leave the check)
+            if not rows:
+                return rows
+    return rows
 
 
 def build_input_specs(roles: Mapping[str, str]) -> list[InputSpec]:

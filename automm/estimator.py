@@ -28,8 +28,8 @@ from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
 from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
-                   checks_of, reordered_index, row_namer, row_naming, rows_repeated, table_like, validate_columns,
-                   warn_unused_modalities)
+                   checks_of, reordered_index, row_namer, row_naming, rows_repeated, rows_without_input, table_like,
+                   validate_columns, warn_unused_modalities)
 from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
 from .process_state import SharedChange, torch_threads_after_fork
@@ -1501,7 +1501,19 @@ class AutoMM(TransformerMixin, BaseEstimator):
             table = table.with_columns({c: table.columns[c] for c in self.columns_})
         table = validate_columns(table, self.column_roles_)
         self._warn_unfamiliar(table)
+        self._warn_without_input(table)
         return table
+
+    def _warn_without_input(self, table: Table) -> None:
+        """Warn when rows to predict have no input at all (every column missing): the model gives
+        each the same output, learnt from no data of theirs (the linear model's bias, a network's
+        output for zero embeddings), which nothing else would tell."""
+        rows = rows_without_input(table, self.inputs_)
+        if rows:
+            listed = ", ".join(table.row_name(r) for r in rows[:3]) + (", ..." if len(rows) > 3 else "")
+            _warn_once_for_model(self.model_, f"X: {len(rows)} of {len(table)} rows have no input at all (every "
+                                              f"column missing: {listed}): each gets the same prediction, made from "
+                                              "no data (leave such rows out, or give them a value)", kind="no input")
 
     def _warn_unfamiliar(self, table: Table) -> None:
         """Warn with what the kept models' encoders find unlike anything ``fit`` saw in the rows
@@ -1522,15 +1534,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 if name in values:
                     said += [m for m in (named.get(name, "") + m for m in encoder.unfamiliar_values(values[name]))
                              if m not in said]
-        # once per model and kind of finding: the examples and counts differ from call to call, so
-        # Python's once-per-place rule let a service log one warning per request
-        # (kept beside the model, not in the estimator: predict leaves an estimator's state alone)
-        known = _UNFAMILIAR_SAID.setdefault(self.model_, set())
         for message in said:
-            kind = re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0])
-            if kind not in known:
-                known.add(kind)
-                warnings.warn(f"X: {message} (said once for this model)", AutoMMWarning, stacklevel=user_stacklevel())
+            _warn_once_for_model(self.model_, f"X: {message}")
 
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}
@@ -1817,8 +1822,21 @@ def _chunks(table: Table) -> Iterator[Table]:
         yield table.subset(range(start, min(start + PREDICT_CHUNK_ROWS, len(table))))
 
 
-#: The kinds of unfamiliar input each fitted model (``model_``) has warned about (see ``_warn_unfamiliar``).
+#: The kinds of unfamiliar input (and rows without any) each fitted model (``model_``) has warned about
+#: (see ``_warn_once_for_model``).
 _UNFAMILIAR_SAID: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _warn_once_for_model(model: Any, message: str, kind: str | None = None) -> None:
+    """Warn with ``message`` once per fitted ``model`` and ``kind`` of finding (by default the
+    message before its examples, numbers left out): the examples and counts differ from call to
+    call, so Python's once-per-place rule let a service log one warning per request (kept beside
+    the model, not in the estimator: predict leaves an estimator's state alone)."""
+    known = _UNFAMILIAR_SAID.setdefault(model, set())
+    kind = kind if kind is not None else re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0])
+    if kind not in known:
+        known.add(kind)
+        warnings.warn(f"{message} (said once for this model)", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _judges(encoder: Encoder) -> bool:

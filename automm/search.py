@@ -67,7 +67,9 @@ threads are stopping, or when ``fit`` runs inside scikit-learn's model selection
 ``KeyboardInterrupt`` propagates. With a ``storage``, a retry of each
 interrupted trial is queued: they do not count towards ``n_trials``, and running the same fit
 again resumes the study and trains them first; a worker (:func:`automm.worker.run_worker`) stopped by Ctrl-C
-queues a retry of its trial the same way, for the study's other processes.
+queues a retry of its trial the same way, for the study's other processes. ``SystemExit`` (``sys.exit``
+in a SIGTERM handler of the user's own) stops the search the same way (:data:`EXIT_REASON`, retried
+too) but propagates, with no result.
 
 Parallelism, storages, workers
 ------------------------------
@@ -89,8 +91,8 @@ input values too) and the search settings, so that restarting the same ``fit`` a
 resumes the study: finished trials are kept and count towards ``n_trials``, trials of dead
 workers are retried. Trials the study's user queued (``study.enqueue_trial``, with the names of
 the leaderboard's ``params``) run first, before the default, and count towards ``n_trials``; a
-name the space never suggests is warned about, a value its parameter cannot take fails its trial
-(:func:`_check_enqueued`).
+name the space never suggests, or one of a branch the queued choices leave out, is warned about
+(Optuna ignores it), a value its parameter cannot take fails its trial (:func:`_check_enqueued`).
 
 :func:`automm.worker.run_worker` joins a running study from another process or machine (``automm worker
 --storage URL --study NAME``). The study stores, as JSON user attributes, everything a worker
@@ -548,6 +550,18 @@ def optuna_quiet(verbose: int):
 # ==========================================================================================
 
 
+#: The failure reason of a trial stopped by Ctrl-C.
+INTERRUPTED_REASON = "interrupted (KeyboardInterrupt)"
+#: The failure reason of a trial stopped by ``SystemExit`` (``sys.exit`` in a SIGTERM handler of the
+#: user's own): retried, as an interrupted one is.
+EXIT_REASON = "interrupted (SystemExit)"
+
+
+def _interrupt_reason(exc: BaseException) -> str:
+    """The failure reason of the trials that ``exc`` (Ctrl-C or ``SystemExit``) cut short."""
+    return EXIT_REASON if isinstance(exc, SystemExit) else INTERRUPTED_REASON
+
+
 @dataclass
 class SearchContext:
     """Everything a search process needs to run trials (inherited by forked processes)."""
@@ -570,6 +584,7 @@ class SearchContext:
     attempts: int = 0                     # trials this process started
     trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
     interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: start nothing more
+    interrupt_reason: str = INTERRUPTED_REASON  # what stopped it: Ctrl-C or SystemExit
     started: float = field(default_factory=time.time)  # when this search began (wall clock, for its summary)
     aborted: bool = False                 # Ctrl-C twice: no result
     outlives_fit: bool = False            # the study is the user's (a storage): trials cut short are retried
@@ -584,9 +599,6 @@ class SearchContext:
 #: configuration, and every further trial would fail the same way until the time is up.
 SYSTEMATIC_FAILURES = 5
 
-
-#: The failure reason of a trial stopped by Ctrl-C.
-INTERRUPTED_REASON = "interrupted (KeyboardInterrupt)"
 
 #: A bag's report after its fold ``k`` goes at step ``FOLD_REPORT_STEP + k``, past any epoch.
 FOLD_REPORT_STEP = 10_000
@@ -832,7 +844,7 @@ def _run_objective(trial, ctx: SearchContext):
     else:
         try:
             fixed = _enqueued_values(trial)
-            bad = _enqueued_problems(ctx, fixed)[0] if fixed else []
+            bad = _enqueued_problems(ctx, fixed).bad if fixed else []  # (names Optuna ignores: not checked)
             if bad:
                 raise InputError(f"queued (study.enqueue_trial) with values its parameters cannot take, "
                                  f"{'; '.join(bad)} (queue values of the search's space, or widen search_space)")
@@ -1082,7 +1094,7 @@ def _retry_interrupted(study) -> None:
     retried = _retried_numbers(trials)
     retry = _storage.retry_callback()
     for t in trials:
-        if (t.state == TrialState.FAIL and t.user_attrs.get(_ATTR + "reason") == INTERRUPTED_REASON
+        if (t.state == TrialState.FAIL and t.user_attrs.get(_ATTR + "reason") in (INTERRUPTED_REASON, EXIT_REASON)
                 and t.number not in retried):
             retry(study, t)
 
@@ -1350,13 +1362,16 @@ def cuda_devices(data: PreparedData, requested: Any) -> list[torch.device]:
 
 def run_trial_loops(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
     """Run the search in this process and, as asked, in forked processes or GPU threads. On
-    Ctrl-C, the trials this process was running are recorded as interrupted (and, in a study
-    that outlives the fit, queued for a retry) before ``KeyboardInterrupt`` propagates."""
+    Ctrl-C, or ``SystemExit`` (``sys.exit`` in a SIGTERM handler of the user's own, which Optuna
+    lets through without recording the trial: it stayed running in the study until its heartbeat
+    lapsed), the trials this process was running are recorded as interrupted (and, in a study that
+    outlives the fit, queued for a retry) before the exception propagates."""
     try:
         _run_trials(ctx, study, storage_ref, n_jobs, devices)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as exc:
+        ctx.interrupt_reason = _interrupt_reason(exc)
         ctx.interrupted.set()
-        _fail_trials_of(study, ctx.storage, {ctx.worker_tag}, INTERRUPTED_REASON)
+        _fail_trials_of(study, ctx.storage, {ctx.worker_tag}, ctx.interrupt_reason)
         if ctx.outlives_fit:
             _retry_interrupted(study)
         raise
@@ -1408,7 +1423,8 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
             t.start()
         try:
             wait_for_threads()
-        except KeyboardInterrupt:  # the other threads' trials stop at their next batch
+        except (KeyboardInterrupt, SystemExit) as exc:  # the other threads' trials stop at their next batch
+            ctx.interrupt_reason = _interrupt_reason(exc)
             ctx.interrupted.set()
             try:
                 wait_for_threads()
@@ -1457,7 +1473,8 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                 timeout = None if ctx.deadline is None else max(
                     1.0, ctx.deadline - time.monotonic() + ctx.hard_grace + CHILD_STOP_SECONDS)
                 child.join(timeout)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit) as exc:
+            ctx.interrupt_reason = _interrupt_reason(exc)
             ctx.interrupted.set()
             raise
     finally:
@@ -1473,7 +1490,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                 child.join()
         if ctx.interrupted.is_set():  # the trials the stopped processes were running
             _fail_trials_of(study, ctx.storage, {process_tag(child.pid) for child in children},
-                            INTERRUPTED_REASON)
+                            ctx.interrupt_reason)
         elif stopped:
             _fail_trials_of(study, ctx.storage, {process_tag(pid) for pid in stopped},
                             "stopped at the time limit (its process was terminated)")
@@ -1747,12 +1764,16 @@ def _enqueued_values(trial) -> dict:
     return dict(fixed) if isinstance(fixed, Mapping) else {}
 
 
-def _space_distributions(ctx: SearchContext, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _space_distributions(ctx: SearchContext,
+                         fixed: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], set[str]]:
     """The parameters this search's space suggests, with their distributions: the union of draws
     that take each categorical parameter's choices in turn (every encoder, fusion and
-    augmentation), and of one draw given the values ``fixed`` (the branches they choose: a
-    frozen learning rate where they fix every encoder to a frozen one), each in a study of its
-    own (no model built). A draw the space fails adds nothing (the trials record why)."""
+    augmentation), and of draws given the values ``fixed`` (the branches they choose: a frozen
+    learning rate where they fix every encoder to a frozen one), each in a study of its own (no
+    model built); and the names that the draws given ``fixed`` suggest (where one draw leaves out
+    some of ``fixed``'s names, again with each choice ``fixed`` leaves open taken in turn): a name
+    of ``fixed`` outside them belongs to a branch that ``fixed``'s own choices leave out. A draw
+    the space fails adds nothing (the trials record why)."""
     import optuna
 
     found: dict[str, Any] = {}
@@ -1767,7 +1788,7 @@ def _space_distributions(ctx: SearchContext, fixed: Mapping[str, Any] | None = N
                 return distribution.choices[self.turn % len(distribution.choices)]
             return super().sample_independent(study, trial, name, distribution)
 
-    def draw(sampler, values=None) -> None:
+    def draw(sampler, values=None) -> set[str]:
         trial = _probe_trial(ctx, sampler, values)
         # Optuna's own about a fixed value out of range (reported by name) left out: a filter shared by
         # the trial threads (warnings.catch_warnings in two at once left every warning ignored for good)
@@ -1777,20 +1798,28 @@ def _space_distributions(ctx: SearchContext, fixed: Mapping[str, Any] | None = N
             except Exception:  # noqa: BLE001 - the draw's parameters so far still count
                 pass
         found.update({name: d for name, d in trial.distributions.items() if name not in found})
+        return set(trial.distributions)
 
-    turns, turn = 1, 0
-    while turn < turns:
+    def turns() -> int:
+        return max([1] + [len(d.choices) for d in found.values()
+                          if isinstance(d, optuna.distributions.CategoricalDistribution)])
+
+    turn = 0
+    while turn < turns():
         draw(Turns(turn))
         turn += 1
-        turns = max([turns] + [len(d.choices) for d in found.values()
-                               if isinstance(d, optuna.distributions.CategoricalDistribution)])
+    reached: set[str] = set()
     if fixed:
-        # a value outside its distribution would fail this draw where Optuna checks it: drawn
+        # a value outside its distribution would fail these draws where Optuna checks it: drawn
         # without those, so that the names after them still count
-        draw(optuna.samplers.RandomSampler(seed=0),
-             {name: value for name, value in fixed.items()
-              if name not in found or _value_problem(value, found[name]) is None})
-    return found
+        usable = {name: value for name, value in fixed.items()
+                  if name not in found or _value_problem(value, found[name]) is None}
+        reached = draw(optuna.samplers.RandomSampler(seed=0), usable)
+        turn = 0
+        while turn < turns() and any(name in found and name not in reached for name in fixed):
+            reached |= draw(Turns(turn), usable)
+            turn += 1
+    return found, reached
 
 
 def _value_problem(value: Any, distribution: Any) -> str | None:
@@ -1810,36 +1839,68 @@ def _value_problem(value: Any, distribution: Any) -> str | None:
     return None if inside is True else f"outside its range [{distribution.low:g}, {distribution.high:g}]"
 
 
-def _enqueued_problems(ctx: SearchContext, fixed: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
+@dataclass
+class _QueuedProblems:
+    """What is wrong with the values a user queued a trial with (:func:`_enqueued_problems`)."""
+
+    bad: list[str]  # "'name' = value is ..." for each value its parameter cannot take
+    unknown: list[str]  # names the space never suggests
+    ignored: list[str]  # names of a branch the queued choices leave out
+    choices: list[str]  # "'name' = value" for each queued choice of the space (a categorical parameter)
+    names: list[str]  # the names the space suggests
+
+
+def _enqueued_problems(ctx: SearchContext, fixed: Mapping[str, Any]) -> _QueuedProblems:
     """What is wrong with the values a user queued a trial with (``study.enqueue_trial``): each
     value its parameter cannot take (Optuna fails the trial on a categorical one, naming no
-    parameter, and trains with a number out of range), and the names this search's space never
-    suggests (Optuna ignores them without a word); then the names it suggests."""
-    space = _space_distributions(ctx, fixed)
-    problems = {name: _value_problem(value, space[name]) for name, value in fixed.items() if name in space}
-    bad = [f"{name!r} = {fixed[name]!r} is {problem}" for name, problem in problems.items() if problem is not None]
-    return bad, [name for name in fixed if name not in space], list(space)
+    parameter, and trains with a number out of range), the names this search's space never
+    suggests and those of a branch the queued choices leave out (a fusion's parameter where they
+    choose another fusion), both of which Optuna ignores without a word."""
+    import optuna
+
+    space, reached = _space_distributions(ctx, fixed)
+    ignored = [name for name in fixed if name in space and name not in reached]
+    problems = {name: _value_problem(value, space[name]) for name, value in fixed.items()
+                if name in space and name not in ignored}
+    return _QueuedProblems(
+        bad=[f"{name!r} = {fixed[name]!r} is {problem}" for name, problem in problems.items() if problem is not None],
+        unknown=[name for name in fixed if name not in space], ignored=ignored,
+        choices=[f"{name!r} = {fixed[name]!r}" for name, problem in problems.items()
+                 if problem is None and isinstance(space[name], optuna.distributions.CategoricalDistribution)],
+        names=list(space))
 
 
 def _check_enqueued(study, ctx: SearchContext) -> None:
     """Before any trial: warn about the trials the study's user queued (``study.enqueue_trial``,
-    run first) with names this search's space never suggests, which Optuna ignores, and with
-    values their parameters cannot take, which fail their trials."""
+    run first) with names this search's space never suggests or that its queued choices leave
+    unused, which Optuna ignores, and with values their parameters cannot take, which fail their
+    trials."""
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         fixed = _enqueued_values(t)
         if not fixed or any(key.startswith(_ATTR) for key in t.user_attrs):
             continue
-        bad, unknown, names = _enqueued_problems(ctx, fixed)
-        if unknown:
+        found = _enqueued_problems(ctx, fixed)
+        if found.unknown:
             warnings.warn(f"study {ctx.study_name!r}: trial {t.number} was queued with "
-                          f"{', '.join(map(repr, unknown))}, which this search's space never suggests: Optuna ignores "
-                          f"{'it' if len(unknown) == 1 else 'them'} (the space's parameters: {_shown_names(names)}; the "
-                          "names of leaderboard_'s 'params')", AutoMMWarning, stacklevel=user_stacklevel())
-        if bad:
+                          f"{', '.join(map(repr, found.unknown))}, which this search's space never suggests: Optuna "
+                          f"ignores {'it' if len(found.unknown) == 1 else 'them'} (the space's parameters: "
+                          f"{_shown_names(found.names)}; the names of leaderboard_'s 'params')", AutoMMWarning,
+                          stacklevel=user_stacklevel())
+        if found.ignored:
+            one = len(found.ignored) == 1
+            chosen = f" ({', '.join(found.choices)})" if found.choices else ""
+            warnings.warn(f"study {ctx.study_name!r}: trial {t.number} was queued with "
+                          f"{', '.join(map(repr, found.ignored))}, which its own choices{chosen} leave unused: "
+                          f"{'a parameter' if one else 'parameters'} of a branch of the space they leave out "
+                          "(another encoder or fusion, an augmentation turned off), which Optuna ignores (queue "
+                          f"the choice {'it belongs' if one else 'they belong'} to, or leave {'it' if one else 'them'} "
+                          "out)",
+                          AutoMMWarning, stacklevel=user_stacklevel())
+        if found.bad:
             warnings.warn(f"study {ctx.study_name!r}: trial {t.number} was queued with values its parameters cannot "
-                          f"take, {'; '.join(bad)}: it will fail "
+                          f"take, {'; '.join(found.bad)}: it will fail "
                           "(queue values of the search's space, or widen search_space)", AutoMMWarning,
                           stacklevel=user_stacklevel())
 
@@ -2389,7 +2450,7 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
     def judged(t) -> bool:  # a trial whose outcome says something of its configuration
         reason = t.user_attrs.get(_ATTR + "reason") or ""
         return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-            t.state == TrialState.FAIL and t.number not in retried and reason != INTERRUPTED_REASON
+            t.state == TrialState.FAIL and t.number not in retried and reason not in (INTERRUPTED_REASON, EXIT_REASON)
             and not reason.startswith("worker lost"))
 
     for spec in inputs:

@@ -750,6 +750,28 @@ def test_evaluate_refuses_a_label_column_that_holds_none_of_the_classes(capsys, 
     assert result.code == 0 and json.loads(result.out)["unseen_label_rows"] == 3 and result.err == ""
 
 
+def test_evaluate_refuses_a_label_column_most_of_whose_values_are_no_class(capsys, emoji_model, tmp_path):
+    """Another column that shares a few values with the classes (masterCategory on a subCategory
+    model) was scored (0.0037) with a warning that --quiet hides: a --label column whose rows'
+    values are mostly no class stops evaluate now (exit 2), naming --label, how many rows and a
+    few of the values. The model's own label column is scored, with the warning (its rows may be
+    of classes the model never saw), as is a column with fewer such rows."""
+    categories = pd.read_csv(EMOJI_CSV).head(30)["category"].tolist()
+    mostly_unknown = ["Unheard of", "Elsewhere"] * 8 + categories[16:]
+    data = emoji_rows(tmp_path, 30, group=mostly_unknown)
+    for extra in ([], ["--quiet"], ["--json"]):
+        result = run(capsys, "evaluate", emoji_model, data, "--label", "group", *extra)
+        assert result.code == 2 and result.out == "" and result.no_traceback(), (extra, result.out)
+        assert "--label: 16 of 30 rows hold a value of column 'group' that is none of the model's classes" \
+            in result.err and "'Unheard of', 'Elsewhere' (2)" in result.err and "model classes: " in result.err
+    data = emoji_rows(tmp_path, 30, group=["Unheard of", "Elsewhere"] * 7 + categories[14:], category=mostly_unknown)
+    result = run(capsys, "evaluate", emoji_model, data, "--label", "group")  # not most: scored
+    assert result.code == 0 and "accuracy" in result.out and "14 of 30 rows have a label" in result.err
+    for own in ([], ["--label", "category"]):  # the model's own label (its recipe.yaml's): scored
+        result = run(capsys, "evaluate", emoji_model, data, *own)
+        assert result.code == 0 and "accuracy" in result.out and "16 of 30 rows have a label" in result.err, own
+
+
 def test_messages_name_rows_of_the_data_file_whatever_the_filter_kept(capsys, emoji_model, tmp_path):
     """Bad images at data rows 24.. (the 4th and later rows kept by --filter): named as rows 24.."""
     images = pd.read_csv(EMOJI_CSV).head(40)["image"].map(lambda p: str(EMOJI_SAMPLE_DIR / p)).tolist()

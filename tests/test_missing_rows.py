@@ -167,3 +167,31 @@ def test_empty_rows_of_the_wrong_shape_are_named():
     batch = encoder.collate([encoder.preprocess(t) for t in ["red shirt", "blue shoe", "red shoe"]])
     with pytest.raises(PluginError, match=r"empty_rows returned \(1,\) for a batch of 3 rows"):
         net({"text_0": batch}, {"text_0": torch.ones(3, dtype=torch.bool)})
+
+
+def test_rows_without_any_input_at_predict_time_are_warned_about_once():
+    """A row whose every column is missing got the model's output for no data (the linear model's
+    bias, a class of the network's choosing) without a word: a warning names how many and which,
+    once per model (a service's requests would repeat it)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 40
+    X = pd.DataFrame({"words": [f"word {i % 3} and {i}" for i in range(n)], "number": rng.normal(size=n)})
+    model = automm.AutoMM(encoders={"text": {"name": "hashed_ngram", "n_buckets": 256, "emb_dim": 8,
+                                              "output_dim": 8}},
+                          column_types={"words": "text", "number": "numeric"}, max_epochs=1, random_state=0,
+                          num_workers=0).fit(X, [i % 2 for i in range(n)])
+    new = pd.DataFrame({"words": ["word 1", " \u200b", None, "", "word 2"],
+                        "number": [np.nan, np.nan, np.nan, 0.5, 1.0]}, index=["a", "b", "c", "d", "e"])
+    with pytest.warns(automm.AutoMMWarning, match=r"X: 2 of 5 rows have no input at all \(every column missing: "
+                                                  r"index 'b', index 'c'\): each gets the same prediction") as caught:
+        proba = model.predict_proba(new)
+    assert len([w for w in caught if "no input at all" in str(w.message)]) == 1
+    np.testing.assert_allclose(proba[1], proba[2])  # (what the warning says)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once for this model; rows with an input are no concern
+        model.predict(new)
+        model.predict(new.iloc[[0, 3, 4]])

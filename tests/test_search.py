@@ -2974,6 +2974,38 @@ def test_a_worker_stopped_by_ctrl_c_leaves_its_trial_to_be_retried(texts, tmp_pa
     assert trials[2].system_attrs["retry_history"] == [1] and trials[2].params == trials[1].params
 
 
+def test_sys_exit_in_a_sigterm_handler_of_the_users_own_leaves_no_trial_running(texts, tmp_path, monkeypatch):
+    """``signal.signal(SIGTERM, lambda *_: sys.exit(143))`` before ``fit``: Optuna lets SystemExit
+    through without recording the trial, which stayed RUNNING in the shared study until its
+    heartbeat lapsed. It is recorded as interrupted now and queued for a retry, as on Ctrl-C, and
+    SystemExit goes on (the process exits with the user's code)."""
+    X, y, _, _ = texts
+    journal = str(tmp_path / "study.log")
+    params = small(n_trials=2, ensemble_size=1, pruner="none", storage=journal, study_name="terminated")
+
+    class Terminate(Callback):  # a scheduler's SIGTERM, landing in the first trial's training
+        def on_batch_end(self, trainer, loss: float) -> None:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+            time.sleep(0.5)  # (the signal interrupts this sleep)
+
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [Terminate()])
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        with pytest.raises(SystemExit) as exited:
+            AutoMM(**params).fit(X, y)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exited.value.code == 143
+    trials = optuna.load_study(study_name="terminated", storage=search.make_storage("journal", journal)).trials
+    assert trials[0].state.name == "FAIL" and trials[0].user_attrs[search._ATTR + "reason"] == search.EXIT_REASON
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
+    assert [t.system_attrs.get("retry_history") for t in trials if t.state.name == "WAITING"].count([0]) == 1
+    monkeypatch.undo()
+    board = AutoMM(**params).fit(X, y).leaderboard_.set_index("number")  # the next run resumes the study
+    assert board.loc[0, "reason"].startswith(f"{search.EXIT_REASON}; retried as trial ")
+    assert (board["state"] == "COMPLETE").sum() == 2
+
+
 def test_a_worker_rebuilds_validation_rows_weights_and_metric_from_the_study(texts, tmp_path):
     """A worker without data rebuilds them from the study (holdout given, sample weights, metric):
     the same data fingerprint, so it joins; a worker given other weights is refused."""
@@ -3584,6 +3616,37 @@ def test_trials_the_user_queued_run_first_and_their_mistakes_are_named(texts, tm
     assert board.loc[0, "params"]["augment.mixup"] is False
     assert board.loc[1, "state"] == "FAIL" and wrong in board.loc[1, "reason"]
     assert board.loc[2, "default"] and not board.loc[0, "default"]
+
+
+def test_queued_names_of_a_branch_the_queued_choices_leave_out_are_named(texts, tmp_path):
+    """A queued trial's parameter of another branch of the space (a gated fusion's where it queues
+    the concat fusion, mixup's alpha with mixup off) was ignored by Optuna without a word: warned
+    about now, naming the queued choices, and the trial runs. Names whose branch is queued, or
+    left to the sampler, are not warned about."""
+    X, y = texts[0][:40], texts[1][:40]
+    journal = str(tmp_path / "study.log")
+    study = optuna.create_study(study_name="mine", storage=search.make_storage("journal", journal),
+                                direction="maximize")
+    study.enqueue_trial({"fusion": "concat", "fusion.gated.dropout": 0.2, "augment.mixup": False,
+                         "augment.mixup.alpha": 9.0})  # (out of range, but never suggested: not a failure)
+    study.enqueue_trial({"fusion.gated.dropout": 0.2, "augment.mixup.alpha": 0.2})  # the sampler's choice
+    study.enqueue_trial({"fusion": "gated", "fusion.gated.dropout": 0.2})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = AutoMM(**small(storage=journal, study_name="mine", n_trials=3, ensemble_size=1, max_epochs=1,
+                               pruner="none", fusion=["concat", {"name": "gated", "hidden_dim": 16}],
+                               search_space={"warm_start": False, "linear_model": False})).fit(X, y)
+    said = [str(w.message) for w in caught if issubclass(w.category, automm.AutoMMWarning)]
+    ignored = [m for m in said if "leave unused" in m]
+    assert len(ignored) == 1, said
+    assert ignored[0].startswith("study 'mine': trial 0 was queued with 'fusion.gated.dropout', "
+                                 "'augment.mixup.alpha', which its own choices ('fusion' = 'concat', "
+                                 "'augment.mixup' = False) leave unused: parameters of a branch of the space")
+    assert "Optuna ignores" in ignored[0] and not any("cannot take" in m or "never suggests" in m for m in said)
+    board = model.leaderboard_.set_index("number")
+    assert (board.loc[[0, 1, 2], "state"] == "COMPLETE").all()
+    assert board.loc[0, "params"]["fusion"] == "concat" and "fusion.gated.dropout" not in board.loc[0, "params"]
+    assert board.loc[2, "params"]["fusion.gated.dropout"] == 0.2
 
 
 def test_checking_queued_trials_in_two_trial_threads_at_once_leaves_the_warning_filters_alone():
