@@ -127,10 +127,26 @@ def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]
 _YAML_BOOLEAN_WORDS = {True: ("yes", "true", "on"), False: ("no", "false", "off")}
 
 
+def _unknown_labels(name: str, unknown: list, classes: list, verb: str) -> str:
+    """``"<name>: labels [...] <verb> [...]"`` for labels of ``name`` that are none of the
+    ``classes``: the first 5 of them and 20 of the classes shown (a model of 150 classes listed
+    them all: 2 KB), with :func:`_label_hint`'s hint."""
+    from .suggestions import quoted_values
+
+    more = f" ({len(unknown)} labels)" if len(unknown) > 5 else ""
+    counted = f"the {len(classes)} classes" if len(classes) > 20 else "the classes"
+    return (f"{name}: labels [{quoted_values(unknown, 5)}]{more} {verb} {counted} [{quoted_values(classes)}]"
+            f"{_label_hint(unknown, classes)}")
+
+
 def _label_hint(unknown: list, classes: list) -> str:
-    """What the first of the ``unknown`` labels (of ``class_weight``) most likely stands for: the
-    class written the same as another type (``'1'`` for 1), or the class ``yes``, ``no``, ``on``,
-    ``off`` that a YAML recipe read as a boolean (``class_weight: {yes: 20}`` is ``{True: 20}``)."""
+    """What the first of the ``unknown`` labels (of ``class_weight``, ``y_val``) most likely
+    stands for: the class written the same as another type (``'1'`` for 1), the class ``yes``,
+    ``no``, ``on``, ``off`` that a YAML recipe read as a boolean (``class_weight: {yes: 20}`` is
+    ``{True: 20}``), a class written with other case, spaces or Unicode form, a class's position
+    in ``classes_`` given for the class, or a misspelt class."""
+    from .suggestions import did_you_mean, labels_written_otherwise
+
     for label in unknown:
         if isinstance(label, bool):
             words = [c for c in classes if isinstance(c, str) and c.lower() in _YAML_BOOLEAN_WORDS[label]]
@@ -144,7 +160,15 @@ def _label_hint(unknown: list, classes: list) -> str:
         return ("; scikit-learn's cross_val_predict(method='predict_proba'), StackingClassifier and "
                 "CalibratedClassifierCV(ensemble=False) fit on the labels encoded as 0, 1, ...: weigh the rows "
                 "instead: sample_weight= (cross_val_predict's params={'sample_weight': w}) follows each row")
-    return ""
+    written = labels_written_otherwise(unknown, classes)
+    if written:
+        return written
+    if (all(isinstance(c, str) for c in classes)
+            and all(isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_))
+                    and 0 <= label < len(classes) for label in unknown)):
+        return (f"; the labels are the classes themselves ({classes[0]!r}, not 0, its position in classes_), "
+                "as y holds them")
+    return next((hint for hint in (did_you_mean(label, classes) for label in unknown[:5]) if hint), "")
 
 
 def _split_labels(args: tuple, y: Any, method: str) -> tuple[tuple, Any]:
@@ -619,7 +643,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if len(arr) == 0:
             raise InputError(f"{name}: no labels (0 samples)")
         missing = [i for i, v in enumerate(given) if (not v.strip() if isinstance(v, str) else is_missing(v))]
-        _refuse_label_rows(missing, "missing", "None/NaN/empty", "notna()", name, method, row_name)
+        # (a blank text is a missing label too, which notna() keeps)
+        blank = any(isinstance(given[i], str) for i in missing)
+        _refuse_label_rows(missing, "missing", "None/NaN/empty", "notna()" if not blank else "blank",
+                           name, method, row_name)
         # (a float's infinity is no amount and no class: scikit-learn's checks raise on it without a row)
         infinite = [i for i, v in enumerate(given) if isinstance(v, (float, np.floating)) and math.isinf(v)]
         _refuse_label_rows(infinite, "infinite", "inf/-inf", "isfinite", name, method, row_name)
@@ -961,8 +988,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         plain = [v.item() if isinstance(v, np.generic) else v for v in labels.tolist()]
         unknown = sorted({v for v in plain if v not in index}, key=str)
         if unknown:
-            raise InputError(f"y_val: labels {unknown[:5]} do not occur in y; the classes are "
-                             f"{[k for k in index][:10]}{' ...' if len(index) > 10 else ''}")
+            raise InputError(_unknown_labels("y_val", unknown, list(index), "do not occur in y; y holds"))
         return np.asarray([index[v] for v in plain], dtype=np.int64)
 
     def _warn_validation_scale(self, targets: np.ndarray, val_targets: np.ndarray) -> None:
@@ -999,8 +1025,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             # as scikit-learn's class weights: labels beyond a dict that names every class are classes these
             # rows lack (a cross-validation fold without a rare class), not a typo
             if unknown and not all(c in self.class_weight for c in classes):
-                raise InputError(f"class_weight: labels {unknown} are not among the classes {classes}"
-                                 f"{_label_hint(unknown, classes)}")
+                raise InputError(_unknown_labels("class_weight", unknown, classes, "are not among"))
             weights = np.array([float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()])
             if not (weights * counts).sum() > 0:
                 raise InputError(f"class_weight: {self.class_weight!r} gives every training row the weight 0")
@@ -2043,10 +2068,19 @@ def _refuse_label_rows(rows: list[int], kind: str, shown: str, keep: str, name: 
                        row_name: Callable[[int], str]) -> None:
     """:class:`InputError` naming the first of ``rows``, labels of ``name`` that are ``kind``
     (``"missing"``, ``"infinite"``), with the pandas line that leaves them out (``keep``: the
-    test, ``"notna()"`` a method of the labels, else a numpy function)."""
+    test, ``"notna()"`` a method of the labels, ``"blank"`` that and no blank text, else a numpy
+    function)."""
     if not rows:
         return
-    test = (lambda labels: f"{labels}.{keep}") if keep.endswith("()") else (lambda labels: f"np.{keep}({labels})")
+    if keep == "blank":
+        def test(labels: str) -> str:
+            return f"{labels}.notna() & {labels}.astype(str).str.strip().ne('')"
+    elif keep.endswith("()"):
+        def test(labels: str) -> str:
+            return f"{labels}.{keep}"
+    else:
+        def test(labels: str) -> str:
+            return f"np.{keep}({labels})"
     fix = (f"keep = {test('y')}; {method}(X[keep], y[keep])" if name == "y"
            else f"keep = {test(name)}; X_val, {name} = X_val[keep], {name}[keep]")
     first = ", ".join(row_name(i) for i in rows[:5])

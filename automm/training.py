@@ -337,7 +337,7 @@ SCIKIT_LEARN_METRIC_NAMES = {
     "f1_micro": "accuracy", "f1_binary": "f1", "neg_mean_squared_error": "rmse",
     "neg_root_mean_squared_error": "rmse", "neg_mean_absolute_error": "mae", "mse": "rmse",
     "roc_auc": None, "roc_auc_ovr": None, "roc_auc_ovo": None, "neg_log_loss": None, "log_loss": None,
-    "average_precision": None, "neg_brier_score": None, "brier_score_loss": None,
+    "average_precision": None, "neg_brier_score": None, "brier_score_loss": None, "top_k_accuracy": None,
 }
 #: scikit-learn's scorer (``scoring=``) of a probability metric written by its function's name
 #: (``scoring='log_loss'`` is no scorer: scikit-learn raises a ValueError).

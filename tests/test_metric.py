@@ -77,6 +77,9 @@ def test_regression_by_mean_absolute_error():
 
 @pytest.mark.parametrize("metric, message", [
     ("macro-f1", "did you mean 'macro_f1'"),
+    # scikit-learn's scorer of a many-class user: was told "did you mean 'accuracy'?", another metric
+    ("top_k_accuracy", r"for 'top_k_accuracy', pick one of these and measure it on predict_proba \(e.g. "
+                       r"cross_val_score\(model, X, y, scoring='top_k_accuracy'\)\)$"),
     ("f1", "'f1' is the F1 score of a binary problem's positive class, but y holds more than two classes"),
     ("r2", "'r2' is a regression metric, but y holds classes"),
     (3, "expected one of"),

@@ -232,3 +232,72 @@ def test_the_f1_holdout_holds_the_positive_class():
         model.problem_type_ = "binary"
         train, valid = model._holdout_split(targets, seed)
         assert targets[valid].sum() == 1 and len(valid) == 30 and len(train) == 270
+
+
+@pytest.fixture
+def many_classes(monkeypatch):
+    """150 classes of 2 rows (``class-000`` ...), texts, and no training: a fit gets past every check."""
+    import automm.estimator
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", started)
+    labels = [f"class-{i // 2:03d}" for i in range(300)]
+    texts = [f"title {i} of item {i // 2}" for i in range(300)]
+    return texts, labels, Started
+
+
+def test_a_label_of_many_classes_that_is_none_of_them_is_named_briefly_with_the_class_it_stands_for(many_classes):
+    """``class_weight`` and ``y_val`` labels that are no class: with 150 classes the class_weight
+    error listed every class (2 KB) and neither said which class a label stood for."""
+    from automm.exceptions import InputError
+
+    texts, labels, started = many_classes
+    with pytest.raises(started):  # a dict naming some of the classes
+        AutoMMClassifier(max_epochs=1, class_weight={"class-007": 2.0}).fit(texts, labels)
+    cases = [
+        (dict(class_weight={"Class-007": 2.0}), {},
+         r"^class_weight: labels \['Class-007'\] are not among the 150 classes \['class-000', .*'class-019', \.\.\.\]; "
+         r"1 of them are a class written otherwise \(e.g. 'Class-007' for the class 'class-007'"),
+        (dict(class_weight={"clas-007": 2.0}), {}, r"; did you mean 'class-007'\?$"),
+        (dict(class_weight={7: 2.0, 8: 1.0}), {},
+         r"labels \[7, 8\] are not among .*; the labels are the classes themselves \('class-000', not 0, its "
+         r"position in classes_\), as y holds them$"),
+        (dict(class_weight={f"c{i}": 1.0 for i in range(40)}), {},
+         r"labels \['c0', 'c1', 'c2', 'c3', 'c4', \.\.\.\] \(40 labels\) are not among"),
+        ({}, dict(X_val=["another title", "one more title"], y_val=["class-000", "class 001 "]),
+         r"^y_val: labels \['class 001 '\] do not occur in y; y holds the 150 classes \['class-000', .* \.\.\.\]; "
+         r"did you mean 'class-001'\?$"),
+    ]
+    for params, fit_params, message in cases:
+        with pytest.raises(InputError, match=message) as raised:
+            AutoMMClassifier(max_epochs=1, **params).fit(texts, labels, **fit_params)
+        assert len(str(raised.value)) < 700
+
+
+@pytest.mark.parametrize("method", ["fit", "score"])
+def test_the_line_that_leaves_missing_labels_out_leaves_blank_ones_out_too(method):
+    """A blank label ("", "  ") is a missing one, but the line the error gave, ``keep = y.notna()``,
+    kept it: run as told, the fit failed again on the same rows."""
+    import re
+
+    import pandas as pd
+
+    from automm.exceptions import InputError
+    from helpers import tiny
+
+    texts = pd.Series([f"title {i} of item {i % 4}" for i in range(16)])
+    y = pd.Series(["a", "b", "", "a", "  ", None, "b", "a"] * 2)
+    model = AutoMMClassifier(**tiny(max_epochs=1))
+    if method == "score":
+        model.fit(texts[y.str.strip().fillna("") != ""], y[y.str.strip().fillna("") != ""])
+    with pytest.raises(InputError, match=r"y: 6 missing labels") as raised:
+        getattr(model, method)(texts, y)
+    line = re.search(r"with pandas: keep = (.*); " + method + r"\(X\[keep\], y\[keep\]\)\)$", str(raised.value)).group(1)
+    keep = eval(line, {"y": y, "np": np})
+    assert y[keep].tolist() == ["a", "b", "a", "b", "a"] * 2
+    getattr(model, method)(texts[keep], y[keep])  # now it runs
