@@ -628,6 +628,55 @@ def test_a_few_far_regression_targets_are_named():
         AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, rng.lognormal(7, 1, 40))
 
 
+@pytest.mark.filterwarnings("ignore:encoders:UserWarning")  # four short texts read as a category
+def test_far_validation_targets_are_named():
+    """One validation target typed as 37000 among 200 lengths of 19-75 (fashion titles, 600
+    training rows) ruled the validation score that picks the epoch, the trials and the ensemble:
+    test R² 0.81 -> 0.69 under time_limit=40, without a word (the same target in y was named).
+    It is measured by y's median and spread; a row of sample_weight_val 0 does not count."""
+    rng = np.random.default_rng(0)
+    texts = ["red apple", "green pear", "blue plum", "ripe fig"] * 10
+    lengths = rng.normal(37, 9, 40)
+    typed = np.r_[lengths[:9], 37000]
+    with pytest.warns(UserWarning, match=r"^y_val: 1 of 10 targets lie more than 100 interquartile ranges of y from "
+                                         r"its median [\d.]+ \(37000\); the validation score, which picks the kept "
+                                         r"epoch, the search's trials and the ensemble's weights, follows their "
+                                         r"squared error: leave out \(or give sample_weight_val 0\)"):
+        AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, lengths, X_val=(texts[:10],), y_val=typed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*interquartile")
+        AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, lengths, X_val=(texts[:10],), y_val=typed,
+                                                  sample_weight_val=np.r_[np.ones(9), 0.0])
+        # validation targets of another range than the training targets' bulk, but no typo
+        AutoMMRegressor(**tiny(max_epochs=1)).fit(texts, lengths, X_val=(texts[:10],), y_val=lengths[:10] + 60)
+
+
+@pytest.mark.filterwarnings("ignore:encoders:UserWarning")  # four short texts read as a category
+def test_class_weight_is_refused_for_regression():
+    """class_weight on a regression target was ignored without a word (the fit was the unweighted one)."""
+    texts = ["red apple", "green pear", "blue plum", "ripe fig"] * 3
+    amounts = np.arange(12.0) * 100 + 2000
+    for class_weight in ("balanced", {2000.0: 5.0}):
+        with pytest.raises(InputError, match=r"^class_weight: .* weighs classes, but y is a regression target; weigh "
+                                             r"rows with fit\(\.\.\., sample_weight=w\)"):
+            AutoMMRegressor(**tiny(class_weight=class_weight)).fit(texts, amounts)
+    with pytest.raises(InputError, match=r"class_weight: 'balanced' weighs classes, but y is a regression target"):
+        AutoMM(**tiny(class_weight="balanced", problem_type="regression")).fit(texts, amounts)
+
+
+@pytest.mark.filterwarnings("ignore:encoders:UserWarning")  # four short texts read as a category
+def test_complex_regression_targets_are_refused():
+    """Complex targets lost their imaginary parts, with only numpy's ComplexWarning said."""
+    texts = ["red apple", "green pear", "blue plum", "ripe fig"] * 3
+    amounts = np.arange(12.0) * 100 + 2000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        with pytest.raises(InputError, match=r"^y: regression needs real numbers \(\(2000\+1j\) is complex\)"):
+            AutoMMRegressor(**tiny()).fit(texts, amounts + 1j)
+        with pytest.raises(InputError, match=r"^y_val: regression needs real numbers"):
+            AutoMMRegressor(**tiny()).fit(texts, amounts, X_val=(texts[:2],), y_val=np.array([1.0, 2.0]) + 0j)
+
+
 def test_far_targets_are_named_where_most_targets_are_one_value():
     """Where half the targets or more are one value the quartiles agree (an interquartile range of
     0), and 3 targets typed as 1e9 among 95% of 5.0 were never named. Their spread is then that of
