@@ -1139,8 +1139,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.device is not None:
         _device(args.device, "--device")
     if args.n_jobs is not None and not (args.n_jobs >= 1 or args.n_jobs == -1):
-        raise UsageError(f"--n-jobs: expected a positive number of trials at once, or -1 for one per CPU (per GPU "
-                         f"on CUDA), found {args.n_jobs}")
+        raise UsageError(f"--n-jobs: expected a positive number of trials at once, or -1 for one per usable CPU "
+                         f"(per GPU on CUDA), found {args.n_jobs}")
     try:
         kind, url = parse_storage(args.storage)
         if args.recipe is not None:  # the storage before the recipe's data are read

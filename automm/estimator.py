@@ -32,7 +32,8 @@ from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, de
                    validate_columns, warn_unused_modalities)
 from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
-from .process_state import SharedChange, torch_threads_after_fork
+from .process_state import SharedChange, note_torch_threads, torch_threads_after_fork, torch_threads_capped, \
+    usable_cpus
 from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
 from .storage import check_storage
@@ -48,6 +49,8 @@ from .progress import verbose_logging
 from .training import holdout_score_name, make_loader, model_outputs, resolve_device, workers_are_forked
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
+
+note_torch_threads()  # torch's own count, before the program's code after the import may set another
 
 #: The encoder used for a modality when ``encoders`` does not name one.
 DEFAULT_ENCODERS = {"image": "cnn", "text": "hashed_ngram", "tabular": "tabular"}
@@ -326,9 +329,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
     or dict label → weight; classes only: a regression target refuses it), head_dropout.
     device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     amp : mixed precision on CUDA (ignored on CPU).
-    num_workers : DataLoader worker processes, or "auto": half the CPUs (at most 4) when images or
-        other media are decoded, more than 2 CPUs exist and processes start by fork (not under the
-        spawn or forkserver start method: macOS, Windows), else 0 (decoding in the training process).
+    num_workers : DataLoader worker processes, or "auto": half the usable CPUs (at most 4;
+        :func:`automm.process_state.usable_cpus`) when images or other media are decoded, more
+        than 2 are usable and processes start by fork (not under the spawn or forkserver start
+        method: macOS, Windows), else 0 (decoding in the training process).
     n_trials : number of search trials; None searches until ``time_limit`` when one is given.
         Without either, ``fit`` trains the one default configuration, unless a search is asked for
         otherwise (lists of choices in ``encoders``/``fusion``, ``search_space``, ``storage``,
@@ -341,7 +345,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
     storage, study_name : an Optuna storage URL (journal file, PostgreSQL, ...) and study name
         shared by several workers.
     n_jobs : parallel trials: processes on the CPU; on CUDA, threads, one per GPU or n_jobs when larger;
-        -1: one per CPU core; None: 1 (scikit-learn's convention).
+        -1: one per usable CPU (the affinity mask, a cgroup CPU quota); None: 1 (scikit-learn's convention).
     ensemble_size : how many of the best trials a search may combine in a greedy ensemble
         (1: the best trial alone); "auto": 3 in a single-objective search, else 1.
     bag_folds : k-fold bagging: a configuration is trained once per fold of all the rows
@@ -1107,9 +1111,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         # forkserver (macOS, Windows), a loader's workers cost seconds each, every epoch (a 1-epoch fit
         # of 200 emoji took 85 s instead of 14 s, predicting 300 rows 35 s instead of 2), and rerun a
         # script's unguarded top level, which then fails.
-        heavy = any(s.modality not in ("text", "tabular") for s in specs)
-        cpus = os.cpu_count() or 1
-        return min(4, cpus // 2) if heavy and cpus > 2 and workers_are_forked() else 0
+        if not (any(s.modality not in ("text", "tabular") for s in specs) and workers_are_forked()):
+            return 0
+        cpus = usable_cpus()  # (not os.cpu_count(): a container's quota, taskset's mask)
+        return min(4, cpus // 2) if cpus > 2 else 0
 
     @_explicit_signature
     def fit(self, *X, y=None, sample_weight=None, X_val=None, y_val=None, sample_weight_val=None, **unknown):
@@ -1151,7 +1156,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             # training needs gradients whatever the caller's mode (fit called under torch.no_grad()
             # or torch.inference_mode(), as skorch also allows); the caller's mode is back after
             with verbose_logging(self._verbose_level()), global_random_state_kept(), float32_default(), \
-                    torch.inference_mode(False), torch.enable_grad():  # verbose checked in _fit
+                    torch_threads_capped(), torch.inference_mode(False), torch.enable_grad():  # verbose checked in _fit
                 return self._fit(X, y, sample_weight, (X_val, y_val, sample_weight_val), drawn)
         except BaseException:
             for name in [name for name in vars(self) if _is_learned(name)]:
@@ -1595,7 +1600,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         is refused before any work."""
         # (float32: a plugin's network built here and a fusion's own tensors, whatever the caller's default)
         torch_threads_after_fork()
-        with verbose_logging(self._verbose_level()), float32_default():  # long work on new rows (checks, features) says so
+        with verbose_logging(self._verbose_level()), float32_default(), \
+                torch_threads_capped():  # long work on new rows (checks, features) says so
             table = self._table_for_prediction(X)
             if n_labels is not None and n_labels != len(table):
                 raise InputError(f"y: {n_labels} labels for {len(table)} samples")
@@ -1688,7 +1694,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if unknown:
             raise _unexpected_keyword(self, AutoMM.transform, unknown)
         torch_threads_after_fork()
-        with verbose_logging(self._verbose_level()), float32_default():
+        with verbose_logging(self._verbose_level()), float32_default(), torch_threads_capped():
             table = self._table_for_prediction(X)
             return np.concatenate([model_outputs(self.model_, self._loader(chunk), self.device_, embed=True)
                                    for chunk in _chunks(table)])

@@ -1,17 +1,21 @@
 """Changes to process-wide state (torch's default dtype, the global random generators, Optuna's
 log level and warning filters) made by blocks that may run at once in threads of one process;
-torch's thread count in a process forked after its parent ran torch (:func:`torch_threads_after_fork`)."""
+torch's thread count in a process forked after its parent ran torch (:func:`torch_threads_after_fork`);
+the CPUs this process may use (:func:`usable_cpus`) and torch's threads kept to them
+(:func:`torch_threads_capped`)."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import threading
 import warnings
 from typing import Any, Callable, ContextManager, Iterator
 
-__all__ = ["SharedChange", "warnings_left_out", "all_warnings_left_out", "torch_threads_after_fork"]
+__all__ = ["SharedChange", "warnings_left_out", "all_warnings_left_out", "torch_threads_after_fork",
+           "cgroup_cpu_limit", "usable_cpus", "note_torch_threads", "torch_threads_capped"]
 
 
 class SharedChange:
@@ -139,3 +143,120 @@ def torch_threads_after_fork() -> None:
                               "prediction, or load the model in the worker, or start workers with the 'spawn' or "
                               "'forkserver' method", AutoMMWarning, stacklevel=user_stacklevel())
     _TORCH_RAN = (pid, torch.get_num_threads())
+
+
+#: where the cgroup file systems are mounted, and the file naming this process's cgroups
+CGROUP_ROOT = "/sys/fs/cgroup"
+PROC_CGROUP = "/proc/self/cgroup"
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read()
+    except (OSError, ValueError):
+        return None
+
+
+def _quota(quota: str | None, period: str | None) -> float | None:
+    """quota / period in CPUs, or None for no quota ("max", -1) or values that are not numbers."""
+    try:
+        quota_us, period_us = int(quota), int(period)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # "max", a missing file
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def _v2_limit(folder: str) -> float | None:
+    parts = (_read(os.path.join(folder, "cpu.max")) or "").split()  # "max 100000", "200000 100000"
+    return _quota(*parts) if len(parts) == 2 else None
+
+
+def _v1_limit(folder: str) -> float | None:
+    return _quota(_read(os.path.join(folder, "cpu.cfs_quota_us")), _read(os.path.join(folder, "cpu.cfs_period_us")))
+
+
+def cgroup_cpu_limit() -> float | None:
+    """The CPUs' worth of time a cgroup CPU quota gives this process (``docker run --cpus=1.5``, a
+    Kubernetes CPU limit: 1.5), the smallest among its cgroup and those above it; None without a
+    quota (or off Linux). Reads cgroup v2's ``cpu.max`` ("max 100000": none, "200000 100000": 2)
+    and v1's ``cpu.cfs_quota_us`` (-1: none) and ``cpu.cfs_period_us``."""
+    paths = {"v2": "/", "v1": "/"}
+    for line in (_read(PROC_CGROUP) or "").splitlines():  # "0::/path" (v2), "4:cpu,cpuacct:/path" (v1)
+        fields = line.strip().split(":", 2)
+        if len(fields) == 3 and fields[0] == "0" and not fields[1]:
+            paths["v2"] = fields[2]
+        elif len(fields) == 3 and "cpu" in fields[1].split(","):
+            paths["v1"] = fields[2]
+    v1_root = next((os.path.join(CGROUP_ROOT, name) for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+                    if os.path.isdir(os.path.join(CGROUP_ROOT, name))), None)
+    limits = []
+    for root, path, limit in ((CGROUP_ROOT, paths["v2"], _v2_limit), (v1_root, paths["v1"], _v1_limit)):
+        if root is None:
+            continue
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        if ".." in parts:  # a cgroup outside this namespace's: its root is the nearest seen
+            parts = []
+        # this process's cgroup and each above it, the root last (in a container the root is the
+        # container's own cgroup, while the path names it as the host does)
+        for depth in range(len(parts), -1, -1):
+            found = limit(os.path.join(root, *parts[:depth]))
+            if found is not None:
+                limits.append(found)
+    return min(limits) if limits else None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use, at least 1: those of its affinity mask (``taskset``, SLURM's
+    ``--cpus-per-task``, a cpuset; ``os.cpu_count()`` where there is none), no more than a cgroup
+    CPU quota rounded up (:func:`cgroup_cpu_limit`: ``docker run --cpus=2`` on a 64-core host is
+    2). automm sizes by it what it sizes by CPUs: DataLoader workers, ``n_jobs=-1``, the threads
+    of a process that forks search processes, torch's threads in ``fit`` and ``predict``."""
+    try:
+        cpus = os.process_cpu_count() if hasattr(os, "process_cpu_count") else len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # (no affinity on macOS, Windows)
+        cpus = None
+    cpus = cpus or os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    return max(1, min(cpus, math.ceil(limit)) if limit is not None else cpus)
+
+
+#: torch's thread count when automm first imported it: its default, unless the program set it before
+_TORCH_FIRST_THREADS: int | None = None
+#: environment variables that set torch's thread count
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def note_torch_threads() -> None:
+    """Notes torch's thread count as automm first imports torch, for :func:`torch_threads_capped`."""
+    global _TORCH_FIRST_THREADS
+    if _TORCH_FIRST_THREADS is None:
+        import torch
+
+        _TORCH_FIRST_THREADS = torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def torch_threads_capped() -> Iterator[None]:
+    """Within (``fit``, ``predict``, ``transform``, a worker's trials), torch runs the calling
+    thread's work on at most :func:`usable_cpus` threads; the caller's count is back after. torch
+    sizes its thread pool by the affinity mask but not by a cgroup CPU quota: in a container
+    limited to 2 CPUs on a 64-CPU host it runs a thread per core of the host on 2 CPUs' time (1 CPU
+    usable under ``taskset``, torch on 8 threads: a small fit took 1.9 times as long, on 2 threads
+    1.1 to 1.4 times). A count the user
+    chose is left alone: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set, or a count other than
+    the one torch had when automm first imported it (``torch.set_num_threads`` called since)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    cap = None
+    if threads > 1 and threads == _TORCH_FIRST_THREADS and not any(os.environ.get(v) for v in _THREAD_VARIABLES):
+        cap = usable_cpus()
+    if cap is None or cap >= threads:
+        yield
+        return
+    torch.set_num_threads(cap)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -76,8 +76,9 @@ Parallelism, storages, workers
 Without GPUs, ``n_jobs > 1`` runs trials in that many processes (forked, sharing one study; an
 in-memory study becomes a temporary journal file); a forked process trains with one thread
 (torch's thread pool hangs in a process forked after it ran), so ``n_jobs=-1``, one process per
-CPU, uses a machine whole; the process that forked them trains with the CPUs divided by ``n_jobs``,
-but never more threads than it had (``torch.get_num_threads()``: a worker of scikit-learn's
+usable CPU (:func:`automm.process_state.usable_cpus`: the affinity mask, a cgroup CPU quota), uses
+a machine (or a container's share) whole; the process that forked them trains with those CPUs
+divided by ``n_jobs``, but never more threads than it had (``torch.get_num_threads()``: a worker of scikit-learn's
 ``n_jobs``, which joblib limits, or under threadpoolctl's ``threadpool_limits``). With CUDA GPUs (``device="auto"`` or
 ``"cuda"``), trials run in threads, one per GPU or ``n_jobs`` when larger (several then share a
 GPU), the GPU ids handed out through a queue; never in forked processes, which cannot use CUDA
@@ -182,7 +183,7 @@ from .contracts import BUILD_FAILED
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .interrupts import InterruptGate, during_interrupt, hard_stop
-from .process_state import SharedChange, warnings_left_out
+from .process_state import SharedChange, usable_cpus, warnings_left_out
 from .exceptions import (AutoMMError, AutoMMWarning, InputError, SearchError, TimeLimitExceeded, in_chain,
                          user_stacklevel)
 from .leaderboard import TRIAL_ATTR as _ATTR
@@ -1446,11 +1447,12 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
         return
     # never more threads than this process was given: a worker of scikit-learn's n_jobs (joblib
     # limits it to cpus // n_jobs), threadpoolctl's threadpool_limits or torch.set_num_threads
-    threads = max(1, min((os.cpu_count() or 1) // n_jobs, torch.get_num_threads()))
+    cpus = usable_cpus()
+    threads = max(1, min(cpus // n_jobs, torch.get_num_threads()))
     if threads > 1:  # (forked children train with one thread: see _child_main)
-        warnings.warn(f"n_jobs={n_jobs} on {os.cpu_count()} CPUs: each forked search process trains with 1 thread "
+        warnings.warn(f"n_jobs={n_jobs} on {cpus} usable CPUs: each forked search process trains with 1 thread "
                       "(torch's thread pool hangs in a process forked after it ran), so most CPUs stay idle; "
-                      f"n_jobs=-1 runs {os.cpu_count()} processes, one per CPU", AutoMMWarning,
+                      f"n_jobs=-1 runs {cpus} processes, one per CPU", AutoMMWarning,
                       stacklevel=user_stacklevel())
     previous = torch.get_num_threads()
     with contextlib.suppress(Exception):  # imported by the first optimizer: import once, before forking
@@ -1563,9 +1565,10 @@ def _settings_from(estimator, data: PreparedData) -> SearchSettings:
 
 def trial_loops(n_jobs: int | None, devices: Sequence[torch.device]) -> int:
     """How many trials run at once for ``n_jobs`` (a fit's or a worker's): -1 is one process per
-    CPU, or on CUDA (``devices``) left as -1 for :func:`_gpu_slots` (one thread per GPU); None is 1."""
+    usable CPU (:func:`~automm.process_state.usable_cpus`: a container's quota, the affinity mask), or
+    on CUDA (``devices``) left as -1 for :func:`_gpu_slots` (one thread per GPU); None is 1."""
     if n_jobs == -1:
-        return -1 if devices else (os.cpu_count() or 1)
+        return -1 if devices else usable_cpus()
     return 1 if n_jobs is None else int(n_jobs)
 
 

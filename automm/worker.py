@@ -26,6 +26,7 @@ from .components.image_cache import image_cache
 from .exceptions import AutoMMError, AutoMMWarning, InputError, user_stacklevel
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .pipeline import PreparedData
+from .process_state import note_torch_threads, torch_threads_capped
 from .progress import verbose_logging
 from . import search
 from .search import (MIN_HARD_GRACE, SearchContext, SearchSettings, WorkerFinished, follow_fits, make_pruner,
@@ -38,6 +39,8 @@ from .study import (DATA_ATTR, DATA_FINGERPRINT_ATTR, check_components, check_st
 from .trial_models import ModelPool
 
 __all__ = ["run_worker", "run_worker_with_data", "WorkerRequest"]
+
+note_torch_threads()  # torch's own count, before the program's code after the import may set another
 
 
 @dataclass
@@ -202,7 +205,8 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
         study = optuna.load_study(study_name=request.study_name, storage=storage,
                                   sampler=make_sampler(settings, 0), pruner=make_pruner(settings))
         devices = search.cuda_devices(data, estimator.device if estimator is not None else "auto")
-        with image_cache():  # (n_jobs=-1: one process per CPU, as a fit's; on CUDA one thread per GPU)
+        # (n_jobs=-1: one process per usable CPU, as a fit's; on CUDA one thread per GPU)
+        with image_cache(), torch_threads_capped():
             run_trial_loops(ctx, study, request.storage_ref, search.trial_loops(request.n_jobs, devices), devices)
         # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
         mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]

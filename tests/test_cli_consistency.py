@@ -209,6 +209,6 @@ def test_a_worker_given_n_jobs_minus_1_runs_one_process_per_cpu(tmp_path, monkey
     given = []
     monkeypatch.setattr(worker, "run_trial_loops", lambda ctx, study, ref, n_jobs, devices: given.append(n_jobs))
     worker.run_worker(str(tmp_path / "s.log"), "s", n_jobs=-1, device="cpu")
-    assert given == [__import__("os").cpu_count() or 1]
+    assert given == [search.usable_cpus()]
     code, out, err = run(capsys, "worker", "--storage", tmp_path / "s.log", "--study", "s", "--n-jobs", "0")
     assert code == 2 and "--n-jobs" in err

@@ -61,11 +61,11 @@ def test_auto_workers_only_where_processes_fork(monkeypatch):
     workers imported torch and automm again, every epoch and evaluation (a 1-epoch fit of 200 emoji:
     85 s instead of 14 s), and reran an unguarded script's top level, which crashed the fit."""
     import multiprocessing
-    import os
 
+    import automm.estimator
     from automm.data import InputSpec
 
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(automm.estimator, "usable_cpus", lambda: 8)  # (the CPUs usable: test_usable_cpus)
     specs = [InputSpec(name="image_0", modality="image", columns=["image"])]
     model = AutoMM()
     monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "fork")

@@ -28,7 +28,7 @@ import torch
 import automm
 import automm.worker
 from automm import AutoMM, AutoMMRegressor, Encoder, InputError, hookimpl
-from automm import interrupts, search, search_space, trial_models
+from automm import interrupts, process_state, search, search_space, trial_models
 from automm import storage as automm_storage
 from automm import study as study_module
 from automm.data import InputSpec
@@ -1911,12 +1911,13 @@ def test_forked_search_processes_train_with_one_thread_on_a_larger_machine(texts
     """With 4 CPUs and n_jobs=2 each forked process was given 2 threads, and torch's thread pool,
     run in the parent before the fork, hung it: its trial failed at the time limit, 11 s late."""
     X, y, _, _ = texts
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(search, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(process_state, "usable_cpus", lambda: 4)  # (fit's torch threads: on 4 CPUs too)
     previous = torch.get_num_threads()
     torch.set_num_threads(2)  # (given 1 thread, the search trains with 1 and does not warn)
     request.addfinalizer(lambda: torch.set_num_threads(previous))
     torch.ones(64, 64) @ torch.ones(64, 64)  # the parent's thread pool has run
-    with pytest.warns(UserWarning, match=r"n_jobs=2 on 4 CPUs: each forked search process trains with 1 thread .*"
+    with pytest.warns(UserWarning, match=r"n_jobs=2 on 4 usable CPUs: each forked search process trains with 1 thread .*"
                                          r"n_jobs=-1 runs 4 processes"):
         model = AutoMM(**small(n_trials=4, n_jobs=2, pruner="none", time_limit=120,
                                storage=f"journal://{tmp_path / 'study.log'}")).fit(X, y)
@@ -1938,7 +1939,7 @@ def test_a_forked_search_trains_with_no_more_threads_than_its_process_was_given(
         def is_alive(self): return False
 
     seen = []
-    monkeypatch.setattr(search.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(search, "usable_cpus", lambda: 16)
     monkeypatch.setattr(search.multiprocessing, "get_context", lambda method: type("Fork", (), {"Process": NoFork}))
     monkeypatch.setattr(search, "_worker_loop", lambda ctx, study: seen.append(torch.get_num_threads()))
     ctx = type("Context", (), {"deadline": None, "child_tags": [], "interrupted": threading.Event()})()
@@ -3290,7 +3291,7 @@ def test_n_jobs_minus_one_runs_one_trial_per_gpu_not_per_cpu_core(monkeypatch):
     monkeypatch.setattr(search, "cuda_devices", lambda data, requested: [torch.device("cuda:0")])
     monkeypatch.setattr(search, "run_trial_loops", lambda ctx, study, ref, n_jobs, devices: calls.append(n_jobs) or
                         (_ for _ in ()).throw(KeyboardInterrupt))
-    monkeypatch.setattr(search.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(search, "usable_cpus", lambda: 16)
     X = ["red apple", "green pear", "blue sky", "red rose"] * 6
     y = ["a", "b", "c", "a"] * 6
     with pytest.raises(KeyboardInterrupt):
@@ -3300,7 +3301,7 @@ def test_n_jobs_minus_one_runs_one_trial_per_gpu_not_per_cpu_core(monkeypatch):
 
 def test_n_jobs_minus_one_on_the_cpu_runs_one_search_process_per_cpu(monkeypatch):
     """A fit's and a worker's ``n_jobs`` alike (``automm worker --n-jobs -1`` ran one process)."""
-    monkeypatch.setattr(search.os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(search, "usable_cpus", lambda: 6)
     assert [search.trial_loops(n, []) for n in (None, 1, 3, -1)] == [1, 1, 3, 6]
     assert search.trial_loops(-1, [torch.device("cuda:0")]) == -1  # one thread per GPU: _gpu_slots
 
