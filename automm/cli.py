@@ -850,9 +850,10 @@ def _some(values: Sequence[Any], n: int = 8) -> str:
 
 def _unseen_labels(labels, classes: Sequence[Any], label: str, argument: str, chosen: bool) -> int:
     """How many of ``labels`` are none of the model's ``classes``; :class:`UsageError` naming
-    ``argument`` when none of them is one, or, for a column the user ``chosen`` (``--label``, not
-    the model's own label), when most of them (over half the rows) are none: the column is not
-    what the model predicts (masterCategory on a subCategory model), its score would mean nothing."""
+    ``argument`` when none of them is one, or, for a column the user ``chosen`` (``--label`` naming
+    another column than the label of the model's recipe), when most of them (over half the rows) are
+    none: the column is not what the model predicts (masterCategory on a subCategory model), its
+    score would mean nothing."""
     from .suggestions import labels_written_otherwise
 
     seen = labels.isin(list(classes))
@@ -926,8 +927,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         own = None
         with contextlib.suppress(UsageError):  # (a variable it names not set here)
             own = _recipe_data_key(args.model_dir, "label")
+        # (a model without a recipe naming its label, saved by AutoMM.save: --label may be its own)
         unseen = _unseen_labels(frame[label], estimator.classes_, label, argument,
-                                chosen=bool(args.label) and args.label != own)
+                                chosen=bool(args.label) and own is not None and args.label != own)
         if unseen:
             from .suggestions import labels_written_otherwise
 
@@ -1326,9 +1328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common], help="score a saved model on labelled data",
                        description="Score a saved model on DATA: accuracy, balanced accuracy, macro/weighted F1 for "
                                    "classification; R2, RMSE, MAE for regression. Labels that are none of the "
-                                   "model's classes are scored as errors, with a warning; a --label column (other "
-                                   "than the model's own label) whose values, in over half the rows, are none of "
-                                   "them is refused (exit 2: it is not the column the model predicts).")
+                                   "model's classes are scored as errors, with a warning; a --label column other "
+                                   "than the label of the model's recipe.yaml, whose values, in over half the rows, "
+                                   "are none of them, is refused (exit 2: it is not the column the model predicts).")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'automm fit' or AutoMM.save")
     p.add_argument("data", metavar="DATA", help="labelled data file (CSV/TSV/Parquet) or folder of class folders of "
                                                 "images, with the model's input columns and the label column")

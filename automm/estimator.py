@@ -139,12 +139,12 @@ def _unknown_labels(name: str, unknown: list, classes: list, verb: str) -> str:
     more = f" ({len(unknown)} labels)" if len(unknown) > 5 else ""
     counted = f"the {len(classes)} classes" if len(classes) > 20 else "the classes"
     return (f"{name}: labels [{quoted_values(unknown, 5)}]{more} {verb} {counted} [{quoted_values(classes)}]"
-            f"{_label_hint(unknown, classes)}")
+            f"{_label_hint(unknown, classes, name)}")
 
 
-def _label_hint(unknown: list, classes: list) -> str:
-    """What the first of the ``unknown`` labels (of ``class_weight``, ``y_val``) most likely
-    stands for: the class written the same as another type (``'1'`` for 1), the class ``yes``,
+def _label_hint(unknown: list, classes: list, name: str) -> str:
+    """What the first of the ``unknown`` labels (of ``name``: ``class_weight``, ``y_val``) most
+    likely stands for: the class written the same as another type (``'1'`` for 1), the class ``yes``,
     ``no``, ``on``, ``off`` that a YAML recipe read as a boolean (``class_weight: {yes: 20}`` is
     ``{True: 20}``), a class written with other case, spaces or Unicode form, a class's position
     in ``classes_`` given for the class, or a misspelt class."""
@@ -160,9 +160,11 @@ def _label_hint(unknown: list, classes: list) -> str:
         if same:
             return f"; did you mean {same[0]!r}?"
     if classes == list(range(len(classes))) and all(isinstance(label, str) for label in unknown):
+        fix = ("weigh the rows instead: sample_weight= (cross_val_predict's params={'sample_weight': w}) follows "
+               "each row" if name == "class_weight" else
+               f"give {name} encoded as they encode y, LabelEncoder().fit(y).transform({name})")
         return ("; scikit-learn's cross_val_predict(method='predict_proba'), StackingClassifier and "
-                "CalibratedClassifierCV(ensemble=False) fit on the labels encoded as 0, 1, ...: weigh the rows "
-                "instead: sample_weight= (cross_val_predict's params={'sample_weight': w}) follows each row")
+                f"CalibratedClassifierCV(ensemble=False) fit on the labels encoded as 0, 1, ...: {fix}")
     written = labels_written_otherwise(unknown, classes)
     if written:
         return written
@@ -1185,7 +1187,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"class_weight: {self.class_weight!r} weighs classes, but y is a regression target; "
                              "weigh rows with fit(..., sample_weight=w)")
         if (get_tags(self).estimator_type is None and _called_by_model_selection()
-                and not _held_by_a_classifier_or_regressor()):
+                and not _folds_chosen_by_a_type(self)):
             warnings.warn(f"{type(self).__name__} with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
                           f"so a number of folds (cv=5) splits its rows in order, unstratified; use AutoMMClassifier or "
                           f"AutoMMRegressor, or pass problem_type={problem_type!r}", AutoMMWarning,
@@ -2252,26 +2254,37 @@ def _outer_frames() -> Iterator[Any]:
         frame = frame.f_back
 
 
-def _held_by_a_classifier_or_regressor() -> bool:
-    """Whether this ``fit`` runs inside a scikit-learn classifier or regressor that holds it as a
-    member (``StackingClassifier``, ``CalibratedClassifierCV``, ``TunedThresholdClassifierCV``): one
-    that chooses its cross-validation folds by its own type (stratified for a classifier) and calls
-    its members' ``predict_proba`` itself, so an ``AutoMM`` of ``problem_type='auto'`` changes neither.
-    Only the innermost such holder counts: below a model selection that is neither (a ``GridSearchCV``
-    of the ``AutoMM`` inside a ``StackingClassifier``), that model selection's folds are unstratified."""
+def _folds_chosen_by_a_type(estimator: "AutoMM") -> bool:
+    """Whether the cross-validation folds of this fit of ``estimator`` were chosen by a classifier's
+    or regressor's type (stratified for a classifier), so that its ``problem_type='auto'`` changed
+    nothing: it runs inside a scikit-learn classifier or regressor that holds it as a member
+    (``StackingClassifier``, ``CalibratedClassifierCV``, ``TunedThresholdClassifierCV``, which also
+    call its ``predict_proba`` themselves), or inside a model selection function given a classifier
+    or regressor (``cross_val_score`` of a fitted ``AutoMM()``, whose clone this is). Only the
+    innermost holder counts: below a model selection that is neither (a ``GridSearchCV`` of the
+    ``AutoMM`` inside a ``StackingClassifier``), that model selection's folds are unstratified. (A
+    joblib worker's stack holds only the fold's fit: no function's estimator is seen there.)"""
     from sklearn.base import BaseEstimator
+
+    def typed(other: Any) -> bool:
+        try:
+            return get_tags(other).estimator_type in ("classifier", "regressor")
+        except Exception:  # an estimator whose tags cannot be read says nothing about the folds
+            return False
 
     for frame in _outer_frames():
         owner = frame.f_locals.get("self")
         module = frame.f_globals.get("__name__", "")
         if isinstance(owner, BaseEstimator) and not isinstance(owner, AutoMM) and module.startswith("sklearn."):
-            try:
-                if get_tags(owner).estimator_type in ("classifier", "regressor"):
-                    return True
-            except Exception:  # an estimator whose tags cannot be read says nothing about the folds
-                pass
+            if typed(owner):
+                return True
             if module.startswith("sklearn.model_selection"):  # it chose the folds: not by a classifier's type
                 return False
+        given = frame.f_locals.get("estimator")
+        if (owner is None and module.startswith("sklearn.model_selection") and "cv" in frame.f_locals
+                and isinstance(given, BaseEstimator) and given is not estimator and typed(given)):
+            return True  # (cross_validate, cross_val_predict, ...: check_cv chose the folds by its type, unless
+            # it was given them: a StackingClassifier's cross_val_predict of a member, judged by its owner above)
     return False
 
 

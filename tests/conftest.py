@@ -1,5 +1,5 @@
-"""Shared fixtures: the real data folder (skipped when absent), registry isolation, and Ctrl-C
-that interrupts."""
+"""Shared fixtures: the real data folder (skipped when absent), registry isolation, Ctrl-C that
+interrupts, and a fit stopped where its training would start."""
 
 from __future__ import annotations
 
@@ -88,3 +88,20 @@ def fresh_registry():
 
     yield register
     automm.reset_registry()
+
+
+class _TrainingStarted(Exception):
+    """Raised in place of training: the fit got past every check before it."""
+
+
+@pytest.fixture
+def stop_at_training(monkeypatch):
+    """``fit`` raises :class:`_TrainingStarted` where training would begin (the fixture's value):
+    a test of what ``fit`` checks before any work, with no training."""
+    import automm.estimator
+
+    def started(*args, **kwargs):
+        raise _TrainingStarted
+
+    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", started)
+    return _TrainingStarted

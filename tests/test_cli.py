@@ -772,6 +772,25 @@ def test_evaluate_refuses_a_label_column_most_of_whose_values_are_no_class(capsy
         assert result.code == 0 and "accuracy" in result.out and "16 of 30 rows have a label" in result.err, own
 
 
+def test_evaluate_scores_the_label_of_a_model_saved_without_a_recipe_whatever_its_classes(capsys, tmp_path):
+    """A model saved by AutoMM.save has no recipe.yaml naming its label, so evaluate needs --label:
+    its own label column, mostly of classes the model never saw, was refused as another column (exit
+    2), where the same model fitted by 'automm fit' was scored, with the warning."""
+    from automm import AutoMM
+
+    frame = pd.read_csv(EMOJI_CSV)
+    seen = frame[frame["category"].isin(["Flags", "Symbols"])]
+    AutoMM(max_epochs=1, num_workers=0, random_state=0, encoders={"text": "hashed_ngram"}).fit(
+        seen[["name"]], seen["category"]).save(tmp_path / "model")
+    frame[["name", "category"]].to_csv(tmp_path / "all.csv", index=False)  # 7 of 9 categories unseen
+    result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "all.csv", "--label", "category", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["unseen_label_rows"] == len(frame) - len(seen)
+    result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "all.csv", "--label", "category")
+    assert result.code == 0 and "accuracy" in result.out
+    assert f"{len(frame) - len(seen)} of {len(frame)} rows have a label in column 'category'" in result.err
+
+
 def test_messages_name_rows_of_the_data_file_whatever_the_filter_kept(capsys, emoji_model, tmp_path):
     """Bad images at data rows 24.. (the 4th and later rows kept by --filter): named as rows 24.."""
     images = pd.read_csv(EMOJI_CSV).head(40)["image"].map(lambda p: str(EMOJI_SAMPLE_DIR / p)).tolist()

@@ -1002,22 +1002,6 @@ def test_a_class_weight_label_that_yaml_read_as_a_boolean_is_named_so(monkeypatc
         AutoMM(max_epochs=1, class_weight={"1": 5}).fit(texts, [0, 1, 1] * 4)
 
 
-class _TrainingStarted(Exception):
-    """Raised in place of training: the fit got past every check before it."""
-
-
-@pytest.fixture
-def stop_at_training(monkeypatch):
-    """``fit`` raises :class:`_TrainingStarted` where training would begin (the fixture's value)."""
-    import automm.estimator
-
-    def started(*args, **kwargs):
-        raise _TrainingStarted
-
-    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", started)
-    return _TrainingStarted
-
-
 def test_max_epochs_that_no_training_gets_through_is_refused_without_a_time_limit(stop_at_training):
     """max_epochs=10**23 trained for ever at chance: the schedule, spanning every epoch, warmed up for
     5e21 of them, so no epoch settled and early stopping never came. With a time_limit the schedule
@@ -1057,21 +1041,12 @@ def test_a_misspelt_hyperparameter_in_the_search_space_is_named_before_any_trial
             [f"title {i} of item {i % 5}" for i in range(12)], [0, 1, 1] * 4)
 
 
-def test_numpy_scalars_are_numbers_for_every_parameter(monkeypatch):
+def test_numpy_scalars_are_numbers_for_every_parameter(stop_at_training):
     # what GridSearchCV passes when its grid is a numpy array
-    import automm.estimator
-
-    class TrainingReached(Exception):
-        pass
-
-    def reached(*args, **kwargs):
-        raise TrainingReached
-
-    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", reached)
     clf = AutoMM(weight_decay=np.float32(0.01), holdout_frac=np.float64(0.2), label_smoothing=np.float32(0.1),
                  head_dropout=np.float32(0.1), num_workers=np.int64(0), max_epochs=np.int64(1),
                  patience=np.int32(2), random_state=np.int64(3), amp=np.bool_(True))
-    with pytest.raises(TrainingReached):  # validation passed
+    with pytest.raises(stop_at_training):  # validation passed
         clf.fit(["a b", "c d", "e f"] * 4, [0, 1, 1] * 4)
 
 

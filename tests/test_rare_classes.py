@@ -235,20 +235,11 @@ def test_the_f1_holdout_holds_the_positive_class():
 
 
 @pytest.fixture
-def many_classes(monkeypatch):
+def many_classes(stop_at_training):
     """150 classes of 2 rows (``class-000`` ...), texts, and no training: a fit gets past every check."""
-    import automm.estimator
-
-    class Started(Exception):
-        pass
-
-    def started(*args, **kwargs):
-        raise Started
-
-    monkeypatch.setattr(automm.estimator.AutoMM, "_fit_candidates", started)
     labels = [f"class-{i // 2:03d}" for i in range(300)]
     texts = [f"title {i} of item {i // 2}" for i in range(300)]
-    return texts, labels, Started
+    return texts, labels, stop_at_training
 
 
 def test_a_label_of_many_classes_that_is_none_of_them_is_named_briefly_with_the_class_it_stands_for(many_classes):

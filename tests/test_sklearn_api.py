@@ -138,6 +138,24 @@ def test_a_fitted_plain_automm_is_the_classifier_or_regressor_it_became():
     assert amounts.problem_type_ == "regression" and is_regressor(amounts) and not is_classifier(amounts)
 
 
+def test_cross_validating_a_fitted_plain_automm_does_not_warn_of_unstratified_folds():
+    """A fitted ``AutoMM()`` is a classifier to ``cross_val_score``, which stratifies its folds by
+    it; each fold's clone warned that the folds were split in order, unstratified: false."""
+    import warnings
+
+    from sklearn.model_selection import cross_val_score
+
+    texts = [f"{word} item {i}" for word in ("red", "blue") for i in range(20)]
+    labels = ["r"] * 20 + ["b"] * 20  # (in order: unstratified folds would hold one class each)
+    model = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(texts, labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = cross_val_score(model, texts, labels, cv=2)
+    assert len(scores) == 2 and not [w for w in caught if "neither a classifier" in str(w.message)]
+    with pytest.warns(UserWarning, match=r"neither a classifier nor a regressor .* unstratified"):  # unfitted: so
+        cross_val_score(clone(model), texts[::2] + texts[1::2], labels[::2] + labels[1::2], cv=2)
+
+
 def test_a_fitted_problem_type_auto_estimator_is_the_kind_it_learned(emoji_split, tmp_path):
     """scikit-learn's tools for classifiers refused a fitted ``AutoMM()``, the quickstart's model:
     ``partial_dependence`` ("'estimator' must be a fitted regressor or classifier"),
@@ -186,6 +204,24 @@ def test_several_amount_columns_as_y_name_the_regressors_wrapper():
     with pytest.raises(InputError, match=r"MultiOutputClassifier\(AutoMMClassifier\(\)\), or for amounts "
                                          r"MultiOutputRegressor\(AutoMMRegressor\(\)\)"):
         AutoMM(**tiny(max_epochs=1)).fit(texts, two)
+
+
+def test_validation_labels_that_scikit_learn_left_unencoded_are_told_to_be_encoded():
+    """cross_val_predict(method='predict_proba') fits on y encoded as 0, 1, ... but passes y_val on as
+    given: the error told to weigh the rows with sample_weight (class_weight's fix), which y_val has
+    nothing to do with."""
+    from sklearn.model_selection import cross_val_predict
+
+    from automm import InputError
+
+    texts = [f"{word} item {i}" for i in range(10) for word in ("red", "blue")]
+    labels = np.array(["r", "b"] * 10)
+    with pytest.raises(InputError, match=r"^y_val: labels \['b', 'r'\] do not occur in y; y holds the classes \[0, 1\]; "
+                                         r"scikit-learn's cross_val_predict\(method='predict_proba'\).* fit on the labels "
+                                         r"encoded as 0, 1, \.\.\.: give y_val encoded as they encode y, "
+                                         r"LabelEncoder\(\)\.fit\(y\)\.transform\(y_val\)$"):
+        cross_val_predict(AutoMMClassifier(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})), texts, labels,
+                          cv=2, method="predict_proba", params={"X_val": texts[:6], "y_val": labels[:6]})
 
 
 def test_a_class_weight_naming_every_class_fits_a_fold_that_lacks_one(monkeypatch):
