@@ -168,3 +168,33 @@ def budget_from_the_training(monkeypatch, time_limit: float) -> dict:
 
     monkeypatch.setattr(AutoMM, "_fit_candidates", from_the_training)
     return began
+
+
+class NoFork:
+    """A stand-in for ``multiprocessing.Process`` whose processes never run (for tests that look at
+    the forking process, not at what it forks)."""
+
+    pid = 0
+
+    def __init__(self, *args, **kwargs): ...
+    def start(self): ...
+    def join(self, timeout=None): ...
+    def is_alive(self): return False
+
+
+def study_a_worker_joins(tmp_path):
+    """A journal study at ``tmp_path / "s.log"`` named ``"s"``: one finished trial of a fit on 60
+    rows of one number, and a running fit of 5 trials registered for a worker to join."""
+    import numpy as np
+    import optuna
+    import pandas as pd
+
+    from automm import AutoMM, search
+
+    rng = np.random.RandomState(0)
+    x = rng.randn(60)
+    AutoMM(n_trials=1, max_epochs=1, storage=str(tmp_path / "s.log"), study_name="s", random_state=0,
+           ensemble_size=1).fit(pd.DataFrame({"x": x}), np.where(x > 0, "a", "b"))
+    study = optuna.load_study(study_name="s", storage=search.make_storage("journal", str(tmp_path / "s.log")))
+    search.register_fit(study, "elsewhere:1", "running", n_trials=5)  # a fit the worker joins
+    return study

@@ -14,6 +14,7 @@ import yaml
 
 from automm.cli import main
 from automm.datasets import EMOJI_SAMPLE_DIR
+from helpers import study_a_worker_joins
 
 
 def run(capsys, *args):
@@ -194,18 +195,9 @@ def test_fit_honours_output_verbose_0(capsys, codes_model, monkeypatch):
 def test_a_worker_given_n_jobs_minus_1_runs_one_process_per_cpu(tmp_path, monkeypatch, capsys):
     """-1 reached the trial loops as it was, which ran one process on the CPU."""
     import automm.worker as worker
-    from automm import AutoMM
-
-    rng = np.random.RandomState(0)
-    x = rng.randn(60)
-    AutoMM(n_trials=1, max_epochs=1, storage=str(tmp_path / "s.log"), study_name="s", random_state=0,
-           ensemble_size=1).fit(pd.DataFrame({"x": x}), np.where(x > 0, "a", "b"))
-    import optuna
-
     from automm import search
 
-    study = optuna.load_study(study_name="s", storage=search.make_storage("journal", str(tmp_path / "s.log")))
-    search.register_fit(study, "elsewhere:1", "running", n_trials=5)  # a fit the worker joins
+    study_a_worker_joins(tmp_path)
     given = []
     monkeypatch.setattr(worker, "run_trial_loops", lambda ctx, study, ref, n_jobs, devices: given.append(n_jobs))
     worker.run_worker(str(tmp_path / "s.log"), "s", n_jobs=-1, device="cpu")

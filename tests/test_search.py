@@ -36,7 +36,7 @@ from automm.ensemble import greedy_selection
 from automm.search import SearchError, SearchSpace
 from automm.training import Callback
 
-from helpers import CtrlC, budget_from_the_first_trial, budget_from_the_training, run_in_threads, write_manifest
+from helpers import CtrlC, NoFork, budget_from_the_first_trial, budget_from_the_training, run_in_threads, write_manifest
 
 # Text-only, tiny components (fixed by dicts: the search varies dropouts, n-gram ranges,
 # augmentations and training hyperparameters): a trial takes a fraction of a second.
@@ -1930,14 +1930,6 @@ def test_a_forked_search_trains_with_no_more_threads_than_its_process_was_given(
     """In a worker of scikit-learn's n_jobs (joblib gives it cpus // n_jobs threads) on 16 CPUs, the
     search process of n_jobs=2 trained with 8 threads where it was given 2: GridSearchCV(n_jobs=8)
     ran 64 threads on 16 CPUs; given 1, it also warned that most CPUs stay idle."""
-    class NoFork:  # the forked processes are not what this test looks at
-        pid = 0
-
-        def __init__(self, *args, **kwargs): ...
-        def start(self): ...
-        def join(self, timeout=None): ...
-        def is_alive(self): return False
-
     seen = []
     monkeypatch.setattr(search, "usable_cpus", lambda: 16)
     monkeypatch.setattr(search.multiprocessing, "get_context", lambda method: type("Fork", (), {"Process": NoFork}))

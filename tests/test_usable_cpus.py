@@ -13,6 +13,7 @@ import torch
 
 from automm import AutoMM, InputError, process_state, search
 from automm.data import InputSpec
+from helpers import NoFork, study_a_worker_joins
 
 
 def machine(monkeypatch, tmp_path, cpus=64, affinity=None, proc="0::/\n", files=None):
@@ -91,14 +92,6 @@ def test_workers_and_n_jobs_follow_the_usable_cpus(monkeypatch, tmp_path, affini
 def test_a_searching_process_trains_with_its_share_of_the_usable_cpus(monkeypatch, tmp_path):
     """n_jobs=2 under taskset -c 0-3 on 16 CPUs: the process that forked the search trained with
     min(16 // 2, its 4 threads) = 4 threads beside its forked process, on 4 CPUs; now 4 // 2 = 2."""
-    class NoFork:  # the forked processes are not what this test looks at
-        pid = 0
-
-        def __init__(self, *args, **kwargs): ...
-        def start(self): ...
-        def join(self, timeout=None): ...
-        def is_alive(self): return False
-
     machine(monkeypatch, tmp_path, cpus=16, affinity=4)
     seen = []
     monkeypatch.setattr(search.multiprocessing, "get_context", lambda method: type("Fork", (), {"Process": NoFork}))
@@ -172,16 +165,9 @@ def test_a_thread_count_the_user_chose_is_left_alone(monkeypatch, tmp_path, thre
 def test_a_worker_runs_one_process_per_usable_cpu_and_torch_on_them(monkeypatch, tmp_path):
     """``automm worker --n-jobs -1`` in a container given 1 CPU of 2: 2 trial processes, and its
     own trials on torch's 2 threads."""
-    import optuna
-
     import automm.worker as worker
 
-    rng = np.random.RandomState(0)
-    x = rng.randn(60)
-    AutoMM(n_trials=1, max_epochs=1, storage=str(tmp_path / "s.log"), study_name="s", random_state=0,
-           ensemble_size=1).fit(pd.DataFrame({"x": x}), np.where(x > 0, "a", "b"))
-    study = optuna.load_study(study_name="s", storage=search.make_storage("journal", str(tmp_path / "s.log")))
-    search.register_fit(study, "elsewhere:1", "running", n_trials=5)  # a fit the worker joins
+    study_a_worker_joins(tmp_path)
     machine(monkeypatch, tmp_path, cpus=2, files={"cpu.max": "100000 100000\n"})
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(variable, raising=False)
