@@ -575,7 +575,7 @@ class SearchContext:
     deadline: float | None                # time.monotonic() value
     pool: ModelPool
     callbacks: list = field(default_factory=list)
-    heartbeat: bool = False
+    heartbeat: bool = False               # only automm's heartbeats (no Optuna heartbeats): they judge every running trial
     device_queue: Any = None              # queue.Queue of torch.device (one trial per GPU)
     child_artifact_dir: str | None = None
     worker_tag: str = ""
@@ -873,7 +873,10 @@ def _run_objective(trial, ctx: SearchContext):
                               fold_reports=step_pruner,
                               warmup_fraction=PRUNING_WARMUP_FRACTION if settings.pruner == "median" else 0.0,
                               interrupted=ctx.interrupted)
-    heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.heartbeat_interval()) if ctx.heartbeat
+    # automm's heartbeat also beside Optuna's (an RDB storage): a copy of the study (optuna.copy_study)
+    # keeps it, not Optuna's, so that a trial running when the study was copied is found lost there
+    beats = ctx.heartbeat or isinstance(storage, optuna.storages.RDBStorage)
+    heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.heartbeat_interval()) if beats
                  else contextlib.nullcontext())
     start = time.monotonic()
     try:
@@ -1031,19 +1034,23 @@ def _fail_lost_trials(study, storage, heartbeats: bool = True) -> None:
     """Declare running trials whose heartbeat stopped (their worker died) failed, and queue a
     retry of each (for storages without heartbeats of their own). Without ``heartbeats`` (an RDB
     storage: Optuna's heartbeats find the others after their grace), only the trials whose
-    process on this machine has ended."""
+    process on this machine has ended, and those whose automm heartbeat stopped: a trial that
+    ``optuna.copy_study`` copied while running (from a journal, or another database: Optuna's
+    heartbeats are not copied, so Optuna never declares it lost, and it stayed running for good,
+    counted towards ``n_trials`` and waited for by the fit)."""
     import optuna
     from optuna.trial import TrialState
 
     now = time.time()
     grace = max(_storage.heartbeat_grace(), 2 * _storage.heartbeat_interval())
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        last = t.system_attrs.get(_HEARTBEAT, 0.0)
+        beat = t.system_attrs.get(_HEARTBEAT)
+        last = beat or 0.0
         if t.datetime_start is not None:
             last = max(last, t.datetime_start.timestamp())
         if _worker_is_gone(t.user_attrs.get(_ATTR + "worker"), t.user_attrs.get(_ATTR + "process_space")):
             reason = "worker lost: its process on this machine has ended"
-        elif heartbeats and now - last > grace:
+        elif (heartbeats or beat is not None) and now - last > grace:
             reason = f"worker lost: no heartbeat for {now - last:.0f} s"
         else:
             continue
@@ -1117,6 +1124,28 @@ def _fail_trials_of(study, storage, workers: set[str], reason: str) -> None:
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, KeyError):
                 storage.set_trial_user_attr(t._trial_id, _ATTR + "reason", reason)
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
+@contextlib.contextmanager
+def study_kept(study, storage, who: str = "this fit"):
+    """Raise :class:`SearchError` naming ``study`` where the storage no longer holds it (deleted,
+    ``optuna.delete_study`` or ``optuna delete-study``, while ``who`` ran its trials), instead of
+    the ``KeyError`` ("Record does not exist.") Optuna raises at the next read or write of it (or
+    an error its bookkeeping raised while handling that one: an ``UnboundLocalError`` on SQLite)."""
+    try:
+        yield
+    except Exception as exc:
+        if in_chain(exc, KeyError) is None:
+            raise
+        try:
+            storage.get_study_name_from_id(study._study_id)
+        except KeyError:
+            raise SearchError(f"study {study.study_name!r} was deleted from its storage while {who} ran its trials "
+                              "(optuna.delete_study?): its trials went with it; run fit again to begin the "
+                              "study anew") from None
+        except Exception:  # noqa: BLE001 - the storage cannot tell: the original error stands
+            pass
+        raise
 
 
 def register_fit(study, tag: str, status: str, n_trials: int | None = None, deadline_unix: float | None = None,
@@ -1639,9 +1668,10 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        worker_tag=process_tag(),
                        hard_grace=hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline))
         ctx.fit_tag = f"{ctx.worker_tag}/{uuid.uuid4().hex[:8]}"  # (two fits of one process: two entries)
-        with optuna_quiet(settings.verbose):
+        with optuna_quiet(settings.verbose), contextlib.ExitStack() as kept:
             _check_sampler_draws(ctx)
             study = _open_study(storage, study_name, settings)
+            kept.enter_context(study_kept(study, storage))
             stored = prepare_study(study, spec, fingerprint, data_fp,
                                     lambda: data_payload(data, estimator.column_roles_) if shared else None)
             if stored is not None:  # resuming: keep the study's holdout split

@@ -443,8 +443,9 @@ def redact_url(url: str) -> str:
 
 
 def own_heartbeats(storage) -> bool:
-    """automm's heartbeats for storages shared by processes that have none of their own
-    (RDB storages have Optuna's)."""
+    """Whether automm's heartbeats are a shared storage's only ones, which judge every running
+    trial (RDB storages have Optuna's; automm writes its own there too, which judge the trials
+    that carry them: those of a study ``optuna.copy_study`` copied, which keeps no Optuna heartbeat)."""
     import optuna
 
     if isinstance(storage, optuna.storages.InMemoryStorage):

@@ -206,8 +206,8 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
                                   sampler=make_sampler(settings, 0), pruner=make_pruner(settings))
         devices = search.cuda_devices(data, estimator.device if estimator is not None else "auto")
         # (n_jobs=-1: one process per usable CPU, as a fit's; on CUDA one thread per GPU)
-        with image_cache(), torch_threads_capped():
+        with image_cache(), torch_threads_capped(), search.study_kept(study, storage, "this worker"):
             run_trial_loops(ctx, study, request.storage_ref, search.trial_loops(request.n_jobs, devices), devices)
-        # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
-        mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
+            # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
+            mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
         return len(mine)

@@ -637,6 +637,53 @@ def test_on_postgresql_a_killed_workers_trial_on_this_machine_is_retried_at_once
         optuna.delete_study(study_name=name, storage=storage)
 
 
+@pytest.mark.parametrize("source", ["journal", "sqlite"])
+def test_a_study_copied_into_a_database_with_a_running_trial_retrains_it(source, rows, tmp_path):
+    """optuna.copy_study copies no Optuna heartbeat: a trial running when the study was copied (its
+    fit killed on another machine) stayed RUNNING in the database copy for good, counted towards
+    n_trials and never trained again. automm's own heartbeat, which the copy keeps, finds it lost."""
+    import datetime
+    import time
+
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    origin = str(tmp_path / "study.log") if source == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    params = dict(TINY, study_name="moved")
+    AutoMM(**params, storage=origin, n_trials=1).fit(names, labels)
+    study = optuna.load_study(study_name="moved", storage=search.make_storage(*search.parse_storage(origin)))
+    # (a database's trials carry automm's heartbeat too, beside Optuna's, which a copy loses)
+    assert "automm:heartbeat" in study.trials[0].system_attrs
+    search.register_fit(study, "elsewhere:1/0", "running", n_trials=2)  # the fit killed on the other machine
+    started = datetime.datetime.now() - datetime.timedelta(hours=1)
+    study.add_trial(optuna.trial.FrozenTrial(
+        number=1, state=optuna.trial.TrialState.RUNNING, value=None, datetime_start=started, datetime_complete=None,
+        params={}, distributions={}, user_attrs={"automm:worker": "elsewhere:1", "automm:process_space": "elsewhere"},
+        system_attrs={"automm:heartbeat": time.time() - 3600}, intermediate_values={}, trial_id=0))
+    optuna.copy_study(from_study_name="moved", from_storage=study._storage, to_storage=copy)
+
+    board = AutoMM(**params, storage=copy, n_trials=3).fit(names, labels).leaderboard_.set_index("number")
+    assert board.loc[1, "state"] == "FAIL", board[["state", "reason"]]
+    assert board.loc[1, "reason"].startswith("worker lost: no heartbeat for") and "retried as trial" in board.loc[1, "reason"]
+    assert (board["state"] == "COMPLETE").sum() == 3  # the first trial, the retry and one more
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_study_deleted_while_its_fit_runs_is_named(kind, rows, tmp_path, monkeypatch):
+    # (it was Optuna's bare KeyError 'Record does not exist.', from deep inside the trial loop)
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    storage = str(tmp_path / "study.log") if kind == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
+    train = search._train
+
+    def deleted_meanwhile(ctx, *args, **kwargs):  # someone runs `optuna delete-study` during the first trial
+        optuna.delete_study(study_name=ctx.study_name, storage=ctx.storage)
+        return train(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(search, "_train", deleted_meanwhile)
+    with pytest.raises(automm.SearchError, match=re.escape("study 'gone ü' was deleted from its storage while this "
+                                                           "fit ran its trials (optuna.delete_study?)")):
+        AutoMM(**TINY, storage=storage, study_name="gone ü", n_trials=2).fit(names, labels)
+
+
 def test_a_trial_the_storage_failed_says_its_worker_was_lost():
     from automm.leaderboard import leaderboard_frame
 
