@@ -919,9 +919,50 @@ def checks_of(argument: str):
         _checked_argument.reset(token)
 
 
+#: The messages of the checks in progress in this thread (or task) already given, when they are to be
+#: given once (:func:`warned_once_in`), else None.
+_said_before: contextvars.ContextVar[dict[str, None] | None] = contextvars.ContextVar("automm_said_before",
+                                                                                        default=None)
+#: How many messages :func:`warned_once_in` remembers (the latest): a service that meets a new
+#: unreadable file in each request keeps no growing record.
+SAID_REMEMBERED = 256
+
+
+@contextlib.contextmanager
+def warned_once_in(said: dict[str, None]):
+    """Within: each warning of :func:`validate_columns` given once for ``said`` (a fitted model's
+    record, kept by the caller), the others left out. scikit-learn's tools that predict or score
+    one model on the same rows many times (``permutation_importance``: each column's each repeat)
+    reset Python's once-per-place memory of warnings between the calls (their ``catch_warnings``),
+    so a column's unreadable image was named once per call."""
+    token = _said_before.set(said)
+    try:
+        yield
+    finally:
+        _said_before.reset(token)
+
+
+def say_once(said: dict[str, None], message: str) -> bool:
+    """Whether ``message`` is new to ``said`` (then remembered there, among the latest
+    :data:`SAID_REMEMBERED`)."""
+    if message in said:
+        return False
+    said[message] = None
+    while len(said) > SAID_REMEMBERED:
+        try:
+            del said[next(iter(said))]
+        except (KeyError, StopIteration, RuntimeError):  # (another thread's prediction took it meanwhile)
+            break
+    return True
+
+
 def _warn_of_column(message: str) -> None:
-    """A check's ``AutoMMWarning`` about a column's values, naming the argument being checked."""
-    warnings.warn(_checked_argument.get() + message, AutoMMWarning, stacklevel=user_stacklevel())
+    """A check's ``AutoMMWarning`` about a column's values, naming the argument being checked;
+    within :func:`warned_once_in`, once."""
+    message = _checked_argument.get() + message
+    said = _said_before.get()
+    if said is None or say_once(said, message):
+        warnings.warn(message, AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:

@@ -29,7 +29,7 @@ from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
                    checks_of, reordered_index, row_namer, row_naming, rows_repeated, rows_without_input, table_like,
-                   validate_columns, warn_unused_modalities)
+                   say_once, validate_columns, warn_unused_modalities, warned_once_in)
 from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
 from .process_state import SharedChange, note_torch_threads, torch_threads_after_fork, torch_threads_capped, \
@@ -391,6 +391,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """An attribute not found: for a method of AutoGluon's, or ``leaderboard_`` where there is
         none, Python's AttributeError says what to use instead; else the error as it was."""
         hint = FOREIGN_METHODS.get(name)
+        if hint is None and name in ("predict_proba", "predict_log_proba"):
+            hint = self._no_probabilities_reason()
         if hint is None and name == "leaderboard_":
             fitted = vars(self)
             if "trial_counts_" in fitted:
@@ -1543,7 +1545,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint} (to "
                                  "predict without one, give its column with None in every row)")
             table = table.with_columns({c: table.columns[c] for c in self.columns_})
-        table = validate_columns(table, self.column_roles_)
+        with warned_once_in(_said_for_model(self.model_)):  # (scikit-learn's tools predict the same rows many times)
+            table = validate_columns(table, self.column_roles_)
         self._warn_unfamiliar(table)
         self._warn_without_input(table)
         return table
@@ -1629,6 +1632,25 @@ class AutoMM(TransformerMixin, BaseEstimator):
         (scikit-learn's tools test ``hasattr(estimator, "predict_proba")``)."""
         return (self._forced_problem_type != "regression" and self.__dict__.get("problem_type_") != "regression"
                 and self.__dict__.get("problem_type") != "regression")
+
+    def _no_probabilities_reason(self) -> str | None:
+        """Why ``predict_proba`` is missing (see :meth:`_has_probabilities`), with what gives it; None
+        where it exists. The AttributeError of scikit-learn's ``available_if`` names no reason, and a
+        regression read from class codes (``AutoMM()`` on integers 0..k-1 with many distinct values,
+        as ``cross_val_predict(method="predict_proba")`` encodes labels) met it unexplained."""
+        fitted, asked = self.__dict__.get("problem_type_"), self.__dict__.get("problem_type")
+        if self._has_probabilities():
+            return None
+        if self._forced_problem_type == "regression":
+            return f"{type(self).__name__} fits a regression, which has no class probabilities; use AutoMMClassifier"
+        if fitted == "regression" and asked != "regression":
+            how = ("fit read the labels as amounts (numbers with many distinct values)" if asked == "auto"
+                   else "the model was fitted to a regression (problem_type='regression' then)")
+            return (f"problem_type_ == 'regression': {how}, and a regression has no class probabilities; if they are "
+                    "classes (e.g. codes 0..k-1, as cross_val_predict(method='predict_proba') passes them), use "
+                    "AutoMMClassifier or AutoMM(problem_type='multiclass')")
+        return ("problem_type='regression': a regression has no class probabilities; for classes use "
+                "AutoMMClassifier or problem_type='auto' (or 'multiclass', 'binary')")
 
     @available_if(_has_probabilities)
     @_explicit_signature
@@ -1744,9 +1766,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
             shown = ", ".join(map(repr, list(dict.fromkeys(labels[unseen].tolist()))[:5]))
             from .suggestions import labels_written_otherwise
 
-            warnings.warn(f"y: {int(unseen.sum())} of {len(labels)} labels are no class of the model ({shown}): "
-                          f"they count as errors{labels_written_otherwise(labels[unseen].tolist(), self.classes_)}",
-                          AutoMMWarning, stacklevel=user_stacklevel())
+            message = (f"y: {int(unseen.sum())} of {len(labels)} labels are no class of the model ({shown}): "
+                       f"they count as errors{labels_written_otherwise(labels[unseen].tolist(), self.classes_)}")
+            if say_once(_said_for_model(self.model_), message):  # (permutation_importance scores the same y often)
+                warnings.warn(message, AutoMMWarning, stacklevel=user_stacklevel())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> str:
@@ -1870,6 +1893,20 @@ def _chunks(table: Table) -> Iterator[Table]:
 #: The kinds of unfamiliar input (and rows without any) each fitted model (``model_``) has warned about
 #: (see ``_warn_once_for_model``).
 _UNFAMILIAR_SAID: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
+#: The warnings about the values given to each fitted model (``model_``) to predict or score, the latest
+#: few (see ``_said_for_model``).
+_VALUES_SAID: "weakref.WeakKeyDictionary[Any, dict[str, None]]" = weakref.WeakKeyDictionary()
+
+
+def _said_for_model(model: Any) -> dict[str, None]:
+    """The warnings about the values to predict or score (:func:`automm.data.say_once`) that
+    fitted ``model`` has given, each given once: scikit-learn's tools that call ``predict`` or
+    ``score`` on the same rows many times (``permutation_importance``: once per column and repeat)
+    reset Python's once-per-place memory of warnings between the calls, so each call repeated them
+    (kept beside the model, not in the estimator, as ``_warn_once_for_model``'s)."""
+    return _VALUES_SAID.setdefault(model, {})
 
 
 def _warn_once_for_model(model: Any, message: str, kind: str | None = None) -> None:

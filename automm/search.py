@@ -45,7 +45,8 @@ there, scored on the folds trained) is recorded as pruned ("time limit reached i
 epoch (k of n batches)"), not scored as if trained, since it has not seen every row once, and
 reports nothing to the pruner; ``fit`` warns when the model it keeps is such a one. A
 pretrained encoder computing features stops at the deadline too, through
-:func:`automm.deadlines.check_deadline`, and the trial fails with its progress cached; a
+:func:`automm.deadlines.check_deadline`, and the trial fails with its progress cached (``fit`` warns
+when the model kept lacks that encoder so: its features took longer than estimated); a
 trial stuck in code that does not watch the deadline is interrupted :data:`MIN_HARD_GRACE`
 seconds (or 5% of the budget) later and fails (main thread of a POSIX process); with room for several trials, a sampled trial
 trains at most :data:`TRIAL_TIME_FRACTION` of the search's time and the default, its presets
@@ -178,7 +179,7 @@ import torch
 from . import registry as _registry
 from . import storage as _storage
 from .components.image_cache import current_image_cache, shared_image_cache
-from .components.stack import describe_encoder
+from .components.stack import describe_encoder, encoder_parts
 from .contracts import BUILD_FAILED
 from .deadlines import deadline_scope
 from .devices import device_scope
@@ -2381,6 +2382,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         kept_configs = [m.config for m in extras["ensemble_"].members] if "ensemble_" in extras else [best.config]
         _warn_unused_inputs(ctx.data.inputs, kept_configs, trials)
         _warn_unbuildable(trials)
+        if ctx.deadline is not None:
+            _warn_unfinished_features(ctx.data, kept_configs, trials, estimator.time_limit)
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
@@ -2496,6 +2499,52 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
             warnings.warn(f"the model kept does not use column{'s' if len(spec.columns) > 1 else ''} "
                           f"{', '.join(map(repr, spec.columns))} ({spec.modality}): every trial with it failed "
                           f"({_grouped_reasons(failed, shown=1)})", AutoMMWarning, stacklevel=user_stacklevel())
+
+
+def _warn_unfinished_features(data: PreparedData, kept_configs: Sequence[dict], trials: Sequence[Any],
+                              time_limit: Any) -> None:
+    """Warn, once, about the encoder choices the kept model(s) leave out because the time limit
+    stopped the trials that had them before their one-off work was done (frozen features of values
+    not in the feature cache, still pending now), with what would include them. No error: the search
+    kept them because their work was estimated to fit (:func:`_too_slow_encoders`), and it took longer
+    on a machine busier than when it was timed (fashion, 800 photos, time_limit=60, an empty cache:
+    trial 1, the linear model computing EfficientNet-Lite0's features, failed 27 s in, in one run of
+    five, with nothing but its leaderboard row to say so)."""
+    from optuna.trial import TrialState
+
+    used = {(name, part["name"]) for config in kept_configs
+            for name, choice in (config.get("encoders") or {}).items() for part in encoder_parts(choice)}
+    retried = _retried_numbers(trials)
+    stopped: dict[tuple[str, str], tuple[dict, dict]] = {}  # (input, encoder) -> its configuration, trials
+    for t in trials:
+        reason = t.user_attrs.get(_ATTR + "reason") or ""
+        if (t.state != TrialState.FAIL or t.number in retried or foreign_trial(t)
+                or not reason.startswith(TimeLimitExceeded.__name__)):
+            continue
+        for name, choice in ((t.user_attrs.get(_ATTR + "config") or {}).get("encoders") or {}).items():
+            for part in encoder_parts(choice):
+                if (name, part["name"]) not in used:
+                    stopped.setdefault((name, part["name"]), (dict(part), {}))[1][t.number] = t
+    reg = _registry.get_registry()
+    unfinished, failed = [], {}
+    for (name, encoder), (part, cut) in stopped.items():
+        try:
+            if pending_share(data, {"encoders": {name: part}}) > 0:
+                unfinished.append(f"{reg.get('encoder', encoder).label} on input {name!r}")
+                failed.update(cut)
+        except Exception:  # noqa: BLE001 - (its trials' reasons say what it was)
+            continue
+    if not unfinished:
+        return
+    trials_cut = sorted(failed.values(), key=lambda t: t.number)
+    which = f"trial {trials_cut[0].number}" if len(trials_cut) == 1 else f"{len(trials_cut)} trials"
+    them = "it" if len(unfinished) == 1 else "them"
+    warnings.warn(f"time_limit={time_limit:g}: the model kept does not use {', '.join(unfinished)}: the time limit "
+                  f"stopped {which} with {them} before the features of the values not in the feature cache were "
+                  f"computed ({_grouped_reasons(trials_cut, shown=1)}). No error: the features took longer than the "
+                  "search had left them (longer than estimated: a busier or slower machine than when they were timed). "
+                  "What was computed stays in the cache (cache_dir): the same fit again, or one with a longer "
+                  f"time_limit, includes {them}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
 def _warn_unbuildable(trials: Sequence[Any]) -> None:

@@ -191,6 +191,31 @@ def test_an_image_over_pillows_warning_limit_is_named_once_with_its_row(tmp_path
     named_once(caught)
 
 
+def test_the_image_check_leaves_the_warnings_shown_once_shown_once(tmp_path):
+    """The check's ``catch_warnings`` (leaving out Pillow's pixel-limit warning) told ``warnings`` that its
+    filters changed, which empties every place's memory of the warnings it has shown: after each ``predict``
+    of images, the caller's own warnings, scikit-learn's and automm's came again."""
+    import warnings
+
+    paths = _files(tmp_path, 5)
+
+    def callers_warning():
+        warnings.warn("the caller's own warning", UserWarning)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            callers_warning()
+            assert data.validate_images("image", paths) == []
+    assert [str(w.message) for w in caught] == ["the caller's own warning"]
+    Image.new("RGB", (100, 100)).save(tmp_path / "large.png")  # Pillow's own warning is still left out
+    with warnings.catch_warnings(record=True) as caught, pytest.MonkeyPatch.context() as patch:
+        warnings.simplefilter("always")
+        patch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)
+        data.validate_images("image", [*paths, str(tmp_path / "large.png")])
+    assert [w.category for w in caught] == [data.AutoMMWarning]
+
+
 def test_jfif_files_are_images():
     from automm.roles import infer_role_builtin
 

@@ -3105,6 +3105,54 @@ def test_a_time_limited_search_leaves_out_encoders_whose_features_would_not_be_r
     assert "hashed_ngram" in used and "slow_features" not in used
 
 
+class SlowerThanTimed(FrozenFeatures):
+    """A frozen encoder timed fast (the search keeps it) whose features then take far longer (a
+    machine that got busy): its ``prepare`` watches the deadline, as automm-pretrained's does."""
+
+    def pending_share(self, values, *, cache_dir=None):
+        return 1.0
+
+    def prepare_seconds(self, values):
+        return 0.001
+
+    def prepare(self, values, *, cache_dir=None):
+        for done in range(0, len(values), 8):  # 15 batches of 8 texts, 1 s each: longer than the time limit
+            automm.check_deadline(f"slower_than_timed computed the features of {done} of {len(values)} texts")
+            time.sleep(1.0)
+
+
+class SlowerThanTimedPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("slower_than_timed", SlowerThanTimed, modality="text", output_dim=lambda hp: hp["output_dim"],
+                 defaults={"output_dim": 8}, tags=("pretrained",))
+
+
+def test_features_the_time_limit_stopped_say_why_the_model_kept_lacks_their_encoder(
+        builtin_registry, fresh_registry, texts):
+    """fashion, an empty feature cache, time_limit=60: the trial computing EfficientNet-Lite0's
+    features (estimated to fit) was stopped by the time limit on a busy machine and failed; the
+    model kept went without the encoder, and only that trial's leaderboard row said anything."""
+    fresh_registry(SlowerThanTimedPlugin())
+    X, y, _, _ = texts
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = AutoMM(**small(time_limit=6, encoders={"text": ["hashed_ngram", "slower_than_timed"]})).fit(X, y)
+    board = model.leaderboard_
+    stopped = board[board.encoders.str.contains("slower_than_timed")]
+    assert len(stopped) and (stopped.state == "FAIL").all()
+    assert stopped.reason.str.startswith("TimeLimitExceeded: stopped at the time limit: slower_than_timed").all()
+    said = [str(w.message) for w in caught if "slower_than_timed" in str(w.message)]
+    assert len(said) == 1, said
+    assert re.match(r"time_limit=6: the model kept does not use encoder 'slower_than_timed' \(plugin '.*'\) on input "
+                    r"'text_0': the time limit stopped (trial \d+|\d+ trials) with it before the features of the "
+                    r"values not in the feature cache were computed \(.*TimeLimitExceeded: stopped at the time limit: "
+                    r"slower_than_timed computed the features of \d+ of 120 texts(; and 1 other reason)?\)\. No error: "
+                    r".* took longer .*"
+                    r"the same fit again, or one with a longer time_limit, includes it$", said[0]), said[0]
+    assert not [w for w in caught if "left out of this search" in str(w.message)]  # (the estimate kept it)
+
+
 def test_the_estimate_of_slow_features_counts_distinct_values(builtin_registry, fresh_registry, texts, monkeypatch):
     """``prepare`` computes a value once however often it repeats: 40 titles three times each are
     40 s of work, not 120 (at scale, 160,000 rows over 7,000 titles left MiniLM out)."""

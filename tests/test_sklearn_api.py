@@ -76,6 +76,62 @@ def test_a_regressor_has_no_predict_proba(method):
     assert fitted.problem_type_ == "regression" and not hasattr(fitted, method)
 
 
+def test_predict_proba_of_class_codes_read_as_amounts_says_why_it_is_missing():
+    """``cross_val_predict(AutoMM(), X, y, method="predict_proba")`` encodes the labels as 0..k-1; with many
+    classes fit reads such codes as amounts, and the user met scikit-learn's bare "This 'AutoMM' has no
+    attribute 'predict_proba'". The error says why and what to use; hasattr stays False."""
+    from sklearn.model_selection import cross_val_predict
+
+    texts = [f"item {i}" for i in range(60)]
+    labels = np.array([f"class {i}" for i in range(30)] * 2)
+    model = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"}))
+    with pytest.warns(UserWarning), pytest.raises(AttributeError) as raised:
+        cross_val_predict(model, texts, labels, method="predict_proba", cv=2)
+    message = str(raised.value)
+    assert "'predict_proba'" in message and "problem_type_ == 'regression'" in message and "amounts" in message
+    assert "AutoMMClassifier" in message and "problem_type='multiclass'" in message
+    with pytest.warns(UserWarning, match="read as a regression target"):
+        fitted = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(texts, np.arange(60) % 40)
+    assert fitted.problem_type_ == "regression" and not hasattr(fitted, "predict_log_proba")
+    with pytest.raises(AttributeError, match=r"predict_log_proba'; problem_type_ == 'regression': fit read the labels"):
+        fitted.predict_log_proba(texts)
+    with pytest.raises(AttributeError, match="AutoMMRegressor fits a regression.*use AutoMMClassifier"):
+        AutoMMRegressor().predict_proba(texts)
+    with pytest.raises(AttributeError, match="problem_type='regression': a regression has no class probabilities"):
+        AutoMM(problem_type="regression").predict_proba(texts)
+    assert hasattr(AutoMM(), "predict_proba") and hasattr(AutoMMClassifier(), "predict_log_proba")
+
+
+def test_permutation_importance_names_an_unreadable_image_and_labels_of_no_class_once(tmp_path):
+    """One ``permutation_importance(model, X, y, n_repeats=3)`` printed "y: 2 of 200 labels are no class of
+    the model" 16 times and an unreadable image's warning 12 times: scikit-learn empties Python's memory of
+    shown warnings in each scoring (its ``catch_warnings``), so automm's said them once per call."""
+    import warnings
+    from collections import Counter
+
+    import pandas as pd
+    from PIL import Image
+    from sklearn.inspection import permutation_importance
+
+    labels = ["dark", "light"] * 20
+    for i, label in enumerate(labels):
+        Image.fromarray(np.full((8, 8, 3), 30 if label == "dark" else 220, np.uint8)).save(tmp_path / f"{i}.png")
+    X = pd.DataFrame({"image": [str(tmp_path / f"{i}.png") for i in range(40)],
+                      "text": [f"{label} photo {i}" for i, label in enumerate(labels)]})
+    model = AutoMM(**tiny(max_epochs=1)).fit(X, labels)
+    X.loc[3, "image"] = str(tmp_path / "gone.png")
+    y = ["grey", "grey", *labels[2:]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        permutation_importance(model, X, y, n_repeats=3, random_state=0)
+    said = Counter(str(w.message) for w in caught)
+    assert [n for message, n in said.items() if "2 of 40 labels are no class of the model ('grey')" in message] == [1]
+    assert [n for message, n in said.items() if "cannot be read and count as missing: row 3 (" in message] == [1]
+    X.loc[5, "image"] = str(tmp_path / "also_gone.png")  # another finding is said
+    with pytest.warns(UserWarning, match=r"2 of 40 images cannot be read and count as missing: row 3 .*row 5"):
+        model.predict(X)
+
+
 def test_predict_log_proba_is_the_log_of_predict_proba_and_finite_where_it_rounds_to_0(monkeypatch):
     """scikit-learn's classifiers have ``predict_log_proba`` (log-loss by hand, naive-Bayes-style
     stacking); automm had none. A confident model's tiny probabilities stay finite logarithms."""

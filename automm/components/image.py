@@ -76,14 +76,22 @@ NAMED_LARGE_FILES: set[str] = set()
 @contextlib.contextmanager
 def pixel_limit_warning_left_out(leave_out: bool = True):
     """Pillow's ``DecompressionBombWarning`` (it names no file) left out within, where ``leave_out``,
-    in the main thread only: the warnings' filters are the process's, and ``catch_warnings`` in
-    several threads at once can leave one thread's filter in place for good."""
+    in the main thread only (the warnings' filters are the process's). An "ignore" filter of its own,
+    put first and removed by identity, without telling ``warnings`` that its filters changed: an
+    "ignore" leaves nothing in the registries of warnings shown, which ``catch_warnings`` emptied
+    (as any change ``warnings`` is told of does), so after each ``predict``'s image check every
+    warning the program had shown once (automm's, scikit-learn's, the caller's) showed again."""
     if not leave_out or threading.current_thread() is not threading.main_thread():
         yield
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    ours = ("ignore", None, Image.DecompressionBombWarning, None, 0)
+    warnings.filters.insert(0, ours)
+    try:
         yield
+    finally:
+        found = [i for i, entry in enumerate(warnings.filters) if entry is ours]
+        if found:  # (else gone already: the caller reset the filters meanwhile)
+            del warnings.filters[found[0]]
 
 
 def exif_orientation(image: Image.Image) -> int:
