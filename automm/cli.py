@@ -555,7 +555,8 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
             and summary.get("validation_rows") is not None else ""), summary["validation_score"]),
         *([(f"validation {summary.get('validation_metric', 'score')} of predict's decisions",
             summary["predict_validation_score"])] if summary.get("predict_validation_score") is not None else []),
-        *([(f"validation {key[11:]}", summary[key]) for key in ("validation_rmse", "validation_mae") if key in summary]),
+        *([(f"validation {key[11:]}", summary[key]) for key in ("validation_r2", "validation_rmse", "validation_mae")
+           if key in summary]),
         *([("search", _trials_line(summary["trials"])
                       + (f", study {summary['study_name']}" if summary.get("study_name") else ""))]
           if "trials" in summary else []),

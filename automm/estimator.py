@@ -43,7 +43,7 @@ from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, finite_number, retry_with_smaller_batches, scale_frozen_batch,
                        train_bagged, train_candidate, training_value_problem, untimed_epochs_problem,
-                       without_inert_augmentations,
+                       validation_r2, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
 from .training import holdout_score_name, make_loader, model_outputs, resolve_device, workers_are_forked
@@ -1191,9 +1191,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if (get_tags(self).estimator_type is None and _called_by_model_selection()
                 and not _folds_chosen_by_a_type(self)):
             warnings.warn(f"{type(self).__name__} with problem_type='auto' is neither a classifier nor a regressor to scikit-learn, "
-                          f"so a number of folds (cv=5) splits its rows in order, unstratified; use AutoMMClassifier or "
-                          f"AutoMMRegressor, or pass problem_type={problem_type!r}", AutoMMWarning,
-                          stacklevel=user_stacklevel())
+                          "so a number of folds (an integer cv, or cv left at its default) splits its rows in order, "
+                          f"unstratified; use AutoMMClassifier or AutoMMRegressor, or pass problem_type={problem_type!r}",
+                          AutoMMWarning, stacklevel=user_stacklevel())
         self.problem_type_ = problem_type
         targets = self._encode_targets(labels, problem_type, weights)
         if self.metric == "f1" and problem_type == "binary":
@@ -1378,6 +1378,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self.best_score_ = candidate.best_score
         #: what best_score_ was measured on ("holdout", "out-of-fold", "X_val", "training rows"), and its rows
         self.validation_on_, self.validation_rows_ = scored_on(data, candidate)
+        #: a regression's R² on those rows (None where best_score_ is no squared error: see validation_r2)
+        self.validation_r2_ = validation_r2(data, candidate.best_score, self.validation_on_)
         self.stop_reason_ = candidate.stop_reason
         #: whether Ctrl-C cut the fit short (its model: the best of what had finished)
         self.interrupted_ = bool(candidate.interrupted)
@@ -1397,12 +1399,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def fit_summary(self) -> dict:
         """What ``fit`` did and kept, in plain values (``automm fit`` prints the same):
         ``problem_type`` (and ``n_classes``), each column's role (``columns``), the kept model's
-        ``components``, its holdout score (``validation_score``; an ensemble's is its pooled
-        members' score on the rows its weights were chosen on, the holdout or out-of-fold; measured as
-        ``validation_metric`` on ``validation_rows`` rows of ``validation_on``: ``"holdout"``,
-        ``"out-of-fold"`` (a bag's outputs over the training rows), ``"X_val"`` or ``"training rows"``
-        (too few to hold any out); for regression also ``validation_rmse`` or, under ``metric="mae"``,
-        ``validation_mae``, in the target's units), ``epochs_run``, ``best_epoch`` and ``stop_reason`` (for the
+        ``components`` (its ``encoders`` and ``fusion``, and the ``inputs`` it reads with their
+        columns: an input no kept model reads, as the search's linear model may leave an image out,
+        is not listed; an ensemble's are those any member reads), its holdout score
+        (``validation_score``; an ensemble's is its pooled members' score on the rows its weights
+        were chosen on, the holdout or out-of-fold; measured as ``validation_metric`` on
+        ``validation_rows`` rows of ``validation_on``: ``"holdout"``, ``"out-of-fold"`` (a bag's
+        outputs over the training rows), ``"X_val"`` or ``"training rows"`` (too few to hold any
+        out); for regression, where it is of standardised targets, also ``validation_rmse`` in the
+        target's units and ``validation_r2``, the R² of the same rows (what ``metric="r2"`` asks
+        for), or, under ``metric="mae"``, ``validation_mae`` in the target's units), ``epochs_run``,
+        ``best_epoch`` and ``stop_reason`` (for the
         search's linear or nearest-neighbour model, ``solver`` is set and its "epochs" are the
         settings it tried, the one kept in ``kept_setting``: ``l2_c``, or ``k`` and
         ``temperature``); after a
@@ -1421,6 +1428,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
         state = self.__dict__
         score = state.get("best_score_")
+        # the inputs the kept model reads (an ensemble: any of its members; the search's linear or
+        # nearest-neighbour model may read only some)
+        kept_configs = [self.config_, *(m.config for m in getattr(state.get("ensemble_"), "members", ()))]
+        read = {name for config in kept_configs for name in config["encoders"]}
         summary = {"problem_type": self.problem_type_}
         if self.problem_type_ != "regression":
             summary["n_classes"] = int(len(self.classes_))
@@ -1428,7 +1439,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             "columns": dict(self.column_roles_),
             "components": {"encoders": {k: describe_encoder(v) for k, v in self.config_["encoders"].items()},
                            "fusion": self.config_["fusion"].get("name"),
-                           "inputs": {spec.name: list(spec.columns) for spec in self.inputs_}},
+                           "inputs": {spec.name: list(spec.columns) for spec in self.inputs_ if spec.name in read}},
             "validation_metric": holdout_score_name(self.metric, self.problem_type_),
             "validation_score": None if score is None else float(score),
             "validation_on": state.get("validation_on_"),
@@ -1440,11 +1451,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if state.get("interrupted_"):  # (only in the process that fitted it: a saved model does not keep it)
             summary["interrupted"] = True
         if self.problem_type_ == "regression" and score is not None and math.isfinite(float(score)):
-            # the holdout error in the target's own units (the score is of standardised targets)
+            # the holdout error in the target's own units (the score is of standardised targets), and its R²
             if self.metric == "mae":
                 summary["validation_mae"] = float(-score * self.target_std_)
             else:
                 summary["validation_rmse"] = float(math.sqrt(max(0.0, -float(score))) * self.target_std_)
+                if state.get("validation_r2_") is not None:
+                    summary["validation_r2"] = float(state["validation_r2_"])
         from .neighbors import NEIGHBORS_SOLVER, is_neighbors
 
         solver = NEIGHBORS_SOLVER if is_neighbors(self.config_) else self.config_["training"].get("solver")
@@ -1701,8 +1714,22 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """Names of :meth:`transform`'s columns: ``embedding0``, ``embedding1``, ... (the kept
         model's fused embedding), or ``score_<class>`` (``score`` for regression) when the kept
         model's fusion makes the outputs itself (the search's linear and nearest-neighbour
-        models, ``late``). ``input_features`` is not used: the embedding mixes every input."""
+        models, ``late``). ``input_features`` names no output (the embedding mixes every input)
+        but is checked as scikit-learn's transformers check it: a ``ValueError`` unless it equals
+        ``feature_names_in_`` (where fit had it) and has ``n_features_in_`` names."""
         self._check_fitted()
+        if input_features is not None:
+            given = np.asarray(input_features, dtype=object)
+            known = getattr(self, "feature_names_in_", None)
+            if given.ndim != 1:
+                raise ValueError(f"input_features: expected a list of the {self.n_features_in_} input column "
+                                 f"names, got {input_features!r}")
+            if known is not None and not np.array_equal(known, given):
+                raise ValueError(f"input_features is not equal to feature_names_in_: got {given.tolist()}, but "
+                                 f"{type(self).__name__} was fitted on the columns {known.tolist()}")
+            if len(given) != self.n_features_in_:
+                raise ValueError(f"input_features should have length equal to number of features "
+                                 f"({self.n_features_in_}), got {len(given)}")
         if self.model_.fusion.produces_outputs:
             names = ([f"score_{c}" for c in self.classes_] if self.problem_type_ != "regression" else ["score"])
         else:

@@ -912,6 +912,7 @@ _PARAMS_READ = {
 _FIT_KEYS = {
     "validation_score": (_is_number, "a number"),
     "predict_validation_score": (_is_number, "a number"),
+    "validation_r2": (_is_finite, "a finite number"),
     "fit_seconds": (lambda v: _is_finite(v) and v >= 0, "a number of seconds >= 0"),
     "validation_rows": (lambda v: _is_whole(v) and v >= 0, "a whole number >= 0"),
     "best_trial": (_is_whole, "a whole number"),
@@ -1278,7 +1279,7 @@ _FIT_RECORD = (("validation_score", "best_score_"), ("stop_reason", "stop_reason
                ("fit_seconds", "fit_seconds_"), ("best_trial", "best_trial_"), ("study_name", "study_name_"),
                ("trials", "trial_counts_"), ("pareto", "pareto_summary_"),
                ("predict_validation_score", "decided_score_"), ("validation_on", "validation_on_"),
-               ("validation_rows", "validation_rows_"))
+               ("validation_rows", "validation_rows_"), ("validation_r2", "validation_r2_"))
 
 
 def _fit_record(estimator) -> dict:

@@ -782,6 +782,23 @@ def scored_on(data: PreparedData, candidate: Candidate) -> tuple[str, int]:
     return "holdout", len(data.valid_index)
 
 
+def validation_r2(data: PreparedData, score: float | None, on: str) -> float | None:
+    """The R² of a regression whose holdout score ``score`` is the negated mean squared error of
+    the standardised targets, measured on the rows ``on`` names (:func:`scored_on`: a bag's or an
+    ensemble's out-of-fold rows, else the holdout's): 1 - MSE / the (weighted) variance of those
+    rows' targets, as ``sklearn.metrics.r2_score`` computes it. None for classification, for
+    ``metric="mae"`` (its score is no squared error), for a score that is not finite and for rows
+    whose targets are all the same."""
+    if data.problem_type != "regression" or data.metric == "mae" or score is None or not math.isfinite(score):
+        return None
+    rows = comparable_rows(data, data.rows) if on == "out-of-fold" else data.valid_index
+    targets, weights = data.targets[rows].astype(np.float64), data.weights(rows)
+    if not len(rows) or (weights is not None and not np.sum(weights) > 0):
+        return None
+    variance = float(np.average((targets - np.average(targets, weights=weights)) ** 2, weights=weights))
+    return 1.0 + float(score) / variance if variance > 0 else None
+
+
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,
                  callbacks: Sequence[Callback] = (), verbose: int = 0,
                  device: torch.device | None = None,

@@ -1238,6 +1238,37 @@ def test_a_regressors_holdout_error_is_reported_in_the_targets_units(builtin_onl
     assert 4 < summary["validation_mae"] < 25 and "validation_rmse" not in summary
 
 
+def test_a_regression_fitted_for_r2_reports_its_validation_r2(builtin_only, tmp_path):
+    """metric="r2" reported only the standardised negative MSE (-0.84 where the holdout's R² was
+    0.16) and the RMSE: the R² asked for was nowhere in fit_summary() or automm fit's report."""
+    from sklearn.metrics import r2_score
+
+    from automm.cli import _fit_report
+
+    rng = np.random.default_rng(0)
+    X, X_val = rng.normal(size=(120, 3)), rng.normal(size=(40, 3))
+    y, y_val = (x[:, 0] * 100 + rng.normal(size=len(x)) * 50 + 500 for x in (X, X_val))
+    weights = np.linspace(0.5, 2.0, 40)
+    model = AutoMMRegressor(max_epochs=3, num_workers=0, random_state=0, metric="r2")
+    summary = model.fit(X, y, X_val=X_val, y_val=y_val, sample_weight_val=weights).fit_summary()
+    assert summary["validation_on"] == "X_val"
+    assert summary["validation_r2"] == pytest.approx(r2_score(y_val, model.predict(X_val), sample_weight=weights),
+                                                     abs=1e-4)
+    assert summary["validation_r2"] != pytest.approx(summary["validation_score"], abs=0.05)  # (not the same number)
+    assert AutoMMRegressor.load(model.save(tmp_path / "model")).fit_summary()["validation_r2"] == summary["validation_r2"]
+    report = _fit_report({**summary, "recipe": "r.yaml", "data": "d.csv", "label": "y", "train_rows": 120,
+                          "test_rows": 0, "model_dir": "m"}, None)
+    assert re.search(rf"\n  validation r2 +{summary['validation_r2']:.4f}\n", report)
+    # a bag's out-of-fold rows are every training row, whose standardised targets' variance is 1
+    bagged = AutoMMRegressor(max_epochs=2, num_workers=0, random_state=0, metric="r2", bag_folds=2).fit(X, y)
+    summary = bagged.fit_summary()
+    assert summary["validation_on"] == "out-of-fold"
+    assert summary["validation_r2"] == pytest.approx(1 + summary["validation_score"], abs=1e-4)
+    # metric="mae" scores no squared error: its MAE, no R²
+    assert "validation_r2" not in AutoMMRegressor(max_epochs=1, num_workers=0, random_state=0,
+                                                  metric="mae").fit(X, y).fit_summary()
+
+
 def test_fit_warns_when_the_label_column_is_left_among_the_inputs(emoji_split):
     import warnings as _warnings
 

@@ -421,6 +421,20 @@ def test_the_linear_model_regresses_and_a_missing_text_gets_the_bias(builtin_onl
         torch.testing.assert_close(model(batch["inputs"], batch["masks"])[0], model.fusion.bias)
 
 
+def test_fit_summary_lists_only_the_inputs_the_kept_linear_model_reads(builtin_only, emoji_split, tmp_path):
+    """The search kept the linear model alone, which reads the names only (the cnn has no linear
+    form): fit_summary()["components"]["inputs"] still listed the image column as an input it read."""
+    train = emoji_split[0].head(150)
+    # a 9-row holdout: too few to weigh an ensemble by, the best-ranked model is kept alone
+    model = AutoMM(n_trials=2, max_epochs=1, batch_size=16, num_workers=0, random_state=0, ensemble_size=3,
+                   holdout_frac=0.06, encoders={"image": {"name": "cnn", "image_size": 32, "depth": 2}}
+                   ).fit(train[["image", "name"]], train["category"])
+    assert model.config_["training"].get("solver") == LINEAR_SOLVER and "ensemble_" not in vars(model)
+    components = model.fit_summary()["components"]
+    assert components["encoders"] == {"text_0": "hashed_ngram"} and components["inputs"] == {"text_0": ["name"]}
+    assert AutoMM.load(model.save(tmp_path / "model")).fit_summary()["components"] == components
+
+
 def test_a_search_trains_the_linear_model_on_the_texts_alone_and_keeps_it_through_save(builtin_only, emoji_split, tmp_path):
     train, test = emoji_split
     train = train.head(150)

@@ -322,9 +322,26 @@ def test_the_unstratified_folds_warning_holds_for_folds_given_as_a_stratified_sp
 
     train = emoji_split[0].head(40)
     with pytest.warns(UserWarning, match=r"neither a classifier nor a regressor to scikit-learn, so a number of "
-                                         r"folds \(cv=5\) splits its rows in order, unstratified"):
+                                         r"folds \(an integer cv, or cv left at its default\) splits its rows in "
+                                         r"order, unstratified"):
         cross_val_score(AutoMM(**tiny(max_epochs=1)), train[["image", "name"]], train["category"],
                         cv=StratifiedKFold(2, shuffle=True, random_state=0))
+
+
+def test_the_unstratified_folds_warning_claims_no_number_of_folds():
+    """cross_val_score(AutoMM(), X, y, cv=2) warned that "a number of folds (cv=5)" splits the rows
+    in order: a number it did not know, which the user had not passed."""
+    import warnings
+
+    from sklearn.model_selection import cross_val_score
+
+    texts = [f"{word} item {i}" for word in ("red", "blue") for i in range(10)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cross_val_score(AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})), texts, ["r", "b"] * 10, cv=2)
+    said = [str(w.message) for w in caught if "neither a classifier nor a regressor" in str(w.message)]
+    assert said and all("cv=5" not in message and "(an integer cv, or cv left at its default)" in message
+                        for message in said)
 
 
 def test_model_selection_on_a_plain_automm_warns_that_its_folds_are_not_stratified(emoji_split):
@@ -458,6 +475,29 @@ def test_a_pipeline_passing_an_object_array_on_trains_on_its_columns(emoji_split
     model = pipe[-1]
     assert model.column_roles_ == {"x0": "image", "x1": "text"}
     assert pipe.score(test[["image", "name"]], test["category"]) > 0.4  # 9 classes: chance is about 0.11
+
+
+def test_get_feature_names_out_checks_input_features_as_scikit_learn_does():
+    """get_feature_names_out(input_features) ignored input_features that were not the columns fit saw,
+    where scikit-learn's transformers raise a ValueError (sklearn.utils.validation._check_feature_names_in)."""
+    import pandas as pd
+
+    X = pd.DataFrame({"name": [f"{w} item {i}" for w in ("red", "blue") for i in range(10)],
+                      "n": [i % 4 for i in range(20)]})
+    model = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(X, ["r"] * 10 + ["b"] * 10)
+    names = model.get_feature_names_out()
+    assert list(model.get_feature_names_out(["name", "n"])) == list(names)
+    for wrong in (["n", "name"], ["name"], ["wrong", "columns"], ["name", "n", "extra"]):
+        with pytest.raises(ValueError, match=r"input_features is not equal to feature_names_in_: got .* fitted on "
+                                             r"the columns \['name', 'n'\]"):
+            model.get_feature_names_out(wrong)
+    with pytest.raises(ValueError, match=r"input_features: expected a list of the 2 input column names, got 'name'"):
+        model.get_feature_names_out("name")
+    # fitted without names (a 2-D array): any names, as many as its columns
+    unnamed = AutoMM(**tiny(max_epochs=1, encoders=None)).fit(np.arange(40.0).reshape(20, 2), ["r"] * 10 + ["b"] * 10)
+    assert len(unnamed.get_feature_names_out(["a", "b"])) == len(unnamed.get_feature_names_out())
+    with pytest.raises(ValueError, match=r"input_features should have length equal to number of features \(2\), got 3"):
+        unnamed.get_feature_names_out(["a", "b", "c"])
 
 
 def test_fit_leaves_the_global_random_generators_alone(emoji_split):
