@@ -942,18 +942,20 @@ def warned_once_in(said: dict[str, None]):
         _said_before.reset(token)
 
 
-def say_once(said: dict[str, None], message: str) -> bool:
-    """Whether ``message`` is new to ``said`` (then remembered there, among the latest
-    :data:`SAID_REMEMBERED`)."""
+def warn_once(said: dict[str, None], message: str) -> None:
+    """An ``AutoMMWarning`` with ``message`` unless ``said`` holds it; remembered there once given (among
+    the latest :data:`SAID_REMEMBERED`), not where the program's filters made it an error: a service
+    that turns automm's warnings into errors refuses each request with an unreadable image, not the
+    first only."""
     if message in said:
-        return False
+        return
+    warnings.warn(message, AutoMMWarning, stacklevel=user_stacklevel())
     said[message] = None
     while len(said) > SAID_REMEMBERED:
         try:
             del said[next(iter(said))]
         except (KeyError, StopIteration, RuntimeError):  # (another thread's prediction took it meanwhile)
             break
-    return True
 
 
 def _warn_of_column(message: str) -> None:
@@ -961,8 +963,10 @@ def _warn_of_column(message: str) -> None:
     within :func:`warned_once_in`, once."""
     message = _checked_argument.get() + message
     said = _said_before.get()
-    if said is None or say_once(said, message):
+    if said is None:
         warnings.warn(message, AutoMMWarning, stacklevel=user_stacklevel())
+    else:
+        warn_once(said, message)
 
 
 def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:

@@ -29,7 +29,7 @@ from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
                    checks_of, reordered_index, row_namer, row_naming, rows_repeated, rows_without_input, table_like,
-                   say_once, validate_columns, warn_unused_modalities, warned_once_in)
+                   validate_columns, warn_once, warn_unused_modalities, warned_once_in)
 from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, _records
 from .process_state import SharedChange, note_torch_threads, torch_threads_after_fork, torch_threads_capped, \
@@ -1795,8 +1795,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
             message = (f"y: {int(unseen.sum())} of {len(labels)} labels are no class of the model ({shown}): "
                        f"they count as errors{labels_written_otherwise(labels[unseen].tolist(), self.classes_)}")
-            if say_once(_said_for_model(self.model_), message):  # (permutation_importance scores the same y often)
-                warnings.warn(message, AutoMMWarning, stacklevel=user_stacklevel())
+            warn_once(_said_for_model(self.model_), message)  # (permutation_importance scores the same y often)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> str:
@@ -1928,7 +1927,7 @@ _VALUES_SAID: "weakref.WeakKeyDictionary[Any, dict[str, None]]" = weakref.WeakKe
 
 
 def _said_for_model(model: Any) -> dict[str, None]:
-    """The warnings about the values to predict or score (:func:`automm.data.say_once`) that
+    """The warnings about the values to predict or score (:func:`automm.data.warn_once`) that
     fitted ``model`` has given, each given once: scikit-learn's tools that call ``predict`` or
     ``score`` on the same rows many times (``permutation_importance``: once per column and repeat)
     reset Python's once-per-place memory of warnings between the calls, so each call repeated them
@@ -1940,12 +1939,13 @@ def _warn_once_for_model(model: Any, message: str, kind: str | None = None) -> N
     """Warn with ``message`` once per fitted ``model`` and ``kind`` of finding (by default the
     message before its examples, numbers left out): the examples and counts differ from call to
     call, so Python's once-per-place rule let a service log one warning per request (kept beside
-    the model, not in the estimator: predict leaves an estimator's state alone)."""
+    the model, not in the estimator: predict leaves an estimator's state alone). Counted once given,
+    not where the program's filters made it an error (each such call raises)."""
     known = _UNFAMILIAR_SAID.setdefault(model, set())
     kind = kind if kind is not None else re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0])
     if kind not in known:
-        known.add(kind)
         warnings.warn(f"{message} (said once for this model)", AutoMMWarning, stacklevel=user_stacklevel())
+        known.add(kind)
 
 
 def _judges(encoder: Encoder) -> bool:

@@ -678,7 +678,8 @@ class _TrialReporter(Callback):
 
 
 class _Heartbeat:
-    """Writes the time into a running trial's system attributes every ``interval`` seconds."""
+    """Writes the time into a running trial's system attributes every ``interval`` seconds, until
+    the trial has finished (a write that failed is tried again at the next)."""
 
     def __init__(self, storage, trial_id: int, interval: float):
         self.storage, self.trial_id, self.interval = storage, trial_id, interval
@@ -686,11 +687,15 @@ class _Heartbeat:
         self.thread = threading.Thread(target=self._run, name=f"automm-heartbeat-{trial_id}", daemon=True)
 
     def _run(self) -> None:
+        import optuna
+
         while True:
             try:
                 self.storage.set_trial_system_attr(self.trial_id, _HEARTBEAT, time.time())
-            except Exception:  # noqa: BLE001 - the trial finished or the storage went away
+            except (optuna.exceptions.UpdateFinishedTrialError, KeyError):  # finished, or its study deleted
                 return
+            except Exception:  # noqa: BLE001 - a write that failed (a locked SQLite file): the next one may not
+                pass
             if self.stop_event.wait(self.interval):
                 return
 
@@ -1031,28 +1036,59 @@ def _components(config: Mapping[str, Any]) -> str:
 # The loop of one search process
 # ==========================================================================================
 
+#: automm heartbeats of running trials on storages with Optuna's heartbeats, as this process saw them:
+#: (id of the storage, trial id) -> (the heartbeat, ``time.monotonic()`` when it was first seen so)
+_BEATS_SEEN: dict[tuple[int, int], tuple[float, float]] = {}
+_BEATS_SEEN_LOCK = threading.Lock()
+
+
+def _beats_unchanged(storage, trials: Sequence[Any]) -> dict[int, float]:
+    """Per running trial of ``trials`` with an automm heartbeat, the seconds this process has seen that
+    heartbeat unchanged (0 at first sight), by this machine's clock alone: the time a heartbeat holds
+    is its writer's clock, which may be off (Optuna's heartbeats, on an RDB storage, are the database's)."""
+    now, key = time.monotonic(), id(storage)
+    unchanged = {}
+    with _BEATS_SEEN_LOCK:
+        for t in trials:
+            beat = t.system_attrs.get(_HEARTBEAT)
+            if beat is None:
+                continue
+            seen = _BEATS_SEEN.get((key, t._trial_id))
+            if seen is None or seen[0] != beat:
+                seen = _BEATS_SEEN[key, t._trial_id] = (beat, now)
+            unchanged[t._trial_id] = now - seen[1]
+        for gone in [k for k in _BEATS_SEEN if k[0] == key and k[1] not in unchanged]:  # (finished trials)
+            del _BEATS_SEEN[gone]
+    return unchanged
+
+
 def _fail_lost_trials(study, storage, heartbeats: bool = True) -> None:
     """Declare running trials whose heartbeat stopped (their worker died) failed, and queue a
     retry of each (for storages without heartbeats of their own). Without ``heartbeats`` (an RDB
     storage: Optuna's heartbeats find the others after their grace), only the trials whose
-    process on this machine has ended, and those whose automm heartbeat stopped: a trial that
-    ``optuna.copy_study`` copied while running (from a journal, or another database: Optuna's
-    heartbeats are not copied, so Optuna never declares it lost, and it stayed running for good,
-    counted towards ``n_trials`` and waited for by the fit)."""
+    process on this machine has ended, and those whose automm heartbeat this process has seen
+    unchanged for the grace: a trial that ``optuna.copy_study`` copied while running (from a journal,
+    or another database: Optuna's heartbeats are not copied, so Optuna never declares it lost, and
+    it stayed running for good, counted towards ``n_trials`` and waited for by the fit). Not by the
+    time the heartbeat holds, its worker's clock: a running trial of a machine whose clock was a
+    minute behind was declared lost where Optuna's heartbeats, the database's time, kept it."""
     import optuna
     from optuna.trial import TrialState
 
     now = time.time()
     grace = max(_storage.heartbeat_grace(), 2 * _storage.heartbeat_interval())
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        beat = t.system_attrs.get(_HEARTBEAT)
-        last = beat or 0.0
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    unchanged = {} if heartbeats else _beats_unchanged(storage, running)
+    for t in running:
+        last = t.system_attrs.get(_HEARTBEAT) or 0.0
         if t.datetime_start is not None:
             last = max(last, t.datetime_start.timestamp())
         if _worker_is_gone(t.user_attrs.get(_ATTR + "worker"), t.user_attrs.get(_ATTR + "process_space")):
             reason = "worker lost: its process on this machine has ended"
-        elif (heartbeats or beat is not None) and now - last > grace:
+        elif heartbeats and now - last > grace:
             reason = f"worker lost: no heartbeat for {now - last:.0f} s"
+        elif unchanged.get(t._trial_id, 0.0) > grace:
+            reason = f"worker lost: no heartbeat for {unchanged[t._trial_id]:.0f} s (seen unchanged here)"
         else:
             continue
         try:

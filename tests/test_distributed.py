@@ -638,10 +638,11 @@ def test_on_postgresql_a_killed_workers_trial_on_this_machine_is_retried_at_once
 
 
 @pytest.mark.parametrize("source", ["journal", "sqlite"])
-def test_a_study_copied_into_a_database_with_a_running_trial_retrains_it(source, rows, tmp_path):
+def test_a_study_copied_into_a_database_with_a_running_trial_retrains_it(source, rows, tmp_path, monkeypatch):
     """optuna.copy_study copies no Optuna heartbeat: a trial running when the study was copied (its
     fit killed on another machine) stayed RUNNING in the database copy for good, counted towards
-    n_trials and never trained again. automm's own heartbeat, which the copy keeps, finds it lost."""
+    n_trials and never trained again. automm's own heartbeat, which the copy keeps, finds it lost
+    once the fit has seen it unchanged for the grace (here 0.1 s: about a trial's time)."""
     import datetime
     import time
 
@@ -661,10 +662,73 @@ def test_a_study_copied_into_a_database_with_a_running_trial_retrains_it(source,
         system_attrs={"automm:heartbeat": time.time() - 3600}, intermediate_values={}, trial_id=0))
     optuna.copy_study(from_study_name="moved", from_storage=study._storage, to_storage=copy)
 
-    board = AutoMM(**params, storage=copy, n_trials=3).fit(names, labels).leaderboard_.set_index("number")
+    monkeypatch.setenv("AUTOMM_HEARTBEAT_INTERVAL", "0.05")
+    monkeypatch.setenv("AUTOMM_HEARTBEAT_GRACE", "0.1")
+    board = AutoMM(**params, storage=copy, n_trials=4).fit(names, labels).leaderboard_.set_index("number")
     assert board.loc[1, "state"] == "FAIL", board[["state", "reason"]]
     assert board.loc[1, "reason"].startswith("worker lost: no heartbeat for") and "retried as trial" in board.loc[1, "reason"]
-    assert (board["state"] == "COMPLETE").sum() == 3  # the first trial, the retry and one more
+    assert (board["state"] == "COMPLETE").sum() == 4  # the first trial, the retry and two more
+
+
+def _running_trial(storage, started_ago: float):
+    """A study of one trial running on another machine, started ``started_ago`` seconds ago."""
+    import datetime
+
+    study = optuna.create_study(study_name="elsewhere", storage=storage)
+    started = datetime.datetime.now() - datetime.timedelta(seconds=started_ago)
+    study.add_trial(optuna.trial.FrozenTrial(
+        number=0, state=optuna.trial.TrialState.RUNNING, value=None, datetime_start=started, datetime_complete=None,
+        params={}, distributions={}, user_attrs={"automm:worker": "elsewhere:1", "automm:process_space": "elsewhere"},
+        system_attrs={}, intermediate_values={}, trial_id=0))
+    return study, study.trials[0]._trial_id
+
+
+def test_on_a_database_a_running_trial_of_a_machine_whose_clock_is_behind_is_not_lost(tmp_path, monkeypatch):
+    """A worker machine's clock 90 s behind the fit's: its trial, beating every interval, was declared lost
+    ("no heartbeat for 90 s") at the fit's first look, and again each retry, where Optuna's heartbeats, in
+    the database's time, kept it. One that stops beating is still lost, after the grace seen here."""
+    import time
+
+    monkeypatch.setenv("AUTOMM_HEARTBEAT_INTERVAL", "0.1")
+    monkeypatch.setenv("AUTOMM_HEARTBEAT_GRACE", "0.3")
+    storage = search.make_storage("rdb", f"sqlite:///{tmp_path / 'study.db'}")
+    study, trial_id = _running_trial(storage, started_ago=600)
+    for _ in range(6):  # the worker beats by its clock, and the fit looks, 0.6 s in all: twice the grace
+        storage.set_trial_system_attr(trial_id, "automm:heartbeat", time.time() - 90)
+        search._fail_lost_trials(study, storage, heartbeats=False)
+        assert storage.get_trial(trial_id).state == optuna.trial.TrialState.RUNNING
+        time.sleep(0.1)
+    for _ in range(4):  # it stops
+        search._fail_lost_trials(study, storage, heartbeats=False)
+        time.sleep(0.1)
+    assert storage.get_trial(trial_id).state == optuna.trial.TrialState.FAIL
+    assert storage.get_trial(trial_id).user_attrs["automm:reason"].startswith("worker lost: no heartbeat for")
+
+
+def test_a_heartbeat_goes_on_after_a_write_that_failed(tmp_path):
+    """One heartbeat write the storage failed (SQLite's "database is locked", a database failing over)
+    ended the heartbeats of a trial that went on training, which the others then declared lost."""
+    import time
+
+    storage = search.make_storage("rdb", f"sqlite:///{tmp_path / 'study.db'}")
+    _, trial_id = _running_trial(storage, started_ago=0)
+    write, tried = storage.set_trial_system_attr, []
+
+    def flaky(*args):
+        tried.append(args)
+        if len(tried) == 2:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit")
+        return write(*args)
+
+    storage.set_trial_system_attr = flaky
+    with search._Heartbeat(storage, trial_id, 0.02):
+        time.sleep(0.3)
+    assert len(tried) > 5
+    storage.set_trial_system_attr = write
+    storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    with search._Heartbeat(storage, trial_id, 0.02) as heartbeat:  # a finished trial's heartbeat stops
+        heartbeat.thread.join(timeout=2)
+        assert not heartbeat.thread.is_alive()
 
 
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])

@@ -132,6 +132,38 @@ def test_permutation_importance_names_an_unreadable_image_and_labels_of_no_class
         model.predict(X)
 
 
+def test_warnings_made_errors_are_raised_by_every_call_not_the_first_only(tmp_path):
+    """A service that turns automm's warnings into errors, to refuse requests with an unreadable image:
+    the once-per-model warnings counted the first request's, raised as an error, as said, so the next
+    request with the same file predicted with the image missing, with no error."""
+    import warnings
+
+    import pandas as pd
+    from PIL import Image
+
+    from automm import AutoMMWarning
+
+    labels = ["dark", "light"] * 20
+    for i, label in enumerate(labels):
+        Image.fromarray(np.full((8, 8, 3), 30 if label == "dark" else 220, np.uint8)).save(tmp_path / f"{i}.png")
+    X = pd.DataFrame({"image": [str(tmp_path / f"{i}.png") for i in range(40)]})
+    model = AutoMM(**tiny(max_epochs=1)).fit(X, labels)
+    (tmp_path / "upload.png").write_bytes(b"not an image")
+    request = pd.DataFrame({"image": [str(tmp_path / "upload.png"), *X.image[:30]]})
+    y = ["grey", *labels[:30]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AutoMMWarning)
+        for _ in range(3):
+            with pytest.raises(AutoMMWarning, match="1 of 31 images cannot be read"):
+                model.predict(request)
+        for _ in range(2):  # a row without its one input: said once per model, as an error each time
+            with pytest.raises(AutoMMWarning, match="1 of 31 rows have no input at all"):
+                model.predict(request.mask(request.image.str.endswith("upload.png")))
+        for _ in range(2):
+            with pytest.raises(AutoMMWarning, match="1 of 31 labels are no class of the model"):
+                model.score(X.head(31), y)
+
+
 def test_predict_log_proba_is_the_log_of_predict_proba_and_finite_where_it_rounds_to_0(monkeypatch):
     """scikit-learn's classifiers have ``predict_log_proba`` (log-loss by hand, naive-Bayes-style
     stacking); automm had none. A confident model's tiny probabilities stay finite logarithms."""
