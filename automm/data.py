@@ -21,6 +21,7 @@ import os
 import re
 import stat
 import time
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -943,14 +944,22 @@ def warned_once_in(said: dict[str, None]):
 
 
 def warn_once(said: dict[str, None], message: str) -> None:
-    """An ``AutoMMWarning`` with ``message`` unless ``said`` holds it; remembered there once given (among
-    the latest :data:`SAID_REMEMBERED`), not where the program's filters made it an error: a service
-    that turns automm's warnings into errors refuses each request with an unreadable image, not the
-    first only."""
-    if message in said:
+    """An ``AutoMMWarning`` with ``message``, pointing at the user's line, unless ``said`` holds it for
+    that line; remembered there once given (among the latest :data:`SAID_REMEMBERED`), not where the
+    program's filters made it an error: a service that turns automm's warnings into errors refuses
+    each request with an unreadable image, not the first only. Keyed by the line as Python's
+    once-per-line rule is (a notebook cell run again is a new line: it shows again), but kept
+    beside the model, which scikit-learn's resets of that rule's memory leave alone."""
+    level = user_stacklevel()
+    try:
+        frame = sys._getframe(level - 1)  # (the frame warnings.warn(stacklevel=level) names, called from here)
+        key = f"{frame.f_code.co_filename}:{frame.f_lineno}\0{message}"
+    except ValueError:  # (a stack shorter than that)
+        key = message
+    if key in said:
         return
-    warnings.warn(message, AutoMMWarning, stacklevel=user_stacklevel())
-    said[message] = None
+    warnings.warn(message, AutoMMWarning, stacklevel=level)
+    said[key] = None
     while len(said) > SAID_REMEMBERED:
         try:
             del said[next(iter(said))]
