@@ -886,7 +886,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     out = _Out(args.quiet or args.json)
     filters = _parse_filters(args.filter)
-    label = args.label or _recipe_data_key(args.model_dir, "label")
+    if args.label:
+        own = None  # the recipe's label, if it names one: --label may name another column
+        with contextlib.suppress(UsageError):  # (a variable it names not set here)
+            own = _recipe_data_key(args.model_dir, "label")
+        label = args.label
+    else:
+        label = own = _recipe_data_key(args.model_dir, "label")
     _data_source(args.data)
     estimator = _load_model(args.model_dir, args.device, args.cache_dir)
     if label is None:
@@ -925,9 +931,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             frame = frame.assign(**{label: frame[label].map(
                 lambda v: str(int(v)) if float(v).is_integer() else str(v))})
         argument = "--label" if args.label else f"data.label of {os.path.join(args.model_dir, 'recipe.yaml')}"
-        own = None
-        with contextlib.suppress(UsageError):  # (a variable it names not set here)
-            own = _recipe_data_key(args.model_dir, "label")
         # (a model without a recipe naming its label, saved by AutoMM.save: --label may be its own)
         unseen = _unseen_labels(frame[label], estimator.classes_, label, argument,
                                 chosen=bool(args.label) and own is not None and args.label != own)

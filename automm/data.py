@@ -943,19 +943,20 @@ def warned_once_in(said: dict[str, None]):
         _said_before.reset(token)
 
 
-def warn_once(said: dict[str, None], message: str) -> None:
-    """An ``AutoMMWarning`` with ``message``, pointing at the user's line, unless ``said`` holds it for
-    that line; remembered there once given (among the latest :data:`SAID_REMEMBERED`), not where the
+def warn_once(said: dict[str, None], message: str, key: str | None = None) -> None:
+    """An ``AutoMMWarning`` with ``message``, pointing at the user's line, unless ``said`` holds its
+    ``key``; remembered there once given (among the latest :data:`SAID_REMEMBERED`), not where the
     program's filters made it an error: a service that turns automm's warnings into errors refuses
-    each request with an unreadable image, not the first only. Keyed by the line as Python's
-    once-per-line rule is (a notebook cell run again is a new line: it shows again), but kept
-    beside the model, which scikit-learn's resets of that rule's memory leave alone."""
+    each request with an unreadable image, not the first only. By default keyed by the message and
+    the line, as Python's once-per-line rule is (a notebook cell run again is a new line: it shows
+    again), but kept beside the model, which scikit-learn's resets of that rule's memory leave alone."""
     level = user_stacklevel()
-    try:
-        frame = sys._getframe(level - 1)  # (the frame warnings.warn(stacklevel=level) names, called from here)
-        key = f"{frame.f_code.co_filename}:{frame.f_lineno}\0{message}"
-    except ValueError:  # (a stack shorter than that)
-        key = message
+    if key is None:
+        try:
+            frame = sys._getframe(level - 1)  # (the frame warnings.warn(stacklevel=level) names, called from here)
+            key = f"{frame.f_code.co_filename}:{frame.f_lineno}\0{message}"
+        except ValueError:  # (a stack shorter than that)
+            key = message
     if key in said:
         return
     warnings.warn(message, AutoMMWarning, stacklevel=level)

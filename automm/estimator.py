@@ -1918,7 +1918,7 @@ def _chunks(table: Table) -> Iterator[Table]:
 
 #: The kinds of unfamiliar input (and rows without any) each fitted model (``model_``) has warned about
 #: (see ``_warn_once_for_model``).
-_UNFAMILIAR_SAID: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+_UNFAMILIAR_SAID: "weakref.WeakKeyDictionary[Any, dict[str, None]]" = weakref.WeakKeyDictionary()
 
 
 #: The warnings about the values given to each fitted model (``model_``) to predict or score, the latest
@@ -1941,11 +1941,8 @@ def _warn_once_for_model(model: Any, message: str, kind: str | None = None) -> N
     call, so Python's once-per-place rule let a service log one warning per request (kept beside
     the model, not in the estimator: predict leaves an estimator's state alone). Counted once given,
     not where the program's filters made it an error (each such call raises)."""
-    known = _UNFAMILIAR_SAID.setdefault(model, set())
-    kind = kind if kind is not None else re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0])
-    if kind not in known:
-        warnings.warn(f"{message} (said once for this model)", AutoMMWarning, stacklevel=user_stacklevel())
-        known.add(kind)
+    warn_once(_UNFAMILIAR_SAID.setdefault(model, {}), f"{message} (said once for this model)",
+              key=kind if kind is not None else re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0]))
 
 
 def _judges(encoder: Encoder) -> bool:

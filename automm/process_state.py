@@ -217,8 +217,21 @@ def usable_cpus() -> int:
     except (AttributeError, OSError):  # (no affinity on macOS, Windows)
         cpus = None
     cpus = cpus or os.cpu_count() or 1
-    limit = cgroup_cpu_limit()
+    limit = _process_cgroup_limit()
     return max(1, min(cpus, math.ceil(limit)) if limit is not None else cpus)
+
+
+#: :func:`cgroup_cpu_limit` as read once per process (and per cgroup files read)
+_CGROUP_LIMITS: dict[tuple[int, str, str], float | None] = {}
+
+
+def _process_cgroup_limit() -> float | None:
+    """:func:`cgroup_cpu_limit`, read once per process: its files cost about 65 µs a reading, which
+    :func:`torch_threads_capped` paid at every ``predict`` (a one-row predict takes 7 ms)."""
+    key = (os.getpid(), CGROUP_ROOT, PROC_CGROUP)
+    if key not in _CGROUP_LIMITS:
+        _CGROUP_LIMITS[key] = cgroup_cpu_limit()
+    return _CGROUP_LIMITS[key]
 
 
 #: torch's thread count when automm first imported it: its default, unless the program set it before

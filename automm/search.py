@@ -557,11 +557,8 @@ INTERRUPTED_REASON = "interrupted (KeyboardInterrupt)"
 #: The failure reason of a trial stopped by ``SystemExit`` (``sys.exit`` in a SIGTERM handler of the
 #: user's own): retried, as an interrupted one is.
 EXIT_REASON = "interrupted (SystemExit)"
-
-
-def _interrupt_reason(exc: BaseException) -> str:
-    """The failure reason of the trials that ``exc`` (Ctrl-C or ``SystemExit``) cut short."""
-    return EXIT_REASON if isinstance(exc, SystemExit) else INTERRUPTED_REASON
+#: The failure reasons of trials cut short by Ctrl-C or ``SystemExit``, which are retried.
+INTERRUPT_REASONS = (INTERRUPTED_REASON, EXIT_REASON)
 
 
 @dataclass
@@ -594,6 +591,12 @@ class SearchContext:
     interrupt_gate: InterruptGate = field(default_factory=InterruptGate)
     failures: list = field(default_factory=list)  # reasons of this process's failed trials
     succeeded: bool = False               # a trial of this process trained a model
+
+    def interrupt(self, exc: BaseException) -> None:
+        """Start no more trials: ``exc`` (Ctrl-C or ``SystemExit``) stopped this process's search,
+        and the reason of the trials it cut short says which."""
+        self.interrupt_reason = EXIT_REASON if isinstance(exc, SystemExit) else INTERRUPTED_REASON
+        self.interrupted.set()
 
 
 #: A process whose first this many trials all failed for one same reason stops searching: the
@@ -1139,7 +1142,7 @@ def _retry_interrupted(study) -> None:
     retried = _retried_numbers(trials)
     retry = _storage.retry_callback()
     for t in trials:
-        if (t.state == TrialState.FAIL and t.user_attrs.get(_ATTR + "reason") in (INTERRUPTED_REASON, EXIT_REASON)
+        if (t.state == TrialState.FAIL and t.user_attrs.get(_ATTR + "reason") in INTERRUPT_REASONS
                 and t.number not in retried):
             retry(study, t)
 
@@ -1436,8 +1439,7 @@ def run_trial_loops(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_j
     try:
         _run_trials(ctx, study, storage_ref, n_jobs, devices)
     except (KeyboardInterrupt, SystemExit) as exc:
-        ctx.interrupt_reason = _interrupt_reason(exc)
-        ctx.interrupted.set()
+        ctx.interrupt(exc)
         _fail_trials_of(study, ctx.storage, {ctx.worker_tag}, ctx.interrupt_reason)
         if ctx.outlives_fit:
             _retry_interrupted(study)
@@ -1491,8 +1493,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
         try:
             wait_for_threads()
         except (KeyboardInterrupt, SystemExit) as exc:  # the other threads' trials stop at their next batch
-            ctx.interrupt_reason = _interrupt_reason(exc)
-            ctx.interrupted.set()
+            ctx.interrupt(exc)
             try:
                 wait_for_threads()
             except KeyboardInterrupt:  # Ctrl-C again: stop waiting, no result
@@ -1542,8 +1543,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                     1.0, ctx.deadline - time.monotonic() + ctx.hard_grace + CHILD_STOP_SECONDS)
                 child.join(timeout)
         except (KeyboardInterrupt, SystemExit) as exc:
-            ctx.interrupt_reason = _interrupt_reason(exc)
-            ctx.interrupted.set()
+            ctx.interrupt(exc)
             raise
     finally:
         torch.set_num_threads(previous)
@@ -2522,7 +2522,7 @@ def _warn_unused_inputs(inputs: Sequence[Any], kept_configs: Sequence[dict], tri
     def judged(t) -> bool:  # a trial whose outcome says something of its configuration
         reason = t.user_attrs.get(_ATTR + "reason") or ""
         return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-            t.state == TrialState.FAIL and t.number not in retried and reason not in (INTERRUPTED_REASON, EXIT_REASON)
+            t.state == TrialState.FAIL and t.number not in retried and reason not in INTERRUPT_REASONS
             and not reason.startswith("worker lost"))
 
     for spec in inputs:
