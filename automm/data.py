@@ -602,6 +602,7 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
             role = "categorical"  # the DataFrame's dtype says so (store codes 0..k as a pandas Categorical)
         if role in ("text", "categorical"):
             _warn_media_paths(name, present)
+            _warn_image_paths_in_bytes(name, present)
             _warn_urls(name, present)
             (named or _warn_mostly_numbers(name, role, present) or _warn_mostly_dates(name, role, present)
              or _warn_written_numbers_or_dates(name, role, present))
@@ -774,6 +775,29 @@ def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
         warnings.warn(f"column {name!r} holds {'/'.join(suffixes)} file paths, but no installed plugin reads them "
                       "(e.g. automm-audio for .wav; is AUTOMM_DISABLE_PLUGIN_AUTOLOAD set?): it is read as text, the "
                       "file names, not the files; give it its role in column_types or leave it out",
+                      AutoMMWarning, stacklevel=user_stacklevel())
+
+
+def _path_in_bytes(value: Any) -> str | None:
+    """The text of bytes that hold an image file's path or URL (``b"images/1.jpg"``: h5py's strings,
+    a numpy ``S`` array's), not an image's data; else None."""
+    if not isinstance(value, (bytes, bytearray, memoryview)) or not 0 < len(value) <= 4096:
+        return None
+    try:
+        text = bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if looks_like_image_path(text) else None
+
+
+def _warn_image_paths_in_bytes(name: str, present: Sequence[Any]) -> None:
+    """Warn when a column read as text holds image paths as bytes: the model would learn from the
+    paths, where the same paths as ``str`` are an image column."""
+    paths = [text for v in present if (text := _path_in_bytes(v)) is not None]
+    if present and len(paths) >= 0.8 * len(present):
+        warnings.warn(f"column {name!r} holds image file paths as bytes (e.g. b{_short(paths[0])}): it is "
+                      "read as text, the paths, not the images; decode them to str ([p.decode() for p in paths]) to "
+                      f"read the images, or give column_types={{{name!r}: 'text'}} to keep the paths as text",
                       AutoMMWarning, stacklevel=user_stacklevel())
 
 
@@ -1244,7 +1268,9 @@ def validate_images(column_name: str, column: Sequence[Any], max_listed: int = 5
                 reason = checked_paths[os.fspath(value)]
             elif isinstance(value, (bytes, bytearray, memoryview)):  # memoryview: a database's BLOB (psycopg2)
                 reason = _image_file_problem(io.BytesIO(value))
-                if reason and not isinstance(reason, _OverPixelLimit):
+                if reason and (path := _path_in_bytes(value)) is not None:
+                    reason = f"bytes of the path {_short(path)}, not of an image (give paths as str: value.decode())"
+                elif reason and not isinstance(reason, _OverPixelLimit):
                     reason = f"bytes are not a readable image ({reason})" if not reason.startswith("truncated") else \
                         f"bytes of a {reason}"
             elif isinstance(value, np.ndarray):

@@ -139,7 +139,8 @@ def content_digest(value: Any, paths: bool = False) -> str:
             head = f"{value.mode}{value.size}".encode()
             # what the pixels mean besides their bytes: a palette, a transparent colour, an EXIF
             # turn (only where present: other images keep their digests)
-            palette = value.getpalette() if value.mode in ("P", "PA") else None
+            alpha = value.palette is not None and value.palette.mode == "RGBA"  # (convert("P") of an RGBA image)
+            palette = value.getpalette("RGBA" if alpha else "RGB") if value.mode in ("P", "PA") else None
             extras = [f"palette{bytes(palette).hex()}" if palette else "",
                       f"transparency{value.info['transparency']!r}" if "transparency" in value.info else "",
                       f"orientation{orientation}" if (orientation := exif_orientation(value)) != 1 else "",

@@ -197,3 +197,57 @@ def test_a_lazily_opened_pil_image_is_read_as_its_file_and_left_unloaded(tmp_pat
     drafted = Image.open(tmp_path / "photo.jpg")
     drafted.draft("RGB", (64, 48))  # no longer the file's image: its own pixels are read
     assert load_image(drafted).size == (48, 64)
+
+
+def test_a_palette_image_with_an_alpha_palette_is_composited_on_white_as_its_rgba_image():
+    """``convert("P")`` and ``quantize()`` of an RGBA image keep the alpha in the palette, not in
+    ``info["transparency"]``: such an image's transparent background was read black (an emoji's
+    probabilities moved by up to 0.30), and the feature cache keyed it without the alpha."""
+    from automm.datasets import load_emoji_sample
+    from automm.feature_cache import content_digest
+
+    path = load_emoji_sample()["image"].iloc[0]
+    rgba = Image.open(path).convert("RGBA")
+    assert rgba.getpixel((0, 0))[3] == 0  # a transparent corner
+    expected = np.asarray(load_image(path)).astype(int)
+    for palette in (rgba.convert("P"), rgba.quantize()):
+        assert palette.mode == "P" and palette.palette.mode == "RGBA" and "transparency" not in palette.info
+        read = np.asarray(load_image(palette)).astype(int)
+        assert read[0, 0].min() >= 240  # (quantize gives the background a near-transparent colour)
+        assert np.abs(read - expected).mean() < 3  # (the palette's 256 colours)
+
+    transparent = Image.new("P", (4, 4), 0)
+    transparent.putpalette([0, 0, 0, 0, 255, 0, 0, 255], rawmode="RGBA")
+    opaque = transparent.copy()
+    opaque.putpalette([0, 0, 0, 255, 255, 0, 0, 255], rawmode="RGBA")
+    assert np.asarray(load_image(transparent)).min() == 255 and np.asarray(load_image(opaque)).max() == 0
+    assert content_digest(transparent) != content_digest(opaque)
+
+
+def test_one_greyscale_image_with_a_channel_axis_is_not_read_as_a_stack_of_images():
+    """``predict(x[0])`` of a Keras-style (N, H, W, 1) set gave H predictions, one per row of
+    pixels, each an image 1 pixel wide."""
+    image = np.random.default_rng(0).integers(0, 255, (40, 30, 1), dtype=np.uint8)
+    expected = r"shape \(40, 30, 1\) is one greyscale image \(H, W, 1\), not a stack of 40 images 1 pixel wide; pass \[image\]"
+    with pytest.raises(InputError, match=expected):
+        validate_images("x0", image)
+    with pytest.raises(InputError, match=expected):
+        validate_images("x0", as_table([image]).columns["x0"])
+    assert validate_images("x0", image[None]) == [] and validate_images("x0", np.stack([image[..., 0]] * 3)) == []
+
+
+def test_image_paths_given_as_bytes_are_named_as_paths(tmp_path):
+    """Paths as bytes (h5py's strings, a numpy ``S`` array's) were read as text without a word, and
+    as images "not a readable image (UnidentifiedImageError)"."""
+    from automm import get_registry
+    from automm.data import infer_roles
+
+    paths = [os.fsencode(tmp_path / f"{i}.png") for i in range(30)]
+    with pytest.warns(UserWarning, match=r"column 'x0' holds image file paths as bytes \(e\.g\. b'.*0\.png'\): it is "
+                                         r"read as text, the paths, not the images; decode them to str"):
+        roles = infer_roles(as_table([np.array(paths)]), None, get_registry().plugin_manager,
+                            ["image", "text", "numeric", "categorical"])
+    assert roles == {"x0": "text"}
+    with pytest.raises(InputError, match=r"row 0 \(bytes\): bytes of the path '.*0\.png', not of an image \(give "
+                                         r"paths as str: value\.decode\(\)\)"):
+        validate_images("x0", paths)

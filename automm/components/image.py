@@ -48,7 +48,6 @@ __all__ = [
     "automm_register_encoders",
 ]
 
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _WHITE = (255, 255, 255, 255)
 
@@ -224,11 +223,13 @@ def heif_opener_registered_now() -> bool:
 
 
 def _to_rgb(img: Image.Image, from_file: bool = False) -> Image.Image:
-    """Convert any PIL mode to RGB, compositing transparency onto white. ``from_file``: decoded
-    from an image file, whose 32-bit greyscale (mode ``I``) is 0..65535 whatever its values."""
+    """Convert any PIL mode to RGB, compositing transparency onto white: an alpha channel, a
+    transparent colour (``info["transparency"]``) or a palette's alpha (a ``P`` image whose
+    palette is RGBA, as ``convert("P")`` and ``quantize()`` of an RGBA image make). ``from_file``:
+    decoded from an image file, whose 32-bit greyscale (mode ``I``) is 0..65535 whatever its values."""
     if img.mode in _HIGH_DEPTH_MODES:
         img = _high_depth_to_l(img, from_file)
-    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+    if img.has_transparency_data:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, _WHITE)
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -266,12 +267,18 @@ def _high_depth_to_l(img: Image.Image, from_file: bool = False) -> Image.Image:
 def array_image_problem(array: np.ndarray, stacked: bool = False) -> str | None:
     """What makes ``array`` unusable as an image (one image, or with ``stacked`` a stack
     of images along the first axis), or None. Pixels are uint8 or other integers in
-    0..255, booleans (0 / 255) or floats in [0, 1]; the channels come last (1, 3 or 4)."""
+    0..255, booleans (0 / 255) or floats in [0, 1]; the channels come last (1, 3 or 4). A
+    stack (N, H, 1) would be images 1 pixel wide: it is one greyscale image (H, W, 1) given
+    where a column of images was expected (``predict(x[0])`` of a Keras-style (N, H, W, 1) set)."""
     shape = tuple(array.shape[1:] if stacked else array.shape)
     if not ((len(shape) == 2) or (len(shape) == 3 and shape[2] in (1, 3, 4))):
         what = "stacked image arrays must have shape (N, H, W) or (N, H, W, C)" if stacked else \
             "image arrays must have shape (H, W) or (H, W, C)"
         return f"{what} with C in 1, 3 or 4 (channels last); got shape {tuple(array.shape)}"
+    if stacked and len(shape) == 2 and shape[1] == 1:
+        return (f"an array of shape {tuple(array.shape)} is one greyscale image (H, W, 1), not a stack of "
+                f"{array.shape[0]} images 1 pixel wide; pass [image] for one image, or a stack (N, H, W) or "
+                "(N, H, W, 1)")
     if shape[0] == 0 or shape[1] == 0:
         return f"image array has no pixels: shape {tuple(array.shape)}"
     if array.dtype == np.uint8 or array.dtype == bool or array.size == 0:
