@@ -270,7 +270,7 @@ def _load_model(model_dir: str, device: str, cache_dir: str | None = None):
 
 CACHE_DIR_HELP = ("where the model's frozen pretrained encoders keep the features of new data (this machine's "
                   "feature cache), in place of the cache_dir it was fitted with (default: that one, else "
-                  "$AUTOMM_CACHE_DIR, else ~/.cache/automm)")
+                  "$AUTOMM_CACHE_DIR, else $XDG_CACHE_HOME/automm, else ~/.cache/automm)")
 COLUMNS_HELP = ("for a model fitted on unnamed inputs (positional lists or an array, in Python: inputs x0, x1, ...): "
                 "the data's columns that hold them, in order, e.g. --columns image,name")
 
@@ -1374,7 +1374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=("info", "clear"), default="info",
                    help="info (default): what the cache holds; clear: delete cached features")
     p.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: $AUTOMM_CACHE_DIR, else "
-                                                       "~/.cache/automm), as given to AutoMM(cache_dir=...)")
+                                                       "$XDG_CACHE_HOME/automm, else ~/.cache/automm), as "
+                                                       "given to AutoMM(cache_dir=...)")
     p.add_argument("--encoder", metavar="NAME", help="clear: only this encoder's features (e.g. minilm), or a "
                                                      "namespace pattern (efficientnet_lite0-*)")
     p.add_argument("--unused-days", type=_days, metavar="DAYS", help="clear: only features no fit has used for "

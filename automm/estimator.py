@@ -300,80 +300,124 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    problem_type : "auto", "binary", "multiclass" or "regression". "auto" reads ``y``: non-numeric
-        labels and whole numbers with few distinct values are classes; floats that are not whole
-        numbers (``[0.5, 1.5]`` too), whole-number floats with more than 10 distinct values, and
-        integers with more than 20 mostly distinct values, are a regression target (whole numbers
-        near either rule's line with a warning that says how to force the other choice).
-    metric : what every holdout score measures, and so what the search ranks trials by (and prunes
-        on, and reports in ``leaderboard_``): "auto" (accuracy; for regression the mean squared
+    problem_type : {"auto", "binary", "multiclass", "regression"}, default="auto"
+        "auto" reads ``y``: non-numeric labels and whole numbers with few distinct values are
+        classes; floats that are not whole numbers (``[0.5, 1.5]`` too), whole-number floats with
+        more than 10 distinct values, and integers with more than 20 mostly distinct values, are a
+        regression target (whole numbers near either rule's line with a warning that says how to
+        force the other choice).
+    metric : str, default="auto"
+        What every holdout score measures, and so what the search ranks trials by (and prunes on,
+        and reports in ``leaderboard_``): "auto" (accuracy; for regression the mean squared
         error), "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", for a binary problem
-        "f1" (of the positive class: the second of ``classes_``); for regression "r2" and
-        "rmse" (ranked as the mean squared error) or "mae". The kept epoch and the ensemble's
-        weights are still chosen by holdout log-loss (MSE), which ranks models more smoothly.
-        Under a classification metric other than accuracy, ``predict`` follows a decision rule
-        fitted to it on the holdout (class weights, :mod:`automm.decision`; ``decision_weights_``).
-    column_types : dict column → role ("image", "text", "numeric", "categorical", "datetime", or a plugin
+        "f1" (of the positive class: the second of ``classes_``); for regression "r2" and "rmse"
+        (ranked as the mean squared error) or "mae". The kept epoch and the ensemble's weights are
+        still chosen by holdout log-loss (MSE), which ranks models more smoothly. Under a
+        classification metric other than accuracy, ``predict`` follows a decision rule fitted to it
+        on the holdout (class weights, :mod:`automm.decision`; ``decision_weights_``).
+    column_types : dict, default=None
+        Column → role ("image", "text", "numeric", "categorical", "datetime", or a plugin
         modality); columns not listed are inferred.
-    encoders : dict modality-or-column → encoder name or ``{"name": ..., **hyperparameters}``;
-        unlisted modalities use :data:`DEFAULT_ENCODERS`.
-    fusion : fusion name or ``{"name": ..., **hyperparameters}``.
-    augmentations : "default", None, or a list of names / ``{"name": ..., **hyperparameters}``.
-    time_limit : seconds for the whole ``fit``; the best model so far is kept when time is up
-        (with none yet, e.g. frozen features still being computed, ``fit`` raises
+    encoders : dict, default=None
+        Modality, column or input (``image_1``, as ``config_`` names it) → encoder name,
+        ``{"name": ..., **hyperparameters}``, or a list of such choices for the search; unlisted
+        modalities use :data:`DEFAULT_ENCODERS`.
+    fusion : str, dict or list, default="concat"
+        Fusion name or ``{"name": ..., **hyperparameters}``, or a list of choices for the search
+        (a search given the default "concat" tries every fusion; ``["concat"]`` keeps it).
+    augmentations : "default", list or None, default="default"
+        A list of names / ``{"name": ..., **hyperparameters}``; "default": those of
+        :data:`DEFAULT_AUGMENTATIONS` whose modality the data have; None: none.
+    time_limit : float, default=None
+        Seconds for the whole ``fit``; the best model so far is kept when time is up (with none
+        yet, e.g. frozen features still being computed, ``fit`` raises
         :class:`automm.TimeLimitExceeded`).
-    max_epochs, batch_size ("auto": sized to the device, and 8 times larger for a model whose encoders are
-    all frozen), learning_rate, weight_decay,
-    label_smoothing, patience (early-stopping epochs, counted once the learning rate has decayed to
-    half its peak; 0 disables; the schedule spans ``max_epochs``, at most 1,000,000 without a
-    ``time_limit``), holdout_frac (validation share; unused when ``fit`` is given ``X_val``),
-    class_weight (None, "balanced": each class the same total sample weight over the rows trained on,
-    or dict label → weight; classes only: a regression target refuses it), head_dropout.
-    device : "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
-    amp : mixed precision on CUDA (ignored on CPU).
-    num_workers : DataLoader worker processes, or "auto": half the usable CPUs (at most 4;
+    max_epochs : int, default=20
+        The learning-rate schedule spans it: at most 1,000,000 without a ``time_limit``.
+    batch_size : int or "auto", default="auto"
+        "auto": 32 on the CPU, 128 on CUDA, 8 times that for a model whose encoders are all frozen.
+    learning_rate : float, default=2e-3
+        AdamW's peak learning rate (warm-up, then cosine decay).
+    weight_decay : float, default=0.01
+        AdamW's weight decay.
+    label_smoothing : float, default=0.05
+        Label smoothing of the classification loss.
+    patience : int, default=8
+        Early stopping: epochs without a better holdout loss, counted once the learning rate has
+        decayed to half its peak; 0 disables it.
+    holdout_frac : float, default=0.1
+        Share of the rows held out to score epochs and trials; unused when ``fit`` is given
+        ``X_val``.
+    class_weight : "balanced", dict or None, default=None
+        "balanced": each class the same total sample weight over the rows trained on; a dict:
+        label → weight. Classes only: a regression target refuses it.
+    head_dropout : float, default=0.1
+        Dropout before the prediction head.
+    device : str or torch.device, default="auto"
+        "auto" (CUDA when available, else the CPU), "cpu", "cuda", "cuda:1", ...
+    amp : bool, default=True
+        Mixed precision on CUDA (ignored on the CPU).
+    num_workers : int or "auto", default="auto"
+        DataLoader worker processes; "auto": half the usable CPUs (at most 4;
         :func:`automm.process_state.usable_cpus`) when images or other media are decoded, more
         than 2 are usable and processes start by fork (not under the spawn or forkserver start
-        method: macOS, Windows), else 0 (decoding in the training process).
-    n_trials : number of search trials; None searches until ``time_limit`` when one is given.
-        Without either, ``fit`` trains the one default configuration, unless a search is asked for
+        method: macOS, Windows, Linux from Python 3.14), else 0 (decoding in the training process).
+    n_trials : int, default=None
+        Number of search trials; None searches until ``time_limit`` when one is given. Without
+        either, ``fit`` trains the one default configuration, unless a search is asked for
         otherwise (lists of choices in ``encoders``/``fusion``, ``search_space``, ``storage``,
         ``ensemble_size`` > 1, two objectives): that search runs 20 trials, with a warning.
-    search_space : dict narrowing or widening the search (see :mod:`automm.search_space`).
-    sampler : "tpe" (multivariate, grouped), "random", "cmaes", "nsgaii" or an Optuna sampler.
-    pruner : "median" (the median rule among finished trials of the same architecture,
+    search_space : dict, default=None
+        Narrows or widens the search (see :mod:`automm.search_space`).
+    sampler : str or optuna.samplers.BaseSampler, default="tpe"
+        "tpe" (multivariate, grouped), "random", "cmaes", "nsgaii" or an Optuna sampler.
+    pruner : str or optuna.pruners.BasePruner, default="median"
+        "median" (the median rule among finished trials of the same architecture,
         :class:`automm.pruning.ArchitectureMedianPruner`), "hyperband", "successive_halving",
         "none" or an Optuna pruner.
-    storage, study_name : an Optuna storage URL (journal file, PostgreSQL, ...) and study name
-        shared by several workers.
-    n_jobs : parallel trials: processes on the CPU; on CUDA, threads, one per GPU or n_jobs when larger;
-        -1: one per usable CPU (the affinity mask, a cgroup CPU quota); None: 1 (scikit-learn's convention).
-    ensemble_size : how many of the best trials a search may combine in a greedy ensemble
-        (1: the best trial alone); "auto": 3 in a single-objective search, else 1.
-    bag_folds : k-fold bagging: a configuration is trained once per fold of all the rows
-        (training and holdout), scored on its out-of-fold predictions and predicts by
-        averaging its fold models. "auto": 5 folds for configurations whose encoders are all
-        frozen (pretrained, on cached features: seconds per fold), else the holdout alone;
-        1: never; k >= 2: always (k times the training). Each fold has 1/k of the time left: without
-        a search, where that stops the first fold inside its first epoch, one model is trained
-        unbagged in the time left instead, with a warning.
-    objectives : "score", or ("score", "latency") / ("score", "params") for a multi-objective search.
-    plot_dir : directory where plots of the search are written, or None: the optimisation history,
-        the parameter importances (from 10 finished trials with sampled parameters) and, with two
+    storage : str, path or optuna.storages.BaseStorage, default=None
+        An Optuna storage (``journal:///path/study.log``, a PostgreSQL URL, ...) that several
+        processes or machines share a study through (``automm worker``).
+    study_name : str, default=None
+        The study's name in ``storage`` (None: one derived from the data and settings).
+    n_jobs : int, default=1
+        Parallel trials: processes on the CPU; on CUDA, threads, one per GPU or ``n_jobs`` when
+        larger; -1: one per usable CPU (the affinity mask, a cgroup CPU quota); None: 1
+        (scikit-learn's convention).
+    ensemble_size : int or "auto", default="auto"
+        How many of the best trials a search may combine in a greedy ensemble (1: the best trial
+        alone); "auto": 3 in a single-objective search, else 1.
+    bag_folds : int or "auto", default="auto"
+        k-fold bagging: a configuration is trained once per fold of all the rows (training and
+        holdout), scored on its out-of-fold predictions and predicts by averaging its fold models.
+        "auto": 5 folds for configurations whose encoders are all frozen (pretrained, on cached
+        features: seconds per fold), else the holdout alone; 1: never; k >= 2: always (k times the
+        training). Each fold has 1/k of the time left: without a search, where that stops the
+        first fold inside its first epoch, one model is trained unbagged in the time left
+        instead, with a warning.
+    objectives : str or tuple of str, default="score"
+        "score", or ("score", "latency") / ("score", "params") for a multi-objective search.
+    plot_dir : str or path, default=None
+        Directory where plots of the search are written, or None: the optimisation history, the
+        parameter importances (from 10 finished trials with sampled parameters) and, with two
         objectives, the Pareto front.
-    cache_dir : directory for cached features of frozen pretrained encoders (None:
-        ``$AUTOMM_CACHE_DIR``, else ``~/.cache/automm``); ``automm cache`` shows and clears it.
-    random_state : int seed for splits, initialisation, shuffling and augmentation; None (one
-        draw from numpy's global generator) or a ``numpy.random.RandomState`` (one draw from it)
-        seeds each fit afresh. The same seed gives the same model on the same CPU with the same
-        number of torch threads (``torch.get_num_threads()``; scikit-learn's ``n_jobs`` workers
-        run the CPUs divided by ``n_jobs`` each, as joblib limits them, so their results may differ
-        in the last digits).
-    verbose : 0 silent, 1 the epochs' progress on stderr (a bar in a terminal or a notebook, one
-        line per epoch in a log file; a search: a line per trial, then what it kept) and what
-        plugins log of their work (e.g. features being computed, in ``fit`` and for new rows in ``predict``
-        and ``transform``; :mod:`automm.progress`), 2 also
-        each epoch's whole record as it ends (a search: also Optuna's log).
+    cache_dir : str or path, default=None
+        Directory for cached features of frozen pretrained encoders (None:
+        ``$AUTOMM_CACHE_DIR``, else ``$XDG_CACHE_HOME/automm`` where that is set, else
+        ``~/.cache/automm``); ``automm cache`` shows and clears it.
+    random_state : int, numpy.random.RandomState or None, default=None
+        Seed for splits, initialisation, shuffling and augmentation; None (one draw from numpy's
+        global generator) or a ``numpy.random.RandomState`` (one draw from it) seeds each fit
+        afresh. The same seed gives the same model on the same CPU with the same number of torch
+        threads (``torch.get_num_threads()``; scikit-learn's ``n_jobs`` workers run the CPUs
+        divided by ``n_jobs`` each, as joblib limits them, so their results may differ in the last
+        digits).
+    verbose : int, default=0
+        0 silent, 1 the epochs' progress on stderr (a bar in a terminal or a notebook, one line
+        per epoch in a log file; a search: a line per trial, then what it kept) and what plugins
+        log of their work (e.g. features being computed, in ``fit`` and for new rows in
+        ``predict`` and ``transform``; :mod:`automm.progress`), 2 also each epoch's whole record
+        as it ends (a search: also Optuna's log).
     """
 
     def __new__(cls, *args, **params):

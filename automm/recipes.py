@@ -11,11 +11,11 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       train: train.csv              #   or separate files
       test: test.csv
       valid: valid.csv              #   optional validation data (fit's X_val, y_val) instead of a random holdout
-      format: csv                   # csv | tsv | parquet (else from the file name)
+      format: csv                   # csv | tsv | parquet | folder (else from the path)
       files_dir: images             # where the data's relative file paths (images) are looked up first
       label: category               # *required*: the label column
       columns: [image, name]        # feature columns (default: all but label, split and weight columns)
-      column_types: {image: image}  # role per column (image, text, numeric, categorical, plugin modality)
+      column_types: {image: image}  # role per column (image, text, numeric, categorical, datetime, plugin modality)
       split_column: split           # take train/test rows from one file by this column ...
       train_values: [train]         # ... rows whose value is one of these train (default "train")
       test_values: [test]           # ... and these test (default "test"; other rows are ignored)

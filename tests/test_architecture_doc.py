@@ -67,3 +67,35 @@ def test_every_name_in_a_modules_all_exists_once():
         names = list(getattr(module, "__all__", ()))
         assert [name for name in names if not hasattr(module, name)] == [], info.name
         assert len(names) == len(set(names)), info.name
+
+
+def _code_text() -> str:
+    """automm's code and its first-party plugins'."""
+    files = [*ROOT.glob("automm/**/*.py"), *ROOT.glob("plugins/*/automm_*/**/*.py")]
+    return "\n".join(path.read_text(encoding="utf-8") for path in files)
+
+
+def test_every_name_the_module_table_gives_is_in_the_code():
+    """A map that names a function, class, constant or attribute the code no longer has sends a new
+    maintainer looking for it: each name in code style (``usable_cpus``, ``SearchContext.interrupt``)
+    is a word of the code, and one qualified by a module of automm (``estimator.float32_default``,
+    ``search.register_fit``) is that module's attribute (or written so in the code: the recipe key
+    ``data.files_dir``, Optuna's ``study.enqueue_trial``)."""
+    code = _code_text()
+    words = set(re.findall(r"\w+", code))
+    stale = []
+    for path, text in _rows().items():
+        for name in re.findall(r"`([A-Za-z_][\w.]*)(?:\(\))?`", text):
+            parts = name.split(".")
+            if any(part not in words for part in parts if part not in ("py", "json", "yaml", "safetensors")):
+                stale.append(f"{path}: {name}")
+                continue
+            module = parts[1] if parts[0] == "automm" and len(parts) > 2 else parts[0]
+            if len(parts) > 1 and (ROOT / "automm" / f"{module}.py").is_file() and name not in code:
+                value = importlib.import_module(f"automm.{module}")
+                for attribute in parts[parts.index(module) + 1:]:
+                    if not hasattr(value, attribute):
+                        stale.append(f"{path}: {name}")
+                        break
+                    value = getattr(value, attribute)
+    assert stale == []

@@ -921,6 +921,19 @@ def test_predict_on_a_folder_of_images_says_which_image(capsys, emoji_model, tmp
     assert sorted(Path(p).name for p in frame["image"]) == sorted(p.name for p in tmp_path.glob("*.png"))
 
 
+def test_the_cache_dir_help_names_the_folder_the_cache_defaults_to(capsys, tmp_path, monkeypatch):
+    """The --cache-dir help of cache, predict and evaluate said "default: $AUTOMM_CACHE_DIR, else
+    ~/.cache/automm", while the cache (and the README) reads $XDG_CACHE_HOME/automm in between: a
+    user with XDG_CACHE_HOME set looked for the features in the wrong folder."""
+    monkeypatch.delenv("AUTOMM_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    result = run(capsys, "cache", "--json")
+    assert result.code == 0 and json.loads(result.out)["cache_dir"] == str(tmp_path / "xdg" / "automm")
+    for command in ("cache", "predict", "evaluate"):
+        shown = " ".join(run(capsys, command, "--help").out.split())  # (argparse wraps the help's lines)
+        assert "$AUTOMM_CACHE_DIR, else $XDG_CACHE_HOME/automm, else ~/.cache/automm" in shown, command
+
+
 def test_small_wording_and_format_mends(capsys, tmp_path):
     from automm.cli import _leaderboard_table
 

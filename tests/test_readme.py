@@ -129,3 +129,24 @@ def test_the_parameter_table_names_every_parameter_with_its_default():
         named.update(zip(names, values or [defaults.get(name) for name in names]))
     assert sorted(named) == sorted(defaults)
     assert named == defaults
+
+
+def test_the_recipe_key_table_names_every_key_the_recipe_checks_accept():
+    """The README named recipe keys only in passing (data.weight_column, data.valid, ...): a newcomer
+    writing a recipe could not learn that data.max_rows, data.min_class_rows, data.format or
+    output.verbose exist, nor where training and search settings go. Its table names each section's
+    keys, as automm/recipe_checks.py accepts them, and no other."""
+    from automm.recipe_checks import SCALAR_TOP_KEYS, SECTION_KEYS
+
+    text = README.read_text(encoding="utf-8").split("A recipe's keys,", 1)[1]
+    table = text.split("\n\n", 2)[1]
+    named = {}
+    for row in table.splitlines()[2:]:
+        section_cell, keys_cell = row.split("|")[1:3]
+        while re.search(r"\([^()]*\)", keys_cell):  # (what a parenthesis names is no key: `random_state`, `csv`)
+            keys_cell = re.sub(r"\([^()]*\)", "", keys_cell)
+        section = section_cell.strip().strip("`")
+        named[section] = re.findall(r"`(\w+)`", keys_cell)
+    assert named.pop("(top)") == list(SCALAR_TOP_KEYS)
+    assert {section: sorted(keys) for section, keys in named.items()} == {
+        section: sorted(keys) for section, keys in SECTION_KEYS.items()}
