@@ -16,8 +16,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from .exceptions import (AutoMMError, AutoMMWarning, InputError, ModelFormatError, NotFittedError, PluginError,
                              SearchError, TimeLimitExceeded, UnknownComponentError)
     from .folders import read_image_folder
-    from .registry import (create_augmentation, create_encoder, create_fusion, get_registry, list_augmentations,
-                           list_datasets, list_encoders, list_fusions, load_dataset, reset_registry)
+    from .registry import (PluginLoadWarning, create_augmentation, create_encoder, create_fusion, get_registry,
+                           list_augmentations, list_datasets, list_encoders, list_fusions, load_dataset, reset_registry)
 
 __version__ = "0.1.0"
 
@@ -30,7 +30,8 @@ _EXPORTS = {
     **dict.fromkeys(("check_deadline", "time_left"), "deadlines"),
     **dict.fromkeys(("MISSING", "Augmentation", "BatchAugmentation", "Encoder", "Fusion"), "components.base"),
     **dict.fromkeys(("create_augmentation", "create_encoder", "create_fusion", "get_registry", "list_augmentations",
-                     "list_datasets", "list_encoders", "list_fusions", "load_dataset", "reset_registry"), "registry"),
+                     "list_datasets", "list_encoders", "list_fusions", "load_dataset", "reset_registry",
+                     "PluginLoadWarning"), "registry"),
     **dict.fromkeys(("AutoMM", "AutoMMClassifier", "AutoMMRegressor"), "estimator"),
     "read_image_folder": "folders",
 }
@@ -63,6 +64,6 @@ __all__ = [
     "create_encoder", "create_fusion", "create_augmentation", "get_registry", "reset_registry",
     "check_deadline", "time_left", "read_image_folder",
     "AutoMMError", "AutoMMWarning", "InputError", "ModelFormatError", "NotFittedError", "PluginError", "SearchError",
-    "TimeLimitExceeded", "UnknownComponentError",
+    "TimeLimitExceeded", "UnknownComponentError", "PluginLoadWarning",
     "__version__",
 ]

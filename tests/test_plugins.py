@@ -2,6 +2,7 @@
 
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -327,10 +328,14 @@ def test_a_broken_installed_plugin_is_skipped_with_a_warning_naming_it(tmp_path,
     (dist / "entry_points.txt").write_text("[automm]\nbroken = automm_broken_module_that_is_missing\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
-    from automm.registry import PluginLoadWarning
 
-    with pytest.warns(PluginLoadWarning, match="'broken' from automm-broken 0.1 is skipped: could not be loaded"):
+    # the category a program filters by is public, beside AutoMMWarning
+    with pytest.warns(automm.PluginLoadWarning, match="'broken' from automm-broken 0.1 is skipped: could not be loaded"):
         registry = automm.reset_registry()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=automm.PluginLoadWarning)
+        automm.reset_registry()
     assert "cnn" in registry.names("encoder")
     # a component it would have registered is unknown: the message says which plugin was skipped, and why
     with pytest.raises(UnknownComponentError, match=r"unknown fusion 'xattn'.*Installed plugins skipped, so their "
