@@ -1909,16 +1909,21 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def __sklearn_clone__(self):
         """scikit-learn's ``clone``, a sampler object copied with new locks: its deep copy of an
         ``NSGAIISampler`` failed ("cannot pickle '_thread.lock' object"), so ``cross_val_score``
-        and ``GridSearchCV`` did."""
+        and ``GridSearchCV`` did. The clone of a fitted ``AutoMM()`` remembers the classifier or
+        regressor it was cloned from (:func:`_folds_chosen_by_a_type`, in a joblib worker)."""
         sampler = self.__dict__.get("sampler")
         if sampler is None or isinstance(sampler, str):
-            return super().__sklearn_clone__()
-        from .search import copied_sampler
+            clone = super().__sklearn_clone__()
+        else:
+            from .search import copied_sampler
 
-        shallow = copy.copy(self)  # (self's own parameters untouched)
-        shallow.sampler = None
-        clone = super(AutoMM, shallow).__sklearn_clone__()
-        clone.sampler = copied_sampler(sampler)
+            shallow = copy.copy(self)  # (self's own parameters untouched)
+            shallow.sampler = None
+            clone = super(AutoMM, shallow).__sklearn_clone__()
+            clone.sampler = copied_sampler(sampler)
+        kind = get_tags(self).estimator_type
+        if kind is not None and get_tags(clone).estimator_type is None:
+            clone._cloned_from = kind
         return clone
 
     def __sklearn_tags__(self):
@@ -2367,8 +2372,10 @@ def _folds_chosen_by_a_type(estimator: "AutoMM") -> bool:
     call its ``predict_proba`` themselves), or inside a model selection function given a classifier
     or regressor (``cross_val_score`` of a fitted ``AutoMM()``, whose clone this is). Only the
     innermost holder counts: below a model selection that is neither (a ``GridSearchCV`` of the
-    ``AutoMM`` inside a ``StackingClassifier``), that model selection's folds are unstratified. (A
-    joblib worker's stack holds only the fold's fit: no function's estimator is seen there.)"""
+    ``AutoMM`` inside a ``StackingClassifier``), that model selection's folds are unstratified. A
+    joblib worker's stack (``n_jobs=2``) holds only the fold's fit, no function's estimator: there a
+    fold's clone of a fitted ``AutoMM()`` (``_cloned_from``, set by ``__sklearn_clone__``) tells it,
+    as the function was given that fitted model and chose its folds by its type."""
     from sklearn.base import BaseEstimator
 
     def typed(other: Any) -> bool:
@@ -2380,12 +2387,15 @@ def _folds_chosen_by_a_type(estimator: "AutoMM") -> bool:
     for frame in _outer_frames():
         owner = frame.f_locals.get("self")
         module = frame.f_globals.get("__name__", "")
+        given = frame.f_locals.get("estimator")
+        if (owner is None and module.startswith("sklearn.model_selection") and given is estimator
+                and vars(estimator).get("_cloned_from") is not None):
+            return True  # (a fold's fit, _fit_and_score, of the clone of a fitted AutoMM(): see above)
         if isinstance(owner, BaseEstimator) and not isinstance(owner, AutoMM) and module.startswith("sklearn."):
             if typed(owner):
                 return True
             if module.startswith("sklearn.model_selection"):  # it chose the folds: not by a classifier's type
                 return False
-        given = frame.f_locals.get("estimator")
         if (owner is None and module.startswith("sklearn.model_selection") and "cv" in frame.f_locals
                 and isinstance(given, BaseEstimator) and given is not estimator and typed(given)):
             return True  # (cross_validate, cross_val_predict, ...: check_cv chose the folds by its type, unless

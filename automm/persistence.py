@@ -13,8 +13,9 @@ are carried into the new one (hard links, no copying where the file system allow
 
 The manifest names the plugin and package of every component (``components``: the encoders and
 fusions, which loading needs; ``augmentations``: those the model's configurations and parameters
-name, which only a new fit needs) and the output container ``set_output`` chose for ``transform``
-(``set_output``). Directories saved without the last two load as before.
+name, which only a new fit needs), the output container ``set_output`` chose for ``transform``
+(``set_output``) and the metadata routing requests set on the estimator (``metadata_requests``:
+``set_fit_request``, ``set_score_request``, ...). Directories saved without the last three load as before.
 
 The manifest records each other file's SHA-256 and size (``files``), and its own digest
 (``manifest_sha256``, over the rest of it: :func:`manifest_digest`). Loading reads the manifest,
@@ -235,6 +236,9 @@ def manifest_of(estimator) -> dict:
     output = estimator.__dict__.get("_sklearn_output_config") or {}
     if isinstance(output.get("transform"), str):  # set_output(transform=...): all that scikit-learn keeps
         manifest["set_output"] = {"transform": output["transform"]}
+    requests = _metadata_requests(estimator)
+    if requests:
+        manifest["metadata_requests"] = requests
     if ensemble is not None:
         if ensemble.members[0].model is not estimator.model_:
             raise ValueError("ensemble_: its first member must be model_")
@@ -259,6 +263,41 @@ def manifest_of(estimator) -> dict:
                         known.add((kind, name))
         manifest["ensemble"] = {"problem_type": ensemble.problem_type, "pooling": ensemble.pooling, "members": members}
     return manifest
+
+
+def _metadata_requests(estimator) -> dict:
+    """The metadata routing requests set on ``estimator`` (``set_score_request(sample_weight=True)``,
+    ...): method -> {parameter: True, False, None or the alias routed to it}; {} where none was set
+    (scikit-learn then routes by the class's defaults)."""
+    if "_metadata_request" not in vars(estimator):
+        return {}
+    from sklearn.utils._metadata_requests import SIMPLE_METHODS
+
+    routing = estimator.get_metadata_routing()
+    return {method: dict(getattr(routing, method).requests) for method in SIMPLE_METHODS
+            if getattr(routing, method).requests}
+
+
+def _restore_metadata_requests(estimator, manifest: dict, manifest_path: Path) -> None:
+    """Set the manifest's ``metadata_requests`` (:func:`_metadata_requests`) on ``estimator``, as
+    its ``set_<method>_request`` calls did (whether or not metadata routing is enabled here)."""
+    saved = manifest.get("metadata_requests")
+    if not saved:
+        return
+    from sklearn.utils._metadata_requests import SIMPLE_METHODS
+
+    routing = estimator.get_metadata_routing()
+    for method, requests in saved.items():
+        if method not in SIMPLE_METHODS:
+            raise ModelFormatError(f"{manifest_path}: 'metadata_requests' names method {method!r}, which scikit-learn "
+                                   f"does not route metadata to (one of {', '.join(SIMPLE_METHODS)})")
+        for param, alias in requests.items():
+            try:
+                getattr(routing, method).add_request(param=param, alias=alias)
+            except ValueError:
+                raise ModelFormatError(f"{manifest_path}: 'metadata_requests' of {method!r}: {param!r} should be "
+                                       f"true, false, null or a parameter name to route, got {alias!r}") from None
+    estimator._metadata_request = routing
 
 
 def _saved_config(config: Mapping[str, Any], reg) -> tuple[dict, dict]:
@@ -958,6 +997,10 @@ _OPTIONAL_MANIFEST_KEYS = {
                          "a list of numbers > 0"),
     "temperature": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a number > 0"),
     "fit": (lambda v: isinstance(v, dict), "an object"),
+    "metadata_requests": (lambda v: isinstance(v, dict) and all(
+        isinstance(r, dict) and all(isinstance(p, str) and (a is None or isinstance(a, (bool, str)))
+                                    for p, a in r.items()) for r in v.values()),
+        "an object of each method's requests, e.g. {'score': {'sample_weight': true}}"),
     "ensemble": (lambda v: isinstance(v, dict) and isinstance(v.get("problem_type"), str)
                  and isinstance(v.get("members"), list) and v["members"] and all(_is_member(m) for m in v["members"]),
                  "the ensemble's 'problem_type' and 'members', each with its 'trial', 'weight', 'batch_size' "
@@ -1191,6 +1234,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         for info in manifest.get("ensemble", {}).get("members", []):
             _own_cache_dirs_replaced(info.get("config", {}).get("encoders", {}), params["cache_dir"])
     estimator = cls(**params)
+    _restore_metadata_requests(estimator, manifest, directory / MANIFEST)  # (before building the model)
     inputs = [InputSpec.from_dict(d) for d in manifest["inputs"]]
     if manifest.get("blank_texts") != "missing":  # saved before blank texts were missing ones: texts, as then
         for spec in inputs:

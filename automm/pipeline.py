@@ -37,8 +37,8 @@ from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset
 from .exceptions import AutoMMWarning, PluginError, user_stacklevel
 from .decision import class_priors, decide, fit_decision_weights
 from .model import MultimodalNet
-from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, make_loader, model_outputs,
-                       validation_metrics)
+from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, holdout_score_name, make_loader,
+                       model_outputs, validation_metrics)
 from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
 from .process_state import all_warnings_left_out, warnings_left_out
@@ -508,7 +508,8 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
         metric=data.metric, amp=data.amp, deadline=deadline, seed=seed, stop_on_interrupt=stop_on_interrupt)
     all_callbacks = [EarlyStopping(trainer_config.patience), *callbacks]
     if verbose:
-        all_callbacks.append(ProgressBar(trainer_config.max_epochs, progress_label, records=verbose >= 2))
+        all_callbacks.append(ProgressBar(trainer_config.max_epochs, progress_label, records=verbose >= 2,
+                                         score_name=lambda score: score_label(data, score)))
     trainer = Trainer(model, trainer_config, device, all_callbacks, batch_augs)
     trainer.fit(train_loader, valid_loader, data.valid_targets, data.weights(data.train_index), data.valid_weights)
     return Candidate(config=config, model=trainer.model.eval(), history=trainer.history,
@@ -797,6 +798,16 @@ def validation_r2(data: PreparedData, score: float | None, on: str) -> float | N
         return None
     variance = float(np.average((targets - np.average(targets, weights=weights)) ** 2, weights=weights))
     return 1.0 + float(score) / variance if variance > 0 else None
+
+
+def score_label(data: PreparedData, score: float, on: str = "holdout") -> tuple[str, float]:
+    """A holdout ``score`` as the verbose output shows it, named: a regression ranked by squared
+    error as its R² on the rows ``on`` names (``("r2", 0.41)``: :func:`validation_r2`), else as it
+    is, under its metric's name (``("accuracy", 0.83)``, ``("neg_mae (standardised)", -0.42)``)."""
+    r2 = validation_r2(data, score, on)
+    if r2 is not None:
+        return "r2", r2
+    return holdout_score_name(data.metric, data.problem_type), float(score)
 
 
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,

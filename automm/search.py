@@ -192,7 +192,7 @@ from .leaderboard import rank_key as _rank_key
 from .leaderboard import (choose_from_pareto, foreign_trial, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
-                       candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
+                       score_label, candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
                        comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
@@ -939,7 +939,8 @@ def _run_objective(trial, ctx: SearchContext):
         trial.set_user_attr(_ATTR + "config", candidate.config)
     pruned = reporter.pruned
     if settings.verbose:
-        what = reporter.pruned_reason if pruned else f"score {score:.4f}"
+        what = reporter.pruned_reason if pruned else "{} {:.4f}".format(*score_label(
+            ctx.data, score, scored_on(ctx.data, candidate)[0]))
         _progress(f"trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s")
     if len(settings.objectives) > 1:
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
@@ -2423,7 +2424,9 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
-        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, best.best_score, ctx.interrupted.is_set(),
+        on = scored_on(ctx.data, best)[0]
+        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number,
+                           (on, *score_label(ctx.data, best.best_score, on)), ctx.interrupted.is_set(),
                            since=ctx.started, own_tags={ctx.worker_tag, *ctx.child_tags}))
     temperature = 1.0
     if "ensemble_" not in extras:  # one model: its own outputs decide, at its own temperature
@@ -2615,10 +2618,11 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
                       f"{_grouped_reasons(broken, shown=2)}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
-def _summary(leaderboard, ensemble, best_number: int, best_score: float, interrupted: bool, since: float,
-             own_tags: set[str] | None = None) -> str:
+def _summary(leaderboard, ensemble, best_number: int, best_score: tuple[str, str, float], interrupted: bool,
+             since: float, own_tags: set[str] | None = None) -> str:
     """One line on what the search did (its trials as ``leaderboard_`` lists them) and what it
-    kept (printed when ``verbose``); ``since``, when this fit's search began (``time.time()``): its
+    kept (printed when ``verbose``): the kept trial's ``best_score`` is (the rows it was measured on,
+    :func:`scored_on`; its name and value, :func:`score_label`); ``since``, when this fit's search began (``time.time()``): its
     own seconds, and how many trials it ran when the study held others (a resumed study, or trials
     of workers and other fits: those of ``own_tags``, this fit's processes, are its own)."""
     import datetime
@@ -2635,5 +2639,5 @@ def _summary(leaderboard, ensemble, best_number: int, best_score: float, interru
         trials = ", ".join(f"{t['trial']} ({t['weight']:.2f})" for t in ensemble.by_trial())
         kept = f"an ensemble of trials {trials}, {ensemble.pooling} pooling"
     else:
-        kept = f"trial {best_number} (holdout score {best_score:.4f})"
+        kept = f"trial {best_number} ({best_score[0]} {best_score[1]} {best_score[2]:.4f})"
     return f"search {'interrupted' if interrupted else 'done'}: {len(leaderboard)} trials ({counts}){took}; kept {kept}"

@@ -143,11 +143,14 @@ class ProgressBar(Callback):
     """Progress over epochs with the latest losses and score, on stderr: a tqdm bar in a
     terminal or a notebook; elsewhere (a log file, a batch job, a pipe), where a bar's
     carriage returns would pile up on one line, one plain line per epoch. With ``records``,
-    also each epoch's whole history record, as the epoch ends (above the bar)."""
+    also each epoch's whole history record, as the epoch ends (above the bar). ``score_name``:
+    the holdout score's name and value as shown (``valid_<name>``), from its value (a regression's
+    R²: :func:`automm.pipeline.score_label`); None: ``valid_score`` as it is."""
 
-    def __init__(self, total: int, description: str = "automm", stream: Any = None, records: bool = False):
+    def __init__(self, total: int, description: str = "automm", stream: Any = None, records: bool = False,
+                 score_name: Callable[[float], tuple[str, float]] | None = None):
         self.total, self.description, self.stream, self.bar = total, description, stream, None
-        self.records, self.started = records, 0.0
+        self.records, self.started, self.score_name = records, 0.0, score_name
 
     def _stream(self):
         return self.stream if self.stream is not None else sys.stderr
@@ -175,7 +178,10 @@ class ProgressBar(Callback):
                 self.bar.write(line, file=self._stream())
             else:
                 print(line, file=self._stream(), flush=True)
-        values = {name: f"{record[name]:.4f}" for name in ("train_loss", "valid_loss", "valid_score")}
+        values = {name: f"{record[name]:.4f}" for name in ("train_loss", "valid_loss")}
+        name, score = (("score", record["valid_score"]) if self.score_name is None
+                       else self.score_name(record["valid_score"]))
+        values[f"valid_{name}"] = f"{score:.4f}"
         if self.bar is not None:
             self.bar.set_postfix(**values)
             self.bar.update(1)

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -917,6 +918,34 @@ def test_a_worker_of_another_automm_version_refuses_before_any_trial(rows, tmp_p
     with pytest.raises(InputError, match=r"created with automm .* \(here 999\.0\)"):
         run_worker(journal, "version", wait=0)
     assert len(_trials(journal, "version")) == before
+
+
+def test_a_worker_or_fit_of_other_automm_code_under_the_same_version_is_warned_about(rows, tmp_path, monkeypatch):
+    """automm's version is 0.1.0 at every commit: a worker (or a fit resuming the study) running other
+    code joined the study without a word, its trials ranked with the others as one search."""
+    from automm import study as study_module
+
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    AutoMM(**TINY, n_trials=1, storage=journal, study_name="code").fit(names, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", automm.AutoMMWarning)  # the same code: nothing said
+        assert run_worker(journal, "code", wait=0) == 0
+    monkeypatch.setattr(study_module, "code_digest", lambda module: "another commit", raising=False)
+    message = (r"study 'code' was created with other code of automm 0\.1\.0 \(the same version, other source files: "
+               r"another commit or an edited install\): the trials run here may be trained otherwise")
+    with pytest.warns(automm.AutoMMWarning, match=message):
+        run_worker(journal, "code", wait=0)
+    with pytest.warns(automm.AutoMMWarning, match=message):
+        AutoMM(**TINY, n_trials=2, storage=journal, study_name="code").fit(names, labels)
+    # a plugin package of the same version but other code, likewise
+    spec = {"automm_version": automm.__version__, "automm_code": "another commit", "space": {"fusion": {"lowrank": {}}},
+            "components": [{"kind": "fusion", "name": "lowrank", "package": "automm-lowrank 0.2.0", "code": "old"}]}
+    registered = type("Spec", (), {"package": "automm-lowrank 0.2.0"})()
+    monkeypatch.setattr(automm.registry.get_registry(), "get", lambda kind, name: registered)
+    monkeypatch.setattr(study_module, "_plugin_code", lambda spec: "new", raising=False)
+    with pytest.warns(automm.AutoMMWarning, match=r"created with other code of automm-lowrank 0\.2\.0 \(the same version"):
+        study_module.check_components(spec, "plugin")
 
 
 def test_a_fit_of_another_automm_version_or_lacking_a_plugin_is_refused_as_a_worker_is(rows, tmp_path, monkeypatch,

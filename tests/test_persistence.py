@@ -529,6 +529,42 @@ def test_set_output_is_saved_with_the_model(model, data, tmp_path):
         AutoMM.load(path)
 
 
+def test_metadata_routing_requests_are_saved_with_the_model(model, data, tmp_path):
+    """A loaded model lost its set_score_request / set_fit_request: a cross_validate or GridSearchCV
+    routing sample_weight refused it (UnsetMetadataPassedError) where the saved one weighed the
+    scores by it."""
+    import sklearn
+    from sklearn.model_selection import KFold, cross_validate
+
+    X, y = data
+    weights = np.where(np.arange(len(y)) % 3 == 0, 5.0, 1.0)
+    model.save(tmp_path / "plain")
+    assert "metadata_requests" not in json.loads((tmp_path / "plain" / "automm.json").read_text())
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = copy.deepcopy(model).set_fit_request(sample_weight=False).set_score_request(sample_weight="w")
+        path = routed.save(tmp_path / "m")
+        loaded = AutoMM.load(path)
+        assert loaded.get_metadata_routing()._serialize() == routed.get_metadata_routing()._serialize()
+        assert loaded.get_metadata_routing().score.requests == {"sample_weight": "w"}
+        folds = KFold(2)
+        result = cross_validate(loaded.set_params(max_epochs=1), X, y, cv=folds, params={"w": weights},
+                                return_estimator=True)  # w routed to score as its sample_weight, not to fit
+    for fitted, (_, test), scored in zip(result["estimator"], folds.split(X), result["test_score"]):
+        assert scored == pytest.approx(fitted.score(X.iloc[test], y.iloc[test], sample_weight=weights[test]))
+    assert not hasattr(AutoMM.load(tmp_path / "plain"), "_metadata_request")  # the class's defaults
+    manifest = json.loads((tmp_path / "m" / "automm.json").read_text())
+    assert manifest["metadata_requests"]["score"] == {"sample_weight": "w"}
+    manifest["metadata_requests"]["score"]["sample_weight"] = "not a name"
+    write_manifest(tmp_path / "m" / "automm.json", manifest)
+    with pytest.raises(ModelFormatError, match=r"'metadata_requests' of 'score': 'sample_weight' should be true, "
+                                               r"false, null or a parameter name to route, got 'not a name'"):
+        AutoMM.load(path)
+    manifest["metadata_requests"] = {"fitt": {"sample_weight": True}}
+    write_manifest(tmp_path / "m" / "automm.json", manifest)
+    with pytest.raises(ModelFormatError, match=r"'metadata_requests' names method 'fitt', which scikit-learn"):
+        AutoMM.load(path)
+
+
 def test_a_mount_point_is_refused_before_any_work(model, tmp_path, monkeypatch):
     # docker -v host/model:/model: a mount point cannot be renamed aside, so no save can replace it whole
     import automm.persistence as persistence

@@ -917,7 +917,27 @@ def test_verbose_search_prints_a_line_per_trial_and_what_it_kept(texts, capsys):
     assert "[automm]" not in captured.out  # progress on stderr: stdout is the program's
     assert [line.split(":")[0] for line in lines[:3]] == ["[automm] trial 0", "[automm] trial 1", "[automm] trial 2"]
     assert lines[-1].startswith("[automm] search done: 3 trials (3 finished) in ")
-    assert lines[-1].endswith(f"kept trial {model.best_trial_} (holdout score {model.best_score_:.4f})")
+    assert lines[-1].endswith(f"kept trial {model.best_trial_} (holdout accuracy {model.best_score_:.4f})")
+
+
+def test_verbose_regression_names_its_scores_r2_as_fit_summary_gives_it(capsys):
+    """A regression's epochs and trials printed the standardised negated MSE as "valid_score" and
+    "score", unnamed, while fit_summary() gave validation_r2; they print that R² now, by name."""
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample().head(120)
+    X, y = frame["name"].tolist(), frame["name"].str.len().astype(float).to_numpy()
+    params = small(max_epochs=2, ensemble_size=1, random_state=0, verbose=1)
+    model = AutoMM(**params, problem_type="regression").fit(X, y)
+    err = capsys.readouterr().err
+    last = [line for line in err.splitlines() if ": epoch 2/2 " in line][-1]
+    assert f"valid_r2 {model.fit_summary()['validation_r2']:.4f}" in last and "valid_score" not in err, err
+    model = AutoMM(**params, problem_type="regression", n_trials=2).fit(X, y)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm]")]
+    assert all(re.match(r"\[automm\] trial \d: r2 -?\d\.\d{4} \(", line) for line in lines[:2]), lines
+    assert lines[-1].endswith(f"kept trial {model.best_trial_} (holdout r2 {model.fit_summary()['validation_r2']:.4f})")
+    mae = AutoMM(**dict(params, max_epochs=1), problem_type="regression", metric="mae").fit(X, y)
+    assert f"valid_neg_mae (standardised) {mae.best_score_:.4f}" in capsys.readouterr().err
 
 
 def test_a_resumed_search_says_its_own_time_and_trials(texts, capsys, tmp_path):
@@ -962,7 +982,7 @@ def test_verbose_search_says_a_long_trial_is_still_running(texts, capsys, monkey
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm]")]
     running = [line for line in lines if line.startswith("[automm] trial 0: running for ")]
     assert running and "fusion=" in running[0] and "its share of the time limit ends in " in running[0], lines
-    assert lines.index(running[0]) < lines.index(next(li for li in lines if li.startswith("[automm] trial 0: score")))
+    assert lines.index(running[0]) < lines.index(next(li for li in lines if li.startswith("[automm] trial 0: accuracy")))
 
 
 def test_leaderboard_leaves_out_queued_trials_that_never_started():
@@ -2892,7 +2912,7 @@ def test_ctrl_c_in_a_terminal_stops_a_search_running_in_two_processes(tmp_path):
     try:
         for line in process.stdout:  # wait for three finished trials
             lines.append(line)
-            if sum(": score " in seen for seen in lines) >= 3:
+            if sum(": accuracy " in seen for seen in lines) >= 3:
                 break
         os.killpg(process.pid, signal.SIGINT)
         out, _ = process.communicate(timeout=60)

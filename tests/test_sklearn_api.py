@@ -244,6 +244,30 @@ def test_cross_validating_a_fitted_plain_automm_does_not_warn_of_unstratified_fo
         cross_val_score(clone(model), texts[::2] + texts[1::2], labels[::2] + labels[1::2], cv=2)
 
 
+def test_cross_validating_a_fitted_plain_automm_in_joblib_workers_does_not_warn_of_unstratified_folds():
+    """With n_jobs=2 each fold's fit runs in a joblib worker, whose stack holds no cross_val_score
+    (nor its estimator): every fold warned that its folds were split in order, unstratified, though
+    the fitted model had them stratified. (The threading backend's workers stand for loky's
+    processes here: their stacks hold the same frames.)"""
+    import warnings
+
+    from joblib import parallel_backend
+    from sklearn.model_selection import cross_val_score
+
+    texts = [f"{word} item {i}" for word in ("red", "blue") for i in range(20)]
+    labels = ["r"] * 20 + ["b"] * 20  # (in order: unstratified folds would hold one class each)
+    model = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(texts, labels)
+    with warnings.catch_warnings(record=True) as caught, parallel_backend("threading", n_jobs=2):
+        warnings.simplefilter("always")
+        scores = cross_val_score(model, texts, labels, cv=2, n_jobs=2)
+    assert len(scores) == 2 and not [w for w in caught if "neither a classifier" in str(w.message)]
+    with warnings.catch_warnings(record=True) as caught, parallel_backend("threading", n_jobs=2):
+        warnings.simplefilter("always")  # unfitted: its folds are unstratified, and each worker says so
+        cross_val_score(clone(model), texts[::2] + texts[1::2], labels[::2] + labels[1::2], cv=2, n_jobs=2)
+    assert len([w for w in caught if "neither a classifier" in str(w.message)]) == 2
+    assert not hasattr(clone(clone(model)), "_cloned_from")  # a clone of the unfitted clone: its folds its own
+
+
 def test_a_fitted_problem_type_auto_estimator_is_the_kind_it_learned(emoji_split, tmp_path):
     """scikit-learn's tools for classifiers refused a fitted ``AutoMM()``, the quickstart's model:
     ``partial_dependence`` ("'estimator' must be a fitted regressor or classifier"),
