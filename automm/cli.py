@@ -528,6 +528,7 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         return f"{name} ({shown})"
 
     encoders = ", ".join(f"{named(k)}: {v}" for k, v in summary["components"]["encoders"].items())
+    positive = summary.get("positive_class")
     ensemble = summary.get("ensemble") or {}
     # with an ensemble of several models, the components and training shown are its best trial's;
     # a bag without a search (bag_folds) has fold models but no trials
@@ -550,10 +551,11 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         (f"encoders{of_best}", encoders),
         (f"fusion{of_best}", summary["components"]["fusion"]),
         _training_line(summary, of_best),
-        (f"validation {summary.get('validation_metric', 'score')}"
+        (f"validation {_metric_label(summary.get('validation_metric', 'score'), positive)}"
          + (f" ({summary['validation_on']}, {summary['validation_rows']} rows)" if summary.get("validation_on")
             and summary.get("validation_rows") is not None else ""), summary["validation_score"]),
-        *([(f"validation {summary.get('validation_metric', 'score')} of predict's decisions",
+        *([(f"validation {summary.get('validation_metric', 'score')} of predict's decisions"
+            + (f" (of {positive!r})" if summary.get("validation_metric") == "f1" and positive is not None else ""),
             summary["predict_validation_score"])] if summary.get("predict_validation_score") is not None else []),
         *([(f"validation {key[11:]}", summary[key]) for key in ("validation_r2", "validation_rmse", "validation_mae")
            if key in summary]),
@@ -569,8 +571,8 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
     test = summary.get("test")
     if test:
         headline = summary["metric"]
-        rows.append((f"test {headline}", test.get(headline)))
-        rows += [(f"test {k}", v) for k, v in test.items() if k not in ("n", headline)]
+        rows.append((f"test {_metric_label(headline, positive)}", test.get(headline)))
+        rows += [(f"test {_metric_label(k, positive)}", v) for k, v in test.items() if k not in ("n", headline)]
     elif summary.get("unlabelled_test_rows") and not summary.get("test_rows"):
         rows.append(("test", f"none: its {summary['unlabelled_test_rows']} rows have no label"))
     else:
@@ -580,6 +582,12 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         text += (f"\n\nleaderboard (top {min(10, len(leaderboard))} of {len(leaderboard)} trials)\n"
                  + _leaderboard_table(leaderboard.head(10)))
     return text
+
+
+def _metric_label(metric: str, positive: Any = None) -> str:
+    """A metric's name in a report: ``f1`` with the class it is the F1 of (``f1 of 'ok'``: with
+    labels 'defect' and 'ok', the positive class, the second of ``classes_``, is the majority)."""
+    return f"{metric} of {positive!r}" if metric == "f1" and positive is not None else metric
 
 
 def _trials_line(trials: dict) -> str:
@@ -955,14 +963,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{args.data}: {problem}")
     with _progress_on_stderr(args.quiet or args.json):
         predictions = estimator.predict(*_model_inputs(estimator, frame, args.data, columns))
+    positive = positive_class(estimator)
     metrics = compute_metrics(estimator.problem_type_, frame[label].to_numpy(), predictions, sample_weight=weights,
-                              positive=positive_class(estimator))
+                              positive=positive)
     if args.json:
         out.result(_json({"model": args.model_dir, "data": args.data, "label": label,
                           "weight_column": weight_column if weights is not None else None,
-                          "problem_type": estimator.problem_type_, "unseen_label_rows": unseen, "metrics": metrics}))
+                          "problem_type": estimator.problem_type_, "unseen_label_rows": unseen,
+                          **({"positive_class": positive} if positive is not None else {}), "metrics": metrics}))
     else:
-        out.result(_table([(k, v) for k, v in metrics.items()], headers=("metric", "value")))
+        out.result(_table([(_metric_label(k, positive), v) for k, v in metrics.items()], headers=("metric", "value")))
     return EXIT_OK
 
 

@@ -33,6 +33,7 @@ from .components.base import MISSING, Encoder, collate_replaced, take_rows
 from .components.text import blank_text
 from .contracts import augment_input_problem
 from .exceptions import AutoMMWarning, InputError, PluginError, user_stacklevel
+from .files import file_kind
 from .suggestions import did_you_mean
 from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, read_words, written_bool,
                     written_code, written_missing)
@@ -1360,10 +1361,8 @@ def _image_path_problem(path: str) -> str | None:
         status = os.stat(path)  # one call: each costs a round trip on a network disk
     except (OSError, ValueError):
         return "file not found"
-    if stat.S_ISDIR(status.st_mode):
-        return "a directory, not an image file"
-    if not stat.S_ISREG(status.st_mode):
-        return "file not found"
+    if not stat.S_ISREG(status.st_mode):  # a directory, a pipe (read, it would block), a device (/dev/zero)
+        return f"{file_kind(status.st_mode)}, not an image file"
     if status.st_size == 0:
         return "an empty file (0 bytes: re-copy it)"
     try:

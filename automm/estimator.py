@@ -370,7 +370,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
     search_space : dict, default=None
         Narrows or widens the search (see :mod:`automm.search_space`).
     sampler : str or optuna.samplers.BaseSampler, default="tpe"
-        "tpe" (multivariate, grouped), "random", "cmaes", "nsgaii" or an Optuna sampler.
+        "tpe" (multivariate, grouped), "random", "cmaes", "nsgaii" (each seeded by
+        ``random_state``) or an Optuna sampler, which keeps its own seed (``TPESampler(seed=0)``;
+        unseeded, a search does not repeat).
     pruner : str or optuna.pruners.BasePruner, default="median"
         "median" (the median rule among finished trials of the same architecture,
         :class:`automm.pruning.ArchitectureMedianPruner`), "hyperband", "successive_halving",
@@ -411,7 +413,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         afresh. The same seed gives the same model on the same CPU with the same number of torch
         threads (``torch.get_num_threads()``; scikit-learn's ``n_jobs`` workers run the CPUs
         divided by ``n_jobs`` each, as joblib limits them, so their results may differ in the last
-        digits).
+        digits), but not where what was measured decides: a ``time_limit`` that stops training, a
+        search's trials run at once (``n_jobs`` > 1) or ranked by the ``latency`` objective.
     verbose : int, default=0
         0 silent, 1 the epochs' progress on stderr (a bar in a terminal or a notebook, one line
         per epoch in a log file; a search: a line per trial, then what it kept) and what plugins

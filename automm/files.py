@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["create_temporary", "replace_whole", "read_regular_file", "is_stream", "write_output"]
+__all__ = ["create_temporary", "replace_whole", "read_regular_file", "is_stream", "write_output", "file_kind"]
 
 
 def read_regular_file(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
@@ -23,6 +23,23 @@ def read_regular_file(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
         if not stat.S_ISREG(status.st_mode):
             raise OSError(errno.EINVAL, "not a regular file (a pipe, a device or a folder)")
         return handle.read(), status
+
+
+def file_kind(mode: int) -> str:
+    """What a file of ``mode`` (``os.stat(path).st_mode``) is, for a message naming a path that
+    is not a regular file: ``"a directory"``, ``"a pipe (FIFO)"``, ``"a device"``, ``"a socket"``
+    (``"a regular file"`` for one)."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def create_temporary(path: str | os.PathLike) -> tuple[int, str]:

@@ -919,6 +919,8 @@ class FitResult:
             "metric": self.metric,
             "test": self.test_metrics,
         }
+        if positive_class(self.estimator) is not None:  # whose F1 "f1" is (a binary problem's second class)
+            summary["positive_class"] = positive_class(self.estimator)
         if self.data.unlabelled_rows.get("test"):  # a test set all of whose rows lacked a label is no test set
             summary["unlabelled_test_rows"] = int(self.data.unlabelled_rows["test"])
         weight_column = self.recipe.section("data").get("weight_column")

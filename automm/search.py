@@ -27,7 +27,8 @@ Sampling, pruning, budget, failures
 objectives are given), ``"random"``, ``"cmaes"`` (needs the ``cmaes`` package), ``"nsgaii"`` or an
 Optuna sampler object (a copy of it, tried on one draw of the space before any trial: one
 that cannot draw it, a ``GridSampler`` lacking a parameter the space suggests, is refused;
-a ``GridSampler``'s search ends when its grid is done); seeded by ``random_state``. A study
+a ``GridSampler``'s search ends when its grid is done); a named sampler is seeded by ``random_state``, an
+object keeps its own seed (``TPESampler(seed=0)``; unseeded, it draws other configurations in each process). A study
 of ``storage`` created beforehand must have the search's directions (``"maximize"``: every
 score is higher-is-better). ``pruner``: ``"median"``, ``"hyperband"``,
 ``"successive_halving"``, ``"none"`` or an Optuna pruner; every epoch reports the best
@@ -1682,8 +1683,9 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                                                data.problem_type, leave_out=left_out)
     spec = study_spec(estimator, data, space, settings)
     data_fp = data_fingerprint(data)
-    fingerprint = search_fingerprint(spec, data_fp, data.metric)
     shared = estimator.storage is not None
+    # (a study no fit resumes: named after the seed used, given or drawn, so that a seed repeats the search)
+    fingerprint = search_fingerprint(spec, data_fp, data.metric, seed=None if shared else data.seed)
     devices = cuda_devices(data, estimator.device)
     # on CUDA, -1 is one trial per GPU (_gpu_slots), not one per CPU core
     n_jobs = trial_loops(estimator.n_jobs, devices)

@@ -366,9 +366,12 @@ def check_stored_files(spec: Mapping[str, Any], payload: Mapping[str, Any], stud
                              "--recipe, or run_worker(..., X, y=y))") from None
 
 
-def search_fingerprint(spec: Mapping[str, Any], data_fp: str, metric: str) -> str:
+def search_fingerprint(spec: Mapping[str, Any], data_fp: str, metric: str, seed: int | None = None) -> str:
     """The search's identity (its data, space, objectives, folds and metric): a ``fit`` run again
-    with the same identity resumes the study."""
+    with the same identity resumes the study. ``seed``, the fit's seed, is given for a study that
+    no storage keeps: it is then part of the identity whether ``random_state`` was that integer or
+    drew it (None, a RandomState), so that ``random_state=model.seed_`` names the study as the fit
+    that drew it did (Optuna's Hyperband pruner deals trials into brackets by the study's name)."""
     identity = {"data": data_fp, "space": spec["space"], "objectives": spec["objectives"],
                 "bag_folds": spec["bag_folds"]}
     if metric != "auto":  # trials scored by another metric are another study (absent: older studies' fingerprints)
@@ -377,9 +380,11 @@ def search_fingerprint(spec: Mapping[str, Any], data_fp: str, metric: str) -> st
     # another search, not a resume of this one (absent when left at their defaults: random_state=None
     # must resume after kill -9; a study made before this with an integer random_state is not resumed)
     params = spec.get("params") or {}
-    seed = params.get("random_state")
-    if isinstance(seed, int) and not isinstance(seed, bool):
-        identity["random_state"] = seed
+    given = params.get("random_state")
+    if seed is not None:
+        identity["random_state"] = int(seed)
+    elif isinstance(given, int) and not isinstance(given, bool):
+        identity["random_state"] = given
     if params.get("holdout_frac", 0.1) != 0.1 and not spec.get("holdout_given"):
         identity["holdout_frac"] = params["holdout_frac"]
     if spec.get("class_weights") is not None:  # trials trained with other class weights are another search

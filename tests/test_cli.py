@@ -912,6 +912,35 @@ def test_evaluate_gives_the_f1_of_bool_labels_in_a_column_with_an_empty_cell(cap
         assert result.code == 0, result.err
         assert json.loads(result.out)["metrics"]["f1"] == pytest.approx(expected["f1"]), name
 
+def test_fit_and_evaluate_name_the_class_whose_f1_they_report(capsys, tmp_path):
+    """A binary test F1 is the positive class's, the second of classes_: with labels 'defect' and
+    'ok' that is 'ok', the majority, and a bare 'test f1 0.99' read as the rare defects' F1
+    (fashion, 'sandal' / 'shoe or other': 0.997 printed, the sandals' 0.71). The report names the
+    class, as --json does (positive_class)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=200), "part": ["train"] * 150 + ["test"] * 50})
+    frame["label"] = np.where(frame["a"] > 1.5, "defect", "ok")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "d.csv", "label": "label", "columns": ["a"], "split_column": "part"},
+        "problem": {"type": "binary", "metric": "f1"}, "training": {"max_epochs": 1, "num_workers": 0},
+        "output": {"dir": str(tmp_path / "model")}, "seed": 0}))
+    result = run(capsys, "fit", tmp_path / "r.yaml")
+    assert result.code == 0, result.err
+    lines = [line.split() for line in result.out.splitlines()]
+    assert ["test", "f1", "of", "'ok'"] in [line[:4] for line in lines]
+    assert ["validation", "f1", "of", "'ok'"] in [line[:4] for line in lines]
+    assert not any(line[:2] == ["test", "f1"] and line[2] != "of" for line in lines)
+    summary = json.loads(run(capsys, "fit", tmp_path / "r.yaml", "--json").out)
+    assert summary["positive_class"] == "ok" and "f1" in summary["test"]
+
+    result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "d.csv", "--filter", "part=test")
+    assert result.code == 0, result.err
+    assert any(line.split()[:3] == ["f1", "of", "'ok'"] for line in result.out.splitlines()), result.out
+    evaluated = json.loads(run(capsys, "evaluate", tmp_path / "model", tmp_path / "d.csv", "--json").out)
+    assert evaluated["positive_class"] == "ok" and "f1" in evaluated["metrics"]
+
+
 def test_predict_on_a_folder_of_images_says_which_image(capsys, emoji_model, tmp_path):
     for name in pd.read_csv(EMOJI_CSV).head(3)["image"]:
         shutil.copy(EMOJI_SAMPLE_DIR / name, tmp_path / Path(name).name)

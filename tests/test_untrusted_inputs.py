@@ -117,3 +117,46 @@ def test_plots_replace_a_planted_link_instead_of_writing_through_it(tmp_path):
     assert victim.read_text() == "important"
     assert not (plots / "optimization_history.png").is_symlink()
     assert (plots / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_image_path_that_is_a_pipe_or_a_device_is_named_as_one(tmp_path, monkeypatch):
+    """A pipe or a device given as an image was refused as "file not found" (a relative pipe with
+    the hint to make paths absolute), though it is there: the message says what it is."""
+    import os
+
+    from automm import InputError
+    from automm.data import validate_images
+
+    os.mkfifo(tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as error:
+        validate_images("image", ["photo.jpg", "/dev/zero"])
+    message = str(error.value)
+    assert "row 0 ('photo.jpg'): a pipe (FIFO), not an image file" in message, message
+    assert "row 1 ('/dev/zero'): a device, not an image file" in message, message
+    assert "file not found" not in message and "relative paths are read" not in message, message
+
+
+def test_a_long_word_leaves_no_features_behind_in_memory():
+    """hashed_ngram kept the features of every word it read for the process's life, 4 ids a
+    character: a service given texts of one long token (a hash, a base64 blob, no spaces) grew by
+    156 MB per 1-MB token. Long words are no longer kept; their features are the same."""
+    import gc
+    import tracemalloc
+
+    from automm.components.text import HashedNgramEncoder, _word_feature_ids
+
+    encoder = HashedNgramEncoder(n_buckets=2 ** 12)
+    word = "q" * 50_000
+    encoder.preprocess("warm up")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        encoder.preprocess(word)
+        gc.collect()
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 2 ** 20, f"{kept / 2 ** 20:.0f} MB kept after the text's features were made"
+    assert encoder.preprocess(word)["ids"].tolist() == list(
+        _word_feature_ids(word, encoder.char_ngram_min, encoder.char_ngram_max, encoder.n_buckets))

@@ -532,11 +532,15 @@ _SEED_WORD, _SEED_BIGRAM, _SEED_CHAR = 0x5EED0001, 0x5EED0002, 0x5EED0003
 
 #: (char_ngram_min, char_ngram_max, n_buckets) -> {word: bucket ids of its features}; a
 #: plain module-level dict (faster than lru_cache, and never pickled with an encoder).
-#: Bounded: at most :data:`_WORD_FEATURE_CACHE_SIZE` words (about 1 KB each) for each of the
+#: Bounded: at most :data:`_WORD_FEATURE_CACHE_SIZE` words of at most
+#: :data:`_WORD_FEATURE_CACHE_MAX_CHARS` characters (about 1 KB each, at most 5 KB) for each of the
 #: :data:`_WORD_FEATURE_CACHE_SETTINGS` settings added last (a process serving models with other
 #: settings does not keep every one's words).
 _WORD_FEATURE_CACHES: dict[tuple[int, int, int], dict[str, tuple[int, ...]]] = {}
 _WORD_FEATURE_CACHE_SIZE = 100_000
+#: Longer words (a hash, a base64 blob, a text with no spaces) are not kept: their features take
+#: 4 ids a character (a 1-MB word kept 156 MB for the process's life), and such words seldom repeat.
+_WORD_FEATURE_CACHE_MAX_CHARS = 32
 _WORD_FEATURE_CACHE_SETTINGS = 4  # (a model may have texts of three settings: each keeps its words)
 _WORD_FEATURE_CACHES_LOCK = threading.Lock()
 
@@ -643,8 +647,9 @@ class HashedNgramEncoder(Encoder):
         for token in tokens:
             word_ids = cache.get(token)
             if word_ids is None:
-                word_ids = cache[token] = _word_feature_ids(token, self.char_ngram_min, self.char_ngram_max,
-                                                            self.n_buckets)
+                word_ids = _word_feature_ids(token, self.char_ngram_min, self.char_ngram_max, self.n_buckets)
+                if len(token) <= _WORD_FEATURE_CACHE_MAX_CHARS:
+                    cache[token] = word_ids
             words.append(word_ids[0])
             chars.extend(word_ids[1:])
         if self.word_bigrams:

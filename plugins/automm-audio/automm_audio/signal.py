@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from automm.exceptions import InputError
+from automm.files import file_kind
 
 __all__ = ["AUDIO_EXTENSIONS", "load_audio", "read_wav", "write_wav", "resample", "fix_length",
            "mel_filterbank", "hz_to_mel", "mel_to_hz", "LogMelSpectrogram", "looks_like_audio"]
@@ -536,8 +537,8 @@ def audio_problem(value: Any) -> str | None:
             info = os.stat(value)
         except (OSError, ValueError):
             return "file not found"
-        if not S_ISREG(info.st_mode):
-            return "file not found"
+        if not S_ISREG(info.st_mode):  # a directory, a pipe (read, it would block), a device (/dev/zero)
+            return f"{file_kind(info.st_mode)}, not an audio file"
     try:
         if isinstance(value, (str, os.PathLike, bytes, bytearray)):
             check_wav(value)

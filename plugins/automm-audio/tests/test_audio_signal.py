@@ -435,3 +435,16 @@ def test_an_rf64_wav_file_is_read(tmp_path, magic):
     AudioCNNEncoder(duration=0.5).prepare([str(path)])  # its own header check, for files the column check did not see
     (tmp_path / "short.wav").write_bytes(rf64[:-200])
     assert audio_problem(str(tmp_path / "short.wav")).startswith("WAV file cut short: its data chunk declares 3200")
+
+
+def test_an_audio_path_that_is_a_pipe_a_device_or_a_folder_is_named_as_one(tmp_path):
+    """Such paths were refused as "file not found", though they are there."""
+    import os
+
+    from automm_audio.signal import audio_problem
+
+    os.mkfifo(tmp_path / "clip.wav")
+    assert audio_problem(str(tmp_path / "clip.wav")) == "a pipe (FIFO), not an audio file"
+    assert audio_problem("/dev/zero") == "a device, not an audio file"
+    assert audio_problem(str(tmp_path)) == "a directory, not an audio file"
+    assert audio_problem(str(tmp_path / "gone.wav")) == "file not found"

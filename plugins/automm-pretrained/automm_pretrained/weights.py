@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from automm.exceptions import AutoMMError, ModelFormatError
-from automm.files import replace_whole
+from automm.files import read_regular_file, replace_whole
 
 __all__ = ["MissingWeightsError", "WeightsMismatchError", "WEIGHT_PACKAGES", "weights_location", "file_sha256",
            "package_version"]
@@ -108,10 +108,9 @@ def _digests_path() -> Path:
 
 
 def _stored_digests() -> dict:
-    try:
-        with open(_digests_path(), encoding="utf-8") as handle:
-            stored = json.load(handle)
-    except (OSError, ValueError):  # absent, unreadable or damaged: hash again
+    try:  # (a pipe or a device there is not read: it would block, or fill the memory)
+        stored = json.loads(read_regular_file(_digests_path())[0].decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # absent, unreadable or damaged: hash again
         return {}
     return stored if isinstance(stored, dict) else {}
 

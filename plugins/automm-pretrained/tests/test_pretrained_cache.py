@@ -158,6 +158,31 @@ def test_weights_digests_are_remembered_between_processes(tmp_path, monkeypatch)
     assert weights.file_sha256(blob) == hashlib.sha256(b"other weights").hexdigest()
 
 
+def test_a_pipe_in_place_of_the_weights_digests_file_is_not_read(tmp_path, monkeypatch):
+    """A pipe (or a link to /dev/zero) at the cache's weights-sha256.json blocked every process that
+    looked up the weights' digest (read until memory ran out): it is passed over, the weights hashed."""
+    import threading
+
+    from automm_pretrained import weights
+
+    monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights, "_digests", {})
+    (tmp_path / "cache").mkdir()
+    pipe = tmp_path / "cache" / weights.DIGESTS_FILE
+    os.mkfifo(pipe)
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(b"some weights")
+    found = []
+    worker = threading.Thread(target=lambda: found.append(weights.file_sha256(blob)), daemon=True)
+    worker.start()
+    worker.join(5)
+    blocked = worker.is_alive()
+    if blocked:  # opening the pipe: a writer's open and close lets it go on
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(5)
+    assert not blocked, "blocked reading a pipe for 5 s"
+    assert found == [hashlib.sha256(b"some weights").hexdigest()]
+
 def test_preprocess_without_prepare_still_works(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path))
     encoder = automm.create_encoder("minilm")
