@@ -28,7 +28,8 @@ def test_every_module_is_named_in_the_architecture_doc_and_every_named_module_ex
     modules = [path.relative_to(ROOT).as_posix() for folder in ("automm", "automm/components")
                for path in sorted((ROOT / folder).glob("*.py")) if path.stat().st_size]  # (an empty __init__: no row)
     assert [module for module in modules if module not in rows] == []
-    assert [path for path in rows if not (ROOT / path).exists()] == []
+    checked = [path for path in rows if not path.startswith("plugins/") or (ROOT / "plugins").is_dir()]  # (sdist: none)
+    assert [path for path in checked if not (ROOT / path).exists()] == []
 
 
 def test_the_hookspecs_row_names_exactly_the_hooks():
