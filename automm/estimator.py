@@ -101,9 +101,10 @@ def _explicit_signature(method: _Method) -> _Method:
     return method
 
 
-def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]) -> TypeError:
-    """Python's TypeError for ``unknown`` keywords given to ``method`` of ``owner``, with a
-    did-you-mean among the keywords it takes (or, taking none, how to pass its inputs); a
+def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any], inputs: tuple = ()) -> TypeError:
+    """Python's TypeError for ``unknown`` keywords given to ``method`` of ``owner`` (with the
+    positional ``inputs``), with a did-you-mean among the keywords it takes (or, taking none, how
+    to pass its inputs: where they were given positionally, that it takes nothing else); a
     keyword of AutoGluon's (``label``, ``tuning_data``, ``as_pandas``) or a parameter of the
     estimator (``time_limit``) says where that is here."""
     from .suggestions import did_you_mean
@@ -121,6 +122,8 @@ def _unexpected_keyword(owner: Any, method: Callable, unknown: Mapping[str, Any]
     elif method.__name__ == "fit" and name in owner._get_param_names():
         hint = (f"; {name} is a parameter of {type(owner).__name__}, not of fit: {type(owner).__name__}({name}=...)"
                 f".fit(X, y), or model.set_params({name}=...) before fit")
+    elif not accepted and inputs and not name.lower().startswith("x"):  # predict(X, realtime=False)
+        hint = f"; it takes the inputs only: {method.__name__}(X) or {method.__name__}(X_img, X_txt)"
     else:
         hint = did_you_mean(name, accepted) or (positional if not accepted or name.lower().startswith("x") else "")
     return TypeError(f"{type(owner).__name__}.{method.__name__}() got an unexpected keyword argument {name!r}{hint}")
@@ -1195,7 +1198,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         the call: a fitted estimator still predicts with its earlier model. A ``fit`` that returns
         starts afresh (scikit-learn's convention): it does not train an earlier fit's model further."""
         if unknown:
-            raise _unexpected_keyword(self, AutoMM.fit, unknown)
+            raise _unexpected_keyword(self, AutoMM.fit, unknown, X)
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}
         torch_threads_after_fork()
         try:
@@ -1718,7 +1721,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``
         (classification only: a regressor has no ``predict_proba`` attribute)."""
         if unknown:
-            raise _unexpected_keyword(self, AutoMM.predict_proba, unknown)
+            raise _unexpected_keyword(self, AutoMM.predict_proba, unknown, X)
         return self._predictions_and_probabilities(X)[1]
 
     @available_if(_has_probabilities)
@@ -1727,7 +1730,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """The logarithms of :meth:`predict_proba`, computed as a log-softmax: finite where a
         probability rounds to 0 (scikit-learn's classifiers have it; a regressor has not)."""
         if unknown:
-            raise _unexpected_keyword(self, AutoMM.predict_log_proba, unknown)
+            raise _unexpected_keyword(self, AutoMM.predict_log_proba, unknown, X)
         self._check_fitted()
         outputs = self._raw_outputs(X, None)
         return torch.log_softmax(torch.from_numpy(outputs).double(), dim=1).numpy()
@@ -1736,7 +1739,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def predict(self, *X, **unknown):
         """Predicted labels (classification, as in ``classes_``) or values (regression)."""
         if unknown:
-            raise _unexpected_keyword(self, AutoMM.predict, unknown)
+            raise _unexpected_keyword(self, AutoMM.predict, unknown, X)
         return self._predictions_and_probabilities(X, probabilities=False)[0]
 
     def _predictions_and_probabilities(self, X: tuple, probabilities: bool = True,
@@ -1790,7 +1793,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         makes the outputs itself (the search's linear and nearest-neighbour models, ``late``), its
         outputs: one score per class, one for regression (:meth:`get_feature_names_out`)."""
         if unknown:
-            raise _unexpected_keyword(self, AutoMM.transform, unknown)
+            raise _unexpected_keyword(self, AutoMM.transform, unknown, X)
         torch_threads_after_fork()
         with verbose_logging(self._verbose_level()), float32_default(), torch_threads_capped():
             table = self._table_for_prediction(X)
@@ -1802,7 +1805,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """Accuracy (classification) or R² (regression) on ``X`` and ``y``, weighted by
         ``sample_weight`` when given."""
         if unknown:
-            raise _unexpected_keyword(self, AutoMM.score, unknown)
+            raise _unexpected_keyword(self, AutoMM.score, unknown, X)
         X, y = _split_labels(X, y, "score")
         self._check_fitted()
         labels = self._labels_array(y, method="score", amounts=self.problem_type_ == "regression")

@@ -353,11 +353,16 @@ PROBABILITY_SCORERS = {"log_loss": "neg_log_loss", "brier_score_loss": "neg_brie
 def metric_name_hint(name: Any, known: Sequence[str]) -> str:
     """What to say after 'expected one of ...' for an unknown ``metric``: scikit-learn's name of
     one of automm's metrics (``recall_macro``) gets automm's; a probability metric gets how to
-    measure it; anything else a did-you-mean among ``known``."""
+    measure it; anything else a did-you-mean among ``known``, else, for AutoGluon's name of one
+    (``root_mean_squared_error``), automm's."""
+    from .migrating import FOREIGN_METRICS
     from .suggestions import did_you_mean
 
     if not isinstance(name, str) or name not in SCIKIT_LEARN_METRIC_NAMES:
-        return did_you_mean(name, known)
+        spelled = did_you_mean(name, known)
+        if not spelled and isinstance(name, str) and name in FOREIGN_METRICS:
+            return f"; AutoGluon's {name!r} is {FOREIGN_METRICS[name]!r} here"
+        return spelled
     ours = SCIKIT_LEARN_METRIC_NAMES[name]
     if ours is not None:
         return f"; scikit-learn's {name!r} is {ours!r} here"

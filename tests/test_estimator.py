@@ -796,6 +796,56 @@ def test_autogluon_style_calls_say_what_to_use_instead():
         AutoMM(max_epochs=1).fit(X, y, sample_weight="balanced")
 
 
+def test_autogluon_keywords_that_no_spelling_matches_name_automms_equivalent():
+    # a did-you-mean by spelling found nothing for these (seed, hyperparameter_tune_kwargs) or misled
+    # (classes: 'class_weight', pipeline: 'patience'); each names automm's parameter, with the value given
+    frame = pd.DataFrame({"text": ["a b", "c d", "e f"] * 4, "label": ["x", "y", "z"] * 4})
+    X, y = frame[["text"]], frame["label"]
+    for keyword, value, hint in (
+            ("seed", 7, r"the seed is random_state=: AutoMM\(random_state=7\)"),
+            ("eval_metric", "acc", r"metric=: AutoMM\(metric='accuracy'\)"),
+            ("validation_metric", "f1_macro", r"metric=: AutoMM\(metric='macro_f1'\)"),
+            ("eval_metric", "roc_auc", r"is metric=, one of \['auto', 'accuracy', "),
+            ("verbosity", 2, r"AutoMM\(verbose=\.\.\.\): 0 nothing \(the default\), 1 its progress"),
+            ("classes", ["x", "y"], r"the classes are the labels in fit's y \(the attribute classes_ after fit\)$"),
+            ("pipeline", "classification", r"AutoMM\(problem_type=\.\.\.\): 'auto' \(read from y\)"),
+            ("num_gpus", 1, r"the device is AutoMM\(device=\.\.\.\): 'auto'"),
+            ("pretrained", True, r"encoders=\{'image': 'efficientnet_lite0', 'text': 'minilm'\}"),
+            ("hyperparameter_tune_kwargs", {"searcher": "bayes", "scheduler": "ASHA", "num_trials": 20},
+             r"\(here AutoMM\(n_trials=20, sampler='tpe', pruner='successive_halving'\)\)$"),
+            ("use_ensemble", True, r"the ensemble is AutoMM\(ensemble_size=\.\.\.\): 'auto'"),
+            ("max_trials", 10, r"n_trials=: AutoMM\(n_trials=10\)$")):  # (AutoKeras's)
+        with pytest.raises(TypeError, match=rf"^AutoMM\(\) got an unexpected keyword argument '{keyword}'; .*{hint}"):
+            AutoMM(**{keyword: value})
+    # AutoGluon's fit takes seed=, save_path=, ...; Keras's epochs=, validation_data=, validation_split=
+    for keyword, value, hint in (
+            ("seed", 0, r"AutoMM\(random_state=0\)$"),
+            ("save_path", "m", r"written with save\(path\) and read with AutoMM\.load\(path\)$"),
+            ("eval_metric", "root_mean_squared_error", r"AutoMM\(metric='rmse'\)$"),
+            ("hyperparameter_tune_kwargs", {"num_trials": 5}, r"\(here AutoMM\(n_trials=5\)\)$"),
+            ("epochs", 3, r"max_epochs=: AutoMM\(max_epochs=3\)$"),
+            ("validation_data", (X, y), r"fit\(X, y, X_val=X_val, y_val=y_val\)$"),
+            ("validation_split", 0.2, r"holdout_frac=: AutoMM\(holdout_frac=0\.2\)$")):
+        with pytest.raises(TypeError, match=rf"^AutoMM\.fit\(\) got an unexpected keyword argument '{keyword}'; .*{hint}"):
+            AutoMM(**tiny()).fit(X, y, **{keyword: value})
+    # AutoGluon's names of automm's metrics, given as metric=
+    with pytest.raises(InputError, match=r"got 'mean_absolute_error'; AutoGluon's 'mean_absolute_error' is 'mae' here$"):
+        AutoMM(max_epochs=1, metric="mean_absolute_error").fit(X, [1.5, 2.5, 3.5] * 4)
+    # AutoGluon's options of predict and extract_embedding, given beside the inputs: no "pass the inputs positionally"
+    with pytest.raises(TypeError, match=r"^AutoMM\.predict\(\) got an unexpected keyword argument 'realtime'; it takes "
+                                        r"the inputs only: predict\(X\) or predict\(X_img, X_txt\)$"):
+        AutoMM().predict(X, realtime=False)
+    with pytest.raises(TypeError, match=r"'as_tensor'; it takes the inputs only: transform\(X\)"):
+        AutoMM().transform(X, as_tensor=True)
+    with pytest.raises(TypeError, match=r"'data'; it takes the inputs as positional arguments: predict\(X\)"):
+        AutoMM().predict(data=X)  # (AutoGluon's name of the inputs)
+    # and its attributes
+    for attribute, hint in (("class_labels", r"the attribute classes_"), ("positive_class", r"positive_class\(model\)"),
+                            ("eval_metric", r"the parameter metric; .*fit_summary\(\)\['validation_metric'\]$")):
+        with pytest.raises(AttributeError, match=rf"^'AutoMM' object has no attribute '{attribute}'; .*{hint}"):
+            getattr(AutoMM(), attribute)
+
+
 def test_a_missing_leaderboard_and_a_label_columns_name_given_to_score_say_what_to_do(tmp_path):
     X, y = ["a b", "c d", "e f"] * 6, ["x", "y", "z"] * 6
     single = AutoMM(**tiny(max_epochs=1)).fit(X, y)

@@ -8,6 +8,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 import automm
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -150,3 +152,78 @@ def test_the_recipe_key_table_names_every_key_the_recipe_checks_accept():
     assert named.pop("(top)") == list(SCALAR_TOP_KEYS)
     assert {section: sorted(keys) for section, keys in named.items()} == {
         section: sorted(keys) for section, keys in SECTION_KEYS.items()}
+
+
+def test_the_coming_from_autogluon_table_runs_and_each_autogluon_name_gets_a_hint(tmp_path, capsys):
+    """The "Coming from AutoGluon" table: every automm code of its rows runs (an estimator it
+    builds is fitted, as a tiny model, so that its parameters are checked), and every AutoGluon
+    keyword, method or attribute of its rows is automm's too or, given to automm, raises an error
+    that says what to use instead."""
+    import ast
+
+    import pandas as pd
+
+    from automm.evaluation import compute_metrics, positive_class
+    from automm.migrating import FOREIGN_KEYWORDS
+
+    section = README.read_text(encoding="utf-8").split("### Coming from AutoGluon", 1)[1].split("\n## ", 1)[0]
+    rows = [row.split("|")[1:3] for row in section.splitlines() if row.startswith("| `")]
+    assert len(rows) >= 15
+
+    tiny = dict(encoders={"text": {"name": "hashed_ngram", "n_buckets": 4096, "emb_dim": 32, "output_dim": 32}},
+                fusion={"name": "concat", "proj_dim": 32, "hidden_dim": 32}, max_epochs=1, num_workers=0,
+                random_state=0)
+
+    class AutoMM:  # the README's AutoMM, tiny and quick
+        load = staticmethod(automm.AutoMM.load)
+
+        def __new__(cls, **params):
+            return automm.AutoMM(**{**tiny, **params})
+
+    kinds = ["navy blue cotton shirt", "black leather running shoes", "silver analog steel watch"]
+    frame = pd.DataFrame({"title": [f"{kinds[i % 3]} model {i}" for i in range(48)],
+                          "label": ["shirt", "shoes", "watch"] * 16})
+    train_df, val_df, test_df = frame[:30], frame[30:39], frame[39:]
+    X, y = test_df.drop(columns=["label"]), test_df["label"]
+    model = AutoMM(n_trials=2).fit(train_df.drop(columns=["label"]), train_df["label"])
+    base = dict(AutoMM=AutoMM, pd=pd, model=model, train_df=train_df, val_df=val_df, test_df=test_df, X=X, y=y,
+                path=str(tmp_path / "model"), compute_metrics=compute_metrics, positive_class=positive_class)
+    ran = 0
+    for autogluon, ours in rows:
+        namespace = dict(base)
+        for code in re.findall(r"`([^`]+)`", ours):
+            try:
+                tree = ast.parse(code)
+            except SyntaxError:  # a fragment: search_space=
+                continue
+            if isinstance(tree.body[-1], ast.Expr) and isinstance(tree.body[-1].value, (ast.Name, ast.Constant)):
+                continue  # a name or a value: balanced_accuracy, "auto"
+            *statements, last = tree.body
+            exec(compile(ast.Module(statements, []), "README", "exec"), namespace)
+            if isinstance(last, ast.Expr):
+                result = eval(compile(ast.Expression(last.value), "README", "eval"), namespace)
+            else:
+                exec(compile(ast.Module([last], []), "README", "exec"), namespace)
+                result = None
+            if isinstance(result, automm.AutoMM) and "model_" not in vars(result):  # built: fit it, briefly
+                result.set_params(time_limit=None, n_trials=2 if result.n_trials else None)
+                result.fit(train_df.drop(columns=["label"]), train_df["label"])
+            ran += 1
+        for code in re.findall(r"`([^`]+)`", autogluon):
+            for keyword in re.findall(r"(\w+)=", code):
+                if keyword in automm.AutoMM._get_param_names():
+                    continue
+                method = next((m for m in ("", "fit", "predict", "predict_proba", "transform", "score")
+                               if keyword in FOREIGN_KEYWORDS.get(m, {})), None)
+                assert method is not None, f"AutoGluon's {keyword}= has no hint"
+                call = (lambda: automm.AutoMM(**{keyword: None})) if method == "" else (
+                    lambda: getattr(automm.AutoMM(), method)(X, **{keyword: None}))
+                with pytest.raises(TypeError, match=rf"unexpected keyword argument '{keyword}'; "):
+                    call()
+            names = re.findall(r"(\w+)\(", code) + ([code] if re.fullmatch(r"\w+", code) else [])
+            for name in (n for n in names if n != "MultiModalPredictor"):
+                if not hasattr(model, name):
+                    with pytest.raises(AttributeError, match=rf"no attribute '{name}'; "):
+                        getattr(model, name)
+    assert ran >= 20
+    capsys.readouterr()
