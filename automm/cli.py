@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from .files import is_stream, read_regular_file, write_output
+from .files import is_stream, read_regular_file, url_problem, write_output
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -136,10 +136,19 @@ def _parse_filters(items: Sequence[str] | None) -> list[tuple[str, str]]:
 
 
 def _existing(path: str, argument: str) -> str:
-    """``path``, or :class:`UsageError` naming ``argument`` when nothing is there."""
+    """``path``, or :class:`UsageError` naming ``argument`` when nothing is there (or it is a URL:
+    automm reads local files only)."""
+    _local(path, argument)
     if not os.path.exists(path):
         raise UsageError(f"{argument}: {path!r} not found (from {os.getcwd()})")
     return path
+
+
+def _local(path: str, argument: str) -> None:
+    """:class:`UsageError` naming ``argument`` when ``path`` is a URL (:func:`url_problem`)."""
+    problem = url_problem(path)
+    if problem is not None:
+        raise UsageError(f"{argument}: {path!r} is {problem}")
 
 
 def _data_source(path: str, argument: str = "DATA") -> str:

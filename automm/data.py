@@ -33,7 +33,7 @@ from .components.base import MISSING, Encoder, collate_replaced, take_rows
 from .components.text import blank_text
 from .contracts import augment_input_problem
 from .exceptions import AutoMMWarning, InputError, PluginError, user_stacklevel
-from .files import file_kind
+from .files import file_kind, is_url as _is_url
 from .suggestions import did_you_mean
 from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, read_words, written_bool,
                     written_code, written_missing)
@@ -1004,11 +1004,12 @@ def _warn_of_column(message: str) -> None:
         warn_once(said, message)
 
 
-def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
+def validate_columns(table: Table, roles: Mapping[str, str], roles_fixed: bool = False) -> Table:
     """:func:`validate_images` on every column of ``table`` whose role is ``image``,
     :func:`validate_datetimes` on every ``datetime`` one. Returns ``table`` with the few
     unreadable images that :data:`IMAGE_TOLERANCE` allows made missing (with a warning), and
-    the list cells of text and categorical columns (tags) joined into texts."""
+    the list cells of text and categorical columns (tags) joined into texts. ``roles_fixed``: the
+    ``roles`` are a fitted model's (predict), so errors suggest no other ``column_types``."""
     columns = dict(table.columns)
     for column, role in roles.items():
         if role == "image":
@@ -1016,7 +1017,7 @@ def validate_columns(table: Table, roles: Mapping[str, str]) -> Table:
             try:
                 unreadable = validate_images(column, values, row_name=table.row_name)
             except InputError as exc:  # arrays that are not images may be another modality's (stereo audio)
-                hint = _plugin_roles_hint(column, values)
+                hint = "" if roles_fixed else _plugin_roles_hint(column, values)
                 if not hint:
                     raise
                 raise InputError(f"{exc}{hint}") from None
@@ -1565,15 +1566,6 @@ def _image_file_problem(file) -> str | None:
             return HEIF_UNREADABLE
         return type(exc).__name__
     return fine
-
-
-def _is_url(value: Any) -> bool:
-    """A URL (``https://``, ``s3://``, ``gs://``, ``file://`` ...) or a ``data:`` URI: never fetched."""
-    return isinstance(value, str) and (bool(_URL_SCHEME.match(value)) or value[:5].lower() == "data:")
-
-
-#: A URL's scheme (letters, digits, ``+ - .``, starting with a letter) and ``://``.
-_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,15}://")
 
 
 def _short(value: Any) -> str:

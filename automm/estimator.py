@@ -42,7 +42,7 @@ from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, finite_number, retry_with_smaller_batches, scale_frozen_batch,
-                       train_bagged, train_candidate, training_value_problem, untimed_epochs_problem,
+                       score_text, train_bagged, train_candidate, training_value_problem, untimed_epochs_problem,
                        validation_r2, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
@@ -71,16 +71,16 @@ def _import_optimizer_machinery() -> None:
         torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
-def _barely_trained(candidate: Candidate, time_limit: Any) -> str:
+def _barely_trained(candidate: Candidate, time_limit: Any, data: PreparedData) -> str:
     """The warning for a kept model that the time limit stopped inside its first epoch."""
     record = candidate.history[-1]
     batches, planned, seconds = record.get("batches") or 0, record.get("epoch_batches"), record.get("train_seconds")
     epoch = ""
     if batches and planned and seconds:
         epoch = f"; one epoch of it takes about {seconds / batches * planned:.0f} s here"
+    score = score_text(data, candidate.best_score, scored_on(data, candidate)[0])
     return (f"time_limit={time_limit}: the model kept did not finish one pass over the training rows "
-            f"({candidate.cut_in_first_epoch}; holdout score {candidate.best_score:.4f}){epoch}: more time "
-            "gives a better model")
+            f"({candidate.cut_in_first_epoch}; {score}){epoch}: more time gives a better model")
 
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
@@ -552,7 +552,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 raise InputError(f"{name}: expected {expected}{' or None' if allow_none else ''}, got {value!r}")
 
         if self.problem_type not in PROBLEM_TYPES:
-            raise InputError(f"problem_type: expected one of {PROBLEM_TYPES}, got {self.problem_type!r}")
+            from .suggestions import did_you_mean
+
+            hint = did_you_mean(self.problem_type, PROBLEM_TYPES) if isinstance(self.problem_type, str) else ""
+            if not hint and isinstance(self.problem_type, str) and "clas" in self.problem_type.lower():
+                hint = "; classes are 'binary' or 'multiclass' ('auto' tells them from y; AutoMMClassifier always classifies)"
+            raise InputError(f"problem_type: expected one of {PROBLEM_TYPES}, got {self.problem_type!r}{hint}")
         number("time_limit", "a positive number of seconds", lambda v: v > 0, allow_none=True)
         for key in TRAINING_RULES:
             problem = training_value_problem(key, getattr(self, key))
@@ -595,7 +600,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if weights is None or (isinstance(weights, str) and weights == "balanced"):
             return
         if not isinstance(weights, Mapping):
-            raise InputError(f"class_weight: expected None, 'balanced' or a dict label -> weight, got {weights!r}")
+            from .suggestions import did_you_mean
+
+            hint = did_you_mean(weights, ["balanced"]) if isinstance(weights, str) else ""
+            raise InputError(f"class_weight: expected None, 'balanced' or a dict label -> weight, got "
+                             f"{weights!r}{hint}")
         wrong = {label: w for label, w in weights.items() if not finite_number(w) or w < 0}
         if wrong:
             raise InputError(f"class_weight: weights must be finite numbers >= 0; wrong: {wrong!r}")
@@ -1330,7 +1339,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         with image_cache():  # decoded images shared by every epoch and trial of this fit
             candidate = self._fit_candidates(data, config, deadline, graceful=not _called_by_model_selection())
         if candidate.cut_in_first_epoch and "ensemble_" not in candidate.extras:  # (an ensemble: the search warns)
-            warnings.warn(_barely_trained(candidate, self.time_limit), AutoMMWarning, stacklevel=user_stacklevel())
+            warnings.warn(_barely_trained(candidate, self.time_limit, data), AutoMMWarning, stacklevel=user_stacklevel())
         self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
         return self
@@ -1411,7 +1420,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return candidate
         if candidate.interrupted:
             warnings.warn(f"fit interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept "
-                          f"epoch {candidate.best_epoch} (holdout score {candidate.best_score:.4f})",
+                          f"epoch {candidate.best_epoch} "
+                          f"({score_text(data, candidate.best_score, scored_on(data, candidate)[0])})",
                           AutoMMWarning, stacklevel=user_stacklevel())
         return candidate
 
@@ -1561,6 +1571,16 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet: call fit() before "
                                  "predict, predict_proba, score, transform, fit_summary or save") from None
 
+    def _one_image_hint(self, X: tuple) -> str:
+        """For a model of one image input given one 2-D array of pixels alone (one greyscale image,
+        read as a table of W columns): ``"; ... pass [image]"``, else ``""``."""
+        value = X[0] if len(X) == 1 else None
+        if not (isinstance(value, np.ndarray) and value.ndim == 2 and min(value.shape) > 4
+                and value.dtype.kind in "uif" and [self.column_roles_.get(c) for c in self.columns_] == ["image"]):
+            return ""
+        return (f"; an array of shape {value.shape} is one greyscale image (H, W), not {value.shape[0]} rows of "
+                f"{value.shape[1]} columns: pass [image] for one image, or a stack (N, H, W)")
+
     def _table_for_prediction(self, X: tuple) -> Table:
         self._check_fitted()
         if not self.input_positional_:
@@ -1573,7 +1593,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 raise InputError(f"X has {len(table.names)} features, but {type(self).__name__} is expecting "
                                  f"{len(self.columns_)} features as input: fit was given {len(self.columns_)} "
                                  f"unnamed input column(s) ({expected}); give the same, in the same order: one "
-                                 f"positional argument per input, or one 2-D array{one_d}")
+                                 f"positional argument per input, or one 2-D array{one_d}{self._one_image_hint(X)}")
             if not table.positional:  # as scikit-learn does: a table's columns taken in order, with a warning
                 if len(X) != 1 or _has_feature_names(X[0]):  # (pd.DataFrame(array)'s 0, 1, ... are none)
                     warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names: "
@@ -1609,7 +1629,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                  "predict without one, give its column with None in every row)")
             table = table.with_columns({c: table.columns[c] for c in self.columns_})
         with warned_once_in(_said_for_model(self.model_)):  # (scikit-learn's tools predict the same rows many times)
-            table = validate_columns(table, self.column_roles_)
+            table = validate_columns(table, self.column_roles_, roles_fixed=True)
         self._warn_unfamiliar(table)
         self._warn_without_input(table)
         return table

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["create_temporary", "replace_whole", "read_regular_file", "is_stream", "write_output", "file_kind"]
+__all__ = ["create_temporary", "replace_whole", "read_regular_file", "is_stream", "write_output", "file_kind",
+           "is_url", "url_problem"]
 
 
 def read_regular_file(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
@@ -40,6 +42,25 @@ def file_kind(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "not a regular file"
+
+
+def is_url(value: Any) -> bool:
+    """A URL (``https://``, ``s3://``, ``gs://``, ``file://`` ...) or a ``data:`` URI: never fetched."""
+    return isinstance(value, str) and (bool(_URL_SCHEME.match(value)) or value[:5].lower() == "data:")
+
+
+#: A URL's scheme (letters, digits, ``+ - .``, starting with a letter) and ``://``.
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,15}://")
+
+
+def url_problem(path: Any) -> str | None:
+    """Why ``path`` (a file a user named: data, recipe, model) cannot be read where it is a URL
+    (:func:`is_url`), for a message ``f"{path!r} is {problem}"``; else None."""
+    if not is_url(path):
+        return None
+    if path.lower().startswith("file://"):
+        return "a file:// URL; give the file's path itself (the part after file://)"
+    return "a URL; automm reads local files only (it never downloads): download it and give its path"
 
 
 def create_temporary(path: str | os.PathLike) -> tuple[int, str]:

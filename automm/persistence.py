@@ -155,7 +155,7 @@ def _versions() -> dict:
     import automm
 
     found = {"automm": automm.__version__, "torch": torch.__version__}
-    for name in ("numpy", "scikit-learn", "safetensors"):
+    for name in ("numpy", "scikit-learn", "safetensors", "optuna"):  # (optuna: what a search sampled)
         try:
             found[name] = version(name)
         except PackageNotFoundError:  # pragma: no cover
@@ -219,6 +219,8 @@ def manifest_of(estimator) -> dict:
         manifest["decision_weights"] = [float(w) for w in estimator.decision_weights_]
     if estimator.__dict__.get("temperature_", 1.0) != 1.0:
         manifest["temperature"] = float(estimator.temperature_)
+    if estimator.__dict__.get("class_weights_") is not None:  # what class_weight weighed each class by in fit
+        manifest["class_weights"] = [float(w) for w in estimator.class_weights_]
     record = _fit_record(estimator)
     if record:
         manifest["fit"] = record
@@ -996,6 +998,8 @@ _OPTIONAL_MANIFEST_KEYS = {
     "decision_weights": (lambda v: isinstance(v, list) and all(_is_finite(w) and w > 0 for w in v),
                          "a list of numbers > 0"),
     "temperature": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a number > 0"),
+    "class_weights": (lambda v: isinstance(v, list) and all(_is_finite(w) and w >= 0 for w in v),
+                      "a list of numbers >= 0"),
     "fit": (lambda v: isinstance(v, dict), "an object"),
     "metadata_requests": (lambda v: isinstance(v, dict) and all(
         isinstance(r, dict) and all(isinstance(p, str) and (a is None or isinstance(a, (bool, str)))
@@ -1053,10 +1057,11 @@ def _check_outputs(manifest: dict, manifest_path: Path) -> None:
     if len(values) != n_outputs:
         raise ModelFormatError(f"{manifest_path}: 'classes' lists {len(values)} classes but the model has "
                                f"{n_outputs} outputs ('n_outputs'), one per class")
-    weights = manifest.get("decision_weights")
-    if weights is not None and (not isinstance(weights, list) or len(weights) != n_outputs):
-        raise ModelFormatError(f"{manifest_path}: 'decision_weights' should hold one weight per class "
-                               f"({n_outputs}), got {weights!r}")
+    for key in ("decision_weights", "class_weights"):
+        weights = manifest.get(key)
+        if weights is not None and (not isinstance(weights, list) or len(weights) != n_outputs):
+            raise ModelFormatError(f"{manifest_path}: {key!r} should hold one weight per class "
+                                   f"({n_outputs}), got {weights!r}")
 
 
 def _why_missing(plugin: str | None, purpose: str = "load this model") -> str:
@@ -1274,6 +1279,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator.decision_weights_ = (np.asarray(manifest["decision_weights"], dtype=np.float64)
                                    if "decision_weights" in manifest else None)
     estimator.temperature_ = float(manifest.get("temperature", 1.0))
+    # (absent: no class_weight, or a model saved before automm recorded them)
+    estimator.class_weights_ = manifest.get("class_weights")
     for key, attr in _FIT_RECORD:  # what fit did (fit_summary); absent from older directories
         if key in manifest.get("fit", {}):
             setattr(estimator, attr, manifest["fit"][key])

@@ -810,6 +810,12 @@ def score_label(data: PreparedData, score: float, on: str = "holdout") -> tuple[
     return holdout_score_name(data.metric, data.problem_type), float(score)
 
 
+def score_text(data: PreparedData, score: float, on: str = "holdout") -> str:
+    """A ``score`` measured on the rows ``on`` names (:func:`scored_on`) as messages show it, named
+    (:func:`score_label`): ``"holdout accuracy 0.8333"``, ``"out-of-fold r2 0.4100"``."""
+    return "{} {} {:.4f}".format(on, *score_label(data, score, on))
+
+
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,
                  callbacks: Sequence[Callback] = (), verbose: int = 0,
                  device: torch.device | None = None,

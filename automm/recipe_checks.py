@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .exceptions import AutoMMError, InputError
+from .files import url_problem
 from . import registry as _registry
 from .roles import BASE_ROLES
 from .suggestions import close_match, did_you_mean, quoted_values, unique_target
@@ -436,6 +437,9 @@ def _check_file(ck: _Checker, value: Any, path: str, fmt_declared: Any) -> list[
         ck.report(path, f"reading Parquet ({value!r}) needs the pyarrow package: pip install pyarrow")
         fmt = None
     if not ck.check_data:
+        return None
+    if url_problem(value) is not None:
+        ck.report(path, f"{value!r} is {url_problem(value)}")
         return None
     if not file.exists():
         relative = "" if Path(value).is_absolute() else f" (relative paths are resolved against {ck.base_dir})"

@@ -92,6 +92,7 @@ import numpy as np
 from . import registry as _registry
 from .evaluation import compute_metrics, positive_class
 from .exceptions import AutoMMWarning, InputError, user_stacklevel
+from .files import url_problem
 from .process_state import all_warnings_left_out
 from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
@@ -239,6 +240,9 @@ def read_recipe_file(path: str | os.PathLike) -> dict:
 
     source = str(path)
     file = Path(path)
+    problem = url_problem(source)
+    if problem is not None:
+        raise RecipeError(f"{source!r} is {problem}", source=None)
     if not file.exists():
         raise RecipeError(f"file {source!r} not found", source=None)
     if not file.is_file():

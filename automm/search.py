@@ -193,7 +193,7 @@ from .leaderboard import rank_key as _rank_key
 from .leaderboard import (choose_from_pareto, foreign_trial, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
-                       score_label, candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
+                       score_label, score_text, candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
                        comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
@@ -1831,7 +1831,10 @@ def _shown_names(names: Sequence[str]) -> str:
 def _enqueued_values(trial) -> dict:
     """The values ``trial`` was queued with by the study's user (``study.enqueue_trial``): Optuna
     keeps them as its ``fixed_params``; automm's own queued trials hold none."""
-    attrs = (trial.system_attrs if hasattr(trial, "system_attrs")  # (a running Trial: from its storage)
+    from optuna.trial import FrozenTrial
+
+    # (a running Trial's from its storage: its system_attrs, deprecated, warns in Optuna 4 and is gone in 5)
+    attrs = (trial.system_attrs if isinstance(trial, FrozenTrial)
              else trial.storage.get_trial_system_attrs(trial._trial_id))
     fixed = attrs.get("fixed_params")
     return dict(fixed) if isinstance(fixed, Mapping) else {}
@@ -2349,7 +2352,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if not candidates:
         raise SearchError("the models of the best trials are not available here and the time limit leaves no time "
                           "to retrain one")
-    _warn_passed_over(order[:order.index(candidates[0][0])], candidates[0][0], by_number)
+    _warn_passed_over(order[:order.index(candidates[0][0])], candidates[0][0], by_number, ctx.data)
     first = order.index(candidates[0][0])
     _warn_members_left_out([n for n in missing if order.index(n) > first], by_number)
     if wanted > 1:  # the linear and nearest-neighbour models join the pool whatever their holdout rank
@@ -2486,7 +2489,7 @@ def _warn_inert_named_augmentations(estimator, trials: Sequence[Any], ctx: Searc
                       f"{'it' if one else 'them'}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
-def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, Any]) -> None:
+def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, Any], data: PreparedData) -> None:
     """Warn when better trials than the one the model starts from were passed over: trained by
     another process (a worker) whose model this one cannot read, with too little time left to
     retrain them."""
@@ -2494,11 +2497,23 @@ def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, 
         return
     best = by_number[passed[0]]
     others = f" and {len(passed) - 1} other{'s' if len(passed) > 2 else ''}" if len(passed) > 1 else ""
-    warnings.warn(f"the study's best trial {passed[0]} (holdout score {_trial_score(best):.4f}, worker "
+    warnings.warn(f"the study's best trial {passed[0]} ({_trial_score_text(data, best)}, worker "
                   f"{best.user_attrs.get(_ATTR + 'worker') or 'unknown'}){others} ran in another process, whose model "
                   f"this one cannot read, and time_limit left no time to retrain it: the model is built from trial "
-                  f"{kept} (holdout score {_trial_score(by_number[kept]):.4f}); {_NOT_HERE_ADVICE}",
+                  f"{kept} ({_trial_score_text(data, by_number[kept])}); {_NOT_HERE_ADVICE}",
                   AutoMMWarning, stacklevel=user_stacklevel())
+
+
+def _trial_score_text(data: PreparedData, trial) -> str:
+    """A finished trial's score as messages show it, named (:func:`score_text`): measured on the
+    validation rows given, a bagged trial's out-of-fold rows, else the holdout (as :func:`scored_on`)."""
+    if data.holdout_given:
+        on = "X_val"
+    elif int(trial.user_attrs.get(_ATTR + "folds") or 1) > 1:
+        on = "out-of-fold"
+    else:
+        on = "training rows" if np.array_equal(data.train_index, data.valid_index) else "holdout"
+    return score_text(data, _trial_score(trial), on)
 
 
 def _warn_members_left_out(numbers: Sequence[int], by_number: Mapping[int, Any]) -> None:

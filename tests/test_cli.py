@@ -228,6 +228,25 @@ def test_fit_json_then_evaluate_and_predict_a_regression_in_process(capsys, regr
     assert not [p for p in folder.iterdir() if p.name.startswith(".p.csv")]  # no temporary file left
 
 
+def test_a_url_given_as_a_file_is_named_as_one_not_as_missing(capsys, tmp_path, monkeypatch):
+    """``automm predict MODEL https://host/data.csv`` said "'https://...' not found": automm reads
+    local files only, and says so (fit, predict, evaluate, validate; data, model and recipe)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("a,y\n1,2\n")
+    (tmp_path / "r.yaml").write_text("data: {path: 'https://host/data.csv', label: y}\n")
+    local_only = "is a URL; automm reads local files only (it never downloads): download it and give its path"
+    for args, shown in [(("predict", "no_model", "https://host/data.csv"), "DATA: 'https://host/data.csv'"),
+                        (("evaluate", "no_model", "s3://bucket/data.parquet"), "DATA: 's3://bucket/data.parquet'"),
+                        (("predict", "https://host/model", "d.csv"), "MODEL_DIR: 'https://host/model'"),
+                        (("fit", "https://host/data.csv", "--label", "y"), "RECIPE: 'https://host/data.csv'"),
+                        (("fit", "https://host/recipe.yaml"), "recipe: 'https://host/recipe.yaml'"),
+                        (("validate", "r.yaml"), "data.path: 'https://host/data.csv'")]:
+        result = run(capsys, *args)
+        assert result.code == 2 and f"{shown} {local_only}" in result.err, (args, result.err)
+    result = run(capsys, "evaluate", "no_model", "file:///srv/data.csv")
+    assert "DATA: 'file:///srv/data.csv' is a file:// URL; give the file's path itself" in result.err
+
+
 def test_a_rename_hint_names_the_column_in_another_case_before_a_merely_similar_one():
     """A model's 'title' and 'image' given as 'Title' and 'Image' beside an 'image_2': the hint
     said to rename 'image_2' to 'image' (difflib's closer string), and one column could be named

@@ -496,8 +496,9 @@ def test_fit_warns_when_a_better_trial_of_another_worker_cannot_make_the_model(r
     config = first.config_
     study.add_trial(optuna.trial.create_trial(value=0.99, user_attrs={  # another machine's better trial
         "automm:score": 0.99, "automm:config": config, "automm:seconds": 1e6, "automm:worker": "elsewhere:17"}))
-    with pytest.warns(UserWarning, match=r"best trial 1 \(holdout score 0\.9900, worker elsewhere:17\) ran in another "
-                                         r"process.*no time to retrain it: the model is built from trial [02] "):
+    with pytest.warns(UserWarning, match=r"best trial 1 \(holdout accuracy 0\.9900, worker elsewhere:17\) ran in "
+                                         r"another process.*no time to retrain it: the model is built from trial [02] "
+                                         r"\(holdout accuracy [01]\.\d{4}\)"):
         model = AutoMM(**params, n_trials=3, time_limit=60).fit(names, labels)
     assert model.best_trial_ in (0, 2)
 

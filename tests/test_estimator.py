@@ -1015,6 +1015,11 @@ def test_bad_parameters_are_named():
     (dict(class_weight={0: "2"}), r"class_weight: weights must be finite numbers >= 0; wrong: \{0: '2'\}"),
     (dict(class_weight={0: float("nan")}), r"class_weight: weights must be finite"),
     (dict(class_weight={0: 0, 1: 0}), r"class_weight: \{0: 0, 1: 0\} gives every training row the weight 0"),
+    (dict(class_weight="balance"), r"class_weight: expected None, 'balanced' or a dict label -> weight, got 'balance'; "
+                                   r"did you mean 'balanced'\?$"),  # (a typo had no hint where other names have)
+    (dict(problem_type="clasification"), r"problem_type: expected one of .*, got 'clasification'; classes are "
+                                         r"'binary' or 'multiclass'"),
+    (dict(problem_type="regresion"), r"problem_type: .*got 'regresion'; did you mean 'regression'\?$"),
     (dict(bag_folds=10000), r"bag_folds: 10000 folds need at least as many training rows; there are 12"),
     (dict(encoders={"text": {"name": "hashed_ngram", "n_bucket": 64}}),
      r"encoders\['text'\]: encoder 'hashed_ngram' has no hyperparameter 'n_bucket' \(did you mean 'n_buckets'\?\)"),
@@ -1154,6 +1159,21 @@ def test_ctrl_c_ends_training_with_the_best_epoch_so_far(emoji_split, monkeypatc
     assert len(model.history_) == 2 and model.best_epoch_ in (1, 2)
     assert model.stop_reason_ == "interrupted (KeyboardInterrupt) in epoch 3"
     assert model.predict(test["name"].tolist()[:4]).shape == (4,)
+
+
+def test_the_ctrl_c_warning_names_the_score_it_shows(monkeypatch):
+    """It said "holdout score -0.1100" of a regression, the negated mean squared error of the
+    standardised targets, where the verbose lines say "r2 0.76"; a classifier's is its accuracy."""
+    from helpers import CtrlC
+
+    rng = np.random.RandomState(0)
+    x = rng.uniform(size=(80, 2))
+    y = 3 * x[:, 0] - x[:, 1]
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(epoch=3)])
+    for target, named in ((y, r"holdout r2 0\.\d{4}"), (y > 1, r"holdout accuracy [01]\.\d{4}")):
+        with pytest.warns(UserWarning, match=rf"fit interrupted \(KeyboardInterrupt\) after 2 epochs: kept epoch [12] "
+                                             rf"\({named}\)$"):
+            AutoMM(**tiny(max_epochs=10, encoders=None)).fit({"a": x[:, 0], "b": x[:, 1]}, target)
 
 
 def test_a_fit_that_raises_keeps_the_earlier_model(emoji_split, monkeypatch):

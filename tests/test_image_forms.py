@@ -63,6 +63,24 @@ def test_one_hwc_array_is_not_read_as_a_stack_of_greyscale_images():
     assert len(as_table([np.zeros((5, 40, 30, 3), np.uint8)])) == 5
 
 
+def test_one_greyscale_image_given_alone_to_predict_is_named_as_one():
+    """A model of one image input given one (H, W) array: "X has 32 features, but AutoMM is
+    expecting 1", with no word of images; it says the array is one image and to pass [image]."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (24, 32), dtype=np.uint8) for _ in range(12)]
+    model = AutoMM(**tiny(max_epochs=1)).fit(images, [0, 1] * 6)
+    hint = (r"; an array of shape \(24, 32\) is one greyscale image \(H, W\), not 24 rows of 32 columns: pass "
+            r"\[image\] for one image, or a stack \(N, H, W\)$")
+    for method in (model.predict, model.transform, lambda X: model.score(X, [0])):
+        with pytest.raises(InputError, match=r"^X has 32 features, but AutoMM is expecting 1 features as input.*" + hint):
+            method(images[0])
+    assert len(model.predict([images[0]])) == 1
+    numbers = AutoMM(**tiny(max_epochs=1, encoders=None)).fit(rng.normal(size=(12, 2)), [0, 1] * 6)  # no image input
+    with pytest.raises(InputError, match=r"^X has 32 features, but AutoMM is expecting 2 features") as caught:
+        numbers.predict(images[0])
+    assert "greyscale" not in str(caught.value)
+
+
 def test_a_stack_with_one_bad_image_names_it_and_makes_it_missing():
     stack = np.random.default_rng(0).random((40, 8, 8, 3))
     stack[17, 0, 0, 0] = np.nan

@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import optuna
 import pytest
 import torch
 
@@ -35,6 +36,7 @@ def test_round_trip_gives_identical_predictions(model, data, tmp_path):
     assert sorted(os.listdir(path)) == ["automm.json", "preprocessing.json", "weights.safetensors"]
     manifest = json.loads((tmp_path / "model" / "automm.json").read_text())
     assert manifest["versions"]["automm"] and manifest["config"]["fusion"]["name"] == "concat"
+    assert manifest["versions"]["optuna"] == optuna.__version__  # (it decides what a search samples)
     loaded = AutoMM.load(path)
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-6)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
@@ -818,6 +820,25 @@ def test_class_weights_of_number_classes_load_as_they_were_given(tmp_path):
     loaded = AutoMM.load(model.save(tmp_path / "m"))
     assert loaded.class_weight == {0: 1.0, 1: 2.0}
     assert loaded.fit(texts, labels).classes_.tolist() == [0, 1]
+
+
+def test_a_loaded_model_keeps_the_class_weights_it_was_fitted_with(model, tmp_path):
+    """``class_weights_`` (what ``class_weight`` weighed each class by) was None after a load, where
+    the fitted model had it; a model saved before it was recorded, or fitted without, has None."""
+    texts, labels = [f"item {i} of colour {i % 4}" for i in range(24)], [0, 1, 1, 1] * 6
+    fitted = AutoMM(**tiny(class_weight="balanced")).fit(texts, labels)
+    assert fitted.class_weights_ == pytest.approx([2.0, 2 / 3])
+    path = fitted.save(tmp_path / "m")
+    assert AutoMM.load(path).class_weights_ == pytest.approx(fitted.class_weights_)
+    manifest = json.loads((tmp_path / "m" / "automm.json").read_text())
+    manifest["class_weights"] = [1.0]
+    write_manifest(tmp_path / "m" / "automm.json", manifest)
+    with pytest.raises(ModelFormatError, match=r"'class_weights' should hold one weight per class \(2\), got \[1\.0\]"):
+        AutoMM.load(path)
+    del manifest["class_weights"]  # as saved before automm recorded them
+    write_manifest(tmp_path / "m" / "automm.json", manifest)
+    assert AutoMM.load(path).class_weights_ is None
+    assert AutoMM.load(model.save(tmp_path / "unweighted")).class_weights_ is None
 
 
 def test_loading_a_model_leaves_the_hosts_random_streams_alone(model, tmp_path):

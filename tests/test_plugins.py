@@ -13,7 +13,7 @@ import automm
 from automm import Encoder, PluginError, UnknownComponentError, hookimpl
 from automm.registry import DISABLE_AUTOLOAD_ENV
 
-from helpers import write_manifest
+from helpers import tiny, write_manifest
 
 
 def test_builtin_components_are_registered_through_hooks(builtin_only):
@@ -156,6 +156,21 @@ def test_arrays_the_core_refuses_name_the_installed_modalities_that_read_them(bu
     # values the modality's check refuses (embeddings beyond [-1, 1]) name no modality
     with pytest.raises(automm.InputError, match=r"give each number its own column.*add_prefix\('clip_'\)$"):
         automm.AutoMM(max_epochs=1).fit(pd.DataFrame({"clip": [rng.normal(0, 5, 8) for _ in y]}), y)
+
+
+def test_a_fitted_models_errors_suggest_no_other_column_types(builtin_only, fresh_registry):
+    """predict's refusal of arrays that are no images ended with "or, if they are waveform values,
+    column_types={...}": a fitted model's column types are fixed, so only fit says it."""
+    fresh_registry(WaveformPlugin())
+    rng = np.random.default_rng(0)
+    y = [0, 1] * 6
+    model = automm.AutoMM(**tiny(max_epochs=1)).fit(
+        pd.DataFrame({"clip": [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in y]}), y)
+    stereo = pd.DataFrame({"clip": [rng.uniform(-0.5, 0.5, (400, 2)) for _ in y]})
+    for method in (model.predict, model.transform, lambda X: model.score(X, y)):
+        with pytest.raises(automm.InputError, match=r"float image arrays must hold values in \[0, 1\]") as caught:
+            method(stereo)
+        assert "column_types" not in str(caught.value) and "waveform" not in str(caught.value)
 
 
 def test_duplicate_names_fail_naming_both_providers(fresh_registry):

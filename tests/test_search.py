@@ -1531,7 +1531,7 @@ def test_a_trial_the_time_limit_stops_in_its_first_epoch_is_pruned_not_scored(te
     X, y, _, _ = texts
     with pytest.warns(UserWarning, match=r"time_limit=4: the model kept did not finish one pass over the training "
                                          r"rows \(time limit reached in its first epoch \([12] of 3 batches\); "
-                                         r"holdout score [\d.]+\); one epoch of it takes about \d s here"):
+                                         r"holdout accuracy [\d.]+\); one epoch of it takes about \d s here"):
         model = AutoMM(**small(time_limit=4, holdout_frac=0.25, search_space={"linear_model": False},
                                ensemble_size=1, storage=f"journal:///{tmp_path}/study.log", study_name="cut")).fit(X, y)
     board = model.leaderboard_
@@ -3692,6 +3692,24 @@ def test_trials_the_user_queued_run_first_and_their_mistakes_are_named(texts, tm
     assert board.loc[0, "params"]["augment.mixup"] is False
     assert board.loc[1, "state"] == "FAIL" and wrong in board.loc[1, "reason"]
     assert board.loc[2, "default"] and not board.loc[0, "default"]
+
+
+def test_queued_values_are_read_without_optunas_deprecated_trial_system_attrs(monkeypatch):
+    """Optuna 4's ``Trial.system_attrs`` (deprecated, gone in 5) raised a FutureWarning per trial
+    where automm asked whether a running trial had it; its storage holds the same."""
+    def deprecated(trial):  # as Optuna 4 has it
+        warnings.warn("system_attrs has been deprecated in v3.1.0", FutureWarning)
+        return trial.storage.get_trial_system_attrs(trial._trial_id)
+
+    monkeypatch.setattr(optuna.trial.Trial, "system_attrs", property(deprecated), raising=False)
+    study = optuna.create_study()
+    study.enqueue_trial({"training.learning_rate": 0.003})
+    study.enqueue_trial({"training.learning_rate": 0.004})
+    running = study.ask()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        assert search._enqueued_values(running) == {"training.learning_rate": 0.003}
+        assert search._enqueued_values(study.get_trials(deepcopy=False)[1]) == {"training.learning_rate": 0.004}
 
 
 def test_queued_names_of_a_branch_the_queued_choices_leave_out_are_named(texts, tmp_path):
