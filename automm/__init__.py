@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from .folders import read_image_folder
     from .registry import (PluginLoadWarning, create_augmentation, create_encoder, create_fusion, get_registry,
                            list_augmentations, list_datasets, list_encoders, list_fusions, load_dataset, reset_registry)
+    from .training import Callback
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,7 @@ _EXPORTS = {
                      "PluginLoadWarning"), "registry"),
     **dict.fromkeys(("AutoMM", "AutoMMClassifier", "AutoMMRegressor"), "estimator"),
     "read_image_folder": "folders",
+    "Callback": "training",
 }
 
 
@@ -58,7 +60,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "AutoMM", "AutoMMClassifier", "AutoMMRegressor",
+    "AutoMM", "AutoMMClassifier", "AutoMMRegressor", "Callback",
     "Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "hookimpl",
     "list_encoders", "list_fusions", "list_augmentations", "list_datasets", "load_dataset",
     "create_encoder", "create_fusion", "create_augmentation", "get_registry", "reset_registry",

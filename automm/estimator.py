@@ -46,7 +46,8 @@ from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedDa
                        validation_r2, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
-from .training import holdout_score_name, make_loader, model_outputs, resolve_device, workers_are_forked
+from .training import (CALLBACK_HOOKS, Callback, holdout_score_name, make_loader, model_outputs, resolve_device,
+                       workers_are_forked)
 
 __all__ = ["AutoMM", "AutoMMClassifier", "AutoMMRegressor", "DEFAULT_ENCODERS", "DEFAULT_AUGMENTATIONS"]
 
@@ -294,6 +295,40 @@ def _absent_classes_hint(validation_given: bool) -> str:
     return " (a class of a single row stays in training; more rows of it would let the holdout hold one)"
 
 
+def _check_callbacks(callbacks: Any) -> None:
+    """``callbacks``: None or a list of :class:`~automm.Callback` instances, else an :class:`InputError`
+    naming what is wrong; a method named like a hook that the trainer never calls (``on_epoch_ended``) is
+    warned about."""
+    if callbacks is None:
+        return
+    if isinstance(callbacks, Callback) or (isinstance(callbacks, type) and issubclass(callbacks, Callback)):
+        raise InputError(f"callbacks: expected a list of automm.Callback instances, got one: "
+                         f"pass [{_named(callbacks)}]")
+    if isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, (list, tuple)):
+        raise InputError(f"callbacks: expected a list of automm.Callback instances or None, got {callbacks!r}")
+    from .suggestions import did_you_mean
+
+    for index, callback in enumerate(callbacks):
+        if isinstance(callback, type) and issubclass(callback, Callback):
+            raise InputError(f"callbacks[{index}]: {callback.__name__} is a class; pass an instance, "
+                             f"{callback.__name__}()")
+        if not isinstance(callback, Callback):
+            hooks = [h for h in CALLBACK_HOOKS if callable(getattr(callback, h, None))]
+            hint = (f" (it has {', '.join(hooks)}: subclass automm.Callback, whose other hooks do nothing)"
+                    if hooks else "")
+            raise InputError(f"callbacks[{index}]: expected an automm.Callback instance, got {callback!r}{hint}")
+        unknown = sorted(name for name in dir(type(callback)) if name.startswith("on_") and name not in CALLBACK_HOOKS
+                         and callable(getattr(callback, name)))
+        for name in unknown:
+            warnings.warn(f"callbacks[{index}]: {type(callback).__name__}.{name} is never called: the training "
+                          f"calls {', '.join(CALLBACK_HOOKS)}{did_you_mean(name, CALLBACK_HOOKS)}", AutoMMWarning,
+                          stacklevel=user_stacklevel())
+
+
+def _named(callback: Any) -> str:
+    return f"{callback.__name__}()" if isinstance(callback, type) else f"{type(callback).__name__}(...)"
+
+
 class AutoMM(TransformerMixin, BaseEstimator):
     """Multimodal AutoML estimator: images, texts and table columns in, a trained model out.
 
@@ -424,6 +459,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
         log of their work (e.g. features being computed, in ``fit`` and for new rows in
         ``predict`` and ``transform``; :mod:`automm.progress`), 2 also each epoch's whole record
         as it ends (a search: also Optuna's log).
+    callbacks : list of automm.Callback, default=None
+        Called by every training run of ``fit`` (each search trial, each fold of a bag; not the
+        search's linear and nearest-neighbour models, which have no epochs), in list order: the
+        instances given, not copies (but scikit-learn's ``clone``, as ``GridSearchCV`` and
+        ``cross_val_score`` use, copies them; forked search processes, ``n_jobs`` > 1, call their
+        own copies, and trials in GPU threads call them at once). Not saved with the model.
     """
 
     def __new__(cls, *args, **params):
@@ -503,6 +544,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         cache_dir: str | os.PathLike[str] | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
+        callbacks: Sequence[Callback] | None = None,
     ) -> None:
         self.problem_type = problem_type
         self.metric = metric
@@ -537,6 +579,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self.cache_dir = cache_dir
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
 
     _forced_problem_type: str | None = None
 
@@ -587,6 +630,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise InputError(f"verbose: expected an integer >= 0 (0 silent, 1 progress, 2 more), got {self.verbose!r}")
         if self.column_types is not None and not isinstance(self.column_types, Mapping):
             raise InputError(f"column_types: expected a dict column -> role, got {self.column_types!r}")
+        _check_callbacks(self.callbacks)
         try:
             resolve_device(self.device)
         except (ValueError, RuntimeError) as exc:
@@ -1560,8 +1604,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return summary
 
     def _extra_callbacks(self) -> list:
-        """Callbacks added by subclasses (the search adds its pruning reporter)."""
-        return []
+        """The callbacks of every training run of ``fit``: ``callbacks`` (a subclass may add its own)."""
+        return list(self.callbacks or ())
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:

@@ -92,6 +92,24 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot store a value of type {type(value).__name__} in {MANIFEST}")
 
 
+def _history_json(history: list) -> list:
+    """``history_`` as JSON; a TypeError naming the record and key of a value that cannot be (one a
+    training callback added: a tensor, an object), before anything is written."""
+    try:
+        return _jsonable(history)
+    except TypeError:
+        for number, record in enumerate(history):
+            for key, value in record.items():
+                try:
+                    _jsonable(value)
+                except TypeError:
+                    raise TypeError(f"cannot save the model: history_[{number}][{key!r}] (epoch "
+                                    f"{record.get('epoch', '?')}) is a {type(value).__name__}, which {MANIFEST} cannot "
+                                    "store; a callback that adds to an epoch's record should add numbers, texts, "
+                                    "booleans, None, or lists and dicts of them (e.g. float(value))") from None
+        raise
+
+
 def _encode_classes(classes: np.ndarray) -> dict:
     return {"dtype": classes.dtype.str if classes.dtype != object else "object", "values": _jsonable(classes)}
 
@@ -208,7 +226,7 @@ def manifest_of(estimator) -> dict:
         "n_outputs": int(estimator.model_.n_outputs),
         "batch_size": int(estimator.batch_size_),
         "seed": int(estimator.seed_),
-        "history": _jsonable(estimator.history_),
+        "history": _history_json(estimator.history_),
         "best_epoch": int(estimator.best_epoch_),
     }
     if held:

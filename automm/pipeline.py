@@ -817,7 +817,7 @@ def score_text(data: PreparedData, score: float, on: str = "holdout") -> str:
 
 
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,
-                 callbacks: Sequence[Callback] = (), verbose: int = 0,
+                 callbacks: Sequence[Callback] = (), first_fold_callbacks: Sequence[Callback] = (), verbose: int = 0,
                  device: torch.device | None = None,
                  on_fold_end: Callable[[int, int, float], bool] | None = None,
                  stop_on_interrupt: bool = False) -> Candidate:
@@ -829,11 +829,11 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     unbagged candidate's). When the holdout is the user's validation data
     (``data.holdout_given``), the folds split the training rows only, and the bag's score, loss
     and ``valid_outputs`` are its averaged fold models' on the validation rows (no
-    ``oof_outputs``). ``callbacks`` (the search's pruning reporter) see the first fold
-    only; when it stops that fold early (pruned), the other folds are not trained and the
-    first fold's candidate comes back unbagged, without holdout outputs. ``on_fold_end(done,
-    n_folds, score)``, when given, is called after every fold but the last with the
-    out-of-fold score of the rows of the folds done so far (computed only then); when it
+    ``oof_outputs``). ``callbacks`` (the user's) see every fold, ``first_fold_callbacks`` (the
+    search's pruning reporter) the first fold only; when it stops that fold early (pruned), the
+    other folds are not trained and the first fold's candidate comes back unbagged, without
+    holdout outputs. ``on_fold_end(done, n_folds, score)``, when given, is called after every
+    fold but the last with the out-of-fold score of the rows of the folds done so far (computed only then); when it
     returns True (pruned) the bag stops there and comes back the same way, its score that
     partial out-of-fold score. Each fold may use an equal share of the time left before
     ``deadline``; a fold that it stops inside its first epoch (:attr:`Candidate.cut_in_first_epoch`)
@@ -860,7 +860,8 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
             fold_deadline = time.monotonic() + (deadline - time.monotonic()) / (n_folds - index)
         fold_data = replace(data, train_index=train_rows, valid_index=valid_rows)
         try:
-            fold = train_candidate(fold_data, config, deadline=fold_deadline, callbacks=callbacks if index == 0 else (),
+            fold = train_candidate(fold_data, config, deadline=fold_deadline,
+                                   callbacks=[*callbacks, *first_fold_callbacks] if index == 0 else callbacks,
                                    verbose=verbose, device=device, stop_on_interrupt=stop_on_interrupt,
                                    progress_label=f"automm fold {index + 1}/{n_folds}")
         except KeyboardInterrupt:

@@ -24,7 +24,8 @@ from .suggestions import close_match, did_you_mean, quoted_values, unique_target
 from .tables import data_format, parquet_engine, read_column, read_header
 from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS, metric_name_hint
 
-__all__ = ["RecipeError", "Problem", "PARAM_PATHS", "SECTION_KEYS", "TOP_KEYS", "METRICS", "SAMPLERS", "PRUNERS",
+__all__ = ["RecipeError", "Problem", "PARAM_PATHS", "PYTHON_ONLY_PARAMS", "SECTION_KEYS", "TOP_KEYS", "METRICS",
+           "SAMPLERS", "PRUNERS",
            "RECIPE_VERSION", "check_recipe", "get_key_path", "set_key_path", "show_value", "join_path",
            "split_value_problems", "split_text", "split_texts", "recipe_key_path"]
 
@@ -32,9 +33,9 @@ __all__ = ["RecipeError", "Problem", "PARAM_PATHS", "SECTION_KEYS", "TOP_KEYS", 
 RECIPE_VERSION = 1
 
 
-#: AutoMM constructor parameter → its key path in a recipe. Every parameter must be here
-#: (a test compares this with ``AutoMM().get_params()``), and :func:`to_recipe` refuses
-#: a parameter it cannot place.
+#: AutoMM constructor parameter → its key path in a recipe. Every parameter must be here or in
+#: :data:`PYTHON_ONLY_PARAMS` (a test compares them with ``AutoMM().get_params()``), and
+#: :func:`to_recipe` refuses a parameter it cannot place.
 PARAM_PATHS: dict[str, str] = {
     "problem_type": "problem.type",
     "metric": "problem.metric",
@@ -70,6 +71,11 @@ PARAM_PATHS: dict[str, str] = {
     "verbose": "output.verbose",
     "random_state": "seed",
 }
+
+
+#: AutoMM constructor parameters that hold Python objects only, which a recipe cannot: the training
+#: ``callbacks``. :func:`to_recipe` refuses an estimator that sets them.
+PYTHON_ONLY_PARAMS: tuple[str, ...] = ("callbacks",)
 
 
 #: The keys each section accepts, in the order :func:`to_recipe` writes them.

@@ -46,7 +46,8 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       verbose: 1
     seed: 0                         # random_state
 
-Every :class:`~automm.AutoMM` constructor parameter has one key (:data:`PARAM_PATHS`); ``data``
+Every :class:`~automm.AutoMM` constructor parameter has one key (:data:`PARAM_PATHS`), but for the
+training ``callbacks``, Python objects (:data:`~automm.recipe_checks.PYTHON_ONLY_PARAMS`); ``data``
 and ``output.dir`` are the recipe's own. Relative data paths are resolved
 against the recipe file's folder (the current directory for a recipe given as a dict); relative
 image paths inside the data are looked up in ``data.files_dir`` (one folder or a list, relative to
@@ -95,9 +96,9 @@ from .exceptions import AutoMMWarning, InputError, user_stacklevel
 from .files import url_problem
 from .process_state import all_warnings_left_out
 from .storage import redact_url
-from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS, TOP_KEYS,
-                            Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path, show_value,
-                            split_text, split_texts, split_value_problems)
+from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, PYTHON_ONLY_PARAMS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS,
+                            TOP_KEYS, Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path,
+                            show_value, split_text, split_texts, split_value_problems)
 from .tables import (image_folders, labelled_rows, read_table, resolve_image_paths, whole_number_labels,
                      weight_column_values, with_file_rows)
 
@@ -828,10 +829,15 @@ def to_recipe(estimator) -> dict:
     if isinstance(params.get("random_state"), np.random.RandomState):  # no seed to write: the one drawn, if fitted
         params["random_state"] = None
     problems: list[Problem] = []
-    unmapped = sorted(set(params) - set(PARAM_PATHS))
+    unmapped = sorted(set(params) - set(PARAM_PATHS) - set(PYTHON_ONLY_PARAMS))
     for name in unmapped:
         problems.append(Problem(name, f"the {type(estimator).__name__} parameter {name!r} has no recipe key "
                                       "(automm.recipes.PARAM_PATHS)"))
+    for name in PYTHON_ONLY_PARAMS:
+        if params.get(name):
+            problems.append(Problem(name, f"{name} are Python objects, which a recipe cannot hold (the estimator it "
+                                          f"rebuilt would train without them): set_params({name}=None) first, and "
+                                          "give them to the estimator built from the recipe"))
     context = dict(getattr(estimator, "_recipe_context", None) or {})
     recipe: dict = {"version": RECIPE_VERSION}
     if context.get("description"):

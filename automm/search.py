@@ -203,7 +203,7 @@ from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, che
 from .storage import make_storage, own_heartbeats, parse_storage
 from .study import (FINGERPRINT_ATTR, MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, default_study_name,
                     prepare_study, search_fingerprint, study_spec, with_stored_split)
-from .training import Callback, validation_metrics
+from .training import Callback, callback_origin, validation_metrics
 from .trial_models import ModelPool, always_weighed, read_candidate
 
 __all__ = ["search_requested", "run_search", "validate_params", "SearchSpace", "SearchError",
@@ -719,7 +719,9 @@ MISSING_PACKAGE = "missing package"
 
 def _failure_reason(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, FloatingPointError):
+    if (callback := callback_origin(exc)) is not None:
+        text = f"callback {callback} raised {text}"
+    elif isinstance(exc, FloatingPointError):
         text = f"non-finite loss ({text})"
     elif is_out_of_memory(exc):
         text = f"out of memory ({text})"
@@ -984,7 +986,6 @@ def _train(ctx: SearchContext, config: dict, trial, device: torch.device, report
     """train_candidate (or train_bagged), retrying with half the batch size after CUDA runs out
     of memory (:func:`automm.pipeline.retry_with_smaller_batches`; counted in the trial's
     ``oom_retries``)."""
-    callbacks = [*ctx.callbacks, reporter]
     n_folds = bag_folds_for(ctx.settings.bag_folds, ctx.data, config)
     if reporter is not None:
         reporter.folds_follow = n_folds > 1
@@ -992,10 +993,11 @@ def _train(ctx: SearchContext, config: dict, trial, device: torch.device, report
 
     def train(config: dict) -> Candidate:
         if n_folds > 1:
-            return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=callbacks,
-                                verbose=max(0, ctx.settings.verbose - 1), device=device,
+            return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=ctx.callbacks,
+                                first_fold_callbacks=[reporter], verbose=max(0, ctx.settings.verbose - 1),
+                                device=device,
                                 on_fold_end=reporter.on_fold_end if reporter.fold_reports else None)
-        return train_candidate(ctx.data, config, deadline=deadline, callbacks=callbacks,
+        return train_candidate(ctx.data, config, deadline=deadline, callbacks=[*ctx.callbacks, reporter],
                                verbose=max(0, ctx.settings.verbose - 1), device=device)
 
     def count(batch: int, smaller: int) -> None:

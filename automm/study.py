@@ -73,12 +73,13 @@ def with_stored_split(data: PreparedData, spec: Mapping[str, Any]) -> PreparedDa
 
 def json_params(given: Mapping[str, Any]) -> dict:
     """Estimator parameters as a study stores them: JSON (objects as None; the storage, which may
-    hold a password, and the study name left out: a worker is given them)."""
+    hold a password, and the study name left out: a worker is given them; the training callbacks,
+    Python objects that shape no search, too)."""
     from .persistence import _jsonable
 
     params = {}
     for key, value in given.items():
-        if key in ("storage", "study_name"):
+        if key in ("storage", "study_name", "callbacks"):
             continue
         try:
             params[key] = _jsonable(value)

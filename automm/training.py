@@ -4,13 +4,13 @@
 weights, early stopping on a holdout split, a wall-clock deadline (the best model so far is
 kept when time runs out), mixed precision and CUDA placement when a GPU is used.
 
-With a deadline, training stops when one more batch and then the holdout evaluation (timed
-on the last epoch; before the first, estimated from the batches' time) would not end before
-it, so that what was trained is evaluated in time. The cosine schedule is fitted to the time
-too: after each epoch the trainer
-estimates how many more epochs fit before the deadline and, when fewer than planned, plans
-that many and anneals the learning rate from its current value to zero over them. A run cut
-short by time therefore ends annealed, not at a high learning rate mid-schedule.
+With a deadline, training stops when one more batch and then the holdout evaluation and the
+``on_epoch_end`` callbacks (timed on the last epoch; before the first, the evaluation estimated
+from the batches' time) would not end before it, so that what was trained is evaluated in time.
+The cosine schedule is fitted to the time too: after each epoch the trainer estimates how many
+more epochs fit before the deadline and, when fewer than planned, plans that many and anneals
+the learning rate from its current value to zero over them. A run cut short by time therefore
+ends annealed, not at a high learning rate mid-schedule.
 
 The kept epoch is the best by ``TrainingConfig.monitor`` among the *settled* epochs (past the
 warm-up, the rate at or below half its peak) once there are any; early stopping counts
@@ -32,9 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .exceptions import AutoMMError
 from .model import MultimodalNet, move_to_device
 
-__all__ = ["TrainingConfig", "Callback", "EarlyStopping", "ProgressBar", "Trainer", "TimeLimitReached",
+__all__ = ["TrainingConfig", "Callback", "CALLBACK_HOOKS", "callback_origin", "EarlyStopping", "ProgressBar", "Trainer",
+           "TimeLimitReached",
            "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
            "soft_cross_entropy", "weighted_mean", "classification_score", "holdout_score_name", "model_outputs",
            "autocast_dtype", "CLASSIFICATION_METRICS", "REGRESSION_METRICS", "BINARY_METRICS"]
@@ -100,13 +102,53 @@ class TrainingConfig:
 
 
 class Callback:
-    """Hooks called by :class:`Trainer`; every method is a no-op by default."""
+    """Hooks called by :class:`Trainer` (``AutoMM(callbacks=[...])``); every method is a no-op by default.
+
+    Per training run: ``on_train_begin``; per epoch ``on_epoch_begin(epoch)``, ``on_batch_end(loss)``
+    after each training step, then the holdout evaluation, then ``on_epoch_end(record)`` with the
+    epoch's history record (already in ``trainer.history``; keys added to it stay in ``history_``);
+    ``on_train_end`` last, also when training raised, before the kept epoch's weights are put back.
+    Callbacks run in list order, after automm's early stopping. Setting ``trainer.should_stop = True``
+    (with ``trainer.stop_reason``, else it is named after the callback) ends training after the
+    epoch in progress, keeping the best epoch as early stopping does. An exception a callback
+    raises ends the training run with the callback and hook named on it (:func:`callback_origin`)."""
 
     def on_train_begin(self, trainer: "Trainer") -> None: ...
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None: ...
     def on_batch_end(self, trainer: "Trainer", loss: float) -> None: ...
     def on_epoch_end(self, trainer: "Trainer", record: dict) -> None: ...
     def on_train_end(self, trainer: "Trainer") -> None: ...
+
+
+#: The hooks :class:`Trainer` calls, in the order of a training run.
+CALLBACK_HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+_CALLBACK_ATTR = "automm_callback"
+
+
+def _name_callback(exc: Exception, callback: Callback, hook: str) -> None:
+    """Name ``callback`` and ``hook`` on ``exc``, which it raised (automm's own exceptions, such as a
+    trial's time limit landing in it, are not the callback's doing)."""
+    if isinstance(exc, AutoMMError) or getattr(exc, _CALLBACK_ATTR, None):
+        return
+    where = f"{type(callback).__name__}.{hook}"
+    try:
+        setattr(exc, _CALLBACK_ATTR, where)
+    except AttributeError:  # (an exception type with __slots__)
+        return
+    if hasattr(exc, "add_note"):  # Python 3.11+: shown under the traceback
+        exc.add_note(f"(raised by the training callback {where})")
+
+
+def callback_origin(exc: BaseException) -> str | None:
+    """``"Class.hook"`` of the training callback that raised ``exc`` (or one it was raised from), else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        where = getattr(exc, _CALLBACK_ATTR, None)
+        if where:
+            return where
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class EarlyStopping(Callback):
@@ -509,6 +551,7 @@ class Trainer:
         self.interrupted = False
         self.steps = 0
         self._evaluation_seconds: float | None = None  # the last holdout evaluation's duration
+        self._epoch_end_seconds = 0.0                   # the last epoch's on_epoch_end callbacks' duration
         self._batch_seconds: list[float] = []          # the last epoch's recent batch durations
         self.generator = torch.Generator()
         self.generator.manual_seed(config.seed)
@@ -709,15 +752,16 @@ class Trainer:
         return self.scheduler.last_epoch >= self._plan[0] and self.lr_fraction() <= fraction
 
     def plan_remaining_epochs(self, epoch: int) -> None:
-        """After ``epoch``, with a deadline: plan as many epochs as fit before it (at the
-        recent epoch time plus 10%; at least one more, at most ``max_epochs``) and anneal
-        from the current learning rate to zero at their end."""
+        """After ``epoch``, with a deadline: plan as many epochs as fit before it (at the recent
+        epoch time, its ``on_epoch_end`` callbacks included, plus 10%; at least one more, at most
+        ``max_epochs``) and anneal from the current learning rate to zero at their end."""
         if self.config.deadline is None or not self.config.fit_schedule_to_deadline or self.should_stop:
             return
         recent = [r["seconds"] for r in self.history if r.get("complete")][-3:]
         if not recent:
             return
-        fits = int((self.config.deadline - time.monotonic()) // (1.1 * float(np.median(recent))))
+        seconds = float(np.median(recent)) + self._epoch_end_seconds  # (a record's seconds end before its callbacks)
+        fits = int((self.config.deadline - time.monotonic()) // (1.1 * seconds))
         planned = min(int(self.config.max_epochs), epoch + max(1, fits))
         if planned == self.planned_epochs or epoch >= self.planned_epochs:
             return
@@ -733,11 +777,11 @@ class Trainer:
         self._plan = (min(warmup, now), now, self._schedule(now), max(now + 1, end))
 
     def _evaluation_reserve(self, batch_seconds: float, valid_loader) -> float:
-        """Seconds to keep for the holdout evaluation that ends an epoch: the last one's
-        duration, or before the first, half a training batch's time per holdout batch (a
-        forward pass without the backward one; the holdout's images not yet decoded)."""
+        """Seconds to keep for the holdout evaluation and the ``on_epoch_end`` callbacks that end an
+        epoch: the last epoch's durations, or before the first, half a training batch's time per
+        holdout batch (a forward pass without the backward one; the holdout's images not yet decoded)."""
         if self._evaluation_seconds is not None:
-            return self._evaluation_seconds
+            return self._evaluation_seconds + self._epoch_end_seconds
         return 0.5 * batch_seconds * (_length(valid_loader) or 0)
 
     def _next_batch_fits(self, batch_seconds: list[float], valid_loader) -> bool:
@@ -747,6 +791,19 @@ class Trainer:
             return True
         batch = float(np.median(batch_seconds[-20:])) if batch_seconds else 0.0
         return time.monotonic() + batch + self._evaluation_reserve(batch, valid_loader) <= self.config.deadline
+
+    def _call(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` of every callback, in order: an exception a callback raises is named after it
+        (:func:`callback_origin`), and one that stops training without a ``stop_reason`` gets one."""
+        for callback in self.callbacks:
+            stopping = self.should_stop
+            try:
+                getattr(callback, hook)(self, *args)
+            except Exception as exc:
+                _name_callback(exc, callback, hook)
+                raise
+            if self.should_stop and not stopping and not self.stop_reason:
+                self.stop_reason = f"stopped by callback {type(callback).__name__}.{hook}"
 
     # -- loop ------------------------------------------------------------------------
     def fit(self, train_loader, valid_loader, valid_targets: np.ndarray, train_weights: np.ndarray | None = None,
@@ -759,8 +816,7 @@ class Trainer:
             self.train_weights = (weights / weights.mean()).to(self.device)
         self.valid_weights = None if valid_weights is None else np.asarray(valid_weights, dtype=np.float64)
         self.configure_optimizer(len(train_loader))
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
+        self._call("on_train_begin")
         try:
             for epoch in range(1, self.config.max_epochs + 1):
                 if self.should_stop:
@@ -780,8 +836,7 @@ class Trainer:
             self.interrupted = True
             self.stop_reason = f"interrupted (KeyboardInterrupt) in epoch {len(self.history) + 1}"
         finally:
-            for cb in self.callbacks:
-                cb.on_train_end(self)
+            self._call("on_train_end")
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self
@@ -790,15 +845,13 @@ class Trainer:
         start = time.monotonic()
         if hasattr(train_loader.dataset, "epoch"):
             train_loader.dataset.epoch = epoch
-        for cb in self.callbacks:
-            cb.on_epoch_begin(self, epoch)
+        self._call("on_epoch_begin", epoch)
         self.model.train()
         losses, timed_out, batch_seconds = [], False, []
         mark = time.monotonic()
         for batch in train_loader:
             losses.append(self.training_step(batch))
-            for cb in self.callbacks:
-                cb.on_batch_end(self, losses[-1])
+            self._call("on_batch_end", losses[-1])
             batch_seconds.append(time.monotonic() - mark)
             mark = time.monotonic()
             if not self._next_batch_fits(batch_seconds, valid_loader):
@@ -821,8 +874,9 @@ class Trainer:
         record.update(valid_loss=valid_loss, valid_score=valid_score, settled=settled, best=improved,
                       seconds=time.monotonic() - start)
         self.history.append(record)
-        for cb in self.callbacks:
-            cb.on_epoch_end(self, record)
+        hooks_start = time.monotonic()
+        self._call("on_epoch_end", record)
+        self._epoch_end_seconds = time.monotonic() - hooks_start  # (a checkpoint's save: counted before the deadline)
         if timed_out:
             self.should_stop = True
             self.stop_reason = "time limit reached"

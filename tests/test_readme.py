@@ -113,6 +113,21 @@ def test_the_search_example_runs_as_written(tmp_path, monkeypatch):
     assert len(leaderboard) >= 2 and set(leaderboard["state"]) <= {"COMPLETE", "PRUNED", "FAIL"}
 
 
+def test_the_callbacks_example_runs_as_written():
+    (block,) = _python_blocks("### Callbacks and the history", "## Searching: `AutoMM` as AutoML")
+    # as written, on fewer rows and epochs (the test checks that the code works)
+    small = block.replace("frame = load_emoji_sample()", "frame = load_emoji_sample().head(60)")
+    small = small.replace("max_epochs=10", "max_epochs=2")
+    assert small.count("head(60)") == 1 and "max_epochs=2" in small
+    namespace: dict = {}
+    exec(compile(small, "README callbacks", "exec"), namespace)
+    clf, rows = namespace["clf"], namespace["log"].rows
+    assert [(r["epoch"], r["lr"], r["train_loss"]) for r in clf.history_] == rows
+    import pandas as pd
+
+    assert list(pd.DataFrame(clf.history_)["epoch"]) == list(range(1, len(rows) + 1))
+
+
 def test_the_parameter_table_names_every_parameter_with_its_default():
     """The README's "Main parameters" table had no row for weight_decay, label_smoothing,
     head_dropout, class_weight, column_types, cache_dir, study_name nor plot_dir: a reader

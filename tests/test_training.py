@@ -297,6 +297,60 @@ def test_training_stops_in_time_for_the_holdout_evaluation_to_end_by_the_deadlin
     assert clock.monotonic() <= deadline  # before: an evaluation began at the deadline and ended 1 s past it
 
 
+@pytest.mark.parametrize("fitted", [True, False], ids=["schedule fitted", "schedule kept"])
+def test_slow_epoch_end_callbacks_count_towards_the_deadline(monkeypatch, fitted):
+    """A callback that takes 1 s at each epoch's end (a checkpoint saved): its time was left out of the
+    epochs' planned length and of the time kept for an epoch's end, so training ran its last
+    callbacks past the deadline (by up to a callback's time: time_limit=12 took 13.4 s with a 2 s one, 15.4 s with 4 s)."""
+    clock = VirtualClock().install(monkeypatch, automm.training)
+    model, loader, valid, labels = _setup()  # 4 batches per epoch
+
+    class Checkpoint(Callback):
+        def on_batch_end(self, trainer, loss):
+            clock.sleep(0.1)  # an epoch's training takes 0.4 s
+
+        def on_epoch_end(self, trainer, record):
+            clock.sleep(1.0)
+
+    start = clock.monotonic()
+    deadline = start + 5.0
+    trainer = Trainer(model, TrainingConfig(max_epochs=100, problem_type="binary", patience=0, deadline=deadline,
+                                            fit_schedule_to_deadline=fitted), torch.device("cpu"), [Checkpoint()])
+    trainer.fit(loader, valid, labels)
+    assert clock.monotonic() <= deadline
+    assert len(trainer.history) == 3  # 1.4 s each
+    if fitted:
+        assert trainer.planned_epochs == 3 and trainer.history[-1]["lr"] == 0.0  # and it ended annealed
+
+
+def test_a_callback_that_raises_is_named_on_its_exception_and_one_that_stops_training_in_its_reason():
+    from automm.training import callback_origin
+
+    class Boom(Callback):
+        def on_epoch_end(self, trainer, record):
+            raise OSError("disk full")
+
+    model, loader, valid, labels = _setup()
+    trainer = Trainer(model, TrainingConfig(max_epochs=3, problem_type="binary"), torch.device("cpu"), [Boom()])
+    with pytest.raises(OSError, match="disk full") as raised:
+        trainer.fit(loader, valid, labels)
+    assert callback_origin(raised.value) == "Boom.on_epoch_end"
+    try:
+        raise RuntimeError("the trial failed") from raised.value
+    except RuntimeError as wrapped:  # (found in the chain too)
+        assert callback_origin(wrapped) == "Boom.on_epoch_end"
+
+    class Enough(Callback):
+        def on_batch_end(self, trainer, loss):
+            trainer.should_stop = True
+
+    model, loader, valid, labels = _setup()
+    trainer = Trainer(model, TrainingConfig(max_epochs=3, problem_type="binary"), torch.device("cpu"), [Enough()])
+    trainer.fit(loader, valid, labels)
+    assert len(trainer.history) == 1 and trainer.history[0]["complete"]  # the epoch in progress ends
+    assert trainer.stop_reason == "stopped by callback Enough.on_batch_end"
+
+
 def test_nan_loss_is_reported():
     model, loader, valid, labels = _setup()
     with torch.no_grad():
