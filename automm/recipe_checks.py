@@ -879,7 +879,8 @@ def check_recipe(recipe: Mapping, *, check_data: bool, require_data: bool, base_
     """Every problem of ``recipe`` (a mapping, overrides and environment variables applied);
     ``check_data`` reads the data files' headers (relative paths against ``base_dir``),
     ``require_data`` makes the data section mandatory. ``known`` problems (e.g. unset
-    environment variables) are kept, first."""
+    environment variables) are kept, first, and the others at their key paths left out (the value
+    there is the reference as written, such as ``'${EPOCHS}'``: not what the recipe meant)."""
     ck = _Checker(check_data=check_data, base_dir=base_dir, registry=_registry.get_registry())
     ck.problems.extend(known)
     ck.mapping(recipe, "", TOP_KEYS, null_ok=False)
@@ -897,20 +898,56 @@ def check_recipe(recipe: Mapping, *, check_data: bool, require_data: bool, base_
     _check_search_space_inputs(ck, recipe.get("search"))
     _check_output(ck, recipe.get("output"))
     _check_with_estimator(ck, recipe)
-    return ck.problems
+    said = {problem.path for problem in known}
+    return [*known, *(problem for problem in ck.problems[len(known):] if problem.path not in said)]
 
 
 def _check_search_space_inputs(ck: _Checker, section: Any) -> None:
     """The keys of ``search.search_space.encoders`` name modalities, inputs (``image_1``) or
-    feature columns, as ``components.encoders``' do (``fit`` refuses others: said here)."""
+    feature columns, as ``components.encoders``' do (``fit`` refuses others: said here), and the
+    choices of an input or of a column whose role ``data.column_types`` gives encode its modality
+    (a modality's are checked with the rest of the space, :func:`_check_with_estimator`)."""
+    from .roles import modality_of_role
+
     space = section.get("search_space") if isinstance(section, Mapping) else None
     encoders = space.get("encoders") if isinstance(space, Mapping) else None
-    if not isinstance(encoders, Mapping) or ck.columns is None:
+    if not isinstance(encoders, Mapping):
         return
     modalities = ck.registry.modalities()
-    for key in encoders:
-        if isinstance(key, str) and key not in modalities and not _input_modality(key, modalities):
-            _unknown_encoder_key(ck, key, f"search.search_space.encoders.{key}", modalities)
+    for key, choices in encoders.items():
+        if not isinstance(key, str) or key in modalities:
+            continue
+        path = f"search.search_space.encoders.{key}"
+        named = _input_modality(key, modalities) if ck.columns is None or key not in ck.columns else None
+        if named is None and _unknown_encoder_key(ck, key, path, modalities):
+            continue
+        role = ck.column_roles.get(key) if named is None else None
+        modality = named or (modality_of_role(role) if role else None)
+        if modality is not None:
+            why = f" (data.column_types.{key}: {role!r})" if role else ""
+            _check_choice_modalities(ck, choices, path, modality, why)
+
+
+def _check_choice_modalities(ck: _Checker, choices: Any, path: str, modality: str, why: str) -> None:
+    """Report at ``path`` each encoder of a search space's ``choices`` (a name, a list, a mapping
+    name -> parameter specs) that encodes another modality than ``modality``; names that are not
+    encoders, and malformed choices, are said by the space's own check."""
+    from .exceptions import UnknownComponentError
+    from .search_space import _parsed_choices
+
+    try:
+        names = list(_parsed_choices(choices, path, lambda name: name))
+    except InputError:
+        return
+    for name in names:
+        try:
+            spec = ck.registry.get("encoder", name)
+        except (UnknownComponentError, TypeError):
+            continue
+        if spec.modality != modality:
+            others = ", ".join(ck.registry.names("encoder", modality=modality)) or "(none)"
+            ck.report(path, f"encoder {name!r} encodes {spec.modality!r}, not {modality!r}{why}; {modality!r} "
+                            f"encoders: {others}")
 
 
 def _input_modality(key: str, modalities: Sequence[str]) -> str | None:

@@ -471,7 +471,13 @@ class Recipe:
         space = params.get("search_space") or {}
         for key in ("encoders", "fusion", "augmentations"):
             if key in params:
-                rows.append((key, _inline(params[key]) + _replaced_by_space(key, params[key], space)))
+                note = _replaced_by_space(key, params[key], space)
+                if key == "fusion" and not note and params[key] == "concat":
+                    from .search import search_requested
+
+                    if search_requested(self.estimator()):  # (AutoMM's default: no recipe can tell it apart)
+                        note = "  (the default: the search tries every fusion; [concat] keeps it)"
+                rows.append((key, _inline(params[key]) + note))
         for key, value in space.items():  # what the search samples from, where search.search_space says
             rows.append((f"search_space.{key}", _inline(value)))
         search = {k: params[k] for k in ("n_trials", "time_limit", "sampler", "pruner", "storage", "study_name",
@@ -650,8 +656,9 @@ def _inline(value: Any) -> str:
 
 def _replaced_by_space(key: str, value: Any, space: dict) -> str:
     """A note for ``automm validate``'s ``key`` row when ``search.search_space`` takes precedence
-    over (part of) ``components.<key>``: encoders per modality or input, fusion and augmentations whole."""
-    if key not in space:
+    over (part of) ``components.<key>``: encoders per modality or input, fusion and augmentations whole
+    (a null there replaces nothing)."""
+    if space.get(key) is None:
         return ""
     if key == "encoders" and isinstance(value, dict) and isinstance(space[key], dict):
         replaced = [name for name in value if name in space[key]]

@@ -78,8 +78,9 @@ component, which widens the space):
 * a scalar (number, string, bool, null) or ``{"value": x}`` → fixed (``{"value": [0.5, 1.0]}`` for
   a list-valued hyperparameter);
 * a list or ``{"choices": [...]}`` → categorical;
-* ``{"low": a, "high": b}`` with optional ``"log": true`` and ``"step"`` → integer range when
-  ``a``, ``b`` (and ``step``) are integers, else float range.
+* ``{"low": a, "high": b}`` with optional ``"log": true`` and ``"step"`` (above 0) → integer range
+  when ``a``, ``b`` (and ``step``) are integers, else float range (which a whole-number
+  hyperparameter refuses: a value inside it is tried before any work, :func:`check_component_values`).
 """
 
 from __future__ import annotations
@@ -171,30 +172,58 @@ def _check_component_specs(space: Mapping) -> None:
 
     reg = _registry.get_registry()
     deadline = time.monotonic() + VALUE_CHECK_SECONDS
+    modalities = set(reg.modalities())
+    where = "search_space"
     try:
         for key, raw in (space.get("encoders") or {}).items():
             where = f"search_space['encoders'][{key!r}]"
-            for name, specs in _component_choices(raw, "encoder", where, reg).items():
+            # a modality's choices must encode it (an input's or a column's: once the data say its modality)
+            modality = key if key in modalities else None
+            for name, specs in _component_choices(raw, "encoder", where, reg, modality).items():
                 check_component_values(reg.get("encoder", name), specs, f"{where}[{name!r}]", deadline)
         if space.get("fusion") is not None:
-            for name, specs in _component_choices(space["fusion"], "fusion", "search_space['fusion']", reg).items():
-                check_component_values(reg.get("fusion", name), specs, f"search_space['fusion'][{name!r}]", deadline)
+            where = "search_space['fusion']"
+            for name, specs in _component_choices(space["fusion"], "fusion", where, reg).items():
+                check_component_values(reg.get("fusion", name), specs, f"{where}[{name!r}]", deadline)
         augmentations = space.get("augmentations")
+        where = "search_space['augmentations']"
         items = (augmentations.items() if isinstance(augmentations, Mapping)
-                 else [_split_choice(item, "search_space['augmentations']") for item in augmentations or ()])
+                 else [_split_choice(item, where) for item in augmentations or ()])
         for name, value in items:
-            where = f"search_space['augmentations'][{name!r}]"
+            entry = f"search_space['augmentations'][{name!r}]"
+            if isinstance(augmentations, Mapping):  # (a list's unknown name: said at the list)
+                where = entry
             component = reg.get("augmentation", name)
+            if isinstance(augmentations, Mapping):
+                _augmentation_entry(value, entry)
             if isinstance(value, Mapping):
-                enabled = value.get("enabled", "search")
-                if enabled not in (True, False, "search"):
-                    raise InputError(f"{where}['enabled']: expected true, false or 'search', got {enabled!r}")
-                component.check_hyperparameters(value, where, also=("enabled",))  # (a misspelt one named with it)
+                component.check_hyperparameters(value, entry, also=("enabled",))  # (a misspelt one named with it)
                 specs = {k: v for k, v in value.items() if k != "enabled"}
-                parsed = {str(k): _param_spec(v, f"{where}[{k!r}]") for k, v in specs.items()}
-                check_component_values(component, parsed, where, deadline)
+                parsed = {str(k): _param_spec(v, f"{entry}[{k!r}]") for k, v in specs.items()}
+                check_component_values(component, parsed, entry, deadline)
     except UnknownComponentError as exc:  # named by where it was given
-        raise InputError(f"search_space: {exc}") from None
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _augmentation_entry(value: Any, where: str) -> tuple[str | None, dict]:
+    """The mode of a ``search_space['augmentations']`` mapping's entry (``"on"``, ``"search"``, or
+    None: left out) and its parameter specs as given; :class:`InputError` at ``where`` for
+    anything else (``'yes'``)."""
+    if value is False:
+        return None, {}
+    if value is True:
+        return "on", {}
+    if value is None or (isinstance(value, str) and value == "search"):
+        return "search", {}
+    if isinstance(value, Mapping):
+        specs = dict(value)
+        enabled = specs.pop("enabled", "search")
+        if enabled is False:
+            return None, {}
+        if enabled is not True and not (isinstance(enabled, str) and enabled == "search"):
+            raise InputError(f"{where}['enabled']: expected true, false or 'search', got {enabled!r}")
+        return ("on" if enabled is True else "search"), specs
+    raise InputError(f"{where}: expected true, false, 'search', null or a dict of parameter specs, got {value!r}")
 
 
 # ==========================================================================================
@@ -224,6 +253,8 @@ def _param_spec(value: Any, where: str) -> dict:
                     raise InputError(f"{where}: {name} must be a number, got {number!r}")
             if low > high:
                 raise InputError(f"{where}: low {low!r} is above high {high!r}")
+            if step is not None and step <= 0:  # (0 was read as 1; below 0, every trial failed in Optuna)
+                raise InputError(f"{where}: step must be above 0, got {step!r}")
             if log and (low <= 0 or step not in (None, 1)):
                 raise InputError(f"{where}: a log range needs low > 0 and no step")
             spec = {"low": low, "high": high, "log": log}
@@ -539,26 +570,10 @@ class SearchSpace:
             for name, value in user_augs.items():
                 reg.get("augmentation", name)
                 where = f"search_space['augmentations'][{name!r}]"
-                mode, specs = "search", {}
-                if value is False:
+                mode, specs = _augmentation_entry(value, where)
+                if mode is None:
                     augmentations.pop(name, None)
                     continue
-                if value is True:
-                    mode = "on"
-                elif value in (None, "search"):
-                    pass
-                elif isinstance(value, Mapping):
-                    specs = dict(value)
-                    enabled = specs.pop("enabled", "search")
-                    if enabled is False:
-                        augmentations.pop(name, None)
-                        continue
-                    if enabled not in (True, "search"):
-                        raise InputError(f"{where}['enabled']: expected true, false or 'search', got {enabled!r}")
-                    mode = "on" if enabled is True else "search"
-                else:
-                    raise InputError(f"{where}: expected true, false, 'search', null or a dict of parameter specs, "
-                                     f"got {value!r}")
                 entry = augmentations.get(name, {"mode": mode, "params": {}})
                 entry["mode"] = mode
                 entry["params"] = {**entry["params"],
@@ -754,14 +769,30 @@ VALUE_CHECK_SECONDS = 5.0
 
 def _candidates(spec: Mapping[str, Any]) -> list:
     """The values a parameter spec may give that are checked: its value, its choices, a range's
-    two ends (an integer range's last step)."""
+    two ends (an integer range's last step) and, for a range of floats, a value inside it
+    (:func:`_inner_float`)."""
     if "value" in spec:
         return [spec["value"]]
     if "choices" in spec:
         return list(spec["choices"])
     if _is_int_range(spec):
         return [spec["low"], _last_step(spec)]
-    return [spec["low"], spec["high"]]
+    return [spec["low"], spec["high"], *_inner_float(spec)]
+
+
+def _inner_float(spec: Mapping[str, Any]) -> list[float]:
+    """A value that a range of floats samples and that is no whole number (``low`` plus its step;
+    else its middle, off a whole number), or none: what an integer hyperparameter given a range
+    whose ends are whole numbers but one is a float (``{low: 8, high: 16.0}``, ``step: 0.5``)
+    refuses in every trial but the default's."""
+    low, high, step = float(spec["low"]), float(spec["high"]), spec.get("step")
+    if step is not None:
+        inner = low + float(step)
+        return [inner] if inner <= high else []
+    if low == high:
+        return []
+    middle = (low + high) / 2
+    return [middle + min(0.5, (high - low) / 4) if middle.is_integer() else middle]
 
 
 def check_component_values(component: _registry.ComponentSpec, specs: Mapping[str, dict], where: str,
@@ -810,6 +841,10 @@ def check_component_values(component: _registry.ComponentSpec, specs: Mapping[st
                 hint = (f"; a list there is the value itself: to search among {value!r}, give them as "
                         f"search_space={{'encoders': {{...: {{{component.name!r}: {{{key!r}: {value!r}}}}}}}}}"
                         if isinstance(value, list) and component.kind == "encoder" else "")
+                if "low" in spec and value in _inner_float(spec):
+                    whole = {k: int(v) for k, v in spec.items() if k in ("low", "high") and float(v).is_integer()}
+                    hint = (", a value the range samples (a float bound or step makes a range of floats)"
+                            + (f"; give {whole} to sample whole numbers" if len(whole) == 2 else ""))
                 raise InputError(f"{where}[{key!r}]: {component.kind} {component.name!r} refuses {key}={value!r} "
                                  f"({problem}){hint}")
     if fixed and len(fixed) == len(specs) and time.monotonic() <= deadline and refusal(fixed) is not None:

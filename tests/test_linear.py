@@ -664,3 +664,14 @@ def test_the_linear_model_is_never_refitted_on_the_users_validation_rows(builtin
     assert "refit" not in candidate.stop_reason
     outputs = forward_rows(candidate.model, data.subset(data.valid_index))
     np.testing.assert_allclose(outputs, candidate.valid_outputs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, key, options", [("hashed_ngram", "word_bigrams", {}), ("hashed_ngram", "linear", {}),
+                                                ("colour_histogram", "linear", {}),
+                                                ("tabular", "linear", {"column_roles": {"a": "numeric"}})])
+def test_a_switch_given_as_text_is_refused_naming_it(builtin_only, name, key, options):
+    """bool("no") is true: a recipe's word_bigrams: "no" (or "false") turned them on."""
+    for value in ("no", "false", 0, None):
+        with pytest.raises(InputError, match=rf"{key} must be true or false, got {value!r}"):
+            automm.create_encoder(name, **options, **{key: value})
+    assert getattr(automm.create_encoder(name, **options, **{key: np.bool_(False)}), key) is False

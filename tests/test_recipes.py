@@ -965,8 +965,35 @@ def test_a_plugin_modalitys_strings_are_paths_only_when_they_name_files(tmp_path
      "no hyperparameter 'hiden_dim' (did you mean 'hidden_dim'?)"),
     ("search.search_space.augmentations={horizontal_flip: {pp: 0.5}}", "search.search_space.augmentations.horizontal_flip",
      "no hyperparameter 'pp' (did you mean 'p'?)"),
-    ("search.search_space.augmentations={horizontal_flipp: true}", "search.search_space",
+    # a name no plugin registered, said at its key path (was "search.search_space" alone)
+    ("search.search_space.augmentations={horizontal_flipp: true}", "search.search_space.augmentations.horizontal_flipp",
      "unknown augmentation 'horizontal_flipp'. Did you mean 'horizontal_flip'?"),
+    ("search.search_space.augmentations=[horizontal_flipp]", "search.search_space.augmentations",
+     "unknown augmentation 'horizontal_flipp'. Did you mean 'horizontal_flip'?"),
+    ("search.search_space.fusion={concat: {}, gatted: {}}", "search.search_space.fusion",
+     "unknown fusion 'gatted'. Did you mean 'gated'?"),
+    ("search.search_space.encoders.text=[hashed_ngrm]", "search.search_space.encoders.text",
+     "unknown encoder 'hashed_ngrm'. Did you mean 'hashed_ngram'?"),
+    # what fit refused only once the data were read
+    ("search.search_space.encoders.text=[hashed_ngram, cnn]", "search.search_space.encoders.text",
+     "'cnn' encodes 'image', not 'text'"),
+    ("search.search_space.augmentations={horizontal_flip: 'yes'}", "search.search_space.augmentations.horizontal_flip",
+     "expected true, false, 'search', null or a dict of parameter specs, got 'yes'"),
+    # what failed every sampled trial, or was read as another value
+    ("search.search_space.encoders.image.cnn.width={low: 8, high: 16, step: -4}",
+     "search.search_space.encoders.image.cnn.width", "step must be above 0, got -4"),  # each trial: a PluginError
+    ("search.search_space.encoders.image.cnn.width={low: 8, high: 16, step: 0}",
+     "search.search_space.encoders.image.cnn.width", "step must be above 0, got 0"),  # read as step 1
+    ("search.search_space.training.max_epochs={low: 2, high: 4, step: 0}",
+     "search.search_space.training.max_epochs", "step must be above 0, got 0"),
+    ("search.search_space.encoders.image.cnn.width={low: 8, high: 16.0}", "search.search_space.encoders.image.cnn.width",
+     "refuses width=12.5 (InputError: width must be a whole number >= 1, got 12.5), a value the range samples (a float "
+     "bound or step makes a range of floats); give {'low': 8, 'high': 16} to sample whole numbers"),
+    ("search.search_space.encoders.image.cnn.width={low: 8, high: 16, step: 0.5}",
+     "search.search_space.encoders.image.cnn.width", "refuses width=8.5"),
+    ("search.search_space.encoders.text.hashed_ngram.word_bigrams=[true, 'no']",
+     "search.search_space.encoders.text.hashed_ngram.word_bigrams",
+     "refuses word_bigrams='no' (InputError: word_bigrams must be true or false, got 'no')"),  # was on
     # values the component refuses (they failed every trial that sampled them)
     ("search.search_space.encoders.image.cnn.width={low: -8, high: 8}", "search.search_space.encoders.image.cnn.width",
      "encoder 'cnn' refuses width=-8 (InputError: width must be a whole number >= 1, got -8)"),
@@ -990,6 +1017,8 @@ def test_validate_checks_the_components_of_a_search_space_without_data(override,
      "encoder 'cnn' refuses width=-8 (InputError: width must be a whole number >= 1, got -8)"),
     ("components.augmentations=[{name: horizontal_flip, p: 1.5}]", "components.augmentations[0].p",
      "augmentation 'horizontal_flip' refuses p=1.5"),
+    ("components.encoders.text={name: hashed_ngram, word_bigrams: 'false'}", "components.encoders.text.word_bigrams",
+     "refuses word_bigrams='false' (InputError: word_bigrams must be true or false, got 'false')"),  # was on
 ])
 def test_validate_checks_the_values_given_with_the_components_without_data(override, path, message):
     """validate passed values that fit then refused after reading the data."""
@@ -999,6 +1028,30 @@ def test_validate_checks_the_values_given_with_the_components_without_data(overr
         load_recipe(str(REPO / "recipes" / "quickstart.yaml"), [override], check_data=False)
     problems = {p.path: p.message for p in caught.value.problems}
     assert path in problems and message in problems[path], problems
+
+
+@pytest.mark.parametrize("key", ["name", "text_0"])
+def test_validate_refuses_a_search_space_encoder_of_another_modality_than_its_column_or_input(key):
+    """A column whose role data.column_types gives, or an input: fit refused the choice once the data were read."""
+    recipe = emoji_recipe(search={"search_space": {"encoders": {key: {"gru": {}, "resnet": {}}}}})
+    recipe["data"]["column_types"] = {"name": "text"}
+    role = " (data.column_types.name: 'text')" if key == "name" else ""
+    for check_data in (False, True):
+        found = problems_of(recipe, check_data=check_data)
+        assert list(found) == [f"search.search_space.encoders.{key}"], found
+        assert found[f"search.search_space.encoders.{key}"].startswith(
+            f"encoder 'resnet' encodes 'image', not 'text'{role}; 'text' encoders: gru, hashed_ngram")
+    recipe["search"]["search_space"]["encoders"][key] = ["gru", "hashed_ngram"]
+    assert problems_of(recipe) == {}
+
+
+def test_an_unset_environment_variable_is_said_once_at_its_key(monkeypatch):
+    """Not also as a value of the wrong kind: "expected a positive integer or null, found '${AUTOMM_UNSET_X}'"."""
+    monkeypatch.delenv("AUTOMM_UNSET_X", raising=False)
+    recipe = emoji_recipe(search={"n_trials": "${AUTOMM_UNSET_X}"}, output={"dir": "${AUTOMM_UNSET_X}/model"})
+    problems = validate_recipe(recipe, check_data=False)
+    assert [p.path for p in problems] == ["search.n_trials", "output.dir"], problems
+    assert all("environment variable AUTOMM_UNSET_X is not set" in p.message for p in problems)
 
 
 def test_a_key_given_twice_in_a_recipe_is_refused_naming_both_lines(tmp_path):
@@ -1041,6 +1094,22 @@ def test_validate_shows_what_the_search_space_replaces():
     assert rows["fusion"].endswith("(replaced by search_space.fusion)")
     assert rows["search_space.encoders"] == '{"image": ["resnet"]}'
     assert "replace" not in dict(load_recipe(emoji_recipe(), check_data=False).describe()).get("encoders", "")
+
+
+def test_validate_says_a_searched_recipe_given_fusion_concat_tries_every_fusion():
+    """AutoMM's default fusion searches every one; a recipe that names it looks narrowed (validate showed "concat"),
+    and a search_space.fusion of null replaces nothing (validate said it did)."""
+    from automm.recipes import load_recipe
+
+    recipe = emoji_recipe(components={**TINY_COMPONENTS, "fusion": "concat"},
+                          search={"n_trials": 4, "search_space": {"fusion": None}})
+    rows = dict(load_recipe(recipe, check_data=False).describe())
+    assert rows["fusion"] == "concat  (the default: the search tries every fusion; [concat] keeps it)"
+    for fusion in (["concat"], {"name": "concat"}):  # what keeps it
+        recipe["components"]["fusion"] = fusion
+        assert "every fusion" not in dict(load_recipe(recipe, check_data=False).describe())["fusion"]
+    recipe = emoji_recipe(components={**TINY_COMPONENTS, "fusion": "concat"})  # no search: concat it is
+    assert dict(load_recipe(recipe, check_data=False).describe())["fusion"] == "concat"
 
 
 def test_words_a_csv_reader_takes_for_missing_values_are_named(tmp_path):

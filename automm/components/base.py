@@ -19,13 +19,14 @@ from __future__ import annotations
 import numbers
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from automm.exceptions import InputError
 
 __all__ = ["Encoder", "Fusion", "Augmentation", "BatchAugmentation", "MISSING", "UNFAMILIAR_MIN_VALUES", "find_sorted",
-           "take_rows", "collate_replaced", "whole_at_least_one"]
+           "take_rows", "collate_replaced", "whole_at_least_one", "true_or_false"]
 
 
 def whole_at_least_one(name: str, value: Any, least: int = 1) -> int:
@@ -36,6 +37,14 @@ def whole_at_least_one(name: str, value: Any, least: int = 1) -> int:
             or value in (float("inf"), float("-inf")) or value != int(value) or value < least):  # (int(nan) raised)
         raise InputError(f"{name} must be a whole number >= {least}, got {value!r}")
     return int(value)
+
+
+def true_or_false(name: str, value: Any) -> bool:
+    """``value`` as a bool, refused unless it is one: ``bool()`` reads any text as true, so a
+    recipe's ``word_bigrams: "no"`` (or ``"false"``) turned them on."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise InputError(f"{name} must be true or false, got {value!r}")
 
 
 class _Missing:

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 from torch.nn import functional as F
 
-from automm.components.base import MISSING, Encoder, whole_at_least_one
+from automm.components.base import MISSING, Encoder, true_or_false, whole_at_least_one
 from automm.components.image_cache import cached_pixels
 from automm.exceptions import InputError
 from automm.hookspecs import hookimpl
@@ -553,7 +553,7 @@ class ColourHistogramEncoder(ImageEncoder):
             raise InputError(f"hyperparameter hidden_dim must be a whole number >= 0; got {hidden_dim!r}")
         self.hidden_dim = int(hidden_dim)
         dropout = _check_dropout(dropout)
-        self.linear = bool(linear)
+        self.linear = true_or_false("linear", linear)
         if self.linear:
             self.linear_layer = nn.Linear(COLOUR_FEATURES, self.output_dim, bias=False)
             nn.init.zeros_(self.linear_layer.weight)

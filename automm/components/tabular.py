@@ -33,7 +33,7 @@ from torch import nn
 
 from ..hookspecs import hookimpl
 from ..roles import as_datetime, written_bool, written_duration
-from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, whole_at_least_one
+from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, true_or_false, whole_at_least_one
 
 __all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
 
@@ -260,7 +260,7 @@ class TabularEncoder(Encoder):
             raise ValueError(f"category_dropout must be in [0, 1), got {category_dropout!r}")
         self.category_dropout = float(category_dropout)
         self.max_categories = int(max_categories)
-        self.linear = bool(linear)
+        self.linear = true_or_false("linear", linear)
         self.numeric_mean: list[float] | None = None
         self.numeric_std: list[float] | None = None
         self.categories: dict[str, list[str]] | None = None

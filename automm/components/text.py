@@ -24,7 +24,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..hookspecs import hookimpl
-from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, collate_replaced, find_sorted, whole_at_least_one
+from .base import (MISSING, UNFAMILIAR_MIN_VALUES, Encoder, collate_replaced, find_sorted, true_or_false,
+                   whole_at_least_one)
 
 __all__ = [
     "tokenize",
@@ -613,11 +614,11 @@ class HashedNgramEncoder(Encoder):
         self.emb_dim = whole_at_least_one("emb_dim", emb_dim)
         self.char_ngram_min = int(char_ngram_min)
         self.char_ngram_max = int(char_ngram_max)
-        self.word_bigrams = bool(word_bigrams)
+        self.word_bigrams = true_or_false("word_bigrams", word_bigrams)
         self.hidden_dim = whole_at_least_one("hidden_dim", hidden_dim, least=0)  # 0: no hidden layer
         self.output_dim = whole_at_least_one("output_dim", output_dim)
         self.dropout_p = float(dropout)
-        self.linear = bool(linear)
+        self.linear = true_or_false("linear", linear)
         self.zero_width_space_breaks = True  # False in a model saved before (see tokenize)
         # Inverse document frequency per bucket: learned by ``fit``, saved with the weights.
         self.register_buffer("idf", torch.ones(self.n_buckets))

@@ -165,6 +165,13 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     return int(value)
 
 
+def _check_bool(name: str, value: Any) -> bool:
+    """A switch: ``bool()`` reads any text as true (a recipe's ``normalize: "no"`` left it on)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"hyperparameter {name} must be true or false; got {value!r}")
+    return bool(value)
+
+
 def _check_scale(name: str, value: Any) -> float:
     """A learning-rate factor: a number in (0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
@@ -225,7 +232,7 @@ class PretrainedEncoder(Encoder):
         # a search's fixed or narrowed value reaches its frozen trials too
         self.learning_rate_scale = _check_scale("learning_rate_scale", learning_rate_scale)
         self.feature_batch_size = _check_int("feature_batch_size", feature_batch_size, 1)
-        self.linear = bool(linear)
+        self.linear = _check_bool("linear", linear)
         if self.linear:
             if self.trainable_layers:
                 raise InputError(f"{self.name}: the linear form uses frozen features; got trainable_layers="
@@ -743,7 +750,7 @@ class MiniLMEncoder(PretrainedEncoder):
                  output_dim: int | None = None, learning_rate_scale: float = DEFAULT_LEARNING_RATE_SCALE):
         super().__init__(trainable_layers, 6, feature_batch_size, cache_dir, linear, output_dim, learning_rate_scale)
         self.max_length = _check_int("max_length", max_length, 2, self.max_length_limit)
-        self.normalize = bool(normalize)
+        self.normalize = _check_bool("normalize", normalize)
         # its tokenizer folds no compatibility forms: full-width "ＮＩＫＥ" was [UNK] pieces, "NIKE"
         # not; a model saved before (no such key in its state) reads texts as it did (set_state)
         self.unicode_normalization: str | None = TEXT_NORMALIZATION

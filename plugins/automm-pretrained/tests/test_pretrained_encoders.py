@@ -467,6 +467,14 @@ def test_a_learning_rate_scale_outside_zero_to_one_is_refused_naming_it(value):
             automm.create_encoder(name, learning_rate_scale=value)  # frozen: refused all the same
 
 
+@pytest.mark.parametrize("name, key", [("minilm", "normalize"), ("minilm", "linear"), ("efficientnet_lite0", "linear")])
+def test_a_switch_given_as_text_is_refused_naming_it(name, key):
+    """bool("no") is true: a recipe's normalize: "no" left the features normalised."""
+    for value in ("no", "false", 0):
+        with pytest.raises(automm.InputError, match=rf"{key} must be true or false; got {re.escape(repr(value))}"):
+            automm.create_encoder(name, **{key: value})
+
+
 def test_a_frozen_encoder_ignores_its_learning_rate_scale():
     """Frozen, nothing trains: a search's fixed or narrowed value reaching a frozen trial changes nothing."""
     encoder = automm.create_encoder("minilm", learning_rate_scale=0.1)
