@@ -42,7 +42,7 @@ from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for, scored_on,
                        candidate_decided_score, candidate_decision_weights, candidate_temperature, finite_number, retry_with_smaller_batches, scale_frozen_batch,
-                       score_text, train_bagged, train_candidate, training_value_problem, untimed_epochs_problem,
+                       candidate_score_text, train_bagged, train_candidate, training_value_problem, untimed_epochs_problem,
                        validation_r2, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
@@ -79,9 +79,9 @@ def _barely_trained(candidate: Candidate, time_limit: Any, data: PreparedData) -
     epoch = ""
     if batches and planned and seconds:
         epoch = f"; one epoch of it takes about {seconds / batches * planned:.0f} s here"
-    score = score_text(data, candidate.best_score, scored_on(data, candidate)[0])
     return (f"time_limit={time_limit}: the model kept did not finish one pass over the training rows "
-            f"({candidate.cut_in_first_epoch}; {score}){epoch}: more time gives a better model")
+            f"({candidate.cut_in_first_epoch}; {candidate_score_text(data, candidate)}){epoch}: more time gives a "
+            "better model")
 
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
@@ -1464,8 +1464,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return candidate
         if candidate.interrupted:
             warnings.warn(f"fit interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept "
-                          f"epoch {candidate.best_epoch} "
-                          f"({score_text(data, candidate.best_score, scored_on(data, candidate)[0])})",
+                          f"epoch {candidate.best_epoch} ({candidate_score_text(data, candidate)})",
                           AutoMMWarning, stacklevel=user_stacklevel())
         return candidate
 

@@ -30,9 +30,10 @@ FOREIGN_METRICS: dict[str, str] = {
     "root_mean_squared_error": "rmse", "mean_squared_error": "rmse", "mean_absolute_error": "mae",
 }
 
-#: AutoGluon's ``hyperparameter_tune_kwargs`` keys and values: key -> (automm's parameter, values' mapping).
-_TUNE_KWARGS = {"num_trials": ("n_trials", {}),
-                "searcher": ("sampler", {"bayes": "tpe", "random": "random"}),
+#: AutoGluon's ``hyperparameter_tune_kwargs`` keys and named values: key -> (automm's parameter,
+#: AutoGluon's names of automm's values, lower case; None: a number, as given).
+_TUNE_KWARGS = {"num_trials": ("n_trials", None),
+                "searcher": ("sampler", {"bayes": "tpe"}),
                 "scheduler": ("pruner", {"asha": "successive_halving", "fifo": "none"})}
 
 
@@ -53,17 +54,35 @@ def _trials_hint(value: Any) -> str:
 
 
 def _tune_hint(value: Any) -> str:
-    """The search's parameters that AutoGluon's ``hyperparameter_tune_kwargs`` ``value`` stands for."""
+    """The search's parameters that AutoGluon's ``hyperparameter_tune_kwargs`` ``value`` stands for
+    (those of its values that automm has: no ``sampler`` for its ``"grid"`` searcher)."""
+    from .search import PRUNERS, SAMPLERS
+
     given = value if isinstance(value, dict) else {}
+    ours_named = {"sampler": SAMPLERS, "pruner": PRUNERS}
     written = []
-    for key, (ours, values) in _TUNE_KWARGS.items():
-        if key in given:
-            chosen = given[key]
-            chosen = values.get(chosen.lower(), chosen) if isinstance(chosen, str) else chosen
+    for key, (ours, names) in _TUNE_KWARGS.items():
+        chosen = given.get(key)
+        if names is None:  # a number of trials
+            usable = isinstance(chosen, int) and not isinstance(chosen, bool)
+        else:  # a name: automm's for it, where automm has one
+            chosen = names.get(chosen.lower(), chosen.lower()) if isinstance(chosen, str) else None
+            usable = chosen in ours_named[ours]
+        if usable:
             written.append(f"{ours}={chosen!r}")
     example = f" (here AutoMM({', '.join(written)}))" if written else ""
     return ("; the search is the estimator's: n_trials= (num_trials), time_limit=, sampler= (searcher: 'tpe', "
             f"'random', ...), pruner= (scheduler: 'median', 'successive_halving' for ASHA, ...){example}")
+
+
+def _save_hint(value: Any) -> str:
+    """AutoGluon's ``path=`` and ``save_path=``: where a model is written."""
+    return "; a fitted model is written with save(path) and read with AutoMM.load(path)"
+
+
+def _classes_hint(value: Any) -> str:
+    """AutoGluon's ``classes=`` and ``num_classes=``: the classes come from ``y``."""
+    return "; the classes are the labels in fit's y (the attribute classes_ after fit)"
 
 
 #: Where a keyword of AutoGluon's ``MultiModalPredictor`` (which a migrating user writes) is here:
@@ -77,8 +96,8 @@ FOREIGN_KEYWORDS: dict[str, dict[str, Callable[[Any], str]]] = {
         "hyperparameters": lambda v: ("; components are chosen with encoders=, fusion= and augmentations= (a list: "
                                       "choices to search), training with max_epochs=, learning_rate=, ..., the "
                                       "search's ranges with search_space="),
-        "path": lambda v: "; a fitted model is written with save(path) and read with AutoMM.load(path)",
-        "save_path": lambda v: "; a fitted model is written with save(path) and read with AutoMM.load(path)",
+        "path": _save_hint,
+        "save_path": _save_hint,
         "sample_weight": lambda v: "; sample weights are fit's: fit(X, y, sample_weight=w)",
         "eval_metric": _metric_hint,
         "validation_metric": _metric_hint,
@@ -94,8 +113,8 @@ FOREIGN_KEYWORDS: dict[str, dict[str, Callable[[Any], str]]] = {
                                  "ones come with the automm-pretrained plugin: encoders={'image': "
                                  "'efficientnet_lite0', 'text': 'minilm'} (a search, time_limit=, tries them when "
                                  "it is installed)"),
-        "classes": lambda v: "; the classes are the labels in fit's y (the attribute classes_ after fit)",
-        "num_classes": lambda v: "; the classes are the labels in fit's y (the attribute classes_ after fit)",
+        "classes": _classes_hint,
+        "num_classes": _classes_hint,
         "pipeline": lambda v: ("; the task is AutoMM(problem_type=...): 'auto' (read from y), 'binary', 'multiclass' "
                                "or 'regression'"),
         "use_ensemble": lambda v: ("; the ensemble is AutoMM(ensemble_size=...): 'auto' (the default: up to 3 of a "

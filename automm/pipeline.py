@@ -774,9 +774,15 @@ def scored_on(data: PreparedData, candidate: Candidate) -> tuple[str, int]:
     (too few rows to hold any out) or ``"holdout"``."""
     if candidate.scored_on is not None:
         return candidate.scored_on
+    return rows_scored_on(data, bagged=candidate.oof_outputs is not None)
+
+
+def rows_scored_on(data: PreparedData, bagged: bool) -> tuple[str, int]:
+    """(what, rows) a model's score was measured on (:func:`scored_on`), ``bagged``: scored on its
+    folds' outputs."""
     if data.holdout_given:
         return "X_val", len(data.valid_index)
-    if candidate.oof_outputs is not None:
+    if bagged:
         return "out-of-fold", len(comparable_rows(data, data.rows))
     if np.array_equal(data.train_index, data.valid_index):
         return "training rows", len(data.valid_index)
@@ -814,6 +820,11 @@ def score_text(data: PreparedData, score: float, on: str = "holdout") -> str:
     """A ``score`` measured on the rows ``on`` names (:func:`scored_on`) as messages show it, named
     (:func:`score_label`): ``"holdout accuracy 0.8333"``, ``"out-of-fold r2 0.4100"``."""
     return "{} {} {:.4f}".format(on, *score_label(data, score, on))
+
+
+def candidate_score_text(data: PreparedData, candidate: Candidate) -> str:
+    """:func:`score_text` of a candidate's ``best_score``, on the rows :func:`scored_on` names."""
+    return score_text(data, candidate.best_score, scored_on(data, candidate)[0])
 
 
 def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: float | None = None,

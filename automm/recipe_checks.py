@@ -444,8 +444,8 @@ def _check_file(ck: _Checker, value: Any, path: str, fmt_declared: Any) -> list[
         fmt = None
     if not ck.check_data:
         return None
-    if url_problem(value) is not None:
-        ck.report(path, f"{value!r} is {url_problem(value)}")
+    if (problem := url_problem(value)) is not None:
+        ck.report(path, f"{value!r} is {problem}")
         return None
     if not file.exists():
         relative = "" if Path(value).is_absolute() else f" (relative paths are resolved against {ck.base_dir})"

@@ -193,7 +193,7 @@ from .leaderboard import rank_key as _rank_key
 from .leaderboard import (choose_from_pareto, foreign_trial, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
-                       score_label, score_text, candidate_decided_score, candidate_decision_weights, candidate_temperature, decided_score,
+                       rows_scored_on, score_label, score_text, candidate_decided_score, candidate_score_text, candidate_decision_weights, candidate_temperature, decided_score,
                        comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
@@ -2431,10 +2431,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if estimator.plot_dir is not None:
         write_plots(study, estimator.plot_dir, ctx.settings.objectives)
     if ctx.settings.verbose:
-        on = scored_on(ctx.data, best)[0]
-        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number,
-                           (on, *score_label(ctx.data, best.best_score, on)), ctx.interrupted.is_set(),
-                           since=ctx.started, own_tags={ctx.worker_tag, *ctx.child_tags}))
+        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, candidate_score_text(ctx.data, best),
+                           ctx.interrupted.is_set(), since=ctx.started, own_tags={ctx.worker_tag, *ctx.child_tags}))
     temperature = 1.0
     if "ensemble_" not in extras:  # one model: its own outputs decide, at its own temperature
         temperature = candidate_temperature(ctx.data, best) if best.bag is None else 1.0
@@ -2507,15 +2505,10 @@ def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, 
 
 
 def _trial_score_text(data: PreparedData, trial) -> str:
-    """A finished trial's score as messages show it, named (:func:`score_text`): measured on the
-    validation rows given, a bagged trial's out-of-fold rows, else the holdout (as :func:`scored_on`)."""
-    if data.holdout_given:
-        on = "X_val"
-    elif int(trial.user_attrs.get(_ATTR + "folds") or 1) > 1:
-        on = "out-of-fold"
-    else:
-        on = "training rows" if np.array_equal(data.train_index, data.valid_index) else "holdout"
-    return score_text(data, _trial_score(trial), on)
+    """A finished trial's score as messages show it, named (:func:`score_text`), with the rows it
+    was measured on (:func:`rows_scored_on`: a bagged trial's out-of-fold rows, ...)."""
+    bagged = int(trial.user_attrs.get(_ATTR + "folds") or 1) > 1
+    return score_text(data, _trial_score(trial), rows_scored_on(data, bagged)[0])
 
 
 def _warn_members_left_out(numbers: Sequence[int], by_number: Mapping[int, Any]) -> None:
@@ -2637,11 +2630,11 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
                       f"{_grouped_reasons(broken, shown=2)}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
-def _summary(leaderboard, ensemble, best_number: int, best_score: tuple[str, str, float], interrupted: bool,
+def _summary(leaderboard, ensemble, best_number: int, best_score: str, interrupted: bool,
              since: float, own_tags: set[str] | None = None) -> str:
     """One line on what the search did (its trials as ``leaderboard_`` lists them) and what it
-    kept (printed when ``verbose``): the kept trial's ``best_score`` is (the rows it was measured on,
-    :func:`scored_on`; its name and value, :func:`score_label`); ``since``, when this fit's search began (``time.time()``): its
+    kept (printed when ``verbose``): the kept trial's ``best_score`` as :func:`score_text` writes it
+    (``"holdout accuracy 0.8125"``); ``since``, when this fit's search began (``time.time()``): its
     own seconds, and how many trials it ran when the study held others (a resumed study, or trials
     of workers and other fits: those of ``own_tags``, this fit's processes, are its own)."""
     import datetime
@@ -2658,5 +2651,5 @@ def _summary(leaderboard, ensemble, best_number: int, best_score: tuple[str, str
         trials = ", ".join(f"{t['trial']} ({t['weight']:.2f})" for t in ensemble.by_trial())
         kept = f"an ensemble of trials {trials}, {ensemble.pooling} pooling"
     else:
-        kept = f"trial {best_number} ({best_score[0]} {best_score[1]} {best_score[2]:.4f})"
+        kept = f"trial {best_number} ({best_score})"
     return f"search {'interrupted' if interrupted else 'done'}: {len(leaderboard)} trials ({counts}){took}; kept {kept}"

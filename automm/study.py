@@ -259,6 +259,12 @@ def _plugin_code(spec) -> str | None:
     return code_digest(module.partition(".")[0])
 
 
+def _other_code(stored: str | None, here: str | None) -> bool:
+    """Whether two digests of source (:func:`code_digest`) say other code: both known and different
+    (a study created before automm recorded them, or code with no source here, says nothing)."""
+    return stored is not None and here is not None and stored != here
+
+
 def space_components(space: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every ``(kind, name)`` component a stored search space may train: its choices, and those
     of its default and preset configurations (the parts of a ``stack`` included)."""
@@ -315,7 +321,7 @@ def check_components(spec: Mapping[str, Any], study_name: str) -> None:
     stored_version, version = spec.get("automm_version"), _automm_version()
     if stored_version is not None and stored_version != version:
         other.append(f"automm {stored_version} (here {version})")
-    elif spec.get("automm_code") not in (None, code_digest("automm")):
+    elif _other_code(spec.get("automm_code"), code_digest("automm")):
         changed.append(f"automm {version}")
     for kind, name in space_components(spec.get("space") or {}):
         try:
@@ -324,8 +330,8 @@ def check_components(spec: Mapping[str, Any], study_name: str) -> None:
             there = info.get("package")
             if there and here.package and there != here.package and f"{there} (here {here.package})" not in other:
                 other.append(f"{there} (here {here.package})")
-            elif (there and there == here.package and info.get("code") not in (None, _plugin_code(here))
-                  and there not in changed):
+            elif (there and there == here.package and there not in changed
+                  and _other_code(info.get("code"), _plugin_code(here))):
                 changed.append(there)
         except KeyError:
             info = provenance.get((kind, name), {})

@@ -931,6 +931,7 @@ def test_evaluate_gives_the_f1_of_bool_labels_in_a_column_with_an_empty_cell(cap
         assert result.code == 0, result.err
         assert json.loads(result.out)["metrics"]["f1"] == pytest.approx(expected["f1"]), name
 
+
 def test_fit_and_evaluate_name_the_class_whose_f1_they_report(capsys, tmp_path):
     """A binary test F1 is the positive class's, the second of classes_: with labels 'defect' and
     'ok' that is 'ok', the majority, and a bare 'test f1 0.99' read as the rare defects' F1

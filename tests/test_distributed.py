@@ -949,6 +949,32 @@ def test_a_worker_or_fit_of_other_automm_code_under_the_same_version_is_warned_a
         study_module.check_components(spec, "plugin")
 
 
+def test_code_with_no_source_here_is_not_called_other_code(monkeypatch):
+    """Where automm (or a plugin) has no .py source here (a compiled or zipped install: no digest),
+    every worker and resumed fit was warned of "other code", which nothing had shown; only two
+    known digests that differ are."""
+    from automm import study as study_module
+
+    spec = {"automm_version": automm.__version__, "automm_code": "abc", "space": {"fusion": {"lowrank": {}}},
+            "components": [{"kind": "fusion", "name": "lowrank", "package": "automm-lowrank 0.2.0", "code": "old"}]}
+    registered = type("Spec", (), {"package": "automm-lowrank 0.2.0"})()
+    monkeypatch.setattr(automm.registry.get_registry(), "get", lambda kind, name: registered)
+    monkeypatch.setattr(study_module, "code_digest", lambda module: None)
+    monkeypatch.setattr(study_module, "_plugin_code", lambda spec: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        study_module.check_components(spec, "s")
+    monkeypatch.setattr(study_module, "code_digest", lambda module: "abd")
+    monkeypatch.setattr(study_module, "_plugin_code", lambda spec: "new")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (nor does a study that recorded none)
+        study_module.check_components({**spec, "automm_code": None, "components": [
+            {**spec["components"][0], "code": None}]}, "s")
+    both = rf"other code of automm {re.escape(automm.__version__)}, automm-lowrank 0\.2\.0 \(the same version"
+    with pytest.warns(automm.AutoMMWarning, match=both):
+        study_module.check_components(spec, "s")
+
+
 def test_a_fit_of_another_automm_version_or_lacking_a_plugin_is_refused_as_a_worker_is(rows, tmp_path, monkeypatch,
                                                                                         fresh_registry):
     """The same fit run again (or on a second machine) with a newer automm mixed its trials into

@@ -846,6 +846,23 @@ def test_autogluon_keywords_that_no_spelling_matches_name_automms_equivalent():
             getattr(AutoMM(), attribute)
 
 
+def test_the_hint_for_autogluons_tune_kwargs_writes_only_values_automm_takes():
+    """AutoGluon's ``searcher="grid"`` was written back as ``AutoMM(sampler='grid')``, which automm
+    refuses (its samplers: tpe, random, cmaes, nsgaii); a value automm has no name for is left out
+    of the example, one it names otherwise is written its way."""
+    for given, example in (({"searcher": "grid", "num_trials": 4}, r" \(here AutoMM\(n_trials=4\)\)$"),
+                           ({"searcher": "grid"}, r"for ASHA, \.\.\.\)$"),
+                           ({"searcher": "Random", "scheduler": "hyperband"},
+                            r" \(here AutoMM\(sampler='random', pruner='hyperband'\)\)$"),
+                           ({"num_trials": "20"}, r"for ASHA, \.\.\.\)$")):
+        with pytest.raises(TypeError, match=r"'hyperparameter_tune_kwargs'; the search is the estimator's: .*"
+                                            + example) as caught:
+            AutoMM(hyperparameter_tune_kwargs=given)
+        written = re.search(r"here (AutoMM\(.*\))\)$", str(caught.value))
+        if written:  # the example's values are valid ones
+            eval(written.group(1), {"AutoMM": AutoMM})._validate_params()
+
+
 def test_a_missing_leaderboard_and_a_label_columns_name_given_to_score_say_what_to_do(tmp_path):
     X, y = ["a b", "c d", "e f"] * 6, ["x", "y", "z"] * 6
     single = AutoMM(**tiny(max_epochs=1)).fit(X, y)

@@ -3694,6 +3694,24 @@ def test_trials_the_user_queued_run_first_and_their_mistakes_are_named(texts, tm
     assert board.loc[2, "default"] and not board.loc[0, "default"]
 
 
+def test_trials_passed_over_are_named_with_their_scores_metric_and_rows():
+    """The warning naming better trials that another process trained names each score as the
+    verbose lines do: the rows it was measured on (a bagged trial's out-of-fold ones) and its metric."""
+    def trial(score, folds=None):
+        return types.SimpleNamespace(user_attrs={"automm:score": score, "automm:worker": "host-1",
+                                                 **({"automm:folds": folds} if folds else {})})
+
+    data = types.SimpleNamespace(holdout_given=False, train_index=np.arange(8), valid_index=np.arange(8, 10),
+                                 rows=np.arange(10), problem_type="multiclass", metric="auto")
+    by_number = {0: trial(0.9, folds=5), 1: trial(0.8), 2: trial(0.7)}
+    expected = (r"^the study's best trial 0 \(out-of-fold accuracy 0\.9000, worker host-1\) and 1 other ran in "
+                r"another process, .* the model is built from trial 2 \(holdout accuracy 0\.7000\); ")
+    with pytest.warns(automm.AutoMMWarning, match=expected):
+        search._warn_passed_over([0, 1], 2, by_number, data)
+    with pytest.warns(automm.AutoMMWarning, match=r"best trial 1 \(X_val accuracy 0\.8000, .* trial 2 \(X_val "):
+        search._warn_passed_over([1], 2, by_number, types.SimpleNamespace(**{**vars(data), "holdout_given": True}))
+
+
 def test_queued_values_are_read_without_optunas_deprecated_trial_system_attrs(monkeypatch):
     """Optuna 4's ``Trial.system_attrs`` (deprecated, gone in 5) raised a FutureWarning per trial
     where automm asked whether a running trial had it; its storage holds the same."""

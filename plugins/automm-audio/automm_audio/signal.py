@@ -36,7 +36,12 @@ import numpy as np
 import torch
 
 from automm.exceptions import InputError
-from automm.files import file_kind
+
+try:
+    from automm.files import file_kind
+except ImportError:  # an automm 0.1.0 of before file_kind (this plugin takes any 0.1.x)
+    def file_kind(mode: int) -> str:
+        return "not a regular file"
 
 __all__ = ["AUDIO_EXTENSIONS", "load_audio", "read_wav", "write_wav", "resample", "fix_length",
            "mel_filterbank", "hz_to_mel", "mel_to_hz", "LogMelSpectrogram", "looks_like_audio"]

@@ -183,6 +183,7 @@ def test_a_pipe_in_place_of_the_weights_digests_file_is_not_read(tmp_path, monke
     assert not blocked, "blocked reading a pipe for 5 s"
     assert found == [hashlib.sha256(b"some weights").hexdigest()]
 
+
 def test_preprocess_without_prepare_still_works(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path))
     encoder = automm.create_encoder("minilm")
