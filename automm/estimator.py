@@ -313,16 +313,26 @@ def _check_callbacks(callbacks: Any) -> None:
             raise InputError(f"callbacks[{index}]: {callback.__name__} is a class; pass an instance, "
                              f"{callback.__name__}()")
         if not isinstance(callback, Callback):
-            hooks = [h for h in CALLBACK_HOOKS if callable(getattr(callback, h, None))]
+            hooks = [h for h in CALLBACK_HOOKS if _is_method(callback, h)]
             hint = (f" (it has {', '.join(hooks)}: subclass automm.Callback, whose other hooks do nothing)"
                     if hooks else "")
             raise InputError(f"callbacks[{index}]: expected an automm.Callback instance, got {callback!r}{hint}")
         unknown = sorted(name for name in dir(type(callback)) if name.startswith("on_") and name not in CALLBACK_HOOKS
-                         and callable(getattr(callback, name)))
+                         and _is_method(callback, name))
         for name in unknown:
             warnings.warn(f"callbacks[{index}]: {type(callback).__name__}.{name} is never called: the training "
                           f"calls {', '.join(CALLBACK_HOOKS)}{did_you_mean(name, CALLBACK_HOOKS)}", AutoMMWarning,
                           stacklevel=user_stacklevel())
+
+
+def _is_method(callback: Any, name: str) -> bool:
+    """Whether ``callback`` has a method ``name``, looked up without running it: a property (an
+    ``on_gpu`` flag that raises before training) is read by no check, and is no method."""
+    try:
+        found = inspect.getattr_static(callback, name)
+    except AttributeError:
+        return False
+    return callable(found.__func__ if isinstance(found, (staticmethod, classmethod)) else found)
 
 
 def _named(callback: Any) -> str:

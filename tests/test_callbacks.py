@@ -85,6 +85,27 @@ def test_a_method_named_like_a_hook_that_is_never_called_is_warned_about(emoji_s
         AutoMM(**tiny(max_epochs=1, callbacks=[Misspelt()])).fit(X, y)
 
 
+def test_the_check_for_misnamed_hooks_runs_no_property_and_sees_static_and_class_methods(emoji_split):
+    """The check read every on_* attribute: a property that raises before training (on_gpu) made
+    fit raise its RuntimeError where at most a warning was meant."""
+    class Flags(Callback):
+        @property
+        def on_gpu(self):
+            raise RuntimeError("no trainer yet")
+
+        @staticmethod
+        def on_epoch_ended(trainer, record): ...
+
+        @classmethod
+        def on_fold_end(cls, trainer): ...
+
+    X, y = _texts(emoji_split, 60)
+    with pytest.warns(UserWarning) as caught:
+        AutoMM(**tiny(max_epochs=1, callbacks=[Flags()])).fit(X, y)
+    never = sorted(str(w.message).split(":")[1].strip() for w in caught if "is never called" in str(w.message))
+    assert never == ["Flags.on_epoch_ended is never called", "Flags.on_fold_end is never called"]
+
+
 def test_every_fold_of_a_bag_calls_the_callbacks(emoji_split):
     X, y = _texts(emoji_split)
     recorder = Recorder()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -12,6 +15,7 @@ from automm.data import MISSING, InputSpec
 from automm.ensemble import calibrate
 from automm.exceptions import InputError
 from automm.linear import L2_GRID, LINEAR_SOLVER, linear_config, raw_design, train_linear
+from automm.persistence import MANIFEST_DIGEST, manifest_digest
 from automm.pipeline import PreparedData
 
 from helpers import forward_rows
@@ -671,7 +675,37 @@ def test_the_linear_model_is_never_refitted_on_the_users_validation_rows(builtin
                                                 ("tabular", "linear", {"column_roles": {"a": "numeric"}})])
 def test_a_switch_given_as_text_is_refused_naming_it(builtin_only, name, key, options):
     """bool("no") is true: a recipe's word_bigrams: "no" (or "false") turned them on."""
-    for value in ("no", "false", 0, None):
+    for value in ("no", "false", 2, 1.0, None):
         with pytest.raises(InputError, match=rf"{key} must be true or false, got {value!r}"):
             automm.create_encoder(name, **options, **{key: value})
     assert getattr(automm.create_encoder(name, **options, **{key: np.bool_(False)}), key) is False
+
+
+@pytest.mark.parametrize("name, key, options", [("hashed_ngram", "word_bigrams", {}), ("hashed_ngram", "linear", {}),
+                                                ("colour_histogram", "linear", {}),
+                                                ("tabular", "linear", {"column_roles": {"a": "numeric"}})])
+def test_a_switch_given_as_0_or_1_is_still_read_as_false_or_true(builtin_only, name, key, options):
+    """Refusing every non-bool refused 0 and 1, which bool() had read: a model saved with
+    word_bigrams=1 no longer loaded, nor a recipe's word_bigrams: 1 or an integer search range."""
+    for value, expected in ((1, True), (0, False), (np.int64(1), True), (np.int64(0), False)):
+        assert getattr(automm.create_encoder(name, **options, **{key: value}), key) is expected
+
+
+def test_a_model_saved_with_a_switch_of_1_loads(builtin_only, tmp_path):
+    """A model saved before the switch check, its configuration holding word_bigrams: 1, raised an
+    InputError on load."""
+    X = pd.DataFrame({"name": [f"{colour} apple {n}" for n in range(6) for colour in ("red", "green")]
+                      + [f"{colour} sky {n}" for n in range(6) for colour in ("blue", "grey")]})
+    y = ["fruit"] * 12 + ["sky"] * 12
+    model = automm.AutoMM(max_epochs=1, random_state=0, column_types={"name": "text"}, augmentations=[],
+                          encoders={"text": {"name": "hashed_ngram", "word_bigrams": True}}).fit(X, y)
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "automm.json"
+    text = path.read_text()
+    assert text.count('"word_bigrams": true') == 2  # (the parameters and the model's configuration)
+    manifest = json.loads(text.replace('"word_bigrams": true', '"word_bigrams": 1'))  # as an older automm saved it
+    manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
+    loaded = automm.AutoMM.load(tmp_path / "m")
+    assert [encoder.word_bigrams for encoder in loaded.model_.encoders.values()] == [True]
+    assert (loaded.predict(X) == model.predict(X)).all()

@@ -40,9 +40,10 @@ def whole_at_least_one(name: str, value: Any, least: int = 1) -> int:
 
 
 def true_or_false(name: str, value: Any) -> bool:
-    """``value`` as a bool, refused unless it is one: ``bool()`` reads any text as true, so a
-    recipe's ``word_bigrams: "no"`` (or ``"false"``) turned them on."""
-    if isinstance(value, (bool, np.bool_)):
+    """``value`` as a bool, refused unless it is one or the integer 0 or 1 (which a saved model, a
+    recipe or an integer search range may hold): ``bool()`` reads any text as true, so a recipe's
+    ``word_bigrams: "no"`` (or ``"false"``) turned them on."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
         return bool(value)
     raise InputError(f"{name} must be true or false, got {value!r}")
 

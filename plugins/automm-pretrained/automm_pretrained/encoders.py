@@ -166,8 +166,10 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
 
 
 def _check_bool(name: str, value: Any) -> bool:
-    """A switch: ``bool()`` reads any text as true (a recipe's ``normalize: "no"`` left it on)."""
-    if not isinstance(value, (bool, np.bool_)):
+    """A switch: a bool or the integer 0 or 1 (a saved model's or a recipe's), not text, which
+    ``bool()`` reads as true (a recipe's ``normalize: "no"`` left it on). (The core's
+    ``true_or_false``, which a core of this series before it lacks.)"""
+    if not (isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1))):
         raise InputError(f"hyperparameter {name} must be true or false; got {value!r}")
     return bool(value)
 

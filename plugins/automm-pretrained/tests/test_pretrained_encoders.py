@@ -470,9 +470,17 @@ def test_a_learning_rate_scale_outside_zero_to_one_is_refused_naming_it(value):
 @pytest.mark.parametrize("name, key", [("minilm", "normalize"), ("minilm", "linear"), ("efficientnet_lite0", "linear")])
 def test_a_switch_given_as_text_is_refused_naming_it(name, key):
     """bool("no") is true: a recipe's normalize: "no" left the features normalised."""
-    for value in ("no", "false", 0):
+    for value in ("no", "false", 2):
         with pytest.raises(automm.InputError, match=rf"{key} must be true or false; got {re.escape(repr(value))}"):
             automm.create_encoder(name, **{key: value})
+
+
+@pytest.mark.parametrize("name, key", [("minilm", "normalize"), ("minilm", "linear"), ("efficientnet_lite0", "linear")])
+def test_a_switch_given_as_0_or_1_is_still_read_as_false_or_true(name, key):
+    """Refusing every non-bool refused 0 and 1, which bool() had read (a saved model's or a recipe's)."""
+    for value, expected in ((1, True), (0, False), (np.int64(0), False)):
+        options = {"output_dim": 3} if key == "linear" and expected else {}  # (the linear form's width)
+        assert getattr(automm.create_encoder(name, **options, **{key: value}), key) is expected
 
 
 def test_a_frozen_encoder_ignores_its_learning_rate_scale():
