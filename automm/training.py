@@ -126,9 +126,12 @@ _CALLBACK_ATTR = "automm_callback"
 
 
 def _name_callback(exc: Exception, callback: Callback, hook: str) -> None:
-    """Name ``callback`` and ``hook`` on ``exc``, which it raised (automm's own exceptions, such as a
-    trial's time limit landing in it, are not the callback's doing)."""
-    if isinstance(exc, AutoMMError) or getattr(exc, _CALLBACK_ATTR, None):
+    """Name ``callback`` and ``hook`` on ``exc``, which it raised. Only the user's callbacks are
+    named: automm's own exceptions (a trial's time limit landing in a callback) are not the
+    callback's doing, and automm's own callbacks (the search's reporter writing to a storage) are
+    not the user's."""
+    if (isinstance(exc, AutoMMError) or getattr(exc, _CALLBACK_ATTR, None)
+            or type(callback).__module__.partition(".")[0] == "automm"):
         return
     where = f"{type(callback).__name__}.{hook}"
     try:

@@ -175,3 +175,22 @@ def test_callbacks_are_cloned_not_saved_nor_written_to_a_recipe_and_a_record_the
     model.save(tmp_path / "model")
     loaded = AutoMM.load(tmp_path / "model")
     assert loaded.callbacks is None and loaded.history_ == model.history_
+
+
+def test_an_error_in_automms_own_callback_is_not_named_as_a_users_callback():
+    """The search's reporter writing to a storage that fails is automm's doing: its error carries no
+    callback name, which the search would show as the user's callback having raised."""
+    from automm.training import _name_callback, callback_origin
+
+    class Reporter(Callback):
+        pass
+
+    class UsersCallback(Callback):
+        pass
+
+    Reporter.__module__ = "automm.search"
+    own, users = OSError("database is locked"), ValueError("disk full")
+    _name_callback(own, Reporter(), "on_epoch_end")
+    _name_callback(users, UsersCallback(), "on_epoch_end")
+    assert callback_origin(own) is None
+    assert callback_origin(users) == "UsersCallback.on_epoch_end"

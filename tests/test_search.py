@@ -3100,11 +3100,19 @@ class SlowFeatures(SlowToPrepare):
         return 1.0
 
 
-class SlowFeaturesPlugin:
-    @hookimpl
-    def automm_register_encoders(self, register):
-        register("slow_features", SlowFeatures, modality="text", output_dim=lambda hp: hp["output_dim"],
-                 defaults={"output_dim": 8}, tags=("pretrained",))
+def _frozen_text_plugin(name: str, encoder: type):
+    """A plugin registering ``encoder`` as the pretrained (frozen) text encoder ``name``."""
+
+    class FrozenTextPlugin:
+        @hookimpl
+        def automm_register_encoders(self, register):
+            register(name, encoder, modality="text", output_dim=lambda hp: hp["output_dim"],
+                     defaults={"output_dim": 8}, tags=("pretrained",))
+
+    return FrozenTextPlugin
+
+
+SlowFeaturesPlugin = _frozen_text_plugin("slow_features", SlowFeatures)
 
 
 def test_a_time_limited_search_leaves_out_encoders_whose_features_would_not_be_ready_in_time(
@@ -3141,11 +3149,7 @@ class SlowerThanTimed(FrozenFeatures):
             time.sleep(1.0)
 
 
-class SlowerThanTimedPlugin:
-    @hookimpl
-    def automm_register_encoders(self, register):
-        register("slower_than_timed", SlowerThanTimed, modality="text", output_dim=lambda hp: hp["output_dim"],
-                 defaults={"output_dim": 8}, tags=("pretrained",))
+SlowerThanTimedPlugin = _frozen_text_plugin("slower_than_timed", SlowerThanTimed)
 
 
 def test_features_the_time_limit_stopped_say_why_the_model_kept_lacks_their_encoder(
