@@ -553,14 +553,25 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
         found = _split_values(ck, data, split_column)
         if found is not None:
             ck.problems.extend(split_value_problems(found, data))
-    if isinstance(get("train_values"), (str, int, float, list)) and isinstance(get("test_values"),
-                                                                               (str, int, float, list)):
-        train_v = {split_text(v) for v in (get("train_values") if isinstance(get("train_values"), list)
-                                    else [get("train_values")]) if _is_scalar(v)}
-        test_v = {split_text(v) for v in (get("test_values") if isinstance(get("test_values"), list)
-                                   else [get("test_values")]) if _is_scalar(v)}
-        if train_v & test_v:
-            ck.report("data.test_values", f"values {sorted(train_v & test_v)} are also train values")
+    # the defaults count: train_values [train, test] made the default test rows training rows too,
+    # and the test score counted rows the model had trained on (emoji: 0.97 against 0.55)
+    train_values = get("train_values", "train" if split_column is not None else None)
+    test_values = get("test_values", "test" if split_column is not None else None)
+    if isinstance(train_values, (str, int, float, list)) and isinstance(test_values, (str, int, float, list)):
+        train_v = {split_text(v) for v in (train_values if isinstance(train_values, list)
+                                    else [train_values]) if _is_scalar(v)}
+        test_v = {split_text(v) for v in (test_values if isinstance(test_values, list)
+                                   else [test_values]) if _is_scalar(v)}
+        both = sorted(train_v & test_v)
+        if both and get("test_values") is not None:
+            ck.report("data.test_values", f"values {both} are also train values"
+                      + ("" if get("train_values") is not None else " (data.train_values defaults to 'train')"))
+        elif both:
+            ck.report("data.train_values", f"values {both} are also the test values (data.test_values defaults to "
+                                           "'test'): the test score would count rows the model trained on; name "
+                                           "other test values in data.test_values, or, to fit on every row with no "
+                                           "test set, leave data.split_column out and list the features in "
+                                           "data.columns")
     if isinstance(get("valid_values"), (str, int, float, list)):
         valid_v = {split_text(v) for v in (get("valid_values") if isinstance(get("valid_values"), list)
                                     else [get("valid_values")]) if _is_scalar(v)}

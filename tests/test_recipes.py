@@ -1512,3 +1512,27 @@ def test_validate_finds_what_the_data_files_and_keys_say_against_each_other(tmp_
     assert found == {"data.test_values": "values ['a'] are also train values"}
     found = problems_of({"data": {**one_file, "valid_values": "train"}}, check_data=False)
     assert found == {"data.valid_values": "values ['train'] are also train values"}
+
+
+def test_split_values_given_to_training_and_test_rows_are_refused_with_the_defaults_too(tmp_path, emoji_sample):
+    """A split value in the training and the test values is refused whichever of the two is left at its
+    default ("train", "test"): train_values [train, test] made the default test rows training rows as well, and
+    the test score counted rows the model had trained on (emoji: 0.97 against 0.55), as "valid"."""
+    one_file = {"path": "items.csv", "label": "category", "split_column": "split"}
+    found = problems_of({"data": {**one_file, "train_values": ["train", "test"]}}, check_data=False)
+    assert list(found) == ["data.train_values"]
+    assert found["data.train_values"].startswith("values ['test'] are also the test values (data.test_values "
+                                                 "defaults to 'test'): the test score would count rows the model")
+    found = problems_of({"data": {**one_file, "test_values": "train"}}, check_data=False)
+    assert found == {"data.test_values": "values ['train'] are also train values (data.train_values defaults to "
+                                         "'train')"}
+    # the loaded rows: refused before they are read, where they had made every test row a training row
+    frame = emoji_sample.head(20).copy()
+    frame["split"] = ["train"] * 15 + ["test"] * 5
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    with pytest.raises(RecipeError, match=r"data.train_values: values \['test'\] are also the test values"):
+        load_recipe({"data": {**one_file, "train_values": ["train", "test"]}}, base_dir=tmp_path).load_data()
+    # apart, or without a split column, nothing is said
+    assert problems_of({"data": {**one_file, "train_values": ["train"]}}, check_data=False) == {}
+    assert problems_of({"data": {**one_file, "train_values": "fit", "test_values": "test"}}, check_data=False) == {}
+    assert problems_of({"data": {"path": "items.csv", "label": "category"}}, check_data=False) == {}
