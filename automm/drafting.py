@@ -79,11 +79,21 @@ def _present(values: list[Any]) -> list[Any]:
     return [v for v in values if not is_missing(v)]
 
 
+def _one_word_code(value: Any) -> bool:
+    """Whether ``value`` is a code (``SKU-0012``, a UUID): a string of one word that holds a digit
+    and names no file. One word: no space, and not two characters of a script written without spaces
+    (Chinese, Japanese, Thai), whose phrases have none (the title "男士T恤42码" is no code)."""
+    from .components.text import _in_no_space_script
+
+    return (isinstance(value, str) and len(value.split()) == 1 and any(ch.isdigit() for ch in value)
+            and not os.path.splitext(value)[1] and sum(_in_no_space_script(ord(ch)) for ch in value) < 2)
+
+
 def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
     """Whether a column tells rows apart and so cannot generalise to new ones: a distinct value
     in (nearly) every row (90% of them: repeated rows repeat their ids) that is named like an id (``id``, ``user_id``, ``productId``), or
     integers that increase down the file by one a row but where rows were deleted (a row number),
-    or one-word codes that all hold a digit (``SKU-0012``, a UUID). Distinct numbers or words
+    or one-word codes that all hold a digit (``SKU-0012``, a UUID: :func:`_one_word_code`). Distinct numbers or words
     alone are not enough: a price in cents or an emoji's short name is distinct per row and still
     informative, and so is a table sorted by such a number (prices rising by a few cents a row,
     times by 5 seconds)."""
@@ -106,8 +116,7 @@ def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
         # deleted), not by 86,400 (Unix times of a daily series), nor by a few from most rows (a
         # price or a time in a table sorted by it: 3, 7, 2, 5 more)
         return bool(np.all(steps > 0)) and float(np.mean(steps == 1)) >= 0.5
-    return all(isinstance(v, str) and len(v.split()) == 1 and any(ch.isdigit() for ch in v)
-               and not os.path.splitext(v)[1] for v in present)
+    return all(map(_one_word_code, present))
 
 
 def _split_column(frame, label: str) -> tuple[str, list, list, list] | None:

@@ -2127,7 +2127,7 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
     They are kept, as given: the messages say how to leave them out."""
     if table.positional or len(table) < 20:
         return []
-    from .drafting import _ID_NAME, SPLIT_COLUMN_NAMES, _is_identifier
+    from .drafting import _ID_NAME, SPLIT_COLUMN_NAMES, _is_identifier, _one_word_code
     from .roles import is_number
 
     def texts(values: Sequence[Any]) -> list:
@@ -2140,8 +2140,7 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
         return len(set(map(str, present))) == len(present) and (
             all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present)
             # codes such as "SKU-0012", not numbers written as strings (prices: fit says how they read)
-            or all(isinstance(v, str) and len(v.split()) == 1 and any(ch.isdigit() for ch in v) and not is_number(v)
-                   for v in present))
+            or all(_one_word_code(v) and not is_number(v) for v in present))
 
     constant, identifiers, copies = [], [], []
     earlier: list[tuple[str, list]] = []  # (column, its first 20 values as text)

@@ -55,14 +55,16 @@ from .suggestions import short_repr
 __all__ = ["save_model", "load_model", "check_save_target", "manifest_digest", "FORMAT_VERSION", "MANIFEST",
            "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 7  # the version this code reads; single models are still written as version 1, ensembles
+FORMAT_VERSION = 8  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
 #: ensemble pools probabilities logarithmically (which a version-3 reader would average); 5 when the
 #: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax); 6
 #: when a lone classifier's logits are scaled by a temperature (a version-5 reader would ignore it); 7
 #: when an encoder needs it (``Encoder.min_format_version``): a gru or transformer that leaves out words
 #: never seen in fit (a version-6 reader would read them as the unknown word) or a colour_histogram
-#: (which a version-6 reader lacks). The
+#: (which a version-6 reader lacks); 8 when a text encoder was fitted on texts holding a letter it reads
+#: in another form (Greek accents, Turkish İ and ı, the Arabic tatweel: ``automm.components.text``'s
+#: ``fold_letter_forms``; a version-7 reader would read them as other words). The
 #: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same,
 #: and neither do hyperparameters that only training reads (``Encoder.training_only_hyperparameters``,
 #: e.g. the tabular encoder's ``category_dropout``): left out of the saved configurations, which an

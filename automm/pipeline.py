@@ -383,14 +383,15 @@ def _warn_truncated(spec: InputSpec, encoder: Any, name: str, warned: set | None
 def _warn_fit_findings(spec: InputSpec, encoder: Any, warned: set | None = None) -> None:
     """Warn with each message ``encoder`` (each part of a stack) left in ``fit_warnings_`` about
     the training values of ``spec``, after its column's name; once per column and kind of message
-    in ``warned`` (its numbers aside: each fold's and trial's share differs a little)."""
+    in ``warned`` (its numbers and quoted examples aside: each fold's and trial's share differs a
+    little, and its example may be another of its rows')."""
     parts = encoder.parts if isinstance(encoder, EncoderStack) else [encoder]
     messages = [m for part in parts for m in (getattr(part, "fit_warnings_", None) or ())]
     if not messages:
         return
     column = spec.columns[0] if len(spec.columns) == 1 else spec.name
     for message in dict.fromkeys(str(m) for m in messages):
-        if _first_time(warned, ("fit", column, re.sub(r"\d+", "#", message))):
+        if _first_time(warned, ("fit", column, re.sub(r"\d+", "#", re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", message)))):
             warnings.warn(f"column {column!r}: {message}", AutoMMWarning, stacklevel=user_stacklevel())
 
 

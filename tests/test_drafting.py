@@ -215,6 +215,11 @@ def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
     ("row", [3, 4, 5, 9, 10, 11, 12], True),    # a row number with rows deleted
     ("sqft", [510, 514, 521, 522, 530, 533, 541], False),  # a table sorted by a measurement
     ("timestamp", [1_700_000_000 + 5 * i for i in range(7)], False),  # a log every 5 seconds
+    # titles of a script written without spaces, each with a number (a size, a year): phrases, not codes
+    ("title", ["男士T恤42码", "女士休闲高跟鞋2024新款", "儿童运动鞋3双装"], False),
+    ("title", ["メンズTシャツ2枚組", "レディース靴24cm", "キッズ靴下3足"], False),
+    ("title", ["เสื้อยืดผู้ชาย2ตัว", "รองเท้าผู้หญิง38", "ถุงเท้า3คู่"], False),
+    ("plate", ["京A12345", "沪B67890", "粤C24680"], True),  # one character of such a script in a code
 ])
 def test_identifiers(name, values, expected):
     assert _is_identifier(name, values, len(values)) is expected

@@ -1417,6 +1417,21 @@ def test_fit_calls_no_sorted_number_an_identifier_and_names_a_constant_date_as_o
     assert said[1].startswith("column 'row' (read as numeric) holds a distinct value in every row"), said
 
 
+def test_fit_calls_no_column_of_titles_written_without_spaces_an_identifier():
+    """Chinese or Japanese titles have no space and often a number (a size, a year): fit said such a
+    column of distinct titles held an identifier ("X.drop(columns=['title'])"), where the same titles
+    in English passed, and automm init left it out (a title read as a one-word code such as SKU-0012)."""
+    from automm.data import as_table
+    from automm.estimator import _columns_that_cannot_help
+
+    words = ["男士T恤", "女士高跟鞋", "儿童运动鞋", "男士衬衫", "女士手提包"]
+    titles = [f"{words[i % 5]}{2020 + i}新款" for i in range(40)]
+    japanese = [f"メンズTシャツ{i + 1}枚組" for i in range(40)]
+    table = as_table([{"title": titles, "japanese": japanese, "sku": [f"SKU-{i:04d}" for i in range(40)]}])
+    said = _columns_that_cannot_help(table, {"title": "text", "japanese": "text", "sku": "text"})
+    assert len(said) == 1 and said[0].startswith("column 'sku' (read as text) holds a distinct value in every row"), said
+
+
 def test_an_image_path_repeated_in_many_rows_is_checked_once(emoji_split, monkeypatch, tmp_path):
     import automm.data as data_module
 

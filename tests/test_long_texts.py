@@ -160,6 +160,26 @@ def test_an_encoders_findings_in_fit_are_said_once_per_fit_naming_its_column(fre
     assert said[1][1] == "column 'body': 41% of the word pieces are unknown"
 
 
+def test_a_finding_whose_example_differs_from_fold_to_fold_is_said_once():
+    """minilm names a word of the training texts it cannot read, which differs from one fold's (or
+    trial's) rows to another's: each fold said it again (twice in one fit of 800 titles, '休' and '恤')."""
+    from types import SimpleNamespace
+
+    from automm.data import InputSpec
+    from automm.pipeline import _warn_fit_findings
+
+    spec, warned = InputSpec("text_0", "text", ["title"]), set()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for share, word in [(98, "'休'"), (97, "'恤'"), (98, '"ז\'קט"')]:
+            finding = f"{share}% of the training texts hold words it cannot read (e.g. {word}, [UNK])"
+            _warn_fit_findings(spec, SimpleNamespace(fit_warnings_=[finding]), warned)
+        _warn_fit_findings(spec, SimpleNamespace(fit_warnings_=["another finding (e.g. 'x')"]), warned)
+    assert [str(w.message) for w in caught] == [
+        "column 'title': 98% of the training texts hold words it cannot read (e.g. '休', [UNK])",
+        "column 'title': another finding (e.g. 'x')"]
+
+
 @pytest.mark.parametrize("length, limit, says", [
     (32, None, "'max_length': 256}"), (256, None, "'max_length': 512}"), (128, 512, "'max_length': 256}"),
     (400, 512, "'max_length': 512}"), (512, 512, "minilm reads at most 512: to read more, another text encoder"),

@@ -979,6 +979,22 @@ def test_only_a_model_an_older_reader_would_misread_is_written_with_the_newer_fo
     np.testing.assert_allclose(AutoMM.load(tmp_path / "colour").predict_proba(X), colour.predict_proba(X), atol=1e-6)
 
 
+@pytest.mark.parametrize("text", [{"name": "hashed_ngram", "n_buckets": 256, "emb_dim": 8, "output_dim": 8},
+                                  {"name": "gru", "emb_dim": 8, "hidden_dim": 8, "output_dim": 8, "min_freq": 2}])
+def test_a_text_model_fitted_on_letters_an_older_reader_reads_as_other_words_needs_format_8(data, text, tmp_path):
+    """An automm reading format 7 read Greek accented letters, Turkish İ/ı and the Arabic tatweel
+    as other words than the one the model learned ("ΠΑΠΟΥΤΣΙΑ" and "παπούτσια" are one word here):
+    a model fitted on texts holding them needs format 8, others keep their format; a loaded one
+    keeps it when saved again."""
+    X, y = data
+    fit = lambda X: AutoMM(**tiny(encoders={"text": text}, max_epochs=1)).fit(X[["name"]], y)
+    plain = _saved_manifest(fit(X), tmp_path / "plain")["format_version"]
+    assert plain < 8
+    greek = X.assign(name=[f"{name} Παπούτσια" if i % 3 == 0 else name for i, name in enumerate(X["name"])])
+    assert _saved_manifest(fit(greek), tmp_path / "greek")["format_version"] == 8
+    assert _saved_manifest(AutoMM.load(tmp_path / "greek"), tmp_path / "again")["format_version"] == 8
+
+
 def test_a_hyperparameter_only_training_reads_is_not_saved(data, tmp_path):
     """An automm whose tabular encoder predates category_dropout builds a saved model's encoders
     from its configuration: the hyperparameter, which prediction does not read, is left out."""

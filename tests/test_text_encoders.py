@@ -288,7 +288,9 @@ def test_hashed_ngram_features_are_stable_and_cover_ngrams():
     import zlib
     assert ids[0].item() == zlib.crc32("white".encode(), text_module._SEED_WORD) % 2 ** 20
     assert HashedNgramEncoder().preprocess(MISSING)["ids"].numel() == 0
-    assert HashedNgramEncoder().fit(["anything"]).get_state() == {"zero_width_space_breaks": True}  # no vocabulary
+    assert HashedNgramEncoder().fit(["anything"]).get_state() == {"zero_width_space_breaks": True,  # no vocabulary
+                                                                  "fold_letter_forms": True,
+                                                                  "letter_forms_in_fit": False}
 
 
 def test_hashed_ngram_learns_idf_and_normalises_word_and_character_blocks():
@@ -744,3 +746,42 @@ def test_predict_says_once_when_most_texts_hold_no_word_seen_in_fit():
         warnings.simplefilter("error")
         model.predict(joined)  # once for the model
         model.predict({"title": texts})
+
+
+def test_the_forms_of_one_word_that_case_and_typography_make_are_one_word():
+    """Greek capitals are written without accents, Turkish capitals of ı and i are I and İ (casefold
+    made "kadin" and "resmi" + a combining dot of them), and an Arabic tatweel only stretches the line:
+    each was another word, so titles in capitals fitted as written were read as words never seen
+    (800 fashion titles with translated key words, gru: Greek capitals 0.644 accuracy against 0.952 as
+    written, Turkish 0.89 against 0.954, tatweels 0.876 against 0.954)."""
+    assert tokenize("ΠΑΠΟΥΤΣΙΑ ΑΝΔΡΙΚΑ, ΡΟΛΟΪ") == tokenize("Παπούτσια ανδρικά, ρολόι") == [
+        "παπουτσια", "ανδρικα", ",", "ρολοι"]
+    assert tokenize("KADIN RESMİ GÖMLEK") == tokenize("kadın resmi gömlek") == ["kadin", "resmi", "gömlek"]
+    assert tokenize("قميـــص رجالي") == tokenize("قميص رجالي") == ["قميص", "رجالي"]
+    assert tokenize("ἀγάπη") == ["αγαπη"] and tokenize("Straße ÉTÉ") == ["strasse", "été"]  # (others keep theirs)
+    written = ["Παπούτσια ανδρικά", "Ρολόι γυναικείο", "kadın resmi gömlek", "erkek günlük ayakkabı", "قميص رجالي"]
+    capitals = ["ΠΑΠΟΥΤΣΙΑ ΑΝΔΡΙΚΑ", "ΡΟΛΟΪ ΓΥΝΑΙΚΕΙΟ", "KADIN RESMİ GÖMLEK", "ERKEK GÜNLÜK AYAKKABI", "قميـص رجـالي"]
+    for cls in (GRUTextEncoder, TransformerTextEncoder, HashedNgramEncoder):
+        encoder = cls().fit(written)
+        for text, other in zip(written, capitals):
+            assert torch.equal(encoder.preprocess(other)["ids"], encoder.preprocess(text)["ids"]), (cls, other)
+
+
+@pytest.mark.parametrize("make", [GRUTextEncoder, TransformerTextEncoder, HashedNgramEncoder],
+                         ids=["gru", "transformer", "hashed_ngram"])
+def test_a_model_saved_before_the_forms_of_a_letter_were_one_reads_them_as_then(make):
+    """A state without ``fold_letter_forms`` (saved before) reads "RESMİ" and a tatweel as then; one
+    saved now folds them, and says so."""
+    texts = ["kadın resmi gömlek", "قميـــص رجالي", "Παπούτσια"]
+    state = make().fit(texts).get_state()
+    assert state["fold_letter_forms"] is True
+    old, new = make(), make()
+    old.set_state({k: v for k, v in state.items() if k != "fold_letter_forms"})
+    new.set_state(json.loads(json.dumps(state)))
+    assert new.fold_letter_forms and not old.fold_letter_forms
+    def ids(encoder, text):
+        return encoder.preprocess(text)["ids"].tolist()
+
+    for written, other in [("resmi", "RESMİ"), ("قميص", "قميـــص"), ("παπούτσια", "ΠΑΠΟΥΤΣΙΑ")]:
+        assert ids(new, written) == ids(new, other) and ids(old, written) != ids(old, other), other
+    assert tokenize("RESMİ ΠΑΠΟΥΤΣΙΑ قميـص", fold_letter_forms=False) == ["resmi\u0307", "παπουτσια", "قميـص"]

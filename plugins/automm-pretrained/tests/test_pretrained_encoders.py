@@ -66,6 +66,31 @@ def test_minilm_says_when_its_vocabulary_does_not_know_the_training_texts():
     assert encoder.fit(TEXTS).fit_warnings_ == []
 
 
+def test_minilm_says_when_the_training_texts_hold_words_it_cannot_read():
+    """Titles whose key words are Chinese, Russian or Korean and whose brands and colours are English
+    (under 30% of their pieces [UNK]): MiniLM loses the key words ([UNK], or read a character at a time)
+    and fit said nothing (frozen MiniLM on 800 such fashion titles: 0.62-0.67 accuracy, 0.87 in English)."""
+    encoder = automm.create_encoder("minilm")
+    titles = {"zh": ["Turtle Check 男士 Navy Blue 衬衫", "Puma 男士 Grey T恤", "Titan 女士 Silver 手表",
+                     "Nike 男士 Running 鞋", "Fossil 女士 Black 手提包"],
+              "ru": ["Turtle Check мужская Navy Blue рубашка", "Puma мужская Grey футболка", "Titan женские Silver часы",
+                     "Nike мужские Running кроссовки", "Fossil женская Black сумка"],
+              "ko": ["Turtle Check 남성 Navy Blue 셔츠", "Puma 남성 Grey 티셔츠", "Titan 여성 Silver 시계",
+                     "Nike 남성 Running 신발", "Fossil 여성 Black 핸드백"]}
+    for language, texts in titles.items():
+        assert encoder.unknown_share(texts) < 0.3, language  # (the warning of [UNK] pieces does not speak)
+        warned = encoder.fit(texts + [MISSING]).fit_warnings_
+        assert len(warned) == 1 and re.match(r"100% of the training texts hold words that minilm, a model of English "
+                                             r"texts, cannot read \(e\.g\. '\w+', ", warned[0]), (language, warned)
+        assert "encoders={'text': 'hashed_ngram'}" in warned[0]
+    assert encoder.unreadable_word("Puma 男士 Grey T恤") == ("恤", "[UNK]")  # (男 and 士 it knows)
+    assert encoder.unreadable_word("Titan женские часы") == ("женские", "a character at a time")
+    assert encoder.unreadable_word("Fossil Müller Café gömlek écharpe TMK L2T") is None  # pieces of words it learnt
+    english = TEXTS + ["Puma Men Grey T-shirt", "Murcia Women TMK Green Handbags"]  # (an acronym: letter by letter)
+    assert encoder.fit(english).fit_warnings_ == []
+    assert encoder.fit(english + titles["ru"][:2]).fit_warnings_ == []  # 2 of 8: under 30%
+
+
 def test_minilm_says_once_per_fit_that_its_vocabulary_does_not_know_the_training_texts(tmp_path):
     """Fashion titles with an emoji after each word (42% of their pieces [UNK]): the warning came
     6 times in one fit (each fold of the bag fitted the encoder again), a plain UserWarning."""
