@@ -83,7 +83,9 @@ def _format_value(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        return f"{value:.4f}"
+        from .evaluation import four_places
+
+        return four_places(value)
     return str(value)
 
 
@@ -608,12 +610,15 @@ def _pareto_line(pareto: dict) -> str:
     cost = pareto["objectives"][1]
     chosen = pareto["chosen"]
     return (f"{pareto['size']} trial{'s' if pareto['size'] != 1 else ''} on the front of score and {cost}; chose trial {chosen['trial']} "
-            f"(score {chosen['score']:.4f}, {cost} {chosen[cost]:g})")
+            f"(score {_format_value(chosen['score'])}, {cost} {chosen[cost]:g})")
 
 
 def _ensemble_line(ensemble: dict, searched: bool = True) -> str:
     if not searched:  # a bag of one configuration's fold models, no search: no trial to name
         return f"{ensemble['models']} fold models averaged (bag_folds); {ensemble['pooling']} pooling"
+    if len(ensemble["members"]) == 1:  # one bagged trial kept alone: its fold models, no ensemble of trials
+        return (f"{ensemble['models']} fold models of trial {ensemble['members'][0]['trial']} averaged (bag_folds); "
+                f"{ensemble['pooling']} pooling")
     members = ", ".join(f"trial {m['trial']} ({m['weight']:.2f})" for m in ensemble["members"])
     return f"{members}; {ensemble['pooling']} pooling"
 

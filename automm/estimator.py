@@ -1313,8 +1313,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
             share = float(np.average(targets == 1, weights=weights))
             if share > 0.5:
                 positive, negative = (c.item() if isinstance(c, np.generic) else c for c in self.classes_[::-1])
+                # never "50%" (no majority) nor "100%" (no other class)
+                places = next(p for p in range(5) if 50 < round(100 * share, p) < 100 or p == 4)
                 warnings.warn(f"metric='f1' scores the F1 of the positive class, the second of classes_ (sorted): "
-                              f"{positive!r}, which is the majority ({share:.0%} of the rows), not {negative!r}; "
+                              f"{positive!r}, which is the majority ({share:.{places}%} of the rows), not {negative!r}; "
                               f"if {negative!r} is the class to find, name the labels so that it sorts second "
                               f"(e.g. y == {negative!r}), or use metric='macro_f1'", AutoMMWarning,
                               stacklevel=user_stacklevel())
@@ -1518,7 +1520,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         (``validation_score``; an ensemble's is its pooled members' score on the rows its weights
         were chosen on, the holdout or out-of-fold; measured as ``validation_metric`` on
         ``validation_rows`` rows of ``validation_on``: ``"holdout"``, ``"out-of-fold"`` (a bag's
-        outputs over the training rows), ``"X_val"`` or ``"training rows"`` (too few to hold any
+        outputs over the training rows; of a bag stopped before its last fold, over the rows of the
+        folds it trained), ``"X_val"`` or ``"training rows"`` (too few to hold any
         out); for regression, where it is of standardised targets, also ``validation_rmse`` in the
         target's units and ``validation_r2``, the R² of the same rows (what ``metric="r2"`` asks
         for), or, under ``metric="mae"``, ``validation_mae`` in the target's units), ``epochs_run``,

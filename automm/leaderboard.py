@@ -12,7 +12,7 @@ import numpy as np
 
 from .components.stack import describe_encoder
 from .exceptions import AutoMMWarning, user_stacklevel
-from .process_state import all_warnings_left_out
+from .process_state import SharedChange, all_warnings_left_out
 
 __all__ = ["leaderboard_frame", "trial_counts", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective",
            "rank_key", "RANK_Z", "TRIAL_ATTR", "foreign_trial"]
@@ -171,10 +171,27 @@ def _own_trials_study(study):
     return own
 
 
-def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = ("score",)) -> list[str]:
+def _style_begin():
+    import matplotlib
+
+    kept = matplotlib.rc_context()  # (saves matplotlib's settings, puts them back at its end)
+    kept.__enter__()
+    return kept
+
+
+#: matplotlib's settings kept while plots are drawn: Optuna's plots set the ``ggplot`` style for the
+#: whole process (``plt.style.use``), so that a notebook's own figures after a search had its grey
+#: background and grid; put back when the last of the searches plotting at once (in threads) ends
+_PLOT_STYLE = SharedChange(_style_begin, lambda kept: kept.__exit__(None, None, None))
+
+
+def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = ("score",),
+                score_name: str = "validation score") -> list[str]:
     """Optimisation history and parameter importances (and the Pareto front of a
     multi-objective search) as PNG files in ``plot_dir``; returns the paths written. Needs
-    matplotlib (``pip install automm[plots]``); otherwise warns and writes nothing."""
+    matplotlib (``pip install automm[plots]``); otherwise warns and writes nothing. ``score_name``
+    labels the trials' score (``"validation accuracy"``: the search says which metric it is).
+    matplotlib's settings are left as found, and no figure stays open, also where a plot fails."""
     try:
         import matplotlib.pyplot as plt
         from optuna.trial import TrialState
@@ -195,12 +212,12 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
     score = (lambda t: t.values[0]) if multi else None
     jobs: list[tuple[str, Callable[[], Any]]] = [
         ("optimization_history.png",
-         lambda: ovm.plot_optimization_history(study, target=score, target_name="validation score")),
+         lambda: ovm.plot_optimization_history(study, target=score, target_name=score_name)),
     ]
     sampled = sum(bool(t.params) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if sampled >= MIN_IMPORTANCE_TRIALS:
         jobs.append(("param_importances.png",
-                     lambda: ovm.plot_param_importances(study, target=score, target_name="validation score",
+                     lambda: ovm.plot_param_importances(study, target=score, target_name=score_name,
                                                         params=_most_important(study, score))))
     else:  # optuna would draw empty axes, or importances of a few points: noise
         warnings.warn(f"plot_dir: no param_importances.png: {sampled} finished trial{'s' if sampled != 1 else ''} "
@@ -209,25 +226,29 @@ def write_plots(study, plot_dir: str | os.PathLike, objectives: Sequence[str] = 
                       AutoMMWarning, stacklevel=user_stacklevel())
     if multi:
         jobs.append(("pareto_front.png", lambda: ovm.plot_pareto_front(
-            study, target_names=["validation score", second_objective(objectives)])))
+            study, target_names=[score_name, second_objective(objectives)])))
     written = []
-    for name, make in jobs:
-        try:
-            with all_warnings_left_out():  # (a search may run in a host's thread)
-                axes = make()
-            figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
-            if name == "param_importances.png":  # one readable line per parameter
-                figure.set_size_inches(9, 1.5 + 0.4 * len(figure.axes[0].get_yticklabels()))
-            figure.tight_layout()
-            # written whole beside it and renamed: a link planted at the name (a shared folder) is
-            # replaced, not followed (savefig would overwrite the file it points to)
-            from .files import replace_whole
+    with _PLOT_STYLE.held():
+        for name, make in jobs:
+            opened, figure = set(plt.get_fignums()), None
+            try:
+                with all_warnings_left_out():  # (a search may run in a host's thread)
+                    axes = make()
+                figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
+                if name == "param_importances.png":  # one readable line per parameter
+                    figure.set_size_inches(9, 1.5 + 0.4 * len(figure.axes[0].get_yticklabels()))
+                figure.tight_layout()
+                # written whole beside it and renamed: a link planted at the name (a shared folder) is
+                # replaced, not followed (savefig would overwrite the file it points to)
+                from .files import replace_whole
 
-            replace_whole(directory / name, lambda path: figure.savefig(path, dpi=100, format="png"))
-            plt.close(figure)
-            written.append(str(directory / name))
-        except Exception as exc:  # noqa: BLE001 - e.g. too few finished trials for importances
-            warnings.warn(f"plot_dir: could not draw {name}: {exc}", AutoMMWarning, stacklevel=user_stacklevel())
+                replace_whole(directory / name, lambda path: figure.savefig(path, dpi=100, format="png"))
+                written.append(str(directory / name))
+            except Exception as exc:  # noqa: BLE001 - e.g. too few finished trials for importances
+                warnings.warn(f"plot_dir: could not draw {name}: {exc}", AutoMMWarning, stacklevel=user_stacklevel())
+            finally:  # (a figure left open stayed in pyplot's list: a notebook showed it, and it was never freed)
+                for left in ([figure] if figure is not None else set(plt.get_fignums()) - opened):
+                    plt.close(left)
     return written
 
 

@@ -34,6 +34,7 @@ from . import registry as _registry
 from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
 from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset
+from .evaluation import four_places
 from .exceptions import AutoMMWarning, PluginError, user_stacklevel
 from .decision import class_priors, decide, fit_decision_weights
 from .model import MultimodalNet
@@ -312,7 +313,11 @@ def component_refusal(component: _registry.ComponentSpec, params: dict, *, input
     not the values, such as a missing package, which its trial reports). Builds it once, with
     the arguments automm gives: a fusion ``input_dims`` (8 per input when not given) and
     ``n_outputs`` (not known: 2 classes, then 1 output, a regression's; refused only when
-    both are), a table encoder its input's ``column_roles``."""
+    both are), a table encoder its input's ``column_roles``. Building draws the initial weights
+    from torch's global generator, whose state is put back after (``AutoMM.from_recipe`` and
+    ``automm validate`` check a recipe's components so, outside any ``fit``)."""
+    from .estimator import global_random_state_kept
+
     if component.kind == "fusion" and n_outputs is None:
         refused = component_refusal(component, params, input_dims=input_dims, n_outputs=2)
         return refused and component_refusal(component, params, input_dims=input_dims, n_outputs=1)
@@ -322,7 +327,8 @@ def component_refusal(component: _registry.ComponentSpec, params: dict, *, input
     elif component.kind == "encoder" and component.modality == "tabular" and input_spec is not None:
         given = {"column_roles": dict(input_spec.column_roles)}
     try:
-        component.factory(*args, **given, **component.hyperparameters(**params))
+        with global_random_state_kept():
+            component.factory(*args, **given, **component.hyperparameters(**params))
     except (ValueError, TypeError, RuntimeError) as exc:  # (InputError is a ValueError)
         return f"{type(exc).__name__}: {exc}"
     except Exception:  # noqa: BLE001 - not about the values
@@ -820,7 +826,8 @@ def score_label(data: PreparedData, score: float, on: str = "holdout") -> tuple[
 def score_text(data: PreparedData, score: float, on: str = "holdout") -> str:
     """A ``score`` measured on the rows ``on`` names (:func:`scored_on`) as messages show it, named
     (:func:`score_label`): ``"holdout accuracy 0.8333"``, ``"out-of-fold r2 0.4100"``."""
-    return "{} {} {:.4f}".format(on, *score_label(data, score, on))
+    name, value = score_label(data, score, on)
+    return f"{on} {name} {four_places(value)}"
 
 
 def candidate_score_text(data: PreparedData, candidate: Candidate) -> str:
@@ -852,14 +859,21 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
     ends the bag the same way, its score that of the folds trained before (the first fold: as
     it is, for the search to judge). With ``stop_on_interrupt``, Ctrl-C ends the bag with the fold models finished
     so far (the first fold alone, at its best epoch so far, when it is the one interrupted):
-    ``interrupted`` is set, and there are no out-of-fold or holdout outputs."""
+    ``interrupted`` is set, and there are no out-of-fold or holdout outputs. A bag that ends before
+    its last fold says what its score was measured on (``scored_on``): the first fold's own rows, or
+    the rows of the folds done, out of fold (not the holdout, nor ``X_val``, which it never saw)."""
     start = time.monotonic()
     folds = _folds(data, n_folds)
     oof = None
+    first_fold_rows = ("out-of-fold", len(folds[0][1]))  # the first fold model's score: on its own held-out rows
+
+    def oof_rows(done: int) -> np.ndarray:
+        """The rows of the first ``done`` folds that their out-of-fold score counts."""
+        return comparable_rows(data, np.concatenate([valid for _, valid in folds[:done]]))
 
     def oof_score(done: int) -> float:
         """The out-of-fold score of the rows of the first ``done`` folds."""
-        rows = comparable_rows(data, np.concatenate([valid for _, valid in folds[:done]]))
+        rows = oof_rows(done)
         return validation_metrics(oof[rows], data.targets[rows], data.problem_type != "regression",
                                   data.weights(rows), data.metric)[1]
 
@@ -882,7 +896,7 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
             fold = None
         if fold is None or fold.interrupted:
             if not models:  # the first fold: its best epoch so far
-                return replace(fold, valid_outputs=None, seconds=time.monotonic() - start,
+                return replace(fold, valid_outputs=None, seconds=time.monotonic() - start, scored_on=first_fold_rows,
                                stop_reason=f"{fold.stop_reason} of fold 1 of {n_folds}: kept its epoch "
                                            f"{fold.best_epoch}")
             reason = (f"interrupted (KeyboardInterrupt) in fold {index + 1} of {n_folds}: kept the {len(models)} "
@@ -890,13 +904,14 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
             return Candidate(config=config, model=first.model, history=first.history, best_epoch=first.best_epoch,
                              best_score=first.best_score, valid_outputs=None, stop_reason=reason,
                              seconds=time.monotonic() - start, bag=models if len(models) > 1 else None,
-                             interrupted=True)
+                             interrupted=True, scored_on=first_fold_rows)
         if index == 0:
             first = fold
             if fold.stop_reason.startswith("pruned") or fold.cut_in_first_epoch:
-                return replace(fold, valid_outputs=None, seconds=time.monotonic() - start)
+                return replace(fold, valid_outputs=None, seconds=time.monotonic() - start, scored_on=first_fold_rows)
         elif fold.cut_in_first_epoch:  # its out-of-fold outputs would be those of an untrained model
             return replace(first, valid_outputs=None, best_score=oof_score(index), seconds=time.monotonic() - start,
+                           scored_on=("out-of-fold", len(oof_rows(index))),
                            stop_reason=f"{fold.cut_in_first_epoch} of fold {index + 1} of {n_folds}: kept fold 1, "
                                        f"scored out of fold on the {index} fold{'s' if index > 1 else ''} trained")
         if fold.valid_outputs is None:
@@ -909,6 +924,7 @@ def train_bagged(data: PreparedData, config: dict, n_folds: int, *, deadline: fl
             partial = oof_score(index + 1)
             if on_fold_end(index + 1, n_folds, partial):
                 return replace(first, valid_outputs=None, best_score=partial, seconds=time.monotonic() - start,
+                               scored_on=("out-of-fold", len(oof_rows(index + 1))),
                                stop_reason=f"pruned after fold {index + 1} of {n_folds}")
     classification = data.problem_type != "regression"
     if data.holdout_given:  # the bag is scored on the user's validation rows, which it never trained on

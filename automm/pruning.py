@@ -39,6 +39,15 @@ def architecture_of(trial: FrozenTrial) -> tuple | None:
     return str(config.get("fusion", {}).get("name")), encoders
 
 
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` to four significant digits, or as many more (up to 12) as it takes to tell two
+    different numbers apart: not "best 0.9233 below the median 0.9233" for 0.92333 and 0.92334."""
+    digits = 4
+    while f"{a:.{digits}g}" == f"{b:.{digits}g}" and a != b and digits < 12:
+        digits += 1
+    return f"{a:.{digits}g}", f"{b:.{digits}g}"
+
+
 class ArchitectureMedianPruner(optuna.pruners.BasePruner):
     """Stops a trial whose best intermediate value so far is worse than the median of the finished
     trials of its architecture at the same step; never before ``n_warmup_steps``, nor while fewer
@@ -79,7 +88,8 @@ class ArchitectureMedianPruner(optuna.pruners.BasePruner):
         median = float(np.median(at_step))
         stop = best < median if maximize else best > median
         if stop:
-            self._why[trial.number] = (f"best {best:.4g} {'below' if maximize else 'above'} the median {median:.4g} "
+            shown_best, shown_median = _apart(best, median)
+            self._why[trial.number] = (f"best {shown_best} {'below' if maximize else 'above'} the median {shown_median} "
                                        f"of {len(at_step)} finished trials of its architecture")
         return stop
 

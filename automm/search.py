@@ -193,7 +193,7 @@ from .leaderboard import rank_key as _rank_key
 from .leaderboard import (choose_from_pareto, foreign_trial, leaderboard_frame, pareto_frame, second_objective, trial_counts,
                           write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
-                       rows_scored_on, score_label, score_text, candidate_decided_score, candidate_score_text, candidate_decision_weights, candidate_temperature, decided_score,
+                       rows_scored_on, score_text, candidate_decided_score, candidate_score_text, candidate_decision_weights, candidate_temperature, decided_score,
                        comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
@@ -203,7 +203,7 @@ from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, che
 from .storage import make_storage, own_heartbeats, parse_storage
 from .study import (FINGERPRINT_ATTR, MAX_STORED_DATA_BYTES, data_fingerprint, data_payload, default_study_name,
                     prepare_study, search_fingerprint, study_spec, with_stored_split)
-from .training import Callback, callback_origin, validation_metrics
+from .training import Callback, callback_origin, holdout_score_name, validation_metrics
 from .trial_models import ModelPool, always_weighed, read_candidate
 
 __all__ = ["search_requested", "run_search", "validate_params", "SearchSpace", "SearchError",
@@ -942,8 +942,9 @@ def _run_objective(trial, ctx: SearchContext):
         trial.set_user_attr(_ATTR + "config", candidate.config)
     pruned = reporter.pruned
     if settings.verbose:
-        what = reporter.pruned_reason if pruned else "{} {:.4f}".format(*score_label(
-            ctx.data, score, scored_on(ctx.data, candidate)[0]))
+        on = scored_on(ctx.data, candidate)[0]
+        # a holdout score named by its metric alone (accuracy 0.8125); others say what they are on
+        what = reporter.pruned_reason if pruned else score_text(ctx.data, score, on).removeprefix("holdout ")
         _progress(f"trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s")
     if len(settings.objectives) > 1:
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
@@ -1566,6 +1567,9 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
         elif stopped:
             _fail_trials_of(study, ctx.storage, {process_tag(pid) for pid in stopped},
                             "stopped at the time limit (its process was terminated)")
+        for child in children:  # its pipes closed now: the traceback of an interrupted search, which an
+            with contextlib.suppress(ValueError):  # interactive shell keeps, held them open (ValueError: running)
+                child.close()
 
 
 # ==========================================================================================
@@ -2429,7 +2433,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         if ctx.deadline is not None:
             _warn_unfinished_features(ctx.data, kept_configs, trials, estimator.time_limit)
     if estimator.plot_dir is not None:
-        write_plots(study, estimator.plot_dir, ctx.settings.objectives)
+        write_plots(study, estimator.plot_dir, ctx.settings.objectives,
+                    score_name=f"validation {holdout_score_name(ctx.data.metric, ctx.data.problem_type)}")
     if ctx.settings.verbose:
         _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, candidate_score_text(ctx.data, best),
                            ctx.interrupted.is_set(), since=ctx.started, own_tags={ctx.worker_tag, *ctx.child_tags}))
@@ -2634,7 +2639,8 @@ def _summary(leaderboard, ensemble, best_number: int, best_score: str, interrupt
              since: float, own_tags: set[str] | None = None) -> str:
     """One line on what the search did (its trials as ``leaderboard_`` lists them) and what it
     kept (printed when ``verbose``): the kept trial's ``best_score`` as :func:`score_text` writes it
-    (``"holdout accuracy 0.8125"``); ``since``, when this fit's search began (``time.time()``): its
+    (``"holdout accuracy 0.8125"``), or an ensemble's trials and weights (a bagged trial kept alone is
+    its fold models, not an ensemble of trials); ``since``, when this fit's search began (``time.time()``): its
     own seconds, and how many trials it ran when the study held others (a resumed study, or trials
     of workers and other fits: those of ``own_tags``, this fit's processes, are its own)."""
     import datetime
@@ -2647,9 +2653,12 @@ def _summary(leaderboard, ensemble, best_number: int, best_score: str, interrupt
     own = int(mine.sum())
     earlier = f", {own} of them by this fit" if own < len(leaderboard) else ""
     took = f" in {time.time() - since:.0f} s{earlier}"
-    if ensemble is not None:
-        trials = ", ".join(f"{t['trial']} ({t['weight']:.2f})" for t in ensemble.by_trial())
+    by_trial = ensemble.by_trial() if ensemble is not None else []
+    if len(by_trial) > 1:
+        trials = ", ".join(f"{t['trial']} ({t['weight']:.2f})" for t in by_trial)
         kept = f"an ensemble of trials {trials}, {ensemble.pooling} pooling"
+    elif by_trial:  # one bagged trial's fold models: no ensemble of trials
+        kept = f"trial {best_number} ({best_score}), its {by_trial[0]['models']} fold models averaged (bag_folds)"
     else:
         kept = f"trial {best_number} ({best_score})"
     return f"search {'interrupted' if interrupted else 'done'}: {len(leaderboard)} trials ({counts}){took}; kept {kept}"

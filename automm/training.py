@@ -19,6 +19,7 @@ settled epochs only.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import multiprocessing
@@ -26,18 +27,19 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from .evaluation import four_places
 from .exceptions import AutoMMError
 from .model import MultimodalNet, move_to_device
 
 __all__ = ["TrainingConfig", "Callback", "CALLBACK_HOOKS", "callback_origin", "EarlyStopping", "ProgressBar", "Trainer",
            "TimeLimitReached",
-           "make_loader", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
+           "make_loader", "batches_of", "resolve_device", "best_temperature", "calibrated_log_loss", "validation_metrics",
            "soft_cross_entropy", "weighted_mean", "classification_score", "holdout_score_name", "model_outputs",
            "autocast_dtype", "CLASSIFICATION_METRICS", "REGRESSION_METRICS", "BINARY_METRICS"]
 
@@ -226,7 +228,7 @@ class ProgressBar(Callback):
         values = {name: f"{record[name]:.4f}" for name in ("train_loss", "valid_loss")}
         name, score = (("score", record["valid_score"]) if self.score_name is None
                        else self.score_name(record["valid_score"]))
-        values[f"valid_{name}"] = f"{score:.4f}"
+        values[f"valid_{name}"] = four_places(score)
         if self.bar is not None:
             self.bar.set_postfix(**values)
             self.bar.update(1)
@@ -293,16 +295,40 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed:
     workers in several threads at once then fail ("DataLoader worker exited unexpectedly"). Nor
     for fewer samples than four batches: starting workers costs far more than decoding a few
     batches (a request of one row took 60-460 ms instead of 2-6; under ``spawn`` a 6-row holdout's
-    workers, started each epoch, cost half of a 1-epoch fit of 64 emoji)."""
+    workers, started each epoch, cost half of a 1-epoch fit of 64 emoji). Workers start by the
+    process's start method, named, so that it is not fixed: torch's default (multiprocessing's
+    own context) fixed it for good, and a program's ``multiprocessing.set_start_method("spawn")``
+    after a fit then raised "context has already been set"."""
     if num_workers and (threading.current_thread() is not threading.main_thread() or len(dataset) < 4 * batch_size):
         num_workers = 0
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     one_left = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1
+    context = None
+    if num_workers > 0:
+        context = multiprocessing.get_context(multiprocessing.get_start_method(allow_none=True)
+                                              or multiprocessing.get_all_start_methods()[0])
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate_fn,
         generator=generator, pin_memory=pin_memory, persistent_workers=False, drop_last=one_left,
-        prefetch_factor=4 if num_workers > 0 else None)
+        prefetch_factor=4 if num_workers > 0 else None, multiprocessing_context=context)
+
+
+@contextlib.contextmanager
+def batches_of(loader) -> Iterator[Iterator]:
+    """An iterator of ``loader``'s batches whose DataLoader worker processes stop when the block
+    ends, also by an exception. torch stops them when the iterator is collected, but the traceback
+    of an exception raised while it runs (a worker's ``InputError``: images that no longer decode; a
+    plugin's ``preprocess`` failing; Ctrl-C) holds the iterator, and an interactive shell keeps the
+    last traceback (``sys.last_traceback``): a failed ``fit`` or ``predict`` left its worker
+    processes (forks of the whole process), their pipes and feeder threads until the next error."""
+    iterator = iter(loader)
+    try:
+        yield iterator
+    finally:
+        stop = getattr(iterator, "_shutdown_workers", None)  # (torch's iterator with worker processes)
+        if stop is not None:
+            stop()
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
@@ -513,8 +539,9 @@ def model_outputs(model: MultimodalNet, loader, device: torch.device, *, amp: bo
     forward = model.embed if embed else model
     chunks = []
     amp = amp and device.type == "cuda"
-    with torch.autocast(device_type=device.type, dtype=amp_dtype or autocast_dtype(device), enabled=amp):
-        for batch in loader:
+    with torch.autocast(device_type=device.type, dtype=amp_dtype or autocast_dtype(device), enabled=amp), \
+            batches_of(loader) as batches:
+        for batch in batches:
             batch = move_to_device(batch, device, non_blocking=True)
             chunks.append(forward(batch["inputs"], batch["masks"]).float().cpu())
     return torch.cat(chunks).numpy()
@@ -852,14 +879,15 @@ class Trainer:
         self.model.train()
         losses, timed_out, batch_seconds = [], False, []
         mark = time.monotonic()
-        for batch in train_loader:
-            losses.append(self.training_step(batch))
-            self._call("on_batch_end", losses[-1])
-            batch_seconds.append(time.monotonic() - mark)
-            mark = time.monotonic()
-            if not self._next_batch_fits(batch_seconds, valid_loader):
-                timed_out = True  # stopped with time left to evaluate what was trained
-                break
+        with batches_of(train_loader) as batches:
+            for batch in batches:
+                losses.append(self.training_step(batch))
+                self._call("on_batch_end", losses[-1])
+                batch_seconds.append(time.monotonic() - mark)
+                mark = time.monotonic()
+                if not self._next_batch_fits(batch_seconds, valid_loader):
+                    timed_out = True  # stopped with time left to evaluate what was trained
+                    break
         if batch_seconds:
             self._batch_seconds = batch_seconds[-20:]
         planned = _length(train_loader)

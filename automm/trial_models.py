@@ -43,7 +43,8 @@ def write_candidate(candidate: Candidate, directory: Path) -> None:
             "best_score": _jsonable(candidate.best_score), "stop_reason": candidate.stop_reason,
             "seconds": candidate.seconds, "n_outputs": int(candidate.model.n_outputs),
             "folds": len(candidate.bag) if candidate.bag is not None else 0,
-            "oof_loss": _jsonable(candidate.oof_loss)}
+            "oof_loss": _jsonable(candidate.oof_loss),
+            "scored_on": list(candidate.scored_on) if candidate.scored_on is not None else None}
     with open(staging / "candidate.json", "w", encoding="utf-8") as handle:
         json.dump(meta, handle)
     shutil.rmtree(directory, ignore_errors=True)
@@ -71,7 +72,8 @@ def read_candidate(directory: Path, data: PreparedData) -> Candidate:
                      best_epoch=meta["best_epoch"], best_score=float(score) if score is not None else -math.inf,
                      valid_outputs=read_array("valid_outputs.npy"), stop_reason=meta["stop_reason"],
                      seconds=meta["seconds"], bag=bag, oof_outputs=read_array("oof_outputs.npy"),
-                     oof_loss=meta.get("oof_loss"))
+                     oof_loss=meta.get("oof_loss"),
+                     scored_on=(str(meta["scored_on"][0]), int(meta["scored_on"][1])) if meta.get("scored_on") else None)
 
 
 class ModelPool:

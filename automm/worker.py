@@ -92,8 +92,8 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     stops when all have finished (a fit past its deadline, or a killed one of this machine,
     counts as finished).
 
-    Returns the number of trials this worker ran (in this process). Command line:
-    ``automm worker --storage URL --study NAME``.
+    Returns the number of trials this worker ran (in this process and the processes it forked).
+    Command line: ``automm worker --storage URL --study NAME``.
     """
     import optuna
 
@@ -206,8 +206,12 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
                                   sampler=make_sampler(settings, 0), pruner=make_pruner(settings))
         devices = search.cuda_devices(data, estimator.device if estimator is not None else "auto")
         # (n_jobs=-1: one process per usable CPU, as a fit's; on CUDA one thread per GPU)
+        done_before = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         with image_cache(), torch_threads_capped(), search.study_kept(study, storage, "this worker"):
             run_trial_loops(ctx, study, request.storage_ref, search.trial_loops(request.n_jobs, devices), devices)
-            # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined
-            mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_ATTR + "worker") == ctx.worker_tag]
+            # by tag (host:pid), not by position: a worker may also run a trial enqueued before it joined;
+            # its forked search processes' trials (n_jobs > 1) are its own too
+            own = {ctx.worker_tag, *ctx.child_tags}
+            mine = [t for t in study.get_trials(deepcopy=False)
+                    if t.user_attrs.get(_ATTR + "worker") in own and t.number not in done_before]
         return len(mine)

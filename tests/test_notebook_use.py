@@ -96,3 +96,33 @@ def test_no_importance_plot_from_too_few_sampled_trials(tmp_path):
         assert len(write_plots(study, tmp_path / "few")) == 1
     study.add_trial(optuna.trial.create_trial(value=0.6, params={"x": 0.6, "y": 0.1}, distributions=space, user_attrs=OURS))
     assert len(write_plots(study, tmp_path / "more")) == 2
+
+
+def test_plots_leave_matplotlib_as_they_found_it(tmp_path):
+    """Optuna's plots set the ggplot style for the whole process: a notebook's own figures after a
+    search with plot_dir had a grey background and a grid (16 settings changed); and a plot that
+    could not be written (its file's name taken by a folder) left its figure open in pyplot, one
+    more at each search, shown by a notebook and never freed."""
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    import optuna
+
+    from automm.leaderboard import write_plots
+
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.7):
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={},
+                                                  user_attrs={"automm:config": {}}))
+
+    def settings():
+        return {key: matplotlib.rcParams[key] for key in matplotlib.rcParams if key != "backend"}
+
+    before, figures = settings(), plt.get_fignums()
+    with pytest.warns(AutoMMWarning, match="no param_importances.png"):
+        assert len(write_plots(study, tmp_path / "plots")) == 1
+    assert settings() == before and plt.get_fignums() == figures
+    (tmp_path / "taken" / "optimization_history.png").mkdir(parents=True)
+    with pytest.warns(AutoMMWarning) as record:
+        assert write_plots(study, tmp_path / "taken") == []
+    assert any("could not draw optimization_history.png" in str(w.message) for w in record)
+    assert settings() == before and plt.get_fignums() == figures

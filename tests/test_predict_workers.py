@@ -181,3 +181,50 @@ def _exit_code_of_forked(worker, seconds: float = 60) -> int:
         os.kill(pid, signal.SIGKILL)
         done = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(done[1])
+
+
+def test_a_fit_or_prediction_failing_in_its_workers_leaves_no_worker_processes(monkeypatch):
+    """An exception raised while a loader's worker processes ran (images that no longer decode, a
+    plugin's preprocess failing, Ctrl-C) held the loader's iterator in its traceback, which an
+    interactive shell keeps (sys.last_traceback): its 2 workers (forks of the whole process), their
+    feeder threads and temporary folders stayed until the next error replaced it."""
+    import multiprocessing
+
+    import pytest
+
+    from automm.components.image import CNNEncoder
+    from helpers import tiny
+
+    frame = load_emoji_sample().head(64)
+    X, y = frame[["image", "name"]], frame["category"]
+    model = AutoMM(**tiny(max_epochs=1, batch_size=8)).fit(X, y).set_params(num_workers=2)
+
+    def broken(self, value, augment=False):
+        raise RuntimeError("the image store went away")
+
+    monkeypatch.setattr(CNNEncoder, "preprocess", broken)  # (in the forked workers too)
+    with pytest.raises(RuntimeError, match="the image store went away") as failed_fit:
+        AutoMM(**tiny(max_epochs=1, num_workers=2, batch_size=8)).fit(X, y)
+    assert failed_fit.value.__traceback__ is not None  # (held, as a shell holds it)
+    assert multiprocessing.active_children() == []
+    with pytest.raises(RuntimeError, match="the image store went away") as failed_prediction:
+        model.predict(X)  # 64 rows: 4 batches, with workers
+    assert failed_prediction.value.__traceback__ is not None
+    assert multiprocessing.active_children() == []
+
+
+def test_loader_workers_leave_the_start_method_unfixed(monkeypatch):
+    """torch's loaders started their workers from multiprocessing's default context, which fixed
+    the process's start method for good: a program's multiprocessing.set_start_method("spawn")
+    after a fit or prediction with workers raised "context has already been set"."""
+    import multiprocessing
+
+    from helpers import tiny
+
+    frame = load_emoji_sample().head(64)
+    X, y = frame[["image", "name"]], frame["category"]
+    model = AutoMM(**tiny(max_epochs=1, batch_size=8)).fit(X, y).set_params(num_workers=2)
+    # (as in a fresh process: no start method chosen yet; put back after the test)
+    monkeypatch.setattr(multiprocessing.context._default_context, "_actual_context", None)
+    model.predict(X)  # 64 rows: 4 batches, with workers
+    assert multiprocessing.get_start_method(allow_none=True) is None

@@ -1536,3 +1536,21 @@ def test_split_values_given_to_training_and_test_rows_are_refused_with_the_defau
     assert problems_of({"data": {**one_file, "train_values": ["train"]}}, check_data=False) == {}
     assert problems_of({"data": {**one_file, "train_values": "fit", "test_values": "test"}}, check_data=False) == {}
     assert problems_of({"data": {"path": "items.csv", "label": "category"}}, check_data=False) == {}
+
+
+def test_reading_a_recipe_leaves_torchs_random_generator_as_found(capsys):
+    """The check of a recipe's components builds each once, drawing its initial weights from torch's
+    global generator: AutoMM.from_recipe, automm validate (and automm fit's Python entry point, whose
+    fit itself kept the generators) moved a program's own seeded torch draws on."""
+    import torch
+
+    from automm.cli import main
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    AutoMM.from_recipe(str(REPO / "recipes" / "quickstart.yaml"))
+    assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(0)
+    assert main(["validate", str(REPO / "recipes" / "quickstart.yaml")]) == 0
+    assert torch.equal(torch.rand(3), expected)

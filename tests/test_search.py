@@ -2328,7 +2328,7 @@ def test_a_bag_whose_fold_the_time_limit_cuts_in_its_first_epoch_ends_there(buil
     import automm.pipeline as pipeline
 
     fresh_registry(PretrainedPlugin())
-    real, calls, seen = pipeline.train_candidate, [], []
+    real, calls, seen, given = pipeline.train_candidate, [], [], []
 
     def third_fold_cut(data, config, **kwargs):
         candidate = real(data, config, **kwargs)
@@ -2339,6 +2339,7 @@ def test_a_bag_whose_fold_the_time_limit_cuts_in_its_first_epoch_ends_there(buil
         return candidate
 
     def recording(*args, **kwargs):
+        given.append(args[0])
         seen.append(pipeline.train_bagged(*args, **kwargs))
         return seen[-1]
 
@@ -2356,6 +2357,10 @@ def test_a_bag_whose_fold_the_time_limit_cuts_in_its_first_epoch_ends_there(buil
     assert bag.stop_reason.endswith("batches) of fold 3 of 5: kept fold 1, scored out of fold on the 2 folds trained")
     assert 0 <= bag.best_score <= 1 and bag.history[0]["complete"]
     assert model.model_ is bag.model and not hasattr(model, "ensemble_")
+    # scored on the rows of the two folds trained, which fit_summary says (it said the holdout's)
+    folds = pipeline._folds(given[0], 5)
+    summary = model.fit_summary()
+    assert (summary["validation_on"], summary["validation_rows"]) == ("out-of-fold", len(folds[0][1]) + len(folds[1][1]))
 
 
 class SlowToPrepare(FrozenFeatures):
@@ -3795,3 +3800,16 @@ def test_checking_queued_trials_in_two_trial_threads_at_once_leaves_the_warning_
     a_out.set()
     b.join()
     assert warnings.filters == before
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts this process's open files in /proc")
+def test_a_search_interrupted_in_processes_leaves_no_pipe_open(texts, monkeypatch):
+    """Each forked search process's pipe to the fit stayed open while the traceback of the
+    interrupt held the fit's frames, which an interactive shell keeps (sys.last_traceback)."""
+    X, y, _, _ = texts
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])  # in the fit's own first trial
+    opened = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        AutoMM(**small(n_trials=3, n_jobs=2, pruner="none")).fit(X, y)
+    assert interrupted.value.__traceback__ is not None  # (held, as a shell holds it)
+    assert sorted(os.listdir("/proc/self/fd")) == opened

@@ -392,10 +392,10 @@ class PretrainedEncoder(Encoder):
                 keys_of[value] = key
             if key in self._features or key in todo:
                 continue
-            found = earlier.get(key)
+            found = earlier.get(key)  # (kept from the last prepare: found, not computed, as the cache's are)
             if found is None:
                 found = cache.get_by_key(key)
-                hits += found is not None
+            hits += found is not None
             if found is not None:
                 self._features[key] = found
             else:

@@ -415,3 +415,20 @@ def test_a_file_deleted_after_it_was_read_keeps_the_features_read_uncached(tmp_p
     assert encoder.last_prepare["computed"] == 2
     assert encoder.preprocess(photo).shape == (encoder.feature_dim,)  # what was read serves this call
     assert len(list((tmp_path / "cache").rglob("*.f32"))) == 1  # the other photo's only
+
+
+def test_features_kept_from_the_last_prepare_count_as_found(tmp_path, caplog):
+    """A prediction after fit (one of its 149 photos also a training photo) said "computing the
+    features of 148 images (0 found in the cache ...)": the one feature kept in memory from the
+    fit's prepare was not counted, so the two numbers did not add up to the photos given."""
+    import logging
+
+    red, blue, green = (_png(tmp_path / f"{c}.png", rgb) for c, rgb in
+                        (("red", (201, 3, 7)), ("blue", (5, 9, 203)), ("green", (11, 207, 13))))
+    clear_memory_cache()  # (features are keyed by content: other tests' colours are in memory)
+    encoder = automm.create_encoder("efficientnet_lite0", image_size=32)
+    encoder.prepare([red, blue], cache_dir=str(tmp_path / "cache"))
+    with caplog.at_level(logging.DEBUG, logger="automm"):
+        encoder.prepare([blue, green], cache_dir=str(tmp_path / "cache"))
+    assert encoder.last_prepare == {**encoder.last_prepare, "cached": 1, "computed": 1}
+    assert "computing the features of 1 images (1 found in the cache" in caplog.text
