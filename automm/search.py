@@ -62,10 +62,11 @@ trial produced a model. Ctrl-C (``KeyboardInterrupt``) stops the search:
 no trial starts after it, a trial that has trained is recorded in full first (in the main
 thread the interrupt lands only inside a trial's training, see :class:`automm.interrupts.InterruptGate`), the
 ones still training are recorded as failed (:data:`INTERRUPTED_REASON`;
-trials in other threads stop at their next batch, forked search processes are stopped, as they
-ignore SIGINT and leave it to the parent) and the trials finished so far make the result, with a
+trials in other threads stop at their next batch; forked search processes, which ignore SIGINT and
+leave it to the parent, are told to stop with SIGTERM, which they take as Ctrl-C: a trial they have
+trained is recorded in full first, and the study journal's lock is never left held) and the trials finished so far make the result, with a
 warning and nothing retrained; with no finished trial, on a second Ctrl-C while trials in
-threads are stopping, or when ``fit`` runs inside scikit-learn's model selection,
+threads or processes are stopping, or when ``fit`` runs inside scikit-learn's model selection,
 ``KeyboardInterrupt`` propagates. With a ``storage``, a retry of each
 interrupted trial is queued: they do not count towards ``n_trials``, and running the same fit
 again resumes the study and trains them first; a worker (:func:`automm.worker.run_worker`) stopped by Ctrl-C
@@ -184,7 +185,7 @@ from .components.stack import describe_encoder, encoder_parts
 from .contracts import BUILD_FAILED
 from .deadlines import deadline_scope
 from .devices import device_scope
-from .interrupts import InterruptGate, during_interrupt, hard_stop
+from .interrupts import InterruptGate, during_interrupt, hard_stop, interrupt
 from .process_state import SharedChange, usable_cpus, warnings_left_out
 from .exceptions import (AutoMMError, AutoMMWarning, InputError, SearchError, TimeLimitExceeded, in_chain,
                          user_stacklevel)
@@ -234,8 +235,8 @@ WARM_START_TIME_FRACTION = 1 / 2
 MIN_SELECTION_ROWS = 10
 #: Least seconds a trial may run past the deadline before it is interrupted (see :func:`automm.interrupts.hard_stop`).
 MIN_HARD_GRACE = 10.0
-#: Seconds a forked search process is given, past its trials' hard stop, to record its trial and
-#: end before the process that forked it terminates it.
+#: Seconds a forked search process is given, past its trials' hard stop (or, after Ctrl-C, once told to
+#: stop), to record its trial and end before the process that forked it kills it.
 CHILD_STOP_SECONDS = 3.0
 
 # Those names below without a leading underscore but not in __all__ (SearchSettings, SearchContext,
@@ -1401,6 +1402,49 @@ def _end_with_parent() -> None:
     threading.Thread(target=watch, name="automm-parent-watch", daemon=True).start()
 
 
+def _stop_on_terminate() -> None:
+    """Take SIGTERM in a forked search process as Ctrl-C (:func:`automm.interrupts.interrupt`): the
+    process that forked it sends it when its search was interrupted (:func:`_stop_children`), and this
+    one then records the trial it has trained in full, or the one in training as interrupted, before
+    it ends (a trial's record is held by its :class:`InterruptGate`). Ended at once, it lost a trial it
+    had just trained (its score shown), and one killed while writing the study's journal left the
+    journal's lock held: every later write, the interrupted fit's too, waited
+    :data:`automm.storage.JOURNAL_LOCK_GRACE` for it. Once the parent has ended (SIGTERM from
+    ``PR_SET_PDEATHSIG``, :func:`_end_with_parent`), SIGTERM still ends the process at once."""
+    parent = getattr(multiprocessing.parent_process(), "pid", None) or os.getppid()
+
+    def on_terminate(signum, frame) -> None:
+        if os.getppid() != parent:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        interrupt()
+
+    signal.signal(signal.SIGTERM, on_terminate)
+
+
+def _stop_children(children: Sequence[multiprocessing.Process], graceful: bool) -> list[int]:
+    """End the forked search processes still running; their process ids. ``graceful`` (the search was
+    interrupted): SIGTERM, which they take as Ctrl-C (:func:`_stop_on_terminate`), and up to
+    :data:`CHILD_STOP_SECONDS` for them all to record their trials and end; else (a process still
+    running past its trials' hard stop is stuck), and for those still running then, SIGKILL, also when
+    a second Ctrl-C stops the wait."""
+    alive = [child for child in children if child.is_alive()]
+    try:
+        if graceful:
+            for child in alive:
+                child.terminate()
+            end = time.monotonic() + CHILD_STOP_SECONDS
+            for child in alive:
+                child.join(max(0.0, end - time.monotonic()))
+    finally:
+        for child in alive:
+            if child.is_alive():
+                child.kill()
+                child.join()
+    return [child.pid for child in alive]
+
+
 def _child_main(ctx: SearchContext, storage_ref: tuple[str, Any], index: int, threads: int) -> None:
     """Entry point of a forked search process; it trains with ``threads`` threads, which must be 1:
     torch's OpenMP pool, once the parent has run it, hangs a forked child that starts more than
@@ -1408,8 +1452,9 @@ def _child_main(ctx: SearchContext, storage_ref: tuple[str, Any], index: int, th
     import optuna
 
     # Ctrl-C in a terminal reaches the whole process group: the parent alone handles it (it
-    # stops this process and records its running trial as interrupted)
+    # stops this process with SIGTERM, taken here as Ctrl-C, and records its running trial as interrupted)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stop_on_terminate()
     _end_with_parent()
     try:
         torch.set_num_threads(threads)
@@ -1422,6 +1467,8 @@ def _child_main(ctx: SearchContext, storage_ref: tuple[str, Any], index: int, th
             study = optuna.load_study(study_name=ctx.study_name, storage=ctx.storage,
                                       sampler=make_sampler(ctx.settings, index), pruner=make_pruner(ctx.settings))
             _worker_loop(ctx, study)
+    except KeyboardInterrupt:  # stopped by the parent (_stop_on_terminate), its trials recorded: no traceback
+        sys.exit(1)
     except BaseException:  # noqa: BLE001 - report, then leave with an error status
         traceback.print_exc()
         raise
@@ -1552,15 +1599,11 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
             raise
     finally:
         torch.set_num_threads(previous)
-        stopped = []
-        for child in children:
-            if child.is_alive():
-                child.terminate()
-                child.join(5)
-                stopped.append(child.pid)
-            if child.is_alive():  # pragma: no cover
-                child.kill()
-                child.join()
+        try:
+            stopped = _stop_children(children, graceful=ctx.interrupted.is_set())
+        except KeyboardInterrupt:  # Ctrl-C again while they stop: no result
+            ctx.aborted = True
+            raise
         if ctx.interrupted.is_set():  # the trials the stopped processes were running
             _fail_trials_of(study, ctx.storage, {process_tag(child.pid) for child in children},
                             ctx.interrupt_reason)

@@ -2927,13 +2927,55 @@ def test_ctrl_c_in_a_terminal_stops_a_search_running_in_two_processes(tmp_path):
     out = "".join(lines) + out
     assert process.returncode == 0, out
     result = json.loads(out.split("RESULT ", 1)[1])
-    # (a trial may print its score and be interrupted before the study records it)
-    assert result["states"].count("COMPLETE") >= 2 and "RUNNING" not in result["states"], out
+    # every trial that printed its score is recorded (a forked process's too: it was killed while recording it)
+    assert result["states"].count("COMPLETE") >= 3 and "RUNNING" not in result["states"], out
     assert len(result["states"]) < 200 and result["predicted"] == 1
     failed = [r for s, r in zip(result["states"], result["reasons"]) if s == "FAIL"]
     assert all(r == search.INTERRUPTED_REASON for r in failed), out
     assert any("search interrupted" in w for w in result["warnings"]), out
     assert "Traceback" not in out, out
+
+
+def test_ctrl_c_as_a_forked_process_records_its_finished_trial_keeps_that_trial(texts, tmp_path, monkeypatch):
+    """A notebook's stop button (SIGINT to the kernel's process group) pressed as a forked search process
+    recorded the trial it had just trained (its "trial 1: accuracy ..." line shown): the fit terminated the
+    process at once, holding the study journal's lock, waited 10 s (JOURNAL_LOCK_GRACE) for the lock, and,
+    that trial lost and its own still in training, raised KeyboardInterrupt: nothing kept."""
+    X, y, _, _ = texts
+    parent = os.getpid()
+    sent = tmp_path / "sent"
+    keep, append_whole = search._keep, automm_storage._append_whole
+
+    def keep_then_ctrl_c(ctx, trial, key, candidate):
+        if os.getpid() != parent and not sent.exists():  # the forked process, its first trial trained
+            sent.write_text(json.dumps([trial.number, time.monotonic()]))
+            os.kill(parent, signal.SIGINT)
+        keep(ctx, trial, key, candidate)
+
+    def slow_append(path, data):  # a slow disk: the forked process's next journal writes hold the lock a while
+        if os.getpid() != parent and sent.exists():
+            time.sleep(0.25)
+        append_whole(path, data)
+
+    class SlowHere(Callback):  # the fit's own trial is still training then
+        def on_batch_end(self, trainer, loss):
+            if os.getpid() == parent:
+                time.sleep(0.5)
+
+    monkeypatch.setattr(search, "_keep", keep_then_ctrl_c)
+    monkeypatch.setattr(automm_storage, "_append_whole", slow_append)
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [SlowHere()])
+    params = small(n_trials=4, n_jobs=2, ensemble_size=1, pruner="none", search_space={"warm_start": False})
+    try:
+        with pytest.warns(UserWarning, match=r"search interrupted \(KeyboardInterrupt\): the model is chosen from"):
+            model = AutoMM(**params).fit(X, y)
+    except KeyboardInterrupt:
+        pytest.fail("fit raised KeyboardInterrupt: the forked process's finished trial was lost")
+    number, sent_at = json.loads(sent.read_text())
+    assert time.monotonic() - sent_at < automm_storage.JOURNAL_LOCK_GRACE  # no wait for a lock left held
+    states = model.leaderboard_.set_index("number")["state"]
+    assert states[number] == "COMPLETE" and "RUNNING" not in states.tolist()
+    assert len(model.predict(X[:2])) == 2
 
 
 def test_a_study_interrupted_by_ctrl_c_resumes_and_retrains_the_interrupted_trial(texts, tmp_path, monkeypatch):
