@@ -61,13 +61,14 @@ class _Out:
 @contextlib.contextmanager
 def _warnings_as_messages(quiet: bool, debug: bool):
     """Warnings raised while a command runs, as ``automm: warning: ...`` lines on stderr (none
-    when ``quiet``; Python's own format, with the source line, under ``--debug``)."""
+    when ``quiet``; Python's own format, with the source line, under ``--debug``). The warnings
+    filters stay as they are, ``PYTHONWARNINGS=error`` (``-W error``) included, quiet or not."""
     if debug:
         yield
         return
     with warnings.catch_warnings():
-        if quiet:
-            warnings.simplefilter("ignore")
+        if quiet:  # hidden, not ignored (a filter that ignored them let -q pass what PYTHONWARNINGS=error fails)
+            warnings.showwarning = lambda *args, **kwargs: None
         else:
             from .exceptions import AutoMMWarning  # (not at the top: --help and --version import no scikit-learn)
 
@@ -229,9 +230,15 @@ def _device(device: str, argument: str) -> str:
 
 def _cache_dir_arg(cache_dir: str | None):
     """``--cache-dir`` as the feature cache reads it (:func:`resolve_cache_dir`: ``~`` expanded,
-    None the default folder); a usage error when it names a file."""
+    None the default folder); a usage error when it names a file, a URL, or nothing (an unset variable,
+    ``--cache-dir "$CACHE"``: read as the current directory, it put a ``features`` folder there)."""
     from .feature_cache import resolve_cache_dir
 
+    if cache_dir is not None and not str(cache_dir).strip():
+        raise UsageError("--cache-dir: an empty path; give the feature cache's folder, or leave --cache-dir out for "
+                         "the default")
+    if (problem := url_problem(cache_dir, writing=True)) is not None:
+        raise UsageError(f"--cache-dir: {cache_dir!r} is {problem}")
     root = resolve_cache_dir(cache_dir)
     if root.exists() and not root.is_dir():
         raise UsageError(f"--cache-dir: {str(root)!r} is a file, not a cache directory")
@@ -365,6 +372,10 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
             from .suggestions import rename_hint
 
             hint = rename_hint(missing, unused)
+        if estimator.input_positional_ and any(name != given for name, given in columns.items()):
+            # (named by --columns: not "the model was trained on" them, nor to be added empty)
+            raise UsageError(f"--columns: {data_path} has no column(s) {missing}; its columns are "
+                             f"{', '.join(map(str, frame.columns))}{hint}")
         them = "it" if len(missing) == 1 else "them"
         raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on (to predict without "
                          f"{them}, add {them} with every cell empty); its columns are "
@@ -406,11 +417,23 @@ def _recipe_or_draft(args: argparse.Namespace):
     if args.label is None:
         raise UsageError(f"{args.recipe} is a data file: name the column to predict with --label COLUMN "
                          f"(or draft a recipe to edit first: automm init {args.recipe} --label COLUMN -o recipe.yaml)")
-    draft = _draft(args.recipe, args.label, "RECIPE", recipe_dir=Path.cwd())
+    draft = _draft(args.recipe, args.label, "RECIPE", recipe_dir=Path.cwd(), columns=_columns_set(overrides))
     _Out(args.quiet or args.json).log(f"drafted a recipe from {args.recipe}: {draft.describe()}")
     recipe = load_recipe(draft.content, overrides, base_dir=Path.cwd(), check_data=True, require_data=True)
     recipe.source = args.recipe
     return recipe
+
+
+def _columns_set(overrides: Sequence[str]) -> list[str] | None:
+    """The feature columns ``--set data.columns=[...]`` names (the draft of a data file uses
+    them, not its own), or None: not set, or not a list of names (the recipe's check says so)."""
+    from .recipes import RecipeError, apply_overrides
+
+    try:
+        columns = apply_overrides({}, overrides).get("data", {}).get("columns")
+    except (RecipeError, AttributeError):
+        return None
+    return [str(c) for c in columns] if isinstance(columns, list) and columns else None
 
 
 def _training_line(summary: dict, of_best: str = "") -> tuple[str, str]:
@@ -467,12 +490,15 @@ def _check_not_overwriting(target: Path, data: str, model_dir: str | None = None
 def _check_output_dir(path: str, argument: str) -> None:
     """:class:`UsageError` naming ``argument`` when no model can be saved at ``path`` (checked
     before the data are read: a long fit whose model cannot be saved would be lost)."""
+    from .exceptions import InputError
     from .persistence import check_save_target
 
     try:
         check_save_target(path, argument)
     except OSError as exc:  # FileExistsError included
         raise UsageError(exc.strerror or str(exc)) from None
+    except InputError as exc:  # (a URL)
+        raise UsageError(str(exc)) from None
 
 
 def _check_storage(storage: Any) -> None:
@@ -742,7 +768,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if target is None:
         result.to_csv(sys.stdout, index=False)
     else:
-        write_output(target, lambda path: result.to_csv(path, index=False))
+        # (a path of --keep or a folder's images that holds the escapes of file-name bytes: those bytes)
+        write_output(target, lambda path: result.to_csv(path, index=False, errors="surrogateescape"))
         out.log(f"wrote {len(result)} predictions to {args.output}")
     return EXIT_OK
 
@@ -895,6 +922,21 @@ def _unseen_labels(labels, classes: Sequence[Any], label: str, argument: str, ch
     return unseen
 
 
+def _amounts(frame, label: str, argument: str):
+    """``frame`` with its column ``label`` as the numbers a regression model's scores compare its
+    predictions with; :class:`UsageError` naming ``argument`` when some are no numbers (a column of
+    names scored a regression model: an unexpected ValueError, once every row was predicted)."""
+    import pandas as pd
+
+    amounts = pd.to_numeric(frame[label], errors="coerce")
+    wrong = frame[label][amounts.isna()]
+    if len(wrong):
+        raise UsageError(f"{argument}: {len(wrong)} of {len(frame)} values of column {label!r} are no numbers, and "
+                         "the model is a regression, which predicts amounts: is it the column the model predicts? "
+                         f"Values that are no numbers: {_some(wrong.unique())}")
+    return frame.assign(**{label: amounts})
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import warnings as _warnings
 
@@ -934,7 +976,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise InputError(f"{args.data}: no rows with a label in column {label!r}")
     _warn_training_split_rows(args.model_dir, frame, filters)
     unseen = 0
-    if estimator.problem_type_ != "regression":
+    argument = "--label" if args.label else f"data.label of {os.path.join(args.model_dir, 'recipe.yaml')}"
+    # (a model without a recipe naming its label, saved by AutoMM.save: --label may be its own)
+    if estimator.problem_type_ == "regression":
+        frame = _amounts(frame, label, argument)
+    else:
         classes_kind = np.asarray(estimator.classes_).dtype.kind
         if (classes_kind in "iu" and frame[label].dtype.kind == "f"
                 and bool((frame[label] % 1 == 0).all())):  # whole numbers read as floats (an empty cell)
@@ -952,8 +998,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             # zeros), read here as numbers (this file has none): compared as written
             frame = frame.assign(**{label: frame[label].map(
                 lambda v: str(int(v)) if float(v).is_integer() else str(v))})
-        argument = "--label" if args.label else f"data.label of {os.path.join(args.model_dir, 'recipe.yaml')}"
-        # (a model without a recipe naming its label, saved by AutoMM.save: --label may be its own)
         unseen = _unseen_labels(frame[label], estimator.classes_, label, argument,
                                 chosen=bool(args.label) and own is not None and args.label != own)
         if unseen:
@@ -1216,6 +1260,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
+def _seconds(least: str):
+    """An argparse type: a finite number of seconds ``> 0`` or ``>= 0`` (``least``; argparse names
+    the option when it raises): `--time-limit -5` was found as the drafted recipe's
+    search.time_limit, after the data were read, and `--wait -1` was taken."""
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > 0 if least == "> 0" else value >= 0) or math.isinf(value):
+            raise argparse.ArgumentTypeError(f"expected a number of seconds {least}, found {text!r}")
+        return value
+    return seconds
+
+
 def _days(text: str) -> float:
     """A number of days >= 0 (argparse names the option when this raises)."""
     try:
@@ -1291,7 +1350,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="automm: multimodal AutoML (images, texts, tables) from YAML recipes.",
                      epilog="Exit codes: 0 success; 2 a mistake in the command, recipe or the files and "
-                            "options it names (nothing was done); 1 a failure during the work. "
+                            "options it names (nothing was done); 1 a failure during the work; 130 interrupted "
+                            "(Ctrl-C or SIGTERM: fit saves the best of what had finished). "
                             "Run 'automm SUBCOMMAND --help' for details.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", dest="top_debug", action="store_true", help="show the traceback of any error")
@@ -1311,7 +1371,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipe file to write (default: stdout; data paths are written relative to its folder when at most two levels up, else absolute)")
     p.add_argument("--force", action="store_true", help="replace RECIPE.yaml if it exists")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--time-limit", type=float, default=600, metavar="SECONDS",
+    budget.add_argument("--time-limit", type=_seconds("> 0"), default=600, metavar="SECONDS",
                         help="the search's budget (default: 600)")
     budget.add_argument("--no-search", action="store_true", help="one default model instead of a search")
     p.set_defaults(func=cmd_init)
@@ -1425,7 +1485,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trials run at once here: processes on the CPU; on CUDA, threads (one per GPU, or N if more)")
     p.add_argument("--artifact-dir", metavar="DIR", help="a folder the fit process can read, for this worker's best "
                                                          "models")
-    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--wait", type=_seconds(">= 0"), default=None, metavar="SECONDS",
                    help="how long to wait for the study to appear (default: 60)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY.PATH=VALUE",
                    help="set a data key of --recipe (value read as YAML), e.g. --set data.path=/mnt/data/train.csv; "
@@ -1522,24 +1582,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except _user_error_types() as exc:
         return _fail(exc, EXIT_FAILURE, debug)
+    except Warning as exc:  # a warning that the warnings filters (PYTHONWARNINGS=error, -W error) make an error
+        return _fail(RuntimeError(f"{exc} (a warning, {type(exc).__name__}, made an error by the warnings filters: "
+                                  "PYTHONWARNINGS or python -W)"), EXIT_FAILURE, debug)
     except UnicodeEncodeError as exc:
-        if not _stdout_cannot_write(exc):
-            raise
+        if not _stdout_cannot_write(exc):  # (a bare `raise` here printed the traceback)
+            return _unexpected(exc, debug)
         return _fail(UsageError(
             f"standard output writes {exc.encoding} only (sys.stdout.encoding), and the output holds "
             f"{exc.object[exc.start:exc.start + 1]!a}: run automm with PYTHONIOENCODING=utf-8 (or PYTHONUTF8=1, or under a "
             "UTF-8 locale such as LC_ALL=C.UTF-8), or write to a file (predict and init: -o FILE, in UTF-8)"), EXIT_FAILURE, debug)
     except Exception as exc:  # noqa: BLE001 - a bug or an unexpected failure: short message unless --debug
-        if debug:
-            traceback.print_exc()
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:  # the machine's state, not a bug to report
-            where = f" (writing {exc.filename})" if exc.filename else ""
-            print(f"{PROG}: error: {exc.strerror or exc}{where}: free some space, or write elsewhere",
-                  file=sys.stderr)
-        elif not debug:
-            print(f"{PROG}: error: {type(exc).__name__}: {exc}\n(unexpected; rerun with --debug for the traceback)",
-                  file=sys.stderr)
-        return EXIT_FAILURE
+        return _unexpected(exc, debug)
+
+
+def _unexpected(exc: BaseException, debug: bool) -> int:
+    """A failure automm did not foresee (a bug to report, or the machine's state: a full disk):
+    one line on stderr (the traceback with ``--debug``), exit 1."""
+    if debug:
+        traceback.print_exc()
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:  # the machine's state, not a bug to report
+        where = f" (writing {exc.filename})" if exc.filename else ""
+        print(f"{PROG}: error: {exc.strerror or exc}{where}: free some space, or write elsewhere",
+              file=sys.stderr)
+    elif not debug:
+        print(f"{PROG}: error: {type(exc).__name__}: {exc}{_undecodable_name_hint(exc)}\n"
+              "(unexpected; rerun with --debug for the traceback)", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _undecodable_name_hint(exc: BaseException) -> str:
+    """Where ``exc`` is text that cannot be encoded for holding the escapes of bytes that are no
+    text in a file-name encoding other than UTF-8 (a folder ``dätä`` under the C locale with
+    UTF-8 mode off): what runs it."""
+    import codecs
+
+    if not (isinstance(exc, UnicodeEncodeError) and isinstance(exc.object, str)
+            and any("\udc80" <= c <= "\udcff" for c in exc.object[exc.start:exc.end])):
+        return ""
+    encoding = sys.getfilesystemencoding()
+    if codecs.lookup(encoding).name == "utf-8":
+        return ""
+    return (f"; a file or folder name holds letters that this Python's file-name encoding, {encoding!r} "
+            "(sys.getfilesystemencoding()), cannot read: run it with PYTHONUTF8=1, or under a UTF-8 locale "
+            "(LC_ALL=C.UTF-8)")
 
 
 def _stdout_cannot_write(exc: UnicodeEncodeError) -> bool:

@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -175,11 +175,15 @@ def _path_from(folder: Path, file: Path) -> str:
 
 
 def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.PathLike = ".",
-                 time_limit: float | None = DEFAULT_TIME_LIMIT, name: str | None = None) -> RecipeDraft:
+                 time_limit: float | None = DEFAULT_TIME_LIMIT, name: str | None = None,
+                 columns: Sequence[str] | None = None) -> RecipeDraft:
     """Draft a recipe that trains on ``data`` (a CSV, TSV or Parquet file) to predict ``label``.
 
     ``recipe_dir`` is the folder the recipe will be written to (the data path is written
-    relative to it); ``time_limit`` the search's budget (None: one default model, no search).
+    relative to it); ``time_limit`` the search's budget (None: one default model, no search);
+    ``columns`` the feature columns to use (``automm fit DATA --set data.columns=[...]``) in place
+    of those the draft would choose: their roles are inferred, and the cautions are about them
+    alone (a name that is no column of ``data`` is left for the recipe's check to report).
     Raises :class:`InputError` when the file cannot be read or has no column ``label``.
     """
     from . import registry as _registry
@@ -191,13 +195,13 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
 
     data = Path(data)
     frame = read_table(data)
-    columns = [str(c) for c in frame.columns]
-    if len(set(columns)) != len(columns):
-        raise InputError(f"{str(data)!r}: column names must be unique, got {columns}")
-    if label not in columns:
-        hint = did_you_mean(label, columns) or "."
-        raise LabelColumnError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(columns)}")
-    frame.columns = columns
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) != len(names):
+        raise InputError(f"{str(data)!r}: column names must be unique, got {names}")
+    if label not in names:
+        hint = did_you_mean(label, names) or "."
+        raise LabelColumnError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(names)}")
+    frame.columns = names
     frame = whole_number_labels(frame, label)
     labelled = labelled_rows(frame, label, "rows", {})
     if labelled.empty:
@@ -207,7 +211,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     left_out: dict[str, str] = {}
 
     split = _split_column(frame, label)
-    used = [c for c in columns if c != label and (split is None or c != split[0])]
+    used = [c for c in names if c != label and (split is None or c != split[0])]
     unread_splits = []  # columns named like a split whose values name no train and test rows
     for column in list(used):
         values = sample[column].tolist()
@@ -224,6 +228,9 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
         elif _is_identifier(column, values, len(sample)):
             left_out[column] = "a distinct value per row: an identifier"
     used = [c for c in used if c not in left_out]
+    chosen = [c for c in dict.fromkeys(columns or ()) if c in names and c != label]
+    if chosen:  # the user's choice: nothing of it is left out, nothing else is used
+        used, left_out = chosen, {}
     if not used:
         raise InputError(f"{str(data)!r}: no column is left to learn {label!r} from "
                          f"(left out: {', '.join(f'{c} ({why})' for c, why in left_out.items()) or 'none'})")

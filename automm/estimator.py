@@ -38,6 +38,7 @@ from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
 from .storage import check_storage
 from .deadlines import deadline_scope, fit_deadline
+from .feature_cache import check_cache_dir
 from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for, scored_on,
@@ -630,12 +631,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         self._check_class_weight()
         if self.encoders is not None and not isinstance(self.encoders, Mapping):
             raise InputError(f"encoders: expected a dict modality-or-column -> encoder, got {self.encoders!r}")
-        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
-            raise InputError(f"cache_dir: expected a directory path or None, got {self.cache_dir!r}")
-        cache_path = None if self.cache_dir is None else os.path.expanduser(self.cache_dir)
-        if cache_path is not None and os.path.exists(cache_path) and not os.path.isdir(cache_path):
-            raise InputError(f"cache_dir: {os.fspath(self.cache_dir)!r} is a file, not a directory; give a folder "
-                             "for the feature cache (it is made when missing)")
+        check_cache_dir(self.cache_dir)
         if not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
             raise InputError(f"verbose: expected an integer >= 0 (0 silent, 1 progress, 2 more), got {self.verbose!r}")
         if self.column_types is not None and not isinstance(self.column_types, Mapping):
@@ -886,11 +882,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
         else:
             raise InputError(f"augmentations: expected 'default', None or a list, got {self.augmentations!r}")
         resolved = []
-        for item in items:
-            name, params = _component_choice(item, "augmentations")
+        for index, item in enumerate(items):
+            where = "augmentations" if self.augmentations == "default" else f"augmentations[{index}]"
+            name, params = _component_choice(item, where)
             component = reg.get("augmentation", name)
-            component.check_hyperparameters(params, "augmentations")
-            check_given_values(component, params, "augmentations")
+            component.check_hyperparameters(params, where)
+            check_given_values(component, params, where)
             if n_inputs is not None and not augmentation_can_act(component, n_inputs):
                 if self.augmentations != "default":  # named by the user
                     warnings.warn(f"augmentations: {name!r} cannot act with {n_inputs} input"

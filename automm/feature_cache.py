@@ -50,12 +50,12 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from .exceptions import user_stacklevel
-from .files import create_temporary, read_regular_file
+from .exceptions import InputError, user_stacklevel
+from .files import create_temporary, read_regular_file, url_problem
 from .settings import megabytes_setting
 
-__all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "FeatureCache", "content_digest", "key_digest",
-           "clear_memory_cache", "CacheUsage", "cache_usage", "clear_cache"]
+__all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "check_cache_dir", "FeatureCache", "content_digest",
+           "key_digest", "clear_memory_cache", "CacheUsage", "cache_usage", "clear_cache"]
 
 CACHE_ENV = "AUTOMM_CACHE_DIR"
 MAGIC = b"AMMFEAT2"
@@ -63,17 +63,46 @@ _HEADER = struct.Struct("<8s32sII")
 
 
 def default_cache_dir() -> Path:
-    """``$AUTOMM_CACHE_DIR`` or ``~/.cache/automm`` (``$XDG_CACHE_HOME/automm`` when set)."""
+    """``$AUTOMM_CACHE_DIR`` or ``~/.cache/automm`` (``$XDG_CACHE_HOME/automm`` when set); an
+    :class:`~automm.exceptions.AutoMMError` saying what to set where there is no home folder
+    (``$HOME`` unset, and a user id the user database lacks: a container's ``--user 1000``)."""
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "automm"
+    if xdg:
+        return Path(xdg).expanduser() / "automm"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # (Python: "Could not determine home directory.")
+        from .exceptions import AutoMMError
+
+        user = f" (uid {os.getuid()})" if hasattr(os, "getuid") else ""
+        raise AutoMMError(f"no folder for the feature cache: ${CACHE_ENV}, $XDG_CACHE_HOME and $HOME are not set, and "
+                          f"this user{user} has no home folder in the user database; set ${CACHE_ENV} (or HOME), or "
+                          "give the folder: AutoMM(cache_dir=...), AutoMM.load(path, cache_dir=...), automm predict "
+                          "and evaluate --cache-dir DIR") from None
+    return home / ".cache" / "automm"
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
+def check_cache_dir(cache_dir: Any) -> None:
+    """An :class:`InputError` naming ``cache_dir`` when it is no folder path (None: the default),
+    a URL, or a file (``fit`` and ``AutoMM.load`` alike: a model loaded with one warned at each
+    prediction of new data that it could not write its features, and kept none)."""
+    if cache_dir is None:
+        return
+    if not isinstance(cache_dir, (str, os.PathLike)):
+        raise InputError(f"cache_dir: expected a directory path or None, got {cache_dir!r}")
+    if (problem := url_problem(cache_dir, writing=True)) is not None:
+        raise InputError(f"cache_dir: {cache_dir!r} is {problem}")
+    path = os.path.expanduser(cache_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"cache_dir: {os.fspath(cache_dir)!r} is a file, not a directory; give a folder "
+                         "for the feature cache (it is made when missing)")
 
 
 # -- content digests ---------------------------------------------------------------------

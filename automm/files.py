@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["create_temporary", "replace_whole", "read_regular_file", "is_stream", "write_output", "file_kind",
-           "is_url", "url_problem"]
+           "is_url", "url_problem", "holds_name_escapes"]
 
 
 def read_regular_file(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
@@ -53,14 +53,30 @@ def is_url(value: Any) -> bool:
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,15}://")
 
 
-def url_problem(path: Any) -> str | None:
+def url_problem(path: Any, writing: bool = False) -> str | None:
     """Why ``path`` (a file a user named: data, recipe, model) cannot be read where it is a URL
-    (:func:`is_url`), for a message ``f"{path!r} is {problem}"``; else None."""
+    (:func:`is_url`), for a message ``f"{path!r} is {problem}"``; else None. ``writing``: a
+    folder automm writes (a model's, the plots', the feature cache), which a URL is not either:
+    as a path, ``s3://bucket/m`` was a local folder ``s3:/bucket/m``."""
     if not is_url(path):
         return None
     if path.lower().startswith("file://"):
-        return "a file:// URL; give the file's path itself (the part after file://)"
+        return f"a file:// URL; give the {'folder' if writing else 'file'}'s path itself (the part after file://)"
+    if writing:
+        return "a URL; automm writes to local folders only (it never uploads): give a local folder"
     return "a URL; automm reads local files only (it never downloads): download it and give its path"
+
+
+def holds_name_escapes(texts: Any) -> bool:
+    """Whether a text among ``texts`` holds the escapes (lone surrogates) of file-name bytes that
+    this Python's file-name encoding cannot read (a folder ``dätä`` where it is ASCII: the C locale
+    with UTF-8 mode off): such a path opens its file only as it is, and a pandas column of Arrow
+    strings cannot hold it (keep it in an ``object`` column)."""
+    try:
+        "".join(t for t in texts if isinstance(t, str)).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def create_temporary(path: str | os.PathLike) -> tuple[int, str]:

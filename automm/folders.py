@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from .exceptions import InputError
+from .files import holds_name_escapes
 from .roles import IMAGE_EXTENSIONS
 
 __all__ = ["read_image_folder", "NoImagesError", "SPLIT_FOLDER_NAMES", "FOLDER_COLUMNS", "TRAIN_NAMES", "TEST_NAMES", "VALID_NAMES"]
@@ -53,6 +54,13 @@ def folder_columns(path: str | os.PathLike) -> list[str]:
     return list(FOLDER_COLUMNS if _is_split_layout(_subfolders(Path(path))) else FOLDER_COLUMNS[:2])
 
 
+def _folder_label(name: str) -> str:
+    """A class folder's name as a label: its bytes read as UTF-8 whatever the file-name encoding
+    (``café`` where that is ASCII, the C locale with UTF-8 mode off, rather than the escapes of its
+    bytes), and bytes that are no UTF-8 written as ``\\xe9``: the same classes in every locale."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace") if holds_name_escapes([name]) else name
+
+
 def read_image_folder(path: str | os.PathLike):
     """A pandas DataFrame of the images under ``path``: ``image`` (absolute path), ``label``
     (the name of the class folder holding it; missing (NaN) for an image directly in ``path``) and,
@@ -75,10 +83,12 @@ def read_image_folder(path: str | os.PathLike):
         for image in _images_in(folder):
             rows.append((str(image.resolve()), None, split_name))
         for class_folder in _subfolders(folder):
+            label = _folder_label(class_folder.name)
             for image in _images_in(class_folder):
-                rows.append((str(image.resolve()), class_folder.name, split_name))
+                rows.append((str(image.resolve()), label, split_name))
     if not rows:
         layout = "class folders of images (photos/cat/1.jpg), optionally under train/ and test/ folders"
         raise NoImagesError(f"{str(path)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); expected {layout}")
-    frame = pd.DataFrame(rows, columns=list(FOLDER_COLUMNS))
+    escaped = holds_name_escapes(text for row in rows for text in row)  # (Arrow strings refuse them)
+    frame = pd.DataFrame(rows, columns=list(FOLDER_COLUMNS), dtype=object if escaped else None)
     return frame if split else frame.drop(columns="split")

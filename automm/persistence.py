@@ -49,7 +49,8 @@ import torch
 from .exceptions import AutoMMWarning, InputError, ModelFormatError, UnknownComponentError, user_stacklevel
 from .components.stack import encoder_names, encoder_parts
 from .builtin import DEFAULT_PLUGINS
-from .files import read_regular_file
+from .feature_cache import check_cache_dir
+from .files import read_regular_file, url_problem
 from .suggestions import short_repr
 
 __all__ = ["save_model", "load_model", "check_save_target", "manifest_digest", "FORMAT_VERSION", "MANIFEST",
@@ -467,18 +468,21 @@ def _staging_dir(target: Path, argument: str = "path") -> Path:
                                  f"({exc.strerror or exc})") from None
 
 
-def _check_path_type(path: Any, argument: str) -> None:
+def _check_path_type(path: Any, argument: str, writing: bool = False) -> None:
     """An :class:`InputError` naming ``argument`` when ``path`` is not a path (None, a number):
-    not Python's TypeError, which names neither the argument nor automm."""
+    not Python's TypeError, which names neither the argument nor automm; or a URL (``s3://...``,
+    which a save wrote to a local folder ``s3:``, and a load named as a missing ``https:/...``)."""
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"{argument}: expected a folder's path (str or os.PathLike), got {path!r}")
+    if (problem := url_problem(path, writing)) is not None:
+        raise InputError(f"{argument}: {path!r} is {problem}")
 
 
 def _save_target(path: str | os.PathLike, argument: str) -> Path:
     """``path`` (``~`` expanded) made absolute, its parent folders' links resolved; a link at
     ``path`` itself is refused: a save replaces the folder at its path, and through a link it
     would replace whatever model the link points to (one another user may own)."""
-    _check_path_type(path, argument)
+    _check_path_type(path, argument, writing=True)
     given = Path(path).expanduser()
     if given.is_symlink():
         raise InputError(f"{argument}: {str(path)!r} is a symbolic link (to {os.readlink(given)!r}); a save replaces "
@@ -1206,8 +1210,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
         device_ = resolve_device(device)
     except ValueError as exc:
         raise InputError(f"device: {exc}") from None
-    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-        raise InputError(f"cache_dir: expected a directory path or None, got {cache_dir!r}")
+    check_cache_dir(cache_dir)
     _check_path_type(path, "path")
     directory = Path(path).expanduser()
     manifest, files = _read_folder(directory)

@@ -448,8 +448,10 @@ def _check_file(ck: _Checker, value: Any, path: str, fmt_declared: Any) -> list[
         ck.report(path, f"{value!r} is {problem}")
         return None
     if not file.exists():
+        from .data import unicode_form_hint
+
         relative = "" if Path(value).is_absolute() else f" (relative paths are resolved against {ck.base_dir})"
-        ck.report(path, f"file not found: {str(file)!r}{relative}")
+        ck.report(path, f"file not found: {str(file)!r}{relative}{unicode_form_hint([str(file)])}")
         return None
     if fmt == "folder" and not file.is_dir():
         ck.expected(path, "a folder of images (data.format: folder)", f"{value} (a file)")
@@ -877,10 +879,10 @@ def _check_output(ck: _Checker, section: Any) -> None:
     if not ck.mapping(section, "output", SECTION_KEYS["output"]) or section is None:
         if not isinstance(section, Mapping):
             return
-    if "dir" in section:
-        ck.string(section["dir"], "output.dir", null_ok=True, what="a directory path")
-    if "plot_dir" in section:
-        ck.string(section["plot_dir"], "output.plot_dir", null_ok=True, what="a directory path")
+    for key in ("dir", "plot_dir"):
+        if key in section and ck.string(section[key], f"output.{key}", null_ok=True, what="a directory path"):
+            if (problem := url_problem(section[key], writing=True)) is not None:
+                ck.report(f"output.{key}", f"{section[key]!r} is {problem}")
     if "verbose" in section:
         ck.integer(section["verbose"], "output.verbose", minimum=0, maximum=3)
 

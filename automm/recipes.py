@@ -57,8 +57,9 @@ folders they were found in, other than the data file's, as an absolute ``data.fi
 paths (``output.dir``, ``output.plot_dir``, ``training.cache_dir``) and storage URLs are used as
 given, i.e. relative to the current directory.
 
-String values may reference environment variables: ``${NAME}`` or ``${NAME:-default}``
-(``$${`` writes a literal ``${``, also in the ``recipe.yaml`` that ``automm fit`` saves); a value
+String values may reference environment variables: ``${NAME}`` or ``${NAME:-default}``, whose
+default may reference others (``${MODELS:-${HOME}/models}``); ``$${`` writes a literal ``${``, also
+in the ``recipe.yaml`` that ``automm fit`` saves, and any other ``${`` is refused; a value
 that is one such reference alone is read as a YAML
 scalar, as ``--set`` values are (``max_epochs: ${EPOCHS:-2}`` is the number 2, ``${STORE:-null}``
 none). Recipes are read with PyYAML's safe loader only (:func:`load_yaml`), which also reads numbers
@@ -181,25 +182,76 @@ def _interpolate(value: Any, path: str, problems: list[Problem]) -> Any:
         return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
-
-    def substitute(match: re.Match) -> str:
-        if match.group(0) == "$${":
-            return "${"
-        name, default = match.group(1), match.group(2)
-        found = os.environ.get(name)
-        if found is None or (found == "" and default is not None):
-            if default is not None:
-                return default
-            problems.append(Problem(path, f"environment variable {name} is not set (referenced as ${{{name}}}); "
-                                          f"set it, or give the value with --set {path}=..."))
-            return match.group(0)
-        return found
-    whole = _ENV_RE.fullmatch(value)
-    result = _ENV_RE.sub(substitute, value)
-    if whole is not None and whole.group(0) != "$${" and result != value:
+    try:
+        result, _, whole = _expand(value, 0, path, problems)
+    except _NoReference as exc:  # (kept as written, it named a folder such as `${HOME`)
+        problems.append(Problem(path, f"{exc.args[0]!r} is not an environment variable reference automm reads: "
+                                      "write ${NAME} or ${NAME:-default} (NAME of letters, digits and _), and $${ for "
+                                      "a literal ${"))
+        return value
+    if whole and result != value:
         typed = _yaml_scalar(result)  # the whole value is one variable: typed as --set values are
         return typed if typed is None or not _text_key(path) else result  # (${STORE:-null}: none)
     return result
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _NoReference(ValueError):
+    """A ``${`` that starts no environment variable reference (its text: ``args[0]``)."""
+
+
+def _expand(value: str, start: int, path: str, problems: list[Problem],
+            nested: bool = False) -> tuple[str, int | None, bool]:
+    """``value`` from ``start`` with its ``${NAME}``, ``${NAME:-default}`` (the default may hold
+    references too, as in sh: ``${MODELS:-${HOME}/models}``, read only where it is used) and
+    ``$${`` expanded; ``nested``: a default, up to its closing ``}``. Returns the text, the index
+    after it (None: a default never closed) and whether it is one reference alone; unset variables
+    are problems at ``path``. A ``${`` that starts no reference (``${HOME/x}``, ``${NAME-x}``, one
+    never closed), in a default too, raises :class:`_NoReference`."""
+    parts: list[str] = []
+    references, whole_reference = 0, False
+    i = start
+    while i < len(value):
+        if value.startswith("$${", i):
+            parts.append("${")
+            i += 3
+            continue
+        if nested and value[i] == "}":
+            return "".join(parts), i + 1, False
+        if not value.startswith("${", i):
+            parts.append(value[i])
+            i += 1
+            continue
+        name = _ENV_NAME.match(value, i + 2)
+        after = name.end() if name else i + 2
+        default: str | None = None
+        if name and value.startswith(":-", after):
+            used_problems: list[Problem] = []
+            default, end, _ = _expand(value, after + 2, path, used_problems, nested=True)
+        elif name and value.startswith("}", after):
+            end, used_problems = after + 1, []
+        else:
+            end = None
+        if end is None:
+            raise _NoReference(value[i:value.find("}", i) + 1 or len(value)])
+        found = os.environ.get(name.group(0))
+        if found is None or (found == "" and default is not None):
+            if default is not None:
+                problems.extend(used_problems)
+                found = default
+            else:
+                problems.append(Problem(path, f"environment variable {name.group(0)} is not set (referenced as "
+                                              f"${{{name.group(0)}}}); set it, or give the value with --set {path}=..."))
+                found = value[i:end]
+        parts.append(found)
+        references += 1
+        whole_reference = i == start and end == len(value)
+        i = end
+    if nested:
+        return "".join(parts), None, False
+    return "".join(parts), i, references == 1 and whole_reference
 
 
 #: Keys whose values are text whatever they read as (a folder, a column or a study named

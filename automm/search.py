@@ -185,6 +185,7 @@ from .components.stack import describe_encoder, encoder_parts
 from .contracts import BUILD_FAILED
 from .deadlines import deadline_scope
 from .devices import device_scope
+from .files import url_problem
 from .interrupts import InterruptGate, during_interrupt, hard_stop, interrupt
 from .process_state import SharedChange, usable_cpus, warnings_left_out
 from .exceptions import (AutoMMError, AutoMMWarning, InputError, SearchError, TimeLimitExceeded, in_chain,
@@ -371,6 +372,8 @@ def validate_params(estimator) -> None:
         raise InputError("bag_folds: a multi-objective search measures one model per trial; use bag_folds=1 or 'auto'")
     if estimator.plot_dir is not None and not isinstance(estimator.plot_dir, (str, os.PathLike)):
         raise InputError(f"plot_dir: expected a directory path or None, got {estimator.plot_dir!r}")
+    if (problem := url_problem(estimator.plot_dir, writing=True)) is not None:
+        raise InputError(f"plot_dir: {estimator.plot_dir!r} is {problem}")
     if estimator.n_jobs not in (1, None) and is_instance(estimator.storage, "storage"):
         raise InputError("n_jobs: worker processes cannot share a storage object; pass a storage URL or a journal "
                          "file path instead")

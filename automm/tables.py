@@ -532,8 +532,18 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                           f"(other files); the first is read, as for every path found in several of the folders tried "
                           f"({', '.join(map(str, folders))}): make the paths absolute to choose",
                           AutoMMWarning, stacklevel=2)
-        frame[column] = resolved
+        frame[column] = _as_column(resolved, frame.index)
     return frame
+
+
+def _as_column(paths: list, index):
+    """``paths`` as a column: as pandas stores them, but kept as Python objects where they hold the
+    escapes of file-name bytes (:func:`automm.files.holds_name_escapes`), which Arrow strings refuse."""
+    import pandas as pd
+
+    from .files import holds_name_escapes
+
+    return pd.Series(paths, index=index, dtype=object) if holds_name_escapes(paths) else paths
 
 
 def _home_path(value: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 
 import optuna
 import pytest
@@ -140,6 +141,32 @@ def test_color_jitter_names_strength_when_it_refuses_it():
         ColorJitter(strength=1.5)
     with pytest.raises(ValueError, match=r"^brightness must be in \[0, 1\], got -0.1$"):
         ColorJitter(brightness=-0.1)
+
+
+@pytest.mark.parametrize("value", ["x", None, "0.5", 1.5])
+def test_a_probability_that_is_no_number_in_0_1_is_refused_saying_what_is_accepted(value):
+    """p='x' was refused in float()'s words ("could not convert string to float: 'x'"), p=None as
+    "float() argument must be ...", and p="0.5" was taken."""
+    with pytest.raises(ValueError, match=rf"^p must be a number in \[0, 1\], got {re.escape(repr(value))}$"):
+        HorizontalFlip(p=value)
+
+
+def test_a_refused_augmentation_of_a_list_is_named_by_its_place_in_it():
+    """augmentations=["token_dropout", {"name": "mixup", "alpha": -1}] was named augmentations['alpha'],
+    a path that is none in a list."""
+    from automm import AutoMM, InputError
+
+    texts, labels = [f"item {i % 5} word{i % 3}" for i in range(20)], [f"c{i % 2}" for i in range(20)]
+    for augmentations, shown in [(["token_dropout", {"name": "mixup", "alpha": -1}],
+                                  r"augmentations\[1\]\['alpha'\]: augmentation 'mixup' refuses alpha=-1"),
+                                 ([{"name": "token_dropout", "p": "x"}],
+                                  r"augmentations\[0\]\['p'\]: augmentation 'token_dropout' refuses p='x' \(ValueError: "
+                                  r"p must be a number in \[0, 1\], got 'x'\)"),
+                                 (["token_dropout", {"name": "mixup", "beta": 2}],
+                                  r"augmentations\[1\]: augmentation 'mixup' has no hyperparameter 'beta'"),
+                                 (["token_dropout", 5], r"augmentations\[1\]: expected a component name")]:
+        with pytest.raises(InputError, match=rf"^{shown}"):
+            AutoMM(augmentations=augmentations, max_epochs=1, num_workers=0).fit(texts, labels)
 
 
 def test_a_configuration_with_strength_shows_the_brightness_contrast_and_saturation_that_run():

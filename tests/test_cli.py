@@ -247,6 +247,24 @@ def test_a_url_given_as_a_file_is_named_as_one_not_as_missing(capsys, tmp_path, 
     assert "DATA: 'file:///srv/data.csv' is a file:// URL; give the file's path itself" in result.err
 
 
+def test_a_url_as_a_folder_automm_writes_is_a_usage_error_before_any_work(capsys, tmp_path, monkeypatch):
+    """``automm fit -o s3://bucket/m`` trained, then saved the model in a local folder "s3:/bucket/m"
+    (exit 0); ``--cache-dir s3://...`` made a local "s3:" cache."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("t,y\n" + "".join(f"word{i % 3} thing,{i % 2}\n" for i in range(20)))
+    (tmp_path / "r.yaml").write_text("data: {path: d.csv, label: y}\ntraining: {max_epochs: 1}\n"
+                                     "output: {dir: 's3://bucket/r'}\n")
+    writes_locally = "is a URL; automm writes to local folders only (it never uploads): give a local folder"
+    for args, shown in [(("fit", "d.csv", "--label", "y", "-o", "s3://bucket/m"), "-o: 's3://bucket/m'"),
+                        (("fit", "r.yaml"), "output.dir: 's3://bucket/r'"),
+                        (("validate", "r.yaml"), "output.dir: 's3://bucket/r'"),
+                        (("cache", "info", "--cache-dir", "gs://bucket/cache"), "--cache-dir: 'gs://bucket/cache'")]:
+        result = run(capsys, *args)
+        assert result.code == 2 and f"{shown} {writes_locally}" in result.err, (args, result.err)
+        assert "fitting" not in result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "r.yaml"]
+
+
 def test_a_rename_hint_names_the_column_in_another_case_before_a_merely_similar_one():
     """A model's 'title' and 'image' given as 'Title' and 'Image' beside an 'image_2': the hint
     said to rename 'image_2' to 'image' (difflib's closer string), and one column could be named
@@ -433,6 +451,13 @@ def test_help_everywhere(capsys):
         assert result.code == 0 and "usage: automm" in result.out
     result = run(capsys)
     assert result.code == 2 and "SUBCOMMAND" in result.err
+    # every exit code a script may test is said (130, of an interrupted run, was not)
+    epilog = " ".join(run(capsys, "--help").out.split())
+    from automm import cli
+
+    for code in (cli.EXIT_OK, cli.EXIT_USAGE, cli.EXIT_FAILURE, cli.EXIT_INTERRUPTED):
+        assert f" {code} " in epilog.split("Exit codes:")[1], (code, epilog)
+    assert "130 interrupted (Ctrl-C or SIGTERM" in epilog
 
 
 def test_every_positional_argument_is_described_and_named_in_capitals(capsys):
@@ -497,6 +522,15 @@ def test_unexpected_errors_and_interrupts(capsys, monkeypatch):
         raise KeyboardInterrupt
     monkeypatch.setattr(cli, "cmd_plugins", interrupted)
     assert run(capsys, "plugins").code == 130
+
+    def undecodable(args):  # a path of a folder 'd\xe4ta' under LC_ALL=C, PYTHONUTF8=0, given to pyarrow
+        raise UnicodeEncodeError("utf-8", "/srv/d\udcc3\udca4ta/1.png", 6, 8, "surrogates not allowed")
+    monkeypatch.setattr(cli, "cmd_plugins", undecodable)
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    result = run(capsys, "plugins")  # (it printed its traceback)
+    assert result.code == 1 and result.no_traceback() and "(unexpected; rerun with --debug" in result.err
+    assert "a file or folder name holds letters that this Python's file-name encoding, 'ascii' " \
+           "(sys.getfilesystemencoding()), cannot read: run it with PYTHONUTF8=1" in result.err, result.err
 
 
 def test_storage_passwords_are_not_printed(capsys):
@@ -664,6 +698,31 @@ def test_warnings_are_short_messages_on_stderr(capsys, monkeypatch):
     assert result.code == 0 and result.err == ""
 
 
+def test_warnings_made_errors_fail_a_command_quiet_or_not_saying_so(capsys, monkeypatch):
+    """Under PYTHONWARNINGS=error a warning failed `automm predict ...` with "error: AutoMMWarning: ...
+    (unexpected; rerun with --debug ...)", while `automm predict ... -q` (and --json) ignored it and
+    succeeded: --quiet changed what the command did, not only what it printed."""
+    import warnings
+
+    import automm.cli as cli
+    from automm.exceptions import AutoMMWarning
+
+    def warns(args):
+        warnings.warn("column 'sku': unseen values", AutoMMWarning)
+        return cli.EXIT_OK
+    monkeypatch.setattr(cli, "cmd_plugins", warns)
+    for quiet in ([], ["--quiet"], ["--json"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # as PYTHONWARNINGS=error sets it
+            result = run(capsys, "plugins", *quiet)
+        assert result.code == 1 and result.out == "" and result.no_traceback(), (quiet, result)
+        assert result.err == ("automm: error: column 'sku': unseen values (a warning, AutoMMWarning, made an error by "
+                              "the warnings filters: PYTHONWARNINGS or python -W)\n"), (quiet, result.err)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PYTHONWARNINGS=ignore: nothing said, quiet or not
+            assert run(capsys, "plugins", *quiet) == Result(0, "", "")
+
+
 def test_the_fit_report_says_how_the_kept_model_was_trained():
     from automm.cli import _training_line
 
@@ -753,6 +812,43 @@ def test_mistakes_in_arguments_exit_2_naming_the_argument(capsys, emoji_model, t
     result = run(capsys, "evaluate", emoji_model, EMOJI_CSV, "--filter", "split=tset")
     assert result.code == 2 and "--filter split=tset: no row has 'tset' in column 'split'" in result.err
     assert "'test', 'train'" in result.err and "did you mean 'test'" in result.err
+
+
+def test_evaluate_refuses_a_label_column_of_no_numbers_for_a_regression_before_predicting(capsys, regression_files,
+                                                                                          tmp_path, monkeypatch):
+    """`automm evaluate REGRESSION_MODEL data.csv --label colour` predicted every row, then failed with
+    "error: ValueError: could not convert string to float: 'red' (unexpected; rerun with --debug ...)"."""
+    from automm import AutoMM
+
+    folder = regression_files
+    if not (folder / "model").exists():
+        assert run(capsys, "fit", folder / "recipe.yaml", "--quiet").code == 0
+    frame = pd.read_csv(folder / "houses.csv")
+    frame["price"] = ["about 3", "about 3", "cheap", *frame["price"][3:]]
+    frame.to_csv(tmp_path / "houses.csv", index=False)
+    monkeypatch.setattr(AutoMM, "predict", lambda *args: pytest.fail("predicted before the labels were checked"))
+    result = run(capsys, "evaluate", folder / "model", folder / "houses.csv", "--label", "colour")
+    assert result.code == 2 and result.out == "" and "unexpected" not in result.err
+    assert ("error: --label: 120 of 120 values of column 'colour' are no numbers, and the model is a regression, which "
+            "predicts amounts: is it the column the model predicts? Values that are no numbers: ") in result.err
+    result = run(capsys, "evaluate", folder / "model", tmp_path / "houses.csv")
+    assert result.code == 2 and f"data.label of {folder / 'model' / 'recipe.yaml'}: 3 of 120 values of column 'price' " \
+                                "are no numbers" in result.err and "'about 3', 'cheap' (2)" in result.err
+
+
+def test_an_empty_cache_dir_is_refused_not_read_as_the_current_directory(capsys, emoji_model, tmp_path,
+                                                                          monkeypatch):
+    """`--cache-dir "$CACHE"` with CACHE unset (a cron job) put a `features` folder into the current
+    directory (predict, evaluate) or showed and cleared the features there (`automm cache`)."""
+    monkeypatch.chdir(tmp_path)
+    for args in (("predict", emoji_model, EMOJI_CSV), ("evaluate", emoji_model, EMOJI_CSV, "--filter", "split=test"),
+                 ("cache",), ("cache", "clear")):
+        for empty in ("", " "):
+            result = run(capsys, *args, "--cache-dir", empty)
+            assert result.code == 2 and result.out == "" and result.err == (
+                "automm: error: --cache-dir: an empty path; give the feature cache's folder, or leave --cache-dir out "
+                "for the default\n"), (args, result)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_refuses_a_label_column_that_holds_none_of_the_classes(capsys, emoji_model, tmp_path):
@@ -1094,9 +1190,27 @@ def test_a_model_fitted_on_unnamed_inputs_predicts_a_data_file_with_columns(caps
                  "--json")
     assert result.code == 0 and json.loads(result.out)["metrics"]["n"] == 12, result.err
     for columns, message in [("image", "the model has 2 inputs (x0: image, x1: text); give as many distinct"),
-                             ("image,image", "give as many distinct columns")]:
+                             ("image,image", "give as many distinct columns"),
+                             # (it exited 1 saying the file "lacks the column(s) ['nme'] the model was trained on
+                             # (to predict without it, add it with every cell empty)")
+                             ("image,nme", f"--columns: {data} has no column(s) ['nme']; its columns are "
+                                           "image, name, category, split; did you mean 'name'?")]:
         result = run(capsys, "predict", tmp_path / "model", data, "--columns", columns)
         assert result.code == 2 and message in result.err, result.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (("init", EMOJI_CSV, "--label", "category", "--time-limit", "-5"), "--time-limit: expected a number of seconds "
+                                                                       "> 0, found '-5'"),
+    (("init", EMOJI_CSV, "--label", "category", "--time-limit", "inf"), "--time-limit: expected a number of seconds"),
+    (("worker", "--storage", "j.log", "--study", "s", "--wait", "-1"), "--wait: expected a number of seconds >= 0, "
+                                                                       "found '-1'"),
+])
+def test_a_number_of_seconds_below_its_least_is_a_usage_error_naming_the_option(capsys, args, message):
+    """`automm init --time-limit -5` read the data file, drafted the recipe, then refused its
+    "search.time_limit" (an option the user did not type); `automm worker --wait -1` was taken."""
+    result = run(capsys, *args)
+    assert result.code == 2 and message in result.err and "search.time_limit" not in result.err, result.err
 
 
 def test_predict_checks_that_its_output_can_be_written_before_any_work(capsys, emoji_model, tmp_path, monkeypatch):
@@ -1509,6 +1623,29 @@ def test_evaluate_names_labels_that_are_a_class_written_otherwise(capsys, emoji_
     result = run(capsys, "evaluate", emoji_model, path, "--label", "category")
     assert result.code == 2 and "12 of them are a class written otherwise (e.g. 'Symbols ' for the class 'Symbols'" \
         in result.err, result.err
+
+
+def test_a_data_folder_named_in_letters_the_file_name_encoding_lacks_is_read(tmp_path):
+    """Under LC_ALL=C with UTF-8 mode off, the paths of a data file in a folder 'd\xe4t\xe4' hold the
+    escapes of its name's bytes: `automm init` and `automm fit` ended in a traceback (pyarrow: "surrogates
+    not allowed"), though the files open; now they run."""
+    folder = tmp_path / "d\u00e4t\u00e4"
+    (folder / "pics").mkdir(parents=True)
+    frame = pd.read_csv(EMOJI_CSV).head(60)
+    for name in frame["image"]:
+        shutil.copy(EMOJI_SAMPLE_DIR / name, folder / "pics" / Path(name).name)
+    frame["image"] = [f"pics/{Path(name).name}" for name in frame["image"]]
+    frame.to_csv(folder / "items.csv", index=False)
+    env = dict(os.environ, LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONWARNINGS="ignore",
+               OMP_NUM_THREADS="1", AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1")
+    command = [sys.executable, "-m", "automm"]
+    done = subprocess.run(command + ["init", "d\u00e4t\u00e4/items.csv", "--label", "category", "--no-search"],
+                          cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0 and b"image: image" in done.stdout, done.stderr.decode(errors="replace")
+    done = subprocess.run(command + ["fit", "d\u00e4t\u00e4/items.csv", "--label", "category", *TINY_SETS,
+                                     "--set", "search=null", "-o", "m", "-q"],
+                          cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0 and (tmp_path / "m" / "automm.json").is_file(), done.stderr.decode(errors="replace")
 
 
 def test_results_that_standard_output_cannot_encode_are_an_error_saying_what_to_do(capsys, emoji_model, tmp_path,

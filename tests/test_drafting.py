@@ -101,6 +101,35 @@ def test_every_spelling_of_a_split_value_is_kept_and_rows_of_other_values_are_na
     assert "note: 4 of " in " ".join(logged) and "test rows have the features of a training row" in " ".join(logged)
 
 
+def test_fit_of_a_data_file_takes_the_columns_set_and_warns_of_those_alone(emoji_folder, tmp_path, capsys,
+                                                                            monkeypatch):
+    """`automm fit DATA --label y --set data.columns=[image,name]`, as the caution about a column
+    that determines the label advises, was refused (exit 2: the draft's data.column_types named
+    the columns left out), and the caution was still given about the column left out."""
+    frame = pd.read_csv(emoji_folder / "emoji.csv")
+    frame["group"] = frame["category"].str[:3] + "-x"  # one group per category: determines the label
+    frame.to_csv(emoji_folder / "grouped.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--set", "training.max_epochs=1", "--set", "data.max_rows=60", "--set", "search=null",
+            "--set", "components.encoders.image={name: cnn, image_size: 16, width: 4, depth: 1, output_dim: 16}",
+            "--set", "components.encoders.text={name: hashed_ngram, n_buckets: 1024, emb_dim: 8, output_dim: 16}"]
+    with pytest.warns(UserWarning, match="column 'group' determines the label"):
+        draft_recipe(emoji_folder / "grouped.csv", "category", recipe_dir=tmp_path)
+    code = main(["fit", str(emoji_folder / "grouped.csv"), "--label", "category", *tiny,
+                 "--set", "data.columns=[image, name]", "-o", "chosen"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "determines the label" not in captured.err and "from image (image), name (text)" in captured.err
+    saved = yaml.safe_load((tmp_path / "chosen" / "recipe.yaml").read_text())["data"]
+    assert saved["columns"] == ["image", "name"] and saved["column_types"] == {"image": "image", "name": "text"}
+    # a column the draft leaves out (an identifier) is used when named; a misspelt one is named by the check
+    draft = draft_recipe(emoji_folder / "grouped.csv", "category", recipe_dir=tmp_path, columns=["name", "emoji_id"])
+    assert draft.content["data"]["column_types"] == {"name": "text", "emoji_id": "numeric"} and not draft.left_out
+    code = main(["fit", str(emoji_folder / "grouped.csv"), "--label", "category", *tiny,
+                 "--set", "data.columns=[image, nme]", "-o", "misspelt"])
+    assert code == 2 and "data.columns[1]: no column 'nme' in the data" in capsys.readouterr().err
+
+
 def test_init_writes_a_recipe_that_fit_runs(emoji_folder, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     recipes = tmp_path / "recipes"

@@ -69,6 +69,34 @@ def test_a_path_that_is_no_path_is_an_input_error_naming_it(path, tmp_path):
         check_save_target(path)
 
 
+def test_a_url_as_a_models_or_caches_folder_is_refused_naming_it(tmp_path, monkeypatch):
+    """save("s3://bucket/model") wrote the model to a local folder "s3:/bucket/model" (and `automm
+    fit -o s3://...` did so after training); load("https://host/model") said "path:
+    'https:/host/model' ... does not exist"; cache_dir="s3://..." made a local "s3:" folder."""
+    monkeypatch.chdir(tmp_path)
+    texts, labels = ["red apple", "blue sea"] * 6, ["a", "b"] * 6
+    model = AutoMM(max_epochs=1, num_workers=0).fit(texts, labels)
+    with pytest.raises(InputError, match=r"^path: 's3://bucket/model' is a URL; automm writes to local folders only "
+                                         r"\(it never uploads\): give a local folder$"):
+        model.save("s3://bucket/model")
+    with pytest.raises(InputError, match=r"^path: 'https://host/model' is a URL; automm reads local files only"):
+        AutoMM.load("https://host/model")
+    with pytest.raises(InputError, match=r"^cache_dir: 'gs://bucket/cache' is a URL"):
+        AutoMM(cache_dir="gs://bucket/cache", max_epochs=1).fit(texts, labels)
+    with pytest.raises(InputError, match=r"^plot_dir: 's3://bucket/plots' is a URL"):
+        AutoMM(plot_dir="s3://bucket/plots", n_trials=2, max_epochs=1).fit(texts, labels)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_refuses_a_cache_dir_that_is_a_file_as_fit_does(tmp_path):
+    """AutoMM.load(path, cache_dir=<a file>) was taken: each prediction of new data then warned that
+    the features could not be written, and computed them again (fit and the CLI refuse it)."""
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file")
+    with pytest.raises(InputError, match=r"^cache_dir: '.*cache' is a file, not a directory"):
+        AutoMM.load(tmp_path / "no_model", cache_dir=blocker)
+
+
 def test_a_bad_setting_in_the_environment_is_an_input_error(monkeypatch):
     """AUTOMM_IMAGE_CACHE_MB=2G stopped a fit with a bare ValueError, which `except AutoMMError` missed."""
     monkeypatch.setenv("AUTOMM_TEST_MB", "2G")

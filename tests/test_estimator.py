@@ -1042,7 +1042,7 @@ def test_bad_parameters_are_named():
      r"encoders\['text'\]: encoder 'hashed_ngram' has no hyperparameter 'n_bucket' \(did you mean 'n_buckets'\?\)"),
     (dict(fusion={"name": "concat", "hidden": 8}), r"fusion: fusion 'concat' has no hyperparameter 'hidden'"),
     (dict(augmentations=[{"name": "token_dropout", "rate": 0.1}]),
-     r"augmentations: augmentation 'token_dropout' has no hyperparameter 'rate'"),
+     r"augmentations\[0\]: augmentation 'token_dropout' has no hyperparameter 'rate'"),
     (dict(time_limit=10**400), r"time_limit: expected a positive number of seconds or None, got 1000"),
     (dict(column_types={"x0": "text"}, encoders={"x0": {"name": "hashed_ngram", "emb": 8}}),
      r"encoders\['x0'\]: encoder 'hashed_ngram' has no hyperparameter 'emb'"),  # named as the user keyed it

@@ -40,6 +40,31 @@ def test_content_digest_reads_file_bytes_not_the_path(tmp_path):
     assert content_digest("a.png") != content_digest(a, paths=True)  # a text is keyed by its characters
 
 
+def test_no_home_folder_names_what_to_set(tmp_path, monkeypatch, capsys):
+    """No $HOME and a user id the user database lacks (a container run as --user 1000): the feature
+    cache's default folder failed as "RuntimeError: Could not determine home directory." (automm
+    predict of a pretrained model, automm cache: "unexpected"), naming nothing to set."""
+    import pwd
+
+    from automm.exceptions import AutoMMError
+    from automm.feature_cache import default_cache_dir
+
+    for name in ("HOME", "AUTOMM_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def unknown(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    with pytest.raises(AutoMMError, match=r"no folder for the feature cache: \$AUTOMM_CACHE_DIR, \$XDG_CACHE_HOME and "
+                                          r"\$HOME are not set, .* set \$AUTOMM_CACHE_DIR \(or HOME\), or give the folder"):
+        FeatureCache(None, "ns", {})
+    assert main(["cache"]) == 1
+    err = capsys.readouterr().err
+    assert "no folder for the feature cache" in err and "unexpected" not in err, err
+    monkeypatch.setenv("AUTOMM_CACHE_DIR", str(tmp_path))
+    assert default_cache_dir() == tmp_path
+
+
 def test_round_trip_and_rejection_of_damaged_or_foreign_files(tmp_path):
     cache = FeatureCache(tmp_path, "enc-test", {"size": 8}, memory=False)
     one, two = torch.arange(4.0), torch.arange(4.0) + 10

@@ -45,6 +45,24 @@ def test_class_folders_alone_and_images_without_a_class(photos):
     assert list(flags.columns) == ["image", "label"] and flags["label"].isna().all() and len(flags) > 0
 
 
+def test_folder_names_that_are_no_text_in_the_file_name_encoding(tmp_path, emoji_sample):
+    """A class folder named in Latin-1 (`caf\\xe9`, which UTF-8 cannot read), or under the C locale
+    with UTF-8 mode off any name that is not ASCII (`caf\xe9`): Python names it with the escapes of
+    its bytes, which pandas' Arrow strings refuse (`read_image_folder` raised UnicodeEncodeError).
+    The class is the name's UTF-8 text, its bytes that are none written as `\\xe9`; the paths open."""
+    import os
+
+    root = tmp_path / "photos"
+    for name in (b"caf\xe9", b"tea"):
+        os.makedirs(os.fsencode(root) + b"/" + name)
+        for i, image in enumerate(emoji_sample["image"].head(3)):
+            shutil.copy(image, os.fsdecode(os.fsencode(root) + b"/" + name + f"/{i}.png".encode()))
+    frame = read_image_folder(root)
+    assert sorted(frame["label"].unique()) == ["caf\\xe9", "tea"] and len(frame) == 6
+    assert all(Path(p).is_file() for p in frame["image"])
+    frame["label"].astype(str).value_counts()  # (as automm init counts the classes)
+
+
 def test_what_is_not_an_image_folder(tmp_path, photos):
     with pytest.raises(InputError, match="is not a folder"):
         read_image_folder(tmp_path / "missing")

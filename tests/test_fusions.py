@@ -310,6 +310,38 @@ def test_naming_the_sum_fusion_with_encoders_not_in_their_linear_form_says_what_
         AutoMM(fusion="sum", max_epochs=1, num_workers=0, column_types={"x0": "text"}).fit(texts, labels)
 
 
+@pytest.mark.parametrize("fusion_name, key, value, least", [
+    ("concat", "proj_dim", 0, 1), ("concat", "hidden_dim", 0, 1), ("concat", "hidden_dim", 2.5, 1),
+    ("concat", "n_layers", 1.5, 0), ("concat", "n_layers", -1, 0), ("concat", "n_layers", "2", 0),
+    ("attention", "n_heads", 0, 1), ("attention", "d_model", 0, 1), ("attention", "ff_multiplier", 0, 1),
+    ("attention", "n_layers", 1.5, 1), ("gated", "hidden_dim", 0, 1), ("late", "hidden_dim", 0, 1),
+])
+def test_a_size_that_is_no_whole_number_of_at_least_one_is_refused_naming_it(fusion_name, key, value, least):
+    """Unchecked, proj_dim=0 (and late's hidden_dim=0) built a fusion whose output ignores its
+    inputs (fit trained a constant model: every row the majority class), hidden_dim=0 failed as
+    a PluginError telling the built-in's author to set output_dim, n_heads=0 as a
+    ZeroDivisionError, and 2.5 or '2' in torch's words."""
+    from automm.exceptions import InputError
+
+    with pytest.raises(InputError, match=rf"^{key} must be a whole number >= {least}, got {value!r}$"):
+        build(fusion_name, **{key: value})
+
+
+def test_a_fusion_size_the_model_cannot_use_is_refused_by_fit_before_any_work():
+    from automm import AutoMM
+    from automm.exceptions import InputError
+
+    texts, labels = [f"item {i % 5} word{i % 3}" for i in range(30)], [f"c{i % 3}" for i in range(30)]
+    with pytest.raises(InputError, match=r"^fusion\['proj_dim'\]: fusion 'concat' refuses proj_dim=0 \(InputError: "
+                                         r"proj_dim must be a whole number >= 1, got 0\)$"):
+        AutoMM(fusion={"name": "concat", "proj_dim": 0}, max_epochs=1, num_workers=0,
+               column_types={"x0": "text"}).fit(texts, labels)
+    with pytest.raises(InputError, match=r"^search_space\['fusion'\]\['attention'\]\['n_heads'\]: fusion 'attention' "
+                                         r"refuses n_heads=0 \(InputError: n_heads must be a whole number >= 1"):
+        AutoMM(search_space={"fusion": {"attention": {"n_heads": [0, 2]}}}, n_trials=2, max_epochs=1, num_workers=0,
+               column_types={"x0": "text"}).fit(texts, labels)
+
+
 @pytest.mark.parametrize("fusion_name", ["concat", "attention", "gated", "late"])
 def test_a_missing_input_is_zero_after_its_trained_layer_norm(fusion_name):
     """Each input's LayerNorm output is zeroed again where the input is missing: a trained norm's

@@ -1054,6 +1054,45 @@ def test_an_unset_environment_variable_is_said_once_at_its_key(monkeypatch):
     assert all("environment variable AUTOMM_UNSET_X is not set" in p.message for p in problems)
 
 
+def test_a_default_may_name_variables_and_a_brace_that_starts_no_reference_is_refused(monkeypatch):
+    """`output.dir: ${MODELS:-${HOME}/models}/r2` saved the model under a folder named
+    `${HOME/models}/r2` (the default ended at the first `}`), and `${HOME/models}`, `${NAME-x}`
+    or a `${NAME` never closed were kept as they were written: folders named so, silently."""
+    monkeypatch.setenv("AUTOMM_TEST_HOME", "/srv/ops")
+    monkeypatch.setenv("AUTOMM_TEST_EPOCHS", "2")
+    monkeypatch.delenv("AUTOMM_TEST_UNSET", raising=False)
+    recipe = load_recipe(emoji_recipe(output={"dir": "${AUTOMM_TEST_UNSET:-${AUTOMM_TEST_HOME}/models}/r2"},
+                                      training={"max_epochs": "${AUTOMM_TEST_UNSET:-${AUTOMM_TEST_EPOCHS}}"},
+                                      description="${AUTOMM_TEST_HOME:-${AUTOMM_TEST_UNSET}} $${kept}"),
+                         check_data=False)
+    assert recipe.content["output"]["dir"] == "/srv/ops/models/r2"
+    assert recipe.params()["max_epochs"] == 2  # one reference alone: typed, its default's too
+    assert recipe.content["description"] == "/srv/ops ${kept}"  # a default not used is not read
+    found = problems_of(emoji_recipe(output={"dir": "${AUTOMM_TEST_UNSET:-${AUTOMM_TEST_UNSET}}/m"}), check_data=False)
+    assert found == {"output.dir": "environment variable AUTOMM_TEST_UNSET is not set (referenced as "
+                                   "${AUTOMM_TEST_UNSET}); set it, or give the value with --set output.dir=..."}
+    for written in ("${AUTOMM_TEST_HOME/models}/r2", "${AUTOMM_TEST_HOME-x}", "~/${AUTOMM_TEST_HOME",
+                    "${AUTOMM_TEST_UNSET:-${AUTOMM_TEST_HOME}", "${ AUTOMM_TEST_HOME }",
+                    "${AUTOMM_TEST_HOME:-${AUTOMM_TEST_HOME/x}}/rest"):  # (in a default not used, too)
+        found = problems_of(emoji_recipe(output={"dir": written}), check_data=False)
+        assert list(found) == ["output.dir"] and "is not an environment variable reference automm reads: write " \
+            "${NAME} or ${NAME:-default}" in found["output.dir"] and "$${ for a literal ${" in found["output.dir"]
+    assert "'${AUTOMM_TEST_HOME/models}'" in problems_of(
+        emoji_recipe(output={"dir": "${AUTOMM_TEST_HOME/models}/r2"}), check_data=False)["output.dir"]
+
+
+def test_a_data_path_this_python_cannot_name_says_how_to_run_it(tmp_path, monkeypatch):
+    """Under LC_ALL=C with UTF-8 mode off, `data.path: d\xe4t\xe4.csv` was "file not found" alone,
+    also where the file is there, which this Python cannot name (image paths so named said why)."""
+    import sys
+
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    recipe = {"data": {"path": str(tmp_path / "d\u00e4t\u00e4.csv"), "label": "category"}}
+    message = problems_of(recipe)["data.path"]
+    assert message.startswith("file not found: ") and "this Python names files in ASCII only " \
+        "(sys.getfilesystemencoding() is 'ascii'" in message and "run it with PYTHONUTF8=1" in message
+
+
 def test_a_key_given_twice_in_a_recipe_is_refused_naming_both_lines(tmp_path):
     from automm.recipes import load_recipe
 

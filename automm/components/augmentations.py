@@ -10,6 +10,7 @@ always gives the same result.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Sequence
 
 import torch
@@ -49,10 +50,11 @@ def _uniform_scalar(generator: torch.Generator, low: float = 0.0, high: float = 
 
 
 def _check_probability(name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
+    """``value`` as a float, refused unless it is a number in [0, 1] (``float()`` named ``'x'`` only
+    as a string it could not convert, and took ``"0.5"``)."""
+    if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _log_gamma_sample(shape: float, generator: torch.Generator) -> float:

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from automm.components.base import Fusion
+from automm.components.base import Fusion, whole_at_least_one
 from automm.hookspecs import hookimpl
 from automm.exceptions import InputError
 
@@ -108,8 +108,8 @@ class ConcatFusion(_MaskedInputsFusion):
     def __init__(self, input_dims: Mapping[str, int], n_outputs: int, proj_dim: int = 128,
                  hidden_dim: int = 256, n_layers: int = 1, dropout: float = 0.1):
         super().__init__(input_dims)
-        if n_layers < 0:
-            raise ValueError(f"n_layers must be >= 0, got {n_layers}")
+        proj_dim, hidden_dim = whole_at_least_one("proj_dim", proj_dim), whole_at_least_one("hidden_dim", hidden_dim)
+        n_layers = whole_at_least_one("n_layers", n_layers, least=0)  # 0: the concatenation itself
         self.projections = nn.ModuleList(nn.Linear(self.input_dims[name], proj_dim) for name in self.input_names)
         width = len(self.input_names) * (proj_dim + 1)
         layers: list[nn.Module] = []
@@ -150,10 +150,11 @@ class AttentionFusion(_MaskedInputsFusion):
     def __init__(self, input_dims: Mapping[str, int], n_outputs: int, d_model: int = 64, n_heads: int = 4,
                  n_layers: int = 1, ff_multiplier: int = 2, dropout: float = 0.1):
         super().__init__(input_dims)
+        d_model, n_heads = whole_at_least_one("d_model", d_model), whole_at_least_one("n_heads", n_heads)
+        n_layers, ff_multiplier = whole_at_least_one("n_layers", n_layers), whole_at_least_one("ff_multiplier",
+                                                                                            ff_multiplier)
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
         self.projections = nn.ModuleList(nn.Linear(self.input_dims[name], d_model) for name in self.input_names)
         self.input_embeddings = nn.Parameter(torch.randn(len(self.input_names), d_model) * 0.02)
         self.cls_token = nn.Parameter(torch.randn(d_model) * 0.02)
@@ -199,6 +200,7 @@ class GatedFusion(_MaskedInputsFusion):
     def __init__(self, input_dims: Mapping[str, int], n_outputs: int, hidden_dim: int = 128,
                  dropout: float = 0.1):
         super().__init__(input_dims)
+        hidden_dim = whole_at_least_one("hidden_dim", hidden_dim)
         self.transforms = nn.ModuleList(nn.Linear(self.input_dims[name], hidden_dim) for name in self.input_names)
         gate_width = sum(self.input_dims.values()) + len(self.input_names)
         self.gate = nn.Linear(gate_width, len(self.input_names))
@@ -236,6 +238,7 @@ class LateFusion(_MaskedInputsFusion):
         super().__init__(input_dims)
         if int(n_outputs) < 1:
             raise ValueError(f"late fusion needs n_outputs >= 1, got {n_outputs}")
+        hidden_dim = whole_at_least_one("hidden_dim", hidden_dim)
         # The LayerNorm of each head is ``input_norms`` from the base class.
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Linear(self.input_dims[name], hidden_dim), nn.GELU(), nn.Dropout(dropout),

@@ -18,6 +18,7 @@ a new spectrogram of the same shape; all randomness comes from the generator.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -46,10 +47,10 @@ def _check_spec(value: Any) -> torch.Tensor:
 
 
 def _probability(name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
+    """``value`` as a float, refused unless it is a number in [0, 1]."""
+    if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 class TimeShift(Augmentation):

@@ -158,6 +158,7 @@ def test_background_noise_is_white_whatever_the_clip():
 @pytest.mark.parametrize("name, params, message", [
     ("audio_noise", {"snr_min": float("nan")}, "snr_min must be a finite number"),
     ("spec_augment", {"time_masks": 2.7}, "time_masks must be a whole number"),
+    ("audio_time_shift", {"p": "x"}, r"^p must be a number in \[0, 1\], got 'x'$"),  # (float()'s words: 'x' not converted)
 ])
 def test_augmentation_values_are_refused_where_given(name, params, message):
     with pytest.raises(ValueError, match=message):
