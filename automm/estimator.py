@@ -241,6 +241,18 @@ def _one_hot(values: np.ndarray) -> bool:
             and bool((values.sum(axis=1) == 1).all()))
 
 
+def _largest_holdout_frac(n: int, rows: int) -> float:
+    """A short ``holdout_frac`` (two significant digits) holding out at most ``rows`` of ``n``
+    samples, as the holdout counts them (``round(holdout_frac * n)``), for a message."""
+    import math
+
+    step = 10.0 ** (math.floor(math.log10((rows + 0.5) / n)) - 1)
+    frac = math.floor((rows + 0.5) / n / step) * step
+    while frac > step and round(frac * n) > rows:  # (exactly half a row: rounded to even, maybe up)
+        frac -= step
+    return float(f"{frac:.2g}")
+
+
 def _holdout_keeping_each_class(pool: np.ndarray, targets: np.ndarray, n_valid: int,
                                 seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, valid) rows of ``pool``: ``n_valid`` held out at random, but one row of each class
@@ -1184,11 +1196,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
             n_classes = int((counts > 0).sum())
             if n - 1 < n_classes:  # no holdout_frac helps
                 raise InputError(f"y: {n_classes} classes among {n} samples, so no row can be held out for "
-                                 "validation; a classifier needs several samples per class (if y is a number to "
-                                 "predict, pass problem_type='regression'; if it identifies rows, it is no label)")
+                                 "validation (a class held out would be one no model trains on); a classifier needs "
+                                 "a second row of at least one class, or validation rows passed as X_val=, y_val= "
+                                 "(if y is a number to predict, pass problem_type='regression'; if it identifies "
+                                 "rows, it is no label)")
             if n - n_valid < n_classes:
-                raise InputError(f"holdout_frac: {self.holdout_frac} of the {n} samples leaves {n - n_valid} to train "
-                                 f"on, fewer than the {n_classes} classes; use a smaller holdout_frac")
+                spare = n - n_classes
+                raise InputError(f"holdout_frac: {self.holdout_frac} of the {n} samples holds out {n_valid} and "
+                                 f"leaves {n - n_valid} to train on, fewer than the {n_classes} classes (every "
+                                 f"class needs a training row); use holdout_frac={_largest_holdout_frac(n, spare):g} "
+                                 f"or less (at most {spare} row{'s' if spare > 1 else ''} held out), or pass "
+                                 "X_val=, y_val=")
             # a class's only row stays in training: held out, its class would be one no model
             # trains on, and the holdout would judge (and the decision rule weigh) a class never seen
             single = np.isin(targets, np.flatnonzero(counts == 1))

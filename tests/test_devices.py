@@ -100,8 +100,10 @@ def test_prepare_runs_on_the_device_of_the_fit_the_trial_and_the_prediction(fres
     # trials in the GPU threads (two CPU "GPUs" here): each trial's own device, in its own thread
     monkeypatch.setattr(search, "cuda_devices", lambda data, requested: [torch.device("cpu")] * 2)
     _Recording.seen = []
+    # (120 rows: a holdout of 10, on which the search samples configurations after the default)
+    many = [f"{text} number {i}" for i, text in enumerate(["a red cup", "the blue hat", "one green box"] * 40)]
     AutoMM(**tiny(encoders={"text": "recording"}, n_trials=4, ensemble_size=1, pruner="none",
-                  search_space={"linear_model": False})).fit(texts, labels)
+                  search_space={"linear_model": False})).fit(many, [0, 1] * 60)
     in_threads = [device for thread, device in _Recording.seen if thread.startswith("automm-gpu-")]
     assert in_threads and set(in_threads) == {torch.device("cpu")}
     # sampled trials draw their configuration knowing the device too (a space may depend on it)

@@ -1140,8 +1140,9 @@ def test_labels_mixing_strings_and_booleans_are_refused():
 def test_a_holdout_that_leaves_too_few_rows_to_train_on_is_named(emoji_split):
     train, _ = emoji_split  # 9 classes
     texts, labels = train["name"].tolist()[:120], train["category"].tolist()[:120]
-    with pytest.raises(InputError, match=r"holdout_frac: 0.95 of the 120 samples leaves 6 to train on, fewer than "
-                                         r"the 9 classes"):
+    with pytest.raises(InputError, match=r"holdout_frac: 0.95 of the 120 samples holds out 114 and leaves 6 to train "
+                                         r"on, fewer than the 9 classes \(every class needs a training row\); use "
+                                         r"holdout_frac=0.92 or less \(at most 111 rows held out\)"):
         AutoMM(holdout_frac=0.95, max_epochs=1).fit(texts, labels)
     assert len(AutoMM(holdout_frac=0.5, max_epochs=1).fit(texts, labels).classes_) == 9
     with pytest.raises(InputError, match=r"y: 120 classes among 120 samples, so no row can be held out.*"

@@ -292,3 +292,31 @@ def test_the_line_that_leaves_missing_labels_out_leaves_blank_ones_out_too(metho
     keep = eval(line, {"y": y, "np": np})
     assert y[keep].tolist() == ["a", "b", "a", "b", "a"] * 2
     getattr(model, method)(texts[keep], y[keep])  # now it runs
+
+
+def test_a_holdout_too_large_for_the_classes_names_the_holdout_frac_that_fits():
+    """16 rows of 15 classes: the default 10% holds out 2 rows and was refused with "use a smaller
+    holdout_frac" (0.09, 0.05 or 0.01? the user guessed); one row per class named no way out."""
+    from automm import InputError
+
+    texts = [f"item {i} word{i % 15}" for i in range(16)]
+    labels = [f"c{i % 15}" for i in range(16)]
+    with pytest.raises(InputError, match=r"holdout_frac: 0.1 of the 16 samples holds out 2 and leaves 14 to train on, "
+                                         r"fewer than the 15 classes .*use holdout_frac=0.093 or less \(at most 1 row "
+                                         r"held out\), or pass X_val=, y_val="):
+        AutoMMClassifier(max_epochs=1).fit(texts, labels)
+    model = AutoMMClassifier(holdout_frac=0.093, max_epochs=1, num_workers=0, random_state=0).fit(texts, labels)
+    assert model.fit_summary()["validation_rows"] == 1
+    with pytest.raises(InputError, match=r"y: 15 classes among 15 samples, so no row can be held out .*a second row "
+                                         r"of at least one class, or validation rows passed as X_val=, y_val="):
+        AutoMMClassifier(max_epochs=1).fit(texts[:15], labels[:15])
+
+
+def test_the_largest_holdout_frac_named_holds_out_no_more_rows_than_it_says():
+    from automm.estimator import _largest_holdout_frac
+
+    for n in range(2, 400):
+        for rows in {1, 2, n // 3, n - 2}:
+            if 1 <= rows < n:
+                frac = _largest_holdout_frac(n, rows)
+                assert 0 < frac < 1 and 1 <= max(1, int(round(frac * n))) <= rows, (n, rows, frac)

@@ -1280,7 +1280,9 @@ def test_no_trial_starts_once_n_trials_have_run_and_skipped_ones_do_not_count():
 
     study = optuna.create_study()
     ctx = SimpleNamespace(deadline=None, durations=[], attempts=0, settings=SimpleNamespace(n_trials=2),
-                          interrupted=threading.Event(), failures=[], succeeded=True, fit_tag="here:1/a")
+                          interrupted=threading.Event(), failures=[], succeeded=True, fit_tag="here:1/a",
+                          space=SimpleNamespace(warm_start=True), outlives_fit=False,
+                          data=SimpleNamespace(valid_index=np.arange(search.MIN_SELECTION_ROWS)))
     study.optimize(trained, n_trials=1)
     assert search._stop_reason(study, ctx) is None
     skipped = study.ask()
@@ -1291,13 +1293,33 @@ def test_no_trial_starts_once_n_trials_have_run_and_skipped_ones_do_not_count():
     assert search._stop_reason(study, ctx) == "n_trials reached"
 
 
+def test_a_search_on_fewer_than_10_validation_rows_samples_no_configuration(texts):
+    """A 2-row holdout (17 emoji rows, time_limit=30) ranked 13 sampled trials: one right on 1 of
+    2 rows by chance was kept, test accuracy 0.085 against the default's 0.311, after all 30 s.
+    The search now ends after the default and its presets, and says so."""
+    X, y, X_test, y_test = texts
+    with pytest.warns(automm.AutoMMWarning, match=r"the search tried only the default configuration and its presets "
+                                                  r"\(3 trials, \d+ s; n_trials=8 allowed more\): it ranks trials on a "
+                                                  r"holdout of 3 rows \(holdout_frac=0.1 of 30\), fewer than 10, .*to "
+                                                  r"search further, give 95 rows or more, or pass X_val=, y_val= of 10 "
+                                                  r"rows or more"):
+        model = AutoMM(**small(n_trials=8)).fit(X[:30], y[:30])
+    assert len(model.leaderboard_) == 3 and not any(model.leaderboard_["params"].map(bool))  # none sampled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", automm.AutoMMWarning)  # 10 validation rows: it samples as asked
+        val = [(x, label) for x, label in zip(X[30:] + X_test, y[30:] + y_test) if label in y[:30]][:10]
+        model = AutoMM(**small(n_trials=5)).fit(X[:30], y[:30], X_val=[x for x, _ in val], y_val=[v for _, v in val])
+    assert len(model.leaderboard_) == 5 and model.leaderboard_["params"].map(bool).sum() == 2
+
+
 def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, monkeypatch):
     from types import SimpleNamespace
 
     study = optuna.create_study()
     ctx = SimpleNamespace(deadline=time.monotonic() + 10, durations=[60.0, 80.0], attempts=3,
                           settings=SimpleNamespace(n_trials=None), interrupted=threading.Event(), failures=[], succeeded=True,
-                          fit_tag="here:1/a")
+                          fit_tag="here:1/a", space=SimpleNamespace(warm_start=True), outlives_fit=False,
+                          data=SimpleNamespace(valid_index=np.arange(search.MIN_SELECTION_ROWS)))
     assert search._stop_reason(study, ctx) == "time limit reached"  # 10 s left < a quarter of 70 s
     ctx.deadline = time.monotonic() + 25
     assert search._stop_reason(study, ctx) is None
@@ -2954,7 +2976,7 @@ def test_ctrl_c_as_a_forked_process_records_its_finished_trial_keeps_that_trial(
 
     def slow_append(path, data):  # a slow disk: the forked process's next journal writes hold the lock a while
         if os.getpid() != parent and sent.exists():
-            time.sleep(0.25)
+            time.sleep(0.1)
         append_whole(path, data)
 
     class SlowHere(Callback):  # the fit's own trial is still training then
