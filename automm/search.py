@@ -1288,13 +1288,17 @@ def _stop_reason(study, ctx: SearchContext) -> str | None:
 
 
 def _too_few_rows_to_sample(study, ctx: SearchContext) -> bool:
-    """Whether the search ends without sampling a configuration: its validation rows are fewer
-    than :data:`MIN_SELECTION_ROWS`, the default and the presets queued have all started (none
-    waits) and one of them has a result. The user's own search (``warm_start`` false) and a
-    shared study (``storage``) sample as asked."""
+    """Whether the search ends without sampling a configuration: the rows it ranks trials on are
+    fewer than :data:`MIN_SELECTION_ROWS` (its validation rows; with a number of ``bag_folds``, the
+    out-of-fold rows every bagged trial is scored on), the default and the presets queued have all
+    started (none waits) and one of them has a result. The user's own search (``warm_start`` false)
+    and a shared study (``storage``) sample as asked."""
     from optuna.trial import TrialState
 
     if not ctx.space.warm_start or ctx.outlives_fit or len(ctx.data.valid_index) >= MIN_SELECTION_ROWS:
+        return False
+    bag_folds = ctx.settings.bag_folds
+    if _is_int(bag_folds) and bag_folds > 1 and rows_scored_on(ctx.data, bagged=True)[1] >= MIN_SELECTION_ROWS:
         return False
     return (not any(t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False))
             and _has_result(study))

@@ -1312,6 +1312,18 @@ def test_a_search_on_fewer_than_10_validation_rows_samples_no_configuration(text
     assert len(model.leaderboard_) == 5 and model.leaderboard_["params"].map(bool).sum() == 2
 
 
+def test_a_bagged_search_scored_out_of_fold_on_10_rows_or_more_samples_on_a_small_holdout(texts):
+    """bag_folds=3 on 60 rows scores every trial out of fold on the 60 rows, yet the search stopped
+    after the default and its presets (3 of n_trials=8), warning that it ranked trials on a holdout of
+    6 rows."""
+    X, y, _, _ = texts
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="the search tried only", category=automm.AutoMMWarning)
+        model = AutoMM(**small(n_trials=6, bag_folds=3)).fit(X[:60], y[:60])
+    assert model.fit_summary()["validation_on"] == "out-of-fold"
+    assert len(model.leaderboard_) == 6 and model.leaderboard_["params"].map(bool).sum() == 3
+
+
 def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, monkeypatch):
     from types import SimpleNamespace
 
