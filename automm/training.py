@@ -115,6 +115,16 @@ class Callback:
     epoch in progress, keeping the best epoch as early stopping does. An exception a callback
     raises ends the training run with the callback and hook named on it (:func:`callback_origin`)."""
 
+    def __repr__(self) -> str:
+        """``MyCallback(patience=3)``: the class and its public attributes, each shortened, as a
+        notebook shows the estimator holding it (Python's default showed a memory address)."""
+        import reprlib
+
+        shown = reprlib.Repr()  # (its keywords need Python 3.12)
+        shown.maxstring, shown.maxother, shown.maxlist, shown.maxdict, shown.maxlevel = 40, 40, 4, 4, 2
+        public = {name: value for name, value in getattr(self, "__dict__", {}).items() if not name.startswith("_")}
+        return f"{type(self).__name__}({', '.join(f'{name}={shown.repr(value)}' for name, value in public.items())})"
+
     def on_train_begin(self, trainer: "Trainer") -> None: ...
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None: ...
     def on_batch_end(self, trainer: "Trainer", loss: float) -> None: ...

@@ -194,3 +194,16 @@ def test_an_error_in_automms_own_callback_is_not_named_as_a_users_callback():
     _name_callback(users, UsersCallback(), "on_epoch_end")
     assert callback_origin(own) is None
     assert callback_origin(users) == "UsersCallback.on_epoch_end"
+
+
+def test_a_callback_shows_its_class_and_settings_in_the_estimators_repr():
+    """A notebook shows the estimator holding callbacks: they showed as
+    `<__main__.Stopper object at 0x7f...>`, a memory address that differs between two equal models."""
+    class Stopper(Callback):
+        def __init__(self, patience, names):
+            self.patience, self.names, self._seen = patience, names, []
+
+    shown = repr(AutoMM(callbacks=[Stopper(3, ["a" * 100, "b", "c", "d", "e"])]))
+    assert "Stopper(patience=3, names=['aaaa" in shown and "...]" in shown and "object at 0x" not in shown
+    assert "_seen" not in shown and len(repr(Stopper(3, list(range(1000))))) < 80
+    assert repr(Callback()) == "Callback()"
