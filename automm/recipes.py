@@ -59,7 +59,8 @@ given, i.e. relative to the current directory.
 
 String values may reference environment variables: ``${NAME}`` or ``${NAME:-default}``, whose
 default may reference others (``${MODELS:-${HOME}/models}``); ``$${`` writes a literal ``${``, also
-in the ``recipe.yaml`` that ``automm fit`` saves, and any other ``${`` is refused; a value
+in the ``recipe.yaml`` that ``automm fit`` saves, and any other ``${`` is refused (as is a shell's
+``$NAME`` without braces in a file's or folder's key, where NAME is a set variable); a value
 that is one such reference alone is read as a YAML
 scalar, as ``--set`` values are (``max_epochs: ${EPOCHS:-2}`` is the number 2, ``${STORE:-null}``
 none). Recipes are read with PyYAML's safe loader only (:func:`load_yaml`), which also reads numbers
@@ -180,6 +181,8 @@ def _interpolate(value: Any, path: str, problems: list[Problem]) -> Any:
         return {k: _interpolate(v, join_path(path, k), problems) for k, v in value.items()}
     if isinstance(value, list):
         return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    if isinstance(value, str) and "$" in value and _path_key(path):
+        _bare_variables(value, path, problems)
     if not isinstance(value, str) or "${" not in value:
         return value
     try:
@@ -196,6 +199,24 @@ def _interpolate(value: Any, path: str, problems: list[Problem]) -> Any:
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Keys naming files or folders, where ``$HOME/models`` (a shell's spelling, which automm does not
+#: expand) made a folder named ``$HOME`` in the working directory.
+_PATH_KEYS = ("data.path", "data.train", "data.test", "data.valid", "data.files_dir", "output.dir",
+              "output.plot_dir", "training.cache_dir")
+_BARE_VARIABLE = re.compile(r"(?<![$\w])\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _path_key(path: str) -> bool:
+    return any(path == key or path.startswith(key + "[") for key in _PATH_KEYS)
+
+
+def _bare_variables(value: str, path: str, problems: list[Problem]) -> None:
+    """A problem at ``path`` for each ``$NAME`` without braces in a file's or folder's ``value``
+    that names a set environment variable: a shell would expand it, automm reads ``${NAME}`` only."""
+    for name in dict.fromkeys(m.group(1) for m in _BARE_VARIABLE.finditer(value)):
+        if name in os.environ:
+            problems.append(Problem(path, f"{value!r} holds ${name} without braces, which automm does not expand "
+                                          f"(it would name a folder '${name}'): write ${{{name}}}"))
 
 
 class _NoReference(ValueError):

@@ -1593,3 +1593,22 @@ def test_reading_a_recipe_leaves_torchs_random_generator_as_found(capsys):
     torch.manual_seed(0)
     assert main(["validate", str(REPO / "recipes" / "quickstart.yaml")]) == 0
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_shells_bare_variable_in_a_path_is_refused_naming_the_braces(monkeypatch):
+    """`output.dir: $HOME/models` (a shell's spelling; automm reads ${HOME}) saved the model under a
+    folder named `$HOME` in the working directory, without a word."""
+    monkeypatch.setenv("AUTOMM_TEST_MODELS", "/srv/models")
+    monkeypatch.delenv("AUTOMM_TEST_UNSET", raising=False)
+    found = problems_of(emoji_recipe(output={"dir": "$AUTOMM_TEST_MODELS/r1"}))
+    assert found == {"output.dir": "'$AUTOMM_TEST_MODELS/r1' holds $AUTOMM_TEST_MODELS without braces, which automm "
+                                   "does not expand (it would name a folder '$AUTOMM_TEST_MODELS'): write "
+                                   "${AUTOMM_TEST_MODELS}"}
+    assert "training.cache_dir" in problems_of(emoji_recipe(training={"cache_dir": "$AUTOMM_TEST_MODELS"}))
+    # braces, a name no variable has, text that is no path, and a literal $$ are as before
+    for recipe in (emoji_recipe(output={"dir": "${AUTOMM_TEST_MODELS}/r1"}),
+                   emoji_recipe(output={"dir": "runs/$AUTOMM_TEST_UNSET"}),
+                   emoji_recipe(description="costs $AUTOMM_TEST_MODELS")):
+        assert problems_of(recipe) == {}
+    assert load_recipe(emoji_recipe(output={"dir": "${AUTOMM_TEST_MODELS}/r1"})).content["output"]["dir"] == \
+        "/srv/models/r1"
