@@ -239,12 +239,15 @@ class ProgressBar(Callback):
         name, score = (("score", record["valid_score"]) if self.score_name is None
                        else self.score_name(record["valid_score"]))
         values[f"valid_{name}"] = four_places(score)
+        # the epochs the schedule now plans: fewer than max_epochs once fitted to the time limit
+        planned = max(int(getattr(trainer, "planned_epochs", None) or self.total), int(record["epoch"]))
         if self.bar is not None:
+            if self.bar.total != planned:
+                self.bar.total = planned
             self.bar.set_postfix(**values)
             self.bar.update(1)
             return
         shown = "  ".join(f"{name} {value}" for name, value in values.items())
-        planned = max(self.total, int(record["epoch"]))
         print(f"{self.description}: epoch {record['epoch']}/{planned}  {shown}  "
               f"({time.monotonic() - self.started:.1f} s)", file=self._stream(), flush=True)
 

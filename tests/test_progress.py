@@ -120,3 +120,22 @@ def test_debug_records_show_from_verbose_3_only(capsys):
             logger.debug("detail")
         err = capsys.readouterr().err
         assert "[automm] progress" in err and ("[automm] detail" in err) == shown
+
+
+def test_the_epoch_line_counts_the_epochs_the_schedule_plans_once_cut_to_the_time_limit():
+    """A time limit fitted the schedule to 3 of max_epochs=20 epochs: the lines still said "epoch 3/20"."""
+    import io
+    from types import SimpleNamespace
+
+    from automm.training import ProgressBar
+
+    stream = io.StringIO()
+    bar = ProgressBar(total=20, stream=stream)
+    trainer = SimpleNamespace(planned_epochs=20)
+    bar.on_train_begin(trainer)
+    record = {"train_loss": 1.0, "valid_loss": 1.0, "valid_score": 0.5}
+    bar.on_epoch_end(trainer, {**record, "epoch": 1})
+    trainer.planned_epochs = 3  # (Trainer fits its schedule to the time left after an epoch)
+    bar.on_epoch_end(trainer, {**record, "epoch": 2})
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("automm: epoch 1/20 ") and lines[1].startswith("automm: epoch 2/3 ")
