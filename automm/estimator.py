@@ -38,6 +38,7 @@ from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
 from .storage import check_storage
 from .deadlines import deadline_scope, fit_deadline
+from .evaluation import enough_digits
 from .feature_cache import check_cache_dir
 from .devices import device_scope
 from .decision import decide
@@ -1329,9 +1330,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if share > 0.5:
                 positive, negative = (c.item() if isinstance(c, np.generic) else c for c in self.classes_[::-1])
                 # never "50%" (no majority) nor "100%" (no other class)
-                places = next(p for p in range(5) if 50 < round(100 * share, p) < 100 or p == 4)
+                shown = enough_digits(lambda places: f"{share:.{places}%}", 0, 4,
+                                      lambda text: not 50 < float(text[:-1]) < 100)
                 warnings.warn(f"metric='f1' scores the F1 of the positive class, the second of classes_ (sorted): "
-                              f"{positive!r}, which is the majority ({share:.{places}%} of the rows), not {negative!r}; "
+                              f"{positive!r}, which is the majority ({shown} of the rows), not {negative!r}; "
                               f"if {negative!r} is the class to find, name the labels so that it sorts second "
                               f"(e.g. y == {negative!r}), or use metric='macro_f1'", AutoMMWarning,
                               stacklevel=user_stacklevel())

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-__all__ = ["compute_metrics", "positive_class", "four_places"]
+__all__ = ["compute_metrics", "positive_class", "four_places", "enough_digits"]
+
+_Shown = TypeVar("_Shown")
+
+
+def enough_digits(shown: Callable[[int], _Shown], digits: int, most: int,
+                  misleading: Callable[[_Shown], bool]) -> _Shown:
+    """``shown(digits)``, or with as many more digits (up to ``most``) as it takes for it not to be
+    ``misleading``: a report's number rounded to a statement it is not (0.99997 as ``1.0000``)."""
+    text = shown(digits)
+    while misleading(text) and digits < most:
+        digits += 1
+        text = shown(digits)
+    return text
 
 
 def four_places(value: float) -> str:
     """``value`` with four decimal places, or as many more (up to 12) as it takes not to show a
     whole number it is not: 0.99997 (one error in 30,000 rows) as ``0.99997``, not ``1.0000``."""
-    text = f"{value:.4f}"
-    places = 4
-    while math.isfinite(value) and float(text) == round(float(text)) and float(text) != value and places < 12:
-        places += 1
-        text = f"{value:.{places}f}"
-    return text
+    return enough_digits(lambda places: f"{value:.{places}f}", 4, 12, lambda text: math.isfinite(value) and float(
+        text) == round(float(text)) and float(text) != value)
 
 
 def positive_class(estimator) -> Any:

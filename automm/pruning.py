@@ -24,6 +24,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from .components.stack import describe_encoder
+from .evaluation import enough_digits
 from .leaderboard import TRIAL_ATTR
 
 __all__ = ["ArchitectureMedianPruner", "architecture_of"]
@@ -42,10 +43,8 @@ def architecture_of(trial: FrozenTrial) -> tuple | None:
 def _apart(a: float, b: float) -> tuple[str, str]:
     """``a`` and ``b`` to four significant digits, or as many more (up to 12) as it takes to tell two
     different numbers apart: not "best 0.9233 below the median 0.9233" for 0.92333 and 0.92334."""
-    digits = 4
-    while f"{a:.{digits}g}" == f"{b:.{digits}g}" and a != b and digits < 12:
-        digits += 1
-    return f"{a:.{digits}g}", f"{b:.{digits}g}"
+    return enough_digits(lambda digits: (f"{a:.{digits}g}", f"{b:.{digits}g}"), 4, 12,
+                         lambda pair: pair[0] == pair[1] and a != b)
 
 
 class ArchitectureMedianPruner(optuna.pruners.BasePruner):
