@@ -88,7 +88,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -207,7 +207,7 @@ _BARE_VARIABLE = re.compile(r"(?<![$\w])\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _path_key(path: str) -> bool:
-    return any(path == key or path.startswith(key + "[") for key in _PATH_KEYS)
+    return _at_key(path, _PATH_KEYS)
 
 
 def _bare_variables(value: str, path: str, problems: list[Problem]) -> None:
@@ -277,13 +277,17 @@ def _expand(value: str, start: int, path: str, problems: list[Problem],
 
 #: Keys whose values are text whatever they read as (a folder, a column or a study named
 #: ``2024``, a label column named ``no``): a variable alone there gives its text.
-_TEXT_KEYS = ("description", "data.sample", "data.path", "data.train", "data.test", "data.valid", "data.files_dir",
-              "data.label", "data.columns", "data.split_column", "data.weight_column", "output.dir",
-              "output.plot_dir", "training.cache_dir", "search.storage", "search.study_name")
+_TEXT_KEYS = ("description", "data.sample", *_PATH_KEYS, "data.label", "data.columns", "data.split_column",
+              "data.weight_column", "search.storage", "search.study_name")
 
 
 def _text_key(path: str) -> bool:
-    return any(path == key or path.startswith(key + "[") for key in _TEXT_KEYS)
+    return _at_key(path, _TEXT_KEYS)
+
+
+def _at_key(path: str, keys: Sequence[str]) -> bool:
+    """Whether the dotted ``path`` is one of ``keys`` or an item of one (``data.columns[0]``)."""
+    return any(path == key or path.startswith(key + "[") for key in keys)
 
 
 def _yaml_scalar(text: str) -> Any:
