@@ -254,6 +254,21 @@ def _reading(encoder: Any) -> dict[str, bool]:
     return {"zero_width_space_breaks": encoder.zero_width_space_breaks, "fold_letter_forms": encoder.fold_letter_forms}
 
 
+def _reading_state(encoder: Any) -> dict[str, bool]:
+    """What a saved text encoder keeps of how it reads texts: :func:`_reading`, and whether its
+    training texts held a letter of :data:`_LETTER_FORMS` (its format version: :func:`_format_version_of_reading`)."""
+    return {**_reading(encoder), "letter_forms_in_fit": encoder.letter_forms_in_fit}
+
+
+def _set_reading(encoder: Any, state: Mapping[str, Any]) -> None:
+    """Put back :func:`_reading_state`; each key is absent from models saved before its change of
+    the tokenizer (a zero-width space separating words, the forms of a letter read as one), which
+    read their texts as then."""
+    encoder.zero_width_space_breaks = bool(state.get("zero_width_space_breaks", False))
+    encoder.fold_letter_forms = bool(state.get("fold_letter_forms", False))
+    encoder.letter_forms_in_fit = bool(state.get("letter_forms_in_fit", False))
+
+
 def _tokens_for(value: Any, augment: Callable[[list[str]], list[str]] | None, max_length: int,
                 **reading: bool) -> list[str]:
     """Tokenize (``reading``: :func:`tokenize`'s keywords), apply ``augment`` to a non-empty token
@@ -443,18 +458,13 @@ class _VocabularyTextEncoder(Encoder):
 
     def get_state(self) -> dict:
         self._require_fitted()
-        return {"vocab": self.vocab.to_dict(), "leave_out_unknown": self.leave_out_unknown, **_reading(self),
-                "letter_forms_in_fit": self.letter_forms_in_fit}
+        return {"vocab": self.vocab.to_dict(), "leave_out_unknown": self.leave_out_unknown, **_reading_state(self)}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         self._set_vocabulary(Vocabulary.from_dict(state["vocab"]))
         # absent from models saved before words never seen in fit were left out: read as unknown, as then
         self.leave_out_unknown = bool(state.get("leave_out_unknown", False))
-        # absent from models saved before a zero-width space separated words: read as then
-        self.zero_width_space_breaks = bool(state.get("zero_width_space_breaks", False))
-        # absent from models saved before the forms of a letter were read as one: read as then
-        self.fold_letter_forms = bool(state.get("fold_letter_forms", False))
-        self.letter_forms_in_fit = bool(state.get("letter_forms_in_fit", False))
+        _set_reading(self, state)
 
     def _set_vocabulary(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
@@ -829,7 +839,7 @@ class HashedNgramEncoder(Encoder):
         nn.init.zeros_(self.embedding.weight)
 
     def get_state(self) -> dict:
-        state: dict[str, Any] = {**_reading(self), "letter_forms_in_fit": self.letter_forms_in_fit}
+        state: dict[str, Any] = _reading_state(self)
         if self.linear and self.kept_buckets is not None:
             state["kept_buckets"] = len(self.kept_buckets)
         return state
@@ -837,11 +847,7 @@ class HashedNgramEncoder(Encoder):
     def set_state(self, state: Mapping[str, Any]) -> None:
         if self.linear and "kept_buckets" in state:  # sizes the weights before load_state_dict
             self._compact(int(state["kept_buckets"]))
-        # absent from models saved before a zero-width space separated words: read as then
-        self.zero_width_space_breaks = bool(state.get("zero_width_space_breaks", False))
-        # absent from models saved before the forms of a letter were read as one: read as then
-        self.fold_letter_forms = bool(state.get("fold_letter_forms", False))
-        self.letter_forms_in_fit = bool(state.get("letter_forms_in_fit", False))
+        _set_reading(self, state)
 
     def _rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Embedding rows of bucket ids: the ids themselves, or in the compact linear form their
