@@ -1205,12 +1205,10 @@ def _warn_infinite(column_name: str, numbers: np.ndarray, row_name: Callable[[in
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, its middle left out past ``limit`` characters (an int of 401 digits, a
-    page of text: a message shows which value, not all of it)."""
-    shown = repr(value)
-    if len(shown) <= limit:
-        return shown
-    return f"{shown[:limit // 2]}...{shown[-10:]} ({len(shown)} characters)"
+    """``repr(value)``, its middle left out past ``limit`` characters (:func:`~automm.suggestions.elided_repr`)."""
+    from .suggestions import elided_repr
+
+    return elided_repr(value, limit)
 
 
 def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[Any], bool], what: str, hint: str,

@@ -1927,13 +1927,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return "number" if all(isinstance(v, (numbers.Number, np.number)) for v in values.tolist()) else "text"
 
         given, known = kind(labels), kind(np.asarray(self.classes_))
+        from .suggestions import quoted_values
+
         if len(labels) and given != known:
-            raise InputError(f"y: labels are {given}s ({', '.join(map(repr, labels[:3].tolist()))}), the model's "
-                             f"classes {known}s ({', '.join(map(repr, np.asarray(self.classes_)[:3].tolist()))}); "
+            raise InputError(f"y: labels are {given}s ({quoted_values(labels[:3].tolist())}), the model's "
+                             f"classes {known}s ({quoted_values(np.asarray(self.classes_)[:3].tolist())}); "
                              "give y as fit was given it")
         unseen = ~np.isin(labels, self.classes_)
         if unseen.any():
-            shown = ", ".join(map(repr, list(dict.fromkeys(labels[unseen].tolist()))[:5]))
+            shown = quoted_values(list(dict.fromkeys(labels[unseen].tolist()))[:5])
             from .suggestions import labels_written_otherwise
 
             message = (f"y: {int(unseen.sum())} of {len(labels)} labels are no class of the model ({shown}): "

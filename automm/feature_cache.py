@@ -401,7 +401,9 @@ class FeatureCache:
             import fcntl
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+            # (its mode follows the umask, as the features' do: a team sharing the cache under umask 002
+            # opens another's claim to wait for it; 0o644 refused them, and each computed the batch too)
+            descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
         except (ImportError, OSError):
             yield True
             return

@@ -10,7 +10,7 @@ import difflib
 import unicodedata
 from typing import Any, Iterable
 
-__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "short_repr", "unique_target",
+__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "short_repr", "elided_repr", "unique_target",
            "written_alike", "shown_apart", "labels_written_otherwise"]
 
 
@@ -63,11 +63,22 @@ def short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 4] + " ..."
 
 
+def elided_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, its middle left out past ``limit`` characters (an int of 401 digits, a
+    page of text: a message shows which value, not all of it; a customer's review quoted whole
+    put their name and e-mail address into every log that kept the message)."""
+    shown = repr(value)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[:limit // 2]}...{shown[-10:]} ({len(shown)} characters)"
+
+
 def quoted_values(values: Iterable[Any], limit: int = 20) -> str:
-    """The first ``limit`` of ``values`` quoted (numpy scalars as plain values), ``...`` after
-    them when there are more: what a message shows of the values a name could have been."""
+    """The first ``limit`` of ``values`` quoted (numpy scalars as plain values, a long text cut:
+    :func:`elided_repr`), ``...`` after them when there are more: what a message shows of the
+    values a name could have been, or of a column's values."""
     values = list(values)
-    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
+    shown = ", ".join(elided_repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
     return shown + (", ..." if len(values) > limit else "")
 
 

@@ -530,3 +530,22 @@ def test_a_file_rewritten_in_place_with_as_many_bytes_gets_a_new_digest(tmp_path
     path.write_bytes(b"B" * 64)
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10_000_000))
     assert content_digest(str(path), paths=True) != before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("umask", [0o002, 0o077])
+def test_a_claim_file_follows_the_umask_as_the_features_do(tmp_path, umask):
+    """A cache shared by a group (umask 002): the claim of a batch was made 0o644, so the group's
+    other members could not open it to wait for the batch and computed it too; under umask 077 it
+    stays private."""
+    cache = FeatureCache(tmp_path, "minilm-aaaa", {}, memory=False)
+    keys = [cache.key("text")]
+    previous = os.umask(umask)
+    try:
+        cache.put_by_key(keys[0], torch.arange(4.0))
+        with cache.claim(keys) as mine:
+            claim_mode = os.stat(cache.claim_path(keys)).st_mode & 0o777
+    finally:
+        os.umask(previous)
+    assert mine
+    assert claim_mode == os.stat(cache.path_of(keys[0])).st_mode & 0o777 == 0o666 & ~umask

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..hookspecs import hookimpl
 from ..roles import as_datetime, written_bool, written_duration
+from ..suggestions import quoted_values
 from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, true_or_false, whole_at_least_one
 
 __all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
@@ -431,7 +432,7 @@ class TabularEncoder(Encoder):
             given = [k for k in (_category_key(_cell(row, column)) for row in values) if k is not None]
             unseen = [k for k in given if self._category_id(column, k) == 0]
             if len(given) >= UNFAMILIAR_MIN_VALUES and len(unseen) >= UNFAMILIAR_SHARE * len(given):
-                examples = ", ".join(repr(k) for k in list(dict.fromkeys(unseen))[:3])
+                examples = quoted_values(list(dict.fromkeys(unseen))[:3])  # (a long one cut: a request's whole value)
                 seen = ", ".join(repr(k) for k in self.categories[column][:5])
                 messages.append(f"column {column!r}: {len(unseen)} of {len(given)} values are categories never seen "
                                 f"in fit (e.g. {examples}) and are read as missing; fit saw {seen}"

@@ -723,8 +723,12 @@ class PretrainedEncoder(Encoder):
         raise NotImplementedError
 
     def __getstate__(self):
+        """A pickled copy (``joblib.dump`` or MLflow of a fitted model, a spawned worker) holds the
+        encoder, not the last :meth:`prepare`'s values: their texts and paths (after ``fit``, the
+        training rows') and features, which :meth:`preprocess` reads back from the feature cache."""
         state = self.__dict__.copy()
         state["_cache"] = None  # rebuilt lazily in the receiving process
+        state["_features"], state["_keys"] = {}, {}
         return state
 
 

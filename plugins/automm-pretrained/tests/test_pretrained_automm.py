@@ -201,3 +201,19 @@ def test_an_image_broken_inside_counts_as_missing_for_the_frozen_encoder(tmp_pat
     assert any("of 60 computed" in r.getMessage() and "1 could not be read" in r.getMessage() for r in caplog.records)
     with pytest.warns(UserWarning, match=r"broken.jpg.*counts as missing"):
         assert len(model.predict(X[["image"]].head(8))) == 8
+
+
+def test_a_pickled_fitted_model_holds_no_training_texts_paths_or_features(tmp_path):
+    """``joblib.dump`` (or MLflow) of a fitted model: its frozen encoders kept the last prepare's
+    texts and image paths, the training rows', with their features (the saved folder holds none);
+    the copy predicts the same, reading the features back from the cache."""
+    import pickle
+
+    X, y, X_test, _ = _emoji(n_train=24, n_test=6)
+    model = _model(tmp_path / "cache", max_epochs=1).fit(X, y)
+    copied = pickle.dumps(model)
+    held = [value for value in [*X["name"], *X["image"]] if str(value).encode() in copied]
+    assert not held, f"the pickled model holds {len(held)} training values, e.g. {held[0]!r}"
+    for encoder in pickle.loads(copied).model_.encoders.values():
+        assert not encoder._features and not encoder._keys
+    np.testing.assert_allclose(pickle.loads(copied).predict_proba(X_test), model.predict_proba(X_test), atol=1e-6)

@@ -1,0 +1,56 @@
+"""What personal data in the training or predicted rows reaches messages: a row's whole text quoted in
+a warning lands in every log that keeps it; an excerpt names the value well enough to find it."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automm import AutoMM
+from automm.suggestions import quoted_values
+
+REVIEW = ("Jane Doe (jane.doe@example.org, +1 555 0134 9876), 12 Elm Street, Springfield: "
+          "the shirt shrank after one wash")
+
+
+@pytest.fixture(scope="module")
+def colour_model():
+    rng = np.random.default_rng(0)
+    colour = rng.choice(["Red", "Blue", "Green"], 120)
+    frame = pd.DataFrame({"colour": colour, "size": rng.normal(size=120)})
+    labels = np.where(colour == "Red", "warm", "cool")
+    return AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, labels), frame
+
+
+def _messages(call) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [str(w.message) for w in caught]
+
+
+def test_a_label_that_is_no_class_is_quoted_as_an_excerpt(colour_model):
+    model, frame = colour_model
+    labels = np.where(frame["colour"].head(30) == "Red", "warm", "cool").tolist()
+    labels[3] = REVIEW  # (a column of reviews given as y)
+    said = [m for m in _messages(lambda: model.score(frame.head(30), labels)) if "no class of the model" in m]
+    assert len(said) == 1 and "jane.doe@example.org" not in said[0] and "Springfield" not in said[0]
+    assert f"({len(repr(REVIEW))} characters)" in said[0] and repr(REVIEW)[:20] in said[0]
+
+
+def test_categories_never_seen_are_quoted_as_excerpts(colour_model):
+    model, frame = colour_model
+    rows = frame.head(30).assign(colour=[f"{REVIEW} #{i}" for i in range(30)])
+    said = [m for m in _messages(lambda: model.predict(rows)) if "categories never seen" in m]
+    assert len(said) == 1 and "jane.doe@example.org" not in said[0] and "shrank" not in said[0]
+    assert said[0].count("characters)") == 3
+
+
+def test_quoted_values_cuts_a_long_text_and_keeps_short_values_whole():
+    """``automm evaluate --label`` naming a column of texts listed 8 of them whole."""
+    shown = quoted_values(["Red", REVIEW, np.int64(3)])
+    assert shown.startswith("'Red', '") and shown.endswith("characters), 3")
+    assert "jane.doe@example.org" not in shown and len(shown) < 80
