@@ -45,7 +45,7 @@ from .neighbors import is_neighbors, train_neighbors
 from .process_state import all_warnings_left_out, warnings_left_out
 
 __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_encoders_frozen", "pending_share",
-           "pending_seconds",
+           "pending_seconds", "distinct_values",
            "prepare_encoders", "retry_with_smaller_batches", "is_out_of_memory",
            "decision_weights", "candidate_decision_weights", "decided_score", "candidate_decided_score",
            "candidate_temperature",
@@ -592,13 +592,20 @@ def pending_share(data: PreparedData, config: dict) -> float:
     return max((share for _, _, share in _pending_work(data, config)), default=0.0)
 
 
+def distinct_values(values: Sequence[Any]) -> set | None:
+    """The distinct present values of ``values`` (image paths, texts); ``None`` when some cannot
+    be hashed (image arrays, PIL images)."""
+    try:
+        return {value for value in values if value is not MISSING}
+    except TypeError:
+        return None
+
+
 def _distinct_count(values: Sequence[Any]) -> int:
     """How many distinct present values ``values`` holds (all of them when some cannot be hashed,
     e.g. image arrays)."""
-    try:
-        return len({value for value in values if value is not MISSING})
-    except TypeError:
-        return len(values)
+    distinct = distinct_values(values)
+    return len(values) if distinct is None else len(distinct)
 
 
 def pending_seconds(data: PreparedData, config: dict) -> dict[str, float]:

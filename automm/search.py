@@ -197,7 +197,7 @@ from .leaderboard import (choose_from_pareto, foreign_trial, leaderboard_frame, 
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
                        rows_scored_on, score_text, candidate_decided_score, candidate_score_text, candidate_decision_weights, candidate_temperature, decided_score,
                        comparable_rows, decision_weights, untimed_epochs_problem,
-                       is_out_of_memory, pending_seconds,
+                       is_out_of_memory, pending_seconds, distinct_values,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
                        without_inert_augmentations)
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
@@ -1785,7 +1785,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     if estimator.storage is None:  # a shared study's space must not depend on one machine's cache
         left_out, kept = _too_slow_encoders(data, space, deadline)
         if left_out:
-            _warn_too_slow(left_out, kept, estimator.time_limit, deadline)
+            _warn_too_slow(left_out, kept, estimator.time_limit, deadline, data.inputs)
             space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
                                                data.problem_type, leave_out=left_out)
     spec = study_spec(estimator, data, space, settings)
@@ -2242,7 +2242,10 @@ def _too_slow_encoders(data: PreparedData, space: SearchSpace, deadline: float |
     Every choice with work pending (:func:`automm.pipeline.pending_seconds`: frozen features not
     in the cache, e.g. a pretrained text encoder on 100,000 new texts) is estimated; the cheapest
     are kept while their sum stays within :data:`PENDING_TIME_SHARE` of the time left, the rest
-    are left out, but never an input's last choice. Without a deadline, nothing is left out."""
+    are left out, but never an input's last choice. One choice (encoder and fixed settings) on
+    several inputs computes a value they share once (the feature cache is keyed by content: a
+    matching task's two photo columns drawn from one catalogue), so an input's estimate counts only
+    the values that no input kept with that choice holds. Without a deadline, nothing is left out."""
     if deadline is None:
         return {}, 0.0
     estimates = []
@@ -2262,29 +2265,68 @@ def _too_slow_encoders(data: PreparedData, space: SearchSpace, deadline: float |
             except Exception:  # noqa: BLE001 - an estimate that fails leaves the choice in
                 continue
             if seconds > 0:
-                estimates.append((seconds, input_name, name))
+                choice = repr(sorted(config["encoders"][input_name].items()))
+                estimates.append((seconds, input_name, name, choice))
     allowed = PENDING_TIME_SHARE * max(0.0, deadline - time.monotonic())
+    shared = {choice for _, _, _, choice in estimates
+              if sum(other == choice for _, _, _, other in estimates) > 1}
+    covered: dict[str, set] = {}  # per choice on several inputs: the values of the inputs kept with it
+
+    def cost(seconds: float, input_name: str, choice: str) -> float:
+        if choice not in covered or not math.isfinite(seconds):
+            return seconds
+        own = distinct_values(data.values[input_name])
+        return seconds * len(own - covered[choice]) / len(own) if own else seconds
+
+    def keep(seconds: float, input_name: str, choice: str) -> float:
+        if choice in shared:
+            own = distinct_values(data.values[input_name])
+            if own is not None:
+                covered.setdefault(choice, set()).update(own)
+        return seconds if math.isfinite(seconds) else 0.0
+
     left_out: dict[str, dict[str, float]] = {}
     spent = 0.0
-    for seconds, input_name, name in sorted(estimates):
-        if spent + seconds <= allowed:
-            spent += seconds
+    for seconds, input_name, name, choice in sorted(estimates):
+        seconds = cost(seconds, input_name, choice)
+        if seconds == 0 or spent + seconds <= allowed:  # 0: inputs kept with this choice hold its values
+            spent += keep(seconds, input_name, choice)
             continue
         remaining = set(space.description["encoders"][input_name]) - set(left_out.get(input_name, {})) - {name}
         if remaining:
             left_out.setdefault(input_name, {})[name] = seconds
-        elif math.isfinite(seconds):
-            spent += seconds
+        else:
+            spent += keep(seconds, input_name, choice)
+    # a choice left out before another input kept it (its last choice) may now cost nothing more
+    for seconds, input_name, name, choice in sorted(estimates):
+        if name in left_out.get(input_name, {}) and choice in covered:
+            seconds = cost(seconds, input_name, choice)
+            if seconds == 0 or spent + seconds <= allowed:
+                spent += keep(seconds, input_name, choice)
+                del left_out[input_name][name]
+                if not left_out[input_name]:
+                    del left_out[input_name]
     return left_out, spent
 
 
-def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], kept: float, time_limit: Any, deadline: float) -> None:
+def _input_named(name: str, inputs: Sequence[Any], *more: str) -> str:
+    """``input 'image_1' (column 'back', ...)``: an input of one column with that column's name
+    (``config_`` and the leaderboard name inputs; the user knows the columns), then ``more``."""
+    columns = [spec.columns for spec in inputs if spec.name == name]
+    said = [f"column {columns[0][0]!r}"] if columns and len(columns[0]) == 1 else []
+    said += more
+    return f"input {name!r}" + (f" ({', '.join(said)})" if said else "")
+
+
+def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], kept: float, time_limit: Any, deadline: float,
+                   inputs: Sequence[Any] = ()) -> None:
     """Say which encoders :func:`_too_slow_encoders` left out, why, and what would include them
-    (with the work of those kept, ``kept`` seconds)."""
+    (with the work of those kept, ``kept`` seconds); ``inputs``' specs name each input's column."""
     reg = _registry.get_registry()
     left = max(0.0, deadline - time.monotonic())
-    parts = [f"{reg.get('encoder', name).label} on input {input_name!r} "
-             + (f"(about {seconds:.0f} s)" if math.isfinite(seconds) else "(too slow to time within the time limit)")
+    parts = [f"{reg.get('encoder', name).label} on "
+             + _input_named(input_name, inputs, f"about {seconds:.0f} s" if math.isfinite(seconds)
+                            else "too slow to time within the time limit")
              for input_name, names in left_out.items() for name, seconds in names.items()]
     total = sum(seconds for names in left_out.values() for seconds in names.values() if math.isfinite(seconds))
     # a quarter more work than estimated: the estimate varies by some 10% from fit to fit, and the
@@ -2689,7 +2731,7 @@ def _warn_unfinished_features(data: PreparedData, kept_configs: Sequence[dict], 
     for (name, encoder), (part, cut) in stopped.items():
         try:
             if pending_share(data, {"encoders": {name: part}}) > 0:
-                unfinished.append(f"{reg.get('encoder', encoder).label} on input {name!r}")
+                unfinished.append(f"{reg.get('encoder', encoder).label} on {_input_named(name, data.inputs)}")
                 failed.update(cut)
         except Exception:  # noqa: BLE001 - (its trials' reasons say what it was)
             continue

@@ -3204,9 +3204,9 @@ def test_a_time_limited_search_leaves_out_encoders_whose_features_would_not_be_r
     monkeypatch.setattr(SlowToPrepare, "prepared", [])
     X, y, _, _ = texts
     with pytest.warns(UserWarning, match=r"time_limit=15: left out of this search: encoder 'slow_features' \(plugin "
-                                         r"'.*'\) on input 'text_0' \(about 120 s\): the features it would first "
-                                         r"compute .* longer than one trial may run \(50% of the search's \d+ s\)\. A fit with time_limit of "
-                                         r"about \d+ s or more includes it"):
+                                         r"'.*'\) on input 'text_0' \(column 'x0', about 120 s\): the features it "
+                                         r"would first compute .* longer than one trial may run \(50% of the search's "
+                                         r"\d+ s\)\. A fit with time_limit of about \d+ s or more includes it"):
         model = AutoMM(**small(n_trials=2, time_limit=15, encoders={"text": ["hashed_ngram", "slow_features"]})
                        ).fit(X, y)
     assert not SlowToPrepare.prepared  # its one-off work never started
@@ -3250,8 +3250,9 @@ def test_features_the_time_limit_stopped_say_why_the_model_kept_lacks_their_enco
     said = [str(w.message) for w in caught if "slower_than_timed" in str(w.message)]
     assert len(said) == 1, said
     assert re.match(r"time_limit=6: the model kept does not use encoder 'slower_than_timed' \(plugin '.*'\) on input "
-                    r"'text_0': the time limit stopped (trial \d+|\d+ trials) with it before the features of the "
-                    r"values not in the feature cache were computed \(.*TimeLimitExceeded: stopped at the time limit: "
+                    r"'text_0' \(column 'x0'\): the time limit stopped (trial \d+|\d+ trials) with it before the "
+                    r"features of the values not in the feature cache were computed \(.*TimeLimitExceeded: stopped at "
+                    r"the time limit: "
                     r"slower_than_timed computed the features of \d+ of 120 texts(; and 1 other reason)?\)\. No error: "
                     r".* took longer .*"
                     r"the same fit again, or one with a longer time_limit, includes it$", said[0]), said[0]
@@ -3265,7 +3266,8 @@ def test_the_estimate_of_slow_features_counts_distinct_values(builtin_registry, 
     monkeypatch.setattr(SlowToPrepare, "prepared", [])
     X, y, _, _ = texts
     X = X[:40] * 3
-    with pytest.warns(UserWarning, match=r"encoder 'slow_features' \(plugin '.*'\) on input 'text_0' \(about 40 s\)"):
+    with pytest.warns(UserWarning, match=r"encoder 'slow_features' \(plugin '.*'\) on input 'text_0' "
+                                         r"\(column 'x0', about 40 s\)"):
         AutoMM(**small(n_trials=2, time_limit=15, encoders={"text": ["hashed_ngram", "slow_features"]},
                        column_types={"x0": "text"})).fit(X, y)
 
@@ -3285,11 +3287,48 @@ def test_slow_features_are_left_out_cheapest_kept_first_and_never_an_inputs_last
     assert search._too_slow_encoders(None, space, None) == ({}, 0.0)  # no time limit: nothing left out
 
 
+def test_slow_features_of_values_two_inputs_share_are_counted_once(monkeypatch):
+    """A matching task's two photo columns drawn from one catalogue: EfficientNet-Lite0 on the
+    second was estimated at its 400 photos again (16 s) and left out of time_limit=60, though the
+    feature cache, keyed by content, had them all from the first."""
+    from types import SimpleNamespace
+
+    titles = [f"title {i}" for i in range(40)]
+    data = SimpleNamespace(values={"a": titles, "b": titles[::-1], "c": titles[:20] + [f"new {i}" for i in range(20)],
+                                   "d": [f"other {i}" for i in range(40)]})
+    monkeypatch.setattr(search, "pending_seconds", lambda data, config: {
+        i: (40.0 if c["name"] == "slow" else 0.0) for i, c in config["encoders"].items()})
+    space = SearchSpace({"encoders": {name: {"fast": {}, "slow": {}} for name in "abc"}})
+    deadline = time.monotonic() + 150  # a trial's share: 75 s, the work of 40 + 0 + 20 of the values
+    assert search._too_slow_encoders(data, space, deadline) == ({}, 40.0 + 20.0)
+    space = SearchSpace({"encoders": {name: {"fast": {}, "slow": {}} for name in "abd"}})
+    assert search._too_slow_encoders(data, space, deadline) == ({"d": {"slow": 40.0}}, 40.0)  # d's values are others
+    # a choice left out before an input whose last choice it is was kept costs nothing more then
+    space = SearchSpace({"encoders": {"a": {"fast": {}, "slow": {}}, "b": {"slow": {}}}})
+    assert search._too_slow_encoders(data, space, time.monotonic() + 60) == ({}, 40.0)
+    # settings that change the features share nothing
+    space = SearchSpace({"encoders": {"a": {"fast": {}, "slow": {"size": {"value": 1}}},
+                                      "b": {"fast": {}, "slow": {"size": {"value": 2}}}}})
+    assert search._too_slow_encoders(data, space, time.monotonic() + 100) == ({"b": {"slow": 40.0}}, 40.0)
+
+
 def test_the_time_limit_suggested_for_slow_features_leaves_room_for_them_and_a_model(fresh_registry):
     fresh_registry(SlowFeaturesPlugin())
     # 100 s left out + 20 s kept, a quarter more, in half of a search: 300 s, plus the 10 s before it
     with pytest.warns(UserWarning, match=r"time_limit of about 360 s or more includes it"):
         search._warn_too_slow({"text_0": {"slow_features": 100.0}}, 20.0, 300, time.monotonic() + 290)
+
+
+def test_an_encoder_left_out_of_a_search_is_named_with_its_column(fresh_registry):
+    """Two photo columns: "left out ... on input 'image_1'" left the user to find which column that was."""
+    fresh_registry(SlowFeaturesPlugin())
+    inputs = [InputSpec("image_0", "image", ("front",)), InputSpec("image_1", "image", ("back",)),
+              InputSpec("tabular", "tabular", ("a", "b"))]
+    with pytest.warns(UserWarning, match=r"encoder 'slow_features' \(plugin '.*'\) on input 'image_1' \(column 'back', "
+                                         r"about 100 s\), encoder 'slow_features' \(plugin '.*'\) on input 'tabular' "
+                                         r"\(too slow to time within the time limit\): the features"):
+        search._warn_too_slow({"image_1": {"slow_features": 100.0}, "tabular": {"slow_features": math.inf}}, 20.0, 300,
+                              time.monotonic() + 290, inputs)
 
 
 def test_the_time_limit_suggested_for_untimed_slow_features_is_not_the_one_given(fresh_registry):
