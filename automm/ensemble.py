@@ -134,11 +134,12 @@ def select_ensemble(outputs: Sequence[np.ndarray], targets: np.ndarray, problem_
 
 
 def calibrate(outputs: Sequence[np.ndarray], targets: np.ndarray, problem_type: str,
-              sample_weights: np.ndarray | None = None) -> list[float]:
+              sample_weights: np.ndarray | None = None, prior_sd: float | None = None) -> list[float]:
     """Each classifier's temperature: the multiplier of its raw outputs (logits) that minimises
     the log-loss on ``targets`` (weighted by ``sample_weights`` when given;
-    :func:`automm.training.best_temperature`); 1.0 for regression and for outputs that are not
-    finite."""
+    :func:`automm.training.best_temperature`), with ``prior_sd``, under a normal prior on its
+    logarithm (a model kept alone: :data:`automm.pipeline.TEMPERATURE_PRIOR_SD`); 1.0 for
+    regression and for outputs that are not finite."""
     from .training import best_temperature
 
     if problem_type == "regression":
@@ -154,7 +155,7 @@ def calibrate(outputs: Sequence[np.ndarray], targets: np.ndarray, problem_type: 
         # gives its wrong answers on new rows a probability of 0.99
         rows = float(weights.sum()) if weights is not None else len(labels)  # (a row of weight 2: two rows)
         smoothing = 0.5 / (rows + 1)
-        temperatures.append(float(best_temperature(logits, labels, weights, smoothing)[0]) if finite else 1.0)
+        temperatures.append(float(best_temperature(logits, labels, weights, smoothing, prior_sd)[0]) if finite else 1.0)
     return temperatures
 
 

@@ -15,7 +15,7 @@ from .exceptions import AutoMMWarning, user_stacklevel
 from .process_state import SharedChange, all_warnings_left_out
 
 __all__ = ["leaderboard_frame", "trial_counts", "write_plots", "choose_from_pareto", "pareto_frame", "second_objective",
-           "rank_key", "RANK_Z", "TRIAL_ATTR", "foreign_trial"]
+           "rank_key", "RANK_Z", "TRIAL_ATTR", "foreign_trial", "epoch_scores"]
 
 #: The prefix of automm's user attributes on an Optuna trial (``"automm:score"``, ...).
 TRIAL_ATTR = "automm:"
@@ -29,6 +29,18 @@ def foreign_trial(trial: Any) -> bool:
     worker a moment later) and a failed one (Optuna fails a lost worker's) are taken for automm's."""
     return (trial.state.name in ("COMPLETE", "PRUNED")
             and not any(key.startswith(TRIAL_ATTR) for key in trial.user_attrs))
+
+
+def epoch_scores(history: Sequence[dict]) -> list[float | None]:
+    """Each record's ``valid_score`` of a training run's ``history`` (a trial's ``valid_scores``
+    in the leaderboard): a float, or None where it is missing or not finite (JSON for a study's
+    storage)."""
+    scores = []
+    for record in history:
+        value = record.get("valid_score")
+        value = None if value is None else float(value)
+        scores.append(value if value is not None and math.isfinite(value) else None)
+    return scores
 
 
 #: How many standard errors :func:`rank_key` takes off a score measured on few rows.
@@ -85,7 +97,8 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
     :func:`foreign_trial`, left out), the finished trials
     first, best first (then pruned, running and failed ones, by their partial scores): number, state, score (best holdout score), [latency_ms | n_params], encoders,
     fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
-    best_epoch (of the first fold when bagged), folds (1: holdout; k: k-fold bag, score
+    best_epoch (of the first fold when bagged), valid_scores (each epoch's validation score, a
+    list: of the first fold when bagged; None where not recorded), folds (1: holdout; k: k-fold bag, score
     out-of-fold), rows (how many rows the score was measured on; classification), seconds (wall), reason (failure, stop or pruning reason), default (the
     default configuration's trial), worker (host:pid), start and complete (local times)."""
     import pandas as pd
@@ -114,7 +127,7 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             "augmentations": ", ".join(a["name"] for a in config.get("augmentations") or []) if config else None,
             "params": dict(t.params), "config": config or None,
             "epochs": attrs.get(TRIAL_ATTR + "epochs"), "best_epoch": attrs.get(TRIAL_ATTR + "best_epoch"),
-            "folds": attrs.get(TRIAL_ATTR + "folds"), "rows": attrs.get(TRIAL_ATTR + "rows"), "seconds": attrs.get(TRIAL_ATTR + "seconds"), "reason": reason,
+            "valid_scores": attrs.get(TRIAL_ATTR + "valid_scores"), "folds": attrs.get(TRIAL_ATTR + "folds"), "rows": attrs.get(TRIAL_ATTR + "rows"), "seconds": attrs.get(TRIAL_ATTR + "seconds"), "reason": reason,
             "default": bool(attrs.get(TRIAL_ATTR + "default", False)), "worker": attrs.get(TRIAL_ATTR + "worker"),
             "start": t.datetime_start, "complete": t.datetime_complete,
         }
@@ -123,8 +136,8 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             row[key] = attrs.get(TRIAL_ATTR + key)
         rows.append(row)
     columns = ["number", "state", "score"] + ([second_objective(objectives)] if len(objectives) > 1 else []) + [
-        "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "folds", "rows", "seconds",
-        "reason", "default", "worker", "start", "complete"]
+        "encoders", "fusion", "augmentations", "params", "config", "epochs", "best_epoch", "valid_scores", "folds", "rows",
+        "seconds", "reason", "default", "worker", "start", "complete"]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame["score"] = frame["score"].astype(float)

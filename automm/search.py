@@ -192,8 +192,8 @@ from .exceptions import (AutoMMError, AutoMMWarning, InputError, SearchError, Ti
                          user_stacklevel)
 from .leaderboard import TRIAL_ATTR as _ATTR
 from .leaderboard import rank_key as _rank_key
-from .leaderboard import (choose_from_pareto, foreign_trial, leaderboard_frame, pareto_frame, second_objective, trial_counts,
-                          write_plots)
+from .leaderboard import (choose_from_pareto, epoch_scores, foreign_trial, leaderboard_frame, pareto_frame, second_objective,
+                          trial_counts, write_plots)
 from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable_modalities, bag_folds_for, scored_on,
                        rows_scored_on, score_text, candidate_decided_score, candidate_score_text, candidate_decision_weights, candidate_temperature, decided_score,
                        comparable_rows, decision_weights, untimed_epochs_problem,
@@ -947,7 +947,8 @@ def _run_objective(trial, ctx: SearchContext):
             f"out of GPU memory with batch {config['training']['batch_size']}: "
             f"trained with batch {candidate.config['training']['batch_size']}")
     for key, value in {"score": score if math.isfinite(score) else None, "loss": loss, "rows": rows,
-                       "epochs": len(candidate.history), "best_epoch": int(candidate.best_epoch), "seconds": seconds,
+                       "epochs": len(candidate.history), "best_epoch": int(candidate.best_epoch),
+                       "valid_scores": epoch_scores(candidate.history), "seconds": seconds,
                        "stop_reason": stop_reason, **extra}.items():
         trial.set_user_attr(_ATTR + key, value)
     if candidate.config is not config:

@@ -26,7 +26,9 @@ What is checked (see each function for details):
   ``AutoMM.load`` do);
 * ``pending_share`` is 0.0 for the values just ``prepare``\\ d (no one-off work left);
 * it runs on CPU, handles a missing value (:data:`~automm.MISSING`), gives finite
-  outputs, passes gradients when it is not frozen, and is deterministic under a seed;
+  outputs, passes gradients when it is not frozen, and is deterministic under a seed (each
+  check seeds torch's generator as the core does, then puts back the states torch's, numpy's
+  and Python's global generators had: the caller's random draws go on as if it had not run);
 * an encoder tagged ``"linear"`` has a linear form: with ``linear=True, output_dim=k``
   its ``forward`` equals ``linear_design(batch) @ W`` after ``set_linear_weight(W)``;
 * augmentations return a value of the same kind and depend only on the generator;
@@ -44,6 +46,7 @@ temporary ``cache_dir``), then ``preprocess``/``collate``/``forward``.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import pickle
 import tempfile
@@ -102,6 +105,19 @@ class ComponentReport:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+def _random_state_kept(check: Callable) -> Callable:
+    """``check`` run with torch's, numpy's and Python's global generators put back as it found
+    them: the kit seeds torch's to build components as the core does, and a plugin author's
+    test suite must not draw other numbers after it than without it."""
+    @functools.wraps(check)
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        from .estimator import global_random_state_kept  # (scikit-learn's import, on first use only)
+
+        with global_random_state_kept():
+            return check(*args, **kwargs)
+    return kept
+
 
 def _fail(spec: ComponentSpec | str, message: str) -> None:
     name = spec if isinstance(spec, str) else spec.label
@@ -197,6 +213,7 @@ def default_sample(modality: str) -> Any:
 
 # -- search spaces -----------------------------------------------------------------------
 
+@_random_state_kept
 def check_search_space(name_or_spec: str | ComponentSpec, kind: str = "encoder", *, prefix: str | None = None,
                        n_draws: int = 3, seed: int = 0, registry: Registry | None = None) -> list[dict]:
     """Run the component's search space on real Optuna trials (``n_draws`` random ones),
@@ -408,6 +425,7 @@ def _check_preprocess_off_device(spec: ComponentSpec, encoder: Encoder, values: 
         _off_cpu(spec, "forward", lambda: moved(move_to_device(batch, META)))
 
 
+@_random_state_kept
 def check_encoder(name_or_spec: str | ComponentSpec, sample_values: Sequence[Any], *,
                   missing_value: Any = None, seed: int = 0, atol: float = 1e-5, check_search: bool = True,
                   build_search_draws: bool = True, n_search_draws: int = 2, check_pickle: bool = True,
@@ -708,6 +726,7 @@ class _AugmentCalled(Exception):
 
 # -- fusions -----------------------------------------------------------------------------
 
+@_random_state_kept
 def check_fusion(name_or_spec: str | ComponentSpec, input_dims: Mapping[str, int] | None = None,
                  n_outputs: int = 3, *, batch_size: int = 6, seed: int = 0, atol: float = 1e-5,
                  check_search: bool = True, n_search_draws: int = 2, registry: Registry | None = None,
@@ -952,6 +971,7 @@ def _equal(first: Any, second: Any) -> bool:
     return first == second
 
 
+@_random_state_kept
 def check_augmentation(name_or_spec: str | ComponentSpec, sample: Any = None, *, seed: int = 0, n_calls: int = 8,
                        check_search: bool = True, n_search_draws: int = 2, registry: Registry | None = None,
                        **hyperparameters: Any) -> ComponentReport:
@@ -1081,6 +1101,7 @@ def _exercise_batch(spec: ComponentSpec, aug: BatchAugmentation, seed: int, n_ca
 
 # -- registration ------------------------------------------------------------------------
 
+@_random_state_kept
 def check_component_registration(plugin: Any, *, build_encoders: bool = False,
                                  expected: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[ComponentSpec]]:
     """Register ``plugin`` (a module or object with ``@automm.hookimpl`` functions) in a
@@ -1139,6 +1160,7 @@ def check_component_registration(plugin: Any, *, build_encoders: bool = False,
     return found
 
 
+@_random_state_kept
 def check_installed(distribution: str, *, expected: Mapping[str, Sequence[str]] | None = None
                     ) -> dict[str, list[ComponentSpec]]:
     """Check an installed distribution (``"automm-shout"``) as automm finds it: it declares an
@@ -1211,6 +1233,7 @@ def _has_role_hook(plugin: Any) -> bool:
     return callable(getattr(plugin, "automm_infer_column_role", None))
 
 
+@_random_state_kept
 def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_role: str,
                          column_name: str = "column") -> str:
     """Check that, with ``plugin`` registered (beside the built-ins, in a private plugin

@@ -367,21 +367,32 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.T
 
 
 def best_temperature(logits: torch.Tensor, targets: torch.Tensor,
-                     weights: torch.Tensor | None = None, smoothing: float = 0.0) -> tuple[float, float]:
+                     weights: torch.Tensor | None = None, smoothing: float = 0.0,
+                     prior_sd: float | None = None) -> tuple[float, float]:
     """``(b, loss)``: the multiplier ``b`` of ``logits`` (from 1e-2 to 1e2; golden-section search
     on ``log b``, the loss being convex in ``b``) with the lowest cross-entropy (weighted by the
     rows' ``weights`` when given), and that loss. ``b`` > 1 sharpens under-confident logits
-    (label smoothing makes them so), ``b`` < 1 softens over-confident ones."""
+    (label smoothing makes them so), ``b`` < 1 softens over-confident ones.
+
+    ``prior_sd``: ``b`` is the most probable under a normal prior on ``log b`` centred on 0 (the
+    logits as trained) with that standard deviation: it minimises the summed cross-entropy of the
+    rows plus ``log(b)² / (2 prior_sd²)``, which moves it towards 1 on a few rows only (the loss
+    returned is still the cross-entropy alone)."""
     logits = logits.float()
     targets = targets.long()
     weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+    rows = float(weights.sum()) if weights is not None else len(targets)  # (a row of weight 2: two rows)
+    penalty = 0.0 if prior_sd is None else 1.0 / (2.0 * prior_sd * prior_sd * max(rows, 1e-12))
 
-    def loss(log_b: float) -> float:
+    def cross_entropy(log_b: float) -> float:
         if weights is None:
             return float(torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets, label_smoothing=smoothing))
         per_row = torch.nn.functional.cross_entropy(logits * math.exp(log_b), targets, reduction="none",
                                                     label_smoothing=smoothing)
         return float(weighted_mean(per_row, weights))
+
+    def loss(log_b: float) -> float:  # (per row: the prior's share of each)
+        return cross_entropy(log_b) + penalty * log_b * log_b
 
     low, high = math.log(1e-2), math.log(1e2)
     ratio = (math.sqrt(5) - 1) / 2
@@ -396,7 +407,8 @@ def best_temperature(logits: torch.Tensor, targets: torch.Tensor,
             low, a, fa = a, b, fb
             b = low + ratio * (high - low)
             fb = loss(b)
-    return min((fa, math.exp(a)), (fb, math.exp(b)), (loss(0.0), 1.0))[::-1]
+    value, best = min((fa, a), (fb, b), (loss(0.0), 0.0))
+    return math.exp(best), (cross_entropy(best) if penalty else value)
 
 
 def calibrated_log_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> float:

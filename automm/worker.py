@@ -20,7 +20,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .components.image_cache import image_cache
 from .exceptions import AutoMMError, AutoMMWarning, InputError, user_stacklevel
@@ -58,7 +58,8 @@ class WorkerRequest:
 def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_weight: Any = None,
                X_val: Any = None, y_val: Any = None, sample_weight_val: Any = None,
                device: str = "auto", n_jobs: int = 1, artifact_dir: str | os.PathLike | None = None,
-               wait: float = 60.0, verbose: int = 0, given_params: Mapping[str, Any] | None = None) -> int:
+               wait: float = 60.0, verbose: int = 0, given_params: Mapping[str, Any] | None = None,
+               callbacks: Sequence[Any] | None = None) -> int:
     """Join the automm study ``study_name`` in ``storage`` and run its trials until the
     study's ``n_trials`` or time limit is reached or every ``fit`` running it has finished.
 
@@ -83,6 +84,9 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     given_params : the estimator's parameters the caller was given (``automm worker --recipe``: the
         recipe's); those of the search and training that differ from the study's are named in a
         warning: the worker uses the study's.
+    callbacks : list of :class:`automm.Callback`, called in every training run of this worker's
+        trials, as ``AutoMM(callbacks=...)``'s are in a fit's (the study keeps no callbacks: a
+        fit's are its own; forked processes, ``n_jobs`` > 1 on the CPU, call their own copies).
 
     The worker samples the study's stored space with the study's sampler and pruner by name
     (a sampler or pruner that ``fit`` was given as an object becomes TPE / median here) and
@@ -97,6 +101,9 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     """
     import optuna
 
+    from .estimator import _check_callbacks
+
+    _check_callbacks(callbacks)  # (before waiting for the study)
     storage_ref = parse_storage(storage)
     if storage_ref[0] == "memory":
         raise InputError("storage: a worker needs the study's storage (URL or journal file)")
@@ -113,7 +120,7 @@ def run_worker(storage: Any, study_name: str, *X: Any, y: Any = None, sample_wei
     known = cls().get_params(deep=False)
     params = {k: v for k, v in spec["params"].items() if k in known and v is not None}
     params.update(device=device, n_jobs=n_jobs, verbose=verbose, random_state=spec["seed"], storage=None,
-                  plot_dir=None)
+                  plot_dir=None, callbacks=None if callbacks is None else list(callbacks))
     estimator = cls(**params)
     request = WorkerRequest(storage_ref, study_name, spec, None if artifact_dir is None else os.path.abspath(artifact_dir),
                              int(n_jobs), int(verbose), storage=backend, wait_until=start + max(0.0, float(wait)))

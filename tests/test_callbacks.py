@@ -207,3 +207,24 @@ def test_a_callback_shows_its_class_and_settings_in_the_estimators_repr():
     assert "Stopper(patience=3, names=['aaaa" in shown and "...]" in shown and "object at 0x" not in shown
     assert "_seen" not in shown and len(repr(Stopper(3, list(range(1000))))) < 80
     assert repr(Callback()) == "Callback()"
+
+
+def test_a_worker_calls_the_callbacks_it_is_given_in_its_trials(emoji_split, tmp_path):
+    """``run_worker`` took no callbacks: a worker's trials (``automm worker``, another machine's
+    process) trained with none, while the fit's own trials called the fit's."""
+    import optuna
+
+    from automm import search
+    from automm.worker import run_worker
+
+    X, y = _texts(emoji_split, rows=60)
+    journal = str(tmp_path / "study.log")
+    AutoMM(**tiny(max_epochs=1, n_trials=1, ensemble_size=1, storage=journal, study_name="w",
+                  search_space={"linear_model": False})).fit(X, y)
+    study = optuna.load_study(study_name="w", storage=search.make_storage("journal", journal))
+    search.register_fit(study, "elsewhere:1", "running", n_trials=2)  # (a fit still running on another machine)
+    recorder = Recorder()
+    assert run_worker(journal, "w", wait=5, device="cpu", callbacks=[recorder]) == 1
+    assert recorder.events[0] == "begin" and "end1" in recorder.events and recorder.events[-1] == "finish"
+    with pytest.raises(InputError, match=r"callbacks\[0\]: Recorder is a class; pass an instance"):
+        run_worker(journal, "w", wait=0, callbacks=[Recorder])

@@ -489,6 +489,40 @@ def test_calibrate_sharpens_under_confident_and_softens_over_confident_logits():
     assert calibrate([np.full((300, 3), np.nan)], targets, "multiclass") == [1.0]
 
 
+def _lone_model_temperature(logits, targets):
+    """``candidate_temperature`` of a model kept alone whose holdout outputs are ``logits``."""
+    from types import SimpleNamespace
+
+    from automm.pipeline import Candidate, candidate_temperature
+
+    rows = np.arange(len(targets))
+    data = SimpleNamespace(problem_type="multiclass", targets=np.asarray(targets), valid_index=rows,
+                           weights=lambda rows: None)
+    candidate = Candidate(config={}, model=None, history=[], best_epoch=1, best_score=0.0,
+                          valid_outputs=np.asarray(logits, dtype=np.float32), stop_reason="", seconds=0.0)
+    return candidate_temperature(data, candidate)
+
+
+def test_a_lone_models_temperature_is_not_set_by_a_few_wrong_holdout_rows_alone():
+    """Tiny data (emoji, 12-15 rows, 9 classes): a holdout of 1-2 rows the model got wrong set the
+    temperature to 0.01-0.05, so predict_proba gave every class about 1/9 where accuracy was 0.33.
+    A prior on the temperature's logarithm keeps a few rows from setting it alone."""
+    logits = np.zeros((2, 9), dtype=np.float32)
+    logits[:, 0], logits[:, 1] = 3.0, 1.0
+    temperature = _lone_model_temperature(logits, [1, 2])  # both rows wrong
+    top = torch.softmax(torch.from_numpy(logits[0]) * temperature, 0).max().item()
+    assert 0.3 < temperature < 1.0 and top > 0.3  # (before: 0.048, top 0.125)
+    assert calibrate([logits], np.array([1, 2]), "multiclass")[0] < 0.1  # an ensemble member's: as before
+
+
+def test_the_temperatures_prior_leaves_a_large_holdouts_temperature_about_as_it_was():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 5, 400)
+    logits = (rng.normal(size=(400, 5)) + 1.5 * np.eye(5)[targets]).astype(np.float32) * 3  # over-confident
+    (plain,) = calibrate([logits], targets, "multiclass")
+    assert plain < 0.5 and _lone_model_temperature(logits, targets) == pytest.approx(plain, rel=0.03)
+
+
 def test_calibrate_does_not_ask_for_certainty_of_a_holdout_it_gets_all_right():
     """15 holdout rows all right: without the half-error prior the temperature went to its
     largest, 100, and predict_proba gave a wrong answer on a new row a probability near 1."""

@@ -872,6 +872,23 @@ def test_leaderboard_lists_every_trial_with_the_default_first(searched):
     assert searched.study_name_.startswith("automm-")
 
 
+def test_leaderboard_holds_each_trials_validation_score_per_epoch(searched):
+    """A user comparing trials' learning curves had each trial's epochs and best epoch only (Optuna's
+    intermediate values are the best score so far): ``valid_scores`` lists every epoch's score."""
+    board = searched.leaderboard_
+    assert list(board.columns).index("valid_scores") == list(board.columns).index("best_epoch") + 1
+    for trial in board.itertuples():
+        assert len(trial.valid_scores) == trial.epochs and all(isinstance(v, float) for v in trial.valid_scores)
+        assert trial.valid_scores[trial.best_epoch - 1] == pytest.approx(trial.score)  # (the holdout's: no bag here)
+
+
+def test_epoch_scores_are_json_for_a_study_storage():
+    from automm.leaderboard import epoch_scores
+
+    history = [{"valid_score": np.float32(0.5)}, {"valid_score": float("nan")}, {"epoch": 3}]
+    assert json.loads(json.dumps(epoch_scores(history), allow_nan=False)) == [0.5, None, None]
+
+
 def test_fit_summary_says_what_the_search_did_and_kept(searched, texts, tmp_path):
     inputs, labels = texts[0], texts[1]
     summary = searched.fit_summary()

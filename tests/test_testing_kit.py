@@ -947,3 +947,33 @@ def test_kit_catches_mixed_soft_targets_that_do_not_sum_to_one(fresh_registry):
     fresh_registry(_BrokenAugmentationsPlugin())
     with pytest.raises(ConformanceError, match="smoothing_without_uniform.*soft class targets summing to 1"):
         check_augmentation("smoothing_without_uniform")
+
+
+def _global_draws():
+    return torch.rand(4).tolist(), np.random.rand(2).tolist(), random.random()
+
+
+def _draws_after(check):
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    check()
+    return _global_draws()
+
+
+@pytest.mark.parametrize("check", [
+    lambda: check_encoder("gru", TEXTS[:2], build_search_draws=False, max_length=8, emb_dim=8, hidden_dim=8, output_dim=8),
+    lambda: check_fusion("concat", check_search=False),
+], ids=["encoder", "fusion"])
+def test_the_kit_leaves_the_callers_random_generators_as_it_found_them(check):
+    """The kit seeds torch's global generator to build components as the core does: a plugin
+    author's test suite drew other numbers after a check than without it (the encoder's and
+    the fusion's checks changed torch's next draws)."""
+    expected = _draws_after(lambda: None)
+    assert _draws_after(check) == expected
+
+
+def test_a_failing_check_leaves_the_callers_random_generators_too(broken):
+    def failing():
+        with pytest.raises(ConformanceError, match="global_random"):
+            check_augmentation("global_random")  # it draws from torch's global generator itself
+
+    assert _draws_after(failing) == _draws_after(lambda: None)
