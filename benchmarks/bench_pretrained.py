@@ -20,6 +20,10 @@ Usage::
     python benchmarks/bench_pretrained.py --parts accuracy --tasks fashion-subcategory --time-limit 600
 
 Each result is printed as one JSON line (``"part": ...``) after a readable line.
+
+Takes, on 2 cores: ``throughput`` about a minute; ``cache`` 3 to 10 minutes per task (the cold run computes
+every feature: about 10-20 s per 1,000 images); ``accuracy`` 2 x ``--time-limit`` per task (one with
+``--no-baseline``): every part of the three tasks at 600 s, about two hours.
 """
 
 from __future__ import annotations
@@ -127,6 +131,13 @@ def _leaderboard(model) -> list[dict]:
     return [dict(row) for row in board]
 
 
+def held_features(cache_dir: str) -> int:
+    """How many feature files ``cache_dir`` holds (a cold run there would read them)."""
+    from automm.feature_cache import cache_usage
+
+    return sum(usage.files for usage in cache_usage(cache_dir))
+
+
 def cache_effect(task: str, trials: int, cache_dir: str | None) -> None:
     folder = cache_dir or tempfile.mkdtemp(prefix="automm-bench-cache-")
     results = {}
@@ -189,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: a fresh temporary folder "
-                        "for the cache part, $AUTOMM_CACHE_DIR or ~/.cache/automm otherwise)")
+                        "for the cache part, which needs an empty one; $AUTOMM_CACHE_DIR or ~/.cache/automm "
+                        "otherwise)")
     parser.add_argument("--n-images", type=int, default=256)
     parser.add_argument("--n-texts", type=int, default=1000)
     parser.add_argument("--pretrained-only", action="store_true")
@@ -202,8 +214,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     parts = args.parts.split(",")
     tasks = [t for t in args.tasks.split(",") if t]
-    print(f"# OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, cpus={os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    if "cache" in parts and args.cache_dir:  # its cold run must find the folder empty
+        if held_features(args.cache_dir):
+            parser.error(f"--cache-dir {args.cache_dir} holds {held_features(args.cache_dir)} feature files: the "
+                         "cache part's cold run would read them (give an empty folder, or none: a fresh temporary "
+                         "one per task)")
+        if len(tasks) > 1:  # the second task's cold run would read the first's features (fashion's share inputs)
+            parser.error("--cache-dir with the cache part: one task at a time (or no --cache-dir: a fresh "
+                         "temporary folder per task)")
+    from common import describe_setup
+
+    print(describe_setup(args), flush=True)
     if "throughput" in parts:
         throughput(args.n_images, args.n_texts)
     if "cache" in parts:

@@ -12,6 +12,8 @@ Each size runs in a fresh process. Its peak memory is reset just before the fit
 (``/proc/self/clear_refs``), so "peak growth" is the fit's own high-water mark over the memory
 the process held before it (data, model); "KB per row" divides it by the rows.
 
+Takes about 2 minutes at the default 10k and 50k rows, and 7 more at 200k (2 cores).
+
     python benchmarks/bench_scale.py                     # 10k and 50k rows, 1 torch thread
     python benchmarks/bench_scale.py --rows 10000 50000 200000 --out scale.json
 """
@@ -30,7 +32,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import data_dir  # noqa: E402
+from common import data_dir, describe_setup  # noqa: E402
 
 TEXT = "productDisplayName"
 CATEGORICAL = ("gender", "baseColour", "season", "usage")
@@ -123,6 +125,7 @@ def main() -> None:
         save = f"{args.save}-{args.one}.npz" if args.save else None
         print(json.dumps(run_one(args.one, args.seed, args.threads, save)))
         return
+    print(describe_setup(args), flush=True)
     results = []
     print(f"{'rows':>8} {'fit s':>7} {'before MB':>9} {'peak MB':>8} {'growth MB':>9} {'KB/row':>7}  best C, score")
     for n_rows in args.rows:

@@ -28,6 +28,9 @@ rows; train/test by the ``split`` column; data at $AUTOMM_DATA or ../shared/data
 3. parallel: two worker processes sharing one journal storage (``n_jobs=2``) vs one process:
    trials per hour (target >= 1.7x on 2 cores where trials are not thread-bound).
 
+Takes ``--time-limit`` per run (two runs per part; ``search`` is shared by the parts): every part at
+the default 900 s, about an hour, after a few minutes warming the cache (``--cache warm``).
+
 The search space is automm's default (every installed encoder and fusion, augmentations and
 training hyperparameters). Features of frozen pretrained encoders (automm-pretrained) are
 computed once before the timed runs into a benchmark-private cache (``--cache warm``, the
@@ -46,7 +49,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_task  # noqa: E402
+from common import describe_setup, load_task  # noqa: E402
 
 PARTS = ("accuracy", "pruning", "parallel")
 RUNS = {  # run name -> (parts needing it, AutoMM parameters besides time_limit and random_state)
@@ -199,7 +202,7 @@ def main() -> None:
     parser.add_argument("--ensemble-size", type=int, default=5)
     parser.add_argument("--out", help="write the results as JSON here (default: a new temporary folder)")
     parser.add_argument("--cache", choices=("warm", "fresh"), default="warm")
-    parser.add_argument("--cache-dir", help="with --cache warm: an already warmed cache to reuse")
+    parser.add_argument("--cache-dir", help="with --cache warm: an already warmed cache to reuse (never deleted)")
     parser.add_argument("--sampled-only", action="store_true",
                         help="searches sample every trial (search_space={'warm_start': False}): no default "
                              "configuration or presets first, so that pruning acts on every trial")
@@ -211,6 +214,9 @@ def main() -> None:
     parser.add_argument("--child", metavar="RUN", help=argparse.SUPPRESS)
     parser.add_argument("--warm", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cache == "fresh" and args.cache_dir:  # each run's cache is emptied: never a folder of the user's
+        parser.error("--cache-dir names a warmed cache to reuse, with --cache warm; --cache fresh gives every run "
+                     "a new empty cache of its own")
     if args.warm:
         print("RESULT " + json.dumps(warm_cache(args.task, args.warm)), flush=True)
         return
@@ -218,10 +224,12 @@ def main() -> None:
         print("RESULT " + json.dumps(run_one(args.task, args.child, args.time_limit, args.seed, args.ensemble_size,
                                              args.sampled_only, args.space, args.pruner), default=str), flush=True)
         return
+    print(describe_setup(args), flush=True)
     import os
     import shutil
 
     results: dict[str, dict] = {}
+    failed: list[str] = []
     env = dict(os.environ)
     cache = args.cache_dir or tempfile.mkdtemp(prefix="automm-bench-cache-")
     if args.cache == "warm":
@@ -229,14 +237,15 @@ def main() -> None:
         proc = subprocess.run([sys.executable, __file__, "--warm", cache, "--task", args.task], capture_output=True,
                               text=True, env=env)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        print(f"feature cache {cache} warmed (seconds per encoder): {lines[-1][7:] if lines else proc.stderr[-2000:]}",
-              flush=True)
+        if proc.returncode or not lines:  # the runs would not see the same warm cache: the first would pay for it
+            sys.exit(f"warming the feature cache {cache} failed:\n{proc.stderr[-3000:]}")
+        print(f"feature cache {cache} warmed (seconds per encoder): {lines[-1][7:]}", flush=True)
     for run, (parts, _) in RUNS.items():
         if not set(parts) & set(args.parts):
             continue
-        if args.cache == "fresh":
+        if args.cache == "fresh":  # the previous run's cache, made here, and a new empty one
             shutil.rmtree(cache, ignore_errors=True)
-            env["AUTOMM_CACHE_DIR"] = tempfile.mkdtemp(prefix="automm-bench-cache-")
+            cache = env["AUTOMM_CACHE_DIR"] = tempfile.mkdtemp(prefix="automm-bench-cache-")
         proc = subprocess.run([sys.executable, __file__, "--child", run, "--task", args.task, "--time-limit",
                                str(args.time_limit), "--seed", str(args.seed), "--ensemble-size",
                                str(args.ensemble_size), "--space", args.space, "--pruner", args.pruner,
@@ -245,6 +254,7 @@ def main() -> None:
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode or not lines:
             print(f"{run}: failed\n{proc.stderr[-3000:]}", file=sys.stderr)
+            failed.append(run)
             continue
         result = results[run] = json.loads(lines[-1][7:])
         extra = ""
@@ -253,6 +263,8 @@ def main() -> None:
                      f"{result['trials_per_hour']:.0f} trials/h  workers {result['workers']}")
         print(f"{run:18s} test acc {result['accuracy']:.4f}  fit {result['fit_seconds']:6.1f}s{extra}", flush=True)
 
+    if args.cache == "fresh":
+        shutil.rmtree(cache, ignore_errors=True)
     print()
     if "accuracy" in args.parts and {"default", "search"} <= set(results):
         d, s = results["default"], results["search"]
@@ -290,6 +302,8 @@ def main() -> None:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="automm-bench-results-")) / "results.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     print(f"results (every trial of every run): {out}")
+    if failed:
+        sys.exit(f"{len(failed)} run(s) failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ the same rows, each in the same process one after the other:
 Printed per run: test accuracy (true test labels), fit seconds, trials, and what the ensemble
 kept. With automm-pretrained installed the search uses its frozen encoders as usual.
 
+Takes about ``--time-limit`` per run and half a minute more (four runs at 120 s: about 9 minutes).
+
 Usage::
 
     python benchmarks/bench_weights.py --task fashion-subcategory --time-limit 120
@@ -50,13 +52,14 @@ def corrupt(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np
 
 def main(argv: list[str] | None = None) -> None:
     from automm import AutoMM
-    from common import fit_trials, kept_models, load_task, task_parser
+    from common import describe_setup, fit_trials, kept_models, load_task, task_parser
 
     parser = task_parser(__doc__, "fashion-subcategory")
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument("--weight", type=float, default=0.1)
     parser.add_argument("--runs", default="clean,noisy,weighted,dropped")
     args = parser.parse_args(argv)
+    print(describe_setup(args), flush=True)
 
     train, test, image, text, label = load_task(args.task)
     X, X_test = train[[image, text]], test[[image, text]]

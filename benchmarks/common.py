@@ -38,6 +38,20 @@ def load_task(task: str) -> tuple[pd.DataFrame, pd.DataFrame, str, str, str]:
     return train.reset_index(drop=True), test.reset_index(drop=True), "image", text, label
 
 
+def held_out_rows(labels, share: float, seed: int):
+    """The positions of the rows that ``AutoMM(holdout_frac=share, random_state=seed)`` holds out
+    itself of training rows with these class labels (its own rule: ``round(share * rows)`` rows,
+    stratified, a class of one row kept in training), sorted."""
+    import numpy as np
+
+    from automm import AutoMM
+
+    _, codes = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+    model = AutoMM(holdout_frac=share, random_state=seed)
+    model.problem_type_ = "multiclass"  # what the rule reads of a fit (the benchmark's tasks are classifications)
+    return model._holdout_split(codes, seed)[1]
+
+
 def kept_models(model) -> dict:
     """What a fitted ``AutoMM`` kept, from its ``fit_summary()``: ``{trial: weight}`` of its
     ensemble, or ``{"trial": best trial}`` (``{}`` without a search)."""
@@ -50,6 +64,27 @@ def kept_models(model) -> dict:
 def fit_trials(model) -> int:
     """The number of trials of a fitted ``AutoMM``'s search (0 without one)."""
     return model.fit_summary().get("trials", {}).get("total", 0)
+
+
+def describe_setup(args) -> str:
+    """One line recording what a run used: its settings (the parsed ``args``), the code (automm's
+    version and commit, ``+changes`` where the checkout differs from it), the encoders installed
+    (automm-pretrained's or not: accuracies differ by up to 15 points), the cores and their load
+    (on a shared machine, timings vary several-fold with it)."""
+    import subprocess
+
+    import automm
+
+    settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in vars(args).items() if v is not None}
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty=+changes"],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:  # no git
+        commit = ""
+    return (f"# settings {settings}; automm {automm.__version__} at {commit or 'an unknown commit'}; encoders "
+            f"{', '.join(automm.list_encoders())}; {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}, "
+            f"OMP_NUM_THREADS {os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+            f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
 
 def task_parser(description: str, task: str, time_limit: float = 120.0):

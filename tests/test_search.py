@@ -973,6 +973,56 @@ def test_a_resumed_search_says_its_own_time_and_trials(texts, capsys, tmp_path):
     assert last.startswith("[automm] search done: 3 trials (3 finished) in ") and seconds <= took + 0.5, last
 
 
+def test_a_resumed_search_keeps_time_to_retrain_the_best_trials_already_in_its_study(texts, capsys, tmp_path):
+    """Run again on its study under a time limit, a search spent the whole time on new trials, then
+    had none left to retrain the earlier run's best trials (their models were in its process): the
+    model came from the new trials alone, with a warning to run fit again with time to retrain them,
+    which every run again did the same (fashion, a third `automm fit` of time_limit=60: test accuracy
+    0.99, the two runs before 1.0). It says it resumed, and keeps their retraining time."""
+    X, y, _, _ = texts
+    params = small(verbose=1, storage=f"journal://{tmp_path / 'study.log'}", study_name="days")
+    first = AutoMM(**params, n_trials=2).fit(X, y)
+    board = first.leaderboard_.set_index("number")
+    linear = int(board.index[board["fusion"] == "sum"][0])  # the linear model: in every ensemble's pool
+    capsys.readouterr()
+    start = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = AutoMM(**params, time_limit=12).fit(X, y)
+    took = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert "[automm] study 'days' resumed with 2 trials already in it (2 finished); " in err, err
+    assert f"[automm] retraining trial {linear} (its model is in another process)" in err, err
+    assert not [w for w in caught if f"trial {linear} " in str(w.message)], [str(w.message) for w in caught]
+    assert len(model.leaderboard_) > 2 and took < 12 + 2.5, (len(model.leaderboard_), took)
+
+
+def test_a_resumed_study_runs_again_the_presets_its_time_limit_stopped(texts, capsys, tmp_path, monkeypatch):
+    """The first run's time limit stopped its linear model (fashion, time_limit=60, an empty cache: MiniLM had
+    computed 748 of 750 features, the rest cached), and every run of the study after it went without one: a
+    sampled trial never draws it, and only trials cut short by Ctrl-C were retried."""
+    from automm import pipeline
+    from automm.exceptions import TimeLimitExceeded
+
+    X, y, _, _ = texts
+    params = small(verbose=1, n_trials=2, storage=f"journal://{tmp_path / 'study.log'}", study_name="days")
+
+    def stopped(*args, **kwargs):
+        raise TimeLimitExceeded("stopped at the time limit: a feature computed of 120")
+
+    monkeypatch.setattr(pipeline, "train_linear", stopped)
+    board = AutoMM(**params).fit(X, y).leaderboard_.set_index("number")
+    assert board.loc[1, "state"] == "FAIL" and board.loc[1, "fusion"] == "sum", board
+    monkeypatch.undo()
+    capsys.readouterr()
+    board = AutoMM(**{**params, "n_trials": 3}).fit(X, y).leaderboard_.set_index("number")
+    assert ("resumed with 2 trials already in it (1 finished, 1 failed; n_trials=3 counts them); trial 1, "
+            "which the time limit stopped, queued again (after the trials queued before)") in capsys.readouterr().err
+    # (after the preset the first run queued and left, trial 2): the failed one counts towards no n_trials
+    assert board.loc[1, "reason"].endswith("; retried as trial 3"), board.loc[1, "reason"]
+    assert board.loc[3, "state"] == "COMPLETE" and board.loc[3, "fusion"] == "sum" and len(board) == 4
+
+
 @pytest.mark.parametrize("objectives", ["score", ("score", "params")])
 def test_a_resumed_search_samples_configurations_it_has_not_tried(texts, tmp_path, objectives):
     """Run again on its journal, a seeded search drew with its sampler seeded as before: the random

@@ -22,7 +22,7 @@ from torch import nn
 from automm.components.base import MISSING, Encoder
 from automm.exceptions import InputError
 
-from .signal import RIFF_IDS, LogMelSpectrogram, checked_readable, fix_length, load_audio, resample
+from .signal import RIFF_IDS, LogMelSpectrogram, checked_readable, clip_seconds, fix_length, load_audio, resample
 
 __all__ = ["AudioCNNEncoder", "audio_cnn_search_space", "AUDIO_CNN_DEFAULTS"]
 
@@ -33,6 +33,8 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+#: Over this share of the training audio beyond the middle ``duration`` seconds of its clips, ``fit`` warns.
+UNHEARD_WARNING_SHARE = 0.1
 #: Source samples kept on each side of the centre part a long clip is cropped to, before resampling.
 RESAMPLE_MARGIN = 256
 
@@ -107,14 +109,32 @@ class AudioCNNEncoder(Encoder):
             return self.melspec(self.waveform(value))
 
     def fit(self, values: Sequence[Any]) -> "AudioCNNEncoder":
-        """Measure the mean and standard deviation of the log-mel values (up to 256 samples)."""
+        """Measure the mean and standard deviation of the log-mel values (up to 256 samples), and say
+        (``fit_warnings_``, which the core warns with once per fit) when over
+        :data:`UNHEARD_WARNING_SHARE` of the training audio is not heard: the part of each clip
+        beyond the middle ``duration`` seconds (judged on up to 500 clips, evenly spaced; of a WAV
+        file, from its headers)."""
         present = [v for v in values if v is not MISSING]
+        self.fit_warnings_ = []
         if present:
             step = max(1, len(present) // 256)
             specs = torch.stack([self.spectrogram(v) for v in present[::step][:256]])
             self.mean = float(specs.mean())
             self.std = float(specs.std()) or 1.0
+            self._warn_unheard(present[::max(1, len(present) // 500)][:500])
         return self
+
+    def _warn_unheard(self, values: Sequence[Any]) -> None:
+        seconds = np.array([clip_seconds(v, self.sample_rate) for v in values])
+        unheard = np.clip(seconds - self.duration, 0, None).sum() / max(seconds.sum(), 1e-12)
+        if unheard > UNHEARD_WARNING_SHARE:
+            enough = int(np.ceil(np.quantile(seconds, 0.9)))
+            self.fit_warnings_.append(
+                f"{unheard:.0%} of the training audio is not heard: audio_cnn hears the middle "
+                f"{self.duration:g} s of each clip (duration), and {np.mean(seconds > self.duration):.0%} of the clips "
+                f"are longer (the longest {seconds.max():.3g} s), so a sound elsewhere in them is lost. To hear more "
+                f"(its time and memory grow with it): encoders={{'audio': {{'name': 'audio_cnn', 'duration': "
+                f"{enough}}}}} holds 90% of the clips whole")
 
     def prepare(self, values: Sequence[Any], *, cache_dir: str | None = None) -> None:
         """Check, before any training, that every WAV path can be read (headers only); files the

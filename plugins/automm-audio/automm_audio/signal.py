@@ -43,7 +43,7 @@ except ImportError:  # an automm 0.1.0 of before file_kind (this plugin takes an
     def file_kind(mode: int) -> str:
         return "not a regular file"
 
-__all__ = ["AUDIO_EXTENSIONS", "load_audio", "read_wav", "write_wav", "resample", "fix_length",
+__all__ = ["AUDIO_EXTENSIONS", "load_audio", "clip_seconds", "read_wav", "write_wav", "resample", "fix_length",
            "mel_filterbank", "hz_to_mel", "mel_to_hz", "LogMelSpectrogram", "looks_like_audio"]
 
 AUDIO_EXTENSIONS = (".wav", ".wave")
@@ -139,10 +139,13 @@ def other_audio_format(head: bytes) -> str | None:
 
 def _wav_encoding(fmt: bytes, description: str) -> tuple[int, int, int, int]:
     """(format tag: PCM or IEEE float, channels, sample rate, bytes per sample) of a fmt chunk, plain or
-    WAVE_FORMAT_EXTENSIBLE (whose subformat GUID gives the tag)."""
+    WAVE_FORMAT_EXTENSIBLE (whose subformat GUID gives the tag). PCM samples whose frame (the block
+    align) holds more bytes per channel than their bits need, up to 4 (24-bit samples in 32-bit
+    containers, as some tools write them with a plain PCM header), are read at the container's width,
+    the bits left-justified in it as the format puts them, as scipy.io.wavfile reads them."""
     if len(fmt) < 16:
         raise InputError(f"WAV fmt chunk too short ({len(fmt)} bytes, at least 16 needed): {description}")
-    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
+    tag, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
     encoding = f"format tag 0x{tag:04X} ({_FORMAT_NAMES.get(tag, 'unknown')})"
     if tag == _EXTENSIBLE:
         if len(fmt) < 40:
@@ -154,8 +157,13 @@ def _wav_encoding(fmt: bytes, description: str) -> tuple[int, int, int, int]:
                     + (f" ({_FORMAT_NAMES.get(tag, 'unknown')})" if tag is not None else ""))
     if channels == 0 or rate == 0:
         raise InputError(f"WAV file with {channels} channels at {rate} Hz: {description}")
-    if (tag == _PCM and 1 <= bits <= 32) or (tag == _IEEE_FLOAT and bits in (32, 64)):
-        return tag, channels, rate, (bits + 7) // 8
+    if tag == _PCM and 1 <= bits <= 32:
+        width = (bits + 7) // 8
+        if block_align > channels * width and block_align % channels == 0 and block_align // channels <= 4:
+            width = block_align // channels  # samples in wider containers
+        return tag, channels, rate, width
+    if tag == _IEEE_FLOAT and bits in (32, 64):
+        return tag, channels, rate, bits // 8
     raise InputError(f"unsupported WAV encoding ({encoding}, {bits} bits): {description}; supported: PCM of 8, 16, "
                      "24 or 32 bits and IEEE float of 32 or 64 bits, plain or extensible")
 
@@ -296,27 +304,56 @@ def _to_mono_float(samples: Any, description: str, rate: float | None = None,
 def load_audio(value: Any, default_rate: int, centre_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Any accepted raw value (see the module doc) → (mono float32 samples, sample rate); with
     ``centre_seconds``, of only that long a stretch from the middle (of a WAV file, only that stretch is read)."""
-    if _wav_record(value):  # a Hugging Face audio record: its bytes, else its path
-        value = value["bytes"] if value.get("bytes") is not None else value["path"]
-    if isinstance(value, (str, os.PathLike, bytes, bytearray)):
-        samples, rate = read_wav(bytes(value) if isinstance(value, bytearray) else value, centre_seconds)
+    source = _wav_source(value)
+    if source is not None:
+        samples, rate = read_wav(source, centre_seconds)
         return samples.mean(axis=1).astype(np.float32), rate
+    samples, rate, description = _samples_and_rate(value, default_rate)
+    return _to_mono_float(samples, description, rate, centre_seconds), rate
+
+
+def clip_seconds(value: Any, default_rate: int) -> float:
+    """How long a clip (any accepted raw value) lasts, in seconds: of a WAV file, from its headers
+    (its samples are not read); of samples, from their shape (a 2-D array's longer axis is time)."""
+    source = _wav_source(value)
+    if source is not None:
+        return _with_wav_data(source, _wav_seconds)
+    samples, rate, _ = _samples_and_rate(value, default_rate)
+    shape = tuple(samples.shape) if isinstance(samples, (np.ndarray, torch.Tensor)) else np.shape(samples)
+    return (max(shape) if shape else 0) / rate
+
+
+def _wav_seconds(data: bytes | mmap.mmap, description: str) -> float:
+    fmt, _, size = _wav_chunks(data, description)
+    _, channels, rate, width = _wav_encoding(fmt, description)
+    return size // (channels * width) / rate
+
+
+def _wav_source(value: Any) -> str | os.PathLike | bytes | None:
+    """The WAV path or bytes that ``value`` is (of a Hugging Face audio record, its bytes, else its
+    path), or None for a value of samples."""
+    if _wav_record(value):
+        value = value["bytes"] if value.get("bytes") is not None else value["path"]
+    if isinstance(value, (str, os.PathLike, bytes)):
+        return value
+    return bytes(value) if isinstance(value, bytearray) else None
+
+
+def _samples_and_rate(value: Any, default_rate: int) -> tuple[Any, int, str]:
+    """(samples as given, sample rate, what they were given as) of a dict, tuple or array of samples."""
     if isinstance(value, dict):
         array = value.get("array", value.get("samples"))
         rate = value.get("sample_rate", value.get("sampling_rate"))
         if array is None or rate is None:
             raise InputError("an audio dict needs 'array' and 'sample_rate' (or 'sampling_rate') keys; got keys "
                              f"{sorted(value)}")
-        rate = _check_rate(rate)
-        return _to_mono_float(array, "dict", rate, centre_seconds), rate
+        return array, _check_rate(rate), "dict"
     if isinstance(value, tuple) and len(value) == 2 and np.isscalar(value[1]):
-        rate = _check_rate(value[1])
-        return _to_mono_float(value[0], "tuple", rate, centre_seconds), rate
+        return value[0], _check_rate(value[1]), "tuple"
     if isinstance(value, tuple) and len(value) == 2 and np.isscalar(value[0]):  # scipy.io.wavfile.read's order
-        rate = _check_rate(value[0])
-        return _to_mono_float(value[1], "tuple", rate, centre_seconds), rate
+        return value[1], _check_rate(value[0]), "tuple"
     if isinstance(value, (np.ndarray, torch.Tensor, list)):
-        return _to_mono_float(value, "array", int(default_rate), centre_seconds), int(default_rate)
+        return value, int(default_rate), "array"
     raise InputError(f"cannot read audio from a {type(value).__name__}; expected a .wav path, WAV bytes, "
                      "{'array': samples, 'sample_rate': rate}, (samples, rate), (rate, samples) or a 1-D array")
 

@@ -9,6 +9,7 @@ pytest.importorskip("automm_audio", reason="the automm-audio plugin is not insta
 import numpy as np
 import pandas as pd
 
+import automm
 from automm import AutoMM
 from automm_audio import write_wav
 from automm_audio.datasets import CLASSES, make_signal
@@ -170,3 +171,14 @@ def test_without_audio_augmentations_each_clips_spectrogram_is_computed_once(tmp
     model.fit(X[["clip"]], y)
     assert len(model.history_) == 3
     assert len(calls) <= len(X) + 2  # once per clip (and the core's probe of the first clip's size)
+
+
+def test_a_fit_on_clips_much_longer_than_the_duration_says_so_naming_the_column(tmp_path):
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"clip": [{"array": make_signal(label, rng, 8000, seconds=4.0), "sample_rate": 8000}
+                               for label in CLASSES * 3]})
+    model = AutoMM(encoders={"audio": dict(TINY, depth=2)}, max_epochs=1, batch_size=8, num_workers=0,
+                   random_state=0, augmentations=None)
+    with pytest.warns(automm.AutoMMWarning, match=r"column 'clip': 75% of the training audio is not heard: audio_cnn "
+                                                  r"hears the middle 1 s of each clip \(duration\).*'duration': 4\}"):
+        model.fit(X, list(CLASSES * 3))

@@ -193,3 +193,21 @@ def test_a_clip_as_a_wav_file_and_as_an_array_gives_the_same_waveform(tmp_path):
     from_file = encoder.waveform(str(tmp_path / "c.wav"))
     from_array = encoder.waveform({"array": written, "sample_rate": rate})
     assert torch.allclose(from_file, from_array, atol=1e-6)
+
+
+def test_fit_says_when_much_of_the_training_audio_is_not_heard(tmp_path):
+    # voice notes of 3 s, of which audio_cnn hears the middle 0.5 s: a sound elsewhere is lost, which fit
+    # did not say (20-40 s notes, a 1.5 s sound anywhere in them: 0.25 accuracy of 4 classes, no warning)
+    rng = np.random.default_rng(0)
+    notes = [make_signal("chirp_up", rng, 8000, seconds=3.0) for _ in range(3)]
+    write_wav(tmp_path / "note.wav", notes[0], 8000)  # a file: measured from its headers
+    values = [str(tmp_path / "note.wav"), {"array": np.stack([notes[1]] * 2), "sample_rate": 8000},
+              (8000, (notes[2] * 32767).astype(np.int16)), automm.MISSING]
+    encoder = automm_audio.AudioCNNEncoder(**TINY).fit(values)
+    assert encoder.fit_warnings_ == [
+        "83% of the training audio is not heard: audio_cnn hears the middle 0.5 s of each clip (duration), and 100% "
+        "of the clips are longer (the longest 3 s), so a sound elsewhere in them is lost. To hear more (its time and "
+        "memory grow with it): encoders={'audio': {'name': 'audio_cnn', 'duration': 3}} holds 90% of the clips whole"]
+    # clips a little longer than the duration lose little: nothing to say
+    short = [{"array": make_signal("low_tone", rng, 8000, seconds=s), "sample_rate": 8000} for s in (0.4, 0.5, 0.6)]
+    assert automm_audio.AudioCNNEncoder(**TINY).fit(short).fit_warnings_ == []

@@ -205,6 +205,18 @@ def test_extensible_wav_pcm_and_float(tmp_path, container_bits, valid_bits, floa
     np.testing.assert_allclose(samples, tone, atol=1e-6 if float_samples else 2.0 / 2 ** (valid_bits - 1))
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_pcm_samples_in_wider_containers_than_their_bits_are_read_by_the_block_align(channels):
+    # 24-bit samples in 32-bit containers under a plain PCM header (bits 24, block align 4 a channel), as
+    # some tools write them: read at the block align's width, as scipy.io.wavfile does (they were read 3
+    # bytes at a time, the frames misaligned: noise, no error)
+    tone = np.stack([_tone(300, 8000, seconds=0.1), _tone(700, 8000, seconds=0.1)][:channels], 1)
+    fmt = struct.pack("<HHIIHH", 1, channels, 8000, 8000 * 4 * channels, 4 * channels, 24)
+    samples, rate = read_wav(_wav_bytes(fmt, _encode(tone, 32, 24, False)))
+    assert rate == 8000 and samples.shape == (800, channels)
+    np.testing.assert_allclose(samples, tone, atol=2.0 / 2 ** 23)
+
+
 @pytest.mark.parametrize("fmt, message", [
     (struct.pack("<HHIIHH", 2, 1, 8000, 4096, 256, 4), r"format tag 0x0002 \(MS ADPCM\), 4 bits"),
     (_extensible_fmt(1, 8000, 8, 8, 6),
