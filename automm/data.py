@@ -303,11 +303,47 @@ _failed_role_rules: set[str] = set()
 
 def ask_role_rules(plugin_manager: Any, name: str, values: Sequence[Any]) -> str | None:
     """The first answer of the plugins' :func:`~automm.hookspecs.automm_infer_column_role` for
-    column ``name`` (its present ``values``), asked in pluggy's order. An installed plugin whose
-    rule raises is passed over for the column, with a :class:`~automm.registry.PluginLoadWarning`
-    naming it and its package (once per plugin and process): one plugin's rule must not stop
-    every fit, of data it was never meant for. An in-process plugin's (a built-in, or one given
-    to :func:`~automm.reset_registry`) raises, naming it, as its registration would."""
+    column ``name`` (its present ``values``), asked in pluggy's order (installed plugins are
+    registered in the order of their packages' names, so it is the same wherever they are
+    installed; the built-in rules last). Where a plugin claims the column, the other plugins' rules
+    are asked too, and a claim of another role is warned about, naming both and the
+    ``column_types`` that chooses. An installed plugin whose rule raises is passed over for the
+    column, with a :class:`~automm.registry.PluginLoadWarning` naming it and its package (once per
+    plugin and process): one plugin's rule must not stop every fit, of data it was never meant for.
+    An in-process plugin's (a built-in, or one given to :func:`~automm.reset_registry`) raises,
+    naming it, as its registration would."""
+    from .builtin import DEFAULT_PLUGINS
+
+    claims: list[tuple[str, str]] = []  # (plugin, role) of the plugins' rules that claimed the column
+    for plugin, role in _rule_answers(plugin_manager, name, values):
+        if plugin in DEFAULT_PLUGINS:
+            if claims:
+                break  # the built-in rules decide only columns no plugin claimed
+            if role is not None:
+                return role
+        elif role is not None:
+            claims.append((plugin, role))
+    if not claims:
+        return None
+    role = claims[0][1]
+    others = [(plugin, other) for plugin, other in claims[1:] if other != role]
+    if others:
+        from .registry import _distributions
+
+        def label(plugin: str) -> str:
+            package = _distributions(plugin_manager).get(plugin)
+            return f"{plugin!r}" + (f" ({package})" if package else "")
+
+        read = ", ".join(f"{label(plugin)} as {other!r}" for plugin, other in claims if other in (role, others[0][1]))
+        warnings.warn(f"column {name!r}: plugins read it as different modalities: {read}; it is read as {role!r}, the "
+                      f"answer of the rule asked first; name its role to choose: column_types={{{name!r}: "
+                      f"{others[0][1]!r}}} (or {role!r})", AutoMMWarning, stacklevel=user_stacklevel())
+    return role
+
+
+def _rule_answers(plugin_manager: Any, name: str, values: Sequence[Any]) -> Iterable[tuple[str, str | None]]:
+    """``(plugin, role or None)`` of each column-role rule, asked one by one in the order
+    :func:`ask_role_rules` asks them; an installed plugin's rule that raises is passed over (see there)."""
     from .registry import PluginLoadWarning, _distributions
 
     arguments = {"name": name, "values": values}
@@ -325,9 +361,28 @@ def ask_role_rules(plugin_manager: Any, name: str, values: Sequence[Any]) -> str
                 warnings.warn(f"{why}; its rule is passed over for such columns (the other rules decide)",
                               PluginLoadWarning, stacklevel=user_stacklevel())
             continue
-        if role is not None:
-            return role
-    return None
+        yield impl.plugin_name, role
+
+
+def _claim_hint(column_name: str, column: Sequence[Any], role: str) -> str:
+    """For a column of a plugin's modality ``role`` whose values its check refuses: the plugin whose
+    column-role rule read it so, and the role the other rules read it as, as a ``column_types``
+    to give (a rule that claims columns not of its modality, such as every column); "" where no
+    rule reads it as ``role`` (``column_types`` named it)."""
+    from .registry import get_registry
+
+    registry = get_registry()
+    answers = iter(_rule_answers(registry.plugin_manager, column_name, _role_sample(column)))
+    claimant = next(((plugin, answer) for plugin, answer in answers if answer is not None), None)
+    if claimant is None or claimant[1] != role:
+        return ""
+    package = registry.package_of(claimant[0])
+    other = next((answer for _, answer in answers if answer not in (None, role)), None)
+    example = (f"column_types={{{column_name!r}: {other!r}}} (what the other rules read it as)" if other else
+               f"column_types={{{column_name!r}: ...}}")
+    return (f"; its role {role!r} is what the column-role rule of plugin {claimant[0]!r}"
+            f"{f' ({package})' if package else ''} read it as: if the column holds other values, name its role, "
+            f"e.g. {example}")
 
 
 def _role_sample(column: Sequence[Any]) -> list[Any]:
@@ -574,8 +629,11 @@ def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_man
         if name in column_types:
             role = column_types[name]
             if role not in known_roles:
+                from .registry import plugins_left_out
+
+                left_out = plugins_left_out(plugin_manager)  # a plugin's modality, where its plugin was not loaded
                 raise InputError(f"column_types[{name!r}]: unknown role {role!r}; known roles: {sorted(known_roles)}"
-                                 f"{did_you_mean(role, known_roles)}")
+                                 f"{did_you_mean(role, known_roles)}{f'; {left_out}' if left_out else ''}")
             roles[name] = role
             continue
         if isinstance(column, np.ndarray) and column.ndim >= 3:
@@ -1033,8 +1091,14 @@ def validate_columns(table: Table, roles: Mapping[str, str], roles_fixed: bool =
             if role == "text":
                 columns[column] = _bytes_as_text(columns[column])
         else:  # a plugin's modality: its own check of the values
-            columns[column] = _made_missing(table.columns[column],
-                                            _plugin_check(role, column, table.columns[column], table.row_name))
+            try:
+                unreadable = _plugin_check(role, column, table.columns[column], table.row_name)
+            except InputError as exc:  # most values not of that modality: the role may be a plugin rule's mistake
+                hint = "" if roles_fixed else _claim_hint(column, table.columns[column], role)
+                if not hint:
+                    raise
+                raise InputError(f"{exc}{hint}") from None
+            columns[column] = _made_missing(table.columns[column], unreadable)
     changed = any(columns[name] is not values for name, values in table.columns.items())
     return table.with_columns(columns) if changed else table
 
@@ -1444,7 +1508,8 @@ def unicode_form_hint(paths: Sequence[Any], folders: Sequence[Any] = ("",), look
 
 def _plugin_check(role: str, column_name: str, column: Sequence[Any], row_name: Callable[[int], str]) -> list[int]:
     """The plugins' :func:`~automm.hookspecs.automm_check_column` for a column of their modality
-    ``role``, under the images' tolerance (:func:`_tolerate`): the rows to make missing."""
+    ``role``, under the images' tolerance (:func:`_tolerate`): the rows to make missing (the
+    rows of missing values it names are left out: they count as missing, not as unreadable)."""
     from .registry import get_registry
 
     values = [None if _missing_cell(v) else v for v in column]
@@ -1459,7 +1524,8 @@ def _plugin_check(role: str, column_name: str, column: Sequence[Any], row_name: 
                      for impl in registry.plugin_manager.hook.automm_check_column.get_hookimpls()]
         raise PluginError(f"column {column_name!r} ({role}): the check of its values (automm_check_column of plugin "
                           f"{', '.join(providers)}) raised {type(exc).__name__}: {exc}") from exc
-    problems = sorted({(int(r), why) for answer in answers if answer for r, why in answer})
+    # a missing value is missing whatever a check says of it (one that does not skip None reads it as unreadable)
+    problems = sorted({(int(r), why) for answer in answers if answer for r, why in answer if values[int(r)] is not None})
     if not problems:
         return []
     present = sum(v is not None for v in values)

@@ -383,7 +383,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     encoders : dict, default=None
         Modality, column or input (``image_1``, as ``config_`` names it) → encoder name,
         ``{"name": ..., **hyperparameters}``, or a list of such choices for the search; unlisted
-        modalities use :data:`DEFAULT_ENCODERS`.
+        modalities use :data:`DEFAULT_ENCODERS` (a plugin's modality: its first encoder by name not
+        tagged ``"manual"``).
     fusion : str, dict or list, default="concat"
         Fusion name or ``{"name": ..., **hyperparameters}``, or a list of choices for the search
         (a search given the default "concat" tries every fusion; ``["concat"]`` keeps it).
@@ -819,7 +820,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
             raise InputError(f"encoders: keys {unknown} match neither a modality nor a column of the data "
                              f"(modalities {reg.modalities()}, columns "
-                             f"{[c for s in specs for c in s.columns]}){did_you_mean(unknown[0], allowed)}")
+                             f"{[c for s in specs for c in s.columns]}){did_you_mean(unknown[0], allowed)}"
+                             + (f"; {left_out}" if (left_out := _registry.plugins_left_out(reg.plugin_manager)) else ""))
         warn_unused_modalities("encoders", choices, specs, reg.modalities())
         resolved = []
         for spec in specs:
@@ -842,7 +844,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                     if not candidates:
                         raise InputError(f"no encoder is installed for modality {spec.modality!r} (input "
                                          f"{spec.columns}); install a plugin that provides one")
-                    default = candidates[0]
+                    # a plugin's modality: its first encoder by name that is not tagged "manual" (used only where named)
+                    default = next((n for n in candidates if "manual" not in reg.get("encoder", n).tags), candidates[0])
                 raw = default
             # A list is a set of choices for the search; the first is the default configuration's.
             options = list(raw) if isinstance(raw, (list, tuple)) else [raw]

@@ -322,20 +322,28 @@ class Registry:
     def where_plugins_come_from(self) -> str:
         """For a name no plugin registered: the installed plugins that were skipped, and why; else
         how installed plugins are found."""
-        skipped = _skipped(self.plugin_manager)
-        if skipped:
-            items = "; ".join(f"{name!r}" + (f" ({info['package']})" if info.get("package")
-                                              and f"({info['package']})" not in name else "")
-                              + f" {info['reason']}" for name, info in sorted(skipped.items()))
-            return f"Installed plugins skipped, so their components are missing: {items} (`automm plugins` lists them)"
-        if autoload_disabled():
-            return f"{DISABLE_AUTOLOAD_ENV} is set: installed plugins are not loaded"
-        return (f"Installed plugins are found through the {ENTRY_POINT_GROUP!r} entry-point group "
-                f"([project.entry-points.{ENTRY_POINT_GROUP}] in a plugin's pyproject.toml); `automm plugins` lists "
-                "what loaded")
+        left_out = plugins_left_out(self.plugin_manager)
+        return left_out[:1].upper() + left_out[1:] if left_out else (
+            f"Installed plugins are found through the {ENTRY_POINT_GROUP!r} entry-point group "
+            f"([project.entry-points.{ENTRY_POINT_GROUP}] in a plugin's pyproject.toml); `automm plugins` lists "
+            "what loaded")
 
     def modalities(self) -> list[str]:
         return sorted({s.modality for s in self._specs["encoder"].values() if s.modality})
+
+
+def plugins_left_out(pm: pluggy.PluginManager) -> str:
+    """The installed plugins that ``pm`` skipped, and why, or that ``AUTOMM_DISABLE_PLUGIN_AUTOLOAD``
+    left out, for a message about a name (a component, a modality) none registered; "" where none was."""
+    skipped = _skipped(pm)
+    if skipped:
+        items = "; ".join(f"{name!r}" + (f" ({info['package']})" if info.get("package")
+                                          and f"({info['package']})" not in name else "")
+                          + f" {info['reason']}" for name, info in sorted(skipped.items()))
+        return f"installed plugins skipped, so their components are missing: {items} (`automm plugins` lists them)"
+    if autoload_disabled():
+        return f"{DISABLE_AUTOLOAD_ENV} is set: installed plugins are not loaded"
+    return ""
 
 
 def autoload_disabled() -> bool:
@@ -371,32 +379,39 @@ def _load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
     take the built-ins down with it; a hook name automm does not know is warned about."""
     from importlib.metadata import distributions
 
-    for dist in distributions():
-        for entry_point in dist.entry_points:
-            if entry_point.group != ENTRY_POINT_GROUP:
-                continue
-            package = f"{dist.metadata['Name']} {dist.version}"
-            if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
-                holder = _distributions(pm).get(entry_point.name)
-                if holder is not None and distribution_name(holder) != dist.metadata["Name"]:  # (not one found twice)
-                    _skip_plugin(pm, entry_point.name, package,
-                                 f"its entry-point name is taken by the plugin of {holder}; one of the two "
-                                 "packages must rename its entry point", key=f"{entry_point.name} ({package})")
-                continue
-            try:
-                plugin = entry_point.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure of third-party code
-                _skip_plugin(pm, entry_point.name, package, f"could not be loaded: {exc!r}")
-                continue
-            try:
-                pm.register(plugin, name=entry_point.name)
-            except Exception as exc:  # noqa: BLE001 - pluggy's validation of third-party hooks
-                if pm.get_plugin(entry_point.name) is not None:  # pluggy registers before it validates
-                    pm.unregister(name=entry_point.name)
-                _skip_plugin(pm, entry_point.name, package, "could not be registered: " + " ".join(str(exc).split()))
-                continue
-            _distributions(pm)[entry_point.name] = package
-            _warn_unknown_hooks(pm, plugin, entry_point.name, package)
+    found = [(dist, entry_point) for dist in distributions() for entry_point in dist.entry_points
+             if entry_point.group == ENTRY_POINT_GROUP]
+    # in the order of the packages' names, not of where they are installed (sys.path, a folder's listing):
+    # which plugin keeps a name two register, and whose column-role rule is asked first, is the same everywhere
+    found.sort(key=lambda pair: (_normalised(pair[0].metadata["Name"]), pair[1].name))
+    for dist, entry_point in found:
+        package = f"{dist.metadata['Name']} {dist.version}"
+        if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+            holder = _distributions(pm).get(entry_point.name)
+            if holder is not None and distribution_name(holder) != dist.metadata["Name"]:  # (not one found twice)
+                _skip_plugin(pm, entry_point.name, package,
+                             f"its entry-point name is taken by the plugin of {holder}; one of the two "
+                             "packages must rename its entry point", key=f"{entry_point.name} ({package})")
+            continue
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure of third-party code
+            _skip_plugin(pm, entry_point.name, package, f"could not be loaded: {exc!r}")
+            continue
+        try:
+            pm.register(plugin, name=entry_point.name)
+        except Exception as exc:  # noqa: BLE001 - pluggy's validation of third-party hooks
+            if pm.get_plugin(entry_point.name) is not None:  # pluggy registers before it validates
+                pm.unregister(name=entry_point.name)
+            _skip_plugin(pm, entry_point.name, package, "could not be registered: " + " ".join(str(exc).split()))
+            continue
+        _distributions(pm)[entry_point.name] = package
+        _warn_unknown_hooks(pm, plugin, entry_point.name, package)
+
+
+def _normalised(distribution: str | None) -> str:
+    """A distribution's name as the packaging standards compare them (``Automm_Audio``: ``automm-audio``)."""
+    return re.sub(r"[-_.]+", "-", distribution or "").lower()
 
 
 def _skip_plugin(pm: pluggy.PluginManager, name: str, package: str | None, reason: str,

@@ -1233,14 +1233,19 @@ def _has_role_hook(plugin: Any) -> bool:
     return callable(getattr(plugin, "automm_infer_column_role", None))
 
 
+#: The data of :func:`check_role_inference` that the built-in rules read, which no plugin's rule may claim.
+_BUILT_IN_KINDS = ("numbers", "texts", "dates", "image paths", "booleans")
+
+
 @_random_state_kept
 def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_role: str,
                          column_name: str = "column") -> str:
     """Check that, with ``plugin`` registered (beside the built-ins, in a private plugin
     manager), column-role inference gives ``expected_role`` for a column holding
     ``column_values``, and that the plugin's rule answers (rather than raises) for the columns
-    of other data every fit asks it about: numbers, texts, dates, images' paths, dicts, bytes.
-    Returns the role."""
+    of other data every fit asks it about: numbers, texts, dates, images' paths, dicts, bytes;
+    of those the built-in rules read (numbers, texts, dates, images' paths, booleans) it must
+    claim none for another role than theirs. Returns the role."""
     import datetime
 
     import pluggy
@@ -1258,14 +1263,21 @@ def check_role_inference(plugin: Any, column_values: Sequence[Any], expected_rol
     foreign = {"numbers": [1.5, 2, -3.25], "texts": ["a red shirt", "", "x"], "dates": [datetime.date(2024, 3, 5)],
                "image paths": ["a.png", "b.jpg"], "dicts": [{"a": 1}, {}], "bytes": [b"\x00\x01", b""],
                "booleans": [True, False], "arrays": [np.zeros((2, 2))]}
+    builtins = get_plugin_manager(load_entrypoints=False)
     for kind, values in foreign.items():
         try:
-            ask_role_rules(alone, "column", values)
+            role = ask_role_rules(alone, "column", values)
         except PluginError as exc:
             cause = exc.__cause__
             raise ConformanceError(f"plugin {_plugin_name(plugin)!r}: automm_infer_column_role raises on a column of "
                                    f"{kind} ({type(cause).__name__}: {cause}); every fit asks it about every column: "
                                    "return None for values that are not your modality's") from None
+        # the data the built-in rules read: a rule that claims them takes every user's ordinary columns
+        if kind in _BUILT_IN_KINDS and role not in (None, ask_role_rules(builtins, "column", values)):
+            raise ConformanceError(f"plugin {_plugin_name(plugin)!r}: automm_infer_column_role claims a column of "
+                                   f"{kind} ({values!r}) as {role!r}; its rule is asked before the built-in ones "
+                                   "about every column of every fit: return None for values that are not your "
+                                   "modality's (a user names the role of one that is with column_types=)")
     # what the core asks the rule about: the column's present values (missing ones left out), sampled
     role = pm.hook.automm_infer_column_role(name=column_name, values=_role_sample(list(column_values)))
     if role != expected_role:
