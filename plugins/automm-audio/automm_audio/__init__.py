@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from automm.exceptions import InputError
 from automm.hookspecs import hookimpl
 
 from .augmentations import (BackgroundNoise, SpecAugment, TimeShift, noise_search_space, spec_augment_search_space,
                             time_shift_search_space)
 from .datasets import automm_register_datasets, load_tones_sample
 from .encoder import AUDIO_CNN_DEFAULTS, AudioCNNEncoder, audio_cnn_search_space
-from .signal import LogMelSpectrogram, audio_problem, load_audio, looks_like_audio, mel_filterbank, read_wav, write_wav
+from .signal import LogMelSpectrogram, _is_number, audio_problem, load_audio, looks_like_audio, mel_filterbank, read_wav, write_wav
 
 __version__ = "0.1.0"
 
@@ -60,9 +61,20 @@ def automm_register_augmentations(register):
 @hookimpl
 def automm_check_column(role: str, name: str, values: Sequence[Any]) -> list[tuple[int, str]] | None:
     """The rows of an audio column that cannot be read (WAV files missing, not WAV, cut
-    short or in an unsupported encoding; clips of the wrong shape, lists of Python ints), before any work."""
+    short or in an unsupported encoding; clips of the wrong shape, lists of Python ints), before any work.
+    A column of single numbers (the first column of a list of arrays read as a table) is refused,
+    saying how to give arrays."""
     if role != "audio":
         return None
+    present = [v for v in values if v is not None]
+    if present and all(_is_number(v) for v in present):
+        raise InputError(
+            f"column {name!r} is declared audio but holds single numbers (such as {present[0]!r}), not clips: a list "
+            "of equal-length arrays (or a 2-D array) given as the only input is read as a table of numbers, one "
+            "column per sample (x0, x1, ...). Give the clips as one column: pandas.Series(list(clips)) as the input "
+            "(column 'x0'), or pandas.DataFrame({'clip': list(clips)}) with column_types={'clip': 'audio'}, bare "
+            "1-D arrays being taken to be at audio_cnn's sample_rate (16000 Hz unless set); or with their rate, "
+            "[{'array': a, 'sample_rate': rate} for a in clips], which needs no column_types")
     return [(row, why) for row, value in enumerate(values)
             if value is not None and (why := audio_problem(value)) is not None]
 

@@ -6,8 +6,9 @@ seconds and computes its log-mel spectrogram (n_mels, frames). Augmentations rec
 spectrogram (the natural representation of audio in automm: natural-log mel power) and
 return one of the same shape; it is then standardised with the mean and standard
 deviation ``fit`` measured on the training values. The network stacks ``depth`` blocks of
-Conv3x3-BatchNorm-ReLU-MaxPool2, pools over frequency and time (mean and max), and
-projects to ``output_dim``.
+Conv3x3-BatchNorm-ReLU-MaxPool2, pools its feature maps (mean and max) over frequency and
+time (``pooling="global"``: where a sound lies in pitch is lost) or over time only, per
+frequency band (``pooling="bands"``: pitch is kept), and projects to ``output_dim``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from automm.exceptions import InputError
 
 from .signal import RIFF_IDS, LogMelSpectrogram, checked_readable, clip_seconds, fix_length, load_audio, resample
 
-__all__ = ["AudioCNNEncoder", "audio_cnn_search_space", "AUDIO_CNN_DEFAULTS"]
+__all__ = ["AudioCNNEncoder", "audio_cnn_search_space", "AUDIO_CNN_DEFAULTS", "POOLINGS"]
+
+#: How ``audio_cnn`` pools its last feature maps: over frequency and time, or over time per frequency band.
+POOLINGS = ("global", "bands")
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -47,7 +51,7 @@ class AudioCNNEncoder(Encoder):
 
     def __init__(self, sample_rate: int = 16000, duration: float = 2.0, n_mels: int = 64, n_fft: int = 512,
                  hop_length: int = 160, width: int = 16, depth: int = 3, output_dim: int = 128,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, pooling: str = "global"):
         super().__init__()
         self.sample_rate = _positive_int("sample_rate", sample_rate)
         if (isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration > 0
@@ -61,6 +65,9 @@ class AudioCNNEncoder(Encoder):
         self.width = _positive_int("width", width)
         self.depth = _positive_int("depth", depth)
         self.output_dim = _positive_int("output_dim", output_dim)
+        if not isinstance(pooling, str) or pooling not in POOLINGS:
+            raise InputError(f"hyperparameter pooling must be one of {', '.join(map(repr, POOLINGS))}; got {pooling!r}")
+        self.pooling = pooling
         if not 0 <= float(dropout) < 1:
             raise InputError(f"hyperparameter dropout must be in [0, 1); got {dropout!r}")
         if self.n_samples <= self.n_fft // 2:  # the STFT's reflect padding needs more
@@ -89,7 +96,8 @@ class AudioCNNEncoder(Encoder):
             channels_in = channels
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(float(dropout))
-        self.project = nn.Linear(2 * channels_in, self.output_dim)
+        bands = self.n_mels // 2 ** self.depth if pooling == "bands" else 1  # frequency rows left after the blocks
+        self.project = nn.Linear(2 * channels_in * bands, self.output_dim)
 
     # -- preprocessing ---------------------------------------------------------------------
     def waveform(self, value: Any) -> torch.Tensor:
@@ -177,8 +185,9 @@ class AudioCNNEncoder(Encoder):
 
     # -- network ----------------------------------------------------------------------------
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        maps = self.features(batch)
-        pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
+        maps = self.features(batch)  # (batch, channels, frequency bands, frames)
+        over = (2, 3) if self.pooling == "global" else 3
+        pooled = torch.cat([maps.mean(dim=over).flatten(1), maps.amax(dim=over).flatten(1)], dim=1)
         return self.project(self.dropout(pooled))
 
 
@@ -190,8 +199,9 @@ def audio_cnn_search_space(trial: Any, prefix: str) -> dict:
         "depth": trial.suggest_int(f"{prefix}depth", 2, 4),
         "output_dim": trial.suggest_categorical(f"{prefix}output_dim", [64, 128, 256]),
         "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.4),
+        "pooling": trial.suggest_categorical(f"{prefix}pooling", list(POOLINGS)),
     }
 
 
 AUDIO_CNN_DEFAULTS = {"sample_rate": 16000, "duration": 2.0, "n_mels": 64, "n_fft": 512, "hop_length": 160,
-                      "width": 16, "depth": 3, "output_dim": 128, "dropout": 0.1}
+                      "width": 16, "depth": 3, "output_dim": 128, "dropout": 0.1, "pooling": "global"}

@@ -81,16 +81,25 @@ _UNKNOWN_SIZE = 0xFFFFFFFF
 RIFF_IDS = (b"RIFF", b"RF64", b"BW64")
 
 
+class _WavError(InputError):
+    """An unreadable WAV file: the message names it (``description``, its path or byte count);
+    ``reason`` says why without naming it, for a message that names the file already."""
+
+    def __init__(self, reason: str, description: str, advice: str = ""):
+        super().__init__(f"{reason}: {description}{advice}")
+        self.reason = f"{reason}{advice}"
+
+
 def _wav_chunks(data: bytes | mmap.mmap, description: str) -> tuple[bytes, int, int]:
     """The fmt chunk's body and where the data chunk's bytes are (start, size) in a RIFF/WAVE file."""
     if not data:
-        raise InputError(f"not a WAV file (empty, 0 bytes): {description}")
+        raise _WavError("not a WAV file (empty, 0 bytes)", description)
     if len(data) < 12 or data[:4] not in RIFF_IDS or data[8:12] != b"WAVE":
         other = other_audio_format(data[:12])
         if other:
-            raise InputError(f"{other} file, not WAV: automm-audio reads WAV files only (PCM or float); convert it "
-                             f"first, e.g. ffmpeg -i IN -ar 16000 OUT.wav: {description}")
-        raise InputError(f"not a WAV file (no RIFF/WAVE header): {description}")
+            raise _WavError(f"{other} file, not WAV: automm-audio reads WAV files only (PCM or float); convert it "
+                            "first, e.g. ffmpeg -i IN -ar 16000 OUT.wav", description)
+        raise _WavError("not a WAV file (no RIFF/WAVE header)", description)
     position, fmt, samples, cut_short, data_size64 = 12, None, None, False, None
     while position + 8 <= len(data):
         chunk_id, size = data[position:position + 4], struct.unpack_from("<I", data, position + 4)[0]
@@ -106,8 +115,8 @@ def _wav_chunks(data: bytes | mmap.mmap, description: str) -> tuple[bytes, int, 
                 # header was written, the RIFF size unwritten too): the chunk runs to the end
                 size = available
             if size > available:
-                raise InputError(f"WAV file cut short: its data chunk declares {size} bytes but {available} are "
-                                 f"left: {description}")
+                raise _WavError(f"WAV file cut short: its data chunk declares {size} bytes but {available} are "
+                                "left", description)
             samples = (start, size)
         elif chunk_id == b"fmt " and fmt is None:
             fmt = data[start:start + size]
@@ -116,7 +125,7 @@ def _wav_chunks(data: bytes | mmap.mmap, description: str) -> tuple[bytes, int, 
     if fmt is None or samples is None:
         missing = "fmt" if fmt is None else "data"
         why = f"cut short before its {missing} chunk" if cut_short else f"without a {missing} chunk"
-        raise InputError(f"WAV file {why}: {description}")
+        raise _WavError(f"WAV file {why}", description)
     return fmt, *samples
 
 
@@ -144,19 +153,19 @@ def _wav_encoding(fmt: bytes, description: str) -> tuple[int, int, int, int]:
     containers, as some tools write them with a plain PCM header), are read at the container's width,
     the bits left-justified in it as the format puts them, as scipy.io.wavfile reads them."""
     if len(fmt) < 16:
-        raise InputError(f"WAV fmt chunk too short ({len(fmt)} bytes, at least 16 needed): {description}")
+        raise _WavError(f"WAV fmt chunk too short ({len(fmt)} bytes, at least 16 needed)", description)
     tag, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
     encoding = f"format tag 0x{tag:04X} ({_FORMAT_NAMES.get(tag, 'unknown')})"
     if tag == _EXTENSIBLE:
         if len(fmt) < 40:
-            raise InputError(f"WAV fmt chunk of the extensible format too short ({len(fmt)} bytes, 40 needed): "
-                             f"{description}")
+            raise _WavError(f"WAV fmt chunk of the extensible format too short ({len(fmt)} bytes, 40 needed)",
+                            description)
         guid = fmt[24:40]
         tag = struct.unpack_from("<H", guid)[0] if guid[2:] == _SUBFORMAT_GUID_TAIL else None
         encoding = (f"extensible format, subformat {uuid.UUID(bytes_le=guid)}"
                     + (f" ({_FORMAT_NAMES.get(tag, 'unknown')})" if tag is not None else ""))
     if channels == 0 or rate == 0:
-        raise InputError(f"WAV file with {channels} channels at {rate} Hz: {description}")
+        raise _WavError(f"WAV file with {channels} channels at {rate} Hz", description)
     if tag == _PCM and 1 <= bits <= 32:
         width = (bits + 7) // 8
         if block_align > channels * width and block_align % channels == 0 and block_align // channels <= 4:
@@ -164,8 +173,8 @@ def _wav_encoding(fmt: bytes, description: str) -> tuple[int, int, int, int]:
         return tag, channels, rate, width
     if tag == _IEEE_FLOAT and bits in (32, 64):
         return tag, channels, rate, bits // 8
-    raise InputError(f"unsupported WAV encoding ({encoding}, {bits} bits): {description}; supported: PCM of 8, 16, "
-                     "24 or 32 bits and IEEE float of 32 or 64 bits, plain or extensible")
+    raise _WavError(f"unsupported WAV encoding ({encoding}, {bits} bits)", description, "; supported: PCM of 8, 16, "
+                    "24 or 32 bits and IEEE float of 32 or 64 bits, plain or extensible")
 
 
 def read_wav(source: str | os.PathLike | bytes, centre_seconds: float | None = None) -> tuple[np.ndarray, int]:
@@ -196,7 +205,7 @@ def _with_wav_data(source: str | os.PathLike | bytes, work: Callable[[Any, str],
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 return work(mapped, description)
     except OSError as exc:
-        raise InputError(f"cannot read audio file {description}: {exc}") from None
+        raise _WavError(f"cannot read audio file ({exc.strerror or exc})", description) from None
 
 
 def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float | None,
@@ -209,7 +218,7 @@ def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float
     frames = size // frame_size  # a partial last frame is dropped
     first, frames = _centre_frames(frames, rate, centre_seconds)
     if frames == 0:
-        raise InputError(f"WAV file holds no samples: {description}")
+        raise _WavError("WAV file holds no samples", description)
     if not decode and tag != _IEEE_FLOAT:
         return None
     begin = start + first * frame_size
@@ -219,7 +228,7 @@ def _decode_wav(data: bytes | mmap.mmap, description: str, centre_seconds: float
             samples = np.frombuffer(part, dtype="<f4" if width == 4 else "<f8").astype(np.float32)
             samples = samples.reshape(-1, channels)
             if not np.isfinite(samples).all():
-                raise InputError(f"WAV file holds NaN or infinite samples: {description}")
+                raise _WavError("WAV file holds NaN or infinite samples", description)
         else:
             samples = _pcm_to_float(part, width, channels)
     return samples, int(rate)
@@ -572,7 +581,8 @@ def audio_problem(value: Any) -> str | None:
     """Why ``value`` (a WAV path or bytes, a clip dict or tuple, an array) cannot be read as
     audio, or None: checked as training will read it (a WAV file's chunks and encoding, and a
     float file's samples; PCM samples always decode, so they are not read: :func:`check_wav`).
-    A readable WAV file is remembered (:func:`checked_readable`)."""
+    Of a file, the reason without its path (the message about its row names it). A readable
+    WAV file is remembered (:func:`checked_readable`)."""
     info = None
     if isinstance(value, (str, os.PathLike)):
         try:
@@ -586,6 +596,8 @@ def audio_problem(value: Any) -> str | None:
             check_wav(value)
         else:
             load_audio(value, 16000)
+    except _WavError as exc:  # a file the message about its row names already: why, not the path again
+        return exc.reason if isinstance(_wav_source(value), (str, os.PathLike)) else str(exc)
     except InputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure means unreadable

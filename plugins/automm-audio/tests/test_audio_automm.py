@@ -106,8 +106,9 @@ def test_unreadable_audio_is_named_before_any_work_like_unreadable_images(tmp_pa
     broken.loc[1, "clip"] = str(tmp_path / "gone.wav")
     broken.loc[2, "clip"] = str(tmp_path / "cut.wav")
     with pytest.raises(InputError, match=r"column 'clip': 2 of 32 audio values cannot be read: row 1 "
-                                         r"\('.*gone.wav'\): file not found; row 2 \('.*cut.wav'\): "):
+                                         r"\('.*gone.wav'\): file not found; row 2 \('.*cut.wav'\): ") as caught:
         AutoMM(encoders={"audio": TINY}).fit(broken, y)
+    assert str(caught.value).count("cut.wav") == 1  # named by its row, not again after why
     monkeypatch.undo()
     few = X.copy()
     few.loc[1, "clip"] = str(tmp_path / "gone.wav")  # 1 of 32 (3%): a missing clip, with a warning
@@ -182,3 +183,20 @@ def test_a_fit_on_clips_much_longer_than_the_duration_says_so_naming_the_column(
     with pytest.warns(automm.AutoMMWarning, match=r"column 'clip': 75% of the training audio is not heard: audio_cnn "
                                                   r"hears the middle 1 s of each clip \(duration\).*'duration': 4\}"):
         model.fit(X, list(CLASSES * 3))
+
+
+def test_a_list_of_bare_arrays_declared_audio_says_how_to_give_them(tmp_path):
+    from automm.exceptions import InputError
+
+    rng = np.random.default_rng(4)
+    clips = [make_signal(CLASSES[i % 2], rng, 8000, seconds=0.5) for i in range(12)]  # equal lengths
+    labels = [i % 2 for i in range(12)]
+    # given alone, they are read as a table of numbers: its first column is no audio
+    with pytest.raises(InputError, match=r"column 'x0' is declared audio but holds single numbers .* "
+                                         r"pandas.Series\(list\(clips\)\)"):
+        AutoMM(encoders={"audio": TINY}, column_types={"x0": "audio"}, max_epochs=1).fit(clips, labels)
+    # the ways it names work, at the encoder's sample rate
+    for X, types in ((pd.Series(clips), {"x0": "audio"}), (pd.DataFrame({"clip": clips}), {"clip": "audio"})):
+        model = AutoMM(encoders={"audio": dict(TINY, depth=2)}, column_types=types, max_epochs=1, num_workers=0,
+                       augmentations=None, random_state=0).fit(X, labels)
+        assert list(model.column_roles_.values()) == ["audio"] and model.predict(X[:2]).shape == (2,)

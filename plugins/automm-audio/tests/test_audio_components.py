@@ -168,6 +168,7 @@ def test_augmentation_values_are_refused_where_given(name, params, message):
 @pytest.mark.parametrize("params, message", [
     ({"duration": float("inf")}, "duration must be a positive number"),
     ({"duration": 0.015, "hop_length": 5}, "too few for n_fft=512"),
+    ({"pooling": "mean"}, r"pooling must be one of 'global', 'bands'; got 'mean'"),
 ])
 def test_audio_cnn_values_are_refused_before_any_work(params, message):
     with pytest.raises(automm.InputError, match=message):
@@ -211,3 +212,22 @@ def test_fit_says_when_much_of_the_training_audio_is_not_heard(tmp_path):
     # clips a little longer than the duration lose little: nothing to say
     short = [{"array": make_signal("low_tone", rng, 8000, seconds=s), "sample_rate": 8000} for s in (0.4, 0.5, 0.6)]
     assert automm_audio.AudioCNNEncoder(**TINY).fit(short).fit_warnings_ == []
+
+
+def test_audio_cnn_pools_over_time_per_frequency_band_or_over_both():
+    import optuna
+
+    spec = automm.create_encoder("audio_cnn", **TINY).preprocess((make_signal("low_tone", np.random.default_rng(3),
+                                                                               8000), 8000))
+    for pooling, features in (("global", 2 * 8), ("bands", 2 * 8 * (16 // 4))):  # 8 channels, 16 mels / 2**2 bands
+        encoder = automm.create_encoder("audio_cnn", **dict(TINY, pooling=pooling)).eval()
+        assert encoder.project.in_features == features
+        assert encoder(spec[None]).shape == (1, 12)
+    # the default pools over both, as before: its parameters are those of a model saved without `pooling`
+    default = automm.create_encoder("audio_cnn", **TINY)
+    assert default.pooling == "global" and automm_audio.AUDIO_CNN_DEFAULTS["pooling"] == "global"
+    # the search picks it per task, under the encoder's prefix
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = {automm.get_registry().get("encoder", "audio_cnn").suggest(study.ask(), "audio.")["pooling"]
+             for _ in range(12)}
+    assert drawn == {"global", "bands"}
