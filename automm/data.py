@@ -34,7 +34,7 @@ from .components.text import blank_text
 from .contracts import augment_input_problem
 from .exceptions import AutoMMWarning, InputError, PluginError, user_stacklevel
 from .files import file_kind, is_url as _is_url
-from .suggestions import did_you_mean
+from .suggestions import did_you_mean, elided_repr
 from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, read_words, written_bool,
                     written_code, written_missing)
 
@@ -1268,13 +1268,6 @@ def _warn_infinite(column_name: str, numbers: np.ndarray, row_name: Callable[[in
                         "count as missing")
 
 
-def _short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, its middle left out past ``limit`` characters (:func:`~automm.suggestions.elided_repr`)."""
-    from .suggestions import elided_repr
-
-    return elided_repr(value, limit)
-
-
 def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[Any], bool], what: str, hint: str,
                   tolerance: float, row_name: Callable[[int], str] | None) -> list[int]:
     """The rows of the present values of a column that are not ``readable`` (``what``: "numbers"),
@@ -1286,7 +1279,7 @@ def _check_values(column_name: str, column: Sequence[Any], readable: Callable[[A
     bad = [(row, v) for row, v in present if not readable(v)]
     if not bad:
         return []
-    shown = ", ".join(f"{_short_repr(v)} at {row_name(row)}" for row, v in bad[:3]) + (", ..." if len(bad) > 3 else "")
+    shown = ", ".join(f"{elided_repr(v)} at {row_name(row)}" for row, v in bad[:3]) + (", ..." if len(bad) > 3 else "")
     message = f"column {column_name!r}: {len(bad)} of {len(present)} values are not {what} ({shown})"
     if len(bad) > tolerance * len(present):
         raise InputError(f"{message}; {hint}")

@@ -1181,9 +1181,16 @@ def _retry_interrupted(study) -> None:
             retry(study, t)
 
 
+def _stopped_by_time(reason: str) -> bool:
+    """Whether a failed trial's ``reason`` is its deadline's: ``TimeLimitExceeded`` (features not all
+    computed, the search's alarm) or ``TimeoutError`` (the linear or nearest-neighbour model stopped
+    before its first result)."""
+    return reason.startswith((TimeLimitExceeded.__name__, TimeoutError.__name__))
+
+
 def _retry_stopped_presets(study) -> list[int]:
     """Queue a retry of each trial of the default or a preset (the linear and nearest-neighbour
-    models, the pretrained variants) that an earlier run's time limit stopped (``TimeLimitExceeded``:
+    models, the pretrained variants) that an earlier run's time limit stopped (:func:`_stopped_by_time`:
     most often its encoders' features not all computed, the rest cached), as for a trial cut short
     by Ctrl-C, for a fit joining the study (run again to resume it): its configuration was not at
     fault, and a sampled trial never draws it again. Without it, a study whose linear model the
@@ -1199,7 +1206,7 @@ def _retry_stopped_presets(study) -> list[int]:
     for t in trials:
         if (t.state == TrialState.FAIL and t.number not in retried and not foreign_trial(t)
                 and (t.user_attrs.get(_ATTR + "default") or t.user_attrs.get(_ATTR + "preset") is not None)
-                and str(t.user_attrs.get(_ATTR + "reason") or "").startswith(TimeLimitExceeded.__name__)):
+                and _stopped_by_time(str(t.user_attrs.get(_ATTR + "reason") or ""))):
             retry(study, t)
             queued.append(t.number)
     return queued
@@ -2571,9 +2578,17 @@ def _obtain(number: int, trial, ctx: SearchContext, deadline: float | None, allo
     if ctx.settings.verbose:
         _progress(f"retraining trial {number} (its model is in another process)")
     n_folds = int(trial.user_attrs.get(_ATTR + "folds") or 1)
-    if n_folds > 1:
-        return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=ctx.callbacks)
-    return train_candidate(ctx.data, config, deadline=deadline, callbacks=ctx.callbacks, verbose=0)
+    try:
+        if n_folds > 1:
+            return train_bagged(ctx.data, config, n_folds, deadline=deadline, callbacks=ctx.callbacks)
+        return train_candidate(ctx.data, config, deadline=deadline, callbacks=ctx.callbacks, verbose=0)
+    except (TimeoutError, TimeLimitExceeded) as exc:
+        # a retraining slower than its trial was (a busier machine): the trial is passed over, as one not
+        # retrainable in time (the warnings name it), rather than the whole search's model lost with it
+        if ctx.settings.verbose:
+            _progress(f"retraining trial {number} did not finish in its {_retrain_seconds(trial):.0f} s "
+                      f"({type(exc).__name__}: {exc}): left out")
+        return None
 
 
 def _grouped_reasons(failed: Sequence[Any], shown: int = 5) -> str:
@@ -2602,7 +2617,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if not usable:
         failed = [t for t in trials if t.state == TrialState.FAIL]
         reasons = [t.user_attrs.get(_ATTR + "reason", "") for t in failed]
-        if deadline is not None and all(r.startswith(("TimeoutError", "TimeLimitExceeded")) for r in reasons):
+        if deadline is not None and all(_stopped_by_time(r) for r in reasons):
             what = f" ({_grouped_reasons(failed)})" if failed else ""
             raise TimeLimitExceeded(f"time_limit={estimator.time_limit:g} s ended before any model finished{what}; "
                                     "give fit more time")

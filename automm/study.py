@@ -611,7 +611,7 @@ def wait_for_study(storage, study_name: str, wait: float) -> dict:
                 names = sorted(optuna.get_all_study_names(storage))
             except Exception:  # noqa: BLE001 - the names only help the message
                 names = []
-            held = f"; the storage holds {quoted_values(names)}" if names else "; the storage holds no study"
+            held = f"; the storage holds {quoted_values(names, whole=True)}" if names else "; the storage holds no study"
             raise StudyNotFoundError(f"no automm study {study_name!r} in the storage (waited {wait:.0f} s){held}"
                                      f"{did_you_mean(study_name, names)}")
         time.sleep(min(1.0, max(0.05, end - time.monotonic())))

@@ -73,12 +73,14 @@ def elided_repr(value: Any, limit: int = 60) -> str:
     return f"{shown[:limit // 2]}...{shown[-10:]} ({len(shown)} characters)"
 
 
-def quoted_values(values: Iterable[Any], limit: int = 20) -> str:
+def quoted_values(values: Iterable[Any], limit: int = 20, *, whole: bool = False) -> str:
     """The first ``limit`` of ``values`` quoted (numpy scalars as plain values, a long text cut:
-    :func:`elided_repr`), ``...`` after them when there are more: what a message shows of the
-    values a name could have been, or of a column's values."""
+    :func:`elided_repr`, unless ``whole``: names a user must type again, such as a storage's
+    study names), ``...`` after them when there are more: what a message shows of the values a
+    name could have been, or of a column's values."""
     values = list(values)
-    shown = ", ".join(elided_repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
+    quote = repr if whole else elided_repr
+    shown = ", ".join(quote(v.item() if hasattr(v, "item") else v) for v in values[:limit])
     return shown + (", ..." if len(values) > limit else "")
 
 

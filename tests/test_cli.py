@@ -1664,3 +1664,17 @@ def test_results_that_standard_output_cannot_encode_are_an_error_saying_what_to_
     err = capsys.readouterr().err
     assert code == 1 and "standard output writes ascii only (sys.stdout.encoding), and the output holds '\\xf6': run " \
         "automm with PYTHONIOENCODING=utf-8" in err and "unexpected" not in err, err
+
+
+def test_a_worker_given_a_study_the_storage_lacks_lists_long_study_names_whole(capsys, tmp_path):
+    """Study names are what a user types again: a long one is listed whole, not cut as row values are."""
+    import optuna
+
+    from automm.storage import make_storage
+
+    log = tmp_path / "study.log"
+    name = "catalogue-" + "x" * 70
+    optuna.create_study(study_name=name, storage=make_storage("journal", str(log)))
+    result = run(capsys, "worker", "--storage", log, "--study", "shard", "--wait", "0")
+    assert result.code == 2, result.err
+    assert f"the storage holds {name!r}" in result.err

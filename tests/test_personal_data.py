@@ -49,6 +49,20 @@ def test_categories_never_seen_are_quoted_as_excerpts(colour_model):
     assert said[0].count("characters)") == 3
 
 
+def test_the_categories_fit_saw_are_quoted_as_excerpts_too():
+    """The warning about unseen categories cut the new values but listed the training rows' whole:
+    each prediction's log held the names and e-mail addresses of the training data."""
+    rng = np.random.default_rng(0)
+    people = [f"{REVIEW} #{i}" for i in range(3)]
+    frame = pd.DataFrame({"contact": rng.choice(people, 120), "size": rng.normal(size=120)})
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0, column_types={"contact": "categorical"})
+    model.fit(frame, np.where(frame["contact"] == people[0], "a", "b"))
+    rows = frame.head(30).assign(contact=[f"new {i}" for i in range(30)])
+    said = [m for m in _messages(lambda: model.predict(rows)) if "categories never seen" in m]
+    assert len(said) == 1 and "fit saw '" in said[0] and said[0].count("characters)") == 3, said
+    assert "jane.doe@example.org" not in said[0] and "Springfield" not in said[0]
+
+
 def test_quoted_values_cuts_a_long_text_and_keeps_short_values_whole():
     """``automm evaluate --label`` naming a column of texts listed 8 of them whole."""
     shown = quoted_values(["Red", REVIEW, np.int64(3)])

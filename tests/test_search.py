@@ -997,10 +997,38 @@ def test_a_resumed_search_keeps_time_to_retrain_the_best_trials_already_in_its_s
     assert len(model.leaderboard_) > 2 and took < 12 + 2.5, (len(model.leaderboard_), took)
 
 
-def test_a_resumed_study_runs_again_the_presets_its_time_limit_stopped(texts, capsys, tmp_path, monkeypatch):
+def test_a_retraining_slower_than_its_trial_leaves_that_trial_out_not_the_fits_model(texts, capsys, tmp_path,
+                                                                                    monkeypatch):
+    """A retraining is given its trial's recorded time (1.5 times, and a second): the linear model
+    retrained on a busier machine raised its TimeoutError out of the search's end, and the fit, its
+    whole time_limit spent, ended with no model."""
+    from automm import pipeline
+
+    X, y, _, _ = texts
+    params = small(verbose=1, storage=f"journal://{tmp_path / 'study.log'}", study_name="days")
+    board = AutoMM(**params, n_trials=2).fit(X, y).leaderboard_.set_index("number")
+    linear = int(board.index[board["fusion"] == "sum"][0])
+
+    def too_slow(*args, **kwargs):
+        raise TimeoutError("the linear model did not finish one fit before the deadline")
+
+    monkeypatch.setattr(pipeline, "train_linear", too_slow)
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = AutoMM(**params, time_limit=10).fit(X, y)
+    assert (f"[automm] retraining trial {linear} did not finish in its " in capsys.readouterr().err
+            and model.best_trial_ != linear)
+    assert len(model.predict(X[:3])) == 3
+
+
+@pytest.mark.parametrize("stop", ["TimeLimitExceeded", "TimeoutError"])
+def test_a_resumed_study_runs_again_the_presets_its_time_limit_stopped(texts, capsys, tmp_path, monkeypatch, stop):
     """The first run's time limit stopped its linear model (fashion, time_limit=60, an empty cache: MiniLM had
     computed 748 of 750 features, the rest cached), and every run of the study after it went without one: a
-    sampled trial never draws it, and only trials cut short by Ctrl-C were retried."""
+    sampled trial never draws it, and only trials cut short by Ctrl-C were retried. The linear and
+    nearest-neighbour models stopped at the deadline before their first result raise TimeoutError: those were
+    not retried."""
     from automm import pipeline
     from automm.exceptions import TimeLimitExceeded
 
@@ -1008,6 +1036,8 @@ def test_a_resumed_study_runs_again_the_presets_its_time_limit_stopped(texts, ca
     params = small(verbose=1, n_trials=2, storage=f"journal://{tmp_path / 'study.log'}", study_name="days")
 
     def stopped(*args, **kwargs):
+        if stop == "TimeoutError":
+            raise TimeoutError("the linear model did not finish one fit before the deadline")
         raise TimeLimitExceeded("stopped at the time limit: a feature computed of 120")
 
     monkeypatch.setattr(pipeline, "train_linear", stopped)

@@ -433,7 +433,7 @@ class TabularEncoder(Encoder):
             unseen = [k for k in given if self._category_id(column, k) == 0]
             if len(given) >= UNFAMILIAR_MIN_VALUES and len(unseen) >= UNFAMILIAR_SHARE * len(given):
                 examples = quoted_values(list(dict.fromkeys(unseen))[:3])  # (a long one cut: a request's whole value)
-                seen = ", ".join(repr(k) for k in self.categories[column][:5])
+                seen = quoted_values(self.categories[column][:5])  # (the training rows' values: cut too)
                 messages.append(f"column {column!r}: {len(unseen)} of {len(given)} values are categories never seen "
                                 f"in fit (e.g. {examples}) and are read as missing; fit saw {seen}"
                                 f"{', ...' if len(known) > 5 else ''}")
