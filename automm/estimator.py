@@ -713,7 +713,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
                              f"({shown}, ...: numbers that are not whole); use problem_type='regression', or make "
                              "the labels classes (e.g. strings)")
         if requested == "binary" and len(classes := pd_unique(y)) != 2:
-            shown = ", ".join(map(repr, classes[:4].tolist())) + (", ..." if len(classes) > 4 else "")
+            from .suggestions import quoted_values
+
+            shown = quoted_values(classes.tolist(), 4)
             raise InputError(f"problem_type: 'binary' needs two classes, but y holds {len(classes)} ({shown}); "
                              "use 'multiclass' or 'auto'")
         return requested

@@ -1127,7 +1127,9 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         trained = set(data.y_train.tolist())
         unseen = [v for v in data.y_test.tolist() if v not in trained]
         if unseen:
-            shown = ", ".join(map(repr, sorted(set(unseen), key=str)[:5]))
+            from .suggestions import quoted_values
+
+            shown = quoted_values(sorted(set(unseen), key=str)[:5])
             log(f"note: {len(unseen)} of {len(data.X_test)} test rows have a label no training row has ({shown}): "
                 "the model cannot predict them, and the test scores count them as errors")
     if data.dropped_classes:

@@ -68,3 +68,30 @@ def test_quoted_values_cuts_a_long_text_and_keeps_short_values_whole():
     shown = quoted_values(["Red", REVIEW, np.int64(3)])
     assert shown.startswith("'Red', '") and shown.endswith("characters), 3")
     assert "jane.doe@example.org" not in shown and len(shown) < 80
+
+
+def test_a_binary_problem_refusing_its_labels_quotes_them_as_excerpts():
+    """``problem_type='binary'`` with reviews given as ``y`` listed four whole reviews."""
+    from automm.exceptions import InputError
+
+    frame = pd.DataFrame({"size": np.arange(6.0)})
+    with pytest.raises(InputError, match="'binary' needs two classes") as caught:
+        AutoMM(problem_type="binary", max_epochs=1).fit(frame, [f"{REVIEW} #{i}" for i in range(6)])
+    assert "jane.doe@example.org" not in str(caught.value) and str(caught.value).count("characters)") == 4
+
+
+def test_a_recipes_note_on_unseen_test_labels_quotes_them_as_excerpts(tmp_path):
+    """The note that test rows hold labels no training row has quoted them whole."""
+    from automm.recipes import fit_recipe
+
+    rng = np.random.default_rng(0)
+    n = 60
+    table = pd.DataFrame({"size": rng.normal(size=n), "split": ["train"] * 50 + ["test"] * 10,
+                          "label": ["a", "b"] * 25 + [f"{REVIEW} #{i}" for i in range(10)]})
+    table.to_csv(tmp_path / "rows.csv", index=False)
+    recipe = {"data": {"path": str(tmp_path / "rows.csv"), "label": "label", "split_column": "split"},
+              "training": {"max_epochs": 1}, "output": {"dir": str(tmp_path / "model")}}
+    lines: list[str] = []
+    fit_recipe(recipe, log=lines.append)
+    said = [line for line in lines if "label no training row has" in line]
+    assert len(said) == 1 and "jane.doe@example.org" not in said[0] and "characters)" in said[0], said
