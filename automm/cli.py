@@ -487,14 +487,20 @@ def _check_not_overwriting(target: Path, data: str, model_dir: str | None = None
                          "it; write them to another file")
 
 
-def _check_output_dir(path: str, argument: str) -> None:
-    """:class:`UsageError` naming ``argument`` when no model can be saved at ``path`` (checked
-    before the data are read: a long fit whose model cannot be saved would be lost)."""
+#: How ``automm fit`` replaces a model saved before: the end of its refusal's message.
+REPLACE_WITH = ("pass --overwrite (or set output.overwrite: true in the recipe) to replace it, or give another "
+                "folder with -o DIR")
+
+
+def _check_output_dir(path: str, argument: str, overwrite: bool = False) -> None:
+    """:class:`UsageError` naming ``argument`` when no model can be saved at ``path``, or a model
+    is there and not ``overwrite`` (checked before the data are read: a long fit whose model
+    cannot be saved would be lost)."""
     from .exceptions import InputError
     from .persistence import check_save_target
 
     try:
-        check_save_target(path, argument)
+        check_save_target(path, argument, overwrite, REPLACE_WITH)
     except OSError as exc:  # FileExistsError included
         raise UsageError(exc.strerror or str(exc)) from None
     except InputError as exc:  # (a URL)
@@ -523,8 +529,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.output is not None and not str(args.output).strip():  # an unset $MODEL_DIR: not the recipe's folder
         raise UsageError("-o: an empty path; give the folder to save the model to")
     output_dir = args.output or recipe.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, recipe.name)
+    overwrite = bool(args.overwrite) or recipe.overwrite
     _check_output_dir(output_dir, "-o" if args.output else "output.dir" if recipe.output_dir else
-                      f"output directory (default {output_dir})")
+                      f"output directory (default {output_dir})", overwrite)
     device = recipe.params().get("device")
     if isinstance(device, str):
         _device(device, "training.device")
@@ -532,7 +539,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     out.log(f"recipe {args.recipe}: valid" if args.label is None else f"recipe drafted from {args.recipe}: valid")
     # Progress printed by the training or the search goes to stderr: stdout is for the result.
     with contextlib.redirect_stdout(sys.stderr):
-        result = fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir)
+        result = fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir, overwrite=overwrite,
+                            replace_with=REPLACE_WITH)
     summary = result.summary()
     leaderboard = getattr(result.estimator, "leaderboard_", None)
     # Ctrl-C: the model is the best of what had finished, saved as asked; the exit status says so
@@ -1390,6 +1398,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "saved with the model")
     p.add_argument("--output", "-o", metavar="DIR",
                    help=f"model directory (default: the recipe's output.dir, else {DEFAULT_OUTPUT_ROOT}/RECIPE_NAME)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the model an earlier run saved in the model directory (the recipe's "
+                        "output.overwrite: true does too); without it, fit refuses such a folder before "
+                        "reading the data. The folder's other files stay; a folder of other files is "
+                        "never written into")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (and nothing on stderr)")
     p.set_defaults(func=cmd_fit)
 

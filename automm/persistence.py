@@ -30,6 +30,7 @@ save replaced the folder while its files were read.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
 import hashlib
 import json
@@ -404,10 +405,13 @@ def write_model_files(model, directory: Path, sync: bool = True) -> dict:
                                        {name: _jsonable(enc.get_state()) for name, enc in model.encoders.items()})}
 
 
-def _refuse_to_overwrite(target: Path, argument: str = "path") -> None:
+def _refuse_to_overwrite(target: Path, argument: str = "path", overwrite: bool = True,
+                         replace_hint: str | None = None) -> None:
     """Raise, naming ``argument``, unless a save can put a model at ``target``: nothing there, an
-    empty folder, or an automm model's folder that is neither a mount point (it cannot be renamed
-    aside) nor write-protected (its old model could not be removed)."""
+    empty folder, or, where ``overwrite`` is true, an automm model's folder that is neither a mount
+    point (it cannot be renamed aside) nor write-protected (its old model could not be removed).
+    ``overwrite`` false: a model there is a :class:`FileExistsError` whose message ends with
+    ``replace_hint``, the ways out (how to replace it, or save elsewhere)."""
     if os.path.ismount(target) or str(target) in _mount_points():
         raise _mount_point_error(target, argument)
     try:
@@ -425,11 +429,25 @@ def _refuse_to_overwrite(target: Path, argument: str = "path") -> None:
     if MANIFEST not in entries or not entries[MANIFEST].is_file():
         raise FileExistsError(f"{argument}: {str(target)!r} is a non-empty directory that is not an automm "
                               "model; not overwriting it")
+    if not overwrite:
+        hint = replace_hint or "pass overwrite=True to replace it, or save to another folder"
+        raise FileExistsError(f"{argument}: {str(target)!r} holds a model already{_saved_when(target)}; not "
+                              f"replacing it: {hint}")
     if not os.access(target, os.W_OK | os.X_OK):
         if _read_only_file_system(target):
             raise PermissionError(f"{argument}: {str(target)!r} is on a read-only file system; save elsewhere")
         raise PermissionError(f"{argument}: {str(target)!r} is write-protected, so the model in it could not be "
                               f"removed once replaced; make it writable (chmod u+w {str(target)!r}) or save elsewhere")
+
+
+def _saved_when(folder: Path) -> str:
+    """`` (saved 2026-12-07 07:41 UTC)``: when the model in ``folder`` was saved (its manifest's
+    modification time), or "" where that cannot be read."""
+    try:
+        stamp = os.stat(folder / MANIFEST).st_mtime
+    except OSError:
+        return ""
+    return f" (saved {datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)"
 
 
 def _read_only_file_system(path: Path) -> bool:
@@ -491,26 +509,31 @@ def _save_target(path: str | os.PathLike, argument: str) -> Path:
     return absolute.parent.resolve() / absolute.name
 
 
-def check_save_target(path: str | os.PathLike, argument: str = "path") -> None:
+def check_save_target(path: str | os.PathLike, argument: str = "path", overwrite: bool = True,
+                      replace_hint: str | None = None) -> None:
     """Raise now what :func:`save_model` would raise for ``path`` before writing anything (not
-    a model's folder, a mount point, a write-protected model folder, or a folder where nothing
-    can be written; the message starts with ``argument``), so that a long fit is not run for a
-    model that cannot be saved. Leaves no trace but the parent folders it made."""
+    a model's folder, a mount point, a write-protected model folder, a model's folder when not
+    ``overwrite``, its message ending with ``replace_hint``, or a folder where nothing can be
+    written; the message starts with ``argument``), so that a long fit is not run for a model that cannot be saved. Leaves no
+    trace but the parent folders it made."""
     target = _save_target(path, argument)
     with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
-        _refuse_to_overwrite(target, argument)
+        _refuse_to_overwrite(target, argument, overwrite, replace_hint)
     shutil.rmtree(_staging_dir(target, argument), ignore_errors=True)
 
 
-def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | None = None) -> str:
+def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | None = None,
+               overwrite: bool = True, argument: str = "path", replace_hint: str | None = None) -> str:
     """Write ``estimator`` to directory ``path`` (``~`` expanded); replaces a previous automm
-    model there only after the new one is complete. Refuses to overwrite anything else.
+    model there only after the new one is complete, and only when ``overwrite`` is true (else
+    refused, the message ending with ``replace_hint``; ``argument`` names ``path`` in it).
+    Refuses to overwrite anything else.
     ``beside``: text files (name -> text) that go into the folder with the model, in place of
     the previous folder's files of those names, in the same step (``automm fit``'s
     ``recipe.yaml``); not part of the model (load does not check them)."""
-    target = _save_target(path, "path")
+    target = _save_target(path, argument)
     with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
-        _refuse_to_overwrite(target)
+        _refuse_to_overwrite(target, argument, overwrite, replace_hint)
     manifest = manifest_of(estimator)
     with _saves_serialized(target.parent):  # made and locked at once: never taken for a killed save's
         staging = _staging_dir(target)
@@ -534,7 +557,7 @@ def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | N
                 raise
             raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc  # (the model there stays)
         with _saves_serialized(target.parent):
-            _refuse_to_overwrite(target)  # again: another save or a user may have changed it meanwhile
+            _refuse_to_overwrite(target, argument, overwrite, replace_hint)  # again: another save or a user may have changed it
             # models put aside by saves killed before they deleted them (with a model at the path, and
             # under the lock, no save is between its renames: they are no one's)
             stale = [target.parent / name for name in _retired_beside(target)] if target.exists() else []

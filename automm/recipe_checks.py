@@ -89,7 +89,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
                  "holdout_frac", "class_weight", "head_dropout", "device", "amp", "num_workers", "cache_dir"),
     "search": ("n_trials", "time_limit", "sampler", "pruner", "storage", "study_name", "n_jobs", "ensemble_size",
                "bag_folds", "objectives", "search_space"),
-    "output": ("dir", "plot_dir", "verbose"),
+    "output": ("dir", "overwrite", "plot_dir", "verbose"),
 }
 
 
@@ -883,6 +883,8 @@ def _check_output(ck: _Checker, section: Any) -> None:
         if key in section and ck.string(section[key], f"output.{key}", null_ok=True, what="a directory path"):
             if (problem := url_problem(section[key], writing=True)) is not None:
                 ck.report(f"output.{key}", f"{section[key]!r} is {problem}")
+    if "overwrite" in section:
+        ck.boolean(section["overwrite"], "output.overwrite")
     if "verbose" in section:
         ck.integer(section["verbose"], "output.verbose", minimum=0, maximum=3)
 

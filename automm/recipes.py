@@ -42,6 +42,7 @@ A recipe is a mapping of sections (every key optional unless marked *required*):
       n_trials: 20                  #   ensemble_size, bag_folds, objectives, search_space
     output:
       dir: models/emoji             # model directory (relative to the current directory)
+      overwrite: false              # true: replace the model a run saved there before (else refused)
       plot_dir: null                # search plots
       verbose: 1
     seed: 0                         # random_state
@@ -462,6 +463,11 @@ class Recipe:
         value = self.section("output").get("dir")
         return os.path.expanduser(value) if isinstance(value, str) else None
 
+    @property
+    def overwrite(self) -> bool:
+        """``output.overwrite``: whether a fit replaces a model already in ``output.dir``."""
+        return self.section("output").get("overwrite") is True
+
     def params(self) -> dict:
         """The AutoMM constructor arguments the recipe sets (absent keys keep AutoMM's defaults)."""
         params = {}
@@ -564,7 +570,8 @@ class Recipe:
         if search:
             rows.append(("search", ", ".join(f"{k}={_inline(v)}" for k, v in search.items())))
         if self.output_dir:
-            rows.append(("output", self.output_dir))
+            rows.append(("output", self.output_dir + ("  (a model there replaced: output.overwrite)"
+                                                      if self.overwrite else "")))
         if "random_state" in params:
             rows.append(("seed", str(params["random_state"])))
         return rows
@@ -1091,12 +1098,25 @@ def recipe_keys_named(message: str, label: str) -> str:
 
 def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | None = None,
                log: Callable[[str], None] | None = None, output_dir: str | None = None,
-               save: bool = True) -> FitResult:
+               save: bool = True, overwrite: bool | None = None,
+               replace_with: str = ("set output.overwrite: true (or fit_recipe(overwrite=True)) to replace it, "
+                                    "or set another output.dir")) -> FitResult:
     """Validate the recipe, read its data, fit, save the model to ``output.dir`` (with the
-    ``recipe.yaml`` that reproduces it) and score the test set when there is one."""
+    ``recipe.yaml`` that reproduces it) and score the test set when there is one.
+
+    A model already in that folder is replaced only when ``overwrite`` (None: the recipe's
+    ``output.overwrite``) is true; else the fit is refused before the data are read, naming the
+    folder (``replace_with``: the ways out, for that message)."""
     start = time.monotonic()
     log = log or (lambda message: None)
     loaded = load_recipe(recipe, overrides, check_data=True, require_data=True)
+    target = output_dir or loaded.output_dir
+    overwrite = loaded.overwrite if overwrite is None else bool(overwrite)
+    argument = "output.dir" if output_dir is None else "output directory"
+    if save and target:  # before the data are read and the fit: a long fit whose model cannot be saved would be lost
+        from .persistence import check_save_target
+
+        check_save_target(target, argument, overwrite, replace_with)
     data = loaded.load_data()
     estimator = loaded.estimator()  # (after the data: its recipe notes where their files were found)
     if verbose is not None:
@@ -1135,11 +1155,6 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
     if data.dropped_classes:
         shown = ", ".join(map(str, data.dropped_classes[:10])) + (" ..." if len(data.dropped_classes) > 10 else "")
         log(f"data.min_class_rows: dropped {len(data.dropped_classes)} rare classes ({shown})")
-    target = output_dir or loaded.output_dir
-    if save and target:  # before the fit: a long fit whose model cannot be saved would be lost
-        from .persistence import check_save_target
-
-        check_save_target(target, "output.dir" if output_dir is None else "output directory")
     if data.X_test is not None:
         _check_test_inputs(estimator, data)
     log("fitting ...")
@@ -1158,7 +1173,8 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         reproduce.setdefault("output", {})["dir"] = _escape_env(str(Path(target).expanduser().resolve()))
         # the recipe goes in with the model, in one step: never a new model beside an old recipe
         model_dir = save_model(estimator, target, beside={
-            "recipe.yaml": SAVED_RECIPE_HEADER + dump_recipe(reproduce)})
+            "recipe.yaml": SAVED_RECIPE_HEADER + dump_recipe(reproduce)}, overwrite=overwrite, replace_hint=replace_with,
+            argument=argument)
         log(f"saved the model to {model_dir}")
     test_metrics = None
     if data.X_test is not None:

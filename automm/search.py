@@ -176,7 +176,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -2210,7 +2210,7 @@ def _wait_for_other_trials(study, ctx: SearchContext, deadline: float | None) ->
 
     # the trials running now in worker processes (not those of other fits, which build their own
     # models and go on to their own budgets)
-    fits = {k[len(FIT_ATTR):].partition("/")[0] for k in study.user_attrs if k.startswith(FIT_ATTR)}
+    fits = _fit_tags(study)
     waited = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
               if t.user_attrs.get(_ATTR + "worker") not in fits}
     said = False
@@ -2647,9 +2647,10 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     if not candidates:
         raise SearchError("the models of the best trials are not available here and the time limit leaves no time "
                           "to retrain one")
-    _warn_passed_over(order[:order.index(candidates[0][0])], candidates[0][0], by_number, ctx.data)
+    fits = _fit_tags(study)
+    _warn_passed_over(order[:order.index(candidates[0][0])], candidates[0][0], by_number, ctx.data, fits)
     first = order.index(candidates[0][0])
-    _warn_members_left_out([n for n in missing if order.index(n) > first], by_number)
+    _warn_members_left_out([n for n in missing if order.index(n) > first], by_number, fits)
     if wanted > 1:  # the linear and nearest-neighbour models join the pool whatever their holdout rank
         chosen = {n for n, _ in candidates}
         for number in order:
@@ -2745,10 +2746,46 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     return result
 
 
-#: What to do about models of trials trained in another process that this one cannot read.
-_NOT_HERE_ADVICE = ("start workers with an artifact_dir (automm worker --artifact-dir) that this process reads, or "
-                    "run fit again with a longer time_limit (a fit resuming a study keeps up to "
-                    f"{RETRAIN_RESERVE_FRACTION:.0%} of it to retrain the best trials already there)")
+#: What to do about models of trials trained in another process that this one cannot read: a
+#: fit's models last as long as it does (a later fit of the study retrains them), a worker's are
+#: read from its artifact_dir.
+_LONGER_TIME_LIMIT = ("run fit again with a longer time_limit (a fit resuming a study keeps up to "
+                      f"{RETRAIN_RESERVE_FRACTION:.0%} of it to retrain the best trials already there)")
+_FROM_WORKERS_ADVICE = ("start workers with an artifact_dir (automm worker --artifact-dir) that this process reads, or "
+                        + _LONGER_TIME_LIMIT)
+
+
+def _fit_tags(study) -> set[str]:
+    """The process tags (host:pid) of the fits that joined ``study``, this one's too: a trial
+    tagged with one ran in a fit, not in a worker."""
+    return {k[len(FIT_ATTR):].partition("/")[0] for k in study.user_attrs if k.startswith(FIT_ATTR)}
+
+
+def _from_fit(trial, fits: Collection[str]) -> bool:
+    return trial.user_attrs.get(_ATTR + "worker") in fits
+
+
+def _trained_by(trial, fits: Collection[str]) -> str:
+    """Who trained ``trial``, for a message: ``fit vm:17827`` or ``worker vm:17``."""
+    tag = trial.user_attrs.get(_ATTR + "worker") or "unknown"
+    return f"fit {tag}" if _from_fit(trial, fits) else f"worker {tag}"
+
+
+def _ran_where(trials: Sequence[Any], fits: Collection[str]) -> str:
+    return "ran in an earlier fit of the study" if all(_from_fit(t, fits) for t in trials) else "ran in another process"
+
+
+def _not_here_advice(trials: Sequence[Any], fits: Collection[str]) -> str:
+    """What to do about ``trials``, whose models this process cannot read: trained by an earlier
+    fit of the study (its models went with it: only time to retrain them helps), by workers
+    (an ``artifact_dir`` hands their models over), or both."""
+    earlier = sum(_from_fit(t, fits) for t in trials)
+    if earlier == len(trials):
+        return ("an earlier fit's models end with it, so a fit resuming its study retrains them: " + _LONGER_TIME_LIMIT)
+    if not earlier:
+        return _FROM_WORKERS_ADVICE
+    return ("for the trials of earlier fits, whose models end with them, " + _LONGER_TIME_LIMIT
+            + "; for the workers', start them with an artifact_dir (automm worker --artifact-dir) that this process reads")
 
 
 def _warn_inert_named_augmentations(estimator, trials: Sequence[Any], ctx: SearchContext) -> None:
@@ -2784,19 +2821,21 @@ def _warn_inert_named_augmentations(estimator, trials: Sequence[Any], ctx: Searc
                       f"{'it' if one else 'them'}", AutoMMWarning, stacklevel=user_stacklevel())
 
 
-def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, Any], data: PreparedData) -> None:
+def _warn_passed_over(passed: Sequence[int], kept: int, by_number: Mapping[int, Any], data: PreparedData,
+                      fits: Collection[str] = ()) -> None:
     """Warn when better trials than the one the model starts from were passed over: trained by
-    another process (a worker) whose model this one cannot read, with too little time left to
-    retrain them."""
+    another process (a worker, an earlier fit: ``fits``, :func:`_fit_tags`) whose model this one
+    cannot read, with too little time left to retrain them."""
     if not passed:
         return
     best = by_number[passed[0]]
     others = f" and {len(passed) - 1} other{'s' if len(passed) > 2 else ''}" if len(passed) > 1 else ""
-    warnings.warn(f"the study's best trial {passed[0]} ({_trial_score_text(data, best)}, worker "
-                  f"{best.user_attrs.get(_ATTR + 'worker') or 'unknown'}){others} ran in another process, whose "
+    warnings.warn(f"the study's best trial {passed[0]} ({_trial_score_text(data, best)}, "
+                  f"{_trained_by(best, fits)}){others} {_ran_where([by_number[n] for n in passed], fits)}, whose "
                   f"model{'s' if others else ''} this one cannot read, and time_limit left no time to retrain "
                   f"{'them' if others else 'it'}: the model is built from trial "
-                  f"{kept} ({_trial_score_text(data, by_number[kept])}); {_NOT_HERE_ADVICE}",
+                  f"{kept} ({_trial_score_text(data, by_number[kept])}); "
+                  f"{_not_here_advice([by_number[n] for n in passed], fits)}",
                   AutoMMWarning, stacklevel=user_stacklevel())
 
 
@@ -2807,17 +2846,18 @@ def _trial_score_text(data: PreparedData, trial) -> str:
     return score_text(data, _trial_score(trial), rows_scored_on(data, bagged)[0])
 
 
-def _warn_members_left_out(numbers: Sequence[int], by_number: Mapping[int, Any]) -> None:
+def _warn_members_left_out(numbers: Sequence[int], by_number: Mapping[int, Any], fits: Collection[str] = ()) -> None:
     """Warn when trials ranked among those the ensemble chooses from were left out: trained in
     another process (an earlier run of a resumed study, a worker), whose model this one cannot
     read, with too little time left to retrain them."""
     if not numbers:
         return
     listed = ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "")
-    warnings.warn(f"trial{'s' if len(numbers) > 1 else ''} {listed} (among the best) ran in another process, "
+    warnings.warn(f"trial{'s' if len(numbers) > 1 else ''} {listed} (among the best) "
+                  f"{_ran_where([by_number[n] for n in numbers], fits)}, "
                   f"whose model{'s' if len(numbers) > 1 else ''} this one cannot read, and time_limit left no time "
                   f"to retrain {'them' if len(numbers) > 1 else 'it'}: the ensemble is chosen without "
-                  f"{'them' if len(numbers) > 1 else 'it'}; {_NOT_HERE_ADVICE}",
+                  f"{'them' if len(numbers) > 1 else 'it'}; {_not_here_advice([by_number[n] for n in numbers], fits)}",
                   AutoMMWarning, stacklevel=user_stacklevel())
 
 

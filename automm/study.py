@@ -205,6 +205,7 @@ def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any)
         **data_spec(data, values=estimator.storage is not None),
         "metric": data.metric,
         "amp": bool(data.amp),
+        "classes": _class_names(estimator),
         "space": space_json,
         "objectives": list(settings.objectives),
         "sampler": settings.sampler if isinstance(settings.sampler, str) else "tpe",
@@ -216,6 +217,32 @@ def study_spec(estimator, data: PreparedData, space: SearchSpace, settings: Any)
         "automm_version": _automm_version(),
         "automm_code": code_digest("automm"),
     }
+
+
+def _class_names(estimator) -> list | None:
+    """The fit's classes as JSON values (a refused resume names the classes gained and lost), or
+    None: a regression."""
+    classes = estimator.__dict__.get("classes_")
+    if classes is None:
+        return None
+    return [c.item() if isinstance(c, np.generic) else c if isinstance(c, (str, int, float, bool)) else str(c)
+            for c in classes]
+
+
+def _classes_changed(stored: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``'Eyewear' new, 'Bags' gone``: the classes ``new`` has and the study's ``stored`` lacks,
+    and the other way round, where both name them (a study stored before they were: "")."""
+    old_classes, new_classes = stored.get("classes"), new.get("classes")
+    if not isinstance(old_classes, list) or not isinstance(new_classes, list):
+        return ""
+
+    def named(values: list) -> str:
+        return ", ".join(short_repr(v) for v in values[:5]) + (f", ... ({len(values)})" if len(values) > 5 else "")
+
+    gained = [c for c in new_classes if c not in old_classes]
+    lost = [c for c in old_classes if c not in new_classes]
+    parts = ([f"{named(gained)} new"] if gained else []) + ([f"{named(lost)} gone"] if lost else [])
+    return ", ".join(parts)
 
 
 def _automm_version() -> str:
@@ -539,13 +566,17 @@ def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any],
         def what(spec: Mapping[str, Any]) -> str:
             classes = "" if spec["problem_type"] == "regression" else f", {spec['n_outputs']} classes"
             return f"{spec['problem_type']}{classes}"
-        return f"its label is {what(stored)}; here {what(new)} (another label column or other rows?)"
+        classes = _classes_changed(stored, new)
+        return (f"its label is {what(stored)}; here {what(new)}{': ' + classes if classes else ''} (another label "
+                "column or other rows?)")
     old_targets, new_targets = list(stored["targets"]), list(new["targets"])
     if len(old_targets) != len(new_targets):
         return f"it has {len(old_targets)} rows; here {len(new_targets)}"
     changed = sum(a != b for a, b in zip(old_targets, new_targets))
     if changed:
-        return f"the labels of {changed} of its {len(old_targets)} rows differ here (another label column or rows?)"
+        classes = _classes_changed(stored, new)
+        return (f"the labels of {changed} of its {len(old_targets)} rows differ here{'; classes ' + classes if classes else ''}"
+                " (another label column or rows?)")
     if stored.get("sample_weights") != new.get("sample_weights"):
         return "its sample weights differ here"
     if values_differ(stored, new):

@@ -360,7 +360,7 @@ def test_validation_rows_from_the_split_column(capsys, regression_files, tmp_pat
     assert result.code == 0, result.err
     summary = json.loads(result.out)
     assert (summary["train_rows"], summary["validation_rows"], summary["test_rows"]) == (60, 30, 30)
-    result = run(capsys, "fit", tmp_path / "recipe.yaml")
+    result = run(capsys, "fit", tmp_path / "recipe.yaml", "--overwrite")
     assert "60 train, 30 validation, 30 test" in result.out
 
     recipe["data"]["valid_values"] = ["valid", "train"]
@@ -552,7 +552,7 @@ def test_validate_and_fit_show_no_storage_password(capsys, tmp_path, monkeypatch
                                                                                 "--no-data").out
     # fit: its log, its summary and the recipe.yaml it saves (the storage a journal file, named s3cretPW here)
     monkeypatch.setenv("AUTOMM_STORAGE", f"journal:///{tmp_path}/s3cretPW.log")
-    for options in ([], ["--json"]):
+    for options in ([], ["--json", "--overwrite"]):  # (the second run resumes the study, over the first's model)
         result = run(capsys, "fit", QUICKSTART, *TINY_SETS, "--set", "search.storage=${AUTOMM_STORAGE}", "--set",
                      "search.n_trials=1", "--set", "search.search_space={warm_start: false, linear_model: false}",
                      "-o", tmp_path / "m", *options)
@@ -771,6 +771,46 @@ def test_fit_refuses_an_output_folder_it_cannot_save_to_before_fitting(capsys, t
     result = run(capsys, "fit", QUICKSTART, "--set", f"output.dir={tmp_path / 'notes'}")
     assert result.code == 2 and "output.dir: " in result.err and "not an automm model" in result.err
     assert blocker.read_text() == "not a model"
+
+
+def test_a_second_fit_keeps_the_model_an_earlier_run_saved_unless_told_to_overwrite(capsys, regression_files,
+                                                                                    tmp_path, monkeypatch):
+    """A second ``automm fit`` with the same -o (or output.dir) replaced the model the first run
+    saved, silently: a user iterating over days lost a better model to a worse later run. It is
+    refused before the data are read, naming the folder and the ways out; --overwrite or
+    output.overwrite: true replaces it (atomically, the folder's other files kept); a folder of
+    the user's files or a file is refused even then, untouched."""
+    recipe, target = regression_files / "recipe.yaml", tmp_path / "model"
+    assert run(capsys, "fit", recipe, "-o", target, "-q").code == 0
+    (target / "notes.txt").write_text("the good one")
+    saved = (target / "weights.safetensors").read_bytes()
+    fitted = []
+    monkeypatch.setattr(AutoMM, "fit", lambda *args, **kwargs: fitted.append(1) or pytest.fail("fitted"))
+    for given in (["-o", target], ["--set", f"output.dir={target}"]):
+        result = run(capsys, "fit", recipe, *given, "--set", "seed=1")
+        assert result.code == 2 and result.no_traceback(), result.err
+        assert f"{str(target)!r} holds a model already (saved " in result.err
+        assert "--overwrite" in result.err and "output.overwrite: true" in result.err and "-o DIR" in result.err
+    assert (target / "weights.safetensors").read_bytes() == saved and not fitted
+    monkeypatch.undo()
+    for switch in (["--overwrite"], ["--set", "output.overwrite=true"]):
+        result = run(capsys, "fit", recipe, "-o", target, "-q", "--set", f"seed={len(switch)}", *switch)
+        assert result.code == 0, result.err
+        assert (target / "weights.safetensors").read_bytes() != saved
+        saved = (target / "weights.safetensors").read_bytes()
+    assert (target / "notes.txt").read_text() == "the good one"
+    assert sorted(os.listdir(tmp_path)) == ["model"]  # no replaced model or staging folder left beside it
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("mine")
+    (tmp_path / "a-file").write_text("not a model")
+    for path in (mine, tmp_path / "a-file"):
+        result = run(capsys, "fit", recipe, "-o", path, "--overwrite")
+        assert result.code == 2 and str(path) in result.err and "not overwriting it" in result.err
+    assert os.listdir(mine) == ["todo.txt"] and (mine / "todo.txt").read_text() == "mine"
+    assert (tmp_path / "a-file").read_text() == "not a model"
+    result = run(capsys, "validate", recipe, "--set", "output.overwrite=maybe")
+    assert result.code == 2 and "output.overwrite: expected true or false, found 'maybe'" in result.err
 
 
 # ---------------------------------------------------------------------------------- input errors, rows, paths
@@ -1047,7 +1087,7 @@ def test_fit_and_evaluate_name_the_class_whose_f1_they_report(capsys, tmp_path):
     assert ["test", "f1", "of", "'ok'"] in [line[:4] for line in lines]
     assert ["validation", "f1", "of", "'ok'"] in [line[:4] for line in lines]
     assert not any(line[:2] == ["test", "f1"] and line[2] != "of" for line in lines)
-    summary = json.loads(run(capsys, "fit", tmp_path / "r.yaml", "--json").out)
+    summary = json.loads(run(capsys, "fit", tmp_path / "r.yaml", "--json", "--overwrite").out)
     assert summary["positive_class"] == "ok" and "f1" in summary["test"]
 
     result = run(capsys, "evaluate", tmp_path / "model", tmp_path / "d.csv", "--filter", "part=test")

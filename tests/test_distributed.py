@@ -503,6 +503,47 @@ def test_fit_warns_when_a_better_trial_of_another_worker_cannot_make_the_model(r
     assert model.best_trial_ in (0, 2)
 
 
+def test_a_better_trial_of_an_earlier_fit_passed_over_says_what_applies(rows, tmp_path):
+    """A trial that an earlier run of the same fit trained, with no time to retrain it: the
+    warning told the user to start workers with --artifact-dir, which no worker ran; it names the
+    earlier fit and the one way out, a longer time_limit."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    params = dict(TINY, storage=journal, study_name="again")
+    first = AutoMM(**params, n_trials=1).fit(names, labels)
+    study = optuna.load_study(study_name="again", storage=search.make_storage("journal", journal))
+    tag = study.trials[0].user_attrs["automm:worker"]  # the first fit's process
+    study.add_trial(optuna.trial.create_trial(value=0.99, user_attrs={  # that fit's better trial
+        "automm:score": 0.99, "automm:config": first.config_, "automm:seconds": 1e6, "automm:worker": tag}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AutoMM(**params, n_trials=3, time_limit=60).fit(names, labels)
+    said = [str(w.message) for w in caught if "no time to retrain" in str(w.message)]
+    assert len(said) == 1, said
+    assert re.search(rf"best trial \d+ \(holdout accuracy 0\.9900, fit {re.escape(tag)}\) ran in an earlier fit of "
+                     r"the study, whose model .*; an earlier fit's models end with it, so a fit resuming its study "
+                     r"retrains them: run fit again with a longer time_limit", said[0]), said[0]
+    assert "artifact" not in said[0]
+
+
+def test_a_refused_resume_names_the_classes_gained_and_lost(rows, tmp_path):
+    """A resumed study refused because the data gained a class said "9 classes; here 10" without
+    naming the new class; it names it, and a class gone."""
+    journal = str(tmp_path / "study.log")
+    names, labels = rows["name"].tolist(), rows["category"].tolist()
+    AutoMM(**TINY, n_trials=1, storage=journal, study_name="classes").fit(names, labels)
+    n_classes, renamed = len(set(labels)), sorted(set(labels))[-1]  # (renamed 'Eyewear': the class indices change)
+    gained = ["Eyewear" if i % 7 == 0 else label for i, label in enumerate(labels)]
+    with pytest.raises(InputError, match=rf"its label is multiclass, {n_classes} classes; here multiclass, "
+                                         rf"{n_classes + 1} classes: 'Eyewear' new \(another label column"):
+        AutoMM(**TINY, n_trials=1, storage=journal, study_name="classes").fit(names, gained)
+    swapped = ["Eyewear" if label == renamed else label for label in labels]
+    with pytest.raises(InputError, match=rf"the labels of \d+ of its \d+ rows differ here; classes 'Eyewear' new, "
+                                         rf"{re.escape(repr(renamed))} gone \(another label column"):
+        AutoMM(**TINY, n_trials=1, storage=journal, study_name="classes").fit(names, swapped)
+    assert len(_trials(journal, "classes")) == 1
+
+
 def test_a_multi_objective_fit_that_passes_the_chosen_trial_over_says_which_model_it_kept(rows, tmp_path):
     """The Pareto rule's choice trained by another process, with no time to retrain it: the model
     was another trial's, but pareto_front_ still marked the rule's choice and fit_summary (and the

@@ -17,7 +17,7 @@ import yaml
 from automm import AutoMM, AutoMMRegressor, hookimpl
 from automm.exceptions import InputError
 from automm.evaluation import compute_metrics
-from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, RecipeError, apply_overrides, dump_recipe,
+from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, Recipe, RecipeError, apply_overrides, dump_recipe,
                             fit_recipe, from_recipe_with_data, load_recipe, load_yaml, read_recipe_file,
                             validate_recipe)
 
@@ -763,6 +763,31 @@ def test_quickstart_recipe_runs_with_a_tiny_budget(tmp_path):
     assert (tmp_path / "m" / "recipe.yaml").is_file() and result.summary()["n_classes"] == 9
     rebuilt = AutoMM.from_recipe(str(tmp_path / "m" / "recipe.yaml"))
     assert rebuilt.get_params() == result.estimator.get_params()
+
+
+def test_fit_recipe_replaces_a_saved_model_only_when_told_to(tmp_path, monkeypatch):
+    """fit_recipe saved over the model a recipe's earlier run left in output.dir, silently; it
+    is refused before the data are read, naming the key, unless output.overwrite: true or
+    overwrite=True; output.overwrite takes true or false only."""
+    overrides = [f"components.{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
+                 for k, v in TINY_COMPONENTS.items()] + ["training.max_epochs=1", "data.max_rows=60",
+                                                        f"output.dir={tmp_path / 'm'}"]
+    quickstart = REPO / "recipes" / "quickstart.yaml"
+    fit_recipe(quickstart, overrides)
+    saved = (tmp_path / "m" / "weights.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match=r"^output\.dir: .* holds a model already \(saved .*\); not replacing "
+                                              r"it: set output\.overwrite: true .* or set another output\.dir"):
+        with monkeypatch.context() as patched:  # refused before the data are read
+            patched.setattr(Recipe, "load_data", lambda self: pytest.fail("read the data"))
+            fit_recipe(quickstart, overrides)
+    assert (tmp_path / "m" / "weights.safetensors").read_bytes() == saved
+    fit_recipe(quickstart, overrides + ["seed=1", "output.overwrite=true"])
+    assert (tmp_path / "m" / "weights.safetensors").read_bytes() != saved
+    saved = (tmp_path / "m" / "weights.safetensors").read_bytes()
+    fit_recipe(quickstart, overrides + ["seed=2"], overwrite=True)
+    assert (tmp_path / "m" / "weights.safetensors").read_bytes() != saved
+    with pytest.raises(RecipeError, match=r"output\.overwrite: expected true or false, found 'sure'"):
+        load_recipe(quickstart, ["output.overwrite=sure"], check_data=False)
 
 
 @pytest.mark.slow
