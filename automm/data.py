@@ -304,8 +304,8 @@ _failed_role_rules: set[str] = set()
 def ask_role_rules(plugin_manager: Any, name: str, values: Sequence[Any]) -> str | None:
     """The first answer of the plugins' :func:`~automm.hookspecs.automm_infer_column_role` for
     column ``name`` (its present ``values``), asked in pluggy's order (installed plugins are
-    registered in the order of their packages' names, so it is the same wherever they are
-    installed; the built-in rules last). Where a plugin claims the column, the other plugins' rules
+    registered in the order of their packages' names, and pluggy asks the last registered first: the
+    same order wherever they are installed; the built-in rules last). Where a plugin claims the column, the other plugins' rules
     are asked too, and a claim of another role is warned about, naming both and the
     ``column_types`` that chooses. An installed plugin whose rule raises is passed over for the
     column, with a :class:`~automm.registry.PluginLoadWarning` naming it and its package (once per
@@ -368,7 +368,7 @@ def _claim_hint(column_name: str, column: Sequence[Any], role: str) -> str:
     """For a column of a plugin's modality ``role`` whose values its check refuses: the plugin whose
     column-role rule read it so, and the role the other rules read it as, as a ``column_types``
     to give (a rule that claims columns not of its modality, such as every column); "" where no
-    rule reads it as ``role`` (``column_types`` named it)."""
+    rule reads it as ``role``. Not asked of a column whose role ``column_types`` named."""
     from .registry import get_registry
 
     registry = get_registry()
@@ -1062,12 +1062,16 @@ def _warn_of_column(message: str) -> None:
         warn_once(said, message)
 
 
-def validate_columns(table: Table, roles: Mapping[str, str], roles_fixed: bool = False) -> Table:
+def validate_columns(table: Table, roles: Mapping[str, str], roles_fixed: bool = False,
+                     named_roles: Iterable[Any] = ()) -> Table:
     """:func:`validate_images` on every column of ``table`` whose role is ``image``,
     :func:`validate_datetimes` on every ``datetime`` one. Returns ``table`` with the few
     unreadable images that :data:`IMAGE_TOLERANCE` allows made missing (with a warning), and
     the list cells of text and categorical columns (tags) joined into texts. ``roles_fixed``: the
-    ``roles`` are a fitted model's (predict), so errors suggest no other ``column_types``."""
+    ``roles`` are a fitted model's (predict), so errors suggest no other ``column_types``.
+    ``named_roles``: the columns whose role the user named (``column_types``' keys), which no
+    error says a plugin's role rule chose."""
+    named_roles = {str(name) for name in named_roles}  # a table's names are strings
     columns = dict(table.columns)
     for column, role in roles.items():
         if role == "image":
@@ -1094,7 +1098,7 @@ def validate_columns(table: Table, roles: Mapping[str, str], roles_fixed: bool =
             try:
                 unreadable = _plugin_check(role, column, table.columns[column], table.row_name)
             except InputError as exc:  # most values not of that modality: the role may be a plugin rule's mistake
-                hint = "" if roles_fixed else _claim_hint(column, table.columns[column], role)
+                hint = "" if roles_fixed or column in named_roles else _claim_hint(column, table.columns[column], role)
                 if not hint:
                     raise
                 raise InputError(f"{exc}{hint}") from None

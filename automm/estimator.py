@@ -937,7 +937,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         _warn_misaligned(args, y)
         roles = infer_roles(table, self.column_types, reg.plugin_manager, self._known_roles(reg))
         specs = build_input_specs(roles)
-        table = validate_columns(table, roles)
+        table = validate_columns(table, roles, named_roles=self.column_types or ())
         encoder_choices = self._resolve_encoders(specs, reg)
         # A list is a set of choices for the search; the first is the default configuration's.
         fusion_options = list(self.fusion) if isinstance(self.fusion, (list, tuple)) else [self.fusion]
@@ -1106,7 +1106,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         _warn_misaligned(X_val if isinstance(X_val, tuple) else (X_val,), y_val, ("X_val", "y_val"))
         try:
             with checks_of("X_val"):  # its warnings said of X_val's rows, not X's
-                val_table = validate_columns(val_table, roles)
+                val_table = validate_columns(val_table, roles, named_roles=self.column_types or ())
         except InputError as exc:
             raise InputError(f"X_val: {exc}") from None
         weights = _check_sample_weight(sample_weight_val, len(labels), "sample_weight_val")

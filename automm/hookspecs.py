@@ -98,10 +98,11 @@ def automm_infer_column_role(name: str, values: Sequence[Any]) -> str | None:
     ``"categorical"``, ``"datetime"``, or a plugin modality such as ``"audio"``), or ``None`` to let
     the next plugin decide. ``values`` holds the column's non-missing values (a sample
     of them for large columns). The first non-``None`` answer wins; installed plugins are asked
-    in an order fixed by their packages' names, the built-in rules last, and where two plugins
-    claim one column as different roles ``fit`` warns, naming both. Return ``None`` for numbers,
-    texts, dates and other data the built-in rules read (:func:`automm.testing.check_role_inference`
-    checks it): every fit asks about every column. A lone list of dicts given to ``fit`` is read as records (a table, one dict per
+    in reverse order of their packages' names (``automm-zeta``'s before ``automm-alpha``'s), the
+    built-in rules last, and where two plugins claim one column as different roles ``fit`` warns,
+    naming both. Return ``None`` for numbers, texts, dates and other data the built-in rules read
+    (:func:`automm.testing.check_role_inference` checks it): every fit asks about every column.
+    A lone list of dicts given to ``fit`` is read as records (a table, one dict per
     sample) unless this hook claims its dicts for a modality other than text or categorical
     (an audio clip ``{"array": ..., "sample_rate": ...}``); it is then asked with ``name="x0"``.
     """

@@ -1044,7 +1044,7 @@ def _check_test_inputs(estimator, data) -> None:
         test = as_table((data.X_test,), plugin_manager=reg.plugin_manager)
     try:
         with all_warnings_left_out():  # a few unreadable test files: predict names them after the fit
-            validate_columns(test, roles)
+            validate_columns(test, roles, named_roles=estimator.column_types or ())
     except InputError as exc:
         raise InputError(f"the test rows: {exc}"
                          f"{column_types_hint(str(exc), estimator, data.X_train)}") from None

@@ -99,6 +99,16 @@ def test_a_column_a_plugin_rule_claimed_that_its_check_refuses_names_the_rule(bu
         automm.AutoMM(max_epochs=1).fit(X, ["a", "b"] * 12)
 
 
+def test_a_column_whose_role_column_types_named_is_not_said_to_be_a_rules_reading(builtin_only, fresh_registry):
+    """With column_types={'note': 'series'} the error said the role was what Greedy's rule read it as, and
+    to name its role: the user had."""
+    fresh_registry(SeriesPlugin(), Greedy())
+    X = {"signal": _series_rows(), "note": [f"left arm reading number {i}" for i in range(24)]}
+    with pytest.raises(InputError, match=r"column 'note': 24 of 24 series values cannot be read") as caught:
+        automm.AutoMM(max_epochs=1, column_types={"note": "series"}).fit(X, ["a", "b"] * 12)
+    assert "column-role rule" not in str(caught.value) and "column_types=" not in str(caught.value), caught.value
+
+
 def test_missing_values_that_a_plugin_check_names_stay_missing(builtin_only, fresh_registry):
     """A check that does not skip None named the missing rows as unreadable: a series column with
     10% missing values was refused ("row 0 (NoneType): not a series of numbers")."""

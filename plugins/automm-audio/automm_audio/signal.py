@@ -581,8 +581,9 @@ def audio_problem(value: Any) -> str | None:
     """Why ``value`` (a WAV path or bytes, a clip dict or tuple, an array) cannot be read as
     audio, or None: checked as training will read it (a WAV file's chunks and encoding, and a
     float file's samples; PCM samples always decode, so they are not read: :func:`check_wav`).
-    Of a file, the reason without its path (the message about its row names it). A readable
-    WAV file is remembered (:func:`checked_readable`)."""
+    Of a path, the reason without it (the message about its row names it); of a record's path,
+    with it (the row shows the record's type only). A readable WAV file is remembered
+    (:func:`checked_readable`)."""
     info = None
     if isinstance(value, (str, os.PathLike)):
         try:
@@ -596,8 +597,8 @@ def audio_problem(value: Any) -> str | None:
             check_wav(value)
         else:
             load_audio(value, 16000)
-    except _WavError as exc:  # a file the message about its row names already: why, not the path again
-        return exc.reason if isinstance(_wav_source(value), (str, os.PathLike)) else str(exc)
+    except _WavError as exc:  # a path the message about its row names already: why, not the path again
+        return exc.reason if isinstance(value, (str, os.PathLike)) else str(exc)
     except InputError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure means unreadable

@@ -244,6 +244,18 @@ def test_unreadable_wav_files_say_why(tmp_path):
     assert np.array_equal(read_wav(streamed)[0], read_wav(whole)[0])
 
 
+def test_an_unreadable_file_of_a_record_is_named_by_its_path(tmp_path):
+    """A Hugging Face record's row is shown as its type ("row 0 (dict): ..."): its reason left its path out,
+    and no message named the file."""
+    from automm_audio.signal import audio_problem
+
+    (tmp_path / "notes.wav").write_bytes(b"not a wav at all")
+    assert audio_problem({"path": str(tmp_path / "notes.wav"), "bytes": None}) == (
+        f"not a WAV file (no RIFF/WAVE header): {tmp_path / 'notes.wav'}")
+    assert audio_problem({"path": str(tmp_path / "gone.wav"), "bytes": None}).endswith(str(tmp_path / "gone.wav"))
+    assert audio_problem(str(tmp_path / "notes.wav")) == "not a WAV file (no RIFF/WAVE header)"  # its row names it
+
+
 # -- samples as lists ----------------------------------------------------------------------
 
 def test_a_list_of_python_ints_is_refused_as_having_no_sample_type():
