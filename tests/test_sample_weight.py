@@ -398,13 +398,13 @@ def test_the_checks_of_validation_data_leave_other_threads_warnings_alone(monkey
     y_val = ["high", "low"] * 15
     real, calls = estimator.validate_columns, []
 
-    def validate_columns(table, roles):
+    def validate_columns(table, roles, **options):
         calls.append(table)
         if len(calls) == 2:  # X_val's: another thread of the host warns meanwhile
             host = threading.Thread(target=lambda: warnings.warn("the host's own warning", UserWarning))
             host.start()
             host.join()
-        return real(table, roles)
+        return real(table, roles, **options)
 
     monkeypatch.setattr(estimator, "validate_columns", validate_columns)
     with warnings.catch_warnings(record=True) as caught:
