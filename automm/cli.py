@@ -625,7 +625,7 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
     text = "\nsummary\n" + _table(rows)
     if leaderboard is not None and hasattr(leaderboard, "head") and len(leaderboard):
         text += (f"\n\nleaderboard (top {min(10, len(leaderboard))} of {len(leaderboard)} trials)\n"
-                 + _leaderboard_table(leaderboard.head(10)))
+                 + _leaderboard_table(leaderboard.head(10), inputs))
     return text
 
 
@@ -670,9 +670,24 @@ LEADERBOARD_COLUMNS = ("number", "state", "score", "rows", "latency_ms", "n_para
 INTEGER_COLUMNS = ("number", "rows", "n_params", "epochs", "best_epoch")
 
 
-def _leaderboard_table(frame) -> str:
-    """The leaderboard's readable columns (parameters and configurations are in --json)."""
+def _leaderboard_table(frame, inputs: dict | None = None) -> str:
+    """The leaderboard's readable columns (parameters and configurations are in --json); an
+    input of one column (``inputs``: each input's columns) is named with it in ``encoders``,
+    ``text_1 (description)=hashed_ngram``, as the trials' progress lines name it."""
     import pandas as pd
+
+    from .components.stack import describe_encoder
+
+    def named(name: str) -> str:
+        columns = (inputs or {}).get(name) or []
+        return f"{name} ({columns[0]})" if len(columns) == 1 and columns[0] != name else name
+
+    if inputs and "encoders" in frame.columns and "config" in frame.columns:
+        frame = frame.copy()
+        frame["encoders"] = [
+            ", ".join(f"{named(k)}={describe_encoder(v)}" for k, v in config["encoders"].items())
+            if isinstance(config, dict) and config.get("encoders") else shown
+            for config, shown in zip(frame["config"], frame["encoders"])]
 
     # the rows each score was measured on (a classification's): the order goes by them too (a bag's
     # out-of-fold accuracy ahead of a higher one on a small holdout, leaderboard.rank_key)
@@ -689,7 +704,8 @@ def _leaderboard_table(frame) -> str:
         if isinstance(value, (list, tuple)):
             value = ", ".join(map(str, value))
         text = value if isinstance(value, float) else str(value)
-        return text if isinstance(text, float) or len(text) <= 48 else text[:45] + "..."
+        width = 96 if column == "encoders" else 48  # (room for the columns' names)
+        return text if isinstance(text, float) or len(text) <= width else text[:width - 3] + "..."
     rows = [[cell(v, c) for v, c in zip(record, columns)]
             for record in frame[columns].itertuples(index=False, name=None)]
     return _table(rows, headers=columns)

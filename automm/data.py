@@ -54,6 +54,7 @@ __all__ = [
     "validate_numbers",
     "validate_images",
     "MultimodalDataset",
+    "RowNames",
     "BatchCollator",
     "take",
 ]
@@ -168,6 +169,18 @@ class Table:
         named = self.row_labels is not None and other.row_labels is not None and self.row_word == other.row_word
         return Table(columns, self.positional, self.row_labels + other.row_labels if named else None,
                      self.row_word if named else "row")
+
+
+class RowNames:
+    """``names[position]``: the row at a position as messages name it (:func:`row_namer`), worked
+    out only when asked (an error's one row, not every row of every prediction) and picklable (a
+    DataLoader's spawned workers take their dataset by pickle)."""
+
+    def __init__(self, labels: Sequence[Any] | None, word: str = "row"):
+        self.labels, self.word = labels, word
+
+    def __getitem__(self, position: int) -> str:
+        return row_namer(self.labels, self.word)(position)
 
 
 def row_namer(labels: Sequence[Any] | None, word: str = "row") -> Callable[[int], str]:
@@ -1663,12 +1676,18 @@ class MultimodalDataset(torch.utils.data.Dataset):
     augmentation is preprocessed once, here, as a ``static_preprocess`` one is. An input whose
     encoder preprocesses a whole column at once (:meth:`~automm.components.base.Encoder.preprocess_batch`)
     and whose modality gets no augmentation is preprocessed so, here, in any dataset (training or
-    prediction); the loader's batches take their rows of it (:meth:`__getitems__`, :class:`BatchCollator`)."""
+    prediction); the loader's batches take their rows of it (:meth:`__getitems__`, :class:`BatchCollator`).
+    ``columns`` (an input's column, for inputs of one) and ``row_names`` (:class:`RowNames`: ``index 'b'``)
+    name an in-memory value that an encoder's ``preprocess`` refuses (an :class:`InputError`), as the
+    error then says; without them, the input."""
 
     def __init__(self, values: Mapping[str, Sequence[Any]], encoders: Mapping[str, Encoder],
                  targets: np.ndarray | None = None,
-                 augmentations: Mapping[str, Sequence[Callable]] | None = None, seed: int = 0, reuse: bool = False):
+                 augmentations: Mapping[str, Sequence[Callable]] | None = None, seed: int = 0, reuse: bool = False,
+                 columns: Mapping[str, str] | None = None, row_names: RowNames | None = None):
         self.values = dict(values)
+        self.columns = dict(columns or {})
+        self.row_names = row_names
         self.encoders = dict(encoders)
         self.targets = targets
         self.augmentations = {k: list(v) for k, v in (augmentations or {}).items() if v}
@@ -1722,8 +1741,13 @@ class MultimodalDataset(torch.utils.data.Dataset):
         except InputError as exc:
             from PIL.Image import Image as PILImage  # (imported only where a value failed)
 
-            if value is MISSING or not isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, PILImage)):
+            if value is MISSING:
                 raise
+            if not isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, PILImage)):
+                column = self.columns.get(name)
+                where = f"column {column!r}" if column is not None else f"input {name!r}"
+                where += f", {self.row_names[index]}" if self.row_names is not None else ""
+                raise InputError(f"{where}: {exc}") from exc
             self._unreadable(name, index, value, exc)
             return encoder.preprocess(MISSING, None), False
 

@@ -33,7 +33,7 @@ import torch
 from . import registry as _registry
 from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
-from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset
+from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset, RowNames
 from .evaluation import four_places
 from .exceptions import AutoMMWarning, PluginError, user_stacklevel
 from .decision import class_priors, decide, fit_decision_weights
@@ -521,9 +521,13 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     collate = BatchCollator(encoders)
     batch_size = int(training["batch_size"])
     pin = device.type == "cuda"
+    # (rows named by their position in X; the user's X_val rows follow X's, so are not named so)
+    columns = {spec.name: spec.columns[0] for spec in data.inputs if len(spec.columns) == 1}
     train_set = MultimodalDataset(data.subset(data.train_index), encoders, data.targets[data.train_index],
-                                  sample_augs, seed, reuse=True)
-    valid_set = MultimodalDataset(data.subset(data.valid_index), encoders, data.valid_targets, None, seed, reuse=True)
+                                  sample_augs, seed, reuse=True, columns=columns,
+                                  row_names=RowNames(data.train_index))
+    valid_set = MultimodalDataset(data.subset(data.valid_index), encoders, data.valid_targets, None, seed, reuse=True,
+                                  columns=columns, row_names=None if data.holdout_given else RowNames(data.valid_index))
     train_loader = make_loader(train_set, batch_size, True, data.num_workers, seed, collate, pin)
     valid_loader = make_loader(valid_set, batch_size * 2, False, data.num_workers, seed, collate, pin)
     trainer_config = TrainingConfig(

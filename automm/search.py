@@ -925,7 +925,7 @@ def _run_objective(trial, ctx: SearchContext):
         if hard_deadline is not None and time.monotonic() >= hard_deadline:  # (the alarm would blame the trial's code)
             raise TimeLimitExceeded("the time limit had passed before this trial started: the work before it (reading "
                                     "the data, estimating the encoders' one-off work, earlier trials) took the budget")
-        with heartbeat, _running_notice(settings.verbose, trial.number, config, trial_deadline):
+        with heartbeat, _running_notice(settings.verbose, trial.number, config, trial_deadline, ctx.data.inputs):
             with hard_stop(hard_deadline), deadline_scope(trial_deadline), device_scope(device), \
                     ctx.interrupt_gate.open():
                 candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
@@ -974,7 +974,7 @@ def _run_objective(trial, ctx: SearchContext):
         on = scored_on(ctx.data, candidate)[0]
         # a holdout score named by its metric alone (accuracy 0.8125); others say what they are on
         what = reporter.pruned_reason if pruned else score_text(ctx.data, score, on).removeprefix("holdout ")
-        _progress(f"trial {trial.number}: {what} ({_components(config)}) {seconds:.1f} s")
+        _progress(f"trial {trial.number}: {what} ({_components(config, ctx.data.inputs)}) {seconds:.1f} s")
     if len(settings.objectives) > 1:
         second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
         if pruned:
@@ -1042,7 +1042,8 @@ TRIAL_RUNNING_AFTER_S = 30.0
 
 
 @contextlib.contextmanager
-def _running_notice(verbose: int, number: int, config: Mapping[str, Any], deadline: float | None):
+def _running_notice(verbose: int, number: int, config: Mapping[str, Any], deadline: float | None,
+                    inputs: Sequence[Any] = ()):
     """Inside the block, when ``verbose``: one progress line if the trial is still running
     after :data:`TRIAL_RUNNING_AFTER_S` (what it trains, and when its share of the budget ends)."""
     if not verbose:
@@ -1053,7 +1054,7 @@ def _running_notice(verbose: int, number: int, config: Mapping[str, Any], deadli
     def say() -> None:
         now = time.monotonic()
         ends = "" if deadline is None else f"; its share of the time limit ends in {max(0.0, deadline - now):.0f} s"
-        _progress(f"trial {number}: running for {now - start:.0f} s ({_components(config)}){ends}")
+        _progress(f"trial {number}: running for {now - start:.0f} s ({_components(config, inputs)}){ends}")
 
     timer = threading.Timer(TRIAL_RUNNING_AFTER_S, say)
     timer.daemon = True
@@ -1064,8 +1065,17 @@ def _running_notice(verbose: int, number: int, config: Mapping[str, Any], deadli
         timer.cancel()
 
 
-def _components(config: Mapping[str, Any]) -> str:
-    encoders = ", ".join(f"{k}={describe_encoder(v)}" for k, v in config["encoders"].items())
+def _components(config: Mapping[str, Any], inputs: Sequence[Any] = ()) -> str:
+    """A trial's encoders and fusion for its progress lines: ``text_1 (description)=hashed_ngram,
+    tabular=tabular; fusion=concat``. An input of one column (``inputs``: the data's ``InputSpec``
+    list) is named with it, as its user knows it; ``config_`` and the leaderboard keep the input's name alone."""
+    columns = {spec.name: spec.columns for spec in inputs}
+
+    def named(name: str) -> str:
+        cols = columns.get(name) or []
+        return f"{name} ({cols[0]})" if len(cols) == 1 and cols[0] != name else name
+
+    encoders = ", ".join(f"{named(k)}={describe_encoder(v)}" for k, v in config["encoders"].items())
     return f"{encoders}; fusion={config['fusion']['name']}"
 
 

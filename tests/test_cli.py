@@ -1718,3 +1718,17 @@ def test_a_worker_given_a_study_the_storage_lacks_lists_long_study_names_whole(c
     result = run(capsys, "worker", "--storage", log, "--study", "shard", "--wait", "0")
     assert result.code == 2, result.err
     assert f"the storage holds {name!r}" in result.err
+
+
+def test_the_printed_leaderboard_names_the_column_of_each_input_of_one_column():
+    """`automm fit`'s leaderboard showed `text_0=hashed_ngram, text_1=hashed_ngram`: which column was which?"""
+    from automm.cli import _leaderboard_table
+
+    encoders = {"text_0": {"name": "hashed_ngram"}, "text_1": {"name": "gru"}, "tabular": {"name": "tabular"}}
+    board = pd.DataFrame({"number": [0], "state": ["COMPLETE"], "score": [0.9],
+                          "encoders": ["text_0=hashed_ngram, text_1=gru, tabular=tabular"],
+                          "config": [{"encoders": encoders, "fusion": {"name": "concat"}}]})
+    inputs = {"text_0": ["productDisplayName"], "text_1": ["attributes"], "tabular": ["a", "b"]}
+    row = _leaderboard_table(board, inputs).splitlines()[2]
+    assert "text_0 (productDisplayName)=hashed_ngram, text_1 (attributes)=gru, tabular=tabular" in row
+    assert board["encoders"].iloc[0] == "text_0=hashed_ngram, text_1=gru, tabular=tabular"  # (its frame unchanged)

@@ -90,3 +90,18 @@ def test_an_image_column_that_copies_another_is_named_as_a_copy_and_paths_are_no
     assert _columns_that_cannot_help(as_table([frame.assign(front=pixels, back=pixels)]), roles) == []
     with pytest.warns(UserWarning, match=r"'back' \(of 'image'\) holds the values of an earlier column"):
         AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]].assign(back=train["image"]), train["category"])
+
+
+def test_a_search_names_each_inputs_column_in_its_progress_lines_and_keeps_its_records(capsys):
+    """With two text columns, `trial 0: accuracy ... (text_0=hashed_ngram, text_1=hashed_ngram; ...)`
+    left the user to guess which of their columns each input was; config_ and leaderboard_ keep
+    the input names (code and saved models read them)."""
+    X, y = _frame()
+    model = AutoMM(n_trials=1, max_epochs=1, random_state=0, verbose=1, ensemble_size=1,
+                   column_types={"t1": "text", "t2": "text"},
+                   encoders={"text": {"name": "hashed_ngram", "n_buckets": 1024, "emb_dim": 8, "output_dim": 8}},
+                   search_space={"warm_start": False, "linear_model": False, "neighbors_model": False}).fit(X, y)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm] trial 0: ")]
+    assert lines and "(text_0 (t1)=hashed_ngram, text_1 (t2)=hashed_ngram, tabular=tabular; fusion=" in lines[-1], lines
+    assert set(model.config_["encoders"]) == {"text_0", "text_1", "tabular"}
+    assert model.leaderboard_["encoders"].iloc[0] == "text_0=hashed_ngram, text_1=hashed_ngram, tabular=tabular"

@@ -218,3 +218,32 @@ def test_a_role_or_modality_of_a_plugin_that_was_skipped_says_so(tmp_path, monke
         sys.modules.pop("automm_series_broken", None)
         monkeypatch.undo()
         automm.reset_registry()
+
+
+class ShortSeries(SeriesStats):
+    """Takes series of at most 30 readings: a longer one is an InputError of its ``preprocess``."""
+
+    def preprocess(self, value, augment=None):
+        if value is not MISSING and len(value) > 30:
+            raise InputError(f"a series of {len(value)} readings; this encoder takes at most 30")
+        return super().preprocess(value, augment)
+
+
+class ShortSeriesPlugin(SeriesPlugin):
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("series_stats", ShortSeries, modality="series", output_dim=4, defaults={"output_dim": 4})
+
+
+def test_a_value_a_plugin_encoders_preprocess_refuses_names_its_column_and_row(builtin_only, fresh_registry):
+    """An in-memory value a plugin encoder's preprocess refused reached the user as its bare message,
+    "a series of 40 readings; ...": no column, no row of the thousands predicted."""
+    import pandas as pd
+
+    fresh_registry(ShortSeriesPlugin())
+    model = automm.AutoMM(max_epochs=1, batch_size=8, random_state=0).fit({"signal": _series_rows()}, ["a", "b"] * 12)
+    rows = _series_rows(4, seed=1)
+    rows[2] = np.ones(40, dtype=np.float32)
+    X = pd.DataFrame({"signal": rows}, index=["r0", "r1", "r2", "r3"])
+    with pytest.raises(InputError, match=r"^column 'signal', index 'r2': a series of 40 readings; this encoder takes"):
+        model.predict(X)
