@@ -7,7 +7,8 @@ Exit codes: 0 success; 2 usage errors, recipe errors and other mistakes in what 
 was given, found before any work (a missing file or model directory, a --filter that leaves no
 row, an unusable --device, an output folder that cannot be written, a label column that is not
 the model's; nothing was done); 1 failures during the work (unreadable data or images, a failed
-fit, ...); 130 when interrupted (also when ``fit`` saved the best of what had finished). User
+fit, a model saved beside its folder because another save took the folder meanwhile, ...); 130
+when interrupted (also when ``fit`` saved the best of what had finished). User
 errors print one message and no traceback; ``--debug``
 adds the traceback. ``--quiet`` silences stderr but for errors; stdout keeps the result
 (``fit``'s is then only the model directory, not the summary).
@@ -492,15 +493,16 @@ REPLACE_WITH = ("pass --overwrite (or set output.overwrite: true in the recipe) 
                 "folder with -o DIR")
 
 
-def _check_output_dir(path: str, argument: str, overwrite: bool = False) -> None:
+def _check_output_dir(path: str, argument: str, overwrite: bool = False) -> list[str]:
     """:class:`UsageError` naming ``argument`` when no model can be saved at ``path``, or a model
     is there and not ``overwrite`` (checked before the data are read: a long fit whose model
-    cannot be saved would be lost)."""
+    cannot be saved would be lost); returns the folders the check made, for
+    :func:`~automm.persistence.remove_made_folders` where nothing is saved after all."""
     from .exceptions import InputError
     from .persistence import check_save_target
 
     try:
-        check_save_target(path, argument, overwrite, REPLACE_WITH)
+        return check_save_target(path, argument, overwrite, REPLACE_WITH)
     except OSError as exc:  # FileExistsError included
         raise UsageError(exc.strerror or str(exc)) from None
     except InputError as exc:  # (a URL)
@@ -521,8 +523,6 @@ def _check_storage(storage: Any) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from .recipes import fit_recipe
-
     out = _Out(args.quiet or args.json)
     recipe = _recipe_or_draft(args)
     verbose = 0 if (args.quiet or args.json) else recipe.params().get("verbose", 1)  # (output.verbose: 0 honoured)
@@ -530,17 +530,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise UsageError("-o: an empty path; give the folder to save the model to")
     output_dir = args.output or recipe.output_dir or os.path.join(DEFAULT_OUTPUT_ROOT, recipe.name)
     overwrite = bool(args.overwrite) or recipe.overwrite
-    _check_output_dir(output_dir, "-o" if args.output else "output.dir" if recipe.output_dir else
-                      f"output directory (default {output_dir})", overwrite)
-    device = recipe.params().get("device")
-    if isinstance(device, str):
-        _device(device, "training.device")
-    _check_storage(recipe.params().get("storage"))
-    out.log(f"recipe {args.recipe}: valid" if args.label is None else f"recipe drafted from {args.recipe}: valid")
-    # Progress printed by the training or the search goes to stderr: stdout is for the result.
-    with contextlib.redirect_stdout(sys.stderr):
-        result = fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir, overwrite=overwrite,
-                            replace_with=REPLACE_WITH)
+    made = _check_output_dir(output_dir, "-o" if args.output else "output.dir" if recipe.output_dir else
+                             f"output directory (default {output_dir})", overwrite)
+    try:
+        result = _fit_checked(args, recipe, out, verbose, output_dir, overwrite)
+    except BaseException:
+        from .persistence import remove_made_folders
+
+        remove_made_folders(made)  # nothing saved: no empty automm-models/ left behind
+        raise
     summary = result.summary()
     leaderboard = getattr(result.estimator, "leaderboard_", None)
     # Ctrl-C: the model is the best of what had finished, saved as asked; the exit status says so
@@ -549,6 +547,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if code == EXIT_INTERRUPTED:
         print(f"{PROG}: interrupted: the model{' saved to ' + str(result.model_dir) if result.model_dir else ''} is "
               "the best of what had finished (exit status 130)", file=sys.stderr)
+    elif result.saved_instead_of:  # another save took the folder while this fit ran: not where asked
+        code = EXIT_FAILURE
+        print(f"{PROG}: error: the model was not saved to {result.saved_instead_of!r}, which changed while this fit "
+              "ran (another process saved a model there, or put files there); this fit's model is saved beside it, to "
+              f"{result.model_dir!r} (exit status 1)", file=sys.stderr)
     if args.json:
         if leaderboard is not None and hasattr(leaderboard, "to_dict"):
             summary["leaderboard"] = leaderboard.head(50).to_dict(orient="records")
@@ -559,6 +562,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
         return code
     out.result(_fit_report(summary, leaderboard))
     return code
+
+
+def _fit_checked(args: argparse.Namespace, recipe: Any, out: _Out, verbose: int, output_dir: str, overwrite: bool):
+    """``automm fit`` once its output folder is checked: the other checks, then the fit."""
+    from .exceptions import AutoMMWarning
+    from .recipes import fit_recipe
+
+    device = recipe.params().get("device")
+    if isinstance(device, str):
+        _device(device, "training.device")
+    _check_storage(recipe.params().get("storage"))
+    out.log(f"recipe {args.recipe}: valid" if args.label is None else f"recipe drafted from {args.recipe}: valid")
+    # Progress printed by the training or the search goes to stderr: stdout is for the result.
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        # a model saved beside the folder asked for: said once, as an error (cmd_fit), not also as a warning
+        warnings.filterwarnings("ignore", message=r"(?s).*this fit's model is saved beside it instead",
+                                category=AutoMMWarning)
+        return fit_recipe(recipe, verbose=verbose, log=out.log, output_dir=output_dir, overwrite=overwrite,
+                          replace_with=REPLACE_WITH)
 
 
 def _fit_report(summary: dict, leaderboard: Any) -> str:

@@ -42,7 +42,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,8 +54,8 @@ from .feature_cache import check_cache_dir
 from .files import read_regular_file, url_problem
 from .suggestions import short_repr
 
-__all__ = ["save_model", "load_model", "check_save_target", "manifest_digest", "FORMAT_VERSION", "MANIFEST",
-           "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
+__all__ = ["save_model", "load_model", "check_save_target", "remove_made_folders", "manifest_digest", "FORMAT_VERSION",
+           "MANIFEST", "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
 
 FORMAT_VERSION = 8  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
@@ -476,14 +476,52 @@ def _mount_point_error(target: Path, argument: str = "path") -> FileExistsError:
                            f"save into a folder inside it, e.g. {str(target / 'model')!r}")
 
 
-def _staging_dir(target: Path, argument: str = "path") -> Path:
-    """A new staging folder beside ``target`` (its parents made); an error names ``target``'s folder."""
+def _staging_dir(target: Path, argument: str = "path", made: list[Path] | None = None) -> Path:
+    """A new staging folder beside ``target`` (its parents made; those this call made appended to
+    ``made``, outermost first); an error names ``target``'s folder."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return _make_staging_dir(target.parent, f".{target.name}.saving-")
+        for attempt in range(3):
+            made_now = _make_folders(target.parent)
+            if made is not None:
+                made.extend(made_now)
+            try:
+                return _make_staging_dir(target.parent, f".{target.name}.saving-")
+            except FileNotFoundError:  # a failed fit removed the (empty) parent it had made, meanwhile
+                if attempt == 2:
+                    raise
     except OSError as exc:  # named by the folder asked for, not by the staging folder's name
         raise OSError(exc.errno, f"{argument}: cannot write a model in {str(target.parent)!r} "
                                  f"({exc.strerror or exc})") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; returns those this call made, outermost first
+    (one a concurrent save made meanwhile is not this call's)."""
+    missing = [level for level in (folder, *folder.parents) if not os.path.lexists(level)]
+    made = []
+    for level in reversed(missing):
+        try:
+            level.mkdir()
+        except FileExistsError:
+            if not level.is_dir():
+                raise
+            continue
+        made.append(level)
+    return made
+
+
+def remove_made_folders(folders: Sequence[str | os.PathLike]) -> None:
+    """Remove ``folders`` (:func:`check_save_target`'s, outermost first) innermost first, each only
+    while it is empty: a fit that saved nothing leaves no folder its check made. One a concurrent
+    save has put something in stays, and so do those above it."""
+    for folder in reversed(list(folders)):
+        try:
+            os.rmdir(folder)
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty: another save's, or the user's, now
+            return
 
 
 def _check_path_type(path: Any, argument: str, writing: bool = False) -> None:
@@ -510,16 +548,23 @@ def _save_target(path: str | os.PathLike, argument: str) -> Path:
 
 
 def check_save_target(path: str | os.PathLike, argument: str = "path", overwrite: bool = True,
-                      replace_hint: str | None = None) -> None:
+                      replace_hint: str | None = None) -> list[str]:
     """Raise now what :func:`save_model` would raise for ``path`` before writing anything (not
     a model's folder, a mount point, a write-protected model folder, a model's folder when not
     ``overwrite``, its message ending with ``replace_hint``, or a folder where nothing can be
     written; the message starts with ``argument``), so that a long fit is not run for a model that cannot be saved. Leaves no
-    trace but the parent folders it made."""
+    trace but the parent folders it made, which it returns (outermost first) for
+    :func:`remove_made_folders` to remove when no model is saved after all."""
     target = _save_target(path, argument)
     with _saves_serialized(target.parent):  # not while a concurrent save swaps its model in
         _refuse_to_overwrite(target, argument, overwrite, replace_hint)
-    shutil.rmtree(_staging_dir(target, argument), ignore_errors=True)
+    made: list[Path] = []
+    try:
+        shutil.rmtree(_staging_dir(target, argument, made), ignore_errors=True)
+    except BaseException:
+        remove_made_folders(made)
+        raise
+    return [str(folder) for folder in made]
 
 
 def save_model(estimator, path: str | os.PathLike, beside: Mapping[str, str] | None = None,

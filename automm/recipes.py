@@ -997,6 +997,7 @@ class FitResult:
     model_dir: str | None
     test_metrics: dict | None
     seconds: float
+    saved_instead_of: str | None = None  # the output folder asked for, where the model was saved beside it
 
     @property
     def metric(self) -> str:
@@ -1017,6 +1018,7 @@ class FitResult:
             # the rows of the data's own validation split, whatever the kept model was scored on
             "validation_split_rows": int(len(self.data.X_val)) if self.data.X_val is not None else 0,
             "model_dir": self.model_dir,
+            **({"saved_instead_of": self.saved_instead_of} if self.saved_instead_of else {}),
             "metric": self.metric,
             "test": self.test_metrics,
         }
@@ -1106,17 +1108,35 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
 
     A model already in that folder is replaced only when ``overwrite`` (None: the recipe's
     ``output.overwrite``) is true; else the fit is refused before the data are read, naming the
-    folder (``replace_with``: the ways out, for that message)."""
+    folder (``replace_with``: the ways out, for that message). Where the folder changed while
+    the fit ran so that the model cannot be saved there (another process saved a model in it),
+    the model is saved beside it, in a new folder ``<output.dir>.<UTC time>`` (``model_dir``;
+    ``saved_instead_of`` names the folder asked for), with an :class:`AutoMMWarning`. A fit that
+    fails leaves none of the folders made for its model."""
+    from .persistence import remove_made_folders
+
     start = time.monotonic()
     log = log or (lambda message: None)
     loaded = load_recipe(recipe, overrides, check_data=True, require_data=True)
     target = output_dir or loaded.output_dir
     overwrite = loaded.overwrite if overwrite is None else bool(overwrite)
     argument = "output.dir" if output_dir is None else "output directory"
+    made: list[str] = []
     if save and target:  # before the data are read and the fit: a long fit whose model cannot be saved would be lost
         from .persistence import check_save_target
 
-        check_save_target(target, argument, overwrite, replace_with)
+        made = check_save_target(target, argument, overwrite, replace_with)
+    try:
+        return _fit_loaded(loaded, start, log, verbose, target if save else None, overwrite, argument)
+    except BaseException:
+        remove_made_folders(made)  # (those a model was saved in, or another save uses, are not empty)
+        raise
+
+
+def _fit_loaded(loaded: Recipe, start: float, log: Callable[[str], None], verbose: int | None,
+                target: str | None, overwrite: bool, argument: str) -> FitResult:
+    """:func:`fit_recipe` once its output folder is checked: read the data, fit, save to ``target``
+    (None: not saved), score the test set."""
     data = loaded.load_data()
     estimator = loaded.estimator()  # (after the data: its recipe notes where their files were found)
     if verbose is not None:
@@ -1165,16 +1185,9 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         raise InputError(recipe_keys_named(str(exc), data.label)
                          + column_types_hint(str(exc), estimator, data.X_train)) from exc
     log(f"fitted in {getattr(estimator, 'fit_seconds_', time.monotonic() - start):.1f} s")
-    model_dir = None
-    if save and target:
-        from .persistence import SAVED_RECIPE_HEADER, save_model
-
-        reproduce = to_recipe(estimator)
-        reproduce.setdefault("output", {})["dir"] = _escape_env(str(Path(target).expanduser().resolve()))
-        # the recipe goes in with the model, in one step: never a new model beside an old recipe
-        model_dir = save_model(estimator, target, beside={
-            "recipe.yaml": SAVED_RECIPE_HEADER + dump_recipe(reproduce)}, overwrite=overwrite, replace_hint=replace_with,
-            argument=argument)
+    model_dir = saved_instead_of = None
+    if target:
+        model_dir, saved_instead_of = _save_fitted(estimator, target, overwrite, argument)
         log(f"saved the model to {model_dir}")
     test_metrics = None
     if data.X_test is not None:
@@ -1182,4 +1195,44 @@ def fit_recipe(recipe: Any, overrides: Iterable[str] = (), *, verbose: int | Non
         test_metrics = compute_metrics(estimator.problem_type_, data.y_test.to_numpy(), predictions,
                                        sample_weight=data.w_test, positive=positive_class(estimator))
     return FitResult(estimator=estimator, recipe=loaded, data=data, model_dir=model_dir, test_metrics=test_metrics,
-                     seconds=time.monotonic() - start)
+                     seconds=time.monotonic() - start, saved_instead_of=saved_instead_of)
+
+
+def _save_fitted(estimator: Any, target: str, overwrite: bool, argument: str) -> tuple[str, str | None]:
+    """Save the fitted ``estimator`` to ``target`` with the ``recipe.yaml`` that reproduces it;
+    returns where it was saved and, where ``target`` was refused (it changed while the fit ran:
+    another process saved a model there), the folder asked for, the model then saved beside it
+    in a new folder ``<target>.<UTC time>``: a finished fit is never lost."""
+    from .persistence import SAVED_RECIPE_HEADER, save_model
+
+    def save(path: str, replace: bool, hint: str | None) -> str:
+        reproduce = to_recipe(estimator)
+        reproduce.setdefault("output", {})["dir"] = _escape_env(str(Path(path).expanduser().resolve()))
+        # the recipe goes in with the model, in one step: never a new model beside an old recipe
+        return save_model(estimator, path, beside={"recipe.yaml": SAVED_RECIPE_HEADER + dump_recipe(reproduce)},
+                          overwrite=replace, replace_hint=hint, argument=argument)
+
+    try:
+        return save(target, overwrite, "it was saved there while this fit ran"), None
+    except FileExistsError as refused:  # checked before the fit, so changed since
+        reason = str(refused)  # (the name is unbound after the except block)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        for number in range(1, 100):
+            beside = f"{Path(target).expanduser()}.{stamp}" + (f"-{number}" if number > 1 else "")
+            if os.path.lexists(beside):
+                continue
+            try:
+                model_dir = save(beside, False, None)
+            except FileExistsError:  # taken meanwhile: the next name
+                continue
+            except OSError as exc:
+                raise OSError(exc.errno, f"{refused}; and this fit's model could not be saved beside it either: "
+                                         f"{exc.strerror or exc}") from exc
+            break
+        else:  # pragma: no cover - 99 saves in one second
+            raise refused from None
+    import warnings
+
+    warnings.warn(f"{reason}; this fit's model is saved beside it instead, to {model_dir!r}", AutoMMWarning,
+                  stacklevel=user_stacklevel())
+    return model_dir, str(Path(target).expanduser())

@@ -813,6 +813,63 @@ def test_a_second_fit_keeps_the_model_an_earlier_run_saved_unless_told_to_overwr
     assert result.code == 2 and "output.overwrite: expected true or false, found 'maybe'" in result.err
 
 
+def test_a_model_saved_into_the_output_folder_while_fit_runs_keeps_this_fits_model_beside_it(
+        capsys, regression_files, tmp_path, monkeypatch):
+    """Another process that saved a model into `automm fit`'s folder while the fit ran (after the
+    check before the data) made the final save refuse it, and the fitted model was lost ("holds a
+    model already ...; not replacing it", exit 1). It is saved beside the folder, in a new one
+    named by the time, said on stderr even under -q, exit 1; the other model stays."""
+    recipe, targets = regression_files / "recipe.yaml", []
+    fit = AutoMM.fit
+
+    def fit_while_another_saves(self, *args, **kwargs):
+        fitted = fit(self, *args, **kwargs)
+        self.save(targets[-1])  # another process's save, into the folder this fit checked
+        return fitted
+
+    monkeypatch.setattr(AutoMM, "fit", fit_while_another_saves)
+    for options in (["-q"], ["--json"]):
+        targets.append(tmp_path / options[0].strip("-"))
+        before = set(os.listdir(tmp_path))
+        result = run(capsys, "fit", recipe, "-o", targets[-1], *options)
+        assert result.code == 1 and result.no_traceback(), result.err
+        [saved] = set(os.listdir(tmp_path)) - before - {targets[-1].name}
+        kept = tmp_path / saved
+        assert saved.startswith(f"{targets[-1].name}.20") and len(saved) == len(f"{targets[-1].name}.20261207-083004")
+        assert f"not saved to {str(targets[-1])!r}" in result.err and f"beside it, to {str(kept)!r}" in result.err
+        assert (result.out.strip() if options == ["-q"] else json.loads(result.out)["model_dir"]) == str(kept)
+        if options == ["--json"]:
+            assert json.loads(result.out)["saved_instead_of"] == str(targets[-1])
+        assert yaml.safe_load((kept / "recipe.yaml").read_text())["output"]["dir"] == str(kept)
+        rows = pd.read_csv(regression_files / "houses.csv")[["a", "b", "colour"]]
+        assert AutoMM.load(kept).predict(rows).shape == (120,)
+        assert not (targets[-1] / "recipe.yaml").exists()  # the other process's model stays where it was saved
+    assert len(os.listdir(tmp_path)) == 4 and not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_a_failed_fit_leaves_no_folder_its_output_check_made(capsys, regression_files, tmp_path, monkeypatch):
+    """`automm fit` checks its output folder before reading the data by making its parents; a fit
+    that failed after that left them, empty: an `automm-models/` in the working directory (the test
+    suite left one in the repository root). Only the empty folders the check made are removed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    monkeypatch.setattr(AutoMM, "fit", lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("data broken")))
+    for output in ([], ["-o", "deep/er/model"], ["-o", "mine/new/model"]):
+        result = run(capsys, "fit", regression_files / "recipe.yaml", "--set", "output.dir=null", *output)
+        assert result.code == 1 and "data broken" in result.err, result.err
+        assert sorted(os.listdir(tmp_path)) == ["mine"] and os.listdir(tmp_path / "mine") == []
+    result = run(capsys, "fit", QUICKSTART, "--set", "training.device=cuda:99")  # refused after the output check
+    assert result.code == 2 and os.listdir(tmp_path) == ["mine"]
+
+    def someone_elses_file(self, *args, **kwargs):  # a folder the check made, used by someone else meanwhile
+        (tmp_path / "deep" / "notes.txt").write_text("theirs")
+        raise ValueError("data broken")
+
+    monkeypatch.setattr(AutoMM, "fit", someone_elses_file)
+    assert run(capsys, "fit", regression_files / "recipe.yaml", "-o", "deep/er/model").code == 1
+    assert sorted(os.listdir(tmp_path)) == ["deep", "mine"] and os.listdir(tmp_path / "deep") == ["notes.txt"]
+
+
 # ---------------------------------------------------------------------------------- input errors, rows, paths
 @pytest.fixture(scope="module")
 def emoji_model(tmp_path_factory):

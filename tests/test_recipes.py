@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from automm import AutoMM, AutoMMRegressor, hookimpl
-from automm.exceptions import InputError
+from automm.exceptions import AutoMMWarning, InputError
 from automm.evaluation import compute_metrics
 from automm.recipes import (PARAM_PATHS, SECTION_KEYS, TOP_KEYS, Recipe, RecipeError, apply_overrides, dump_recipe,
                             fit_recipe, from_recipe_with_data, load_recipe, load_yaml, read_recipe_file,
@@ -788,6 +788,34 @@ def test_fit_recipe_replaces_a_saved_model_only_when_told_to(tmp_path, monkeypat
     assert (tmp_path / "m" / "weights.safetensors").read_bytes() != saved
     with pytest.raises(RecipeError, match=r"output\.overwrite: expected true or false, found 'sure'"):
         load_recipe(quickstart, ["output.overwrite=sure"], check_data=False)
+
+
+def test_fit_recipe_keeps_its_model_beside_a_folder_taken_meanwhile_and_leaves_no_folder_when_it_fails(
+        tmp_path, monkeypatch):
+    """fit_recipe lost its fitted model when another process saved one into output.dir while it
+    ran (FileExistsError at the end); it saves it beside, in ``<output.dir>.<UTC time>``, with a
+    warning. A fit_recipe that failed left the parent folders its output check made, empty."""
+    overrides = [f"components.{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
+                 for k, v in TINY_COMPONENTS.items()] + ["training.max_epochs=1", "data.max_rows=60"]
+    quickstart, target = REPO / "recipes" / "quickstart.yaml", tmp_path / "new" / "m"
+    fit = AutoMM.fit
+
+    def fit_while_another_saves(self, *args, **kwargs):
+        fit(self, *args, **kwargs)
+        self.save(target)  # another process's save, into the folder this fit checked
+        return self
+
+    monkeypatch.setattr(AutoMM, "fit", fit_while_another_saves)
+    with pytest.warns(AutoMMWarning, match=r"holds a model already .*it was saved there while this fit ran; this "
+                                           r"fit's model is saved beside it instead, to '.*/new/m\.20\d{6}-\d{6}'"):
+        result = fit_recipe(quickstart, overrides + [f"output.dir={target}"])
+    assert result.saved_instead_of == str(target) and Path(result.model_dir).parent == target.parent
+    assert (Path(result.model_dir) / "recipe.yaml").is_file() and not (target / "recipe.yaml").exists()
+    assert result.summary()["saved_instead_of"] == str(target)
+    monkeypatch.setattr(AutoMM, "fit", lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("data broken")))
+    with pytest.raises(ValueError, match="data broken"):
+        fit_recipe(quickstart, overrides, output_dir=str(tmp_path / "a" / "b" / "m"))
+    assert sorted(os.listdir(tmp_path)) == ["new"]
 
 
 @pytest.mark.slow
