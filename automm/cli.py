@@ -698,17 +698,12 @@ def _leaderboard_table(frame, inputs: dict | None = None) -> str:
     ``text_1 (description)=hashed_ngram``, as the trials' progress lines name it."""
     import pandas as pd
 
-    from .components.stack import describe_encoder
-
-    def named(name: str) -> str:
-        columns = (inputs or {}).get(name) or []
-        return f"{name} ({columns[0]})" if len(columns) == 1 and columns[0] != name else name
+    from .components.stack import describe_encoders
 
     if inputs and "encoders" in frame.columns and "config" in frame.columns:
         frame = frame.copy()
         frame["encoders"] = [
-            ", ".join(f"{named(k)}={describe_encoder(v)}" for k, v in config["encoders"].items())
-            if isinstance(config, dict) and config.get("encoders") else shown
+            describe_encoders(config["encoders"], inputs) if isinstance(config, dict) and config.get("encoders") else shown
             for config, shown in zip(frame["config"], frame["encoders"])]
 
     # the rows each score was measured on (a classification's): the order goes by them too (a bag's

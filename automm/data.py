@@ -55,6 +55,7 @@ __all__ = [
     "validate_images",
     "MultimodalDataset",
     "RowNames",
+    "single_columns",
     "BatchCollator",
     "take",
 ]
@@ -169,6 +170,12 @@ class Table:
         named = self.row_labels is not None and other.row_labels is not None and self.row_word == other.row_word
         return Table(columns, self.positional, self.row_labels + other.row_labels if named else None,
                      self.row_word if named else "row")
+
+
+def single_columns(inputs: Iterable[InputSpec]) -> dict[str, str]:
+    """Each input of one column: its name -> that column (messages name such an input by the
+    column its user knows)."""
+    return {spec.name: spec.columns[0] for spec in inputs if len(spec.columns) == 1}
 
 
 class RowNames:

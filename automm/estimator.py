@@ -31,7 +31,7 @@ from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, de
                    checks_of, reordered_index, row_namer, row_naming, rows_repeated, rows_without_input, table_like,
                    validate_columns, warn_once, warn_unused_modalities, warned_once_in)
 from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
-from .data import BatchCollator, MultimodalDataset, RowNames, _records
+from .data import BatchCollator, MultimodalDataset, RowNames, _records, single_columns
 from .process_state import SharedChange, note_torch_threads, torch_threads_after_fork, torch_threads_capped, \
     usable_cpus
 from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
@@ -1751,8 +1751,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         with device_scope(self.device_):
             for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
                 encoder.prepare(values[name], cache_dir=getattr(self, "cache_dir", None))
-        columns = {spec.name: spec.columns[0] for spec in self.inputs_ if len(spec.columns) == 1}
-        dataset = MultimodalDataset(values, encoders, columns=columns,
+        dataset = MultimodalDataset(values, encoders, columns=single_columns(self.inputs_),
                                     row_names=RowNames(table.row_labels, table.row_word))
         return make_loader(dataset, self.batch_size_ * 2, False, self._prediction_workers(), 0,
                            BatchCollator(encoders), self.device_.type == "cuda")

@@ -479,20 +479,20 @@ def _mount_point_error(target: Path, argument: str = "path") -> FileExistsError:
 def _staging_dir(target: Path, argument: str = "path", made: list[Path] | None = None) -> Path:
     """A new staging folder beside ``target`` (its parents made; those this call made appended to
     ``made``, outermost first); an error names ``target``'s folder."""
+    made = [] if made is None else made
+    tries = 3
     try:
-        for attempt in range(3):
-            made_now = _make_folders(target.parent)
-            if made is not None:
-                made.extend(made_now)
+        while True:
+            made.extend(_make_folders(target.parent))
             try:
                 return _make_staging_dir(target.parent, f".{target.name}.saving-")
             except FileNotFoundError:  # a failed fit removed the (empty) parent it had made, meanwhile
-                if attempt == 2:
+                tries -= 1
+                if not tries:
                     raise
     except OSError as exc:  # named by the folder asked for, not by the staging folder's name
         raise OSError(exc.errno, f"{argument}: cannot write a model in {str(target.parent)!r} "
                                  f"({exc.strerror or exc})") from None
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _make_folders(folder: Path) -> list[Path]:

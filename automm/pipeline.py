@@ -33,7 +33,7 @@ import torch
 from . import registry as _registry
 from .components.stack import STACK, EncoderStack, describe_encoder, encoder_parts
 from .contracts import FUSION_INPUTS_HINT, CheckedAugmentation, CheckedBatchAugmentation, building
-from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset, RowNames
+from .data import MISSING, BatchCollator, InputSpec, MultimodalDataset, RowNames, single_columns
 from .evaluation import four_places
 from .exceptions import AutoMMWarning, PluginError, user_stacklevel
 from .decision import class_priors, decide, fit_decision_weights
@@ -522,7 +522,7 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     batch_size = int(training["batch_size"])
     pin = device.type == "cuda"
     # (rows named by their position in X; the user's X_val rows follow X's, so are not named so)
-    columns = {spec.name: spec.columns[0] for spec in data.inputs if len(spec.columns) == 1}
+    columns = single_columns(data.inputs)
     train_set = MultimodalDataset(data.subset(data.train_index), encoders, data.targets[data.train_index],
                                   sample_augs, seed, reuse=True, columns=columns,
                                   row_names=RowNames(data.train_index))

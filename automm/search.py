@@ -184,8 +184,9 @@ import torch
 from . import registry as _registry
 from . import storage as _storage
 from .components.image_cache import current_image_cache, shared_image_cache
-from .components.stack import describe_encoder, encoder_parts
+from .components.stack import describe_encoders, encoder_parts
 from .contracts import BUILD_FAILED
+from .data import single_columns
 from .deadlines import deadline_scope
 from .devices import device_scope
 from .files import url_problem
@@ -1068,14 +1069,8 @@ def _running_notice(verbose: int, number: int, config: Mapping[str, Any], deadli
 def _components(config: Mapping[str, Any], inputs: Sequence[Any] = ()) -> str:
     """A trial's encoders and fusion for its progress lines: ``text_1 (description)=hashed_ngram,
     tabular=tabular; fusion=concat``. An input of one column (``inputs``: the data's ``InputSpec``
-    list) is named with it, as its user knows it; ``config_`` and the leaderboard keep the input's name alone."""
-    columns = {spec.name: spec.columns for spec in inputs}
-
-    def named(name: str) -> str:
-        cols = columns.get(name) or []
-        return f"{name} ({cols[0]})" if len(cols) == 1 and cols[0] != name else name
-
-    encoders = ", ".join(f"{named(k)}={describe_encoder(v)}" for k, v in config["encoders"].items())
+    list) is named with it, as its user knows it (:func:`~automm.components.stack.describe_encoders`)."""
+    encoders = describe_encoders(config["encoders"], {spec.name: spec.columns for spec in inputs})
     return f"{encoders}; fusion={config['fusion']['name']}"
 
 
@@ -2339,16 +2334,22 @@ def _too_slow_encoders(data: PreparedData, space: SearchSpace, deadline: float |
     shared = {choice for _, _, _, choice in estimates
               if sum(other == choice for _, _, _, other in estimates) > 1}
     covered: dict[str, set] = {}  # per choice on several inputs: the values of the inputs kept with it
+    distinct: dict[str, set | None] = {}  # each input's distinct values, made once
+
+    def values_of(input_name: str) -> set | None:
+        if input_name not in distinct:
+            distinct[input_name] = distinct_values(data.values[input_name])
+        return distinct[input_name]
 
     def cost(seconds: float, input_name: str, choice: str) -> float:
         if choice not in covered or not math.isfinite(seconds):
             return seconds
-        own = distinct_values(data.values[input_name])
+        own = values_of(input_name)
         return seconds * len(own - covered[choice]) / len(own) if own else seconds
 
     def keep(seconds: float, input_name: str, choice: str) -> float:
         if choice in shared:
-            own = distinct_values(data.values[input_name])
+            own = values_of(input_name)
             if own is not None:
                 covered.setdefault(choice, set()).update(own)
         return seconds if math.isfinite(seconds) else 0.0
@@ -2380,8 +2381,8 @@ def _too_slow_encoders(data: PreparedData, space: SearchSpace, deadline: float |
 def _input_named(name: str, inputs: Sequence[Any], *more: str) -> str:
     """``input 'image_1' (column 'back', ...)``: an input of one column with that column's name
     (``config_`` and the leaderboard name inputs; the user knows the columns), then ``more``."""
-    columns = [spec.columns for spec in inputs if spec.name == name]
-    said = [f"column {columns[0][0]!r}"] if columns and len(columns[0]) == 1 else []
+    column = single_columns(inputs).get(name)
+    said = [f"column {column!r}"] if column is not None else []
     said += more
     return f"input {name!r}" + (f" ({', '.join(said)})" if said else "")
 

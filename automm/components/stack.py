@@ -20,7 +20,7 @@ from torch import nn
 from ..registry import RESERVED_ENCODER_NAME
 from .base import Encoder
 
-__all__ = ["STACK", "EncoderStack", "encoder_parts", "encoder_names", "describe_encoder"]
+__all__ = ["STACK", "EncoderStack", "encoder_parts", "encoder_names", "describe_encoder", "describe_encoders"]
 
 #: The encoder name of a stack in a configuration (no plugin may register it).
 STACK = RESERVED_ENCODER_NAME
@@ -40,6 +40,17 @@ def encoder_names(choice: Mapping[str, Any]) -> list[str]:
 def describe_encoder(choice: Mapping[str, Any]) -> str:
     """A short label of an encoder choice: its name, or a stack's parts joined by ``+``."""
     return "+".join(encoder_names(choice))
+
+
+def describe_encoders(encoders: Mapping[str, Any], columns: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Each input's encoder for a progress line or a table: ``text_1 (description)=hashed_ngram,
+    tabular=tabular``; an input of one column (``columns``: each input's columns) is named with
+    it, as its user knows it (``config_`` and the leaderboard keep the input's name alone)."""
+    def named(name: str) -> str:
+        cols = (columns or {}).get(name) or []
+        return f"{name} ({cols[0]})" if len(cols) == 1 and cols[0] != name else name
+
+    return ", ".join(f"{named(name)}={describe_encoder(choice)}" for name, choice in encoders.items())
 
 
 class EncoderStack(Encoder):
