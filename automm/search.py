@@ -176,7 +176,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -1175,15 +1175,23 @@ def _worker_is_gone(worker: str | None, process_space: str | None = None) -> boo
 def _retry_interrupted(study) -> None:
     """Queue a retry of each trial that Ctrl-C cut short (as for a trial of a killed worker):
     it does not count towards ``n_trials``, and a resumed study trains it again."""
+    _retry_failed(study, lambda t: t.user_attrs.get(_ATTR + "reason") in INTERRUPT_REASONS)
+
+
+def _retry_failed(study, wanted: Callable[[Any], bool]) -> list[int]:
+    """Queue a retry (Optuna's retry of a failed trial) of each failed trial not retried yet that
+    ``wanted`` picks; the numbers of the trials retried."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     retried = _retried_numbers(trials)
     retry = _storage.retry_callback()
+    queued = []
     for t in trials:
-        if (t.state == TrialState.FAIL and t.user_attrs.get(_ATTR + "reason") in INTERRUPT_REASONS
-                and t.number not in retried):
+        if t.state == TrialState.FAIL and t.number not in retried and wanted(t):
             retry(study, t)
+            queued.append(t.number)
+    return queued
 
 
 def _stopped_by_time(reason: str) -> bool:
@@ -1202,19 +1210,9 @@ def _retry_stopped_presets(study) -> list[int]:
     first run's time limit stopped never had one. Optuna runs queued trials in the order they were
     queued: a retry runs after the presets the earlier runs queued and left, before any sampled
     trial. The numbers of the trials retried."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False)
-    retried = _retried_numbers(trials)
-    retry = _storage.retry_callback()
-    queued = []
-    for t in trials:
-        if (t.state == TrialState.FAIL and t.number not in retried and not foreign_trial(t)
-                and (t.user_attrs.get(_ATTR + "default") or t.user_attrs.get(_ATTR + "preset") is not None)
-                and _stopped_by_time(str(t.user_attrs.get(_ATTR + "reason") or ""))):
-            retry(study, t)
-            queued.append(t.number)
-    return queued
+    return _retry_failed(study, lambda t: (
+        not foreign_trial(t) and (t.user_attrs.get(_ATTR + "default") or t.user_attrs.get(_ATTR + "preset") is not None)
+        and _stopped_by_time(str(t.user_attrs.get(_ATTR + "reason") or ""))))
 
 
 def _has_result(study) -> bool:
