@@ -722,9 +722,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _labels_array(y: Any, name: str = "y", method: str = "fit", amounts: bool = False) -> np.ndarray:
-        """``y`` as a 1-d array, refused naming ``name`` when it is no column of labels or holds missing or
-        infinite ones; ``amounts``: a regression target's (strings of numbers among numbers are numbers,
-        converted by :func:`_regression_values`, which names a value that is not)."""
+        """``y`` as a 1-d array, refused naming ``name`` when it is no column of labels (several targets,
+        tags: a list of labels per sample, a sparse matrix; saying how scikit-learn's wrappers fit
+        them) or holds missing or infinite ones; ``amounts``: a regression target's (strings of
+        numbers among numbers are numbers, converted by :func:`_regression_values`, which names a value that is not)."""
         row_name = row_namer(None)
         try:
             import pandas as pd
@@ -735,8 +736,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 if y.shape[1] != 1:
                     values = y.to_numpy()
                     hint = ("one-hot encoded labels (dummies): pass each row's class, e.g. y.idxmax(axis=1)"
-                            if _one_hot(values) else "for several targets, one model each: "
-                            f"sklearn.multioutput.{_multi_output_wrapper(amounts)}")
+                            if _one_hot(values) else _several_targets_hint(name, amounts))
                     raise InputError(f"{name}: expected one label column, got a DataFrame with {y.shape[1]} columns "
                                      f"({hint})")
                 y = y.iloc[:, 0]
@@ -745,6 +745,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 y = y.to_numpy(dtype=object if y.dtype == object or str(y.dtype) in ("string", "category") else None)
         except ImportError:  # pragma: no cover
             pass
+        if type(y).__module__.startswith("scipy.sparse"):
+            raise InputError(f"{name}: got a scipy sparse matrix of shape {y.shape}; labels must be dense"
+                             + _sparse_labels_hint(y.shape, name, amounts))
+        if (tags := _labels_per_sample(y)) is not None:
+            raise InputError(_labels_per_sample_message(tags, y, name, method, amounts, row_name))
         if isinstance(y, str):
             call = (f"fit(X, y, X_val=frame.drop(columns={y!r}), y_val=frame[{y!r}])" if name == "y_val"
                     else f"{method}(frame.drop(columns={y!r}), frame[{y!r}])")
@@ -771,7 +776,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if _one_hot(arr):
                 hint = " (one-hot encoded labels: pass each row's class, e.g. y.argmax(axis=1))"
             elif arr.ndim == 2:
-                hint = f" (for several targets, one model each: sklearn.multioutput.{_multi_output_wrapper(amounts)})"
+                tags = "" if amounts or arr.dtype.kind not in "OUS" or not isinstance(y, (list, tuple)) else (
+                    f"; for a list of tags per sample, one 0/1 column per tag: "
+                    f"sklearn.preprocessing.MultiLabelBinarizer().fit_transform({name})")
+                hint = f" ({_several_targets_hint(name, amounts)}{tags})"
             raise InputError(f"{name}: expected a 1-d sequence of labels, got shape {arr.shape}{hint}")
         if len(arr) == 0:
             raise InputError(f"{name}: no labels (0 samples)")
@@ -983,7 +991,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
         classes, encoded = np.unique(labels, return_inverse=True)
         if len(classes) < 2:
             only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
-            raise InputError(f"y: only one class ({only!r}) in the labels; classification needs at least 2")
+            # (a tag's 0/1 column that MultiOutputClassifier fits alone: the tag is in every training row or none)
+            tag = (" (if it is a tag's 0/1 column, of sklearn.preprocessing.MultiLabelBinarizer: every training row "
+                   "has the tag, or none; leave such columns out, e.g. Y = Y[:, Y.min(axis=0) != Y.max(axis=0)])"
+                   if isinstance(only, (bool, int, float)) and only in (0, 1) else "")
+            raise InputError(f"y: only one class ({only!r}) in the labels; classification needs at least 2{tag}")
         _warn_near_duplicate_classes(classes, np.bincount(encoded, minlength=len(classes)))
         from .persistence import _encode_classes
 
@@ -2343,6 +2355,80 @@ def _multi_output_wrapper(amounts: bool) -> str:
     where the targets are amounts (``AutoMMRegressor``, ``problem_type='regression'``), else of either."""
     regressors = "MultiOutputRegressor(AutoMMRegressor())"
     return regressors if amounts else f"MultiOutputClassifier(AutoMMClassifier()), or for amounts {regressors}"
+
+
+def _several_targets_hint(name: str, amounts: bool) -> str:
+    """What to do with ``name`` holding several label columns: one model per target, by
+    scikit-learn's wrapper; for ``y_val``, which those wrappers pass to each model whole, by a
+    model per column."""
+    if name != "y_val":
+        return f"for several targets, one model each: sklearn.multioutput.{_multi_output_wrapper(amounts)}"
+    kind = "Regressor" if amounts else "Classifier"
+    return (f"for several targets, one model each, given its own column: models = {{c: AutoMM{kind}()"
+            f".fit(X, Y[c], X_val=X_val, y_val=Y_val[c]) for c in Y}}; sklearn.multioutput's "
+            f"MultiOutput{kind} passes y_val to each target's model whole")
+
+
+def _labels_per_sample(y: Any) -> list[int] | None:
+    """The positions of the samples of ``y`` whose label is a collection (a list of tags, a set, a
+    tuple, an array), where ``y`` is a column of such (a pandas Series or 1-d array, or a list whose
+    rows are not all sequences of one length, as several targets' rows are); else ``None``."""
+    if isinstance(y, np.ndarray):
+        if y.dtype != object or y.ndim != 1:
+            return None
+        column = True
+    elif isinstance(y, (list, tuple)):
+        column = False
+    else:
+        return None
+    found = [i for i, v in enumerate(y) if isinstance(v, (list, tuple, set, frozenset))
+             or isinstance(v, np.ndarray) and v.ndim >= 1]
+    if not found:
+        return None
+    if (not column and len(found) == len(y) and not any(isinstance(v, (set, frozenset)) for v in y)
+            and len({len(v) for v in y}) == 1):
+        return None  # rows of as many values: several targets' rows, a 2-d array (refused as one)
+    return found
+
+
+def _labels_per_sample_message(rows: list[int], y: Any, name: str, method: str, amounts: bool,
+                               row_name: Callable[[int], str]) -> str:
+    """Why a ``y`` with a collection of labels per sample (``rows``) is refused, and the
+    scikit-learn way to fit it: a 0/1 column per tag, a model per column."""
+    from .suggestions import elided_repr
+
+    value = y[rows[0]]
+    kind = "arrays" if isinstance(value, np.ndarray) else f"{type(value).__name__}s"
+    shown = elided_repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    seen = (f"{name}: expected one {'number' if amounts else 'label'} per sample, got {kind} of them in "
+            f"{len(rows)} of {len(y)} samples ({row_name(rows[0])}: {shown})")
+    if amounts:
+        return (f"{seen}; for several targets, give each its own column (a DataFrame or a 2-d array, Y) to "
+                "sklearn.multioutput.MultiOutputRegressor(AutoMMRegressor()).fit(X, Y), one model per target")
+    if name == "y_val":
+        return (f"{seen}; automm fits one target: for tags, fit one model per tag with X_val and its 0/1 "
+                "column of y_val (MultiLabelBinarizer(classes=...).fit_transform(y_val)); "
+                "sklearn.multioutput's MultiOutputClassifier passes y_val to each model whole")
+    if method == "score":
+        return (f"{seen}; this model predicts one label per sample: score a model of tags, "
+                "sklearn.multioutput.MultiOutputClassifier(AutoMMClassifier()), on their 0/1 columns "
+                "(the MultiLabelBinarizer fitted on its training tags: binarizer.transform(y))")
+    return (f"{seen}; automm fits one target: for tags (several labels per sample), fit one model per tag "
+            f"on a 0/1 column each:\n"
+            f"    Y = sklearn.preprocessing.MultiLabelBinarizer().fit_transform({name})\n"
+            f"    model = sklearn.multioutput.MultiOutputClassifier(AutoMMClassifier()).{method}(X, Y)")
+
+
+def _sparse_labels_hint(shape: tuple, name: str, amounts: bool) -> str:
+    """How to pass a sparse ``name`` of ``shape`` (a tag indicator from
+    ``MultiLabelBinarizer(sparse_output=True)``, or a column of one that
+    ``MultiOutputClassifier`` passes each model)."""
+    if len(shape) == 2 and shape[1] == 1:
+        return (f": pass {name}.toarray().ravel() (sklearn.multioutput's MultiOutputClassifier passes each "
+                "model a column of a sparse Y as it is: give it Y.toarray(), as "
+                "MultiLabelBinarizer() makes by default)")
+    return (f": pass {name}.toarray()"
+            + (f" ({_several_targets_hint(name, amounts)})" if len(shape) == 2 and shape[1] > 1 else ""))
 
 
 def _float_like(value: Any) -> bool:

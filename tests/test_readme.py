@@ -242,3 +242,20 @@ def test_the_coming_from_autogluon_table_runs_and_each_autogluon_name_gets_a_hin
                         getattr(model, name)
     assert ran >= 20
     capsys.readouterr()
+
+
+def test_the_several_targets_example_runs_as_written(capsys):
+    """A user with several targets, or tags, per row pastes it."""
+    code = _python_blocks("### Several targets, or tags per row", "### Callbacks and the history")[0]
+    # as written, but a few epochs instead of a 30 s search per target (the test checks that the code works)
+    assert code.count("AutoMMClassifier(time_limit=30)") == 2
+    code = code.replace("AutoMMClassifier(time_limit=30)", "AutoMMClassifier(max_epochs=1, random_state=0)")
+    namespace: dict = {}
+    exec(compile(code, "README several targets", "exec"), namespace)
+    model, tagger, test = namespace["model"], namespace["tagger"], namespace["test"]
+    assert model.predict(test[["image"]]).shape == (len(test), 2)
+    assert [p.shape[1] for p in namespace["proba"]] == [9, 2]
+    assert list(namespace["binarizer"].classes_) == ["face", "flag", "man", "woman"]
+    assert len(tagger.estimators_) == 4
+    printed = capsys.readouterr().out
+    assert printed.count("[") >= 2
