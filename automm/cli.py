@@ -1204,9 +1204,15 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from .feature_cache import cache_usage, clear_cache
 
     root = _cache_dir_arg(args.cache_dir)
+    if args.action != "forget" and (args.inputs or args.texts):
+        raise UsageError(f"{'PATH arguments go' if args.inputs else '--text goes'} with 'automm cache forget' (automm "
+                         f"cache {args.action} takes no inputs)")
+    if args.action == "forget":
+        return _cache_forget(args, root)
     if args.action != "clear":
         if args.encoder is not None or args.unused_days is not None or args.dry_run:
-            raise UsageError("--encoder, --unused-days and --dry-run go with 'automm cache clear'")
+            raise UsageError("--encoder, --unused-days and --dry-run go with 'automm cache clear' (--encoder and "
+                             "--dry-run also with 'automm cache forget')")
         usages = cache_usage(root)
         if args.json:
             _Out.result(_json({"cache_dir": str(root), "namespaces": [asdict(u) for u in usages]}))
@@ -1239,6 +1245,44 @@ def cmd_cache(args: argparse.Namespace) -> int:
         line += f", and {removed.orphans} temporary files left by interrupted writes"
     if removed.undeleted:  # (the warning above names the first and why)
         line += f"; {removed.undeleted} files could not be deleted"
+    _Out.result(line)
+    return code
+
+
+def _cache_forget(args: argparse.Namespace, root) -> int:
+    """``automm cache forget PATH... [--text TEXT]...``: :func:`~automm.feature_cache.forget_features`."""
+    from dataclasses import asdict
+
+    from .exceptions import InputError
+    from .feature_cache import forget_features
+    from .suggestions import elided_repr
+
+    if not args.inputs and not args.texts:
+        raise UsageError("automm cache forget: give the files (PATH ...) or texts (--text TEXT) whose cached features "
+                         "to delete")
+    if args.unused_days is not None:
+        raise UsageError("--unused-days goes with 'automm cache clear'")
+    try:
+        forgotten = forget_features(args.inputs, texts=args.texts, cache_dir=root, encoder=args.encoder,
+                                    dry_run=args.dry_run)
+    except InputError as exc:  # a file that is not there, a misspelt --encoder
+        argument, _, message = str(exc).partition(":")
+        option = {"paths": "PATH", "texts": "--text"}.get(argument, f"--{argument.replace('_', '-')}")
+        raise UsageError(f"{option}:{message}") from exc
+    # (some files could not be deleted, or some namespaces not searched: their features may remain)
+    code = EXIT_FAILURE if forgotten.undeleted or forgotten.unsearched else EXIT_OK
+    named = list(args.inputs) + [f"text {elided_repr(t)}" for t in args.texts]
+    if args.json:
+        _Out.result(_json(dict(asdict(forgotten), inputs=named, cache_dir=str(root), dry_run=args.dry_run)))
+        return code
+    for name, namespaces in zip(named, forgotten.found):
+        _Out.result(f"{name}: " + (f"{'would delete' if args.dry_run else 'deleted'} its features of "
+                                   f"{', '.join(namespaces)}" if namespaces else "no features in the cache"))
+    line = (f"{'would delete' if args.dry_run else 'deleted'} {forgotten.files} feature files "
+            f"({_size(forgotten.bytes)}, {_size(forgotten.disk_bytes)} on disk) under {root}"
+            + ("" if root.exists() else " (no such folder)"))
+    if forgotten.undeleted:  # (the warning names the first and why)
+        line += f"; {forgotten.undeleted} files could not be deleted"
     _Out.result(line)
     return code
 
@@ -1496,21 +1540,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the inventory as JSON")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("cache", parents=[common], help="show or clear the feature cache",
+    p = sub.add_parser("cache", parents=[common], help="show, clear or forget inputs of the feature cache",
                        description="Show what the feature cache of frozen pretrained encoders holds (per encoder "
-                                   "and weights: files, size, least recent and last use), or clear it. Clearing "
-                                   "only costs recomputation: the next fit computes the features it misses, and "
-                                   "fits running meanwhile are safe.")
-    p.add_argument("action", nargs="?", choices=("info", "clear"), default="info",
-                   help="info (default): what the cache holds; clear: delete cached features")
+                                   "and weights: files, size, least recent and last use), clear it, or forget "
+                                   "some inputs' features (a person's photo and texts: 'automm cache forget "
+                                   "photo.jpg --text \"...\"'; a file is found by its bytes, so forget it before "
+                                   "deleting it). Clearing and forgetting only cost recomputation: the next fit "
+                                   "computes the features it misses, and fits running meanwhile are safe.")
+    p.add_argument("action", nargs="?", choices=("info", "clear", "forget"), default="info",
+                   help="info (default): what the cache holds; clear: delete cached features; forget: delete the "
+                        "features of the files PATH and the texts --text, under every encoder that cached them")
+    p.add_argument("inputs", nargs="*", metavar="PATH", help="forget: files whose features to delete")
+    p.add_argument("--text", dest="texts", action="append", default=[], metavar="TEXT",
+                   help="forget: a text whose features to delete (repeat for several)")
     p.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: $AUTOMM_CACHE_DIR, else "
                                                        "$XDG_CACHE_HOME/automm, else ~/.cache/automm), as "
                                                        "given to AutoMM(cache_dir=...)")
-    p.add_argument("--encoder", metavar="NAME", help="clear: only this encoder's features (e.g. minilm), or a "
-                                                     "namespace pattern (efficientnet_lite0-*)")
+    p.add_argument("--encoder", metavar="NAME", help="clear, forget: only this encoder's features (e.g. minilm), "
+                                                     "or a namespace pattern (efficientnet_lite0-*)")
     p.add_argument("--unused-days", type=_days, metavar="DAYS", help="clear: only features no fit has used for "
                                                                      "DAYS days")
-    p.add_argument("--dry-run", action="store_true", help="clear: say what would be deleted, delete nothing")
+    p.add_argument("--dry-run", action="store_true", help="clear, forget: say what would be deleted, delete nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_cache)
 

@@ -469,7 +469,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     cache_dir : str or path, default=None
         Directory for cached features of frozen pretrained encoders (None:
         ``$AUTOMM_CACHE_DIR``, else ``$XDG_CACHE_HOME/automm`` where that is set, else
-        ``~/.cache/automm``); ``automm cache`` shows and clears it.
+        ``~/.cache/automm``); ``automm cache`` shows and clears it (``automm cache forget``: one
+        input's features).
     random_state : int, numpy.random.RandomState or None, default=None
         Seed for splits, initialisation, shuffling and augmentation; None (one draw from numpy's
         global generator) or a ``numpy.random.RandomState`` (one draw from it) seeds each fit
@@ -961,13 +962,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
         fusion_name, fusion_params = fusion_checked[0]
         aug_choices = self._resolve_augmentations(reg, {s.modality for s in specs}, len(specs))
         problem_type = self._resolve_problem_type(labels, declared_classes=declared_categorical(y))
-        for column in _columns_equal_to_labels(table, roles, labels):
+        label_columns = _columns_equal_to_labels(table, roles, labels)
+        for column in label_columns:
             fix = "leave that input out" if table.positional else f"leave it out of X: X.drop(columns=[{column!r}])"
             warnings.warn(f"X: column {column!r} holds the labels y in every row: the model would read the answer "
                           f"off it, which new rows will not have; {fix}", AutoMMWarning, stacklevel=user_stacklevel())
         for message in _columns_that_cannot_help(table, roles):
             warnings.warn(f"X: {message}", AutoMMWarning, stacklevel=user_stacklevel())
-        return reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices, problem_type
+        return (reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices,
+                problem_type, label_columns)
 
     def _encode_targets(self, labels: np.ndarray, problem_type: str, weights: np.ndarray | None = None) -> np.ndarray:
         """Class indices, or regression targets standardised by the (weighted) mean and standard
@@ -1320,7 +1323,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         X, y = _split_labels(X, y, "fit")
         self._check_augmentation_plugins()
         (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
-         problem_type) = self._prepare(X, y)
+         problem_type, label_columns) = self._prepare(X, y)
         weights = _check_sample_weight(sample_weight, len(labels))
         _warn_misaligned(X, sample_weight, ("X", "sample_weight"), "weight")
         val = self._validation_data(table, roles, *validation)
@@ -1432,6 +1435,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
             warnings.warn(_barely_trained(candidate, self.time_limit, data), AutoMMWarning, stacklevel=user_stacklevel())
         self._adopt(candidate, data)
         self.fit_seconds_ = time.monotonic() - start
+        # the columns that held the labels (warned about above): named when predict lacks them
+        self._label_columns = tuple(label_columns)
         return self
 
     def _fit_candidates(self, data: PreparedData, config: dict, deadline: float | None,
@@ -1661,6 +1666,18 @@ class AutoMM(TransformerMixin, BaseEstimator):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet: call fit() before "
                                  "predict, predict_proba, score, transform, fit_summary or save") from None
 
+    def _labels_among(self, columns: Sequence[str]) -> str:
+        """``"; column 'category' held the labels y in fit ..."`` for those of ``columns`` that did
+        (the fit warned of them: the model reads the answer off them, and new rows lack it), else ``""``."""
+        held = [c for c in getattr(self, "_label_columns", ()) if c in columns]
+        if not held:
+            return ""
+        which = f"column {held[0]!r}" if len(held) == 1 else f"columns {held}"
+        fix = ("fit again without that input" if self.input_positional_
+               else f"fit again without {'it' if len(held) == 1 else 'them'}: X.drop(columns={held})")
+        return (f"; {which} held the labels y in every row in fit (warned then): the model reads the answer off "
+                f"{'it' if len(held) == 1 else 'them'}, so it cannot predict rows without the answer: {fix}")
+
     def _one_image_hint(self, X: tuple) -> str:
         """For a model of one image input given one 2-D array of pixels alone (one greyscale image,
         read as a table of W columns): ``"; ... pass [image]"``, else ``""``."""
@@ -1683,7 +1700,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 raise InputError(f"X has {len(table.names)} features, but {type(self).__name__} is expecting "
                                  f"{len(self.columns_)} features as input: fit was given {len(self.columns_)} "
                                  f"unnamed input column(s) ({expected}); give the same, in the same order: one "
-                                 f"positional argument per input, or one 2-D array{one_d}{self._one_image_hint(X)}")
+                                 f"positional argument per input, or one 2-D array{one_d}{self._one_image_hint(X)}"
+                                 f"{self._labels_among(self.columns_)}")
             if not table.positional:  # as scikit-learn does: a table's columns taken in order, with a warning
                 if len(X) != 1 or _has_feature_names(X[0]):  # (pd.DataFrame(array)'s 0, 1, ... are none)
                     warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names: "
@@ -1715,8 +1733,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 from .suggestions import rename_hint
 
                 hint = rename_hint(missing, [c for c in table.names if c not in self.columns_])
-                raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint} (to "
-                                 "predict without one, give its column with None in every row)")
+                labels = self._labels_among(missing)
+                raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint}"
+                                 + (labels or " (to predict without one, give its column with None in every row)"))
             table = table.with_columns({c: table.columns[c] for c in self.columns_})
         with warned_once_in(_said_for_model(self.model_)):  # (scikit-learn's tools predict the same rows many times)
             table = validate_columns(table, self.column_roles_, roles_fixed=True)
@@ -2251,9 +2270,9 @@ def _beyond_int64(values: list, name: str, amounts: bool) -> bool:
     if big is None:
         return False
     if not amounts:
-        from .suggestions import short_repr
+        from .suggestions import elided_repr
 
-        shown = short_repr(int(big))
+        shown = elided_repr(int(big))
         raise InputError(f"{name}: whole numbers beyond 64-bit integers (e.g. {shown}); if they are amounts, "
                          "fit AutoMMRegressor or pass problem_type='regression' (they are read as floats), if "
                          f"classes, give them as strings ([str(v) for v in {name}])")

@@ -10,7 +10,10 @@ content digest of the input) and ``xx`` its first two hex digits. Each file is::
 
     MAGIC (8 bytes) | key digest (32 bytes) | n (uint32) | CRC-32 of the values (uint32) | n float32 values
 
-(little endian).
+(little endian). Beside the shards, ``<namespace>/settings/<sha256>.head`` records each
+encoder configuration's part of the key (the namespace and parameters, no input), written with the
+first feature it stores or reads there: :func:`forget_features` needs it to find one input's
+features by its content, since a key cannot be read back.
 
 Files are written to a temporary name in the same directory and renamed with
 :func:`os.replace`, which is atomic on POSIX and Windows: a reader sees either no file
@@ -23,7 +26,8 @@ ignored and rewritten. (Files of the first format, without a checksum, count as 
 
 A file's modification time is its last use (a read moves it forward, at most once a
 day), so :func:`clear_cache` can drop what no fit has used for a while; ``automm cache``
-shows and clears the cache from the command line. Clearing while fits run is safe: a
+shows and clears the cache from the command line (``automm cache forget``: one input's features,
+:func:`forget_features`). Clearing while fits run is safe: a
 reader that misses a file computes the features again.
 
 A process-wide in-memory layer (bounded, least recently used first out) in front of the
@@ -45,17 +49,19 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .exceptions import InputError, user_stacklevel
-from .files import create_temporary, read_regular_file, url_problem
+from .files import create_temporary, read_regular_file, replace_whole, url_problem
 from .settings import megabytes_setting
+from .suggestions import elided_repr
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "check_cache_dir", "FeatureCache", "content_digest",
-           "key_digest", "clear_memory_cache", "CacheUsage", "cache_usage", "clear_cache"]
+           "key_digest", "clear_memory_cache", "CacheUsage", "cache_usage", "clear_cache", "Forgotten",
+           "forget_features"]
 
 CACHE_ENV = "AUTOMM_CACHE_DIR"
 MAGIC = b"AMMFEAT2"
@@ -257,6 +263,12 @@ class _MemoryLayer:
                 _, (dropped, _) = self.items.popitem(last=False)
                 self.nbytes -= _entry_bytes(dropped)
 
+    def drop(self, key: bytes) -> None:
+        with self.lock:
+            old = self.items.pop(key, None)
+            if old is not None:
+                self.nbytes -= _entry_bytes(old[0])
+
     def clear(self) -> None:
         with self.lock:
             self.items.clear()
@@ -300,6 +312,7 @@ class FeatureCache:
         self.paths = paths  # str values name files (image paths): key them by the file's bytes
         self.hits = self.misses = self.writes = 0
         self._key_head = _key_head(self.namespace, self.params)  # computed once, not once per key
+        self._settings_seen = False  # its settings record found or written (see _record_settings)
 
     # keys --------------------------------------------------------------------------
     def key(self, value: Any) -> bytes:
@@ -308,6 +321,20 @@ class FeatureCache:
     def path_of(self, key: bytes) -> Path:
         hexkey = key.hex()
         return self.directory / hexkey[:2] / f"{hexkey}.f32"
+
+    def _record_settings(self, always: bool = False) -> None:
+        """Keep this configuration's key head under ``settings/`` (see the module doc), once per
+        cache object, or (``always``: each write, a stat) again where a clear removed it meanwhile.
+        A read-only cache records nothing: its features cannot be forgotten either."""
+        if self._settings_seen and not always:
+            return
+        path = self.directory / _SETTINGS / f"{hashlib.sha256(self._key_head).hexdigest()}{_SETTINGS_SUFFIX}"
+        try:
+            if not path.is_file():
+                replace_whole(path, lambda temporary: temporary.write_bytes(self._key_head))
+            self._settings_seen = True
+        except OSError:
+            pass
 
     # reading -----------------------------------------------------------------------
     def get_by_key(self, key: bytes) -> torch.Tensor | None:
@@ -327,6 +354,7 @@ class FeatureCache:
             self.misses += 1
             return None
         self.hits += 1
+        self._record_settings()  # (features written before settings were recorded: forgettable from now on)
         if self.memory:
             _MEMORY.put(key, found, self.root)
         return found
@@ -375,6 +403,7 @@ class FeatureCache:
                     pass
                 raise
             self.writes += 1
+            self._record_settings(always=True)
         except OSError as exc:  # a read-only or full disk only costs recomputation later: said once
             _warn_unwritable(self.root, exc)
         return vector
@@ -458,6 +487,9 @@ _ORPHAN_AFTER_S = 3600.0          # a temporary file this old was left by a writ
 _FEATURE_FILE = re.compile(r"[0-9a-f]{64}\.f32")
 _TEMPORARY_FILE = re.compile(r"\.[0-9a-f]{64}(\.f32\.[0-9a-f]+\.tmp|\.claim)")  # (a claim: a batch being computed)
 _SHARD = re.compile(r"[0-9a-f]{2}")
+_SETTINGS = "settings"             # <namespace>/settings/<sha256 of a key head>.head (FeatureCache._record_settings)
+_SETTINGS_SUFFIX = ".head"
+_SETTINGS_FILE = re.compile(r"[0-9a-f]{64}\.head")
 
 
 def _mark_used(path: Path) -> None:
@@ -610,6 +642,7 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, *, encoder: str | No
             for shard in sorted(directory.iterdir()) if directory.is_dir() else []:
                 if _SHARD.fullmatch(shard.name):
                     _remove_if_empty(shard)
+            _forget_settings_if_empty(directory)
             _remove_if_empty(directory)
     if refused:
         path, exc = refused[0]
@@ -624,3 +657,198 @@ def _remove_if_empty(directory: Path) -> None:
         directory.rmdir()
     except OSError:  # not empty (kept files, or one written meanwhile), or gone already
         pass
+
+
+def _forget_settings_if_empty(directory: Path) -> None:
+    """A namespace's settings records removed once it holds no features (so that its emptied
+    folder goes too); a writer that stores features meanwhile records its settings again."""
+    try:
+        with os.scandir(directory) as entries:
+            if any(_SHARD.fullmatch(entry.name) for entry in entries):
+                return
+        records = list(os.scandir(directory / _SETTINGS))
+    except OSError:
+        return
+    for entry in records:
+        if _SETTINGS_FILE.fullmatch(entry.name):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+    _remove_if_empty(directory / _SETTINGS)
+
+
+# -- forgetting one input's features -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :func:`forget_features` deleted (``dry_run``: would delete)."""
+
+    files: int = 0                   # feature files
+    bytes: int = 0
+    disk_bytes: int = 0
+    undeleted: int = 0               # files it could not delete (a read-only cache, another user's)
+    #: per input given (``paths``, then ``texts``, then ``values``): the namespaces its features were found in
+    found: tuple[tuple[str, ...], ...] = ()
+    #: namespaces holding features whose settings no record names (written by an automm before
+    #: settings were recorded, and not used since): one input's features cannot be found there
+    unsearched: tuple[str, ...] = ()
+
+
+def _file_contents(path: Any) -> bytes:
+    """The bytes of the file ``path`` names; an :class:`InputError` naming ``paths`` where it
+    names none (a key holds a file's content, not its name)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"paths: expected file paths (str or os.PathLike), got {type(path).__name__} "
+                         f"{elided_repr(path)}; give texts as texts=, other in-memory values as values=")
+    name = os.fspath(path)
+    try:
+        data, _ = read_regular_file(os.path.expanduser(name))
+    except FileNotFoundError:
+        raise InputError(f"paths: {name!r}: no such file. Features are kept under a digest of a file's bytes, not "
+                         "its name: forget them before the file is deleted, or give a copy of it") from None
+    except OSError as exc:
+        from .files import file_kind
+
+        try:
+            kind = file_kind(os.stat(os.path.expanduser(name)).st_mode)
+        except OSError:
+            kind = "a regular file"
+        why = f"is {kind}, not a file" if kind != "a regular file" else f"cannot be read ({exc.strerror or exc})"
+        raise InputError(f"paths: {name!r} {why}") from None
+    return data
+
+
+def _content_forms(value: Any, kind: str) -> set[str]:
+    """The content digests (:func:`content_digest`) under which an encoder may have keyed
+    ``value``: a file's bytes read from its path (``kind`` "file"), as encoded bytes, or as a
+    PIL image opened from it and not loaded; a text (``"text"``) as it is and NFKC-normalised
+    (as automm-pretrained's MiniLM keys it); anything else (``"value"``) as it is."""
+    if kind == "text":
+        import unicodedata
+
+        text = value.encode("utf-8", "replace").decode("utf-8")  # (a lone surrogate, as MiniLM reads it)
+        return {content_digest(value), content_digest(text), content_digest(unicodedata.normalize("NFKC", text))}
+    if kind == "value" and not isinstance(value, (bytes, bytearray, memoryview)):
+        return {content_digest(value, paths=True)}
+    data = bytes(value)
+    digest = hashlib.sha256(data).hexdigest()
+    forms = {"file:" + digest, "bytes:" + digest}
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:  # (the header only: a PIL image keyed by its file)
+            head = f"{image.format}{image.mode}{image.size}".encode()
+        forms.add("pil-file:" + hashlib.sha256(head + ("file:" + digest).encode()).hexdigest())
+    except Exception:  # noqa: BLE001 - not an image Pillow reads: no such form
+        pass
+    return forms
+
+
+def _settings_heads(directory: Path) -> list[bytes]:
+    """The key heads a namespace's settings records hold (see :meth:`FeatureCache._record_settings`)."""
+    heads = []
+    try:
+        entries = list(os.scandir(directory / _SETTINGS))
+    except OSError:
+        return heads
+    for entry in entries:
+        if _SETTINGS_FILE.fullmatch(entry.name):
+            try:
+                data, _ = read_regular_file(entry.path)
+            except OSError:
+                continue
+            if hashlib.sha256(data).hexdigest() == entry.name[:64]:  # (not a damaged or foreign file)
+                heads.append(data)
+    return heads
+
+
+def forget_features(paths: Iterable[str | os.PathLike] = (), *, texts: Iterable[str] = (),
+                    values: Iterable[Any] = (), cache_dir: str | os.PathLike | None = None,
+                    encoder: str | None = None, dry_run: bool = False) -> Forgotten:
+    """Delete the cached features of some inputs (a person's photo and texts), under every
+    encoder configuration that cached them; the rest of the cache stays.
+
+    ``paths``: files, found by their bytes, whatever their name (read now: forget a file before
+    deleting it); ``texts``: texts; ``values``: other inputs as they were given to ``fit`` or
+    ``predict`` (encoded bytes, arrays, PIL images). ``encoder``: only this encoder's namespaces,
+    as :func:`clear_cache` takes it. Features a running process (a service) holds in memory stay
+    there until it ends; this process's in-memory layer forgets them too. Returns what was
+    deleted; :attr:`Forgotten.unsearched` names namespaces whose features cannot be told apart by
+    input (written by an automm that did not record their settings, and not used since: clear them
+    whole with :func:`clear_cache`)."""
+    given = {"paths": paths, "texts": texts, "values": values}
+    for name, items in given.items():
+        if isinstance(items, (str, bytes, os.PathLike)) or not hasattr(items, "__iter__"):
+            raise InputError(f"{name}: expected a list, got {type(items).__name__} {elided_repr(items)}"
+                             + (f"; give one as [{elided_repr(items)}]" if isinstance(items, (str, bytes, os.PathLike))
+                                else ""))
+        given[name] = list(items)  # (a pandas column, an array)
+    paths, texts, values = given["paths"], given["texts"], given["values"]
+    inputs = []
+    for path in paths:
+        inputs.append(_content_forms(_file_contents(path), "file"))  # (each file read before anything is deleted)
+    for text in texts:
+        if not isinstance(text, str):
+            raise InputError(f"texts: expected str, got {type(text).__name__} {elided_repr(text)}")
+        inputs.append(_content_forms(text, "text"))
+    for value in values:
+        if isinstance(value, (str, os.PathLike)):
+            raise InputError(f"values: {elided_repr(value)} is a {type(value).__name__}; give files as paths= (found by "
+                             "their bytes) and texts as texts=")
+        try:
+            inputs.append(_content_forms(value, "value"))
+        except TypeError as exc:
+            raise InputError(f"values: {exc}") from None
+    root = resolve_cache_dir(cache_dir)
+    deleted: list[os.stat_result] = []
+    refused: list[tuple[Path, OSError]] = []
+    found: list[list[str]] = [[] for _ in inputs]
+    unsearched = []
+    for directory in _matching(root, encoder):
+        heads = _settings_heads(directory)
+        if not heads:
+            if any(kind == "feature" for kind, _, _ in _walk(directory)):
+                unsearched.append(directory.name)
+            continue
+        shards: set[Path] = set()
+        for position, forms in enumerate(inputs):
+            for head in heads:
+                for form in forms:
+                    key = _keyed(head, form)
+                    hexkey = key.hex()
+                    path = directory / hexkey[:2] / f"{hexkey}.f32"
+                    if not dry_run:
+                        _MEMORY.drop(key)
+                    try:
+                        st = path.stat(follow_symlinks=False)
+                        if not dry_run:
+                            os.unlink(path)
+                    except FileNotFoundError:  # not cached (or removed meanwhile)
+                        continue
+                    except OSError as exc:
+                        refused.append((path, exc))
+                        continue
+                    deleted.append(st)
+                    shards.add(path.parent)
+                    if directory.name not in found[position]:
+                        found[position].append(directory.name)
+        if not dry_run and shards:  # (emptied folders go, as clear_cache's do)
+            for shard in sorted(shards):
+                _remove_if_empty(shard)
+            _forget_settings_if_empty(directory)
+            _remove_if_empty(directory)
+    if unsearched:
+        from .exceptions import AutoMMWarning
+
+        first = unsearched[0]
+        warnings.warn(f"cache_dir {str(root)!r}: the features of {', '.join(map(repr, unsearched))} were written by an "
+                      "automm that did not record their settings, so one input's features cannot be found there "
+                      f"(they are recorded at their next use); delete them all with automm cache clear --encoder "
+                      f"{first} (clear_cache(encoder={first!r})): the next fit computes them again", AutoMMWarning,
+                      stacklevel=user_stacklevel())
+    if refused:
+        path, exc = refused[0]
+        warnings.warn(f"could not delete {len(refused)} of the features to forget (the first, {path}: "
+                      f"{exc.strerror or exc})", RuntimeWarning, stacklevel=user_stacklevel())
+    return Forgotten(len(deleted), sum(st.st_size for st in deleted), sum(_on_disk(st) for st in deleted),
+                     len(refused), tuple(tuple(names) for names in found), tuple(unsearched))
+

@@ -52,7 +52,7 @@ from .components.stack import encoder_names, encoder_parts
 from .builtin import DEFAULT_PLUGINS
 from .feature_cache import check_cache_dir
 from .files import read_regular_file, url_problem
-from .suggestions import short_repr
+from .suggestions import elided_repr
 
 __all__ = ["save_model", "load_model", "check_save_target", "remove_made_folders", "manifest_digest", "FORMAT_VERSION",
            "MANIFEST", "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
@@ -243,6 +243,8 @@ def manifest_of(estimator) -> dict:
         manifest["temperature"] = float(estimator.temperature_)
     if estimator.__dict__.get("class_weights_") is not None:  # what class_weight weighed each class by in fit
         manifest["class_weights"] = [float(w) for w in estimator.class_weights_]
+    if estimator.__dict__.get("_label_columns"):  # input columns that held the labels in fit (named at predict)
+        manifest["label_columns"] = list(estimator._label_columns)
     record = _fit_record(estimator)
     if record:
         manifest["fit"] = record
@@ -1092,6 +1094,7 @@ _OPTIONAL_MANIFEST_KEYS = {
     "temperature": (lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a number > 0"),
     "class_weights": (lambda v: isinstance(v, list) and all(_is_finite(w) and w >= 0 for w in v),
                       "a list of numbers >= 0"),
+    "label_columns": (_is_names, "a list of column names"),
     "fit": (lambda v: isinstance(v, dict), "an object"),
     "metadata_requests": (lambda v: isinstance(v, dict) and all(
         isinstance(r, dict) and all(isinstance(p, str) and (a is None or isinstance(a, (bool, str)))
@@ -1115,12 +1118,12 @@ def _check_manifest(manifest: dict, manifest_path: Path) -> None:
                 continue
             if not valid(manifest[key]):
                 raise ModelFormatError(f"{manifest_path}: {key!r} should be {expected}, got "
-                                       f"{short_repr(manifest[key], 204)}")
+                                       f"{elided_repr(manifest[key], 204)}")
     for key, entries in (("params", _PARAMS_READ), ("fit", _FIT_KEYS)):
         for name, (valid, expected) in entries.items():
             if name in manifest.get(key, {}) and not valid(manifest[key][name]):
                 raise ModelFormatError(f"{manifest_path}: {name!r} of {key!r} should be {expected}, got "
-                                       f"{short_repr(manifest[key][name], 204)}")
+                                       f"{elided_repr(manifest[key][name], 204)}")
 
 
 
@@ -1372,6 +1375,7 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator.temperature_ = float(manifest.get("temperature", 1.0))
     # (absent: no class_weight, or a model saved before automm recorded them)
     estimator.class_weights_ = manifest.get("class_weights")
+    estimator._label_columns = tuple(manifest.get("label_columns", ()))
     for key, attr in _FIT_RECORD:  # what fit did (fit_summary); absent from older directories
         if key in manifest.get("fit", {}):
             setattr(estimator, attr, manifest["fit"][key])

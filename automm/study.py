@@ -30,7 +30,7 @@ import numpy as np
 from .exceptions import AutoMMWarning, InputError, user_stacklevel
 from .pipeline import PreparedData
 from .search_space import SearchSpace
-from .suggestions import short_repr
+from .suggestions import elided_repr
 
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
            "data_fingerprint", "search_fingerprint", "default_study_name", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
@@ -237,7 +237,7 @@ def _classes_changed(stored: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         return ""
 
     def named(values: list) -> str:
-        return ", ".join(short_repr(v) for v in values[:5]) + (f", ... ({len(values)})" if len(values) > 5 else "")
+        return ", ".join(elided_repr(v) for v in values[:5]) + (f", ... ({len(values)})" if len(values) > 5 else "")
 
     gained = [c for c in new_classes if c not in old_classes]
     lost = [c for c in old_classes if c not in new_classes]
@@ -548,9 +548,13 @@ def _first_value_difference(column: str, stored_data: Mapping[str, Any] | None,
         return ""
     a, b = old[row], new[row]
     if isinstance(a, str) and isinstance(b, str) and a and os.path.basename(a) == os.path.basename(b):
-        return (f"; the study's files are in {short_repr(os.path.dirname(a))}, here in {short_repr(os.path.dirname(b))}: "
-                f"first at row {row}, {short_repr(os.path.basename(a))}")
-    return f"; first at row {row}: {short_repr(a)} in the study, {short_repr(b)} here"
+        return (f"; the study's files are in {elided_repr(os.path.dirname(a))}, here in "
+                f"{elided_repr(os.path.dirname(b))}: first at row {row}, {elided_repr(os.path.basename(a))}")
+    shown_a, shown_b = elided_repr(a), elided_repr(b)
+    where = ""
+    if shown_a == shown_b and isinstance(a, str) and isinstance(b, str):  # (they differ in the part left out)
+        where = f", from character {next(k for k, (x, y) in enumerate(zip(a, b)) if x != y)}"
+    return f"; first at row {row}{where}: {shown_a} in the study, {shown_b} here"
 
 
 def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any],

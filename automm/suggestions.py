@@ -10,7 +10,7 @@ import difflib
 import unicodedata
 from typing import Any, Iterable
 
-__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "short_repr", "elided_repr", "unique_target",
+__all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "elided_repr", "unique_target",
            "written_alike", "shown_apart", "labels_written_otherwise"]
 
 
@@ -57,16 +57,11 @@ def did_you_mean(found: Any, candidates: Iterable[Any]) -> str:
     return f"; did you mean {close!r}?" if close is not None else ""
 
 
-def short_repr(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` for a message, cut to ``limit`` characters (ending ``" ..."``) where longer."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 4] + " ..."
-
-
 def elided_repr(value: Any, limit: int = 60) -> str:
     """``repr(value)``, its middle left out past ``limit`` characters (an int of 401 digits, a
     page of text: a message shows which value, not all of it; a customer's review quoted whole
-    put their name and e-mail address into every log that kept the message)."""
+    put their name and e-mail address into every log that kept the message). Its end stays: two
+    paths of one long folder differ there. The one way messages shorten a value."""
     shown = repr(value)
     if len(shown) <= limit:
         return shown

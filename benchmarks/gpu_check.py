@@ -250,7 +250,7 @@ def check_pretrained(device: str) -> dict:
         frozen = AutoMM(device=device, encoders={"image": "efficientnet_lite0"}, max_epochs=5, cache_dir=cache,
                         random_state=0).fit(images, y)
         figures["frozen_fit_seconds"] = round(time.perf_counter() - start, 2)
-        cached = sum(1 for f in Path(cache).rglob("*") if f.is_file())
+        cached = sum(1 for f in Path(cache).rglob("*.f32"))
         _require(cached > 0, "the frozen features were not cached")
         figures["frozen_test_accuracy"] = round(float(frozen.score(test_images, y_test)), 4)
         probe.epochs.clear()

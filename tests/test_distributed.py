@@ -431,6 +431,29 @@ def test_a_copy_of_the_images_in_another_folder_is_named_by_its_folders(tmp_path
     assert describe_difference(spec, dict(spec, value_digests={"image": "b"})).endswith("other inputs)")
 
 
+def test_where_long_values_differ_is_shown_and_a_text_is_cut_as_every_message_cuts_one():
+    """Long values were cut at their end (``short_repr``, 80 characters): two photos of one long folder
+    (or titles edited near their end) read alike in the message that should say where they differ, and a
+    title's name and e-mail address were quoted whole; the one excerpt every message shows (``elided_repr``)
+    keeps the end, and says from which character values differing in the part left out do."""
+    from automm.study import describe_difference
+
+    folder = "/mnt/shared/datasets/customer_uploads/2026/december/batch_0007/photos/originals"
+    spec = {"inputs": [{"name": "image_0", "modality": "image", "columns": ["image"],
+                        "column_roles": {"image": "image"}}], "problem_type": "binary", "n_outputs": 2,
+            "targets": [0, 1], "value_digests": {"image": "a"}}
+    said = describe_difference(spec, dict(spec, value_digests={"image": "b"}),
+                               {"columns": {"image": [f"{folder}/1.jpg"]}}, {"columns": {"image": [f"{folder}/2.jpg"]}})
+    assert re.search(r"first at row 0: '/mnt.*/1\.jpg' \(87 characters\) in the study, "
+                     r"'/mnt.*/2\.jpg' \(87 characters\) here\)$", said), said
+    title = "Jane Doe (jane.doe@example.org, +1 555 0134 9876): the shirt shrank after one wash"
+    spec = dict(spec, inputs=[{"name": "text_0", "modality": "text", "columns": ["title"],
+                               "column_roles": {"title": "text"}}], value_digests={"title": "a"})
+    said = describe_difference(spec, dict(spec, value_digests={"title": "b"}), {"columns": {"title": [title]}},
+                               {"columns": {"title": [title.replace("shrank", "shrunk")]}})
+    assert "first at row 0, from character 64: 'Jane Doe" in said and "0134 9876" not in said, said
+
+
 def test_a_search_without_storage_does_not_digest_its_values(rows, monkeypatch):
     # nothing resumes or joins it; the digests of in-memory pictures would decode and hash every one
     from automm import study as study_module

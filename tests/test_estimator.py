@@ -1369,6 +1369,32 @@ def test_fit_warns_when_the_label_column_is_left_among_the_inputs(emoji_split):
         AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]], train["category"])
 
 
+def test_predict_without_the_label_column_left_in_fit_says_it_held_the_labels(emoji_split, tmp_path):
+    """Fitted with the label column among the inputs (warned), the model failed on new rows without it
+    as on any missing column, advising a column of None, which predicts from nothing the model learnt
+    to read; it names the column as the labels' and says to fit again without it (a loaded model too)."""
+    train, test = emoji_split[0].head(40), emoji_split[1].head(5)
+    with pytest.warns(UserWarning, match="holds the labels y"):
+        model = AutoMM(**tiny(max_epochs=1)).fit(train[["name", "category"]], train["category"])
+    said = (r"X: columns \['category'\] seen in fit are missing; got columns \['name'\]; column 'category' held the "
+            r"labels y in every row in fit \(warned then\): the model reads the answer off it, so it cannot predict "
+            r"rows without the answer: fit again without it: X\.drop\(columns=\['category'\]\)$")
+    model.save(tmp_path / "model")
+    for fitted in (model, AutoMM.load(tmp_path / "model")):
+        with pytest.raises(InputError, match=said):
+            fitted.predict(test[["name"]])
+    with pytest.warns(UserWarning, match="holds the labels y"):
+        positional = AutoMM(**tiny(max_epochs=1)).fit(train["name"].tolist(), train["category"].tolist(),
+                                                      train["category"].tolist())
+    with pytest.raises(InputError, match=r"expecting 2 features .*; column 'x1' held the labels y in every row in fit "
+                                         r"\(warned then\): .*: fit again without that input$"):
+        positional.predict(test["name"].tolist())
+    other = AutoMM(**tiny(max_epochs=1)).fit(train[["name", "image"]], train["category"])
+    with pytest.raises(InputError, match=r"missing; got columns \['name'\] \(to predict without one, give its "
+                                         r"column with None in every row\)$"):
+        other.predict(test[["name"]])
+
+
 def test_fit_warns_of_split_constant_identifier_and_copied_columns(emoji_split):
     """A whole table handed to fit as it came (X = df.drop(columns=[label])): its split column
     (one value in the training rows), a constant, an id and a copy of a column are kept, and fit

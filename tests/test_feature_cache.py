@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import threading
 import time
+import unicodedata
 import warnings
 
 import pytest
@@ -549,3 +551,94 @@ def test_a_claim_file_follows_the_umask_as_the_features_do(tmp_path, umask):
         os.umask(previous)
     assert mine
     assert claim_mode == os.stat(cache.path_of(keys[0])).st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- forgetting one input's features -----------------------------------------------------
+
+def test_forget_deletes_one_inputs_features_under_every_setting_and_keeps_the_rest(tmp_path):
+    """A person asks for their photo and their review to be deleted: their features go from every encoder
+    configuration that cached them (a photo given by path, as encoded bytes or opened with PIL), found by
+    content; the other inputs' features and this process's memory of them stay. (There was no way short of
+    clearing a whole encoder's features.)"""
+    from automm.feature_cache import forget_features
+
+    photo, other = _png(tmp_path / "jane.png", (255, 0, 0)), _png(tmp_path / "other.png", (0, 0, 255))
+    review = "Jane Doe (jane@example.org): ﬁne shirt"  # (a ligature: MiniLM keys its NFKC form, "fine")
+    cache_dir = tmp_path / "cache"
+    images = [FeatureCache(cache_dir, "efficientnet_lite0-aaaa", {"image_size": size}, paths=True)
+              for size in (224, 160)]
+    for cache in images:
+        cache.put(photo, torch.ones(4))
+        cache.put(open(photo, "rb").read(), torch.ones(4))
+        with Image.open(photo) as opened:
+            cache.put(opened, torch.ones(4))
+        cache.put(other, torch.zeros(4))
+    texts = FeatureCache(cache_dir, "minilm-bbbb", {"max_length": 128})
+    texts.put(unicodedata.normalize("NFKC", review), torch.ones(3))
+    texts.put("another review", torch.zeros(3))
+
+    preview = forget_features([photo], texts=[review], cache_dir=cache_dir, dry_run=True)
+    assert preview.files == 7 and sum(u.files for u in cache_usage(cache_dir)) == 10
+    forgotten = forget_features([photo], texts=[review], cache_dir=cache_dir)
+    assert (forgotten.files, forgotten.undeleted, forgotten.unsearched) == (7, 0, ())
+    assert forgotten.found == (("efficientnet_lite0-aaaa",), ("minilm-bbbb",))
+    assert {u.namespace: u.files for u in cache_usage(cache_dir)} == {"efficientnet_lite0-aaaa": 2, "minilm-bbbb": 1}
+    assert all(cache.get(photo) is None and torch.equal(cache.get(other), torch.zeros(4)) for cache in images)
+    assert texts.get(unicodedata.normalize("NFKC", review)) is None  # (the memory layer forgot them too)
+    assert forget_features([photo], cache_dir=cache_dir).found == ((),)
+
+    forget_features([other], texts=["another review"], cache_dir=cache_dir)  # the last ones: no empty folders left
+    assert cache_usage(cache_dir) == [] and not any((cache_dir / "features").iterdir())
+
+
+def test_forget_refuses_what_it_cannot_find_by_content_and_says_what_it_could_not_search(tmp_path):
+    from automm.feature_cache import forget_features
+
+    photo = _png(tmp_path / "jane.png", (255, 0, 0))
+    with pytest.raises(InputError, match=r"paths: '.*gone.png': no such file\. Features are kept under a digest of a "
+                                         r"file's bytes, not its name: forget them before the file is deleted"):
+        forget_features([str(tmp_path / "gone.png")], cache_dir=tmp_path)
+    with pytest.raises(InputError, match=r"paths: '.*' is a directory, not a file"):
+        forget_features([tmp_path], cache_dir=tmp_path)
+    with pytest.raises(InputError, match=r"paths: expected a list, got str .*; give one as \["):
+        forget_features(photo, cache_dir=tmp_path)
+    with pytest.raises(InputError, match="values: .* is a str; give files as paths= .* and texts as texts="):
+        forget_features(values=[photo], cache_dir=tmp_path)
+    # features written before settings were recorded (an older automm), not used since
+    (path,) = _fill(tmp_path, "minilm-old", 1)
+    shutil.rmtree(tmp_path / "features" / "minilm-old" / "settings")
+    with pytest.warns(UserWarning, match=r"'minilm-old' were written by an automm that did not record their settings.*"
+                                         r"automm cache clear --encoder minilm-old"):
+        forgotten = forget_features(texts=["minilm-old 0"], cache_dir=tmp_path)
+    assert forgotten.unsearched == ("minilm-old",) and path.exists()
+    FeatureCache(tmp_path, "minilm-old", {}, memory=False).get("minilm-old 0")  # a use records them
+    assert forget_features(texts=["minilm-old 0"], cache_dir=tmp_path).files == 1 and not path.exists()
+
+
+def test_cache_forget_command(tmp_path, capsys):
+    photo = _png(tmp_path / "jane.png", (255, 0, 0))
+    cache_dir = tmp_path / "cache"
+    FeatureCache(cache_dir, "efficientnet_lite0-aaaa", {}, paths=True).put(photo, torch.ones(4))
+    FeatureCache(cache_dir, "minilm-bbbb", {}).put("Jane Doe", torch.ones(4))
+    _fill(cache_dir, "minilm-bbbb", 2)
+    code, out, _ = _cli(capsys, "cache", "forget", photo, "--text", "Jane Doe", "--text", "nobody", "--cache-dir",
+                        cache_dir, "--dry-run")
+    assert code == 0 and out.splitlines()[:3] == [
+        f"{photo}: would delete its features of efficientnet_lite0-aaaa",
+        "text 'Jane Doe': would delete its features of minilm-bbbb", "text 'nobody': no features in the cache"]
+    assert re.fullmatch(rf"would delete 2 feature files \(128 B, .* on disk\) under {re.escape(str(cache_dir))}",
+                        out.splitlines()[3])
+    assert sum(u.files for u in cache_usage(cache_dir)) == 4
+    code, out, _ = _cli(capsys, "cache", "forget", photo, "--text", "Jane Doe", "--cache-dir", cache_dir, "--json")
+    assert code == 0 and json.loads(out)["files"] == 2 and json.loads(out)["found"] == [["efficientnet_lite0-aaaa"],
+                                                                                        ["minilm-bbbb"]]
+    assert [(u.namespace, u.files) for u in cache_usage(cache_dir)] == [("minilm-bbbb", 2)]
+    for args, said in (((), "give the files (PATH ...) or texts (--text TEXT)"),
+                       ((tmp_path / "gone.png",), "PATH: '"),
+                       ((photo, "--encoder", "minlm"), "--encoder: no features of 'minlm'"),
+                       ((photo, "--unused-days", 3), "--unused-days goes with 'automm cache clear'")):
+        code, out, err = _cli(capsys, "cache", "forget", *args, "--cache-dir", cache_dir)
+        assert code == 2 and said in err and not out
+    code, _, err = _cli(capsys, "cache", "clear", photo, "--cache-dir", cache_dir)
+    assert code == 2 and "PATH arguments go with 'automm cache forget'" in err
+    assert sum(u.files for u in cache_usage(cache_dir)) == 2

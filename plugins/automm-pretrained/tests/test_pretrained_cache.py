@@ -257,7 +257,7 @@ def test_a_model_predicting_batch_after_batch_holds_one_batchs_features(tmp_path
 
 
 def _cached_files(root):
-    return sum(1 for p in (root / "features").rglob("*") if p.is_file()) if (root / "features").exists() else 0
+    return sum(1 for p in (root / "features").rglob("*.f32")) if (root / "features").exists() else 0
 
 
 def test_set_params_cache_dir_none_moves_a_fitted_models_features_to_the_default_place(tmp_path, monkeypatch):
@@ -432,3 +432,24 @@ def test_features_kept_from_the_last_prepare_count_as_found(tmp_path, caplog):
         encoder.prepare([blue, green], cache_dir=str(tmp_path / "cache"))
     assert encoder.last_prepare == {**encoder.last_prepare, "cached": 1, "computed": 1}
     assert "computing the features of 1 images (1 found in the cache" in caplog.text
+
+
+def test_forget_features_finds_what_the_pretrained_encoders_cached(tmp_path):
+    """``forget_features`` (``automm cache forget``) finds a photo's and a text's features as EfficientNet-Lite0
+    and MiniLM key them (a file's bytes; the NFKC-normalised text) and deletes only theirs: the next prepare
+    computes those alone again."""
+    from automm.feature_cache import forget_features
+
+    jane, other = _png(tmp_path / "jane.png", (255, 0, 0)), _png(tmp_path / "other.png", (0, 0, 255))
+    texts = ["Jane Doe ﬁne shirt", "a plain shirt"]  # (the ligature: MiniLM reads and keys "fine")
+    cache_dir = str(tmp_path / "cache")
+    images, words = automm.create_encoder("efficientnet_lite0", image_size=32), automm.create_encoder("minilm")
+    images.prepare([jane, other], cache_dir=cache_dir)
+    words.prepare(texts, cache_dir=cache_dir)
+    forgotten = forget_features([jane], texts=[texts[0]], cache_dir=cache_dir)
+    assert forgotten.files == 2 and all(len(found) == 1 for found in forgotten.found)
+    images, words = automm.create_encoder("efficientnet_lite0", image_size=32), automm.create_encoder("minilm")
+    images.prepare([jane, other], cache_dir=cache_dir)
+    words.prepare(texts, cache_dir=cache_dir)
+    assert images.last_prepare["computed"] == 1 and words.last_prepare["computed"] == 1
+    assert images.last_prepare["cached"] == 1 and words.last_prepare["cached"] == 1
