@@ -62,8 +62,10 @@ def compute_metrics(problem_type: str, y_true: Any, y_pred: Any, sample_weight: 
                 "mae": float(metrics.mean_absolute_error(y_true, y_pred, sample_weight=w))}
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    from .process_state import ignore_all_but_deprecations
+
+    with warnings.catch_warnings():  # (an ill-defined F1 of a class never predicted is 0, as reported)
+        ignore_all_but_deprecations()
         if y_true.dtype.kind in "iuf" and y_pred.dtype.kind in "iuf" and y_true.dtype != y_pred.dtype:
             # integer classes and labels read as floats (a column with an empty cell): 1.0 is 1
             y_true, y_pred = y_true.astype(float), y_pred.astype(float)

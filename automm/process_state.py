@@ -14,8 +14,8 @@ import threading
 import warnings
 from typing import Any, Callable, ContextManager, Iterator
 
-__all__ = ["SharedChange", "warnings_left_out", "all_warnings_left_out", "torch_threads_after_fork",
-           "cgroup_cpu_limit", "usable_cpus", "note_torch_threads", "torch_threads_capped"]
+__all__ = ["SharedChange", "warnings_left_out", "all_warnings_left_out", "DEPRECATIONS", "ignore_all_but_deprecations",
+           "torch_threads_after_fork", "cgroup_cpu_limit", "usable_cpus", "note_torch_threads", "torch_threads_capped"]
 
 
 class SharedChange:
@@ -88,7 +88,8 @@ def warnings_left_out(category: type[Warning] = Warning, message: str = "") -> C
 
 @contextlib.contextmanager
 def all_warnings_left_out() -> Iterator[None]:
-    """Every warning left out within, in the main thread only (in another, they show), as
+    """Every warning but a deprecation notice left out within (:func:`ignore_all_but_deprecations`),
+    in the main thread only (in another, they show), as
     :func:`automm.components.image.pixel_limit_warning_left_out` does: a filter shared by the
     threads would leave out the other threads' warnings meanwhile, and ``warnings.catch_warnings``
     in several threads at once left an "ignore" of every warning in place for good."""
@@ -96,8 +97,42 @@ def all_warnings_left_out() -> Iterator[None]:
         yield
         return
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        ignore_all_but_deprecations()
         yield
+
+
+#: The categories of warning in which a dependency says that one of its APIs will change or go
+DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def ignore_all_but_deprecations() -> None:
+    """Inside ``warnings.catch_warnings()``: every warning left out but the :data:`DEPRECATIONS`,
+    which the filters found there still decide (``-W error::DeprecationWarning``, the test suite's
+    ``filterwarnings``): a block that leaves out what it says again or means to hide (an ill-defined
+    F1, Optuna's ``ExperimentalWarning``) no longer hides that automm calls an API a dependency's
+    next release removes."""
+    found = list(warnings.filters)
+    warnings.simplefilter("ignore")
+    for category in DEPRECATIONS:  # where no filter found matches: Python's own fallback
+        warnings.simplefilter(getattr(warnings, "defaultaction", "default"), category)
+    kept = []  # the filters found that match a deprecation, narrowed to it (an "error" of every Warning)
+    for action, message, category, module, lineno in found:
+        for deprecation in DEPRECATIONS:
+            if issubclass(category, deprecation):
+                kept.append((action, message, category, module, lineno))
+                break
+            if issubclass(deprecation, category):
+                kept.append((action, message, deprecation, module, lineno))
+    for action, message, category, module, lineno in reversed(kept):  # each put first: the first found first
+        warnings.filterwarnings(action, _pattern(message), category, _pattern(module), lineno)
+
+
+def _pattern(matched: Any) -> str:
+    """A warnings filter's message or module as ``warnings.filterwarnings`` takes it: a regular
+    expression's pattern; Python's own default filters hold a plain name, matched whole."""
+    if matched is None:
+        return ""
+    return matched.pattern if isinstance(matched, re.Pattern) else re.escape(str(matched)) + r"\Z"
 
 
 #: (process id, torch threads) where automm last ran torch (a model loaded, fitted or predicting);
