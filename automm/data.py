@@ -24,6 +24,7 @@ import time
 import sys
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -33,7 +34,7 @@ from .components.base import MISSING, Encoder, collate_replaced, take_rows
 from .components.text import blank_text
 from .contracts import augment_input_problem
 from .exceptions import AutoMMWarning, InputError, PluginError, user_stacklevel
-from .files import file_kind, is_url as _is_url
+from .files import file_kind, is_url as _is_url, lookup_problem
 from .suggestions import did_you_mean, elided_repr
 from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, read_words, written_bool,
                     written_code, written_missing)
@@ -1439,8 +1440,8 @@ def _image_path_problem(path: str) -> str | None:
         return "a URL; automm reads local files only (it never downloads), so download the images first"
     try:
         status = os.stat(path)  # one call: each costs a round trip on a network disk
-    except (OSError, ValueError):
-        return "file not found"
+    except (OSError, ValueError) as exc:  # missing, or what the system said instead (a link's loop, a folder's rights)
+        return lookup_problem(path, exc)
     if not stat.S_ISREG(status.st_mode):  # a directory, a pipe (read, it would block), a device (/dev/zero)
         return f"{file_kind(status.st_mode)}, not an image file"
     if status.st_size == 0:
@@ -1449,7 +1450,7 @@ def _image_path_problem(path: str) -> str | None:
         with open(path, "rb") as file:
             reason = _image_file_problem(file)
     except OSError as exc:
-        reason = f"cannot be opened ({type(exc).__name__})"
+        return f"cannot be opened: {lookup_problem(path, exc, opening=True)}"
     if reason and not isinstance(reason, _OverPixelLimit):
         reason = f"not a readable image ({reason})" if not reason.startswith("truncated") else reason
     return reason
@@ -1474,12 +1475,13 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
         return [row for row, _, _ in problems]
     relative_missing = sum(why == "file not found" and isinstance(v, (str, os.PathLike)) and not os.path.isabs(v)
                            for _, v, why in problems)
+    missing = [v for _, v, why in problems if why == "file not found"]
     hint = ""
-    if relative_missing >= max(1, 0.5 * n_rows):
+    # ($HOME/1.jpg, C:\\photos\\1.jpg: relative here, but written for a shell or another machine)
+    if relative_missing >= max(1, 0.5 * n_rows) and not (variable_hint(missing) or windows_path_hint(missing)):
         hint = (f"; relative paths are read from the working directory ({os.getcwd()}): make them absolute, "
                 "or join them to the folder they are relative to (e.g. the CSV file's)")
-    hint += backslash_hint([v for _, v, why in problems if why == "file not found"])
-    hint += unicode_form_hint([v for _, v, why in problems if why == "file not found"])
+    hint += backslash_hint(missing) + variable_hint(missing) + dangling_link_hint(missing) + unicode_form_hint(missing)
     # what would pass: a few unreadable values, or the rows that have none marked so
     hint += (f"; at most {tolerance * 100:g}% of a column's values may be unreadable (they then count as missing, "
              f"with a warning): give None where a row has none")
@@ -1489,10 +1491,63 @@ def _tolerate(column_name: str, what: str, problems: list[tuple[int, Any, str]],
 
 def backslash_hint(paths: Sequence[Any]) -> str:
     """A hint when paths not found are written with Windows' ``\\`` separators on a system whose
-    separator is ``/`` (which reads ``imgs\\1.jpg`` as one file name); "" otherwise."""
-    if os.sep != "/" or not any(isinstance(v, str) and "\\" in v for v in paths):
-        return ""
+    separator is ``/`` (which reads ``imgs\\1.jpg`` as one file name), or are a Windows machine's
+    (``C:\\photos\\1.jpg``, a share's ``\\\\server\\photos\\1.jpg``), which name no file here; "" otherwise."""
+    windows = windows_path_hint(paths)
+    if windows or os.sep != "/" or not any(isinstance(v, str) and "\\" in v for v in paths):
+        return windows
     return "; they are written with '\\' (Windows) separators, which this system reads as part of a name: write them with '/'"
+
+
+#: A Windows machine's absolute path: a drive's (``C:\\``, ``C:/``) or a network share's (``\\\\server\\share``).
+_WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]|\\\\[^\\]")
+
+
+def windows_path_hint(paths: Sequence[Any]) -> str:
+    """A hint when a path not found is a Windows machine's, which names no file on another system; ""
+    otherwise (and on Windows)."""
+    windows = next((v for v in paths if isinstance(v, str) and _WINDOWS_PATH.match(v)), None)
+    if windows is None or os.name == "nt":
+        return ""
+    return (f"; {windows!r} is a Windows path (a drive or a network share), which names no file on this system: "
+            "give the files' paths on this machine (where that drive or share is mounted)")
+
+
+#: A path's start that names an environment variable: ``$HOME/``, ``${DATA}/``, Windows' ``%USERPROFILE%\\``.
+_VARIABLE_START = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|%[A-Za-z_][A-Za-z0-9_()]*%")
+
+
+def variable_hint(paths: Sequence[Any]) -> str:
+    """A hint when a path not found starts with an environment variable (``$HOME/photos/1.jpg``,
+    as a shell script wrote it), which automm reads as a folder of that name; "" otherwise."""
+    for value in paths:
+        match = _VARIABLE_START.match(value) if isinstance(value, str) else None
+        if match:
+            return (f"; {value!r} starts with an environment variable ({match.group(0)}), which automm does not expand "
+                    "in data (a shell does): expand it first, e.g. os.path.expandvars(path)")
+    return ""
+
+
+def dangling_link_hint(paths: Sequence[Any], folders: Sequence[Any] = ("",), looked_at: int = 20) -> str:
+    """A hint when a path not found (among the first ``looked_at`` of ``paths``, relative ones
+    looked up in ``folders``) goes through a symbolic link to a folder that is not there (a share
+    not mounted, a synced folder moved or renamed), which reads as a missing file; "" otherwise."""
+    looked: set[str] = set()
+    for value in [v for v in paths if isinstance(v, (str, os.PathLike))][:looked_at]:
+        text = os.fspath(value)
+        for folder in ([""] if os.path.isabs(text) else folders):
+            for part in reversed(Path(os.path.abspath(os.path.join(os.fspath(folder), text))).parents):
+                if str(part) in looked:
+                    continue
+                looked.add(str(part))
+                try:
+                    target = os.readlink(part)
+                except (OSError, ValueError):  # not a link (or nothing there)
+                    continue
+                if not os.path.exists(part):
+                    return (f"; {str(part)!r} is a symbolic link to a folder that is not there ({target!r}): mount "
+                            "or put back that folder, or point the link (or the paths) at where the files are now")
+    return ""
 
 
 def unicode_form_hint(paths: Sequence[Any], folders: Sequence[Any] = ("",), looked_at: int = 20) -> str:

@@ -190,7 +190,8 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     from .data import as_table, infer_roles
     from .estimator import AutoMM
     from .suggestions import did_you_mean
-    from .tables import image_folders, labelled_rows, read_table, resolve_image_paths, whole_number_labels
+    from .tables import (data_file_folders, image_folders, labelled_rows, read_table, resolve_image_paths,
+                         whole_number_labels)
     from .roles import BASE_ROLES
 
     data = Path(data)
@@ -242,7 +243,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     resolved = resolve_image_paths(sample[used], image_folders(data, recipe_dir), found_in=found)
     # found only through the current directory: the recipe names it, to run from anywhere
     files_dirs = [folder for folder in found
-                  if folder not in (Path(os.path.abspath(data)).parent, Path(os.path.abspath(recipe_dir)))]
+                  if folder not in (*data_file_folders(data), Path(os.path.abspath(recipe_dir)))]
     roles = infer_roles(as_table([resolved]), None, registry.plugin_manager, known)
 
     cautions = [_unread_split_caution(column, counts, column in left_out) for column, counts in unread_splits]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["create_temporary", "replace_whole", "read_regular_file", "is_stream", "write_output", "file_kind",
-           "is_url", "url_problem", "holds_name_escapes"]
+           "is_url", "url_problem", "holds_name_escapes", "lookup_problem"]
 
 
 def read_regular_file(path: str | os.PathLike) -> tuple[bytes, os.stat_result]:
@@ -42,6 +42,47 @@ def file_kind(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "not a regular file"
+
+
+def lookup_problem(path: str | os.PathLike, error: OSError | ValueError, opening: bool = False) -> str:
+    """Why the file at ``path`` cannot be read, from the ``error`` that looking it up (``os.stat``)
+    or, with ``opening``, opening it raised, for a message that names the path: ``"file not found"``
+    only where nothing is there, else what is: a symbolic link to a missing file, a loop of links, a
+    name too long, a folder on the way this user may not search, a disk's own error (a stale
+    network share)."""
+    if isinstance(error, ValueError):  # (os.stat's "embedded null byte")
+        return "not a file path (it holds a NUL character)"
+    number = getattr(error, "errno", None)
+    if number == errno.ENOENT:
+        try:
+            return f"a symbolic link to a missing file ({os.readlink(path)!r})"
+        except (OSError, ValueError):  # not a link: nothing there
+            return "file not found"
+    if number == errno.ENOTDIR:
+        part = _file_on_the_way(path)
+        return "file not found" + (f" ({str(part)!r} is a file, not a folder)" if part is not None else "")
+    if number == errno.ELOOP:
+        return "a loop of symbolic links (each names another, none a file)"
+    if number == errno.ENAMETOOLONG:
+        text = os.fsencode(path)
+        longest = max(len(part) for part in text.split(os.fsencode(os.sep)))
+        return ("a name too long for the system (" + (f"a name of {longest} bytes; most allow 255)" if longest > 255
+                                                      else f"a path of {len(text):,} bytes, more than it allows)"))
+    if number in (errno.EACCES, errno.EPERM):
+        return ("permission denied (this user may not read it)" if opening
+                else "permission denied (this user may not open a folder on its path)")
+    return f"{error.strerror or type(error).__name__} (errno {errno.errorcode.get(number, number)})"
+
+
+def _file_on_the_way(path: str | os.PathLike) -> Path | None:
+    """The first folder of ``path`` that is a file instead (``photos.zip`` in ``photos.zip/1.jpg``)."""
+    for part in reversed(Path(path).parents):
+        try:
+            if stat.S_ISREG(os.stat(part).st_mode):
+                return part
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def is_url(value: Any) -> bool:

@@ -102,8 +102,8 @@ from .storage import redact_url
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, PYTHON_ONLY_PARAMS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS,
                             TOP_KEYS, Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path,
                             show_value, split_text, split_texts, split_value_problems)
-from .tables import (image_folders, labelled_rows, read_table, resolve_image_paths, whole_number_labels,
-                     weight_column_values, with_file_rows)
+from .tables import (data_file_folders, image_folders, labelled_rows, read_table, resolve_image_paths,
+                     whole_number_labels, weight_column_values, with_file_rows)
 
 __all__ = [
     "RecipeError", "Problem", "Recipe", "RecipeData", "FitResult", "PARAM_PATHS", "SECTION_KEYS", "METRICS",
@@ -672,7 +672,7 @@ class Recipe:
             return with_file_rows(part, names[key])
 
         train, test, valid = prepared("train", train), prepared("test", test), prepared("valid", valid)
-        own = {Path(os.path.abspath(file)).parent for file in files.values() if file is not None}
+        own = {folder for file in files.values() if file is not None for folder in data_file_folders(file)}
         self.files_found_in = [folder for folder in [*self._files_dirs(), *image_folders(None, self.base_dir)]
                                if folder in found and folder not in own]
         if len(train) == 0:

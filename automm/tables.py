@@ -17,8 +17,8 @@ import numpy as np
 from .exceptions import AutoMMWarning, InputError
 
 __all__ = ["read_table", "read_header", "read_column", "read_csv_keeping_codes", "data_format", "parquet_engine", "image_folders",
-           "resolve_image_paths", "labelled_rows", "whole_number_labels", "weight_column_values", "ROWS_NOTE",
-           "UNKNOWN_FORMAT", "with_file_rows"]
+           "data_file_folders", "resolve_image_paths", "labelled_rows", "whole_number_labels", "weight_column_values",
+           "ROWS_NOTE", "UNKNOWN_FORMAT", "with_file_rows"]
 
 #: How messages number the rows of a data file.
 ROWS_NOTE = "numbered from 0 after the header, as pandas reads the file"
@@ -438,10 +438,22 @@ def _warn_words_read_as_missing(file: Path, options: dict, frame) -> None:
 
 def image_folders(data_file: str | os.PathLike | None, *more: str | os.PathLike) -> list[Path]:
     """Where the relative file paths (images, audio, ...) of a data file are looked up, in order: the data
-    file's folder, the ``more`` folders (a recipe's), then the current directory."""
-    folders = ([Path(os.path.abspath(data_file)).parent] if data_file is not None else []) + \
+    file's folders (:func:`data_file_folders`), the ``more`` folders (a recipe's), then the current directory."""
+    folders = (data_file_folders(data_file) if data_file is not None else []) + \
         [Path(os.path.abspath(f)) for f in more] + [Path.cwd()]
     return list(dict.fromkeys(folders))
+
+
+def data_file_folders(data_file: str | os.PathLike) -> list[Path]:
+    """The folder of ``data_file`` as named and, where it is a symbolic link (``ln -s
+    /mnt/lake/items.csv .``), the folder of the file it names, whose relative paths it holds."""
+    named = Path(os.path.abspath(data_file)).parent
+    real = Path(os.path.realpath(data_file)).parent
+    try:
+        same = real == named or os.path.samefile(real, named)  # (a folder of the path a link: one folder)
+    except OSError:
+        same = False
+    return [named] if same else [named, real]
 
 
 #: Suffixes of the media files a column of a plugin's modality may name (audio, video, arrays).
@@ -503,13 +515,13 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                 resolved.append(value)
                 continue
             present += 1
-            folder = next((folder for folder in folders if (folder / value).exists()), None)
-            if folder is None and value != value.strip():  # ("1.jpg ": a spreadsheet's cell; the file is 1.jpg)
+            folder, there = _located(value, folders)
+            if not there and value != value.strip():  # ("1.jpg ": a spreadsheet's cell; the file is 1.jpg)
                 value = value.strip()
-                folder = next((folder for folder in folders if (folder / value).exists()), None)
+                folder, there = _located(value, folders)
             if folder is None:
                 unfound.append((row, value))
-            else:
+            elif there:  # (else a link to a missing file, a name too long ...: the image check names it, and why)
                 if found_in is not None:
                     found_in.add(folder)
                 if source is not None and present <= _SHADOW_CHECKS and not shadowed:
@@ -517,7 +529,7 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                                 if _another_file(folder / value, other / value)][:1]
             resolved.append(str((folder if folder is not None else folders[0]) / value))
         if source is not None and unfound and (inputs is None or column in inputs):
-            from .data import IMAGE_TOLERANCE, backslash_hint, unicode_form_hint
+            from .data import IMAGE_TOLERANCE, backslash_hint, dangling_link_hint, unicode_form_hint, variable_hint
 
             if len(unfound) > IMAGE_TOLERANCE * present:
                 shown = ", ".join(f"row {row} ({value!r})" for row, value in unfound[:3])
@@ -525,7 +537,9 @@ def resolve_image_paths(frame, folders: Sequence[Path], roles: Mapping[str, str]
                                  f"are in none of the folders tried ({', '.join(map(str, folders))}): {shown}"
                                  f"{' ...' if len(unfound) > 3 else ''} (rows {ROWS_NOTE}); make the paths relative "
                                  f"to the data file's folder, or absolute{backslash_hint([v for _, v in unfound])}"
-                                 f"{unicode_form_hint([v for _, v in unfound], folders)}")
+                                 f"{unicode_form_hint([v for _, v in unfound], folders)}"
+                                 f"{dangling_link_hint([v for _, v in unfound], folders)}"
+                                 f"{variable_hint([v for _, v in unfound])}")
         if shadowed:
             value, folder, other = shadowed[0]
             warnings.warn(f"{source}: column {column!r}: {value!r} names a file both in {folder} and in {other} "
@@ -555,6 +569,25 @@ def _home_path(value: str) -> bool:
 
 #: How many of a column's relative paths :func:`resolve_image_paths` looks for in the later folders too.
 _SHADOW_CHECKS = 200
+
+
+def _located(value: str, folders: Sequence[Path]) -> tuple[Path | None, bool]:
+    """The first of ``folders`` that holds the file ``value``, and True; else the first where the
+    system names something other than a missing file (a symbolic link to a missing file, a loop of
+    links, a name too long, a folder this user may not open), and False, for the image check to say
+    which; else (None, False)."""
+    named = None
+    for folder in folders:
+        try:
+            os.stat(folder / value)
+            return folder, True
+        except (FileNotFoundError, NotADirectoryError):
+            if named is None and os.path.islink(folder / value):
+                named = folder
+        except (OSError, ValueError):
+            if named is None:
+                named = folder
+    return named, False
 
 
 def _another_file(path: Path, other: Path) -> bool:

@@ -42,6 +42,11 @@ try:
 except ImportError:  # an automm 0.1.0 of before file_kind (this plugin takes any 0.1.x)
     def file_kind(mode: int) -> str:
         return "not a regular file"
+try:
+    from automm.files import lookup_problem
+except ImportError:  # an automm 0.1.x of before lookup_problem
+    def lookup_problem(path: Any, error: Exception, opening: bool = False) -> str:
+        return "file not found"
 
 __all__ = ["AUDIO_EXTENSIONS", "load_audio", "clip_seconds", "read_wav", "write_wav", "resample", "fix_length",
            "mel_filterbank", "hz_to_mel", "mel_to_hz", "LogMelSpectrogram", "looks_like_audio"]
@@ -588,8 +593,8 @@ def audio_problem(value: Any) -> str | None:
     if isinstance(value, (str, os.PathLike)):
         try:
             info = os.stat(value)
-        except (OSError, ValueError):
-            return "file not found"
+        except (OSError, ValueError) as exc:  # missing, or what the system said instead (a link's loop, a folder's rights)
+            return lookup_problem(value, exc)
         if not S_ISREG(info.st_mode):  # a directory, a pipe (read, it would block), a device (/dev/zero)
             return f"{file_kind(info.st_mode)}, not an audio file"
     try:
