@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .files import is_stream, read_regular_file, url_problem, write_output
+from .suggestions import shown_names, shown_roles
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -199,7 +200,7 @@ def _read_data(path: str, filters: Sequence[tuple[str, str]], roles: dict[str, s
     for i, (column, value) in enumerate(filters):
         if column not in frame.columns:
             raise UsageError(f"--filter: no column {column!r} in {path}; columns are "
-                             f"{', '.join(map(str, frame.columns))}{did_you_mean(column, list(frame.columns))}")
+                             f"{shown_names(frame.columns, plain=True)}{did_you_mean(column, list(frame.columns))}")
         from .data import is_missing
         from .recipe_checks import split_texts
 
@@ -364,7 +365,7 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
         raise UsageError(f"{data_path}: the model was fitted on unnamed inputs ({_positional_inputs(estimator)}); "
                          f"name the data's columns that hold them, in order ({order}), with --columns"
                          + (f" (e.g. --columns {','.join(guess)})" if guess else "")
-                         + f"; its columns are {', '.join(map(str, frame.columns))}")
+                         + f"; its columns are {shown_names(frame.columns, plain=True)}")
     if missing:
         unused = [c for c in frame.columns if c not in columns.values()]  # (not one the model reads already)
         if len(missing) == 1:
@@ -376,11 +377,11 @@ def _model_inputs(estimator, frame, data_path: str, columns: dict[str, str] | No
         if estimator.input_positional_ and any(name != given for name, given in columns.items()):
             # (named by --columns: not "the model was trained on" them, nor to be added empty)
             raise UsageError(f"--columns: {data_path} has no column(s) {missing}; its columns are "
-                             f"{', '.join(map(str, frame.columns))}{hint}")
+                             f"{shown_names(frame.columns, plain=True)}{hint}")
         them = "it" if len(missing) == 1 else "them"
-        raise InputError(f"{data_path}: lacks the column(s) {missing} the model was trained on (to predict without "
-                         f"{them}, add {them} with every cell empty); its columns are "
-                         f"{', '.join(map(str, frame.columns))}{hint}")
+        raise InputError(f"{data_path}: lacks the column(s) {shown_names(missing)} the model was trained on (to "
+                         f"predict without {them}, add {them} with every cell empty); its columns are "
+                         f"{shown_names(frame.columns, plain=True)}{hint}")
     frame = with_file_rows(frame, data_path)
     if estimator.input_positional_:
         return tuple(frame[columns[c]] for c in estimator.columns_)
@@ -613,8 +614,7 @@ def _fit_report(summary: dict, leaderboard: Any) -> str:
         *([("sample weights", f"column {summary['weight_column']!r}"
                               + ("" if summary.get("test_weighted") else " (not in the test data: test unweighted)"))]
           if summary.get("weight_column") else []),
-        *([("columns", ", ".join(f"{k}: {v}" for k, v in summary["columns"].items()))] if summary.get("columns")
-          else []),
+        *([("columns", shown_roles(summary["columns"], form="{column}: {role}"))] if summary.get("columns") else []),
         (f"encoders{of_best}", encoders),
         (f"fusion{of_best}", summary["components"]["fusion"]),
         _training_line(summary, of_best),
@@ -1007,7 +1007,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if label not in frame.columns:
         problem = UsageError if args.label else InputError
         written = label if args.label else _recipe_data_written(args.model_dir, "label")
-        raise problem(f"{args.data}: no label column {written!r}; columns are {', '.join(map(str, frame.columns))}"
+        raise problem(f"{args.data}: no label column {written!r}; columns are {shown_names(frame.columns, plain=True)}"
                       f"{did_you_mean(label, list(frame.columns))}")
     unlabelled: dict[str, int] = {}
     frame = labelled_rows(frame, label, "rows", unlabelled)
@@ -1056,7 +1056,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if weight_column is not None and (args.weight_column or weight_column in frame.columns):
         if weight_column not in frame.columns:
             raise UsageError(f"--weight-column: {args.data} has no column {weight_column!r}; columns are "
-                             f"{', '.join(map(str, frame.columns))}{did_you_mean(weight_column, list(frame.columns))}")
+                             f"{shown_names(frame.columns, plain=True)}"
+                             f"{did_you_mean(weight_column, list(frame.columns))}")
         weights, problem = weight_column_values(frame, weight_column)
         if problem:
             raise InputError(f"{args.data}: {problem}")

@@ -23,6 +23,7 @@ from .exceptions import AutoMMWarning, InputError, user_stacklevel
 from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
 from .recipe_checks import split_text
 from .roles import as_datetime
+from .suggestions import shown_names, shown_roles
 from .tables import _plain
 
 __all__ = ["RecipeDraft", "draft_recipe", "DEFAULT_TIME_LIMIT", "LabelColumnError"]
@@ -67,9 +68,10 @@ class RecipeDraft:
         return "\n".join(lines) + "\n" + dump_recipe(self.content)
 
     def describe(self) -> str:
-        """One line: the label, the columns used with their roles, the columns left out."""
-        used = ", ".join(f"{c} ({r})" for c, r in self.roles.items())
-        left_out = f"; left out {', '.join(self.left_out)}" if self.left_out else ""
+        """One line: the label, the columns used with their roles (their count per role, for many:
+        :func:`~automm.suggestions.shown_roles`), the columns left out."""
+        used = shown_roles(self.roles)
+        left_out = f"; left out {shown_names(self.left_out, plain=True)}" if self.left_out else ""
         return f"{self.content['data']['label']!r} from {used}{left_out}"
 
 
@@ -198,10 +200,13 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     frame = read_table(data)
     names = [str(c) for c in frame.columns]
     if len(set(names)) != len(names):
-        raise InputError(f"{str(data)!r}: column names must be unique, got {names}")
+        repeated = list(dict.fromkeys(n for n in names if names.count(n) > 1))
+        raise InputError(f"{str(data)!r}: column names must be unique, got {shown_names(names)} "
+                         f"({shown_names(repeated)} more than once)")
     if label not in names:
         hint = did_you_mean(label, names) or "."
-        raise LabelColumnError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: {', '.join(names)}")
+        raise LabelColumnError(f"--label: {str(data)!r} has no column {label!r}{hint} Its columns: "
+                               f"{shown_names(names, plain=True)}")
     frame.columns = names
     frame = whole_number_labels(frame, label)
     labelled = labelled_rows(frame, label, "rows", {})
@@ -305,7 +310,7 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     stem = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", data.stem).strip("-") or "model"
     content: dict[str, Any] = {
         "version": 1,
-        "description": f"{label} from {', '.join(used)} (drafted by automm init from {data.name})",
+        "description": f"{label} from {shown_names(used, plain=True)} (drafted by automm init from {data.name})",
         "data": section,
         "problem": {"type": problem_type, "metric": "auto"},
     }

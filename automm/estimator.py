@@ -36,6 +36,7 @@ from .process_state import SharedChange, note_torch_threads, torch_threads_after
     usable_cpus
 from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
+from .suggestions import NAMES_SHOWN, shown_names, shown_roles
 from .storage import check_storage
 from .deadlines import deadline_scope, fit_deadline
 from .evaluation import enough_digits
@@ -831,7 +832,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
             raise InputError(f"encoders: keys {unknown} match neither a modality nor a column of the data "
                              f"(modalities {reg.modalities()}, columns "
-                             f"{[c for s in specs for c in s.columns]}){did_you_mean(unknown[0], allowed)}"
+                             f"{shown_names(c for s in specs for c in s.columns)}){did_you_mean(unknown[0], allowed)}"
                              + (f"; {left_out}" if (left_out := _registry.plugins_left_out(reg.plugin_manager)) else ""))
         warn_unused_modalities("encoders", choices, specs, reg.modalities())
         resolved = []
@@ -1087,12 +1088,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 val_table = _validation_table((X_val,), records=False)
                 if named and len(val_table.names) == len(table.names) and _has_feature_names(X_val):
                     warnings.warn(f"X_val has feature names, but fit was given unnamed inputs: its columns "
-                                  f"{val_table.names} are taken in order" + _untransformed_hint(self, val_table.names),
+                                  f"{shown_names(val_table.names)} are taken in order"
+                                  + _untransformed_hint(self, val_table.names),
                                   AutoMMWarning, stacklevel=user_stacklevel())
                 n = len(val_table.names)
                 if n != len(table.names):
                     raise InputError(f"X_val: an array of {n} column{'s' if n != 1 else ''}; fit was given "
-                                     f"{len(table.names)} ({', '.join(table.names)})"
+                                     f"{len(table.names)} ({shown_names(table.names, plain=True)})"
                                      + _untransformed_hint(self, val_table.names))
             else:
                 if len(table.names) > 1 or (isinstance(X_val, tuple) and len(X_val) == 1):
@@ -1107,11 +1109,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
         else:
             val_table = _validation_table((X_val,))
             if val_table.positional:
-                raise InputError(f"X_val: fit was given a table with columns {table.names}; pass X_val as a table "
-                                 "with the same columns")
+                raise InputError(f"X_val: fit was given a table with columns {shown_names(table.names)}; pass X_val "
+                                 "as a table with the same columns")
             missing = [c for c in table.names if c not in val_table.columns]
             if missing:
-                raise InputError(f"X_val: columns {missing} of X are missing; got columns {val_table.names}"
+                raise InputError(f"X_val: columns {shown_names(missing)} of X are missing; got columns "
+                                 f"{shown_names(val_table.names)}"
                                  + _untransformed_hint(self, val_table.names))
             val_table = val_table.with_columns({c: val_table.columns[c] for c in table.names})
         labels = self._labels_array(y_val, "y_val",
@@ -1694,7 +1697,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             X = _read_columns_only(X, self.columns_)
         table = as_table(X, records=not self.input_positional_)
         if self.input_positional_:
-            expected = ", ".join(f"{c}: {self.column_roles_.get(c, '?')}" for c in self.columns_)
+            expected = shown_roles({c: self.column_roles_.get(c, "?") for c in self.columns_}, form="{column}: {role}")
             if len(table.names) != len(self.columns_):  # scikit-learn's wording for a wrong number of features
                 one_d = " (Reshape your data: a 1-D input is one column)" if len(X) == 1 and len(table.names) == 1 else ""
                 raise InputError(f"X has {len(table.names)} features, but {type(self).__name__} is expecting "
@@ -1705,20 +1708,22 @@ class AutoMM(TransformerMixin, BaseEstimator):
             if not table.positional:  # as scikit-learn does: a table's columns taken in order, with a warning
                 if len(X) != 1 or _has_feature_names(X[0]):  # (pd.DataFrame(array)'s 0, 1, ... are none)
                     warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names: "
-                                  f"its columns {table.names} are taken in order as {expected}", AutoMMWarning,
-                                  stacklevel=user_stacklevel())
+                                  f"its columns {shown_names(table.names)} are taken in order as {expected}",
+                                  AutoMMWarning, stacklevel=user_stacklevel())
                 table = table.with_columns(dict(zip(self.columns_, table.columns.values())), positional=True)
         else:
             if table.positional:
                 n = len(table.names)
                 got = (f"an array of {n} unnamed column{'s' if n != 1 else ''}" if len(X) == 1
                        else f"{n} positional inputs")
-                hint = (f" (e.g. pandas.DataFrame(X, columns={self.columns_}))"
+                columns = self.columns_ if len(self.columns_) <= NAMES_SHOWN else "model.columns_"
+                hint = (f" (e.g. pandas.DataFrame(X, columns={columns}))"
                         if len(X) == 1 and n == len(self.columns_) else "")
                 if len(X) == 1 and _is_row_series(X[0], self.columns_):
                     got, hint = "a pandas Series, one row of a table", " (one row: frame.iloc[[i]] or row.to_frame().T)"
-                raise InputError(f"X: the model was fitted on a table with columns {self.columns_}, got {got}; pass "
-                                 f"a pandas DataFrame{hint}, a dict of columns or a list of records (dicts)")
+                raise InputError(f"X: the model was fitted on a table with columns {shown_names(self.columns_)}, got "
+                                 f"{got}; pass a pandas DataFrame{hint}, a dict of columns or a list of records "
+                                 "(dicts)")
             missing = [c for c in self.columns_ if c not in table.columns]
             if missing and len(X) == 1 and _records(X[0]) and len(missing) < len(self.columns_):
                 # records: a key no record has is a missing value in each (unless a key there looks
@@ -1734,7 +1739,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
                 hint = rename_hint(missing, [c for c in table.names if c not in self.columns_])
                 labels = self._labels_among(missing)
-                raise InputError(f"X: columns {missing} seen in fit are missing; got columns {table.names}{hint}"
+                raise InputError(f"X: columns {shown_names(missing)} seen in fit are missing; got columns "
+                                 f"{shown_names(table.names)}{hint}"
                                  + (labels or " (to predict without one, give its column with None in every row)"))
             table = table.with_columns({c: table.columns[c] for c in self.columns_})
         with warned_once_in(_said_for_model(self.model_)):  # (scikit-learn's tools predict the same rows many times)
@@ -2123,13 +2129,26 @@ def _said_for_model(model: Any) -> dict[str, None]:
 
 
 def _warn_once_for_model(model: Any, message: str, kind: str | None = None) -> None:
-    """Warn with ``message`` once per fitted ``model`` and ``kind`` of finding (by default the
-    message before its examples, numbers left out): the examples and counts differ from call to
-    call, so Python's once-per-place rule let a service log one warning per request (kept beside
-    the model, not in the estimator: predict leaves an estimator's state alone). Counted once given,
-    not where the program's filters made it an error (each such call raises)."""
+    """Warn with ``message`` once per fitted ``model`` and ``kind`` of finding (by default
+    :func:`_finding`): the examples and counts differ from call to call, so Python's once-per-place
+    rule let a service log one warning per request (kept beside the model, not in the estimator:
+    predict leaves an estimator's state alone). Counted once given, not where the program's filters
+    made it an error (each such call raises)."""
     warn_once(_UNFAMILIAR_SAID.setdefault(model, {}), f"{message} (said once for this model)",
-              key=kind if kind is not None else re.sub(r"\d+", "#", message.split(" (e.g.", 1)[0]))
+              key=kind if kind is not None else _finding(message))
+
+
+#: A quoted name (a column's, as ``repr`` writes it) or a number, in a message.
+_QUOTED_OR_NUMBER = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\d+")
+
+
+def _finding(message: str) -> str:
+    """What a message says, whatever the call: the message before its examples, its numbers (the
+    counts) left out, but not those of the names it quotes: the columns 'f0004_cat' and 'f0010_cat'
+    (``x0`` and ``x1`` of an array) are two findings, where one of a wide table's columns was warned
+    about and the others' unseen categories went unsaid."""
+    return _QUOTED_OR_NUMBER.sub(lambda found: "#" if found.group(0)[0].isdigit() else found.group(0),
+                                 message.split(" (e.g.", 1)[0])
 
 
 def _judges(encoder: Encoder) -> bool:

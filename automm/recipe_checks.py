@@ -20,7 +20,7 @@ from .exceptions import AutoMMError, InputError
 from .files import url_problem
 from . import registry as _registry
 from .roles import BASE_ROLES
-from .suggestions import close_match, did_you_mean, quoted_values, unique_target
+from .suggestions import close_match, did_you_mean, quoted_values, shown_names, unique_target
 from .tables import data_format, parquet_engine, read_column, read_header
 from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS, metric_name_hint
 
@@ -341,7 +341,7 @@ class _Checker:
         """``name`` is a column of the data (when the data's columns are known)."""
         if self.columns is None or name in self.columns:
             return True
-        self.report(path, f"no column {name!r} in the data; columns are {', '.join(self.columns)}"
+        self.report(path, f"no column {name!r} in the data; columns are {shown_names(self.columns, plain=True)}"
                           f"{did_you_mean(name, self.columns)}")
         return False
 
@@ -527,10 +527,10 @@ def _check_data(ck: _Checker, data: Any, require: bool) -> None:
         ck.column(label, "data.label")
         if test_columns is not None and label not in test_columns:
             ck.report("data.test", f"the test file has no label column {label!r}; its columns are "
-                                   f"{', '.join(test_columns)}")
+                                   f"{shown_names(test_columns, plain=True)}")
         if valid_columns is not None and label not in valid_columns:
             ck.report("data.valid", f"the validation file has no label column {label!r}; its columns are "
-                                    f"{', '.join(valid_columns)}")
+                                    f"{shown_names(valid_columns, plain=True)}")
 
     split_column = get("split_column")
     if split_column is not None:

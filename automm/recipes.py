@@ -99,6 +99,7 @@ from .exceptions import AutoMMWarning, InputError, user_stacklevel
 from .files import url_problem
 from .process_state import all_warnings_left_out
 from .storage import redact_url
+from .suggestions import shown_names
 from .recipe_checks import (METRICS, PARAM_PATHS, PRUNERS, PYTHON_ONLY_PARAMS, RECIPE_VERSION, SAMPLERS, SECTION_KEYS,
                             TOP_KEYS, Problem, RecipeError, check_recipe, get_key_path, join_path, set_key_path,
                             show_value, split_text, split_texts, split_value_problems)
@@ -626,8 +627,8 @@ class Recipe:
         missing = [c for c in [label] + list(data.get("columns") or []) + [weight_column]
                    if c is not None and c not in train.columns]
         if missing:
-            raise RecipeError([Problem("data", f"columns {missing} are not in {what}; columns are "
-                                               f"{', '.join(map(str, train.columns))}")], self.source)
+            raise RecipeError([Problem("data", f"columns {shown_names(missing)} are not in {what}; columns are "
+                                               f"{shown_names(train.columns, plain=True)}")], self.source)
         features = list(data.get("columns") or [c for c in train.columns
                                                 if c not in (label, data.get("split_column"), weight_column)])
         if not features:
@@ -713,7 +714,7 @@ def _labelled_part(frame, features: list, label: str, weight_column: str | None,
     :class:`RecipeError` at ``data.<key>`` when it lacks the label or a feature column."""
     absent = [c for c in [label, *features] if c not in frame.columns]
     if absent:
-        raise RecipeError([Problem(f"data.{key}", f"{what} lack the columns {absent}")], source)
+        raise RecipeError([Problem(f"data.{key}", f"{what} lack the columns {shown_names(absent)}")], source)
     weights = None
     if weight_column is not None and weight_column in frame.columns:
         weights = _weights(frame, weight_column, what, source)

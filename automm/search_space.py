@@ -100,7 +100,7 @@ from .exceptions import InputError
 from .linear import linear_config
 from .neighbors import neighbors_config
 from .pipeline import TRAINING_KEYS, TRAINING_RULES, augmentation_can_act, component_refusal, training_value_problem
-from .suggestions import did_you_mean
+from .suggestions import did_you_mean, shown_names
 
 __all__ = ["SearchSpace", "component_prefix", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE",
            "resolved_ensemble_size", "check_search_space_structure", "check_component_values", "check_given_values",
@@ -501,7 +501,7 @@ class SearchSpace:
             columns = [c for spec in inputs for c in spec.columns]
             raise InputError(f"search_space['encoders']: keys {unknown} match no modality, input or column "
                              f"(modalities {sorted(reg.modalities())}, inputs {[s.name for s in inputs]}, "
-                             f"columns {columns}){did_you_mean(unknown[0], known)}")
+                             f"columns {shown_names(columns)}){did_you_mean(unknown[0], known)}")
         warn_unused_modalities("search_space['encoders']", user_encoders, inputs, reg.modalities())
 
         def lookup(mapping: Mapping, spec) -> Any:

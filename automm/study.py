@@ -15,6 +15,7 @@ import datetime
 import decimal
 import functools
 import hashlib
+import itertools
 import json
 import math
 import numbers
@@ -30,7 +31,7 @@ import numpy as np
 from .exceptions import AutoMMWarning, InputError, user_stacklevel
 from .pipeline import PreparedData
 from .search_space import SearchSpace
-from .suggestions import elided_repr
+from .suggestions import NAMES_SHOWN, elided_repr, shown_roles
 
 __all__ = ["MAX_STORED_DATA_BYTES", "SPEC_ATTR", "DATA_ATTR", "FINGERPRINT_ATTR", "DATA_FINGERPRINT_ATTR",
            "data_fingerprint", "search_fingerprint", "default_study_name", "data_payload", "study_spec", "prepare_study", "with_stored_split", "wait_for_study",
@@ -529,9 +530,23 @@ def _plugin_components_added(stored: Mapping[str, Any], spec: Mapping[str, Any])
             if (c["kind"], c["name"]) not in before and c.get("plugin") not in DEFAULT_PLUGINS]
 
 
+def _column_roles(inputs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    return {c: r for d in inputs for c, r in (d.get("column_roles") or {}).items()}
+
+
 def _columns(inputs: Sequence[Mapping[str, Any]]) -> str:
-    roles = {c: r for d in inputs for c, r in (d.get("column_roles") or {}).items()}
-    return ", ".join(f"{c} ({r})" for c, r in roles.items()) or "none"
+    return shown_roles(_column_roles(inputs)) or "none"
+
+
+def _first_column_difference(stored: Mapping[str, str], new: Mapping[str, str]) -> str:
+    """Where two tables' columns (name: role, in order) first differ, for lists too long to show whole."""
+    if len(stored) <= NAMES_SHOWN and len(new) <= NAMES_SHOWN:
+        return ""
+    for position, (old, here) in enumerate(itertools.zip_longest(stored.items(), new.items())):
+        if old != here:
+            said = lambda pair: "none" if pair is None else f"{pair[0]!r} ({pair[1]})"
+            return f" (the first to differ, column {position + 1}: {said(old)} in the study, {said(here)} here)"
+    return ""
 
 
 def _first_value_difference(column: str, stored_data: Mapping[str, Any] | None,
@@ -564,8 +579,10 @@ def describe_difference(stored: Mapping[str, Any], new: Mapping[str, Any],
     in words, "the study's ... , here ..."; the first difference found, or "" when none is.
     ``stored_data``, ``new_data``: the study's data and these (:func:`data_payload`), where known,
     to say where an input column's values first differ."""
-    if _columns(stored["inputs"]) != _columns(new["inputs"]):
-        return f"its input columns are {_columns(stored['inputs'])}; here {_columns(new['inputs'])}"
+    stored_roles, new_roles = _column_roles(stored["inputs"]), _column_roles(new["inputs"])
+    if list(stored_roles.items()) != list(new_roles.items()):
+        return (f"its input columns are {_columns(stored['inputs'])}; here {_columns(new['inputs'])}"
+                + _first_column_difference(stored_roles, new_roles))
     if stored["problem_type"] != new["problem_type"] or stored["n_outputs"] != new["n_outputs"]:
         def what(spec: Mapping[str, Any]) -> str:
             classes = "" if spec["problem_type"] == "regression" else f", {spec['n_outputs']} classes"

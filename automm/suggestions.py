@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import difflib
 import unicodedata
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 __all__ = ["close_match", "did_you_mean", "quoted_values", "rename_hint", "elided_repr", "unique_target",
-           "written_alike", "shown_apart", "labels_written_otherwise"]
+           "written_alike", "shown_apart", "labels_written_otherwise", "NAMES_SHOWN", "shown_names", "shown_roles"]
 
 
 def close_match(found: Any, candidates: Iterable[Any], words: bool = False) -> str | None:
@@ -77,6 +77,38 @@ def quoted_values(values: Iterable[Any], limit: int = 20, *, whole: bool = False
     quote = repr if whole else elided_repr
     shown = ", ".join(quote(v.item() if hasattr(v, "item") else v) for v in values[:limit])
     return shown + (", ..." if len(values) > limit else "")
+
+
+#: How many names a message lists whole (:func:`shown_names`, :func:`shown_roles`): a table of 1,000
+#: columns, each named, made one error message or summary line of 15,000 to 29,000 characters.
+NAMES_SHOWN = 20
+
+
+def shown_names(names: Iterable[Any], limit: int = NAMES_SHOWN, *, plain: bool = False) -> str:
+    """``names`` (a table's columns) as a message lists them, ``['a', 'b']`` (``plain``: ``a, b``);
+    more than ``limit`` of them, the first ``limit // 2`` and how many there are in all:
+    ``['a', 'b', ... (1000 in all)]``."""
+    names = list(names)
+    shown = names if len(names) <= limit else names[:max(1, limit // 2)]
+    text = ", ".join(str(n) if plain else repr(n) for n in shown)
+    if len(shown) < len(names):
+        text += f", ... ({len(names)} in all)"
+    return text if plain else f"[{text}]"
+
+
+def shown_roles(roles: Mapping[Any, str], limit: int = NAMES_SHOWN, form: str = "{column} ({role})") -> str:
+    """Each column with its role (``form``: ``title (text), price (numeric)``); more than ``limit``
+    columns, how many of each role, with the first three of its columns, roles in the order of their
+    first column: ``999 columns: 1 image (image), 1 text (title), 662 numeric (f0000_price, f0001_flag,
+    f0002_count, ...), ...``."""
+    if len(roles) <= limit:
+        return ", ".join(form.format(column=column, role=role) for column, role in roles.items())
+    by_role: dict[str, list[Any]] = {}
+    for column, role in roles.items():
+        by_role.setdefault(role, []).append(column)
+    return f"{len(roles)} columns: " + ", ".join(
+        f"{len(columns)} {role} ({', '.join(map(str, columns[:3]))}{', ...' if len(columns) > 3 else ''})"
+        for role, columns in by_role.items())
 
 
 def unique_target(found: Any, targets: Iterable[tuple[Any, str]], *, fuzzy: bool = True) -> str | None:

@@ -723,6 +723,23 @@ def test_warnings_made_errors_fail_a_command_quiet_or_not_saying_so(capsys, monk
             assert run(capsys, "plugins", *quiet) == Result(0, "", "")
 
 
+def test_the_fit_report_counts_a_wide_tables_columns_by_role():
+    """The report's columns row named each column with its role: 22,000 characters on one line for
+    a table of 1,000 columns."""
+    from automm.cli import _fit_report
+
+    columns = {"image": "image", "title": "text", **{f"f{j:03d}": "numeric" for j in range(30)}, "colour": "categorical"}
+    summary = {"problem_type": "multiclass", "n_classes": 3, "recipe": "r.yaml", "data": "d.csv", "label": "y",
+               "train_rows": 90, "test_rows": 10, "columns": columns,
+               "components": {"encoders": {"image_0": "cnn"}, "fusion": "concat"}, "validation_score": 0.9,
+               "fit_seconds": 3.0, "model_dir": "m", "epochs_run": 2, "best_epoch": 2, "stop_reason": "max_epochs reached"}
+    row = next(line for line in _fit_report(summary, None).splitlines() if line.strip().startswith("columns"))
+    assert row.split(None, 1)[1] == ("33 columns: 1 image (image), 1 text (title), 30 numeric (f000, f001, f002, ...), "
+                                     "1 categorical (colour)")
+    few = {**summary, "columns": {"image": "image", "title": "text"}}
+    assert "image: image, title: text" in _fit_report(few, None)
+
+
 def test_the_fit_report_says_how_the_kept_model_was_trained():
     from automm.cli import _training_line
 

@@ -114,6 +114,33 @@ def test_aware_times_use_the_instant_for_the_trend_and_the_wall_clock_for_the_ca
     assert encoder._values({"when": "2024-01-01T00:30:00+01:00"}, ["when:hour"]) == ["0"]
 
 
+def test_each_distinct_time_is_read_once_and_the_other_columns_column_by_column(monkeypatch):
+    """One date-time column made the table encoder read every row whole, feature by feature (a
+    table of 1,000 columns, 165 of them dates, 2,000 rows: fit 9.3 s, now 4.5 s), and fit read each
+    date twice (its features, then its clock). Each distinct time is now read once, on any clock."""
+    from automm.components import tabular as tabular_module
+
+    days = pd.date_range("2024-01-01 06:00", periods=10, freq="19h")
+    paris = datetime.timezone(datetime.timedelta(hours=1))
+    rows = [{"when": days[i % 10], "written": str(days[i % 10]), "x": float(i)} for i in range(200)]
+    rows[0]["when"] = days[0].tz_localize("UTC")  # the same instant on two clocks: two times (hours 6 and 7)
+    rows[1]["when"] = days[0].tz_localize("UTC").tz_convert(paris)
+    roles = {"when": "datetime", "written": "datetime", "x": "numeric"}
+    read = []
+    monkeypatch.setattr(tabular_module, "as_datetime", lambda value: (read.append(value), as_datetime(value))[1])
+    encoder = TabularEncoder(roles).fit(rows)
+    assert len(read) == 10 + 2 + 10, len(read)  # (each cell twice: 800)
+    read.clear()
+    batch = encoder.preprocess_batch(rows)
+    assert len(read) == 22, len(read)
+    monkeypatch.undo()
+    assert encoder.datetime_clocks == {"when": ["+00:00", "+01:00", "naive"], "written": ["naive"]}
+    one_by_one = [encoder.preprocess(row) for row in rows]
+    for part in ("numeric", "numeric_missing", "categorical"):
+        torch.testing.assert_close(batch[part], torch.stack([sample[part] for sample in one_by_one]), rtol=0, atol=0)
+    assert encoder._values(rows[1], ["when:hour", "written:hour"]) == ["7", "1"]
+
+
 def test_state_round_trip_and_a_state_saved_before_date_columns():
     rows = _rows(pd.date_range("2024-01-01 06:00", periods=30, freq="13h"))
     encoder = TabularEncoder({"when": "datetime"}, output_dim=8).fit(rows)

@@ -454,6 +454,21 @@ def test_where_long_values_differ_is_shown_and_a_text_is_cut_as_every_message_cu
     assert "first at row 0, from character 64: 'Jane Doe" in said and "0134 9876" not in said, said
 
 
+def test_a_study_of_a_wide_table_names_the_first_column_that_differs():
+    """A study's input columns and the search's were each listed whole with their roles: two lines of
+    25,000 characters for 1,000 columns, where the one column that differed was lost."""
+    from automm.study import describe_difference
+
+    roles = {f"f{j:03d}": "numeric" for j in range(40)}
+    spec = {"inputs": [{"name": "tabular", "modality": "tabular", "columns": list(roles), "column_roles": roles}],
+            "problem_type": "binary", "n_outputs": 2}
+    other = {**spec, "inputs": [{**spec["inputs"][0], "column_roles": {**roles, "f031": "categorical"}}]}
+    assert describe_difference(spec, other) == (
+        "its input columns are 40 columns: 40 numeric (f000, f001, f002, ...); here 40 columns: 39 numeric (f000, "
+        "f001, f002, ...), 1 categorical (f031) (the first to differ, column 32: 'f031' (numeric) in the study, "
+        "'f031' (categorical) here)")
+
+
 def test_a_search_without_storage_does_not_digest_its_values(rows, monkeypatch):
     # nothing resumes or joins it; the digests of in-memory pictures would decode and hash every one
     from automm import study as study_module

@@ -203,6 +203,27 @@ def test_a_label_that_is_not_a_column_is_named_with_a_suggestion(emoji_folder, c
     assert "--label: " in capsys.readouterr().err
 
 
+def test_a_draft_of_a_wide_table_counts_its_columns_by_role(tmp_path, capsys):
+    """``automm init`` of a table of 1,000 columns said each with its role on one line of 25,000
+    characters, and the recipe's description named them all (125 lines); a label misspelt listed them."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"n{j:02d}": rng.normal(size=60).round(3) for j in range(40)})
+    for j in range(10):
+        frame[f"c{j}"] = rng.choice(["a", "b", "c"], 60)
+    frame["label"] = rng.choice(["x", "y"], 60)
+    frame.to_csv(tmp_path / "wide.csv", index=False)
+    draft = draft_recipe(tmp_path / "wide.csv", "label", recipe_dir=tmp_path)
+    assert draft.describe() == ("'label' from 50 columns: 40 numeric (n00, n01, n02, ...), 10 categorical (c0, c1, "
+                                "c2, ...)")
+    assert draft.content["description"] == ("label from n00, n01, n02, n03, n04, n05, n06, n07, n08, n09, ... "
+                                            "(50 in all) (drafted by automm init from wide.csv)")
+    assert len(draft.content["data"]["columns"]) == 50  # (the recipe itself names each)
+    assert main(["init", str(tmp_path / "wide.csv"), "--label", "labl", "-o", str(tmp_path / "r.yaml")]) == 2
+    said = next(line for line in capsys.readouterr().err.splitlines() if "Its columns" in line)
+    assert said.endswith("did you mean 'label'? Its columns: n00, n01, n02, n03, n04, n05, n06, n07, n08, n09, ... "
+                         "(51 in all)"), said
+
+
 def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
     rng = np.random.default_rng(0)
     words = ["red", "blue", "green", "small", "large", "soft", "hard", "round"]

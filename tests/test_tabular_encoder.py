@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import optuna
@@ -286,6 +287,32 @@ def test_prediction_warns_when_a_categorical_column_comes_with_categories_never_
     encoder = model.model_.encoders["tabular"]
     assert encoder.unfamiliar_values([{"colour": "red", "size": 1.0}] * 30 + [{"colour": "Red"}] * 29)
     assert not encoder.unfamiliar_values([{"colour": "red", "size": 1.0}] * 29 + [{"colour": "Red"}] * 30)
+
+
+def test_unseen_categories_of_columns_named_alike_but_for_digits_are_each_said():
+    """A finding was said once per model under its message with every digit left out, the column's
+    name too: of a wide table's columns 'f0004_cat', 'f0010_cat', ... (or an array's x0, x1) with
+    categories never seen in fit, only the first was named, the others went unsaid."""
+    import warnings
+
+    import pandas as pd
+
+    from automm import AutoMM
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"shop{j}": rng.choice(["north", "south", "east"], 60) for j in (1, 2, 10)})
+    frame["size"] = rng.normal(size=60)
+    model = AutoMM(max_epochs=1, num_workers=0, random_state=0).fit(frame, frame.shop1 == "north")
+    renamed = frame.head(30).assign(shop1="n1", shop2="s2", shop10="e10")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.predict(renamed)
+    said = sorted(re.match(r"X: column '(\w+)': 30 of 30 values are categories never seen", str(w.message)).group(1)
+                  for w in caught if "never seen in fit" in str(w.message))
+    assert said == ["shop1", "shop10", "shop2"]
+    with warnings.catch_warnings():  # and each still once for this model
+        warnings.simplefilter("error")
+        model.predict(renamed.assign(shop1="other", shop2="other", shop10="other"))
 
 
 def test_values_of_a_numeric_column_that_are_not_numbers_fail_before_training_or_warn():
