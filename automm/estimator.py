@@ -61,6 +61,10 @@ DEFAULT_ENCODERS = {"image": "cnn", "text": "hashed_ngram", "tabular": "tabular"
 #: Augmentations used when ``augmentations="default"`` (only those whose modality is present apply).
 DEFAULT_AUGMENTATIONS = ("random_resized_crop", "horizontal_flip", "token_dropout", "modality_dropout")
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
+#: The fitted attributes that hold networks (their tensors on ``device_``): what a pickled copy of a
+#: model on a GPU holds as one blob (``AutoMM.__getstate__``), under the key ``_NETWORKS_STATE``.
+_NETWORK_ATTRIBUTES = ("model_", "ensemble_")
+_NETWORKS_STATE = "_networks_saved_by_torch"
 
 
 _component_choice = _registry.split_component_choice
@@ -2068,6 +2072,52 @@ class AutoMM(TransformerMixin, BaseEstimator):
         kind = get_tags(self).estimator_type
         if kind is not None and get_tags(clone).estimator_type is None:
             clone._cloned_from = kind
+        return clone
+
+    def __getstate__(self):
+        """A pickled copy (``pickle``, ``joblib.dump``, MLflow) of a model fitted or loaded on a GPU
+        holds its networks (``model_``, ``ensemble_``) as one ``torch.save`` blob, which
+        :meth:`__setstate__` reads onto a device of the machine unpickling it: pickled as they were,
+        their CUDA tensors could not be read back where CUDA is missing (a CPU-only server)."""
+        state = dict(super().__getstate__())  # (object's is the instance's own __dict__: not changed)
+        device = state.get("device_")
+        if isinstance(device, torch.device) and device.type != "cpu":
+            import io
+
+            networks = {name: state.pop(name) for name in _NETWORK_ATTRIBUTES if name in state}
+            blob = io.BytesIO()
+            torch.save(networks, blob)  # (one blob: an ensemble's first member stays model_ itself)
+            state[_NETWORKS_STATE] = blob.getvalue()
+        return state
+
+    def __setstate__(self, state):
+        """Unpickling (see :meth:`__getstate__`): networks pickled on a GPU are read onto the device
+        they were on where this machine has it, else onto the GPU it has, else the CPU; ``device_``
+        says where they predict."""
+        blob = state.pop(_NETWORKS_STATE, None)
+        if blob is not None:
+            import io
+
+            try:
+                device = resolve_device(state["device_"])
+            except ValueError:  # (no CUDA here, or fewer GPUs: as load(device="auto") chooses)
+                device = resolve_device("auto")
+            state["device_"] = device
+            state.update(torch.load(io.BytesIO(blob), map_location=device, weights_only=False))
+        super().__setstate__(state)
+
+    def __copy__(self):
+        """A shallow copy (its networks shared), not a pickled round trip through :meth:`__getstate__`."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __deepcopy__(self, memo):
+        """A deep copy whose networks are copied where they are (on the GPU: no round trip through
+        the CPU, as pickling makes, :meth:`__getstate__`)."""
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return clone
 
     def __sklearn_tags__(self):

@@ -1466,7 +1466,7 @@ def test_predict_with_proba_runs_the_model_once(capsys, emoji_model, monkeypatch
     assert result.code == 0 and calls == [10], (calls, result.err)
     frame = pd.read_csv(pd.io.common.StringIO(result.out))
     proba = frame[[c for c in frame.columns if c.startswith("proba_")]].to_numpy()
-    model = AutoMM.load(emoji_model)
+    model = AutoMM.load(emoji_model, device="cpu")  # (where automm predict runs by default)
     assert frame["prediction"].tolist() == [model.classes_[i] for i in proba.argmax(axis=1)]
     # each column is named by its class: proba_<c> holds the probability of c (read by name, not place)
     named = frame[[f"proba_{c}" for c in model.classes_]].to_numpy()

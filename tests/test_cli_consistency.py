@@ -173,7 +173,7 @@ def test_predict_reads_the_users_images_before_those_of_the_fits_files_dir(capsy
     code, out, err = run(capsys, "predict", tmp_path / "m", tmp_path / "data" / "items.csv", "--proba", "-q")
     assert code == 0, err
     written = pd.read_csv(pd.io.common.StringIO(out)).filter(like="proba_").to_numpy()
-    model = AutoMM.load(tmp_path / "m")
+    model = AutoMM.load(tmp_path / "m", device="cpu")  # (where automm predict runs by default)
     np.testing.assert_allclose(written, model.predict_proba(frame[["image"]]), atol=1e-6)  # the working directory's
     trainers = model.predict_proba(frame[["image"]].assign(image=[str(tmp_path / "pics" / n) for n in frame["image"]]))
     assert np.abs(written - trainers).max() > 1e-4

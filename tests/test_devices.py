@@ -102,7 +102,7 @@ def test_prepare_runs_on_the_device_of_the_fit_the_trial_and_the_prediction(fres
     _Recording.seen = []
     # (120 rows: a holdout of 10, on which the search samples configurations after the default)
     many = [f"{text} number {i}" for i, text in enumerate(["a red cup", "the blue hat", "one green box"] * 40)]
-    AutoMM(**tiny(encoders={"text": "recording"}, n_trials=4, ensemble_size=1, pruner="none",
+    AutoMM(**tiny(encoders={"text": "recording"}, n_trials=4, ensemble_size=1, pruner="none", device="cpu",
                   search_space={"linear_model": False})).fit(many, [0, 1] * 60)
     in_threads = [device for thread, device in _Recording.seen if thread.startswith("automm-gpu-")]
     assert in_threads and set(in_threads) == {torch.device("cpu")}
@@ -110,3 +110,33 @@ def test_prepare_runs_on_the_device_of_the_fit_the_trial_and_the_prediction(fres
     in_spaces = [device for what, device in _Recording.seen if what == "space"]
     assert in_spaces and set(in_spaces) == {torch.device("cpu")}
     assert automm.devices.compute_device() is None  # nothing leaks out of the fit
+
+
+def test_a_model_pickled_on_a_gpu_unpickles_and_predicts_where_there_is_none(monkeypatch):
+    """``joblib.dump`` of a model fitted on a GPU, loaded on a CPU-only server: its CUDA tensors,
+    pickled as they were, could not be read there ("Attempting to deserialize object on a CUDA
+    device but torch.cuda.is_available() is False"), and its ``device_`` would still say CUDA."""
+    import copy
+    import pickle
+
+    import numpy as np
+    import torch.serialization
+
+    texts = [f"{text} number {i}" for i, text in enumerate(["a red cup", "the blue hat", "one green box"] * 8)]
+    labels = [0, 1] * 12
+    model = AutoMM(**tiny(device="cpu", bag_folds=2)).fit(texts, labels)  # a bag: model_ is its first member's
+    expected = model.predict_proba(texts)
+    networks = (model.model_, model.ensemble_)
+    model.device_ = torch.device("cuda")  # as a fit on a GPU leaves it
+    with monkeypatch.context() as patched:  # its tensors' storages are CUDA ones, as a GPU's are pickled
+        patched.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        pickled = pickle.dumps(model)
+    assert (model.model_, model.ensemble_, model.device_) == (*networks, torch.device("cuda"))  # left as it was
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # unpickled on a CPU-only server
+    back = pickle.loads(pickled)
+    assert back.device_ == torch.device("cpu")
+    assert {p.device.type for p in back.model_.parameters()} == {"cpu"}
+    assert back.ensemble_.members[0].model is back.model_  # one blob: shared as before
+    np.testing.assert_allclose(back.predict_proba(texts), expected, atol=1e-6)
+    shallow = copy.copy(model)  # a shallow copy shares the networks, with no pickled round trip
+    assert shallow.model_ is model.model_ and shallow.ensemble_ is model.ensemble_

@@ -268,7 +268,7 @@ def test_a_float64_default_dtype_neither_breaks_fit_and_load_nor_changes_the_mod
     torch.set_default_dtype(torch.float64)
     try:
         again = AutoMM(**tiny(max_epochs=1, device="cpu")).fit(*args)
-        loaded = AutoMM.load(tmp_path / "m")
+        loaded = AutoMM.load(tmp_path / "m", device="cpu")  # (on a GPU, "auto" predicts under mixed precision)
         assert torch.get_default_dtype() == torch.float64
     finally:
         torch.set_default_dtype(previous)

@@ -97,8 +97,8 @@ class _BatchPlugin:
 def test_a_batch_augmentation_that_changes_the_fused_width_is_named(fresh_registry):
     fresh_registry(_BatchPlugin())
     with pytest.raises(PluginError, match=r"augmentation 'widens_fused' \(plugin '.*_BatchPlugin'\): apply_fused "
-                                          r"changed the fused embeddings from \(\d+, (\d+)\) torch.float32 to "
-                                          r"\(\d+, \d+\) torch.float32; it must keep their shape"):
+                                          r"changed the fused embeddings from \(\d+, (\d+)\) torch\.\w+ to "
+                                          r"\(\d+, \d+\) torch\.\w+; it must keep their shape"):  # (GPU: bfloat16)
         _fit(augmentations=["widens_fused"])
 
 

@@ -1729,7 +1729,8 @@ def test_a_forked_trial_that_ignores_the_deadline_ends_itself_before_it_is_termi
     monkeypatch.setattr(search, "MIN_HARD_GRACE", 12.0)  # (past the 10 s the child was given)
     trials = budget_from_the_first_trial(monkeypatch, 3)
     X, y, _, _ = texts
-    model = AutoMM(**small(time_limit=3, n_jobs=2, encoders={"text": {"name": "broken", "failure": "sleep_forked"}},
+    model = AutoMM(**small(time_limit=3, n_jobs=2, device="cpu",  # (forked processes: the CPU's path)
+                           encoders={"text": {"name": "broken", "failure": "sleep_forked"}},
                            search_space={"linear_model": False})).fit(X, y)
     ended = time.monotonic() - trials["start"]
     failed = model.leaderboard_[model.leaderboard_.state == "FAIL"]
@@ -2070,7 +2071,7 @@ def test_forked_search_processes_train_with_one_thread_on_a_larger_machine(texts
     torch.ones(64, 64) @ torch.ones(64, 64)  # the parent's thread pool has run
     with pytest.warns(UserWarning, match=r"n_jobs=2 on 4 usable CPUs: each forked search process trains with 1 thread .*"
                                          r"n_jobs=-1 runs 4 processes"):
-        model = AutoMM(**small(n_trials=4, n_jobs=2, pruner="none", time_limit=120,
+        model = AutoMM(**small(n_trials=4, n_jobs=2, device="cpu", pruner="none", time_limit=120,
                                storage=f"journal://{tmp_path / 'study.log'}")).fit(X, y)
     board = model.leaderboard_
     assert (board["state"] == "COMPLETE").all() and board["worker"].nunique() == 2
@@ -2101,7 +2102,8 @@ def test_a_forked_search_trains_with_no_more_threads_than_its_process_was_given(
 def test_two_processes_share_a_journal_study(texts, tmp_path):
     X, y, _, _ = texts
     journal = tmp_path / "study.log"
-    model = AutoMM(**small(n_trials=6, n_jobs=2, storage=f"journal://{journal}", pruner="none")).fit(X, y)
+    model = AutoMM(**small(n_trials=6, n_jobs=2, device="cpu", storage=f"journal://{journal}",
+                           pruner="none")).fit(X, y)
     board = model.leaderboard_
     assert len(board) == 6 and (board["state"] == "COMPLETE").all()
     assert board["worker"].nunique() == 2
@@ -3096,7 +3098,8 @@ def test_ctrl_c_as_a_forked_process_records_its_finished_trial_keeps_that_trial(
     monkeypatch.setattr(search, "_keep", keep_then_ctrl_c)
     monkeypatch.setattr(automm_storage, "_append_whole", slow_append)
     monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [SlowHere()])
-    params = small(n_trials=4, n_jobs=2, ensemble_size=1, pruner="none", search_space={"warm_start": False})
+    params = small(n_trials=4, n_jobs=2, device="cpu", ensemble_size=1, pruner="none",
+                   search_space={"warm_start": False})
     try:
         with pytest.warns(UserWarning, match=r"search interrupted \(KeyboardInterrupt\): the model is chosen from"):
             model = AutoMM(**params).fit(X, y)
@@ -4022,6 +4025,6 @@ def test_a_search_interrupted_in_processes_leaves_no_pipe_open(texts, monkeypatc
     monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [CtrlC(at=1)])  # in the fit's own first trial
     opened = sorted(os.listdir("/proc/self/fd"))
     with pytest.raises(KeyboardInterrupt) as interrupted:
-        AutoMM(**small(n_trials=3, n_jobs=2, pruner="none")).fit(X, y)
+        AutoMM(**small(n_trials=3, n_jobs=2, device="cpu", pruner="none")).fit(X, y)
     assert interrupted.value.__traceback__ is not None  # (held, as a shell holds it)
     assert sorted(os.listdir("/proc/self/fd")) == opened

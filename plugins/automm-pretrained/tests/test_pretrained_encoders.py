@@ -217,10 +217,13 @@ def test_the_cost_of_new_values_is_timed_as_a_long_extraction_runs(monkeypatch):
         return real(self, values)
 
     monkeypatch.setattr(module.PretrainedEncoder, "compute_features", compute)
+    from automm.devices import device_scope
+
     texts = ["a" * 3, "shirt " * 6, "blue shirt " * 3, "x" * 300, "navy shirt " * 3, "men shirt  " * 3]
     encoder = automm.create_encoder("minilm")
     encoder.prepare_probe = 3
-    encoder.prepare_seconds(texts)
+    with device_scope("cpu"):  # (the CPU's probe: on a GPU it times a whole feature batch)
+        encoder.prepare_seconds(texts)
     assert timed == [[texts[1], texts[2], texts[4]]] * 3  # the three nearest the mean length (73 characters)
     if heap._glibc() is not None:  # glibc: the heap tuning is active
         assert held == [1, 1, 1]
@@ -335,7 +338,8 @@ def test_frozen_features_are_computed_where_the_fit_runs(monkeypatch):
     with device_scope("cpu"):
         features = encoder.compute_features(TEXTS[:2])
     assert features.shape == (2, 384) and features.device.type == "cpu"
-    shared = [m for key, m in encoders._backbones.items() if key[0] == "minilm"]
+    # (the CPU's network: on a machine with a GPU, earlier tests may have loaded another there)
+    shared = [m for key, m in encoders._backbones.items() if key[0] == "minilm" and key[-1] == "cpu"]
     assert shared and all(next(m.parameters()).device.type == "cpu" for m in shared)
 
 
@@ -391,6 +395,7 @@ def test_full_width_latin_is_read_as_its_letters_and_older_models_read_texts_as_
 def test_features_the_gpu_has_no_memory_for_are_computed_in_smaller_batches(monkeypatch):
     """Out of GPU memory while computing features, training's retry halved the training batch,
     which changed nothing there: the same batch failed ten times over."""
+    from automm.devices import device_scope
     from automm_pretrained import MiniLMEncoder
     from automm_pretrained import encoders as module
 
@@ -413,7 +418,8 @@ def test_features_the_gpu_has_no_memory_for_are_computed_in_smaller_batches(monk
     features = encoder._encode_fitting(network, [encoder._sample(t, None) for t in alike], torch.device("cuda"))
     assert features.shape == (len(alike), 384) and encoder.feature_batch_size <= 2
     monkeypatch.setattr(encoder, "_encode", real)
-    assert torch.allclose(features, encoder.compute_features(alike), atol=1e-5)
+    with device_scope("cpu"):  # (the network these batches, left on the CPU, were computed on)
+        assert torch.allclose(features, encoder.compute_features(alike), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["minilm", "efficientnet_lite0"])
