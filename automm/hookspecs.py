@@ -60,7 +60,9 @@ def automm_register_fusions(register: Callable[..., None]) -> None:
     :class:`automm.Fusion` combining one embedding per input (its contract: inputs, masks,
     ``output_dim``, ``produces_outputs``, in that class's documentation). ``search_space`` and
     ``defaults`` are as for encoders; ``tags=("manual",)`` keeps it out of the search unless
-    named (as the built-in ``sum`` and ``neighbors``, see :func:`automm_register_encoders`).
+    named (as the built-in ``sum`` and ``neighbors``, see :func:`automm_register_encoders`);
+    ``tags=("pairs",)`` keeps it out of the search of data that lack two inputs of one
+    modality (as the built-in ``compare``, which compares such inputs).
     """
 
 

@@ -30,7 +30,9 @@ What is searched, from the estimator's arguments:
   (the default one first); a name or ``{"name": ..., **hyperparameters}`` → that encoder only,
   with the hyperparameters given fixed and the others searched; a list of names/dicts → those.
 * ``fusion``: left at its default ``"concat"`` → every registered fusion not tagged ``"manual"``
-  (``sum``, ``neighbors``; the same holds for encoders); a name other than the
+  (``sum``, ``neighbors``; the same holds for encoders), nor ``"pairs"`` unless two inputs are
+  of one modality (:func:`has_pairs`: ``compare``, which the presets then fuse by where the
+  default fuses by ``concat``); a name other than the
   default, or a dict → that fusion only (a dict's hyperparameters fixed); a list → those.
 * ``augmentations``: ``"default"`` → every registered augmentation of a present modality (and
   batch augmentations) not tagged ``"manual"`` is switched on or off by the search; a list → those
@@ -104,7 +106,7 @@ from .suggestions import did_you_mean, shown_names
 
 __all__ = ["SearchSpace", "component_prefix", "FROZEN_LEARNING_RATE", "REPLICATES", "AUTO_ENSEMBLE_SIZE",
            "resolved_ensemble_size", "check_search_space_structure", "check_component_values", "check_given_values",
-           "VALUE_CHECK_SECONDS"]
+           "VALUE_CHECK_SECONDS", "PAIRS_FUSION", "has_pairs"]
 
 #: ``ensemble_size="auto"`` in a single-objective search: averaging a few good models of
 #: different configurations rarely loses and, on small data, often gains a point or more.
@@ -376,11 +378,34 @@ def _fixed_params(params: Mapping[str, Any]) -> dict:
     return {str(k): {"value": v} for k, v in params.items()}
 
 
-def _searched_by_default(reg: _registry.Registry, kind: str, default: str, modality: str | None = None) -> list[str]:
+def _searched_by_default(reg: _registry.Registry, kind: str, default: str, modality: str | None = None,
+                         pairs: bool = False) -> list[str]:
     """``default`` first, then every other registered component of ``kind`` (and ``modality``)
-    not tagged ``"manual"`` (those are searched only when named)."""
+    not tagged ``"manual"`` (those are searched only when named), nor ``"pairs"`` unless
+    ``pairs`` (the data have two inputs of one modality, :func:`has_pairs`)."""
     return [default] + [n for n in reg.names(kind, modality=modality)
-                        if n != default and "manual" not in reg.get(kind, n).tags]
+                        if n != default and "manual" not in reg.get(kind, n).tags
+                        and (pairs or "pairs" not in reg.get(kind, n).tags)]
+
+
+#: The fusion the presets use in place of ``concat`` on data with two inputs of one modality.
+PAIRS_FUSION = "compare"
+
+
+def has_pairs(inputs: Sequence[Any]) -> bool:
+    """Whether two of ``inputs`` are of one modality (two title columns, two photo columns):
+    data a comparison fusion (tag ``"pairs"``, e.g. ``compare``) can compare."""
+    modalities = [spec.modality for spec in inputs]
+    return len(set(modalities)) < len(modalities)
+
+
+def _compared(config: Mapping[str, Any]) -> dict:
+    """``config`` fused by :data:`PAIRS_FUSION` where it fuses by ``concat`` (whose
+    hyperparameters it shares); as it is otherwise."""
+    config = copy.deepcopy(dict(config))
+    if config["fusion"]["name"] == "concat":
+        config["fusion"] = {**config["fusion"], "name": PAIRS_FUSION}
+    return config
 
 
 def _component_choices(raw: Any, kind: str, where: str, reg: _registry.Registry,
@@ -541,7 +566,9 @@ class SearchSpace:
             fusions = arg_fusions
         else:
             default = base_config["fusion"]["name"]
-            fusions = {n: {} for n in _searched_by_default(reg, "fusion", default)}
+            fusions = {n: {} for n in _searched_by_default(reg, "fusion", default, pairs=has_pairs(inputs))}
+        # fusion left to the search on data with pairs: the presets compare them (the default keeps concat)
+        compare = PAIRS_FUSION in fusions and arg_fusions is None and user.get("fusion") is None
 
         modalities = {spec.modality for spec in inputs}
         augmentations: dict[str, dict] = {}
@@ -593,6 +620,8 @@ class SearchSpace:
         description["default"] = _default_config(description, base_config, reg)
         _check_values(description, inputs, reg, n_outputs)
         pretrained = _pretrained_presets(description, reg)
+        if compare:
+            pretrained = [_compared(config) for config in pretrained]
         presets = list(pretrained)
         if resolved_ensemble_size(estimator) > 1:
             fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
@@ -604,7 +633,8 @@ class SearchSpace:
                 regression = (problem_type == "regression") if problem_type else n_outputs == 1
                 neighbors = neighbors_config(inputs, fixed, base_training, regression=regression)
             presets += [config for config in (linear, neighbors) if config is not None]
-            presets += _replicates([description["default"], *pretrained], REPLICATES)
+            default = _compared(description["default"]) if compare else description["default"]
+            presets += _replicates([default, *pretrained], REPLICATES)
         description["presets"] = presets
         description["warm_start"] = bool(user.get("warm_start", True))
         user_training = user.get("training") or {}

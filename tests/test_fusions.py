@@ -12,6 +12,7 @@ from torch import nn
 from automm.components.base import Fusion
 from automm.components.fusions import (
     AttentionFusion,
+    CompareFusion,
     ConcatFusion,
     GatedFusion,
     NeighborsFusion,
@@ -19,6 +20,7 @@ from automm.components.fusions import (
     LateFusion,
     attention_search_space,
     automm_register_fusions,
+    compared_pairs,
     concat_search_space,
     gated_search_space,
     late_search_space,
@@ -26,6 +28,7 @@ from automm.components.fusions import (
 
 FUSIONS = {
     "concat": (ConcatFusion, concat_search_space),
+    "compare": (CompareFusion, concat_search_space),
     "attention": (AttentionFusion, attention_search_space),
     "gated": (GatedFusion, gated_search_space),
     "late": (LateFusion, late_search_space),
@@ -191,6 +194,7 @@ def test_rejects_bad_arguments():
 
 FIXED_PARAMS = {
     "concat": {"proj_dim": 32, "hidden_dim": 64, "n_layers": 2, "dropout": 0.05},
+    "compare": {"proj_dim": 32, "hidden_dim": 64, "n_layers": 2, "dropout": 0.05},
     "attention": {"d_model": 32, "n_heads": 2, "n_layers": 2, "ff_multiplier": 4, "dropout": 0.05},
     "gated": {"hidden_dim": 64, "dropout": 0.05},
     "late": {"hidden_dim": 32, "dropout": 0.05},
@@ -242,6 +246,7 @@ def test_registration_hook():
 
 SMALL_PARAMS = {
     "concat": {"proj_dim": 16, "hidden_dim": 32},
+    "compare": {"proj_dim": 16, "hidden_dim": 32},
     "attention": {"d_model": 16, "n_heads": 2},
     "gated": {"hidden_dim": 16},
     "late": {"hidden_dim": 16},
@@ -439,3 +444,83 @@ def test_attention_builds_the_layers_and_widths_it_is_given():
     assert len(fusion.encoder.layers) == 2
     assert all(layer.linear1.out_features == 64 for layer in fusion.encoder.layers)
     assert len(build("attention", d_model=16, n_heads=2, n_layers=1).encoder.layers) == 1
+
+
+# -- compare: two inputs of one modality -------------------------------------------------
+
+PAIR_DIMS = {"text_0": 8, "text_1": 8, "text_2": 6, "image_0": 8, "tabular": 3}
+
+
+def test_compare_pairs_the_inputs_of_one_modality_whose_widths_agree():
+    assert compared_pairs(PAIR_DIMS) == [("text_0", "text_1")]  # not text_2 (other width), nor image_0 (other modality)
+    three = {"image_0": 4, "image_1": 4, "image_2": 4}
+    assert compared_pairs(three) == [("image_0", "image_1"), ("image_0", "image_2"), ("image_1", "image_2")]
+    assert compared_pairs(INPUT_DIMS) == [] and compared_pairs({"tabular": 3, "audio_0": 3}) == []
+
+
+def test_compare_passes_the_conformance_kit_on_inputs_with_pairs():
+    from automm.testing import check_fusion
+
+    report = check_fusion("compare", PAIR_DIMS, proj_dim=8, hidden_dim=16)
+    assert report.output_dim == 16
+
+
+def test_compare_adds_a_symmetric_comparison_of_each_pair_zero_where_either_is_missing():
+    """concat's parts, then per pair a projection of (|a - b|, a * b) and a "both present" flag:
+    the same whichever column holds which item."""
+    torch.manual_seed(0)
+    fusion = CompareFusion(PAIR_DIMS, 2, n_layers=0, proj_dim=4).eval()
+    concat = ConcatFusion(PAIR_DIMS, 2, n_layers=0, proj_dim=4)
+    assert fusion.output_dim == concat.output_dim + 5
+    generator = torch.Generator().manual_seed(1)
+    embeddings = {name: torch.randn(6, dim, generator=generator) for name, dim in PAIR_DIMS.items()}
+    masks = {name: torch.ones(6, dtype=torch.bool) for name in PAIR_DIMS}
+    masks["text_1"][0] = False
+    with torch.no_grad():
+        for projection in fusion.pair_projections:  # as trained: a bias away from zero
+            projection.bias.add_(1.0)
+        pair = fusion(embeddings, masks)[:, -5:]
+        swapped = fusion({**embeddings, "text_0": embeddings["text_1"], "text_1": embeddings["text_0"]},
+                         {**masks, "text_0": masks["text_1"], "text_1": masks["text_0"]})[:, -5:]
+    torch.testing.assert_close(swapped, pair)
+    assert (pair[0] == 0).all() and (pair[1:, :4] != 0).any(dim=1).all()
+    torch.testing.assert_close(pair[:, 4], torch.tensor([0.0, 1, 1, 1, 1, 1]))
+
+
+def test_compare_learns_whether_two_items_match_where_concat_cannot():
+    """Two titles' embeddings, "the same kind?" (each item alone says nothing): concat with a
+    linear head added up each input's evidence and stayed at chance; compare's |a - b| and
+    a * b tell."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        centres = torch.randn(6, 8, generator=generator) * 2
+
+        def pairs(n):
+            same = torch.rand(n, generator=generator) < 0.5
+            a = torch.randint(0, 6, (n,), generator=generator)
+            b = torch.where(same, a, (a + torch.randint(1, 6, (n,), generator=generator)) % 6)
+            noise = lambda: torch.randn(n, 8, generator=generator) * 0.3  # noqa: E731
+            return {"text_0": centres[a] + noise(), "text_1": centres[b] + noise()}, same.long()
+
+        masks = {name: torch.ones(256, dtype=torch.bool) for name in ("text_0", "text_1")}
+        train, labels = pairs(256)
+        test, test_labels = pairs(256)
+        accuracy = {}
+        for factory in (ConcatFusion, CompareFusion):
+            torch.manual_seed(0)
+            fusion = factory({"text_0": 8, "text_1": 8}, 2, n_layers=0, proj_dim=16)
+            head = nn.Linear(fusion.output_dim, 2)
+            optimizer = torch.optim.Adam([*fusion.parameters(), *head.parameters()], lr=1e-2)
+            for _ in range(150):
+                loss = nn.functional.cross_entropy(head(fusion(train, masks)), labels)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                predicted = head(fusion.eval()(test, masks)).argmax(1)
+            accuracy[factory.__name__] = (predicted == test_labels).float().mean().item()
+    finally:
+        torch.set_num_threads(threads)
+    assert accuracy["CompareFusion"] >= 0.9 and accuracy["ConcatFusion"] <= 0.7, accuracy

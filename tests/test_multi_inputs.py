@@ -105,3 +105,15 @@ def test_a_search_names_each_inputs_column_in_its_progress_lines_and_keeps_its_r
     assert lines and "(text_0 (t1)=hashed_ngram, text_1 (t2)=hashed_ngram, tabular=tabular; fusion=" in lines[-1], lines
     assert set(model.config_["encoders"]) == {"text_0", "text_1", "tabular"}
     assert model.leaderboard_["encoders"].iloc[0] == "text_0=hashed_ngram, text_1=hashed_ngram, tabular=tabular"
+
+
+def test_the_compare_fusion_fits_saves_and_predicts_two_text_columns_alike(tmp_path):
+    """fusion="compare" on two text columns: their pair compared in the model, kept by save and load."""
+    X, y = _frame()
+    X = {"t1": X["t1"], "t2": X["t2"]}
+    model = AutoMM(fusion="compare", max_epochs=2, random_state=0, column_types={"t1": "text", "t2": "text"}).fit(X, y)
+    assert model.config_["fusion"]["name"] == "compare"
+    assert model.model_.fusion.pairs == [(0, 1)]
+    model.save(tmp_path / "model")
+    loaded = AutoMM.load(tmp_path / "model")
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), rtol=0, atol=1e-6)

@@ -833,6 +833,32 @@ def test_an_ensembling_search_replicates_the_default_and_the_pretrained_variant(
     assert seeds == [model.seed_, model.seed_ + 1]
 
 
+def test_a_search_of_two_inputs_of_one_modality_compares_them_in_its_presets(builtin_registry, fresh_registry):
+    """Two title columns (a matching task: "are these the same kind of product?") were only ever
+    concatenated; the search now draws `compare` among its fusions and its presets fuse by it
+    (the default, what fit trains without a search, keeps concat). Data without such a pair
+    search as before."""
+    fresh_registry(PretrainedPlugin())
+    pairs = [InputSpec("text_0", "text", ["a"], {"a": "text"}), InputSpec("text_1", "text", ["b"], {"b": "text"})]
+    space = _space(AutoMM(), pairs)
+    assert list(space.description["fusion"]) == ["concat", "attention", "compare", "gated", "late"]
+    default = space.default_config
+    assert default["fusion"]["name"] == "concat"
+    pretrained, default_again, pretrained_again = space.presets
+    assert pretrained["encoders"]["text_0"]["name"] == pretrained["encoders"]["text_1"]["name"] == "frozen_chars"
+    for preset in space.presets:
+        assert preset["fusion"] == {**default["fusion"], "name": "compare"}
+    assert default_again["encoders"] == default["encoders"]
+
+    space = _space(AutoMM())  # an image and a text column: nothing to compare
+    assert "compare" not in space.description["fusion"]
+    assert {preset["fusion"]["name"] for preset in space.presets} == {"concat"}
+    # a fusion the user chose is left as chosen
+    assert {p["fusion"]["name"] for p in _space(AutoMM(fusion="gated"), pairs).presets} == {"gated"}
+    chosen = _space(AutoMM(search_space={"fusion": ["concat", "compare"]}), pairs)
+    assert {p["fusion"]["name"] for p in chosen.presets} == {"concat"}
+
+
 def test_warm_start_false_samples_every_trial(builtin_registry, fresh_registry, texts):
     fresh_registry(PretrainedPlugin())
     X, y, _, _ = texts

@@ -1,6 +1,7 @@
-"""Built-in fusions: ``concat`` (the default), ``attention``, ``gated`` and ``late``; ``sum``
-(the search's linear model) and ``neighbors`` (its nearest-neighbour model) are only used when
-named.
+"""Built-in fusions: ``concat`` (the default), ``compare`` (``concat`` plus a comparison of two
+inputs of one modality, for matching tasks; searched only on data with such inputs),
+``attention``, ``gated`` and ``late``; ``sum`` (the search's linear model) and ``neighbors`` (its
+nearest-neighbour model) are only used when named.
 
 Every fusion is built as ``factory(input_dims, n_outputs, **hyperparameters)`` and called
 as ``fusion(embeddings, masks)`` with ``{name: (B, D)}`` embeddings and ``{name: (B,)}``
@@ -23,12 +24,15 @@ from automm.exceptions import InputError
 
 __all__ = [
     "ConcatFusion",
+    "CompareFusion",
     "AttentionFusion",
     "GatedFusion",
     "LateFusion",
     "SumFusion",
     "NeighborsFusion",
     "concat_search_space",
+    "compared_pairs",
+    "input_modality",
     "attention_search_space",
     "gated_search_space",
     "late_search_space",
@@ -111,13 +115,16 @@ class ConcatFusion(_MaskedInputsFusion):
         proj_dim, hidden_dim = whole_at_least_one("proj_dim", proj_dim), whole_at_least_one("hidden_dim", hidden_dim)
         n_layers = whole_at_least_one("n_layers", n_layers, least=0)  # 0: the concatenation itself
         self.projections = nn.ModuleList(nn.Linear(self.input_dims[name], proj_dim) for name in self.input_names)
-        width = len(self.input_names) * (proj_dim + 1)
-        layers: list[nn.Module] = []
-        for _ in range(n_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.GELU(), nn.Dropout(dropout)]
-            width = hidden_dim
-        self.mlp = nn.Sequential(*layers)
-        self.output_dim = width
+        self.mlp, self.output_dim = _mlp(len(self.input_names) * (proj_dim + 1) + self._extra_width(proj_dim),
+                                         hidden_dim, n_layers, dropout)
+
+    def _extra_width(self, proj_dim: int) -> int:
+        """The width of what a subclass adds to the concatenation (:meth:`_extra_parts`)."""
+        return 0
+
+    def _extra_parts(self, embeddings: Mapping[str, torch.Tensor], presence: torch.Tensor) -> list[torch.Tensor]:
+        """What a subclass adds to the concatenation, from the embeddings and the (B, K) presence."""
+        return []
 
     def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
         normalised, presence = self._normalised_inputs(embeddings, masks)
@@ -126,7 +133,17 @@ class ConcatFusion(_MaskedInputsFusion):
             present = presence[:, index]
             parts.append(_zero_missing(projection(values), present))
             parts.append(present.to(parts[-1].dtype).unsqueeze(1))
+        parts += self._extra_parts(embeddings, presence)
         return self.mlp(torch.cat(parts, dim=1))
+
+
+def _mlp(width: int, hidden_dim: int, n_layers: int, dropout: float) -> tuple[nn.Sequential, int]:
+    """``n_layers`` GELU layers of width ``hidden_dim`` on ``width`` inputs, and the output width."""
+    layers: list[nn.Module] = []
+    for _ in range(n_layers):
+        layers += [nn.Linear(width, hidden_dim), nn.GELU(), nn.Dropout(dropout)]
+        width = hidden_dim
+    return nn.Sequential(*layers), width
 
 
 def concat_search_space(trial: Any, prefix: str) -> dict:
@@ -136,6 +153,67 @@ def concat_search_space(trial: Any, prefix: str) -> dict:
         "n_layers": trial.suggest_int(f"{prefix}n_layers", 0, 2),
         "dropout": trial.suggest_float(f"{prefix}dropout", 0.0, 0.3),
     }
+
+
+# -- compare -----------------------------------------------------------------------------
+
+def input_modality(name: str) -> str:
+    """The modality of an input named ``<modality>_<k>`` (``text_1``: ``text``); the name itself
+    otherwise (``tabular``, whose columns share one input)."""
+    head, _, index = name.rpartition("_")
+    return head if head and index.isdigit() else name
+
+
+def compared_pairs(input_dims: Mapping[str, int]) -> list[tuple[str, str]]:
+    """Every pair of inputs of one modality whose embeddings are equally wide (``text_0`` and
+    ``text_1`` from two title columns), in sorted order: what :class:`CompareFusion` compares."""
+    names = _sorted_input_names(input_dims)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if input_modality(a) == input_modality(b) and int(input_dims[a]) == int(input_dims[b])]
+
+
+class CompareFusion(ConcatFusion):
+    """``concat`` plus a comparison of each pair of inputs of one modality whose encoders give
+    equally wide embeddings (:func:`compared_pairs`: two titles, two photos), as matching models
+    compare two items ("are these the same product?"): both embeddings normalised by one
+    LayerNorm of their modality and width, then ``|a - b|`` and ``a * b`` side by side, through
+    a Linear to ``proj_dim`` (zeroed where either input is missing) with a flag for "both
+    present", concatenated with ``concat``'s parts before its GELU layers. The comparison is
+    symmetric, so it does not matter which column holds which item. Frozen pretrained encoders
+    embed both columns with one network; from-scratch encoders are each their input's own.
+    Inputs without such a partner are fused as ``concat`` fuses them, and with no pair at all
+    this is ``concat``. The search tries it when the data have two inputs of one modality."""
+
+    defaults = dict(ConcatFusion.defaults)
+
+    def __init__(self, input_dims: Mapping[str, int], n_outputs: int, proj_dim: int = 128,
+                 hidden_dim: int = 256, n_layers: int = 1, dropout: float = 0.1):
+        super().__init__(input_dims, n_outputs, proj_dim=proj_dim, hidden_dim=hidden_dim, n_layers=n_layers,
+                         dropout=dropout)
+        names, dims = self.input_names, self.input_dims
+        pairs = compared_pairs(dims)
+        #: the pairs compared, as positions in ``input_names``
+        self.pairs = [(names.index(a), names.index(b)) for a, b in pairs]
+        groups = sorted({(input_modality(a), dims[a]) for a, _ in pairs})
+        #: one normalisation per modality and width, shared by the inputs compared
+        self.pair_norms = nn.ModuleList(nn.LayerNorm(width) for _, width in groups)
+        self.pair_groups = [groups.index((input_modality(a), dims[a])) for a, _ in pairs]
+        self.pair_projections = nn.ModuleList(nn.Linear(2 * dims[a], int(proj_dim)) for a, _ in pairs)
+
+    def _extra_width(self, proj_dim: int) -> int:
+        return len(compared_pairs(self.input_dims)) * (int(proj_dim) + 1)
+
+    def _extra_parts(self, embeddings: Mapping[str, torch.Tensor], presence: torch.Tensor) -> list[torch.Tensor]:
+        parts = []
+        for (a, b), group, projection in zip(self.pairs, self.pair_groups, self.pair_projections):
+            both = presence[:, a] & presence[:, b]
+            norm = self.pair_norms[group]
+            left = norm(_zero_missing(embeddings[self.input_names[a]], both))
+            right = norm(_zero_missing(embeddings[self.input_names[b]], both))
+            compared = projection(torch.cat([(left - right).abs(), left * right], dim=1))
+            parts.append(_zero_missing(compared, both))
+            parts.append(both.to(compared.dtype).unsqueeze(1))
+        return parts
 
 
 # -- attention ---------------------------------------------------------------------------
@@ -461,6 +539,10 @@ class NeighborsFusion(Fusion):
 def automm_register_fusions(register):
     register("concat", ConcatFusion, defaults=dict(ConcatFusion.defaults), search_space=concat_search_space,
              description="Per-input LayerNorm + projection and presence flags, concatenated, then an MLP (default).")
+    register("compare", CompareFusion, defaults=dict(CompareFusion.defaults), search_space=concat_search_space,
+             tags=("pairs",),
+             description="concat plus |a - b| and a * b of each pair of inputs of one modality and width (two titles, "
+                         "two photos): for matching tasks. Searched when the data have two inputs of one modality.")
     register("attention", AttentionFusion, defaults=dict(AttentionFusion.defaults),
              search_space=attention_search_space,
              description="One token per input plus a [CLS] token through a Transformer encoder; missing inputs masked.")
