@@ -1372,6 +1372,10 @@ def _days(text: str) -> float:
     return days
 
 
+#: The commands whose paths may come among their options, and the argument that takes them.
+_PATHS_AMONG_OPTIONS = {"cache": "inputs"}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse's parser whose errors (exit 2) show the usage of the command that failed, the
     subcommand's for its own arguments, and point to its ``--help``; an unknown option of a
@@ -1384,8 +1388,14 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
         parsed, unknown = self.parse_known_args(argv, namespace)
+        command = getattr(parsed, "command", None)
+        if unknown and command in _PATHS_AMONG_OPTIONS and not any(token.startswith("-") for token in unknown):
+            # argparse takes a command's positionals once, before its first option: the paths after an
+            # option ('automm cache forget --cache-dir DIR photo.jpg') were left unrecognised
+            dest = _PATHS_AMONG_OPTIONS[command]
+            setattr(parsed, dest, [*getattr(parsed, dest), *unknown])
+            unknown = []
         if unknown:  # argparse reports these with the top-level usage: the subcommand's is the one to read
-            command = getattr(parsed, "command", None)
             after = command in argv and unknown[0] in argv and argv.index(unknown[0]) > argv.index(command)
             parser = self.subcommands.get(command, self) if after else self
             parser.fail(f"unrecognized arguments: {' '.join(unknown)}", parser._set_hint(unknown, argv))

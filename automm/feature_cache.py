@@ -325,16 +325,17 @@ class FeatureCache:
     def _record_settings(self, always: bool = False) -> None:
         """Keep this configuration's key head under ``settings/`` (see the module doc), once per
         cache object, or (``always``: each write, a stat) again where a clear removed it meanwhile.
-        A read-only cache records nothing: its features cannot be forgotten either."""
+        A read-only cache records nothing, tried once per cache object on reading (not on each
+        feature read): its features cannot be forgotten either."""
         if self._settings_seen and not always:
             return
         path = self.directory / _SETTINGS / f"{hashlib.sha256(self._key_head).hexdigest()}{_SETTINGS_SUFFIX}"
         try:
             if not path.is_file():
                 replace_whole(path, lambda temporary: temporary.write_bytes(self._key_head))
-            self._settings_seen = True
         except OSError:
             pass
+        self._settings_seen = True
 
     # reading -----------------------------------------------------------------------
     def get_by_key(self, key: bytes) -> torch.Tensor | None:

@@ -141,6 +141,24 @@ def test_each_distinct_time_is_read_once_and_the_other_columns_column_by_column(
     assert encoder._values(rows[1], ["when:hour", "written:hour"]) == ["7", "1"]
 
 
+def test_a_wall_time_shown_twice_is_read_as_its_own_instant_each_time():
+    """At the end of daylight saving 02:30 in Berlin comes twice (``fold`` 0 then 1, an hour apart),
+    and Python's ``==`` and ``hash`` do not tell the two apart on one time zone: the encoder's
+    reading of each distinct time once gave the second the first's instant (a ``time`` feature an
+    hour early)."""
+    from zoneinfo import ZoneInfo
+
+    from automm.components.tabular import _each_moment, _moment_features
+
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime.datetime(2021, 10, 31, 2, 30, tzinfo=berlin)
+    second = first.replace(fold=1)
+    assert first == second and first.utcoffset() != second.utcoffset()
+    read = _each_moment([first, second, second])
+    assert read == [_moment_features(first), _moment_features(second), _moment_features(second)]
+    assert read[0][0]["time"] < read[1][0]["time"]
+
+
 def test_state_round_trip_and_a_state_saved_before_date_columns():
     rows = _rows(pd.date_range("2024-01-01 06:00", periods=30, freq="13h"))
     encoder = TabularEncoder({"when": "datetime"}, output_dim=8).fit(rows)

@@ -615,6 +615,28 @@ def test_forget_refuses_what_it_cannot_find_by_content_and_says_what_it_could_no
     assert forget_features(texts=["minilm-old 0"], cache_dir=tmp_path).files == 1 and not path.exists()
 
 
+def test_a_cache_that_cannot_record_its_settings_tries_once_not_on_each_feature_read(tmp_path, monkeypatch):
+    """Features of an older automm in a cache this user may only read (a team's, a read-only
+    mount): each feature read from disk tried (a stat, a temporary file, a folder) to write the
+    settings record again, and failed again: 5 reads, 5 tries; now one per cache object."""
+    from automm import feature_cache as feature_cache_module
+
+    writer = FeatureCache(tmp_path, "minilm-old", {}, memory=False)
+    for k in range(5):
+        writer.put(f"text {k}", torch.ones(4))
+    shutil.rmtree(tmp_path / "features" / "minilm-old" / "settings")  # (written before settings were recorded)
+    tries = []
+
+    def refused(path, write):
+        tries.append(path)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(feature_cache_module, "replace_whole", refused)
+    reader = FeatureCache(tmp_path, "minilm-old", {}, memory=False)
+    assert all(reader.get(f"text {k}") is not None for k in range(5))
+    assert len(tries) == 1, len(tries)
+
+
 def test_cache_forget_command(tmp_path, capsys):
     photo = _png(tmp_path / "jane.png", (255, 0, 0))
     cache_dir = tmp_path / "cache"
@@ -642,3 +664,22 @@ def test_cache_forget_command(tmp_path, capsys):
     code, _, err = _cli(capsys, "cache", "clear", photo, "--cache-dir", cache_dir)
     assert code == 2 and "PATH arguments go with 'automm cache forget'" in err
     assert sum(u.files for u in cache_usage(cache_dir)) == 2
+
+
+def test_cache_forget_takes_its_paths_after_its_options(tmp_path, capsys):
+    """argparse takes a command's positionals once, before its first option: 'automm cache forget
+    --cache-dir DIR photo.jpg' and '... --text T photo.jpg' ended in "unrecognized arguments"."""
+    photo, other = _png(tmp_path / "jane.png", (255, 0, 0)), _png(tmp_path / "john.png", (0, 0, 255))
+    cache_dir = tmp_path / "cache"
+    images = FeatureCache(cache_dir, "efficientnet_lite0-aaaa", {}, paths=True)
+    images.put(photo, torch.ones(4))
+    images.put(other, torch.ones(4))
+    FeatureCache(cache_dir, "minilm-bbbb", {}).put("Jane Doe", torch.ones(4))
+    code, out, err = _cli(capsys, "cache", "forget", "--cache-dir", cache_dir, photo, "--text", "Jane Doe", other)
+    assert code == 0, err
+    assert out.splitlines()[:3] == [f"{photo}: deleted its features of efficientnet_lite0-aaaa",
+                                    f"{other}: deleted its features of efficientnet_lite0-aaaa",
+                                    "text 'Jane Doe': deleted its features of minilm-bbbb"]
+    assert cache_usage(cache_dir) == []
+    code, _, err = _cli(capsys, "cache", "forget", "--cache-dir", cache_dir, photo, "--no-such-option")
+    assert code == 2 and re.search(r"unrecognized arguments: .*--no-such-option", err)  # (an unknown option still)

@@ -116,7 +116,9 @@ def _moment_features(value: Any) -> tuple[dict[str, float | str], str | None]:
 def _each_moment(cells: Sequence[Any]) -> list[tuple[dict[str, float | str], str | None]]:
     """:func:`_moment_features` of each of ``cells``, each distinct date-time (a string, a date, a
     datetime or a ``datetime64``) read once: a day's orders share their date. An instant on another
-    clock is another date-time (its wall-clock features differ), as is one of another type."""
+    clock is another date-time (its wall-clock features differ), as is one of another type, and
+    the second of a wall time that a clock shows twice (``fold=1``: an hour later, which Python's
+    ``==`` and ``hash`` do not tell apart on one time zone)."""
     known: dict[tuple, tuple[dict[str, float | str], str | None]] = {}
     out = []
     for cell in cells:
@@ -126,7 +128,7 @@ def _each_moment(cells: Sequence[Any]) -> list[tuple[dict[str, float | str], str
         if not isinstance(cell, (str, datetime.date, np.datetime64)):
             out.append(_moment_features(cell))
             continue
-        key = (type(cell), cell, getattr(cell, "tzinfo", None))
+        key = (type(cell), cell, getattr(cell, "tzinfo", None), getattr(cell, "fold", 0))
         found = known.get(key)
         if found is None:
             found = known[key] = _moment_features(cell)
