@@ -1067,7 +1067,7 @@ def test_bad_parameters_are_named():
         AutoMM(time_limit=-1).fit(["a b", "c d"], [0, 1])
     with pytest.raises(InputError, match="max_epochs"):
         AutoMM(max_epochs=0).fit(["a b", "c d"], [0, 1])
-    with pytest.raises(UnknownComponentError, match=r"unknown fusion 'concatt'. Did you mean 'concat'\?.*Known fusions: attention, concat"):
+    with pytest.raises(UnknownComponentError, match=r"unknown fusion 'concatt'. Did you mean 'concat'\?.*Known fusions: attention, compare, concat"):
         AutoMM(fusion="concatt").fit(["a b", "c d"], [0, 1])
     with pytest.raises(InputError, match="encoders.*'cnn' encodes 'image'"):
         AutoMM(encoders={"text": "cnn"}).fit(["a long text here", "another long text"], [0, 1])
