@@ -870,8 +870,11 @@ def _run_objective(trial, ctx: SearchContext):
 
     storage, settings = ctx.storage, ctx.settings
     attrs = trial.user_attrs
-    trial.set_user_attr(_ATTR + "worker", ctx.worker_tag)
+    # the process space first: a trial that names its worker names where that process ran, so that a
+    # fit killed between the two writes leaves a trial the next fit finds lost at once (the other way
+    # round, a worker without its space was taken for an older automm's: left running, never retried)
     trial.set_user_attr(_ATTR + "process_space", _process_space())
+    trial.set_user_attr(_ATTR + "worker", ctx.worker_tag)
     if settings.n_trials is not None and not attrs.get(_ATTR + "default"):
         earlier = [t for t in _budget_trials(trial.study.get_trials(deepcopy=False)) if t.number < trial.number]
         if len(earlier) >= settings.n_trials:

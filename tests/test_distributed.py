@@ -802,8 +802,10 @@ def test_a_heartbeat_goes_on_after_a_write_that_failed(tmp_path):
         return write(*args)
 
     storage.set_trial_system_attr = flaky
-    with search._Heartbeat(storage, trial_id, 0.02):
-        time.sleep(0.3)
+    with search._Heartbeat(storage, trial_id, 0.02):  # until 6 writes are tried (a loaded machine's 0.3 s: 4 or 5)
+        deadline = time.monotonic() + 30
+        while len(tried) <= 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
     assert len(tried) > 5
     storage.set_trial_system_attr = write
     storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)

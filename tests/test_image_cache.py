@@ -130,10 +130,12 @@ def test_nested_scopes_share_one_cache_and_suspend_bypasses_it(png_paths, count_
     assert len(count_decodes) == 2
 
 
-def test_a_fit_with_the_cache_equals_one_without(emoji_sample, monkeypatch):
+def test_a_fit_with_the_cache_equals_one_without(emoji_sample, monkeypatch, request):
     """The cache changes the speed of a fit, never its result (augmentations included)."""
     rows = emoji_sample[emoji_sample.split == "train"].head(60)
     X, y = rows[["image", "name"]], rows["category"]
+    previous = torch.get_num_threads()
+    request.addfinalizer(lambda: torch.set_num_threads(previous))  # (the tests after it ran on one thread)
 
     def fitted_probabilities():
         torch.set_num_threads(1)

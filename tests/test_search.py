@@ -2258,14 +2258,25 @@ def test_two_processes_share_a_postgresql_study(texts):
     optuna.delete_study(study_name=name, storage=search.make_storage(*search.parse_storage(url)))
 
 
-FIT_SCRIPT = """
-import json, sys
-from automm import AutoMM
+# a fit whose second training run (a trial after the first, which has finished) says so in the file
+# argv[2] and then waits there: the test kills it at a known point, not at whatever a poll saw last
+PAUSED_FIT_SCRIPT = """
+import json, pathlib, sys, time
+from automm import AutoMM, Callback
 from automm.datasets import load_emoji_sample
+
+class PauseInTheSecondRun(Callback):
+    runs = 0
+    def on_train_begin(self, trainer):
+        PauseInTheSecondRun.runs += 1
+        if PauseInTheSecondRun.runs == 2:
+            pathlib.Path(sys.argv[2]).touch()
+            time.sleep(600)
+
 params = json.loads(sys.argv[1])
 frame = load_emoji_sample()
 train = frame[frame.split == "train"].head(120)
-AutoMM(**params).fit(train["name"].tolist(), train["category"].tolist())
+AutoMM(**params, callbacks=[PauseInTheSecondRun()]).fit(train["name"].tolist(), train["category"].tolist())
 """
 
 WORKER_SCRIPT = """
@@ -2310,26 +2321,20 @@ def test_a_worker_process_joins_a_running_study(kind, texts, tmp_path):
 def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, monkeypatch):
     X, y, _, _ = texts
     journal = str(tmp_path / "resume.log")
-    # trials of a second or more, so that the poll below sees one finished while the next runs
-    params = small(n_trials=4, max_epochs=40, storage=journal, study_name="resumable", pruner="none")
+    params = small(n_trials=4, storage=journal, study_name="resumable", pruner="none")
     monkeypatch.setattr(automm_storage, "JOURNAL_LOCK_GRACE", 2)  # the killed process may hold the journal's lock
     storage = search.make_storage("journal", journal)
-    process = _python(FIT_SCRIPT, json.dumps(params), tmp=tmp_path)
+    paused = tmp_path / "paused"
+    process = _python(PAUSED_FIT_SCRIPT, json.dumps(params), str(paused), tmp=tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            try:
-                trials = optuna.load_study(study_name="resumable", storage=storage).trials
-            except KeyError:
-                continue
-            states = [t.state.name for t in trials]
-            # (a running trial that has recorded its worker: one killed a moment before is found by its heartbeat)
-            if states.count("COMPLETE") >= 1 and any(t.state.name == "RUNNING" and "automm:worker" in t.user_attrs
-                                                     for t in trials):
-                break
+        # killed at a known point, its second trial training: a poll that saw a trial running killed the
+        # process a moment later, on a loaded machine after the next trial began, before it named its worker
+        deadline = time.monotonic() + 300
+        while not paused.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert paused.exists(), process.stdout.read() if process.poll() is not None else "not paused in 300 s"
         process.send_signal(signal.SIGKILL)
-        process.wait(10)
+        process.wait(60)
     finally:
         process.kill()
     before = {t.number: (t.state.name, t.value) for t in optuna.load_study(study_name="resumable",
@@ -2349,6 +2354,46 @@ def test_a_killed_study_resumes_without_losing_finished_trials(texts, tmp_path, 
     counted = board[~((board["state"] == "FAIL") & board["reason"].str.contains("retried", na=False))]
     assert len(counted) == 4 and (counted["state"] == "COMPLETE").all()
     assert model.predict(X[:3]).shape == (3,)
+
+
+KILLED_AS_IT_NAMES_ITS_WORKER = """
+import json, os, signal, sys
+import optuna
+from automm import AutoMM
+from automm.datasets import load_emoji_sample
+
+set_user_attr = optuna.trial.Trial.set_user_attr
+
+def killed_after_the_worker(trial, key, value):  # kill -9 a moment after the trial wrote its worker
+    set_user_attr(trial, key, value)
+    if key == "automm:worker":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+optuna.trial.Trial.set_user_attr = killed_after_the_worker
+frame = load_emoji_sample()
+train = frame[frame.split == "train"].head(120)
+AutoMM(**json.loads(sys.argv[1])).fit(train["name"].tolist(), train["category"].tolist())
+"""
+
+
+def test_a_fit_killed_as_its_trial_names_its_worker_leaves_a_trial_the_next_fit_fails_at_once(texts, tmp_path):
+    """The worker was written before the process space it ran in: a fit killed between the two left a
+    trial whose worker looked like an older automm's (the heartbeat decides), which the resumed fit
+    neither failed nor waited for: it stayed running, counted towards n_trials, never retried."""
+    X, y, _, _ = texts
+    journal = str(tmp_path / "killed.log")
+    params = small(n_trials=2, storage=journal, study_name="killed", pruner="none")
+    process = _python(KILLED_AS_IT_NAMES_ITS_WORKER, json.dumps(params), tmp=tmp_path)
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == -signal.SIGKILL, out
+    study = optuna.load_study(study_name="killed", storage=search.make_storage("journal", journal))
+    assert [t.state.name for t in study.trials][:1] == ["RUNNING"], out
+
+    board = AutoMM(**params).fit(X, y).leaderboard_.set_index("number")
+    assert board.loc[0, "state"] == "FAIL", board[["state", "reason"]]
+    assert board.loc[0, "reason"].startswith("worker lost: its process on this machine has ended; retried as trial")
+    counted = board[board.index != 0]
+    assert len(counted) == 2 and (counted["state"] == "COMPLETE").all(), board[["state", "reason"]]
 
 
 def test_trials_rank_by_state_score_then_loss_never_by_time():
