@@ -62,9 +62,29 @@ DEFAULT_ENCODERS = {"image": "cnn", "text": "hashed_ngram", "tabular": "tabular"
 DEFAULT_AUGMENTATIONS = ("random_resized_crop", "horizontal_flip", "token_dropout", "modality_dropout")
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
 #: The fitted attributes that hold networks (their tensors on ``device_``): what a pickled copy of a
-#: model on a GPU holds as one blob (``AutoMM.__getstate__``), under the key ``_NETWORKS_STATE``.
+#: model on a GPU holds as copies on the CPU (``AutoMM.__getstate__``), marked by ``_NETWORKS_ON_CPU``.
 _NETWORK_ATTRIBUTES = ("model_", "ensemble_")
-_NETWORKS_STATE = "_networks_saved_by_torch"
+_NETWORKS_ON_CPU = "_networks_pickled_on_the_cpu"
+
+
+def _networks_in(state: dict) -> list[torch.nn.Module]:
+    """The networks of a fitted model's attributes ``state``: ``model_`` and each ensemble member's."""
+    members = getattr(state.get("ensemble_"), "members", [])
+    return [net for net in [state.get("model_"), *(m.model for m in members)] if isinstance(net, torch.nn.Module)]
+
+
+def _copied_to_the_cpu(state: dict) -> list:
+    """Deep copies of ``state``'s :data:`_NETWORK_ATTRIBUTES` whose parameters and buffers (all a
+    network keeps, as a saved model does) are copies on the CPU, made one tensor at a time (no
+    second copy on the GPU); what they share stays shared (an ensemble's first member, ``model_``)."""
+    memo: dict[int, Any] = {}
+    for net in _networks_in(state):
+        for tensor in (*net.parameters(), *net.buffers()):
+            if id(tensor) not in memo:
+                on_cpu = tensor.detach().to("cpu", copy=True)
+                memo[id(tensor)] = (torch.nn.Parameter(on_cpu, requires_grad=tensor.requires_grad)
+                                    if isinstance(tensor, torch.nn.Parameter) else on_cpu)
+    return copy.deepcopy([state[name] for name in _NETWORK_ATTRIBUTES if name in state], memo)
 
 
 _component_choice = _registry.split_component_choice
@@ -2076,34 +2096,29 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     def __getstate__(self):
         """A pickled copy (``pickle``, ``joblib.dump``, MLflow) of a model fitted or loaded on a GPU
-        holds its networks (``model_``, ``ensemble_``) as one ``torch.save`` blob, which
-        :meth:`__setstate__` reads onto a device of the machine unpickling it: pickled as they were,
+        holds copies of its networks (``model_``, ``ensemble_``) on the CPU, which
+        :meth:`__setstate__` moves onto a device of the machine unpickling it: pickled as they were,
         their CUDA tensors could not be read back where CUDA is missing (a CPU-only server)."""
         state = dict(super().__getstate__())  # (object's is the instance's own __dict__: not changed)
         device = state.get("device_")
         if isinstance(device, torch.device) and device.type != "cpu":
-            import io
-
-            networks = {name: state.pop(name) for name in _NETWORK_ATTRIBUTES if name in state}
-            blob = io.BytesIO()
-            torch.save(networks, blob)  # (one blob: an ensemble's first member stays model_ itself)
-            state[_NETWORKS_STATE] = blob.getvalue()
+            names = [name for name in _NETWORK_ATTRIBUTES if name in state]
+            state.update(zip(names, _copied_to_the_cpu(state)))
+            state[_NETWORKS_ON_CPU] = True
         return state
 
     def __setstate__(self, state):
-        """Unpickling (see :meth:`__getstate__`): networks pickled on a GPU are read onto the device
-        they were on where this machine has it, else onto the GPU it has, else the CPU; ``device_``
-        says where they predict."""
-        blob = state.pop(_NETWORKS_STATE, None)
-        if blob is not None:
-            import io
-
+        """Unpickling (see :meth:`__getstate__`): networks pickled on a GPU move onto the device
+        they were on where this machine has it, else onto the GPU it has, else stay on the CPU;
+        ``device_`` says where they predict."""
+        if state.pop(_NETWORKS_ON_CPU, False):
             try:
                 device = resolve_device(state["device_"])
             except ValueError:  # (no CUDA here, or fewer GPUs: as load(device="auto") chooses)
                 device = resolve_device("auto")
             state["device_"] = device
-            state.update(torch.load(io.BytesIO(blob), map_location=device, weights_only=False))
+            for net in _networks_in(state):
+                net.to(device)
         super().__setstate__(state)
 
     def __copy__(self):
@@ -2113,8 +2128,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return clone
 
     def __deepcopy__(self, memo):
-        """A deep copy whose networks are copied where they are (on the GPU: no round trip through
-        the CPU, as pickling makes, :meth:`__getstate__`)."""
+        """A deep copy whose networks are copied where they are (on the GPU: not through the CPU,
+        as pickling copies them, :meth:`__getstate__`)."""
         clone = type(self).__new__(type(self))
         memo[id(self)] = clone
         clone.__dict__.update(copy.deepcopy(self.__dict__, memo))

@@ -128,15 +128,19 @@ def test_a_model_pickled_on_a_gpu_unpickles_and_predicts_where_there_is_none(mon
     expected = model.predict_proba(texts)
     networks = (model.model_, model.ensemble_)
     model.device_ = torch.device("cuda")  # as a fit on a GPU leaves it
+    on_the_gpu = {t.untyped_storage().data_ptr() for net in [model.model_, *(m.model for m in model.ensemble_.members)]
+                  for t in (*net.parameters(), *net.buffers())} - {0}
+    cpu_tag = torch.serialization.location_tag
     with monkeypatch.context() as patched:  # its tensors' storages are CUDA ones, as a GPU's are pickled
-        patched.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        patched.setattr(torch.serialization, "location_tag",
+                        lambda storage: "cuda:0" if storage.data_ptr() in on_the_gpu else cpu_tag(storage))
         pickled = pickle.dumps(model)
     assert (model.model_, model.ensemble_, model.device_) == (*networks, torch.device("cuda"))  # left as it was
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # unpickled on a CPU-only server
     back = pickle.loads(pickled)
     assert back.device_ == torch.device("cpu")
     assert {p.device.type for p in back.model_.parameters()} == {"cpu"}
-    assert back.ensemble_.members[0].model is back.model_  # one blob: shared as before
+    assert back.ensemble_.members[0].model is back.model_  # shared as before
     np.testing.assert_allclose(back.predict_proba(texts), expected, atol=1e-6)
     shallow = copy.copy(model)  # a shallow copy shares the networks, with no pickled round trip
     assert shallow.model_ is model.model_ and shallow.ensemble_ is model.ensemble_
