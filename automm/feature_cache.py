@@ -168,8 +168,7 @@ def content_digest(value: Any, paths: bool = False) -> str:
 
             filename = unread_image_file(value)
             if filename is not None:  # decoded from its file (load_image): keyed by it, the image left unloaded
-                head = f"{value.format}{value.mode}{value.size}".encode()
-                return "pil-file:" + hashlib.sha256(head + _file_digest(filename).encode()).hexdigest()
+                return _unread_image_digest(value, _file_digest(filename))
 
             head = f"{value.mode}{value.size}".encode()
             # what the pixels mean besides their bytes: a palette, a transparent colour, an EXIF
@@ -193,6 +192,13 @@ def content_digest(value: Any, paths: bool = False) -> str:
     if isinstance(value, (int, float, bool, np.number)):
         return "num:" + repr(value)
     raise TypeError(f"cannot compute a content digest of a {type(value).__name__}")
+
+
+def _unread_image_digest(image: Any, file_digest: str) -> str:
+    """:func:`content_digest` of a PIL image still to be decoded from the file whose digest is
+    ``file_digest``: the file's bytes and how Pillow reads them (format, mode, size)."""
+    head = f"{image.format}{image.mode}{image.size}".encode()
+    return "pil-file:" + hashlib.sha256(head + file_digest.encode()).hexdigest()
 
 
 def key_digest(namespace: str, params: Mapping[str, Any], content: str) -> bytes:
@@ -731,14 +737,13 @@ def _content_forms(value: Any, kind: str) -> set[str]:
     if kind == "value" and not isinstance(value, (bytes, bytearray, memoryview)):
         return {content_digest(value, paths=True)}
     data = bytes(value)
-    digest = hashlib.sha256(data).hexdigest()
-    forms = {"file:" + digest, "bytes:" + digest}
+    as_file = "file:" + hashlib.sha256(data).hexdigest()  # (as _file_digest reads a file of these bytes)
+    forms = {as_file, content_digest(data)}
     try:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as image:  # (the header only: a PIL image keyed by its file)
-            head = f"{image.format}{image.mode}{image.size}".encode()
-        forms.add("pil-file:" + hashlib.sha256(head + ("file:" + digest).encode()).hexdigest())
+            forms.add(_unread_image_digest(image, as_file))
     except Exception:  # noqa: BLE001 - not an image Pillow reads: no such form
         pass
     return forms
