@@ -119,6 +119,8 @@ def _run_script(name, *args, data):
 @pytest.mark.parametrize("script, args", [
     ("bench_core.py", ["--tasks", "emoji-category", "--modes", "text"]),  # its run fails
     ("bench_search.py", ["--task", "emoji-category", "--parts", "accuracy", "--cache-dir", "CACHE"]),  # warming fails
+    ("bench_budget_curve.py", ["--tasks", "emoji-category", "--seeds", "0", "--cache", "cold"]),  # its fit fails
+    ("bench_budget_curve.py", ["--tasks", "emoji-category", "--seeds", "0", "--cache-dir", "CACHE"]),  # warming fails
 ])
 def test_a_benchmark_whose_runs_fail_exits_non_zero(tmp_path, script, args):
     # each run is a child process: a failed one was printed, and the script exited 0
@@ -175,3 +177,36 @@ def test_bench_validation_splits_a_task_with_a_class_of_one_row(benchmarks):
     labels = np.array(["a"] * 30 + ["b"] * 20 + ["lone"], dtype=object)
     rows = held_out_rows(labels, 0.2, 0)
     assert len(rows) == 10 and 50 not in rows and sorted(labels[rows]).count("a") == 6
+
+
+def test_bench_budget_curve_refuses_a_cache_dir_for_its_cold_curve(tmp_path, benchmarks, capsys):
+    import bench_budget_curve
+
+    with pytest.raises(SystemExit) as stop:
+        bench_budget_curve.main(["--cache", "cold", "--cache-dir", str(tmp_path)])
+    assert stop.value.code == 2 and "--cache-dir" in capsys.readouterr().err
+
+
+def test_bench_budget_curve_records_what_a_fit_kept_and_when(tmp_path, monkeypatch, emoji_split, benchmarks,
+                                                             builtin_only):
+    # one fit of the curve, in this process, on the embedded sample laid out as the shared emoji set
+    import bench_budget_curve
+
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample()
+    (tmp_path / "emoji").mkdir()
+    frame.to_csv(tmp_path / "emoji" / "emoji.csv", index=False)  # (absolute image paths: load_task keeps them)
+    monkeypatch.setenv("AUTOMM_DATA", str(tmp_path))
+    record = bench_budget_curve.one_fit({"task": "emoji-category", "time_limit": 6.0, "seed": 0, "cache": "cold",
+                                         "cache_dir": str(tmp_path / "cache"), "train_rows": 0, "test_rows": 60})
+    assert json.loads(json.dumps(record)) == record  # a JSON line, as the child process prints it
+    assert (record["n_train"], record["n_test"]) == ((frame.split == "train").sum(), 60)
+    assert record["overrun"] == pytest.approx(record["seconds"] - 6.0, abs=0.02) and 0 <= record["test_accuracy"] <= 1
+    assert sum(record["trials"].values()) == len(record["board"]) >= 2
+    kinds = {row["kind"] for row in record["board"]}
+    assert {"linear", "default"} <= kinds, kinds
+    assert sum(record["kept"].values()) == pytest.approx(1.0, abs=0.01)
+    assert all(key.split(":")[1] in kinds for key in record["kept"])
+    assert 0 <= record["before_first"] < record["seconds"] and 0 <= record["after_last"] < record["seconds"]
+    assert bench_budget_curve.line(record).startswith("emoji-category")

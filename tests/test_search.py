@@ -1468,6 +1468,30 @@ def test_no_trial_starts_in_the_last_quarter_of_a_typical_unpruned_trial(texts, 
     assert [len(d) for d in typical] == [0, 1, 1, 1]  # before each trial and at the end: trial 0 only
 
 
+def test_a_queued_linear_or_nearest_neighbour_model_starts_in_the_last_quarter_of_a_typical_trial():
+    """fashion usage, an empty feature cache, time_limit=72: the trial computing the features ended
+    with 4 s left, and the nearest-neighbour model queued next (a second) never started, since a
+    quarter of the default's 25 s was not left; the default was kept alone (0.928 test accuracy)."""
+    from types import SimpleNamespace
+
+    from automm.neighbors import NEIGHBORS_SOLVER
+
+    presets = [{"training": {"solver": NEIGHBORS_SOLVER}}, {"training": {"max_epochs": 20}}]  # cheap, a replicate
+    study = optuna.create_study()
+    ctx = SimpleNamespace(deadline=time.monotonic() + 4, durations=[25.0], attempts=2,
+                          settings=SimpleNamespace(n_trials=None), interrupted=threading.Event(), failures=[],
+                          succeeded=True, fit_tag="here:1/a", space=SimpleNamespace(warm_start=True, presets=presets),
+                          outlives_fit=False, data=SimpleNamespace(valid_index=np.arange(search.MIN_SELECTION_ROWS)))
+    study.enqueue_trial({}, user_attrs={search._ATTR + "preset": 0})
+    study.enqueue_trial({}, user_attrs={search._ATTR + "preset": 1})
+    assert search._stop_reason(study, ctx) is None  # the nearest-neighbour model is next
+    ctx.deadline = time.monotonic() + 0.4
+    assert search._stop_reason(study, ctx) == "time limit reached"  # not in the last half second
+    ctx.deadline = time.monotonic() + 4
+    study.optimize(lambda trial: 0.5, n_trials=1)  # it ran: the replicate, a network, is next
+    assert search._stop_reason(study, ctx) == "time limit reached"
+
+
 def test_a_sampler_object_is_not_moved_on_by_fit(texts):
     """fit drew from the user's own sampler: running the cell again, or a clone in cross-validation,
     searched other configurations with the same seeds, and fit changed its parameter."""
@@ -1724,13 +1748,33 @@ def test_the_default_and_its_replicates_may_train_longer_than_a_sampled_trial():
     from types import SimpleNamespace
 
     now = time.monotonic()
-    ctx = SimpleNamespace(deadline=now + 600, trial_seconds=200.0)
+    ctx = SimpleNamespace(deadline=now + 600, trial_seconds=200.0, pending_work=0.0)
     assert search._trial_deadline(ctx) == pytest.approx(now + 200, abs=1)
     assert search._trial_deadline(ctx, warm_start=True) == pytest.approx(now + 300, abs=1)
     ctx.deadline = now + 250  # never past the search's deadline
     assert search._trial_deadline(ctx, warm_start=True) == ctx.deadline
     ctx.trial_seconds = None  # no share (one trial, or no time limit): the search's deadline
     assert search._trial_deadline(ctx, warm_start=True) == ctx.deadline
+
+
+def test_the_trial_computing_pending_features_gets_a_quarter_more_than_their_estimate_and_the_default_leaves_it(
+        monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(search, "pending_seconds", lambda data, config: {"text_0": config["work"]})
+    now = time.monotonic()
+    # 100 s of features pending at the search's start, a share of 300 s for the default and the presets
+    ctx = SimpleNamespace(deadline=now + 400, trial_seconds=200.0, pending_work=100.0, data=None)
+    # the default (nothing of its own pending) leaves them 125 s of the search's 400
+    assert search._trial_deadline(ctx, warm_start=True, config={"work": 0.0}, is_default=True) == pytest.approx(
+        now + 275, abs=1)
+    ctx.deadline = now + 600
+    assert search._trial_deadline(ctx, warm_start=True, config={"work": 100.0}) == pytest.approx(now + 425, abs=1)
+    assert search._trial_deadline(ctx, warm_start=True, config={"work": 0.0}) == pytest.approx(now + 300, abs=1)
+    assert search._trial_deadline(ctx, config={"work": 100.0}) == pytest.approx(now + 200, abs=1)  # a sampled trial
+    # a default that computes them itself (given a pretrained encoder) is not cut short for them
+    assert search._trial_deadline(ctx, warm_start=True, config={"work": 100.0}, is_default=True) == pytest.approx(
+        now + 425, abs=1)
 
 
 def test_a_trial_that_ignores_the_deadline_is_interrupted(texts, fresh_registry, monkeypatch):
@@ -3430,6 +3474,62 @@ def test_features_the_time_limit_stopped_say_why_the_model_kept_lacks_their_enco
     assert not [w for w in caught if "left out of this search" in str(w.message)]  # (the estimate kept it)
 
 
+class TimedALittleFast(FrozenFeatures):
+    """A frozen encoder whose features, not yet cached, take ``ACTUAL`` seconds: 12% longer than
+    ``prepare_seconds`` estimates (``ESTIMATE``: a machine a little busier than when it was timed).
+    Its ``prepare`` watches the deadline, as automm-pretrained's does, and records the time left then."""
+
+    ESTIMATE, ACTUAL = 8.0, 9.0
+    prepared: list[float] = []
+    time_left: list[float] = []
+
+    def pending_share(self, values, *, cache_dir=None):
+        return 0.0 if TimedALittleFast.prepared else 1.0
+
+    def prepare_seconds(self, values):
+        return self.ESTIMATE / len(set(values))
+
+    def prepare(self, values, *, cache_dir=None):
+        if TimedALittleFast.prepared:
+            return
+        TimedALittleFast.time_left.append(automm.time_left())
+        for step in range(int(self.ACTUAL * 10)):
+            automm.check_deadline(f"timed_a_little_fast computed the features of {step} of 90 batches")
+            time.sleep(0.1)
+        TimedALittleFast.prepared.append(time.monotonic())
+
+
+TimedALittleFastPlugin = _frozen_text_plugin("timed_a_little_fast", TimedALittleFast)
+
+
+def test_the_default_leaves_the_trial_computing_the_features_the_time_they_were_estimated_to_take(
+        builtin_registry, fresh_registry, texts, monkeypatch):
+    """fashion usage, 1,500 rows, an empty feature cache, time_limit=64: the features were estimated to
+    take under half the search, but the default ran first and took half, and the trial computing them
+    had the other half for them and its model: stopped at its deadline, it left the default alone (0.928
+    test accuracy, against 0.940 at time_limit=30, where EfficientNet-Lite0 was left out)."""
+    fresh_registry(TimedALittleFastPlugin())
+    monkeypatch.setattr(TimedALittleFast, "prepared", [])
+    monkeypatch.setattr(TimedALittleFast, "time_left", [])
+    X, y, _, _ = texts
+    weight = torch.zeros(1, requires_grad=True)  # the first optimizer step's imports, paid before the clock runs
+    weight.sum().backward()
+    torch.optim.AdamW([weight]).step()
+    # 8 s estimated of a search of about 18 s: kept; the default trains to its deadline (patience, epochs)
+    model = AutoMM(**small(time_limit=19, max_epochs=100_000, patience=100_000,
+                           encoders={"text": ["hashed_ngram", "timed_a_little_fast"]},
+                           search_space={"linear_model": False})).fit(X, y)
+    board = model.leaderboard_
+    default = board[board.default].iloc[0]
+    assert default.state == "COMPLETE" and "time limit" in default.reason  # it trained until its deadline
+    # the trial after the default (the nearest-neighbour model) had a quarter more than the estimate (10 s),
+    # where it had half the search's 17.5 s (8.7 s) for 9 s of work
+    assert TimedALittleFast.time_left and TimedALittleFast.time_left[0] >= TimedALittleFast.ACTUAL + 0.4
+    assert TimedALittleFast.prepared, board[["number", "state", "encoders", "seconds", "reason"]]
+    features = board[board.encoders.str.contains("timed_a_little_fast")]
+    assert (features.state == "COMPLETE").any() and not (features.state == "FAIL").any()
+
+
 def test_the_estimate_of_slow_features_counts_distinct_values(builtin_registry, fresh_registry, texts, monkeypatch):
     """``prepare`` computes a value once however often it repeats: 40 titles three times each are
     40 s of work, not 120 (at scale, 160,000 rows over 7,000 titles left MiniLM out)."""
@@ -3805,7 +3905,7 @@ def test_a_trial_started_after_the_time_limit_says_so_not_that_its_code_ignored_
     """With the budget spent before it (a cold cache's estimates took 35 s of time_limit=20), trial 0
     was interrupted at once and its reason blamed "a plugin's Encoder.prepare"."""
     X, y, _, _ = texts
-    monkeypatch.setattr(search, "_trial_deadline", lambda ctx, warm_start=False: time.monotonic() - 60)
+    monkeypatch.setattr(search, "_trial_deadline", lambda ctx, **kwargs: time.monotonic() - 60)
     with pytest.raises(automm.TimeLimitExceeded, match="the time limit had passed before this trial started") as caught:
         AutoMM(**small(n_trials=2, time_limit=30, search_space={"warm_start": False})).fit(X, y)
     assert "does not watch it" not in str(caught.value)
