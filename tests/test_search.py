@@ -1764,10 +1764,15 @@ def test_the_trial_computing_pending_features_gets_a_quarter_more_than_their_est
     monkeypatch.setattr(search, "pending_seconds", lambda data, config: {"text_0": config["work"]})
     now = time.monotonic()
     # 100 s of features pending at the search's start, a share of 300 s for the default and the presets
-    ctx = SimpleNamespace(deadline=now + 400, trial_seconds=200.0, pending_work=100.0, data=None)
+    ctx = SimpleNamespace(deadline=now + 400, trial_seconds=200.0, pending_work=100.0, data=None, trials_at_once=1)
     # the default (nothing of its own pending) leaves them 125 s of the search's 400
     assert search._trial_deadline(ctx, warm_start=True, config={"work": 0.0}, is_default=True) == pytest.approx(
         now + 275, abs=1)
+    # with two trials at once (n_jobs=2), the presets compute them beside the default: it keeps its share
+    ctx.trials_at_once = 2
+    assert search._trial_deadline(ctx, warm_start=True, config={"work": 0.0}, is_default=True) == pytest.approx(
+        now + 300, abs=1)
+    ctx.trials_at_once = 1
     ctx.deadline = now + 600
     assert search._trial_deadline(ctx, warm_start=True, config={"work": 100.0}) == pytest.approx(now + 425, abs=1)
     assert search._trial_deadline(ctx, warm_start=True, config={"work": 0.0}) == pytest.approx(now + 300, abs=1)
