@@ -48,6 +48,7 @@ __all__ = [
     "reordered_index",
     "as_table",
     "infer_roles",
+    "say_column_notes",
     "build_input_specs",
     "warn_unused_modalities",
     "rows_repeated",
@@ -649,8 +650,60 @@ def _number_rows(x: Any) -> bool:
 
 
 def infer_roles(table: Table, column_types: Mapping[str, str] | None, plugin_manager: Any,
-                known_roles: Sequence[str]) -> dict[str, str]:
-    """Role of every column: ``column_types`` where given, else asked of the plugins."""
+                known_roles: Sequence[str], notes: list[ColumnNote] | None = None) -> dict[str, str]:
+    """Role of every column: ``column_types`` where given, else asked of the plugins. What the
+    values call for (a number column written as strings, URLs, ...) is warned of once per kind,
+    naming every column of that kind (:func:`say_column_notes`); given a list ``notes``, it is
+    added to it instead, for the caller to say (fit leaves its identifier columns' unsaid)."""
+    collected: list[ColumnNote] = []
+    token = _column_notes.set(collected)
+    try:
+        roles = _inferred_roles(table, column_types, plugin_manager, known_roles)
+    finally:
+        _column_notes.reset(token)
+    if notes is None:
+        say_column_notes(collected)
+    else:
+        notes.extend(collected)
+    return roles
+
+
+#: A role inference's warning about one column: (kind, column, message).
+ColumnNote = tuple[str, str, str]
+#: Where the role inference's warnings about columns go while :func:`infer_roles` runs (None: said at once).
+_column_notes: contextvars.ContextVar[list[ColumnNote] | None] = contextvars.ContextVar("automm_column_notes",
+                                                                                        default=None)
+
+
+def _say_of_column(kind: str, name: str, message: str) -> None:
+    """Warn ``message`` about column ``name``, or, within :func:`infer_roles`, note it to be said
+    with the other columns of its ``kind``."""
+    notes = _column_notes.get()
+    if notes is None:
+        warnings.warn(message, AutoMMWarning, stacklevel=user_stacklevel())
+    else:
+        notes.append((kind, name, message))
+
+
+def say_column_notes(notes: Sequence[ColumnNote], left_out: Iterable[str] = ()) -> None:
+    """Warn each kind of ``notes`` once: its first column's message, followed by the other columns of
+    that kind (``; likewise 29 more columns: [...]``: 30 columns of order numbers gave 30 warnings),
+    leaving out the notes of the columns ``left_out``."""
+    left_out = set(left_out)
+    kinds: dict[str, list[ColumnNote]] = {}
+    for note in notes:
+        if note[1] not in left_out:
+            kinds.setdefault(note[0], []).append(note)
+    for same in kinds.values():
+        message = same[0][2]
+        if len(same) > 1:
+            others = [name for _, name, _ in same[1:]]
+            message += f"; likewise {len(others)} more column{'s' if len(others) > 1 else ''}: {shown_names(others)}"
+        warnings.warn(message, AutoMMWarning, stacklevel=user_stacklevel())
+
+
+def _inferred_roles(table: Table, column_types: Mapping[str, str] | None, plugin_manager: Any,
+                    known_roles: Sequence[str]) -> dict[str, str]:
     column_types = {str(k): v for k, v in (column_types or {}).items()}  # a table's names are strings
     unknown_cols = sorted(set(column_types) - set(table.names))
     if unknown_cols:
@@ -727,10 +780,9 @@ def _numbers_beyond_the_sample(name: str, column: Sequence[Any], role: str, pres
     if others <= NUMBER_TOLERANCE * len(values):
         return role
     role = text_or_categorical(present)
-    warnings.warn(f"column {name!r}: its first values are numbers, but {others} of its {len(values)} values are not, "
+    _say_of_column("numbers beyond the sample", name, f"column {name!r}: its first values are numbers, but {others} of its {len(values)} values are not, "
                   f"so it is read as {role}; give column_types={{{name!r}: 'numeric'}} if it holds numbers (up to "
-                  f"{NUMBER_TOLERANCE:.0%} of them may be other than numbers: they count as missing)",
-                  AutoMMWarning, stacklevel=user_stacklevel())
+                  f"{NUMBER_TOLERANCE:.0%} of them may be other than numbers: they count as missing)")
     return role
 
 
@@ -767,8 +819,8 @@ def _warn_written_numbers_or_dates(name: str, role: str, present: Sequence[Any])
             what, fix = "numbers written with a decimal comma", "pandas.to_numeric(column.str.replace(',', '.'))"
         if len(matching) >= MOSTLY_NUMBERS * len(present) and not all(map(is_number, matching)):
             shown = ", ".join(repr(v) for v in list(dict.fromkeys(matching))[:3])
-            warnings.warn(f"column {name!r}: its values look like {what} ({shown}), so it is read as {role}; "
-                          f"convert them first, e.g. {fix}", AutoMMWarning, stacklevel=user_stacklevel())
+            _say_of_column(f"{what}, read as {role}", name, f"column {name!r}: its values look like {what} "
+                           f"({shown}), so it is read as {role}; convert them first, e.g. {fix}")
             return True
     return False
 
@@ -781,9 +833,9 @@ def _warn_numbers_as_text(name: str, present: Sequence[Any]) -> None:
     if any(written_code(v) for v in present):
         return  # codes ("00412"), not amounts
     shown = ", ".join(repr(v) for v in list(dict.fromkeys(present))[:3])
-    warnings.warn(f"column {name!r}: every value is a number written as a string ({shown}), so it is read as "
-                  f"text, its digits as words; if it holds amounts, give column_types={{{name!r}: 'numeric'}} "
-                  "or convert it (pandas.to_numeric)", AutoMMWarning, stacklevel=user_stacklevel())
+    _say_of_column("numbers as text", name, f"column {name!r}: every value is a number written as a string "
+                   f"({shown}), so it is read as text, its digits as words; if it holds amounts, give "
+                   f"column_types={{{name!r}: 'numeric'}} or convert it (pandas.to_numeric)")
 
 
 
@@ -800,10 +852,10 @@ def _warn_words_as_categories(name: str, present: Sequence[Any]) -> None:
     split = [v.casefold().split() if v.isascii() else read_words(v) for v in distinct]
     words = {w for ws in split for w in ws}
     if sum(len(ws) >= 2 for ws in split) >= 0.8 * len(split) and len(words) < len(distinct):
-        warnings.warn(f"column {name!r}: read as categorical ({len(distinct)} distinct values made of {len(words)} "
-                      "distinct words, e.g. " + ", ".join(repr(v) for v in sorted(distinct)[:3]) + "); a value "
-                      f"not seen in fit counts as missing. To read its words: column_types={{{name!r}: 'text'}}",
-                      AutoMMWarning, stacklevel=user_stacklevel())
+        _say_of_column("words as categories", name, f"column {name!r}: read as categorical ({len(distinct)} distinct "
+                       f"values made of {len(words)} distinct words, e.g. "
+                       + ", ".join(repr(v) for v in sorted(distinct)[:3]) + "); a value not seen in fit counts as "
+                       f"missing. To read its words: column_types={{{name!r}: 'text'}}")
 
 
 #: Words written for a missing value (pandas reads them as missing from a CSV file; ``"n.a."``),
@@ -849,10 +901,11 @@ def _say_mostly(name: str, role: str, n_present: int, n_read: int, others: Seque
     """The warning of a column read as ``role`` though ``n_read`` of its ``n_present`` values read
     as ``read_as`` (numbers, dates): which values are not, and how to read it as ``wanted_role``."""
     shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, others)))[:3])
-    warnings.warn(f"column {name!r}: {n_read} of {n_present} values read are {read_as}, the others are not ({shown}), "
-                  f"so it is read as {role}; if it holds {holds}, {fix} or give column_types={{{name!r}: "
-                  f"'{wanted_role}'}} (up to {tolerance:.0%} of a {kind} column's values may be other than {holds}: "
-                  "they count as missing)", AutoMMWarning, stacklevel=user_stacklevel())
+    _say_of_column(f"mostly {read_as}, {fix}", name,
+                   f"column {name!r}: {n_read} of {n_present} values read are {read_as}, the others are not "
+                   f"({shown}), so it is read as {role}; if it holds {holds}, {fix} or give column_types={{{name!r}: "
+                   f"'{wanted_role}'}} (up to {tolerance:.0%} of a {kind} column's values may be other than {holds}: "
+                   "they count as missing)")
 
 
 def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
@@ -863,10 +916,10 @@ def _warn_media_paths(name: str, present: Sequence[Any]) -> None:
     names = [str(v).lower() for v in present if isinstance(v, (str, os.PathLike))]
     suffixes = sorted({n[n.rfind("."):] for n in names if n.endswith(MEDIA_SUFFIXES)})
     if names and sum(n.endswith(MEDIA_SUFFIXES) for n in names) >= 0.8 * len(names):
-        warnings.warn(f"column {name!r} holds {'/'.join(suffixes)} file paths, but no installed plugin reads them "
-                      "(e.g. automm-audio for .wav; is AUTOMM_DISABLE_PLUGIN_AUTOLOAD set?): it is read as text, the "
-                      "file names, not the files; give it its role in column_types or leave it out",
-                      AutoMMWarning, stacklevel=user_stacklevel())
+        _say_of_column("media paths", name, f"column {name!r} holds {'/'.join(suffixes)} file paths, but no "
+                       "installed plugin reads them (e.g. automm-audio for .wav; is AUTOMM_DISABLE_PLUGIN_AUTOLOAD "
+                       "set?): it is read as text, the file names, not the files; give it its role in column_types "
+                       "or leave it out")
 
 
 def _path_in_bytes(value: Any) -> str | None:
@@ -886,10 +939,10 @@ def _warn_image_paths_in_bytes(name: str, present: Sequence[Any]) -> None:
     paths, where the same paths as ``str`` are an image column."""
     paths = [text for v in present if (text := _path_in_bytes(v)) is not None]
     if present and len(paths) >= 0.8 * len(present):
-        warnings.warn(f"column {name!r} holds image file paths as bytes (e.g. b{_short(paths[0])}): it is "
-                      "read as text, the paths, not the images; decode them to str ([p.decode() for p in paths]) to "
-                      f"read the images, or give column_types={{{name!r}: 'text'}} to keep the paths as text",
-                      AutoMMWarning, stacklevel=user_stacklevel())
+        _say_of_column("image paths as bytes", name, f"column {name!r} holds image file paths as bytes (e.g. "
+                       f"b{_short(paths[0])}): it is read as text, the paths, not the images; decode them to str "
+                       "([p.decode() for p in paths]) to read the images, or give "
+                       f"column_types={{{name!r}: 'text'}} to keep the paths as text")
 
 
 def _warn_urls(name: str, present: Sequence[Any]) -> None:
@@ -899,10 +952,9 @@ def _warn_urls(name: str, present: Sequence[Any]) -> None:
     # a few addresses repeated (a shop's or a referrer's site, read as a category) are a feature;
     # one per row (each product's picture) is what automm cannot fetch
     if present and len(urls) >= 0.8 * len(present) and len(set(urls)) > 0.5 * len(urls):
-        warnings.warn(f"column {name!r} holds URLs (e.g. {_short(urls[0])}): it is read "
-                      "as text, the addresses, not what they point to; automm never downloads: download the images "
-                      "and give their paths, leave the column out, or give it column_types={..: 'text'} to keep it",
-                      AutoMMWarning, stacklevel=user_stacklevel())
+        _say_of_column("urls", name, f"column {name!r} holds URLs (e.g. {_short(urls[0])}): it is read "
+                       "as text, the addresses, not what they point to; automm never downloads: download the images "
+                       "and give their paths, leave the column out, or give it column_types={..: 'text'} to keep it")
 
 
 @dataclass

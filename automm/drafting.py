@@ -22,7 +22,7 @@ import numpy as np
 from .exceptions import AutoMMWarning, InputError, user_stacklevel
 from .folders import TEST_NAMES, TRAIN_NAMES, VALID_NAMES
 from .recipe_checks import split_text
-from .roles import as_datetime
+from .roles import as_datetime, is_number, written_code
 from .suggestions import shown_names, shown_roles
 from .tables import _plain
 
@@ -62,7 +62,8 @@ class RecipeDraft:
         lines = [f"# Drafted by 'automm init' from {source}: check it, then run 'automm fit' on this file.",
                  "# Column roles were inferred from the values; change data.column_types where one is wrong."]
         for column, why in self.left_out.items():
-            lines.append(f"# Left out: {column!r} ({why}); add it to data.columns to use it.")
+            lines.append(f"# Left out: {column!r} ({why}); add it to data.columns (and an identifier's role to "
+                         "data.column_types, as fit leaves identifiers out) to use it.")
         lines += [f"# {note}" for note in self.notes]
         lines += [f"# Check: {caution}" for caution in self.cautions]
         return "\n".join(lines) + "\n" + dump_recipe(self.content)
@@ -88,14 +89,18 @@ def _one_word_code(value: Any) -> bool:
     from .components.text import _in_no_space_script
 
     return (isinstance(value, str) and len(value.split()) == 1 and any(ch.isdigit() for ch in value)
-            and not os.path.splitext(value)[1] and sum(_in_no_space_script(ord(ch)) for ch in value) < 2)
+            and not os.path.splitext(value)[1]
+            and (value.isascii() or sum(_in_no_space_script(ord(ch)) for ch in value) < 2))  # (ASCII: none)
 
 
 def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
     """Whether a column tells rows apart and so cannot generalise to new ones: a distinct value
     in (nearly) every row (90% of them: repeated rows repeat their ids) that is named like an id (``id``, ``user_id``, ``productId``), or
     integers that increase down the file by one a row but where rows were deleted (a row number),
-    or one-word codes that all hold a digit (``SKU-0012``, a UUID: :func:`_one_word_code`). Distinct numbers or words
+    or one-word codes that all hold a digit (``SKU-0012``, a UUID: :func:`_one_word_code`), mostly not
+    amounts, measurements or dates (:func:`_written_quantity`: ``$1,234``, ``120kg``), whose words do not
+    sort the rows into groups (:func:`_words_group_rows`), or strings of digits, one of them
+    written with a leading zero (``"000412"``; other numbers written as strings are amounts). Distinct numbers or words
     alone are not enough: a price in cents or an emoji's short name is distinct per row and still
     informative, and so is a table sorted by such a number (prices rising by a few cents a row,
     times by 5 seconds)."""
@@ -118,7 +123,50 @@ def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
         # deleted), not by 86,400 (Unix times of a daily series), nor by a few from most rows (a
         # price or a time in a table sorted by it: 3, 7, 2, 5 more)
         return bool(np.all(steps > 0)) and float(np.mean(steps == 1)) >= 0.5
-    return all(map(_one_word_code, present))
+    if all(isinstance(v, str) and is_number(v) for v in present):
+        # numbers written as strings: codes where they are digits, one written with leading zeros
+        # ("000412", as a number never is), else amounts ("-120", "1999": read_csv(dtype=str), JSON)
+        return all(v.strip().isdigit() for v in present) and any(map(written_code, present))
+    return (all(map(_one_word_code, present)) and sum(map(_written_quantity, present)) < 0.5 * len(present)
+            and not _words_group_rows(present))
+
+
+#: A number with its unit (``120kg``, ``5.5cm``, ``16GB``) or a size (``1920x1080``): a measurement, not a code.
+_NUMBER_WITH_UNIT = re.compile(r"\s*[-+]?\d+(?:[.,]\d+)*\s*(?:[^\W\d_]{1,3}\.?|[x×]\d+(?:[.,]\d+)?)\s*")
+#: What separates the numbers of an amount, a date, a time or a place (``$1,234.50``, ``3/16/2024``,
+#: ``14:32``, ``48.85,2.35``); a code's groups of digits are joined by dashes (``555-0123``).
+_NUMBER_MARKS = re.compile(r"[.,:/%$€£¥]")
+
+
+def _written_quantity(value: str) -> bool:
+    """Whether ``value`` is an amount, a measurement, a date, a time or coordinates written as text
+    (``$1,234``, ``120kg``, ``3/16/2024``, ``14:32:05``): digits and the marks between numbers, no
+    letter but a unit's. Distinct in every row of a small table, and still no identifier."""
+    text = value.strip()
+    if _NUMBER_MARKS.search(text) and not any(char.isalpha() for char in text):
+        return True
+    return bool(_NUMBER_WITH_UNIT.fullmatch(text))
+
+
+#: A word of an ASCII text as the text encoders read it: letters and digits.
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words_group_rows(codes: list[Any]) -> bool:
+    """Whether a word of ``codes`` (letters only, as the text encoders read it) is in some rows, at
+    least 3 and 1% of them, but not in 90%: a part that sorts the codes into groups (a product line's
+    ``TS-`` of ``TS-0412``, a URL's ``/women/shoes/``), which a text encoder learns from. A prefix of
+    (nearly) every code (``ORD-``, ``https://shop.example.com/p/``) tells nothing, and a hash's words
+    meet by chance in 2 rows."""
+    from collections import Counter
+
+    from .roles import read_words
+
+    def words(code: str) -> set[str]:  # (an ASCII code's words as the tokenizer reads them, 10x faster)
+        return set(_ASCII_WORD.findall(code.lower()) if code.isascii() else read_words(code))
+
+    counts = Counter(word for code in codes for word in words(str(code)) if word.isalpha())
+    return any(max(3, 0.01 * len(codes)) <= count < 0.9 * len(codes) for count in counts.values())
 
 
 def _split_column(frame, label: str) -> tuple[str, list, list, list] | None:

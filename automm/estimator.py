@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from .components.base import UNFAMILIAR_MIN_VALUES, Encoder
 from .components.stack import EncoderStack
 from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
-                   checks_of, reordered_index, row_namer, row_naming, rows_repeated, rows_without_input, table_like,
+                   checks_of, say_column_notes, reordered_index, row_namer, row_naming, rows_repeated, rows_without_input, table_like,
                    validate_columns, warn_once, warn_unused_modalities, warned_once_in)
 from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
 from .data import BatchCollator, MultimodalDataset, RowNames, _records, single_columns
@@ -969,7 +969,19 @@ class AutoMM(TransformerMixin, BaseEstimator):
         if len(labels) != len(table):
             raise InputError(f"y: {len(labels)} labels for {len(table)} samples")
         _warn_misaligned(args, y)
-        roles = infer_roles(table, self.column_types, reg.plugin_manager, self._known_roles(reg))
+        given_names = table.names
+        notes: list = []  # (the warnings of the columns' values: not of the identifiers left out)
+        roles = infer_roles(table, self.column_types, reg.plugin_manager, self._known_roles(reg), notes=notes)
+        named = [*(self.column_types or {}), *(k for k in (self.encoders or {}) if str(k) in roles)]
+        identifiers = _identifier_columns(table, roles, kept=named)
+        say_column_notes(notes, left_out=identifiers)
+        if identifiers:
+            message = _identifiers_left_out(identifiers, roles, all_columns=len(identifiers) == len(roles))
+            if len(identifiers) == len(roles):
+                raise InputError(f"X: {message}")
+            warnings.warn(f"X: {message}", AutoMMWarning, stacklevel=user_stacklevel())
+            roles = {name: role for name, role in roles.items() if name not in identifiers}
+            table = table.with_columns({name: table.columns[name] for name in roles})
         specs = build_input_specs(roles)
         table = validate_columns(table, roles, named_roles=self.column_types or ())
         encoder_choices = self._resolve_encoders(specs, reg)
@@ -995,7 +1007,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         for message in _columns_that_cannot_help(table, roles):
             warnings.warn(f"X: {message}", AutoMMWarning, stacklevel=user_stacklevel())
         return (reg, table, labels, roles, specs, encoder_choices, (fusion_name, fusion_params), aug_choices,
-                problem_type, label_columns)
+                problem_type, label_columns, given_names)
 
     def _encode_targets(self, labels: np.ndarray, problem_type: str, weights: np.ndarray | None = None) -> np.ndarray:
         """Class indices, or regression targets standardised by the (weighted) mean and standard
@@ -1350,7 +1362,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         X, y = _split_labels(X, y, "fit")
         self._check_augmentation_plugins()
         (reg, table, labels, roles, specs, encoder_choices, fusion_choice, aug_choices,
-         problem_type, label_columns) = self._prepare(X, y)
+         problem_type, label_columns, given_names) = self._prepare(X, y)
         weights = _check_sample_weight(sample_weight, len(labels))
         _warn_misaligned(X, sample_weight, ("X", "sample_weight"), "weight")
         val = self._validation_data(table, roles, *validation)
@@ -1391,13 +1403,15 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
         self.input_positional_ = table.positional
         self.columns_ = table.names
-        self.n_features_in_ = len(table.names)
+        # the columns given: those read, and the identifiers left out (the names scikit-learn checks)
+        self.n_features_in_ = len(given_names)
+        self.identifier_columns_ = [name for name in given_names if name not in table.names]
         # as scikit-learn: only a DataFrame whose column names are all strings has feature names
         # (table.names are strings always: read_csv(header=None)'s 0, 1 become "0", "1")
         # (a polars DataFrame or pyarrow Table too, as scikit-learn reads them: their names are strings)
         frame_like = _is_dataframe(X[0]) or (hasattr(X[0], "schema") and hasattr(X[0], "to_pandas"))
         if not table.positional and frame_like and _has_feature_names(X[0]):
-            self.feature_names_in_ = np.asarray(table.names, dtype=object)
+            self.feature_names_in_ = np.asarray(given_names, dtype=object)
         else:
             self.__dict__.pop("feature_names_in_", None)
         self.column_roles_ = roles
@@ -1579,7 +1593,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     def fit_summary(self) -> dict:
         """What ``fit`` did and kept, in plain values (``automm fit`` prints the same):
-        ``problem_type`` (and ``n_classes``), each column's role (``columns``), the kept model's
+        ``problem_type`` (and ``n_classes``), each column's role (``columns``), the identifiers fit left
+        out (``identifier_columns``, where there are any), the kept model's
         ``components`` (its ``encoders`` and ``fusion``, and the ``inputs`` it reads with their
         columns: an input no kept model reads, as the search's linear model may leave an image out,
         is not listed; an ensemble's are those any member reads), its holdout score
@@ -1619,6 +1634,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             summary["n_classes"] = int(len(self.classes_))
         summary.update({
             "columns": dict(self.column_roles_),
+            **({"identifier_columns": list(state["identifier_columns_"])} if state.get("identifier_columns_") else {}),
             "components": {"encoders": {k: describe_encoder(v) for k, v in self.config_["encoders"].items()},
                            "fusion": self.config_["fusion"].get("name"),
                            "inputs": {spec.name: list(spec.columns) for spec in self.inputs_ if spec.name in read}},
@@ -2259,19 +2275,16 @@ def _columns_equal_to_labels(table: Table, roles: dict[str, str], labels: np.nda
     return found
 
 
-def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[str]:
-    """What ``fit`` says of the columns of a named table (20 rows or more; not positional inputs
-    or a 2-D array's columns, such as a one-hot encoder's) that no model learns from, each kind in
-    one message: one value in every row (a constant, or a split column left in the training rows:
-    a row to predict with another value is one the model never saw), a distinct value per row as
-    an identifier has (the rule by which ``automm init`` leaves them out: an ``id`` column, a row
-    number), or the values of an earlier column in every row (a second input of the same values;
-    an image column's by its file paths: a back photo column filled with the front photos).
-    They are kept, as given: the messages say how to leave them out."""
+def _identifier_columns(table: Table, roles: Mapping[str, str], kept: Iterable[str] = ()) -> dict[str, str]:
+    """The columns of a named table (20 rows or more; not positional inputs or a 2-D array's columns)
+    that identify its rows, by the rule by which ``automm init`` leaves them out
+    (:func:`automm.drafting._is_identifier`: an ``id`` column, a row number, a code per row such as
+    ``SKU-0412`` or a UUID), and the copies of such a column (the ids written again as text), each
+    with how it reads (``"'sku' (read as text)"``); not those in ``kept`` (named by the user). An
+    identifier tells the training rows apart and says nothing of new rows: ``fit`` leaves them out."""
     if table.positional or len(table) < 20:
-        return []
-    from .drafting import _ID_NAME, SPLIT_COLUMN_NAMES, _is_identifier, _one_word_code
-    from .roles import is_number
+        return {}
+    from .drafting import _ID_NAME, _is_identifier, _one_word_code
 
     def texts(values: Sequence[Any]) -> list:
         return [None if is_missing(v) else str(v) for v in values]
@@ -2282,10 +2295,61 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
         present = [v for v in head if not is_missing(v)]
         return len(set(map(str, present))) == len(present) and (
             all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present)
-            # codes such as "SKU-0012", not numbers written as strings (prices: fit says how they read)
-            or all(_one_word_code(v) and not is_number(v) for v in present))
+            or all(_one_word_code(v) for v in present))  # codes such as "SKU-0012", "000412"
 
-    constant, identifiers, copies = [], [], []
+    kept = {str(k) for k in kept}
+    candidates = {name: list(column) for name, column in table.columns.items()
+                  if name not in kept and roles.get(name) in ("text", "categorical", "numeric")
+                  and getattr(column, "ndim", 1) == 1}
+    heads = {name: texts(values[:20]) for name, values in candidates.items()
+             if may_identify(name, values[:20]) and _is_identifier(name, values, len(values))}
+    found: dict[str, str] = {}
+    for name, values in candidates.items():  # (in the table's order)
+        head = texts(values[:20])
+        copied = next((other for other, other_head in heads.items() if other != name and other_head == head
+                       and texts(candidates[other]) == texts(values)), None)
+        if name in heads:
+            found[name] = f"{name!r} (read as {roles[name]})"
+        elif copied is not None:
+            found[name] = f"{name!r} (read as {roles[name]}, a copy of {copied!r})"
+    return found
+
+
+def _identifiers_left_out(identifiers: Mapping[str, str], roles: Mapping[str, str], all_columns: bool) -> str:
+    """What ``fit`` says of the ``identifiers`` it leaves out (one message for all of them), or,
+    where they are ``all_columns``, the error: nothing would be left to learn from."""
+    one = len(identifiers) == 1
+    listed = "; ".join(list(identifiers.values())[:5]) + (f" and {len(identifiers) - 5} more" if len(identifiers) > 5 else "")
+    first = next(iter(identifiers))
+    keep = f"column_types={{{first!r}: {roles[first]!r}}}"
+    holds = (f"column{'' if one else 's'} {listed} hold{'s' if one else ''} a distinct value in every row, as "
+             f"{'an identifier does' if one else 'identifiers do'} (an id, a row number, a code per row)")
+    if all_columns:
+        return (f"{holds}, and X has no other column: an identifier tells the training rows apart and says nothing of "
+                f"new rows (new ids); give a column to learn from, or, to learn from {'it' if one else 'one'} anyway, "
+                f"its role: {keep}")
+    return (f"{holds}: {'it tells' if one else 'they tell'} the training rows apart and say{'s' if one else ''} "
+            f"nothing of new rows (new ids), so the model is fitted without {'it' if one else 'them'} (and predict "
+            f"does not need {'it' if one else 'them'}); to keep {'it' if one else 'one'}, give its role: "
+            f"{keep if one else 'e.g. ' + keep}")
+
+
+def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[str]:
+    """What ``fit`` says of the columns of a named table (20 rows or more; not positional inputs
+    or a 2-D array's columns, such as a one-hot encoder's) that no model learns from, each kind in
+    one message: one value in every row (a constant, or a split column left in the training rows:
+    a row to predict with another value is one the model never saw), or the values of an earlier
+    column in every row (a second input of the same values; an image column's by its file paths:
+    a back photo column filled with the front photos). They are kept, as given: the messages say
+    how to leave them out (identifiers, :func:`_identifier_columns`, ``fit`` leaves out itself)."""
+    if table.positional or len(table) < 20:
+        return []
+    from .drafting import SPLIT_COLUMN_NAMES
+
+    def texts(values: Sequence[Any]) -> list:
+        return [None if is_missing(v) else str(v) for v in values]
+
+    constant, copies = [], []
     earlier: list[tuple[str, list]] = []  # (column, its first 20 values as text)
     for name, column in table.columns.items():
         role = roles.get(name)
@@ -2310,18 +2374,11 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
             copies.append((name, f"{name!r} (of {same!r})"))
             continue
         earlier.append((name, head))
-        if (role not in ("datetime", "image") and may_identify(name, values[:20])
-                and _is_identifier(name, values, len(values))):
-            identifiers.append((name, f"{name!r} (read as {role})"))
 
     messages = []
     for columns, holds, why, fix in (
             (constant, "one value in every row", "the model learns nothing from {it}, and reads a row to predict with "
                                                  "another value as one unlike any it was fitted on", "leave {it} out"),
-            (identifiers, "a distinct value in every row, as an identifier does", "an identifier tells the training "
-                                                                                   "rows apart and says nothing of new "
-                                                                                   "rows (new ids)",
-             "if {it} identif{ies} rows, leave {it} out"),
             (copies, "the values of an earlier column in every row",
              "a second input of the same values adds parameters and time, nothing to learn", "leave {it} out")):
         if not columns:
@@ -2329,10 +2386,9 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
         one = len(columns) == 1
         listed = "; ".join(what for _, what in columns[:5]) + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
         names = ", ".join(repr(name) for name, _ in columns[:5]) + (", ..." if len(columns) > 5 else "")
-        words = {"it": "it" if one else "them", "ies": "ies" if one else "y"}
-        fix = fix.format(**words).replace("if them identify", "if they identify")
+        words = {"it": "it" if one else "them"}
         messages.append(f"column{'' if one else 's'} {listed} hold{'s' if one else ''} {holds}: "
-                        f"{why.format(**words)}; {fix} (e.g. X.drop(columns=[{names}]))")
+                        f"{why.format(**words)}; {fix.format(**words)} (e.g. X.drop(columns=[{names}]))")
     return messages
 
 

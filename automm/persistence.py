@@ -245,6 +245,8 @@ def manifest_of(estimator) -> dict:
         manifest["class_weights"] = [float(w) for w in estimator.class_weights_]
     if estimator.__dict__.get("_label_columns"):  # input columns that held the labels in fit (named at predict)
         manifest["label_columns"] = list(estimator._label_columns)
+    if estimator.__dict__.get("identifier_columns_"):  # given to fit, left out of the model (counted in n_features_in_)
+        manifest["identifier_columns"] = list(estimator.identifier_columns_)
     record = _fit_record(estimator)
     if record:
         manifest["fit"] = record
@@ -1095,6 +1097,7 @@ _OPTIONAL_MANIFEST_KEYS = {
     "class_weights": (lambda v: isinstance(v, list) and all(_is_finite(w) and w >= 0 for w in v),
                       "a list of numbers >= 0"),
     "label_columns": (_is_names, "a list of column names"),
+    "identifier_columns": (_is_names, "a list of column names"),
     "fit": (lambda v: isinstance(v, dict), "an object"),
     "metadata_requests": (lambda v: isinstance(v, dict) and all(
         isinstance(r, dict) and all(isinstance(p, str) and (a is None or isinstance(a, (bool, str)))
@@ -1351,7 +1354,8 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     estimator.problem_type_ = manifest["problem_type"]
     estimator.input_positional_ = manifest["input_positional"]
     estimator.columns_ = manifest["columns"]
-    estimator.n_features_in_ = len(manifest["columns"])
+    estimator.identifier_columns_ = list(manifest.get("identifier_columns", []))
+    estimator.n_features_in_ = len(manifest["columns"]) + len(estimator.identifier_columns_)
     estimator.column_roles_ = manifest["column_roles"]
     estimator.inputs_ = inputs
     estimator.config_ = config

@@ -1456,8 +1456,9 @@ def test_predict_without_the_label_column_left_in_fit_says_it_held_the_labels(em
 
 def test_fit_warns_of_split_constant_identifier_and_copied_columns(emoji_split):
     """A whole table handed to fit as it came (X = df.drop(columns=[label])): its split column
-    (one value in the training rows), a constant, an id and a copy of a column are kept, and fit
-    says which they are and how to leave them out; the same fit without them says nothing."""
+    (one value in the training rows), a constant and a copy of a column are kept, and fit says
+    which they are and how to leave them out; an id is left out, said so with how to keep it; the
+    same fit without them says nothing."""
     import warnings as _warnings
 
     train = emoji_split[0].head(40)
@@ -1467,22 +1468,23 @@ def test_fit_warns_of_split_constant_identifier_and_copied_columns(emoji_split):
     said = [str(w.message) for w in caught if str(w.message).startswith("X: column")]
     assert any(re.search(r"'split' \('train' \(a split column.*'source' \('web'\) hold one value in every row: .*"
                          r"X\.drop\(columns=\['split', 'source'\]\)", m) for m in said), said
-    assert any(re.search(r"'id' \(read as numeric\) holds a distinct value in every row, as an identifier does: .*"
-                         r"X\.drop\(columns=\['id'\]\)", m) for m in said), said
+    assert any(re.search(r"'id' \(read as numeric\) holds a distinct value in every row, as an identifier does.*: .*"
+                         r"the model is fitted without it .*to keep it, give its role: column_types=\{'id': 'numeric'\}$",
+                         m) for m in said), said
     assert any(re.search(r"'title' \(of 'name'\) holds the values of an earlier column in every row: .*"
                          r"X\.drop\(columns=\['title'\]\)", m) for m in said), said
-    assert set(clf.column_roles_) == {"image", "name", "split", "id", "source", "title"}  # kept, as given
+    assert set(clf.column_roles_) == {"image", "name", "split", "source", "title"}  # kept, as given; the id left out
+    assert clf.identifier_columns_ == ["id"] and clf.n_features_in_ == 6 and list(clf.feature_names_in_) == list(X.columns)
     with _warnings.catch_warnings():
         _warnings.simplefilter("error", UserWarning)
         AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]].assign(price=np.arange(40) * 7.5 % 11), train["category"])
         AutoMM(**tiny(max_epochs=1)).fit(train[["image", "name"]].assign(id=range(40)).to_numpy(), train["category"])
     # distinct whole numbers written as strings (prices): fit says how they read, and calls them no identifier
     from automm.data import as_table
-    from automm.estimator import _columns_that_cannot_help
+    from automm.estimator import _identifier_columns
 
     prices = as_table([pd.DataFrame({"price": [str(100 + 7 * i) for i in range(40)], "sku": [f"SKU-{i:04d}" for i in range(40)]})])
-    said = _columns_that_cannot_help(prices, {"price": "text", "sku": "text"})
-    assert len(said) == 1 and said[0].startswith("column 'sku' (read as text) holds a distinct value in every row"), said
+    assert _identifier_columns(prices, {"price": "text", "sku": "text"}) == {"sku": "'sku' (read as text)"}
 
 
 def test_fit_calls_no_sorted_number_an_identifier_and_names_a_constant_date_as_one():
@@ -1490,17 +1492,17 @@ def test_fit_calls_no_sorted_number_an_identifier_and_names_a_constant_date_as_o
     to hold an identifier (automm init left such columns out); a constant datetime64 column was
     shown as its nanoseconds (1704103200000000000)."""
     from automm.data import as_table
-    from automm.estimator import _columns_that_cannot_help
+    from automm.estimator import _columns_that_cannot_help, _identifier_columns
 
     n = 40
     table = as_table([{"price": np.array([100 + 3 * i + i % 4 for i in range(n)]),
                        "timestamp": 1_700_000_000 + 5 * np.arange(n), "row": np.arange(n) + 1,
                        "when": np.array(["2024-01-01T10:00"] * n, dtype="datetime64[ns]")}])
-    said = _columns_that_cannot_help(table, {"price": "numeric", "timestamp": "numeric", "row": "numeric",
-                                             "when": "datetime"})
-    assert len(said) == 2, said
+    roles = {"price": "numeric", "timestamp": "numeric", "row": "numeric", "when": "datetime"}
+    said = _columns_that_cannot_help(table, roles)
+    assert len(said) == 1, said
     assert said[0].startswith("column 'when' ('2024-01-01T10:00:00.000000000') holds one value in every row"), said
-    assert said[1].startswith("column 'row' (read as numeric) holds a distinct value in every row"), said
+    assert list(_identifier_columns(table, roles)) == ["row"]
 
 
 def test_fit_calls_no_column_of_titles_written_without_spaces_an_identifier():
@@ -1508,14 +1510,13 @@ def test_fit_calls_no_column_of_titles_written_without_spaces_an_identifier():
     column of distinct titles held an identifier ("X.drop(columns=['title'])"), where the same titles
     in English passed, and automm init left it out (a title read as a one-word code such as SKU-0012)."""
     from automm.data import as_table
-    from automm.estimator import _columns_that_cannot_help
+    from automm.estimator import _identifier_columns
 
     words = ["男士T恤", "女士高跟鞋", "儿童运动鞋", "男士衬衫", "女士手提包"]
     titles = [f"{words[i % 5]}{2020 + i}新款" for i in range(40)]
     japanese = [f"メンズTシャツ{i + 1}枚組" for i in range(40)]
     table = as_table([{"title": titles, "japanese": japanese, "sku": [f"SKU-{i:04d}" for i in range(40)]}])
-    said = _columns_that_cannot_help(table, {"title": "text", "japanese": "text", "sku": "text"})
-    assert len(said) == 1 and said[0].startswith("column 'sku' (read as text) holds a distinct value in every row"), said
+    assert list(_identifier_columns(table, {"title": "text", "japanese": "text", "sku": "text"})) == ["sku"]
 
 
 def test_an_image_path_repeated_in_many_rows_is_checked_once(emoji_split, monkeypatch, tmp_path):
