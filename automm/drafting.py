@@ -39,6 +39,8 @@ SPLIT_COLUMN_NAMES = ("split", "fold", "set", "subset", "partition", "dataset")
 #: A column whose name says it is an identifier: ``id``, ``user_id``, ``productId``, ``ID``.
 _ID_NAME = re.compile(r"^(?:id|ID|Id)$|[_\s-](?:id|ID|Id)$|(?<=[a-z])(?:Id|ID)$|^index$|^Unnamed: \d+$"
                       r"|^(?:sku|SKU|uuid|UUID|guid|GUID|key|Key|KEY)$|[_\s-](?:sku|SKU|uuid|UUID|guid|GUID)$")
+#: Whole numbers all within these bounds are years (a yearly series' 1990, 1991, ...), not a row number.
+_YEARS = (1800, 2100)
 #: Classes with fewer training rows than this are pointed out (``data.min_class_rows``).
 RARE_CLASS_ROWS = 5
 #: Rows read to infer the roles (as ``fit`` does).
@@ -96,7 +98,8 @@ def _one_word_code(value: Any) -> bool:
 def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
     """Whether a column tells rows apart and so cannot generalise to new ones: a distinct value
     in (nearly) every row (90% of them: repeated rows repeat their ids) that is named like an id (``id``, ``user_id``, ``productId``), or
-    integers that increase down the file by one a row but where rows were deleted (a row number),
+    integers that increase down the file by one a row but where rows were deleted (a row number; not
+    years, 1800 to 2100: a yearly series),
     or one-word codes that all hold a digit (``SKU-0012``, a UUID: :func:`_one_word_code`), mostly not
     amounts, measurements or dates (:func:`_written_quantity`: ``$1,234``, ``120kg``), whose words do not
     sort the rows into groups (:func:`_words_group_rows`), or strings of digits, one of them
@@ -116,9 +119,12 @@ def _is_identifier(name: str, values: list[Any], n_rows: int) -> bool:
         return False  # dates or times, one per row (a daily series): the features a forecast needs
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present):
         try:
-            steps = np.diff(np.asarray(present, dtype=np.int64))
+            numbers = np.asarray(present, dtype=np.int64)
         except OverflowError:  # an int beyond 64 bits (10**400): no row number
             return False
+        if _YEARS[0] <= numbers.min() and numbers.max() <= _YEARS[1]:
+            return False  # years, one per row (a yearly series): its trend, not a row number
+        steps = np.diff(numbers)
         # a row number counts rows: it rises by one from most rows to the next (gaps where rows were
         # deleted), not by 86,400 (Unix times of a daily series), nor by a few from most rows (a
         # price or a time in a table sorted by it: 3, 7, 2, 5 more)

@@ -2286,9 +2286,6 @@ def _identifier_columns(table: Table, roles: Mapping[str, str], kept: Iterable[s
         return {}
     from .drafting import _ID_NAME, _is_identifier, _one_word_code
 
-    def texts(values: Sequence[Any]) -> list:
-        return [None if is_missing(v) else str(v) for v in values]
-
     def may_identify(name: str, head: list) -> bool:  # what an identifier's first values are (cheap: most are not)
         if _ID_NAME.search(name):
             return True
@@ -2298,21 +2295,32 @@ def _identifier_columns(table: Table, roles: Mapping[str, str], kept: Iterable[s
             or all(_one_word_code(v) for v in present))  # codes such as "SKU-0012", "000412"
 
     kept = {str(k) for k in kept}
-    candidates = {name: list(column) for name, column in table.columns.items()
+    candidates = [name for name, column in table.columns.items()
                   if name not in kept and roles.get(name) in ("text", "categorical", "numeric")
-                  and getattr(column, "ndim", 1) == 1}
-    heads = {name: texts(values[:20]) for name, values in candidates.items()
-             if may_identify(name, values[:20]) and _is_identifier(name, values, len(values))}
+                  and getattr(column, "ndim", 1) == 1]
+    identifiers: dict[str, list] = {}  # (their first values as text; a column is listed whole only when it may be one)
+    for name in candidates:
+        head = list(table.columns[name][:20])
+        if may_identify(name, head):
+            values = list(table.columns[name])
+            if _is_identifier(name, values, len(values)):
+                identifiers[name] = _as_texts(head)
     found: dict[str, str] = {}
-    for name, values in candidates.items():  # (in the table's order)
-        head = texts(values[:20])
-        copied = next((other for other, other_head in heads.items() if other != name and other_head == head
-                       and texts(candidates[other]) == texts(values)), None)
-        if name in heads:
+    for name in candidates:  # (in the table's order)
+        if name in identifiers:
             found[name] = f"{name!r} (read as {roles[name]})"
-        elif copied is not None:
+            continue
+        head = _as_texts(table.columns[name][:20])
+        copied = next((other for other, other_head in identifiers.items() if other_head == head
+                       and _as_texts(table.columns[other]) == _as_texts(table.columns[name])), None)
+        if copied is not None:
             found[name] = f"{name!r} (read as {roles[name]}, a copy of {copied!r})"
     return found
+
+
+def _as_texts(values: Sequence[Any]) -> list:
+    """Each value as text, a missing one as None (how two columns are compared as written)."""
+    return [None if is_missing(v) else str(v) for v in values]
 
 
 def _identifiers_left_out(identifiers: Mapping[str, str], roles: Mapping[str, str], all_columns: bool) -> str:
@@ -2346,9 +2354,6 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
         return []
     from .drafting import SPLIT_COLUMN_NAMES
 
-    def texts(values: Sequence[Any]) -> list:
-        return [None if is_missing(v) else str(v) for v in values]
-
     constant, copies = [], []
     earlier: list[tuple[str, list]] = []  # (column, its first 20 values as text)
     for name, column in table.columns.items():
@@ -2358,8 +2363,8 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
         values = list(column)
         if role == "image" and not all(is_missing(v) or isinstance(v, (str, os.PathLike)) for v in values):
             continue  # (pixels, bytes, PIL images: compared by their file paths only)
-        head = texts(values[:20])  # most columns differ from another, and within themselves, in their first rows
-        if head[0] is not None and all(k == head[0] for k in head) and all(k == head[0] for k in texts(values)):
+        head = _as_texts(values[:20])  # most columns differ from another, and within themselves, in their first rows
+        if head[0] is not None and all(k == head[0] for k in head) and all(k == head[0] for k in _as_texts(values)):
             first = values[0]
             if isinstance(first, (np.datetime64, np.timedelta64)):  # (.item() of nanoseconds: an int)
                 first = str(first)
@@ -2369,7 +2374,7 @@ def _columns_that_cannot_help(table: Table, roles: Mapping[str, str]) -> list[st
             constant.append((name, f"{name!r} ({first!r}{split})"))
             continue
         same = next((other for other, other_head in earlier if other_head == head
-                     and texts(table.columns[other]) == texts(values)), None)
+                     and _as_texts(table.columns[other]) == _as_texts(values)), None)
         if same is not None:
             copies.append((name, f"{name!r} (of {same!r})"))
             continue

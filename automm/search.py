@@ -1718,6 +1718,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
     except ValueError:  # pragma: no cover - platforms without fork run the trials here
         warnings.warn("n_jobs > 1 needs the 'fork' start method; running the trials in this process", AutoMMWarning,
                       stacklevel=user_stacklevel())
+        ctx.trials_at_once = 1  # (one after the other: the default leaves the pending features their time)
         _worker_loop(ctx, study)
         return
     # never more threads than this process was given: a worker of scikit-learn's n_jobs (joblib

@@ -109,6 +109,19 @@ def test_amounts_times_and_grouped_codes_are_no_identifiers(name, values, expect
     assert _is_identifier(name, values, len(values)) is expected
 
 
+def test_the_years_of_a_yearly_series_are_no_row_number():
+    """A yearly series' year (1990, 1991, ... one per row) rose by one a row as a row number does:
+    fit left out the trend a forecast needs; a row number is still one."""
+    from automm.data import as_table
+    from automm.drafting import _is_identifier
+    from automm.estimator import _identifier_columns
+
+    table = as_table([pd.DataFrame({"year": np.arange(1990, 2025), "row": np.arange(1, 36),
+                                    "rain": np.linspace(600.0, 900.0, 35)})])
+    assert list(_identifier_columns(table, {"year": "numeric", "row": "numeric", "rain": "numeric"})) == ["row"]
+    assert not _is_identifier("season", list(range(1871, 1901)), 30)
+
+
 def test_the_warnings_of_many_columns_of_one_kind_are_one(emoji_split):
     """Six columns of numbers written as strings and six of dates written as 11/15/2024 gave twelve
     warnings, one per column; now one per kind, naming the other columns."""
