@@ -25,6 +25,8 @@ normalised bag is), and the standardisation is folded back into the weights and 
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import time
 from typing import Any, Mapping, Sequence
@@ -68,7 +70,7 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
     from . import registry as _registry
 
     reg = _registry.get_registry()
-    encoders = {}
+    all_parts = {}
     for item in inputs:
         choices = list((encoder_choices.get(item.name) or {}).items())
         linear = [(name, fixed) for name, fixed in choices if "linear" in reg.get("encoder", name).tags]
@@ -81,14 +83,67 @@ def linear_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[s
             if fixed and not _builds(spec, item, {"name": name, **params}):
                 continue  # what the user fixed rules the linear form out (e.g. fine-tuning layers)
             parts.append({"name": name, **params})
-        if len(parts) == 1:
+        all_parts[item.name] = parts
+    positions, pairs = _comparisons(inputs, all_parts)
+    encoders = {}
+    for item in inputs:
+        parts = all_parts[item.name]
+        if item.name in positions:
+            encoders[item.name] = {"name": STACK, "parts": parts, "compared": positions[item.name]}
+        elif len(parts) == 1:
             encoders[item.name] = parts[0]
         elif parts:
             encoders[item.name] = {"name": STACK, "parts": parts}
     if not encoders:
         return None
     training = {**base_training, "solver": LINEAR_SOLVER}
-    return {"encoders": encoders, "fusion": {"name": "sum"}, "augmentations": [], "training": training}
+    fusion = {"name": "sum", "compared": pairs} if pairs else {"name": "sum"}
+    return {"encoders": encoders, "fusion": fusion, "augmentations": [], "training": training}
+
+
+def _comparisons(inputs: Sequence[Any],
+                 parts: Mapping[str, list[dict]]) -> tuple[dict[str, list[int]], list[list[str]]]:
+    """Which linear forms the linear model compares: each input's compared parts (positions in
+    ``parts[input]``) and the pairs of inputs compared. Two inputs of one modality (two title
+    columns) are compared when their parts with a fixed-width linear form (``linear_width``:
+    frozen pretrained features) are the same choices; inputs of a modality of their own are not."""
+    from . import registry as _registry
+    from .pipeline import _encoder_arguments
+
+    reg = _registry.get_registry()
+    modalities = [item.modality for item in inputs]
+    comparable = {}
+    for item in inputs:
+        if modalities.count(item.modality) < 2:
+            continue  # (nothing to compare it with: no encoder built)
+        found = []
+        for k, part in enumerate(parts.get(item.name) or ()):
+            name, params = _encoder_arguments(item, dict(part))
+            if _linear_width(reg.get("encoder", name).factory, json.dumps(params, sort_keys=True, default=str)):
+                found.append((k, part))
+        if found:
+            comparable[item.name] = (item.modality, found)
+    positions: dict[str, list[int]] = {}
+    pairs = []
+    names = sorted(comparable)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            (modality_a, parts_a), (modality_b, parts_b) = comparable[a], comparable[b]
+            if modality_a == modality_b and [p for _, p in parts_a] == [p for _, p in parts_b]:
+                pairs.append([a, b])
+                positions[a], positions[b] = [k for k, _ in parts_a], [k for k, _ in parts_b]
+    return positions, pairs
+
+
+@functools.lru_cache(maxsize=256)
+def _linear_width(factory: Any, params_json: str) -> int | None:
+    """The ``linear_width`` of the encoder ``factory`` builds with these parameters (None where it
+    sets none or does not build); each choice is built once per process (one can load weights)."""
+    try:
+        width = getattr(factory(**json.loads(params_json)), "linear_width", None)
+    except Exception:  # noqa: BLE001 - an encoder that does not build is not compared
+        return None
+    return width if isinstance(width, int) and not isinstance(width, bool) and width > 0 else None
 
 
 def _builds(spec, item, choice: Mapping[str, Any]) -> bool:
@@ -243,6 +298,34 @@ def _designs(model, values: Mapping[str, Sequence[Any]]) -> dict[str, _Design]:
         check_deadline(f"the linear model built the features of {min(start + DESIGN_CHUNK_ROWS, n_rows)} of "
                        f"{n_rows} rows")
     return {key: builder.finish() for key, builder in builders.items()}
+
+
+def _add_pair_designs(model, designs: dict[str, _Design]) -> dict[str, tuple[int, int]]:
+    """Add to ``designs`` the designs of the pairs the model's ``sum`` fusion compares: for each
+    pair and each compared part of its stacks, ``|a - b|`` and ``a * b`` of the two inputs'
+    features (dense; zero where either input is missing). Returns where each one's weight sits:
+    its key -> (the pair's index, its first row in the pair's weight)."""
+    placed: dict[str, tuple[int, int]] = {}
+    for index, (a, b) in enumerate(getattr(model.fusion, "compared", ())):
+        lefts = [designs[f"{a}[{k}]"] for k in model.encoders[a].compared]
+        rights = [designs[f"{b}[{k}]"] for k in model.encoders[b].compared]
+        features = sum(left.width for left in lefts)  # the pair's weight: rows on |a - b|, then on a * b
+        offset = 0
+        for left, right in zip(lefts, rights):
+            both = left.present & right.present
+            first, second = _dense(left), _dense(right)
+            for kind, start, values in (("difference", offset, torch.sub(first, second).abs_()),
+                                        ("product", features + offset, first.mul_(second))):
+                key = f"{a}~{b}:{left.name}~{right.name}:{kind}"
+                designs[key] = _Design(key, both, left.width, dense=values.mul_(both[:, None]))
+                placed[key] = (index, start)
+            offset += left.width
+    return placed
+
+
+def _dense(design: _Design) -> torch.Tensor:
+    """A copy of the design's matrix, dense."""
+    return design.raw().to_dense() if design.sparse else design.dense.clone()
 
 
 class _Block:
@@ -446,6 +529,7 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
         encoder.prepare(data.values[name], cache_dir=data.cache_dir)
     rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout
     designs = _designs(model, data.subset(rows))
+    pair_blocks = _add_pair_designs(model, designs)
     n_train = len(data.train_index)
     blocks = [_Block(designs[name], n_train) for name in sorted(designs)]
     k = int(data.n_outputs)
@@ -496,13 +580,20 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
             blocks, best_weights, best_bias = refitted
             stop_reason = "l2 grid done; refit on the training and holdout rows"
     del designs
-    with torch.no_grad():  # the solution into the model: each input's weight, then the bias
+    with torch.no_grad():  # the solution into the model: each input's weight, each pair's, then the bias
         total_bias = best_bias.clone()
         units = _linear_units(model)
+        pair_weights = [torch.zeros_like(weight) for weight in getattr(model.fusion, "pair_weights", ())]
         for block, weight in zip(blocks, best_weights):
             encoder_weight, bias_part = block.unfold(weight)
-            units[block.name][2].set_linear_weight(encoder_weight)
+            if block.name in pair_blocks:
+                index, first = pair_blocks[block.name]
+                pair_weights[index][first:first + len(encoder_weight)] = encoder_weight
+            else:
+                units[block.name][2].set_linear_weight(encoder_weight)
             total_bias += bias_part
+        for index, weight in enumerate(pair_weights):
+            model.fusion.set_pair_weight(index, weight)
         model.fusion.bias.copy_(total_bias)
     return Candidate(config=config, model=model, history=history, best_epoch=best_epoch,
                      best_score=float(best_score), valid_outputs=np.asarray(best_outputs, dtype=np.float32),

@@ -57,7 +57,7 @@ from .suggestions import elided_repr
 __all__ = ["save_model", "load_model", "check_save_target", "remove_made_folders", "manifest_digest", "FORMAT_VERSION",
            "MANIFEST", "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 8  # the version this code reads; single models are still written as version 1, ensembles
+FORMAT_VERSION = 9  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
 #: ensemble pools probabilities logarithmically (which a version-3 reader would average); 5 when the
 #: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax); 6
@@ -66,7 +66,9 @@ FORMAT_VERSION = 8  # the version this code reads; single models are still writt
 #: never seen in fit (a version-6 reader would read them as the unknown word) or a colour_histogram
 #: (which a version-6 reader lacks); 8 when a text encoder was fitted on texts holding a letter it reads
 #: in another form (Greek accents, Turkish İ and ı, the Arabic tatweel: ``automm.components.text``'s
-#: ``fold_letter_forms``; a version-7 reader would read them as other words). The
+#: ``fold_letter_forms``; a version-7 reader would read them as other words); 9 when the search's linear
+#: model compares two inputs of one modality (an encoder stack's ``compared`` parts and the ``sum``
+#: fusion's ``compared`` pairs, which a version-8 reader cannot build). The
 #: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same,
 #: and neither do hyperparameters that only training reads (``Encoder.training_only_hyperparameters``,
 #: e.g. the tabular encoder's ``category_dropout``): left out of the saved configurations, which an
@@ -384,7 +386,14 @@ def _write_weights(model, path: Path, metadata: dict | None = None, sync: bool =
     hides a saved model from the rest of a team or from a search worker run as another user)."""
     from safetensors.torch import save
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state, storages = {}, set()
+    for key, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        if tensor.numel() and storage in storages:  # an encoder inputs share (shared_encoders): a copy under
+            tensor = tensor.clone()                 # each input's name, which an older automm reads too
+        storages.add(storage)
+        state[key] = tensor
     return _write_bytes(path, save(state, metadata=metadata), sync=sync)
 
 

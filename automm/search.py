@@ -203,7 +203,7 @@ from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable
                        comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds, distinct_values,
                        pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
-                       without_inert_augmentations)
+                       with_shared_encoders, without_inert_augmentations)
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -904,8 +904,8 @@ def _run_objective(trial, ctx: SearchContext):
             _record_failure(trial, ctx, exc, seconds=0.0)
             raise
     trial.set_user_attr(_ATTR + "config", config)  # (the leaderboard's, also when building its encoders fails)
-    scaled = scale_frozen_batch(without_inert_augmentations(config, ctx.data.inputs), ctx.data.inputs,
-                                ctx.space.frozen_batch_scale)
+    scaled = scale_frozen_batch(with_shared_encoders(without_inert_augmentations(config, ctx.data.inputs),
+                                                     ctx.data.inputs), ctx.data.inputs, ctx.space.frozen_batch_scale)
     if scaled is not config:
         config = scaled
         trial.set_user_attr(_ATTR + "config", config)

@@ -225,6 +225,12 @@ class Encoder(nn.Module):
     # search's linear model (:mod:`automm.linear`) sums these outputs over the inputs and
     # fits every ``W`` at once by regularised logistic (or ridge) regression.
 
+    #: Linear form: the width of ``linear_design``'s matrix when it is fixed when the encoder is
+    #: built (frozen pretrained features); None otherwise. The search's linear model compares such
+    #: a form of two inputs of one modality (``|a - b|`` and ``a * b`` of their features, see
+    #: :mod:`automm.linear`), as a matching task needs. Set by the encoder.
+    linear_width: int | None = None
+
     def linear_design(self, batch: Any) -> torch.Tensor:
         """Linear form: the (rows, features) matrix of a collated batch that the linear
         weight multiplies, sparse (COO) or dense; the core zeroes the rows of missing

@@ -180,7 +180,8 @@ class CompareFusion(ConcatFusion):
     a Linear to ``proj_dim`` (zeroed where either input is missing) with a flag for "both
     present", concatenated with ``concat``'s parts before its GELU layers. The comparison is
     symmetric, so it does not matter which column holds which item. Frozen pretrained encoders
-    embed both columns with one network; from-scratch encoders are each their input's own.
+    embed both columns with one network; from-scratch encoders of one choice are one module too
+    (``shared_encoders``, :func:`automm.pipeline.with_shared_encoders`).
     Inputs without such a partner are fused as ``concat`` fuses them, and with no pair at all
     this is ``concat``. The search tries it when the data have two inputs of one modality."""
 
@@ -347,29 +348,85 @@ class SumFusion(Fusion):
     encoders' outputs are already predictions (logits), as with ``hashed_ngram`` in its
     ``linear`` form, and the whole model stays linear. No normalisation, no hidden layer.
     ``produces_outputs = True``; the bias alone when every input is missing. Tagged
-    ``"manual"``: a search tries it only when it is named (the search's linear model uses it)."""
+    ``"manual"``: a search tries it only when it is named (the search's linear model uses it).
+
+    ``compared``: pairs ``[a, b]`` of inputs whose embeddings carry, after their ``n_outputs``
+    logits, features of one width (an encoder stack's compared parts, see
+    :mod:`automm.components.stack`): each pair adds ``[|fa - fb|, fa * fb] @ W`` for the rows
+    that have both, ``W`` (2 x the features' width, ``n_outputs``) starting at zero and fitted by
+    the search's linear model (:meth:`set_pair_weight`): a linear model that compares two
+    titles or two photos, as a matching task needs."""
 
     defaults: dict = {}
     produces_outputs = True
 
-    def __init__(self, input_dims: Mapping[str, int], n_outputs: int):
+    def __init__(self, input_dims: Mapping[str, int], n_outputs: int, compared: Any = ()):
         super().__init__()
         self.input_names = _sorted_input_names(input_dims)
-        wrong = {name: int(dim) for name, dim in input_dims.items() if int(dim) != int(n_outputs)}
+        self.output_dim = int(n_outputs)
+        #: the compared pairs of input names, in the order given
+        self.compared = _checked_pairs(compared, self.input_names)
+        in_pairs = {name for pair in self.compared for name in pair}
+        wrong = {name: int(dim) for name, dim in input_dims.items()
+                 if name not in in_pairs and int(dim) != self.output_dim}
         if wrong:
             raise InputError(f"fusion: 'sum' adds its inputs, so each must be as wide as the outputs ({n_outputs}), "
                              f"got {wrong}: it is the fusion of encoders in their linear form (linear=True, "
                              f"output_dim={n_outputs}), as the search's linear model uses them; with these encoders "
                              "use another fusion, e.g. 'concat'")
-        self.output_dim = int(n_outputs)
+        widths = []
+        for a, b in self.compared:
+            width_a, width_b = int(input_dims[a]) - self.output_dim, int(input_dims[b]) - self.output_dim
+            if width_a < 1 or width_a != width_b:
+                raise InputError(f"fusion: 'sum' compares {a!r} and {b!r}, so each must be as wide as the outputs "
+                                 f"({n_outputs}) plus features of one width; got widths {int(input_dims[a])} and "
+                                 f"{int(input_dims[b])}: it is the fusion of the search's linear model, whose encoder "
+                                 "stacks of compared inputs give those features")
+            widths.append(width_a)
         self.bias = nn.Parameter(torch.zeros(self.output_dim))
+        #: each pair's weight on ``[|fa - fb|, fa * fb]``
+        self.pair_weights = nn.ParameterList(nn.Parameter(torch.zeros(2 * w, self.output_dim)) for w in widths)
+
+    #: An automm reading format 8 or older has no ``compared`` pairs (see :attr:`min_format_version`).
+    COMPARED_FORMAT_VERSION = 9
+
+    @property
+    def min_format_version(self) -> int:
+        """:data:`COMPARED_FORMAT_VERSION` when it compares pairs (an older reader cannot build it); else 1."""
+        return self.COMPARED_FORMAT_VERSION if self.compared else 1
+
+    def set_pair_weight(self, index: int, weight: torch.Tensor) -> None:
+        """Set the weight of pair ``index`` of ``compared``: (2 x features, ``n_outputs``), the
+        rows on ``|fa - fb|`` first, then those on ``fa * fb``."""
+        with torch.no_grad():
+            self.pair_weights[index].copy_(weight)
 
     def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        k = self.output_dim
         total = self.bias.expand(next(iter(embeddings.values())).shape[0], -1)
         for name in self.input_names:
             values = embeddings[name]
-            total = total + _zero_missing(values.to(total.dtype), _presence(masks, name, values))
+            total = total + _zero_missing(values[:, :k].to(total.dtype), _presence(masks, name, values))
+        for (a, b), weight in zip(self.compared, self.pair_weights):
+            left, right = embeddings[a][:, k:].to(total.dtype), embeddings[b][:, k:].to(total.dtype)
+            both = _presence(masks, a, left) & _presence(masks, b, right)
+            compared = torch.cat([(left - right).abs(), left * right], dim=1) @ weight.to(total.dtype)
+            total = total + _zero_missing(compared, both)
         return total
+
+
+def _checked_pairs(compared: Any, names: list[str]) -> list[tuple[str, str]]:
+    """``compared`` as a list of pairs of distinct input names among ``names`` (an InputError naming it
+    otherwise)."""
+    def is_pair(pair: Any) -> bool:
+        return (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(n, str) for n in pair)
+                and pair[0] != pair[1] and all(n in names for n in pair))
+
+    if isinstance(compared, (str, bytes)) or not isinstance(compared, (list, tuple)) \
+            or not all(is_pair(pair) for pair in compared):
+        raise InputError(f"fusion: 'sum''s compared must be a list of pairs of distinct inputs among {names}; "
+                         f"got {compared!r}")
+    return [(str(a), str(b)) for a, b in compared]
 
 
 # -- neighbors ---------------------------------------------------------------------------

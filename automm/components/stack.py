@@ -8,6 +8,11 @@ outputs, so it is itself linear in the concatenation of the parts' designs; the 
 (:mod:`automm.linear`) fits each part's weight as a block of its own. ``stack`` is not a
 registered component (no search samples it; the name is reserved): the core builds it from
 its parts' registered names.
+
+A stack of an input the linear model compares with another (two title columns) also names
+the parts it compares, ``"compared": [k, ...]`` (parts whose ``linear_width`` is set: frozen
+features): their features follow the sum in its output, for the ``sum`` fusion's comparison
+(:class:`~automm.components.fusions.SumFusion`'s ``compared``).
 """
 
 from __future__ import annotations
@@ -54,9 +59,13 @@ def describe_encoders(encoders: Mapping[str, Any], columns: Mapping[str, Sequenc
 
 
 class EncoderStack(Encoder):
-    """The sum of several encoders' linear forms on one input (see the module documentation)."""
+    """The sum of several encoders' linear forms on one input (see the module documentation),
+    followed by the features (``linear_design``) of the parts at the positions ``compared``."""
 
-    def __init__(self, parts: Sequence[Encoder]):
+    #: An automm reading format 8 or older builds no stack that compares (see :attr:`min_format_version`).
+    COMPARED_FORMAT_VERSION = 9
+
+    def __init__(self, parts: Sequence[Encoder], compared: Sequence[int] = ()):
         super().__init__()
         if not parts:
             raise ValueError("an encoder stack needs at least one part")
@@ -67,7 +76,9 @@ class EncoderStack(Encoder):
                              f"got modalities {sorted(modalities)} and widths {sorted(widths)}")
         self.parts = nn.ModuleList(parts)
         self.modality = modalities.pop()
-        self.output_dim = widths.pop()
+        #: the positions of the parts whose features follow the sum, in order
+        self.compared = _compared_positions(compared, parts)
+        self.output_dim = widths.pop() + sum(int(parts[k].linear_width) for k in self.compared)
         self.frozen = all(getattr(part, "frozen", False) for part in parts)
         self.static_preprocess = all(getattr(part, "static_preprocess", False) for part in parts)
         self.reusable_samples = all(getattr(part, "static_preprocess", False) or getattr(part, "reusable_samples", False)
@@ -111,8 +122,38 @@ class EncoderStack(Encoder):
         for part, part_state in zip(self.parts, states):
             part.set_state(part_state)
 
+    @property
+    def min_format_version(self) -> int:
+        """:data:`COMPARED_FORMAT_VERSION` for a stack that compares (an older reader would build
+        it without its features, and its ``sum`` fusion not at all); else 1."""
+        return self.COMPARED_FORMAT_VERSION if self.compared else 1
+
     def forward(self, batch: Sequence[Any]) -> torch.Tensor:
         total = self.parts[0](batch[0])
         for part, part_batch in zip(self.parts[1:], batch[1:]):
             total = total + part(part_batch)
-        return total
+        if not self.compared:
+            return total
+        features = []
+        for k in self.compared:
+            design = self.parts[k].linear_design(batch[k])
+            features.append((design.to_dense() if design.is_sparse else design).to(total.dtype))
+        return torch.cat([total, *features], dim=1)
+
+
+def _compared_positions(compared: Sequence[int], parts: Sequence[Encoder]) -> tuple[int, ...]:
+    """``compared`` checked: distinct positions of parts that set ``linear_width``."""
+    if isinstance(compared, (str, bytes)) or not isinstance(compared, Sequence):
+        raise ValueError(f"an encoder stack's compared must be a list of part positions; got {compared!r}")
+    positions = []
+    for k in compared:
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(parts) or k in positions:
+            raise ValueError(f"an encoder stack's compared must list distinct positions of its {len(parts)} "
+                             f"parts; got {list(compared)!r}")
+        width = getattr(parts[k], "linear_width", None)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"part {k} of an encoder stack ({type(parts[k]).__name__}) is compared, but its "
+                             f"linear_width is {width!r}: only a linear form of fixed width (frozen features) "
+                             "can be compared")
+        positions.append(k)
+    return tuple(positions)

@@ -257,6 +257,7 @@ class PretrainedEncoder(Encoder):
             self.output_dim = _check_int("output_dim", output_dim, 1)
             self.linear_layer = nn.Linear(self.feature_dim, self.output_dim, bias=False)
             nn.init.zeros_(self.linear_layer.weight)
+            self.linear_width = self.feature_dim  # the search's linear model compares two inputs' features
         else:
             if output_dim is not None and int(output_dim) != self.feature_dim:
                 raise InputError(f"{self.name}: output_dim is the feature width {self.feature_dim} unless "

@@ -161,6 +161,27 @@ def test_a_fine_tuning_choice_the_user_fixed_keeps_the_image_out_of_the_linear_m
     assert minilm["encoders"]["text_0"]["name"] == "minilm"  # the only choice with a linear form
 
 
+def test_the_linear_model_compares_two_columns_frozen_features_and_nothing_else():
+    """Side by side, two titles' MiniLM embeddings scored 0.56 on fashion title pairs ("same
+    subCategory?"); compared (|a - b|, a * b) 0.85; two photos' EfficientNet-Lite0 features 0.58 -> 0.91."""
+    from automm import create_encoder
+    from automm.data import InputSpec
+    from automm.linear import linear_config
+
+    assert create_encoder("minilm", linear=True, output_dim=3).linear_width == 384
+    assert create_encoder("efficientnet_lite0", linear=True, output_dim=3).linear_width == 1280
+    assert create_encoder("minilm").linear_width is None  # no linear form
+    texts = [InputSpec(f"text_{k}", "text", [f"title_{k}"], {f"title_{k}": "text"}) for k in range(2)]
+    choices = {"hashed_ngram": {}, "minilm": {}}
+    pairs = linear_config(texts, {"text_0": choices, "text_1": choices}, {}, 2)
+    assert pairs["fusion"] == {"name": "sum", "compared": [["text_0", "text_1"]]}
+    assert [pairs["encoders"][name]["compared"] for name in ("text_0", "text_1")] == [[1], [1]]  # minilm's
+    # a text and a photo: nothing compared, the configuration as it was
+    image = InputSpec("image_0", "image", ["image"], {"image": "image"})
+    mixed = linear_config([image, texts[0]], {"image_0": {"efficientnet_lite0": {}}, "text_0": choices}, {}, 2)
+    assert mixed["fusion"] == {"name": "sum"} and "compared" not in mixed["encoders"]["text_0"]
+
+
 def test_a_multi_objective_search_counts_what_frozen_encoders_cost_to_predict_new_data(tmp_path):
     """latency and params are those of predicting new rows: the frozen features computed (not
     looked up) and the backbones' weights, so the frozen model is no longer the cheapest."""
