@@ -86,7 +86,22 @@ def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_on
     assert np.abs(got[:, reference.classes_] - reference.predict_proba(all_x)).max() < 0.02
 
 
-class ColourStats(automm.Encoder):
+class DenseLinearForm:
+    """What the test encoders with a dense linear form share: their features are the design, and
+    ``linear_layer`` (present when ``linear``) holds the weights fitted on it."""
+
+    def linear_design(self, batch):
+        return batch
+
+    def set_linear_weight(self, weight):
+        with torch.no_grad():
+            self.linear_layer.weight.copy_(weight.t())
+
+    def forward(self, batch):
+        return self.linear_layer(batch) if self.linear else batch
+
+
+class ColourStats(DenseLinearForm, automm.Encoder):
     """A test encoder with a dense linear form: an image's per-channel mean and spread."""
 
     modality = "image"
@@ -108,16 +123,6 @@ class ColourStats(automm.Encoder):
             return torch.zeros(6)
         pixels = image_tensor(value, self.size)
         return torch.cat([pixels.mean((1, 2)), pixels.std((1, 2))]) * torch.tensor([1.0, 1, 1, 50, 50, 50])
-
-    def linear_design(self, batch):
-        return batch
-
-    def set_linear_weight(self, weight):
-        with torch.no_grad():
-            self.linear_layer.weight.copy_(weight.t())
-
-    def forward(self, batch):
-        return self.linear_layer(batch) if self.linear else batch
 
 
 def image_plugin(name: str, encoder_class: type):
@@ -750,7 +755,7 @@ def test_a_model_saved_with_a_switch_of_1_loads(builtin_only, tmp_path):
 WORDS = ("red", "green", "blue", "black", "white", "grey")
 
 
-class FirstWord(automm.Encoder):
+class FirstWord(DenseLinearForm, automm.Encoder):
     """A test text encoder with fixed dense features, like a frozen pretrained one's: the one-hot
     of a text's first word among :data:`WORDS` (its linear form declares their width)."""
 
@@ -772,16 +777,6 @@ class FirstWord(automm.Encoder):
         if value is not MISSING and value.split()[0] in WORDS:
             features[WORDS.index(value.split()[0])] = 1.0
         return features
-
-    def linear_design(self, batch):
-        return batch
-
-    def set_linear_weight(self, weight):
-        with torch.no_grad():
-            self.linear_layer.weight.copy_(weight.t())
-
-    def forward(self, batch):
-        return self.linear_layer(batch) if self.linear else batch
 
 
 class FirstWordPlugin:
