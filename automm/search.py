@@ -613,7 +613,7 @@ class SearchContext:
     trial_seconds: float | None = None    # the most one trial may train (None: up to the deadline)
     pending_work: float = 0.0             # estimated seconds of the one-off work kept at the search's start
                                           # (frozen features not cached: _too_slow_encoders), see _trial_deadline
-    trials_at_once: int = 1               # trials this fit runs concurrently (processes or GPU threads)
+    trials_at_once: int = 1               # trials run concurrently: processes or GPU threads (set by _run_trials)
     interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C: start nothing more
     interrupt_reason: str = INTERRUPTED_REASON  # what stopped it: Ctrl-C or SystemExit
     started: float = field(default_factory=time.time)  # when this search began (wall clock, for its summary)
@@ -1015,7 +1015,8 @@ def _trial_deadline(ctx: SearchContext, warm_start: bool = False, config: Mappin
     (``ctx.pending_work``: frozen features not cached), the share is for training: a preset's
     ``config`` gets the work it still has to do on top of it, and the default, which runs before
     the presets that do that work, leaves it to them (both :data:`PENDING_MARGIN` times the estimate),
-    unless trials run at once (``ctx.trials_at_once``): the work is then done beside it. The default used to take its whole share, leaving the trial computing the features (the linear
+    unless trials run at once (``ctx.trials_at_once``): the work is then done beside it. The
+    default used to take its whole share, leaving the trial computing the features (the linear
     model) the other half at most, which the estimate fills: on a busier machine it failed at its
     deadline and no model used them (fashion usage, 1,500 rows, an empty cache, ``time_limit=64``:
     the default kept alone, 0.926-0.928 test accuracy, against 0.940 at ``time_limit=30``, where
@@ -1666,6 +1667,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
     # has used CUDA (the default trial already has) cannot use it.
     if devices:
         devices = _gpu_slots(devices, n_jobs)
+        ctx.trials_at_once = len(devices)
         if len(devices) == 1:
             _worker_loop(ctx, study)
             return
@@ -1718,7 +1720,6 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
     except ValueError:  # pragma: no cover - platforms without fork run the trials here
         warnings.warn("n_jobs > 1 needs the 'fork' start method; running the trials in this process", AutoMMWarning,
                       stacklevel=user_stacklevel())
-        ctx.trials_at_once = 1  # (one after the other: the default leaves the pending features their time)
         _worker_loop(ctx, study)
         return
     # never more threads than this process was given: a worker of scikit-learn's n_jobs (joblib
@@ -1730,6 +1731,7 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                       "(torch's thread pool hangs in a process forked after it ran), so most CPUs stay idle; "
                       f"n_jobs=-1 runs {cpus} processes, one per CPU", AutoMMWarning,
                       stacklevel=user_stacklevel())
+    ctx.trials_at_once = n_jobs
     previous = torch.get_num_threads()
     with contextlib.suppress(Exception):  # imported by the first optimizer: import once, before forking
         __import__("importlib").import_module("torch._dynamo")
@@ -1914,8 +1916,7 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
                        child_artifact_dir=os.path.join(tmpdir, "models"),
                        worker_tag=process_tag(),
                        hard_grace=hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline),
-                       pending_work=pending_work,
-                       trials_at_once=len(_gpu_slots(devices, n_jobs)) if devices else n_jobs)
+                       pending_work=pending_work)
         ctx.fit_tag = f"{ctx.worker_tag}/{uuid.uuid4().hex[:8]}"  # (two fits of one process: two entries)
         with optuna_quiet(settings.verbose), contextlib.ExitStack() as kept:
             _check_sampler_draws(ctx)

@@ -71,6 +71,10 @@ MISSING = _Missing()
 #: Fewer new values than this are not judged by :meth:`Encoder.unfamiliar_values` (a few rows of
 #: unknown categories are normal; ``predict`` does not ask for fewer rows).
 UNFAMILIAR_MIN_VALUES = 20
+#: The saved-model format an automm needs to build the search's linear model that compares two
+#: inputs (an encoder stack's ``compared`` parts, the ``sum`` fusion's ``compared`` pairs): an
+#: automm reading format 8 or older has neither.
+COMPARED_FORMAT_VERSION = 9
 
 
 class Encoder(nn.Module):

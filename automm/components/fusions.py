@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from automm.components.base import Fusion, whole_at_least_one
+from automm.components.base import COMPARED_FORMAT_VERSION, Fusion, whole_at_least_one
 from automm.hookspecs import hookimpl
 from automm.exceptions import InputError
 
@@ -387,13 +387,10 @@ class SumFusion(Fusion):
         #: each pair's weight on ``[|fa - fb|, fa * fb]``
         self.pair_weights = nn.ParameterList(nn.Parameter(torch.zeros(2 * w, self.output_dim)) for w in widths)
 
-    #: An automm reading format 8 or older has no ``compared`` pairs (see :attr:`min_format_version`).
-    COMPARED_FORMAT_VERSION = 9
-
     @property
     def min_format_version(self) -> int:
         """:data:`COMPARED_FORMAT_VERSION` when it compares pairs (an older reader cannot build it); else 1."""
-        return self.COMPARED_FORMAT_VERSION if self.compared else 1
+        return COMPARED_FORMAT_VERSION if self.compared else 1
 
     def set_pair_weight(self, index: int, weight: torch.Tensor) -> None:
         """Set the weight of pair ``index`` of ``compared``: (2 x features, ``n_outputs``), the

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..registry import RESERVED_ENCODER_NAME
-from .base import Encoder
+from .base import COMPARED_FORMAT_VERSION, Encoder
 
 __all__ = ["STACK", "EncoderStack", "encoder_parts", "encoder_names", "describe_encoder", "describe_encoders"]
 
@@ -61,9 +61,6 @@ def describe_encoders(encoders: Mapping[str, Any], columns: Mapping[str, Sequenc
 class EncoderStack(Encoder):
     """The sum of several encoders' linear forms on one input (see the module documentation),
     followed by the features (``linear_design``) of the parts at the positions ``compared``."""
-
-    #: An automm reading format 8 or older builds no stack that compares (see :attr:`min_format_version`).
-    COMPARED_FORMAT_VERSION = 9
 
     def __init__(self, parts: Sequence[Encoder], compared: Sequence[int] = ()):
         super().__init__()
@@ -126,7 +123,7 @@ class EncoderStack(Encoder):
     def min_format_version(self) -> int:
         """:data:`COMPARED_FORMAT_VERSION` for a stack that compares (an older reader would build
         it without its features, and its ``sum`` fusion not at all); else 1."""
-        return self.COMPARED_FORMAT_VERSION if self.compared else 1
+        return COMPARED_FORMAT_VERSION if self.compared else 1
 
     def forward(self, batch: Sequence[Any]) -> torch.Tensor:
         total = self.parts[0](batch[0])
