@@ -6,6 +6,7 @@ DEFAULT_PLUGINS = (
     "automm.components.image",
     "automm.components.text",
     "automm.components.tabular",
+    "automm.components.trees",
     "automm.components.fusions",
     "automm.components.augmentations",
     "automm.roles",

@@ -441,7 +441,8 @@ def _columns_set(overrides: Sequence[str]) -> list[str] | None:
 def _training_line(summary: dict, of_best: str = "") -> tuple[str, str]:
     """How the kept model (``of_best``: an ensemble's best trial, named after the label) was
     trained: epochs, or the settings the linear or the nearest-neighbour model tried and the one
-    it kept."""
+    it kept, or the gradient-boosted model's iterations."""
+    from .boosting import BOOSTING_SOLVER
     from .linear import LINEAR_SOLVER
     from .neighbors import NEIGHBORS_SOLVER
 
@@ -452,6 +453,9 @@ def _training_line(summary: dict, of_best: str = "") -> tuple[str, str]:
     if summary.get("solver") == NEIGHBORS_SOLVER and "k" in kept:
         return f"neighbours{of_best}", (f"k = {kept['k']}, temperature {kept['temperature']:g} kept of "
                                         f"{summary['epochs_run']} settings tried{reason}")
+    if summary.get("solver") == BOOSTING_SOLVER and "n_iter" in kept:
+        return f"boosting{of_best}", (f"learning rate {kept['learning_rate']:g}, up to {kept['max_leaf_nodes']} leaves "
+                                      f"a tree{reason}")
     return f"epochs{of_best}", f"{summary['epochs_run']} run, best {summary['best_epoch']}{reason}"
 
 

@@ -512,7 +512,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         as it ends (a search: also Optuna's log).
     callbacks : list of automm.Callback, default=None
         Called by every training run of ``fit`` (each search trial, each fold of a bag; not the
-        search's linear and nearest-neighbour models, which have no epochs), in list order: the
+        search's linear, nearest-neighbour and gradient-boosted models, which have no epochs), in list order: the
         instances given, not copies (but scikit-learn's ``clone``, as ``GridSearchCV`` and
         ``cross_val_score`` use, copies them; forked search processes, ``n_jobs`` > 1, call their
         own copies, and trials in GPU threads call them at once). Not saved with the model.
@@ -1324,8 +1324,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         for a table, the same number of positional inputs as a tuple (one input: the column
         itself). Every choice made on the holdout (the kept epoch, early stopping, the search's
         ranking and pruning, the ensemble's selection) is then made on them, and no model
-        trains on them (bags fold the training rows only; the linear and nearest-neighbour
-        models are not refitted with them). Their labels must be classes of ``y``.
+        trains on them (bags fold the training rows only; the linear, nearest-neighbour and
+        gradient-boosted models are not refitted with them). Their labels must be classes of ``y``.
 
         Ctrl-C (``KeyboardInterrupt``) during a search stops it: the trials finished so far
         make the model, with a warning; without a search it ends training with the best epoch
@@ -1522,6 +1522,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                           AutoMMWarning, stacklevel=user_stacklevel())
         config = scale_frozen_batch(with_shared_encoders(live, data.inputs), data.inputs, self._frozen_batch_scale())
         _warn_untrained_neighbors(data, config)
+        _refuse_mixed_boosting(config)
         n_folds = bag_folds_for(self.bag_folds, data, config)
 
         def train(config: dict) -> Candidate:
@@ -1607,9 +1608,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         target's units and ``validation_r2``, the R² of the same rows (what ``metric="r2"`` asks
         for), or, under ``metric="mae"``, ``validation_mae`` in the target's units), ``epochs_run``,
         ``best_epoch`` and ``stop_reason`` (for the
-        search's linear or nearest-neighbour model, ``solver`` is set and its "epochs" are the
-        settings it tried, the one kept in ``kept_setting``: ``l2_c``, or ``k`` and
-        ``temperature``); after a
+        search's linear, nearest-neighbour or gradient-boosted model, ``solver`` is set and its
+        "epochs" are the settings it tried, the one kept in ``kept_setting``: ``l2_c``, or ``k`` and
+        ``temperature``, or the boosting iterations kept, ``n_iter``, and what they were grown
+        with, ``learning_rate``, ``max_leaf_nodes``, ``min_samples_leaf``, ``l2_regularization``); after a
         search, its ``trials`` by state, the ``best_trial`` and the ``ensemble`` (pooling and
         each member trial's weight and components); after a multi-objective search, the
         ``pareto`` set's size and objectives and the chosen trial's values; the ``decision_weights`` of ``predict``'s
@@ -1656,13 +1658,17 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 summary["validation_rmse"] = float(math.sqrt(max(0.0, -float(score))) * self.target_std_)
                 if state.get("validation_r2_") is not None:
                     summary["validation_r2"] = float(state["validation_r2_"])
+        from .boosting import BOOSTING_SOLVER, is_boosted
         from .neighbors import NEIGHBORS_SOLVER, is_neighbors
 
-        solver = NEIGHBORS_SOLVER if is_neighbors(self.config_) else self.config_["training"].get("solver")
-        if solver:  # the linear or nearest-neighbour model: its "epochs" are the settings it tried
+        solver = (NEIGHBORS_SOLVER if is_neighbors(self.config_) else BOOSTING_SOLVER if is_boosted(self.config_)
+                  else self.config_["training"].get("solver"))
+        if solver:  # the linear, nearest-neighbour or boosted model: its "epochs" are the settings it tried
             summary["solver"] = solver
             kept = self.history_[max(0, int(self.best_epoch_) - 1)] if self.history_ else {}
-            summary["kept_setting"] = {k: kept[k] for k in ("l2_c", "k", "temperature") if k in kept}
+            summary["kept_setting"] = {k: kept[k] for k in ("l2_c", "k", "temperature", "n_iter", "learning_rate",
+                                                             "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
+                                       if k in kept}
         leaderboard = state.get("leaderboard_")
         if leaderboard is not None and len(leaderboard):
             summary["trials"] = trial_counts(leaderboard)
@@ -1939,8 +1945,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         """Names of :meth:`transform`'s columns: ``embedding0``, ``embedding1``, ... (the kept
         model's fused embedding), or ``score_<class>`` (``score`` for regression) when the kept
-        model's fusion makes the outputs itself (the search's linear and nearest-neighbour
-        models, ``late``). ``input_features`` names no output (the embedding mixes every input)
+        model's fusion makes the outputs itself (the search's linear, nearest-neighbour and
+        gradient-boosted models, ``late``). ``input_features`` names no output (the embedding mixes every input)
         but is checked as scikit-learn's transformers check it: a ``ValueError`` unless it equals
         ``feature_names_in_`` (where fit had it) and has ``n_features_in_`` names."""
         self._check_fitted()
@@ -1966,7 +1972,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
     def transform(self, *X, **unknown):
         """The fused embedding of ``model_`` (the best trial's model; of a bag, its first fold
         model, while ``predict`` averages the folds), one row per sample. When that model's fusion
-        makes the outputs itself (the search's linear and nearest-neighbour models, ``late``), its
+        makes the outputs itself (the search's linear, nearest-neighbour and gradient-boosted models,
+        ``late``), its
         outputs: one score per class, one for regression (:meth:`get_feature_names_out`)."""
         if unknown:
             raise _unexpected_keyword(self, AutoMM.transform, unknown, X)
@@ -2923,6 +2930,16 @@ def _warn_untrained_neighbors(data: PreparedData, config: dict) -> None:
                       f"input; give those inputs a frozen pretrained encoder (e.g. encoders={{'image': "
                       f"'efficientnet_lite0', 'text': 'minilm'}}) or leave them out of X",
                       AutoMMWarning, stacklevel=user_stacklevel())
+
+
+def _refuse_mixed_boosting(config: dict) -> None:
+    """An :class:`InputError` before any work when ``config`` names the ``boosted_trees`` encoder
+    beside encoders of other inputs (:func:`automm.boosting.boosting_refusal`)."""
+    from .boosting import boosting_refusal, is_boosted
+
+    refusal = boosting_refusal(config) if is_boosted(config) else None
+    if refusal:
+        raise InputError(refusal)
 
 
 class AutoMMClassifier(ClassifierMixin, AutoMM):

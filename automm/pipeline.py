@@ -41,6 +41,7 @@ from .decision import class_priors, decide, fit_decision_weights
 from .model import MultimodalNet
 from .training import (Callback, EarlyStopping, ProgressBar, Trainer, TrainingConfig, holdout_score_name, make_loader,
                        model_outputs, validation_metrics)
+from .boosting import is_boosted, train_boosting
 from .linear import LINEAR_SOLVER, train_linear
 from .neighbors import is_neighbors, train_neighbors
 from .process_state import all_warnings_left_out, warnings_left_out
@@ -134,8 +135,8 @@ class PreparedData:
     #: once. Training losses and every holdout loss and score are then weighted means.
     sample_weights: np.ndarray | None = None
     #: the holdout is the user's validation data (``fit``'s ``X_val``, ``y_val``): no model
-    #: trains on it (bags fold the training rows only, the linear and nearest-neighbour models
-    #: are not refitted with it); else it is a random share of the rows, which they use.
+    #: trains on it (bags fold the training rows only, the linear, nearest-neighbour and gradient-boosted
+    #: models are not refitted with it); else it is a random share of the rows, which they use.
     holdout_given: bool = False
     #: what every holdout score measures (``fit``'s ``metric``; see
     #: :func:`automm.training.validation_metrics`)
@@ -556,13 +557,16 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     epoch so far (``interrupted`` is then set) instead of raising ``KeyboardInterrupt``.
     A configuration with ``training.solver == "lbfgs"`` is the search's linear model
     (:func:`automm.linear.train_linear`); one with ``"neighbors"`` (or the ``neighbors`` fusion)
-    a nearest-neighbour model (:func:`automm.neighbors.train_neighbors`)."""
+    a nearest-neighbour model (:func:`automm.neighbors.train_neighbors`); one with ``"boosting"``
+    (or the ``boosted_trees`` encoder) a gradient-boosted model (:func:`automm.boosting.train_boosting`)."""
     start = time.monotonic()
     training = config["training"]
     if training.get("solver") == LINEAR_SOLVER:
         return train_linear(data, config, deadline=deadline)
     if is_neighbors(config):
         return train_neighbors(data, config, deadline=deadline)
+    if is_boosted(config):
+        return train_boosting(data, config, deadline=deadline)
     seed = data.seed + int(training.get("seed_offset", 0)) if seed is None else int(seed)
     device = device or data.device
     with _SEEDED_BUILDS:  # trials in GPU threads share torch's generators: one seeds and builds at a time
@@ -794,9 +798,9 @@ def scale_frozen_batch(config: dict, inputs: Sequence[InputSpec], scale: int) ->
 def bag_folds_for(bag_folds: Any, data: PreparedData, config: dict) -> int:
     """The number of folds a candidate trains: ``bag_folds`` when it is a number, and for
     ``"auto"`` :data:`AUTO_BAG_FOLDS` when every encoder is frozen, else 1 (the holdout). The
-    linear and nearest-neighbour models (a ``training.solver``) are never bagged: they are
-    fitted again on every row once their settings are chosen on the holdout."""
-    if config["training"].get("solver") == LINEAR_SOLVER or is_neighbors(config):
+    linear, nearest-neighbour and gradient-boosted models (a ``training.solver``) are never bagged:
+    they are fitted again on every row once their settings are chosen on the holdout."""
+    if config["training"].get("solver") == LINEAR_SOLVER or is_neighbors(config) or is_boosted(config):
         return 1
     if bag_folds == "auto":
         return AUTO_BAG_FOLDS if all_encoders_frozen(data.inputs, config) else 1

@@ -13,8 +13,9 @@ component's own hyperparameters, the fusion, each candidate augmentation on or o
 training hyperparameters. The first trial of a study is the default configuration (what ``fit``
 trains without a search), so the search never ends worse on the holdout than the default. Next
 come the presets (the default with frozen pretrained encoders, the linear model
-(:mod:`automm.linear`), the nearest-neighbour model (:mod:`automm.neighbors`), replicates);
-sampled configurations follow. Under a time limit the linear and nearest-neighbour models run
+(:mod:`automm.linear`), the nearest-neighbour model (:mod:`automm.neighbors`), the gradient-boosted
+model (:mod:`automm.boosting`), replicates); sampled configurations follow. Under a time limit the
+linear, nearest-neighbour and gradient-boosted models run
 first, before the default, when their features are cached: they cost seconds where a network
 may need minutes per epoch, so even a budget too short for one epoch of the default ends with
 a model that finished (fashion subCategory, ``time_limit=20``: 0.995 test accuracy instead of
@@ -1225,15 +1226,16 @@ def _retry_failed(study, wanted: Callable[[Any], bool]) -> list[int]:
 
 def _stopped_by_time(reason: str) -> bool:
     """Whether a failed trial's ``reason`` is its deadline's: ``TimeLimitExceeded`` (features not all
-    computed, the search's alarm) or ``TimeoutError`` (the linear or nearest-neighbour model stopped
-    before its first result)."""
+    computed, the search's alarm) or ``TimeoutError`` (the linear, nearest-neighbour or
+    gradient-boosted model stopped before its first result)."""
     return reason.startswith((TimeLimitExceeded.__name__, TimeoutError.__name__))
 
 
 def _retry_stopped_presets(study) -> list[int]:
-    """Queue a retry of each trial of the default or a preset (the linear and nearest-neighbour
-    models, the pretrained variants) that an earlier run's time limit stopped (:func:`_stopped_by_time`:
-    most often its encoders' features not all computed, the rest cached), as for a trial cut short
+    """Queue a retry of each trial of the default or a preset (the linear, nearest-neighbour
+    and gradient-boosted models, the pretrained variants) that an earlier run's time limit
+    stopped (:func:`_stopped_by_time`: most often its encoders' features not all computed, the
+    rest cached), as for a trial cut short
     by Ctrl-C, for a fit joining the study (run again to resume it): its configuration was not at
     fault, and a sampled trial never draws it again. Without it, a study whose linear model the
     first run's time limit stopped never had one. Optuna runs queued trials in the order they were
@@ -2472,13 +2474,13 @@ def _warn_too_slow(left_out: Mapping[str, Mapping[str, float]], kept: float, tim
 
 
 #: The largest share of an input's values that may still need their one-off work (features to
-#: compute) for the linear and nearest-neighbour models to count as cheap (:func:`_cheap_first`).
+#: compute) for the linear, nearest-neighbour and gradient-boosted models to count as cheap (:func:`_cheap_first`).
 CHEAP_PENDING_SHARE = 0.05
 
 
 def _cheap_first(data: PreparedData, space: SearchSpace, deadline: float | None,
                  n_trials: int | None = None) -> bool:
-    """Whether the linear and nearest-neighbour models run before the default: under a time
+    """Whether the linear, nearest-neighbour and gradient-boosted models run before the default: under a time
     limit, when their encoders have (almost) no one-off work left (:func:`pending_share`: frozen
     features cached, or none needed), and when ``n_trials`` leaves the default a trial after them.
     With a cold feature cache they would compute every feature within their share of the budget
@@ -2496,8 +2498,8 @@ def _cheap_first(data: PreparedData, space: SearchSpace, deadline: float | None,
 
 def _warm_start_queue(space: SearchSpace, cheap_first: bool, time_limited: bool = False) -> list[dict]:
     """The user attributes of the trials a search starts with, in order: the default, then the
-    presets (pretrained variants, the linear and nearest-neighbour models, replicates). With
-    ``cheap_first`` (:func:`_cheap_first`) the linear and nearest-neighbour models come first:
+    presets (pretrained variants, the linear, nearest-neighbour and gradient-boosted models,
+    replicates). With ``cheap_first`` (:func:`_cheap_first`) those three come first:
     they cost seconds where the default network may need minutes, so any budget ends with a
     model that finished. Else, under a time limit (their frozen features not yet cached), they
     come right after the default, before the pretrained variants: the first of them computes the
@@ -2716,7 +2718,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     _warn_passed_over(order[:order.index(candidates[0][0])], candidates[0][0], by_number, ctx.data, fits)
     first = order.index(candidates[0][0])
     _warn_members_left_out([n for n in missing if order.index(n) > first], by_number, fits)
-    if wanted > 1:  # the linear and nearest-neighbour models join the pool whatever their holdout rank
+    if wanted > 1:  # the linear, nearest-neighbour and boosted models join the pool whatever their rank
         chosen = {n for n, _ in candidates}
         for number in order:
             trial = by_number[number]

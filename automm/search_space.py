@@ -10,15 +10,17 @@ off (``"augment.<name>"``, prefix ``"augment.<name>."``) and the training hyperp
 (``"training.<key>"``). Choices come from the registry, so a plugin installed later joins the
 search with no change here. The first trial of a study is the default configuration (what
 ``fit`` trains without a search, moved inside the ranges and choices the user narrowed), so the search never ends worse on the holdout than the
-default (under a time limit, with their features cached, the linear and nearest-neighbour
-models, which cost seconds, run before it: :func:`automm.search._cheap_first`). Next come the presets: the default with every input that can use a frozen pretrained
+default (under a time limit, with their features cached, the linear, nearest-neighbour and
+gradient-boosted models, which cost seconds, run before it: :func:`automm.search._cheap_first`). Next come the presets: the default with every input that can use a frozen pretrained
 encoder switched to it (cheap on cached features), then, when the search ends in an ensemble,
 the linear model on the inputs' linear features, such as the texts' hashed n-grams and frozen
 image features (:mod:`automm.linear`; seconds, and it errs differently from the networks, so
 the ensemble's pool always holds it; ``search_space={"linear_model": False}`` leaves it out), the
 nearest-neighbour model on the inputs' frozen pretrained embeddings, when a pretrained encoder is
 among the choices (:mod:`automm.neighbors`; likewise always in the pool,
-``search_space={"neighbors_model": False}`` leaves it out) and a
+``search_space={"neighbors_model": False}`` leaves it out), the gradient-boosted model on the
+table columns, when the data have any (:mod:`automm.boosting`; likewise always in the pool,
+``search_space={"boosting_model": False}`` leaves it out) and a
 replicate (the same configuration with another seed) of the default and of its pretrained
 variant, which the ensemble can average. Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
 default and the presets: every trial is then sampled (to compare samplers or pruners on their
@@ -53,8 +55,8 @@ What is searched, from the estimator's arguments:
 ``search_space=`` format
 ------------------------
 A dict of plain values (JSON/YAML-friendly; recipes pass it through unchanged) with any of the
-keys ``encoders``, ``fusion``, ``augmentations``, ``training``, ``warm_start``, ``linear_model``
-and ``neighbors_model`` (true or false, see above); it takes precedence over the arguments above::
+keys ``encoders``, ``fusion``, ``augmentations``, ``training``, ``warm_start``, ``linear_model``,
+``neighbors_model`` and ``boosting_model`` (true or false, see above); it takes precedence over the arguments above::
 
     search_space = {
         "encoders": {                       # key: a modality ("image") or an input/column name
@@ -97,6 +99,7 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 import numpy as np
 
 from . import registry as _registry
+from .boosting import BOOSTED_ENCODER, boosting_config, boosting_refusal
 from .data import choice_key, warn_unused_modalities
 from .exceptions import InputError
 from .linear import linear_config
@@ -133,7 +136,8 @@ def resolved_ensemble_size(estimator) -> int:
     return AUTO_ENSEMBLE_SIZE if len(_objectives(estimator.objectives)) == 1 else 1
 
 
-_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training", "warm_start", "linear_model", "neighbors_model")
+_SPACE_KEYS = ("encoders", "fusion", "augmentations", "training", "warm_start", "linear_model", "neighbors_model",
+               "boosting_model")
 
 
 def check_search_space_structure(space: Mapping) -> None:
@@ -143,7 +147,7 @@ def check_search_space_structure(space: Mapping) -> None:
     if unknown:
         raise InputError(f"search_space: unknown keys {unknown}; expected some of {list(_SPACE_KEYS)}"
                          f"{did_you_mean(unknown[0], _SPACE_KEYS)}")
-    for key in ("warm_start", "linear_model", "neighbors_model"):
+    for key in ("warm_start", "linear_model", "neighbors_model", "boosting_model"):
         value = space.get(key, True)
         if not isinstance(value, (bool, np.bool_)):
             raise InputError(f"search_space[{key!r}]: expected true or false, got {value!r}")
@@ -512,7 +516,8 @@ class SearchSpace:
                        problem_type: str | None = None,
                        leave_out: Mapping[str, Collection[str]] | None = None) -> "SearchSpace":
         """The space for ``estimator`` on ``inputs``; ``n_outputs`` and ``problem_type`` (of the
-        prepared data) let it add the linear and nearest-neighbour models to the presets.
+        prepared data) let it add the linear, nearest-neighbour and gradient-boosted models to the
+        presets.
         ``leave_out`` maps an input's name to encoder choices removed from it (and so from the
         presets), where another choice remains (see :func:`automm.search._too_slow_encoders`)."""
         reg = _registry.get_registry()
@@ -553,6 +558,11 @@ class SearchSpace:
             if dropped and set(choices) - dropped:
                 choices = {n: p for n, p in choices.items() if n not in dropped}
             encoders[spec.name] = choices
+        boosted = [name for name, choices in encoders.items() if BOOSTED_ENCODER in choices]
+        if boosted and len(encoders) > 1:
+            raise InputError(boosting_refusal({"encoders": {name: {"name": next(iter(choices))}
+                                                            for name, choices in encoders.items()
+                                                            if name not in boosted}}))
 
         fusion_arg = estimator.fusion
         fusion_default = _init_default(type(estimator), "fusion")
@@ -626,13 +636,15 @@ class SearchSpace:
         if resolved_ensemble_size(estimator) > 1:
             fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
             base_training = description["default"]["training"]
-            linear = neighbors = None
+            linear = neighbors = boosting = None
             if n_outputs is not None and bool(user.get("linear_model", True)):
                 linear = linear_config(inputs, fixed, base_training, n_outputs)
             if n_outputs is not None and bool(user.get("neighbors_model", True)):
                 regression = (problem_type == "regression") if problem_type else n_outputs == 1
                 neighbors = neighbors_config(inputs, fixed, base_training, regression=regression)
-            presets += [config for config in (linear, neighbors) if config is not None]
+            if n_outputs is not None and bool(user.get("boosting_model", True)):
+                boosting = boosting_config(inputs, fixed, base_training, n_outputs)
+            presets += [config for config in (linear, neighbors, boosting) if config is not None]
             default = _compared(description["default"]) if compare else description["default"]
             presets += _replicates([default, *pretrained], REPLICATES)
         description["presets"] = presets

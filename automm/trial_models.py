@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .leaderboard import TRIAL_ATTR as _ATTR
+from .boosting import BOOSTING_SOLVER
 from .linear import LINEAR_SOLVER
 from .neighbors import NEIGHBORS_SOLVER
 from .pipeline import Candidate, PreparedData
@@ -79,7 +80,7 @@ def read_candidate(directory: Path, data: PreparedData) -> Candidate:
 class ModelPool:
     """The best trials' trained models of one process: at most ``k`` (the non-dominated ones
     in a multi-objective search), in memory or, with ``directory``, as files. A single-objective
-    pool also keeps the linear and nearest-neighbour models (see :func:`always_weighed`)
+    pool also keeps the linear, nearest-neighbour and gradient-boosted models (see :func:`always_weighed`)
     whatever their rank: the ensemble always weighs them."""
 
     def __init__(self, k: int, directory: str | None = None, multi: bool = False):
@@ -131,9 +132,10 @@ class ModelPool:
 
 
 def always_weighed(config: Mapping[str, Any]) -> bool:
-    """Whether ``config`` is the search's linear model (:mod:`automm.linear`) or its
-    nearest-neighbour model (:mod:`automm.neighbors`). They err differently from the networks
-    and cost seconds, so the ensemble always weighs them, even when their holdout score ranks
-    them below the trials the pool would otherwise keep (on emoji, 145 holdout rows, those were
-    all networks; session 13, RESULTS.md)."""
-    return (config.get("training") or {}).get("solver") in (LINEAR_SOLVER, NEIGHBORS_SOLVER)
+    """Whether ``config`` is the search's linear model (:mod:`automm.linear`), its
+    nearest-neighbour model (:mod:`automm.neighbors`) or its gradient-boosted model
+    (:mod:`automm.boosting`). They err differently from the networks and cost seconds, so the
+    ensemble always weighs them, even when their holdout score ranks them below the trials the
+    pool would otherwise keep (on emoji, 145 holdout rows, those were all networks; session 13,
+    RESULTS.md)."""
+    return (config.get("training") or {}).get("solver") in (LINEAR_SOLVER, NEIGHBORS_SOLVER, BOOSTING_SOLVER)

@@ -1657,7 +1657,7 @@ def test_a_pandas_categorical_column_is_read_as_categories_whatever_its_values()
 def test_naming_a_text_encoder_for_a_column_read_as_categories_says_how_to_read_it_as_text():
     """It said only "choose one of ['tabular']", when the user meant the column to be text."""
     X = pd.DataFrame({"k": ["red apple", "green pear"] * 20, "n": np.arange(40.0)})
-    with pytest.raises(InputError, match=r"choose one of \['tabular'\], or, if 'k' holds texts, say so: "
+    with pytest.raises(InputError, match=r"choose one of \['boosted_trees', 'tabular'\], or, if 'k' holds texts, say so: "
                                          r"column_types=\{'k': 'text'\} \(it was read as categorical\)"):
         AutoMM(max_epochs=1, encoders={"k": "hashed_ngram"}).fit(X, [0, 1] * 20)
 

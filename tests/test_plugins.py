@@ -54,7 +54,7 @@ def test_create_functions_name_a_misspelt_hyperparameter(builtin_only):
 
 
 def test_unknown_name_lists_known_names(builtin_only):
-    with pytest.raises(UnknownComponentError, match="unknown encoder 'cnnn'. Did you mean 'cnn'.*Known encoders: cnn, colour_histogram, gru"):
+    with pytest.raises(UnknownComponentError, match="unknown encoder 'cnnn'. Did you mean 'cnn'.*Known encoders: boosted_trees, cnn, colour_histogram, gru"):
         automm.create_encoder("cnnn")
 
 

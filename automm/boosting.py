@@ -1,0 +1,344 @@
+"""The search's gradient-boosted model: scikit-learn's histogram gradient boosting on the table columns.
+
+A network over many table columns drowns in the ones that say nothing (``benchmarks/RESULTS.md``,
+session 56), where trees split on the few that tell the label. On 1,000 fashion rows
+(``time_limit=30``, three seeds), a column that tells the label (a tenth of its values another
+class's) beside 192 columns of noise: subCategory / usage test accuracy 0.736 / 0.864 without
+this model, 0.875 / 0.908 with it (``HistGradientBoostingClassifier`` alone 0.872 / 0.915); four
+attributes beside 193 columns of noise 0.486 / 0.767, then 0.501 / 0.777 (0.510 / 0.777); the
+clean columns alone, and with the title, as before within 0.005. The search trains it as one of its first trials, in seconds,
+whenever the data have table columns (see :func:`boosting_config`), and the ensemble always
+weighs it beside the networks (:func:`automm.trial_models.always_weighed`).
+
+It is an ordinary :class:`~automm.model.MultimodalNet` (so saving, loading, prediction and the
+ensemble need nothing special): the table input through the ``boosted_trees`` encoder
+(:class:`~automm.components.trees.BoostedTreesEncoder`: the ``tabular`` encoder's preprocessing,
+then the trees' summed leaf values per output), summed by the ``sum`` fusion, whose bias is
+the trees' baseline. Other inputs are left out. :func:`train_boosting` grows the trees on the
+training rows with scikit-learn (categories split natively, sample and class weights as every
+loss reads them), a few iterations at a time so that the deadline is watched, stopping early
+by the holdout's loss and keeping the iterations up to its lowest; then, as the linear model
+does, it grows that many again on the training and holdout rows together.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .exceptions import InputError
+from .training import validation_metrics
+
+__all__ = ["BOOSTING_SOLVER", "BOOSTED_ENCODER", "FIRST_CHUNK", "ITERATION_CHUNK", "N_ITER_NO_CHANGE", "is_boosted",
+           "boosting_config", "boosting_refusal", "trees_of", "train_boosting"]
+
+#: ``training.solver`` of the search's gradient-boosted model.
+BOOSTING_SOLVER = "boosting"
+
+#: The encoder that holds the trees (:mod:`automm.components.trees`).
+BOOSTED_ENCODER = "boosted_trees"
+
+#: Boosting iterations grown at first, which time the rest, and at most between two looks at
+#: the deadline (fewer where the time left at the last ones' pace holds fewer).
+FIRST_CHUNK = 2
+ITERATION_CHUNK = 20
+
+#: Iterations without a lower holdout loss after which boosting stops (scikit-learn's ``n_iter_no_change``).
+N_ITER_NO_CHANGE = 10
+
+#: The logit of a class no training row holds, below the lowest of the others' baselines.
+ABSENT_CLASS_LOGIT = -30.0
+
+
+def is_boosted(config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` is a gradient-boosted model: the search's (``training.solver``), or any
+    configuration with the ``boosted_trees`` encoder (a user may name it; it learns by growing
+    trees, not by gradient steps)."""
+    if (config.get("training") or {}).get("solver") == BOOSTING_SOLVER:
+        return True
+    return any(isinstance(choice, Mapping) and choice.get("name") == BOOSTED_ENCODER
+               for choice in (config.get("encoders") or {}).values())
+
+
+def boosting_refusal(config: Mapping[str, Any]) -> str | None:
+    """Why ``config`` cannot be trained as a gradient-boosted model (None: it can): the
+    ``boosted_trees`` encoder is a model of the table columns alone, and grows no embedding
+    that a fusion could join with other inputs' encoders."""
+    others = {name: choice.get("name") for name, choice in (config.get("encoders") or {}).items()
+              if not (isinstance(choice, Mapping) and choice.get("name") == BOOSTED_ENCODER)}
+    if not others:
+        return None
+    shown = ", ".join(f"{name}={encoder!r}" for name, encoder in others.items())
+    return (f"encoders: 'boosted_trees' makes a model of the table columns alone (gradient-boosted trees, grown by "
+            f"scikit-learn, not trained as part of a network), so it cannot be fused with the encoders of the other "
+            f"inputs ({shown}); leave those columns out of X, or give the table another encoder (e.g. 'tabular'): "
+            "a search with ensemble_size above 1 trains the gradient-boosted model beside the networks by itself")
+
+
+def boosting_config(inputs: Sequence[Any], encoder_choices: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                    base_training: Mapping[str, Any], n_outputs: int) -> dict | None:
+    """The gradient-boosted model's configuration, or None when the data have no table columns.
+
+    ``encoder_choices`` maps each input to its encoder choices (``{encoder name:
+    hyperparameters the user fixed}``); where the table's choices name ``boosted_trees``, the
+    values fixed there are used, else its defaults."""
+    from . import registry as _registry
+
+    spec = _registry.get_registry().get("encoder", BOOSTED_ENCODER)
+    for item in inputs:
+        if item.modality != "tabular":
+            continue
+        fixed = dict((encoder_choices.get(item.name) or {}).get(BOOSTED_ENCODER) or {})
+        params = {**spec.hyperparameters(), **fixed, "output_dim": int(n_outputs)}
+        return {"encoders": {item.name: {"name": BOOSTED_ENCODER, **params}}, "fusion": {"name": "sum"},
+                "augmentations": [], "training": {**base_training, "solver": BOOSTING_SOLVER}}
+    return None
+
+
+def trees_of(model, iterations: int, n_outputs: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The first ``iterations`` boosting iterations of a fitted scikit-learn histogram gradient
+    boosting ``model`` as the arrays :meth:`~automm.components.trees.BoostedTreesEncoder.set_trees`
+    holds (every tree's nodes in one array; each categorical split's side of every category, an
+    unknown one on its missing values' side), and the baseline of each of ``n_outputs`` outputs.
+    A classifier's trees add to the logits of its classes (``model.classes_``: the indices of the
+    classes its rows held); a binary one's to the second class's, the first's staying at 0."""
+    from .components.trees import _CATEGORY_SLOTS
+
+    baseline = np.ravel(np.asarray(model._baseline_prediction, dtype=np.float64))
+    classes = getattr(model, "classes_", None)
+    if classes is None:  # regression: one output
+        outputs = [0]
+        bias = np.array([baseline[0]], dtype=np.float64)
+    else:
+        classes = np.asarray(classes, dtype=np.int64)
+        outputs = [int(classes[1])] if len(baseline) == 1 else [int(c) for c in classes]
+        bias = np.full(n_outputs, math.nan)
+        if len(baseline) == 1:
+            bias[classes] = [0.0, baseline[0]]
+        else:
+            bias[classes] = baseline
+        bias[np.isnan(bias)] = np.nanmin(bias) + ABSENT_CLASS_LOGIT
+    columns, category_codes = _feature_maps(model)
+    known, feature_map = model._bin_mapper.make_known_categories_bitsets()
+    fields: dict[str, list[np.ndarray]] = {name: [] for name in (
+        "node_feature", "node_threshold", "node_left", "node_right", "node_leaf", "node_missing_left",
+        "node_categorical", "node_category_row", "node_value", "category_left", "tree_root", "tree_output")}
+    n_nodes = n_rows = 0
+
+    def in_bitset(bitset: np.ndarray, values: np.ndarray) -> np.ndarray:  # (32-bit words, the lowest bit first)
+        words = np.asarray(bitset, dtype=np.uint64)
+        inside = np.zeros(len(values), dtype=bool)
+        valid = (values >= 0) & (values < 32 * len(words))
+        codes = values[valid].astype(np.uint64)
+        inside[valid] = ((words[codes // np.uint64(32)] >> (codes % np.uint64(32))) & np.uint64(1)).astype(bool)
+        return inside
+
+    for per_output in model._predictors[:iterations]:
+        for output, predictor in zip(outputs, per_output):
+            nodes = predictor.nodes
+            categorical = nodes["is_categorical"].astype(bool)
+            rows = np.full(len(nodes), 0, dtype=np.int64)
+            tables = []
+            for index in np.flatnonzero(categorical & ~nodes["is_leaf"].astype(bool)):
+                node = nodes[index]
+                codes = category_codes[int(node["feature_idx"])]  # each category index's code in the trees (-1: none)
+                left = in_bitset(predictor.raw_left_cat_bitsets[node["bitset_idx"]], codes)
+                seen = in_bitset(known[feature_map[node["feature_idx"]]], codes)
+                # scikit-learn's order: left where the split says so, else right where seen in fit, else
+                # (a category it never saw) the missing values' side
+                tables.append(left | (~seen & bool(node["missing_go_to_left"])))
+                rows[index] = n_rows + len(tables) - 1
+            threshold = nodes["num_threshold"].astype(np.float64)
+            below = threshold.astype(np.float32)  # the largest float32 at or below it: x <= t alike in float32
+            below = np.where(below.astype(np.float64) > threshold, np.nextafter(below, np.float32(-np.inf)), below)
+            fields["node_feature"].append(columns[nodes["feature_idx"].astype(np.int64)])
+            fields["node_threshold"].append(below.astype(np.float32))
+            fields["node_left"].append(nodes["left"].astype(np.int64) + n_nodes)
+            fields["node_right"].append(nodes["right"].astype(np.int64) + n_nodes)
+            fields["node_leaf"].append(nodes["is_leaf"].astype(bool))
+            fields["node_missing_left"].append(nodes["missing_go_to_left"].astype(bool))
+            fields["node_categorical"].append(categorical)
+            fields["node_category_row"].append(rows)
+            fields["node_value"].append(nodes["value"].astype(np.float32))
+            fields["category_left"].append(np.asarray(tables, dtype=bool).reshape(-1, _CATEGORY_SLOTS))
+            fields["tree_root"].append(np.array([n_nodes], dtype=np.int64))
+            fields["tree_output"].append(np.array([output], dtype=np.int64))
+            n_nodes += len(nodes)
+            n_rows += len(tables)
+    if not fields["tree_root"]:
+        return None, bias.astype(np.float32)
+    return {name: np.concatenate(parts) for name, parts in fields.items()}, bias.astype(np.float32)
+
+
+def _feature_maps(model) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Where ``model``'s trees read the columns it was fitted on: for each feature its trees
+    split on, that column's position, and for each categorical one the code its trees know each
+    category index 0..255 by (-1: a category not seen in fit). scikit-learn 1.4 and later
+    ordinal-encode the categorical columns first (``model._preprocessor``: their categories'
+    codes, the columns moved before the others); before, the trees read the columns as given."""
+    from .components.trees import _CATEGORY_SLOTS
+
+    slots = np.arange(_CATEGORY_SLOTS, dtype=np.float64)
+    mask = np.asarray(model._bin_mapper.is_categorical_ if model._bin_mapper.is_categorical_ is not None
+                      else np.zeros(model.n_features_in_, dtype=bool), dtype=bool)
+    preprocessor = getattr(model, "_preprocessor", None)
+    if preprocessor is None:
+        return np.arange(len(mask)), {j: slots.astype(np.int64) for j in np.flatnonzero(mask)}
+    given = np.asarray(model.is_categorical_, dtype=bool)
+    columns = np.concatenate([np.flatnonzero(given), np.flatnonzero(~given)])
+    encoder = preprocessor.named_transformers_["encoder"]
+    codes = {}
+    for j, categories in enumerate(encoder.categories_):  # (the categorical columns come first)
+        categories = np.asarray(categories, dtype=np.float64)
+        code = np.full(_CATEGORY_SLOTS, -1, dtype=np.int64)
+        found = np.searchsorted(categories, slots)  # (sorted, NaN last)
+        hit = (found < len(categories)) & (categories[np.minimum(found, len(categories) - 1)] == slots)
+        code[hit] = found[hit]
+        codes[j] = code
+    return columns, codes
+
+
+def _hold(model, encoder, trees: dict[str, np.ndarray] | None, bias: np.ndarray) -> None:
+    """Put ``trees`` into ``encoder`` and their baseline ``bias`` into ``model``'s ``sum`` fusion."""
+    encoder.set_trees(trees)
+    with torch.no_grad():
+        model.fusion.bias.copy_(torch.as_tensor(bias))
+
+
+#: Rows on which the trees read into torch are checked against scikit-learn's own predictions.
+CHECKED_ROWS = 256
+
+
+def _check_trees(model, encoder, boosted, inputs: np.ndarray, n_outputs: int) -> None:
+    """A ``RuntimeError`` unless ``boosted``'s trees, read into ``model`` (:func:`trees_of`), give
+    scikit-learn's raw predictions on ``inputs``: the trees are read from its private attributes,
+    which a later release may change."""
+    import sklearn
+
+    _hold(model, encoder, *trees_of(boosted, boosted.n_iter_, n_outputs))
+    with torch.no_grad():
+        ours = (encoder.trees_output(torch.as_tensor(inputs)) + model.fusion.bias).numpy()
+    theirs = np.asarray(boosted._raw_predict(inputs), dtype=np.float64).reshape(len(inputs), -1)
+    classes = getattr(boosted, "classes_", None)
+    if classes is not None:  # their columns are the classes the rows held (a binary one's: the second's)
+        present = np.asarray(classes, dtype=np.int64)
+        ours = ours[:, present[1:]] - ours[:, present[:1]] if theirs.shape[1] == 1 else ours[:, present]
+    gap = float(np.max(np.abs(ours - theirs))) if len(inputs) else 0.0
+    if not gap <= 1e-3 * max(1.0, float(np.max(np.abs(theirs), initial=0.0))):
+        raise RuntimeError(f"the gradient-boosted model: the trees of scikit-learn {sklearn.__version__} read into "
+                           f"torch predict otherwise than scikit-learn (by up to {gap:.3g}); this automm does not know "
+                           "that release's trees: leave the model out, search_space={'boosting_model': False}")
+
+
+def _outputs(model, data, index: np.ndarray) -> np.ndarray:
+    """``model``'s raw outputs on ``data``'s rows ``index``, through the prediction path."""
+    from .data import BatchCollator, MultimodalDataset
+    from .training import make_loader, model_outputs
+
+    encoders = dict(model.encoders.items())
+    loader = make_loader(MultimodalDataset(data.subset(index), encoders), 4096, False, 0, 0, BatchCollator(encoders))
+    return model_outputs(model, loader, torch.device("cpu"))
+
+
+def train_boosting(data, config: dict, *, deadline: float | None = None, refit: bool = True):
+    """Grow the gradient-boosted configuration ``config`` (see the module documentation) and
+    return a :class:`~automm.pipeline.Candidate`: its ``history`` one record (the iterations
+    kept, ``n_iter``, and the hyperparameters they were grown with), its holdout outputs those
+    of the trees grown on the training rows as ``valid_outputs``. With ``refit`` the kept
+    number of iterations is then grown again on the training and holdout rows together (not
+    when the holdout is the user's validation data, never trained on, nor when the time left
+    would not hold it), so ``valid_outputs`` stay honest while the model uses every row. The
+    deadline is watched between chunks of iterations (:data:`FIRST_CHUNK`, then as many as the
+    time left holds, up to :data:`ITERATION_CHUNK`); the iterations grown by then are kept, and
+    only a deadline before any raises ``TimeoutError``. Runs on the CPU (with
+    scikit-learn's threads); training callbacks do not apply, and the search never prunes it."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from .pipeline import _SEEDED_BUILDS, Candidate, build_model
+
+    refusal = boosting_refusal(config)
+    if refusal:
+        raise InputError(refusal)
+    start = time.monotonic()
+    config = copy.deepcopy(config)
+    config.update(fusion={"name": "sum"}, augmentations=[])  # (a user's configuration names its own)
+    config["training"] = {**config["training"], "solver": BOOSTING_SOLVER}
+    (name, choice), = config["encoders"].items()
+    choice["output_dim"] = int(data.n_outputs)
+    classification = data.problem_type != "regression"
+    with _SEEDED_BUILDS:
+        torch.manual_seed(data.seed)
+        model = build_model(data.inputs, config, data.n_outputs, fit_values=data.subset(data.train_index),
+                            warned=data.warned).eval()
+    encoder = model.encoders[name]
+    rows = np.concatenate([data.train_index, data.valid_index])  # training rows first, then the holdout
+    batch = encoder.preprocess_batch([data.values[name][i] for i in rows])
+    n_train = len(data.train_index)
+    encoder.fit_bins({key: value[:n_train] for key, value in batch.items()})
+    inputs = encoder.tree_inputs(batch).numpy()
+    del batch
+    targets = data.targets[rows]
+    weights = None if data.sample_weights is None else np.asarray(data.sample_weights[rows], dtype=np.float64)
+    if classification and data.class_weights is not None:  # class_weight weighs each row, as every loss
+        by_class = np.asarray(data.class_weights, dtype=np.float64)[targets.astype(np.int64)]
+        weights = by_class if weights is None else weights * by_class
+    settings = dict(learning_rate=encoder.learning_rate, max_leaf_nodes=encoder.max_leaf_nodes,
+                    min_samples_leaf=encoder.min_samples_leaf, l2_regularization=encoder.l2_regularization)
+    kind = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
+    has_holdout = len(data.valid_index) > 0
+
+    def grower(iterations: int, early: bool):
+        return kind(**settings, max_iter=iterations, categorical_features=encoder.categorical_mask,
+                    early_stopping=early, n_iter_no_change=N_ITER_NO_CHANGE, scoring="loss", warm_start=True,
+                    random_state=data.seed % (2 ** 32))
+
+    boosted = grower(0, has_holdout)
+    train_part = dict(X=inputs[:n_train], y=targets[:n_train],
+                      sample_weight=None if weights is None else weights[:n_train])
+    # (early stopping by the holdout's loss as the networks' is read: weighted by the sample weights alone)
+    valid_part = dict(X_val=inputs[n_train:], y_val=targets[n_train:],
+                      sample_weight_val=data.valid_weights) if has_holdout else {}
+    grown, stop_reason, per_iteration = 0, f"max_iter={encoder.max_iter} reached", 0.0
+    while grown < encoder.max_iter:
+        size = FIRST_CHUNK if not grown else ITERATION_CHUNK
+        if deadline is not None and grown:  # as many as the time left holds, at the last chunk's pace
+            size = min(size, int((deadline - time.monotonic()) / per_iteration))
+        if size < 1 or (deadline is not None and time.monotonic() >= deadline):
+            stop_reason = "time limit"
+            break
+        began = time.monotonic()
+        boosted.set_params(max_iter=min(encoder.max_iter, grown + size))
+        boosted.fit(**train_part, **valid_part)
+        per_iteration = (time.monotonic() - began) / max(1, boosted.n_iter_ - grown)
+        stopped = boosted.n_iter_ < boosted.max_iter
+        grown = boosted.n_iter_
+        if stopped:
+            stop_reason = f"holdout loss: no lower in {N_ITER_NO_CHANGE} iterations"
+            break
+    if not grown:
+        raise TimeoutError("the gradient-boosted model grew no tree before the deadline")
+    _check_trees(model, encoder, boosted, inputs[:CHECKED_ROWS], data.n_outputs)
+    # the iterations up to the lowest holdout loss (scikit-learn's score is minus the loss; entry 0 is the baseline)
+    kept = int(np.argmax(boosted.validation_score_)) if has_holdout else grown
+    _hold(model, encoder, *trees_of(boosted, kept, data.n_outputs))
+    outputs = _outputs(model, data, data.valid_index)
+    valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification, data.valid_weights,
+                                                 data.metric)
+    train_loss = -float(boosted.train_score_[kept]) if len(getattr(boosted, "train_score_", ())) > kept else None
+    history = [{"epoch": 1, "n_iter": kept, **settings, "train_loss": train_loss, "valid_loss": valid_loss,
+                "valid_score": valid_score, "seconds": time.monotonic() - start}]
+    stop_reason = f"{stop_reason}; kept {kept} iteration{'s' if kept != 1 else ''}"
+    left = math.inf if deadline is None else deadline - time.monotonic()
+    if (refit and not data.holdout_given and kept and per_iteration * kept * len(rows) / max(1, n_train) < left):
+        again = grower(kept, False)
+        again.fit(inputs, targets, sample_weight=weights)
+        _hold(model, encoder, *trees_of(again, kept, data.n_outputs))
+        stop_reason += "; grown again on the training and holdout rows"
+    return Candidate(config=config, model=model, history=history, best_epoch=1, best_score=float(valid_score),
+                     valid_outputs=np.asarray(outputs, dtype=np.float32), stop_reason=stop_reason,
+                     seconds=time.monotonic() - start)

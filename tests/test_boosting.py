@@ -1,0 +1,178 @@
+"""The search's gradient-boosted model (automm.boosting) and its encoder (automm.components.trees)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from automm import AutoMM, AutoMMRegressor
+from automm.boosting import BOOSTING_SOLVER, boosting_config, train_boosting, trees_of
+from automm.cli import _training_line
+from automm.components.trees import BoostedTreesEncoder
+from automm.data import MISSING, InputSpec
+from automm.exceptions import InputError
+from automm.pipeline import PreparedData
+from automm.testing import check_encoder
+
+
+def _noisy_table(n: int = 240, seed: int = 0, noise: int = 30) -> tuple[pd.DataFrame, np.ndarray]:
+    """A label that one categorical column tells (10% of its values another class's), beside
+    ``noise`` columns of noise: what a network drowns in and trees split through."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(["a", "b", "c"], n)
+    signal = np.where(rng.random(n) < 0.1, rng.choice(["a", "b", "c"], n), labels)
+    table = pd.DataFrame({"signal": [f"s-{v}" for v in signal]})
+    for k in range(noise):
+        table[f"n{k}"] = rng.normal(size=n)
+    for k in range(5):
+        table[f"c{k}"] = rng.choice([f"v{j}" for j in range(4 + k)], n)
+    return table, labels
+
+
+def test_a_search_on_table_columns_trains_the_boosted_model_and_the_ensemble_weighs_it(builtin_only, tmp_path):
+    X, y = _noisy_table()
+    model = AutoMM(n_trials=3, max_epochs=2, random_state=0).fit(X, y)
+    board = model.leaderboard_
+    boosted = board[board["encoders"] == "tabular=boosted_trees"]
+    assert len(boosted) == 1 and boosted["state"].iloc[0] == "COMPLETE"
+    config = boosted["config"].iloc[0]
+    assert config["training"]["solver"] == BOOSTING_SOLVER and config["fusion"] == {"name": "sum"}
+    assert config["encoders"]["tabular"]["learning_rate"] == 0.1  # its own parameters, shown
+    assert boosted["score"].iloc[0] >= 0.8  # trees split on the one column that tells the label
+    number = int(boosted["number"].iloc[0])
+    assert number in [m["trial"] for m in model.fit_summary()["ensemble"]["members"]]
+    proba = model.predict_proba(X)
+    model.save(tmp_path / "model")
+    with open(tmp_path / "model" / "automm.json", encoding="utf-8") as handle:
+        assert json.load(handle)["format_version"] == 10  # an automm without the trees refuses it
+    np.testing.assert_allclose(AutoMM.load(tmp_path / "model").predict_proba(X), proba, atol=1e-6)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(model)).predict_proba(X), proba, atol=1e-6)
+
+    without = AutoMM(n_trials=3, max_epochs=2, random_state=0, search_space={"boosting_model": False}).fit(X, y)
+    assert "tabular=boosted_trees" not in set(without.leaderboard_["encoders"])
+    with pytest.raises(InputError, match=r"search_space\['boosting_model'\]: expected true or false"):
+        AutoMM(n_trials=3, search_space={"boosting_model": "no"}).fit(X, y)
+
+
+def test_no_boosted_model_without_table_columns(builtin_only):
+    inputs = [InputSpec("text_0", "text", ["name"], {"name": "text"})]
+    assert boosting_config(inputs, {"text_0": {"hashed_ngram": {}}}, {"batch_size": 32}, 3) is None
+    table = InputSpec("tabular", "tabular", ["x"], {"x": "numeric"})
+    config = boosting_config([*inputs, table], {"tabular": {"tabular": {}}}, {"batch_size": 32}, 3)
+    assert list(config["encoders"]) == ["tabular"] and config["encoders"]["tabular"]["output_dim"] == 3
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "regression"])
+def test_the_trees_in_torch_predict_as_scikit_learn(kind, monkeypatch):
+    import automm.components.trees as trees_module
+
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(0)
+    rows = [{"x": float(rng.normal()) if rng.random() > 0.1 else None, "n": float(rng.normal()),
+             "c": f"k{rng.integers(0, 12)}" if rng.random() > 0.05 else None} for _ in range(500)]
+    encoder = BoostedTreesEncoder({"x": "numeric", "n": "numeric", "c": "categorical"},
+                                  output_dim={"multiclass": 3, "binary": 2, "regression": 1}[kind])
+    encoder.fit(rows[:400])
+    batch = encoder.preprocess_batch(rows)
+    encoder.fit_bins({key: value[:400] for key, value in batch.items()})
+    assert encoder.binned.tolist() == [True, True]  # 400 distinct numbers: read as their bins
+    x = encoder.tree_inputs(batch).numpy()
+    signal = batch["numeric"][:, 0].numpy() + (x[:, 2] % 3 == 0)  # (the number itself, not its bin)
+    y = {"multiclass": np.digitize(signal, [0.0, 1.0]), "binary": (signal > 0.5).astype(int),
+         "regression": signal + rng.normal(size=len(x)) * 0.1}[kind]
+    grower = HistGradientBoostingRegressor if kind == "regression" else HistGradientBoostingClassifier
+    model = grower(max_iter=25, min_samples_leaf=5, categorical_features=encoder.categorical_mask,
+                   random_state=0).fit(x[:400], y[:400])
+    trees, bias = trees_of(model, 25, encoder.output_dim)
+    encoder.set_trees(trees)
+    unknown = dict(batch, categorical=batch["categorical"].clone())
+    unknown["categorical"][::7] = 200  # a category index the trees never saw: their missing values' side
+    x_unknown = x.copy()
+    x_unknown[::7, 2] = np.nan
+    expected = model._raw_predict(x_unknown)
+    with torch.no_grad():
+        ours = (encoder(unknown) + torch.as_tensor(bias)).numpy()
+    if kind == "binary":  # scikit-learn's one logit: the second class's against the first's
+        ours = ours[:, 1:] - ours[:, :1]
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)  # (float32 sums)
+    with torch.no_grad():
+        whole = encoder(unknown)
+        monkeypatch.setattr(trees_module, "ROWS_TIMES_TREES", 100)  # a few rows at a time: the same outputs
+        assert torch.equal(encoder(unknown), whole)
+
+
+def _table_data(table: pd.DataFrame, labels, problem_type="multiclass", weights=None, class_weights=None):
+    rows = table.to_dict("records")
+    roles = {c: "numeric" if pd.api.types.is_numeric_dtype(table[c]) else "categorical" for c in table.columns}
+    index = np.arange(len(rows))
+    classes = sorted(set(labels)) if problem_type != "regression" else None
+    targets = (np.array([classes.index(v) for v in labels]) if classes is not None
+               else np.asarray(labels, dtype=np.float32))
+    return PreparedData(inputs=[InputSpec("tabular", "tabular", list(table.columns), roles)],
+                        values={"tabular": rows}, targets=targets, problem_type=problem_type,
+                        n_outputs=len(classes) if classes else 1, train_index=index[index % 5 != 0],
+                        valid_index=index[index % 5 == 0], seed=0, device=torch.device("cpu"), num_workers=0,
+                        sample_weights=weights, class_weights=class_weights)
+
+
+def test_the_boosted_model_stops_by_the_holdout_and_keeps_its_best_iterations(builtin_only):
+    X, y = _noisy_table()
+    data = _table_data(X, y)
+    config = boosting_config(data.inputs, {}, {"batch_size": 32}, data.n_outputs)
+    candidate = train_boosting(data, config, refit=False)
+    (record,) = candidate.history
+    assert 1 <= record["n_iter"] < 500 and "holdout loss: no lower in" in candidate.stop_reason
+    assert candidate.best_score == record["valid_score"] >= 0.8
+    assert candidate.model.encoders["tabular"].n_trees == 3 * record["n_iter"]  # one tree per class and iteration
+
+    with pytest.raises(TimeoutError, match="grew no tree"):
+        train_boosting(data, config, deadline=0.0)
+
+
+def test_sample_and_class_weights_weigh_the_boosted_models_rows(builtin_only):
+    X, y = _noisy_table(noise=5)
+    X = X.drop(columns="signal")  # nothing tells the label: the weights decide
+    config = boosting_config(_table_data(X, y).inputs, {}, {"batch_size": 32}, 3)
+
+    def share_of_a(**weighting) -> float:
+        candidate = train_boosting(_table_data(X, y, **weighting), config, refit=False)
+        return float((candidate.valid_outputs.argmax(1) == 0).mean())
+
+    plain = share_of_a()
+    assert share_of_a(class_weights=[20.0, 1.0, 1.0]) > plain + 0.3
+    assert share_of_a(weights=np.where(np.asarray(y) == "a", 20.0, 1.0)) > plain + 0.3
+
+
+def test_a_user_may_name_the_boosted_trees_alone_but_not_beside_other_inputs(builtin_only):
+    X, y = _noisy_table(noise=5)
+    model = AutoMM(encoders={"tabular": "boosted_trees"}, random_state=0).fit(X, y)
+    summary = model.fit_summary()
+    assert summary["solver"] == BOOSTING_SOLVER and summary["kept_setting"]["n_iter"] >= 1
+    label, line = _training_line(summary)  # what automm fit prints of it
+    assert label == "boosting" and line.startswith("learning rate 0.1, up to 31 leaves a tree (holdout loss: ")
+    assert model.score(X, y) >= 0.8
+    values = np.random.default_rng(0).normal(size=len(y)) * 0.5 + 3 * (np.asarray(y) == "a")
+    regressor = AutoMMRegressor(encoders={"tabular": "boosted_trees"}, random_state=0).fit(X, values)
+    assert regressor.score(X, values) > 0.3
+
+    texts = X.assign(title=[f"a title of {v} words here" for v in range(len(X))])
+    with pytest.raises(InputError, match="'boosted_trees' makes a model of the table columns alone"):
+        AutoMM(encoders={"tabular": "boosted_trees"}, max_epochs=1).fit(texts, y)
+    with pytest.raises(InputError, match="'boosted_trees' makes a model of the table columns alone"):
+        AutoMM(encoders={"tabular": ["tabular", "boosted_trees"]}, n_trials=2, max_epochs=1).fit(texts, y)
+
+
+def test_the_boosted_trees_encoder_passes_the_kit_and_refuses_bad_hyperparameters(builtin_only):
+    rows = [{"price": 3.5, "colour": "red"}, {"price": MISSING, "colour": "blue"},
+            {"price": 10.0, "colour": MISSING}, {"price": 7, "colour": "red"}]
+    assert check_encoder("boosted_trees", rows, output_dim=3).output_dim == 3
+    with pytest.raises(InputError, match="max_categories must be a whole number from 1 to 254, got 1000"):
+        BoostedTreesEncoder({"c": "categorical"}, max_categories=1000)
+    with pytest.raises(InputError, match="learning_rate must be a finite number > 0, got 0"):
+        BoostedTreesEncoder({"c": "categorical"}, learning_rate=0)
