@@ -68,8 +68,8 @@ FORMAT_VERSION = 10  # the version this code reads; single models are still writ
 #: in another form (Greek accents, Turkish İ and ı, the Arabic tatweel: ``automm.components.text``'s
 #: ``fold_letter_forms``; a version-7 reader would read them as other words); 9 when the search's linear
 #: model compares two inputs of one modality (an encoder stack's ``compared`` parts and the ``sum``
-#: fusion's ``compared`` pairs, which a version-8 reader cannot build).#: 10 when a model holds the ``boosted_trees`` encoder (the search's gradient-boosted model, which a
-#: version-9 reader lacks). The
+#: fusion's ``compared`` pairs, which a version-8 reader cannot build); 10 when a model holds the
+#: ``boosted_trees`` encoder (the search's gradient-boosted model, which a version-9 reader lacks). The
 #: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same,
 #: and neither do hyperparameters that only training reads (``Encoder.training_only_hyperparameters``,
 #: e.g. the tabular encoder's ``category_dropout``): left out of the saved configurations, which an

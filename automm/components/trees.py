@@ -85,7 +85,7 @@ class BoostedTreesEncoder(TabularEncoder):
 
     #: No gradient step changes it (its trees are grown by :func:`automm.boosting.train_boosting`).
     frozen = True
-    #: An automm reading format 8 or older lacks this encoder.
+    #: An automm reading format 9 or older lacks this encoder.
     min_format_version = 10
     training_only_hyperparameters = ()
 
