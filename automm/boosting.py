@@ -65,15 +65,21 @@ def is_boosted(config: Mapping[str, Any]) -> bool:
                for choice in (config.get("encoders") or {}).values())
 
 
-def boosting_refusal(config: Mapping[str, Any]) -> str | None:
+def boosting_refusal(config: Mapping[str, Any], inputs: Sequence[Any] = ()) -> str | None:
     """Why ``config`` cannot be trained as a gradient-boosted model (None: it can): the
     ``boosted_trees`` encoder is a model of the table columns alone, and grows no embedding
-    that a fusion could join with other inputs' encoders."""
+    that a fusion could join with other inputs' encoders. The other inputs are named with their
+    columns, as ``inputs`` (:class:`~automm.data.InputSpec`) give them (a column of many
+    categories read as text: ``text_0`` alone did not say which)."""
+    from .suggestions import shown_names
+
     others = {name: choice.get("name") for name, choice in (config.get("encoders") or {}).items()
               if not (isinstance(choice, Mapping) and choice.get("name") == BOOSTED_ENCODER)}
     if not others:
         return None
-    shown = ", ".join(f"{name}={encoder!r}" for name, encoder in others.items())
+    columns = {spec.name: list(spec.columns) for spec in inputs}
+    shown = ", ".join(f"{name}={encoder!r}" + (f" (columns {shown_names(columns[name])})" if columns.get(name) else "")
+                      for name, encoder in others.items())
     return (f"encoders: 'boosted_trees' makes a model of the table columns alone (gradient-boosted trees, grown by "
             f"scikit-learn, not trained as part of a network), so it cannot be fused with the encoders of the other "
             f"inputs ({shown}); leave those columns out of X, or give the table another encoder (e.g. 'tabular'): "
@@ -107,7 +113,7 @@ def trees_of(model, iterations: int, n_outputs: int) -> tuple[dict[str, np.ndarr
     unknown one on its missing values' side), and the baseline of each of ``n_outputs`` outputs.
     A classifier's trees add to the logits of its classes (``model.classes_``: the indices of the
     classes its rows held); a binary one's to the second class's, the first's staying at 0."""
-    from .components.trees import _CATEGORY_SLOTS
+    from .components.trees import _CATEGORY_SLOTS, TREE_BUFFERS
 
     baseline = np.ravel(np.asarray(model._baseline_prediction, dtype=np.float64))
     classes = getattr(model, "classes_", None)
@@ -125,9 +131,7 @@ def trees_of(model, iterations: int, n_outputs: int) -> tuple[dict[str, np.ndarr
         bias[np.isnan(bias)] = np.nanmin(bias) + ABSENT_CLASS_LOGIT
     columns, category_codes = _feature_maps(model)
     known, feature_map = model._bin_mapper.make_known_categories_bitsets()
-    fields: dict[str, list[np.ndarray]] = {name: [] for name in (
-        "node_feature", "node_threshold", "node_left", "node_right", "node_leaf", "node_missing_left",
-        "node_categorical", "node_category_row", "node_value", "category_left", "tree_root", "tree_output")}
+    fields: dict[str, list[np.ndarray]] = {name: [] for name in TREE_BUFFERS}
     n_nodes = n_rows = 0
 
     def in_bitset(bitset: np.ndarray, values: np.ndarray) -> np.ndarray:  # (32-bit words, the lowest bit first)
@@ -261,7 +265,7 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
 
     from .pipeline import _SEEDED_BUILDS, Candidate, build_model
 
-    refusal = boosting_refusal(config)
+    refusal = boosting_refusal(config, data.inputs)
     if refusal:
         raise InputError(refusal)
     start = time.monotonic()
@@ -282,6 +286,9 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
     encoder.fit_bins({key: value[:n_train] for key, value in batch.items()})
     inputs = encoder.tree_inputs(batch).numpy()
     del batch
+    # a column with no value in the training rows tells the trees nothing, and scikit-learn 1.9 cannot
+    # bin it (a ValueError): read as a constant, it is never split on
+    inputs[:, np.isnan(inputs[:n_train]).all(axis=0)] = 0.0
     targets = data.targets[rows]
     weights = None if data.sample_weights is None else np.asarray(data.sample_weights[rows], dtype=np.float64)
     if classification and data.class_weights is not None:  # class_weight weighs each row, as every loss
@@ -290,7 +297,10 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
     settings = dict(learning_rate=encoder.learning_rate, max_leaf_nodes=encoder.max_leaf_nodes,
                     min_samples_leaf=encoder.min_samples_leaf, l2_regularization=encoder.l2_regularization)
     kind = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
-    has_holdout = len(data.valid_index) > 0
+    # (early stopping by the holdout's loss as the networks' is read: weighted by the sample weights
+    # alone; on the rows of the classes the training rows hold, the only ones scikit-learn scores)
+    scored = np.isin(targets[n_train:], targets[:n_train]) if classification else np.ones(len(rows) - n_train, bool)
+    has_holdout = bool(scored.any())
 
     def grower(iterations: int, early: bool):
         return kind(**settings, max_iter=iterations, categorical_features=encoder.categorical_mask,
@@ -300,9 +310,9 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
     boosted = grower(0, has_holdout)
     train_part = dict(X=inputs[:n_train], y=targets[:n_train],
                       sample_weight=None if weights is None else weights[:n_train])
-    # (early stopping by the holdout's loss as the networks' is read: weighted by the sample weights alone)
-    valid_part = dict(X_val=inputs[n_train:], y_val=targets[n_train:],
-                      sample_weight_val=data.valid_weights) if has_holdout else {}
+    valid_weights = None if data.valid_weights is None else data.valid_weights[scored]
+    valid_part = dict(X_val=inputs[n_train:][scored], y_val=targets[n_train:][scored],
+                      sample_weight_val=valid_weights) if has_holdout else {}
     grown, stop_reason, per_iteration = 0, f"max_iter={encoder.max_iter} reached", 0.0
     while grown < encoder.max_iter:
         size = FIRST_CHUNK if not grown else ITERATION_CHUNK

@@ -1522,7 +1522,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                           AutoMMWarning, stacklevel=user_stacklevel())
         config = scale_frozen_batch(with_shared_encoders(live, data.inputs), data.inputs, self._frozen_batch_scale())
         _warn_untrained_neighbors(data, config)
-        _refuse_mixed_boosting(config)
+        _refuse_mixed_boosting(config, data.inputs)
         n_folds = bag_folds_for(self.bag_folds, data, config)
 
         def train(config: dict) -> Candidate:
@@ -2932,12 +2932,12 @@ def _warn_untrained_neighbors(data: PreparedData, config: dict) -> None:
                       AutoMMWarning, stacklevel=user_stacklevel())
 
 
-def _refuse_mixed_boosting(config: dict) -> None:
+def _refuse_mixed_boosting(config: dict, inputs: Sequence[InputSpec]) -> None:
     """An :class:`InputError` before any work when ``config`` names the ``boosted_trees`` encoder
-    beside encoders of other inputs (:func:`automm.boosting.boosting_refusal`)."""
+    beside encoders of other ``inputs`` (:func:`automm.boosting.boosting_refusal`)."""
     from .boosting import boosting_refusal, is_boosted
 
-    refusal = boosting_refusal(config) if is_boosted(config) else None
+    refusal = boosting_refusal(config, inputs) if is_boosted(config) else None
     if refusal:
         raise InputError(refusal)
 

@@ -562,7 +562,7 @@ class SearchSpace:
         if boosted and len(encoders) > 1:
             raise InputError(boosting_refusal({"encoders": {name: {"name": next(iter(choices))}
                                                             for name, choices in encoders.items()
-                                                            if name not in boosted}}))
+                                                            if name not in boosted}}, inputs))
 
         fusion_arg = estimator.fusion
         fusion_default = _init_default(type(estimator), "fusion")

@@ -162,9 +162,10 @@ def test_a_user_may_name_the_boosted_trees_alone_but_not_beside_other_inputs(bui
     assert regressor.score(X, values) > 0.3
 
     texts = X.assign(title=[f"a title of {v} words here" for v in range(len(X))])
-    with pytest.raises(InputError, match="'boosted_trees' makes a model of the table columns alone"):
+    named = r"'boosted_trees' makes a model of the table columns alone.*text_0='hashed_ngram' \(columns \['title'\]\)"
+    with pytest.raises(InputError, match=named):  # (the column, not only the input text_0, that it reads as text)
         AutoMM(encoders={"tabular": "boosted_trees"}, max_epochs=1).fit(texts, y)
-    with pytest.raises(InputError, match="'boosted_trees' makes a model of the table columns alone"):
+    with pytest.raises(InputError, match=named):
         AutoMM(encoders={"tabular": ["tabular", "boosted_trees"]}, n_trials=2, max_epochs=1).fit(texts, y)
 
 
@@ -176,3 +177,41 @@ def test_the_boosted_trees_encoder_passes_the_kit_and_refuses_bad_hyperparameter
         BoostedTreesEncoder({"c": "categorical"}, max_categories=1000)
     with pytest.raises(InputError, match="learning_rate must be a finite number > 0, got 0"):
         BoostedTreesEncoder({"c": "categorical"}, learning_rate=0)
+
+
+def test_a_column_with_no_value_in_the_training_rows_is_no_failure(builtin_only):
+    # (scikit-learn 1.9 cannot bin a column of NaN only: "window shape cannot be larger than input array shape")
+    X, y = _noisy_table(noise=3)
+    X["later"] = np.where(np.arange(len(X)) % 5 == 0, 1.0, np.nan)  # values in the holdout rows alone
+    data = _table_data(X, y)
+    candidate = train_boosting(data, boosting_config(data.inputs, {}, {"batch_size": 32}, 3))
+    assert candidate.best_score >= 0.8 and "grown again" in candidate.stop_reason
+    model = AutoMM(encoders={"tabular": "boosted_trees"}, random_state=0,
+                   column_types={"never": "numeric"}).fit(X.drop(columns="later").assign(never=np.nan), y)
+    assert model.score(X.drop(columns="later").assign(never=2.0), y) >= 0.8
+
+
+def test_a_class_only_the_holdout_holds_stops_no_boosting(builtin_only):
+    # (scikit-learn's early stopping refused it: "y contains previously unseen labels")
+    X, y = _noisy_table(noise=3)
+    y = np.where((np.arange(len(y)) % 10 == 0), "d", y)  # rows 0, 10, 20, ...: all in the holdout (index % 5 == 0)
+    data = _table_data(X, y)
+    data.holdout_given = True
+    assert "d" not in set(y[data.train_index]) and (data.targets[data.valid_index] == 3).sum() == 24
+    candidate = train_boosting(data, boosting_config(data.inputs, {}, {"batch_size": 32}, 4))
+    assert 1 <= candidate.history[0]["n_iter"] < 500  # stopped by the holdout rows of the classes it learns
+    assert candidate.valid_outputs.shape == (len(data.valid_index), 4)
+    assert (candidate.valid_outputs.argmax(1) != 3).all()  # a class no training row holds: never predicted
+
+
+def test_the_trees_read_numbers_beyond_the_tabular_encoders_clip_in_their_order(builtin_only):
+    # payments: most small, a few large ones, whose label the trees must split far out in the tail,
+    # beyond tabular's clip at 10 spreads from the median (every such value read there as one)
+    rng = np.random.default_rng(0)
+    amount = np.where(rng.random(1000) < 0.1, rng.uniform(100, 1000, 1000), rng.uniform(0, 1, 1000))
+    labels = np.where(amount < 1, "small", np.where(amount < 500, "large", "huge"))
+    data = _table_data(pd.DataFrame({"amount": amount, "noise": rng.normal(size=1000)}), labels)
+    candidate = train_boosting(data, boosting_config(data.inputs, {}, {"batch_size": 32}, 3), refit=False)
+    tail = amount[data.valid_index] >= 1
+    assert tail.sum() >= 15
+    assert (candidate.valid_outputs.argmax(1) == data.valid_targets)[tail].mean() >= 0.95

@@ -258,6 +258,8 @@ class TabularEncoder(Encoder):
     modality = "tabular"
     reusable_samples = True
     training_only_hyperparameters = ("category_dropout",)  # not saved: an older automm's lacks it
+    #: The magnitude at which standardised numbers are clipped (:data:`_CLIP`).
+    numeric_clip = _CLIP
 
     def __init__(self, column_roles: Mapping[str, str], emb_dim: int = 16, hidden_dim: int = 64,
                  output_dim: int = 64, dropout: float = 0.1, max_categories: int = 1000, linear: bool = False,
@@ -510,7 +512,8 @@ class TabularEncoder(Encoder):
         cells = self._values(row, numeric_features + categorical_features)
         raw = [_to_float(x) for x in cells[:len(numeric_features)]]
         missing = [math.isnan(x) for x in raw]
-        numeric = [0.0 if m else max(-_CLIP, min(_CLIP, (x - mu) / sd))
+        clip = self.numeric_clip
+        numeric = [0.0 if m else max(-clip, min(clip, (x - mu) / sd))
                    for x, m, mu, sd in zip(raw, missing, self.numeric_mean, self.numeric_std)]
         categorical = [self._category_id(c, x) for c, x in zip(categorical_features, cells[len(numeric_features):])]
         return {"numeric": torch.tensor(numeric, dtype=torch.float32),
@@ -531,7 +534,7 @@ class TabularEncoder(Encoder):
         missing = np.isnan(raw)
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = np.clip((raw - np.asarray(self.numeric_mean, dtype=np.float64))
-                             / np.asarray(self.numeric_std, dtype=np.float64), -_CLIP, _CLIP)
+                             / np.asarray(self.numeric_std, dtype=np.float64), -self.numeric_clip, self.numeric_clip)
         numeric = np.where(missing, 0.0, scaled)
         categorical = np.zeros((n, len(categorical_features)), dtype=np.int64)
         for j, (feature, cells) in enumerate(zip(categorical_features, columns[k:])):
