@@ -51,6 +51,9 @@ BIN_BUFFERS = ("bin_edges", "binned")
 #: The most (row, tree) pairs whose nodes are followed at once (see :meth:`BoostedTreesEncoder.trees_output`).
 ROWS_TIMES_TREES = 1 << 21
 
+#: Levels of the trees followed between two looks at which (row, tree) pairs are at a leaf.
+LEAF_CHECK = 2
+
 #: The most distinct values a number keeps for the trees: a column of more is read as the index of
 #: its bin among as many quantiles of the training rows (scikit-learn's ``max_bins``).
 MAX_BINS = 255
@@ -194,21 +197,37 @@ class BoostedTreesEncoder(TabularEncoder):
         out = torch.zeros(rows, self.output_dim, dtype=torch.float32, device=x.device)
         if not self.n_trees:
             return out
-        node = self.tree_root.expand(rows, -1)
-        categories = torch.nan_to_num(x, nan=0.0).clamp(0, _CATEGORY_SLOTS - 1).long()
-        while True:  # one level of every tree at a time, until each row is at a leaf of each tree
-            leaf = self.node_leaf[node]
-            if bool(leaf.all()):
-                break
-            feature = self.node_feature[node]
-            value = x.gather(1, feature)
-            left = value <= self.node_threshold[node]
-            if self.category_left.shape[0]:  # a categorical split: the category's side, from its table
-                left = torch.where(self.node_categorical[node],
-                                   self.category_left[self.node_category_row[node], categories.gather(1, feature)],
-                                   left)
-            left = torch.where(torch.isnan(value), self.node_missing_left[node], left)
-            node = torch.where(leaf, node, torch.where(left, self.node_left[node], self.node_right[node]))
+        # each node's two children side by side, a leaf its own: a (row, tree) pair at a leaf stays
+        # there, so LEAF_CHECK levels are followed between two looks at which pairs arrived (those
+        # then leave the pairs still followed)
+        index = torch.arange(len(self.node_leaf), device=x.device)
+        children = torch.stack([torch.where(self.node_leaf, index, self.node_left),
+                                torch.where(self.node_leaf, index, self.node_right)], dim=1).reshape(-1)
+        n_columns = x.shape[1]
+        flat_x = x.reshape(-1)
+        categorical = bool(self.category_left.shape[0])
+        flat_categories = (torch.nan_to_num(flat_x, nan=0.0).clamp(0, _CATEGORY_SLOTS - 1).long() if categorical
+                           else None)
+        missing = bool(torch.isnan(x).any())
+        reached = self.tree_root.repeat(rows)  # each pair's node, row by row
+        pairs = torch.arange(reached.shape[0], device=x.device)  # the pairs still followed
+        node, first_cell = reached, pairs // self.n_trees * n_columns  # (their row's first cell in flat_x)
+        while pairs.shape[0]:
+            for _ in range(LEAF_CHECK):
+                cell = first_cell + self.node_feature[node]
+                value = flat_x[cell]
+                left = value <= self.node_threshold[node]
+                if categorical:  # a categorical split: the category's side, from its table
+                    left = torch.where(self.node_categorical[node],
+                                       self.category_left[self.node_category_row[node], flat_categories[cell]], left)
+                if missing:
+                    left = torch.where(torch.isnan(value), self.node_missing_left[node], left)
+                node = children[2 * node + (~left).long()]
+            arrived = self.node_leaf[node]
+            reached[pairs[arrived]] = node[arrived]
+            going = ~arrived
+            pairs, node, first_cell = pairs[going], node[going], first_cell[going]
+        node = reached.view(rows, self.n_trees)
         return out.index_add_(1, self.tree_output, self.node_value[node])
 
 
