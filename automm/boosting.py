@@ -34,8 +34,8 @@ import torch
 from .exceptions import InputError
 from .training import validation_metrics
 
-__all__ = ["BOOSTING_SOLVER", "BOOSTED_ENCODER", "FIRST_CHUNK", "ITERATION_CHUNK", "N_ITER_NO_CHANGE", "is_boosted",
-           "boosting_config", "boosting_refusal", "trees_of", "train_boosting"]
+__all__ = ["BOOSTING_SOLVER", "BOOSTED_ENCODER", "FIRST_CHUNK", "ITERATION_CHUNK", "N_ITER_NO_CHANGE", "LOSS_TOLERANCE",
+           "is_boosted", "boosting_config", "boosting_refusal", "trees_of", "train_boosting"]
 
 #: ``training.solver`` of the search's gradient-boosted model.
 BOOSTING_SOLVER = "boosting"
@@ -50,6 +50,12 @@ ITERATION_CHUNK = 20
 
 #: Iterations without a lower holdout loss after which boosting stops (scikit-learn's ``n_iter_no_change``).
 N_ITER_NO_CHANGE = 10
+
+#: How much lower the holdout loss (per row) must fall in those iterations (scikit-learn's ``tol``;
+#: its 1e-7 grew a label one column tells without error, fashion's masterCategory of 2,000 rows, to
+#: all 500 iterations, the loss falling by under 1e-5 an iteration after the 70th: 4.7 s to fit, 0.44 s
+#: to predict 1,000 rows; now 70, 0.7 s and 0.08 s, the same test accuracy; usage, season as before).
+LOSS_TOLERANCE = 1e-4
 
 #: The logit of a class no training row holds, below the lowest of the others' baselines.
 ABSENT_CLASS_LOGIT = -30.0
@@ -304,8 +310,8 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
 
     def grower(iterations: int, early: bool):
         return kind(**settings, max_iter=iterations, categorical_features=encoder.categorical_mask,
-                    early_stopping=early, n_iter_no_change=N_ITER_NO_CHANGE, scoring="loss", warm_start=True,
-                    random_state=data.seed % (2 ** 32))
+                    early_stopping=early, n_iter_no_change=N_ITER_NO_CHANGE, tol=LOSS_TOLERANCE, scoring="loss",
+                    warm_start=True, random_state=data.seed % (2 ** 32))
 
     boosted = grower(0, has_holdout)
     train_part = dict(X=inputs[:n_train], y=targets[:n_train],

@@ -94,7 +94,7 @@ class BoostedTreesEncoder(TabularEncoder):
     #: Trees read the numbers' order, which ``tabular``'s clip at 10 spreads from the median took
     #: from the tail (every larger value read as one: a label split among payments of 100 to 1,000
     #: beside many of 0 to 1 was right on 0.40 of those rows, 1.00 unclipped); float32's range kept.
-    numeric_clip = 1e30
+    numeric_clip = float(np.finfo(np.float32).max)
     #: An automm reading format 9 or older lacks this encoder.
     min_format_version = 10
     training_only_hyperparameters = ()
