@@ -89,7 +89,10 @@ def test_predict_follows_the_metric_and_the_rule_is_saved(tmp_path):
     assert balanced(by_rule) > balanced(by_argmax) + 0.1
     path = model.save(tmp_path / "model")
     manifest = json.loads((tmp_path / "model" / "automm.json").read_text())
-    assert manifest["format_version"] == (6 if "temperature" in manifest else 5)  # (6: its logits' temperature)
+    # (6: its logits' temperature; 11, which holds both: its hashed_ngram keeps its fitted buckets' rows)
+    assert manifest["format_version"] == max(6 if "temperature" in manifest else 5, 11)
+    from automm.persistence import _format_version_of_outputs
+    assert _format_version_of_outputs(None, model.decision_weights_) == 5
     np.testing.assert_array_equal(AutoMM.load(path).predict(X_test), by_rule)
 
     plain = AutoMM(**SMALL).fit(X, y)  # accuracy: the most probable class

@@ -968,13 +968,13 @@ def test_only_a_model_an_older_reader_would_misread_is_written_with_the_newer_fo
     unknown word) and a colour_histogram (which such an automm lacks) need format 7; models an
     older reader reads in full keep the oldest format that holds them."""
     X, y = data
-    kept = _saved_manifest(model, tmp_path / "hashed")["format_version"]
-    assert kept <= 6
+    assert _saved_manifest(model, tmp_path / "hashed")["format_version"] == 11  # (its hashed_ngram's fitted rows)
     fit = lambda **encoders: AutoMM(**tiny(encoders=encoders, max_epochs=1)).fit(X[["image", "name"]], y)
     gru = {"name": "gru", "emb_dim": 8, "hidden_dim": 8, "output_dim": 8}
     assert _saved_manifest(fit(text=gru), tmp_path / "gru")["format_version"] == 7
-    assert _saved_manifest(fit(text={**gru, "min_freq": 2}), tmp_path / "rare")["format_version"] == kept
-    colour = fit(image={"name": "colour_histogram", "image_size": 16, "output_dim": 8})
+    assert _saved_manifest(fit(text={**gru, "min_freq": 2}), tmp_path / "rare")["format_version"] <= 6
+    colour = fit(image={"name": "colour_histogram", "image_size": 16, "output_dim": 8},
+                 text={**gru, "min_freq": 2})
     assert _saved_manifest(colour, tmp_path / "colour")["format_version"] == 7
     np.testing.assert_allclose(AutoMM.load(tmp_path / "colour").predict_proba(X), colour.predict_proba(X), atol=1e-6)
 
@@ -988,11 +988,57 @@ def test_a_text_model_fitted_on_letters_an_older_reader_reads_as_other_words_nee
     keeps it when saved again."""
     X, y = data
     fit = lambda X: AutoMM(**tiny(encoders={"text": text}, max_epochs=1)).fit(X[["name"]], y)
+    # (a hashed_ngram network, which keeps its fitted buckets' rows, needs format 11 anyway: its state says)
+    fitted_rows = 11 if text["name"] == "hashed_ngram" else 1
     plain = _saved_manifest(fit(X), tmp_path / "plain")["format_version"]
-    assert plain < 8
+    assert plain < 8 or plain == fitted_rows
     greek = X.assign(name=[f"{name} Παπούτσια" if i % 3 == 0 else name for i, name in enumerate(X["name"])])
-    assert _saved_manifest(fit(greek), tmp_path / "greek")["format_version"] == 8
-    assert _saved_manifest(AutoMM.load(tmp_path / "greek"), tmp_path / "again")["format_version"] == 8
+    greek_model = fit(greek)
+    assert greek_model.model_.encoders["text_0"].letter_forms_in_fit
+    assert _saved_manifest(greek_model, tmp_path / "greek")["format_version"] == max(8, fitted_rows)
+    loaded = AutoMM.load(tmp_path / "greek")
+    assert loaded.model_.encoders["text_0"].letter_forms_in_fit
+    assert _saved_manifest(loaded, tmp_path / "again")["format_version"] == max(8, fitted_rows)
+
+
+def test_a_hashed_ngram_network_keeps_the_rows_of_its_fitted_buckets_and_needs_format_11(data, tmp_path):
+    """The default text encoder saved a row per bucket whatever the texts held (2**16 x 96: 25 MB a
+    text column): it keeps the rows of the buckets its training texts hold, which a version-10 reader
+    would build a row per bucket for (and fail to load); the model loads and predicts as it did."""
+    from automm.components.text import FITTED_ROWS_FORMAT_VERSION
+
+    X, y = data
+    X = X[["name"]]
+    model = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(X, y)
+    encoder = model.model_.encoders["text_0"]
+    n_kept = len(encoder.kept_buckets)
+    assert 0 < n_kept < 2 ** 12 and encoder.embedding.weight.shape == (n_kept + 1, 96)
+    assert _saved_manifest(model, tmp_path / "m")["format_version"] == FITTED_ROWS_FORMAT_VERSION == 11
+    assert (tmp_path / "m" / "weights.safetensors").stat().st_size < 2_000_000  # (25 MB with a row per bucket)
+    loaded = AutoMM.load(tmp_path / "m")
+    assert torch.equal(loaded.model_.encoders["text_0"].kept_buckets, encoder.kept_buckets)
+    X_new = X.assign(name=X["name"] + " qzxv")  # with n-grams fit never saw
+    np.testing.assert_allclose(loaded.predict_proba(X_new), model.predict_proba(X_new), atol=1e-6)
+
+
+def test_a_hashed_ngram_model_saved_with_a_row_per_bucket_loads_and_predicts_as_then(data, tmp_path, monkeypatch):
+    """A model saved before automm kept the fitted buckets' rows only holds a row per bucket and no
+    ``kept_buckets`` in its state: it loads as it was, a row per bucket, and predicts as it did."""
+    from automm.components.text import HashedNgramEncoder
+
+    X, y = data
+    X = X[["name"]]
+    with monkeypatch.context() as before:  # fitted as automm did then: every bucket keeps its row
+        before.setattr(HashedNgramEncoder, "_keep_rows", lambda self, kept: None)
+        older = AutoMM(**tiny(max_epochs=1, encoders={"text": "hashed_ngram"})).fit(X, y)
+        assert _saved_manifest(older, tmp_path / "older")["format_version"] < 11
+    assert "kept_buckets" not in (tmp_path / "older" / "preprocessing.json").read_text()
+    loaded = AutoMM.load(tmp_path / "older")
+    encoder = loaded.model_.encoders["text_0"]
+    assert encoder.kept_buckets is None and encoder.embedding.weight.shape == (2 ** 16, 96)
+    X_new = X.assign(name=X["name"] + " qzxv")
+    np.testing.assert_allclose(loaded.predict_proba(X_new), older.predict_proba(X_new), atol=1e-6)
+    assert _saved_manifest(loaded, tmp_path / "again")["format_version"] < 11  # saved again: as it was
 
 
 def test_a_hyperparameter_only_training_reads_is_not_saved(data, tmp_path):
@@ -1004,7 +1050,8 @@ def test_a_hyperparameter_only_training_reads_is_not_saved(data, tmp_path):
     assert model.config_["encoders"]["tabular"]["category_dropout"] == 0.1
     manifest = _saved_manifest(model, tmp_path / "m")
     assert "category_dropout" not in manifest["config"]["encoders"]["tabular"]
-    assert manifest["format_version"] <= 6
+    assert model.model_.encoders["tabular"].min_format_version == 1  # it raises no format ...
+    assert manifest["format_version"] == 11  # (... the hashed_ngram's fitted rows do)
     assert model.config_["encoders"]["tabular"]["category_dropout"] == 0.1  # the fitted model's own is kept
     np.testing.assert_allclose(AutoMM.load(tmp_path / "m").predict_proba(X), model.predict_proba(X), atol=1e-6)
 

@@ -290,7 +290,8 @@ def test_hashed_ngram_features_are_stable_and_cover_ngrams():
     assert HashedNgramEncoder().preprocess(MISSING)["ids"].numel() == 0
     assert HashedNgramEncoder().fit(["anything"]).get_state() == {"zero_width_space_breaks": True,  # no vocabulary
                                                                   "fold_letter_forms": True,
-                                                                  "letter_forms_in_fit": False}
+                                                                  "letter_forms_in_fit": False,
+                                                                  "kept_buckets": 1 + 9 + 8 + 7 + 6}  # (<anything>'s)
 
 
 def test_hashed_ngram_learns_idf_and_normalises_word_and_character_blocks():
@@ -301,8 +302,9 @@ def test_hashed_ngram_learns_idf_and_normalises_word_and_character_blocks():
     assert encoder.idf[shirt].item() == pytest.approx(math.log(4 / 3) + 1)
     assert encoder.idf[blue].item() == pytest.approx(math.log(4 / 2) + 1)
     assert encoder.idf[blue].item() > encoder.idf[red].item()
-    # the idf is a buffer: saved and restored with the weights
+    # the idf is a buffer: saved and restored with the weights (the state sizes the table first)
     restored = HashedNgramEncoder(n_buckets=2 ** 16, emb_dim=4, output_dim=4)
+    restored.set_state(encoder.get_state())
     restored.load_state_dict(encoder.state_dict())
     assert torch.equal(restored.idf, encoder.idf)
     # each text's word block and character block are L2-normalised: repeating a text changes nothing
@@ -339,6 +341,40 @@ def test_the_compact_linear_form_gives_buckets_never_fitted_no_weight():
     encoder.set_linear_weight(weight)
     assert len(encoder.kept_buckets) == int(fitted.sum())
     torch.testing.assert_close(encoder(texts), expected)
+
+
+def test_the_network_form_keeps_a_row_per_bucket_its_training_texts_hold():
+    """A row per bucket (2**16 x 96: 6.3M weights a text column, 25 MB saved, Adam's state thrice that)
+    kept the random start of every bucket no training text held, noise in a text to predict that holds
+    one. fit keeps the rows of the fitted buckets, each as it started; any other reads as zero, untrained."""
+    texts = ["red shirt", "blue jeans", "red shoe"]
+    torch.manual_seed(0)
+    encoder = HashedNgramEncoder(dropout=0.0)
+    start = encoder.embedding.weight.detach().clone()
+    encoder.fit(texts)
+    fitted = torch.cat([encoder.preprocess(t)["ids"] for t in texts]).unique()
+    assert encoder.kept_buckets.tolist() == fitted.tolist()
+    assert encoder.embedding.weight.shape == (len(fitted) + 1, 96)
+    torch.testing.assert_close(encoder.embedding.weight[:-1], start[fitted])
+    assert sum(p.numel() for p in encoder.parameters()) < 30_000
+    encoder.eval()
+
+    def encode(values):
+        return encoder(encoder.collate([encoder.preprocess(v) for v in values]))
+
+    torch.testing.assert_close(encode(["qzx"]), encode([""]))  # its n-grams unseen: a text of none
+    encode(["qzx red"]).sum().backward()
+    assert not encoder.embedding.weight.grad[-1].any() and encoder.embedding.weight.grad[:-1].any()
+    assert encoder.min_format_version == text_module.FITTED_ROWS_FORMAT_VERSION
+    # saved and loaded into a new build (the state sizes the table); fitted again, a kept row stays
+    restored = HashedNgramEncoder(dropout=0.0)
+    restored.set_state(json.loads(json.dumps(encoder.get_state())))
+    restored.load_state_dict(encoder.state_dict())
+    torch.testing.assert_close(restored.eval()(restored.collate([restored.preprocess("qzx red")])), encode(["qzx red"]))
+    red = encoder.embedding.weight[encoder._rows(encoder.preprocess("red")["ids"][:1])].detach()
+    encoder.fit(["red socks"])
+    assert len(encoder.kept_buckets) < len(fitted)
+    torch.testing.assert_close(encoder.embedding.weight[encoder._rows(encoder.preprocess("red")["ids"][:1])], red)
 
 
 def test_hashed_ngram_collate_offsets_and_empty_bags_are_zero():

@@ -107,6 +107,9 @@ _LETTER_FORM = re.compile("[" + "".join(re.escape(chr(code)) for code in sorted(
 #: The model format whose reader reads :data:`_LETTER_FORMS` as one (an older reader, which reads
 #: them as other words, would miss the words of a model fitted on texts holding them).
 LETTER_FORMS_FORMAT_VERSION = 8
+#: The model format whose reader sizes ``hashed_ngram``'s network form by its fitted buckets
+#: (``kept_buckets`` in its state; an older reader would build a row per bucket and fail to load it).
+FITTED_ROWS_FORMAT_VERSION = 11
 
 
 def _holds_letter_form(values: Sequence[Any]) -> bool:
@@ -661,7 +664,10 @@ class HashedNgramEncoder(Encoder):
     features are each IDF-weighted and L2-normalised as two blocks (so the many
     character n-grams do not drown the few words), summed through an ``EmbeddingBag``,
     then LayerNorm, an optional hidden layer (``hidden_dim`` > 0) and a linear
-    projection. Needs no vocabulary, so any language and any unseen word works.
+    projection. Needs no vocabulary, so any language and any unseen word works. ``fit`` keeps
+    one embedding row per bucket its texts hold (``kept_buckets``, sorted), not ``n_buckets``
+    rows: a bucket no training text held reads as a zero vector, where a row of its own would
+    keep its random start (noise in the texts to predict) and cost memory and optimizer time.
 
     With ``linear=True`` the output is the weighted bag itself, ``output_dim`` wide
     (``emb_dim``, ``hidden_dim`` and ``dropout`` unused; weights start at zero): a linear
@@ -683,9 +689,11 @@ class HashedNgramEncoder(Encoder):
 
     @property
     def min_format_version(self) -> int:
-        """8 when it was fitted on texts holding a letter that it reads in another form
+        """:data:`FITTED_ROWS_FORMAT_VERSION` for a fitted network form (its rows are the fitted
+        buckets'); 8 when it was fitted on texts holding a letter that it reads in another form
         (:data:`_LETTER_FORMS`; see :data:`automm.persistence.FORMAT_VERSION`); else 1."""
-        return _format_version_of_reading(self)
+        rows = FITTED_ROWS_FORMAT_VERSION if not self.linear and self.kept_buckets is not None else 1
+        return max(rows, _format_version_of_reading(self))
 
     def __init__(self, max_length: int = 32, n_buckets: int = 2 ** 16, emb_dim: int = 96,
                  char_ngram_min: int = 2, char_ngram_max: int = 5, word_bigrams: bool = True,
@@ -709,10 +717,13 @@ class HashedNgramEncoder(Encoder):
         self.letter_forms_in_fit = False  # whether a training text held one of _LETTER_FORMS
         # Inverse document frequency per bucket: learned by ``fit``, saved with the weights.
         self.register_buffer("idf", torch.ones(self.n_buckets))
+        # The buckets with a row, sorted, the others read through a last zero row: after fit (network
+        # form) or set_linear_weight (linear form); until then a row per bucket (a model saved before
+        # automm kept the fitted buckets only has one too).
+        self.register_buffer("kept_buckets", None)
         if self.linear:
             self.embedding = nn.EmbeddingBag(self.n_buckets, self.output_dim, mode="sum")
             nn.init.zeros_(self.embedding.weight)
-            self.register_buffer("kept_buckets", None)  # after set_linear_weight: the buckets with a row, sorted
             return
         self.embedding = nn.EmbeddingBag(self.n_buckets, self.emb_dim, mode="sum")
         nn.init.normal_(self.embedding.weight, std=0.1)
@@ -747,7 +758,8 @@ class HashedNgramEncoder(Encoder):
         return words, chars
 
     def fit(self, values: Sequence[Any]) -> "HashedNgramEncoder":
-        """Learn the inverse document frequency of every bucket from the training texts."""
+        """Learn the inverse document frequency of every bucket from the training texts; the network
+        form keeps the embedding rows of the buckets they hold (see :meth:`_keep_rows`)."""
         document_frequency = np.zeros(self.n_buckets, dtype=np.int64)
         n_documents = 0
         lengths = []
@@ -760,6 +772,8 @@ class HashedNgramEncoder(Encoder):
                 document_frequency[np.unique(np.frombuffer(words + chars, dtype=np.int64))] += 1
         idf = np.log((1.0 + n_documents) / (1.0 + document_frequency)) + 1.0
         self.idf.copy_(torch.from_numpy(idf.astype(np.float32)))
+        if not self.linear:  # (the linear form keeps the buckets its fitted weight reads: set_linear_weight)
+            self._keep_rows(torch.from_numpy(np.flatnonzero(document_frequency)).to(self.idf.device))
         self.letter_forms_in_fit = _holds_letter_form(values)
         self.truncated_share_ = _truncated_share(lengths, self.max_length)
         return self
@@ -832,27 +846,52 @@ class HashedNgramEncoder(Encoder):
             self.kept_buckets.copy_(kept)
             self.embedding.weight[:len(kept)] = weight.detach()[kept].to(self.embedding.weight.dtype)
 
+    def _keep_rows(self, kept: torch.Tensor) -> None:
+        """The network form with the rows of the buckets ``kept`` (sorted) only: each keeps the
+        vector it had (a bucket new to a second fit starts as a new row does, at random)."""
+        with torch.no_grad():
+            before = self.embedding.weight.detach()
+            rows = self._rows(kept)
+            weight = before[rows]
+            if self.kept_buckets is not None:  # fitted before: its other buckets had no row
+                new = rows == len(self.kept_buckets)
+                weight[new] = torch.randn(int(new.sum()), self.emb_dim, device=before.device,
+                                          dtype=before.dtype) * 0.1
+            self._compact(len(kept))
+            self.kept_buckets.copy_(kept)
+            self.embedding.weight[:len(kept)] = weight
+
     def _compact(self, n_kept: int) -> None:
-        """The linear form with ``n_kept`` weight rows plus a zero row for every other bucket."""
-        self.register_buffer("kept_buckets", torch.zeros(n_kept, dtype=torch.long))
-        self.embedding = nn.EmbeddingBag(n_kept + 1, self.output_dim, mode="sum")
-        nn.init.zeros_(self.embedding.weight)
+        """``n_kept`` rows (``kept_buckets`` says whose) and a last zero row for every other bucket:
+        the linear form's weights (zero until set), or the network form's embedding (to be filled;
+        its zero row, ``padding_idx``, never trained)."""
+        device, dtype = self.idf.device, self.embedding.weight.dtype
+        self.register_buffer("kept_buckets", torch.zeros(n_kept, dtype=torch.long, device=device))
+        if self.linear:
+            self.embedding = nn.EmbeddingBag(n_kept + 1, self.output_dim, mode="sum", device=device, dtype=dtype)
+            nn.init.zeros_(self.embedding.weight)
+            return
+        self.embedding = nn.EmbeddingBag(n_kept + 1, self.emb_dim, mode="sum", padding_idx=n_kept,
+                                         _weight=torch.zeros(n_kept + 1, self.emb_dim, device=device, dtype=dtype))
+        self.embedding.learning_rate_scale = 5.0  # (see __init__)
 
     def get_state(self) -> dict:
         state: dict[str, Any] = _reading_state(self)
-        if self.linear and self.kept_buckets is not None:
+        if self.kept_buckets is not None:
             state["kept_buckets"] = len(self.kept_buckets)
         return state
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        if self.linear and "kept_buckets" in state:  # sizes the weights before load_state_dict
+        # sizes the weights before load_state_dict (a network form saved before automm kept the
+        # fitted buckets only has no such key: a row per bucket, as then)
+        if "kept_buckets" in state:
             self._compact(int(state["kept_buckets"]))
         _set_reading(self, state)
 
     def _rows(self, ids: torch.Tensor) -> torch.Tensor:
-        """Embedding rows of bucket ids: the ids themselves, or in the compact linear form their
-        position among the kept buckets (the zero row for the others)."""
-        if not self.linear or self.kept_buckets is None:
+        """Embedding rows of bucket ids: the ids themselves, or, once only the kept buckets have
+        one, their position among them (the zero row for the others)."""
+        if self.kept_buckets is None:
             return ids
         position, found = find_sorted(self.kept_buckets, ids)
         return torch.where(found, position, torch.full_like(position, len(self.kept_buckets)))
