@@ -48,7 +48,8 @@ BOOSTED_ENCODER = "boosted_trees"
 FIRST_CHUNK = 2
 ITERATION_CHUNK = 20
 
-#: Iterations without a lower holdout loss after which boosting stops (scikit-learn's ``n_iter_no_change``).
+#: Iterations in which the holdout loss must fall by :data:`LOSS_TOLERANCE`, else boosting stops
+#: (scikit-learn's ``n_iter_no_change``).
 N_ITER_NO_CHANGE = 10
 
 #: How much lower the holdout loss (per row) must fall in those iterations (scikit-learn's ``tol``;
@@ -334,7 +335,7 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
         stopped = boosted.n_iter_ < boosted.max_iter
         grown = boosted.n_iter_
         if stopped:
-            stop_reason = f"holdout loss: no lower in {N_ITER_NO_CHANGE} iterations"
+            stop_reason = f"holdout loss: not {LOSS_TOLERANCE:g} lower in {N_ITER_NO_CHANGE} iterations"
             break
     if not grown:
         raise TimeoutError("the gradient-boosted model grew no tree before the deadline")

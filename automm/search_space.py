@@ -99,7 +99,7 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 import numpy as np
 
 from . import registry as _registry
-from .boosting import BOOSTED_ENCODER, boosting_config, boosting_refusal
+from .boosting import BOOSTED_ENCODER, boosting_config, boosting_refusal, is_boosted
 from .data import choice_key, warn_unused_modalities
 from .exceptions import InputError
 from .linear import linear_config
@@ -642,11 +642,14 @@ class SearchSpace:
             if n_outputs is not None and bool(user.get("neighbors_model", True)):
                 regression = (problem_type == "regression") if problem_type else n_outputs == 1
                 neighbors = neighbors_config(inputs, fixed, base_training, regression=regression)
-            if n_outputs is not None and bool(user.get("boosting_model", True)):
+            # (a default of the boosted_trees encoder is that model already; grown deterministically, it
+            # gets no replicate either: another seed grows the same trees)
+            boosted_default = is_boosted(description["default"])
+            if n_outputs is not None and bool(user.get("boosting_model", True)) and not boosted_default:
                 boosting = boosting_config(inputs, fixed, base_training, n_outputs)
             presets += [config for config in (linear, neighbors, boosting) if config is not None]
             default = _compared(description["default"]) if compare else description["default"]
-            presets += _replicates([default, *pretrained], REPLICATES)
+            presets += _replicates([config for config in (default, *pretrained) if not is_boosted(config)], REPLICATES)
         description["presets"] = presets
         description["warm_start"] = bool(user.get("warm_start", True))
         user_training = user.get("training") or {}

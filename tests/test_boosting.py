@@ -127,7 +127,7 @@ def test_the_boosted_model_stops_by_the_holdout_and_keeps_its_best_iterations(bu
     config = boosting_config(data.inputs, {}, {"batch_size": 32}, data.n_outputs)
     candidate = train_boosting(data, config, refit=False)
     (record,) = candidate.history
-    assert 1 <= record["n_iter"] < 500 and "holdout loss: no lower in" in candidate.stop_reason
+    assert 1 <= record["n_iter"] < 500 and "holdout loss: not 0.0001 lower in 10" in candidate.stop_reason
     assert candidate.best_score == record["valid_score"] >= 0.8
     assert candidate.model.encoders["tabular"].n_trees == 3 * record["n_iter"]  # one tree per class and iteration
 
@@ -167,6 +167,19 @@ def test_a_user_may_name_the_boosted_trees_alone_but_not_beside_other_inputs(bui
         AutoMM(encoders={"tabular": "boosted_trees"}, max_epochs=1).fit(texts, y)
     with pytest.raises(InputError, match=named):
         AutoMM(encoders={"tabular": ["tabular", "boosted_trees"]}, n_trials=2, max_epochs=1).fit(texts, y)
+
+
+def test_a_search_of_the_named_boosted_trees_grows_each_model_once(builtin_only):
+    """A search whose table encoder is ``boosted_trees`` alone: its default is the gradient-boosted
+    model, so neither the boosting preset nor a replicate (another seed grows the same trees) trains
+    it again; the trials after the default are sampled settings."""
+    X, y = _noisy_table(noise=5)
+    model = AutoMM(encoders={"tabular": "boosted_trees"}, n_trials=3, max_epochs=1, random_state=0).fit(X, y)
+    board = model.leaderboard_
+    assert len(board) == 3 and set(board["encoders"]) == {"tabular=boosted_trees"}
+    assert board["default"].sum() == 1 and (board.loc[~board["default"], "params"].map(len) > 0).all()
+    grown_with = [json.dumps(config["encoders"], sort_keys=True) for config in board["config"]]
+    assert len(set(grown_with)) == 3  # three models, none grown twice
 
 
 def test_the_boosted_trees_encoder_passes_the_kit_and_refuses_bad_hyperparameters(builtin_only):

@@ -74,5 +74,42 @@ def test_the_boosted_model_stops_once_the_holdout_loss_no_longer_falls_by_a_usef
     config = boosting_config(data.inputs, {}, {"batch_size": 32}, data.n_outputs)
     candidate = train_boosting(data, config, refit=False)
     (record,) = candidate.history
-    assert "holdout loss: no lower" in candidate.stop_reason and record["n_iter"] < 200, candidate.stop_reason
-    assert candidate.best_score == 1.0 and record["valid_loss"] < 0.01
+    assert "holdout loss: not 0.0001 lower in 10 iterations" in candidate.stop_reason, candidate.stop_reason
+    assert record["n_iter"] < 200 and candidate.best_score == 1.0 and record["valid_loss"] < 0.01
+
+
+def test_the_stop_reason_says_the_loss_fell_too_little_where_it_still_fell(builtin_only, monkeypatch):
+    """Stopped by the tolerance, the holdout loss may still fall at every iteration (its lowest the
+    last one's, all kept): the stop reason says it fell by under the tolerance, not that it fell no more."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from automm.boosting import LOSS_TOLERANCE, N_ITER_NO_CHANGE, boosting_config, train_boosting
+    from automm.data import InputSpec
+    from automm.pipeline import PreparedData
+    import torch
+
+    losses = []
+    fit = HistGradientBoostingClassifier.fit
+
+    def recording(self, *args, **kwargs):
+        fitted = fit(self, *args, **kwargs)
+        if self.early_stopping:
+            losses[:] = -np.asarray(self.validation_score_)
+        return fitted
+
+    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", recording)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    rows = [{"kind": f"k{label}{rng.integers(0, 4)}", "noise": float(rng.normal())} for label in labels]
+    index = np.arange(len(rows))
+    data = PreparedData(inputs=[InputSpec("tabular", "tabular", ["kind", "noise"],
+                                          {"kind": "categorical", "noise": "numeric"})],
+                        values={"tabular": rows}, targets=labels, problem_type="multiclass", n_outputs=3,
+                        train_index=index[index % 5 != 0], valid_index=index[index % 5 == 0], seed=0,
+                        device=torch.device("cpu"), num_workers=0)
+    candidate = train_boosting(data, boosting_config(data.inputs, {}, {"batch_size": 32}, 3), refit=False)
+    recent = np.asarray(losses[-N_ITER_NO_CHANGE - 1:])
+    assert (np.diff(recent) < 0).all() and recent[0] - recent[-1] < LOSS_TOLERANCE  # still falling, by too little
+    assert candidate.history[0]["n_iter"] == len(losses) - 1  # (every iteration kept: its loss the lowest)
+    assert candidate.stop_reason.startswith(f"holdout loss: not {LOSS_TOLERANCE:g} lower in {N_ITER_NO_CHANGE} "
+                                            "iterations;"), candidate.stop_reason
