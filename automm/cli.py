@@ -710,8 +710,9 @@ def _leaderboard_table(frame, inputs: dict | None = None) -> str:
             describe_encoders(config["encoders"], inputs) if isinstance(config, dict) and config.get("encoders") else shown
             for config, shown in zip(frame["config"], frame["encoders"])]
 
-    # the rows each score was measured on (a classification's): the order goes by them too (a bag's
-    # out-of-fold accuracy ahead of a higher one on a small holdout, leaderboard.rank_key)
+    # the rows each score was measured on: a classification's order goes by them too (a bag's
+    # out-of-fold accuracy ahead of a higher one on a small holdout, leaderboard.rank_key); none
+    # recorded (a regression's trials of a study made before automm recorded theirs): no empty column
     columns = [c for c in LEADERBOARD_COLUMNS if c in frame.columns and (c != "rows" or frame[c].notna().any())]
     if not columns:
         columns = [c for c in frame.columns

@@ -38,7 +38,7 @@ from .exceptions import AutoMMWarning, InputError, PluginError, user_stacklevel
 from .files import file_kind, is_url as _is_url, lookup_problem
 from .suggestions import NAMES_SHOWN, did_you_mean, elided_repr, shown_names, shown_roles
 from .roles import (as_datetime, is_image_bytes, is_number, looks_like_image_path, modality_of_role, read_words, written_bool,
-                    written_code, written_missing)
+                    written_code, written_missing, written_seasons)
 
 __all__ = [
     "Table",
@@ -792,8 +792,10 @@ MOSTLY_NUMBERS = 0.8
 
 #: Numbers written with a currency, a percent sign or digit-group separators (``$1,234.00``, ``45%``).
 _WRITTEN_NUMBER = re.compile(r"\s*[-+]?[$€£¥]?\s*\d{1,3}(?:[,.' \u00a0]?\d{3})*(?:[.,]\d+)?\s*[%$€£¥]?\s*")
-#: Dates written other than as ISO 8601: ``11/15/2024``, ``15.11.2024``, ``November 15, 2024``, ``15 Nov 2024``.
+#: Dates written other than as ISO 8601: ``11/15/2024``, ``15.11.2024``, ``November 15, 2024``, ``15 Nov 2024``,
+#: months ``2024/03``, ``03/2024``.
 _WRITTEN_DATE = re.compile(r"\s*(?:\d{1,2}/\d{1,2}/\d{2,4}|\d{1,2}-\d{1,2}-\d{2,4}|\d{1,2}\.\d{1,2}\.\d{4}|"
+                           r"[12]\d{3}/(?:0?[1-9]|1[0-2])|(?:0?[1-9]|1[0-2])/[12]\d{3}|"
                            r"[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|"
                            r"\d{1,2} [A-Za-z]{3,9}\.? \d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?\s*")
 
@@ -810,7 +812,7 @@ def _warn_written_numbers_or_dates(name: str, role: str, present: Sequence[Any])
     if len(texts) < max(1, MOSTLY_NUMBERS * len(present)):
         return False
     for pattern, what, fix in (
-            (_WRITTEN_DATE, "dates in a format automm does not read (it reads ISO 8601: 2024-03-05)",
+            (_WRITTEN_DATE, "dates in a format automm does not read (it reads ISO 8601: 2024-03-05, a month 2024-03)",
              "pandas.to_datetime(column, format=...)"),
             (_WRITTEN_NUMBER, "numbers written with a currency, percent sign or digit-group separators",
              "pandas.to_numeric(column.str.replace(r'[$€£¥%,]', '', regex=True))")):
@@ -887,6 +889,8 @@ def _warn_mostly_dates(name: str, role: str, present: Sequence[Any]) -> bool:
     """Warn when a column read as text or categories is mostly dates or times (80%, but more than
     the 5% of others a date-time column tolerates): a date column with placeholders (``"unknown"``)."""
     present = [v for v in present if not written_missing(v)]  # ("NaT": missing, not another value)
+    if written_seasons(present):  # ("2011-12", "2012-13": seasons, some of which read as months)
+        return False
     others = [v for v in present if as_datetime(v) is None]
     dates = len(present) - len(others)
     if MOSTLY_NUMBERS * len(present) <= dates < len(present):

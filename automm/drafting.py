@@ -45,6 +45,11 @@ _YEARS = (1800, 2100)
 RARE_CLASS_ROWS = 5
 #: Rows read to infer the roles (as ``fit`` does).
 _SAMPLE_ROWS = 5000
+#: A class label of at least this many whole numbers that fill most of their range at one step
+#: (years, counts, ratings) is pointed out as a quantity that regression may be meant for.
+ORDERED_LABEL_VALUES = 10
+#: The share of the steps from the smallest to the largest such number that the labels must hold.
+ORDERED_LABEL_FILL = 0.8
 
 
 @dataclass
@@ -173,6 +178,27 @@ def _words_group_rows(codes: list[Any]) -> bool:
 
     counts = Counter(word for code in codes for word in words(str(code)) if word.isalpha())
     return any(max(3, 0.01 * len(codes)) <= count < 0.9 * len(codes) for count in counts.values())
+
+
+def _evenly_spaced_numbers(labels) -> tuple[int, int, int, int] | None:
+    """``(count, smallest, largest, step)`` of the distinct values of a label column (a pandas
+    Series) when they are whole numbers, at least :data:`ORDERED_LABEL_VALUES` of them, holding
+    :data:`ORDERED_LABEL_FILL` of the values from the smallest to the largest at their common step
+    (2008, 2009, ..., 2019: years; 0, 5, ..., 100: scores), else None. Numbers a user made
+    categories, strings and booleans are none."""
+    import pandas as pd
+
+    if isinstance(labels.dtype, pd.CategoricalDtype) or labels.dtype.kind not in "iuf":
+        return None
+    values = pd.unique(labels.dropna().to_numpy(dtype=np.float64))
+    if len(values) < ORDERED_LABEL_VALUES or not np.all(np.isfinite(values)) or np.any(values % 1 != 0) \
+            or np.max(np.abs(values)) >= 2 ** 53:
+        return None
+    values = np.sort(values.astype(np.int64))
+    step = int(np.gcd.reduce(np.diff(values)))
+    if len(values) < ORDERED_LABEL_FILL * ((int(values[-1]) - int(values[0])) // step + 1):
+        return None
+    return len(values), int(values[0]), int(values[-1]), step
 
 
 def _split_column(frame, label: str) -> tuple[str, list, list, list] | None:
@@ -328,6 +354,14 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
             notes.append(f"{len(rare)} of them {'has' if one else 'have'} fewer than {RARE_CLASS_ROWS} training rows "
                          f"({', '.join(map(repr, rare.index[:5]))}{', ...' if len(rare) > 5 else ''}); "
                          f"data.min_class_rows: {RARE_CLASS_ROWS} would leave {'it' if one else 'them'} out.")
+        spaced = _evenly_spaced_numbers(labelled[label])
+        if spaced is not None:
+            n, low, high, step = spaced
+            cautions.append(f"the label {label!r} holds {n} evenly spaced whole numbers, {low} to {high}"
+                            f"{f' by {step}' if step != 1 else ''}, drafted as {n} classes: learnt apart, their order "
+                            "unused, a value no training row holds never predicted; if they are years, amounts or "
+                            "another ordered quantity, problem.type: regression may be meant (it predicts numbers, "
+                            "between them too)")
         cautions += _answer_columns(training, label, [c for c in used if roles[c] in ("categorical", "text")])
     else:
         notes.append(f"The label {label!r} holds numbers: problem.type regression (set it to multiclass if they "

@@ -91,7 +91,7 @@ def pareto_frame(points: Sequence[tuple[int, float, float]], chosen: int, second
     return frame.sort_values(["score", second], ascending=[False, True]).reset_index(drop=True)
 
 
-def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score",)):
+def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score",), classification: bool = True):
     """A pandas DataFrame with one row per trial (skipped over-budget trials, queued ones that
     never started, such as a preset the budget left no room for, and trials not automm's,
     :func:`foreign_trial`, left out), the finished trials
@@ -99,8 +99,10 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
     fusion, augmentations, params (Optuna's), config (the full configuration), epochs,
     best_epoch (of the first fold when bagged), valid_scores (each epoch's validation score, a
     list: of the first fold when bagged; None where not recorded), folds (1: holdout; k: k-fold bag, score
-    out-of-fold), rows (how many rows the score was measured on; classification), seconds (wall), reason (failure, stop or pruning reason), default (the
-    default configuration's trial), worker (host:pid), start and complete (local times)."""
+    out-of-fold), rows (how many rows the score was measured on), seconds (wall), reason (failure, stop or pruning reason), default (the
+    default configuration's trial), worker (host:pid), start and complete (local times). A
+    ``classification``'s scores rank by their lower bound on their rows (:func:`rank_key`); a
+    regression's, which are no shares of rows right, by their value."""
     import pandas as pd
 
     retried_as: dict[int, int] = {}
@@ -151,7 +153,8 @@ def leaderboard_frame(trials: Sequence[Any], objectives: Sequence[str] = ("score
             return math.nan if value is None else float(value)
 
         keys = [rank_key(t.state.name == "COMPLETE", score_of(t),
-                         t.user_attrs.get(TRIAL_ATTR + "loss"), t.user_attrs.get(TRIAL_ATTR + "rows"))
+                         t.user_attrs.get(TRIAL_ATTR + "loss"),
+                         t.user_attrs.get(TRIAL_ATTR + "rows") if classification else None)
                 for t in trials]
         frame = frame.assign(_done=[k[0] for k in keys], _value=[k[1] for k in keys], _loss=[k[2] for k in keys])
         frame = frame.sort_values(["_done", "_value", "_loss", "number"], ascending=[False, False, False, True],

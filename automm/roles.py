@@ -20,7 +20,7 @@ from .hookspecs import hookimpl
 
 __all__ = ["BASE_ROLES", "IMAGE_EXTENSIONS", "ROLE_TO_MODALITY", "as_datetime", "infer_role_builtin", "is_number",
            "share_at_least",
-           "written_bool", "written_code", "written_missing", "read_words", "written_duration", "stray_numbers", "text_or_categorical", "is_image_bytes", "is_heif_bytes", "names_image_files",
+           "written_bool", "written_code", "written_missing", "written_seasons", "read_words", "written_duration", "stray_numbers", "text_or_categorical", "is_image_bytes", "is_heif_bytes", "names_image_files",
            "modality_of_role", "looks_like_image_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ico",
@@ -32,6 +32,8 @@ ROLE_TO_MODALITY = {"numeric": "tabular", "categorical": "tabular", "datetime": 
 #: A date or date-time written in ISO 8601 (what a CSV file holds): ``2024-03-05``,
 #: ``2024-03-05 14:30``, ``2024-03-05T14:30:00.5+01:00``, ``...Z``.
 _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
+#: A month written in ISO 8601 (``2024-03``: its first day); not ``2024-3``, ``202403`` or ``03-2024``.
+_ISO_YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
 #: The zone at the end of an ISO 8601 time: ``Z``, ``+01:00``, ``+0100`` or ``+01`` (the sign, hours, minutes).
@@ -110,7 +112,8 @@ def names_image_files(values: Sequence[Any], folders: Sequence[Any] = ()) -> boo
 def as_datetime(value: Any) -> datetime.datetime | None:
     """``value`` as a :class:`datetime.datetime` when it is a point in time: a ``datetime`` (a
     pandas ``Timestamp`` is one), a ``date`` (at midnight), a numpy ``datetime64`` or an ISO 8601
-    string; None for anything else and for missing times (``NaT``). Time zones are kept."""
+    string (a month, ``"2024-03"``, at its first day's midnight); None for anything else and for
+    missing times (``NaT``). Time zones are kept."""
     if isinstance(value, datetime.datetime):
         return None if value != value else value  # NaT is a datetime that is not equal to itself
     if isinstance(value, datetime.date):
@@ -125,6 +128,12 @@ def as_datetime(value: Any) -> datetime.datetime | None:
         return None if start_time != start_time else start_time.to_pydatetime()
     if isinstance(value, str):
         text = value.strip()
+        month = _ISO_YEAR_MONTH.fullmatch(text)
+        if month:
+            try:
+                return datetime.datetime(int(month.group(1)), int(month.group(2)), 1)
+            except ValueError:  # e.g. 2024-13, 0000-01
+                return None
         if not _ISO_DATETIME.fullmatch(text):
             return None
         if len(text) > 10 and text[10] not in "T ":  # a date with its zone ("2024-03-05+01:00", "...Z"):
@@ -144,6 +153,21 @@ def as_datetime(value: Any) -> datetime.datetime | None:
         except ValueError:  # e.g. 2024-02-30
             return None
     return None
+
+
+def written_seasons(values: Sequence[Any]) -> bool:
+    """Whether ``values`` (present ones) are all seasons or fiscal years written as their two
+    years, ``"2009-10"``, ``"2010-11"``: each one's second number the last two digits of the year
+    after its first. From 2000 to 2011 these are months too (:func:`as_datetime` reads
+    ``"2010-11"`` as November 2010), so a column of them alone is read as one of seasons, not of
+    dates: their months would be noise."""
+    if not values:
+        return False
+    for value in values:
+        match = _ISO_YEAR_MONTH.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None or int(match.group(2)) != (int(match.group(1)) + 1) % 100:
+            return False
+    return True
 
 
 #: A duration as pandas writes one to a CSV file (``"0 days 00:45:32"``, ``"-1 days +23:59:59.5"``)
@@ -322,9 +346,10 @@ def share_at_least(share: float, values: Sequence[Any], test: Callable[[Any], bo
 def infer_role_builtin(values: Sequence[Any]) -> str:
     """The built-in rules: image objects or image paths (by their extension, or, without one,
     by the files' first bytes: :func:`names_image_files`) → ``image``; dates and times (objects or
-    ISO 8601 strings, 95% of the values) → ``datetime``; numbers (and durations), or numbers with
-    a few strings that are not (:func:`stray_numbers`) → ``numeric``; strings with several words
-    or mostly unique → ``text``; other strings → ``categorical``."""
+    ISO 8601 strings, 95% of the values; not seasons, :func:`written_seasons`) → ``datetime``;
+    numbers (and durations), or numbers with a few strings that are not (:func:`stray_numbers`) →
+    ``numeric``; strings with several words or mostly unique → ``text``; other strings →
+    ``categorical``."""
     if values and all(type(v) in _PLAIN_NUMBERS for v in values):
         return "numeric"  # (what the rules below read them as, value by value: 4 ms a column of 500)
     values = [joined_items(v) for v in values]
@@ -339,7 +364,7 @@ def infer_role_builtin(values: Sequence[Any]) -> str:
     # astype(str) in part, a CSV file's "NaT", which pandas does not read as missing; missing values,
     # as the table encoder reads them; without this, 10% of them made a price column text)
     written = [v for v in values if not written_missing(v)]
-    if written and share_at_least(0.95, written, lambda v: as_datetime(v) is not None):
+    if written and share_at_least(0.95, written, lambda v: as_datetime(v) is not None) and not written_seasons(written):
         return "datetime"
     if written and all(isinstance(v, (bool, numbers.Real, decimal.Decimal, np.number, np.bool_, datetime.timedelta))
                        and not isinstance(v, (complex, np.complexfloating)) for v in written):

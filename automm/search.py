@@ -963,8 +963,9 @@ def _run_objective(trial, ctx: SearchContext):
         ctx.durations.append(seconds)
     score = float(candidate.best_score)
     loss = candidate.best_loss
-    # rows the score was measured on (an accuracy's precision: see _rank_key)
-    rows = scored_on(ctx.data, candidate)[1] if ctx.data.problem_type != "regression" else None
+    # rows the score was measured on (the leaderboard's rows; a classification's score is ranked by
+    # its lower bound on them, _rank_key)
+    rows = scored_on(ctx.data, candidate)[1]
     stop_reason = candidate.stop_reason
     if candidate.config["training"]["batch_size"] != config["training"]["batch_size"]:  # retried out of memory
         stop_reason = (f"{stop_reason}; " if stop_reason else "") + (
@@ -994,7 +995,8 @@ def _run_objective(trial, ctx: SearchContext):
             raise optuna.TrialPruned(reporter.pruned_reason)
         _keep(ctx, trial, (score, second), candidate)
         return score, second
-    _keep(ctx, trial, _rank_key(not pruned, score, loss, rows), candidate)
+    _keep(ctx, trial, _rank_key(not pruned, score, loss, rows if ctx.data.problem_type != "regression" else None),
+          candidate)
     if pruned:
         raise optuna.TrialPruned(reporter.pruned_reason)
     return score
@@ -2543,14 +2545,17 @@ def _retrain_seconds(trial) -> float:
     return RETRAIN_TIME_FACTOR * float(trial.user_attrs.get(_ATTR + "seconds") or 0.0) + 1.0
 
 
-def _model_order(study, usable: Sequence[Any], objectives: Sequence[str]) -> tuple[list[int], list | None]:
+def _model_order(study, usable: Sequence[Any], objectives: Sequence[str],
+                 classification: bool = True) -> tuple[list[int], list | None]:
     """The numbers of the ``usable`` trials in the order the model is built from them: ranked by
-    :func:`_rank_key`, then the earlier trial; in a multi-objective search the Pareto choice first.
+    :func:`_rank_key` (a ``classification``'s scores by their lower bound on their rows), then the
+    earlier trial; in a multi-objective search the Pareto choice first.
     With it, the Pareto points ``(number, score, cost)`` (else None)."""
     from optuna.trial import TrialState
 
     ranked = sorted(usable, key=lambda t: (*_rank_key(t.state == TrialState.COMPLETE, _trial_score(t),
-                                                      t.user_attrs.get(_ATTR + "loss"), t.user_attrs.get(_ATTR + "rows")),
+                                                      t.user_attrs.get(_ATTR + "loss"),
+                                                      t.user_attrs.get(_ATTR + "rows") if classification else None),
                                            -t.number), reverse=True)
     order = [t.number for t in ranked]
     if len(objectives) <= 1:
@@ -2576,7 +2581,7 @@ def _retraining_reserve(study, ctx: SearchContext, deadline: float | None) -> tu
               if isinstance(t.user_attrs.get(_ATTR + "config"), Mapping)]
     if not usable:
         return 0.0, []
-    order, _ = _model_order(study, usable, ctx.settings.objectives)
+    order, _ = _model_order(study, usable, ctx.settings.objectives, ctx.data.problem_type != "regression")
     by_number = {t.number: t for t in usable}
     wanted = 1 if len(ctx.settings.objectives) > 1 else max(1, ctx.settings.ensemble_size)
     weighed = [n for n in order[wanted:] if wanted > 1 and always_weighed(by_number[n].user_attrs[_ATTR + "config"])]
@@ -2679,7 +2684,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     from .ensemble import Ensemble, calibrate, combine, ensemble_members, select_ensemble
 
     trials = study.get_trials(deepcopy=False)
-    leaderboard = leaderboard_frame(trials, ctx.settings.objectives)
+    leaderboard = leaderboard_frame(trials, ctx.settings.objectives, ctx.data.problem_type != "regression")
     usable = _usable_trials(trials)
     if not usable:
         failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -2692,7 +2697,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
             raise SearchError(f"all {len(failed)} trials of the search failed: {_grouped_reasons(failed)}")
         raise SearchError("no trial of the search finished (the time limit is too short for one epoch?)")
     # the pool's order (see _rank_key), then the earlier trial
-    order, points = _model_order(study, usable, ctx.settings.objectives)
+    order, points = _model_order(study, usable, ctx.settings.objectives, ctx.data.problem_type != "regression")
     extras: dict[str, Any] = {"leaderboard_": leaderboard}
     multi = len(ctx.settings.objectives) > 1
     if multi:

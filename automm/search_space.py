@@ -20,9 +20,11 @@ nearest-neighbour model on the inputs' frozen pretrained embeddings, when a pret
 among the choices (:mod:`automm.neighbors`; likewise always in the pool,
 ``search_space={"neighbors_model": False}`` leaves it out), the gradient-boosted model on the
 table columns, when the data have any (:mod:`automm.boosting`; likewise always in the pool,
-``search_space={"boosting_model": False}`` leaves it out) and a
+``search_space={"boosting_model": False}`` leaves it out; not queued where the default is that
+model, ``encoders={"tabular": "boosted_trees"}``) and a
 replicate (the same configuration with another seed) of the default and of its pretrained
-variant, which the ensemble can average. Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
+variant, which the ensemble can average (none of a gradient-boosted default, whose trees no seed
+changes). Sampled configurations follow. ``search_space={"warm_start": False}`` skips the
 default and the presets: every trial is then sampled (to compare samplers or pruners on their
 own, or when the default is known to be a poor start).
 

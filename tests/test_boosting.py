@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -180,6 +181,10 @@ def test_a_search_of_the_named_boosted_trees_grows_each_model_once(builtin_only)
     assert board["default"].sum() == 1 and (board.loc[~board["default"], "params"].map(len) > 0).all()
     grown_with = [json.dumps(config["encoders"], sort_keys=True) for config in board["config"]]
     assert len(set(grown_with)) == 3  # three models, none grown twice
+    # a network default keeps its replicate and the boosted model beside it
+    searched = AutoMM(n_trials=4, max_epochs=1, random_state=0).fit(X, y).leaderboard_
+    assert (searched["encoders"] == "tabular=boosted_trees").sum() == 1
+    assert [config["training"].get("seed_offset") for config in searched["config"]].count(1) == 1
 
 
 def test_the_boosted_trees_encoder_passes_the_kit_and_refuses_bad_hyperparameters(builtin_only):

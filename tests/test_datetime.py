@@ -37,13 +37,18 @@ UTC = datetime.timezone.utc
     ("2024-03-05T14:30:00.123Z", datetime.datetime(2024, 3, 5, 14, 30, 0, 123000, tzinfo=UTC)),
     ("2024-03-05 14:30:00+0100", datetime.datetime(2024, 3, 5, 14, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))),
     ("2024-03-05T14:30-03", datetime.datetime(2024, 3, 5, 14, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=-3)))),
+    ("2024-03", datetime.datetime(2024, 3, 1)),  # an ISO 8601 month: its first day
+    (" 1999-12 ", datetime.datetime(1999, 12, 1)),
 ])
 def test_as_datetime_reads_points_in_time(value, expected):
     assert as_datetime(value) == expected
 
 
 @pytest.mark.parametrize("value", ["2024-02-30", "2024", "05/03/2024", "yesterday", 2024, 3.5, None, pd.NaT,
-                                   np.datetime64("NaT"), b"2024-03-05"])
+                                   np.datetime64("NaT"), b"2024-03-05",
+                                   # no month: a code, a 13th month, none unpadded or ambiguous (pandas reads
+                                   # "12-34" as December 2034)
+                                   "12-34", "2024-13", "2024-00", "0000-01", "2024-3", "202403", "2024/03", "03/2024"])
 def test_as_datetime_rejects_what_is_not_one(value):
     assert as_datetime(value) is None
 
@@ -62,6 +67,39 @@ def test_role_inference_finds_dates_as_objects_and_iso_strings():
     # a column that is mostly something else is not taken for dates
     mixed = [d.strftime("%Y-%m-%d") for d in days[:30]] + ["unknown"] * 10
     assert infer_role_builtin(mixed) != "datetime"
+
+
+def test_a_column_of_iso_months_is_dates_and_years_codes_and_seasons_are_not():
+    """"2024-03" was read as a category (a monthly series' one value per row: an identifier to
+    `automm init`, left out); a month is a date, its first day. Years stay numbers, and
+    seasons ("2010-11": November 2010 as a month) stay categories."""
+    months = [m.strftime("%Y-%m") for m in pd.period_range("2019-01", periods=40, freq="M")]
+    assert infer_role_builtin(months) == "datetime"
+    assert infer_role_builtin(months[:38] + ["NaT", "nan"]) == "datetime"
+    assert infer_role_builtin([2008, 2012, 2016, 2020] * 5) == "numeric"
+    assert infer_role_builtin(["12-34", "56-78", "10-11"] * 5) == "categorical"
+    seasons = [f"{year}-{(year + 1) % 100:02d}" for year in range(2000, 2012)]  # 2000-01 ... 2011-12
+    assert all(as_datetime(season) is not None for season in seasons)
+    assert infer_role_builtin(seasons * 2) == "categorical"
+    from automm.data import _warn_mostly_dates
+
+    with warnings.catch_warnings():  # 4 of 5 seasons read as months: no "mostly dates" to fix
+        warnings.simplefilter("error")
+        assert not _warn_mostly_dates("season", "categorical", ["2008-09", "2009-10", "2010-11", "2011-12", "2012-13"])
+    assert infer_role_builtin(["2010-11", "2010-12", "2011-01"] * 5) == "datetime"  # months in a row
+
+
+def test_a_month_column_gives_the_model_its_trend_and_month():
+    """A monthly series' month column: its features, also for months after fit's."""
+    months = pd.period_range("2016-01", periods=48, freq="M").strftime("%Y-%m")
+    frame = pd.DataFrame({"month": months})
+    model = AutoMMClassifier(max_epochs=1, num_workers=0, random_state=0).fit(frame, ["a", "b"] * 24)
+    assert model.column_roles_ == {"month": "datetime"}
+    encoder = TabularEncoder({"month": "datetime"}).fit([{"month": m} for m in months])
+    july = encoder.preprocess({"month": "2020-07"})  # after fit's months
+    assert july["numeric_missing"].tolist() == [0.0, 0.0]
+    assert july["categorical"][0] == encoder._category_index["month:month"]["7"]
+    assert encoder.preprocess({"month": "2020-08"})["numeric"][0] > july["numeric"][0]  # the trend goes on
 
 
 def test_a_numpy_datetime64_column_keeps_its_times():

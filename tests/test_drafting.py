@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +248,33 @@ def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
     assert any("2 of them have fewer than 5 training rows ('rare', 'odd')" in note for note in draft.notes)
 
 
+def test_a_label_of_evenly_spaced_whole_numbers_is_pointed_out_as_maybe_a_regression(tmp_path):
+    """A label of 12 years was drafted as 12 classes, with a hint to drop the rare ones, and not a word of
+    regression; the type stays as inferred (class codes look alike), the draft says what to check."""
+    rng = np.random.default_rng(0)
+    years = np.r_[rng.choice(np.arange(2008, 2018), 115), [2018, 2018, 2019, 2019, 2019]]
+    frame = pd.DataFrame({"price": rng.normal(100, 20, 120).round(2), "year": years})
+    frame.loc[7, "year"] = None  # (a blank cell: read as floats, the years are whole numbers still)
+    frame.to_csv(tmp_path / "cars.csv", index=False)
+    with pytest.warns(UserWarning, match="problem.type: regression may be meant"):
+        draft = draft_recipe(tmp_path / "cars.csv", "year", recipe_dir=tmp_path)
+    assert draft.content["problem"]["type"] == "multiclass"
+    caution, = [c for c in draft.cautions if "regression" in c]
+    assert caution.startswith("the label 'year' holds 12 evenly spaced whole numbers, 2008 to 2019, drafted as 12 "
+                              "classes")
+    assert f"# Check: {caution}" in draft.to_yaml("cars.csv")
+    # scores by 5, 11 of 13 present: likewise; codes, few numbers, words: classes, said nothing of
+    for label, said in ((rng.choice([v for v in range(40, 101, 5) if v not in (45, 90)], 120), " by 5"),
+                        (rng.choice([101, 205, 310, 412, 530, 618, 707, 815, 920, 999], 120), None),
+                        (rng.choice(np.arange(5), 120), None), (rng.choice(list("abcdefghijkl"), 120), None)):
+        frame.assign(year=label).to_csv(tmp_path / "cars.csv", index=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cautions = [c for c in draft_recipe(tmp_path / "cars.csv", "year", recipe_dir=tmp_path).cautions
+                        if "regression" in c]
+        assert (said in cautions[0]) if said else not cautions
+
+
 @pytest.mark.parametrize("name, values, expected", [
     ("id", [3, 1, 2], True),                    # named an id, distinct
     ("productId", ["a", "b", "c"], True),
@@ -261,6 +289,7 @@ def test_no_split_column_a_regression_label_and_rare_classes(tmp_path):
     ("paid", [3, 1, 2], False),                 # 'id' inside a word is not a name saying id
     ("date", ["2024-03-05", "2024-03-06", "2024-03-07"], False),  # a daily series' dates: its features
     ("time", ["2024-03-05T14:00:00", "2024-03-05T15:00:00", "2024-03-05T16:00:00"], False),
+    ("month", ["2024-01", "2024-02", "2024-03"], False),  # a monthly series' months (were codes: left out)
     ("ts", [1709596800, 1709683200, 1709769600], False),  # Unix times rise by 86,400 a row, not by one
     ("row", [3, 4, 5, 9, 10, 11, 12], True),    # a row number with rows deleted
     ("sqft", [510, 514, 521, 522, 530, 533, 541], False),  # a table sorted by a measurement

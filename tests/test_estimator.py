@@ -235,6 +235,9 @@ def test_a_missing_value_as_pandas_writes_it_is_missing_in_predict():
 @pytest.mark.parametrize("values, what", [
     (["11/15/2024", "3/4/2023", "12/01/2022"], "dates in a format automm does not read"),
     (["November 15, 2024", "March 4, 2023", "Dec 1, 2022"], "dates in a format automm does not read"),
+    (["2024/03", "2024/4", "2023/12"], r"dates in a format automm does not read \(it reads ISO 8601: 2024-03-05, a "
+                                       r"month 2024-03\)"),  # months, as categories they were said nothing of
+    (["03/2024", "4/2024", "12/2023"], "dates in a format automm does not read"),
     (["$1,234.00", "$5.50", "$12,000"], "numbers written with a currency, percent sign or digit-group separators"),
     (["45%", "3%", "100%"], "numbers written with a currency"),
 ])

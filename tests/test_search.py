@@ -1163,6 +1163,34 @@ def test_leaderboard_ranks_trials_as_the_search_does():
     assert [t.number for t in searched] == list(leaderboard_frame(trials)["number"]) == [3, 2]
 
 
+def test_a_regression_s_leaderboard_gives_each_score_s_rows_and_ranks_by_the_score(texts):
+    """A regression search's leaderboard ``rows`` was empty (the rows were recorded for the
+    accuracy's lower bound alone): each trial's score's rows, as ``validation_rows`` says the kept
+    model's; its scores still rank by their value (an R² is no share of rows right)."""
+    from optuna.trial import TrialState, create_trial
+
+    from automm.leaderboard import leaderboard_frame
+
+    X, _, _, _ = texts
+    values = np.arange(len(X), dtype=float) % 7
+    model = AutoMMRegressor(**small(n_trials=2, pruner="none", ensemble_size=1)).fit(X, values)
+    board = model.leaderboard_
+    assert board["rows"].tolist() == [round(0.1 * len(X))] * 2
+    assert model.fit_summary()["validation_rows"] == board.loc[0, "rows"]
+
+    def trial(number, score, rows):
+        made = create_trial(state=TrialState.COMPLETE, value=score,
+                            user_attrs={"automm:score": score, "automm:rows": rows, "automm:loss": 0.7})
+        made.number = number
+        return made
+
+    trials = [trial(0, 0.79, 1000), trial(1, 0.80, 10)]  # R²: 0.80 on 10 rows is the better score
+    assert leaderboard_frame(trials, classification=False)["number"].tolist() == [1, 0]
+    assert leaderboard_frame(trials)["number"].tolist() == [0, 1]  # accuracies: 0.80 of 10 rows is less sure
+    study = type("Study", (), {"best_trials": []})()
+    assert search._model_order(study, trials, ("score",), classification=False)[0] == [1, 0]
+
+
 def test_ensemble_averages_members_and_survives_save_and_load(searched, texts, tmp_path):
     from automm.persistence import _format_version_of_outputs
 
