@@ -52,25 +52,33 @@ def test_the_trees_read_a_heavy_tailed_columns_top_values_apart(builtin_only):
     assert ours < 1.25 * theirs, (ours, theirs)
 
 
+def _told_exactly():
+    """600 rows whose label one categorical column tells without error, beside a column of noise,
+    prepared as a fit would (every fifth row the holdout)."""
+    import torch
+
+    from automm.data import InputSpec
+    from automm.pipeline import PreparedData
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    rows = [{"kind": f"k{label}{rng.integers(0, 4)}", "noise": float(rng.normal())} for label in labels]
+    index = np.arange(len(rows))
+    return PreparedData(inputs=[InputSpec("tabular", "tabular", ["kind", "noise"],
+                                          {"kind": "categorical", "noise": "numeric"})],
+                        values={"tabular": rows}, targets=labels, problem_type="multiclass", n_outputs=3,
+                        train_index=index[index % 5 != 0], valid_index=index[index % 5 == 0], seed=0,
+                        device=torch.device("cpu"), num_workers=0)
+
+
 def test_the_boosted_model_stops_once_the_holdout_loss_no_longer_falls_by_a_useful_amount(builtin_only):
     # a label that one column tells without error (fashion's masterCategory from subCategory): the holdout
     # loss fell by ever less, under 1e-5 an iteration, and boosting grew all 500 iterations (fashion:
     # 4.7 s to fit, 0.44 s to predict 1,000 rows; stopped where it no longer falls by 1e-4 in 10: 70
     # iterations, 0.7 s and 0.08 s)
     from automm.boosting import boosting_config, train_boosting
-    from automm.data import InputSpec
-    from automm.pipeline import PreparedData
-    import torch
 
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 3, 600)
-    rows = [{"kind": f"k{label}{rng.integers(0, 4)}", "noise": float(rng.normal())} for label in labels]
-    index = np.arange(len(rows))
-    data = PreparedData(inputs=[InputSpec("tabular", "tabular", ["kind", "noise"],
-                                          {"kind": "categorical", "noise": "numeric"})],
-                        values={"tabular": rows}, targets=labels, problem_type="multiclass", n_outputs=3,
-                        train_index=index[index % 5 != 0], valid_index=index[index % 5 == 0], seed=0,
-                        device=torch.device("cpu"), num_workers=0)
+    data = _told_exactly()
     config = boosting_config(data.inputs, {}, {"batch_size": 32}, data.n_outputs)
     candidate = train_boosting(data, config, refit=False)
     (record,) = candidate.history
@@ -84,9 +92,6 @@ def test_the_stop_reason_says_the_loss_fell_too_little_where_it_still_fell(built
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from automm.boosting import LOSS_TOLERANCE, N_ITER_NO_CHANGE, boosting_config, train_boosting
-    from automm.data import InputSpec
-    from automm.pipeline import PreparedData
-    import torch
 
     losses = []
     fit = HistGradientBoostingClassifier.fit
@@ -98,15 +103,7 @@ def test_the_stop_reason_says_the_loss_fell_too_little_where_it_still_fell(built
         return fitted
 
     monkeypatch.setattr(HistGradientBoostingClassifier, "fit", recording)
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 3, 600)
-    rows = [{"kind": f"k{label}{rng.integers(0, 4)}", "noise": float(rng.normal())} for label in labels]
-    index = np.arange(len(rows))
-    data = PreparedData(inputs=[InputSpec("tabular", "tabular", ["kind", "noise"],
-                                          {"kind": "categorical", "noise": "numeric"})],
-                        values={"tabular": rows}, targets=labels, problem_type="multiclass", n_outputs=3,
-                        train_index=index[index % 5 != 0], valid_index=index[index % 5 == 0], seed=0,
-                        device=torch.device("cpu"), num_workers=0)
+    data = _told_exactly()
     candidate = train_boosting(data, boosting_config(data.inputs, {}, {"batch_size": 32}, 3), refit=False)
     recent = np.asarray(losses[-N_ITER_NO_CHANGE - 1:])
     assert (np.diff(recent) < 0).all() and recent[0] - recent[-1] < LOSS_TOLERANCE  # still falling, by too little
