@@ -189,9 +189,10 @@ def trees_of(model, iterations: int, n_outputs: int) -> tuple[dict[str, np.ndarr
 def _feature_maps(model) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Where ``model``'s trees read the columns it was fitted on: for each feature its trees
     split on, that column's position, and for each categorical one the code its trees know each
-    category index 0..255 by (-1: a category not seen in fit). scikit-learn 1.4 and later
-    ordinal-encode the categorical columns first (``model._preprocessor``: their categories'
-    codes, the columns moved before the others); before, the trees read the columns as given."""
+    category index 0..255 by (-1: a category not seen in fit). With categorical columns,
+    scikit-learn ordinal-encodes them first (``model._preprocessor``: their categories' codes, the
+    columns moved before the others); without, it has no preprocessor and the trees read the
+    columns as given."""
     from .components.trees import _CATEGORY_SLOTS
 
     slots = np.arange(_CATEGORY_SLOTS, dtype=np.float64)
