@@ -1,6 +1,6 @@
 """The ``automm`` command line (also ``python -m automm``).
 
-Subcommands: ``init``, ``fit``, ``predict``, ``evaluate``, ``validate``, ``plugins``, ``worker``; ``automm
+Subcommands: ``init``, ``fit``, ``predict``, ``evaluate``, ``validate``, ``plugins``, ``cache``, ``worker``; ``automm
 SUBCOMMAND --help`` describes each. Results go to stdout, progress and errors to stderr.
 
 Exit codes: 0 success; 2 usage errors, recipe errors and other mistakes in what the command

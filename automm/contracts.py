@@ -163,7 +163,8 @@ def sample_problem(modality: str, before: Any, after: Any) -> str | None:
 
 class CheckedBatchAugmentation(BatchAugmentation):
     """A batch augmentation whose results are checked: ``apply_masks`` must keep the inputs and
-    their ``(batch,)`` bool masks, ``apply_fused`` the shapes of the fused embeddings and targets."""
+    their ``(batch,)`` bool masks and may only drop inputs (never mark a missing one present),
+    ``apply_fused`` must keep the shapes of the fused embeddings and targets."""
 
     def __init__(self, augmentation: Any, label: str):
         self.augmentation, self.label = augmentation, label

@@ -139,7 +139,8 @@ def calibrate(outputs: Sequence[np.ndarray], targets: np.ndarray, problem_type: 
     the log-loss on ``targets`` (weighted by ``sample_weights`` when given;
     :func:`automm.training.best_temperature`), with ``prior_sd``, under a normal prior on its
     logarithm (a model kept alone: :data:`automm.pipeline.TEMPERATURE_PRIOR_SD`); 1.0 for
-    regression and for outputs that are not finite."""
+    regression and for outputs that are not finite. The log-loss counts half an error more than
+    the rows show, so that a holdout the model gets all right does not ask for certainty."""
     from .training import best_temperature
 
     if problem_type == "regression":

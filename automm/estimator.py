@@ -1231,6 +1231,10 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return (weights / (weights * counts).sum() * counts.sum()).tolist()
 
     def _holdout_split(self, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(training rows, holdout rows) of a fit without ``X_val``: a stratified ``holdout_frac``
+        (under 10 rows, every row both, with a warning); a class's only row stays in training, and
+        no class is held out whole. Under ``balanced_accuracy``, ``macro_f1`` or ``f1`` the holdout
+        holds a row of each class of 2 rows or more (:func:`_holdout_holding_each_class`)."""
         train, valid = self._stratified_holdout(targets, seed)
         # (f1 too: the positive class's score alone, 0 on a holdout without it whatever the model)
         if self.metric in ("balanced_accuracy", "macro_f1", "f1") and self.problem_type_ != "regression" \
@@ -1334,7 +1338,9 @@ class AutoMM(TransformerMixin, BaseEstimator):
         only move on to the next, Ctrl-C propagates. Interrupted before any result (or a
         second time), and whenever ``fit`` raises, the estimator keeps the state it had before
         the call: a fitted estimator still predicts with its earlier model. A ``fit`` that returns
-        starts afresh (scikit-learn's convention): it does not train an earlier fit's model further."""
+        starts afresh (scikit-learn's convention): it does not train an earlier fit's model further.
+        numpy's and torch's global random generators are left as ``fit`` found them
+        (:func:`global_random_state_kept`)."""
         if unknown:
             raise _unexpected_keyword(self, AutoMM.fit, unknown, X)
         earlier = {name: value for name, value in vars(self).items() if _is_learned(name)}

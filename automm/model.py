@@ -20,6 +20,9 @@ class MultimodalNet(nn.Module):
 
     ``embed`` returns the fused embedding (what :meth:`AutoMM.transform` gives);
     ``forward`` returns logits (classification) or standardised values (regression).
+    Each encoder's and the fusion's output is checked against their ``output_dim``, and the
+    fusion's ``output_dim`` when the model is built (:func:`fusion_width_problem`): a
+    :class:`PluginError` naming the component and its plugin.
     """
 
     def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion, n_outputs: int, head_dropout: float = 0.1,

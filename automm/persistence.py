@@ -1287,7 +1287,12 @@ def load_model(path: str | os.PathLike, device: str = "auto", expected_class=Non
     """Rebuild an estimator saved by :func:`save_model`, as ``expected_class`` (see
     :func:`_estimator_class`; None: :class:`~automm.AutoMM`, which loads every model).
     ``cache_dir``: where it keeps its frozen encoders' features, in place of the ``cache_dir``
-    parameter saved with it (None: that one)."""
+    parameter saved with it (None: that one). The manifest's classes, decision weights and outputs
+    must agree (:func:`_check_outputs`); a model saved before blank texts were missing texts (no
+    ``"blank_texts": "missing"``) reads them as it was saved (``InputSpec.blank_texts_missing``);
+    a component whose plugin is missing is a :class:`ModelFormatError` naming the plugin, its package
+    and why it is not loaded; one that another version of its package cannot build or read, naming
+    both versions."""
     from . import registry
     from .data import InputSpec
     from .training import resolve_device

@@ -213,7 +213,8 @@ class Registry:
 
     def _collect(self) -> None:
         """Every plugin's components. An entry-point plugin whose registration fails (its hook
-        raises, a duplicate or invalid name) is unregistered and skipped with a
+        raises, a duplicate or invalid name, an unknown ``register`` keyword, ``tags=`` or
+        ``columns=`` given as one string) is unregistered and skipped with a
         :class:`PluginLoadWarning`, and the collection starts again without it; an in-process
         plugin's failure (a built-in, or one given to :func:`reset_registry`) raises."""
         while True:
@@ -373,10 +374,12 @@ class PluginLoadWarning(AutoMMWarning):
 
 
 def _load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
-    """Register every plugin of the ``automm`` entry-point group. A plugin that fails to import
-    or to register (a hook whose arguments are not the hook's) is skipped with a
-    :class:`PluginLoadWarning` naming it and its distribution, so one broken package does not
-    take the built-ins down with it; a hook name automm does not know is warned about."""
+    """Register every plugin of the ``automm`` entry-point group, in the order of their packages'
+    names (the same wherever they are installed). A plugin that fails to import or to register (a
+    hook whose arguments are not the hook's), or whose entry-point name another package's plugin
+    holds, is skipped with a :class:`PluginLoadWarning` naming it and its distribution, so one
+    broken package does not take the built-ins down with it; a hook name automm does not know is
+    warned about."""
     from importlib.metadata import distributions
 
     found = [(dist, entry_point) for dist in distributions() for entry_point in dist.entry_points

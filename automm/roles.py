@@ -399,7 +399,8 @@ def _word_count(text: str) -> float:
 
 
 def text_or_categorical(values: Sequence[Any]) -> str:
-    """``text`` for values of several words or mostly unique (20 values or more) or long, else
+    """``text`` for values mostly unique (more than half distinct among 20 or more, or every one
+    of 5 or more), long (over 40 characters on average) or of 3 words or more on average, else
     ``categorical``."""
     texts = [str(v) for v in values]
     unique_ratio = len(set(texts)) / len(texts)

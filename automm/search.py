@@ -2679,6 +2679,13 @@ def _grouped_reasons(failed: Sequence[Any], shown: int = 5) -> str:
 
 
 def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> Candidate:
+    """The search's result: the best-ranked trial's model, or, with ``ensemble_size`` > 1, the
+    greedy ensemble (:func:`automm.ensemble.select_ensemble`) of the best trials' temperature-scaled
+    holdout (or out-of-fold) outputs, the linear, nearest-neighbour and gradient-boosted models
+    always in its pool (:func:`always_weighed`); models trained elsewhere are retrained when the
+    time allows. On a holdout of fewer than :data:`MIN_SELECTION_ROWS` rows no ensemble is
+    weighed: the best-ranked model is kept alone. :class:`SearchError` (or
+    :class:`TimeLimitExceeded`) when no trial produced a model."""
     from optuna.trial import TrialState
 
     from .ensemble import Ensemble, calibrate, combine, ensemble_members, select_ensemble

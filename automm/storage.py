@@ -286,7 +286,11 @@ def _end_of_last_whole_line(descriptor: int, size: int, chunk: int = 1 << 16) ->
 
 
 def make_storage(kind: str, value: Any):
-    """An Optuna storage for :func:`parse_storage`'s result (a new connection each call)."""
+    """An Optuna storage for :func:`parse_storage`'s result (a new connection each call). A journal
+    file: its folder made, checked writable (the file, and its folder for the lock) and refused when
+    it is no journal or holds a damaged line (named), its lock broken :data:`JOURNAL_LOCK_GRACE`
+    seconds after a killed process left it; a database URL: Optuna's ``RDBStorage`` with heartbeats
+    and stale trials retried. A storage that cannot be opened is a :class:`StorageError`."""
     import optuna
     from optuna.storages.journal import JournalFileSymlinkLock, JournalStorage
 

@@ -753,8 +753,11 @@ class Trainer:
         return loss, score, outputs
 
     def configure_optimizer(self, steps_per_epoch: int) -> None:
-        # A module may set ``learning_rate_scale`` (e.g. a sparse embedding table, whose rows
-        # see few updates): its parameters, and those of its children, train at lr * scale.
+        """AdamW (no weight decay on biases and other 1-D parameters) and its schedule: linear
+        warm-up over ``warmup_fraction`` of the steps, then cosine decay to zero at the end of
+        ``max_epochs`` (:meth:`plan_remaining_epochs` moves the end). A module that sets
+        ``learning_rate_scale`` (e.g. a sparse embedding table, whose rows see few updates) trains
+        its parameters, and those of its children, at the learning rate times that scale."""
         scales: dict[int, float] = {}
         for module in self.model.modules():  # parents before children: the innermost scale wins
             scale = getattr(module, "learning_rate_scale", None)

@@ -1,9 +1,11 @@
 """The ``tabular`` encoder: all numeric, categorical and date-time columns of a row in one MLP.
 
 Each raw value is one row as a mapping ``{column: value}`` (or ``MISSING`` for the whole
-row). Numeric columns are standardised with training mean/std (missing values become 0
-plus a 0/1 missing flag); categorical columns are looked up in per-column vocabularies
-(index 0 = unknown or missing) and embedded; while training, a share of the categories
+row). Numeric columns are centred on their training median and scaled by their interquartile
+range (as a normal's standard deviation; the mean and standard deviation where the quartiles
+agree), then clipped at ``numeric_clip`` (missing values become 0 plus a 0/1 missing flag);
+categorical columns are looked up in per-column vocabularies (index 0 = unknown or missing) and
+embedded; while training, a share of the categories
 (``category_dropout``) is read as unknown, so that index 0 learns "this column tells nothing" and
 a category never seen in fit leans on the other inputs instead of on an untrained embedding. A date-time column (values that
 :func:`automm.roles.as_datetime` reads: datetimes, dates, ``datetime64``, ISO 8601 strings)
@@ -339,6 +341,10 @@ class TabularEncoder(Encoder):
 
     # -- preprocessing state -------------------------------------------------------------
     def fit(self, values: Sequence[Any]) -> "TabularEncoder":
+        """Learn each numeric feature's centre and scale (median and interquartile range, robust to
+        a few outliers; mean and standard deviation where the quartiles agree), each categorical
+        feature's vocabulary (most frequent first, up to ``max_categories``) and the date-time
+        columns' hours and clocks; each distinct value and date-time is read once."""
         moments = {c: _each_moment([_cell(row, c) for row in values]) for c in self.datetime_columns}
         self.datetime_hours = [c for c in self.datetime_columns
                                if len({parts.get("hour") for parts, _ in moments[c]} - {None}) > 1]

@@ -416,6 +416,8 @@ class _VocabularyTextEncoder(Encoder):
         return max(7 if self.leave_out_unknown else 1, _format_version_of_reading(self))
 
     def fit(self, values: Sequence[Any]) -> "_VocabularyTextEncoder":
+        """Learn the vocabulary from the words the model reads: each training text's first
+        ``max_length`` tokens (a word seen only past them has no id: it reads as a word never seen)."""
         lengths: list[int] = []
 
         def counted() -> Iterator[list[str]]:  # each text tokenized once, its length kept
@@ -898,8 +900,8 @@ class HashedNgramEncoder(Encoder):
         return state
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        # sizes the weights before load_state_dict (a network form saved before automm kept the
-        # fitted buckets only has no such key: a row per bucket, as then)
+        """Size the weights before ``load_state_dict``: the rows of ``kept_buckets``; a network form
+        saved before automm kept the fitted buckets only has no such key, and a row per bucket."""
         if "kept_buckets" in state:
             self._compact(int(state["kept_buckets"]))
         _set_reading(self, state)

@@ -3,7 +3,7 @@
 Each runs in one of two modes, chosen by the hyperparameter ``trainable_layers``:
 
 * ``0`` — **frozen** (``encoder.frozen is True``): the network never changes, so each
-  input's feature vector is computed once and cached on disk (see :mod:`.cache`). The
+  input's feature vector is computed once and cached on disk (see :mod:`automm.feature_cache`). The
   core calls :meth:`~automm.Encoder.prepare` with every value of the input before
   building its loaders; ``prepare`` computes the missing features in batches (texts
   sorted by length) and keeps them in memory, ``preprocess`` looks a value's features up
