@@ -122,7 +122,8 @@ def test_the_sdist_holds_what_the_test_suite_reads(tmp_path):
     """The sdist held the test modules setuptools picks by name (tests/test_*.py), but not their
     conftest.py and helpers.py, nor the recipes, docs and benchmark script they read: of the
     test modules unpacked from it, half failed to import ('No module named helpers') and
-    test_architecture_doc failed on the missing docs. Nothing compiled comes along."""
+    test_architecture_doc failed on the missing docs (test_readme reads every docs/ page). Nothing
+    compiled comes along."""
     pytest.importorskip("setuptools", minversion="77")  # build-system.requires
     copy = _copy(ROOT, "automm", tmp_path / "project", "tests", "recipes", "docs", "benchmarks")
     (copy / "tests" / "__pycache__").mkdir(exist_ok=True)
@@ -131,8 +132,8 @@ def test_the_sdist_holds_what_the_test_suite_reads(tmp_path):
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     needed = {"LICENSE", "docs/architecture.md", "benchmarks/gpu_check.py", "tests/conftest.py", "tests/helpers.py",
               "automm/datasets/emoji_sample/emoji_sample.csv"}
-    needed |= {path.relative_to(ROOT).as_posix() for folder in ("tests", "recipes")
-               for path in (ROOT / folder).iterdir() if path.suffix in (".py", ".yaml")}
+    needed |= {path.relative_to(ROOT).as_posix() for folder in ("tests", "recipes", "docs")
+               for path in (ROOT / folder).iterdir() if path.suffix in (".py", ".yaml", ".md")}
     assert sorted(needed - names) == []
     assert [name for name in names if "__pycache__" in name or name.endswith(".pyc")] == []
 

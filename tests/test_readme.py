@@ -1,5 +1,6 @@
-"""The README's Python code runs as written (a newcomer pastes it): the quickstart, the
-scikit-learn example, and the plugin author's guide from encoder to conformance check."""
+"""The README's and the docs' Python code runs as written (a newcomer pastes it): the quickstart,
+the scikit-learn and search examples, the plugin author's guide from encoder to conformance check,
+and the examples and tables of docs/; their links lead somewhere, and the README stays short."""
 
 from __future__ import annotations
 
@@ -12,18 +13,28 @@ import pytest
 
 import automm
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+ESTIMATOR_DOC = DOCS / "estimator.md"
+CLI_DOC = DOCS / "cli-and-recipes.md"
 
 
-def _python_blocks(after: str, until: str) -> list[str]:
-    """The ```python blocks of the README between headings ``after`` and ``until``."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split(after, 1)[1].split(until, 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+def _section(after: str, until: str = "\0", page: Path = README) -> str:
+    """The text of ``page`` (the README or a docs page) between headings ``after`` and ``until``."""
+    text = page.read_text(encoding="utf-8")
+    assert after in text, f"{page.name} has no {after!r}"
+    return text.split(after, 1)[1].split(until, 1)[0]
+
+
+def _python_blocks(after: str, until: str, page: Path = README) -> list[str]:
+    """The ```python blocks of ``page`` between headings ``after`` and ``until``."""
+    return re.findall(r"```python\n(.*?)```", _section(after, until, page), re.S)
 
 
 def test_the_python_quickstart_runs(tmp_path, monkeypatch, capsys):
-    quickstart, cross_validation = _python_blocks("## Python quickstart", "### Main parameters")[:2]
+    (quickstart,) = _python_blocks("## Python quickstart", "## scikit-learn")
+    (cross_validation,) = _python_blocks("## scikit-learn", "## Searching")
     monkeypatch.chdir(tmp_path)  # it saves "emoji_model" in the current folder
     # as written, but fewer epochs (the test checks that the code works, not how well it learns)
     quickstart = quickstart.replace("max_epochs=10", "max_epochs=2")
@@ -101,7 +112,7 @@ def distinct_pictures(*frames) -> int:
 
 
 def test_the_search_example_runs_as_written(tmp_path, monkeypatch):
-    (block,) = _python_blocks("## Searching: `AutoMM` as AutoML", "## What to expect")[:1]
+    (block,) = _python_blocks("## Searching", "## Recipes and the command line")
     monkeypatch.chdir(tmp_path)
     # as written, on fewer rows and one-epoch trials (the test checks that the code works)
     small = block.replace("frame = load_emoji_sample()", "frame = load_emoji_sample().head(60)")
@@ -114,13 +125,13 @@ def test_the_search_example_runs_as_written(tmp_path, monkeypatch):
 
 
 def test_the_callbacks_example_runs_as_written():
-    (block,) = _python_blocks("### Callbacks and the history", "## Searching: `AutoMM` as AutoML")
+    (block,) = _python_blocks("## Callbacks and the history", "## CPUs, threads and memory", ESTIMATOR_DOC)
     # as written, on fewer rows and epochs (the test checks that the code works)
     small = block.replace("frame = load_emoji_sample()", "frame = load_emoji_sample().head(60)")
     small = small.replace("max_epochs=10", "max_epochs=2")
     assert small.count("head(60)") == 1 and "max_epochs=2" in small
     namespace: dict = {}
-    exec(compile(small, "README callbacks", "exec"), namespace)
+    exec(compile(small, "docs/estimator.md callbacks", "exec"), namespace)
     clf, rows = namespace["clf"], namespace["log"].rows
     assert [(r["epoch"], r["lr"], r["train_loss"]) for r in clf.history_] == rows
     import pandas as pd
@@ -129,13 +140,13 @@ def test_the_callbacks_example_runs_as_written():
 
 
 def test_the_parameter_table_names_every_parameter_with_its_default():
-    """The README's "Main parameters" table had no row for weight_decay, label_smoothing,
+    """The "Parameters" table (README's, now docs/estimator.md's) had no row for weight_decay, label_smoothing,
     head_dropout, class_weight, column_types, cache_dir, study_name nor plot_dir: a reader
     could not learn they exist, nor their defaults. Each parameter is named in a row, and a
     row's defaults, when it gives them, are get_params()'s, in order."""
     import ast
 
-    section = README.read_text(encoding="utf-8").split("### Main parameters", 1)[1].split("\n\n", 2)[1]
+    section = _section("## Parameters", page=ESTIMATOR_DOC).split("\n\n", 2)[1]
     defaults = automm.AutoMM().get_params()
     named = {}
     for row in section.splitlines()[2:]:
@@ -151,11 +162,12 @@ def test_the_parameter_table_names_every_parameter_with_its_default():
 def test_the_recipe_key_table_names_every_key_the_recipe_checks_accept():
     """The README named recipe keys only in passing (data.weight_column, data.valid, ...): a newcomer
     writing a recipe could not learn that data.max_rows, data.min_class_rows, data.format or
-    output.verbose exist, nor where training and search settings go. Its table names each section's
-    keys, as automm/recipe_checks.py accepts them, and no other."""
+    output.verbose exist, nor where training and search settings go. The table (now in
+    docs/cli-and-recipes.md) names each section's keys, as automm/recipe_checks.py accepts them, and
+    no other."""
     from automm.recipe_checks import SCALAR_TOP_KEYS, SECTION_KEYS
 
-    text = README.read_text(encoding="utf-8").split("A recipe's keys,", 1)[1]
+    text = _section("A recipe's keys,", page=CLI_DOC)
     table = text.split("\n\n", 2)[1]
     named = {}
     for row in table.splitlines()[2:]:
@@ -181,7 +193,7 @@ def test_the_coming_from_autogluon_table_runs_and_each_autogluon_name_gets_a_hin
     from automm.evaluation import compute_metrics, positive_class
     from automm.migrating import FOREIGN_KEYWORDS
 
-    section = README.read_text(encoding="utf-8").split("### Coming from AutoGluon", 1)[1].split("\n## ", 1)[0]
+    section = _section("## Coming from AutoGluon", "\n## ", ESTIMATOR_DOC)
     rows = [row.split("|")[1:3] for row in section.splitlines() if row.startswith("| `")]
     assert len(rows) >= 15
 
@@ -246,12 +258,12 @@ def test_the_coming_from_autogluon_table_runs_and_each_autogluon_name_gets_a_hin
 
 def test_the_several_targets_example_runs_as_written(capsys):
     """A user with several targets, or tags, per row pastes it."""
-    code = _python_blocks("### Several targets, or tags per row", "### Callbacks and the history")[0]
+    (code,) = _python_blocks("## Several targets, or tags per row", "## Callbacks and the history", ESTIMATOR_DOC)
     # as written, but a few epochs instead of a 30 s search per target (the test checks that the code works)
     assert code.count("AutoMMClassifier(time_limit=30)") == 2
     code = code.replace("AutoMMClassifier(time_limit=30)", "AutoMMClassifier(max_epochs=1, random_state=0)")
     namespace: dict = {}
-    exec(compile(code, "README several targets", "exec"), namespace)
+    exec(compile(code, "docs/estimator.md several targets", "exec"), namespace)
     model, tagger, test = namespace["model"], namespace["tagger"], namespace["test"]
     assert model.predict(test[["image"]]).shape == (len(test), 2)
     assert [p.shape[1] for p in namespace["proba"]] == [9, 2]
@@ -259,3 +271,56 @@ def test_the_several_targets_example_runs_as_written(capsys):
     assert len(tagger.estimators_) == 4
     printed = capsys.readouterr().out
     assert printed.count("[") >= 2
+
+
+def test_the_readme_recipe_is_valid():
+    """The README shows one recipe: a newcomer who copies it gets a recipe ``automm validate``
+    accepts, its data (the embedded sample) included."""
+    from automm.recipes import load_yaml, validate_recipe
+
+    (recipe,) = re.findall(r"```yaml\n(.*?)```", _section("## Recipes and the command line", "\n## "), re.S)
+    assert validate_recipe(load_yaml(recipe)) == []
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation but ``-`` and ``_`` dropped,
+    spaces as ``-``."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_of_the_readme_and_the_docs_leads_somewhere():
+    """The README's reference material moved into docs/ pages that link to each other and back: a
+    link to a page that is not there, or to a heading that a page does not have, would leave the
+    reader at the top of a long page or nowhere."""
+    pages = [README, *sorted(DOCS.glob("*.md"))]
+    anchors = {page.resolve(): {_slug(h) for h in re.findall(r"^#+ (.*)$", re.sub(r"```.*?```", "", page.read_text(
+        encoding="utf-8"), flags=re.S), re.M)} for page in pages}
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page.resolve()
+            if not linked.exists() or (anchor and anchor not in anchors.get(linked, set())):
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
+    assert {page.name for page in DOCS.glob("*.md")} <= set(re.findall(r"\(docs/([\w-]+\.md)\)", README.read_text(
+        encoding="utf-8")))  # the README's "Documentation" list names every page
+
+
+def test_the_readme_is_a_page_a_newcomer_reads():
+    """The README had grown to 1,350 lines, a paragraph of up to 40 lines (save atomicity, digests,
+    trust) between the quickstart and its parameters. It holds what the project's rules name, in
+    this order, and its prose comes in short paragraphs (a list item counts alone); the reference
+    is in docs/."""
+    text = README.read_text(encoding="utf-8")
+    assert re.findall(r"^## (.*)$", text, re.M) == [
+        "Install", "The two commands", "Python quickstart", "scikit-learn", "Searching",
+        "Recipes and the command line", "Plugin author's guide", "Data used by tests and benchmarks", "Layout",
+        "Documentation"]
+    assert len(text.splitlines()) <= 500
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    paragraphs = [item for block in prose.split("\n\n") for item in re.split(r"\n(?=- )", block.strip())]
+    assert max(len(paragraph.splitlines()) for paragraph in paragraphs) <= 8
