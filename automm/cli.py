@@ -26,6 +26,7 @@ import math
 import os
 import sys
 import traceback
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -92,15 +93,25 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def _display_width(text: str) -> int:
+    """The columns ``text`` takes in a terminal: two a wide character (Chinese, Japanese, Korean,
+    full-width forms, emoji), none a combining mark or a format character (a zero-width joiner)."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.category(char) in ("Mn", "Me", "Cf") else 2 if unicodedata.east_asian_width(char) in "WF"
+               else 1 for char in text)
+
+
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None, indent: str = "  ") -> str:
-    """Rows as aligned text columns."""
+    """Rows as aligned text columns (aligned as a terminal shows them: a column name or a class in
+    Chinese took twice the columns its length counted, and pushed the columns after it out of line)."""
     cells = [[_format_value(v) for v in row] for row in rows]
     if headers:
         cells.insert(0, list(headers))
     if not cells:
         return ""
-    widths = [max(len(row[i]) if i < len(row) else 0 for row in cells) for i in range(max(map(len, cells)))]
-    lines = [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    widths = [max(_display_width(row[i]) if i < len(row) else 0 for row in cells) for i in range(max(map(len, cells)))]
+    lines = [indent + "  ".join(c + " " * (w - _display_width(c)) for c, w in zip(row, widths)).rstrip() for row in cells]
     if headers:
         lines.insert(1, indent + "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -759,7 +770,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from .tables import data_format
+    from .tables import data_format, starts_with_byte_order_mark
 
     out = _Out(args.quiet)
     filters = _parse_filters(args.filter)
@@ -814,8 +825,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if target is None:
         result.to_csv(sys.stdout, index=False)
     else:
-        # (a path of --keep or a folder's images that holds the escapes of file-name bytes: those bytes)
-        write_output(target, lambda path: result.to_csv(path, index=False, errors="surrogateescape"))
+        # (a path of --keep or a folder's images that holds the escapes of file-name bytes: those bytes;
+        # a byte-order mark where the data file has one, as Excel saves it, for Excel to read it as UTF-8)
+        encoding = "utf-8-sig" if not is_stream(target) and starts_with_byte_order_mark(args.data) else "utf-8"
+        write_output(target, lambda path: result.to_csv(path, index=False, errors="surrogateescape", encoding=encoding))
         out.log(f"wrote {len(result)} predictions to {args.output}")
     return EXIT_OK
 
@@ -1508,7 +1521,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "columns with --proba).")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'automm fit' or AutoMM.save")
     p.add_argument("data", metavar="DATA", help="data file with the model's input columns")
-    p.add_argument("--output", "-o", metavar="OUT.csv", default="-", help="output CSV (default: stdout)")
+    p.add_argument("--output", "-o", metavar="OUT.csv", default="-",
+                   help="output CSV (default: stdout), UTF-8, with a byte-order mark where DATA has one (as Excel "
+                        "saves CSV UTF-8 and Unicode text, so that Excel reads it as UTF-8)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
     p.add_argument("--keep", action="append", metavar="COLUMN", help="copy this input column to the output "
                                                                      "as the file has it (e.g. an id); repeatable")

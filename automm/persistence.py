@@ -57,7 +57,7 @@ from .suggestions import elided_repr
 __all__ = ["save_model", "load_model", "check_save_target", "remove_made_folders", "manifest_digest", "FORMAT_VERSION",
            "MANIFEST", "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 11  # the version this code reads; single models are still written as version 1, ensembles
+FORMAT_VERSION = 12  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
 #: ensemble pools probabilities logarithmically (which a version-3 reader would average); 5 when the
 #: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax); 6
@@ -71,7 +71,11 @@ FORMAT_VERSION = 11  # the version this code reads; single models are still writ
 #: fusion's ``compared`` pairs, which a version-8 reader cannot build); 10 when a model holds the
 #: ``boosted_trees`` encoder (the search's gradient-boosted model, which a version-9 reader lacks); 11
 #: when a ``hashed_ngram`` network keeps the rows of its fitted buckets only (``kept_buckets``, which a
-#: version-10 reader would read as a row per bucket, and fail to load). The
+#: version-10 reader would read as a row per bucket, and fail to load); 12 when a ``hashed_ngram`` was
+#: fitted on texts holding letters of Thai, Lao, Khmer, Myanmar, ... (``automm.components.text``'s
+#: ``unspaced_alphabet_words``: a run of them one word; a version-11 reader would read a letter a token),
+#: or a text encoder on texts holding Arabic or Hebrew vowel signs (``fold_vowel_marks``: left out; a
+#: version-11 reader would read a word with one as another word). The
 #: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same,
 #: and neither do hyperparameters that only training reads (``Encoder.training_only_hyperparameters``,
 #: e.g. the tabular encoder's ``category_dropout``): left out of the saved configurations, which an

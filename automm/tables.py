@@ -175,6 +175,20 @@ def read_column(file: Path, fmt: str, column: str):
 
 #: How much of a text data file is read to tell its encoding and separator.
 _SNIFF_BYTES = 1 << 16
+#: The byte-order marks of UTF-8 and UTF-16, with which Excel starts the text files it saves ("CSV
+#: UTF-8", "Unicode text").
+_BYTE_ORDER_MARKS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def starts_with_byte_order_mark(path: str | os.PathLike) -> bool:
+    """Whether a CSV or TSV data file starts with a byte-order mark, as Excel saves them: ``automm
+    predict`` writes its predictions with one too, since Excel reads a CSV file without one in the
+    system's legacy code page (Chinese or Arabic class names as mojibake)."""
+    file = Path(path)
+    if data_format(file, None) not in ("csv", "tsv") or not file.is_file():
+        return False
+    with _open_bytes(file) as handle:
+        return handle.read(3).startswith(_BYTE_ORDER_MARKS)
 
 
 def _open_bytes(file: Path):

@@ -1084,6 +1084,38 @@ def test_predict_keeps_columns_as_the_file_has_them_and_writes_no_rows_for_an_em
     assert result.code == 1 and "no rows" in result.err
 
 
+def test_tables_align_their_columns_as_a_terminal_shows_wide_characters():
+    """A leaderboard's encoders named a Chinese column (``text_0 (商品名称)=hashed_ngram``) and a binary
+    model's test F1 its class (``f1 of '正品'``): each such character takes two columns in a terminal,
+    where the table counted one, and pushed the columns after it out of line."""
+    from automm.cli import _display_width, _table
+
+    rows = [("text_0 (商品名称)=hashed_ngram", "concat"), ("text_0 (title)=gru", "attention"),
+            ("f1 of '正品'", "x"), ("قَمِيص", "y")]
+    lines = _table(rows, headers=("encoders", "fusion")).splitlines()
+    starts = {_display_width(line[:line.index(column)]) for line, column in zip(lines[2:], ("concat", "attention", "x", "y"))}
+    assert starts == {_display_width(lines[0][:lines[0].index("fusion")])} == {len("  text_0 (商品名称)=hashed_ngram  ") + 4}
+
+
+def test_predict_writes_a_byte_order_mark_where_its_data_file_has_one(capsys, emoji_model, tmp_path):
+    """Predictions were UTF-8 without a byte-order mark, which Excel reads in the system's legacy code
+    page (a Chinese or Arabic class name as mojibake) even where the data file was Excel's own "CSV
+    UTF-8" (or "Unicode text"): such a file's predictions start with one; others' do not."""
+    plain = emoji_rows(tmp_path, 4, name=["男士衬衫", "قميص رجالي", "red shirt", "шапка"])
+    text = plain.read_text(encoding="utf-8")
+    for name, encoding, marked in [("plain", None, False), ("excel", "utf-8-sig", True), ("unicode", "utf-16", True)]:
+        data = plain if encoding is None else tmp_path / f"{name}.csv"
+        if encoding is not None:
+            data.write_text(text, encoding=encoding)
+        result = run(capsys, "predict", emoji_model, data, "--keep", "name", "-o", tmp_path / f"{name}-out.csv")
+        assert result.code == 0, result.err
+        written = (tmp_path / f"{name}-out.csv").read_bytes()
+        assert written.startswith(b"\xef\xbb\xbf") == marked, name
+        assert pd.read_csv(tmp_path / f"{name}-out.csv")["name"].tolist() == ["男士衬衫", "قميص رجالي", "red shirt", "шапка"]
+    result = run(capsys, "predict", emoji_model, tmp_path / "excel.csv")  # (stdout: never one)
+    assert result.code == 0 and result.out.startswith("prediction")
+
+
 def test_evaluate_compares_label_codes_with_a_models_numeric_classes(capsys, tmp_path):
     """Label codes '001' are now read as written; a model fitted when they were read as numbers
     has classes 1, 2, ...: evaluate found none of them among the labels."""

@@ -1001,6 +1001,23 @@ def test_a_text_model_fitted_on_letters_an_older_reader_reads_as_other_words_nee
     assert _saved_manifest(loaded, tmp_path / "again")["format_version"] == max(8, fitted_rows)
 
 
+def test_a_hashed_ngram_fitted_on_thai_letters_needs_format_12_and_predicts_so_when_loaded(data, tmp_path):
+    """hashed_ngram reads a run of Thai, Lao, Khmer or Myanmar letters as one word, where an automm
+    reading format 11 read a letter a token (none of the model's n-grams): a model fitted on texts
+    holding them needs format 12, others keep theirs; a loaded one predicts as it did, and keeps it."""
+    from automm.components.text import ALPHABET_WORDS_FORMAT_VERSION
+
+    X, y = data
+    fit = lambda X: AutoMM(**tiny(encoders={"text": "hashed_ngram"}, max_epochs=1)).fit(X[["name"]], y)
+    assert _saved_manifest(fit(X), tmp_path / "plain")["format_version"] == 11
+    thai = X.assign(name=[f"{name} เสื้อยืดผู้ชาย" if i % 3 == 0 else name for i, name in enumerate(X["name"])])
+    model = fit(thai)
+    assert _saved_manifest(model, tmp_path / "thai")["format_version"] == ALPHABET_WORDS_FORMAT_VERSION == 12
+    loaded = AutoMM.load(tmp_path / "thai")
+    np.testing.assert_allclose(loaded.predict_proba(thai[["name"]]), model.predict_proba(thai[["name"]]), atol=1e-6)
+    assert _saved_manifest(loaded, tmp_path / "again")["format_version"] == 12
+
+
 def test_a_hashed_ngram_network_keeps_the_rows_of_its_fitted_buckets_and_needs_format_11(data, tmp_path):
     """The default text encoder saved a row per bucket whatever the texts held (2**16 x 96: 25 MB a
     text column): it keeps the rows of the buckets its training texts hold, which a version-10 reader
