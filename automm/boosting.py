@@ -16,14 +16,16 @@ ensemble need nothing special): the table input through the ``boosted_trees`` en
 then the trees' summed leaf values per output), summed by the ``sum`` fusion, whose bias is
 the trees' baseline. Other inputs are left out. :func:`train_boosting` grows the trees on the
 training rows with scikit-learn (categories split natively, sample and class weights as every
-loss reads them), a few iterations at a time so that the deadline is watched, stopping early
-by the holdout's loss and keeping the iterations up to its lowest; then, as the linear model
-does, it grows that many again on the training and holdout rows together.
+loss reads them), the deadline and Ctrl-C watched after every iteration, stopping early by the
+holdout's loss and keeping the iterations up to its lowest; then, as the linear model does, it
+grows that many again on the training and holdout rows together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import math
 import time
 from typing import Any, Mapping, Sequence
@@ -32,21 +34,17 @@ import numpy as np
 import torch
 
 from .exceptions import InputError
+from .interrupts import InterruptGate
 from .training import validation_metrics
 
-__all__ = ["BOOSTING_SOLVER", "BOOSTED_ENCODER", "FIRST_CHUNK", "ITERATION_CHUNK", "N_ITER_NO_CHANGE", "LOSS_TOLERANCE",
-           "is_boosted", "boosting_config", "boosting_refusal", "trees_of", "train_boosting"]
+__all__ = ["BOOSTING_SOLVER", "BOOSTED_ENCODER", "N_ITER_NO_CHANGE", "LOSS_TOLERANCE", "is_boosted", "boosting_config",
+           "boosting_refusal", "trees_of", "train_boosting"]
 
 #: ``training.solver`` of the search's gradient-boosted model.
 BOOSTING_SOLVER = "boosting"
 
 #: The encoder that holds the trees (:mod:`automm.components.trees`).
 BOOSTED_ENCODER = "boosted_trees"
-
-#: Boosting iterations grown at first, which time the rest, and at most between two looks at
-#: the deadline (fewer where the time left at the last ones' pace holds fewer).
-FIRST_CHUNK = 2
-ITERATION_CHUNK = 20
 
 #: Iterations in which the holdout loss must fall by :data:`LOSS_TOLERANCE`, else boosting stops
 #: (scikit-learn's ``n_iter_no_change``).
@@ -257,18 +255,71 @@ def _outputs(model, data, index: np.ndarray) -> np.ndarray:
     return model_outputs(model, loader, torch.device("cpu"))
 
 
-def train_boosting(data, config: dict, *, deadline: float | None = None, refit: bool = True):
+class _Watch:
+    """Whether boosting stops after the iteration just grown: at the deadline, where one more
+    iteration as long as the last would end past it (``reason`` "time limit"), or once
+    ``interrupted()`` (Ctrl-C held: "interrupted")."""
+
+    def __init__(self, deadline: float | None, interrupted) -> None:
+        self.deadline, self.interrupted = deadline, interrupted
+        self.reason: str | None = None
+        self.iterations, self.last = 0, time.monotonic()
+
+    def stop(self) -> bool:
+        now = time.monotonic()
+        took = now - self.last if self.iterations else 0.0  # (the first iteration's time holds the binning)
+        self.iterations, self.last = self.iterations + 1, now
+        if self.interrupted():
+            self.reason = "interrupted"
+        elif self.deadline is not None and now + took > self.deadline:
+            self.reason = "time limit"
+        return self.reason is not None
+
+
+@functools.cache
+def _watched(kind: type) -> type:
+    """scikit-learn's histogram gradient boosting ``kind`` whose ``fit`` asks its ``watch`` (a
+    :class:`_Watch`) after every iteration whether to stop there. scikit-learn has no callback:
+    its check of early stopping by the holdout's loss, a private method called once an iteration
+    with the iterations grown all whole, is where the watch is asked. (Grown up to 20 iterations
+    at a time with ``warm_start``, each call binning the rows again and predicting them with
+    every tree grown before, fashion's attributes beside 100 columns of noise at ``time_limit=30``
+    / ``60`` took up to 32.5 / 64.2 s; the growth again on every row, one call, was not watched.)"""
+    if not callable(getattr(kind, "_check_early_stopping_loss", None)):
+        import sklearn
+
+        raise RuntimeError(f"the gradient-boosted model: scikit-learn {sklearn.__version__}'s {kind.__name__} has no "
+                           "check of early stopping by the loss, in which this automm watches the deadline: leave "
+                           "the model out, search_space={'boosting_model': False}")
+
+    class Watched(kind):
+        watch: _Watch
+
+        def _check_early_stopping_loss(self, *args, **kwargs):
+            stop = self.watch.stop()  # (first: it times every iteration)
+            return super()._check_early_stopping_loss(*args, **kwargs) or stop
+
+    Watched.__name__ = Watched.__qualname__ = kind.__name__
+    return Watched
+
+
+def train_boosting(data, config: dict, *, deadline: float | None = None, refit: bool = True,
+                   stop_on_interrupt: bool = False):
     """Grow the gradient-boosted configuration ``config`` (see the module documentation) and
     return a :class:`~automm.pipeline.Candidate`: its ``history`` one record (the iterations
     kept, ``n_iter``, and the hyperparameters they were grown with), its holdout outputs those
     of the trees grown on the training rows as ``valid_outputs``. With ``refit`` the kept
     number of iterations is then grown again on the training and holdout rows together (not
     when the holdout is the user's validation data, never trained on, nor when the time left
-    would not hold it), so ``valid_outputs`` stay honest while the model uses every row. The
-    deadline is watched between chunks of iterations (:data:`FIRST_CHUNK`, then as many as the
-    time left holds, up to :data:`ITERATION_CHUNK`); the iterations grown by then are kept, and
-    only a deadline before any raises ``TimeoutError``. Runs on the CPU (with
-    scikit-learn's threads); training callbacks do not apply, and the search never prunes it."""
+    would not hold it: cut short by the deadline, the trees grown on the training rows stay),
+    so ``valid_outputs`` stay honest while the model uses every row. The deadline is watched
+    after every iteration (:class:`_Watch`): growth stops where one more would end past it, the
+    iterations grown by then are kept, and only a deadline before any raises ``TimeoutError``.
+    With ``stop_on_interrupt``, Ctrl-C is held (:class:`~automm.interrupts.InterruptGate`) and
+    stops the growth after the iteration in progress, or the growth again on every row: the
+    trees grown so far are kept (``interrupted`` is then set); in the first iteration, it raises
+    ``KeyboardInterrupt`` once the iteration ends. Runs on the CPU (with scikit-learn's threads);
+    training callbacks do not apply, and the search never prunes it."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     from .pipeline import _SEEDED_BUILDS, Candidate, build_model
@@ -310,53 +361,74 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
     scored = np.isin(targets[n_train:], targets[:n_train]) if classification else np.ones(len(rows) - n_train, bool)
     has_holdout = bool(scored.any())
 
-    def grower(iterations: int, early: bool):
-        return kind(**settings, max_iter=iterations, categorical_features=encoder.categorical_mask,
-                    early_stopping=early, n_iter_no_change=N_ITER_NO_CHANGE, tol=LOSS_TOLERANCE, scoring="loss",
-                    warm_start=True, random_state=data.seed % (2 ** 32))
+    def grower(iterations: int, patience: int):
+        return _watched(kind)(**settings, max_iter=iterations, categorical_features=encoder.categorical_mask,
+                              early_stopping=True, n_iter_no_change=patience, tol=LOSS_TOLERANCE, scoring="loss",
+                              random_state=data.seed % (2 ** 32))
 
-    boosted = grower(0, has_holdout)
     train_part = dict(X=inputs[:n_train], y=targets[:n_train],
                       sample_weight=None if weights is None else weights[:n_train])
     valid_weights = None if data.valid_weights is None else data.valid_weights[scored]
-    valid_part = dict(X_val=inputs[n_train:][scored], y_val=targets[n_train:][scored],
-                      sample_weight_val=valid_weights) if has_holdout else {}
-    grown, stop_reason, per_iteration = 0, f"max_iter={encoder.max_iter} reached", 0.0
-    while grown < encoder.max_iter:
-        size = FIRST_CHUNK if not grown else ITERATION_CHUNK
-        if deadline is not None and grown:  # as many as the time left holds, at the last chunk's pace
-            size = min(size, int((deadline - time.monotonic()) / per_iteration))
-        if size < 1 or (deadline is not None and time.monotonic() >= deadline):
-            stop_reason = "time limit"
-            break
-        began = time.monotonic()
-        boosted.set_params(max_iter=min(encoder.max_iter, grown + size))
-        boosted.fit(**train_part, **valid_part)
-        per_iteration = (time.monotonic() - began) / max(1, boosted.n_iter_ - grown)
-        stopped = boosted.n_iter_ < boosted.max_iter
-        grown = boosted.n_iter_
-        if stopped:
-            stop_reason = f"holdout loss: not {LOSS_TOLERANCE:g} lower in {N_ITER_NO_CHANGE} iterations"
-            break
-    if not grown:
+    # (without a holdout, a training row stands in for one: the iterations are watched in the check of
+    # early stopping, which then never stops them)
+    valid_part = (dict(X_val=inputs[n_train:][scored], y_val=targets[n_train:][scored], sample_weight_val=valid_weights)
+                  if has_holdout else dict(X_val=inputs[:1], y_val=targets[:1]))
+    if deadline is not None and time.monotonic() >= deadline:
         raise TimeoutError("the gradient-boosted model grew no tree before the deadline")
-    _check_trees(model, encoder, boosted, inputs[:CHECKED_ROWS], data.n_outputs)
-    # the iterations up to the lowest holdout loss (scikit-learn's score is minus the loss; entry 0 is the baseline)
-    kept = int(np.argmax(boosted.validation_score_)) if has_holdout else grown
-    _hold(model, encoder, *trees_of(boosted, kept, data.n_outputs))
-    outputs = _outputs(model, data, data.valid_index)
-    valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification, data.valid_weights,
-                                                 data.metric)
-    train_loss = -float(boosted.train_score_[kept]) if len(getattr(boosted, "train_score_", ())) > kept else None
-    history = [{"epoch": 1, "n_iter": kept, **settings, "train_loss": train_loss, "valid_loss": valid_loss,
-                "valid_score": valid_score, "seconds": time.monotonic() - start}]
-    stop_reason = f"{stop_reason}; kept {kept} iteration{'s' if kept != 1 else ''}"
-    left = math.inf if deadline is None else deadline - time.monotonic()
-    if (refit and not data.holdout_given and kept and per_iteration * kept * len(rows) / max(1, n_train) < left):
-        again = grower(kept, False)
-        again.fit(inputs, targets, sample_weight=weights)
-        _hold(model, encoder, *trees_of(again, kept, data.n_outputs))
-        stop_reason += "; grown again on the training and holdout rows"
+    gate = InterruptGate() if stop_on_interrupt else None
+    with gate.closed() if gate is not None else contextlib.nullcontext():
+        held = (lambda: gate.pending) if gate is not None else (lambda: False)
+        boosted = grower(encoder.max_iter, N_ITER_NO_CHANGE if has_holdout else encoder.max_iter + 1)
+        boosted.watch = watch = _Watch(deadline, held)
+        began = time.monotonic()
+        boosted.fit(**train_part, **valid_part)
+        grown, seconds = boosted.n_iter_, time.monotonic() - began
+        if watch.reason == "interrupted" and grown < 2:  # Ctrl-C before an iteration had ended: nothing to keep
+            raise KeyboardInterrupt
+        if watch.reason == "interrupted":
+            stop_reason = f"interrupted (KeyboardInterrupt) after {grown} iterations"
+        elif watch.reason is not None:
+            stop_reason = watch.reason
+        elif grown < encoder.max_iter:
+            stop_reason = f"holdout loss: not {LOSS_TOLERANCE:g} lower in {N_ITER_NO_CHANGE} iterations"
+        else:
+            stop_reason = f"max_iter={encoder.max_iter} reached"
+        # the iterations up to the lowest holdout loss (scikit-learn's score is minus the loss; entry 0 is the
+        # baseline); those after it are dropped before the trees are read, and checked, once
+        kept = int(np.argmax(boosted.validation_score_)) if has_holdout else grown
+        del boosted._predictors[kept:]
+        _check_trees(model, encoder, boosted, inputs[:CHECKED_ROWS], data.n_outputs)
+        outputs = _outputs(model, data, data.valid_index)
+        valid_loss, valid_score = validation_metrics(outputs, data.valid_targets, classification, data.valid_weights,
+                                                     data.metric)
+        train_loss = -float(boosted.train_score_[kept]) if len(getattr(boosted, "train_score_", ())) > kept else None
+        history = [{"epoch": 1, "n_iter": kept, **settings, "train_loss": train_loss, "valid_loss": valid_loss,
+                    "valid_score": valid_score, "seconds": time.monotonic() - start}]
+        stop_reason = f"{stop_reason}; kept {kept} iteration{'s' if kept != 1 else ''}"
+        left = math.inf if deadline is None else deadline - time.monotonic()
+        # (as long as the growth took an iteration, with the holdout's rows more)
+        planned = (refit and not data.holdout_given and kept and watch.reason != "interrupted"
+                   and seconds / grown * kept * len(rows) / max(1, n_train) < left)
+        refitted = False
+        if planned and not held():
+            again = grower(kept, kept + 1)
+            again.watch = watch_again = _Watch(deadline, held)
+            again.fit(inputs, targets, sample_weight=weights, X_val=inputs[:1], y_val=targets[:1])
+            refitted = again.n_iter_ == kept  # (else cut short: the trees grown on the training rows stay)
+            if refitted:
+                _hold(model, encoder, *trees_of(again, kept, data.n_outputs))
+                stop_reason += "; grown again on the training and holdout rows"
+            elif watch_again.reason == "time limit":
+                stop_reason += (f"; growing them again on the training and holdout rows stopped at the time limit "
+                                f"after {again.n_iter_}")
+        interrupted = held()
+        if interrupted:
+            gate.pending = False  # (acted on: the fit ends with the trees grown so far, and says so)
+            if watch.reason != "interrupted":
+                stop_reason = (f"interrupted (KeyboardInterrupt) before the trees were grown again on the training "
+                               f"and holdout rows: kept those grown on the training rows ({stop_reason})"
+                               if planned and not refitted else
+                               f"interrupted (KeyboardInterrupt) as the trees were done: kept them ({stop_reason})")
     return Candidate(config=config, model=model, history=history, best_epoch=1, best_score=float(valid_score),
                      valid_outputs=np.asarray(outputs, dtype=np.float32), stop_reason=stop_reason,
-                     seconds=time.monotonic() - start)
+                     seconds=time.monotonic() - start, interrupted=interrupted)

@@ -1333,7 +1333,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
         Ctrl-C (``KeyboardInterrupt``) during a search stops it: the trials finished so far
         make the model, with a warning; without a search it ends training with the best epoch
-        so far (a bagged fit, with its finished fold models). Called by scikit-learn's model
+        so far (a bagged fit, with its finished fold models; the gradient-boosted trees, after the
+        iteration in progress, with the iterations grown). Called by scikit-learn's model
         selection (``cross_val_score``, ``GridSearchCV``, ...), where stopping one fit would
         only move on to the next, Ctrl-C propagates. Interrupted before any result (or a
         second time), and whenever ``fit`` raises, the estimator keeps the state it had before
@@ -1562,9 +1563,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
                 warnings.warn(f"fit {candidate.stop_reason}", AutoMMWarning, stacklevel=user_stacklevel())
             return candidate
         if candidate.interrupted:
-            warnings.warn(f"fit interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept "
-                          f"epoch {candidate.best_epoch} ({candidate_score_text(data, candidate)})",
-                          AutoMMWarning, stacklevel=user_stacklevel())
+            from .boosting import is_boosted
+
+            done = (candidate.stop_reason if is_boosted(candidate.config)  # (its iterations grown: no epochs)
+                    else f"interrupted (KeyboardInterrupt) after {len(candidate.history)} epochs: kept epoch "
+                         f"{candidate.best_epoch}")
+            warnings.warn(f"fit {done} ({candidate_score_text(data, candidate)})", AutoMMWarning,
+                          stacklevel=user_stacklevel())
         return candidate
 
     def _adopt(self, candidate: Candidate, data: PreparedData) -> None:

@@ -554,7 +554,8 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     """Build and train one candidate; the returned model holds its best epoch's weights; with
     ``verbose``, its epochs' progress is shown under ``progress_label`` (a bag's: the fold's).
     With ``stop_on_interrupt``, Ctrl-C after the first scored epoch ends training with the best
-    epoch so far (``interrupted`` is then set) instead of raising ``KeyboardInterrupt``.
+    epoch so far (``interrupted`` is then set) instead of raising ``KeyboardInterrupt`` (the
+    gradient-boosted model: after its first iteration, with the iterations grown).
     A configuration with ``training.solver == "lbfgs"`` is the search's linear model
     (:func:`automm.linear.train_linear`); one with ``"neighbors"`` (or the ``neighbors`` fusion)
     a nearest-neighbour model (:func:`automm.neighbors.train_neighbors`); one with ``"boosting"``
@@ -566,7 +567,7 @@ def train_candidate(data: PreparedData, config: dict, *, deadline: float | None 
     if is_neighbors(config):
         return train_neighbors(data, config, deadline=deadline)
     if is_boosted(config):
-        return train_boosting(data, config, deadline=deadline)
+        return train_boosting(data, config, deadline=deadline, stop_on_interrupt=stop_on_interrupt)
     seed = data.seed + int(training.get("seed_offset", 0)) if seed is None else int(seed)
     device = device or data.device
     with _SEEDED_BUILDS:  # trials in GPU threads share torch's generators: one seeds and builds at a time

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
-from dataclasses import replace
+import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from automm import AutoMM, AutoMMRegressor
+from automm import AutoMM, AutoMMRegressor, boosting
 from automm.boosting import BOOSTING_SOLVER, boosting_config, train_boosting, trees_of
 from automm.cli import _training_line
 from automm.components.trees import BoostedTreesEncoder
@@ -233,3 +235,83 @@ def test_the_trees_read_numbers_beyond_the_tabular_encoders_clip_in_their_order(
     tail = amount[data.valid_index] >= 1
     assert tail.sum() >= 15
     assert (candidate.valid_outputs.argmax(1) == data.valid_targets)[tail].mean() >= 0.95
+
+
+def _trees_grown(monkeypatch, ctrl_c=None, clock=None, seconds=None) -> list[int]:
+    """The rows of each tree scikit-learn grows, in order. SIGINT (Ctrl-C, as a terminal sends it)
+    is sent as the tree ``ctrl_c(number, rows)`` picks begins; each tree moves ``clock[0]`` on by
+    ``seconds(rows)``."""
+    from sklearn.ensemble._hist_gradient_boosting.grower import TreeGrower
+
+    grown, grow = [], TreeGrower.grow
+
+    def counted(self):
+        grown.append(self.X_binned.shape[0])
+        if ctrl_c is not None and ctrl_c(len(grown), grown[-1]):
+            os.kill(os.getpid(), signal.SIGINT)
+        if clock is not None:
+            clock[0] += seconds(grown[-1])
+        return grow(self)
+    monkeypatch.setattr(TreeGrower, "grow", counted)
+    return grown
+
+
+@pytest.mark.parametrize("moment", ["first iteration", "growing", "growing again"])
+def test_ctrl_c_ends_a_boosted_fit_with_the_trees_grown_so_far(builtin_only, monkeypatch, moment):
+    """A fit of the named boosted trees without a search raised KeyboardInterrupt at any Ctrl-C,
+    every tree grown lost; now, as a network keeps its best epoch so far, the growth stops after
+    the iteration in progress and the trees grown are kept, with a warning (those grown on the
+    training rows, where Ctrl-C stops their growth again on every row). In the first iteration
+    nothing is kept: KeyboardInterrupt, an earlier model left as it was."""
+    X, y = _noisy_table(noise=5)
+    model = AutoMM(encoders={"tabular": "boosted_trees"}, random_state=0)
+    pick = {"first iteration": lambda number, rows: number == 1,
+            "growing": lambda number, rows: number == 3 * 5 + 1,  # the 6th iteration's first tree (3 classes)
+            "growing again": lambda number, rows: rows == len(X)}[moment]  # the first tree grown on every row
+    if moment == "first iteration":
+        before, earlier = model.fit(X, y).predict_proba(X), model.model_
+        grown = _trees_grown(monkeypatch, pick)
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, pd.Series(y).map({"a": "b", "b": "c", "c": "a"}))
+        assert len(grown) == 3 and model.model_ is earlier  # (the first iteration's tree of each class)
+        np.testing.assert_array_equal(model.predict_proba(X), before)
+        return
+    grown = _trees_grown(monkeypatch, pick)
+    warned = {"growing": r"after 6 iterations; kept [1-6] iterations?",
+              "growing again": r"before the trees were grown again on the training and holdout rows: kept those grown "
+                               r"on the training rows \(holdout loss: not 0\.0001 lower in 10 iterations; kept \d+ "
+                               r"iterations\)"}[moment]
+    with pytest.warns(UserWarning, match=rf"^fit interrupted \(KeyboardInterrupt\) {warned} \(holdout accuracy [01]\.\d{{4}}\)$"):
+        try:
+            assert model.fit(X, y) is model
+        except KeyboardInterrupt:
+            pytest.fail("Ctrl-C lost the trees grown")
+    kept = model.history_[0]["n_iter"]
+    assert model.interrupted_ and model.fit_summary()["interrupted"]
+    assert model.model_.encoders["tabular"].n_trees == 3 * kept  # the trees grown on the training rows
+    assert grown.count(len(X)) == (0 if moment == "growing" else 3)  # no tree after the iteration in progress
+    assert len(grown) == (18 if moment == "growing" else len(grown))
+    assert model.predict(X).shape == (len(X),)
+
+
+def test_the_boosted_model_ends_its_growth_and_its_growth_again_by_the_deadline(builtin_only, monkeypatch):
+    """The deadline is watched after every iteration, that of the growth again on every row too:
+    that scikit-learn call was not watched at all, and ran on past the deadline where it took
+    longer than the growth on the training rows foretold. On a clock of the trees grown: a
+    second a tree on the training rows, three on every row."""
+    X, y = _noisy_table(noise=5)
+    data = _table_data(X, y)
+    config = boosting_config(data.inputs, {}, {"batch_size": 32}, 3)
+    n_train, clock = len(data.train_index), [0.0]
+    monkeypatch.setattr(boosting, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    grown = _trees_grown(monkeypatch, clock=clock, seconds=lambda rows: 1.0 if rows == n_train else 3.0)
+    free = train_boosting(data, config)
+    kept, growth = free.history[0]["n_iter"], grown.count(n_train)
+    assert "grown again" in free.stop_reason and grown.count(len(X)) == 3 * kept
+    for deadline, stopped in ((growth / 2, "time limit; kept"),
+                              (growth + 6.0 * kept, "growing them again on the training and holdout rows stopped "
+                                                    "at the time limit")):
+        clock[0] = 0.0
+        candidate = train_boosting(data, config, deadline=deadline)
+        assert clock[0] <= deadline and stopped in candidate.stop_reason
+        assert candidate.model.encoders["tabular"].n_trees == 3 * candidate.history[0]["n_iter"] > 0
