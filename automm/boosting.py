@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import math
 import time
 from typing import Any, Mapping, Sequence
@@ -284,13 +285,18 @@ def _watched(kind: type) -> type:
     with the iterations grown all whole, is where the watch is asked. (Grown up to 20 iterations
     at a time with ``warm_start``, each call binning the rows again and predicting them with
     every tree grown before, fashion's attributes beside 100 columns of noise at ``time_limit=30``
-    / ``60`` took up to 32.5 / 64.2 s; the growth again on every row, one call, was not watched.)"""
-    if not callable(getattr(kind, "_check_early_stopping_loss", None)):
+    / ``60`` took up to 32.5 / 64.2 s; the growth again on every row, one call, was not watched.)
+    A ``RuntimeError`` where ``kind`` lacks that check or a validation set in ``fit`` (``X_val``,
+    scikit-learn >= 1.7; 1.6's failed on it as an unexpected keyword)."""
+    lacks = ("takes no validation set in fit (X_val, y_val: scikit-learn >= 1.7): upgrade scikit-learn, or"
+             if "X_val" not in inspect.signature(kind.fit).parameters else
+             "has no check of early stopping by the loss, in which this automm watches the deadline:"
+             if not callable(getattr(kind, "_check_early_stopping_loss", None)) else None)
+    if lacks:
         import sklearn
 
-        raise RuntimeError(f"the gradient-boosted model: scikit-learn {sklearn.__version__}'s {kind.__name__} has no "
-                           "check of early stopping by the loss, in which this automm watches the deadline: leave "
-                           "the model out, search_space={'boosting_model': False}")
+        raise RuntimeError(f"the gradient-boosted model: scikit-learn {sklearn.__version__}'s {kind.__name__} {lacks} "
+                           "leave the model out, search_space={'boosting_model': False}")
 
     class Watched(kind):
         watch: _Watch

@@ -138,6 +138,28 @@ def test_the_boosted_model_stops_by_the_holdout_and_keeps_its_best_iterations(bu
         train_boosting(data, config, deadline=0.0)
 
 
+def test_a_scikit_learn_whose_boosting_takes_no_validation_set_is_refused_by_name(builtin_only, monkeypatch):
+    """scikit-learn 1.6 (which pyproject.toml allowed) has no ``X_val`` in its histogram gradient
+    boosting's ``fit``: the boosted model failed with "fit() got an unexpected keyword argument
+    'X_val'"; it is refused, naming the release and how to go on, before any tree is grown."""
+    import sklearn.ensemble
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    class HistGradientBoostingWithoutValidationSet(HistGradientBoostingClassifier):
+        def fit(self, X, y, sample_weight=None):  # (scikit-learn 1.6's signature)
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(sklearn.ensemble, "HistGradientBoostingClassifier", HistGradientBoostingWithoutValidationSet)
+    X, y = _noisy_table(noise=3)
+    data = _table_data(X, y)
+    grown = _trees_grown(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"scikit-learn \S+'s HistGradientBoostingWithoutValidationSet takes no "
+                                           r"validation set in fit .*>= 1\.7\): upgrade scikit-learn, or leave the "
+                                           r"model out, search_space=\{'boosting_model': False\}$"):
+        train_boosting(data, boosting_config(data.inputs, {}, {"batch_size": 32}, 3))
+    assert grown == []
+
+
 def test_sample_and_class_weights_weigh_the_boosted_models_rows(builtin_only):
     X, y = _noisy_table(noise=5)
     X = X.drop(columns="signal")  # nothing tells the label: the weights decide
