@@ -977,9 +977,8 @@ class InputSpec:
         """Raw values per sample, with :data:`MISSING` for missing ones."""
         missing = self.missing_cell
         if self.modality == "tabular":
-            cols = [table.columns[c] for c in self.columns]
-            return [{c: (MISSING if missing(col[i]) else col[i]) for c, col in zip(self.columns, cols)}
-                    for i in range(len(table))]
+            cols = [_missing_marked(table.columns[c]) for c in self.columns]
+            return [dict(zip(self.columns, cells)) for cells in zip(*cols)] if cols else [{} for _ in range(len(table))]
         column = table.columns[self.columns[0]]
         return [MISSING if missing(column[i]) else column[i] for i in range(len(column))]
 
@@ -997,6 +996,25 @@ class InputSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "InputSpec":
         return cls(data["name"], data["modality"], list(data["columns"]), dict(data.get("column_roles", {})))
+
+
+def _missing_marked(column: Sequence[Any]) -> Sequence[Any]:
+    """A table column's cells with :data:`MISSING` where :func:`is_missing`; a column of floats
+    (NaN where missing) read at C speed, one of texts a distinct text at a time."""
+    kinds = set(map(type, column))
+    if kinds <= {float} or (isinstance(column, np.ndarray) and column.dtype.kind in "biuf"):
+        absent = np.isnan(np.asarray(column, dtype=np.float64))
+    elif kinds <= {str}:  # (each distinct text read once)
+        blank = {value for value in dict.fromkeys(column) if is_missing(value)}
+        absent = np.fromiter(map(blank.__contains__, column), dtype=bool, count=len(column)) if blank else None
+    else:
+        return [MISSING if is_missing(value) else value for value in column]
+    if absent is None or not absent.any():
+        return column
+    marked = np.empty(len(column), dtype=object)
+    marked[:] = list(column)  # (the cells themselves, numpy's scalars for an array's)
+    marked[absent] = MISSING
+    return marked.tolist()
 
 
 def _missing_cell(value: Any) -> bool:
@@ -1233,6 +1251,8 @@ def _written_missing_as_none(column: Sequence[Any]) -> Sequence[Any]:
     there are none)."""
     if isinstance(column, np.ndarray) and column.dtype.kind in "biufcmM":
         return column
+    if not any(issubclass(kind, str) for kind in set(map(type, column))):  # (only a string writes one)
+        return column
     return _made_missing(column, [row for row, value in enumerate(column) if written_missing(value)])
 
 
@@ -1240,10 +1260,12 @@ def _items_as_text(column_name: str, column: Sequence[Any]) -> Sequence[Any]:
     """A text or categorical column with its list cells (tags) joined into texts
     (:func:`automm.roles.joined_items`); raises :class:`InputError` for vectors of numbers,
     which no text or category encoder can use."""
-    from .roles import is_items, is_number_vector, joined_items
+    from .roles import LIST_TYPES, is_items, is_number_vector, joined_items
 
     if isinstance(column, np.ndarray) and column.dtype.kind != "O":
         return column
+    if not any(issubclass(kind, (*LIST_TYPES, np.ndarray)) for kind in set(map(type, column))):
+        return column  # (no cell a list: the column's types tell, at C speed)
     listed = [row for row, v in enumerate(column) if is_items(v)]
     if not listed:
         return column

@@ -7,12 +7,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 
 from .exceptions import TimeLimitExceeded, in_chain
 
-__all__ = ["InterruptGate", "interrupt", "hard_stop", "during_interrupt"]
+__all__ = ["InterruptGate", "interrupt", "hard_stop", "running", "during_interrupt"]
 
 #: The main thread's :class:`InterruptGate` while it is closed, for :func:`interrupt`.
 _closed_gate: InterruptGate | None = None
@@ -99,9 +100,49 @@ def interrupt() -> None:
 MAX_ALARM_SECONDS = 1e9
 
 
+#: What an encoder's method does, as :func:`running` names it.
+_ENCODER_WORK = {"fit": "fitting its preprocessing", "preprocess_batch": "preprocessing the rows",
+                 "preprocess": "preprocessing a row", "prepare": "preparing (its one-off work)",
+                 "forward": "in its forward pass"}
+
+
 def _on_alarm(signum, frame) -> None:
-    raise TimeLimitExceeded("the trial ran past the time limit in code that does not watch it (e.g. a plugin's "
-                            "Encoder.prepare that does not call automm.check_deadline) and was interrupted")
+    raise TimeLimitExceeded(f"the trial ran past the time limit in code that does not watch it and was interrupted: "
+                            f"{running(frame)}")
+
+
+def running(frame) -> str:
+    """What the code interrupted at ``frame`` was doing, for the alarm's message: the innermost
+    encoder's method on the stack (a plugin's told to call ``automm.check_deadline``), else
+    automm's innermost function (the core's own work: reading the table, ...), else "code outside automm"."""
+    base = sys.modules.get("automm.components.base")  # (no import in a signal handler)
+    Encoder = base.Encoder if base is not None else ()
+    core = None
+    while frame is not None:
+        module, code = frame.f_globals.get("__name__", "?"), frame.f_code
+        owner = frame.f_locals.get("self") if "self" in code.co_varnames else None
+        if isinstance(owner, Encoder):
+            kind = type(owner)
+            work = _ENCODER_WORK.get(code.co_name, f"in its {code.co_name}")
+            caller = _caller(frame.f_back)
+            if kind.__module__.partition(".")[0] == "automm":
+                return f"automm's {kind.__name__} {work} ({kind.__name__}.{code.co_name}{caller})"
+            return (f"a plugin's encoder {kind.__name__} {work} ({kind.__module__}.{kind.__qualname__}.{code.co_name}"
+                    f"{caller}), which does not call automm.check_deadline")
+        if core is None and module.partition(".")[0] == "automm" and module != __name__:
+            core = f"automm's own {module}.{getattr(code, 'co_qualname', code.co_name)}{_caller(frame.f_back)}"
+        frame = frame.f_back
+    return core or "code outside automm"
+
+
+def _caller(frame) -> str:
+    """``", called from automm.pipeline.train_candidate"``: the innermost automm function at ``frame`` or above."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "?")
+        if module.partition(".")[0] == "automm":
+            return f", called from {module}.{getattr(frame.f_code, 'co_qualname', frame.f_code.co_name)}"
+        frame = frame.f_back
+    return ""
 
 
 @contextlib.contextmanager

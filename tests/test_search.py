@@ -1888,6 +1888,40 @@ def test_the_hard_stop_keeps_an_alarm_already_set():
         signal.setitimer(signal.ITIMER_REAL, *previous)
 
 
+class _SleepingEncoder(Encoder):
+    """An encoder (a plugin's: defined outside automm) whose ``prepare`` sleeps, not watching its deadline."""
+
+    modality = "text"
+
+    def prepare(self, values, *, cache_dir=None):
+        time.sleep(5)
+
+
+def test_the_hard_stop_names_what_was_running_when_it_fired(monkeypatch):
+    """On 200,000 rows under time_limit=30 the alarm blamed "a plugin's Encoder.prepare" while
+    automm's own table preprocessing was running: it names the code it interrupted now."""
+    from automm.components import tabular
+
+    previous = signal.getitimer(signal.ITIMER_REAL)
+    monkeypatch.setattr(tabular, "_numbers", lambda cells: time.sleep(5))
+    encoder = tabular.TabularEncoder({"x": "numeric"})
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # (pytest-timeout's alarm, due first, would hide it)
+        with pytest.raises(search.TimeLimitExceeded) as caught:
+            with interrupts.hard_stop(time.monotonic() + 0.2):
+                encoder.fit([{"x": 1.0}])
+        assert str(caught.value).endswith("and was interrupted: automm's TabularEncoder fitting its preprocessing "
+                                          "(TabularEncoder.fit)")
+        with pytest.raises(search.TimeLimitExceeded) as caught:
+            with interrupts.hard_stop(time.monotonic() + 0.2):
+                _SleepingEncoder().prepare(["a"])
+        assert str(caught.value).endswith(f"a plugin's encoder _SleepingEncoder preparing (its one-off work) "
+                                          f"({__name__}._SleepingEncoder.prepare), which does not call "
+                                          "automm.check_deadline")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *previous)
+
+
 def test_the_interrupt_gate_holds_ctrl_c_until_its_block_ends_and_lets_it_through_in_training():
     """A Ctrl-C while a trained model is being kept is raised once that is done (not lost), one
     in an ``open`` block (a trial's training) at once; Python's handler is back after the gate."""
