@@ -44,39 +44,12 @@ __all__ = [
 # Tokenizer
 # ----------------------------------------------------------------------------------------
 
-#: Unicode blocks of scripts usually written without spaces between words; every
-#: character in them becomes its own token.
-_NO_SPACE_RANGES = (
-    (0x0E00, 0x0EFF),    # Thai, Lao
-    (0x0F00, 0x0FFF),    # Tibetan
-    (0x1000, 0x109F),    # Myanmar
-    (0x1780, 0x17FF),    # Khmer
-    (0x1950, 0x19FF),    # Tai Le, New Tai Lue, Khmer Symbols
-    (0x1A20, 0x1AAF),    # Tai Tham
-    (0x1B00, 0x1B7F),    # Balinese
-    (0x2E80, 0x2FDF),    # CJK Radicals, Kangxi Radicals
-    (0x3005, 0x3007),    # ideographic iteration / closing mark, number zero
-    (0x3021, 0x3029),    # Hangzhou numerals
-    (0x3040, 0x30FF),    # Hiragana, Katakana
-    (0x3100, 0x312F),    # Bopomofo
-    (0x31A0, 0x31FF),    # Bopomofo Extended, CJK Strokes, Katakana Phonetic Extensions
-    (0x3400, 0x4DBF),    # CJK Unified Ideographs Extension A
-    (0x4E00, 0x9FFF),    # CJK Unified Ideographs
-    (0xA000, 0xA4CF),    # Yi
-    (0xA980, 0xA9FF),    # Javanese, Myanmar Extended-B
-    (0xAA60, 0xAA7F),    # Myanmar Extended-A
-    (0xF900, 0xFAFF),    # CJK Compatibility Ideographs
-    (0xFF66, 0xFF9F),    # halfwidth Katakana (NFKC normally widens these)
-    (0x16FE0, 0x16FFF),  # ideographic symbols
-    (0x1B000, 0x1B16F),  # Kana Supplement / Extended
-    (0x20000, 0x323AF),  # CJK Unified Ideographs Extensions B..H, Compatibility Supplement
-)
-
-#: The blocks among them of alphabets (Thai, Lao, Tibetan, Myanmar, Khmer, Tai, Balinese, Javanese),
-#: whose letters, unlike a Chinese character or a kana, seldom make a word alone: ``hashed_ngram``
-#: reads a run of them as one word (:func:`tokenize`'s ``unspaced_alphabet_words``), whose character
-#: n-grams hold its words (fashion titles in Thai letters, subCategory: 0.937 test accuracy a letter a
-#: token, 0.984 so, as in English; kana so read: 0.972 against 0.980).
+#: The Unicode blocks of alphabets usually written without spaces between words (Thai, Lao, Tibetan,
+#: Myanmar, Khmer, Tai, Balinese, Javanese), whose letters, unlike a Chinese character or a kana, seldom
+#: make a word alone: ``hashed_ngram`` reads a run of them as one word (:func:`tokenize`'s
+#: ``unspaced_alphabet_words``), whose character n-grams hold its words (fashion titles in Thai
+#: letters, subCategory: 0.937 test accuracy a letter a token, 0.984 so, as in English; kana so read:
+#: 0.972 against 0.980).
 _UNSPACED_ALPHABET_RANGES = (
     (0x0E00, 0x0EFF),    # Thai, Lao
     (0x0F00, 0x0FFF),    # Tibetan
@@ -87,6 +60,26 @@ _UNSPACED_ALPHABET_RANGES = (
     (0x1B00, 0x1B7F),    # Balinese
     (0xA980, 0xA9FF),    # Javanese, Myanmar Extended-B
     (0xAA60, 0xAA7F),    # Myanmar Extended-A
+)
+
+#: Unicode blocks of scripts usually written without spaces between words: those alphabets and
+#: the Chinese, Japanese and Yi characters; every character in them becomes its own token (but
+#: for ``unspaced_alphabet_words``).
+_NO_SPACE_RANGES = _UNSPACED_ALPHABET_RANGES + (
+    (0x2E80, 0x2FDF),    # CJK Radicals, Kangxi Radicals
+    (0x3005, 0x3007),    # ideographic iteration / closing mark, number zero
+    (0x3021, 0x3029),    # Hangzhou numerals
+    (0x3040, 0x30FF),    # Hiragana, Katakana
+    (0x3100, 0x312F),    # Bopomofo
+    (0x31A0, 0x31FF),    # Bopomofo Extended, CJK Strokes, Katakana Phonetic Extensions
+    (0x3400, 0x4DBF),    # CJK Unified Ideographs Extension A
+    (0x4E00, 0x9FFF),    # CJK Unified Ideographs
+    (0xA000, 0xA4CF),    # Yi
+    (0xF900, 0xFAFF),    # CJK Compatibility Ideographs
+    (0xFF66, 0xFF9F),    # halfwidth Katakana (NFKC normally widens these)
+    (0x16FE0, 0x16FFF),  # ideographic symbols
+    (0x1B000, 0x1B16F),  # Kana Supplement / Extended
+    (0x20000, 0x323AF),  # CJK Unified Ideographs Extensions B..H, Compatibility Supplement
 )
 #: Finds a character of :data:`_UNSPACED_ALPHABET_RANGES`.
 _UNSPACED_ALPHABET = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in _UNSPACED_ALPHABET_RANGES) + "]")
