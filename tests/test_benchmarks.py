@@ -210,3 +210,25 @@ def test_bench_budget_curve_records_what_a_fit_kept_and_when(tmp_path, monkeypat
     assert all(key.split(":")[1] in kinds for key in record["kept"])
     assert 0 <= record["before_first"] < record["seconds"] and 0 <= record["after_last"] < record["seconds"]
     assert bench_budget_curve.line(record).startswith("emoji-category")
+
+
+def test_bench_ensemble_selection_replays_a_fits_ensemble_from_its_saved_outputs(tmp_path, monkeypatch, benchmarks,
+                                                                                 builtin_only):
+    # the saved outputs give back the fitted ensemble's test results: its members' temperatures, a bag's
+    # fold models' shares of its weight and the pooling all applied as the fitted model applies them
+    import bench_ensemble_selection as bench
+
+    import automm.ensemble
+    from automm.datasets import load_emoji_sample
+
+    (tmp_path / "emoji").mkdir()
+    load_emoji_sample().to_csv(tmp_path / "emoji" / "emoji.csv", index=False)
+    monkeypatch.setenv("AUTOMM_DATA", str(tmp_path))
+    monkeypatch.setattr(automm.ensemble, "select_ensemble",  # (the real selection keeps the linear model alone here)
+                        lambda outputs, *args, **kwargs: (np.array([0.7, 0.3]), "logarithmic"))
+    bench.capture("emoji-category", 0, tmp_path, n_trials=2, max_epochs=1, bag_folds=3)
+    case = bench.Case(tmp_path / "emoji-category-0.npz")
+    assert [len(folds) for folds in case.test] == [1, 3]  # the linear model, then the bagged network
+    assert case.meta["kept_weights"] == {str(t): pytest.approx(w) for t, w in zip(case.meta["members"], [0.7, 0.3])}
+    errors, log_loss = case.evaluate([0.7, 0.3], bench._temperatures(case, prior=False), "logarithmic")
+    assert (errors, log_loss) == (case.meta["test_errors"], pytest.approx(case.meta["test_log_loss"], abs=1e-5))
