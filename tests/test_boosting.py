@@ -110,6 +110,91 @@ def test_the_trees_in_torch_predict_as_scikit_learn(kind, monkeypatch):
         assert torch.equal(encoder(unknown), whole)
 
 
+def _tree_table(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows as the trees read them: two numbers (the first missing in a fifth of the rows), two
+    category indices (0-15, 0-40), a number that is 1 or missing (split on whether it is missing
+    alone), and a label of all five."""
+    rng = np.random.default_rng(seed)
+    x = np.stack([rng.normal(size=n), rng.normal(size=n), rng.integers(0, 16, n), rng.integers(0, 41, n),
+                  np.where(rng.random(n) < 0.3, np.nan, 1.0)], axis=1).astype(np.float32)
+    x[rng.random(n) < 0.2, 0] = np.nan
+    signal = (np.nan_to_num(x[:, 0], nan=2.5) + x[:, 1] + (x[:, 2] % 3 == 0) - (x[:, 3] % 4 == 1)
+              + np.isnan(x[:, 4]))
+    return x, np.digitize(signal + rng.normal(size=n) * 0.3, [-1.0, 0.0, 1.0])
+
+
+def _all_leaf_tree(trees: dict, value: float, output: int) -> dict:
+    """``trees`` with a tree of one leaf (``value``, adding to ``output``) appended."""
+    n = len(trees["node_leaf"])
+    extra = {"node_feature": 0, "node_threshold": 0.0, "node_left": 0, "node_right": 0, "node_leaf": True,
+             "node_missing_left": False, "node_categorical": False, "node_category_row": 0, "node_value": value}
+    grown = {name: np.append(trees[name], fill) for name, fill in extra.items()}
+    return {**grown, "category_left": trees["category_left"], "tree_root": np.append(trees["tree_root"], n),
+            "tree_output": np.append(trees["tree_output"], output)}
+
+
+@pytest.mark.parametrize("leaves", [3, 31, None])  # trees of 2 levels; of 31 leaves; as deep as the rows allow
+def test_every_kind_of_split_at_every_depth_goes_as_in_scikit_learn(leaves, monkeypatch):
+    import automm.components.trees as trees_module
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _tree_table(1500, 0)
+    model = HistGradientBoostingClassifier(max_iter=8, max_leaf_nodes=leaves, min_samples_leaf=2,
+                                           categorical_features=[False, False, True, True, False], random_state=0)
+    model.fit(x[:1000], y[:1000])
+    trees, bias = trees_of(model, 8, 4)
+    inner = ~trees["node_leaf"]
+    assert (trees["node_categorical"] & inner).any() and not (trees["node_missing_left"] & inner).all()
+    trees = _all_leaf_tree(trees, 0.25, 2)
+    test = x[1000:].copy()
+    test[::9, 2] = 200  # a category index the trees never saw: their missing values' side
+    test[::11, 3] = np.nan  # a missing category: the same
+    expected = model._raw_predict(test) + np.float32(0.25) * (np.arange(4) == 2)
+    encoder = BoostedTreesEncoder({"x": "numeric"}, output_dim=4)
+    encoder.set_trees(trees)
+    layout = encoder._tree_layout()
+    if leaves is None:  # deeper than the levels laid out whole, and deep enough to follow fewer pairs
+        assert max(layout.depths) > layout.complete_levels + 2
+    assert bool(((layout.thresholds[-1] == np.inf) & (layout.inner == 1)).any())  # on missing values alone
+    with torch.no_grad():
+        ours = encoder.trees_output(torch.as_tensor(test))
+        np.testing.assert_allclose(ours.numpy() + bias, expected, rtol=1e-5, atol=1e-5)
+        monkeypatch.setattr(trees_module, "ROWS_TIMES_TREES", 7)  # a few rows and trees at a time: the same
+        monkeypatch.setattr(trees_module, "BLOCK_VALUES", 300)
+        np.testing.assert_allclose(encoder.trees_output(torch.as_tensor(test)).numpy(), ours.numpy(), atol=1e-6)
+
+
+def test_the_trees_layout_follows_the_trees_held():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    x, y = _tree_table(600, 1)
+    grown = [HistGradientBoostingRegressor(max_iter=iterations, categorical_features=[False, False, True, True, False],
+                                           random_state=0).fit(x, y) for iterations in (3, 20)]
+    encoder = BoostedTreesEncoder({"x": "numeric"})
+    inputs = torch.as_tensor(x)
+    with torch.no_grad():
+        assert torch.equal(encoder.trees_output(inputs), torch.zeros(600, 1))  # no trees
+        for model in grown:  # the layout of the trees held before is not reused
+            trees, bias = trees_of(model, model.n_iter_, 1)
+            encoder.set_trees(trees)
+            pickled = len(pickle.dumps(encoder))
+            np.testing.assert_allclose(encoder.trees_output(inputs)[:, 0].numpy() + bias, model._raw_predict(x)[:, 0],
+                                       rtol=1e-5, atol=1e-5)
+        ours = encoder.trees_output(inputs)
+        assert len(pickle.dumps(encoder)) == pickled  # (the layout is not pickled: it is derived again)
+        loaded = BoostedTreesEncoder({"x": "numeric"})
+        loaded.trees_output(inputs)  # (a layout of no trees, before the weights)
+        loaded.load_state_dict(encoder.state_dict())
+        assert torch.equal(loaded.trees_output(inputs), ours)
+        assert torch.equal(pickle.loads(pickle.dumps(encoder)).trees_output(inputs), ours)
+        earlier = BoostedTreesEncoder.__new__(BoostedTreesEncoder)  # pickled by an automm without the layout
+        earlier.__setstate__({k: v for k, v in encoder.__getstate__().items() if k != "_layout"})
+        assert torch.equal(earlier.trees_output(inputs), ours)
+        with pytest.raises(InputError, match=r"the trees read 5 columns \(tree_inputs\), got x of shape \(600, 4\)"):
+            encoder.trees_output(inputs[:, :4])
+
+
 def _table_data(table: pd.DataFrame, labels, problem_type="multiclass", weights=None, class_weights=None):
     rows = table.to_dict("records")
     roles = {c: "numeric" if pd.api.types.is_numeric_dtype(table[c]) else "categorical" for c in table.columns}
