@@ -1001,8 +1001,9 @@ class InputSpec:
 def _missing_marked(column: Sequence[Any]) -> Sequence[Any]:
     """A table column's cells with :data:`MISSING` where :func:`is_missing`; a column of floats
     (NaN where missing) read at C speed, one of texts a distinct text at a time."""
-    kinds = set(map(type, column))
-    if kinds <= {float} or (isinstance(column, np.ndarray) and column.dtype.kind in "biuf"):
+    numeric_array = isinstance(column, np.ndarray) and column.dtype.kind in "biuf"
+    kinds = None if numeric_array else set(map(type, column))  # (an array's dtype tells: no scalar made a cell)
+    if numeric_array or kinds <= {float}:
         absent = np.isnan(np.asarray(column, dtype=np.float64))
     elif kinds <= {str}:  # (each distinct text read once)
         blank = {value for value in dict.fromkeys(column) if is_missing(value)}
