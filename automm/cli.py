@@ -119,15 +119,12 @@ def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None, 
 
 def _json(payload: Any) -> str:
     def default(value: Any) -> Any:
-        try:
-            import numpy as np
+        import numpy as np
 
-            if isinstance(value, np.generic):
-                return value.item()
-            if isinstance(value, np.ndarray):
-                return value.tolist()
-        except ImportError:  # pragma: no cover
-            pass
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
         return str(value)
 
     def clean(value: Any) -> Any:  # NaN/inf are not JSON
@@ -996,12 +993,30 @@ def _amounts(frame, label: str, argument: str):
     return frame.assign(**{label: amounts})
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    import warnings as _warnings
-
+def _labels_as_classes(labels, classes: Sequence[Any]):
+    """The label column ``labels`` (a Series) written as the model's ``classes`` are, where the file
+    read them otherwise: whole numbers read as floats (an empty cell), numbers written as strings,
+    codes written as numbers; else as it is."""
     import numpy as np
     import pandas as pd
 
+    classes_dtype = np.asarray(classes).dtype
+    if classes_dtype.kind in "iu" and labels.dtype.kind == "f" and bool((labels % 1 == 0).all()):
+        return labels.astype(classes_dtype)  # whole numbers read as floats (an empty cell)
+    if classes_dtype.kind in "iuf" and labels.dtype.kind not in "iufb":
+        # numbers the model learnt as classes, written here as strings ('001': codes now read
+        # as written, where automm once read them as numbers): compared as numbers
+        as_numbers = pd.to_numeric(labels, errors="coerce")
+        if as_numbers.notna().all():
+            return as_numbers.astype(classes_dtype) if bool((as_numbers % 1 == 0).all()) else as_numbers
+    elif classes_dtype.kind in "OUS" and labels.dtype.kind in "iuf" and all(isinstance(c, str) for c in classes):
+        # codes the model learnt as text ('007', '100': its training file wrote some with leading
+        # zeros), read here as numbers (this file has none): compared as written
+        return labels.map(lambda v: str(int(v)) if float(v).is_integer() else str(v))
+    return labels
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from .exceptions import InputError
     from .evaluation import compute_metrics, positive_class
     from .suggestions import did_you_mean
@@ -1040,30 +1055,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if estimator.problem_type_ == "regression":
         frame = _amounts(frame, label, argument)
     else:
-        classes_kind = np.asarray(estimator.classes_).dtype.kind
-        if (classes_kind in "iu" and frame[label].dtype.kind == "f"
-                and bool((frame[label] % 1 == 0).all())):  # whole numbers read as floats (an empty cell)
-            frame = frame.assign(**{label: frame[label].astype(np.asarray(estimator.classes_).dtype)})
-        elif classes_kind in "iuf" and frame[label].dtype.kind not in "iufb":
-            # numbers the model learnt as classes, written here as strings ('001': codes now read
-            # as written, where automm once read them as numbers): compared as numbers
-            as_numbers = pd.to_numeric(frame[label], errors="coerce")
-            if as_numbers.notna().all():
-                frame = frame.assign(**{label: as_numbers.astype(np.asarray(estimator.classes_).dtype)
-                                        if bool((as_numbers % 1 == 0).all()) else as_numbers})
-        elif (classes_kind in "OUS" and frame[label].dtype.kind in "iuf"
-              and all(isinstance(c, str) for c in estimator.classes_)):
-            # codes the model learnt as text ('007', '100': its training file wrote some with leading
-            # zeros), read here as numbers (this file has none): compared as written
-            frame = frame.assign(**{label: frame[label].map(
-                lambda v: str(int(v)) if float(v).is_integer() else str(v))})
+        frame = frame.assign(**{label: _labels_as_classes(frame[label], estimator.classes_)})
         unseen = _unseen_labels(frame[label], estimator.classes_, label, argument,
                                 chosen=bool(args.label) and own is not None and args.label != own)
         if unseen:
             from .suggestions import labels_written_otherwise
 
             unknown = frame[label][~frame[label].isin(list(estimator.classes_))]
-            _warnings.warn(f"{unseen} of {len(frame)} rows have a label in column {label!r} that the model never "
+            warnings.warn(f"{unseen} of {len(frame)} rows have a label in column {label!r} that the model never "
                            f"saw in training (it cannot predict them: they count as errors); model classes: "
                            f"{_some(estimator.classes_)}{labels_written_otherwise(unknown, estimator.classes_)}")
     weights = None

@@ -40,13 +40,13 @@ def _failures_named(message: Callable[[Exception], str]) -> Iterator[None]:
         raise PluginError(message(exc)) from exc
 
 
-def building(spec: Any, params: Mapping[str, Any], context: str = "", hint: str = ""):
+def building(spec: Any, params: Mapping[str, Any], context: str = ""):
     """Around a component's factory call: its exception becomes a :class:`PluginError` naming the
     component (``spec``), its plugin, ``context`` (``" for input 'text_0'"``) and the
-    hyperparameters, with ``hint``."""
+    hyperparameters."""
     shown = {key: value for key, value in params.items() if key != "column_roles"}
     return _failures_named(lambda exc: f"{spec.label} {BUILD_FAILED}{context} with hyperparameters {shown}: "
-                                       f"{type(exc).__name__}: {exc}{hint}")
+                                       f"{type(exc).__name__}: {exc}")
 
 
 def calling(label: str, what: str | Callable[[], str]):

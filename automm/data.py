@@ -74,14 +74,9 @@ def is_missing(value: Any) -> bool:
         return not value.strip()
     if isinstance(value, (np.datetime64, np.timedelta64)):
         return bool(np.isnat(value))
-    try:
-        import pandas as pd
+    import pandas as pd
 
-        if value is pd.NA or value is pd.NaT:
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return False
+    return value is pd.NA or value is pd.NaT
 
 
 def _row_keys(table: "Table", names: Sequence[str]) -> list[tuple]:
@@ -220,16 +215,14 @@ def row_naming(index: Any) -> tuple[list | None, str]:
 
 def _column_from_array(name: str, value: Any) -> Sequence[Any]:
     """One positional input as one column (a list, or an ndarray indexed by row)."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover
-        pd = None
-    if pd is not None and isinstance(value, pd.DataFrame):
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
         if value.shape[1] != 1:
             raise InputError(f"{name}: a positional input must be one column, got a DataFrame with "
                              f"{value.shape[1]} columns; pass the whole table as the only input instead")
         value = value.iloc[:, 0]
-    if pd is not None and isinstance(value, pd.Series):
+    if isinstance(value, pd.Series):
         return _series_values(value)
     if hasattr(value, "to_pylist") and not isinstance(value, (list, tuple, np.ndarray)):
         return value.to_pylist()  # a pyarrow Array or ChunkedArray (a Table's column): its Python values, not Scalars
@@ -471,13 +464,11 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
     """
     if not inputs:
         raise InputError(f"{argument}: no input given; pass images and/or texts (or one table of columns)")
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover
-        pd = None
+    import pandas as pd
+
     if len(inputs) == 1:
         x = table_like(inputs[0], argument)
-        if pd is not None and isinstance(x, pd.DataFrame):
+        if isinstance(x, pd.DataFrame):
             if x.shape[1] == 0:
                 raise InputError(f"{argument}: the DataFrame has no columns")
             names = [str(c) for c in x.columns]
@@ -510,14 +501,14 @@ def as_table(inputs: Sequence[Any], argument: str = "X", records: bool = True, p
             table = _records_table(x, argument)
         else:
             table = Table({"x0": _column_from_array(argument, x)}, positional=True)
-            if pd is not None and isinstance(x, pd.Series):
+            if isinstance(x, pd.Series):
                 table.row_labels, table.row_word = row_naming(x.index)
     else:
         _warn_misaligned_series([(f"{argument} input {i}", v) for i, v in enumerate(inputs)],
                                 "align them first (each as s.loc[first.index])")
         table = Table({f"x{i}": _column_from_array(f"{argument} input {i}", v) for i, v in enumerate(inputs)},
                       positional=True)
-        if pd is not None and all(isinstance(v, pd.Series) for v in inputs) and all(
+        if all(isinstance(v, pd.Series) for v in inputs) and all(
                 v.index.equals(inputs[0].index) for v in inputs[1:]):  # columns of one frame: its rows' names
             table.row_labels, table.row_word = row_naming(inputs[0].index)
     lengths = {name: len(col) for name, col in table.columns.items()}
@@ -538,10 +529,7 @@ def _warn_misaligned_series(columns: Sequence[tuple[str, Any]], fix: str) -> Non
     """Warn when pandas Series given as the columns of one table (a dict of columns, positional
     inputs) hold the same index labels in another order: their rows are paired by position, where
     ``pandas.DataFrame`` would pair them by label, so most rows would get another row's values."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover
-        return
+    import pandas as pd
 
     series = [(name, v) for name, v in columns if isinstance(v, pd.Series)]
     if not series:
@@ -570,16 +558,14 @@ def table_like(x: Any, argument: str = "X") -> Any:
     """``x`` with the table forms scikit-learn users pass turned into a DataFrame or a 2-D array:
     a pyarrow Table (or polars DataFrame) by its columns, a sparse matrix (:func:`_densified`), a
     list of rows of numbers, an array-like that only converts; anything else as it is."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover
-        pd = None
-    if pd is not None and not isinstance(x, pd.DataFrame) and hasattr(x, "schema") and hasattr(x, "to_pandas"):
+    import pandas as pd
+
+    if not isinstance(x, pd.DataFrame) and hasattr(x, "schema") and hasattr(x, "to_pandas"):
         return x.to_pandas()
-    if pd is not None and isinstance(x, np.ndarray) and x.dtype.names and x.ndim == 1:
+    if isinstance(x, np.ndarray) and x.dtype.names and x.ndim == 1:
         # a structured (record) array, as np.genfromtxt(names=True) gives: a table of its fields
         return pd.DataFrame.from_records(x)
-    if pd is not None and type(x).__name__ == "LazyFrame" and hasattr(x, "collect"):
+    if type(x).__name__ == "LazyFrame" and hasattr(x, "collect"):
         raise InputError(f"{argument}: a polars LazyFrame holds no rows yet; pass {argument}.collect()")
     if _is_sparse_matrix(x):
         return _densified(x, argument)
@@ -587,8 +573,7 @@ def table_like(x: Any, argument: str = "X") -> Any:
         return np.asarray(x, dtype=float)  # None cells become NaN: missing numbers
     if _value_rows(x):  # rows of a table as scikit-learn reads them: list(zip(paths, titles))
         return np.array(x, dtype=object)
-    if hasattr(x, "__array__") and not isinstance(x, (np.ndarray, list, tuple, Mapping)) and (
-            pd is None or not isinstance(x, (pd.DataFrame, pd.Series))):
+    if hasattr(x, "__array__") and not isinstance(x, (np.ndarray, list, tuple, Mapping, pd.DataFrame, pd.Series)):
         return np.asarray(x)  # scikit-learn's checks pass such an object
     return x
 

@@ -753,24 +753,21 @@ class AutoMM(TransformerMixin, BaseEstimator):
         them) or holds missing or infinite ones; ``amounts``: a regression target's (strings of
         numbers among numbers are numbers, converted by :func:`_regression_values`, which names a value that is not)."""
         row_name = row_namer(None)
-        try:
-            import pandas as pd
+        import pandas as pd
 
-            if not isinstance(y, pd.DataFrame) and hasattr(y, "schema") and hasattr(y, "to_pandas"):
-                y = y.to_pandas()  # a polars DataFrame or pyarrow Table of labels: as X's, by its columns
-            if isinstance(y, pd.DataFrame):
-                if y.shape[1] != 1:
-                    values = y.to_numpy()
-                    hint = ("one-hot encoded labels (dummies): pass each row's class, e.g. y.idxmax(axis=1)"
-                            if _one_hot(values) else _several_targets_hint(name, amounts))
-                    raise InputError(f"{name}: expected one label column, got a DataFrame with {y.shape[1]} columns "
-                                     f"({hint})")
-                y = y.iloc[:, 0]
-            if isinstance(y, pd.Series):
-                row_name = row_namer(*row_naming(y.index))
-                y = y.to_numpy(dtype=object if y.dtype == object or str(y.dtype) in ("string", "category") else None)
-        except ImportError:  # pragma: no cover
-            pass
+        if not isinstance(y, pd.DataFrame) and hasattr(y, "schema") and hasattr(y, "to_pandas"):
+            y = y.to_pandas()  # a polars DataFrame or pyarrow Table of labels: as X's, by its columns
+        if isinstance(y, pd.DataFrame):
+            if y.shape[1] != 1:
+                values = y.to_numpy()
+                hint = ("one-hot encoded labels (dummies): pass each row's class, e.g. y.idxmax(axis=1)"
+                        if _one_hot(values) else _several_targets_hint(name, amounts))
+                raise InputError(f"{name}: expected one label column, got a DataFrame with {y.shape[1]} columns "
+                                 f"({hint})")
+            y = y.iloc[:, 0]
+        if isinstance(y, pd.Series):
+            row_name = row_namer(*row_naming(y.index))
+            y = y.to_numpy(dtype=object if y.dtype == object or str(y.dtype) in ("string", "category") else None)
         if type(y).__module__.startswith("scipy.sparse"):
             raise InputError(f"{name}: got a scipy sparse matrix of shape {y.shape}; labels must be dense"
                              + _sparse_labels_hint(y.shape, name, amounts))
@@ -2637,13 +2634,10 @@ def _check_sample_weight(sample_weight: Any, n_samples: int, name: str = "sample
         return None
     if isinstance(sample_weight, (int, float, np.number)) and not isinstance(sample_weight, bool):
         sample_weight = np.full(n_samples, float(sample_weight))
-    try:
-        import pandas as pd
+    import pandas as pd
 
-        if isinstance(sample_weight, (pd.Series, pd.DataFrame)):
-            sample_weight = sample_weight.to_numpy()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(sample_weight, (pd.Series, pd.DataFrame)):
+        sample_weight = sample_weight.to_numpy()
     if not hasattr(sample_weight, "__len__") and hasattr(sample_weight, "__array__"):
         sample_weight = np.asarray(sample_weight)  # an array-like that only converts
     if isinstance(sample_weight, str):
@@ -2859,10 +2853,8 @@ def _close_to_classes(y: np.ndarray) -> str:
 def _is_row_series(x: Any, columns: Sequence[str]) -> bool:
     """Whether ``x`` is a pandas Series indexed by the fitted ``columns``: one row of a table
     (``frame.iloc[i]``), not a column."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover
-        return False
+    import pandas as pd
+
     return isinstance(x, pd.Series) and set(columns) <= set(map(str, x.index))
 
 
@@ -2915,10 +2907,8 @@ def _warn_misaligned(inputs: tuple, y: Any, names: tuple[str, str] = ("X", "y"),
 
 
 def _is_dataframe(x: Any) -> bool:
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover
-        return False
+    import pandas as pd
+
     return isinstance(x, pd.DataFrame)
 
 

@@ -160,30 +160,27 @@ def content_digest(value: Any, paths: bool = False) -> str:
         return "array:" + hashlib.sha256(head + arr.tobytes()).hexdigest()
     if isinstance(value, torch.Tensor):
         return content_digest(value.detach().cpu().numpy(), paths)
-    try:
-        from PIL import Image
+    from PIL import Image
 
-        if isinstance(value, Image.Image):
-            from .components.image import exif_orientation, unread_image_file
+    if isinstance(value, Image.Image):
+        from .components.image import exif_orientation, unread_image_file
 
-            filename = unread_image_file(value)
-            if filename is not None:  # decoded from its file (load_image): keyed by it, the image left unloaded
-                return _unread_image_digest(value, _file_digest(filename))
+        filename = unread_image_file(value)
+        if filename is not None:  # decoded from its file (load_image): keyed by it, the image left unloaded
+            return _unread_image_digest(value, _file_digest(filename))
 
-            head = f"{value.mode}{value.size}".encode()
-            # what the pixels mean besides their bytes: a palette, a transparent colour, an EXIF
-            # turn (only where present: other images keep their digests)
-            alpha = value.palette is not None and value.palette.mode == "RGBA"  # (convert("P") of an RGBA image)
-            palette = value.getpalette("RGBA" if alpha else "RGB") if value.mode in ("P", "PA") else None
-            extras = [f"palette{bytes(palette).hex()}" if palette else "",
-                      f"transparency{value.info['transparency']!r}" if "transparency" in value.info else "",
-                      f"orientation{orientation}" if (orientation := exif_orientation(value)) != 1 else "",
-                      # 32-bit greyscale decoded from a file is 0..65535; made in memory, 0..255 when its
-                      # values are (load_image reads them so): the same pixels, other images
-                      f"depth-{'file' if value.format else 'memory'}" if value.mode == "I" else ""]
-            return "pil:" + hashlib.sha256(head + "".join(extras).encode() + value.tobytes()).hexdigest()
-    except ImportError:  # pragma: no cover
-        pass
+        head = f"{value.mode}{value.size}".encode()
+        # what the pixels mean besides their bytes: a palette, a transparent colour, an EXIF
+        # turn (only where present: other images keep their digests)
+        alpha = value.palette is not None and value.palette.mode == "RGBA"  # (convert("P") of an RGBA image)
+        palette = value.getpalette("RGBA" if alpha else "RGB") if value.mode in ("P", "PA") else None
+        extras = [f"palette{bytes(palette).hex()}" if palette else "",
+                  f"transparency{value.info['transparency']!r}" if "transparency" in value.info else "",
+                  f"orientation{orientation}" if (orientation := exif_orientation(value)) != 1 else "",
+                  # 32-bit greyscale decoded from a file is 0..65535; made in memory, 0..255 when its
+                  # values are (load_image reads them so): the same pixels, other images
+                  f"depth-{'file' if value.format else 'memory'}" if value.mode == "I" else ""]
+        return "pil:" + hashlib.sha256(head + "".join(extras).encode() + value.tobytes()).hexdigest()
     if isinstance(value, (tuple, list)):
         return "seq:" + hashlib.sha256("|".join(content_digest(v, paths) for v in value).encode()).hexdigest()
     if isinstance(value, Mapping):

@@ -20,6 +20,8 @@ from .exceptions import AutoMMError, InputError
 from .files import url_problem
 from . import registry as _registry
 from .roles import BASE_ROLES
+from .search import OBJECTIVES, PRUNERS, SAMPLERS
+from .search_space import _is_int
 from .suggestions import close_match, did_you_mean, quoted_values, shown_names, unique_target
 from .tables import data_format, parquet_engine, read_column, read_header
 from .training import BINARY_METRICS, CLASSIFICATION_METRICS, REGRESSION_METRICS, metric_name_hint
@@ -114,14 +116,6 @@ METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
 
 
-try:  # the search's own lists, when this automm has the search
-    from .search import OBJECTIVES, PRUNERS, SAMPLERS
-except ImportError:  # pragma: no cover
-    SAMPLERS = ("tpe", "random", "cmaes", "nsgaii")
-    PRUNERS = ("median", "hyperband", "successive_halving", "none")
-    OBJECTIVES = ("score", "latency", "params")
-
-
 FORMATS = ("csv", "tsv", "parquet", "folder")  # folder: class folders of images (automm.folders)
 
 
@@ -190,10 +184,6 @@ def show_value(value: Any) -> str:
 
 def _quoted(choices: Iterable[Any]) -> str:
     return ", ".join(repr(c) for c in choices)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_number(value: Any) -> bool:

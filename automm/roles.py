@@ -239,10 +239,8 @@ def _is_image_object(value: Any) -> bool:
         return is_image_bytes(bytes(value[:16])) or not _utf8_text(value)
     if isinstance(value, np.ndarray) and value.ndim >= 2:
         return True
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover
-        return False
+    from PIL import Image
+
     return isinstance(value, Image.Image)
 
 

@@ -1787,11 +1787,11 @@ def _directions(objectives: Sequence[str]) -> list[str]:
     return ["maximize"] + ["minimize"] * (len(objectives) - 1)
 
 
-def _open_study(storage, study_name: str, settings: SearchSettings, worker_index: int = 0):
+def _open_study(storage, study_name: str, settings: SearchSettings):
     import optuna
 
     wanted = _directions(settings.objectives)
-    study = optuna.create_study(storage=storage, study_name=study_name, sampler=make_sampler(settings, worker_index),
+    study = optuna.create_study(storage=storage, study_name=study_name, sampler=make_sampler(settings, 0),
                                 pruner=make_pruner(settings), directions=wanted, load_if_exists=True)
     # an existing study keeps its own directions (load_if_exists): one the user created to
     # minimise would rank automm's scores upside down (its best trial the worst, its sampler and

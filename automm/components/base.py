@@ -68,6 +68,18 @@ class _Missing:
 MISSING = _Missing()
 
 
+def is_absent(value: Any) -> bool:
+    """Whether a cell holds no value: None, :data:`MISSING`, NaN (float, numpy, pandas) or a value
+    whose comparison is undefined (pandas.NA); a blank string is present (unlike
+    :func:`automm.data.is_missing`)."""
+    if value is None or value is MISSING:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return True
+
+
 #: Fewer new values than this are not judged by :meth:`Encoder.unfamiliar_values` (a few rows of
 #: unknown categories are normal; ``predict`` does not ask for fewer rows).
 UNFAMILIAR_MIN_VALUES = 20

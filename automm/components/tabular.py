@@ -38,7 +38,7 @@ from ..deadlines import check_deadline
 from ..hookspecs import hookimpl
 from ..roles import as_datetime, written_bool, written_duration
 from ..suggestions import quoted_values
-from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, true_or_false, whole_at_least_one
+from .base import MISSING, UNFAMILIAR_MIN_VALUES, Encoder, is_absent, true_or_false, whole_at_least_one
 
 __all__ = ["TabularEncoder", "tabular_search_space", "automm_register_encoders"]
 
@@ -66,18 +66,9 @@ def _cell(row: Any, column: str) -> Any:
     return getter(column)
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None or value is MISSING:
-        return True
-    try:
-        return bool(value != value)  # NaN
-    except (TypeError, ValueError):
-        return True  # pandas.NA and the like
-
-
 def _to_float(value: Any) -> float:
     """``value`` as a float (a duration in seconds); NaN when missing or not a number."""
-    if _is_missing(value):
+    if is_absent(value):
         return math.nan
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
@@ -97,7 +88,7 @@ def _to_float(value: Any) -> float:
 
 def _moment(value: Any) -> datetime.datetime | None:
     """A date-time cell's instant (None when missing or not a date-time)."""
-    return None if _is_missing(value) else as_datetime(value)
+    return None if is_absent(value) else as_datetime(value)
 
 
 def _parts_of(moment: datetime.datetime | None) -> dict[str, float | str]:
@@ -126,7 +117,7 @@ def _each_moment(cells: Sequence[Any]) -> list[tuple[dict[str, float | str], str
     known: dict[tuple, tuple[dict[str, float | str], str | None]] = {}
     out = []
     for cell in cells:
-        if _is_missing(cell):
+        if is_absent(cell):
             out.append(({}, None))
             continue
         if not isinstance(cell, (str, datetime.date, np.datetime64)):
@@ -168,7 +159,7 @@ def _same_clock(clock: str, seen: Sequence[str]) -> bool:
 
 def _category_key(value: Any) -> str | None:
     """The string a category is compared by (``3``, ``3.0`` and ``"3"`` agree); None when missing."""
-    if _is_missing(value):
+    if is_absent(value):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..hookspecs import hookimpl
-from .base import (MISSING, UNFAMILIAR_MIN_VALUES, Encoder, collate_replaced, find_sorted, true_or_false,
+from .base import (UNFAMILIAR_MIN_VALUES, Encoder, collate_replaced, find_sorted, is_absent, true_or_false,
                    whole_at_least_one)
 
 __all__ = [
@@ -202,15 +202,6 @@ def blank_text(text: str) -> bool:
     return all(_char_class(char) in (_SPACE, _SKIP, _MARK) for char in normalised)
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None or value is MISSING:
-        return True
-    try:
-        return bool(value != value)  # NaN (float, numpy, pandas)
-    except (TypeError, ValueError):
-        return True  # pandas.NA and other values whose comparison is undefined
-
-
 def tokenize(text: Any, limit: int | None = None, *, zero_width_space_breaks: bool = True,
              fold_letter_forms: bool = True, fold_vowel_marks: bool = True,
              unspaced_alphabet_words: bool = False) -> list[str]:
@@ -233,7 +224,7 @@ def tokenize(text: Any, limit: int | None = None, *, zero_width_space_breaks: bo
     of a long text). A zero-width space (U+200B) separates words; ``zero_width_space_breaks=False`` reads it as automm did before
     (ignored: the words on either side one word), for models saved then.
     """
-    if _is_missing(text):
+    if is_absent(text):
         return []
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
@@ -515,7 +506,7 @@ class _VocabularyTextEncoder(Encoder):
         out), or, where rare training words were made unknown, as unknown words only (another script
         than fit's, or words joined by a character that is no space, such as a zero-width joiner)."""
         self._require_fitted()
-        present = [v for v in values if not _is_missing(v)]
+        present = [v for v in values if not is_absent(v)]
         read = [(v, tokens) for v in _evenly_spaced(present, UNFAMILIAR_TEXT_SAMPLE)
                 if (tokens := tokenize(v, self.max_length, **_reading(self)))]
         known = self.vocab._index

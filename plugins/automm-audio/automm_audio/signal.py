@@ -557,10 +557,6 @@ class LogMelSpectrogram(torch.nn.Module):
         return torch.log(mel + 1e-6).reshape(*shape[:-1], self.n_mels, -1)
 
 
-def signal_power_db(samples: np.ndarray) -> float:
-    return 10.0 * math.log10(float(np.mean(np.square(samples))) + 1e-12)
-
-
 #: WAV files :func:`audio_problem` checked (:func:`check_wav`) and found readable: absolute path -> (size,
 #: modification time), so that the encoder's ``prepare`` (run after that check, and in every
 #: trial of a search) does not read their headers again while they stay unchanged.
