@@ -57,7 +57,7 @@ from .suggestions import elided_repr
 __all__ = ["save_model", "load_model", "check_save_target", "remove_made_folders", "manifest_digest", "FORMAT_VERSION",
            "MANIFEST", "MANIFEST_DIGEST", "WEIGHTS", "PREPROCESSING"]
 
-FORMAT_VERSION = 12  # the version this code reads; single models are still written as version 1, ensembles
+FORMAT_VERSION = 13  # the version this code reads; single models are still written as version 1, ensembles
 #: as 2, 3 when a member has a temperature (which a version-2 reader would ignore), or 4 when the
 #: ensemble pools probabilities logarithmically (which a version-3 reader would average); 5 when the
 #: decision rule weighs the classes (automm.decision; a version-4 reader would take the argmax); 6
@@ -75,7 +75,11 @@ FORMAT_VERSION = 12  # the version this code reads; single models are still writ
 #: fitted on texts holding letters of Thai, Lao, Khmer, Myanmar, ... (``automm.components.text``'s
 #: ``unspaced_alphabet_words``: a run of them one word; a version-11 reader would read a letter a token),
 #: or a text encoder on texts holding Arabic or Hebrew vowel signs (``fold_vowel_marks``: left out; a
-#: version-11 reader would read a word with one as another word). The
+#: version-11 reader would read a word with one as another word); 13 when a text encoder was fitted on
+#: texts holding decimal digits other than 0-9 (Arabic-Indic, Devanagari, Thai, ...: ``fold_digits``, read
+#: as 0-9; a version-12 reader would read them as other words), or a ``gru`` or ``transformer`` on texts
+#: holding letters of Thai, Lao, Khmer, Myanmar, ... (``unspaced_alphabet_words``: a run of them read in the
+#: pieces learned in fit; a version-12 reader would read a letter a token). The
 #: files' digests (manifest key ``files``) need no version: a reader that ignores them predicts the same,
 #: and neither do hyperparameters that only training reads (``Encoder.training_only_hyperparameters``,
 #: e.g. the tabular encoder's ``category_dropout``): left out of the saved configurations, which an

@@ -50,11 +50,11 @@ def test_fit_says_when_most_texts_are_cut_at_max_length():
 def test_the_warning_of_cut_texts_says_what_a_token_of_an_unspaced_script_is(encoder):
     """It said a token was "a word or a punctuation mark": a Thai or Chinese user read max_length=32 as
     32 words, where gru reads a Thai title of 6 words as some 30 letters (a quarter of the fashion
-    titles so written were cut); hashed_ngram reads a run of Thai letters as one word."""
+    titles so written were cut); hashed_ngram reads a run of Thai letters as one word, gru its pieces."""
     texts = ["男士纯棉短袖T恤衫夏季新款" * 3, "女士真丝连衣裙" * 5] * 10
-    with pytest.warns(UserWarning, match=r"max_length=8 tokens \(a word, a punctuation mark, or a"
-                                         + (" character of Chinese, Japanese or Thai" if encoder == "gru"
-                                            else " Chinese or Japanese character") + r" each\)"):
+    with pytest.warns(UserWarning, match=r"max_length=8 tokens \(a word" + (r" \(in Thai, a piece learned in fit\)"
+                                                                           if encoder == "gru" else "")
+                      + r", a punctuation mark, or a Chinese or Japanese character each\)"):
         AutoMM(max_epochs=1, random_state=0, num_workers=0,
                encoders={"text": {"name": encoder, "max_length": 8}}).fit(texts, ["a", "b"] * 10)
 

@@ -1018,6 +1018,40 @@ def test_a_hashed_ngram_fitted_on_thai_letters_needs_format_12_and_predicts_so_w
     assert _saved_manifest(loaded, tmp_path / "again")["format_version"] == 12
 
 
+@pytest.mark.parametrize("name", ["gru", "transformer"])
+def test_a_vocabulary_model_fitted_on_thai_letters_or_other_digits_needs_format_13_and_one_saved_before_predicts_as_then(
+        data, name, tmp_path, monkeypatch):
+    """gru and transformer read a run of Thai letters in the pieces learned in fit, and ๔๒ or ٤٢ as 42,
+    where an automm reading format 12 reads a letter a token and such digits as other words: a model
+    fitted on texts holding them needs format 13, and predicts so when loaded. A model that reads them
+    as automm did before (fitted so: a letter a token, digits as written) keeps an older format, and
+    predicts here exactly as it did."""
+    from automm.components import text
+
+    X, y = data
+    thai = X.assign(name=[f"{name} เสื้อยืดผู้ชาย ไซส์ ๔๒" if i % 3 == 0 else name for i, name in enumerate(X["name"])])
+    fit = lambda: AutoMM(**tiny(encoders={"text": name}, max_epochs=1)).fit(thai[["name"]], y)
+    model = fit()
+    assert _saved_manifest(model, tmp_path / "now")["format_version"] == 13 == FORMAT_VERSION
+    np.testing.assert_allclose(AutoMM.load(tmp_path / "now").predict_proba(thai[["name"]]),
+                               model.predict_proba(thai[["name"]]), atol=1e-6)
+    read_as_now = text._read_as_now
+
+    def read_as_before(encoder):  # (automm before: a letter a token, digits as written)
+        read_as_now(encoder)
+        encoder.unspaced_alphabet_words = encoder.fold_digits = False
+
+    monkeypatch.setattr(text, "_read_as_now", read_as_before)
+    before = fit()
+    assert before.model_.encoders["text_0"].tokens("ผู้ชาย ๔๒") == ["ผู้", "ช", "า", "ย", "๔", "๒"]
+    expected = before.predict_proba(thai[["name"]])
+    assert _saved_manifest(before, tmp_path / "before")["format_version"] == 7  # (words never seen left out)
+    monkeypatch.undo()
+    loaded = AutoMM.load(tmp_path / "before")
+    np.testing.assert_array_equal(loaded.predict_proba(thai[["name"]]), expected)
+    assert _saved_manifest(loaded, tmp_path / "again")["format_version"] == 7
+
+
 def test_a_hashed_ngram_network_keeps_the_rows_of_its_fitted_buckets_and_needs_format_11(data, tmp_path):
     """The default text encoder saved a row per bucket whatever the texts held (2**16 x 96: 25 MB a
     text column): it keeps the rows of the buckets its training texts hold, which a version-10 reader

@@ -10,6 +10,8 @@ Augmentations receive the list of tokens produced by :func:`tokenize`.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import threading
 import unicodedata
@@ -137,6 +139,16 @@ _VOWEL_MARK = re.compile("[" + "".join(re.escape(chr(code)) for code in sorted(_
 #: and a word with a vowel sign as another word, would miss the n-grams of a model fitted on texts
 #: holding them).
 ALPHABET_WORDS_FORMAT_VERSION = VOWEL_MARKS_FORMAT_VERSION = 12
+#: Finds a decimal digit other than 0-9 (Unicode's category Nd: Arabic-Indic ٤, Extended Arabic-Indic ۴,
+#: Devanagari ४, Thai ๔, ...), which NFKC leaves (but for full-width and mathematical digits) and
+#: ``fold_digits`` reads as its 0-9 (``unicodedata.decimal``): "٤٢" is "42", and so is "๔๒" (two
+#: tokens a letter a token before).
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
+#: The model format whose reader reads :data:`_OTHER_DIGIT` as 0-9 (an older reader would read them
+#: as other words than 0-9, missing the words of a model fitted on texts holding them), and whose
+#: ``gru`` and ``transformer`` read a run of letters of :data:`_UNSPACED_ALPHABET_RANGES` in the pieces
+#: they learned in fit (an older reader would read a letter a token).
+DIGITS_FORMAT_VERSION = ALPHABET_PIECES_FORMAT_VERSION = 13
 
 
 def _holds(characters: re.Pattern, values: Sequence[Any]) -> bool:
@@ -147,15 +159,21 @@ def _holds(characters: re.Pattern, values: Sequence[Any]) -> bool:
 
 
 def _format_version_of_reading(encoder: Any) -> int:
-    """:data:`ALPHABET_WORDS_FORMAT_VERSION` when ``encoder`` was fitted on texts holding a letter of
-    :data:`_UNSPACED_ALPHABET_RANGES` and reads a run of them as one word, or holding one of
-    :data:`_VOWEL_MARKS` and leaves them out; else :data:`LETTER_FORMS_FORMAT_VERSION` when it was
-    fitted on texts holding a letter of :data:`_LETTER_FORMS` and reads them as one; else 1."""
-    if getattr(encoder, "unspaced_alphabet_words", False) and encoder.unspaced_alphabet_in_fit:
-        return ALPHABET_WORDS_FORMAT_VERSION
-    if encoder.fold_vowel_marks and encoder.vowel_marks_in_fit:
-        return VOWEL_MARKS_FORMAT_VERSION
-    return LETTER_FORMS_FORMAT_VERSION if encoder.fold_letter_forms and encoder.letter_forms_in_fit else 1
+    """The model format whose reader reads texts as ``encoder`` does, where its training texts held
+    what an older reader reads otherwise: :data:`DIGITS_FORMAT_VERSION` for :data:`_OTHER_DIGIT`,
+    ``encoder.alphabet_words_format_version`` for letters of :data:`_UNSPACED_ALPHABET_RANGES` (a run of
+    them one word, or its learned pieces), :data:`VOWEL_MARKS_FORMAT_VERSION` for :data:`_VOWEL_MARKS`,
+    :data:`LETTER_FORMS_FORMAT_VERSION` for :data:`_LETTER_FORMS`; else 1."""
+    return max(DIGITS_FORMAT_VERSION if encoder.fold_digits and encoder.digits_in_fit else 1,
+               encoder.alphabet_words_format_version
+               if encoder.unspaced_alphabet_words and encoder.unspaced_alphabet_in_fit else 1,
+               VOWEL_MARKS_FORMAT_VERSION if encoder.fold_vowel_marks and encoder.vowel_marks_in_fit else 1,
+               LETTER_FORMS_FORMAT_VERSION if encoder.fold_letter_forms and encoder.letter_forms_in_fit else 1)
+
+
+def _ascii_digit(match: re.Match) -> str:
+    """The 0-9 of a decimal digit of :data:`_OTHER_DIGIT`."""
+    return str(unicodedata.decimal(match.group()))
 
 
 def _in_no_space_script(code: int) -> bool:
@@ -204,14 +222,15 @@ def blank_text(text: str) -> bool:
 
 def tokenize(text: Any, limit: int | None = None, *, zero_width_space_breaks: bool = True,
              fold_letter_forms: bool = True, fold_vowel_marks: bool = True,
-             unspaced_alphabet_words: bool = False) -> list[str]:
+             fold_digits: bool = True, unspaced_alphabet_words: bool = False) -> list[str]:
     """Split ``text`` into lower-cased tokens, deterministically, for any language.
 
     NFKC normalisation and ``casefold``, with the forms of one word that case and typography make read
     as one (see :data:`_LETTER_FORMS`: Greek letters without their accents, Turkish İ and ı as i, the
     Arabic tatweel left out; ``fold_letter_forms=False`` reads them as automm did before, for models
     saved then) and without the vowel signs Arabic and Hebrew mostly leave unwritten (see
-    :data:`_VOWEL_MARKS`; ``fold_vowel_marks=False``: as before); runs of letters/digits (with their combining
+    :data:`_VOWEL_MARKS`; ``fold_vowel_marks=False``: as before), and every decimal digit as its 0-9
+    (see :data:`_OTHER_DIGIT`; ``fold_digits=False``: as before); runs of letters/digits (with their combining
     marks) form words; each punctuation mark, symbol or emoji is one token; characters
     of scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar,
     ...) are one token each (a letter with its vowel signs and tone marks); with
@@ -236,6 +255,8 @@ def tokenize(text: Any, limit: int | None = None, *, zero_width_space_breaks: bo
             text = text.translate(_LETTER_FORMS)
         if fold_vowel_marks and _VOWEL_MARK.search(text):
             text = text.translate(_VOWEL_MARKS)
+        if fold_digits and _OTHER_DIGIT.search(text):
+            text = _OTHER_DIGIT.sub(_ascii_digit, text)
     text = text.casefold()
     if not zero_width_space_breaks:
         text = text.replace(_ZERO_WIDTH_SPACE, "")
@@ -294,59 +315,155 @@ AUGMENTED_LENGTH = 4
 
 def _reading(encoder: Any) -> dict[str, bool]:
     """The keywords of :func:`tokenize` with which ``encoder`` reads its texts: those of a model
-    saved before a change of the tokenizer read them as then (see its ``set_state``);
-    ``unspaced_alphabet_words`` only for an encoder that has it (``hashed_ngram``)."""
-    reading = {"zero_width_space_breaks": encoder.zero_width_space_breaks, "fold_letter_forms": encoder.fold_letter_forms,
-               "fold_vowel_marks": encoder.fold_vowel_marks}
-    if hasattr(encoder, "unspaced_alphabet_words"):
-        reading["unspaced_alphabet_words"] = encoder.unspaced_alphabet_words
-    return reading
+    saved before a change of the tokenizer read them as then (see its ``set_state``)."""
+    return {"zero_width_space_breaks": encoder.zero_width_space_breaks, "fold_letter_forms": encoder.fold_letter_forms,
+            "fold_vowel_marks": encoder.fold_vowel_marks, "fold_digits": encoder.fold_digits,
+            "unspaced_alphabet_words": encoder.unspaced_alphabet_words}
 
 
 def _reading_state(encoder: Any) -> dict[str, bool]:
     """What a saved text encoder keeps of how it reads texts: :func:`_reading`, and whether its
-    training texts held a letter of :data:`_LETTER_FORMS`, one of :data:`_VOWEL_MARKS` (and a letter of
-    :data:`_UNSPACED_ALPHABET_RANGES`, where it reads them as words; its format version:
+    training texts held a letter of :data:`_LETTER_FORMS`, one of :data:`_VOWEL_MARKS`, a letter of
+    :data:`_UNSPACED_ALPHABET_RANGES` or a digit of :data:`_OTHER_DIGIT` (its format version:
     :func:`_format_version_of_reading`)."""
-    state = {**_reading(encoder), "letter_forms_in_fit": encoder.letter_forms_in_fit,
-             "vowel_marks_in_fit": encoder.vowel_marks_in_fit}
-    if hasattr(encoder, "unspaced_alphabet_words"):
-        state["unspaced_alphabet_in_fit"] = encoder.unspaced_alphabet_in_fit
-    return state
+    return {**_reading(encoder), "letter_forms_in_fit": encoder.letter_forms_in_fit,
+            "vowel_marks_in_fit": encoder.vowel_marks_in_fit, "unspaced_alphabet_in_fit": encoder.unspaced_alphabet_in_fit,
+            "digits_in_fit": encoder.digits_in_fit}
+
+
+def _read_as_now(encoder: Any) -> None:
+    """Set ``encoder``'s reading of texts as automm's newest: what the keys of :func:`_reading_state`
+    say, whose absence from a model's state (saved before that change of the tokenizer) :func:`_set_reading`
+    reads as the reading before; nothing held in fit yet."""
+    encoder.zero_width_space_breaks = encoder.fold_letter_forms = encoder.fold_vowel_marks = True
+    encoder.fold_digits = encoder.unspaced_alphabet_words = True
+    encoder.letter_forms_in_fit = encoder.vowel_marks_in_fit = False
+    encoder.unspaced_alphabet_in_fit = encoder.digits_in_fit = False
+
+
+def _set_held_in_fit(encoder: Any, values: Sequence[Any]) -> None:
+    """Record whether the training texts ``values`` held what an older reader reads otherwise (see
+    :func:`_format_version_of_reading`)."""
+    encoder.letter_forms_in_fit = _holds(_LETTER_FORM, values)
+    encoder.vowel_marks_in_fit = _holds(_VOWEL_MARK, values)
+    encoder.unspaced_alphabet_in_fit = _holds(_UNSPACED_ALPHABET, values)
+    encoder.digits_in_fit = _holds(_OTHER_DIGIT, values)
 
 
 def _set_reading(encoder: Any, state: Mapping[str, Any]) -> None:
     """Put back :func:`_reading_state`; each key is absent from models saved before its change of
     the tokenizer (a zero-width space separating words, the forms of a letter read as one, Arabic and
-    Hebrew vowel signs left out, a run of Thai letters one word), which read their texts as then."""
-    encoder.zero_width_space_breaks = bool(state.get("zero_width_space_breaks", False))
-    encoder.fold_letter_forms = bool(state.get("fold_letter_forms", False))
-    encoder.fold_vowel_marks = bool(state.get("fold_vowel_marks", False))
-    encoder.letter_forms_in_fit = bool(state.get("letter_forms_in_fit", False))
-    encoder.vowel_marks_in_fit = bool(state.get("vowel_marks_in_fit", False))
-    if hasattr(encoder, "unspaced_alphabet_words"):
-        encoder.unspaced_alphabet_words = bool(state.get("unspaced_alphabet_words", False))
-        encoder.unspaced_alphabet_in_fit = bool(state.get("unspaced_alphabet_in_fit", False))
+    Hebrew vowel signs left out, a run of Thai letters one word (``hashed_ngram``) or its learned pieces
+    (``gru``, ``transformer``), every decimal digit read as 0-9), which read their texts as then."""
+    for key in (*_reading(encoder), "letter_forms_in_fit", "vowel_marks_in_fit", "unspaced_alphabet_in_fit",
+                "digits_in_fit"):
+        setattr(encoder, key, bool(state.get(key, False)))
 
 
 def _tokens_for(value: Any, augment: Callable[[list[str]], list[str]] | None, max_length: int,
-                **reading: bool) -> list[str]:
-    """Tokenize (``reading``: :func:`tokenize`'s keywords), apply ``augment`` to a non-empty token
-    list, truncate to ``max_length``. A text of more than ``AUGMENTED_LENGTH * max_length`` tokens:
-    ``augment`` is given that many, or, where it leaves fewer than ``max_length`` of them (a high
-    dropout), every token."""
+                read: Callable[..., list[str]] = tokenize) -> list[str]:
+    """Tokenize (``read(value, limit)``: an encoder's reading of :func:`tokenize`), apply ``augment`` to
+    a non-empty token list, truncate to ``max_length``. A text of more than ``AUGMENTED_LENGTH *
+    max_length`` tokens: ``augment`` is given that many, or, where it leaves fewer than ``max_length``
+    of them (a high dropout), every token."""
     if augment is None:
-        return tokenize(value, max_length, **reading)  # a long text's tail is never read
+        return read(value, max_length)  # a long text's tail is never read
     limit = AUGMENTED_LENGTH * max_length
-    tokens = tokenize(value, limit + 1, **reading)
+    tokens = read(value, limit + 1)
     if len(tokens) > limit:  # a long text: augmented on its first ``limit`` tokens
         tokens = list(augment(tokens[:limit]))
         if len(tokens) >= max_length:
             return tokens[:max_length]
-        tokens = tokenize(value, **reading)
+        tokens = read(value)
     if tokens:
         tokens = list(augment(tokens))
     return tokens[:max_length]
+
+
+#: The most letters (each with its vowel signs and tone marks) of a piece that ``gru`` and
+#: ``transformer`` read of a run of letters of :data:`_UNSPACED_ALPHABET_RANGES`: a word, mostly (test
+#: accuracy, 2 seeds; fashion titles in Thai letters, subCategory, 10 epochs: gru 0.933 a letter a
+#: token, 0.954 in pieces of up to 8 letters, 0.972 of up to 6; transformer 0.888, 0.968, 0.980; Thai
+#: titles of 16 kinds, 5 epochs: gru 0.951, 0.962, 0.990 (0.861 of up to 12: pieces of two words),
+#: transformer 0.925, 0.998, 0.996).
+PIECE_LETTERS = 6
+
+
+def _letter_runs(token: str, reading: Mapping[str, bool]) -> list[list[str]]:
+    """The letters of ``token`` (of :func:`tokenize`'s ``unspaced_alphabet_words``) as :func:`tokenize`
+    reads them a letter a token (each with its vowel signs and tone marks), in runs of letters of
+    :data:`_UNSPACED_ALPHABET_RANGES`; a word of other letters or digits in it (a Latin brand, a number)
+    a run of its own."""
+    runs: list[list[str]] = []
+    in_alphabet = False
+    for letter in tokenize(token, **{**reading, "unspaced_alphabet_words": False}):
+        letter_in_alphabet = _UNSPACED_ALPHABET.match(letter) is not None
+        if letter_in_alphabet and in_alphabet:
+            runs[-1].append(letter)
+        else:
+            runs.append([letter])
+        in_alphabet = letter_in_alphabet
+    return runs
+
+
+def _best_pieces(letters: Sequence[str], cost: Callable[[str], float | None]) -> list[str]:
+    """The split of ``letters`` into pieces of up to :data:`PIECE_LETTERS` letters whose ``cost``
+    sums least (Viterbi; the longer piece on a tie). ``cost`` is None for no piece; a letter is one
+    always, one with no cost at :data:`_UNKNOWN_LETTER_COST`."""
+    n = len(letters)
+    best, start = [0.0] + [math.inf] * n, [0] * (n + 1)
+    for end in range(1, n + 1):
+        for begin in range(max(end - PIECE_LETTERS, 0), end):
+            piece_cost = cost("".join(letters[begin:end]))
+            if piece_cost is None:
+                if begin < end - 1:
+                    continue
+                piece_cost = _UNKNOWN_LETTER_COST
+            if best[begin] + piece_cost < best[end]:
+                best[end], start[end] = best[begin] + piece_cost, begin
+    pieces: list[str] = []
+    while n:
+        pieces.append("".join(letters[start[n]:n]))
+        n = start[n]
+    return pieces[::-1]
+
+
+#: The most words whose pieces a ``gru`` or ``transformer`` keeps (:meth:`_VocabularyTextEncoder.tokens`).
+_PIECES_KEPT = 100_000
+
+#: The cost of a letter that is no piece: above any piece's (a logarithm of counts under e**64).
+_UNKNOWN_LETTER_COST = 64.0
+
+
+def _in_pieces(tokens: Sequence[str], cost: Callable[[str], float | None], reading: Mapping[str, bool]) -> list[str]:
+    """``tokens`` (of :func:`tokenize`'s ``unspaced_alphabet_words``) with each run of letters of
+    :data:`_UNSPACED_ALPHABET_RANGES` in its :func:`_best_pieces` under ``cost``."""
+    read: list[str] = []
+    for token in tokens:
+        if token.isascii() or _UNSPACED_ALPHABET.search(token) is None:
+            read.append(token)
+        else:
+            read.extend(piece for letters in _letter_runs(token, reading) for piece in _best_pieces(letters, cost))
+    return read
+
+
+def _learn_pieces(tokens: Iterable[str], reading: Mapping[str, bool]) -> Callable[[str], float | None]:
+    """The cost of each piece that ``gru`` and ``transformer`` may read of a run of letters written
+    without spaces (Thai, Lao, Khmer, Myanmar, ...: :func:`tokenize`'s ``unspaced_alphabet_words``)
+    among ``tokens``: every string of up to :data:`PIECE_LETTERS` letters found twice or more in the runs, its cost the negative logarithm of its count over the letters' (a unigram
+    language model of the runs' substrings, as a subword tokenizer starts from: a word, frequent, costs
+    less than its letters or pieces across its ends)."""
+    words = Counter(token for token in tokens if not token.isascii() and _UNSPACED_ALPHABET.search(token))
+    counts: Counter[str] = Counter()
+    n_letters = 0
+    for word, n in words.items():
+        for letters in _letter_runs(word, reading):
+            n_letters += n * len(letters)
+            for begin in range(len(letters)):
+                for end in range(begin + 1, min(begin + PIECE_LETTERS, len(letters)) + 1):
+                    counts["".join(letters[begin:end])] += n
+    log_letters = math.log(max(n_letters, 1))
+    return {piece: log_letters - math.log(n) for piece, n in counts.items() if n > 1}.get
 
 
 # ----------------------------------------------------------------------------------------
@@ -451,8 +568,11 @@ class _VocabularyTextEncoder(Encoder):
 
     modality = "text"
     reusable_samples = True
-    #: What ``fit``'s warning of cut texts says a token is (a Thai title of 6 words is some 30 letters).
-    token_unit = "a word, a punctuation mark, or a character of Chinese, Japanese or Thai each"
+    #: What ``fit``'s warning of cut texts says a token is (a Thai title of 6 words is some 30 letters:
+    #: a model saved before reads a letter a token).
+    token_unit = "a word (in Thai, a piece learned in fit), a punctuation mark, or a Chinese or Japanese character each"
+    #: The model format of its reading a run of Thai, Lao, Khmer, Myanmar, ... letters in pieces.
+    alphabet_words_format_version = ALPHABET_PIECES_FORMAT_VERSION
 
     def __init__(self, max_length: int, output_dim: int, min_freq: int, max_vocab_size: int):
         super().__init__()
@@ -462,24 +582,29 @@ class _VocabularyTextEncoder(Encoder):
         self.max_vocab_size = int(max_vocab_size)
         self.vocab: Vocabulary | None = None
         self.leave_out_unknown = False
-        # False in a model saved before (see tokenize and set_state)
-        self.zero_width_space_breaks = True
-        self.fold_letter_forms = True
-        self.fold_vowel_marks = True
-        self.letter_forms_in_fit = False  # whether a training text held one of _LETTER_FORMS
-        self.vowel_marks_in_fit = False  # ... one of _VOWEL_MARKS
+        _read_as_now(self)  # (False in a model saved before: see tokenize and set_state)
 
     @property
     def min_format_version(self) -> int:
         """7 when it leaves out words never seen in fit, which a reader of an older format would
         read as the unknown id (see :data:`automm.persistence.FORMAT_VERSION`); 8 when it was fitted
         on texts holding a letter that it reads in another form (:data:`_LETTER_FORMS`), 12 on texts
-        holding an Arabic or Hebrew vowel sign that it leaves out (:data:`_VOWEL_MARKS`); else 1."""
+        holding an Arabic or Hebrew vowel sign that it leaves out (:data:`_VOWEL_MARKS`), 13 on texts
+        holding Thai, Lao, Khmer, Myanmar, ... letters (:data:`ALPHABET_PIECES_FORMAT_VERSION`) or a
+        decimal digit other than 0-9 (:data:`_OTHER_DIGIT`); else 1."""
         return max(7 if self.leave_out_unknown else 1, _format_version_of_reading(self))
 
     def fit(self, values: Sequence[Any]) -> "_VocabularyTextEncoder":
         """Learn the vocabulary from the words the model reads: each training text's first
-        ``max_length`` tokens (a word seen only past them has no id: it reads as a word never seen)."""
+        ``max_length`` tokens (a word seen only past them has no id: it reads as a word never seen); a
+        run of Thai, Lao, Khmer, Myanmar, ... letters in the pieces :func:`_learn_pieces` learns of the
+        training texts' runs (see :meth:`tokens`)."""
+        _set_held_in_fit(self, values)
+        reading = _reading(self)
+        in_pieces = self.unspaced_alphabet_words and self.unspaced_alphabet_in_fit
+        if in_pieces:
+            cost = _learn_pieces(
+                (token for value in values for token in tokenize(value, self.max_length + 1, **reading)), reading)
         lengths: list[int] = []
 
         def counted() -> Iterator[list[str]]:  # each text tokenized once, its length kept
@@ -487,17 +612,44 @@ class _VocabularyTextEncoder(Encoder):
             # past them would get a vector no training step reaches, which a new text holding it
             # early would carry as noise; left unknown, it is left out (see preprocess)
             for value in values:
-                tokens = tokenize(value, self.max_length + 1, **_reading(self))
+                tokens = tokenize(value, self.max_length + 1, **reading)
+                if in_pieces:
+                    tokens = _in_pieces(tokens, cost, reading)[:self.max_length + 1]
                 lengths.append(len(tokens))
                 yield tokens[:self.max_length]
 
         vocab = Vocabulary.build(counted(), self.min_freq, self.max_vocab_size)
         self._set_vocabulary(vocab)
         self.leave_out_unknown = vocab.holds_every_token
-        self.letter_forms_in_fit = _holds(_LETTER_FORM, values)
-        self.vowel_marks_in_fit = _holds(_VOWEL_MARK, values)
         self.truncated_share_ = _truncated_share(lengths, self.max_length)
         return self
+
+    def tokens(self, value: Any, limit: int | None = None) -> list[str]:
+        """The tokens of ``value`` the model reads (its first ``limit``): :func:`tokenize`'s, each
+        run of letters of :data:`_UNSPACED_ALPHABET_RANGES` in the vocabulary's pieces (see
+        :func:`_in_pieces`; where ``unspaced_alphabet_words``: a model saved before reads a letter a token)."""
+        tokens = tokenize(value, limit, **_reading(self))
+        if not self.unspaced_alphabet_words or all(token.isascii() for token in tokens):
+            return tokens
+        pieces = self._pieces  # (a run's pieces, kept: a training text is read again each epoch it is augmented)
+        if len(pieces) > _PIECES_KEPT:
+            pieces.clear()
+        read: list[str] = []
+        for token in tokens:
+            if token not in pieces:
+                pieces[token] = _in_pieces([token], self._piece_cost, _reading(self))
+            read.extend(pieces[token])
+        return read[:limit]
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "_pieces": {}}  # (a cache: rebuilt as texts are read)
+
+    def _piece_cost(self, piece: str) -> float | None:
+        """The cost of reading ``piece`` as one token (None for none of the vocabulary's): its
+        probability's negative logarithm where the learned tokens' frequencies follow Zipf's law (the
+        vocabulary keeps their order, not their counts), ``1 / (rank * H)``, ``H`` the harmonic number."""
+        index = self.vocab._index.get(piece, Vocabulary.UNK)
+        return None if index <= Vocabulary.UNK else math.log(index - Vocabulary.UNK) + self._log_harmonic
 
     def unfamiliar_values(self, values: Sequence[Any]) -> list[str]:
         """A message when at least :data:`UNFAMILIAR_TEXT_SHARE` of the texts in ``values`` (20 or
@@ -508,7 +660,7 @@ class _VocabularyTextEncoder(Encoder):
         self._require_fitted()
         present = [v for v in values if not is_absent(v)]
         read = [(v, tokens) for v in _evenly_spaced(present, UNFAMILIAR_TEXT_SAMPLE)
-                if (tokens := tokenize(v, self.max_length, **_reading(self)))]
+                if (tokens := self.tokens(v, self.max_length))]
         known = self.vocab._index
         unseen = [v for v, tokens in read if not any(t in known for t in tokens)]
         if len(read) < UNFAMILIAR_MIN_VALUES or not unseen or len(unseen) < UNFAMILIAR_TEXT_SHARE * len(read):
@@ -536,6 +688,8 @@ class _VocabularyTextEncoder(Encoder):
 
     def _set_vocabulary(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
+        self._pieces: dict[str, list[str]] = {}
+        self._log_harmonic = math.log(sum(1 / rank for rank in range(1, len(vocab))) or 1.0)
         self._build_layers(len(vocab))
 
     def _build_layers(self, vocab_size: int) -> None:  # pragma: no cover - abstract
@@ -547,7 +701,7 @@ class _VocabularyTextEncoder(Encoder):
 
     def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
         self._require_fitted()
-        ids = self.vocab.encode(_tokens_for(value, augment, self.max_length, **_reading(self)))
+        ids = self.vocab.encode(_tokens_for(value, augment, self.max_length, self.tokens))
         if self.leave_out_unknown:
             # No training word was read as unknown: the unknown id's embedding is a vector no
             # training step reached, which new words would all carry (a text with many of them
@@ -754,6 +908,8 @@ class HashedNgramEncoder(Encoder):
     reusable_samples = True
     #: What ``fit``'s warning of cut texts says a token is (a run of Thai letters is one word).
     token_unit = "a word, a punctuation mark, or a Chinese or Japanese character each"
+    #: The model format of its reading a run of Thai, Lao, Khmer, Myanmar, ... letters as one word.
+    alphabet_words_format_version = ALPHABET_WORDS_FORMAT_VERSION
     #: Hyperparameters of the linear form unless the user fixed them: 4x the buckets (fewer
     #: collisions; only the seen ones are kept). Logistic regression with image features made
     #: 60 / 11 / 64 test errors on fashion usage / subCategory / emoji against 62 / 11 / 65
@@ -768,7 +924,8 @@ class HashedNgramEncoder(Encoder):
         buckets'); 8 when it was fitted on texts holding a letter that it reads in another form
         (:data:`_LETTER_FORMS`; see :data:`automm.persistence.FORMAT_VERSION`), 12 on texts holding
         Thai, Lao, Khmer, Myanmar, ... letters (:data:`ALPHABET_WORDS_FORMAT_VERSION`) or an Arabic or
-        Hebrew vowel sign (:data:`_VOWEL_MARKS`); else 1."""
+        Hebrew vowel sign (:data:`_VOWEL_MARKS`), 13 on texts holding a decimal digit other than 0-9
+        (:data:`_OTHER_DIGIT`); else 1."""
         rows = FITTED_ROWS_FORMAT_VERSION if not self.linear and self.kept_buckets is not None else 1
         return max(rows, _format_version_of_reading(self))
 
@@ -788,14 +945,7 @@ class HashedNgramEncoder(Encoder):
         self.output_dim = whole_at_least_one("output_dim", output_dim)
         self.dropout_p = float(dropout)
         self.linear = true_or_false("linear", linear)
-        # False in a model saved before (see tokenize and set_state)
-        self.zero_width_space_breaks = True
-        self.fold_letter_forms = True
-        self.fold_vowel_marks = True
-        self.unspaced_alphabet_words = True
-        self.letter_forms_in_fit = False  # whether a training text held one of _LETTER_FORMS
-        self.vowel_marks_in_fit = False  # ... one of _VOWEL_MARKS
-        self.unspaced_alphabet_in_fit = False  # ... a letter of _UNSPACED_ALPHABET_RANGES
+        _read_as_now(self)  # (False in a model saved before: see tokenize and set_state)
         # Inverse document frequency per bucket: learned by ``fit``, saved with the weights.
         self.register_buffer("idf", torch.ones(self.n_buckets))
         # The buckets with a row, sorted, the others read through a last zero row: after fit (network
@@ -857,9 +1007,7 @@ class HashedNgramEncoder(Encoder):
         if not self.linear:  # (the linear form keeps the buckets its fitted weight reads: set_linear_weight)
             kept = np.union1d(np.flatnonzero(document_frequency), np.frombuffer(augmented, dtype=np.int64))
             self._keep_rows(torch.from_numpy(kept).to(self.idf.device))
-        self.letter_forms_in_fit = _holds(_LETTER_FORM, values)
-        self.vowel_marks_in_fit = _holds(_VOWEL_MARK, values)
-        self.unspaced_alphabet_in_fit = _holds(_UNSPACED_ALPHABET, values)
+        _set_held_in_fit(self, values)
         self.truncated_share_ = _truncated_share(lengths, self.max_length)
         return self
 
@@ -873,7 +1021,8 @@ class HashedNgramEncoder(Encoder):
         return array("q", (_bigram_id(first, second, self.n_buckets) for first, second in pairs))
 
     def preprocess(self, value: Any, augment: Callable[[list[str]], list[str]] | None = None) -> dict:
-        words, chars = self.feature_ids(_tokens_for(value, augment, self.max_length, **_reading(self)))
+        words, chars = self.feature_ids(_tokens_for(value, augment, self.max_length,
+                                                    functools.partial(tokenize, **_reading(self))))
         ids = words + chars
         if not ids:
             return {"ids": torch.zeros(0, dtype=torch.long), "n_words": 0}
