@@ -248,7 +248,7 @@ class Ensemble:
             with device_scope(device):
                 for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
                     if hasattr(encoder, "prepare"):
-                        encoder.prepare(values[name], cache_dir=getattr(estimator, "cache_dir", None))
+                        encoder.prepare(values[name], cache_dir=estimator._encoder_cache_dir())
             loader = make_loader(MultimodalDataset(values, encoders), max(1, member.batch_size) * 2, False,
                                  estimator._prediction_workers(), 0, BatchCollator(encoders),
                                  device.type == "cuda")

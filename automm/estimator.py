@@ -14,10 +14,12 @@ import sys
 import time
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
+import optuna  # (the parameters' types: a tenth of a second after torch and scikit-learn)
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils import get_tags
@@ -115,8 +117,6 @@ _Method = TypeVar("_Method", bound=Callable[..., Any])
 _Estimator = TypeVar("_Estimator", bound="AutoMM")  # AutoMMClassifier.load returns an AutoMMClassifier
 _ComponentChoice = Union[str, Mapping[str, Any]]  # a component's name, or {"name": ..., **hyperparameters}
 
-if TYPE_CHECKING:  # the annotations only: optuna is imported where a search runs
-    import optuna
 
 
 def _explicit_signature(method: _Method) -> _Method:
@@ -547,7 +547,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return object.__getattribute__(self, name)  # raises Python's own AttributeError
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}; {hint}", name=name, obj=self)
 
-    def set_params(self, **params):
+    def set_params(self: _Estimator, **params: Any) -> _Estimator:
         """scikit-learn's ``set_params``; a nested key (``encoders__text``, as a grid would name one
         entry of a dict parameter) is refused with how to set the dict whole."""
         nested = next((key for key in params if "__" in key and key.split("__", 1)[0] in self._get_param_names()
@@ -1310,7 +1310,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return min(4, cpus // 2) if cpus > 2 else 0
 
     @_explicit_signature
-    def fit(self, *X, y=None, sample_weight=None, X_val=None, y_val=None, sample_weight_val=None, **unknown):
+    def fit(self: _Estimator, *X: Any, y: Any = None, sample_weight: ArrayLike | None = None, X_val: Any = None,
+            y_val: Any = None, sample_weight_val: ArrayLike | None = None, **unknown: Any) -> _Estimator:
         """Train on ``X`` (positional inputs, or one table) and labels ``y`` (the last
         positional argument, or ``y=``). Returns ``self``.
 
@@ -1456,7 +1457,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             problem_type=problem_type, n_outputs=1 if problem_type == "regression" else len(self.classes_),
             train_index=train_idx, valid_index=valid_idx, seed=seed, device=device,
             num_workers=self._resolved_num_workers(specs), class_weights=class_weights,
-            amp=bool(self.amp), cache_dir=self.cache_dir, sample_weights=weights, holdout_given=val is not None,
+            amp=bool(self.amp), cache_dir=self._encoder_cache_dir(), sample_weights=weights, holdout_given=val is not None,
             metric=self.metric)
         if self.bag_folds != "auto" and int(self.bag_folds) > len(data.rows):
             raise InputError(f"bag_folds: {self.bag_folds} folds need at least as many training rows; there are "
@@ -1836,12 +1837,18 @@ class AutoMM(TransformerMixin, BaseEstimator):
         for message in said:
             _warn_once_for_model(self.model_, f"X: {message}")
 
+    def _encoder_cache_dir(self) -> str | None:
+        """``cache_dir`` as ``Encoder.prepare`` and ``pending_share`` take it: a str (or None), whatever
+        path type it was given as (a plugin's ``cache_dir + "/..."`` met a ``Path``)."""
+        cache_dir = getattr(self, "cache_dir", None)
+        return None if cache_dir is None else os.fspath(cache_dir)
+
     def _loader(self, table: Table):
         values = {spec.name: spec.values(table) for spec in self.inputs_}
         encoders = dict(self.model_.encoders.items())
         with device_scope(self.device_):
             for name, encoder in encoders.items():  # Encoder.prepare hook (feature caches)
-                encoder.prepare(values[name], cache_dir=getattr(self, "cache_dir", None))
+                encoder.prepare(values[name], cache_dir=self._encoder_cache_dir())
         dataset = MultimodalDataset(values, encoders, columns=single_columns(self.inputs_),
                                     row_names=RowNames(table.row_labels, table.row_word))
         return make_loader(dataset, self.batch_size_ * 2, False, self._prediction_workers(), 0,
@@ -1907,7 +1914,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     @available_if(_has_probabilities)
     @_explicit_signature
-    def predict_proba(self, *X, **unknown):
+    def predict_proba(self, *X: Any, **unknown: Any) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns ordered as ``classes_``
         (classification only: a regressor has no ``predict_proba`` attribute)."""
         if unknown:
@@ -1916,7 +1923,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
 
     @available_if(_has_probabilities)
     @_explicit_signature
-    def predict_log_proba(self, *X, **unknown):
+    def predict_log_proba(self, *X: Any, **unknown: Any) -> np.ndarray:
         """The logarithms of :meth:`predict_proba`, computed as a log-softmax: finite where a
         probability rounds to 0 (scikit-learn's classifiers have it; a regressor has not)."""
         if unknown:
@@ -1926,7 +1933,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return torch.log_softmax(torch.from_numpy(outputs).double(), dim=1).numpy()
 
     @_explicit_signature
-    def predict(self, *X, **unknown):
+    def predict(self, *X: Any, **unknown: Any) -> np.ndarray:
         """Predicted labels (classification, as in ``classes_``) or values (regression)."""
         if unknown:
             raise _unexpected_keyword(self, AutoMM.predict, unknown, X)
@@ -1944,13 +1951,13 @@ class AutoMM(TransformerMixin, BaseEstimator):
         proba = torch.softmax(torch.from_numpy(outputs).double(), dim=1).numpy() if probabilities else None
         return self.classes_[decide(outputs, self.__dict__.get("decision_weights_"))], proba
 
-    def fit_transform(self, *X, y=None, **fit_params):
+    def fit_transform(self, *X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """``fit`` on ``X`` and ``y`` (as :meth:`fit` takes them), then the fused embedding of
         ``X`` (:meth:`transform`): automm as a pipeline's featuriser."""
         inputs, labels = _split_labels(X, y, "fit_transform")
         return self.fit(*inputs, y=labels, **fit_params).transform(*inputs)
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
         """Names of :meth:`transform`'s columns: ``embedding0``, ``embedding1``, ... (the kept
         model's fused embedding), or ``score_<class>`` (``score`` for regression) when the kept
         model's fusion makes the outputs itself (the search's linear, nearest-neighbour and
@@ -1977,7 +1984,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return np.asarray(names, dtype=object)
 
     @_explicit_signature
-    def transform(self, *X, **unknown):
+    def transform(self, *X: Any, **unknown: Any) -> np.ndarray:
         """The fused embedding of ``model_`` (the best trial's model; of a bag, its first fold
         model, while ``predict`` averages the folds), one row per sample. When that model's fusion
         makes the outputs itself (the search's linear, nearest-neighbour and gradient-boosted models,
@@ -1992,7 +1999,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                    for chunk in _chunks(table)])
 
     @_explicit_signature
-    def score(self, *X, y=None, sample_weight=None, **unknown):
+    def score(self, *X: Any, y: Any = None, sample_weight: ArrayLike | None = None, **unknown: Any) -> float:
         """Accuracy (classification) or R² (regression) on ``X`` and ``y``, weighted by
         ``sample_weight`` when given."""
         if unknown:
@@ -2049,14 +2056,14 @@ class AutoMM(TransformerMixin, BaseEstimator):
         return save_model(self, path)
 
     @classmethod
-    def load(cls: type[_Estimator], path: str | os.PathLike, device: str = "auto",
+    def load(cls: type[_Estimator], path: str | os.PathLike, device: str | torch.device = "auto",
              cache_dir: str | os.PathLike | None = None) -> _Estimator:
         """Load a model written by :meth:`save` (no pickle is executed). ``device``: where the
         loaded model predicts (``device_``): "auto" (CUDA when available, else the CPU), "cpu",
-        "cuda", "cuda:1", ...; a device this machine lacks is an :class:`InputError` (the saved
-        ``device`` parameter, which a new ``fit`` uses, is kept as it was). ``cache_dir``: where the
-        loaded model keeps its frozen encoders' features, in place of the ``cache_dir`` it was
-        fitted with, which is saved with it (None: keep that one)."""
+        "cuda", "cuda:1", ... or a ``torch.device``; a device this machine lacks is an
+        :class:`InputError` (the saved ``device`` parameter, which a new ``fit`` uses, is kept as it
+        was). ``cache_dir``: where the loaded model keeps its frozen encoders' features, in place of
+        the ``cache_dir`` it was fitted with, which is saved with it (None: keep that one)."""
         from .persistence import load_model
 
         torch_threads_after_fork()
@@ -2064,7 +2071,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return load_model(path, device=device, expected_class=cls, cache_dir=cache_dir)
 
     @classmethod
-    def from_recipe(cls, recipe) -> "AutoMM":
+    def from_recipe(cls: type[_Estimator], recipe: Any) -> _Estimator:
         """An unfitted estimator from a YAML recipe (file path) or a recipe mapping; see
         :mod:`automm.recipes` (``from_recipe_with_data`` also reads the recipe's data)."""
         from .recipes import from_recipe

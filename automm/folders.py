@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
+
 from .exceptions import InputError
 from .files import holds_name_escapes
 from .roles import IMAGE_EXTENSIONS
@@ -61,15 +63,13 @@ def _folder_label(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace") if holds_name_escapes([name]) else name
 
 
-def read_image_folder(path: str | os.PathLike):
+def read_image_folder(path: str | os.PathLike) -> pd.DataFrame:
     """A pandas DataFrame of the images under ``path``: ``image`` (absolute path), ``label``
     (the name of the class folder holding it; missing (NaN) for an image directly in ``path``) and,
     when every folder directly in ``path`` is named like a split (``train``, ``test``,
     ``valid``, ...: :data:`SPLIT_FOLDER_NAMES`), ``split`` (that name). Images are the files
     with an image extension; hidden files and deeper folders are left out. Raises
     :class:`InputError` when ``path`` is not a folder or holds no image."""
-    import pandas as pd
-
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"path: expected a folder's path (str or os.PathLike), got {path!r}")
     root = Path(path).expanduser()

@@ -1290,7 +1290,7 @@ def _estimator_class(manifest: dict, expected_class, directory: Path):
     return wanted
 
 
-def load_model(path: str | os.PathLike, device: str = "auto", expected_class=None,
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto", expected_class=None,
                cache_dir: str | os.PathLike | None = None):
     """Rebuild an estimator saved by :func:`save_model`, as ``expected_class`` (see
     :func:`_estimator_class`; None: :class:`~automm.AutoMM`, which loads every model).

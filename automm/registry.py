@@ -13,11 +13,13 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
+import pandas as pd
 import pluggy
 
 from . import hookspecs
+from .components.base import Augmentation, BatchAugmentation, Encoder, Fusion
 from .exceptions import AutoMMWarning, UnknownComponentError, PluginError, user_stacklevel
 from .suggestions import close_match
 
@@ -555,7 +557,11 @@ def _check_modality_filter(reg: Registry, kind: str, modality: Any) -> None:
                          f"{known}{did_you_mean(modality, known)}")
 
 
-def _lister(kind: str):
+class _Lister(Protocol):
+    def __call__(self, pattern: str | None = None, modality: str | None = None) -> list[str]: ...
+
+
+def _lister(kind: str) -> _Lister:
     def list_components(pattern: str | None = None, modality: str | None = None) -> list[str]:
         reg = get_registry()
         if modality is not None:
@@ -584,22 +590,22 @@ def _checked_spec(kind: str, name: str, hyperparameters: Mapping[str, Any]) -> C
     return spec
 
 
-def create_encoder(name: str, **hyperparameters: Any):
+def create_encoder(name: str, **hyperparameters: Any) -> Encoder:
     """Build the encoder ``name`` with its defaults updated by ``hyperparameters``."""
     return _checked_spec("encoder", name, hyperparameters).create(**hyperparameters)
 
 
-def create_fusion(name: str, input_dims: dict[str, int], n_outputs: int, **hyperparameters: Any):
+def create_fusion(name: str, input_dims: Mapping[str, int], n_outputs: int, **hyperparameters: Any) -> Fusion:
     """Build the fusion ``name`` for inputs of the given widths."""
     return _checked_spec("fusion", name, hyperparameters).create(dict(input_dims), int(n_outputs), **hyperparameters)
 
 
-def create_augmentation(name: str, **hyperparameters: Any):
+def create_augmentation(name: str, **hyperparameters: Any) -> Augmentation | BatchAugmentation:
     """Build the augmentation ``name``."""
     return _checked_spec("augmentation", name, hyperparameters).create(**hyperparameters)
 
 
-def load_dataset(name: str):
+def load_dataset(name: str) -> pd.DataFrame:
     """The registered example dataset ``name`` as a pandas DataFrame (with a ``split`` column)."""
     frame = get_registry().get("dataset", name).factory()
     if "split" not in getattr(frame, "columns", ()):

@@ -682,7 +682,7 @@ def data_from_spec(spec: dict, payload: dict, estimator) -> PreparedData:
         train_index=np.asarray(spec["train_index"], dtype=np.int64),
         valid_index=np.asarray(spec["valid_index"], dtype=np.int64), seed=int(spec["seed"]),
         device=resolve_device(estimator.device), num_workers=estimator._resolved_num_workers(inputs),
-        class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator.cache_dir,
+        class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator._encoder_cache_dir(),
         sample_weights=(None if spec.get("sample_weights") is None
                         else np.asarray(spec["sample_weights"], dtype=np.float32)),
         holdout_given=bool(spec.get("holdout_given", False)), metric=spec.get("metric", "auto"))

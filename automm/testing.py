@@ -51,7 +51,7 @@ import json
 import pickle
 import tempfile
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar, cast
 
 import numpy as np
 import torch
@@ -106,7 +106,10 @@ class ComponentReport:
 
 # -- helpers -----------------------------------------------------------------------------
 
-def _random_state_kept(check: Callable) -> Callable:
+_Check = TypeVar("_Check", bound=Callable[..., Any])
+
+
+def _random_state_kept(check: _Check) -> _Check:
     """``check`` run with torch's, numpy's and Python's global generators put back as it found
     them: the kit seeds torch's to build components as the core does, and a plugin author's
     test suite must not draw other numbers after it than without it."""
@@ -116,7 +119,7 @@ def _random_state_kept(check: Callable) -> Callable:
 
         with global_random_state_kept():
             return check(*args, **kwargs)
-    return kept
+    return cast(_Check, kept)  # (functools.wraps keeps its signature for help() and IDEs)
 
 
 def _fail(spec: ComponentSpec | str, message: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from automm import MISSING, AutoMM, Encoder, hookimpl
 from automm.cli import main
 from automm.exceptions import InputError
 from automm.feature_cache import MAGIC, FeatureCache, cache_usage, clear_cache, content_digest
@@ -683,3 +684,44 @@ def test_cache_forget_takes_its_paths_after_its_options(tmp_path, capsys):
     assert cache_usage(cache_dir) == []
     code, _, err = _cli(capsys, "cache", "forget", "--cache-dir", cache_dir, photo, "--no-such-option")
     assert code == 2 and re.search(r"unrecognized arguments: .*--no-such-option", err)  # (an unknown option still)
+
+
+class _CacheDirSpy(Encoder):
+    """Records the type of each ``cache_dir`` the core gives ``prepare``."""
+
+    modality = "text"
+    static_preprocess = True
+    seen: list[type] = []
+
+    def __init__(self):
+        super().__init__()
+        self.output_dim = 2
+        self.linear = torch.nn.Linear(1, 2)
+
+    def prepare(self, values, *, cache_dir: str | None = None) -> None:
+        type(self).seen.append(type(cache_dir))
+
+    def preprocess(self, value, augment=None):
+        return torch.tensor([0.0 if value is MISSING else float(len(str(value)))])
+
+    def forward(self, batch):
+        return self.linear(batch)
+
+
+class _CacheDirSpyPlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("cache_dir_spy", _CacheDirSpy, modality="text", output_dim=2)
+
+
+def test_encoders_get_cache_dir_as_a_str_when_it_was_given_as_a_path(tmp_path, fresh_registry):
+    """``Encoder.prepare(values, cache_dir: str | None)``, the contract, got the ``Path`` a user gave
+    ``AutoMM(cache_dir=...)`` in fit and predict (but a str after ``load``): a plugin that joined
+    it to a name as a str failed with a TypeError."""
+    fresh_registry(_CacheDirSpyPlugin())
+    _CacheDirSpy.seen = []
+    texts = ["a b c", "d e f g", "h i", "j k l m n"] * 4
+    model = AutoMM(encoders={"text": "cache_dir_spy"}, max_epochs=1, num_workers=0, random_state=0,
+                   cache_dir=tmp_path / "cache").fit(texts, ["x", "y"] * 8)
+    model.predict(texts[:2])
+    assert _CacheDirSpy.seen and set(_CacheDirSpy.seen) == {str}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from ..hookspecs import hookimpl
 
 __all__ = ["load_emoji_sample", "EMOJI_SAMPLE_DIR", "automm_register_datasets"]
@@ -11,12 +13,10 @@ __all__ = ["load_emoji_sample", "EMOJI_SAMPLE_DIR", "automm_register_datasets"]
 EMOJI_SAMPLE_DIR = Path(__file__).resolve().parent / "emoji_sample"
 
 
-def load_emoji_sample():
+def load_emoji_sample() -> pd.DataFrame:
     """A pandas DataFrame of 396 emoji: ``image`` (absolute PNG path), ``name`` (text),
     ``category`` (label, 9 classes) and ``split`` (train/test). Twemoji pictures are CC BY 4.0
     (© Twitter / jdecked contributors); metadata MIT. See ``ATTRIBUTION.md`` in the folder."""
-    import pandas as pd
-
     frame = pd.read_csv(EMOJI_SAMPLE_DIR / "emoji_sample.csv")
     frame["image"] = [str(EMOJI_SAMPLE_DIR / p) for p in frame["image"]]
     return frame
