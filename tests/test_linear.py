@@ -650,6 +650,67 @@ def test_building_a_large_design_stops_at_the_deadline_saying_how_far_it_got(bui
         train_linear(data, _config(data), refit=False)
 
 
+def test_a_design_too_slow_for_its_share_is_built_on_a_random_subset_of_the_training_rows(builtin_only, emoji_split,
+                                                                                           monkeypatch):
+    """Fashion copies, 50,000 photos and titles, time_limit=120: the design (decoding every photo)
+    took 43 s of the linear model's 52 s and L-BFGS was cut after a few steps (holdout accuracy
+    0.004 in one run). The design now takes at most DESIGN_TIME_SHARE of the time left: the
+    training rows it cannot build in time are left out (a random subset is fitted), every holdout
+    row is scored, and the rest of the time is the solver's. A shorter last chunk that would still
+    fit after a chunk left out is left out too: the rows fitted are those built."""
+    import automm.linear as linear
+
+    train, _ = emoji_split
+    classes = sorted(set(train["category"]))
+    data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
+    clock, per_row, chunk = {"now": 0.0}, 0.01, 100
+    built = []  # the texts each design chunk preprocessed
+
+    class Clock:  # the time moves only while rows are preprocessed for the design: per_row a row
+        @staticmethod
+        def monotonic():
+            return clock["now"]
+
+    class TimedDataset(linear.MultimodalDataset):
+        def __init__(self, values, *args, **kwargs):
+            clock["now"] += per_row * len(values["text_0"])
+            built.extend(values["text_0"])
+            super().__init__(values, *args, **kwargs)
+
+    fitted_on = []
+
+    class Objective(linear._Objective):
+        def __init__(self, parts, data, index):
+            fitted_on.append(np.asarray(index))
+            super().__init__(parts, data, index)
+
+    monkeypatch.setattr(linear, "time", Clock)
+    monkeypatch.setattr(linear, "MultimodalDataset", TimedDataset)
+    monkeypatch.setattr(linear, "_Objective", Objective)
+    monkeypatch.setattr(linear, "DESIGN_CHUNK_ROWS", chunk)
+    whole = train_linear(data, _config(data), deadline=None)
+    assert "fitted on" not in whole.stop_reason and len(fitted_on[0]) == len(data.train_index)
+    n_train, n_valid = len(data.train_index), len(data.valid_index)
+    seconds = 0.75 * per_row * (n_train + n_valid)  # a design of every row would take more
+    assert chunk < n_train < 3 * chunk and per_row * (n_train % chunk + n_valid) < seconds - per_row * chunk
+    deadline = seconds / linear.DESIGN_TIME_SHARE  # (the second chunk left out, the third, shorter, would fit)
+    fitted_on.clear(), built.clear()
+    clock["now"] = 0.0
+    cut = train_linear(data, _config(data), deadline=deadline, refit=False)  # (a refit: on the same rows + the holdout)
+    kept = len(fitted_on[0])
+    assert cut.stop_reason == (f"l2 grid done; fitted on {kept} of {n_train} training rows, a random "
+                               "subset: the features of all would have taken too long")
+    assert per_row * (kept + n_valid) <= seconds < per_row * (kept + chunk + n_valid)  # another chunk would not fit
+    assert set(fitted_on[0]) < set(data.train_index) and len(set(fitted_on[0])) == kept
+    assert not np.array_equal(np.sort(fitted_on[0]), data.train_index[:kept])  # not the first rows
+    texts = data.values["text_0"]
+    assert built == [texts[i] for i in fitted_on[0]] + [texts[i] for i in data.valid_index]  # the rows fitted
+    assert cut.valid_outputs.shape == (n_valid, data.n_outputs)
+    np.testing.assert_allclose(forward_rows(cut.model, data.subset(data.valid_index)), cut.valid_outputs, atol=1e-4)
+    prior = np.bincount(data.valid_targets, minlength=data.n_outputs).max() / n_valid
+    assert cut.best_score > prior
+
+
 def test_the_first_optimizer_of_a_process_is_built_before_the_trials_shares_are_set(tmp_path):
     """torch imports torch._dynamo when a process builds its first optimizer (seconds: 16 s on a
     busy 2-core machine); inside the linear model's share of time_limit it cut that model to its
