@@ -64,6 +64,8 @@ __all__ = ["CACHE_ENV", "default_cache_dir", "resolve_cache_dir", "check_cache_d
            "forget_features"]
 
 CACHE_ENV = "AUTOMM_CACHE_DIR"
+#: How :func:`default_cache_dir`'s error starts (a search warns of the trials it failed).
+NO_CACHE_FOLDER = "no folder for the feature cache"
 MAGIC = b"AMMFEAT2"
 _HEADER = struct.Struct("<8s32sII")
 
@@ -84,7 +86,7 @@ def default_cache_dir() -> Path:
         from .exceptions import AutoMMError
 
         user = f" (uid {os.getuid()})" if hasattr(os, "getuid") else ""
-        raise AutoMMError(f"no folder for the feature cache: ${CACHE_ENV}, $XDG_CACHE_HOME and $HOME are not set, and "
+        raise AutoMMError(f"{NO_CACHE_FOLDER}: ${CACHE_ENV}, $XDG_CACHE_HOME and $HOME are not set, and "
                           f"this user{user} has no home folder in the user database; set ${CACHE_ENV} (or HOME), or "
                           "give the folder: AutoMM(cache_dir=...), AutoMM.load(path, cache_dir=...), automm predict "
                           "and evaluate --cache-dir DIR") from None

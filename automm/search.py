@@ -3017,8 +3017,11 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
     """Warn about trials that failed because a component could not be built with the settings
     the search gave it (``search_space={"encoders": {"text": {"hashed_ngram": {"emb_dim": -5}}}}``):
     a mistake in the space, not bad luck, which the model kept would otherwise hide; and, first,
-    about trials that failed because a component lacks an installed package (its weights)."""
+    about trials that failed because a component lacks an installed package (its weights) or the
+    feature cache a folder (no home folder: a container's ``--user 1000``)."""
     from optuna.trial import TrialState
+
+    from .feature_cache import NO_CACHE_FOLDER
 
     reasons = {t.number: t.user_attrs.get(_ATTR + "reason") or "" for t in trials if t.state == TrialState.FAIL}
     # (queued ones the search never ran, and the study's user's own trials: not counted)
@@ -3028,6 +3031,11 @@ def _warn_unbuildable(trials: Sequence[Any]) -> None:
         warnings.warn(f"{len(missing)} of {len(trials)} trials failed because a component needs a package that is "
                       f"not installed; install it, or leave the component out with encoders=: "
                       f"{_grouped_reasons(missing, shown=2)}", AutoMMWarning, stacklevel=user_stacklevel())
+    homeless = [t for t in trials if t.number in reasons and NO_CACHE_FOLDER in reasons[t.number]]
+    if homeless:
+        warnings.warn(f"{len(homeless)} of {len(trials)} trials failed because their encoders keep features in the "
+                      f"feature cache, which has no folder here: {_grouped_reasons(homeless, shown=1)}",
+                      AutoMMWarning, stacklevel=user_stacklevel())
     failed = [t for t in trials if t.number in reasons and BUILD_FAILED in reasons[t.number]
               and not reasons[t.number].startswith(MISSING_PACKAGE)]
     if failed:

@@ -659,3 +659,46 @@ def test_search_warns_about_trials_failed_for_a_package_not_installed(fresh_regi
     warned = [str(w.message) for w in caught if "needs a package that is not installed" in str(w.message)]
     assert len(warned) == 1 and warned[0].startswith(f"{len(failed)} of {len(clf.leaderboard_)} trials") and said in warned[0]
     assert not [w for w in caught if "could not be built with the settings" in str(w.message)]
+
+
+class _CachedFeatures(HashedNgramEncoder):
+    def prepare(self, values, *, cache_dir=None):
+        from automm.feature_cache import FeatureCache
+
+        FeatureCache(cache_dir, "cached_features-v1", {})  # (as a frozen encoder's features are kept)
+        super().prepare(values, cache_dir=cache_dir)
+
+
+class _CachePlugin:
+    @hookimpl
+    def automm_register_encoders(self, register):
+        register("cached_features", _CachedFeatures, modality="text", output_dim=8)
+
+
+def test_search_warns_about_trials_failed_for_want_of_a_feature_cache_folder(fresh_registry, monkeypatch):
+    """No $HOME and a user id the user database lacks (a container's --user 1000): every trial of an
+    encoder keeping features in the default feature cache failed (automm-pretrained's presets, the
+    strongest models), and the model kept said nothing of it."""
+    import pwd
+
+    import optuna
+
+    fresh_registry(_CachePlugin())
+    for name in ("HOME", "AUTOMM_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def unknown(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    clf = automm.AutoMM(column_types={"x0": "text"}, max_epochs=1, num_workers=0, random_state=0, n_trials=4,
+                        encoders={"text": ["hashed_ngram", "cached_features"]},
+                        sampler=optuna.samplers.RandomSampler(seed=0),
+                        search_space={"linear_model": False, "neighbors_model": False, "warm_start": False})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(TEXTS, LABELS)
+    failed = clf.leaderboard_[clf.leaderboard_["state"] == "FAIL"]
+    assert len(failed) >= 1
+    warned = [str(w.message) for w in caught if "feature cache, which has no folder here" in str(w.message)]
+    assert len(warned) == 1 and warned[0].startswith(f"{len(failed)} of {len(clf.leaderboard_)} trials"), warned
+    assert "set $AUTOMM_CACHE_DIR" in warned[0] and "AutoMM(cache_dir=...)" in warned[0]

@@ -101,15 +101,24 @@ def file_sha256(path: str | os.PathLike) -> str:
     return value
 
 
-def _digests_path() -> Path:
+def _digests_path() -> Path | None:
+    """:data:`DIGESTS_FILE` in the default cache directory; None where there is none (no home folder
+    and no ``$AUTOMM_CACHE_DIR``: a container's ``--user 1000``): the weights are then hashed in each
+    process, and a fit or a loaded model given its ``cache_dir`` still works."""
     from automm.feature_cache import default_cache_dir
 
-    return default_cache_dir() / DIGESTS_FILE
+    try:
+        return default_cache_dir() / DIGESTS_FILE
+    except AutoMMError:
+        return None
 
 
 def _stored_digests() -> dict:
+    path = _digests_path()
+    if path is None:
+        return {}
     try:  # (a pipe or a device there is not read: it would block, or fill the memory)
-        stored = json.loads(read_regular_file(_digests_path())[0].decode("utf-8"))
+        stored = json.loads(read_regular_file(path)[0].decode("utf-8"))
     except (OSError, ValueError, RecursionError):  # absent, unreadable or damaged: hash again
         return {}
     return stored if isinstance(stored, dict) else {}
@@ -119,7 +128,10 @@ def _store_digest(stored: dict, key: str, value: str) -> None:
     """Write ``stored`` (what :data:`DIGESTS_FILE` held) with one digest added, atomically (a
     read-only or full disk only costs hashing again; concurrent writers may drop each other's
     entry, never damage the file)."""
+    target = _digests_path()
+    if target is None:
+        return
     stored[key] = value
     text = json.dumps(stored, indent=0, sort_keys=True)
     with contextlib.suppress(OSError):
-        replace_whole(_digests_path(), lambda path: path.write_text(text, encoding="utf-8"))
+        replace_whole(target, lambda path: path.write_text(text, encoding="utf-8"))

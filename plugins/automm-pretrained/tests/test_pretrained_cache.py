@@ -171,6 +171,30 @@ def test_weights_digests_are_remembered_between_processes(tmp_path, monkeypatch)
     assert weights.file_sha256(blob) == hashlib.sha256(b"other weights").hexdigest()
 
 
+def test_a_cache_dir_given_is_enough_without_a_home_folder(tmp_path, monkeypatch):
+    """No $HOME and a user id the user database lacks (a container's --user 1000): the weights' digests,
+    remembered in the default cache folder, raised "no folder for the feature cache ... give the folder:
+    AutoMM(cache_dir=...)" where that folder was given (fit, AutoMM.load(path, cache_dir=...), automm
+    predict --cache-dir): each process hashes the weights instead."""
+    import pwd
+
+    from automm_pretrained import weights
+
+    for name in ("HOME", "AUTOMM_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def unknown(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    monkeypatch.setattr(weights, "_digests", {})
+    encoder = automm.create_encoder("minilm")
+    cache = encoder.feature_cache(str(tmp_path))
+    assert cache.root == tmp_path
+    assert cache.namespace == f"minilm-{encoder.weights_sha256()[:16]}"
+    with pytest.raises(automm.AutoMMError, match="no folder for the feature cache"):
+        encoder.feature_cache(None)  # (the default folder: there is none)
+
+
 def test_a_pipe_in_place_of_the_weights_digests_file_is_not_read(tmp_path, monkeypatch):
     """A pipe (or a link to /dev/zero) at the cache's weights-sha256.json blocked every process that
     looked up the weights' digest (read until memory ran out): it is passed over, the weights hashed."""
