@@ -357,6 +357,28 @@ def test_gru_and_transformer_read_a_run_of_thai_letters_in_the_pieces_learned_in
     assert encoder._pieces and copy._pieces == {} and copy.tokens("กระเป๋าNike สีดำ") == ["กระเป๋า", "nike", "สีดํา"]
 
 
+def test_gru_splits_the_thai_letters_it_reads_only(monkeypatch):
+    """gru split every run of a text's first max_length tokens whole, and learned pieces of them all, to
+    read its first max_length pieces: a text written with no space (Khmer, Myanmar, ...; here 1,300
+    letters) was split whole (fit 19x, the first preprocess 28x slower than a letter a token on texts
+    of 10,000 letters). It splits and learns what it reads, and reads the same pieces."""
+    split: list[int] = []  # the letters of each run split
+    best_pieces = text_module._best_pieces
+    monkeypatch.setattr(text_module, "_best_pieces", lambda letters, cost: split.append(len(letters))
+                        or best_pieces(letters, cost))
+    text = "".join(THAI_TITLES * 10)  # one run
+    encoder = GRUTextEncoder(max_length=8).fit([text, text[::-1]] + THAI_TITLES)
+    bound = text_module.PIECE_LETTERS * 9 + text_module._RUN_LETTERS  # (the pieces fit reads, a run more)
+    assert max(split) <= text_module._RUN_LETTERS and sum(split) <= 2 * bound + sum(map(len, THAI_TITLES))
+    split.clear()
+    first = encoder.tokens(text, 8)
+    assert first == encoder.tokens(text)[:8] and "".join(tokenize(text)).startswith("".join(first))
+    assert split[0] == text_module._RUN_LETTERS and sum(split) > 1000  # (the whole text: the second call)
+    split.clear()
+    assert encoder.tokens(text, 8) == encoder.tokens(text[:300], 8)
+    assert sum(split) <= 2 * bound
+
+
 @pytest.mark.parametrize("make", [GRUTextEncoder, TransformerTextEncoder, HashedNgramEncoder],
                          ids=["gru", "transformer", "hashed_ngram"])
 def test_a_model_saved_before_it_read_thai_words_reads_a_letter_a_token_as_then(make):
@@ -971,3 +993,20 @@ def test_every_decimal_digit_is_read_as_its_0_to_9():
         for text, digits in zip(written, other):
             assert torch.equal(new.preprocess(digits)["ids"], new.preprocess(text)["ids"]), (make, digits)
             assert not torch.equal(old.preprocess(digits)["ids"], old.preprocess(text)["ids"]), (make, digits)
+
+
+@pytest.mark.parametrize("make", [GRUTextEncoder, TransformerTextEncoder, HashedNgramEncoder],
+                         ids=["gru", "transformer", "hashed_ngram"])
+def test_an_encoder_pickled_before_a_reading_existed_reads_as_then(make):
+    """An encoder pickled (``joblib.dump``) before ``fold_digits`` and the Thai pieces existed lacks them:
+    its unpickling raised AttributeError on the first text; it reads texts as then now."""
+    encoder = make().fit(["size ٤٢ shirt", "size 38 shoe", "เสื้อยืดสีดำ shirt"])
+    for key in ("fold_digits", "digits_in_fit", "unspaced_alphabet_words", "unspaced_alphabet_in_fit"):
+        if make is not HashedNgramEncoder or key.startswith(("fold_digits", "digits")):
+            del encoder.__dict__[key]  # (hashed_ngram had the Thai words before)
+    old = pickle.loads(pickle.dumps(encoder))
+    if make is not HashedNgramEncoder:
+        assert old.tokens("size ٤٢ สีดำ") == tokenize("size ٤٢ สีดำ", fold_digits=False)  # (a Thai letter a token)
+        assert "٤٢" in old.tokens("size ٤٢")
+    assert old.preprocess("size ٤٢ เสื้อยืดสีดำ") and old.fold_digits is False
+    assert old.min_format_version < 13

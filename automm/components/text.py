@@ -389,16 +389,17 @@ def _tokens_for(value: Any, augment: Callable[[list[str]], list[str]] | None, ma
 PIECE_LETTERS = 6
 
 
-def _letter_runs(token: str, reading: Mapping[str, bool]) -> list[list[str]]:
+def _letter_runs(token: str, reading: Mapping[str, bool], limit: int | None = None) -> list[list[str]]:
     """The letters of ``token`` (of :func:`tokenize`'s ``unspaced_alphabet_words``) as :func:`tokenize`
-    reads them a letter a token (each with its vowel signs and tone marks), in runs of letters of
-    :data:`_UNSPACED_ALPHABET_RANGES`; a word of other letters or digits in it (a Latin brand, a number)
-    a run of its own."""
+    reads them a letter a token (each with its vowel signs and tone marks; with ``limit``, its first
+    ``limit``), in runs of letters of :data:`_UNSPACED_ALPHABET_RANGES` of up to :data:`_RUN_LETTERS`
+    letters (a longer one cut in runs of so many); a word of other letters or digits in it (a Latin
+    brand, a number) a run of its own."""
     runs: list[list[str]] = []
     in_alphabet = False
-    for letter in tokenize(token, **{**reading, "unspaced_alphabet_words": False}):
+    for letter in tokenize(token, limit, **{**reading, "unspaced_alphabet_words": False}):
         letter_in_alphabet = _UNSPACED_ALPHABET.match(letter) is not None
-        if letter_in_alphabet and in_alphabet:
+        if letter_in_alphabet and in_alphabet and len(runs[-1]) < _RUN_LETTERS:
             runs[-1].append(letter)
         else:
             runs.append([letter])
@@ -428,40 +429,76 @@ def _best_pieces(letters: Sequence[str], cost: Callable[[str], float | None]) ->
     return pieces[::-1]
 
 
-#: The most words whose pieces a ``gru`` or ``transformer`` keeps (:meth:`_VocabularyTextEncoder.tokens`).
+#: The most letters of a run that ``gru`` and ``transformer`` split as one (:func:`_letter_runs`): a
+#: word is some 2-10, a title 10-60; a text written with no space at all (Khmer, Myanmar) split
+#: whole took 25 ms a 10,000 letters, to read its first ``max_length`` pieces.
+_RUN_LETTERS = 256
+
+#: The most words whose pieces a ``gru`` or ``transformer`` keeps (:meth:`_VocabularyTextEncoder.tokens`),
+#: each of up to :data:`_RUN_LETTERS` characters (a longer one is not kept).
 _PIECES_KEPT = 100_000
 
 #: The cost of a letter that is no piece: above any piece's (a logarithm of counts under e**64).
 _UNKNOWN_LETTER_COST = 64.0
 
 
-def _in_pieces(tokens: Sequence[str], cost: Callable[[str], float | None], reading: Mapping[str, bool]) -> list[str]:
+def _in_pieces(tokens: Sequence[str], cost: Callable[[str], float | None], reading: Mapping[str, bool],
+               limit: int | None = None) -> list[str]:
     """``tokens`` (of :func:`tokenize`'s ``unspaced_alphabet_words``) with each run of letters of
-    :data:`_UNSPACED_ALPHABET_RANGES` in its :func:`_best_pieces` under ``cost``."""
+    :data:`_UNSPACED_ALPHABET_RANGES` in its :func:`_best_pieces` under ``cost``; with ``limit``, the
+    first ``limit`` (the runs past them left unsplit)."""
     read: list[str] = []
     for token in tokens:
+        if limit is not None and len(read) >= limit:
+            break
         if token.isascii() or _UNSPACED_ALPHABET.search(token) is None:
             read.append(token)
-        else:
-            read.extend(piece for letters in _letter_runs(token, reading) for piece in _best_pieces(letters, cost))
-    return read
+            continue
+        # (with limit, the letters of the pieces to read and a run more: the runs before the last, cut
+        # maybe, whole, and split as in the whole token)
+        letters_read = None if limit is None else PIECE_LETTERS * (limit - len(read)) + _RUN_LETTERS
+        for letters in _letter_runs(token, reading, letters_read):
+            read.extend(_best_pieces(letters, cost))
+            if limit is not None and len(read) >= limit:
+                break
+    return read[:limit]
 
 
-def _learn_pieces(tokens: Iterable[str], reading: Mapping[str, bool]) -> Callable[[str], float | None]:
+def _learn_pieces(texts: Iterable[Sequence[str]], reading: Mapping[str, bool],
+                  pieces_read: int) -> Callable[[str], float | None]:
     """The cost of each piece that ``gru`` and ``transformer`` may read of a run of letters written
     without spaces (Thai, Lao, Khmer, Myanmar, ...: :func:`tokenize`'s ``unspaced_alphabet_words``)
-    among ``tokens``: every string of up to :data:`PIECE_LETTERS` letters found twice or more in the runs, its cost the negative logarithm of its count over the letters' (a unigram
-    language model of the runs' substrings, as a subword tokenizer starts from: a word, frequent, costs
-    less than its letters or pieces across its ends)."""
-    words = Counter(token for token in tokens if not token.isascii() and _UNSPACED_ALPHABET.search(token))
+    in ``texts`` (each a list of tokens), of which the first ``pieces_read`` pieces are read: every
+    string of up to :data:`PIECE_LETTERS` letters found twice or more in the runs that hold them (a
+    text's runs until they hold ``PIECE_LETTERS * pieces_read`` letters), its cost the negative
+    logarithm of its count over the letters' (a unigram language model of the runs' substrings, as a
+    subword tokenizer starts from: a word, frequent, costs less than its letters or pieces across its ends)."""
+    letters_read = PIECE_LETTERS * pieces_read
+    runs: Counter[tuple[str, ...]] = Counter()
+    words: dict[str, list[list[str]]] = {}  # (the runs of each word but a long one, read once)
+    for tokens in texts:
+        n_read = 0
+        for token in tokens:
+            if n_read >= letters_read:
+                break
+            if token.isascii() or _UNSPACED_ALPHABET.search(token) is None:
+                continue
+            if len(token) > _RUN_LETTERS:  # (a long run: read as far as it counts, not kept)
+                token_runs = _letter_runs(token, reading, letters_read - n_read)
+            elif (token_runs := words.get(token)) is None:
+                token_runs = words[token] = _letter_runs(token, reading)
+            for letters in token_runs:
+                if n_read >= letters_read:
+                    break
+                runs[tuple(letters)] += 1
+                n_read += len(letters)
     counts: Counter[str] = Counter()
     n_letters = 0
-    for word, n in words.items():
-        for letters in _letter_runs(word, reading):
-            n_letters += n * len(letters)
-            for begin in range(len(letters)):
-                for end in range(begin + 1, min(begin + PIECE_LETTERS, len(letters)) + 1):
-                    counts["".join(letters[begin:end])] += n
+    for letters, n in runs.items():
+        n_letters += n * len(letters)
+        for begin in range(len(letters)):
+            for end in range(begin + 1, min(begin + PIECE_LETTERS, len(letters)) + 1):
+                counts["".join(letters[begin:end])] += n
     log_letters = math.log(max(n_letters, 1))
     return {piece: log_letters - math.log(n) for piece, n in counts.items() if n > 1}.get
 
@@ -558,7 +595,16 @@ UNFAMILIAR_TEXT_SHARE = 0.5
 UNFAMILIAR_TEXT_SAMPLE = 500
 
 
-class _VocabularyTextEncoder(Encoder):
+class _TextReading:
+    """How a text encoder reads its texts (:func:`_reading_state`'s keys), as automm read them before
+    each change of the tokenizer: the class's values, which an encoder pickled before a key existed
+    (``joblib.dump``) falls back on; ``__init__`` (:func:`_read_as_now`) and ``set_state`` set its own."""
+
+    zero_width_space_breaks = fold_letter_forms = fold_vowel_marks = fold_digits = unspaced_alphabet_words = False
+    letter_forms_in_fit = vowel_marks_in_fit = unspaced_alphabet_in_fit = digits_in_fit = False
+
+
+class _VocabularyTextEncoder(_TextReading, Encoder):
     """Base for encoders over a learned vocabulary: fit/get_state/set_state, padded
     id preprocessing and a collate that trims to the longest text in the batch. Words never
     seen in fit are left out, unless ``min_freq`` or ``max_vocab_size`` made training words
@@ -603,8 +649,8 @@ class _VocabularyTextEncoder(Encoder):
         reading = _reading(self)
         in_pieces = self.unspaced_alphabet_words and self.unspaced_alphabet_in_fit
         if in_pieces:
-            cost = _learn_pieces(
-                (token for value in values for token in tokenize(value, self.max_length + 1, **reading)), reading)
+            cost = _learn_pieces((tokenize(value, self.max_length + 1, **reading) for value in values), reading,
+                                 self.max_length + 1)
         lengths: list[int] = []
 
         def counted() -> Iterator[list[str]]:  # each text tokenized once, its length kept
@@ -614,7 +660,7 @@ class _VocabularyTextEncoder(Encoder):
             for value in values:
                 tokens = tokenize(value, self.max_length + 1, **reading)
                 if in_pieces:
-                    tokens = _in_pieces(tokens, cost, reading)[:self.max_length + 1]
+                    tokens = _in_pieces(tokens, cost, reading, self.max_length + 1)
                 lengths.append(len(tokens))
                 yield tokens[:self.max_length]
 
@@ -631,14 +677,21 @@ class _VocabularyTextEncoder(Encoder):
         tokens = tokenize(value, limit, **_reading(self))
         if not self.unspaced_alphabet_words or all(token.isascii() for token in tokens):
             return tokens
-        pieces = self._pieces  # (a run's pieces, kept: a training text is read again each epoch it is augmented)
+        pieces = self._pieces  # (a word's pieces, kept: a training text is read again each epoch it is augmented)
         if len(pieces) > _PIECES_KEPT:
             pieces.clear()
         read: list[str] = []
         for token in tokens:
-            if token not in pieces:
-                pieces[token] = _in_pieces([token], self._piece_cost, _reading(self))
-            read.extend(pieces[token])
+            if limit is not None and len(read) >= limit:
+                break
+            if len(token) > _RUN_LETTERS:  # (a long run: split as far as it is read, not kept)
+                read.extend(_in_pieces([token], self._piece_cost, _reading(self),
+                                       None if limit is None else limit - len(read)))
+                continue
+            token_pieces = pieces.get(token)
+            if token_pieces is None:
+                token_pieces = pieces[token] = _in_pieces([token], self._piece_cost, _reading(self))
+            read.extend(token_pieces)
         return read[:limit]
 
     def __getstate__(self):
@@ -877,7 +930,7 @@ def _word_feature_cache(char_min: int, char_max: int, n_buckets: int) -> dict[st
         return cache
 
 
-class HashedNgramEncoder(Encoder):
+class HashedNgramEncoder(_TextReading, Encoder):
     """TF-IDF-weighted bag of hashed word n-grams and character n-grams.
 
     Each word ``w`` contributes its unigram and the character n-grams
