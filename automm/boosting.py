@@ -34,6 +34,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from .deadlines import CUT_BEFORE_LEARNING
 from .exceptions import InputError
 from .interrupts import InterruptGate
 from .training import validation_metrics
@@ -320,7 +321,9 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
     would not hold it: cut short by the deadline, the trees grown on the training rows stay),
     so ``valid_outputs`` stay honest while the model uses every row. The deadline is watched
     after every iteration (:class:`_Watch`): growth stops where one more would end past it, the
-    iterations grown by then are kept, and only a deadline before any raises ``TimeoutError``.
+    iterations grown by then are kept; a deadline before any iteration, or before one that lowers
+    the holdout loss from the start (the class priors: one guess for every row), raises
+    ``TimeoutError`` (:data:`~automm.deadlines.CUT_BEFORE_LEARNING`).
     With ``stop_on_interrupt``, Ctrl-C is held (:class:`~automm.interrupts.InterruptGate`) and
     stops the growth after the iteration in progress, or the growth again on every row: the
     trees grown so far are kept (``interrupted`` is then set); in the first iteration, it raises
@@ -380,7 +383,8 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
     valid_part = (dict(X_val=inputs[n_train:][scored], y_val=targets[n_train:][scored], sample_weight_val=valid_weights)
                   if has_holdout else dict(X_val=inputs[:1], y_val=targets[:1]))
     if deadline is not None and time.monotonic() >= deadline:
-        raise TimeoutError("the gradient-boosted model grew no tree before the deadline")
+        raise TimeoutError(f"the gradient-boosted model was {CUT_BEFORE_LEARNING}: it grew no tree before the "
+                           "deadline")
     gate = InterruptGate() if stop_on_interrupt else None
     with gate.closed() if gate is not None else contextlib.nullcontext():
         held = (lambda: gate.pending) if gate is not None else (lambda: False)
@@ -402,6 +406,11 @@ def train_boosting(data, config: dict, *, deadline: float | None = None, refit: 
         # the iterations up to the lowest holdout loss (scikit-learn's score is minus the loss; entry 0 is the
         # baseline); those after it are dropped before the trees are read, and checked, once
         kept = int(np.argmax(boosted.validation_score_)) if has_holdout else grown
+        if kept == 0 and watch.reason == "time limit":  # (stopped by the holdout instead: the priors are its answer)
+            start_point = "the class priors" if classification else "the mean"
+            raise TimeoutError(f"the gradient-boosted model was {CUT_BEFORE_LEARNING}: the {grown} iteration"
+                               f"{'s' if grown != 1 else ''} grown did not lower the holdout loss from its start "
+                               f"({start_point}: the same guess for every row)")
         del boosted._predictors[kept:]
         _check_trees(model, encoder, boosted, inputs[:CHECKED_ROWS], data.n_outputs)
         outputs = _outputs(model, data, data.valid_index)

@@ -18,9 +18,15 @@ from typing import Iterator
 
 from .exceptions import TimeLimitExceeded
 
-__all__ = ["check_deadline", "deadline_scope", "fit_deadline", "time_left"]
+__all__ = ["CUT_BEFORE_LEARNING", "check_deadline", "deadline_scope", "fit_deadline", "time_left"]
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("automm_deadline", default=None)
+
+
+#: What the ``TimeoutError`` of a model that its deadline stopped before it learned anything says
+#: (the linear model at its starting point, boosted trees at the class priors): kept, it would give
+#: every row one same guess, so its trial fails (the search's reason) rather than finishing.
+CUT_BEFORE_LEARNING = "cut by the time limit before it learned"
 
 
 #: Seconds kept at the end of a fit that writes the search's plots (``plot_dir``): importing

@@ -32,7 +32,8 @@ from .components.image_cache import image_cache
 from .data import (InputSpec, Table, as_table, choice_key, build_input_specs, declared_categorical, infer_roles, is_missing,
                    checks_of, say_column_notes, reordered_index, row_namer, row_naming, rows_repeated, rows_without_input, table_like,
                    validate_columns, warn_once, warn_unused_modalities, warned_once_in)
-from .exceptions import AutoMMWarning, InputError, NotFittedError, UnknownComponentError, user_stacklevel
+from .exceptions import (AutoMMWarning, InputError, NotFittedError, TimeLimitExceeded, UnknownComponentError,
+                         user_stacklevel)
 from .data import BatchCollator, MultimodalDataset, RowNames, _records, single_columns
 from .process_state import SharedChange, note_torch_threads, torch_threads_after_fork, torch_threads_capped, \
     usable_cpus
@@ -1490,7 +1491,8 @@ class AutoMM(TransformerMixin, BaseEstimator):
         """Train the model(s) and return the one to keep: the search when one is asked for
         (see :func:`automm.search.search_requested`), else the one configuration (whose one-off
         work, such as computing frozen features, stops at the deadline too: with no model to
-        keep, ``fit`` then raises :class:`TimeLimitExceeded`)."""
+        keep, ``fit`` then raises :class:`TimeLimitExceeded`, also for the boosted trees or the
+        nearest-neighbour model stopped before a result, which raise ``TimeoutError``)."""
         from . import search
 
         if search.search_requested(self):
@@ -1502,12 +1504,16 @@ class AutoMM(TransformerMixin, BaseEstimator):
         # interrupted once the grace after it has passed
         hard_deadline = None if deadline is None else deadline + search.hard_grace(deadline)
         if hard_deadline is not None and time.monotonic() >= hard_deadline:  # (the alarm would blame the training's code)
-            from .exceptions import TimeLimitExceeded
-
             raise TimeLimitExceeded(f"time_limit={self.time_limit:g} s ended before training started: the work "
                                     "before it (reading the data, first imports) took the budget; give fit more time")
-        with hard_stop(hard_deadline), deadline_scope(deadline), device_scope(data.device):
-            candidate = self._fit_one(data, config, deadline, graceful)
+        try:
+            with hard_stop(hard_deadline), deadline_scope(deadline), device_scope(data.device):
+                candidate = self._fit_one(data, config, deadline, graceful)
+        except TimeoutError as exc:  # the boosted trees or the nearest-neighbour model, stopped before a result
+            if deadline is None:
+                raise
+            raise TimeLimitExceeded(f"time_limit={self.time_limit:g} s ended before the model finished ({exc}); "
+                                    "give fit more time") from exc
         candidate.temperature = candidate_temperature(data, candidate)  # a bag's: of its out-of-fold outputs
         for member in getattr(candidate.extras.get("ensemble_"), "members", ()):  # a bag: each fold model's
             member.temperature = candidate.temperature

@@ -37,7 +37,7 @@ import torch
 
 from .components.stack import STACK, EncoderStack
 from .data import BatchCollator, MultimodalDataset
-from .deadlines import check_deadline
+from .deadlines import CUT_BEFORE_LEARNING, check_deadline
 from .process_state import warnings_left_out
 from .training import TimeLimitReached, validation_metrics
 
@@ -536,7 +536,9 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
     deadline comes first, or when the holdout is the user's validation data (never trained on),
     the training rows' fit is kept. The deadline stops the grid between or inside fits; inside
     the first one, its lowest-loss point so far is kept and scored (every L-BFGS step uses every
-    row), and only a deadline before any evaluation raises ``TimeoutError``. Runs on the CPU.
+    row), and a deadline before any point better than the start (every weight zero: one guess for
+    every row, which a search kept as a finished trial of 0.004 holdout accuracy) raises
+    ``TimeoutError`` (:data:`~automm.deadlines.CUT_BEFORE_LEARNING`). Runs on the CPU.
     Training callbacks do not apply: its steps are not epochs, and the search never prunes it.
 
     Under a deadline the design takes at most :data:`DESIGN_TIME_SHARE` of the time left: the
@@ -591,7 +593,8 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
             train_loss = objective.solve(c, weights, bias, deadline, keep_best=best is None)
         except TimeLimitReached:
             stop_reason, timed_out = "time limit", True
-            if best is not None or objective.best_point is None:
+            # (evaluation 1 is the starting point: every weight zero, one same guess for every row)
+            if best is not None or objective.best_point is None or objective.best_point[3] == 1:
                 break
             # the first strength's fit cut short: its best point so far, scored as it is (each
             # step used every row, so its holdout score is that of the model kept)
@@ -610,7 +613,9 @@ def train_linear(data, config: dict, *, deadline: float | None = None, refit: bo
         if timed_out:
             break
     if best is None:
-        raise TimeoutError("the linear model did not finish one fit before the deadline")
+        raise TimeoutError(f"the linear model was {CUT_BEFORE_LEARNING}: its first fit (L2 c={L2_GRID[0]:g}) "
+                           "stopped before a point better than its start (every weight zero, the same guess for "
+                           "every row)")
     _, best_epoch, best_score, best_outputs, best_weights, best_bias = best
     del objective, valid_parts, weights  # a dense block's standardised copy goes with them
     if refit and not timed_out and not data.holdout_given:  # never on the user's validation rows

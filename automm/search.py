@@ -45,7 +45,9 @@ hard wall clock for the whole fit: trials stop at the deadline and keep their be
 network that it stops inside its first epoch (a bag: its first fold; a later fold ends the bag
 there, scored on the folds trained) is recorded as pruned ("time limit reached in its first
 epoch (k of n batches)"), not scored as if trained, since it has not seen every row once, and
-reports nothing to the pruner; ``fit`` warns when the model it keeps is such a one. A
+reports nothing to the pruner; ``fit`` warns when the model it keeps is such a one. The linear
+model and the boosted trees stopped before they learned anything (one guess for every row) fail
+with ``TimeoutError`` (:data:`automm.deadlines.CUT_BEFORE_LEARNING`), as before their first result. A
 pretrained encoder computing features stops at the deadline too, through
 :func:`automm.deadlines.check_deadline`, and the trial fails with its progress cached (``fit`` warns
 when the model kept lacks that encoder so: its features took longer than estimated); a
@@ -1229,7 +1231,7 @@ def _retry_failed(study, wanted: Callable[[Any], bool]) -> list[int]:
 def _stopped_by_time(reason: str) -> bool:
     """Whether a failed trial's ``reason`` is its deadline's: ``TimeLimitExceeded`` (features not all
     computed, the search's alarm) or ``TimeoutError`` (the linear, nearest-neighbour or
-    gradient-boosted model stopped before its first result)."""
+    gradient-boosted model stopped before its first result, or before it learned anything)."""
     return reason.startswith((TimeLimitExceeded.__name__, TimeoutError.__name__))
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+import automm
 from automm import AutoMM, AutoMMRegressor, boosting
 from automm.boosting import BOOSTING_SOLVER, boosting_config, train_boosting, trees_of
 from automm.cli import _training_line
@@ -221,6 +222,57 @@ def test_the_boosted_model_stops_by_the_holdout_and_keeps_its_best_iterations(bu
 
     with pytest.raises(TimeoutError, match="grew no tree"):
         train_boosting(data, config, deadline=0.0)
+
+
+def _holdout_the_other_way_round(n: int = 200) -> tuple[pd.DataFrame, list[str]]:
+    """A column whose sign tells the label on the training rows and the other label on the
+    holdout's (every fifth row, as :func:`_table_data` splits): no tree lowers the holdout loss."""
+    x = np.random.default_rng(0).normal(size=n)
+    holdout = np.arange(n) % 5 == 0
+    return pd.DataFrame({"x": x}), list(np.where((x > 0) != holdout, "a", "b"))
+
+
+def test_boosting_the_time_limit_stops_before_an_iteration_lowers_the_holdout_loss_fails(builtin_only, monkeypatch):
+    """Stopped by the deadline after an iteration that did not lower the holdout loss, the model
+    kept 0 iterations, the class priors: the same guess for every row, scored as a finished trial.
+    It now fails, saying it learned nothing; stopped by the holdout (no deadline) it is a result."""
+    X, y = _holdout_the_other_way_round()
+    data = _table_data(X, y)
+    config = boosting_config(data.inputs, {}, {"batch_size": 32}, data.n_outputs)
+    finished = train_boosting(data, config, refit=False)
+    assert finished.history[0]["n_iter"] == 0 and "holdout loss: not 0.0001 lower" in finished.stop_reason
+    stop = boosting._Watch.stop
+
+    def past_the_deadline(watch):  # the deadline passes in the first iteration
+        watch.deadline = boosting.time.monotonic() - 1.0
+        return stop(watch)
+
+    monkeypatch.setattr(boosting._Watch, "stop", past_the_deadline)
+    with pytest.raises(TimeoutError, match=r"the gradient-boosted model was cut by the time limit before it learned: "
+                                           r"the 1 iteration grown did not lower the holdout loss from its start "
+                                           r"\(the class priors: the same guess for every row\)"):
+        train_boosting(data, config, deadline=boosting.time.monotonic() + 60)
+
+
+def test_a_fit_whose_one_boosted_model_the_time_limit_stops_before_it_learned_raises_naming_time_limit(
+        builtin_only, monkeypatch):
+    """Without a search (``n_trials=1``), that model was kept, guessing one class for every row,
+    without a word (and "grew no tree" left fit as a bare ``TimeoutError``)."""
+    X, y = _holdout_the_other_way_round()
+    holdout = np.arange(len(X)) % 5 == 0
+    stop = boosting._Watch.stop
+
+    def past_the_deadline(watch):  # the deadline passes in the first iteration
+        watch.deadline = boosting.time.monotonic() - 1.0
+        return stop(watch)
+
+    monkeypatch.setattr(boosting._Watch, "stop", past_the_deadline)
+    model = AutoMM(encoders={"tabular": "boosted_trees"}, time_limit=60, n_trials=1, random_state=0)
+    with pytest.raises(automm.TimeLimitExceeded, match=r"time_limit=60 s ended before the model finished \(the "
+                                                       r"gradient-boosted model was cut by the time limit before it "
+                                                       r"learned: .*\); give fit more time"):
+        model.fit(X[~holdout], [v for v, h in zip(y, holdout) if not h], X_val=X[holdout],
+                  y_val=[v for v, h in zip(y, holdout) if h])
 
 
 def test_a_scikit_learn_whose_boosting_takes_no_validation_set_is_refused_by_name(builtin_only, monkeypatch):

@@ -584,8 +584,42 @@ def test_a_first_fit_cut_by_the_deadline_keeps_its_best_point_so_far(builtin_onl
     assert cut.best_score > prior  # better than naming the most frequent class
     np.testing.assert_allclose(forward_rows(cut.model, data.subset(data.valid_index)), cut.valid_outputs, atol=1e-4)
     clock["now"] = 0.0
-    with pytest.raises(TimeoutError, match="did not finish one fit"):  # no evaluation at all: nothing to keep
+    with pytest.raises(TimeoutError, match="cut by the time limit before it learned"):  # no evaluation: none kept
         train_linear(data, _config(data), deadline=2.0)
+
+
+def test_a_first_fit_cut_at_its_starting_point_fails_rather_than_guess_one_class(builtin_only, emoji_split,
+                                                                                   monkeypatch):
+    """Fashion copies, 50,000 rows, time_limit=120: L-BFGS cut right after evaluating its starting
+    point (every weight zero) kept that point, a model giving every row the same guess, and the
+    search recorded it as a finished trial of 0.004 holdout accuracy (the share of one class). Every
+    deadline now either keeps a model that tells rows apart or raises, saying it learned nothing."""
+    import automm.linear as linear
+
+    train, _ = emoji_split
+    classes = sorted(set(train["category"]))
+    data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
+    clock = {"now": 0.0}
+
+    class Clock:  # each reading one second later: each deadline cuts the first fit one step further
+        @staticmethod
+        def monotonic():
+            clock["now"] += 1.0
+            return clock["now"]
+
+    monkeypatch.setattr(linear, "time", Clock)
+    failed, kept = [], []
+    for deadline in range(2, 14):
+        clock["now"] = 0.0
+        try:
+            kept.append(train_linear(data, _config(data), deadline=float(deadline)))
+        except TimeoutError as exc:
+            failed.append(str(exc))
+    assert kept and failed and len(kept) + len(failed) == 12
+    for candidate in kept:  # (a first fit cut after one evaluation kept its start: the same outputs for every row)
+        assert np.ptp(candidate.valid_outputs, axis=0).max() > 0, candidate.stop_reason
+    assert all(reason.startswith("the linear model was cut by the time limit before it learned: its first fit "
+                                 "(L2 c=1) stopped before a point better than its start") for reason in failed)
 
 
 def test_a_refit_the_deadline_overtakes_is_given_up_for_the_training_rows_fit(builtin_only, emoji_split,

@@ -1036,7 +1036,7 @@ def test_a_retraining_slower_than_its_trial_leaves_that_trial_out_not_the_fits_m
     linear = int(board.index[board["fusion"] == "sum"][0])
 
     def too_slow(*args, **kwargs):
-        raise TimeoutError("the linear model did not finish one fit before the deadline")
+        raise TimeoutError("the linear model was cut by the time limit before it learned")
 
     monkeypatch.setattr(pipeline, "train_linear", too_slow)
     capsys.readouterr()
@@ -1063,7 +1063,7 @@ def test_a_resumed_study_runs_again_the_presets_its_time_limit_stopped(texts, ca
 
     def stopped(*args, **kwargs):
         if stop == "TimeoutError":
-            raise TimeoutError("the linear model did not finish one fit before the deadline")
+            raise TimeoutError("the linear model was cut by the time limit before it learned")
         raise TimeLimitExceeded("stopped at the time limit: a feature computed of 120")
 
     monkeypatch.setattr(pipeline, "train_linear", stopped)
@@ -1775,6 +1775,56 @@ def test_an_ensemble_with_members_cut_in_their_first_epoch_says_so(texts, monkey
     named = {int(n) for n in re.findall(r"trial (\d+) \(weight [\d.]+: time limit reached in its first epoch", said[0])}
     assert named == {m.trial for m in model.ensemble_.members}
     assert record[[str(w.message) for w in record].index(said[0])].filename == __file__
+
+
+def _linear_first_fit_stopped_at_its_start(monkeypatch) -> None:
+    """A search's linear model sees its deadline pass right after L-BFGS evaluated its starting
+    point (every weight zero: the same guess for every row), as on 50,000 fashion rows."""
+    from types import SimpleNamespace
+
+    import automm.linear as linear
+
+    solve, loss = linear._Objective.solve, linear._Objective.data_loss_and_gradient
+    late = {"armed": False, "past": False}
+
+    def solve_under_a_deadline(objective, c, weights, bias, deadline, keep_best=False):
+        late.update(armed=deadline is not None and keep_best, past=False)  # (the first fit under a deadline)
+        return solve(objective, c, weights, bias, deadline, keep_best)
+
+    def first_evaluation(objective, weights, bias):
+        late["past"] = late["armed"]
+        return loss(objective, weights, bias)
+
+    monkeypatch.setattr(linear._Objective, "solve", solve_under_a_deadline)
+    monkeypatch.setattr(linear._Objective, "data_loss_and_gradient", first_evaluation)
+    monkeypatch.setattr(linear, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + 1e6 * late["past"]))
+
+
+def test_a_linear_model_the_time_limit_stops_before_it_learned_fails_and_is_not_weighed(texts, monkeypatch, capsys):
+    """It was a finished trial of the score of one class for every row (fashion: 0.004), ranked
+    above the networks the time limit cut in their first epoch and weighed by the ensemble."""
+    _linear_first_fit_stopped_at_its_start(monkeypatch)
+    X, y, _, _ = texts
+    model = AutoMM(**small(time_limit=60, n_trials=2, holdout_frac=0.25, verbose=1)).fit(X, y)
+    board = model.leaderboard_.set_index("number")
+    (linear,) = board.index[board["fusion"] == "sum"]
+    reason = ("TimeoutError: the linear model was cut by the time limit before it learned: its first fit (L2 c=1) "
+              "stopped before a point better than its start (every weight zero, the same guess for every row)")
+    assert board.loc[linear, "state"] == "FAIL" and board.loc[linear, "reason"] == reason
+    assert f"[automm] trial {linear} failed: {reason}" in capsys.readouterr().err
+    ensemble = getattr(model, "ensemble_", None)
+    assert model.best_trial_ != linear and (ensemble is None or linear not in [m.trial for m in ensemble.members])
+
+    # every trial cut so: no model that guesses one class, but the time limit named
+    class PastTheDeadline(Callback):
+        def on_batch_end(self, trainer, loss):
+            raise automm.TimeLimitExceeded("stopped at the time limit: the network's first batch")
+
+    monkeypatch.setattr(AutoMM, "_extra_callbacks", lambda self: [PastTheDeadline()])
+    with pytest.raises(automm.TimeLimitExceeded, match=r"time_limit=60 s ended before any model finished \(trial \d: "
+                                                       r"TimeoutError: the linear model was cut by the time limit "
+                                                       r"before it learned: .*; give fit more time"):
+        AutoMM(**small(time_limit=60, n_trials=2, holdout_frac=0.25)).fit(X, y)
 
 
 def test_the_default_and_its_replicates_may_train_longer_than_a_sampled_trial():
