@@ -1059,12 +1059,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         unseen = _unseen_labels(frame[label], estimator.classes_, label, argument,
                                 chosen=bool(args.label) and own is not None and args.label != own)
         if unseen:
+            from .exceptions import AutoMMWarning
             from .suggestions import labels_written_otherwise
 
             unknown = frame[label][~frame[label].isin(list(estimator.classes_))]
             warnings.warn(f"{unseen} of {len(frame)} rows have a label in column {label!r} that the model never "
-                           f"saw in training (it cannot predict them: they count as errors); model classes: "
-                           f"{_some(estimator.classes_)}{labels_written_otherwise(unknown, estimator.classes_)}")
+                          f"saw in training (it cannot predict them: they count as errors); model classes: "
+                          f"{_some(estimator.classes_)}{labels_written_otherwise(unknown, estimator.classes_)}",
+                          AutoMMWarning)
     weights = None
     weight_column = args.weight_column
     if weight_column is None:

@@ -24,7 +24,7 @@ def _warn_calls():
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "warn"
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "warnings"):
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id.endswith("warnings")):  # (_warnings)
                 category = node.args[1] if len(node.args) > 1 else next(
                     (k.value for k in node.keywords if k.arg == "category"), None)
                 yield path.relative_to(ROOT), node.lineno, None if category is None else ast.unparse(category)
