@@ -558,24 +558,31 @@ def test_an_ensembles_repr_shows_a_bag_as_one_trial():
     assert repr(Ensemble(members, "multiclass")) == "Ensemble(trial 0: 0.89, trial 3: 0.11 (5 fold models))"
 
 
-def test_a_first_fit_cut_by_the_deadline_keeps_its_best_point_so_far(builtin_only, emoji_split, monkeypatch):
-    # on 80,000 rows a 120-s search's linear model used to fail ("did not finish one fit before the
-    # deadline") and its half of the budget was lost; every L-BFGS step uses every row, so the
-    # best point so far is a model whose holdout score says what it is worth
+def _ticking_clock(monkeypatch) -> dict:
+    """The linear model's clock, each reading one second after the last (``clock["now"]``, reset by
+    the test)."""
     import automm.linear as linear
 
-    train, _ = emoji_split
-    classes = sorted(set(train["category"]))
-    data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
     clock = {"now": 0.0}
 
-    class Clock:  # each reading one second later: the deadline comes after a known number of evaluations
+    class Clock:
         @staticmethod
         def monotonic():
             clock["now"] += 1.0
             return clock["now"]
 
     monkeypatch.setattr(linear, "time", Clock)
+    return clock
+
+
+def test_a_first_fit_cut_by_the_deadline_keeps_its_best_point_so_far(builtin_only, emoji_split, monkeypatch):
+    # on 80,000 rows a 120-s search's linear model used to fail ("did not finish one fit before the
+    # deadline") and its half of the budget was lost; every L-BFGS step uses every row, so the
+    # best point so far is a model whose holdout score says what it is worth
+    train, _ = emoji_split
+    classes = sorted(set(train["category"]))
+    data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
+    clock = _ticking_clock(monkeypatch)  # the deadline comes after a known number of evaluations
     cut = train_linear(data, _config(data), deadline=12.0)
     assert cut.stop_reason.startswith("time limit: the first fit (L2 c=1) stopped after ")
     assert cut.stop_reason.endswith("evaluations, its best point kept")
@@ -594,20 +601,10 @@ def test_a_first_fit_cut_at_its_starting_point_fails_rather_than_guess_one_class
     point (every weight zero) kept that point, a model giving every row the same guess, and the
     search recorded it as a finished trial of 0.004 holdout accuracy (the share of one class). Every
     deadline now either keeps a model that tells rows apart or raises, saying it learned nothing."""
-    import automm.linear as linear
-
     train, _ = emoji_split
     classes = sorted(set(train["category"]))
     data = _text_data(train["name"].tolist(), [classes.index(c) for c in train["category"]])
-    clock = {"now": 0.0}
-
-    class Clock:  # each reading one second later: each deadline cuts the first fit one step further
-        @staticmethod
-        def monotonic():
-            clock["now"] += 1.0
-            return clock["now"]
-
-    monkeypatch.setattr(linear, "time", Clock)
+    clock = _ticking_clock(monkeypatch)  # each deadline cuts the first fit one step further
     failed, kept = [], []
     for deadline in range(2, 14):
         clock["now"] = 0.0
