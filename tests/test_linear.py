@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse
 import torch
 
 import automm
@@ -18,7 +19,7 @@ from automm.linear import L2_GRID, LINEAR_SOLVER, linear_config, raw_design, tra
 from automm.persistence import MANIFEST_DIGEST, manifest_digest
 from automm.pipeline import PreparedData
 
-from helpers import forward_rows
+from helpers import forward_rows, seen_columns
 
 
 def _text_data(texts, targets, problem_type="multiclass", n_outputs=None, valid_every=4) -> PreparedData:
@@ -49,10 +50,8 @@ def test_the_linear_model_is_logistic_regression_on_the_hashed_ngrams(builtin_on
     assert candidate.best_score == kept["valid_score"]
 
     # the same problem solved by scikit-learn: C * sum of log-losses + ||W||^2 / 2, intercept free
-    def design(index, seen=None):
-        matrix = raw_design(candidate.model, data.subset(index))["text_0"][0].to_dense().numpy()
-        seen = np.flatnonzero(matrix.any(0)) if seen is None else seen  # buckets seen in the fit: the columns
-        return matrix[:, seen], seen
+    def design(index, seen=None):  # (seen: the buckets seen in the fit, the columns)
+        return seen_columns(raw_design(candidate.model, data.subset(index))["text_0"][0], seen)
 
     train_x, seen = design(data.train_index)
     reference = LogisticRegression(C=kept["l2_c"], tol=1e-8, max_iter=5000).fit(train_x, data.targets[data.train_index])
@@ -168,11 +167,10 @@ def test_dense_features_are_standardised_for_the_fit_and_folded_back_into_the_mo
     # statistics standardised on the present training rows and scaled by 1 / sqrt(6)
     def features(index, seen=None, stats=None):
         design = raw_design(candidate.model, data.subset(index))
-        text = design["text_0"][0].to_dense().numpy()
+        text, seen = seen_columns(design["text_0"][0], seen)
         colour, present = (t.numpy() for t in design["image_0"])
-        seen = np.flatnonzero(text.any(0)) if seen is None else seen
         stats = (colour[present].mean(0), colour[present].std(0)) if stats is None else stats
-        return np.hstack([text[:, seen], (colour - stats[0]) / stats[1] / np.sqrt(6)]), seen, stats
+        return scipy.sparse.hstack([text, (colour - stats[0]) / stats[1] / np.sqrt(6)], format="csr"), seen, stats
 
     train_x, seen, stats = features(data.train_index)
     valid_x, _, _ = features(data.valid_index, seen, stats)

@@ -19,7 +19,7 @@ from automm.linear import linear_config, train_linear
 from automm.pipeline import PreparedData
 from automm.training import Trainer, TrainingConfig, soft_cross_entropy, validation_metrics
 
-from helpers import tiny
+from helpers import seen_columns, tiny
 
 RNG = np.random.default_rng(0)
 
@@ -87,9 +87,7 @@ def test_the_linear_model_is_weighted_logistic_regression(builtin_only, emoji_sp
     kept = candidate.history[candidate.best_epoch - 1]
 
     def design(index, seen=None):
-        matrix = raw_design(candidate.model, data.subset(index))["text_0"][0].to_dense().numpy()
-        seen = np.flatnonzero(matrix.any(0)) if seen is None else seen
-        return matrix[:, seen], seen
+        return seen_columns(raw_design(candidate.model, data.subset(index))["text_0"][0], seen)
 
     # ours: the weighted mean log-loss + ||W||^2 / (2 C n); scikit-learn's: C * sum(w * log-loss) + ||W||^2 / 2
     train_x, seen = design(data.train_index)
