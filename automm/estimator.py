@@ -41,7 +41,7 @@ from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
 from .suggestions import NAMES_SHOWN, shown_names, shown_roles
 from .storage import check_storage
-from .deadlines import deadline_scope, fit_deadline
+from .deadlines import CUT_BEFORE_LEARNING, deadline_scope, fit_deadline
 from .evaluation import enough_digits
 from .feature_cache import check_cache_dir
 from .devices import device_scope
@@ -1510,7 +1510,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             with hard_stop(hard_deadline), deadline_scope(deadline), device_scope(data.device):
                 candidate = self._fit_one(data, config, deadline, graceful)
         except TimeoutError as exc:  # the boosted trees or the nearest-neighbour model, stopped before a result
-            if deadline is None:
+            if deadline is None or CUT_BEFORE_LEARNING not in str(exc):  # (a plugin's own: a socket's, ...)
                 raise
             raise TimeLimitExceeded(f"time_limit={self.time_limit:g} s ended before the model finished ({exc}); "
                                     "give fit more time") from exc

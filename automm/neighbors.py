@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .data import BatchCollator, MultimodalDataset
-from .deadlines import check_deadline
+from .deadlines import CUT_BEFORE_LEARNING, check_deadline
 from .training import validation_metrics
 
 __all__ = ["NEIGHBORS_SOLVER", "K_GRID", "TEMPERATURE_GRID", "is_neighbors", "neighbors_config", "train_neighbors"]
@@ -168,7 +168,8 @@ def train_neighbors(data, config: dict, *, deadline: float | None = None, refit:
     similarities, indices = _holdout_neighbours(fusion, _take(embeddings, slice(n_train, None)),
                                                 _take(masks, slice(n_train, None)), n_train)
     if deadline is not None and time.monotonic() >= deadline:
-        raise TimeoutError("the nearest-neighbour model did not score its holdout before the deadline")
+        raise TimeoutError(f"the nearest-neighbour model was {CUT_BEFORE_LEARNING}: it did not score its holdout "
+                           "before the deadline")
 
     history: list[dict] = []
     last = start

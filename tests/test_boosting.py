@@ -474,3 +474,18 @@ def test_the_boosted_model_ends_its_growth_and_its_growth_again_by_the_deadline(
         candidate = train_boosting(data, config, deadline=deadline)
         assert clock[0] <= deadline and stopped in candidate.stop_reason
         assert candidate.model.encoders["tabular"].n_trees == 3 * candidate.history[0]["n_iter"] > 0
+
+
+def test_a_timeout_of_a_fits_own_code_is_not_reported_as_the_time_limit(builtin_only, monkeypatch):
+    """Under a time limit every ``TimeoutError`` of a fit without a search became "time_limit=60 s ended
+    before the model finished", a plugin's own (a socket's, long before the limit) too: only a model
+    cut before it learned is the limit's now."""
+    X, y = _holdout_the_other_way_round()
+
+    def socket_timeout(*args, **kwargs):
+        raise TimeoutError("timed out reading from the feature server")
+
+    monkeypatch.setattr(AutoMM, "_fit_one", socket_timeout)
+    with pytest.raises(TimeoutError, match="^timed out reading from the feature server$") as raised:
+        AutoMM(encoders={"tabular": "boosted_trees"}, time_limit=60, n_trials=1, random_state=0).fit(X, y)
+    assert not isinstance(raised.value, automm.TimeLimitExceeded)
