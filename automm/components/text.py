@@ -151,11 +151,15 @@ _OTHER_DIGIT = re.compile(r"(?![0-9])\d")
 DIGITS_FORMAT_VERSION = ALPHABET_PIECES_FORMAT_VERSION = 13
 
 
-def _holds(characters: re.Pattern, values: Sequence[Any]) -> bool:
-    """Whether a text of ``values`` holds one of ``characters`` (``_LETTER_FORM``,
-    ``_VOWEL_MARK``, ``_UNSPACED_ALPHABET``), read after NFKC as :func:`tokenize` reads it."""
-    return any(isinstance(value, str) and not value.isascii()
-               and characters.search(unicodedata.normalize("NFKC", value)) is not None for value in values)
+def _holds(characters: re.Pattern, texts: Sequence[str]) -> bool:
+    """Whether one of ``texts`` (:func:`_non_ascii_texts`) holds one of ``characters`` (``_LETTER_FORM``,
+    ``_VOWEL_MARK``, ``_UNSPACED_ALPHABET``, ``_OTHER_DIGIT``)."""
+    return any(characters.search(text) is not None for text in texts)
+
+
+def _non_ascii_texts(values: Sequence[Any]) -> list[str]:
+    """The texts of ``values`` that are not plain ASCII, read after NFKC as :func:`tokenize` reads them."""
+    return [unicodedata.normalize("NFKC", value) for value in values if isinstance(value, str) and not value.isascii()]
 
 
 def _format_version_of_reading(encoder: Any) -> int:
@@ -344,10 +348,11 @@ def _read_as_now(encoder: Any) -> None:
 def _set_held_in_fit(encoder: Any, values: Sequence[Any]) -> None:
     """Record whether the training texts ``values`` held what an older reader reads otherwise (see
     :func:`_format_version_of_reading`)."""
-    encoder.letter_forms_in_fit = _holds(_LETTER_FORM, values)
-    encoder.vowel_marks_in_fit = _holds(_VOWEL_MARK, values)
-    encoder.unspaced_alphabet_in_fit = _holds(_UNSPACED_ALPHABET, values)
-    encoder.digits_in_fit = _holds(_OTHER_DIGIT, values)
+    texts = _non_ascii_texts(values)  # (normalised once for the four)
+    encoder.letter_forms_in_fit = _holds(_LETTER_FORM, texts)
+    encoder.vowel_marks_in_fit = _holds(_VOWEL_MARK, texts)
+    encoder.unspaced_alphabet_in_fit = _holds(_UNSPACED_ALPHABET, texts)
+    encoder.digits_in_fit = _holds(_OTHER_DIGIT, texts)
 
 
 def _set_reading(encoder: Any, state: Mapping[str, Any]) -> None:
@@ -648,17 +653,17 @@ class _VocabularyTextEncoder(_TextReading, Encoder):
         _set_held_in_fit(self, values)
         reading = _reading(self)
         in_pieces = self.unspaced_alphabet_words and self.unspaced_alphabet_in_fit
-        if in_pieces:
-            cost = _learn_pieces((tokenize(value, self.max_length + 1, **reading) for value in values), reading,
-                                 self.max_length + 1)
+        read: Iterable[list[str]] = (tokenize(value, self.max_length + 1, **reading) for value in values)
+        if in_pieces:  # (read twice: the pieces learned of the runs, then the words counted)
+            read = list(read)
+            cost = _learn_pieces(read, reading, self.max_length + 1)
         lengths: list[int] = []
 
         def counted() -> Iterator[list[str]]:  # each text tokenized once, its length kept
             # the words the model reads, its first max_length (one more tells a cut text): a word only
             # past them would get a vector no training step reaches, which a new text holding it
             # early would carry as noise; left unknown, it is left out (see preprocess)
-            for value in values:
-                tokens = tokenize(value, self.max_length + 1, **reading)
+            for tokens in read:
                 if in_pieces:
                     tokens = _in_pieces(tokens, cost, reading, self.max_length + 1)
                 lengths.append(len(tokens))
