@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import automm
@@ -137,6 +138,23 @@ def test_the_callbacks_example_runs_as_written():
     import pandas as pd
 
     assert list(pd.DataFrame(clf.history_)["epoch"]) == list(range(1, len(rows) + 1))
+
+
+def test_the_which_column_mattered_example_runs_as_written(capsys):
+    """An analyst asking which input mattered pastes it: each repeat's score is the model's own
+    accuracy on the test rows with that column shuffled, and the report names every class."""
+    (block,) = _python_blocks("### Which column mattered", "## Several columns of one modality", ESTIMATOR_DOC)
+    # as written, but two epochs instead of a 20 s search (the test checks that the code works)
+    assert block.count("time_limit=20") == 1
+    namespace: dict = {}
+    exec(compile(block.replace("time_limit=20", "max_epochs=2"), "docs/estimator.md which column", "exec"), namespace)
+    clf, result, test, columns = (namespace[name] for name in ("clf", "result", "test", "columns"))
+    assert result.importances.shape == (len(columns), 3)
+    right_when_shuffled = (clf.score(test[columns], test["category"]) - result.importances) * len(test)
+    assert np.allclose(right_when_shuffled, np.round(right_when_shuffled))
+    assert ((right_when_shuffled >= 0) & (right_when_shuffled <= len(test))).all()
+    printed = capsys.readouterr().out
+    assert all(column in printed for column in columns) and all(label in printed for label in clf.classes_)
 
 
 def test_the_parameter_table_names_every_parameter_with_its_default():
