@@ -47,9 +47,10 @@ from .feature_cache import check_cache_dir
 from .devices import device_scope
 from .decision import decide
 from .pipeline import (FROZEN_BATCH_SCALE, TRAINING_RULES, Candidate, PreparedData, bag_folds_for, scored_on,
-                       candidate_decided_score, candidate_decision_weights, candidate_temperature, finite_number, retry_with_smaller_batches, scale_frozen_batch,
+                       candidate_decided_score, candidate_decision_weights, candidate_temperature, finite_number, retry_with_smaller_batches,
+                       trainable_config,
                        candidate_score_text, train_bagged, train_candidate, training_value_problem, untimed_epochs_problem,
-                       validation_r2, with_shared_encoders, without_inert_augmentations,
+                       validation_r2, without_inert_augmentations,
                        augmentation_can_act)
 from .progress import verbose_logging
 from .training import (CALLBACK_HOOKS, Callback, holdout_score_name, make_loader, model_outputs, resolve_device,
@@ -1531,7 +1532,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
                           f"{'its' if len(dropped) == 1 else 'their'} modality read features computed once "
                           f"(frozen, cached), so the model trains without {'it' if len(dropped) == 1 else 'them'}",
                           AutoMMWarning, stacklevel=user_stacklevel())
-        config = scale_frozen_batch(with_shared_encoders(live, data.inputs), data.inputs, self._frozen_batch_scale())
+        config = trainable_config(live, data.inputs, self._frozen_batch_scale())
         _warn_untrained_neighbors(data, config)
         _refuse_mixed_boosting(config, data.inputs)
         n_folds = bag_folds_for(self.bag_folds, data, config)

@@ -52,6 +52,7 @@ __all__ = ["PreparedData", "Candidate", "train_candidate", "train_bagged", "all_
            "decision_weights", "candidate_decision_weights", "decided_score", "candidate_decided_score",
            "candidate_temperature", "TEMPERATURE_PRIOR_SD",
            "augmentable_modalities", "without_inert_augmentations", "augmentation_can_act", "scale_frozen_batch",
+           "trainable_config",
            "FROZEN_BATCH_SCALE", "bag_folds_for", "build_model", "with_shared_encoders", "TRAINING_KEYS",
            "TRAINING_RULES",
            "finite_number", "training_value_problem", "component_refusal"]
@@ -794,6 +795,14 @@ def scale_frozen_batch(config: dict, inputs: Sequence[InputSpec], scale: int) ->
         return config
     training = dict(config["training"], batch_size=int(config["training"]["batch_size"]) * int(scale))
     return {**config, "training": training}
+
+
+def trainable_config(config: dict, inputs: Sequence[InputSpec], frozen_batch_scale: int) -> dict:
+    """``config`` as it trains: without inert augmentations (:func:`without_inert_augmentations`),
+    with its shared encoders (:func:`with_shared_encoders`) and its frozen batch scaled
+    (:func:`scale_frozen_batch`); ``config`` itself when nothing changes."""
+    return scale_frozen_batch(with_shared_encoders(without_inert_augmentations(config, inputs), inputs), inputs,
+                              frozen_batch_scale)
 
 
 def bag_folds_for(bag_folds: Any, data: PreparedData, config: dict) -> int:

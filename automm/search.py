@@ -161,6 +161,7 @@ import contextlib
 import copy
 import functools
 import hashlib
+import importlib.util
 import logging
 import math
 import multiprocessing
@@ -205,8 +206,7 @@ from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable
                        rows_scored_on, score_text, candidate_decided_score, candidate_score_text, candidate_decision_weights, candidate_temperature, decided_score,
                        comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds, distinct_values,
-                       pending_share, retry_with_smaller_batches, scale_frozen_batch, train_bagged, train_candidate,
-                       with_shared_encoders, without_inert_augmentations)
+                       pending_share, retry_with_smaller_batches, train_bagged, train_candidate, trainable_config)
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -360,8 +360,6 @@ def validate_params(estimator) -> None:
     if not (is_instance(sampler, "sampler") or (isinstance(sampler, str) and sampler in SAMPLERS)):
         raise InputError(f"sampler: expected one of {SAMPLERS} or an Optuna sampler, got {sampler!r}")
     if (isinstance(sampler, str) and sampler == "cmaes") or type(sampler).__name__ == "CmaEsSampler":
-        import importlib.util
-
         if importlib.util.find_spec("cmaes") is None:  # (an Optuna CmaEsSampler builds without it, then fails every
             # trial after its first few; a plugin's missing package was blamed)
             what = "sampler='cmaes'" if isinstance(sampler, str) else "sampler: CmaEsSampler"
@@ -463,6 +461,12 @@ class SearchSettings:
     max_epochs: int
     verbose: int
     bag_folds: Any = 1           # "auto" or a number of folds (see pipeline.bag_folds_for)
+
+    @property
+    def models_kept(self) -> int:
+        """How many of the best trials' models the result may be built from: ``ensemble_size``,
+        1 in a multi-objective search (one model from its Pareto set)."""
+        return 1 if len(self.objectives) > 1 else max(1, self.ensemble_size)
 
 
 def copied_sampler(sampler):
@@ -872,82 +876,17 @@ def _objective(trial, ctx: SearchContext):
 
 
 def _run_objective(trial, ctx: SearchContext):
-    import optuna
-
-    storage, settings = ctx.storage, ctx.settings
-    attrs = trial.user_attrs
-    # the process space first: a trial that names its worker names where that process ran, so that a
-    # fit killed between the two writes leaves a trial the next fit finds lost at once (the other way
-    # round, a worker without its space was taken for an older automm's: left running, never retried)
-    trial.set_user_attr(_ATTR + "process_space", _process_space())
-    trial.set_user_attr(_ATTR + "worker", ctx.worker_tag)
-    if settings.n_trials is not None and not attrs.get(_ATTR + "default"):
-        earlier = [t for t in _budget_trials(trial.study.get_trials(deepcopy=False)) if t.number < trial.number]
-        if len(earlier) >= settings.n_trials:
-            trial.set_user_attr(_ATTR + "skipped", True)
-            raise optuna.TrialPruned("n_trials reached by other workers")
-    is_default = bool(attrs.get(_ATTR + "default"))
-    preset = attrs.get(_ATTR + "preset")
-    if is_default:
-        config = ctx.space.default_config
-    elif preset is not None:
-        config = ctx.space.presets[int(preset)]
-    else:
-        try:
-            fixed = _enqueued_values(trial)
-            bad = _enqueued_problems(ctx, fixed).bad if fixed else []  # (names Optuna ignores: not checked)
-            if bad:
-                raise InputError(f"queued (study.enqueue_trial) with values its parameters cannot take, "
-                                 f"{'; '.join(bad)} (queue values of the search's space, or widen search_space)")
-            config = _suggest(ctx, trial)
-        except Exception as exc:  # a plugin's search-space function, or an encoder built on a value of the space
-            partial = getattr(exc, "automm_partial_config", None)
-            if partial is not None:
-                trial.set_user_attr(_ATTR + "config", partial)
-            _record_failure(trial, ctx, exc, seconds=0.0)
-            raise
-    trial.set_user_attr(_ATTR + "config", config)  # (the leaderboard's, also when building its encoders fails)
-    scaled = scale_frozen_batch(with_shared_encoders(without_inert_augmentations(config, ctx.data.inputs),
-                                                     ctx.data.inputs), ctx.data.inputs, ctx.space.frozen_batch_scale)
-    if scaled is not config:
-        config = scaled
-        trial.set_user_attr(_ATTR + "config", config)
+    """Train ``trial``'s configuration in its share of the budget, record its result on it and
+    return its objective values (``TrialPruned`` for a trial pruned or cut in its first epoch)."""
+    attrs = trial.user_attrs  # (the marks of the default and the presets, queued with them)
+    _claim_trial(trial, ctx, attrs)
+    config, is_default, warm_start = _trial_config(trial, ctx, attrs)
     device = ctx.device_queue.get() if ctx.device_queue is not None else ctx.data.device
-    warm_start = is_default or preset is not None
-    # fold reports only for pruners that compare trials step by step (median, percentile);
-    # Hyperband and successive halving count epochs as their resource
-    from .pruning import ArchitectureMedianPruner
-
-    step_pruner = isinstance(trial.study.pruner, (optuna.pruners.PercentilePruner, ArchitectureMedianPruner))
-    reporter = _TrialReporter(trial, report=len(settings.objectives) == 1, prunable=not warm_start,
-                              fold_reports=step_pruner,
-                              warmup_fraction=PRUNING_WARMUP_FRACTION if settings.pruner == "median" else 0.0,
-                              interrupted=ctx.interrupted)
-    # automm's heartbeat also beside Optuna's (an RDB storage): a copy of the study (optuna.copy_study)
-    # keeps it, not Optuna's, so that a trial running when the study was copied is found lost there
-    beats = ctx.heartbeat or isinstance(storage, optuna.storages.RDBStorage)
-    heartbeat = (_Heartbeat(storage, trial._trial_id, _storage.heartbeat_interval()) if beats
-                 else contextlib.nullcontext())
+    reporter = _trial_reporter(trial, ctx, warm_start)
+    heartbeat = _trial_heartbeat(trial, ctx)
     start = time.monotonic()
     try:
-        trial_deadline = _trial_deadline(ctx, warm_start=warm_start, config=config, is_default=is_default)
-        hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
-        if hard_deadline is not None and time.monotonic() >= hard_deadline:  # (the alarm would blame the trial's code)
-            raise TimeLimitExceeded("the time limit had passed before this trial started: the work before it (reading "
-                                    "the data, estimating the encoders' one-off work, earlier trials) took the budget")
-        with heartbeat, _running_notice(settings.verbose, trial.number, config, trial_deadline, ctx.data.inputs):
-            with hard_stop(hard_deadline), deadline_scope(trial_deadline), device_scope(device), \
-                    ctx.interrupt_gate.open():
-                candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
-            if not math.isfinite(float(candidate.best_score)):
-                raise FloatingPointError("no finite validation score")
-            extra = {}
-            with device_scope(device):  # where a frozen encoder's backbone runs (and is counted)
-                if "latency" in settings.objectives:
-                    extra["latency_ms"] = _measure_latency(candidate.model, ctx.data,
-                                                           int(candidate.config["training"]["batch_size"]), device)
-                if "params" in settings.objectives:
-                    extra["n_params"] = _count_parameters(candidate.model)
+        candidate, extra = _train_trial(trial, ctx, config, device, reporter, heartbeat, warm_start, is_default)
     except Exception as exc:
         _record_failure(trial, ctx, exc, seconds=time.monotonic() - start)
         raise
@@ -963,32 +902,158 @@ def _run_objective(trial, ctx: SearchContext):
         candidate = replace(candidate, stop_reason=candidate.cut_in_first_epoch)
     if not reporter.pruned and not always_weighed(config):  # (no epochs) see _stop_reason
         ctx.durations.append(seconds)
-    score = float(candidate.best_score)
-    loss = candidate.best_loss
     # rows the score was measured on (the leaderboard's rows; a classification's score is ranked by
     # its lower bound on them, _rank_key)
     rows = scored_on(ctx.data, candidate)[1]
+    _record_result(trial, ctx, config, candidate, rows, seconds, extra, reporter)
+    return _trial_values(trial, ctx, candidate, rows, extra, reporter)
+
+
+def _claim_trial(trial, ctx: SearchContext, attrs: Mapping[str, Any]) -> None:
+    """Name this process on ``trial``; skip it (pruned) when other workers reached ``n_trials``."""
+    import optuna
+
+    # the process space first: a trial that names its worker names where that process ran, so that a
+    # fit killed between the two writes leaves a trial the next fit finds lost at once (the other way
+    # round, a worker without its space was taken for an older automm's: left running, never retried)
+    trial.set_user_attr(_ATTR + "process_space", _process_space())
+    trial.set_user_attr(_ATTR + "worker", ctx.worker_tag)
+    if ctx.settings.n_trials is not None and not attrs.get(_ATTR + "default"):
+        earlier = [t for t in _budget_trials(trial.study.get_trials(deepcopy=False)) if t.number < trial.number]
+        if len(earlier) >= ctx.settings.n_trials:
+            trial.set_user_attr(_ATTR + "skipped", True)
+            raise optuna.TrialPruned("n_trials reached by other workers")
+
+
+def _trial_config(trial, ctx: SearchContext, attrs: Mapping[str, Any]) -> tuple[dict, bool, bool]:
+    """``trial``'s configuration (the default, a preset, or sampled), recorded on it as it trains
+    (:func:`automm.pipeline.trainable_config`); whether it is the default, and whether it is a
+    warm start (the default or a preset)."""
+    is_default = bool(attrs.get(_ATTR + "default"))
+    preset = attrs.get(_ATTR + "preset")
+    if is_default:
+        config = ctx.space.default_config
+    elif preset is not None:
+        config = ctx.space.presets[int(preset)]
+    else:
+        config = _sampled_config(trial, ctx)
+    trial.set_user_attr(_ATTR + "config", config)  # (the leaderboard's, also when building its encoders fails)
+    scaled = trainable_config(config, ctx.data.inputs, ctx.space.frozen_batch_scale)
+    if scaled is not config:
+        config = scaled
+        trial.set_user_attr(_ATTR + "config", config)
+    return config, is_default, is_default or preset is not None
+
+
+def _sampled_config(trial, ctx: SearchContext) -> dict:
+    """The configuration the sampler draws on ``trial`` (or that its queued values fix); a
+    failure is recorded on the trial, with the configuration drawn so far."""
+    try:
+        fixed = _enqueued_values(trial)
+        bad = _enqueued_problems(ctx, fixed).bad if fixed else []  # (names Optuna ignores: not checked)
+        if bad:
+            raise InputError(f"queued (study.enqueue_trial) with values its parameters cannot take, "
+                             f"{'; '.join(bad)} (queue values of the search's space, or widen search_space)")
+        return _suggest(ctx, trial)
+    except Exception as exc:  # a plugin's search-space function, or an encoder built on a value of the space
+        partial = getattr(exc, "automm_partial_config", None)
+        if partial is not None:
+            trial.set_user_attr(_ATTR + "config", partial)
+        _record_failure(trial, ctx, exc, seconds=0.0)
+        raise
+
+
+def _trial_reporter(trial, ctx: SearchContext, warm_start: bool) -> _TrialReporter:
+    """The callback that reports ``trial``'s epochs to the pruner (a warm start's never pruned)."""
+    import optuna
+
+    # fold reports only for pruners that compare trials step by step (median, percentile);
+    # Hyperband and successive halving count epochs as their resource
+    from .pruning import ArchitectureMedianPruner
+
+    step_pruner = isinstance(trial.study.pruner, (optuna.pruners.PercentilePruner, ArchitectureMedianPruner))
+    return _TrialReporter(trial, report=len(ctx.settings.objectives) == 1, prunable=not warm_start,
+                          fold_reports=step_pruner,
+                          warmup_fraction=PRUNING_WARMUP_FRACTION if ctx.settings.pruner == "median" else 0.0,
+                          interrupted=ctx.interrupted)
+
+
+def _trial_heartbeat(trial, ctx: SearchContext):
+    """automm's heartbeat of ``trial`` (a context), or a null context where the storage needs none."""
+    import optuna
+
+    # automm's heartbeat also beside Optuna's (an RDB storage): a copy of the study (optuna.copy_study)
+    # keeps it, not Optuna's, so that a trial running when the study was copied is found lost there
+    beats = ctx.heartbeat or isinstance(ctx.storage, optuna.storages.RDBStorage)
+    return (_Heartbeat(ctx.storage, trial._trial_id, _storage.heartbeat_interval()) if beats
+            else contextlib.nullcontext())
+
+
+def _train_trial(trial, ctx: SearchContext, config: dict, device: torch.device, reporter: _TrialReporter,
+                 heartbeat, warm_start: bool, is_default: bool) -> tuple[Candidate, dict]:
+    """``config`` trained by its deadline (:func:`_trial_deadline`; interrupted ``ctx.hard_grace``
+    after it), and the second objective it is measured on: (candidate, ``{"latency_ms"|"n_params": ...}``)."""
+    trial_deadline = _trial_deadline(ctx, warm_start=warm_start, config=config, is_default=is_default)
+    hard_deadline = None if trial_deadline is None else trial_deadline + ctx.hard_grace
+    if hard_deadline is not None and time.monotonic() >= hard_deadline:  # (the alarm would blame the trial's code)
+        raise TimeLimitExceeded("the time limit had passed before this trial started: the work before it (reading "
+                                "the data, estimating the encoders' one-off work, earlier trials) took the budget")
+    with heartbeat, _running_notice(ctx.settings.verbose, trial.number, config, trial_deadline, ctx.data.inputs):
+        with hard_stop(hard_deadline), deadline_scope(trial_deadline), device_scope(device), \
+                ctx.interrupt_gate.open():
+            candidate = _train(ctx, config, trial, device, reporter, trial_deadline)
+        if not math.isfinite(float(candidate.best_score)):
+            raise FloatingPointError("no finite validation score")
+        with device_scope(device):  # where a frozen encoder's backbone runs (and is counted)
+            extra = _measured_costs(ctx, candidate, device)
+    return candidate, extra
+
+
+def _measured_costs(ctx: SearchContext, candidate: Candidate, device: torch.device) -> dict:
+    """The costs the search's objectives ask for: ``latency_ms``, ``n_params``."""
+    extra = {}
+    if "latency" in ctx.settings.objectives:
+        extra["latency_ms"] = _measure_latency(candidate.model, ctx.data,
+                                               int(candidate.config["training"]["batch_size"]), device)
+    if "params" in ctx.settings.objectives:
+        extra["n_params"] = _count_parameters(candidate.model)
+    return extra
+
+
+def _record_result(trial, ctx: SearchContext, config: dict, candidate: Candidate, rows: int, seconds: float,
+                   extra: Mapping[str, Any], reporter: _TrialReporter) -> None:
+    """A trained trial's score, epochs, time and stop reason on the trial (the leaderboard's), and
+    its progress line."""
+    score = float(candidate.best_score)
     stop_reason = candidate.stop_reason
     if candidate.config["training"]["batch_size"] != config["training"]["batch_size"]:  # retried out of memory
         stop_reason = (f"{stop_reason}; " if stop_reason else "") + (
             f"out of GPU memory with batch {config['training']['batch_size']}: "
             f"trained with batch {candidate.config['training']['batch_size']}")
-    for key, value in {"score": score if math.isfinite(score) else None, "loss": loss, "rows": rows,
+    for key, value in {"score": score if math.isfinite(score) else None, "loss": candidate.best_loss, "rows": rows,
                        "epochs": len(candidate.history), "best_epoch": int(candidate.best_epoch),
                        "valid_scores": epoch_scores(candidate.history), "seconds": seconds,
                        "stop_reason": stop_reason, **extra}.items():
         trial.set_user_attr(_ATTR + key, value)
     if candidate.config is not config:
         trial.set_user_attr(_ATTR + "config", candidate.config)
-    pruned = reporter.pruned
-    if settings.verbose:
+    if ctx.settings.verbose:
         on = scored_on(ctx.data, candidate)[0]
         # a holdout score named by its metric alone (accuracy 0.8125); others say what they are on
-        what = reporter.pruned_reason if pruned else score_text(ctx.data, score, on).removeprefix("holdout ")
+        what = reporter.pruned_reason if reporter.pruned else score_text(ctx.data, score, on).removeprefix("holdout ")
         _progress(f"trial {trial.number}: {what} ({_components(config, ctx.data.inputs)}) {seconds:.1f} s")
-    if len(settings.objectives) > 1:
-        second = extra["latency_ms"] if "latency" in settings.objectives else float(extra["n_params"])
-        if pruned:
+
+
+def _trial_values(trial, ctx: SearchContext, candidate: Candidate, rows: int, extra: Mapping[str, Any],
+                  reporter: _TrialReporter):
+    """Offer ``trial``'s model to the pool at its rank and return its objective values, or raise
+    ``TrialPruned`` for a pruned trial."""
+    import optuna
+
+    score = float(candidate.best_score)
+    if len(ctx.settings.objectives) > 1:
+        second = extra["latency_ms"] if "latency" in ctx.settings.objectives else float(extra["n_params"])
+        if reporter.pruned:
             # only a cut in the first epoch prunes here (no reports): as in a single-objective
             # search its score is no measure of the configuration, so it ends PRUNED (Optuna
             # records no values then), outside study.best_trials, the Pareto set, and NSGA-II's
@@ -997,9 +1062,9 @@ def _run_objective(trial, ctx: SearchContext):
             raise optuna.TrialPruned(reporter.pruned_reason)
         _keep(ctx, trial, (score, second), candidate)
         return score, second
-    _keep(ctx, trial, _rank_key(not pruned, score, loss, rows if ctx.data.problem_type != "regression" else None),
-          candidate)
-    if pruned:
+    _keep(ctx, trial, _rank_key(not reporter.pruned, score, candidate.best_loss,
+                                rows if ctx.data.problem_type != "regression" else None), candidate)
+    if reporter.pruned:
         raise optuna.TrialPruned(reporter.pruned_reason)
     return score
 
@@ -1669,58 +1734,70 @@ def _gpu_slots(devices: list[torch.device], n_jobs: int) -> list[torch.device]:
 
 
 def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs: int, devices: list[torch.device]) -> None:
+    """Run the trials in this process, in one thread per GPU slot (:func:`_gpu_slots`) or, without
+    GPUs and with ``n_jobs > 1``, in forked processes beside it."""
     # On CUDA, trials run in threads and never in forked processes: a process forked after this one
     # has used CUDA (the default trial already has) cannot use it.
     if devices:
-        devices = _gpu_slots(devices, n_jobs)
-        ctx.trials_at_once = len(devices)
-        if len(devices) == 1:
+        slots = _gpu_slots(devices, n_jobs)
+        ctx.trials_at_once = len(slots)
+        if len(slots) > 1:
+            _run_in_threads(ctx, study, slots)
+        else:
             _worker_loop(ctx, study)
-            return
-    if len(devices) > 1:
-        ctx.device_queue = queue.Queue()
-        for device in devices:
-            ctx.device_queue.put(device)
-        errors: list[BaseException] = []
-        stopped: list[int] = []
+    elif n_jobs > 1:
+        _run_in_processes(ctx, study, storage_ref, n_jobs)
+    else:
+        _worker_loop(ctx, study)
 
-        fits_cache = current_image_cache()  # the fit's decoded images, shared by its trial threads
 
-        def loop(index: int) -> None:
-            try:
-                with shared_image_cache(fits_cache):
-                    _worker_loop(ctx, study)
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-            finally:
-                stopped.append(index)
+def _run_in_threads(ctx: SearchContext, study, devices: list[torch.device]) -> None:
+    """One trial loop per device, each in a thread of its own, the devices handed out by a queue;
+    after Ctrl-C, the other threads' trials stop at their next batch."""
+    ctx.device_queue = queue.Queue()
+    for device in devices:
+        ctx.device_queue.put(device)
+    errors: list[BaseException] = []
+    stopped: list[int] = []
 
-        def wait_for_threads() -> None:
-            # polled, not Thread.join: a join interrupted by Ctrl-C can return early on later
-            # calls (CPython before 3.13), before the thread has stopped
-            while len(stopped) < len(threads):
-                time.sleep(0.05)
-            for t in threads:
-                t.join()
+    fits_cache = current_image_cache()  # the fit's decoded images, shared by its trial threads
 
-        threads = [threading.Thread(target=loop, args=(i,), name=f"automm-gpu-{i}") for i in range(len(devices))]
+    def loop(index: int) -> None:
+        try:
+            with shared_image_cache(fits_cache):
+                _worker_loop(ctx, study)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            stopped.append(index)
+
+    def wait_for_threads() -> None:
+        # polled, not Thread.join: a join interrupted by Ctrl-C can return early on later
+        # calls (CPython before 3.13), before the thread has stopped
+        while len(stopped) < len(threads):
+            time.sleep(0.05)
         for t in threads:
-            t.start()
+            t.join()
+
+    threads = [threading.Thread(target=loop, args=(i,), name=f"automm-gpu-{i}") for i in range(len(devices))]
+    for t in threads:
+        t.start()
+    try:
+        wait_for_threads()
+    except (KeyboardInterrupt, SystemExit) as exc:  # the other threads' trials stop at their next batch
+        ctx.interrupt(exc)
         try:
             wait_for_threads()
-        except (KeyboardInterrupt, SystemExit) as exc:  # the other threads' trials stop at their next batch
-            ctx.interrupt(exc)
-            try:
-                wait_for_threads()
-            except KeyboardInterrupt:  # Ctrl-C again: stop waiting, no result
-                ctx.aborted = True
-            raise
-        if errors:
-            raise errors[0]
-        return
-    if n_jobs <= 1:
-        _worker_loop(ctx, study)
-        return
+        except KeyboardInterrupt:  # Ctrl-C again: stop waiting, no result
+            ctx.aborted = True
+        raise
+    if errors:
+        raise errors[0]
+
+
+def _run_in_processes(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs: int) -> None:
+    """A trial loop here and in ``n_jobs - 1`` forked processes (:func:`_child_main`), which are
+    stopped, and their running trials recorded, when this one's loop ends."""
     try:
         mp = multiprocessing.get_context("fork")
     except ValueError:  # pragma: no cover - platforms without fork run the trials here
@@ -1728,19 +1805,11 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
                       stacklevel=user_stacklevel())
         _worker_loop(ctx, study)
         return
-    # never more threads than this process was given: a worker of scikit-learn's n_jobs (joblib
-    # limits it to cpus // n_jobs), threadpoolctl's threadpool_limits or torch.set_num_threads
-    cpus = usable_cpus()
-    threads = max(1, min(cpus // n_jobs, torch.get_num_threads()))
-    if threads > 1:  # (forked children train with one thread: see _child_main)
-        warnings.warn(f"n_jobs={n_jobs} on {cpus} usable CPUs: each forked search process trains with 1 thread "
-                      "(torch's thread pool hangs in a process forked after it ran), so most CPUs stay idle; "
-                      f"n_jobs=-1 runs {cpus} processes, one per CPU", AutoMMWarning,
-                      stacklevel=user_stacklevel())
+    threads = _forking_process_threads(n_jobs)
     ctx.trials_at_once = n_jobs
     previous = torch.get_num_threads()
     with contextlib.suppress(Exception):  # imported by the first optimizer: import once, before forking
-        __import__("importlib").import_module("torch._dynamo")
+        importlib.import_module("torch._dynamo")
     children = []
     try:
         for index in range(1, n_jobs):
@@ -1752,32 +1821,58 @@ def _run_trials(ctx: SearchContext, study, storage_ref: tuple[str, Any], n_jobs:
         torch.set_num_threads(threads)
         try:
             _worker_loop(ctx, study)
-            for child in children:
-                # a child's stuck trial is interrupted hard_grace after the deadline and records its
-                # failure in the study: terminated at that very moment, it died holding the journal's
-                # lock, which every later write then waited JOURNAL_LOCK_GRACE for (time_limit=25: 44 s)
-                timeout = None if ctx.deadline is None else max(
-                    1.0, ctx.deadline - time.monotonic() + ctx.hard_grace + CHILD_STOP_SECONDS)
-                child.join(timeout)
+            _join_children(ctx, children)
         except (KeyboardInterrupt, SystemExit) as exc:
             ctx.interrupt(exc)
             raise
     finally:
         torch.set_num_threads(previous)
-        try:
-            stopped = _stop_children(children, graceful=ctx.interrupted.is_set())
-        except KeyboardInterrupt:  # Ctrl-C again while they stop: no result
-            ctx.aborted = True
-            raise
-        if ctx.interrupted.is_set():  # the trials the stopped processes were running
-            _fail_trials_of(study, ctx.storage, {process_tag(child.pid) for child in children},
-                            ctx.interrupt_reason)
-        elif stopped:
-            _fail_trials_of(study, ctx.storage, {process_tag(pid) for pid in stopped},
-                            "stopped at the time limit (its process was terminated)")
-        for child in children:  # its pipes closed now: the traceback of an interrupted search, which an
-            with contextlib.suppress(ValueError):  # interactive shell keeps, held them open (ValueError: running)
-                child.close()
+        _end_children(ctx, study, children)
+
+
+def _forking_process_threads(n_jobs: int) -> int:
+    """The threads the process that forks ``n_jobs - 1`` search processes trains with: its share of
+    the usable CPUs, never more than it was given; a warning when CPUs stay idle."""
+    # never more threads than this process was given: a worker of scikit-learn's n_jobs (joblib
+    # limits it to cpus // n_jobs), threadpoolctl's threadpool_limits or torch.set_num_threads
+    cpus = usable_cpus()
+    threads = max(1, min(cpus // n_jobs, torch.get_num_threads()))
+    if threads > 1:  # (forked children train with one thread: see _child_main)
+        warnings.warn(f"n_jobs={n_jobs} on {cpus} usable CPUs: each forked search process trains with 1 thread "
+                      "(torch's thread pool hangs in a process forked after it ran), so most CPUs stay idle; "
+                      f"n_jobs=-1 runs {cpus} processes, one per CPU", AutoMMWarning,
+                      stacklevel=user_stacklevel())
+    return threads
+
+
+def _join_children(ctx: SearchContext, children: Sequence[multiprocessing.Process]) -> None:
+    """Wait for the forked search processes to end, each until its trials' hard stop at most."""
+    for child in children:
+        # a child's stuck trial is interrupted hard_grace after the deadline and records its
+        # failure in the study: terminated at that very moment, it died holding the journal's
+        # lock, which every later write then waited JOURNAL_LOCK_GRACE for (time_limit=25: 44 s)
+        timeout = None if ctx.deadline is None else max(
+            1.0, ctx.deadline - time.monotonic() + ctx.hard_grace + CHILD_STOP_SECONDS)
+        child.join(timeout)
+
+
+def _end_children(ctx: SearchContext, study, children: Sequence[multiprocessing.Process]) -> None:
+    """Stop the forked search processes still running and record the trials they were running as
+    interrupted (after Ctrl-C) or stopped at the time limit."""
+    try:
+        stopped = _stop_children(children, graceful=ctx.interrupted.is_set())
+    except KeyboardInterrupt:  # Ctrl-C again while they stop: no result
+        ctx.aborted = True
+        raise
+    if ctx.interrupted.is_set():  # the trials the stopped processes were running
+        _fail_trials_of(study, ctx.storage, {process_tag(child.pid) for child in children},
+                        ctx.interrupt_reason)
+    elif stopped:
+        _fail_trials_of(study, ctx.storage, {process_tag(pid) for pid in stopped},
+                        "stopped at the time limit (its process was terminated)")
+    for child in children:  # its pipes closed now: the traceback of an interrupted search, which an
+        with contextlib.suppress(ValueError):  # interactive shell keeps, held them open (ValueError: running)
+            child.close()
 
 
 # ==========================================================================================
@@ -1865,37 +1960,10 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
 
         raise WorkerFinished(run_worker_with_data(worker, data, estimator))
 
-    import importlib.util
-
-    import optuna
-
-    # before the trials: a search is not run for plots it cannot write (without matplotlib, none are
-    # written, and the end of the search says so: no empty folder made); the folders made to find
-    # out are removed again, and made by write_plots once there are plots: a search whose every
-    # trial fails (SearchError) leaves no empty folder behind
-    if estimator.plot_dir is not None and importlib.util.find_spec("matplotlib") is not None:
-        made = _missing_folders(Path(estimator.plot_dir))
-        try:
-            try:
-                Path(estimator.plot_dir).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise InputError(f"plot_dir: cannot create the folder {str(estimator.plot_dir)!r} "
-                                 f"({type(exc).__name__}: {exc.strerror or exc})") from None
-            _check_plot_dir_writable(estimator.plot_dir)
-        finally:
-            for folder in made:  # deepest first; only while empty (rmdir deletes nothing else)
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+    importlib.import_module("optuna")  # (imported before _too_slow_encoders weighs the time left)
+    _check_plot_dir(estimator.plot_dir)
     settings = _settings_from(estimator, data)
-    space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
-                                       data.problem_type)
-    pending_work = 0.0
-    if estimator.storage is None:  # a shared study's space must not depend on one machine's cache
-        left_out, pending_work = _too_slow_encoders(data, space, deadline)
-        if left_out:
-            _warn_too_slow(left_out, pending_work, estimator.time_limit, deadline, data.inputs)
-            space = SearchSpace.from_estimator(estimator, data.inputs, config, data.device.type, data.n_outputs,
-                                               data.problem_type, leave_out=left_out)
+    space, pending_work = _space_in_time(estimator, data, config, deadline)
     spec = study_spec(estimator, data, space, settings)
     data_fp = data_fingerprint(data)
     shared = estimator.storage is not None
@@ -1905,101 +1973,186 @@ def run_search(estimator, data: PreparedData, config: dict, deadline: float | No
     # on CUDA, -1 is one trial per GPU (_gpu_slots), not one per CPU core
     n_jobs = trial_loops(estimator.n_jobs, devices)
     kind, value = parse_storage(estimator.storage)
-    _remove_dead_searches_folders()
-    tmpdir = tempfile.mkdtemp(prefix=f"{_SEARCH_TMP_PREFIX}{os.getpid()}-")
-    owner = _hold_search_folder(tmpdir)
-    try:
+    with _search_folder() as tmpdir:
         if kind == "memory" and n_jobs > 1 and not devices:  # processes share a study through a file
             kind, value = "journal", os.path.join(tmpdir, "study.log")
         study_name = estimator.study_name or default_study_name(fingerprint, spec)
         storage = make_storage(kind, value)
-        multi = len(settings.objectives) > 1
-        keep = 1 if multi else max(1, settings.ensemble_size)
-        ctx = SearchContext(data=data, space=space, settings=settings, storage=storage, study_name=study_name,
-                       deadline=deadline, pool=ModelPool(keep, None, multi), callbacks=estimator._extra_callbacks(),
-                       heartbeat=kind != "memory" and own_heartbeats(storage),
-                       outlives_fit=shared,  # the same fit run again resumes it
-                       child_artifact_dir=os.path.join(tmpdir, "models"),
-                       worker_tag=process_tag(),
-                       hard_grace=hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline),
-                       pending_work=pending_work)
-        ctx.fit_tag = f"{ctx.worker_tag}/{uuid.uuid4().hex[:8]}"  # (two fits of one process: two entries)
+        ctx = _search_context(estimator, data, space, settings, storage, kind != "memory", study_name, deadline,
+                              tmpdir, pending_work)
         with optuna_quiet(settings.verbose), contextlib.ExitStack() as kept:
             _check_sampler_draws(ctx)
             study = _open_study(storage, study_name, settings)
             kept.enter_context(study_kept(study, storage))
-            stored = prepare_study(study, spec, fingerprint, data_fp,
-                                    lambda: data_payload(data, estimator.column_roles_) if shared else None)
-            if stored is not None:  # resuming: keep the study's holdout split
-                ctx.data = data = with_stored_split(data, stored)
-                estimator.seed_ = data.seed
-            stopped = _retry_stopped_presets(study)
-            # the trials already in the study whose models the end of the search retrains: their time is kept
-            reserve, retrained = _retraining_reserve(study, ctx, deadline)
-            if reserve:
-                ctx.deadline = deadline - reserve
-                ctx.trial_seconds = _trial_seconds(settings, ctx.deadline)
-                ctx.hard_grace = hard_grace(ctx.deadline)
-            remaining = None if ctx.deadline is None else ctx.deadline - time.monotonic()
-            register_fit(study, ctx.fit_tag, "running", settings.n_trials,
-                         None if remaining is None else time.time() + remaining, ctx.trial_seconds)
-            resumed = _resumed_sampler_seed(study, settings, ctx.fit_tag)
-            if resumed is not settings:  # (the trial processes it forks seed theirs from ctx.settings)
-                settings = ctx.settings = resumed
-                study.sampler = make_sampler(settings, 0)
-                if isinstance(settings.sampler, optuna.samplers.BaseSampler):  # a copy of the user's, as seeded
-                    study.sampler.reseed_rng()
-            if shared and settings.verbose:  # while workers can still help: the name they need (the storage
-                # not written out: a recipe may give it through ${NAME} to keep it out of logs)
-                _progress(f"study {study_name!r}: more processes join it with: automm worker --storage "
-                          f"<this fit's storage> --study {shlex.quote(study_name)}")
-                note = _resumed_note(study, settings, reserve, retrained, stopped)
-                if note is not None:
-                    _progress(note)
-            _check_enqueued(study, ctx)  # (the user's queued trials run first, before automm's below)
-            if space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
-                                            for t in study.get_trials(deepcopy=False)):
-                for attrs in _warm_start_queue(space, _cheap_first(data, space, deadline, settings.n_trials),
-                                               time_limited=deadline is not None):
-                    study.enqueue_trial({}, user_attrs=attrs)
-            try:
-                with objects_kept_out_of_collections():
-                    run_trial_loops(ctx, study, (kind, value), n_jobs, devices)
-            except KeyboardInterrupt:
-                if not graceful or ctx.aborted:
-                    raise
-                usable = _usable_trials(study.get_trials(deepcopy=False))
-                if not any(_at_hand(t, ctx) for t in usable):  # nothing retrained after Ctrl-C
-                    if usable:  # a resumed study's trials: their models are in the processes that trained them
-                        n = len(usable)
-                        warnings.warn(f"search interrupted (KeyboardInterrupt) before this fit finished a trial: "
-                                      f"the {n} finished trial{'s' if n != 1 else ''} of study {study_name!r} "
-                                      f"{'was' if n == 1 else 'were'} trained by other processes, whose models are "
-                                      "not here; run the same fit again to resume the study", AutoMMWarning,
-                                      stacklevel=user_stacklevel())
-                    raise
-            finally:
-                with contextlib.suppress(Exception):
-                    register_fit(study, ctx.fit_tag, "done")
-            if not ctx.interrupted.is_set() and ctx.stopped_by == FEW_ROWS_STOP:
-                _warn_few_rows(estimator, ctx, _budget_trials(study.get_trials(deepcopy=False)))
-            if shared and not ctx.interrupted.is_set():
-                _wait_for_other_trials(study, ctx, deadline)
-            if ctx.interrupted.is_set():
-                finished = len(_usable_trials(study.get_trials(deepcopy=False)))
-                warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
-                              f"trial{'s' if finished != 1 else ''} finished so far (leaderboard_ lists every trial)",
-                              AutoMMWarning, stacklevel=user_stacklevel())
-            _warn_inert_named_augmentations(estimator, study.get_trials(deepcopy=False), ctx)
+            _join_study(estimator, study, ctx, spec, fingerprint, data_fp, deadline)
+            _run_fit_trials(study, ctx, (kind, value), n_jobs, devices, graceful)
+            _after_trials(estimator, study, ctx, deadline)
             # after Ctrl-C, nothing is retrained: the user asked for the result now
             result = _conclude(estimator, study, ctx, time.monotonic() if ctx.interrupted.is_set() else deadline)
         result.extras["study_name_"] = study_name
         result.interrupted = result.interrupted or ctx.interrupted.is_set()
         return result
+
+
+def _check_plot_dir(plot_dir: str | os.PathLike | None) -> None:
+    """Before the trials: an :class:`InputError` for a ``plot_dir`` that cannot be made or written."""
+    # a search is not run for plots it cannot write (without matplotlib, none are written, and the
+    # end of the search says so: no empty folder made); the folders made to find out are removed
+    # again, and made by write_plots once there are plots: a search whose every trial fails
+    # (SearchError) leaves no empty folder behind
+    if plot_dir is None or importlib.util.find_spec("matplotlib") is None:
+        return
+    made = _missing_folders(Path(plot_dir))
+    try:
+        try:
+            Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"plot_dir: cannot create the folder {str(plot_dir)!r} "
+                             f"({type(exc).__name__}: {exc.strerror or exc})") from None
+        _check_plot_dir_writable(plot_dir)
+    finally:
+        for folder in made:  # deepest first; only while empty (rmdir deletes nothing else)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _space_in_time(estimator, data: PreparedData, config: dict,
+                   deadline: float | None) -> tuple[SearchSpace, float]:
+    """The search's space, without the encoders whose one-off work would not fit the time limit
+    (:func:`_too_slow_encoders`, warned about), and the estimated seconds of the work kept."""
+    space_without = functools.partial(SearchSpace.from_estimator, estimator, data.inputs, config, data.device.type,
+                                      data.n_outputs, data.problem_type)
+    space = space_without()
+    pending_work = 0.0
+    if estimator.storage is None:  # a shared study's space must not depend on one machine's cache
+        left_out, pending_work = _too_slow_encoders(data, space, deadline)
+        if left_out:
+            _warn_too_slow(left_out, pending_work, estimator.time_limit, deadline, data.inputs)
+            space = space_without(leave_out=left_out)
+    return space, pending_work
+
+
+@contextlib.contextmanager
+def _search_folder():
+    """A temporary folder of this search (its study journal, its processes' models), held while the
+    search runs and removed after it; dead searches' folders are removed first."""
+    _remove_dead_searches_folders()
+    tmpdir = tempfile.mkdtemp(prefix=f"{_SEARCH_TMP_PREFIX}{os.getpid()}-")
+    owner = _hold_search_folder(tmpdir)
+    try:
+        yield tmpdir
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
         if owner is not None:
             os.close(owner)
+
+
+def _search_context(estimator, data: PreparedData, space: SearchSpace, settings: SearchSettings, storage,
+                    stored: bool, study_name: str, deadline: float | None, tmpdir: str,
+                    pending_work: float) -> SearchContext:
+    """The context of a fit's search (``stored``: its study is not in memory)."""
+    ctx = SearchContext(data=data, space=space, settings=settings, storage=storage, study_name=study_name,
+                        deadline=deadline, pool=ModelPool(settings.models_kept, None, len(settings.objectives) > 1),
+                        callbacks=estimator._extra_callbacks(),
+                        heartbeat=stored and own_heartbeats(storage),
+                        outlives_fit=estimator.storage is not None,  # the same fit run again resumes it
+                        child_artifact_dir=os.path.join(tmpdir, "models"),
+                        worker_tag=process_tag(),
+                        hard_grace=hard_grace(deadline), trial_seconds=_trial_seconds(settings, deadline),
+                        pending_work=pending_work)
+    ctx.fit_tag = f"{ctx.worker_tag}/{uuid.uuid4().hex[:8]}"  # (two fits of one process: two entries)
+    return ctx
+
+
+def _join_study(estimator, study, ctx: SearchContext, spec: Mapping[str, Any], fingerprint: str, data_fp: str,
+                deadline: float | None) -> None:
+    """Make ``study`` this fit's: its specification stored or checked (a resumed study's holdout
+    split kept), the trials to retry and retrain, this fit registered as running, its sampler's
+    seed, and the queue of the default and presets."""
+    shared = ctx.outlives_fit
+    stored = prepare_study(study, spec, fingerprint, data_fp,
+                           lambda: data_payload(ctx.data, estimator.column_roles_) if shared else None)
+    if stored is not None:  # resuming: keep the study's holdout split
+        ctx.data = with_stored_split(ctx.data, stored)
+        estimator.seed_ = ctx.data.seed
+    stopped = _retry_stopped_presets(study)
+    # the trials already in the study whose models the end of the search retrains: their time is kept
+    reserve, retrained = _retraining_reserve(study, ctx, deadline)
+    if reserve:
+        ctx.deadline = deadline - reserve
+        ctx.trial_seconds = _trial_seconds(ctx.settings, ctx.deadline)
+        ctx.hard_grace = hard_grace(ctx.deadline)
+    remaining = None if ctx.deadline is None else ctx.deadline - time.monotonic()
+    register_fit(study, ctx.fit_tag, "running", ctx.settings.n_trials,
+                 None if remaining is None else time.time() + remaining, ctx.trial_seconds)
+    _reseed_sampler(study, ctx)
+    if shared and ctx.settings.verbose:  # while workers can still help: the name they need (the storage
+        # not written out: a recipe may give it through ${NAME} to keep it out of logs)
+        _progress(f"study {ctx.study_name!r}: more processes join it with: automm worker --storage "
+                  f"<this fit's storage> --study {shlex.quote(ctx.study_name)}")
+        note = _resumed_note(study, ctx.settings, reserve, retrained, stopped)
+        if note is not None:
+            _progress(note)
+    _check_enqueued(study, ctx)  # (the user's queued trials run first, before automm's below)
+    if ctx.space.warm_start and not any(t.user_attrs.get(_ATTR + "default")
+                                        for t in study.get_trials(deepcopy=False)):
+        for attrs in _warm_start_queue(ctx.space, _cheap_first(ctx.data, ctx.space, deadline, ctx.settings.n_trials),
+                                       time_limited=deadline is not None):
+            study.enqueue_trial({}, user_attrs=attrs)
+
+
+def _reseed_sampler(study, ctx: SearchContext) -> None:
+    """A seed of its own for the sampler of a fit joining a study that earlier fits ran
+    (:func:`_resumed_sampler_seed`); the trial processes it forks seed theirs from ``ctx.settings``."""
+    import optuna
+
+    resumed = _resumed_sampler_seed(study, ctx.settings, ctx.fit_tag)
+    if resumed is not ctx.settings:
+        ctx.settings = resumed
+        study.sampler = make_sampler(resumed, 0)
+        if isinstance(resumed.sampler, optuna.samplers.BaseSampler):  # a copy of the user's, as seeded
+            study.sampler.reseed_rng()
+
+
+def _run_fit_trials(study, ctx: SearchContext, storage_ref: tuple[str, Any], n_jobs: int,
+                    devices: list[torch.device], graceful: bool) -> None:
+    """The fit's trials (:func:`run_trial_loops`), its entry in the study marked done after them.
+    Ctrl-C ends them, and propagates only without ``graceful``, after a second Ctrl-C, or when no
+    trial this process can use the model of finished."""
+    try:
+        with objects_kept_out_of_collections():
+            run_trial_loops(ctx, study, storage_ref, n_jobs, devices)
+    except KeyboardInterrupt:
+        if not graceful or ctx.aborted:
+            raise
+        usable = _usable_trials(study.get_trials(deepcopy=False))
+        if not any(_at_hand(t, ctx) for t in usable):  # nothing retrained after Ctrl-C
+            if usable:  # a resumed study's trials: their models are in the processes that trained them
+                n = len(usable)
+                warnings.warn(f"search interrupted (KeyboardInterrupt) before this fit finished a trial: "
+                              f"the {n} finished trial{'s' if n != 1 else ''} of study {ctx.study_name!r} "
+                              f"{'was' if n == 1 else 'were'} trained by other processes, whose models are "
+                              "not here; run the same fit again to resume the study", AutoMMWarning,
+                              stacklevel=user_stacklevel())
+            raise
+    finally:
+        with contextlib.suppress(Exception):
+            register_fit(study, ctx.fit_tag, "done")
+
+
+def _after_trials(estimator, study, ctx: SearchContext, deadline: float | None) -> None:
+    """Between the fit's last trial and its result: the trials of other processes waited for (a
+    shared study), and the warnings about how the trials went."""
+    if not ctx.interrupted.is_set() and ctx.stopped_by == FEW_ROWS_STOP:
+        _warn_few_rows(estimator, ctx, _budget_trials(study.get_trials(deepcopy=False)))
+    if ctx.outlives_fit and not ctx.interrupted.is_set():
+        _wait_for_other_trials(study, ctx, deadline)
+    if ctx.interrupted.is_set():
+        finished = len(_usable_trials(study.get_trials(deepcopy=False)))
+        warnings.warn(f"search interrupted (KeyboardInterrupt): the model is chosen from the {finished} "
+                      f"trial{'s' if finished != 1 else ''} finished so far (leaderboard_ lists every trial)",
+                      AutoMMWarning, stacklevel=user_stacklevel())
+    _warn_inert_named_augmentations(estimator, study.get_trials(deepcopy=False), ctx)
 
 
 def _check_sampler_draws(ctx: SearchContext) -> None:
@@ -2529,9 +2682,13 @@ def _usable_trials(trials: Sequence[Any]) -> list[Any]:
 
 def _at_hand(trial, ctx: SearchContext) -> bool:
     """Whether ``trial``'s model is here without retraining it: in this process, or in a worker's files."""
+    return ctx.pool.get(trial.number) is not None or _model_folder(trial) is not None
+
+
+def _model_folder(trial) -> str | None:
+    """The folder a worker saved ``trial``'s model in (its ``artifact_dir``), where this process finds it."""
     path = trial.user_attrs.get(_ATTR + "artifact")
-    return (ctx.pool.get(trial.number) is not None
-            or bool(path and os.path.isfile(os.path.join(path, "candidate.json"))))
+    return path if path and os.path.isfile(os.path.join(path, "candidate.json")) else None
 
 
 def _trial_score(t) -> float:
@@ -2585,7 +2742,7 @@ def _retraining_reserve(study, ctx: SearchContext, deadline: float | None) -> tu
         return 0.0, []
     order, _ = _model_order(study, usable, ctx.settings.objectives, ctx.data.problem_type != "regression")
     by_number = {t.number: t for t in usable}
-    wanted = 1 if len(ctx.settings.objectives) > 1 else max(1, ctx.settings.ensemble_size)
+    wanted = ctx.settings.models_kept
     weighed = [n for n in order[wanted:] if wanted > 1 and always_weighed(by_number[n].user_attrs[_ATTR + "config"])]
     budget = RETRAIN_RESERVE_FRACTION * (deadline - time.monotonic())
     reserve, numbers = RESERVE_SLACK_S, []
@@ -2632,14 +2789,18 @@ def _obtain(number: int, trial, ctx: SearchContext, deadline: float | None, allo
     candidate = ctx.pool.get(number)
     if candidate is not None:
         return candidate
-    path = trial.user_attrs.get(_ATTR + "artifact")
-    if path and os.path.isfile(os.path.join(path, "candidate.json")):
+    path = _model_folder(trial)
+    if path is not None:
         try:
             return read_candidate(Path(path), ctx.data)
         except Exception as exc:  # noqa: BLE001 - fall back to retraining
             _log.warning("could not read the model of trial %d from %s: %r", number, path, exc)
-    if not allow_retrain:
-        return None
+    return _retrained(number, trial, ctx, deadline) if allow_retrain else None
+
+
+def _retrained(number: int, trial, ctx: SearchContext, deadline: float | None) -> Candidate | None:
+    """Trial ``number``'s configuration trained again, when it has one and its retraining fits
+    the time left (:func:`_retrain_seconds`); None otherwise, or when the retraining ran out of time."""
     config = trial.user_attrs.get(_ATTR + "config")
     if config is None:
         return None
@@ -2688,23 +2849,11 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     time allows. On a holdout of fewer than :data:`MIN_SELECTION_ROWS` rows no ensemble is
     weighed: the best-ranked model is kept alone. :class:`SearchError` (or
     :class:`TimeLimitExceeded`) when no trial produced a model."""
-    from optuna.trial import TrialState
-
-    from .ensemble import Ensemble, calibrate, combine, ensemble_members, select_ensemble
-
     trials = study.get_trials(deepcopy=False)
     leaderboard = leaderboard_frame(trials, ctx.settings.objectives, ctx.data.problem_type != "regression")
     usable = _usable_trials(trials)
     if not usable:
-        failed = [t for t in trials if t.state == TrialState.FAIL]
-        reasons = [t.user_attrs.get(_ATTR + "reason", "") for t in failed]
-        if deadline is not None and all(_stopped_by_time(r) for r in reasons):
-            what = f" ({_grouped_reasons(failed)})" if failed else ""
-            raise TimeLimitExceeded(f"time_limit={estimator.time_limit:g} s ended before any model finished{what}; "
-                                    "give fit more time")
-        if failed:
-            raise SearchError(f"all {len(failed)} trials of the search failed: {_grouped_reasons(failed)}")
-        raise SearchError("no trial of the search finished (the time limit is too short for one epoch?)")
+        raise _no_model_error(trials, deadline, estimator.time_limit)
     # the pool's order (see _rank_key), then the earlier trial
     order, points = _model_order(study, usable, ctx.settings.objectives, ctx.data.problem_type != "regression")
     extras: dict[str, Any] = {"leaderboard_": leaderboard}
@@ -2713,9 +2862,60 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
         second = second_objective(ctx.settings.objectives)
         extras["pareto_front_"] = pareto_frame(points, order[0], second)
     by_number = {t.number: t for t in trials}
+    candidates = _result_candidates(study, order, by_number, ctx, deadline)
+    best_number, best = candidates[0]
+    if multi and best_number != order[0]:  # the rule's choice passed over (its model not here, see
+        # _warn_passed_over): the front marks the model kept, or none when that trial is off it
+        extras["pareto_front_"] = pareto_frame(points, best_number, second)
+    extras["best_trial_"] = best_number
+    pool, outputs_are_oof = _selection_pool(candidates, best_number, ctx.data)
+    pooled = None
+    if len(pool) > 1 or (pool and pool[0][1].bag is not None):
+        best_number, pooled = _select_members(pool, best_number, outputs_are_oof, ctx.data, estimator.time_limit)
+        if pooled is not None:
+            extras["ensemble_"] = pooled.ensemble
+        # the selection's choice, also when it keeps one model that is not the best-ranked
+        # (e.g. the linear model over a bag whose out-of-fold score ranks it first)
+        best = next(c for n, c in candidates if n == best_number)
+        extras["best_trial_"] = best_number
+    if not ctx.interrupted.is_set():  # (after Ctrl-C, trials cut short say nothing of their inputs)
+        kept_configs = [m.config for m in extras["ensemble_"].members] if "ensemble_" in extras else [best.config]
+        _warn_unused_inputs(ctx.data.inputs, kept_configs, trials)
+        _warn_unbuildable(trials)
+        if ctx.deadline is not None:
+            _warn_unfinished_features(ctx.data, kept_configs, trials, estimator.time_limit)
+    if estimator.plot_dir is not None:
+        write_plots(study, estimator.plot_dir, ctx.settings.objectives,
+                    score_name=f"validation {holdout_score_name(ctx.data.metric, ctx.data.problem_type)}")
+    if ctx.settings.verbose:
+        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, candidate_score_text(ctx.data, best),
+                           ctx.interrupted.is_set(), since=ctx.started, own_tags={ctx.worker_tag, *ctx.child_tags}))
+    return _result(ctx.data, best, pooled, extras)
 
+
+def _no_model_error(trials: Sequence[Any], deadline: float | None, time_limit: Any) -> AutoMMError:
+    """What ``fit`` raises when no trial produced a model: :class:`TimeLimitExceeded` when the time
+    limit stopped every trial, else :class:`SearchError` with the trials' failure reasons."""
+    from optuna.trial import TrialState
+
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    reasons = [t.user_attrs.get(_ATTR + "reason", "") for t in failed]
+    if deadline is not None and all(_stopped_by_time(r) for r in reasons):
+        what = f" ({_grouped_reasons(failed)})" if failed else ""
+        return TimeLimitExceeded(f"time_limit={time_limit:g} s ended before any model finished{what}; "
+                                 "give fit more time")
+    if failed:
+        return SearchError(f"all {len(failed)} trials of the search failed: {_grouped_reasons(failed)}")
+    return SearchError("no trial of the search finished (the time limit is too short for one epoch?)")
+
+
+def _result_candidates(study, order: Sequence[int], by_number: Mapping[int, Any], ctx: SearchContext,
+                       deadline: float | None) -> list[tuple[int, Candidate]]:
+    """(number, model) of the trials the result is built from, best-ranked first: the best
+    ``ensemble_size`` whose models are here or retrainable in time (the others warned about),
+    then, for an ensemble, the linear, nearest-neighbour and boosted models whatever their rank."""
     candidates: list[tuple[int, Candidate]] = []
-    wanted = 1 if multi else ctx.settings.ensemble_size
+    wanted = ctx.settings.models_kept
     missing: list[int] = []  # trials among the best whose models are neither here nor retrainable in time
     for number in order[: max(wanted * 2, 2) if wanted > 1 else len(order)]:
         candidate = _obtain(number, by_number[number], ctx, deadline, allow_retrain=True)
@@ -2740,91 +2940,105 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
                 candidate = _obtain(number, trial, ctx, deadline, allow_retrain=True)
                 if candidate is not None:
                     candidates.append((number, candidate))
-    best_number, best = candidates[0]
-    if multi and best_number != order[0]:  # the rule's choice passed over (its model not here, see
-        # _warn_passed_over): the front marks the model kept, or none when that trial is off it
-        extras["pareto_front_"] = pareto_frame(points, best_number, second)
-    extras["best_trial_"] = best_number
+    return candidates
+
+
+def _selection_pool(candidates: Sequence[tuple[int, Candidate]], best_number: int,
+                    data: PreparedData) -> tuple[list[tuple[int, Candidate]], bool]:
+    """The candidates an ensemble may be selected from (those with holdout outputs, none unless the
+    best is one), and whether they are all bags, selected on their out-of-fold outputs."""
     # a pruned bagged trial has only its first fold and no holdout outputs: it cannot join an ensemble
     pool = [(n, c) for n, c in candidates if c.valid_outputs is not None]
     if pool and pool[0][0] != best_number:
         pool = []
     outputs_are_oof = all(c.oof_outputs is not None for _, c in pool)
-    if len(pool) > 1 and not outputs_are_oof and len(ctx.data.valid_index) < MIN_SELECTION_ROWS:
+    if len(pool) > 1 and not outputs_are_oof and len(data.valid_index) < MIN_SELECTION_ROWS:
         pool = pool[:1]  # too few holdout rows to weigh models by: the best-ranked model (as ensemble_size=1)
         outputs_are_oof = pool[0][1].oof_outputs is not None
-    if len(pool) > 1 or (pool and pool[0][1].bag is not None):
-        # the rows the pooled members' score is on: the rows their own scores are on
-        scored = slice(None)
-        if outputs_are_oof:  # bags: select on every row, not the holdout
-            rows = ctx.data.rows
-            outputs, targets = [c.oof_outputs[rows] for _, c in pool], ctx.data.targets[rows]
-            row_weights = ctx.data.weights(rows)
-            comparable = comparable_rows(ctx.data, rows)
-            scored = np.isin(rows, comparable)
-        else:
-            outputs, targets = [c.valid_outputs for _, c in pool], ctx.data.valid_targets
-            row_weights = ctx.data.valid_weights
-        # (one bag too: its fold models' outputs scaled as its out-of-fold outputs ask)
-        temperatures = calibrate(outputs, targets, ctx.data.problem_type, row_weights)
-        scaled = [o * t for o, t in zip(outputs, temperatures)]
-        weights, pooling = ((np.ones(1), "linear") if len(pool) == 1
-                            else select_ensemble(scaled, targets, ctx.data.problem_type, sample_weights=row_weights))
-        members = [member for (n, c), w, t in zip(pool, weights, temperatures) if w > 0
-                   for member in ensemble_members(n, c, float(w), t)]
-        # the best trial first (its first fold is model_), then by weight
-        members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial, m.fold or 0))
-        if len(members) > 1:
-            extras["ensemble_"] = Ensemble(members, ctx.data.problem_type, pooling)
-            pooled = combine(scaled, weights, ctx.data.problem_type, pooling)
-            decision_rows = ctx.data.rows if outputs_are_oof else ctx.data.valid_index
-            decision = decision_weights(ctx.data, pooled, decision_rows)
-            decided = decided_score(ctx.data, pooled, decision_rows, decision)
-            # the kept model's score: the pooled members' on the rows the weights were chosen on (a bag's: of
-            # the holdout's classes under a class-averaged metric, as the members' own scores, pipeline.comparable_rows)
-            ensemble_score = validation_metrics(pooled[scored], targets[scored], ctx.data.problem_type != "regression",
-                                                None if row_weights is None else row_weights[scored],
-                                                ctx.data.metric)[1]
-            cut = [(n, float(w), c.cut_in_first_epoch) for (n, c), w in zip(pool, weights)
-                   if w > 0 and c.cut_in_first_epoch]
-            if cut:  # (the model kept alone is warned about by fit)
-                shown = "; ".join(f"trial {n} (weight {w / sum(weights):.2f}: {why})" for n, w, why in cut)
-                warnings.warn(f"time_limit={estimator.time_limit}: the ensemble kept has "
-                              f"{'members' if len(cut) > 1 else 'a member'} that did not finish one pass over the training rows "
-                              f"({shown}): more time gives a better model", AutoMMWarning, stacklevel=user_stacklevel())
-        # the selection's choice, also when it keeps one model that is not the best-ranked
-        # (e.g. the linear model over a bag whose out-of-fold score ranks it first)
-        best_number = members[0].trial
-        best = next(c for n, c in candidates if n == best_number)
-        extras["best_trial_"] = best_number
-    if not ctx.interrupted.is_set():  # (after Ctrl-C, trials cut short say nothing of their inputs)
-        kept_configs = [m.config for m in extras["ensemble_"].members] if "ensemble_" in extras else [best.config]
-        _warn_unused_inputs(ctx.data.inputs, kept_configs, trials)
-        _warn_unbuildable(trials)
-        if ctx.deadline is not None:
-            _warn_unfinished_features(ctx.data, kept_configs, trials, estimator.time_limit)
-    if estimator.plot_dir is not None:
-        write_plots(study, estimator.plot_dir, ctx.settings.objectives,
-                    score_name=f"validation {holdout_score_name(ctx.data.metric, ctx.data.problem_type)}")
-    if ctx.settings.verbose:
-        _progress(_summary(leaderboard, extras.get("ensemble_"), best_number, candidate_score_text(ctx.data, best),
-                           ctx.interrupted.is_set(), since=ctx.started, own_tags={ctx.worker_tag, *ctx.child_tags}))
-    temperature = 1.0
-    if "ensemble_" not in extras:  # one model: its own outputs decide, at its own temperature
-        temperature = candidate_temperature(ctx.data, best) if best.bag is None else 1.0
+    return pool, outputs_are_oof
+
+
+@dataclass
+class _Pooled:
+    """The ensemble a selection kept: its members' pooled score and decision rule."""
+
+    ensemble: Any
+    score: float
+    decision_weights: np.ndarray | None
+    decided_score: float | None
+    scored_on: tuple[str, int] | None  # out-of-fold rows ("out-of-fold", n); None: the best member's holdout
+
+
+def _select_members(pool: Sequence[tuple[int, Candidate]], best_number: int, outputs_are_oof: bool,
+                    data: PreparedData, time_limit: Any) -> tuple[int, _Pooled | None]:
+    """Calibrate the ``pool``'s outputs and select its ensemble: the number of the trial whose model
+    is ``model_`` (the best trial, when selected) and the ensemble when it has several members."""
+    from .ensemble import Ensemble, calibrate, combine, ensemble_members, select_ensemble
+
+    # the rows the pooled members' score is on: the rows their own scores are on
+    scored = slice(None)
+    if outputs_are_oof:  # bags: select on every row, not the holdout
+        rows = data.rows
+        outputs, targets = [c.oof_outputs[rows] for _, c in pool], data.targets[rows]
+        row_weights = data.weights(rows)
+        comparable = comparable_rows(data, rows)
+        scored = np.isin(rows, comparable)
+    else:
+        outputs, targets = [c.valid_outputs for _, c in pool], data.valid_targets
+        row_weights = data.valid_weights
+    # (one bag too: its fold models' outputs scaled as its out-of-fold outputs ask)
+    temperatures = calibrate(outputs, targets, data.problem_type, row_weights)
+    scaled = [o * t for o, t in zip(outputs, temperatures)]
+    weights, pooling = ((np.ones(1), "linear") if len(pool) == 1
+                        else select_ensemble(scaled, targets, data.problem_type, sample_weights=row_weights))
+    members = [member for (n, c), w, t in zip(pool, weights, temperatures) if w > 0
+               for member in ensemble_members(n, c, float(w), t)]
+    # the best trial first (its first fold is model_), then by weight
+    members.sort(key=lambda m: (m.trial != best_number, -m.weight, -m.score, m.trial, m.fold or 0))
+    if len(members) <= 1:
+        return members[0].trial, None
+    ensemble = Ensemble(members, data.problem_type, pooling)
+    pooled = combine(scaled, weights, data.problem_type, pooling)
+    decision_rows = data.rows if outputs_are_oof else data.valid_index
+    decision = decision_weights(data, pooled, decision_rows)
+    decided = decided_score(data, pooled, decision_rows, decision)
+    # the kept model's score: the pooled members' on the rows the weights were chosen on (a bag's: of
+    # the holdout's classes under a class-averaged metric, as the members' own scores, pipeline.comparable_rows)
+    score = validation_metrics(pooled[scored], targets[scored], data.problem_type != "regression",
+                               None if row_weights is None else row_weights[scored], data.metric)[1]
+    _warn_cut_members(pool, weights, time_limit)
+    return members[0].trial, _Pooled(ensemble, score, decision, decided,
+                                     ("out-of-fold", len(comparable)) if outputs_are_oof else None)
+
+
+def _warn_cut_members(pool: Sequence[tuple[int, Candidate]], weights: Sequence[float], time_limit: Any) -> None:
+    """Warn when members of the ensemble kept did not finish one pass over the training rows (the
+    model kept alone is warned about by ``fit``)."""
+    cut = [(n, float(w), c.cut_in_first_epoch) for (n, c), w in zip(pool, weights)
+           if w > 0 and c.cut_in_first_epoch]
+    if cut:
+        shown = "; ".join(f"trial {n} (weight {w / sum(weights):.2f}: {why})" for n, w, why in cut)
+        warnings.warn(f"time_limit={time_limit}: the ensemble kept has {'members' if len(cut) > 1 else 'a member'} "
+                      f"that did not finish one pass over the training rows ({shown}): more time gives a better model",
+                      AutoMMWarning, stacklevel=user_stacklevel())
+
+
+def _result(data: PreparedData, best: Candidate, pooled: _Pooled | None, extras: dict) -> Candidate:
+    """The search's result as a candidate: ``best``'s model with the pooled ensemble's score and
+    decision rule, or, kept alone, its own at its own temperature."""
+    if pooled is None:  # one model: its own outputs decide, at its own temperature
+        temperature = candidate_temperature(data, best) if best.bag is None else 1.0
         scaled = replace(best, temperature=temperature)
-        decision = candidate_decision_weights(ctx.data, scaled)
-        decided = candidate_decided_score(ctx.data, replace(scaled, decision_weights=decision))
-    score = ensemble_score if "ensemble_" in extras else best.best_score
-    measured = scored_on(ctx.data, best)
-    if "ensemble_" in extras:  # the pooled members' score, on the rows their own scores are on
-        measured = (("out-of-fold", len(comparable)) if outputs_are_oof
-                    else scored_on(ctx.data, replace(best, oof_outputs=None)))
-    result = Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
-                       best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
-                       seconds=best.seconds, extras=extras, decision_weights=decision, decided_score=decided,
-                       temperature=temperature, scored_on=measured)
-    return result
+        decision = candidate_decision_weights(data, scaled)
+        decided = candidate_decided_score(data, replace(scaled, decision_weights=decision))
+        score, measured = best.best_score, scored_on(data, best)
+    else:  # the pooled members' score, on the rows their own scores are on
+        temperature, decision, decided, score = 1.0, pooled.decision_weights, pooled.decided_score, pooled.score
+        measured = pooled.scored_on or scored_on(data, replace(best, oof_outputs=None))
+    return Candidate(config=best.config, model=best.model, history=best.history, best_epoch=best.best_epoch,
+                     best_score=score, valid_outputs=best.valid_outputs, stop_reason=best.stop_reason,
+                     seconds=best.seconds, extras=extras, decision_weights=decision, decided_score=decided,
+                     temperature=temperature, scored_on=measured)
 
 
 #: What to do about models of trials trained in another process that this one cannot read: a

@@ -490,6 +490,162 @@ def _training_space(estimator, base_training: Mapping[str, Any], device_type: st
     return space
 
 
+def _narrowed(arg_choices: dict | None, space_choices: dict | None) -> dict | None:
+    """The choices ``search_space`` gives (each with the hyperparameters the argument fixed, under
+    its own), else the argument's; None when neither gives any."""
+    if space_choices is None:
+        return arg_choices
+    return {n: {**(arg_choices or {}).get(n, {}), **p} for n, p in space_choices.items()}
+
+
+def _encoder_space(estimator, inputs: Sequence[Any], base_config: Mapping[str, Any], user: Mapping[str, Any],
+                   reg: _registry.Registry, leave_out: Mapping[str, Collection[str]] | None) -> dict[str, dict]:
+    """Every input's encoder choices, ``name -> {param: spec}``, from ``encoders=`` and
+    ``search_space['encoders']`` (by default the modality's searched encoders), without those of
+    ``leave_out`` where another remains."""
+    args = dict(estimator.encoders or {})
+    user_encoders = dict(user.get("encoders") or {})
+    known = set(reg.modalities()) | {c for spec in inputs for c in spec.columns} | {spec.name for spec in inputs}
+    unknown = sorted(set(map(str, user_encoders)) - known)
+    if unknown:
+        columns = [c for spec in inputs for c in spec.columns]
+        raise InputError(f"search_space['encoders']: keys {unknown} match no modality, input or column "
+                         f"(modalities {sorted(reg.modalities())}, inputs {[s.name for s in inputs]}, "
+                         f"columns {shown_names(columns)}){did_you_mean(unknown[0], known)}")
+    warn_unused_modalities("search_space['encoders']", user_encoders, inputs, reg.modalities())
+
+    def lookup(mapping: Mapping, spec) -> Any:
+        key = choice_key(spec, mapping, inputs)
+        return None if key is None else mapping[key]
+
+    encoders = {}
+    for spec in inputs:
+        where = f"encoders for input {spec.name!r}"
+        from_arg = lookup(args, spec)
+        from_space = lookup(user_encoders, spec)
+        arg_choices = (_component_choices(from_arg, "encoder", where, reg, spec.modality)
+                       if from_arg is not None else None)
+        space_choices = (_component_choices(from_space, "encoder", f"search_space[{where}]", reg, spec.modality)
+                         if from_space is not None else None)
+        choices = _narrowed(arg_choices, space_choices)
+        if choices is None:
+            default = base_config["encoders"][spec.name]["name"]
+            choices = {n: {} for n in _searched_by_default(reg, "encoder", default, spec.modality)}
+        dropped = set((leave_out or {}).get(spec.name, ()))
+        if dropped and set(choices) - dropped:
+            choices = {n: p for n, p in choices.items() if n not in dropped}
+        encoders[spec.name] = choices
+    boosted = [name for name, choices in encoders.items() if BOOSTED_ENCODER in choices]
+    if boosted and len(encoders) > 1:
+        raise InputError(boosting_refusal({"encoders": {name: {"name": next(iter(choices))}
+                                                        for name, choices in encoders.items()
+                                                        if name not in boosted}}, inputs))
+    return encoders
+
+
+def _fusion_space(estimator, inputs: Sequence[Any], base_config: Mapping[str, Any], user: Mapping[str, Any],
+                  reg: _registry.Registry) -> tuple[dict[str, dict], bool]:
+    """The fusion choices from ``fusion=`` and ``search_space['fusion']`` (by default the searched
+    fusions), and whether the presets compare pairs (:data:`PAIRS_FUSION`, the fusion left to the
+    search on data with pairs; the default keeps ``concat``)."""
+    fusion_arg = estimator.fusion
+    fusion_default = _init_default(type(estimator), "fusion")
+    arg_fusions = None
+    if not (isinstance(fusion_arg, str) and fusion_arg == fusion_default):
+        arg_fusions = _component_choices(fusion_arg, "fusion", "fusion", reg)
+    space_fusions = (_component_choices(user["fusion"], "fusion", "search_space['fusion']", reg)
+                     if user.get("fusion") is not None else None)
+    fusions = _narrowed(arg_fusions, space_fusions)
+    if fusions is None:
+        default = base_config["fusion"]["name"]
+        fusions = {n: {} for n in _searched_by_default(reg, "fusion", default, pairs=has_pairs(inputs))}
+    return fusions, PAIRS_FUSION in fusions and arg_fusions is None and user.get("fusion") is None
+
+
+def _augmentation_space(estimator, inputs: Sequence[Any], user: Mapping[str, Any],
+                        reg: _registry.Registry) -> dict[str, dict]:
+    """The augmentations, ``name -> {"mode", "params"}``, from ``augmentations=`` and
+    ``search_space['augmentations']``, without those that cannot act on these inputs."""
+    modalities = {spec.modality for spec in inputs}
+    augmentations: dict[str, dict] = {}
+    if estimator.augmentations == "default":
+        for name in reg.names("augmentation"):
+            component = reg.get("augmentation", name)
+            if "manual" not in component.tags and (component.modality == "batch"
+                                                   or component.modality in modalities):
+                augmentations[name] = {"mode": "search", "params": {}}
+    elif isinstance(estimator.augmentations, (list, tuple)):
+        for item in estimator.augmentations:
+            name, params = _split_choice(item, "augmentations")
+            reg.get("augmentation", name)
+            augmentations[name] = {"mode": "search", "params": _fixed_params(params)}
+    user_augs = user.get("augmentations")
+    if isinstance(user_augs, (list, tuple)):
+        restricted = {}
+        for item in user_augs:
+            name, params = _split_choice(item, "search_space['augmentations']")
+            reg.get("augmentation", name)
+            entry = augmentations.get(name, {"mode": "search", "params": {}})
+            entry["params"] = {**entry["params"], **_fixed_params(params)}
+            restricted[name] = entry
+        augmentations = restricted
+    elif isinstance(user_augs, Mapping):
+        for name, value in user_augs.items():
+            reg.get("augmentation", name)
+            where = f"search_space['augmentations'][{name!r}]"
+            mode, specs = _augmentation_entry(value, where)
+            if mode is None:
+                augmentations.pop(name, None)
+                continue
+            entry = augmentations.get(name, {"mode": mode, "params": {}})
+            entry["mode"] = mode
+            entry["params"] = {**entry["params"],
+                               **{str(k): _param_spec(v, f"{where}[{k!r}]") for k, v in specs.items()}}
+            augmentations[name] = entry
+    for name in list(augmentations):
+        component = reg.get("augmentation", name)
+        if (component.modality != "batch" and component.modality not in modalities) or \
+                not augmentation_can_act(component, len(inputs)):
+            del augmentations[name]
+    return augmentations
+
+
+def _presets(estimator, inputs: Sequence[Any], description: Mapping[str, Any], user: Mapping[str, Any],
+             reg: _registry.Registry, compare: bool, n_outputs: int | None, problem_type: str | None) -> list[dict]:
+    """The configurations tried after the default (see :attr:`SearchSpace.presets`), fused by
+    :data:`PAIRS_FUSION` where ``compare``."""
+    pretrained = _pretrained_presets(description, reg)
+    if compare:
+        pretrained = [_compared(config) for config in pretrained]
+    presets = list(pretrained)
+    if resolved_ensemble_size(estimator) > 1:
+        presets += _always_weighed_models(inputs, description, user, n_outputs, problem_type)
+        default = _compared(description["default"]) if compare else description["default"]
+        presets += _replicates([config for config in (default, *pretrained) if not is_boosted(config)], REPLICATES)
+    return presets
+
+
+def _always_weighed_models(inputs: Sequence[Any], description: Mapping[str, Any], user: Mapping[str, Any],
+                           n_outputs: int | None, problem_type: str | None) -> list[dict]:
+    """The linear, nearest-neighbour and gradient-boosted models' configurations, those that
+    ``search_space`` does not switch off and that the data allow (none without ``n_outputs``)."""
+    fixed = {name: {n: _fixed_values(p) for n, p in choices.items()}
+             for name, choices in description["encoders"].items()}
+    base_training = description["default"]["training"]
+    linear = neighbors = boosting = None
+    if n_outputs is not None and bool(user.get("linear_model", True)):
+        linear = linear_config(inputs, fixed, base_training, n_outputs)
+    if n_outputs is not None and bool(user.get("neighbors_model", True)):
+        regression = (problem_type == "regression") if problem_type else n_outputs == 1
+        neighbors = neighbors_config(inputs, fixed, base_training, regression=regression)
+    # (a default of the boosted_trees encoder is that model already; grown deterministically, it
+    # gets no replicate either: another seed grows the same trees)
+    boosted_default = is_boosted(description["default"])
+    if n_outputs is not None and bool(user.get("boosting_model", True)) and not boosted_default:
+        boosting = boosting_config(inputs, fixed, base_training, n_outputs)
+    return [config for config in (linear, neighbors, boosting) if config is not None]
+
+
 #: The learning-rate range of a sampled configuration whose encoders are all frozen, when its
 #: batch is :data:`automm.pipeline.FROZEN_BATCH_SCALE` times larger. Such a head takes few steps
 #: (fashion subCategory: 30 per epoch at batch 256) and a low rate leaves it underfitted: 5-fold
@@ -525,105 +681,9 @@ class SearchSpace:
         reg = _registry.get_registry()
         user = dict(estimator.search_space or {})
         check_search_space_structure(user)
-        args = dict(estimator.encoders or {})
-        user_encoders = dict(user.get("encoders") or {})
-        known = set(reg.modalities()) | {c for spec in inputs for c in spec.columns} | {spec.name for spec in inputs}
-        unknown = sorted(set(map(str, user_encoders)) - known)
-        if unknown:
-            columns = [c for spec in inputs for c in spec.columns]
-            raise InputError(f"search_space['encoders']: keys {unknown} match no modality, input or column "
-                             f"(modalities {sorted(reg.modalities())}, inputs {[s.name for s in inputs]}, "
-                             f"columns {shown_names(columns)}){did_you_mean(unknown[0], known)}")
-        warn_unused_modalities("search_space['encoders']", user_encoders, inputs, reg.modalities())
-
-        def lookup(mapping: Mapping, spec) -> Any:
-            key = choice_key(spec, mapping, inputs)
-            return None if key is None else mapping[key]
-
-        encoders = {}
-        for spec in inputs:
-            where = f"encoders for input {spec.name!r}"
-            from_arg = lookup(args, spec)
-            from_space = lookup(user_encoders, spec)
-            arg_choices = (_component_choices(from_arg, "encoder", where, reg, spec.modality)
-                           if from_arg is not None else None)
-            if from_space is not None:
-                space_choices = _component_choices(from_space, "encoder", f"search_space[{where}]", reg, spec.modality)
-                choices = {n: {**(arg_choices or {}).get(n, {}), **p} for n, p in space_choices.items()}
-            elif arg_choices is not None:
-                choices = arg_choices
-            else:
-                default = base_config["encoders"][spec.name]["name"]
-                names = _searched_by_default(reg, "encoder", default, spec.modality)
-                choices = {n: {} for n in names}
-            dropped = set((leave_out or {}).get(spec.name, ()))
-            if dropped and set(choices) - dropped:
-                choices = {n: p for n, p in choices.items() if n not in dropped}
-            encoders[spec.name] = choices
-        boosted = [name for name, choices in encoders.items() if BOOSTED_ENCODER in choices]
-        if boosted and len(encoders) > 1:
-            raise InputError(boosting_refusal({"encoders": {name: {"name": next(iter(choices))}
-                                                            for name, choices in encoders.items()
-                                                            if name not in boosted}}, inputs))
-
-        fusion_arg = estimator.fusion
-        fusion_default = _init_default(type(estimator), "fusion")
-        arg_fusions = None
-        if not (isinstance(fusion_arg, str) and fusion_arg == fusion_default):
-            arg_fusions = _component_choices(fusion_arg, "fusion", "fusion", reg)
-        if user.get("fusion") is not None:
-            space_fusions = _component_choices(user["fusion"], "fusion", "search_space['fusion']", reg)
-            fusions = {n: {**(arg_fusions or {}).get(n, {}), **p} for n, p in space_fusions.items()}
-        elif arg_fusions is not None:
-            fusions = arg_fusions
-        else:
-            default = base_config["fusion"]["name"]
-            fusions = {n: {} for n in _searched_by_default(reg, "fusion", default, pairs=has_pairs(inputs))}
-        # fusion left to the search on data with pairs: the presets compare them (the default keeps concat)
-        compare = PAIRS_FUSION in fusions and arg_fusions is None and user.get("fusion") is None
-
-        modalities = {spec.modality for spec in inputs}
-        augmentations: dict[str, dict] = {}
-        if estimator.augmentations == "default":
-            for name in reg.names("augmentation"):
-                component = reg.get("augmentation", name)
-                if "manual" not in component.tags and (component.modality == "batch"
-                                                       or component.modality in modalities):
-                    augmentations[name] = {"mode": "search", "params": {}}
-        elif isinstance(estimator.augmentations, (list, tuple)):
-            for item in estimator.augmentations:
-                name, params = _split_choice(item, "augmentations")
-                reg.get("augmentation", name)
-                augmentations[name] = {"mode": "search", "params": _fixed_params(params)}
-        user_augs = user.get("augmentations")
-        if isinstance(user_augs, (list, tuple)):
-            restricted = {}
-            for item in user_augs:
-                name, params = _split_choice(item, "search_space['augmentations']")
-                reg.get("augmentation", name)
-                entry = augmentations.get(name, {"mode": "search", "params": {}})
-                entry["params"] = {**entry["params"], **_fixed_params(params)}
-                restricted[name] = entry
-            augmentations = restricted
-        elif isinstance(user_augs, Mapping):
-            for name, value in user_augs.items():
-                reg.get("augmentation", name)
-                where = f"search_space['augmentations'][{name!r}]"
-                mode, specs = _augmentation_entry(value, where)
-                if mode is None:
-                    augmentations.pop(name, None)
-                    continue
-                entry = augmentations.get(name, {"mode": mode, "params": {}})
-                entry["mode"] = mode
-                entry["params"] = {**entry["params"],
-                                   **{str(k): _param_spec(v, f"{where}[{k!r}]") for k, v in specs.items()}}
-                augmentations[name] = entry
-        for name in list(augmentations):
-            component = reg.get("augmentation", name)
-            if (component.modality != "batch" and component.modality not in modalities) or \
-                    not augmentation_can_act(component, len(inputs)):
-                del augmentations[name]
-
+        encoders = _encoder_space(estimator, inputs, base_config, user, reg, leave_out)
+        fusions, compare = _fusion_space(estimator, inputs, base_config, user, reg)
+        augmentations = _augmentation_space(estimator, inputs, user, reg)
         training = _training_space(estimator, base_config["training"], device_type)
         for key, value in (user.get("training") or {}).items():
             training[str(key)] = _param_spec(value, f"search_space['training'][{key!r}]")
@@ -631,28 +691,7 @@ class SearchSpace:
         description = {"encoders": encoders, "fusion": fusions, "augmentations": augmentations, "training": training}
         description["default"] = _default_config(description, base_config, reg)
         _check_values(description, inputs, reg, n_outputs)
-        pretrained = _pretrained_presets(description, reg)
-        if compare:
-            pretrained = [_compared(config) for config in pretrained]
-        presets = list(pretrained)
-        if resolved_ensemble_size(estimator) > 1:
-            fixed = {name: {n: _fixed_values(p) for n, p in choices.items()} for name, choices in encoders.items()}
-            base_training = description["default"]["training"]
-            linear = neighbors = boosting = None
-            if n_outputs is not None and bool(user.get("linear_model", True)):
-                linear = linear_config(inputs, fixed, base_training, n_outputs)
-            if n_outputs is not None and bool(user.get("neighbors_model", True)):
-                regression = (problem_type == "regression") if problem_type else n_outputs == 1
-                neighbors = neighbors_config(inputs, fixed, base_training, regression=regression)
-            # (a default of the boosted_trees encoder is that model already; grown deterministically, it
-            # gets no replicate either: another seed grows the same trees)
-            boosted_default = is_boosted(description["default"])
-            if n_outputs is not None and bool(user.get("boosting_model", True)) and not boosted_default:
-                boosting = boosting_config(inputs, fixed, base_training, n_outputs)
-            presets += [config for config in (linear, neighbors, boosting) if config is not None]
-            default = _compared(description["default"]) if compare else description["default"]
-            presets += _replicates([config for config in (default, *pretrained) if not is_boosted(config)], REPLICATES)
-        description["presets"] = presets
+        description["presets"] = _presets(estimator, inputs, description, user, reg, compare, n_outputs, problem_type)
         description["warm_start"] = bool(user.get("warm_start", True))
         user_training = user.get("training") or {}
         # batch sizes the user gave, as AutoMM's batch_size or the space's, are used as given

@@ -189,7 +189,7 @@ def run_worker_with_data(request: WorkerRequest, data: PreparedData, estimator=N
                              max_epochs=int(spec["max_epochs"]), verbose=request.verbose,
                              bag_folds=spec.get("bag_folds", 1))
         multi = len(settings.objectives) > 1
-        keep = 0 if request.artifact_dir is None else (1 if multi else max(1, settings.ensemble_size))
+        keep = 0 if request.artifact_dir is None else settings.models_kept
         ctx = SearchContext(data=data, space=SearchSpace(spec["space"]), settings=settings, storage=storage,
                        study_name=request.study_name, deadline=None,
                        pool=ModelPool(keep, request.artifact_dir, multi),
