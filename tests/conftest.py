@@ -1,8 +1,9 @@
 """Shared fixtures: the real data folder (skipped when absent), registry isolation, Ctrl-C that
-interrupts, and a fit stopped where its training would start."""
+interrupts, a fit stopped where its training would start, and components' refusals worked out once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -88,6 +89,25 @@ def fresh_registry():
 
     yield register
     automm.reset_registry()
+
+
+@pytest.fixture
+def refusals_remembered(monkeypatch):
+    """Each component built once per set of values to learn whether it refuses them (a recipe's
+    checks build its components: a hashed_ngram's embedding drawn, 0.2 s), for tests that check
+    many recipes giving mostly the same values; a component's answer depends on its values alone."""
+    from automm import search_space
+
+    build = search_space.component_refusal
+    answers = {}
+
+    def remembered(component, params, **context):
+        key = (id(component), json.dumps([params, context], sort_keys=True, default=repr))
+        if key not in answers:
+            answers[key] = build(component, params, **context)
+        return answers[key]
+
+    monkeypatch.setattr(search_space, "component_refusal", remembered)
 
 
 class _TrainingStarted(Exception):

@@ -396,7 +396,7 @@ def test_evaluate_needs_a_label_when_the_model_has_no_recipe(capsys, regression_
     assert result.code == 2 and "--label" in result.err
 
 
-def test_validate_options(capsys, tmp_path, monkeypatch):
+def test_validate_options(capsys, tmp_path, monkeypatch, refusals_remembered):
     result = run(capsys, "validate", QUICKSTART, "--json")
     assert result.code == 0 and json.loads(result.out) == {"recipe": str(QUICKSTART), "valid": True, "problems": []}
     result = run(capsys, "validate", QUICKSTART, "--show", "--set", "training.max_epochs=3")

@@ -933,7 +933,7 @@ def _fuzz_base() -> dict:
     return recipe
 
 
-def test_fuzzed_recipes_give_recipe_errors_never_tracebacks():
+def test_fuzzed_recipes_give_recipe_errors_never_tracebacks(refusals_remembered):
     """Hundreds of seeded mutations of a valid recipe: each either validates (and then AutoMM's own
     checks accept the parameters) or raises RecipeError with key paths, never anything else."""
     rng = random.Random(20240501)
@@ -955,7 +955,7 @@ def test_fuzzed_recipes_give_recipe_errors_never_tracebacks():
     assert outcomes["invalid"] > 150 and outcomes["valid"] > 10, outcomes
 
 
-def test_fuzzed_yaml_text_gives_recipe_errors_never_tracebacks(tmp_path):
+def test_fuzzed_yaml_text_gives_recipe_errors_never_tracebacks(tmp_path, refusals_remembered):
     rng = random.Random(7)
     text = (REPO / "recipes" / "quickstart.yaml").read_text()
     alphabet = ":-[]{}#&*!|>'\"%@`,?\n\t  abcxyz019.$"

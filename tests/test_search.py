@@ -2366,7 +2366,7 @@ def test_a_worker_follows_the_fits_still_running(texts, tmp_path):
     journal = str(tmp_path / "study.log")
     AutoMM(**small(n_trials=1, storage=journal, study_name="shared", ensemble_size=1, max_epochs=1)).fit(X, y)
     study = optuna.load_study(study_name="shared", storage=search.make_storage("journal", journal))
-    automm.worker.run_worker(journal, "shared", wait=5)
+    automm.worker.run_worker(journal, "shared", wait=1)  # (no fit running: it waits that long for one, then ends)
     assert len(study.trials) == 1  # the only fit is done
     search.register_fit(study, "elsewhere:1", "running", n_trials=3)
     search.register_fit(study, "elsewhere:2", "running", n_trials=9, deadline_unix=time.time() - 1.0)  # past
@@ -4019,6 +4019,7 @@ def test_a_fit_without_a_search_stops_a_plugin_that_ignores_the_deadline(builtin
     fresh_registry(SlowToPreparePlugin())
     monkeypatch.setattr(SlowToPrepare, "prepared", [])
     monkeypatch.setattr(SlowToPrepare, "SECONDS", 30.0)
+    monkeypatch.setattr(search, "MIN_HARD_GRACE", 3.0)  # (the hard stop's own margin: not what is tested)
     training = budget_from_the_training(monkeypatch, 2)  # (a loaded machine's work before it: up to 18 s)
     X, y, _, _ = texts
     with pytest.raises(automm.TimeLimitExceeded):
