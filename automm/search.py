@@ -206,7 +206,8 @@ from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable
                        rows_scored_on, score_text, candidate_decided_score, candidate_score_text, candidate_decision_weights, candidate_temperature, decided_score,
                        comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds, distinct_values,
-                       pending_share, retry_with_smaller_batches, train_bagged, train_candidate, trainable_config)
+                       pending_share, retry_with_smaller_batches, train_bagged, train_candidate, trainable_config,
+                       validation_r2)
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -2841,6 +2842,20 @@ def _grouped_reasons(failed: Sequence[Any], shown: int = 5) -> str:
     return "; ".join(parts) + more
 
 
+def _with_r2(leaderboard, data: PreparedData):
+    """A regression ranked by squared error: ``leaderboard`` with an ``r2`` column after ``score``,
+    each trial's score as its R² on the rows it was scored on (as the trial's line and
+    ``fit_summary()`` give it; its ``score`` is the negated mean squared error of the standardised
+    targets, which ranks the same)."""
+    if validation_r2(data, 0.0, "holdout") is None or "score" not in leaderboard.columns:
+        return leaderboard
+    on = ["out-of-fold" if folds is not None and folds > 1 else "holdout" for folds in leaderboard["folds"]]
+    leaderboard.insert(leaderboard.columns.get_loc("score") + 1, "r2",
+                       [validation_r2(data, score, rows) for score, rows in zip(leaderboard["score"], on)])
+    leaderboard["r2"] = leaderboard["r2"].astype(float)
+    return leaderboard
+
+
 def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> Candidate:
     """The search's result: the best-ranked trial's model, or, with ``ensemble_size`` > 1, the
     greedy ensemble (:func:`automm.ensemble.select_ensemble`) of the best trials' temperature-scaled
@@ -2850,7 +2865,8 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     weighed: the best-ranked model is kept alone. :class:`SearchError` (or
     :class:`TimeLimitExceeded`) when no trial produced a model."""
     trials = study.get_trials(deepcopy=False)
-    leaderboard = leaderboard_frame(trials, ctx.settings.objectives, ctx.data.problem_type != "regression")
+    leaderboard = _with_r2(leaderboard_frame(trials, ctx.settings.objectives, ctx.data.problem_type != "regression"),
+                           ctx.data)
     usable = _usable_trials(trials)
     if not usable:
         raise _no_model_error(trials, deadline, estimator.time_limit)

@@ -979,6 +979,12 @@ def test_verbose_regression_names_its_scores_r2_as_fit_summary_gives_it(capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm]")]
     assert all(re.match(r"\[automm\] trial \d: r2 -?\d\.\d{4} \(", line) for line in lines[:2]), lines
     assert lines[-1].endswith(f"kept trial {model.best_trial_} (holdout r2 {model.fit_summary()['validation_r2']:.4f})")
+    # leaderboard_'s score is the negated standardised MSE it ranks by; its r2 column what the lines said
+    printed = {int(number): float(r2) for number, r2 in (re.match(r"\[automm\] trial (\d): r2 (\S+)", line).groups()
+                                                        for line in lines[:2])}
+    board = model.leaderboard_.set_index("number")
+    assert list(board.columns[:3]) == ["state", "score", "r2"]
+    assert {number: round(r2, 4) for number, r2 in board["r2"].items()} == printed
     mae = AutoMM(**dict(params, max_epochs=1), problem_type="regression", metric="mae").fit(X, y)
     assert f"valid_neg_mae (standardised) {mae.best_score_:.4f}" in capsys.readouterr().err
 
