@@ -36,7 +36,7 @@ from .exceptions import (AutoMMWarning, InputError, NotFittedError, TimeLimitExc
                          user_stacklevel)
 from .data import BatchCollator, MultimodalDataset, RowNames, _records, single_columns
 from .process_state import SharedChange, note_torch_threads, torch_threads_after_fork, torch_threads_capped, \
-    usable_cpus
+    usable_cpus, warnings_left_out
 from .migrating import FOREIGN_KEYWORDS, FOREIGN_METHODS
 from .roles import BASE_ROLES
 from .suggestions import NAMES_SHOWN, shown_names, shown_roles
@@ -706,13 +706,12 @@ class AutoMM(TransformerMixin, BaseEstimator):
         ``declared_classes``: the labels' dtype says they are classes (a pandas ``Categorical``,
         whatever its values: shoe sizes 8.5 and 9.5 are two classes)."""
         from pandas import unique as pd_unique
-        from sklearn.utils.multiclass import type_of_target
 
         requested = self._forced_problem_type or self.problem_type
         if requested == "regression":
             _regression_values(np.asarray(y), "y")
             return "regression"
-        kind = type_of_target(y)
+        kind = _target_kind(y)
         if declared_classes and kind in ("continuous", "binary", "multiclass"):
             kind = "binary" if len(pd_unique(np.asarray(y, dtype=object))) <= 2 else "multiclass"
             if requested == "auto":
@@ -2110,10 +2109,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
             return redact_url(storage)
         return None
 
-    def _get_params_html(self, deep: bool = True, doc_link: str = ""):
+    def _get_params_html(self, *args: Any, **kwargs: Any):
         """The parameters of scikit-learn's HTML display (a notebook cell's output, saved in the
-        ``.ipynb``; a ``Pipeline``'s diagram too), a storage URL's password shown as ``***``."""
-        params = super()._get_params_html(deep, doc_link)
+        ``.ipynb``; a ``Pipeline``'s diagram too), a storage URL's password shown as ``***``. The
+        arguments pass on as given: scikit-learn 1.8 added ``doc_link``, which 1.7 does not take."""
+        params = super()._get_params_html(*args, **kwargs)
         redacted = self._redacted_storage(params.get("storage"))
         if redacted is not None:
             params["storage"] = redacted
@@ -2841,6 +2841,16 @@ def _is_learned(name: str) -> bool:
     return name.endswith("_") and not name.startswith("_")
 
 
+def _target_kind(y: Any) -> str:
+    """scikit-learn's ``type_of_target`` of the labels ``y``, without the warning 1.7's gives (1.8
+    moved it to its classifiers' checks), "The number of unique classes is greater than 50% of the
+    number of samples", said of amounts that automm then reads as a regression target."""
+    from sklearn.utils.multiclass import type_of_target
+
+    with warnings_left_out(UserWarning, "The number of unique classes is greater than 50%"):
+        return type_of_target(y)
+
+
 def _looks_like_regression(y: np.ndarray) -> bool:
     """Numeric labels with many distinct values (float labels: more than 10 distinct values; integer
     labels: more than 20 and more than half of them distinct) are treated as regression targets."""
@@ -2968,10 +2978,8 @@ class AutoMMClassifier(ClassifierMixin, AutoMM):
             raise InputError("problem_type: AutoMMClassifier cannot do regression; use AutoMMRegressor")
         kind = super()._resolve_problem_type(y, declared_classes)
         if kind == "regression":
-            from sklearn.utils.multiclass import type_of_target
-
             shown = ", ".join(map(repr, np.unique(np.asarray(y))[:3].tolist()))
-            raise InputError(f"y: AutoMMClassifier needs class labels, got {type_of_target(y)!r} values ({shown}, "
+            raise InputError(f"y: AutoMMClassifier needs class labels, got {_target_kind(y)!r} values ({shown}, "
                              "...: numbers that are not whole); use AutoMMRegressor for regression, or make the "
                              "labels classes (e.g. strings)")
         return kind

@@ -114,13 +114,14 @@ def test_the_trees_in_torch_predict_as_scikit_learn(kind, monkeypatch):
 def _tree_table(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows as the trees read them: two numbers (the first missing in a fifth of the rows), two
     category indices (0-15, 0-40), a number that is 1 or missing (split on whether it is missing
-    alone), and a label of all five."""
+    alone: weighing twice the others, so that trees of 3 leaves split on it under scikit-learn 1.7
+    too, none of whose 32 did at weight 1), and a label of all five."""
     rng = np.random.default_rng(seed)
     x = np.stack([rng.normal(size=n), rng.normal(size=n), rng.integers(0, 16, n), rng.integers(0, 41, n),
                   np.where(rng.random(n) < 0.3, np.nan, 1.0)], axis=1).astype(np.float32)
     x[rng.random(n) < 0.2, 0] = np.nan
     signal = (np.nan_to_num(x[:, 0], nan=2.5) + x[:, 1] + (x[:, 2] % 3 == 0) - (x[:, 3] % 4 == 1)
-              + np.isnan(x[:, 4]))
+              + 2 * np.isnan(x[:, 4]))
     return x, np.digitize(signal + rng.normal(size=n) * 0.3, [-1.0, 0.0, 1.0])
 
 

@@ -944,6 +944,20 @@ def test_a_storage_password_is_hidden_in_the_estimators_repr():
     assert clone(model).storage == "postgresql://user:s3cret@db.example/automm"  # the parameter itself is whole
 
 
+def test_the_html_display_hides_a_storage_password_under_scikit_learn_1_7_too(monkeypatch):
+    """scikit-learn 1.7 (the floor) takes and passes ``deep`` alone to ``_get_params_html``, but
+    automm's override passed 1.8's ``doc_link`` on: each HTML display of an ``AutoMM`` with a
+    storage (a notebook cell's) raised "TypeError: BaseEstimator._get_params_html() takes from 1
+    to 2 positional arguments but 3 were given"."""
+    from sklearn.base import BaseEstimator
+
+    newer = BaseEstimator._get_params_html
+    monkeypatch.setattr(BaseEstimator, "_get_params_html", lambda self, deep=True: newer(self, deep))
+    model = AutoMM(storage="postgresql://user:s3cret@db.example/automm", study_name="s")
+    for params in (model._get_params_html(), model._get_params_html(deep=False)):  # (as 1.7's display calls it)
+        assert params["storage"] == "postgresql://user:***@db.example/automm"
+
+
 def test_a_worker_takes_its_storage_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOMM_STORAGE", f"journal:///{tmp_path}/missing.log")
     from automm.cli import build_parser

@@ -176,7 +176,8 @@ def test_missing_values_as_pandas_writes_them_are_missing_in_number_and_date_col
         "duration": [f"0 days 00:{m:02d}:00" for m in rng.integers(0, 60, n)]})
     for share in (2, 12):  # a few (were named in a warning) and more than 5% (were text)
         table = frame.copy()
-        table.iloc[:share, :] = written
+        for column in range(table.shape[1]):  # (one at a time: pandas 2.0 cannot broadcast NaT over all four)
+            table.iloc[:share, column] = written
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             table = as_table((table,))
@@ -732,7 +733,7 @@ def test_complex_regression_targets_are_refused():
     texts = ["red apple", "green pear", "blue plum", "ripe fig"] * 3
     amounts = np.arange(12.0) * 100 + 2000
     with warnings.catch_warnings():
-        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        warnings.simplefilter("error", getattr(np, "exceptions", np).ComplexWarning)  # (numpy 1.24: np.ComplexWarning)
         with pytest.raises(InputError, match=r"^y: regression needs real numbers \(\(2000\+1j\) is complex\)"):
             AutoMMRegressor(**tiny()).fit(texts, amounts + 1j)
         with pytest.raises(InputError, match=r"^y_val: regression needs real numbers"):
@@ -1379,6 +1380,24 @@ def test_whole_number_labels_read_as_amounts_near_the_rule_are_noted():
         assert AutoMM()._resolve_problem_type(np.arange(60) % 12 + 0.5) == "regression"
         assert AutoMM(problem_type="regression")._resolve_problem_type(np.arange(60) % 12.0) == "regression"
         assert AutoMMRegressor()._resolve_problem_type(np.arange(60) % 12.0) == "regression"
+
+
+def test_scikit_learn_1_7s_warning_on_many_integer_values_is_not_passed_on(monkeypatch):
+    """scikit-learn 1.7's type_of_target (the floor's; 1.8 moved the warning to its classifiers)
+    warned "The number of unique classes is greater than 50% of the number of samples" on the
+    labels automm read to choose the problem type: amounts it then read as a regression target."""
+    import sklearn.utils.multiclass as multiclass
+
+    newer = multiclass.type_of_target
+    said = "The number of unique classes is greater than 50% of the number of samples."
+    monkeypatch.setattr(multiclass, "type_of_target", lambda y, *a, **k: (warnings.warn(said), newer(y, *a, **k))[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert AutoMM()._resolve_problem_type(np.arange(300) % 200) == "regression"
+        with pytest.raises(InputError, match=r"AutoMMClassifier needs class labels, got 'continuous' values"):
+            AutoMMClassifier()._resolve_problem_type(np.linspace(0, 1, 30))
+    with pytest.warns(UserWarning, match="The number of unique classes"):  # (what is not automm's shows)
+        multiclass.type_of_target(np.arange(30))
 
 
 def test_a_regressors_holdout_error_is_reported_in_the_targets_units(builtin_only):

@@ -244,6 +244,7 @@ def test_the_search_plots_name_the_metric_their_scores_are(tmp_path, monkeypatch
     the standardised targets (-0.68) beside an R² of 0.25 everywhere else, unnamed."""
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     figures = []
     close = plt.close
@@ -253,7 +254,7 @@ def test_the_search_plots_name_the_metric_their_scores_are(tmp_path, monkeypatch
     with pytest.warns(UserWarning, match="no param_importances.png"):  # (too few trials for it)
         AutoMM(n_trials=2, max_epochs=1, random_state=0, num_workers=0, plot_dir=str(tmp_path),
                problem_type="regression", search_space={"linear_model": False}).fit(X, (np.asarray(X["x"]) * 3).tolist())
-    (figure,) = [f for f in figures if f is not None]
+    (figure,) = [f for f in figures if isinstance(f, Figure)]  # (matplotlib 3.7 closes "all" choosing its backend)
     assert figure.axes[0].get_ylabel() == "validation neg_mse (standardised)"
 
 

@@ -950,7 +950,7 @@ def test_a_relative_cache_dir_is_saved_as_the_folder_it_named(model, tmp_path, m
     """Loaded from another working directory, a model fitted with cache_dir="automm-cache" made
     a new cache there and computed every feature again."""
     monkeypatch.chdir(tmp_path)
-    model.set_params(cache_dir="automm-cache")
+    model = copy.copy(model).set_params(cache_dir="automm-cache")  # (the module's model left as it was)
     path = model.save(tmp_path / "m")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
