@@ -1859,13 +1859,18 @@ def _join_children(ctx: SearchContext, children: Sequence[multiprocessing.Proces
 
 def _end_children(ctx: SearchContext, study, children: Sequence[multiprocessing.Process]) -> None:
     """Stop the forked search processes still running and record the trials they were running as
-    interrupted (after Ctrl-C) or stopped at the time limit."""
+    interrupted (after Ctrl-C) or stopped at the time limit. Ctrl-C again while they stop kills them:
+    no result, and, as in :func:`_run_in_threads`, the first interrupt propagates once their trials
+    are recorded."""
+    interrupted = ctx.interrupted.is_set()  # (then an interrupt propagates: this runs in a finally)
     try:
-        stopped = _stop_children(children, graceful=ctx.interrupted.is_set())
-    except KeyboardInterrupt:  # Ctrl-C again while they stop: no result
+        stopped = _stop_children(children, graceful=interrupted)
+    except KeyboardInterrupt:
         ctx.aborted = True
-        raise
-    if ctx.interrupted.is_set():  # the trials the stopped processes were running
+        if not interrupted:
+            raise
+        stopped = []
+    if interrupted:  # the trials the stopped processes were running
         _fail_trials_of(study, ctx.storage, {process_tag(child.pid) for child in children},
                         ctx.interrupt_reason)
     elif stopped:
@@ -2785,7 +2790,7 @@ def _resumed_note(study, settings: SearchSettings, reserve: float, numbers: Sequ
     return note
 
 
-def _obtain(number: int, trial, ctx: SearchContext, deadline: float | None, allow_retrain: bool) -> Candidate | None:
+def _obtain(number: int, trial, ctx: SearchContext, deadline: float | None) -> Candidate | None:
     """The trained model of trial ``number``: from memory, from a worker's files, or retrained."""
     candidate = ctx.pool.get(number)
     if candidate is not None:
@@ -2796,7 +2801,7 @@ def _obtain(number: int, trial, ctx: SearchContext, deadline: float | None, allo
             return read_candidate(Path(path), ctx.data)
         except Exception as exc:  # noqa: BLE001 - fall back to retraining
             _log.warning("could not read the model of trial %d from %s: %r", number, path, exc)
-    return _retrained(number, trial, ctx, deadline) if allow_retrain else None
+    return _retrained(number, trial, ctx, deadline)
 
 
 def _retrained(number: int, trial, ctx: SearchContext, deadline: float | None) -> Candidate | None:
@@ -2849,9 +2854,16 @@ def _with_r2(leaderboard, data: PreparedData):
     targets, which ranks the same)."""
     if validation_r2(data, 0.0, "holdout") is None or "score" not in leaderboard.columns:
         return leaderboard
-    on = ["out-of-fold" if folds is not None and folds > 1 else "holdout" for folds in leaderboard["folds"]]
+
+    def measured_on(folds: int, state: str) -> str:
+        # (a bag stopped before its last fold, pruned, is scored out of fold on the folds it trained;
+        # one finished, as rows_scored_on says: out of fold, or on X_val when given)
+        return "out-of-fold" if folds > 1 and state != "COMPLETE" else rows_scored_on(data, bagged=folds > 1)[0]
+
+    # (no folds recorded: a trial failed before its training, or still running)
+    on = [measured_on(folds, state) for folds, state in zip(leaderboard["folds"].fillna(1), leaderboard["state"])]
     leaderboard.insert(leaderboard.columns.get_loc("score") + 1, "r2",
-                       [validation_r2(data, score, rows) for score, rows in zip(leaderboard["score"], on)])
+                       [validation_r2(data, score, what) for score, what in zip(leaderboard["score"], on)])
     leaderboard["r2"] = leaderboard["r2"].astype(float)
     return leaderboard
 
@@ -2934,7 +2946,7 @@ def _result_candidates(study, order: Sequence[int], by_number: Mapping[int, Any]
     wanted = ctx.settings.models_kept
     missing: list[int] = []  # trials among the best whose models are neither here nor retrainable in time
     for number in order[: max(wanted * 2, 2) if wanted > 1 else len(order)]:
-        candidate = _obtain(number, by_number[number], ctx, deadline, allow_retrain=True)
+        candidate = _obtain(number, by_number[number], ctx, deadline)
         if candidate is not None:
             candidates.append((number, candidate))
         else:
@@ -2953,7 +2965,7 @@ def _result_candidates(study, order: Sequence[int], by_number: Mapping[int, Any]
         for number in order:
             trial = by_number[number]
             if number not in chosen and always_weighed(trial.user_attrs.get(_ATTR + "config") or {}):
-                candidate = _obtain(number, trial, ctx, deadline, allow_retrain=True)
+                candidate = _obtain(number, trial, ctx, deadline)
                 if candidate is not None:
                     candidates.append((number, candidate))
     return candidates

@@ -103,9 +103,9 @@ def refusals_remembered(monkeypatch):
 
     def remembered(component, params, **context):
         key = (id(component), json.dumps([params, context], sort_keys=True, default=repr))
-        if key not in answers:
-            answers[key] = build(component, params, **context)
-        return answers[key]
+        if key not in answers:  # (the component held with its answer: no other takes its id)
+            answers[key] = component, build(component, params, **context)
+        return answers[key][1]
 
     monkeypatch.setattr(search_space, "component_refusal", remembered)
 

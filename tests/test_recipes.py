@@ -955,6 +955,21 @@ def test_fuzzed_recipes_give_recipe_errors_never_tracebacks(refusals_remembered)
     assert outcomes["invalid"] > 150 and outcomes["valid"] > 10, outcomes
 
 
+def test_remembered_refusals_are_each_components_own(refusals_remembered):
+    """The fuzzing tests' memo of refusals was keyed by ``id(component)`` alone: a component built
+    after another was freed (a registry rebuilt) could take its id, and with it its answer."""
+    from automm import search_space
+    from automm.registry import ComponentSpec
+
+    def refuses(width=1):
+        raise ValueError("refused")
+
+    for factory, expected in [(refuses, "ValueError: refused"), (lambda width=1: None, None)] * 20:
+        component = ComponentSpec(kind="encoder", name="made", factory=factory, provider="test")
+        assert search_space.component_refusal(component, {"width": 2}) == expected
+        del component
+
+
 def test_fuzzed_yaml_text_gives_recipe_errors_never_tracebacks(tmp_path, refusals_remembered):
     rng = random.Random(7)
     text = (REPO / "recipes" / "quickstart.yaml").read_text()

@@ -992,6 +992,30 @@ def test_verbose_regression_names_its_scores_r2_as_fit_summary_gives_it(capsys):
     assert f"valid_neg_mae (standardised) {mae.best_score_:.4f}" in capsys.readouterr().err
 
 
+def test_leaderboard_r2_of_a_bag_scored_on_x_val_and_of_a_trial_failed_before_training(capsys, tmp_path):
+    """leaderboard_'s r2 column took every bag's score as out of fold (a bag scored on X_val got the
+    training rows' variance: not its line's R²), and a trial failed before its training (no folds
+    recorded) made fit raise TypeError ("boolean value of NA is ambiguous") at the end of the search."""
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample().head(80)
+    X, y = frame["name"].tolist(), frame["name"].str.len().astype(float).to_numpy()
+    journal = str(tmp_path / "study.log")
+    study = optuna.create_study(study_name="mine", storage=search.make_storage("journal", journal),
+                                direction="maximize")
+    study.enqueue_trial({"training.learning_rate": 0.5})  # out of its range: fails before its training
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = AutoMM(**small(storage=journal, study_name="mine", n_trials=2, ensemble_size=1, max_epochs=1,
+                               pruner="none", bag_folds=2, verbose=1), problem_type="regression").fit(
+            X[:60], y[:60], X_val=X[60:], y_val=y[60:])
+    printed = dict(re.findall(r"\[automm\] trial (\d): X_val r2 (\S+) ", capsys.readouterr().err))
+    board = model.leaderboard_.set_index("number")
+    assert board.loc[0, "state"] == "FAIL" and np.isnan(board.loc[0, "r2"])
+    assert list(printed) == ["1"] and board.loc[1, "folds"] == 2
+    assert f"{board.loc[1, 'r2']:.4f}" == printed["1"]
+
+
 def test_a_resumed_search_says_its_own_time_and_trials(texts, capsys, tmp_path):
     """Its summary gave the study's span (the hours between two runs included) as the time taken."""
     X, y, _, _ = texts
@@ -3269,6 +3293,33 @@ def test_ctrl_c_stops_trials_running_in_other_threads(texts, monkeypatch):
     assert (board["state"] == "COMPLETE").sum() >= 1
     stopped = board[board["state"] == "FAIL"]["reason"]
     assert len(stopped) >= 1 and stopped.str.contains("interrupted").all()
+
+
+def test_ctrl_c_again_while_forked_processes_stop_records_their_trials_as_threads_do(monkeypatch):
+    """A second Ctrl-C while the forked search processes stopped propagated at once: their trials,
+    killed, stayed RUNNING in the study (never retried), their pipes open, and the second interrupt
+    replaced the first (a SystemExit's code lost). As in GPU threads now: no result, the trials
+    recorded as interrupted, the first interrupt propagating."""
+    def second_ctrl_c(children, graceful):
+        assert graceful
+        raise KeyboardInterrupt
+
+    recorded = []
+    monkeypatch.setattr(search, "_stop_children", second_ctrl_c)
+    monkeypatch.setattr(search, "_fail_trials_of", lambda study, storage, tags, reason: recorded.append((tags, reason)))
+    children = [types.SimpleNamespace(pid=pid, close=lambda: closed.append(True)) for pid in (101, 102)]
+    closed = []
+    ctx = types.SimpleNamespace(interrupted=threading.Event(), interrupt_reason=search.EXIT_REASON, storage=None,
+                                aborted=False)
+    ctx.interrupted.set()
+    with pytest.raises(BaseException) as caught:
+        try:
+            raise SystemExit(143)  # (sys.exit in the user's SIGTERM handler; then Ctrl-C)
+        finally:
+            search._end_children(ctx, None, children)
+    assert type(caught.value) is SystemExit and caught.value.code == 143
+    assert ctx.aborted and closed == [True, True]
+    assert recorded == [({search.process_tag(101), search.process_tag(102)}, search.EXIT_REASON)]
 
 
 INTERRUPT_SCRIPT = r"""
