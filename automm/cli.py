@@ -697,7 +697,7 @@ def _decision_line(weights: dict) -> str:
     return f"class probabilities weighted for the metric: {shown}"
 
 
-LEADERBOARD_COLUMNS = ("number", "state", "score", "r2", "rows", "latency_ms", "n_params", "encoders", "fusion", "augmentations",
+LEADERBOARD_COLUMNS = ("number", "state", "score", "r2", "mae", "rows", "latency_ms", "n_params", "encoders", "fusion", "augmentations",
                        "epochs", "best_epoch", "seconds", "reason")
 #: Leaderboard columns of counts: shown as integers (a trial still running leaves them empty,
 #: which makes pandas hold them as floats).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -339,7 +340,9 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
     labels = estimator._labels_array(labelled[label])
     from .data import declared_categorical
 
-    problem_type = estimator._resolve_problem_type(labels, declared_classes=declared_categorical(labelled[label]))
+    with warnings.catch_warnings():  # (its caution below says more, in a recipe's words)
+        warnings.filterwarnings("ignore", r"y: \d+ evenly spaced whole numbers", AutoMMWarning)
+        problem_type = estimator._resolve_problem_type(labels, declared_classes=declared_categorical(labelled[label]))
     if problem_type != "regression":
         training = labelled if split is None else labelled[labelled[split[0]].isin(split[1])]
         counts = training[label].astype(str).value_counts()
@@ -407,8 +410,6 @@ def draft_recipe(data: str | os.PathLike, label: str, *, recipe_dir: str | os.Pa
                              else int(time_limit)}
     content["output"] = {"dir": f"automm-models/{stem}"}
     content["seed"] = 0
-    import warnings
-
     for caution in cautions:
         warnings.warn(caution, AutoMMWarning, stacklevel=user_stacklevel())
     return RecipeDraft(content, {c: roles[c] for c in used}, left_out, notes, cautions)

@@ -731,6 +731,11 @@ class AutoMM(TransformerMixin, BaseEstimator):
                                   "more than half the rows differ); pass problem_type='regression' if they are "
                                   "amounts, or 'multiclass' to silence this",
                                   AutoMMWarning, stacklevel=user_stacklevel())
+                elif kind == "multiclass" and not classifier and (spaced := _ordered_quantity(y)):
+                    warnings.warn(f"y: {spaced}, read as {n_classes} classes: learnt apart, their order unused, a value "
+                                  "no training row holds never predicted; pass problem_type='regression' if they are "
+                                  "years, counts or another amount, or 'multiclass' to silence this",
+                                  AutoMMWarning, stacklevel=user_stacklevel())
                 return kind
             raise InputError(f"y: cannot infer the problem type from labels of type {kind!r}; "
                              "pass problem_type= explicitly")
@@ -1459,7 +1464,7 @@ class AutoMM(TransformerMixin, BaseEstimator):
             train_index=train_idx, valid_index=valid_idx, seed=seed, device=device,
             num_workers=self._resolved_num_workers(specs), class_weights=class_weights,
             amp=bool(self.amp), cache_dir=self._encoder_cache_dir(), sample_weights=weights, holdout_given=val is not None,
-            metric=self.metric)
+            metric=self.metric, target_scale=self.target_std_ if problem_type == "regression" else None)
         if self.bag_folds != "auto" and int(self.bag_folds) > len(data.rows):
             raise InputError(f"bag_folds: {self.bag_folds} folds need at least as many training rows; there are "
                              f"{len(data.rows)}")
@@ -2860,6 +2865,23 @@ def _looks_like_regression(y: np.ndarray) -> bool:
     if y.dtype.kind == "f":
         return n_unique > 10
     return n_unique > 20 and n_unique > 0.5 * len(y)
+
+
+def _ordered_quantity(y: np.ndarray) -> str:
+    """Whole-number labels that look like an ordered quantity read as classes: evenly spaced, as
+    ``automm init`` finds them (years 2008 to 2019, word counts 2 to 12, scores 0 to 100 by 5), but
+    no class codes 0..k-1 or 1..k (digits), in words for a warning; else ""."""
+    import pandas as pd
+
+    from .drafting import _evenly_spaced_numbers
+
+    spaced = _evenly_spaced_numbers(pd.Series(y))
+    if spaced is None:
+        return ""
+    n, low, high, step = spaced
+    if step == 1 and low in (0, 1):
+        return ""
+    return f"{n} evenly spaced whole numbers, {low} to {high}{f' by {step}' if step != 1 else ''}"
 
 
 def _close_to_classes(y: np.ndarray) -> str:

@@ -142,6 +142,9 @@ class PreparedData:
     #: what every holdout score measures (``fit``'s ``metric``; see
     #: :func:`automm.training.validation_metrics`)
     metric: str = "auto"
+    #: a regression's target standard deviation, by which its targets were standardised: a score's
+    #: error in the target's units (None where unknown: a worker's study from an older version)
+    target_scale: float | None = None
     #: the warnings about these data already given in this fit (a search's trials and a bag's
     #: folds build the same encoders again; each says so once), shared by ``replace`` copies
     warned: set = field(default_factory=set, repr=False, compare=False)
@@ -912,13 +915,27 @@ def validation_r2(data: PreparedData, score: float | None, on: str) -> float | N
     return 1.0 + float(score) / variance if variance > 0 else None
 
 
+def validation_mae(data: PreparedData, score: float | None) -> float | None:
+    """The mean absolute error in the target's units of a regression under ``metric="mae"``, whose
+    holdout score ``score`` is the negated error of the standardised targets; None for any other
+    metric, a score that is not finite or an unknown target scale."""
+    if data.problem_type != "regression" or data.metric != "mae" or data.target_scale is None or score is None \
+            or not math.isfinite(score):
+        return None
+    return -float(score) * data.target_scale
+
+
 def score_label(data: PreparedData, score: float, on: str = "holdout") -> tuple[str, float]:
     """A holdout ``score`` as the verbose output shows it, named: a regression ranked by squared
-    error as its R² on the rows ``on`` names (``("r2", 0.41)``: :func:`validation_r2`), else as it
-    is, under its metric's name (``("accuracy", 0.83)``, ``("neg_mae (standardised)", -0.42)``)."""
+    error as its R² on the rows ``on`` names (``("r2", 0.41)``: :func:`validation_r2`), under
+    ``metric="mae"`` as its error in the target's units (``("mae", 972.5)``: :func:`validation_mae`),
+    else as it is, under its metric's name (``("accuracy", 0.83)``)."""
     r2 = validation_r2(data, score, on)
     if r2 is not None:
         return "r2", r2
+    mae = validation_mae(data, score)
+    if mae is not None:
+        return "mae", mae
     return holdout_score_name(data.metric, data.problem_type), float(score)
 
 

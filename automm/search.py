@@ -207,7 +207,7 @@ from .pipeline import (Candidate, PreparedData, all_encoders_frozen, augmentable
                        comparable_rows, decision_weights, untimed_epochs_problem,
                        is_out_of_memory, pending_seconds, distinct_values,
                        pending_share, retry_with_smaller_batches, train_bagged, train_candidate, trainable_config,
-                       validation_r2)
+                       validation_mae, validation_r2)
 from .search_space import (SearchSpace, _fixed_values, _is_int, _objectives, check_search_space_structure,
                            resolved_ensemble_size)
 from .storage import make_storage, own_heartbeats, parse_storage
@@ -2847,12 +2847,12 @@ def _grouped_reasons(failed: Sequence[Any], shown: int = 5) -> str:
     return "; ".join(parts) + more
 
 
-def _with_r2(leaderboard, data: PreparedData):
-    """A regression ranked by squared error: ``leaderboard`` with an ``r2`` column after ``score``,
-    each trial's score as its R² on the rows it was scored on (as the trial's line and
-    ``fit_summary()`` give it; its ``score`` is the negated mean squared error of the standardised
-    targets, which ranks the same)."""
-    if validation_r2(data, 0.0, "holdout") is None or "score" not in leaderboard.columns:
+def _with_units(leaderboard, data: PreparedData):
+    """A regression's ``leaderboard`` with a column after ``score`` that gives each trial's score as
+    its line and ``fit_summary()`` do (its ``score`` is the negated error of the standardised
+    targets, which ranks the same): ranked by squared error, ``r2``, its R² on the rows it was
+    scored on; under ``metric="mae"``, ``mae``, its error in the target's units."""
+    if "score" not in leaderboard.columns:
         return leaderboard
 
     def measured_on(folds: int, state: str) -> str:
@@ -2860,11 +2860,16 @@ def _with_r2(leaderboard, data: PreparedData):
         # one finished, as rows_scored_on says: out of fold, or on X_val when given)
         return "out-of-fold" if folds > 1 and state != "COMPLETE" else rows_scored_on(data, bagged=folds > 1)[0]
 
-    # (no folds recorded: a trial failed before its training, or still running)
-    on = [measured_on(folds, state) for folds, state in zip(leaderboard["folds"].fillna(1), leaderboard["state"])]
-    leaderboard.insert(leaderboard.columns.get_loc("score") + 1, "r2",
-                       [validation_r2(data, score, what) for score, what in zip(leaderboard["score"], on)])
-    leaderboard["r2"] = leaderboard["r2"].astype(float)
+    if validation_r2(data, 0.0, "holdout") is not None:
+        # (no folds recorded: a trial failed before its training, or still running)
+        on = [measured_on(folds, state) for folds, state in zip(leaderboard["folds"].fillna(1), leaderboard["state"])]
+        column, values = "r2", [validation_r2(data, score, what) for score, what in zip(leaderboard["score"], on)]
+    elif validation_mae(data, 0.0) is not None:
+        column, values = "mae", [validation_mae(data, score) for score in leaderboard["score"]]
+    else:
+        return leaderboard
+    leaderboard.insert(leaderboard.columns.get_loc("score") + 1, column, values)
+    leaderboard[column] = leaderboard[column].astype(float)
     return leaderboard
 
 
@@ -2877,7 +2882,7 @@ def _conclude(estimator, study, ctx: SearchContext, deadline: float | None) -> C
     weighed: the best-ranked model is kept alone. :class:`SearchError` (or
     :class:`TimeLimitExceeded`) when no trial produced a model."""
     trials = study.get_trials(deepcopy=False)
-    leaderboard = _with_r2(leaderboard_frame(trials, ctx.settings.objectives, ctx.data.problem_type != "regression"),
+    leaderboard = _with_units(leaderboard_frame(trials, ctx.settings.objectives, ctx.data.problem_type != "regression"),
                            ctx.data)
     usable = _usable_trials(trials)
     if not usable:

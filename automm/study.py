@@ -191,6 +191,7 @@ def data_spec(data: PreparedData, values: bool = True) -> dict:
         "class_weights": data.class_weights,
         "sample_weights": _weights_json(data.sample_weights),
         "holdout_given": bool(data.holdout_given),
+        "target_scale": data.target_scale,
     }
 
 
@@ -685,4 +686,5 @@ def data_from_spec(spec: dict, payload: dict, estimator) -> PreparedData:
         class_weights=spec["class_weights"], amp=bool(spec["amp"]), cache_dir=estimator._encoder_cache_dir(),
         sample_weights=(None if spec.get("sample_weights") is None
                         else np.asarray(spec["sample_weights"], dtype=np.float32)),
-        holdout_given=bool(spec.get("holdout_given", False)), metric=spec.get("metric", "auto"))
+        holdout_given=bool(spec.get("holdout_given", False)), metric=spec.get("metric", "auto"),
+        target_scale=spec.get("target_scale"))

@@ -256,8 +256,9 @@ def test_a_label_of_evenly_spaced_whole_numbers_is_pointed_out_as_maybe_a_regres
     frame = pd.DataFrame({"price": rng.normal(100, 20, 120).round(2), "year": years})
     frame.loc[7, "year"] = None  # (a blank cell: read as floats, the years are whole numbers still)
     frame.to_csv(tmp_path / "cars.csv", index=False)
-    with pytest.warns(UserWarning, match="problem.type: regression may be meant"):
+    with pytest.warns(UserWarning, match="problem.type: regression may be meant") as record:
         draft = draft_recipe(tmp_path / "cars.csv", "year", recipe_dir=tmp_path)
+    assert not [w for w in record if "evenly spaced" in str(w.message) and "problem.type" not in str(w.message)]
     assert draft.content["problem"]["type"] == "multiclass"
     caution, = [c for c in draft.cautions if "regression" in c]
     assert caution.startswith("the label 'year' holds 12 evenly spaced whole numbers, 2008 to 2019, drafted as 12 "

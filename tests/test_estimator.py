@@ -1400,6 +1400,26 @@ def test_scikit_learn_1_7s_warning_on_many_integer_values_is_not_passed_on(monke
         multiclass.type_of_target(np.arange(30))
 
 
+def test_evenly_spaced_whole_numbers_read_as_classes_are_warned_about():
+    """Years (2008 to 2019) or a title's word count (2 to 12) became classes under AutoMM() without
+    a word (only automm init said that regression may be meant); fit says so now. Class codes
+    0..k-1 or 1..k (digits) are left unremarked."""
+    years = 2008 + np.arange(240) % 12
+    with pytest.warns(UserWarning, match=r"y: 12 evenly spaced whole numbers, 2008 to 2019, read as 12 classes: .*"
+                                         r"pass problem_type='regression' if they are years") as record:
+        model = AutoMM(max_epochs=1, num_workers=0).fit(np.arange(240.0).reshape(-1, 1), years)
+    assert model.problem_type_ == "multiclass" and record[0].filename == __file__
+    with pytest.warns(UserWarning, match=r"y: 11 evenly spaced whole numbers, 0 to 100 by 10, read as 11 classes"):
+        assert AutoMM()._resolve_problem_type(np.arange(220) % 11 * 10) == "multiclass"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert AutoMM()._resolve_problem_type(np.arange(200) % 10) == "multiclass"  # digits
+        assert AutoMM()._resolve_problem_type(1 + np.arange(240) % 12) == "multiclass"
+        assert AutoMM()._resolve_problem_type(2008 + np.arange(240) % 5) == "multiclass"  # too few to say
+        assert AutoMMClassifier()._resolve_problem_type(years) == "multiclass"
+        assert AutoMM(problem_type="multiclass")._resolve_problem_type(years) == "multiclass"
+
+
 def test_a_regressors_holdout_error_is_reported_in_the_targets_units(builtin_only):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))

@@ -988,8 +988,31 @@ def test_verbose_regression_names_its_scores_r2_as_fit_summary_gives_it(capsys):
     board = model.leaderboard_.set_index("number")
     assert list(board.columns[:3]) == ["state", "score", "r2"]
     assert {number: round(r2, 4) for number, r2 in board["r2"].items()} == printed
-    mae = AutoMM(**dict(params, max_epochs=1), problem_type="regression", metric="mae").fit(X, y)
-    assert f"valid_neg_mae (standardised) {mae.best_score_:.4f}" in capsys.readouterr().err
+
+
+def test_verbose_regression_under_mae_names_its_error_in_the_targets_units(capsys):
+    """Under metric="mae" the epochs, trials and leaderboard_ gave the negated MAE of the
+    standardised targets ("trial 0: neg_mae (standardised) -0.3948" for an error of 1,300 in a
+    catalogue number), while fit_summary() gave validation_mae in the target's units; they give
+    that error now, by name."""
+    from automm.datasets import load_emoji_sample
+
+    frame = load_emoji_sample().head(120)
+    X, y = frame["name"].tolist(), 1000.0 * frame["name"].str.len().to_numpy() + 2010
+    params = small(max_epochs=2, ensemble_size=1, random_state=0, verbose=1, problem_type="regression", metric="mae")
+    model = AutoMM(**params).fit(X, y)
+    err = capsys.readouterr().err
+    last = [line for line in err.splitlines() if ": epoch 2/2 " in line][-1]
+    assert f"valid_mae {model.fit_summary()['validation_mae']:.4f}" in last and "standardised" not in err, err
+    model = AutoMM(**params, n_trials=2).fit(X, y)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[automm]")]
+    printed = {int(number): float(mae) for number, mae in (re.match(r"\[automm\] trial (\d): mae (\S+) \(", line).groups()
+                                                         for line in lines[:2])}
+    assert lines[-1].endswith(f"kept trial {model.best_trial_} (holdout mae {model.fit_summary()['validation_mae']:.4f})")
+    board = model.leaderboard_.set_index("number")
+    assert list(board.columns[:3]) == ["state", "score", "mae"]
+    assert {number: round(mae, 4) for number, mae in board["mae"].items()} == printed
+    assert np.allclose(board["mae"], -board["score"] * model.target_std_)
 
 
 def test_leaderboard_r2_of_a_bag_scored_on_x_val_and_of_a_trial_failed_before_training(capsys, tmp_path):
