@@ -146,7 +146,7 @@ def loop_ratio(task: str, epochs: int = 2, seed: int = 0) -> dict:
             "ratio": automm_epoch / plain_epoch, "ratio_is": "automm / plain loop (below 1: automm faster)"}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--loop-ratio", action="store_true", help="measure trainer overhead instead")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--child", nargs=2, metavar=("TASK", "MODE"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         print("RESULT " + json.dumps(run_one(*args.child, args.time_limit, args.seed)), flush=True)
         return

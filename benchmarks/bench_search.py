@@ -193,7 +193,7 @@ def _speed_ratio(pruned: dict, unpruned: dict) -> tuple[float, int] | None:
     return (a / b, n) if n and b > 0 else None
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="fashion-subcategory")
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
@@ -213,7 +213,7 @@ def main() -> None:
                         help="the pruner of the pruned runs (default: median, automm's default)")
     parser.add_argument("--child", metavar="RUN", help=argparse.SUPPRESS)
     parser.add_argument("--warm", metavar="DIR", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.cache == "fresh" and args.cache_dir:  # each run's cache is emptied: never a folder of the user's
         parser.error("--cache-dir names a warmed cache to reuse, with --cache warm; --cache fresh gives every run "
                      "a new empty cache of its own")

@@ -4,9 +4,14 @@ wrong once are checked on the embedded emoji sample."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib
+import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,50 +22,53 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name != "common.py")
 
-# In one fresh process: import each script, then run its main() on each command of its docstring
-# and on --help, stopped as soon as its argument parser has parsed them (nothing else runs).
-_PARSE_EVERY_COMMAND = r"""
-import argparse, contextlib, io, json, importlib, re, shlex, sys
-sys.path.insert(0, sys.argv[1])
 
-class Parsed(Exception):
-    pass
+def _forget_scripts():
+    """The scripts imported by name (``import bench_core``) no longer imported."""
+    for name in ["common", *(script[:-3] for script in SCRIPTS)]:
+        sys.modules.pop(name, None)
 
-def parsed(self, args=None, namespace=None):
-    raise Parsed(vars(argparse.ArgumentParser.__real_parse_args__(self, args, namespace)))
 
-argparse.ArgumentParser.__real_parse_args__ = argparse.ArgumentParser.parse_args
-argparse.ArgumentParser.parse_args = parsed
-report = {}
-for script in sys.argv[2:]:
-    module = importlib.import_module(script[:-3])
-    commands = [shlex.split(re.split("#|``", line)[0]) for line in
-                re.findall(rf"python3? benchmarks/{re.escape(script)}([^\n]*)", module.__doc__)]
-    entry = report[script] = {"commands": [], "doc": module.__doc__}
-    for command in commands + [["--help"]]:
-        sys.argv = [script, *command]
-        out, err = io.StringIO(), io.StringIO()
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                module.main()
-            result = "ran past its parser"
-        except Parsed:
-            result = "parsed"
-        except SystemExit as stop:
-            result = f"exit {stop.code}"
-        entry["commands"].append([command, result, err.getvalue()[-500:]])
-        if command == ["--help"]:
-            entry["help"] = out.getvalue()
-print(json.dumps(report))
-"""
+class _Parsed(Exception):
+    """Raised by an argument parser in place of returning what it parsed."""
 
 
 @pytest.fixture(scope="module")
 def parsed_commands():
-    done = subprocess.run([sys.executable, "-c", _PARSE_EVERY_COMMAND, str(BENCHMARKS), *SCRIPTS],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """Each script imported, then its main() run on each command of its docstring and on --help,
+    stopped as soon as its argument parser has parsed them (nothing else runs); the scripts, the path
+    and the environment variable they set on import gone again after."""
+    parse = argparse.ArgumentParser.parse_args
+
+    def parsed(self, args=None, namespace=None):
+        raise _Parsed(vars(parse(self, args, namespace)))
+
+    report = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", parsed)
+        patch.syspath_prepend(str(BENCHMARKS))
+        patch.setenv("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+        for script in SCRIPTS:
+            module = importlib.import_module(script[:-3])
+            commands = [shlex.split(re.split("#|``", line)[0]) for line in
+                        re.findall(rf"python3? benchmarks/{re.escape(script)}([^\n]*)", module.__doc__)]
+            entry = report[script] = {"commands": [], "doc": module.__doc__}
+            for command in commands + [["--help"]]:
+                patch.setattr(sys, "argv", [script, *command])
+                out, err = io.StringIO(), io.StringIO()
+                try:
+                    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                        module.main()
+                    result = "ran past its parser"
+                except _Parsed:
+                    result = "parsed"
+                except SystemExit as stop:
+                    result = f"exit {stop.code}"
+                entry["commands"].append([command, result, err.getvalue()[-500:]])
+                if command == ["--help"]:
+                    entry["help"] = out.getvalue()
+    _forget_scripts()
+    return report
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -83,8 +91,7 @@ def benchmarks(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     monkeypatch.setenv("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     yield
-    for name in ["common", *(script[:-3] for script in SCRIPTS)]:
-        sys.modules.pop(name, None)
+    _forget_scripts()
 
 
 def test_bench_core_writes_a_searched_run_as_json(emoji_split, benchmarks, builtin_only):
@@ -116,21 +123,37 @@ def _run_script(name, *args, data):
                           timeout=120, env={**os.environ, "AUTOMM_DATA": str(data)})
 
 
+def _run_main(script, argv, capsys):
+    """``python benchmarks/<script> <argv>`` run in this process (with the ``benchmarks`` fixture): its
+    exit status, stdout and stderr; ``sys.exit(message)`` read as the interpreter reads it (status 1,
+    the message on stderr)."""
+    try:
+        importlib.import_module(script[:-3]).main(argv)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    if isinstance(code, str):
+        return 1, out, f"{err}{code}\n"
+    return code or 0, out, err
+
+
 @pytest.mark.parametrize("script, args", [
     ("bench_core.py", ["--tasks", "emoji-category", "--modes", "text"]),  # its run fails
     ("bench_search.py", ["--task", "emoji-category", "--parts", "accuracy", "--cache-dir", "CACHE"]),  # warming fails
     ("bench_budget_curve.py", ["--tasks", "emoji-category", "--seeds", "0", "--cache", "cold"]),  # its fit fails
     ("bench_budget_curve.py", ["--tasks", "emoji-category", "--seeds", "0", "--cache-dir", "CACHE"]),  # warming fails
 ])
-def test_a_benchmark_whose_runs_fail_exits_non_zero(tmp_path, script, args):
+def test_a_benchmark_whose_runs_fail_exits_non_zero(tmp_path, monkeypatch, benchmarks, capsys, script, args):
     # each run is a child process: a failed one was printed, and the script exited 0
+    monkeypatch.setenv("AUTOMM_DATA", str(tmp_path / "no-data"))  # (the children's environment)
     args = [str(tmp_path / "cache") if arg == "CACHE" else arg for arg in args]
-    done = _run_script(script, *args, "--time-limit", "1", "--out", str(tmp_path / "out.json"),
-                       data=tmp_path / "no-data")
-    assert done.returncode == 1 and "failed" in done.stderr, done.stdout[-2000:] + done.stderr[-2000:]
+    code, out, err = _run_main(script, [*args, "--time-limit", "1", "--out", str(tmp_path / "out.json")], capsys)
+    assert code == 1 and "failed" in err, out[-2000:] + err[-2000:]
 
 
 def test_bench_search_never_deletes_a_cache_it_was_given(tmp_path):
+    # (run as `python benchmarks/bench_search.py`, the one test of a script started as the sessions start it)
     kept = tmp_path / "my-cache" / "features"
     kept.mkdir(parents=True)
     done = _run_script("bench_search.py", "--cache", "fresh", "--cache-dir", str(tmp_path / "my-cache"),

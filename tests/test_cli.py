@@ -1,8 +1,9 @@
-"""The ``automm`` command line: every subcommand end to end in a subprocess (``python -m
-automm``), with its error paths and exit codes; finer error paths in-process through ``main``.
+"""The ``automm`` command line: every subcommand end to end through ``main`` (what ``automm``
+runs), with its error paths and exit codes; ``python -m automm`` and the console script
+``automm`` in a subprocess of their own, where only a new process shows the behaviour.
 
-Starting Python with torch costs seconds on a contended CPU, so the independent subprocesses
-of this module are started together (``runs`` fixture) and each test checks its own."""
+Starting Python with torch costs seconds on a contended CPU, so the subprocesses that need no
+other's result are started together (``runs`` fixture) and each test checks its own."""
 
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ from conftest import REPO
 
 QUICKSTART = REPO / "recipes" / "quickstart.yaml"
 EMOJI_CSV = EMOJI_SAMPLE_DIR / "emoji_sample.csv"
+#: The data part of TINY_SETS: what a worker takes besides its study (the study holds the rest).
+DATA_SETS = ["--set", "data.max_rows=60"]
 TINY_SETS = [
     "--set", "training.max_epochs=1",
-    "--set", "data.max_rows=60",
+    *DATA_SETS,
     "--set", "components.encoders.image={name: cnn, image_size: 16, width: 4, depth: 1, output_dim: 16}",
     "--set", "components.encoders.text={name: hashed_ngram, n_buckets: 1024, emb_dim: 8, output_dim: 16}",
     "--set", "components.fusion={name: concat, proj_dim: 16, hidden_dim: 16}",
@@ -56,10 +59,9 @@ class Runs:
         self.procs: dict[str, tuple[subprocess.Popen, Path, Path]] = {}
         self.results: dict[str, Result] = {}
 
-    def start(self, name: str, *args: str, command: list[str] | None = None, plugins: bool = False) -> None:
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-        if not plugins:  # third-party plugins only slow these runs down
-            env["AUTOMM_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    def start(self, name: str, *args: str, command: list[str] | None = None) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore",
+                   AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1")  # (third-party plugins only slow these runs down)
         out, err = self.folder / f"{name}.out", self.folder / f"{name}.err"
         with open(out, "w") as stdout, open(err, "w") as stderr:
             proc = subprocess.Popen((command or [sys.executable, "-m", "automm"]) + list(args), cwd=self.folder,
@@ -100,29 +102,16 @@ training:
 
 @pytest.fixture(scope="module", autouse=True)
 def _started_runs(request, tmp_path_factory):
-    """Starts one subprocess per subcommand at the start of this module (when a selected test
-    asks for ``runs``), so that they run while the in-process tests do. predict and evaluate use
-    a model fitted in-process by ``fit_recipe`` (what ``automm fit`` runs), so that they need
-    not wait for the 'fit' run."""
-    from automm.recipes import fit_recipe
-
+    """Starts the subprocess of ``python -m automm`` at the start of this module (when a selected
+    test asks for ``runs``), so that it runs while the in-process tests do; the 'slow' tests add
+    the console script's, started when they ask."""
     folder = tmp_path_factory.mktemp("cli")
     if not any("runs" in item.fixturenames for item in request.session.items):
         yield Runs(folder)
         return
     (folder / "bad.yaml").write_text(BAD_RECIPE)
     runs = Runs(folder)
-    # The error path where the success path is checked in-process; the 'slow' tests add more
-    # subprocesses, started when they ask.
-    runs.start("fit", "fit", str(QUICKSTART), *TINY_SETS, "-o", "model")
-    runs.start("validate_bad", "validate", "bad.yaml")
-    runs.start("plugins", "plugins", "--json", plugins=True)
-    runs.start("worker", "worker", "--storage", f"journal:///{folder}/missing.log", "--study", "nope", "--wait", "0")
-    overrides = [a for a in TINY_SETS if a != "--set"]
-    fit_recipe(QUICKSTART, overrides, output_dir=str(folder / "model0"), verbose=0)
-    runs.start("predict", "predict", "model0", str(EMOJI_CSV), "--filter", "split=test", "--proba", "--keep", "name",
-               "-o", "predictions.csv")
-    runs.start("evaluate", "evaluate", "model0", str(EMOJI_CSV), "--filter", "split=test", "--json")
+    runs.start("validate_bad", "validate", "bad.yaml")  # an error path: its exit status through sys.exit
     yield runs
     runs.stop()
 
@@ -570,17 +559,16 @@ def test_worker_joins_a_study_created_by_fit(tmp_path, capsys):
     assert result.code == 0, result.err
     assert json.loads(result.out)["leaderboard"]
     proc = subprocess.run([sys.executable, "-m", "automm", "worker", "--storage", storage, "--study", "cli-test",
-                           "--recipe", str(QUICKSTART), *TINY_SETS, "--wait", "5", "--device", "cpu"],
+                           "--recipe", str(QUICKSTART), *DATA_SETS, "--wait", "5", "--device", "cpu"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600,
                           env=dict(os.environ, AUTOMM_DISABLE_PLUGIN_AUTOLOAD="1"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().isdigit()
 
 
-# ---------------------------------------------------------------------------------- subprocesses (last: they ran meanwhile)
-def test_fit_trains_prints_a_summary_and_saves_the_model(runs):
-    result = runs.get("fit")
-    fitted = runs.folder / "model"
+def test_fit_trains_prints_a_summary_and_saves_the_model(capsys, tmp_path, builtin_only):
+    result = run(capsys, "fit", QUICKSTART, *TINY_SETS, "-o", tmp_path / "model")
+    fitted = tmp_path / "model"
     assert result.code == 0 and result.no_traceback(), result.err
     assert "summary" in result.out and "test accuracy" in result.out and "validation accuracy" in result.out
     assert "fitting" in result.err and "saved the model" in result.err  # progress on stderr
@@ -591,49 +579,40 @@ def test_fit_trains_prints_a_summary_and_saves_the_model(runs):
     assert AutoMM.from_recipe(str(fitted / "recipe.yaml")).get_params() == AutoMM.load(fitted).get_params()
 
 
-def test_predict_writes_labels_and_probabilities(runs):
-    result = runs.get("predict")
+def test_predict_writes_labels_and_probabilities(capsys, emoji_model, tmp_path):
+    result = run(capsys, "predict", emoji_model, EMOJI_CSV, "--filter", "split=test", "--proba", "--keep", "name",
+                 "-o", tmp_path / "predictions.csv")
     assert result.code == 0, result.err
-    frame = pd.read_csv(runs.folder / "predictions.csv")
+    frame = pd.read_csv(tmp_path / "predictions.csv")
     assert len(frame) == 108 and list(frame.columns[:2]) == ["name", "prediction"]
     probabilities = frame[[c for c in frame.columns if c.startswith("proba_")]].to_numpy()
     assert probabilities.shape == (108, 9)
     np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-4)
 
 
-def test_evaluate_prints_json_metrics(runs):
-    result = runs.get("evaluate")
+def test_evaluate_prints_json_metrics(capsys, emoji_model):
+    result = run(capsys, "evaluate", emoji_model, EMOJI_CSV, "--filter", "split=test", "--json")
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert report["label"] == "category" and report["problem_type"] == "multiclass"  # label from recipe.yaml
     assert report["metrics"]["n"] == 108 and set(report["metrics"]) >= {"accuracy", "macro_f1"}
 
 
-@pytest.mark.slow
-def test_validate_accepts_a_good_recipe(runs):
-    result = runs.get("validate", "validate", str(QUICKSTART))
+def test_validate_accepts_a_good_recipe(capsys):
+    result = run(capsys, "validate", QUICKSTART)
     assert result.code == 0 and "valid" in result.out and "category" in result.out
 
 
-def test_validate_reports_every_problem_and_exits_2(runs):
-    result = runs.get("validate_bad")
-    assert result.code == 2 and result.no_traceback() and result.out == ""
-    for text in ("data.label", "did you mean 'category'", "search.pruner", "did you mean 'median'",
-                 "training.max_epochs", "3 problems"):
-        assert text in result.err
-
-
-@pytest.mark.slow
-def test_fit_with_a_bad_override_does_nothing_and_exits_2(runs):
-    result = runs.get("fit_bad", "fit", str(QUICKSTART), "--set", "training.max_epochs=0", "--set",
-                      "search.prunner=none", "-o", "never")
+def test_fit_with_a_bad_override_does_nothing_and_exits_2(capsys, tmp_path):
+    result = run(capsys, "fit", QUICKSTART, "--set", "training.max_epochs=0", "--set", "search.prunner=none",
+                 "-o", tmp_path / "never")
     assert result.code == 2 and result.no_traceback()
     assert "training.max_epochs" in result.err and "did you mean 'pruner'" in result.err
-    assert not (runs.folder / "never").exists()
+    assert not (tmp_path / "never").exists()
 
 
-def test_plugins_lists_every_component_with_its_source(runs):
-    result = runs.get("plugins")
+def test_plugins_lists_every_component_with_its_source(capsys):
+    result = run(capsys, "plugins", "--json")
     assert result.code == 0, result.err
     inventory = json.loads(result.out)
     builtin = {p["name"] for p in inventory["plugins"] if p["builtin"]}
@@ -646,23 +625,31 @@ def test_plugins_lists_every_component_with_its_source(runs):
     assert all(c["plugin"] and c["package"] for c in inventory["components"])
 
 
-def test_worker_on_a_missing_storage_file_fails_cleanly_and_creates_none(runs):
-    result = runs.get("worker")
+def test_worker_on_a_missing_storage_file_fails_cleanly_and_creates_none(capsys, tmp_path):
+    result = run(capsys, "worker", "--storage", f"journal:///{tmp_path}/missing.log", "--study", "nope", "--wait", "0")
     assert result.code == 2 and result.no_traceback()
     assert "--storage: " in result.err and "missing.log" in result.err and "does not exist" in result.err
-    assert not (runs.folder / "missing.log").exists()
+    assert not (tmp_path / "missing.log").exists()
 
 
-@pytest.mark.slow
-def test_usage_errors_exit_2_with_usage(runs):
-    result = runs.get("usage", "fitt", "x.yaml")
+def test_usage_errors_exit_2_with_usage(capsys):
+    result = run(capsys, "fitt", "x.yaml")
     assert result.code == 2 and "usage:" in result.err and "invalid choice" in result.err
 
 
-@pytest.mark.slow
-def test_predict_with_a_missing_model_exits_2_without_traceback(runs):
-    result = runs.get("predict_missing", "predict", "no_such_model", str(EMOJI_CSV), "-o", "p.csv")
+def test_predict_with_a_missing_model_exits_2_without_traceback(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(capsys, "predict", "no_such_model", EMOJI_CSV, "-o", "p.csv")
     assert result.code == 2 and result.no_traceback() and "MODEL_DIR: 'no_such_model' not found" in result.err
+
+
+# ---------------------------------------------------------------------------------- subprocesses (last: they ran meanwhile)
+def test_validate_reports_every_problem_and_exits_2(runs):
+    result = runs.get("validate_bad")
+    assert result.code == 2 and result.no_traceback() and result.out == ""
+    for text in ("data.label", "did you mean 'category'", "search.pruner", "did you mean 'median'",
+                 "training.max_epochs", "3 problems"):
+        assert text in result.err
 
 
 @pytest.mark.slow
